@@ -1,0 +1,1 @@
+"""Cost models for ML systems: catalogs, the analytical inference model, the serving simulator, accuracy proxy."""

@@ -1,0 +1,102 @@
+"""Typed records of the catalog: one GPU, one model.
+
+These two dataclasses are the contract between the catalog (data with sources) and the cost models
+(`objectives.inference`, `objectives.serving`). Units are in the field names: TFLOP/s are dense
+(no sparsity) 1e12 FLOP/s, TB/s and GB/s are 1e12 and 1e9 bytes per second, GB is 1e9 bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+#: Precisions the catalog knows, in the order used by the cost models.
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+#: Bytes per element of each storage precision (weights, activations, KV cache).
+DTYPE_BYTES: Mapping[str, float] = {
+    "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5, "fp4": 0.5,
+}
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A number with the document it was read from."""
+
+    value: float
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator. Every number has its source in `sources` (field name -> URL or document)."""
+
+    name: str                         # canonical catalog name, e.g. "H100-SXM-80GB"
+    vendor: str                       # "nvidia" | "amd" | "intel"
+    family: str                       # architecture: "ampere" | "ada" | "hopper" | "blackwell" | "cdna3" | "cdna4" | "gaudi3"
+    peak_tflops: Mapping[str, float]  # dense peak TFLOP/s (TOPS for int8/int4) per precision; missing key = unsupported
+    mem_gb: float                     # memory capacity, GB (1e9 bytes) as on the datasheet
+    mem_bw_tbs: float                 # memory bandwidth, TB/s
+    link_bw_gbs: float                # scale-up bandwidth per GPU per direction, GB/s (NVLink, xGMI, or PCIe)
+    link_type: str                    # "nvlink" | "xgmi" | "pcie" | "roce" (Gaudi)
+    tdp_w: float                      # board power, W
+    price_usd_per_hour: float         # typical on-demand price per GPU-hour, USD
+    price_date: str = ""              # YYYY-MM of the price quote
+    aliases: tuple[str, ...] = ()
+    form_factor: str = ""             # "sxm" | "pcie" | "oam" | "superchip" | ...
+    idle_w: float | None = None       # idle power, W (None: the power model's default fraction of TDP)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def mem_gib(self) -> float:
+        """Memory capacity in GiB (2**30 bytes)."""
+        return self.mem_gb * 1e9 / 2**30
+
+    def supports(self, dtype: str) -> bool:
+        """True if the GPU has tensor-core support for computing in `dtype`."""
+        return dtype in self.peak_tflops and self.peak_tflops[dtype] > 0
+
+
+@dataclass(frozen=True)
+class Model:
+    """Shapes of one transformer LLM, as read from its Hugging Face config.json."""
+
+    name: str
+    n_layers: int
+    hidden: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    ffn: int                          # dense MLP intermediate size
+    vocab: int
+    gated_mlp: bool = True            # SwiGLU-style (3 matrices) vs plain 2-matrix MLP
+    tie_embeddings: bool = False
+    parallel_residual: bool = False   # GPT-J / Falcon: attention and MLP read the same input
+    max_position: int = 0
+    # Mixture of experts (n_experts == 0 means dense)
+    n_experts: int = 0
+    top_k: int = 0
+    moe_ffn: int = 0                  # intermediate size of one routed expert
+    n_shared_experts: int = 0
+    shared_ffn: int = 0               # intermediate size of the shared expert block (all shared experts together)
+    first_k_dense: int = 0            # leading layers that are dense (DeepSeek-V3: 3)
+    moe_layer_freq: int = 1           # every k-th layer is MoE (1: all non-leading layers)
+    # Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank == 0 means plain MHA/GQA
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    sliding_window: int = 0           # 0: full attention in every layer
+    hf_id: str = ""
+    aliases: tuple[str, ...] = ()
+    architecture: str = ""            # config.json "architectures"[0] / model_type
+    source: str = ""                  # URL of the config.json the shapes come from
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0

@@ -1,0 +1,1 @@
+"""Ready search spaces over hardware, parallelism, quantization, batching and serving."""
