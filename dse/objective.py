@@ -1,0 +1,337 @@
+"""Objectives: the user's evaluate function, its directions and metric constraints, and safe evaluation.
+
+An objective is either a per-configuration callable (``dict -> dict of metrics``) or a batch callable marked
+with :func:`vectorized` (``DataFrame -> DataFrame``, one row per configuration, same order). Evaluation never
+raises for a bad trial: an exception, a missing or non-finite metric, or a timeout becomes a failed result with
+its reason, and the study goes on.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import ObjectiveError
+from .pareto import normalize_direction
+
+#: Column names the engine uses in ``study.trials``; metrics and parameters may not take them.
+RESERVED = frozenset(
+    {"number", "state", "feasible", "error", "duration_s", "worker", "started_at", "finished_at", "cv", "params", "metrics"}
+)
+
+#: Comparison operators allowed in metric constraints.
+CONSTRAINT_OPS = ("<=", ">=", "<", ">", "==")
+
+
+def vectorized(fn: Callable | None = None, *, name: str | None = None, version: str | None = None):
+    """Mark an objective as a batch callable: it takes a DataFrame of configurations, returns a DataFrame of metrics.
+
+    Usable bare (``@dse.vectorized``) or with provenance (``@dse.vectorized(name="roofline", version="1.2")``).
+    The name and version are stored with the study.
+    """
+
+    def mark(f: Callable) -> Callable:
+        f.__dse_vectorized__ = True
+        if name is not None:
+            f.dse_name = name
+        if version is not None:
+            f.dse_version = version
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def is_vectorized(fn: Callable) -> bool:
+    """True if `fn` was marked with :func:`vectorized`."""
+    return bool(getattr(fn, "__dse_vectorized__", False))
+
+
+def objective_info(fn: Callable) -> dict[str, Any]:
+    """Provenance of an objective: name, version and whether it is vectorized (stored with the study)."""
+    name = getattr(fn, "dse_name", None) or getattr(fn, "__qualname__", None) or type(fn).__name__
+    module = getattr(fn, "__module__", None)
+    return {
+        "name": str(name),
+        "module": str(module) if module else None,
+        "version": str(getattr(fn, "dse_version", "")) or None,
+        "vectorized": is_vectorized(fn),
+    }
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What a study optimizes: metric -> direction, and metric constraints (metric -> (op, bound))."""
+
+    objectives: dict[str, str]
+    constraints: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        objectives: Mapping[str, str] | Any,
+        constraints: Mapping[str, tuple[str, float]] | None = None,
+        param_names: tuple[str, ...] | list[str] = (),
+    ) -> "ObjectiveSpec":
+        """Validate and normalize user input; ObjectiveError names any bad metric, direction or bound."""
+        if isinstance(objectives, str):
+            raise ObjectiveError(
+                f"objectives={objectives!r} must be a mapping metric -> 'min'|'max', e.g. {{{objectives!r}: 'min'}}"
+            )
+        if not isinstance(objectives, Mapping) or not objectives:
+            raise ObjectiveError(f"objectives must be a non-empty mapping metric -> 'min'|'max', got {objectives!r}")
+        objs: dict[str, str] = {}
+        for name, direction in objectives.items():
+            _check_metric_name(name, param_names)
+            try:
+                objs[name] = normalize_direction(name, direction)
+            except ValueError as exc:
+                raise ObjectiveError(str(exc)) from None
+        cons: dict[str, tuple[str, float]] = {}
+        for name, spec in (constraints or {}).items():
+            _check_metric_name(name, param_names)
+            if not isinstance(spec, (tuple, list)) or len(spec) != 2:
+                raise ObjectiveError(
+                    f"constraint on {name!r} is {spec!r}; write it as (op, bound) with op in {CONSTRAINT_OPS}, "
+                    "e.g. ('<=', 500)"
+                )
+            op, bound = spec
+            if op not in CONSTRAINT_OPS:
+                raise ObjectiveError(f"constraint on {name!r} uses operator {op!r}; valid operators are {CONSTRAINT_OPS}")
+            try:
+                bound = float(bound)
+            except (TypeError, ValueError):
+                raise ObjectiveError(f"constraint bound for {name!r} is {bound!r}; it must be a finite number") from None
+            if not math.isfinite(bound):
+                raise ObjectiveError(f"constraint bound for {name!r} is {bound!r}; it must be a finite number")
+            cons[name] = (op, bound)
+        return cls(objs, cons)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.objectives)
+
+    @property
+    def directions(self) -> list[str]:
+        return list(self.objectives.values())
+
+    @property
+    def required(self) -> list[str]:
+        """Metrics every evaluation must return: the objectives, then constrained metrics."""
+        return list(dict.fromkeys([*self.objectives, *self.constraints]))
+
+    def violation(self, metrics: pd.DataFrame) -> np.ndarray:
+        """Total constraint violation per row (0 = feasible), each term relative to max(|bound|, 1)."""
+        n = len(metrics)
+        cv = np.zeros(n)
+        for name, (op, bound) in self.constraints.items():
+            v = pd.to_numeric(metrics[name], errors="coerce").to_numpy(dtype=float)
+            scale = max(abs(bound), 1.0)
+            if op in ("<=", "<"):
+                d = np.maximum(v - bound, 0.0)
+                if op == "<":
+                    d = np.where(v >= bound, np.maximum(d, 1e-12), d)
+            elif op in (">=", ">"):
+                d = np.maximum(bound - v, 0.0)
+                if op == ">":
+                    d = np.where(v <= bound, np.maximum(d, 1e-12), d)
+            else:
+                d = np.abs(v - bound)
+            cv += np.where(np.isfinite(d), d / scale, np.inf)
+        return cv
+
+    def to_dict(self) -> dict:
+        return {"objectives": dict(self.objectives), "constraints": {k: list(v) for k, v in self.constraints.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ObjectiveSpec":
+        return cls(dict(d["objectives"]), {k: (v[0], float(v[1])) for k, v in d.get("constraints", {}).items()})
+
+
+def _check_metric_name(name: Any, param_names) -> None:
+    if not isinstance(name, str) or not name:
+        raise ObjectiveError(f"metric name {name!r} must be a non-empty string")
+    if name in RESERVED:
+        raise ObjectiveError(f"metric name {name!r} is reserved; reserved names are {sorted(RESERVED)}")
+    if name in param_names:
+        raise ObjectiveError(f"metric name {name!r} is also a parameter of the space; rename one of them")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Evaluation (runs inside worker processes: only plain data in and out)
+
+
+class TrialTimeout(Exception):
+    """Raised inside an evaluation that ran past the per-trial timeout."""
+
+
+@dataclass
+class Result:
+    """Outcome of evaluating one configuration."""
+
+    metrics: dict[str, Any] | None
+    error: str | None
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _timer(timeout: float | None):
+    """Context manager arming SIGALRM for `timeout` seconds where that is possible (main thread, POSIX)."""
+
+    class _Alarm:
+        def __enter__(self):
+            self.armed = bool(
+                timeout
+                and hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()
+            )
+            if self.armed:
+                def _raise(signum, frame):
+                    raise TrialTimeout(f"trial exceeded its timeout of {timeout:g} s")
+
+                self.old = signal.signal(signal.SIGALRM, _raise)
+                signal.setitimer(signal.ITIMER_REAL, float(timeout))
+            return self
+
+        def __exit__(self, *exc):
+            if self.armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, self.old)
+            return False
+
+    return _Alarm()
+
+
+def _describe(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def check_metrics(metrics: Any, required: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """Validate one configuration's metrics; return (clean metrics, None) or (metrics or None, reason)."""
+    if isinstance(metrics, pd.Series):
+        metrics = metrics.to_dict()
+    if not isinstance(metrics, Mapping):
+        return None, f"objective returned {type(metrics).__name__}, expected a dict of metrics"
+    clean: dict[str, Any] = {}
+    for k, v in metrics.items():
+        clean[str(k)] = _plain(v)
+    missing = [m for m in required if m not in clean]
+    if missing:
+        return clean, f"objective omitted metric(s) {missing}; it returned {sorted(clean)}"
+    bad = []
+    for m in required:
+        v = clean[m]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            bad.append(f"{m}={v!r}")
+    if bad:
+        return clean, f"non-finite or non-numeric metric value(s): {', '.join(bad)}"
+    return clean, None
+
+
+def _plain(v: Any) -> Any:
+    """Convert numpy scalars to Python values so that metrics serialize to JSON."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return v.item()
+    return str(v)
+
+
+def evaluate_one(fn: Callable, config: dict, required: list[str], timeout: float | None = None) -> Result:
+    """Evaluate a per-configuration objective on one config; never raises for a failing trial."""
+    t0 = time.perf_counter()
+    try:
+        with _timer(timeout):
+            out = fn(dict(config))
+    except TrialTimeout as exc:
+        return Result(None, str(exc), time.perf_counter() - t0)
+    except Exception as exc:  # a failing objective fails its trial, not the study
+        return Result(None, _describe(exc), time.perf_counter() - t0)
+    metrics, err = check_metrics(out, required)
+    return Result(metrics, err, time.perf_counter() - t0)
+
+
+def evaluate_frame(
+    fn: Callable, configs: pd.DataFrame, required: list[str], timeout: float | None = None
+) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """Evaluate a vectorized objective on a batch, checking metrics with array operations.
+
+    Returns (metrics DataFrame with one row per config, error array (None where ok), seconds). If the batch
+    call raises, each configuration is evaluated on its own so that only the failing ones fail.
+    """
+    n = len(configs)
+    t0 = time.perf_counter()
+    try:
+        with _timer(timeout * max(n, 1) if timeout else None):
+            out = fn(configs.reset_index(drop=True))
+        out = _as_frame(out, n)
+    except Exception as exc:
+        if n <= 1:
+            return pd.DataFrame(index=range(n)), np.array([_describe(exc)] * n, dtype=object), time.perf_counter() - t0
+        parts = [evaluate_frame(fn, configs.iloc[i : i + 1], required, timeout) for i in range(n)]
+        metrics = pd.concat([p[0] for p in parts], ignore_index=True)
+        return metrics, np.concatenate([p[1] for p in parts]), time.perf_counter() - t0
+    errors = np.full(n, None, dtype=object)
+    missing = [m for m in required if m not in out.columns]
+    if missing:
+        errors[:] = f"objective omitted metric(s) {missing}; it returned {sorted(map(str, out.columns))}"
+        return out, errors, time.perf_counter() - t0
+    for m in required:
+        v = pd.to_numeric(out[m], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raw = out[m].to_numpy()
+            for i in np.flatnonzero(bad):
+                msg = f"non-finite or non-numeric metric value: {m}={_plain(raw[i])!r}"
+                errors[i] = msg if errors[i] is None else f"{errors[i]}; {msg}"
+    return out, errors, time.perf_counter() - t0
+
+
+def evaluate_chunk(fn: Callable, configs: list[dict], required: list[str], timeout: float | None = None) -> list[Result]:
+    """Evaluate a list of configs with `fn` (vectorized or not) in this process; one Result per config."""
+    if not is_vectorized(fn):
+        return [evaluate_one(fn, c, required, timeout) for c in configs]
+    metrics, errors, seconds = evaluate_frame(fn, pd.DataFrame.from_records(configs), required, timeout)
+    per = seconds / max(len(configs), 1)
+    return [Result(m, e, per) for m, e in zip(frame_records(metrics), errors)]
+
+
+def _as_frame(out: Any, n: int) -> pd.DataFrame:
+    if isinstance(out, Mapping):
+        out = pd.DataFrame(out)
+    if not isinstance(out, pd.DataFrame):
+        raise ObjectiveError(f"vectorized objective returned {type(out).__name__}; expected a pandas DataFrame")
+    if len(out) != n:
+        raise ObjectiveError(f"vectorized objective returned {len(out)} rows for {n} configurations")
+    return out.reset_index(drop=True)
+
+
+def frame_records(df: pd.DataFrame) -> list[dict]:
+    """Rows of a DataFrame as dicts of plain Python values (JSON-serializable), fast."""
+    cols = [str(c) for c in df.columns]
+    if not cols:
+        return [{} for _ in range(len(df))]
+    arrays = [df[c].to_numpy().tolist() for c in df.columns]
+    return [dict(zip(cols, vals)) for vals in zip(*arrays)]
+
+
+def worker_id() -> str:
+    """A unique id for this process: hostname:pid:random."""
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

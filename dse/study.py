@@ -1,0 +1,879 @@
+"""Studies: a persistent record of every trial of a search, and the loop that runs it.
+
+A :class:`Study` binds a :class:`~dse.space.Space`, an :class:`~dse.objective.ObjectiveSpec` and a storage.
+``study.optimize(evaluate, ...)`` asks the optimizer for a batch, evaluates it in parallel, writes the whole batch
+in one transaction, and tells the optimizer. Optimizer state is rebuilt from stored trials (no pickles), so a study
+can be resumed after a crash, or worked on by several processes at once.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from . import pareto as _pareto
+from .errors import DSEError, OptimizerError, StudyError
+from .objective import ObjectiveSpec, Result, is_vectorized, objective_info, worker_id
+from .runner import Runner
+from .space import Space
+from .storage import BaseStorage, open_storage
+
+#: Error prefix of trials that did not fail on their own (crash, Ctrl-C): their configurations are retried.
+ABORTED = "aborted: "
+
+#: Grid studies above this many points keep full results in Parquet and store only the front as trials.
+GRID_TRIALS_LIMIT = 20_000
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+_TRIAL_COLUMNS = ["number", "state", "feasible", "error", "duration_s", "worker", "started_at", "finished_at"]
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise StudyError(
+            f"study name {name!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def _key(config: Mapping[str, Any]) -> str:
+    """Canonical key of a configuration (evaluation cache, duplicate detection)."""
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in config.items()}
+    return json.dumps(clean, sort_keys=True, default=str)
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    from .objective import frame_records
+
+    rows = frame_records(df)
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, float) and math.isnan(v):
+                row[k] = None
+    return rows
+
+
+class Study:
+    """A named, persisted search: its space, objectives, every trial and the Pareto set.
+
+    Do not construct directly: use :func:`create_study` or :func:`load_study`.
+    """
+
+    def __init__(self, storage: BaseStorage, record: Mapping[str, Any], space: Space, spec: ObjectiveSpec) -> None:
+        self._storage = storage
+        self._id = int(record["id"])
+        self.name: str = record["name"]
+        self.space = space
+        self.spec = spec
+        self._meta = dict(record.get("meta") or {})
+
+    # ---------------------------------------------------------------------------------------------- properties
+    @property
+    def objectives(self) -> dict[str, str]:
+        """Metric -> "min" | "max"."""
+        return dict(self.spec.objectives)
+
+    @property
+    def constraints(self) -> dict[str, tuple[str, float]]:
+        """Metric constraints: metric -> (op, bound)."""
+        return dict(self.spec.constraints)
+
+    @property
+    def storage_url(self) -> str:
+        return self._storage.url
+
+    @property
+    def storage(self) -> BaseStorage:
+        return self._storage
+
+    @property
+    def meta(self) -> dict:
+        """Provenance: space, objectives, optimizer and settings, seed, package and objective versions, runs."""
+        rec = self._storage.get_study(self.name)
+        return dict(rec["meta"]) if rec else dict(self._meta)
+
+    def __repr__(self) -> str:
+        return f"<dse.Study {self.name!r} objectives={self.objectives} storage={self.storage_url!r}>"
+
+    # ---------------------------------------------------------------------------------------------- trials
+    @property
+    def trials(self) -> pd.DataFrame:
+        """Every trial: number, state, feasible, error, timings, worker, one column per parameter and per metric."""
+        raw = self._storage.load_trials(self._id)
+        return self._expand(raw)
+
+    def _expand(self, raw: pd.DataFrame) -> pd.DataFrame:
+        names = self.space.names
+        if raw.empty:
+            cols = _TRIAL_COLUMNS + names + self.spec.required
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        params = pd.DataFrame.from_records(list(raw["params"]), index=raw.index)
+        params = params.reindex(columns=names + [c for c in params.columns if c not in names])
+        metrics = pd.DataFrame.from_records([m or {} for m in raw["metrics"]], index=raw.index)
+        metrics = metrics.drop(columns=[c for c in metrics.columns if c in params.columns or c in _TRIAL_COLUMNS])
+        for m in self.spec.required:
+            if m not in metrics.columns:
+                metrics[m] = np.nan
+        front = [c for c in self.spec.required]
+        metrics = metrics[front + [c for c in metrics.columns if c not in front]]
+        for c in metrics.columns:
+            conv = pd.to_numeric(metrics[c], errors="coerce")
+            if conv.notna().sum() == metrics[c].notna().sum():
+                metrics[c] = conv
+        base = raw[[c for c in _TRIAL_COLUMNS if c in raw.columns]].copy()
+        out = pd.concat([base, params, metrics], axis=1)
+        return out.reset_index(drop=True)
+
+    def _complete(self) -> pd.DataFrame:
+        t = self.trials
+        return t[t["state"] == "complete"]
+
+    def pareto(self) -> pd.DataFrame:
+        """The feasible, non-dominated complete trials (sorted by the first objective)."""
+        t = self._complete()
+        t = t[t["feasible"].astype(bool)]
+        if t.empty:
+            return t
+        F = t[self.spec.names].to_numpy(dtype=float)
+        front = t[_pareto.nondominated_mask(F, self.spec.directions)]
+        first = self.spec.names[0]
+        return front.sort_values(first, ascending=self.spec.objectives[first] == "min").reset_index(drop=True)
+
+    def hypervolume(self, ref: Mapping[str, float] | Sequence[float] | None = None) -> _pareto.Hypervolume:
+        """Hypervolume of the front (moocore) and the reference point used (nadir + 10 % of range by default)."""
+        front = self.pareto()
+        if front.empty and ref is None:
+            raise StudyError(f"study {self.name!r} has no feasible complete trial; a hypervolume needs a reference point")
+        return _pareto.hypervolume(front[self.spec.names].to_numpy(dtype=float), self.spec.names, self.spec.directions, ref)
+
+    def knee(self) -> pd.Series:
+        """The front's knee (pymoo's high trade-off point, or the point nearest the ideal after normalization)."""
+        front = self._front_or_raise()
+        return front.iloc[_pareto.knee_index(front[self.spec.names].to_numpy(dtype=float), self.spec.directions)]
+
+    def best(self, weights: Mapping[str, float] | Sequence[float] | None = None) -> pd.Series:
+        """The front trial matching preference `weights` (pymoo pseudo-weights); equal weights by default.
+
+        With a single objective this is simply the best feasible trial.
+        """
+        front = self._front_or_raise()
+        names = self.spec.names
+        if weights is None:
+            w = [1.0] * len(names)
+        elif isinstance(weights, Mapping):
+            unknown = [k for k in weights if k not in names]
+            if unknown:
+                raise StudyError(f"weights name {unknown}, which are not objectives; objectives are {names}")
+            w = [float(weights.get(n, 0.0)) for n in names]
+        else:
+            w = list(weights)
+        if len(names) == 1:
+            return front.iloc[0]
+        return front.iloc[_pareto.weighted_index(front[names].to_numpy(dtype=float), self.spec.directions, w)]
+
+    def _front_or_raise(self) -> pd.DataFrame:
+        front = self.pareto()
+        if front.empty:
+            raise StudyError(f"study {self.name!r} has no feasible complete trial yet")
+        return front
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, front size, storage and grid summary."""
+        t = self.trials
+        states = t["state"].value_counts().to_dict() if not t.empty else {}
+        out = {
+            "name": self.name,
+            "storage": self.storage_url,
+            "objectives": self.objectives,
+            "constraints": {k: list(v) for k, v in self.constraints.items()},
+            "n_trials": int(len(t)),
+            "n_complete": int(states.get("complete", 0)),
+            "n_failed": int(states.get("failed", 0)),
+            "n_running": int(states.get("running", 0)),
+            "n_feasible": int(((t["state"] == "complete") & t["feasible"].fillna(False).astype(bool)).sum()) if len(t) else 0,
+            "front_size": int(len(self.pareto())),
+        }
+        grid = self._storage.get_attrs(self._id).get("grid")
+        if grid:
+            out["grid"] = grid
+        return out
+
+    # ---------------------------------------------------------------------------------------------- exports
+    def _grid_results(self) -> pd.DataFrame | None:
+        grid = self._storage.get_attrs(self._id).get("grid")
+        if not grid or not grid.get("path") or not Path(grid["path"]).exists():
+            return None
+        return pd.read_parquet(grid["path"])
+
+    def results(self) -> pd.DataFrame:
+        """Every evaluated point: the full grid results when the study kept them in Parquet, else ``trials``."""
+        full = self._grid_results()
+        return full if full is not None else self.trials
+
+    def to_xarray(self):
+        """Labelled results as an xarray.Dataset: one dimension per parameter, one variable per metric.
+
+        A full grid becomes a dense Dataset; other studies give a sparse one (missing points are NaN).
+        """
+        import xarray as xr
+
+        df = self.results()
+        if "state" in df.columns:
+            df = df[df["state"] == "complete"]
+        metric_cols = [c for c in df.columns if c not in self.space.names and c not in _TRIAL_COLUMNS]
+        metric_cols = [c for c in metric_cols if pd.api.types.is_numeric_dtype(df[c]) or c == "feasible"]
+        data = df[self.space.names + metric_cols].copy()
+        for n in self.space.names:
+            if data[n].isna().any():
+                data[n] = data[n].astype(object).where(data[n].notna(), "inactive")
+        data = data.drop_duplicates(subset=self.space.names, keep="last").set_index(self.space.names)
+        ds = xr.Dataset.from_dataframe(data)
+        ds.attrs.update({"study": self.name, "objectives": json.dumps(self.objectives), "dse_version": __version__})
+        return ds
+
+    def export(self, path: str | os.PathLike, format: str | None = None) -> Path:
+        """Write the trials (or full grid results) to Parquet, CSV or netCDF, chosen by `format` or the extension."""
+        path = Path(path)
+        fmt = (format or path.suffix.lstrip(".")).lower()
+        aliases = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "netcdf": "netcdf", "nc": "netcdf"}
+        if fmt not in aliases:
+            raise StudyError(f"export format {fmt!r} is not supported; valid formats are parquet, csv, netcdf")
+        fmt = aliases[fmt]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "netcdf":
+            ds = self.to_xarray()
+            for name in list(ds.coords):
+                if ds[name].dtype == object:
+                    ds[name] = ds[name].astype(str)
+            ds.to_netcdf(path, engine="h5netcdf" if _has("h5netcdf") else None)
+            return path
+        df = self.results()
+        if fmt == "parquet":
+            df.to_parquet(path, index=False)
+        else:
+            df.to_csv(path, index=False)
+        return path
+
+    def to_optuna(self, url: str | None = None, study_name: str | None = None):
+        """Copy the study into an Optuna storage (for optuna-dashboard); returns the optuna.Study.
+
+        ``url`` is any Optuna storage URL (e.g. ``sqlite:///optuna.db``); None gives an in-memory storage.
+        Failed trials are copied as FAIL; metric values that are not objectives become user attributes.
+        """
+        import optuna
+
+        from .encoding import optuna_distributions
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        directions = ["minimize" if d == "min" else "maximize" for d in self.spec.directions]
+        ostudy = optuna.create_study(
+            storage=url, study_name=study_name or self.name, directions=directions, load_if_exists=False
+        )
+        ostudy.set_metric_names(self.spec.names)
+        ostudy.set_user_attr("dse_storage", self.storage_url)
+        dists = optuna_distributions(self.space)
+        trials = []
+        for row in self._storage.load_trials(self._id, states=["complete", "failed"]).itertuples():
+            params = {k: v for k, v in row.params.items() if v is not None and k in dists}
+            metrics = row.metrics or {}
+            ok = row.state == "complete"
+            values = [float(metrics[n]) for n in self.spec.names] if ok else None
+            attrs = {k: v for k, v in metrics.items() if k not in self.spec.names}
+            attrs.update({"dse_number": int(row.number), "feasible": bool(row.feasible) if ok else False})
+            if row.error:
+                attrs["error"] = str(row.error)
+            trials.append(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions={k: dists[k] for k in params},
+                    values=values,
+                    state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+                    user_attrs=attrs,
+                )
+            )
+        ostudy.add_trials(trials)
+        return ostudy
+
+    def view(self):
+        """The plain data the plotting and report functions take (dse.plot.StudyView)."""
+        from .plot import StudyView
+
+        front = self.pareto()
+        return StudyView(
+            name=self.name,
+            trials=self.trials,
+            params=self.space.names,
+            objectives=self.objectives,
+            constraints=self.constraints,
+            meta={**self.meta, "storage": self.storage_url},
+            pareto_numbers=[int(n) for n in front["number"]] if len(front) else [],
+        )
+
+    # ---------------------------------------------------------------------------------------------- optimize
+    def optimize(
+        self,
+        evaluate: Callable,
+        optimizer: str = "auto",
+        n_trials: int | None = None,
+        *,
+        max_trials: int | None = None,
+        timeout: float | None = None,
+        n_jobs: int = 1,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        backend: str = "loky",
+        address: str | None = None,
+        trial_timeout: float | None = None,
+        progress: bool | None = None,
+        **optimizer_settings: Any,
+    ) -> "Study":
+        """Run the search: ask a batch, evaluate it in parallel, store it in one transaction, tell the optimizer.
+
+        Args:
+            evaluate: ``dict -> dict`` of metrics, or a ``@dse.vectorized`` ``DataFrame -> DataFrame``.
+            optimizer: "auto" | "nsga2" | "nsga3" | "tpe" | "gp" | "random" | "grid".
+            n_trials: trials to run in this call (None: until ``timeout``, ``max_trials`` or the space is exhausted).
+            max_trials: stop once the study holds this many finished trials (crash-aborted ones not counted), so
+                that a resumed sweep completes exactly the requested total.
+            timeout: wall-clock budget for this call, s.
+            n_jobs: parallel workers (-1: all cores). backend: "loky" | "threading" | "dask" (with ``address``).
+            batch_size: configurations per batch (default: the optimizer's, e.g. NSGA-II's population).
+            seed: makes the optimizer reproducible.
+            trial_timeout: a trial running longer than this (s) fails (serial and process backends).
+            progress: show a progress bar (default: when attached to a terminal or notebook).
+            optimizer_settings: passed to the optimizer (e.g. ``pop_size=200``).
+
+        Ctrl-C stops cleanly: every finished trial is kept; the interrupted batch is marked aborted and retried
+        by the next optimize() call.
+        """
+        from .optimizers import choose_auto, get_optimizer
+
+        if not callable(evaluate):
+            raise StudyError(f"evaluate must be callable, got {type(evaluate).__name__}")
+        for label, v in (("n_trials", n_trials), ("max_trials", max_trials), ("batch_size", batch_size)):
+            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+                raise StudyError(f"{label}={v!r} must be a positive integer or None")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise StudyError(f"timeout={timeout!r} must be a positive number of seconds or None")
+        vectorized = is_vectorized(evaluate)
+        name = optimizer
+        if optimizer == "auto":
+            budget = n_trials or max_trials
+            name = choose_auto(self.space, len(self.spec.names), vectorized=vectorized, budget=budget)
+        if name == "grid" and not self.space.is_discrete:
+            raise OptimizerError("optimizer 'grid' needs a discrete space (every Float with step=); use 'nsga2' or 'random'")
+        opt = get_optimizer(name, self.space, len(self.spec.names), seed=seed, **optimizer_settings)
+        info = objective_info(evaluate)
+        run = {
+            "optimizer": name,
+            "requested_optimizer": optimizer,
+            "settings": opt.settings(),
+            "seed": seed,
+            "objective": info,
+            "dse_version": __version__,
+            "n_jobs": n_jobs,
+            "backend": backend,
+            "started_at": time.time(),
+            "host": socket.gethostname(),
+        }
+        meta = self.meta
+        runs = list(meta.get("runs", []))[-49:] + [run]
+        self._storage.update_study_meta(
+            self._id, {"optimizer": name, "settings": run["settings"], "seed": seed, "objective": info, "runs": runs}
+        )
+        runner = Runner(evaluate, self.spec.required, n_jobs=n_jobs, backend=backend, address=address, timeout=trial_timeout)
+        try:
+            if name == "grid" and self.space.size > GRID_TRIALS_LIMIT:
+                _GridSweep(self, runner, progress).run(timeout)
+            else:
+                _Loop(self, opt, runner, batch_size, progress).run(n_trials, max_trials, timeout)
+        finally:
+            runner.shutdown()
+        return self
+
+    # ---------------------------------------------------------------------------------------------- helpers
+    def _F_CV(self, metrics: pd.DataFrame, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Minimization matrix F, violation CV and feasible flag from metrics (NaN/inf rows for failures)."""
+        n = len(metrics)
+        F = np.full((n, len(self.spec.names)), np.nan)
+        CV = np.full(n, np.inf)
+        if n and ok.any():
+            vals = metrics.loc[ok, self.spec.names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            F[ok] = _pareto.to_minimization(vals, self.spec.directions)
+            CV[ok] = self.spec.violation(metrics.loc[ok]) if self.spec.constraints else 0.0
+        return F, CV, ok & (CV == 0)
+
+    def _reclaim_dead(self) -> list[dict]:
+        """Mark trials left running by dead local processes as aborted; return their params to retry."""
+        host = socket.gethostname()
+        dead = []
+        for w in self._storage.running_workers(self._id):
+            parts = str(w).split(":")
+            if len(parts) >= 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+                dead.append(w)
+        if not dead:
+            return []
+        rows = self._storage.fail_running(
+            self._id, workers=dead, reason=ABORTED + "the worker process died (crash or kill); configuration retried"
+        )
+        return [r["params"] for r in rows]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited but not yet reaped) is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+class _Progress:
+    """tqdm progress bar showing trials/s and the current front size (notebook widget in notebooks)."""
+
+    def __init__(self, enabled: bool | None, total: int | None, desc: str) -> None:
+        import sys
+
+        if enabled is None:
+            enabled = sys.stderr.isatty() or _in_notebook()
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="trial", dynamic_ncols=True, leave=True)
+
+    def update(self, n: int, front: int, failed: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(front=front, failed=failed, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    except Exception:
+        return False
+
+
+class _Loop:
+    """The ask / evaluate / store / tell loop of one optimize() call."""
+
+    def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None) -> None:
+        self.study, self.opt, self.runner = study, opt, runner
+        self.batch_size = batch_size or opt.default_batch_size()
+        self.progress_flag = progress
+        self.worker = worker_id()
+        self.known: dict[str, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
+        self.seen_numbers: set[int] = set()
+        self.floor = 0          # smallest trial number that may still change state
+        self.front_F = np.zeros((0, len(study.spec.names)))
+
+    # -- state from storage
+    def sync(self) -> None:
+        """Tell the optimizer every finished trial it has not seen (stored before, or by other workers)."""
+        st, sid = self.study._storage, self.study._id
+        raw = st.load_trials(sid, min_number=self.floor)
+        if raw.empty:
+            return
+        running = raw.loc[raw["state"] == "running", "number"]
+        new = raw[(raw["state"] != "running") & ~raw["number"].isin(self.seen_numbers)]
+        self.floor = int(running.min()) if len(running) else int(raw["number"].max()) + 1
+        if new.empty:
+            return
+        self._tell_raw(new)
+
+    def _tell_raw(self, raw: pd.DataFrame) -> None:
+        names = self.study.space.names
+        params = pd.DataFrame.from_records(list(raw["params"])).reindex(columns=names)
+        metrics = pd.DataFrame.from_records([m or {} for m in raw["metrics"]])
+        for m in self.study.spec.required:
+            if m not in metrics.columns:
+                metrics[m] = np.nan
+        ok = (raw["state"] == "complete").to_numpy()
+        aborted = raw["error"].fillna("").astype(str).str.startswith(ABORTED).to_numpy()
+        keep = ~aborted
+        F, CV, feas = self.study._F_CV(metrics, ok)
+        self.seen_numbers.update(int(n) for n in raw["number"])
+        if keep.any():
+            self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
+        self._remember(params, F, CV, ok, feas)
+
+    def _remember(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, ok: np.ndarray, feas: np.ndarray) -> None:
+        for rec, f, cv, good in zip(_records(params), F, CV, ok):
+            if good:
+                self.known[_key(rec)] = (f, cv)
+        if feas.any():
+            cand = np.vstack([self.front_F, F[feas]])
+            self.front_F = cand[_pareto.nondominated_mask(cand, ["min"] * cand.shape[1])]
+
+    def finished_count(self) -> int:
+        st, sid = self.study._storage, self.study._id
+        raw = st.load_trials(sid, states=["failed"])
+        aborted = int(raw["error"].fillna("").astype(str).str.startswith(ABORTED).sum()) if len(raw) else 0
+        return st.count_trials(sid, states=["complete", "failed"]) - aborted
+
+    # -- the loop
+    def run(self, n_trials: int | None, max_trials: int | None, timeout: float | None) -> None:
+        study, st, sid = self.study, self.study._storage, self.study._id
+        retry = study._reclaim_dead()
+        self.sync()
+        start = time.monotonic()
+        done = 0
+        remaining_total = None if max_trials is None else max(0, max_trials - self.finished_count())
+        total = _min_opt(n_trials, remaining_total)
+        bar = _Progress(self.progress_flag, total, study.name)
+        failed = 0
+        stale_rounds = 0
+        numbers: list[int] = []
+        try:
+            while True:
+                left = _min_opt(n_trials - done if n_trials is not None else None,
+                                remaining_total - done if remaining_total is not None else None)
+                if left is not None and left <= 0:
+                    break
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    break
+                n = self.batch_size if left is None else min(self.batch_size, left)
+                configs = self._next_batch(n, retry)
+                if not configs:
+                    if stale_rounds >= 3 or self.opt.exhausted:
+                        break
+                    stale_rounds += 1
+                    continue
+                stale_rounds = 0
+                numbers = st.reserve_trials(sid, configs, self.worker)
+                results = self.runner.evaluate(configs)
+                failed += self._store(numbers, configs, results)
+                numbers = []
+                done += len(configs)
+                bar.update(len(configs), len(self.front_F), failed)
+                self.sync()
+        except KeyboardInterrupt:
+            if numbers:
+                st.fail_running(sid, numbers=numbers, reason=ABORTED + "interrupted by the user (Ctrl-C); configuration retried")
+            print(f"\ninterrupted: {study.name!r} keeps every finished trial; run optimize() again to continue")
+        finally:
+            bar.close()
+
+    def _next_batch(self, n: int, retry: list[dict]) -> list[dict]:
+        configs: list[dict] = []
+        while retry and len(configs) < n:
+            configs.append(retry.pop(0))
+        if len(configs) < n:
+            asked = self.opt.ask(n - len(configs))
+            for rec in _records(asked):
+                k = _key(rec)
+                hit = self.known.get(k)
+                if hit is not None:
+                    # evaluation cache: already evaluated in this study; tell the optimizer, do not evaluate again
+                    self.opt.tell(pd.DataFrame([rec]).reindex(columns=self.study.space.names), hit[0][None, :], np.array([hit[1]]))
+                    continue
+                configs.append(rec)
+        return configs
+
+    def _store(self, numbers: list[int], configs: list[dict], results: list[Result]) -> int:
+        study = self.study
+        now = time.time()
+        ok = np.array([r.ok for r in results], dtype=bool)
+        metrics = pd.DataFrame.from_records([r.metrics or {} for r in results])
+        for m in study.spec.required:
+            if m not in metrics.columns:
+                metrics[m] = np.nan
+        F, CV, feas = study._F_CV(metrics, ok)
+        rows = [
+            {
+                "number": num,
+                "state": "complete" if r.ok else "failed",
+                "metrics": r.metrics,
+                "feasible": bool(f) if r.ok else None,
+                "error": r.error,
+                "finished_at": now,
+                "duration_s": float(r.duration_s),
+            }
+            for num, r, f in zip(numbers, results, feas)
+        ]
+        study._storage.finish_trials(study._id, rows)
+        self.seen_numbers.update(numbers)
+        params = pd.DataFrame.from_records(configs).reindex(columns=study.space.names)
+        self.opt.tell(params, F, CV)
+        self._remember(params, F, CV, ok, feas)
+        return int((~ok).sum())
+
+
+def _min_opt(*vals: int | None) -> int | None:
+    vals = [v for v in vals if v is not None]
+    return min(vals) if vals else None
+
+
+class _GridSweep:
+    """Exhaustive sweep of a large discrete space: full results to Parquet, the front and a summary to storage.
+
+    The grid is evaluated in chunks in a deterministic order; each chunk is one Parquet part file, and the number
+    of chunks done is stored, so a killed sweep resumes where it stopped.
+    """
+
+    CHUNK = 262_144
+
+    def __init__(self, study: Study, runner: Runner, progress: bool | None) -> None:
+        self.study, self.runner, self.progress = study, runner, progress
+
+    def _dir(self) -> Path:
+        url = self.study.storage_url
+        if url.startswith("sqlite:///"):
+            base = Path(url[len("sqlite:///"):]).resolve().parent
+        else:
+            base = Path("studies").resolve()
+        return base / f"{self.study.name}.grid"
+
+    def run(self, timeout: float | None) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .objective import evaluate_frame
+
+        study, st, sid = self.study, self.study._storage, self.study._id
+        attrs = st.get_attrs(sid).get("grid") or {}
+        grid = study.space.grid()
+        n = len(grid)
+        n_chunks = math.ceil(n / self.CHUNK)
+        done = int(attrs.get("chunks_done", 0)) if attrs.get("n_points") == n else 0
+        out_dir = self._dir()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if done == 0:
+            for old in out_dir.glob("part-*.parquet"):
+                old.unlink()
+        bar = _Progress(self.progress, n, study.name)
+        bar.update(min(done * self.CHUNK, n), 0, 0)
+        start = time.monotonic()
+        summary = {"n_points": n, "chunks": n_chunks, "path": str(out_dir), "chunk_size": self.CHUNK}
+        vectorized = is_vectorized(self.runner.fn)
+        try:
+            for c in range(done, n_chunks):
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    break
+                part = grid.iloc[c * self.CHUNK : (c + 1) * self.CHUNK].reset_index(drop=True)
+                t0 = time.perf_counter()
+                if vectorized and not self.runner.parallel:
+                    metrics, errors, _ = evaluate_frame(self.runner.fn, part, study.spec.required, self.runner.timeout)
+                else:
+                    results = self.runner.evaluate(_records(part))
+                    metrics = pd.DataFrame.from_records([r.metrics or {} for r in results])
+                    errors = np.array([r.error for r in results], dtype=object)
+                seconds = time.perf_counter() - t0
+                for m in study.spec.required:
+                    if m not in metrics.columns:
+                        metrics[m] = np.nan
+                ok = np.array([e is None for e in errors], dtype=bool)
+                _, _, feas = study._F_CV(metrics, ok)
+                metrics = metrics.drop(columns=[c2 for c2 in metrics.columns if c2 in part.columns])
+                table = pd.concat([part, metrics.reset_index(drop=True)], axis=1)
+                table.insert(0, "point", np.arange(c * self.CHUNK, c * self.CHUNK + len(part)))
+                table["state"] = np.where(ok, "complete", "failed")
+                table["feasible"] = feas
+                table["error"] = errors.astype(object)
+                table["duration_s"] = seconds / max(len(part), 1)
+                pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out_dir / f"part-{c:05d}.parquet")
+                st.set_attrs(sid, {"grid": {**summary, "chunks_done": c + 1}})
+                bar.update(len(part), 0, int((~ok).sum()))
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {study.name!r} keeps every finished chunk; run optimize() again to continue")
+        finally:
+            bar.close()
+        attrs = st.get_attrs(sid).get("grid") or {}
+        if attrs.get("chunks_done") == n_chunks and not attrs.get("front_stored"):
+            self._store_front(out_dir, summary)
+
+    def _store_front(self, out_dir: Path, summary: dict) -> None:
+        study, st, sid = self.study, self.study._storage, self.study._id
+        full = pd.read_parquet(out_dir)
+        feas = full[(full["state"] == "complete") & full["feasible"].astype(bool)]
+        names = study.spec.names
+        mask = _pareto.nondominated_mask(feas[names].to_numpy(dtype=float), study.spec.directions)
+        front = feas[mask]
+        params = _records(front[study.space.names])
+        metric_cols = [c for c in front.columns if c not in study.space.names and c not in
+                       ("point", "state", "feasible", "error", "duration_s")]
+        metrics = _records(front[metric_cols])
+        now = time.time()
+        rows = [
+            {"params": p, "metrics": m, "state": "complete", "feasible": True, "error": None,
+             "started_at": now, "finished_at": now, "duration_s": float(d)}
+            for p, m, d in zip(params, metrics, front["duration_s"])
+        ]
+        if rows:
+            st.add_trials(sid, rows, worker=worker_id())
+        st.set_attrs(sid, {"grid": {
+            **summary,
+            "chunks_done": summary["chunks"],
+            "front_stored": True,
+            "n_complete": int((full["state"] == "complete").sum()),
+            "n_failed": int((full["state"] == "failed").sum()),
+            "n_feasible": int(len(feas)),
+            "front_size": int(len(front)),
+        }})
+
+
+# -------------------------------------------------------------------------------------------------- module API
+def _study_meta(space: Space, spec: ObjectiveSpec, description: str | None) -> dict:
+    return {
+        "space": space.to_dict(),
+        "space_fingerprint": space.fingerprint(),
+        **spec.to_dict(),
+        "dse_version": __version__,
+        "created_at": time.time(),
+        "description": description or "",
+    }
+
+
+def create_study(
+    name: str,
+    space: Space,
+    objectives: Mapping[str, str],
+    *,
+    constraints: Mapping[str, tuple[str, float]] | None = None,
+    storage: str | BaseStorage | None = None,
+    load_if_exists: bool = True,
+    description: str | None = None,
+) -> Study:
+    """Create a study (or open the existing one of that name, if its space and objectives are the same).
+
+    Args:
+        name: letters, digits, '.', '_' or '-'.
+        space: the :class:`dse.Space` searched.
+        objectives: metric -> "min" | "max".
+        constraints: metric -> (op, bound), e.g. ``{"ttft_ms": ("<=", 500)}``: violating trials are stored as
+            infeasible and never on the front.
+        storage: None (SQLite file ``studies/<name>.db``), any SQLAlchemy URL, a path to a .db file, or a storage.
+        load_if_exists: reopen a study of that name; False raises StudyError if it exists.
+    """
+    _check_name(name)
+    if not isinstance(space, Space):
+        raise StudyError(f"space must be a dse.Space, got {type(space).__name__}")
+    spec = ObjectiveSpec.build(objectives, constraints, space.names)
+    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    rec = st.get_study(name)
+    if rec is not None:
+        if not load_if_exists:
+            raise StudyError(f"study {name!r} already exists in {st.url}; use load_study() or load_if_exists=True")
+        _check_same(rec, space, spec, st.url)
+        return Study(st, rec, space, spec)
+    try:
+        st.create_study(name, _study_meta(space, spec, description))
+    except StudyError:
+        pass  # another process created it between our check and insert: fall through and compare
+    rec = st.get_study(name)
+    _check_same(rec, space, spec, st.url)
+    return Study(st, rec, space, spec)
+
+
+def _check_same(rec: Mapping, space: Space, spec: ObjectiveSpec, url: str) -> None:
+    meta = rec.get("meta") or {}
+    if meta.get("space_fingerprint") != space.fingerprint():
+        stored = Space.from_dict(meta["space"], callables=_callables(space)) if "space" in meta else None
+        diff = _space_diff(stored, space) if stored is not None else "stored space unreadable"
+        raise StudyError(
+            f"study {rec['name']!r} in {url} was created with a different space ({diff}); use another study name, "
+            "or dse.delete_study() first. Nothing stored was changed."
+        )
+    stored_spec = ObjectiveSpec.from_dict(meta)
+    if stored_spec.objectives != spec.objectives or stored_spec.constraints != spec.constraints:
+        raise StudyError(
+            f"study {rec['name']!r} in {url} has objectives {stored_spec.objectives} and constraints "
+            f"{dict(stored_spec.constraints)}; got {spec.objectives} and {dict(spec.constraints)}. "
+            "Use another study name. Nothing stored was changed."
+        )
+
+
+def _callables(space: Space) -> dict:
+    return {getattr(c, "__qualname__", repr(c)): c for c in space.constraints if callable(c)}
+
+
+def _space_diff(a: Space, b: Space) -> str:
+    an, bn = set(a.names), set(b.names)
+    if an != bn:
+        return f"stored parameters {sorted(an)}, given {sorted(bn)}"
+    for n in a.names:
+        if a.params[n].to_dict() != b.params[n].to_dict() if hasattr(a.params[n], "to_dict") else repr(a.params[n]) != repr(b.params[n]):
+            return f"parameter {n!r}: stored {a.params[n]!r}, given {b.params[n]!r}"
+    return f"constraints: stored {list(map(str, a.constraints))}, given {list(map(str, b.constraints))}"
+
+
+def load_study(
+    name: str,
+    *,
+    storage: str | BaseStorage | None = None,
+    callables: Mapping[str, Callable] | None = None,
+) -> Study:
+    """Open a stored study to inspect it or add trials; the space is rebuilt from what was stored.
+
+    Constraints given as callables cannot be stored: pass them back in `callables` (qualified name -> function).
+    """
+    _check_name(name)
+    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    rec = st.get_study(name)
+    if rec is None:
+        names = list(st.list_studies()["name"]) if hasattr(st, "list_studies") else []
+        raise StudyError(f"no study named {name!r} in {st.url}; studies there: {names}")
+    meta = rec.get("meta") or {}
+    space = Space.from_dict(meta["space"], callables=callables)
+    spec = ObjectiveSpec.from_dict(meta)
+    return Study(st, rec, space, spec)
+
+
+def list_studies(storage: str | BaseStorage | None = None, root: str | os.PathLike = "studies") -> pd.DataFrame:
+    """Studies in a storage; with storage=None, every SQLite study file under `root`."""
+    if storage is not None:
+        st = storage if isinstance(storage, BaseStorage) else open_storage(storage)
+        df = st.list_studies()
+        df.insert(1, "storage", st.url)
+        return df
+    frames = []
+    for db in sorted(Path(root).glob("*.db")):
+        try:
+            st = open_storage(f"sqlite:///{db}")
+            df = st.list_studies()
+            df.insert(1, "storage", st.url)
+            frames.append(df)
+            st.close()
+        except DSEError:
+            continue
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["name", "storage", "n_trials"])
+
+
+def delete_study(name: str, *, storage: str | BaseStorage | None = None) -> None:
+    """Delete a study and its trials (and its grid results directory, for a default SQLite storage)."""
+    _check_name(name)
+    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    if st.get_study(name) is None:
+        raise StudyError(f"no study named {name!r} in {st.url}")
+    st.delete_study(name)
