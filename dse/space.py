@@ -1,0 +1,1044 @@
+"""Search spaces: parameters, conditions, constraints, the feasible grid and random samples.
+
+A :class:`Space` is an ordered set of named parameters (:class:`Categorical`, :class:`Int`, :class:`Float`),
+optional *conditions* (``when="mode == 'disagg'"``: the parameter is active only where the expression over
+earlier parameters is true) and *constraints* (safe expressions from :mod:`dse.expr`, or callables taking a
+DataFrame batch and returning a bool array). Every operation is vectorized over a batch of configurations.
+
+Conventions
+- An inactive conditional parameter has a missing value: ``None`` in object (str/bool) columns, NaN in numeric
+  columns. It does not multiply the grid size.
+- A constraint is enforced only on rows where every parameter it names is active (elsewhere it holds).
+- A row where a constraint hits an arithmetic error (division by zero, log of a non-positive number) is infeasible.
+- DataFrame dtypes: int64 for integer parameters without missing values, float64 (NaN = missing) for other numeric
+  columns, bool for boolean categoricals without missing values, object (plain Python ``str``/``bool``/``None``)
+  otherwise, so ``df.to_dict("records")`` yields JSON-serializable Python values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import keyword
+import math
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from dse.errors import ExpressionError, SpaceError
+from dse.expr import Expr, parse
+
+__all__ = ["Param", "Categorical", "Int", "Float", "Space", "Constraint"]
+
+Constraint = Union[str, Callable[[pd.DataFrame], Any]]
+"""A constraint: a safe expression string or a callable ``DataFrame -> bool array`` (True = allowed)."""
+
+MAX_VALUES = 50_000_000
+"""Most values a single discrete parameter may materialize in :meth:`Param.values`."""
+DEFAULT_MAX_POINTS = 20_000_000
+"""Default bound on the number of rows :meth:`Space.grid` returns."""
+_CHUNK = 2_000_000  # rows of the grid enumeration processed at once
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_integer(x: object) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _plain(x: object) -> object:
+    """A numpy scalar as the equivalent plain Python value."""
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _fmt(values: Sequence[object], limit: int = 12) -> str:
+    vals = list(values)
+    if len(vals) <= limit:
+        return repr(vals)
+    return repr(vals[:limit])[:-1] + f", ... ({len(vals)} in all)]"
+
+
+# ==============================================================================================================
+# Parameters
+# ==============================================================================================================
+
+
+class Param:
+    """Base class of the parameter types. Parameters are immutable once built.
+
+    ``is_discrete``: every value can be listed; ``values()``: all values as a numpy array (discrete only);
+    ``n_values``: how many values (``math.inf`` for a continuous :class:`Float`); ``when``: the condition text.
+    """
+
+    when: str | None
+    _frozen = False
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError(f"{type(self).__name__} is immutable; build a new one instead")
+        object.__setattr__(self, key, value)
+
+    def _set_when(self, when: str | None) -> None:
+        if when is not None and not isinstance(when, str):
+            raise TypeError(f"when= must be an expression string or None, got {type(when).__name__} {when!r:.80}")
+        if isinstance(when, str) and not when.strip():
+            raise SpaceError(f"when= is an empty expression {when!r}")
+        self.when = when
+
+    # -- interface -------------------------------------------------------------------------------------------
+    @property
+    def is_discrete(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def n_values(self) -> int | float:
+        raise NotImplementedError
+
+    def values(self) -> np.ndarray:
+        """Every value, in order (discrete parameters only)."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the column when no value is missing."""
+        raise NotImplementedError
+
+    def _sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _in_domain(self, x: np.ndarray) -> np.ndarray:
+        """Membership of float64 values (numeric parameters)."""
+        raise NotImplementedError
+
+    def _normalize(self, name: str, value: object) -> object:
+        raise NotImplementedError
+
+    def _probe(self) -> np.ndarray:
+        """A few representative values, used to type-check expressions at definition time."""
+        if self.is_discrete and self.n_values <= 8:
+            return self.values()
+        return self._sample(np.random.default_rng(0), 8)
+
+    # -- shared ----------------------------------------------------------------------------------------------
+    def _when_dict(self) -> dict[str, Any]:
+        return {"when": self.when} if self.when is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Param) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def __repr__(self) -> str:
+        d = self.to_dict()
+        d.pop("type")
+        args = ", ".join(f"{k}={v!r}" for k, v in d.items())
+        return f"{type(self).__name__}({args})"
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> Param:
+        """Rebuild a parameter from :meth:`to_dict` output."""
+        if not isinstance(d, Mapping) or "type" not in d:
+            raise SpaceError(f"a parameter spec must be a mapping with a 'type' key, got {d!r:.120}")
+        kind = d["type"]
+        kw = {k: v for k, v in d.items() if k != "type"}
+        cls = {"categorical": Categorical, "int": Int, "float": Float}.get(kind)  # type: ignore[arg-type]
+        if cls is None:
+            raise SpaceError(f"unknown parameter type {kind!r}; valid types: ['categorical', 'int', 'float']")
+        try:
+            return cls(**kw)
+        except TypeError as exc:
+            raise SpaceError(f"invalid {kind} parameter spec {dict(d)!r:.200}: {exc}") from None
+
+
+class Categorical(Param):
+    """One of a list of choices: all str, all numbers (int/float) or all bool.
+
+    Example: ``Categorical(["bf16", "fp8"])``, ``Categorical([1, 2, 4, 8])``.
+    """
+
+    choices: tuple[Any, ...]
+    kind: str  # "str" | "number" | "bool"
+
+    def __init__(self, choices: Sequence[Any], *, when: str | None = None):
+        if isinstance(choices, (str, bytes)) or not isinstance(choices, Iterable):
+            raise TypeError(f"Categorical choices must be a list or tuple, got {type(choices).__name__} {choices!r:.80}")
+        if isinstance(choices, Mapping) or isinstance(choices, (set, frozenset)):
+            raise TypeError(f"Categorical choices must be an ordered list or tuple, got {type(choices).__name__}")
+        raw = [_plain(c) for c in (choices.tolist() if isinstance(choices, np.ndarray) else list(choices))]
+        if not raw:
+            raise SpaceError("Categorical needs at least one choice, got an empty list []")
+        kinds = set()
+        for c in raw:
+            if isinstance(c, bool):
+                kinds.add("bool")
+            elif isinstance(c, (int, float)):
+                if isinstance(c, float) and not math.isfinite(c):
+                    raise SpaceError(f"Categorical choice {c!r} is not finite; choices: {_fmt(raw)}")
+                if isinstance(c, int) and abs(c) >= 2**63:
+                    raise SpaceError(f"Categorical choice {c!r} does not fit in int64")
+                kinds.add("number")
+            elif isinstance(c, str):
+                kinds.add("str")
+            else:
+                raise SpaceError(
+                    f"Categorical choice {c!r} of type {type(c).__name__} is not allowed; use str, int, float or bool"
+                )
+        if len(kinds) > 1:
+            raise SpaceError(f"Categorical choices must all be of one kind (str, number or bool), got {_fmt(raw)}")
+        seen: dict[Any, Any] = {}
+        for c in raw:
+            if c in seen:
+                raise SpaceError(f"Categorical choice {c!r} is duplicated in {_fmt(raw)}")
+            seen[c] = c
+        self.choices = tuple(raw)
+        self.kind = kinds.pop()
+        self._set_when(when)
+        if self.kind == "str":
+            vals = np.empty(len(raw), dtype=object)
+            vals[:] = raw
+        elif self.kind == "bool":
+            vals = np.array(raw, dtype=bool)
+        elif all(isinstance(c, int) for c in raw):
+            vals = np.array(raw, dtype=np.int64)
+        else:
+            vals = np.array(raw, dtype=np.float64)
+        vals.flags.writeable = False
+        self._vals = vals
+        self._frozen = True
+
+    @property
+    def is_discrete(self) -> bool:
+        return True
+
+    @property
+    def n_values(self) -> int:
+        return len(self.choices)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._vals.dtype
+
+    def values(self) -> np.ndarray:
+        return self._vals.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "categorical", "choices": list(self.choices), **self._when_dict()}
+
+    def _sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        return self._vals[rng.integers(0, len(self._vals), m)]
+
+    def _in_domain(self, x: np.ndarray) -> np.ndarray:
+        return np.isin(x, self._vals.astype(np.float64))
+
+    def _normalize(self, name: str, value: object) -> object:
+        v = _plain(value)
+        ok = False
+        if self.kind == "str":
+            ok = isinstance(v, str) and v in self.choices
+        elif self.kind == "bool":
+            ok = isinstance(v, bool)
+        elif _is_real(v) and math.isfinite(float(v)):  # type: ignore[arg-type]
+            for c in self.choices:
+                if c == v:
+                    return c
+        if ok:
+            return v
+        raise SpaceError(f"parameter {name!r}: {value!r} is not one of the choices {_fmt(self.choices)}")
+
+
+class Int(Param):
+    """An integer in ``[low, high]`` (both inclusive), every ``step``-th value from ``low``; ``log=True`` samples
+    uniformly in log space (needs ``low >= 1`` and ``step == 1``)."""
+
+    low: int
+    high: int
+    log: bool
+    step: int
+
+    def __init__(self, low: int, high: int, *, log: bool = False, step: int = 1, when: str | None = None):
+        for label, v in (("low", low), ("high", high), ("step", step)):
+            if not _is_real(v):
+                raise TypeError(f"Int {label} must be an integer, got {type(v).__name__} {v!r:.80}")
+            if not _is_integer(v):
+                if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
+                    continue
+                raise SpaceError(f"Int {label} must be an integer, got {v!r}")
+        low, high, step = int(low), int(high), int(step)
+        if not isinstance(log, (bool, np.bool_)):
+            raise TypeError(f"Int log must be True or False, got {log!r:.80}")
+        if max(abs(low), abs(high)) >= 2**62:
+            raise SpaceError(f"Int bounds must fit in int64, got low={low}, high={high}")
+        if low > high:
+            raise SpaceError(f"Int low={low} is greater than high={high}")
+        if step <= 0:
+            raise SpaceError(f"Int step must be positive, got step={step}")
+        if log and step != 1:
+            raise SpaceError(f"Int with log=True cannot have a step (got step={step}); use step=1")
+        if log and low <= 0:
+            raise SpaceError(f"Int with log=True needs low >= 1, got low={low}")
+        if (high - low) % step:
+            raise SpaceError(
+                f"Int range high-low={high - low} (low={low}, high={high}) is not a multiple of step={step}; "
+                f"e.g. high={low + (high - low) // step * step} would be"
+            )
+        self.low, self.high, self.log, self.step = low, high, bool(log), step
+        self._set_when(when)
+        self._frozen = True
+
+    @property
+    def is_discrete(self) -> bool:
+        return True
+
+    @property
+    def n_values(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.int64)
+
+    def values(self) -> np.ndarray:
+        if self.n_values > MAX_VALUES:
+            raise SpaceError(f"Int({self.low}, {self.high}) has {self.n_values} values, too many to list (max {MAX_VALUES})")
+        return np.arange(self.low, self.high + 1, self.step, dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "int", "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        if self.step != 1:
+            d["step"] = self.step
+        return {**d, **self._when_dict()}
+
+    def _sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        if self.log:
+            u = rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5), m)
+            return np.clip(np.round(np.exp(u)), self.low, self.high).astype(np.int64)
+        return self.low + self.step * rng.integers(0, self.n_values, m, dtype=np.int64)
+
+    def _in_domain(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return (x >= self.low) & (x <= self.high) & (np.mod(x - self.low, self.step) == 0)
+
+    def _normalize(self, name: str, value: object) -> object:
+        v = _plain(value)
+        if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+            v = int(v)
+        if not _is_integer(v):
+            raise SpaceError(f"parameter {name!r}: {value!r} is not an integer in [{self.low}, {self.high}]")
+        assert isinstance(v, int)
+        if not self.low <= v <= self.high:
+            raise SpaceError(f"parameter {name!r}: {v} is out of range [{self.low}, {self.high}]")
+        if (v - self.low) % self.step:
+            raise SpaceError(
+                f"parameter {name!r}: {v} is not on the step grid low={self.low} + k*{self.step} "
+                f"(nearest: {self.low + (v - self.low) // self.step * self.step})"
+            )
+        return v
+
+
+class Float(Param):
+    """A real number in ``[low, high]``; ``log=True`` samples uniformly in log space (needs ``low > 0``);
+    ``step`` makes it discrete: ``low, low+step, ..., high``."""
+
+    low: float
+    high: float
+    log: bool
+    step: float | None
+
+    def __init__(
+        self, low: float, high: float, *, log: bool = False, step: float | None = None, when: str | None = None
+    ):
+        for label, v in (("low", low), ("high", high)) + ((("step", step),) if step is not None else ()):
+            if not _is_real(v):
+                raise TypeError(f"Float {label} must be a number, got {type(v).__name__} {v!r:.80}")
+            if not math.isfinite(float(v)):  # type: ignore[arg-type]
+                raise SpaceError(f"Float {label} must be finite, got {label}={v!r}")
+        if not isinstance(log, (bool, np.bool_)):
+            raise TypeError(f"Float log must be True or False, got {log!r:.80}")
+        low, high = float(low), float(high)
+        if low > high:
+            raise SpaceError(f"Float low={low!r} is greater than high={high!r}")
+        if log and low <= 0:
+            raise SpaceError(f"Float with log=True needs low > 0, got low={low!r}")
+        n = None
+        if step is not None:
+            step = float(step)
+            if step <= 0:
+                raise SpaceError(f"Float step must be positive, got step={step!r}")
+            if log:
+                raise SpaceError(f"Float with log=True cannot have a step (got step={step!r})")
+            ratio = (high - low) / step
+            if not math.isfinite(ratio) or ratio > 1e15:
+                raise SpaceError(f"Float step={step!r} is too small for the range [{low!r}, {high!r}]")
+            n = round(ratio)
+            if abs(n - ratio) > 1e-9 * max(1.0, ratio):
+                raise SpaceError(
+                    f"Float range high-low={high - low!r} (low={low!r}, high={high!r}) is not a multiple of "
+                    f"step={step!r}; e.g. high={low + math.floor(ratio) * step!r} would be"
+                )
+        self.low, self.high, self.log, self.step = low, high, bool(log), step
+        self._n = None if n is None else n + 1
+        self._set_when(when)
+        self._frozen = True
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.step is not None
+
+    @property
+    def n_values(self) -> int | float:
+        return math.inf if self._n is None else self._n
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float64)
+
+    def values(self) -> np.ndarray:
+        if self._n is None:
+            raise SpaceError(f"Float({self.low!r}, {self.high!r}) without step is continuous: its values cannot be listed")
+        if self._n > MAX_VALUES:
+            raise SpaceError(f"Float({self.low!r}, {self.high!r}, step={self.step!r}) has {self._n} values, too many to list")
+        assert self.step is not None
+        vals = self.low + self.step * np.arange(self._n, dtype=np.float64)
+        decimals = max(0, 12 - int(math.floor(math.log10(self.step))))
+        vals = np.clip(np.round(vals, min(decimals, 15)), self.low, self.high)
+        vals[-1] = self.high
+        vals[0] = self.low
+        return vals
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "float", "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        if self.step is not None:
+            d["step"] = self.step
+        return {**d, **self._when_dict()}
+
+    def _sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        if self._n is not None:
+            if self._n <= MAX_VALUES:
+                return self.values()[rng.integers(0, self._n, m)]
+            assert self.step is not None
+            return np.clip(self.low + self.step * rng.integers(0, self._n, m), self.low, self.high)
+        if self.log:
+            return np.clip(np.exp(rng.uniform(math.log(self.low), math.log(self.high), m)), self.low, self.high)
+        return rng.uniform(self.low, self.high, m)
+
+    def _in_domain(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            ok = (x >= self.low) & (x <= self.high)
+            if self.step is not None:
+                k = (x - self.low) / self.step
+                ok &= np.abs(k - np.round(k)) <= 1e-6
+        return ok
+
+    def _normalize(self, name: str, value: object) -> object:
+        v = _plain(value)
+        if not _is_real(v) or not math.isfinite(float(v)):  # type: ignore[arg-type]
+            raise SpaceError(f"parameter {name!r}: {value!r} is not a finite number in [{self.low!r}, {self.high!r}]")
+        x = float(v)  # type: ignore[arg-type]
+        if not self.low <= x <= self.high:
+            raise SpaceError(f"parameter {name!r}: {x!r} is out of range [{self.low!r}, {self.high!r}]")
+        if self.step is not None:
+            k = (x - self.low) / self.step
+            if abs(k - round(k)) > 1e-6:
+                raise SpaceError(
+                    f"parameter {name!r}: {x!r} is not on the step grid {self.low!r} + k*{self.step!r} "
+                    f"(nearest: {self.low + round(k) * self.step!r})"
+                )
+            x = float(self.values()[int(round(k))]) if self._n is not None and self._n <= MAX_VALUES else x
+        return x
+
+
+# ==============================================================================================================
+# Columns: canonical (raw array + missing mask) <-> DataFrame column
+# ==============================================================================================================
+
+
+def _output_column(p: Param, raw: np.ndarray, miss: np.ndarray | None) -> np.ndarray:
+    """The DataFrame column for canonical values ``raw`` with ``miss`` rows missing."""
+    if miss is None or not miss.any():
+        return raw
+    if raw.dtype.kind in "iuf":
+        out = raw.astype(np.float64)
+        out[miss] = np.nan
+    else:
+        out = raw.astype(object)
+        out[miss] = None
+    return out
+
+
+def _frame(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+    data = {
+        name: (pd.Series(col, dtype=object, copy=False) if col.dtype == object else col) for name, col in columns.items()
+    }
+    df = pd.DataFrame(data, copy=False)
+    if not columns:
+        df = pd.DataFrame(index=range(n))
+    df.index = pd.RangeIndex(n)
+    return df
+
+
+def _missing_of(col: np.ndarray) -> np.ndarray:
+    if col.dtype.kind == "f":
+        return np.isnan(col)
+    if col.dtype.kind == "O":
+        m = np.asarray(np.equal(col, None), dtype=bool)
+        try:
+            m |= np.asarray(col != col, dtype=bool)  # NaN
+        except Exception:  # pragma: no cover - exotic objects
+            pass
+        return m
+    return np.zeros(len(col), dtype=bool)
+
+
+def _canonical(p: Param, col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(raw, miss, valid)`` for a user column: canonical values (placeholders where not valid), missing mask,
+    and domain membership of the present values."""
+    n = len(col)
+    miss = _missing_of(col)
+    if isinstance(p, Categorical) and p.kind == "str":
+        obj = col if col.dtype == object else col.astype(object)
+        valid = pd.Series(obj, dtype=object, copy=False).isin(p.choices).to_numpy(dtype=bool) & ~miss
+        raw = obj if valid.all() else np.where(valid, obj, p.choices[0])
+        return raw, miss, valid
+    if isinstance(p, Categorical) and p.kind == "bool":
+        if col.dtype == bool:
+            return col, miss, np.ones(n, dtype=bool)
+        valid = np.fromiter((type(v) in (bool, np.bool_) for v in col), dtype=bool, count=n) & ~miss
+        raw = np.where(valid, col, p.choices[0]).astype(bool)
+        return raw, miss, valid
+    # numeric parameters
+    if col.dtype.kind in "iuf":
+        x = col.astype(np.float64, copy=False)
+        bad_type = np.zeros(n, dtype=bool)
+    elif col.dtype.kind == "b":
+        x = np.zeros(n)
+        bad_type = np.ones(n, dtype=bool)
+    else:
+        obj = col.astype(object)
+        is_bool = np.fromiter((type(v) in (bool, np.bool_) for v in obj), dtype=bool, count=n)
+        x = pd.to_numeric(pd.Series(obj, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad_type = is_bool | (np.isnan(x) & ~miss)
+    with np.errstate(invalid="ignore"):
+        valid = ~miss & ~bad_type & np.isfinite(x)
+        valid &= p._in_domain(np.where(valid, x, np.nan)) | ~valid
+        valid &= ~miss & ~bad_type & np.isfinite(x)
+    dtype = p.dtype
+    fill = float(p.values()[0]) if p.is_discrete and p.n_values <= MAX_VALUES else float(getattr(p, "low", 0.0))
+    raw = np.where(valid, x, fill)
+    if dtype.kind == "i":
+        raw = np.round(raw).astype(np.int64)
+    return raw, miss, valid
+
+
+# ==============================================================================================================
+# Space
+# ==============================================================================================================
+
+
+class Space:
+    """An ordered set of parameters with conditions and constraints.
+
+    ``Space(a=Categorical([...]), b=Int(1, 8), constraints=["b <= 4 or a == 'x'"])`` or
+    ``Space({"a": ..., "b": ...}, constraints=[...])``. Invalid definitions raise :class:`SpaceError` /
+    :class:`ExpressionError` (a subclass) naming the bad value, or ``TypeError`` for values of the wrong type.
+    """
+
+    def __init__(
+        self,
+        params: Mapping[str, Param] | None = None,
+        /,
+        *,
+        constraints: Sequence[str | Callable[[pd.DataFrame], Any]] | str | Callable[[pd.DataFrame], Any] = (),
+        **kwparams: Param,
+    ):
+        merged: dict[str, Param] = {}
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise TypeError(f"Space parameters must be a mapping name -> Param, got {type(params).__name__}")
+            merged.update(params)
+        for k, v in kwparams.items():
+            if k in merged:
+                raise SpaceError(f"parameter {k!r} is given twice")
+            merged[k] = v
+        if not merged:
+            raise SpaceError("a Space needs at least one parameter, e.g. Space(x=Float(0, 1))")
+        for name, p in merged.items():
+            if not isinstance(name, str):
+                raise TypeError(f"parameter names must be str, got {type(name).__name__} {name!r:.80}")
+            if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__") or not name.isascii():
+                raise SpaceError(
+                    f"parameter name {name!r} is not allowed: use a Python identifier (letters, digits, '_'), "
+                    f"not a keyword, not starting with '__'"
+                )
+            if not isinstance(p, Param):
+                raise TypeError(
+                    f"parameter {name!r} must be a Categorical, Int or Float, got {type(p).__name__} {p!r:.80}"
+                )
+        self._params: dict[str, Param] = merged
+        names = list(merged)
+
+        # conditions: only earlier parameters, no cycles
+        self._conds: dict[str, Expr] = {}
+        for i, (name, p) in enumerate(merged.items()):
+            if p.when is None:
+                continue
+            before = names[:i]
+            expr = parse(p.when, [n for n in names if n != name])
+            late = [n for n in expr.names if n not in before]
+            if late:
+                raise SpaceError(
+                    f"condition of {name!r} ({p.when!r}) references {late}, defined after {name!r}; a condition "
+                    f"may reference only parameters defined before it: {before}"
+                )
+            self._conds[name] = expr
+
+        # constraints
+        if isinstance(constraints, str) or callable(constraints):
+            constraints = [constraints]
+        if not isinstance(constraints, (list, tuple)):
+            raise TypeError(f"constraints must be a list of expression strings or callables, got {type(constraints).__name__}")
+        self._exprs: list[Expr] = []
+        self._callables: list[tuple[str, Callable[[pd.DataFrame], Any]]] = []
+        for c in constraints:
+            if isinstance(c, str):
+                self._exprs.append(parse(c, names))
+            elif callable(c):
+                label = getattr(c, "__name__", None) or type(c).__name__
+                self._callables.append((str(label), c))
+            else:
+                raise TypeError(f"a constraint must be an expression string or a callable, got {type(c).__name__} {c!r:.80}")
+        self._constraints = tuple(constraints)
+        self._typecheck()
+        self._count: int | None = None
+
+    # -- attributes ------------------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Param]:
+        """Parameters by name, in definition order (a copy)."""
+        return dict(self._params)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._params)
+
+    @property
+    def constraints(self) -> tuple[str | Callable[[pd.DataFrame], Any], ...]:
+        return self._constraints
+
+    @property
+    def conditions(self) -> dict[str, str]:
+        """``when`` text of each conditional parameter."""
+        return {n: e.text for n, e in self._conds.items()}
+
+    @property
+    def is_discrete(self) -> bool:
+        return all(p.is_discrete for p in self._params.values())
+
+    @property
+    def size(self) -> int | float:
+        """Number of feasible points of a discrete space (conditions and constraints applied); ``math.inf`` for
+        a space with a continuous parameter."""
+        if not self.is_discrete:
+            return math.inf
+        if self._count is None:
+            if not self._conds and not self._exprs and not self._callables:
+                self._count = math.prod(int(p.n_values) for p in self._params.values())
+            else:
+                self._count = sum(len(next(iter(c.values()))) for c in self._enumerate())
+        return self._count
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={p!r}" for n, p in self._params.items())
+        cons = [c if isinstance(c, str) else f"<callable {lab}>" for c, lab in self._constraint_labels()]
+        return f"Space({body}" + (f", constraints={cons!r})" if cons else ")")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    def _constraint_labels(self) -> list[tuple[Any, str]]:
+        out = []
+        ci = 0
+        for c in self._constraints:
+            if isinstance(c, str):
+                out.append((c, c))
+            else:
+                out.append((c, self._callables[ci][0]))
+                ci += 1
+        return out
+
+    # -- definition-time checks ------------------------------------------------------------------------------
+    def _typecheck(self) -> None:
+        """Evaluate every expression on a few values of each parameter so that type errors (ordering a str
+        against a number, arithmetic on str) are reported at definition time."""
+        k = 8
+        cols = {}
+        for name, p in self._params.items():
+            probe = p._probe()
+            cols[name] = probe[np.arange(k) % len(probe)]
+        no_missing = {name: np.zeros(k, dtype=bool) for name in self._params}
+        for name, expr in self._conds.items():
+            try:
+                expr.evaluate(cols, k, missing=no_missing)
+            except ExpressionError as exc:
+                raise ExpressionError(f"condition of {name!r}: {exc}") from None
+        for expr in self._exprs:
+            expr.evaluate(cols, k, missing=no_missing)
+
+    # -- batch evaluation ------------------------------------------------------------------------------------
+    def _constraint_mask(self, raw: Mapping[str, np.ndarray], inactive: Mapping[str, np.ndarray], n: int,
+                         exprs: Iterable[Expr] | None = None) -> np.ndarray:
+        ok = np.ones(n, dtype=bool)
+        for expr in self._exprs if exprs is None else exprs:
+            ok &= expr.evaluate(raw, n, missing=inactive, if_missing=True)
+        return ok
+
+    def _callable_mask(self, df: pd.DataFrame, each: bool = False) -> Any:
+        """AND of the callable constraints over ``df`` (with ``each=True``: the list of their masks)."""
+        n = len(df)
+        ok = np.ones(n, dtype=bool)
+        masks = []
+        for label, fn in self._callables:
+            res = fn(df)
+            arr = np.asarray(res.to_numpy() if isinstance(res, (pd.Series, pd.DataFrame)) else res)
+            if arr.shape != (n,) or arr.dtype.kind not in "biuf":
+                raise SpaceError(
+                    f"constraint callable {label!r} must return a bool array of shape ({n},), "
+                    f"got {type(res).__name__} with shape {arr.shape} and dtype {arr.dtype}"
+                )
+            masks.append(arr.astype(bool))
+            ok &= masks[-1]
+        return masks if each else ok
+
+    def _analyze(self, df: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+        """Canonical columns, inactive-or-missing masks, domain+condition consistency, active masks."""
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        absent = [n for n in self._params if n not in df.columns]
+        if absent:
+            raise SpaceError(f"DataFrame lacks parameter columns {absent}; it has {list(map(str, df.columns))}")
+        n = len(df)
+        raw: dict[str, np.ndarray] = {}
+        off: dict[str, np.ndarray] = {}
+        active: dict[str, np.ndarray] = {}
+        ok = np.ones(n, dtype=bool)
+        for name, p in self._params.items():
+            r, miss, valid = _canonical(p, df[name].to_numpy())
+            cond = self._conds.get(name)
+            act = np.ones(n, dtype=bool) if cond is None else cond.evaluate(raw, n, missing=off, if_missing=False)
+            ok &= np.where(act, valid, miss)
+            raw[name] = r
+            off[name] = ~act | miss | ~valid
+            if cond is not None:
+                active[name] = act
+        return raw, off, ok, active
+
+    def feasible(self, df: pd.DataFrame) -> np.ndarray:
+        """Bool array, one per row: values in their domains, conditional parameters missing exactly where their
+        condition is false, every constraint satisfied. Columns other than the parameters are ignored."""
+        raw, off, ok, _ = self._analyze(df)
+        n = len(df)
+        if self._exprs and ok.any():
+            ok &= self._constraint_mask(raw, off, n)
+        if self._callables and ok.any():
+            sub = df.loc[ok, self.names] if not ok.all() else df[self.names]
+            cm = self._callable_mask(sub.reset_index(drop=True))
+            ok[np.flatnonzero(ok)] = cm
+        return ok
+
+    def active(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """For each conditional parameter, a bool array: is it active in that row (its condition true and its
+        parents active)?"""
+        return self._analyze(df)[3]
+
+    # -- validate --------------------------------------------------------------------------------------------
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Check one configuration and return it normalized: plain Python values in definition order, inactive
+        conditional parameters set to ``None``. Raises :class:`SpaceError` naming the bad parameter/value and
+        what is valid."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"a configuration must be a mapping name -> value, got {type(config).__name__}")
+        unknown = [k for k in config if k not in self._params]
+        if unknown:
+            raise SpaceError(f"unknown parameter(s) {unknown}; valid parameters: {self.names}")
+        out: dict[str, Any] = {}
+        raw: dict[str, np.ndarray] = {}
+        off: dict[str, np.ndarray] = {}
+        for name, p in self._params.items():
+            cond = self._conds.get(name)
+            act = True if cond is None else bool(cond.evaluate(raw, 1, missing=off, if_missing=False)[0])
+            value = config.get(name)
+            missing = value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+            if not act:
+                out[name] = None
+            elif missing:
+                why = f" (active because {p.when!r} holds)" if p.when else ""
+                raise SpaceError(f"missing parameter {name!r}{why}; expected {p!r}")
+            else:
+                out[name] = p._normalize(name, value)
+            fill = out[name] if act else p._probe()[0]
+            col = np.empty(1, dtype=p.dtype) if p.dtype != object else np.empty(1, dtype=object)
+            col[0] = fill
+            raw[name] = col
+            off[name] = np.array([not act])
+        for expr in self._exprs:
+            if not expr.evaluate(raw, 1, missing=off, if_missing=True)[0]:
+                shown = {n: out[n] for n in expr.names}
+                raise SpaceError(f"configuration violates constraint {expr.text!r} with {shown}")
+        if self._callables:
+            df = self._to_frame(raw, off, 1)
+            ok = self._callable_mask(df, each=True)
+            for (label, _), good in zip(self._callables, ok):
+                if not good[0]:
+                    raise SpaceError(f"configuration violates constraint callable {label!r} with {out}")
+        return out
+
+    # -- frames ----------------------------------------------------------------------------------------------
+    def _to_frame(self, raw: Mapping[str, np.ndarray], off: Mapping[str, np.ndarray], n: int) -> pd.DataFrame:
+        cols = {name: _output_column(p, raw[name], off.get(name)) for name, p in self._params.items()}
+        return _frame(cols, n)
+
+    # -- sample ----------------------------------------------------------------------------------------------
+    def _draw(self, rng: np.random.Generator, m: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        raw: dict[str, np.ndarray] = {}
+        off: dict[str, np.ndarray] = {}
+        for name, p in self._params.items():
+            vals = p._sample(rng, m)
+            cond = self._conds.get(name)
+            raw[name] = vals
+            off[name] = (
+                np.zeros(m, dtype=bool) if cond is None else ~cond.evaluate(raw, m, missing=off, if_missing=False)
+            )
+        return raw, off
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """``n`` random feasible configurations (vectorized rejection sampling), reproducible for a given seed.
+
+        Each parameter is drawn independently (log-uniformly with ``log=True``); inactive conditional parameters
+        are missing. If fewer than about 1 in 10^5 draws is feasible, a discrete space falls back to drawing
+        uniformly from its grid; otherwise :class:`SpaceError` names the constraints.
+        """
+        if not _is_integer(n) or n < 0:
+            raise SpaceError(f"sample(n): n must be a non-negative integer, got {n!r}")
+        n = int(n)
+        if seed is not None and not _is_integer(seed):
+            raise TypeError(f"sample(seed): seed must be an integer or None, got {seed!r:.80}")
+        rng = np.random.default_rng(seed)
+        pieces: list[pd.DataFrame] = []
+        have = drawn = 0
+        budget = max(200_000, 100 * n)
+        while have < n:
+            rate = (have + 1) / (drawn + 1) if drawn else 1.0
+            m = int(min(max((n - have) / rate * 1.2 + 16, 64), 1_000_000))
+            raw, off = self._draw(rng, m)
+            ok = self._constraint_mask(raw, off, m)
+            df = self._to_frame(raw, off, m)
+            if self._callables:
+                ok &= self._callable_mask(df)
+            drawn += m
+            if ok.any():
+                keep = df[ok].iloc[: n - have]
+                pieces.append(keep)
+                have += len(keep)
+            if have < n and drawn >= budget:
+                return self._sample_fallback(n, rng, have, drawn)
+        if not pieces:
+            return self._to_frame(*self._draw(rng, 0), 0)
+        out = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
+        return out
+
+    def _sample_fallback(self, n: int, rng: np.random.Generator, have: int, drawn: int) -> pd.DataFrame:
+        labels = [lab for _, lab in self._constraint_labels()]
+        if self.is_discrete and self._enumerable():
+            grid = self.grid()
+            if len(grid) == 0:
+                raise SpaceError(f"the space has no feasible point: constraints {labels} exclude every configuration")
+            return grid.iloc[np.sort(rng.integers(0, len(grid), n))].reset_index(drop=True)
+        raise SpaceError(
+            f"cannot sample {n} feasible configurations: only {have} of {drawn} random draws satisfied the "
+            f"constraints {labels} (feasible fraction {have / drawn:.2g}); loosen the constraints"
+        )
+
+    def _enumerable(self) -> bool:
+        return math.prod(float(p.n_values) for p in self._params.values()) <= 1e9
+
+    # -- grid ------------------------------------------------------------------------------------------------
+    def _enumerate(self) -> Iterator[dict[str, np.ndarray]]:
+        """Yield chunks of the feasible grid as value-index arrays (``-1`` = inactive), in grid order."""
+        continuous = [n for n, p in self._params.items() if not p.is_discrete]
+        if continuous:
+            raise SpaceError(f"the space is not discrete: {continuous} are continuous (give Float a step=)")
+        names = self.names
+        values = {n: self._params[n].values() for n in names}
+        # each string constraint runs as soon as the last parameter it names is placed
+        stage_of: dict[int, list[Expr]] = {}
+        for expr in self._exprs:
+            last = max((names.index(x) for x in expr.names), default=0)
+            stage_of.setdefault(last, []).append(expr)
+
+        def columns(codes: dict[str, np.ndarray], used: Iterable[str]) -> tuple[dict, dict]:
+            raw, off = {}, {}
+            for u in used:
+                c = codes[u]
+                off[u] = c < 0
+                raw[u] = values[u][np.maximum(c, 0)]
+            return raw, off
+
+        def expand(stage: int, codes: dict[str, np.ndarray], n: int) -> Iterator[dict[str, np.ndarray]]:
+            if n == 0:
+                return
+            if stage == len(names):
+                if self._callables:
+                    df = self._frame_from_codes(codes, values, n)
+                    keep = self._callable_mask(df)
+                    codes = {k: v[keep] for k, v in codes.items()}
+                yield codes
+                return
+            name = names[stage]
+            k = len(values[name])
+            cond = self._conds.get(name)
+            if cond is None:
+                total = n * k
+                if total > _CHUNK and n > 1:
+                    step = max(1, _CHUNK // k)
+                    for s in range(0, n, step):
+                        yield from expand(stage, {a: b[s : s + step] for a, b in codes.items()}, min(step, n - s))
+                    return
+                new = {a: np.repeat(b, k) for a, b in codes.items()}
+                new[name] = np.tile(np.arange(k, dtype=np.int32), n)
+            else:
+                raw, off = columns(codes, cond.names)
+                act = cond.evaluate(raw, n, missing=off, if_missing=False)
+                counts = np.where(act, k, 1)
+                ends = np.cumsum(counts)
+                total = int(ends[-1])
+                if total > _CHUNK and n > 1:
+                    cuts = np.searchsorted(ends, np.arange(_CHUNK, total, _CHUNK), side="left")
+                    bounds = np.unique(np.concatenate([[0], np.maximum(cuts, 1), [n]]))
+                    for s, e in zip(bounds[:-1], bounds[1:]):
+                        yield from expand(stage, {a: b[s:e] for a, b in codes.items()}, int(e - s))
+                    return
+                rep = np.repeat(np.arange(n), counts)
+                new = {a: b[rep] for a, b in codes.items()}
+                idx = (np.arange(total) - np.repeat(ends - counts, counts)).astype(np.int32)
+                idx[~act[rep]] = -1
+                new[name] = idx
+            n = total
+            exprs = stage_of.get(stage)
+            if exprs:
+                used = sorted({u for e in exprs for u in e.names})
+                raw, off = columns(new, used)
+                keep = self._constraint_mask(raw, off, n, exprs)
+                if not keep.all():
+                    new = {a: b[keep] for a, b in new.items()}
+                    n = int(keep.sum())
+            yield from expand(stage + 1, new, n)
+
+        yield from expand(0, {}, 1)
+
+    def _frame_from_codes(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+        cols = {}
+        for name, p in self._params.items():
+            c = codes[name]
+            vals = values[name]
+            if n and c.min() < 0:
+                if vals.dtype.kind in "iuf":
+                    ext = np.append(vals.astype(np.float64), np.nan)
+                else:
+                    ext = np.empty(len(vals) + 1, dtype=object)
+                    ext[:-1] = vals
+                    ext[-1] = None
+                cols[name] = ext[c]
+            else:
+                cols[name] = vals[c]
+        return _frame(cols, n)
+
+    def grid(self, max_points: int = DEFAULT_MAX_POINTS) -> pd.DataFrame:
+        """Every feasible point of a discrete space, one row each, columns = parameter names.
+
+        Order: lexicographic in parameter order (first parameter slowest), each parameter's values in their
+        listed order. Raises :class:`SpaceError` for a space with a continuous parameter or more than
+        ``max_points`` feasible points.
+        """
+        chunks = []
+        total = 0
+        for codes in self._enumerate():
+            total += len(codes[self.names[0]])
+            if total > max_points:
+                raise SpaceError(
+                    f"the grid has more than max_points={max_points} feasible points; add constraints, coarsen "
+                    f"the parameters or raise max_points"
+                )
+            chunks.append(codes)
+        self._count = total
+        values = {n: self._params[n].values() for n in self.names}
+        if not chunks:
+            codes = {n: np.zeros(0, dtype=np.int32) for n in self.names}
+        elif len(chunks) == 1:
+            codes = chunks[0]
+        else:
+            codes = {n: np.concatenate([c[n] for c in chunks]) for n in self.names}
+        return self._frame_from_codes(codes, values, total)
+
+    # -- serialization ---------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable description; callables are recorded by name (``{"callable": name}``)."""
+        cons: list[Any] = []
+        for c, label in self._constraint_labels():
+            cons.append(c if isinstance(c, str) else {"callable": label})
+        return {"params": {n: p.to_dict() for n, p in self._params.items()}, "constraints": cons}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], callables: Mapping[str, Callable[[pd.DataFrame], Any]] | None = None) -> Space:
+        """Rebuild a space from :meth:`to_dict` output; ``callables`` maps the names of callable constraints to
+        the functions."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("params"), Mapping):
+            raise SpaceError(f"a space spec must be a mapping with a 'params' mapping, got {d!r:.200}")
+        extra = [k for k in d if k not in ("params", "constraints")]
+        if extra:
+            raise SpaceError(f"unknown keys {extra} in space spec; valid keys: ['params', 'constraints']")
+        params = {name: Param.from_dict(spec) for name, spec in d["params"].items()}
+        cons: list[Any] = []
+        raw_cons = d.get("constraints", [])
+        if not isinstance(raw_cons, (list, tuple)):
+            raise SpaceError(f"'constraints' must be a list, got {raw_cons!r:.200}")
+        for c in raw_cons:
+            if isinstance(c, str):
+                cons.append(c)
+            elif isinstance(c, Mapping) and set(c) == {"callable"}:
+                label = c["callable"]
+                if callables is None or label not in callables:
+                    have = sorted(callables) if callables else []
+                    raise SpaceError(
+                        f"constraint callable {label!r} is not given; pass callables={{{label!r}: function}} "
+                        f"(given: {have})"
+                    )
+                cons.append(callables[label])
+            else:
+                raise SpaceError(f"a constraint spec must be a str or {{'callable': name}}, got {c!r:.200}")
+        return cls(params, constraints=cons)
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the canonical JSON of :meth:`to_dict`; equal spaces have equal fingerprints."""
+        d = self.to_dict()
+        canon = {"params": [[n, spec] for n, spec in d["params"].items()], "constraints": d["constraints"]}
+        text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
