@@ -263,10 +263,11 @@ class Study:
             df.to_csv(path, index=False)
         return path
 
-    def to_optuna(self, url: str | None = None, study_name: str | None = None):
+    def to_optuna(self, url=None, study_name: str | None = None):
         """Copy the study into an Optuna storage (for optuna-dashboard); returns the optuna.Study.
 
-        ``url`` is any Optuna storage URL (e.g. ``sqlite:///optuna.db``); None gives an in-memory storage.
+        ``url`` is any Optuna storage URL (e.g. ``sqlite:///optuna.db``) or an ``optuna.storages.BaseStorage``;
+        None gives an in-memory storage.
         Failed trials are copied as FAIL; metric values that are not objectives become user attributes.
         """
         import optuna

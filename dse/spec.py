@@ -1,0 +1,133 @@
+"""Study files: a Python file that defines a :class:`StudySpec` named ``study`` (what ``dse run FILE`` runs).
+
+A study file is Python code that the user chose to run: ``dse run`` executes it like ``python FILE`` would
+(the study database only ever holds JSON, never code or pickles).
+"""
+from __future__ import annotations
+
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+from .errors import StudyError
+from .space import Space
+
+
+@dataclass
+class StudySpec:
+    """Everything ``dse run`` needs to create or resume a study and optimize it.
+
+    ``n_trials`` is the study's TOTAL target: running the file again after an interruption completes it.
+    ``storage`` None means a SQLite file ``<name>.db`` beside the study file.
+    ``after(study)`` runs once the optimization ends (e.g. re-evaluate the front with a slower model).
+    ``show`` lists the columns of the printed front (default: parameters that vary on the front + objectives).
+    """
+
+    name: str
+    space: Space
+    objectives: Mapping[str, str]
+    evaluate: Callable
+    constraints: Mapping[str, tuple[str, float]] | None = None
+    optimizer: str = "auto"
+    n_trials: int | None = None
+    timeout: float | None = None
+    n_jobs: int = 1
+    seed: int | None = 0
+    batch_size: int | None = None
+    optimizer_settings: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    storage: str | None = None
+    report: bool = True
+    show: list[str] | None = None
+    after: Callable | None = None
+    path: Path | None = None          # the study file, set by load_study_file
+
+    def default_storage(self) -> str | None:
+        if self.storage is not None:
+            return self.storage
+        if self.path is not None:
+            return f"sqlite:///{self.path.resolve().parent / (self.name + '.db')}"
+        return None
+
+    def create(self, storage: str | None = None):
+        """Create or reopen the study this spec describes (dse.create_study with load_if_exists=True)."""
+        from .study import create_study
+
+        return create_study(
+            self.name, self.space, dict(self.objectives), constraints=self.constraints,
+            storage=storage or self.default_storage(), description=self.description,
+        )
+
+    def run(self, storage: str | None = None, *, n_trials: int | None = None, progress: bool | None = None,
+            n_jobs: int | None = None, optimizer: str | None = None, seed: int | None = None,
+            timeout: float | None = None, worker: bool = False):
+        """Create/resume the study and optimize until it holds ``n_trials`` finished trials; returns the Study."""
+        study = self.create(storage)
+        total = n_trials if n_trials is not None else self.n_trials
+        study.optimize(
+            self.evaluate,
+            optimizer=optimizer or self.optimizer,
+            max_trials=total,
+            timeout=timeout if timeout is not None else self.timeout,
+            n_jobs=n_jobs if n_jobs is not None else self.n_jobs,
+            seed=self.seed if seed is None else seed,
+            batch_size=self.batch_size,
+            progress=progress,
+            **self.optimizer_settings,
+        )
+        if self.after is not None and not worker:
+            self.after(study)
+        return study
+
+
+def load_study_file(path: str | os.PathLike) -> StudySpec:
+    """Execute a study file and return its ``study`` (a StudySpec); StudyError with a clear reason otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise StudyError(f"study file {str(p)!r} does not exist; give the path of a .py file defining `study = dse.StudySpec(...)`")
+    if p.suffix != ".py":
+        raise StudyError(f"study file {str(p)!r} is not a .py file")
+    try:
+        ns = runpy.run_path(str(p), run_name="__dse_study__")
+    except SyntaxError as exc:
+        raise StudyError(f"study file {str(p)!r} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    spec = ns.get("study", ns.get("STUDY"))
+    if not isinstance(spec, StudySpec):
+        raise StudyError(
+            f"study file {str(p)!r} defines no `study = dse.StudySpec(...)`"
+            + (f" (found `study` of type {type(spec).__name__})" if spec is not None else "")
+        )
+    spec.path = p
+    return spec
+
+
+def front_table(study, columns: list[str] | None = None, limit: int | None = 40) -> str:
+    """The Pareto front as a readable text table: the configuration behind each point and its metrics."""
+    front = study.pareto()
+    if front.empty:
+        return "(no feasible trial on the front yet)"
+    if columns is None:
+        varying = [p for p in study.space.names if front[p].astype(str).nunique() > 1]
+        const = [p for p in study.space.names if p not in varying]
+        columns = ["number"] + varying + list(study.objectives) + [c for c in study.constraints if c not in study.objectives]
+    else:
+        const = []
+        unknown = [c for c in columns if c not in front.columns]
+        if unknown:
+            raise StudyError(f"columns {unknown} are not in the trials; available: {list(front.columns)}")
+    view = front[columns].copy()
+    for c in view.columns:
+        if pd.api.types.is_float_dtype(view[c]):
+            view[c] = view[c].map(lambda v: f"{v:.4g}")
+    lines = []
+    if const:
+        lines.append("same on the whole front: " + ", ".join(f"{p}={front[p].iloc[0]}" for p in const))
+    body = view if limit is None else view.head(limit)
+    lines.append(body.to_string(index=False))
+    if limit is not None and len(view) > limit:
+        lines.append(f"... {len(view) - limit} more (use --all)")
+    return "\n".join(lines)
