@@ -92,6 +92,9 @@ class Model:
     aliases: tuple[str, ...] = ()
     architecture: str = ""            # config.json "architectures"[0] / model_type
     source: str = ""                  # URL of the config.json the shapes come from
+    # Added by the catalog (default keeps older callers valid): how many layers use `sliding_window`;
+    # -1 = all layers (Mistral-7B v0.1). gpt-oss alternates sliding and full layers: 18 of 36.
+    n_sliding_layers: int = -1
 
     @property
     def is_moe(self) -> bool:

@@ -1,0 +1,175 @@
+"""Quantities derived from model shapes: parameter counts, weight bytes, KV-cache bytes.
+
+Every function takes either one `Model` (returns a float) or a `model_table(...)` mapping of column arrays
+(returns an array, one value per row), so the cost models can evaluate them for a million rows at once.
+Counts are of matrix weights (embeddings, attention and MLP projections, routers); biases and norm vectors
+are left out (< 0.1 % of any catalog model).
+
+Conventions (documented because published "active parameter" figures differ):
+- `total_params`: stored parameters; a tied LM head is counted once.
+- `active_params`: parameters used per token: attention, dense MLPs, the top-k routed plus shared experts and
+  the router of each MoE layer, and the LM head. The input embedding is a table lookup, not a matmul: it is
+  included by default (as Meta, Mistral, Qwen and DeepSeek count), excluded with `input_embedding=False`
+  (as OpenAI counts gpt-oss's 5.1B active). With tied embeddings the shared matrix is counted once.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from .types import DTYPE_BYTES, Model
+
+ModelLike = Model | Mapping[str, Any]
+
+
+def _col(m: ModelLike, key: str) -> Any:
+    if isinstance(m, Mapping):
+        return np.asarray(m[key], dtype=np.float64)
+    return float(getattr(m, key))
+
+
+def _out(m: ModelLike, x: Any) -> Any:
+    return float(x) if not isinstance(m, Mapping) else np.asarray(x, dtype=np.float64)
+
+
+def dtype_bytes(dtype: str | Any) -> Any:
+    """Bytes per element of a precision name (or an array of names, or numbers passed through)."""
+    if isinstance(dtype, str):
+        try:
+            return DTYPE_BYTES[dtype]
+        except KeyError:
+            from .errors import CatalogError
+            raise CatalogError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_BYTES)}") from None
+    arr = np.asarray(dtype)
+    if arr.dtype.kind in "fiu":
+        return arr.astype(np.float64)
+    uniq, inv = np.unique(arr.astype(str), return_inverse=True)
+    return np.array([dtype_bytes(str(u)) for u in uniq])[inv].reshape(arr.shape)
+
+
+def n_moe_layers(m: ModelLike) -> Any:
+    """Layers whose MLP is a mixture of experts: index i >= first_k_dense with (i + 1) % moe_layer_freq == 0."""
+    L, k, f, e = _col(m, "n_layers"), _col(m, "first_k_dense"), _col(m, "moe_layer_freq"), _col(m, "n_experts")
+    f = np.maximum(f, 1)
+    count = np.floor(L / f) - np.floor(np.minimum(k, L) / f)
+    return _out(m, np.where(e > 0, count, 0.0))
+
+
+def n_dense_layers(m: ModelLike) -> Any:
+    """Layers with a dense MLP (all layers of a dense model)."""
+    return _out(m, _col(m, "n_layers") - n_moe_layers(m))
+
+
+def attention_params_per_layer(m: ModelLike) -> Any:
+    """Q, K, V and output projections of one layer (MLA: the low-rank down/up projections)."""
+    h, nh, nkv, hd = _col(m, "hidden"), _col(m, "n_heads"), _col(m, "n_kv_heads"), _col(m, "head_dim")
+    gqa = h * nh * hd + 2 * h * nkv * hd + nh * hd * h
+    qr, kvr = _col(m, "q_lora_rank"), _col(m, "kv_lora_rank")
+    nope, rope, vd = _col(m, "qk_nope_head_dim"), _col(m, "qk_rope_head_dim"), _col(m, "v_head_dim")
+    q = np.where(qr > 0, h * qr + qr * nh * (nope + rope), h * nh * (nope + rope))
+    mla = q + h * (kvr + rope) + kvr * nh * (nope + vd) + nh * vd * h
+    return _out(m, np.where(kvr > 0, mla, gqa))
+
+
+def _mlp_params(m: ModelLike, hidden: Any, inter: Any) -> Any:
+    return np.where(np.asarray(_col(m, "gated_mlp")) > 0, 3.0, 2.0) * hidden * inter
+
+
+def dense_mlp_params_per_layer(m: ModelLike) -> Any:
+    """One dense MLP: 3 x hidden x ffn if gated (SwiGLU), else 2 x hidden x ffn."""
+    return _out(m, _mlp_params(m, _col(m, "hidden"), _col(m, "ffn")))
+
+
+def moe_params_per_layer(m: ModelLike, *, active: bool = False) -> Any:
+    """One MoE layer's MLP: router + experts (all, or the top_k routed when `active`) + shared experts."""
+    h, e = _col(m, "hidden"), _col(m, "n_experts")
+    expert = _mlp_params(m, h, _col(m, "moe_ffn"))
+    n = _col(m, "top_k") if active else e
+    return _out(m, h * e + n * expert + _mlp_params(m, h, _col(m, "shared_ffn")))
+
+
+def embedding_params(m: ModelLike) -> Any:
+    """Input embedding table: vocab x hidden."""
+    return _out(m, _col(m, "vocab") * _col(m, "hidden"))
+
+
+def lm_head_params(m: ModelLike) -> Any:
+    """Output projection: vocab x hidden (computed per token even when tied to the embedding)."""
+    return _out(m, _col(m, "vocab") * _col(m, "hidden"))
+
+
+def non_embedding_params(m: ModelLike, *, active: bool = False) -> Any:
+    """Parameters of the transformer layers (no embedding, no LM head); `active`: per token (MoE top_k)."""
+    L = _col(m, "n_layers")
+    body = (L * attention_params_per_layer(m) + n_dense_layers(m) * dense_mlp_params_per_layer(m)
+            + n_moe_layers(m) * moe_params_per_layer(m, active=active))
+    return _out(m, body)
+
+
+def total_params(m: ModelLike, *, include_embeddings: bool = True) -> Any:
+    """Stored parameters (a tied LM head counted once); `include_embeddings=False`: layers only."""
+    body = non_embedding_params(m)
+    if not include_embeddings:
+        return body
+    tied = np.asarray(_col(m, "tie_embeddings")) > 0
+    return _out(m, body + embedding_params(m) + np.where(tied, 0.0, lm_head_params(m)))
+
+
+def active_params(m: ModelLike, *, input_embedding: bool = True) -> Any:
+    """Parameters used per token (see the module docstring for the convention)."""
+    x = non_embedding_params(m, active=True) + lm_head_params(m)
+    if input_embedding:
+        tied = np.asarray(_col(m, "tie_embeddings")) > 0
+        x = x + np.where(tied, 0.0, embedding_params(m))
+    return _out(m, x)
+
+
+def weight_bytes(m: ModelLike, dtype: str | Any = "bf16", *, include_embeddings: bool = True) -> Any:
+    """Bytes of the stored weights in `dtype` (name, array of names, or bytes per element)."""
+    return _out(m, total_params(m, include_embeddings=include_embeddings) * dtype_bytes(dtype))
+
+
+def kv_elements_per_token_layer(m: ModelLike) -> Any:
+    """Cached elements per token per layer: 2 x n_kv_heads x head_dim (GQA/MHA), or
+    kv_lora_rank + qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key)."""
+    gqa = 2.0 * _col(m, "n_kv_heads") * _col(m, "head_dim")
+    kvr = _col(m, "kv_lora_rank")
+    return _out(m, np.where(kvr > 0, kvr + _col(m, "qk_rope_head_dim"), gqa))
+
+
+def kv_bytes_per_token_layer(m: ModelLike, dtype: str | Any = "bf16") -> Any:
+    """KV-cache bytes per token per layer in `dtype`."""
+    return _out(m, kv_elements_per_token_layer(m) * dtype_bytes(dtype))
+
+
+def n_sliding_layers(m: ModelLike) -> Any:
+    """Layers that attend within `sliding_window` (0 when the model has no window)."""
+    L, w, n = _col(m, "n_layers"), _col(m, "sliding_window"), _col(m, "n_sliding_layers")
+    return _out(m, np.where(w > 0, np.where(n < 0, L, np.minimum(n, L)), 0.0))
+
+
+def kv_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") -> Any:
+    """KV-cache bytes of ONE sequence holding `context_len` tokens, over all layers.
+
+    Sliding-window layers hold at most `sliding_window` tokens; the other layers hold all of them.
+    """
+    ctx = np.asarray(context_len, dtype=np.float64)
+    L, w, ns = _col(m, "n_layers"), _col(m, "sliding_window"), n_sliding_layers(m)
+    tokens = (L - ns) * ctx + ns * np.minimum(ctx, np.where(w > 0, w, np.inf))
+    out = tokens * kv_bytes_per_token_layer(m, dtype)
+    return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
+
+
+#: Derived columns added to `model_table` (name -> function of a Model or table).
+DERIVED = {
+    "total_params": total_params,
+    "active_params": active_params,
+    "non_embedding_params": non_embedding_params,
+    "embedding_params": embedding_params,
+    "n_moe_layers": n_moe_layers,
+    "n_dense_layers": n_dense_layers,
+    "attention_params_per_layer": attention_params_per_layer,
+    "kv_elements_per_token_layer": kv_elements_per_token_layer,
+    "n_sliding_layers_resolved": n_sliding_layers,
+}

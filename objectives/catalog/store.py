@@ -1,0 +1,293 @@
+"""`Catalog`: a set of GPUs and models with alias lookup, registration, price overrides and vectorized tables.
+
+There is no global mutable state beyond one lazily created default instance (see `default_catalog`), which the
+module-level functions of `objectives.catalog` use. Code that registers its own GPUs or changes prices should
+make its own instance (`default_catalog().copy()`, `Catalog.with_prices(...)`) and pass it around. Every
+method is thread-safe: mutations (register_*) take a lock and drop the cached tables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from os import PathLike
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import model_math
+from .errors import CatalogError
+from .gpu_records import gpu_from_mapping, read_gpu_file, validate_gpu
+from .hf_config import model_from_hf_config
+from .names import model_name_candidates, normalize, unknown_name_message
+from .types import DTYPES, GPU, Model, Sourced
+
+#: Directory of the shipped data (gpus.toml and models/*.json).
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+
+class Catalog:
+    """GPUs and models by canonical name, alias or Hugging Face id.
+
+    `Catalog.from_data()` loads the shipped data; `Catalog()` is empty. Lookups normalize names (case,
+    '-', '_', ' ', '/' and '.' are ignored), so "H100", "h100_sxm" and "H100-SXM-80GB" resolve alike.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._gpus: dict[str, GPU] = {}
+        self._gpu_sourced: dict[str, dict[str, Sourced]] = {}
+        self._gpu_keys: dict[str, str] = {}        # normalized name/alias -> canonical name
+        self._models: dict[str, Model] = {}
+        self._model_keys: dict[str, str] = {}
+        self._gpu_cols: dict[str, np.ndarray] | None = None
+        self._model_cols: dict[str, np.ndarray] | None = None
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_data(cls, data_dir: str | PathLike[str] | None = None) -> "Catalog":
+        """A catalog with every `*.toml` GPU file in `data_dir` and every `models/*.json` model config."""
+        d = Path(data_dir) if data_dir is not None else DATA_DIR
+        cat = cls()
+        for f in sorted(d.glob("*.toml")):
+            for gpu, sourced in read_gpu_file(f):
+                cat._add_gpu(gpu, sourced, overwrite=False)
+        for f in sorted((d / "models").glob("*.json")):
+            try:
+                cat.register_model(model_from_hf_config(f))
+            except CatalogError as exc:
+                raise CatalogError(f"{f.name}: {exc}") from None
+        return cat
+
+    def copy(self) -> "Catalog":
+        """An independent catalog with the same entries (records are immutable, so this is cheap)."""
+        with self._lock:
+            new = Catalog()
+            new._gpus = dict(self._gpus)
+            new._gpu_sourced = dict(self._gpu_sourced)
+            new._gpu_keys = dict(self._gpu_keys)
+            new._models = dict(self._models)
+            new._model_keys = dict(self._model_keys)
+            return new
+
+    # ---------------------------------------------------------------- GPUs
+    def _add_gpu(self, gpu: GPU, sourced: Mapping[str, Sourced] | None, *, overwrite: bool) -> GPU:
+        gpu = validate_gpu(gpu)
+        keys = [normalize(gpu.name)] + [normalize(a) for a in gpu.aliases]
+        with self._lock:
+            if gpu.name in self._gpus and not overwrite:
+                raise CatalogError(f"GPU {gpu.name!r} is already in the catalog; pass overwrite=True to replace it")
+            for k in keys:
+                owner = self._gpu_keys.get(k)
+                if owner is not None and owner != gpu.name:
+                    raise CatalogError(f"GPU {gpu.name!r}: name or alias {k!r} already names GPU {owner!r}")
+            if gpu.name in self._gpus:  # overwrite: drop the old aliases
+                self._gpu_keys = {k: v for k, v in self._gpu_keys.items() if v != gpu.name}
+            self._gpus[gpu.name] = gpu
+            self._gpu_sourced[gpu.name] = dict(sourced) if sourced else {
+                k: Sourced(value=self._field_value(gpu, k), source=s) for k, s in gpu.sources.items()}
+            for k in keys:
+                self._gpu_keys[k] = gpu.name
+            self._gpu_cols = None
+        return gpu
+
+    @staticmethod
+    def _field_value(gpu: GPU, key: str) -> float:
+        if key.startswith("peak_tflops."):
+            return gpu.peak_tflops.get(key.split(".", 1)[1], float("nan"))
+        v = getattr(gpu, key, None)
+        return float("nan") if v is None else v
+
+    def register_gpu(self, gpu: GPU | Mapping[str, Any], *, overwrite: bool = False) -> GPU:
+        """Add a GPU (a `GPU`, or a mapping in the data-file format) after validation; returns the stored record.
+
+        Raises `CatalogError` naming the bad field, or if the name/an alias is taken (unless `overwrite`).
+        """
+        if isinstance(gpu, GPU):
+            return self._add_gpu(gpu, None, overwrite=overwrite)
+        rec, sourced = gpu_from_mapping(gpu)
+        return self._add_gpu(rec, sourced, overwrite=overwrite)
+
+    def load_gpu_file(self, path: str | PathLike[str], *, overwrite: bool = False) -> list[GPU]:
+        """Register every GPU of a TOML data file (same format as objectives/data/gpus.toml); returns them."""
+        return [self._add_gpu(g, s, overwrite=overwrite) for g, s in read_gpu_file(path)]
+
+    def _gpu_name(self, name: str) -> str:
+        canon = self._gpu_keys.get(normalize(name)) if isinstance(name, str) else None
+        if canon is None:
+            raise CatalogError(unknown_name_message("GPU", name, self._gpu_keys, self.gpus(), "catalog.gpus()"))
+        return canon
+
+    def gpu(self, name: str) -> GPU:
+        """The GPU for a canonical name or alias (case- and separator-insensitive). Unknown: `CatalogError`."""
+        return self._gpus[self._gpu_name(name)]
+
+    def gpus(self) -> list[str]:
+        """Canonical GPU names, in catalog order."""
+        return list(self._gpus)
+
+    def gpu_sources(self, name: str) -> dict[str, Sourced]:
+        """Every number of a GPU with its source and note ("peak_tflops.bf16" -> Sourced(989.4, url, note))."""
+        return dict(self._gpu_sourced[self._gpu_name(name)])
+
+    def with_prices(self, overrides: Mapping[str, float], *, source: str = "user override",
+                    date: str = "") -> "Catalog":
+        """A copy of this catalog with some GPU prices (USD per GPU-hour) replaced; this one is unchanged.
+
+        Keys are GPU names or aliases; values must be finite and > 0. The new prices cite `source`.
+        """
+        if not isinstance(overrides, Mapping):
+            raise CatalogError(f"price overrides must be a mapping GPU name -> USD per GPU-hour, got {overrides!r}")
+        new = self.copy()
+        for key, price in overrides.items():
+            canon = new._gpu_name(key)
+            old = new._gpus[canon]
+            rec = dataclasses.replace(old, price_usd_per_hour=price, price_date=date,
+                                      sources=MappingProxyType({**old.sources, "price_usd_per_hour": source}))
+            sourced = dict(new._gpu_sourced[canon])
+            sourced["price_usd_per_hour"] = Sourced(value=price, source=source)
+            new._add_gpu(rec, sourced, overwrite=True)
+        return new
+
+    # ---------------------------------------------------------------- models
+    def register_model(self, model: Model | Mapping[str, Any], *, overwrite: bool = False) -> Model:
+        """Add a model (a `Model`, or a Hugging Face config mapping with optional name/hf_id/aliases/source).
+
+        Raises `CatalogError` if the name, HF id or an alias is taken (unless `overwrite`) or a shape is invalid.
+        """
+        if not isinstance(model, Model):
+            model = model_from_hf_config(model)
+        for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab"):
+            v = getattr(model, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise CatalogError(f"model {model.name!r}: field {f!r} = {v!r} must be a positive integer")
+        if model.n_experts and not (0 < model.top_k <= model.n_experts and model.moe_ffn > 0):
+            raise CatalogError(f"model {model.name!r}: MoE needs 0 < top_k <= n_experts and moe_ffn > 0 "
+                               f"(got top_k={model.top_k}, n_experts={model.n_experts}, moe_ffn={model.moe_ffn})")
+        keys = {normalize(model.name)} | {normalize(a) for a in model.aliases}
+        if model.hf_id:
+            keys |= {normalize(model.hf_id), normalize(model.hf_id.rsplit("/", 1)[-1])}
+        with self._lock:
+            if model.name in self._models and not overwrite:
+                raise CatalogError(f"model {model.name!r} is already in the catalog; pass overwrite=True to replace it")
+            for k in keys:
+                owner = self._model_keys.get(k)
+                if owner is not None and owner != model.name:
+                    raise CatalogError(f"model {model.name!r}: name, id or alias {k!r} already names {owner!r}")
+            if model.name in self._models:
+                self._model_keys = {k: v for k, v in self._model_keys.items() if v != model.name}
+            self._models[model.name] = model
+            for k in keys:
+                self._model_keys[k] = model.name
+            self._model_cols = None
+        return model
+
+    def load_model_file(self, path: str | PathLike[str], *, name: str | None = None,
+                        overwrite: bool = False) -> Model:
+        """Register the model of a local config.json (plus optional name/hf_id/aliases/source keys)."""
+        return self.register_model(model_from_hf_config(path, name=name), overwrite=overwrite)
+
+    def _model_name(self, name: str) -> str:
+        if isinstance(name, str):
+            for key in model_name_candidates(name):
+                canon = self._model_keys.get(key)
+                if canon is not None:
+                    return canon
+        raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), "catalog.models()"))
+
+    def model(self, name: str) -> Model:
+        """The model for a catalog name, alias or Hugging Face id ("meta-llama/Llama-3.1-70B-Instruct")."""
+        return self._models[self._model_name(name)]
+
+    def models(self) -> list[str]:
+        """Catalog model names."""
+        return list(self._models)
+
+    # ---------------------------------------------------------------- vectorized tables
+    def _gpu_columns(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            if self._gpu_cols is None:
+                gs = list(self._gpus.values())
+                cols: dict[str, np.ndarray] = {
+                    f"peak_tflops_{dt}": np.array([g.peak_tflops.get(dt, 0.0) for g in gs], dtype=np.float64)
+                    for dt in DTYPES}
+                for f in ("mem_gb", "mem_bw_tbs", "link_bw_gbs", "tdp_w", "price_usd_per_hour"):
+                    cols[f] = np.array([getattr(g, f) for g in gs], dtype=np.float64)
+                cols["mem_gib"] = cols["mem_gb"] * 1e9 / 2**30
+                cols["idle_w"] = np.array([np.nan if g.idle_w is None else g.idle_w for g in gs], dtype=np.float64)
+                for f in ("name", "vendor", "family", "link_type", "form_factor"):
+                    cols[f] = np.array([getattr(g, f) for g in gs], dtype=object)
+                cols["is_pcie"] = np.array([g.form_factor == "pcie" for g in gs], dtype=bool)
+                for a in cols.values():
+                    a.setflags(write=False)
+                self._gpu_cols = cols
+            return self._gpu_cols
+
+    def _model_columns(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            if self._model_cols is None:
+                ms = list(self._models.values())
+                cols: dict[str, np.ndarray] = {}
+                for f in dataclasses.fields(Model):
+                    vals = [getattr(m, f.name) for m in ms]
+                    if f.type == "bool":
+                        cols[f.name] = np.array(vals, dtype=bool)
+                    elif f.type == "int":
+                        cols[f.name] = np.array(vals, dtype=np.int64)
+                    elif f.type == "str":
+                        cols[f.name] = np.array(vals, dtype=object)
+                for key, fn in model_math.DERIVED.items():
+                    cols[key] = fn(cols)
+                cols["is_moe"] = cols["n_experts"] > 0
+                cols["is_mla"] = cols["kv_lora_rank"] > 0
+                for a in cols.values():
+                    a.setflags(write=False)
+                self._model_cols = cols
+            return self._model_cols
+
+    @staticmethod
+    def _take(names: Any, resolve, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arr = np.asarray(names, dtype=object)
+        flat = arr.ravel()
+        codes, uniques = pd.factorize(flat, use_na_sentinel=False)
+        rows = np.array([resolve(u) for u in uniques], dtype=np.intp)
+        idx = rows[codes]
+        return {k: v[idx].reshape(arr.shape) for k, v in cols.items()}
+
+    def gpu_table(self, names: Iterable[str] | str) -> dict[str, np.ndarray]:
+        """Vectorized GPU lookup: one row per input name (any shape; a str gives 0-d arrays).
+
+        Columns: peak_tflops_<dtype> for every dtype in `types.DTYPES` (TFLOP/s dense; 0.0 = unsupported),
+        mem_gb (GB), mem_gib (GiB), mem_bw_tbs (TB/s), link_bw_gbs (GB/s per direction), tdp_w (W),
+        idle_w (W; NaN = not published, use the power model's default), price_usd_per_hour (USD),
+        name/vendor/family/link_type/form_factor (object), is_pcie (bool).
+        Unknown names raise `CatalogError` with close matches.
+        """
+        cols = self._gpu_columns()
+        index = {n: i for i, n in enumerate(self._gpus)}
+        return self._take(names, lambda u: index[self._gpu_name(u)], cols)
+
+    def model_table(self, names: Iterable[str] | str) -> dict[str, np.ndarray]:
+        """Vectorized model lookup: every `Model` field as a column (int64, bool or object) plus the derived
+        columns of `model_math.DERIVED` (float64: total_params, active_params, ...), is_moe and is_mla."""
+        cols = self._model_columns()
+        index = {n: i for i, n in enumerate(self._models)}
+        return self._take(names, lambda u: index[self._model_name(u)], cols)
+
+
+_default: Catalog | None = None
+_default_lock = threading.Lock()
+
+
+def default_catalog() -> Catalog:
+    """The shipped catalog, loaded once on first use (thread-safe). Module-level functions act on it."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Catalog.from_data()
+    return _default
