@@ -1,0 +1,116 @@
+"""The storage interface the Study calls. One implementation today: :class:`dse.storage.sql.SQLStorage`.
+
+Conventions shared by every method:
+
+- A study is addressed by the integer id that :meth:`BaseStorage.create_study` returns.
+- Trial numbers are 0-based, unique within a study across processes and machines.
+- States are ``"running"``, ``"complete"`` and ``"failed"``.
+- Timestamps are float epoch seconds (UTC); durations float seconds.
+- Parameters, metrics, study meta and attrs are stored as JSON (never pickle). numpy scalars are converted to
+  Python numbers. Non-finite floats (NaN, +inf, -inf) in metrics and params survive a round trip: they are written
+  with Python's JSON extension tokens ``NaN``/``Infinity``/``-Infinity`` (the columns are TEXT, not a JSON type).
+- Every write method is ONE transaction: on any error nothing already stored is altered.
+- Errors: :class:`dse.errors.StudyError` for a study name/id/trial number that does not fit, and
+  :class:`dse.errors.StorageError` for bad values and databases that cannot be opened or written.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+
+class BaseStorage(abc.ABC):
+    """Persistent store of studies and their trials (see the module docstring for conventions)."""
+
+    #: The storage URL with any password masked (``***``).
+    url: str
+
+    # -- studies --------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_study(self, name: str, meta: dict[str, Any]) -> int:
+        """Create a study named ``name`` with the JSON object ``meta``; return its id. StudyError if it exists."""
+
+    @abc.abstractmethod
+    def get_study(self, name: str) -> dict[str, Any] | None:
+        """Return ``{"id", "name", "meta", "created_at"}`` for the study ``name``, or None if there is none."""
+
+    @abc.abstractmethod
+    def update_study_meta(self, study_id: int, patch: dict[str, Any]) -> None:
+        """Shallow-merge ``patch`` into the study's meta (one transaction)."""
+
+    @abc.abstractmethod
+    def list_studies(self) -> pd.DataFrame:
+        """One row per study: name, n_trials, n_complete, n_failed, n_running, created_at, updated_at (epoch s)."""
+
+    @abc.abstractmethod
+    def delete_study(self, name: str) -> None:
+        """Delete the study ``name`` with its trials and attrs. StudyError if there is none."""
+
+    # -- trials ---------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def reserve_trials(self, study_id: int, params: list[dict[str, Any]], worker: str) -> list[int]:
+        """Take the next ``len(params)`` trial numbers (contiguous) and insert them as ``running``; return them."""
+
+    @abc.abstractmethod
+    def finish_trials(self, study_id: int, results: list[dict[str, Any]]) -> None:
+        """Record results of reserved trials.
+
+        Each dict: ``number``, ``state`` (``"complete"`` | ``"failed"``), ``metrics`` (dict of float|str|None),
+        ``feasible`` (bool|None), ``error`` (str|None), ``finished_at`` (epoch s), ``duration_s`` (s).
+        """
+
+    @abc.abstractmethod
+    def add_trials(self, study_id: int, rows: list[dict[str, Any]], worker: str) -> list[int]:
+        """Insert already-finished trials (fields of :meth:`finish_trials` plus ``params``); return their numbers."""
+
+    @abc.abstractmethod
+    def load_trials(
+        self, study_id: int, *, states: Sequence[str] | None = None, min_number: int | None = None
+    ) -> pd.DataFrame:
+        """Trials sorted by number: number, state, params (dict), metrics (dict), feasible, error, worker,
+        started_at, finished_at, duration_s. ``min_number`` keeps numbers >= it."""
+
+    @abc.abstractmethod
+    def count_trials(self, study_id: int, states: Sequence[str] | None = None) -> int:
+        """Number of trials of the study, optionally only those in ``states``."""
+
+    @abc.abstractmethod
+    def fail_running(
+        self,
+        study_id: int,
+        *,
+        numbers: Sequence[int] | None = None,
+        workers: Sequence[str] | None = None,
+        reason: str,
+    ) -> list[dict[str, Any]]:
+        """Mark matching ``running`` trials failed with ``reason``; return their ``{"number", "params"}``."""
+
+    @abc.abstractmethod
+    def running_workers(self, study_id: int) -> list[str]:
+        """Distinct worker ids that hold ``running`` trials, sorted."""
+
+    # -- attrs ----------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_attrs(self, study_id: int, attrs: dict[str, Any]) -> None:
+        """Set (insert or replace) small JSON key-values of the study (one transaction)."""
+
+    @abc.abstractmethod
+    def get_attrs(self, study_id: int) -> dict[str, Any]:
+        """All key-values set with :meth:`set_attrs`."""
+
+    # -- lifetime -------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. The object must not be used afterwards."""
+
+    def __enter__(self) -> "BaseStorage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
