@@ -1,0 +1,126 @@
+"""Shared preparation of `estimate`, `max_throughput` and `StepModel`: arguments -> step coefficients + memory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import memory
+from .comm import allreduce_latency_s, allreduce_s_per_byte, alltoall_s_per_byte, p2p_s_per_byte
+from .efficiency import Efficiency, load_efficiency
+from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
+from .resolve import (R_EP, R_OK, R_TP, act_peak, bf16_peak, dtype_bytes, dtype_codes, eff_lookup, gemm_eff,
+                      gpu_arrays, int_code, link_lookup, positive, resolve_dtypes, resolve_records)
+
+Num = Any
+
+_EFF_CACHE: dict[str, Efficiency] = {}
+
+
+def default_eff() -> Efficiency:
+    """The fitted factors (objectives/data/efficiency.json), loaded once per process (read-only)."""
+    if "default" not in _EFF_CACHE:
+        _EFF_CACHE["default"] = load_efficiency()
+    return _EFF_CACHE["default"]
+
+
+@dataclass
+class Prepared:
+    shape: ModelShape
+    lc: LayerCosts
+    coeffs: StepCoeffs
+    tp: Num
+    pp: Num
+    dp: Num
+    ep: Num
+    n_gpus: Num                 # tp x pp x dp
+    weight_code: Num
+    act_code: Num
+    kv_code: Num
+    weights_gpu: Num            # bytes
+    kv_tok_gpu: Num             # bytes per token of context, per GPU
+    act_tok_gpu: Num            # bytes per token in flight, per GPU
+    reserve_gpu: Num            # bytes
+    mem_gpu: Num                # capacity, bytes
+    reason: Num                 # int code (resolve.REASONS)
+    idle_w: Num
+    tdp_w: Num
+    price: Num
+    eff: Efficiency
+    model_names: list
+    gpu_names: list
+    model_index: Num
+    gpu_index: Num
+
+
+def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
+            kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
+            prices: Any = None) -> Prepared:
+    eff = eff or default_eff()
+    mrecs, midx = resolve_records("model", model)
+    grecs, gidx = resolve_records("gpu", gpu)
+    tp = positive("tp", tp)
+    pp = positive("pp", pp)
+    dp = positive("dp", dp)
+    ep = positive("ep", ep)
+    w = dtype_codes("weight_dtype", weight_dtype, allow_none=False)
+    a = dtype_codes("act_dtype", act_dtype, allow_none=True)
+    k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
+    m = ModelShape.from_models(mrecs, midx)
+    g = gpu_arrays(grecs, gidx, prices)
+    act, kvc, prec, reason = resolve_dtypes(g, w, a, k)
+    wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
+    lc = layer_costs(m, tp)
+    fam = g.family
+    # --- compute throughputs
+    ge = gemm_eff(eff, fam, prec)
+    weight_only = (np.asarray(w) != np.asarray(act)) & (wb < ab)  # int4/fp8 weight-only: dequantize in the GEMM
+    ge = ge * np.where(weight_only, eff["int4_dequant_eff"], 1.0)
+    gemm_tput = act_peak(g, act) * ge
+    pk16 = bf16_peak(g)
+    head_tput = pk16 * gemm_eff(eff, fam, 0)
+    w_bw = g.bw * eff_lookup(eff, "mem_eff", fam)
+    attn_tput = pk16 * eff_lookup(eff, "attn_eff", fam)
+    kv_bw = g.bw * eff_lookup(eff, "kv_read_eff", fam)
+    dec_kv_s = np.maximum(lc.kv_elems_per_token * kvb / kv_bw, lc.attn_flops_decode / attn_tput)
+    elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
+    # --- collectives
+    link = g.link
+    lat_us, hop_us = link_lookup(eff, "ar_latency_us", link), link_lookup(eff, "ar_hop_us", link)
+    bw_eff = link_lookup(eff, "ar_bw_eff", link)
+    ar_lat = allreduce_latency_s(tp, lat_us, hop_us)
+    ar_tok = m.hidden * 2.0 * allreduce_s_per_byte(tp, g.link_gbs, bw_eff)
+    ar_n = np.where(tp > 1, lc.n_allreduce, 0.0)
+    a2a_n = np.where(ep > 1, 2.0 * lc.n_moe_layers, 0.0)
+    a2a_tok = m.top_k * m.hidden * 2.0 * alltoall_s_per_byte(ep, g.link_gbs, bw_eff)
+    p2p_lat = allreduce_latency_s(2.0, lat_us, hop_us)
+    p2p_tok = m.hidden * 2.0 * p2p_s_per_byte(g.link_gbs, bw_eff)
+    c = StepCoeffs(
+        lin_flops=2.0 * lc.dense_params, lin_bytes=lc.dense_params * wb, gemm_tput=gemm_tput,
+        m_half=eff_lookup(eff, "gemm_m_half", fam), w_bw=w_bw,
+        exp_flops=2.0 * lc.expert_params, exp_bytes=lc.expert_params * wb, n_experts=m.n_experts, top_k=m.top_k,
+        moe_tput=gemm_tput * eff["moe_gemm_eff"], attn_pf_flops=lc.attn_flops_prefill, attn_tput=attn_tput,
+        dec_kv_s=dec_kv_s, elem_s=elem_s, head_flops=2.0 * lc.head_params,
+        head_bytes=lc.head_params * memory.embed_bytes_per_param(wb), head_tput=head_tput,
+        ar_n=ar_n, ar_lat_s=ar_lat, ar_s_per_token=ar_tok, a2a_n=a2a_n, a2a_s_per_token=a2a_tok,
+        p2p_n=pp - 1.0, p2p_lat_s=p2p_lat, p2p_s_per_token=p2p_tok,
+        ovh_step_s=eff["overhead_step_ms"] * 1e-3 + eff["overhead_layer_us"] * 1e-6 * m.n_layers,
+        ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
+    )
+    # --- validity
+    heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
+    ep_bad = (ep > 1) & ((np.mod(tp, ep) != 0) | (m.n_experts <= 0) | (np.mod(m.n_experts, ep) != 0))
+    reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, R_OK)))
+    return Prepared(
+        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, n_gpus=tp * pp * dp, weight_code=w, act_code=act,
+        kv_code=kvc, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
+        kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc),
+        reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
+        idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,
+        model_names=[r.name for r in mrecs], gpu_names=[r.name for r in grecs],
+        model_index=0 if midx is None else midx, gpu_index=0 if gidx is None else gidx,
+    )
+
+
+__all__ = ["Prepared", "prepare", "default_eff", "int_code"]

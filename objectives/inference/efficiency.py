@@ -1,0 +1,144 @@
+"""Named efficiency factors of the analytical inference model.
+
+Every factor has a name, a physical meaning and (after `python -m objectives.calibration fit`) a fitted value in
+`objectives/data/efficiency.json`. The defaults below are hand-set starting points used when that file is absent.
+
+Factors (families: ampere, ada, hopper, blackwell, cdna3, cdna4, gaudi3; compute precisions: bf16, fp8, fp4, int8,
+tf32; links: nvlink, xgmi, pcie, roce):
+
+- ``gemm_eff[family][prec]``: fraction of the datasheet dense peak a large GEMM reaches (fp8/fp4 well below peak).
+- ``gemm_m_half[family]``: tokens per GEMM (M) at which the GEMM reaches half of ``gemm_eff``; the saturation curve is
+  eff(M) = gemm_eff * M / (M + gemm_m_half) (small-M decode GEMMs are far below peak).
+- ``moe_gemm_eff``: extra factor on grouped (MoE expert) GEMMs; tokens per expert drive their M-saturation.
+- ``mem_eff[family]``: fraction of the datasheet HBM bandwidth reached when streaming weights.
+- ``kv_read_eff[family]``: fraction of HBM bandwidth reached by decode attention reading the paged KV cache.
+- ``attn_eff[family]``: fraction of the bf16 peak reached by causal FlashAttention-style prefill attention.
+- ``ar_latency_us[link]``, ``ar_hop_us[link]``: all-reduce latency = ar_latency_us + ar_hop_us * (n - 1), in µs.
+- ``ar_bw_eff[link]``: fraction of the per-direction link bandwidth a large ring all-reduce reaches.
+- ``overhead_step_ms``: fixed host/runtime time per forward pass (scheduling, sampling launch), ms.
+- ``overhead_layer_us``: per layer per forward pass (kernel launches not hidden by CUDA graphs), µs.
+- ``overhead_seq_us``: per sequence per iteration (sampling, detokenize bookkeeping), µs.
+- ``elementwise_passes``: activation tensors read+written per token per layer by norms, rotary, residuals (x hidden).
+- ``int4_dequant_eff``: compute-efficiency factor of weight-only int4 GEMMs (dequantize in the main loop).
+- ``kv_mem_fraction``: fraction of the memory left after weights and reserve that the engine gives the KV cache.
+- ``runtime_reserve_gib``: memory held by the runtime (CUDA context, workspaces) per GPU, GiB.
+- ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
+  (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+FAMILIES = ("ampere", "ada", "hopper", "blackwell", "cdna3", "cdna4", "gaudi3")
+PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
+LINKS = ("nvlink", "xgmi", "pcie", "roce")
+
+#: families without calibration data borrow the factors of the closest family that has some.
+FAMILY_FALLBACK = {"cdna4": "cdna3", "gaudi3": "cdna3"}
+
+DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "efficiency.json"
+
+
+def _fam(v: float) -> dict[str, float]:
+    return {f: v for f in FAMILIES}
+
+
+def _default_params() -> dict[str, Any]:
+    gemm = {f: {"bf16": 0.70, "fp8": 0.55, "fp4": 0.45, "int8": 0.60, "tf32": 0.60} for f in FAMILIES}
+    return {
+        "gemm_eff": gemm,
+        "gemm_m_half": _fam(64.0),
+        "moe_gemm_eff": 0.8,
+        "mem_eff": _fam(0.80),
+        "kv_read_eff": _fam(0.65),
+        "attn_eff": _fam(0.45),
+        "ar_latency_us": {"nvlink": 8.0, "xgmi": 12.0, "pcie": 15.0, "roce": 20.0},
+        "ar_hop_us": {"nvlink": 1.0, "xgmi": 2.0, "pcie": 4.0, "roce": 4.0},
+        "ar_bw_eff": {"nvlink": 0.7, "xgmi": 0.6, "pcie": 0.6, "roce": 0.5},
+        "overhead_step_ms": 0.3,
+        "overhead_layer_us": 5.0,
+        "overhead_seq_us": 1.0,
+        "elementwise_passes": 12.0,
+        "int4_dequant_eff": 0.85,
+        "kv_mem_fraction": 0.9,
+        "runtime_reserve_gib": 2.0,
+        "kv_reserve_output_frac": 1.0,
+    }
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The efficiency factors as nested dicts (see module docstring); `meta` holds fit date and data description."""
+
+    params: Mapping[str, Any]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    # -- vectorized lookups -------------------------------------------------------------------------------------
+    def fam_table(self, name: str) -> np.ndarray:
+        """Per-family factor as an array indexed by family code (FAMILIES order)."""
+        d = self.params[name]
+        return np.array([float(d.get(f, d.get(FAMILY_FALLBACK.get(f, "hopper"), np.nan))) for f in FAMILIES])
+
+    def gemm_table(self) -> np.ndarray:
+        """gemm_eff as a [family, prec] array."""
+        g = self.params["gemm_eff"]
+        out = np.empty((len(FAMILIES), len(PRECS)))
+        for i, f in enumerate(FAMILIES):
+            row = g.get(f) or g[FAMILY_FALLBACK.get(f, "hopper")]
+            for j, p in enumerate(PRECS):
+                out[i, j] = float(row.get(p, row["bf16"]))
+        return out
+
+    def link_table(self, name: str) -> np.ndarray:
+        d = self.params[name]
+        return np.array([float(d[k]) for k in LINKS])
+
+    def to_json(self) -> str:
+        return json.dumps({"meta": dict(self.meta), "params": _plain(self.params)}, indent=1, sort_keys=False)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (np.floating, np.integer)):
+        return float(x)
+    return x
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            out[k] = _merge(base[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def default_efficiency() -> Efficiency:
+    """Hand-set factors (no fit)."""
+    return Efficiency(_default_params(), {"source": "hand-set defaults (no fit)"})
+
+
+def load_efficiency(path: str | Path | None = None) -> Efficiency:
+    """The fitted factors from `objectives/data/efficiency.json` (or `path`), missing keys filled with defaults."""
+    p = Path(path) if path is not None else DATA_FILE
+    if not p.exists():
+        if path is not None:
+            raise FileNotFoundError(f"efficiency file {p} does not exist")
+        return default_efficiency()
+    raw = json.loads(p.read_text())
+    return Efficiency(_merge(_default_params(), raw.get("params", {})), raw.get("meta", {}))
+
+
+def from_params(params: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Efficiency:
+    """Efficiency from a (partial) parameter mapping, missing keys filled with defaults."""
+    return Efficiency(_merge(_default_params(), params), dict(meta or {}))

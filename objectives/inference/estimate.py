@@ -1,0 +1,219 @@
+"""`estimate` (one static batch) and `max_throughput` (steady-state in-flight batching at the best feasible batch).
+
+Both are vectorized: every argument may be a scalar or an array, numpy broadcasting gives one row per
+configuration, and no Python loop runs per configuration.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from objectives.catalog.types import DTYPES
+
+from . import memory, power
+from .core import Prepared, prepare
+from .efficiency import Efficiency
+from .ops import busy_s, forward_s
+from .resolve import R_MEM, R_OK, REASONS, positive
+
+Num = Any
+
+#: Engine defaults used when the caller does not say (TensorRT-LLM trtllm-bench / tuning guide defaults).
+DEFAULT_MAX_BATCH_SIZE = 2048
+DEFAULT_MAX_NUM_TOKENS = 8192
+
+
+def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False) -> Num:
+    """Time (s) for one model replica to advance all its work once, with pipeline micro-batching.
+
+    With pp stages the work is split into m = min(pp, n_seqs) micro-batches. Decode/iteration (steady-state
+    rotation): time = forward(x / m). Prefill of a static batch (pipeline fill and drain):
+    (m + pp - 1) / pp x forward(x / m). For pp == 1 both are forward(x).
+    """
+    c = p.coeffs
+    if np.all(np.asarray(p.pp) == 1):
+        return forward_s(c, T, A, D, K, S)
+    m = np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+    t = forward_s(c, T / m, A / m, D / m, K / m, S / m)
+    if prefill:
+        t = t * (m + p.pp - 1.0) / p.pp
+    return t
+
+
+def _cat(values: list[str], codes: Num, n: int, shape: tuple) -> pd.Categorical:
+    codes = np.broadcast_to(np.asarray(codes, dtype=np.int64), shape).ravel()
+    cats = list(dict.fromkeys(values))
+    if len(cats) != len(values):  # duplicate names (same record twice): remap
+        remap = np.array([cats.index(v) for v in values])
+        codes = remap[codes]
+        values = cats
+    return pd.Categorical.from_codes(codes, categories=values) if n else pd.Categorical([])
+
+
+def _frame(p: Prepared, shape: tuple, cols: Mapping[str, Num], reason: Num, extra: Mapping[str, Num]) -> pd.DataFrame:
+    n = int(np.prod(shape)) if shape else 1
+    shape = shape or ()
+    out: dict[str, Any] = {}
+
+    def full(x, dtype=float):
+        return np.broadcast_to(np.asarray(x, dtype=dtype), shape).ravel() if shape else np.asarray(x, dtype=dtype).reshape(1)
+
+    for k, v in cols.items():
+        out[k] = full(v, bool if k == "fits" else float)
+    rc = np.broadcast_to(np.asarray(reason, dtype=np.int64), shape).ravel() if shape else np.asarray(reason).reshape(1)
+    out["reason"] = np.asarray(REASONS, dtype=object)[rc]
+    out["model"] = _cat(p.model_names, p.model_index, n, shape or (1,))
+    out["gpu"] = _cat(p.gpu_names, p.gpu_index, n, shape or (1,))
+    out["tp"] = full(p.tp, np.int64)
+    out["pp"] = full(p.pp, np.int64)
+    out["dp"] = full(p.dp, np.int64)
+    out["ep"] = full(p.ep, np.int64)
+    out["n_gpus"] = full(p.n_gpus, np.int64)
+    for k, codes in (("weight_dtype", p.weight_code), ("act_dtype", p.act_code), ("kv_dtype", p.kv_code)):
+        out[k] = pd.Categorical.from_codes(np.broadcast_to(np.asarray(codes, dtype=np.int64), shape or (1,)).ravel(),
+                                           categories=list(DTYPES))
+    for k, v in extra.items():
+        out[k] = full(v, np.int64)
+    return pd.DataFrame(out, copy=False)
+
+
+def _shape(*arrs: Num) -> tuple:
+    return np.broadcast_shapes(*[np.shape(a) for a in arrs])
+
+
+def _p_shape(p: Prepared) -> list:
+    return [p.tp, p.pp, p.dp, p.ep, p.weight_code, p.act_code, p.kv_code, p.model_index, p.gpu_index, p.reason,
+            p.coeffs.gemm_tput]
+
+
+def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
+             kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
+             dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
+             max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, efficiency: Efficiency | None = None) -> pd.DataFrame:
+    """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
+
+    `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
+    at once), then `output_len - 1` decode steps with the context growing step by step; `tpot_ms` is the mean
+    decode step over the whole output (closed form: decode time is linear in the context, so the mean step is
+    the step at the mean context input_len + output_len / 2). With `output_len == 1`, `tpot_ms` is the step
+    that would follow the prompt.
+
+    Arguments (scalars or arrays, broadcast together): model (catalog name / HF id / `Model`), gpu (catalog
+    name / alias / `GPU`), tp, pp, dp (replicas), ep (expert parallel inside the TP group), weight/act/kv dtype
+    (see `objectives.inference.resolve` for the default rules), batch_size, input_len, output_len (tokens).
+    `prices`: {gpu name: USD per GPU-hour} overrides. `max_num_tokens`: activation buffer size for the memory
+    model (engines run long prefills in chunks of at most this many tokens).
+
+    Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
+    throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
+    usd_per_mtok (USD per million output tokens), joules_per_tok (J per output token), reason ("" when ok),
+    n_gpus, and the inputs (model, gpu, tp, pp, dp, ep, dtypes as resolved, batch_size, input_len, output_len).
+
+    Errors: unknown model/GPU -> the catalog's error (close matches); unknown dtype or non-positive size,
+    length or degree -> ValueError. Unsupported precision, tp not dividing the heads, bad ep, or out of memory
+    -> fits=False with a `reason` (never an exception, so sweeps do not crash).
+    """
+    B = positive("batch_size", batch_size)
+    isl = positive("input_len", input_len)
+    osl = positive("output_len", output_len)
+    mnt = positive("max_num_tokens", max_num_tokens)
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices)
+    c = p.coeffs
+    # prefill: the whole batch at once
+    Tp = B * isl
+    Ap = B * isl * (isl + 1.0) * 0.5
+    ttft = replica_time_s(p, Tp, Ap, 0.0, 0.0, B, B, prefill=True)
+    busy_p = busy_s(c, Tp, Ap, 0.0, 0.0, B)
+    # mean decode step: context isl + osl / 2
+    Kd = B * (isl + 0.5 * osl)
+    tpot = replica_time_s(p, 0.0, 0.0, B, Kd, B, B)
+    busy_d = busy_s(c, 0.0, 0.0, B, Kd, B)
+    e2e = ttft + (osl - 1.0) * tpot
+    tput = p.dp * B * osl / e2e
+    # memory per GPU
+    w = p.weights_gpu
+    kv = p.kv_tok_gpu * B * (isl + osl)
+    act = p.act_tok_gpu * np.minimum(Tp, mnt) + memory.logits_bytes(B, p.shape.vocab, p.tp)
+    mem = w + kv + act + p.reserve_gpu
+    reason = np.where(p.reason != R_OK, p.reason, np.where(mem > p.mem_gpu, R_MEM, R_OK))
+    fits = reason == R_OK
+    util = (busy_p + (osl - 1.0) * busy_d) / np.maximum(ttft + (osl - 1.0) * tpot, 1e-12)
+    pw = power.power_w(p.idle_w, p.tdp_w, util)
+    cols = {
+        "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
+        "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": fits,
+        "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
+        "joules_per_tok": power.joules_per_token(pw, p.n_gpus, e2e, p.dp * B * osl),
+        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB,
+    }
+    shape = _shape(*cols.values(), reason, *_p_shape(p), B, isl, osl)
+    return _frame(p, shape, cols, reason, {"batch_size": B, "input_len": isl, "output_len": osl})
+
+
+def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS) -> Num:
+    """KV-cache tokens that fit per model replica: kv_mem_fraction x (memory - weights - activations for
+    max_num_tokens - runtime reserve) / KV bytes per token (per GPU; every GPU of a replica holds its share)."""
+    free = p.mem_gpu - p.weights_gpu - p.reserve_gpu - p.act_tok_gpu * max_num_tokens
+    return np.maximum(np.floor(p.eff["kv_mem_fraction"] * free / p.kv_tok_gpu), 0.0)
+
+
+def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num]:
+    """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
+    decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
+    cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
+    life, so each iteration carries N isl / n_it prompt tokens (chunked prefill) and N (osl - 1) / n_it decode
+    tokens reading a mean context of isl + osl / 2."""
+    n_it = np.maximum(osl, N * (isl + osl) / mnt)
+    T = N * isl / n_it
+    A = N * isl * (isl + 1.0) * 0.5 / n_it
+    D = N * (osl - 1.0) / n_it
+    K = D * (isl + 0.5 * osl)
+    S = D + N / n_it
+    t = replica_time_s(p, T, A, D, K, S, N)
+    return t, n_it, D, busy_s(p.coeffs, T, A, D, K, S)
+
+
+def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
+                   kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
+                   max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
+                   prices: Mapping[str, float] | None = None, efficiency: Efficiency | None = None) -> pd.DataFrame:
+    """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
+
+    The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
+    (input_len + kv_reserve_output_frac x output_len)) (TensorRT-LLM's default scheduler reserves prompt + full
+    output at admission). Throughput grows with N (weights are read once per iteration for all sequences), so the
+    largest feasible N is the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
+    chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
+    request in that steady state (ttft: the iterations its prompt needs; tpot: time per output token).
+    """
+    isl = positive("input_len", input_len)
+    osl = positive("output_len", output_len)
+    mbs = positive("max_batch_size", max_batch_size)
+    mnt = positive("max_num_tokens", max_num_tokens)
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices)
+    cap = kv_capacity_tokens(p, mnt)
+    per_seq = isl + p.eff["kv_reserve_output_frac"] * osl
+    N = np.minimum(mbs, np.floor(cap / per_seq))
+    ok_mem = N >= 1
+    N = np.maximum(N, 1.0)
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
+    tput = p.dp * N * osl / (n_it * t)
+    tpot = t * n_it / osl
+    ttft = t * np.maximum(1.0, np.ceil(isl / np.maximum(mnt - D, 1.0)))
+    e2e = ttft + (osl - 1.0) * tpot
+    w = p.weights_gpu
+    kv = p.kv_tok_gpu * N * per_seq
+    mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
+    reason = np.where(p.reason != R_OK, p.reason, np.where(ok_mem, R_OK, R_MEM))
+    pw = power.power_w(p.idle_w, p.tdp_w, busy / t)
+    cols = {
+        "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
+        "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,
+        "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
+        "joules_per_tok": power.joules_per_token(pw, p.n_gpus, 1.0, tput),
+        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB,
+    }
+    shape = _shape(*cols.values(), reason, *_p_shape(p), isl, osl, mbs, mnt)
+    return _frame(p, shape, cols, reason, {"batch_size": N, "input_len": isl, "output_len": osl})

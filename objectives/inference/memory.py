@@ -1,0 +1,38 @@
+"""Memory footprint per GPU: weights, KV cache, activations, runtime reserve (bytes unless the name says GiB)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .ops import LayerCosts
+
+Num = Any
+GIB = float(2**30)
+
+
+def embed_bytes_per_param(wb: Num) -> Num:
+    """Embedding and LM head stay 16-bit when the transformer weights are quantized (8/4-bit), as in
+    TensorRT-LLM / vLLM / ModelOpt checkpoints."""
+    return np.maximum(wb, 2.0)
+
+
+def weights_bytes_gpu(lc: LayerCosts, n_experts: Num, wb: Num, pp: Num) -> Num:
+    """Weight bytes held by one GPU: transformer layers split over TP (in `lc`) and PP, embeddings/LM head too."""
+    body = (lc.dense_params + lc.expert_params * n_experts) * wb
+    return (body + lc.embed_params * embed_bytes_per_param(wb)) / pp
+
+
+def kv_bytes_per_token_gpu(lc: LayerCosts, kvb: Num, pp: Num) -> Num:
+    """KV-cache bytes one GPU holds per token of context (its layers, its KV heads)."""
+    return lc.kv_elems_per_token * kvb / pp
+
+
+def act_bytes_per_token_gpu(lc: LayerCosts) -> Num:
+    """Peak activation bytes per token in flight in one forward (one layer's 16-bit buffers), per GPU."""
+    return lc.act_elems_per_token * 2.0
+
+
+def logits_bytes(n_rows: Num, vocab: Num, tp: Num) -> Num:
+    """fp32 logits of the sequences sampled in one step, per GPU."""
+    return n_rows * vocab / tp * 4.0

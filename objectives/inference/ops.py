@@ -1,0 +1,198 @@
+"""Per-layer parameter counts, FLOPs and bytes of one transformer forward pass (per GPU), and the step-time formula.
+
+All functions take numpy arrays (or floats) that broadcast together: one element per configuration.
+Units: parameters and FLOPs are counts, bytes are bytes, times are seconds unless the name says ms.
+
+The one step-time formula (`forward_s`) is shared by `estimate` (static batch: prefill, mean decode step),
+`max_throughput` (steady-state in-flight batching) and `StepModel.time_ms` (one continuous-batching iteration):
+each op costs max(FLOPs / (peak x eff), bytes / (bandwidth x eff)), plus TP all-reduces and per-step overheads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+Num = Any  # float or np.ndarray
+
+
+@dataclass
+class ModelShape:
+    """Model hyper-parameters as broadcastable arrays (fields of `objectives.catalog.Model`)."""
+
+    n_layers: Num
+    hidden: Num
+    n_heads: Num
+    n_kv_heads: Num
+    head_dim: Num
+    ffn: Num
+    vocab: Num
+    gated: Num                # 1.0 gated (3 matrices) / 0.0 plain (2 matrices)
+    tie: Num                  # 1.0 tied embeddings
+    parallel_residual: Num    # 1.0: one all-reduce per layer
+    n_experts: Num
+    top_k: Num
+    moe_ffn: Num
+    shared_ffn: Num
+    first_k_dense: Num
+    moe_layer_freq: Num
+    q_lora_rank: Num
+    kv_lora_rank: Num
+    qk_nope: Num
+    qk_rope: Num
+    v_head: Num
+
+    @classmethod
+    def from_models(cls, models: list, index: np.ndarray | None = None) -> "ModelShape":
+        """From `Model` records; `index` picks one record per configuration (None: a single model, floats)."""
+        f = {
+            "n_layers": "n_layers", "hidden": "hidden", "n_heads": "n_heads", "n_kv_heads": "n_kv_heads",
+            "head_dim": "head_dim", "ffn": "ffn", "vocab": "vocab", "gated": "gated_mlp", "tie": "tie_embeddings",
+            "parallel_residual": "parallel_residual", "n_experts": "n_experts", "top_k": "top_k",
+            "moe_ffn": "moe_ffn", "shared_ffn": "shared_ffn", "first_k_dense": "first_k_dense",
+            "moe_layer_freq": "moe_layer_freq", "q_lora_rank": "q_lora_rank", "kv_lora_rank": "kv_lora_rank",
+            "qk_nope": "qk_nope_head_dim", "qk_rope": "qk_rope_head_dim", "v_head": "v_head_dim",
+        }
+        vals = {}
+        for k, attr in f.items():
+            col = np.array([float(getattr(m, attr)) for m in models])
+            vals[k] = float(col[0]) if index is None else col[index]
+        return cls(**vals)
+
+    # ---- layer counts ---------------------------------------------------------------------------------------
+    def n_moe_layers(self) -> Num:
+        """Number of MoE layers (0 for dense models)."""
+        is_moe = self.n_experts > 0
+        after = np.maximum(self.n_layers - self.first_k_dense, 0)
+        freq = np.maximum(self.moe_layer_freq, 1)
+        return np.where(is_moe, np.floor(after / freq), 0.0)
+
+
+@dataclass
+class LayerCosts:
+    """Per-GPU weights (parameter counts) and per-token work of all layers of a model under TP degree `tp`."""
+
+    dense_params: Num        # attention projections + dense MLPs + shared experts + routers, per GPU, all layers
+    expert_params: Num       # one routed expert across all MoE layers, per GPU (sharded over tp)
+    embed_params: Num        # embedding + LM head, per GPU (sharded over tp)
+    head_params: Num         # LM head per GPU
+    attn_flops_prefill: Num  # FLOPs per (query, key) pair, all layers, per GPU
+    attn_flops_decode: Num   # FLOPs per cached token read in decode, all layers, per GPU
+    kv_elems_per_token: Num  # KV-cache elements per token, all layers, per GPU (x kv bytes = bytes)
+    n_allreduce: Num         # all-reduces per forward (2 per layer, 1 with parallel residual)
+    n_moe_layers: Num
+    act_elems_per_token: Num  # peak activation elements per token in flight (one layer), per GPU
+
+
+def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
+    """Parameter counts and per-token FLOP/byte coefficients per GPU for tensor-parallel degree `tp`.
+
+    Rules: attention heads and MLP columns are split over `tp`; KV heads are split when tp <= n_kv_heads and
+    replicated (vLLM/TensorRT-LLM behaviour) when tp > n_kv_heads, so each GPU holds ceil(n_kv_heads / tp).
+    MLA (DeepSeek) latent KV is replicated on every TP rank. Routed experts are split over the TP group
+    (TP or EP inside it: the bytes per GPU are the same).
+    """
+    L = m.n_layers
+    h = m.hidden
+    mla = m.kv_lora_rank > 0
+    kv_heads_gpu = np.ceil(m.n_kv_heads / tp)
+    q_dim = m.n_heads * m.head_dim
+    kv_dim_gpu = kv_heads_gpu * m.head_dim
+    # --- attention projections per layer per GPU
+    gqa_attn = (h * q_dim + q_dim * h) / tp + 2 * h * kv_dim_gpu
+    qk_head = m.qk_nope + m.qk_rope
+    q_proj = np.where(m.q_lora_rank > 0, h * m.q_lora_rank + m.q_lora_rank * m.n_heads * qk_head / tp,
+                      h * m.n_heads * qk_head / tp)
+    mla_attn = (q_proj + h * (m.kv_lora_rank + m.qk_rope)
+                + m.kv_lora_rank * m.n_heads * (m.qk_nope + m.v_head) / tp + m.n_heads * m.v_head * h / tp)
+    attn_params = np.where(mla, mla_attn, gqa_attn)
+    # --- MLPs
+    n_mat = np.where(m.gated > 0, 3.0, 2.0)
+    n_moe = m.n_moe_layers()
+    n_dense = L - n_moe
+    dense_mlp = n_mat * h * m.ffn / tp
+    shared = n_mat * h * m.shared_ffn / tp
+    router = h * m.n_experts
+    dense_params = L * attn_params + n_dense * dense_mlp + n_moe * (shared + router)
+    expert_params = n_moe * n_mat * h * m.moe_ffn / tp
+    head = h * m.vocab / tp
+    embed = np.where(m.tie > 0, head, 2 * head)
+    # --- attention work (pairs): 2 FLOPs per multiply-add, QK^T and PV
+    heads_gpu = m.n_heads / tp
+    gqa_pair = 2 * heads_gpu * (m.head_dim + m.head_dim)
+    mla_prefill = 2 * heads_gpu * (qk_head + m.v_head)
+    mla_decode = 2 * heads_gpu * (m.kv_lora_rank + m.qk_rope + m.kv_lora_rank)  # absorbed weights
+    attn_prefill = L * np.where(mla, mla_prefill, gqa_pair)
+    attn_decode = L * np.where(mla, mla_decode, gqa_pair)
+    kv_elems = L * np.where(mla, m.kv_lora_rank + m.qk_rope, 2 * kv_dim_gpu)
+    n_ar = L * np.where(m.parallel_residual > 0, 1.0, 2.0)
+    inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
+    act = 4 * h + (q_dim + 2 * kv_dim_gpu * tp) / tp + 2 * inter / tp
+    return LayerCosts(dense_params, expert_params, embed, head, attn_prefill, attn_decode, kv_elems, n_ar, n_moe,
+                      act)
+
+
+@dataclass
+class StepCoeffs:
+    """Everything `forward_s` needs, per GPU of one model replica, as floats or broadcastable arrays.
+
+    Times in seconds; `*_tput` are effective throughputs (FLOP/s or bytes/s) after efficiency factors.
+    """
+
+    lin_flops: Num       # FLOPs per token of all dense linears
+    lin_bytes: Num       # weight bytes of all dense linears
+    gemm_tput: Num       # FLOP/s of large GEMMs in the compute precision (peak x gemm_eff)
+    m_half: Num          # GEMM M-saturation constant, tokens
+    w_bw: Num            # bytes/s streaming weights (bandwidth x mem_eff)
+    exp_flops: Num       # FLOPs per token per routed expert (all MoE layers)
+    exp_bytes: Num       # weight bytes of one routed expert (all MoE layers)
+    n_experts: Num
+    top_k: Num
+    moe_tput: Num        # FLOP/s of grouped expert GEMMs
+    attn_pf_flops: Num   # FLOPs per prefill (query, key) pair
+    attn_tput: Num       # FLOP/s of attention kernels
+    dec_kv_s: Num        # seconds per cached token read by decode attention (max of bytes and FLOPs)
+    elem_s: Num          # seconds per token of norms/elementwise/activation traffic
+    head_flops: Num      # LM-head FLOPs per logit row
+    head_bytes: Num      # LM-head weight bytes
+    head_tput: Num       # FLOP/s of the LM-head GEMM
+    ar_n: Num            # all-reduces per forward (0 when tp == 1)
+    ar_lat_s: Num        # latency of one all-reduce, s
+    ar_s_per_token: Num  # bandwidth term of one all-reduce per token, s
+    a2a_n: Num           # expert-parallel all-to-alls per forward (0 when ep == 1)
+    a2a_s_per_token: Num
+    p2p_n: Num           # pipeline stage boundaries (pp - 1)
+    p2p_lat_s: Num
+    p2p_s_per_token: Num
+    ovh_step_s: Num      # per-forward fixed overhead, s (includes per-layer launch overhead)
+    ovh_seq_s: Num       # per-sequence per-iteration overhead, s
+
+
+def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callable = np.maximum,
+              pw: Callable = np.power) -> Num:
+    """Time (s) of one forward pass of a replica (all layers, summed over pipeline stages) processing
+    T new prompt tokens (A causal query-key pairs among them) and D decode tokens that read K cached tokens,
+    S sequences producing logits. `mx`/`pw` are np.maximum/np.power for arrays, builtin max/pow for floats.
+    """
+    M = T + D
+    t = mx(c.lin_flops * (M + c.m_half) / c.gemm_tput, c.lin_bytes / c.w_bw)
+    # MoE: expected number of distinct experts touched by M tokens choosing top_k of n_experts
+    frac = 1.0 - c.top_k / mx(c.n_experts, 1.0)
+    E = c.n_experts * (1.0 - pw(frac, M))
+    t = t + mx(c.exp_flops * (M * c.top_k + c.m_half * E) / c.moe_tput, E * c.exp_bytes / c.w_bw)
+    t = t + A * c.attn_pf_flops / c.attn_tput + K * c.dec_kv_s + M * c.elem_s
+    t = t + mx(c.head_flops * (S + c.m_half) / c.head_tput, c.head_bytes / c.w_bw)
+    t = t + c.ar_n * (c.ar_lat_s + M * c.ar_s_per_token) + c.a2a_n * (c.ar_lat_s + M * c.a2a_s_per_token)
+    t = t + c.p2p_n * (c.p2p_lat_s + M * c.p2p_s_per_token)
+    return t + c.ovh_step_s + (D + S) * c.ovh_seq_s
+
+
+def busy_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
+    """Seconds of the forward in which the GPU is busy on kernels (everything but host overhead and link waits);
+    the power model's utilization is busy_s / forward_s."""
+    return forward_s(c, T, A, D, K, S) - (c.ovh_step_s + (D + S) * c.ovh_seq_s) - (
+        c.ar_n * c.ar_lat_s + c.a2a_n * c.ar_lat_s + c.p2p_n * c.p2p_lat_s)
+
+
+__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s"]

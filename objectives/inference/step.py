@@ -1,0 +1,89 @@
+"""`StepModel`: the time of one continuous-batching iteration, for the serving simulator."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from . import memory, power
+from .core import prepare
+from .efficiency import Efficiency
+from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
+from .ops import StepCoeffs, busy_s, forward_s
+from .resolve import REASONS, R_OK
+
+
+class StepModel:
+    """Iteration-time model of one model replica (tp x pp GPUs) for a scheduler that mixes prefill chunks and
+    decode tokens in each iteration. Uses the same per-op cost code as `estimate` (`ops.forward_s`).
+
+    Construction resolves the model/GPU/dtypes once and precomputes float coefficients, so a scalar
+    `time_ms` call is plain float arithmetic (a few µs). Raises ValueError when the configuration cannot run
+    (unsupported precision, tp not dividing the heads, weights not fitting): the simulator needs a valid replica.
+    """
+
+    def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
+                 act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
+                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, efficiency: Efficiency | None = None) -> None:
+        p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None)
+        code = int(np.asarray(p.reason))
+        desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"
+        if code != R_OK:
+            raise ValueError(f"StepModel({desc}): {REASONS[code]}")
+        self._p = p
+        self.model_name = p.model_names[0]
+        self.gpu_name = p.gpu_names[0]
+        self.tp, self.pp = int(tp), int(pp)
+        self.n_gpus: int = self.tp * self.pp
+        self._c = StepCoeffs(**{f.name: float(np.asarray(getattr(p.coeffs, f.name)))
+                                for f in dataclasses.fields(StepCoeffs)})
+        self.kv_bytes_per_token: float = float(p.kv_tok_gpu) * self.n_gpus
+        """KV-cache bytes per token of context for the whole replica (all its GPUs)."""
+        cap = float(kv_capacity_tokens(p, float(max_num_tokens)))
+        if cap < 1:
+            raise ValueError(f"StepModel({desc}): {REASONS[5]} (no room left for the KV cache)")
+        self.kv_capacity_tokens: int = int(cap)
+        """KV-cache tokens that fit per replica after weights, activations (max_num_tokens) and runtime reserve."""
+        self.weights_gib_per_gpu: float = float(p.weights_gpu) / memory.GIB
+        self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
+        self.price_usd_per_hour: float = float(p.price) * self.n_gpus
+
+    def time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
+                n_prefill_seqs: Any = None) -> Any:
+        """Time (ms) of ONE iteration: `n_prefill_tokens` new prompt tokens in total, `prefill_attn_pairs` =
+        sum over prefill chunks of chunk_len x (ctx_before + (chunk_len + 1) / 2) query-key pairs,
+        `n_decode_seqs` sequences decoding one token each, reading `decode_kv_tokens` cached tokens in total.
+        `n_prefill_seqs`: prefill chunks that finish their prompt and sample a token (LM head rows); default 1
+        when there are prefill tokens. Scalars -> float; arrays broadcast -> ndarray."""
+        T, A, D, K = n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens
+        if n_prefill_seqs is None:
+            n_prefill_seqs = (T > 0) * 1.0 if not isinstance(T, np.ndarray) else (T > 0).astype(float)
+        S = D + n_prefill_seqs
+        scalar = all(isinstance(x, (int, float)) for x in (T, A, D, K, n_prefill_seqs))
+        if scalar:
+            if self.pp == 1:
+                return 1e3 * forward_s(self._c, T, A, D, K, S, max, pow)
+            m = min(self.pp, max(D + n_prefill_seqs, 1.0))
+            return 1e3 * forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow)
+        T, A, D, K, S = (np.asarray(x, dtype=float) for x in (T, A, D, K, S))
+        if self.pp == 1:
+            return 1e3 * forward_s(self._c, T, A, D, K, S)
+        return 1e3 * replica_time_s(self._p, T, A, D, K, S, S)
+
+    def utilization(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
+                    decode_kv_tokens: Any) -> Any:
+        """Fraction of an iteration the GPUs spend in kernels (for the power model)."""
+        T, A, D, K = (np.asarray(x, dtype=float) for x in (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs,
+                                                             decode_kv_tokens))
+        S = D + (T > 0)
+        u = busy_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S)
+        return float(u) if u.ndim == 0 else u
+
+    def power_w(self, utilization: Any) -> Any:
+        """Power of the whole replica (W) at `utilization` in [0, 1]: n_gpus x (idle + (TDP - idle) x u)."""
+        return self.n_gpus * power.power_w(self._idle, self._tdp, utilization)
+
+    def __repr__(self) -> str:
+        return (f"StepModel({self.model_name!r}, {self.gpu_name!r}, tp={self.tp}, pp={self.pp}, "
+                f"kv_capacity_tokens={self.kv_capacity_tokens})")
