@@ -378,6 +378,8 @@ class _Compiler:
         fname = node.func.id
         if fname not in FUNCTIONS:
             raise self.fail(f"function {fname!r} is not allowed; allowed functions: {sorted(FUNCTIONS)}")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(f"starred arguments to {fname}() are not allowed")
         if node.keywords:
             raise self.fail(f"keyword arguments to {fname}() are not allowed")
         fn, lo, hi = FUNCTIONS[fname]
