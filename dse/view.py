@@ -1,0 +1,136 @@
+"""StudyView: the plain data a study hands to plots and reports.
+
+A Study builds one with its trials table, its parameter names, objectives, constraints, provenance and the
+trial numbers of its feasible Pareto set. Plots (:mod:`dse.plot`) and the HTML report (:mod:`dse.report`) take
+a StudyView and nothing else, so they work for any study, however it was stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import StudyError
+
+#: Columns every trials table carries besides parameters and metrics.
+BASE_COLUMNS: tuple[str, ...] = ("number", "state", "feasible", "error", "duration_s", "worker", "started_at", "finished_at")
+#: Trial states a trials table may hold.
+STATES: tuple[str, ...] = ("complete", "failed", "running")
+#: Constraint operators.
+CONSTRAINT_OPS: tuple[str, ...] = ("<=", ">=", "<", ">", "==")
+#: Accepted direction spellings, normalized to "min" / "max".
+_DIRECTIONS = {"min": "min", "minimize": "min", "minimise": "min", "max": "max", "maximize": "max", "maximise": "max"}
+
+#: Classes a complete trial falls in, as used by every plot.
+FRONT, DOMINATED, INFEASIBLE = "front", "dominated", "infeasible"
+
+
+@dataclass
+class StudyView:
+    """A read-only snapshot of a study for plotting and reporting.
+
+    Attributes:
+        name: the study name.
+        trials: one row per trial: ``number``, ``state`` ("complete" | "failed" | "running"), ``feasible`` (bool),
+            ``error``, ``duration_s`` (s), ``worker``, then one column per parameter and one per metric.
+        params: parameter column names.
+        objectives: metric -> "min" | "max" (in optimization order; the first ones are the default plot axes).
+        constraints: metric -> (operator, bound), operator one of ``<= >= < > ==``.
+        meta: provenance (space, optimizer and settings, seed, package version, objective name/version,
+            created_at, storage url, ...); any JSON-like mapping.
+        pareto_numbers: trial numbers of the feasible non-dominated set, as computed by the study.
+    """
+
+    name: str
+    trials: pd.DataFrame
+    params: list[str]
+    objectives: dict[str, str]
+    constraints: dict[str, tuple[str, float]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    pareto_numbers: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.trials, pd.DataFrame):
+            raise StudyError(f"trials must be a pandas DataFrame, got {type(self.trials).__name__}")
+        missing = [c for c in ("number", "state", "feasible") if c not in self.trials.columns]
+        if missing:
+            raise StudyError(
+                f"trials table of study {self.name!r} lacks columns {missing}; it needs {list(BASE_COLUMNS)}, "
+                "then one column per parameter and per metric"
+            )
+        self.params = list(self.params)
+        absent = [p for p in self.params if p not in self.trials.columns]
+        if absent:
+            raise StudyError(f"parameters {absent} are not columns of the trials table; columns are {list(self.trials.columns)}")
+        if not self.objectives:
+            raise StudyError(f"study {self.name!r} has no objectives; give at least one metric -> 'min' | 'max'")
+        objectives: dict[str, str] = {}
+        for metric, direction in self.objectives.items():
+            key = str(direction).strip().lower()
+            if key not in _DIRECTIONS:
+                raise StudyError(f"objective {metric!r} has direction {direction!r}; valid directions are 'min' or 'max'")
+            if metric not in self.trials.columns:
+                raise StudyError(f"objective {metric!r} is not a column of the trials table; columns are {list(self.trials.columns)}")
+            objectives[str(metric)] = _DIRECTIONS[key]
+        self.objectives = objectives
+        constraints: dict[str, tuple[str, float]] = {}
+        for metric, spec in (self.constraints or {}).items():
+            try:
+                op, bound = spec
+                bound = float(bound)
+            except (TypeError, ValueError):
+                raise StudyError(f"constraint on {metric!r} is {spec!r}; expected (operator, number), e.g. ('<=', 500)") from None
+            if op not in CONSTRAINT_OPS:
+                raise StudyError(f"constraint on {metric!r} has operator {op!r}; valid operators are {list(CONSTRAINT_OPS)}")
+            constraints[str(metric)] = (op, bound)
+        self.constraints = constraints
+        self.meta = dict(self.meta or {})
+        numbers = set(pd.to_numeric(self.trials["number"], errors="coerce").dropna().astype(int).tolist())
+        pareto = [int(n) for n in self.pareto_numbers]
+        unknown = sorted(set(pareto) - numbers)
+        if unknown:
+            raise StudyError(f"pareto_numbers {unknown[:10]} are not trial numbers of study {self.name!r}")
+        self.pareto_numbers = pareto
+
+    # ---- derived views -------------------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> list[str]:
+        """Metric columns: every column that is neither a base column nor a parameter (objectives first)."""
+        skip = set(BASE_COLUMNS) | set(self.params)
+        rest = [c for c in self.trials.columns if c not in skip and c not in self.objectives]
+        return list(self.objectives) + [c for c in rest if _is_numeric(self.trials[c])]
+
+    def complete(self) -> pd.DataFrame:
+        """Complete trials (failed and running ones dropped), with a ``category`` column:
+        "front" (in ``pareto_numbers``), "dominated" (feasible, not on the front) or "infeasible"."""
+        df = self.trials[self.trials["state"].astype(str) == "complete"].copy()
+        on_front = df["number"].isin(self.pareto_numbers).to_numpy()
+        feasible = df["feasible"].fillna(False).astype(bool).to_numpy()
+        df["category"] = np.where(on_front, FRONT, np.where(feasible, DOMINATED, INFEASIBLE))
+        return df
+
+    def front(self) -> pd.DataFrame:
+        """The front's trials, sorted by the first objective (best first)."""
+        df = self.trials[self.trials["number"].isin(self.pareto_numbers)]
+        first = next(iter(self.objectives))
+        return df.sort_values(first, ascending=self.objectives[first] == "min", kind="stable")
+
+    def check_metric(self, name: str, role: str = "metric") -> str:
+        """Return `name` if it is a numeric metric column, else StudyError naming it and the valid metrics."""
+        if name not in self.metrics:
+            raise StudyError(f"unknown {role} {name!r} for study {self.name!r}; valid metrics are {self.metrics}")
+        return name
+
+    def direction(self, metric: str) -> str:
+        """The metric's direction: its objective direction, the side its constraint keeps, else "min"."""
+        if metric in self.objectives:
+            return self.objectives[metric]
+        op = self.constraints.get(metric, ("<=", 0.0))[0]
+        return "max" if op in (">=", ">") else "min"
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
