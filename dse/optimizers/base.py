@@ -1,0 +1,237 @@
+"""The ask/tell batch interface every optimizer implements, and the bookkeeping they share.
+
+Conventions (the Study relies on them):
+
+- ``ask(n)`` returns up to ``n`` NEW configurations as a DataFrame (columns = ``space.names``), every row
+  feasible (``space.feasible`` all True) and distinct from every configuration already told or asked and not
+  yet told. An empty DataFrame means the optimizer has nothing left to propose.
+- ``tell(params, F, CV)``: ``F`` (n, n_objectives) floats to MINIMIZE, ``CV`` (n,) total constraint violation
+  (0 = feasible). A failed trial is told with a NaN row in ``F`` and ``CV = inf``: it counts as evaluated (never
+  proposed again) and never survives or leads. ``tell`` accepts trials the optimizer did not ask for (from storage
+  on resume, from other workers): that is how an optimizer's state is rebuilt, without pickles.
+- ``seed`` makes a run reproducible: same seed and same told values give the same asked configurations.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dse.encoding import Encoder
+from dse.errors import OptimizerError, SpaceError
+
+_SEED_MAX = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class NoSettings:
+    """Optimizers without tunable settings."""
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; OptimizerError naming the setting otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+        high is not None and value > high
+    ):
+        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise OptimizerError(f"setting {name}={value!r} is invalid: it must be an integer {rng}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, low: float, high: float | None = None, *, open_low: bool = False) -> float:
+    """``value`` as a finite float in [low, high] (or (low, high] with open_low); OptimizerError otherwise."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > low if open_low else v >= low) and (high is None or v <= high)
+    if not ok:
+        lo = f"> {low}" if open_low else f">= {low}"
+        rng = lo if high is None else f"{lo} and <= {high}"
+        raise OptimizerError(f"setting {name}={value!r} is invalid: it must be a number {rng}")
+    return float(value)
+
+
+class BaseOptimizer(abc.ABC):
+    """One optimizer behind the ask/tell batch interface (see the module docstring for the conventions).
+
+    Subclasses set ``name``, ``Settings`` (a frozen dataclass whose ``__post_init__`` validates its fields with
+    ``check_int`` / ``check_float``), and implement ``_ask(n)`` and, if they learn, ``_tell(...)``.
+    """
+
+    name: ClassVar[str] = "base"
+    Settings: ClassVar[type] = NoSettings
+
+    def __init__(self, space: Any, n_objectives: int, *, seed: int | None = None, **settings: Any) -> None:
+        if isinstance(n_objectives, bool) or not isinstance(n_objectives, (int, np.integer)) or n_objectives < 1:
+            raise OptimizerError(f"n_objectives={n_objectives!r} must be a positive integer")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise OptimizerError(f"seed={seed!r} must be a non-negative integer or None")
+        self.space = space
+        self.n_objectives = int(n_objectives)
+        self.seed = None if seed is None else int(seed)
+        self.config = self._make_settings(settings)
+        self.encoder = Encoder(space)
+        self.rng = np.random.default_rng(self.seed)
+        self._told: set[bytes] = set()
+        self._pending: set[bytes] = set()
+        self.n_told = 0
+        self._size: float | None = None
+
+    # ------------------------------------------------------------------------------------------ settings
+    @classmethod
+    def _make_settings(cls, settings: dict[str, Any]) -> Any:
+        fields = [f.name for f in dataclasses.fields(cls.Settings)]
+        unknown = [k for k in settings if k not in fields]
+        if unknown:
+            valid = ", ".join(fields) if fields else "none"
+            raise OptimizerError(f"unknown setting(s) {', '.join(map(repr, unknown))} for optimizer {cls.name!r}; "
+                                 f"valid settings: {valid}")
+        try:
+            return cls.Settings(**settings)
+        except TypeError as exc:  # pragma: no cover - dataclass signature errors
+            raise OptimizerError(f"bad settings for optimizer {cls.name!r}: {exc}") from None
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-serializable settings stored with the study: name, seed and every setting."""
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed}
+        out.update(dataclasses.asdict(self.config))
+        return out
+
+    @abc.abstractmethod
+    def default_batch_size(self) -> int:
+        """Configurations per ask that suit this optimizer (e.g. NSGA-II: its population)."""
+
+    # ------------------------------------------------------------------------------------------ ask/tell
+    def ask(self, n: int) -> pd.DataFrame:
+        """Up to ``n`` new feasible configurations (columns = space.names); empty when nothing is left."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise OptimizerError(f"ask(n={n!r}): n must be a non-negative integer")
+        n = int(n)
+        if n == 0 or self.exhausted:
+            return self._empty()
+        df = self._ask(n)
+        if df is None or len(df) == 0:
+            return self._empty()
+        df = df.reset_index(drop=True)
+        self._pending.update(self.encoder.keys(df).tolist())
+        return df
+
+    def tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray) -> None:
+        """Record evaluated configurations: F (n, n_objectives) to minimize (NaN row = failed), CV (n,) >= 0."""
+        if not isinstance(params, pd.DataFrame):
+            raise OptimizerError(f"tell(params=...) needs a pandas DataFrame, got {type(params).__name__}")
+        n = len(params)
+        F = np.asarray(F, dtype=float)
+        if F.ndim == 1 and self.n_objectives == 1 and F.shape == (n,):
+            F = F[:, None]
+        if F.shape != (n, self.n_objectives):
+            raise OptimizerError(f"tell: F has shape {F.shape}, expected ({n}, {self.n_objectives})")
+        CV = np.asarray(CV, dtype=float).reshape(-1)
+        if CV.shape != (n,):
+            raise OptimizerError(f"tell: CV has shape {CV.shape}, expected ({n},)")
+        if n == 0:
+            return
+        if np.any(CV < 0) or np.any(np.isnan(CV)):
+            raise OptimizerError("tell: CV must be >= 0 (0 = feasible, inf = failed); got negative or NaN values")
+        params = params.reset_index(drop=True)
+        try:
+            keys = self.encoder.keys(params)
+        except SpaceError as exc:
+            raise OptimizerError(f"tell: a told configuration is not in the space: {exc}") from None
+        failed = ~np.all(np.isfinite(F), axis=1)
+        CV = np.where(failed, np.inf, CV)
+        klist = keys.tolist()
+        new = np.fromiter((k not in self._told for k in klist), dtype=bool, count=n)
+        new &= ~pd.Index(keys).duplicated()  # duplicates inside this batch: keep the first
+        self._pending.difference_update(klist)
+        self._told.update(klist)
+        self.n_told += int(new.sum())
+        self._tell(params, F, CV, keys, new)
+
+    def _tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, keys: np.ndarray, new: np.ndarray) -> None:
+        """Learn from told trials; ``new`` marks rows not told before (first occurrence). Default: nothing."""
+
+    @abc.abstractmethod
+    def _ask(self, n: int) -> pd.DataFrame:
+        """Up to ``n`` new feasible configurations not in ``seen``."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True when nothing is left to propose (a discrete space whose every point was asked or told)."""
+        return self.n_seen >= self.space_size
+
+    # ------------------------------------------------------------------------------------------ helpers
+    @property
+    def n_seen(self) -> int:
+        return len(self._told) + len(self._pending)
+
+    def is_seen(self, keys: np.ndarray) -> np.ndarray:
+        return np.fromiter((k in self._told or k in self._pending for k in keys.tolist()), dtype=bool,
+                           count=len(keys))
+
+    @property
+    def space_size(self) -> float:
+        if self._size is None:
+            self._size = float(self.space.size) if self.space.is_discrete else math.inf
+        return self._size
+
+    def _empty(self) -> pd.DataFrame:
+        return pd.DataFrame({n: pd.Series(dtype=object) for n in self.space.names})
+
+    def _next_seed(self) -> int:
+        return int(self.rng.integers(_SEED_MAX))
+
+    def select_new(self, df: pd.DataFrame, n: int, exclude: set | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """The first ``n`` rows of ``df`` that are feasible, not seen, not in ``exclude`` and not repeated."""
+        if len(df) == 0:
+            return df, np.empty(0, dtype=object)
+        df = df.reset_index(drop=True)
+        ok = np.asarray(self.space.feasible(df), dtype=bool)
+        keys = self.encoder.keys(df)
+        ok &= ~self.is_seen(keys)
+        if exclude:
+            ok &= np.fromiter((k not in exclude for k in keys.tolist()), dtype=bool, count=len(keys))
+        idx = np.flatnonzero(ok)
+        idx = idx[~pd.Index(keys[idx]).duplicated()]
+        idx = idx[:n]
+        return df.iloc[idx].reset_index(drop=True), keys[idx]
+
+    def sample_new(self, n: int, exclude: set | None = None, rounds: int = 6) -> pd.DataFrame:
+        """Up to ``n`` new feasible configurations drawn with ``space.sample`` (seeded from ``self.rng``).
+
+        Duplicates of seen configurations are re-drawn; for a discrete space whose unseen remainder is small
+        (rejection would stall), the unseen points are enumerated from ``space.grid()`` and drawn without
+        replacement.
+        """
+        exclude = set(exclude or ())
+        parts: list[pd.DataFrame] = []
+        have = 0
+        left = self.space_size - self.n_seen - len(exclude)
+        if left <= 0:
+            return self._empty()
+        n = int(min(n, left))
+        for _ in range(rounds):
+            need = n - have
+            if need <= 0:
+                break
+            m = max(2 * need, 16)
+            df = self.space.sample(m, seed=self._next_seed())
+            got, keys = self.select_new(df, need, exclude)
+            if len(got):
+                parts.append(got)
+                exclude.update(keys.tolist())
+                have += len(got)
+        need = n - have
+        if need > 0 and self.space.is_discrete and self.space_size <= 2_000_000:
+            grid = self.space.grid()
+            perm = self.rng.permutation(len(grid))
+            got, _ = self.select_new(grid.iloc[perm], need, exclude)
+            if len(got):
+                parts.append(got)
+        if not parts:
+            return self._empty()
+        return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,279 @@
+"""Optuna's Bayesian samplers (TPE, GP) behind the ask/tell batch interface.
+
+Each optimizer owns an in-memory ``optuna.Study`` (directions all "minimize" on F). A batch of ``n`` is asked at
+once: ``study.ask(fixed_distributions)`` for the unconditional parameters, then conditional parameters are
+suggested only on the trials where their condition holds (decided in parameter order, vectorized over the batch),
+so Optuna sees the same define-by-run space live and when rebuilt. TPE runs with ``constant_liar=True`` so the
+trials of a pending batch spread out.
+
+Constraints: every told trial carries one Optuna constraint ``"cv"`` = CV (Optuna >= 5 reads constraints from the
+trial: ``Trial.set_constraint`` / ``create_trial(constraints=...)``; the samplers' ``constraints_func`` argument is
+deprecated there). A failed trial (NaN in F) is told as ``TrialState.FAIL``.
+
+A proposal that the optimizer cannot return is told back immediately and another is asked (at most
+``max_rounds`` rounds), then the rest is drawn with ``space.sample``:
+
+- it violates the space's conditions/constraints: TPE gets it as a COMPLETE trial marked infeasible
+  (``cv`` = 1 + the largest CV seen, values = the worst told per objective) so its density moves away; GP gets
+  it as FAIL (a fake value would bias the regression);
+- it duplicates a configuration already told: told again with the known F and CV (a free observation);
+- it duplicates a configuration asked and not yet told, or another of the batch: FAIL.
+
+Rebuild: trials told that were not asked here (storage, other workers) are added with ``study.add_trials``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dse.encoding import config_from_optuna, optuna_distributions, optuna_params
+from dse.errors import OptimizerError
+
+from .base import BaseOptimizer, check_int
+
+_CV_KEY = "cv"
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's INFO logging and experimental warnings for the duration (restores the level)."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _suggest(trial: Any, name: str, dist: Any) -> Any:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+class _OptunaOptimizer(BaseOptimizer):
+    """Shared machinery of ``tpe`` and ``gp``; subclasses build the sampler."""
+
+    def __init__(self, space: Any, n_objectives: int, *, seed: int | None = None, **settings: Any) -> None:
+        super().__init__(space, n_objectives, seed=seed, **settings)
+        import optuna
+
+        self.distributions = optuna_distributions(space)
+        cond = {n for n in space.names if getattr(space.params[n], "when", None) is not None}
+        self._fixed = {n: d for n, d in self.distributions.items() if n not in cond}
+        self._conditional = [n for n in space.names if n in cond]
+        self._placeholder = {n: self._first_value(n) for n in space.names}
+        with _quiet_optuna():
+            self.study = optuna.create_study(directions=["minimize"] * self.n_objectives, sampler=self._sampler())
+        self._trials: dict[bytes, Any] = {}           # pending Optuna trials by config key
+        self._known: dict[bytes, tuple[np.ndarray, float]] = {}   # told configs -> (F, CV)
+        self._worst: np.ndarray | None = None
+        self._max_cv = 0.0
+
+    def _first_value(self, name: str) -> Any:
+        p = self.space.params[name]
+        return p.choices[0] if hasattr(p, "choices") else p.low
+
+    def _sampler(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def _max_rounds(self) -> int:
+        return self.config.max_rounds
+
+    # ------------------------------------------------------------------------------------------ ask
+    def _ask(self, n: int) -> pd.DataFrame:
+        accepted: list[dict] = []
+        acc_keys: set[bytes] = set()
+        with _quiet_optuna():
+            for _ in range(self._max_rounds):
+                need = n - len(accepted)
+                if need <= 0:
+                    break
+                trials = [self.study.ask(self._fixed) for _ in range(need)]
+                configs = self._suggest_conditionals(trials)
+                df = self._frame(configs)
+                feasible = np.asarray(self.space.feasible(df), dtype=bool)
+                keys = self.encoder.keys(df).tolist()
+                for trial, cfg, ok, key in zip(trials, configs, feasible, keys):
+                    if not ok:
+                        self._reject_infeasible(trial)
+                    elif key in self._known:
+                        f, cv = self._known[key]
+                        self._finish(trial, f, cv)
+                    elif key in self._pending or key in acc_keys:
+                        self.study.tell(trial, state=self._fail_state())
+                    else:
+                        accepted.append(cfg)
+                        acc_keys.add(key)
+                        self._trials[key] = trial
+        out = self._frame(accepted) if accepted else None
+        need = n - len(accepted)
+        if need > 0:
+            extra = self.sample_new(need, exclude=acc_keys)
+            if len(extra):
+                out = extra if out is None else pd.concat([out, extra], ignore_index=True)
+        return out if out is not None else self._empty()
+
+    def _suggest_conditionals(self, trials: list[Any]) -> list[dict]:
+        configs = [config_from_optuna(self.space, t.params) for t in trials]
+        decided = set(self._fixed)
+        for name in self._conditional:
+            rows = [{k: (c[k] if k in decided else self._placeholder[k]) for k in self.space.names} for c in configs]
+            active = np.asarray(self.space.active(self._frame(rows))[name], dtype=bool)
+            for t, c, act in zip(trials, configs, active):
+                c[name] = _suggest(t, name, self.distributions[name]) if act else None
+            decided.add(name)
+        return configs
+
+    def _frame(self, configs: list[dict]) -> pd.DataFrame:
+        return pd.DataFrame.from_records(configs, columns=self.space.names)
+
+    def _fail_state(self) -> Any:
+        from optuna.trial import TrialState
+
+        return TrialState.FAIL
+
+    def _reject_infeasible(self, trial: Any) -> None:
+        self.study.tell(trial, state=self._fail_state())
+
+    def _finish(self, trial: Any, f: np.ndarray, cv: float) -> None:
+        if not np.all(np.isfinite(f)) or not np.isfinite(cv):
+            self.study.tell(trial, state=self._fail_state())
+            return
+        trial.set_constraint(_CV_KEY, float(cv))
+        self.study.tell(trial, [float(v) for v in f])
+
+    # ------------------------------------------------------------------------------------------ tell
+    def _tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, keys: np.ndarray, new: np.ndarray) -> None:
+        from optuna.trial import TrialState, create_trial
+
+        ok = np.all(np.isfinite(F), axis=1) & np.isfinite(CV)
+        if ok.any():
+            w = F[ok].max(axis=0)
+            self._worst = w if self._worst is None else np.maximum(self._worst, w)
+            self._max_cv = max(self._max_cv, float(CV[ok].max()))
+        records = params.to_dict("records")
+        foreign = []
+        with _quiet_optuna():
+            for i, key in enumerate(keys.tolist()):
+                trial = self._trials.pop(key, None)
+                if trial is not None:
+                    self._finish(trial, F[i], CV[i])
+                elif new[i]:
+                    p = optuna_params(self.space, records[i])
+                    dists = {k: self.distributions[k] for k in p}
+                    if ok[i]:
+                        foreign.append(create_trial(values=[float(v) for v in F[i]], params=p, distributions=dists,
+                                                    constraints={_CV_KEY: float(CV[i])}))
+                    else:
+                        foreign.append(create_trial(state=TrialState.FAIL, params=p, distributions=dists))
+                if new[i]:
+                    self._known[key] = (F[i].copy(), float(CV[i]))
+            if foreign:
+                self.study.add_trials(foreign)
+
+
+@dataclasses.dataclass(frozen=True)
+class TPESettings:
+    """TPE settings: batch_size (default ask size), n_startup_trials (random trials first), n_ei_candidates,
+    multivariate (None: Optuna's default for the number of objectives), max_rounds (re-asks for rejected
+    proposals before sampling)."""
+
+    batch_size: int = 8
+    n_startup_trials: int = 10
+    n_ei_candidates: int = 24
+    multivariate: bool | None = None
+    max_rounds: int = 4
+
+    def __post_init__(self) -> None:
+        check_int("batch_size", self.batch_size, 1)
+        check_int("n_startup_trials", self.n_startup_trials, 0)
+        check_int("n_ei_candidates", self.n_ei_candidates, 1)
+        if self.multivariate is not None and not isinstance(self.multivariate, bool):
+            raise OptimizerError(f"setting multivariate={self.multivariate!r} is invalid: True, False or None")
+        check_int("max_rounds", self.max_rounds, 1, 100)
+
+
+class TPEOptimizer(_OptunaOptimizer):
+    """Optuna's TPESampler (multi-objective TPE, constant liar) through an in-memory study."""
+
+    name = "tpe"
+    Settings = TPESettings
+
+    def default_batch_size(self) -> int:
+        return self.config.batch_size
+
+    def _sampler(self) -> Any:
+        import optuna
+
+        c = self.config
+        return optuna.samplers.TPESampler(seed=self.seed, constant_liar=True, n_startup_trials=c.n_startup_trials,
+                                          n_ei_candidates=c.n_ei_candidates, multivariate=c.multivariate,
+                                          group=bool(self._conditional_names()) and c.multivariate is True)
+
+    def _conditional_names(self) -> list[str]:
+        return [n for n in self.space.names if getattr(self.space.params[n], "when", None) is not None]
+
+    def _reject_infeasible(self, trial: Any) -> None:
+        values = self._worst if self._worst is not None else np.zeros(self.n_objectives)
+        self._finish(trial, values, 1.0 + self._max_cv)
+
+
+@dataclasses.dataclass(frozen=True)
+class GPSettings:
+    """GP settings: batch_size (default ask size), n_startup_trials (random trials first), deterministic
+    (noise-free objective), max_rounds (re-asks for rejected proposals before sampling)."""
+
+    batch_size: int = 4
+    n_startup_trials: int = 10
+    deterministic: bool = False
+    max_rounds: int = 3
+
+    def __post_init__(self) -> None:
+        check_int("batch_size", self.batch_size, 1)
+        check_int("n_startup_trials", self.n_startup_trials, 0)
+        if not isinstance(self.deterministic, bool):
+            raise OptimizerError(f"setting deterministic={self.deterministic!r} is invalid: True or False")
+        check_int("max_rounds", self.max_rounds, 1, 100)
+
+
+class GPOptimizer(_OptunaOptimizer):
+    """Optuna's GPSampler (Gaussian-process BO; log EHVI for several objectives). Needs PyTorch (CPU build)."""
+
+    name = "gp"
+    Settings = GPSettings
+
+    def __init__(self, space: Any, n_objectives: int, *, seed: int | None = None, **settings: Any) -> None:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise OptimizerError(
+                "optimizer 'gp' needs PyTorch: `pip install torch==2.13.0` (the CPU build is enough) or "
+                "`pip install dse[gp]`; or use optimizer 'tpe', which needs nothing more"
+            ) from None
+        super().__init__(space, n_objectives, seed=seed, **settings)
+
+    def default_batch_size(self) -> int:
+        return self.config.batch_size
+
+    def _sampler(self) -> Any:
+        import optuna
+
+        c = self.config
+        return optuna.samplers.GPSampler(seed=self.seed, n_startup_trials=c.n_startup_trials,
+                                         deterministic_objective=c.deterministic, warn_independent_sampling=False)

@@ -1,0 +1,250 @@
+"""NSGA-II and NSGA-III (pymoo 0.6 survival and variation operators) behind the ask/tell batch interface.
+
+State is a population of at most ``pop_size`` evaluated configurations (encoded ``X``, minimized ``F``,
+violation ``CV``). Every ``tell`` merges the told trials into the population and applies pymoo's survival
+(NSGA-II: ``RankAndCrowding``; NSGA-III: ``ReferenceDirectionSurvival``), which is feasibility-first: feasible
+configurations rank before infeasible ones, infeasible ones by increasing CV. Failed trials (NaN in F) count as
+evaluated but never enter the population. Telling a batch of ``pop_size`` is one NSGA generation; a fresh
+optimizer told every stored trial at once rebuilds its population by the same survival (no pickles).
+
+``ask(n)``:
+
+1. Until ``pop_size`` configurations have been seen, and whenever the population has fewer than 2 members, the
+   initial population is drawn with ``space.sample`` (feasible, conditional parameters handled by the space).
+2. Otherwise offspring: binary tournaments (feasibility, domination, crowding / random for NSGA-III), then
+   ``MixedCrossover`` and ``MixedMutation`` (per column kind, see ``operators``), decoded to exactly valid values.
+   Genes of parameters that are inactive in a parent are re-drawn uniformly before variation, so a child that
+   activates the parameter gets a random value rather than a fixed placeholder.
+3. Repair: offspring that violate the space's conditions/constraints, and duplicates of anything already asked
+   or told (exact keys), are discarded and the variation repeated (up to ``repair_rounds`` rounds, oversampled
+   2x); whatever is still missing is re-drawn from ``space.sample``. So every asked configuration is feasible and
+   new; on an exhausted discrete space ask returns fewer rows, then none.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.util.misc import random_permutations
+
+from dse.errors import OptimizerError
+
+from .base import BaseOptimizer, check_float, check_int
+from .operators import MixedCrossover, MixedMutation, binary_tournament
+
+
+@dataclasses.dataclass(frozen=True)
+class NSGA2Settings:
+    """NSGA-II settings.
+
+    pop_size: population size (also the default batch). prob_crossover: probability that a mating crosses
+    (else the parents are copied, then mutated). eta_crossover / eta_mutation: SBX / polynomial-mutation
+    distribution indices for real columns. eta_discrete: both indices for ordinal columns (pymoo's integer recipe
+    uses 3). prob_mutation: per-gene mutation probability (None: 1/d). repair_rounds: variation rounds before
+    falling back to sampling.
+    """
+
+    pop_size: int = 100
+    prob_crossover: float = 0.9
+    eta_crossover: float = 15.0
+    eta_mutation: float = 20.0
+    eta_discrete: float = 3.0
+    prob_mutation: float | None = None
+    repair_rounds: int = 10
+
+    def __post_init__(self) -> None:
+        check_int("pop_size", self.pop_size, 2)
+        check_float("prob_crossover", self.prob_crossover, 0.0, 1.0)
+        check_float("eta_crossover", self.eta_crossover, 0.0, open_low=True)
+        check_float("eta_mutation", self.eta_mutation, 0.0, open_low=True)
+        check_float("eta_discrete", self.eta_discrete, 0.0, open_low=True)
+        if self.prob_mutation is not None:
+            check_float("prob_mutation", self.prob_mutation, 0.0, 1.0)
+        check_int("repair_rounds", self.repair_rounds, 1, 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class NSGA3Settings(NSGA2Settings):
+    """NSGA-III settings: NSGA-II's plus the reference directions.
+
+    ref_dirs: "das-dennis" (the most directions of a Das-Dennis lattice that fit in pop_size) or "energy"
+    (Riesz s-energy, exactly pop_size directions); "auto": das-dennis when its lattice fills at least half the
+    population, else energy. n_partitions: force the Das-Dennis partitions.
+    """
+
+    ref_dirs: str = "auto"
+    n_partitions: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ref_dirs not in ("auto", "das-dennis", "energy"):
+            raise OptimizerError(f"setting ref_dirs={self.ref_dirs!r} is invalid; valid: 'auto', 'das-dennis', "
+                                 "'energy'")
+        if self.n_partitions is not None:
+            check_int("n_partitions", self.n_partitions, 1)
+
+
+class NSGA2Optimizer(BaseOptimizer):
+    """NSGA-II (Deb et al. 2002) with mixed-variable operators, exact duplicate elimination and repair."""
+
+    name = "nsga2"
+    Settings = NSGA2Settings
+
+    def __init__(self, space: Any, n_objectives: int, *, seed: int | None = None, **settings: Any) -> None:
+        super().__init__(space, n_objectives, seed=seed, **settings)
+        c, enc = self.config, self.encoder
+        n_choices = np.array([col.n_values for col in enc.columns], dtype=np.int64)
+        self.crossover = MixedCrossover(enc.kinds, enc.xl, enc.xu, eta=c.eta_crossover, eta_discrete=c.eta_discrete,
+                                        prob=c.prob_crossover)
+        self.mutation = MixedMutation(enc.kinds, enc.xl, enc.xu, n_choices, eta=c.eta_mutation,
+                                      eta_discrete=c.eta_discrete, prob_var=c.prob_mutation)
+        self.problem = Problem(n_var=max(enc.n_var, 1), n_obj=self.n_objectives, n_ieq_constr=1,
+                               xl=enc.xl if enc.n_var else np.zeros(1), xu=enc.xu if enc.n_var else np.ones(1))
+        self.survival = self._make_survival()
+        d = enc.n_var
+        self.pop_X = np.zeros((0, d))
+        self.pop_F = np.zeros((0, self.n_objectives))
+        self.pop_CV = np.zeros(0)
+        self.pop_inactive = np.zeros((0, d), dtype=bool)
+        self.pop_crowding: np.ndarray | None = np.zeros(0)
+
+    def _make_survival(self) -> Any:
+        from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+
+        return RankAndCrowding()
+
+    def default_batch_size(self) -> int:
+        return self.config.pop_size
+
+    @property
+    def population(self) -> pd.DataFrame:
+        """The current population's configurations (decoded), for inspection."""
+        return self.encoder.decode(self.pop_X)
+
+    # ------------------------------------------------------------------------------------------ tell
+    def _tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, keys: np.ndarray, new: np.ndarray) -> None:
+        ok = new & np.all(np.isfinite(F), axis=1)
+        if not ok.any():
+            return
+        sub = params.iloc[np.flatnonzero(ok)]
+        X = self.encoder.encode(sub)
+        inactive = sub.isna().to_numpy()
+        self._survive(np.vstack([self.pop_X, X]), np.vstack([self.pop_F, F[ok]]),
+                      np.concatenate([self.pop_CV, CV[ok]]), np.vstack([self.pop_inactive, inactive]))
+
+    def _survive(self, X: np.ndarray, F: np.ndarray, CV: np.ndarray, inactive: np.ndarray) -> None:
+        n = len(X)
+        pop = Population.new("X", X, "F", F, "CV", CV[:, None], "idx", np.arange(n))
+        surv = self.survival.do(self.problem, pop, n_survive=min(self.config.pop_size, n), random_state=self.rng)
+        idx = np.asarray(surv.get("idx"), dtype=np.int64)
+        self.pop_X, self.pop_F, self.pop_CV, self.pop_inactive = X[idx], F[idx], CV[idx], inactive[idx]
+        self.pop_crowding = self._crowding(surv)
+
+    def _crowding(self, surv: Population) -> np.ndarray | None:
+        cd = surv.get("crowding")
+        return np.array([np.nan if v is None else float(v) for v in cd], dtype=float)
+
+    # ------------------------------------------------------------------------------------------ ask
+    def _ask(self, n: int) -> pd.DataFrame:
+        parts: list[pd.DataFrame] = []
+        n_init = max(0, min(n, self.config.pop_size - self.n_seen))
+        if len(self.pop_X) < 2:
+            n_init = n
+        if n_init:
+            parts.append(self.sample_new(n_init))
+        need = n - sum(len(p) for p in parts)
+        if need > 0:
+            exclude = set(self.encoder.keys(parts[0]).tolist()) if parts and len(parts[0]) else set()
+            off = self._offspring(need, exclude)
+            parts.append(off)
+            need -= len(off)
+            if need > 0:
+                exclude.update(self.encoder.keys(off).tolist())
+                parts.append(self.sample_new(need, exclude))
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return self._empty()
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def _offspring(self, n: int, exclude: set) -> pd.DataFrame:
+        got: list[pd.DataFrame] = []
+        have = 0
+        exclude = set(exclude)
+        for _ in range(self.config.repair_rounds):
+            need = n - have
+            if need <= 0:
+                break
+            n_matings = max(8, need)  # 2 children per mating: 2x oversampling
+            X = self._vary(n_matings)
+            cand = self.encoder.decode(X)
+            sel, keys = self.select_new(cand, need, exclude)
+            if len(sel):
+                got.append(sel)
+                exclude.update(keys.tolist())
+                have += len(sel)
+        if not got:
+            return self._empty()
+        return pd.concat(got, ignore_index=True) if len(got) > 1 else got[0]
+
+    def _vary(self, n_matings: int) -> np.ndarray:
+        N = len(self.pop_X)
+        P = random_permutations(math.ceil(n_matings * 4 / N), N, random_state=self.rng)[: n_matings * 4]
+        P = P.reshape(n_matings * 2, 2)
+        winners = binary_tournament(self.pop_F, self.pop_CV, self.pop_crowding, P, self.rng)
+        parents = winners.reshape(n_matings, 2).T  # (2, n_matings)
+        Xp = self.pop_X[parents].copy()
+        inact = self.pop_inactive[parents]
+        if inact.any():
+            rnd = self.encoder.xl + self.rng.random(Xp.shape) * (self.encoder.xu - self.encoder.xl)
+            Xp[inact] = rnd[inact]
+        Q = self.crossover.cross(Xp, self.rng)
+        return self.mutation.mutate(Q, self.rng)
+
+
+class NSGA3Optimizer(NSGA2Optimizer):
+    """NSGA-III (Deb & Jain 2014): reference-direction survival; tournaments by CV, then random."""
+
+    name = "nsga3"
+    Settings = NSGA3Settings
+
+    def _make_survival(self) -> Any:
+        from pymoo.algorithms.moo.nsga3 import ReferenceDirectionSurvival
+
+        self.ref_dirs = reference_directions(self.n_objectives, self.config.pop_size, self.config.ref_dirs,
+                                             self.config.n_partitions, self.seed)
+        return ReferenceDirectionSurvival(self.ref_dirs)
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        out["n_ref_dirs"] = int(len(self.ref_dirs))
+        return out
+
+    def _crowding(self, surv: Population) -> np.ndarray | None:
+        return None
+
+
+def _das_dennis_count(m: int, p: int) -> int:
+    return math.comb(p + m - 1, m - 1)
+
+
+def reference_directions(n_obj: int, pop_size: int, method: str = "auto", n_partitions: int | None = None,
+                         seed: int | None = None) -> np.ndarray:
+    """pymoo reference directions sized to the population (see ``NSGA3Settings``)."""
+    from pymoo.util.ref_dirs import get_reference_directions
+
+    if n_obj == 1:
+        return np.ones((1, 1))
+    if n_partitions is None:
+        p = 1
+        while _das_dennis_count(n_obj, p + 1) <= pop_size:
+            p += 1
+        n_partitions = p
+    n_dd = _das_dennis_count(n_obj, n_partitions)
+    if method == "das-dennis" or (method == "auto" and 2 * n_dd >= pop_size):
+        return get_reference_directions("das-dennis", n_obj, n_partitions=n_partitions)
+    return get_reference_directions("energy", n_obj, pop_size, seed=0 if seed is None else seed)
