@@ -17,6 +17,8 @@ Data-file format (one `[[gpu]]` table per accelerator; see objectives/data/gpus.
     price_usd_per_hour = { value = 2.99, source = "https://...", date = "2025-06" }
     idle_w = { value = 70, source = "https://..." }          # optional
 
+`price_usd_per_hour` may be left out where no public on-demand price exists: the price is then NaN (unknown),
+so cost metrics are NaN until a price is set (`Catalog.with_prices`). `idle_w` may be left out (None).
 Every number is a `{value, source}` table (plus an optional `note`); a bare number is refused, so no number
 enters the catalog without the document it was read from. `register_gpu` accepts the same mapping, or a
 `GPU` whose `sources` has an entry for every number ("peak_tflops.<dtype>" for the peaks).
@@ -41,8 +43,10 @@ LINK_TYPES = ("nvlink", "xgmi", "pcie", "roce")
 FORM_FACTORS = ("sxm", "pcie", "oam", "superchip", "")
 #: Vendors.
 VENDORS = ("nvidia", "amd", "intel")
-#: Numeric scalar fields of `GPU` that must carry a source (idle_w only when given).
+#: Numeric scalar fields of `GPU` that must carry a source (the optional ones only when given).
 NUMBER_FIELDS = ("mem_gb", "mem_bw_tbs", "link_bw_gbs", "tdp_w", "price_usd_per_hour", "idle_w")
+#: Fields a data-file entry may leave out (idle_w -> None, price -> NaN meaning "no public price").
+OPTIONAL_FIELDS = ("idle_w", "price_usd_per_hour")
 _TEXT_FIELDS = ("name", "vendor", "family", "form_factor", "link_type")
 _DATE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -87,9 +91,9 @@ def gpu_from_mapping(data: Mapping[str, Any]) -> tuple[GPU, dict[str, Sourced]]:
     for f in NUMBER_FIELDS:
         if f in data:
             sourced[f] = _sourced(name, f, data[f])
-        elif f != "idle_w":
+        elif f not in OPTIONAL_FIELDS:
             raise _bad(name, f, None, "a {value, source} table (required)")
-    price_date = data["price_usd_per_hour"].get("date", "")
+    price_date = str(data["price_usd_per_hour"].get("date", "")) if "price_usd_per_hour" in data else ""
     gpu = GPU(
         name=name.strip(),
         vendor=data.get("vendor", ""),
@@ -100,7 +104,8 @@ def gpu_from_mapping(data: Mapping[str, Any]) -> tuple[GPU, dict[str, Sourced]]:
         link_bw_gbs=sourced["link_bw_gbs"].value,
         link_type=data.get("link_type", ""),
         tdp_w=sourced["tdp_w"].value,
-        price_usd_per_hour=sourced["price_usd_per_hour"].value,
+        price_usd_per_hour=(sourced["price_usd_per_hour"].value if "price_usd_per_hour" in sourced
+                            else float("nan")),
         price_date=price_date,
         aliases=tuple(data.get("aliases", ())),
         form_factor=data.get("form_factor", ""),
@@ -119,6 +124,7 @@ def _positive(gpu_name: str, field: str, value: object) -> float:
 def validate_gpu(gpu: GPU) -> GPU:
     """Check a `GPU` (positive finite numbers, known dtypes, a source for every number, known link type,
     form factor and vendor, a YYYY-MM price date) and return it with floats and read-only mappings.
+    A NaN price means "no public price" and needs no source.
 
     Raises `CatalogError` naming the bad field, its value and what would be valid.
     """
@@ -146,7 +152,10 @@ def validate_gpu(gpu: GPU) -> GPU:
         if dt not in DTYPES:
             raise _bad(name, f"peak_tflops.{dt}", v, f"a dtype in {DTYPES}")
         peaks[dt] = _positive(name, f"peak_tflops.{dt}", v)
-    nums = {f: getattr(gpu, f) for f in NUMBER_FIELDS if not (f == "idle_w" and gpu.idle_w is None)}
+    price = gpu.price_usd_per_hour
+    price_unknown = isinstance(price, float) and math.isnan(price)
+    nums = {f: getattr(gpu, f) for f in NUMBER_FIELDS
+            if not (f == "idle_w" and gpu.idle_w is None) and not (f == "price_usd_per_hour" and price_unknown)}
     clean = {f: _positive(name, f, v) for f, v in nums.items()}
     if "idle_w" in clean and clean["idle_w"] >= clean["tdp_w"]:
         raise _bad(name, "idle_w", gpu.idle_w, f"a power below tdp_w = {gpu.tdp_w} W")
@@ -159,6 +168,11 @@ def validate_gpu(gpu: GPU) -> GPU:
         gpu, name=name.strip(), peak_tflops=MappingProxyType(peaks), aliases=tuple(gpu.aliases),
         sources=MappingProxyType(sources), **clean,
     )
+
+
+def has_price(gpu: GPU) -> bool:
+    """False when the catalog has no public on-demand price for `gpu` (price is NaN)."""
+    return math.isfinite(gpu.price_usd_per_hour)
 
 
 def read_gpu_file(path: str | PathLike[str]) -> list[tuple[GPU, dict[str, Sourced]]]:
