@@ -271,7 +271,7 @@ def evaluate_frame(
     """Evaluate a vectorized objective on a batch, checking metrics with array operations.
 
     Returns (metrics DataFrame with one row per config, error array (None where ok), seconds). If the batch
-    call raises, each configuration is evaluated on its own so that only the failing ones fail.
+    call raises, the batch is bisected until the failing configurations are isolated, so only they fail.
     """
     n = len(configs)
     t0 = time.perf_counter()
@@ -282,7 +282,10 @@ def evaluate_frame(
     except Exception as exc:
         if n <= 1:
             return pd.DataFrame(index=range(n)), np.array([_describe(exc)] * n, dtype=object), time.perf_counter() - t0
-        parts = [evaluate_frame(fn, configs.iloc[i : i + 1], required, timeout) for i in range(n)]
+        # bisect: only the halves that still raise are split further, so k failing rows cost O(k log n) calls
+        half = n // 2
+        parts = [evaluate_frame(fn, configs.iloc[:half], required, timeout),
+                 evaluate_frame(fn, configs.iloc[half:], required, timeout)]
         metrics = pd.concat([p[0] for p in parts], ignore_index=True)
         return metrics, np.concatenate([p[1] for p in parts]), time.perf_counter() - t0
     errors = np.full(n, None, dtype=object)

@@ -279,7 +279,11 @@ class Study:
         ostudy = optuna.create_study(
             storage=url, study_name=study_name or self.name, directions=directions, load_if_exists=False
         )
-        ostudy.set_metric_names(self.spec.names)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ostudy.set_metric_names(self.spec.names)
         ostudy.set_user_attr("dse_storage", self.storage_url)
         dists = optuna_distributions(self.space)
         trials = []
@@ -816,7 +820,7 @@ def _check_same(rec: Mapping, space: Space, spec: ObjectiveSpec, url: str) -> No
 
 
 def _callables(space: Space) -> dict:
-    return {getattr(c, "__qualname__", repr(c)): c for c in space.constraints if callable(c)}
+    return {getattr(c, "__name__", None) or type(c).__name__: c for c in space.constraints if callable(c)}
 
 
 def _space_diff(a: Space, b: Space) -> str:
@@ -824,7 +828,7 @@ def _space_diff(a: Space, b: Space) -> str:
     if an != bn:
         return f"stored parameters {sorted(an)}, given {sorted(bn)}"
     for n in a.names:
-        if a.params[n].to_dict() != b.params[n].to_dict() if hasattr(a.params[n], "to_dict") else repr(a.params[n]) != repr(b.params[n]):
+        if a.params[n].to_dict() != b.params[n].to_dict():
             return f"parameter {n!r}: stored {a.params[n]!r}, given {b.params[n]!r}"
     return f"constraints: stored {list(map(str, a.constraints))}, given {list(map(str, b.constraints))}"
 
@@ -837,7 +841,7 @@ def load_study(
 ) -> Study:
     """Open a stored study to inspect it or add trials; the space is rebuilt from what was stored.
 
-    Constraints given as callables cannot be stored: pass them back in `callables` (qualified name -> function).
+    Constraints given as callables cannot be stored: pass them back in `callables` (function name -> function).
     """
     _check_name(name)
     st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)

@@ -1,0 +1,59 @@
+"""Shared fixtures: a temporary SQLite storage URL, a small mixed space and objectives over it."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dse
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """A fresh SQLite study file."""
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+def make_space() -> "dse.Space":
+    """A small mixed space: nominal, ordinal, log-int, float, a condition and a constraint (discrete; 1,680 feasible points)."""
+    return dse.Space(
+        kind=dse.Categorical(["a", "b", "c"]),
+        width=dse.Categorical([1, 2, 4, 8]),
+        depth=dse.Int(1, 16, log=True),
+        x=dse.Float(0.0, 1.0, step=0.25),
+        extra=dse.Int(0, 3, when="kind == 'c'"),
+        constraints=["width * depth <= 64"],
+    )
+
+
+def toy_metrics(kind, width, depth, x, extra):
+    """Two conflicting objectives with a clear trade-off, plus one constrained metric."""
+    k = {"a": 1.0, "b": 1.3, "c": 0.8}[kind]
+    e = 0.0 if extra is None or (isinstance(extra, float) and math.isnan(extra)) else float(extra)
+    cost = k * width * (1.0 + x) + 0.1 * e
+    latency = 100.0 / (width * math.log2(depth + 1)) + 5.0 * (1 - x) + e
+    return {"cost": cost, "latency": latency, "mem": width * depth / 8.0}
+
+
+def toy(config):
+    return toy_metrics(config["kind"], config["width"], config["depth"], config["x"], config.get("extra"))
+
+
+@dse.vectorized(name="toy-vec", version="1")
+def toy_vec(df: pd.DataFrame) -> pd.DataFrame:
+    k = df["kind"].map({"a": 1.0, "b": 1.3, "c": 0.8}).to_numpy(float)
+    e = pd.to_numeric(df["extra"], errors="coerce").fillna(0.0).to_numpy(float)
+    w, d, x = (df[c].to_numpy(float) for c in ("width", "depth", "x"))
+    return pd.DataFrame({
+        "cost": k * w * (1.0 + x) + 0.1 * e,
+        "latency": 100.0 / (w * np.log2(d + 1)) + 5.0 * (1 - x) + e,
+        "mem": w * d / 8.0,
+    })
+
+
+@pytest.fixture
+def space():
+    return make_space()
+
+
+OBJECTIVES = {"cost": "min", "latency": "min"}

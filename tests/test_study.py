@@ -1,0 +1,255 @@
+"""End-to-end studies: every optimizer, failures, constraints, cache, resume, exports."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dse
+from dse import pareto
+from conftest import OBJECTIVES, make_space, toy, toy_vec
+
+OPTIMIZERS = ["nsga2", "nsga3", "tpe", "random", "grid"]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("objective", [toy, toy_vec], ids=["per-config", "vectorized"])
+def test_every_optimizer_runs_a_user_space(optimizer, objective, db_url):
+    study = dse.create_study("s", make_space(), OBJECTIVES, storage=db_url)
+    study.optimize(objective, optimizer=optimizer, n_trials=60, seed=1, progress=False, **({"pop_size": 20} if optimizer.startswith("nsga") else {}))
+    t = study.trials
+    assert len(t) == 60 and (t["state"] == "complete").all()
+    assert t["number"].tolist() == list(range(60))
+    space = make_space()
+    assert space.feasible(t[space.names]).all()
+    # no configuration evaluated twice
+    assert not t[space.names].duplicated().any()
+    front = study.pareto()
+    F = t[list(OBJECTIVES)].to_numpy(float)
+    assert sorted(front["number"]) == sorted(t["number"][pareto.brute_force_nondominated(F, ["min", "min"])])
+    assert study.meta["optimizer"] == optimizer
+
+
+def test_gp_optimizer_runs(db_url):
+    pytest.importorskip("torch")
+    study = dse.create_study("gp", make_space(), OBJECTIVES, storage=db_url)
+    study.optimize(toy, optimizer="gp", n_trials=16, seed=0, progress=False)
+    assert (study.trials["state"] == "complete").sum() == 16
+
+
+def test_metric_constraint_marks_trials_infeasible_and_off_the_front(db_url):
+    study = dse.create_study("c", make_space(), OBJECTIVES, constraints={"mem": ("<=", 4.0)}, storage=db_url)
+    study.optimize(toy_vec, optimizer="random", n_trials=200, seed=0, progress=False)
+    t = study.trials
+    assert (t["feasible"] == (t["mem"] <= 4.0)).all()
+    assert (~t["feasible"]).any() and t["feasible"].any()
+    assert (study.pareto()["mem"] <= 4.0).all()
+
+
+def _flaky(config):
+    if config["depth"] == 1:
+        raise RuntimeError("boom at depth 1")
+    if config["depth"] == 2:
+        return {"cost": float("nan"), "latency": 1.0, "mem": 0.0}
+    if config["depth"] == 3:
+        return {"cost": 1.0}
+    return toy(config)
+
+
+def test_failing_objective_fails_trials_with_reasons_and_the_study_goes_on(db_url):
+    study = dse.create_study("f", make_space(), OBJECTIVES, storage=db_url)
+    study.optimize(_flaky, optimizer="grid", progress=False)
+    t = study.trials
+    failed = t[t["state"] == "failed"]
+    assert set(failed["depth"]) == {1, 2, 3}
+    assert failed.loc[failed["depth"] == 1, "error"].str.contains("boom at depth 1").all()
+    assert failed.loc[failed["depth"] == 2, "error"].str.contains("cost=nan").all()
+    assert failed.loc[failed["depth"] == 3, "error"].str.contains("omitted metric").all()
+    assert (t.loc[t["state"] == "complete", "depth"] > 3).all()
+    assert not study.pareto()["number"].isin(failed["number"]).any()
+
+
+@dse.vectorized
+def _vec_with_bad_rows(df):
+    out = toy_vec(df)
+    out.loc[df["depth"].to_numpy() == 4, "latency"] = np.inf
+    if (df["kind"] == "b").all() and len(df) == 1 and df["depth"].iloc[0] == 5:
+        raise ValueError("cannot evaluate b at depth 5")
+    if ((df["kind"] == "b") & (df["depth"] == 5)).any() and len(df) > 1:
+        raise ValueError("batch contains b at depth 5")
+    return out
+
+
+def test_vectorized_failures_are_isolated_per_row(db_url):
+    study = dse.create_study("v", make_space(), OBJECTIVES, storage=db_url)
+    study.optimize(_vec_with_bad_rows, optimizer="grid", progress=False)
+    t = study.trials
+    bad = t[t["state"] == "failed"]
+    assert ((bad["depth"] == 4) | ((bad["kind"] == "b") & (bad["depth"] == 5))).all()
+    assert bad.loc[bad["depth"] == 5, "error"].str.contains("cannot evaluate b at depth 5").all()
+    good = t[t["state"] == "complete"]
+    assert len(good) + len(bad) == make_space().size
+    assert not ((good["depth"] == 4).any())
+
+
+def _sleepy(config):
+    if config["depth"] == 8:
+        import time
+        time.sleep(30)
+    return toy(config)
+
+
+def test_trial_timeout_fails_only_the_hanging_trial(db_url):
+    space = dse.Space(kind=dse.Categorical(["a"]), width=dse.Categorical([1]), depth=dse.Int(7, 9),
+                      x=dse.Categorical([0.0]), extra=dse.Int(0, 0, when="kind == 'c'"))
+    study = dse.create_study("t", space, OBJECTIVES, storage=db_url)
+    study.optimize(_sleepy, optimizer="grid", trial_timeout=0.5, progress=False)
+    t = study.trials.set_index("depth")
+    assert t.loc[8, "state"] == "failed" and "timeout" in t.loc[8, "error"]
+    assert t.loc[7, "state"] == "complete" and t.loc[9, "state"] == "complete"
+
+
+def test_resume_continues_without_duplicates(db_url):
+    s1 = dse.create_study("r", make_space(), OBJECTIVES, storage=db_url)
+    s1.optimize(toy_vec, optimizer="nsga2", n_trials=40, seed=3, pop_size=20, progress=False)
+    s2 = dse.load_study("r", storage=db_url)
+    s2.optimize(toy_vec, optimizer="nsga2", n_trials=40, seed=4, pop_size=20, progress=False)
+    t = s2.trials
+    assert len(t) == 80 and t["number"].is_unique
+    assert not t[make_space().names].duplicated().any()
+
+
+def test_max_trials_completes_exactly_the_total(db_url):
+    s = dse.create_study("m", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(toy, optimizer="random", max_trials=25, seed=0, progress=False)
+    s.optimize(toy, optimizer="random", max_trials=70, seed=1, progress=False)
+    s.optimize(toy, optimizer="random", max_trials=70, seed=2, progress=False)
+    assert len(s.trials) == 70
+
+
+def test_grid_exhausts_the_space_exactly_once(db_url):
+    space = make_space()
+    s = dse.create_study("g", space, OBJECTIVES, storage=db_url)
+    s.optimize(toy_vec, optimizer="grid", progress=False)
+    t = s.trials
+    assert len(t) == space.size
+    pd.testing.assert_frame_equal(
+        t[space.names].sort_values(space.names).reset_index(drop=True).astype(str),
+        space.grid().sort_values(space.names).reset_index(drop=True).astype(str),
+    )
+
+
+def test_reusing_a_name_with_another_space_is_refused_and_nothing_changes(db_url):
+    s = dse.create_study("n", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(toy, optimizer="random", n_trials=10, seed=0, progress=False)
+    before = s.trials
+    other = dse.Space(width=dse.Categorical([1, 2]))
+    with pytest.raises(dse.StudyError, match="different space"):
+        dse.create_study("n", other, {"cost": "min"}, storage=db_url)
+    with pytest.raises(dse.StudyError, match="objectives"):
+        dse.create_study("n", make_space(), {"cost": "max", "latency": "min"}, storage=db_url)
+    pd.testing.assert_frame_equal(dse.load_study("n", storage=db_url).trials, before)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"cost": "up"}, "'up'"),
+    ({}, "non-empty"),
+    ({"number": "min"}, "reserved"),
+    ({"width": "min"}, "also a parameter"),
+])
+def test_bad_objectives_are_named(bad, match, db_url):
+    with pytest.raises(dse.ObjectiveError, match=match):
+        dse.create_study("b", make_space(), bad, storage=db_url)
+
+
+def test_bad_constraint_spec_is_named(db_url):
+    with pytest.raises(dse.ObjectiveError, match="'=<'"):
+        dse.create_study("b", make_space(), OBJECTIVES, constraints={"mem": ("=<", 3)}, storage=db_url)
+
+
+def test_unknown_optimizer_lists_valid_ones(db_url):
+    s = dse.create_study("u", make_space(), OBJECTIVES, storage=db_url)
+    with pytest.raises(dse.OptimizerError, match="nsga2"):
+        s.optimize(toy, optimizer="simulated-annealing", n_trials=5, progress=False)
+    assert len(s.trials) == 0
+
+
+def test_bad_study_name_and_storage(tmp_path):
+    with pytest.raises(dse.StudyError, match="not valid"):
+        dse.create_study("../etc/passwd", make_space(), OBJECTIVES, storage=f"sqlite:///{tmp_path/'x.db'}")
+    with pytest.raises(dse.StorageError, match="nosuchdb"):
+        dse.create_study("ok", make_space(), OBJECTIVES, storage="nosuchdb://host/x")
+
+
+def test_knee_best_hypervolume(db_url):
+    s = dse.create_study("k", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(toy_vec, optimizer="grid", progress=False)
+    front = s.pareto()
+    assert s.knee()["number"] in set(front["number"])
+    cheapest = s.best({"cost": 1.0, "latency": 0.0})
+    assert cheapest["cost"] == pytest.approx(front["cost"].min())
+    hv = s.hypervolume()
+    assert hv.value > 0 and set(hv.ref) == {"cost", "latency"}
+    assert s.hypervolume(ref=hv.ref).value == pytest.approx(hv.value)
+
+
+def test_to_xarray_of_a_grid_has_one_dimension_per_parameter(db_url):
+    space = dse.Space(a=dse.Categorical(["x", "y"]), b=dse.Int(1, 4), c=dse.Float(0, 1, step=0.5))
+
+    @dse.vectorized
+    def f(df):
+        return pd.DataFrame({"m": df["b"] * (df["c"] + 1) + (df["a"] == "y")})
+
+    s = dse.create_study("x", space, {"m": "min"}, storage=db_url)
+    s.optimize(f, optimizer="grid", progress=False)
+    ds = s.to_xarray()
+    assert dict(ds.sizes) == {"a": 2, "b": 4, "c": 3}
+    assert float(ds["m"].sel(a="y", b=3, c=0.5)) == pytest.approx(3 * 1.5 + 1)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "netcdf"])
+def test_export_formats(fmt, db_url, tmp_path):
+    s = dse.create_study("e", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(toy_vec, optimizer="random", n_trials=30, seed=0, progress=False)
+    out = s.export(tmp_path / f"out.{ 'nc' if fmt == 'netcdf' else fmt}")
+    assert out.exists() and out.stat().st_size > 0
+    if fmt == "parquet":
+        assert len(pd.read_parquet(out)) == 30
+    elif fmt == "csv":
+        assert len(pd.read_csv(out)) == 30
+    with pytest.raises(dse.StudyError, match="xlsx"):
+        s.export(tmp_path / "out.xlsx")
+
+
+def test_to_optuna_copies_every_finished_trial(db_url, tmp_path):
+    s = dse.create_study("o", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(_flaky, optimizer="random", n_trials=40, seed=0, progress=False)
+    ostudy = s.to_optuna(f"sqlite:///{tmp_path/'optuna.db'}")
+    import optuna
+
+    assert len(ostudy.trials) == 40
+    n_ok = int((s.trials["state"] == "complete").sum())
+    assert len(ostudy.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == n_ok
+    assert ostudy.metric_names == ["cost", "latency"]
+
+
+def test_large_grid_goes_to_parquet_and_only_the_front_to_trials(db_url, monkeypatch):
+    import dse.study as study_mod
+
+    monkeypatch.setattr(study_mod, "GRID_TRIALS_LIMIT", 100)
+    monkeypatch.setattr(study_mod._GridSweep, "CHUNK", 397)
+    space = make_space()
+    s = dse.create_study("big", space, OBJECTIVES, constraints={"mem": ("<=", 16)}, storage=db_url)
+    s.optimize(toy_vec, optimizer="grid", progress=False)
+    full = s.results()
+    assert len(full) == space.size
+    summary = s.summary()["grid"]
+    assert summary["n_points"] == space.size and summary["front_stored"]
+    feas = full[full["feasible"]]
+    expected = feas[pareto.brute_force_nondominated(feas[["cost", "latency"]].to_numpy(), ["min", "min"])]
+    got = s.pareto()
+    assert len(got) == len(expected)
+    assert sorted(map(tuple, got[["cost", "latency"]].round(9).to_numpy())) == sorted(
+        map(tuple, expected[["cost", "latency"]].round(9).to_numpy()))
+    ds = s.to_xarray()
+    assert set(ds.dims) == set(space.names)
