@@ -76,7 +76,8 @@ def assert_real_png(path, min_colors: int = 8) -> None:
     w, h = png_size(path)
     assert w >= 200 and h >= 150
     img = matplotlib.image.imread(str(path))  # decodes the whole file: a truncated PNG fails here
-    colors = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    rgb = (img[..., :3] * 255).astype(np.int64).reshape(-1, 3)
+    colors = np.unique(rgb @ np.array([65536, 256, 1]))
     assert len(colors) >= min_colors, f"{path} looks blank ({len(colors)} colours)"
 
 
