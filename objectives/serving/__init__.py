@@ -1,0 +1,20 @@
+"""Serving simulator: continuous batching, chunked prefill, paged KV cache with preemption, disaggregated
+prefill/decode, seeded workloads and SLO metrics. Iteration times come from `objectives.inference.StepModel`.
+
+    from objectives import serving
+    m = serving.simulate("Llama-3.1-70B", "H200", tp=4, weight_dtype="fp8", kv_dtype="fp8",
+                         workload=serving.Workload(concurrency=64, input_len=2048, output_len=256),
+                         scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192))
+    m["ttft_ms_p99"], m["throughput_tok_s"]
+
+Modules: workload (Workload, Dist, traces, burstgpt_like), scheduler (Scheduler, Pool, SLO, IterationCost),
+engine (the event loop), simulator (simulate, simulate_requests, simulate_costs), metrics, steady_state,
+fidelity (predictions for the calibration rows).
+"""
+from .metrics import METRIC_KEYS
+from .scheduler import SLO, IterationCost, Pool, Scheduler
+from .simulator import PoolCosts, simulate, simulate_costs, simulate_requests
+from .workload import Dist, Workload, burstgpt_like, read_trace
+
+__all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Scheduler", "Pool", "SLO", "IterationCost",
+           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "METRIC_KEYS"]

@@ -1,0 +1,543 @@
+"""The discrete-event core: replicas running iteration-level continuous batching, driven by one event heap.
+
+Time is in ms inside the engine. Each replica executes *units*: either one iteration (prefill chunks, possibly
+mixed with decodes, or a decode step after swaps), or a *decode segment*: K consecutive pure-decode iterations
+while nothing arrives, finishes or changes phase. A segment is advanced in closed form:
+
+- every decoding sequence gains one token per iteration, so the summed context grows by n per iteration and a
+  request's finish step is known when it starts decoding (a min-heap of finish steps);
+- the KV blocks needed at step s are Q + n*ceil-ish terms computed exactly in O(block size) from the
+  residues of the decoders' base offsets, so the step where the cache runs out is found by binary search;
+- the iteration times t(k) = time_ms(0, 0, n, C0 + k*n) are summed with the trapezoid rule on pieces whose
+  midpoint lies within `RTOL` of the chord (pieces are split until it does). The sum is exact when time_ms is
+  affine in the context at fixed batch (a per-op roofline in the decode regime: attention intensity does not
+  depend on context length); for a convex or concave time (a roofline kink inside the segment) the error of
+  the summed time is about RTOL relative.
+
+An arrival to a replica inside a segment cuts the segment at the first iteration boundary after it.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scheduler import IterationCost, Scheduler
+
+RTOL = 1e-3
+
+# event kinds; priorities at equal time: commits, then arrivals, then starts
+_END, _ARRIVE, _START = 0, 1, 2
+
+
+@dataclass
+class _Req:
+    __slots__ = ("inp", "out", "prompt", "prefilled", "gen", "base", "epoch", "arrival", "first", "finish",
+                 "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry")
+    inp: int
+    out: int
+    prompt: int        # tokens to prefill (input, or input + generated after a recompute preemption)
+    prefilled: int     # tokens of `prompt` with KV computed
+    gen: int           # output tokens emitted
+    base: int          # decoding: KV tokens = base + G of its replica
+    epoch: int         # invalidates stale heap entries
+    arrival: float
+    first: float
+    finish: float
+    last: float        # time of the last emitted token (for resume gaps)
+    npre: int
+    pblocks: int       # KV blocks held while prefilling
+    resumed: bool
+    swap_kv: int       # KV tokens on the host (swap preemption)
+    rep: int           # replica that decoded it
+    prep: int          # prefill replica (disagg), else -1
+    xfer_ms: float
+    g_entry: int       # replica decode step when it started decoding
+
+
+class _Replica:
+    """One serving instance (tp*pp GPUs). role: 'agg' | 'prefill' | 'decode'."""
+
+    def __init__(self, eng: "_Engine", idx: int, role: str, cost: IterationCost, sched: Scheduler,
+                 host_link_gbs: float) -> None:
+        self.eng, self.idx, self.role = eng, idx, role
+        self.cost = cost
+        self.tm = cost.time_ms
+        self.n_gpus = int(cost.n_gpus)
+        self.B = sched.kv_block_size
+        self.cap = sched.kv_blocks(cost)
+        self.wm = int(sched.kv_watermark * self.cap)
+        self.maxb = sched.max_batch_size
+        self.maxt = sched.max_num_tokens
+        self.chunk = sched.chunk
+        self.chunked = sched.chunked_prefill
+        self.dprio = sched.policy == "decode_priority"
+        self.swap = sched.preemption == "swap"
+        self.swap_ms_per_tok = float(cost.kv_bytes_per_token) / (host_link_gbs * 1e9) * 1e3
+        self.waiting: deque[int] = deque()
+        self.swapped: deque[int] = deque()
+        self.running: dict[int, None] = {}     # admission order (LIFO preemption)
+        self.prefilling: list[int] = []
+        self.pref_blocks = 0
+        self.heap: list[tuple[int, int, int]] = []   # (finish step, epoch, rid)
+        self.n = 0            # decoding sequences
+        self.S = 0            # sum of their base offsets
+        self.Q = 0            # sum of base // B
+        self.cnt = [0] * self.B   # count of base % B
+        self.G = 0            # decode steps done
+        self.load = 0         # requests assigned and not yet gone (routing)
+        self.state = "idle"
+        self.version = 0
+        # current unit
+        self.t0 = 0.0
+        self.end = 0.0
+        self.seg: list[list[float]] | None = None   # pieces [K, a, b] of a decode segment
+        self.chunks: list[tuple[int, int]] = []
+        self.ndec = 0
+        self.dt = 0.0
+        self.u0 = 0.0
+        # statistics
+        self.busy_ms = 0.0
+        self.kv_area = 0.0
+        self.kv_max = 0.0
+        self.npre = 0
+        self.stall = 0.0
+
+    # ---- KV accounting -------------------------------------------------------------------------------
+    def dec_blocks(self, s: int) -> int:
+        """Blocks the decoders hold once their KV has base + s tokens each (exact)."""
+        if self.n == 0:
+            return 0
+        B = self.B
+        q, m = divmod(s + B - 1, B)
+        return self.Q + self.n * q + (sum(self.cnt[B - m:]) if m else 0)
+
+    def _add_dec(self, rid: int, r: _Req) -> None:
+        b = r.prompt - self.G if r.swap_kv == 0 else r.swap_kv - self.G
+        r.base = b
+        r.g_entry = self.G
+        q, m = divmod(b, self.B)
+        self.n += 1
+        self.S += b
+        self.Q += q
+        self.cnt[m] += 1
+        r.epoch += 1
+        heapq.heappush(self.heap, (self.G + r.out - r.gen, r.epoch, rid))
+
+    def _remove_dec(self, r: _Req) -> None:
+        q, m = divmod(r.base, self.B)
+        self.n -= 1
+        self.S -= r.base
+        self.Q -= q
+        self.cnt[m] -= 1
+        r.epoch += 1
+        r.gen += self.G - r.g_entry       # one token per decode step since it started decoding
+
+    # ---- preemption ----------------------------------------------------------------------------------
+    def _preempt_until_fits(self, t: float) -> float:
+        """Evict the most recently admitted requests until the next decode step fits. Returns swap ms."""
+        extra = 0.0
+        eng = self.eng
+        while self.n and self.pref_blocks + self.dec_blocks(self.G + 1) > self.cap:
+            rid = next(reversed(self.running))
+            del self.running[rid]
+            r = eng.reqs[rid]
+            r.npre += 1
+            self.npre += 1
+            r.last = t
+            if r.pblocks > 0:                       # still prefilling
+                self.prefilling.remove(rid)
+                self.pref_blocks -= r.pblocks
+                r.pblocks = 0
+                r.prefilled = 0
+                r.resumed = r.gen > 0
+                self.waiting.appendleft(rid)
+                continue
+            kv = r.base + self.G
+            self._remove_dec(r)
+            if self.swap:
+                r.swap_kv = kv
+                extra += kv * self.swap_ms_per_tok
+                self.swapped.appendleft(rid)
+            else:
+                r.prompt = r.inp + r.gen
+                r.prefilled = 0
+                r.resumed = True
+                self.waiting.appendleft(rid)
+        return extra
+
+    # ---- scheduling ----------------------------------------------------------------------------------
+    def deliver(self, rid: int, t: float) -> None:
+        self.waiting.append(rid)
+        self.load += 1
+        if self.state == "idle":
+            self.state = "pending"
+            self.eng.push(t, _START, self)
+        elif self.state == "busy" and self.seg is not None and t < self.end:
+            self._cut(t)
+
+    def start(self, t: float) -> None:
+        eng = self.eng
+        B = self.B
+        npre = self.npre
+        extra = self._preempt_until_fits(t) if self.n else 0.0
+        # swap-ins first
+        while self.swapped and len(self.running) < self.maxb:
+            rid = self.swapped[0]
+            r = eng.reqs[rid]
+            need = -(-(r.swap_kv + 1) // B)
+            if self.pref_blocks + self.dec_blocks(self.G + 1) + need > self.cap:
+                break
+            self.swapped.popleft()
+            self.running[rid] = None
+            extra += r.swap_kv * self.swap_ms_per_tok
+            eng.gaps.append(t - r.last)
+            self._add_dec(rid, r)
+            r.swap_kv = 0
+        # no new admissions while requests are swapped out or right after a preemption (as vLLM)
+        chunks = self._schedule_prefill(admit=not self.swapped and self.npre == npre)
+        if not chunks and self.n == 0:
+            if self.running or self.waiting or self.swapped:
+                raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
+            self.state = "idle"
+            return
+        self.t0 = t
+        self.state = "busy"
+        self.version += 1
+        self.u0 = (self.pref_blocks + self.dec_blocks(self.G)) / self.cap
+        if chunks or extra > 0.0:
+            ndec = self.n if (self.dprio or not chunks) else 0
+            p = pairs = 0.0
+            for rid, c in chunks:
+                p += c
+                pairs += c * (eng.reqs[rid].prefilled + (c + 1) * 0.5)
+            kv = self.S + ndec * (self.G + 1) if ndec else 0
+            self.dt = self.tm(p, pairs, ndec, kv) + extra
+            self.chunks, self.ndec, self.seg = chunks, ndec, None
+            self.end = t + self.dt
+        else:
+            self._plan_segment(t)
+        eng.push(self.end, _END, self, self.version)
+
+    def _schedule_prefill(self, admit: bool) -> list[tuple[int, int]]:
+        """Prefill chunks of this iteration: continuing prompts first, then new admissions. A request's whole
+        prompt is reserved in the KV cache when it is admitted, so later chunks never wait for blocks."""
+        reqs = self.eng.reqs
+        B = self.B
+        budget = self.maxt - (self.n if self.dprio else 0)
+        full = budget == self.maxt
+        chunks: list[tuple[int, int]] = []
+        for rid in self.prefilling:
+            if budget <= 0:
+                break
+            r = reqs[rid]
+            c = self._chunk_len(r.prompt - r.prefilled, budget, full and not chunks)
+            if c == 0:
+                break
+            budget -= c
+            chunks.append((rid, c))
+        if not admit or not self.waiting:
+            return chunks
+        free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1)
+        while self.waiting and budget > 0 and len(self.running) < self.maxb:
+            rid = self.waiting[0]
+            r = reqs[rid]
+            floor = 0 if not self.running else self.wm
+            if r.prefilled >= r.prompt:      # KV already here (disaggregated handoff): straight to decode
+                need = -(-(r.prompt + 1) // B)
+                if free - need < floor:
+                    break
+                self.waiting.popleft()
+                self.running[rid] = None
+                self._add_dec(rid, r)
+                free -= need
+                if self.dprio:
+                    budget -= 1
+                    full = False
+                continue
+            need = -(-r.prompt // B)
+            if free - need < floor:
+                break
+            c = self._chunk_len(r.prompt, budget, full and not chunks)
+            if c == 0:
+                break
+            self.waiting.popleft()
+            self.running[rid] = None
+            self.prefilling.append(rid)
+            r.pblocks = need
+            self.pref_blocks += need
+            free -= need
+            budget -= c
+            chunks.append((rid, c))
+        return chunks
+
+    def _chunk_len(self, rem: int, budget: int, alone: bool) -> int:
+        if self.chunked:
+            return min(rem, self.chunk, budget)
+        if rem <= budget or alone:
+            return rem
+        return 0
+
+    def _plan_segment(self, t: float) -> None:
+        heap = self.heap
+        reqs = self.eng.reqs
+        while True:                                   # drop stale entries
+            gf, ep, rid = heap[0]
+            if reqs[rid].epoch == ep:
+                break
+            heapq.heappop(heap)
+        G = self.G
+        K = gf - G
+        avail = self.cap - self.pref_blocks
+        if K > 1 and self.dec_blocks(G + K) > avail:
+            lo, hi = 1, K                              # dec_blocks(G+lo) fits, G+hi does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self.dec_blocks(G + mid) <= avail:
+                    lo = mid
+                else:
+                    hi = mid
+            K = lo
+        n = self.n
+        kv0 = self.S + n * (G + 1)
+        self.seg = _integrate(self.tm, n, kv0, K)
+        self.dt = sum(p[0] * (p[1] + p[2]) * 0.5 for p in self.seg)
+        self.end = t + self.dt
+        self.chunks, self.ndec = [], n
+
+    def _cut(self, ta: float) -> None:
+        """Shorten the running segment to end at its first iteration boundary at or after ta."""
+        target = ta - self.t0
+        done = 0.0
+        pieces = []
+        for K, a, b in self.seg:
+            dur = K * (a + b) * 0.5
+            if done + dur < target - 1e-9:
+                pieces.append([K, a, b])
+                done += dur
+                continue
+            m = _iters_to_reach(K, a, b, target - done)
+            if m < K:
+                b2 = a + (b - a) * (m - 1) / (K - 1) if K > 1 else a
+                pieces.append([m, a, b2])
+                done += m * (a + b2) * 0.5
+            else:
+                pieces.append([K, a, b])
+                done += dur
+            break
+        self.seg = pieces
+        self.dt = done
+        self.end = self.t0 + done
+        self.version += 1
+        self.eng.push(self.end, _END, self, self.version)
+
+    def commit(self, t: float) -> None:
+        eng = self.eng
+        reqs = eng.reqs
+        self.busy_ms += self.dt
+        if self.seg is not None:
+            K = 0
+            for p in self.seg:
+                k, a, b = p
+                if self.stall:       # decoders waited through prefill-only iterations before this one
+                    eng.iters.append((self.stall + a, self.n))
+                    self.stall = 0.0
+                    if k > 1:
+                        eng.segs.append((self.n, k - 1, a + (b - a) / (k - 1), b))
+                else:
+                    eng.segs.append((self.n, k, a, b))
+                K += k
+            self.G += K
+            self.seg = None
+        elif self.ndec:
+            self.G += 1
+            eng.iters.append((self.dt + self.stall, self.ndec))
+            self.stall = 0.0
+        elif self.n:
+            self.stall += self.dt
+        G = self.G
+        heap = self.heap
+        while heap and heap[0][0] <= G:
+            gf, ep, rid = heapq.heappop(heap)
+            r = reqs[rid]
+            if r.epoch != ep:
+                continue
+            self._remove_dec(r)
+            del self.running[rid]
+            self._finish(rid, r, t)
+        for rid, c in self.chunks:
+            r = reqs[rid]
+            r.prefilled += c
+            if r.prefilled < r.prompt:
+                continue
+            self.prefilling.remove(rid)
+            self.pref_blocks -= r.pblocks
+            r.pblocks = 0
+            r.gen += 1
+            if r.first != r.first:      # NaN: first token
+                r.first = t
+            elif r.resumed:
+                eng.gaps.append(t - r.last)
+            r.resumed = False
+            r.last = t
+            if r.gen >= r.out:
+                del self.running[rid]
+                self._finish(rid, r, t)
+            elif self.role == "prefill":
+                del self.running[rid]
+                self.load -= 1
+                r.prep = self.idx
+                eng.handoff(rid, t)
+            else:
+                self._add_dec(rid, r)
+        self.chunks = []
+        u1 = (self.pref_blocks + self.dec_blocks(G)) / self.cap
+        self.kv_area += self.dt * (self.u0 + u1) * 0.5
+        if u1 > self.kv_max:
+            self.kv_max = u1
+        if self.u0 > self.kv_max:
+            self.kv_max = self.u0
+        self.state = "pending"
+        eng.push(t, _START, self)
+
+    def _finish(self, rid: int, r: _Req, t: float) -> None:
+        r.finish = t
+        r.rep = self.idx
+        self.load -= 1
+        self.eng.on_finish(rid, t)
+
+
+def _integrate(tm, n: int, kv0: float, K: int) -> list[list[float]]:
+    """Pieces [K_i, first, last] whose linear interpolation approximates time_ms(0, 0, n, kv0 + k*n)."""
+    a = tm(0, 0, n, kv0)
+    if K == 1:
+        return [[1, a, a]]
+    b = tm(0, 0, n, kv0 + (K - 1) * n)
+    out: list[list[float]] = []
+    stack = [(0, K, a, b)]
+    while stack:
+        k0, Kp, fa, fb = stack.pop()
+        if Kp <= 2:
+            out.append([Kp, fa, fb])
+            continue
+        m = (Kp - 1) // 2
+        fm = tm(0, 0, n, kv0 + (k0 + m) * n)
+        lin = fa + (fb - fa) * m / (Kp - 1)
+        if abs(fm - lin) <= RTOL * abs(fm):
+            out.append([Kp, fa, fb])
+            continue
+        fm1 = tm(0, 0, n, kv0 + (k0 + m + 1) * n)
+        stack.append((k0 + m + 1, Kp - m - 1, fm1, fb))
+        stack.append((k0, m + 1, fa, fm))
+    return out
+
+
+def _iters_to_reach(K: int, a: float, b: float, target: float) -> int:
+    """Smallest m in [1, K] with sum of the first m iteration times >= target (times linear from a to b)."""
+    if target <= 0:
+        return 1
+    c = (b - a) / (K - 1) * 0.5 if K > 1 else 0.0
+
+    def cum(m: int) -> float:
+        return m * a + c * m * (m - 1)
+
+    if abs(c) < 1e-15:
+        m = math.ceil(target / a - 1e-9)
+    else:
+        # c m^2 + (a - c) m - target = 0
+        disc = (a - c) ** 2 + 4 * c * target
+        m = math.ceil((-(a - c) + math.sqrt(max(disc, 0.0))) / (2 * c) - 1e-9)
+    m = max(1, min(K, m))
+    while m > 1 and cum(m - 1) >= target - 1e-9:
+        m -= 1
+    while m < K and cum(m) < target - 1e-9:
+        m += 1
+    return m
+
+
+class _Engine:
+    """The event loop over replicas and requests."""
+
+    def __init__(self, inp: np.ndarray, out: np.ndarray, arrival_ms: np.ndarray | None, concurrency: int | None,
+                 routing: str = "least_loaded") -> None:
+        n = len(inp)
+        nan = float("nan")
+        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0)
+                     for i, o in zip(inp.tolist(), out.tolist())]
+        self.n = n
+        self.arrival_ms = arrival_ms
+        self.concurrency = concurrency
+        self.routing = routing
+        self.ev: list = []
+        self.seq = 0
+        self.next_req = 0
+        self.rr = 0
+        self.front: list[_Replica] = []     # replicas new requests go to
+        self.back: list[_Replica] = []      # decode pool (disagg)
+        self.kv_ms_per_tok = 0.0
+        self.iters: list[tuple[float, int]] = []
+        self.segs: list[tuple[int, int, float, float]] = []
+        self.gaps: list[float] = []
+        self.n_finished = 0
+
+    def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.ev, (t, kind, self.seq, rep, ver))
+
+    def _route(self, pool: list[_Replica]) -> _Replica:
+        if len(pool) == 1:
+            return pool[0]
+        if self.routing == "round_robin":
+            self.rr += 1
+            return pool[(self.rr - 1) % len(pool)]
+        return min(pool, key=lambda r: r.load)
+
+    def _arrive(self, rid: int, t: float) -> None:
+        r = self.reqs[rid]
+        r.arrival = t
+        r.last = t
+        self._route(self.front).deliver(rid, t)
+
+    def on_finish(self, rid: int, t: float) -> None:
+        self.n_finished += 1
+        if self.concurrency is not None and self.next_req < self.n:
+            self.push(t, _ARRIVE, None, self.next_req)
+            self.next_req += 1
+
+    def handoff(self, rid: int, t: float) -> None:
+        """Prefill done in the prefill pool: move the KV to a decode worker."""
+        r = self.reqs[rid]
+        r.xfer_ms = r.prompt * self.kv_ms_per_tok
+        r.swap_kv = 0
+        self.seq += 1
+        heapq.heappush(self.ev, (t + r.xfer_ms, _ARRIVE, self.seq, "decode", rid))
+
+    def run(self) -> None:
+        if self.concurrency is not None:
+            for _ in range(min(self.concurrency, self.n)):
+                self.push(0.0, _ARRIVE, None, self.next_req)
+                self.next_req += 1
+        else:
+            self.push(float(self.arrival_ms[0]), _ARRIVE, None, 0)
+            self.next_req = 1
+        ev = self.ev
+        pop = heapq.heappop
+        while ev:
+            t, kind, _, rep, ver = pop(ev)
+            if kind == _END:
+                if rep.version == ver and rep.state == "busy":
+                    rep.commit(t)
+            elif kind == _START:
+                rep.start(t)
+            elif rep == "decode":
+                self._route(self.back).deliver(ver, t)
+            else:
+                self._arrive(ver, t)
+                if self.concurrency is None and self.next_req < self.n:
+                    self.push(float(self.arrival_ms[self.next_req]), _ARRIVE, None, self.next_req)
+                    self.next_req += 1
+        if self.n_finished != self.n:
+            raise RuntimeError(f"serving engine finished {self.n_finished} of {self.n} requests (bug)")

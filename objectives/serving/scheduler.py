@@ -1,0 +1,142 @@
+"""Scheduler, pool and SLO settings of the serving simulator (configuration only; the event loop is in
+`simulator.py`), and the `IterationCost` protocol the simulator needs from the analytical model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+_POLICIES = ("decode_priority", "prefill_first")
+_PREEMPTION = ("recompute", "swap")
+
+
+@runtime_checkable
+class IterationCost(Protocol):
+    """What the simulator needs from the analytical model (`objectives.inference.StepModel` implements it)."""
+
+    def time_ms(self, n_prefill_tokens: float, prefill_attn_pairs: float, n_decode_seqs: float,
+                decode_kv_tokens: float) -> float:
+        """Duration (ms) of one iteration. prefill_attn_pairs = sum over prefill chunks of
+        chunk_len * (ctx_before + (chunk_len + 1) / 2); decode_kv_tokens = sum of the decoding contexts."""
+        ...
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        """KV-cache tokens that fit in one replica."""
+        ...
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """KV-cache bytes of one token of context, whole replica (all layers, all TP shards)."""
+        ...
+
+    @property
+    def n_gpus(self) -> int:
+        """GPUs of one replica (tp * pp)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """Iteration-level continuous batching (vLLM / TensorRT-LLM in-flight batching).
+
+    - ``max_batch_size``: sequences running at once (vLLM max_num_seqs).
+    - ``max_num_tokens``: tokens per iteration (decode tokens + prefill chunk tokens).
+    - ``chunked_prefill``: split prompts into chunks of at most ``chunk_size`` (default: max_num_tokens);
+      without it a prompt is prefilled whole (alone if it exceeds the token budget).
+    - ``policy``: ``"decode_priority"`` (every running decode is scheduled, prefill chunks fill the rest of the
+      budget: vLLM v1, Sarathi-Serve) or ``"prefill_first"`` (an iteration with admissible prefill work runs
+      prefill only and decodes wait: vLLM v0 default).
+    - KV cache: paged, blocks of ``kv_block_size`` tokens; capacity ``kv_capacity_tokens`` (default: the
+      analytical model's ``kv_capacity_tokens``, whose memory model already reserves activations and runtime)
+      times ``gpu_memory_utilization / 0.9`` (0.9 is the fraction the analytical model assumes, vLLM's default).
+      New prompts are admitted while ``kv_watermark`` of the blocks stays free.
+    - ``preemption`` when a decode step finds no free block: the most recently admitted request is evicted;
+      ``"recompute"`` re-prefills its prompt and generated tokens later, ``"swap"`` copies its KV to host memory
+      and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise).
+    """
+
+    max_batch_size: int = 256
+    max_num_tokens: int = 8192
+    chunked_prefill: bool = True
+    chunk_size: int | None = None
+    policy: str = "decode_priority"
+    preemption: str = "recompute"
+    kv_block_size: int = 16
+    gpu_memory_utilization: float = 0.9
+    kv_capacity_tokens: int | None = None
+    kv_watermark: float = 0.01
+    host_link_gbs: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"Scheduler {name}={v!r}: must be an integer >= 1")
+        if self.max_num_tokens < self.max_batch_size:
+            raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
+                             f"{self.max_batch_size}: every running sequence needs a token per iteration")
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
+            raise ValueError(f"Scheduler chunk_size={self.chunk_size!r}: must be an integer >= 1 or None")
+        if self.policy not in _POLICIES:
+            raise ValueError(f"Scheduler policy={self.policy!r}: valid policies are {', '.join(_POLICIES)}")
+        if self.preemption not in _PREEMPTION:
+            raise ValueError(f"Scheduler preemption={self.preemption!r}: valid values are {', '.join(_PREEMPTION)}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"Scheduler gpu_memory_utilization={self.gpu_memory_utilization!r}: must be in (0, 1]")
+        if self.kv_capacity_tokens is not None and (not isinstance(self.kv_capacity_tokens, int)
+                                                    or self.kv_capacity_tokens < 1):
+            raise ValueError(f"Scheduler kv_capacity_tokens={self.kv_capacity_tokens!r}: must be an integer >= 1")
+        if not 0 <= self.kv_watermark < 1:
+            raise ValueError(f"Scheduler kv_watermark={self.kv_watermark!r}: must be in [0, 1)")
+        if self.host_link_gbs is not None and not self.host_link_gbs > 0:
+            raise ValueError(f"Scheduler host_link_gbs={self.host_link_gbs!r}: must be > 0 GB/s")
+
+    @property
+    def chunk(self) -> int:
+        """Largest prefill chunk, tokens."""
+        return min(self.chunk_size or self.max_num_tokens, self.max_num_tokens)
+
+    def kv_blocks(self, cost: IterationCost) -> int:
+        """KV-cache blocks of one replica."""
+        if self.kv_capacity_tokens is not None:
+            tokens = self.kv_capacity_tokens
+        else:
+            tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
+        return tokens // self.kv_block_size
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One pool of a disaggregated deployment: ``n_workers`` replicas of ``tp`` x ``pp`` GPUs of type ``gpu``.
+    None fields inherit the arguments given to `simulate`."""
+
+    gpu: Any = None
+    tp: int | None = None
+    pp: int | None = None
+    n_workers: int = 1
+    weight_dtype: str | None = None
+    act_dtype: str | None = None
+    kv_dtype: str | None = None
+    scheduler: Scheduler | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int) or self.n_workers < 1:
+            raise ValueError(f"Pool n_workers={self.n_workers!r}: a pool needs an integer >= 1 workers")
+        for name in ("tp", "pp"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ValueError(f"Pool {name}={v!r}: must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class SLO:
+    """Service-level objective: a request is good when TTFT <= ttft_ms and TPOT <= tpot_ms (None: no limit)."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ttft_ms", "tpot_ms"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"SLO {name}={v!r}: must be > 0 ms or None")

@@ -1,0 +1,255 @@
+"""`simulate`: serving metrics of a deployment under a workload, by discrete-event simulation of
+iteration-level continuous batching with iteration times from the analytical model (`StepModel`).
+
+`simulate` / `simulate_requests` build `objectives.inference.StepModel` replicas; `simulate_costs` runs the
+same engine on any object with the `IterationCost` members (used for tests and what-if cost models).
+"""
+from __future__ import annotations
+
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .engine import _Engine, _Replica
+from .metrics import itl_distribution, summarize
+from .scheduler import SLO, IterationCost, Pool, Scheduler
+from .workload import Workload
+
+_MODES = ("agg", "disagg")
+_ROUTING = ("least_loaded", "round_robin")
+
+#: Host link (PCIe x16, GB/s per direction) used for swap preemption when the scheduler does not say:
+#: PCIe Gen5 x16 = 64 GB/s (Hopper, Blackwell), Gen4 x16 = 32 GB/s (Ampere, Ada and older), per the PCI-SIG
+#: signalling rates (32 and 16 GT/s x 16 lanes, 128b/130b encoding).
+HOST_LINK_GBS = {"hopper": 64.0, "blackwell": 64.0}
+HOST_LINK_GBS_DEFAULT = 32.0
+
+
+@dataclass(frozen=True)
+class PoolCosts:
+    """A pool of identical replicas for `simulate_costs`: their iteration cost, count and scheduler."""
+
+    cost: IterationCost
+    n_workers: int = 1
+    scheduler: Scheduler | None = None
+    host_link_gbs: float = HOST_LINK_GBS_DEFAULT
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int) or self.n_workers < 1:
+            raise ValueError(f"pool n_workers={self.n_workers!r}: a pool needs an integer >= 1 workers")
+
+
+def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> None:
+    cap = rep.cap * rep.B
+    bad = np.flatnonzero(need + 1 > cap)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"request {i} ({int(inp[i])} input tokens) needs {int(need[i]) + 1} KV tokens but a "
+                         f"{what} replica holds {cap} (kv_capacity_tokens); use shorter requests, more memory "
+                         f"(tp, kv_dtype) or Scheduler(kv_capacity_tokens=...)")
+
+
+def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, decode: PoolCosts | None,
+         scheduler: Scheduler | None, kv_ms_per_token: float, routing: str) -> tuple[_Engine, list[_Replica]]:
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a serving.Workload, got {type(workload).__name__}")
+    if routing not in _ROUTING:
+        raise ValueError(f"routing={routing!r}: valid values are {', '.join(_ROUTING)}")
+    sched = scheduler if scheduler is not None else Scheduler()
+    req = workload.requests()
+    arr_ms = None if req.arrival_s is None else req.arrival_s * 1e3
+    eng = _Engine(req.input_tokens, req.output_tokens, arr_ms, workload.concurrency, routing)
+    reps: list[_Replica] = []
+    total = req.input_tokens + req.output_tokens
+    if agg is not None:
+        s = agg.scheduler or sched
+        for i in range(agg.n_workers):
+            reps.append(_Replica(eng, i, "agg", agg.cost, s, agg.host_link_gbs))
+        eng.front = reps
+        _check_fits(req.input_tokens, total, reps[0], "serving")
+    else:
+        assert prefill is not None and decode is not None
+        ps, ds = prefill.scheduler or sched, decode.scheduler or sched
+        front = [_Replica(eng, i, "prefill", prefill.cost, ps, prefill.host_link_gbs)
+                 for i in range(prefill.n_workers)]
+        back = [_Replica(eng, prefill.n_workers + i, "decode", decode.cost, ds, decode.host_link_gbs)
+                for i in range(decode.n_workers)]
+        eng.front, eng.back = front, back
+        eng.kv_ms_per_tok = kv_ms_per_token
+        reps = front + back
+        _check_fits(req.input_tokens, req.input_tokens, front[0], "prefill")
+        _check_fits(req.input_tokens, total, back[0], "decode")
+    eng.run()
+    return eng, reps
+
+
+def _frame(eng: _Engine) -> pd.DataFrame:
+    r = eng.reqs
+    arrival = np.array([x.arrival for x in r]) / 1e3
+    first = np.array([x.first for x in r]) / 1e3
+    finish = np.array([x.finish for x in r]) / 1e3
+    inp = np.array([x.inp for x in r], dtype=np.int64)
+    out = np.array([x.out for x in r], dtype=np.int64)
+    ttft = (first - arrival) * 1e3
+    e2e = (finish - arrival) * 1e3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(out > 1, (e2e - ttft) / (out - 1), np.nan)
+    return pd.DataFrame({
+        "arrival_s": arrival, "first_token_s": first, "finish_s": finish,
+        "ttft_ms": ttft, "tpot_ms": tpot, "e2e_ms": e2e,
+        "input_tokens": inp, "output_tokens": out,
+        "tokens_emitted": np.array([x.gen for x in r], dtype=np.int64),
+        "preemptions": np.array([x.npre for x in r], dtype=np.int64),
+        "replica": np.array([x.rep for x in r], dtype=np.int64),
+        "prefill_replica": np.array([x.prep for x in r], dtype=np.int64),
+        "kv_transfer_ms": np.array([x.xfer_ms for x in r]),
+    })
+
+
+def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None) -> dict[str, float]:
+    if slo is not None and not isinstance(slo, SLO):
+        raise ValueError(f"slo must be a serving.SLO or None, got {slo!r}")
+    df = _frame(eng)
+    v, w = itl_distribution(eng.iters, eng.segs, eng.gaps)
+    return summarize(df, itl_values=v, itl_weights=w,
+                     busy_gpu_ms=sum(r.busy_ms * r.n_gpus for r in reps),
+                     n_gpus=sum(r.n_gpus for r in reps), kv_area=sum(r.kv_area for r in reps),
+                     n_replicas=len(reps), kv_max=max(r.kv_max for r in reps), slo=slo)
+
+
+def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
+                   mode: str = "agg", dp: int = 1, prefill: PoolCosts | None = None, decode: PoolCosts | None = None,
+                   slo: SLO | None = None, kv_link_gbs: float = 50.0, host_link_gbs: float = HOST_LINK_GBS_DEFAULT,
+                   routing: str = "least_loaded", per_request: bool = False) -> dict[str, float] | pd.DataFrame:
+    """Run the simulator on explicit iteration-cost objects (see `IterationCost`).
+
+    agg: ``dp`` replicas of ``cost``. disagg: ``prefill`` and ``decode`` `PoolCosts`, KV moved over
+    ``kv_link_gbs`` (GB/s). Returns the metric dict of `simulate`, or the per-request frame if ``per_request``.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
+    if mode == "agg":
+        if cost is None:
+            raise ValueError("mode='agg' needs an iteration cost")
+        if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
+            raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
+        sched = scheduler or Scheduler()
+        agg = PoolCosts(cost, dp, sched, sched.host_link_gbs or host_link_gbs)
+        eng, reps = _run(workload, agg, None, None, scheduler, 0.0, routing)
+    else:
+        _check_pools(prefill, decode)
+        if not kv_link_gbs > 0:
+            raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
+        kv_ms = float(prefill.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3
+        eng, reps = _run(workload, None, prefill, decode, scheduler, kv_ms, routing)
+    if per_request:
+        return _frame(eng)
+    return _metrics(eng, reps, slo)
+
+
+def _check_pools(prefill: Any, decode: Any) -> None:
+    if decode is None or getattr(decode, "n_workers", 0) < 1:
+        raise ValueError(f"mode='disagg' needs decode workers: decode={decode!r}; pass decode=serving.Pool("
+                         f"n_workers>=1, ...)")
+    if prefill is None or getattr(prefill, "n_workers", 0) < 1:
+        raise ValueError(f"mode='disagg' needs prefill workers: prefill={prefill!r}; pass prefill=serving.Pool("
+                         f"n_workers>=1, ...)")
+
+
+def _gpu_record(name: str) -> Any:
+    from objectives import catalog
+    return catalog.gpu(name)
+
+
+def _host_link(sched: Scheduler, gpu_name: str) -> float:
+    if sched.host_link_gbs is not None:
+        return sched.host_link_gbs
+    g = _gpu_record(gpu_name)
+    if g.link_type == "pcie":
+        return float(g.link_bw_gbs)
+    return HOST_LINK_GBS.get(g.family, HOST_LINK_GBS_DEFAULT)
+
+
+def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None,
+                kv_dtype: str | None, sched: Scheduler) -> IterationCost:
+    from objectives.inference import StepModel
+    return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                     max_num_tokens=sched.max_num_tokens)
+
+
+def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None, kv_dtype: str | None,
+           workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
+           decode: Pool | None, kv_link_gbs: float | None, routing: str) -> tuple[_Engine, list[_Replica]]:
+    if mode not in _MODES:
+        raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
+    sched = scheduler if scheduler is not None else Scheduler()
+    if not isinstance(sched, Scheduler):
+        raise ValueError(f"scheduler must be a serving.Scheduler, got {type(sched).__name__}")
+    if mode == "agg":
+        if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
+            raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
+        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched)
+        agg = PoolCosts(sm, dp, sched, _host_link(sched, sm.gpu_name))
+        return _run(workload, agg, None, None, sched, 0.0, routing)
+    _check_pools(prefill, decode)
+    pcs = []
+    for pool in (prefill, decode):
+        if not isinstance(pool, Pool):
+            raise ValueError(f"disagg pools must be serving.Pool, got {pool!r}")
+        ps = pool.scheduler or sched
+        sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, pool.tp or tp, pool.pp or pp,
+                         pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, pool.kv_dtype or kv_dtype,
+                         ps)
+        pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
+    pc, dc = pcs
+    if kv_link_gbs is None:
+        gp, gd = _gpu_record(pc.cost.gpu_name), _gpu_record(dc.cost.gpu_name)
+        kv_link_gbs = min(gp.link_bw_gbs, gd.link_bw_gbs) * min(pc.cost.tp, dc.cost.tp)
+    elif not kv_link_gbs > 0:
+        raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
+    kv_ms = float(pc.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3
+    return _run(workload, None, pc, dc, sched, kv_ms, routing)
+
+
+def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16", act_dtype: str | None = None,
+             kv_dtype: str | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
+             mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
+             slo: SLO | None = None, kv_link_gbs: float | None = None,
+             routing: str = "least_loaded") -> dict[str, float]:
+    """Simulate serving `workload` on a deployment; returns a dict of metrics.
+
+    mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
+    mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, worker count); the KV
+    cache of each prompt moves over ``kv_link_gbs`` GB/s (default: the slower GPU's scale-up link x the smaller
+    TP, the shards moving in parallel). TTFT is counted when the prefill worker emits the first token.
+
+    Keys (times in ms): ttft_ms_*, tpot_ms_*, itl_ms_*, e2e_ms_* for * in mean, p50, p90, p99;
+    throughput_tok_s (output tokens/s, whole deployment), throughput_tok_s_per_gpu, tok_s_per_user
+    (1000 / mean TPOT), requests_per_s, slo_attainment and goodput_req_s (NaN without ``slo``), gpu_busy_frac,
+    kv_usage_mean, kv_usage_max (fractions of the KV cache), preemptions, n_requests, n_gpus, duration_s.
+    TPOT per request = (e2e - TTFT) / (output tokens - 1), requests with one output token excluded; the ITL mean
+    is token-weighted, its percentiles come from iteration durations weighted by the tokens they emit.
+    """
+    eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
+                       prefill, decode, kv_link_gbs, routing)
+    return _metrics(eng, reps, slo)
+
+
+def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
+                      act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
+                      scheduler: Scheduler | None = None, mode: str = "agg", dp: int = 1, prefill: Pool | None = None,
+                      decode: Pool | None = None, kv_link_gbs: float | None = None,
+                      routing: str = "least_loaded") -> pd.DataFrame:
+    """Per-request records of `simulate`: arrival_s, first_token_s, finish_s, ttft_ms, tpot_ms, e2e_ms,
+    input_tokens, output_tokens, tokens_emitted (counted by the engine), preemptions, replica (the one that finished it), prefill_replica (disagg, else
+    -1), kv_transfer_ms. One row per request, in workload order."""
+    eng, _ = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
+                    prefill, decode, kv_link_gbs, routing)
+    return _frame(eng)
+
+
+__all__ = ["simulate", "simulate_requests", "simulate_costs", "PoolCosts", "HOST_LINK_GBS"]
+

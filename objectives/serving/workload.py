@@ -1,0 +1,260 @@
+"""Seeded serving workloads: closed-loop concurrency, open-loop Poisson/gamma arrivals, length distributions, traces.
+
+A `Workload` is a description; `Workload.requests()` draws the concrete requests (arrival times in seconds,
+input and output lengths in tokens) from independent seeded streams, so changing the rate with the same seed
+stretches the same arrival pattern and keeps the same lengths.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+_DIST_KINDS = ("uniform", "normal", "lognormal")
+_ARRIVALS = ("poisson", "gamma")
+DEFAULT_N_REQUESTS = 2000
+TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A token-length distribution; draws are rounded to integers and clipped to [max(1, min), max].
+
+    - ``Dist("uniform", low=128, high=4096)``: integers uniform in [low, high] (both inclusive).
+    - ``Dist("normal", mean=1024, std=256)``.
+    - ``Dist("lognormal", mean=1024, std=1500)``: mean and standard deviation of the lengths themselves
+      (not of their logarithm); heavy right tail when std > mean.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: int = 1
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _DIST_KINDS:
+            raise ValueError(f"Dist kind {self.kind!r} is unknown; valid kinds: {', '.join(_DIST_KINDS)}")
+        if self.kind == "uniform":
+            if self.low is None or self.high is None:
+                raise ValueError("Dist('uniform') needs low= and high= (token counts, low <= high)")
+            if not (1 <= self.low <= self.high):
+                raise ValueError(f"Dist('uniform', low={self.low}, high={self.high}): need 1 <= low <= high")
+        else:
+            if self.mean is None or self.std is None:
+                raise ValueError(f"Dist({self.kind!r}) needs mean= and std= (tokens)")
+            if not self.mean >= 1 or not self.std >= 0:
+                raise ValueError(f"Dist({self.kind!r}, mean={self.mean}, std={self.std}): need mean >= 1, std >= 0")
+        if self.min < 1:
+            raise ValueError(f"Dist min={self.min}: lengths are at least 1 token")
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"Dist max={self.max} is below min={self.min}")
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """`n` integer lengths (tokens), int64."""
+        if self.kind == "uniform":
+            x = rng.integers(int(self.low), int(self.high), size=n, endpoint=True).astype(np.float64)
+        elif self.kind == "normal":
+            x = rng.normal(self.mean, self.std, size=n)
+        else:
+            m, s = float(self.mean), float(self.std)
+            sigma2 = math.log1p((s / m) ** 2)
+            x = rng.lognormal(math.log(m) - sigma2 / 2, math.sqrt(sigma2), size=n)
+        x = np.rint(x)
+        return np.clip(x, self.min, self.max if self.max is not None else np.inf).astype(np.int64)
+
+
+Length = int | Dist
+
+
+class Requests(NamedTuple):
+    """Concrete requests: arrival_s is None for closed-loop workloads (arrivals follow completions)."""
+
+    arrival_s: np.ndarray | None
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What clients send.
+
+    - ``concurrency=N``: closed loop, as benchmark clients measure (N users; each sends its next request the
+      moment its previous one finishes; all N start at t=0).
+    - ``rate=r`` (requests/s): open loop. ``arrival="poisson"`` (exponential gaps) or ``"gamma"`` with
+      coefficient of variation ``cv`` (cv > 1: bursty). ``rate=math.inf`` sends every request at t=0.
+    - ``trace``: a CSV path or DataFrame with columns arrival_s, input_tokens, output_tokens. Its arrival times
+      are used unless ``concurrency`` or ``rate`` is given (then only its lengths are used).
+    - ``input_len`` / ``output_len``: tokens, fixed or a `Dist`. ``n_requests``: how many (default 2000, or
+      the whole trace).
+    """
+
+    concurrency: int | None = None
+    rate: float | None = None
+    arrival: str = "poisson"
+    cv: float = 1.0
+    input_len: Length = 2048
+    output_len: Length = 256
+    n_requests: int | None = None
+    seed: int = 0
+    trace: str | Path | pd.DataFrame | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and self.rate is not None:
+            raise ValueError(f"Workload: give concurrency ({self.concurrency}) or rate ({self.rate}), not both")
+        if self.concurrency is not None:
+            if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, (int, np.integer)) \
+                    or self.concurrency < 1:
+                raise ValueError(f"Workload concurrency={self.concurrency!r}: must be an integer >= 1 (users)")
+        if self.rate is not None:
+            if not isinstance(self.rate, (int, float, np.number)) or not self.rate > 0:
+                raise ValueError(f"Workload rate={self.rate!r}: must be > 0 requests/s (math.inf: all at t=0)")
+        if self.concurrency is None and self.rate is None and self.trace is None:
+            raise ValueError("Workload needs concurrency= (closed loop), rate= (open loop, req/s) or trace=")
+        if self.arrival not in _ARRIVALS:
+            raise ValueError(f"Workload arrival={self.arrival!r}: valid values are {', '.join(_ARRIVALS)}")
+        if not self.cv > 0:
+            raise ValueError(f"Workload cv={self.cv!r}: the coefficient of variation must be > 0")
+        for name in ("input_len", "output_len"):
+            v = getattr(self, name)
+            if isinstance(v, Dist):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Workload {name}={v!r}: must be an integer >= 1 (tokens) or a serving.Dist")
+        if self.n_requests is not None and (not isinstance(self.n_requests, (int, np.integer)) or self.n_requests < 1):
+            raise ValueError(f"Workload n_requests={self.n_requests!r}: must be an integer >= 1")
+        if self.trace is not None:
+            object.__setattr__(self, "trace", read_trace(self.trace))
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.concurrency is not None
+
+    @property
+    def size(self) -> int:
+        """Number of requests the workload sends."""
+        if self.trace is not None:
+            n = len(self.trace)
+            return min(n, self.n_requests) if self.n_requests is not None else n
+        return self.n_requests if self.n_requests is not None else DEFAULT_N_REQUESTS
+
+    @property
+    def fixed_lengths(self) -> bool:
+        return self.trace is None and not isinstance(self.input_len, Dist) and not isinstance(self.output_len, Dist)
+
+    def requests(self) -> Requests:
+        """Draw the requests (deterministic for a given seed)."""
+        n = self.size
+        s_arr, s_in, s_out = np.random.SeedSequence(self.seed).spawn(3)
+        if self.trace is not None:
+            t = self.trace.iloc[:n]
+            inp = t["input_tokens"].to_numpy(np.int64)
+            out = t["output_tokens"].to_numpy(np.int64)
+            arr = t["arrival_s"].to_numpy(np.float64) if self.concurrency is None and self.rate is None else None
+            if arr is not None:
+                arr = arr - arr.min()
+        else:
+            inp = _lengths(self.input_len, np.random.default_rng(s_in), n)
+            out = _lengths(self.output_len, np.random.default_rng(s_out), n)
+            arr = None
+        if self.rate is not None:
+            arr = arrival_times(n, self.rate, self.arrival, self.cv, np.random.default_rng(s_arr))
+        return Requests(arr, inp, out)
+
+
+def _lengths(v: Length, rng: np.random.Generator, n: int) -> np.ndarray:
+    if isinstance(v, Dist):
+        return v.sample(rng, n)
+    return np.full(n, int(v), dtype=np.int64)
+
+
+def arrival_times(n: int, rate: float, arrival: str = "poisson", cv: float = 1.0,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """Open-loop arrival times in seconds (first request at t=0): gaps with mean 1/rate.
+
+    Poisson: exponential gaps. Gamma: shape 1/cv**2, scale cv**2/rate (cv = std/mean of the gaps).
+    The unit-rate gaps are drawn first and divided by the rate, so the same seed at another rate gives the
+    same pattern stretched in time.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    if math.isinf(rate):
+        return np.zeros(n)
+    if arrival == "poisson":
+        gaps = rng.standard_exponential(n)
+    else:
+        k = 1.0 / (cv * cv)
+        gaps = rng.standard_gamma(k, n) / k
+    gaps[0] = 0.0
+    return np.cumsum(gaps) / rate
+
+
+def read_trace(trace: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """Load and check a trace: columns arrival_s (s), input_tokens, output_tokens (integers >= 1)."""
+    if isinstance(trace, pd.DataFrame):
+        df = trace
+        where = "trace DataFrame"
+    else:
+        p = Path(trace)
+        if not p.is_file():
+            raise ValueError(f"trace file {str(p)!r} does not exist")
+        df = pd.read_csv(p)
+        where = f"trace file {str(p)!r}"
+    missing = [c for c in TRACE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where} lacks column(s) {missing}; needed: {list(TRACE_COLUMNS)}, found {list(df.columns)}")
+    if len(df) == 0:
+        raise ValueError(f"{where} has no rows")
+    out = {}
+    for c in TRACE_COLUMNS:
+        col = pd.to_numeric(df[c], errors="coerce")
+        bad = col.isna() | ~np.isfinite(col.to_numpy(np.float64, na_value=np.nan))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(f"{where} column {c!r} row {i} has non-numeric value {df[c].iloc[i]!r}")
+        out[c] = col.to_numpy(np.float64)
+    for c in ("input_tokens", "output_tokens"):
+        if (out[c] < 1).any() or (out[c] != np.rint(out[c])).any():
+            i = int(np.flatnonzero((out[c] < 1) | (out[c] != np.rint(out[c])))[0])
+            raise ValueError(f"{where} column {c!r} row {i} = {out[c][i]!r}: token counts are integers >= 1")
+    if (out["arrival_s"] < 0).any():
+        i = int(np.flatnonzero(out["arrival_s"] < 0)[0])
+        raise ValueError(f"{where} column 'arrival_s' row {i} = {out['arrival_s'][i]!r}: times are >= 0 s")
+    res = pd.DataFrame({"arrival_s": out["arrival_s"], "input_tokens": out["input_tokens"].astype(np.int64),
+                        "output_tokens": out["output_tokens"].astype(np.int64)})
+    return res.sort_values("arrival_s", kind="stable").reset_index(drop=True)
+
+
+def burstgpt_like(n_requests: int = DEFAULT_N_REQUESTS, rate: float = 1.0, seed: int = 0, *,
+                  cv: float = 3.0, max_input: int = 16384, max_output: int = 4096) -> Workload:
+    """A synthetic trace shaped like BurstGPT (Wang et al., "BurstGPT: A Real-World Workload Dataset to Optimize
+    LLM Serving Systems", arXiv:2401.17644; Azure OpenAI GPT traces).
+
+    The paper models burstiness with Gamma-distributed request inter-arrival times and token lengths with a
+    Zipf (power-law) shape; its public trace has request lengths from a few tokens to ~31k and responses up to
+    ~12.5k, typically hundreds. This generator uses (our parameter choices, not fitted to the trace, which is
+    not downloaded):
+
+    - arrivals: Gamma inter-arrival gaps with mean 1/rate and coefficient of variation ``cv`` (default 3: bursty);
+    - input tokens: Zipf-like power law, Pareto with tail index 1.2 and scale 200 tokens, clipped to [1, max_input];
+    - output tokens: lognormal, median 250 and log-std 0.9, clipped to [1, max_output].
+
+    Returns a `Workload` holding the drawn trace.
+    """
+    if not isinstance(n_requests, (int, np.integer)) or n_requests < 1:
+        raise ValueError(f"burstgpt_like n_requests={n_requests!r}: must be an integer >= 1")
+    if not rate > 0 or math.isinf(rate):
+        raise ValueError(f"burstgpt_like rate={rate!r}: must be a finite rate > 0 requests/s")
+    s_arr, s_in, s_out = np.random.SeedSequence(seed).spawn(3)
+    arr = arrival_times(n_requests, rate, "gamma", cv, np.random.default_rng(s_arr))
+    pareto = np.random.default_rng(s_in).pareto(1.2, n_requests)
+    inp = np.clip(np.rint(200.0 * (1.0 + pareto) - 150.0), 1, max_input).astype(np.int64)
+    out = np.clip(np.rint(np.random.default_rng(s_out).lognormal(math.log(250.0), 0.9, n_requests)),
+                  1, max_output).astype(np.int64)
+    df = pd.DataFrame({"arrival_s": arr, "input_tokens": inp, "output_tokens": out})
+    return Workload(trace=df, seed=seed)
