@@ -1,0 +1,46 @@
+"""Batching: the scheduler knobs of a continuous-batching engine (vLLM, TensorRT-LLM, SGLang).
+
+- ``max_batch_size``: most sequences in flight per replica (vLLM ``max_num_seqs``).
+- ``max_num_tokens``: most tokens one iteration carries (vLLM ``max_num_batched_tokens``); it must be at
+  least ``max_batch_size`` (every running sequence decodes one token per iteration; vLLM refuses less).
+- ``chunked_prefill``: long prompts are split into chunks mixed with decode tokens. Without it a whole prompt
+  goes into one iteration, so ``max_num_tokens >= input_len`` is required (when ``input_len`` is given).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dse
+from dse import SpaceError
+
+from .hardware import check_count
+
+MAX_BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
+MAX_NUM_TOKENS = (2048, 4096, 8192, 16384)
+
+
+def _counts(label: str, values: Sequence[int]) -> list[int]:
+    vals = sorted({check_count(f"{label} value", v) for v in values})
+    if not vals:
+        raise SpaceError(f"{label} must list at least one positive integer, got {list(values)!r}")
+    return vals
+
+
+def batching(max_batch_sizes: Sequence[int] = MAX_BATCH_SIZES, max_num_tokens: Sequence[int] = MAX_NUM_TOKENS,
+             chunked_prefill: Sequence[bool] = (True, False), *, input_len: int | None = None) -> dse.Space:
+    """Space of ``max_batch_size`` (sequences), ``max_num_tokens`` (tokens per iteration) and
+    ``chunked_prefill`` (bool), with the rules in the module docstring."""
+    chunked = list(dict.fromkeys(chunked_prefill))
+    if not chunked or any(not isinstance(c, bool) for c in chunked):
+        raise SpaceError(f"chunked_prefill must list True and/or False, got {list(chunked_prefill)!r}")
+    cons = ["max_num_tokens >= max_batch_size"]
+    if input_len is not None:
+        check_count("input_len", input_len)
+        if False in chunked:
+            cons.append(f"chunked_prefill or max_num_tokens >= {input_len}")
+    return dse.Space(
+        max_batch_size=dse.Categorical(_counts("max_batch_sizes", max_batch_sizes)),
+        max_num_tokens=dse.Categorical(_counts("max_num_tokens", max_num_tokens)),
+        chunked_prefill=dse.Categorical(chunked),
+        constraints=cons,
+    )
