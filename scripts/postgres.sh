@@ -24,7 +24,7 @@ find_bindir() {
     d=$(dirname "$(readlink -f "$c")")
     if [ -x "$d/postgres" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
   fi
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -V -r); do
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -V -r); do
     if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/postgres" ]; then echo "$d"; return 0; fi
   done
   return 1
@@ -72,6 +72,7 @@ start() {
   fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
+  : > "$dir/dse-pg.env"  # marks DIR as ours, so that 'stop DIR' removes it even after a failed start
   if [ "$(id -u)" = 0 ]; then chown "$PGUSER_OS" "$dir"; fi
   chmod 700 "$dir"
   cd /  # the server user may not be able to read the caller's working directory

@@ -556,7 +556,7 @@ class SQLStorage(BaseStorage):
 
         def tx(conn: Connection) -> list[Any]:
             self._require_study(conn, sid)
-            return conn.execute(stmt).all()
+            return _fetch_raw(conn, stmt)
 
         rows = self._transaction(tx, write=False)
         return _trials_frame(rows)
@@ -668,6 +668,19 @@ class SQLStorage(BaseStorage):
 _FRAME_COLUMNS = (
     "number", "state", "params", "metrics", "feasible", "error", "worker", "started_at", "finished_at", "duration_s",
 )
+
+
+def _fetch_raw(conn: Connection, stmt: Any) -> list[tuple]:
+    """All rows of ``stmt`` as plain DBAPI tuples, skipping SQLAlchemy's per-row Row objects (load_trials is hot)."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(compiled.string, args)
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
