@@ -77,13 +77,15 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     ge = gemm_eff(eff, fam, prec)
     weight_only = (np.asarray(w) != np.asarray(act)) & (wb < ab)  # int4/fp8 weight-only: dequantize in the GEMM
     ge = ge * np.where(weight_only, eff["int4_dequant_eff"], 1.0)
-    gemm_tput = act_peak(g, act) * ge
+    tp_loss = 1.0 + eff["tp_eff_loss"] * np.log2(tp)
+    gemm_tput = act_peak(g, act) * ge / tp_loss
     pk16 = bf16_peak(g)
-    head_tput = pk16 * gemm_eff(eff, fam, 0)
-    w_bw = g.bw * eff_lookup(eff, "mem_eff", fam)
+    head_tput = pk16 * gemm_eff(eff, fam, 0) / tp_loss
+    w_bw = g.bw * eff_lookup(eff, "mem_eff", fam) / tp_loss
     attn_tput = pk16 * eff_lookup(eff, "attn_eff", fam)
     kv_bw = g.bw * eff_lookup(eff, "kv_read_eff", fam)
-    dec_kv_s = np.maximum(lc.kv_elems_per_token * kvb / kv_bw, lc.attn_flops_decode / attn_tput)
+    dec_tput = pk16 * eff_lookup(eff, "dec_attn_eff", fam)
+    dec_kv_s = np.maximum(lc.kv_elems_per_token * kvb / kv_bw, lc.attn_flops_decode / dec_tput)
     elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
     # --- collectives
     link = g.link
@@ -115,7 +117,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, n_gpus=tp * pp * dp, weight_code=w, act_code=act,
         kv_code=kvc, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
-        kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc),
+        kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,
         model_names=[r.name for r in mrecs], gpu_names=[r.name for r in grecs],

@@ -13,8 +13,12 @@ tf32; links: nvlink, xgmi, pcie, roce):
 - ``mem_eff[family]``: fraction of the datasheet HBM bandwidth reached when streaming weights.
 - ``kv_read_eff[family]``: fraction of HBM bandwidth reached by decode attention reading the paged KV cache.
 - ``attn_eff[family]``: fraction of the bf16 peak reached by causal FlashAttention-style prefill attention.
+- ``dec_attn_eff[family]``: fraction of the bf16 peak reached by decode attention math (per cached token, per
+  query head: GQA groups re-read their KV head; older kernels run on CUDA cores, far below tensor peak).
 - ``ar_latency_us[link]``, ``ar_hop_us[link]``: all-reduce latency = ar_latency_us + ar_hop_us * (n - 1), in µs.
 - ``ar_bw_eff[link]``: fraction of the per-direction link bandwidth a large ring all-reduce reaches.
+- ``tp_eff_loss``: per-GPU kernel efficiency lost to narrower tensor-parallel shards: GEMM throughput and weight
+  streaming bandwidth are divided by (1 + tp_eff_loss x log2(tp)).
 - ``overhead_step_ms``: fixed host/runtime time per forward pass (scheduling, sampling launch), ms.
 - ``overhead_layer_us``: per layer per forward pass (kernel launches not hidden by CUDA graphs), µs.
 - ``overhead_seq_us``: per sequence per iteration (sampling, detokenize bookkeeping), µs.
@@ -22,6 +26,7 @@ tf32; links: nvlink, xgmi, pcie, roce):
 - ``int4_dequant_eff``: compute-efficiency factor of weight-only int4 GEMMs (dequantize in the main loop).
 - ``kv_mem_fraction``: fraction of the memory left after weights and reserve that the engine gives the KV cache.
 - ``runtime_reserve_gib``: memory held by the runtime (CUDA context, workspaces) per GPU, GiB.
+- ``act_mem_scale``: activation-buffer bytes per token in flight, as a multiple of the analytical estimate.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
 """
@@ -57,9 +62,11 @@ def _default_params() -> dict[str, Any]:
         "mem_eff": _fam(0.80),
         "kv_read_eff": _fam(0.65),
         "attn_eff": _fam(0.45),
+        "dec_attn_eff": _fam(0.2),
         "ar_latency_us": {"nvlink": 8.0, "xgmi": 12.0, "pcie": 15.0, "roce": 20.0},
         "ar_hop_us": {"nvlink": 1.0, "xgmi": 2.0, "pcie": 4.0, "roce": 4.0},
         "ar_bw_eff": {"nvlink": 0.7, "xgmi": 0.6, "pcie": 0.6, "roce": 0.5},
+        "tp_eff_loss": 0.05,
         "overhead_step_ms": 0.3,
         "overhead_layer_us": 5.0,
         "overhead_seq_us": 1.0,
@@ -67,6 +74,7 @@ def _default_params() -> dict[str, Any]:
         "int4_dequant_eff": 0.85,
         "kv_mem_fraction": 0.9,
         "runtime_reserve_gib": 2.0,
+        "act_mem_scale": 1.0,
         "kv_reserve_output_frac": 1.0,
     }
 

@@ -1,0 +1,74 @@
+"""`python -m objectives.calibration fit|report [--data PATH]`.
+
+fit:    fit the efficiency factors on the calibration CSV, write objectives/data/efficiency.json (parameters, fit
+        date, data sha256, row counts, leave-one-source-out MdAPE) and print MdAPE per metric, source and GPU.
+report: write objectives/data/fidelity/report.md and predicted_vs_measured.png from the fitted factors.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+
+from objectives.inference.efficiency import DATA_FILE, load_efficiency
+
+from .data import load, sha256
+from .fit import fit
+from .predict import STATIC_KINDS, mark_unknown
+from .report import TARGETS, loso, scored, text_tables, write_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m objectives.calibration", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["fit", "report"])
+    ap.add_argument("--data", default=None, help="calibration CSV (default <repo>/../shared/calibration/...)")
+    ap.add_argument("--out", default=str(DATA_FILE), help="efficiency JSON to write/read")
+    ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits")
+    ap.add_argument("--max-nfev", type=int, default=400)
+    args = ap.parse_args(argv)
+    try:
+        df, path = load(args.data)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    df = mark_unknown(df)
+    if args.command == "fit":
+        eff, info = fit(df, max_nfev=args.max_nfev)
+        d = scored(df, eff)
+        counts = df["kind"].value_counts().to_dict()
+        meta = {
+            "fit_date": _dt.date.today().isoformat(),
+            "data_file": str(path.name), "data_sha256": sha256(path), "rows_in_file": int(len(df)),
+            "rows_fitted": int(len(d)), "rows_by_kind": {k: int(v) for k, v in counts.items()},
+            "excluded": {k: int(v) for k, v in df[df["kind"] == "excluded"]["why"].value_counts().items()},
+            "method": "scipy.optimize.least_squares, soft-L1 loss on log(pred/measured), metric-class weights, "
+                      "light log-prior to the hand-set defaults; bounds in objectives/calibration/fit.py",
+            "fitted_factors": info["names"], "nfev": info["nfev"],
+            "mdape": {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()},
+        }
+        eff = type(eff)(eff.params, meta)
+        if not args.no_loso:
+            lt = loso(df, eff)
+            meta["loso"] = [{"engine": e, "rows": int(len(g)), "MdAPE_%": round(float(g["ape"].median()), 1)}
+                            for e, g in lt.groupby("engine")]
+            meta["loso_overall_mdape"] = float(lt["ape"].median())
+            eff = type(eff)(eff.params, meta)
+        Path(args.out).write_text(eff.to_json() + "\n")
+        print(f"wrote {args.out} ({len(info['names'])} fitted factors, {info['nfev']} evaluations)")
+        print(text_tables(d))
+        print(f"overall MdAPE {d['ape'].median():.1f} % over {len(d)} rows; targets {TARGETS}")
+        if "loso" in meta:
+            print(f"leave-one-source-out MdAPE {meta['loso_overall_mdape']:.1f} % "
+                  f"(per engine: {', '.join(str(r['engine']) + ' ' + str(r['MdAPE_%']) for r in meta['loso'])})")
+        return 0
+    eff = load_efficiency(args.out)
+    md = write_report(df, eff)
+    print(f"wrote {md} and {md.parent / 'predicted_vs_measured.png'}")
+    print(text_tables(scored(df, eff)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Fitting the named efficiency factors with scipy.optimize.least_squares on log errors.
+
+Residual per row: w_metric x log(predicted / measured), with a soft-L1 loss (robust: the targets are medians)
+and light regularization pulling every factor towards its hand-set default (log ratio x sqrt(reg)). Factors are
+bounded to physically sensible ranges. Only factors that the data can identify are fitted: per-family factors
+for the GPU families present, gemm_eff for the (family, compute precision) pairs present, link factors for the
+links used with tp > 1; everything else keeps its default (or its family fallback, see efficiency.py).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from objectives.inference.efficiency import Efficiency, default_efficiency, from_params
+from objectives.inference.resolve import _PREC_OF
+
+from .predict import STATIC_KINDS, predict
+
+PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
+
+#: bounds per factor name (lower, upper)
+BOUNDS = {
+    "gemm_eff": (0.15, 0.98), "gemm_m_half": (1.0, 1024.0), "mem_eff": (0.4, 0.98), "kv_read_eff": (0.2, 0.98),
+    "attn_eff": (0.1, 0.9), "dec_attn_eff": (0.005, 0.9), "act_mem_scale": (0.1, 3.0), "ar_latency_us": (1.0, 30.0), "ar_hop_us": (0.0, 5.0), "tp_eff_loss": (0.0, 0.5), "ar_bw_eff": (0.1, 1.0),
+    "overhead_step_ms": (0.0, 5.0), "overhead_layer_us": (0.0, 60.0), "overhead_seq_us": (0.0, 30.0),
+    "moe_gemm_eff": (0.2, 1.0), "elementwise_passes": (2.0, 40.0), "kv_mem_fraction": (0.5, 0.97),
+    "kv_reserve_output_frac": (0.3, 1.0), "runtime_reserve_gib": (0.5, 12.0), "int4_dequant_eff": (0.3, 1.0),
+}
+
+
+@dataclass
+class Spec:
+    paths: list[tuple[str, ...]]
+
+    def x0(self, eff: Efficiency) -> np.ndarray:
+        return np.array([_get(eff.params, p) for p in self.paths], dtype=float)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.array([BOUNDS[p[0]][0] for p in self.paths])
+        hi = np.array([BOUNDS[p[0]][1] for p in self.paths])
+        return lo, hi
+
+    def to_eff(self, x: np.ndarray, base: Efficiency, meta: dict | None = None) -> Efficiency:
+        params = copy.deepcopy(dict(base.params))
+        for p, v in zip(self.paths, x):
+            _set(params, p, float(v))
+        return from_params(params, meta)
+
+    def names(self) -> list[str]:
+        return [".".join(p) for p in self.paths]
+
+
+def _get(d: Any, path: tuple[str, ...]) -> float:
+    for k in path:
+        d = d[k]
+    return float(d)
+
+
+def _set(d: dict, path: tuple[str, ...], v: float) -> None:
+    for k in path[:-1]:
+        d[k] = dict(d[k])
+        d = d[k]
+    d[path[-1]] = v
+
+
+def build_spec(df: pd.DataFrame) -> Spec:
+    """Factors identifiable from the fit rows of `df` (catalog lookups give families, links, precisions)."""
+    from objectives import catalog
+
+    fit = df[df["kind"].isin(STATIC_KINDS)]
+    fams, pairs, links = set(), set(), set()
+    for (g, w, a, tp), _ in fit.groupby(["gpu", "weight_dtype", fit["act_dtype"].fillna(""), fit["tp"].fillna(1)]):
+        rec = catalog.gpu(g)
+        fams.add(rec.family)
+        act = a or (w if rec.supports(w) and w != "int4" else "bf16")
+        prec = PRECS[max(_PREC_OF.get(act, 0), 0)]
+        pairs.add((rec.family, prec))
+        if tp > 1:
+            links.add(rec.link_type)
+    paths: list[tuple[str, ...]] = []
+    for f, p in sorted(pairs):
+        paths.append(("gemm_eff", f, p))
+    for f in sorted(fams):
+        for name in ("gemm_m_half", "mem_eff", "kv_read_eff", "attn_eff", "dec_attn_eff"):
+            paths.append((name, f))
+    for link in sorted(links):
+        for name in ("ar_latency_us", "ar_hop_us", "ar_bw_eff"):
+            paths.append((name, link))
+    paths += [("tp_eff_loss",), ("overhead_step_ms",), ("overhead_layer_us",), ("overhead_seq_us",), ("elementwise_passes",),
+              ("kv_mem_fraction",), ("kv_reserve_output_frac",), ("runtime_reserve_gib",), ("act_mem_scale",)]
+    if fit["model"].str.contains("Mixtral|MoE|A3B|A22B|gpt-oss|DeepSeek", case=False).any():
+        paths.append(("moe_gemm_eff",))
+    return Spec(paths)
+
+
+def metric_class(metric: pd.Series) -> np.ndarray:
+    m = metric.astype(str).to_numpy()
+    return np.where(np.char.startswith(m.astype(str), "throughput") | (m == "requests_per_s"), "throughput",
+                    np.where(m == "ttft_ms", "ttft", np.where(m == "itl_ms", "itl", "e2e")))
+
+
+def fit(df: pd.DataFrame, base: Efficiency | None = None, reg: float = 0.02, max_nfev: int = 400,
+        spec: Spec | None = None, verbose: int = 0) -> tuple[Efficiency, dict]:
+    """Fit on the rows of `df` with kind in STATIC_KINDS. Returns (fitted Efficiency, info)."""
+    base = base or default_efficiency()
+    rows = df[df["kind"].isin(STATIC_KINDS)].reset_index(drop=True)
+    spec = spec or build_spec(rows)
+    meas = rows["value"].to_numpy(float)
+    cls = metric_class(rows["metric"])
+    n = len(rows)
+    # each metric class weighs like at least a quarter of the rows (TTFT and ITL are few but have targets)
+    w = np.ones(n)
+    for c in np.unique(cls):
+        k = (cls == c).sum()
+        w[cls == c] = min(40.0, max(1.0, 0.25 * n / k))
+    x0 = spec.x0(base)
+    lo, hi = spec.bounds()
+    x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
+    prior = x0.copy()
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        eff = spec.to_eff(x, base)
+        pred = predict(rows, eff)
+        r = w * np.log(np.maximum(pred, 1e-9) / meas)
+        r = np.where(np.isfinite(r), r, 5.0)
+        return np.concatenate([r, np.sqrt(reg) * np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))])
+
+    res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05, x_scale="jac",
+                        max_nfev=max_nfev, verbose=verbose, diff_step=1e-3)
+    eff = spec.to_eff(res.x, base)
+    info = {"nfev": int(res.nfev), "cost": float(res.cost), "status": int(res.status), "names": spec.names(),
+            "x": res.x.tolist(), "n_rows": n}
+    return eff, info

@@ -1,0 +1,163 @@
+"""Fidelity tables (MdAPE per metric, source, GPU, family), leave-one-source-out check, serving rows, plot."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from objectives.inference.efficiency import Efficiency
+
+from .fit import fit, metric_class
+from .predict import STATIC_KINDS, ape, predict
+
+FIDELITY_DIR = Path(__file__).resolve().parents[1] / "data" / "fidelity"
+TARGETS = {"throughput": 8.0, "ttft": 12.0, "itl": 8.0, "family": 12.0}
+
+
+def family_of(gpus: pd.Series) -> pd.Series:
+    from objectives import catalog
+
+    fam = {g: catalog.gpu(g).family for g in gpus.unique()}
+    return gpus.map(fam)
+
+
+def scored(df: pd.DataFrame, eff: Efficiency) -> pd.DataFrame:
+    """The fit rows with pred, ape, metric class and GPU family."""
+    d = df[df["kind"].isin(STATIC_KINDS)].copy()
+    d["pred"] = predict(d, eff)
+    d["ape"] = ape(d["pred"].to_numpy(), d["value"].to_numpy(float))
+    d["class"] = metric_class(d["metric"])
+    d["family"] = family_of(d["gpu"])
+    return d
+
+
+def mdape_table(d: pd.DataFrame, by: str, col: str = "ape") -> pd.DataFrame:
+    g = d.groupby(by, observed=True)[col]
+    return pd.DataFrame({"rows": g.size(), "MdAPE_%": g.median().round(1)})
+
+
+def tables(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {"metric": mdape_table(d, "class"), "source (engine)": mdape_table(d, "engine"),
+            "GPU": mdape_table(d, "gpu"), "GPU family": mdape_table(d, "family"), "kind": mdape_table(d, "kind")}
+
+
+def loso(df: pd.DataFrame, eff: Efficiency, max_nfev: int = 60) -> pd.DataFrame:
+    """Leave-one-source-out: refit without each engine version (warm start from `eff`), predict its rows."""
+    d = df[df["kind"].isin(STATIC_KINDS)]
+    out = []
+    for eng in sorted(d["engine"].unique()):
+        train = df[df["engine"] != eng]
+        e, _ = fit(train, base=eff, max_nfev=max_nfev)
+        held = scored(df[df["engine"] == eng], e)
+        out.append(held)
+    return pd.concat(out)
+
+
+def serving_rows(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """Serving rows predicted by objectives.serving.fidelity.predict when that module is importable."""
+    rows = df[df["kind"] == "serving"].copy()
+    try:
+        from objectives.serving import fidelity  # type: ignore
+    except Exception as exc:  # noqa: BLE001 - any import failure means the simulator is not available
+        return None, f"serving rows: simulator not available ({type(exc).__name__}: {exc})"
+    try:
+        pred = fidelity.predict(rows)
+    except Exception as exc:  # noqa: BLE001 - report, never crash the fit
+        return None, f"serving rows: objectives.serving.fidelity.predict failed ({type(exc).__name__}: {exc})"
+    col = {"ttft_ms": "ttft_ms", "itl_ms": "itl_ms", "throughput_out_tok_s": "throughput_tok_s",
+           "requests_per_s": "requests_per_s"}
+    vals = np.full(len(rows), np.nan)
+    pred = pred.reset_index(drop=True)
+    for i, m in enumerate(rows["metric"].to_numpy()):
+        c = col.get(m, m)
+        if c in pred.columns:
+            vals[i] = pred[c].iloc[i]
+        elif m in pred.columns:
+            vals[i] = pred[m].iloc[i]
+    rows["pred"] = vals
+    rows["ape"] = ape(vals, rows["value"].to_numpy(float))
+    rows["class"] = metric_class(rows["metric"])
+    return rows, ""
+
+
+def _md(t: pd.DataFrame) -> str:
+    cols = [t.index.name or ""] + list(t.columns)
+    lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in t.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.to_numpy()]) + " |")
+    return "\n".join(lines)
+
+
+def text_tables(d: pd.DataFrame) -> str:
+    out = []
+    for name, t in tables(d).items():
+        out.append(f"MdAPE per {name}:\n{t.to_string()}\n")
+    return "\n".join(out)
+
+
+def write_report(df: pd.DataFrame, eff: Efficiency, out_dir: Path = FIDELITY_DIR,
+                 loso_table: pd.DataFrame | None = None) -> Path:
+    """Write report.md and predicted_vs_measured.png; returns the markdown path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    d = scored(df, eff)
+    meta: dict[str, Any] = dict(eff.meta)
+    parts = ["# Fidelity of the analytical inference model", "",
+             f"Fitted factors: `objectives/data/efficiency.json` (fit date {meta.get('fit_date', '?')}, data sha256 "
+             f"`{str(meta.get('data_sha256', '?'))[:16]}...`). Targets: MdAPE <= 8 % throughput, <= 12 % TTFT, "
+             "<= 8 % ITL, no GPU family worse than 12 %.", "",
+             f"Rows: {len(df)} in the file; {len(d)} predicted by the static model "
+             f"({', '.join(f'{k}: {v}' for k, v in d['kind'].value_counts().items())}).", ""]
+    excl = df[df["kind"] == "excluded"]["why"].value_counts()
+    if len(excl):
+        parts += ["Excluded from the fit:", ""] + [f"- {n} rows: {w}" for w, n in excl.items()] + [""]
+    for name, t in tables(d).items():
+        parts += [f"## MdAPE per {name}", "", _md(t), ""]
+    parts += [f"Overall MdAPE: {d['ape'].median():.1f} % over {len(d)} rows.", ""]
+    if loso_table is not None:
+        parts += ["## Leave-one-source-out (refit without each engine version, predict it)", "",
+                  _md(loso_table), ""]
+    elif "loso" in meta:
+        lt = pd.DataFrame(meta["loso"]).set_index("engine")
+        parts += ["## Leave-one-source-out (refit without each engine version, predict it)", "", _md(lt), ""]
+    srows, msg = serving_rows(df)
+    parts += ["## Serving rows (concurrency / request rate)", ""]
+    if srows is None:
+        parts += [msg, ""]
+    else:
+        parts += [_md(mdape_table(srows, "class")), "", _md(mdape_table(srows, "engine")), ""]
+    md = out_dir / "report.md"
+    md.write_text("\n".join(parts))
+    _plot(d, srows, out_dir / "predicted_vs_measured.png")
+    return md
+
+
+def _plot(d: pd.DataFrame, srows: pd.DataFrame | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for ax, (title, sub) in zip(axes, (("throughput (tok/s, req/s)", d[d["class"] == "throughput"]),
+                                       ("latency (ms)", d[d["class"] != "throughput"]))):
+        for key, g in sub.groupby("family"):
+            ax.scatter(g["value"], g["pred"], s=10, alpha=0.7, label=f"{key} ({len(g)})")
+        if srows is not None and title.startswith("latency"):
+            s = srows[srows["class"] != "throughput"].dropna(subset=["pred"])
+            ax.scatter(s["value"], s["pred"], s=12, marker="x", color="k", label=f"serving sim ({len(s)})")
+        lo = np.nanmin([sub["value"].min(), sub["pred"].min()]) * 0.7
+        hi = np.nanmax([sub["value"].max(), sub["pred"].max()]) * 1.4
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        for f in (0.88, 1.12):
+            ax.plot([lo, hi], [lo * f, hi * f], "k:", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("measured")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"{title}: MdAPE {sub['ape'].median():.1f} % (n={len(sub)})")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,208 @@
+"""Tests of the analytical inference model: shapes, rules, bad input, invariants (hypothesis)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from objectives import catalog, inference
+from objectives.inference.efficiency import default_efficiency
+
+EFF = default_efficiency()  # tests do not depend on the fitted file
+COLS = ["ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "throughput_tok_s_per_gpu", "mem_per_gpu_gib", "fits",
+        "usd_per_mtok", "joules_per_tok", "reason", "weights_gib", "kv_cache_gib", "n_gpus"]
+
+
+def est(**kw):
+    kw.setdefault("efficiency", EFF)
+    return inference.estimate(**kw)
+
+
+def test_columns_and_broadcasting():
+    df = est(model="Llama-3.1-70B", gpu="H100", tp=np.array([2, 4, 8])[:, None], weight_dtype="fp8",
+             batch_size=np.array([1, 16, 64])[None, :], input_len=1024, output_len=128)
+    assert len(df) == 9
+    for c in COLS + ["model", "gpu", "tp", "batch_size", "weight_dtype", "act_dtype", "kv_dtype"]:
+        assert c in df.columns, c
+    assert (df["act_dtype"].astype(str) == "fp8").all() and (df["kv_dtype"].astype(str) == "fp8").all()
+    assert df["fits"].all() and (df["reason"] == "").all()
+    assert np.allclose(df["e2e_ms"], df["ttft_ms"] + 127 * df["tpot_ms"])
+    assert np.allclose(df["throughput_tok_s"], df["batch_size"] * 128 / df["e2e_ms"] * 1e3)
+    assert np.allclose(df["throughput_tok_s_per_gpu"] * df["n_gpus"], df["throughput_tok_s"])
+
+
+def test_arrays_of_names_and_records():
+    g = catalog.gpu("H100-SXM-80GB")
+    df = est(model=["Llama-3.1-8B", "Llama-3.1-70B"], gpu=[g, "A100-SXM-80GB"], tp=[1, 4])
+    assert list(df["model"].astype(str)) == ["Llama-3.1-8B", "Llama-3.1-70B"]
+    assert list(df["gpu"].astype(str)) == ["H100-SXM-80GB", "A100-SXM-80GB"]
+    one = est(model="Llama-3.1-70B", gpu="A100-SXM-80GB", tp=4)
+    assert np.isclose(one["tpot_ms"].iloc[0], df["tpot_ms"].iloc[1])
+
+
+def test_default_precision_rules():
+    df = est(model="Llama-3.1-8B", gpu=["A100-SXM-80GB", "H100", "A100-SXM-80GB"], weight_dtype=["fp8", "fp8", "int4"])
+    assert list(df["act_dtype"].astype(str)) == ["bf16", "fp8", "bf16"]
+    assert list(df["kv_dtype"].astype(str)) == ["bf16", "fp8", "bf16"]
+    assert df["fits"].all()
+
+
+def test_unsupported_precision_gives_reason_not_exception():
+    df = est(model="Llama-3.1-8B", gpu=["A100-SXM-80GB", "H100"], weight_dtype="fp8", act_dtype="fp8")
+    assert list(df["fits"]) == [False, True]
+    assert "fp8" in df["reason"].iloc[0]
+    fp4 = est(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp4", act_dtype="fp4")
+    assert not fp4["fits"].iloc[0] and "fp4" in fp4["reason"].iloc[0]
+
+
+def test_tp_head_rule():
+    # Llama-3.1-8B: 32 heads, 8 KV heads. tp=16 > kv heads: KV heads replicated (allowed); tp=3: not a divisor.
+    df = est(model="Llama-3.1-8B", gpu="H100", tp=[3, 16])
+    assert not df["fits"].iloc[0] and "heads" in df["reason"].iloc[0]
+    assert df["reason"].iloc[1] == ""
+
+
+def test_out_of_memory_reason():
+    df = est(model="Llama-3.1-70B", gpu="H100", tp=1, weight_dtype="bf16")
+    assert not df["fits"].iloc[0] and "fit" in df["reason"].iloc[0]
+    assert df["mem_per_gpu_gib"].iloc[0] > catalog.gpu("H100").mem_gib
+
+
+@pytest.mark.parametrize("kw", [dict(batch_size=0), dict(input_len=-5), dict(output_len=0), dict(tp=0),
+                                dict(batch_size=[1, 0])])
+def test_non_positive_sizes_raise(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        est(model="Llama-3.1-8B", gpu="H100", **kw)
+
+
+def test_unknown_names_and_dtypes():
+    with pytest.raises(catalog.CatalogError, match="H100"):
+        est(model="Llama-3.1-8B", gpu="H1000-SXM")
+    with pytest.raises(catalog.CatalogError):
+        est(model="Llama-9-8B", gpu="H100")
+    with pytest.raises(ValueError, match="known"):
+        est(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp7")
+
+
+def test_max_throughput_picks_kv_bound_batch():
+    mt = inference.max_throughput("Llama-3.1-70B", "H100", tp=[2, 4, 8], weight_dtype="fp8", input_len=2048,
+                                  output_len=2048, max_batch_size=4096, efficiency=EFF)
+    assert mt["fits"].all()
+    assert (np.diff(mt["batch_size"]) > 0).all()  # more GPUs -> more KV room
+    assert (mt["mem_per_gpu_gib"] <= catalog.gpu("H100").mem_gib).all()
+    small = inference.max_throughput("Llama-3.1-8B", "H100", weight_dtype="fp8", input_len=128, output_len=128,
+                                     max_batch_size=64, efficiency=EFF)
+    assert small["batch_size"].iloc[0] == 64
+
+
+def test_moe_and_mla_models_run():
+    for name, tp in (("Mixtral-8x7B", 2), ("DeepSeek-V3", 8)):
+        try:
+            catalog.model(name)
+        except catalog.CatalogError:
+            pytest.skip(f"{name} not in the catalog yet")
+        df = est(model=name, gpu="H200-SXM-141GB", tp=tp, weight_dtype="fp8", batch_size=[1, 256])
+        assert (df["tpot_ms"] > 0).all()
+        assert df["tpot_ms"].iloc[1] > df["tpot_ms"].iloc[0]  # more experts touched, more KV
+
+
+def test_step_model_matches_estimate():
+    sm = inference.StepModel("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8", efficiency=EFF)
+    B, isl, osl = 16, 1000, 200
+    df = est(model="Llama-3.1-70B", gpu="H100", tp=4, weight_dtype="fp8", batch_size=B, input_len=isl,
+             output_len=osl)
+    pf = sm.time_ms(B * isl, B * isl * (isl + 1) / 2, 0, 0, n_prefill_seqs=B)
+    dec = sm.time_ms(0, 0, B, B * (isl + osl / 2))
+    assert np.isclose(pf, df["ttft_ms"].iloc[0], rtol=1e-9)
+    assert np.isclose(dec, df["tpot_ms"].iloc[0], rtol=1e-9)
+    arr = sm.time_ms(np.array([0, 512]), np.array([0, 512 * 256.5]), np.array([8, 8]), np.array([8000, 8000]))
+    assert arr.shape == (2,) and arr[1] > arr[0]
+    assert isinstance(sm.time_ms(0, 0, 8, 8000), float)
+    assert sm.kv_capacity_tokens > 100_000 and sm.kv_bytes_per_token > 0 and sm.n_gpus == 4
+    assert sm.power_w(1.0) == pytest.approx(4 * catalog.gpu("H100").tdp_w)
+
+
+def test_step_model_rejects_invalid():
+    with pytest.raises(ValueError, match="fp8"):
+        inference.StepModel("Llama-3.1-8B", "A100-SXM-80GB", weight_dtype="fp8", act_dtype="fp8")
+    with pytest.raises(ValueError, match="fit"):
+        inference.StepModel("Llama-3.1-70B", "A100-SXM-80GB", tp=1, weight_dtype="bf16")
+
+
+def test_energy_and_cost_consistent():
+    df = est(model="Llama-3.1-8B", gpu="H100", batch_size=[1, 64])
+    price = catalog.gpu("H100").price_usd_per_hour
+    assert np.allclose(df["usd_per_mtok"], price / 3600 / df["throughput_tok_s"] * 1e6)
+    assert (df["joules_per_tok"].iloc[1] < df["joules_per_tok"].iloc[0])
+    cheap = est(model="Llama-3.1-8B", gpu="H100", prices={"H100-SXM-80GB": price / 2})
+    assert np.isclose(cheap["usd_per_mtok"].iloc[0], df["usd_per_mtok"].iloc[0] / 2)
+
+
+# ---------------------------------------------------------------- invariants (hypothesis)
+models = st.sampled_from(["Llama-3.1-8B", "Llama-3.1-70B", "Llama-2-7B"])
+gpus = st.sampled_from(["H100-SXM-80GB", "A100-SXM-80GB", "H200-SXM-141GB", "L40S"])
+sizes = st.integers(1, 512)
+lens = st.integers(1, 8192)
+
+
+@settings(max_examples=25, deadline=None)
+@given(models, gpus, sizes, lens, lens)
+def test_more_tp_never_raises_memory(m, g, b, i, o):
+    df = est(model=m, gpu=g, tp=[1, 2, 4, 8], batch_size=b, input_len=i, output_len=o)
+    assert (np.diff(df["mem_per_gpu_gib"]) <= 1e-9).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(models, st.sampled_from(["H100-SXM-80GB", "H200-SXM-141GB", "L40S"]), sizes, lens, lens)
+def test_fp8_never_slower_than_bf16(m, g, b, i, o):
+    df = est(model=m, gpu=g, tp=8, weight_dtype=["bf16", "fp8"], batch_size=b, input_len=i, output_len=o)
+    assert df["ttft_ms"].iloc[1] <= df["ttft_ms"].iloc[0] * (1 + 1e-9)
+    assert df["tpot_ms"].iloc[1] <= df["tpot_ms"].iloc[0] * (1 + 1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(models, gpus, lens, lens)
+def test_throughput_grows_with_batch_until_oom(m, g, i, o):
+    b = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256])
+    df = est(model=m, gpu=g, tp=8, batch_size=b, input_len=i, output_len=o)
+    fit = df[df["fits"]]
+    assert (np.diff(fit["throughput_tok_s"]) >= -1e-9 * fit["throughput_tok_s"].iloc[:-1].to_numpy()).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(models, gpus, st.integers(1, 64), st.integers(1, 4), lens, lens)
+def test_fits_false_whenever_memory_exceeds(m, g, b, tpe, i, o):
+    df = est(model=m, gpu=g, tp=2 ** tpe // 2 or 1, batch_size=b, input_len=i, output_len=o)
+    cap = catalog.gpu(g).mem_gib
+    assert not (df["fits"] & (df["mem_per_gpu_gib"] > cap)).any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(models, gpus, sizes, st.integers(1, 4000))
+def test_ttft_grows_with_input(m, g, b, i):
+    df = est(model=m, gpu=g, tp=8, batch_size=b, input_len=[i, i + 1, 2 * i + 7], output_len=16)
+    assert (np.diff(df["ttft_ms"]) > 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(models, sizes, lens, lens, st.sampled_from([1, 2, 4, 8]))
+def test_larger_gpu_same_family_never_slower(m, b, i, o, tp):
+    for small, big in (("H100-SXM-80GB", "H200-SXM-141GB"), ("A100-SXM-40GB", "A100-SXM-80GB")):
+        try:
+            df = est(model=m, gpu=[small, big], tp=tp, batch_size=b, input_len=i, output_len=o)
+        except catalog.CatalogError:
+            continue
+        assert df["ttft_ms"].iloc[1] <= df["ttft_ms"].iloc[0] * (1 + 1e-9)
+        assert df["tpot_ms"].iloc[1] <= df["tpot_ms"].iloc[0] * (1 + 1e-9)
+        assert df["throughput_tok_s"].iloc[1] >= df["throughput_tok_s"].iloc[0] * (1 - 1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 256), st.integers(1, 4096), st.integers(2, 1024))
+def test_step_model_agrees_with_estimate_everywhere(b, i, o):
+    sm = inference.StepModel("Llama-3.1-8B", "H100", tp=1, weight_dtype="fp8", efficiency=EFF)
+    df = est(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp8", batch_size=b, input_len=i, output_len=o)
+    assert np.isclose(sm.time_ms(b * i, b * i * (i + 1) / 2, 0, 0, n_prefill_seqs=b), df["ttft_ms"].iloc[0])
+    assert np.isclose(sm.time_ms(0, 0, b, b * (i + o / 2)), df["tpot_ms"].iloc[0])
