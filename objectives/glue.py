@@ -310,10 +310,13 @@ class LLMServingObjective:
         rows = []
         for i in range(len(ana)):
             rows.append(self._simulate_one(b.row(i), ana.iloc[i]))
-        sim = pd.DataFrame(rows)
+        sim = pd.DataFrame(rows, index=ana.index)
         out = ana.copy()
         for c in sim.columns:
-            out[c] = sim[c].to_numpy()
+            if c in out.columns:   # a configuration the simulator could not run keeps its analytical values
+                out[c] = sim[c].where(sim[c].notna(), out[c])
+            else:
+                out[c] = sim[c]
         return out
 
     def _workload_for(self, analytical: pd.Series, dp: int) -> serving.Workload:
@@ -347,7 +350,7 @@ class LLMServingObjective:
         try:
             m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
-            return {**blank, "fits": 0.0, "reason": str(exc)}
+            return {**blank, "fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])
         n_gpus = float(m["n_gpus"])
         price = float(analytical["usd_per_mtok"]) * float(analytical["throughput_tok_s"])  # USD/Mtok x tok/s
@@ -481,6 +484,7 @@ def multi_fidelity(study: Any, objective: LLMServingObjective, *, top: int | Non
                                   objective.defaults, n_requests or objective.n_requests)
     params = front[study.space.names]
     sim = sim_obj(params)
+    sim = sim.drop(columns=[c for c in sim.columns if c in params.columns])
     table = pd.concat([front[["number", *study.space.names]], sim], axis=1)
     cons = dict(study.constraints)
     table["feasible"] = ~_violates(table, cons) if cons else True

@@ -1,0 +1,167 @@
+"""objectives.glue: the LLM serving objective (analytical and simulated), its constraints, multi-fidelity."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dse
+import objectives
+import spaces
+from dse.objective import is_vectorized, objective_info
+from objectives import catalog, inference, serving
+from objectives.glue import METRICS
+
+MODEL = "Llama-3.1-70B"
+
+
+def cfg(**kw):
+    base = dict(gpu="H100-SXM-80GB", n_gpus=4, tp=4, pp=1, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+                max_batch_size=64, max_num_tokens=8192, chunked_prefill=True)
+    return {**base, **kw}
+
+
+@pytest.fixture(scope="module")
+def obj():
+    return objectives.llm_serving_objective(MODEL)
+
+
+@pytest.fixture(scope="module")
+def flagship_sample():
+    s = spaces.llm_serving(MODEL, ["H100", "H200", "A100", "L40S", "B200", "MI300X"], 8, input_len=2048,
+                           modes=("agg", "disagg"))
+    return s.sample(600, seed=3)
+
+
+def test_marked_vectorized_with_provenance(obj):
+    assert is_vectorized(obj)
+    info = objective_info(obj)
+    assert info["name"] == "llm_serving/analytical" and info["version"] == "1" and info["vectorized"]
+    assert obj.constraints == {"ttft_ms": ("<=", 2000.0), "tpot_ms": ("<=", 50.0), "fits": ("==", 1.0)}
+    tight = objectives.llm_serving_objective(MODEL, slo={"ttft_ms": 500}, workload={"input_len": 512, "output_len": 64})
+    assert tight.constraints == {"ttft_ms": ("<=", 500.0), "fits": ("==", 1.0)}
+    assert tight.input_len == 512 and math.isinf(tight.workload.rate)
+
+
+def test_metrics_columns_and_units(obj, flagship_sample):
+    out = obj(flagship_sample)
+    assert len(out) == len(flagship_sample)
+    assert set(METRICS) - {"quality"} <= set(out.columns)
+    fit = out["fits"] == 1
+    assert fit.any() and (~fit).any()
+    f = out[fit]
+    assert np.isfinite(f[["ttft_ms", "tpot_ms", "tok_s_per_gpu", "usd_per_mtok", "joules_per_tok"]].to_numpy()).all()
+    np.testing.assert_allclose(f["tok_s_per_user"], 1e3 / f["tpot_ms"])
+    np.testing.assert_allclose(f["tok_s_per_gpu"] * f["n_gpus"], f["throughput_tok_s"])
+    # cost = GPU-hour price x GPUs / throughput, whatever the serving mode
+    price = catalog.gpu_table(flagship_sample.loc[fit, "gpu"].astype(str).to_numpy())["price_usd_per_hour"]
+    np.testing.assert_allclose(f["usd_per_mtok"], price * f["n_gpus"] / 3600 / f["throughput_tok_s"] * 1e6, rtol=1e-9)
+    assert (out.loc[~fit, "reason"] != "").all()
+
+
+def test_batch_equals_row_by_row(obj, flagship_sample):
+    sub = flagship_sample.head(40).reset_index(drop=True)
+    whole = obj(sub)
+    for i in range(0, 40, 7):
+        one = obj(sub.iloc[[i]].reset_index(drop=True))
+        pd.testing.assert_series_equal(one.iloc[0], whole.iloc[i], check_names=False)
+
+
+def test_aggregated_chunked_is_the_inference_steady_state(obj):
+    out = obj(pd.DataFrame([cfg()])).iloc[0]
+    ref = inference.max_throughput(MODEL, "H100-SXM-80GB", tp=4, pp=1, weight_dtype="fp8", act_dtype="fp8",
+                                   kv_dtype="fp8", input_len=2048, output_len=256, max_batch_size=64,
+                                   max_num_tokens=8192).iloc[0]
+    assert out["ttft_ms"] == pytest.approx(ref["ttft_ms"])
+    assert out["tpot_ms"] == pytest.approx(ref["tpot_ms"])
+    assert out["tok_s_per_gpu"] == pytest.approx(ref["throughput_tok_s_per_gpu"])
+    assert out["batch_size"] == ref["batch_size"] == 64
+
+
+def test_concurrency_caps_the_batch_per_replica():
+    o = objectives.llm_serving_objective(MODEL, workload=serving.Workload(concurrency=24, input_len=2048, output_len=256))
+    out = o(pd.DataFrame([cfg(max_batch_size=256), cfg(max_batch_size=8)]))
+    assert list(out["batch_size"]) == [24, 8]
+    free = objectives.llm_serving_objective(MODEL)(pd.DataFrame([cfg(max_batch_size=256)]))
+    assert free["batch_size"].iloc[0] > 24
+    # fewer sequences in flight: faster tokens for each user, fewer tokens per GPU
+    assert out["tpot_ms"].iloc[0] < free["tpot_ms"].iloc[0]
+    assert out["tok_s_per_gpu"].iloc[0] < free["tok_s_per_gpu"].iloc[0]
+
+
+def test_prefill_first_stalls_decodes(obj):
+    both = obj(pd.DataFrame([cfg(chunked_prefill=True), cfg(chunked_prefill=False)]))
+    # without chunking, each cycle adds ceil(N / k) prefill-only iterations during which decodes wait
+    assert both["tpot_ms"].iloc[1] != pytest.approx(both["tpot_ms"].iloc[0])
+    assert both["fits"].tolist() == [1.0, 1.0]
+
+
+def test_disaggregated_pools_bound_the_rate(obj):
+    rows = [cfg(gpu="H200-SXM-141GB", n_gpus=4, tp=1, dp=4, mode="disagg", prefill_replicas=p, chunked_prefill=None,
+                max_batch_size=256) for p in (1, 2, 3)]
+    out = obj(pd.DataFrame(rows))
+    assert (out["fits"] == 1).all()
+    t = out["throughput_tok_s"].to_numpy()
+    # one decode replica (3 prefill) cannot beat the decode-pool capacity of one replica's steady state
+    one_decode = obj(pd.DataFrame([cfg(gpu="H200-SXM-141GB", n_gpus=1, tp=1, max_batch_size=256)]))
+    dec_only = inference.estimate(MODEL, "H200-SXM-141GB", tp=1, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+                                  batch_size=out["batch_size"].iloc[2], input_len=2048, output_len=256)
+    cap = out["batch_size"].iloc[2] / (255 * dec_only["tpot_ms"].iloc[0]) * 1e3 * 256
+    assert t[2] <= cap * (1 + 1e-9)
+    assert len(set(np.round(t, 6))) == 3 and one_decode["fits"].iloc[0] == 1
+
+
+def test_bad_input():
+    with pytest.raises(dse.ObjectiveError, match="fidelity"):
+        objectives.llm_serving_objective(MODEL, fidelity="exact")
+    with pytest.raises(dse.ObjectiveError, match="ttft_p99"):
+        objectives.llm_serving_objective(MODEL, slo={"ttft_p99": 1})
+    with pytest.raises(dse.ObjectiveError, match="defaults"):
+        objectives.llm_serving_objective(MODEL, defaults={"gpus": "H100"})
+    with pytest.raises(catalog.CatalogError):
+        objectives.llm_serving_objective("Llama-9-70B")
+    o = objectives.llm_serving_objective(MODEL)
+    with pytest.raises(dse.ObjectiveError, match="'gpu'"):
+        o(pd.DataFrame([{"tp": 4}]))
+    with pytest.raises(dse.ObjectiveError, match="prefill_replicas"):
+        o(pd.DataFrame([cfg(dp=2, mode="disagg", prefill_replicas=2)]))
+    ok = objectives.llm_serving_objective(MODEL, defaults={"gpu": "H200"})(pd.DataFrame([{"tp": 4}]))
+    assert ok["fits"].iloc[0] == 1
+
+
+def test_quality_metric_when_accuracy_is_available(obj):
+    pytest.importorskip("objectives.accuracy")
+    out = obj(pd.DataFrame([cfg(weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16"), cfg()]))
+    assert out["quality"].iloc[0] >= out["quality"].iloc[1]
+
+
+def test_simulated_fidelity():
+    sim = objectives.llm_serving_objective(MODEL, fidelity="simulated", n_requests=120)
+    assert objective_info(sim)["name"] == "llm_serving/simulated"
+    df = pd.DataFrame([cfg(), cfg(gpu="L40S", n_gpus=1, tp=1, weight_dtype="bf16", act_dtype="bf16")])
+    out = sim(df)
+    row = out.iloc[0]
+    assert row["fits"] == 1 and 0 <= row["slo_attainment"] <= 1
+    assert row["ttft_ms_p99"] >= row["ttft_ms"] > 0 and row["tpot_ms_p99"] >= row["tpot_ms"] * 0.999
+    assert out["fits"].iloc[1] == 0 and np.isfinite(out["tpot_ms"].iloc[1])   # analytical values kept
+
+
+def test_study_and_multi_fidelity(tmp_path):
+    space = spaces.llm_serving(MODEL, ["H100", "H200"], 4, formats=["fp8", "bf16"], kv_dtypes=["fp8"],
+                               max_batch_sizes=(16, 64, 256), max_num_tokens=(8192,), chunked_prefill=(True,))
+    obj = objectives.llm_serving_objective(MODEL, n_requests=100)
+    study = dse.create_study("glue", space, {"tok_s_per_gpu": "max", "tok_s_per_user": "max"},
+                             constraints=obj.constraints, storage=f"sqlite:///{tmp_path / 'g.db'}")
+    study.optimize(obj, optimizer="grid", progress=False)
+    front = study.pareto()
+    assert len(front) >= 2
+    assert study.meta["objective"]["name"] == "llm_serving/analytical"
+    res = objectives.multi_fidelity(study, obj, top=4)
+    assert len(res.simulated) == min(4, len(front))
+    assert sorted(res.kept + res.dropped) == sorted(res.simulated["number"].astype(int))
+    assert res.kept, "at least one re-simulated point stays non-dominated"
+    assert set(res.errors) == {"tok_s_per_gpu", "tok_s_per_user", "ttft_ms", "tpot_ms"}
+    assert (tmp_path / "glue-simulated.parquet").exists()
+    back = pd.read_parquet(tmp_path / "glue-simulated.parquet")
+    assert list(back["number"]) == list(res.simulated["number"])
+    assert "re-simulated" in res.summary()
