@@ -135,14 +135,31 @@ def test_lower_load_lowers_ttft_under_queueing():
 
 @FAST
 @given(load=loads, inp=lengths, out=lengths, n=st.integers(1, 60), seed=st.integers(0, 5),
-       cap=st.integers(1500, 20_000), extra=st.integers(1, 50_000), pre=st.sampled_from(["recompute", "swap"]),
-       policy=st.sampled_from(["decode_priority", "prefill_first"]))
-def test_more_kv_capacity_never_adds_preemptions(load, inp, out, n, seed, cap, extra, pre, policy):
+       pre=st.sampled_from(["recompute", "swap"]), policy=st.sampled_from(["decode_priority", "prefill_first"]),
+       bs=st.sampled_from([4, 16, 64]))
+def test_cache_holding_every_running_request_never_preempts(load, inp, out, n, seed, pre, policy, bs):
     w = _workload(load, inp, out, n, seed)
-    kw = dict(max_batch_size=64, max_num_tokens=2048, preemption=pre, policy=policy)
-    small = simulate_costs(COST, workload=w, scheduler=Scheduler(kv_capacity_tokens=cap, **kw))
-    big = simulate_costs(COST, workload=w, scheduler=Scheduler(kv_capacity_tokens=cap + extra, **kw))
-    assert big["preemptions"] <= small["preemptions"]
+    r = w.requests()
+    need = int(np.sort(r.input_tokens + r.output_tokens)[::-1][:bs].sum()) + 16 * bs   # block rounding
+    s = Scheduler(max_batch_size=bs, max_num_tokens=2048, preemption=pre, policy=policy, kv_watermark=0.0)
+    assert simulate_costs(COST, workload=w, scheduler=dataclasses.replace(s, kv_capacity_tokens=need))[
+        "preemptions"] == 0
+
+
+def test_more_kv_capacity_reduces_preemptions():
+    """Preemptions fall as the cache grows and vanish once it holds the whole batch. They are not monotone
+    step by step: with optimistic admission (vLLM: a prompt is admitted when its blocks are free) a slightly
+    larger cache can admit one more request that later forces an eviction (hypothesis: 3 requests of 484/27
+    tokens, 1500 vs 1504 cache tokens: 0 vs 1 preemption; here 4000 vs 8000 tokens with swap: 109 vs 111).
+    Checked here for capacity x4."""
+    w = Workload(concurrency=32, input_len=serving.Dist("uniform", low=100, high=600),
+                 output_len=serving.Dist("uniform", low=50, high=500), n_requests=200, seed=3)
+    for pre in ("recompute", "swap"):
+        for policy in ("decode_priority", "prefill_first"):
+            caps = [2000, 4000, 8000, 16000, 32000]
+            p = [simulate_costs(COST, workload=w, scheduler=Scheduler(kv_capacity_tokens=c, preemption=pre,
+                                                                      policy=policy))["preemptions"] for c in caps]
+            assert all(a > b for a, b in zip(p[:-2], p[2:])) and p[-1] == 0, (pre, policy, p)
 
 
 def test_kv_pressure_preempts_and_still_finishes():
