@@ -45,10 +45,9 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _key(config: Mapping[str, Any]) -> str:
-    """Canonical key of a configuration (evaluation cache, duplicate detection)."""
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in config.items()}
-    return json.dumps(clean, sort_keys=True, default=str)
+def _key(config: Mapping[str, Any]) -> tuple:
+    """Canonical, hashable key of a configuration (evaluation cache): its items, missing values as None."""
+    return tuple(sorted((k, None if isinstance(v, float) and math.isnan(v) else v) for k, v in config.items()))
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -498,7 +497,7 @@ class _Loop:
         self.batch_size = batch_size or opt.default_batch_size()
         self.progress_flag = progress
         self.worker = worker_id()
-        self.known: dict[str, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
+        self.known: dict[tuple, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
         self.seen_numbers: set[int] = set()
         self.floor = 0          # smallest trial number that may still change state
         self.front_F = np.zeros((0, len(study.spec.names)))
@@ -507,6 +506,8 @@ class _Loop:
     def sync(self) -> None:
         """Tell the optimizer every finished trial it has not seen (stored before, or by other workers)."""
         st, sid = self.study._storage, self.study._id
+        if st.count_trials(sid) == len(self.seen_numbers):
+            return  # nothing stored that this loop has not seen (the common single-worker case): skip the read
         raw = st.load_trials(sid, min_number=self.floor)
         if raw.empty:
             return
