@@ -369,7 +369,7 @@ class LLMServingObjective:
 def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, Any] | None = None,
                           slo: serving.SLO | Mapping[str, float] | None = None, fidelity: str = "analytical",
                           prices: Mapping[str, float] | None = None, *, defaults: Mapping[str, Any] | None = None,
-                          n_requests: int = 400) -> LLMServingObjective:
+                          n_requests: int = 2000) -> LLMServingObjective:
     """The evaluate function of an LLM serving study (see the module docstring for metrics and models).
 
     Args:
@@ -379,10 +379,11 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
             the sequences in flight per replica at concurrency / replicas.
         slo: ``serving.SLO`` or {"ttft_ms": ..., "tpot_ms": ...}; default TTFT <= 2000 ms, TPOT <= 50 ms.
         fidelity: "analytical" (vectorized roofline, ~µs per configuration) or "simulated" (discrete-event
-            simulation of ``n_requests`` requests per configuration, ~0.1-1 s each).
+            simulation of ``n_requests`` requests per configuration, ~0.05-1 s each).
         prices: {gpu name: USD per GPU-hour} overrides of the catalog prices.
         defaults: values for knobs the space does not have (e.g. {"gpu": "H100-SXM-80GB"}).
-        n_requests: requests per simulation when the workload does not say.
+        n_requests: requests per simulation when the workload does not say (enough for the closed-loop start,
+            where every user sends at t=0, to weigh little in the means).
     """
     from .catalog import model as model_record
 

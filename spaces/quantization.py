@@ -10,11 +10,11 @@ fp8        fp8           fp8         fp8 tensor cores (Ada, Hopper, Blackwell, M
 int8       int8          int8        int8 tensor cores (SmoothQuant-style W8A8)
 w8a16      fp8           bf16        any GPU (fp8 weight-only, dequantized in the GEMM)
 w4a16      int4          bf16        any GPU (AWQ/GPTQ int4 weight-only)
-w4a8       int4          fp8         fp8 tensor cores (int4 weights, fp8 compute)
 fp4        fp4           fp4         fp4 tensor cores (Blackwell, MI355X)
 =========  ============  ==========  ==============================================================
 
-Whether a GPU computes in a precision is read from the catalog (``GPU.supports``: a dense peak for that dtype),
+These are the formats ``objectives.accuracy`` has a published quality figure for (int4 weights with fp8 compute,
+TensorRT-LLM's W4A8, is left out for that reason). Whether a GPU computes in a precision is read from the catalog (``GPU.supports``: a dense peak for that dtype),
 the same rule the inference model applies. The KV-cache precision is a separate knob (bf16 or fp8 storage;
 fp8 KV storage is dequantized on the fly and is allowed on every GPU).
 
@@ -39,7 +39,6 @@ FORMATS: dict[str, tuple[str, str]] = {
     "int8": ("int8", "int8"),
     "w8a16": ("fp8", "bf16"),
     "w4a16": ("int4", "bf16"),
-    "w4a8": ("int4", "fp8"),
     "fp4": ("fp4", "fp4"),
 }
 
