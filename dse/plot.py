@@ -386,7 +386,7 @@ def parallel(
             dimensions=dimensions,
         )
     )
-    fig.update_layout(title=dict(text=html.escape(title)), margin=dict(l=70, r=40, t=90, b=30))
+    fig.update_layout(title=dict(text=html.escape(title)), margin=dict(l=70, r=130, t=90, b=30))
     setattr(fig, _REPLOT_ATTR, functools.partial(parallel, view, backend="matplotlib", color=color, subset=subset))
     return fig
 

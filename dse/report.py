@@ -2,9 +2,10 @@
 
 :func:`write` renders a :class:`~dse.view.StudyView` into a single ``.html`` file that opens from ``file://``
 with no network: plotly.js is inlined once in the page head, the rest is a little inline CSS and JS. Sections:
-summary, provenance, the Pareto front (interactive scatter per pair of objectives, and a sortable table of the
-front's configurations; clicking a row shows that point's hover in the scatters), parallel coordinates, and
-per-knob sensitivity for each objective.
+summary, the Pareto front (interactive scatter per pair of objectives, and a sortable table of the front's
+configurations; clicking a row shows that point's hover in the scatters), parallel coordinates, per-knob
+sensitivity for each objective, and provenance (objectives, constraints, parameters, then the study's meta:
+space, optimizer and settings, seed, versions, storage).
 
 Script errors are recorded on the page itself (``data-dse-js-errors`` on ``<html>``) and each rendered plot
 gets ``data-dse-rendered="1"``, so a headless browser can check that the report works.
@@ -36,7 +37,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 h1{margin:24px 0 4px}h2{margin-top:36px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin:0 0 16px}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}.grid>div{min-width:0}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
-th{background:#f4f4f4;position:sticky;top:0}td.s,th.s{text-align:left}pre{margin:0;font-size:12px;text-align:left;white-space:pre-wrap}
+th{background:#f4f4f4;position:sticky;top:0}td.s,th.s{text-align:left}pre{margin:0;font-size:12px;text-align:left;white-space:pre-wrap}summary{cursor:pointer}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
 table.sortable th[aria-sort=descending]::after{content:" \\25BC"}table.sortable tbody tr{cursor:pointer}
 table.sortable tbody tr:hover{background:#fff4d6}.scroll{max-height:520px;overflow:auto;display:inline-block;max-width:100%}
@@ -121,22 +122,29 @@ def _table(df: pd.DataFrame, *, sortable: bool = False, trial_col: str | None = 
     return f'<div class="scroll"><table{cls}{tid}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
+def _meta_value(key: str, value: Any) -> str:
+    """One provenance cell: timestamps as UTC dates, long nested values folded in a <details> element."""
+    if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 1e8:
+        return _esc(datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds"))
+    if isinstance(value, (dict, list, tuple)):
+        flat = json.dumps(value, default=str)
+        if len(flat) <= 100:
+            return f"<pre>{_esc(flat)}</pre>"
+        return (f"<details><summary><code>{_esc(flat[:90])}\u2026</code></summary>"
+                f"<pre>{_esc(json.dumps(value, indent=1, default=str))}</pre></details>")
+    return _esc(value)
+
+
 def _provenance(view: StudyView) -> str:
-    rows = [("study", view.name)]
-    rows += [("objectives", ", ".join(f"{m} ({d})" for m, d in view.objectives.items()))]
-    if view.constraints:
-        rows += [("constraints", ", ".join(f"{m} {op} {b:g}" for m, (op, b) in view.constraints.items()))]
-    rows += [("parameters", ", ".join(view.params))]
-    for key, value in view.meta.items():
-        rows.append((str(key), value))
-    out = []
-    for key, value in rows:
-        if isinstance(value, (dict, list, tuple)):
-            flat = json.dumps(value, default=str)
-            cell = f"<pre>{_esc(flat if len(flat) <= 100 else json.dumps(value, indent=1, default=str))}</pre>"
-        else:
-            cell = _esc(value)
-        out.append(f'<tr><th class="s">{_esc(key)}</th><td class="s">{cell}</td></tr>')
+    rows: list[tuple[str, Any]] = [
+        ("study", view.name),
+        ("objectives", ", ".join(f"{m} ({d})" for m, d in view.objectives.items())),
+        ("constraints", ", ".join(f"{m} {op} {b:g}" for m, (op, b) in view.constraints.items()) or "none"),
+        ("parameters", ", ".join(view.params)),
+    ]
+    shown = {k for k, _ in rows}
+    rows += [(str(k), v) for k, v in view.meta.items() if str(k) not in shown]  # meta repeats of the above skipped
+    out = [f'<tr><th class="s">{_esc(k)}</th><td class="s">{_meta_value(k, v)}</td></tr>' for k, v in rows]
     return f'<table id="provenance">{"".join(out)}</table>'
 
 
@@ -179,7 +187,6 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
     parts: list[str] = []
     kpis = "".join(f'<span class="kpi"><b>{v}</b>{_esc(k)}</span>' for k, v in counts.items())
     parts.append(f'<section id="summary">{kpis}</section>')
-    parts.append(f"<h2>Provenance</h2>{_provenance(view)}")
 
     # ---- front
     metrics = shown.metrics
@@ -220,8 +227,8 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
     sens = []
     for i, metric in enumerate(objectives):
         table, fig = plot.sensitivity(view, metric)
-        compact = table[["parameter", "n_levels", "spread_median", "spread_best", "relative_spread", "best_level"]]
-        sens.append(f"<div>{_plot_div(fig, f'sensitivity-{i}')}{_table(compact.reset_index())}</div>")
+        compact = table[["parameter", "spread_median", "spread_best", "relative_spread", "best_level"]]
+        sens.append(f"<div>{_plot_div(fig, f'sensitivity-{i}')}{_table(compact)}</div>")
     parts.append(
         "<h2>Per-knob sensitivity</h2>"
         '<p class="sub">For each parameter, the complete trials are grouped by its value (numeric parameters with many '
@@ -229,6 +236,8 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
         "best value, in the metric's unit. Other knobs vary too: this ranks associations over the sampled trials.</p>"
         f'<div class="grid">{"".join(sens)}</div>'
     )
+
+    parts.append(f"<h2>Provenance</h2>{_provenance(view)}")
 
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (

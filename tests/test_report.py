@@ -29,6 +29,9 @@ PAIRS = 3  # three objectives -> three front scatters
 def view() -> StudyView:
     v = make_view(n=120, seed=1)
     v.meta["note"] = "</script><script>window.__pwned=1</script>"
+    v.meta["created_at"] = 1_700_000_000.0  # epoch seconds
+    v.meta["runs"] = [{"optimizer": "random", "settings": {"seed": i, "batch_size": 64}, "host": "vm"} for i in range(3)]
+    v.meta["objectives"] = {"latency_ms": "min"}  # repeats what the report shows from the view: not shown twice
     return v
 
 
@@ -65,6 +68,11 @@ def test_report_provenance_and_front_table(report_path, view):
         assert f'<th class="s">{key}</th>' in prov
     assert "latency_ms (min), throughput (max), cost (min)" in prov and "mem_gib &lt;= 60" in prov
     assert "&quot;L40S&quot;" in prov  # nested provenance shown as JSON
+    assert prov.count('<th class="s">objectives</th>') == 1
+    assert "2023-11-14T22:13:20+00:00" in prov  # created_at as a UTC date
+    runs = re.search(r'<th class="s">runs</th><td class="s">(.*?)</td>', prov, re.S).group(1)
+    assert runs.startswith("<details><summary>")  # long: folded, in full inside
+    assert re.search(r"<pre>(.*)</pre>", runs, re.S).group(1).count("&quot;batch_size&quot;: 64") == 3
     table = re.search(r'<table class="sortable" id="front-table">(.*?)</table>', text, re.S).group(1)
     header = re.findall(r"<th[^>]*>([^<]*)</th>", table)
     assert header == ["trial", *PARAMS, "latency_ms", "throughput", "cost", "mem_gib"]
