@@ -290,7 +290,7 @@ class _Replica:
                 break
             heapq.heappop(heap)
         G = self.G
-        K = gf - G
+        K = gf - G if self.eng.skip else 1
         avail = self.cap - self.pref_blocks
         if K > 1 and self.dec_blocks(G + K) > avail:
             lo, hi = 1, K                              # dec_blocks(G+lo) fits, G+hi does not
@@ -462,7 +462,7 @@ class _Engine:
     """The event loop over replicas and requests."""
 
     def __init__(self, inp: np.ndarray, out: np.ndarray, arrival_ms: np.ndarray | None, concurrency: int | None,
-                 routing: str = "least_loaded") -> None:
+                 routing: str = "least_loaded", skip: bool = True) -> None:
         n = len(inp)
         nan = float("nan")
         self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0)
@@ -471,6 +471,7 @@ class _Engine:
         self.arrival_ms = arrival_ms
         self.concurrency = concurrency
         self.routing = routing
+        self.skip = skip            # False: step decode iterations one by one (reference for benchmarks)
         self.ev: list = []
         self.seq = 0
         self.next_req = 0

@@ -53,7 +53,8 @@ def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> 
 
 
 def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, decode: PoolCosts | None,
-         scheduler: Scheduler | None, kv_ms_per_token: float, routing: str) -> tuple[_Engine, list[_Replica]]:
+         scheduler: Scheduler | None, kv_ms_per_token: float, routing: str,
+         skip: bool = True) -> tuple[_Engine, list[_Replica]]:
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a serving.Workload, got {type(workload).__name__}")
     if routing not in _ROUTING:
@@ -61,7 +62,7 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
     sched = scheduler if scheduler is not None else Scheduler()
     req = workload.requests()
     arr_ms = None if req.arrival_s is None else req.arrival_s * 1e3
-    eng = _Engine(req.input_tokens, req.output_tokens, arr_ms, workload.concurrency, routing)
+    eng = _Engine(req.input_tokens, req.output_tokens, arr_ms, workload.concurrency, routing, skip)
     reps: list[_Replica] = []
     total = req.input_tokens + req.output_tokens
     if agg is not None:
