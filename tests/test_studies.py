@@ -1,0 +1,74 @@
+"""studies/*.py: every study file runs into a temporary database and yields a non-empty feasible front; the
+flagship also through the real CLI (`dse run` and `python studies/llm_serving.py`) in a subprocess."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import dse
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = sorted((ROOT / "studies").glob("*.py"))
+
+
+def test_the_four_studies_exist():
+    assert {p.stem for p in STUDIES} >= {"llm_serving", "moe_serving", "gpu_mix", "quantization_tradeoff"}
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
+    spec = dse.load_study_file(path)
+    assert spec.space.size > 1000, "a study should explore a real space"
+    study = spec.run(f"sqlite:///{tmp_path / 'study.db'}", progress=False)
+    front = study.pareto()
+    assert len(front) >= 1
+    assert front["feasible"].astype(bool).all()
+    for metric, (op, bound) in study.constraints.items():
+        v = front[metric].astype(float)
+        assert {"<=": (v <= bound), ">=": (v >= bound), "==": (v == bound)}[op].all(), metric
+    assert study.meta["objective"]["name"].startswith("llm_serving/")
+    if spec.show:
+        assert set(spec.show) <= set(front.columns)
+    # the study lands in the temporary folder, never in the repository
+    assert not list((ROOT / "studies").glob(f"{spec.name}*.db"))
+    if spec.name == "moe_serving":   # its after-step re-simulates the front
+        out = capsys.readouterr().out
+        assert "re-simulated" in out
+        sim = pd.read_parquet(tmp_path / "moe_serving-simulated.parquet")
+        assert len(sim) >= 1 and {"slo_attainment", "ttft_ms_p99", "on_front"} <= set(sim.columns)
+    if spec.name == "gpu_mix":
+        assert "cheapest deployment meeting the SLO, per GPU type" in capsys.readouterr().out
+
+
+def _run(args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_flagship_through_the_cli(tmp_path):
+    # a copy of the study file, so that the report the CLI writes beside it lands in the temporary folder
+    study_file = tmp_path / "llm_serving.py"
+    shutil.copy(ROOT / "studies" / "llm_serving.py", study_file)
+    db = tmp_path / "flagship.db"
+    dse_bin = Path(sys.executable).parent / "dse"
+    r = _run([str(dse_bin), "run", str(study_file), "--storage", f"sqlite:///{db}", "--no-progress"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "study 'llm_serving'" in out and "feasible; front of" in out
+    header = next(line for line in out.splitlines() if "tok_s_per_gpu" in line and "gpu" in line)
+    for col in ("gpu", "n_gpus", "tp", "weight_dtype", "max_batch_size", "tok_s_per_user", "usd_per_mtok"):
+        assert col in header.split()
+    assert (tmp_path / "llm_serving.html").stat().st_size > 10_000
+    assert db.exists()
+    study = dse.load_study("llm_serving", storage=f"sqlite:///{db}")
+    assert len(study.pareto()) >= 3
+    assert study.summary()["grid"]["n_points"] == dse.load_study_file(study_file).space.size
+    # `python studies/llm_serving.py` does the same through dse.cli (the finished study is reopened, not redone)
+    r2 = _run([sys.executable, str(study_file), "--storage", f"sqlite:///{db}", "--no-progress", "--no-report"],
+              tmp_path)
+    assert r2.returncode == 0, r2.stderr
+    assert header in r2.stdout
