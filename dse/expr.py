@@ -245,6 +245,10 @@ class _Compiler:
             if power:  # in float: no integer overflow, negative exponents allowed
                 a = a.astype(np.float64, copy=False)
                 b = b.astype(np.float64, copy=False)
+                zero_div = (a == 0) & (b < 0)  # 0 ** -k divides by zero
+                if np.any(zero_div):
+                    zd = np.broadcast_to(zero_div, (ctx.n,)) if zero_div.ndim else np.full(ctx.n, True)
+                    bad = _or(bad, zd)
             if divides:
                 zero = b == 0
                 if np.any(zero):

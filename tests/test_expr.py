@@ -113,6 +113,7 @@ def test_division_by_zero_is_infeasible_not_a_crash():
     assert ev("x // y >= 0", x=x, y=y).tolist() == [False, True, False, True]
     assert ev("x % y == 0", x=x, y=y).tolist() == [False, True, False, True]
     assert ev("1 / 0 > 0", x=x).tolist() == [False] * 4
+    assert ev("y ** -1 > 0", x=x, y=y).tolist() == [False, True, False, True]  # 0 ** -1 divides by zero
 
 
 def test_short_circuit_per_row_protects_guarded_division():
@@ -266,7 +267,7 @@ def _python(text: str, x: int, y: int) -> bool:
         return False
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(lhs=arith(), rhs=arith(), cmp=st.sampled_from(["<", "<=", "==", "!=", ">", ">="]),
        xs=st.lists(st.integers(-6, 6), min_size=1, max_size=6), ys=st.lists(st.integers(-6, 6), min_size=1, max_size=6))
 def test_random_arithmetic_agrees_with_python(lhs, rhs, cmp, xs, ys):
