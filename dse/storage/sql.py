@@ -333,8 +333,14 @@ class SQLStorage(BaseStorage):
             self._no_study(conn, study_id)
         return int(end) - n
 
-    def _touch(self, conn: Connection, study_id: int, now: float) -> None:
-        conn.execute(update(studies).where(studies.c.id == study_id).values(updated_at=now))
+    def _lock_study(self, conn: Connection, study_id: int, now: float) -> None:
+        """First statement of every write that does not take numbers: sets ``updated_at`` and so takes the study
+        row's lock (PostgreSQL), which orders all writers of a study the same way (no deadlocks)."""
+        found = conn.execute(
+            update(studies).where(studies.c.id == study_id).values(updated_at=now).returning(studies.c.id)
+        ).first()
+        if found is None:
+            self._no_study(conn, study_id)
 
     @staticmethod
     def _finished_fields(row: Any, what: str) -> dict[str, Any]:
@@ -393,16 +399,10 @@ class SQLStorage(BaseStorage):
         _encode(patch, f"meta patch of study {sid}")  # validate before taking any lock
 
         def tx(conn: Connection) -> None:
-            current = conn.execute(
-                select(studies.c.meta).where(studies.c.id == sid).with_for_update()
-            ).scalar_one_or_none()
-            if current is None:
-                self._no_study(conn, sid)
-            merged = json.loads(current)
+            self._lock_study(conn, sid, time.time())
+            merged = json.loads(conn.execute(select(studies.c.meta).where(studies.c.id == sid)).scalar_one())
             merged.update(patch)
-            conn.execute(
-                update(studies).where(studies.c.id == sid).values(meta=_encode(merged, "meta"), updated_at=time.time())
-            )
+            conn.execute(update(studies).where(studies.c.id == sid).values(meta=_encode(merged, "meta")))
 
         self._transaction(tx, write=True)
 
@@ -489,7 +489,7 @@ class SQLStorage(BaseStorage):
         )
 
         def tx(conn: Connection) -> None:
-            self._require_study(conn, sid)
+            self._lock_study(conn, sid, now)
             if not values:
                 return
             found: set[int] = set()
@@ -506,7 +506,6 @@ class SQLStorage(BaseStorage):
                     f"{sid}; reserve them with reserve_trials first"
                 )
             conn.execute(stmt, values)
-            self._touch(conn, sid, now)
 
         self._transaction(tx, write=True)
 
@@ -592,7 +591,7 @@ class SQLStorage(BaseStorage):
         now = time.time()
 
         def tx(conn: Connection) -> list[dict[str, Any]]:
-            self._require_study(conn, sid)
+            self._lock_study(conn, sid, now)
             out: list[Any] = []
             for chunk in _chunks(nums) if nums is not None else [None]:
                 stmt = update(trials).where(trials.c.study_id == sid, trials.c.state == "running")
@@ -604,8 +603,6 @@ class SQLStorage(BaseStorage):
                     state="failed", error=reason, finished_at=now, duration_s=now - trials.c.started_at
                 ).returning(trials.c.number, trials.c.params)
                 out.extend(conn.execute(stmt).all())
-            if out:
-                self._touch(conn, sid, now)
             return out
 
         rows = self._transaction(tx, write=True)
@@ -638,14 +635,13 @@ class SQLStorage(BaseStorage):
             values.append({"study_id": sid, "key": k, "value": _encode(v, f"attrs[{k!r}]", mapping=False)})
 
         def tx(conn: Connection) -> None:
-            self._require_study(conn, sid)
+            self._lock_study(conn, sid, time.time())
             if not values:
                 return
             keys = [v["key"] for v in values]
             for chunk in _chunks(keys):
                 conn.execute(attrs_table.delete().where(attrs_table.c.study_id == sid, attrs_table.c.key.in_(list(chunk))))
             conn.execute(attrs_table.insert(), values)
-            self._touch(conn, sid, time.time())
 
         self._transaction(tx, write=True)
 
@@ -675,10 +671,13 @@ def _fetch_raw(conn: Connection, stmt: Any) -> list[tuple]:
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.params
     args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    dbapi_error = conn.dialect.loaded_dbapi.Error
     cur = conn.connection.dbapi_connection.cursor()
     try:
         cur.execute(compiled.string, args)
         return cur.fetchall()
+    except dbapi_error as exc:  # as SQLAlchemy would wrap it, so that the retry loop sees "database is locked"
+        raise DBAPIError.instance(compiled.string, args, exc, dbapi_error) from exc
     finally:
         cur.close()
 
