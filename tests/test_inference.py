@@ -206,3 +206,20 @@ def test_step_model_agrees_with_estimate_everywhere(b, i, o):
     df = est(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp8", batch_size=b, input_len=i, output_len=o)
     assert np.isclose(sm.time_ms(b * i, b * i * (i + 1) / 2, 0, 0, n_prefill_seqs=b), df["ttft_ms"].iloc[0])
     assert np.isclose(sm.time_ms(0, 0, b, b * (i + o / 2)), df["tpot_ms"].iloc[0])
+
+
+def test_large_sweeps_match_single_configurations():
+    # above 4096 configurations the coefficients are computed per distinct configuration and gathered back
+    rng = np.random.default_rng(1)
+    n = 6000
+    models = np.array(["Llama-3.1-8B", "Llama-3.1-70B"])[rng.integers(0, 2, n)]
+    tp = np.array([2, 4, 8])[rng.integers(0, 3, n)]
+    wd = np.array(["bf16", "fp8"])[rng.integers(0, 2, n)]
+    b = rng.integers(1, 300, n)
+    big = est(model=models, gpu="H100", tp=tp, weight_dtype=wd, batch_size=b, input_len=777, output_len=99)
+    for i in (0, 17, 4321):
+        one = est(model=models[i], gpu="H100", tp=int(tp[i]), weight_dtype=wd[i], batch_size=int(b[i]),
+                  input_len=777, output_len=99)
+        for col in ("ttft_ms", "tpot_ms", "mem_per_gpu_gib", "joules_per_tok", "usd_per_mtok"):
+            assert np.isclose(big[col].iloc[i], one[col].iloc[0], rtol=1e-12), col
+        assert big["reason"].iloc[i] == one["reason"].iloc[0]

@@ -54,6 +54,11 @@ class Prepared:
     gpu_index: Num
 
 
+#: above this many configurations, config-level arguments are factorized: the coefficients are computed once per
+#: distinct configuration and gathered back (same numbers, far fewer array operations)
+_FACTORIZE_MIN = 4096
+
+
 def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None) -> Prepared:
@@ -67,6 +72,66 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     w = dtype_codes("weight_dtype", weight_dtype, allow_none=False)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k]
+    arrays = [np.asarray(x) for x in cols if x is not None and np.ndim(x) > 0]
+    if arrays:
+        shape = np.broadcast_shapes(*[x.shape for x in arrays])
+        if int(np.prod(shape)) >= _FACTORIZE_MIN:
+            return _prepare_factorized(mrecs, grecs, cols, shape, eff, prices)
+    return _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices)
+
+
+def _prepare_factorized(mrecs, grecs, cols, shape, eff, prices) -> Prepared:
+    """prepare() on the distinct configurations, gathered back to `shape` (fields constant across them stay
+    scalars)."""
+    key = np.zeros(shape, dtype=np.int64)
+    uniq_vals = []
+    for x in cols:
+        if x is None or np.ndim(x) == 0:
+            uniq_vals.append(None)
+            continue
+        u, inv = np.unique(np.asarray(x), return_inverse=True)
+        key = key * len(u) + np.broadcast_to(inv.reshape(np.shape(x)), shape)
+        uniq_vals.append(u)
+    ukey, inv = np.unique(key.ravel(), return_inverse=True)
+    inv = inv.reshape(shape)
+    # decode the mixed-radix key back to per-column values of each distinct configuration
+    vals = []
+    rem = ukey.copy()
+    for u in reversed(uniq_vals):
+        if u is None:
+            vals.append(None)
+            continue
+        vals.append(u[rem % len(u)])
+        rem = rem // len(u)
+    vals = vals[::-1]
+    args = [v if v is not None else (0 if i < 2 and cols[i] is None else cols[i]) for i, v in enumerate(vals)]
+    midx = args[0] if cols[0] is not None else None
+    gidx = args[1] if cols[1] is not None else None
+    sub = _prepare(mrecs, midx, grecs, gidx, *args[2:], eff, prices)
+
+    def expand(v):
+        if np.ndim(v) == 0:
+            return v
+        v = np.asarray(v)
+        if v.shape != ukey.shape:
+            v = np.broadcast_to(v, ukey.shape)
+        if (v == v.flat[0]).all():
+            return v.flat[0]
+        return v[inv]
+
+    c = StepCoeffs(**{f: expand(getattr(sub.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
+    fields = {f: getattr(sub, f) for f in Prepared.__dataclass_fields__}
+    for f in ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "weights_gpu", "kv_tok_gpu",
+              "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price", "model_index",
+              "gpu_index"):
+        fields[f] = expand(fields[f])
+    fields["coeffs"] = c
+    fields["shape"] = ModelShape(**{f: expand(getattr(sub.shape, f)) for f in ModelShape.__dataclass_fields__})
+    return Prepared(**fields)
+
+
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices) -> Prepared:
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k)
@@ -98,17 +163,21 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     a2a_tok = m.top_k * m.hidden * 2.0 * alltoall_s_per_byte(ep, g.link_gbs, bw_eff)
     p2p_lat = allreduce_latency_s(2.0, lat_us, hop_us)
     p2p_tok = m.hidden * 2.0 * p2p_s_per_byte(g.link_gbs, bw_eff)
+    m_half = eff_lookup(eff, "gemm_m_half", fam)
+    lin_s_tok = 2.0 * lc.dense_params / gemm_tput
+    moe_tput = gemm_tput * eff["moe_gemm_eff"]
+    exp_s_tok = 2.0 * lc.expert_params / moe_tput
+    head_s_row = 2.0 * lc.head_params / head_tput
+    comm_fixed = ar_n * ar_lat + a2a_n * ar_lat + (pp - 1.0) * p2p_lat
+    tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + (pp - 1.0) * p2p_tok
     c = StepCoeffs(
-        lin_flops=2.0 * lc.dense_params, lin_bytes=lc.dense_params * wb, gemm_tput=gemm_tput,
-        m_half=eff_lookup(eff, "gemm_m_half", fam), w_bw=w_bw,
-        exp_flops=2.0 * lc.expert_params, exp_bytes=lc.expert_params * wb, n_experts=m.n_experts, top_k=m.top_k,
-        moe_tput=gemm_tput * eff["moe_gemm_eff"], attn_pf_flops=lc.attn_flops_prefill, attn_tput=attn_tput,
-        dec_kv_s=dec_kv_s, elem_s=elem_s, head_flops=2.0 * lc.head_params,
-        head_bytes=lc.head_params * memory.embed_bytes_per_param(wb), head_tput=head_tput,
-        ar_n=ar_n, ar_lat_s=ar_lat, ar_s_per_token=ar_tok, a2a_n=a2a_n, a2a_s_per_token=a2a_tok,
-        p2p_n=pp - 1.0, p2p_lat_s=p2p_lat, p2p_s_per_token=p2p_tok,
-        ovh_step_s=eff["overhead_step_ms"] * 1e-3 + eff["overhead_layer_us"] * 1e-6 * m.n_layers,
-        ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
+        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=lc.dense_params * wb / w_bw,
+        exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
+        n_experts=m.n_experts, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
+        tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,
+        head_mem_s=lc.head_params * memory.embed_bytes_per_param(wb) / w_bw,
+        fixed_s=comm_fixed + eff["overhead_step_ms"] * 1e-3 + eff["overhead_layer_us"] * 1e-6 * m.n_layers,
+        comm_fixed_s=comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
     )
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))

@@ -15,7 +15,7 @@ from objectives.catalog.types import DTYPES
 from . import memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
-from .ops import busy_s, forward_s
+from .ops import busy_s, forward_s, idle_s
 from .resolve import R_MEM, R_OK, REASONS, positive
 
 Num = Any
@@ -63,7 +63,7 @@ def _frame(p: Prepared, shape: tuple, cols: Mapping[str, Num], reason: Num, extr
     for k, v in cols.items():
         out[k] = full(v, bool if k == "fits" else float)
     rc = np.broadcast_to(np.asarray(reason, dtype=np.int64), shape).ravel() if shape else np.asarray(reason).reshape(1)
-    out["reason"] = np.asarray(REASONS, dtype=object)[rc]
+    out["reason"] = pd.Categorical.from_codes(rc, categories=list(REASONS))
     out["model"] = _cat(p.model_names, p.model_index, n, shape or (1,))
     out["gpu"] = _cat(p.gpu_names, p.gpu_index, n, shape or (1,))
     out["tp"] = full(p.tp, np.int64)
@@ -85,7 +85,7 @@ def _shape(*arrs: Num) -> tuple:
 
 def _p_shape(p: Prepared) -> list:
     return [p.tp, p.pp, p.dp, p.ep, p.weight_code, p.act_code, p.kv_code, p.model_index, p.gpu_index, p.reason,
-            p.coeffs.gemm_tput]
+            p.coeffs.lin_s_tok]
 
 
 def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
@@ -125,11 +125,11 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     Tp = B * isl
     Ap = B * isl * (isl + 1.0) * 0.5
     ttft = replica_time_s(p, Tp, Ap, 0.0, 0.0, B, B, prefill=True)
-    busy_p = busy_s(c, Tp, Ap, 0.0, 0.0, B)
+    busy_p = ttft - idle_s(c, 0.0, B)
     # mean decode step: context isl + osl / 2
     Kd = B * (isl + 0.5 * osl)
     tpot = replica_time_s(p, 0.0, 0.0, B, Kd, B, B)
-    busy_d = busy_s(c, 0.0, 0.0, B, Kd, B)
+    busy_d = tpot - idle_s(c, B, B)
     e2e = ttft + (osl - 1.0) * tpot
     tput = p.dp * B * osl / e2e
     # memory per GPU

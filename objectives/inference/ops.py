@@ -137,36 +137,31 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
 class StepCoeffs:
     """Everything `forward_s` needs, per GPU of one model replica, as floats or broadcastable arrays.
 
-    Times in seconds; `*_tput` are effective throughputs (FLOP/s or bytes/s) after efficiency factors.
+    Each field is already a time (s) per unit of work after peak rates and efficiency factors are applied,
+    so one step costs a handful of multiply-adds and maxima.
     """
 
-    lin_flops: Num       # FLOPs per token of all dense linears
-    lin_bytes: Num       # weight bytes of all dense linears
-    gemm_tput: Num       # FLOP/s of large GEMMs in the compute precision (peak x gemm_eff)
-    m_half: Num          # GEMM M-saturation constant, tokens
-    w_bw: Num            # bytes/s streaming weights (bandwidth x mem_eff)
-    exp_flops: Num       # FLOPs per token per routed expert (all MoE layers)
-    exp_bytes: Num       # weight bytes of one routed expert (all MoE layers)
+    lin_s_tok: Num       # dense linears: compute s per token at full GEMM efficiency
+    lin_s_half: Num      # ... extra compute s of the M-saturation (m_half tokens' worth)
+    lin_mem_s: Num       # ... weight streaming s per forward
+    exp_s_tok: Num       # routed experts: compute s per (token, expert choice)
+    exp_s_half: Num      # ... extra compute s per touched expert (M-saturation of grouped GEMMs)
+    exp_mem_s: Num       # ... weight streaming s per touched expert
     n_experts: Num
     top_k: Num
-    moe_tput: Num        # FLOP/s of grouped expert GEMMs
-    attn_pf_flops: Num   # FLOPs per prefill (query, key) pair
-    attn_tput: Num       # FLOP/s of attention kernels
-    dec_kv_s: Num        # seconds per cached token read by decode attention (max of bytes and FLOPs)
-    elem_s: Num          # seconds per token of norms/elementwise/activation traffic
-    head_flops: Num      # LM-head FLOPs per logit row
-    head_bytes: Num      # LM-head weight bytes
-    head_tput: Num       # FLOP/s of the LM-head GEMM
-    ar_n: Num            # all-reduces per forward (0 when tp == 1)
-    ar_lat_s: Num        # latency of one all-reduce, s
-    ar_s_per_token: Num  # bandwidth term of one all-reduce per token, s
-    a2a_n: Num           # expert-parallel all-to-alls per forward (0 when ep == 1)
-    a2a_s_per_token: Num
-    p2p_n: Num           # pipeline stage boundaries (pp - 1)
-    p2p_lat_s: Num
-    p2p_s_per_token: Num
-    ovh_step_s: Num      # per-forward fixed overhead, s (includes per-layer launch overhead)
-    ovh_seq_s: Num       # per-sequence per-iteration overhead, s
+    attn_s_pair: Num     # prefill attention s per causal (query, key) pair
+    dec_kv_s: Num        # decode attention s per cached token read (max of bytes and math)
+    tok_s: Num           # per-token s of elementwise traffic + all-reduce/all-to-all/p2p bandwidth terms
+    head_s_row: Num      # LM head compute s per logit row
+    head_s_half: Num     # ... M-saturation term
+    head_mem_s: Num      # ... weight streaming s
+    fixed_s: Num         # per-forward s: host/launch overhead + collective latencies
+    comm_fixed_s: Num    # the collective-latency part of fixed_s (GPU waits on the link)
+    ovh_seq_s: Num       # per-sequence per-iteration host overhead, s
+
+
+def _zero(x: Num) -> bool:
+    return isinstance(x, (int, float)) and x == 0
 
 
 def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callable = np.maximum,
@@ -174,25 +169,31 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
     """Time (s) of one forward pass of a replica (all layers, summed over pipeline stages) processing
     T new prompt tokens (A causal query-key pairs among them) and D decode tokens that read K cached tokens,
     S sequences producing logits. `mx`/`pw` are np.maximum/np.power for arrays, builtin max/pow for floats.
+    Each op: max(compute time, memory time); terms whose input is a literal 0 are skipped (saves time only).
     """
-    M = T + D
-    t = mx(c.lin_flops * (M + c.m_half) / c.gemm_tput, c.lin_bytes / c.w_bw)
-    # MoE: expected number of distinct experts touched by M tokens choosing top_k of n_experts
-    frac = 1.0 - c.top_k / mx(c.n_experts, 1.0)
-    E = c.n_experts * (1.0 - pw(frac, M))
-    t = t + mx(c.exp_flops * (M * c.top_k + c.m_half * E) / c.moe_tput, E * c.exp_bytes / c.w_bw)
-    t = t + A * c.attn_pf_flops / c.attn_tput + K * c.dec_kv_s + M * c.elem_s
-    t = t + mx(c.head_flops * (S + c.m_half) / c.head_tput, c.head_bytes / c.w_bw)
-    t = t + c.ar_n * (c.ar_lat_s + M * c.ar_s_per_token) + c.a2a_n * (c.ar_lat_s + M * c.a2a_s_per_token)
-    t = t + c.p2p_n * (c.p2p_lat_s + M * c.p2p_s_per_token)
-    return t + c.ovh_step_s + (D + S) * c.ovh_seq_s
+    M = D if _zero(T) else (T if _zero(D) else T + D)
+    t = mx(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s)
+    if not _zero(c.n_experts) and not (isinstance(c.n_experts, np.ndarray) and not c.n_experts.any()):
+        # MoE: expected number of distinct experts touched by M tokens choosing top_k of n_experts
+        E = c.n_experts * (1.0 - pw(1.0 - c.top_k / mx(c.n_experts, 1.0), M))
+        t = t + mx(c.exp_s_tok * M * c.top_k + c.exp_s_half * E, c.exp_mem_s * E)
+    if not _zero(A):
+        t = t + A * c.attn_s_pair
+    if not _zero(K):
+        t = t + K * c.dec_kv_s
+    t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+    return t + c.fixed_s + (D + S) * c.ovh_seq_s
+
+
+def idle_s(c: StepCoeffs, D: Num, S: Num) -> Num:
+    """Seconds of a forward in which the GPU waits (host overhead, collective latencies)."""
+    return c.fixed_s + (D + S) * c.ovh_seq_s
 
 
 def busy_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
     """Seconds of the forward in which the GPU is busy on kernels (everything but host overhead and link waits);
     the power model's utilization is busy_s / forward_s."""
-    return forward_s(c, T, A, D, K, S) - (c.ovh_step_s + (D + S) * c.ovh_seq_s) - (
-        c.ar_n * c.ar_lat_s + c.a2a_n * c.ar_lat_s + c.p2p_n * c.p2p_lat_s)
+    return forward_s(c, T, A, D, K, S) - idle_s(c, D, S)
 
 
-__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s"]
+__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s", "idle_s"]

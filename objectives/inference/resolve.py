@@ -99,7 +99,13 @@ def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
 
 def positive(name: str, x: Any, integer: bool = True) -> Num:
     """Validate a size/length/degree argument: every value must be > 0. Returns a float or float array."""
-    a = np.asarray(x, dtype=float)
+    raw = np.asarray(x)
+    a = raw.astype(float) if raw.dtype != float else raw
+    if raw.dtype.kind in "iu":
+        if np.any(raw <= 0):
+            bad = a[a <= 0].ravel()[:3]
+            raise ValueError(f"{name} must be positive, got {bad.tolist()}")
+        return float(a) if a.ndim == 0 else a
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         bad = a[~(np.isfinite(a) & (a > 0))].ravel()[:3]
         raise ValueError(f"{name} must be positive, got {bad.tolist()}")
