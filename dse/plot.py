@@ -36,6 +36,8 @@ STYLE: dict[str, tuple[str, str, str, str, int, float]] = {
     DOMINATED: ("dominated (feasible)", "#6baed6", "circle", "o", 6, 0.55),
     FRONT: ("Pareto front", "#d62728", "diamond", "D", 10, 1.0),
 }
+#: Above this many complete trials, 2-D plotly scatters use WebGL (Scattergl): SVG gets slow in browsers.
+WEBGL_POINTS = 20_000
 _REPLOT_ATTR = "_dse_replot"  # plotly figures made here carry how to re-plot them with matplotlib
 
 
@@ -74,7 +76,7 @@ def _escape(a: np.ndarray) -> np.ndarray:
     return s.str.replace("&", "&amp;").str.replace("<", "&lt;").str.replace(">", "&gt;").to_numpy(dtype=object)
 
 
-def hover_data(view: StudyView, df: pd.DataFrame) -> tuple[list[list[str]], str]:
+def hover_data(view: StudyView, df: pd.DataFrame) -> tuple[np.ndarray, str]:
     """Hover for the rows of `df`: per-point ``customdata`` (trial number, class, parameters, metrics, formatted
     as strings) and the one ``hovertemplate`` that lays them out, so labels are stored once, not per point."""
     label = {k: v[0] for k, v in STYLE.items()}
@@ -88,7 +90,7 @@ def hover_data(view: StudyView, df: pd.DataFrame) -> tuple[list[list[str]], str]
         if col in df:
             lines.append(f"<i>{html.escape(col)}</i> = %{{customdata[{len(cols)}]}}")
             cols.append(_fmt(df[col]))
-    data = np.column_stack(cols).tolist() if len(df) else []
+    data = np.column_stack(cols).astype(object) if len(df) else np.empty((0, len(cols)), dtype=object)
     return data, "<br>".join(lines) + "<extra></extra>"
 
 
@@ -173,7 +175,8 @@ def front(
     Front points are highlighted and, in 2-D, joined by the attainment line of those that stay non-dominated in
     the two plotted metrics; dominated feasible points and infeasible points (grey crosses) are drawn apart;
     failed trials are omitted. Plotly hover shows the trial number, its parameters and metrics. Constraint
-    bounds on a plotted metric are drawn as dashed lines (2-D).
+    bounds on a plotted metric are drawn as dashed lines (2-D). Above ``WEBGL_POINTS`` complete trials the
+    2-D plotly scatter uses WebGL.
 
     Args:
         view: the study's data.
@@ -199,7 +202,7 @@ def _front_plotly(view: StudyView, df: pd.DataFrame, axes: list[str], color: str
     import plotly.graph_objects as go
 
     three_d = len(axes) == 3
-    Trace = go.Scatter3d if three_d else go.Scatter
+    Trace = go.Scatter3d if three_d else (go.Scattergl if len(df) > WEBGL_POINTS else go.Scatter)
     fig = go.Figure()
     if cvals is not None:
         feasible = df["category"].to_numpy() != INFEASIBLE

@@ -181,6 +181,15 @@ def test_front_2d_line_is_the_attainment_line(view):
     assert by_meta(plot.front(view, "throughput", "cost"), "front-line").line.shape == "vh"
 
 
+def test_front_switches_to_webgl_for_many_points(view, monkeypatch):
+    assert isinstance(by_meta(plot.front(view), FRONT), go.Scatter)
+    monkeypatch.setattr(plot, "WEBGL_POINTS", 50)
+    fig = plot.front(view)
+    tr = by_meta(fig, FRONT)
+    assert isinstance(tr, go.Scattergl) and len(tr.x) == len(view.pareto_numbers)
+    assert isinstance(by_meta(fig, "front-line"), go.Scatter)
+
+
 def test_front_constraint_bound_drawn(view):
     fig = plot.front(view, "cost", "mem_gib")
     assert [s.y0 for s in fig.layout.shapes] == [60.0]
