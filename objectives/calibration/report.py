@@ -43,7 +43,7 @@ def tables(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "GPU": mdape_table(d, "gpu"), "GPU family": mdape_table(d, "family"), "kind": mdape_table(d, "kind")}
 
 
-def loso(df: pd.DataFrame, eff: Efficiency, max_nfev: int = 60) -> pd.DataFrame:
+def loso(df: pd.DataFrame, eff: Efficiency, max_nfev: int = 10) -> pd.DataFrame:
     """Leave-one-source-out: refit without each engine version (warm start from `eff`), predict its rows."""
     d = df[df["kind"].isin(STATIC_KINDS)]
     out = []

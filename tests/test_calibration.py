@@ -1,0 +1,90 @@
+"""Calibration: classification of the published rows, predictions from the model only, fit/report command."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives.calibration import data as cdata
+from objectives.calibration.__main__ import main
+from objectives.calibration.fit import fit
+from objectives.calibration.predict import STATIC_KINDS, mark_unknown, predict
+from objectives.inference.efficiency import DATA_FILE, load_efficiency
+
+needs_data = pytest.mark.skipif(not cdata.DEFAULT_DATA.exists(), reason="calibration CSV not in this workplace")
+
+
+@needs_data
+def test_classification_rules():
+    df, _ = cdata.load()
+    assert len(df) == 1149
+    k = df["kind"]
+    # concurrency (NIM) and offered request-rate rows go to the serving simulator
+    assert (k[df["concurrency"].notna()] == "serving").all()
+    assert (k[df["source_note"].str.contains("QPS", na=False)] == "serving").all()
+    assert (k[df["engine"].str.contains("MLPerf")] == "excluded").all()
+    assert (k[df["source_note"].str.contains("all requests issued at once", na=False)
+              & df["concurrency"].isna()].isin(["ifb", "excluded"])).all()
+    assert set(k) <= set(cdata.KINDS)
+
+
+def test_missing_data_file_errors_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="calibration data not found"):
+        cdata.data_path(tmp_path / "nope.csv")
+    assert main(["fit", "--data", str(tmp_path / "nope.csv")]) == 2
+
+
+def _tiny(tmp_path: Path) -> Path:
+    rows = [
+        # model, gpu, n_gpus, tp, w, batch, isl, osl, metric, value (made-up but plausible magnitudes)
+        ("Llama-3.1-8B", "H100-SXM-80GB", 1, 1, "fp8", "", 128, 128, "throughput_out_tok_s", 27000),
+        ("Llama-3.1-8B", "H100-SXM-80GB", 1, 1, "fp8", "", 2048, 2048, "throughput_out_tok_s", 9000),
+        ("Llama-3.1-70B", "H100-SXM-80GB", 4, 4, "fp8", "", 128, 2048, "throughput_out_tok_s", 9300),
+        ("Llama-2-7B", "A100-SXM-80GB", 1, 1, "fp16", 1, 2048, 1, "ttft_ms", 130),
+    ]
+    note = "max-throughput scenario (trtllm-bench throughput, all requests issued at once)"
+    recs = []
+    for m, g, n, tp, w, b, i, o, metric, v in rows:
+        recs.append(dict(source_url="u", source_note=note if metric != "ttft_ms" else "static batching",
+                         model=m, gpu=g, n_gpus=n, tp=tp, pp=1, weight_dtype=w, act_dtype=w, kv_dtype="",
+                         engine="TensorRT-LLM 0.13.0", batch_size=b, concurrency="", input_len=i, output_len=o,
+                         metric=metric, value=v, unit=""))
+    p = tmp_path / "tiny.csv"
+    pd.DataFrame(recs).to_csv(p, index=False)
+    return p
+
+
+def test_fit_improves_and_never_copies_measurements(tmp_path):
+    df = mark_unknown(cdata.classify(pd.read_csv(_tiny(tmp_path))))
+    assert set(df["kind"]) <= set(STATIC_KINDS)
+    eff, info = fit(df, max_nfev=15)
+    pred = predict(df, eff)
+    # changing the measured values must not change the predictions (no measured number enters a prediction)
+    df2 = df.copy()
+    df2["value"] = df2["value"] * 3
+    assert np.allclose(predict(df2, eff), pred)
+    err = np.abs(np.log(pred / df["value"]))
+    from objectives.inference.efficiency import default_efficiency
+    err0 = np.abs(np.log(predict(df, default_efficiency()) / df["value"]))
+    assert err.sum() <= err0.sum() + 1e-9
+    assert info["names"] and len(info["x"]) == len(info["names"])
+
+
+def test_cli_fit_writes_json(tmp_path):
+    out = tmp_path / "eff.json"
+    assert main(["fit", "--data", str(_tiny(tmp_path)), "--out", str(out), "--no-loso", "--max-nfev", "5"]) == 0
+    raw = json.loads(out.read_text())
+    assert raw["meta"]["data_sha256"] and raw["meta"]["fit_date"] and raw["meta"]["rows_fitted"] == 4
+    assert 0 < raw["params"]["gemm_eff"]["hopper"]["fp8"] <= 1
+    assert load_efficiency(out).params["mem_eff"]["hopper"] > 0
+
+
+def test_shipped_factors_are_inspectable():
+    eff = load_efficiency()
+    if DATA_FILE.exists():
+        assert "fit_date" in eff.meta and "data_sha256" in eff.meta
+    for fam in ("ampere", "hopper", "blackwell"):
+        assert 0 < eff["mem_eff"][fam] <= 1
