@@ -13,6 +13,7 @@ environment variable ``CI`` is set: then they fail (never a silent skip in CI). 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -35,6 +36,7 @@ def _start(config: pytest.Config) -> tuple[str | None, str | None]:
 
     def stop() -> None:
         subprocess.run(["bash", str(SCRIPT), "stop", directory], capture_output=True, timeout=180, check=False)
+        shutil.rmtree(directory, ignore_errors=True)  # made by mkdtemp above: also gone after a failed start
 
     try:
         proc = subprocess.run(["bash", str(SCRIPT), "start", directory], capture_output=True, text=True,

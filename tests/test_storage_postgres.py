@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pg_server
 import pytest
 from pg_server import postgres_db_url, postgres_url  # noqa: F401 - fixtures (shared server via config.stash)
 from sqlalchemy.engine import make_url
@@ -12,9 +13,35 @@ from test_storage_concurrency import _spawn, _wait_ready
 from dse.errors import StorageError, StudyError
 from dse.storage import open_storage
 
-pytestmark = pytest.mark.postgres
+
+class _Config:
+    """The two pytest.Config members the server helper uses, so that a failing start can be tested in isolation."""
+
+    def __init__(self) -> None:
+        self.stash = pytest.Stash()
+        self.cleanups: list = []
+
+    def add_cleanup(self, fn) -> None:
+        self.cleanups.append(fn)
 
 
+def test_server_failure_skips_locally_and_fails_in_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "postgres.sh"
+    script.write_text('#!/bin/bash\necho "postgres.sh: initdb exploded" >&2\nexit 3\n')
+    monkeypatch.setattr(pg_server, "SCRIPT", script)
+    monkeypatch.delenv("CI", raising=False)
+    config = _Config()
+    with pytest.raises(pytest.skip.Exception, match="exited 3: postgres.sh: initdb exploded"):
+        pg_server.postgres_url_or_skip(config)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="initdb exploded.*CI is set"):
+        pg_server.postgres_url_or_skip(config)  # the failure is remembered: the script ran once
+    assert len(config.cleanups) == 1
+    for fn in config.cleanups:
+        fn()
+
+
+@pytest.mark.postgres
 def test_round_trip_postgres(postgres_db_url: str) -> None:  # noqa: F811
     st = open_storage(postgres_db_url)
     assert "***" in st.url and make_url(postgres_db_url).password not in st.url
@@ -58,6 +85,7 @@ def test_round_trip_postgres(postgres_db_url: str) -> None:  # noqa: F811
     reopened.close()
 
 
+@pytest.mark.postgres
 def test_wrong_password_is_a_clear_error(postgres_url: str) -> None:  # noqa: F811
     bad = make_url(postgres_url).set(password="not-the-password").render_as_string(hide_password=False)
     with pytest.raises(StorageError, match="postgresql.*\\*\\*\\*.*cannot be opened") as info:
@@ -65,6 +93,7 @@ def test_wrong_password_is_a_clear_error(postgres_url: str) -> None:  # noqa: F8
     assert "not-the-password" not in str(info.value)
 
 
+@pytest.mark.postgres
 def test_four_processes_postgres(postgres_db_url: str, tmp_path: Path) -> None:  # noqa: F811
     """4 worker processes x 500 trials race to create schema and study, then reserve/finish concurrently."""
     go = tmp_path / "go"
