@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -520,6 +521,10 @@ class Expr:
         if miss_any.any():
             out[miss_any] = if_missing
         return out
+
+    def __reduce__(self) -> tuple[Any, tuple[str, tuple[str, ...]]]:
+        # pickled as its text: re-parsed (and re-checked) on load, so it travels to worker processes
+        return (parse, (self.text, self.names))
 
     def __call__(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         return self.evaluate(columns, n)

@@ -122,6 +122,10 @@ class Param:
     def _normalize(self, name: str, value: object) -> object:
         raise NotImplementedError
 
+    def _first(self) -> object:
+        """The first value of the domain (a placeholder for rows whose value does not matter)."""
+        return self.choices[0] if isinstance(self, Categorical) else self.low  # type: ignore[attr-defined]
+
     def _probe(self) -> np.ndarray:
         """A few representative values, used to type-check expressions at definition time."""
         if self.is_discrete and self.n_values <= 8:
@@ -409,12 +413,16 @@ class Float(Param):
             raise SpaceError(f"Float({self.low!r}, {self.high!r}) without step is continuous: its values cannot be listed")
         if self._n > MAX_VALUES:
             raise SpaceError(f"Float({self.low!r}, {self.high!r}, step={self.step!r}) has {self._n} values, too many to list")
-        assert self.step is not None
-        vals = self.low + self.step * np.arange(self._n, dtype=np.float64)
+        return self._at(np.arange(self._n, dtype=np.int64))
+
+    def _at(self, k: np.ndarray) -> np.ndarray:
+        """Grid values ``low + k*step`` (rounded to shed float noise, ends exact) for integer indices ``k``."""
+        assert self.step is not None and self._n is not None
+        vals = self.low + self.step * np.asarray(k, dtype=np.float64)
         decimals = max(0, 12 - int(math.floor(math.log10(self.step))))
         vals = np.clip(np.round(vals, min(decimals, 15)), self.low, self.high)
-        vals[-1] = self.high
-        vals[0] = self.low
+        vals[k == self._n - 1] = self.high
+        vals[k == 0] = self.low
         return vals
 
     def to_dict(self) -> dict[str, Any]:
@@ -427,10 +435,7 @@ class Float(Param):
 
     def _sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
         if self._n is not None:
-            if self._n <= MAX_VALUES:
-                return self.values()[rng.integers(0, self._n, m)]
-            assert self.step is not None
-            return np.clip(self.low + self.step * rng.integers(0, self._n, m), self.low, self.high)
+            return self._at(rng.integers(0, self._n, m))
         if self.log:
             return np.clip(np.exp(rng.uniform(math.log(self.low), math.log(self.high), m)), self.low, self.high)
         return rng.uniform(self.low, self.high, m)
@@ -457,7 +462,7 @@ class Float(Param):
                     f"parameter {name!r}: {x!r} is not on the step grid {self.low!r} + k*{self.step!r} "
                     f"(nearest: {self.low + round(k) * self.step!r})"
                 )
-            x = float(self.values()[int(round(k))]) if self._n is not None and self._n <= MAX_VALUES else x
+            x = float(self._at(np.array([int(round(k))]))[0])
         return x
 
 
@@ -510,7 +515,10 @@ def _canonical(p: Param, col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     miss = _missing_of(col)
     if isinstance(p, Categorical) and p.kind == "str":
         obj = col if col.dtype == object else col.astype(object)
-        valid = pd.Series(obj, dtype=object, copy=False).isin(p.choices).to_numpy(dtype=bool) & ~miss
+        try:
+            valid = pd.Series(obj, dtype=object, copy=False).isin(p.choices).to_numpy(dtype=bool) & ~miss
+        except TypeError:  # unhashable cells (lists, dicts): compare one by one
+            valid = np.fromiter((isinstance(v, str) and v in p.choices for v in obj), dtype=bool, count=n)
         raw = obj if valid.all() else np.where(valid, obj, p.choices[0])
         return raw, miss, valid
     if isinstance(p, Categorical) and p.kind == "bool":
@@ -536,7 +544,7 @@ def _canonical(p: Param, col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         valid &= p._in_domain(np.where(valid, x, np.nan)) | ~valid
         valid &= ~miss & ~bad_type & np.isfinite(x)
     dtype = p.dtype
-    fill = float(p.values()[0]) if p.is_discrete and p.n_values <= MAX_VALUES else float(getattr(p, "low", 0.0))
+    fill = float(p._first())  # type: ignore[arg-type]
     raw = np.where(valid, x, fill)
     if dtype.kind == "i":
         raw = np.round(raw).astype(np.int64)
@@ -561,7 +569,7 @@ class Space:
         params: Mapping[str, Param] | None = None,
         /,
         *,
-        constraints: Sequence[str | Callable[[pd.DataFrame], Any]] | str | Callable[[pd.DataFrame], Any] = (),
+        constraints: Sequence[str | Callable[[pd.DataFrame], Any]] | str | Callable[[pd.DataFrame], Any] | None = (),
         **kwparams: Param,
     ):
         merged: dict[str, Param] = {}
@@ -606,6 +614,8 @@ class Space:
             self._conds[name] = expr
 
         # constraints
+        if constraints is None:
+            constraints = ()
         if isinstance(constraints, str) or callable(constraints):
             constraints = [constraints]
         if not isinstance(constraints, (list, tuple)):
@@ -786,7 +796,7 @@ class Space:
             cond = self._conds.get(name)
             act = True if cond is None else bool(cond.evaluate(raw, 1, missing=off, if_missing=False)[0])
             value = config.get(name)
-            missing = value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+            missing = value is None or (np.ndim(value) == 0 and not isinstance(value, str) and bool(pd.isna(value)))
             if not act:
                 out[name] = None
             elif missing:
@@ -794,7 +804,7 @@ class Space:
                 raise SpaceError(f"missing parameter {name!r}{why}; expected {p!r}")
             else:
                 out[name] = p._normalize(name, value)
-            fill = out[name] if act else p._probe()[0]
+            fill = out[name] if act else p._first()
             col = np.empty(1, dtype=p.dtype) if p.dtype != object else np.empty(1, dtype=object)
             col[0] = fill
             raw[name] = col

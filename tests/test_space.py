@@ -512,3 +512,24 @@ def test_from_dict_bad_specs(d, needle):
     with pytest.raises(SpaceError) as info:
         Space.from_dict(d)
     assert needle in str(info.value)
+
+
+def test_pickle_round_trip_for_worker_processes():
+    import pickle
+
+    s = serving_space()
+    back = pickle.loads(pickle.dumps(s))
+    assert back == s and back.fingerprint() == s.fingerprint()
+    pd.testing.assert_frame_equal(back.grid(), s.grid())
+    e = pickle.loads(pickle.dumps(s._exprs[0]))
+    assert e.text == "tp <= n_gpus" and e.names == ("tp", "n_gpus")
+
+
+def test_constraints_none_and_odd_cells():
+    s = Space(c=Categorical(["x", "y"]), constraints=None)
+    assert s.constraints == ()
+    df = pd.DataFrame({"c": [["x"], {"a": 1}, "x", float("nan")]}, dtype=object)
+    assert s.feasible(df).tolist() == [False, False, True, False]
+    assert s.validate({"c": "y"}) == {"c": "y"}
+    with pytest.raises(SpaceError, match="missing parameter 'c'"):
+        s.validate({"c": pd.NA})
