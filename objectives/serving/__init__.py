@@ -11,6 +11,7 @@ Modules: workload (Workload, Dist, traces, burstgpt_like), scheduler (Scheduler,
 engine (the event loop), simulator (simulate, simulate_requests, simulate_costs), metrics, steady_state,
 fidelity (predictions for the calibration rows).
 """
+from . import fidelity
 from .metrics import METRIC_KEYS
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .simulator import PoolCosts, simulate, simulate_costs, simulate_requests
@@ -18,4 +19,4 @@ from .steady_state import steady_state, steady_state_costs
 from .workload import Dist, Workload, burstgpt_like, read_trace
 
 __all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Scheduler", "Pool", "SLO", "IterationCost",
-           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "steady_state_costs", "METRIC_KEYS"]
+           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "steady_state_costs", "METRIC_KEYS", "fidelity"]
