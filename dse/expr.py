@@ -236,6 +236,7 @@ class _Compiler:
         text = self.text
         divides = sym in ("/", "//", "%")
         power = sym == "**"
+        wraps = sym in ("+", "-", "*")
 
         def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
             a, ba = left(ctx)
@@ -256,6 +257,12 @@ class _Compiler:
                     bad = _or(bad, np.broadcast_to(zero, (ctx.n,)) if zero.ndim else np.full(ctx.n, bool(zero)))
                     b = np.where(zero, 1, b)
             out = fn(a, b)
+            if wraps and out.dtype.kind in "iu":
+                # int64 wraps around silently: where the exact result leaves the safe range, use float64
+                approx = fn(a.astype(np.float64), b.astype(np.float64))
+                big = np.abs(approx) >= _INT_LIMIT
+                if np.any(big):
+                    out = np.where(big, approx, out.astype(np.float64))
             if out.dtype.kind == "f":
                 nan = np.isnan(out)
                 if nan.any():

@@ -89,6 +89,13 @@ def test_if_expression_and_functions():
     assert ev("log(exp(y)) == y", x=np.array([1.0, 2, 3, 4]), y=np.array([0, 1, 2, 3])).all()
 
 
+def test_integer_overflow_does_not_wrap_around():
+    x = np.array([10**9, -(10**9), 3], dtype=np.int64)
+    assert ev("x * x * x > 0", x=x).tolist() == [True, False, True]
+    assert ev("x * 10**12 - 1 < 0", x=x).tolist() == [False, True, False]
+    assert ev("x + 9000000000000000000 > 0", x=x).tolist() == [True, True, True]
+
+
 def test_names_recorded_in_order_of_use():
     e = parse("n % tp == 0 and tp <= n and mode == 'a'", NAMES)
     assert e.names == ("n", "tp", "mode")
