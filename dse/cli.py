@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="join a study from another process or machine (shared --storage)")
     worker.add_argument("file")
     _storage_arg(worker)
-    worker.add_argument("--n-trials", type=int, default=None, help="total trials the study should hold")
+    worker.add_argument("--n-trials", type=int, default=None,
+                        help="trials this worker runs (default: work until the study holds the file's total)")
     worker.add_argument("--n-jobs", type=int, default=None)
     worker.add_argument("--seed", type=int, default=None, help="seed for this worker (default: derived from the process)")
     worker.add_argument("--timeout", type=float, default=None)

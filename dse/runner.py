@@ -63,7 +63,7 @@ class Runner:
         if self.address is None:
             raise OptimizerError("backend='dask' needs address= (a dask.distributed scheduler, e.g. 'tcp://127.0.0.1:8786')")
         try:
-            self._client = Client(self.address, timeout="10s", set_as_default=False)
+            self._client = Client(self.address, timeout="5s", set_as_default=False)
         except Exception as exc:
             raise OptimizerError(f"cannot connect to the dask scheduler at {self.address!r}: {exc}") from None
 

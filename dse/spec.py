@@ -65,12 +65,18 @@ class StudySpec:
     def run(self, storage: str | None = None, *, n_trials: int | None = None, progress: bool | None = None,
             n_jobs: int | None = None, optimizer: str | None = None, seed: int | None = None,
             timeout: float | None = None, worker: bool = False):
-        """Create/resume the study and optimize until it holds ``n_trials`` finished trials; returns the Study."""
+        """Create/resume the study and optimize until it holds ``n_trials`` finished trials; returns the Study.
+
+        As a worker (``worker=True``, one of several processes sharing a storage), an explicit ``n_trials`` is the
+        number of trials THIS process runs; without it, workers stop together when the study holds the file's total.
+        """
         study = self.create(storage)
-        total = n_trials if n_trials is not None else self.n_trials
+        per_worker = n_trials if worker else None
+        total = None if per_worker is not None else (n_trials if n_trials is not None else self.n_trials)
         study.optimize(
             self.evaluate,
             optimizer=optimizer or self.optimizer,
+            n_trials=per_worker,
             max_trials=total,
             timeout=timeout if timeout is not None else self.timeout,
             n_jobs=n_jobs if n_jobs is not None else self.n_jobs,

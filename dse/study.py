@@ -402,7 +402,23 @@ class Study:
                 _Loop(self, opt, runner, batch_size, progress).run(n_trials, max_trials, timeout)
         finally:
             runner.shutdown()
+        self._store_front()
         return self
+
+    def _store_front(self) -> list[int]:
+        """Store the front's trial numbers as a study attribute (re-read until no worker added trials meanwhile)."""
+        for _ in range(5):
+            n_before = self._storage.count_trials(self._id)
+            front = self.pareto()
+            numbers = sorted(int(n) for n in front["number"]) if len(front) else []
+            self._storage.set_attrs(self._id, {"front": numbers, "front_n_trials": n_before})
+            if self._storage.count_trials(self._id) == n_before:
+                break
+        return numbers
+
+    def stored_front(self) -> list[int]:
+        """Trial numbers of the front as stored by the last optimize() to finish (see ``pareto()`` for a fresh one)."""
+        return list(self._storage.get_attrs(self._id).get("front", []))
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _F_CV(self, metrics: pd.DataFrame, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -500,6 +516,7 @@ class _Loop:
         self.known: dict[tuple, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
         self.seen_numbers: set[int] = set()
         self.floor = 0          # smallest trial number that may still change state
+        self.aborted = 0        # aborted trials seen (crash or Ctrl-C): they do not count towards max_trials
         self.front_F = np.zeros((0, len(study.spec.names)))
 
     # -- state from storage
@@ -530,6 +547,7 @@ class _Loop:
         keep = ~aborted
         F, CV, feas = self.study._F_CV(metrics, ok)
         self.seen_numbers.update(int(n) for n in raw["number"])
+        self.aborted += int(aborted.sum())
         if keep.any():
             self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
         self._remember(params, F, CV, ok, feas)
@@ -542,11 +560,11 @@ class _Loop:
             cand = np.vstack([self.front_F, F[feas]])
             self.front_F = cand[_pareto.nondominated_mask(cand, ["min"] * cand.shape[1])]
 
-    def finished_count(self) -> int:
+    def remaining(self, max_trials: int) -> int:
+        """Trials still to start so that the study holds `max_trials` finished ones (others' running ones count)."""
         st, sid = self.study._storage, self.study._id
-        raw = st.load_trials(sid, states=["failed"])
-        aborted = int(raw["error"].fillna("").astype(str).str.startswith(ABORTED).sum()) if len(raw) else 0
-        return st.count_trials(sid, states=["complete", "failed"]) - aborted
+        held = st.count_trials(sid, states=["complete", "failed", "running"]) - self.aborted
+        return max(0, max_trials - held)
 
     # -- the loop
     def run(self, n_trials: int | None, max_trials: int | None, timeout: float | None) -> None:
@@ -555,16 +573,16 @@ class _Loop:
         self.sync()
         start = time.monotonic()
         done = 0
-        remaining_total = None if max_trials is None else max(0, max_trials - self.finished_count())
-        total = _min_opt(n_trials, remaining_total)
+        total = _min_opt(n_trials, None if max_trials is None else self.remaining(max_trials))
         bar = _Progress(self.progress_flag, total, study.name)
         failed = 0
         stale_rounds = 0
         numbers: list[int] = []
         try:
             while True:
+                # with max_trials the count is re-read each batch: other workers may be adding trials too
                 left = _min_opt(n_trials - done if n_trials is not None else None,
-                                remaining_total - done if remaining_total is not None else None)
+                                None if max_trials is None else self.remaining(max_trials))
                 if left is not None and left <= 0:
                     break
                 if timeout is not None and time.monotonic() - start >= timeout:
