@@ -108,8 +108,7 @@ _REFUSED: dict[type, str] = {
 
 
 def _describe(node: ast.AST) -> str:
-    name = _REFUSED.get(type(node), type(node).__name__)
-    return name
+    return _REFUSED.get(type(node), type(node).__name__)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -347,7 +346,7 @@ class _Compiler:
             result: np.ndarray | None = None
             for sym, arg in steps:
                 if sym in ("in", "not in"):
-                    r = _isin(a, arg, ctx.n)  # type: ignore[arg-type]
+                    r = _isin(a, arg)  # type: ignore[arg-type]
                     if sym == "not in":
                         r = ~r
                     nxt = a
@@ -386,7 +385,10 @@ class _Compiler:
 
     def c_Call(self, node: ast.Call) -> _Node:
         if not isinstance(node.func, ast.Name):
-            raise self.fail(f"calling {_describe(node.func)} is not allowed; allowed functions: {sorted(FUNCTIONS)}")
+            raise self.fail(
+                f"only allow-listed functions may be called by name, not a call through {_describe(node.func)}; "
+                f"allowed functions: {sorted(FUNCTIONS)}"
+            )
         fname = node.func.id
         if fname not in FUNCTIONS:
             raise self.fail(f"function {fname!r} is not allowed; allowed functions: {sorted(FUNCTIONS)}")
@@ -443,7 +445,7 @@ def _compare(sym: str, a: np.ndarray, b: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(out, dtype=bool)
 
 
-def _isin(a: np.ndarray, values: list[object], n: int) -> np.ndarray:
+def _isin(a: np.ndarray, values: list[object]) -> np.ndarray:
     if _is_textual(a):
         wanted = [v for v in values if isinstance(v, str)]
     else:
