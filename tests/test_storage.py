@@ -334,3 +334,23 @@ def test_unknown_study_id(storage: SQLStorage, call) -> None:
 def test_study_id_type_checked(storage: SQLStorage) -> None:
     with pytest.raises(StorageError, match="study_id must be an int, got str '1'"):
         storage.load_trials("1")
+
+
+def test_sqlite_writes_begin_immediate_reads_deferred(storage: SQLStorage) -> None:
+    sid = storage.create_study("tx", {})
+    seen: list[str] = []
+    with storage._engine.connect() as conn:  # the pool hands this connection out again below
+        conn.connection.dbapi_connection.set_trace_callback(seen.append)
+    storage.reserve_trials(sid, [{"x": 1}], "w")
+    storage.count_trials(sid)
+    begins = [s for s in seen if s.startswith("BEGIN") or s == "COMMIT"]
+    assert begins == ["BEGIN IMMEDIATE", "COMMIT", "BEGIN", "COMMIT"]
+    assert any(s.startswith("UPDATE dse_studies SET next_number") for s in seen)  # the counter, in that transaction
+
+
+def test_file_that_is_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StorageError, match="garbage.db.*not a database.*cannot be opened"):
+        open_storage(str(bad))
+    assert bad.read_bytes() == b"this is not SQLite" * 100  # untouched

@@ -58,8 +58,10 @@ class BaseStorage(abc.ABC):
     def finish_trials(self, study_id: int, results: list[dict[str, Any]]) -> None:
         """Record results of reserved trials.
 
-        Each dict: ``number``, ``state`` (``"complete"`` | ``"failed"``), ``metrics`` (dict of float|str|None),
-        ``feasible`` (bool|None), ``error`` (str|None), ``finished_at`` (epoch s), ``duration_s`` (s).
+        Each dict: ``number``, ``state`` (``"complete"`` | ``"failed"``), ``metrics`` (dict of float|str|None,
+        None for {}), ``feasible`` (bool|None), ``error`` (str|None), ``finished_at`` (epoch s), ``duration_s`` (s).
+        StudyError if a number was never reserved (then nothing is written). A trial already finished or failed by
+        :meth:`fail_running` is overwritten: the latest result wins.
         """
 
     @abc.abstractmethod
