@@ -277,3 +277,93 @@ def test_bad_input_names_the_value(tmp_path):
                        scheduler=Scheduler(kv_capacity_tokens=3000))
     with pytest.raises(ValueError, match="kind 'pareto'"):
         serving.Dist("pareto", mean=3, std=1)
+
+
+# ---- the shipped path: real StepModel ---------------------------------------------------------------------
+
+def test_architecture_example_and_requests_frame():
+    w = Workload(concurrency=64, input_len=2048, output_len=256, n_requests=300)
+    s = Scheduler(max_batch_size=256, max_num_tokens=8192, chunked_prefill=True)
+    m = serving.simulate(model="Llama-3.1-70B", gpu="H200-SXM-141GB", tp=4, weight_dtype="fp8", kv_dtype="fp8",
+                         workload=w, scheduler=s, mode="agg")
+    assert set(m) == set(serving.METRIC_KEYS)
+    assert m["n_gpus"] == 4 and m["n_requests"] == 300 and m["preemptions"] == 0
+    assert m["ttft_ms_p50"] <= m["ttft_ms_p90"] <= m["ttft_ms_p99"]
+    assert 0 < m["gpu_busy_frac"] <= 1 and 0 < m["kv_usage_mean"] <= m["kv_usage_max"] <= 1
+    assert m["throughput_tok_s"] == pytest.approx(300 * 256 / m["duration_s"])
+    df = serving.simulate_requests("Llama-3.1-70B", "H200", tp=4, weight_dtype="fp8", kv_dtype="fp8", workload=w,
+                                   scheduler=s)
+    assert df["ttft_ms"].mean() == pytest.approx(m["ttft_ms_mean"])
+    assert (df["tokens_emitted"] == 256).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(inp=st.integers(1, 4000), out=st.integers(1, 300), rate=st.floats(0.5, 50.0), seed=st.integers(0, 3))
+def test_real_model_ttft_never_below_own_prefill(inp, out, rate, seed):
+    from objectives.inference import StepModel
+    sm = StepModel("Llama-3.1-8B", "H100", tp=1)
+    w = Workload(rate=rate, input_len=inp, output_len=out, n_requests=30, seed=seed)
+    df = serving.simulate_requests("Llama-3.1-8B", "H100", workload=w)
+    assert (df["ttft_ms"] >= sm.time_ms(inp, inp * (inp + 1) / 2, 0, 0) * (1 - 1e-9)).all()
+
+
+def test_disagg_mixed_gpus_and_kv_link():
+    w = Workload(rate=4.0, input_len=3000, output_len=200, n_requests=120)
+    common = dict(weight_dtype="fp8", workload=w)
+    agg = serving.simulate("Llama-3.1-70B", "H100", tp=4, **common)
+    dis = serving.simulate("Llama-3.1-70B", "H100", tp=4, mode="disagg",
+                           prefill=serving.Pool(gpu="H100", tp=4, n_workers=1),
+                           decode=serving.Pool(gpu="H200", tp=2, n_workers=1), **common)
+    assert dis["n_gpus"] == 6 and agg["n_gpus"] == 4
+    assert dis["tpot_ms_mean"] < agg["tpot_ms_mean"]         # decode no longer shares iterations with prefills
+    slow = serving.simulate("Llama-3.1-70B", "H100", tp=4, mode="disagg", kv_link_gbs=1.0,
+                            prefill=serving.Pool(n_workers=1), decode=serving.Pool(gpu="H200", tp=2), **common)
+    assert slow["e2e_ms_mean"] > dis["e2e_ms_mean"] + 0.5 * 3000 * 160e3 / 1e9 * 1e3 * 0.9
+    df = serving.simulate_requests("Llama-3.1-70B", "H100", tp=4, mode="disagg", kv_link_gbs=1.0,
+                                   prefill=serving.Pool(n_workers=1), decode=serving.Pool(gpu="H200", tp=2),
+                                   weight_dtype="fp8", workload=w)
+    from objectives.inference import StepModel
+    kvb = StepModel("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8").kv_bytes_per_token
+    np.testing.assert_allclose(df["kv_transfer_ms"], 3000 * kvb / 1e9 * 1e3)
+    assert set(df["prefill_replica"]) == {0} and set(df["replica"]) == {1}
+    with pytest.raises(ValueError, match="decode workers"):
+        serving.simulate("Llama-3.1-8B", "H100", mode="disagg", prefill=serving.Pool(), workload=w)
+
+
+def test_swap_costs_host_link_time():
+    w = Workload(concurrency=48, input_len=1500, output_len=1500, n_requests=96)
+    kw = dict(kv_capacity_tokens=60_000)
+    rec = serving.simulate("Llama-3.1-8B", "H100", workload=w, scheduler=Scheduler(preemption="recompute", **kw))
+    fast = serving.simulate("Llama-3.1-8B", "H100", workload=w, scheduler=Scheduler(preemption="swap", **kw))
+    slow = serving.simulate("Llama-3.1-8B", "H100", workload=w,
+                            scheduler=Scheduler(preemption="swap", host_link_gbs=0.5, **kw))
+    assert rec["preemptions"] > 0 and fast["preemptions"] > 0
+    assert slow["duration_s"] > fast["duration_s"]
+
+
+@FAST
+@given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 40), seed=st.integers(0, 3),
+       dp=st.integers(1, 2))
+def test_event_skipping_equals_stepping_every_iteration(load, inp, out, sched, n, seed, dp):
+    """Closed-form decode segments (finish heap, exact KV-block search, cuts at arrivals) reproduce the same
+    engine stepping one iteration at a time: same preemptions, same times (the cost is affine, so the
+    trapezoid sums are exact up to rounding)."""
+    from objectives.serving.simulator import _frame, _run
+    w = _workload(load, inp, out, n, seed)
+    frames = []
+    for skip in (True, False):
+        eng, _ = _run(w, PoolCosts(COST, dp, sched), None, None, sched, 0.0, "least_loaded", skip=skip)
+        frames.append(_frame(eng))
+    a, b = frames
+    np.testing.assert_array_equal(a["preemptions"], b["preemptions"])
+    for c in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-12)
+
+
+def test_itl_percentiles_match_per_token_gaps():
+    w = Workload(concurrency=1, input_len=100, output_len=400, n_requests=2)
+    m = simulate_costs(COST, workload=w)
+    gaps = np.tile([COST.time_ms(0, 0, 1, 100 + k + 1) for k in range(399)], 2)
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        assert m[f"itl_ms_{name}"] == pytest.approx(np.quantile(gaps, q, method="inverted_cdf"), rel=1e-9)
+    assert m["itl_ms_mean"] == pytest.approx(gaps.mean(), rel=1e-9)
