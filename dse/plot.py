@@ -17,7 +17,7 @@ import functools
 import html
 import io
 from pathlib import Path
-from typing import Any, Callable, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Union
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,14 @@ import pandas as pd
 from .errors import StudyError
 from .view import DOMINATED, FRONT, INFEASIBLE, StudyView
 
-__all__ = ["StudyView", "Sensitivity", "front", "parallel", "sensitivity", "save", "hover_data"]
+if TYPE_CHECKING:
+    import matplotlib.figure
+    import plotly.graph_objects
+
+#: What the plotting functions return: a plotly figure or a matplotlib figure, by backend.
+Figure = Union["plotly.graph_objects.Figure", "matplotlib.figure.Figure"]
+
+__all__ = ["StudyView", "Sensitivity", "front", "parallel", "sensitivity", "sensitivity_table", "save", "hover_data"]
 
 Backend = Literal["plotly", "matplotlib"]
 BACKENDS: tuple[str, ...] = ("plotly", "matplotlib")
@@ -45,7 +52,7 @@ class Sensitivity(NamedTuple):
     """Result of :func:`sensitivity`: the ranked table and its figure (unpack as ``table, fig = ...``)."""
 
     table: pd.DataFrame
-    figure: Any
+    figure: Figure
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
@@ -169,7 +176,7 @@ def front(
     *,
     backend: Backend = "plotly",
     color: str | None = None,
-) -> Any:
+) -> Figure:
     """Plot the Pareto front in 2-D (x, y) or 3-D (x, y, z).
 
     Front points are highlighted and, in 2-D, joined by the attainment line of those that stay non-dominated in
@@ -353,7 +360,7 @@ def parallel(
     backend: Backend = "plotly",
     color: str | None = None,
     subset: Literal["all", "feasible", "front"] = "feasible",
-) -> Any:
+) -> Figure:
     """Parallel coordinates over the parameters, then the objectives, one line per complete trial.
 
     Categorical parameters are encoded as positions labelled with their values; inactive (missing) values get
@@ -448,44 +455,21 @@ def _levels(s: pd.Series, bins: int) -> pd.Series:
     return s.astype(object).where(s.notna(), "n/a").astype(str)
 
 
-def sensitivity(
-    view: StudyView,
-    metric: str,
-    *,
-    backend: Backend = "plotly",
-    bins: int = 8,
-    feasible_only: bool = False,
-) -> Sensitivity:
-    """Rank the parameters by their main effect on `metric`.
-
-    The measure (a main-effects plot reduced to one number per knob): group the complete trials by the value
-    of one parameter (numeric parameters with more than `bins` distinct values are cut into `bins` quantile
-    bins), take the metric's median and best value (min or max by its direction) in each group; a knob's
-    effect is the spread (max - min) of those group medians (``spread_median``, the ranking key) and of the
-    group bests (``spread_best``), in the metric's own unit. ``relative_spread`` divides ``spread_median`` by the
-    metric's overall range. Other knobs are not held fixed, so this measures association over the sampled
-    trials, not a controlled effect.
-
-    Returns:
-        Sensitivity(table, figure): table indexed by rank (1 = largest effect) with columns parameter,
-        n_levels, spread_median, spread_best, relative_spread, best_level, worst_level, best_median;
-        figure a bar chart of the spreads.
-    """
-    _check_backend(backend)
+def sensitivity_table(view: StudyView, metric: str, *, bins: int = 8, feasible_only: bool = False) -> pd.DataFrame:
+    """The ranked per-knob effect table of :func:`sensitivity`, without the figure."""
     view.check_metric(metric)
-    if not isinstance(bins, (int, np.integer)) or bins < 2:
+    if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or bins < 2:
         raise StudyError(f"bins must be an integer >= 2, got {bins!r}")
     df = view.complete()
     if feasible_only:
         df = df[df["category"] != INFEASIBLE]
-    y = df[metric].to_numpy(dtype=float)
-    df = df[np.isfinite(y)]
-    y = df[metric].to_numpy(dtype=float)
+    df = df[np.isfinite(df[metric].to_numpy(dtype=float))]
+    y = pd.Series(df[metric].to_numpy(dtype=float), index=df.index)
     maximize = view.direction(metric) == "max"
-    total = float(np.ptp(y)) if len(y) else float("nan")
+    total = float(np.ptp(y.to_numpy())) if len(y) else float("nan")
     rows = []
-    for p in view.params:
-        g = pd.Series(y, index=df.index).groupby(_levels(df[p], bins), sort=False)
+    for p in view.params:  # one groupby per parameter; the rows are never looped over in Python
+        g = y.groupby(_levels(df[p], bins), sort=False)
         med = g.median()
         best = g.max() if maximize else g.min()
         if len(med) == 0:
@@ -504,6 +488,35 @@ def sensitivity(
     table.insert(4, "relative_spread", table["spread_median"] / total if total > 0 else np.nan)
     table = table.sort_values(["spread_median", "spread_best"], ascending=False, na_position="last", kind="stable")
     table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
+    return table
+
+
+def sensitivity(
+    view: StudyView,
+    metric: str,
+    *,
+    backend: Backend = "plotly",
+    bins: int = 8,
+    feasible_only: bool = False,
+) -> Sensitivity:
+    """Rank the parameters by their main effect on `metric`.
+
+    The measure (a main-effects plot reduced to one number per knob): group the complete trials by the value
+    of one parameter (numeric parameters with more than `bins` distinct values are cut into `bins` quantile
+    bins; missing values of conditional parameters form an "n/a" group), take the metric's median and best
+    value (min or max by its direction) in each group; a knob's effect is the spread (max - min) of those group
+    medians (``spread_median``, the ranking key) and of the group bests (``spread_best``), in the metric's own
+    unit. ``relative_spread`` divides ``spread_median`` by the metric's overall range. Other knobs are not held
+    fixed, so this measures association over the sampled trials, not a controlled effect.
+
+    Returns:
+        Sensitivity(table, figure): table indexed by rank (1 = largest effect) with columns parameter,
+        n_levels, spread_median, spread_best, relative_spread, best_level, worst_level, best_median;
+        figure a bar chart of the spreads.
+    """
+    _check_backend(backend)
+    table = sensitivity_table(view, metric, bins=bins, feasible_only=feasible_only)
+    maximize = view.direction(metric) == "max"
     title = f"{view.name}: per-knob effect on {metric} ({'max' if maximize else 'min'})"
     if backend == "matplotlib":
         return Sensitivity(table, _sensitivity_mpl(table, metric, title))
@@ -521,8 +534,7 @@ def sensitivity(
     fig.update_layout(barmode="group", title=dict(text=html.escape(title)), xaxis_title=f"{metric} spread",
                       template="plotly_white", height=max(320, 120 + 40 * len(t)), margin=dict(l=120, r=20, t=50, b=40),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0))
-    setattr(fig, _REPLOT_ATTR, lambda: sensitivity(view, metric, backend="matplotlib", bins=bins,
-                                                   feasible_only=feasible_only).figure)
+    setattr(fig, _REPLOT_ATTR, lambda: _sensitivity_mpl(table, metric, title))
     return Sensitivity(table, fig)
 
 
@@ -562,7 +574,7 @@ def _is_mpl(fig: Any) -> bool:
     return isinstance(fig, Figure)
 
 
-def save(fig: Any, path: str | Path) -> Path:
+def save(fig: Figure, path: str | Path) -> Path:
     """Write a figure from this module to `path`; the suffix picks the format. Returns the path.
 
     - ``.html``: plotly figures as a self-contained page (plotly.js inlined, no CDN, works offline);

@@ -395,3 +395,35 @@ def test_nondominated_2d_matches_brute_force(pts, dirs):
     kept = [tuple(r) for r in F[mask]]
     assert len(kept) == len(set(kept)), "one point per duplicate group"
     assert set(kept) == expected
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "category"])
+def test_parallel_axis_encoding_of_categoricals_with_missing(dtype):
+    s = pd.Series(["fp8", None, "bf16", "fp8", None], dtype=dtype)
+    v, tickvals, ticktext = plot._encode_axis(s)
+    assert ticktext == ["n/a", "bf16", "fp8"]
+    assert [ticktext[tickvals.index(x)] for x in v] == ["fp8", "n/a", "bf16", "fp8", "n/a"]
+    b, _, bt = plot._encode_axis(pd.Series([True, False, True]))
+    assert bt == ["False", "True"] and list(b) == [1.0, 0.0, 1.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=4, max_size=30),
+    shift=st.floats(-1e3, 1e3, allow_nan=False),
+    scale=st.floats(0.01, 100, allow_nan=False),
+)
+def test_sensitivity_invariants(values, shift, scale):
+    """Spreads are non-negative, at most the metric's range, shift-invariant and scale with the metric."""
+    n = len(values)
+    rng = np.random.default_rng(n)
+    df = pd.DataFrame(dict(number=range(n), state="complete", feasible=True,
+                           a=rng.choice(["p", "q", "r"], n), b=rng.integers(0, 20, n), m=values))
+    t0 = plot.sensitivity_table(StudyView("h", df, ["a", "b"], {"m": "min"}), "m").set_index("parameter")
+    df2 = df.assign(m=df["m"] * scale + shift)
+    t1 = plot.sensitivity_table(StudyView("h", df2, ["a", "b"], {"m": "min"}), "m").set_index("parameter")
+    total = max(values) - min(values)
+    for col in ("spread_median", "spread_best"):
+        assert (t0[col] >= 0).all() and (t0[col] <= total * (1 + 1e-9) + 1e-9).all()
+        assert t1[col].to_numpy() == pytest.approx(t0[col].to_numpy() * scale, rel=1e-6, abs=1e-6 * (1 + abs(shift)))
+    assert (t0["relative_spread"].fillna(0) <= 1 + 1e-9).all()
