@@ -367,3 +367,13 @@ def test_itl_percentiles_match_per_token_gaps():
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
         assert m[f"itl_ms_{name}"] == pytest.approx(np.quantile(gaps, q, method="inverted_cdf"), rel=1e-9)
     assert m["itl_ms_mean"] == pytest.approx(gaps.mean(), rel=1e-9)
+
+
+def test_bursty_burstgpt_like_arrivals_hurt_tail_latency():
+    burst = serving.burstgpt_like(400, rate=3.0, seed=0)
+    poisson = Workload(trace=burst.trace, rate=3.0)            # same lengths, Poisson arrivals
+    assert poisson.requests().arrival_s is not None and burst.trace_sha256 == poisson.trace_sha256
+    mb = serving.simulate("Llama-3.1-8B", "H100", workload=burst)
+    mp = serving.simulate("Llama-3.1-8B", "H100", workload=poisson)
+    assert mb["n_requests"] == mp["n_requests"] == 400
+    assert mb["ttft_ms_p99"] > 1.5 * mp["ttft_ms_p99"]

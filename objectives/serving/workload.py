@@ -6,6 +6,7 @@ stretches the same arrival pattern and keeps the same lengths.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,8 @@ class Workload:
     output_len: Length = 256
     n_requests: int | None = None
     seed: int = 0
-    trace: str | Path | pd.DataFrame | None = field(default=None, compare=False)
+    trace: str | Path | pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    trace_sha256: str = field(default="", init=False)   # identifies the trace in comparisons, hashes and repr
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and self.rate is not None:
@@ -130,7 +132,10 @@ class Workload:
         if self.n_requests is not None and (not isinstance(self.n_requests, (int, np.integer)) or self.n_requests < 1):
             raise ValueError(f"Workload n_requests={self.n_requests!r}: must be an integer >= 1")
         if self.trace is not None:
-            object.__setattr__(self, "trace", read_trace(self.trace))
+            t = read_trace(self.trace)
+            object.__setattr__(self, "trace", t)
+            digest = hashlib.sha256(pd.util.hash_pandas_object(t, index=False).to_numpy().tobytes()).hexdigest()
+            object.__setattr__(self, "trace_sha256", digest)
 
     @property
     def closed_loop(self) -> bool:
