@@ -72,8 +72,9 @@ class BaseStorage(abc.ABC):
     def load_trials(
         self, study_id: int, *, states: Sequence[str] | None = None, min_number: int | None = None
     ) -> pd.DataFrame:
-        """Trials sorted by number: number, state, params (dict), metrics (dict), feasible, error, worker,
-        started_at, finished_at, duration_s. ``min_number`` keeps numbers >= it."""
+        """Trials sorted by number: number (int64), state (str), params (dict), metrics (dict, {} while running),
+        feasible (object: True/False/None), error (str/None), worker (str/None), started_at, finished_at,
+        duration_s (float64, NaN when unknown). ``states`` keeps only those states; ``min_number`` numbers >= it."""
 
     @abc.abstractmethod
     def count_trials(self, study_id: int, states: Sequence[str] | None = None) -> int:

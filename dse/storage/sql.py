@@ -700,7 +700,8 @@ def _trials_frame(rows: Sequence[Any]) -> pd.DataFrame:
             "state": pd.Series(_objects(cols[1]), dtype=object),
             "params": _objects(params),
             "metrics": _objects(metrics),
-            "feasible": pd.array(list(cols[4]), dtype="boolean"),
+            # object dtype of True/False/None (SQLite hands back 0/1): .astype(bool) maps None to False
+            "feasible": pd.Series(_objects([None if v is None else bool(v) for v in cols[4]]), dtype=object),
             "error": pd.Series(_objects(cols[5]), dtype=object),  # object dtype keeps None (not NaN)
             "worker": pd.Series(_objects(cols[6]), dtype=object),
             "started_at": np.array(cols[7], dtype=np.float64),
