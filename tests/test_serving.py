@@ -377,3 +377,16 @@ def test_bursty_burstgpt_like_arrivals_hurt_tail_latency():
     mp = serving.simulate("Llama-3.1-8B", "H100", workload=poisson)
     assert mb["n_requests"] == mp["n_requests"] == 400
     assert mb["ttft_ms_p99"] > 1.5 * mp["ttft_ms_p99"]
+
+
+def test_gpu_memory_utilization_scales_the_cache():
+    w = Workload(concurrency=40, input_len=300, output_len=400, n_requests=80)
+    base = Scheduler(kv_capacity_tokens=None)
+    assert base.kv_blocks(COST) == COST.kv_capacity_tokens // 16
+    assert Scheduler(gpu_memory_utilization=0.45).kv_blocks(COST) == COST.kv_capacity_tokens // 2 // 16
+    small = dataclasses.replace(COST, kv_capacity_tokens=40 * 700 * 2)
+    a = simulate_costs(small, workload=w, scheduler=Scheduler(gpu_memory_utilization=0.9))
+    b = simulate_costs(small, workload=w, scheduler=Scheduler(gpu_memory_utilization=0.1))
+    assert a["preemptions"] == 0 < b["preemptions"]
+    with pytest.raises(ValueError, match="gpu_memory_utilization=1.5"):
+        Scheduler(gpu_memory_utilization=1.5)

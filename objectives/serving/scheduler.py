@@ -46,10 +46,12 @@ class Scheduler:
     - ``policy``: ``"decode_priority"`` (every running decode is scheduled, prefill chunks fill the rest of the
       budget: vLLM v1, Sarathi-Serve) or ``"prefill_first"`` (an iteration with admissible prefill work runs
       prefill only and decodes wait: vLLM v0 default).
-    - KV cache: paged, blocks of ``kv_block_size`` tokens; capacity ``kv_capacity_tokens`` (default: the
-      analytical model's ``kv_capacity_tokens``, whose memory model already reserves activations and runtime)
-      times ``gpu_memory_utilization / 0.9`` (0.9 is the fraction the analytical model assumes, vLLM's default).
-      New prompts are admitted while ``kv_watermark`` of the blocks stays free.
+    - KV cache: paged, blocks of ``kv_block_size`` tokens; capacity ``kv_capacity_tokens`` tokens, default the
+      analytical model's ``kv_capacity_tokens`` (its memory model gives the KV cache a fraction, about 0.9, of
+      the memory left after weights, activations for max_num_tokens and the runtime reserve). A
+      ``gpu_memory_utilization`` rescales that capacity by gpu_memory_utilization / the model's fraction
+      (``cost.kv_mem_fraction`` when the cost object has it, else 0.9). New prompts are admitted (with their
+      whole prompt reserved) while ``kv_watermark`` of the blocks stays free.
     - ``preemption`` when a decode step finds no free block: the most recently admitted request is evicted;
       ``"recompute"`` re-prefills its prompt and generated tokens later, ``"swap"`` copies its KV to host memory
       and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise).
@@ -62,7 +64,7 @@ class Scheduler:
     policy: str = "decode_priority"
     preemption: str = "recompute"
     kv_block_size: int = 16
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float | None = None
     kv_capacity_tokens: int | None = None
     kv_watermark: float = 0.01
     host_link_gbs: float | None = None
@@ -81,7 +83,7 @@ class Scheduler:
             raise ValueError(f"Scheduler policy={self.policy!r}: valid policies are {', '.join(_POLICIES)}")
         if self.preemption not in _PREEMPTION:
             raise ValueError(f"Scheduler preemption={self.preemption!r}: valid values are {', '.join(_PREEMPTION)}")
-        if not 0 < self.gpu_memory_utilization <= 1:
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(f"Scheduler gpu_memory_utilization={self.gpu_memory_utilization!r}: must be in (0, 1]")
         if self.kv_capacity_tokens is not None and (not isinstance(self.kv_capacity_tokens, int)
                                                     or self.kv_capacity_tokens < 1):
@@ -100,8 +102,11 @@ class Scheduler:
         """KV-cache blocks of one replica."""
         if self.kv_capacity_tokens is not None:
             tokens = self.kv_capacity_tokens
+        elif self.gpu_memory_utilization is None:
+            tokens = int(cost.kv_capacity_tokens)
         else:
-            tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
+            base = float(getattr(cost, "kv_mem_fraction", 0.9))
+            tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / base)
         return tokens // self.kv_block_size
 
 
