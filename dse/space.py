@@ -40,6 +40,7 @@ MAX_VALUES = 50_000_000
 DEFAULT_MAX_POINTS = 20_000_000
 """Default bound on the number of rows :meth:`Space.grid` returns."""
 _CHUNK = 2_000_000  # rows of the grid enumeration processed at once
+_MIN_FRACTION = 1e-4  # sample(): smallest feasible fraction rejection sampling goes on with
 
 
 def _is_real(x: object) -> bool:
@@ -843,8 +844,9 @@ class Space:
         """``n`` random feasible configurations (vectorized rejection sampling), reproducible for a given seed.
 
         Each parameter is drawn independently (log-uniformly with ``log=True``); inactive conditional parameters
-        are missing. If fewer than about 1 in 10^5 draws is feasible, a discrete space falls back to drawing
-        uniformly from its grid; otherwise :class:`SpaceError` names the constraints.
+        are missing. If fewer than 1 in 10^4 of at least 10^5 draws is feasible (or 5e7 draws were not enough), a
+        discrete space of at most 1e8 points before constraints falls back to drawing uniformly from its grid;
+        otherwise :class:`SpaceError` names the constraints.
         """
         if not _is_integer(n) or n < 0:
             raise SpaceError(f"sample(n): n must be a non-negative integer, got {n!r}")
@@ -854,7 +856,6 @@ class Space:
         rng = np.random.default_rng(seed)
         pieces: list[pd.DataFrame] = []
         have = drawn = 0
-        budget = max(200_000, 100 * n)
         while have < n:
             rate = (have + 1) / (drawn + 1) if drawn else 1.0
             m = int(min(max((n - have) / rate * 1.2 + 16, 64), 1_000_000))
@@ -868,7 +869,7 @@ class Space:
                 keep = df[ok].iloc[: n - have]
                 pieces.append(keep)
                 have += len(keep)
-            if have < n and drawn >= budget:
+            if have < n and ((drawn >= 100_000 and have < drawn * _MIN_FRACTION) or drawn >= 50_000_000):
                 return self._sample_fallback(n, rng, have, drawn)
         if not pieces:
             return self._to_frame(*self._draw(rng, 0), 0)
@@ -888,7 +889,7 @@ class Space:
         )
 
     def _enumerable(self) -> bool:
-        return math.prod(float(p.n_values) for p in self._params.values()) <= 1e9
+        return math.prod(float(p.n_values) for p in self._params.values()) <= 1e8
 
     # -- grid ------------------------------------------------------------------------------------------------
     def _enumerate(self) -> Iterator[dict[str, np.ndarray]]:

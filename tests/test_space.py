@@ -364,6 +364,12 @@ def test_sample_rejects_bad_n():
             s.sample(bad, seed=0)  # type: ignore[arg-type]
 
 
+def test_sample_small_but_workable_feasible_fraction():
+    s = Space(x=Float(0, 1), y=Float(0, 1), constraints=["x < 0.05 and y < 0.05"])  # 1 in 400
+    df = s.sample(1000, seed=2)
+    assert len(df) == 1000 and (df["x"] < 0.05).all() and (df["y"] < 0.05).all()
+
+
 def test_sample_tiny_feasible_fraction():
     cont = Space(x=Float(0, 1), y=Float(0, 1), constraints=["abs(x - y) < 1e-9"])
     with pytest.raises(SpaceError) as info:
