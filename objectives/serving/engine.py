@@ -6,8 +6,9 @@ while nothing arrives, finishes or changes phase. A segment is advanced in close
 
 - every decoding sequence gains one token per iteration, so the summed context grows by n per iteration and a
   request's finish step is known when it starts decoding (a min-heap of finish steps);
-- the KV blocks needed at step s are Q + n*ceil-ish terms computed exactly in O(block size) from the
-  residues of the decoders' base offsets, so the step where the cache runs out is found by binary search;
+- decoder i holds base_i + s KV tokens at step s, so the blocks they need, sum_i ceil((base_i + s) / B), equal
+  sum_i floor(base_i / B) + n * q + #{i: base_i mod B >= B - m} with (q, m) = divmod(s + B - 1, B): exact in
+  O(B) from a count of residues, and the step where the cache runs out is found by binary search;
 - the iteration times t(k) = time_ms(0, 0, n, C0 + k*n) are summed with the trapezoid rule on pieces whose
   midpoint lies within `RTOL` of the chord (pieces are split until it does). The sum is exact when time_ms is
   affine in the context at fixed batch (a per-op roofline in the decode regime: attention intensity does not
