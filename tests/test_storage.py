@@ -355,3 +355,51 @@ def test_file_that_is_not_a_database(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="garbage.db.*not a database.*cannot be opened"):
         open_storage(str(bad))
     assert bad.read_bytes() == b"this is not SQLite" * 100  # untouched
+
+
+_junk = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 50), st.floats(), st.text(max_size=8), st.binary(max_size=4),
+    st.sets(st.integers(), max_size=2), st.builds(object), st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.dictionaries(st.integers(), st.integers(), min_size=1, max_size=2),
+)
+_row = st.fixed_dictionaries(
+    {},
+    optional={
+        "number": _junk, "state": st.one_of(st.sampled_from(["complete", "failed", "running", "done"]), _junk),
+        "metrics": _junk, "feasible": _junk, "error": _junk, "finished_at": _junk, "duration_s": _junk,
+        "params": _junk, "started_at": _junk,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call=st.sampled_from(["finish", "add", "reserve", "attrs", "meta", "load", "fail"]),
+       rows=st.lists(st.one_of(_row, _junk), max_size=4), sid=st.one_of(st.just(1), _junk))
+def test_fuzzed_input_gives_clear_errors_and_alters_nothing(storage: SQLStorage, call: str, rows: list,
+                                                             sid: object) -> None:
+    if storage.get_study("fz") is None:
+        s = storage.create_study("fz", {"k": 1})
+        storage.reserve_trials(s, [{"x": i} for i in range(5)], "w")
+    before = _snapshot(storage, 1)
+    n_before = storage.count_trials(1)
+    try:
+        if call == "finish":
+            storage.finish_trials(sid, rows)
+        elif call == "add":
+            storage.add_trials(sid, rows, "w")
+        elif call == "reserve":
+            storage.reserve_trials(sid, rows, "w")
+        elif call == "attrs":
+            storage.set_attrs(sid, {str(i): r for i, r in enumerate(rows)})
+        elif call == "meta":
+            storage.update_study_meta(sid, {str(i): r for i, r in enumerate(rows)})
+        elif call == "load":
+            storage.load_trials(sid, states=rows or None)
+        else:
+            storage.fail_running(sid, numbers=rows, reason="fuzz")
+    except (StorageError, StudyError) as exc:
+        assert str(exc)  # a message, and nothing changed
+        assert _snapshot(storage, 1) == before
+    else:
+        assert storage.count_trials(1) >= n_before
