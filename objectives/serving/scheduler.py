@@ -54,7 +54,9 @@ class Scheduler:
       whole prompt reserved) while ``kv_watermark`` of the blocks stays free.
     - ``preemption`` when a decode step finds no free block: the most recently admitted request is evicted;
       ``"recompute"`` re-prefills its prompt and generated tokens later, ``"swap"`` copies its KV to host memory
-      and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise).
+      and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise),
+      the copy time added to the iteration that evicts or resumes it. A victim still prefilling is always
+      recomputed. No new prompt is admitted in an iteration that preempted or while requests are swapped out.
     """
 
     max_batch_size: int = 256

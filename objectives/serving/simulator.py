@@ -225,7 +225,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
     mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, worker count); the KV
     cache of each prompt moves over ``kv_link_gbs`` GB/s (default: the slower GPU's scale-up link x the smaller
-    TP, the shards moving in parallel). TTFT is counted when the prefill worker emits the first token.
+    TP, the shards moving in parallel). TTFT is counted when the prefill worker emits the first token; the
+    prefill worker frees the prompt's KV blocks then (the transfer is not modelled as holding them), and the
+    decode worker admits the request when its blocks fit, like any other.
 
     Keys (times in ms): ttft_ms_*, tpot_ms_*, itl_ms_*, e2e_ms_* for * in mean, p50, p90, p99;
     throughput_tok_s (output tokens/s, whole deployment), throughput_tok_s_per_gpu, tok_s_per_user
