@@ -83,13 +83,12 @@ def _escape(a: np.ndarray) -> np.ndarray:
     return s.str.replace("&", "&amp;").str.replace("<", "&lt;").str.replace(">", "&gt;").to_numpy(dtype=object)
 
 
-def hover_data(view: StudyView, df: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """Hover for the rows of `df`: per-point ``customdata`` (trial number, class, parameters, metrics, formatted
-    as strings) and the one ``hovertemplate`` that lays them out, so labels are stored once, not per point."""
-    label = {k: v[0] for k, v in STYLE.items()}
-    cat = df["category"].map(label).to_numpy(dtype=object) if "category" in df else np.full(len(df), "", dtype=object)
-    cols = [_fmt(df["number"]), cat]
-    lines = ["<b>trial %{customdata[0]}</b> (%{customdata[1]})"]
+def hover_data(view: StudyView, df: pd.DataFrame, label: str = "") -> tuple[np.ndarray, str]:
+    """Hover for the rows of `df`: per-point ``customdata`` (trial number, parameters, metrics, formatted as
+    strings) and the one ``hovertemplate`` that lays them out (with `label`, the point class), so labels are
+    stored once per trace, not per point."""
+    cols = [_fmt(df["number"])]
+    lines = ["<b>trial %{customdata[0]}</b>" + (f" ({html.escape(label)})" if label else "")]
     for col in view.params:
         lines.append(f"{html.escape(col)} = %{{customdata[{len(cols)}]}}")
         cols.append(_escape(_fmt(df[col])))
@@ -226,7 +225,7 @@ def _front_plotly(view: StudyView, df: pd.DataFrame, axes: list[str], color: str
             if cat == FRONT:
                 marker["colorbar"] = dict(title=dict(text=color))
         coords = {k: pts[a].to_numpy(dtype=float).tolist() for k, a in zip("xyz", axes)}
-        custom, template = hover_data(view, pts)
+        custom, template = hover_data(view, pts, label)
         fig.add_trace(
             Trace(
                 **coords,
@@ -386,13 +385,13 @@ def parallel(
     dimensions = []
     for d in dims:
         v, tv, tt = encoded[d]
-        dim: dict[str, Any] = dict(label=d, values=v.tolist())
+        dim: dict[str, Any] = dict(label=d, values=np.asarray(v, dtype=float))  # numpy: stored base64-packed, compact
         if tv is not None:
             dim.update(tickvals=tv, ticktext=tt)
         dimensions.append(dim)
     fig = go.Figure(
         go.Parcoords(
-            line=dict(color=cvals.tolist(), colorscale="Viridis", showscale=True, colorbar=dict(title=dict(text=color))),
+            line=dict(color=np.asarray(cvals, dtype=float), colorscale="Viridis", showscale=True, colorbar=dict(title=dict(text=color))),
             dimensions=dimensions,
         )
     )

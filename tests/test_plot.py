@@ -157,6 +157,7 @@ def test_front_2d_plotly_classes_and_hover(view, tmp_path):
     assert not drawn & {3, 17, 25}
     assert by_meta(fig, INFEASIBLE).marker.color == "#9e9e9e" and by_meta(fig, INFEASIBLE).marker.symbol == "x"
     tmpl = by_meta(fig, FRONT).hovertemplate
+    assert tmpl.startswith("<b>trial %{customdata[0]}</b> (Pareto front)")
     for name in PARAMS + ["latency_ms", "cost"]:
         assert name in tmpl
     # the hover of a front point shows its configuration
@@ -219,7 +220,7 @@ def test_front_html_is_self_contained_and_holds_front_data(view, tmp_path, axes)
         for v in fr[col]:
             assert json.dumps(float(v)) in text, f"front value {v} of {col} missing from the HTML"
     for n in fr["number"]:
-        assert f'["{n}","Pareto front"' in text
+        assert f'["{n}",' in text  # its hover data: trial number first
 
 
 @pytest.mark.parametrize("axes", [("latency_ms", "throughput"), ("latency_ms", "throughput", "cost")])
@@ -372,7 +373,7 @@ def test_hostile_values_are_escaped_in_hover(view):
     v = StudyView(view.name, trials, view.params, view.objectives, view.constraints, {}, view.pareto_numbers)
     fig = plot.front(v)
     cds = [c for c in by_meta(fig, FRONT).customdata]
-    assert "&lt;img src=x onerror=alert(1)&gt;" in [c[2] for c in cds]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in [c[1] for c in cds]
     assert fig.layout.title.text == "toy &lt;study&gt;: Pareto front"
 
 
