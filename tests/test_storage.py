@@ -199,7 +199,14 @@ def test_list_and_delete(storage: SQLStorage) -> None:
     with pytest.raises(StudyError, match="'a'.*existing: \\['b'\\]"):
         storage.delete_study("a")
     a2 = storage.create_study("a", {"new": True})  # a fresh study with the freed name starts at 0
+    assert a2 not in (a, b)  # ids are never reused, so a stale worker of the old "a" cannot write into it
+    storage.delete_study("a")  # the highest id: plain SQLite rowids would hand it out again
+    a3 = storage.create_study("a", {})
+    assert a3 > a2
+    a2 = a3
     assert storage.reserve_trials(a2, [{"x": 0}], "w") == [0]
+    with pytest.raises(StudyError, match=f"no study with id {a}"):
+        storage.reserve_trials(a, [{"x": 0}], "stale")
     assert storage.get_attrs(a2) == {} and storage.count_trials(b) == 0
 
 

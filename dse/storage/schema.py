@@ -47,6 +47,7 @@ studies = Table(
     Column("next_number", Integer, nullable=False, default=0),
     Column("created_at", Double, nullable=False),  # epoch s
     Column("updated_at", Double, nullable=False),  # epoch s, touched by every write to the study
+    sqlite_autoincrement=True,  # ids are never reused: a worker of a deleted study cannot write into a new one
 )
 
 #: One row per trial; ``number`` is unique within a study, 0-based.
