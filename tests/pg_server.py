@@ -32,7 +32,9 @@ def _start(config: pytest.Config) -> tuple[str | None, str | None]:
     """Start the server once per session: (url, None) or (None, error)."""
     if _SERVER in config.stash:
         return config.stash[_SERVER]
-    directory = tempfile.mkdtemp(prefix="dse-pg-")
+    # as root the server runs as another OS user, which must traverse DIR's parents: /tmp, not a private $TMPDIR
+    parent = "/tmp" if hasattr(os, "geteuid") and os.geteuid() == 0 and os.path.isdir("/tmp") else None
+    directory = tempfile.mkdtemp(prefix="dse-pg-", dir=parent)
 
     def stop() -> None:
         subprocess.run(["bash", str(SCRIPT), "stop", directory], capture_output=True, timeout=180, check=False)
