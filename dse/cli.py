@@ -110,8 +110,14 @@ def cmd_run(args, worker: bool = False) -> int:
     )
     elapsed = time.perf_counter() - t0
     s = study.summary()
-    print(f"study {s['name']!r}: {s['n_complete']} complete, {s['n_failed']} failed, {s['n_feasible']} feasible; "
-          f"front of {s['front_size']} in {elapsed:.1f} s  [{s['storage']}]")
+    grid = s.get("grid")
+    if grid and grid.get("front_stored"):
+        print(f"study {s['name']!r}: grid of {grid['n_points']:,} points, {grid['n_complete']:,} evaluated, "
+              f"{grid['n_failed']:,} failed, {grid['n_feasible']:,} feasible; front of {s['front_size']} in "
+              f"{elapsed:.1f} s  [{s['storage']}; every point in {grid['path']}]")
+    else:
+        print(f"study {s['name']!r}: {s['n_complete']} complete, {s['n_failed']} failed, {s['n_feasible']} feasible; "
+              f"front of {s['front_size']} in {elapsed:.1f} s  [{s['storage']}]")
     if worker:
         return 0
     print(front_table(study, spec.show, limit=None if args.all else 40))
@@ -205,7 +211,7 @@ def cmd_dashboard(args) -> int:
     else:
         target = args.optuna_storage
     ostudy = study.to_optuna(target)
-    print(f"optuna-dashboard for {study.name!r} ({len(ostudy.trials)} trials) at http://{args.host}:{args.port}/  (Ctrl-C stops)")
+    print(f"optuna-dashboard for {study.name!r}: {len(ostudy.trials)} trials copied (Ctrl-C stops)")
     dashboard.run(target, host=args.host, port=args.port)
     return 0
 

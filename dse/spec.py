@@ -125,11 +125,21 @@ def front_table(study, columns: list[str] | None = None, limit: int | None = 40)
         unknown = [c for c in columns if c not in front.columns]
         if unknown:
             raise StudyError(f"columns {unknown} are not in the trials; available: {list(front.columns)}")
-    view = front[columns].copy()
+    # configurations that tie on every objective are one point of the front: show the first, count the others
+    objs = list(study.objectives)
+    key = front[objs].round(12).astype(str).agg("|".join, axis=1)
+    ties = key.map(key.value_counts()) - 1
+    keep = ~key.duplicated()
+    view = front.loc[keep, columns].copy()
+    if (ties > 0).any():
+        view["ties"] = ties[keep].to_numpy()
     for c in view.columns:
         if pd.api.types.is_float_dtype(view[c]):
             view[c] = view[c].map(lambda v: f"{v:.4g}")
     lines = []
+    if keep.sum() < len(front):
+        lines.append(f"{len(front)} front trials, {int(keep.sum())} distinct points; 'ties' counts the other "
+                     "configurations with exactly the same objectives (see study.pareto())")
     if const:
         lines.append("same on the whole front: " + ", ".join(f"{p}={front[p].iloc[0]}" for p in const))
     body = view if limit is None else view.head(limit)
