@@ -135,6 +135,17 @@ class Encoder:
         self.has_conditionals = any(c.conditional for c in self.columns)
         self._indexes = {c.name: pd.Index(list(c.choices), dtype=object) for c in self.columns
                          if c.transform == "index"}
+        cols = self.columns
+        self._conditional = np.array([c.conditional for c in cols], dtype=bool)
+        self._value_cols = np.array([j for j, c in enumerate(cols) if c.transform != "index"], dtype=np.int64)
+        self._low = np.array([c.low for c in cols], dtype=float)
+        self._high = np.array([c.high for c in cols], dtype=float)
+        self._step = np.array([c.step for c in cols], dtype=float)
+        self._nval = np.array([c.n_values for c in cols], dtype=float)
+        self._is_grid = np.array([c.transform == "grid" for c in cols], dtype=bool)
+        self._is_int = np.array([c.is_int for c in cols], dtype=bool)
+        self._numeric_index = {c.name: pd.Index(c.table.astype(float)) for c in self.columns
+                               if c.transform == "index" and c.table is not None and c.table.dtype.kind in "iuf"}
 
     @staticmethod
     def _fill(c: Column) -> float:
@@ -158,66 +169,96 @@ class Encoder:
     # canonical values: index (Categorical) or numeric value, with a missing mask; validates the domain
     # ------------------------------------------------------------------------------------------------
     def _canonical(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(V, missing): V[:, j] is the index (Categorical, stepped Int/Float) or the value; missing: NaN/None."""
-        missing_cols = [n for n in self.names if n not in df.columns]
-        if missing_cols:
+        """(V, missing): V[:, j] is the index (Categorical, stepped Int/Float) or the value; missing: NaN/None.
+
+        Validates: every parameter present, non-conditional ones never missing, values in their domains.
+        Numeric columns are read as one block and checked with broadcasting (no per-column Python work).
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise SpaceError(f"configurations must be a pandas DataFrame, got {type(df).__name__}")
+        pos = df.columns.get_indexer(self.names)
+        if (pos < 0).any():
+            missing_cols = [n for n, p in zip(self.names, pos) if p < 0]
             raise SpaceError(f"configurations lack parameter(s) {missing_cols}; the space has {self.names}")
         n = len(df)
-        V = np.empty((n, self.n_var), dtype=float)
+        V = np.full((n, self.n_var), np.nan)
         M = np.zeros((n, self.n_var), dtype=bool)
-        for j, c in enumerate(self.columns):
-            raw = df[c.name]
-            miss = raw.isna().to_numpy()
-            if miss.any() and not c.conditional:
-                row = int(np.flatnonzero(miss)[0])
-                raise SpaceError(f"parameter {c.name!r} is missing in row {row}; it is not conditional, "
-                                 "so every configuration needs a value")
+        dkinds = np.array([getattr(dt, "kind", "O") for dt in df.dtypes.iloc[pos]])
+        num = np.flatnonzero(np.isin(dkinds, ["i", "u", "f"]))
+        if len(num):
+            V[:, num] = df.iloc[:, pos[num]].to_numpy(dtype=float, na_value=np.nan)
+            M[:, num] = np.isnan(V[:, num])
+        for j in np.flatnonzero(~np.isin(dkinds, ["i", "u", "f"])):
+            c = self.columns[j]
+            arr = df.iloc[:, pos[j]].to_numpy()
+            miss = np.asarray(pd.isna(arr), dtype=bool) if arr.dtype.kind not in "biu" else np.zeros(n, bool)
             M[:, j] = miss
             if c.transform == "index":
-                idx = self._indexes[c.name].get_indexer(raw.to_numpy(dtype=object))
-                bad = (idx < 0) & ~miss
-                if bad.any():
-                    val = raw.to_numpy(dtype=object)[np.flatnonzero(bad)[0]]
-                    raise SpaceError(f"value {val!r} of parameter {c.name!r} is not a choice; "
-                                     f"valid: {list(c.choices)}")
-                V[:, j] = idx
+                V[:, j] = self._choice_index(c, arr, miss)
             else:
-                try:
-                    v = raw.to_numpy(dtype=float, na_value=np.nan)
-                except (TypeError, ValueError) as exc:
-                    raise SpaceError(f"parameter {c.name!r} needs numeric values; got {raw.dtype} ({exc})") from None
-                V[:, j] = self._numeric(c, v, miss)
-        V[M] = np.nan
+                v = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(dtype=float,
+                                                                                         na_value=np.nan)
+                bad = np.isnan(v) & ~miss
+                if bad.any():
+                    raise SpaceError(f"value {arr[np.flatnonzero(bad)[0]]!r} of parameter {c.name!r} is not a number")
+                V[:, j] = v
+        for j in num:
+            c = self.columns[j]
+            if c.transform == "index":
+                V[:, j] = self._choice_index(c, V[:, j], M[:, j])
+        bad = M & ~self._conditional
+        if bad.any():
+            r, j = np.argwhere(bad)[0]
+            raise SpaceError(f"parameter {self.names[j]!r} is missing in row {r}; it is not conditional, "
+                             "so every configuration needs a value")
+        self._check_numeric(V, M)
         return V, M
 
-    @staticmethod
-    def _numeric(c: Column, v: np.ndarray, miss: np.ndarray) -> np.ndarray:
-        """Validate numeric values against the column's domain; grid columns return the grid index."""
+    def _choice_index(self, c: Column, arr: np.ndarray, miss: np.ndarray) -> np.ndarray:
+        numeric = self._numeric_index.get(c.name)
+        if numeric is not None and arr.dtype.kind in "iuf":
+            idx = numeric.get_indexer(arr.astype(float, copy=False))
+        else:
+            idx = self._indexes[c.name].get_indexer(arr.astype(object, copy=False))
+        bad = (idx < 0) & ~miss
+        if bad.any():
+            raise SpaceError(f"value {arr[np.flatnonzero(bad)[0]]!r} of parameter {c.name!r} is not a choice; "
+                             f"valid: {list(c.choices)}")
+        return np.where(miss, np.nan, idx)
+
+    def _check_numeric(self, V: np.ndarray, M: np.ndarray) -> None:
+        """Domain check of the numeric (non-Categorical) columns, all at once; grid columns -> grid index."""
+        cols = self._value_cols
+        if not len(cols):
+            return
+        v, miss = V[:, cols], M[:, cols]
+        low, high, step = self._low[cols], self._high[cols], self._step[cols]
+        grid, is_int, nval = self._is_grid[cols], self._is_int[cols], self._nval[cols]
         with np.errstate(invalid="ignore"):
-            ok = miss | np.isfinite(v)
-            if c.transform == "grid":
-                k = (v - c.low) / c.step
-                ki = np.rint(k)
-                ok &= miss | ((ki >= 0) & (ki <= c.n_values - 1) & (np.abs(k - ki) <= 1e-6))
-                out = ki
-            else:
-                ok &= miss | ((v >= c.low) & (v <= c.high))
-                if c.is_int:
-                    ok &= miss | (v == np.rint(v))
-                out = v
+            k = (v - low) / step
+            ki = np.rint(k)
+            on_grid = (ki >= 0) & (ki <= nval - 1) & (np.abs(k - ki) <= 1e-6)
+            in_range = (v >= low) & (v <= high) & (~is_int | (v == np.rint(v)))
+            ok = miss | (np.isfinite(v) & np.where(grid, on_grid, in_range))
         if not ok.all():
-            bad = v[np.flatnonzero(~ok)[0]]
-            if c.transform == "grid":
-                dom = f"{c.low:g}..{c.high:g} step {c.step:g}"
-            else:
-                dom = f"{'integers ' if c.is_int else ''}{c.low:g}..{c.high:g}"
-            raise SpaceError(f"value {bad!r} of parameter {c.name!r} is outside its domain ({dom})")
-        return out
+            r, jj = np.argwhere(~ok)[0]
+            c = self.columns[cols[jj]]
+            dom = (f"{c.low:g}..{c.high:g} step {c.step:g}" if c.transform == "grid"
+                   else f"{'integers ' if c.is_int else ''}{c.low:g}..{c.high:g}")
+            raise SpaceError(f"value {v[r, jj]!r} of parameter {c.name!r} is outside its domain ({dom})")
+        V[:, cols] = np.where(grid, ki, v)
 
     # ------------------------------------------------------------------------------------------------
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         """Float matrix (n, d) of ``df``'s configurations; SpaceError for a value outside the space."""
+        return self._encode(*self._canonical(df))
+
+    def encode_keys(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(encode(df), keys(df))`` in one pass over the columns."""
         V, M = self._canonical(df)
+        return self._encode(V, M), self._keys(V)
+
+    def _encode(self, V: np.ndarray, M: np.ndarray) -> np.ndarray:
         X = V.copy()
         for j, c in enumerate(self.columns):
             if c.transform in ("log_int", "log"):
@@ -228,59 +269,88 @@ class Encoder:
 
     def decode(self, X: np.ndarray) -> pd.DataFrame:
         """DataFrame of exactly valid configurations (rounded/clipped to each domain; inactive -> missing)."""
+        return self._decode(X)[0]
+
+    def decode_keys(self, X: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """``(decode(X), keys(decode(X)))``, the keys computed without reading the DataFrame back."""
+        df, V = self._decode(X)
+        return df, self._keys(V)
+
+    def _decode(self, X: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.n_var:
             raise SpaceError(f"X must have shape (n, {self.n_var}); got {X.shape}")
         X = np.where(np.isfinite(X), X, self.fill)
-        data: dict[str, Any] = {}
+        V = np.empty_like(X)  # canonical values (as in _canonical), for the keys
+        cols: list[np.ndarray] = []
         for j, c in enumerate(self.columns):
             x = X[:, j]
             if c.transform in ("index", "grid"):
-                idx = np.clip(np.rint(x), 0, c.n_values - 1).astype(np.int64)
+                idx = np.clip(np.rint(x), 0, c.n_values - 1)
+                V[:, j] = idx
+                idx = idx.astype(np.int64)
                 if c.table is not None:
-                    data[c.name] = c.table[idx]
+                    col = c.table[idx]
                 elif c.is_int:
-                    data[c.name] = int(c.low) + idx * int(c.step)
+                    col = int(c.low) + idx * int(c.step)
                 else:
-                    data[c.name] = np.clip(c.low + idx * c.step, c.low, c.high)
+                    col = np.clip(c.low + idx * c.step, c.low, c.high)
             elif c.transform == "log_int":
-                data[c.name] = np.clip(np.rint(np.exp(x)), c.low, c.high).astype(np.int64)
-            elif c.transform == "log":
-                data[c.name] = np.clip(np.exp(x), c.low, c.high)
+                col = np.clip(np.rint(np.exp(x)), c.low, c.high)
+                V[:, j] = col
+                col = col.astype(np.int64)
             else:
-                data[c.name] = np.clip(x, c.low, c.high)
-        data = {k: pd.Series(v, dtype=object, copy=False) if v.dtype == object else v for k, v in data.items()}
-        df = pd.DataFrame(data, columns=self.names)
+                col = np.clip(np.exp(x) if c.transform == "log" else x, c.low, c.high)
+                V[:, j] = col
+            cols.append(col)
+        df = self._frame(cols)
         if self.has_conditionals and len(df):
-            df = self.mask_inactive(df)
-        return df
+            active = self.space.active(df)
+            changed = False
+            for name, act in active.items():
+                act = np.asarray(act, dtype=bool)
+                if act.all():
+                    continue
+                j = self.names.index(name)
+                V[~act, j] = np.nan
+                cols[j] = _with_missing(cols[j], ~act)
+                changed = True
+            if changed:
+                df = self._frame(cols)
+        return df, V
 
-    def mask_inactive(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Set inactive conditional parameters to missing (None for object columns, NaN for numeric)."""
-        active = self.space.active(df)
-        for name, act in active.items():
-            act = np.asarray(act, dtype=bool)
-            if act.all():
-                continue
-            col = df[name]
-            if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-                df[name] = np.where(act, col.to_numpy(dtype=float), np.nan)
-            else:
-                vals = col.to_numpy(dtype=object).copy()
-                vals[~act] = None
-                df[name] = pd.Series(vals, index=df.index, dtype=object)
-        return df
+    def _frame(self, cols: list[np.ndarray]) -> pd.DataFrame:
+        """DataFrame with the Space's dtypes (object for strings and bools with missing values)."""
+        if cols and all(c.dtype == np.float64 for c in cols):
+            return pd.DataFrame(np.column_stack(cols), columns=self.names)
+        data = {n: pd.Series(c, dtype=object, copy=False) if c.dtype == object else c for n, c in zip(self.names, cols)}
+        return pd.DataFrame(data, columns=self.names)
 
     def keys(self, df: pd.DataFrame) -> np.ndarray:
-        """One hashable key (bytes) per row; equal iff the configurations are equal (missing == missing)."""
-        V, _ = self._canonical(df)
+        """One hashable key (bytes) per row, as an object array; equal iff the configurations are equal
+        (missing == missing; values on a step grid compare by grid index)."""
+        return self._keys(self._canonical(df)[0])
+
+    @staticmethod
+    def _keys(V: np.ndarray) -> np.ndarray:
         V = V + 0.0  # -0.0 -> 0.0
         V[np.isnan(V)] = np.nan  # one NaN bit pattern
         V = np.ascontiguousarray(V)
         out = np.empty(len(V), dtype=object)
         if len(V):
-            out[:] = V.view(np.dtype((np.void, 8 * self.n_var))).ravel().tolist()
+            out[:] = V.view(np.dtype((np.void, 8 * V.shape[1]))).ravel().tolist()
         return out
+
+
+def _with_missing(col: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    """``col`` with ``miss`` rows missing: NaN in a float column (ints become floats), None in an object one."""
+    if col.dtype.kind in "iuf":
+        out = col.astype(np.float64)
+        out[miss] = np.nan
+    else:
+        out = col.astype(object)
+        out[miss] = None
+    return out
 
 
 def _choice_table(choices: tuple) -> np.ndarray:

@@ -26,6 +26,9 @@ from dse.errors import OptimizerError, SpaceError
 
 _SEED_MAX = 2**63 - 1
 
+#: configurations (DataFrame) and their ``Encoder.keys`` (object array), row for row
+Batch = tuple[pd.DataFrame, np.ndarray]
+
 
 @dataclasses.dataclass(frozen=True)
 class NoSettings:
@@ -113,12 +116,11 @@ class BaseOptimizer(abc.ABC):
         n = int(n)
         if n == 0 or self.exhausted:
             return self._empty()
-        df = self._ask(n)
-        if df is None or len(df) == 0:
+        df, keys = self._ask(n)
+        if len(df) == 0:
             return self._empty()
-        df = df.reset_index(drop=True)
-        self._pending.update(self.encoder.keys(df).tolist())
-        return df
+        self._pending.update(keys.tolist())
+        return df.reset_index(drop=True)
 
     def tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray) -> None:
         """Record evaluated configurations: F (n, n_objectives) to minimize (NaN row = failed), CV (n,) >= 0."""
@@ -139,7 +141,7 @@ class BaseOptimizer(abc.ABC):
             raise OptimizerError("tell: CV must be >= 0 (0 = feasible, inf = failed); got negative or NaN values")
         params = params.reset_index(drop=True)
         try:
-            keys = self.encoder.keys(params)
+            X, keys = self.encoder.encode_keys(params)
         except SpaceError as exc:
             raise OptimizerError(f"tell: a told configuration is not in the space: {exc}") from None
         failed = ~np.all(np.isfinite(F), axis=1)
@@ -150,14 +152,16 @@ class BaseOptimizer(abc.ABC):
         self._pending.difference_update(klist)
         self._told.update(klist)
         self.n_told += int(new.sum())
-        self._tell(params, F, CV, keys, new)
+        self._tell(params, X, F, CV, keys, new)
 
-    def _tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, keys: np.ndarray, new: np.ndarray) -> None:
-        """Learn from told trials; ``new`` marks rows not told before (first occurrence). Default: nothing."""
+    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
+              new: np.ndarray) -> None:
+        """Learn from told trials (``X`` = encoded params); ``new`` marks rows not told before (first
+        occurrence). Default: nothing."""
 
     @abc.abstractmethod
-    def _ask(self, n: int) -> pd.DataFrame:
-        """Up to ``n`` new feasible configurations not in ``seen``."""
+    def _ask(self, n: int) -> Batch:
+        """Up to ``n`` new feasible configurations not seen, with their keys."""
 
     @property
     def exhausted(self) -> bool:
@@ -185,22 +189,41 @@ class BaseOptimizer(abc.ABC):
     def _next_seed(self) -> int:
         return int(self.rng.integers(_SEED_MAX))
 
-    def select_new(self, df: pd.DataFrame, n: int, exclude: set | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-        """The first ``n`` rows of ``df`` that are feasible, not seen, not in ``exclude`` and not repeated."""
+    def empty_batch(self) -> Batch:
+        return self._empty(), np.empty(0, dtype=object)
+
+    @staticmethod
+    def concat(batches: list[Batch]) -> Batch:
+        """Concatenate non-empty batches (the first one as is when it is alone)."""
+        batches = [b for b in batches if len(b[0])]
+        if not batches:
+            return pd.DataFrame(), np.empty(0, dtype=object)
+        if len(batches) == 1:
+            return batches[0]
+        return (pd.concat([b[0] for b in batches], ignore_index=True),
+                np.concatenate([b[1] for b in batches]))
+
+    def select_new(self, df: pd.DataFrame, n: int, exclude: set | None = None, *, check: bool = True,
+                   keys: np.ndarray | None = None) -> Batch:
+        """The first ``n`` rows of ``df`` that are feasible, not seen, not in ``exclude`` and not repeated.
+
+        ``check=False`` skips ``space.feasible`` for rows feasible by construction (``space.sample``/``grid``);
+        ``keys``: the rows' keys when already known.
+        """
         if len(df) == 0:
-            return df, np.empty(0, dtype=object)
+            return self.empty_batch()
         df = df.reset_index(drop=True)
-        ok = np.asarray(self.space.feasible(df), dtype=bool)
-        keys = self.encoder.keys(df)
-        ok &= ~self.is_seen(keys)
-        if exclude:
-            ok &= np.fromiter((k not in exclude for k in keys.tolist()), dtype=bool, count=len(keys))
+        ok = np.asarray(self.space.feasible(df), dtype=bool) if check else np.ones(len(df), dtype=bool)
+        keys = self.encoder.keys(df) if keys is None else keys
+        klist = keys.tolist()
+        told, pending, exclude = self._told, self._pending, exclude or ()
+        ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in klist), dtype=bool,
+                          count=len(klist))
         idx = np.flatnonzero(ok)
-        idx = idx[~pd.Index(keys[idx]).duplicated()]
-        idx = idx[:n]
+        idx = idx[~pd.Index(keys[idx]).duplicated()][:n]
         return df.iloc[idx].reset_index(drop=True), keys[idx]
 
-    def sample_new(self, n: int, exclude: set | None = None, rounds: int = 6) -> pd.DataFrame:
+    def sample_new(self, n: int, exclude: set | None = None, rounds: int = 6) -> Batch:
         """Up to ``n`` new feasible configurations drawn with ``space.sample`` (seeded from ``self.rng``).
 
         Duplicates of seen configurations are re-drawn; for a discrete space whose unseen remainder is small
@@ -208,30 +231,24 @@ class BaseOptimizer(abc.ABC):
         replacement.
         """
         exclude = set(exclude or ())
-        parts: list[pd.DataFrame] = []
+        parts: list[Batch] = []
         have = 0
         left = self.space_size - self.n_seen - len(exclude)
         if left <= 0:
-            return self._empty()
+            return self.empty_batch()
         n = int(min(n, left))
         for _ in range(rounds):
             need = n - have
             if need <= 0:
                 break
-            m = max(2 * need, 16)
-            df = self.space.sample(m, seed=self._next_seed())
-            got, keys = self.select_new(df, need, exclude)
-            if len(got):
+            df = self.space.sample(max(2 * need, 16), seed=self._next_seed())
+            got = self.select_new(df, need, exclude, check=False)
+            if len(got[0]):
                 parts.append(got)
-                exclude.update(keys.tolist())
-                have += len(got)
+                exclude.update(got[1].tolist())
+                have += len(got[0])
         need = n - have
         if need > 0 and self.space.is_discrete and self.space_size <= 2_000_000:
             grid = self.space.grid()
-            perm = self.rng.permutation(len(grid))
-            got, _ = self.select_new(grid.iloc[perm], need, exclude)
-            if len(got):
-                parts.append(got)
-        if not parts:
-            return self._empty()
-        return pd.concat(parts, ignore_index=True)
+            parts.append(self.select_new(grid.iloc[self.rng.permutation(len(grid))], need, exclude, check=False))
+        return self.concat(parts)

@@ -35,7 +35,7 @@ import pandas as pd
 from dse.encoding import config_from_optuna, optuna_distributions, optuna_params
 from dse.errors import OptimizerError
 
-from .base import BaseOptimizer, check_int
+from .base import BaseOptimizer, Batch, check_int
 
 _CV_KEY = "cv"
 
@@ -96,9 +96,9 @@ class _OptunaOptimizer(BaseOptimizer):
         return self.config.max_rounds
 
     # ------------------------------------------------------------------------------------------ ask
-    def _ask(self, n: int) -> pd.DataFrame:
+    def _ask(self, n: int) -> Batch:
         accepted: list[dict] = []
-        acc_keys: set[bytes] = set()
+        acc_keys: dict[bytes, None] = {}
         with _quiet_optuna():
             for _ in range(self._max_rounds):
                 need = n - len(accepted)
@@ -119,15 +119,14 @@ class _OptunaOptimizer(BaseOptimizer):
                         self.study.tell(trial, state=self._fail_state())
                     else:
                         accepted.append(cfg)
-                        acc_keys.add(key)
+                        acc_keys[key] = None
                         self._trials[key] = trial
-        out = self._frame(accepted) if accepted else None
-        need = n - len(accepted)
-        if need > 0:
-            extra = self.sample_new(need, exclude=acc_keys)
-            if len(extra):
-                out = extra if out is None else pd.concat([out, extra], ignore_index=True)
-        return out if out is not None else self._empty()
+        parts: list[Batch] = []
+        if accepted:
+            parts.append((self._frame(accepted), np.array(list(acc_keys), dtype=object)))
+        if n > len(accepted):
+            parts.append(self.sample_new(n - len(accepted), exclude=set(acc_keys)))
+        return self.concat(parts)
 
     def _suggest_conditionals(self, trials: list[Any]) -> list[dict]:
         configs = [config_from_optuna(self.space, t.params) for t in trials]
@@ -159,7 +158,8 @@ class _OptunaOptimizer(BaseOptimizer):
         self.study.tell(trial, [float(v) for v in f])
 
     # ------------------------------------------------------------------------------------------ tell
-    def _tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, keys: np.ndarray, new: np.ndarray) -> None:
+    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
+              new: np.ndarray) -> None:
         from optuna.trial import TrialState, create_trial
 
         ok = np.all(np.isfinite(F), axis=1) & np.isfinite(CV)

@@ -30,11 +30,14 @@ import numpy as np
 import pandas as pd
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
+from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
 from pymoo.util.misc import random_permutations
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+from pymoo.util.randomized_argsort import randomized_argsort
 
 from dse.errors import OptimizerError
 
-from .base import BaseOptimizer, check_float, check_int
+from .base import BaseOptimizer, Batch, check_float, check_int
 from .operators import MixedCrossover, MixedMutation, binary_tournament
 
 
@@ -114,9 +117,7 @@ class NSGA2Optimizer(BaseOptimizer):
         self.pop_crowding: np.ndarray | None = np.zeros(0)
 
     def _make_survival(self) -> Any:
-        from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
-
-        return RankAndCrowding()
+        return get_crowding_function("cd")
 
     def default_batch_size(self) -> int:
         return self.config.pop_size
@@ -127,69 +128,87 @@ class NSGA2Optimizer(BaseOptimizer):
         return self.encoder.decode(self.pop_X)
 
     # ------------------------------------------------------------------------------------------ tell
-    def _tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, keys: np.ndarray, new: np.ndarray) -> None:
+    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
+              new: np.ndarray) -> None:
         ok = new & np.all(np.isfinite(F), axis=1)
         if not ok.any():
             return
-        sub = params.iloc[np.flatnonzero(ok)]
-        X = self.encoder.encode(sub)
-        inactive = sub.isna().to_numpy()
-        self._survive(np.vstack([self.pop_X, X]), np.vstack([self.pop_F, F[ok]]),
+        inactive = params.isna().to_numpy()[ok] if self.encoder.has_conditionals else np.zeros((int(ok.sum()),
+                                                                                               X.shape[1]), bool)
+        self._survive(np.vstack([self.pop_X, X[ok]]), np.vstack([self.pop_F, F[ok]]),
                       np.concatenate([self.pop_CV, CV[ok]]), np.vstack([self.pop_inactive, inactive]))
 
     def _survive(self, X: np.ndarray, F: np.ndarray, CV: np.ndarray, inactive: np.ndarray) -> None:
-        n = len(X)
-        pop = Population.new("X", X, "F", F, "CV", CV[:, None], "idx", np.arange(n))
-        surv = self.survival.do(self.problem, pop, n_survive=min(self.config.pop_size, n), random_state=self.rng)
-        idx = np.asarray(surv.get("idx"), dtype=np.int64)
+        idx, crowding = self._select(F, CV, min(self.config.pop_size, len(X)))
         self.pop_X, self.pop_F, self.pop_CV, self.pop_inactive = X[idx], F[idx], CV[idx], inactive[idx]
-        self.pop_crowding = self._crowding(surv)
+        self.pop_crowding = crowding
 
-    def _crowding(self, surv: Population) -> np.ndarray | None:
-        cd = surv.get("crowding")
-        return np.array([np.nan if v is None else float(v) for v in cd], dtype=float)
+    def _select(self, F: np.ndarray, CV: np.ndarray, n_survive: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """pymoo's ``RankAndCrowding`` survival (NSGA-II) on arrays, step for step, without building a pymoo
+        ``Population`` of ``Individual`` objects (which costs more than the survival itself): feasible first,
+        by non-dominated rank, the split front by crowding distance (random ties); then infeasible by CV."""
+        feas = np.flatnonzero(CV <= 0)
+        infeas = np.flatnonzero(CV > 0)
+        infeas = infeas[np.argsort(CV[infeas], kind="stable")]
+        survivors: list[np.ndarray] = []
+        crowd: list[np.ndarray] = []
+        count = 0
+        if len(feas) and n_survive:
+            Ff = F[feas]
+            fronts = NonDominatedSorting().do(Ff, n_stop_if_ranked=min(len(feas), n_survive))
+            for front in fronts:
+                front = np.asarray(front)
+                if count + len(front) > n_survive:
+                    n_remove = count + len(front) - n_survive
+                    cd = self.survival.do(Ff[front], n_remove=n_remove)
+                    order = randomized_argsort(cd, order="descending", method="numpy", random_state=self.rng)
+                    keep = order[:-n_remove]
+                else:
+                    cd = self.survival.do(Ff[front], n_remove=0)
+                    keep = np.arange(len(front))
+                survivors.append(feas[front[keep]])
+                crowd.append(np.asarray(cd, dtype=float)[keep])
+                count += len(keep)
+                if count >= n_survive:
+                    break
+        if count < n_survive and len(infeas):
+            extra = infeas[: n_survive - count]
+            survivors.append(extra)
+            crowd.append(np.full(len(extra), np.nan))
+        if not survivors:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.concatenate(survivors).astype(np.int64), np.concatenate(crowd)
 
     # ------------------------------------------------------------------------------------------ ask
-    def _ask(self, n: int) -> pd.DataFrame:
-        parts: list[pd.DataFrame] = []
-        n_init = max(0, min(n, self.config.pop_size - self.n_seen))
-        if len(self.pop_X) < 2:
-            n_init = n
-        if n_init:
-            parts.append(self.sample_new(n_init))
-        need = n - sum(len(p) for p in parts)
+    def _ask(self, n: int) -> Batch:
+        n_init = n if len(self.pop_X) < 2 else max(0, min(n, self.config.pop_size - self.n_seen))
+        parts: list[Batch] = [self.sample_new(n_init)] if n_init else []
+        exclude: set = set(parts[0][1].tolist()) if parts else set()
+        need = n - len(exclude)
         if need > 0:
-            exclude = set(self.encoder.keys(parts[0]).tolist()) if parts and len(parts[0]) else set()
-            off = self._offspring(need, exclude)
-            parts.append(off)
-            need -= len(off)
+            parts.append(self._offspring(need, exclude))
+            need = n - len(exclude)
             if need > 0:
-                exclude.update(self.encoder.keys(off).tolist())
                 parts.append(self.sample_new(need, exclude))
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return self._empty()
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return self.concat(parts)
 
-    def _offspring(self, n: int, exclude: set) -> pd.DataFrame:
-        got: list[pd.DataFrame] = []
+    def _offspring(self, n: int, exclude: set) -> Batch:
+        """Up to ``n`` new feasible offspring; adds their keys to ``exclude``."""
+        got: list[Batch] = []
         have = 0
-        exclude = set(exclude)
         for _ in range(self.config.repair_rounds):
             need = n - have
             if need <= 0:
                 break
-            n_matings = max(8, need)  # 2 children per mating: 2x oversampling
-            X = self._vary(n_matings)
-            cand = self.encoder.decode(X)
-            sel, keys = self.select_new(cand, need, exclude)
-            if len(sel):
+            # 2 children per mating: 2x oversampling
+            cand, keys = self.encoder.decode_keys(self._vary(max(8, need)))
+            # decoded values are in their domains and conditions are applied: only constraints can fail
+            sel = self.select_new(cand, need, exclude, check=bool(self.space.constraints), keys=keys)
+            if len(sel[0]):
                 got.append(sel)
-                exclude.update(keys.tolist())
-                have += len(sel)
-        if not got:
-            return self._empty()
-        return pd.concat(got, ignore_index=True) if len(got) > 1 else got[0]
+                exclude.update(sel[1].tolist())
+                have += len(sel[0])
+        return self.concat(got)
 
     def _vary(self, n_matings: int) -> np.ndarray:
         N = len(self.pop_X)
@@ -224,8 +243,13 @@ class NSGA3Optimizer(NSGA2Optimizer):
         out["n_ref_dirs"] = int(len(self.ref_dirs))
         return out
 
-    def _crowding(self, surv: Population) -> np.ndarray | None:
-        return None
+    def _survive(self, X: np.ndarray, F: np.ndarray, CV: np.ndarray, inactive: np.ndarray) -> None:
+        n = len(X)
+        pop = Population.new("X", X, "F", F, "CV", CV[:, None], "idx", np.arange(n))
+        surv = self.survival.do(self.problem, pop, n_survive=min(self.config.pop_size, n), random_state=self.rng)
+        idx = np.asarray(surv.get("idx"), dtype=np.int64)
+        self.pop_X, self.pop_F, self.pop_CV, self.pop_inactive = X[idx], F[idx], CV[idx], inactive[idx]
+        self.pop_crowding = None  # NSGA-III tournaments: CV, then random
 
 
 def _das_dennis_count(m: int, p: int) -> int:

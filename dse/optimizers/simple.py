@@ -9,7 +9,7 @@ import pandas as pd
 
 from dse.errors import OptimizerError
 
-from .base import BaseOptimizer, check_int
+from .base import BaseOptimizer, Batch, check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,7 @@ class RandomOptimizer(BaseOptimizer):
     def default_batch_size(self) -> int:
         return self.config.batch_size
 
-    def _ask(self, n: int) -> pd.DataFrame:
+    def _ask(self, n: int) -> Batch:
         return self.sample_new(n)
 
 
@@ -73,22 +73,19 @@ class GridOptimizer(BaseOptimizer):
             return True
         return super().exhausted
 
-    def _ask(self, n: int) -> pd.DataFrame:
+    def _ask(self, n: int) -> Batch:
         if self._grid is None:
             self._grid = self.space.grid().reset_index(drop=True)
-        parts: list[pd.DataFrame] = []
+        parts: list[Batch] = []
         have = 0
         while have < n and self._cursor < len(self._grid):
             stop = min(self._cursor + (n - have), len(self._grid))
             chunk = self._grid.iloc[self._cursor:stop]
             self._cursor = stop
-            if self._told or self._pending:
-                keep = ~self.is_seen(self.encoder.keys(chunk))
-                if not keep.all():
-                    chunk = chunk.iloc[np.flatnonzero(keep)]
-            if len(chunk):
-                parts.append(chunk)
-                have += len(chunk)
-        if not parts:
-            return self._empty()
-        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+            keys = self.encoder.keys(chunk)
+            keep = ~self.is_seen(keys)
+            if not keep.all():
+                chunk, keys = chunk.iloc[np.flatnonzero(keep)], keys[keep]
+            parts.append((chunk, keys))
+            have += len(chunk)
+        return self.concat(parts)
