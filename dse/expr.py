@@ -16,9 +16,14 @@ Evaluation rules (per row of the batch):
 - A row where an arithmetic error occurs on the path actually taken (division or modulo by zero, ``log`` of a
   non-positive number, ``sqrt`` of a negative one, a NaN result) evaluates to ``False``: for a constraint that
   means *infeasible*.
-- A row where a referenced parameter is *missing* (an inactive conditional parameter: ``None`` or NaN) evaluates
-  to ``if_missing`` (``True`` for constraints: a constraint is only enforced where every parameter it names is
-  active; ``False`` for conditions: a parameter whose parent is inactive is inactive too).
+- A *missing* value (an inactive conditional parameter: ``None`` or NaN) is *unknown*, with three-valued logic:
+  arithmetic, comparisons and functions of an unknown are unknown; ``x and y`` is False as soon as one side is
+  known False, ``x or y`` True as soon as one side is known True, whatever the other. A row whose result stays
+  unknown evaluates to ``if_missing``: ``True`` for constraints (a constraint that cannot be decided without an
+  inactive parameter does not apply), ``False`` for conditions (a parameter whose parent is inactive is
+  inactive). So ``mode == 'b' and k > 1`` excludes every row with ``mode != 'b'`` even where ``k`` is inactive.
+- Errors take precedence over unknowns in a row, and ``and``/``or``/``if-else`` short-circuit per row: in
+  ``y == 0 or x / y > 1`` rows with ``y == 0`` never see the division.
 """
 from __future__ import annotations
 
@@ -112,18 +117,27 @@ def _describe(node: ast.AST) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Evaluation: every compiled node is a function (ctx) -> (value, bad) where value is a numpy array (or 0-d array
-# for constants) and bad is a bool array of rows where an arithmetic error happened, or None.
+# Evaluation: every compiled node is a function ctx -> _V(value, bad, unk), where value is a numpy array of the
+# batch's length (or a 0-d array for constants), bad marks rows where an arithmetic error happened, and unk marks
+# rows whose value is unknown because a parameter it depends on is missing; both are bool arrays of length n or
+# None (no such row).
 # --------------------------------------------------------------------------------------------------------------
-
 
 @dataclass
 class _Ctx:
     columns: Mapping[str, np.ndarray]
+    missing: Mapping[str, np.ndarray]
     n: int
 
 
-_Node = Callable[[_Ctx], "tuple[np.ndarray, np.ndarray | None]"]
+@dataclass
+class _V:
+    value: np.ndarray
+    bad: np.ndarray | None = None
+    unk: np.ndarray | None = None
+
+
+_Node = Callable[[_Ctx], _V]
 
 
 def _or(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
@@ -134,19 +148,36 @@ def _or(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a | b
 
 
+def _rows(mask: np.ndarray, n: int) -> np.ndarray | None:
+    """A 0-d or (n,) bool mask as an (n,) array, or None when no row is set."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return None
+    return np.full(n, True) if mask.ndim == 0 else mask
+
+
+def _errors(mask: np.ndarray, unk: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Own arithmetic errors of a node: rows with an unknown operand hold placeholders, so they do not count."""
+    rows = _rows(mask, n)
+    if rows is None or unk is None:
+        return rows
+    rows = rows & ~unk
+    return rows if rows.any() else None
+
+
 def _is_textual(v: np.ndarray) -> bool:
     return v.dtype.kind in "OUS"
 
 
-def _truth(v: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Elementwise truth value; NaN is an error (bad row)."""
+def _truth(v: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise truth value and NaN mask (a NaN truth value is an error)."""
     if v.dtype == bool:
-        return v, None
+        return v, np.zeros(v.shape, dtype=bool)
     if v.dtype.kind in "iu":
-        return v != 0, None
+        return v != 0, np.zeros(v.shape, dtype=bool)
     if v.dtype.kind == "f":
         nan = np.isnan(v)
-        return (v != 0) & ~nan, (nan if nan.any() else None)
+        return (v != 0) & ~nan, nan
     raise ExpressionError(
         f"in expression {text!r}: a str value was used as a truth value; compare it instead (e.g. x == 'a')"
     )
@@ -156,6 +187,37 @@ def _numeric(v: np.ndarray, op: str, text: str) -> np.ndarray:
     if _is_textual(v):
         raise ExpressionError(f"in expression {text!r}: operator {op!r} needs numbers, got a str value")
     return v
+
+
+def _kleene(parts: list[Callable[[], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]], is_and: bool,
+            n: int) -> _V:
+    """``and``/``or`` over lazily computed operands ``() -> (truth, bad, unk)``, per row, left to right.
+
+    A row is decided by the first operand that is known and False (``and``) / True (``or``), or that has an error
+    (the row is bad). Unknown operands do not decide; an undecided row that met one is unknown (three-valued logic),
+    else it takes the neutral value. Operands after every row is decided are not evaluated.
+    """
+    result = np.full(n, is_and)
+    decided = np.zeros(n, dtype=bool)
+    bad = np.zeros(n, dtype=bool)
+    unk = np.zeros(n, dtype=bool)
+    for part in parts:
+        if decided.all():
+            break
+        t, b, u = part()
+        t = np.broadcast_to(t, (n,))
+        if b is not None:
+            newly = b & ~decided
+            bad |= newly
+            decided |= newly
+        known = ~decided if u is None else ~decided & ~u
+        if u is not None:
+            unk |= u & ~decided
+        dec = known & (~t if is_and else t)
+        result[dec] = not is_and
+        decided |= dec
+    unk &= ~decided
+    return _V(result, bad if bad.any() else None, unk if unk.any() else None)
 
 
 class _Compiler:
@@ -175,6 +237,16 @@ class _Compiler:
             raise self.fail(f"{_describe(node)} is not allowed")
         return method(node)
 
+    def truth_of(self, node: _Node) -> Callable[[_Ctx], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        text = self.text
+
+        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+            r = node(ctx)
+            t, nan = _truth(np.asarray(r.value), text)
+            return t, _or(r.bad, _errors(nan, r.unk, ctx.n)), r.unk
+
+        return ev
+
     # -- leaves --------------------------------------------------------------------------------------------
     def c_Name(self, node: ast.Name) -> _Node:
         name = node.id
@@ -186,8 +258,8 @@ class _Compiler:
         if name not in self.used:
             self.used.append(name)
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-            return ctx.columns[name], None
+        def ev(ctx: _Ctx) -> _V:
+            return _V(ctx.columns[name], None, ctx.missing.get(name))
 
         return ev
 
@@ -204,8 +276,8 @@ class _Compiler:
         else:
             raise self.fail(f"constant {value!r} of type {type(value).__name__} is not allowed")
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-            return const, None
+        def ev(ctx: _Ctx) -> _V:
+            return _V(const)
 
         return ev
 
@@ -237,23 +309,20 @@ class _Compiler:
         power = sym == "**"
         wraps = sym in ("+", "-", "*")
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-            a, ba = left(ctx)
-            b, bb = right(ctx)
-            a = _numeric(a, sym, text)
-            b = _numeric(b, sym, text)
-            bad = _or(ba, bb)
+        def ev(ctx: _Ctx) -> _V:
+            ra, rb = left(ctx), right(ctx)
+            a = _numeric(ra.value, sym, text)
+            b = _numeric(rb.value, sym, text)
+            unk = _or(ra.unk, rb.unk)
+            bad = _or(ra.bad, rb.bad)
             if power:  # in float: no integer overflow, negative exponents allowed
                 a = a.astype(np.float64, copy=False)
                 b = b.astype(np.float64, copy=False)
-                zero_div = (a == 0) & (b < 0)  # 0 ** -k divides by zero
-                if np.any(zero_div):
-                    zd = np.broadcast_to(zero_div, (ctx.n,)) if zero_div.ndim else np.full(ctx.n, True)
-                    bad = _or(bad, zd)
+                bad = _or(bad, _errors((a == 0) & (b < 0), unk, ctx.n))  # 0 ** -k divides by zero
             if divides:
                 zero = b == 0
                 if np.any(zero):
-                    bad = _or(bad, np.broadcast_to(zero, (ctx.n,)) if zero.ndim else np.full(ctx.n, bool(zero)))
+                    bad = _or(bad, _errors(zero, unk, ctx.n))
                     b = np.where(zero, 1, b)
             out = fn(a, b)
             if wraps and out.dtype.kind in "iu":
@@ -263,10 +332,8 @@ class _Compiler:
                 if np.any(big):
                     out = np.where(big, approx, out.astype(np.float64))
             if out.dtype.kind == "f":
-                nan = np.isnan(out)
-                if nan.any():
-                    bad = _or(bad, np.broadcast_to(nan, (ctx.n,)) if nan.ndim else np.full(ctx.n, True))
-            return out, bad
+                bad = _or(bad, _errors(np.isnan(out), unk, ctx.n))
+            return _V(out, bad, unk)
 
         return ev
 
@@ -274,112 +341,100 @@ class _Compiler:
         operand = self.compile(node.operand)
         text = self.text
         if isinstance(node.op, ast.Not):
+            truth = self.truth_of(operand)
 
-            def ev_not(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-                v, bad = operand(ctx)
-                t, bt = _truth(v, text)
-                return ~t, _or(bad, bt)
+            def ev_not(ctx: _Ctx) -> _V:
+                t, bad, unk = truth(ctx)
+                return _V(~t, bad, unk)
 
             return ev_not
-        if isinstance(node.op, ast.USub):
+        if isinstance(node.op, (ast.USub, ast.UAdd)):
+            neg = isinstance(node.op, ast.USub)
+            sym = "-" if neg else "+"
 
-            def ev_neg(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-                v, bad = operand(ctx)
-                v = _numeric(v, "-", text)
-                return (np.negative(v.astype(np.int64)) if v.dtype == bool else np.negative(v)), bad
+            def ev_sign(ctx: _Ctx) -> _V:
+                r = operand(ctx)
+                v = _numeric(r.value, sym, text)
+                if v.dtype == bool:
+                    v = v.astype(np.int64)
+                return _V(np.negative(v) if neg else v, r.bad, r.unk)
 
-            return ev_neg
-        if isinstance(node.op, ast.UAdd):
-
-            def ev_pos(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-                v, bad = operand(ctx)
-                return _numeric(v, "+", text), bad
-
-            return ev_pos
+            return ev_sign
         raise self.fail(f"unary operator {type(node.op).__name__} is not allowed")
 
     def c_BoolOp(self, node: ast.BoolOp) -> _Node:
-        parts = [self.compile(v) for v in node.values]
+        parts = [self.truth_of(self.compile(v)) for v in node.values]
         is_and = isinstance(node.op, ast.And)
-        text = self.text
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-            # Per-row short circuit: a row decided by an earlier operand ignores errors in later ones.
-            result = np.full(ctx.n, is_and)
-            bad = np.zeros(ctx.n, dtype=bool)
-            undecided = np.ones(ctx.n, dtype=bool)
-            for part in parts:
-                v, bv = part(ctx)
-                t, bt = _truth(np.asarray(v), text)
-                t = np.broadcast_to(t, (ctx.n,))
-                b = _or(bv, bt)
-                if b is not None:
-                    b = np.broadcast_to(b, (ctx.n,))
-                    bad |= undecided & b
-                    undecided &= ~b
-                if is_and:
-                    decided_now = undecided & ~t
-                    result[decided_now] = False
-                else:
-                    decided_now = undecided & t
-                    result[decided_now] = True
-                undecided &= ~decided_now
-            return result, (bad if bad.any() else None)
+        def ev(ctx: _Ctx) -> _V:
+            return _kleene([lambda p=p: p(ctx) for p in parts], is_and, ctx.n)
 
         return ev
 
     def c_Compare(self, node: ast.Compare) -> _Node:
-        first = self.compile(node.left)
+        operands = [self.compile(node.left)]
         steps: list[tuple[str, object]] = []
         for op, comp in zip(node.ops, node.comparators):
             if isinstance(op, (ast.In, ast.NotIn)):
-                values = self.literal_values(comp)
-                steps.append(("in" if isinstance(op, ast.In) else "not in", values))
+                steps.append(("in" if isinstance(op, ast.In) else "not in", self.literal_values(comp)))
+                operands.append(operands[-1])  # the next comparison (if any) starts from the same operand
             elif type(op) in _CMPOPS:
-                steps.append((_CMPOPS[type(op)][0], self.compile(comp)))
+                steps.append((_CMPOPS[type(op)][0], None))
+                operands.append(self.compile(comp))
             else:
                 raise self.fail(f"comparison {type(op).__name__} ('is'/'is not') is not allowed")
         text = self.text
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-            a, bad = first(ctx)
-            result: np.ndarray | None = None
-            for sym, arg in steps:
+        def ev(ctx: _Ctx) -> _V:
+            cache: dict[int, _V] = {}
+
+            def get(i: int) -> _V:
+                if i not in cache:
+                    cache[i] = operands[i](ctx)
+                return cache[i]
+
+            def pair(i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                sym, values = steps[i]
+                a = get(i)
                 if sym in ("in", "not in"):
-                    r = _isin(a, arg)  # type: ignore[arg-type]
-                    if sym == "not in":
-                        r = ~r
-                    nxt = a
-                else:
-                    b, bb = arg(ctx)  # type: ignore[operator]
-                    bad = _or(bad, bb)
-                    r = _compare(sym, a, b, text)
-                    nxt = b
-                result = r if result is None else (result & r)
-                a = nxt
-            assert result is not None
-            return result, bad
+                    r = _isin(a.value, values)  # type: ignore[arg-type]
+                    return (~r if sym == "not in" else r), a.bad, a.unk
+                b = get(i + 1)
+                return _compare(sym, a.value, b.value, text), _or(a.bad, b.bad), _or(a.unk, b.unk)
+
+            if len(steps) == 1:
+                t, bad, unk = pair(0)
+                return _V(np.broadcast_to(t, (ctx.n,)) if bad is not None or unk is not None else t, bad, unk)
+            # a chain a < b < c is (a < b) and (b < c), each operand evaluated once
+            return _kleene([lambda i=i: pair(i) for i in range(len(steps))], True, ctx.n)
 
         return ev
 
     def c_IfExp(self, node: ast.IfExp) -> _Node:
-        cond, body, orelse = self.compile(node.test), self.compile(node.body), self.compile(node.orelse)
+        cond = self.truth_of(self.compile(node.test))
+        body, orelse = self.compile(node.body), self.compile(node.orelse)
         text = self.text
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
-            c, bc = cond(ctx)
-            t, bt = _truth(np.asarray(c), text)
-            x, bx = body(ctx)
-            y, by = orelse(ctx)
-            if _is_textual(x) != _is_textual(y):
+        def ev(ctx: _Ctx) -> _V:
+            t, bc, uc = cond(ctx)
+            x, y = body(ctx), orelse(ctx)
+            if _is_textual(x.value) != _is_textual(y.value):
                 raise ExpressionError(f"in expression {text!r}: both branches of 'if/else' must be numbers or both str")
-            out = np.where(t, x, y)
-            bad = _or(bc, bt)
-            if bx is not None or by is not None:
-                bxa = np.zeros(ctx.n, bool) if bx is None else bx
-                bya = np.zeros(ctx.n, bool) if by is None else by
-                bad = _or(bad, np.where(t, bxa, bya))
-            return out, bad
+            t = np.broadcast_to(t, (ctx.n,))
+            out = np.where(t, x.value, y.value)
+            none = np.zeros(ctx.n, dtype=bool)
+
+            def pick(mx: np.ndarray | None, my: np.ndarray | None) -> np.ndarray | None:
+                if mx is None and my is None:
+                    return None
+                m = np.where(t, none if mx is None else mx, none if my is None else my)
+                if uc is not None:
+                    m &= ~uc  # an unknown condition picks no branch
+                return m if m.any() else None
+
+            bad = _or(bc, pick(x.bad, y.bad))
+            unk = _or(uc, pick(x.unk, y.unk))
+            return _V(out, bad, unk)
 
         return ev
 
@@ -409,21 +464,22 @@ class _Compiler:
         text = self.text
         domain = {"log": lambda x: x <= 0, "log2": lambda x: x <= 0, "sqrt": lambda x: x < 0}.get(fname)
 
-        def ev(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
+        def ev(ctx: _Ctx) -> _V:
             vals = []
-            bad = None
+            bad = unk = None
             for a in args:
-                v, b = a(ctx)
-                vals.append(_numeric(v, fname + "()", text))
-                bad = _or(bad, b)
+                r = a(ctx)
+                vals.append(_numeric(r.value, fname + "()", text))
+                bad, unk = _or(bad, r.bad), _or(unk, r.unk)
             if domain is not None:
-                x = vals[0]
-                out_of_domain = domain(x)
+                out_of_domain = domain(vals[0])
                 if np.any(out_of_domain):
-                    bad = _or(bad, np.broadcast_to(out_of_domain, (ctx.n,)).copy())
-                    vals[0] = np.where(out_of_domain, 1, x)
+                    bad = _or(bad, _errors(out_of_domain, unk, ctx.n))
+                    vals[0] = np.where(out_of_domain, 1, vals[0])
             out = np.asarray(fn(*vals))
-            return out, bad
+            if out.dtype.kind == "f":
+                bad = _or(bad, _errors(np.isnan(out), unk, ctx.n))
+            return _V(out, bad, unk)
 
         return ev
 
@@ -450,8 +506,6 @@ def _isin(a: np.ndarray, values: list[object]) -> np.ndarray:
         wanted = [v for v in values if isinstance(v, str)]
     else:
         wanted = [v for v in values if not isinstance(v, str)]
-    if not wanted:
-        return np.zeros(np.shape(a), dtype=bool) if np.ndim(a) else np.asarray(False)
     out = np.zeros(np.shape(a), dtype=bool)
     for v in wanted:  # a literal list is short: one vectorized comparison per listed value
         out |= np.asarray(a == v, dtype=bool)
@@ -493,14 +547,14 @@ class Expr:
         """Evaluate over a batch of ``n`` rows; returns a bool array of length ``n``.
 
         ``columns`` maps each used name to an array of length ``n``. ``missing`` optionally maps names to bool
-        masks of rows where that parameter is inactive; without it a ``None``/NaN value means missing. Rows where a
-        used parameter is missing evaluate to ``if_missing``; rows with an arithmetic error (division by zero,
-        log of a non-positive number, NaN) evaluate to ``False``.
+        masks of rows where that parameter is inactive; without it a ``None``/NaN value means missing. A row whose
+        value depends on a missing parameter evaluates to ``if_missing``; a row with an arithmetic error (division
+        by zero, log of a non-positive number, NaN) evaluates to ``False``.
         """
         if n == 0:
             return np.zeros(0, dtype=bool)
         cols: dict[str, np.ndarray] = {}
-        miss_any = np.zeros(n, dtype=bool)
+        miss: dict[str, np.ndarray] = {}
         for name in self.names:
             if name not in columns:
                 raise ExpressionError(
@@ -514,21 +568,20 @@ class Expr:
             else:
                 m = _missing_mask(col)
             if m.any():
-                miss_any |= m
+                miss[name] = m
                 col = _fill_missing(col, m)
             elif col.dtype.kind in "US":
                 col = col.astype(object)
             cols[name] = col
-        ctx = _Ctx(cols, n)
         with np.errstate(all="ignore"):
-            value, bad = self._fn(ctx)
-            truth, bt = _truth(np.asarray(value), self.text)
+            r = self._fn(_Ctx(cols, miss, n))
+            truth, nan = _truth(np.asarray(r.value), self.text)
         out = np.array(np.broadcast_to(truth, (n,)), dtype=bool)
-        bad = _or(bad, bt)
+        if r.unk is not None:
+            out[r.unk] = if_missing
+        bad = _or(r.bad, _errors(nan, r.unk, n))
         if bad is not None:
-            out &= ~np.broadcast_to(bad, (n,))
-        if miss_any.any():
-            out[miss_any] = if_missing
+            out[bad] = False
         return out
 
     def __reduce__(self) -> tuple[Any, tuple[str, tuple[str, ...]]]:

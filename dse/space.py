@@ -10,9 +10,9 @@ Conventions
   columns. It does not multiply the grid size.
 - A constraint is enforced only on rows where every parameter it names is active (elsewhere it holds).
 - A row where a constraint hits an arithmetic error (division by zero, log of a non-positive number) is infeasible.
-- DataFrame dtypes: int64 for integer parameters without missing values, float64 (NaN = missing) for other numeric
-  columns, bool for boolean categoricals without missing values, object (plain Python ``str``/``bool``/``None``)
-  otherwise, so ``df.to_dict("records")`` yields JSON-serializable Python values.
+- DataFrame dtypes, fixed per parameter: int64 for unconditional integer parameters, float64 for other numeric ones
+  (conditional numeric parameters included: NaN = missing), bool for unconditional boolean categoricals, object
+  (plain Python ``str``/``bool``/``None``) otherwise, so ``df.to_dict("records")`` yields JSON-serializable values.
 """
 from __future__ import annotations
 
@@ -472,16 +472,22 @@ class Float(Param):
 # ==============================================================================================================
 
 
+def _output_dtype(p: Param) -> np.dtype:
+    """Column dtype: the parameter's own for an unconditional parameter; for a conditional one (values may be
+    missing) float64 (NaN) if numeric, else object (None), whether or not a given batch has missing values."""
+    if p.when is None:
+        return p.dtype
+    return np.dtype(np.float64) if p.dtype.kind in "iuf" else np.dtype(object)
+
+
 def _output_column(p: Param, raw: np.ndarray, miss: np.ndarray | None) -> np.ndarray:
     """The DataFrame column for canonical values ``raw`` with ``miss`` rows missing."""
-    if miss is None or not miss.any():
+    dtype = _output_dtype(p)
+    if raw.dtype == dtype and (miss is None or not miss.any()):
         return raw
-    if raw.dtype.kind in "iuf":
-        out = raw.astype(np.float64)
-        out[miss] = np.nan
-    else:
-        out = raw.astype(object)
-        out[miss] = None
+    out = raw.astype(dtype)
+    if miss is not None and miss.any():
+        out[miss] = np.nan if dtype.kind == "f" else None
     return out
 
 
@@ -605,7 +611,10 @@ class Space:
             if p.when is None:
                 continue
             before = names[:i]
-            expr = parse(p.when, [n for n in names if n != name])
+            try:
+                expr = parse(p.when, [n for n in names if n != name])
+            except ExpressionError as exc:
+                raise ExpressionError(f"condition of {name!r}: {exc}") from None
             late = [n for n in expr.names if n not in before]
             if late:
                 raise SpaceError(
@@ -970,13 +979,11 @@ class Space:
         for name, p in self._params.items():
             c = codes[name]
             vals = values[name]
-            if n and c.min() < 0:
-                if vals.dtype.kind in "iuf":
-                    ext = np.append(vals.astype(np.float64), np.nan)
-                else:
-                    ext = np.empty(len(vals) + 1, dtype=object)
-                    ext[:-1] = vals
-                    ext[-1] = None
+            if p.when is not None:  # index -1 (inactive) picks the trailing missing value
+                dtype = _output_dtype(p)
+                ext = np.empty(len(vals) + 1, dtype=dtype)
+                ext[:-1] = vals
+                ext[-1] = np.nan if dtype.kind == "f" else None
                 cols[name] = ext[c]
             else:
                 cols[name] = vals[c]

@@ -150,6 +150,30 @@ def test_missing_values_take_if_missing():
     assert e.evaluate({"x": np.array([9.0, 1.0, 3.0])}, 3, missing=m).tolist() == [True, False, True]
 
 
+def test_three_valued_logic_for_missing_values():
+    x = np.array([np.nan, np.nan, 1.0, 5.0])
+    y = np.array([0, 3, 0, 3])
+    both = {"x": x, "y": y}
+
+    def run(text, if_missing):
+        return parse(text, NAMES).evaluate(both, 4, if_missing=if_missing).tolist()
+
+    # a known False side decides 'and'; a known True side decides 'or', whatever the unknown side
+    assert run("x > 2 and y > 1", True) == [False, True, False, True]
+    assert run("y > 1 and x > 2", False) == [False, False, False, True]
+    assert run("x > 2 or y > 1", False) == [False, True, False, True]
+    assert run("not (x > 2)", True) == [True, True, True, False]
+    assert run("x + 1 > 0", False) == [False, False, True, True]
+    assert run("max(x, y) >= 0", True) == [True, True, True, True]
+    assert run("x in (1, 2)", False) == [False, False, True, False]
+    assert run("(1 if x > 2 else 0) == 1", True) == [True, True, False, True]
+    assert run("(y if y > 1 else x) > 2", False) == [False, True, False, True]
+    assert run("0 < y <= x", True) == [False, True, False, True]  # chain: a known False pair (0 < y) decides
+    # an error takes precedence over unknown: x / 0 on a missing x is unknown, but 1 / y on y == 0 is an error
+    assert run("x / 0 > 0", True) == [True, True, False, False]
+    assert run("x + 1 / y > 0", True) == [False, True, False, True]
+
+
 def test_str_ordering_against_number_is_an_expression_error():
     with pytest.raises(ExpressionError, match="cannot order"):
         ev("mode < 3", mode=np.array(["a"], dtype=object))

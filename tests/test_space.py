@@ -11,6 +11,7 @@ import pytest
 
 from dse.errors import ExpressionError, SpaceError
 from dse.space import Categorical, Float, Int, Param, Space
+from test_space_properties import brute_force  # the scalar Python oracle
 
 
 def serving_space(**extra) -> Space:
@@ -176,44 +177,6 @@ def test_hostile_constraint_strings_are_refused_by_space(tmp_path):
 # -- grid --------------------------------------------------------------------------------------------------
 
 
-def brute_force(space: Space) -> list[dict]:
-    """Enumerate with Python loops: conditions decide whether a parameter branches or is None."""
-    rows: list[dict] = [{}]
-    for name, p in space.params.items():
-        nxt = []
-        for r in rows:
-            active = True
-            if p.when is not None:
-                active = all(r.get(k) is not None for k in _names(p.when)) and _py(p.when, r)
-            for v in (p.values().tolist() if active else [None]):
-                nxt.append({**r, name: v})
-        rows = nxt
-    out = []
-    for r in rows:
-        ok = True
-        for c in space.constraints:
-            used = _names(c)
-            if any(r[k] is None for k in used):
-                continue
-            try:
-                ok = ok and bool(_py(c, r))
-            except ZeroDivisionError:
-                ok = False
-        if ok:
-            out.append(r)
-    return out
-
-
-def _names(text):
-    import ast
-
-    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
-
-
-def _py(text, row):
-    return eval(text, {"__builtins__": {}}, dict(row))  # noqa: S307 - test oracle over the test's own strings
-
-
 def normalize_rows(df: pd.DataFrame) -> list[tuple]:
     out = []
     for rec in df.to_dict("records"):
@@ -226,7 +189,7 @@ def test_grid_matches_brute_force_with_conditions_and_constraints():
     g = s.grid()
     want = brute_force(s)
     assert len(g) == len(want) == s.size
-    assert normalize_rows(g) == [tuple(r.values()) for r in want]  # same rows in the same (lexicographic) order
+    assert normalize_rows(g) == want  # same rows in the same (lexicographic) order
     assert s.feasible(g).all()
 
 
@@ -286,6 +249,26 @@ def test_empty_feasible_set():
     assert len(g) == 0 and list(g.columns) == ["a"]
     with pytest.raises(SpaceError, match="no feasible point"):
         s.sample(3, seed=0)
+
+
+def test_constraints_over_inactive_parameters_use_three_valued_logic():
+    s = Space(
+        mode=Categorical(["a", "b"]),
+        k=Int(1, 3, when="mode == 'b'"),
+        constraints=["mode == 'b' and k > 1"],  # excludes mode 'a' although k is inactive there
+    )
+    assert normalize_rows(s.grid()) == [("b", 2), ("b", 3)]
+    t = Space(mode=Categorical(["a", "b"]), k=Int(1, 3, when="mode == 'b'"), constraints=["k > 1"])
+    assert normalize_rows(t.grid()) == [("a", None), ("b", 2), ("b", 3)]  # undecidable without k: holds
+    u = Space(mode=Categorical(["a", "b"]), k=Int(1, 3, when="mode == 'b'"), constraints=["k > 1 or mode == 'b'"])
+    assert normalize_rows(u.grid()) == [("a", None), ("b", 1), ("b", 2), ("b", 3)]
+    v = Space(mode=Categorical(["a", "b"]), k=Int(1, 3, when="mode == 'b'"), constraints=["mode == 'a' or k > 2"])
+    assert normalize_rows(v.grid()) == [("a", None), ("b", 3)]
+    for sp in (s, t, u, v):
+        assert sp.feasible(sp.grid()).all() and sp.size == len(brute_force(sp))
+    assert s.validate({"mode": "b", "k": 2}) == {"mode": "b", "k": 2}
+    with pytest.raises(SpaceError, match="mode == 'b' and k > 1"):
+        s.validate({"mode": "a"})
 
 
 def test_division_by_zero_constraint_is_infeasible():
@@ -539,3 +522,13 @@ def test_constraints_none_and_odd_cells():
     assert s.validate({"c": "y"}) == {"c": "y"}
     with pytest.raises(SpaceError, match="missing parameter 'c'"):
         s.validate({"c": pd.NA})
+
+
+def test_column_dtypes_are_fixed_per_parameter():
+    s = Space(mode=Categorical(["a", "b"]), k=Int(1, 3, when="mode == 'b'"), f=Categorical([True, False], when="k > 1"),
+              c=Categorical(["x", "y"], when="mode == 'a'"))
+    only_b = Space.from_dict({**s.to_dict(), "constraints": ["mode == 'b' and k > 1"]})
+    for df in (s.grid(), only_b.grid(), s.sample(50, seed=0), only_b.sample(5, seed=0)):
+        assert df["mode"].dtype == object and df["k"].dtype == np.float64
+        assert df["f"].dtype == object and df["c"].dtype == object
+    assert only_b.grid()["k"].tolist() == [2.0, 2.0, 3.0, 3.0]

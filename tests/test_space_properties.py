@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import operator
 
 import numpy as np
 import pandas as pd
@@ -25,66 +26,174 @@ FAST = settings(
 )
 
 # -- oracle ------------------------------------------------------------------------------------------------
+# An independent, scalar re-implementation of the expression semantics on top of Python itself: the generated
+# text is rewritten (ast) so that and/or/not/comparisons/if-else go through three-valued helpers, with UNKNOWN
+# standing for a missing value; Python's own exceptions (ZeroDivisionError, ValueError) mark an error row.
 
 
-FUNCS = {"min", "max", "abs", "log", "round"}
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
 
 
-def _names(text: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
+UNKNOWN = _Unknown()
 
 
-def _real_pow(a, b):
-    out = a**b
-    if isinstance(out, complex):  # numpy gives NaN: an arithmetic error, so the row is False
-        raise ValueError("complex power")
+def _bool(v) -> bool:
+    if isinstance(v, float) and math.isnan(v):
+        raise ValueError("NaN truth value")
+    return bool(v)
+
+
+def _and(*thunks):
+    unknown = False
+    for th in thunks:
+        v = th()
+        if v is UNKNOWN:
+            unknown = True
+        elif not _bool(v):
+            return False
+    return UNKNOWN if unknown else True
+
+
+def _or(*thunks):
+    unknown = False
+    for th in thunks:
+        v = th()
+        if v is UNKNOWN:
+            unknown = True
+        elif _bool(v):
+            return True
+    return UNKNOWN if unknown else False
+
+
+def _not(v):
+    return UNKNOWN if v is UNKNOWN else not _bool(v)
+
+
+def _if(c, th_a, th_b):
+    if c is UNKNOWN:
+        return UNKNOWN
+    return th_a() if _bool(c) else th_b()
+
+
+_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+        ast.Eq: operator.eq, ast.NotEq: operator.ne}
+_FN = {"min": min, "max": max, "abs": abs, "log": math.log, "round": round}
+
+
+def _bin(op, a, b):
+    if a is UNKNOWN or b is UNKNOWN:
+        return UNKNOWN
+    out = _BIN[op](a, b)
+    if isinstance(out, complex) or (isinstance(out, float) and math.isnan(out)):
+        raise ValueError("NaN or complex result")  # numpy gives NaN: an arithmetic error
     return out
 
 
-class _PowToCall(ast.NodeTransformer):
+def _neg(a):
+    return UNKNOWN if a is UNKNOWN else -a
+
+
+def _cmp(op, a, b):
+    if a is UNKNOWN or b is UNKNOWN:
+        return UNKNOWN
+    if isinstance(a, str) != isinstance(b, str) and op in (ast.Eq, ast.NotEq):
+        return op is ast.NotEq
+    return _CMP[op](a, b)
+
+
+def _in(a, values, negate):
+    if a is UNKNOWN:
+        return UNKNOWN
+    hit = any((isinstance(a, str) == isinstance(v, str)) and a == v for v in values)
+    return hit != negate
+
+
+def _call(name, *args):
+    if any(a is UNKNOWN for a in args):
+        return UNKNOWN
+    return _FN[name](*args)
+
+
+class _ToHelpers(ast.NodeTransformer):
+    @staticmethod
+    def _lam(node):
+        return ast.Lambda(ast.arguments([], [], None, [], [], None, []), node)
+
+    @staticmethod
+    def _call(name, args):
+        return ast.Call(ast.Name(name, ast.Load()), args, [])
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        return self._call("_and" if isinstance(node.op, ast.And) else "_or", [self._lam(v) for v in node.values])
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not):
+            return self._call("_not", [node.operand])
+        if isinstance(node.op, ast.USub):
+            return self._call("_neg", [node.operand])
+        return node.operand
+
     def visit_BinOp(self, node):
         self.generic_visit(node)
-        if isinstance(node.op, ast.Pow):
-            return ast.Call(ast.Name("_real_pow", ast.Load()), [node.left, node.right], [])
-        return node
+        op = ast.Constant(list(_BIN).index(type(node.op)))
+        return self._call("_bin_i", [op, node.left, node.right])
+
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        return self._call("_if", [node.test, self._lam(node.body), self._lam(node.orelse)])
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        return self._call("_call", [ast.Constant(node.func.id), *node.args])
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        pairs = []
+        left = node.left
+        for op, right in zip(node.ops, node.comparators):
+            if isinstance(op, (ast.In, ast.NotIn)):
+                pairs.append(self._call("_in", [left, right, ast.Constant(isinstance(op, ast.NotIn))]))
+                continue  # the next comparison starts from the same left operand
+            pairs.append(self._call("_cmp_i", [ast.Constant(list(_CMP).index(type(op))), left, right]))
+            left = right
+        return self._call("_and", [self._lam(p) for p in pairs])
 
 
-def _py(text: str, row: dict) -> bool:
-    """Python's own value of a generated expression (the test's oracle; generated text only)."""
-    tree = ast.fix_missing_locations(_PowToCall().visit(ast.parse(text, mode="eval")))
+_ENV = {"_and": _and, "_or": _or, "_not": _not, "_if": _if, "_neg": _neg, "_in": _in, "_call": _call,
+        "_bin_i": lambda i, a, b: _bin(list(_BIN)[i], a, b), "_cmp_i": lambda i, a, b: _cmp(list(_CMP)[i], a, b)}
+
+
+def _py(text: str, row: dict, if_missing: bool) -> bool:
+    """The oracle's value of a generated expression for one row (None = missing parameter)."""
+    tree = ast.fix_missing_locations(_ToHelpers().visit(ast.parse(text, mode="eval")))
+    env = {k: (UNKNOWN if v is None else v) for k, v in row.items()}
     try:
-        env = {"min": min, "max": max, "abs": abs, "log": math.log, "round": round, "_real_pow": _real_pow}
-        value = eval(compile(tree, "<oracle>", "eval"), {"__builtins__": env}, dict(row))  # noqa: S307 - test oracle
-    except (ZeroDivisionError, ValueError, TypeError):  # our evaluator: an arithmetic error makes the row False
+        # names go in the globals: the lambdas made for and/or/if-else cannot see eval's locals
+        value = eval(compile(tree, "<oracle>", "eval"), {"__builtins__": {}, **_ENV, **env})  # noqa: S307 - test oracle
+        if value is UNKNOWN:
+            return if_missing
+        return _bool(value)
+    except (ZeroDivisionError, ValueError, OverflowError):  # an arithmetic error makes the row False
         return False
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    return bool(value)
 
 
 def brute_force(space: Space) -> list[tuple]:
+    """Every feasible point, enumerated with Python loops in grid order (first parameter slowest)."""
     rows: list[dict] = [{}]
     for name, p in space.params.items():
         nxt = []
         for r in rows:
-            active = True
-            if p.when is not None:
-                used = _names(p.when) - FUNCS
-                active = all(r[k] is not None for k in used) and _py(p.when, r)
+            active = p.when is None or _py(p.when, r, if_missing=False)
             for v in (p.values().tolist() if active else [None]):
                 nxt.append({**r, name: v})
         rows = nxt
-    out = []
-    for r in rows:
-        ok = True
-        for c in space.constraints:
-            used = _names(c) - FUNCS
-            if any(r[k] is None for k in used):
-                continue
-            ok = ok and _py(c, r)
-        if ok:
-            out.append(tuple(r.values()))
-    return out
+    return [tuple(r.values()) for r in rows if all(_py(c, r, if_missing=True) for c in space.constraints)]
 
 
 def rows_of(df: pd.DataFrame) -> list[tuple]:
