@@ -8,7 +8,10 @@ DataFrame batch and returning a bool array). Every operation is vectorized over 
 Conventions
 - An inactive conditional parameter has a missing value: ``None`` in object (str/bool) columns, NaN in numeric
   columns. It does not multiply the grid size.
-- A constraint is enforced only on rows where every parameter it names is active (elsewhere it holds).
+- Inactive values are *unknown* inside expressions (three-valued logic, see :mod:`dse.expr`): a constraint that
+  cannot be decided without an inactive parameter holds (``"k > 1"`` does not apply where ``k`` is inactive),
+  one decided by the active parameters alone is enforced (``"mode == 'b' and k > 1"`` excludes ``mode != 'b'``).
+  A condition that cannot be decided is false (a parameter whose parent is inactive is inactive).
 - A row where a constraint hits an arithmetic error (division by zero, log of a non-positive number) is infeasible.
 - DataFrame dtypes, fixed per parameter: int64 for unconditional integer parameters, float64 for other numeric ones
   (conditional numeric parameters included: NaN = missing), bool for unconditional boolean categoricals, object
