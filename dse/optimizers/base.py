@@ -25,6 +25,8 @@ from dse.encoding import Encoder
 from dse.errors import OptimizerError, SpaceError
 
 _SEED_MAX = 2**63 - 1
+#: ``space_size`` counts feasible points exactly only below this many points before constraints
+EXACT_SIZE_LIMIT = 5_000_000
 
 #: configurations (DataFrame) and their ``Encoder.keys`` (object array), row for row
 Batch = tuple[pd.DataFrame, np.ndarray]
@@ -179,8 +181,15 @@ class BaseOptimizer(abc.ABC):
 
     @property
     def space_size(self) -> float:
+        """Feasible points of a discrete space (inf if continuous). Above ``EXACT_SIZE_LIMIT`` points before
+        constraints, the product of the domain sizes (an upper bound) stands in: counting the feasible points
+        would enumerate them, and such a space is not exhausted by asking anyway."""
         if self._size is None:
-            self._size = float(self.space.size) if self.space.is_discrete else math.inf
+            if not self.space.is_discrete:
+                self._size = math.inf
+            else:
+                bound = math.prod(float(p.n_values) for p in self.space.params.values())
+                self._size = float(self.space.size) if bound <= EXACT_SIZE_LIMIT else bound
         return self._size
 
     def _empty(self) -> pd.DataFrame:

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
-from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
 from pymoo.util.misc import random_permutations
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from pymoo.util.randomized_argsort import randomized_argsort
@@ -115,8 +114,12 @@ class NSGA2Optimizer(BaseOptimizer):
         self.pop_CV = np.zeros(0)
         self.pop_inactive = np.zeros((0, d), dtype=bool)
         self.pop_crowding: np.ndarray | None = np.zeros(0)
+        self._yield = 0.5  # running share of offspring that are feasible and new
 
     def _make_survival(self) -> Any:
+        # imported here: the module pulls in scipy.spatial (~0.2 s), needed only by the evolutionary optimizers
+        from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
+
         return get_crowding_function("cd")
 
     def default_batch_size(self) -> int:
@@ -200,10 +203,14 @@ class NSGA2Optimizer(BaseOptimizer):
             need = n - have
             if need <= 0:
                 break
-            # 2 children per mating: 2x oversampling
-            cand, keys = self.encoder.decode_keys(self._vary(max(8, need)))
+            # 2 children per mating, scaled by the share of usable children seen so far (tight constraints,
+            # a crowded discrete space): about 1.25x what is needed, at most 64x
+            n_matings = max(8, math.ceil(need * 0.625 / self._yield))
+            cand, keys = self.encoder.decode_keys(self._vary(n_matings))
             # decoded values are in their domains and conditions are applied: only constraints can fail
             sel = self.select_new(cand, need, exclude, check=bool(self.space.constraints), keys=keys)
+            rate = len(sel[0]) / len(cand) if len(sel[0]) < need else max(len(sel[0]) / len(cand), self._yield)
+            self._yield = float(np.clip(0.5 * self._yield + 0.5 * rate, 1 / 64, 1.0))
             if len(sel[0]):
                 got.append(sel)
                 exclude.update(sel[1].tolist())
