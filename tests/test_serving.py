@@ -390,3 +390,40 @@ def test_gpu_memory_utilization_scales_the_cache():
     assert a["preemptions"] == 0 < b["preemptions"]
     with pytest.raises(ValueError, match="gpu_memory_utilization=1.5"):
         Scheduler(gpu_memory_utilization=1.5)
+
+
+# ---- every settings field is type-checked (issue 6, bad input fuzzed) ------------------------------------------
+
+_SETTINGS = {
+    serving.Workload: (dict(concurrency=4), ["concurrency", "rate", "arrival", "cv", "input_len", "output_len",
+                                             "n_requests", "seed", "trace"]),
+    serving.Dist: (dict(kind="normal", mean=100, std=10), ["kind", "low", "high", "mean", "std", "min", "max"]),
+    Scheduler: (dict(), [f.name for f in dataclasses.fields(Scheduler)]),
+    serving.Pool: (dict(), [f.name for f in dataclasses.fields(serving.Pool) if f.name != "gpu"]),
+    serving.SLO: (dict(), ["ttft_ms", "tpot_ms"]),
+}
+_junk = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+                  st.text(max_size=6), st.none(), st.booleans(), st.lists(st.integers(0, 3), max_size=2),
+                  st.just(object()), st.just(np.float32(0.5)), st.just(np.int64(3)), st.just(np.array([1, 2])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cls=st.sampled_from(sorted(_SETTINGS, key=lambda c: c.__name__)), data=st.data())
+def test_settings_fields_are_type_checked(cls, data):
+    base, fields = _SETTINGS[cls]
+    name = data.draw(st.sampled_from(fields))
+    value = data.draw(_junk)
+    kw = {**base, name: value}
+    if cls is serving.Workload and name == "rate" and value is not None:
+        kw["concurrency"] = None
+    try:
+        obj = cls(**kw)
+    except (TypeError, ValueError) as exc:
+        msg = str(exc)
+        assert name in msg or repr(value) in msg, msg
+        return
+    # accepted: the field holds a value of a sensible type (never a string where a number belongs, never NaN)
+    v = getattr(obj, name)
+    assert v is None or isinstance(v, (str, bool, int, float, np.integer, np.floating, pd.DataFrame)), (name, v)
+    if isinstance(v, (float, np.floating)):
+        assert not math.isnan(v), (name, v)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -10,8 +10,9 @@ from . import memory
 from .comm import allreduce_latency_s, allreduce_s_per_byte, alltoall_s_per_byte, p2p_s_per_byte
 from .efficiency import Efficiency, load_efficiency
 from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
-from .resolve import (R_EP, R_OK, R_TP, act_peak, bf16_peak, dtype_bytes, dtype_codes, eff_lookup, gemm_eff,
-                      gpu_arrays, int_code, link_lookup, positive, resolve_dtypes, resolve_records)
+from .resolve import (MAX_DEGREE, R_EP, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, dtype_bytes, dtype_codes,
+                      eff_lookup, gemm_eff, gpu_arrays, int_code, link_lookup, positive, resolve_dtypes,
+                      resolve_records)
 
 Num = Any
 
@@ -61,23 +62,34 @@ _FACTORIZE_MIN = 4096
 
 def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
-            prices: Any = None) -> Prepared:
-    eff = eff or default_eff()
+            prices: Any = None, rows: Mapping[str, Any] | None = None) -> Prepared | None:
+    """Validate the configuration arguments and compute the step coefficients and memory terms.
+
+    `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
+    broadcasts together (ValueError naming the arguments otherwise). Returns None when the arguments broadcast
+    to zero configurations (an empty array somewhere)."""
+    if eff is None:
+        eff = default_eff()
+    elif not isinstance(eff, Efficiency):
+        raise TypeError(f"efficiency must be an objectives.inference.Efficiency or None, got {type(eff).__name__}")
+    if prices is not None and not isinstance(prices, Mapping):
+        raise TypeError(f"prices must be a mapping {{gpu name: USD per GPU-hour}} or None, got {prices!r:.80}")
     mrecs, midx = resolve_records("model", model)
     grecs, gidx = resolve_records("gpu", gpu)
-    tp = positive("tp", tp)
-    pp = positive("pp", pp)
-    dp = positive("dp", dp)
-    ep = positive("ep", ep)
+    tp = positive("tp", tp, upper=MAX_DEGREE)
+    pp = positive("pp", pp, upper=MAX_DEGREE)
+    dp = positive("dp", dp, upper=MAX_DEGREE)
+    ep = positive("ep", ep, upper=MAX_DEGREE)
     w = dtype_codes("weight_dtype", weight_dtype, allow_none=False)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     cols = [midx, gidx, tp, pp, dp, ep, w, a, k]
-    arrays = [np.asarray(x) for x in cols if x is not None and np.ndim(x) > 0]
-    if arrays:
-        shape = np.broadcast_shapes(*[x.shape for x in arrays])
-        if int(np.prod(shape)) >= _FACTORIZE_MIN:
-            return _prepare_factorized(mrecs, grecs, cols, shape, eff, prices)
+    shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
+                            kv_dtype=k)
+    if 0 in broadcast_shape(config=np.empty(shape), **(rows or {})):
+        return None
+    if int(np.prod(shape)) >= _FACTORIZE_MIN:
+        return _prepare_factorized(mrecs, grecs, cols, shape, eff, prices)
     return _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices)
 
 

@@ -79,6 +79,25 @@ def _frame(p: Prepared, shape: tuple, cols: Mapping[str, Num], reason: Num, extr
     return pd.DataFrame(out, copy=False)
 
 
+METRIC_COLUMNS = ("ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "throughput_tok_s_per_gpu", "mem_per_gpu_gib",
+                  "fits", "usd_per_mtok", "joules_per_tok", "weights_gib", "kv_cache_gib")
+
+
+def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
+    """The result of zero configurations (an empty array argument): the usual columns and dtypes, no rows."""
+    out: dict[str, Any] = {k: np.empty(0, dtype=bool if k == "fits" else float) for k in METRIC_COLUMNS}
+    out["reason"] = pd.Categorical([], categories=list(REASONS))
+    out["model"] = pd.Categorical([])
+    out["gpu"] = pd.Categorical([])
+    for k in ("tp", "pp", "dp", "ep", "n_gpus"):
+        out[k] = np.empty(0, dtype=np.int64)
+    for k in ("weight_dtype", "act_dtype", "kv_dtype"):
+        out[k] = pd.Categorical([], categories=list(DTYPES))
+    for k in extra:
+        out[k] = np.empty(0, dtype=np.int64)
+    return pd.DataFrame(out)
+
+
 def _shape(*arrs: Num) -> tuple:
     return np.broadcast_shapes(*[np.shape(a) for a in arrs])
 
@@ -119,7 +138,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
     mnt = positive("max_num_tokens", max_num_tokens)
-    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices)
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
+                rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt))
+    if p is None:
+        return _empty_frame(("batch_size", "input_len", "output_len"))
     c = p.coeffs
     # prefill: the whole batch at once
     Tp = B * isl
@@ -192,7 +214,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     osl = positive("output_len", output_len)
     mbs = positive("max_batch_size", max_batch_size)
     mnt = positive("max_num_tokens", max_num_tokens)
-    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices)
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
+                rows=dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt))
+    if p is None:
+        return _empty_frame(("batch_size", "input_len", "output_len"))
     cap = kv_capacity_tokens(p, mnt)
     per_seq = isl + p.eff["kv_reserve_output_frac"] * osl
     N = np.minimum(mbs, np.floor(cap / per_seq))

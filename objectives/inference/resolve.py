@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from objectives.catalog.types import DTYPE_BYTES, DTYPES, GPU, Model
 
@@ -61,57 +62,159 @@ def _lookup(kind: str, x: Any) -> Any:
     return fn(x)
 
 
+#: largest accepted parallel degree (tp, pp, dp, ep) and token/sequence count (batch, lengths, budgets): far
+#: beyond any real deployment, small enough that every derived quantity stays finite in float64
+MAX_DEGREE = 2 ** 20
+MAX_COUNT = 2 ** 31 - 1
+
+
+def _show(x: Any) -> str:
+    """A short repr of an argument value for error messages."""
+    r = repr(x)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def as_array(name: str, x: Any) -> np.ndarray:
+    """np.asarray(x) with a clear error for ragged nested sequences."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}={_show(x)} is not a scalar or a rectangular array ({exc})") from None
+
+
+def _scalar(x: Any) -> bool:
+    """True for a scalar or a 0-d array (not for lists/tuples, even ragged ones)."""
+    if isinstance(x, (list, tuple)):
+        return False
+    return np.ndim(x) == 0 if isinstance(x, np.ndarray) else not hasattr(x, "__len__") or isinstance(x, (str, bytes))
+
+
+def _factorize(name: str, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(unique values as an object array, codes shaped like x); None/NaN get code -1. Hash-based (pandas), so
+    a million strings take milliseconds and the per-value work below runs on the distinct values only."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "US":
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x, dtype=object)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name}={_show(x)} is not a scalar or a rectangular array ({exc})") from None
+    flat = arr.ravel()
+    if flat.size == 0:
+        return np.empty(0, dtype=object), np.zeros(arr.shape, dtype=np.int64)
+    try:
+        codes, uniq = pd.factorize(flat, use_na_sentinel=True)
+    except TypeError:  # unhashable elements (lists, dicts): fall back to their repr as the key
+        keys = np.array([repr(v) for v in flat], dtype=object)
+        codes, ukeys = pd.factorize(keys)
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        uniq = np.array([flat[first[k]] for k in ukeys], dtype=object)
+    return np.asarray(uniq, dtype=object), codes.reshape(arr.shape).astype(np.int64)
+
+
 def resolve_records(kind: str, x: Any) -> tuple[list, np.ndarray | None]:
-    """(unique records, per-config index or None for a scalar) for a model/gpu argument."""
+    """(unique records, per-config index or None for a scalar) for a model/gpu argument. Names are looked up
+    once per distinct value; None or NaN entries and non-name values fail with the catalog's error."""
     if isinstance(x, (str, GPU, Model)):
         return [_lookup(kind, x)], None
-    arr = np.asarray(x, dtype=object)
-    if arr.ndim == 0:
-        return [_lookup(kind, arr.item())], None
-    keys = np.array([r.name if isinstance(r, (GPU, Model)) else str(r) for r in arr.ravel()], dtype=object)
-    uniq, inv = np.unique(keys.astype(str), return_inverse=True)
-    first = {}
-    for i, k in enumerate(keys.astype(str)):
-        first.setdefault(k, arr.ravel()[i])
-    recs = [_lookup(kind, first[k]) for k in uniq]
-    return recs, inv.reshape(arr.shape)
+    if _scalar(x):
+        v = x.item() if isinstance(x, np.ndarray) else x
+        return [_lookup(kind, v)], None
+    uniq, codes = _factorize(kind, x)
+    if (codes < 0).any():
+        raise ValueError(f"{kind}={_show(x)} contains a missing value (None/NaN); give a catalog name or record")
+    recs = [_lookup(kind, v.item() if isinstance(v, np.generic) else v) for v in uniq]
+    return recs, codes
 
 
 def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
-    """Dtype argument -> index into DTYPES (int or int array); -1 for None (default rule)."""
+    """Dtype argument -> index into DTYPES (int or int array); -1 for None (the default rule, where allowed).
+
+    Accepted: a dtype name, None (act/kv dtypes), or an array/list of those. Anything else (numbers, bools,
+    nested lists) raises TypeError naming the argument and the value."""
+    valid = f"one of {', '.join(DTYPES)}" + (" or None (default rule)" if allow_none else "")
     if x is None:
         if allow_none:
             return -1
-        raise ValueError(f"{name} must be one of {DTYPES}, got None")
+        raise ValueError(f"{name} must be {valid}, got None")
     if isinstance(x, str):
-        if x not in _D:
+        code = _D.get(x)
+        if code is None:
             raise ValueError(f"unknown {name} {x!r}; known: {', '.join(DTYPES)}")
-        return _D[x]
-    arr = np.asarray(x, dtype=object)
-    if arr.ndim == 0:
-        return dtype_codes(name, arr.item(), allow_none)
-    uniq, inv = np.unique(np.array([("" if v is None else str(v)) for v in arr.ravel()]), return_inverse=True)
-    codes = []
-    for u in uniq:
-        codes.append(-1 if u == "" and allow_none else dtype_codes(name, None if u == "" else str(u), allow_none))
-    return np.asarray(codes)[inv].reshape(arr.shape)
+        return code
+    if _scalar(x):
+        v = x.item() if isinstance(x, np.ndarray) else x
+        if isinstance(v, str) or v is None:
+            return dtype_codes(name, v, allow_none)
+        raise TypeError(f"{name} must be {valid}, got {_show(x)} ({type(x).__name__})")
+    uniq, codes = _factorize(name, x)
+    table = np.empty(len(uniq), dtype=np.int64)
+    for i, u in enumerate(uniq):
+        if not isinstance(u, str):
+            raise TypeError(f"{name} must be {valid} (or an array of them), got {_show(u)} in {_show(x)}")
+        if u not in _D:
+            raise ValueError(f"unknown {name} {u!r} in {_show(x)}; known: {', '.join(DTYPES)}")
+        table[i] = _D[u]
+    if (codes < 0).any() and not allow_none:
+        raise ValueError(f"{name} must be {valid}, got a missing value (None/NaN) in {_show(x)}")
+    out = np.where(codes < 0, -1, table[np.maximum(codes, 0)]) if len(table) else codes
+    return out
 
 
-def positive(name: str, x: Any, integer: bool = True) -> Num:
-    """Validate a size/length/degree argument: every value must be > 0. Returns a float or float array."""
-    raw = np.asarray(x)
-    a = raw.astype(float) if raw.dtype != float else raw
-    if raw.dtype.kind in "iu":
-        if np.any(raw <= 0):
-            bad = a[a <= 0].ravel()[:3]
-            raise ValueError(f"{name} must be positive, got {bad.tolist()}")
+def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) -> Num:
+    """Validate a size/length/degree argument: real numbers (not bools, strings or None), every value in
+    [1, upper] (> 0 when not `integer`) and whole when `integer`. Returns a float or a float64 array.
+    Raises TypeError (wrong type) or ValueError (bad value), the message naming the argument and the value."""
+    what = "a positive whole number" if integer else "a positive number"
+    if x is None or isinstance(x, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name} must be {what} (or an array of them), got {_show(x)}")
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        a = float(x) if isinstance(x, (float, np.floating)) or abs(int(x)) < 2 ** 62 else float("inf")
+        if not (a > 0 and a <= upper and (not integer or a == int(a))):
+            raise ValueError(f"{name} must be {what} <= {upper:,.0f}, got {_show(x)}")
+        return a
+    raw = as_array(name, x)
+    k = raw.dtype.kind
+    if k == "O":
+        flat = raw.ravel()
+        bad = [v for v in flat[:100000] if v is None or isinstance(v, (bool, np.bool_))
+               or not isinstance(v, (int, float, np.integer, np.floating))]
+        if bad:
+            raise TypeError(f"{name} must be {what} (or an array of them), got {_show(bad[0])} in {_show(x)}")
+        try:
+            raw = raw.astype(float)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise ValueError(f"{name}={_show(x)}: values must be {what} ({exc})") from None
+        k = "f"
+    if k not in "iuf":
+        raise TypeError(f"{name} must be {what} (or an array of them), got {_show(x)} (dtype {raw.dtype})")
+    if raw.size == 0:
+        return raw.astype(float)
+    if k in "iu":
+        lo, hi = raw.min(), raw.max()
+        if lo < 1 or hi > upper:
+            bad = raw[(raw < 1) | (raw > upper)].ravel()[:3]
+            raise ValueError(f"{name} must be {what} <= {upper:,.0f}, got {bad.tolist()}")
+        a = raw.astype(float)
         return float(a) if a.ndim == 0 else a
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        bad = a[~(np.isfinite(a) & (a > 0))].ravel()[:3]
-        raise ValueError(f"{name} must be positive, got {bad.tolist()}")
-    if integer and np.any(a != np.round(a)):
-        raise ValueError(f"{name} must be a whole number, got {a[a != np.round(a)].ravel()[:3].tolist()}")
+    a = raw if raw.dtype == np.float64 else raw.astype(float)
+    lo, hi = a.min(), a.max()
+    if not (lo > 0 and hi <= upper):  # NaN fails both comparisons
+        bad = a[~((a > 0) & (a <= upper))].ravel()[:3]
+        raise ValueError(f"{name} must be {what} <= {upper:,.0f}, got {bad.tolist()}")
+    if integer and not np.array_equal(a, np.floor(a)):
+        raise ValueError(f"{name} must be a whole number, got {a[a != np.floor(a)].ravel()[:3].tolist()}")
     return float(a) if a.ndim == 0 else a
+
+
+def broadcast_shape(**named: Any) -> tuple:
+    """The broadcast shape of the named arguments, or ValueError naming those whose shapes disagree."""
+    shapes = {k: np.shape(v) for k, v in named.items() if v is not None and np.ndim(v) > 0}
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        desc = ", ".join(f"{k} {s}" for k, s in shapes.items())
+        raise ValueError(f"arguments cannot be broadcast to one shape of configurations: {desc}") from None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from .core import prepare
 from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
 from .ops import StepCoeffs, busy_s, forward_s
-from .resolve import REASONS, R_OK
+from .resolve import REASONS, R_OK, positive
 
 
 class StepModel:
@@ -26,6 +26,14 @@ class StepModel:
     def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, efficiency: Efficiency | None = None) -> None:
+        for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("max_num_tokens", max_num_tokens)):
+            if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
+                raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
+        for name, v in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
+                        ("kv_dtype", kv_dtype)):
+            if isinstance(v, (list, tuple, np.ndarray)):
+                raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
+        positive("max_num_tokens", max_num_tokens)
         p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None)
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"

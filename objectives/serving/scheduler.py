@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from .workload import check_bool, check_choice, check_int, check_real
+
 _POLICIES = ("decode_priority", "prefill_first")
 _PREEMPTION = ("recompute", "swap")
 
@@ -73,27 +75,18 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"Scheduler {name}={v!r}: must be an integer >= 1")
+            check_int("Scheduler", name, getattr(self, name), lo=1)
+        check_bool("Scheduler", "chunked_prefill", self.chunked_prefill)
+        check_int("Scheduler", "chunk_size", self.chunk_size, lo=1, none_ok=True, what="tokens")
+        check_choice("Scheduler", "policy", self.policy, _POLICIES)
+        check_choice("Scheduler", "preemption", self.preemption, _PREEMPTION)
+        check_real("Scheduler", "gpu_memory_utilization", self.gpu_memory_utilization, gt=0, le=1, none_ok=True)
+        check_int("Scheduler", "kv_capacity_tokens", self.kv_capacity_tokens, lo=1, none_ok=True, what="tokens")
+        check_real("Scheduler", "kv_watermark", self.kv_watermark, ge=0, lt=1)
+        check_real("Scheduler", "host_link_gbs", self.host_link_gbs, gt=0, none_ok=True, what="GB/s")
         if self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")
-        if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
-            raise ValueError(f"Scheduler chunk_size={self.chunk_size!r}: must be an integer >= 1 or None")
-        if self.policy not in _POLICIES:
-            raise ValueError(f"Scheduler policy={self.policy!r}: valid policies are {', '.join(_POLICIES)}")
-        if self.preemption not in _PREEMPTION:
-            raise ValueError(f"Scheduler preemption={self.preemption!r}: valid values are {', '.join(_PREEMPTION)}")
-        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"Scheduler gpu_memory_utilization={self.gpu_memory_utilization!r}: must be in (0, 1]")
-        if self.kv_capacity_tokens is not None and (not isinstance(self.kv_capacity_tokens, int)
-                                                    or self.kv_capacity_tokens < 1):
-            raise ValueError(f"Scheduler kv_capacity_tokens={self.kv_capacity_tokens!r}: must be an integer >= 1")
-        if not 0 <= self.kv_watermark < 1:
-            raise ValueError(f"Scheduler kv_watermark={self.kv_watermark!r}: must be in [0, 1)")
-        if self.host_link_gbs is not None and not self.host_link_gbs > 0:
-            raise ValueError(f"Scheduler host_link_gbs={self.host_link_gbs!r}: must be > 0 GB/s")
 
     @property
     def chunk(self) -> int:
@@ -127,12 +120,15 @@ class Pool:
     scheduler: Scheduler | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int) or self.n_workers < 1:
-            raise ValueError(f"Pool n_workers={self.n_workers!r}: a pool needs an integer >= 1 workers")
+        check_int("Pool", "n_workers", self.n_workers, lo=1, what="replicas")
         for name in ("tp", "pp"):
+            check_int("Pool", name, getattr(self, name), lo=1, none_ok=True)
+        for name in ("weight_dtype", "act_dtype", "kv_dtype"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ValueError(f"Pool {name}={v!r}: must be an integer >= 1")
+            if v is not None and not isinstance(v, str):
+                raise TypeError(f"Pool {name}={v!r}: must be a dtype name or None, not {type(v).__name__}")
+        if self.scheduler is not None and not isinstance(self.scheduler, Scheduler):
+            raise TypeError(f"Pool scheduler={self.scheduler!r:.80}: must be a serving.Scheduler or None")
 
 
 @dataclass(frozen=True)
@@ -144,6 +140,4 @@ class SLO:
 
     def __post_init__(self) -> None:
         for name in ("ttft_ms", "tpot_ms"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"SLO {name}={v!r}: must be > 0 ms or None")
+            check_real("SLO", name, getattr(self, name), gt=0, inf_ok=True, none_ok=True, what="ms")

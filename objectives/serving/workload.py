@@ -21,6 +21,53 @@ DEFAULT_N_REQUESTS = 2000
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
 
 
+# ---- field validation shared by Workload, Dist and the scheduler/pool/SLO settings --------------------------------
+# Each check raises TypeError for a wrong type and ValueError for a bad value; the message names the owner, the
+# field and the value, and says what is valid.
+
+def check_int(owner: str, name: str, v: object, lo: int = 1, none_ok: bool = False, what: str = "") -> None:
+    """An integer >= lo (numpy integers accepted, bools refused); None only when `none_ok`."""
+    if v is None and none_ok:
+        return
+    unit = f" ({what})" if what else ""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{owner} {name}={v!r}: must be an integer >= {lo}{unit}"
+                        + (" or None" if none_ok else "") + f", not {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{owner} {name}={v!r}: must be an integer >= {lo}{unit}")
+
+
+def check_real(owner: str, name: str, v: object, *, gt: float | None = None, ge: float | None = None,
+               le: float | None = None, lt: float | None = None, inf_ok: bool = False, none_ok: bool = False,
+               what: str = "") -> None:
+    """A real number (int/float, numpy too; bools and strings refused), not NaN, finite unless `inf_ok`, within
+    the given bounds; None only when `none_ok`."""
+    if v is None and none_ok:
+        return
+    rng = " and ".join(f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le), ("<", lt)) if b is not None)
+    desc = f"a number {rng}".strip() + (f" ({what})" if what else "") + (" or None" if none_ok else "")
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner} {name}={v!r}: must be {desc}, not {type(v).__name__}")
+    f = float(v)
+    if math.isnan(f) or (math.isinf(f) and not inf_ok) or (gt is not None and not f > gt) \
+            or (ge is not None and not f >= ge) or (le is not None and not f <= le) or (lt is not None and not f < lt):
+        raise ValueError(f"{owner} {name}={v!r}: must be {desc}")
+
+
+def check_choice(owner: str, name: str, v: object, choices: tuple[str, ...]) -> None:
+    """One of `choices` (strings)."""
+    if not isinstance(v, str):
+        raise TypeError(f"{owner} {name}={v!r}: must be one of {', '.join(choices)}, not {type(v).__name__}")
+    if v not in choices:
+        raise ValueError(f"{owner} {name}={v!r}: valid values are {', '.join(choices)}")
+
+
+def check_bool(owner: str, name: str, v: object) -> None:
+    """True or False (numpy bools accepted)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{owner} {name}={v!r}: must be True or False, not {type(v).__name__}")
+
+
 @dataclass(frozen=True)
 class Dist:
     """A token-length distribution; draws are rounded to integers and clipped to [max(1, min), max].
@@ -40,8 +87,13 @@ class Dist:
     max: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in _DIST_KINDS:
+        if isinstance(self.kind, str) and self.kind not in _DIST_KINDS:
             raise ValueError(f"Dist kind {self.kind!r} is unknown; valid kinds: {', '.join(_DIST_KINDS)}")
+        check_choice("Dist", "kind", self.kind, _DIST_KINDS)
+        for name in ("low", "high", "mean", "std"):
+            check_real("Dist", name, getattr(self, name), ge=0, none_ok=True, what="tokens")
+        check_int("Dist", "min", self.min, lo=1, what="tokens")
+        check_int("Dist", "max", self.max, lo=1, none_ok=True, what="tokens")
         if self.kind == "uniform":
             if self.low is None or self.high is None:
                 raise ValueError("Dist('uniform') needs low= and high= (token counts, low <= high)")
@@ -52,8 +104,6 @@ class Dist:
                 raise ValueError(f"Dist({self.kind!r}) needs mean= and std= (tokens)")
             if not self.mean >= 1 or not self.std >= 0:
                 raise ValueError(f"Dist({self.kind!r}, mean={self.mean}, std={self.std}): need mean >= 1, std >= 0")
-        if self.min < 1:
-            raise ValueError(f"Dist min={self.min}: lengths are at least 1 token")
         if self.max is not None and self.max < self.min:
             raise ValueError(f"Dist max={self.max} is below min={self.min}")
 
@@ -108,29 +158,28 @@ class Workload:
     trace_sha256: str = field(default="", init=False)   # identifies the trace in comparisons, hashes and repr
 
     def __post_init__(self) -> None:
+        check_int("Workload", "concurrency", self.concurrency, lo=1, none_ok=True, what="users")
+        check_real("Workload", "rate", self.rate, gt=0, inf_ok=True, none_ok=True,
+                   what="requests/s; math.inf: all at t=0")
         if self.concurrency is not None and self.rate is not None:
             raise ValueError(f"Workload: give concurrency ({self.concurrency}) or rate ({self.rate}), not both")
-        if self.concurrency is not None:
-            if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, (int, np.integer)) \
-                    or self.concurrency < 1:
-                raise ValueError(f"Workload concurrency={self.concurrency!r}: must be an integer >= 1 (users)")
-        if self.rate is not None:
-            if not isinstance(self.rate, (int, float, np.number)) or not self.rate > 0:
-                raise ValueError(f"Workload rate={self.rate!r}: must be > 0 requests/s (math.inf: all at t=0)")
         if self.concurrency is None and self.rate is None and self.trace is None:
             raise ValueError("Workload needs concurrency= (closed loop), rate= (open loop, req/s) or trace=")
-        if self.arrival not in _ARRIVALS:
-            raise ValueError(f"Workload arrival={self.arrival!r}: valid values are {', '.join(_ARRIVALS)}")
-        if not self.cv > 0:
-            raise ValueError(f"Workload cv={self.cv!r}: the coefficient of variation must be > 0")
+        check_choice("Workload", "arrival", self.arrival, _ARRIVALS)
+        check_real("Workload", "cv", self.cv, gt=0, what="coefficient of variation of the arrival gaps")
         for name in ("input_len", "output_len"):
             v = getattr(self, name)
             if isinstance(v, Dist):
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"Workload {name}={v!r}: must be an integer >= 1 (tokens) or a serving.Dist, "
+                                f"not {type(v).__name__}")
+            if v < 1:
                 raise ValueError(f"Workload {name}={v!r}: must be an integer >= 1 (tokens) or a serving.Dist")
-        if self.n_requests is not None and (not isinstance(self.n_requests, (int, np.integer)) or self.n_requests < 1):
-            raise ValueError(f"Workload n_requests={self.n_requests!r}: must be an integer >= 1")
+        check_int("Workload", "n_requests", self.n_requests, lo=1, none_ok=True)
+        check_int("Workload", "seed", self.seed, lo=0)
+        if self.trace is not None and not isinstance(self.trace, (str, Path, pd.DataFrame)):
+            raise TypeError(f"Workload trace={self.trace!r:.80}: must be a CSV path or a pandas DataFrame")
         if self.trace is not None:
             t = read_trace(self.trace)
             object.__setattr__(self, "trace", t)
@@ -251,10 +300,12 @@ def burstgpt_like(n_requests: int = DEFAULT_N_REQUESTS, rate: float = 1.0, seed:
 
     Returns a `Workload` holding the drawn trace.
     """
-    if not isinstance(n_requests, (int, np.integer)) or n_requests < 1:
-        raise ValueError(f"burstgpt_like n_requests={n_requests!r}: must be an integer >= 1")
-    if not rate > 0 or math.isinf(rate):
-        raise ValueError(f"burstgpt_like rate={rate!r}: must be a finite rate > 0 requests/s")
+    check_int("burstgpt_like", "n_requests", n_requests, lo=1)
+    check_real("burstgpt_like", "rate", rate, gt=0, what="requests/s")
+    check_int("burstgpt_like", "seed", seed, lo=0)
+    check_real("burstgpt_like", "cv", cv, gt=0)
+    check_int("burstgpt_like", "max_input", max_input, lo=1, what="tokens")
+    check_int("burstgpt_like", "max_output", max_output, lo=1, what="tokens")
     s_arr, s_in, s_out = np.random.SeedSequence(seed).spawn(3)
     arr = arrival_times(n_requests, rate, "gamma", cv, np.random.default_rng(s_arr))
     pareto = np.random.default_rng(s_in).pareto(1.2, n_requests)
