@@ -170,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           "(absolute figures scale with load; the ratios are measured side by side)")
+    sqlite = args.url is None or args.url.startswith("sqlite")
     checks = [
         ("persisted trials/s >= 5,000", dse_rate >= 5_000),
-        ("ratio to Optuna RDBStorage >= 500x", ratio >= 500),
+        *([("ratio to Optuna RDBStorage >= 500x (both on SQLite)", ratio >= 500)] if sqlite else []),
         (f"load_trials of {args.load_trials:,} trials in ~1 s per 100k (<= 1.5 s per 100k)",
          load_s <= 1.5 * args.load_trials / 100_000),
     ]
