@@ -329,3 +329,25 @@ def test_gp_without_torch_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "torch", None)  # Python's own way to make `import torch` fail
     with pytest.raises(OptimizerError, match=r"pip install torch==2\.13\.0.*dse\[gp\]"):
         get_optimizer("gp", Space(x=Float(0, 1)), 2)
+
+
+def test_tpe_history_is_rebuilt_from_told_trials() -> None:
+    """A fresh TPE told stored trials holds them as Optuna trials (failed ones as FAIL, CV as the constraint)."""
+    from optuna.trial import TrialState
+
+    space = mixed_space()
+    df = space.sample(20, seed=2)
+    F, CV = mixed_objective(df)
+    F[:4] = np.nan
+    CV[:4] = np.inf
+    opt = get_optimizer("tpe", space, 2, seed=0, n_startup_trials=5)
+    opt.tell(df, F, CV)
+    trials = opt.study.trials
+    assert [t.state for t in trials].count(TrialState.FAIL) == 4 and len(trials) == 20
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    np.testing.assert_allclose([t.constraints["cv"] for t in done], CV[4:])
+    np.testing.assert_allclose([t.values for t in done], F[4:])
+    assert all(("ratio" in t.params) == (r == "disagg") for t, r in zip(trials, df["mode"]))
+    nxt = opt.ask(6)
+    assert len(nxt) == 6 and space.feasible(nxt).all()
+    assert not set(opt.encoder.keys(nxt).tolist()) & set(opt.encoder.keys(df).tolist())

@@ -91,16 +91,12 @@ class _OptunaOptimizer(BaseOptimizer):
     def _sampler(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @property
-    def _max_rounds(self) -> int:
-        return self.config.max_rounds
-
     # ------------------------------------------------------------------------------------------ ask
     def _ask(self, n: int) -> Batch:
         accepted: list[dict] = []
         acc_keys: dict[bytes, None] = {}
         with _quiet_optuna():
-            for _ in range(self._max_rounds):
+            for _ in range(self.config.max_rounds):
                 need = n - len(accepted)
                 if need <= 0:
                     break
@@ -224,10 +220,7 @@ class TPEOptimizer(_OptunaOptimizer):
         c = self.config
         return optuna.samplers.TPESampler(seed=self.seed, constant_liar=True, n_startup_trials=c.n_startup_trials,
                                           n_ei_candidates=c.n_ei_candidates, multivariate=c.multivariate,
-                                          group=bool(self._conditional_names()) and c.multivariate is True)
-
-    def _conditional_names(self) -> list[str]:
-        return [n for n in self.space.names if getattr(self.space.params[n], "when", None) is not None]
+                                          group=bool(self._conditional) and c.multivariate is True)
 
     def _reject_infeasible(self, trial: Any) -> None:
         values = self._worst if self._worst is not None else np.zeros(self.n_objectives)
