@@ -93,3 +93,39 @@ def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([*cmd, "--help"])
     assert exc.value.code == 0 and "usage: dse" in capsys.readouterr().out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_command_serves_the_study_on_loopback(shared):
+    import time
+    import urllib.request
+
+    exe = shutil.which("dse", path=os.path.dirname(sys.executable)) or shutil.which("dse")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "dashboard", "shared", "--storage", shared, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        body = None
+        while time.monotonic() < deadline and body is None:
+            if proc.poll() is not None:
+                pytest.fail(f"dse dashboard exited early: {proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = r.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "the dashboard never answered"
+        assert '"shared"' in body                                  # the copied study is served
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard", timeout=5) as r:
+            assert r.status == 200 and "<html" in r.read().decode().lower()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
