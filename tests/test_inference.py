@@ -223,3 +223,62 @@ def test_large_sweeps_match_single_configurations():
         for col in ("ttft_ms", "tpot_ms", "mem_per_gpu_gib", "joules_per_tok", "usd_per_mtok"):
             assert np.isclose(big[col].iloc[i], one[col].iloc[0], rtol=1e-12), col
         assert big["reason"].iloc[i] == one["reason"].iloc[0]
+
+
+def test_blocked_sweeps_match_single_configurations():
+    # > BLOCK_ROWS rows: evaluated block by block from the distinct configurations; the same numbers as one by one,
+    # also when the configuration arrays broadcast against per-row arrays of another shape
+    from objectives.inference.estimate import BLOCK_ROWS
+    rng = np.random.default_rng(2)
+    n = BLOCK_ROWS + 5000
+    tp = np.array([1, 2, 4, 8])[:, None]
+    isl = rng.integers(1, 9000, n // 4 + 1)[None, :]
+    osl = rng.integers(1, 3000, n // 4 + 1)[None, :]
+    for fn, kw in ((inference.max_throughput, {}), (inference.estimate, dict(batch_size=37))):
+        big = fn(model="Llama-3.1-70B", gpu="H100", tp=tp, weight_dtype="fp8",
+                 input_len=isl, output_len=osl, efficiency=EFF, **kw)
+        assert len(big) == 4 * isl.shape[1]
+        for i in (0, 5, isl.shape[1] + 3, 3 * isl.shape[1] + isl.shape[1] - 1):
+            r, c = divmod(i, isl.shape[1])
+            one = fn(model="Llama-3.1-70B", gpu="H100", tp=int(tp[r, 0]), weight_dtype="fp8",
+                     input_len=int(isl[0, c]), output_len=int(osl[0, c]), efficiency=EFF, **kw)
+            for col in ("ttft_ms", "tpot_ms", "throughput_tok_s", "mem_per_gpu_gib", "batch_size", "joules_per_tok"):
+                assert np.isclose(big[col].iloc[i], one[col].iloc[0], rtol=1e-12), (fn.__name__, col)
+            assert big["tp"].iloc[i] == tp[r, 0] and big["fits"].iloc[i] == one["fits"].iloc[0]
+
+
+def test_empty_arrays_give_zero_rows_and_shape_mismatch_names_arguments():
+    df = est(model="Llama-3.1-8B", gpu="H100", batch_size=[])
+    assert len(df) == 0 and set(COLS) <= set(df.columns)
+    assert len(est(model="Llama-3.1-8B", gpu="H100", weight_dtype=[])) == 0
+    assert len(inference.max_throughput("Llama-3.1-8B", "H100", tp=np.array([], dtype=int), efficiency=EFF)) == 0
+    with pytest.raises(ValueError, match=r"tp \(3,\).*batch_size \(2,\)|broadcast"):
+        est(model="Llama-3.1-8B", gpu="H100", tp=[1, 2, 4], batch_size=[1, 2])
+
+
+@pytest.mark.parametrize("key,value,err", [
+    ("weight_dtype", 39274, TypeError), ("weight_dtype", [1, "fp8"], TypeError), ("kv_dtype", True, TypeError),
+    ("tp", 1.99e238, ValueError), ("tp", 10 ** 400, ValueError), ("batch_size", 2 ** 40, ValueError),
+    ("input_len", float("nan"), ValueError), ("output_len", True, TypeError), ("batch_size", None, TypeError),
+    ("batch_size", np.array(["4"]), TypeError), ("tp", np.array([1, None], dtype=object), TypeError),
+    ("model", [["Llama-3.1-8B"], ["Llama-3.1-8B", "x"]], ValueError), ("dp", "2", TypeError),
+])
+def test_bad_arguments_name_the_argument(key, value, err):
+    import warnings
+    kw = dict(model="Llama-3.1-8B", gpu="H100", batch_size=4, input_len=64, output_len=8)
+    kw[key] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning may leak either
+        with pytest.raises(err) as exc:
+            est(**kw)
+    assert key in str(exc.value) or repr(value) in str(exc.value), str(exc.value)
+
+
+def test_huge_but_valid_sizes_give_finite_results_or_fits_false():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = est(model="Llama-3.1-8B", gpu="H100", tp=[1, 2 ** 20], batch_size=2 ** 31 - 1, input_len=2 ** 31 - 1,
+                 output_len=2 ** 31 - 1, dp=2 ** 20)
+    assert not df["fits"].any() and (df["reason"].str.len() > 0).all()
+    assert np.isfinite(df[["ttft_ms", "tpot_ms", "joules_per_tok", "usd_per_mtok"]].to_numpy(float)).all()

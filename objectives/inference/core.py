@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 
 from . import memory
 from .comm import allreduce_latency_s, allreduce_s_per_byte, alltoall_s_per_byte, p2p_s_per_byte
@@ -53,6 +54,40 @@ class Prepared:
     gpu_names: list
     model_index: Num
     gpu_index: Num
+    #: factorized form (large sweeps): every array field above holds one value per DISTINCT configuration and
+    #: `inv` (flat, one entry per row of the broadcast result) says which; None: fields broadcast directly
+    inv: np.ndarray | None = None
+    row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
+
+    # field groups gathered by `take`; LayerCosts (`lc`) is not needed per row and is dropped there
+    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "weights_gpu",
+                   "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price",
+                   "model_index", "gpu_index")
+
+    def take(self, idx: np.ndarray) -> "Prepared":
+        """The rows `idx` (positions into the distinct configurations) as a plain Prepared: array fields
+        gathered, scalars kept. Used on blocks of rows, so gathered arrays stay cache-sized."""
+        def g(v):
+            return v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v
+
+        fields = {f: getattr(self, f) for f in Prepared.__dataclass_fields__}
+        for f in self._ROW_FIELDS:
+            fields[f] = g(fields[f])
+        fields["coeffs"] = StepCoeffs(**{f: g(getattr(self.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
+        fields["shape"] = ModelShape(**{f: g(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
+        fields["lc"] = None
+        fields["inv"] = None
+        return Prepared(**fields)
+
+    def column(self, name: str, dtype: Any) -> np.ndarray:
+        """A config-level field as one flat column of the result (length prod(row_shape), at least 1)."""
+        v = getattr(self, name)
+        n = int(np.prod(self.row_shape)) if self.row_shape else 1
+        if self.inv is not None and isinstance(v, np.ndarray) and v.ndim > 0:
+            return np.asarray(v).astype(dtype)[self.inv]
+        if np.ndim(v) == 0:
+            return np.full(n, v, dtype=dtype)
+        return np.broadcast_to(np.asarray(v, dtype=dtype), self.row_shape).ravel()
 
 
 #: above this many configurations, config-level arguments are factorized: the coefficients are computed once per
@@ -86,29 +121,59 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     cols = [midx, gidx, tp, pp, dp, ep, w, a, k]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
                             kv_dtype=k)
-    if 0 in broadcast_shape(config=np.empty(shape), **(rows or {})):
+    row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
+    if 0 in row_shape:
         return None
-    if int(np.prod(shape)) >= _FACTORIZE_MIN:
-        return _prepare_factorized(mrecs, grecs, cols, shape, eff, prices)
-    return _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices)
+    if shape and int(np.prod(row_shape)) >= _FACTORIZE_MIN:
+        return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices)
+    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices)
+    p.row_shape = row_shape
+    return p
 
 
-def _prepare_factorized(mrecs, grecs, cols, shape, eff, prices) -> Prepared:
-    """prepare() on the distinct configurations, gathered back to `shape` (fields constant across them stay
-    scalars)."""
-    key = np.zeros(shape, dtype=np.int64)
-    uniq_vals = []
+#: largest grid of distinct argument values evaluated whole (else the combined key is factorized)
+_GRID_MAX = 1 << 16
+
+
+def _codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, intp codes shaped like x) of a numeric config argument (whole numbers: parallel
+    degrees, record indices, dtype codes). Counting sort for small ranges (one pass, no sort)."""
+    x = np.asarray(x)
+    xi = x.astype(np.int64) if x.dtype.kind == "f" else x
+    lo, hi = int(xi.min()), int(xi.max())
+    if hi - lo <= _GRID_MAX:
+        base = 0 if 0 <= lo and hi <= _GRID_MAX else lo
+        shifted = xi - base if base else xi
+        present = np.flatnonzero(np.bincount(shifted.ravel(), minlength=hi - base + 1))
+        lut = np.zeros(hi - base + 1, dtype=np.intp)
+        lut[present] = np.arange(len(present))
+        return (present + base).astype(x.dtype), lut[shifted]
+    u, inv = np.unique(x, return_inverse=True)
+    return u, inv.reshape(x.shape)
+
+
+def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices) -> Prepared:
+    """prepare() once per distinct configuration; `inv` maps every row of `row_shape` to its configuration.
+    Fields constant across the distinct configurations become scalars."""
+    key = None
+    radix = 1
+    uniq_vals: list = []
     for x in cols:
         if x is None or np.ndim(x) == 0:
             uniq_vals.append(None)
             continue
-        u, inv = np.unique(np.asarray(x), return_inverse=True)
-        key = key * len(u) + np.broadcast_to(inv.reshape(np.shape(x)), shape)
+        u, c = _codes(np.asarray(x))
+        key = c if key is None else key * len(u) + c
+        radix *= len(u)
         uniq_vals.append(u)
-    ukey, inv = np.unique(key.ravel(), return_inverse=True)
-    inv = inv.reshape(shape)
+    if radix <= _GRID_MAX:  # evaluate every combination of the distinct values; the key indexes it directly
+        ukey = np.arange(radix)
+        inv = np.broadcast_to(key, row_shape).ravel()
+    else:
+        codes, ukey = pd.factorize(np.broadcast_to(key, row_shape).ravel())
+        inv = codes.astype(np.intp, copy=False)
     # decode the mixed-radix key back to per-column values of each distinct configuration
-    vals = []
+    vals: list = []
     rem = ukey.copy()
     for u in reversed(uniq_vals):
         if u is None:
@@ -122,28 +187,24 @@ def _prepare_factorized(mrecs, grecs, cols, shape, eff, prices) -> Prepared:
     gidx = args[1] if cols[1] is not None else None
     sub = _prepare(mrecs, midx, grecs, gidx, *args[2:], eff, prices)
 
-    def expand(v):
+    def collapse(v):
         if np.ndim(v) == 0:
             return v
-        v = np.asarray(v)
-        if v.shape != ukey.shape:
-            v = np.broadcast_to(v, ukey.shape)
-        if (v == v.flat[0]).all():
-            return v.flat[0]
-        return v[inv]
+        v = np.broadcast_to(np.asarray(v), ukey.shape)
+        return v.flat[0] if (v == v.flat[0]).all() else np.ascontiguousarray(v)
 
-    c = StepCoeffs(**{f: expand(getattr(sub.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
     fields = {f: getattr(sub, f) for f in Prepared.__dataclass_fields__}
-    for f in ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "weights_gpu", "kv_tok_gpu",
-              "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price", "model_index",
-              "gpu_index"):
-        fields[f] = expand(fields[f])
-    fields["coeffs"] = c
-    fields["shape"] = ModelShape(**{f: expand(getattr(sub.shape, f)) for f in ModelShape.__dataclass_fields__})
+    for f in Prepared._ROW_FIELDS:
+        fields[f] = collapse(fields[f])
+    fields["coeffs"] = StepCoeffs(**{f: collapse(getattr(sub.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
+    fields["shape"] = ModelShape(**{f: collapse(getattr(sub.shape, f)) for f in ModelShape.__dataclass_fields__})
+    fields["inv"] = inv
+    fields["row_shape"] = tuple(row_shape)
     return Prepared(**fields)
 
 
 def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices) -> Prepared:
+    tp, pp, dp, ep = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k)

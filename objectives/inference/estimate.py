@@ -42,40 +42,64 @@ def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: 
     return t
 
 
-def _cat(values: list[str], codes: Num, n: int, shape: tuple) -> pd.Categorical:
-    codes = np.broadcast_to(np.asarray(codes, dtype=np.int64), shape).ravel()
-    cats = list(dict.fromkeys(values))
-    if len(cats) != len(values):  # duplicate names (same record twice): remap
-        remap = np.array([cats.index(v) for v in values])
-        codes = remap[codes]
-        values = cats
-    return pd.Categorical.from_codes(codes, categories=values) if n else pd.Categorical([])
+#: rows evaluated per block in large sweeps: the temporaries of one block stay in cache and are recycled by the
+#: allocator, instead of hundreds of fresh array-sized temporaries (page faults dominate otherwise)
+BLOCK_ROWS = 32768
+_INT_OUT = ("batch_size",)
 
 
-def _frame(p: Prepared, shape: tuple, cols: Mapping[str, Num], reason: Num, extra: Mapping[str, Num]) -> pd.DataFrame:
+def _evaluate(p: Prepared, rows: Mapping[str, Num], core: Any) -> dict[str, np.ndarray]:
+    """`core(p, **rows)` -> {column: values} over every row of p.row_shape, as flat arrays. Small results are
+    computed at once; factorized or large ones in blocks of BLOCK_ROWS rows (same formulas, same numbers)."""
+    shape = p.row_shape
     n = int(np.prod(shape)) if shape else 1
-    shape = shape or ()
-    out: dict[str, Any] = {}
+    if p.inv is None and n <= BLOCK_ROWS:
+        res = core(p, **{k: np.asarray(v, dtype=float) if np.ndim(v) else v for k, v in rows.items()})
+        return {k: np.broadcast_to(np.asarray(v), shape).ravel() if shape else np.asarray(v).reshape(1)
+                for k, v in res.items()}
+    flat = {k: np.broadcast_to(v, shape).ravel() if np.ndim(v) else v for k, v in rows.items()}
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, n, BLOCK_ROWS):
+        sl = slice(start, min(n, start + BLOCK_ROWS))
+        sub = p.take(p.inv[sl]) if p.inv is not None else p
+        res = core(sub, **{k: v[sl].astype(float) if np.ndim(v) else v for k, v in flat.items()})
+        for k, v in res.items():
+            if k not in out:
+                dt = bool if k == "fits" else (np.int8 if k == "reason" else float)
+                out[k] = np.empty(n, dtype=dt)
+            out[k][sl] = v
+    return out
 
-    def full(x, dtype=float):
-        return np.broadcast_to(np.asarray(x, dtype=dtype), shape).ravel() if shape else np.asarray(x, dtype=dtype).reshape(1)
 
-    for k, v in cols.items():
-        out[k] = full(v, bool if k == "fits" else float)
-    rc = np.broadcast_to(np.asarray(reason, dtype=np.int64), shape).ravel() if shape else np.asarray(reason).reshape(1)
-    out["reason"] = pd.Categorical.from_codes(rc, categories=list(REASONS))
-    out["model"] = _cat(p.model_names, p.model_index, n, shape or (1,))
-    out["gpu"] = _cat(p.gpu_names, p.gpu_index, n, shape or (1,))
-    out["tp"] = full(p.tp, np.int64)
-    out["pp"] = full(p.pp, np.int64)
-    out["dp"] = full(p.dp, np.int64)
-    out["ep"] = full(p.ep, np.int64)
-    out["n_gpus"] = full(p.n_gpus, np.int64)
-    for k, codes in (("weight_dtype", p.weight_code), ("act_dtype", p.act_code), ("kv_dtype", p.kv_code)):
-        out[k] = pd.Categorical.from_codes(np.broadcast_to(np.asarray(codes, dtype=np.int64), shape or (1,)).ravel(),
-                                           categories=list(DTYPES))
-    for k, v in extra.items():
-        out[k] = full(v, np.int64)
+def _categorical(names: list[str], codes: np.ndarray) -> pd.Categorical:
+    cats = list(dict.fromkeys(names))
+    if len(cats) != len(names):  # duplicate names (same record twice): remap
+        codes = np.array([cats.index(v) for v in names])[codes]
+    return pd.Categorical.from_codes(codes, categories=cats, validate=False)
+
+
+def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]) -> pd.DataFrame:
+    """The result table: metric columns from `res`, then reason, the configuration (as resolved) and `inputs`
+    (per-row arguments echoed as int64 columns unless `res` computed them, like max_throughput's batch_size)."""
+    shape = p.row_shape
+    n = len(res["fits"])
+    out: dict[str, Any] = {k: res[k] for k in METRIC_COLUMNS}
+    out["reason"] = pd.Categorical.from_codes(res["reason"].astype(np.int8, copy=False), categories=list(REASONS),
+                                              validate=False)
+    small = np.int8 if max(len(p.model_names), len(p.gpu_names)) < 127 else np.int32
+    out["model"] = _categorical(p.model_names, p.column("model_index", small))
+    out["gpu"] = _categorical(p.gpu_names, p.column("gpu_index", small))
+    for k in ("tp", "pp", "dp", "ep", "n_gpus"):
+        out[k] = p.column(k, np.int64)
+    for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
+        out[k] = pd.Categorical.from_codes(p.column(f, np.int8), categories=list(DTYPES), validate=False)
+    for k, v in inputs.items():
+        if k in res:
+            out[k] = res[k].astype(np.int64)
+        elif np.ndim(v) == 0:
+            out[k] = np.full(n, v, dtype=np.int64)
+        else:
+            out[k] = np.broadcast_to(v, shape).ravel().astype(np.int64)
     return pd.DataFrame(out, copy=False)
 
 
@@ -96,15 +120,6 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
     for k in extra:
         out[k] = np.empty(0, dtype=np.int64)
     return pd.DataFrame(out)
-
-
-def _shape(*arrs: Num) -> tuple:
-    return np.broadcast_shapes(*[np.shape(a) for a in arrs])
-
-
-def _p_shape(p: Prepared) -> list:
-    return [p.tp, p.pp, p.dp, p.ep, p.weight_code, p.act_code, p.kv_code, p.model_index, p.gpu_index, p.reason,
-            p.coeffs.lin_s_tok]
 
 
 def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
@@ -142,6 +157,12 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt))
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
+    res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
+    return _frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl})
+
+
+def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num) -> dict[str, Num]:
+    """The formulas of `estimate` on rows that broadcast together (a whole small sweep or one block)."""
     c = p.coeffs
     # prefill: the whole batch at once
     Tp = B * isl
@@ -160,18 +181,15 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     act = p.act_tok_gpu * np.minimum(Tp, mnt) + memory.logits_bytes(B, p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(mem > p.mem_gpu, R_MEM, R_OK))
-    fits = reason == R_OK
-    util = (busy_p + (osl - 1.0) * busy_d) / np.maximum(ttft + (osl - 1.0) * tpot, 1e-12)
+    util = (busy_p + (osl - 1.0) * busy_d) / np.maximum(e2e, 1e-12)
     pw = power.power_w(p.idle_w, p.tdp_w, util)
-    cols = {
+    return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
-        "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": fits,
+        "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
         "joules_per_tok": power.joules_per_token(pw, p.n_gpus, e2e, p.dp * B * osl),
-        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB,
+        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason,
     }
-    shape = _shape(*cols.values(), reason, *_p_shape(p), B, isl, osl)
-    return _frame(p, shape, cols, reason, {"batch_size": B, "input_len": isl, "output_len": osl})
 
 
 def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS) -> Num:
@@ -218,6 +236,12 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                 rows=dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt))
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
+    res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt), _max_throughput_rows)
+    return _frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl})
+
+
+def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num) -> dict[str, Num]:
+    """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block)."""
     cap = kv_capacity_tokens(p, mnt)
     per_seq = isl + p.eff["kv_reserve_output_frac"] * osl
     N = np.minimum(mbs, np.floor(cap / per_seq))
@@ -233,12 +257,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(ok_mem, R_OK, R_MEM))
     pw = power.power_w(p.idle_w, p.tdp_w, busy / t)
-    cols = {
+    return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
         "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
         "joules_per_tok": power.joules_per_token(pw, p.n_gpus, 1.0, tput),
-        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB,
+        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason, "batch_size": N,
     }
-    shape = _shape(*cols.values(), reason, *_p_shape(p), isl, osl, mbs, mnt)
-    return _frame(p, shape, cols, reason, {"batch_size": N, "input_len": isl, "output_len": osl})

@@ -164,7 +164,9 @@ def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
 def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) -> Num:
     """Validate a size/length/degree argument: real numbers (not bools, strings or None), every value in
     [1, upper] (> 0 when not `integer`) and whole when `integer`. Returns a float or a float64 array.
-    Raises TypeError (wrong type) or ValueError (bad value), the message naming the argument and the value."""
+    Raises TypeError (wrong type) or ValueError (bad value), the message naming the argument and the value.
+    Returns a float for scalars; arrays are returned as given when integer (no copy; callers convert blocks to
+    float where they compute) and as float64 otherwise."""
     what = "a positive whole number" if integer else "a positive number"
     if x is None or isinstance(x, (bool, np.bool_, str, bytes)):
         raise TypeError(f"{name} must be {what} (or an array of them), got {_show(x)}")
@@ -195,8 +197,7 @@ def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) 
         if lo < 1 or hi > upper:
             bad = raw[(raw < 1) | (raw > upper)].ravel()[:3]
             raise ValueError(f"{name} must be {what} <= {upper:,.0f}, got {bad.tolist()}")
-        a = raw.astype(float)
-        return float(a) if a.ndim == 0 else a
+        return float(raw) if raw.ndim == 0 else raw
     a = raw if raw.dtype == np.float64 else raw.astype(float)
     lo, hi = a.min(), a.max()
     if not (lo > 0 and hi <= upper):  # NaN fails both comparisons
