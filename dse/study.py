@@ -50,6 +50,11 @@ def _key(config: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, None if isinstance(v, float) and math.isnan(v) else v) for k, v in config.items()))
 
 
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """One row per dict, also when every dict is empty (from_records alone would give no rows)."""
+    return pd.DataFrame.from_records(rows, index=range(len(rows)))
+
+
 def _records(df: pd.DataFrame) -> list[dict]:
     from .objective import frame_records
 
@@ -537,8 +542,8 @@ class _Loop:
 
     def _tell_raw(self, raw: pd.DataFrame) -> None:
         names = self.study.space.names
-        params = pd.DataFrame.from_records(list(raw["params"])).reindex(columns=names)
-        metrics = pd.DataFrame.from_records([m or {} for m in raw["metrics"]])
+        params = _frame(list(raw["params"])).reindex(columns=names)
+        metrics = _frame([m or {} for m in raw["metrics"]])
         for m in self.study.spec.required:
             if m not in metrics.columns:
                 metrics[m] = np.nan
@@ -629,7 +634,7 @@ class _Loop:
         study = self.study
         now = time.time()
         ok = np.array([r.ok for r in results], dtype=bool)
-        metrics = pd.DataFrame.from_records([r.metrics or {} for r in results])
+        metrics = _frame([r.metrics or {} for r in results])
         for m in study.spec.required:
             if m not in metrics.columns:
                 metrics[m] = np.nan
@@ -648,7 +653,7 @@ class _Loop:
         ]
         study._storage.finish_trials(study._id, rows)
         self.seen_numbers.update(numbers)
-        params = pd.DataFrame.from_records(configs).reindex(columns=study.space.names)
+        params = _frame(configs).reindex(columns=study.space.names)
         self.opt.tell(params, F, CV)
         self._remember(params, F, CV, ok, feas)
         return int((~ok).sum())
@@ -711,7 +716,7 @@ class _GridSweep:
                     metrics, errors, _ = evaluate_frame(self.runner.fn, part, study.spec.required, self.runner.timeout)
                 else:
                     results = self.runner.evaluate(_records(part))
-                    metrics = pd.DataFrame.from_records([r.metrics or {} for r in results])
+                    metrics = _frame([r.metrics or {} for r in results])
                     errors = np.array([r.error for r in results], dtype=object)
                 seconds = time.perf_counter() - t0
                 for m in study.spec.required:

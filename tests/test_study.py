@@ -253,3 +253,22 @@ def test_large_grid_goes_to_parquet_and_only_the_front_to_trials(db_url, monkeyp
         map(tuple, expected[["cost", "latency"]].round(9).to_numpy()))
     ds = s.to_xarray()
     assert set(ds.dims) == set(space.names)
+
+
+def _always_fails(config):
+    raise RuntimeError("nothing works")
+
+
+@pytest.mark.parametrize("optimizer", ["nsga2", "random"])
+def test_batches_where_every_trial_fails_and_resume_after_them(optimizer, db_url):
+    s = dse.create_study("allfail", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(_always_fails, optimizer=optimizer, n_trials=40, batch_size=20, seed=0, progress=False,
+               **({"pop_size": 20} if optimizer == "nsga2" else {}))
+    t = s.trials
+    assert len(t) == 40 and (t["state"] == "failed").all() and t["error"].str.contains("nothing works").all()
+    assert s.pareto().empty
+    # a fresh optimizer rebuilt from 40 failed trials (all-empty metrics) goes on
+    s2 = dse.load_study("allfail", storage=db_url)
+    s2.optimize(toy, optimizer=optimizer, n_trials=20, batch_size=20, seed=1, progress=False,
+                **({"pop_size": 20} if optimizer == "nsga2" else {}))
+    assert (s2.trials["state"] == "complete").sum() == 20
