@@ -282,3 +282,39 @@ def test_huge_but_valid_sizes_give_finite_results_or_fits_false():
                  output_len=2 ** 31 - 1, dp=2 ** 20)
     assert not df["fits"].any() and (df["reason"].str.len() > 0).all()
     assert np.isfinite(df[["ttft_ms", "tpot_ms", "joules_per_tok", "usd_per_mtok"]].to_numpy(float)).all()
+
+
+@pytest.mark.parametrize("isl,osl", [(128, 128), (1024, 64), (3000, 200)])
+def test_max_throughput_ttft_matches_simulated_steady_state(isl, osl):
+    """TTFT of the saturated steady state: the prefill-heavy iteration(s) carrying the prompt beside the running
+    decodes (not the mean iteration); the discrete-event simulator is the reference (closed loop, clients = slots,
+    after the start-up transient)."""
+    from objectives import serving
+    mbs = 64
+    mt = inference.max_throughput("Llama-3.1-8B", "H100", weight_dtype="fp8", input_len=isl, output_len=osl,
+                                  max_batch_size=mbs, max_num_tokens=8192).iloc[0]
+    assert mt["batch_size"] == mbs
+    assert mt["ttft_ms"] > mt["tpot_ms"] * (osl / max(osl, mbs * (isl + osl) / 8192))  # > the mean iteration
+    wl = serving.Workload(concurrency=mbs, input_len=isl, output_len=osl, n_requests=mbs * 8)
+    r = serving.simulate_requests("Llama-3.1-8B", "H100", weight_dtype="fp8", workload=wl,
+                                  scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=8192))
+    steady = r.iloc[3 * mbs:-mbs]
+    assert mt["ttft_ms"] == pytest.approx(steady["ttft_ms"].mean(), rel=0.20)
+    assert mt["tpot_ms"] == pytest.approx(steady["tpot_ms"].mean(), rel=0.15)
+
+
+def test_max_throughput_concurrency_adds_the_wait_for_a_slot():
+    kw = dict(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp8", input_len=512, output_len=256, max_batch_size=64,
+              efficiency=EFF)
+    base = inference.max_throughput(**kw).iloc[0]
+    same = inference.max_throughput(**kw, concurrency=64).iloc[0]
+    more = inference.max_throughput(**kw, concurrency=[128, 256])
+    fewer = inference.max_throughput(**kw, concurrency=16).iloc[0]
+    assert same["ttft_ms"] == pytest.approx(base["ttft_ms"]) and same["batch_size"] == 64
+    # Little's law: (C - N) / N residencies of waiting on top of the prefill
+    res = base["ttft_ms"] + 255 * base["tpot_ms"]
+    assert more["ttft_ms"].iloc[0] == pytest.approx(base["ttft_ms"] + 1.0 * res)
+    assert more["ttft_ms"].iloc[1] == pytest.approx(base["ttft_ms"] + 3.0 * res)
+    assert fewer["batch_size"] == 16 and fewer["throughput_tok_s"] < base["throughput_tok_s"]
+    two = inference.max_throughput(**kw, dp=2, concurrency=128).iloc[0]  # clients spread over the replicas
+    assert two["batch_size"] == 64 and two["ttft_ms"] == pytest.approx(base["ttft_ms"])

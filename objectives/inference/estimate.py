@@ -215,10 +215,41 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     return t, n_it, D, busy_s(p.coeffs, T, A, D, K, S)
 
 
+def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None) -> Num:
+    """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
+    next request when the previous one finishes).
+
+    With fixed lengths the engine settles into groups of requests that finished together, arrive together and
+    are prefilled together; chunked prefill packs their prompts into full iterations. So the iterations that
+    carry prompts are full: T = min(budget, N x input_len) prompt tokens beside the D = N - T / input_len other
+    sequences decoding, budget = max_num_tokens - D. A prompt starts anywhere inside such a window of `budget`
+    tokens, so it touches on average k = 1 + (input_len - 1) / budget of these iterations (k = 1 when all N
+    prompts fit in one). TTFT = k x the time of that prefill-heavy iteration, not of the mean iteration (which
+    also counts the pure decode steps). The serving simulator (objectives/serving) shows the same groups; the
+    comparison is in objectives/data/fidelity/report.md.
+
+    With `conc` clients per replica above the N slots, a request also waits for a slot: (conc - N) / N x its
+    residency time (Little's law: conc - N waiting, N / residency requests/s served)."""
+    T = np.minimum(np.maximum(mnt - N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
+    D = np.maximum(N - T / isl, 0.0)
+    budget = np.maximum(mnt - D, 1.0)
+    T = np.minimum(budget, N * isl)
+    D = np.maximum(N - T / isl, 0.0)
+    k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
+    t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
+    ttft = k * t_pf
+    if conc is None:
+        return ttft
+    t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
+    residency = ttft + (osl - 1.0) * t * n_it / osl
+    return ttft + np.maximum(conc - N, 0.0) / N * residency
+
+
 def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
                    max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
-                   prices: Mapping[str, float] | None = None, efficiency: Efficiency | None = None) -> pd.DataFrame:
+                   concurrency: Any = None, prices: Mapping[str, float] | None = None,
+                   efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -226,31 +257,43 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     output at admission). Throughput grows with N (weights are read once per iteration for all sequences), so the
     largest feasible N is the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
     chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
-    request in that steady state (ttft: the iterations its prompt needs; tpot: time per output token).
+    request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
+    of the prefill-heavy iteration(s) that carry the request's prompt beside the running decodes (see
+    `prefill_wait_s`), plus the wait for a free slot when `concurrency` (closed-loop clients of the whole
+    deployment, spread over the dp replicas) exceeds the sequences in flight. With `concurrency`, N is also at
+    most ceil(concurrency / dp). Default (None): as many clients as slots, no queue (a max-throughput benchmark
+    that issues all requests at once also reports the time its queue takes, which depends on the request count
+    and is not modelled).
     """
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
     mbs = positive("max_batch_size", max_batch_size)
     mnt = positive("max_num_tokens", max_num_tokens)
-    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
-                rows=dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt))
+    conc = None if concurrency is None else positive("concurrency", concurrency)
+    rows = dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt)
+    if conc is not None:
+        rows["concurrency"] = conc
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
-    res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt), _max_throughput_rows)
+    res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc), _max_throughput_rows)
     return _frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl})
 
 
-def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num) -> dict[str, Num]:
+def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block)."""
     cap = kv_capacity_tokens(p, mnt)
     per_seq = isl + p.eff["kv_reserve_output_frac"] * osl
     N = np.minimum(mbs, np.floor(cap / per_seq))
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)
+    if conc is not None:  # clients per replica: never more sequences in flight than clients
+        conc = conc / p.dp
+        N = np.minimum(N, np.ceil(conc))
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
     tput = p.dp * N * osl / (n_it * t)
     tpot = t * n_it / osl
-    ttft = t * np.maximum(1.0, np.ceil(isl / np.maximum(mnt - D, 1.0)))
+    ttft = prefill_wait_s(p, N, isl, osl, mnt, conc)
     e2e = ttft + (osl - 1.0) * tpot
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq
