@@ -313,6 +313,11 @@ class _Compiler:
             ra, rb = left(ctx), right(ctx)
             a = _numeric(ra.value, sym, text)
             b = _numeric(rb.value, sym, text)
+            # Python arithmetic on bools is integer arithmetic (True + True == 2); numpy's is logical
+            if a.dtype == bool:
+                a = a.astype(np.int64)
+            if b.dtype == bool:
+                b = b.astype(np.int64)
             unk = _or(ra.unk, rb.unk)
             bad = _or(ra.bad, rb.bad)
             if power:  # in float: no integer overflow, negative exponents allowed

@@ -326,3 +326,19 @@ def test_fuzz_parse_only_raises_expression_error(text):
         assert str(exc)
         return
     assert out.dtype == bool and out.shape == (3,)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("True + True + b", [True, True, True, True, True]),     # 2 + b is never 0 on this domain (Python semantics)
+    ("True - True", [False] * 5),                           # 0: falsy
+    ("(b > 0) + (b > 0.5) == 2", [False, False, False, False, True]),
+    ("True * 3 == 3", [True] * 5),
+])
+def test_arithmetic_on_booleans_is_integer_arithmetic_as_in_python(text, expected):
+    import numpy as np
+
+    from dse.expr import parse
+
+    b = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    assert parse(text, ["b"]).evaluate({"b": b}, 5).tolist() == expected
+    assert [bool(eval(text, {}, {"b": float(v)})) for v in b] == expected  # the Python oracle (test code only)
