@@ -1,11 +1,19 @@
 """Shared fixtures: a temporary SQLite storage URL, a small mixed space and objectives over it."""
 import math
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import dse
+from hypothesis import settings
+
+# CI runs the property tests derandomized (same examples every run: a submission's CI cannot fail by chance);
+# local runs keep exploring new examples, which is how new bugs are found.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
