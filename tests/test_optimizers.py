@@ -295,7 +295,7 @@ def test_settings_are_json_and_rebuild_the_optimizer() -> None:
         assert s["name"] == name and s["seed"] == 4
         kwargs = {k: v for k, v in s.items() if k not in ("name", "seed", "n_ref_dirs")}
         assert get_optimizer(name, space, 3, seed=4, **kwargs).settings() == opt.settings()
-    assert get_optimizer("nsga2", space, 2).default_batch_size() == 100
+    assert get_optimizer("nsga2", space, 2).default_batch_size() == 20
     assert get_optimizer("tpe", space, 2).default_batch_size() == 8
     assert get_optimizer("random", space, 2).default_batch_size() == 256
 

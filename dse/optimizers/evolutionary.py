@@ -9,16 +9,28 @@ optimizer told every stored trial at once rebuilds its population by the same su
 
 ``ask(n)``:
 
-1. Until ``pop_size`` configurations have been seen, and whenever the population has fewer than 2 members, the
-   initial population is drawn with ``space.sample`` (feasible, conditional parameters handled by the space).
+1. Initial population: until ``n_initial`` configurations have been seen (default: the number of distinct values
+   of the discrete parameters, each counted up to ``pop_size``, within [pop_size, 4 * pop_size]), and whenever the population has
+   fewer than 2 members, a STRATIFIED draw: from a pool of valid unseen configurations (the grid's free points,
+   or ``space.sample``), the subset that covers every value of every parameter most evenly
+   (``repair.stratified``), so rare values that matter (FP4, which only one GPU runs) are there from the start.
 2. Otherwise offspring: binary tournaments (feasibility, domination, crowding / random for NSGA-III), then
-   ``MixedCrossover`` and ``MixedMutation`` (per column kind, see ``operators``), decoded to exactly valid values.
-   Genes of parameters that are inactive in a parent are re-drawn uniformly before variation, so a child that
-   activates the parameter gets a random value rather than a fixed placeholder.
-3. Repair: offspring that violate the space's conditions/constraints, and duplicates of anything already asked
-   or told (exact keys), are discarded and the variation repeated (up to ``repair_rounds`` rounds, oversampled
-   2x); whatever is still missing is re-drawn from ``space.sample``. So every asked configuration is feasible and
-   new; on an exhausted discrete space ask returns fewer rows, then none.
+   ``MixedCrossover`` and ``MixedMutation`` (per column kind, see ``operators``), plus a uniform reset of ordinal
+   discrete genes (``reset_mutation`` genes per child on average: polynomial mutation alone rarely jumps far on a
+   short ordinal domain), decoded to exactly valid values. Genes of parameters that are inactive in a parent are
+   re-drawn uniformly before variation, so a child that activates the parameter gets a random value.
+3. Repair, so that every asked configuration is feasible and new (never asked or told before):
+   - ``repair="project"`` (default for discrete spaces of at most ``repair.PROJECT_MAX`` feasible points): a child
+     that breaks a rule or repeats a seen configuration is replaced by the nearest valid unseen configuration
+     (fewest parameters changed, then smallest ordinal moves; ``repair.Projector``);
+   - ``repair="resample"`` (continuous or larger spaces): such children are discarded and the variation repeated
+     (up to ``repair_rounds`` rounds, adaptively oversampled); what is still missing is drawn with
+     ``space.sample``.
+   On an exhausted discrete space ask returns fewer rows, then none.
+
+Defaults come from benchmarks/optimizers.py (hypervolume ratio to the exact front; docs/optimizers.md): a small
+population (20) with projection repair reaches 0.99 of the flagship serving space's exact front within 2 % of its
+grid, where population 100 with discard-and-resample stayed near 0.5-0.9 at 1,000 evaluations.
 """
 from __future__ import annotations
 
@@ -34,10 +46,13 @@ from pymoo.util.misc import random_permutations
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from pymoo.util.randomized_argsort import randomized_argsort
 
-from dse.errors import OptimizerError
+from dse.errors import OptimizerError, SpaceError
 
-from .base import BaseOptimizer, Batch, check_float, check_int
+from .base import EXACT_SIZE_LIMIT, BaseOptimizer, Batch, check_float, check_int
 from .operators import MixedCrossover, MixedMutation, binary_tournament
+from .repair import PROJECT_MAX, Projector, stratified
+
+REPAIRS = ("auto", "project", "resample")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,20 +62,33 @@ class NSGA2Settings:
     pop_size: population size (also the default batch). prob_crossover: probability that a mating crosses
     (else the parents are copied, then mutated). eta_crossover / eta_mutation: SBX / polynomial-mutation
     distribution indices for real columns. eta_discrete: both indices for ordinal columns (pymoo's integer recipe
-    uses 3). prob_mutation: per-gene mutation probability (None: 1/d). repair_rounds: variation rounds before
-    falling back to sampling.
+    uses 3). prob_mutation: per-gene mutation probability (None: 1/d). reset_mutation: expected number of ordinal
+    discrete genes per child reset to a uniformly random value (0 = off). n_initial: size of the stratified initial
+    population (None: the number of distinct values of the discrete parameters, each counted up to pop_size,
+    within [pop_size, 4 * pop_size]). repair: "project" (nearest
+    valid unseen point of a discrete space's grid), "resample" (discard and vary again), "auto" (project when
+    the space is discrete with at most ``repair.PROJECT_MAX`` feasible points). repair_rounds: variation rounds
+    before falling back to sampling ("resample").
     """
 
-    pop_size: int = 100
+    pop_size: int = 20
     prob_crossover: float = 0.9
     eta_crossover: float = 15.0
     eta_mutation: float = 20.0
     eta_discrete: float = 3.0
     prob_mutation: float | None = None
+    reset_mutation: float = 1.0
+    n_initial: int | None = None
+    repair: str = "auto"
     repair_rounds: int = 10
 
     def __post_init__(self) -> None:
         check_int("pop_size", self.pop_size, 2)
+        check_float("reset_mutation", self.reset_mutation, 0.0)
+        if self.n_initial is not None:
+            check_int("n_initial", self.n_initial, 2)
+        if self.repair not in REPAIRS:
+            raise OptimizerError(f"setting repair={self.repair!r} is invalid; valid: {', '.join(map(repr, REPAIRS))}")
         check_float("prob_crossover", self.prob_crossover, 0.0, 1.0)
         check_float("eta_crossover", self.eta_crossover, 0.0, open_low=True)
         check_float("eta_mutation", self.eta_mutation, 0.0, open_low=True)
@@ -114,7 +142,40 @@ class NSGA2Optimizer(BaseOptimizer):
         self.pop_CV = np.zeros(0)
         self.pop_inactive = np.zeros((0, d), dtype=bool)
         self.pop_crowding: np.ndarray | None = np.zeros(0)
-        self._yield = 0.5  # running share of offspring that are feasible and new
+        self._yield = 0.5  # running share of offspring that are feasible and new ("resample")
+        values = sum(min(int(col.n_values), c.pop_size) for col in enc.columns if col.kind != "real")
+        self.n_initial = c.n_initial if c.n_initial is not None else max(c.pop_size, min(values, 4 * c.pop_size))
+        self._reset_cols = np.array([j for j, col in enumerate(enc.columns) if col.kind == "ordinal" and col.n_values],
+                                    dtype=np.int64)
+        if c.repair == "project" and not space.is_discrete:
+            raise OptimizerError("setting repair='project' needs a discrete space (Categorical, Int, or Float with "
+                                 "step=); use repair='resample' or 'auto'")
+        # projection: decided on first use (the grid is enumerated at most up to PROJECT_MAX points)
+        self._project: bool | None = None if (c.repair != "resample" and space.is_discrete) else False
+        self._projector: Projector | None = None
+
+    @property
+    def projector(self) -> Projector | None:
+        """The grid projector (repair "project"/"auto" on a discrete space of at most ``PROJECT_MAX`` feasible
+        points), built on first use with every seen point marked; else None."""
+        if self._project is None:
+            self._project = False
+            grid = None
+            exact = math.prod(float(p.n_values) for p in self.space.params.values()) <= EXACT_SIZE_LIMIT
+            if not exact or self.space_size <= PROJECT_MAX:
+                try:
+                    grid = self.space.grid(max_points=PROJECT_MAX)
+                except SpaceError:
+                    grid = None
+            if grid is None and self.config.repair == "project":
+                raise OptimizerError(f"setting repair='project' needs at most {PROJECT_MAX:,} feasible points; this "
+                                     "space has more: use repair='resample' or 'auto'")
+            if grid is not None:
+                self._projector = Projector(self.encoder, grid)
+                self._projector.mark(self._told)
+                self._projector.mark(self._pending)
+                self._project = True
+        return self._projector
 
     def _make_survival(self) -> Any:
         # imported here: the module pulls in scipy.spatial (~0.2 s), needed only by the evolutionary optimizers
@@ -133,6 +194,8 @@ class NSGA2Optimizer(BaseOptimizer):
     # ------------------------------------------------------------------------------------------ tell
     def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
               new: np.ndarray) -> None:
+        if self._projector is not None:
+            self._projector.mark(keys.tolist())
         ok = new & np.all(np.isfinite(F), axis=1)
         if not ok.any():
             return
@@ -184,8 +247,8 @@ class NSGA2Optimizer(BaseOptimizer):
 
     # ------------------------------------------------------------------------------------------ ask
     def _ask(self, n: int) -> Batch:
-        n_init = n if len(self.pop_X) < 2 else max(0, min(n, self.config.pop_size - self.n_seen))
-        parts: list[Batch] = [self.sample_new(n_init)] if n_init else []
+        n_init = n if len(self.pop_X) < 2 else max(0, min(n, self.n_initial - self.n_seen))
+        parts: list[Batch] = [self._initial(n_init)] if n_init else []
         exclude: set = set(parts[0][1].tolist()) if parts else set()
         need = n - len(exclude)
         if need > 0:
@@ -193,10 +256,29 @@ class NSGA2Optimizer(BaseOptimizer):
             need = n - len(exclude)
             if need > 0:
                 parts.append(self.sample_new(need, exclude))
-        return self.concat(parts)
+        out = self.concat(parts)
+        if self._projector is not None:
+            self._projector.mark(out[1].tolist())
+        return out
+
+    def _initial(self, n: int) -> Batch:
+        """``n`` new feasible configurations, stratified over every parameter's values (module docstring, 1.)."""
+        proj = self.projector
+        if proj is not None:
+            rows = proj.free_rows(self.rng, max(20 * n, 1000))
+            pool: Batch = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows])
+        else:
+            pool = self.sample_new(10 * n)
+        if len(pool[0]) <= n:
+            return pool
+        enc = self.encoder
+        idx = stratified(enc.encode(pool[0]), enc.kinds, [col.n_values for col in enc.columns], n, self.rng)
+        return pool[0].iloc[idx].reset_index(drop=True), pool[1][idx]
 
     def _offspring(self, n: int, exclude: set) -> Batch:
         """Up to ``n`` new feasible offspring; adds their keys to ``exclude``."""
+        if self.projector is not None:
+            return self._offspring_projected(n, exclude)
         got: list[Batch] = []
         have = 0
         for _ in range(self.config.repair_rounds):
@@ -217,6 +299,31 @@ class NSGA2Optimizer(BaseOptimizer):
                 have += len(sel[0])
         return self.concat(got)
 
+    def _offspring_projected(self, n: int, exclude: set) -> Batch:
+        """``n`` children; those that break a rule or repeat a seen configuration replaced by their nearest valid
+        unseen configuration (``repair.Projector``). Adds their keys to ``exclude``."""
+        proj = self.projector
+        assert proj is not None
+        proj.mark(exclude)
+        cand, keys = self.encoder.decode_keys(self._vary(max(1, math.ceil(n / 2))))
+        cand, keys = cand.iloc[:n].reset_index(drop=True), keys[:n]
+        ok = np.asarray(self.space.feasible(cand), dtype=bool) if self.space.constraints else np.ones(len(cand), bool)
+        told, pending = self._told, self._pending
+        ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in keys.tolist()), dtype=bool,
+                          count=len(keys))
+        ok &= ~pd.Index(keys).duplicated()
+        parts: list[Batch] = [(cand[ok].reset_index(drop=True), keys[ok])] if ok.any() else []
+        bad = np.flatnonzero(~ok)
+        if len(bad):
+            proj.mark(keys[ok].tolist())
+            rows = proj.nearest(self.encoder.encode(cand.iloc[bad]), self.rng)
+            rows = rows[rows >= 0]
+            if len(rows):
+                parts.append((proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]))
+        out = self.concat(parts)
+        exclude.update(out[1].tolist())
+        return out
+
     def _vary(self, n_matings: int) -> np.ndarray:
         N = len(self.pop_X)
         P = random_permutations(math.ceil(n_matings * 4 / N), N, random_state=self.rng)[: n_matings * 4]
@@ -228,8 +335,14 @@ class NSGA2Optimizer(BaseOptimizer):
         if inact.any():
             rnd = self.encoder.xl + self.rng.random(Xp.shape) * (self.encoder.xu - self.encoder.xl)
             Xp[inact] = rnd[inact]
-        Q = self.crossover.cross(Xp, self.rng)
-        return self.mutation.mutate(Q, self.rng)
+        Q = self.mutation.mutate(self.crossover.cross(Xp, self.rng), self.rng)
+        cols = self._reset_cols
+        if len(cols) and self.config.reset_mutation > 0:
+            # uniform reset of ordinal discrete genes: reset_mutation genes per child on average
+            hit = self.rng.random((len(Q), len(cols))) < min(1.0, self.config.reset_mutation / self.encoder.n_var)
+            lo, hi = self.encoder.xl[cols], self.encoder.xu[cols]   # widened by half a step: uniform after rounding
+            Q[:, cols] = np.where(hit, lo + self.rng.random((len(Q), len(cols))) * (hi - lo), Q[:, cols])
+        return Q
 
 
 class NSGA3Optimizer(NSGA2Optimizer):

@@ -1,0 +1,157 @@
+"""Repair by projection onto the valid set, and stratified initial populations, for the evolutionary optimizers.
+
+On ML-systems spaces most random combinations are invalid (the flagship serving space keeps 1.7 % of the product
+of its domains: TP x PP must equal the GPU count, FP4 needs FP4 activations and a Blackwell GPU, ...), so a child
+of crossover and mutation usually breaks a rule. Discarding it and trying again degenerates into random sampling.
+
+``Projector`` instead holds the whole grid of a discrete space (up to ``PROJECT_MAX`` points, encoded as small
+integer codes, built once) and maps a child to the NEAREST VALID configuration NOT YET SEEN: fewest parameters
+changed (Hamming distance on the codes), then the smallest moves on ordinal parameters (normalized index distance),
+then at random. Invalid combinations are thereby repaired, duplicates of anything evaluated are replaced by their
+nearest new neighbour, and the result is always feasible and new (the ``free`` mask tracks every point asked or
+told).
+
+``stratified(...)`` picks an initial population from a pool of valid candidates that covers every value of every
+parameter as evenly as possible (greedy balancing of the per-parameter value counts; real columns in equal-width
+bins), so that rare but important values (FP4, which only one GPU type runs) are present from the start.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: the largest discrete space (feasible points) that ``Projector`` holds; beyond it the optimizers discard
+#: invalid children and draw again (the grid would cost too much memory and time per child)
+PROJECT_MAX = 200_000
+#: children compared with the grid at once (bounds the (chunk, points) distance matrix)
+_CHUNK = 64
+
+
+class Projector:
+    """The grid of a discrete space, encoded, with a mask of the points not yet seen (asked or told).
+
+    ``grid``: every feasible point (``space.grid()``); ``keys``: their ``Encoder.keys``; ``codes``: (points, d)
+    int16 per-column value codes (sorted order, so ordinal distances are index distances).
+    """
+
+    def __init__(self, encoder: Any, grid: pd.DataFrame) -> None:
+        self.grid = grid.reset_index(drop=True)
+        X = encoder.encode(self.grid)
+        self.keys = encoder.keys(self.grid)
+        self._row = dict(zip(self.keys.tolist(), range(len(self.keys))))
+        self.free = np.ones(len(self.grid), dtype=bool)
+        self._values: list[np.ndarray] = []
+        codes = np.empty(X.shape, dtype=np.int16)
+        for j in range(X.shape[1]):
+            values, codes[:, j] = np.unique(X[:, j], return_inverse=True)
+            self._values.append(values)
+        self.codes = codes
+        self._ordinal = np.flatnonzero(np.asarray(encoder.kinds) != "nominal")
+        self._span = np.array([max(len(v) - 1, 1) for v in self._values], dtype=float)
+        self._dtype = np.uint8 if X.shape[1] < 255 else np.uint16   # distances <= d; the max value = "taken"
+
+    def __len__(self) -> int:
+        return len(self.grid)
+
+    def mark(self, keys: Iterable[bytes]) -> None:
+        """Mark configurations as seen (keys of points outside the grid are ignored)."""
+        row = self._row
+        idx = [i for i in map(row.get, keys) if i is not None]
+        if idx:
+            self.free[np.asarray(idx, dtype=np.int64)] = False
+
+    def _code(self, X: np.ndarray) -> np.ndarray:
+        """Codes of encoded rows; a value no grid point has gets -1 (it matches nothing)."""
+        C = np.empty(X.shape, dtype=np.int16)
+        for j, values in enumerate(self._values):
+            pos = np.clip(np.searchsorted(values, X[:, j]), 0, len(values) - 1)
+            C[:, j] = np.where(np.isclose(values[pos], X[:, j], rtol=1e-12, atol=1e-12), pos, -1)
+        return C
+
+    def nearest(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each encoded row of ``X``, the grid row of the nearest free point, all distinct (-1 when none is
+        left). The chosen points are NOT marked: the caller marks what it hands out."""
+        out = np.full(len(X), -1, dtype=np.int64)
+        free = np.flatnonzero(self.free)
+        if not len(free) or not len(X):
+            return out
+        G = self.codes[free]
+        C = self._code(np.asarray(X, dtype=float))
+        taken: set[int] = set()
+        for s in range(0, len(C), _CHUNK):
+            Cc = C[s:s + _CHUNK]
+            D = np.zeros((len(Cc), len(G)), dtype=self._dtype)
+            for j in range(C.shape[1]):
+                D += G[None, :, j] != Cc[:, j, None]
+            for i in range(len(Cc)):
+                pick = self._best(D[i], G, Cc[i], taken, rng)
+                if pick >= 0:
+                    taken.add(pick)
+                    out[s + i] = free[pick]
+        return out
+
+    def _best(self, dist: np.ndarray, G: np.ndarray, c: np.ndarray, taken: set[int], rng: np.random.Generator) -> int:
+        """Index into G of the closest point not in ``taken``: fewest changes, then smallest ordinal moves, then
+        random; -1 if every point is taken."""
+        done = np.iinfo(dist.dtype).max
+        while True:
+            m = dist.min()
+            if m == done:
+                return -1
+            cand = np.flatnonzero(dist == m)
+            if taken:
+                cand = cand[~np.isin(cand, list(taken))]
+            if not len(cand):
+                dist = np.where(dist == m, done, dist).astype(dist.dtype)
+                continue
+            score = rng.random(len(cand)) * 1e-6
+            if len(self._ordinal):
+                o = self._ordinal
+                score += (np.abs(G[cand][:, o].astype(float) - c[o]) / self._span[o]).sum(axis=1)
+            return int(cand[np.argmin(score)])
+
+    def free_rows(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Up to ``n`` free grid rows, uniformly at random."""
+        free = np.flatnonzero(self.free)
+        return free if len(free) <= n else rng.choice(free, n, replace=False)
+
+
+def stratified(X: np.ndarray, kinds: Iterable[str], n_values: Iterable[int], n: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` rows of the encoded pool ``X`` that spread every column's values as evenly as possible.
+
+    Each column is cut into strata: a nominal column by value, an ordinal or real column into ``min(n, values)``
+    equal-width bins of its range (``values`` = 0: ``n`` bins). Rows are picked greedily, each maximizing the sum
+    over columns of ``1 / (1 + rows already picked in its stratum)`` (ties at random).
+    """
+    X = np.asarray(X, dtype=float)
+    if len(X) <= n:
+        return np.arange(len(X))
+    S = np.empty(X.shape, dtype=np.int64)
+    for j, (kind, nv) in enumerate(zip(kinds, n_values)):
+        col = X[:, j]
+        if kind == "nominal":
+            S[:, j] = np.unique(col, return_inverse=True)[1]
+        else:
+            bins = max(1, min(n, int(nv) if nv else n))
+            lo, hi = float(col.min()), float(col.max())
+            z = (col - lo) / (hi - lo) if hi > lo else np.zeros(len(col))
+            S[:, j] = np.clip((z * bins).astype(np.int64), 0, bins - 1)
+    counts = [np.zeros(int(S[:, j].max()) + 1) for j in range(S.shape[1])]
+    score_noise = rng.random(len(X)) * 1e-3
+    available = np.ones(len(X), dtype=bool)
+    chosen = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        score = score_noise.copy()
+        for j, cnt in enumerate(counts):
+            score += 1.0 / (1.0 + cnt[S[:, j]])
+        score[~available] = -np.inf
+        i = int(np.argmax(score))
+        chosen[k] = i
+        available[i] = False
+        for j, cnt in enumerate(counts):
+            cnt[S[i, j]] += 1
+    return chosen
