@@ -522,6 +522,7 @@ class _Loop:
         self.seen_numbers: set[int] = set()
         self.floor = 0          # smallest trial number that may still change state
         self.aborted = 0        # aborted trials seen (crash or Ctrl-C): they do not count towards max_trials
+        self.aborted_configs: dict[tuple, dict] = {}   # their configurations, retried unless evaluated since
         self.front_F = np.zeros((0, len(study.spec.names)))
 
     # -- state from storage
@@ -553,6 +554,9 @@ class _Loop:
         F, CV, feas = self.study._F_CV(metrics, ok)
         self.seen_numbers.update(int(n) for n in raw["number"])
         self.aborted += int(aborted.sum())
+        if aborted.any():
+            for rec in _records(params[aborted]):
+                self.aborted_configs.setdefault(_key(rec), rec)
         if keep.any():
             self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
         self._remember(params, F, CV, ok, feas)
@@ -574,8 +578,10 @@ class _Loop:
     # -- the loop
     def run(self, n_trials: int | None, max_trials: int | None, timeout: float | None) -> None:
         study, st, sid = self.study, self.study._storage, self.study._id
-        retry = study._reclaim_dead()
+        study._reclaim_dead()
         self.sync()
+        # every aborted configuration not evaluated since is retried, also when the run that first found it died too
+        retry = [rec for k, rec in self.aborted_configs.items() if k not in self.known]
         start = time.monotonic()
         done = 0
         total = _min_opt(n_trials, None if max_trials is None else self.remaining(max_trials))
@@ -616,17 +622,25 @@ class _Loop:
 
     def _next_batch(self, n: int, retry: list[dict]) -> list[dict]:
         configs: list[dict] = []
+        keys: set[tuple] = set()
         while retry and len(configs) < n:
-            configs.append(retry.pop(0))
+            rec = retry.pop(0)
+            k = _key(rec)
+            if k not in self.known and k not in keys:
+                keys.add(k)
+                configs.append(rec)
         if len(configs) < n:
             asked = self.opt.ask(n - len(configs))
             for rec in _records(asked):
                 k = _key(rec)
+                if k in keys:
+                    continue  # a retried configuration in this batch already: its result is told when stored
                 hit = self.known.get(k)
                 if hit is not None:
                     # evaluation cache: already evaluated in this study; tell the optimizer, do not evaluate again
                     self.opt.tell(pd.DataFrame([rec]).reindex(columns=self.study.space.names), hit[0][None, :], np.array([hit[1]]))
                     continue
+                keys.add(k)
                 configs.append(rec)
         return configs
 
