@@ -313,18 +313,27 @@ class Study:
         return ostudy
 
     def view(self):
-        """The plain data the plotting and report functions take (dse.plot.StudyView)."""
+        """The plain data the plotting and report functions take (dse.plot.StudyView).
+
+        For a grid study whose full results are in Parquet, the view holds every grid point (numbered by its
+        position in the grid), so plots show the dominated and infeasible points too, not only the stored front.
+        """
         from .plot import StudyView
 
         front = self.pareto()
+        trials, numbers = self.trials, [int(n) for n in front["number"]] if len(front) else []
+        full = self._grid_results()
+        if full is not None and "grid_point" in front.columns:
+            trials = full.rename(columns={"point": "number"})
+            numbers = [int(p) for p in front["grid_point"]]
         return StudyView(
             name=self.name,
-            trials=self.trials,
+            trials=trials,
             params=self.space.names,
             objectives=self.objectives,
             constraints=self.constraints,
             meta={**self.meta, "storage": self.storage_url},
-            pareto_numbers=[int(n) for n in front["number"]] if len(front) else [],
+            pareto_numbers=numbers,
         )
 
     # ---------------------------------------------------------------------------------------------- optimize
@@ -767,6 +776,8 @@ class _GridSweep:
         metric_cols = [c for c in front.columns if c not in study.space.names and c not in
                        ("point", "state", "feasible", "error", "duration_s")]
         metrics = _records(front[metric_cols])
+        for m, point in zip(metrics, front["point"]):
+            m["grid_point"] = int(point)   # the row of this trial in the Parquet results
         now = time.time()
         rows = [
             {"params": p, "metrics": m, "state": "complete", "feasible": True, "error": None,

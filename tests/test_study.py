@@ -272,3 +272,17 @@ def test_batches_where_every_trial_fails_and_resume_after_them(optimizer, db_url
     s2.optimize(toy, optimizer=optimizer, n_trials=20, batch_size=20, seed=1, progress=False,
                 **({"pop_size": 20} if optimizer == "nsga2" else {}))
     assert (s2.trials["state"] == "complete").sum() == 20
+
+
+def test_view_of_a_large_grid_shows_every_point_and_marks_the_front(db_url, monkeypatch):
+    import dse.study as study_mod
+
+    monkeypatch.setattr(study_mod, "GRID_TRIALS_LIMIT", 100)
+    s = dse.create_study("gv", make_space(), OBJECTIVES, constraints={"mem": ("<=", 4)}, storage=db_url)
+    s.optimize(toy_vec, optimizer="grid", progress=False)
+    view = s.view()
+    assert len(view.trials) == make_space().size
+    marked = view.trials[view.trials["number"].isin(view.pareto_numbers)]
+    assert sorted(map(tuple, marked[["cost", "latency"]].round(9).to_numpy())) == sorted(
+        map(tuple, s.pareto()[["cost", "latency"]].round(9).to_numpy()))
+    assert (~view.trials["feasible"]).any()      # infeasible points are there to be drawn apart
