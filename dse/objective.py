@@ -233,7 +233,7 @@ def check_metrics(metrics: Any, required: list[str]) -> tuple[dict[str, Any] | N
     bad = []
     for m in required:
         v = clean[m]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not isinstance(v, (int, float)) or not math.isfinite(v):  # bools count as 0/1 (e.g. a "fits" flag)
             bad.append(f"{m}={v!r}")
     if bad:
         return clean, f"non-finite or non-numeric metric value(s): {', '.join(bad)}"

@@ -286,3 +286,21 @@ def test_view_of_a_large_grid_shows_every_point_and_marks_the_front(db_url, monk
     assert sorted(map(tuple, marked[["cost", "latency"]].round(9).to_numpy())) == sorted(
         map(tuple, s.pareto()[["cost", "latency"]].round(9).to_numpy()))
     assert (~view.trials["feasible"]).any()      # infeasible points are there to be drawn apart
+
+
+def test_boolean_metrics_work_as_constraints_in_both_objective_kinds(db_url):
+    def per_config(c):
+        return {**toy(c), "fits": c["depth"] <= 8}
+
+    @dse.vectorized
+    def batch(df):
+        out = toy_vec(df)
+        out["fits"] = df["depth"].to_numpy() <= 8
+        return out
+
+    for i, fn in enumerate([per_config, batch]):
+        s = dse.create_study(f"b{i}", make_space(), OBJECTIVES, constraints={"fits": ("==", 1)}, storage=db_url)
+        s.optimize(fn, optimizer="random", n_trials=60, seed=0, progress=False)
+        t = s.trials
+        assert (t["state"] == "complete").all()
+        assert (t["feasible"] == (t["depth"] <= 8)).all()
