@@ -262,6 +262,7 @@ def test_empty_arrays_give_zero_rows_and_shape_mismatch_names_arguments():
     ("input_len", float("nan"), ValueError), ("output_len", True, TypeError), ("batch_size", None, TypeError),
     ("batch_size", np.array(["4"]), TypeError), ("tp", np.array([1, None], dtype=object), TypeError),
     ("model", [["Llama-3.1-8B"], ["Llama-3.1-8B", "x"]], ValueError), ("dp", "2", TypeError),
+    ("engine_profile", "fast", ValueError), ("engine_profile", 3, TypeError),
 ])
 def test_bad_arguments_name_the_argument(key, value, err):
     import warnings
@@ -318,3 +319,38 @@ def test_max_throughput_concurrency_adds_the_wait_for_a_slot():
     assert fewer["batch_size"] == 16 and fewer["throughput_tok_s"] < base["throughput_tok_s"]
     two = inference.max_throughput(**kw, dp=2, concurrency=128).iloc[0]  # clients spread over the replicas
     assert two["batch_size"] == 64 and two["ttft_ms"] == pytest.approx(base["ttft_ms"])
+
+
+def test_engine_profile_slows_decode_not_prefill():
+    eff = default_efficiency()
+    df = est(model="Llama-3.3-70B", gpu="H100", tp=4, batch_size=1, input_len=2048, output_len=2048,
+             engine_profile=["standard", "baseline"], efficiency=eff)
+    assert list(df["engine_profile"].astype(str)) == ["standard", "baseline"]
+    assert df["tpot_ms"].iloc[1] > 1.3 * df["tpot_ms"].iloc[0]           # weight streaming at batch 1
+    assert df["ttft_ms"].iloc[1] < 1.2 * df["ttft_ms"].iloc[0]           # compute-bound prefill barely moves
+    sm = inference.StepModel("Llama-3.3-70B", "H100", tp=4, engine_profile="baseline", efficiency=eff)
+    assert sm.time_ms(0, 0, 1, 3072) == pytest.approx(df["tpot_ms"].iloc[1])
+    tuned = est(model="Llama-3.3-70B", gpu="H100", tp=4, batch_size=1, input_len=2048, output_len=2048,
+                engine_profile="tuned", efficiency=eff)
+    assert tuned["tpot_ms"].iloc[0] < df["tpot_ms"].iloc[0]             # less fixed time per step
+    with pytest.raises(ValueError, match="engine_profile"):
+        est(model="Llama-3.1-8B", gpu="H100", engine_profile="fast")
+
+
+def test_blackwell_ultra_uses_blackwell_factors_explicitly():
+    from objectives.inference.efficiency import FAMILIES, FAMILY_FALLBACK, load_efficiency
+    assert FAMILY_FALLBACK["blackwell-ultra"] == "blackwell" and "blackwell-ultra" in FAMILIES
+    eff = load_efficiency()
+    for name in ("mem_eff", "attn_eff", "gemm_m_half"):
+        assert eff[name]["blackwell-ultra"] == eff[name]["blackwell"], name
+    assert eff["gemm_eff"]["blackwell-ultra"] == eff["gemm_eff"]["blackwell"]
+    # same factors, B300's own datasheet (more memory, same-or-higher bandwidth): never slower than B200
+    df = inference.estimate("Llama-3.1-70B", ["B200", "B300"], tp=4, weight_dtype="fp8", batch_size=64)
+    assert df["tpot_ms"].iloc[1] <= df["tpot_ms"].iloc[0] * (1 + 1e-9)
+
+
+def test_step_model_exposes_kv_mem_fraction():
+    from objectives.inference.efficiency import load_efficiency
+    sm = inference.StepModel("Llama-3.1-8B", "H100", weight_dtype="fp8")
+    assert sm.kv_mem_fraction == pytest.approx(load_efficiency()["kv_mem_fraction"])
+    assert 0.5 <= sm.kv_mem_fraction <= 1.0

@@ -11,12 +11,13 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from objectives.inference.efficiency import DATA_FILE, load_efficiency
+from objectives.inference.core import reload_default_eff
+from objectives.inference.efficiency import DATA_FILE, FAMILY_FALLBACK, load_efficiency
 
 from .data import load, sha256
 from .fit import fit
 from .predict import STATIC_KINDS, mark_unknown
-from .report import TARGETS, loso, scored, text_tables, write_report
+from .report import TARGETS, itl_table, loso, mdape_table, scored, serving_rows, text_tables, write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
             "method": "scipy.optimize.least_squares, soft-L1 loss on log(pred/measured), metric-class weights, "
                       "light log-prior to the hand-set defaults; bounds in objectives/calibration/fit.py",
             "fitted_factors": info["names"], "nfev": info["nfev"],
+            "family_fallback": {f: f"no calibration rows: the per-family factors are copies of the fitted {src} "
+                                   f"factors (written below under '{f}')" for f, src in FAMILY_FALLBACK.items()},
+            "engine_profile": "rows whose notes name the TensorRT-LLM 0.16 tuning guide's Baseline engine "
+                              "(trtllm-build default flags) are predicted with engine_profile='baseline' "
+                              "(factor baseline_build_mem_eff), its tuned engines (multiple profiles, GEMM "
+                              "plugin, reduce fusion) with 'tuned' (factor tuned_build_fixed_eff), all others "
+                              "(build flags not stated) with 'standard'",
             "mdape": {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()},
         }
         eff = type(eff)(eff.params, meta)
@@ -59,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out} ({len(info['names'])} fitted factors, {info['nfev']} evaluations)")
         print(text_tables(d))
         print(f"overall MdAPE {d['ape'].median():.1f} % over {len(d)} rows; targets {TARGETS}")
+        if Path(args.out).resolve() == Path(DATA_FILE).resolve():
+            reload_default_eff()  # the simulator's StepModels use the shipped file: the one just written
+            srows, msg = serving_rows(df)
+        else:
+            srows, msg = None, f"serving rows: not predicted (they run with the shipped factors, not {args.out})"
+        if srows is None:
+            print(msg)
+        else:
+            print(f"serving rows (simulator) MdAPE per metric:\n{mdape_table(srows, 'class').to_string()}\n")
+        print(f"ITL MdAPE, every group:\n{itl_table(d, srows).to_string()}\n")
         if "loso" in meta:
             print(f"leave-one-source-out MdAPE {meta['loso_overall_mdape']:.1f} % "
                   f"(per engine: {', '.join(str(r['engine']) + ' ' + str(r['MdAPE_%']) for r in meta['loso'])})")

@@ -85,6 +85,13 @@ def classify(df: pd.DataFrame) -> pd.DataFrame:
     # engine run settings stated in the note (TensorRT-LLM tuning guide); defaults otherwise
     df["max_batch_size"] = [_num(n, r"max batch size (\d+)") for n in note]
     df["max_num_tokens"] = [_num(n, r"max num tokens (\d+)") for n in note]
+    # engine build (objectives.inference.resolve.PROFILES): the TensorRT-LLM 0.16 tuning guide's "Baseline" engine
+    # (trtllm-build default flags; notes say "Baseline" / "baseline engine") and its tuned engines (page
+    # tuning-max-batch-size-and-max-num-tokens: multiple profiles, GEMM plugin, reduce fusion); every other row
+    # comes from a benchmark table that does not state its build flags ("standard")
+    df["engine_profile"] = np.where(note.str.contains(r"\bBaseline\b|baseline engine", regex=True), "baseline",
+                                    np.where(note.str.contains("tuning-max-batch-size-and-max-num-tokens",
+                                                               regex=False), "tuned", "standard"))
     df["engine_family"] = np.where(engine.str.startswith("vLLM"), "vllm",
                                    np.where(engine.str.contains("NIM"), "nim", "trtllm"))
     return df

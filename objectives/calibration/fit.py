@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from objectives.inference.efficiency import Efficiency, default_efficiency, from_params
+from objectives.inference.efficiency import Efficiency, default_efficiency, from_params, with_family_fallbacks
 from objectives.inference.resolve import _PREC_OF
 
 from .predict import STATIC_KINDS, predict
 
 PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
+
+#: cap of the per-row weight of a metric class with few rows (ITL: 6 static rows, all one configuration): enough
+#: for the class to count, not so much that a handful of rows of one configuration steers shared factors
+MAX_CLASS_WEIGHT = 20.0
 
 #: bounds per factor name (lower, upper)
 BOUNDS = {
@@ -30,6 +34,7 @@ BOUNDS = {
     "overhead_step_ms": (0.0, 5.0), "overhead_layer_us": (0.0, 60.0), "overhead_seq_us": (0.0, 30.0),
     "moe_gemm_eff": (0.2, 1.0), "elementwise_passes": (2.0, 40.0), "kv_mem_fraction": (0.5, 0.97),
     "kv_reserve_output_frac": (0.3, 1.0), "runtime_reserve_gib": (0.5, 12.0), "int4_dequant_eff": (0.3, 1.0),
+    "baseline_build_mem_eff": (0.2, 1.0), "tuned_build_fixed_eff": (0.1, 1.5),
 }
 
 
@@ -95,6 +100,10 @@ def build_spec(df: pd.DataFrame) -> Spec:
               ("kv_mem_fraction",), ("kv_reserve_output_frac",), ("runtime_reserve_gib",), ("act_mem_scale",)]
     if fit["model"].str.contains("Mixtral|MoE|A3B|A22B|gpt-oss|DeepSeek", case=False).any():
         paths.append(("moe_gemm_eff",))
+    if "engine_profile" in fit.columns and (fit["engine_profile"] == "baseline").any():
+        paths.append(("baseline_build_mem_eff",))
+    if "engine_profile" in fit.columns and (fit["engine_profile"] == "tuned").any():
+        paths.append(("tuned_build_fixed_eff",))
     return Spec(paths)
 
 
@@ -117,7 +126,7 @@ def fit(df: pd.DataFrame, base: Efficiency | None = None, reg: float = 0.02, max
     w = np.ones(n)
     for c in np.unique(cls):
         k = (cls == c).sum()
-        w[cls == c] = min(40.0, max(1.0, 0.25 * n / k))
+        w[cls == c] = min(MAX_CLASS_WEIGHT, max(1.0, 0.25 * n / k))
     x0 = spec.x0(base)
     lo, hi = spec.bounds()
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
@@ -132,7 +141,7 @@ def fit(df: pd.DataFrame, base: Efficiency | None = None, reg: float = 0.02, max
 
     res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05, x_scale="jac",
                         max_nfev=max_nfev, verbose=verbose, diff_step=1e-3)
-    eff = spec.to_eff(res.x, base)
+    eff = with_family_fallbacks(spec.to_eff(res.x, base))
     info = {"nfev": int(res.nfev), "cost": float(res.cost), "status": int(res.status), "names": spec.names(),
             "x": res.x.tolist(), "n_rows": n}
     return eff, info

@@ -39,7 +39,9 @@ def _args(d: pd.DataFrame) -> dict:
                 weight_dtype=d["weight_dtype"].to_numpy(object),
                 act_dtype=np.array([None if pd.isna(x) else x for x in d["act_dtype"]], dtype=object),
                 kv_dtype=np.array([None if pd.isna(x) else x for x in d["kv_dtype"]], dtype=object),
-                dp=np.maximum(np.round(n / (tp * pp)), 1.0))
+                dp=np.maximum(np.round(n / (tp * pp)), 1.0),
+                engine_profile=(d["engine_profile"].to_numpy(object) if "engine_profile" in d.columns
+                                else "standard"))
 
 
 def predict(df: pd.DataFrame, eff: Efficiency | None = None) -> np.ndarray:

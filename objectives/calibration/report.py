@@ -119,6 +119,28 @@ def ttft_vs_simulator(eff: Efficiency | None = None, cases=TTFT_CASES) -> pd.Dat
     return pd.DataFrame(rows).set_index("configuration")
 
 
+def itl_table(d: pd.DataFrame, srows: pd.DataFrame | None) -> pd.DataFrame:
+    """ITL MdAPE over every ITL row the project predicts: the static batch-1 latency rows (analytical model) and
+    the serving rows (simulator), per group and all together; rows without a prediction are counted apart."""
+    parts = []
+    st = d[d["class"] == "itl"]
+    for prof, g in st.groupby(st.get("engine_profile", pd.Series("tuned", index=st.index))):
+        parts.append(("static batch 1, " + str(g["engine"].iloc[0]) + f", engine_profile={prof}", g))
+    if srows is not None:
+        sv = srows[srows["class"] == "itl"]
+        for eng, g in sv.groupby("engine"):
+            parts.append((f"serving (simulator), {eng}", g))
+    rows = []
+    for name, g in parts:
+        ok = g["ape"].notna()
+        rows.append({"group": name, "rows": int(ok.sum()), "not predicted": int((~ok).sum()),
+                     "MdAPE_%": round(float(g.loc[ok, "ape"].median()), 1) if ok.any() else float("nan")})
+    allp = pd.concat([g["ape"] for _, g in parts]) if parts else pd.Series(dtype=float)
+    rows.append({"group": "all ITL rows predicted", "rows": int(allp.notna().sum()),
+                 "not predicted": int(allp.isna().sum()), "MdAPE_%": round(float(allp.median()), 1)})
+    return pd.DataFrame(rows).set_index("group")
+
+
 def _md(t: pd.DataFrame) -> str:
     cols = [t.index.name or ""] + list(t.columns)
     lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
@@ -164,6 +186,26 @@ def write_report(df: pd.DataFrame, eff: Efficiency, out_dir: Path = FIDELITY_DIR
         parts += [msg, ""]
     else:
         parts += [_md(mdape_table(srows, "class")), "", _md(mdape_table(srows, "engine")), ""]
+    parts += ["## Inter-token latency, every group", "", _md(itl_table(d, srows)), "",
+              "The six static ITL rows are one configuration (Llama-3.3-70B TP4 H100 bf16, batch 1, TensorRT-LLM "
+              "0.16 tuning guide) measured with two engine builds: the Baseline build (trtllm-build default "
+              "flags, ~31 ms) and the tuned build (multiple profiles, GEMM plugin, reduce fusion, ~14.7 ms). The "
+              "rows are predicted with the `engine_profile` their note states (`baseline` / `tuned`); the "
+              "factors `baseline_build_mem_eff` (nine Baseline rows: ITL, TTFT, throughput, e2e) and "
+              "`tuned_build_fixed_eff` (16 tuned rows) are fitted on them. Two distinct values and dedicated "
+              "factors: their small error is a fit, not a validation; the serving rows (simulator, engine_profile "
+              "'standard', no ITL-specific factor) are the independent check. The 22 vLLM 0.5.4 rows "
+              "(ShareGPT, request rate inf) are not predicted: the mean lengths of the 320 sampled ShareGPT "
+              "prompts/outputs are not published with them, and lengths are not invented.", ""]
+    parts += ["## GH200", "",
+              "GH200 rows are worst (see the GPU table). Two data issues, documented rather than fitted away: (1) "
+              "the TensorRT-LLM 0.13 table's GH200 TP2 rows are 2-7x below the prediction while its TP1 and TP4 "
+              "rows agree with it (TP2 slower than TP1 on several rows, and Mixtral TP4 fine where TP2 is 3-7x "
+              "low): no link model makes TP2 worse than both TP1 and TP4, so a GH200-specific NVLink-C2C vs "
+              "inter-superchip link model is not added (the calibration README flags these rows as probably "
+              "memory/interconnect limited); the soft-L1 loss bounds their pull on the fit. (2) The 0.17 table's "
+              "column is 'GH200 480GB', which may be a 144 GB HBM3e part; the catalog holds the 96 GB HBM3 "
+              "GH200 only, so its KV-bound long-output rows (70B TP1) are under-predicted by 25-30 %.", ""]
     tt = ttft_vs_simulator(eff)
     parts += ["## max_throughput TTFT against the serving simulator (saturated closed loop)", "",
               "max_throughput's TTFT is the time of the prefill-heavy iteration(s) carrying a prompt beside the "

@@ -11,7 +11,8 @@ from . import memory
 from .comm import allreduce_latency_s, allreduce_s_per_byte, alltoall_s_per_byte, p2p_s_per_byte
 from .efficiency import Efficiency, load_efficiency
 from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
-from .resolve import (MAX_DEGREE, R_EP, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, dtype_bytes, dtype_codes,
+from .resolve import (MAX_DEGREE, PROFILES, R_EP, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, choice_codes, dtype_bytes,
+                      dtype_codes,
                       eff_lookup, gemm_eff, gpu_arrays, int_code, link_lookup, positive, resolve_dtypes,
                       resolve_records)
 
@@ -27,6 +28,13 @@ def default_eff() -> Efficiency:
     return _EFF_CACHE["default"]
 
 
+def reload_default_eff() -> Efficiency:
+    """Re-read objectives/data/efficiency.json (after the calibration command rewrote it), so that code which
+    uses the default factors (the serving simulator's StepModels) sees the new fit."""
+    _EFF_CACHE.pop("default", None)
+    return default_eff()
+
+
 @dataclass
 class Prepared:
     shape: ModelShape
@@ -40,6 +48,7 @@ class Prepared:
     weight_code: Num
     act_code: Num
     kv_code: Num
+    profile_code: Num           # index into resolve.PROFILES
     weights_gpu: Num            # bytes
     kv_tok_gpu: Num             # bytes per token of context, per GPU
     act_tok_gpu: Num            # bytes per token in flight, per GPU
@@ -60,7 +69,8 @@ class Prepared:
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
 
     # field groups gathered by `take`; LayerCosts (`lc`) is not needed per row and is dropped there
-    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "weights_gpu",
+    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
+                   "weights_gpu",
                    "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
 
@@ -97,7 +107,8 @@ _FACTORIZE_MIN = 4096
 
 def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
-            prices: Any = None, rows: Mapping[str, Any] | None = None) -> Prepared | None:
+            prices: Any = None, rows: Mapping[str, Any] | None = None,
+            engine_profile: Any = "standard") -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
@@ -118,15 +129,16 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     w = dtype_codes("weight_dtype", weight_dtype, allow_none=False)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
-    cols = [midx, gidx, tp, pp, dp, ep, w, a, k]
+    prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
-                            kv_dtype=k)
+                            kv_dtype=k, engine_profile=prof)
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
     if shape and int(np.prod(row_shape)) >= _FACTORIZE_MIN:
         return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices)
-    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices)
+    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eff, prices)
     p.row_shape = row_shape
     return p
 
@@ -203,7 +215,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices) -> Prepared:
     return Prepared(**fields)
 
 
-def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices) -> Prepared:
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eff, prices) -> Prepared:
     tp, pp, dp, ep = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
@@ -220,6 +232,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices) -> 
     pk16 = bf16_peak(g)
     head_tput = pk16 * gemm_eff(eff, fam, 0) / tp_loss
     w_bw = g.bw * eff_lookup(eff, "mem_eff", fam) / tp_loss
+    prof = np.asarray(prof)
+    w_bw = w_bw * np.where(prof == PROFILES.index("baseline"), eff["baseline_build_mem_eff"], 1.0)
+    fixed_scale = np.where(prof == PROFILES.index("tuned"), eff["tuned_build_fixed_eff"], 1.0)
     attn_tput = pk16 * eff_lookup(eff, "attn_eff", fam)
     kv_bw = g.bw * eff_lookup(eff, "kv_read_eff", fam)
     dec_tput = pk16 * eff_lookup(eff, "dec_attn_eff", fam)
@@ -249,8 +264,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices) -> 
         n_experts=m.n_experts, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
         tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,
         head_mem_s=lc.head_params * memory.embed_bytes_per_param(wb) / w_bw,
-        fixed_s=comm_fixed + eff["overhead_step_ms"] * 1e-3 + eff["overhead_layer_us"] * 1e-6 * m.n_layers,
-        comm_fixed_s=comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
+        fixed_s=fixed_scale * (comm_fixed + eff["overhead_step_ms"] * 1e-3
+                               + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
+        comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
     )
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
@@ -258,7 +274,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, eff, prices) -> 
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, R_OK)))
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, n_gpus=tp * pp * dp, weight_code=w, act_code=act,
-        kv_code=kvc, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
+        kv_code=kvc, profile_code=prof, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,

@@ -3,7 +3,7 @@
 Every factor has a name, a physical meaning and (after `python -m objectives.calibration fit`) a fitted value in
 `objectives/data/efficiency.json`. The defaults below are hand-set starting points used when that file is absent.
 
-Factors (families: ampere, ada, hopper, blackwell, cdna3, cdna4, gaudi3; compute precisions: bf16, fp8, fp4, int8,
+Factors (families: ampere, ada, hopper, blackwell, blackwell-ultra, cdna3, cdna4, gaudi3; compute precisions: bf16, fp8, fp4, int8,
 tf32; links: nvlink, xgmi, pcie, roce):
 
 - ``gemm_eff[family][prec]``: fraction of the datasheet dense peak a large GEMM reaches (fp8/fp4 well below peak).
@@ -27,6 +27,13 @@ tf32; links: nvlink, xgmi, pcie, roce):
 - ``kv_mem_fraction``: fraction of the memory left after weights and reserve that the engine gives the KV cache.
 - ``runtime_reserve_gib``: memory held by the runtime (CUDA context, workspaces) per GPU, GiB.
 - ``act_mem_scale``: activation-buffer bytes per token in flight, as a multiple of the analytical estimate.
+- ``baseline_build_mem_eff``: for ``engine_profile="baseline"`` (an engine built with trtllm-build's default
+  flags: no GEMM plugin, one optimization profile, no reduce fusion; the TensorRT-LLM 0.16 tuning guide's
+  "Baseline"), the fraction of the standard weight-streaming rate its GEMMs reach; prefill (large-M,
+  compute-bound) is unaffected, decode (weight-streaming) slows down. Fitted on the nine rows naming that build.
+- ``tuned_build_fixed_eff``: for ``engine_profile="tuned"`` (that guide's tuned flags: multiple profiles, GEMM
+  plugin, paged context attention, reduce fusion), the factor on the per-forward fixed time (host/launch
+  overhead, collective latencies). Fitted on the 16 rows naming that build.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
 """
@@ -39,12 +46,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-FAMILIES = ("ampere", "ada", "hopper", "blackwell", "cdna3", "cdna4", "gaudi3")
+FAMILIES = ("ampere", "ada", "hopper", "blackwell", "blackwell-ultra", "cdna3", "cdna4", "gaudi3")
 PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
 LINKS = ("nvlink", "xgmi", "pcie", "roce")
 
-#: families without calibration data borrow the factors of the closest family that has some.
-FAMILY_FALLBACK = {"cdna4": "cdna3", "gaudi3": "cdna3"}
+#: families without calibration data borrow the factors of the closest family: the fit writes the borrowed
+#: values explicitly into efficiency.json (and says so in its meta). B300/GB300 (Blackwell Ultra) have no
+#: published rows in the calibration set: they use the B200/GB200 (blackwell) factors on their own datasheet
+#: peaks, bandwidth and memory. MI355X (cdna4) and Gaudi 3 have none either and use the cdna3 (MI300X) ones.
+FAMILY_FALLBACK = {"blackwell-ultra": "blackwell", "cdna4": "cdna3", "gaudi3": "cdna3"}
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "efficiency.json"
 
@@ -76,6 +86,8 @@ def _default_params() -> dict[str, Any]:
         "runtime_reserve_gib": 2.0,
         "act_mem_scale": 1.0,
         "kv_reserve_output_frac": 1.0,
+        "baseline_build_mem_eff": 0.5,
+        "tuned_build_fixed_eff": 0.8,
     }
 
 
@@ -131,6 +143,22 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+PER_FAMILY = ("gemm_eff", "gemm_m_half", "mem_eff", "kv_read_eff", "attn_eff", "dec_attn_eff")
+
+
+def with_family_fallbacks(eff: Efficiency) -> Efficiency:
+    """`eff` with every FAMILY_FALLBACK family's per-family factors set to its source family's values."""
+    import copy
+
+    params = copy.deepcopy(dict(eff.params))
+    for fam, src in FAMILY_FALLBACK.items():
+        for name in PER_FAMILY:
+            if src in params.get(name, {}):
+                params[name] = dict(params[name])
+                params[name][fam] = copy.deepcopy(params[name][src])
+    return Efficiency(params, eff.meta)
+
+
 def default_efficiency() -> Efficiency:
     """Hand-set factors (no fit)."""
     return Efficiency(_default_params(), {"source": "hand-set defaults (no fit)"})
@@ -144,7 +172,14 @@ def load_efficiency(path: str | Path | None = None) -> Efficiency:
             raise FileNotFoundError(f"efficiency file {p} does not exist")
         return default_efficiency()
     raw = json.loads(p.read_text())
-    return Efficiency(_merge(_default_params(), raw.get("params", {})), raw.get("meta", {}))
+    fitted = raw.get("params", {})
+    params = _merge(_default_params(), fitted)
+    for fam, src in FAMILY_FALLBACK.items():  # a file without the borrowed copies: borrow now (see FAMILY_FALLBACK)
+        for name in PER_FAMILY:
+            if fam not in fitted.get(name, {}) and src in fitted.get(name, {}):
+                params[name] = dict(params[name])
+                params[name][fam] = params[name][src]
+    return Efficiency(params, raw.get("meta", {}))
 
 
 def from_params(params: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Efficiency:

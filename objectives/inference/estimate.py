@@ -16,7 +16,7 @@ from . import memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .ops import busy_s, forward_s, idle_s
-from .resolve import R_MEM, R_OK, REASONS, positive
+from .resolve import PROFILES, R_MEM, R_OK, REASONS, positive
 
 Num = Any
 
@@ -93,6 +93,8 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
         out[k] = p.column(k, np.int64)
     for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
         out[k] = pd.Categorical.from_codes(p.column(f, np.int8), categories=list(DTYPES), validate=False)
+    out["engine_profile"] = pd.Categorical.from_codes(p.column("profile_code", np.int8), categories=list(PROFILES),
+                                                      validate=False)
     for k, v in inputs.items():
         if k in res:
             out[k] = res[k].astype(np.int64)
@@ -117,6 +119,7 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
         out[k] = np.empty(0, dtype=np.int64)
     for k in ("weight_dtype", "act_dtype", "kv_dtype"):
         out[k] = pd.Categorical([], categories=list(DTYPES))
+    out["engine_profile"] = pd.Categorical([], categories=list(PROFILES))
     for k in extra:
         out[k] = np.empty(0, dtype=np.int64)
     return pd.DataFrame(out)
@@ -125,7 +128,8 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
 def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
-             max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, efficiency: Efficiency | None = None) -> pd.DataFrame:
+             max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
+             efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -138,7 +142,9 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     name / alias / `GPU`), tp, pp, dp (replicas), ep (expert parallel inside the TP group), weight/act/kv dtype
     (see `objectives.inference.resolve` for the default rules), batch_size, input_len, output_len (tokens).
     `prices`: {gpu name: USD per GPU-hour} overrides. `max_num_tokens`: activation buffer size for the memory
-    model (engines run long prefills in chunks of at most this many tokens).
+    model (engines run long prefills in chunks of at most this many tokens). `engine_profile`: "standard" (the
+    published benchmark builds; default), "tuned" or "baseline" (the TensorRT-LLM tuning guide's tuned and
+    default-flag builds; see `resolve.PROFILES` and the factors in `efficiency`); may be an array.
 
     Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
     throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
@@ -154,7 +160,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     osl = positive("output_len", output_len)
     mnt = positive("max_num_tokens", max_num_tokens)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
-                rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt))
+                rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
+                engine_profile=engine_profile)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
@@ -249,7 +256,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
                    max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
-                   efficiency: Efficiency | None = None) -> pd.DataFrame:
+                   engine_profile: Any = "standard", efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -273,7 +280,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     rows = dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt)
     if conc is not None:
         rows["concurrency"] = conc
-    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows)
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
+                engine_profile=engine_profile)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
     res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc), _max_throughput_rows)

@@ -127,38 +127,54 @@ def resolve_records(kind: str, x: Any) -> tuple[list, np.ndarray | None]:
     return recs, codes
 
 
-def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
-    """Dtype argument -> index into DTYPES (int or int array); -1 for None (the default rule, where allowed).
-
-    Accepted: a dtype name, None (act/kv dtypes), or an array/list of those. Anything else (numbers, bools,
-    nested lists) raises TypeError naming the argument and the value."""
-    valid = f"one of {', '.join(DTYPES)}" + (" or None (default rule)" if allow_none else "")
+def choice_codes(name: str, x: Any, choices: tuple[str, ...], allow_none: bool) -> Num:
+    """A categorical argument (a name from `choices`, None where allowed, or an array/list of those) -> index
+    into `choices` (int or int array); -1 for None. Anything else (numbers, bools, nested lists) raises
+    TypeError naming the argument and the value; unknown names raise ValueError listing the valid ones."""
+    table_of = {c: i for i, c in enumerate(choices)}
+    valid = f"one of {', '.join(choices)}" + (" or None (default rule)" if allow_none else "")
     if x is None:
         if allow_none:
             return -1
         raise ValueError(f"{name} must be {valid}, got None")
     if isinstance(x, str):
-        code = _D.get(x)
+        code = table_of.get(x)
         if code is None:
-            raise ValueError(f"unknown {name} {x!r}; known: {', '.join(DTYPES)}")
+            raise ValueError(f"unknown {name} {x!r}; known: {', '.join(choices)}")
         return code
     if _scalar(x):
         v = x.item() if isinstance(x, np.ndarray) else x
         if isinstance(v, str) or v is None:
-            return dtype_codes(name, v, allow_none)
+            return choice_codes(name, v, choices, allow_none)
         raise TypeError(f"{name} must be {valid}, got {_show(x)} ({type(x).__name__})")
     uniq, codes = _factorize(name, x)
     table = np.empty(len(uniq), dtype=np.int64)
     for i, u in enumerate(uniq):
         if not isinstance(u, str):
             raise TypeError(f"{name} must be {valid} (or an array of them), got {_show(u)} in {_show(x)}")
-        if u not in _D:
-            raise ValueError(f"unknown {name} {u!r} in {_show(x)}; known: {', '.join(DTYPES)}")
-        table[i] = _D[u]
+        if u not in table_of:
+            raise ValueError(f"unknown {name} {u!r} in {_show(x)}; known: {', '.join(choices)}")
+        table[i] = table_of[u]
     if (codes < 0).any() and not allow_none:
         raise ValueError(f"{name} must be {valid}, got a missing value (None/NaN) in {_show(x)}")
-    out = np.where(codes < 0, -1, table[np.maximum(codes, 0)]) if len(table) else codes
-    return out
+    return np.where(codes < 0, -1, table[np.maximum(codes, 0)]) if len(table) else codes
+
+
+def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
+    """Dtype argument -> index into DTYPES (int or int array); -1 for None (the default rule, where allowed)."""
+    return choice_codes(name, x, DTYPES, allow_none)
+
+
+#: engine builds the model distinguishes (`engine_profile`):
+#: - "standard" (default): the engines of the published benchmark tables, whose build flags are not stated
+#:   (trtllm-bench / perf-overview, Triton, NIM; every calibration row but the 25 of the 0.16 tuning guide);
+#: - "tuned": the TensorRT-LLM 0.16 tuning guide's tuned build (multiple optimization profiles, GEMM plugin, paged
+#:   context attention, reduce fusion): the per-forward fixed time (launch/host overhead and collective
+#:   latencies) scaled by `tuned_build_fixed_eff` (fused all-reduce + norm, fewer launches);
+#: - "baseline": that guide's Baseline (trtllm-build default flags: no GEMM plugin, one profile, no reduce
+#:   fusion), whose GEMMs stream weights at a fraction `baseline_build_mem_eff` of the standard rate (decode
+#:   slows down; compute-bound prefill does not).
+PROFILES = ("standard", "tuned", "baseline")
 
 
 def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) -> Num:

@@ -25,16 +25,18 @@ class StepModel:
 
     def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
-                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, efficiency: Efficiency | None = None) -> None:
+                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
+                 efficiency: Efficiency | None = None) -> None:
         for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("max_num_tokens", max_num_tokens)):
             if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
         for name, v in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
-                        ("kv_dtype", kv_dtype)):
+                        ("kv_dtype", kv_dtype), ("engine_profile", engine_profile)):
             if isinstance(v, (list, tuple, np.ndarray)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
         positive("max_num_tokens", max_num_tokens)
-        p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None)
+        p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None,
+                    engine_profile=engine_profile)
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"
         if code != R_OK:
@@ -54,6 +56,9 @@ class StepModel:
         self.kv_capacity_tokens: int = int(cap)
         """KV-cache tokens that fit per replica after weights, activations (max_num_tokens) and runtime reserve."""
         self.weights_gib_per_gpu: float = float(p.weights_gpu) / memory.GIB
+        self.kv_mem_fraction: float = float(p.eff["kv_mem_fraction"])
+        """Fitted fraction of the memory left after weights, activations and reserve that the engine gives the
+        KV cache (`kv_capacity_tokens` uses it; the simulator rescales capacity by gpu_memory_utilization / it)."""
         self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
         self.price_usd_per_hour: float = float(p.price) * self.n_gpus
 
