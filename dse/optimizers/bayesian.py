@@ -10,8 +10,15 @@ Constraints: every told trial carries one Optuna constraint ``"cv"`` = CV (Optun
 trial: ``Trial.set_constraint`` / ``create_trial(constraints=...)``; the samplers' ``constraints_func`` argument is
 deprecated there). A failed trial (NaN in F) is told as ``TrialState.FAIL``.
 
-A proposal that the optimizer cannot return is told back immediately and another is asked (at most
-``max_rounds`` rounds), then the rest is drawn with ``space.sample``:
+On a discrete space of at most ``repair.PROJECT_MAX`` feasible points (setting ``project=True``, the default), a
+proposal that breaks the space's rules or repeats a seen configuration is told back as FAIL (so the sampler's
+history stays small: on the flagship serving space 98 % of raw proposals break a rule) and replaced by the
+NEAREST VALID UNSEEN configuration (``repair.Projector``), which is returned instead and reaches the sampler as a
+completed trial when it is told. Measured on the flagship space (benchmarks/optimizers.py): without projection
+TPE needed 76 s for 300 evaluations, most of it spent on rejected proposals.
+
+Otherwise (``project=False``, continuous or larger spaces) a proposal that the optimizer cannot return is told back
+immediately and another is asked (at most ``max_rounds`` rounds), then the rest is drawn with ``space.sample``:
 
 - it violates the space's conditions/constraints: TPE gets it as a COMPLETE trial marked infeasible
   (``cv`` = 1 + the largest CV seen, values = the worst told per objective) so its density moves away; GP gets
@@ -36,6 +43,7 @@ from dse.encoding import config_from_optuna, optuna_distributions, optuna_params
 from dse.errors import OptimizerError
 
 from .base import BaseOptimizer, Batch, check_int
+from .repair import Projector, projector_for
 
 _CV_KEY = "cv"
 
@@ -83,6 +91,16 @@ class _OptunaOptimizer(BaseOptimizer):
         self._known: dict[bytes, tuple[np.ndarray, float]] = {}   # told configs -> (F, CV)
         self._worst: np.ndarray | None = None
         self._max_cv = 0.0
+        self._project: bool | None = None if (self.config.project and space.is_discrete) else False
+        self._projector: Projector | None = None
+
+    @property
+    def projector(self) -> Projector | None:
+        """The grid projector (setting ``project`` on a small enough discrete space), built on first use."""
+        if self._project is None:
+            self._projector = projector_for(self)
+            self._project = self._projector is not None
+        return self._projector
 
     def _first_value(self, name: str) -> Any:
         p = self.space.params[name]
@@ -93,6 +111,44 @@ class _OptunaOptimizer(BaseOptimizer):
 
     # ------------------------------------------------------------------------------------------ ask
     def _ask(self, n: int) -> Batch:
+        out = self._ask_projected(n) if self.projector is not None else self._ask_rounds(n)
+        if self._projector is not None:
+            self._projector.mark(out[1].tolist())
+        return out
+
+    def _ask_projected(self, n: int) -> Batch:
+        """One round of ``n`` proposals; the unusable ones told as FAIL and replaced by their projection."""
+        proj = self.projector
+        assert proj is not None
+        accepted: list[dict] = []
+        acc_keys: dict[bytes, None] = {}
+        with _quiet_optuna():
+            trials = [self.study.ask(self._fixed) for _ in range(n)]
+            configs = self._suggest_conditionals(trials)
+            df = self._frame(configs)
+            feasible = np.asarray(self.space.feasible(df), dtype=bool)
+            keys = self.encoder.keys(df).tolist()
+            rejected = []
+            for i, (trial, cfg, ok, key) in enumerate(zip(trials, configs, feasible, keys)):
+                if ok and key not in self._known and key not in self._pending and key not in acc_keys:
+                    accepted.append(cfg)
+                    acc_keys[key] = None
+                    self._trials[key] = trial
+                else:
+                    self.study.tell(trial, state=self._fail_state())
+                    rejected.append(i)
+        parts: list[Batch] = []
+        if accepted:
+            parts.append((self._frame(accepted), np.array(list(acc_keys), dtype=object)))
+        if rejected:
+            proj.mark(acc_keys)
+            rows = proj.nearest(self.encoder.encode(df.iloc[rejected]), self.rng)
+            rows = rows[rows >= 0]
+            if len(rows):
+                parts.append((proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]))
+        return self.concat(parts)
+
+    def _ask_rounds(self, n: int) -> Batch:
         accepted: list[dict] = []
         acc_keys: dict[bytes, None] = {}
         with _quiet_optuna():
@@ -158,6 +214,8 @@ class _OptunaOptimizer(BaseOptimizer):
               new: np.ndarray) -> None:
         from optuna.trial import TrialState, create_trial
 
+        if self._projector is not None:
+            self._projector.mark(keys.tolist())
         ok = np.all(np.isfinite(F), axis=1) & np.isfinite(CV)
         if ok.any():
             w = F[ok].max(axis=0)
@@ -184,19 +242,27 @@ class _OptunaOptimizer(BaseOptimizer):
                 self.study.add_trials(foreign)
 
 
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise OptimizerError(f"setting {name}={value!r} is invalid: True or False")
+
+
 @dataclasses.dataclass(frozen=True)
 class TPESettings:
     """TPE settings: batch_size (default ask size), n_startup_trials (random trials first), n_ei_candidates,
     multivariate (None: Optuna's default for the number of objectives), max_rounds (re-asks for rejected
-    proposals before sampling)."""
+    proposals before sampling), project (replace unusable proposals on a small discrete space by their nearest
+    valid unseen configuration; module docstring)."""
 
     batch_size: int = 8
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
     multivariate: bool | None = None
     max_rounds: int = 4
+    project: bool = True
 
     def __post_init__(self) -> None:
+        _check_bool("project", self.project)
         check_int("batch_size", self.batch_size, 1)
         check_int("n_startup_trials", self.n_startup_trials, 0)
         check_int("n_ei_candidates", self.n_ei_candidates, 1)
@@ -230,14 +296,16 @@ class TPEOptimizer(_OptunaOptimizer):
 @dataclasses.dataclass(frozen=True)
 class GPSettings:
     """GP settings: batch_size (default ask size), n_startup_trials (random trials first), deterministic
-    (noise-free objective), max_rounds (re-asks for rejected proposals before sampling)."""
+    (noise-free objective), max_rounds (re-asks for rejected proposals before sampling), project (as TPE's)."""
 
     batch_size: int = 4
     n_startup_trials: int = 10
     deterministic: bool = False
     max_rounds: int = 3
+    project: bool = True
 
     def __post_init__(self) -> None:
+        _check_bool("project", self.project)
         check_int("batch_size", self.batch_size, 1)
         check_int("n_startup_trials", self.n_startup_trials, 0)
         if not isinstance(self.deterministic, bool):

@@ -46,11 +46,11 @@ from pymoo.util.misc import random_permutations
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from pymoo.util.randomized_argsort import randomized_argsort
 
-from dse.errors import OptimizerError, SpaceError
+from dse.errors import OptimizerError
 
-from .base import EXACT_SIZE_LIMIT, BaseOptimizer, Batch, check_float, check_int
+from .base import BaseOptimizer, Batch, check_float, check_int
 from .operators import MixedCrossover, MixedMutation, binary_tournament
-from .repair import PROJECT_MAX, Projector, stratified
+from .repair import PROJECT_MAX, Projector, projector_for, stratified
 
 REPAIRS = ("auto", "project", "resample")
 
@@ -74,7 +74,7 @@ class NSGA2Settings:
     pop_size: int = 20
     prob_crossover: float = 0.9
     eta_crossover: float = 15.0
-    eta_mutation: float = 20.0
+    eta_mutation: float = 5.0
     eta_discrete: float = 3.0
     prob_mutation: float | None = None
     reset_mutation: float = 1.0
@@ -159,22 +159,11 @@ class NSGA2Optimizer(BaseOptimizer):
         """The grid projector (repair "project"/"auto" on a discrete space of at most ``PROJECT_MAX`` feasible
         points), built on first use with every seen point marked; else None."""
         if self._project is None:
-            self._project = False
-            grid = None
-            exact = math.prod(float(p.n_values) for p in self.space.params.values()) <= EXACT_SIZE_LIMIT
-            if not exact or self.space_size <= PROJECT_MAX:
-                try:
-                    grid = self.space.grid(max_points=PROJECT_MAX)
-                except SpaceError:
-                    grid = None
-            if grid is None and self.config.repair == "project":
+            self._projector = projector_for(self)
+            self._project = self._projector is not None
+            if self._projector is None and self.config.repair == "project":
                 raise OptimizerError(f"setting repair='project' needs at most {PROJECT_MAX:,} feasible points; this "
                                      "space has more: use repair='resample' or 'auto'")
-            if grid is not None:
-                self._projector = Projector(self.encoder, grid)
-                self._projector.mark(self._told)
-                self._projector.mark(self._pending)
-                self._project = True
         return self._projector
 
     def _make_survival(self) -> Any:

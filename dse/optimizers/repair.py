@@ -17,6 +17,7 @@ bins), so that rare but important values (FP4, which only one GPU type runs) are
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,6 +118,30 @@ class Projector:
         """Up to ``n`` free grid rows, uniformly at random."""
         free = np.flatnonzero(self.free)
         return free if len(free) <= n else rng.choice(free, n, replace=False)
+
+
+def projector_for(optimizer: Any) -> Projector | None:
+    """A ``Projector`` over ``optimizer.space`` with every configuration it has seen marked, or None when the
+    space is continuous or has more than ``PROJECT_MAX`` feasible points (the grid is enumerated at most that
+    far: ``space.grid(max_points=PROJECT_MAX)``)."""
+    from dse.errors import SpaceError
+
+    from .base import EXACT_SIZE_LIMIT
+
+    space = optimizer.space
+    if not space.is_discrete:
+        return None
+    exact = math.prod(float(p.n_values) for p in space.params.values()) <= EXACT_SIZE_LIMIT
+    if exact and optimizer.space_size > PROJECT_MAX:
+        return None
+    try:
+        grid = space.grid(max_points=PROJECT_MAX)
+    except SpaceError:
+        return None
+    proj = Projector(optimizer.encoder, grid)
+    proj.mark(optimizer._told)
+    proj.mark(optimizer._pending)
+    return proj
 
 
 def stratified(X: np.ndarray, kinds: Iterable[str], n_values: Iterable[int], n: int,
