@@ -316,6 +316,10 @@ def test_choose_auto_rule() -> None:
     assert choose_auto(small, 2, vectorized=False, budget=100) == "grid"
     assert choose_auto(small, 2, vectorized=False, budget=50) == "tpe"
     assert choose_auto(big, 2, vectorized=True, budget=None) == "nsga2"
+    mid = Space(a=Categorical(["x", "y"]), n=Int(1, 250_000))              # 5e5 points: a vectorized grid is seconds
+    assert choose_auto(mid, 2, vectorized=True, budget=None) == "grid"
+    assert choose_auto(mid, 2, vectorized=False, budget=None) == "nsga2"
+    assert choose_auto(mid, 2, vectorized=True, budget=10_000) == "nsga2"
     assert choose_auto(big, 2, vectorized=True, budget=3_000_000) == "grid"
     assert choose_auto(cont, 2, vectorized=True, budget=100) == "nsga2"
     assert choose_auto(cont, 2, vectorized=False, budget=200) == "tpe"
