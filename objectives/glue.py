@@ -289,6 +289,13 @@ class LLMServingObjective:
                 tpot[i] = t_d + xfer_ms / steps
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 fits[i] &= pf["fits"].to_numpy(bool)[d_mask]
+        if conc is not None:
+            # closed loop (Little's law): each of the `conc` users cycles through wait + TTFT + decode, so at
+            # throughput X (requests/s) a cycle lasts conc / X; what the service time does not fill is the wait for
+            # a free slot, which the user sees as time to first token
+            x_req = tput / osl                                          # requests/s
+            e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
+            ttft = ttft + np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
         base = mt["throughput_tok_s"].to_numpy(float)
         scale = base / np.maximum(tput, 1e-12)
         out = pd.DataFrame({

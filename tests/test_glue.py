@@ -165,3 +165,23 @@ def test_study_and_multi_fidelity(tmp_path):
     back = pd.read_parquet(tmp_path / "glue-simulated.parquet")
     assert list(back["number"]) == list(res.simulated["number"])
     assert "re-simulated" in res.summary()
+
+
+def test_closed_loop_queueing_wait_agrees_with_the_simulator():
+    """More users than batch slots: the wait for a slot is part of TTFT (Little's law), as the simulator shows."""
+    import pandas as pd
+
+    from objectives import llm_serving_objective, serving
+
+    rows = pd.DataFrame([dict(gpu="H200-SXM-141GB", n_gpus=1, tp=1, pp=1, weight_dtype="fp8", act_dtype="fp8",
+                              kv_dtype="fp8", max_batch_size=mbs, max_num_tokens=8192, chunked_prefill=True)
+                         for mbs in (8, 32)])
+    ttfts = []
+    for conc in (64, 256):
+        w = serving.Workload(concurrency=conc, input_len=1024, output_len=128, n_requests=600)
+        a = llm_serving_objective("Llama-3.1-8B", workload=w)(rows)["ttft_ms"].to_numpy()
+        s = llm_serving_objective("Llama-3.1-8B", workload=w, fidelity="simulated")(rows)["ttft_ms"].to_numpy()
+        assert (a > 1000).all()                       # queueing dominates: seconds, not one prefill
+        assert ((a / s > 0.7) & (a / s < 1.4)).all(), (conc, a, s)
+        ttfts.append(a)
+    assert (ttfts[1] > 3 * ttfts[0]).all()            # four times the users, several times the wait
