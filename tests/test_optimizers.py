@@ -356,3 +356,62 @@ def test_tpe_history_is_rebuilt_from_told_trials() -> None:
     nxt = opt.ask(6)
     assert len(nxt) == 6 and space.feasible(nxt).all()
     assert not set(opt.encoder.keys(nxt).tolist()) & set(opt.encoder.keys(df).tolist())
+
+
+# ------------------------------------------------------------------------------------------ repair by projection
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n_seen=st.integers(0, 40), n_children=st.integers(1, 30))
+def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: int, n_seen: int, n_children: int) -> None:
+    from dse.optimizers.repair import Projector
+
+    space = Space(n=Categorical([1, 2, 4, 8]), tp=Categorical([1, 2, 4, 8]), pp=Categorical([1, 2, 4]),
+                  dtype=Categorical(["bf16", "fp8", "fp4"]), gpu=Categorical(["a", "b"]),
+                  constraints=["tp * pp == n", "dtype != 'fp4' or gpu == 'b'"])
+    opt = get_optimizer("random", space, 1)
+    proj = Projector(opt.encoder, space.grid())
+    rng = np.random.default_rng(seed)
+    grid = space.grid()
+    seen = grid.iloc[rng.permutation(len(grid))[:n_seen]]
+    proj.mark(opt.encoder.keys(seen).tolist())
+    # arbitrary (mostly invalid) children: every value drawn independently
+    kids = pd.DataFrame({n: rng.choice(np.asarray(space.params[n].choices, dtype=object), n_children)
+                         for n in space.names})
+    for n in ("n", "tp", "pp"):
+        kids[n] = kids[n].astype(int)
+    rows = proj.nearest(opt.encoder.encode(kids), rng)
+    got = rows[rows >= 0]
+    assert len(got) == min(n_children, len(grid) - n_seen)             # one each while free points last
+    assert len(set(got.tolist())) == len(got)                           # distinct
+    assert space.feasible(grid.iloc[got]).all()                         # valid
+    assert not set(got.tolist()) & set(seen.index.tolist())             # unseen
+    # the first child gets a nearest free point: no free point differs from it in fewer parameters
+    if n_seen < len(grid):
+        free = np.setdiff1d(np.arange(len(grid)), seen.index.to_numpy())
+        diff = (grid.iloc[free].to_numpy(object) != kids.iloc[[0]].to_numpy(object)).sum(axis=1)
+        chosen = (grid.iloc[[rows[0]]].to_numpy(object) != kids.iloc[[0]].to_numpy(object)).sum()
+        assert chosen == diff.min()
+
+
+def test_nsga2_projection_and_resample_both_keep_the_contract() -> None:
+    space = Space(n=Categorical([1, 2, 4, 8]), tp=Categorical([1, 2, 4, 8]), pp=Categorical([1, 2, 4]),
+                  b=Int(1, 64, log=True), constraints=["tp * pp == n"])
+    for repair in ("project", "resample"):
+        opt = get_optimizer("nsga2", space, 2, seed=0, repair=repair)
+        seen: set = set()
+        for _ in range(6):
+            df = opt.ask(20)
+            assert len(df) == 20 and space.feasible(df).all()
+            keys = set(opt.encoder.keys(df).tolist())
+            assert not keys & seen and len(keys) == 20
+            seen |= keys
+            b = df["b"].to_numpy(float)
+            opt.tell(df, np.c_[b / df["n"].to_numpy(float), 1 / b], np.zeros(len(df)))
+        assert (opt.projector is not None) == (repair == "project")
+    with pytest.raises(OptimizerError, match="repair='project' needs a discrete space"):
+        get_optimizer("nsga2", Space(x=Float(0, 1)), 2, repair="project")
+    with pytest.raises(OptimizerError, match="repair='best'"):
+        get_optimizer("nsga2", space, 2, repair="best")
