@@ -4,7 +4,7 @@ Run:  python benchmarks/optimizers.py            (full run: 4 problems, budgets 
       python benchmarks/optimizers.py --quick    (flagship + ZDT1, budgets <= 1000, 1 seed, nsga2/random/anchors)
 
 Problems (``problems()``): the flagship dense-serving study (studies/llm_serving.py, ~2e4 valid points), a larger
-variant of it with more batching values (~1e5 points), the MoE serving study (studies/moe_serving.py, conditional
+variant of it with more batching values (72,600 points), the MoE serving study (studies/moe_serving.py, conditional
 parameters) and ZDT1 (pymoo, 30 continuous variables). The exact front of a discrete problem comes from evaluating
 every point of ``space.grid()`` (what the ``grid`` optimizer does); ZDT1's from pymoo's ``problem.pareto_front()``.
 
@@ -162,7 +162,7 @@ def flagship() -> Problem:
 
 
 def flagship_large() -> Problem:
-    """The flagship with 20 max-batch-size and 3 max-num-tokens values (~1e5 valid points)."""
+    """The flagship with 19 max-batch-size and 3 max-num-tokens values (72,600 valid points)."""
     import spaces
 
     st = dse.load_study_file(ROOT / "studies/llm_serving.py")
