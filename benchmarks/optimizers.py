@@ -574,8 +574,9 @@ def plot(summary: pd.DataFrame, problems: dict[str, Problem], path: Path) -> Non
         for opt in dict.fromkeys(sub.optimizer):
             s = sub[sub.optimizer == opt].sort_values("budget")
             style = "--" if opt in ANCHORS else "-"
-            ax.plot(s.budget, s.hv_median, style, marker="o", ms=3, label=opt)
-            ax.fill_between(s.budget, s.hv_q1, s.hv_q3, alpha=0.15)
+            color = f"C{ALL_OPTIMIZERS.index(opt) % 10}" if opt in ALL_OPTIMIZERS else None
+            ax.plot(s.budget, s.hv_median, style, marker="o", ms=3, label=opt, color=color)
+            ax.fill_between(s.budget, s.hv_q1, s.hv_q3, alpha=0.15, color=color)
         p = problems[pname]
         if math.isfinite(p.size):
             ax.axvline(0.02 * p.size, color="grey", lw=0.8, ls=":")
@@ -585,7 +586,8 @@ def plot(summary: pd.DataFrame, problems: dict[str, Problem], path: Path) -> Non
         ax.set_xlabel("evaluations")
         ax.set_ylabel("hypervolume ratio to the exact front")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}
+    axes[0][0].legend(list(handles.values()), list(handles), fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
