@@ -30,6 +30,10 @@ from .storage import BaseStorage, open_storage
 #: Error prefix of trials that did not fail on their own (crash, Ctrl-C): their configurations are retried.
 ABORTED = "aborted: "
 
+#: Batches evaluated in less than this (s, in-process) are stored finished in one transaction, without the
+#: 'running' rows that make slow batches visible and recoverable while they run.
+QUICK_BATCH_S = 0.05
+
 #: Grid studies above this many points keep full results in Parquet and store only the front as trials.
 GRID_TRIALS_LIMIT = 20_000
 
@@ -409,18 +413,28 @@ class Study:
             self._id, {"optimizer": name, "settings": run["settings"], "seed": seed, "objective": info, "runs": runs}
         )
         runner = Runner(evaluate, self.spec.required, n_jobs=n_jobs, backend=backend, address=address, timeout=trial_timeout)
+        known = None
         try:
             if name == "grid" and self.space.size > GRID_TRIALS_LIMIT:
                 _GridSweep(self, runner, progress).run(timeout)
             else:
-                _Loop(self, opt, runner, batch_size, progress).run(n_trials, max_trials, timeout)
+                loop = _Loop(self, opt, runner, batch_size, progress)
+                loop.run(n_trials, max_trials, timeout)
+                known = (len(loop.seen_numbers), loop.front_numbers.tolist())
         finally:
             runner.shutdown()
-        self._store_front()
+        self._store_front(known)
         return self
 
-    def _store_front(self) -> list[int]:
-        """Store the front's trial numbers as a study attribute (re-read until no worker added trials meanwhile)."""
+    def _store_front(self, known: tuple[int, list[int]] | None = None) -> list[int]:
+        """Store the front's trial numbers as a study attribute (re-read until no worker added trials meanwhile).
+
+        `known` = (trials seen, front numbers) from the optimize loop: used as is when nobody else wrote meanwhile.
+        """
+        if known is not None and self._storage.count_trials(self._id) == known[0]:
+            numbers = sorted(known[1])
+            self._storage.set_attrs(self._id, {"front": numbers, "front_n_trials": known[0]})
+            return numbers
         for _ in range(5):
             n_before = self._storage.count_trials(self._id)
             front = self.pareto()
@@ -530,9 +544,11 @@ class _Loop:
         self.known: dict[tuple, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
         self.seen_numbers: set[int] = set()
         self.floor = 0          # smallest trial number that may still change state
+        self.last_eval_s = math.inf   # evaluation time of the last batch, s (the first batch is always reserved)
         self.aborted = 0        # aborted trials seen (crash or Ctrl-C): they do not count towards max_trials
         self.aborted_configs: dict[tuple, dict] = {}   # their configurations, retried unless evaluated since
         self.front_F = np.zeros((0, len(study.spec.names)))
+        self.front_numbers = np.zeros(0, dtype=np.int64)   # trial numbers of the rows of front_F
 
     # -- state from storage
     def sync(self) -> None:
@@ -568,15 +584,18 @@ class _Loop:
                 self.aborted_configs.setdefault(_key(rec), rec)
         if keep.any():
             self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
-        self._remember(params, F, CV, ok, feas)
+        self._remember(params, F, CV, ok, feas, raw["number"].to_numpy())
 
-    def _remember(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, ok: np.ndarray, feas: np.ndarray) -> None:
+    def _remember(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, ok: np.ndarray, feas: np.ndarray,
+                  numbers) -> None:
         for rec, f, cv, good in zip(_records(params), F, CV, ok):
             if good:
                 self.known[_key(rec)] = (f, cv)
         if feas.any():
             cand = np.vstack([self.front_F, F[feas]])
-            self.front_F = cand[_pareto.nondominated_mask(cand, ["min"] * cand.shape[1])]
+            nums = np.concatenate([self.front_numbers, np.asarray(numbers, dtype=np.int64)[feas]])
+            keep = _pareto.nondominated_mask(cand, ["min"] * cand.shape[1])
+            self.front_F, self.front_numbers = cand[keep], nums[keep]
 
     def remaining(self, max_trials: int) -> int:
         """Trials still to start so that the study holds `max_trials` finished ones (others' running ones count)."""
@@ -615,10 +634,17 @@ class _Loop:
                     stale_rounds += 1
                     continue
                 stale_rounds = 0
-                numbers = st.reserve_trials(sid, configs, self.worker)
-                results = self.runner.evaluate(configs)
-                failed += self._store(numbers, configs, results)
-                numbers = []
+                if self.quick:
+                    # batches that evaluate in milliseconds are written once, finished (one transaction): a crash
+                    # mid-batch loses only that batch's work, which the rebuilt optimizer simply asks again
+                    started = time.time()
+                    results = self.runner.evaluate(configs)
+                    failed += self._store(None, configs, results, started)
+                else:
+                    numbers = st.reserve_trials(sid, configs, self.worker)
+                    results = self.runner.evaluate(configs)
+                    failed += self._store(numbers, configs, results)
+                    numbers = []
                 done += len(configs)
                 bar.update(len(configs), len(self.front_F), failed)
                 self.sync()
@@ -653,9 +679,17 @@ class _Loop:
                 configs.append(rec)
         return configs
 
-    def _store(self, numbers: list[int], configs: list[dict], results: list[Result]) -> int:
+    @property
+    def quick(self) -> bool:
+        """Write batches in one transaction (no 'running' rows) while evaluations are fast and in-process."""
+        return self.last_eval_s < QUICK_BATCH_S and not self.runner.parallel
+
+    def _store(self, numbers: list[int] | None, configs: list[dict], results: list[Result],
+               started: float | None = None) -> int:
+        """Store a batch: finish reserved trials (`numbers`), or add them finished in one transaction (None)."""
         study = self.study
         now = time.time()
+        self.last_eval_s = sum(r.duration_s for r in results)
         ok = np.array([r.ok for r in results], dtype=bool)
         metrics = _frame([r.metrics or {} for r in results])
         for m in study.spec.required:
@@ -672,13 +706,20 @@ class _Loop:
                 "finished_at": now,
                 "duration_s": float(r.duration_s),
             }
-            for num, r, f in zip(numbers, results, feas)
+            for num, r, f in zip(numbers or [None] * len(results), results, feas)
         ]
-        study._storage.finish_trials(study._id, rows)
+        if numbers is None:
+            for row, config in zip(rows, configs):
+                del row["number"]
+                row["params"] = config
+                row["started_at"] = started
+            numbers = study._storage.add_trials(study._id, rows, self.worker)
+        else:
+            study._storage.finish_trials(study._id, rows)
         self.seen_numbers.update(numbers)
         params = _frame(configs).reindex(columns=study.space.names)
         self.opt.tell(params, F, CV)
-        self._remember(params, F, CV, ok, feas)
+        self._remember(params, F, CV, ok, feas, numbers)
         return int((~ok).sum())
 
 

@@ -28,6 +28,7 @@ def test_every_optimizer_runs_a_user_space(optimizer, objective, db_url):
     F = t[list(OBJECTIVES)].to_numpy(float)
     assert sorted(front["number"]) == sorted(t["number"][pareto.brute_force_nondominated(F, ["min", "min"])])
     assert study.meta["optimizer"] == optimizer
+    assert study.stored_front() == sorted(int(n) for n in front["number"])
 
 
 def test_gp_optimizer_runs(db_url):
