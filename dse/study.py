@@ -455,8 +455,9 @@ class Study:
         F = np.full((n, len(self.spec.names)), np.nan)
         CV = np.full(n, np.inf)
         if n and ok.any():
-            vals = metrics.loc[ok, self.spec.names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-            F[ok] = _pareto.to_minimization(vals, self.spec.directions)
+            vals = np.column_stack([pd.to_numeric(metrics[m], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                                    for m in self.spec.names])
+            F[ok] = _pareto.to_minimization(vals[ok], self.spec.directions)
             CV[ok] = self.spec.violation(metrics.loc[ok]) if self.spec.constraints else 0.0
         return F, CV, ok & (CV == 0)
 
@@ -544,6 +545,7 @@ class _Loop:
         self.known: dict[tuple, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
         self.seen_numbers: set[int] = set()
         self.floor = 0          # smallest trial number that may still change state
+        self.contiguous = False     # set by _store: the last batch's numbers followed every number seen
         self.last_eval_s = math.inf   # evaluation time of the last batch, s (the first batch is always reserved)
         self.aborted = 0        # aborted trials seen (crash or Ctrl-C): they do not count towards max_trials
         self.aborted_configs: dict[tuple, dict] = {}   # their configurations, retried unless evaluated since
@@ -554,6 +556,8 @@ class _Loop:
     def sync(self) -> None:
         """Tell the optimizer every finished trial it has not seen (stored before, or by other workers)."""
         st, sid = self.study._storage, self.study._id
+        if self.contiguous:
+            return  # our last batch took the numbers right after everything we had seen: nobody else wrote
         if st.count_trials(sid) == len(self.seen_numbers):
             return  # nothing stored that this loop has not seen (the common single-worker case): skip the read
         raw = st.load_trials(sid, min_number=self.floor)
@@ -716,6 +720,8 @@ class _Loop:
             numbers = study._storage.add_trials(study._id, rows, self.worker)
         else:
             study._storage.finish_trials(study._id, rows)
+        # numbers 0..k-1 seen and this batch took k..: no other worker has written (sync may skip its query)
+        self.contiguous = bool(numbers) and numbers[0] == len(self.seen_numbers) and numbers[-1] == numbers[0] + len(numbers) - 1
         self.seen_numbers.update(numbers)
         params = _frame(configs).reindex(columns=study.space.names)
         self.opt.tell(params, F, CV)
