@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from dse.errors import SpaceError
+from dse.space import to_plain
 
 KINDS = ("nominal", "ordinal", "real")
 
@@ -378,7 +379,7 @@ def optuna_distributions(space: Any) -> dict[str, Any]:
         p = space.params[name]
         kind = type(p).__name__
         if kind == "Categorical":
-            out[name] = CategoricalDistribution([_plain(c) for c in p.choices])
+            out[name] = CategoricalDistribution([to_plain(c) for c in p.choices])
         elif kind == "Int":
             step = int(getattr(p, "step", 1) or 1)
             log = bool(getattr(p, "log", False))
@@ -393,11 +394,6 @@ def optuna_distributions(space: Any) -> dict[str, Any]:
     return out
 
 
-def _plain(v: Any) -> Any:
-    """numpy scalar -> Python scalar (JSON- and Optuna-friendly)."""
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def config_from_optuna(space: Any, params: Mapping[str, Any]) -> dict[str, Any]:
     """An Optuna trial's params -> a config dict over every parameter (absent = inactive -> None)."""
     out: dict[str, Any] = {}
@@ -405,7 +401,7 @@ def config_from_optuna(space: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         if name not in params:
             out[name] = None
             continue
-        v = _plain(params[name])
+        v = to_plain(params[name])
         kind = type(space.params[name]).__name__
         if kind == "Int":
             v = int(v)
@@ -425,7 +421,7 @@ def optuna_params(space: Any, config: Mapping[str, Any]) -> dict[str, Any]:
         v = config.get(name)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        v = _plain(v)
+        v = to_plain(v)
         kind = type(space.params[name]).__name__
         if kind == "Int":
             v = int(v)

@@ -54,7 +54,7 @@ def _is_integer(x: object) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
-def _plain(x: object) -> object:
+def to_plain(x: object) -> object:
     """A numpy scalar as the equivalent plain Python value."""
     if isinstance(x, np.generic):
         return x.item()
@@ -182,7 +182,7 @@ class Categorical(Param):
             raise TypeError(f"Categorical choices must be a list or tuple, got {type(choices).__name__} {choices!r:.80}")
         if isinstance(choices, Mapping) or isinstance(choices, (set, frozenset)):
             raise TypeError(f"Categorical choices must be an ordered list or tuple, got {type(choices).__name__}")
-        raw = [_plain(c) for c in (choices.tolist() if isinstance(choices, np.ndarray) else list(choices))]
+        raw = [to_plain(c) for c in (choices.tolist() if isinstance(choices, np.ndarray) else list(choices))]
         if not raw:
             raise SpaceError("Categorical needs at least one choice, got an empty list []")
         kinds = set()
@@ -249,7 +249,7 @@ class Categorical(Param):
         return np.isin(x, self._vals.astype(np.float64))
 
     def _normalize(self, name: str, value: object) -> object:
-        v = _plain(value)
+        v = to_plain(value)
         ok = False
         if self.kind == "str":
             ok = isinstance(v, str) and v in self.choices
@@ -339,7 +339,7 @@ class Int(Param):
             return (x >= self.low) & (x <= self.high) & (np.mod(x - self.low, self.step) == 0)
 
     def _normalize(self, name: str, value: object) -> object:
-        v = _plain(value)
+        v = to_plain(value)
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             v = int(v)
         if not _is_integer(v):
@@ -453,7 +453,7 @@ class Float(Param):
         return ok
 
     def _normalize(self, name: str, value: object) -> object:
-        v = _plain(value)
+        v = to_plain(value)
         if not _is_real(v) or not math.isfinite(float(v)):  # type: ignore[arg-type]
             raise SpaceError(f"parameter {name!r}: {value!r} is not a finite number in [{self.low!r}, {self.high!r}]")
         x = float(v)  # type: ignore[arg-type]

@@ -461,8 +461,8 @@ class Study:
             CV[ok] = self.spec.violation(metrics.loc[ok]) if self.spec.constraints else 0.0
         return F, CV, ok & (CV == 0)
 
-    def _reclaim_dead(self) -> list[dict]:
-        """Mark trials left running by dead local processes as aborted; return their params to retry."""
+    def _reclaim_dead(self) -> int:
+        """Mark trials left running by dead local processes as aborted (the loop retries them); return how many."""
         host = socket.gethostname()
         dead = []
         for w in self._storage.running_workers(self._id):
@@ -470,11 +470,11 @@ class Study:
             if len(parts) >= 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
                 dead.append(w)
         if not dead:
-            return []
+            return 0
         rows = self._storage.fail_running(
             self._id, workers=dead, reason=ABORTED + "the worker process died (crash or kill); configuration retried"
         )
-        return [r["params"] for r in rows]
+        return len(rows)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -321,6 +321,14 @@ class SQLStorage(BaseStorage):
             + (", ".join(f"{i} ({n!r})" for i, n in known) or "none")
         )
 
+    def _insert_numbered(self, conn: Connection, study_id: int, rows: list[dict[str, Any]], now: float) -> list[int]:
+        """Take the next len(rows) trial numbers and insert the rows with them, in the caller's transaction."""
+        start = self._take_numbers(conn, study_id, len(rows), now)
+        for i, row in enumerate(rows):
+            row["number"] = start + i
+        conn.execute(trials.insert(), rows)
+        return list(range(start, start + len(rows)))
+
     def _take_numbers(self, conn: Connection, study_id: int, n: int, now: float) -> int:
         """Advance the study's counter by ``n`` under its row/file lock; return the first number taken."""
         end = conn.execute(
@@ -453,17 +461,11 @@ class SQLStorage(BaseStorage):
             if n == 0:
                 self._require_study(conn, sid)
                 return []
-            start = self._take_numbers(conn, sid, n, now)
-            conn.execute(
-                trials.insert(),
-                [
-                    {"study_id": sid, "number": start + i, "state": "running", "params": p, "metrics": None,
-                     "feasible": None, "error": None, "worker": worker, "started_at": now, "finished_at": None,
-                     "duration_s": None}
-                    for i, p in enumerate(encoded)
-                ],
-            )
-            return list(range(start, start + n))
+            return self._insert_numbered(conn, sid, [
+                {"study_id": sid, "state": "running", "params": p, "metrics": None, "feasible": None, "error": None,
+                 "worker": worker, "started_at": now, "finished_at": None, "duration_s": None}
+                for p in encoded
+            ], now)
 
         return self._transaction(tx, write=True)
 
@@ -530,11 +532,7 @@ class SQLStorage(BaseStorage):
             if n == 0:
                 self._require_study(conn, sid)
                 return []
-            start = self._take_numbers(conn, sid, n, now)
-            for i, v in enumerate(values):
-                v["number"] = start + i
-            conn.execute(trials.insert(), values)
-            return list(range(start, start + n))
+            return self._insert_numbered(conn, sid, values, now)
 
         return self._transaction(tx, write=True)
 
