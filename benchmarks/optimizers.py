@@ -1,7 +1,7 @@
 """Optimizer benchmark: hypervolume ratio to the EXACT Pareto front, per budget, against Optuna and pymoo.
 
 Run:  python benchmarks/optimizers.py            (full run: 4 problems, budgets 100..3000, 5 seeds; tens of minutes)
-      python benchmarks/optimizers.py --quick    (flagship + ZDT1, budgets <= 1000, 1 seed, nsga2/random/anchors)
+      python benchmarks/optimizers.py --quick    (flagship + ZDT1, budgets <= 1000, 3 seeds, nsga2/random/anchors)
 
 Problems (``problems()``): the flagship dense-serving study (studies/llm_serving.py, ~2e4 valid points), a larger
 variant of it with more batching values (72,600 points), the MoE serving study (studies/moe_serving.py, conditional
@@ -595,7 +595,7 @@ def plot(summary: pd.DataFrame, problems: dict[str, Problem], path: Path) -> Non
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="flagship + ZDT1, budgets 100, 300 and 1000, 1 seed")
+    ap.add_argument("--quick", action="store_true", help="flagship + ZDT1, budgets 100, 300 and 1000, 3 seeds")
     ap.add_argument("--problems", nargs="+", choices=list(PROBLEMS), help="problems to run (default: all)")
     ap.add_argument("--optimizers", nargs="+", choices=list(ALL_OPTIMIZERS), help="optimizers (default: all)")
     ap.add_argument("--budgets", nargs="+", type=int, help="budgets in evaluations")
@@ -606,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     opts = args.optimizers or (["nsga2", "random", "optuna-nsga2", "pymoo-nsga2"] if args.quick
                                else list(ALL_OPTIMIZERS))
     budgets = tuple(args.budgets or (QUICK_BUDGETS if args.quick else BUDGETS))
-    seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else SEEDS))
+    seeds = range(args.seeds if args.seeds is not None else (3 if args.quick else SEEDS))
     command = "python benchmarks/optimizers.py " + " ".join(argv if argv is not None else sys.argv[1:])
     problems = {}
     raws = []

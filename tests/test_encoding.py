@@ -132,6 +132,11 @@ def test_decode_of_any_matrix_is_in_domain(space: Space, seed: int) -> None:
     X[rng.random(X.shape) < 0.05] = np.nan
     df = enc.decode(X)
     assert space.feasible(df).all()  # no constraints here: domain and conditions only
+    # decode_all's encoding and keys are those of the decoded frame read back
+    df2, keys, Xc = enc.decode_all(X)
+    pd.testing.assert_frame_equal(df2, df)
+    assert keys.tolist() == enc.keys(df).tolist()
+    np.testing.assert_allclose(Xc, enc.encode(df), rtol=1e-12, atol=1e-12)
 
 
 def test_kinds_and_bounds() -> None:
@@ -200,6 +205,9 @@ def test_keys_treat_json_numbers_alike() -> None:
         (pd.DataFrame({"tp": [2], "q": [0.3], "n": [None]}), "'n' is missing"),
         (pd.DataFrame({"tp": [2], "q": [0.3]}), "['n']"),
         (pd.DataFrame({"tp": [2], "q": [0.3], "n": ["five"]}), "five"),
+        (pd.DataFrame({"tp": [2.5], "q": [0.3], "n": [5]}), "2.5"),
+        (pd.DataFrame({"tp": ["2"], "q": [0.3], "n": [5]}), "'2'"),
+        (pd.DataFrame([[2, 0.3, 5, 6]], columns=["tp", "q", "n", "n"]), "repeat column(s) ['n']"),
     ],
 )
 def test_encode_rejects_values_outside_the_space(frame: pd.DataFrame, message: str) -> None:

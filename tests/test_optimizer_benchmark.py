@@ -1,10 +1,10 @@
 """benchmarks/optimizers.py: the quick benchmark's hypervolume ratios as a deterministic regression test.
 
-Floors (measured with seed 0 on the flagship space, studies/llm_serving.py): dse's nsga2 reached 0.977 of the
-exact front's hypervolume at 300 evaluations (1.4 % of the 21,120-point grid) and 0.999 at 1,000; random search
-0.70 and 0.80; Optuna's NSGA-II and pymoo's NSGA2 used directly 0.26-0.39 at 300. The floors leave room for changes
-of the cost model (the exact front is recomputed from the grid every run) but not for a regression of the
-optimizer. No timing is asserted.
+Floors (medians over seeds 0-2 on the flagship space, studies/llm_serving.py): dse's nsga2 reached 0.967 of the
+exact front's hypervolume at 300 evaluations (1.4 % of the 21,120-point grid; single seeds range 0.94-0.999 there)
+and 1.000 at 1,000; random search 0.68 and 0.80; Optuna's NSGA-II and pymoo's NSGA2 used directly 0.35-0.39 at 300.
+The floors leave room for changes of the cost model (the exact front is recomputed from the grid every run) but not
+for a regression of the optimizer. No timing is asserted.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_quick_benchmark_is_deterministic_and_writes_its_outputs(quick) -> None:
     assert (out / "optimizers-quick.png").stat().st_size > 10_000
     raw = pd.read_csv(out / "optimizers-quick.csv")
     again = bench.measure(bench.flagship(), "nsga2", (100, 300), [0])
-    mine = raw[(raw.problem == "flagship") & (raw.optimizer == "nsga2") & raw.budget.isin([100, 300])]
+    mine = raw[(raw.problem == "flagship") & (raw.optimizer == "nsga2") & (raw.seed == 0)
+               & raw.budget.isin([100, 300])]
     np.testing.assert_allclose(again.hv_ratio.to_numpy(), mine.hv_ratio.to_numpy(), rtol=1e-5)
 
 

@@ -363,21 +363,23 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), n_seen=st.integers(0, 40), n_children=st.integers(1, 30))
-def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: int, n_seen: int, n_children: int) -> None:
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_seen=st.integers(0, 40), n_children=st.integers(1, 30),
+       no_tp8=st.booleans())
+def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: int, n_seen: int, n_children: int,
+                                                                          no_tp8: bool) -> None:
     from dse.optimizers.repair import Projector
 
+    rules = ["tp * pp == n", "dtype != 'fp4' or gpu == 'b'"] + (["tp != 8"] if no_tp8 else [])
     space = Space(n=Categorical([1, 2, 4, 8]), tp=Categorical([1, 2, 4, 8]), pp=Categorical([1, 2, 4]),
-                  dtype=Categorical(["bf16", "fp8", "fp4"]), gpu=Categorical(["a", "b"]),
-                  constraints=["tp * pp == n", "dtype != 'fp4' or gpu == 'b'"])
+                  dtype=Categorical(["bf16", "fp8", "fp4"]), gpu=Categorical(["a", "b"]), constraints=rules)
     opt = get_optimizer("random", space, 1)
     proj = Projector(opt.encoder, space.grid())
     rng = np.random.default_rng(seed)
     grid = space.grid()
     seen = grid.iloc[rng.permutation(len(grid))[:n_seen]]
     proj.mark(opt.encoder.keys(seen).tolist())
-    # arbitrary (mostly invalid) children: every value drawn independently
+    # arbitrary (mostly invalid) children: every value drawn independently (tp=8 is in no grid point with no_tp8)
     kids = pd.DataFrame({n: rng.choice(np.asarray(space.params[n].choices, dtype=object), n_children)
                          for n in space.names})
     for n in ("n", "tp", "pp"):
@@ -388,12 +390,28 @@ def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: in
     assert len(set(got.tolist())) == len(got)                           # distinct
     assert space.feasible(grid.iloc[got]).all()                         # valid
     assert not set(got.tolist()) & set(seen.index.tolist())             # unseen
-    # the first child gets a nearest free point: no free point differs from it in fewer parameters
-    if n_seen < len(grid):
-        free = np.setdiff1d(np.arange(len(grid)), seen.index.to_numpy())
-        diff = (grid.iloc[free].to_numpy(object) != kids.iloc[[0]].to_numpy(object)).sum(axis=1)
-        chosen = (grid.iloc[[rows[0]]].to_numpy(object) != kids.iloc[[0]].to_numpy(object)).sum()
-        assert chosen == diff.min()
+    # brute force, child after child: no free point still untaken differs from the child in fewer parameters,
+    # and none with as few changes moves the ordinal parameters (n, tp, pp: value indices) less
+    order = {n: sorted(set(grid[n])) for n in ("n", "tp", "pp")}
+    values, kid_values = grid.to_numpy(object), kids.to_numpy(object)
+    free = np.setdiff1d(np.arange(len(grid)), seen.index.to_numpy())
+    for i, row in enumerate(rows):
+        if row < 0:
+            assert not len(free)
+            continue
+        diff = (values[free] != kid_values[i]).sum(axis=1)
+        assert (values[row] != kid_values[i]).sum() == diff.min()
+
+        def moves(r: int) -> float:
+            total = 0.0
+            for n in order:
+                kid = order[n].index(kids[n][i]) if kids[n][i] in order[n] else -1
+                total += abs(order[n].index(grid[n][r]) - kid) / max(len(order[n]) - 1, 1)
+            return total
+
+        best = min(moves(r) for r in free[diff == diff.min()])
+        assert moves(row) <= best + 1e-5
+        free = free[free != row]
 
 
 def test_nsga2_projection_and_resample_both_keep_the_contract() -> None:

@@ -294,8 +294,7 @@ class NSGA2Optimizer(BaseOptimizer):
         proj = self.projector
         assert proj is not None
         proj.mark(exclude)
-        cand, keys = self.encoder.decode_keys(self._vary(max(1, math.ceil(n / 2))))
-        cand, keys = cand.iloc[:n].reset_index(drop=True), keys[:n]
+        cand, keys, Xc = self.encoder.decode_all(self._vary(max(1, math.ceil(n / 2)))[:n])
         ok = np.asarray(self.space.feasible(cand), dtype=bool) if self.space.constraints else np.ones(len(cand), bool)
         told, pending = self._told, self._pending
         ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in keys.tolist()), dtype=bool,
@@ -305,7 +304,7 @@ class NSGA2Optimizer(BaseOptimizer):
         bad = np.flatnonzero(~ok)
         if len(bad):
             proj.mark(keys[ok].tolist())
-            rows = proj.nearest(self.encoder.encode(cand.iloc[bad]), self.rng)
+            rows = proj.nearest(Xc[bad], self.rng)
             rows = rows[rows >= 0]
             if len(rows):
                 parts.append((proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]))

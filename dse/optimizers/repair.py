@@ -17,6 +17,7 @@ bins), so that rare but important values (FP4, which only one GPU type runs) are
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -27,8 +28,6 @@ import pandas as pd
 #: the largest discrete space (feasible points) that ``Projector`` holds; beyond it the optimizers discard
 #: invalid children and draw again (the grid would cost too much memory and time per child)
 PROJECT_MAX = 200_000
-#: children compared with the grid at once (bounds the (chunk, points) distance matrix)
-_CHUNK = 64
 
 
 class Projector:
@@ -53,6 +52,14 @@ class Projector:
         self._ordinal = np.flatnonzero(np.asarray(encoder.kinds) != "nominal")
         self._span = np.array([max(len(v) - 1, 1) for v in self._values], dtype=float)
         self._dtype = np.uint8 if X.shape[1] < 255 else np.uint16   # distances <= d; the max value = "taken"
+        # mixed-radix index of each point's codes, sorted, for lookups of enumerated neighbours
+        self._sizes = np.array([len(v) for v in self._values], dtype=np.int64)
+        strides = [math.prod(int(k) for k in self._sizes[j + 1:]) for j in range(X.shape[1])]
+        self._radius = X.shape[1] > 0 and strides[0] * int(self._sizes[0]) < 2**62  # else: always scan
+        self._stride = np.array(strides if self._radius else [0] * X.shape[1], dtype=np.int64)
+        flat = codes.astype(np.int64) @ self._stride
+        self._order = np.argsort(flat, kind="stable")
+        self._sorted = flat[self._order]
 
     def __len__(self) -> int:
         return len(self.grid)
@@ -74,25 +81,79 @@ class Projector:
 
     def nearest(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """For each encoded row of ``X``, the grid row of the nearest free point, all distinct (-1 when none is
-        left). The chosen points are NOT marked: the caller marks what it hands out."""
+        left). The chosen points are NOT marked: the caller marks what it hands out.
+
+        Search by growing Hamming radius: the points that differ from a child in exactly r parameters are
+        enumerated as mixed-radix indices of their value codes and looked up in the sorted index of the grid
+        (a few hundred lookups per child on the flagship space instead of a pass over every free point). When a
+        radius would enumerate more points than are free, the child is compared with every free point instead.
+        """
         out = np.full(len(X), -1, dtype=np.int64)
-        free = np.flatnonzero(self.free)
-        if not len(free) or not len(X):
+        n_free = int(np.count_nonzero(self.free))
+        if not n_free or not len(X):
             return out
-        G = self.codes[free]
         C = self._code(np.asarray(X, dtype=float))
         taken: set[int] = set()
-        for s in range(0, len(C), _CHUNK):
-            Cc = C[s:s + _CHUNK]
-            D = np.zeros((len(Cc), len(G)), dtype=self._dtype)
-            for j in range(C.shape[1]):
-                D += G[None, :, j] != Cc[:, j, None]
-            for i in range(len(Cc)):
-                pick = self._best(D[i], G, Cc[i], taken, rng)
-                if pick >= 0:
-                    taken.add(pick)
-                    out[s + i] = free[pick]
+        scan: tuple[np.ndarray, np.ndarray] | None = None    # (free rows, their codes), built on first full scan
+        for i, c in enumerate(C):
+            if len(taken) >= n_free:
+                break
+            pick = self._by_radius(c, taken, rng, n_free)
+            if pick == -2:   # too many neighbours to enumerate: compare with every free point
+                if scan is None:
+                    free = np.flatnonzero(self.free)
+                    scan = (free, self.codes[free])
+                free, G = scan
+                dist = (G != c).sum(axis=1, dtype=self._dtype)
+                taken_pos = np.searchsorted(free, np.fromiter(taken, dtype=np.int64, count=len(taken)))
+                j = self._best(dist, G, c, set(taken_pos.tolist()), rng)
+                pick = int(free[j]) if j >= 0 else -1
+            if pick >= 0:
+                taken.add(pick)
+                out[i] = pick
         return out
+
+    def _by_radius(self, c: np.ndarray, taken: set[int], rng: np.random.Generator, n_free: int) -> int:
+        """Grid row of the nearest free point not in ``taken`` found by enumerating Hamming shells around the codes
+        ``c`` (a column coded -1 must change); -1 if none is free; -2 when a shell holds more points than are free
+        (the caller scans instead)."""
+        d = len(c)
+        if not self._radius:
+            return -2
+        forced = [j for j in range(d) if c[j] < 0]
+        others = [j for j in range(d) if c[j] >= 0]
+        base_codes = np.where(c < 0, 0, c).astype(np.int64)
+        base = int(base_codes @ self._stride)
+        sizes = self._sizes
+        for r in range(len(forced), d + 1):
+            subsets = [tuple(forced) + s for s in itertools.combinations(others, r - len(forced))]
+            count = sum(math.prod(int(sizes[j]) - (c[j] >= 0) for j in S) for S in subsets)
+            if count > n_free:
+                return -2
+            if count == 0:
+                continue
+            parts = []
+            for S in subsets:
+                flat = np.array([base - sum(int(base_codes[j]) * int(self._stride[j]) for j in S)], dtype=np.int64)
+                for j in S:
+                    v = np.arange(sizes[j], dtype=np.int64)
+                    if c[j] >= 0:
+                        v = v[v != c[j]]
+                    flat = (flat[:, None] + v[None, :] * self._stride[j]).ravel()
+                parts.append(flat)
+            flat = np.concatenate(parts)
+            pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
+            rows = self._order[pos[self._sorted[pos] == flat]]
+            rows = rows[self.free[rows]]
+            if taken and len(rows):
+                rows = rows[~np.isin(rows, np.fromiter(taken, dtype=np.int64, count=len(taken)))]
+            if len(rows):
+                score = rng.random(len(rows)) * 1e-6
+                if len(self._ordinal):
+                    o = self._ordinal
+                    score += (np.abs(self.codes[rows][:, o].astype(float) - c[o]) / self._span[o]).sum(axis=1)
+                return int(rows[np.argmin(score)])
+        return -1
 
     def _best(self, dist: np.ndarray, G: np.ndarray, c: np.ndarray, taken: set[int], rng: np.random.Generator) -> int:
         """Index into G of the closest point not in ``taken``: fewest changes, then smallest ordinal moves, then
