@@ -205,6 +205,11 @@ class Encoder:
                 M[:, j] = miss
                 V[:, j] = self._choice_index(c, v, miss) if c.transform == "index" else v
                 continue
+            if c.name in self._str_index and arr.dtype == object:
+                idx, miss = self._str_choice_index(c, arr)
+                M[:, j] = miss
+                V[:, j] = np.where(miss, np.nan, idx)
+                continue
             miss = np.asarray(pd.isna(arr), dtype=bool) if arr.dtype.kind not in "biu" else np.zeros(n, bool)
             M[:, j] = miss
             if c.transform == "index":
@@ -231,10 +236,6 @@ class Encoder:
             x = arr.astype(float, copy=False)
             pos = np.minimum(np.searchsorted(values, x), len(values) - 1)
             idx = np.where(values[pos] == x, order[pos], -1)
-        elif c.name in self._str_index and len(arr) <= 256:
-            lut = self._str_index[c.name]   # small batches: a dict beats a pandas hash table built per call
-            idx = np.fromiter((lut.get(v, -1) if isinstance(v, str) else -1 for v in arr.tolist()), dtype=np.int64,
-                              count=len(arr))
         else:
             idx = self._indexes[c.name].get_indexer(arr.astype(object, copy=False))
         bad = (idx < 0) & ~miss
@@ -242,6 +243,28 @@ class Encoder:
             raise SpaceError(f"value {arr[np.flatnonzero(bad)[0]]!r} of parameter {c.name!r} is not a choice; "
                              f"valid: {list(c.choices)}")
         return np.where(miss, np.nan, idx)
+
+    def _str_choice_index(self, c: Column, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(choice index, missing) of an object array for a Categorical of strings; SpaceError for a value that is
+        not a choice. Small batches through a dict; large ones factorized first (one hash pass, then a dict
+        lookup per distinct value)."""
+        lut = self._str_index[c.name]
+        if len(arr) <= 256:
+            values = arr.tolist()
+            idx = np.fromiter((lut.get(v, -1) if isinstance(v, str) else -1 for v in values), dtype=np.int64,
+                              count=len(values))
+            miss = np.fromiter((v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
+                                for v in values), dtype=bool, count=len(values))
+        else:
+            codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+            umap = np.array([lut.get(u, -1) if isinstance(u, str) else -1 for u in uniques] + [-1], dtype=np.int64)
+            idx = umap[codes]   # code -1 (missing) -> the appended -1
+            miss = codes < 0
+        bad = (idx < 0) & ~miss
+        if bad.any():
+            raise SpaceError(f"value {arr[np.flatnonzero(bad)[0]]!r} of parameter {c.name!r} is not a choice; "
+                             f"valid: {list(c.choices)}")
+        return idx, miss
 
     def _check_numeric(self, V: np.ndarray, M: np.ndarray) -> None:
         """Domain check of the numeric (non-Categorical) columns, all at once; grid columns -> grid index."""

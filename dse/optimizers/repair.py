@@ -17,13 +17,20 @@ bins), so that rare but important values (FP4, which only one GPU type runs) are
 """
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+def _popcount(a: np.ndarray) -> np.ndarray:
+    """Set bits per element of an unsigned integer array (numpy >= 2: one ufunc; else by bytes)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(a)
+    return np.unpackbits(a.view(np.uint8), axis=-1).reshape(*a.shape, -1).sum(axis=-1)
+
 
 #: the largest discrete space (feasible points) that ``Projector`` holds; beyond it the optimizers discard
 #: invalid children and draw again (the grid would cost too much memory and time per child)
@@ -39,27 +46,40 @@ class Projector:
 
     def __init__(self, encoder: Any, grid: pd.DataFrame) -> None:
         self.grid = grid.reset_index(drop=True)
-        X = encoder.encode(self.grid)
-        self.keys = encoder.keys(self.grid)
+        X, self.keys = encoder.encode_keys(self.grid)
         self._row = dict(zip(self.keys.tolist(), range(len(self.keys))))
         self.free = np.ones(len(self.grid), dtype=bool)
         self._values: list[np.ndarray] = []
+        n, d = X.shape
         codes = np.empty(X.shape, dtype=np.int16)
-        for j in range(X.shape[1]):
+        for j in range(d):
             values, codes[:, j] = np.unique(X[:, j], return_inverse=True)
             self._values.append(values)
         self.codes = codes
         self._ordinal = np.flatnonzero(np.asarray(encoder.kinds) != "nominal")
         self._span = np.array([max(len(v) - 1, 1) for v in self._values], dtype=float)
-        self._dtype = np.uint8 if X.shape[1] < 255 else np.uint16   # distances <= d; the max value = "taken"
-        # mixed-radix index of each point's codes, sorted, for lookups of enumerated neighbours
-        self._sizes = np.array([len(v) for v in self._values], dtype=np.int64)
-        strides = [math.prod(int(k) for k in self._sizes[j + 1:]) for j in range(X.shape[1])]
-        self._radius = X.shape[1] > 0 and strides[0] * int(self._sizes[0]) < 2**62  # else: always scan
-        self._stride = np.array(strides if self._radius else [0] * X.shape[1], dtype=np.int64)
-        flat = codes.astype(np.int64) @ self._stride
-        self._order = np.argsort(flat, kind="stable")
-        self._sorted = flat[self._order]
+        sizes = [len(v) for v in self._values]
+        # shells of radius <= 1: the mixed-radix index of each point's codes, sorted, and one entry per
+        # (column, value) to enumerate the points that differ from a child in one parameter
+        strides = [math.prod(sizes[j + 1:]) for j in range(d)]
+        self._shells = d > 0 and strides[0] * sizes[0] < 2**62
+        if self._shells:
+            self._stride = np.array(strides, dtype=np.int64)
+            flat = codes.astype(np.int64) @ self._stride
+            self._order = np.argsort(flat, kind="stable")
+            self._sorted = flat[self._order]
+            self._step_col = np.repeat(np.arange(d), sizes)
+            self._step_code = np.concatenate([np.arange(k) for k in sizes]).astype(np.int64)
+            self._step_off = self._step_code * self._stride[self._step_col]
+        # scans: each point's codes one-hot in 64-bit words; matching parameters = popcount(point & child)
+        offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._bit_offset = offset[:-1]
+        self._bits = np.zeros((n, max(1, math.ceil(int(offset[-1]) / 64))), dtype=np.uint64)
+        for j in range(d):
+            pos = offset[j] + codes[:, j].astype(np.int64)
+            bit = np.left_shift(np.uint64(1), (pos % 64).astype(np.uint64))
+            for w in np.unique(pos // 64).tolist():   # a column's bits span one or two words
+                self._bits[:, w] |= np.where(pos // 64 == w, bit, np.uint64(0))
 
     def __len__(self) -> int:
         return len(self.grid)
@@ -83,97 +103,84 @@ class Projector:
         """For each encoded row of ``X``, the grid row of the nearest free point, all distinct (-1 when none is
         left). The chosen points are NOT marked: the caller marks what it hands out.
 
-        Search by growing Hamming radius: the points that differ from a child in exactly r parameters are
-        enumerated as mixed-radix indices of their value codes and looked up in the sorted index of the grid
-        (a few hundred lookups per child on the flagship space instead of a pass over every free point). When a
-        radius would enumerate more points than are free, the child is compared with every free point instead.
+        A child whose own point or a neighbour differing in one parameter is free gets it from a lookup of the
+        enumerated neighbours in the sorted mixed-radix index of the grid (tens of microseconds, whatever the
+        grid's size). Otherwise the child is compared with every free point at once: the number of parameters
+        they share is the popcount of their one-hot codes ANDed (one pass over a few 64-bit words per point).
         """
         out = np.full(len(X), -1, dtype=np.int64)
-        n_free = int(np.count_nonzero(self.free))
-        if not n_free or not len(X):
+        if not len(X) or not self.free.any():
             return out
         C = self._code(np.asarray(X, dtype=float))
-        taken: set[int] = set()
-        scan: tuple[np.ndarray, np.ndarray] | None = None    # (free rows, their codes), built on first full scan
+        taken: list[int] = []
+        scan: list[np.ndarray] = []    # [free rows, their bit words], built on the first scan
         for i, c in enumerate(C):
-            if len(taken) >= n_free:
-                break
-            pick = self._by_radius(c, taken, rng, n_free)
-            if pick == -2:   # too many neighbours to enumerate: compare with every free point
-                if scan is None:
-                    free = np.flatnonzero(self.free)
-                    scan = (free, self.codes[free])
-                free, G = scan
-                dist = (G != c).sum(axis=1, dtype=self._dtype)
-                taken_pos = np.searchsorted(free, np.fromiter(taken, dtype=np.int64, count=len(taken)))
-                j = self._best(dist, G, c, set(taken_pos.tolist()), rng)
-                pick = int(free[j]) if j >= 0 else -1
+            pick = self._shell(c, taken, rng)
+            if pick == -2:
+                if not scan:
+                    rows = np.flatnonzero(self.free)
+                    scan = [rows, self._bits[rows]]
+                pick = self._scan(c, taken, rng, *scan)
             if pick >= 0:
-                taken.add(pick)
+                taken.append(pick)
                 out[i] = pick
         return out
 
-    def _by_radius(self, c: np.ndarray, taken: set[int], rng: np.random.Generator, n_free: int) -> int:
-        """Grid row of the nearest free point not in ``taken`` found by enumerating Hamming shells around the codes
-        ``c`` (a column coded -1 must change); -1 if none is free; -2 when a shell holds more points than are free
-        (the caller scans instead)."""
-        d = len(c)
-        if not self._radius:
+    def _shell(self, c: np.ndarray, taken: list[int], rng: np.random.Generator) -> int:
+        """The nearest free point not in ``taken`` at Hamming distance <= 1 from the codes ``c`` (a column coded -1
+        has to change), or -2 if there is none."""
+        if not self._shells:
             return -2
-        forced = [j for j in range(d) if c[j] < 0]
-        others = [j for j in range(d) if c[j] >= 0]
-        base_codes = np.where(c < 0, 0, c).astype(np.int64)
-        base = int(base_codes @ self._stride)
-        sizes = self._sizes
-        for r in range(len(forced), d + 1):
-            subsets = [tuple(forced) + s for s in itertools.combinations(others, r - len(forced))]
-            count = sum(math.prod(int(sizes[j]) - (c[j] >= 0) for j in S) for S in subsets)
-            if count > n_free:
-                return -2
-            if count == 0:
-                continue
-            parts = []
-            for S in subsets:
-                flat = np.array([base - sum(int(base_codes[j]) * int(self._stride[j]) for j in S)], dtype=np.int64)
-                for j in S:
-                    v = np.arange(sizes[j], dtype=np.int64)
-                    if c[j] >= 0:
-                        v = v[v != c[j]]
-                    flat = (flat[:, None] + v[None, :] * self._stride[j]).ravel()
-                parts.append(flat)
-            flat = np.concatenate(parts)
-            pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
-            rows = self._order[pos[self._sorted[pos] == flat]]
-            rows = rows[self.free[rows]]
-            if taken and len(rows):
-                rows = rows[~np.isin(rows, np.fromiter(taken, dtype=np.int64, count=len(taken)))]
+        forced = np.flatnonzero(c < 0)
+        if len(forced) > 1:
+            return -2
+        cc = np.maximum(c, 0).astype(np.int64)
+        base = int(cc @ self._stride)
+        if len(forced) == 0:
+            rows = self._lookup(np.array([base], dtype=np.int64), taken)
             if len(rows):
-                score = rng.random(len(rows)) * 1e-6
-                if len(self._ordinal):
-                    o = self._ordinal
-                    score += (np.abs(self.codes[rows][:, o].astype(float) - c[o]) / self._span[o]).sum(axis=1)
-                return int(rows[np.argmin(score)])
-        return -1
+                return int(rows[0])
+            other = self._step_code != cc[self._step_col]
+            cand = base - cc[self._step_col[other]] * self._stride[self._step_col[other]] + self._step_off[other]
+        else:
+            col = self._step_col == forced[0]
+            cand = base + self._step_off[col]     # the forced column's code is 0 in base
+        rows = self._lookup(cand, taken)
+        return self._closest(rows, c, rng) if len(rows) else -2
 
-    def _best(self, dist: np.ndarray, G: np.ndarray, c: np.ndarray, taken: set[int], rng: np.random.Generator) -> int:
-        """Index into G of the closest point not in ``taken``: fewest changes, then smallest ordinal moves, then
-        random; -1 if every point is taken."""
-        done = np.iinfo(dist.dtype).max
-        while True:
-            m = dist.min()
-            if m == done:
-                return -1
-            cand = np.flatnonzero(dist == m)
-            if taken:
-                cand = cand[~np.isin(cand, list(taken))]
-            if not len(cand):
-                dist = np.where(dist == m, done, dist).astype(dist.dtype)
-                continue
-            score = rng.random(len(cand)) * 1e-6
-            if len(self._ordinal):
-                o = self._ordinal
-                score += (np.abs(G[cand][:, o].astype(float) - c[o]) / self._span[o]).sum(axis=1)
-            return int(cand[np.argmin(score)])
+    def _lookup(self, flat: np.ndarray, taken: list[int]) -> np.ndarray:
+        """Grid rows of the mixed-radix indices ``flat`` that exist, are free and are not in ``taken``."""
+        pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
+        rows = self._order[pos[self._sorted[pos] == flat]]
+        rows = rows[self.free[rows]]
+        if taken and len(rows):
+            rows = rows[~np.isin(rows, taken)]
+        return rows
+
+    def _scan(self, c: np.ndarray, taken: list[int], rng: np.random.Generator, rows: np.ndarray,
+              bits: np.ndarray) -> int:
+        """The nearest of the free points ``rows`` (one-hot words ``bits``) not in ``taken``; -1 if none is left."""
+        mine = np.zeros(bits.shape[1], dtype=np.uint64)
+        for j, code in enumerate(c.tolist()):
+            if code >= 0:
+                pos = int(self._bit_offset[j]) + code
+                mine[pos // 64] |= np.uint64(1) << np.uint64(pos % 64)
+        same = _popcount(bits & mine).sum(axis=1, dtype=np.int64)
+        if taken:
+            same[np.searchsorted(rows, taken)] = -1     # taken points are free, so they are in rows
+        best = same.max() if len(same) else -1
+        if best < 0:
+            return -1
+        return self._closest(rows[same == best], c, rng)
+
+    def _closest(self, rows: np.ndarray, c: np.ndarray, rng: np.random.Generator) -> int:
+        """Of grid ``rows`` (as many changes from ``c`` each), the one with the smallest ordinal moves, ties at
+        random."""
+        score = rng.random(len(rows)) * 1e-6
+        if len(self._ordinal):
+            o = self._ordinal
+            score += (np.abs(self.codes[rows][:, o].astype(float) - c[o]) / self._span[o]).sum(axis=1)
+        return int(rows[np.argmin(score)])
 
     def free_rows(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Up to ``n`` free grid rows, uniformly at random."""
