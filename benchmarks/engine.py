@@ -60,8 +60,9 @@ def bench_optuna(tmp: Path, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench_nsga2(tmp: Path, n: int, **settings) -> tuple[float, float]:
-    """Engine overhead per trial: wall time minus the objective's own time, divided by trials."""
+def bench_nsga2(tmp: Path, n: int, run: int = 0, **settings) -> tuple[float, float]:
+    """Engine overhead per trial: wall time minus the objective's own time, divided by trials (a fresh study
+    each run, so the one-time cost of building the optimizer's grid projection is included)."""
     spent = [0.0]
 
     @dse.vectorized(name="cheap-timed")
@@ -71,7 +72,7 @@ def bench_nsga2(tmp: Path, n: int, **settings) -> tuple[float, float]:
         spent[0] += time.perf_counter() - t
         return out
 
-    name = "nsga" + "".join(f"-{k}{v}" for k, v in settings.items())
+    name = f"nsga-{run}" + "".join(f"-{k}{v}" for k, v in settings.items())
     study = dse.create_study(name, cheap_space(), {"f1": "min", "f2": "min"}, storage=f"sqlite:///{tmp/(name + '.db')}")
     t0 = time.perf_counter()
     study.optimize(timed, optimizer="nsga2", n_trials=n, seed=0, progress=False, **settings)
@@ -107,6 +108,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20_000)
     ap.add_argument("--optuna-trials", type=int, default=150)
     ap.add_argument("--nsga-trials", type=int, default=5_000)
+    ap.add_argument("--repeats", type=int, default=3, help="nsga2 runs per setting (the median is reported: the "
+                    "machine is shared and single runs vary by +-30 %%)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -118,9 +121,11 @@ def main() -> None:
               f"Optuna RDB {theirs:,.1f}/s ({1e3 / theirs:.0f} ms/trial)  ratio {ours / theirs:,.0f}x  "
               f"[targets >= 5,000/s and >= 500x]")
         for settings, label in (({}, "default population (20)"), ({"pop_size": 100}, "pop_size=100")):
-            overhead_ms, rate = bench_nsga2(tmp, args.nsga_trials, **settings)
-            print(f"nsga2 engine overhead per trial, {label}: {overhead_ms:.3f} ms ({rate:,.0f} trials/s end to end)  "
-                  "[target <= 0.5 ms]")
+            runs = [bench_nsga2(tmp, args.nsga_trials, run=r, **settings) for r in range(args.repeats)]
+            over = sorted(o for o, _ in runs)
+            rate = float(np.median([r for _, r in runs]))
+            print(f"nsga2 engine overhead per trial, {label}: {np.median(over):.3f} ms, median of {len(runs)} runs "
+                  f"({over[0]:.3f}-{over[-1]:.3f}; {rate:,.0f} trials/s end to end)  [target <= 0.5 ms]")
         dt, n, front = bench_grid(tmp)
         print(f"grid over {n:,} points end to end (front stored, Parquet written): {dt:.2f} s, front {front}  [target <= 5 s]")
 

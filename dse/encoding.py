@@ -322,6 +322,28 @@ class Encoder:
         df, V = self._decode(X)
         return df, self._keys(V), self._encode(V, np.isnan(V))
 
+    def snap(self, X: np.ndarray) -> np.ndarray:
+        """``encode(decode(X))`` without building the DataFrame when the space has no conditional parameters:
+        every column rounded/clipped to a valid value, in encoded form."""
+        if self.has_conditionals:
+            return self.decode_all(X)[2]
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n_var:
+            raise SpaceError(f"X must have shape (n, {self.n_var}); got {X.shape}")
+        X = np.where(np.isfinite(X), X, self.fill)
+        out = np.empty_like(X)
+        for j, c in enumerate(self.columns):
+            x = X[:, j]
+            if c.transform in ("index", "grid"):
+                out[:, j] = np.clip(np.rint(x), 0, c.n_values - 1)
+            elif c.transform == "log_int":
+                out[:, j] = np.log(np.clip(np.rint(np.exp(x)), c.low, c.high))
+            elif c.transform == "log":
+                out[:, j] = np.log(np.clip(np.exp(x), c.low, c.high))
+            else:
+                out[:, j] = np.clip(x, c.low, c.high)
+        return out
+
     def _decode(self, X: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.n_var:

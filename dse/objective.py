@@ -185,6 +185,38 @@ class Result:
         return self.error is None
 
 
+@dataclass
+class Evaluated:
+    """Outcome of evaluating a batch: ``metrics`` (one row per configuration, failed rows included, as the
+    objective returned them), ``records`` (the same rows as dicts of plain values, for storage), ``errors``
+    (object array, None where the trial succeeded) and ``seconds`` (evaluation time per configuration, s)."""
+
+    metrics: pd.DataFrame
+    records: list[dict[str, Any] | None]
+    errors: np.ndarray
+    seconds: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.fromiter((e is None for e in self.errors), dtype=bool, count=len(self.errors))
+
+    @classmethod
+    def from_results(cls, results: list[Result]) -> "Evaluated":
+        """From per-configuration results (the runner's path: per-config objectives, worker pools)."""
+        records = [r.metrics for r in results]
+        metrics = pd.DataFrame.from_records([m or {} for m in records], index=range(len(records)))
+        return cls(metrics, records, np.array([r.error for r in results], dtype=object),
+                   np.array([r.duration_s for r in results], dtype=float))
+
+    @classmethod
+    def of_frame(cls, fn: Callable, configs: pd.DataFrame, required: list[str],
+                 timeout: float | None = None) -> "Evaluated":
+        """A vectorized objective on a DataFrame of configurations, in this process (``evaluate_frame``)."""
+        metrics, errors, seconds = evaluate_frame(fn, configs, required, timeout)
+        n = len(configs)
+        return cls(metrics, frame_records(metrics), errors, np.full(n, seconds / max(n, 1)))
+
+
 def _timer(timeout: float | None):
     """Context manager arming SIGALRM for `timeout` seconds where that is possible (main thread, POSIX)."""
 

@@ -22,7 +22,7 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import DSEError, OptimizerError, StudyError
-from .objective import ObjectiveSpec, Result, is_vectorized, objective_info, worker_id
+from .objective import Evaluated, ObjectiveSpec, is_vectorized, objective_info, worker_id
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage, open_storage
@@ -591,10 +591,14 @@ class _Loop:
         self._remember(params, F, CV, ok, feas, raw["number"].to_numpy())
 
     def _remember(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, ok: np.ndarray, feas: np.ndarray,
-                  numbers) -> None:
-        for rec, f, cv, good in zip(_records(params), F, CV, ok):
+                  numbers, keys: list[tuple] | None = None) -> None:
+        """Cache complete trials' results by configuration (``keys``: their ``_key``s, when known) and update the
+        front."""
+        if keys is None:
+            keys = [_key(rec) for rec in _records(params)]
+        for k, f, cv, good in zip(keys, F, CV, ok):
             if good:
-                self.known[_key(rec)] = (f, cv)
+                self.known[k] = (f, cv)
         if feas.any():
             cand = np.vstack([self.front_F, F[feas]])
             nums = np.concatenate([self.front_numbers, np.asarray(numbers, dtype=np.int64)[feas]])
@@ -631,7 +635,7 @@ class _Loop:
                 if timeout is not None and time.monotonic() - start >= timeout:
                     break
                 n = self.batch_size if left is None else min(self.batch_size, left)
-                configs = self._next_batch(n, retry)
+                configs, keys, frame = self._next_batch(n, retry)
                 if not configs:
                     if stale_rounds >= 3 or self.opt.exhausted:
                         break
@@ -642,12 +646,10 @@ class _Loop:
                     # batches that evaluate in milliseconds are written once, finished (one transaction): a crash
                     # mid-batch loses only that batch's work, which the rebuilt optimizer simply asks again
                     started = time.time()
-                    results = self.runner.evaluate(configs)
-                    failed += self._store(None, configs, results, started)
+                    failed += self._store(None, configs, self._evaluate(configs, frame), keys, frame, started)
                 else:
                     numbers = st.reserve_trials(sid, configs, self.worker)
-                    results = self.runner.evaluate(configs)
-                    failed += self._store(numbers, configs, results)
+                    failed += self._store(numbers, configs, self._evaluate(configs, frame), keys, frame)
                     numbers = []
                 done += len(configs)
                 bar.update(len(configs), len(self.front_F), failed)
@@ -659,58 +661,78 @@ class _Loop:
         finally:
             bar.close()
 
-    def _next_batch(self, n: int, retry: list[dict]) -> list[dict]:
+    def _next_batch(self, n: int, retry: list[dict]) -> tuple[list[dict], list[tuple], pd.DataFrame | None]:
+        """Up to ``n`` configurations to evaluate (retried aborted ones first, then asked ones not evaluated in this
+        study yet), their keys, and the optimizer's DataFrame of them when they all came from this ask (else None)."""
         configs: list[dict] = []
-        keys: set[tuple] = set()
+        keys: list[tuple] = []
+        seen: set[tuple] = set()
         while retry and len(configs) < n:
             rec = retry.pop(0)
             k = _key(rec)
-            if k not in self.known and k not in keys:
-                keys.add(k)
+            if k not in self.known and k not in seen:
+                seen.add(k)
+                keys.append(k)
                 configs.append(rec)
+        frame = None
         if len(configs) < n:
             asked = self.opt.ask(n - len(configs))
-            for rec in _records(asked):
+            rows: list[int] = []
+            for i, rec in enumerate(_records(asked)):
                 k = _key(rec)
-                if k in keys:
+                if k in seen:
                     continue  # a retried configuration in this batch already: its result is told when stored
                 hit = self.known.get(k)
                 if hit is not None:
                     # evaluation cache: already evaluated in this study; tell the optimizer, do not evaluate again
                     self.opt.tell(pd.DataFrame([rec]).reindex(columns=self.study.space.names), hit[0][None, :], np.array([hit[1]]))
                     continue
-                keys.add(k)
+                seen.add(k)
+                keys.append(k)
                 configs.append(rec)
-        return configs
+                rows.append(i)
+            if len(rows) == len(configs):   # nothing retried: the optimizer's own frame serves evaluation and tell
+                frame = asked if len(rows) == len(asked) else asked.iloc[rows].reset_index(drop=True)
+        return configs, keys, frame
+
+    def _evaluate(self, configs: list[dict], frame: pd.DataFrame | None) -> Evaluated:
+        """Evaluate a batch: a vectorized objective in this process straight on the optimizer's DataFrame (no
+        round trip through records), else through the runner."""
+        runner = self.runner
+        if frame is not None and not runner.parallel and is_vectorized(runner.fn):
+            return Evaluated.of_frame(runner.fn, frame, runner.required, runner.timeout)
+        return Evaluated.from_results(runner.evaluate(configs))
 
     @property
     def quick(self) -> bool:
         """Write batches in one transaction (no 'running' rows) while evaluations are fast and in-process."""
         return self.last_eval_s < QUICK_BATCH_S and not self.runner.parallel
 
-    def _store(self, numbers: list[int] | None, configs: list[dict], results: list[Result],
-               started: float | None = None) -> int:
-        """Store a batch: finish reserved trials (`numbers`), or add them finished in one transaction (None)."""
+    def _store(self, numbers: list[int] | None, configs: list[dict], ev: Evaluated, keys: list[tuple],
+               frame: pd.DataFrame | None, started: float | None = None) -> int:
+        """Store a batch: finish reserved trials (`numbers`), or add them finished in one transaction (None);
+        then tell the optimizer (with `frame`, the batch as the optimizer asked it, when there is one)."""
         study = self.study
         now = time.time()
-        self.last_eval_s = sum(r.duration_s for r in results)
-        ok = np.array([r.ok for r in results], dtype=bool)
-        metrics = _frame([r.metrics or {} for r in results])
-        for m in study.spec.required:
-            if m not in metrics.columns:
-                metrics[m] = np.nan
+        self.last_eval_s = float(ev.seconds.sum())
+        ok = ev.ok
+        metrics = ev.metrics
+        missing = [m for m in study.spec.required if m not in metrics.columns]
+        if missing:
+            metrics = metrics.assign(**{m: np.nan for m in missing})
         F, CV, feas = study._F_CV(metrics, ok)
         rows = [
             {
                 "number": num,
-                "state": "complete" if r.ok else "failed",
-                "metrics": r.metrics,
-                "feasible": bool(f) if r.ok else None,
-                "error": r.error,
+                "state": "complete" if good else "failed",
+                "metrics": rec,
+                "feasible": bool(f) if good else None,
+                "error": err,
                 "finished_at": now,
-                "duration_s": float(r.duration_s),
+                "duration_s": float(sec),
             }
-            for num, r, f in zip(numbers or [None] * len(results), results, feas)
+            for num, rec, err, sec, good, f in zip(numbers or [None] * len(configs), ev.records, ev.errors,
+                                                   ev.seconds, ok, feas)
         ]
         if numbers is None:
             for row, config in zip(rows, configs):
@@ -723,9 +745,9 @@ class _Loop:
         # numbers 0..k-1 seen and this batch took k..: no other worker has written (sync may skip its query)
         self.contiguous = bool(numbers) and numbers[0] == len(self.seen_numbers) and numbers[-1] == numbers[0] + len(numbers) - 1
         self.seen_numbers.update(numbers)
-        params = _frame(configs).reindex(columns=study.space.names)
+        params = frame if frame is not None else _frame(configs).reindex(columns=study.space.names)
         self.opt.tell(params, F, CV)
-        self._remember(params, F, CV, ok, feas, numbers)
+        self._remember(params, F, CV, ok, feas, numbers, keys)
         return int((~ok).sum())
 
 

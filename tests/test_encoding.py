@@ -137,6 +137,7 @@ def test_decode_of_any_matrix_is_in_domain(space: Space, seed: int) -> None:
     pd.testing.assert_frame_equal(df2, df)
     assert keys.tolist() == enc.keys(df).tolist()
     np.testing.assert_allclose(Xc, enc.encode(df), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(enc.snap(X), Xc, rtol=1e-12, atol=1e-12)   # the same without the DataFrame
 
 
 def test_kinds_and_bounds() -> None:

@@ -294,20 +294,41 @@ class NSGA2Optimizer(BaseOptimizer):
         proj = self.projector
         assert proj is not None
         proj.mark(exclude)
-        cand, keys, Xc = self.encoder.decode_all(self._vary(max(1, math.ceil(n / 2)))[:n])
+        X = self._vary(max(1, math.ceil(n / 2)))[:n]
+        Xc = self.encoder.snap(X)
+        rows = proj.rows_of(Xc)
+        if rows is None:
+            return self._offspring_checked(proj, X, exclude)
+        # the grid holds exactly the feasible points, and a free one was neither told, asked nor excluded; a
+        # child repeated in this batch keeps its first occurrence
+        ok = rows >= 0
+        ok[ok] = proj.free[rows[ok]]
+        idx = np.flatnonzero(ok)
+        first = np.zeros(len(rows), dtype=bool)
+        first[idx[np.unique(rows[idx], return_index=True)[1]]] = True
+        good = rows[first]
+        proj.free[good] = False
+        near = proj.nearest(Xc[~first], self.rng)
+        rows = np.concatenate([good, near[near >= 0]])
+        out = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]) if len(rows) else self.empty_batch()
+        exclude.update(out[1].tolist())
+        return out
+
+    def _offspring_checked(self, proj: Projector, X: np.ndarray, exclude: set) -> Batch:
+        """``_offspring_projected`` for a grid without a mixed-radix index: children checked by decoding them."""
+        cand, keys, Xc = self.encoder.decode_all(X)
         ok = np.asarray(self.space.feasible(cand), dtype=bool) if self.space.constraints else np.ones(len(cand), bool)
         told, pending = self._told, self._pending
         ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in keys.tolist()), dtype=bool,
                           count=len(keys))
         ok &= ~pd.Index(keys).duplicated()
         parts: list[Batch] = [(cand[ok].reset_index(drop=True), keys[ok])] if ok.any() else []
-        bad = np.flatnonzero(~ok)
-        if len(bad):
+        if not ok.all():
             proj.mark(keys[ok].tolist())
-            rows = proj.nearest(Xc[bad], self.rng)
-            rows = rows[rows >= 0]
-            if len(rows):
-                parts.append((proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]))
+            near = proj.nearest(Xc[~ok], self.rng)
+            near = near[near >= 0]
+            if len(near):
+                parts.append((proj.grid.iloc[near].reset_index(drop=True), proj.keys[near]))
         out = self.concat(parts)
         exclude.update(out[1].tolist())
         return out

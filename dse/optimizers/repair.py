@@ -99,6 +99,20 @@ class Projector:
             C[:, j] = np.where(np.isclose(values[pos], X[:, j], rtol=1e-12, atol=1e-12), pos, -1)
         return C
 
+    def rows_of(self, X: np.ndarray) -> np.ndarray | None:
+        """Grid row of each encoded row of ``X`` (-1: not a grid point, i.e. infeasible), by lookup in the sorted
+        mixed-radix index; None when the grid has no such index (more than 2**62 code combinations)."""
+        if not self._shells:
+            return None
+        C = self._code(np.asarray(X, dtype=float)).astype(np.int64)
+        out = np.full(len(C), -1, dtype=np.int64)
+        valid = (C >= 0).all(axis=1)
+        if valid.any():
+            flat = C[valid] @ self._stride
+            pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
+            out[valid] = np.where(self._sorted[pos] == flat, self._order[pos], -1)
+        return out
+
     def nearest(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """For each encoded row of ``X``, the grid row of the nearest free point, all distinct (-1 when none is
         left). The chosen points are NOT marked: the caller marks what it hands out.
