@@ -327,36 +327,33 @@ class Encoder:
         every column rounded/clipped to a valid value, in encoded form."""
         if self.has_conditionals:
             return self.decode_all(X)[2]
+        V = self._round(X)
+        return self._encode(V, np.zeros(V.shape, dtype=bool))
+
+    def _round(self, X: np.ndarray) -> np.ndarray:
+        """Canonical values (as ``_canonical`` gives them) of the valid configurations nearest to the rows of
+        ``X``: indices rounded/clipped, values clipped to their domain; conditions not applied."""
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.n_var:
             raise SpaceError(f"X must have shape (n, {self.n_var}); got {X.shape}")
         X = np.where(np.isfinite(X), X, self.fill)
-        out = np.empty_like(X)
+        V = np.empty_like(X)
         for j, c in enumerate(self.columns):
             x = X[:, j]
             if c.transform in ("index", "grid"):
-                out[:, j] = np.clip(np.rint(x), 0, c.n_values - 1)
+                V[:, j] = np.clip(np.rint(x), 0, c.n_values - 1)
             elif c.transform == "log_int":
-                out[:, j] = np.log(np.clip(np.rint(np.exp(x)), c.low, c.high))
-            elif c.transform == "log":
-                out[:, j] = np.log(np.clip(np.exp(x), c.low, c.high))
+                V[:, j] = np.clip(np.rint(np.exp(x)), c.low, c.high)
             else:
-                out[:, j] = np.clip(x, c.low, c.high)
-        return out
+                V[:, j] = np.clip(np.exp(x) if c.transform == "log" else x, c.low, c.high)
+        return V
 
     def _decode(self, X: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_var:
-            raise SpaceError(f"X must have shape (n, {self.n_var}); got {X.shape}")
-        X = np.where(np.isfinite(X), X, self.fill)
-        V = np.empty_like(X)  # canonical values (as in _canonical), for the keys
+        V = self._round(X)   # canonical values, for the keys
         cols: list[np.ndarray] = []
         for j, c in enumerate(self.columns):
-            x = X[:, j]
             if c.transform in ("index", "grid"):
-                idx = np.clip(np.rint(x), 0, c.n_values - 1)
-                V[:, j] = idx
-                idx = idx.astype(np.int64)
+                idx = V[:, j].astype(np.int64)
                 if c.table is not None:
                     col = c.table[idx]
                 elif c.is_int:
@@ -364,12 +361,9 @@ class Encoder:
                 else:
                     col = np.clip(c.low + idx * c.step, c.low, c.high)
             elif c.transform == "log_int":
-                col = np.clip(np.rint(np.exp(x)), c.low, c.high)
-                V[:, j] = col
-                col = col.astype(np.int64)
+                col = V[:, j].astype(np.int64)
             else:
-                col = np.clip(np.exp(x) if c.transform == "log" else x, c.low, c.high)
-                V[:, j] = col
+                col = V[:, j].copy()
             cols.append(col)
         df = self._frame(cols)
         if self.has_conditionals and len(df):
