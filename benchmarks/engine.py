@@ -1,6 +1,7 @@
 """Engine benchmark: persisted trials/s, NSGA-II overhead per trial, and a 1e6-point grid end to end.
 
 Run: python benchmarks/engine.py            (about a minute on 2 cores)
+     python benchmarks/engine.py --profile 40   (where an nsga2 run spends its time, cProfile)
 Targets (issue 2): >= 5,000 persisted trials/s on SQLite and >= 500x Optuna's RDB storage in the same run;
 <= 0.5 ms engine overhead per trial with nsga2 and a vectorized objective; grid over 1e6 points <= 5 s.
 """
@@ -110,9 +111,20 @@ def main() -> None:
     ap.add_argument("--nsga-trials", type=int, default=5_000)
     ap.add_argument("--repeats", type=int, default=3, help="nsga2 runs per setting (the median is reported: the "
                     "machine is shared and single runs vary by +-30 %%)")
+    ap.add_argument("--profile", type=int, metavar="N", default=0,
+                    help="only profile one nsga2 run (cProfile) and print its N costliest functions (cumulative)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if args.profile:
+            import cProfile
+            import pstats
+
+            bench_nsga2(tmp, 200)   # imports and first-use costs out of the profile
+            prof = cProfile.Profile()
+            prof.runcall(bench_nsga2, tmp, args.nsga_trials, run=1)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
+            return
         import dse.optimizers  # noqa: F401  (imports are not what is measured)
         import dse.study  # noqa: F401
         ours = bench_persist(tmp, args.trials)

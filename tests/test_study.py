@@ -305,3 +305,35 @@ def test_boolean_metrics_work_as_constraints_in_both_objective_kinds(db_url):
         t = s.trials
         assert (t["state"] == "complete").all()
         assert (t["feasible"] == (t["depth"] <= 8)).all()
+
+
+def test_in_process_vectorized_path_matches_the_per_config_path(db_url):
+    """A vectorized objective in this process is evaluated and told with the optimizer's own DataFrame; a
+    per-config objective goes through records. Same seed, same metrics -> the same trials, the same front."""
+    got = {}
+    for name, objective in (("per-config", toy), ("vectorized", toy_vec)):
+        study = dse.create_study(name, make_space(), OBJECTIVES, storage=db_url)
+        study.optimize(objective, optimizer="nsga2", n_trials=120, seed=3, progress=False)
+        got[name] = study.trials.sort_values("number").reset_index(drop=True)
+    a, b = got["per-config"], got["vectorized"]
+    cols = make_space().names
+    pd.testing.assert_frame_equal(a[cols].astype(object).where(a[cols].notna(), None),
+                                  b[cols].astype(object).where(b[cols].notna(), None))
+    np.testing.assert_allclose(a[["cost", "latency", "mem"]].to_numpy(float), b[["cost", "latency", "mem"]].to_numpy(float),
+                               rtol=1e-12)
+
+
+def test_an_objective_that_modifies_its_input_cannot_change_what_is_stored(db_url):
+    @dse.vectorized
+    def rude(df: pd.DataFrame) -> pd.DataFrame:
+        out = toy_vec(df)
+        df["width"] = 999          # in place, on the frame it was given
+        df["added"] = 1.0
+        return out
+
+    study = dse.create_study("rude", make_space(), OBJECTIVES, storage=db_url)
+    study.optimize(rude, optimizer="nsga2", n_trials=60, seed=0, progress=False)
+    t = study.trials
+    assert len(t) == 60 and (t["state"] == "complete").all()
+    assert set(t["width"]) <= {1, 2, 4, 8} and "added" not in t.columns
+    assert not t[make_space().names].duplicated().any()
