@@ -82,6 +82,9 @@ LIMITS: dict[str, dict] = {
 DSE_OPTIMIZERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ANCHORS = ("optuna-nsga2", "optuna-tpe", "pymoo-nsga2")
 ALL_OPTIMIZERS = DSE_OPTIMIZERS + ANCHORS
+#: dse optimizers with non-default settings, run only when named with --optimizers (e.g. the batch-size evidence in
+#: docs/optimizers.md: ``--problems flagship zdt1 --optimizers nsga2 nsga2-batch100 --out /tmp/batch``)
+VARIANTS: dict[str, tuple[str, dict]] = {"nsga2-batch100": ("nsga2", {"batch_size": 100})}
 
 
 # ============================================================================================================
@@ -265,15 +268,16 @@ class Recorder:
         return Trace(F, CV, np.array(self.calls, dtype=float).reshape(-1, 3), wall, asks or len(F))
 
 
-def run_dse(problem: Problem, name: str, budget: int, seed: int) -> Trace:
-    """dse's optimizer ``name`` through create_study/optimize (SQLite in a temporary directory)."""
+def run_dse(problem: Problem, name: str, budget: int, seed: int, **options) -> Trace:
+    """dse's optimizer ``name`` through create_study/optimize (SQLite in a temporary directory); ``options``: more
+    keyword arguments of ``optimize`` (batch_size, optimizer settings)."""
     rec = Recorder(problem)
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = dse.create_study(f"bench-{name}", problem.space, dict(problem.spec.objectives),
                                  constraints=dict(problem.spec.constraints) or None, storage=f"sqlite:///{d}/b.db")
         rec.start()
-        study.optimize(rec, optimizer=name, n_trials=budget, seed=seed, progress=False)
+        study.optimize(rec, optimizer=name, n_trials=budget, seed=seed, progress=False, **options)
         tr = rec.trace()
         del study
     return tr
@@ -477,13 +481,16 @@ def run(problem: Problem, optimizer: str, budget: int, seed: int) -> Trace:
     """One run of ``optimizer`` (a dse name or an anchor) for ``budget`` evaluations."""
     if optimizer in DSE_OPTIMIZERS or optimizer == "grid":
         return run_dse(problem, optimizer, budget, seed)
+    if optimizer in VARIANTS:
+        base, options = VARIANTS[optimizer]
+        return run_dse(problem, base, budget, seed, **options)
     if optimizer == "optuna-nsga2":
         return run_optuna(problem, "nsga2", budget, seed)
     if optimizer == "optuna-tpe":
         return run_optuna(problem, "tpe", budget, seed)
     if optimizer == "pymoo-nsga2":
         return run_pymoo(problem, budget, seed)
-    raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(ALL_OPTIMIZERS)}")
+    raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(ALL_OPTIMIZERS + tuple(VARIANTS))}")
 
 
 # ============================================================================================================
@@ -597,7 +604,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="flagship + ZDT1, budgets 100, 300 and 1000, 3 seeds")
     ap.add_argument("--problems", nargs="+", choices=list(PROBLEMS), help="problems to run (default: all)")
-    ap.add_argument("--optimizers", nargs="+", choices=list(ALL_OPTIMIZERS), help="optimizers (default: all)")
+    ap.add_argument("--optimizers", nargs="+", choices=list(ALL_OPTIMIZERS) + list(VARIANTS),
+                    help="optimizers (default: all but the variants)")
     ap.add_argument("--budgets", nargs="+", type=int, help="budgets in evaluations")
     ap.add_argument("--seeds", type=int, help="number of seeds (0..n-1)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for optimizers.md / .png / .csv")
