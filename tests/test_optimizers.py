@@ -384,6 +384,10 @@ def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: in
                          for n in space.names})
     for n in ("n", "tp", "pp"):
         kids[n] = kids[n].astype(int)
+    # the grid index: every grid point finds its own row; a child is found iff it is feasible
+    np.testing.assert_array_equal(proj.rows_of(opt.encoder.encode(grid)), np.arange(len(grid)))
+    found = proj.rows_of(opt.encoder.encode(kids))
+    np.testing.assert_array_equal(found >= 0, np.asarray(space.feasible(kids), dtype=bool))
     rows = proj.nearest(opt.encoder.encode(kids), rng)
     got = rows[rows >= 0]
     assert len(got) == min(n_children, len(grid) - n_seen)             # one each while free points last
@@ -414,7 +418,20 @@ def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: in
         free = free[free != row]
 
 
-def test_nsga2_projection_and_resample_both_keep_the_contract() -> None:
+@pytest.mark.parametrize("indexed", [True, False], ids=["grid-index", "no-index"])
+def test_nsga2_projection_and_resample_both_keep_the_contract(indexed: bool, monkeypatch) -> None:
+    """Also without the grid's mixed-radix index (a grid whose code combinations overflow int64): children are
+    then checked by decoding them and repaired by the full scan."""
+    from dse.optimizers import repair as repair_mod
+
+    if not indexed:
+        init = repair_mod.Projector.__init__
+
+        def no_index(self, *a, **k):
+            init(self, *a, **k)
+            self._shells = False
+
+        monkeypatch.setattr(repair_mod.Projector, "__init__", no_index)
     space = Space(n=Categorical([1, 2, 4, 8]), tp=Categorical([1, 2, 4, 8]), pp=Categorical([1, 2, 4]),
                   b=Int(1, 64, log=True), constraints=["tp * pp == n"])
     for repair in ("project", "resample"):
@@ -429,6 +446,8 @@ def test_nsga2_projection_and_resample_both_keep_the_contract() -> None:
             b = df["b"].to_numpy(float)
             opt.tell(df, np.c_[b / df["n"].to_numpy(float), 1 / b], np.zeros(len(df)))
         assert (opt.projector is not None) == (repair == "project")
+        if opt.projector is not None:
+            assert (opt.projector.rows_of(opt.encoder.encode(space.grid())) is not None) == indexed
     with pytest.raises(OptimizerError, match="repair='project' needs a discrete space"):
         get_optimizer("nsga2", Space(x=Float(0, 1)), 2, repair="project")
     with pytest.raises(OptimizerError, match="repair='best'"):
