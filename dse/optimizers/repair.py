@@ -108,10 +108,13 @@ class Projector:
         out = np.full(len(C), -1, dtype=np.int64)
         valid = (C >= 0).all(axis=1)
         if valid.any():
-            flat = C[valid] @ self._stride
-            pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
-            out[valid] = np.where(self._sorted[pos] == flat, self._order[pos], -1)
+            out[valid] = self._find(C[valid] @ self._stride)
         return out
+
+    def _find(self, flat: np.ndarray) -> np.ndarray:
+        """Grid row of each mixed-radix index in ``flat``; -1 where no grid point has it."""
+        pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
+        return np.where(self._sorted[pos] == flat, self._order[pos], -1)
 
     def nearest(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """For each encoded row of ``X``, the grid row of the nearest free point, all distinct (-1 when none is
@@ -164,8 +167,8 @@ class Projector:
 
     def _lookup(self, flat: np.ndarray, taken: list[int]) -> np.ndarray:
         """Grid rows of the mixed-radix indices ``flat`` that exist, are free and are not in ``taken``."""
-        pos = np.minimum(np.searchsorted(self._sorted, flat), len(self._sorted) - 1)
-        rows = self._order[pos[self._sorted[pos] == flat]]
+        rows = self._find(flat)
+        rows = rows[rows >= 0]
         rows = rows[self.free[rows]]
         if taken and len(rows):
             rows = rows[~np.isin(rows, taken)]
