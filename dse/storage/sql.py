@@ -322,7 +322,11 @@ class SQLStorage(BaseStorage):
         )
 
     def _insert_numbered(self, conn: Connection, study_id: int, rows: list[dict[str, Any]], now: float) -> list[int]:
-        """Take the next len(rows) trial numbers and insert the rows with them, in the caller's transaction."""
+        """Take the next len(rows) trial numbers and insert the rows with them, in the caller's transaction (no
+        rows: only check that the study exists)."""
+        if not rows:
+            self._require_study(conn, study_id)
+            return []
         start = self._take_numbers(conn, study_id, len(rows), now)
         cols = list(dict.fromkeys(k for row in rows for k in row)) + ["number"]
         values = [tuple(row.get(c) for c in cols[:-1]) + (start + i,) for i, row in enumerate(rows)]
@@ -464,13 +468,9 @@ class SQLStorage(BaseStorage):
         sid = _int(study_id, "study_id")
         worker = _opt_str(worker, "worker", 255)
         encoded = [_encode(p, f"params[{i}]") for i, p in enumerate(params)]
-        n = len(encoded)
         now = time.time()
 
         def tx(conn: Connection) -> list[int]:
-            if n == 0:
-                self._require_study(conn, sid)
-                return []
             return self._insert_numbered(conn, sid, [
                 {"study_id": sid, "state": "running", "params": p, "metrics": None, "feasible": None, "error": None,
                  "worker": worker, "started_at": now, "finished_at": None, "duration_s": None}
@@ -535,13 +535,9 @@ class SQLStorage(BaseStorage):
             fields["worker"] = worker
             fields["study_id"] = sid
             values.append(fields)
-        n = len(values)
         now = time.time()
 
         def tx(conn: Connection) -> list[int]:
-            if n == 0:
-                self._require_study(conn, sid)
-                return []
             return self._insert_numbered(conn, sid, values, now)
 
         return self._transaction(tx, write=True)
