@@ -54,8 +54,10 @@ def test_quick_benchmark_is_deterministic_and_writes_its_outputs(quick) -> None:
     raw = pd.read_csv(out / "optimizers-quick.csv")
     again = bench.measure(bench.flagship(), "nsga2", (100, 300), [0])
     mine = raw[(raw.problem == "flagship") & (raw.optimizer == "nsga2") & (raw.seed == 0)
-               & raw.budget.isin([100, 300])]
-    np.testing.assert_allclose(again.hv_ratio.to_numpy(), mine.hv_ratio.to_numpy(), rtol=1e-5)
+               & (raw.kind == "budget") & raw.budget.isin([100, 300])]
+    np.testing.assert_allclose(again[again.kind == "budget"].hv_ratio.to_numpy(), mine.hv_ratio.to_numpy(),
+                               rtol=1e-5)
+    assert "HV ratio reached within a wall time" in md
 
 
 def test_hv_ratio_of_the_exact_front_is_one_and_infeasible_points_never_count() -> None:
@@ -78,3 +80,11 @@ def test_anchor_validity_counts_broken_rules() -> None:
                       constraints=["tp * pp == n", "tp <= 4"])
     df = pd.DataFrame({"n": [4, 8, 1, 1], "tp": [4, 8, 2, 8], "pp": [1, 1, 2, 2]})
     np.testing.assert_array_equal(bench._Validity(space).violations(df), [0, 1, 1, 2])
+
+
+def test_trace_counts_the_evaluations_returned_within_a_wall_time() -> None:
+    calls = np.array([[20, 0.10, 0.01], [40, 0.30, 0.02], [60, 0.50, 0.03]])
+    tr = bench.Trace(np.zeros((60, 2)), np.zeros(60), calls, wall=0.55)
+    assert [tr.done_by(t) for t in (0.05, 0.10, 0.29, 0.30, 0.49, 10.0)] == [0, 20, 20, 40, 40, 60]
+    assert bench.Trace(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 3)), wall=0.0).done_by(1.0) == 0
+    assert tr.at(40) == (0.30, 0.02) and tr.at(60) == (0.55, 0.03) and tr.at(61) is None
