@@ -68,23 +68,26 @@ class Prepared:
     inv: np.ndarray | None = None
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
 
-    # field groups gathered by `take`; LayerCosts (`lc`) is not needed per row and is dropped there
+    # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "weights_gpu",
                    "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
 
+    def map_rows(self, fn) -> dict:
+        """Every field of this Prepared, with ``fn`` applied to the per-row ones (``_ROW_FIELDS`` and every field of
+        ``coeffs`` and ``shape``): the keyword arguments of a derived Prepared."""
+        fields = {f: getattr(self, f) for f in Prepared.__dataclass_fields__}
+        for f in self._ROW_FIELDS:
+            fields[f] = fn(fields[f])
+        fields["coeffs"] = StepCoeffs(**{f: fn(getattr(self.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
+        fields["shape"] = ModelShape(**{f: fn(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
+        return fields
+
     def take(self, idx: np.ndarray) -> "Prepared":
         """The rows `idx` (positions into the distinct configurations) as a plain Prepared: array fields
         gathered, scalars kept. Used on blocks of rows, so gathered arrays stay cache-sized."""
-        def g(v):
-            return v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v
-
-        fields = {f: getattr(self, f) for f in Prepared.__dataclass_fields__}
-        for f in self._ROW_FIELDS:
-            fields[f] = g(fields[f])
-        fields["coeffs"] = StepCoeffs(**{f: g(getattr(self.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
-        fields["shape"] = ModelShape(**{f: g(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
+        fields = self.map_rows(lambda v: v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v)
         fields["lc"] = None
         fields["inv"] = None
         return Prepared(**fields)
@@ -205,11 +208,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices) -> Prepared:
         v = np.broadcast_to(np.asarray(v), ukey.shape)
         return v.flat[0] if (v == v.flat[0]).all() else np.ascontiguousarray(v)
 
-    fields = {f: getattr(sub, f) for f in Prepared.__dataclass_fields__}
-    for f in Prepared._ROW_FIELDS:
-        fields[f] = collapse(fields[f])
-    fields["coeffs"] = StepCoeffs(**{f: collapse(getattr(sub.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
-    fields["shape"] = ModelShape(**{f: collapse(getattr(sub.shape, f)) for f in ModelShape.__dataclass_fields__})
+    fields = sub.map_rows(collapse)
     fields["inv"] = inv
     fields["row_shape"] = tuple(row_shape)
     return Prepared(**fields)
