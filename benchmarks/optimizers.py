@@ -544,9 +544,14 @@ def measure(problem: Problem, optimizer: str, budgets: Sequence[int], seeds: Seq
     return pd.DataFrame(rows)
 
 
+def _budget_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """The per-budget rows of ``measure``'s output (budgets as ints)."""
+    return raw[raw.kind == "budget"].astype({"budget": int})
+
+
 def summarize(raw: pd.DataFrame) -> pd.DataFrame:
     """Median and interquartile range over seeds per (problem, optimizer, budget)."""
-    raw = raw[raw.kind == "budget"].astype({"budget": int})
+    raw = _budget_rows(raw)
     g = raw.groupby(["problem", "optimizer", "budget"], sort=False)
     out = g.agg(hv_median=("hv_ratio", "median"), hv_q1=("hv_ratio", lambda s: s.quantile(0.25)),
                 hv_q3=("hv_ratio", lambda s: s.quantile(0.75)), wall_s=("wall_s", "median"),
@@ -671,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
             if raw.empty:
                 continue
             raws.append(raw)
-            s = raw[raw.kind == "budget"].astype({"budget": int}).groupby("budget").hv_ratio.median()
+            s = _budget_rows(raw).groupby("budget").hv_ratio.median()
             print(f"  {opt:13s} " + "  ".join(f"@{b}: {v:.4f}" for b, v in s.items()) +
                   f"   ({time.perf_counter() - t:.1f} s)", flush=True)
         summary = write(raws, problems, args.out, "optimizers-quick" if args.quick else "optimizers", command)
