@@ -86,6 +86,26 @@ def test_asked_configs_are_feasible_new_and_reproducible(name: str) -> None:
     assert not allp.equals(other)
 
 
+@pytest.mark.parametrize("name", ["nsga2", "nsga3"])
+def test_initial_population_of_an_all_real_space_is_a_latin_hypercube(name: str) -> None:
+    # one point in each of n equal bins of every column; a log-scaled Float is binned in log space
+    n = 40
+    space = Space(a=Float(0, 1), b=Float(-5, 5), c=Float(1e-3, 10, log=True))
+    df = get_optimizer(name, space, 2, seed=3, pop_size=n).ask(n)
+    assert len(df) == n
+    for col, lo, hi, f in (("a", 0, 1, float), ("b", -5, 5, float), ("c", math.log(1e-3), math.log(10), math.log)):
+        z = (np.array([f(v) for v in df[col]]) - lo) / (hi - lo)
+        assert sorted(np.floor(z * n).astype(int)) == list(range(n)), col
+
+
+def test_latin_hypercube_start_keeps_to_the_rules() -> None:
+    # rows of the hypercube that break a rule are replaced by feasible draws: n feasible, distinct points
+    space = Space(x=Float(0, 1), y=Float(0, 1), constraints=["x + y <= 1"])
+    opt = get_optimizer("nsga2", space, 2, seed=0, pop_size=30)
+    df = opt.ask(30)
+    assert len(df) == 30 and space.feasible(df).all() and not df.duplicated().any()
+
+
 def _gp_run(seed: int) -> pd.DataFrame:
     """Optuna's GPSampler costs seconds per suggestion on this machine (more with many discrete parameters),
     so the GP run is small: 3 random trials, then one GP batch of 2 (one suggestion waits on a running one)."""

@@ -14,6 +14,9 @@ optimizer told every stored trial at once rebuilds its population by the same su
    fewer than 2 members, a STRATIFIED draw: from a pool of valid unseen configurations (the grid's free points,
    or ``space.sample``), the subset that covers every value of every parameter most evenly
    (``repair.stratified``), so rare values that matter (FP4, which only one GPU runs) are there from the start.
+   A space of real (unstepped Float) parameters only gets a Latin hypercube instead (pymoo's ``sampling_lhs``):
+   exactly one point in each of the ``n`` equal bins of every column, the optimum of the same criterion, in
+   well under a millisecond (the greedy pick over a 10n pool took ~20 ms for 100 points of 30 columns).
 2. Otherwise offspring: binary tournaments (feasibility, domination, crowding / random for NSGA-III), then
    ``MixedCrossover`` and ``MixedMutation`` (per column kind, see ``operators``), plus a uniform reset of ordinal
    discrete genes (``reset_mutation`` genes per child on average: polynomial mutation alone rarely jumps far on a
@@ -42,6 +45,7 @@ import numpy as np
 import pandas as pd
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
+from pymoo.operators.sampling.lhs import sampling_lhs
 from pymoo.util.misc import random_permutations
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from pymoo.util.randomized_argsort import randomized_argsort
@@ -145,6 +149,7 @@ class NSGA2Optimizer(BaseOptimizer):
         self._yield = 0.5  # running share of offspring that are feasible and new ("resample")
         values = sum(min(int(col.n_values), c.pop_size) for col in enc.columns if col.kind != "real")
         self.n_initial = c.n_initial if c.n_initial is not None else max(c.pop_size, min(values, 4 * c.pop_size))
+        self._all_real = enc.n_var > 0 and all(k == "real" for k in enc.kinds)
         self._reset_cols = np.array([j for j, col in enumerate(enc.columns) if col.kind == "ordinal" and col.n_values],
                                     dtype=np.int64)
         if c.repair == "project" and not space.is_discrete:
@@ -256,6 +261,8 @@ class NSGA2Optimizer(BaseOptimizer):
         if proj is not None:
             rows = proj.free_rows(self.rng, max(20 * n, 1000))
             pool: Batch = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows])
+        elif self._all_real:
+            return self._latin_hypercube(n)
         else:
             pool = self.sample_new(10 * n)
         if len(pool[0]) <= n:
@@ -263,6 +270,17 @@ class NSGA2Optimizer(BaseOptimizer):
         enc = self.encoder
         idx = stratified(enc.encode(pool[0]), enc.kinds, [col.n_values for col in enc.columns], n, self.rng)
         return pool[0].iloc[idx].reset_index(drop=True), pool[1][idx]
+
+    def _latin_hypercube(self, n: int) -> Batch:
+        """``n`` new configurations of an all-real space: a Latin hypercube over the encoded box (log-scaled
+        Floats in log space); rows that break a rule or were seen are replaced by ``sample_new`` draws."""
+        enc = self.encoder
+        X = sampling_lhs(n, enc.n_var, enc.xl, enc.xu, smooth=True, criterion=None, random_state=self.rng)
+        cand, keys = enc.decode_keys(X)
+        got = self.select_new(cand, n, check=bool(self.space.constraints), keys=keys)
+        if len(got[0]) == n:
+            return got
+        return self.concat([got, self.sample_new(n - len(got[0]), set(got[1].tolist()))])
 
     def _offspring(self, n: int, exclude: set) -> Batch:
         """Up to ``n`` new feasible offspring; adds their keys to ``exclude``."""
