@@ -14,7 +14,9 @@ the exact front's hypervolume. Objectives are normalized so that the exact front
 Failed trials (NaN metrics) and infeasible ones (a metric constraint violated) never count.
 
 Optimizers: dse's ``nsga2``, ``nsga3``, ``tpe``, ``gp``, ``random`` through ``dse.create_study(...).optimize`` (the
-real path: SQLite storage in a temporary directory, trials persisted), and as anchors, used directly:
+real path: SQLite storage in a temporary directory, trials persisted; the variants ``nsga2-direct`` and
+``nsga2-direct-pop100``, run when named, use dse's NSGA-II directly through its ask/tell interface, nothing
+stored, to split the optimizer's cost from the study's), and as anchors, used directly:
 
 - ``optuna-nsga2`` / ``optuna-tpe``: Optuna's ``NSGAIISampler`` / ``TPESampler`` (their defaults, seeded) in their
   own ask/tell define-by-run loop: ``trial.suggest_*`` per parameter (a conditional parameter only when its
@@ -91,8 +93,14 @@ DSE_OPTIMIZERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ANCHORS = ("optuna-nsga2", "optuna-tpe", "pymoo-nsga2")
 ALL_OPTIMIZERS = DSE_OPTIMIZERS + ANCHORS
 #: dse optimizers with non-default settings, run only when named with --optimizers (e.g. the batch-size evidence in
-#: docs/optimizers.md: ``--problems flagship zdt1 --optimizers nsga2 nsga2-batch100 --out /tmp/batch``)
-VARIANTS: dict[str, tuple[str, dict]] = {"nsga2-batch100": ("nsga2", {"batch_size": 100})}
+#: docs/optimizers.md: ``--problems flagship zdt1 --optimizers nsga2 nsga2-batch100 --out /tmp/batch``). ``direct``:
+#: the optimizer used directly through its ask/tell interface (no study, nothing stored), as the anchors are used:
+#: what the optimizer costs apart from the study's engine and storage.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "nsga2-batch100": ("nsga2", {"batch_size": 100}),
+    "nsga2-direct": ("nsga2", {"direct": True}),
+    "nsga2-direct-pop100": ("nsga2", {"direct": True, "pop_size": 100}),
+}
 
 
 # ============================================================================================================
@@ -292,6 +300,24 @@ def run_dse(problem: Problem, name: str, budget: int, seed: int, **options) -> T
         tr = rec.trace()
         del study
     return tr
+
+
+def run_dse_direct(problem: Problem, name: str, budget: int, seed: int, **settings) -> Trace:
+    """dse's optimizer ``name`` used directly, like the anchors: ``get_optimizer`` and its ask/tell loop, batches of
+    its default size, nothing stored; failed rows told with NaN objectives. ``settings``: optimizer settings."""
+    from dse.optimizers import get_optimizer
+
+    rec = Recorder(problem)
+    rec.start()   # the run includes building the optimizer, as dse's optimize() and pymoo's NSGA2(...) do
+    opt = get_optimizer(name, problem.space, len(problem.spec.names), seed=seed, **settings)
+    batch = opt.default_batch_size()
+    while rec.n < budget:
+        df = opt.ask(min(batch, budget - rec.n))
+        if len(df) == 0:
+            break
+        F, CV = problem.F_CV(rec(df))
+        opt.tell(df, F, CV)
+    return rec.trace()
 
 
 # ------------------------------------------------------------------------------------------------ anchors
@@ -494,6 +520,8 @@ def run(problem: Problem, optimizer: str, budget: int, seed: int) -> Trace:
         return run_dse(problem, optimizer, budget, seed)
     if optimizer in VARIANTS:
         base, options = VARIANTS[optimizer]
+        if options.get("direct"):
+            return run_dse_direct(problem, base, budget, seed, **{k: v for k, v in options.items() if k != "direct"})
         return run_dse(problem, base, budget, seed, **options)
     if optimizer == "optuna-nsga2":
         return run_optuna(problem, "nsga2", budget, seed)
