@@ -197,8 +197,7 @@ class Encoder:
         M = np.zeros((n, self.n_var), dtype=bool)
         # column by column: a few microseconds each, where pandas' block indexing costs ~0.1 ms per call on the
         # small batches the optimizers tell every generation
-        for j, c in enumerate(self.columns):
-            arr = df[c.name].to_numpy()
+        for j, (c, arr) in enumerate(zip(self.columns, self._arrays(df))):
             if arr.dtype.kind in "iuf":
                 v = arr.astype(float, copy=False)
                 miss = np.isnan(v)
@@ -228,6 +227,16 @@ class Encoder:
                              "so every configuration needs a value")
         self._check_numeric(V, M)
         return V, M
+
+    def _arrays(self, df: pd.DataFrame) -> list[np.ndarray]:
+        """The columns ``names`` of ``df`` as numpy arrays. A frame of exactly those columns, in that order, all of
+        one numeric dtype (an all-Float space) is converted in one call; otherwise column by column."""
+        if df.shape[1] == self.n_var and list(df.columns) == self.names:
+            dtypes = set(df.dtypes)
+            if len(dtypes) == 1 and dtypes.pop().kind in "iuf":
+                A = df.to_numpy()
+                return [A[:, j] for j in range(self.n_var)]
+        return [df[n].to_numpy() for n in self.names]
 
     def _choice_index(self, c: Column, arr: np.ndarray, miss: np.ndarray) -> np.ndarray:
         numeric = self._numeric_index.get(c.name)

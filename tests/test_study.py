@@ -337,3 +337,26 @@ def test_an_objective_that_modifies_its_input_cannot_change_what_is_stored(db_ur
     assert len(t) == 60 and (t["state"] == "complete").all()
     assert set(t["width"]) <= {1, 2, 4, 8} and "added" not in t.columns
     assert not t[make_space().names].duplicated().any()
+
+
+def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url):
+    # the evaluation cache and the retry of aborted trials match configurations by _key(_records(...)): a config as
+    # the optimizer asks it (NaN / None for an inactive parameter) and as storage returns it (JSON null) must agree
+    import time
+
+    from dse.study import _frame, _key, _records
+
+    space = dse.Space(mode=dse.Categorical(["a", "b"]), n=dse.Int(1, 4), x=dse.Float(0, 1, when="mode == 'b'"),
+                      q=dse.Categorical(["fp8", "int4"], when="mode == 'a'"))
+    asked = space.sample(40, seed=1)
+    assert asked["x"].isna().any() and asked["q"].isna().any()
+    recs = _records(asked)
+    assert all(r["x"] is None for r in recs if r["mode"] == "a") and all(r["q"] is None for r in recs if r["mode"] == "b")
+    study = dse.create_study("keys", space, {"y": "min"}, storage=db_url)
+    rows = [{"params": r, "state": "complete", "metrics": {"y": 1.0}, "feasible": True, "error": None,
+             "started_at": time.time(), "finished_at": time.time(), "duration_s": 0.0} for r in recs]
+    study.storage.add_trials(study._id, rows, "test")
+    stored = study.storage.load_trials(study._id)
+    back = _records(_frame(list(stored["params"])).reindex(columns=space.names))   # what the loop's sync reads
+    assert [_key(r) for r in back] == [_key(r) for r in recs]
+    assert len(set(map(_key, recs))) == len(asked.drop_duplicates())   # equal configurations, equal keys
