@@ -60,18 +60,35 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, index=range(len(rows)))
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    """Rows of a DataFrame of configurations as dicts of plain Python values, missing values (NaN, None, NA) as
-    None: what is stored and what ``_key`` is computed from."""
+def _values(df: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Column names and the (n, d) object array of plain Python values, missing values (NaN, None, NA) as None."""
     cols = [str(c) for c in df.columns]
-    if not cols:
-        return [{} for _ in range(len(df))]
     values = df.to_numpy(dtype=object)
     missing = pd.isna(values)
     if missing.any():
         values = values.copy()   # to_numpy may return a read-only view of an object block
         values[missing] = None
+    return cols, values
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Rows of a DataFrame of configurations as dicts of plain Python values, missing values (NaN, None, NA) as
+    None: what is stored and what ``_key`` is computed from."""
+    if df.shape[1] == 0:
+        return [{} for _ in range(len(df))]
+    cols, values = _values(df)
     return [dict(zip(cols, vals)) for vals in values.tolist()]
+
+
+def _keyed_records(df: pd.DataFrame) -> tuple[list[dict], list[tuple]]:
+    """``_records(df)`` and each record's ``_key``, with the names sorted once for the frame, not once per row."""
+    if df.shape[1] == 0:
+        return [{} for _ in range(len(df))], [() for _ in range(len(df))]
+    cols, values = _values(df)
+    order = sorted(range(len(cols)), key=cols.__getitem__)
+    names = [cols[j] for j in order]
+    keys = [tuple(zip(names, vals)) for vals in values[:, order].tolist()]
+    return [dict(zip(cols, vals)) for vals in values.tolist()], keys
 
 
 class Study:
@@ -588,8 +605,8 @@ class _Loop:
         self.seen_numbers.update(int(n) for n in raw["number"])
         self.aborted += int(aborted.sum())
         if aborted.any():
-            for rec in _records(params[aborted]):
-                self.aborted_configs.setdefault(_key(rec), rec)
+            for rec, k in zip(*_keyed_records(params[aborted])):
+                self.aborted_configs.setdefault(k, rec)
         if keep.any():
             self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
         self._remember(params, F, CV, ok, feas, raw["number"].to_numpy())
@@ -599,7 +616,7 @@ class _Loop:
         """Cache complete trials' results by configuration (``keys``: their ``_key``s, when known) and update the
         front."""
         if keys is None:
-            keys = [_key(rec) for rec in _records(params)]
+            keys = _keyed_records(params)[1]
         for k, f, cv, good in zip(keys, F, CV, ok):
             if good:
                 self.known[k] = (f, cv)
@@ -682,8 +699,7 @@ class _Loop:
         if len(configs) < n:
             asked = self.opt.ask(n - len(configs))
             rows: list[int] = []
-            for i, rec in enumerate(_records(asked)):
-                k = _key(rec)
+            for i, (rec, k) in enumerate(zip(*_keyed_records(asked))):
                 if k in seen:
                     continue  # a retried configuration in this batch already: its result is told when stored
                 hit = self.known.get(k)

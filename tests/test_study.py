@@ -344,7 +344,7 @@ def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url
     # the optimizer asks it (NaN / None for an inactive parameter) and as storage returns it (JSON null) must agree
     import time
 
-    from dse.study import _frame, _key, _records
+    from dse.study import _frame, _key, _keyed_records, _records
 
     space = dse.Space(mode=dse.Categorical(["a", "b"]), n=dse.Int(1, 4), x=dse.Float(0, 1, when="mode == 'b'"),
                       q=dse.Categorical(["fp8", "int4"], when="mode == 'a'"))
@@ -359,4 +359,7 @@ def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url
     stored = study.storage.load_trials(study._id)
     back = _records(_frame(list(stored["params"])).reindex(columns=space.names))   # what the loop's sync reads
     assert [_key(r) for r in back] == [_key(r) for r in recs]
+    shuffled = asked[list(reversed(space.names))]   # the frame-wise keys do not depend on the column order
+    assert _keyed_records(shuffled)[1] == _keyed_records(asked)[1] == [_key(r) for r in recs]
+    assert _keyed_records(asked)[0] == recs
     assert len(set(map(_key, recs))) == len(asked.drop_duplicates())   # equal configurations, equal keys
