@@ -22,7 +22,8 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import DSEError, OptimizerError, StudyError
-from .objective import Evaluated, ObjectiveSpec, is_vectorized, objective_info, worker_id
+from .objective import (Evaluated, ObjectiveSpec, frame_records, is_vectorized, objective_info, plain_values,
+                        worker_id)
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage, open_storage
@@ -60,31 +61,15 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, index=range(len(rows)))
 
 
-def _values(df: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Column names and the (n, d) object array of plain Python values, missing values (NaN, None, NA) as None."""
-    cols = [str(c) for c in df.columns]
-    values = df.to_numpy(dtype=object)
-    missing = pd.isna(values)
-    if missing.any():
-        values = values.copy()   # to_numpy may return a read-only view of an object block
-        values[missing] = None
-    return cols, values
-
-
 def _records(df: pd.DataFrame) -> list[dict]:
     """Rows of a DataFrame of configurations as dicts of plain Python values, missing values (NaN, None, NA) as
     None: what is stored and what ``_key`` is computed from."""
-    if df.shape[1] == 0:
-        return [{} for _ in range(len(df))]
-    cols, values = _values(df)
-    return [dict(zip(cols, vals)) for vals in values.tolist()]
+    return frame_records(df, none_for_missing=True)
 
 
 def _keyed_records(df: pd.DataFrame) -> tuple[list[dict], list[tuple]]:
     """``_records(df)`` and each record's ``_key``, with the names sorted once for the frame, not once per row."""
-    if df.shape[1] == 0:
-        return [{} for _ in range(len(df))], [() for _ in range(len(df))]
-    cols, values = _values(df)
+    cols, values = plain_values(df, none_for_missing=True)
     order = sorted(range(len(cols)), key=cols.__getitem__)
     names = [cols[j] for j in order]
     keys = [tuple(zip(names, vals)) for vals in values[:, order].tolist()]
