@@ -222,15 +222,19 @@ class BaseOptimizer(abc.ABC):
         if len(df) == 0:
             return self.empty_batch()
         df = df.reset_index(drop=True)
-        ok = np.asarray(self.space.feasible(df), dtype=bool) if check else np.ones(len(df), dtype=bool)
         keys = self.encoder.keys(df) if keys is None else keys
-        klist = keys.tolist()
-        told, pending, exclude = self._told, self._pending, exclude or ()
-        ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in klist), dtype=bool,
-                          count=len(klist))
-        idx = np.flatnonzero(ok)
-        idx = idx[~pd.Index(keys[idx]).duplicated()][:n]
+        idx = np.flatnonzero(self.usable(df, keys, exclude, check=check))[:n]
         return df.iloc[idx].reset_index(drop=True), keys[idx]
+
+    def usable(self, df: pd.DataFrame, keys: np.ndarray, exclude: set | None = None, *, check: bool = True
+               ) -> np.ndarray:
+        """Mask of the rows of ``df`` (``keys``: theirs) that are feasible (``check=False``: known to be), neither
+        seen nor in ``exclude``, and the first of their configuration in ``df``."""
+        ok = np.asarray(self.space.feasible(df), dtype=bool) if check else np.ones(len(df), dtype=bool)
+        told, pending, exclude = self._told, self._pending, exclude or ()
+        ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in keys.tolist()), dtype=bool,
+                          count=len(keys))
+        return ok & ~pd.Index(keys).duplicated()
 
     def sample_new(self, n: int, exclude: set | None = None, rounds: int = 6) -> Batch:
         """Up to ``n`` new feasible configurations drawn with ``space.sample`` (seeded from ``self.rng``).

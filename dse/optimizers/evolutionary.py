@@ -335,11 +335,7 @@ class NSGA2Optimizer(BaseOptimizer):
     def _offspring_checked(self, proj: Projector, X: np.ndarray, exclude: set) -> Batch:
         """``_offspring_projected`` for a grid without a mixed-radix index: children checked by decoding them."""
         cand, keys, Xc = self.encoder.decode_all(X)
-        ok = np.asarray(self.space.feasible(cand), dtype=bool) if self.space.constraints else np.ones(len(cand), bool)
-        told, pending = self._told, self._pending
-        ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in keys.tolist()), dtype=bool,
-                          count=len(keys))
-        ok &= ~pd.Index(keys).duplicated()
+        ok = self.usable(cand, keys, exclude, check=bool(self.space.constraints))
         parts: list[Batch] = [(cand[ok].reset_index(drop=True), keys[ok])] if ok.any() else []
         if not ok.all():
             proj.mark(keys[ok].tolist())
