@@ -1,0 +1,16 @@
+"""Measured kernel profiles per (GPU, serving engine, engine version): GEMM, attention and collective latencies.
+
+    from objectives import profiles
+    profiles.available("H200-SXM-141GB")          # {"vllm": ["0.24.0"], "sglang": [...], "trtllm": [...]}
+    p = profiles.load("H200-SXM-141GB", "vllm")    # newest version; None for a GPU without a profile
+    p.table("gemm.fp8")(m, n, k)                    # latency (ms), vectorized, log-log interpolation
+
+Modules: grid (the `Table` interpolator), profile (`KernelProfile`, files, lookup), build (raw tables ->
+compact profile), collect (the PyTorch collector writing raw tables from the user's own GPU).
+"""
+from .grid import Table
+from .profile import (DATA_DIR, ENGINE_NAMES, SYSTEMS, KernelProfile, available, load, read, resolve_engine,
+                      system_of)
+
+__all__ = ["Table", "KernelProfile", "available", "load", "read", "resolve_engine", "system_of", "SYSTEMS",
+           "ENGINE_NAMES", "DATA_DIR"]

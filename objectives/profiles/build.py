@@ -1,0 +1,233 @@
+"""Raw kernel tables -> a compact `KernelProfile` (.npz), from aiconfigurator-core or the PyTorch collector.
+
+Both sources share one layout, `<root>/<system>/<op>/<engine>/<version>/<table>.parquet`, with the column names
+of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engine, version):
+
+- GEMM latency by (m, n, k) per GEMM dtype (bf16, fp8 per-tensor, fp8 block-scaled, fp4/NVFP4, weight-only int);
+  m thinned to powers of two and a few midpoints (the +1 tile-edge rows are dropped), n and k kept whole;
+  the fastest kernel per cell (what the engine's heuristics choose from).
+- Context attention by (batch, input length, query heads per GPU) and generation attention by (batch, KV length,
+  KV heads per GPU), head_dim 128, full attention, per KV-cache dtype (the median over the other head count).
+- The engine's own all-reduce (CUDA-graph variant where both were measured) by (GPUs, message elements), and
+  NCCL all-reduce / all-gather / reduce-scatter / all-to-all (half precision) from the newest NCCL table.
+
+    python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from packaging.version import InvalidVersion, Version
+
+from .grid import Table, fill_gaps, pivot
+from .profile import DATA_DIR, KernelProfile, save
+
+log = logging.getLogger(__name__)
+
+GEMM_DTYPES = {"bfloat16": "bf16", "float16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
+               "int4_wo": "int4_wo", "int8_wo": "int8_wo", "float32": "fp32"}
+KV_DTYPES = {"bfloat16": "bf16", "float16": "bf16", "fp8": "fp8", "float32": "fp32"}
+ENGINES = ("vllm", "sglang", "trtllm")
+#: m values kept from the GEMM tables (the measured grid's powers of two and midpoints)
+M_KEEP = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192, 16384,
+          32768, 65536)
+MAX_MISSING = 0.35
+
+
+def aiconfigurator_root() -> Path | None:
+    """The kernel-table folder of an installed aiconfigurator-core (None when not installed)."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("aiconfigurator_core")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0]) / "systems" / "data"
+    return root if root.is_dir() else None
+
+
+def _vkey(v: str) -> tuple:
+    try:
+        return (1, Version(v))
+    except InvalidVersion:
+        return (0, v)
+
+
+def versions(root: Path, system: str, op: str, engine: str) -> list[str]:
+    """Versions with tables for (system, op, engine), oldest first."""
+    d = root / system / op / engine
+    return sorted((p.name for p in d.iterdir() if p.is_dir()), key=_vkey) if d.is_dir() else []
+
+
+def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    df = pd.read_parquet(path)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; a kernel table needs {list(required)}")
+    lat = pd.to_numeric(df["latency"], errors="coerce")
+    bad = ~np.isfinite(lat.to_numpy(float)) | (lat.to_numpy(float) <= 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{path}: row {row + 1} column 'latency' = {df['latency'].iloc[row]!r} is not a positive "
+                         f"number (ms)")
+    return df
+
+
+def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int]) -> Table | None:
+    ax, v = pivot(df, axes)
+    frac = float(np.isnan(v).mean())
+    if frac > MAX_MISSING:
+        return None
+    for a in fill_order:
+        v = fill_gaps(v, a)
+    if not np.isfinite(v).all():
+        return None
+    return Table(tuple(axes), ax, v)
+
+
+def gemm_tables(path: Path) -> dict[str, Table]:
+    df = _read(path, ("gemm_dtype", "m", "n", "k", "latency"))
+    df = df[df["m"].isin(M_KEEP)]
+    out = {}
+    for raw, d in df.groupby("gemm_dtype"):
+        name = GEMM_DTYPES.get(str(raw))
+        if name is None or name in out:
+            continue
+        t = _table(d, ["m", "n", "k"], [0, 1, 2])
+        if t is None:
+            log.info("%s: gemm dtype %s too sparse, dropped", path, raw)
+        else:
+            out[name] = t
+    return out
+
+
+def attention_tables(path: Path, kind: str) -> dict[str, Table]:
+    df = _read(path, ("batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim", "kv_cache_dtype",
+                      "step", "latency"))
+    if "window_size" not in df.columns:  # older tables: full attention only
+        df = df.assign(window_size=0)
+    df = df[(df["head_dim"] == 128) & (df["window_size"] == 0)]
+    if kind == "context":
+        axes = ["batch_size", "isl", "num_heads"]
+    else:
+        df = df.assign(kv_len=df["step"] + df["isl"])
+        axes = ["batch_size", "kv_len", "num_key_value_heads"]
+    out = {}
+    for raw, d in df.groupby("kv_cache_dtype"):
+        name = KV_DTYPES.get(str(raw))
+        if name is None or d.empty:
+            continue
+        med = d.groupby(axes, as_index=False)["latency"].median()
+        t = _table(med, axes, [1, 0, 2])
+        if t is not None:
+            out[name] = t
+    return out
+
+
+def comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str, Table]:
+    out: dict[str, Table] = {}
+    vs = versions(root, system, "comm", engine)
+    # the engine's custom all-reduce: the newest version not above the profile's, else the oldest newer one
+    older = [v for v in vs if _vkey(v) <= _vkey(version)]
+    pick = (older or vs)[-1:] if vs else []
+    for v in pick:
+        f = root / system / "comm" / engine / v / "custom_allreduce_perf.parquet"
+        if f.exists():
+            df = _read(f, ("num_gpus", "message_size", "latency"))
+            if "backend" in df.columns and df["backend"].astype(str).str.endswith("graph").any():
+                df = df[df["backend"].astype(str).str.endswith("graph")]
+            t = _table(df, ["num_gpus", "message_size"], [1, 0])
+            if t is not None:
+                out["custom_allreduce"] = t
+    nv = versions(root, system, "comm", "nccl")
+    if nv:
+        f = root / system / "comm" / "nccl" / nv[-1] / "nccl_perf.parquet"
+        if f.exists():
+            df = _read(f, ("op_name", "nccl_dtype", "num_gpus", "message_size", "latency"))
+            df = df[df["nccl_dtype"].astype(str) == "half"]
+            for op, d in df.groupby("op_name"):
+                t = _table(d, ["num_gpus", "message_size"], [1, 0])
+                if t is not None:
+                    out[f"nccl_{op}"] = t
+    return out
+
+
+def build_one(root: Path, system: str, engine: str, version: str, source: str) -> KernelProfile | None:
+    """The compact profile of one (system, engine, version), or None without GEMM tables."""
+    base = root / system
+    f = base / "gemm" / engine / version / "gemm_perf.parquet"
+    if not f.exists():
+        return None
+    tables: dict[str, Table] = {f"gemm.{k}": t for k, t in gemm_tables(f).items()}
+    if not tables:
+        return None
+    avs = versions(root, system, "attention", engine)
+    av = [v for v in avs if _vkey(v) <= _vkey(version)] or avs
+    if av:
+        d = base / "attention" / engine / av[-1]
+        for kind, fname in (("context", "context_attention_perf.parquet"),
+                            ("generation", "generation_attention_perf.parquet")):
+            if (d / fname).exists():
+                for k, t in attention_tables(d / fname, kind).items():
+                    tables[f"{kind}_attention.{k}"] = t
+    for k, t in comm_tables(root, system, engine, version).items():
+        tables[f"comm.{k}"] = t
+    return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables)
+
+
+def build_all(root: Path, out: Path, source: str, newest_only: bool = True) -> list[KernelProfile]:
+    """Build and save every (system, engine, version) with GEMM tables; returns the profiles written."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    index = []
+    for sysdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for engine in ENGINES:
+            vs = [v for v in versions(root, sysdir.name, "gemm", engine)
+                  if (sysdir / "gemm" / engine / v / "gemm_perf.parquet").exists()]
+            for v in (vs[-1:] if newest_only else vs):
+                prof = build_one(root, sysdir.name, engine, v, source)
+                if prof is None:
+                    continue
+                save(prof, out / prof.filename)
+                done.append(prof)
+                index.append({"system": prof.system, "engine": prof.engine, "version": prof.version,
+                              "file": prof.filename, "tables": sorted(prof.tables)})
+                log.info("built %s", prof.filename)
+    (out / "index.json").write_text(json.dumps({"source": source, "profiles": index}, indent=1) + "\n")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m objectives.profiles.build", description=__doc__.split("\n")[0])
+    ap.add_argument("--root", help="folder <system>/<op>/<engine>/<version>/*.parquet "
+                                   "(default: the installed aiconfigurator-core's systems/data)")
+    ap.add_argument("--out", default=str(DATA_DIR), help="output folder (default: the shipped profiles)")
+    ap.add_argument("--source", default=None, help="provenance text stored in each profile")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root = Path(a.root) if a.root else aiconfigurator_root()
+    if root is None or not root.is_dir():
+        raise SystemExit("no kernel tables: install the profiles extra (pip install -e '.[profiles]') or pass --root")
+    source = a.source or ("aiconfigurator-core " + _aic_version() + " (Apache-2.0, NVIDIA): systems/data"
+                          if not a.root else f"kernel tables under {root}")
+    done = build_all(root, Path(a.out), source)
+    print(f"{len(done)} profiles written to {a.out}")
+    return 0
+
+
+def _aic_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("aiconfigurator-core")
+    except PackageNotFoundError:
+        return "?"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Vectorized interpolation of measured latency tables on sorted, log-spaced grids.
+
+A `Table` holds latencies (ms) on the Cartesian product of sorted axes. Lookups interpolate multilinearly in
+log(axis) / log(latency) space, one `searchsorted` per axis for a whole array of points; outside an axis' range the
+edge segment's slope extrapolates (a GEMM twice the largest measured M takes about twice as long). `inside`
+says whether a point lies within the measured range of every axis, which is what `source` reports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Table:
+    """Latency (ms) on a grid: `axes[i]` sorted positive values (len >= 2), `log_ms` of shape (len(axes[0]), ...).
+
+    NaN cells are not allowed (builders fill gaps along an axis or drop the table)."""
+
+    names: tuple[str, ...]
+    axes: tuple[np.ndarray, ...]
+    log_ms: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.axes) or self.log_ms.shape != tuple(len(a) for a in self.axes):
+            raise ValueError(f"Table: axes {self.names} of lengths {[len(a) for a in self.axes]} do not match "
+                             f"values of shape {self.log_ms.shape}")
+        for n, a in zip(self.names, self.axes):
+            if len(a) < 2 or np.any(np.diff(a) <= 0) or a[0] <= 0:
+                raise ValueError(f"Table axis {n!r} must hold >= 2 increasing positive values, got {a!r:.120}")
+        if not np.isfinite(self.log_ms).all():
+            raise ValueError(f"Table over {self.names} has non-finite latencies")
+
+    def __call__(self, *points: Any) -> np.ndarray:
+        """Latency (ms) at `points` (one array per axis, broadcast together)."""
+        pts = np.broadcast_arrays(*[np.asarray(p, dtype=float) for p in points])
+        shape = pts[0].shape
+        idx, frac = [], []
+        for a, x in zip(self.axes, pts):
+            la = np.log(a)
+            lx = np.log(np.maximum(x, 1e-30)).ravel()
+            i = np.clip(np.searchsorted(la, lx, side="right") - 1, 0, len(a) - 2)
+            idx.append(i)
+            frac.append((lx - la[i]) / (la[i + 1] - la[i]))
+        out = np.zeros(idx[0].shape)
+        d = len(self.axes)
+        for corner in range(1 << d):
+            w = np.ones_like(out)
+            ix = []
+            for ax in range(d):
+                bit = (corner >> ax) & 1
+                w = w * (frac[ax] if bit else 1.0 - frac[ax])
+                ix.append(idx[ax] + bit)
+            out += w * self.log_ms[tuple(ix)]
+        return np.exp(out).reshape(shape)
+
+    def inside(self, *points: Any) -> np.ndarray:
+        """True where every coordinate lies within its axis' measured range."""
+        pts = np.broadcast_arrays(*[np.asarray(p, dtype=float) for p in points])
+        ok = np.ones(pts[0].shape, dtype=bool)
+        for a, x in zip(self.axes, pts):
+            ok &= (x >= a[0] * (1 - 1e-9)) & (x <= a[-1] * (1 + 1e-9))
+        return ok
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Flat name -> array form for an .npz file."""
+        out = {f"{prefix}|axis|{i}|{n}": a for i, (n, a) in enumerate(zip(self.names, self.axes))}
+        out[f"{prefix}|log_ms"] = self.log_ms.astype(np.float32)
+        return out
+
+    @classmethod
+    def from_arrays(cls, prefix: str, arrays: Any) -> "Table":
+        keys = sorted((k for k in arrays if k.startswith(prefix + "|axis|")), key=lambda k: int(k.split("|")[-2]))
+        return cls(tuple(k.split("|")[-1] for k in keys), tuple(np.asarray(arrays[k], dtype=float) for k in keys),
+                   np.asarray(arrays[prefix + "|log_ms"], dtype=float))
+
+
+def fill_gaps(values: np.ndarray, axis: int) -> np.ndarray:
+    """Fill NaN cells of log-latency `values` by linear interpolation (and edge extension) along `axis`, line by
+    line; lines that are all NaN stay NaN."""
+    v = np.moveaxis(values.copy(), axis, -1)
+    flat = v.reshape(-1, v.shape[-1])
+    x = np.arange(flat.shape[1])
+    for row in flat:
+        ok = np.isfinite(row)
+        if ok.any() and not ok.all():
+            row[~ok] = np.interp(x[~ok], x[ok], row[ok])
+    return np.moveaxis(flat.reshape(v.shape), -1, axis)
+
+
+def pivot(df: Any, axes: list[str], value: str = "latency") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Long table -> (sorted axes, log(value) array with NaN where not measured); duplicate cells take the
+    minimum (the fastest kernel the engine can pick)."""
+    g = df.groupby(axes, sort=True)[value].min()
+    ax = tuple(np.asarray(sorted(df[a].unique()), dtype=float) for a in axes)
+    out = np.full(tuple(len(a) for a in ax), np.nan)
+    pos = [np.searchsorted(a, np.asarray(g.index.get_level_values(i), dtype=float)) for i, a in enumerate(ax)]
+    out[tuple(pos)] = np.log(np.maximum(g.to_numpy(float), 1e-6))
+    return ax, out

@@ -1,0 +1,173 @@
+"""`KernelProfile`: measured latency tables of one (GPU system, serving engine, engine version), and where they live.
+
+Profiles ship compact under objectives/data/profiles/ (derived from aiconfigurator-core, see NOTICE); with the
+`profiles` extra installed, `load(..., full=True)` (the default then) builds them from the package's full tables.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .grid import Table
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+
+#: catalog GPU name -> the system name the kernel tables use (only GPUs whose tables were measured on that exact
+#: part; an H100 PCIe or GH200 is not an H100 SXM and falls back to the roofline)
+SYSTEMS: Mapping[str, str] = {
+    "H100-SXM-80GB": "h100_sxm", "H200-SXM-141GB": "h200_sxm", "B200": "b200_sxm", "B300": "b300_sxm",
+    "GB200": "gb200", "GB300": "gb300", "A100-SXM-80GB": "a100_sxm", "L40S": "l40s",
+}
+ENGINE_NAMES = ("vllm", "sglang", "trtllm")
+ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
+                  "tensorrt_llm": "trtllm", "trt-llm": "trtllm"}
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    """Latency tables (ms) of one GPU system under one engine version. Table names: `gemm.<dtype>` (m, n, k),
+    `context_attention.<kv dtype>` (batch, input length, query heads), `generation_attention.<kv dtype>`
+    (batch, KV length, KV heads), `comm.custom_allreduce` / `comm.nccl_<op>` (GPUs, message elements)."""
+
+    system: str
+    engine: str
+    version: str
+    source: str
+    tables: Mapping[str, Table] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.system}__{self.engine}__{self.version}.npz"
+
+    @property
+    def key(self) -> str:
+        return f"{self.system}/{self.engine}/{self.version}"
+
+    def table(self, name: str) -> Table | None:
+        return self.tables.get(name)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hash of the tables' contents (recorded in studies' provenance)."""
+        h = hashlib.sha256(self.key.encode())
+        for name in sorted(self.tables):
+            t = self.tables[name]
+            h.update(name.encode())
+            for a in t.axes:
+                h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(t.log_ms, dtype=np.float32).tobytes())
+        return h.hexdigest()
+
+
+def save(p: KernelProfile, path: Path) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    for name, t in p.tables.items():
+        arrays.update(t.to_arrays(name))
+    meta = {"system": p.system, "engine": p.engine, "version": p.version, "source": p.source,
+            "tables": sorted(p.tables)}
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    Path(path).write_bytes(buf.getvalue())
+
+
+def read(path: str | Path) -> KernelProfile:
+    """A profile file written by `save` (or `python -m objectives.profiles.build`)."""
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a kernel profile file (.npz written by objectives.profiles): {e}") from None
+    with z:
+        if "__meta__" not in z.files:
+            raise ValueError(f"{path}: not a kernel profile file (no __meta__ entry)")
+        meta = json.loads(bytes(z["__meta__"]).decode())
+        arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    tables = {name: Table.from_arrays(name, arrays) for name in meta["tables"]}
+    return KernelProfile(meta["system"], meta["engine"], meta["version"], meta["source"], tables)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_index() -> tuple[tuple[str, str, str, str], ...]:
+    f = DATA_DIR / "index.json"
+    if not f.exists():
+        return ()
+    idx = json.loads(f.read_text())
+    return tuple((e["system"], e["engine"], e["version"], e["file"]) for e in idx["profiles"])
+
+
+def available(gpu: str | None = None) -> dict[str, list[str]]:
+    """{engine: [versions]} with a shipped profile for `gpu` (a catalog name or system name), or for any GPU."""
+    system = None if gpu is None else SYSTEMS.get(gpu, gpu)
+    out: dict[str, list[str]] = {}
+    for s, e, v, _ in _shipped_index():
+        if system is None or s == system:
+            out.setdefault(e, [])
+            if v not in out[e]:
+                out[e].append(v)
+    return out
+
+
+def system_of(gpu: str) -> str | None:
+    """The kernel-table system of a catalog GPU name (None: no measured profile for that part)."""
+    return SYSTEMS.get(gpu)
+
+
+def resolve_engine(engine: Any) -> tuple[str, str | None]:
+    """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version or None)."""
+    if isinstance(engine, tuple) and len(engine) == 2:
+        name, ver = engine
+    else:
+        s = str(engine).strip()
+        for sep in ("==", "@", ":"):
+            if sep in s:
+                name, ver = s.split(sep, 1)
+                break
+        else:
+            name, ver = s, None
+    key = ENGINE_ALIASES.get(str(name).strip().lower())
+    if key is None:
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINE_NAMES)} (optionally 'name==version')")
+    return key, (str(ver).strip() if ver else None)
+
+
+def _newest(vs: list[str]) -> str:
+    from .build import _vkey
+    return sorted(vs, key=_vkey)[-1]
+
+
+@functools.lru_cache(maxsize=64)
+def load(gpu: str, engine: str, version: str | None = None, full: bool | None = None) -> KernelProfile | None:
+    """The kernel profile of catalog GPU `gpu` under `engine` (newest version when None), or None when that GPU
+    has no measured profile (the model then uses the roofline). An engine or version that does not exist for a
+    profiled GPU raises ValueError naming what exists. `full`: build from the installed aiconfigurator-core's
+    full tables (default: when installed) instead of the shipped compact copy."""
+    eng, ver = resolve_engine(engine if version is None else (engine, version))
+    system = SYSTEMS.get(gpu)
+    if system is None:
+        return None
+    have = available(gpu)
+    if eng not in have:
+        raise ValueError(f"no {eng} kernel profile for {gpu}; available: "
+                         f"{', '.join(f'{e} {vs}' for e, vs in have.items()) or 'none'}")
+    if ver is None:
+        ver = _newest(have[eng])
+    elif ver not in have[eng]:
+        raise ValueError(f"no {eng} {ver} kernel profile for {gpu}; versions available: {', '.join(have[eng])}")
+    from .build import aiconfigurator_root, build_one
+    root = aiconfigurator_root() if full is None or full else None
+    if full and root is None:
+        raise ValueError("full=True needs the aiconfigurator-core package (pip install -e '.[profiles]')")
+    if root is not None:
+        p = build_one(root, system, eng, ver, "aiconfigurator-core (installed, full tables)")
+        if p is not None:
+            return p
+    fname = next(f for s, e, v, f in _shipped_index() if (s, e, v) == (system, eng, ver))
+    return read(DATA_DIR / fname)
