@@ -83,7 +83,7 @@ def test_sparse_datasheet_figures_were_halved():
 def test_datasheet_numbers_are_mutually_consistent():
     for name in catalog.gpus():
         p = catalog.gpu(name).peak_tflops
-        if "fp16" in p:
+        if "fp16" in p and "bf16" in p:  # Volta (V100) computes in fp16 only: it has no bf16 peak
             assert p["fp16"] == p["bf16"], name
         if "fp8" in p:
             assert p["fp8"] >= p["bf16"], name
