@@ -10,6 +10,7 @@ import pandas as pd
 from . import memory
 from .comm import allreduce_latency_s, allreduce_s_per_byte, alltoall_s_per_byte, p2p_s_per_byte
 from .efficiency import Efficiency, load_efficiency
+from .measured import SOURCES, Curves, build_curves
 from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
 from .resolve import (MAX_DEGREE, PROFILES, R_EP, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, choice_codes, dtype_bytes,
                       dtype_codes,
@@ -49,6 +50,8 @@ class Prepared:
     act_code: Num
     kv_code: Num
     profile_code: Num           # index into resolve.PROFILES
+    engine_code: Num            # index into engine_names
+    source_code: Num            # index into measured.SOURCES: where the step costs come from
     weights_gpu: Num            # bytes
     kv_tok_gpu: Num             # bytes per token of context, per GPU
     act_tok_gpu: Num            # bytes per token in flight, per GPU
@@ -63,6 +66,7 @@ class Prepared:
     gpu_names: list
     model_index: Num
     gpu_index: Num
+    engine_names: tuple = ("roofline",)
     #: factorized form (large sweeps): every array field above holds one value per DISTINCT configuration and
     #: `inv` (flat, one entry per row of the broadcast result) says which; None: fields broadcast directly
     inv: np.ndarray | None = None
@@ -70,7 +74,7 @@ class Prepared:
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
-                   "weights_gpu",
+                   "engine_code", "source_code", "weights_gpu",
                    "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
 
@@ -80,7 +84,8 @@ class Prepared:
         fields = {f: getattr(self, f) for f in Prepared.__dataclass_fields__}
         for f in self._ROW_FIELDS:
             fields[f] = fn(fields[f])
-        fields["coeffs"] = StepCoeffs(**{f: fn(getattr(self.coeffs, f)) for f in StepCoeffs.__dataclass_fields__})
+        fields["coeffs"] = StepCoeffs(**{f: fn(getattr(self.coeffs, f)) for f in StepCoeffs.__dataclass_fields__
+                                         if f != "curves"}, curves=self.coeffs.curves)
         fields["shape"] = ModelShape(**{f: fn(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
         return fields
 
@@ -88,6 +93,8 @@ class Prepared:
         """The rows `idx` (positions into the distinct configurations) as a plain Prepared: array fields
         gathered, scalars kept. Used on blocks of rows, so gathered arrays stay cache-sized."""
         fields = self.map_rows(lambda v: v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v)
+        if self.coeffs.curves is not None:
+            fields["coeffs"].curves = self.coeffs.curves.take(idx)
         fields["lc"] = None
         fields["inv"] = None
         return Prepared(**fields)
@@ -111,7 +118,7 @@ _FACTORIZE_MIN = 4096
 def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
-            engine_profile: Any = "standard") -> Prepared | None:
+            engine_profile: Any = "standard", engine: Any = None) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
@@ -133,15 +140,16 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
-    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof]
+    engine_names, eng = engine_codes(engine)
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
-                            kv_dtype=k, engine_profile=prof)
+                            kv_dtype=k, engine_profile=prof, engine=eng)
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
     if shape and int(np.prod(row_shape)) >= _FACTORIZE_MIN:
-        return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices)
-    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eff, prices)
+        return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names)
+    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, prices, engine_names)
     p.row_shape = row_shape
     return p
 
@@ -167,7 +175,7 @@ def _codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, inv.reshape(x.shape)
 
 
-def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices) -> Prepared:
+def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names) -> Prepared:
     """prepare() once per distinct configuration; `inv` maps every row of `row_shape` to its configuration.
     Fields constant across the distinct configurations become scalars."""
     key = None
@@ -200,10 +208,10 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices) -> Prepared:
     args = [v if v is not None else (0 if i < 2 and cols[i] is None else cols[i]) for i, v in enumerate(vals)]
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
-    sub = _prepare(mrecs, midx, grecs, gidx, *args[2:], eff, prices)
+    sub = _prepare(mrecs, midx, grecs, gidx, *args[2:], eff, prices, engine_names)
 
     def collapse(v):
-        if np.ndim(v) == 0:
+        if np.ndim(v) == 0 or isinstance(v, Curves):
             return v
         v = np.broadcast_to(np.asarray(v), ukey.shape)
         return v.flat[0] if (v == v.flat[0]).all() else np.ascontiguousarray(v)
@@ -214,7 +222,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices) -> Prepared:
     return Prepared(**fields)
 
 
-def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eff, prices) -> Prepared:
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, prices, engine_names) -> Prepared:
     tp, pp, dp, ep = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
@@ -246,7 +254,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eff, price
     ar_lat = allreduce_latency_s(tp, lat_us, hop_us)
     ar_tok = m.hidden * 2.0 * allreduce_s_per_byte(tp, g.link_gbs, bw_eff)
     ar_n = np.where(tp > 1, lc.n_allreduce, 0.0)
-    a2a_n = np.where(ep > 1, 2.0 * lc.n_moe_layers, 0.0)
+    # EP inside the TP group needs no all-to-all: every rank already holds every token after the all-reduce
+    a2a_n = np.where((ep > 1) & (np.mod(tp, ep) != 0), 2.0 * lc.n_moe_layers, 0.0)
     a2a_tok = m.top_k * m.hidden * 2.0 * alltoall_s_per_byte(ep, g.link_gbs, bw_eff)
     p2p_lat = allreduce_latency_s(2.0, lat_us, hop_us)
     p2p_tok = m.hidden * 2.0 * p2p_s_per_byte(g.link_gbs, bw_eff)
@@ -267,19 +276,92 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eff, price
                                + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
         comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
     )
+    # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
+    src = 0
+    if any(e != "roofline" for e in engine_names):
+        src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, eng, engine_names, eff, elem_s,
+                             p2p_tok, p2p_lat)
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
     ep_bad = (ep > 1) & ((np.mod(tp, ep) != 0) | (m.n_experts <= 0) | (np.mod(m.n_experts, ep) != 0))
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, R_OK)))
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, n_gpus=tp * pp * dp, weight_code=w, act_code=act,
-        kv_code=kvc, profile_code=prof, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
+        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,
         model_names=[r.name for r in mrecs], gpu_names=[r.name for r in grecs],
         model_index=0 if midx is None else midx, gpu_index=0 if gidx is None else gidx,
+        engine_names=tuple(engine_names),
     )
+
+
+#: what `engine=None` means: the newest profile of this engine where the GPU has one, else the roofline
+DEFAULT_ENGINE = "roofline"
+
+
+def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
+    """(distinct normalized engine names, int code(s) into them) of the `engine` argument: "roofline" (closed
+    form only), "auto" (vLLM's newest profile where the GPU has one), "vllm" / "sglang" / "trtllm" (newest
+    version), or "name==version"; a scalar or an array. Unknown names raise ValueError listing the valid ones."""
+    from objectives.profiles import resolve_engine
+
+    def norm(e: Any) -> str:
+        if e is None:
+            return DEFAULT_ENGINE
+        if str(e).strip().lower() in ("roofline", "auto"):
+            return str(e).strip().lower()
+        name, ver = resolve_engine(e)
+        return name if ver is None else f"{name}=={ver}"
+    if isinstance(engine, (list, tuple, np.ndarray, pd.Series)):
+        vals = [norm(e) for e in np.asarray(engine, dtype=object).ravel()]
+        names = tuple(dict.fromkeys(vals))
+        codes = np.array([names.index(v) for v in vals], dtype=np.int64).reshape(np.shape(np.asarray(engine,
+                                                                                                     dtype=object)))
+        return names, codes
+    return (norm(engine),), 0
+
+
+def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, eng,
+                   engine_names, eff, elem_s, p2p_tok, p2p_lat) -> Any:
+    """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
+    returns the per-row source code."""
+    from objectives import profiles
+    from objectives.catalog.types import DTYPES
+
+    gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
+    names = []
+    for e in engine_names:
+        names.append(e)
+    engines = np.array(names, dtype=object)[eng]
+    if "auto" in engine_names:
+        auto = np.array(["vllm" if "vllm" in profiles.available(g) else
+                         (next(iter(profiles.available(g)), "roofline")) for g in np.atleast_1d(gpu_names).ravel()],
+                        dtype=object).reshape(np.shape(gpu_names))
+        engines = np.where(engines == "auto", auto, engines)
+    dt = np.array(DTYPES, dtype=object)
+    fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
+                                          "gated", "parallel_residual", "n_experts", "top_k", "moe_ffn",
+                                          "shared_ffn", "q_lora_rank", "kv_lora_rank", "qk_nope", "qk_rope",
+                                          "v_head")}
+    fields["n_moe_layers"] = lc.n_moe_layers
+    if hasattr(m, "n_linear_attn_layers"):
+        fields["n_linear_attn_layers"] = m.n_linear_attn_layers
+    curves, src, has, shape = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff)
+
+    def per_engine(name: str, default: float) -> np.ndarray:
+        table = eff[name]
+        vals = np.array([float(table.get(str(e).split("==")[0], default)) for e in np.ravel(engines)])
+        return vals.reshape(np.shape(engines))
+    step_ms = per_engine("engine_step_ms", 1.0)
+    seq_us = per_engine("engine_seq_us", 2.0)
+    c.tok_s = np.where(has, elem_s + (pp - 1.0) * p2p_tok, c.tok_s)
+    c.fixed_s = np.where(has, step_ms * 1e-3 + (pp - 1.0) * p2p_lat, c.fixed_s)
+    c.comm_fixed_s = np.where(has, (pp - 1.0) * p2p_lat, c.comm_fixed_s)
+    c.ovh_seq_s = np.where(has, seq_us * 1e-6, c.ovh_seq_s)
+    c.curves = curves
+    return src
 
 
 __all__ = ["Prepared", "prepare", "default_eff", "int_code"]

@@ -34,6 +34,11 @@ tf32; links: nvlink, xgmi, pcie, roce):
 - ``tuned_build_fixed_eff``: for ``engine_profile="tuned"`` (that guide's tuned flags: multiple profiles, GEMM
   plugin, paged context attention, reduce fusion), the factor on the per-forward fixed time (host/launch
   overhead, collective latencies). Fitted on the 16 rows naming that build.
+- ``profile_gemm_scale[engine]``, ``profile_attn_scale``: factor from a measured kernel's isolated latency (the
+  profile) to its time inside the engine's forward pass; ``profile_moe_eff``: a routed-expert grouped GEMM's
+  efficiency relative to a dense GEMM of the same tokens per expert.
+- ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
+  gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
 """
@@ -88,6 +93,12 @@ def _default_params() -> dict[str, Any]:
         "kv_reserve_output_frac": 1.0,
         "baseline_build_mem_eff": 0.5,
         "tuned_build_fixed_eff": 0.8,
+        # measured kernel profiles (engine != "roofline"): in-engine time vs the isolated kernel measurement
+        "profile_gemm_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
+        "profile_attn_scale": 1.0,
+        "profile_moe_eff": 0.8,
+        "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
+        "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0},
     }
 
 

@@ -16,6 +16,7 @@ from objectives.catalog.types import DTYPES
 from . import memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
+from .measured import SOURCES
 from .ops import busy_s, forward_s, idle_s
 from .resolve import PROFILES, R_MEM, R_OK, REASONS, positive
 
@@ -101,6 +102,8 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
     for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
         out[k] = _categorical(DTYPES, p.column(f, np.int8))
     out["engine_profile"] = _categorical(PROFILES, p.column("profile_code", np.int8))
+    out["engine"] = _categorical(list(p.engine_names), p.column("engine_code", np.int8))
+    out["source"] = _categorical(SOURCES, p.column("source_code", np.int8))
     for k, v in inputs.items():
         if k in res:
             out[k] = res[k].astype(np.int64)
@@ -126,6 +129,8 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
     for k in ("weight_dtype", "act_dtype", "kv_dtype"):
         out[k] = pd.Categorical([], categories=list(DTYPES))
     out["engine_profile"] = pd.Categorical([], categories=list(PROFILES))
+    out["engine"] = pd.Categorical([])
+    out["source"] = pd.Categorical([], categories=list(SOURCES))
     for k in extra:
         out[k] = np.empty(0, dtype=np.int64)
     return pd.DataFrame(out)
@@ -135,7 +140,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
-             efficiency: Efficiency | None = None) -> pd.DataFrame:
+             engine: Any = None, efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -151,6 +156,11 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     model (engines run long prefills in chunks of at most this many tokens). `engine_profile`: "standard" (the
     published benchmark builds; default), "tuned" or "baseline" (the TensorRT-LLM tuning guide's tuned and
     default-flag builds; see `resolve.PROFILES` and the factors in `efficiency`); may be an array.
+    `engine`: the serving engine whose measured kernel profile costs the GEMMs, attention, experts and
+    all-reduces: "vllm", "sglang", "trtllm" (newest profiled version for the GPU) or "name==version", "auto"
+    (vLLM where profiled), "roofline" / None (the closed form with fitted factors); may be an array. A GPU
+    without a profile falls back to the roofline; the `source` column says which (roofline | interpolated |
+    extrapolated: a lookup outside the measured range of a table).
 
     Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
     throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
@@ -167,7 +177,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     mnt = positive("max_num_tokens", max_num_tokens)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
-                engine_profile=engine_profile)
+                engine_profile=engine_profile, engine=engine)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
@@ -262,7 +272,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
                    max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
-                   engine_profile: Any = "standard", efficiency: Efficiency | None = None) -> pd.DataFrame:
+                   engine_profile: Any = "standard", engine: Any = None,
+                   efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -287,7 +298,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     if conc is not None:
         rows["concurrency"] = conc
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
-                engine_profile=engine_profile)
+                engine_profile=engine_profile, engine=engine)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
     res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc), _max_throughput_rows)

@@ -158,6 +158,9 @@ class StepCoeffs:
     fixed_s: Num         # per-forward s: host/launch overhead + collective latencies
     comm_fixed_s: Num    # the collective-latency part of fixed_s (GPU waits on the link)
     ovh_seq_s: Num       # per-sequence per-iteration host overhead, s
+    #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
+    #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
+    curves: Any = None
 
 
 def _zero(x: Num) -> bool:
@@ -172,6 +175,8 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
     Each op: max(compute time, memory time); terms whose input is a literal 0 are skipped (saves time only).
     """
     M = D if _zero(T) else (T if _zero(D) else T + D)
+    if c.curves is not None:
+        return _forward_measured(c, T, A, D, K, S, M, mx is max)
     t = mx(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s)
     if not _zero(c.n_experts) and not (isinstance(c.n_experts, np.ndarray) and not c.n_experts.any()):
         # MoE: expected number of distinct experts touched by M tokens choosing top_k of n_experts
@@ -182,6 +187,20 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
     if not _zero(K):
         t = t + K * c.dec_kv_s
     t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+    return t + c.fixed_s + (D + S) * c.ovh_seq_s
+
+
+def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: Num, scalar: bool) -> Num:
+    """`forward_s` from measured-profile curves: GEMMs, experts and all-reduces at M tokens, the LM head at S rows,
+    attention at the prompts' and decodes' shapes; plus elementwise/pipeline terms and the fixed costs."""
+    from .measured import attention_terms, curve_at, curve_at1
+
+    cv = c.curves
+    if scalar:
+        t = curve_at1(cv.tok, max(M, 1.0)) + curve_at1(cv.head, max(S, 1.0))
+    else:
+        t = curve_at(cv.tok, M) + curve_at(cv.head, S)
+    t = t + attention_terms(c, T, A, D, K, scalar) + M * c.tok_s
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
 
 

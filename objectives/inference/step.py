@@ -10,6 +10,7 @@ from . import memory, power
 from .core import prepare
 from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
+from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
 from .resolve import REASONS, R_OK, positive
 
@@ -26,17 +27,17 @@ class StepModel:
     def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
-                 efficiency: Efficiency | None = None) -> None:
+                 engine: Any = None, efficiency: Efficiency | None = None) -> None:
         for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("max_num_tokens", max_num_tokens)):
             if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
         for name, v in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
-                        ("kv_dtype", kv_dtype), ("engine_profile", engine_profile)):
+                        ("kv_dtype", kv_dtype), ("engine_profile", engine_profile), ("engine", engine)):
             if isinstance(v, (list, tuple, np.ndarray)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
         positive("max_num_tokens", max_num_tokens)
         p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None,
-                    engine_profile=engine_profile)
+                    engine_profile=engine_profile, engine=engine)
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"
         if code != R_OK:
@@ -47,7 +48,15 @@ class StepModel:
         self.tp, self.pp = int(tp), int(pp)
         self.n_gpus: int = self.tp * self.pp
         self._c = StepCoeffs(**{f.name: float(np.asarray(getattr(p.coeffs, f.name)))
-                                for f in dataclasses.fields(StepCoeffs)})
+                                for f in dataclasses.fields(StepCoeffs) if f.name != "curves"})
+        cv = p.coeffs.curves
+        if cv is not None:  # one configuration: plain lists for the per-iteration float path
+            self._c.curves = Curves(cv.tok.reshape(-1).tolist(), cv.head.reshape(-1).tolist(),
+                                    cv.ctx.reshape(cv.ctx.shape[-2:]).tolist(),
+                                    cv.gen.reshape(cv.gen.shape[-2:]).tolist())
+        self.engine: str = str(p.engine_names[int(np.asarray(p.engine_code))])
+        self.source: str = SOURCES[int(np.asarray(p.source_code))]
+        """Where the iteration costs come from: roofline | interpolated | extrapolated (see inference.estimate)."""
         self.kv_bytes_per_token: float = float(p.kv_tok_gpu) * self.n_gpus
         """KV-cache bytes per token of context for the whole replica (all its GPUs)."""
         cap = float(kv_capacity_tokens(p, float(max_num_tokens)))

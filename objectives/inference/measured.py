@@ -1,0 +1,326 @@
+"""Step-time curves from measured kernel profiles (objectives.profiles), per configuration.
+
+`forward_s` in ops.py costs a forward pass from a handful of coefficients. With a kernel profile, the per-token
+work is not linear in the token count (GEMM tiles, kernel launch floors, all-reduce latency at small messages),
+so each configuration gets curves sampled on fixed log-spaced grids, computed ONCE per distinct configuration:
+
+- `tok`  (M tokens in the forward, grid M_GRID): every GEMM of every layer (dense, attention projections, shared
+  and routed experts) looked up in the profile's GEMM table at its (m, n, k), plus the TP all-reduces at M x hidden
+  elements from the engine's all-reduce table;
+- `head` (S logit rows, grid M_GRID): the LM-head GEMM;
+- `ctx`  (prompts b x effective length s, grids B_GRID x S_GRID): context attention of all layers;
+- `gen`  (decoding sequences b x mean KV length s): generation attention of all layers.
+
+A configuration's step then costs a few gathers and interpolations (log-log, linear in the grid index), with no
+table search: the grids are uniform in log2. Rows without a profile get the same curves sampled from the roofline
+coefficients, so one code path serves a mixed batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Num = Any
+
+#: tokens (M) and logit rows (S): half-octave grid 1 .. 2**17
+M_STEPS = 2
+M_GRID = 2.0 ** (np.arange(0, 17 * M_STEPS + 1) / M_STEPS)
+#: attention: batch 1 .. 2048 and length 16 .. 262144, octave grids
+B_GRID = 2.0 ** np.arange(0, 12)
+S_LO = 4
+S_GRID = 2.0 ** np.arange(S_LO, 19)
+
+
+@dataclass
+class Curves:
+    """Log-seconds curves per configuration: tok/head shaped (..., len(M_GRID)), ctx/gen (..., len(B_GRID),
+    len(S_GRID)); leading dims broadcast like the other step coefficients."""
+
+    tok: np.ndarray
+    head: np.ndarray
+    ctx: np.ndarray
+    gen: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "Curves":
+        return Curves(self.tok[idx], self.head[idx], self.ctx[idx], self.gen[idx])
+
+
+def _pos(x: Num, lo: float, steps: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cell and fraction (unclipped: extrapolates) of x on a log2 grid starting at 2**lo."""
+    g = (np.log2(np.maximum(x, 1.0)) - lo) * steps
+    j = np.clip(g.astype(np.intp), 0, n - 2)
+    return j, g - j
+
+
+def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray) -> np.ndarray:
+    """curve[..., i0, i1] for per-row indices, with the curve's leading dims broadcast to `shape`."""
+    lead = curve.ndim - len(idx)
+    if curve.shape[:lead] == shape:
+        rows = np.arange(int(np.prod(shape))).reshape(shape) if shape else 0
+        flat = curve.reshape((-1,) + curve.shape[lead:])
+        return flat[(rows,) + idx] if shape else curve[idx]
+    c = np.broadcast_to(curve, shape + curve.shape[lead:])
+    return _gather(np.ascontiguousarray(c), shape, *idx)
+
+
+def curve_at(curve: np.ndarray, M: Num) -> np.ndarray:
+    """Seconds at M (tokens or rows) from a (..., len(M_GRID)) log-seconds curve."""
+    curve = np.asarray(curve)
+    M = np.asarray(M, dtype=float)
+    shape = np.broadcast_shapes(M.shape, curve.shape[:-1])
+    M = np.broadcast_to(M, shape)
+    j, f = _pos(M, 0.0, M_STEPS, len(M_GRID))
+    lo = _gather(curve, shape, j)
+    hi = _gather(curve, shape, j + 1)
+    return np.exp(lo + f * (hi - lo))
+
+
+def grid_at(grid: np.ndarray, b: Num, s: Num) -> np.ndarray:
+    """Seconds at (batch b, length s) from a (..., len(B_GRID), len(S_GRID)) log-seconds grid (bilinear in
+    log-log, extrapolating beyond the edges)."""
+    grid = np.asarray(grid)
+    b = np.asarray(b, dtype=float)
+    s = np.asarray(s, dtype=float)
+    shape = np.broadcast_shapes(b.shape, s.shape, grid.shape[:-2])
+    b = np.broadcast_to(b, shape)
+    s = np.broadcast_to(s, shape)
+    i, fb = _pos(b, 0.0, 1.0, len(B_GRID))
+    j, fs = _pos(s, S_LO, 1.0, len(S_GRID))
+    v00 = _gather(grid, shape, i, j)
+    v01 = _gather(grid, shape, i, j + 1)
+    v10 = _gather(grid, shape, i + 1, j)
+    v11 = _gather(grid, shape, i + 1, j + 1)
+    lo = v00 + fs * (v01 - v00)
+    hi = v10 + fs * (v11 - v10)
+    return np.exp(lo + fb * (hi - lo))
+
+
+def _pos1(x: float, lo: float, steps: float, n: int) -> tuple[int, float]:
+    g = (math.log2(max(x, 1.0)) - lo) * steps
+    j = min(max(int(g), 0), n - 2)
+    return j, g - j
+
+
+def curve_at1(curve: Any, M: float) -> float:
+    """`curve_at` for one configuration and a float (the simulator's per-iteration path): plain float math."""
+    j, f = _pos1(M, 0.0, M_STEPS, len(M_GRID))
+    lo, hi = curve[j], curve[j + 1]
+    return math.exp(lo + f * (hi - lo))
+
+
+def grid_at1(grid: Any, b: float, s: float) -> float:
+    """`grid_at` for one configuration and floats."""
+    i, fb = _pos1(b, 0.0, 1.0, len(B_GRID))
+    j, fs = _pos1(s, S_LO, 1.0, len(S_GRID))
+    r0, r1 = grid[i], grid[i + 1]
+    lo = r0[j] + fs * (r0[j + 1] - r0[j])
+    hi = r1[j] + fs * (r1[j + 1] - r1[j])
+    return math.exp(lo + fb * (hi - lo))
+
+
+def attention_terms(c: Any, T: Num, A: Num, D: Num, K: Num, scalar: bool) -> Num:
+    """Seconds of context attention (T prompt tokens, A causal pairs) and generation attention (D sequences
+    reading K cached tokens) from the curves in `c.curves`. The prompt part is looked up at its effective length
+    s = 2A / T and batch T / s (one prompt of s tokens has s (s + 1) / 2 pairs)."""
+    cv = c.curves
+    t = 0.0
+    if scalar:
+        if A > 0 and T > 0:
+            s = 2.0 * A / T
+            t += grid_at1(cv.ctx, T / s, s)
+        if K > 0 and D > 0:
+            t += grid_at1(cv.gen, D, K / D)
+        return t
+    T, A, D, K = (np.asarray(x, dtype=float) for x in (T, A, D, K))
+    if np.any(A > 0):
+        s = 2.0 * A / np.maximum(T, 1e-30)
+        t = t + np.where((A > 0) & (T > 0), grid_at(cv.ctx, T / np.maximum(s, 1e-30), s), 0.0)
+    if np.any(K > 0):
+        t = t + np.where((K > 0) & (D > 0), grid_at(cv.gen, np.maximum(D, 1.0), K / np.maximum(D, 1e-30)), 0.0)
+    return t
+
+
+# ---- building the curves ------------------------------------------------------------------------------------------
+
+#: `source` codes of a result row
+SOURCES = ("roofline", "interpolated", "extrapolated")
+S_ROOF, S_INTERP, S_EXTRAP = range(3)
+#: GEMM table of each activation (compute) dtype
+_GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4": "gemm.fp4"}
+
+
+def _roofline_curves(c: Any, n: int) -> Curves:
+    """Curves sampled from the closed-form coefficients (flattened to n rows)."""
+    def col(x: Num) -> np.ndarray:
+        return np.broadcast_to(np.asarray(x, dtype=float), (n,))[:, None]
+    Mg = M_GRID[None, :]
+    tok = np.maximum(col(c.lin_s_tok) * Mg + col(c.lin_s_half), col(c.lin_mem_s))
+    ne = col(c.n_experts)
+    if np.any(ne > 0):
+        E = ne * (1.0 - np.power(1.0 - col(c.top_k) / np.maximum(ne, 1.0), Mg))
+        tok = tok + np.maximum(col(c.exp_s_tok) * Mg * col(c.top_k) + col(c.exp_s_half) * E, col(c.exp_mem_s) * E)
+    head = np.maximum(col(c.head_s_row) * Mg + col(c.head_s_half), col(c.head_mem_s))
+    b = B_GRID[None, :, None]
+    s = S_GRID[None, None, :]
+    ctx = b * s * (s + 1.0) * 0.5 * col(c.attn_s_pair)[:, :, None]
+    gen = b * s * col(c.dec_kv_s)[:, :, None]
+    return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)),
+                  np.log(np.maximum(ctx, 1e-12)), np.log(np.maximum(gen, 1e-12)))
+
+
+def _flat(x: Num, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x, dtype=float), (n,)).copy() if np.ndim(x) else np.full(n, float(x))
+
+
+def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
+                 kv_names: np.ndarray, gpu_names: np.ndarray, engines: np.ndarray, eff: Any,
+                 attn_dp: Num = 1.0) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
+    """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
+    per-row source code and a has-profile mask, and the broadcast shape. Rows whose GPU has no profile for
+    their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
+    from objectives import profiles
+
+    bshape = np.broadcast_shapes(*(np.shape(v) for v in shape_fields.values()), np.shape(tp), np.shape(ep),
+                                 np.shape(act_names), np.shape(kv_names), np.shape(gpu_names), np.shape(engines),
+                                 np.shape(attn_dp))
+    n = int(np.prod(bshape)) if bshape else 1
+    cv = _roofline_curves(_FlatCoeffs(coeffs, n), n)
+    src = np.zeros(n, dtype=np.int8)
+    f = {k: _flat(v, n) for k, v in shape_fields.items()}
+    tp_, ep_, adp = _flat(tp, n), _flat(ep, n), _flat(attn_dp, n)
+    act = np.broadcast_to(np.asarray(act_names, dtype=object), bshape).ravel()
+    kvn = np.broadcast_to(np.asarray(kv_names, dtype=object), bshape).ravel()
+    gpus = np.broadcast_to(np.asarray(gpu_names, dtype=object), bshape).ravel()
+    engs = np.broadcast_to(np.asarray(engines, dtype=object), bshape).ravel()
+    keys = np.array([f"{g}\x00{e}\x00{a}\x00{k}" for g, e, a, k in zip(gpus, engs, act, kvn)], dtype=object)
+    for key in dict.fromkeys(keys):
+        g, e, a, k = key.split("\x00")
+        if e in ("", "roofline"):
+            continue
+        prof = profiles.load(g, e)
+        if prof is None:
+            continue
+        gt = prof.table(_GEMM_TABLE.get(a, ""))
+        if gt is None:
+            continue
+        rows = np.flatnonzero(keys == key)
+        sub = {kk: v[rows] for kk, v in f.items()}
+        out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff)
+        cv.tok[rows], cv.head[rows], cv.ctx[rows], cv.gen[rows] = out.tok, out.head, out.ctx, out.gen
+        src[rows] = np.where(inside, S_INTERP, S_EXTRAP)
+    curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
+                    cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]))
+    return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
+
+
+class _FlatCoeffs:
+    """StepCoeffs fields flattened to n rows (read-only view for `_roofline_curves`)."""
+
+    def __init__(self, c: Any, n: int) -> None:
+        self._c, self._n = c, n
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        return _flat(getattr(self._c, name), self._n)
+
+
+def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
+                  attn_dp: np.ndarray, eff: Any) -> tuple[Curves, np.ndarray]:
+    """Measured curves for rows sharing one profile and GEMM table; and whether every lookup was inside the
+    measured ranges."""
+    k = len(tp)
+    Mg = M_GRID[None, :]
+    col = (lambda x: x[:, None])
+    inside = np.ones(k, dtype=bool)
+    g_scale = float(eff["profile_gemm_scale"].get(prof.engine, 1.0))
+
+    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt) -> np.ndarray:
+        nonlocal inside
+        nn = np.maximum(nn, 1.0)
+        kk = np.maximum(kk, 1.0)
+        inside &= table.inside(1.0, nn[:, 0], kk[:, 0])
+        return table(M, nn, kk) * 1e-3 * g_scale
+
+    L, h = m["n_layers"], m["hidden"]
+    nh, nkv, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
+    mla = m["kv_lora_rank"] > 0
+    n_lin = m.get("n_linear_attn_layers", np.zeros(k))
+    L_attn = L - n_lin
+    kvh = np.ceil(nkv / tp)
+    q_dim = nh * hd
+    # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O)
+    qkv = gemm(Mg, col(q_dim / tp + 2 * kvh * hd), col(h)) + gemm(Mg, col(h), col(q_dim / tp))
+    if mla.any():
+        qk_head = m["qk_nope"] + m["qk_rope"]
+        ql = np.maximum(m["q_lora_rank"], 1.0)
+        q = np.where(col(m["q_lora_rank"] > 0),
+                     gemm(Mg, col(ql), col(h)) + gemm(Mg, col(nh * qk_head / tp), col(ql)),
+                     gemm(Mg, col(nh * qk_head / tp), col(h)))
+        mla_t = (q + gemm(Mg, col(m["kv_lora_rank"] + m["qk_rope"]), col(h))
+                 + gemm(Mg, col(nh * (m["qk_nope"] + m["v_head"]) / tp), col(np.maximum(m["kv_lora_rank"], 1.0)))
+                 + gemm(Mg, col(h), col(nh * m["v_head"] / tp)))
+        qkv = np.where(col(mla), mla_t, qkv)
+    tok = col(L_attn) * qkv
+    # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
+    n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
+    n_moe = m["n_moe_layers"]
+    n_dense = L - n_moe
+    ffn = np.maximum(m["ffn"], 1.0)
+    tok = tok + col(n_dense) * (gemm(Mg, col(n_mat * ffn / tp), col(h)) + gemm(Mg, col(h), col(ffn / tp)))
+    if (n_moe > 0).any():
+        ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
+        sh = np.maximum(m["shared_ffn"], 1.0)
+        shared = np.where(col(m["shared_ffn"] > 0),
+                          gemm(Mg, col(n_mat * sh / tp), col(h)) + gemm(Mg, col(h), col(sh / tp)), 0.0)
+        # experts: EP ranks split the experts, the rest of the TP group (x attention DP) splits each expert
+        ep_world = ep
+        etp = np.maximum(tp * attn_dp / ep_world, 1.0)
+        E = col(ne) * (1.0 - np.power(1.0 - col(topk / ne), Mg * col(attn_dp)))
+        E_gpu = E / col(ep_world)
+        m_e = Mg * col(attn_dp) * col(topk) / np.maximum(E, 1e-9)
+        moe_ffn = np.maximum(m["moe_ffn"], 1.0)
+        routed = E_gpu * (gemm(m_e, col(n_mat * moe_ffn / etp), col(h)) + gemm(m_e, col(h), col(moe_ffn / etp)))
+        routed = routed / float(eff["profile_moe_eff"])
+        tok = tok + col(n_moe) * (shared + routed)
+    # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
+    ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
+    if ar is not None and (tp > 1).any():
+        nar = np.where(m["parallel_residual"] > 0, 1.0, 2.0) * L
+        big = tp > ar.axes[0][-1]
+        nccl = prof.table("comm.nccl_all_reduce") or ar
+        t_ar = np.where(col(big), nccl(col(tp), Mg * col(h)), ar(col(np.minimum(tp, ar.axes[0][-1])), Mg * col(h)))
+        inside &= ~big | (tp <= 1)
+        tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)
+    # LM head (bf16 GEMM over the vocabulary shard)
+    hb = prof.table("gemm.bf16") or gt
+    head = gemm(Mg, col(m["vocab"] / tp), col(h), hb)
+    # attention kernels
+    a_scale = float(eff["profile_attn_scale"])
+    b3, s3 = B_GRID[None, :, None], S_GRID[None, None, :]
+    kvk = "fp8" if kv in ("fp8", "fp4", "int8", "int4") else "bf16"
+    ct = prof.table(f"context_attention.{kvk}") or prof.table("context_attention.bf16")
+    gtab = prof.table(f"generation_attention.{kvk}") or prof.table("generation_attention.bf16")
+    cvr = _roofline_curves(_Zero(), k)  # placeholders replaced below when a table exists
+    ctx, gen = cvr.ctx, cvr.gen
+    heads = np.maximum(nh / tp, 1.0)
+    if ct is not None:
+        d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, hd / 128.0)
+        t = ct(b3, s3, heads[:, None, None]) * 1e-3 * (L_attn * d_scale * a_scale)[:, None, None]
+        ctx = np.log(np.maximum(t, 1e-12))
+        inside &= ct.inside(1.0, 1024.0, heads)
+    if gtab is not None:
+        kv_heads = np.where(mla, 1.0, kvh)
+        d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, hd / 128.0)
+        t = gtab(b3, s3, kv_heads[:, None, None]) * 1e-3 * (L_attn * d_scale * a_scale)[:, None, None]
+        gen = np.log(np.maximum(t, 1e-12))
+        inside &= gtab.inside(1.0, 1024.0, kv_heads)
+    return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside
+
+
+class _Zero:
+    """All-zero coefficients (placeholder curves)."""
+
+    def __getattr__(self, name: str) -> float:
+        return 0.0
