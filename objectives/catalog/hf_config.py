@@ -231,6 +231,23 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
     )
 
 
+
+def _gpt2(c: _Cfg) -> dict[str, Any]:
+    """GPT-2 / classic GPT-3-style shapes: `n_embd`/`n_layer`/`n_head` (or the hidden_size/num_hidden_layers/
+    num_attention_heads names), plain GELU MLP of `n_inner` (or intermediate_size; default 4 x hidden), multi-head
+    attention, tied embeddings (GPT-2's default), sequential residual."""
+    hidden, n_heads = c.int("n_embd", "hidden_size"), c.int("n_head", "num_attention_heads")
+    if n_heads == 0 or hidden % n_heads:
+        raise CatalogError(f"config.json for {c.arch}: hidden size {hidden} is not a multiple of the {n_heads} heads")
+    return dict(
+        n_layers=c.int("n_layer", "num_hidden_layers"), hidden=hidden, n_heads=n_heads,
+        n_kv_heads=int(c.opt("num_key_value_heads", n_heads)), head_dim=hidden // n_heads,
+        ffn=int(c.opt("n_inner", c.opt("intermediate_size", 4 * hidden))), vocab=c.int("vocab_size"),
+        gated_mlp=False, tie_embeddings=bool(c.opt("tie_word_embeddings", True)),
+        max_position=int(c.opt("n_positions", c.opt("max_position_embeddings", 0))),
+    )
+
+
 _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "llama": _dense_llama,
     "mistral": _mistral,
@@ -250,6 +267,8 @@ _ARCH_TO_TYPE = {
     "Qwen3MoeForCausalLM": "qwen3_moe", "GptOssForCausalLM": "gpt_oss", "DeepseekV3ForCausalLM": "deepseek_v3",
     "GPTJForCausalLM": "gptj", "FalconForCausalLM": "falcon", "RWForCausalLM": "falcon",
 }
+_PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
+_ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
 #: model_type values `model_from_hf_config` understands.
 SUPPORTED_MODEL_TYPES = tuple(_PARSERS)
 #: Keys the catalog adds to a shipped config.json (not Hugging Face fields).
@@ -279,6 +298,8 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     Raises `CatalogError` for an unsupported architecture or a missing required field (naming both).
     """
     d = load_config(cfg)
+    if not d.get("model_type") and not d.get("architectures") and ("n_embd" in d or "hidden_size" in d):
+        d = {**d, "model_type": "gpt2"}  # bare shapes of the classic GPT series: GPT-2 conventions
     archs = d.get("architectures") or []
     arch = archs[0] if archs else ""
     model_type = d.get("model_type") or _ARCH_TO_TYPE.get(arch, "")
