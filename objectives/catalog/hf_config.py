@@ -20,7 +20,38 @@ gptj           GPTJForCausalLM: `n_embd`, `n_layer`, `n_head`, `n_inner` (None: 
                parallel residual, untied LM head
 falcon         FalconForCausalLM: `new_decoder_architecture` (GQA with `num_kv_heads`) or `multi_query`
                (one KV head), `parallel_attn`, `ffn_hidden_size` (default 4 x hidden), plain GELU MLP
+phi3           Phi3ForCausalLM: as llama (fused qkv / gate_up projections have the same sizes); `sliding_window`
+               on every layer when set
+gemma2, gemma3 Gemma2/Gemma3ForCausalLM (gemma3: `text_config` of Gemma3ForConditionalGeneration): as llama with
+               tied embeddings; `sliding_window` on the layers `layer_types` marks "sliding_attention" (default:
+               gemma2 every other layer from layer 0, gemma3 all but every `sliding_window_pattern`-th); logit
+               soft-capping does not change the cost and is ignored
+minimax_m2     MiniMaxM2ForCausalLM: every layer MoE, `num_local_experts`, `num_experts_per_tok`, expert size
+               `intermediate_size`, `shared_intermediate_size` (0 in M2.5)
+llama4         Llama4ForConditionalGeneration (`text_config`): MoE every `interleave_moe_layer_step`-th layer
+               (expert size `intermediate_size`, one shared expert of the same size), dense layers
+               `intermediate_size_mlp`; chunked local attention (`attention_chunk_size`) on the RoPE layers
+               (`no_rope_layers`, default 3 of every 4), recorded as a window of that length
+qwen3_5,       Qwen3.5 (`text_config`): `layer_types` mixes "linear_attention" (Gated DeltaNet: `linear_num_key_heads`,
+qwen3_5_moe    `linear_num_value_heads`, `linear_key_head_dim`, `linear_value_head_dim`, `linear_conv_kernel_dim`)
+qwen3_next     with "full_attention" (gated query when `attn_output_gate`); MoE as qwen3_moe plus a shared expert
+deepseek_v3,   (`kimi_k2`, `kimi_k25` with a nested `text_config`): the DeepSeek-V3 architecture
+kimi_k2/k25
+glm_moe_dsa,   GLM-5 / DeepSeek-V3.2: DeepSeek-V3 MLA + MoE plus DeepSeek sparse attention (`index_topk`,
+deepseek_v32   `index_n_heads`, `index_head_dim`)
+nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` of "M" (Mamba-2 mixer), "*" (attention) and "-"
+               (MLP, squared-ReLU, `intermediate_size`) blocks. Recorded as n_layers = mixer blocks, of which the
+               "M" ones are linear (`mamba_num_heads`, `mamba_head_dim`, `n_groups`, `ssm_state_size`,
+               `conv_kernel`), and `ffn` = the MLP width averaged over the mixer layers (parameters and FLOPs
+               exact; the all-reduce count is per mixer layer). "E" (MoE) blocks are not supported.
 =============  ===========================================================================================
+
+Quantization: `quantization_config` inside config.json (quant_method fp8 with or without `weight_block_size`,
+fbgemm_fp8, mxfp4, awq, gptq, bitsandbytes, compressed-tensors, modelopt) or a ModelOpt `hf_quant_config.json`
+(`quant_algo` FP8 / NVFP4 / W4A16_NVFP4 / INT4_AWQ / W4A8_AWQ / MIXED_PRECISION), given as the key
+"hf_quant_config" of the config mapping or as the `hf_quant_config=` argument (mapping or path), set
+`Model.quant_weight_dtype` / `quant_scheme` / `quant_kv_dtype`. An unknown method or algorithm raises `CatalogError`
+naming it.
 
 A config that lacks a field the architecture needs raises `CatalogError` naming the field and the architecture.
 Extra keys (the catalog's "name", "hf_id", "aliases", "source") fill the matching `Model` fields.
@@ -33,6 +64,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import CatalogError
+from .quant import checkpoint_quant, load_quant_config
 from .types import Model
 
 _MISSING = object()
@@ -231,6 +263,159 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
     )
 
 
+def _dtype_name(v: Any) -> str:
+    """A torch/HF dtype string ("float32", "bfloat16", "auto", None) as a catalog dtype name ("" = 16-bit default)."""
+    names = {"float32": "fp32", "fp32": "fp32", "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16"}
+    return names.get(str(v).replace("torch.", "").lower(), "") if v else ""
+
+
+def _phi3(c: _Cfg) -> dict[str, Any]:
+    d = _dense_llama(c)
+    window = int(c.opt("sliding_window", 0))
+    if window:
+        d["sliding_window"] = window  # Phi3Config: the window applies to every layer
+    return d
+
+
+def _gemma_pattern(c: _Cfg, n_layers: int, every: int) -> int:
+    """Number of sliding layers from `layer_types`, else from the default period (one full layer in `every`)."""
+    types = c.opt("layer_types", None)
+    if types is None:
+        return sum(1 for i in range(n_layers) if (i + 1) % every)
+    bad = sorted(set(types) - {"sliding_attention", "full_attention"})
+    if bad or len(types) != n_layers:
+        raise CatalogError(f"config.json for {c.arch}: layer_types must list 'sliding_attention'/'full_attention' "
+                           f"for each of the {n_layers} layers (got {len(types)} entries, unknown kinds {bad})")
+    return sum(t == "sliding_attention" for t in types)
+
+
+def _gemma(c: _Cfg, every: int) -> dict[str, Any]:
+    d = _dense_llama(c)
+    d["tie_embeddings"] = bool(c.opt("tie_word_embeddings", True))  # Gemma ties its LM head (HF default True)
+    window = int(c.opt("sliding_window", 0))
+    if window:
+        d.update(sliding_window=window, n_sliding_layers=_gemma_pattern(c, d["n_layers"], every))
+    return d
+
+
+def _gemma2(c: _Cfg) -> dict[str, Any]:
+    return _gemma(c, 2)  # Gemma2Config: layers 0, 2, 4, ... slide
+
+
+def _gemma3(c: _Cfg) -> dict[str, Any]:
+    return _gemma(c, int(c.opt("sliding_window_pattern", 6)))  # Gemma3: every 6th layer is global
+
+
+def _minimax_m2(c: _Cfg) -> dict[str, Any]:
+    if c.opt("attn_type_list", None) is not None and not all(int(t) == 1 for t in c.cfg["attn_type_list"]):
+        raise CatalogError(f"config.json for {c.arch}: attn_type_list marks lightning (linear) attention layers "
+                           "(MiniMax-01/M1); only softmax-attention MiniMax-M2 models are supported")
+    d = dict(_gqa_common(c), gated_mlp=True)
+    moe = c.int("intermediate_size")
+    d.update(ffn=moe, moe_ffn=moe, n_experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok"))
+    shared = int(c.opt("shared_intermediate_size", 0))
+    if shared:
+        d.update(n_shared_experts=1, shared_ffn=shared)
+    return d
+
+
+def _llama4(c: _Cfg) -> dict[str, Any]:
+    d = dict(_gqa_common(c), gated_mlp=True)
+    L = d["n_layers"]
+    moe = c.int("intermediate_size")
+    d.update(ffn=int(c.opt("intermediate_size_mlp", moe)), moe_ffn=moe, n_experts=c.int("num_local_experts"),
+             top_k=c.int("num_experts_per_tok"), n_shared_experts=1, shared_ffn=moe,
+             moe_layer_freq=int(c.opt("interleave_moe_layer_step", 1)))
+    if c.opt("moe_layers", None) is not None:
+        step = d["moe_layer_freq"]
+        if sorted(int(i) for i in c.cfg["moe_layers"]) != list(range(step - 1, L, step)):
+            raise CatalogError(f"config.json for {c.arch}: moe_layers={c.cfg['moe_layers']} is not every "
+                               f"interleave_moe_layer_step={step}-th layer; only that layout is supported")
+    chunk = int(c.opt("attention_chunk_size", 0))
+    if chunk:
+        rope = c.opt("no_rope_layers", None)  # 1: RoPE layer with chunked local attention, 0: global NoPE layer
+        if rope is None:
+            every = int(c.opt("no_rope_layer_interval", 4))
+            rope = [int((i + 1) % every != 0) for i in range(L)]
+        d.update(sliding_window=chunk, n_sliding_layers=int(sum(1 for r in rope if r)))
+    return d
+
+
+def _linear_attn_types(c: _Cfg, n_layers: int) -> int:
+    """Number of "linear_attention" layers of a Qwen3.5/Qwen3-Next config (`layer_types` or the interval)."""
+    types = c.opt("layer_types", None)
+    if types is None:
+        every = c.int("full_attention_interval")
+        types = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n_layers)]
+    bad = sorted(set(types) - {"linear_attention", "full_attention"})
+    if bad:
+        raise CatalogError(f"config.json for {c.arch}: layer_types has kinds {bad} that cannot be costed; "
+                           "supported: 'linear_attention', 'full_attention'")
+    if len(types) != n_layers:
+        raise CatalogError(f"config.json for {c.arch}: layer_types has {len(types)} entries for "
+                           f"num_hidden_layers={n_layers}")
+    return sum(t == "linear_attention" for t in types)
+
+
+def _qwen3_5(c: _Cfg) -> dict[str, Any]:
+    if c.opt("num_experts", 0):
+        if "intermediate_size" not in c.cfg:  # every layer MoE: no dense MLP width in the config
+            c = _Cfg(dict(c.cfg, intermediate_size=c.int("moe_intermediate_size")), c.arch)
+        d = _qwen_moe(c)
+    else:
+        d = _dense_llama(c)
+    d.update(
+        n_linear_attn_layers=_linear_attn_types(c, d["n_layers"]), linear_attn_kind="gdn",
+        linear_num_k_heads=c.int("linear_num_key_heads"), linear_num_v_heads=c.int("linear_num_value_heads"),
+        linear_head_k_dim=c.int("linear_key_head_dim"), linear_head_v_dim=c.int("linear_value_head_dim"),
+        linear_conv_kernel=c.int("linear_conv_kernel_dim"),
+        linear_state_dtype=_dtype_name(c.opt("mamba_ssm_dtype", "")),
+        # Qwen3-Next always gates its attention output; Qwen3.5 says so in attn_output_gate
+        attn_output_gate=bool(c.opt("attn_output_gate", c.cfg.get("model_type") == "qwen3_next")),
+    )
+    return d
+
+
+def _deepseek_dsa(c: _Cfg) -> dict[str, Any]:
+    d = _deepseek_v3(c)
+    d.update(index_topk=c.int("index_topk"), index_n_heads=c.int("index_n_heads"),
+             index_head_dim=c.int("index_head_dim"))
+    return d
+
+
+def _nemotron_h(c: _Cfg) -> dict[str, Any]:
+    pattern = str(c.req("hybrid_override_pattern"))
+    bad = sorted(set(pattern) - set("M*-"))
+    if bad:
+        what = " ('E' = MoE blocks, Nemotron-3)" if "E" in bad else ""
+        raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has block kinds {bad}{what} that "
+                           "cannot be costed; supported: 'M' (Mamba-2), '*' (attention), '-' (MLP)")
+    if len(pattern) != c.int("num_hidden_layers"):
+        raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has {len(pattern)} blocks for "
+                           f"num_hidden_layers={c.cfg['num_hidden_layers']}")
+    n_mamba, n_attn, n_mlp = pattern.count("M"), pattern.count("*"), pattern.count("-")
+    mixers = n_mamba + n_attn
+    if mixers == 0 or n_mlp == 0:
+        raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern {pattern!r} needs mixer ('M'/'*') "
+                           "and MLP ('-') blocks")
+    hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
+    return dict(
+        n_layers=mixers, hidden=hidden, n_heads=n_heads,
+        n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
+        head_dim=int(c.opt("attention_head_dim", c.opt("head_dim", hidden // max(n_heads, 1)))),
+        # the MLP blocks' width spread over the mixer layers (exact parameter and FLOP totals)
+        ffn=int(round(n_mlp * c.int("intermediate_size") / mixers)),
+        vocab=c.int("vocab_size"), gated_mlp=False,  # squared-ReLU MLP, two matrices
+        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
+        max_position=int(c.opt("max_position_embeddings", 0)),
+        n_linear_attn_layers=n_mamba, linear_attn_kind="mamba2",
+        linear_num_k_heads=c.int("n_groups"), linear_num_v_heads=c.int("mamba_num_heads"),
+        linear_head_k_dim=c.int("ssm_state_size"), linear_head_v_dim=c.int("mamba_head_dim"),
+        linear_conv_kernel=c.int("conv_kernel"),
+        linear_state_dtype=_dtype_name(c.opt("mamba_ssm_cache_dtype", "")),
+    )
+
+
 
 def _gpt2(c: _Cfg) -> dict[str, Any]:
     """GPT-2 / classic GPT-3-style shapes: `n_embd`/`n_layer`/`n_head` (or the hidden_size/num_hidden_layers/
@@ -260,19 +445,42 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "deepseek_v3": _deepseek_v3,
     "gptj": _gptj,
     "falcon": _falcon,
+    "phi3": _phi3,
+    "gemma2": _gemma2,
+    "gemma3": _gemma3,
+    "minimax_m2": _minimax_m2,
+    "llama4": _llama4,
+    "qwen3_5": _qwen3_5,
+    "qwen3_5_moe": _qwen3_5,
+    "qwen3_next": _qwen3_5,
+    "glm_moe_dsa": _deepseek_dsa,
+    "deepseek_v32": _deepseek_dsa,
+    "nemotron_h": _nemotron_h,
+}
+#: model_type spellings (nested text configs, renamed releases) -> the parser's key
+_TYPE_ALIASES = {
+    "kimi_k2": "deepseek_v3", "kimi_k25": "deepseek_v3", "gemma3_text": "gemma3", "llama4_text": "llama4",
+    "qwen3_5_text": "qwen3_5", "qwen3_5_moe_text": "qwen3_5_moe",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3", "MixtralForCausalLM": "mixtral", "Qwen2MoeForCausalLM": "qwen2_moe",
     "Qwen3MoeForCausalLM": "qwen3_moe", "GptOssForCausalLM": "gpt_oss", "DeepseekV3ForCausalLM": "deepseek_v3",
     "GPTJForCausalLM": "gptj", "FalconForCausalLM": "falcon", "RWForCausalLM": "falcon",
+    "Phi3ForCausalLM": "phi3", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
+    "Gemma3ForConditionalGeneration": "gemma3", "MiniMaxM2ForCausalLM": "minimax_m2",
+    "Llama4ForConditionalGeneration": "llama4", "Llama4ForCausalLM": "llama4",
+    "Qwen3_5ForConditionalGeneration": "qwen3_5", "Qwen3_5MoeForConditionalGeneration": "qwen3_5_moe",
+    "Qwen3NextForCausalLM": "qwen3_next", "KimiK25ForConditionalGeneration": "deepseek_v3",
+    "GlmMoeDsaForCausalLM": "glm_moe_dsa", "DeepseekV32ForCausalLM": "deepseek_v32",
+    "NemotronHForCausalLM": "nemotron_h",
 }
 _PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
 _ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
 #: model_type values `model_from_hf_config` understands.
 SUPPORTED_MODEL_TYPES = tuple(_PARSERS)
 #: Keys the catalog adds to a shipped config.json (not Hugging Face fields).
-CATALOG_KEYS = ("name", "hf_id", "aliases", "source")
+CATALOG_KEYS = ("name", "hf_id", "aliases", "source", "copied_from")
 
 
 def load_config(cfg: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
@@ -291,32 +499,76 @@ def load_config(cfg: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
     raise CatalogError(f"expected a config mapping or a path to config.json, got {type(cfg).__name__}")
 
 
-def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str | None = None) -> Model:
+def _text_part(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The language-model part of a config and its model_type: multimodal wrappers (Llama 4, Qwen3.5, Kimi-K2.5,
+    Gemma 3) nest it under `text_config`; top-level keys it lacks (tie_word_embeddings, quantization) carry over."""
+    archs = d.get("architectures") or []
+    arch = archs[0] if archs else ""
+    inner = d.get("text_config")
+    if isinstance(inner, Mapping) and "num_hidden_layers" not in d:
+        t = dict(inner)
+        for k in ("tie_word_embeddings", "quantization_config", "hf_quant_config"):
+            if k not in t and k in d:
+                t[k] = d[k]
+        model_type = t.get("model_type") or d.get("model_type") or _ARCH_TO_TYPE.get(arch, "")
+        if model_type not in _PARSERS and model_type not in _TYPE_ALIASES:
+            model_type = d.get("model_type") or _ARCH_TO_TYPE.get(arch, "")
+    else:
+        t = d
+        model_type = d.get("model_type") or _ARCH_TO_TYPE.get(arch, "")
+    if model_type in ("RefinedWeb", "RefinedWebModel"):  # early Falcon remote-code configs
+        model_type = "falcon"
+    return t, _TYPE_ALIASES.get(model_type, model_type)
+
+
+def _check_hybrid(fields: dict[str, Any], label: str) -> None:
+    """A linear-attention layout the cost model can cost, or `CatalogError` naming the bad field."""
+    n_lin = fields.get("n_linear_attn_layers", 0)
+    if not n_lin:
+        return
+    if fields.get("linear_attn_kind") not in ("gdn", "mamba2"):
+        raise CatalogError(f"config.json for {label}: linear_attn_kind {fields.get('linear_attn_kind')!r} "
+                           "cannot be costed (known: 'gdn', 'mamba2')")
+    if n_lin > fields["n_layers"]:
+        raise CatalogError(f"config.json for {label}: {n_lin} linear-attention layers > n_layers={fields['n_layers']}")
+    for f in ("linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim", "linear_head_v_dim"):
+        if fields.get(f, 0) <= 0:
+            raise CatalogError(f"config.json for {label}: {f} = {fields.get(f)} must be > 0 for linear attention")
+
+
+def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str | None = None,
+                         hf_quant_config: Mapping[str, Any] | str | PathLike[str] | None = None) -> Model:
     """A `Model` from a Hugging Face config.json (mapping or local path; nothing is downloaded).
 
     `name` defaults to the config's "name" (catalog files), else "_name_or_path", else the architecture.
-    Raises `CatalogError` for an unsupported architecture or a missing required field (naming both).
+    `hf_quant_config`: a ModelOpt hf_quant_config.json (mapping or path) shipped next to the config; a key
+    "hf_quant_config" inside the config mapping is read the same way. It, or the config's `quantization_config`,
+    sets `quant_weight_dtype`, `quant_scheme` and `quant_kv_dtype` (see `objectives.catalog.quant`).
+    Raises `CatalogError` for an unsupported architecture, quantization or layer kind, or a missing required
+    field (naming the field and the architecture).
     """
     d = load_config(cfg)
     if not d.get("model_type") and not d.get("architectures") and ("n_embd" in d or "hidden_size" in d):
         d = {**d, "model_type": "gpt2"}  # bare shapes of the classic GPT series: GPT-2 conventions
     archs = d.get("architectures") or []
     arch = archs[0] if archs else ""
-    model_type = d.get("model_type") or _ARCH_TO_TYPE.get(arch, "")
-    if model_type == "RefinedWeb" or model_type == "RefinedWebModel":  # early Falcon remote-code configs
-        model_type = "falcon"
+    t, model_type = _text_part(d)
     label = arch or model_type or "<no architectures/model_type>"
     if model_type not in _PARSERS:
         raise CatalogError(
             f"unsupported architecture {label!r} (model_type={d.get('model_type')!r}); supported model_type: "
             f"{', '.join(SUPPORTED_MODEL_TYPES)} (architectures: {', '.join(_ARCH_TO_TYPE)})")
-    fields = _PARSERS[model_type](_Cfg(d, label))
+    fields = _PARSERS[model_type](_Cfg(t, label))
     for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "vocab"):
         if fields[f] <= 0:
             raise CatalogError(f"config.json for {label}: {f} = {fields[f]} must be > 0")
     if fields["n_heads"] % fields["n_kv_heads"]:
         raise CatalogError(f"config.json for {label}: num_attention_heads={fields['n_heads']} is not a multiple "
                            f"of the KV heads {fields['n_kv_heads']}")
+    _check_hybrid(fields, label)
+    hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
+    w, scheme, kv = checkpoint_quant(t, None if hfq is None else load_quant_config(hfq))
+    fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label
     return Model(
         name=str(model_name),

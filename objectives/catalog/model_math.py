@@ -62,14 +62,75 @@ def n_dense_layers(m: ModelLike) -> Any:
 
 
 def attention_params_per_layer(m: ModelLike) -> Any:
-    """Q, K, V and output projections of one layer (MLA: the low-rank down/up projections)."""
+    """Q, K, V and output projections of one softmax-attention layer (MLA: the low-rank down/up projections;
+    a gated query (`attn_output_gate`) doubles the query projection; DeepSeek sparse attention adds the
+    indexer's query (from the q latent), key and head-weight projections)."""
     h, nh, nkv, hd = _col(m, "hidden"), _col(m, "n_heads"), _col(m, "n_kv_heads"), _col(m, "head_dim")
-    gqa = h * nh * hd + 2 * h * nkv * hd + nh * hd * h
+    gate = np.asarray(_col(m, "attn_output_gate")) > 0
+    gqa = h * nh * hd * np.where(gate, 2.0, 1.0) + 2 * h * nkv * hd + nh * hd * h
     qr, kvr = _col(m, "q_lora_rank"), _col(m, "kv_lora_rank")
     nope, rope, vd = _col(m, "qk_nope_head_dim"), _col(m, "qk_rope_head_dim"), _col(m, "v_head_dim")
     q = np.where(qr > 0, h * qr + qr * nh * (nope + rope), h * nh * (nope + rope))
-    mla = q + h * (kvr + rope) + kvr * nh * (nope + vd) + nh * vd * h
+    ih, idim = _col(m, "index_n_heads"), _col(m, "index_head_dim")
+    indexer = np.where(_col(m, "index_topk") > 0, np.where(qr > 0, qr, h) * ih * idim + h * idim + h * ih, 0.0)
+    mla = q + h * (kvr + rope) + kvr * nh * (nope + vd) + nh * vd * h + indexer
     return _out(m, np.where(kvr > 0, mla, gqa))
+
+
+def n_linear_layers(m: ModelLike) -> Any:
+    """Layers whose token mixer is linear attention / a state-space model (no KV cache)."""
+    return _out(m, np.minimum(_col(m, "n_linear_attn_layers"), _col(m, "n_layers")))
+
+
+def n_attention_layers(m: ModelLike) -> Any:
+    """Softmax-attention layers (full or sliding window): the layers that keep a KV cache."""
+    return _out(m, _col(m, "n_layers") - n_linear_layers(m))
+
+
+def _linear_dims(m: ModelLike) -> tuple[Any, Any, Any, Any, Any, Any]:
+    nk, nv = _col(m, "linear_num_k_heads"), _col(m, "linear_num_v_heads")
+    dk, dv, kern = _col(m, "linear_head_k_dim"), _col(m, "linear_head_v_dim"), _col(m, "linear_conv_kernel")
+    kind = m["linear_attn_kind"] if isinstance(m, Mapping) else m.linear_attn_kind
+    mamba = np.asarray(kind) == "mamba2"
+    return nk, nv, dk, dv, kern, mamba
+
+
+def linear_attn_params_per_layer(m: ModelLike) -> Any:
+    """Projections of one linear-attention layer.
+
+    Gated DeltaNet (Qwen3.5 / Qwen3-Next): in_proj_qkvz h x (2 nk dk + 2 nv dv), in_proj_ba h x 2 nv, depthwise conv
+    (2 nk dk + nv dv) x kernel, out_proj nv dv x h. Mamba-2 (nk = n_groups, dk = d_state, nv = heads, dv = head dim):
+    in_proj h x (2 nv dv + 2 nk dk + nv) (z, x, B, C, dt), the same conv, out_proj nv dv x h.
+    """
+    nk, nv, dk, dv, kern, mamba = _linear_dims(m)
+    h = _col(m, "hidden")
+    conv_ch = 2 * nk * dk + nv * dv
+    per_head = np.where(mamba, 1.0, 2.0)  # dt (Mamba-2) vs beta and decay gate a (GDN), one scalar each per head
+    return _out(m, h * (2 * nk * dk + 2 * nv * dv + per_head * nv) + conv_ch * kern + nv * dv * h)
+
+
+def linear_state_elements_per_layer(m: ModelLike) -> tuple[Any, Any]:
+    """(recurrent state, conv state) elements ONE sequence keeps in one linear-attention layer: nv x dk x dv
+    (GDN: a dk x dv matrix per value head; Mamba-2: head dim x d_state per head) and (kernel - 1) inputs of the
+    conv channels."""
+    nk, nv, dk, dv, kern, _ = _linear_dims(m)
+    return _out(m, nv * dk * dv), _out(m, (2 * nk * dk + nv * dv) * np.maximum(kern - 1, 0))
+
+
+def linear_state_bytes_per_seq(m: ModelLike) -> Any:
+    """Bytes of the constant per-sequence state over all linear-attention layers (recurrent state in
+    `linear_state_dtype`, 2 bytes when unset; conv state in 2 bytes). Independent of the context length."""
+    rec, conv = linear_state_elements_per_layer(m)
+    sd = m["linear_state_dtype"] if isinstance(m, Mapping) else m.linear_state_dtype
+    sb = np.where(np.asarray(sd) == "fp32", 4.0, 2.0)
+    return _out(m, n_linear_layers(m) * (rec * sb + conv * 2.0))
+
+
+def linear_flops_per_token_layer(m: ModelLike) -> Any:
+    """FLOPs per token of one linear-attention layer's recurrence, beyond its projections: about 3 matrix-vector
+    products with the nv x dk x dv state (read k/q, rank-1 update) at 2 FLOPs per multiply-add, plus the conv."""
+    nk, nv, dk, dv, kern, _ = _linear_dims(m)
+    return _out(m, 6.0 * nv * dk * dv + 2.0 * (2 * nk * dk + nv * dv) * kern)
 
 
 def _mlp_params(m: ModelLike, hidden: Any, inter: Any) -> Any:
@@ -101,8 +162,8 @@ def lm_head_params(m: ModelLike) -> Any:
 
 def non_embedding_params(m: ModelLike, *, active: bool = False) -> Any:
     """Parameters of the transformer layers (no embedding, no LM head); `active`: per token (MoE top_k)."""
-    L = _col(m, "n_layers")
-    body = (L * attention_params_per_layer(m) + n_dense_layers(m) * dense_mlp_params_per_layer(m)
+    body = (n_attention_layers(m) * attention_params_per_layer(m) + n_linear_layers(m) * linear_attn_params_per_layer(m)
+            + n_dense_layers(m) * dense_mlp_params_per_layer(m)
             + n_moe_layers(m) * moe_params_per_layer(m, active=active))
     return _out(m, body)
 
@@ -131,11 +192,13 @@ def weight_bytes(m: ModelLike, dtype: str | Any = "bf16", *, include_embeddings:
 
 
 def kv_elements_per_token_layer(m: ModelLike) -> Any:
-    """Cached elements per token per layer: 2 x n_kv_heads x head_dim (GQA/MHA), or
-    kv_lora_rank + qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key)."""
+    """Cached elements per token per attention layer: 2 x n_kv_heads x head_dim (GQA/MHA), or
+    kv_lora_rank + qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key), plus index_head_dim
+    for DeepSeek sparse attention (the indexer's key of every token is cached too)."""
     gqa = 2.0 * _col(m, "n_kv_heads") * _col(m, "head_dim")
     kvr = _col(m, "kv_lora_rank")
-    return _out(m, np.where(kvr > 0, kvr + _col(m, "qk_rope_head_dim"), gqa))
+    idx = np.where(_col(m, "index_topk") > 0, _col(m, "index_head_dim"), 0.0)
+    return _out(m, np.where(kvr > 0, kvr + _col(m, "qk_rope_head_dim") + idx, gqa))
 
 
 def kv_bytes_per_token_layer(m: ModelLike, dtype: str | Any = "bf16") -> Any:
@@ -144,20 +207,29 @@ def kv_bytes_per_token_layer(m: ModelLike, dtype: str | Any = "bf16") -> Any:
 
 
 def n_sliding_layers(m: ModelLike) -> Any:
-    """Layers that attend within `sliding_window` (0 when the model has no window)."""
-    L, w, n = _col(m, "n_layers"), _col(m, "sliding_window"), _col(m, "n_sliding_layers")
-    return _out(m, np.where(w > 0, np.where(n < 0, L, np.minimum(n, L)), 0.0))
+    """Attention layers that attend within `sliding_window` (0 when the model has no window; -1 in the record
+    means every attention layer). Llama 4's chunked local attention is recorded as such a window."""
+    La, w, n = n_attention_layers(m), _col(m, "sliding_window"), _col(m, "n_sliding_layers")
+    return _out(m, np.where(w > 0, np.where(n < 0, La, np.minimum(n, La)), 0.0))
 
 
 def kv_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") -> Any:
-    """KV-cache bytes of ONE sequence holding `context_len` tokens, over all layers.
+    """KV-cache bytes of ONE sequence holding `context_len` tokens, over all attention layers.
 
-    Sliding-window layers hold at most `sliding_window` tokens; the other layers hold all of them.
+    Sliding-window layers hold at most `sliding_window` tokens; full-attention layers hold all of them;
+    linear-attention layers hold no KV (their constant state: `linear_state_bytes_per_seq`).
     """
     ctx = np.asarray(context_len, dtype=np.float64)
-    L, w, ns = _col(m, "n_layers"), _col(m, "sliding_window"), n_sliding_layers(m)
-    tokens = (L - ns) * ctx + ns * np.minimum(ctx, np.where(w > 0, w, np.inf))
+    La, w, ns = n_attention_layers(m), _col(m, "sliding_window"), n_sliding_layers(m)
+    tokens = (La - ns) * ctx + ns * np.minimum(ctx, np.where(w > 0, w, np.inf))
     out = tokens * kv_bytes_per_token_layer(m, dtype)
+    return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
+
+
+def sequence_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") -> Any:
+    """Everything ONE sequence keeps between steps: its KV cache (`kv_cache_bytes`) plus the constant state of the
+    linear-attention layers (`linear_state_bytes_per_seq`)."""
+    out = kv_cache_bytes(m, context_len, dtype) + linear_state_bytes_per_seq(m)
     return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
 
 
@@ -172,4 +244,6 @@ DERIVED = {
     "attention_params_per_layer": attention_params_per_layer,
     "kv_elements_per_token_layer": kv_elements_per_token_layer,
     "n_sliding_layers_resolved": n_sliding_layers,
+    "n_attention_layers": n_attention_layers,
+    "linear_state_bytes_per_seq": linear_state_bytes_per_seq,
 }

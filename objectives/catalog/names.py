@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 #: Suffixes of Hugging Face model ids that do not change the shapes (fine-tunes, packaging), stripped on lookup.
-_MODEL_SUFFIXES = ("instruct", "chat", "hf", "base", "it")
+_MODEL_SUFFIXES = ("instruct", "thinking", "chat", "hf", "base", "it")
 _DATE_SUFFIX = re.compile(r"[-_](?:\d{4})$")
 
 
@@ -22,7 +22,8 @@ def model_name_candidates(name: str) -> list[str]:
 
     "meta-llama/Meta-Llama-3.1-70B-Instruct" -> the full id, then "Meta-Llama-3.1-70B-Instruct",
     "Llama-3.1-70B-Instruct", and the same without the "-Instruct" suffix (also "-Chat", "-hf", "-Base",
-    "-it" and a trailing 4-digit release date such as "-2507"), which fine-tunes share with the base shapes.
+    "-it", "-Thinking" and a trailing 4-digit release date such as "-2507"), which fine-tunes share with the base
+    shapes.
     """
     name = str(name).strip()
     out: list[str] = [name]
@@ -47,6 +48,43 @@ def model_name_candidates(name: str) -> list[str]:
     for n in out:
         seen.setdefault(normalize(n), None)
     return list(seen)
+
+
+#: Checkpoint-id suffixes that name a weight format (quantized releases of a known architecture), matched at the
+#: end of the id, case-insensitively: pattern -> (weight dtype, scheme). "FP8" alone depends on the publisher (see
+#: `quant_from_suffix`).
+_QUANT_SUFFIX = re.compile(
+    r"[-_](nvfp4|mxfp4|fp4|fp8(?:[-_](?:dynamic|static(?:[-_]per[-_]?tensor)?|block|kv))?|awq|"
+    r"gptq(?:[-_]int[48])?|w4a16|w8a8|int4|int8)$", re.IGNORECASE)
+_QUANT_BY_TAG = {
+    "nvfp4": ("fp4", "nvfp4"), "mxfp4": ("fp4", "mxfp4"), "fp4": ("fp4", "nvfp4"), "awq": ("int4", "int4_awq"),
+    "gptq": ("int4", "int4_gptq"), "gptqint4": ("int4", "int4_gptq"), "gptqint8": ("int8", "int8_gptq"),
+    "w4a16": ("int4", "int4_group"), "w8a8": ("int8", "int8_sq"), "int4": ("int4", "int4_group"),
+    "int8": ("int8", "int8_sq"), "fp8dynamic": ("fp8", "fp8_per_channel"), "fp8block": ("fp8", "fp8_block"),
+    "fp8static": ("fp8", "fp8_per_tensor"), "fp8staticpertensor": ("fp8", "fp8_per_tensor"),
+}
+
+
+def quant_from_suffix(name: str) -> tuple[str, str, str, str, str] | None:
+    """(base id, suffix as written, weight dtype, scheme, kv dtype) for an id ending in a weight-format tag, else None.
+
+    "Qwen/Qwen3-235B-A22B-FP8" -> ("Qwen/Qwen3-235B-A22B", "FP8", "fp8", "fp8_block", ""). A bare "FP8" means
+    per-tensor scales for NVIDIA's ModelOpt releases ("nvidia/...-FP8", which also ship FP8 KV-cache scales) and
+    128x128 block scales otherwise (Qwen, DeepSeek, GLM, MiniMax releases). NVIDIA's NVFP4 releases carry FP8
+    KV-cache scales as well.
+    """
+    name = str(name).strip()
+    m = _QUANT_SUFFIX.search(name)
+    if m is None:
+        return None
+    tag = normalize(m.group(1))
+    nvidia = name.lower().startswith("nvidia/")
+    if tag in ("fp8", "fp8kv"):
+        dtype, scheme = ("fp8", "fp8_per_tensor") if nvidia else ("fp8", "fp8_block")
+    else:
+        dtype, scheme = _QUANT_BY_TAG[tag]
+    kv = "fp8" if nvidia and dtype in ("fp8", "fp4") else ""
+    return name[: m.start()], m.group(1), dtype, scheme, kv
 
 
 def close_matches(name: str, keys: Mapping[str, str], n: int = 5) -> list[str]:

@@ -22,7 +22,7 @@ from . import model_math
 from .errors import CatalogError
 from .gpu_records import gpu_from_mapping, read_gpu_file, validate_gpu
 from .hf_config import model_from_hf_config
-from .names import model_name_candidates, normalize, unknown_name_message
+from .names import model_name_candidates, normalize, quant_from_suffix, unknown_name_message
 from .types import DTYPES, GPU, Model, Sourced
 
 #: Directory of the shipped data (gpus.toml and models/*.json).
@@ -191,16 +191,50 @@ class Catalog:
         """Register the model of a local config.json (plus optional name/hf_id/aliases/source keys)."""
         return self.register_model(model_from_hf_config(path, name=name), overwrite=overwrite)
 
+    def _find_model(self, name: str) -> str | None:
+        for key in model_name_candidates(name):
+            canon = self._model_keys.get(key)
+            if canon is not None:
+                return canon
+        return None
+
     def _model_name(self, name: str) -> str:
         if isinstance(name, str):
-            for key in model_name_candidates(name):
-                canon = self._model_keys.get(key)
-                if canon is not None:
-                    return canon
+            canon = self._find_model(name)
+            if canon is not None:
+                return canon
+            quant = quant_from_suffix(name)
+            if quant is not None:
+                return self._quantized_variant(name, *quant)
         raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), "catalog.models()"))
 
+    def _quantized_variant(self, name: str, base_id: str, tag: str, dtype: str, scheme: str, kv: str) -> str:
+        """Register (once) and return the name of a quantized release of a known architecture: the base record
+        with the checkpoint's weight format, named "<base>-<tag>" ("DeepSeek-R1-NVFP4"). Unknown base: the usual
+        unknown-model error with close matches."""
+        base = self._find_model(base_id)
+        if base is None:
+            raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(),
+                                                    "catalog.models()"))
+        variant = f"{base}-{tag}"
+        with self._lock:
+            if variant not in self._models:
+                rec = dataclasses.replace(self._models[base], name=variant, hf_id=name if "/" in name else "",
+                                          aliases=(), quant_weight_dtype=dtype, quant_scheme=scheme,
+                                          quant_kv_dtype=kv)
+                self.register_model(rec)
+            elif "/" in name:
+                self._model_keys.setdefault(normalize(name), variant)
+        return variant
+
     def model(self, name: str) -> Model:
-        """The model for a catalog name, alias or Hugging Face id ("meta-llama/Llama-3.1-70B-Instruct")."""
+        """The model for a catalog name, alias or Hugging Face id ("meta-llama/Llama-3.1-70B-Instruct").
+
+        Fine-tunes resolve to their base shapes ("-Instruct", "-Thinking", "-2507", ...). A quantized release of a
+        known architecture ("Qwen/Qwen3-235B-A22B-FP8", "nvidia/DeepSeek-R1-NVFP4") that is not shipped resolves to
+        the base record with the weight format its id names (`quant_weight_dtype`, `quant_scheme`), registered in
+        this catalog under "<base>-<tag>"; shipped checkpoints (their own config and quantization config) win.
+        """
         return self._models[self._model_name(name)]
 
     def models(self) -> list[str]:
@@ -274,6 +308,8 @@ class Catalog:
     def model_table(self, names: Iterable[str] | str) -> dict[str, np.ndarray]:
         """Vectorized model lookup: every `Model` field as a column (int64, bool or object) plus the derived
         columns of `model_math.DERIVED` (float64: total_params, active_params, ...), is_moe and is_mla."""
+        for u in pd.unique(np.asarray(names, dtype=object).ravel()):
+            self._model_name(u)  # resolves (and registers) quantized variants before the columns are built
         cols = self._model_columns()
         index = {n: i for i, n in enumerate(self._models)}
         return self._take(names, lambda u: index[self._model_name(u)], cols)

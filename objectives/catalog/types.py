@@ -95,6 +95,36 @@ class Model:
     # Added by the catalog (default keeps older callers valid): how many layers use `sliding_window`;
     # -1 = all layers (Mistral-7B v0.1). gpt-oss alternates sliding and full layers: 18 of 36.
     n_sliding_layers: int = -1
+    # ---- Added for issue 13 (defaults keep every older record and caller valid) ----
+    # Default weight format of the checkpoint, read from its quantization config ("" = unquantized, 16-bit).
+    quant_weight_dtype: str = ""      # "" | "fp8" | "fp4" | "int4" | "int8" (a catalog dtype of `DTYPES`)
+    quant_scheme: str = ""            # granularity: "fp8_block" | "fp8_per_tensor" | "fp8_per_channel" | "nvfp4" |
+                                      # "mxfp4" | "int4_awq" | "int4_gptq" | "int4_group" | "int8_gptq" | ...
+    quant_kv_dtype: str = ""          # KV-cache format the checkpoint ships scales for ("fp8"), "" = none
+    # Linear-attention / state-space token mixers (Qwen3.5 Gated DeltaNet, Nemotron-H Mamba-2): these layers keep a
+    # constant per-sequence state instead of a growing KV cache. n_linear_attn_layers of the n_layers are of this kind;
+    # the others are softmax attention (full, or sliding per `sliding_window` / `n_sliding_layers`).
+    n_linear_attn_layers: int = 0
+    linear_attn_kind: str = ""        # "" | "gdn" (Gated DeltaNet) | "mamba2"
+    linear_num_k_heads: int = 0       # GDN: query/key heads; Mamba-2: n_groups (B/C groups)
+    linear_num_v_heads: int = 0       # GDN: value heads; Mamba-2: SSM heads
+    linear_head_k_dim: int = 0        # GDN: key head dim; Mamba-2: ssm_state_size (d_state)
+    linear_head_v_dim: int = 0        # GDN: value head dim; Mamba-2: head dim (P)
+    linear_conv_kernel: int = 0       # causal depthwise conv width on the mixer's inputs
+    linear_state_dtype: str = ""      # dtype of the recurrent state ("fp32" when the config says so; "" = 16-bit)
+    attn_output_gate: bool = False    # Qwen3.5 full attention: q_proj also emits a sigmoid gate (2x query width)
+    # Bounded-span attention other than a sliding window: Llama 4 chunked local attention is recorded as a window of
+    # `sliding_window` = attention_chunk_size on `n_sliding_layers` layers (the KV of a chunk is at most that long).
+    # DeepSeek sparse attention (GLM-5, DeepSeek-V3.2): a lightning indexer scores every cached token with
+    # index_n_heads x index_head_dim and the MLA attends to the index_topk best; the indexer keys are cached too.
+    index_topk: int = 0               # 0: dense attention
+    index_n_heads: int = 0
+    index_head_dim: int = 0
+
+    @property
+    def n_full_attn_layers(self) -> int:
+        """Softmax-attention layers (full or sliding): the layers that hold a KV cache."""
+        return self.n_layers - self.n_linear_attn_layers
 
     @property
     def is_moe(self) -> bool:

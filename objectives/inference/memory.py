@@ -36,3 +36,19 @@ def act_bytes_per_token_gpu(lc: LayerCosts) -> Num:
 def logits_bytes(n_rows: Num, vocab: Num, tp: Num) -> Num:
     """fp32 logits of the sequences sampled in one step, per GPU."""
     return n_rows * vocab / tp * 4.0
+
+
+def state_bytes_per_seq_gpu(lc: LayerCosts, pp: Num) -> Num:
+    """Constant state bytes one GPU holds per sequence in the linear-attention layers (Gated DeltaNet / Mamba-2
+    recurrent and conv state), independent of the context length; 0 for a plain transformer."""
+    return lc.state_bytes_per_seq / pp
+
+
+def seq_cache_bytes_gpu(lc: LayerCosts, kvb: Num, pp: Num, context: Num) -> Num:
+    """Bytes one GPU holds for ONE sequence of `context` tokens: KV of the full-attention layers (all tokens), KV of
+    the window-bounded layers (at most `window_tokens`), and the linear layers' constant state. Equals
+    `kv_bytes_per_token_gpu(...) * context` for a plain transformer."""
+    ctx = np.asarray(context, dtype=np.float64)
+    full = lc.kv_elems_per_token - lc.win_kv_elems_per_token
+    win = lc.win_kv_elems_per_token * np.minimum(ctx, np.where(lc.window_tokens > 0, lc.window_tokens, np.inf))
+    return ((full * ctx + win) * kvb + lc.state_bytes_per_seq) / pp

@@ -42,6 +42,17 @@ class ModelShape:
     qk_nope: Num
     qk_rope: Num
     v_head: Num
+    # ---- hybrid / bounded-span attention (issue 13); defaults describe a plain transformer --------------------
+    n_lin: Num = 0.0          # linear-attention / SSM layers (no KV cache); the other n_layers - n_lin are softmax
+    lin_params: Num = 0.0     # projection parameters of ONE linear layer (whole model, split over tp)
+    lin_state_bytes: Num = 0.0  # constant state bytes ONE sequence keeps in ONE linear layer (split over tp)
+    lin_flops: Num = 0.0      # recurrence FLOPs per token of ONE linear layer beyond its projections (split over tp)
+    n_win: Num = 0.0          # softmax layers whose span is bounded by `window` (sliding window, chunked local)
+    window: Num = 0.0         # that bound, tokens
+    attn_gate: Num = 0.0      # 1.0: gated query (q_proj twice as wide; Qwen3.5 / Qwen3-Next)
+    idx_topk: Num = 0.0       # DeepSeek sparse attention: keys each query attends (0: dense)
+    idx_heads: Num = 0.0      # ... lightning-indexer heads
+    idx_dim: Num = 0.0        # ... indexer head dim (its key is cached per token, per layer)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> "ModelShape":
@@ -58,6 +69,10 @@ class ModelShape:
         for k, attr in f.items():
             col = np.array([float(getattr(m, attr)) for m in models])
             vals[k] = float(col[0]) if index is None else col[index]
+        for k, fn in _hybrid_columns().items():
+            col = np.array([float(fn(m)) for m in models])
+            # all-equal (usually all-zero) columns stay scalars: plain transformers pay nothing for these fields
+            vals[k] = float(col[0]) if index is None or (col == col[0]).all() else col[index]
         return cls(**vals)
 
     # ---- layer counts ---------------------------------------------------------------------------------------
@@ -67,6 +82,42 @@ class ModelShape:
         after = np.maximum(self.n_layers - self.first_k_dense, 0)
         freq = np.maximum(self.moe_layer_freq, 1)
         return np.where(is_moe, np.floor(after / freq), 0.0)
+
+
+def _check_costable(m: Any) -> Any:
+    """`m` if the cost model can cost its layer kinds, else `CatalogError` naming the field."""
+    from objectives.catalog.errors import CatalogError
+
+    kind = getattr(m, "linear_attn_kind", "")
+    if getattr(m, "n_linear_attn_layers", 0) and kind not in ("gdn", "mamba2"):
+        raise CatalogError(f"model {m.name!r}: linear_attn_kind={kind!r} on {m.n_linear_attn_layers} layers cannot "
+                           "be costed (known: 'gdn', 'mamba2')")
+    if getattr(m, "index_topk", 0) and not m.kv_lora_rank:
+        raise CatalogError(f"model {m.name!r}: index_topk (DeepSeek sparse attention) is only costed on MLA models "
+                           "(kv_lora_rank > 0)")
+    return m
+
+
+def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
+    """ModelShape fields derived from a `Model` for hybrid, windowed and sparse attention (see `layer_costs`)."""
+    from objectives.catalog import model_math as mm
+
+    def ok(fn: Callable[[Any], float]) -> Callable[[Any], float]:
+        return lambda m: fn(_check_costable(m))
+
+    return {
+        "n_lin": ok(mm.n_linear_layers),
+        "lin_params": lambda m: mm.linear_attn_params_per_layer(m) if m.n_linear_attn_layers else 0.0,
+        "lin_state_bytes": lambda m: (mm.linear_state_bytes_per_seq(m) / mm.n_linear_layers(m)
+                                      if m.n_linear_attn_layers else 0.0),
+        "lin_flops": lambda m: mm.linear_flops_per_token_layer(m) if m.n_linear_attn_layers else 0.0,
+        "n_win": mm.n_sliding_layers,
+        "window": lambda m: float(m.sliding_window) if mm.n_sliding_layers(m) else 0.0,
+        "attn_gate": lambda m: float(m.attn_output_gate),
+        "idx_topk": lambda m: float(m.index_topk),
+        "idx_heads": lambda m: float(m.index_n_heads) if m.index_topk else 0.0,
+        "idx_dim": lambda m: float(m.index_head_dim) if m.index_topk else 0.0,
+    }
 
 
 @dataclass
@@ -83,6 +134,19 @@ class LayerCosts:
     n_allreduce: Num         # all-reduces per forward (2 per layer, 1 with parallel residual)
     n_moe_layers: Num
     act_elems_per_token: Num  # peak activation elements per token in flight (one layer), per GPU
+    # ---- issue 13: bounded-span attention, linear attention, sparse attention (0.0 for a plain transformer) ------
+    # The fields above cover the softmax-attention layers only (linear layers have no KV and no pairs), with
+    # sliding-window / chunked and sparse layers counted as if they attended to every cached token: an upper bound,
+    # exact while the context fits the window (or top-k). The fields below let the step model bound them:
+    win_kv_elems_per_token: Num = 0.0    # the part of kv_elems_per_token on window-bounded layers
+    win_attn_flops_pair: Num = 0.0       # the part of attn_flops_prefill (and _decode) on window-bounded layers
+    window_tokens: Num = 0.0             # their bound: each holds and attends to at most this many tokens
+    state_bytes_per_seq: Num = 0.0       # constant per-sequence state of linear layers (recurrent + conv), per GPU
+    linear_flops_per_token: Num = 0.0    # linear layers' recurrence FLOPs per token, per GPU (projections are in
+                                         # dense_params); decode also reads and writes state_bytes_per_seq per step
+    sparse_topk: Num = 0.0               # DeepSeek sparse attention: keys each query attends (0: dense)
+    sparse_attn_flops_pair: Num = 0.0    # the part of attn_flops_prefill/_decode applied to at most sparse_topk
+                                         # keys (the MLA; the rest is the indexer, which scores every key)
 
 
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
@@ -92,20 +156,30 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     replicated (vLLM/TensorRT-LLM behaviour) when tp > n_kv_heads, so each GPU holds ceil(n_kv_heads / tp).
     MLA (DeepSeek) latent KV is replicated on every TP rank. Routed experts are split over the TP group
     (TP or EP inside it: the bytes per GPU are the same).
+
+    Hybrid models: only the n_layers - n_lin softmax-attention layers hold KV and attend (kv_elems_per_token,
+    attn_flops_*); the n_lin linear-attention layers (Gated DeltaNet, Mamba-2) add their projections to
+    dense_params (heads split over tp), their recurrence to linear_flops_per_token and a constant per-sequence
+    state_bytes_per_seq. Window-bounded layers (sliding window, Llama 4 chunks) and DeepSeek sparse attention are
+    inside the dense terms as an upper bound, with their parts in the win_* / sparse_* fields.
     """
     L = m.n_layers
+    La = L - m.n_lin  # softmax-attention layers (full, windowed or sparse); the n_lin others are linear
     h = m.hidden
     mla = m.kv_lora_rank > 0
     kv_heads_gpu = np.ceil(m.n_kv_heads / tp)
     q_dim = m.n_heads * m.head_dim
     kv_dim_gpu = kv_heads_gpu * m.head_dim
     # --- attention projections per layer per GPU
-    gqa_attn = (h * q_dim + q_dim * h) / tp + 2 * h * kv_dim_gpu
+    gqa_attn = (h * q_dim * (1.0 + m.attn_gate) + q_dim * h) / tp + 2 * h * kv_dim_gpu
     qk_head = m.qk_nope + m.qk_rope
     q_proj = np.where(m.q_lora_rank > 0, h * m.q_lora_rank + m.q_lora_rank * m.n_heads * qk_head / tp,
                       h * m.n_heads * qk_head / tp)
+    # DeepSeek sparse attention's lightning indexer (query from the q latent, one key, head weights), replicated
+    indexer = np.where(m.idx_topk > 0, np.where(m.q_lora_rank > 0, m.q_lora_rank, h) * m.idx_heads * m.idx_dim
+                       + h * m.idx_dim + h * m.idx_heads, 0.0)
     mla_attn = (q_proj + h * (m.kv_lora_rank + m.qk_rope)
-                + m.kv_lora_rank * m.n_heads * (m.qk_nope + m.v_head) / tp + m.n_heads * m.v_head * h / tp)
+                + m.kv_lora_rank * m.n_heads * (m.qk_nope + m.v_head) / tp + m.n_heads * m.v_head * h / tp + indexer)
     attn_params = np.where(mla, mla_attn, gqa_attn)
     # --- MLPs
     n_mat = np.where(m.gated > 0, 3.0, 2.0)
@@ -114,7 +188,7 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     dense_mlp = n_mat * h * m.ffn / tp
     shared = n_mat * h * m.shared_ffn / tp
     router = h * m.n_experts
-    dense_params = L * attn_params + n_dense * dense_mlp + n_moe * (shared + router)
+    dense_params = La * attn_params + m.n_lin * m.lin_params / tp + n_dense * dense_mlp + n_moe * (shared + router)
     expert_params = n_moe * n_mat * h * m.moe_ffn / tp
     head = h * m.vocab / tp
     embed = np.where(m.tie > 0, head, 2 * head)
@@ -123,14 +197,21 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     gqa_pair = 2 * heads_gpu * (m.head_dim + m.head_dim)
     mla_prefill = 2 * heads_gpu * (qk_head + m.v_head)
     mla_decode = 2 * heads_gpu * (m.kv_lora_rank + m.qk_rope + m.kv_lora_rank)  # absorbed weights
-    attn_prefill = L * np.where(mla, mla_prefill, gqa_pair)
-    attn_decode = L * np.where(mla, mla_decode, gqa_pair)
-    kv_elems = L * np.where(mla, m.kv_lora_rank + m.qk_rope, 2 * kv_dim_gpu)
+    idx_pair = np.where(m.idx_topk > 0, 2 * m.idx_heads * m.idx_dim, 0.0)  # indexer scores every (query, key)
+    attn_prefill = La * (np.where(mla, mla_prefill, gqa_pair) + idx_pair)
+    attn_decode = La * (np.where(mla, mla_decode, gqa_pair) + idx_pair)
+    kv_layer = np.where(mla, m.kv_lora_rank + m.qk_rope + np.where(m.idx_topk > 0, m.idx_dim, 0.0), 2 * kv_dim_gpu)
+    kv_elems = La * kv_layer
     n_ar = L * np.where(m.parallel_residual > 0, 1.0, 2.0)
     inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
     act = 4 * h + (q_dim + 2 * kv_dim_gpu * tp) / tp + 2 * inter / tp
+    n_win = np.minimum(m.n_win, La)
+    sparse = np.where(m.idx_topk > 0, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
     return LayerCosts(dense_params, expert_params, embed, head, attn_prefill, attn_decode, kv_elems, n_ar, n_moe,
-                      act)
+                      act, win_kv_elems_per_token=n_win * kv_layer, win_attn_flops_pair=n_win * gqa_pair,
+                      window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
+                      linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
+                      sparse_attn_flops_pair=sparse)
 
 
 @dataclass

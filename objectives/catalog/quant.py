@@ -1,0 +1,177 @@
+"""The default weight format of a checkpoint, from its quantization config; nothing is downloaded.
+
+Two layouts are read:
+
+- ``quantization_config`` inside config.json (Hugging Face transformers): ``quant_method`` ``fp8`` (block scales
+  when ``weight_block_size`` is given, e.g. DeepSeek-V3, Qwen3-*-FP8, GLM-5-FP8, MiniMax-M2.5), ``fbgemm_fp8``
+  (per channel), ``mxfp4`` (gpt-oss), ``awq`` / ``gptq`` (int4 or int8 by ``bits``), ``bitsandbytes``,
+  ``compressed-tensors`` (``config_groups`` weights, or an ``nvfp4``/``mxfp4`` pack format; Kimi-K2.5 int4) and
+  ``modelopt`` (a ``quant_algo`` as below);
+- NVIDIA ModelOpt ``hf_quant_config.json``: ``{"quantization": {"quant_algo": ..., "kv_cache_quant_algo": ...}}``
+  with ``quant_algo`` FP8 (per-tensor scales), NVFP4, W4A16_NVFP4, NVFP4_AWQ, MXFP4, MXFP8, INT4_AWQ, W4A8_AWQ,
+  INT8_SQ, FP8_PB_WO / FP8_BLOCK, or MIXED_PRECISION (per-layer ``quantized_layers``: the narrowest format
+  present is the checkpoint's default, since it is the one the bulk of the weights - the experts or MLPs - use).
+
+The result is ``(weight_dtype, scheme, kv_dtype)``: a catalog dtype ("fp8", "fp4", "int4", "int8"; "" when not
+quantized), the granularity ("fp8_block", "fp8_per_tensor", "fp8_per_channel", "nvfp4", "mxfp4", "int4_awq", ...),
+and the KV-cache format the checkpoint carries scales for ("fp8" or ""). Anything else raises `CatalogError`
+naming the method or algorithm, so an unknown format never silently costs as 16-bit.
+"""
+from __future__ import annotations
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import CatalogError
+
+Quant = tuple[str, str, str]
+NONE: Quant = ("", "", "")
+
+#: ModelOpt quant_algo -> (weight dtype, scheme)
+MODELOPT_ALGOS: dict[str, tuple[str, str]] = {
+    "FP8": ("fp8", "fp8_per_tensor"),
+    "FP8_PER_CHANNEL_PER_TOKEN": ("fp8", "fp8_per_channel"),
+    "FP8_PB_WO": ("fp8", "fp8_block"),
+    "FP8_BLOCK": ("fp8", "fp8_block"),
+    "MXFP8": ("fp8", "mxfp8"),
+    "NVFP4": ("fp4", "nvfp4"),
+    "NVFP4_AWQ": ("fp4", "nvfp4"),
+    "W4A16_NVFP4": ("fp4", "nvfp4_w4a16"),
+    "MXFP4": ("fp4", "mxfp4"),
+    "W4A8_MXFP4_FP8": ("fp4", "mxfp4"),
+    "INT4_AWQ": ("int4", "int4_awq"),
+    "W4A16_AWQ": ("int4", "int4_awq"),
+    "W4A8_AWQ": ("int4", "int4_awq_w4a8"),
+    "INT8_SQ": ("int8", "int8_sq"),
+    "W8A8_SQ_PER_CHANNEL": ("int8", "int8_sq"),
+    "INT8_WO": ("int8", "int8_wo"),
+    "INT4_WO": ("int4", "int4_wo"),
+}
+_KV_ALGOS = {"FP8": "fp8", "NVFP4": "fp4", "INT8": "int8"}
+_BITS = {"fp8": 8, "int8": 8, "fp4": 4, "int4": 4}
+
+
+def load_quant_config(q: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
+    """An hf_quant_config mapping, or the JSON file at a path, as a dict."""
+    if isinstance(q, Mapping):
+        return dict(q)
+    if isinstance(q, (str, PathLike)):
+        p = Path(q)
+        try:
+            return json.loads(p.read_text())
+        except FileNotFoundError:
+            raise CatalogError(f"hf_quant_config file not found: {str(p)!r}") from None
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"hf_quant_config file {str(p)!r} is not valid JSON: {exc}") from None
+    raise CatalogError(f"expected an hf_quant_config mapping or a path, got {type(q).__name__}")
+
+
+def _modelopt(q: Mapping[str, Any], where: str) -> Quant:
+    algo = q.get("quant_algo")
+    if algo is None:
+        raise CatalogError(f"{where} lacks 'quant_algo' (ModelOpt layout); keys: {', '.join(sorted(q))}")
+    algo = str(algo).upper()
+    kv = q.get("kv_cache_quant_algo")
+    if kv is None and isinstance(q.get("kv_cache_scheme"), Mapping):  # modelopt config.json spelling
+        s = q["kv_cache_scheme"]
+        kv = "FP8" if s.get("type") == "float" and int(s.get("num_bits", 0)) == 8 else None
+    kv_dtype = _KV_ALGOS.get(str(kv).upper(), "") if kv else ""
+    if algo == "MIXED_PRECISION":
+        layers = q.get("quantized_layers") or {}
+        algos = {str(v.get("quant_algo", "")).upper() for v in layers.values() if isinstance(v, Mapping)}
+        unknown = sorted(a for a in algos if a not in MODELOPT_ALGOS)
+        if unknown or not algos:
+            raise CatalogError(f"{where}: MIXED_PRECISION quantized_layers use quant_algo {unknown or 'none'}; "
+                               f"known: {', '.join(MODELOPT_ALGOS)}")
+        dtype, scheme = min((MODELOPT_ALGOS[a] for a in algos), key=lambda ds: (_BITS[ds[0]], ds[1]))
+        return dtype, scheme, kv_dtype
+    if algo not in MODELOPT_ALGOS:
+        raise CatalogError(f"{where}: quant_algo {algo!r} cannot be costed; known: {', '.join(MODELOPT_ALGOS)}, "
+                           "MIXED_PRECISION")
+    dtype, scheme = MODELOPT_ALGOS[algo]
+    return dtype, scheme, kv_dtype
+
+
+def _compressed_tensors(q: Mapping[str, Any], where: str) -> Quant:
+    fmt = str(q.get("format", ""))
+    kv = q.get("kv_cache_scheme")
+    kv_dtype = "fp8" if isinstance(kv, Mapping) and kv.get("type") == "float" and int(kv.get("num_bits", 0)) == 8 \
+        else ""
+    if fmt.startswith("nvfp4"):
+        return "fp4", "nvfp4", kv_dtype
+    if fmt.startswith("mxfp4"):
+        return "fp4", "mxfp4", kv_dtype
+    groups = q.get("config_groups") or {}
+    weights = [g.get("weights") for g in groups.values() if isinstance(g, Mapping) and g.get("weights")]
+    if not weights:
+        raise CatalogError(f"{where}: compressed-tensors config has no config_groups weights to read the format from")
+    w = weights[0]
+    bits, kind, strategy = int(w.get("num_bits", 0)), str(w.get("type", "")), str(w.get("strategy", ""))
+    if kind == "int" and bits in (4, 8):
+        return f"int{bits}", f"int{bits}_{strategy or 'group'}", kv_dtype
+    if kind == "float" and bits == 8:
+        gran = {"block": "fp8_block", "channel": "fp8_per_channel", "tensor": "fp8_per_tensor"}.get(strategy)
+        if gran:
+            return "fp8", gran, kv_dtype
+    if kind == "float" and bits == 4:
+        return "fp4", "nvfp4" if int(w.get("group_size", 16) or 16) == 16 else "mxfp4", kv_dtype
+    raise CatalogError(f"{where}: compressed-tensors weights type={kind!r} num_bits={bits} strategy={strategy!r} "
+                       "cannot be costed (known: int 4/8, float 8 block/channel/tensor, float 4)")
+
+
+def from_quantization_config(q: Mapping[str, Any], where: str = "quantization_config") -> Quant:
+    """(weight dtype, scheme, kv dtype) of a transformers `quantization_config` mapping."""
+    method = str(q.get("quant_method", "")).lower()
+    if method == "fp8":
+        return ("fp8", "fp8_block" if q.get("weight_block_size") else "fp8_per_tensor",
+                "fp8" if str(q.get("kv_cache_scheme", "")).lower() == "fp8" else "")
+    if method == "fbgemm_fp8":
+        return "fp8", "fp8_per_channel", ""
+    if method == "mxfp4":
+        return "fp4", "mxfp4", ""
+    if method in ("awq", "gptq"):
+        bits = int(q.get("bits", q.get("w_bit", 4)))
+        if bits not in (4, 8):
+            raise CatalogError(f"{where}: {method} with bits={bits} cannot be costed (4 or 8)")
+        return f"int{bits}", f"int{bits}_{method}", ""
+    if method == "bitsandbytes":
+        if q.get("load_in_4bit"):
+            return "int4", "bnb_4bit", ""
+        if q.get("load_in_8bit"):
+            return "int8", "bnb_int8", ""
+        raise CatalogError(f"{where}: bitsandbytes without load_in_4bit/load_in_8bit")
+    if method == "compressed-tensors":
+        return _compressed_tensors(q, where)
+    if method == "modelopt" or (not method and "quant_algo" in q):
+        return _modelopt(q, where)
+    raise CatalogError(f"{where}: quant_method {q.get('quant_method')!r} cannot be costed; known: fp8, fbgemm_fp8, "
+                       "mxfp4, awq, gptq, bitsandbytes, compressed-tensors, modelopt")
+
+
+def from_hf_quant_config(q: Mapping[str, Any]) -> Quant:
+    """(weight dtype, scheme, kv dtype) of a ModelOpt hf_quant_config.json mapping."""
+    inner = q.get("quantization", q)
+    if not isinstance(inner, Mapping):
+        raise CatalogError("hf_quant_config: 'quantization' must be a mapping")
+    return _modelopt(inner, "hf_quant_config")
+
+
+def checkpoint_quant(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None = None) -> Quant:
+    """The checkpoint's format: the hf_quant_config when given (it is what the serving engines read for ModelOpt
+    checkpoints), else `quantization_config` of the config (top level or its `text_config`), else unquantized."""
+    if hf_quant_config is not None:
+        return from_hf_quant_config(hf_quant_config)
+    q = cfg.get("quantization_config")
+    if q is None and isinstance(cfg.get("text_config"), Mapping):
+        q = cfg["text_config"].get("quantization_config")
+    if q is None:
+        return NONE
+    if not isinstance(q, Mapping):
+        raise CatalogError(f"quantization_config must be a mapping, got {type(q).__name__}")
+    return from_quantization_config(q)
+
+
+__all__ = ["MODELOPT_ALGOS", "checkpoint_quant", "from_hf_quant_config", "from_quantization_config",
+           "load_quant_config"]
