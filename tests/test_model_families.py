@@ -175,6 +175,8 @@ def test_new_families_run_through_the_estimator():
     ("Qwen/Qwen3-235B-A22B-Instruct-2507", "Qwen3-235B-A22B", "", ""),
     ("deepseek-ai/DeepSeek-V3.1", "DeepSeek-V3", "fp8", "fp8_block"),
     ("deepseek-ai/DeepSeek-V3.1-Terminus", "DeepSeek-V3", "fp8", "fp8_block"),
+    ("DeepSeek-V3.1", "DeepSeek-V3", "fp8", "fp8_block"),
+    ("nvidia/DeepSeek-V3.1-NVFP4", "DeepSeek-V3-NVFP4", "fp4", "nvfp4"),
     ("openai/gpt-oss-120b", "gpt-oss-120b", "fp4", "mxfp4"),
     ("MiniMaxAI/MiniMax-M2.5", "MiniMax-M2.5", "fp8", "fp8_block"),
     ("Qwen/Qwen3.5-397B-A17B", "Qwen3.5-397B-A17B", "", ""),
@@ -245,6 +247,11 @@ def test_hf_quant_config_alongside_the_config(tmp_path):
                              "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16}}))
     m = catalog.model_from_hf_config(cfg, name="x", hf_quant_config=f)
     assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == ("fp4", "nvfp4", "fp8")
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(cfg))
+    cat = Catalog()
+    m = cat.load_model_file(cfg_file, name="my-llama-nvfp4", hf_quant_config=f)
+    assert cat.model("my-llama-nvfp4") is m and m.quant_scheme == "nvfp4" and m.n_layers == 80
     m = catalog.model_from_hf_config(dict(cfg, hf_quant_config={"quantization": {"quant_algo": "FP8"}}))
     assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == ("fp8", "fp8_per_tensor", "")
     # MIXED_PRECISION: the narrowest format present is the checkpoint's default (experts in NVFP4, attention FP8)

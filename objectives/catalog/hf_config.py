@@ -35,8 +35,8 @@ llama4         Llama4ForConditionalGeneration (`text_config`): MoE every `interl
 qwen3_5,       Qwen3.5 (`text_config`): `layer_types` mixes "linear_attention" (Gated DeltaNet: `linear_num_key_heads`,
 qwen3_5_moe    `linear_num_value_heads`, `linear_key_head_dim`, `linear_value_head_dim`, `linear_conv_kernel_dim`)
 qwen3_next     with "full_attention" (gated query when `attn_output_gate`); MoE as qwen3_moe plus a shared expert
-deepseek_v3,   (`kimi_k2`, `kimi_k25` with a nested `text_config`): the DeepSeek-V3 architecture
-kimi_k2/k25
+kimi_k2,       Kimi-K2 / Kimi-K2.5 (KimiK25ForConditionalGeneration, DeepseekV3 `text_config`): as deepseek_v3
+kimi_k25
 glm_moe_dsa,   GLM-5 / DeepSeek-V3.2: DeepSeek-V3 MLA + MoE plus DeepSeek sparse attention (`index_topk`,
 deepseek_v32   `index_n_heads`, `index_head_dim`)
 nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` of "M" (Mamba-2 mixer), "*" (attention) and "-"
@@ -54,7 +54,9 @@ fbgemm_fp8, mxfp4, awq, gptq, bitsandbytes, compressed-tensors, modelopt) or a M
 naming it.
 
 A config that lacks a field the architecture needs raises `CatalogError` naming the field and the architecture.
-Extra keys (the catalog's "name", "hf_id", "aliases", "source") fill the matching `Model` fields.
+Extra keys (the catalog's "name", "hf_id", "aliases", "source") fill the matching `Model` fields; "copied_from"
+records where a shipped copy was taken from. Multi-token-prediction heads (`num_nextn_predict_layers`,
+`mtp_num_hidden_layers`, `use_mtp`) and vision/audio towers are not part of the costed model.
 """
 from __future__ import annotations
 

@@ -169,6 +169,8 @@ class Catalog:
             raise CatalogError(f"model {model.name!r}: MoE needs 0 < top_k <= n_experts and moe_ffn > 0 "
                                f"(got top_k={model.top_k}, n_experts={model.n_experts}, moe_ffn={model.moe_ffn})")
         keys = {normalize(model.name)} | {normalize(a) for a in model.aliases}
+        # an alias that is a Hub id also answers to its repository name ("deepseek-ai/DeepSeek-V3.1" -> "DeepSeek-V3.1")
+        keys |= {normalize(a.rsplit("/", 1)[-1]) for a in model.aliases if "/" in a}
         if model.hf_id:
             keys |= {normalize(model.hf_id), normalize(model.hf_id.rsplit("/", 1)[-1])}
         with self._lock:
@@ -187,9 +189,12 @@ class Catalog:
         return model
 
     def load_model_file(self, path: str | PathLike[str], *, name: str | None = None,
+                        hf_quant_config: str | PathLike[str] | Mapping[str, Any] | None = None,
                         overwrite: bool = False) -> Model:
-        """Register the model of a local config.json (plus optional name/hf_id/aliases/source keys)."""
-        return self.register_model(model_from_hf_config(path, name=name), overwrite=overwrite)
+        """Register the model of a local config.json (plus optional name/hf_id/aliases/source keys), with the
+        ModelOpt hf_quant_config.json shipped next to it when given (sets the checkpoint's weight format)."""
+        return self.register_model(model_from_hf_config(path, name=name, hf_quant_config=hf_quant_config),
+                                   overwrite=overwrite)
 
     def _find_model(self, name: str) -> str | None:
         for key in model_name_candidates(name):

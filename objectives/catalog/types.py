@@ -122,8 +122,8 @@ class Model:
     index_head_dim: int = 0
 
     @property
-    def n_full_attn_layers(self) -> int:
-        """Softmax-attention layers (full or sliding): the layers that hold a KV cache."""
+    def n_attention_layers(self) -> int:
+        """Softmax-attention layers (full, sliding-window or sparse): the layers that hold a KV cache."""
         return self.n_layers - self.n_linear_attn_layers
 
     @property
