@@ -308,3 +308,13 @@ def test_architectures_that_cannot_be_costed_name_the_field():
     dsa = dataclasses.replace(catalog.model("Llama-3.1-8B"), index_topk=2048, index_n_heads=32, index_head_dim=128)
     with pytest.raises(CatalogError, match="index_topk .* only costed on MLA models"):
         ModelShape.from_models([dsa])
+    no_dims = dataclasses.replace(catalog.model("Llama-3.1-8B"), name="x", n_linear_attn_layers=8,
+                                  linear_attn_kind="gdn")
+    with pytest.raises(CatalogError, match="model 'x': linear_num_k_heads = 0 must be > 0 for linear attention"):
+        inference.estimate(no_dims, "H100")
+    cat = Catalog()
+    for bad_model, match in [(no_dims, "linear_num_k_heads = 0"), (bad, "linear_attn_kind 'rwkv7'"),
+                             (dsa, "index_topk=2048 .* needs an MLA model")]:
+        with pytest.raises(CatalogError, match=match):
+            cat.register_model(bad_model)
+    assert cat.models() == []

@@ -523,19 +523,19 @@ def _text_part(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return t, _TYPE_ALIASES.get(model_type, model_type)
 
 
-def _check_hybrid(fields: dict[str, Any], label: str) -> None:
+def check_hybrid(fields: Mapping[str, Any], label: str) -> None:
     """A linear-attention layout the cost model can cost, or `CatalogError` naming the bad field."""
     n_lin = fields.get("n_linear_attn_layers", 0)
     if not n_lin:
         return
     if fields.get("linear_attn_kind") not in ("gdn", "mamba2"):
-        raise CatalogError(f"config.json for {label}: linear_attn_kind {fields.get('linear_attn_kind')!r} "
+        raise CatalogError(f"{label}: linear_attn_kind {fields.get('linear_attn_kind')!r} "
                            "cannot be costed (known: 'gdn', 'mamba2')")
     if n_lin > fields["n_layers"]:
-        raise CatalogError(f"config.json for {label}: {n_lin} linear-attention layers > n_layers={fields['n_layers']}")
+        raise CatalogError(f"{label}: {n_lin} linear-attention layers > n_layers={fields['n_layers']}")
     for f in ("linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim", "linear_head_v_dim"):
         if fields.get(f, 0) <= 0:
-            raise CatalogError(f"config.json for {label}: {f} = {fields.get(f)} must be > 0 for linear attention")
+            raise CatalogError(f"{label}: {f} = {fields.get(f)} must be > 0 for linear attention")
 
 
 def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str | None = None,
@@ -567,7 +567,7 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     if fields["n_heads"] % fields["n_kv_heads"]:
         raise CatalogError(f"config.json for {label}: num_attention_heads={fields['n_heads']} is not a multiple "
                            f"of the KV heads {fields['n_kv_heads']}")
-    _check_hybrid(fields, label)
+    check_hybrid(fields, f"config.json for {label}")
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
     w, scheme, kv = checkpoint_quant(t, None if hfq is None else load_quant_config(hfq))
     fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)

@@ -21,7 +21,7 @@ import pandas as pd
 from . import model_math
 from .errors import CatalogError
 from .gpu_records import gpu_from_mapping, read_gpu_file, validate_gpu
-from .hf_config import model_from_hf_config
+from .hf_config import check_hybrid, model_from_hf_config
 from .names import model_name_candidates, normalize, quant_from_suffix, unknown_name_message
 from .types import DTYPES, GPU, Model, Sourced
 
@@ -168,6 +168,12 @@ class Catalog:
         if model.n_experts and not (0 < model.top_k <= model.n_experts and model.moe_ffn > 0):
             raise CatalogError(f"model {model.name!r}: MoE needs 0 < top_k <= n_experts and moe_ffn > 0 "
                                f"(got top_k={model.top_k}, n_experts={model.n_experts}, moe_ffn={model.moe_ffn})")
+        check_hybrid({f: getattr(model, f) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
+                                                      "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
+                                                      "linear_head_v_dim")}, f"model {model.name!r}")
+        if model.index_topk and not (model.kv_lora_rank and model.index_n_heads > 0 and model.index_head_dim > 0):
+            raise CatalogError(f"model {model.name!r}: index_topk={model.index_topk} (DeepSeek sparse attention) needs "
+                               "an MLA model (kv_lora_rank > 0) and index_n_heads, index_head_dim > 0")
         keys = {normalize(model.name)} | {normalize(a) for a in model.aliases}
         # an alias that is a Hub id also answers to its repository name ("deepseek-ai/DeepSeek-V3.1" -> "DeepSeek-V3.1")
         keys |= {normalize(a.rsplit("/", 1)[-1]) for a in model.aliases if "/" in a}

@@ -87,11 +87,15 @@ class ModelShape:
 def _check_costable(m: Any) -> Any:
     """`m` if the cost model can cost its layer kinds, else `CatalogError` naming the field."""
     from objectives.catalog.errors import CatalogError
+    from objectives.catalog.hf_config import check_hybrid
 
     kind = getattr(m, "linear_attn_kind", "")
     if getattr(m, "n_linear_attn_layers", 0) and kind not in ("gdn", "mamba2"):
         raise CatalogError(f"model {m.name!r}: linear_attn_kind={kind!r} on {m.n_linear_attn_layers} layers cannot "
                            "be costed (known: 'gdn', 'mamba2')")
+    check_hybrid({f: getattr(m, f, 0) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
+                                                "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
+                                                "linear_head_v_dim")}, f"model {m.name!r}")
     if getattr(m, "index_topk", 0) and not m.kv_lora_rank:
         raise CatalogError(f"model {m.name!r}: index_topk (DeepSeek sparse attention) is only costed on MLA models "
                            "(kv_lora_rank > 0)")
