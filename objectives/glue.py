@@ -187,8 +187,11 @@ class LLMServingObjective:
         self.prices = dict(prices) if prices else None
         self.defaults = dict(defaults)
         self.n_requests = n_requests
-        self.input_len = _length(workload.input_len)
-        self.output_len = _length(workload.output_len)
+        if workload.trace is not None:     # the trace's own lengths: means of the requests it sends, in whole tokens
+            self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
+        else:
+            self.input_len = _length(workload.input_len)
+            self.output_len = _length(workload.output_len)
         dse.vectorized(self, name=f"llm_serving/{fidelity}", version=VERSION)
 
     def __repr__(self) -> str:

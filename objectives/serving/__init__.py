@@ -7,16 +7,18 @@ prefill/decode, seeded workloads and SLO metrics. Iteration times come from `obj
                          scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192))
     m["ttft_ms_p99"], m["throughput_tok_s"]
 
-Modules: workload (Workload, Dist, traces, burstgpt_like), scheduler (Scheduler, Pool, SLO, IterationCost),
+Modules: workload (Workload, Dist, burstgpt_like), traces (Trace, read_trace and the Azure / Mooncake / BurstGPT /
+Vidur readers, shipped samples), scheduler (Scheduler, Pool, SLO, IterationCost),
 engine (the event loop), simulator (simulate, simulate_requests, simulate_costs), metrics, steady_state,
 fidelity (predictions for the calibration rows).
 """
-from . import fidelity
+from . import fidelity, traces
 from .metrics import METRIC_KEYS
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .simulator import PoolCosts, simulate, simulate_costs, simulate_requests
 from .steady_state import steady_state, steady_state_costs
-from .workload import Dist, Workload, burstgpt_like, read_trace
+from .traces import Trace, read_trace
+from .workload import Dist, Workload, burstgpt_like
 
-__all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Scheduler", "Pool", "SLO", "IterationCost",
+__all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Trace", "traces", "Scheduler", "Pool", "SLO", "IterationCost",
            "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "steady_state_costs", "METRIC_KEYS", "fidelity"]

@@ -6,7 +6,6 @@ stretches the same arrival pattern and keeps the same lengths.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .traces import Trace, read_trace
+
 _DIST_KINDS = ("uniform", "normal", "lognormal")
 _ARRIVALS = ("poisson", "gamma")
 DEFAULT_N_REQUESTS = 2000
-TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
+TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")   # dse's own trace layout (serving.traces)
 
 
 # ---- field validation shared by Workload, Dist and the scheduler/pool/SLO settings --------------------------------
@@ -125,11 +126,16 @@ Length = int | Dist
 
 
 class Requests(NamedTuple):
-    """Concrete requests: arrival_s is None for closed-loop workloads (arrivals follow completions)."""
+    """Concrete requests: arrival_s (s) is None for closed-loop workloads (arrivals follow completions);
+    hash_ids / hash_offsets (the prompt block ids of request i are hash_ids[hash_offsets[i]:hash_offsets[i+1]],
+    blocks of ``block_tokens`` tokens) only for traces that carry them (Mooncake)."""
 
     arrival_s: np.ndarray | None
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    hash_ids: np.ndarray | None = None
+    hash_offsets: np.ndarray | None = None
+    block_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,10 @@ class Workload:
       moment its previous one finishes; all N start at t=0).
     - ``rate=r`` (requests/s): open loop. ``arrival="poisson"`` (exponential gaps) or ``"gamma"`` with
       coefficient of variation ``cv`` (cv > 1: bursty). ``rate=math.inf`` sends every request at t=0.
-    - ``trace``: a CSV path or DataFrame with columns arrival_s, input_tokens, output_tokens. Its arrival times
-      are used unless ``concurrency`` or ``rate`` is given (then only its lengths are used).
+    - ``trace``: a `serving.Trace`, or a path / DataFrame in any layout `serving.read_trace` knows (Azure
+      2023/2024, Mooncake JSONL, BurstGPT, Vidur, dse's arrival_s/input_tokens/output_tokens). Its arrival times
+      are used unless ``concurrency`` or ``rate`` is given (then only its lengths, and hash ids, are used);
+      ``Trace.scale_rate`` / ``sample`` / ``head`` / ``window`` replay it faster or in part. Stored as a `Trace`.
     - ``input_len`` / ``output_len``: tokens, fixed or a `Dist`. ``n_requests``: how many (default 2000, or
       the whole trace).
     """
@@ -154,7 +162,7 @@ class Workload:
     output_len: Length = 256
     n_requests: int | None = None
     seed: int = 0
-    trace: str | Path | pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    trace: str | Path | pd.DataFrame | Trace | None = field(default=None, compare=False, repr=False)
     trace_sha256: str = field(default="", init=False)   # identifies the trace in comparisons, hashes and repr
 
     def __post_init__(self) -> None:
@@ -178,13 +186,16 @@ class Workload:
                 raise ValueError(f"Workload {name}={v!r}: must be an integer >= 1 (tokens) or a serving.Dist")
         check_int("Workload", "n_requests", self.n_requests, lo=1, none_ok=True)
         check_int("Workload", "seed", self.seed, lo=0)
-        if self.trace is not None and not isinstance(self.trace, (str, Path, pd.DataFrame)):
-            raise TypeError(f"Workload trace={self.trace!r:.80}: must be a CSV path or a pandas DataFrame")
+        if self.trace is not None and not isinstance(self.trace, (str, Path, pd.DataFrame, Trace)):
+            raise TypeError(f"Workload trace={self.trace!r:.80}: must be a serving.Trace, a trace file path or a "
+                            f"pandas DataFrame")
         if self.trace is not None:
             t = read_trace(self.trace)
+            if not t.has_arrivals and self.concurrency is None and self.rate is None:
+                raise ValueError(f"Workload trace {t.source} has no arrival times: give rate= (requests/s) or "
+                                 f"concurrency= (users)")
             object.__setattr__(self, "trace", t)
-            digest = hashlib.sha256(pd.util.hash_pandas_object(t, index=False).to_numpy().tobytes()).hexdigest()
-            object.__setattr__(self, "trace_sha256", digest)
+            object.__setattr__(self, "trace_sha256", t.sha256())
 
     @property
     def closed_loop(self) -> bool:
@@ -198,6 +209,15 @@ class Workload:
             return min(n, self.n_requests) if self.n_requests is not None else n
         return self.n_requests if self.n_requests is not None else DEFAULT_N_REQUESTS
 
+    def mean_lengths(self) -> tuple[float, float]:
+        """Mean input and output length (tokens) of the requests the workload sends: the trace's (its first
+        ``size`` requests), else the means of ``input_len`` / ``output_len`` (a `Dist`'s mean after rounding
+        and clipping, estimated from 20,000 seeded draws)."""
+        if self.trace is not None:
+            n = self.size
+            return float(self.trace.input_tokens[:n].mean()), float(self.trace.output_tokens[:n].mean())
+        return _mean_length(self.input_len, self.seed), _mean_length(self.output_len, self.seed)
+
     @property
     def fixed_lengths(self) -> bool:
         return self.trace is None and not isinstance(self.input_len, Dist) and not isinstance(self.output_len, Dist)
@@ -206,20 +226,27 @@ class Workload:
         """Draw the requests (deterministic for a given seed)."""
         n = self.size
         s_arr, s_in, s_out = np.random.SeedSequence(self.seed).spawn(3)
+        hid = off = None
+        bt = 0
         if self.trace is not None:
-            t = self.trace.iloc[:n]
-            inp = t["input_tokens"].to_numpy(np.int64)
-            out = t["output_tokens"].to_numpy(np.int64)
-            arr = t["arrival_s"].to_numpy(np.float64) if self.concurrency is None and self.rate is None else None
-            if arr is not None:
-                arr = arr - arr.min()
+            t = self.trace if n == len(self.trace) else self.trace.head(n)
+            inp, out = t.input_tokens, t.output_tokens
+            arr = t.arrival_s if self.concurrency is None and self.rate is None else None
+            if t.hash_ids is not None:
+                hid, off, bt = t.hash_ids, t.hash_offsets, t.block_tokens
         else:
             inp = _lengths(self.input_len, np.random.default_rng(s_in), n)
             out = _lengths(self.output_len, np.random.default_rng(s_out), n)
             arr = None
         if self.rate is not None:
             arr = arrival_times(n, self.rate, self.arrival, self.cv, np.random.default_rng(s_arr))
-        return Requests(arr, inp, out)
+        return Requests(arr, inp, out, hid, off, bt)
+
+
+def _mean_length(v: Length, seed: int) -> float:
+    if isinstance(v, Dist):
+        return float(v.sample(np.random.default_rng(seed), 20_000).mean())
+    return float(v)
 
 
 def _lengths(v: Length, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -246,42 +273,6 @@ def arrival_times(n: int, rate: float, arrival: str = "poisson", cv: float = 1.0
         gaps = rng.standard_gamma(k, n) / k
     gaps[0] = 0.0
     return np.cumsum(gaps) / rate
-
-
-def read_trace(trace: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """Load and check a trace: columns arrival_s (s), input_tokens, output_tokens (integers >= 1)."""
-    if isinstance(trace, pd.DataFrame):
-        df = trace
-        where = "trace DataFrame"
-    else:
-        p = Path(trace)
-        if not p.is_file():
-            raise ValueError(f"trace file {str(p)!r} does not exist")
-        df = pd.read_csv(p)
-        where = f"trace file {str(p)!r}"
-    missing = [c for c in TRACE_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{where} lacks column(s) {missing}; needed: {list(TRACE_COLUMNS)}, found {list(df.columns)}")
-    if len(df) == 0:
-        raise ValueError(f"{where} has no rows")
-    out = {}
-    for c in TRACE_COLUMNS:
-        col = pd.to_numeric(df[c], errors="coerce")
-        bad = col.isna() | ~np.isfinite(col.to_numpy(np.float64, na_value=np.nan))
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{where} column {c!r} row {i} has non-numeric value {df[c].iloc[i]!r}")
-        out[c] = col.to_numpy(np.float64)
-    for c in ("input_tokens", "output_tokens"):
-        if (out[c] < 1).any() or (out[c] != np.rint(out[c])).any():
-            i = int(np.flatnonzero((out[c] < 1) | (out[c] != np.rint(out[c])))[0])
-            raise ValueError(f"{where} column {c!r} row {i} = {out[c][i]!r}: token counts are integers >= 1")
-    if (out["arrival_s"] < 0).any():
-        i = int(np.flatnonzero(out["arrival_s"] < 0)[0])
-        raise ValueError(f"{where} column 'arrival_s' row {i} = {out['arrival_s'][i]!r}: times are >= 0 s")
-    res = pd.DataFrame({"arrival_s": out["arrival_s"], "input_tokens": out["input_tokens"].astype(np.int64),
-                        "output_tokens": out["output_tokens"].astype(np.int64)})
-    return res.sort_values("arrival_s", kind="stable").reset_index(drop=True)
 
 
 def burstgpt_like(n_requests: int = DEFAULT_N_REQUESTS, rate: float = 1.0, seed: int = 0, *,
