@@ -91,6 +91,22 @@ def test_parameter_counts_match_published_sizes(name, total, active, with_embedd
         assert mm.active_params(m, input_embedding=with_embedding) == pytest.approx(active, rel=0.025)
 
 
+def test_multimodal_wrappers_read_their_text_config():
+    """Qwen3-VL / Kimi-K2.5 / Llama 4 / Gemma 3 nest the language model under text_config; tied embeddings and
+    quantization at the top level carry over."""
+    inner = {k: v for k, v in _raw("Qwen3-30B-A3B").items() if k not in ("name", "hf_id", "aliases", "source")}
+    inner = dict(inner, model_type="qwen3_vl_moe_text", tie_word_embeddings=None)
+    wrapped = {"architectures": ["Qwen3VLMoeForConditionalGeneration"], "model_type": "qwen3_vl_moe",
+               "text_config": {k: v for k, v in inner.items() if k != "tie_word_embeddings"},
+               "vision_config": {"depth": 27}, "tie_word_embeddings": False,
+               "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    m = catalog.model_from_hf_config(wrapped, name="vl")
+    base = catalog.model("Qwen3-30B-A3B")
+    assert (m.n_layers, m.n_experts, m.moe_ffn, m.tie_embeddings) == (base.n_layers, base.n_experts, base.moe_ffn, False)
+    assert mm.total_params(m) == mm.total_params(base) and m.quant_scheme == "fp8_block"
+    assert m.architecture == "Qwen3VLMoeForConditionalGeneration"
+
+
 def test_layer_costs_agree_with_the_catalog_parameter_and_cache_counts():
     for name in ("Qwen3.5-397B-A17B", "Nemotron-H-56B", "GLM-5", "Llama-4-Maverick", "gpt-oss-120b", "Kimi-K2.5"):
         m = catalog.model(name)

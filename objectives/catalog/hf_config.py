@@ -37,6 +37,7 @@ qwen3_5_moe    `linear_num_value_heads`, `linear_key_head_dim`, `linear_value_he
 qwen3_next     with "full_attention" (gated query when `attn_output_gate`); MoE as qwen3_moe plus a shared expert
 kimi_k2,       Kimi-K2 / Kimi-K2.5 (KimiK25ForConditionalGeneration, DeepseekV3 `text_config`): as deepseek_v3
 kimi_k25
+qwen3_vl(_moe) Qwen3-VL: the `text_config` is read as qwen3 / qwen3_moe
 glm_moe_dsa,   GLM-5 / DeepSeek-V3.2: DeepSeek-V3 MLA + MoE plus DeepSeek sparse attention (`index_topk`,
 deepseek_v32   `index_n_heads`, `index_head_dim`)
 nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` of "M" (Mamba-2 mixer), "*" (attention) and "-"
@@ -463,6 +464,8 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
 _TYPE_ALIASES = {
     "kimi_k2": "deepseek_v3", "kimi_k25": "deepseek_v3", "gemma3_text": "gemma3", "llama4_text": "llama4",
     "qwen3_5_text": "qwen3_5", "qwen3_5_moe_text": "qwen3_5_moe",
+    # Qwen3-VL: the language model is Qwen3 / Qwen3-MoE (the vision tower is not costed)
+    "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
@@ -475,7 +478,8 @@ _ARCH_TO_TYPE = {
     "Qwen3_5ForConditionalGeneration": "qwen3_5", "Qwen3_5MoeForConditionalGeneration": "qwen3_5_moe",
     "Qwen3NextForCausalLM": "qwen3_next", "KimiK25ForConditionalGeneration": "deepseek_v3",
     "GlmMoeDsaForCausalLM": "glm_moe_dsa", "DeepseekV32ForCausalLM": "deepseek_v32",
-    "NemotronHForCausalLM": "nemotron_h",
+    "NemotronHForCausalLM": "nemotron_h", "Qwen3VLForConditionalGeneration": "qwen3",
+    "Qwen3VLMoeForConditionalGeneration": "qwen3_moe",
 }
 _PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
 _ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
