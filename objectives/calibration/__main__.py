@@ -3,6 +3,7 @@
 fit:    fit the efficiency factors on the calibration CSV, write objectives/data/efficiency.json (parameters, fit
         date, data sha256, row counts, leave-one-source-out MdAPE) and print MdAPE per metric, source and GPU.
 report: write objectives/data/fidelity/report.md and predicted_vs_measured.png from the fitted factors.
+--kind training: the training model instead (objectives/data/training/factors.json; report prints its tables).
 """
 from __future__ import annotations
 
@@ -28,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(DATA_FILE), help="efficiency JSON to write/read")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits")
     ap.add_argument("--max-nfev", type=int, default=400)
+    ap.add_argument("--kind", choices=["inference", "training"], default="inference",
+                    help="cost model to fit or report (training: objectives/calibration/training.py)")
     args = ap.parse_args(argv)
+    if args.kind == "training":
+        from .training import run as run_training
+        return run_training(args.command, args.data, None if args.out == str(DATA_FILE) else args.out,
+                            no_loso=args.no_loso, max_nfev=args.max_nfev)
     try:
         df, path = load(args.data)
     except FileNotFoundError as exc:

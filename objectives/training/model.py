@@ -1,0 +1,542 @@
+"""`estimate`: step time, throughput, memory and cost of LLM training under TP/SP/CP/EP/PP/DP, ZeRO/FSDP, recompute,
+low precision and offload; vectorized (every argument broadcasts, one row per configuration).
+
+The model, per configuration (bottleneck pipeline stage = the first, which holds the embedding and the most
+activations; with pp = 1 the only stage):
+
+Compute per micro-batch of ``b`` sequences of ``s`` tokens on one GPU (``b s / cp`` tokens, ``L / pp`` layers):
+- GEMMs: 2 x (active layer parameters) FLOPs per token forward (MoE: top_k routed + shared experts + router),
+  split over tp (experts over ep x tp: each GPU computes its local tokens' top_k experts, Megatron's expert
+  tensor parallel = tp), the LM head on the last stage; at ``peak(precision) x gemm_eff x d / (d + gemm_dim_half)``
+  with d = hidden / tp, times the recipe's cost. Backward = 2 x forward (LoRA: 1 x, no weight gradients).
+- Attention (flash, causal): 2 x c x heads x (d_qk + d_v) FLOPs per token per layer, c = mean attended context
+  (s / 2, or the sliding window), at the 16-bit peak x attn_eff; backward 2.5 x forward (flash recomputes).
+- Memory-bound kernels: elementwise_bytes x hidden bytes per token per layer per pass over HBM x mem_eff.
+- Recompute: "full" reruns the forward once more; "selective" recomputes core attention, which flash attention
+  already does in its backward, so it costs no extra time and stores what "none" stores without the s^2 terms.
+Communication (each collective priced on the link it crosses: inside the scale-up domain at the catalog link
+bandwidth, else at the scale-out network per GPU, both x their bandwidth efficiency, + collective_latency_us):
+- TP (with or without SP): 2 all-reduces (or all-gather + reduce-scatter) of b s h / cp 16-bit values per layer
+  forward, 2 backward, 2 more when fully recomputed; (1 - tp_overlap) of it is exposed.
+- CP (ring attention): (cp - 1) K/V blocks per layer forward, twice that backward, hidden behind attention.
+- EP: 2 all-to-all of the top_k routed tokens per MoE layer forward, 2 backward, exposed.
+- PP: one activation send per micro-batch per direction (vp per micro-batch when interleaved).
+- DP (gradients over dp x cp; MoE expert gradients over dp x cp / ep): ZeRO 0 all-reduce; ZeRO 1/2 reduce-scatter
+  + all-gather of the updated weights; ZeRO 3/FSDP all-gather forward and backward + reduce-scatter per
+  micro-batch. Exposed: max(0, t_dp - dp_overlap x window).
+Pipeline: 1F1B step = (m + (pp - 1) / vp) x t_micro-batch with m = global_batch / (dp x micro_batch) micro-batches
+per replica (interleaved: vp model chunks per GPU shrink the bubble vp-fold).
+Optimizer: Adam with fp32 master weights, 30 bytes of HBM traffic per local parameter (sharded by ZeRO >= 1); with
+``offload="optimizer"`` the gradients go to the host and the weights come back over the host link instead.
+
+Memory per GPU (bytes, mixed-precision Adam as in ZeRO, Rajbhandari et al. 2020, arXiv 1910.02054: 2 bytes of
+weights + 2 of gradients + 12 of optimizer states per parameter): weights at the precision's storage size (fp8
+recipes keep fp8 primary weights, embeddings/LM head/norm weights stay 16-bit), sharded by ZeRO 3; gradients sharded
+by ZeRO >= 2; optimizer states by ZeRO >= 1 (and absent with optimizer offload); activations after Korthikanti et al.
+2022 (arXiv 2205.05198) generalized to GQA, gated MLPs and MoE, without dropout masks (modern LLM pre-training uses
+none) and with flash attention (no s^2 terms): per layer per token 4h (norm inputs) + GEMM inputs, Q/K/V, attention
+output, MLP intermediates, split by tp (the norm part only with SP) and by cp; "full" keeps the 2h layer input per
+layer plus one layer's working set; 1F1B keeps min(pp, m) micro-batches in flight on the first stage (interleaved:
+x (1 + (pp - 1) / (pp vp))); fp32 logits when the stage holds the LM head alone (pp = 1); communication buffers: the
+SP/TP gather buffer, ZeRO-3 prefetch of two layers' full weights, and a 2 GiB runtime reserve (CUDA context, cuBLAS
+workspaces, NCCL buffers, allocator slack: an assumption, not a measurement).
+
+MFU convention (PaLM, Chowdhery et al. 2022; Megatron-LM and llm-foundry count alike): model FLOPs per token =
+6 x N + 6 x L x s x heads x (d_qk + d_v) (non-causal attention), N = active parameters without the input
+embedding (with the LM head); recompute is not counted; the peak is the GPU's dense 16-bit (bf16, or fp16 on
+Volta) peak whatever the training precision.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from objectives.catalog import GPU, Model, model_math
+
+from .factors import FAMILIES, Factors, default_factors
+from .systems import DEFAULT_SCALE_UP, system
+
+GIB = float(2**30)
+#: training precisions (compute group, bytes per stored weight, bytes per saved GEMM input)
+PRECISIONS: dict[str, tuple[str, float, float]] = {
+    "bf16": ("16bit", 2.0, 2.0),
+    "fp16": ("16bit", 2.0, 2.0),
+    "fp8": ("fp8", 1.0, 1.0),                                   # per-tensor (delayed or current) scaling
+    "fp8-rowwise": ("fp8", 1.0 + 4.0 / 4096, 1.0 + 4.0 / 4096),  # one fp32 scale per row (hidden ~ 4096)
+    "fp8-block": ("fp8", 1.0 + 4.0 / (128 * 128), 1.0 + 4.0 / 128),  # 128x128 weight blocks, 1x128 activation tiles
+    "mxfp8": ("fp8", 1.0 + 1.0 / 32, 1.0 + 1.0 / 32),           # one E8M0 scale per 32 elements
+    "nvfp4": ("fp4", 0.5 + 1.0 / 16, 0.5 + 1.0 / 16),          # one E4M3 scale per 16 elements
+}
+RECOMPUTE = ("none", "selective", "full")
+ZERO_STAGES = (0, 1, 2, 3)
+OFFLOAD = (None, "optimizer", "weights", "both")
+FINETUNE = (None, "full", "lora")
+#: GPU families that compute in each group (the peak key of the catalog)
+_PEAK_KEY = {"16bit": "bf16", "fp8": "fp8", "fp4": "fp4"}
+_MX_FAMILIES = ("blackwell", "blackwell-ultra", "cdna4")       # hardware-scaled MX formats (mxfp8, nvfp4)
+#: HBM traffic of one Adam step per local parameter, bytes: read fp32 grad (4), master (4), m (4), v (4);
+#: write master, m, v (12) and the 16-bit weight (2)
+ADAM_BYTES = 30.0
+RESERVE_GIB = 2.0
+COLUMNS = ("step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "mfu_pct",
+           "mem_per_gpu_gib", "mem_weights_gib", "mem_gradients_gib", "mem_optimizer_gib", "mem_activations_gib",
+           "mem_comm_buffers_gib", "fits", "dp", "n_micro_batches", "bubble_pct", "exposed_comm_pct",
+           "time_to_train_h", "usd_per_run", "mwh_per_run")
+
+
+class TrainingError(ValueError):
+    """A training configuration that cannot be evaluated (the message names the bad value and what is valid)."""
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(np.asarray(mask).ravel())[0])
+
+
+def _num(name: str, x: Any, *, integer: bool = True, minimum: float = 1) -> np.ndarray:
+    """A numeric argument as an array, checked (integers >= minimum)."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TrainingError(f"{name}={x!r} is not a number or an array of numbers") from None
+    bad = ~np.isfinite(a) | (a < minimum)
+    if integer:
+        bad |= a != np.round(a)
+    if bad.any():
+        v = a.ravel()[_first_bad(bad)]
+        kind = "an integer" if integer else "a number"
+        raise TrainingError(f"{name}={v!r} is invalid: {name} must be {kind} >= {minimum:g}")
+    return a
+
+
+def _categories(name: str, x: Any, valid: tuple, normalize=None) -> tuple[list, np.ndarray]:
+    """(distinct values, codes shaped like x) for a categorical argument; unknown values list the valid ones."""
+    scalar = x is None or isinstance(x, (str, bytes, int, float, bool, np.generic, Model, GPU))
+    arr = np.empty((), dtype=object) if scalar else np.asarray(x, dtype=object)
+    if scalar:
+        arr[()] = x
+    flat = arr.ravel()
+    if flat.size == 0:
+        return [], np.zeros(arr.shape, dtype=np.int64)
+    if scalar:
+        uniq, codes = [x], np.zeros(arr.shape, dtype=np.int64)
+    else:
+        try:
+            codes, u = pd.factorize(flat, use_na_sentinel=False)
+        except TypeError:
+            raise TrainingError(f"{name} must hold hashable values, got {x!r}") from None
+        uniq, codes = list(u), codes.reshape(arr.shape)
+    out = []
+    for u in uniq:
+        v = normalize(u) if normalize else u
+        if valid and v not in valid:
+            raise TrainingError(f"unknown {name} {u!r}; valid: {', '.join(repr(t) for t in valid)}")
+        out.append(v)
+    return out, codes
+
+
+def _zero(v: Any) -> Any:
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("fsdp", "full_shard", "hybrid_shard", "hsdp"):
+            return 3
+        if s.isdigit():
+            return int(s)
+        return s
+    if isinstance(v, (bool, np.bool_)):
+        return v
+    if isinstance(v, (int, np.integer, float, np.floating)) and float(v).is_integer():
+        return int(v)
+    return v
+
+
+def _opt_none(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+def _lower(v: Any) -> Any:
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+def _runs(precision: str, g: GPU) -> bool:
+    """True when `g` computes in `precision`: bf16 needs a bf16 peak (not Volta), fp8 recipes an fp8 peak
+    (Ada/Hopper/CDNA 3 or newer), nvfp4 an fp4 peak, and the MX formats (mxfp8, nvfp4) hardware block scaling."""
+    key = {"bf16": "bf16", "fp16": "fp16"}.get(precision, _PEAK_KEY[PRECISIONS[precision][0]])
+    if g.peak_tflops.get(key, 0.0) <= 0:
+        return False
+    return precision not in ("mxfp8", "nvfp4") or g.family in _MX_FAMILIES
+
+
+def _model_record(m: Any) -> Model:
+    from objectives import catalog
+    if isinstance(m, Model):
+        return m
+    if isinstance(m, dict):
+        return catalog.model_from_hf_config(m)
+    return catalog.model(m)
+
+
+def _gpu_record(g: Any) -> GPU:
+    from objectives import catalog
+    return g if isinstance(g, GPU) else catalog.gpu(g)
+
+
+def _model_numbers(m: Model) -> dict[str, float]:
+    """Per-model scalars of the cost model (parameter counts per layer, attention shape)."""
+    L = m.n_layers
+    attn = model_math.attention_params_per_layer(m)
+    dense_mlp = model_math.dense_mlp_params_per_layer(m)
+    n_moe = model_math.n_moe_layers(m)
+    n_dense = L - n_moe
+    moe_active = model_math.moe_params_per_layer(m, active=True) if m.n_experts else 0.0
+    gate = 3.0 if m.gated_mlp else 2.0
+    expert = gate * m.hidden * m.moe_ffn if m.n_experts else 0.0
+    moe_nonexpert = (m.hidden * m.n_experts + gate * m.hidden * m.shared_ffn) if m.n_experts else 0.0
+    if m.kv_lora_rank:
+        d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
+        hq, hkv = m.n_heads * d_qk, m.n_heads * (d_qk + d_v) / 2.0
+    else:
+        d_qk = d_v = m.head_dim
+        hq, hkv = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
+    n_slide = model_math.n_sliding_layers(m)
+    # MLP intermediates per token per layer (averaged over the layers): elements produced by fc1 (gate and up)
+    f_dense = m.ffn
+    f_moe = m.top_k * m.moe_ffn + m.shared_ffn if m.n_experts else 0.0
+    f_avg = (n_dense * f_dense + n_moe * f_moe) / L
+    return dict(
+        L=float(L), h=float(m.hidden), heads=float(m.n_heads), kv_heads=float(m.n_kv_heads), vocab=float(m.vocab),
+        d_qk=float(d_qk), d_v=float(d_v), hq=float(hq), hkv=float(hkv),
+        gated=float(m.gated_mlp), tied=float(m.tie_embeddings),
+        # per-token forward GEMM parameters of all layers (active), and their stored counts
+        lin_active=float(L * attn + n_dense * dense_mlp + n_moe * moe_active),
+        dense_body=float(L * attn + n_dense * dense_mlp + n_moe * moe_nonexpert),
+        expert_body=float(n_moe * m.n_experts * expert),
+        n_moe=float(n_moe), n_experts=float(m.n_experts), top_k=float(m.top_k),
+        f_avg=float(f_avg), window=float(m.sliding_window), n_slide=float(n_slide),
+        mlp_mats=gate,
+    )
+
+
+def _gpu_numbers(g: GPU) -> dict[str, Any]:
+    s = system(g.name)
+    return dict(
+        peak16=float(g.peak_tflops.get("bf16", g.peak_tflops.get("fp16", 0.0))),
+        peak_fp8=float(g.peak_tflops.get("fp8", 0.0)), peak_fp4=float(g.peak_tflops.get("fp4", 0.0)),
+        has_bf16=float("bf16" in g.peak_tflops), mem_gib=g.mem_gb * 1e9 / GIB, hbm_tbs=float(g.mem_bw_tbs),
+        link_gbs=float(g.link_bw_gbs), tdp=float(g.tdp_w), idle=float(g.idle_w or 0.2 * g.tdp_w),
+        price=float(g.price_usd_per_hour), family=g.family,
+        scale_up=float(s.scale_up_gpus if s else DEFAULT_SCALE_UP),
+        scale_out_gbps=float(s.scale_out_gbps if s else np.nan),
+        host_gbs=float(s.host_link_gbs if s else g.link_bw_gbs),
+    )
+
+
+def _table(records: list, fn) -> dict[str, np.ndarray]:
+    rows = [fn(r) for r in records]
+    return {k: np.array([r[k] for r in rows], dtype=object if isinstance(rows[0][k], str) else np.float64)
+            for k in rows[0]}
+
+
+# ------------------------------------------------------------------------------------------------ the model
+def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp: Any = 1, ep: Any = 1, vp: Any = 1,
+             sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
+             micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
+             finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
+             scale_out_gbps: Any = None, factors: Factors | None = None) -> pd.DataFrame:
+    """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
+
+    Arguments (scalars or arrays, broadcast together):
+    - model: catalog name / alias / Hugging Face id, a `catalog.Model` (e.g. from `catalog.model_from_hf_config`),
+      or a config.json dict. gpu: catalog name or alias, or a `catalog.GPU`.
+    - n_gpus, tp, pp, cp, ep, vp: GPU count and tensor / pipeline / context / expert parallel degrees and
+      interleaved pipeline chunks per GPU. dp = n_gpus / (tp x pp x cp); expert parallelism lives inside dp x cp
+      (as in Megatron-Core: ep divides dp x cp and the experts).
+    - sequence_parallel: bool (norm/dropout activations split over tp). zero_stage: 0-3 or "fsdp" (= 3; also
+      "hybrid_shard"). recompute: "none" | "selective" | "full".
+    - seq_len (tokens), micro_batch (sequences per micro-batch per replica), global_batch (sequences per step).
+    - precision: "bf16" | "fp16" | "fp8" (per-tensor scaling) | "fp8-rowwise" | "fp8-block" | "mxfp8" | "nvfp4".
+    - offload: None | "optimizer" (states and step on the host) | "weights" (weights streamed from the host) | "both".
+    - finetune: None (pre-training) | "full" | "lora" (base weights frozen: no weight gradients, LoRA adapters of
+      rank `lora_rank` on every attention and MLP projection hold the gradients and optimizer states).
+    - tokens: training tokens of the run (optional): adds time_to_train_h, usd_per_run, mwh_per_run.
+    - scale_up_gpus / scale_out_gbps: override the training system of the GPU (objectives/data/training/
+      systems.toml): GPUs per NVLink/Infinity-Fabric domain, scale-out Gb/s per GPU per direction.
+    - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
+
+    Columns: step_time_s, tokens_per_s, tokens_per_s_per_gpu, model_tflops_per_gpu (model FLOPs, see the module
+    docstring), mfu_pct (of the dense 16-bit peak), mem_per_gpu_gib and its parts mem_weights_gib,
+    mem_gradients_gib, mem_optimizer_gib, mem_activations_gib, mem_comm_buffers_gib (the runtime reserve
+    included), fits (bool), dp, n_micro_batches (per replica per step), bubble_pct (pipeline bubble, % of the step),
+    exposed_comm_pct (communication not hidden, % of the step), time_to_train_h, usd_per_run (GPU-hours x the
+    catalog price), mwh_per_run (GPU board energy) - the last three NaN without `tokens`.
+
+    Raises `TrainingError` naming the numbers for a layout that does not divide (tp vs heads, pp x vp vs layers,
+    n_gpus vs tp x pp x cp, global batch vs dp x micro_batch, cp vs seq_len, ep vs experts or dp x cp), for an
+    unknown precision / recompute / zero_stage / offload / finetune (listing the valid ones), for a precision the
+    GPU cannot compute in, and for a layout that leaves the scale-up domain of a GPU without a scale-out network.
+    """
+    fac = factors or default_factors()
+    # ---------------------------------------------------------------- categorical arguments
+    m_recs, m_code = _categories("model", model, (), None)
+    m_recs = [_model_record(m) for m in m_recs]
+    g_recs, g_code = _categories("gpu", gpu, (), None)
+    g_recs = [_gpu_record(g) for g in g_recs]
+    precs, p_code = _categories("precision", precision, tuple(PRECISIONS), _lower)
+    recs, r_code = _categories("recompute", recompute, RECOMPUTE, _lower)
+    zeros, z_code = _categories("zero_stage", zero_stage, ZERO_STAGES + ("fsdp", "hybrid_shard"), _zero)
+    offs, o_code = _categories("offload", offload, OFFLOAD, _opt_none)
+    fts, f_code = _categories("finetune", finetune, FINETUNE, _opt_none)
+    nums = dict(n_gpus=_num("n_gpus", n_gpus), tp=_num("tp", tp), pp=_num("pp", pp), cp=_num("cp", cp),
+                ep=_num("ep", ep), vp=_num("vp", vp), seq_len=_num("seq_len", seq_len),
+                micro_batch=_num("micro_batch", micro_batch), global_batch=_num("global_batch", global_batch),
+                lora_rank=_num("lora_rank", lora_rank))
+    sp_arr = np.asarray(sequence_parallel)
+    if sp_arr.dtype.kind not in "bui" or ((sp_arr != 0) & (sp_arr != 1)).any():
+        raise TrainingError(f"sequence_parallel={sequence_parallel!r} is invalid: valid: True, False")
+    tok = None if tokens is None else _num("tokens", tokens, integer=False, minimum=0)
+    su = None if scale_up_gpus is None else _num("scale_up_gpus", scale_up_gpus)
+    so = None if scale_out_gbps is None else _num("scale_out_gbps", scale_out_gbps, integer=False, minimum=0)
+    shape = np.broadcast_shapes(m_code.shape, g_code.shape, p_code.shape, r_code.shape, z_code.shape, o_code.shape,
+                                f_code.shape, sp_arr.shape, *(a.shape for a in nums.values()),
+                                *(a.shape for a in (tok, su, so) if a is not None))
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(a, shape).ravel() if a.shape != shape else a.ravel()
+
+    M = _table(m_recs, _model_numbers)
+    G = _table(g_recs, _gpu_numbers)
+    mi, gi = flat(m_code), flat(g_code)
+    mv = {k: v[mi] for k, v in M.items()}
+    gv = {k: v[gi] for k, v in G.items()}
+    n, tp_, pp_, cp_, ep_, vp_ = (flat(nums[k]) for k in ("n_gpus", "tp", "pp", "cp", "ep", "vp"))
+    s, b, B, rank = (flat(nums[k]) for k in ("seq_len", "micro_batch", "global_batch", "lora_rank"))
+    sp = flat(sp_arr).astype(bool)
+    p_idx = flat(p_code)
+    group = np.array([PRECISIONS[p][0] for p in precs], dtype=object)[p_idx] if precs else np.array([], object)
+    wbytes = np.array([PRECISIONS[p][1] for p in precs])[p_idx]
+    abytes = np.array([PRECISIONS[p][2] for p in precs])[p_idx]
+    recipe = np.array([fac.params["recipe_cost"].get(p, 1.0) for p in precs])[p_idx]
+    rc = np.array([RECOMPUTE.index(r) for r in recs])[flat(r_code)]          # 0 none, 1 selective, 2 full
+    zs = np.array(zeros, dtype=np.float64)[flat(z_code)]
+    off = np.array([OFFLOAD.index(o) for o in offs])[flat(o_code)]
+    off_opt, off_w = (off == 1) | (off == 3), (off == 2) | (off == 3)
+    lora = (np.array([FINETUNE.index(f) for f in fts])[flat(f_code)] == 2)
+    if su is not None:
+        gv["scale_up"] = flat(su)
+    if so is not None:
+        gv["scale_out_gbps"] = flat(so)
+
+    # ---------------------------------------------------------------- validity (clear errors naming the numbers)
+    tpc = tp_ * pp_ * cp_
+    dp = n / tpc
+    checks = [
+        (n % tpc != 0, lambda i: f"n_gpus={n[i]:.0f} is not a multiple of tp x pp x cp = {tp_[i]:.0f} x {pp_[i]:.0f} x "
+                                 f"{cp_[i]:.0f} = {tpc[i]:.0f}"),
+        (mv["heads"] % tp_ != 0, lambda i: f"tp={tp_[i]:.0f} does not divide the {mv['heads'][i]:.0f} attention heads "
+                                           f"of {m_recs[mi[i]].name}"),
+        ((mv["kv_heads"] % tp_ != 0) & (tp_ % mv["kv_heads"] != 0),
+         lambda i: f"tp={tp_[i]:.0f} neither divides nor is a multiple of the {mv['kv_heads'][i]:.0f} KV heads of "
+                   f"{m_recs[mi[i]].name}"),
+        (mv["L"] % (pp_ * vp_) != 0, lambda i: f"pp x vp = {pp_[i]:.0f} x {vp_[i]:.0f} does not divide the "
+                                               f"{mv['L'][i]:.0f} layers of {m_recs[mi[i]].name} (stages must be even)"),
+        (B % (np.maximum(dp, 1) * b) != 0, lambda i: f"global_batch={B[i]:.0f} is not divisible by dp x micro_batch = "
+                                                     f"{dp[i]:.0f} x {b[i]:.0f} = {dp[i] * b[i]:.0f}"),
+        ((s % (2 * cp_) != 0) & (cp_ > 1), lambda i: f"cp={cp_[i]:.0f} does not split seq_len={s[i]:.0f} into 2 x cp "
+                                                     f"equal chunks (load-balanced ring attention)"),
+        ((ep_ > 1) & (mv["n_experts"] == 0), lambda i: f"ep={ep_[i]:.0f} but {m_recs[mi[i]].name} is dense (no experts)"),
+        ((mv["n_experts"] > 0) & (mv["n_experts"] % ep_ != 0),
+         lambda i: f"ep={ep_[i]:.0f} does not divide the {mv['n_experts'][i]:.0f} experts of {m_recs[mi[i]].name}"),
+        ((dp * cp_) % ep_ != 0, lambda i: f"ep={ep_[i]:.0f} does not divide dp x cp = {dp[i]:.0f} x {cp_[i]:.0f} "
+                                          f"(expert parallelism lives inside data parallelism)"),
+        ((vp_ > 1) & (pp_ == 1), lambda i: f"vp={vp_[i]:.0f} needs pipeline parallelism (pp={pp_[i]:.0f})"),
+    ]
+    for bad, msg in checks:
+        if bad.any():
+            raise TrainingError(msg(_first_bad(bad)))
+    m_mb = B / (dp * b)                                        # micro-batches per replica per step
+    bad = (vp_ > 1) & (m_mb % pp_ != 0)
+    if bad.any():
+        i = _first_bad(bad)
+        raise TrainingError(f"interleaved pipeline (vp={vp_[i]:.0f}) needs the {m_mb[i]:.0f} micro-batches per replica "
+                            f"to be a multiple of pp={pp_[i]:.0f}")
+    fam = gv["family"]
+    peak_g = np.where(group == "fp8", gv["peak_fp8"], np.where(group == "fp4", gv["peak_fp4"], gv["peak16"]))
+    runs = np.array([[_runs(p, g) for p in precs] for g in g_recs], dtype=bool)
+    bad = ~runs[gi, p_idx]
+    if bad.any():
+        i = _first_bad(bad)
+        g = g_recs[gi[i]]
+        ok = [p for p in PRECISIONS if _runs(p, g)]
+        raise TrainingError(f"precision {precs[p_idx[i]]!r} cannot run on {g.name} ({g.family}); valid there: {ok}")
+    one = np.ones_like(n)
+    bad = (n > gv["scale_up"]) & ~(gv["scale_out_gbps"] > 0)
+    if bad.any():
+        i = _first_bad(bad)
+        raise TrainingError(f"{n[i]:.0f} GPUs exceed the {gv['scale_up'][i]:.0f}-GPU scale-up domain of "
+                            f"{g_recs[gi[i]].name}, which has no scale-out network in "
+                            f"objectives/data/training/systems.toml: pass scale_out_gbps= (Gb/s per GPU)")
+
+    # ---------------------------------------------------------------- factors per row
+    eff_tab = {f: fac.params["gemm_eff"].get(f, fac.params["gemm_eff"]["hopper"]) for f in FAMILIES}
+    fams = list(G["family"])
+    geff_g = np.array([[eff_tab.get(f, eff_tab["hopper"])[k] for k in ("16bit", "fp8", "fp4")] for f in fams])
+    gcol = np.where(group == "fp8", 1, np.where(group == "fp4", 2, 0))
+    gemm_eff = geff_g[gi, gcol]
+    F = {k: fac.get(k) for k in ("gemm_dim_half", "elementwise_bytes", "layer_overhead_us",
+                                 "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap",
+                                 "dp_overlap", "mem_eff", "collective_latency_us")}
+    lat = F["collective_latency_us"] * 1e-6
+
+    # ---------------------------------------------------------------- compute per micro-batch on the stage
+    L, h, V = mv["L"], mv["h"], mv["vocab"]
+    Ls = L / pp_                                              # layers per GPU
+    tok_mb = b * s / cp_                                      # tokens per micro-batch per GPU
+    d_loc = h / tp_
+    gemm_rate = peak_g * 1e12 * gemm_eff * d_loc / (d_loc + F["gemm_dim_half"]) / recipe
+    lin_fwd = 2.0 * tok_mb * (mv["lin_active"] / L * Ls + np.where(pp_ == 1, V * h, 0.0)) / tp_
+    # LM head on the last stage: counted on the bottleneck only when it is the single stage (pp = 1); with pp > 1
+    # the first stage (embedding lookup, no GEMM) has the same layers and the most activations
+    t_gemm = lin_fwd / gemm_rate
+    c_full = s / 2.0
+    w = mv["window"]
+    c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
+    frac_slide = np.where(w > 0, mv["n_slide"] / L, 0.0)
+    ctx = (1 - frac_slide) * c_full + frac_slide * c_win
+    attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * Ls / tp_
+    attn_eff = np.array([fac.params["attn_eff"].get(f, fac.params["attn_eff"]["hopper"]) for f in fams])[gi]
+    t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
+    hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
+    t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
+    t_ovh = Ls * F["layer_overhead_us"] * 1e-6
+    t_fwd = t_gemm + t_attn + t_elem + t_ovh
+    t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + 2.5 * t_attn + 2.0 * t_elem + t_ovh
+    t_rec = np.where(rc == 2, t_fwd, 0.0)
+    t_compute_mb = t_fwd + t_bwd + t_rec
+
+    # ---------------------------------------------------------------- communication per micro-batch
+    so_bytes_s = gv["scale_out_gbps"] / 8.0 * 1e9 * F["scale_out_bw_eff"]
+    su_bytes_s = gv["link_gbs"] * 1e9 * F["scale_up_bw_eff"]
+
+    def bw(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
+        """Bytes/s per GPU of a ring collective over `size` GPUs placed `stride` ranks apart (Megatron's rank order:
+        tp fastest, then cp, dp, pp). Inside one scale-up domain: the link. Across domains, a rail-optimized ring
+        sends each domain's share through the NICs of its k members of the group: min(link, k x NIC per GPU)."""
+        inside = size * stride <= gv["scale_up"]
+        k = np.clip(gv["scale_up"] / stride, 1.0, size)
+        return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, k * so_bytes_s))
+
+    def bw_a2a(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
+        """Bytes/s per GPU of an all-to-all: the share of a GPU's payload bound for other domains leaves through
+        its own NIC."""
+        inside = size * stride <= gv["scale_up"]
+        k = np.clip(gv["scale_up"] / stride, 1.0, size)
+        cross = np.maximum(1.0 - k / size, 1.0 / size) / np.maximum((size - 1) / size, 1e-9)
+        return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, so_bytes_s / cross))
+
+    act16 = tok_mb * h * 2.0                                  # one 16-bit activation tensor of the micro-batch
+    n_tp_coll = Ls * np.where(rc == 2, 6.0, 4.0)
+    t_tp = np.where(tp_ > 1, n_tp_coll * (act16 * 2.0 * (tp_ - 1) / tp_ / bw(tp_, one) + lat), 0.0)
+    t_tp_exp = (1.0 - F["tp_overlap"]) * t_tp
+    kv_blk = tok_mb * 2.0 * mv["hkv"] / np.minimum(tp_, mv["kv_heads"]) * 2.0
+    t_cp1 = np.where(cp_ > 1, Ls * (cp_ - 1) * (kv_blk / bw(cp_, tp_) + lat), 0.0)
+    t_cp_exp = (np.maximum(0.0, t_cp1 - t_attn) + np.maximum(0.0, 2.0 * t_cp1 - 2.5 * t_attn)
+                + np.where(rc == 2, np.maximum(0.0, t_cp1 - t_attn), 0.0))
+    moe_frac = mv["n_moe"] / L
+    a2a = tok_mb * mv["top_k"] * h * 2.0 / tp_ * (ep_ - 1) / ep_
+    t_ep = np.where(ep_ > 1, Ls * moe_frac * np.where(rc == 2, 6.0, 4.0) * (a2a / bw_a2a(ep_, tp_) + lat), 0.0)
+    p2p = act16 / np.where(sp, tp_, 1.0)
+    t_pp = np.where(pp_ > 1, 2.0 * vp_ * (p2p / bw(np.full_like(n, 2.0), n / pp_) + lat), 0.0)
+    t_mb = t_compute_mb + t_tp_exp + t_cp_exp + t_ep + t_pp
+    n_slots = m_mb + (pp_ - 1) / vp_
+    t_pipe = n_slots * t_mb
+    # offloaded weights stream from the host twice per micro-batch (forward, backward)
+
+    # ---------------------------------------------------------------- parameters per GPU
+    emb = V * h / tp_
+    dense_stage = mv["dense_body"] / pp_ / tp_ + emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
+    exp_stage = mv["expert_body"] / pp_ / (ep_ * tp_)
+    body_stage = dense_stage - emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
+    dp_dense, dp_exp = dp * cp_, dp * cp_ / ep_
+    # LoRA adapters: rank r on the attention projections (q, k, v, o) and the MLP matrices of each layer
+    lora_params = np.where(lora, rank * Ls * (4.0 * h + 2.0 * mv["hq"] + 2.0 * mv["hkv"]
+                                               + mv["mlp_mats"] * (h + mv["f_avg"])) / tp_, 0.0)
+    train_dense = np.where(lora, lora_params, dense_stage)
+    train_exp = np.where(lora, 0.0, exp_stage)
+
+    # ---------------------------------------------------------------- data-parallel communication and optimizer
+    w_comm = wbytes                                           # weights gathered at their storage precision
+    g_bytes = np.where(zs >= 3, 4.0, 2.0)                     # FSDP reduces in fp32, Megatron-Core in bf16
+    ring_dense = np.where(dp_dense > 1, (dp_dense - 1) / dp_dense, 0.0)
+    ring_exp = np.where(dp_exp > 1, (dp_exp - 1) / dp_exp, 0.0)
+    grad_vol = train_dense * ring_dense + train_exp * ring_exp
+    weight_vol = np.where(lora, 0.0, (dense_stage * ring_dense + exp_stage * ring_exp) * w_comm)
+    bw_dp = bw(dp_dense, tp_)                                  # the dp x cp group strides over tp
+    n_coll_dp = np.where(grad_vol > 0, 2.0, 0.0)
+    t_dp_z0 = 2.0 * grad_vol * g_bytes / bw_dp
+    t_dp_z12 = (grad_vol * g_bytes + np.where(lora, 0.0, weight_vol)) / bw_dp
+    t_dp_z3 = m_mb * (grad_vol * g_bytes + 2.0 * np.where(lora, lora_params * ring_dense * 2.0, weight_vol)) / bw_dp
+    t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + n_coll_dp * lat * np.where(zs >= 3, m_mb, 1)
+    window = np.where(zs >= 3, t_pipe, t_fwd + t_bwd)
+    t_dp_exp = np.maximum(0.0, t_dp - F["dp_overlap"] * window)
+    opt_params = (train_dense / np.where(zs >= 1, dp_dense, 1.0) + train_exp / np.where(zs >= 1, dp_exp, 1.0))
+    t_opt_gpu = opt_params * ADAM_BYTES / hbm
+    t_opt_host = opt_params * 4.0 / (gv["host_gbs"] * 1e9)    # 16-bit gradients down, 16-bit weights up
+    t_opt = np.where(off_opt, t_opt_host, t_opt_gpu)
+    w_stream = 2.0 * (dense_stage + exp_stage) * wbytes / (gv["host_gbs"] * 1e9)
+    t_w_off = np.where(off_w, np.maximum(0.0, w_stream - t_compute_mb) * m_mb, 0.0)
+    step = t_pipe + t_dp_exp + t_opt + t_w_off + F["step_overhead_s"]
+
+    # ---------------------------------------------------------------- memory per GPU
+    shard_w = np.where(zs >= 3, 1.0, 0.0)
+    weights = (body_stage * wbytes + (dense_stage - body_stage) * 2.0) / np.where(shard_w > 0, dp_dense, 1.0) \
+        + exp_stage * wbytes / np.where(shard_w > 0, dp_exp, 1.0) + lora_params * 2.0
+    weights = np.where(off_w, 0.0, weights)
+    grads = 2.0 * (train_dense / np.where(zs >= 2, dp_dense, 1.0) + train_exp / np.where(zs >= 2, dp_exp, 1.0))
+    optim = np.where(off_opt, 0.0, 12.0 * opt_params)
+    hq, hkv, f = mv["hq"], mv["hkv"], mv["f_avg"]
+    repl = 4.0 * h + abytes * h + abytes * h                  # norm inputs; QKV and fc1 GEMM inputs
+    fc1_out = np.where(mv["gated"] > 0, 2.0 * 2.0 * f, 2.0 * f)
+    tpart = 2.0 * (hq + 2.0 * hkv) + 2.0 * hq + fc1_out + abytes * f
+    per_layer_tok = repl / np.where(sp, tp_, 1.0) + tpart / tp_
+    per_layer = tok_mb * per_layer_tok
+    inflight = np.minimum(pp_, m_mb) * np.where(vp_ > 1, 1.0 + (pp_ - 1) / (pp_ * vp_), 1.0)
+    layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
+    acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
+    acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
+    full_layer = (mv["dense_body"] + mv["expert_body"] / ep_) / L / tp_
+    comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, 2.0 * full_layer * 2.0, 0.0) + RESERVE_GIB * GIB
+    total = weights + grads + optim + acts + comm
+    mem_gib = total / GIB
+
+    # ---------------------------------------------------------------- throughput, MFU, cost
+    tokens_step = B * s
+    tps = tokens_step / step
+    tps_gpu = tps / n
+    n_model = mv["lin_active"] + V * h                         # active parameters with the LM head, no embedding
+    attn_model = 6.0 * L * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * (
+        (1 - frac_slide) * s + frac_slide * np.where(w > 0, np.minimum(s, w), s))
+    flops_tok = 6.0 * n_model * np.where(lora, 2.0 / 3.0, 1.0) + attn_model
+    model_tflops = tps_gpu * flops_tok / 1e12
+    busy = np.clip((n_slots * t_compute_mb + t_opt) / step, 0.0, 1.0)
+    power = gv["idle"] + (gv["tdp"] - gv["idle"]) * busy
+    out = {
+        "step_time_s": step, "tokens_per_s": tps, "tokens_per_s_per_gpu": tps_gpu, "model_tflops_per_gpu": model_tflops,
+        "mfu_pct": 100.0 * model_tflops / gv["peak16"], "mem_per_gpu_gib": mem_gib, "mem_weights_gib": weights / GIB,
+        "mem_gradients_gib": grads / GIB, "mem_optimizer_gib": optim / GIB, "mem_activations_gib": acts / GIB,
+        "mem_comm_buffers_gib": comm / GIB, "fits": mem_gib <= gv["mem_gib"], "dp": dp, "n_micro_batches": m_mb,
+        "bubble_pct": 100.0 * (pp_ - 1) / vp_ * t_mb / step,
+        "exposed_comm_pct": 100.0 * (n_slots * (t_tp_exp + t_cp_exp + t_ep + t_pp) + t_dp_exp) / step,
+    }
+    if tok is None:
+        nan = np.full(step.shape, np.nan)
+        out.update(time_to_train_h=nan, usd_per_run=nan, mwh_per_run=nan)
+    else:
+        hours = flat(tok) / tps / 3600.0
+        out.update(time_to_train_h=hours, usd_per_run=hours * n * gv["price"], mwh_per_run=hours * n * power / 1e6)
+    df = pd.DataFrame(out)
+    return df
