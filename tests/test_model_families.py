@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from objectives import catalog, inference
-from objectives.catalog import DATA_DIR, Catalog, CatalogError, model_math as mm
+from objectives.catalog import DATA_DIR, Catalog, CatalogError
+from objectives.catalog import model_math as mm
 from objectives.catalog.quant import checkpoint_quant, from_hf_quant_config, from_quantization_config
 from objectives.inference import memory
 from objectives.inference.ops import ModelShape, layer_costs
@@ -212,8 +213,9 @@ def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dt
 
 
 def test_silicon_slice_model_names_resolve():
-    import pandas as pd
     from pathlib import Path
+
+    import pandas as pd
 
     csv = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "serving_silicon.csv"
     names = sorted(pd.read_csv(csv, usecols=["model_path"])["model_path"].unique()) if csv.exists() else [

@@ -104,7 +104,8 @@ def _compressed_tensors(q: Mapping[str, Any], where: str) -> Quant:
     if fmt.startswith("mxfp4"):
         return "fp4", "mxfp4", kv_dtype
     groups = q.get("config_groups") or {}
-    weights = [g.get("weights") for g in groups.values() if isinstance(g, Mapping) and g.get("weights")]
+    weights: list[Mapping[str, Any]] = [g["weights"] for g in groups.values()
+                                        if isinstance(g, Mapping) and isinstance(g.get("weights"), Mapping)]
     if not weights:
         raise CatalogError(f"{where}: compressed-tensors config has no config_groups weights to read the format from")
     w = weights[0]
