@@ -38,7 +38,7 @@ none) and with flash attention (no s^2 terms): per layer per token 4h (norm inpu
 output, MLP intermediates, split by tp (the norm part only with SP) and by cp; "full" keeps the 2h layer input per
 layer plus one layer's working set; 1F1B keeps min(pp, m) micro-batches in flight on the first stage (interleaved:
 x (1 + (pp - 1) / (pp vp))); fp32 logits when the stage holds the LM head alone (pp = 1); communication buffers: the
-SP/TP gather buffer, ZeRO-3 prefetch of two layers' full weights, and a 2 GiB runtime reserve (CUDA context, cuBLAS
+SP/TP gather buffer, the ZeRO-3 gather of up to two layers' non-resident weights, and a 2 GiB runtime reserve (CUDA context, cuBLAS
 workspaces, NCCL buffers, allocator slack: an assumption, not a measurement).
 
 MFU convention (PaLM, Chowdhery et al. 2022; Megatron-LM and llm-foundry count alike): model FLOPs per token =
@@ -106,15 +106,15 @@ def _num(name: str, x: Any, *, integer: bool = True, minimum: float = 1) -> np.n
     if integer:
         bad |= a != np.round(a)
     if bad.any():
-        v = a.ravel()[_first_bad(bad)]
+        v = float(a.ravel()[_first_bad(bad)])
         kind = "an integer" if integer else "a number"
-        raise TrainingError(f"{name}={v!r} is invalid: {name} must be {kind} >= {minimum:g}")
+        raise TrainingError(f"{name}={v:g} is invalid: {name} must be {kind} >= {minimum:g}")
     return a
 
 
 def _categories(name: str, x: Any, valid: tuple, normalize=None) -> tuple[list, np.ndarray]:
     """(distinct values, codes shaped like x) for a categorical argument; unknown values list the valid ones."""
-    scalar = x is None or isinstance(x, (str, bytes, int, float, bool, np.generic, Model, GPU))
+    scalar = x is None or isinstance(x, (str, bytes, int, float, bool, np.generic, Model, GPU, dict))
     arr = np.empty((), dtype=object) if scalar else np.asarray(x, dtype=object)
     if scalar:
         arr[()] = x
@@ -335,8 +335,6 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     tpc = tp_ * pp_ * cp_
     dp = n / tpc
     checks = [
-        (n % tpc != 0, lambda i: f"n_gpus={n[i]:.0f} is not a multiple of tp x pp x cp = {tp_[i]:.0f} x {pp_[i]:.0f} x "
-                                 f"{cp_[i]:.0f} = {tpc[i]:.0f}"),
         (mv["heads"] % tp_ != 0, lambda i: f"tp={tp_[i]:.0f} does not divide the {mv['heads'][i]:.0f} attention heads "
                                            f"of {m_recs[mi[i]].name}"),
         ((mv["kv_heads"] % tp_ != 0) & (tp_ % mv["kv_heads"] != 0),
@@ -344,6 +342,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
                    f"{m_recs[mi[i]].name}"),
         (mv["L"] % (pp_ * vp_) != 0, lambda i: f"pp x vp = {pp_[i]:.0f} x {vp_[i]:.0f} does not divide the "
                                                f"{mv['L'][i]:.0f} layers of {m_recs[mi[i]].name} (stages must be even)"),
+        (n % tpc != 0, lambda i: f"n_gpus={n[i]:.0f} is not a multiple of tp x pp x cp = {tp_[i]:.0f} x {pp_[i]:.0f} x "
+                                 f"{cp_[i]:.0f} = {tpc[i]:.0f}"),
         (B % (np.maximum(dp, 1) * b) != 0, lambda i: f"global_batch={B[i]:.0f} is not divisible by dp x micro_batch = "
                                                      f"{dp[i]:.0f} x {b[i]:.0f} = {dp[i] * b[i]:.0f}"),
         ((s % (2 * cp_) != 0) & (cp_ > 1), lambda i: f"cp={cp_[i]:.0f} does not split seq_len={s[i]:.0f} into 2 x cp "
@@ -509,7 +509,9 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
     acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
     full_layer = (mv["dense_body"] + mv["expert_body"] / ep_) / L / tp_
-    comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, 2.0 * full_layer * 2.0, 0.0) + RESERVE_GIB * GIB
+    # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident: (1 - 1/dp) of them
+    gather = np.minimum(2.0, Ls) * full_layer * wbytes * np.where(dp_dense > 1, 1.0 - 1.0 / dp_dense, 0.0)
+    comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, gather, 0.0) + RESERVE_GIB * GIB
     total = weights + grads + optim + acts + comm
     mem_gib = total / GIB
 
