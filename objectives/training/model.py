@@ -508,9 +508,9 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
     acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
     acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
-    full_layer = (mv["dense_body"] + mv["expert_body"] / ep_) / L / tp_
     # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident: (1 - 1/dp) of them
-    gather = np.minimum(2.0, Ls) * full_layer * wbytes * np.where(dp_dense > 1, 1.0 - 1.0 / dp_dense, 0.0)
+    gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / dp_dense)
+                                             + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / dp_exp))
     comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, gather, 0.0) + RESERVE_GIB * GIB
     total = weights + grads + optim + acts + comm
     mem_gib = total / GIB
