@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from objectives.serving import Trace, Workload, simulate_costs, traces
+from objectives.serving import Scheduler, Trace, Workload, simulate_costs, traces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -230,3 +230,66 @@ def test_objective_uses_the_traces_lengths():
     m_trace = obj(cfg)
     m_fixed = objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(rate=math.inf))(cfg)
     assert m_trace["tpot_ms"].iloc[0] != pytest.approx(m_fixed["tpot_ms"].iloc[0], rel=1e-3)
+
+
+# ---- prefix caching on hash ids -----------------------------------------------------------------------------------
+
+def _hashed(arrival_s, inp, out, blocks, block_tokens=512) -> Workload:
+    off = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    return Workload(trace=Trace(np.asarray(arrival_s, float), inp, out, hash_ids=np.concatenate(blocks),
+                                hash_offsets=off, block_tokens=block_tokens))
+
+
+def test_prefix_cache_lru_eviction_and_skipped_prefill():
+    # A [1, 2], B [3, 4], C [1, 2], each alone (1 s apart), 1000-token prompts = 2 blocks of 512
+    w = _hashed([0.0, 1.0, 2.0], [1000, 1000, 1000], [2, 2, 2], [[1, 2], [3, 4], [1, 2]])
+    cost = Affine()
+    small = Scheduler(prefix_caching=True, kv_capacity_tokens=1100)      # room for 2 hash blocks: B evicts A
+    big = Scheduler(prefix_caching=True, kv_capacity_tokens=2100)        # 4 blocks: C finds A's
+    ms, mb = simulate_costs(cost, workload=w, scheduler=small), simulate_costs(cost, workload=w, scheduler=big)
+    assert ms["prefix_cache_hit_rate"] == 0.0
+    assert mb["prefix_cache_hit_rate"] == pytest.approx(999 / 3000)      # one token of C is still computed
+    df = simulate_costs(cost, workload=w, scheduler=big, per_request=True)
+    assert df["ttft_ms"].iloc[2] == pytest.approx(cost.time_ms(1, 1 * (999 + 1), 0, 0))
+    assert df["ttft_ms"].iloc[0] == pytest.approx(cost.time_ms(1000, 1000 * 1001 / 2, 0, 0))
+    off = simulate_costs(cost, workload=w, scheduler=Scheduler(kv_capacity_tokens=2100))
+    assert math.isnan(off["prefix_cache_hit_rate"])                      # off by default
+    # a hit refreshes the blocks: A, C=A hit, B, D=A still cached with room for 4 blocks... and B [3,4] evicted
+    # once E [5, 6] arrives (A's blocks were used more recently)
+    w2 = _hashed([0, 1, 2, 3, 4, 5], [1000] * 6, [2] * 6, [[1, 2], [3, 4], [1, 2], [5, 6], [1, 2], [3, 4]])
+    d2 = simulate_costs(cost, workload=w2, scheduler=big, per_request=True)
+    fast = d2["ttft_ms"].to_numpy() < 10.0
+    assert fast.tolist() == [False, False, True, False, True, False]
+
+
+@FAST
+@given(n=st.integers(1, 25), seed=st.integers(0, 20))
+def test_prefix_hit_rate_equals_the_ideal_cache_when_requests_do_not_overlap(n, seed):
+    rng = np.random.default_rng(seed)
+    blocks, inp = [], []
+    for _ in range(n):
+        k = int(rng.integers(1, 5))
+        shared = int(rng.integers(0, k + 1))
+        blocks.append(list(rng.integers(0, 3, shared)) + list(rng.integers(100 + 10 * _, 110 + 10 * _, k - shared)))
+        inp.append(int(rng.integers((k - 1) * 64 + 1, k * 64 + 1)))
+    w = _hashed(np.arange(n) * 100.0, inp, [3] * n, blocks, block_tokens=64)
+    m = simulate_costs(Affine(), workload=w, scheduler=Scheduler(prefix_caching=True))
+    seen: set[int] = set()
+    hit = 0
+    for b, x in zip(blocks, inp):
+        k = 0
+        while k < len(b) and b[k] in seen:
+            k += 1
+        hit += min(k * 64, x - 1)
+        seen.update(b)
+    assert m["prefix_cache_hit_rate"] == pytest.approx(hit / sum(inp))
+
+
+def test_prefix_caching_on_the_mooncake_sample_cuts_ttft():
+    t = traces.load_sample("mooncake_conversation").head(200)
+    w = Workload(trace=t.to_rate(0.5))
+    on = simulate_costs(Affine(), workload=w, scheduler=Scheduler(prefix_caching=True))
+    off = simulate_costs(Affine(), workload=w, scheduler=Scheduler())
+    assert 0.02 < on["prefix_cache_hit_rate"] < 0.2
+    assert on["ttft_ms_mean"] < off["ttft_ms_mean"]
+    assert on["n_requests"] == off["n_requests"] == 200

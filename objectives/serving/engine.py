@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +78,16 @@ class _Replica:
         self.dprio = sched.policy == "decode_priority"
         self.swap = sched.preemption == "swap"
         self.swap_ms_per_tok = float(cost.kv_bytes_per_token) / (host_link_gbs * 1e9) * 1e3
+        self.static = sched.batching == "static"
+        self.bq: deque[int] = deque()            # static batching: members of the batch not yet admitted
+        # prefix cache (LRU of hash-block ids), only when asked for and the requests carry hash ids
+        self.pc: OrderedDict[int, None] | None = None
+        self.pc_cap = 0
+        self.pc_query = 0     # prompt tokens looked up
+        self.pc_hit = 0       # of which found cached
+        if sched.prefix_caching and eng.hash_off is not None and role != "decode":
+            self.pc = OrderedDict()
+            self.pc_cap = max(1, self.cap * self.B // eng.block_tokens)
         self.waiting: deque[int] = deque()
         self.swapped: deque[int] = deque()
         self.running: dict[int, None] = {}     # admission order (LIFO preemption)
@@ -155,7 +165,7 @@ class _Replica:
                 r.pblocks = 0
                 r.prefilled = 0
                 r.resumed = r.gen > 0
-                self.waiting.appendleft(rid)
+                (self.bq if self.static else self.waiting).appendleft(rid)
                 continue
             kv = r.base + self.G
             self._remove_dec(r)
@@ -167,7 +177,7 @@ class _Replica:
                 r.prompt = r.inp + r.gen
                 r.prefilled = 0
                 r.resumed = True
-                self.waiting.appendleft(rid)
+                (self.bq if self.static else self.waiting).appendleft(rid)
         return extra
 
     # ---- scheduling ----------------------------------------------------------------------------------
@@ -177,8 +187,8 @@ class _Replica:
         if self.state == "idle":
             self.state = "pending"
             self.eng.push(t, _START, self)
-        elif self.state == "busy" and self.seg is not None and t < self.end:
-            self._cut(t)
+        elif self.state == "busy" and self.seg is not None and t < self.end and not self.static:
+            self._cut(t)       # (a static batch admits nobody until it is done: no need to stop the segment)
 
     def start(self, t: float) -> None:
         eng = self.eng
@@ -201,7 +211,7 @@ class _Replica:
         # no new admissions while requests are swapped out or right after a preemption (as vLLM)
         chunks = self._schedule_prefill(admit=not self.swapped and self.npre == npre)
         if not chunks and self.n == 0:
-            if self.running or self.waiting or self.swapped:
+            if self.running or self.waiting or self.swapped or self.bq:
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
             self.state = "idle"
             return
@@ -240,18 +250,25 @@ class _Replica:
                 break
             budget -= c
             chunks.append((rid, c))
-        if not admit or not self.waiting:
+        if self.static:
+            if admit and not self.running and not self.bq and self.waiting:
+                self._form_batch()
+            src = self.bq
+        else:
+            src = self.waiting
+        if not admit or not src:
             return chunks
         free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1)
-        while self.waiting and budget > 0 and len(self.running) < self.maxb:
-            rid = self.waiting[0]
+        pc = self.pc
+        while src and budget > 0 and len(self.running) < self.maxb:
+            rid = src[0]
             r = reqs[rid]
             floor = 0 if not self.running else self.wm
             if r.prefilled >= r.prompt:      # KV already here (disaggregated handoff): straight to decode
                 need = -(-(r.prompt + 1) // B)
                 if free - need < floor:
                     break
-                self.waiting.popleft()
+                src.popleft()
                 self.running[rid] = None
                 self._add_dec(rid, r)
                 free -= need
@@ -262,10 +279,13 @@ class _Replica:
             need = -(-r.prompt // B)
             if free - need < floor:
                 break
-            c = self._chunk_len(r.prompt, budget, full and not chunks)
+            hit = self._pc_peek(rid, r) if pc is not None else 0
+            c = self._chunk_len(r.prompt - hit, budget, full and not chunks)
             if c == 0:
                 break
-            self.waiting.popleft()
+            if pc is not None:
+                self._pc_take(rid, r, hit)
+            src.popleft()
             self.running[rid] = None
             self.prefilling.append(rid)
             r.pblocks = need
@@ -274,6 +294,62 @@ class _Replica:
             budget -= c
             chunks.append((rid, c))
         return chunks
+
+    def _form_batch(self) -> None:
+        """Static batching: the next batch is the longest run of waiting requests (at most max_batch_size)
+        whose whole sequences (prompt + remaining output) fit in the free KV cache above the watermark; the
+        first always goes (`_check_fits` made sure it fits alone)."""
+        reqs = self.eng.reqs
+        B = self.B
+        free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1) - self.wm
+        while self.waiting and len(self.bq) < self.maxb:
+            r = reqs[self.waiting[0]]
+            need = -(-(r.prompt + r.out - r.gen + 1) // B)
+            if self.bq and need > free:
+                break
+            free -= need
+            self.bq.append(self.waiting.popleft())
+
+    # ---- prefix cache ----------------------------------------------------------------------------------
+    def _blocks(self, rid: int) -> list[int]:
+        eng = self.eng
+        return eng.hash_ids[eng.hash_off[rid]:eng.hash_off[rid + 1]].tolist()
+
+    def _pc_peek(self, rid: int, r: _Req) -> int:
+        """Prompt tokens of request rid already cached: its leading hash blocks present in the cache, capped
+        so that at least one prompt token is computed. 0 for a request part-way through (KV already here)."""
+        if r.prefilled:
+            return 0
+        pc = self.pc
+        k = 0
+        for h in self._blocks(rid):
+            if h not in pc:
+                break
+            k += 1
+        return min(k * self.eng.block_tokens, r.prompt - 1)
+
+    def _pc_take(self, rid: int, r: _Req, hit: int) -> None:
+        """Admit with `hit` cached tokens: skip their prefill, refresh their blocks, count the lookup."""
+        self.pc_query += r.prompt
+        if hit <= 0:
+            return
+        self.pc_hit += hit
+        r.prefilled = hit
+        pc = self.pc
+        blocks = self._blocks(rid)[:-(-hit // self.eng.block_tokens)]
+        for h in reversed(blocks):
+            pc.move_to_end(h)
+
+    def _pc_insert(self, rid: int) -> None:
+        """The prompt's blocks enter the cache (first block most recent); least recently used ones leave."""
+        pc = self.pc
+        for h in reversed(self._blocks(rid)):
+            if h in pc:
+                pc.move_to_end(h)
+            else:
+                pc[h] = None
+        while len(pc) > self.pc_cap:
+            pc.popitem(last=False)
 
     def _chunk_len(self, rem: int, budget: int, alone: bool) -> int:
         if self.chunked:
@@ -377,6 +453,8 @@ class _Replica:
             self.prefilling.remove(rid)
             self.pref_blocks -= r.pblocks
             r.pblocks = 0
+            if self.pc is not None:
+                self._pc_insert(rid)
             r.gen += 1
             if r.first != r.first:      # NaN: first token
                 r.first = t
@@ -484,6 +562,10 @@ class _Engine:
         self.segs: list[tuple[int, int, float, float]] = []
         self.gaps: list[float] = []
         self.n_finished = 0
+        # prompt hash blocks (CSR: request i's are hash_ids[hash_off[i]:hash_off[i+1]]) for prefix caching
+        self.hash_ids: np.ndarray | None = None
+        self.hash_off: np.ndarray | None = None
+        self.block_tokens = 0
 
     def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
         self.seq += 1

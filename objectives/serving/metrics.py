@@ -13,7 +13,7 @@ METRIC_KEYS = tuple(
     [f"{m}_ms_{s}" for m in ("ttft", "tpot", "itl", "e2e") for s in ("mean", "p50", "p90", "p99")]
     + ["throughput_tok_s", "throughput_tok_s_per_gpu", "tok_s_per_user", "requests_per_s", "slo_attainment",
        "goodput_req_s", "gpu_busy_frac", "kv_usage_mean", "kv_usage_max", "preemptions", "n_requests", "n_gpus",
-       "duration_s"])
+       "duration_s", "prefix_cache_hit_rate"])
 
 
 def _stats(name: str, x: np.ndarray) -> dict[str, float]:
@@ -60,7 +60,8 @@ def itl_distribution(iters: list[tuple[float, int]], segs: list[tuple[int, int, 
 
 
 def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarray, busy_gpu_ms: float,
-              n_gpus: int, kv_area: float, n_replicas: int, kv_max: float, slo: SLO | None) -> dict[str, float]:
+              n_gpus: int, kv_area: float, n_replicas: int, kv_max: float, slo: SLO | None,
+              prefix_cache_hit_rate: float = math.nan) -> dict[str, float]:
     """The metric dict of `simulate` (times in ms, rates per second, fractions in [0, 1])."""
     ttft = df["ttft_ms"].to_numpy()
     tpot = df["tpot_ms"].to_numpy()
@@ -102,4 +103,5 @@ def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarr
     m["n_requests"] = int(len(df))
     m["n_gpus"] = int(n_gpus)
     m["duration_s"] = dur_s
+    m["prefix_cache_hit_rate"] = float(prefix_cache_hit_rate)
     return {k: m[k] for k in METRIC_KEYS}

@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from .workload import check_bool, check_choice, check_int, check_real
 
 _POLICIES = ("decode_priority", "prefill_first")
+_BATCHING = ("continuous", "static")
 _PREEMPTION = ("recompute", "swap")
 
 
@@ -39,7 +40,14 @@ class IterationCost(Protocol):
 
 @dataclass(frozen=True)
 class Scheduler:
-    """Iteration-level continuous batching (vLLM / TensorRT-LLM in-flight batching).
+    """Iteration-level continuous batching (vLLM / TensorRT-LLM in-flight batching), or static batching.
+
+    - ``batching``: ``"continuous"`` (requests join and leave the running batch at every iteration) or
+      ``"static"`` (request-level batching, as FasterTransformer or a plain ``generate`` loop: when a replica
+      is idle it takes up to ``max_batch_size`` waiting requests whose whole sequences, prompt + output, fit
+      in the KV cache, runs them until the last one finishes, and admits nothing new meanwhile; a finished
+      request's slot stays empty, its iterations are not charged). ``chunked_prefill`` and ``policy`` still
+      say how the batch's prompts are prefilled.
 
     - ``max_batch_size``: sequences running at once (vLLM max_num_seqs).
     - ``max_num_tokens``: tokens per iteration (decode tokens + prefill chunk tokens).
@@ -59,6 +67,14 @@ class Scheduler:
       and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise),
       the copy time added to the iteration that evicts or resumes it. A victim still prefilling is always
       recomputed. No new prompt is admitted in an iteration that preempted or while requests are swapped out.
+    - ``prefix_caching``: reuse the KV of prompt blocks another request already computed (vLLM automatic
+      prefix caching). Only for workloads whose requests carry hash ids (Mooncake traces): request i's prompt
+      starts with the cached blocks of its hash-id list up to the first one not cached (at least one prompt
+      token is always computed); those tokens skip prefill. Each prefill replica keeps an LRU cache of
+      hash blocks holding as many tokens as its KV cache (``kv_blocks * kv_block_size``); a prompt's blocks
+      enter it when its prefill completes (its first block most recent) and a hit refreshes them. The cached
+      blocks are not charged against the running requests' KV (an optimistic bound on the hit rate when the
+      cache is full of running work). Metric: ``prefix_cache_hit_rate`` (cached / looked-up prompt tokens).
     """
 
     max_batch_size: int = 256
@@ -72,6 +88,8 @@ class Scheduler:
     kv_capacity_tokens: int | None = None
     kv_watermark: float = 0.01
     host_link_gbs: float | None = None
+    batching: str = "continuous"
+    prefix_caching: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
@@ -84,6 +102,8 @@ class Scheduler:
         check_int("Scheduler", "kv_capacity_tokens", self.kv_capacity_tokens, lo=1, none_ok=True, what="tokens")
         check_real("Scheduler", "kv_watermark", self.kv_watermark, ge=0, lt=1)
         check_real("Scheduler", "host_link_gbs", self.host_link_gbs, gt=0, none_ok=True, what="GB/s")
+        check_choice("Scheduler", "batching", self.batching, _BATCHING)
+        check_bool("Scheduler", "prefix_caching", self.prefix_caching)
         if self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")

@@ -63,6 +63,8 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
     req = workload.requests()
     arr_ms = None if req.arrival_s is None else req.arrival_s * 1e3
     eng = _Engine(req.input_tokens, req.output_tokens, arr_ms, workload.concurrency, routing, skip)
+    if req.hash_ids is not None:          # prompt hash blocks: prefix caching where a scheduler enables it
+        eng.hash_ids, eng.hash_off, eng.block_tokens = req.hash_ids, req.hash_offsets, req.block_tokens
     reps: list[_Replica] = []
     total = req.input_tokens + req.output_tokens
     if agg is not None:
@@ -118,7 +120,14 @@ def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None) -> dict[str, f
     return summarize(df, itl_values=v, itl_weights=w,
                      busy_gpu_ms=sum(r.busy_ms * r.n_gpus for r in reps),
                      n_gpus=sum(r.n_gpus for r in reps), kv_area=sum(r.kv_area for r in reps),
-                     n_replicas=len(reps), kv_max=max(r.kv_max for r in reps), slo=slo)
+                     n_replicas=len(reps), kv_max=max(r.kv_max for r in reps), slo=slo,
+                     prefix_cache_hit_rate=_prefix_hit_rate(reps))
+
+
+def _prefix_hit_rate(reps: list[_Replica]) -> float:
+    """Cached / looked-up prompt tokens over the replicas with a prefix cache (NaN when none has one)."""
+    q = sum(r.pc_query for r in reps if r.pc is not None)
+    return sum(r.pc_hit for r in reps) / q if q else float("nan")
 
 
 def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
@@ -233,7 +242,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     Keys (times in ms): ttft_ms_*, tpot_ms_*, itl_ms_*, e2e_ms_* for * in mean, p50, p90, p99;
     throughput_tok_s (output tokens/s, whole deployment), throughput_tok_s_per_gpu, tok_s_per_user
     (1000 / mean TPOT), requests_per_s, slo_attainment and goodput_req_s (NaN without ``slo``), gpu_busy_frac,
-    kv_usage_mean, kv_usage_max (fractions of the KV cache), preemptions, n_requests, n_gpus, duration_s.
+    kv_usage_mean, kv_usage_max (fractions of the KV cache), preemptions, n_requests, n_gpus, duration_s,
+    prefix_cache_hit_rate (cached / looked-up prompt tokens; NaN unless ``Scheduler(prefix_caching=True)`` and the
+    workload's requests carry hash ids).
     TPOT per request = (e2e - TTFT) / (output tokens - 1), requests with one output token excluded; the ITL mean
     is token-weighted, its percentiles come from iteration durations weighted by the tokens they emit.
     ``engine``: whose measured kernel profile costs the iterations (as in `inference.estimate`; None: roofline);
