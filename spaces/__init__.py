@@ -15,5 +15,6 @@ from .llm import llm_serving
 from .parallelism import parallelism
 from .quantization import FORMATS, quantization
 from .serving import serving
+from .training import training
 
-__all__ = ["FORMATS", "batching", "compose", "hardware", "llm_serving", "parallelism", "quantization", "serving"]
+__all__ = ["FORMATS", "batching", "compose", "hardware", "llm_serving", "parallelism", "quantization", "serving", "training"]

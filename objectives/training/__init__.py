@@ -11,8 +11,9 @@ See `model` for the equations and docs/training.md for the calibration and its e
 """
 from .factors import FACTORS_FILE, Factors, default_factors, reload_default_factors
 from .model import COLUMNS, FINETUNE, OFFLOAD, PRECISIONS, RECOMPUTE, ZERO_STAGES, TrainingError, estimate
+from .objective import TrainingObjective, training_objective
 from .systems import System, system, systems
 
 __all__ = ["COLUMNS", "FACTORS_FILE", "FINETUNE", "Factors", "OFFLOAD", "PRECISIONS", "RECOMPUTE", "System",
-           "TrainingError", "ZERO_STAGES", "default_factors", "estimate", "reload_default_factors", "system",
-           "systems"]
+           "TrainingError", "TrainingObjective", "ZERO_STAGES", "default_factors", "estimate",
+           "reload_default_factors", "system", "systems", "training_objective"]
