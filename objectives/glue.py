@@ -10,7 +10,8 @@
 
 Configuration columns read (from the space, else ``defaults``, else the default in brackets): gpu, tp [1],
 pp [1], dp [1], ep [1], weight_dtype [bf16], act_dtype [the inference model's rule], kv_dtype [idem],
-mode [agg], prefill_replicas (disagg), max_batch_size [256], max_num_tokens [8192], chunked_prefill [True].
+mode [agg], prefill_replicas (disagg), max_batch_size [256], max_num_tokens [8192], chunked_prefill [True],
+batching [continuous] (or static: `serving.Scheduler(batching=...)`).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms (ms), tok_s_per_gpu (output tokens/s per GPU),
 tok_s_per_user (1000 / tpot_ms), throughput_tok_s (whole deployment), usd_per_mtok (USD per million output
@@ -27,6 +28,11 @@ Analytical fidelity (vectorized numpy, public ``objectives.inference`` calls onl
   static batch of k prompts) and output_len - 1 pure decode steps at N sequences; decodes stall during
   prefills. TTFT = one prefill iteration + half a decode step of waiting. Cost scales with 1 / throughput at
   the GPU-hour price; energy per token scales the same way (same mean power as the chunked steady state).
+- agg with ``batching == 'static'``: a batch of N requests runs ceil(N / k) prefill iterations and then decodes
+  until its longest output is done (E[max of N output lengths] from the workload's lengths or trace); decode
+  steps cost t(1) + (n - 1) x slope at n running sequences (slope from estimates at 1 and N), the batch
+  shrinking as requests finish; each of the N users per replica spends one cycle per request (TTFT = cycle -
+  (output_len - 1) x TPOT).
 - disagg (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; same tp x pp per replica):
   prefill capacity k / t_prefill(k) requests per replica, decode capacity N / ((output_len - 1) x t_decode(N))
   per replica; the deployment serves the smaller of the two pool capacities. A prefill-bound deployment decodes
@@ -63,6 +69,7 @@ FIDELITIES = ("analytical", "simulated")
 DEFAULTS: dict[str, Any] = {
     "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
+    "batching": "continuous",
 }
 
 #: Metrics every fidelity returns.
@@ -122,6 +129,7 @@ class Batch:
     max_batch_size: np.ndarray
     max_num_tokens: np.ndarray
     chunked_prefill: np.ndarray
+    batching: np.ndarray
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, defaults: Mapping[str, Any]) -> "Batch":
@@ -139,6 +147,10 @@ class Batch:
             i = int(np.flatnonzero(dis & ((pr < 1) | (pr >= dp)))[0])
             raise ObjectiveError(f"disagg configuration needs 1 <= prefill_replicas < dp, got prefill_replicas={pr[i]} "
                                  f"dp={dp[i]}")
+        batching = _batching(c["batching"])
+        if (dis & (batching == "static")).any():
+            raise ObjectiveError("batching 'static' is modelled in aggregated mode only (mode 'agg'); disaggregated "
+                                 "pools batch continuously")
         return cls(
             gpu=np.asarray(c["gpu"], dtype=object), tp=_ints(c["tp"], "tp"), pp=_ints(c["pp"], "pp"), dp=dp,
             ep=_ints(c["ep"], "ep"), weight_dtype=np.asarray(c["weight_dtype"], dtype=object),
@@ -146,6 +158,7 @@ class Batch:
             mode=mode, prefill_replicas=pr, max_batch_size=_ints(c["max_batch_size"], "max_batch_size"),
             max_num_tokens=_ints(c["max_num_tokens"], "max_num_tokens"),
             chunked_prefill=np.asarray(c["chunked_prefill"], dtype=bool),
+            batching=batching,
         )
 
     def take(self, idx: np.ndarray) -> "Batch":
@@ -153,6 +166,26 @@ class Batch:
 
     def row(self, i: int) -> dict[str, Any]:
         return {k: getattr(self, k)[i] for k in self.__dataclass_fields__}
+
+
+def _batching(col: np.ndarray) -> np.ndarray:
+    """The batching column, checked: 'continuous' or 'static' (serving.Scheduler's batching policies)."""
+    a = np.asarray(col, dtype=object)
+    bad = sorted({str(v) for v in a if v not in ("continuous", "static")})
+    if bad:
+        raise ObjectiveError(f"batching {bad} not allowed; valid: 'continuous', 'static'")
+    return a
+
+
+def _expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """E[max of n independent draws] from the empirical distribution of `sorted_values`, for each n (vectorized
+    over the distinct n)."""
+    u, counts = np.unique(sorted_values, return_counts=True)
+    cdf = np.cumsum(counts) / counts.sum()
+    prev = np.concatenate([[0.0], cdf[:-1]])
+    nn, inv = np.unique(np.maximum(np.asarray(n, dtype=float), 1.0), return_inverse=True)
+    e = (u[None, :] * (cdf[None, :] ** nn[:, None] - prev[None, :] ** nn[:, None])).sum(axis=1)
+    return e[inv]
 
 
 def _quality(b: Batch, resolved: pd.DataFrame) -> np.ndarray | None:
@@ -192,6 +225,20 @@ class LLMServingObjective:
         else:
             self.input_len = _length(workload.input_len)
             self.output_len = _length(workload.output_len)
+        # output lengths the workload draws (static batching runs a batch until its longest output is done)
+        if workload.trace is not None:
+            self._outputs = np.sort(np.asarray(workload.trace.output_tokens[:workload.size], dtype=float))
+        elif isinstance(workload.output_len, serving.Dist):
+            self._outputs = np.sort(workload.output_len.sample(np.random.default_rng(workload.seed), 20_000)
+                                    .astype(float))
+        else:
+            self._outputs = np.array([float(workload.output_len)])
+        # S(s) = P(output - 1 >= s), s >= 1 decode steps; _alive: S averaged over a request's decode steps, then
+        # over requests (those with more than one output token)
+        d = self._outputs - 1.0
+        surv = 1.0 - np.searchsorted(d, np.arange(1.0, max(d[-1], 0.0) + 1.0), side="left") / len(d)
+        dd = d[d >= 1].astype(np.int64)
+        self._alive = float((np.cumsum(surv)[dd - 1] / dd).mean()) if len(dd) else 1.0
         dse.vectorized(self, name=f"llm_serving/{fidelity}", version=VERSION)
 
     def __repr__(self) -> str:
@@ -292,6 +339,33 @@ class LLMServingObjective:
                 tpot[i] = t_d + xfer_ms / steps
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 fits[i] &= pf["fits"].to_numpy(bool)[d_mask]
+        stat = (b.batching == "static") & ~dis
+        if stat.any():
+            # static batching: a batch of N runs ceil(N / k) prefill iterations of k prompts, then decodes until
+            # its longest output is done (E[max of N output lengths] - 1 steps); finished requests wait for the
+            # batch. A request's TPOT carries the prefill iterations after its own (half of the others on
+            # average); its TTFT is the rest of the cycle, so that each of the N users per replica spends one
+            # cycle per request (closed loop)
+            i = np.flatnonzero(stat)
+            sb = b.take(i)
+            ks = np.minimum(k[i], np.maximum(N[i], 1.0))
+            t_pf = inference.estimate(**self._common(sb), batch_size=ks, input_len=isl, output_len=1,
+                                      max_num_tokens=sb.max_num_tokens)["ttft_ms"].to_numpy(float)
+            t_n, t_1 = (inference.estimate(**self._common(sb), batch_size=bs, input_len=isl, output_len=osl,
+                                           max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
+                        for bs in (N[i], np.ones(len(i))))
+            # the batch shrinks as its requests finish: over its E[max] - 1 decode steps it runs N (osl - 1)
+            # sequence-steps; a decode step costs about t_1 + (n - 1) * slope at n sequences
+            slope = np.where(N[i] > 1, (t_n - t_1) / np.maximum(N[i] - 1.0, 1.0), 0.0)
+            steps = np.maximum(_expected_max(self._outputs, N[i]) - 1.0, max(osl - 1.0, 0.0))
+            seq_steps = N[i] * max(osl - 1.0, 0.0)
+            t_decode = steps * (t_1 - slope) + seq_steps * slope
+            n_pf = np.ceil(N[i] / ks)
+            cycle = n_pf * t_pf + t_decode
+            tput[i] = b.dp[i] * N[i] * osl / cycle * 1e3
+            # a request decodes beside 1 + (N - 1) S(s) sequences at its step s: mean over its life and over requests
+            tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
+            ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
         if conc is not None:
             # closed loop (Little's law): each of the `conc` users cycles through wait + TTFT + decode, so at
             # throughput X (requests/s) a cycle lasts conc / X; what the service time does not fill is the wait for
@@ -349,7 +423,8 @@ class LLMServingObjective:
         dp = int(cfg["dp"])
         sched = serving.Scheduler(max_batch_size=int(cfg["max_batch_size"]), max_num_tokens=int(cfg["max_num_tokens"]),
                                   chunked_prefill=bool(cfg["chunked_prefill"]),
-                                  policy="decode_priority" if cfg["chunked_prefill"] else "prefill_first")
+                                  policy="decode_priority" if cfg["chunked_prefill"] else "prefill_first",
+                                  batching=str(cfg["batching"]))
         kw = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"], kv_dtype=cfg["kv_dtype"],
                   workload=self._workload_for(analytical, dp), scheduler=sched, slo=self.slo)
         if cfg["mode"] == "disagg":

@@ -5,6 +5,9 @@
   least ``max_batch_size`` (every running sequence decodes one token per iteration; vLLM refuses less).
 - ``chunked_prefill``: long prompts are split into chunks mixed with decode tokens. Without it a whole prompt
   goes into one iteration, so ``max_num_tokens >= input_len`` is required (when ``input_len`` is given).
+- ``batching`` (only when more than continuous batching is asked for): ``"continuous"`` (iteration-level: requests
+  join and leave the running batch every iteration) or ``"static"`` (request-level: a batch runs until its last
+  request finishes and nobody joins meanwhile); `serving.Scheduler(batching=...)`.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from .hardware import check_count
 
 MAX_BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
 MAX_NUM_TOKENS = (2048, 4096, 8192, 16384)
+BATCHING = ("continuous", "static")
 
 
 def _counts(label: str, values: Sequence[int]) -> list[int]:
@@ -27,20 +31,30 @@ def _counts(label: str, values: Sequence[int]) -> list[int]:
 
 
 def batching(max_batch_sizes: Sequence[int] = MAX_BATCH_SIZES, max_num_tokens: Sequence[int] = MAX_NUM_TOKENS,
-             chunked_prefill: Sequence[bool] = (True, False), *, input_len: int | None = None) -> dse.Space:
+             chunked_prefill: Sequence[bool] = (True, False), *, input_len: int | None = None,
+             batching: Sequence[str] = ("continuous",)) -> dse.Space:
     """Space of ``max_batch_size`` (sequences), ``max_num_tokens`` (tokens per iteration) and
-    ``chunked_prefill`` (bool), with the rules in the module docstring."""
+    ``chunked_prefill`` (bool), with the rules in the module docstring; and ``batching`` (the policies listed,
+    a subset of ``BATCHING``) unless only ``"continuous"`` is asked for (the default: the space has no
+    ``batching`` parameter and the objective runs continuous batching)."""
     chunked = list(dict.fromkeys(chunked_prefill))
     if not chunked or any(not isinstance(c, bool) for c in chunked):
         raise SpaceError(f"chunked_prefill must list True and/or False, got {list(chunked_prefill)!r}")
+    policies = list(dict.fromkeys(batching)) if not isinstance(batching, str) else [batching]
+    bad = [p for p in policies if p not in BATCHING]
+    if bad or not policies:
+        raise SpaceError(f"batching={list(batching) if not isinstance(batching, str) else batching!r}: "
+                         f"{bad or 'empty'} not allowed; valid policies: {list(BATCHING)}")
     cons = ["max_num_tokens >= max_batch_size"]
     if input_len is not None:
         check_count("input_len", input_len)
         if False in chunked:
             cons.append(f"chunked_prefill or max_num_tokens >= {input_len}")
-    return dse.Space(
+    params = dict(
         max_batch_size=dse.Categorical(_counts("max_batch_sizes", max_batch_sizes)),
         max_num_tokens=dse.Categorical(_counts("max_num_tokens", max_num_tokens)),
         chunked_prefill=dse.Categorical(chunked),
-        constraints=cons,
     )
+    if policies != ["continuous"]:
+        params["batching"] = dse.Categorical(policies)
+    return dse.Space(params, constraints=cons)

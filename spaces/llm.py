@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dse
+from dse import SpaceError
 from objectives.catalog import GPU, Model
 
-from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS, batching
+from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
+from .batching import batching as batching_space
 from .compose import compose
 from .hardware import hardware
 from .parallelism import parallelism
@@ -29,13 +31,15 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 formats: Sequence[str] | None = None, kv_dtypes: Sequence[str] = KV_DTYPES,
                 max_batch_sizes: Sequence[int] = MAX_BATCH_SIZES, max_num_tokens: Sequence[int] = MAX_NUM_TOKENS,
                 chunked_prefill: Sequence[bool] = (True, False), modes: Sequence[str] = ("agg",),
-                replicas: bool = False, input_len: int | None = None) -> dse.Space:
+                replicas: bool = False, input_len: int | None = None,
+                batching: Sequence[str] = ("continuous",)) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
     :func:`spaces.quantization`, :func:`spaces.batching`, :func:`spaces.serving`). ``modes``: ("agg",),
     ("disagg",) or both. ``replicas``: enumerate DP > 1 in aggregated mode too. ``input_len`` (tokens): adds
-    the rule that without chunked prefill one iteration must hold a whole prompt.
+    the rule that without chunked prefill one iteration must hold a whole prompt. ``batching``: scheduler
+    policies, ``("continuous", "static")`` adds a ``batching`` knob (aggregated mode only).
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
@@ -54,5 +58,12 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     # in disaggregated mode the prefill pool runs whole prompts and the decode pool no prompts: chunking is an
     # aggregated-mode knob
     when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes and len(modes) > 1 else {}
-    parts.append(batching(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len))
+    policies = [batching] if isinstance(batching, str) else list(dict.fromkeys(batching))
+    if policies != ["continuous"] and "disagg" in modes:
+        if len(modes) == 1:
+            raise SpaceError(f"batching={policies}: static batching is modelled in aggregated mode only; add 'agg' "
+                             f"to modes or keep batching=('continuous',)")
+        when["batching"] = "mode == 'agg'"
+    parts.append(batching_space(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len,
+                                batching=policies))
     return compose(*parts, constraints=cons, when=when)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -52,7 +51,6 @@ def test_a_later_arrival_waits_for_the_whole_static_batch():
 @given(n=st.integers(1, 30), m=st.integers(1, 8), seed=st.integers(0, 10), chunked=st.booleans(),
        policy=st.sampled_from(["decode_priority", "prefill_first"]))
 def test_static_batches_are_consecutive_groups_that_do_not_overlap(n, m, seed, chunked, policy):
-    rng = np.random.default_rng(seed)
     w = Workload(rate=math.inf, input_len=serving.Dist("uniform", low=1, high=300),
                  output_len=serving.Dist("uniform", low=1, high=60), n_requests=n, seed=seed)
     s = Scheduler(max_batch_size=m, max_num_tokens=512, chunked_prefill=chunked, policy=policy, batching="static")
@@ -61,7 +59,6 @@ def test_static_batches_are_consecutive_groups_that_do_not_overlap(n, m, seed, c
     groups = [df.iloc[g:g + m] for g in range(0, n, m)]                 # FIFO: batch g = requests g*m .. g*m+m-1
     for prev, nxt in zip(groups, groups[1:]):
         assert nxt["first_token_s"].min() >= prev["finish_s"].max() - 1e-12
-    del rng
 
 
 def test_static_batch_is_limited_by_whole_sequences_in_the_kv_cache():
@@ -88,3 +85,41 @@ def test_bad_batching_value_lists_the_valid_ones():
         Scheduler(batching="dynamic")
     with pytest.raises(TypeError, match="prefix_caching=1"):
         Scheduler(prefix_caching=1)
+
+
+# ---- the space knob and the objective ------------------------------------------------------------------------------
+
+def test_space_knob_only_when_asked_for():
+    import spaces
+    from dse import SpaceError
+
+    assert "batching" not in spaces.batching().names
+    assert "batching" not in spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], 8).names
+    sp = spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], 8, batching=("continuous", "static"))
+    assert list(sp.params["batching"].choices) == ["continuous", "static"]
+    both = spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], 8, batching=("continuous", "static"),
+                              modes=("agg", "disagg"))
+    assert both.params["batching"].when == "mode == 'agg'"
+    with pytest.raises(SpaceError, match=r"\['dynamic'\] not allowed; valid policies: \['continuous', 'static'\]"):
+        spaces.batching(batching=("continuous", "dynamic"))
+    with pytest.raises(SpaceError, match="aggregated mode only"):
+        spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], 8, batching=("static",), modes=("disagg",))
+
+
+def test_objective_prices_static_batching_and_agrees_with_the_simulator():
+    import objectives
+    from dse import ObjectiveError
+
+    w = Workload(concurrency=64, input_len=512, output_len=serving.Dist("lognormal", mean=200, std=250, max=2000),
+                 n_requests=600)
+    cfg = pd.DataFrame({"gpu": ["H100-SXM-80GB"] * 2, "tp": [1, 1], "max_batch_size": [64, 64],
+                        "batching": ["continuous", "static"]})
+    ana = objectives.llm_serving_objective("Llama-3.1-8B", workload=w)(cfg)
+    sim = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, fidelity="simulated")(cfg)
+    for m in (ana, sim):    # static waits for each batch's longest output: less throughput, longer TTFT
+        assert m["throughput_tok_s"].iloc[1] < 0.8 * m["throughput_tok_s"].iloc[0]
+        assert m["ttft_ms"].iloc[1] > 3 * m["ttft_ms"].iloc[0]
+    for m, tol in (("throughput_tok_s", 0.15), ("ttft_ms", 0.2), ("tpot_ms", 0.25)):
+        assert ana[m].iloc[1] == pytest.approx(sim[m].iloc[1], rel=tol), m
+    with pytest.raises(ObjectiveError, match=r"batching \['dynamic'\] not allowed; valid: 'continuous', 'static'"):
+        objectives.llm_serving_objective("Llama-3.1-8B")(cfg.assign(batching=["dynamic", "static"]))
