@@ -265,7 +265,7 @@ def _kwargs_field(call: ast.Call, kw_vars: Mapping[str, str]) -> tuple[str, str]
             continue
         v = k.value
         subs = [v] if isinstance(v, ast.Subscript) else [e for e, key in zip(getattr(v, "values", []),
-                                                                             getattr(v, "keys", [])) if key is None]
+                                                                             getattr(v, "keys", []), strict=False) if key is None]
         for sub in subs:
             if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id in kw_vars:
                 f = _const_str(sub.slice)
@@ -287,7 +287,7 @@ def read_argparse(tree: ast.Module, out: Flags, literal_choices: Mapping[str, li
                 continue
             switch, negatable = _action_kind(node)
             ref = _kwargs_field(node, kw_vars) if fields else None
-            if ref is not None and ref[1] in fields.get(ref[0], {}):
+            if fields is not None and ref is not None and ref[1] in fields.get(ref[0], {}):
                 ann, mod_consts = fields[ref[0]][ref[1]]
                 switch, negatable, fch = _field_kind(ann, mod_consts)
                 if fch is not None:
@@ -380,11 +380,12 @@ def extract(recipe: Recipe, source: Source) -> dict[str, Any]:
         flags = Flags()
         for p in parts:
             tree = ast.parse(source.read(p.file))
-            lit = {flag: _module_lists(ast.parse(source.read(f))).get(alias) for flag, (f, alias) in
-                   p.literal_choices.items()}
-            bad = [f for f, v in lit.items() if v is None]
-            if bad:
-                raise ValueError(f"Literal choices for {bad} not found in {[p.literal_choices[b] for b in bad]}")
+            lit: dict[str, list[Any]] = {}
+            for flag, (f, alias) in p.literal_choices.items():
+                vals = _module_lists(ast.parse(source.read(f))).get(alias)
+                if vals is None:
+                    raise ValueError(f"Literal choices of {flag}: no {alias} in {f}")
+                lit[flag] = vals
             if p.style == "argparse":
                 trees = [ast.parse(source.read(f)) for d in p.config_dirs for f in source.python_files(d)]
                 read_argparse(tree, flags, lit, class_fields(trees) if trees else None)

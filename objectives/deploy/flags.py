@@ -61,7 +61,7 @@ class FlagList:
         return f"{self.engine} {self.version} ({self.repository} @ {self.commit})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _all() -> tuple[FlagList, ...]:
     out = []
     for f in sorted(DATA_DIR.glob("*.json")):

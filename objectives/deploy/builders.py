@@ -1,0 +1,620 @@
+"""Launch commands of one serving configuration, in each engine's own flag spelling.
+
+A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
+``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
+``max_num_tokens``, ``chunked_prefill``) plus the model. One replica runs on tp x pp x attn_dp GPUs; ``dp``
+replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode).
+
+How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
+
+=================  ===============================  ==================================  ===================================
+knob               vLLM (``vllm serve``)            SGLang (``sglang.launch_server``)   TensorRT-LLM (``trtllm-serve``)
+=================  ===============================  ==================================  ===================================
+tp (per attn rank) --tensor-parallel-size tp        --tp-size tp*attn_dp                --tp_size tp*attn_dp (tp must be 1
+                                                                                        with attention DP)
+pp                 --pipeline-parallel-size         --pp-size                           --pp_size
+attn_dp            --data-parallel-size attn_dp     --enable-dp-attention --dp-size     YAML enable_attention_dp: true
+ep                 --enable-expert-parallel (EP     --ep-size ep                        --ep_size ep
+                   size is always tp x attn_dp)
+max_batch_size     --max-num-seqs                   --max-running-requests              --max_batch_size
+max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked) /  --max_num_tokens
+                                                    --max-prefill-tokens
+chunked_prefill    --[no-]enable-chunked-prefill    --chunked-prefill-size -1 when off  --enable_chunked_prefill
+kv_dtype           --kv-cache-dtype fp8|bfloat16    --kv-cache-dtype fp8_e4m3|bf16      YAML kv_cache_config.dtype: fp8
+weights            --quantization (QUANT below)     --quantization (QUANT below)        the checkpoint's own quantization
+disagg             --kv-transfer-config (NIXL) +    --disaggregation-mode prefill|decode trtllm-serve disaggregated -c
+                   vllm-router --vllm-pd-disagg..   + sglang_router --pd-disaggregation YAML (context/generation servers)
+=================  ===============================  ==================================  ===================================
+"""
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from objectives import catalog
+
+from .flags import DeployError, FlagList, flag_list, unknown_flags
+
+ENGINES = ("vllm", "sglang", "trtllm")
+
+#: The serve, benchmark and router programs of each engine: flag-list command names.
+PROGRAMS: dict[str, dict[str, tuple[str, str]]] = {
+    "vllm": {"serve": ("vllm", "vllm serve"), "bench": ("vllm", "vllm bench serve"),
+             "router": ("vllm-router", "vllm-router")},
+    "sglang": {"serve": ("sglang", "python -m sglang.launch_server"), "bench": ("sglang", "python -m sglang.bench_serving"),
+               "router": ("sglang-router", "python -m sglang_router.launch_router")},
+    "trtllm": {"serve": ("trtllm", "trtllm-serve"), "bench": ("vllm", "vllm bench serve"),
+               "router": ("trtllm", "trtllm-serve disaggregated")},
+}
+
+#: (weight_dtype, act_dtype) -> --quantization value per engine; None: no flag (bf16 weights). TensorRT-LLM reads
+#: the quantization from the checkpoint (no flag): see CHECKPOINT.
+QUANT: dict[tuple[str, str], dict[str, str | None]] = {
+    ("bf16", "bf16"): {"vllm": None, "sglang": None},
+    ("fp16", "fp16"): {"vllm": None, "sglang": None},
+    ("fp8", "fp8"): {"vllm": "fp8", "sglang": "fp8"},          # online per-tensor fp8 of a 16-bit checkpoint
+    ("fp8", "bf16"): {"vllm": "fp8", "sglang": "fp8"},         # weight-only fp8 (Marlin where the GPU lacks fp8)
+    ("int8", "int8"): {"vllm": None, "sglang": "w8a8_int8"},  # vLLM: a compressed-tensors W8A8 checkpoint, detected
+    ("int4", "bf16"): {"vllm": "awq_marlin", "sglang": "awq_marlin"},
+    ("fp4", "fp4"): {"vllm": "modelopt_fp4", "sglang": "modelopt_fp4"},
+}
+
+#: What checkpoint a quantized format needs (the engines do not quantize these online).
+CHECKPOINT: dict[tuple[str, str], str] = {
+    ("int8", "int8"): "a W8A8 int8 (SmoothQuant) checkpoint of the model",
+    ("int4", "bf16"): "an AWQ int4 checkpoint of the model",
+    ("fp4", "fp4"): "an NVFP4 (ModelOpt) checkpoint of the model",
+}
+
+#: kv_dtype -> the engine's KV-cache dtype value (None: not expressible, "": leave the engine's default)
+KV: dict[str, dict[str, str | None]] = {
+    "auto": {"vllm": "auto", "sglang": "auto", "trtllm": ""},
+    "bf16": {"vllm": "bfloat16", "sglang": "bf16", "trtllm": ""},
+    "fp16": {"vllm": "float16", "sglang": None, "trtllm": ""},
+    "fp8": {"vllm": "fp8", "sglang": "fp8_e4m3", "trtllm": "fp8"},
+    "int8": {"vllm": None, "sglang": None, "trtllm": None},
+}
+
+DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "weight_dtype": "bf16",
+                            "act_dtype": None, "kv_dtype": None, "mode": "agg", "prefill_replicas": None,
+                            "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True}
+ALIASES = {"batch_size": "max_batch_size", "max_num_seqs": "max_batch_size", "tensor_parallel": "tp"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One process to start: ``argv`` (program and flags), ``env`` (e.g. CUDA_VISIBLE_DEVICES), its role
+    ("serve", "prefill", "decode", "router", "benchmark"), and the flag list (command name + release) it was
+    checked against."""
+
+    role: str
+    argv: tuple[str, ...]
+    program: str
+    checked_against: str
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def shell(self) -> str:
+        """The command as one shell line (environment assignments first)."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return (env + " " if env else "") + shlex.join(self.argv)
+
+    def __str__(self) -> str:
+        return self.shell()
+
+    def unknown_flags(self) -> list[str]:
+        """Flags (or flag=value) of this command that its flag list does not have; the program's own words
+        (e.g. ``python -m sglang.launch_server``) must open ``argv``."""
+        words = self.program.split()
+        if list(self.argv[:len(words)]) != words:
+            return [f"program {' '.join(self.argv[:len(words)])!r} is not {self.program!r}"]
+        return unknown_flags(self.argv[len(words):], _flags_for(self))
+
+
+@dataclass
+class Deployment:
+    """What a platform engineer runs for one configuration: servers, the router (disaggregated or replicated
+    deployments), the benchmark, the files they read (YAML), the predicted latencies and notes."""
+
+    engine: str
+    version: str
+    model: str
+    hf_id: str
+    config: dict[str, Any]
+    servers: list[Command]
+    router: Command | None
+    benchmark: Command | None
+    files: dict[str, str]
+    predicted: dict[str, float]
+    notes: list[str]
+    flag_lists: dict[str, str]
+
+    @property
+    def commands(self) -> list[Command]:
+        """Every command in start order: servers, router, benchmark."""
+        return [*self.servers, *([self.router] if self.router else []), *([self.benchmark] if self.benchmark else [])]
+
+    def check(self) -> dict[str, list[str]]:
+        """{command line: flags (or flag=value) its engine's flag list does not have}; empty when all are known."""
+        out: dict[str, list[str]] = {}
+        for c in self.commands:
+            bad = c.unknown_flags()
+            if bad:
+                out[c.shell()] = bad
+        return out
+
+    def script(self) -> str:
+        """A bash script: header, the files to write, each server in the background, router, benchmark."""
+        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items() if v is not None)
+        lines = ["#!/usr/bin/env bash", f"# {self.engine} {self.version}: {self.model} ({self.hf_id})", f"# {cfg}"]
+        lines += [f"# flags checked against: {v}" for v in dict.fromkeys(self.flag_lists.values())]
+        lines += [f"# note: {n}" for n in self.notes]
+        lines.append("set -euo pipefail")
+        if self.files:
+            lines.append("# files the commands read (written beside this script by `-o DIR`)")
+        for s in self.servers:
+            lines += [f"# {s.role} worker", s.shell() + " &"]
+        if self.router:
+            lines += ["# router (clients connect here)", self.router.shell() + " &"]
+        if self.benchmark:
+            lines.append("# wait until the servers answer, then benchmark the deployment as the study's workload:")
+            lines += [f"# predicted {k} = {v:.4g}" for k, v in self.predicted.items()]
+            lines.append(self.benchmark.shell())
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        parts = [self.script()]
+        for name, text in self.files.items():
+            parts.append(f"# ---- {name} ----\n{text}")
+        return "\n".join(parts)
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write launch.sh, the YAML files and deployment.json (commands, config, predictions) into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        out = []
+        sh = d / "launch.sh"
+        sh.write_text(self.script())
+        sh.chmod(0o755)
+        out.append(sh)
+        for name, text in self.files.items():
+            p = d / name
+            p.write_text(text)
+            out.append(p)
+        meta = d / "deployment.json"
+        meta.write_text(json.dumps({
+            "engine": self.engine, "version": self.version, "model": self.model, "hf_id": self.hf_id,
+            "config": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.config.items()},
+            "commands": [{"role": c.role, "argv": list(c.argv), "env": dict(c.env), "checked_against": c.checked_against}
+                         for c in self.commands],
+            "predicted": self.predicted, "notes": self.notes, "flag_lists": self.flag_lists}, indent=1, default=str))
+        out.append(meta)
+        return out
+
+
+def _flags_for(c: Command) -> dict[str, dict[str, Any]]:
+    engine, version = c.checked_against.split(" ", 1)
+    fl, exact = flag_list(engine, version)
+    if not exact:
+        raise DeployError(f"no flag list of {c.checked_against} ships")
+    return fl.flags(c.program)
+
+
+# ------------------------------------------------------------------------------------------------- the config
+@dataclass(frozen=True)
+class Plan:
+    """A validated configuration (see the module docstring for the meaning of each field)."""
+
+    gpu: catalog.GPU
+    model: catalog.Model
+    tp: int
+    pp: int
+    dp: int
+    ep: int
+    attn_dp: int
+    weight_dtype: str
+    act_dtype: str
+    kv_dtype: str
+    mode: str
+    prefill_replicas: int
+    max_batch_size: int
+    max_num_tokens: int
+    chunked_prefill: bool
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp * self.attn_dp
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
+                                           "mode", "max_batch_size", "max_num_tokens", "chunked_prefill")}
+        d = {"gpu": self.gpu.name, "model": self.model.name, **d}
+        if self.mode == "disagg":
+            d["prefill_replicas"] = self.prefill_replicas
+        return d
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _int(cfg: Mapping[str, Any], key: str) -> int:
+    v: Any = cfg.get(key)
+    v = DEFAULTS[key] if _missing(v) else v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise DeployError(f"{key}={v!r} must be a positive integer") from None
+    if f != int(f) or f < 1:
+        raise DeployError(f"{key}={v!r} must be a positive integer")
+    return int(f)
+
+
+def _bool(cfg: Mapping[str, Any], key: str) -> bool:
+    v = cfg.get(key)
+    if _missing(v):
+        return bool(DEFAULTS[key])
+    if isinstance(v, str):
+        if v.lower() in ("true", "1", "yes"):
+            return True
+        if v.lower() in ("false", "0", "no"):
+            return False
+        raise DeployError(f"{key}={v!r} must be a boolean (True/False)")
+    return bool(v)
+
+
+def _default_act(gpu: catalog.GPU, weight: str) -> str:
+    """The compute precision when the configuration names none: the weight's where the GPU computes in it (fp8,
+    int8, fp4), else bf16 (weight-only)."""
+    if weight in ("bf16", "fp16"):
+        return weight
+    return weight if gpu.supports(weight) else "bf16"
+
+
+def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
+    """Validate a configuration mapping into a :class:`Plan`; DeployError naming any bad value."""
+    cfg = {ALIASES.get(k, k): v for k, v in dict(config).items()}
+    model_name = model or cfg.get("model")
+    if _missing(model_name):
+        raise DeployError("the configuration names no model: pass model=... (a catalog name or Hugging Face id)")
+    m = catalog.model(str(model_name))
+    if _missing(cfg.get("gpu")):
+        raise DeployError(f"the configuration names no gpu; valid GPUs: {catalog.gpus()}")
+    g = catalog.gpu(str(cfg["gpu"]))
+    ints = {k: _int(cfg, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "max_batch_size", "max_num_tokens")}
+    mode = cfg.get("mode")
+    mode = DEFAULTS["mode"] if _missing(mode) else str(mode)
+    if mode not in ("agg", "disagg"):
+        raise DeployError(f"mode={mode!r} not allowed; valid modes: 'agg', 'disagg'")
+    pr = 0
+    if mode == "disagg":
+        v = cfg.get("prefill_replicas")
+        if _missing(v):
+            raise DeployError("mode='disagg' needs prefill_replicas (the replicas that prefill; the rest decode)")
+        pr = _int(cfg, "prefill_replicas")
+        if pr >= ints["dp"]:
+            raise DeployError(f"mode='disagg' needs 1 <= prefill_replicas < dp, got prefill_replicas={pr} dp={ints['dp']}")
+    w = cfg.get("weight_dtype")
+    w = DEFAULTS["weight_dtype"] if _missing(w) else str(w)
+    a = cfg.get("act_dtype")
+    a = _default_act(g, w) if _missing(a) else str(a)
+    if (w, a) not in QUANT:
+        raise DeployError(f"(weight_dtype, act_dtype)=({w!r}, {a!r}) is not a deployable format; valid: "
+                          f"{sorted(QUANT)}")
+    kv = cfg.get("kv_dtype")
+    kv = "auto" if _missing(kv) else str(kv)
+    if kv not in KV:
+        raise DeployError(f"kv_dtype={kv!r} not allowed; valid: {sorted(KV)}")
+    if ints["ep"] > 1 and not m.is_moe:
+        raise DeployError(f"ep={ints['ep']}: expert parallelism needs a mixture-of-experts model; {m.name} is dense")
+    if a in ("fp8", "int8", "fp4") and not g.supports(a):
+        able = [n for n in catalog.gpus() if catalog.gpu(n).supports(a)]
+        raise DeployError(f"act_dtype={a!r} (weight_dtype={w!r}) needs {a} tensor cores; {g.name} ({g.family}) has "
+                          f"none. GPUs that compute in {a}: {able}")
+    return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
+                weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
+                max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
+                chunked_prefill=_bool(cfg, "chunked_prefill"))
+
+
+# ------------------------------------------------------------------------------------------------- builders
+@dataclass
+class _Ctx:
+    """What the builders share: the plan, the flag lists, ports, notes."""
+
+    p: Plan
+    engine: str
+    version: str
+    lists: dict[str, FlagList]
+    notes: list[str]
+    host: str = "localhost"
+    base_port: int = 8000
+    gpus_per_node: int = 8
+    max_len: int | None = None        # longest request (input + output tokens) of the workload
+
+    def fl(self, role: str) -> tuple[FlagList, str]:
+        key, program = PROGRAMS[self.engine][role]
+        return self.lists[key], program
+
+    def need(self, role: str, flag: str, what: str) -> None:
+        fl, program = self.fl(role)
+        if not fl.has(program, flag):
+            raise DeployError(f"{self.engine} {fl.version} cannot run {what}: its `{program}` has no {flag}")
+
+    def choice(self, role: str, flag: str, value: str, what: str) -> str:
+        fl, program = self.fl(role)
+        ch = fl.choices(program, flag)
+        if ch is not None and value not in [str(c) for c in ch]:
+            raise DeployError(f"{self.engine} {fl.version} cannot run {what}: {flag} {value!r} is not among its "
+                              f"choices {ch}")
+        return value
+
+    def command(self, role: str, which: str, argv: list[Any], env: Mapping[str, str] | None = None) -> Command:
+        fl, program = self.fl(which)
+        return Command(role, tuple(str(x) for x in argv), program, f"{fl.engine} {fl.version}", dict(env or {}))
+
+    def devices(self, replica: int) -> dict[str, str]:
+        n = self.p.gpus_per_replica
+        first = (replica * n) % self.gpus_per_node
+        if first + n > self.gpus_per_node:
+            first = 0
+        return {"CUDA_VISIBLE_DEVICES": ",".join(str(first + i) for i in range(n))}
+
+
+def _kv_value(c: _Ctx) -> str | None:
+    v = KV[c.p.kv_dtype][c.engine]
+    if v is None:
+        raise DeployError(f"{c.engine} cannot store the KV cache as kv_dtype={c.p.kv_dtype!r}; it can: "
+                          f"{[k for k, e in KV.items() if e[c.engine] is not None]}")
+    return v
+
+
+def _quant_value(c: _Ctx) -> str | None:
+    fmt = (c.p.weight_dtype, c.p.act_dtype)
+    if fmt in CHECKPOINT and c.p.model.quant_weight_dtype != c.p.weight_dtype:
+        c.notes.append(f"weight_dtype={c.p.weight_dtype!r}: serve {CHECKPOINT[fmt]} in place of {c.p.model.hf_id} "
+                       "(the engines do not quantize this format online)")
+    if c.engine == "trtllm":
+        if fmt in (("fp8", "fp8"), ("fp8", "bf16")) and c.p.model.quant_weight_dtype != "fp8":
+            c.notes.append("TensorRT-LLM reads the quantization from the checkpoint: serve an FP8 (ModelOpt) "
+                           f"checkpoint of {c.p.model.name}")
+        return None
+    q = QUANT[fmt][c.engine]
+    if fmt == ("fp8", "bf16") and c.p.gpu.supports("fp8"):
+        c.notes.append(f"{c.engine} --quantization fp8 computes in fp8 on {c.p.gpu.name} (fp8 tensor cores); the "
+                       "study's w8a16 (weight-only) prediction is then pessimistic")
+    if q is not None:
+        c.choice("serve", "--quantization", q, f"weight_dtype={c.p.weight_dtype!r} act_dtype={c.p.act_dtype!r}")
+    return q
+
+
+def _check_parallel(c: _Ctx) -> None:
+    p = c.p
+    if p.attn_dp > 1:
+        if c.engine == "vllm":
+            c.need("serve", "--data-parallel-size", f"attn_dp={p.attn_dp}")
+            if p.model.is_moe:
+                c.need("serve", "--enable-expert-parallel", f"attn_dp={p.attn_dp}")
+        elif c.engine == "sglang":
+            c.need("serve", "--enable-dp-attention", f"attn_dp={p.attn_dp}")
+        else:
+            keys = c.lists["trtllm"].yaml.get("extra_llm_api_options", {}).get("keys", [])
+            if "enable_attention_dp" not in keys:
+                raise DeployError(f"trtllm {c.version} cannot run attn_dp={p.attn_dp}: its LLM API has no "
+                                  "enable_attention_dp")
+            if p.tp != 1:
+                raise DeployError(f"trtllm cannot run attn_dp={p.attn_dp} with tp={p.tp}: its attention DP runs "
+                                  f"attention unsplit on each of the tp_size ranks (tp must be 1; --tp_size "
+                                  f"{p.tp * p.attn_dp} then spans the attention-DP ranks)")
+    if p.ep > 1:
+        group = p.tp * p.attn_dp
+        if c.engine == "vllm" and p.ep != group:
+            raise DeployError(f"vllm {c.version} cannot run ep={p.ep} with tp={p.tp} x attn_dp={p.attn_dp}: "
+                              f"--enable-expert-parallel spreads the experts over all tp x data-parallel ranks, "
+                              f"so its expert-parallel size is {group}")
+        if group % p.ep:
+            raise DeployError(f"ep={p.ep} must divide tp x attn_dp = {group} for {c.engine}")
+
+
+def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
+    p = c.p
+    argv: list[Any] = ["vllm", "serve", p.model.hf_id, "--host", "0.0.0.0", "--port", port,
+                       "--tensor-parallel-size", p.tp, "--pipeline-parallel-size", p.pp]
+    if p.attn_dp > 1:
+        argv += ["--data-parallel-size", p.attn_dp]
+    if p.ep > 1:
+        argv += ["--enable-expert-parallel"]
+    argv += ["--max-num-seqs", p.max_batch_size, "--max-num-batched-tokens", p.max_num_tokens]
+    chunked = p.chunked_prefill if p.mode == "agg" else role == "decode"
+    if c.max_len:
+        if not chunked and p.max_num_tokens < c.max_len:
+            raise DeployError(f"vllm {c.version} cannot run chunked_prefill=False with max_num_tokens="
+                              f"{p.max_num_tokens}: without chunking it needs max_num_tokens >= the longest request "
+                              f"({c.max_len} tokens of input and output)")
+        argv += ["--max-model-len", c.max_len]
+    argv += ["--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill"]
+    kv = _kv_value(c)
+    if kv and kv != "auto":
+        argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={p.kv_dtype!r}")]
+    q = _quant_value(c) if replica == 0 else QUANT[(p.weight_dtype, p.act_dtype)]["vllm"]
+    if q:
+        argv += ["--quantization", q]
+    if role in ("prefill", "decode"):
+        argv += ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
+                                                     separators=(",", ":"))]
+    return c.command(role, "serve", argv, c.devices(replica))
+
+
+def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
+    p = c.p
+    argv: list[Any] = ["python", "-m", "sglang.launch_server", "--model-path", p.model.hf_id, "--host", "0.0.0.0",
+                       "--port", port, "--tp-size", p.tp * p.attn_dp, "--pp-size", p.pp]
+    if p.attn_dp > 1:
+        argv += ["--enable-dp-attention", "--dp-size", p.attn_dp]
+    if p.ep > 1:
+        argv += ["--ep-size", p.ep]
+    argv += ["--max-running-requests", p.max_batch_size]
+    if c.max_len:
+        argv += ["--context-length", c.max_len]
+    if p.mode == "agg" and p.chunked_prefill:
+        argv += ["--chunked-prefill-size", p.max_num_tokens]
+    else:
+        argv += ["--chunked-prefill-size", -1, "--max-prefill-tokens", p.max_num_tokens]
+    kv = _kv_value(c)
+    if kv and kv != "auto":
+        argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={p.kv_dtype!r}")]
+    q = _quant_value(c) if replica == 0 else QUANT[(p.weight_dtype, p.act_dtype)]["sglang"]
+    if q:
+        argv += ["--quantization", q]
+    if role in ("prefill", "decode"):
+        c.choice("serve", "--disaggregation-mode", role, "disaggregated serving")
+        argv += ["--disaggregation-mode", role, "--disaggregation-transfer-backend",
+                 c.choice("serve", "--disaggregation-transfer-backend", "nixl", "a NIXL KV transfer")]
+        if role == "prefill":
+            argv += ["--disaggregation-bootstrap-port", _bootstrap_port(c, replica)]
+    return c.command(role, "serve", argv, c.devices(replica))
+
+
+def _bootstrap_port(c: _Ctx, replica: int) -> int:
+    return c.base_port + 1000 + replica
+
+
+def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
+    """The --extra_llm_api_options YAML of one worker: what trtllm-serve has no flag for."""
+    p = c.p
+    opts: dict[str, Any] = {}
+    if p.attn_dp > 1:
+        opts["enable_attention_dp"] = True
+    kv = _kv_value(c)
+    kvc: dict[str, Any] = {"free_gpu_memory_fraction": 0.9}
+    if kv:
+        kvc["dtype"] = kv
+    opts["kv_cache_config"] = kvc
+    if role in ("prefill", "decode"):
+        opts["cache_transceiver_config"] = {"backend": "DEFAULT"}
+        if role == "prefill":
+            opts["disable_overlap_scheduler"] = True
+    y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
+    unknown = [k for k in opts if k not in y.get("keys", [])] + \
+              [f"kv_cache_config.{k}" for k in kvc if k not in y.get("kv_cache_config", [])]
+    if unknown:
+        raise DeployError(f"trtllm {c.lists['trtllm'].version} LLM API options have no {unknown}")
+    return opts
+
+
+def _trtllm_serve(c: _Ctx, port: int, role: str, replica: int, yaml_name: str) -> Command:
+    p = c.p
+    argv: list[Any] = ["trtllm-serve", p.model.hf_id, "--host", "0.0.0.0", "--port", port, "--backend", "pytorch",
+                       "--tp_size", p.tp * p.attn_dp, "--pp_size", p.pp]
+    if p.ep > 1:
+        argv += ["--ep_size", p.ep]
+    if c.max_len:
+        argv += ["--max_seq_len", c.max_len]
+    argv += ["--max_batch_size", p.max_batch_size, "--max_num_tokens", p.max_num_tokens,
+             "--kv_cache_free_gpu_memory_fraction", 0.9]
+    if (p.chunked_prefill and p.mode == "agg") or role == "decode":
+        argv += ["--enable_chunked_prefill"]
+    if replica == 0:
+        _quant_value(c)
+    argv += ["--extra_llm_api_options", yaml_name]
+    return c.command(role, "serve", argv, c.devices(replica))
+
+
+def _yaml(d: Mapping[str, Any], indent: int = 0) -> str:
+    """A small YAML writer for nested mappings of scalars and lists of scalars (what the engines' configs need)."""
+    pad = "  " * indent
+    out = []
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.append(f"{pad}{k}:")
+            out.append(_yaml(v, indent + 1).rstrip("\n"))
+        elif isinstance(v, (list, tuple)):
+            out.append(f"{pad}{k}:")
+            out += [f"{pad}  - {_scalar(x)}" for x in v]
+        else:
+            out.append(f"{pad}{k}: {_scalar(v)}")
+    return "\n".join(out) + "\n"
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    s = str(v)
+    return json.dumps(s) if (not s or any(ch in s for ch in ":#{}[],&*!|>'\"%@`") or s.strip() != s) else s
+
+
+def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes: list[str], *,
+          host: str = "localhost", base_port: int = 8000, max_len: int | None = None
+          ) -> tuple[list[Command], Command | None, dict[str, str]]:
+    """Servers, router and files of plan ``p`` on ``engine`` (flag lists ``lists``); ``max_len``: the longest
+    request in tokens (the engines' maximum model length)."""
+    c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len)
+    _check_parallel(c)
+    files: dict[str, str] = {}
+    servers: list[Command] = []
+    roles = (["prefill"] * p.prefill_replicas + ["decode"] * (p.dp - p.prefill_replicas)) if p.mode == "disagg" \
+        else ["serve"] * p.dp
+    ports = [base_port + 1 + i for i in range(p.dp)] if (p.dp > 1 or p.mode == "disagg") else [base_port]
+    for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
+        if engine == "vllm":
+            servers.append(_vllm_serve(c, port, role, i))
+        elif engine == "sglang":
+            servers.append(_sglang_serve(c, port, role, i))
+        else:
+            name = f"{'ctx' if role == 'prefill' else 'gen' if role == 'decode' else 'serve'}_options.yaml"
+            if name not in files:
+                files[name] = _yaml(_trtllm_options(c, role))
+            servers.append(_trtllm_serve(c, port, role, i, name))
+    if p.gpus_per_replica * p.dp > c.gpus_per_node:
+        notes.append(f"{p.gpus_per_replica * p.dp} GPUs in all: more than one {c.gpus_per_node}-GPU node; start each "
+                     f"replica on its own node and replace {host} in the router's URLs")
+    router = None
+    urls = [f"http://{host}:{port}" for port in ports]
+    if p.mode == "disagg":
+        pre = [(u, i) for i, (u, r) in enumerate(zip(urls, roles, strict=True)) if r == "prefill"]
+        dec = [u for u, r in zip(urls, roles, strict=True) if r == "decode"]
+        if engine == "vllm":
+            argv: list[Any] = ["vllm-router", "--host", "0.0.0.0", "--port", base_port, "--vllm-pd-disaggregation"]
+            for u, _ in pre:
+                argv += ["--prefill", u]
+            for u in dec:
+                argv += ["--decode", u]
+            router = c.command("router", "router", argv)
+        elif engine == "sglang":
+            argv = ["python", "-m", "sglang_router.launch_router", "--host", "0.0.0.0", "--port", base_port,
+                    "--pd-disaggregation"]
+            for u, i in pre:
+                argv += ["--prefill", u, _bootstrap_port(c, i)]
+            for u in dec:
+                argv += ["--decode", u]
+            router = c.command("router", "router", argv)
+        else:
+            servers_of = lambda role: [f"{host}:{port}" for port, r in zip(ports, roles, strict=True) if r == role]  # noqa: E731
+            y = c.lists["trtllm"].yaml.get("disaggregated", {})
+            ctx_servers = {"num_instances": p.prefill_replicas, "urls": servers_of("prefill")}
+            cfg: dict[str, Any] = {"hostname": "0.0.0.0", "port": base_port, "backend": "pytorch",
+                   "context_servers": ctx_servers,
+                   "generation_servers": {"num_instances": p.dp - p.prefill_replicas, "urls": servers_of("decode")}}
+            unknown = [k for k in cfg if k not in y.get("keys", [])] + \
+                      [k for k in ctx_servers if k not in y.get("servers", [])]
+            if unknown:
+                raise DeployError(f"trtllm {c.lists['trtllm'].version} disaggregated config has no {unknown}")
+            files["disagg_config.yaml"] = _yaml(cfg)
+            router = c.command("router", "router", ["trtllm-serve", "disaggregated", "-c", "disagg_config.yaml"])
+    elif p.dp > 1:
+        if engine == "vllm":
+            router = c.command("router", "router", ["vllm-router", "--host", "0.0.0.0", "--port", base_port,
+                                                    "--worker-urls", *urls])
+        elif engine == "sglang":
+            router = c.command("router", "router", ["python", "-m", "sglang_router.launch_router", "--host",
+                                                    "0.0.0.0", "--port", base_port, "--worker-urls", *urls])
+        else:
+            notes.append(f"{p.dp} replicas: trtllm-serve has no plain load balancer; put any HTTP load balancer "
+                         f"over {', '.join(urls)} (or benchmark one replica at 1/{p.dp} of the load)")
+    return servers, router, files

@@ -1,0 +1,96 @@
+"""Reading a stored study's trial: its parameters, metrics, model and workload."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import dse
+
+from .flags import DeployError
+
+
+def _open(study: Any, storage: str | None) -> Any:
+    if isinstance(study, dse.Study):
+        return study
+    if not isinstance(study, str):
+        raise DeployError(f"study must be a study name or a dse.Study, got {type(study).__name__}")
+    return dse.load_study(study, storage=storage)
+
+
+def _study_files(study: Any, study_file: str | None) -> list[Path]:
+    if study_file is not None:
+        p = Path(study_file)
+        if not p.is_file():
+            raise DeployError(f"study_file={study_file!r} does not exist")
+        return [p]
+    out = []
+    url = str(study.storage_url)
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        out.append(db.with_name(f"{study.name}.py"))
+    out.append(Path("studies") / f"{study.name}.py")
+    return [p for p in dict.fromkeys(out) if p.is_file()]
+
+
+def _from_study_file(study: Any, study_file: str | None) -> tuple[str | None, Any, str]:
+    """(model, workload, file) named by the evaluate of the study file that defines ``study`` (None, None, "")."""
+    from dse.spec import load_study_file
+
+    for f in _study_files(study, study_file):
+        spec = load_study_file(f)
+        if spec.name != study.name:
+            if study_file is not None:
+                raise DeployError(f"study file {str(f)!r} defines study {spec.name!r}, not {study.name!r}")
+            continue
+        ev = spec.evaluate
+        return getattr(ev, "model", None), getattr(ev, "workload", None), str(f)
+    return None, None, ""
+
+
+def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: str | None = None,
+                 workload: Any = None, study_file: str | None = None
+                 ) -> tuple[dict[str, Any], dict[str, float], str, Any]:
+    """(configuration, metrics, model, workload) of trial number ``trial`` of ``study``.
+
+    DeployError when the trial does not exist, did not complete, or does not fit in its GPUs' memory, and when no
+    model can be found (pass ``model=``).
+    """
+    st = _open(study, storage)
+    try:
+        number = int(trial)
+    except (TypeError, ValueError):
+        raise DeployError(f"trial={trial!r} must be a trial number (an integer)") from None
+    if number != trial or isinstance(trial, bool):
+        raise DeployError(f"trial={trial!r} must be a trial number (an integer)")
+    t = st.trials
+    rows = t[t["number"] == number]
+    if rows.empty:
+        rng = f"0..{int(t['number'].max())}" if len(t) else "none (the study is empty)"
+        raise DeployError(f"trial {number} does not exist in study {st.name!r} ({len(t)} trials; numbers {rng})")
+    row = rows.iloc[0]
+    if row["state"] != "complete":
+        raise DeployError(f"trial {number} of study {st.name!r} is {row['state']!r}, not complete: it has no "
+                          f"configuration evaluated to deploy")
+    names = list(st.space.names)
+    config = {k: row[k] for k in names if k in row.index and not _nan(row[k])}
+    metrics = {k: float(row[k]) for k in row.index if k not in names and k not in ("number", "grid_point")
+               and isinstance(row[k], (int, float)) and not isinstance(row[k], bool) and not _nan(row[k])}
+    if "fits" in metrics and metrics["fits"] < 1:
+        why = f": {row['reason']}" if "reason" in row.index and isinstance(row["reason"], str) and row["reason"] else ""
+        raise DeployError(f"trial {number} of study {st.name!r} does not fit in its GPUs' memory (fits=0){why}; "
+                          "the engine would fail to start it")
+    mdl = model or config.pop("model", None)
+    wl = workload
+    if mdl is None or wl is None:
+        f_model, f_workload, _ = _from_study_file(st, study_file)
+        mdl = mdl or f_model
+        wl = wl if wl is not None else f_workload
+    if mdl is None:
+        raise DeployError(f"study {st.name!r} records no model (no 'model' parameter, no study file "
+                          f"{st.name}.py beside its database or under studies/): pass model=... (--model)")
+    return config, metrics, str(mdl), wl
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
