@@ -313,7 +313,10 @@ class _Replica:
     # ---- prefix cache ----------------------------------------------------------------------------------
     def _blocks(self, rid: int) -> list[int]:
         eng = self.eng
-        return eng.hash_ids[eng.hash_off[rid]:eng.hash_off[rid + 1]].tolist()
+        b = eng.blk.get(rid)
+        if b is None:
+            b = eng.blk[rid] = eng.hash_ids[eng.hash_off[rid]:eng.hash_off[rid + 1]].tolist()
+        return b
 
     def _pc_peek(self, rid: int, r: _Req) -> int:
         """Prompt tokens of request rid already cached: its leading hash blocks present in the cache, capped
@@ -566,6 +569,7 @@ class _Engine:
         self.hash_ids: np.ndarray | None = None
         self.hash_off: np.ndarray | None = None
         self.block_tokens = 0
+        self.blk: dict[int, list[int]] = {}     # request -> its hash blocks as a list, filled on first use
 
     def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
         self.seq += 1
