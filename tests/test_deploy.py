@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import shlex
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
@@ -223,6 +222,32 @@ def test_write_puts_script_files_and_metadata_in_a_directory(tmp_path):
     assert (tmp_path / "out" / "launch.sh").read_text().startswith("#!/usr/bin/env bash")
 
 
+@pytest.mark.parametrize("engine,module", [("vllm", "vllm_router.router_args"), ("sglang", "sglang_router.router_args")])
+def test_router_commands_parse_with_the_routers_own_parser(engine, module):
+    """Where the router package installs (both are pip wheels without a CUDA stack), its own argument parser reads
+    the emitted router command and finds the prefill and decode workers (or the replicas)."""
+    import argparse
+
+    mod = pytest.importorskip(module)
+    cfg, model = TRIALS["disagg"]
+    d = deploy.commands(cfg, engine=engine, model=model)
+    words = len(d.router.program.split())
+
+    def parse(argv):
+        p = argparse.ArgumentParser()
+        mod.RouterArgs.add_cli_args(p, use_router_prefix=False)
+        return mod.RouterArgs.from_cli_args(p.parse_args(list(argv)), use_router_prefix=False)
+
+    a = parse(d.router.argv[words:])
+    assert [u for u, _ in a.prefill_urls] == ["http://localhost:8001"]
+    assert a.decode_urls == ["http://localhost:8002", "http://localhost:8003", "http://localhost:8004"]
+    if engine == "sglang":   # the prefill worker's bootstrap port reaches the router
+        assert a.prefill_urls[0][1] == int(d.servers[0].argv[d.servers[0].argv.index("--disaggregation-bootstrap-port") + 1])
+    cfg, model = TRIALS["replicas"]
+    r = deploy.commands(cfg, engine=engine, model=model).router
+    assert parse(r.argv[words:]).worker_urls == ["http://localhost:8001", "http://localhost:8002"]
+
+
 # ------------------------------------------------------------------------------------------------ errors
 def test_unknown_engine_lists_the_valid_ones():
     with pytest.raises(DeployError, match=r"engine='tgi'.*vllm, sglang, trtllm"):
@@ -252,6 +277,9 @@ def test_configurations_an_engine_cannot_express():
                         engine="vllm", model=LLAMA, workload=WORKLOAD)
     with pytest.raises(DeployError, match=r"tp='four' must be a positive integer"):
         deploy.commands({"gpu": "H100-SXM-80GB", "tp": "four"}, engine="vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=r"batching='static'.*Valid: 'continuous'"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "batching": "static"}, engine="vllm", model=LLAMA)
+    assert deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "batching": "continuous"}, engine="vllm", model=LLAMA)
     with pytest.raises(DeployError, match=r"1 <= prefill_replicas < dp"):
         deploy.commands({"gpu": "B200", "dp": 2, "mode": "disagg", "prefill_replicas": 2}, engine="vllm", model=LLAMA)
 

@@ -305,6 +305,10 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
     if (w, a) not in QUANT:
         raise DeployError(f"(weight_dtype, act_dtype)=({w!r}, {a!r}) is not a deployable format; valid: "
                           f"{sorted(QUANT)}")
+    batching = cfg.get("batching")
+    if not _missing(batching) and batching != "continuous":
+        raise DeployError(f"batching={batching!r}: the engines batch continuously (vLLM, SGLang, TensorRT-LLM); a "
+                          "static-batching configuration has no launch flag. Valid: 'continuous'")
     kv = cfg.get("kv_dtype")
     kv = "auto" if _missing(kv) else str(kv)
     if kv not in KV:

@@ -43,6 +43,7 @@ class Part:
     classes: tuple[str, ...] = ()
     literal_choices: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     config_dirs: tuple[str, ...] = ()   # argparse: where the classes of ``x = get_kwargs(Cls)`` are defined
+    annotated_only: bool = False        # dataclass: only ``A[T, ...]`` fields are flags (SGLang's ServerArgs)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ RECIPES: dict[str, Recipe] = {
     }),
     "sglang-0.5.14": Recipe("sglang", "0.5.14", "sglang==0.5.14", "sgl-project/sglang", {
         "python -m sglang.launch_server": (
-            Part("sglang/srt/server_args.py", "dataclass", ("ServerArgs",)),
+            Part("sglang/srt/server_args.py", "dataclass", ("ServerArgs",), annotated_only=True),
             Part("sglang/srt/server_args.py"),
         ),
         "python -m sglang.bench_serving": (Part("sglang/bench_serving.py"),),
@@ -310,7 +311,7 @@ def _unwrap(ann: ast.AST) -> ast.AST:
     return ann
 
 
-def read_dataclass(tree: ast.Module, classes: tuple[str, ...], out: Flags) -> None:
+def read_dataclass(tree: ast.Module, classes: tuple[str, ...], out: Flags, annotated_only: bool = False) -> None:
     consts = _module_lists(tree)
     found = set()
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name in classes):
@@ -328,6 +329,8 @@ def read_dataclass(tree: ast.Module, classes: tuple[str, ...], out: Flags) -> No
                 meta = parts[1] if len(parts) > 1 else None
                 if meta is None:
                     continue
+            elif annotated_only:
+                continue
             name = "--" + st.target.id.replace("_", "-")
             aliases: list[str] = []
             choices = None
@@ -390,7 +393,7 @@ def extract(recipe: Recipe, source: Source) -> dict[str, Any]:
                 trees = [ast.parse(source.read(f)) for d in p.config_dirs for f in source.python_files(d)]
                 read_argparse(tree, flags, lit, class_fields(trees) if trees else None)
             elif p.style == "dataclass":
-                read_dataclass(tree, p.classes, flags)
+                read_dataclass(tree, p.classes, flags, p.annotated_only)
             elif p.style == "click":
                 read_click(tree, p.classes, flags)
             else:
