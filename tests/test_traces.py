@@ -293,3 +293,29 @@ def test_prefix_caching_on_the_mooncake_sample_cuts_ttft():
     assert 0.02 < on["prefix_cache_hit_rate"] < 0.2
     assert on["ttft_ms_mean"] < off["ttft_ms_mean"]
     assert on["n_requests"] == off["n_requests"] == 200
+
+
+@FAST
+@given(n=st.integers(1, 40), seed=st.integers(0, 50), rate=st.floats(0.5, 500.0),
+       batching=st.sampled_from(["continuous", "static"]), chunked=st.booleans(),
+       policy=st.sampled_from(["decode_priority", "prefill_first"]), preemption=st.sampled_from(["recompute", "swap"]),
+       kv=st.sampled_from([3000, 20_000, 400_000]), mode=st.sampled_from(["agg", "disagg"]))
+def test_engine_invariants_with_prefix_caching_and_any_policy(n, seed, rate, batching, chunked, policy, preemption,
+                                                               kv, mode):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(1, 5, n)
+    blocks = [list(rng.integers(0, 6, int(x))) for x in k]
+    inp = [int(rng.integers((x - 1) * 128 + 1, x * 128 + 1)) for x in k]
+    w = _hashed(np.cumsum(rng.exponential(1.0 / rate, n)), inp, list(rng.integers(1, 200, n)), blocks,
+                block_tokens=128)
+    s = Scheduler(max_batch_size=8, max_num_tokens=1024, chunked_prefill=chunked, policy=policy, batching=batching,
+                  preemption=preemption, kv_capacity_tokens=kv, prefix_caching=True)
+    from objectives.serving import PoolCosts
+
+    kw = dict(cost=Affine(), dp=2) if mode == "agg" else dict(prefill=PoolCosts(Affine(), 1, s),
+                                                               decode=PoolCosts(Affine(), 2, s))
+    df = simulate_costs(**kw, mode=mode, workload=w, scheduler=s, per_request=True)
+    assert (df["tokens_emitted"] == df["output_tokens"]).all()
+    assert (df["ttft_ms"] > 0).all() and (df["first_token_s"] <= df["finish_s"]).all()
+    m = simulate_costs(**kw, mode=mode, workload=w, scheduler=s)
+    assert 0.0 <= m["prefix_cache_hit_rate"] < 1.0
