@@ -186,8 +186,10 @@ def test_replicas_get_a_router_and_weight_only_int4_names_its_checkpoint():
     assert len(d.servers) == 2 and "--worker-urls http://localhost:8001 http://localhost:8002" in _words(d.router)
     assert "--quantization awq_marlin" in _words(d.servers[0]) and "--chunked-prefill-size -1" in _words(d.servers[0])
     assert any("AWQ" in n for n in d.notes)
-    assert d.version == "0.5.10"   # the A100 profile's SGLang release; checked against the nearest shipped list
-    assert any("0.5.14" in n for n in d.notes)
+    assert d.version == "0.5.10"   # the A100 profile's SGLang release, whose own flag list ships
+    assert d.servers[0].checked_against == "sglang 0.5.10" and not any("flag list" in n for n in d.notes)
+    v = deploy.commands(cfg, engine="vllm", model=model, workload=WORKLOAD)
+    assert v.version == "0.14.0" and v.servers[0].checked_against == "vllm 0.14.0"   # the A100 profile's vLLM
 
 
 def test_benchmark_matches_the_workload():

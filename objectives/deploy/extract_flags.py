@@ -72,11 +72,29 @@ RECIPES: dict[str, Recipe] = {
             Part("vllm/benchmarks/datasets/datasets.py"),
         ),
     }),
+    "vllm-0.14.0": Recipe("vllm", "0.14.0", "vllm==0.14.0", "vllm-project/vllm", {
+        "vllm serve": (
+            Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={
+                "--kv-cache-dtype": ("vllm/config/cache.py", "CacheDType"),
+                "--quantization": ("vllm/model_executor/layers/quantization/__init__.py", "QuantizationMethods")}),
+            Part("vllm/entrypoints/openai/cli_args.py"),
+            Part("vllm/entrypoints/openai/cli_args.py", "dataclass", ("FrontendArgs",)),
+            Part("vllm/entrypoints/cli/serve.py"),
+        ),
+        "vllm bench serve": (
+            Part("vllm/benchmarks/serve.py"),
+            Part("vllm/benchmarks/datasets.py"),
+        ),
+    }),
     "sglang-0.5.14": Recipe("sglang", "0.5.14", "sglang==0.5.14", "sgl-project/sglang", {
         "python -m sglang.launch_server": (
             Part("sglang/srt/server_args.py", "dataclass", ("ServerArgs",), annotated_only=True),
             Part("sglang/srt/server_args.py"),
         ),
+        "python -m sglang.bench_serving": (Part("sglang/bench_serving.py"),),
+    }),
+    "sglang-0.5.10": Recipe("sglang", "0.5.10", "sglang==0.5.10", "sgl-project/sglang", {
+        "python -m sglang.launch_server": (Part("sglang/srt/server_args.py"),),
         "python -m sglang.bench_serving": (Part("sglang/bench_serving.py"),),
     }),
     "sglang-router-0.3.2": Recipe("sglang-router", "0.3.2", "sglang-router==0.3.2", "sgl-project/sglang", {
