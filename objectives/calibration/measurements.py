@@ -1,0 +1,525 @@
+"""End-to-end serving measurements in the layouts people have, normalized to one row per deployment and load point.
+
+    from objectives.calibration.measurements import read_measurements
+    rows = read_measurements("../shared/calibration/serving_silicon.csv")             # layout detected
+    rows = read_measurements("results/", gpu="h200_sxm", tp=8, weight_dtype="fp8")     # vllm bench serve JSONs
+
+Layouts (``layout=`` or detected from the path and its columns/keys):
+
+- ``"silicon"``: aiconfigurator-core's silicon CSV (``../shared/calibration/serving_silicon.csv``): one row per
+  closed-loop measurement, ``mode`` agg (``tp_size``, ``pp_size``, ``attention_dp_size``, ``moe_tp_size``,
+  ``moe_ep_size``, ``batch_size`` per attention-DP rank) or disagg (``prefill_*`` / ``decode_*`` pools); the
+  concurrency is ``silicon_concurrency=`` in ``silicon_data_source``, else the ``_c<N>_`` part of ``id``.
+- ``"vllm_json"``: what ``vllm bench serve --save-result`` (or ``benchmarks/benchmark_serving.py``) writes: one JSON
+  object per file, or several, one per line, with ``--append-result``; a directory reads every ``*.json`` in it
+  except the ``*.pytorch.json`` companions. The JSON has no deployment: it comes from ``--metadata key=value``
+  entries (vLLM stores each as a top-level string key of the result) and, where the file does not say, from the
+  keyword defaults (``gpu=``, ``tp=``, ``weight_dtype=`` required; ``engine=``, ``engine_version=``, ``pp=``,
+  ``attn_dp=``, ``moe_tp=``, ``moe_ep=``, ``moe_dtype=``, ``kv_dtype=``, ``mode=``, ``model=`` and the disagg pool
+  keys optional).
+- ``"published"``: the published-measurements CSV (``../shared/calibration/published_measurements.csv``) read and
+  classified by `objectives.calibration.data`; its one-metric-per-row records are grouped into one row per
+  (source, deployment, load point).
+
+Columns of the result (``COLUMNS``; NaN where the source does not say):
+
+=====================  ===============================================================================================
+source_file            the file read (str)
+source_row             1-based data row (CSV, header excluded) or record (JSON: object in the file) of the row
+layout                 "silicon" | "vllm_json" | "published"
+model                  model id as given (Hugging Face id, or the published table's model name)
+gpu                    the file's GPU/system name as given ("h200_sxm", "H100-SXM-80GB", ...)
+engine                 "vllm" | "sglang" | "trtllm" (published NIM rows: "nim")
+engine_version         engine version string as given (NaN where unknown)
+mode                   "agg" (one pool) | "disagg" (prefill and decode pools)
+tp, pp, attn_dp        agg pool: tensor, pipeline and attention-data parallel sizes (GPUs = tp * pp * attn_dp)
+moe_tp, moe_ep         agg pool: expert tensor- and expert-parallel sizes (moe_tp * moe_ep = tp * attn_dp)
+concurrency            closed-loop client concurrency (requests in flight); vLLM JSON: max_concurrency, else
+                       num_prompts when all requests were issued at once (request_rate inf)
+request_rate           offered request rate (requests/s; inf = all at once; NaN for closed-loop tables)
+batch_size             agg: running sequences per attention-DP rank as the source states it (silicon: concurrency /
+                       attn_dp; published: the static batch)
+isl, osl               mean input and output tokens per request
+weight_dtype           catalog dtype of the dense weights: "bf16" | "fp16" | "fp8" | "fp4" | "int4" | "int8"
+weight_quant           the source's scheme for them: "fp8", "fp8_block", "nvfp4", "mxfp4", "int4_wo", ... ("bf16")
+moe_dtype, moe_quant   the same for the expert weights (equal to the weight columns where the source has one)
+kv_dtype               KV-cache dtype where the source states it
+ttft_ms, tpot_ms       mean time to first token and mean time per output token after the first (ms); published
+                       itl_ms rows fill tpot_ms
+itl_ms, e2e_ms         mean inter-token and end-to-end request latency (ms)
+throughput_tok_s       output tokens/s of the whole deployment
+throughput_tok_s_gpu   output tokens/s per GPU as published
+request_throughput     completed requests/s
+n_gpus                 GPUs of the deployment (all pools)
+prefill_workers, prefill_tp, prefill_pp, prefill_attn_dp, prefill_moe_tp, prefill_moe_ep, prefill_batch_size
+decode_workers, decode_tp, decode_pp, decode_attn_dp, decode_moe_tp, decode_moe_ep, decode_batch_size
+                       disagg pools (NaN for agg rows; silicon disagg rows without worker counts keep NaN workers:
+                       the source does not say what was deployed)
+kind                   published rows: objectives.calibration.data's kind (static, ttft, latency, ifb, serving,
+                       excluded); "serving" otherwise
+note                   free text: silicon image / measurement date, published source_note, vLLM label
+=====================  ===============================================================================================
+
+A file with a missing column, or a non-numeric value where a number is required, raises ValueError naming the file,
+the 1-based row and the column.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("silicon", "vllm_json", "published")
+POOL_FIELDS = ("workers", "tp", "pp", "attn_dp", "moe_tp", "moe_ep", "batch_size")
+COLUMNS = (["source_file", "source_row", "layout", "model", "gpu", "engine", "engine_version", "mode", "tp", "pp",
+            "attn_dp", "moe_tp", "moe_ep", "concurrency", "request_rate", "batch_size", "isl", "osl",
+            "weight_dtype", "weight_quant", "moe_dtype", "moe_quant", "kv_dtype", "ttft_ms", "tpot_ms", "itl_ms",
+            "e2e_ms", "throughput_tok_s", "throughput_tok_s_gpu", "request_throughput", "n_gpus"]
+           + [f"{p}_{f}" for p in ("prefill", "decode") for f in POOL_FIELDS] + ["kind", "note"])
+_STR_COLUMNS = {"source_file", "layout", "model", "gpu", "engine", "engine_version", "mode", "weight_dtype",
+                "weight_quant", "moe_dtype", "moe_quant", "kv_dtype", "kind", "note"}
+
+#: quantization scheme (silicon gemm_quant_mode / moe_quant_mode, checkpoint formats) -> catalog dtype
+QUANT_DTYPES: Mapping[str, str] = {
+    "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16",
+    "fp8": "fp8", "fp8_block": "fp8", "fp8_blockwise": "fp8", "fp8_per_tensor": "fp8", "w8a8_fp8": "fp8",
+    "fp4": "fp4", "nvfp4": "fp4", "mxfp4": "fp4", "w4a8_mxfp4_fp8": "fp4",
+    "int4": "int4", "int4_wo": "int4", "w4a16": "int4", "awq": "int4", "gptq": "int4", "w4afp8": "int4",
+    "int8": "int8", "int8_wo": "int8", "w8a16": "int8", "w8a8": "int8", "int8_sq": "int8",
+}
+ENGINES: Mapping[str, str] = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
+                              "tensorrt_llm": "trtllm", "trt-llm": "trtllm"}
+
+SILICON_REQUIRED = ("id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision",
+                    "mode", "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
+                    "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms",
+                    *[f"{p}_{f}" for p in ("prefill", "decode")
+                      for f in ("batch_size", "num_workers", "tp_size", "pp_size", "attention_dp_size",
+                                "moe_tp_size", "moe_ep_size")])
+PUBLISHED_REQUIRED = ("source_url", "source_note", "model", "gpu", "n_gpus", "tp", "pp", "weight_dtype", "act_dtype",
+                      "kv_dtype", "engine", "batch_size", "concurrency", "input_len", "output_len", "metric",
+                      "value", "unit")
+#: keys a vllm bench serve result must carry (numbers)
+VLLM_REQUIRED = ("completed", "total_input_tokens", "total_output_tokens", "mean_ttft_ms", "mean_tpot_ms")
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _fail(path: Path | str, row: int | None, column: str, what: str) -> ValueError:
+    where = f"{path}" + (f": row {row}" if row is not None else "")
+    return ValueError(f"{where}, column {column!r}: {what}")
+
+
+def _require_columns(df: pd.DataFrame, path: Path, required: tuple[str, ...], layout: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: row 0 (header): missing column(s) {missing} required by the {layout!r} layout "
+                         f"(it needs {list(required)})")
+
+
+def _numeric(df: pd.DataFrame, path: Path, column: str, required: pd.Series | np.ndarray | bool = False,
+             positive: bool = False) -> np.ndarray:
+    """Column as float; a non-numeric cell, or an empty/non-positive one where `required`, raises ValueError."""
+    raw = df[column]
+    vals = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+    text = raw.astype(object).where(raw.notna(), None)
+    bad_text = np.array([t is not None and str(t).strip() != "" for t in text]) & np.isnan(vals)
+    req = np.broadcast_to(np.asarray(required, dtype=bool), vals.shape)
+    bad = bad_text | (req & np.isnan(vals))
+    if positive:
+        bad |= req & ~np.isnan(vals) & ~(vals > 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        v = raw.iloc[i]
+        what = (f"{v!r} is not a number" if bad_text[i] else
+                "empty, a number is required here" if np.isnan(vals[i]) else f"{v!r} must be positive")
+        raise _fail(path, i + 1, column, what)
+    return vals
+
+
+def _dtype_of(scheme: Any, path: Path, row: int, column: str) -> str:
+    s = str(scheme).strip().lower()
+    if s not in QUANT_DTYPES:
+        raise _fail(path, row, column, f"unknown quantization {scheme!r}; valid: {sorted(QUANT_DTYPES)}")
+    return QUANT_DTYPES[s]
+
+
+def _empty_frame(n: int) -> dict[str, Any]:
+    return {c: (np.full(n, None, dtype=object) if c in _STR_COLUMNS else np.full(n, np.nan)) for c in COLUMNS}
+
+
+def _finish(cols: dict[str, Any]) -> pd.DataFrame:
+    df = pd.DataFrame({c: cols[c] for c in COLUMNS})
+    df["source_row"] = df["source_row"].astype("int64")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------------- silicon
+
+
+def read_silicon(path: str | Path) -> pd.DataFrame:
+    """aiconfigurator-core's silicon CSV -> normalized rows (see the module docstring)."""
+    p = Path(path)
+    df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+    _require_columns(df, p, SILICON_REQUIRED, "silicon")
+    n = len(df)
+    out = _empty_frame(n)
+    out["source_file"][:] = str(p)
+    out["source_row"] = np.arange(1, n + 1)
+    out["layout"][:] = "silicon"
+    mode = df["mode"].fillna("").str.strip().str.lower()
+    bad = ~mode.isin(["agg", "disagg"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise _fail(p, i + 1, "mode", f"{df['mode'].iloc[i]!r}; valid: 'agg', 'disagg'")
+    agg, dis = (mode == "agg").to_numpy(), (mode == "disagg").to_numpy()
+    for col in ("model_path", "system", "backend"):
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise _fail(p, i + 1, col, "empty, a value is required here")
+    eng = df["backend"].str.strip().str.lower()
+    for i, e in enumerate(eng):
+        if e not in ENGINES:
+            raise _fail(p, i + 1, "backend", f"unknown engine {df['backend'].iloc[i]!r}; valid: {sorted(ENGINES)}")
+    out["engine"] = eng.map(ENGINES).to_numpy(object)
+    out["engine_version"] = df["backend_version"].to_numpy(object)
+    out["model"] = df["model_path"].to_numpy(object)
+    out["gpu"] = df["system"].to_numpy(object)
+    out["mode"] = mode.to_numpy(object)
+    out["isl"] = _numeric(df, p, "isl", True, True)
+    out["osl"] = _numeric(df, p, "osl", True, True)
+    out["ttft_ms"] = _numeric(df, p, "silicon_ttft_ms", True, True)
+    out["tpot_ms"] = _numeric(df, p, "silicon_tpot_ms", True, True)
+    pool = {"tp": "tp_size", "pp": "pp_size", "attn_dp": "attention_dp_size", "moe_tp": "moe_tp_size",
+            "moe_ep": "moe_ep_size", "batch_size": "batch_size"}
+    for k, col in pool.items():
+        v = _numeric(df, p, col, agg, True)
+        out[k] = np.where(agg, v, np.nan)
+    for pre in ("prefill", "decode"):
+        for k, col in {"workers": "num_workers", **{k: c for k, c in pool.items()}}.items():
+            # the pool's shape is required for disagg rows; worker counts and batches may be absent
+            v = _numeric(df, p, f"{pre}_{col}", dis & (k not in ("workers", "batch_size")), True)
+            out[f"{pre}_{k}"] = np.where(dis, v, np.nan)
+    # concurrency: silicon_concurrency= in the data source, else _c<N>_ in the id
+    src = df["silicon_data_source"].fillna("")
+    c_src = pd.to_numeric(src.str.extract(r"silicon_concurrency=(\d+)")[0], errors="coerce").to_numpy(float)
+    c_id = pd.to_numeric(df["id"].fillna("").str.extract(r"_c(\d+)_")[0], errors="coerce").to_numpy(float)
+    conc = np.where(np.isnan(c_src), c_id, c_src)
+    if np.isnan(conc).any():
+        i = int(np.flatnonzero(np.isnan(conc))[0])
+        raise _fail(p, i + 1, "silicon_data_source",
+                    "no concurrency: neither 'silicon_concurrency=<N>' here nor '_c<N>_' in column 'id'")
+    out["concurrency"] = conc
+    # quantization: the catalog dtype plus the scheme; empty schemes mean unquantized (the `precision` column)
+    for kind, col in (("weight", "gemm_quant_mode"), ("moe", "moe_quant_mode")):
+        scheme = df[col].where(df[col].notna(), df["precision"])
+        if scheme.isna().any():
+            i = int(np.flatnonzero(scheme.isna().to_numpy())[0])
+            raise _fail(p, i + 1, col, "empty and column 'precision' is empty too")
+        out[f"{kind}_quant"] = scheme.str.strip().to_numpy(object)
+        out[f"{kind}_dtype"] = np.array([_dtype_of(s, p, i + 1, col) for i, s in enumerate(scheme)], dtype=object)
+    out["n_gpus"] = np.where(agg, out["tp"] * out["pp"] * out["attn_dp"],
+                             sum(out[f"{q}_workers"] * out[f"{q}_tp"] * out[f"{q}_pp"] * out[f"{q}_attn_dp"]
+                                 for q in ("prefill", "decode")))
+    out["kind"][:] = "serving"
+    out["note"] = src.to_numpy(object)
+    return _finish(out)
+
+
+# ---------------------------------------------------------------------------------------------------- vLLM JSON
+
+#: deployment keys taken from --metadata entries in the JSON or from the keyword defaults, with their aliases
+_META_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "gpu": ("gpu", "system", "gpu_type"), "tp": ("tp", "tp_size", "tensor_parallel_size"),
+    "pp": ("pp", "pp_size", "pipeline_parallel_size"), "attn_dp": ("attn_dp", "attention_dp_size", "dp_attention"),
+    "moe_tp": ("moe_tp", "moe_tp_size"), "moe_ep": ("moe_ep", "moe_ep_size", "ep", "ep_size"),
+    "engine": ("engine",), "engine_version": ("engine_version", "vllm_version", "version"),
+    "weight_dtype": ("weight_dtype", "quantization", "dtype"), "moe_dtype": ("moe_dtype",),
+    "kv_dtype": ("kv_dtype", "kv_cache_dtype"), "mode": ("mode",), "model": ("model",),
+    **{f"{p}_{f}": (f"{p}_{f}",) for p in ("prefill", "decode") for f in POOL_FIELDS},
+}
+_META_INT = {"tp", "pp", "attn_dp", "moe_tp", "moe_ep"} | {f"{p}_{f}" for p in ("prefill", "decode")
+                                                          for f in POOL_FIELDS}
+
+
+def _json_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects in a --save-result file (one) or an --append-result file (one per line)."""
+    text = path.read_text(encoding="utf-8")
+    dec = json.JSONDecoder()
+    recs: list[dict[str, Any]] = []
+    i = 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            break
+        try:
+            obj, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: record {len(recs) + 1}: not valid JSON ({e.msg} at line {e.lineno} column "
+                             f"{e.colno})") from None
+        if isinstance(obj, list):
+            raise ValueError(f"{path}: record {len(recs) + 1}: a JSON list, not a vllm bench serve result object "
+                             "(a '.pytorch.json' companion file? pass the result file itself)")
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}: record {len(recs) + 1}: not a JSON object")
+        recs.append(obj)
+    if not recs:
+        raise ValueError(f"{path}: empty file, no vllm bench serve result in it")
+    return recs
+
+
+def _meta_value(key: str, rec: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
+    for alias in _META_ALIASES[key]:
+        if alias in rec and rec[alias] not in (None, ""):
+            return rec[alias]
+    for alias in _META_ALIASES[key]:
+        if alias in defaults and defaults[alias] is not None:
+            return defaults[alias]
+    return None
+
+
+def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {c: (None if c in _STR_COLUMNS else np.nan) for c in COLUMNS}
+    row.update(source_file=str(path), source_row=n, layout="vllm_json", kind="serving")
+    if "model_id" not in rec and "mean_ttft_ms" not in rec:
+        raise _fail(path, n, "model_id", "missing: this JSON is not a vllm bench serve --save-result file")
+
+    def num(key: str, required: bool = True) -> float:
+        if key not in rec or rec[key] is None:
+            if required:
+                raise _fail(path, n, key, "missing from the result (needed; rerun vllm bench serve with the "
+                            "default --percentile-metrics ttft,tpot,itl)" if key.startswith("mean_") else
+                            "missing from the result")
+            return math.nan
+        v = rec[key]
+        if isinstance(v, str) and v.strip().lower() == "inf":
+            return math.inf
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise _fail(path, n, key, f"{v!r} is not a number")
+        try:
+            return float(v)
+        except ValueError:
+            raise _fail(path, n, key, f"{v!r} is not a number") from None
+
+    vals = {k: num(k) for k in VLLM_REQUIRED}
+    if not vals["completed"] > 0:
+        raise _fail(path, n, "completed", f"{rec['completed']!r}: no completed request, nothing was measured")
+    row["isl"] = vals["total_input_tokens"] / vals["completed"]
+    row["osl"] = vals["total_output_tokens"] / vals["completed"]
+    row["ttft_ms"], row["tpot_ms"] = vals["mean_ttft_ms"], vals["mean_tpot_ms"]
+    row["itl_ms"], row["e2e_ms"] = num("mean_itl_ms", False), num("mean_e2el_ms", False)
+    row["throughput_tok_s"] = num("output_throughput", False)
+    row["request_throughput"] = num("request_throughput", False)
+    rate = num("request_rate", False)
+    row["request_rate"] = rate
+    conc = num("max_concurrency", False)
+    if math.isnan(conc) and math.isinf(rate):  # every prompt issued at once: all of them in flight
+        conc = num("num_prompts", False)
+    row["concurrency"] = conc
+    meta = {k: _meta_value(k, rec, defaults) for k in _META_ALIASES}
+    model = meta["model"] if meta["model"] is not None else rec.get("model_id")
+    missing = [k for k in ("gpu", "tp", "weight_dtype") if meta[k] is None] + ([] if model else ["model"])
+    if missing:
+        raise _fail(path, n, missing[0],
+                    f"the result does not say {missing}: pass them to read_measurements ("
+                    + ", ".join(f"{k}=..." for k in missing) + ") or record them with vllm bench serve "
+                    + " ".join(f"--metadata {k}=..." for k in missing))
+    for k in _META_INT:
+        v = meta[k]
+        if v is None:
+            continue
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            raise _fail(path, n, k, f"{v!r} is not a number") from None
+        if not fv >= 1 and not (k.endswith("batch_size") and fv > 0):
+            raise _fail(path, n, k, f"{v!r} must be a positive count")
+        meta[k] = fv
+    mode = str(meta["mode"] or "agg").strip().lower()
+    if mode not in ("agg", "disagg"):
+        raise _fail(path, n, "mode", f"{meta['mode']!r}; valid: 'agg', 'disagg'")
+    backend = str(rec.get("backend", "")).strip().lower()
+    engine = meta["engine"] if meta["engine"] is not None else (
+        "sglang" if backend == "sglang" else "trtllm" if backend in ("tensorrt-llm", "trt-llm") else "vllm")
+    engine = str(engine).strip().lower()
+    if engine not in ENGINES:
+        raise _fail(path, n, "engine", f"unknown engine {engine!r}; valid: {sorted(ENGINES)}")
+    row.update(model=str(model), gpu=str(meta["gpu"]), engine=ENGINES[engine], mode=mode,
+               engine_version=None if meta["engine_version"] is None else str(meta["engine_version"]))
+    wq = str(meta["weight_dtype"]).strip()
+    row["weight_quant"], row["weight_dtype"] = wq, _dtype_of(wq, path, n, "weight_dtype")
+    mq = str(meta["moe_dtype"]).strip() if meta["moe_dtype"] is not None else wq
+    row["moe_quant"], row["moe_dtype"] = mq, _dtype_of(mq, path, n, "moe_dtype")
+    if meta["kv_dtype"] is not None:
+        kv = str(meta["kv_dtype"]).strip().lower()
+        row["kv_dtype"] = QUANT_DTYPES.get(kv, kv) if kv != "auto" else None
+    if mode == "agg":
+        row["tp"] = meta["tp"]
+        for k in ("pp", "attn_dp"):
+            row[k] = meta[k] if meta[k] is not None else 1.0
+        row["moe_tp"] = meta["moe_tp"] if meta["moe_tp"] is not None else 1.0
+        row["moe_ep"] = meta["moe_ep"] if meta["moe_ep"] is not None else 1.0
+        row["n_gpus"] = row["tp"] * row["pp"] * row["attn_dp"]
+    else:
+        for pre in ("prefill", "decode"):
+            for f in POOL_FIELDS:
+                v = meta[f"{pre}_{f}"]
+                row[f"{pre}_{f}"] = v if v is not None else (1.0 if f in ("pp", "attn_dp", "moe_tp") else np.nan)
+            if math.isnan(row[f"{pre}_tp"]):
+                raise _fail(path, n, f"{pre}_tp", "missing: a disagg result needs prefill_tp and decode_tp "
+                            "(--metadata or keyword defaults)")
+            if math.isnan(row[f"{pre}_moe_ep"]):
+                row[f"{pre}_moe_ep"] = 1.0
+        row["n_gpus"] = sum(row[f"{q}_workers"] * row[f"{q}_tp"] * row[f"{q}_pp"] * row[f"{q}_attn_dp"]
+                            for q in ("prefill", "decode"))
+    row["note"] = str(rec.get("label") or rec.get("date") or "")
+    return row
+
+
+def read_vllm_json(path: str | Path, **defaults: Any) -> pd.DataFrame:
+    """`vllm bench serve --save-result` JSON (a file or a directory of them) -> normalized rows."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json"))
+        if not files:
+            raise ValueError(f"{p}: no vllm bench serve result (*.json) in this directory")
+    elif p.exists():
+        files = [p]
+    else:
+        raise FileNotFoundError(f"{p}: no such file or directory")
+    unknown = set(defaults) - {a for al in _META_ALIASES.values() for a in al}
+    if unknown:
+        raise TypeError(f"read_measurements: unknown keyword(s) {sorted(unknown)}; valid: {sorted(_META_ALIASES)}")
+    rows = []
+    for f in files:
+        for n, rec in enumerate(_json_records(f), start=1):
+            rows.append(_vllm_row(rec, f, n, defaults))
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for c in COLUMNS:
+        if c not in _STR_COLUMNS:
+            df[c] = df[c].astype(float)
+    df["source_row"] = df["source_row"].astype("int64")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------------- published
+
+_PUBLISHED_METRICS = {"ttft_ms": "ttft_ms", "itl_ms": "itl_ms", "e2e_latency_ms": "e2e_ms",
+                      "throughput_out_tok_s": "throughput_tok_s", "throughput_out_tok_s_per_gpu":
+                      "throughput_tok_s_gpu", "requests_per_s": "request_throughput"}
+_PUBLISHED_KEY = ["source_url", "source_note", "model", "gpu", "n_gpus", "tp", "pp", "weight_dtype", "act_dtype",
+                  "kv_dtype", "engine", "batch_size", "concurrency", "input_len", "output_len"]
+
+
+def read_published(path: str | Path | None = None) -> pd.DataFrame:
+    """The published-measurements CSV (objectives.calibration.data's reader) -> one row per deployment/load point."""
+    from . import data
+    p = data.data_path(path)
+    raw = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+    _require_columns(raw, p, PUBLISHED_REQUIRED, "published")
+    for col, req in (("value", True), ("n_gpus", False), ("tp", False), ("pp", False), ("batch_size", False),
+                     ("concurrency", False), ("input_len", False), ("output_len", False)):
+        _numeric(raw, p, col, req, positive=req)
+    metric = raw["metric"].fillna("")
+    bad = ~metric.isin(list(_PUBLISHED_METRICS))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise _fail(p, i + 1, "metric", f"{raw['metric'].iloc[i]!r}; valid: {sorted(_PUBLISHED_METRICS)}")
+    df, _ = data.load(p)
+    df = df.assign(_row=np.arange(1, len(df) + 1))
+    groups = df.groupby(_PUBLISHED_KEY, dropna=False, sort=False)
+    rows = []
+    for _, g in groups:
+        first = g.iloc[0]
+        row: dict[str, Any] = {c: (None if c in _STR_COLUMNS else np.nan) for c in COLUMNS}
+        dup = g["metric"].duplicated()
+        if dup.any():
+            raise _fail(p, int(g["_row"][dup].iloc[0]), "metric",
+                        f"{g['metric'][dup].iloc[0]!r} given twice for the same deployment and load point "
+                        f"(also row {int(g['_row'][g['metric'] == g['metric'][dup].iloc[0]].iloc[0])})")
+        for m, v in zip(g["metric"], g["value"]):
+            row[_PUBLISHED_METRICS[m]] = float(v)
+        row["tpot_ms"] = row["itl_ms"]
+        eng = str(first["engine"])
+        # the version right after the engine's name ("TensorRT-LLM 0.13.0", "vLLM 0.5.4"); none for
+        # "TensorRT-LLM (MLPerf v4.1)", whose numbers are the benchmark's, not the engine's
+        ver = re.match(r"^\D*?\s(\d[\w.+/-]*)", eng)
+        note = str(first["source_note"]) if pd.notna(first["source_note"]) else ""
+        rate_m = re.search(r"QPS\s*=\s*([\d.]+)|request rate (inf|[\d.]+)", note, flags=re.I)
+        rate = np.nan
+        if rate_m:
+            r = rate_m.group(1) or rate_m.group(2)
+            rate = math.inf if r.lower() == "inf" else float(r)
+        wd = first["weight_dtype"]
+        row.update(source_file=str(p), source_row=int(g["_row"].min()), layout="published", model=first["model"],
+                   gpu=first["gpu"], engine=first["engine_family"], engine_version=ver.group(1) if ver else None,
+                   mode="agg", tp=first["tp"], pp=first["pp"], concurrency=first["concurrency"],
+                   request_rate=rate, batch_size=first["batch_size"], isl=first["input_len"],
+                   osl=first["output_len"], weight_dtype=None if pd.isna(wd) else str(wd),
+                   weight_quant=None if pd.isna(wd) else str(wd), moe_dtype=None if pd.isna(wd) else str(wd),
+                   moe_quant=None if pd.isna(wd) else str(wd),
+                   kv_dtype=None if pd.isna(first["kv_dtype"]) else str(first["kv_dtype"]),
+                   n_gpus=first["n_gpus"], kind=first["kind"], note=note)
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=list(COLUMNS))
+    for c in COLUMNS:
+        if c not in _STR_COLUMNS:
+            out[c] = out[c].astype(float)
+    out["source_row"] = out["source_row"].astype("int64")
+    return out.sort_values("source_row", kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------- entry
+
+
+def detect_layout(path: str | Path) -> str:
+    """'silicon' | 'vllm_json' | 'published' from a path (directory or .json: vllm_json; CSV: by its header)."""
+    p = Path(path)
+    if p.is_dir() or p.suffix.lower() in (".json", ".jsonl"):
+        return "vllm_json"
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or directory")
+    with p.open(encoding="utf-8") as fh:
+        head = fh.read(4096)
+    if head.lstrip().startswith("{"):
+        return "vllm_json"
+    header = {h.strip() for h in head.splitlines()[0].split(",")} if head else set()
+    if {"silicon_ttft_ms", "silicon_tpot_ms"} <= header:
+        return "silicon"
+    if {"metric", "value", "source_url"} <= header:
+        return "published"
+    raise ValueError(f"{p}: row 0 (header): unknown layout; a silicon CSV has columns silicon_ttft_ms and "
+                     "silicon_tpot_ms, a published-measurements CSV has source_url, metric and value, a vllm bench "
+                     f"serve result is JSON. Pass layout= one of {list(LAYOUTS)}")
+
+
+def read_measurements(path: str | Path, *, layout: str | None = None, **defaults: Any) -> pd.DataFrame:
+    """Read end-to-end serving measurements into normalized rows (columns: ``COLUMNS``, see the module docstring).
+
+    `layout`: "silicon", "vllm_json" or "published" (None: detected). `defaults` fill the deployment a vLLM JSON
+    does not record (gpu=, tp=, weight_dtype=, engine=, engine_version=, pp=, attn_dp=, moe_tp=, moe_ep=, moe_dtype=,
+    kv_dtype=, mode=, model=, prefill_*/decode_* for disagg); `--metadata` entries in the file take precedence.
+    """
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r}: unknown; valid: {list(LAYOUTS)}")
+    lay = layout or detect_layout(path)
+    if lay != "vllm_json" and defaults:
+        raise TypeError(f"read_measurements: keyword(s) {sorted(defaults)} apply to vLLM JSON results only; the "
+                        f"{lay!r} layout records its deployments itself")
+    if lay == "silicon":
+        return read_silicon(path)
+    if lay == "published":
+        return read_published(path)
+    return read_vllm_json(path, **defaults)
