@@ -23,6 +23,7 @@ import heapq
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -315,7 +316,8 @@ class _Replica:
         eng = self.eng
         b = eng.blk.get(rid)
         if b is None:
-            b = eng.blk[rid] = eng.hash_ids[eng.hash_off[rid]:eng.hash_off[rid + 1]].tolist()
+            hid, off = cast(np.ndarray, eng.hash_ids), cast(np.ndarray, eng.hash_off)
+            b = eng.blk[rid] = hid[off[rid]:off[rid + 1]].tolist()
         return b
 
     def _pc_peek(self, rid: int, r: _Req) -> int:
@@ -323,7 +325,7 @@ class _Replica:
         so that at least one prompt token is computed. 0 for a request part-way through (KV already here)."""
         if r.prefilled:
             return 0
-        pc = self.pc
+        pc = cast("OrderedDict[int, None]", self.pc)
         k = 0
         for h in self._blocks(rid):
             if h not in pc:
@@ -338,14 +340,14 @@ class _Replica:
             return
         self.pc_hit += hit
         r.prefilled = hit
-        pc = self.pc
+        pc = cast("OrderedDict[int, None]", self.pc)
         blocks = self._blocks(rid)[:-(-hit // self.eng.block_tokens)]
         for h in reversed(blocks):
             pc.move_to_end(h)
 
     def _pc_insert(self, rid: int) -> None:
         """The prompt's blocks enter the cache (first block most recent); least recently used ones leave."""
-        pc = self.pc
+        pc = cast("OrderedDict[int, None]", self.pc)
         for h in reversed(self._blocks(rid)):
             if h in pc:
                 pc.move_to_end(h)

@@ -31,8 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ class Trace:
             if not _sorted and (np.diff(arr) < 0).any():
                 order = np.argsort(arr, kind="stable")
                 arr, inp, out = arr[order], inp[order], out[order]
-                if hid is not None:
+                if hid is not None and off is not None:
                     hid, off = _take_csr(hid, off, order)
             arr = arr - arr[0]
         self.arrival_s = _frozen(arr) if arr is not None else None
@@ -146,9 +147,10 @@ class Trace:
 
     def blocks(self, i: int) -> np.ndarray:
         """Hash-block ids of request i's prompt (empty without hash ids)."""
-        if self.hash_ids is None:
+        off = self.hash_offsets
+        if self.hash_ids is None or off is None:
             return np.empty(0, dtype=np.int64)
-        return self.hash_ids[self.hash_offsets[i]:self.hash_offsets[i + 1]]
+        return self.hash_ids[off[i]:off[i + 1]]
 
     def frame(self) -> pd.DataFrame:
         """The trace as a DataFrame: arrival_s (if any), input_tokens, output_tokens, and hash_ids (lists) if
@@ -188,7 +190,7 @@ class Trace:
         if idx[0] < 0 or idx[-1] >= len(self):
             raise ValueError(f"{self.source}: request indices must lie in [0, {len(self) - 1}]")
         hid = off = None
-        if self.hash_ids is not None:
+        if self.hash_ids is not None and self.hash_offsets is not None:
             hid, off = _take_csr(self.hash_ids, self.hash_offsets, idx)
         return Trace(None if self.arrival_s is None else self.arrival_s[idx], self.input_tokens[idx],
                      self.output_tokens[idx], hash_ids=hid, hash_offsets=off, block_tokens=self.block_tokens,
@@ -433,7 +435,8 @@ def read_dse(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> Tra
                  source=f"{path or 'DataFrame'} (dse)", dropped=int((~keep).sum()))
 
 
-def _csr(lists: Sequence[object], where) -> tuple[np.ndarray, np.ndarray]:
+def _csr(lists: Sequence[Any], where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of block ids as CSR (flat values, offsets); `where(k)` names list k in messages."""
     off = np.zeros(len(lists) + 1, dtype=np.int64)
     for k, v in enumerate(lists):
         if not isinstance(v, (list, tuple, np.ndarray)) or any(
@@ -500,7 +503,7 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
             ts.append(float(vals[0]) / 1e3)
             inp.append(int(vals[1]))
             out.append(int(vals[2]))
-            if has_hash:
+            if h is not None:
                 hashes.append(h)
     if not inp:
         raise ValueError(f"{where} has no requests")
@@ -537,7 +540,7 @@ def detect_layout(trace: str | Path | pd.DataFrame) -> str:
                      f"mooncake (.jsonl: timestamp, input_length, output_length, hash_ids)")
 
 
-_READERS = {"azure": read_azure, "mooncake": read_mooncake, "burstgpt": read_burstgpt, "vidur": read_vidur,
+_READERS: dict[str, Callable[..., Trace]] = {"azure": read_azure, "mooncake": read_mooncake, "burstgpt": read_burstgpt, "vidur": read_vidur,
             "dse": read_dse}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -205,7 +205,7 @@ class Workload:
     def size(self) -> int:
         """Number of requests the workload sends."""
         if self.trace is not None:
-            n = len(self.trace)
+            n = len(self._trace)
             return min(n, self.n_requests) if self.n_requests is not None else n
         return self.n_requests if self.n_requests is not None else DEFAULT_N_REQUESTS
 
@@ -215,8 +215,13 @@ class Workload:
         and clipping, estimated from 20,000 seeded draws)."""
         if self.trace is not None:
             n = self.size
-            return float(self.trace.input_tokens[:n].mean()), float(self.trace.output_tokens[:n].mean())
+            return float(self._trace.input_tokens[:n].mean()), float(self._trace.output_tokens[:n].mean())
         return _mean_length(self.input_len, self.seed), _mean_length(self.output_len, self.seed)
+
+    @property
+    def _trace(self) -> Trace:
+        """The trace (a `Trace` once __post_init__ has read it; only called when trace is not None)."""
+        return cast(Trace, self.trace)
 
     @property
     def fixed_lengths(self) -> bool:
@@ -229,7 +234,7 @@ class Workload:
         hid = off = None
         bt = 0
         if self.trace is not None:
-            t = self.trace if n == len(self.trace) else self.trace.head(n)
+            t = self._trace if n == len(self._trace) else self._trace.head(n)
             inp, out = t.input_tokens, t.output_tokens
             arr = t.arrival_s if self.concurrency is None and self.rate is None else None
             if t.hash_ids is not None:
