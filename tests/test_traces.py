@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from objectives import serving
 from objectives.serving import Scheduler, Trace, Workload, simulate_costs, traces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -319,3 +320,19 @@ def test_engine_invariants_with_prefix_caching_and_any_policy(n, seed, rate, bat
     assert (df["ttft_ms"] > 0).all() and (df["first_token_s"] <= df["finish_s"]).all()
     m = simulate_costs(**kw, mode=mode, workload=w, scheduler=s)
     assert 0.0 <= m["prefix_cache_hit_rate"] < 1.0
+
+
+def test_simulated_objective_replays_the_trace():
+    import objectives
+
+    t = traces.load_sample("azure_conv_2023").head(200).scale_rate(2.0)
+    w = Workload(trace=t)
+    cfg = pd.DataFrame({"gpu": ["H100-SXM-80GB"], "tp": [1]})
+    got = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, fidelity="simulated")(cfg)
+    m = serving.simulate("Llama-3.1-8B", "H100-SXM-80GB", workload=w,
+                         scheduler=Scheduler(max_batch_size=256, max_num_tokens=8192),
+                         slo=serving.SLO(ttft_ms=2000.0, tpot_ms=50.0))
+    assert got["ttft_ms"].iloc[0] == pytest.approx(m["ttft_ms_mean"])
+    assert got["ttft_ms_p99"].iloc[0] == pytest.approx(m["ttft_ms_p99"])
+    assert got["throughput_tok_s"].iloc[0] == pytest.approx(m["throughput_tok_s"])
+    assert m["n_requests"] == 200 and m["duration_s"] > t.duration_s
