@@ -191,3 +191,16 @@ def test_cli_entry_point(tmp_path):
     g = pd.read_parquet(f)
     assert sorted(set(g["m"])) == [1, 4, 16] and set(g["gemm_dtype"]) == {"float32"}
     assert len(g) == 3 * 9
+
+
+def test_a_shape_that_does_not_run_is_skipped_not_fatal(caplog):
+    from functools import partial
+    timer = C.Timer("cpu", warmup=1, repeats=3, inner=1)
+    # 3 query heads cannot share 2 KV heads: torch refuses the shape
+    bad = partial(C._attn_fn, 1, 4, 4, 3, 2, 128, "float32", True, "cpu")
+    with caplog.at_level("WARNING", logger="objectives.profiles.collect"):
+        assert C._measure(timer, bad, "context attention heads=3 kv_heads=2", "cpu") is None
+    assert "context attention heads=3 kv_heads=2 skipped" in caplog.text
+    good = partial(C._attn_fn, 1, 4, 4, 4, 2, 128, "float32", True, "cpu")
+    lat = C._measure(timer, good, "ok", "cpu")
+    assert lat is not None and lat > 0

@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,18 @@ def gemm_kernel_source(dtype: str) -> str:
     return "torch._scaled_mm" if dtype == "fp8" else "torch.nn.functional.linear"
 
 
+def _measure(timer: Timer, make: Callable[[], Callable[[], Any]], what: str, device: str) -> float | None:
+    """timer(make()) in ms, or None (logged) when the shape does not run: out of memory, or no kernel for it."""
+    import torch
+    try:
+        return timer(make())
+    except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError too
+        log.warning("%s skipped: %s", what, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        return None
+
+
 def _attn_fn(batch: int, q_len: int, kv_len: int, heads: int, kv_heads: int, head_dim: int, dtype: str,
              causal: bool, device: str) -> Callable[[], Any]:
     import torch
@@ -349,7 +362,10 @@ def collect_gemm(rt: Runtime, grid: Grid, dtypes: Sequence[str], timer: Timer) -
         for n in grid.gemm_nk:
             for k in grid.gemm_nk:
                 for m in grid.gemm_m:
-                    lat = timer(_gemm_fn(dt, m, n, k, rt.device))
+                    lat = _measure(timer, partial(_gemm_fn, dt, m, n, k, rt.device),
+                                   f"gemm {dt} m={m} n={n} k={k}", rt.device)
+                    if lat is None:
+                        continue
                     rows.append(dict(framework=rt.framework, version=rt.version, device=rt.device_name,
                                      op_name="gemm", kernel_source=gemm_kernel_source(dt), gemm_dtype=dt,
                                      m=m, n=n, k=k, latency=lat))
@@ -387,7 +403,11 @@ def collect_attention(rt: Runtime, grid: Grid, dtypes: Sequence[str], timer: Tim
                 for isl in grid.ctx_isl:
                     if b * isl > grid.ctx_max_tokens:
                         continue
-                    lat = timer(_attn_fn(b, isl, isl, heads, kvh, grid.head_dim, dt, True, rt.device))
+                    lat = _measure(timer, partial(_attn_fn, b, isl, isl, heads, kvh, grid.head_dim, dt, True,
+                                                          rt.device),
+                                   f"context attention {dt} batch={b} isl={isl} heads={heads}", rt.device)
+                    if lat is None:
+                        continue
                     ctx.append(dict(base, op_name="context_attention", batch_size=b, isl=isl, num_heads=heads,
                                     num_key_value_heads=kvh, attn_dtype=dt, kv_cache_dtype=dt, step=0,
                                     latency=lat))
@@ -397,7 +417,11 @@ def collect_attention(rt: Runtime, grid: Grid, dtypes: Sequence[str], timer: Tim
                 for kv in grid.gen_kv:
                     if b * kv > grid.gen_max_tokens:
                         continue
-                    lat = timer(_attn_fn(b, 1, kv, heads, kvh, grid.head_dim, dt, False, rt.device))
+                    lat = _measure(timer, partial(_attn_fn, b, 1, kv, heads, kvh, grid.head_dim, dt, False,
+                                                          rt.device),
+                                   f"generation attention {dt} batch={b} kv={kv} kv_heads={kvh}", rt.device)
+                    if lat is None:
+                        continue
                     gen.append(dict(base, op_name="generation_attention", batch_size=b, isl=1, num_heads=heads,
                                     num_key_value_heads=kvh, attn_dtype=dt, kv_cache_dtype=dt, step=kv - 1,
                                     latency=lat))
