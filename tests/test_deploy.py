@@ -207,8 +207,15 @@ def test_benchmark_matches_the_workload():
     from objectives import serving
 
     wl = serving.Workload(concurrency=8, input_len=serving.Dist("uniform", low=1000, high=3000), output_len=200)
-    w = _words(deploy.commands(cfg, engine="vllm", model=model, workload=wl).benchmark)
+    d = deploy.commands(cfg, engine="vllm", model=model, workload=wl)
+    w = _words(d.benchmark)
     assert "--random-input-len 2000" in w and "--random-range-ratio 0.5" in w
+    assert "--max-model-len 3200" in _words(d.servers[0])   # the longest request: 3000 + 200 tokens
+    # an unbounded length leaves the engine the model's own context (no --max-model-len), benchmarked at the mean
+    wl = serving.Workload(concurrency=8, input_len=serving.Dist("lognormal", mean=1000, std=800), output_len=200)
+    d = deploy.commands(cfg, engine="vllm", model=model, workload=wl)
+    assert "--max-model-len" not in _words(d.servers[0]) and "--random-input-len 1000" in _words(d.benchmark)
+    assert any("at their means" in n for n in d.notes)
     # the max-throughput workload (rate=inf) is benchmarked at the batch the study predicts
     w = _words(deploy.commands(cfg, engine="vllm", model=model, predicted={"batch_size": 96.0}).benchmark)
     assert "--max-concurrency 96" in w
@@ -279,6 +286,8 @@ def test_configurations_an_engine_cannot_express():
                         engine="vllm", model=LLAMA, workload=WORKLOAD)
     with pytest.raises(DeployError, match=r"tp='four' must be a positive integer"):
         deploy.commands({"gpu": "H100-SXM-80GB", "tp": "four"}, engine="vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=r"n_gpus=4 does not match tp x pp x attn_dp x dp = 2 x 1 x 1 x 1 = 2"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 2, "n_gpus": 4}, engine="vllm", model=LLAMA)
     with pytest.raises(DeployError, match=r"batching='static'.*Valid: 'continuous'"):
         deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "batching": "static"}, engine="vllm", model=LLAMA)
     assert deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "batching": "continuous"}, engine="vllm", model=LLAMA)
@@ -450,3 +459,18 @@ def test_shipped_lists_match_their_recipes():
         assert set(doc["commands"]) == set(recipe.commands), key
         for cmd, parts in recipe.commands.items():
             assert doc["commands"][cmd]["files"] == list(dict.fromkeys(p.file for p in parts)), (key, cmd)
+
+
+def test_a_trial_predicted_for_another_engine_says_so(tmp_path):
+    space = dse.Space(gpu=dse.Categorical(["H200-SXM-141GB"]), tp=dse.Categorical([2]),
+                      engine=dse.Categorical(["sglang", "vllm"]))
+    st = dse.create_study("engines", space, {"tpot_ms": "min"}, storage=f"sqlite:///{tmp_path / 'e.db'}")
+    st.optimize(lambda c: {"tpot_ms": 20.0 if c["engine"] == "vllm" else 25.0, "ttft_ms": 300.0},
+                optimizer="grid", progress=False)
+    t = st.trials
+    n_sglang = int(t.loc[t["engine"] == "sglang", "number"].iloc[0])
+    d = deploy.for_trial(st, n_sglang, "vllm", model=LLAMA)
+    assert d.predicted == {"ttft_ms": 300.0, "tpot_ms": 25.0}
+    assert any("predicted for engine 'sglang', not 'vllm'" in n for n in d.notes)
+    d = deploy.for_trial(st, n_sglang, "sglang", model=LLAMA)
+    assert not any("predicted for engine" in n for n in d.notes)

@@ -84,7 +84,8 @@ def _length(v: Any, name: str) -> tuple[float, float, float]:
         return (lo + hi) / 2, lo, hi
     mean = getattr(v, "mean", None)
     if kind is not None and mean is not None and not callable(mean):
-        return float(mean), float("nan"), float("nan")
+        top = getattr(v, "max", None)   # a clipped distribution's longest draw; nan: unbounded
+        return float(mean), float("nan"), float(top) if top else float("nan")
     raise DeployError(f"workload {name}={v!r} must be a number of tokens or a serving.Dist")
 
 
@@ -195,8 +196,10 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             and isinstance(v, (int, float)) and math.isfinite(float(v))}
     w = _workload(workload)
     lens = [_length(w["input_len"], "input_len"), _length(w["output_len"], "output_len")]
-    max_len = int(math.ceil(sum(hi if math.isfinite(hi) else mean for mean, _, hi in lens)))
-    if max_len > p.model.max_position > 0:
+    # the longest request sets the engines' maximum model length; an unbounded length leaves the model's own
+    max_len: int | None = int(math.ceil(sum(hi for _, _, hi in lens))) if all(math.isfinite(hi) for _, _, hi in lens) \
+        else None
+    if max_len is not None and max_len > p.model.max_position > 0:
         raise DeployError(f"the workload's longest request ({max_len} tokens) exceeds {p.model.name}'s context of "
                           f"{p.model.max_position} tokens")
     servers, router, files = build(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len)
@@ -224,9 +227,13 @@ def for_trial(study: Any, trial: int, engine: str, storage: str | None = None, *
     """
     from .trial import trial_inputs
 
-    config, metrics, mdl, wl = trial_inputs(study, trial, storage=storage, model=model, workload=workload,
-                                            study_file=study_file)
-    return commands(config, engine=engine, version=version, model=mdl, workload=wl, predicted=metrics)
+    config, metrics, mdl, wl, predicted_for = trial_inputs(study, trial, storage=storage, model=model,
+                                                           workload=workload, study_file=study_file)
+    d = commands(config, engine=engine, version=version, model=mdl, workload=wl, predicted=metrics)
+    if predicted_for is not None and str(predicted_for).split("==")[0].split("@")[0] != d.engine:
+        d.notes.append(f"trial {trial} was predicted for engine {predicted_for!r}, not {d.engine!r}: compare the "
+                       "benchmark with care")
+    return d
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -313,6 +313,11 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
     kv = "auto" if _missing(kv) else str(kv)
     if kv not in KV:
         raise DeployError(f"kv_dtype={kv!r} not allowed; valid: {sorted(KV)}")
+    n_gpus: Any = cfg.get("n_gpus")
+    total = ints["tp"] * ints["pp"] * ints["attn_dp"] * ints["dp"]
+    if not _missing(n_gpus) and int(float(n_gpus)) != total:
+        raise DeployError(f"n_gpus={n_gpus!r} does not match tp x pp x attn_dp x dp = {ints['tp']} x {ints['pp']} x "
+                          f"{ints['attn_dp']} x {ints['dp']} = {total}")
     if ints["ep"] > 1 and not m.is_moe:
         raise DeployError(f"ep={ints['ep']}: expert parallelism needs a mixture-of-experts model; {m.name} is dense")
     if a in ("fp8", "int8", "fp4") and not g.supports(a):
@@ -575,7 +580,10 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
             if name not in files:
                 files[name] = _yaml(_trtllm_options(c, role))
             servers.append(_trtllm_serve(c, port, role, i, name))
-    if p.gpus_per_replica * p.dp > c.gpus_per_node:
+    if p.gpus_per_replica > c.gpus_per_node:
+        notes.append(f"one replica spans {p.gpus_per_replica} GPUs, more than a {c.gpus_per_node}-GPU node: start it "
+                     f"with {engine}'s multi-node options (the commands show one node's view)")
+    elif p.gpus_per_replica * p.dp > c.gpus_per_node:
         notes.append(f"{p.gpus_per_replica * p.dp} GPUs in all: more than one {c.gpus_per_node}-GPU node; start each "
                      f"replica on its own node and replace {host} in the router's URLs")
     router = None

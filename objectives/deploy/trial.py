@@ -50,8 +50,9 @@ def _from_study_file(study: Any, study_file: str | None) -> tuple[str | None, An
 
 def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: str | None = None,
                  workload: Any = None, study_file: str | None = None
-                 ) -> tuple[dict[str, Any], dict[str, float], str, Any]:
-    """(configuration, metrics, model, workload) of trial number ``trial`` of ``study``.
+                 ) -> tuple[dict[str, Any], dict[str, float], str, Any, str | None]:
+    """(configuration, metrics, model, workload, the engine the trial was predicted for when it has an ``engine``
+    parameter) of trial number ``trial`` of ``study``.
 
     DeployError when the trial does not exist, did not complete, or does not fit in its GPUs' memory, and when no
     model can be found (pass ``model=``).
@@ -80,6 +81,7 @@ def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: s
         why = f": {row['reason']}" if "reason" in row.index and isinstance(row["reason"], str) and row["reason"] else ""
         raise DeployError(f"trial {number} of study {st.name!r} does not fit in its GPUs' memory (fits=0){why}; "
                           "the engine would fail to start it")
+    predicted_for = config.pop("engine", None)
     mdl = model or config.pop("model", None)
     wl = workload
     if mdl is None or wl is None:
@@ -89,7 +91,7 @@ def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: s
     if mdl is None:
         raise DeployError(f"study {st.name!r} records no model (no 'model' parameter, no study file "
                           f"{st.name}.py beside its database or under studies/): pass model=... (--model)")
-    return config, metrics, str(mdl), wl
+    return config, metrics, str(mdl), wl, None if predicted_for is None else str(predicted_for)
 
 
 def _nan(v: Any) -> bool:
