@@ -21,6 +21,7 @@ max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chun
                                                     --max-prefill-tokens
 chunked_prefill    --[no-]enable-chunked-prefill    --chunked-prefill-size -1 when off  --enable_chunked_prefill
 kv_dtype           --kv-cache-dtype fp8|bfloat16    --kv-cache-dtype fp8_e4m3|bf16      YAML kv_cache_config.dtype: fp8
+longest request    --max-model-len                  --context-length                    --max_seq_len
 weights            --quantization (QUANT below)     --quantization (QUANT below)        the checkpoint's own quantization
 disagg             --kv-transfer-config (NIXL) +    --disaggregation-mode prefill|decode trtllm-serve disaggregated -c
                    vllm-router --vllm-pd-disagg..   + sglang_router --pd-disaggregation YAML (context/generation servers)
