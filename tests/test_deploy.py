@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shlex
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -474,3 +475,20 @@ def test_a_trial_predicted_for_another_engine_says_so(tmp_path):
     assert any("predicted for engine 'sglang', not 'vllm'" in n for n in d.notes)
     d = deploy.for_trial(st, n_sglang, "sglang", model=LLAMA)
     assert not any("predicted for engine" in n for n in d.notes)
+
+
+def test_python_dash_m_entry_point(tiny_study, tmp_path):
+    import subprocess
+    import sys
+
+    _, url, _ = tiny_study
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "objectives.deploy", "tiny_deploy", "--trial", "2", "--engine", "vllm",
+                        "--storage", url, "-o", str(tmp_path / "o")], cwd=root, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "o" / "deployment.json").read_text())
+    assert meta["engine"] == "vllm" and meta["commands"][0]["argv"][:2] == ["vllm", "serve"]
+    r = subprocess.run([sys.executable, "-m", "objectives.deploy", "tiny_deploy", "--trial", "2", "--engine", "tgi",
+                        "--storage", url], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "valid engines: vllm, sglang, trtllm" in r.stderr
