@@ -226,3 +226,19 @@ def test_published_runs_fit_in_memory():
     cfg = cal.configurations(df)
     fits = cal.estimate_fits(cfg, training.default_factors())
     assert fits.sum() >= len(fits) - 1
+
+
+def test_large_sweeps_are_chunked_without_changing_any_row():
+    from objectives.training.model import CHUNK
+    rng = np.random.default_rng(3)
+    n = CHUNK * 2 + 123
+    tp = np.array([1, 2, 4, 8])[rng.integers(0, 4, n)]
+    dp = np.array([1, 2, 4])[rng.integers(0, 3, n)]
+    rec = np.array(training.RECOMPUTE, dtype=object)[rng.integers(0, 3, n)]
+    big = estimate("Llama-3.1-8B", "H100", tp * dp, tp=tp, global_batch=dp * 4, micro_batch=2, recompute=rec,
+                   seq_len=4096, tokens=1e12)
+    assert len(big) == n
+    for i in (0, CHUNK - 1, CHUNK, n - 1):
+        one_row = estimate("Llama-3.1-8B", "H100", int(tp[i] * dp[i]), tp=int(tp[i]), global_batch=int(dp[i] * 4),
+                           micro_batch=2, recompute=rec[i], seq_len=4096, tokens=1e12).iloc[0]
+        pd.testing.assert_series_equal(big.iloc[i], one_row, check_names=False)

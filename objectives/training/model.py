@@ -81,10 +81,15 @@ _MX_FAMILIES = ("blackwell", "blackwell-ultra", "cdna4")       # hardware-scaled
 #: write master, m, v (12) and the 16-bit weight (2)
 ADAM_BYTES = 30.0
 RESERVE_GIB = 2.0
+#: configurations evaluated per chunk (every intermediate array of a chunk stays in cache)
+CHUNK = 8192
 COLUMNS = ("step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "mfu_pct",
            "mem_per_gpu_gib", "mem_weights_gib", "mem_gradients_gib", "mem_optimizer_gib", "mem_activations_gib",
            "mem_comm_buffers_gib", "fits", "dp", "n_micro_batches", "bubble_pct", "exposed_comm_pct",
            "time_to_train_h", "usd_per_run", "mwh_per_run")
+
+
+FLOAT_COLUMNS = tuple(c for c in COLUMNS if c != "fits")
 
 
 class TrainingError(ValueError):
@@ -94,6 +99,11 @@ class TrainingError(ValueError):
 # ------------------------------------------------------------------------------------------------ arguments
 def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(np.asarray(mask).ravel())[0])
+
+
+def _at(x: Any, i: int) -> Any:
+    """Row `i` of a per-configuration value (a scalar is the same for every row)."""
+    return x if np.ndim(x) == 0 else x[i]
 
 
 def _num(name: str, x: Any, *, integer: bool = True, minimum: float = 1) -> np.ndarray:
@@ -115,6 +125,14 @@ def _num(name: str, x: Any, *, integer: bool = True, minimum: float = 1) -> np.n
 def _categories(name: str, x: Any, valid: tuple, normalize=None) -> tuple[list, np.ndarray]:
     """(distinct values, codes shaped like x) for a categorical argument; unknown values list the valid ones."""
     scalar = x is None or isinstance(x, (str, bytes, int, float, bool, np.generic, Model, GPU, dict))
+    if not scalar and valid and isinstance(x, np.ndarray) and x.dtype.kind in "Uiu" and x.size:
+        # fast path for large arrays of plain values: one vectorized comparison per valid value
+        keys = [v for v in valid if (isinstance(v, str) if x.dtype.kind == "U" else isinstance(v, int))]
+        c = np.full(x.shape, -1, dtype=np.int64)
+        for j, v in enumerate(keys):
+            c[x == v] = j
+        if (c >= 0).all():
+            return keys, c
     arr = np.empty((), dtype=object) if scalar else np.asarray(x, dtype=object)
     if scalar:
         arr[()] = x
@@ -280,6 +298,61 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     unknown precision / recompute / zero_stage / offload / finetune (listing the valid ones), for a precision the
     GPU cannot compute in, and for a layout that leaves the scale-up domain of a GPU without a scale-out network.
     """
+    names = ("model", "gpu", "n_gpus", "tp", "pp", "cp", "ep", "vp", "sequence_parallel", "zero_stage", "recompute",
+             "seq_len", "micro_batch", "global_batch", "precision", "offload", "finetune", "tokens", "lora_rank",
+             "scale_up_gpus", "scale_out_gbps")
+    vals = (model, gpu, n_gpus, tp, pp, cp, ep, vp, sequence_parallel, zero_stage, recompute, seq_len, micro_batch,
+            global_batch, precision, offload, finetune, tokens, lora_rank, scale_up_gpus, scale_out_gbps)
+    args = dict(zip(names, vals))
+    shapes = {k: np.shape(v) for k, v in args.items() if not _is_scalar(v)}
+    try:
+        shape = np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        raise TrainingError("the array arguments do not broadcast together: "
+                            + ", ".join(f"{k} {v}" for k, v in shapes.items())) from None
+    N = int(np.prod(shape))
+    if N <= CHUNK:
+        block, fits = _estimate_block(**args, factors=factors)
+    else:
+        # chunks of configurations: each chunk's intermediate arrays stay in cache (a memory-bound numpy pipeline
+        # runs several times faster on thousands of rows than on millions); one Python call per chunk, not per row
+        flat = {k: (_flat_arg(v, shape) if k in shapes else v) for k, v in args.items()}
+        block = np.empty((len(FLOAT_COLUMNS), N))
+        fits = np.empty(N, dtype=bool)
+        for a in range(0, N, CHUNK):
+            sl = slice(a, min(N, a + CHUNK))
+            block[:, sl], fits[sl] = _estimate_block(**{k: (v[sl] if k in shapes else v) for k, v in flat.items()},
+                                                     factors=factors)
+    df = pd.DataFrame(block.T, columns=list(FLOAT_COLUMNS), copy=False)
+    df.insert(COLUMNS.index("fits"), "fits", fits)
+    return df
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, bytes, int, float, bool, np.generic, Model, GPU, dict)) or np.ndim(v) == 0
+
+
+def _flat_arg(v: Any, shape: tuple) -> np.ndarray:
+    """An array argument broadcast to `shape` and flattened (object arrays for names and records)."""
+    a = v if isinstance(v, np.ndarray) else np.asarray(v, dtype=object if _holds_objects(v) else None)
+    return a.ravel() if a.shape == shape else np.broadcast_to(a, shape).ravel()
+
+
+def _holds_objects(v: Any) -> bool:
+    try:
+        a = np.asarray(v)
+    except (ValueError, TypeError):
+        return True
+    return a.dtype.kind == "O"
+
+
+def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp: Any = 1, ep: Any = 1, vp: Any = 1,
+             sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
+             micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
+             finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
+             scale_out_gbps: Any = None, factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
+    fits). Arguments as in `estimate`."""
     fac = factors or default_factors()
     # ---------------------------------------------------------------- categorical arguments
     m_recs, m_code = _categories("model", model, (), None)
@@ -305,27 +378,36 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
                                 f_code.shape, sp_arr.shape, *(a.shape for a in nums.values()),
                                 *(a.shape for a in (tok, su, so) if a is not None))
 
+    N = int(np.prod(shape))
+
     def flat(a: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(a, shape).ravel() if a.shape != shape else a.ravel()
+        """A scalar stays a 0-d value (numpy broadcasts it for free); an array becomes one flat row per config."""
+        if a.ndim == 0:
+            return a[()]
+        return a.ravel() if a.shape == shape else np.broadcast_to(a, shape).ravel()
+
+    def codes(c: np.ndarray, k: int) -> Any:
+        """Category codes per configuration, or the scalar 0 when the argument has a single value."""
+        return 0 if k <= 1 else flat(c)
 
     M = _table(m_recs, _model_numbers)
     G = _table(g_recs, _gpu_numbers)
-    mi, gi = flat(m_code), flat(g_code)
+    mi, gi = codes(m_code, len(m_recs)), codes(g_code, len(g_recs))
     mv = {k: v[mi] for k, v in M.items()}
     gv = {k: v[gi] for k, v in G.items()}
     n, tp_, pp_, cp_, ep_, vp_ = (flat(nums[k]) for k in ("n_gpus", "tp", "pp", "cp", "ep", "vp"))
     s, b, B, rank = (flat(nums[k]) for k in ("seq_len", "micro_batch", "global_batch", "lora_rank"))
-    sp = flat(sp_arr).astype(bool)
-    p_idx = flat(p_code)
-    group = np.array([PRECISIONS[p][0] for p in precs], dtype=object)[p_idx] if precs else np.array([], object)
+    sp = np.asarray(flat(sp_arr)).astype(bool)
+    p_idx = codes(p_code, len(precs))
+    gcol = np.array([("16bit", "fp8", "fp4").index(PRECISIONS[p][0]) for p in precs])[p_idx]   # 0 16-bit, 1 fp8, 2 fp4
     wbytes = np.array([PRECISIONS[p][1] for p in precs])[p_idx]
     abytes = np.array([PRECISIONS[p][2] for p in precs])[p_idx]
     recipe = np.array([fac.params["recipe_cost"].get(p, 1.0) for p in precs])[p_idx]
-    rc = np.array([RECOMPUTE.index(r) for r in recs])[flat(r_code)]          # 0 none, 1 selective, 2 full
-    zs = np.array(zeros, dtype=np.float64)[flat(z_code)]
-    off = np.array([OFFLOAD.index(o) for o in offs])[flat(o_code)]
+    rc = np.array([RECOMPUTE.index(r) for r in recs])[codes(r_code, len(recs))]          # 0 none, 1 selective, 2 full
+    zs = np.array(zeros, dtype=np.float64)[codes(z_code, len(zeros))]
+    off = np.array([OFFLOAD.index(o) for o in offs])[codes(o_code, len(offs))]
     off_opt, off_w = (off == 1) | (off == 3), (off == 2) | (off == 3)
-    lora = (np.array([FINETUNE.index(f) for f in fts])[flat(f_code)] == 2)
+    lora = (np.array([FINETUNE.index(f) for f in fts])[codes(f_code, len(fts))] == 2)
     if su is not None:
         gv["scale_up"] = flat(su)
     if so is not None:
@@ -335,25 +417,25 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     tpc = tp_ * pp_ * cp_
     dp = n / tpc
     checks = [
-        (mv["heads"] % tp_ != 0, lambda i: f"tp={tp_[i]:.0f} does not divide the {mv['heads'][i]:.0f} attention heads "
-                                           f"of {m_recs[mi[i]].name}"),
+        (mv["heads"] % tp_ != 0, lambda i: f"tp={_at(tp_, i):.0f} does not divide the {_at(mv['heads'], i):.0f} attention heads "
+                                           f"of {m_recs[_at(mi, i)].name}"),
         ((mv["kv_heads"] % tp_ != 0) & (tp_ % mv["kv_heads"] != 0),
-         lambda i: f"tp={tp_[i]:.0f} neither divides nor is a multiple of the {mv['kv_heads'][i]:.0f} KV heads of "
-                   f"{m_recs[mi[i]].name}"),
-        (mv["L"] % (pp_ * vp_) != 0, lambda i: f"pp x vp = {pp_[i]:.0f} x {vp_[i]:.0f} does not divide the "
-                                               f"{mv['L'][i]:.0f} layers of {m_recs[mi[i]].name} (stages must be even)"),
-        (n % tpc != 0, lambda i: f"n_gpus={n[i]:.0f} is not a multiple of tp x pp x cp = {tp_[i]:.0f} x {pp_[i]:.0f} x "
-                                 f"{cp_[i]:.0f} = {tpc[i]:.0f}"),
-        (B % (np.maximum(dp, 1) * b) != 0, lambda i: f"global_batch={B[i]:.0f} is not divisible by dp x micro_batch = "
-                                                     f"{dp[i]:.0f} x {b[i]:.0f} = {dp[i] * b[i]:.0f}"),
-        ((s % (2 * cp_) != 0) & (cp_ > 1), lambda i: f"cp={cp_[i]:.0f} does not split seq_len={s[i]:.0f} into 2 x cp "
+         lambda i: f"tp={_at(tp_, i):.0f} neither divides nor is a multiple of the {_at(mv['kv_heads'], i):.0f} KV heads of "
+                   f"{m_recs[_at(mi, i)].name}"),
+        (mv["L"] % (pp_ * vp_) != 0, lambda i: f"pp x vp = {_at(pp_, i):.0f} x {_at(vp_, i):.0f} does not divide the "
+                                               f"{_at(mv['L'], i):.0f} layers of {m_recs[_at(mi, i)].name} (stages must be even)"),
+        (n % tpc != 0, lambda i: f"n_gpus={_at(n, i):.0f} is not a multiple of tp x pp x cp = {_at(tp_, i):.0f} x {_at(pp_, i):.0f} x "
+                                 f"{_at(cp_, i):.0f} = {_at(tpc, i):.0f}"),
+        (B % (np.maximum(dp, 1) * b) != 0, lambda i: f"global_batch={_at(B, i):.0f} is not divisible by dp x micro_batch = "
+                                                     f"{_at(dp, i):.0f} x {_at(b, i):.0f} = {_at(dp, i) * _at(b, i):.0f}"),
+        ((s % (2 * cp_) != 0) & (cp_ > 1), lambda i: f"cp={_at(cp_, i):.0f} does not split seq_len={_at(s, i):.0f} into 2 x cp "
                                                      f"equal chunks (load-balanced ring attention)"),
-        ((ep_ > 1) & (mv["n_experts"] == 0), lambda i: f"ep={ep_[i]:.0f} but {m_recs[mi[i]].name} is dense (no experts)"),
+        ((ep_ > 1) & (mv["n_experts"] == 0), lambda i: f"ep={_at(ep_, i):.0f} but {m_recs[_at(mi, i)].name} is dense (no experts)"),
         ((mv["n_experts"] > 0) & (mv["n_experts"] % ep_ != 0),
-         lambda i: f"ep={ep_[i]:.0f} does not divide the {mv['n_experts'][i]:.0f} experts of {m_recs[mi[i]].name}"),
-        ((dp * cp_) % ep_ != 0, lambda i: f"ep={ep_[i]:.0f} does not divide dp x cp = {dp[i]:.0f} x {cp_[i]:.0f} "
+         lambda i: f"ep={_at(ep_, i):.0f} does not divide the {_at(mv['n_experts'], i):.0f} experts of {m_recs[_at(mi, i)].name}"),
+        ((dp * cp_) % ep_ != 0, lambda i: f"ep={_at(ep_, i):.0f} does not divide dp x cp = {_at(dp, i):.0f} x {_at(cp_, i):.0f} "
                                           f"(expert parallelism lives inside data parallelism)"),
-        ((vp_ > 1) & (pp_ == 1), lambda i: f"vp={vp_[i]:.0f} needs pipeline parallelism (pp={pp_[i]:.0f})"),
+        ((vp_ > 1) & (pp_ == 1), lambda i: f"vp={_at(vp_, i):.0f} needs pipeline parallelism (pp={_at(pp_, i):.0f})"),
     ]
     for bad, msg in checks:
         if bad.any():
@@ -362,183 +444,203 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     bad = (vp_ > 1) & (m_mb % pp_ != 0)
     if bad.any():
         i = _first_bad(bad)
-        raise TrainingError(f"interleaved pipeline (vp={vp_[i]:.0f}) needs the {m_mb[i]:.0f} micro-batches per replica "
-                            f"to be a multiple of pp={pp_[i]:.0f}")
+        raise TrainingError(f"interleaved pipeline (vp={_at(vp_, i):.0f}) needs the {_at(m_mb, i):.0f} micro-batches per replica "
+                            f"to be a multiple of pp={_at(pp_, i):.0f}")
     fam = gv["family"]
-    peak_g = np.where(group == "fp8", gv["peak_fp8"], np.where(group == "fp4", gv["peak_fp4"], gv["peak16"]))
+    peak_g = np.where(gcol == 1, gv["peak_fp8"], np.where(gcol == 2, gv["peak_fp4"], gv["peak16"]))
     runs = np.array([[_runs(p, g) for p in precs] for g in g_recs], dtype=bool)
     bad = ~runs[gi, p_idx]
     if bad.any():
         i = _first_bad(bad)
-        g = g_recs[gi[i]]
+        g = g_recs[_at(gi, i)]
         ok = [p for p in PRECISIONS if _runs(p, g)]
-        raise TrainingError(f"precision {precs[p_idx[i]]!r} cannot run on {g.name} ({g.family}); valid there: {ok}")
-    one = np.ones_like(n)
+        raise TrainingError(f"precision {precs[_at(p_idx, i)]!r} cannot run on {g.name} ({g.family}); valid there: {ok}")
     bad = (n > gv["scale_up"]) & ~(gv["scale_out_gbps"] > 0)
     if bad.any():
         i = _first_bad(bad)
-        raise TrainingError(f"{n[i]:.0f} GPUs exceed the {gv['scale_up'][i]:.0f}-GPU scale-up domain of "
-                            f"{g_recs[gi[i]].name}, which has no scale-out network in "
+        raise TrainingError(f"{_at(n, i):.0f} GPUs exceed the {_at(gv['scale_up'], i):.0f}-GPU scale-up domain of "
+                            f"{g_recs[_at(gi, i)].name}, which has no scale-out network in "
                             f"objectives/data/training/systems.toml: pass scale_out_gbps= (Gb/s per GPU)")
 
     # ---------------------------------------------------------------- factors per row
     eff_tab = {f: fac.params["gemm_eff"].get(f, fac.params["gemm_eff"]["hopper"]) for f in FAMILIES}
     fams = list(G["family"])
     geff_g = np.array([[eff_tab.get(f, eff_tab["hopper"])[k] for k in ("16bit", "fp8", "fp4")] for f in fams])
-    gcol = np.where(group == "fp8", 1, np.where(group == "fp4", 2, 0))
     gemm_eff = geff_g[gi, gcol]
     F = {k: fac.get(k) for k in ("gemm_dim_half", "elementwise_bytes", "layer_overhead_us",
                                  "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap",
                                  "dp_overlap", "mem_eff", "collective_latency_us")}
     lat = F["collective_latency_us"] * 1e-6
 
-    # ---------------------------------------------------------------- compute per micro-batch on the stage
-    L, h, V = mv["L"], mv["h"], mv["vocab"]
-    Ls = L / pp_                                              # layers per GPU
-    tok_mb = b * s / cp_                                      # tokens per micro-batch per GPU
-    d_loc = h / tp_
-    gemm_rate = peak_g * 1e12 * gemm_eff * d_loc / (d_loc + F["gemm_dim_half"]) / recipe
-    lin_fwd = 2.0 * tok_mb * (mv["lin_active"] / L * Ls + np.where(pp_ == 1, V * h, 0.0)) / tp_
-    # LM head on the last stage: counted on the bottleneck only when it is the single stage (pp = 1); with pp > 1
-    # the first stage (embedding lookup, no GEMM) has the same layers and the most activations
-    t_gemm = lin_fwd / gemm_rate
-    c_full = s / 2.0
-    w = mv["window"]
-    c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
-    frac_slide = np.where(w > 0, mv["n_slide"] / L, 0.0)
-    ctx = (1 - frac_slide) * c_full + frac_slide * c_win
-    attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * Ls / tp_
     attn_eff = np.array([fac.params["attn_eff"].get(f, fac.params["attn_eff"]["hopper"]) for f in fams])[gi]
-    t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
-    hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
-    t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
-    t_ovh = Ls * F["layer_overhead_us"] * 1e-6
-    t_fwd = t_gemm + t_attn + t_elem + t_ovh
-    t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + 2.5 * t_attn + 2.0 * t_elem + t_ovh
-    t_rec = np.where(rc == 2, t_fwd, 0.0)
-    t_compute_mb = t_fwd + t_bwd + t_rec
+    tok_row = None if tok is None else flat(tok)
 
-    # ---------------------------------------------------------------- communication per micro-batch
-    so_bytes_s = gv["scale_out_gbps"] / 8.0 * 1e9 * F["scale_out_bw_eff"]
-    su_bytes_s = gv["link_gbs"] * 1e9 * F["scale_up_bw_eff"]
+    def core(n: Any, tp_: Any, pp_: Any, cp_: Any, ep_: Any, vp_: Any, s: Any, b: Any, B: Any, rank: Any, sp: Any,
+             gcol: Any, wbytes: Any, abytes: Any, recipe: Any, rc: Any, zs: Any, off_opt: Any, off_w: Any, lora: Any,
+             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, mv: dict, gv: dict) -> dict[str, Any]:
+        """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
+        # ---------------------------------------------------------------- compute per micro-batch on the stage
+        L, h, V = mv["L"], mv["h"], mv["vocab"]
+        Ls = L / pp_                                              # layers per GPU
+        tok_mb = b * s / cp_                                      # tokens per micro-batch per GPU
+        d_loc = h / tp_
+        gemm_rate = peak_g * 1e12 * gemm_eff * d_loc / (d_loc + F["gemm_dim_half"]) / recipe
+        lin_fwd = 2.0 * tok_mb * (mv["lin_active"] / L * Ls + np.where(pp_ == 1, V * h, 0.0)) / tp_
+        # LM head on the last stage: counted on the bottleneck only when it is the single stage (pp = 1); with pp > 1
+        # the first stage (embedding lookup, no GEMM) has the same layers and the most activations
+        t_gemm = lin_fwd / gemm_rate
+        c_full = s / 2.0
+        w = mv["window"]
+        c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
+        frac_slide = np.where(w > 0, mv["n_slide"] / L, 0.0)
+        ctx = (1 - frac_slide) * c_full + frac_slide * c_win
+        attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * Ls / tp_
+        t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
+        hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
+        t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
+        t_ovh = Ls * F["layer_overhead_us"] * 1e-6
+        t_fwd = t_gemm + t_attn + t_elem + t_ovh
+        t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + 2.5 * t_attn + 2.0 * t_elem + t_ovh
+        t_rec = np.where(rc == 2, t_fwd, 0.0)
+        t_compute_mb = t_fwd + t_bwd + t_rec
 
-    def bw(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
-        """Bytes/s per GPU of a ring collective over `size` GPUs placed `stride` ranks apart (Megatron's rank order:
-        tp fastest, then cp, dp, pp). Inside one scale-up domain: the link. Across domains, a rail-optimized ring
-        sends each domain's share through the NICs of its k members of the group: min(link, k x NIC per GPU)."""
-        inside = size * stride <= gv["scale_up"]
-        k = np.clip(gv["scale_up"] / stride, 1.0, size)
-        return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, k * so_bytes_s))
+        # ---------------------------------------------------------------- communication per micro-batch
+        so_bytes_s = gv["scale_out_gbps"] / 8.0 * 1e9 * F["scale_out_bw_eff"]
+        su_bytes_s = gv["link_gbs"] * 1e9 * F["scale_up_bw_eff"]
 
-    def bw_a2a(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
-        """Bytes/s per GPU of an all-to-all: the share of a GPU's payload bound for other domains leaves through
-        its own NIC."""
-        inside = size * stride <= gv["scale_up"]
-        k = np.clip(gv["scale_up"] / stride, 1.0, size)
-        cross = np.maximum(1.0 - k / size, 1.0 / size) / np.maximum((size - 1) / size, 1e-9)
-        return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, so_bytes_s / cross))
+        def bw(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
+            """Bytes/s per GPU of a ring collective over `size` GPUs placed `stride` ranks apart (Megatron's rank order:
+            tp fastest, then cp, dp, pp). Inside one scale-up domain: the link. Across domains, a rail-optimized ring
+            sends each domain's share through the NICs of its k members of the group: min(link, k x NIC per GPU)."""
+            inside = size * stride <= gv["scale_up"]
+            k = np.clip(gv["scale_up"] / stride, 1.0, size)
+            return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, k * so_bytes_s))
 
-    act16 = tok_mb * h * 2.0                                  # one 16-bit activation tensor of the micro-batch
-    n_tp_coll = Ls * np.where(rc == 2, 6.0, 4.0)
-    t_tp = np.where(tp_ > 1, n_tp_coll * (act16 * 2.0 * (tp_ - 1) / tp_ / bw(tp_, one) + lat), 0.0)
-    t_tp_exp = (1.0 - F["tp_overlap"]) * t_tp
-    kv_blk = tok_mb * 2.0 * mv["hkv"] / np.minimum(tp_, mv["kv_heads"]) * 2.0
-    t_cp1 = np.where(cp_ > 1, Ls * (cp_ - 1) * (kv_blk / bw(cp_, tp_) + lat), 0.0)
-    t_cp_exp = (np.maximum(0.0, t_cp1 - t_attn) + np.maximum(0.0, 2.0 * t_cp1 - 2.5 * t_attn)
-                + np.where(rc == 2, np.maximum(0.0, t_cp1 - t_attn), 0.0))
-    moe_frac = mv["n_moe"] / L
-    a2a = tok_mb * mv["top_k"] * h * 2.0 / tp_ * (ep_ - 1) / ep_
-    t_ep = np.where(ep_ > 1, Ls * moe_frac * np.where(rc == 2, 6.0, 4.0) * (a2a / bw_a2a(ep_, tp_) + lat), 0.0)
-    p2p = act16 / np.where(sp, tp_, 1.0)
-    t_pp = np.where(pp_ > 1, 2.0 * vp_ * (p2p / bw(np.full_like(n, 2.0), n / pp_) + lat), 0.0)
-    t_mb = t_compute_mb + t_tp_exp + t_cp_exp + t_ep + t_pp
-    n_slots = m_mb + (pp_ - 1) / vp_
-    t_pipe = n_slots * t_mb
-    # offloaded weights stream from the host twice per micro-batch (forward, backward)
+        def bw_a2a(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
+            """Bytes/s per GPU of an all-to-all: the share of a GPU's payload bound for other domains leaves through
+            its own NIC."""
+            inside = size * stride <= gv["scale_up"]
+            k = np.clip(gv["scale_up"] / stride, 1.0, size)
+            cross = np.maximum(1.0 - k / size, 1.0 / size) / np.maximum((size - 1) / size, 1e-9)
+            return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, so_bytes_s / cross))
 
-    # ---------------------------------------------------------------- parameters per GPU
-    emb = V * h / tp_
-    dense_stage = mv["dense_body"] / pp_ / tp_ + emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
-    exp_stage = mv["expert_body"] / pp_ / (ep_ * tp_)
-    body_stage = dense_stage - emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
-    dp_dense, dp_exp = dp * cp_, dp * cp_ / ep_
-    # LoRA adapters: rank r on the attention projections (q, k, v, o) and the MLP matrices of each layer
-    lora_params = np.where(lora, rank * Ls * (4.0 * h + 2.0 * mv["hq"] + 2.0 * mv["hkv"]
-                                               + mv["mlp_mats"] * (h + mv["f_avg"])) / tp_, 0.0)
-    train_dense = np.where(lora, lora_params, dense_stage)
-    train_exp = np.where(lora, 0.0, exp_stage)
+        act16 = tok_mb * h * 2.0                                  # one 16-bit activation tensor of the micro-batch
+        n_tp_coll = Ls * np.where(rc == 2, 6.0, 4.0)
+        t_tp = np.where(tp_ > 1, n_tp_coll * (act16 * 2.0 * (tp_ - 1) / tp_ / bw(tp_, 1.0) + lat), 0.0)
+        t_tp_exp = (1.0 - F["tp_overlap"]) * t_tp
+        kv_blk = tok_mb * 2.0 * mv["hkv"] / np.minimum(tp_, mv["kv_heads"]) * 2.0
+        t_cp1 = np.where(cp_ > 1, Ls * (cp_ - 1) * (kv_blk / bw(cp_, tp_) + lat), 0.0)
+        t_cp_exp = (np.maximum(0.0, t_cp1 - t_attn) + np.maximum(0.0, 2.0 * t_cp1 - 2.5 * t_attn)
+                    + np.where(rc == 2, np.maximum(0.0, t_cp1 - t_attn), 0.0))
+        moe_frac = mv["n_moe"] / L
+        a2a = tok_mb * mv["top_k"] * h * 2.0 / tp_ * (ep_ - 1) / ep_
+        t_ep = np.where(ep_ > 1, Ls * moe_frac * np.where(rc == 2, 6.0, 4.0) * (a2a / bw_a2a(ep_, tp_) + lat), 0.0)
+        p2p = act16 / np.where(sp, tp_, 1.0)
+        t_pp = np.where(pp_ > 1, 2.0 * vp_ * (p2p / bw(np.full_like(n, 2.0), n / pp_) + lat), 0.0)
+        t_mb = t_compute_mb + t_tp_exp + t_cp_exp + t_ep + t_pp
+        n_slots = m_mb + (pp_ - 1) / vp_
+        t_pipe = n_slots * t_mb
+        # offloaded weights stream from the host twice per micro-batch (forward, backward)
 
-    # ---------------------------------------------------------------- data-parallel communication and optimizer
-    w_comm = wbytes                                           # weights gathered at their storage precision
-    g_bytes = np.where(zs >= 3, 4.0, 2.0)                     # FSDP reduces in fp32, Megatron-Core in bf16
-    ring_dense = np.where(dp_dense > 1, (dp_dense - 1) / dp_dense, 0.0)
-    ring_exp = np.where(dp_exp > 1, (dp_exp - 1) / dp_exp, 0.0)
-    grad_vol = train_dense * ring_dense + train_exp * ring_exp
-    weight_vol = np.where(lora, 0.0, (dense_stage * ring_dense + exp_stage * ring_exp) * w_comm)
-    bw_dp = bw(dp_dense, tp_)                                  # the dp x cp group strides over tp
-    n_coll_dp = np.where(grad_vol > 0, 2.0, 0.0)
-    t_dp_z0 = 2.0 * grad_vol * g_bytes / bw_dp
-    t_dp_z12 = (grad_vol * g_bytes + np.where(lora, 0.0, weight_vol)) / bw_dp
-    t_dp_z3 = m_mb * (grad_vol * g_bytes + 2.0 * np.where(lora, lora_params * ring_dense * 2.0, weight_vol)) / bw_dp
-    t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + n_coll_dp * lat * np.where(zs >= 3, m_mb, 1)
-    window = np.where(zs >= 3, t_pipe, t_fwd + t_bwd)
-    t_dp_exp = np.maximum(0.0, t_dp - F["dp_overlap"] * window)
-    opt_params = (train_dense / np.where(zs >= 1, dp_dense, 1.0) + train_exp / np.where(zs >= 1, dp_exp, 1.0))
-    t_opt_gpu = opt_params * ADAM_BYTES / hbm
-    t_opt_host = opt_params * 4.0 / (gv["host_gbs"] * 1e9)    # 16-bit gradients down, 16-bit weights up
-    t_opt = np.where(off_opt, t_opt_host, t_opt_gpu)
-    w_stream = 2.0 * (dense_stage + exp_stage) * wbytes / (gv["host_gbs"] * 1e9)
-    t_w_off = np.where(off_w, np.maximum(0.0, w_stream - t_compute_mb) * m_mb, 0.0)
-    step = t_pipe + t_dp_exp + t_opt + t_w_off + F["step_overhead_s"]
+        # ---------------------------------------------------------------- parameters per GPU
+        emb = V * h / tp_
+        dense_stage = mv["dense_body"] / pp_ / tp_ + emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
+        exp_stage = mv["expert_body"] / pp_ / (ep_ * tp_)
+        body_stage = dense_stage - emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
+        dp_dense, dp_exp = dp * cp_, dp * cp_ / ep_
+        # LoRA adapters: rank r on the attention projections (q, k, v, o) and the MLP matrices of each layer
+        lora_params = np.where(lora, rank * Ls * (4.0 * h + 2.0 * mv["hq"] + 2.0 * mv["hkv"]
+                                                   + mv["mlp_mats"] * (h + mv["f_avg"])) / tp_, 0.0)
+        train_dense = np.where(lora, lora_params, dense_stage)
+        train_exp = np.where(lora, 0.0, exp_stage)
 
-    # ---------------------------------------------------------------- memory per GPU
-    shard_w = np.where(zs >= 3, 1.0, 0.0)
-    weights = (body_stage * wbytes + (dense_stage - body_stage) * 2.0) / np.where(shard_w > 0, dp_dense, 1.0) \
-        + exp_stage * wbytes / np.where(shard_w > 0, dp_exp, 1.0) + lora_params * 2.0
-    weights = np.where(off_w, 0.0, weights)
-    grads = 2.0 * (train_dense / np.where(zs >= 2, dp_dense, 1.0) + train_exp / np.where(zs >= 2, dp_exp, 1.0))
-    optim = np.where(off_opt, 0.0, 12.0 * opt_params)
-    hq, hkv, f = mv["hq"], mv["hkv"], mv["f_avg"]
-    repl = 4.0 * h + abytes * h + abytes * h                  # norm inputs; QKV and fc1 GEMM inputs
-    fc1_out = np.where(mv["gated"] > 0, 2.0 * 2.0 * f, 2.0 * f)
-    tpart = 2.0 * (hq + 2.0 * hkv) + 2.0 * hq + fc1_out + abytes * f
-    per_layer_tok = repl / np.where(sp, tp_, 1.0) + tpart / tp_
-    per_layer = tok_mb * per_layer_tok
-    inflight = np.minimum(pp_, m_mb) * np.where(vp_ > 1, 1.0 + (pp_ - 1) / (pp_ * vp_), 1.0)
-    layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
-    acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
-    acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
-    # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident: (1 - 1/dp) of them
-    gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / dp_dense)
-                                             + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / dp_exp))
-    comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, gather, 0.0) + RESERVE_GIB * GIB
-    total = weights + grads + optim + acts + comm
-    mem_gib = total / GIB
+        # ---------------------------------------------------------------- data-parallel communication and optimizer
+        w_comm = wbytes                                           # weights gathered at their storage precision
+        g_bytes = np.where(zs >= 3, 4.0, 2.0)                     # FSDP reduces in fp32, Megatron-Core in bf16
+        ring_dense = np.where(dp_dense > 1, (dp_dense - 1) / dp_dense, 0.0)
+        ring_exp = np.where(dp_exp > 1, (dp_exp - 1) / dp_exp, 0.0)
+        grad_vol = train_dense * ring_dense + train_exp * ring_exp
+        weight_vol = np.where(lora, 0.0, (dense_stage * ring_dense + exp_stage * ring_exp) * w_comm)
+        bw_dp = bw(dp_dense, tp_)                                  # the dp x cp group strides over tp
+        n_coll_dp = np.where(grad_vol > 0, 2.0, 0.0)
+        t_dp_z0 = 2.0 * grad_vol * g_bytes / bw_dp
+        t_dp_z12 = (grad_vol * g_bytes + np.where(lora, 0.0, weight_vol)) / bw_dp
+        t_dp_z3 = m_mb * (grad_vol * g_bytes + 2.0 * np.where(lora, lora_params * ring_dense * 2.0, weight_vol)) / bw_dp
+        t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + n_coll_dp * lat * np.where(zs >= 3, m_mb, 1)
+        window = np.where(zs >= 3, t_pipe, t_fwd + t_bwd)
+        t_dp_exp = np.maximum(0.0, t_dp - F["dp_overlap"] * window)
+        opt_params = (train_dense / np.where(zs >= 1, dp_dense, 1.0) + train_exp / np.where(zs >= 1, dp_exp, 1.0))
+        t_opt_gpu = opt_params * ADAM_BYTES / hbm
+        t_opt_host = opt_params * 4.0 / (gv["host_gbs"] * 1e9)    # 16-bit gradients down, 16-bit weights up
+        t_opt = np.where(off_opt, t_opt_host, t_opt_gpu)
+        w_stream = 2.0 * (dense_stage + exp_stage) * wbytes / (gv["host_gbs"] * 1e9)
+        t_w_off = np.where(off_w, np.maximum(0.0, w_stream - t_compute_mb) * m_mb, 0.0)
+        step = t_pipe + t_dp_exp + t_opt + t_w_off + F["step_overhead_s"]
 
-    # ---------------------------------------------------------------- throughput, MFU, cost
-    tokens_step = B * s
-    tps = tokens_step / step
-    tps_gpu = tps / n
-    n_model = mv["lin_active"] + V * h                         # active parameters with the LM head, no embedding
-    attn_model = 6.0 * L * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * (
-        (1 - frac_slide) * s + frac_slide * np.where(w > 0, np.minimum(s, w), s))
-    flops_tok = 6.0 * n_model * np.where(lora, 2.0 / 3.0, 1.0) + attn_model
-    model_tflops = tps_gpu * flops_tok / 1e12
-    busy = np.clip((n_slots * t_compute_mb + t_opt) / step, 0.0, 1.0)
-    power = gv["idle"] + (gv["tdp"] - gv["idle"]) * busy
-    out = {
-        "step_time_s": step, "tokens_per_s": tps, "tokens_per_s_per_gpu": tps_gpu, "model_tflops_per_gpu": model_tflops,
-        "mfu_pct": 100.0 * model_tflops / gv["peak16"], "mem_per_gpu_gib": mem_gib, "mem_weights_gib": weights / GIB,
-        "mem_gradients_gib": grads / GIB, "mem_optimizer_gib": optim / GIB, "mem_activations_gib": acts / GIB,
-        "mem_comm_buffers_gib": comm / GIB, "fits": mem_gib <= gv["mem_gib"], "dp": dp, "n_micro_batches": m_mb,
-        "bubble_pct": 100.0 * (pp_ - 1) / vp_ * t_mb / step,
-        "exposed_comm_pct": 100.0 * (n_slots * (t_tp_exp + t_cp_exp + t_ep + t_pp) + t_dp_exp) / step,
-    }
-    if tok is None:
-        nan = np.full(step.shape, np.nan)
-        out.update(time_to_train_h=nan, usd_per_run=nan, mwh_per_run=nan)
-    else:
-        hours = flat(tok) / tps / 3600.0
-        out.update(time_to_train_h=hours, usd_per_run=hours * n * gv["price"], mwh_per_run=hours * n * power / 1e6)
-    df = pd.DataFrame(out)
-    return df
+        # ---------------------------------------------------------------- memory per GPU
+        shard_w = np.where(zs >= 3, 1.0, 0.0)
+        weights = (body_stage * wbytes + (dense_stage - body_stage) * 2.0) / np.where(shard_w > 0, dp_dense, 1.0) \
+            + exp_stage * wbytes / np.where(shard_w > 0, dp_exp, 1.0) + lora_params * 2.0
+        weights = np.where(off_w, 0.0, weights)
+        grads = 2.0 * (train_dense / np.where(zs >= 2, dp_dense, 1.0) + train_exp / np.where(zs >= 2, dp_exp, 1.0))
+        optim = np.where(off_opt, 0.0, 12.0 * opt_params)
+        hq, hkv, f = mv["hq"], mv["hkv"], mv["f_avg"]
+        repl = 4.0 * h + abytes * h + abytes * h                  # norm inputs; QKV and fc1 GEMM inputs
+        fc1_out = np.where(mv["gated"] > 0, 2.0 * 2.0 * f, 2.0 * f)
+        tpart = 2.0 * (hq + 2.0 * hkv) + 2.0 * hq + fc1_out + abytes * f
+        per_layer_tok = repl / np.where(sp, tp_, 1.0) + tpart / tp_
+        per_layer = tok_mb * per_layer_tok
+        inflight = np.minimum(pp_, m_mb) * np.where(vp_ > 1, 1.0 + (pp_ - 1) / (pp_ * vp_), 1.0)
+        layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
+        acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
+        acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
+        # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident: (1 - 1/dp) of them
+        gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / dp_dense)
+                                                 + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / dp_exp))
+        comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, gather, 0.0) + RESERVE_GIB * GIB
+        total = weights + grads + optim + acts + comm
+        mem_gib = total / GIB
+
+        # ---------------------------------------------------------------- throughput, MFU, cost
+        tokens_step = B * s
+        tps = tokens_step / step
+        tps_gpu = tps / n
+        n_model = mv["lin_active"] + V * h                         # active parameters with the LM head, no embedding
+        attn_model = 6.0 * L * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * (
+            (1 - frac_slide) * s + frac_slide * np.where(w > 0, np.minimum(s, w), s))
+        flops_tok = 6.0 * n_model * np.where(lora, 2.0 / 3.0, 1.0) + attn_model
+        model_tflops = tps_gpu * flops_tok / 1e12
+        busy = np.clip((n_slots * t_compute_mb + t_opt) / step, 0.0, 1.0)
+        power = gv["idle"] + (gv["tdp"] - gv["idle"]) * busy
+        return {
+            "step_time_s": step, "tokens_per_s": tps, "tokens_per_s_per_gpu": tps_gpu, "model_tflops_per_gpu": model_tflops,
+            "mfu_pct": 100.0 * model_tflops / gv["peak16"], "mem_per_gpu_gib": mem_gib, "mem_weights_gib": weights / GIB,
+            "mem_gradients_gib": grads / GIB, "mem_optimizer_gib": optim / GIB, "mem_activations_gib": acts / GIB,
+            "mem_comm_buffers_gib": comm / GIB, "fits": mem_gib <= gv["mem_gib"], "dp": dp, "n_micro_batches": m_mb,
+            "bubble_pct": 100.0 * (pp_ - 1) / vp_ * t_mb / step,
+            "exposed_comm_pct": 100.0 * (n_slots * (t_tp_exp + t_cp_exp + t_ep + t_pp) + t_dp_exp) / step,
+            **({"time_to_train_h": np.nan, "usd_per_run": np.nan, "mwh_per_run": np.nan} if tok is None else {
+                "time_to_train_h": tok / tps / 3600.0, "usd_per_run": tok / tps / 3600.0 * n * gv["price"],
+                "mwh_per_run": tok / tps / 3600.0 * n * power / 1e6}),
+        }
+
+    # chunks of CHUNK configurations keep every intermediate array in cache (a memory-bound numpy pipeline is
+    # several times faster on 64k rows than on a million); one float block without pandas consolidating columns
+    floats = FLOAT_COLUMNS
+    block = np.empty((len(floats), N))
+    fits = np.empty(N, dtype=bool)
+    per_row = dict(n=n, tp_=tp_, pp_=pp_, cp_=cp_, ep_=ep_, vp_=vp_, s=s, b=b, B=B, rank=rank, sp=sp, gcol=gcol,
+                   wbytes=wbytes, abytes=abytes, recipe=recipe, rc=rc, zs=zs, off_opt=off_opt, off_w=off_w, lora=lora,
+                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row)
+    for a in range(0, N, CHUNK):
+        sl = slice(a, min(N, a + CHUNK))
+
+        def cut(x: Any) -> Any:
+            return x[sl] if np.ndim(x) else x
+
+        out = core(**{k: cut(v) for k, v in per_row.items()}, mv={k: cut(v) for k, v in mv.items()},
+                   gv={k: cut(v) for k, v in gv.items()})
+        for j, c in enumerate(floats):
+            block[j, sl] = out[c]
+        fits[sl] = out["fits"]
+    return block, fits
