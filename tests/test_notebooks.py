@@ -27,7 +27,7 @@ def kernel_dir(tmp_path_factory):
 
 
 def test_the_three_notebooks_exist():
-    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_llm_serving_front", "03_what_if"]
+    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_llm_serving_front", "03_what_if", "04_training"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
