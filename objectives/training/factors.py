@@ -6,6 +6,9 @@ Factors (all dimensionless unless the name carries a unit):
   GPU family and compute group ("16bit": bf16/fp16, "fp8": every fp8 recipe, "fp4": nvfp4).
 - ``gemm_dim_half``: GEMM size at which efficiency halves (elements of hidden / tp): small per-GPU matrices
   (small models, wide tensor parallelism) run further from peak: eff x d / (d + gemm_dim_half).
+- ``gemm_m_half``: GEMM rows (tokens of a micro-batch on one GPU) at which efficiency halves: x M / (M + it).
+- ``hop_latency_us``: per-hop latency of a ring collective, us: a collective over g GPUs costs
+  collective_latency_us + hop_latency_us x (g - 1) before its bytes (data-parallel collectives).
 - ``attn_eff.<family>``: achieved fraction of the 16-bit peak by flash attention (scores and weighted values).
 - ``elementwise_bytes``: HBM bytes moved per token per hidden unit per layer by the memory-bound kernels of one
   forward pass (norms, residual adds, activation function, rotary embedding, casts).
@@ -41,6 +44,8 @@ GROUPS = ("16bit", "fp8", "fp4")
 PRIORS: dict[str, Any] = {
     "gemm_eff": {f: {"16bit": 0.7, "fp8": 0.6, "fp4": 0.5} for f in FAMILIES},
     "gemm_dim_half": 64.0,
+    "gemm_m_half": 128.0,
+    "hop_latency_us": 2.0,
     "attn_eff": {f: 0.4 for f in FAMILIES},
     "elementwise_bytes": 40.0,
     "layer_overhead_us": 20.0,
@@ -57,7 +62,8 @@ PRIORS: dict[str, Any] = {
 
 #: (lower, upper) bounds of each fitted factor (by first path element)
 BOUNDS: dict[str, tuple[float, float]] = {
-    "gemm_eff": (0.2, 0.95), "gemm_dim_half": (0.0, 1024.0), "attn_eff": (0.1, 0.9),
+    "gemm_eff": (0.2, 0.95), "gemm_dim_half": (0.0, 1024.0), "gemm_m_half": (0.0, 8192.0),
+    "hop_latency_us": (0.0, 30.0), "attn_eff": (0.1, 0.9),
     "elementwise_bytes": (4.0, 400.0), "layer_overhead_us": (0.0, 500.0), "step_overhead_s": (0.0, 2.0),
     "scale_up_bw_eff": (0.2, 1.0), "scale_out_bw_eff": (0.2, 1.0), "tp_overlap": (0.0, 0.9),
     "dp_overlap": (0.0, 1.0), "mem_eff": (0.3, 0.95), "collective_latency_us": (1.0, 100.0),

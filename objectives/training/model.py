@@ -83,6 +83,8 @@ ADAM_BYTES = 30.0
 RESERVE_GIB = 2.0
 #: configurations evaluated per chunk (every intermediate array of a chunk stays in cache)
 CHUNK = 8192
+#: gradient bucket of Megatron-Core's distributed data parallel (parameters per bucket; its default 40M)
+BUCKET = 4.0e7
 COLUMNS = ("step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "mfu_pct",
            "mem_per_gpu_gib", "mem_weights_gib", "mem_gradients_gib", "mem_optimizer_gib", "mem_activations_gib",
            "mem_comm_buffers_gib", "fits", "dp", "n_micro_batches", "bubble_pct", "exposed_comm_pct",
@@ -467,10 +469,11 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     fams = list(G["family"])
     geff_g = np.array([[eff_tab.get(f, eff_tab["hopper"])[k] for k in ("16bit", "fp8", "fp4")] for f in fams])
     gemm_eff = geff_g[gi, gcol]
-    F = {k: fac.get(k) for k in ("gemm_dim_half", "elementwise_bytes", "layer_overhead_us",
+    F = {k: fac.get(k) for k in ("gemm_dim_half", "gemm_m_half", "hop_latency_us", "elementwise_bytes", "layer_overhead_us",
                                  "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap",
                                  "dp_overlap", "mem_eff", "collective_latency_us")}
     lat = F["collective_latency_us"] * 1e-6
+    hop = F["hop_latency_us"] * 1e-6
 
     attn_eff = np.array([fac.params["attn_eff"].get(f, fac.params["attn_eff"]["hopper"]) for f in fams])[gi]
     tok_row = None if tok is None else flat(tok)
@@ -484,7 +487,9 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         Ls = L / pp_                                              # layers per GPU
         tok_mb = b * s / cp_                                      # tokens per micro-batch per GPU
         d_loc = h / tp_
-        gemm_rate = peak_g * 1e12 * gemm_eff * d_loc / (d_loc + F["gemm_dim_half"]) / recipe
+        m_rows = tok_mb                                           # GEMM rows: tokens of the micro-batch on this GPU
+        gemm_rate = (peak_g * 1e12 * gemm_eff * d_loc / (d_loc + F["gemm_dim_half"]) * m_rows / (m_rows + F["gemm_m_half"])
+                     / recipe)
         lin_fwd = 2.0 * tok_mb * (mv["lin_active"] / L * Ls + np.where(pp_ == 1, V * h, 0.0)) / tp_
         # LM head on the last stage: counted on the bottleneck only when it is the single stage (pp = 1); with pp > 1
         # the first stage (embedding lookup, no GEMM) has the same layers and the most activations
@@ -562,11 +567,16 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         grad_vol = train_dense * ring_dense + train_exp * ring_exp
         weight_vol = np.where(lora, 0.0, (dense_stage * ring_dense + exp_stage * ring_exp) * w_comm)
         bw_dp = bw(dp_dense, tp_)                                  # the dp x cp group strides over tp
-        n_coll_dp = np.where(grad_vol > 0, 2.0, 0.0)
+        # collectives of the step: ZeRO 0-2 reduce gradients in buckets of BUCKET parameters (all-gather the updated
+        # weights in as many with ZeRO 1/2); ZeRO 3/FSDP gathers twice and reduce-scatters once per layer per
+        # micro-batch. Each pays the fixed latency plus the ring's per-hop latency over the dp x cp group.
+        n_buckets = np.maximum(1.0, np.ceil((train_dense + train_exp) / BUCKET))
+        n_coll_dp = np.where(zs >= 3, 3.0 * Ls * m_mb, np.where(zs >= 1, 2.0, 1.0) * n_buckets)
+        lat_dp = n_coll_dp * (lat + hop * np.maximum(dp_dense - 1.0, 0.0)) * (grad_vol > 0)
         t_dp_z0 = 2.0 * grad_vol * g_bytes / bw_dp
         t_dp_z12 = (grad_vol * g_bytes + np.where(lora, 0.0, weight_vol)) / bw_dp
         t_dp_z3 = m_mb * (grad_vol * g_bytes + 2.0 * np.where(lora, lora_params * ring_dense * 2.0, weight_vol)) / bw_dp
-        t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + n_coll_dp * lat * np.where(zs >= 3, m_mb, 1)
+        t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + lat_dp
         window = np.where(zs >= 3, t_pipe, t_fwd + t_bwd)
         t_dp_exp = np.maximum(0.0, t_dp - F["dp_overlap"] * window)
         opt_params = (train_dense / np.where(zs >= 1, dp_dense, 1.0) + train_exp / np.where(zs >= 1, dp_exp, 1.0))
