@@ -8,8 +8,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Literal
 
 EXIT_ERROR = 2
 
@@ -110,14 +111,8 @@ def cmd_run(args, worker: bool = False) -> int:
     )
     elapsed = time.perf_counter() - t0
     s = study.summary()
-    grid = s.get("grid")
-    if grid and grid.get("front_stored"):
-        print(f"study {s['name']!r}: grid of {grid['n_points']:,} points, {grid['n_complete']:,} evaluated, "
-              f"{grid['n_failed']:,} failed, {grid['n_feasible']:,} feasible; front of {s['front_size']} in "
-              f"{elapsed:.1f} s  [{s['storage']}; every point in {grid['path']}]")
-    else:
-        print(f"study {s['name']!r}: {s['n_complete']} complete, {s['n_failed']} failed, {s['n_feasible']} feasible; "
-              f"front of {s['front_size']} in {elapsed:.1f} s  [{s['storage']}]")
+    print(f"study {s['name']!r}: {s['n_complete']} complete, {s['n_failed']} failed, {s['n_feasible']} feasible; "
+          f"front of {s['front_size']} in {elapsed:.1f} s  [{s['storage']}]")
     if worker:
         return 0
     print(front_table(study, spec.show, limit=None if args.all else 40))
@@ -162,7 +157,7 @@ def cmd_show(args) -> int:
           f"{s['n_feasible']} feasible, front {s['front_size']}")
     if "grid" in s:
         g = s["grid"]
-        print(f"  grid: {g.get('n_points')} points, results in {g.get('path')}")
+        print(f"  grid: {g.get('n_points')} points in the space (those its rules exclude included)")
     print(front_table(study, limit=None if args.all else 40))
     return 0
 
@@ -180,7 +175,7 @@ def cmd_plot(args) -> int:
 
     study = _load(args)
     out = Path(args.output or f"{study.name}-{args.kind}.html")
-    backend = "matplotlib" if out.suffix.lower() == ".png" else "plotly"
+    backend: Literal["plotly", "matplotlib"] = "matplotlib" if out.suffix.lower() == ".png" else "plotly"
     view = study.view()
     if args.kind == "front":
         fig = plot.front(view, args.x, args.y, args.z, backend=backend)
@@ -212,7 +207,7 @@ def cmd_dashboard(args) -> int:
         target = args.optuna_storage
     ostudy = study.to_optuna(target)
     print(f"optuna-dashboard for {study.name!r}: {len(ostudy.trials)} trials copied (Ctrl-C stops)")
-    dashboard.run(target, host=args.host, port=args.port)
+    dashboard.run(target, host=args.host, port=args.port, announce=lambda line: print(line, flush=True))
     return 0
 
 

@@ -12,15 +12,19 @@ The dashboard has no authentication and can edit studies (notes, tells): keep it
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socketserver
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .errors import DSEError, StorageError, StudyError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -63,7 +67,7 @@ class DashboardHandle:
             self._thread.join(timeout)
         self._server.server_close()
 
-    def __enter__(self) -> "DashboardHandle":
+    def __enter__(self) -> DashboardHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,7 +135,8 @@ def _make_server(optuna_storage_url: str | BaseStorage, host: str, port: int) ->
 
 
 def _url(server: WSGIServer) -> tuple[str, int, str]:
-    host, port = server.server_address[:2]
+    addr, port = server.server_address[:2]
+    host = addr.decode() if isinstance(addr, bytes) else str(addr)
     shown = f"[{host}]" if ":" in str(host) else host
     return str(host), int(port), f"http://{shown}:{port}/dashboard"
 
@@ -156,11 +161,16 @@ def serve(optuna_storage_url: str | BaseStorage, *, host: str = DEFAULT_HOST, po
     return DashboardHandle(url=url, host=h, port=p, _server=server, _thread=thread)
 
 
-def run(optuna_storage_url: str | BaseStorage, *, host: str = DEFAULT_HOST, port: int = 8080) -> None:
-    """Serve optuna-dashboard in the foreground until Ctrl-C (the CLI's ``dse dashboard``); prints its URL."""
+def run(optuna_storage_url: str | BaseStorage, *, host: str = DEFAULT_HOST, port: int = 8080,
+        announce: Callable[[str], None] | None = None) -> None:
+    """Serve optuna-dashboard in the foreground until Ctrl-C (the CLI's ``dse dashboard``).
+
+    Its URL is logged (logger ``dse.dashboard``, INFO) and passed to ``announce`` (the CLI prints it)."""
     server = _make_server(optuna_storage_url, host, port)
     _, _, url = _url(server)
-    print(f"optuna-dashboard at {url} (Ctrl-C to stop)", flush=True)
+    logger.info("optuna-dashboard at %s", url)
+    if announce is not None:
+        announce(f"optuna-dashboard at {url} (Ctrl-C to stop)")
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:

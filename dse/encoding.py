@@ -85,6 +85,9 @@ _MAX_TABLE = 10_000_000
 
 
 def _column_for(name: str, param: Any) -> Column:
+    low: float
+    high: float
+    table: np.ndarray | None
     kind_name = type(param).__name__
     conditional = getattr(param, "when", None) is not None
     if kind_name == "Categorical":
@@ -456,9 +459,9 @@ def optuna_distributions(space: Any) -> dict[str, Any]:
             log = bool(getattr(p, "log", False))
             out[name] = IntDistribution(int(p.low), int(p.high), log=log, step=1 if log else step)
         elif kind == "Float":
-            step = getattr(p, "step", None)
+            fstep = getattr(p, "step", None)
             out[name] = FloatDistribution(float(p.low), float(p.high), log=bool(getattr(p, "log", False)),
-                                          step=None if step is None else float(step))
+                                          step=None if fstep is None else float(fstep))
         else:
             raise SpaceError(f"parameter {name!r} has unsupported type {type(p).__name__}; "
                              "valid: Categorical, Int, Float")

@@ -28,6 +28,7 @@ Evaluation rules (per row of the batch):
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -372,7 +373,7 @@ class _Compiler:
         is_and = isinstance(node.op, ast.And)
 
         def ev(ctx: _Ctx) -> _V:
-            return _kleene([lambda p=p: p(ctx) for p in parts], is_and, ctx.n)
+            return _kleene([functools.partial(p, ctx) for p in parts], is_and, ctx.n)
 
         return ev
 
@@ -411,7 +412,7 @@ class _Compiler:
                 t, bad, unk = pair(0)
                 return _V(np.broadcast_to(t, (ctx.n,)) if bad is not None or unk is not None else t, bad, unk)
             # a chain a < b < c is (a < b) and (b < c), each operand evaluated once
-            return _kleene([lambda i=i: pair(i) for i in range(len(steps))], True, ctx.n)
+            return _kleene([functools.partial(pair, i) for i in range(len(steps))], True, ctx.n)
 
         return ev
 
@@ -507,6 +508,7 @@ def _compare(sym: str, a: np.ndarray, b: np.ndarray, text: str) -> np.ndarray:
 
 
 def _isin(a: np.ndarray, values: list[object]) -> np.ndarray:
+    wanted: list[object]
     if _is_textual(a):
         wanted = [v for v in values if isinstance(v, str)]
     else:
@@ -571,7 +573,7 @@ class Expr:
             if missing is not None and name in missing:
                 m = np.asarray(missing[name], dtype=bool)
             else:
-                m = _missing_mask(col)
+                m = missing_mask(col)
             if m.any():
                 miss[name] = m
                 col = _fill_missing(col, m)
@@ -600,17 +602,18 @@ class Expr:
         return self.text
 
 
-def _missing_mask(col: np.ndarray) -> np.ndarray:
+def missing_mask(col: np.ndarray) -> np.ndarray:
+    """Boolean mask of the missing entries of a column: NaN in float columns, None or NaN in object columns
+    (pandas may hand either over); other dtypes have none."""
     if col.dtype.kind == "f":
         return np.isnan(col)
     if col.dtype.kind == "O":
-        m = np.equal(col, None)
-        # NaN inside object columns (pandas may hand us those) counts as missing too: NaN != NaN
+        m = np.asarray(col == None, dtype=bool)   # elementwise on an object array  # noqa: E711
         try:
-            nan = np.asarray(col != col, dtype=bool)
+            m |= np.asarray(col != col, dtype=bool)   # NaN != NaN
         except Exception:  # pragma: no cover - exotic objects
-            nan = np.zeros(len(col), bool)
-        return np.asarray(m, dtype=bool) | nan
+            pass
+        return m
     return np.zeros(col.shape, dtype=bool)
 
 

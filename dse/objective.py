@@ -13,8 +13,9 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,11 +40,11 @@ def vectorized(fn: Callable | None = None, *, name: str | None = None, version: 
     """
 
     def mark(f: Callable) -> Callable:
-        f.__dse_vectorized__ = True
+        setattr(f, "__dse_vectorized__", True)   # noqa: B010 (attributes a plain Callable is not typed to have)
         if name is not None:
-            f.dse_name = name
+            setattr(f, "dse_name", name)   # noqa: B010
         if version is not None:
-            f.dse_version = version
+            setattr(f, "dse_version", version)   # noqa: B010
         return f
 
     return mark(fn) if fn is not None else mark
@@ -79,7 +80,7 @@ class ObjectiveSpec:
         objectives: Mapping[str, str] | Any,
         constraints: Mapping[str, tuple[str, float]] | None = None,
         param_names: tuple[str, ...] | list[str] = (),
-    ) -> "ObjectiveSpec":
+    ) -> ObjectiveSpec:
         """Validate and normalize user input; ObjectiveError names any bad metric, direction or bound."""
         if isinstance(objectives, str):
             raise ObjectiveError(
@@ -151,7 +152,7 @@ class ObjectiveSpec:
         return {"objectives": dict(self.objectives), "constraints": {k: list(v) for k, v in self.constraints.items()}}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "ObjectiveSpec":
+    def from_dict(cls, d: Mapping) -> ObjectiveSpec:
         return cls(dict(d["objectives"]), {k: (v[0], float(v[1])) for k, v in d.get("constraints", {}).items()})
 
 
@@ -192,7 +193,7 @@ class Evaluated:
     (object array, None where the trial succeeded) and ``seconds`` (evaluation time per configuration, s)."""
 
     metrics: pd.DataFrame
-    records: list[dict[str, Any] | None]
+    records: Sequence[dict[str, Any] | None]
     errors: np.ndarray
     seconds: np.ndarray
 
@@ -201,7 +202,7 @@ class Evaluated:
         return np.fromiter((e is None for e in self.errors), dtype=bool, count=len(self.errors))
 
     @classmethod
-    def from_results(cls, results: list[Result]) -> "Evaluated":
+    def from_results(cls, results: list[Result]) -> Evaluated:
         """From per-configuration results (the runner's path: per-config objectives, worker pools)."""
         records = [r.metrics for r in results]
         metrics = pd.DataFrame.from_records([m or {} for m in records], index=range(len(records)))
@@ -210,7 +211,7 @@ class Evaluated:
 
     @classmethod
     def of_frame(cls, fn: Callable, configs: pd.DataFrame, required: list[str],
-                 timeout: float | None = None) -> "Evaluated":
+                 timeout: float | None = None) -> Evaluated:
         """A vectorized objective on a DataFrame of configurations, in this process (``evaluate_frame``)."""
         metrics, errors, seconds = evaluate_frame(fn, configs, required, timeout)
         n = len(configs)

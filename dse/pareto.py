@@ -5,8 +5,8 @@ Everything here works on a matrix ``F`` (n points x m objectives) plus a directi
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import moocore
 import numpy as np

@@ -16,8 +16,9 @@ import base64
 import functools
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Union, cast
 
 import numpy as np
 import pandas as pd
@@ -302,7 +303,7 @@ def _front_mpl(view: StudyView, df: pd.DataFrame, axes: list[str], color: str | 
                 line(bound, ls="--", color="#555555", lw=1, label=f"{metric} {op} {bound:g}")
         ax.grid(alpha=0.3)
     else:
-        ax.set_zlabel(_axis_title(view, axes[2]))
+        cast(Any, ax).set_zlabel(_axis_title(view, axes[2]))   # a 3-D Axes
     ax.set_xlabel(_axis_title(view, axes[0]))
     ax.set_ylabel(_axis_title(view, axes[1]))
     ax.set_title(f"{view.name}: Pareto front")
@@ -424,7 +425,7 @@ def _parallel_mpl(dims: list[str], encoded: dict, cvals: np.ndarray, color: str,
     segments = np.stack([X, Y], axis=-1)  # one polyline per trial
     norm = Normalize(np.nanmin(cvals) if len(cvals) else 0.0, np.nanmax(cvals) if len(cvals) else 1.0)
     cmap = colormaps["viridis"]
-    lc = LineCollection(segments, colors=cmap(norm(cvals)), linewidths=0.8, alpha=0.6)
+    lc = LineCollection(cast(Any, segments), colors=cmap(norm(cvals)), linewidths=0.8, alpha=0.6)
     ax.add_collection(lc)
     for i, d in enumerate(dims):
         ax.axvline(i, color="black", lw=0.8)
@@ -590,7 +591,7 @@ def save(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".html", ".htm"):
         if _is_plotly(fig):
-            fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+            cast(Any, fig).write_html(str(path), include_plotlyjs=True, full_html=True)
         else:
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=120)

@@ -16,7 +16,7 @@ import dataclasses
 import html
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import __version__, plot
 from .errors import StudyError
-from .view import DOMINATED, FRONT, INFEASIBLE, StudyView
+from .view import FRONT, INFEASIBLE, StudyView
 
 __all__ = ["write", "render"]
 
@@ -125,7 +125,7 @@ def _table(df: pd.DataFrame, *, sortable: bool = False, trial_col: str | None = 
 def _meta_value(key: str, value: Any) -> str:
     """One provenance cell: timestamps as UTC dates, long nested values folded in a <details> element."""
     if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 1e8:
-        return _esc(datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds"))
+        return _esc(datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds"))
     if isinstance(value, (dict, list, tuple)):
         flat = json.dumps(value, default=str)
         if len(flat) <= 100:
@@ -239,7 +239,7 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
 
     parts.append(f"<h2>Provenance</h2>{_provenance(view)}")
 
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -11,8 +11,9 @@ process backends (loky); with ``threading`` and ``dask`` (tasks run in worker th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import joblib
 
@@ -40,7 +41,7 @@ class Runner:
             raise OptimizerError(f"n_jobs={self.n_jobs!r}; use a positive integer or -1 for all cores")
         if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise OptimizerError(f"trial_timeout={self.timeout!r} must be a positive number of seconds")
-        self._client = None
+        self._client: Any = None   # a distributed.Client once connected
         self._parallel: joblib.Parallel | None = None
         if self.backend == "dask":
             self._connect_dask()

@@ -25,17 +25,17 @@ import keyword
 import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from dse.errors import ExpressionError, SpaceError
-from dse.expr import Expr, parse
+from dse.expr import Expr, missing_mask, parse
 
 __all__ = ["Param", "Categorical", "Int", "Float", "Space", "Constraint"]
 
-Constraint = Union[str, Callable[[pd.DataFrame], Any]]
+Constraint = str | Callable[[pd.DataFrame], Any]
 """A constraint: a safe expression string or a callable ``DataFrame -> bool array`` (True = allowed)."""
 
 MAX_VALUES = 50_000_000
@@ -54,7 +54,7 @@ def _is_integer(x: object) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
-def to_plain(x: object) -> object:
+def to_plain(x: Any) -> Any:
     """A numpy scalar as the equivalent plain Python value."""
     if isinstance(x, np.generic):
         return x.item()
@@ -159,7 +159,7 @@ class Param:
             raise SpaceError(f"a parameter spec must be a mapping with a 'type' key, got {d!r:.120}")
         kind = d["type"]
         kw = {k: v for k, v in d.items() if k != "type"}
-        cls = {"categorical": Categorical, "int": Int, "float": Float}.get(kind)  # type: ignore[arg-type]
+        cls = {"categorical": Categorical, "int": Int, "float": Float}.get(kind)
         if cls is None:
             raise SpaceError(f"unknown parameter type {kind!r}; valid types: ['categorical', 'int', 'float']")
         try:
@@ -255,7 +255,7 @@ class Categorical(Param):
             ok = isinstance(v, str) and v in self.choices
         elif self.kind == "bool":
             ok = isinstance(v, bool)
-        elif _is_real(v) and math.isfinite(float(v)):  # type: ignore[arg-type]
+        elif _is_real(v) and math.isfinite(float(v)):
             for c in self.choices:
                 if c == v:
                     return c
@@ -370,7 +370,7 @@ class Float(Param):
         for label, v in (("low", low), ("high", high)) + ((("step", step),) if step is not None else ()):
             if not _is_real(v):
                 raise TypeError(f"Float {label} must be a number, got {type(v).__name__} {v!r:.80}")
-            if not math.isfinite(float(v)):  # type: ignore[arg-type]
+            if not math.isfinite(float(v)):
                 raise SpaceError(f"Float {label} must be finite, got {label}={v!r}")
         if not isinstance(log, (bool, np.bool_)):
             raise TypeError(f"Float log must be True or False, got {log!r:.80}")
@@ -454,9 +454,9 @@ class Float(Param):
 
     def _normalize(self, name: str, value: object) -> object:
         v = to_plain(value)
-        if not _is_real(v) or not math.isfinite(float(v)):  # type: ignore[arg-type]
+        if not _is_real(v) or not math.isfinite(float(v)):
             raise SpaceError(f"parameter {name!r}: {value!r} is not a finite number in [{self.low!r}, {self.high!r}]")
-        x = float(v)  # type: ignore[arg-type]
+        x = float(v)
         if not self.low <= x <= self.high:
             raise SpaceError(f"parameter {name!r}: {x!r} is out of range [{self.low!r}, {self.high!r}]")
         if self.step is not None:
@@ -505,24 +505,11 @@ def _frame(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
     return df
 
 
-def _missing_of(col: np.ndarray) -> np.ndarray:
-    if col.dtype.kind == "f":
-        return np.isnan(col)
-    if col.dtype.kind == "O":
-        m = np.asarray(np.equal(col, None), dtype=bool)
-        try:
-            m |= np.asarray(col != col, dtype=bool)  # NaN
-        except Exception:  # pragma: no cover - exotic objects
-            pass
-        return m
-    return np.zeros(len(col), dtype=bool)
-
-
 def _canonical(p: Param, col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(raw, miss, valid)`` for a user column: canonical values (placeholders where not valid), missing mask,
     and domain membership of the present values."""
     n = len(col)
-    miss = _missing_of(col)
+    miss = missing_mask(col)
     if isinstance(p, Categorical) and p.kind == "str":
         obj = col if col.dtype == object else col.astype(object)
         try:
@@ -554,7 +541,7 @@ def _canonical(p: Param, col: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         valid &= p._in_domain(np.where(valid, x, np.nan)) | ~valid
         valid &= ~miss & ~bad_type & np.isfinite(x)
     dtype = p.dtype
-    fill = float(p._first())  # type: ignore[arg-type]
+    fill = float(cast(Any, p._first()))
     raw = np.where(valid, x, fill)
     if dtype.kind == "i":
         raw = np.round(raw).astype(np.int64)

@@ -8,13 +8,15 @@ can be resumed after a crash, or worked on by several processes at once.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import socket
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +24,12 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import DSEError, OptimizerError, StudyError
-from .objective import (Evaluated, ObjectiveSpec, frame_records, is_vectorized, objective_info, plain_values,
-                        worker_id)
+from .objective import Evaluated, ObjectiveSpec, frame_records, is_vectorized, objective_info, plain_values, worker_id
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage, open_storage
+
+logger = logging.getLogger(__name__)
 
 #: Error prefix of trials that did not fail on their own (crash, Ctrl-C): their configurations are retried.
 ABORTED = "aborted: "
@@ -34,9 +37,6 @@ ABORTED = "aborted: "
 #: Batches evaluated in less than this (s, in-process) are stored finished in one transaction, without the
 #: 'running' rows that make slow batches visible and recoverable while they run.
 QUICK_BATCH_S = 0.05
-
-#: Grid studies above this many points keep full results in Parquet and store only the front as trials.
-GRID_TRIALS_LIMIT = 20_000
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 _TRIAL_COLUMNS = ["number", "state", "feasible", "error", "duration_s", "worker", "started_at", "finished_at"]
@@ -89,6 +89,13 @@ class Study:
         self.space = space
         self.spec = spec
         self._meta = dict(record.get("meta") or {})
+        legacy = storage.get_attrs(self._id).get("grid")
+        if isinstance(legacy, dict) and legacy.get("path"):
+            logger.warning(
+                "study %r was stored by an older dse as a Parquet grid sweep (%s points in %s): its trials hold only "
+                "the front. To have every point as a trial, run the sweep again into a fresh study: "
+                "dse.delete_study(%r, storage=%r), then optimize() or `dse run` the study file again",
+                self.name, legacy.get("n_points"), legacy.get("path"), self.name, storage.url)
 
     # ---------------------------------------------------------------------------------------------- properties
     @property
@@ -147,13 +154,13 @@ class Study:
         out = pd.concat([base, params, metrics], axis=1)
         return out.reset_index(drop=True)
 
-    def _complete(self) -> pd.DataFrame:
-        t = self.trials
-        return t[t["state"] == "complete"]
-
     def pareto(self) -> pd.DataFrame:
         """The feasible, non-dominated complete trials (sorted by the first objective)."""
-        t = self._complete()
+        return self._front_of(self.trials)
+
+    def _front_of(self, trials: pd.DataFrame) -> pd.DataFrame:
+        """``pareto()`` of an already loaded ``trials`` table."""
+        t = trials[trials["state"] == "complete"]
         t = t[t["feasible"].astype(bool)]
         if t.empty:
             return t
@@ -214,24 +221,17 @@ class Study:
             "n_failed": int(states.get("failed", 0)),
             "n_running": int(states.get("running", 0)),
             "n_feasible": int(((t["state"] == "complete") & t["feasible"].fillna(False).astype(bool)).sum()) if len(t) else 0,
-            "front_size": int(len(self.pareto())),
+            "front_size": int(len(self._front_of(t))) if len(t) else 0,
         }
-        grid = self._storage.get_attrs(self._id).get("grid")
-        if grid:
-            out["grid"] = grid
+        if self.meta.get("optimizer") == "grid":
+            out["grid"] = {"n_points": int(self.space.size)}   # the space's points, those its rules exclude too
         return out
 
     # ---------------------------------------------------------------------------------------------- exports
-    def _grid_results(self) -> pd.DataFrame | None:
-        grid = self._storage.get_attrs(self._id).get("grid")
-        if not grid or not grid.get("path") or not Path(grid["path"]).exists():
-            return None
-        return pd.read_parquet(grid["path"])
-
     def results(self) -> pd.DataFrame:
-        """Every evaluated point: the full grid results when the study kept them in Parquet, else ``trials``."""
-        full = self._grid_results()
-        return full if full is not None else self.trials
+        """Every evaluated configuration: the same table as ``trials`` (one trial per evaluated configuration, at
+        any study size)."""
+        return self.trials
 
     def to_xarray(self):
         """Labelled results as an xarray.Dataset: one dimension per parameter, one variable per metric.
@@ -289,7 +289,7 @@ class Study:
         from .encoding import optuna_distributions
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        directions = ["minimize" if d == "min" else "maximize" for d in self.spec.directions]
+        directions: list[Any] = ["minimize" if d == "min" else "maximize" for d in self.spec.directions]
         ostudy = optuna.create_study(
             storage=url, study_name=study_name or self.name, directions=directions, load_if_exists=False
         )
@@ -323,19 +323,13 @@ class Study:
         return ostudy
 
     def view(self):
-        """The plain data the plotting and report functions take (dse.plot.StudyView).
-
-        For a grid study whose full results are in Parquet, the view holds every grid point (numbered by its
-        position in the grid), so plots show the dominated and infeasible points too, not only the stored front.
-        """
+        """The plain data the plotting and report functions take (dse.plot.StudyView): every trial and the
+        numbers of the front's."""
         from .plot import StudyView
 
-        front = self.pareto()
-        trials, numbers = self.trials, [int(n) for n in front["number"]] if len(front) else []
-        full = self._grid_results()
-        if full is not None and "grid_point" in front.columns:
-            trials = full.rename(columns={"point": "number"})
-            numbers = [int(p) for p in front["grid_point"]]
+        trials = self.trials
+        front = self._front_of(trials)
+        numbers = [int(n) for n in front["number"]] if len(front) else []
         return StudyView(
             name=self.name,
             trials=trials,
@@ -363,7 +357,7 @@ class Study:
         trial_timeout: float | None = None,
         progress: bool | None = None,
         **optimizer_settings: Any,
-    ) -> "Study":
+    ) -> Study:
         """Run the search: ask a batch, evaluate it in parallel, store it in one transaction, tell the optimizer.
 
         Args:
@@ -419,14 +413,10 @@ class Study:
             self._id, {"optimizer": name, "settings": run["settings"], "seed": seed, "objective": info, "runs": runs}
         )
         runner = Runner(evaluate, self.spec.required, n_jobs=n_jobs, backend=backend, address=address, timeout=trial_timeout)
-        known = None
         try:
-            if name == "grid" and self.space.size > GRID_TRIALS_LIMIT:
-                _GridSweep(self, runner, progress).run(timeout)
-            else:
-                loop = _Loop(self, opt, runner, batch_size, progress)
-                loop.run(n_trials, max_trials, timeout)
-                known = (len(loop.seen_numbers), loop.front_numbers.tolist())
+            loop = _Loop(self, opt, runner, batch_size, progress)
+            loop.run(n_trials, max_trials, timeout)
+            known = (len(loop.seen_numbers), loop.front_numbers.tolist())
         finally:
             runner.shutdown()
         self._store_front(known)
@@ -663,7 +653,7 @@ class _Loop:
         except KeyboardInterrupt:
             if numbers:
                 st.fail_running(sid, numbers=numbers, reason=ABORTED + "interrupted by the user (Ctrl-C); configuration retried")
-            print(f"\ninterrupted: {study.name!r} keeps every finished trial; run optimize() again to continue")
+            logger.warning("interrupted: %r keeps every finished trial; run optimize() again to continue", study.name)
         finally:
             bar.close()
 
@@ -736,7 +726,7 @@ class _Loop:
                 "finished_at": now,
                 "duration_s": float(sec),
             }
-            for num, rec, err, sec, good, f in zip(numbers or [None] * len(configs), ev.records, ev.errors,
+            for num, rec, err, sec, good, f in zip(numbers or [-1] * len(configs), ev.records, ev.errors,
                                                    ev.seconds, ok, feas)
         ]
         if numbers is None:
@@ -757,118 +747,8 @@ class _Loop:
 
 
 def _min_opt(*vals: int | None) -> int | None:
-    vals = [v for v in vals if v is not None]
-    return min(vals) if vals else None
-
-
-class _GridSweep:
-    """Exhaustive sweep of a large discrete space: full results to Parquet, the front and a summary to storage.
-
-    The grid is evaluated in chunks in a deterministic order; each chunk is one Parquet part file, and the number
-    of chunks done is stored, so a killed sweep resumes where it stopped.
-    """
-
-    CHUNK = 262_144
-
-    def __init__(self, study: Study, runner: Runner, progress: bool | None) -> None:
-        self.study, self.runner, self.progress = study, runner, progress
-
-    def _dir(self) -> Path:
-        url = self.study.storage_url
-        if url.startswith("sqlite:///"):
-            base = Path(url[len("sqlite:///"):]).resolve().parent
-        else:
-            base = Path("studies").resolve()
-        return base / f"{self.study.name}.grid"
-
-    def run(self, timeout: float | None) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from .objective import evaluate_frame
-
-        study, st, sid = self.study, self.study._storage, self.study._id
-        attrs = st.get_attrs(sid).get("grid") or {}
-        grid = study.space.grid()
-        n = len(grid)
-        n_chunks = math.ceil(n / self.CHUNK)
-        done = int(attrs.get("chunks_done", 0)) if attrs.get("n_points") == n else 0
-        out_dir = self._dir()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if done == 0:
-            for old in out_dir.glob("part-*.parquet"):
-                old.unlink()
-        bar = _Progress(self.progress, n, study.name)
-        bar.update(min(done * self.CHUNK, n), 0, 0)
-        start = time.monotonic()
-        summary = {"n_points": n, "chunks": n_chunks, "path": str(out_dir), "chunk_size": self.CHUNK}
-        vectorized = is_vectorized(self.runner.fn)
-        try:
-            for c in range(done, n_chunks):
-                if timeout is not None and time.monotonic() - start >= timeout:
-                    break
-                part = grid.iloc[c * self.CHUNK : (c + 1) * self.CHUNK].reset_index(drop=True)
-                t0 = time.perf_counter()
-                if vectorized and not self.runner.parallel:
-                    metrics, errors, _ = evaluate_frame(self.runner.fn, part, study.spec.required, self.runner.timeout)
-                else:
-                    results = self.runner.evaluate(_records(part))
-                    metrics = _frame([r.metrics or {} for r in results])
-                    errors = np.array([r.error for r in results], dtype=object)
-                seconds = time.perf_counter() - t0
-                for m in study.spec.required:
-                    if m not in metrics.columns:
-                        metrics[m] = np.nan
-                ok = np.array([e is None for e in errors], dtype=bool)
-                _, _, feas = study._F_CV(metrics, ok)
-                metrics = metrics.drop(columns=[c2 for c2 in metrics.columns if c2 in part.columns])
-                table = pd.concat([part, metrics.reset_index(drop=True)], axis=1)
-                table.insert(0, "point", np.arange(c * self.CHUNK, c * self.CHUNK + len(part)))
-                table["state"] = np.where(ok, "complete", "failed")
-                table["feasible"] = feas
-                table["error"] = errors.astype(object)
-                table["duration_s"] = seconds / max(len(part), 1)
-                pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out_dir / f"part-{c:05d}.parquet")
-                st.set_attrs(sid, {"grid": {**summary, "chunks_done": c + 1}})
-                bar.update(len(part), 0, int((~ok).sum()))
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: {study.name!r} keeps every finished chunk; run optimize() again to continue")
-        finally:
-            bar.close()
-        attrs = st.get_attrs(sid).get("grid") or {}
-        if attrs.get("chunks_done") == n_chunks and not attrs.get("front_stored"):
-            self._store_front(out_dir, summary)
-
-    def _store_front(self, out_dir: Path, summary: dict) -> None:
-        study, st, sid = self.study, self.study._storage, self.study._id
-        full = pd.read_parquet(out_dir)
-        feas = full[(full["state"] == "complete") & full["feasible"].astype(bool)]
-        names = study.spec.names
-        mask = _pareto.nondominated_mask(feas[names].to_numpy(dtype=float), study.spec.directions)
-        front = feas[mask]
-        params = _records(front[study.space.names])
-        metric_cols = [c for c in front.columns if c not in study.space.names and c not in
-                       ("point", "state", "feasible", "error", "duration_s")]
-        metrics = _records(front[metric_cols])
-        for m, point in zip(metrics, front["point"]):
-            m["grid_point"] = int(point)   # the row of this trial in the Parquet results
-        now = time.time()
-        rows = [
-            {"params": p, "metrics": m, "state": "complete", "feasible": True, "error": None,
-             "started_at": now, "finished_at": now, "duration_s": float(d)}
-            for p, m, d in zip(params, metrics, front["duration_s"])
-        ]
-        if rows:
-            st.add_trials(sid, rows, worker=worker_id())
-        st.set_attrs(sid, {"grid": {
-            **summary,
-            "chunks_done": summary["chunks"],
-            "front_stored": True,
-            "n_complete": int((full["state"] == "complete").sum()),
-            "n_failed": int((full["state"] == "failed").sum()),
-            "n_feasible": int(len(feas)),
-            "front_size": int(len(front)),
-        }})
+    given = [v for v in vals if v is not None]
+    return min(given) if given else None
 
 
 # -------------------------------------------------------------------------------------------------- module API
@@ -901,7 +781,9 @@ def create_study(
         objectives: metric -> "min" | "max".
         constraints: metric -> (op, bound), e.g. ``{"ttft_ms": ("<=", 500)}``: violating trials are stored as
             infeasible and never on the front.
-        storage: None (SQLite file ``studies/<name>.db``), any SQLAlchemy URL, a path to a .db file, or a storage.
+        storage: None (SQLite file ``studies/<name>.db``), ``":memory:"`` (this process only, nothing written to
+            disk: keep the returned Study, as ``load_study(name, storage=":memory:")`` opens a new, empty database),
+            any SQLAlchemy URL, a path to a .db file, or a storage.
         load_if_exists: reopen a study of that name; False raises StudyError if it exists.
     """
     _check_name(name)
@@ -920,6 +802,8 @@ def create_study(
     except StudyError:
         pass  # another process created it between our check and insert: fall through and compare
     rec = st.get_study(name)
+    if rec is None:
+        raise StudyError(f"study {name!r} could not be created in {st.url}: it is absent right after its insert")
     _check_same(rec, space, spec, st.url)
     return Study(st, rec, space, spec)
 
@@ -999,7 +883,7 @@ def list_studies(storage: str | BaseStorage | None = None, root: str | os.PathLi
 
 
 def delete_study(name: str, *, storage: str | BaseStorage | None = None) -> None:
-    """Delete a study and its trials (and its grid results directory, for a default SQLite storage)."""
+    """Delete a study and its trials."""
     _check_name(name)
     st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
     if st.get_study(name) is None:

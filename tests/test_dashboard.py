@@ -120,9 +120,10 @@ def free_port() -> int:
 
 
 def test_run_blocks_until_interrupted(storage_url):
-    """The CLI's blocking variant in its own process: prints the URL, serves, and exits cleanly on Ctrl-C."""
+    """The CLI's blocking variant in its own process: announces the URL (as the CLI does, with print), serves, and
+    exits cleanly on Ctrl-C."""
     port = free_port()
-    code = f"from dse.dashboard import run; run({storage_url!r}, port={port})"
+    code = f"from dse.dashboard import run; run({storage_url!r}, port={port}, announce=print)"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -68,7 +68,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_finished_trial(tmp_path):
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert "returned" in out, err       # optimize() returned normally after Ctrl-C
-    assert "interrupted" in out
+    assert "interrupted" in err         # logged (logger "dse.study", WARNING; stderr without a handler)
     t = dse.load_study("ctrlc", storage=url).trials
     assert (t["state"] != "running").all()
     complete = t[t["state"] == "complete"]

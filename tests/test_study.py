@@ -234,19 +234,17 @@ def test_to_optuna_copies_every_finished_trial(db_url, tmp_path):
     assert ostudy.metric_names == ["cost", "latency"]
 
 
-def test_large_grid_goes_to_parquet_and_only_the_front_to_trials(db_url, monkeypatch):
-    import dse.study as study_mod
-
-    monkeypatch.setattr(study_mod, "GRID_TRIALS_LIMIT", 100)
-    monkeypatch.setattr(study_mod._GridSweep, "CHUNK", 397)
+def test_a_grid_stores_every_point_as_a_trial_with_one_numbering(db_url):
     space = make_space()
     s = dse.create_study("big", space, OBJECTIVES, constraints={"mem": ("<=", 16)}, storage=db_url)
-    s.optimize(toy_vec, optimizer="grid", progress=False)
+    s.optimize(toy_vec, optimizer="grid", batch_size=397, progress=False)   # batches that do not divide the grid
     full = s.results()
-    assert len(full) == space.size
-    summary = s.summary()["grid"]
-    assert summary["n_points"] == space.size and summary["front_stored"]
-    feas = full[full["feasible"]]
+    pd.testing.assert_frame_equal(full, s.trials)
+    assert len(full) == space.size and sorted(full["number"]) == list(range(space.size))
+    assert not full.duplicated(subset=space.names).any()
+    summary = s.summary()
+    assert summary["grid"]["n_points"] == space.size and summary["n_trials"] == space.size
+    feas = full[full["feasible"].astype(bool)]
     expected = feas[pareto.brute_force_nondominated(feas[["cost", "latency"]].to_numpy(), ["min", "min"])]
     got = s.pareto()
     assert len(got) == len(expected)
@@ -275,10 +273,7 @@ def test_batches_where_every_trial_fails_and_resume_after_them(optimizer, db_url
     assert (s2.trials["state"] == "complete").sum() == 20
 
 
-def test_view_of_a_large_grid_shows_every_point_and_marks_the_front(db_url, monkeypatch):
-    import dse.study as study_mod
-
-    monkeypatch.setattr(study_mod, "GRID_TRIALS_LIMIT", 100)
+def test_view_of_a_grid_shows_every_point_and_marks_the_front(db_url):
     s = dse.create_study("gv", make_space(), OBJECTIVES, constraints={"mem": ("<=", 4)}, storage=db_url)
     s.optimize(toy_vec, optimizer="grid", progress=False)
     view = s.view()

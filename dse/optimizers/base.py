@@ -156,7 +156,7 @@ class BaseOptimizer(abc.ABC):
         self.n_told += int(new.sum())
         self._tell(params, X, F, CV, keys, new)
 
-    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
+    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,  # noqa: B027 (optional hook)
               new: np.ndarray) -> None:
         """Learn from told trials (``X`` = encoded params); ``new`` marks rows not told before (first
         occurrence). Default: nothing."""
@@ -231,8 +231,8 @@ class BaseOptimizer(abc.ABC):
         """Mask of the rows of ``df`` (``keys``: theirs) that are feasible (``check=False``: known to be), neither
         seen nor in ``exclude``, and the first of their configuration in ``df``."""
         ok = np.asarray(self.space.feasible(df), dtype=bool) if check else np.ones(len(df), dtype=bool)
-        told, pending, exclude = self._told, self._pending, exclude or ()
-        ok &= np.fromiter((not (k in told or k in pending or k in exclude) for k in keys.tolist()), dtype=bool,
+        told, pending, excl = self._told, self._pending, exclude or set()
+        ok &= np.fromiter((not (k in told or k in pending or k in excl) for k in keys.tolist()), dtype=np.bool_,
                           count=len(keys))
         return ok & ~pd.Index(keys).duplicated()
 

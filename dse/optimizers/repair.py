@@ -240,7 +240,7 @@ def stratified(X: np.ndarray, kinds: Iterable[str], n_values: Iterable[int], n: 
     X = np.asarray(X, dtype=float)
     if len(X) <= n:
         return np.arange(len(X))
-    S = np.empty(X.shape, dtype=np.int64)
+    S = np.empty((X.shape[0], X.shape[1]), dtype=np.int64)
     for j, (kind, nv) in enumerate(zip(kinds, n_values)):
         col = X[:, j]
         if kind == "nominal":

@@ -10,10 +10,10 @@ from pathlib import Path
 from dse.errors import StorageError
 from dse.storage.base import BaseStorage
 from dse.storage.schema import SCHEMA_VERSION, STATES
-from dse.storage.sql import VALID_URLS, SQLStorage, mask_url
+from dse.storage.sql import MEMORY, VALID_URLS, SQLStorage, mask_url
 
 __all__ = [
-    "BaseStorage", "SQLStorage", "open_storage", "default_url", "mask_url", "SCHEMA_VERSION", "STATES",
+    "BaseStorage", "SQLStorage", "open_storage", "default_url", "mask_url", "MEMORY", "SCHEMA_VERSION", "STATES",
 ]
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -42,7 +42,9 @@ def open_storage(url: str | Path | None, study_name: str | None = None) -> BaseS
     """Open (and create the schema of) the storage at ``url``.
 
     Args:
-        url: None for :func:`default_url` of ``study_name``; a SQLAlchemy URL (``sqlite:///file.db``,
+        url: None for :func:`default_url` of ``study_name``; ``":memory:"`` for a private in-memory SQLite database
+            (throwaway notebook work: nothing is written, and another ``open_storage(":memory:")`` is another,
+            empty database); a SQLAlchemy URL (``sqlite:///file.db``,
             ``postgresql://user:password@host:5432/db``); or a file path ending ``.db``/``.sqlite``/``.sqlite3``.
         study_name: used only when ``url`` is None.
 
@@ -57,7 +59,7 @@ def open_storage(url: str | Path | None, study_name: str | None = None) -> BaseS
         url = str(url)
     if not isinstance(url, str) or not url.strip():
         raise StorageError(f"storage {url!r} is not a URL or path; valid: {VALID_URLS}")
-    if "://" in url:
+    if "://" in url or url == MEMORY:
         return SQLStorage(url)
     if url.lower().endswith(_SQLITE_SUFFIXES):
         return SQLStorage("sqlite:///" + Path(url).as_posix())

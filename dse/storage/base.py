@@ -109,7 +109,7 @@ class BaseStorage(abc.ABC):
     def close(self) -> None:
         """Release connections. The object must not be used afterwards."""
 
-    def __enter__(self) -> "BaseStorage":
+    def __enter__(self) -> BaseStorage:
         return self
 
     def __exit__(self, *exc: object) -> None:

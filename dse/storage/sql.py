@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -42,8 +42,12 @@ from dse.storage.schema import attrs as attrs_table
 T = TypeVar("T")
 
 #: Valid storage forms, quoted by every "cannot open" error.
+#: The storage URL of a throwaway in-memory study (nothing written to disk; gone with the process).
+MEMORY = ":memory:"
+
 VALID_URLS = (
-    "None (a SQLite file studies/<name>.db), a file path ending .db/.sqlite/.sqlite3, 'sqlite:///path/to/file.db', "
+    "None (a SQLite file studies/<name>.db), ':memory:' (in this process only, nothing written), "
+    "a file path ending .db/.sqlite/.sqlite3, 'sqlite:///path/to/file.db', "
     "or any SQLAlchemy URL with an installed driver such as 'postgresql://user:password@host:5432/dbname' "
     "(psycopg2)"
 )
@@ -170,7 +174,11 @@ class SQLStorage(BaseStorage):
     """
 
     def __init__(self, url: str | URL, *, busy_timeout_s: float = 30.0, retry_timeout_s: float = 300.0) -> None:
-        self.url = mask_url(url)
+        if isinstance(url, str) and url == MEMORY:
+            url = "sqlite://"   # a private SQLite database in this process's memory, gone when it is closed
+            self.url = MEMORY
+        else:
+            self.url = mask_url(url)
         self._retry_timeout_s = float(retry_timeout_s)
         self._rng = random.Random()
         try:
@@ -314,7 +322,7 @@ class SQLStorage(BaseStorage):
         if conn.execute(select(studies.c.id).where(studies.c.id == study_id)).first() is None:
             self._no_study(conn, study_id)
 
-    def _no_study(self, conn: Connection, study_id: int) -> None:
+    def _no_study(self, conn: Connection, study_id: int) -> NoReturn:
         known = conn.execute(select(studies.c.id, studies.c.name).order_by(studies.c.id).limit(20)).all()
         raise StudyError(
             f"no study with id {study_id!r} in {self.url}; existing: "
@@ -464,7 +472,7 @@ class SQLStorage(BaseStorage):
         self._transaction(tx, write=True)
 
     # -- trials ---------------------------------------------------------------------------------------------------
-    def reserve_trials(self, study_id: int, params: list[dict[str, Any]], worker: str) -> list[int]:
+    def reserve_trials(self, study_id: int, params: list[dict[str, Any]], worker: str | None) -> list[int]:
         sid = _int(study_id, "study_id")
         worker = _opt_str(worker, "worker", 255)
         encoded = [_encode(p, f"params[{i}]") for i, p in enumerate(params)]
@@ -521,7 +529,7 @@ class SQLStorage(BaseStorage):
 
         self._transaction(tx, write=True)
 
-    def add_trials(self, study_id: int, rows: list[dict[str, Any]], worker: str) -> list[int]:
+    def add_trials(self, study_id: int, rows: list[dict[str, Any]], worker: str | None) -> list[int]:
         sid = _int(study_id, "study_id")
         worker = _opt_str(worker, "worker", 255)
         values = []
@@ -594,7 +602,7 @@ class SQLStorage(BaseStorage):
         wks = None if workers is None else [_opt_str(w, "workers[...]") for w in workers]
         now = time.time()
 
-        def tx(conn: Connection) -> list[dict[str, Any]]:
+        def tx(conn: Connection) -> list[Any]:
             self._lock_study(conn, sid, now)
             out: list[Any] = []
             for chunk in _chunks(nums) if nums is not None else [None]:
@@ -610,7 +618,7 @@ class SQLStorage(BaseStorage):
             return out
 
         rows = self._transaction(tx, write=True)
-        return [{"number": int(n), "params": json.loads(p)} for n, p in sorted(rows)]
+        return [{"number": int(n), "params": json.loads(p)} for n, p in sorted(rows, key=lambda r: r[0])]
 
     def running_workers(self, study_id: int) -> list[str]:
         sid = _int(study_id, "study_id")
@@ -654,9 +662,9 @@ class SQLStorage(BaseStorage):
 
         def tx(conn: Connection) -> list[Any]:
             self._require_study(conn, sid)
-            return conn.execute(
+            return list(conn.execute(
                 select(attrs_table.c.key, attrs_table.c.value).where(attrs_table.c.study_id == sid)
-            ).all()
+            ).all())
 
         return {k: json.loads(v) for k, v in self._transaction(tx, write=False)}
 
@@ -676,10 +684,10 @@ def _fetch_raw(conn: Connection, stmt: Any) -> list[tuple]:
     params = compiled.params
     args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
     dbapi_error = conn.dialect.loaded_dbapi.Error
-    cur = conn.connection.dbapi_connection.cursor()
+    cur = cast(Any, conn.connection.dbapi_connection).cursor()
     try:
         cur.execute(compiled.string, args)
-        return cur.fetchall()
+        return list(cur.fetchall())
     except dbapi_error as exc:  # as SQLAlchemy would wrap it, so that the retry loop sees "database is locked"
         raise DBAPIError.instance(compiled.string, args, exc, dbapi_error) from exc
     finally:

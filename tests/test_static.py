@@ -1,0 +1,29 @@
+"""Static checks of the engine, run as part of the test suite (so CI's one command runs them): ruff (pyflakes,
+bugbear, isort, pyupgrade) and mypy, both configured in pyproject.toml, must report nothing."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_finds_nothing():
+    r = _run("ruff", "check", "--no-cache", "--output-format", "concise")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy_finds_nothing():
+    r = _run("mypy")   # files and settings: [tool.mypy] in pyproject.toml
+    assert r.returncode == 0 and "Success: no issues found" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_engine_is_typed_and_does_not_print():
+    assert (ROOT / "dse" / "py.typed").exists(), "dse/py.typed tells type checkers that dse ships its types"
+    # library code logs (logger 'dse.*'); only the command line writes to stdout
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / "dse").rglob("*.py") if p.name != "cli.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if line.lstrip().startswith("print(")]
+    assert not offenders, offenders
