@@ -248,3 +248,16 @@ def test_large_sweeps_are_chunked_without_changing_any_row():
         one_row = estimate("Llama-3.1-8B", "H100", int(tp[i] * dp[i]), tp=int(tp[i]), global_batch=int(dp[i] * 4),
                            micro_batch=2, recompute=rec[i], seq_len=4096, tokens=1e12).iloc[0]
         pd.testing.assert_series_equal(big.iloc[i], one_row, check_names=False)
+
+
+def test_uneven_pipeline_stages_when_stated():
+    """DeepSeek-V3's 61 layers on 16 stages: refused unless uneven_pp=True; then the slowest stage holds 4 layers,
+    so it is no faster and needs no less memory than 64 layers on 16 even stages would."""
+    kw = dict(model="DeepSeek-V3", gpu="H100", n_gpus=2048, tp=1, pp=16, ep=64, seq_len=4096, global_batch=4096,
+              precision="fp8-block", recompute="full")
+    with pytest.raises(TrainingError, match=r"does not divide the 61 layers of DeepSeek-V3 \(pass uneven_pp=True"):
+        estimate(**kw)
+    r = estimate(**kw, uneven_pp=True).iloc[0]
+    assert r.fits and r.tokens_per_s_per_gpu > 0
+    even = estimate(**{**kw, "pp": 1, "n_gpus": 128, "global_batch": 256}).iloc[0]
+    assert r.mem_weights_gib < even.mem_weights_gib

@@ -267,7 +267,7 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
              sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, factors: Factors | None = None) -> pd.DataFrame:
+             scale_out_gbps: Any = None, uneven_pp: bool = False, factors: Factors | None = None) -> pd.DataFrame:
     """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
 
     Arguments (scalars or arrays, broadcast together):
@@ -286,6 +286,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     - tokens: training tokens of the run (optional): adds time_to_train_h, usd_per_run, mwh_per_run.
     - scale_up_gpus / scale_out_gbps: override the training system of the GPU (objectives/data/training/
       systems.toml): GPUs per NVLink/Infinity-Fabric domain, scale-out Gb/s per GPU per direction.
+    - uneven_pp: allow pp x vp not dividing the layers (uneven stages, as DeepSeek-V3's 61 layers on pp 16): the
+      slowest stage holds ceil(layers / (pp x vp)) x vp layers and sets the pipeline's pace and memory.
     - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
 
     Columns: step_time_s, tokens_per_s, tokens_per_s_per_gpu, model_tflops_per_gpu (model FLOPs, see the module
@@ -314,7 +316,7 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
                             + ", ".join(f"{k} {v}" for k, v in shapes.items())) from None
     N = int(np.prod(shape))
     if N <= CHUNK:
-        block, fits = _estimate_block(**args, factors=factors)
+        block, fits = _estimate_block(**args, uneven_pp=uneven_pp, factors=factors)
     else:
         # chunks of configurations: each chunk's intermediate arrays stay in cache (a memory-bound numpy pipeline
         # runs several times faster on thousands of rows than on millions); one Python call per chunk, not per row
@@ -324,7 +326,7 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
         for a in range(0, N, CHUNK):
             sl = slice(a, min(N, a + CHUNK))
             block[:, sl], fits[sl] = _estimate_block(**{k: (v[sl] if k in shapes else v) for k, v in flat.items()},
-                                                     factors=factors)
+                                                     uneven_pp=uneven_pp, factors=factors)
     df = pd.DataFrame(block.T, columns=list(FLOAT_COLUMNS), copy=False)
     df.insert(COLUMNS.index("fits"), "fits", fits)
     return df
@@ -352,7 +354,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
              sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
+             scale_out_gbps: Any = None, uneven_pp: bool = False,
+                     factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
     fits). Arguments as in `estimate`."""
     fac = factors or default_factors()
@@ -424,8 +427,12 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         ((mv["kv_heads"] % tp_ != 0) & (tp_ % mv["kv_heads"] != 0),
          lambda i: f"tp={_at(tp_, i):.0f} neither divides nor is a multiple of the {_at(mv['kv_heads'], i):.0f} KV heads of "
                    f"{m_recs[_at(mi, i)].name}"),
-        (mv["L"] % (pp_ * vp_) != 0, lambda i: f"pp x vp = {_at(pp_, i):.0f} x {_at(vp_, i):.0f} does not divide the "
-                                               f"{_at(mv['L'], i):.0f} layers of {m_recs[_at(mi, i)].name} (stages must be even)"),
+        ((mv["L"] % (pp_ * vp_) != 0) & (not uneven_pp),
+         lambda i: f"pp x vp = {_at(pp_, i):.0f} x {_at(vp_, i):.0f} does not divide the {_at(mv['L'], i):.0f} layers of "
+                   f"{m_recs[_at(mi, i)].name} (pass uneven_pp=True for uneven stages: the slowest holds "
+                   f"ceil(layers / (pp x vp)) x vp layers)"),
+        ((pp_ * vp_ > mv["L"]), lambda i: f"pp x vp = {_at(pp_, i):.0f} x {_at(vp_, i):.0f} exceeds the "
+                                          f"{_at(mv['L'], i):.0f} layers of {m_recs[_at(mi, i)].name}"),
         (n % tpc != 0, lambda i: f"n_gpus={_at(n, i):.0f} is not a multiple of tp x pp x cp = {_at(tp_, i):.0f} x {_at(pp_, i):.0f} x "
                                  f"{_at(cp_, i):.0f} = {_at(tpc, i):.0f}"),
         (B % (np.maximum(dp, 1) * b) != 0, lambda i: f"global_batch={_at(B, i):.0f} is not divisible by dp x micro_batch = "
@@ -484,7 +491,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
         # ---------------------------------------------------------------- compute per micro-batch on the stage
         L, h, V = mv["L"], mv["h"], mv["vocab"]
-        Ls = L / pp_                                              # layers per GPU
+        # layers per GPU: even stages L / pp; uneven (stated with uneven_pp) the slowest stage's ceil(L / (pp vp)) x vp
+        Ls = np.ceil(L / (pp_ * vp_)) * vp_ if uneven_pp else L / pp_
         tok_mb = b * s / cp_                                      # tokens per micro-batch per GPU
         d_loc = h / tp_
         m_rows = tok_mb                                           # GEMM rows: tokens of the micro-batch on this GPU
@@ -549,8 +557,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
 
         # ---------------------------------------------------------------- parameters per GPU
         emb = V * h / tp_
-        dense_stage = mv["dense_body"] / pp_ / tp_ + emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
-        exp_stage = mv["expert_body"] / pp_ / (ep_ * tp_)
+        dense_stage = mv["dense_body"] * Ls / L / tp_ + emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
+        exp_stage = mv["expert_body"] * Ls / L / (ep_ * tp_)
         body_stage = dense_stage - emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
         dp_dense, dp_exp = dp * cp_, dp * cp_ / ep_
         # LoRA adapters: rank r on the attention projections (q, k, v, o) and the MLP matrices of each layer
