@@ -48,10 +48,11 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
              pp: Sequence[int] | None = None, cp: Sequence[int] | None = None, ep: Sequence[int] | None = None,
              vp: Sequence[int] = (1, 2, 4), zero_stages: Sequence[int] = (1, 3),
              recompute: Sequence[str] = ("selective", "full"), micro_batches: Sequence[int] = (1, 2, 4),
-             precisions: Sequence[str] = ("bf16", "fp8")) -> dse.Space:
+             precisions: Sequence[str] = ("bf16", "fp8"), uneven_pp: bool = False) -> dse.Space:
     """The training space of ``model`` on ``gpus`` with up to ``max_gpus`` GPUs, for ``global_batch`` sequences of
     ``seq_len`` tokens per step. ``n_gpus`` defaults to the powers of two from 8 to ``max_gpus``; the other
-    keyword arguments restrict each knob (each value must obey the module's rules)."""
+    keyword arguments restrict each knob (each value must obey the module's rules). ``uneven_pp``: allow pipeline
+    stages of unequal size (pp x vp need not divide the layers; evaluate with ``uneven_pp=True`` too)."""
     m = _model(model)
     if isinstance(gpus, (str, GPU)):
         gpus = [gpus]
@@ -73,9 +74,10 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
     tps = _pick("tp", tp, tp_ok if tp is None else sorted(set(tp_ok) | {t for t in tp if m.n_heads % t == 0 and (
         m.n_kv_heads % t == 0 or t % m.n_kv_heads == 0)}), f"must divide the {m.n_heads} heads and the "
         f"{m.n_kv_heads} KV heads (or be a multiple of them)")
-    pp_ok = [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= max_gpus and m.n_layers % p == 0]
-    pps = _pick("pp", pp, pp_ok if pp is None else [p for p in range(1, m.n_layers + 1) if m.n_layers % p == 0],
-                f"must divide the {m.n_layers} layers")
+    pp_ok = [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= min(max_gpus, m.n_layers) and (uneven_pp or m.n_layers % p == 0)]
+    pps = _pick("pp", pp, pp_ok if pp is None else [p for p in range(1, m.n_layers + 1)
+                                                    if uneven_pp or m.n_layers % p == 0],
+                f"must divide the {m.n_layers} layers" + ("" if uneven_pp else " (or pass uneven_pp=True)"))
     # default: chunks of at least 2048 tokens per GPU (shorter ones leave ring attention exposed)
     cp_ok = [c for c in (1, 2, 4, 8, 16) if seq_len % (2 * c) == 0 and (c == 1 or seq_len // c >= 2048)]
     cps = _pick("cp", cp, cp_ok if cp is None else [c for c in range(1, 65) if seq_len % (2 * c) == 0],
@@ -108,7 +110,7 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
     cons = [
         "n_gpus % (tp * pp * cp) == 0",
         f"{G} % ({dp} * micro_batch) == 0",
-        f"{L} % (pp * vp) == 0",
+        f"pp * vp <= {L}" if uneven_pp else f"{L} % (pp * vp) == 0",
         "vp == 1 or pp > 1",
         f"vp == 1 or ({G} // ({dp} * micro_batch)) % pp == 0",
     ]

@@ -77,3 +77,15 @@ def test_flagship_study_runs_and_its_front_fits(tmp_path):
     # more GPUs on the front buy a shorter run
     f = front.sort_values("gpus")
     assert f.groupby("gpus")["time_to_train_h"].min().is_monotonic_decreasing
+
+
+def test_moe_space_with_uneven_stages_evaluates_every_point():
+    s = spaces.training("DeepSeek-V3", ["H100", "B200"], max_gpus=2048, n_gpus=[1024, 2048], global_batch=4096,
+                        seq_len=4096, uneven_pp=True, zero_stages=(1,), recompute=("full",), micro_batches=(1,),
+                        precisions=("fp8-block",), vp=(1,))
+    g = s.grid()
+    assert (g["pp"] == 16).any() and (g["ep"] > 1).any()
+    out = training_objective("DeepSeek-V3", seq_len=4096, global_batch=4096, tokens=14.8e12, uneven_pp=True)(g)
+    assert len(out) == len(g) and out["fits"].sum() > 0
+    with pytest.raises(dse.SpaceError, match=r"pass uneven_pp=True"):
+        spaces.training("DeepSeek-V3", ["H100"], global_batch=4096, seq_len=4096, pp=[16])

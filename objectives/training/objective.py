@@ -26,8 +26,9 @@ class TrainingObjective:
     """Callable on a DataFrame of configurations (``@dse.vectorized``); `constraints`: the run fits in memory."""
 
     def __init__(self, model: Any, *, seq_len: int, global_batch: int, tokens: float, finetune: str | None = None,
-                 defaults: dict[str, Any] | None = None) -> None:
+                 defaults: dict[str, Any] | None = None, uneven_pp: bool = False) -> None:
         self.model, self.seq_len, self.global_batch, self.tokens = model, seq_len, global_batch, tokens
+        self.uneven_pp = uneven_pp
         self.finetune = finetune
         self.defaults = {**DEFAULTS, **(defaults or {})}
         dse.vectorized(self, name="training/analytical", version=VERSION)
@@ -49,7 +50,7 @@ class TrainingObjective:
                        sequence_parallel=np.asarray(col("sequence_parallel")).astype(bool),
                        zero_stage=col("zero_stage"), recompute=col("recompute"), seq_len=self.seq_len,
                        micro_batch=col("micro_batch"), global_batch=self.global_batch, precision=col("precision"),
-                       offload=col("offload"), finetune=self.finetune, tokens=self.tokens)
+                       offload=col("offload"), finetune=self.finetune, tokens=self.tokens, uneven_pp=self.uneven_pp)
         out["fits"] = out["fits"].astype(float)
         out["gpus"] = df["n_gpus"].to_numpy(dtype=float)      # n_gpus as a metric (an objective of GPU count)
         out.index = df.index
@@ -57,7 +58,7 @@ class TrainingObjective:
 
 
 def training_objective(model: Any, *, seq_len: int, global_batch: int, tokens: float, finetune: str | None = None,
-                       defaults: dict[str, Any] | None = None) -> TrainingObjective:
-    """The vectorized evaluate of a training study (see `TrainingObjective`)."""
+                       defaults: dict[str, Any] | None = None, uneven_pp: bool = False) -> TrainingObjective:
+    """The vectorized evaluate of a training study (see `TrainingObjective`; `uneven_pp` as in `estimate`)."""
     return TrainingObjective(model, seq_len=seq_len, global_batch=global_batch, tokens=tokens, finetune=finetune,
-                             defaults=defaults)
+                             defaults=defaults, uneven_pp=uneven_pp)
