@@ -261,3 +261,15 @@ def test_uneven_pipeline_stages_when_stated():
     assert r.fits and r.tokens_per_s_per_gpu > 0
     even = estimate(**{**kw, "pp": 1, "n_gpus": 128, "global_batch": 256}).iloc[0]
     assert r.mem_weights_gib < even.mem_weights_gib
+
+
+def test_hybrid_sharding_shards_within_a_node_and_replicates_across():
+    kw = dict(model="Llama-3.1-70B", gpu="H100", n_gpus=512, tp=1, seq_len=4096, global_batch=1024, recompute="full")
+    r = estimate(zero_stage=np.array([3, "hybrid_shard"], dtype=object), **kw)
+    fsdp, hsdp = r.iloc[0], r.iloc[1]
+    assert hsdp.mem_optimizer_gib == pytest.approx(fsdp.mem_optimizer_gib * 512 / 8)   # 8 shards instead of 512
+    assert hsdp.mem_per_gpu_gib > fsdp.mem_per_gpu_gib
+    # within one node there is nothing to replicate: hybrid sharding is FSDP
+    one_node = estimate(zero_stage=np.array(["fsdp", "hybrid_shard"], dtype=object), **{**kw, "n_gpus": 8,
+                                                                                     "global_batch": 16})
+    pd.testing.assert_series_equal(one_node.iloc[0], one_node.iloc[1], check_names=False)

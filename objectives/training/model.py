@@ -161,8 +161,10 @@ def _categories(name: str, x: Any, valid: tuple, normalize=None) -> tuple[list, 
 def _zero(v: Any) -> Any:
     if isinstance(v, str):
         s = v.strip().lower()
-        if s in ("fsdp", "full_shard", "hybrid_shard", "hsdp"):
+        if s in ("fsdp", "full_shard"):
             return 3
+        if s in ("hybrid_shard", "hsdp"):
+            return "hybrid_shard"
         if s.isdigit():
             return int(s)
         return s
@@ -276,8 +278,9 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     - n_gpus, tp, pp, cp, ep, vp: GPU count and tensor / pipeline / context / expert parallel degrees and
       interleaved pipeline chunks per GPU. dp = n_gpus / (tp x pp x cp); expert parallelism lives inside dp x cp
       (as in Megatron-Core: ep divides dp x cp and the experts).
-    - sequence_parallel: bool (norm/dropout activations split over tp). zero_stage: 0-3 or "fsdp" (= 3; also
-      "hybrid_shard"). recompute: "none" | "selective" | "full".
+    - sequence_parallel: bool (norm/dropout activations split over tp). zero_stage: 0-3, "fsdp" (= 3) or
+      "hybrid_shard" (HSDP: ZeRO-3 among the data-parallel ranks of one scale-up domain, replicated across domains,
+      with one all-reduce of the sharded gradients per step). recompute: "none" | "selective" | "full".
     - seq_len (tokens), micro_batch (sequences per micro-batch per replica), global_batch (sequences per step).
     - precision: "bf16" | "fp16" | "fp8" (per-tensor scaling) | "fp8-rowwise" | "fp8-block" | "mxfp8" | "nvfp4".
     - offload: None | "optimizer" (states and step on the host) | "weights" (weights streamed from the host) | "both".
@@ -409,7 +412,9 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     abytes = np.array([PRECISIONS[p][2] for p in precs])[p_idx]
     recipe = np.array([fac.params["recipe_cost"].get(p, 1.0) for p in precs])[p_idx]
     rc = np.array([RECOMPUTE.index(r) for r in recs])[codes(r_code, len(recs))]          # 0 none, 1 selective, 2 full
-    zs = np.array(zeros, dtype=np.float64)[codes(z_code, len(zeros))]
+    z_i = codes(z_code, len(zeros))
+    zs = np.array([3.0 if z == "hybrid_shard" else float(z) for z in zeros])[z_i]
+    hyb = np.array([z == "hybrid_shard" for z in zeros])[z_i]          # ZeRO-3 within a domain, replicated across
     off = np.array([OFFLOAD.index(o) for o in offs])[codes(o_code, len(offs))]
     off_opt, off_w = (off == 1) | (off == 3), (off == 2) | (off == 3)
     lora = (np.array([FINETUNE.index(f) for f in fts])[codes(f_code, len(fts))] == 2)
@@ -487,7 +492,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
 
     def core(n: Any, tp_: Any, pp_: Any, cp_: Any, ep_: Any, vp_: Any, s: Any, b: Any, B: Any, rank: Any, sp: Any,
              gcol: Any, wbytes: Any, abytes: Any, recipe: Any, rc: Any, zs: Any, off_opt: Any, off_w: Any, lora: Any,
-             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, mv: dict, gv: dict) -> dict[str, Any]:
+             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, mv: dict,
+             gv: dict) -> dict[str, Any]:
         """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
         # ---------------------------------------------------------------- compute per micro-batch on the stage
         L, h, V = mv["L"], mv["h"], mv["vocab"]
@@ -561,6 +567,10 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         exp_stage = mv["expert_body"] * Ls / L / (ep_ * tp_)
         body_stage = dense_stage - emb * np.where((pp_ == 1) & (mv["tied"] == 0), 2.0, 1.0)
         dp_dense, dp_exp = dp * cp_, dp * cp_ / ep_
+        # hybrid sharding: ZeRO-3 over the group's members inside one scale-up domain, replicas across domains
+        g_d = np.where(hyb, np.clip(gv["scale_up"] / tp_, 1.0, dp_dense), dp_dense)
+        g_e = np.where(hyb, np.clip(gv["scale_up"] / (tp_ * ep_), 1.0, dp_exp), dp_exp)
+        r_d, r_e = dp_dense / g_d, dp_exp / g_e                   # replicas (1 without hybrid sharding)
         # LoRA adapters: rank r on the attention projections (q, k, v, o) and the MLP matrices of each layer
         lora_params = np.where(lora, rank * Ls * (4.0 * h + 2.0 * mv["hq"] + 2.0 * mv["hkv"]
                                                    + mv["mlp_mats"] * (h + mv["f_avg"])) / tp_, 0.0)
@@ -570,24 +580,28 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         # ---------------------------------------------------------------- data-parallel communication and optimizer
         w_comm = wbytes                                           # weights gathered at their storage precision
         g_bytes = np.where(zs >= 3, 4.0, 2.0)                     # FSDP reduces in fp32, Megatron-Core in bf16
-        ring_dense = np.where(dp_dense > 1, (dp_dense - 1) / dp_dense, 0.0)
-        ring_exp = np.where(dp_exp > 1, (dp_exp - 1) / dp_exp, 0.0)
+        ring_dense = np.where(g_d > 1, (g_d - 1) / g_d, 0.0)
+        ring_exp = np.where(g_e > 1, (g_e - 1) / g_e, 0.0)
         grad_vol = train_dense * ring_dense + train_exp * ring_exp
         weight_vol = np.where(lora, 0.0, (dense_stage * ring_dense + exp_stage * ring_exp) * w_comm)
-        bw_dp = bw(dp_dense, tp_)                                  # the dp x cp group strides over tp
+        bw_dp = bw(g_d, tp_)                                       # the dp x cp group strides over tp
         # collectives of the step: ZeRO 0-2 reduce gradients in buckets of BUCKET parameters (all-gather the updated
         # weights in as many with ZeRO 1/2); ZeRO 3/FSDP gathers twice and reduce-scatters once per layer per
         # micro-batch. Each pays the fixed latency plus the ring's per-hop latency over the dp x cp group.
         n_buckets = np.maximum(1.0, np.ceil((train_dense + train_exp) / BUCKET))
         n_coll_dp = np.where(zs >= 3, 3.0 * Ls * m_mb, np.where(zs >= 1, 2.0, 1.0) * n_buckets)
-        lat_dp = n_coll_dp * (lat + hop * np.maximum(dp_dense - 1.0, 0.0)) * (grad_vol > 0)
+        lat_dp = n_coll_dp * (lat + hop * np.maximum(g_d - 1.0, 0.0)) * (grad_vol > 0)
+        # hybrid sharding: once per step, an all-reduce of each shard's gradients across the replicas
+        rep_vol = 2.0 * (np.where(r_d > 1, (r_d - 1) / r_d, 0.0) * train_dense / g_d
+                         + np.where(r_e > 1, (r_e - 1) / r_e, 0.0) * train_exp / g_e) * g_bytes
+        t_rep = np.where(hyb & (r_d > 1), rep_vol / bw(r_d, tp_ * g_d) + n_buckets * (lat + hop * (r_d - 1.0)), 0.0)
         t_dp_z0 = 2.0 * grad_vol * g_bytes / bw_dp
         t_dp_z12 = (grad_vol * g_bytes + np.where(lora, 0.0, weight_vol)) / bw_dp
         t_dp_z3 = m_mb * (grad_vol * g_bytes + 2.0 * np.where(lora, lora_params * ring_dense * 2.0, weight_vol)) / bw_dp
-        t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + lat_dp
+        t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + lat_dp + t_rep
         window = np.where(zs >= 3, t_pipe, t_fwd + t_bwd)
         t_dp_exp = np.maximum(0.0, t_dp - F["dp_overlap"] * window)
-        opt_params = (train_dense / np.where(zs >= 1, dp_dense, 1.0) + train_exp / np.where(zs >= 1, dp_exp, 1.0))
+        opt_params = (train_dense / np.where(zs >= 1, g_d, 1.0) + train_exp / np.where(zs >= 1, g_e, 1.0))
         t_opt_gpu = opt_params * ADAM_BYTES / hbm
         t_opt_host = opt_params * 4.0 / (gv["host_gbs"] * 1e9)    # 16-bit gradients down, 16-bit weights up
         t_opt = np.where(off_opt, t_opt_host, t_opt_gpu)
@@ -597,10 +611,10 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
 
         # ---------------------------------------------------------------- memory per GPU
         shard_w = np.where(zs >= 3, 1.0, 0.0)
-        weights = (body_stage * wbytes + (dense_stage - body_stage) * 2.0) / np.where(shard_w > 0, dp_dense, 1.0) \
-            + exp_stage * wbytes / np.where(shard_w > 0, dp_exp, 1.0) + lora_params * 2.0
+        weights = (body_stage * wbytes + (dense_stage - body_stage) * 2.0) / np.where(shard_w > 0, g_d, 1.0) \
+            + exp_stage * wbytes / np.where(shard_w > 0, g_e, 1.0) + lora_params * 2.0
         weights = np.where(off_w, 0.0, weights)
-        grads = 2.0 * (train_dense / np.where(zs >= 2, dp_dense, 1.0) + train_exp / np.where(zs >= 2, dp_exp, 1.0))
+        grads = 2.0 * (train_dense / np.where(zs >= 2, g_d, 1.0) + train_exp / np.where(zs >= 2, g_e, 1.0))
         optim = np.where(off_opt, 0.0, 12.0 * opt_params)
         hq, hkv, f = mv["hq"], mv["hkv"], mv["f_avg"]
         repl = 4.0 * h + abytes * h + abytes * h                  # norm inputs; QKV and fc1 GEMM inputs
@@ -613,8 +627,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
         acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
         # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident: (1 - 1/dp) of them
-        gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / dp_dense)
-                                                 + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / dp_exp))
+        gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / g_d)
+                                                 + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / g_e))
         comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, gather, 0.0) + RESERVE_GIB * GIB
         total = weights + grads + optim + acts + comm
         mem_gib = total / GIB
@@ -649,7 +663,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     fits = np.empty(N, dtype=bool)
     per_row = dict(n=n, tp_=tp_, pp_=pp_, cp_=cp_, ep_=ep_, vp_=vp_, s=s, b=b, B=B, rank=rank, sp=sp, gcol=gcol,
                    wbytes=wbytes, abytes=abytes, recipe=recipe, rc=rc, zs=zs, off_opt=off_opt, off_w=off_w, lora=lora,
-                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row)
+                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb)
     for a in range(0, N, CHUNK):
         sl = slice(a, min(N, a + CHUNK))
 
