@@ -34,8 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.kind == "training":
         from .training import run as run_training
-        return run_training(args.command, args.data, None if args.out == str(DATA_FILE) else args.out,
-                            no_loso=args.no_loso, max_nfev=args.max_nfev)
+        try:
+            print(run_training(args.command, args.data, None if args.out == str(DATA_FILE) else args.out,
+                               no_loso=args.no_loso, max_nfev=args.max_nfev))
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         df, path = load(args.data)
     except FileNotFoundError as exc:

@@ -340,8 +340,11 @@ def sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def run(command: str, data: str | None, out: str | None, no_loso: bool = False, max_nfev: int = 200) -> int:
-    """The CLI body for --kind training (fit: write the factors JSON and print the tables; report: tables only)."""
+def run(command: str, data: str | None, out: str | None, no_loso: bool = False, max_nfev: int = 200) -> str:
+    """The CLI body for --kind training: fit writes the factors JSON; both return the tables as text (the CLI
+    prints them)."""
+    lines: list[str] = []
+    say = lines.append
     df, path = load(data)
     cfg = configurations(df)
     target = Path(out) if out else FACTORS_FILE
@@ -365,22 +368,22 @@ def run(command: str, data: str | None, out: str | None, no_loso: bool = False, 
         "mdape_by_source_%": {k: float(v) for k, v in rows.groupby("source")["ape"].median().round(1).items()},
         "published_configs_predicted_to_fit": f"{int(fits.sum())} of {len(fits)}",
     }
-    print(f"{len(df)} rows, {int((df['why'] != '').sum())} excluded, {len(cfg)} configurations scored "
+    say(f"{len(df)} rows, {int((df['why'] != '').sum())} excluded, {len(cfg)} configurations scored "
           f"({len(rows)} rows share their errors)\n")
-    print(f"MdAPE by source (in-sample):\n{mdape(rows, 'source').to_string()}\n")
-    print(f"MdAPE by GPU:\n{mdape(rows, 'c_gpu').to_string()}\n")
-    print(f"MdAPE by metric:\n{mdape(rows, 'metric').to_string()}\n")
-    print(f"overall MdAPE {rows['ape'].median():.1f} % over {len(rows)} rows")
-    print(f"published configurations predicted to fit in memory: {int(fits.sum())} of {len(fits)}")
+    say(f"MdAPE by source (in-sample):\n{mdape(rows, 'source').to_string()}\n")
+    say(f"MdAPE by GPU:\n{mdape(rows, 'c_gpu').to_string()}\n")
+    say(f"MdAPE by metric:\n{mdape(rows, 'metric').to_string()}\n")
+    say(f"overall MdAPE {rows['ape'].median():.1f} % over {len(rows)} rows")
+    say(f"published configurations predicted to fit in memory: {int(fits.sum())} of {len(fits)}")
     if command == "fit" and not no_loso:
         lt = loso(cfg, fac)
         lrows = scored_rows(df, lt.drop(columns=["pred", "ape"]), lt["pred"].to_numpy())
         meta["loso_mdape_by_source_%"] = {k: float(v) for k, v in lrows.groupby("source")["ape"].median().round(1).items()}
         meta["loso_mdape_all_rows_%"] = round(float(lrows["ape"].median()), 2)
         meta["loso_mdape_by_gpu_%"] = {k: float(v) for k, v in lrows.groupby("c_gpu")["ape"].median().round(1).items()}
-        print(f"\nleave-one-source-out MdAPE by source:\n{mdape(lrows, 'source').to_string()}\n")
-        print(f"leave-one-source-out MdAPE by GPU:\n{mdape(lrows, 'c_gpu').to_string()}\n")
-        print(f"leave-one-source-out overall MdAPE {lrows['ape'].median():.1f} % over {len(lrows)} rows")
+        say(f"\nleave-one-source-out MdAPE by source:\n{mdape(lrows, 'source').to_string()}\n")
+        say(f"leave-one-source-out MdAPE by GPU:\n{mdape(lrows, 'c_gpu').to_string()}\n")
+        say(f"leave-one-source-out overall MdAPE {lrows['ape'].median():.1f} % over {len(lrows)} rows")
     if command == "fit":
         fac = Factors(fac.params, meta)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -388,8 +391,8 @@ def run(command: str, data: str | None, out: str | None, no_loso: bool = False, 
         from objectives.training import reload_default_factors
         if target.resolve() == FACTORS_FILE.resolve():
             reload_default_factors()
-        print(f"wrote {target}")
-    return 0
+        say(f"wrote {target}")
+    return "\n".join(lines)
 
 
 def estimate_fits(cfg: pd.DataFrame, fac: Factors) -> np.ndarray:
