@@ -507,7 +507,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         lin_fwd = 2.0 * tok_mb * (mv["lin_active"] / L * Ls + np.where(pp_ == 1, V * h, 0.0)) / tp_
         # LM head on the last stage: counted on the bottleneck only when it is the single stage (pp = 1); with pp > 1
         # the stages are taken as balanced for it (Megatron-Core's account_for_loss_in_pipeline_split); counting it on
-        # top of an even split fixes NeMo's Nemotron-22B (pp 4, 256k vocabulary) but raises the leave-one-source-out
+        # top of an even split improves NeMo's Nemotron-22B (pp 4, 256k vocabulary) but raises the leave-one-source-out
         # MdAPE from 10.1 to 10.9 % (docs/training.md)
         t_gemm = lin_fwd / gemm_rate
         c_full = s / 2.0
