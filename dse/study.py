@@ -458,19 +458,30 @@ class Study:
         return F, CV, ok & (CV == 0)
 
     def _reclaim_dead(self) -> int:
-        """Mark trials left running by dead local processes as aborted (the loop retries them); return how many."""
-        host = socket.gethostname()
-        dead = []
-        for w in self._storage.running_workers(self._id):
-            parts = str(w).split(":")
-            if len(parts) >= 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
-                dead.append(w)
+        """Release the work claims of dead local processes, and mark the trials they left running as aborted (the
+        loop retries them); return how many trials."""
+        claims = self._storage.claims(self._id)
+        gone = _dead_local(set(claims.values()))
+        if gone:
+            self._storage.release_claims(self._id, [k for k, w in claims.items() if w in gone])
+        dead = _dead_local(set(self._storage.running_workers(self._id)))
         if not dead:
             return 0
         rows = self._storage.fail_running(
             self._id, workers=dead, reason=ABORTED + "the worker process died (crash or kill); configuration retried"
         )
         return len(rows)
+
+
+def _dead_local(workers: set[str]) -> list[str]:
+    """The worker ids (``host:pid:tag``) of processes on this host that are no longer alive."""
+    host = socket.gethostname()
+    dead = []
+    for w in sorted(workers):
+        parts = str(w).split(":")
+        if len(parts) >= 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            dead.append(w)
+    return dead
 
 
 def _pid_alive(pid: int) -> bool:
@@ -535,6 +546,8 @@ class _Loop:
 
     def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None) -> None:
         self.study, self.opt, self.runner = study, opt, runner
+        if batch_size is None and is_vectorized(runner.fn) and not runner.parallel:
+            batch_size = opt.vectorized_batch_size()
         self.batch_size = batch_size or opt.default_batch_size()
         self.progress_flag = progress
         self.worker = worker_id()
@@ -547,6 +560,17 @@ class _Loop:
         self.aborted_configs: dict[tuple, dict] = {}   # their configurations, retried unless evaluated since
         self.front_F = np.zeros((0, len(study.spec.names)))
         self.front_numbers = np.zeros(0, dtype=np.int64)   # trial numbers of the rows of front_F
+        self.claimed: list[str] = []   # work claims this loop took (released if it stops on an error or Ctrl-C)
+        if hasattr(opt, "claim") and getattr(opt, "block", None):
+            opt.claim = self._claim_block   # workers on this study split the grid through the storage
+
+    def _claim_block(self, index: int) -> bool:
+        """Claim grid block ``index`` for this loop (keyed by the block size, the same in every worker)."""
+        key = f"grid:{self.opt.block}:{index}"
+        ok = self.study._storage.claim(self.study._id, key, self.worker)
+        if ok:
+            self.claimed.append(key)
+        return ok
 
     # -- state from storage
     def sync(self) -> None:
@@ -653,9 +677,20 @@ class _Loop:
         except KeyboardInterrupt:
             if numbers:
                 st.fail_running(sid, numbers=numbers, reason=ABORTED + "interrupted by the user (Ctrl-C); configuration retried")
+            self._release_claims()
             logger.warning("interrupted: %r keeps every finished trial; run optimize() again to continue", study.name)
+        except BaseException:
+            self._release_claims()
+            raise
         finally:
             bar.close()
+
+    def _release_claims(self) -> None:
+        """Give back this loop's claims: whatever of them it stored is told to whoever claims them next, and
+        skipped there; the rest is evaluated there."""
+        if self.claimed:
+            self.study._storage.release_claims(self.study._id, self.claimed)
+            self.claimed = []
 
     def _next_batch(self, n: int, retry: list[dict]) -> tuple[list[dict], list[tuple], pd.DataFrame | None]:
         """Up to ``n`` configurations to evaluate (retried aborted ones first, then asked ones not evaluated in this

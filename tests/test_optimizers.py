@@ -176,7 +176,10 @@ def test_nsga2_population_excludes_failed_and_puts_feasible_first() -> None:
 def test_grid_yields_every_point_in_order_then_is_exhausted() -> None:
     space = Space(a=Categorical(["x", "y"]), n=Int(1, 5), m=Int(1, 4, when="a == 'y'"), constraints=["n != 3"])
     opt = get_optimizer("grid", space, 1)
-    assert opt.default_batch_size() == 65536
+    assert opt.default_batch_size() == opt.block == 256     # blocks of ~1/32 of the grid, at least 256 rows
+    big = Space(a=Int(0, 999), b=Int(0, 99))
+    assert get_optimizer("grid", big, 1).block == 3125     # 100,000 / 32
+    assert get_optimizer("grid", big, 1, batch_size=1000).block == 1000   # at most the batch_size setting
     parts = []
     while not opt.exhausted:
         parts.append(opt.ask(3))

@@ -410,3 +410,22 @@ def test_fuzzed_input_gives_clear_errors_and_alters_nothing(storage: SQLStorage,
         assert _snapshot(storage, 1) == before
     else:
         assert storage.count_trials(1) >= n_before
+
+
+def test_claims_are_exclusive_released_and_kept_apart_from_attrs(storage: SQLStorage) -> None:
+    sid = storage.create_study("c", {})
+    storage.set_attrs(sid, {"front": [1]})
+    assert storage.claim(sid, "grid:256:0", "w1") is True
+    assert storage.claim(sid, "grid:256:0", "w2") is False     # another worker holds it
+    assert storage.claim(sid, "grid:256:0", "w1") is True      # its holder may claim it again
+    assert storage.claim(sid, "grid:256:1", "w2") is True
+    assert storage.claims(sid) == {"grid:256:0": "w1", "grid:256:1": "w2"}
+    assert storage.get_attrs(sid) == {"front": [1]}              # claims are not attrs
+    storage.release_claims(sid, ["grid:256:0"])
+    assert storage.claim(sid, "grid:256:0", "w2") is True
+    with pytest.raises(StorageError, match="not starting with 'claim:'"):
+        storage.set_attrs(sid, {"claim:grid:256:1": "w3"})
+    with pytest.raises(StorageError, match="claim key"):
+        storage.claim(sid, "", "w1")
+    with pytest.raises(StorageError, match="needs a worker id"):
+        storage.claim(sid, "k", None)  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """End-to-end studies: every optimizer, failures, constraints, cache, resume, exports."""
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -358,3 +359,63 @@ def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url
     assert _keyed_records(shuffled)[1] == _keyed_records(asked)[1] == [_key(r) for r in recs]
     assert _keyed_records(asked)[0] == recs
     assert len(set(map(_key, recs))) == len(asked.drop_duplicates())   # equal configurations, equal keys
+
+
+def test_a_dead_workers_grid_claim_is_released_and_its_block_evaluated(db_url):
+    import socket
+    import subprocess
+    import sys
+
+    s = dse.create_study("claims", make_space(), OBJECTIVES, storage=db_url)
+    from dse.optimizers import get_optimizer
+
+    opt = get_optimizer("grid", s.space, 2)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_worker = f"{socket.gethostname()}:{int(dead.stdout)}:gone"
+    alive_worker = f"{socket.gethostname()}:{os.getpid()}:other"      # a live process's claim is respected
+    st = s.storage
+    assert st.claim(s._id, f"grid:{opt.block}:0", dead_worker)
+    assert st.claim(s._id, f"grid:{opt.block}:1", alive_worker)
+    s.optimize(toy_vec, optimizer="grid", progress=False)
+    t = s.trials
+    grid = s.space.grid()
+    skipped = grid.iloc[opt.block:2 * opt.block]        # the live worker's block: not ours to evaluate
+    assert len(t) == len(grid) - len(skipped)
+    assert not t[s.space.names].duplicated().any()
+    got = set(map(tuple, t[s.space.names].astype(str).to_numpy()))
+    assert set(map(tuple, grid.iloc[:opt.block].astype(str).to_numpy())) <= got     # the dead worker's block redone
+    assert not set(map(tuple, skipped.astype(str).to_numpy())) & got
+    assert st.claims(s._id)[f"grid:{opt.block}:0"] != dead_worker
+
+
+def test_an_interrupted_grid_gives_its_claims_back(db_url):
+    s = dse.create_study("claims2", make_space(), OBJECTIVES, storage=db_url)
+    calls = []
+
+    @dse.vectorized
+    def stop_second_batch(df):
+        calls.append(len(df))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return toy_vec(df)
+
+    s.optimize(stop_second_batch, optimizer="grid", progress=False)
+    assert s.storage.claims(s._id) == {}          # given back: another worker (or the next run) takes them
+    s.optimize(toy_vec, optimizer="grid", progress=False)
+    assert len(s.trials) == s.space.size and not s.trials[s.space.names].duplicated().any()
+
+
+def test_random_search_on_a_vectorized_objective_asks_larger_batches(db_url):
+    seen = []
+
+    @dse.vectorized
+    def sizes(df):
+        seen.append(len(df))
+        return toy_vec(df)
+
+    s = dse.create_study("rb", make_space(), OBJECTIVES, storage=db_url)
+    s.optimize(sizes, optimizer="random", n_trials=1500, seed=0, progress=False)
+    assert seen[0] == 1024 and sum(seen) == 1500   # storage amortized over 1,024 rows, not 256
+    seen.clear()
+    s.optimize(sizes, optimizer="random", n_trials=100, batch_size=30, seed=1, progress=False)
+    assert max(seen) == 30                           # an explicit batch_size is kept

@@ -66,6 +66,36 @@ def test_four_workers_times_500_on_postgresql(postgres_db_url):  # noqa: F811
     _check_shared_study(postgres_db_url, 2000)
 
 
+GRID_FILE = Path(__file__).with_name("worker_grid_study.py")
+
+
+def _two_grid_workers(url: str) -> pd.DataFrame:
+    """Two `dse worker` processes on one grid study: every grid point once, split between them (block claims)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "dse.cli", "worker", str(GRID_FILE), "--storage", url,
+                               "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    study = dse.load_study("shared-grid", storage=url)
+    t = study.trials
+    size = study.space.size
+    assert len(t) == size and sorted(t["number"]) == list(range(size))
+    assert (t["state"] == "complete").all()
+    assert not t[["a", "b", "c"]].duplicated().any(), "a grid point was evaluated twice"
+    assert t["pid"].nunique() == 2, "both workers evaluated part of the grid"
+    return t
+
+
+def test_two_workers_split_a_grid_on_sqlite(tmp_path):
+    _two_grid_workers(f"sqlite:///{tmp_path/'grid.db'}")
+
+
+@pytest.mark.postgres
+def test_two_workers_split_a_grid_on_postgresql(postgres_db_url):  # noqa: F811
+    _two_grid_workers(postgres_db_url)
+
+
 def _pid_metrics(config):
     return {"f1": config["b"] * (1 + config["c"]), "f2": 1.0 / config["b"] + config["c"], "pid": os.getpid()}
 

@@ -110,6 +110,11 @@ class BaseOptimizer(abc.ABC):
     def default_batch_size(self) -> int:
         """Configurations per ask that suit this optimizer (e.g. NSGA-II: its population)."""
 
+    def vectorized_batch_size(self) -> int:
+        """Configurations per ask when the objective is vectorized and evaluated in this process (default: the
+        same as ``default_batch_size``; optimizers whose batches are not generations may ask more)."""
+        return self.default_batch_size()
+
     # ------------------------------------------------------------------------------------------ ask/tell
     def ask(self, n: int) -> pd.DataFrame:
         """Up to ``n`` new feasible configurations (columns = space.names); empty when nothing is left."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,16 @@ from .base import BaseOptimizer, Batch, check_int
 
 @dataclasses.dataclass(frozen=True)
 class RandomSettings:
-    """``batch_size``: configurations per ask by default."""
+    """``batch_size``: configurations per ask by default; ``vectorized_batch_size``: per ask when the objective is
+    vectorized and evaluated in this process (a batch then costs little but its storage, which larger batches
+    amortize: see docs/engine.md)."""
 
     batch_size: int = 256
+    vectorized_batch_size: int = 1024
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size, 1)
+        check_int("vectorized_batch_size", self.vectorized_batch_size, 1)
 
 
 class RandomOptimizer(BaseOptimizer):
@@ -32,13 +37,17 @@ class RandomOptimizer(BaseOptimizer):
     def default_batch_size(self) -> int:
         return self.config.batch_size
 
+    def vectorized_batch_size(self) -> int:
+        return self.config.vectorized_batch_size
+
     def _ask(self, n: int) -> Batch:
         return self.sample_new(n)
 
 
 @dataclasses.dataclass(frozen=True)
 class GridSettings:
-    """``batch_size``: grid rows per ask by default."""
+    """``batch_size``: grid rows per ask by default, at most (blocks of a grid are about 1/32 of it, so that
+    workers sharing a study split it finely)."""
 
     batch_size: int = 65536
 
@@ -51,6 +60,11 @@ class GridOptimizer(BaseOptimizer):
 
     The grid is built once, on the first ask, and handed out as row slices (no second copy). Rows told before
     they were asked (from storage on resume) are skipped. ``seed`` has no effect (the order is the grid's).
+
+    Workers sharing a study split the grid into fixed blocks of ``block`` rows (the same in every worker: it
+    depends only on the space and the settings): with ``claim`` set (``block index -> bool``, through the
+    storage), a block is evaluated only by the worker whose claim succeeded, and blocks every row of which was
+    told already are not claimed at all.
     """
 
     name = "grid"
@@ -63,20 +77,55 @@ class GridOptimizer(BaseOptimizer):
         super().__init__(space, n_objectives, seed=seed, **settings)
         self._grid: pd.DataFrame | None = None
         self._cursor = 0
+        #: rows per claimed block: about 1/32 of the space, at least 256, at most ``batch_size``
+        self.block = int(min(self.config.batch_size, max(256, -(-int(space.size) // 32))))
+        #: set by a study whose workers share the grid: block index -> True if this worker may evaluate it
+        self.claim: Callable[[int], bool] | None = None
+        self._mine: Batch | None = None   # the rest of the claimed block not yet asked
 
     def default_batch_size(self) -> int:
-        return self.config.batch_size
+        return self.block
 
     @property
     def exhausted(self) -> bool:
-        if self._grid is not None and self._cursor >= len(self._grid):
+        if self._grid is not None and self._cursor >= len(self._grid) and not (self._mine and len(self._mine[0])):
             return True
         return super().exhausted
+
+    def _next_claimed(self) -> Batch | None:
+        """The unseen rows of the next block this worker claims (None when the grid is done)."""
+        assert self._grid is not None and self.claim is not None
+        grid, block = self._grid, self.block
+        while self._cursor < len(grid):
+            i = self._cursor // block
+            self._cursor = min((i + 1) * block, len(grid))
+            chunk = grid.iloc[i * block:self._cursor]
+            keys = self.encoder.keys(chunk)
+            keep = ~self.is_seen(keys)
+            if not keep.any() or not self.claim(i):
+                continue   # done already, or another worker's
+            if not keep.all():
+                chunk, keys = chunk.iloc[np.flatnonzero(keep)], keys[keep]
+            return chunk, keys
+        return None
 
     def _ask(self, n: int) -> Batch:
         if self._grid is None:
             self._grid = self.space.grid().reset_index(drop=True)
         parts: list[Batch] = []
+        if self.claim is not None:
+            have = 0
+            while have < n:
+                if self._mine is None or not len(self._mine[0]):
+                    self._mine = self._next_claimed()
+                    if self._mine is None:
+                        break
+                chunk, keys = self._mine
+                take = n - have
+                parts.append((chunk.iloc[:take], keys[:take]))
+                have += min(take, len(chunk))
+                self._mine = (chunk.iloc[take:], keys[take:])
+            return self.concat(parts)
         have = 0
         while have < n and self._cursor < len(self._grid):
             stop = min(self._cursor + (n - have), len(self._grid))

@@ -102,7 +102,21 @@ class BaseStorage(abc.ABC):
 
     @abc.abstractmethod
     def get_attrs(self, study_id: int) -> dict[str, Any]:
-        """All key-values set with :meth:`set_attrs`."""
+        """All key-values set with :meth:`set_attrs` (claims excluded)."""
+
+    # -- claims: workers of one study split its work --------------------------------------------------------------
+    @abc.abstractmethod
+    def claim(self, study_id: int, key: str, worker: str) -> bool:
+        """Claim the unit of work ``key`` for ``worker``, atomically: True if this call took it (or ``worker``
+        already held it), False if another worker holds it."""
+
+    @abc.abstractmethod
+    def claims(self, study_id: int) -> dict[str, str]:
+        """Claimed keys -> the worker holding each."""
+
+    @abc.abstractmethod
+    def release_claims(self, study_id: int, keys: Sequence[str]) -> None:
+        """Drop the claims ``keys`` (a crashed or interrupted worker's), so that other workers may take them."""
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     @abc.abstractmethod
