@@ -74,7 +74,8 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
     tps = _pick("tp", tp, tp_ok if tp is None else sorted(set(tp_ok) | {t for t in tp if m.n_heads % t == 0 and (
         m.n_kv_heads % t == 0 or t % m.n_kv_heads == 0)}), f"must divide the {m.n_heads} heads and the "
         f"{m.n_kv_heads} KV heads (or be a multiple of them)")
-    pp_ok = [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= min(max_gpus, m.n_layers) and (uneven_pp or m.n_layers % p == 0)]
+    pp_ok = [p for p in (1, 2, 4, 8, 16, 32, 64)
+             if p <= min(max_gpus, m.n_layers) and (uneven_pp or m.n_layers % p == 0)]
     pps = _pick("pp", pp, pp_ok if pp is None else [p for p in range(1, m.n_layers + 1)
                                                     if uneven_pp or m.n_layers % p == 0],
                 f"must divide the {m.n_layers} layers" + ("" if uneven_pp else " (or pass uneven_pp=True)"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from objectives import catalog, training
 from objectives.training import TrainingError, estimate
@@ -27,7 +28,8 @@ def test_issue_example_has_every_column_and_sane_values():
     assert 0 < r.mfu_pct < 100 and r.fits
     assert r.tokens_per_s == pytest.approx(1024 * 8192 / r.step_time_s)
     assert r.tokens_per_s_per_gpu == pytest.approx(r.tokens_per_s / 1024)
-    parts = r.mem_weights_gib + r.mem_gradients_gib + r.mem_optimizer_gib + r.mem_activations_gib + r.mem_comm_buffers_gib
+    parts = (r.mem_weights_gib + r.mem_gradients_gib + r.mem_optimizer_gib + r.mem_activations_gib
+             + r.mem_comm_buffers_gib)
     assert r.mem_per_gpu_gib == pytest.approx(parts)
     assert r.time_to_train_h == pytest.approx(15e12 / r.tokens_per_s / 3600)
     price = catalog.gpu("H100-SXM-80GB").price_usd_per_hour
@@ -43,7 +45,8 @@ def test_without_tokens_the_run_columns_are_nan():
 
 def test_mfu_uses_6n_plus_attention_and_the_16bit_peak():
     m = catalog.model("Llama-3.1-8B")
-    r = estimate("Llama-3.1-8B", "H100", 8, tp=1, seq_len=4096, micro_batch=1, global_batch=64, precision="bf16").iloc[0]
+    r = estimate("Llama-3.1-8B", "H100", 8, tp=1, seq_len=4096, micro_batch=1, global_batch=64,
+                 precision="bf16").iloc[0]
     from objectives.catalog import model_math
     n = model_math.active_params(m, input_embedding=False)
     flops_tok = 6 * n + 12 * m.n_layers * 4096 * m.n_heads * m.head_dim
@@ -138,7 +141,8 @@ def test_frontier_gcd_and_v100_are_usable():
     (dict(recompute="some"), r"unknown recompute 'some'; valid: 'none', 'selective', 'full'"),
     (dict(zero_stage=4), r"unknown zero_stage 4"),
     (dict(offload="disk"), r"unknown offload 'disk'"),
-    (dict(gpu="A100-SXM-80GB"), r"precision 'fp8' cannot run on A100-SXM-80GB \(ampere\); valid there: \['bf16', 'fp16'\]"),
+    (dict(gpu="A100-SXM-80GB"),
+     r"precision 'fp8' cannot run on A100-SXM-80GB \(ampere\); valid there: \['bf16', 'fp16'\]"),
     (dict(precision="nvfp4"), r"'nvfp4' cannot run on H100-SXM-80GB"),
     (dict(micro_batch=0), r"micro_batch=0 is invalid: micro_batch must be an integer >= 1"),
     (dict(vp=5, global_batch=32 * 6), r"interleaved pipeline \(vp=5\) needs the 6 micro-batches"),

@@ -4,8 +4,6 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 import dse
@@ -27,7 +25,7 @@ def test_every_grid_point_is_accepted_by_the_model_and_the_rules_are_exact():
     choices = [s.params[n].choices for n in names]
     want = set()
     for combo in itertools.product(*choices):
-        kw = dict(zip(names, combo))
+        kw = dict(zip(names, combo, strict=True))
         try:
             estimate("Mixtral-8x7B", kw.pop("gpu"), kw.pop("n_gpus"), seq_len=4096, global_batch=64, **kw)
         except TrainingError:

@@ -37,7 +37,7 @@ from scipy.optimize import least_squares
 
 from objectives import catalog
 from objectives.catalog import Model
-from objectives.training import Factors, TrainingError, estimate
+from objectives.training import Factors, estimate
 from objectives.training.factors import BOUNDS, FACTORS_FILE, PRIORS
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "calibration" / "training_measurements.csv"
@@ -165,7 +165,8 @@ def row_config(r: Any) -> dict[str, Any]:
     elif "selective" in rec:
         recompute = "selective"
     else:
-        recompute = "full" if src in ("Megatron-LM@5281919", "Megatron-LM@152aab3", "Megatron-LM@50a4b5f") else "selective"
+        early = ("Megatron-LM@5281919", "Megatron-LM@152aab3", "Megatron-LM@50a4b5f")
+        recompute = "full" if src in early else "selective"
     fw = out["framework"]
     zero = 3 if fw == "llm-foundry" else 1 if (fw == "NeMo" or src == "Megatron-LM@937571c") else 0
     sp = bool(fw == "NeMo" or src in ("Megatron-LM@937571c", "Megatron-LM@2e90a34"))
@@ -243,7 +244,8 @@ def predict(cfg: pd.DataFrame, fac: Factors) -> np.ndarray:
 REG = 0.2
 #: factors fitted (dotted paths); the others keep their priors
 FITTED = ("gemm_eff.volta.16bit", "gemm_eff.ampere.16bit", "gemm_eff.hopper.16bit", "gemm_eff.hopper.fp8",
-          "gemm_dim_half", "gemm_m_half", "hop_latency_us", "attn_eff.ampere", "attn_eff.hopper", "elementwise_bytes", "layer_overhead_us", "step_overhead_s",
+          "gemm_dim_half", "gemm_m_half", "hop_latency_us", "attn_eff.ampere", "attn_eff.hopper", "elementwise_bytes",
+          "layer_overhead_us", "step_overhead_s",
           "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap", "dp_overlap")
 #: families without calibration rows take the fitted factors of the closest calibrated family
 FALLBACK = {"ada": "hopper", "blackwell": "hopper", "blackwell-ultra": "hopper", "cdna2": "ampere",
@@ -283,15 +285,21 @@ def fit(cfg: pd.DataFrame, base: Factors | None = None, max_nfev: int = 200, reg
     # factors a subset cannot identify stay at the prior (e.g. fp8 without NeMo, volta without the 2020 rows)
     fams = set(catalog.gpu(g).family for g in cfg["c_gpu"])
     has_fp8 = (cfg["c_precision"] == "fp8").any()
-    free = np.array([not ((p.split(".")[0] in ("gemm_eff", "attn_eff") and p.split(".")[1] not in fams) or (p.endswith(".fp8") and not has_fp8)
-                          or (p in ("tp_overlap", "scale_up_bw_eff") and not (cfg["c_tp"] > 1).any()))
-                     for p in FITTED])
+    def identifiable(p: str) -> bool:
+        kind, rest = p.split(".")[0], p.split(".")[1:]
+        if kind in ("gemm_eff", "attn_eff") and rest[0] not in fams:
+            return False
+        if p.endswith(".fp8") and not has_fp8:
+            return False
+        return not (p in ("tp_overlap", "scale_up_bw_eff") and not (cfg["c_tp"] > 1).any())
+
+    free = np.array([identifiable(p) for p in FITTED])
     prior = np.array([max(_prior(p), 1e-3) for p in FITTED])
 
     def make(xf: np.ndarray) -> Factors:
         x = x0.copy()
         x[free] = xf
-        return _with_fallbacks(base.with_values(dict(zip(FITTED, x))))
+        return _with_fallbacks(base.with_values(dict(zip(FITTED, x, strict=True))))
 
     def resid(xf: np.ndarray) -> np.ndarray:
         pred = predict(cfg, make(xf))
@@ -362,7 +370,8 @@ def run(command: str, data: str | None, out: str | None, no_loso: bool = False, 
                                                         .value_counts().items()},
         "configurations_fitted": int(len(cfg)),
         "method": "scipy.optimize.least_squares, soft-L1 on log(pred/measured tokens/s/GPU), rows weighted "
-                  "1/sqrt(rows of their source), log-prior (weight REG = %g) to the priors of objectives/training/factors.py" % REG,
+                  f"1/sqrt(rows of their source), log-prior (weight REG = {REG:g}) to the priors of "
+                  "objectives/training/factors.py",
         "fitted_factors": list(FITTED), "family_fallback": FALLBACK,
         "mdape_all_rows_%": round(float(rows["ape"].median()), 2),
         "mdape_by_source_%": {k: float(v) for k, v in rows.groupby("source")["ape"].median().round(1).items()},
@@ -378,7 +387,8 @@ def run(command: str, data: str | None, out: str | None, no_loso: bool = False, 
     if command == "fit" and not no_loso:
         lt = loso(cfg, fac)
         lrows = scored_rows(df, lt.drop(columns=["pred", "ape"]), lt["pred"].to_numpy())
-        meta["loso_mdape_by_source_%"] = {k: float(v) for k, v in lrows.groupby("source")["ape"].median().round(1).items()}
+        by_src = lrows.groupby("source")["ape"].median().round(1)
+        meta["loso_mdape_by_source_%"] = {k: float(v) for k, v in by_src.items()}
         meta["loso_mdape_all_rows_%"] = round(float(lrows["ape"].median()), 2)
         meta["loso_mdape_by_gpu_%"] = {k: float(v) for k, v in lrows.groupby("c_gpu")["ape"].median().round(1).items()}
         say(f"\nleave-one-source-out MdAPE by source:\n{mdape(lrows, 'source').to_string()}\n")
