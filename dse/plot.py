@@ -101,13 +101,47 @@ def hover_data(view: StudyView, df: pd.DataFrame, label: str = "") -> tuple[np.n
     return data, "<br>".join(lines) + "<extra></extra>"
 
 
+#: Unit of a metric read from its name's suffix (the naming convention of the metrics a study stores:
+#: ``tpot_ms``, ``usd_per_mtok``, ``mem_per_gpu_gib``...): (suffix, unit), the first matching suffix wins.
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("tok_s_per_gpu", "tokens/s per GPU"), ("tok_s_per_user", "tokens/s per user"), ("tok_s", "tokens/s"),
+    ("tokens_per_s_per_gpu", "tokens/s per GPU"), ("tokens_per_s", "tokens/s"), ("req_s", "requests/s"),
+    ("requests_per_s", "requests/s"), ("tflops_per_gpu", "TFLOP/s per GPU"), ("tb_s", "TB/s"),
+    ("usd_per_mtok", "USD per million tokens"), ("usd_per_run", "USD"), ("_usd", "USD"), ("mwh_per_run", "MWh"),
+    ("joules_per_tok", "J/token"), ("_ms", "ms"), ("_us", "\u00b5s"), ("_s", "s"), ("_h", "h"), ("_gib", "GiB"),
+    ("_gb", "GB"), ("_pct", "%"), ("_w", "W"),
+)
+
+#: A positive metric spanning at least this ratio (max / min) over the plotted points gets a log axis.
+LOG_AXIS_RATIO = 100.0
+
+
+def unit_of(metric: str) -> str | None:
+    """The unit of ``metric`` from its name's suffix (``UNIT_SUFFIXES``), or None when the name does not say."""
+    low = metric.lower()
+    for suffix, unit in UNIT_SUFFIXES:
+        if low.endswith(suffix):
+            return unit
+    return None
+
+
 def _axis_title(view: StudyView, metric: str) -> str:
+    unit = unit_of(metric)
+    name = f"{metric} [{unit}]" if unit else metric
     if metric in view.objectives:
-        return f"{metric} ({view.objectives[metric]})"
+        return f"{name} ({view.objectives[metric]})"
     if metric in view.constraints:
         op, bound = view.constraints[metric]
-        return f"{metric} (constraint {op} {bound:g})"
-    return metric
+        return f"{name} (constraint {op} {bound:g})"
+    return name
+
+
+def heavy_tailed(values: np.ndarray) -> bool:
+    """True when ``values`` (NaN ignored) are all positive and span at least ``LOG_AXIS_RATIO``: a linear axis
+    would squash most points against one end, so the axis is drawn in log scale."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return bool(len(v) >= 2 and v.min() > 0 and v.max() / v.min() >= LOG_AXIS_RATIO)
 
 
 def _resolve_axes(view: StudyView, x: str | None, y: str | None, z: str | None) -> list[str]:
@@ -258,8 +292,10 @@ def _front_plotly(view: StudyView, df: pd.DataFrame, axes: list[str], color: str
                 op, bound = view.constraints[metric]
                 add = fig.add_vline if axis == "x" else fig.add_hline
                 add(bound, line=dict(dash="dash", color="#555555", width=1), annotation_text=f"{metric} {op} {bound:g}")
-        fig.update_xaxes(title_text=_axis_title(view, axes[0]))
-        fig.update_yaxes(title_text=_axis_title(view, axes[1]))
+        fig.update_xaxes(title_text=_axis_title(view, axes[0]),
+                         type="log" if heavy_tailed(df[axes[0]].to_numpy(dtype=float)) else None)
+        fig.update_yaxes(title_text=_axis_title(view, axes[1]),
+                         type="log" if heavy_tailed(df[axes[1]].to_numpy(dtype=float)) else None)
     fig.update_layout(
         title=dict(text=f"{html.escape(view.name)}: Pareto front"),
         template="plotly_white",
@@ -306,6 +342,11 @@ def _front_mpl(view: StudyView, df: pd.DataFrame, axes: list[str], color: str | 
         cast(Any, ax).set_zlabel(_axis_title(view, axes[2]))   # a 3-D Axes
     ax.set_xlabel(_axis_title(view, axes[0]))
     ax.set_ylabel(_axis_title(view, axes[1]))
+    if not three_d:
+        if heavy_tailed(df[axes[0]].to_numpy(dtype=float)):
+            ax.set_xscale("log")
+        if heavy_tailed(df[axes[1]].to_numpy(dtype=float)):
+            ax.set_yscale("log")
     ax.set_title(f"{view.name}: Pareto front")
     ax.legend(loc="best", fontsize="small")
     if mappable is not None:

@@ -100,9 +100,11 @@ def _plot_div(fig: Any, div_id: str, css_class: str = "") -> str:
     return body
 
 
-def _value_cell(v: Any, numeric: bool) -> str:
+def _value_cell(v: Any, numeric: bool, integer: bool = False) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return '<td data-v="">\u2014</td>'
+    if integer:   # trial numbers, counts: every digit (4 significant digits showed 13740 as 1.374e+04)
+        return f'<td data-v="{int(v)}">{int(v)}</td>'
     if numeric:
         return f'<td data-v="{float(v)!r}">{float(v):.4g}</td>'
     return f'<td class="s" data-v="{_esc(v)}">{_esc(v)}</td>'
@@ -111,11 +113,12 @@ def _value_cell(v: Any, numeric: bool) -> str:
 def _table(df: pd.DataFrame, *, sortable: bool = False, trial_col: str | None = None, table_id: str = "") -> str:
     """An HTML table of `df` (numbers to 4 significant digits, raw values in data-v for sorting)."""
     numeric = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns}
+    integer = {c: numeric[c] and (pd.api.types.is_integer_dtype(df[c]) or c == trial_col) for c in df.columns}
     head = "".join(f'<th class="{"" if numeric[c] else "s"}">{_esc(c)}</th>' for c in df.columns)
     rows = []
     for rec in df.itertuples(index=False, name=None):  # the report shows at most the front: a small table
         attrs = f' data-trial="{_esc(rec[list(df.columns).index(trial_col)])}"' if trial_col else ""
-        cells = "".join(_value_cell(v, numeric[c]) for c, v in zip(df.columns, rec))
+        cells = "".join(_value_cell(v, numeric[c], integer[c]) for c, v in zip(df.columns, rec))
         rows.append(f"<tr{attrs}>{cells}</tr>")
     cls = ' class="sortable"' if sortable else ""
     tid = f' id="{table_id}"' if table_id else ""

@@ -164,7 +164,7 @@ def test_front_2d_plotly_classes_and_hover(view, tmp_path):
     row = view.front().iloc[0]
     cd = next(c for c in by_meta(fig, FRONT).customdata if int(c[0]) == row.number)
     assert row.gpu in cd and str(row.batch) in cd and row["mode"] in cd
-    assert fig.layout.xaxis.title.text == "latency_ms (min)" and fig.layout.yaxis.title.text == "throughput (max)"
+    assert fig.layout.xaxis.title.text == "latency_ms [ms] (min)" and fig.layout.yaxis.title.text == "throughput (max)"
 
 
 def test_front_2d_line_is_the_attainment_line(view):
@@ -194,7 +194,7 @@ def test_front_switches_to_webgl_for_many_points(view, monkeypatch):
 def test_front_constraint_bound_drawn(view):
     fig = plot.front(view, "cost", "mem_gib")
     assert [s.y0 for s in fig.layout.shapes] == [60.0]
-    assert fig.layout.yaxis.title.text == "mem_gib (constraint <= 60)"
+    assert fig.layout.yaxis.title.text == "mem_gib [GiB] (constraint <= 60)"
 
 
 def test_front_3d_plotly(view, tmp_path):
@@ -229,7 +229,7 @@ def test_front_matplotlib_png(view, tmp_path, axes, color):
     fig = plot.front(view, *axes, backend="matplotlib", color=color)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "latency_ms (min)"
+    assert ax.get_xlabel() == "latency_ms [ms] (min)"
     labels = ax.get_legend_handles_labels()[1]
     n_front = len(view.pareto_numbers)
     assert f"Pareto front ({n_front})" in labels
@@ -260,7 +260,7 @@ def test_front_defaults_and_errors(view):
 def test_front_single_objective_uses_another_metric():
     v = make_view(objectives={"cost": "min"})
     fig = plot.front(v)
-    assert fig.layout.xaxis.title.text == "cost (min)" and fig.layout.yaxis.title.text == "latency_ms"
+    assert fig.layout.xaxis.title.text == "cost (min)" and fig.layout.yaxis.title.text == "latency_ms [ms]"
 
 
 def test_front_with_no_complete_trials(view):
@@ -428,3 +428,19 @@ def test_sensitivity_invariants(values, shift, scale):
         assert (t0[col] >= 0).all() and (t0[col] <= total * (1 + 1e-9) + 1e-9).all()
         assert t1[col].to_numpy() == pytest.approx(t0[col].to_numpy() * scale, rel=1e-6, abs=1e-6 * (1 + abs(shift)))
     assert (t0["relative_spread"].fillna(0) <= 1 + 1e-9).all()
+
+
+def test_a_heavy_tailed_metric_gets_a_log_axis_and_titles_carry_units():
+    view = make_view(n=120, seed=3)
+    ok = view.trials["state"] == "complete"
+    view.trials.loc[ok, "cost"] = np.geomspace(0.7, 230, int(ok.sum()))   # USD per Mtok on the flagship: 0.7-230
+    fig = plot.front(view, "cost", "mem_gib")
+    assert fig.layout.xaxis.type == "log"                  # spans 330x: a linear axis squashes the front
+    assert fig.layout.yaxis.type is None                   # mem_gib spans ~11x: linear
+    assert fig.layout.yaxis.title.text == "mem_gib [GiB] (constraint <= 60)"
+    mpl = plot.front(view, "cost", "mem_gib", backend="matplotlib")
+    assert mpl.axes[0].get_xscale() == "log" and mpl.axes[0].get_yscale() == "linear"
+    assert plot.heavy_tailed(np.array([1.0, 99.0])) is False and plot.heavy_tailed(np.array([1.0, np.nan, 100.0]))
+    assert not plot.heavy_tailed(np.array([-1.0, 500.0]))   # not all positive: no log axis
+    assert [plot.unit_of(m) for m in ("tpot_ms", "usd_per_mtok", "tok_s_per_gpu", "throughput_tok_s", "f1")] == [
+        "ms", "USD per million tokens", "tokens/s per GPU", "tokens/s", None]

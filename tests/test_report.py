@@ -223,3 +223,14 @@ def test_table_sorting_and_error_capture_in_chromium(chromium, view, tmp_path):
     assert 'aria-sort="descending"' in out.stdout
     errs = js_errors(out, out.stdout)
     assert any("definitelyNotDefined" in e for e in errs), errs  # the checks above would see a real error
+
+
+def test_front_table_shows_trial_numbers_as_integers(tmp_path):
+    v = make_view(n=60, seed=4)
+    v = dataclasses.replace(v, trials=v.trials.assign(number=v.trials["number"] + 13_700),
+                            pareto_numbers=[n + 13_700 for n in v.pareto_numbers])
+    text = report.write(v, tmp_path / "big.html").read_text(encoding="utf-8")
+    table = re.search(r'<table class="sortable" id="front-table">(.*?)</table>', text, re.S).group(1)
+    cells = re.findall(r'<tr data-trial="(\d+)"><td data-v="(\d+)">([^<]*)</td>', table)
+    assert cells and all(a == b == c for a, b, c in cells)   # 13740, not 1.374e+04
+    assert sorted(int(a) for a, _, _ in cells) == sorted(v.pareto_numbers)

@@ -419,3 +419,14 @@ def test_random_search_on_a_vectorized_objective_asks_larger_batches(db_url):
     seen.clear()
     s.optimize(sizes, optimizer="random", n_trials=100, batch_size=30, seed=1, progress=False)
     assert max(seen) == 30                           # an explicit batch_size is kept
+
+
+def test_a_study_from_the_old_parquet_grid_sweep_opens_with_how_to_redo_it(db_url, caplog):
+    s = dse.create_study("old-grid", make_space(), OBJECTIVES, storage=db_url)
+    # what the previous engine's large-grid sweep left: the front as trials, every point in Parquet beside the db
+    s.storage.set_attrs(s._id, {"grid": {"n_points": 1680, "path": "/gone/old-grid.grid", "front_stored": True}})
+    with caplog.at_level("WARNING", logger="dse"):
+        again = dse.load_study("old-grid", storage=db_url)
+    assert len(again.trials) == 0
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "Parquet grid sweep" in msg and "dse.delete_study('old-grid'" in msg
