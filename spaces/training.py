@@ -33,6 +33,12 @@ def _model(model: str | Model) -> Model:
     return model if isinstance(model, Model) else catalog.model(model)
 
 
+def _domain(gpu: str) -> int:
+    """GPUs per scale-up domain of a catalog GPU's training system (the default for GPUs without one)."""
+    sysm = system(gpu)
+    return sysm.scale_up_gpus if sysm is not None else DEFAULT_SCALE_UP
+
+
 def _pick(label: str, given: Sequence | None, valid: list, rule: str) -> list:
     if given is None:
         return valid
@@ -69,7 +75,7 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
         check_count("n_gpus value", c)
         if c > max_gpus:
             raise SpaceError(f"n_gpus value {c} exceeds max_gpus={max_gpus}")
-    dom = max(system(g).scale_up_gpus if system(g) else DEFAULT_SCALE_UP for g in names)
+    dom = max(_domain(g) for g in names)
     tp_ok = [t for t in range(1, dom + 1) if m.n_heads % t == 0 and (m.n_kv_heads % t == 0 or t % m.n_kv_heads == 0)]
     tps = _pick("tp", tp, tp_ok if tp is None else sorted(set(tp_ok) | {t for t in tp if m.n_heads % t == 0 and (
         m.n_kv_heads % t == 0 or t % m.n_kv_heads == 0)}), f"must divide the {m.n_heads} heads and the "

@@ -529,7 +529,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         so_bytes_s = gv["scale_out_gbps"] / 8.0 * 1e9 * F["scale_out_bw_eff"]
         su_bytes_s = gv["link_gbs"] * 1e9 * F["scale_up_bw_eff"]
 
-        def bw(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
+        def bw(size: Any, stride: Any) -> Any:
             """Bytes/s per GPU of a ring collective over `size` GPUs placed `stride` ranks apart (Megatron's rank order:
             tp fastest, then cp, dp, pp). Inside one scale-up domain: the link. Across domains, a rail-optimized ring
             sends each domain's share through the NICs of its k members of the group: min(link, k x NIC per GPU)."""
@@ -537,7 +537,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
             k = np.clip(gv["scale_up"] / stride, 1.0, size)
             return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, k * so_bytes_s))
 
-        def bw_a2a(size: np.ndarray, stride: np.ndarray) -> np.ndarray:
+        def bw_a2a(size: Any, stride: Any) -> Any:
             """Bytes/s per GPU of an all-to-all: the share of a GPU's payload bound for other domains leaves through
             its own NIC."""
             inside = size * stride <= gv["scale_up"]
