@@ -22,14 +22,10 @@ import pandas as pd
 
 from .errors import ObjectiveError
 from .pareto import normalize_direction
+from .vocabulary import CONSTRAINT_OPS, RESERVED_METRICS
 
 #: Column names the engine uses in ``study.trials``; metrics and parameters may not take them.
-RESERVED = frozenset(
-    {"number", "state", "feasible", "error", "duration_s", "worker", "started_at", "finished_at", "cv", "params", "metrics"}
-)
-
-#: Comparison operators allowed in metric constraints.
-CONSTRAINT_OPS = ("<=", ">=", "<", ">", "==")
+RESERVED = RESERVED_METRICS
 
 
 def vectorized(fn: Callable | None = None, *, name: str | None = None, version: str | None = None):

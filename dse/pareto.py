@@ -12,7 +12,7 @@ import moocore
 import numpy as np
 
 #: Accepted spellings of an objective direction, normalized to "min" / "max".
-_DIRECTIONS = {"min": "min", "minimize": "min", "minimise": "min", "max": "max", "maximize": "max", "maximise": "max"}
+from .vocabulary import DIRECTIONS as _DIRECTIONS
 
 
 def normalize_direction(name: str, direction: str) -> str:

@@ -13,15 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import StudyError
-
-#: Columns every trials table carries besides parameters and metrics.
-BASE_COLUMNS: tuple[str, ...] = ("number", "state", "feasible", "error", "duration_s", "worker", "started_at", "finished_at")
-#: Trial states a trials table may hold.
-STATES: tuple[str, ...] = ("complete", "failed", "running")
-#: Constraint operators.
-CONSTRAINT_OPS: tuple[str, ...] = ("<=", ">=", "<", ">", "==")
-#: Accepted direction spellings, normalized to "min" / "max".
-_DIRECTIONS = {"min": "min", "minimize": "min", "minimise": "min", "max": "max", "maximize": "max", "maximise": "max"}
+from .vocabulary import CONSTRAINT_OPS
+from .vocabulary import DIRECTIONS as _DIRECTIONS
+from .vocabulary import TRIAL_COLUMNS as BASE_COLUMNS
 
 #: Classes a complete trial falls in, as used by every plot.
 FRONT, DOMINATED, INFEASIBLE = "front", "dominated", "infeasible"

@@ -245,6 +245,7 @@ def test_a_grid_stores_every_point_as_a_trial_with_one_numbering(db_url):
     assert not full.duplicated(subset=space.names).any()
     summary = s.summary()
     assert summary["grid"]["n_points"] == space.size and summary["n_trials"] == space.size
+    assert summary["grid"]["n_feasible"] == summary["n_feasible"] == int(full["feasible"].astype(bool).sum())
     feas = full[full["feasible"].astype(bool)]
     expected = feas[pareto.brute_force_nondominated(feas[["cost", "latency"]].to_numpy(), ["min", "min"])]
     got = s.pareto()
@@ -340,7 +341,7 @@ def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url
     # the optimizer asks it (NaN / None for an inactive parameter) and as storage returns it (JSON null) must agree
     import time
 
-    from dse.study import _frame, _key, _keyed_records, _records
+    from dse.loop import _frame, _key, _keyed_records, _records
 
     space = dse.Space(mode=dse.Categorical(["a", "b"]), n=dse.Int(1, 4), x=dse.Float(0, 1, when="mode == 'b'"),
                       q=dse.Categorical(["fp8", "int4"], when="mode == 'a'"))

@@ -19,13 +19,10 @@ from sqlalchemy import (
     Text,
 )
 
+from dse.vocabulary import FINISHED_STATES, STATES  # noqa: F401  (trial states, as stored; re-exported)
+
 #: Version of this schema; stored in ``dse_meta`` under ``schema_version``. Bump on any incompatible change.
 SCHEMA_VERSION = 1
-
-#: Trial states, as stored.
-STATES: tuple[str, ...] = ("running", "complete", "failed")
-#: States a finished trial may have.
-FINISHED_STATES: tuple[str, ...] = ("complete", "failed")
 
 metadata = MetaData()
 

@@ -1,0 +1,168 @@
+"""The study registry: create, open, list and delete studies in a storage (the module API ``dse.create_study``,
+``dse.load_study``, ``dse.list_studies``, ``dse.delete_study``)."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .errors import DSEError, StudyError
+from .objective import ObjectiveSpec
+from .space import Space
+from .storage import BaseStorage, open_storage
+from .study import Study
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise StudyError(
+            f"study name {name!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def _study_meta(space: Space, spec: ObjectiveSpec, description: str | None) -> dict:
+    return {
+        "space": space.to_dict(),
+        "space_fingerprint": space.fingerprint(),
+        **spec.to_dict(),
+        "dse_version": __version__,
+        "created_at": time.time(),
+        "description": description or "",
+    }
+
+
+def create_study(
+    name: str,
+    space: Space,
+    objectives: Mapping[str, str],
+    *,
+    constraints: Mapping[str, tuple[str, float]] | None = None,
+    storage: str | BaseStorage | None = None,
+    load_if_exists: bool = True,
+    description: str | None = None,
+) -> Study:
+    """Create a study (or open the existing one of that name, if its space and objectives are the same).
+
+    Args:
+        name: letters, digits, '.', '_' or '-'.
+        space: the :class:`dse.Space` searched.
+        objectives: metric -> "min" | "max".
+        constraints: metric -> (op, bound), e.g. ``{"ttft_ms": ("<=", 500)}``: violating trials are stored as
+            infeasible and never on the front.
+        storage: None (SQLite file ``studies/<name>.db``), ``":memory:"`` (this process only, nothing written to
+            disk: keep the returned Study, as ``load_study(name, storage=":memory:")`` opens a new, empty database),
+            any SQLAlchemy URL, a path to a .db file, or a storage.
+        load_if_exists: reopen a study of that name; False raises StudyError if it exists.
+    """
+    _check_name(name)
+    if not isinstance(space, Space):
+        raise StudyError(f"space must be a dse.Space, got {type(space).__name__}")
+    spec = ObjectiveSpec.build(objectives, constraints, space.names)
+    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    rec = st.get_study(name)
+    if rec is not None:
+        if not load_if_exists:
+            raise StudyError(f"study {name!r} already exists in {st.url}; use load_study() or load_if_exists=True")
+        _check_same(rec, space, spec, st.url)
+        return Study(st, rec, space, spec)
+    try:
+        st.create_study(name, _study_meta(space, spec, description))
+    except StudyError:
+        pass  # another process created it between our check and insert: fall through and compare
+    rec = st.get_study(name)
+    if rec is None:
+        raise StudyError(f"study {name!r} could not be created in {st.url}: it is absent right after its insert")
+    _check_same(rec, space, spec, st.url)
+    return Study(st, rec, space, spec)
+
+
+def _check_same(rec: Mapping, space: Space, spec: ObjectiveSpec, url: str) -> None:
+    meta = rec.get("meta") or {}
+    if meta.get("space_fingerprint") != space.fingerprint():
+        stored = Space.from_dict(meta["space"], callables=_callables(space)) if "space" in meta else None
+        diff = _space_diff(stored, space) if stored is not None else "stored space unreadable"
+        raise StudyError(
+            f"study {rec['name']!r} in {url} was created with a different space ({diff}); use another study name, "
+            "or dse.delete_study() first. Nothing stored was changed."
+        )
+    stored_spec = ObjectiveSpec.from_dict(meta)
+    if stored_spec.objectives != spec.objectives or stored_spec.constraints != spec.constraints:
+        raise StudyError(
+            f"study {rec['name']!r} in {url} has objectives {stored_spec.objectives} and constraints "
+            f"{dict(stored_spec.constraints)}; got {spec.objectives} and {dict(spec.constraints)}. "
+            "Use another study name. Nothing stored was changed."
+        )
+
+
+def _callables(space: Space) -> dict:
+    return {getattr(c, "__name__", None) or type(c).__name__: c for c in space.constraints if callable(c)}
+
+
+def _space_diff(a: Space, b: Space) -> str:
+    an, bn = set(a.names), set(b.names)
+    if an != bn:
+        return f"stored parameters {sorted(an)}, given {sorted(bn)}"
+    for n in a.names:
+        if a.params[n].to_dict() != b.params[n].to_dict():
+            return f"parameter {n!r}: stored {a.params[n]!r}, given {b.params[n]!r}"
+    return f"constraints: stored {list(map(str, a.constraints))}, given {list(map(str, b.constraints))}"
+
+
+def load_study(
+    name: str,
+    *,
+    storage: str | BaseStorage | None = None,
+    callables: Mapping[str, Callable] | None = None,
+) -> Study:
+    """Open a stored study to inspect it or add trials; the space is rebuilt from what was stored.
+
+    Constraints given as callables cannot be stored: pass them back in `callables` (function name -> function).
+    """
+    _check_name(name)
+    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    rec = st.get_study(name)
+    if rec is None:
+        names = list(st.list_studies()["name"]) if hasattr(st, "list_studies") else []
+        raise StudyError(f"no study named {name!r} in {st.url}; studies there: {names}")
+    meta = rec.get("meta") or {}
+    space = Space.from_dict(meta["space"], callables=callables)
+    spec = ObjectiveSpec.from_dict(meta)
+    return Study(st, rec, space, spec)
+
+
+def list_studies(storage: str | BaseStorage | None = None, root: str | os.PathLike = "studies") -> pd.DataFrame:
+    """Studies in a storage; with storage=None, every SQLite study file under `root`."""
+    if storage is not None:
+        st = storage if isinstance(storage, BaseStorage) else open_storage(storage)
+        df = st.list_studies()
+        df.insert(1, "storage", st.url)
+        return df
+    frames = []
+    for db in sorted(Path(root).glob("*.db")):
+        try:
+            st = open_storage(f"sqlite:///{db}")
+            df = st.list_studies()
+            df.insert(1, "storage", st.url)
+            frames.append(df)
+            st.close()
+        except DSEError:
+            continue
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["name", "storage", "n_trials"])
+
+
+def delete_study(name: str, *, storage: str | BaseStorage | None = None) -> None:
+    """Delete a study and its trials."""
+    _check_name(name)
+    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    if st.get_study(name) is None:
+        raise StudyError(f"no study named {name!r} in {st.url}")
+    st.delete_study(name)
