@@ -51,8 +51,9 @@ class Study:
         if isinstance(legacy, dict) and legacy.get("path"):
             logger.warning(
                 "study %r was stored by an older dse as a Parquet grid sweep (%s points in %s): its trials hold only "
-                "the front. To have every point as a trial, run the sweep again into a fresh study: "
-                "dse.delete_study(%r, storage=%r), then optimize() or `dse run` the study file again",
+                "the front. To have every point as a trial, resume it with optimizer='grid' (`dse run` its study "
+                "file): the points not yet trials are evaluated; or start afresh with "
+                "dse.delete_study(%r, storage=%r) and run it again",
                 self.name, legacy.get("n_points"), legacy.get("path"), self.name, storage.url)
 
     # ---------------------------------------------------------------------------------------------- properties
@@ -308,6 +309,9 @@ class Study:
         finally:
             runner.shutdown()
         self._store_front(known)
+        if name == "grid" and opt.exhausted and self._storage.get_attrs(self._id).get("grid"):
+            # a study of the old Parquet sweep now holds every grid point as a trial: its old summary is obsolete
+            self._storage.set_attrs(self._id, {"grid": None})
         return self
 
     def _store_front(self, known: tuple[int, list[int]] | None = None) -> list[int]:

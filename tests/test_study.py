@@ -431,3 +431,9 @@ def test_a_study_from_the_old_parquet_grid_sweep_opens_with_how_to_redo_it(db_ur
     assert len(again.trials) == 0
     msg = " ".join(r.getMessage() for r in caplog.records)
     assert "Parquet grid sweep" in msg and "dse.delete_study('old-grid'" in msg
+    # resumed as a grid, it ends with every point a trial, and the warning is gone
+    again.optimize(toy_vec, optimizer="grid", progress=False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dse"):
+        done = dse.load_study("old-grid", storage=db_url)
+    assert len(done.trials) == done.space.size and not caplog.records
