@@ -26,7 +26,7 @@ from .objective import ObjectiveSpec, is_vectorized, objective_info
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage
-from .vocabulary import TRIAL_COLUMNS
+from .vocabulary import FINISHED_STATES, TRIAL_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -317,18 +317,33 @@ class Study:
     def _store_front(self, known: tuple[int, list[int]] | None = None) -> list[int]:
         """Store the front's trial numbers as a study attribute (re-read until no worker added trials meanwhile).
 
-        `known` = (trials seen, front numbers) from the optimize loop: used as is when nobody else wrote meanwhile.
+        `known` = (finished trials seen, front numbers) from the optimize loop: used as is when nobody else finished a
+        trial meanwhile. Every write is checked afterwards: a worker that finished trials between this one's read and
+        its write (and may have stored its own front first) makes this one read again, so the last write wins with
+        every finished trial.
         """
-        if known is not None and self._storage.count_trials(self._id) == known[0]:
+        def finished() -> int:
+            return self._storage.count_trials(self._id, states=FINISHED_STATES)
+
+        def write(numbers: list[int], version: int) -> None:
+            # never replace a front computed over more finished trials (a worker that gave up re-reading under
+            # heavy contention must not overwrite the last finisher's complete front)
+            stored = self._storage.get_attrs(self._id).get("front_version")
+            if isinstance(stored, int) and stored > version:
+                return
+            self._storage.set_attrs(self._id, {"front": numbers, "front_n_trials": version, "front_version": version})
+
+        if known is not None and finished() == known[0]:
             numbers = sorted(known[1])
-            self._storage.set_attrs(self._id, {"front": numbers, "front_n_trials": known[0]})
-            return numbers
-        for _ in range(5):
-            n_before = self._storage.count_trials(self._id)
+            write(numbers, known[0])
+            if finished() == known[0]:
+                return numbers
+        for _ in range(10):
+            n_before = finished()
             front = self.pareto()
             numbers = sorted(int(n) for n in front["number"]) if len(front) else []
-            self._storage.set_attrs(self._id, {"front": numbers, "front_n_trials": n_before})
-            if self._storage.count_trials(self._id) == n_before:
+            write(numbers, n_before)
+            if finished() == n_before:
                 break
         return numbers
 
