@@ -37,24 +37,26 @@ def _rates(fn: Callable[[], Any], n: int, repeat: int) -> tuple[float, float]:
     return first, statistics.median(runs)
 
 
-def bench_estimate(n: int, repeat: int) -> tuple[float, float]:
+def bench_estimate(n: int, repeat: int, engine: str | None = None) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     batch = rng.integers(1, 512, n)
     isl = rng.integers(16, 8192, n)
     osl = rng.integers(1, 2048, n)
     tp = np.array([1, 2, 4, 8])[rng.integers(0, 4, n)]
-    inference.estimate("Llama-3.1-70B", "H100", tp=tp[:1000], weight_dtype="fp8", batch_size=batch[:1000])
+    inference.estimate("Llama-3.1-70B", "H100", tp=tp[:1000], weight_dtype="fp8", batch_size=batch[:1000],
+                       engine=engine)
     return _rates(lambda: inference.estimate("Llama-3.1-70B", "H100-SXM-80GB", tp=tp, weight_dtype="fp8",
-                                             batch_size=batch, input_len=isl, output_len=osl), n, repeat)
+                                             batch_size=batch, input_len=isl, output_len=osl, engine=engine),
+                  n, repeat)
 
 
-def bench_max_throughput(n: int, repeat: int) -> tuple[float, float]:
+def bench_max_throughput(n: int, repeat: int, engine: str | None = None) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     isl = rng.integers(16, 8192, n)
     osl = rng.integers(1, 2048, n)
     tp = np.array([1, 2, 4, 8])[rng.integers(0, 4, n)]
     return _rates(lambda: inference.max_throughput("Llama-3.1-70B", "H100-SXM-80GB", tp=tp, weight_dtype="fp8",
-                                                   input_len=isl, output_len=osl), n, repeat)
+                                                   input_len=isl, output_len=osl, engine=engine), n, repeat)
 
 
 def bench_step(calls: int = 200_000) -> float:
@@ -99,10 +101,18 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     first, med = bench_estimate(args.n, args.repeat)
+    med_est = med
     print(f"estimate: {med:,.0f} configurations/s median of {args.repeat} (first call {first:,.0f}/s); "
           f"{args.n:,} broadcast configurations, target >= {TARGET:,} -> {med / TARGET:.2f}x target")
     first, med = bench_max_throughput(args.n, args.repeat)
     print(f"max_throughput: {med:,.0f} configurations/s median of {args.repeat} (first call {first:,.0f}/s)")
+    for engine in ("vllm", "trtllm"):  # the measured-profile path (issue 13), against the roofline-only path
+        f_e, m_e = bench_estimate(args.n, args.repeat, engine)
+        print(f"estimate engine={engine} (measured kernel profile): {m_e:,.0f} configurations/s (first call "
+              f"{f_e:,.0f}/s) -> {m_e / TARGET:.2f}x target, {m_e / med_est:.2f}x the roofline-only path")
+        f_e, m_e = bench_max_throughput(args.n, args.repeat, engine)
+        print(f"max_throughput engine={engine}: {m_e:,.0f} configurations/s -> {m_e / med:.2f}x the roofline-only "
+              f"path")
     print(f"StepModel.time_ms scalar: {bench_step():.2f} µs per call")
     ours = bench_ours_on_peer_configs(args.n, args.repeat)
     peer = bench_peer()

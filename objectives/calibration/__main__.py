@@ -24,7 +24,10 @@ from .report import TARGETS, itl_table, loso, mdape_table, scored, serving_rows,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m objectives.calibration", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["fit", "report"])
+    ap.add_argument("command", choices=["fit", "report", "silicon"],
+                    help="silicon: fit the engine-level factors of the measured-profile path on "
+                         "serving_silicon.csv (into the efficiency JSON) and write the leave-one-model-out "
+                         "report objectives/data/fidelity/silicon.md")
     ap.add_argument("--data", default=None, help="calibration CSV (default <repo>/../shared/calibration/...)")
     ap.add_argument("--out", default=str(DATA_FILE), help="efficiency JSON to write/read")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits")
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=["inference", "training"], default="inference",
                     help="cost model to fit or report (training: objectives/calibration/training.py)")
     args = ap.parse_args(argv)
+    if args.command == "silicon":
+        from .silicon import run as run_silicon
+        print(run_silicon(args.data, args.out, loso=not args.no_loso))
+        return 0
     if args.kind == "training":
         from .training import run as run_training
         try:

@@ -1,6 +1,8 @@
 """Predicting calibration rows with the analytical model (no measured number ever enters a prediction)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -44,8 +46,9 @@ def _args(d: pd.DataFrame) -> dict:
                                 else "standard"))
 
 
-def predict(df: pd.DataFrame, eff: Efficiency | None = None) -> np.ndarray:
-    """Predicted value of each row's metric (NaN for serving/excluded rows), aligned with `df`."""
+def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = None) -> np.ndarray:
+    """Predicted value of each row's metric (NaN for serving/excluded rows), aligned with `df`; `engine` as in
+    `inference.estimate` (None: the roofline with fitted factors)."""
     pred = np.full(len(df), np.nan)
     kind = df["kind"].to_numpy()
     metric = df["metric"].to_numpy()
@@ -54,7 +57,7 @@ def predict(df: pd.DataFrame, eff: Efficiency | None = None) -> np.ndarray:
         d = df[st]
         out = inference.estimate(**_args(d), batch_size=d["batch_size"].to_numpy(float),
                                  input_len=d["input_len"].to_numpy(float),
-                                 output_len=d["output_len_eff"].to_numpy(float), efficiency=eff)
+                                 output_len=d["output_len_eff"].to_numpy(float), efficiency=eff, engine=engine)
         m = metric[st]
         v = np.select(
             [m == "throughput_out_tok_s", m == "throughput_out_tok_s_per_gpu", m == "ttft_ms", m == "itl_ms",
@@ -68,7 +71,8 @@ def predict(df: pd.DataFrame, eff: Efficiency | None = None) -> np.ndarray:
         out = inference.max_throughput(
             **_args(d), input_len=d["input_len"].to_numpy(float), output_len=d["output_len"].to_numpy(float),
             max_batch_size=d["max_batch_size"].fillna(DEFAULT_MAX_BATCH_SIZE).to_numpy(float),
-            max_num_tokens=d["max_num_tokens"].fillna(DEFAULT_MAX_NUM_TOKENS).to_numpy(float), efficiency=eff)
+            max_num_tokens=d["max_num_tokens"].fillna(DEFAULT_MAX_NUM_TOKENS).to_numpy(float), efficiency=eff,
+            engine=engine)
         m = metric[ib]
         v = np.select([m == "throughput_out_tok_s", m == "throughput_out_tok_s_per_gpu", m == "requests_per_s"],
                       [out["throughput_tok_s"], out["throughput_tok_s_per_gpu"],

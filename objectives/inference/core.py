@@ -45,7 +45,8 @@ class Prepared:
     pp: Num
     dp: Num
     ep: Num
-    n_gpus: Num                 # tp x pp x dp
+    attn_dp: Num                # attention data-parallel ranks inside one deployment (share the experts)
+    n_gpus: Num                 # tp x pp x attn_dp x dp
     weight_code: Num
     act_code: Num
     kv_code: Num
@@ -73,7 +74,7 @@ class Prepared:
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
-    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
+    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
                    "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
@@ -118,7 +119,7 @@ _FACTORIZE_MIN = 4096
 def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
-            engine_profile: Any = "standard", engine: Any = None) -> Prepared | None:
+            engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
@@ -136,20 +137,21 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     pp = positive("pp", pp, upper=MAX_DEGREE)
     dp = positive("dp", dp, upper=MAX_DEGREE)
     ep = positive("ep", ep, upper=MAX_DEGREE)
+    adp = positive("attn_dp", attn_dp, upper=MAX_DEGREE)
     w = dtype_codes("weight_dtype", weight_dtype, allow_none=False)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
     engine_names, eng = engine_codes(engine)
-    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng]
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
-                            kv_dtype=k, engine_profile=prof, engine=eng)
+                            kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp)
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
     if shape and int(np.prod(row_shape)) >= _FACTORIZE_MIN:
         return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names)
-    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, prices, engine_names)
+    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names)
     p.row_shape = row_shape
     return p
 
@@ -222,13 +224,16 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     return Prepared(**fields)
 
 
-def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, prices, engine_names) -> Prepared:
-    tp, pp, dp, ep = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep))
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices,
+             engine_names) -> Prepared:
+    tp, pp, dp, ep, adp = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep, adp))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k)
     wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
     lc = layer_costs(m, tp)
+    # attention DP: the tp x attn_dp GPUs of a deployment hold each expert once between them
+    lc.expert_params = lc.expert_params / adp
     fam = g.family
     # --- compute throughputs
     ge = gemm_eff(eff, fam, prec)
@@ -247,6 +252,10 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, 
     dec_tput = pk16 * eff_lookup(eff, "dec_attn_eff", fam)
     dec_kv_s = np.maximum(lc.kv_elems_per_token * kvb / kv_bw, lc.attn_flops_decode / dec_tput)
     elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
+    # linear-attention layers (hybrid models): recurrence FLOPs per token, and each decoding sequence reads and
+    # writes its constant state once per step (0 for plain transformers)
+    elem_s = elem_s + getattr(lc, "linear_flops_per_token", 0.0) / attn_tput
+    state_s = 2.0 * getattr(lc, "state_bytes_per_seq", 0.0) / kv_bw
     # --- collectives
     link = g.link
     lat_us, hop_us = link_lookup(eff, "ar_latency_us", link), link_lookup(eff, "ar_hop_us", link)
@@ -255,7 +264,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, 
     ar_tok = m.hidden * 2.0 * allreduce_s_per_byte(tp, g.link_gbs, bw_eff)
     ar_n = np.where(tp > 1, lc.n_allreduce, 0.0)
     # EP inside the TP group needs no all-to-all: every rank already holds every token after the all-reduce
-    a2a_n = np.where((ep > 1) & (np.mod(tp, ep) != 0), 2.0 * lc.n_moe_layers, 0.0)
+    a2a_n = np.where((ep > 1) & ((np.mod(tp, ep) != 0) | (adp > 1)), 2.0 * lc.n_moe_layers, 0.0)
     a2a_tok = m.top_k * m.hidden * 2.0 * alltoall_s_per_byte(ep, g.link_gbs, bw_eff)
     p2p_lat = allreduce_latency_s(2.0, lat_us, hop_us)
     p2p_tok = m.hidden * 2.0 * p2p_s_per_byte(g.link_gbs, bw_eff)
@@ -274,19 +283,19 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, eff, 
         head_mem_s=lc.head_params * memory.embed_bytes_per_param(wb) / w_bw,
         fixed_s=fixed_scale * (comm_fixed + eff["overhead_step_ms"] * 1e-3
                                + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
-        comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6,
+        comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6 + state_s,
     )
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, eng, engine_names, eff, elem_s,
-                             p2p_tok, p2p_lat)
+                             p2p_tok, p2p_lat, adp, w, state_s)
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
-    ep_bad = (ep > 1) & ((np.mod(tp, ep) != 0) | (m.n_experts <= 0) | (np.mod(m.n_experts, ep) != 0))
+    ep_bad = (ep > 1) & ((np.mod(tp * adp, ep) != 0) | (m.n_experts <= 0) | (np.mod(m.n_experts, ep) != 0))
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, R_OK)))
     return Prepared(
-        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, n_gpus=tp * pp * dp, weight_code=w, act_code=act,
+        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
@@ -324,7 +333,7 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
 
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, eng,
-                   engine_names, eff, elem_s, p2p_tok, p2p_lat) -> Any:
+                   engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code."""
     from objectives import profiles
@@ -346,9 +355,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "shared_ffn", "q_lora_rank", "kv_lora_rank", "qk_nope", "qk_rope",
                                           "v_head")}
     fields["n_moe_layers"] = lc.n_moe_layers
-    if hasattr(m, "n_linear_attn_layers"):
-        fields["n_linear_attn_layers"] = m.n_linear_attn_layers
-    curves, src, has, shape = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff)
+    for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads"):  # hybrid / windowed attention (0: none)
+        fields[f] = getattr(m, f, 0.0)
+    curves, src, has, shape = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
+                                           dt[np.asarray(w)] if np.ndim(w) else dt[int(w)])
 
     def per_engine(name: str, default: float) -> np.ndarray:
         table = eff[name]
@@ -359,7 +369,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.tok_s = np.where(has, elem_s + (pp - 1.0) * p2p_tok, c.tok_s)
     c.fixed_s = np.where(has, step_ms * 1e-3 + (pp - 1.0) * p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, (pp - 1.0) * p2p_lat, c.comm_fixed_s)
-    c.ovh_seq_s = np.where(has, seq_us * 1e-6, c.ovh_seq_s)
+    c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)
     c.curves = curves
     return src
 

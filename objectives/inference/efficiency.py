@@ -36,7 +36,10 @@ tf32; links: nvlink, xgmi, pcie, roce):
   overhead, collective latencies). Fitted on the 16 rows naming that build.
 - ``profile_gemm_scale[engine]``, ``profile_attn_scale``: factor from a measured kernel's isolated latency (the
   profile) to its time inside the engine's forward pass; ``profile_moe_eff``: a routed-expert grouped GEMM's
-  efficiency relative to a dense GEMM of the same tokens per expert.
+  efficiency relative to a dense GEMM of the same tokens per expert; ``profile_launch_us[engine]``: the part of
+  each isolated kernel time (GEMM, all-reduce) that CUDA graphs and overlap hide inside the engine, µs.
+- ``ttft_wave``: how synchronized closed-loop clients with equal lengths are (1: a whole group arrives together
+  and waits first come, first served for the prompts ahead; 0: no queue behind the group's other prompts).
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
@@ -97,6 +100,8 @@ def _default_params() -> dict[str, Any]:
         "profile_gemm_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
         "profile_attn_scale": 1.0,
         "profile_moe_eff": 0.8,
+        "profile_launch_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0},
+        "ttft_wave": 1.0,
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0},
     }

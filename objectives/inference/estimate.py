@@ -97,7 +97,7 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
     small = np.int8 if max(len(p.model_names), len(p.gpu_names)) < 127 else np.int32
     out["model"] = _categorical(p.model_names, p.column("model_index", small))
     out["gpu"] = _categorical(p.gpu_names, p.column("gpu_index", small))
-    for k in ("tp", "pp", "dp", "ep", "n_gpus"):
+    for k in ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus"):
         out[k] = p.column(k, np.int64)
     for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
         out[k] = _categorical(DTYPES, p.column(f, np.int8))
@@ -124,7 +124,7 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
     out["reason"] = pd.Categorical([], categories=list(REASONS))
     out["model"] = pd.Categorical([])
     out["gpu"] = pd.Categorical([])
-    for k in ("tp", "pp", "dp", "ep", "n_gpus"):
+    for k in ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus"):
         out[k] = np.empty(0, dtype=np.int64)
     for k in ("weight_dtype", "act_dtype", "kv_dtype"):
         out[k] = pd.Categorical([], categories=list(DTYPES))
@@ -140,7 +140,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
-             engine: Any = None, efficiency: Efficiency | None = None) -> pd.DataFrame:
+             engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -161,6 +161,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     (vLLM where profiled), "roofline" / None (the closed form with fitted factors); may be an array. A GPU
     without a profile falls back to the roofline; the `source` column says which (roofline | interpolated |
     extrapolated: a lookup outside the measured range of a table).
+    `attn_dp`: attention data-parallel ranks inside one deployment (each runs its own batch of `batch_size`
+    sequences with tp-way attention; the routed experts are spread over the tp x attn_dp GPUs with `ep`-way
+    expert parallelism, ep dividing tp x attn_dp: dispatch/combine all-to-alls when EP reaches beyond the TP
+    group). `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x dp.
 
     Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
     throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
@@ -177,7 +181,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     mnt = positive("max_num_tokens", max_num_tokens)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
-                engine_profile=engine_profile, engine=engine)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
@@ -197,7 +201,7 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num) -> dict[st
     tpot = replica_time_s(p, 0.0, 0.0, B, Kd, B, B)
     busy_d = tpot - idle_s(c, B, B)
     e2e = ttft + (osl - 1.0) * tpot
-    tput = p.dp * B * osl / e2e
+    tput = p.dp * p.attn_dp * B * osl / e2e
     # memory per GPU
     w = p.weights_gpu
     kv = p.kv_tok_gpu * B * (isl + osl)
@@ -210,7 +214,7 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num) -> dict[st
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
         "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
-        "joules_per_tok": power.joules_per_token(pw, p.n_gpus, e2e, p.dp * B * osl),
+        "joules_per_tok": power.joules_per_token(pw, p.n_gpus, e2e, p.dp * p.attn_dp * B * osl),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason,
     }
 
@@ -258,7 +262,12 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     budget = np.maximum(mnt - D, 1.0)
     T = np.minimum(budget, N * isl)
     D = np.maximum(N - T / isl, 0.0)
-    k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
+    # the group's prompts are served first come, first served: a request waits for the prompts ahead of it in its
+    # group, on average half the group's prefill iterations (plus its own)
+    # measured-profile rows use the fitted synchronization; the closed form keeps its fit (no queue behind the group)
+    wave = np.where(np.asarray(p.source_code) > 0, p.eff["ttft_wave"], 0.0)
+    k = np.where(N * isl <= budget, 1.0, 1.0 + wave * 0.5 * (N * isl / budget - 1.0) + (1.0 - wave) * (isl - 1.0)
+                 / budget)
     t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
     ttft = k * t_pf
     if conc is None:
@@ -272,7 +281,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
                    max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
-                   engine_profile: Any = "standard", engine: Any = None,
+                   engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
                    efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
@@ -298,7 +307,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     if conc is not None:
         rows["concurrency"] = conc
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
-                engine_profile=engine_profile, engine=engine)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
     if p is None:
         return _empty_frame(("batch_size", "input_len", "output_len"))
     res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc), _max_throughput_rows)
@@ -313,10 +322,10 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)
     if conc is not None:  # clients per replica: never more sequences in flight than clients
-        conc = conc / p.dp
+        conc = conc / (p.dp * p.attn_dp)
         N = np.minimum(N, np.ceil(conc))
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
-    tput = p.dp * N * osl / (n_it * t)
+    tput = p.dp * p.attn_dp * N * osl / (n_it * t)
     tpot = t * n_it / osl
     ttft = prefill_wait_s(p, N, isl, osl, mnt, conc)
     e2e = ttft + (osl - 1.0) * tpot

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from objectives.catalog.types import DTYPE_BYTES
+
 Num = Any
 
 #: tokens (M) and logit rows (S): half-octave grid 1 .. 2**17
@@ -43,9 +45,12 @@ class Curves:
     head: np.ndarray
     ctx: np.ndarray
     gen: np.ndarray
+    #: which curve row each result row reads (a block of a factorized sweep); None: the curves' own leading dims
+    rows: np.ndarray | None = None
 
     def take(self, idx: np.ndarray) -> "Curves":
-        return Curves(self.tok[idx], self.head[idx], self.ctx[idx], self.gen[idx])
+        """The curves of rows `idx`, as an index (no copy of the curves themselves)."""
+        return Curves(self.tok, self.head, self.ctx, self.gen, idx if self.rows is None else self.rows[idx])
 
 
 def _pos(x: Num, lo: float, steps: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,9 +60,16 @@ def _pos(x: Num, lo: float, steps: float, n: int) -> tuple[np.ndarray, np.ndarra
     return j, g - j
 
 
-def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray) -> np.ndarray:
-    """curve[..., i0, i1] for per-row indices, with the curve's leading dims broadcast to `shape`."""
+def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """curve[..., i0, i1] for per-row indices, with the curve's leading dims broadcast to `shape` (or, with
+    `rows`, curve row rows[i] for result row i)."""
     lead = curve.ndim - len(idx)
+    if rows is not None:
+        tail = curve.shape[lead:]
+        flat = rows * int(np.prod(tail))
+        for k, i in enumerate(idx):
+            flat = flat + i * int(np.prod(tail[k + 1:]))
+        return np.take(curve.reshape(-1), flat)
     if curve.shape[:lead] == shape:
         rows = np.arange(int(np.prod(shape))).reshape(shape) if shape else 0
         flat = curve.reshape((-1,) + curve.shape[lead:])
@@ -66,33 +78,33 @@ def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray) -> np.ndarray:
     return _gather(np.ascontiguousarray(c), shape, *idx)
 
 
-def curve_at(curve: np.ndarray, M: Num) -> np.ndarray:
-    """Seconds at M (tokens or rows) from a (..., len(M_GRID)) log-seconds curve."""
+def curve_at(curve: np.ndarray, M: Num, rows: np.ndarray | None = None) -> np.ndarray:
+    """Seconds at M (tokens or rows) from a (..., len(M_GRID)) log-seconds curve (`rows`: see `_gather`)."""
     curve = np.asarray(curve)
     M = np.asarray(M, dtype=float)
-    shape = np.broadcast_shapes(M.shape, curve.shape[:-1])
+    shape = np.broadcast_shapes(M.shape, curve.shape[:-1] if rows is None else rows.shape)
     M = np.broadcast_to(M, shape)
     j, f = _pos(M, 0.0, M_STEPS, len(M_GRID))
-    lo = _gather(curve, shape, j)
-    hi = _gather(curve, shape, j + 1)
+    lo = _gather(curve, shape, j, rows=rows)
+    hi = _gather(curve, shape, j + 1, rows=rows)
     return np.exp(lo + f * (hi - lo))
 
 
-def grid_at(grid: np.ndarray, b: Num, s: Num) -> np.ndarray:
+def grid_at(grid: np.ndarray, b: Num, s: Num, rows: np.ndarray | None = None) -> np.ndarray:
     """Seconds at (batch b, length s) from a (..., len(B_GRID), len(S_GRID)) log-seconds grid (bilinear in
     log-log, extrapolating beyond the edges)."""
     grid = np.asarray(grid)
     b = np.asarray(b, dtype=float)
     s = np.asarray(s, dtype=float)
-    shape = np.broadcast_shapes(b.shape, s.shape, grid.shape[:-2])
+    shape = np.broadcast_shapes(b.shape, s.shape, grid.shape[:-2] if rows is None else rows.shape)
     b = np.broadcast_to(b, shape)
     s = np.broadcast_to(s, shape)
     i, fb = _pos(b, 0.0, 1.0, len(B_GRID))
     j, fs = _pos(s, S_LO, 1.0, len(S_GRID))
-    v00 = _gather(grid, shape, i, j)
-    v01 = _gather(grid, shape, i, j + 1)
-    v10 = _gather(grid, shape, i + 1, j)
-    v11 = _gather(grid, shape, i + 1, j + 1)
+    v00 = _gather(grid, shape, i, j, rows=rows)
+    v01 = _gather(grid, shape, i, j + 1, rows=rows)
+    v10 = _gather(grid, shape, i + 1, j, rows=rows)
+    v11 = _gather(grid, shape, i + 1, j + 1, rows=rows)
     lo = v00 + fs * (v01 - v00)
     hi = v10 + fs * (v11 - v10)
     return np.exp(lo + fb * (hi - lo))
@@ -130,16 +142,20 @@ def attention_terms(c: Any, T: Num, A: Num, D: Num, K: Num, scalar: bool) -> Num
     if scalar:
         if A > 0 and T > 0:
             s = 2.0 * A / T
-            t += grid_at1(cv.ctx, T / s, s)
+            b = T / s
+            t += grid_at1(cv.ctx, b, s) * min(b, 1.0)
         if K > 0 and D > 0:
-            t += grid_at1(cv.gen, D, K / D)
+            t += grid_at1(cv.gen, D, K / D) * min(D, 1.0)
         return t
     T, A, D, K = (np.asarray(x, dtype=float) for x in (T, A, D, K))
     if np.any(A > 0):
         s = 2.0 * A / np.maximum(T, 1e-30)
-        t = t + np.where((A > 0) & (T > 0), grid_at(cv.ctx, T / np.maximum(s, 1e-30), s), 0.0)
+        b = T / np.maximum(s, 1e-30)
+        # less than one whole prompt (a chunk's share of an iteration): that fraction of one prompt's time
+        t = t + np.where((A > 0) & (T > 0), grid_at(cv.ctx, b, s, cv.rows) * np.minimum(b, 1.0), 0.0)
     if np.any(K > 0):
-        t = t + np.where((K > 0) & (D > 0), grid_at(cv.gen, np.maximum(D, 1.0), K / np.maximum(D, 1e-30)), 0.0)
+        t = t + np.where((K > 0) & (D > 0),
+                         grid_at(cv.gen, D, K / np.maximum(D, 1e-30), cv.rows) * np.minimum(D, 1.0), 0.0)
     return t
 
 
@@ -177,7 +193,7 @@ def _flat(x: Num, n: int) -> np.ndarray:
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
                  kv_names: np.ndarray, gpu_names: np.ndarray, engines: np.ndarray, eff: Any,
-                 attn_dp: Num = 1.0) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
+                 attn_dp: Num = 1.0, weight_names: Any = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
     per-row source code and a has-profile mask, and the broadcast shape. Rows whose GPU has no profile for
     their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
@@ -195,20 +211,26 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     kvn = np.broadcast_to(np.asarray(kv_names, dtype=object), bshape).ravel()
     gpus = np.broadcast_to(np.asarray(gpu_names, dtype=object), bshape).ravel()
     engs = np.broadcast_to(np.asarray(engines, dtype=object), bshape).ravel()
-    keys = np.array([f"{g}\x00{e}\x00{a}\x00{k}" for g, e, a, k in zip(gpus, engs, act, kvn)], dtype=object)
+    wts = act if weight_names is None else np.broadcast_to(np.asarray(weight_names, dtype=object), bshape).ravel()
+    keys = np.array([f"{g}\x00{e}\x00{a}\x00{k}\x00{w}" for g, e, a, k, w in zip(gpus, engs, act, kvn, wts)],
+                    dtype=object)
     for key in dict.fromkeys(keys):
-        g, e, a, k = key.split("\x00")
+        g, e, a, k, w = key.split("\x00")
         if e in ("", "roofline"):
             continue
         prof = profiles.load(g, e)
         if prof is None:
             continue
         gt = prof.table(_GEMM_TABLE.get(a, ""))
+        wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
+        if w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
+            own = prof.table(f"gemm.{w}_wo")
+            gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
         if gt is None:
             continue
         rows = np.flatnonzero(keys == key)
         sub = {kk: v[rows] for kk, v in f.items()}
-        out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff)
+        out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo)
         cv.tok[rows], cv.head[rows], cv.ctx[rows], cv.gen[rows] = out.tok, out.head, out.ctx, out.gen
         src[rows] = np.where(inside, S_INTERP, S_EXTRAP)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
@@ -227,7 +249,7 @@ class _FlatCoeffs:
 
 
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
-                  attn_dp: np.ndarray, eff: Any) -> tuple[Curves, np.ndarray]:
+                  attn_dp: np.ndarray, eff: Any, wo: float = 1.0) -> tuple[Curves, np.ndarray]:
     """Measured curves for rows sharing one profile and GEMM table; and whether every lookup was inside the
     measured ranges."""
     k = len(tp)
@@ -235,23 +257,40 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     col = (lambda x: x[:, None])
     inside = np.ones(k, dtype=bool)
     g_scale = float(eff["profile_gemm_scale"].get(prof.engine, 1.0))
+    # isolated kernel timings carry a launch floor that CUDA graphs and kernel overlap hide inside the engine
+    floor_ms = float(eff["profile_launch_us"].get(prof.engine, 0.0)) * 1e-3
 
-    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt) -> np.ndarray:
+    def hide(t: np.ndarray) -> np.ndarray:
+        return np.maximum(t - floor_ms, 0.25 * t)
+
+    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: bool = True) -> np.ndarray:
         nonlocal inside
         nn = np.maximum(nn, 1.0)
         kk = np.maximum(kk, 1.0)
-        inside &= table.inside(1.0, nn[:, 0], kk[:, 0])
-        return table(M, nn, kk) * 1e-3 * g_scale
+        if check:
+            inside &= table.inside(1.0, nn[:, 0], kk[:, 0])
+        t = table(M, nn, kk)
+        if wo < 1.0 and table is gt:  # weight-only: the weight-streaming time (the GEMM at M = 1) shrinks by wo
+            t1 = table(1.0, nn, kk)
+            t = np.maximum(t - (1.0 - wo) * t1, wo * t1)
+        return hide(t) * 1e-3 * g_scale
+
+    def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray) -> np.ndarray:
+        """A GEMM whose N exceeds the measured range, as whole chunks of N_CHUNK columns (proportional)."""
+        top = float(gt.axes[1][-1])
+        nc = np.clip(n_total, 1.0, top)
+        return n_total / nc * gemm(M, nc, kk, check=False)
 
     L, h = m["n_layers"], m["hidden"]
     nh, nkv, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
     mla = m["kv_lora_rank"] > 0
-    n_lin = m.get("n_linear_attn_layers", np.zeros(k))
+    n_lin = m.get("n_lin", np.zeros(k))
     L_attn = L - n_lin
     kvh = np.ceil(nkv / tp)
     q_dim = nh * hd
     # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O)
-    qkv = gemm(Mg, col(q_dim / tp + 2 * kvh * hd), col(h)) + gemm(Mg, col(h), col(q_dim / tp))
+    gate = m.get("attn_gate", np.zeros(k))
+    qkv = gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h)) + gemm(Mg, col(h), col(q_dim / tp))
     if mla.any():
         qk_head = m["qk_nope"] + m["qk_rope"]
         ql = np.maximum(m["q_lora_rank"], 1.0)
@@ -263,6 +302,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                  + gemm(Mg, col(h), col(nh * m["v_head"] / tp)))
         qkv = np.where(col(mla), mla_t, qkv)
     tok = col(L_attn) * qkv
+    if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
+        lin_n = m["lin_params"] / np.maximum(tp * h, 1.0)
+        tok = tok + np.where(col(n_lin > 0), col(n_lin) * grouped(Mg, col(np.maximum(lin_n, 1.0)), col(h)), 0.0)
+        gdn = prof.table("linear_attention.gdn_context")
+        if gdn is not None:  # the recurrence kernels themselves (conv + chunked gated delta rule), measured
+            vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)
+            inside &= (n_lin <= 0) | gdn.inside(1.0, vh)
+            tok = tok + np.where(col(n_lin > 0), col(n_lin) * hide(gdn(Mg, col(vh))) * 1e-3, 0.0)
     # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
     n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
     n_moe = m["n_moe_layers"]
@@ -281,21 +328,34 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         E_gpu = E / col(ep_world)
         m_e = Mg * col(attn_dp) * col(topk) / np.maximum(E, 1e-9)
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
-        routed = E_gpu * (gemm(m_e, col(n_mat * moe_ffn / etp), col(h)) + gemm(m_e, col(h), col(moe_ffn / etp)))
+        # one grouped GEMM over E_gpu experts moves the bytes and does the FLOPs of one GEMM whose N is the
+        # experts' N side by side, at the tokens-per-expert M (one launch, not E_gpu)
+        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(h))
+                  + grouped(m_e, E_gpu * col(h), col(moe_ffn / etp)))
         routed = routed / float(eff["profile_moe_eff"])
         tok = tok + col(n_moe) * (shared + routed)
+        # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
+        a2a = prof.table("comm.nccl_alltoall")
+        wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
+        if a2a is not None and wide.any():
+            n_a2a = col(np.minimum(ep, a2a.axes[0][-1]))
+            t_a2a = a2a(n_a2a, Mg * col(topk * h)) * 1e-3
+            inside &= ~wide | (ep <= a2a.axes[0][-1])
+            tok = tok + np.where(col(wide), 2.0 * col(n_moe) * t_a2a, 0.0)
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
     if ar is not None and (tp > 1).any():
         nar = np.where(m["parallel_residual"] > 0, 1.0, 2.0) * L
         big = tp > ar.axes[0][-1]
         nccl = prof.table("comm.nccl_all_reduce") or ar
-        t_ar = np.where(col(big), nccl(col(tp), Mg * col(h)), ar(col(np.minimum(tp, ar.axes[0][-1])), Mg * col(h)))
+        t_ar = hide(np.where(col(big), nccl(col(tp), Mg * col(h)), ar(col(np.minimum(tp, ar.axes[0][-1])),
+                                                                          Mg * col(h))))
         inside &= ~big | (tp <= 1)
         tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)
     # LM head (bf16 GEMM over the vocabulary shard)
     hb = prof.table("gemm.bf16") or gt
-    head = gemm(Mg, col(m["vocab"] / tp), col(h), hb)
+    nc = np.clip(m["vocab"] / tp, 1.0, float(hb.axes[1][-1]))
+    head = col(m["vocab"] / tp / nc) * gemm(Mg, col(nc), col(h), hb)
     # attention kernels
     a_scale = float(eff["profile_attn_scale"])
     b3, s3 = B_GRID[None, :, None], S_GRID[None, None, :]
@@ -313,7 +373,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if gtab is not None:
         kv_heads = np.where(mla, 1.0, kvh)
         d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, hd / 128.0)
-        t = gtab(b3, s3, kv_heads[:, None, None]) * 1e-3 * (L_attn * d_scale * a_scale)[:, None, None]
+        n_win = np.minimum(m.get("n_win", np.zeros(k)), L_attn)
+        win = np.maximum(m.get("window", np.zeros(k)), 1.0)
+        t_full = gtab(b3, s3, kv_heads[:, None, None])
+        t_win = gtab(b3, np.minimum(s3, win[:, None, None]), kv_heads[:, None, None])
+        t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win) * 1e-3
+             * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))
         inside &= gtab.inside(1.0, 1024.0, kv_heads)
     return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside

@@ -53,6 +53,7 @@ class ModelShape:
     idx_topk: Num = 0.0       # DeepSeek sparse attention: keys each query attends (0: dense)
     idx_heads: Num = 0.0      # ... lightning-indexer heads
     idx_dim: Num = 0.0        # ... indexer head dim (its key is cached per token, per layer)
+    lin_v_heads: Num = 0.0    # linear-attention value heads (whole model; the kernel profile's lookup key)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> "ModelShape":
@@ -121,6 +122,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "idx_topk": lambda m: float(m.index_topk),
         "idx_heads": lambda m: float(m.index_n_heads) if m.index_topk else 0.0,
         "idx_dim": lambda m: float(m.index_head_dim) if m.index_topk else 0.0,
+        "lin_v_heads": lambda m: float(m.linear_num_v_heads) if m.n_linear_attn_layers else 0.0,
     }
 
 
@@ -284,7 +286,7 @@ def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: 
     if scalar:
         t = curve_at1(cv.tok, max(M, 1.0)) + curve_at1(cv.head, max(S, 1.0))
     else:
-        t = curve_at(cv.tok, M) + curve_at(cv.head, S)
+        t = curve_at(cv.tok, M, cv.rows) + curve_at(cv.head, S, cv.rows)
     t = t + attention_terms(c, T, A, D, K, scalar) + M * c.tok_s
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
 

@@ -130,6 +130,23 @@ def attention_tables(path: Path, kind: str) -> dict[str, Table]:
     return out
 
 
+def gdn_tables(path: Path) -> dict[str, Table]:
+    """Gated DeltaNet (linear attention) layer time: the kernels of one phase summed, by (tokens, value heads per
+    GPU): `gdn_context` (batch 1, tokens = prompt length), `gdn_generation` (tokens = decoding sequences)."""
+    df = _read(path, ("phase", "kernel_source", "batch_size", "num_tokens", "num_v_heads", "latency"))
+    out = {}
+    for phase, d in df.groupby("phase"):
+        if phase == "context":
+            d = d[d["batch_size"] == 1]
+        per = d.groupby(["num_tokens", "num_v_heads", "model_name" if "model_name" in d else "phase",
+                         "kernel_source"], as_index=False)["latency"].median()
+        tot = per.groupby(["num_tokens", "num_v_heads"], as_index=False)["latency"].sum()
+        t = _table(tot, ["num_tokens", "num_v_heads"], [0, 1])
+        if t is not None:
+            out[f"gdn_{phase}"] = t
+    return out
+
+
 def comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str, Table]:
     out: dict[str, Table] = {}
     vs = versions(root, system, "comm", engine)
@@ -176,6 +193,11 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             if (d / fname).exists():
                 for k, t in attention_tables(d / fname, kind).items():
                     tables[f"{kind}_attention.{k}"] = t
+    lvs = versions(root, system, "linear_attention", engine)
+    lv = [v for v in lvs if _vkey(v) <= _vkey(version)] or lvs
+    if lv and (base / "linear_attention" / engine / lv[-1] / "gdn_perf.parquet").exists():
+        for k, t in gdn_tables(base / "linear_attention" / engine / lv[-1] / "gdn_perf.parquet").items():
+            tables[f"linear_attention.{k}"] = t
     for k, t in comm_tables(root, system, engine, version).items():
         tables[f"comm.{k}"] = t
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables)

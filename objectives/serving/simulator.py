@@ -7,6 +7,7 @@ same engine on any object with the `IterationCost` members (used for tests and w
 from __future__ import annotations
 
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,16 +185,17 @@ def _host_link(sched: Scheduler, gpu_name: str) -> float:
 
 
 def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None,
-                kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1) -> IterationCost:
+                kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1,
+                attn_dp: int = 1) -> IterationCost:
     from objectives.inference import StepModel
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
-                     max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep)
+                     max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp)
 
 
 def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None, kv_dtype: str | None,
            workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
-           ep: int = 1) -> tuple[_Engine, list[_Replica]]:
+           ep: int = 1, attn_dp: int = 1) -> tuple[_Engine, list[_Replica]]:
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
     sched = scheduler if scheduler is not None else Scheduler()
@@ -202,8 +204,11 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
     if mode == "agg":
         if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
             raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
-        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep)
-        agg = PoolCosts(sm, dp, sched, _host_link(sched, sm.gpu_name))
+        if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
+            raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
+        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp)
+        # each attention-DP rank schedules its own batch (its StepModel prices the shared experts)
+        agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name))
         return _run(workload, agg, None, None, sched, 0.0, routing)
     _check_pools(prefill, decode)
     pcs = []
@@ -213,7 +218,9 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
         ps = pool.scheduler or sched
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, pool.tp or tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, pool.kv_dtype or kv_dtype,
-                         ps, engine, getattr(pool, "ep", None) or 1)
+                         ps, engine, getattr(pool, "ep", None) or 1, getattr(pool, "attn_dp", None) or 1)
+        if (getattr(pool, "attn_dp", None) or 1) > 1:
+            pool = dataclasses.replace(pool, n_workers=pool.n_workers * pool.attn_dp)
         pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
     pc, dc = pcs
     if kv_link_gbs is None:
@@ -229,7 +236,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
              kv_dtype: str | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
              mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
              slo: SLO | None = None, kv_link_gbs: float | None = None,
-             routing: str = "least_loaded", engine: Any = None, ep: int = 1) -> dict[str, float]:
+             routing: str = "least_loaded", engine: Any = None, ep: int = 1,
+             attn_dp: int = 1) -> dict[str, float]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics.
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
@@ -248,10 +256,11 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     TPOT per request = (e2e - TTFT) / (output tokens - 1), requests with one output token excluded; the ITL mean
     is token-weighted, its percentiles come from iteration durations weighted by the tokens they emit.
     ``engine``: whose measured kernel profile costs the iterations (as in `inference.estimate`; None: roofline);
-    ``ep``: expert parallelism inside each replica's TP group (MoE models).
+    ``ep``: expert parallelism (MoE) over the tp x attn_dp GPUs of a replica; ``attn_dp``: attention
+    data-parallel ranks per replica, each scheduling its own requests (``dp`` stays independent replicas).
     """
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
-                       prefill, decode, kv_link_gbs, routing, engine, ep)
+                       prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp)
     return _metrics(eng, reps, slo)
 
 
@@ -259,12 +268,13 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
                       act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
                       scheduler: Scheduler | None = None, mode: str = "agg", dp: int = 1, prefill: Pool | None = None,
                       decode: Pool | None = None, kv_link_gbs: float | None = None,
-                      routing: str = "least_loaded", engine: Any = None, ep: int = 1) -> pd.DataFrame:
+                      routing: str = "least_loaded", engine: Any = None, ep: int = 1,
+                      attn_dp: int = 1) -> pd.DataFrame:
     """Per-request records of `simulate`: arrival_s, first_token_s, finish_s, ttft_ms, tpot_ms, e2e_ms,
     input_tokens, output_tokens, tokens_emitted (counted by the engine), preemptions, replica (the one that finished it), prefill_replica (disagg, else
     -1), kv_transfer_ms. One row per request, in workload order."""
     eng, _ = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
-                    prefill, decode, kv_link_gbs, routing, engine, ep)
+                    prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp)
     return _frame(eng)
 
 

@@ -1,0 +1,241 @@
+"""The silicon slice: real serving measurements of 2025-26 engines under closed-loop load, predicted and scored.
+
+Rows come normalized from `objectives.calibration.measurements.read_measurements` (one row per measured deployment
+at one concurrency). Aggregated rows are predicted with `inference.max_throughput(..., concurrency=C)` (the steady
+state of C closed-loop clients) on the engine's measured kernel profile; disaggregated rows with the prefill pool's
+prefill at its batch and the decode pool's steady decode step. No measured number enters a prediction.
+
+`fit_engine_factors` fits the engine-level factors (host time per forward and per sequence, in-engine vs isolated
+kernel time, grouped-GEMM efficiency) on rows; `leave_one_model_out` scores each model with factors fitted on the
+others.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from objectives import inference, profiles
+from objectives.inference.efficiency import Efficiency
+
+#: catalog GPU of each kernel-table system name
+GPU_OF_SYSTEM = {s: g for g, s in profiles.SYSTEMS.items()}
+
+#: scheduler budgets each engine runs with by default (what a benchmark that does not set them gets):
+#: vLLM's max_num_seqs / max_num_batched_tokens for its OpenAI server on data-center GPUs, SGLang's
+#: chunked_prefill_size, TensorRT-LLM's trtllm-serve max_batch_size / max_num_tokens
+ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
+
+#: factors fitted per engine (name -> (path in Efficiency.params, lower, upper bound))
+def _factor_specs(engines: Sequence[str]) -> list[tuple[tuple[str, ...], float, float]]:
+    out: list[tuple[tuple[str, ...], float, float]] = []
+    for e in engines:
+        out += [(("engine_step_ms", e), 0.05, 20.0), (("profile_gemm_scale", e), 0.5, 2.5),
+                (("engine_seq_us", e), 0.1, 200.0), (("profile_launch_us", e), 0.1, 12.0)]
+    out += [(("profile_attn_scale",), 0.3, 3.0), (("profile_moe_eff",), 0.15, 2.0), (("ttft_wave",), 0.01, 1.0)]
+    return out
+
+
+def _get(params: Any, path: tuple[str, ...]) -> float:
+    v = params
+    for k in path:
+        v = v[k]
+    return float(v)
+
+
+def _with(eff: Efficiency, specs: list, x: np.ndarray) -> Efficiency:
+    params = copy.deepcopy(dict(eff.params))
+    for (path, _, _), v in zip(specs, x):
+        d = params
+        for k in path[:-1]:
+            d[k] = dict(d[k])
+            d = d[k]
+        d[path[-1]] = float(v)
+    return Efficiency(params, eff.meta)
+
+
+def usable(rows: pd.DataFrame) -> pd.Series:
+    """Rows the model can predict: a catalog GPU for the system, a TTFT and TPOT, and worker counts for disagg."""
+    ok = rows["gpu"].map(lambda s: s in GPU_OF_SYSTEM).astype(bool)
+    ok &= rows["ttft_ms"].notna() & rows["tpot_ms"].notna()
+    dis = rows["mode"] == "disagg"
+    if dis.any() and "prefill_workers" in rows.columns:
+        ok &= ~dis | (rows["prefill_workers"].notna() & rows["decode_workers"].notna())
+    return ok
+
+
+def _engine(rows: pd.DataFrame) -> np.ndarray:
+    return rows["engine"].astype(str).str.lower().to_numpy(object)
+
+
+def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
+    """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row)."""
+    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
+    agg = rows[rows["mode"] == "agg"]
+    if len(agg):
+        eng = _engine(agg)
+        budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
+        r = inference.max_throughput(
+            model=agg["model"].to_numpy(object), gpu=agg["gpu"].map(GPU_OF_SYSTEM).to_numpy(object),
+            tp=agg["tp"].to_numpy(float), pp=agg["pp"].fillna(1).to_numpy(float),
+            weight_dtype=agg["weight_dtype"].to_numpy(object), input_len=agg["isl"].to_numpy(float),
+            output_len=agg["osl"].to_numpy(float), concurrency=agg["concurrency"].to_numpy(float),
+            ep=agg["moe_ep"].fillna(1).to_numpy(float), attn_dp=agg["attn_dp"].fillna(1).to_numpy(float),
+            max_batch_size=budgets[:, 0], max_num_tokens=budgets[:, 1], engine=eng, efficiency=eff)
+        ok = r["fits"].to_numpy()
+        out.loc[agg.index, "ttft_pred"] = np.where(ok, r["ttft_ms"].to_numpy(), np.nan)
+        out.loc[agg.index, "tpot_pred"] = np.where(ok, r["tpot_ms"].to_numpy(), np.nan)
+        out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
+    dis = rows[rows["mode"] == "disagg"]
+    if len(dis):
+        eng = _engine(dis)
+        gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
+        conc = dis["concurrency"].to_numpy(float)
+
+        def pool(prefix: str, **kw: Any) -> pd.DataFrame:
+            workers = dis[f"{prefix}_workers"].to_numpy(float)
+            return inference.max_throughput(
+                model=dis["model"].to_numpy(object), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
+                pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=dis["weight_dtype"].to_numpy(object),
+                input_len=dis["isl"].to_numpy(float), ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
+                attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), dp=workers,
+                concurrency=conc, engine=eng, efficiency=eff, **kw)
+        pf = pool("prefill", output_len=1.0, max_num_tokens=8192.0)
+        dc = pool("decode", output_len=dis["osl"].to_numpy(float), max_num_tokens=8192.0)
+        ok = pf["fits"].to_numpy() & dc["fits"].to_numpy()
+        out.loc[dis.index, "ttft_pred"] = np.where(ok, pf["ttft_ms"].to_numpy(), np.nan)
+        out.loc[dis.index, "tpot_pred"] = np.where(ok, dc["tpot_ms"].to_numpy(), np.nan)
+        out.loc[dis.index, "source"] = np.where(pf["source"].astype(str) == "roofline", "roofline",
+                                                dc["source"].astype(str))
+    return out
+
+
+def _resid(rows: pd.DataFrame, eff: Efficiency) -> np.ndarray:
+    p = predict(rows, eff)
+    r = np.concatenate([np.log(p["ttft_pred"].to_numpy(float) / rows["ttft_ms"].to_numpy(float)),
+                        np.log(p["tpot_pred"].to_numpy(float) / rows["tpot_ms"].to_numpy(float))])
+    return np.where(np.isfinite(r), r, 3.0)
+
+
+def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 60,
+                       reg: float = 0.01) -> tuple[Efficiency, dict]:
+    """Least-squares fit (soft-L1 on log(pred / measured) of TTFT and TPOT) of the engine-level factors of the
+    engines present in `rows`; light log-prior towards the starting values."""
+    base = base or inference.default_efficiency()
+    from objectives.inference.core import default_eff
+    base = default_eff() if base is None else base
+    engines = sorted(set(_engine(rows)) & set(profiles.ENGINE_NAMES))
+    specs = _factor_specs(engines)
+    x0 = np.array([_get(base.params, s[0]) for s in specs])
+    lo = np.array([s[1] for s in specs])
+    hi = np.array([s[2] for s in specs])
+    x0 = np.clip(x0, lo * 1.001, hi * 0.999)
+    prior = x0.copy()
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        r = _resid(rows, _with(base, specs, x))
+        return np.concatenate([r, np.sqrt(reg) * np.log(x / prior)])
+    res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale="jac",
+                        max_nfev=max_nfev, diff_step=1e-2)
+    names = [".".join(s[0]) for s in specs]
+    return _with(base, specs, res.x), {"names": names, "x": res.x.tolist(), "nfev": int(res.nfev)}
+
+
+def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
+    return np.abs(pred / meas - 1.0) * 100.0
+
+
+def scored(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
+    """`rows` with predictions and absolute percentage errors (%) of TTFT and TPOT."""
+    p = predict(rows, eff)
+    d = rows.join(p)
+    d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
+    d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
+    return d
+
+
+def leave_one_model_out(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 40) -> pd.DataFrame:
+    """Each model's rows predicted with engine factors fitted on the other models' rows."""
+    parts = []
+    for model in sorted(rows["model"].unique()):
+        train, test = rows[rows["model"] != model], rows[rows["model"] == model]
+        eff, _ = fit_engine_factors(train, base, max_nfev=max_nfev)
+        parts.append(scored(test, eff))
+    return pd.concat(parts).loc[rows.index]
+
+
+def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Median APE (%) of TTFT and TPOT, rows and rows predicted per group."""
+    g = d.groupby(by, observed=True)
+    return pd.DataFrame({"rows": g.size(), "predicted": g["tpot_pred"].count(),
+                         "ttft_mdape": g["ttft_ape"].median(), "tpot_mdape": g["tpot_ape"].median()}).round(1)
+
+
+SILICON_FILE = "serving_silicon.csv"
+
+
+def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:
+    """The silicon slice, normalized (`measurements.read_measurements`), restricted to predictable rows."""
+    from .data import data_path
+    from .measurements import read_measurements
+
+    p = data_path(path) if path else data_path().parent / SILICON_FILE
+    rows = read_measurements(p, layout="silicon")
+    return rows[usable(rows)].copy(), p
+
+
+def run(path: str | None = None, out: str | None = None, loso: bool = True, max_nfev: int = 30) -> str:
+    """Fit the engine factors on every silicon row, merge them into the efficiency JSON (`out`), and write
+    objectives/data/fidelity/silicon.md with in-sample and leave-one-model-out MdAPE per model, engine and GPU.
+    Returns the report text."""
+    import datetime as _dt
+    import json
+    from pathlib import Path
+
+    from objectives.inference.efficiency import DATA_FILE, load_efficiency
+
+    from .data import sha256
+    from .report import FIDELITY_DIR, _md
+
+    rows, p = load_rows(path)
+    base = load_efficiency(out) if out and Path(out).exists() else load_efficiency()
+    eff, info = fit_engine_factors(rows, base, max_nfev=max_nfev)
+    target = Path(out) if out else DATA_FILE
+    raw = json.loads(target.read_text()) if target.exists() else {"meta": {}, "params": {}}
+    for name in info["names"]:
+        path_ = name.split(".")
+        d = raw.setdefault("params", {})
+        for k in path_[:-1]:
+            d = d.setdefault(k, {})
+        d[path_[-1]] = _get(eff.params, tuple(path_))
+    raw.setdefault("meta", {})["silicon_fit"] = {
+        "fit_date": _dt.date.today().isoformat(), "data_file": p.name, "data_sha256": sha256(p),
+        "rows": int(len(rows)), "fitted_factors": info["names"], "nfev": info["nfev"],
+        "method": "scipy.optimize.least_squares, soft-L1 on log(pred/measured) of TTFT and TPOT, measured-profile "
+                  "path (engine = the row's engine), light log-prior; objectives/calibration/silicon.py"}
+    target.write_text(json.dumps(raw, indent=1) + "\n")
+    from objectives.inference.core import reload_default_eff
+    reload_default_eff()
+    ins = scored(rows, eff)
+    parts = ["# Silicon slice: real serving measurements (vLLM, SGLang, TensorRT-LLM), measured-profile path", "",
+             f"Data: `{p.name}` (sha256 {sha256(p)[:12]}), {len(rows)} predictable rows. Command: "
+             "`python -m objectives.calibration silicon`. Predictions: `inference.max_throughput(..., "
+             "concurrency=C, engine=<row's engine>)` (agg), prefill/decode pools (disagg).", "",
+             "## In-sample (engine factors fitted on all rows)", "",
+             _md(mdape_by(ins, ["model", "engine"])), "", _md(mdape_by(ins, ["gpu"])), "",
+             f"All rows: TTFT MdAPE {ins['ttft_ape'].median():.1f} %, TPOT MdAPE {ins['tpot_ape'].median():.1f} %, "
+             f"{int(ins['tpot_pred'].notna().sum())} of {len(ins)} predicted.", ""]
+    if loso:
+        lo = leave_one_model_out(rows, base, max_nfev=max_nfev)
+        parts += ["## Leave one model out (factors fitted on the other three models)", "",
+                  _md(mdape_by(lo, ["model", "engine"])), "", _md(mdape_by(lo, ["gpu"])), "",
+                  _md(mdape_by(lo, ["engine"])), "",
+                  f"All rows: TTFT MdAPE {lo['ttft_ape'].median():.1f} %, TPOT MdAPE "
+                  f"{lo['tpot_ape'].median():.1f} % (targets: TTFT <= 20 %, TPOT <= 10 %).", ""]
+    text = "\n".join(parts)
+    FIDELITY_DIR.mkdir(parents=True, exist_ok=True)
+    (FIDELITY_DIR / "silicon.md").write_text(text)
+    return text

@@ -1,0 +1,175 @@
+"""Measured kernel profiles: the table interpolator, the shipped profiles, and the engine= path of the model."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from objectives import inference, profiles, serving
+from objectives.inference import StepModel
+from objectives.profiles.grid import Table, fill_gaps, pivot
+from objectives.profiles.profile import read, save
+
+
+def _table() -> Table:
+    m = np.array([1.0, 4.0, 16.0, 64.0])
+    n = np.array([128.0, 1024.0])
+    # latency = 0.01 + m * n * 1e-6 ms: positive, increasing in both axes
+    v = np.log(0.01 + m[:, None] * n[None, :] * 1e-6)
+    return Table(("m", "n"), (m, n), v)
+
+
+def test_table_exact_on_grid_points_and_between_them():
+    t = _table()
+    assert np.allclose(t([1, 4, 16, 64], 128), 0.01 + np.array([1, 4, 16, 64]) * 128e-6)
+    mid = t(8.0, 1024.0)
+    assert t(4.0, 1024.0) < mid < t(16.0, 1024.0)
+    assert t.inside(8.0, 1024.0) and not t.inside(128.0, 1024.0) and not t.inside(8.0, 64.0)
+
+
+def test_table_extrapolates_along_the_edge_slope():
+    t = _table()
+    # log-log: m 64 -> 128 is half the log step of 16 -> 64, so the log latency rises by half as much
+    step = np.log(t(64.0, 1024.0)) - np.log(t(16.0, 1024.0))
+    assert np.log(t(128.0, 1024.0)) - np.log(t(64.0, 1024.0)) == pytest.approx(step / 2, rel=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(1.0, 64.0), st.floats(1.0, 64.0), st.floats(128.0, 1024.0))
+def test_table_is_monotone_where_the_data_is(m1, m2, n):
+    t = _table()
+    lo, hi = sorted((m1, m2))
+    assert t(lo, n) <= t(hi, n) * (1 + 1e-12)
+
+
+def test_bad_tables_are_refused():
+    with pytest.raises(ValueError, match="increasing positive"):
+        Table(("m",), (np.array([4.0, 1.0]),), np.zeros(2))
+    with pytest.raises(ValueError, match="do not match"):
+        Table(("m",), (np.array([1.0, 2.0]),), np.zeros(3))
+    with pytest.raises(ValueError, match="non-finite"):
+        Table(("m",), (np.array([1.0, 2.0]),), np.array([0.0, np.nan]))
+
+
+def test_pivot_takes_the_fastest_kernel_and_fill_gaps_interpolates():
+    df = pd.DataFrame({"m": [1, 1, 1, 4], "n": [1, 1, 4, 1], "latency": [2.0, 1.0, 3.0, 4.0]})
+    ax, v = pivot(df, ["m", "n"])
+    assert np.exp(v[0, 0]) == pytest.approx(1.0)       # the fastest of the two kernels measured at (1, 1)
+    assert np.isnan(v[1, 1])                             # (4, 4) was not measured
+    filled = fill_gaps(v, 0)
+    assert np.exp(filled[1, 1]) == pytest.approx(3.0)    # extended along m from (1, 4)
+
+
+def test_shipped_profiles_cover_the_main_gpus_and_engines():
+    for gpu in ("H100-SXM-80GB", "H200-SXM-141GB", "B200"):
+        have = profiles.available(gpu)
+        assert {"vllm", "sglang", "trtllm"} <= set(have), (gpu, have)
+    p = profiles.load("H200-SXM-141GB", "vllm", full=False)
+    gemm = p.table("gemm.fp8")
+    # an 8192x8192 fp8 GEMM at M = 1 streams 64 MiB: its measured time implies a bandwidth below the HBM's 4.8 TB/s
+    t_ms = float(gemm(1, 8192, 8192))
+    assert 8192 * 8192 / (t_ms * 1e-3) < 4.8e12
+    assert float(gemm(4096, 8192, 8192)) > float(gemm(64, 8192, 8192)) > 0
+
+
+def test_full_tables_and_the_shipped_copy_agree():
+    pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
+    full = profiles.load("B200", "sglang", full=True)
+    small = profiles.load("B200", "sglang", full=False)
+    m = np.array([1, 8, 64, 512, 4096])
+    assert np.allclose(full.table("gemm.bf16")(m, 4096, 4096), small.table("gemm.bf16")(m, 4096, 4096), rtol=1e-4)
+
+
+def test_profile_file_round_trip_and_bad_file(tmp_path):
+    p = profiles.load("H100-SXM-80GB", "trtllm", full=False)
+    f = tmp_path / "x.npz"
+    save(p, f)
+    q = read(f)
+    assert q.key == p.key and q.sha256 == p.sha256
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a profile")
+    with pytest.raises(ValueError, match="bad.npz"):
+        read(bad)
+
+
+def test_unknown_engine_or_version_names_what_exists():
+    with pytest.raises(ValueError, match="valid: vllm, sglang, trtllm"):
+        inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", engine="tgi")
+    with pytest.raises(ValueError, match="versions available: 0.24.0"):
+        inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", engine="vllm==0.1.0")
+
+
+def test_engine_path_columns_source_and_roofline_fallback():
+    df = inference.estimate("Llama-3.1-70B", ["H200-SXM-141GB", "MI300X"], tp=8, weight_dtype="fp8",
+                            batch_size=8, input_len=2048, output_len=256, engine="vllm")
+    assert list(df["source"].astype(str)) == ["interpolated", "roofline"]
+    assert list(df["engine"].astype(str)) == ["vllm", "vllm"]
+    assert np.isfinite(df[["ttft_ms", "tpot_ms"]].to_numpy()).all()
+    ref = inference.estimate("Llama-3.1-70B", "MI300X", tp=8, weight_dtype="fp8", batch_size=8, input_len=2048,
+                             output_len=256)
+    # the GPU without a profile gets exactly the closed form
+    assert df["tpot_ms"].iloc[1] == pytest.approx(ref["tpot_ms"].iloc[0])
+    assert ref["source"].astype(str).iloc[0] == "roofline"
+
+
+def test_engines_differ_and_arrays_equal_scalar_calls():
+    engines = np.array(["vllm", "sglang", "trtllm"])
+    b = np.array([1, 16, 128])
+    df = inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", tp=1, batch_size=b[:, None], engine=engines,
+                            input_len=1024, output_len=256)
+    assert df["tpot_ms"].nunique() == 9
+    for i, e in enumerate(engines):
+        one = inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", tp=1, batch_size=16, engine=e, input_len=1024,
+                                 output_len=256)
+        assert df["tpot_ms"].iloc[3 + i] == pytest.approx(one["tpot_ms"].iloc[0], rel=1e-9)
+
+
+def test_large_sweep_factorized_equals_small_calls():
+    bs = np.arange(1, 5001)
+    big = inference.estimate("Qwen3-30B-A3B", "B200", tp=2, weight_dtype="fp8", batch_size=bs, engine="sglang",
+                             input_len=1024, output_len=128)
+    pick = np.array([0, 99, 4999])
+    small = inference.estimate("Qwen3-30B-A3B", "B200", tp=2, weight_dtype="fp8", batch_size=bs[pick],
+                               engine="sglang", input_len=1024, output_len=128)
+    assert np.allclose(big["tpot_ms"].to_numpy()[pick], small["tpot_ms"].to_numpy(), rtol=1e-9)
+    # a larger batch never decodes a step much faster (measured kernels are not exactly monotone: up to ~10 % noise)
+    t = big["tpot_ms"].to_numpy()
+    assert (t[1:] / t[:-1] >= 0.9).all() and t[-1] > 5 * t[0]
+
+
+def test_step_model_scalar_and_array_paths_agree_with_a_profile():
+    sm = StepModel("Llama-3.1-8B", "H200-SXM-141GB", tp=2, weight_dtype="fp8", engine="vllm")
+    assert sm.source == "interpolated" and sm.engine == "vllm"
+    for args in ((512.0, 512.0 * 513 / 2, 0.0, 0.0), (0.0, 0.0, 32.0, 32.0 * 1500), (256.0, 5e4, 16.0, 16e3)):
+        s = sm.time_ms(*args)
+        a = sm.time_ms(*(np.array([x]) for x in args))
+        assert s == pytest.approx(float(a[0]), rel=1e-9)
+
+
+def test_expert_parallel_inside_tp_costs_no_all_to_all():
+    kw = dict(model="DeepSeek-V3", gpu="H200-SXM-141GB", tp=8, weight_dtype="fp8", batch_size=8, input_len=4096,
+              output_len=256)
+    one, eight = (inference.estimate(**kw, ep=e) for e in (1, 8))
+    # every rank already holds every token after the TP all-reduce: EP inside TP moves no activations
+    assert eight["ttft_ms"].iloc[0] == pytest.approx(one["ttft_ms"].iloc[0], rel=0.05)
+
+
+def test_attention_data_parallel_deployment():
+    df = inference.max_throughput("Qwen3-30B-A3B", "H200-SXM-141GB", tp=1, attn_dp=[1, 4], ep=[1, 4],
+                                  weight_dtype="fp8", input_len=1024, output_len=256, concurrency=64,
+                                  engine="vllm")
+    assert list(df["n_gpus"]) == [1, 4] and list(df["attn_dp"]) == [1, 4]
+    assert df["throughput_tok_s"].iloc[1] > 1.5 * df["throughput_tok_s"].iloc[0]  # 4 GPUs, shared experts
+    bad = inference.estimate("Qwen3-30B-A3B", "H200-SXM-141GB", tp=1, attn_dp=4, ep=3, weight_dtype="fp8")
+    assert not bad["fits"].iloc[0] and "ep must divide" in str(bad["reason"].iloc[0])
+
+
+def test_simulator_takes_engine_ep_and_attn_dp():
+    wl = serving.Workload(concurrency=16, input_len=512, output_len=64, n_requests=64)
+    m = serving.simulate("Qwen3-30B-A3B", "H200-SXM-141GB", tp=1, attn_dp=2, ep=2, weight_dtype="fp8",
+                         workload=wl, engine="sglang")
+    assert m["n_gpus"] == 2 and m["tpot_ms_mean"] > 0
+    with pytest.raises(ValueError, match="attn_dp"):
+        serving.simulate("Qwen3-30B-A3B", "H200-SXM-141GB", attn_dp=0, workload=wl)
