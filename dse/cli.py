@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 EXIT_ERROR = 2
 
@@ -223,8 +223,26 @@ COMMANDS = {
 }
 
 
+PLUGIN_GROUP = "dse.commands"
+
+
+def plugin_commands() -> dict[str, Any]:
+    """Subcommands other packages register (entry-point group ``dse.commands``: name -> ``main(argv) -> int``), so
+    that domain commands (``dse deploy``, ``dse calibrate``) live with their domain, not in the engine."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in COMMANDS}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugins = plugin_commands()
+    if argv and argv[0] in plugins:
+        fn = plugins[argv[0]].load()
+        return int(fn(argv[1:]))
     parser = build_parser()
+    if plugins:
+        parser.epilog = "more commands: " + ", ".join(sorted(plugins)) + " (each takes --help)"
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -69,7 +69,7 @@ FIDELITIES = ("analytical", "simulated")
 DEFAULTS: dict[str, Any] = {
     "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
-    "batching": "continuous",
+    "batching": "continuous", "engine": None,
 }
 
 #: Metrics every fidelity returns.
@@ -91,7 +91,7 @@ def _column(df: pd.DataFrame, name: str, defaults: Mapping[str, Any], n: int) ->
     """Column ``name`` of the batch with missing values (inactive parameters) filled from the defaults."""
     default = defaults.get(name, DEFAULTS.get(name))
     if name not in df.columns:
-        if default is None and name not in ("act_dtype", "kv_dtype", "prefill_replicas"):
+        if default is None and name not in ("act_dtype", "kv_dtype", "prefill_replicas", "engine"):
             raise ObjectiveError(f"configurations lack {name!r}: add it to the space or pass defaults={{{name!r}: ...}}")
         out = np.empty(n, dtype=object)
         out[:] = [default] * n
@@ -130,6 +130,7 @@ class Batch:
     max_num_tokens: np.ndarray
     chunked_prefill: np.ndarray
     batching: np.ndarray
+    engine: np.ndarray          # serving engine whose measured kernel profile costs the step (None: roofline)
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, defaults: Mapping[str, Any]) -> "Batch":
@@ -159,6 +160,8 @@ class Batch:
             max_num_tokens=_ints(c["max_num_tokens"], "max_num_tokens"),
             chunked_prefill=np.asarray(c["chunked_prefill"], dtype=bool),
             batching=batching,
+            engine=np.array([None if e is None or (isinstance(e, float) and e != e) else str(e) for e in c["engine"]],
+                            dtype=object),
         )
 
     def take(self, idx: np.ndarray) -> "Batch":
@@ -270,7 +273,7 @@ class LLMServingObjective:
     # -- analytical ---------------------------------------------------------------------------------
     def _common(self, b: Batch) -> dict[str, Any]:
         return dict(model=self.model, gpu=b.gpu, tp=b.tp, pp=b.pp, weight_dtype=b.weight_dtype,
-                    act_dtype=b.act_dtype, kv_dtype=b.kv_dtype, ep=b.ep, prices=self.prices)
+                    act_dtype=b.act_dtype, kv_dtype=b.kv_dtype, ep=b.ep, prices=self.prices, engine=b.engine)
 
     def analytical(self, b: Batch) -> pd.DataFrame:
         """Metrics of every configuration of the batch from the analytical model (module docstring)."""
@@ -385,6 +388,7 @@ class LLMServingObjective:
         if q is not None:
             out.insert(len(out.columns) - 2, "quality", q)
         out["reason"] = np.where(fits, "", mt["reason"].astype(str).to_numpy(object))
+        out["source"] = mt["source"].astype(str).to_numpy(object)   # roofline | interpolated | extrapolated
         return out
 
     # -- simulated ----------------------------------------------------------------------------------
@@ -433,7 +437,8 @@ class LLMServingObjective:
         else:
             kw.update(mode="agg", dp=dp)
         try:
-            m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), **kw)
+            m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
+                                 ep=int(cfg["ep"]), **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {**blank, "fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])

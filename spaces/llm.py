@@ -32,14 +32,18 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 max_batch_sizes: Sequence[int] = MAX_BATCH_SIZES, max_num_tokens: Sequence[int] = MAX_NUM_TOKENS,
                 chunked_prefill: Sequence[bool] = (True, False), modes: Sequence[str] = ("agg",),
                 replicas: bool = False, input_len: int | None = None,
-                batching: Sequence[str] = ("continuous",)) -> dse.Space:
+                batching: Sequence[str] = ("continuous",),
+                engines: Sequence[str] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
     :func:`spaces.quantization`, :func:`spaces.batching`, :func:`spaces.serving`). ``modes``: ("agg",),
     ("disagg",) or both. ``replicas``: enumerate DP > 1 in aggregated mode too. ``input_len`` (tokens): adds
     the rule that without chunked prefill one iteration must hold a whole prompt. ``batching``: scheduler
-    policies, ``("continuous", "static")`` adds a ``batching`` knob (aggregated mode only).
+    policies, ``("continuous", "static")`` adds a ``batching`` knob (aggregated mode only). ``engines``: serving
+    engines as a search dimension (``["vllm", "sglang", "trtllm"]``, optionally ``"name==version"``): the cost
+    model uses each engine's measured kernel profile where the GPU has one (else the roofline); unknown engines
+    are refused here.
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
@@ -66,4 +70,15 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         when["batching"] = "mode == 'agg'"
     parts.append(batching_space(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len,
                                 batching=policies))
+    if engines is not None:
+        from objectives.profiles import resolve_engine
+        names = [str(e) for e in dict.fromkeys(engines)]
+        if not names:
+            raise SpaceError("engines=[]: give at least one of 'vllm', 'sglang', 'trtllm' (or leave it None)")
+        for e in names:
+            try:
+                resolve_engine(e)
+            except ValueError as exc:
+                raise SpaceError(f"engines: {exc}") from None
+        parts.append(dse.Space(engine=dse.Categorical(names)))
     return compose(*parts, constraints=cons, when=when)

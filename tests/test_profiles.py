@@ -173,3 +173,38 @@ def test_simulator_takes_engine_ep_and_attn_dp():
     assert m["n_gpus"] == 2 and m["tpot_ms_mean"] > 0
     with pytest.raises(ValueError, match="attn_dp"):
         serving.simulate("Qwen3-30B-A3B", "H200-SXM-141GB", attn_dp=0, workload=wl)
+
+
+def test_objective_and_space_take_the_engine_knob():
+    import spaces
+    from objectives import llm_serving_objective
+
+    space = spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], max_gpus=1, engines=["vllm", "sglang"])
+    assert list(space.params["engine"].choices) == ["vllm", "sglang"]
+    f = llm_serving_objective("Llama-3.1-8B", workload={"concurrency": 16, "input_len": 1024, "output_len": 128})
+    cfg = pd.DataFrame({"gpu": "H100-SXM-80GB", "tp": 1, "pp": 1, "weight_dtype": "fp8", "act_dtype": "fp8",
+                        "kv_dtype": "fp8", "max_batch_size": 64, "max_num_tokens": 8192, "chunked_prefill": True,
+                        "n_gpus": 1, "engine": ["vllm", "sglang", None]})
+    out = f(cfg)
+    assert list(out["source"]) == ["interpolated", "interpolated", "roofline"]
+    assert out["tpot_ms"].nunique() == 3
+
+
+def test_dse_calibrate_writes_a_profile_that_estimate_accepts(tmp_path):
+    from dse.cli import main
+
+    src = tmp_path / "bench.csv"
+    rows = pd.read_csv(__import__("objectives.calibration.data", fromlist=["x"]).data_path().parent
+                       / "serving_silicon.csv")
+    rows[rows["model_path"] == "MiniMaxAI/MiniMax-M2.5"].head(40).to_csv(src, index=False)
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", str(src), "-o", str(out), "--layout", "silicon", "--max-nfev", "2"]) == 0
+    kw = dict(model="Llama-3.1-8B", gpu="B200", engine="vllm", batch_size=4)
+    a = inference.estimate(**kw, profile=out)
+    b = inference.estimate(**kw)
+    assert a["tpot_ms"].iloc[0] != b["tpot_ms"].iloc[0]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="bad.json"):
+        inference.estimate(**kw, profile=bad)
+    assert main(["calibrate", str(tmp_path / "missing.csv"), "-o", str(out)]) == 2

@@ -136,11 +136,20 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _with_profile(efficiency: Efficiency | None, profile: Any) -> Efficiency | None:
+    """`profile=`: a calibrated profile file (`dse calibrate`) whose factors override `efficiency`'s."""
+    if profile is None:
+        return efficiency
+    from objectives.calibration.calibrate import load_profile
+    return load_profile(profile, efficiency)
+
+
 def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
-             engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None) -> pd.DataFrame:
+             engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
+             profile: Any = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -164,7 +173,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     `attn_dp`: attention data-parallel ranks inside one deployment (each runs its own batch of `batch_size`
     sequences with tp-way attention; the routed experts are spread over the tp x attn_dp GPUs with `ep`-way
     expert parallelism, ep dividing tp x attn_dp: dispatch/combine all-to-alls when EP reaches beyond the TP
-    group). `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x dp.
+    group). `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x dp. `profile`: a calibrated profile
+    file written by `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
 
     Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
     throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
@@ -175,6 +185,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     length or degree -> ValueError. Unsupported precision, tp not dividing the heads, bad ep, or out of memory
     -> fits=False with a `reason` (never an exception, so sweeps do not crash).
     """
+    efficiency = _with_profile(efficiency, profile)
     B = positive("batch_size", batch_size)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
@@ -282,7 +293,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
                    engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
-                   efficiency: Efficiency | None = None) -> pd.DataFrame:
+                   efficiency: Efficiency | None = None,
+             profile: Any = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -298,6 +310,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     that issues all requests at once also reports the time its queue takes, which depends on the request count
     and is not modelled).
     """
+    efficiency = _with_profile(efficiency, profile)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
     mbs = positive("max_batch_size", max_batch_size)
