@@ -13,30 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _timing import rates
 
 from objectives import training
 
 TARGET = 1_000_000
 
 
-def _rates(fn: Callable[[], Any], n: int, repeat: int) -> tuple[float, float]:
-    """(configs/s of the first call, median configs/s of `repeat` further calls)."""
-    t = time.perf_counter()
-    out = fn()
-    first = n / (time.perf_counter() - t)
-    assert len(out) == n
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append(n / (time.perf_counter() - t))
-    return first, statistics.median(runs)
+_rates = rates
 
 
 def sweep(n: int, seed: int = 0) -> dict[str, Any]:

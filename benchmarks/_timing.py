@@ -1,0 +1,20 @@
+"""Timing helper shared by the one-command benchmarks (run as scripts: `python benchmarks/<name>.py`)."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+
+def rates(fn: Callable[[], Any], n: int, repeat: int) -> tuple[float, float]:
+    """(configs/s of the first call, median configs/s of `repeat` further calls) of `fn` returning n rows."""
+    t = time.perf_counter()
+    out = fn()
+    first = n / (time.perf_counter() - t)
+    assert len(out) == n
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(n / (time.perf_counter() - t))
+    return first, statistics.median(runs)
