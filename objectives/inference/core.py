@@ -254,8 +254,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
     # linear-attention layers (hybrid models): recurrence FLOPs per token, and each decoding sequence reads and
     # writes its constant state once per step (0 for plain transformers)
-    elem_s = elem_s + getattr(lc, "linear_flops_per_token", 0.0) / attn_tput
-    state_s = 2.0 * getattr(lc, "state_bytes_per_seq", 0.0) / kv_bw
+    elem_s = elem_s + lc.linear_flops_per_token / attn_tput
+    state_s = 2.0 * lc.state_bytes_per_seq / kv_bw
     # --- collectives
     link = g.link
     lat_us, hop_us = link_lookup(eff, "ar_latency_us", link), link_lookup(eff, "ar_hop_us", link)
@@ -306,7 +306,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     )
 
 
-#: what `engine=None` means: the newest profile of this engine where the GPU has one, else the roofline
+#: what `engine=None` means: the closed form (roofline with fitted factors); measured profiles are opt-in until
+#: their engine factors transfer across models (docs/profiles.md)
 DEFAULT_ENGINE = "roofline"
 
 
@@ -340,10 +341,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     from objectives.catalog.types import DTYPES
 
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
-    names = []
-    for e in engine_names:
-        names.append(e)
-    engines = np.array(names, dtype=object)[eng]
+    engines = np.array(engine_names, dtype=object)[eng]
     if "auto" in engine_names:
         auto = np.array(["vllm" if "vllm" in profiles.available(g) else
                          (next(iter(profiles.available(g)), "roofline")) for g in np.atleast_1d(gpu_names).ravel()],
@@ -356,9 +354,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "v_head")}
     fields["n_moe_layers"] = lc.n_moe_layers
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads"):  # hybrid / windowed attention (0: none)
-        fields[f] = getattr(m, f, 0.0)
-    curves, src, has, shape = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
-                                           dt[np.asarray(w)] if np.ndim(w) else dt[int(w)])
+        fields[f] = getattr(m, f)
+    curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w])
 
     def per_engine(name: str, default: float) -> np.ndarray:
         table = eff[name]

@@ -231,7 +231,11 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         rows = np.flatnonzero(keys == key)
         sub = {kk: v[rows] for kk, v in f.items()}
         out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo)
-        cv.tok[rows], cv.head[rows], cv.ctx[rows], cv.gen[rows] = out.tok, out.head, out.ctx, out.gen
+        cv.tok[rows], cv.head[rows] = out.tok, out.head
+        if out.ctx is not None:
+            cv.ctx[rows] = out.ctx
+        if out.gen is not None:
+            cv.gen[rows] = out.gen
         src[rows] = np.where(inside, S_INTERP, S_EXTRAP)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]))
@@ -250,8 +254,8 @@ class _FlatCoeffs:
 
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0) -> tuple[Curves, np.ndarray]:
-    """Measured curves for rows sharing one profile and GEMM table; and whether every lookup was inside the
-    measured ranges."""
+    """Measured curves for rows sharing one profile and GEMM table (ctx / gen None where the profile has no
+    attention table); and whether every lookup was inside the measured ranges."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -362,8 +366,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     kvk = "fp8" if kv in ("fp8", "fp4", "int8", "int4") else "bf16"
     ct = prof.table(f"context_attention.{kvk}") or prof.table("context_attention.bf16")
     gtab = prof.table(f"generation_attention.{kvk}") or prof.table("generation_attention.bf16")
-    cvr = _roofline_curves(_Zero(), k)  # placeholders replaced below when a table exists
-    ctx, gen = cvr.ctx, cvr.gen
+    ctx = gen = None  # a profile without an attention table keeps the roofline's attention curves
     heads = np.maximum(nh / tp, 1.0)
     if ct is not None:
         d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, hd / 128.0)
@@ -382,10 +385,3 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         gen = np.log(np.maximum(t, 1e-12))
         inside &= gtab.inside(1.0, 1024.0, kv_heads)
     return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside
-
-
-class _Zero:
-    """All-zero coefficients (placeholder curves)."""
-
-    def __getattr__(self, name: str) -> float:
-        return 0.0
