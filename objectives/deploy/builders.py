@@ -447,16 +447,23 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
                               f"({c.max_len} tokens of input and output)")
         argv += ["--max-model-len", c.max_len]
     argv += ["--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill"]
-    kv = _kv_value(c)
-    if kv and kv != "auto":
-        argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={p.kv_dtype!r}")]
-    q = _quant_value(c) if replica == 0 else QUANT[(p.weight_dtype, p.act_dtype)]["vllm"]
-    if q:
-        argv += ["--quantization", q]
+    argv += _kv_quant_args(c, replica)
     if role in ("prefill", "decode"):
         argv += ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
                                                      separators=(",", ":"))]
     return c.command(role, "serve", argv, c.devices(replica))
+
+
+def _kv_quant_args(c: _Ctx, replica: int) -> list[Any]:
+    """--kv-cache-dtype and --quantization, spelled alike by vLLM and SGLang (notes only once, on replica 0)."""
+    argv: list[Any] = []
+    kv = _kv_value(c)
+    if kv and kv != "auto":
+        argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={c.p.kv_dtype!r}")]
+    q = _quant_value(c) if replica == 0 else QUANT[(c.p.weight_dtype, c.p.act_dtype)][c.engine]
+    if q:
+        argv += ["--quantization", q]
+    return argv
 
 
 def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
@@ -474,12 +481,7 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--chunked-prefill-size", p.max_num_tokens]
     else:
         argv += ["--chunked-prefill-size", -1, "--max-prefill-tokens", p.max_num_tokens]
-    kv = _kv_value(c)
-    if kv and kv != "auto":
-        argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={p.kv_dtype!r}")]
-    q = _quant_value(c) if replica == 0 else QUANT[(p.weight_dtype, p.act_dtype)]["sglang"]
-    if q:
-        argv += ["--quantization", q]
+    argv += _kv_quant_args(c, replica)
     if role in ("prefill", "decode"):
         c.choice("serve", "--disaggregation-mode", role, "disaggregated serving")
         argv += ["--disaggregation-mode", role, "--disaggregation-transfer-backend",
