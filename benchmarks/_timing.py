@@ -1,9 +1,16 @@
 """Timing helper shared by the one-command benchmarks (run as scripts: `python benchmarks/<name>.py`)."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any, Callable
+
+
+def machine_line() -> str:
+    """The first line every benchmark prints: cores, load average, OMP_NUM_THREADS (the machines are shared)."""
+    return (f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 def rates(fn: Callable[[], Any], n: int, repeat: int) -> tuple[float, float]:

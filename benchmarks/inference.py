@@ -15,14 +15,11 @@ import os
 import time
 
 import numpy as np
-from _timing import rates
+from _timing import machine_line, rates
 
 from objectives import inference
 
 TARGET = 2_000_000
-
-
-_rates = rates
 
 
 def bench_estimate(n: int, repeat: int, engine: str | None = None) -> tuple[float, float]:
@@ -33,7 +30,7 @@ def bench_estimate(n: int, repeat: int, engine: str | None = None) -> tuple[floa
     tp = np.array([1, 2, 4, 8])[rng.integers(0, 4, n)]
     inference.estimate("Llama-3.1-70B", "H100", tp=tp[:1000], weight_dtype="fp8", batch_size=batch[:1000],
                        engine=engine)
-    return _rates(lambda: inference.estimate("Llama-3.1-70B", "H100-SXM-80GB", tp=tp, weight_dtype="fp8",
+    return rates(lambda: inference.estimate("Llama-3.1-70B", "H100-SXM-80GB", tp=tp, weight_dtype="fp8",
                                              batch_size=batch, input_len=isl, output_len=osl, engine=engine),
                   n, repeat)
 
@@ -43,7 +40,7 @@ def bench_max_throughput(n: int, repeat: int, engine: str | None = None) -> tupl
     isl = rng.integers(16, 8192, n)
     osl = rng.integers(1, 2048, n)
     tp = np.array([1, 2, 4, 8])[rng.integers(0, 4, n)]
-    return _rates(lambda: inference.max_throughput("Llama-3.1-70B", "H100-SXM-80GB", tp=tp, weight_dtype="fp8",
+    return rates(lambda: inference.max_throughput("Llama-3.1-70B", "H100-SXM-80GB", tp=tp, weight_dtype="fp8",
                                                    input_len=isl, output_len=osl, engine=engine), n, repeat)
 
 
@@ -63,7 +60,7 @@ PEER_BATCHES = np.arange(1, 65)
 
 def bench_ours_on_peer_configs(n: int, repeat: int) -> float:
     batch = np.resize(PEER_BATCHES, n)
-    return _rates(lambda: inference.estimate("Llama-2-70B", "A100-SXM-80GB", tp=4, weight_dtype="bf16",
+    return rates(lambda: inference.estimate("Llama-2-70B", "A100-SXM-80GB", tp=4, weight_dtype="bf16",
                                              batch_size=batch, input_len=1024, output_len=128), n, repeat)[1]
 
 
@@ -86,8 +83,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(machine_line())
     first, med = bench_estimate(args.n, args.repeat)
     med_est = med
     print(f"estimate: {med:,.0f} configurations/s median of {args.repeat} (first call {first:,.0f}/s); "

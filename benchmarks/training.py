@@ -17,14 +17,11 @@ import time
 from typing import Any
 
 import numpy as np
-from _timing import rates
+from _timing import machine_line, rates
 
 from objectives import training
 
 TARGET = 1_000_000
-
-
-_rates = rates
 
 
 def sweep(n: int, seed: int = 0) -> dict[str, Any]:
@@ -72,14 +69,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(machine_line())
     kw = sweep(args.n)
-    first, med = _rates(lambda: training.estimate(**kw), args.n, args.repeat)
+    first, med = rates(lambda: training.estimate(**kw), args.n, args.repeat)
     print(f"training.estimate: {med:,.0f} configurations/s median of {args.repeat} (first call {first:,.0f}/s); "
           f"{args.n:,} layouts of Llama-3.1-70B on H100, target >= {TARGET:,} -> {med / TARGET:.2f}x target")
     pk = peer_args(args.n)
-    ours = _rates(lambda: training.estimate(**pk), args.n, args.repeat)[1]
+    ours = rates(lambda: training.estimate(**pk), args.n, args.repeat)[1]
     peer = bench_peer()
     if peer is None:
         print(f"llm-analysis: not importable here, not measured (ours on its configurations: {ours:,.0f}/s)")
