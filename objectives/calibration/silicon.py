@@ -133,9 +133,9 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
                        reg: float = 0.01) -> tuple[Efficiency, dict]:
     """Least-squares fit (soft-L1 on log(pred / measured) of TTFT and TPOT) of the engine-level factors of the
     engines present in `rows`; light log-prior towards the starting values."""
-    base = base or inference.default_efficiency()
-    from objectives.inference.core import default_eff
-    base = default_eff() if base is None else base
+    if base is None:  # the shipped fit, the base `calibrate.load_profile` lays a fitted profile over
+        from objectives.inference.core import default_eff
+        base = default_eff()
     engines = sorted(set(_engine(rows)) & set(profiles.ENGINE_NAMES))
     specs = _factor_specs(engines)
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
