@@ -13,7 +13,7 @@ Validity rules (the ones `objectives.training.estimate` enforces, so no point of
 - ep (MoE models only) divides the experts and dp x cp = n_gpus / (tp x pp).
 - n_gpus is a multiple of tp x pp x cp, and the global batch is divisible by dp x micro_batch.
 - the precision runs on the GPU (bf16 not on V100, fp8 needs Ada/Hopper/CDNA 3 or newer, mxfp8/nvfp4 Blackwell
-  or CDNA 4); a GPU without a scale-out network in objectives/data/training/systems.toml stays within one domain.
+  or CDNA 4); a GPU without a scale-out network in objectives/data/systems/systems.toml stays within one domain.
 """
 from __future__ import annotations
 

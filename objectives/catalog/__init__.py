@@ -13,6 +13,11 @@ and calls the same methods on it. `with_prices` never mutates: it returns a new 
     catalog.model("meta-llama/Llama-3.1-70B")  # Model record (catalog names, aliases, Hugging Face ids)
     t = catalog.gpu_table(names)               # dict of numpy columns, one row per name (vectorized)
     cheap = catalog.with_prices({"H100": 2.0}) # a Catalog copy; use cheap.gpu_table(...)
+    catalog.system("GB200")                    # its system: 72-GPU NVLink domain, 400 Gb/s per GPU scale-out
+
+Systems (objectives/data/systems/systems.toml, `objectives.catalog.systems`): per GPU, the scale-up domain and its bandwidth
+and the scale-out network per GPU, each with its source; the one topology source of inference, serving, training
+and the spaces.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from .errors import CatalogError
 from .gpu_records import read_gpu_file, validate_gpu
 from .hf_config import SUPPORTED_MODEL_TYPES, model_from_hf_config
 from .store import DATA_DIR, Catalog, default_catalog
+from .systems import DEFAULT_SCALE_UP, System, node_counts, system, systems, topology
 from .types import DTYPE_BYTES, DTYPES, GPU, Model, Sourced
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "SUPPORTED_MODEL_TYPES", "default_catalog", "gpu", "gpus", "gpu_sources", "model", "models",
     "model_from_hf_config", "register_gpu", "register_model", "load_gpu_file", "read_gpu_file", "validate_gpu",
     "gpu_table", "model_table", "with_prices", "model_math",
+    "System", "system", "systems", "topology", "node_counts", "DEFAULT_SCALE_UP",
 ]
 
 
