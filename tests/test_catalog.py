@@ -44,6 +44,8 @@ def test_every_gpu_number_has_a_source_url(name):
     keys = [f"peak_tflops.{dt}" for dt in g.peak_tflops] + ["mem_gb", "mem_bw_tbs", "link_bw_gbs", "tdp_w"]
     if name not in UNPRICED:
         keys.append("price_usd_per_hour")
+    if g.idle_w is not None:  # optional: a published idle reading (power model, issue 17)
+        keys.append("idle_w")
     for k in keys:
         assert g.sources.get(k, "").startswith("https://"), (name, k, g.sources.get(k))
     sourced = catalog.gpu_sources(name)

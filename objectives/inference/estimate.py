@@ -44,6 +44,15 @@ def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: 
     return t
 
 
+def replica_compute_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num) -> Num:
+    """Seconds of `replica_time_s`'s forward in which the tensor cores are saturated (`power.compute_s`), with the
+    same micro-batch split (the pipeline bubble of a prefill is not compute); the power model's compute share."""
+    if np.all(np.asarray(p.pp) == 1):
+        return power.compute_s(p.coeffs, T, A, D, K, S)
+    m = np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+    return power.compute_s(p.coeffs, T / m, A / m, D / m, K / m, S / m)
+
+
 #: rows evaluated per block in large sweeps: the temporaries of one block stay in cache and are recycled by the
 #: allocator, instead of hundreds of fresh array-sized temporaries (page faults dominate otherwise)
 BLOCK_ROWS = 32768
@@ -199,8 +208,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     return _frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl})
 
 
-def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num) -> dict[str, Num]:
-    """The formulas of `estimate` on rows that broadcast together (a whole small sweep or one block)."""
+def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
+                   factors: power.PowerFactors | None = None) -> dict[str, Num]:
+    """The formulas of `estimate` on rows that broadcast together (a whole small sweep or one block).
+    `factors`: the power model's factors (default: the shipped fit)."""
     c = p.coeffs
     # prefill: the whole batch at once
     Tp = B * isl
@@ -219,13 +230,16 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num) -> dict[st
     act = p.act_tok_gpu * np.minimum(Tp, mnt) + memory.logits_bytes(B, p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(mem > p.mem_gpu, R_MEM, R_OK))
-    util = (busy_p + (osl - 1.0) * busy_d) / np.maximum(e2e, 1e-12)
-    pw = power.power_w(p.idle_w, p.tdp_w, util)
+    # energy per GPU by phase: compute-bound prefill, memory-bound decode steps (power.phase_energy_j)
+    e_gpu = (power.phase_energy_j(p.idle_w, p.tdp_w, ttft, busy_p, replica_compute_s(p, Tp, Ap, 0.0, 0.0, B, B),
+                                  factors)
+             + (osl - 1.0) * power.phase_energy_j(p.idle_w, p.tdp_w, tpot, busy_d,
+                                                  replica_compute_s(p, 0.0, 0.0, B, Kd, B, B), factors))
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
         "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
-        "joules_per_tok": power.joules_per_token(pw, p.n_gpus, e2e, p.dp * p.attn_dp * B * osl),
+        "joules_per_tok": e_gpu * p.n_gpus / np.maximum(p.dp * p.attn_dp * B * osl, 1e-12),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason,
     }
 
@@ -243,14 +257,21 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
     life, so each iteration carries N isl / n_it prompt tokens (chunked prefill) and N (osl - 1) / n_it decode
     tokens reading a mean context of isl + osl / 2."""
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
+    t = replica_time_s(p, T, A, D, K, S, N)
+    return t, n_it, D, busy_s(p.coeffs, T, A, D, K, S)
+
+
+def steady_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num, Num, Num]:
+    """The work of one iteration of `steady_state`: (n_it iterations per cycle, T prompt tokens, A prompt
+    query-key pairs, D decode tokens, K cached tokens they read, S logit rows) per iteration."""
     n_it = np.maximum(osl, N * (isl + osl) / mnt)
     T = N * isl / n_it
     A = N * isl * (isl + 1.0) * 0.5 / n_it
     D = N * (osl - 1.0) / n_it
     K = D * (isl + 0.5 * osl)
     S = D + N / n_it
-    t = replica_time_s(p, T, A, D, K, S, N)
-    return t, n_it, D, busy_s(p.coeffs, T, A, D, K, S)
+    return n_it, T, A, D, K, S
 
 
 def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None) -> Num:
@@ -327,8 +348,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     return _frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl})
 
 
-def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num) -> dict[str, Num]:
-    """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block)."""
+def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num,
+                         factors: power.PowerFactors | None = None) -> dict[str, Num]:
+    """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
+    `factors`: the power model's factors (default: the shipped fit)."""
     cap = kv_capacity_tokens(p, mnt)
     per_seq = isl + p.eff["kv_reserve_output_frac"] * osl
     N = np.minimum(mbs, np.floor(cap / per_seq))
@@ -346,7 +369,9 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     kv = p.kv_tok_gpu * N * per_seq
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(ok_mem, R_OK, R_MEM))
-    pw = power.power_w(p.idle_w, p.tdp_w, busy / t)
+    # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
+    _, T, A, D, K, S = steady_work(N, isl, osl, mnt)
+    pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
         "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,

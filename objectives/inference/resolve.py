@@ -25,6 +25,7 @@ import pandas as pd
 from objectives.catalog.types import DTYPE_BYTES, DTYPES, GPU, Model
 
 from .efficiency import FAMILIES, LINKS, PRECS, Efficiency
+from .power import idle_power_w
 
 Num = Any
 
@@ -273,7 +274,7 @@ def gpu_arrays(recs: list, index: np.ndarray | None, prices: Any = None) -> GPUA
         link_gbs=col(lambda g: g.link_bw_gbs), link=col(lambda g: LINKS.index(g.link_type) if g.link_type in LINKS
                                                       else LINKS.index("pcie")),
         family=col(fam), tdp_w=col(lambda g: g.tdp_w),
-        idle_w=col(lambda g: g.idle_w if g.idle_w else 0.2 * g.tdp_w), price=col(price), peaks=peaks,
+        idle_w=col(idle_power_w), price=col(price), peaks=peaks,
         index=0 if index is None else index,
     )
 

@@ -102,9 +102,21 @@ class StepModel:
         u = busy_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S)
         return float(u) if u.ndim == 0 else u
 
-    def power_w(self, utilization: Any) -> Any:
-        """Power of the whole replica (W) at `utilization` in [0, 1]: n_gpus x (idle + (TDP - idle) x u)."""
-        return self.n_gpus * power.power_w(self._idle, self._tdp, utilization)
+    def compute_fraction(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
+                         decode_kv_tokens: Any) -> Any:
+        """Fraction of an iteration the tensor cores spend saturated (`power.compute_s` / iteration time): near
+        the utilization for prefill-heavy iterations, near 0 for memory-bound decode (for the power model)."""
+        T, A, D, K = (np.asarray(x, dtype=float) for x in (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs,
+                                                             decode_kv_tokens))
+        S = D + (T > 0)
+        c = power.compute_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S)
+        return float(c) if c.ndim == 0 else c
+
+    def power_w(self, utilization: Any, compute_fraction: Any = None) -> Any:
+        """Power of the whole replica (W): n_gpus x `power.power_w` (idle + (TDP - idle) x (m u + (k - m) c)) at
+        kernel utilization u in [0, 1] and compute fraction c (`compute_fraction`; None: c = u, all kernels
+        compute-bound, the upper end)."""
+        return self.n_gpus * power.power_w(self._idle, self._tdp, utilization, compute_fraction)
 
     def __repr__(self) -> str:
         return (f"StepModel({self.model_name!r}, {self.gpu_name!r}, tp={self.tp}, pp={self.pp}, "
