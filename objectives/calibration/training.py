@@ -9,7 +9,8 @@ tables 2020-2024, NeMo 24.07). Each row becomes one `training.estimate` configur
   tp = min(N, 8), pp = N / tp; an unstated micro-batch is global / dp without pipelining, else 1; unstated
   recompute is "full" for the 2020-2021 Megatron runs (their FLOP counts include the recompute) and "selective"
   for the later ones; zero_stage 3 for llm-foundry FSDP, 1 for NeMo and Megatron-Core 2024 (distributed
-  optimizer), 0 before; vp from NeMo's "VP n" notes; unstated precision bf16.
+  optimizer), 0 before; vp from NeMo's "VP n" notes; unstated precision bf16; tp_comm_overlap where the source
+  says so (Megatron-LM Jul 2024: "--tp-comm-overlap", the note's "overlap of DP/TP/PP comms enabled").
 - Every metric is a fixed multiple of throughput for a given configuration: tokens/s/GPU directly; step time as
   global_batch x seq_len / (step x n_gpus); TFLOP/s/GPU and MFU through the FORMULA EACH SOURCE USED
   (Megatron 2021: 96 B s l h^2 (1 + s/6h + V/16lh) per batch, counting recompute; Korthikanti 2022 MFU:
@@ -180,7 +181,8 @@ def row_config(r: Any) -> dict[str, Any]:
     s = _num(r.seq_len, 2048)
     cfg = dict(mdl=mdl, gpu=GPU_OF[str(r.gpu)], n_gpus=n, tp=tp, pp=pp, cp=cp, ep=1.0, vp=vp,
                sequence_parallel=sp, zero_stage=zero, recompute=recompute, seq_len=s, micro_batch=mb,
-               global_batch=B, precision=precision, finetune=finetune)
+               global_batch=B, precision=precision, finetune=finetune,
+               tp_comm_overlap=bool("DP/TP/PP comms enabled" in note))
     out.update({"c_" + k: v for k, v in cfg.items()})
     # measured tokens/s/GPU implied by the row's metric (the source's own formula; see the module docstring)
     v, metric = float(r.value), str(r.metric)
@@ -224,10 +226,11 @@ def configurations(df: pd.DataFrame) -> pd.DataFrame:
 def _args(cfg: pd.DataFrame) -> dict[str, Any]:
     """estimate() keyword arguments (arrays) of configuration rows."""
     cols = ("mdl", "gpu", "n_gpus", "tp", "pp", "cp", "ep", "vp", "sequence_parallel", "zero_stage", "recompute",
-            "seq_len", "micro_batch", "global_batch", "precision", "finetune")
+            "seq_len", "micro_batch", "global_batch", "precision", "finetune", "tp_comm_overlap")
     args = {c: np.array(list(cfg["c_" + c]), dtype=object) if c in ("mdl", "gpu", "recompute", "precision", "finetune")
             else cfg["c_" + c].to_numpy() for c in cols}
     args["sequence_parallel"] = args["sequence_parallel"].astype(bool)
+    args["tp_comm_overlap"] = args["tp_comm_overlap"].astype(bool)
     args["zero_stage"] = args["zero_stage"].astype(int)
     args["model"] = args.pop("mdl")
     return args
@@ -246,7 +249,7 @@ REG = 0.2
 FITTED = ("gemm_eff.volta.16bit", "gemm_eff.ampere.16bit", "gemm_eff.hopper.16bit", "gemm_eff.hopper.fp8",
           "gemm_dim_half", "gemm_m_half", "hop_latency_us", "attn_eff.ampere", "attn_eff.hopper", "elementwise_bytes",
           "layer_overhead_us", "step_overhead_s",
-          "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap", "dp_overlap")
+          "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap", "tp_comm_overlap_eff", "dp_overlap")
 #: families without calibration rows take the fitted factors of the closest calibrated family
 FALLBACK = {"ada": "hopper", "blackwell": "hopper", "blackwell-ultra": "hopper", "cdna2": "ampere",
             "cdna3": "hopper", "cdna4": "hopper", "gaudi3": "hopper"}
@@ -290,6 +293,8 @@ def fit(cfg: pd.DataFrame, base: Factors | None = None, max_nfev: int = 200, reg
         if kind in ("gemm_eff", "attn_eff") and rest[0] not in fams:
             return False
         if p.endswith(".fp8") and not has_fp8:
+            return False
+        if p == "tp_comm_overlap_eff" and not ((cfg["c_tp"] > 1) & cfg["c_tp_comm_overlap"].astype(bool)).any():
             return False
         return not (p in ("tp_overlap", "scale_up_bw_eff") and not (cfg["c_tp"] > 1).any())
 

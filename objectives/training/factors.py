@@ -15,7 +15,9 @@ Factors (all dimensionless unless the name carries a unit):
 - ``layer_overhead_us``: fixed time per layer per micro-batch per pass (kernel launches, synchronizations), us.
 - ``step_overhead_s``: fixed time per optimizer step (data loading, logging, gradient clipping), s.
 - ``scale_up_bw_eff`` / ``scale_out_bw_eff``: achieved fraction of the link bandwidth by large collectives.
-- ``tp_overlap``: fraction of tensor/sequence-parallel communication hidden behind GEMMs.
+- ``tp_overlap``: fraction of tensor/sequence-parallel communication hidden behind GEMMs (NCCL collectives).
+- ``tp_comm_overlap_eff``: the same with ``tp_comm_overlap=True`` (collectives chunked and pipelined with their
+  GEMMs, Megatron-Core ``--tp-comm-overlap``); fitted on the one source that states it (Megatron-LM Jul 2024).
 - ``dp_overlap``: fraction of the overlap window that hides data-parallel gradient reduction (ZeRO 0-2: the last
   micro-batch's forward + backward; ZeRO-3/FSDP gathers and reduce-scatters: the whole step's compute).
 - ``mem_eff``: achieved fraction of HBM bandwidth by the optimizer step and elementwise kernels.
@@ -53,6 +55,7 @@ PRIORS: dict[str, Any] = {
     "scale_up_bw_eff": 0.75,
     "scale_out_bw_eff": 0.75,
     "tp_overlap": 0.3,
+    "tp_comm_overlap_eff": 0.7,
     "dp_overlap": 0.8,
     "mem_eff": 0.8,
     "collective_latency_us": 15.0,
@@ -65,7 +68,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_eff": (0.2, 0.95), "gemm_dim_half": (0.0, 1024.0), "gemm_m_half": (0.0, 8192.0),
     "hop_latency_us": (0.0, 30.0), "attn_eff": (0.1, 0.9),
     "elementwise_bytes": (4.0, 400.0), "layer_overhead_us": (0.0, 500.0), "step_overhead_s": (0.0, 2.0),
-    "scale_up_bw_eff": (0.2, 1.0), "scale_out_bw_eff": (0.2, 1.0), "tp_overlap": (0.0, 0.9),
+    "scale_up_bw_eff": (0.2, 1.0), "scale_out_bw_eff": (0.2, 1.0), "tp_overlap": (0.0, 0.9), "tp_comm_overlap_eff": (0.0, 0.95),
     "dp_overlap": (0.0, 1.0), "mem_eff": (0.3, 0.95), "collective_latency_us": (1.0, 100.0),
 }
 

@@ -10,20 +10,27 @@ Compute per micro-batch of ``b`` sequences of ``s`` tokens on one GPU (``b s / c
   tensor parallel = tp), the LM head on the last stage; at ``peak(precision) x gemm_eff x d / (d + gemm_dim_half)``
   with d = hidden / tp, times the recipe's cost. Backward = 2 x forward (LoRA: 1 x, no weight gradients).
 - Attention (flash, causal): 2 x c x heads x (d_qk + d_v) FLOPs per token per layer, c = mean attended context
-  (s / 2, or the sliding window), at the 16-bit peak x attn_eff; backward 2.5 x forward (flash recomputes).
+  (s / 2, or the sliding window), at the 16-bit peak x attn_eff; backward 2.5 x forward (flash recomputes). The
+  kernel computes with head dimensions rounded up as FlashAttention-2 does (`_fa_dim`: to a multiple of 32 up to
+  192, else 256; MPT-30B's 112 runs as 128), which the time counts and the MFU does not.
 - Memory-bound kernels: elementwise_bytes x hidden bytes per token per layer per pass over HBM x mem_eff.
 - Recompute: "full" reruns the forward once more; "selective" recomputes core attention, which flash attention
   already does in its backward, so it costs no extra time and stores what "none" stores without the s^2 terms.
 Communication (each collective priced on the link it crosses: inside the scale-up domain at the catalog link
 bandwidth, else at the scale-out network per GPU, both x their bandwidth efficiency, + collective_latency_us):
 - TP (with or without SP): 2 all-reduces (or all-gather + reduce-scatter) of b s h / cp 16-bit values per layer
-  forward, 2 backward, 2 more when fully recomputed; (1 - tp_overlap) of it is exposed.
+  forward, 2 backward, 2 more when fully recomputed; (1 - tp_overlap) of it is exposed, (1 - tp_comm_overlap_eff)
+  with ``tp_comm_overlap=True`` (Megatron-Core's --tp-comm-overlap / NeMo's ub_tp_comm_overlap: the collectives
+  split into chunks pipelined with the GEMMs that produce and consume them).
 - CP (ring attention): (cp - 1) K/V blocks per layer forward, twice that backward, hidden behind attention.
 - EP: 2 all-to-all of the top_k routed tokens per MoE layer forward, 2 backward, exposed.
 - PP: one activation send per micro-batch per direction (vp per micro-batch when interleaved).
 - DP (gradients over dp x cp; MoE expert gradients over dp x cp / ep): ZeRO 0 all-reduce; ZeRO 1/2 reduce-scatter
   + all-gather of the updated weights; ZeRO 3/FSDP all-gather forward and backward + reduce-scatter per
-  micro-batch. Exposed: max(0, t_dp - dp_overlap x window).
+  micro-batch. Exposed with ZeRO 0-2: max(0, t_dp - dp_overlap x window) (gradient buckets hide behind the last
+  micro-batch's backward); with ZeRO 3/FSDP: t_dp - dp_overlap x min(t_dp, window): the gathers and
+  reduce-scatters run beside every layer's compute, and NCCL's kernels take SMs and HBM bandwidth from it, so a
+  (1 - dp_overlap) share of them shows in the step even when the compute window is longer.
 Pipeline: 1F1B step = (m + (pp - 1) / vp) x t_micro-batch with m = global_batch / (dp x micro_batch) micro-batches
 per replica (interleaved: vp model chunks per GPU shrink the bubble vp-fold).
 Optimizer: Adam with fp32 master weights, 30 bytes of HBM traffic per local parameter (sharded by ZeRO >= 1); with
@@ -233,7 +240,7 @@ def _model_numbers(m: Model) -> dict[str, float]:
     f_avg = (n_dense * f_dense + n_moe * f_moe) / L
     return dict(
         L=float(L), h=float(m.hidden), heads=float(m.n_heads), kv_heads=float(m.n_kv_heads), vocab=float(m.vocab),
-        d_qk=float(d_qk), d_v=float(d_v), hq=float(hq), hkv=float(hkv),
+        d_qk=float(d_qk), d_v=float(d_v), d_qk_k=_fa_dim(d_qk), d_v_k=_fa_dim(d_v), hq=float(hq), hkv=float(hkv),
         gated=float(m.gated_mlp), tied=float(m.tie_embeddings),
         # per-token forward GEMM parameters of all layers (active), and their stored counts
         lin_active=float(L * attn + n_dense * dense_mlp + n_moe * moe_active),
@@ -243,6 +250,12 @@ def _model_numbers(m: Model) -> dict[str, float]:
         f_avg=float(f_avg), window=float(m.sliding_window), n_slide=float(n_slide),
         mlp_mats=gate,
     )
+
+
+def _fa_dim(d: float) -> float:
+    """Head dimension a flash-attention kernel computes with (FlashAttention-2's flash_api.cpp: rounded up to a
+    multiple of 32 up to 192, else 256; larger dimensions as they are)."""
+    return float(math.ceil(d / 32.0) * 32 if d <= 192 else max(256.0, d))
 
 
 def _gpu_numbers(g: GPU) -> dict[str, Any]:
@@ -270,7 +283,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
              sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, uneven_pp: bool = False, factors: Factors | None = None) -> pd.DataFrame:
+             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, uneven_pp: bool = False,
+             factors: Factors | None = None) -> pd.DataFrame:
     """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
 
     Arguments (scalars or arrays, broadcast together):
@@ -290,6 +304,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     - tokens: training tokens of the run (optional): adds time_to_train_h, usd_per_run, mwh_per_run.
     - scale_up_gpus / scale_out_gbps: override the training system of the GPU (objectives/data/training/
       systems.toml): GPUs per NVLink/Infinity-Fabric domain, scale-out Gb/s per GPU per direction.
+    - tp_comm_overlap: bool, TP/SP collectives pipelined with their GEMMs (Megatron-Core ``--tp-comm-overlap``,
+      NeMo ``ub_tp_comm_overlap``); False: NCCL collectives between the GEMMs.
     - uneven_pp: allow pp x vp not dividing the layers (uneven stages, as DeepSeek-V3's 61 layers on pp 16): the
       slowest stage holds ceil(layers / (pp x vp)) x vp layers and sets the pipeline's pace and memory.
     - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
@@ -308,9 +324,10 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     """
     names = ("model", "gpu", "n_gpus", "tp", "pp", "cp", "ep", "vp", "sequence_parallel", "zero_stage", "recompute",
              "seq_len", "micro_batch", "global_batch", "precision", "offload", "finetune", "tokens", "lora_rank",
-             "scale_up_gpus", "scale_out_gbps")
+             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap")
     vals = (model, gpu, n_gpus, tp, pp, cp, ep, vp, sequence_parallel, zero_stage, recompute, seq_len, micro_batch,
-            global_batch, precision, offload, finetune, tokens, lora_rank, scale_up_gpus, scale_out_gbps)
+            global_batch, precision, offload, finetune, tokens, lora_rank, scale_up_gpus, scale_out_gbps,
+            tp_comm_overlap)
     args = dict(zip(names, vals))
     shapes = {k: np.shape(v) for k, v in args.items() if not _is_scalar(v)}
     try:
@@ -358,7 +375,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
              sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, uneven_pp: bool = False,
+             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, uneven_pp: bool = False,
                      factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
     fits). Arguments as in `estimate`."""
@@ -380,11 +397,14 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     sp_arr = np.asarray(sequence_parallel)
     if sp_arr.dtype.kind not in "bui" or ((sp_arr != 0) & (sp_arr != 1)).any():
         raise TrainingError(f"sequence_parallel={sequence_parallel!r} is invalid: valid: True, False")
+    tpo_arr = np.asarray(tp_comm_overlap)
+    if tpo_arr.dtype.kind not in "bui" or ((tpo_arr != 0) & (tpo_arr != 1)).any():
+        raise TrainingError(f"tp_comm_overlap={tp_comm_overlap!r} is invalid: valid: True, False")
     tok = None if tokens is None else _num("tokens", tokens, integer=False, minimum=0)
     su = None if scale_up_gpus is None else _num("scale_up_gpus", scale_up_gpus)
     so = None if scale_out_gbps is None else _num("scale_out_gbps", scale_out_gbps, integer=False, minimum=0)
     shape = np.broadcast_shapes(m_code.shape, g_code.shape, p_code.shape, r_code.shape, z_code.shape, o_code.shape,
-                                f_code.shape, sp_arr.shape, *(a.shape for a in nums.values()),
+                                f_code.shape, sp_arr.shape, tpo_arr.shape, *(a.shape for a in nums.values()),
                                 *(a.shape for a in (tok, su, so) if a is not None))
 
     N = int(np.prod(shape))
@@ -407,6 +427,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     n, tp_, pp_, cp_, ep_, vp_ = (flat(nums[k]) for k in ("n_gpus", "tp", "pp", "cp", "ep", "vp"))
     s, b, B, rank = (flat(nums[k]) for k in ("seq_len", "micro_batch", "global_batch", "lora_rank"))
     sp = np.asarray(flat(sp_arr)).astype(bool)
+    tpo = np.asarray(flat(tpo_arr)).astype(bool)
     p_idx = codes(p_code, len(precs))
     gcol = np.array([("16bit", "fp8", "fp4").index(PRECISIONS[p][0]) for p in precs])[p_idx]   # 0 16-bit, 1 fp8, 2 fp4
     wbytes = np.array([PRECISIONS[p][1] for p in precs])[p_idx]
@@ -483,7 +504,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     geff_g = np.array([[eff_tab.get(f, eff_tab["hopper"])[k] for k in ("16bit", "fp8", "fp4")] for f in fams])
     gemm_eff = geff_g[gi, gcol]
     F = {k: fac.get(k) for k in ("gemm_dim_half", "gemm_m_half", "hop_latency_us", "elementwise_bytes", "layer_overhead_us",
-                                 "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap",
+                                 "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap", "tp_comm_overlap_eff",
                                  "dp_overlap", "mem_eff", "collective_latency_us")}
     lat = F["collective_latency_us"] * 1e-6
     hop = F["hop_latency_us"] * 1e-6
@@ -493,7 +514,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
 
     def core(n: Any, tp_: Any, pp_: Any, cp_: Any, ep_: Any, vp_: Any, s: Any, b: Any, B: Any, rank: Any, sp: Any,
              gcol: Any, wbytes: Any, abytes: Any, recipe: Any, rc: Any, zs: Any, off_opt: Any, off_w: Any, lora: Any,
-             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, mv: dict,
+             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, tpo: Any, mv: dict,
              gv: dict) -> dict[str, Any]:
         """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
         # ---------------------------------------------------------------- compute per micro-batch on the stage
@@ -516,7 +537,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
         frac_slide = np.where(w > 0, mv["n_slide"] / L, 0.0)
         ctx = (1 - frac_slide) * c_full + frac_slide * c_win
-        attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * Ls / tp_
+        attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk_k"] + mv["d_v_k"]) * Ls / tp_   # kernel dims
         t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
         hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
         t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
@@ -549,7 +570,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         act16 = tok_mb * h * 2.0                                  # one 16-bit activation tensor of the micro-batch
         n_tp_coll = Ls * np.where(rc == 2, 6.0, 4.0)
         t_tp = np.where(tp_ > 1, n_tp_coll * (act16 * 2.0 * (tp_ - 1) / tp_ / bw(tp_, 1.0) + lat), 0.0)
-        t_tp_exp = (1.0 - F["tp_overlap"]) * t_tp
+        t_tp_exp = (1.0 - np.where(tpo, F["tp_comm_overlap_eff"], F["tp_overlap"])) * t_tp
         kv_blk = tok_mb * 2.0 * mv["hkv"] / np.minimum(tp_, mv["kv_heads"]) * 2.0
         t_cp1 = np.where(cp_ > 1, Ls * (cp_ - 1) * (kv_blk / bw(cp_, tp_) + lat), 0.0)
         t_cp_exp = (np.maximum(0.0, t_cp1 - t_attn) + np.maximum(0.0, 2.0 * t_cp1 - 2.5 * t_attn)
@@ -603,7 +624,10 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         t_dp_z3 = m_mb * (grad_vol * g_bytes + 2.0 * np.where(lora, lora_params * ring_dense * 2.0, weight_vol)) / bw_dp
         t_dp = np.where(zs >= 3, t_dp_z3, np.where(zs >= 1, t_dp_z12, t_dp_z0)) + lat_dp + t_rep
         window = np.where(zs >= 3, t_pipe, t_fwd + t_bwd)
-        t_dp_exp = np.maximum(0.0, t_dp - F["dp_overlap"] * window)
+        # ZeRO 0-2: buckets hide behind the backward window; ZeRO 3/FSDP: collectives beside every layer, a
+        # (1 - dp_overlap) share exposed by SM/HBM contention even when the window is longer
+        t_dp_exp = np.where(zs >= 3, t_dp - F["dp_overlap"] * np.minimum(t_dp, window),
+                            np.maximum(0.0, t_dp - F["dp_overlap"] * window))
         opt_params = (train_dense / np.where(zs >= 1, g_d, 1.0) + train_exp / np.where(zs >= 1, g_e, 1.0))
         t_opt_gpu = opt_params * ADAM_BYTES / hbm
         t_opt_host = opt_params * 4.0 / (gv["host_gbs"] * 1e9)    # 16-bit gradients down, 16-bit weights up
@@ -666,7 +690,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     fits = np.empty(N, dtype=bool)
     per_row = dict(n=n, tp_=tp_, pp_=pp_, cp_=cp_, ep_=ep_, vp_=vp_, s=s, b=b, B=B, rank=rank, sp=sp, gcol=gcol,
                    wbytes=wbytes, abytes=abytes, recipe=recipe, rc=rc, zs=zs, off_opt=off_opt, off_w=off_w, lora=lora,
-                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb)
+                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb, tpo=tpo)
     for a in range(0, N, CHUNK):
         sl = slice(a, min(N, a + CHUNK))
 
