@@ -16,18 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from objectives import catalog
 
-from .estimate import DEFAULT_MAX_NUM_TOKENS, _estimate_rows, _evaluate, _max_throughput_rows
 from .core import prepare
-from .power import POWER_FILE, PowerFactors, load_power_factors
+from .estimate import DEFAULT_MAX_NUM_TOKENS, _estimate_rows, _evaluate, _max_throughput_rows
+from .power import POWER_FILE, PowerFactors
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Anchor:
     note: str = ""
 
     @classmethod
-    def from_mapping(cls, d: Mapping[str, Any]) -> "Anchor":
+    def from_mapping(cls, d: Mapping[str, Any]) -> Anchor:
         if d.get("phase") not in ("serve", "decode"):
             raise ValueError(f"power anchor {d.get('name')!r}: phase = {d.get('phase')!r} is invalid; expected "
                              "'serve' or 'decode'")
