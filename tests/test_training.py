@@ -147,6 +147,7 @@ def test_frontier_gcd_and_v100_are_usable():
     (dict(micro_batch=0), r"micro_batch=0 is invalid: micro_batch must be an integer >= 1"),
     (dict(vp=5, global_batch=32 * 6), r"interleaved pipeline \(vp=5\) needs the 6 micro-batches"),
     (dict(gpu="L40S", precision="bf16"), r"exceed the 8-GPU scale-up domain of L40S"),
+    (dict(tp_comm_overlap="yes"), r"tp_comm_overlap='yes' is invalid: valid: True, False"),
 ])
 def test_bad_input_names_the_numbers(kw, match):
     with pytest.raises(TrainingError, match=match):
@@ -277,3 +278,29 @@ def test_hybrid_sharding_shards_within_a_node_and_replicates_across():
     one_node = estimate(zero_stage=np.array(["fsdp", "hybrid_shard"], dtype=object), **{**kw, "n_gpus": 8,
                                                                                      "global_batch": 16})
     pd.testing.assert_series_equal(one_node.iloc[0], one_node.iloc[1], check_names=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layouts())
+def test_tp_comm_overlap_never_slows_a_step_and_hides_only_tp_traffic(kw):
+    off = estimate(**kw).iloc[0]
+    on = estimate(**kw, tp_comm_overlap=True).iloc[0]
+    assert on.step_time_s <= off.step_time_s * (1 + 1e-12)
+    if kw["tp"] == 1:       # nothing to overlap
+        assert on.step_time_s == off.step_time_s
+    assert on.mem_per_gpu_gib == off.mem_per_gpu_gib
+
+
+def test_fsdp_collectives_show_even_when_compute_is_longer():
+    # ZeRO-3 gathers beside every layer: a share of them is exposed however long the compute is; ZeRO-1's
+    # buckets hide completely behind a long enough backward
+    kw = dict(model="Llama-3.1-8B", gpu="H100", n_gpus=64, tp=1, pp=1, seq_len=8192, micro_batch=2,
+              global_batch=128, precision="bf16")
+    assert one(**kw, zero_stage=3).exposed_comm_pct > 0
+    assert one(**kw, zero_stage=1).exposed_comm_pct == 0
+
+
+def test_attention_time_counts_the_kernel_head_dimension():
+    # MPT-30B's 112-dim heads run as 128 in flash attention: slower than 128 x 56 heads of the same FLOPs would be
+    from objectives.training.model import _fa_dim
+    assert (_fa_dim(112), _fa_dim(128), _fa_dim(96), _fa_dim(192), _fa_dim(200)) == (128, 128, 96, 192, 256)

@@ -389,6 +389,8 @@ def run(command: str, data: str | None, out: str | None, no_loso: bool = False, 
     say(f"MdAPE by metric:\n{mdape(rows, 'metric').to_string()}\n")
     say(f"overall MdAPE {rows['ape'].median():.1f} % over {len(rows)} rows")
     say(f"published configurations predicted to fit in memory: {int(fits.sum())} of {len(fits)}")
+    mem = memory_check(fac=fac)
+    say(f"\npeak memory and out-of-memory outcomes ({PEAK_MEMORY.name}, checked, not fitted):\n{mem.to_string()}")
     if command == "fit" and not no_loso:
         lt = loso(cfg, fac)
         lrows = scored_rows(df, lt.drop(columns=["pred", "ape"]), lt["pred"].to_numpy())
@@ -413,3 +415,28 @@ def run(command: str, data: str | None, out: str | None, no_loso: bool = False, 
 def estimate_fits(cfg: pd.DataFrame, fac: Factors) -> np.ndarray:
     """`fits` of each published configuration (every one of them ran, so each should fit)."""
     return estimate(factors=fac, **_args(cfg))["fits"].to_numpy()
+
+
+#: published peak memory and out-of-memory outcomes (torchtitan docs), for the memory check only: never fitted
+PEAK_MEMORY = Path(__file__).resolve().parents[1] / "data" / "training" / "peak_memory.csv"
+
+
+def memory_check(path: str | Path | None = None, fac: Factors | None = None) -> pd.DataFrame:
+    """Each row of objectives/data/training/peak_memory.csv with the predicted memory per GPU, `fits` on the GPU of
+    the run (the catalog GPU with the source's memory size) and the error against a reported peak (GiB, % of it).
+
+    The rows are checked, not fitted: a run the source says went out of memory must not be predicted to fit, and a
+    run that ran should fit; `err_%` = predicted / reported - 1 where the source reports its peak."""
+    d = pd.read_csv(Path(path) if path is not None else PEAK_MEMORY)
+    est = estimate(model=d["model"].to_numpy(object), gpu=d["gpu"].to_numpy(object), n_gpus=d["n_gpus"].to_numpy(),
+                   tp=d["tp"].to_numpy(), pp=d["pp"].to_numpy(), cp=d["cp"].to_numpy(),
+                   zero_stage=d["zero_stage"].to_numpy(int), recompute=d["recompute"].to_numpy(object),
+                   seq_len=d["seq_len"].to_numpy(), micro_batch=d["micro_batch"].to_numpy(),
+                   global_batch=d["global_batch"].to_numpy(), precision=d["precision"].to_numpy(object), factors=fac)
+    out = d[["model", "gpu", "gpu_mem_gb", "n_gpus", "tp", "cp", "recompute", "seq_len", "micro_batch", "precision",
+             "outcome", "peak_gib"]].copy()
+    out["pred_gib"] = est["mem_per_gpu_gib"].round(1).to_numpy()
+    # fits on the GPU of the run: the catalog GPU's numbers with the memory size the source states (GB = 1e9 bytes)
+    out["fits"] = est["mem_per_gpu_gib"].to_numpy() <= d["gpu_mem_gb"].to_numpy() * 1e9 / 2**30
+    out["err_%"] = (100.0 * (out["pred_gib"] / out["peak_gib"] - 1.0)).round(1)
+    return out

@@ -89,6 +89,10 @@ _MX_FAMILIES = ("blackwell", "blackwell-ultra", "cdna4")       # hardware-scaled
 #: write master, m, v (12) and the 16-bit weight (2)
 ADAM_BYTES = 30.0
 RESERVE_GIB = 2.0
+#: bytes per vocabulary entry per token at the loss: the LM head's 16-bit logits (2), the fp32 log-softmax that
+#: PyTorch's cross_entropy keeps for the backward (4) and one fp32 transient (the upcast in the forward, the gradient
+#: in the backward: 4); a fused vocab-parallel cross-entropy (Megatron-Core) needs about 6
+LOGIT_BYTES = 6.0
 #: configurations evaluated per chunk (every intermediate array of a chunk stays in cache)
 CHUNK = 8192
 #: gradient bucket of Megatron-Core's distributed data parallel (parameters per bucket; its default 40M)
@@ -284,7 +288,7 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
              scale_out_gbps: Any = None, tp_comm_overlap: Any = False, uneven_pp: bool = False,
-             factors: Factors | None = None) -> pd.DataFrame:
+             factors: Factors | None = None, interval: float | None = None) -> pd.DataFrame:
     """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
 
     Arguments (scalars or arrays, broadcast together):
@@ -309,6 +313,10 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     - uneven_pp: allow pp x vp not dividing the layers (uneven stages, as DeepSeek-V3's 61 layers on pp 16): the
       slowest stage holds ceil(layers / (pp x vp)) x vp layers and sets the pipeline's pace and memory.
     - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
+    - interval: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` for step_time_s,
+      tokens_per_s(_per_gpu), model_tflops_per_gpu, mfu_pct, time_to_train_h, usd_per_run and mwh_per_run, the
+      split-conformal prediction interval from the leave-one-source-out calibration residuals of the GPU's family
+      (`objectives.uncertainty`; None: no band columns).
 
     Columns: step_time_s, tokens_per_s, tokens_per_s_per_gpu, model_tflops_per_gpu (model FLOPs, see the module
     docstring), mfu_pct (of the dense 16-bit peak), mem_per_gpu_gib and its parts mem_weights_gib,
@@ -350,6 +358,9 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
                                                      uneven_pp=uneven_pp, factors=factors)
     df = pd.DataFrame(block.T, columns=list(FLOAT_COLUMNS), copy=False)
     df.insert(COLUMNS.index("fits"), "fits", fits)
+    if interval is not None:
+        from objectives.uncertainty import training_intervals
+        df = training_intervals(df, interval, _flat_arg(gpu, shape) if "gpu" in shapes else gpu)
     return df
 
 
@@ -651,11 +662,18 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         per_layer = tok_mb * per_layer_tok
         inflight = np.minimum(pp_, m_mb) * np.where(vp_ > 1, 1.0 + (pp_ - 1) / (pp_ * vp_), 1.0)
         layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
-        acts = np.where(rc == 2, inflight * Ls * layer_in + per_layer, inflight * Ls * per_layer)
-        acts = acts + np.where(pp_ == 1, tok_mb * V / tp_ * 4.0, 0.0)
-        # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident: (1 - 1/dp) of them
+        stage_acts = np.where(rc == 2, Ls * layer_in, Ls * per_layer)     # one micro-batch's stored activations
+        work = np.where(rc == 2, per_layer, 0.0)                        # the layer being recomputed
+        # the loss: LOGIT_BYTES per vocabulary entry per token on the stage holding the LM head (the last; the only
+        # one with pp = 1), which 1F1B reaches with one micro-batch in flight while the first stage holds min(pp, m)
+        logits = tok_mb * V / tp_ * LOGIT_BYTES
+        acts = np.where(pp_ == 1, stage_acts + work + logits,
+                        np.maximum(inflight * stage_acts + work, stage_acts + work + logits))
+        # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident, (1 - 1/dp) of them, and
+        # the embedding / LM head (FSDP's root unit) while it computes
         gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / g_d)
-                                                 + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / g_e))
+                                                 + mv["expert_body"] / L / (ep_ * tp_) * (1.0 - 1.0 / g_e)) \
+            + 2.0 * V * h / tp_ * (1.0 - 1.0 / g_d)
         comm = np.where(tp_ > 1, act16, 0.0) + np.where(zs >= 3, gather, 0.0) + RESERVE_GIB * GIB
         total = weights + grads + optim + acts + comm
         mem_gib = total / GIB
