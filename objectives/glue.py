@@ -60,6 +60,7 @@ from dse import ObjectiveError
 
 from . import inference, serving
 from .catalog import gpu_table
+from .inference.comm import kv_transfer_gbs
 
 GIB = float(2**30)
 VERSION = "1"
@@ -335,7 +336,14 @@ class LLMServingObjective:
                     t_d[j] = low["tpot_ms"].to_numpy(float)
                     N[i[j]] = occ
                 kv_bytes = pf["kv_cache_gib"].to_numpy(float)[d_mask] * GIB / ks[d_mask]
-                link = gpu_table(b.gpu[i].astype(str))["link_bw_gbs"].astype(float)
+                # each GPU's KV shard crosses the link between the pools' GPUs (one scale-up domain, else the
+                # scale-out network: inference.comm.kv_transfer_gbs, per GPU here); no network known: not runnable
+                tp_i = b.tp[i].astype(float)
+                gname = b.gpu[i].astype(str)
+                link = kv_transfer_gbs(gname, tp_i, gname, tp_i, tp_i * b.pp[i] * b.dp[i]) / tp_i
+                no_net = ~np.isfinite(link)
+                link = np.where(no_net, gpu_table(gname)["link_bw_gbs"].astype(float), link)
+                fits[i] &= ~no_net
                 xfer_ms = kv_bytes / (link * 1e9) * 1e3
                 tput[i] = rate * osl * 1e3
                 ttft[i] = t_p

@@ -42,7 +42,7 @@ def test_hardware_grid_and_aliases():
     s = spaces.hardware(["H100", "h100_sxm", "L40S"], max_gpus=4)
     assert s.names == ["gpu", "n_gpus"]
     assert s.params["gpu"].choices == ("H100-SXM-80GB", "L40S")      # aliases resolved, duplicates dropped
-    assert len(s.grid()) == 2 * 4 == s.size
+    assert len(s.grid()) == 2 * 3 == s.size                           # node shapes: 1, 2, 4 (no 3-GPU deployments)
     assert spaces.hardware("B200", 8, n_gpus=[2, 8]).params["n_gpus"].choices == (2, 8)
 
 
@@ -205,7 +205,8 @@ def brute_llm(model, gpus, max_gpus, modes, mbs, mnt, input_len):
     out = set()
     with_dp = "disagg" in modes
     par = brute_parallel(m, max_gpus, dp=with_dp)
-    for g, n in itertools.product(gpus, range(1, max_gpus + 1)):
+    # GPU counts follow node shapes: every GPU here comes in 8-GPU HGX nodes (1, 2, 4, 8 inside one)
+    for g, n in itertools.product(gpus, [c for c in (1, 2, 4, 8) if c <= max_gpus]):
         for p in par:
             tp, pp = p[0], p[1]
             dp = p[2] if with_dp else 1

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from . import memory
-from .comm import allreduce_latency_s, allreduce_s_per_byte, alltoall_s_per_byte, p2p_s_per_byte
-from .efficiency import Efficiency, load_efficiency
+from .comm import Links, allreduce_latency_s, gpu_topology
+from .efficiency import LINKS, Efficiency, load_efficiency
 from .measured import SOURCES, Curves, build_curves
 from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
-from .resolve import (MAX_DEGREE, PROFILES, R_EP, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, choice_codes, dtype_bytes,
+from .resolve import (MAX_DEGREE, PROFILES, R_EP, R_NET, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, choice_codes, dtype_bytes,
                       dtype_codes,
                       eff_lookup, gemm_eff, gpu_arrays, int_code, link_lookup, positive, resolve_dtypes,
                       resolve_records)
@@ -256,25 +256,39 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # writes its constant state once per step (0 for plain transformers)
     elem_s = elem_s + lc.linear_flops_per_token / attn_tput
     state_s = 2.0 * lc.state_bytes_per_seq / kv_bw
-    # --- collectives
+    # --- collectives, each on the link it crosses: the scale-up domain of the GPU's system (catalog.system) inside
+    # it, the scale-out network between domains (comm.Links; TP innermost, then attention DP / EP, then PP stages)
     link = g.link
     lat_us, hop_us = link_lookup(eff, "ar_latency_us", link), link_lookup(eff, "ar_hop_us", link)
     bw_eff = link_lookup(eff, "ar_bw_eff", link)
-    ar_lat = allreduce_latency_s(tp, lat_us, hop_us)
-    ar_tok = m.hidden * 2.0 * allreduce_s_per_byte(tp, g.link_gbs, bw_eff)
+    domain, out_gbs = gpu_topology(grecs, gidx)
+    net = LINKS.index("roce")
+    links = Links(domain=domain, up_gbs=g.link_gbs, up_lat_us=lat_us, up_hop_us=hop_us, up_eff=bw_eff,
+                  out_gbs=out_gbs, out_lat_us=eff.link_table("ar_latency_us")[net],
+                  out_hop_us=eff.link_table("ar_hop_us")[net], out_eff=eff.link_table("ar_bw_eff")[net])
+    ar_lat, ar_pb = links.allreduce(tp)
+    ar_tok = m.hidden * 2.0 * ar_pb
     ar_n = np.where(tp > 1, lc.n_allreduce, 0.0)
     # EP inside the TP group needs no all-to-all: every rank already holds every token after the all-reduce
     a2a_n = np.where((ep > 1) & ((np.mod(tp, ep) != 0) | (adp > 1)), 2.0 * lc.n_moe_layers, 0.0)
-    a2a_tok = m.top_k * m.hidden * 2.0 * alltoall_s_per_byte(ep, g.link_gbs, bw_eff)
-    p2p_lat = allreduce_latency_s(2.0, lat_us, hop_us)
-    p2p_tok = m.hidden * 2.0 * p2p_s_per_byte(g.link_gbs, bw_eff)
+    a2a_x_lat, a2a_pb = links.alltoall(ep)
+    a2a_tok = m.top_k * m.hidden * 2.0 * a2a_pb
+    # the all-to-all's latency inside the domain is the TP group's all-reduce latency there (as before topology)
+    a2a_lat = allreduce_latency_s(np.minimum(tp, domain), lat_us, hop_us) + a2a_x_lat
+    pp_lat, pp_pb = links.p2p(tp * adp, pp)
+    pp_tok = m.hidden * 2.0 * pp_pb
+    # what spanning domains adds where a measured profile prices the collectives inside one domain
+    ar_x_lat, ar_x_pb = links.allreduce_out(tp)
+    _, a2a_x_pb = links.alltoall_out(ep)
+    x_tok = ar_n * m.hidden * 2.0 * ar_x_pb + a2a_n * m.top_k * m.hidden * 2.0 * a2a_x_pb
+    x_lat = ar_n * ar_x_lat + a2a_n * a2a_x_lat
     m_half = eff_lookup(eff, "gemm_m_half", fam)
     lin_s_tok = 2.0 * lc.dense_params / gemm_tput
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
     head_s_row = 2.0 * lc.head_params / head_tput
-    comm_fixed = ar_n * ar_lat + a2a_n * ar_lat + (pp - 1.0) * p2p_lat
-    tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + (pp - 1.0) * p2p_tok
+    comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + pp_lat
+    tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + pp_tok
     c = StepCoeffs(
         lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=lc.dense_params * wb / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
@@ -289,11 +303,13 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, eng, engine_names, eff, elem_s,
-                             p2p_tok, p2p_lat, adp, w, state_s)
+                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain)
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
     ep_bad = (ep > 1) & ((np.mod(tp * adp, ep) != 0) | (m.n_experts <= 0) | (np.mod(m.n_experts, ep) != 0))
-    reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, R_OK)))
+    no_net = links.spans_without_network(tp * pp * adp)
+    reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP,
+                                                                                 np.where(no_net, R_NET, R_OK))))
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
@@ -334,9 +350,11 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
 
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, eng,
-                   engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s) -> Any:
+                   engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
-    returns the per-row source code."""
+    returns the per-row source code. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
+    measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
+    whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs)."""
     from objectives import profiles
     from objectives.catalog.types import DTYPES
 
@@ -353,6 +371,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "shared_ffn", "q_lora_rank", "kv_lora_rank", "qk_nope", "qk_rope",
                                           "v_head")}
     fields["n_moe_layers"] = lc.n_moe_layers
+    fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads"):  # hybrid / windowed attention (0: none)
         fields[f] = getattr(m, f)
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w])
@@ -363,9 +382,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
         return vals.reshape(np.shape(engines))
     step_ms = per_engine("engine_step_ms", 1.0)
     seq_us = per_engine("engine_seq_us", 2.0)
-    c.tok_s = np.where(has, elem_s + (pp - 1.0) * p2p_tok, c.tok_s)
-    c.fixed_s = np.where(has, step_ms * 1e-3 + (pp - 1.0) * p2p_lat, c.fixed_s)
-    c.comm_fixed_s = np.where(has, (pp - 1.0) * p2p_lat, c.comm_fixed_s)
+    c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
+    c.fixed_s = np.where(has, step_ms * 1e-3 + p2p_lat, c.fixed_s)
+    c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)
     c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)
     c.curves = curves
     return src

@@ -342,7 +342,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
         if a2a is not None and wide.any():
-            n_a2a = col(np.minimum(ep, a2a.axes[0][-1]))
+            # the table prices the ranks inside one scale-up domain; core adds the scale-out stage beyond it
+            n_a2a = col(np.minimum(np.minimum(ep, m.get("domain", ep)), a2a.axes[0][-1]))
             t_a2a = a2a(n_a2a, Mg * col(topk * h)) * 1e-3
             inside &= ~wide | (ep <= a2a.axes[0][-1])
             tok = tok + np.where(col(wide), 2.0 * col(n_moe) * t_a2a, 0.0)
@@ -350,10 +351,13 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
     if ar is not None and (tp > 1).any():
         nar = np.where(m["parallel_residual"] > 0, 1.0, 2.0) * L
+        # the tables price the all-reduce inside one scale-up domain (a group spanning domains: its in-domain stage
+        # over the whole message; core adds the scale-out stage, comm.Links.allreduce_out)
+        n_ar = np.minimum(tp, m.get("domain", tp))
         big = tp > ar.axes[0][-1]
         nccl = prof.table("comm.nccl_all_reduce") or ar
-        t_ar = hide(np.where(col(big), nccl(col(tp), Mg * col(h)), ar(col(np.minimum(tp, ar.axes[0][-1])),
-                                                                          Mg * col(h))))
+        t_ar = hide(np.where(col(n_ar > ar.axes[0][-1]), nccl(col(n_ar), Mg * col(h)),
+                             ar(col(np.minimum(n_ar, ar.axes[0][-1])), Mg * col(h))))
         inside &= ~big | (tp <= 1)
         tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)
     # LM head (bf16 GEMM over the vocabulary shard)

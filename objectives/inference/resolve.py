@@ -10,7 +10,9 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 - Unknown dtype names and non-positive sizes/lengths/parallel degrees raise ValueError. Configurations that are
   well-formed but cannot run give fits=False and a `reason` (never an exception), so a sweep never crashes:
   an activation precision the GPU cannot compute in (fp8 before Ada/Hopper, fp4 before Blackwell), int4
-  activations, tp not dividing the attention heads, ep not dividing tp or the experts, and out of memory.
+  activations, tp not dividing the attention heads, ep not dividing tp or the experts, out of memory, and a
+  deployment (tp x pp x attn_dp GPUs) larger than the GPU's scale-up domain where its system has no scale-out
+  network.
   KV heads: tp > n_kv_heads is allowed (KV heads replicated, as vLLM and TensorRT-LLM do); tp < n_kv_heads must
   divide them.
 """
@@ -44,8 +46,10 @@ REASONS = (
     "tp does not divide the attention heads (or tp < n_kv_heads does not divide the KV heads)",
     "ep must divide tp and the number of experts (ep > 1 only for MoE models)",
     "does not fit: weights + KV cache + activations + runtime reserve exceed GPU memory",
+    "spans more GPUs than one scale-up domain and the catalog has no scale-out network for this GPU "
+    "(objectives/data/systems/systems.toml)",
 )
-R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM = range(6)
+R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET = range(7)
 
 
 def _catalog():

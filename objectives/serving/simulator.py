@@ -223,9 +223,14 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * pool.attn_dp)
         pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
     pc, dc = pcs
-    if kv_link_gbs is None:
-        gp, gd = _gpu_record(pc.cost.gpu_name), _gpu_record(dc.cost.gpu_name)
-        kv_link_gbs = min(gp.link_bw_gbs, gd.link_bw_gbs) * min(pc.cost.tp, dc.cost.tp)
+    if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
+        from objectives.inference.comm import kv_transfer_gbs
+        total = pc.n_workers * pc.cost.n_gpus + dc.n_workers * dc.cost.n_gpus
+        kv_link_gbs = float(kv_transfer_gbs(pc.cost.gpu_name, pc.cost.tp, dc.cost.gpu_name, dc.cost.tp, total))
+        if not kv_link_gbs > 0:
+            raise ValueError(f"disaggregated pools of {total} GPUs ({pc.cost.gpu_name} prefill, {dc.cost.gpu_name} "
+                             f"decode) span more than one scale-up domain and the catalog has no scale-out network "
+                             f"for them (objectives/data/systems/systems.toml): pass kv_link_gbs= (GB/s)")
     elif not kv_link_gbs > 0:
         raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
     kv_ms = float(pc.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3
@@ -242,7 +247,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
     mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, worker count); the KV
-    cache of each prompt moves over ``kv_link_gbs`` GB/s (default: the slower GPU's scale-up link x the smaller
+    cache of each prompt moves over ``kv_link_gbs`` GB/s (default: `inference.comm.kv_transfer_gbs`: the slower
+    GPU's scale-up link when both pools fit one scale-up domain, else the scale-out network per GPU, x the smaller
     TP, the shards moving in parallel). TTFT is counted when the prefill worker emits the first token; the
     prefill worker frees the prompt's KV blocks then (the transfer is not modelled as holding them), and the
     decode worker admits the request when its blocks fit, like any other.
