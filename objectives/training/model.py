@@ -306,7 +306,7 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     - finetune: None (pre-training) | "full" | "lora" (base weights frozen: no weight gradients, LoRA adapters of
       rank `lora_rank` on every attention and MLP projection hold the gradients and optimizer states).
     - tokens: training tokens of the run (optional): adds time_to_train_h, usd_per_run, mwh_per_run.
-    - scale_up_gpus / scale_out_gbps: override the training system of the GPU (objectives/data/training/
+    - scale_up_gpus / scale_out_gbps: override the training system of the GPU (objectives/data/systems/
       systems.toml): GPUs per NVLink/Infinity-Fabric domain, scale-out Gb/s per GPU per direction.
     - tp_comm_overlap: bool, TP/SP collectives pipelined with their GEMMs (Megatron-Core ``--tp-comm-overlap``,
       NeMo ``ub_tp_comm_overlap``); False: NCCL collectives between the GEMMs.
@@ -507,7 +507,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         i = _first_bad(bad)
         raise TrainingError(f"{_at(n, i):.0f} GPUs exceed the {_at(gv['scale_up'], i):.0f}-GPU scale-up domain of "
                             f"{g_recs[_at(gi, i)].name}, which has no scale-out network in "
-                            f"objectives/data/training/systems.toml: pass scale_out_gbps= (Gb/s per GPU)")
+                            f"objectives/data/systems/systems.toml: pass scale_out_gbps= (Gb/s per GPU)")
 
     # ---------------------------------------------------------------- factors per row
     eff_tab = {f: fac.params["gemm_eff"].get(f, fac.params["gemm_eff"]["hopper"]) for f in FAMILIES}
