@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #: What the plotting functions return: a plotly figure or a matplotlib figure, by backend.
 Figure = Union["plotly.graph_objects.Figure", "matplotlib.figure.Figure"]
 
-__all__ = ["StudyView", "Sensitivity", "front", "parallel", "sensitivity", "sensitivity_table", "save", "hover_data"]
+__all__ = ["StudyView", "Sensitivity", "front", "parallel", "sensitivity", "sensitivity_table", "save", "hover_data", "band"]
 
 Backend = Literal["plotly", "matplotlib"]
 BACKENDS: tuple[str, ...] = ("plotly", "matplotlib")
@@ -57,6 +57,23 @@ class Sensitivity(NamedTuple):
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
+
+
+#: Suffixes of the two metrics that bound a metric's band: ``<m>_lo`` and ``<m>_hi`` (e.g. a cost model's
+#: prediction interval); where a study stores both, front plots draw them as error bars.
+BAND_SUFFIXES: tuple[str, str] = ("_lo", "_hi")
+
+
+def band(df: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(below, above): how far each row's `metric` lies above its ``<metric>_lo`` and below its ``<metric>_hi``
+    (non-negative, NaN where a bound is missing), or None when the frame lacks either band column."""
+    lo, hi = (metric + s for s in BAND_SUFFIXES)
+    if lo not in df.columns or hi not in df.columns:
+        return None
+    v = pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=float)
+    below = v - pd.to_numeric(df[lo], errors="coerce").to_numpy(dtype=float)
+    above = pd.to_numeric(df[hi], errors="coerce").to_numpy(dtype=float) - v
+    return np.maximum(below, 0.0), np.maximum(above, 0.0)
 
 
 def _check_backend(backend: str) -> str:
@@ -216,8 +233,9 @@ def front(
     Front points are highlighted and, in 2-D, joined by the attainment line of those that stay non-dominated in
     the two plotted metrics; dominated feasible points and infeasible points (grey crosses) are drawn apart;
     failed trials are omitted. Plotly hover shows the trial number, its parameters and metrics. Constraint
-    bounds on a plotted metric are drawn as dashed lines (2-D). Above ``WEBGL_POINTS`` complete trials the
-    2-D plotly scatter uses WebGL.
+    bounds on a plotted metric are drawn as dashed lines (2-D). Where the study stores ``<metric>_lo`` and
+    ``<metric>_hi`` for a plotted metric (a band, e.g. a prediction interval), the front points carry it as error
+    bars (2-D). Above ``WEBGL_POINTS`` complete trials the 2-D plotly scatter uses WebGL.
 
     Args:
         view: the study's data.
@@ -261,9 +279,16 @@ def _front_plotly(view: StudyView, df: pd.DataFrame, axes: list[str], color: str
                 marker["colorbar"] = dict(title=dict(text=color))
         coords = {k: pts[a].to_numpy(dtype=float).tolist() for k, a in zip("xyz", axes)}
         custom, template = hover_data(view, pts, label)
+        bars: dict[str, Any] = {}
+        for k, a in zip("xy", axes):
+            b = band(pts, a) if cat == FRONT and not three_d else None
+            if b is not None:   # the front's bands (<metric>_lo / _hi) as error bars
+                bars[f"error_{k}"] = dict(type="data", symmetric=False, arrayminus=b[0].tolist(), array=b[1].tolist(),
+                                          color=colour, thickness=1, width=3)
         fig.add_trace(
             Trace(
                 **coords,
+                **bars,
                 mode="markers",
                 name=f"{label} ({int(sel.sum())})",
                 marker=marker,
@@ -326,6 +351,11 @@ def _front_mpl(view: StudyView, df: pd.DataFrame, axes: list[str], color: str | 
         if cat == FRONT:
             kw.update(edgecolors="black", linewidths=0.7, zorder=3)
         sc = ax.scatter(*coords, **kw)
+        if cat == FRONT and not three_d:
+            bx, by = band(pts, axes[0]), band(pts, axes[1])
+            if bx is not None or by is not None:   # the front's bands (<metric>_lo / _hi) as error bars
+                ax.errorbar(*coords, xerr=None if bx is None else np.vstack(bx), yerr=None if by is None else np.vstack(by),
+                            fmt="none", ecolor=colour, elinewidth=0.8, capsize=2, zorder=2, label="band (_lo to _hi)")
         if cvals is not None and cat == FRONT:
             mappable = sc
     if not three_d:

@@ -203,11 +203,15 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
     front_divs = [
         f"<div>{_plot_div(plot.front(shown, x, y), f'front-{i}', 'dse-front-plot')}</div>" for i, (x, y) in enumerate(pairs)
     ]
+    banded = [m for m in dict.fromkeys(m for pair in pairs for m in pair) if plot.band(complete, m) is not None]
+    bars = (f" Error bars on the front: the band from <metric>_lo to <metric>_hi of {', '.join(banded)}."
+            if banded else "")
     note = f" Showing all front trials and a random {max_points:,}-trial sample of the rest ({dropped:,} not drawn)." if dropped else ""
     parts.append(
         "<h2>Pareto front</h2>"
         f'<p class="sub">Red diamonds: the feasible non-dominated trials (joined by the attainment line of each '
-        f"pair); blue: feasible but dominated; grey crosses: infeasible. Hover a point for its configuration.{_esc(note)}</p>"
+        f"pair); blue: feasible but dominated; grey crosses: infeasible. Hover a point for its configuration.{_esc(bars)}"
+        f"{_esc(note)}</p>"
         f'<div class="grid">{"".join(front_divs)}</div>'
     )
     fr = view.front()

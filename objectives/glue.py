@@ -44,6 +44,13 @@ Analytical fidelity (vectorized numpy, public ``objectives.inference`` calls onl
 Simulated fidelity: ``serving.simulate`` per configuration (a discrete-event run of ``workload``); metrics are
 the means (ttft_ms = ttft_ms_mean, ...) plus p99 tails (ttft_ms_p99, tpot_ms_p99) and slo_attainment. A
 workload with ``rate=inf`` and no concurrency is simulated closed-loop at the analytical batch (dp x N users).
+
+Uncertainty bands (``interval=0.8``): ``<m>_lo`` / ``<m>_hi`` for m in `BANDED` (the split-conformal prediction
+interval of `objectives.uncertainty`, keyed by each configuration's source, engine and GPU family; the simulated
+fidelity scales the same band around the simulated value). Robust SLOs (``confidence=0.9``): the SLO must hold at
+the one-sided 90 % bound, i.e. the constraints are ``ttft_ms_hi <= SLO`` and ``tpot_ms_hi <= SLO`` with the band
+level 2 x 0.9 - 1 = 0.8. A study ranks by the pessimistic end by naming it as an objective, e.g.
+``objectives={"tok_s_per_gpu_lo": "max", "usd_per_mtok_hi": "min"}``.
 """
 from __future__ import annotations
 
@@ -76,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus")
+#: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
+BANDED: dict[str, tuple[str, int]] = {
+    "ttft_ms": ("ttft", 1), "tpot_ms": ("tpot", 1), "tok_s_per_gpu": ("throughput", 1), "tok_s_per_user": ("tpot", -1),
+    "throughput_tok_s": ("throughput", 1), "usd_per_mtok": ("throughput", -1), "joules_per_tok": ("throughput", -1)}
 
 
 def _length(v: Any) -> float:
@@ -216,8 +227,11 @@ class LLMServingObjective:
     """
 
     def __init__(self, model: str, workload: serving.Workload, slo: serving.SLO, fidelity: str,
-                 prices: Mapping[str, float] | None, defaults: Mapping[str, Any], n_requests: int) -> None:
+                 prices: Mapping[str, float] | None, defaults: Mapping[str, Any], n_requests: int,
+                 interval: float | None = None, confidence: float | None = None) -> None:
         self.model = model
+        self.interval = interval
+        self.confidence = confidence
         self.workload = workload
         self.slo = slo
         self.fidelity = fidelity
@@ -252,12 +266,14 @@ class LLMServingObjective:
     # -- what a study needs ---------------------------------------------------------------------------
     @property
     def constraints(self) -> dict[str, tuple[str, float]]:
-        """SLO constraints for ``dse.create_study(constraints=...)``: TTFT, TPOT (ms) and ``fits == 1``."""
+        """SLO constraints for ``dse.create_study(constraints=...)``: TTFT, TPOT (ms) and ``fits == 1``; with a
+        ``confidence``, on the upper band ends ``ttft_ms_hi`` / ``tpot_ms_hi`` (the SLO met with that confidence)."""
         out: dict[str, tuple[str, float]] = {}
+        end = "_hi" if self.confidence is not None else ""
         if self.slo.ttft_ms is not None:
-            out["ttft_ms"] = ("<=", float(self.slo.ttft_ms))
+            out["ttft_ms" + end] = ("<=", float(self.slo.ttft_ms))
         if self.slo.tpot_ms is not None:
-            out["tpot_ms"] = ("<=", float(self.slo.tpot_ms))
+            out["tpot_ms" + end] = ("<=", float(self.slo.tpot_ms))
         out["fits"] = ("==", 1.0)
         return out
 
@@ -265,7 +281,8 @@ class LLMServingObjective:
         if not isinstance(df, pd.DataFrame):
             raise ObjectiveError(f"the LLM serving objective takes a DataFrame of configurations, got {type(df).__name__}")
         if len(df) == 0:
-            return pd.DataFrame({m: np.zeros(0) for m in METRICS})
+            bands = [m + e for m in BANDED for e in ("_lo", "_hi")] if self.interval is not None else []
+            return pd.DataFrame({m: np.zeros(0) for m in (*METRICS, *bands)})
         b = Batch.from_frame(df.reset_index(drop=True), self.defaults)
         if self.fidelity == "analytical":
             return self.analytical(b)
@@ -397,6 +414,12 @@ class LLMServingObjective:
             out.insert(len(out.columns) - 2, "quality", q)
         out["reason"] = np.where(fits, "", mt["reason"].astype(str).to_numpy(object))
         out["source"] = mt["source"].astype(str).to_numpy(object)   # roofline | interpolated | extrapolated
+        if self.interval is not None:
+            from .uncertainty import load_bands
+            bands = load_bands().intervals({m: out[m].to_numpy(float) for m in BANDED}, BANDED, self.interval,
+                                           kind="inference", source=mt["source"], engine=mt["engine"], gpu=mt["gpu"])
+            for k, v in bands.items():
+                out[k] = v
         return out
 
     # -- simulated ----------------------------------------------------------------------------------
@@ -413,6 +436,10 @@ class LLMServingObjective:
                 out[c] = sim[c].where(sim[c].notna(), out[c])
             else:
                 out[c] = sim[c]
+        if self.interval is not None:   # the band keeps its width relative to the value (the simulated one now)
+            for m in BANDED:
+                for e in ("_lo", "_hi"):
+                    out[m + e] = out[m] * (ana[m + e] / ana[m])
         return out
 
     def _workload_for(self, analytical: pd.Series, dp: int) -> serving.Workload:
@@ -467,7 +494,8 @@ class LLMServingObjective:
 def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, Any] | None = None,
                           slo: serving.SLO | Mapping[str, float] | None = None, fidelity: str = "analytical",
                           prices: Mapping[str, float] | None = None, *, defaults: Mapping[str, Any] | None = None,
-                          n_requests: int = 2000) -> LLMServingObjective:
+                          n_requests: int = 2000, interval: float | None = None,
+                          confidence: float | None = None) -> LLMServingObjective:
     """The evaluate function of an LLM serving study (see the module docstring for metrics and models).
 
     Args:
@@ -482,6 +510,11 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         defaults: values for knobs the space does not have (e.g. {"gpu": "H100-SXM-80GB"}).
         n_requests: requests per simulation when the workload does not say (enough for the closed-loop start,
             where every user sends at t=0, to weigh little in the means).
+        interval: band level strictly between 0 and 1 (e.g. 0.8): adds ``<m>_lo`` / ``<m>_hi`` metrics for m in
+            `BANDED` (stored with the study; plots draw them as error bars on the front).
+        confidence: strictly between 0.5 and 1 (e.g. 0.9): the SLO must hold with that confidence; `constraints`
+            then bound ``ttft_ms_hi`` / ``tpot_ms_hi`` and the band level is 2 x confidence - 1 (``interval``, if
+            given too, must equal it).
     """
     from .catalog import model as model_record
 
@@ -513,7 +546,20 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         raise ObjectiveError(f"defaults name unknown knobs {unknown}; valid: {['gpu', *DEFAULTS]}")
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
-    return LLMServingObjective(name, workload, slo, fidelity, prices, defaults, n_requests)
+    from .uncertainty import check_level, level_for_confidence
+    try:
+        if interval is not None:
+            interval = check_level(interval)
+        if confidence is not None:
+            need = level_for_confidence(confidence)
+            if interval is not None and abs(interval - need) > 1e-9:
+                raise ValueError(f"interval={interval!r} and confidence={confidence!r} disagree: the one-sided bound "
+                                 f"at confidence c is the end of the band at level 2c - 1 = {need:g}; give one of "
+                                 f"them")
+            interval = need
+    except ValueError as exc:
+        raise ObjectiveError(str(exc)) from None
+    return LLMServingObjective(name, workload, slo, fidelity, prices, defaults, n_requests, interval, confidence)
 
 
 # ==============================================================================================================

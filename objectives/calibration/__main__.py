@@ -4,6 +4,9 @@ fit:    fit the efficiency factors on the calibration CSV, write objectives/data
         date, data sha256, row counts, leave-one-source-out MdAPE) and print MdAPE per metric, source and GPU.
 report: write objectives/data/fidelity/report.md and predicted_vs_measured.png from the fitted factors.
 --kind training: the training model instead (objectives/data/training/factors.json; report prints its tables).
+bands:  held-out (leave-one-source-out / leave-one-model-out) residuals of the published, silicon and training rows
+        -> objectives/data/uncertainty.json (split-conformal bands, objectives/uncertainty.py) and the honesty
+        check objectives/data/fidelity/bands.md. Run it after any refit (fit, silicon, --kind training).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from .report import TARGETS, itl_table, loso, mdape_table, scored, serving_rows,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m objectives.calibration", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["fit", "report", "silicon"],
+    ap.add_argument("command", choices=["fit", "report", "silicon", "bands"],
                     help="silicon: fit the engine-level factors of the measured-profile path on "
                          "serving_silicon.csv (into the efficiency JSON) and write the leave-one-model-out "
                          "report objectives/data/fidelity/silicon.md")
@@ -35,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=["inference", "training"], default="inference",
                     help="cost model to fit or report (training: objectives/calibration/training.py)")
     args = ap.parse_args(argv)
+    if args.command == "bands":
+        import logging
+
+        from .bands import run as run_bands
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        print(run_bands())
+        return 0
     if args.command == "silicon":
         from .silicon import run as run_silicon
         print(run_silicon(args.data, args.out, loso=not args.no_loso))

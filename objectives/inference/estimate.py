@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from objectives.catalog.types import DTYPES
+from objectives.uncertainty import check_level, inference_intervals
 
 from . import memory, power
 from .core import Prepared, prepare
@@ -158,7 +159,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
-             profile: Any = None) -> pd.DataFrame:
+             profile: Any = None, interval: float | None = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -184,6 +185,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     expert parallelism, ep dividing tp x attn_dp: dispatch/combine all-to-alls when EP reaches beyond the TP
     group). `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x dp. `profile`: a calibrated profile
     file written by `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
+    `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
+    ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
+    split-conformal prediction interval of each row from the calibration residuals of its source, engine and GPU
+    family (`objectives.uncertainty`; None: no band columns).
 
     Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
     throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
@@ -194,6 +199,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     length or degree -> ValueError. Unsupported precision, tp not dividing the heads, bad ep, or out of memory
     -> fits=False with a `reason` (never an exception, so sweeps do not crash).
     """
+    if interval is not None:
+        check_level(interval)
     efficiency = _with_profile(efficiency, profile)
     B = positive("batch_size", batch_size)
     isl = positive("input_len", input_len)
@@ -203,9 +210,14 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
     if p is None:
-        return _empty_frame(("batch_size", "input_len", "output_len"))
+        return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
-    return _frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl})
+    return _banded(_frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl}), interval)
+
+
+def _banded(df: pd.DataFrame, interval: float | None) -> pd.DataFrame:
+    """`df` with the `interval` band columns (`objectives.uncertainty.inference_intervals`), or as it is."""
+    return df if interval is None else inference_intervals(df, interval)
 
 
 def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
@@ -315,7 +327,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
                    engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
                    efficiency: Efficiency | None = None,
-             profile: Any = None) -> pd.DataFrame:
+             profile: Any = None, interval: float | None = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -329,8 +341,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     deployment, spread over the dp replicas) exceeds the sequences in flight. With `concurrency`, N is also at
     most ceil(concurrency / dp). Default (None): as many clients as slots, no queue (a max-throughput benchmark
     that issues all requests at once also reports the time its queue takes, which depends on the request count
-    and is not modelled).
+    and is not modelled). `interval`: band columns `<col>_lo` / `<col>_hi`, as in `estimate`.
     """
+    if interval is not None:
+        check_level(interval)
     efficiency = _with_profile(efficiency, profile)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
@@ -343,9 +357,9 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
     if p is None:
-        return _empty_frame(("batch_size", "input_len", "output_len"))
+        return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc), _max_throughput_rows)
-    return _frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl})
+    return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num,

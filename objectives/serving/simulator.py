@@ -242,7 +242,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
              mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
              slo: SLO | None = None, kv_link_gbs: float | None = None,
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
-             attn_dp: int = 1) -> dict[str, float]:
+             attn_dp: int = 1, interval: float | None = None) -> dict[str, float]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics.
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
@@ -264,10 +264,27 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     ``engine``: whose measured kernel profile costs the iterations (as in `inference.estimate`; None: roofline);
     ``ep``: expert parallelism (MoE) over the tp x attn_dp GPUs of a replica; ``attn_dp``: attention
     data-parallel ranks per replica, each scheduling its own requests (``dp`` stays independent replicas).
+    ``interval``: a band level strictly between 0 and 1 (e.g. 0.8): adds ``<key>_lo`` / ``<key>_hi`` for the
+    latency (ttft, tpot, itl, e2e: mean and percentiles), throughput and tok_s_per_user keys: the inference
+    model's split-conformal band for the step model's source, engine and GPU family (the prefill pool's for TTFT
+    in disagg), applied to the simulated value (`objectives.uncertainty.serving_intervals`).
     """
+    if interval is not None:
+        from objectives.uncertainty import check_level
+        check_level(interval)
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp)
-    return _metrics(eng, reps, slo)
+    m = _metrics(eng, reps, slo)
+    if interval is None:
+        return m
+    from objectives.uncertainty import serving_intervals
+
+    def key(role: str) -> tuple[str, str, str]:
+        c = next(r.cost for r in reps if r.role == role)
+        return str(c.source), str(c.engine), str(c.gpu_name)
+    main = key("agg" if mode == "agg" else "decode")
+    return {**m, **serving_intervals(m, interval, source=main[0], engine=main[1], gpu=main[2],
+                                     prefill=None if mode == "agg" else key("prefill"))}
 
 
 def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
