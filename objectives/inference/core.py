@@ -382,8 +382,11 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
         return vals.reshape(np.shape(engines))
     step_ms = per_engine("engine_step_ms", 1.0)
     seq_us = per_engine("engine_seq_us", 2.0)
+    c.ttft_s = np.where(has, per_engine("engine_ttft_ms", 0.0) * 1e-3, 0.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
-    c.fixed_s = np.where(has, step_ms * 1e-3 + p2p_lat, c.fixed_s)
+    # small per-layer kernels (norms, rotary, activation quantization, routing) the profile's tables do not hold
+    layer_s = np.asarray(fields["n_layers"], dtype=float) * float(eff["profile_layer_us"]) * 1e-6
+    c.fixed_s = np.where(has, step_ms * 1e-3 + layer_s + p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)
     c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)
     c.curves = curves

@@ -41,7 +41,10 @@ tf32; links: nvlink, xgmi, pcie, roce):
 - ``ttft_wave``: how synchronized closed-loop clients with equal lengths are (1: a whole group arrives together
   and waits first come, first served for the prompts ahead; 0: no queue behind the group's other prompts).
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
-  gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile.
+  gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
+  ``engine_ttft_ms[engine]``: host time of a request before its first token (API server, tokenization, admission),
+  added to TTFT only; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
+  do not hold (norms, rotary embedding, activation quantization, routing), µs.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
 """
@@ -104,6 +107,8 @@ def _default_params() -> dict[str, Any]:
         "ttft_wave": 1.0,
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0},
+        "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0},
+        "profile_layer_us": 10.0,
     }
 
 

@@ -230,6 +230,7 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     Ap = B * isl * (isl + 1.0) * 0.5
     ttft = replica_time_s(p, Tp, Ap, 0.0, 0.0, B, B, prefill=True)
     busy_p = ttft - idle_s(c, 0.0, B)
+    ttft = ttft + c.ttft_s
     # mean decode step: context isl + osl / 2
     Kd = B * (isl + 0.5 * osl)
     tpot = replica_time_s(p, 0.0, 0.0, B, Kd, B, B)
@@ -268,10 +269,28 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
     life, so each iteration carries N isl / n_it prompt tokens (chunked prefill) and N (osl - 1) / n_it decode
-    tokens reading a mean context of isl + osl / 2."""
+    tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile instead mix two kinds
+    of iteration, as engines run them: N isl / max_num_tokens full prefill iterations and pure decode steps."""
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
     t = replica_time_s(p, T, A, D, K, S, N)
-    return t, n_it, D, busy_s(p.coeffs, T, A, D, K, S)
+    busy = busy_s(p.coeffs, T, A, D, K, S)
+    measured = np.asarray(p.source_code) > 0
+    if not np.any(measured):  # the closed form was fitted on this mean iteration (published tables)
+        return t, n_it, D, busy
+    # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
+    # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
+    # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
+    T_pf = np.minimum(mnt, N * isl)
+    n_pf = np.minimum(N * isl / T_pf, n_it)
+    D_pf = np.clip(N - T_pf / isl, 0.0, N)
+    n_dec = np.maximum(n_it - n_pf, 0.0)
+    D_dec = np.clip((N * (osl - 1.0) - n_pf * D_pf) / np.maximum(n_dec, 1e-9), 0.0, N)
+    ctx = isl + 0.5 * osl
+    w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
+    w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
+    t_split = (n_pf * replica_time_s(p, *w_pf, N) + n_dec * replica_time_s(p, *w_dec, N)) / n_it
+    b_split = (n_pf * busy_s(p.coeffs, *w_pf) + n_dec * busy_s(p.coeffs, *w_dec)) / n_it
+    return np.where(measured, t_split, t), n_it, D, np.where(measured, b_split, busy)
 
 
 def steady_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num, Num, Num]:
@@ -313,7 +332,7 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     k = np.where(N * isl <= budget, 1.0, 1.0 + wave * 0.5 * (N * isl / budget - 1.0) + (1.0 - wave) * (isl - 1.0)
                  / budget)
     t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
-    ttft = k * t_pf
+    ttft = k * t_pf + p.coeffs.ttft_s
     if conc is None:
         return ttft
     t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)

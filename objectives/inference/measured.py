@@ -166,6 +166,10 @@ SOURCES = ("roofline", "interpolated", "extrapolated")
 S_ROOF, S_INTERP, S_EXTRAP = range(3)
 #: GEMM table of each activation (compute) dtype
 _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4": "gemm.fp4"}
+#: fused-MoE tables (`moe.<format>`) to try, in order, for a weight dtype: MoE checkpoints in FP8 are block-scaled
+#: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss, served with 16-bit activations)
+_MOE_TABLES = {"bf16": ("bfloat16",), "fp16": ("bfloat16",), "fp8": ("fp8_block", "fp8"),
+               "fp4": ("nvfp4", "w4a16_mxfp4", "w4a8_mxfp4_mxfp8"), "int4": ("int4_wo",), "int8": ("int8_wo",)}
 
 
 def _roofline_curves(c: Any, n: int) -> Curves:
@@ -230,7 +234,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             continue
         rows = np.flatnonzero(keys == key)
         sub = {kk: v[rows] for kk, v in f.items()}
-        out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo)
+        out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
+                                    _MOE_TABLES.get(w, ()))
         cv.tok[rows], cv.head[rows] = out.tok, out.head
         if out.ctx is not None:
             cv.ctx[rows] = out.ctx
@@ -253,7 +258,8 @@ class _FlatCoeffs:
 
 
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
-                  attn_dp: np.ndarray, eff: Any, wo: float = 1.0) -> tuple[Curves, np.ndarray]:
+                  attn_dp: np.ndarray, eff: Any, wo: float = 1.0,
+                  moe_formats: tuple[str, ...] = ()) -> tuple[Curves, np.ndarray]:
     """Measured curves for rows sharing one profile and GEMM table (ctx / gen None where the profile has no
     attention table); and whether every lookup was inside the measured ranges."""
     k = len(tp)
@@ -309,11 +315,6 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
         lin_n = m["lin_params"] / np.maximum(tp * h, 1.0)
         tok = tok + np.where(col(n_lin > 0), col(n_lin) * grouped(Mg, col(np.maximum(lin_n, 1.0)), col(h)), 0.0)
-        gdn = prof.table("linear_attention.gdn_context")
-        if gdn is not None:  # the recurrence kernels themselves (conv + chunked gated delta rule), measured
-            vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)
-            inside &= (n_lin <= 0) | gdn.inside(1.0, vh)
-            tok = tok + np.where(col(n_lin > 0), col(n_lin) * hide(gdn(Mg, col(vh))) * 1e-3, 0.0)
     # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
     n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
     n_moe = m["n_moe_layers"]
@@ -337,6 +338,18 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(h))
                   + grouped(m_e, E_gpu * col(h), col(moe_ffn / etp)))
         routed = routed / float(eff["profile_moe_eff"])
+        # the engine's fused MoE layer measured at this exact shape (routing skew, permutation, per-expert tiles)
+        shapes = np.stack([h, moe_ffn, topk, ne, etp, ep_world], axis=1)
+        done = n_moe <= 0
+        for fmt in moe_formats:
+            tab = prof.table(f"moe.{fmt}")
+            if tab is None or done.all():
+                continue
+            hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
+            if hit.any():
+                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(attn_dp))) * 1e-3 * g_scale
+                routed = np.where(col(hit > 0), t, routed)
+                done |= hit > 0
         tok = tok + col(n_moe) * (shared + routed)
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
@@ -388,4 +401,28 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
              * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))
         inside &= gtab.inside(1.0, 1024.0, kv_heads)
+    # MLA: its own kernels (absorbed decode reads one latent per token for all heads; prefill attends with
+    # qk_nope + qk_rope / v_head dims), measured at DeepSeek-V3's dims and scaled by the dims read
+    mc, mg = prof.table(f"mla_context.{kvk}") or prof.table("mla_context.bf16"), \
+        prof.table(f"mla_generation.{kvk}") or prof.table("mla_generation.bf16")
+    if mla.any() and mc is not None and mg is not None:
+        hq = np.maximum(nh / tp, 1.0)[:, None, None]
+        c_dim = ((m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 320.0 * L_attn * a_scale)[:, None, None]
+        g_dim = ((m["kv_lora_rank"] + m["qk_rope"]) / 576.0 * L_attn * a_scale)[:, None, None]
+        t_c = np.log(np.maximum(mc(b3, s3, hq) * 1e-3 * c_dim, 1e-12))
+        t_g = np.log(np.maximum(mg(b3, s3, hq) * 1e-3 * g_dim, 1e-12))
+        m3 = mla[:, None, None]
+        if ctx is not None and gen is not None:
+            ctx, gen = np.where(m3, t_c, ctx), np.where(m3, t_g, gen)
+            inside &= ~mla | mg.inside(1.0, 1024.0, hq[:, 0, 0])
+    # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
+    # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length
+    g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
+    lin = n_lin > 0
+    if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
+        vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
+        inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
+        nl = np.where(lin, n_lin, 0.0)[:, None, None]
+        ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
+        gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
     return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside

@@ -10,6 +10,12 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
   KV heads per GPU), head_dim 128, full attention, per KV-cache dtype (the median over the other head count).
 - The engine's own all-reduce (CUDA-graph variant where both were measured) by (GPUs, message elements), and
   NCCL all-reduce / all-gather / reduce-scatter / all-to-all (half precision) from the newest NCCL table.
+- MLA attention kernels (absorbed decode, prefill) of DeepSeek-V3's shape by (batch, length, query heads per GPU)
+  per KV-cache dtype: the engine's own table, else another engine's on the same GPU (the kernels are shared:
+  vLLM's tables hold only whole MLA modules, SGLang and TensorRT-LLM both run the TRT-LLM MLA kernels).
+- The engine's fused MoE layer (routing, grouped expert GEMMs, combine) per weight format, one curve over the
+  tokens entering the layer per measured (hidden, expert FFN, top-k, experts, expert TP, EP) shape: the power-law
+  routing skew engines see in practice (alpha 1.01) where measured, else balanced routing; fastest kernel per cell.
 
     python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
 """
@@ -31,6 +37,9 @@ log = logging.getLogger(__name__)
 
 GEMM_DTYPES = {"bfloat16": "bf16", "float16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
                "int4_wo": "int4_wo", "int8_wo": "int8_wo", "float32": "fp32"}
+#: MoE weight formats kept (the table's moe_dtype names)
+MOE_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "int4_wo", "int8_wo")
+MOE_SHAPE = ("hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
 KV_DTYPES = {"bfloat16": "bf16", "float16": "bf16", "fp8": "fp8", "float32": "fp32"}
 ENGINES = ("vllm", "sglang", "trtllm")
 #: m values kept from the GEMM tables (the measured grid's powers of two and midpoints)
@@ -130,6 +139,26 @@ def attention_tables(path: Path, kind: str) -> dict[str, Table]:
     return out
 
 
+def mla_tables(path: Path, kind: str) -> dict[str, Table]:
+    """MLA attention (no projections): context by (batch, input length, heads per GPU), generation by (batch,
+    KV length, heads per GPU), per KV-cache dtype (median over the TP sizes measured at one head count)."""
+    df = _read(path, ("batch_size", "isl", "num_heads", "kv_cache_dtype", "step", "latency"))
+    if kind == "context":
+        axes = ["batch_size", "isl", "num_heads"]
+    else:
+        df = df.assign(kv_len=df["step"] + df["isl"])
+        axes = ["batch_size", "kv_len", "num_heads"]
+    out = {}
+    for raw, d in df.groupby("kv_cache_dtype"):
+        name = KV_DTYPES.get(str(raw))
+        if name is None or d.empty:
+            continue
+        t = _table(d.groupby(axes, as_index=False)["latency"].median(), axes, [1, 0, 2])
+        if t is not None:
+            out[name] = t
+    return out
+
+
 def gdn_tables(path: Path) -> dict[str, Table]:
     """Gated DeltaNet (linear attention) layer time: the kernels of one phase summed, by (tokens, value heads per
     GPU): `gdn_context` (batch 1, tokens = prompt length), `gdn_generation` (tokens = decoding sequences)."""
@@ -138,12 +167,58 @@ def gdn_tables(path: Path) -> dict[str, Table]:
     for phase, d in df.groupby("phase"):
         if phase == "context":
             d = d[d["batch_size"] == 1]
-        per = d.groupby(["num_tokens", "num_v_heads", "model_name" if "model_name" in d else "phase",
-                         "kernel_source"], as_index=False)["latency"].median()
-        tot = per.groupby(["num_tokens", "num_v_heads"], as_index=False)["latency"].sum()
+        model = "model_name" if "model_name" in d else "phase"
+        per = d.groupby(["num_tokens", "num_v_heads", model, "kernel_source"], as_index=False)["latency"].median()
+        # one layer = its kernels summed (per model shape), then the median over the measured model shapes
+        layer = per.groupby(["num_tokens", "num_v_heads", model], as_index=False)["latency"].sum()
+        tot = layer.groupby(["num_tokens", "num_v_heads"], as_index=False)["latency"].median()
         t = _table(tot, ["num_tokens", "num_v_heads"], [0, 1])
         if t is not None:
             out[f"gdn_{phase}"] = t
+    return out
+
+
+def moe_tables(paths: list[Path]) -> dict[str, tuple[Table, np.ndarray]]:
+    """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
+    (MOE_SHAPE). `paths`: moe_perf tables newest first; a shape measured in a newer table shadows older ones."""
+    frames = []
+    seen: set[tuple] = set()
+    for path in paths:
+        df = _read(path, ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
+        df = df[df["moe_dtype"].isin(MOE_DTYPES)]
+        # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
+        rank = df["distribution"].map({"power_law_1.01": 0, "balanced": 1}).fillna(9)
+        df = df.assign(_rank=rank)[rank < 9]
+        key_cols = ["moe_dtype", *MOE_SHAPE]
+        best = df.groupby(key_cols)["_rank"].transform("min")
+        df = df[df["_rank"] == best]
+        keys = df[key_cols].drop_duplicates()
+        fresh = [tuple(r) not in seen for r in keys.itertuples(index=False)]
+        keys = keys[fresh]
+        seen.update(tuple(r) for r in keys.itertuples(index=False))
+        frames.append(df.merge(keys, on=key_cols))
+    if not frames:
+        return {}
+    df = pd.concat(frames)
+    out: dict[str, tuple[Table, np.ndarray]] = {}
+    for dt, d in df.groupby("moe_dtype"):
+        shapes = d[list(MOE_SHAPE)].drop_duplicates().sort_values(list(MOE_SHAPE)).to_numpy(float)
+        if not len(shapes):
+            continue
+        idx = {tuple(r): i + 1 for i, r in enumerate(shapes)}
+        d = d.assign(shape_key=[idx[tuple(r)] for r in d[list(MOE_SHAPE)].to_numpy(float)])
+        if len(shapes) == 1:  # a Table axis needs two points: a duplicate shape key 2 that nothing matches
+            d = pd.concat([d, d.assign(shape_key=2)])
+        ax, v = pivot(d, ["shape_key", "num_tokens"])
+        v = fill_gaps(v, 1)
+        ok = np.isfinite(v).all(axis=1)
+        if not ok.all():  # a shape measured at one token count only: dropped
+            v = v[ok]
+            shapes = shapes[ok[:len(shapes)]]
+            ax = (np.arange(1.0, len(v) + 1), ax[1])
+        if len(v) < 2 or len(ax[1]) < 2:
+            continue
+        out[str(dt)] = (Table(("shape_key", "num_tokens"), ax, v), shapes)
     return out
 
 
@@ -193,6 +268,15 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             if (d / fname).exists():
                 for k, t in attention_tables(d / fname, kind).items():
                     tables[f"{kind}_attention.{k}"] = t
+    for eng in (engine, *(e for e in ("sglang", "trtllm") if e != engine)):  # own MLA kernels first
+        mvs_ = versions(root, system, "mla", eng)
+        mv_ = [v for v in mvs_ if _vkey(v) <= _vkey(version)] or mvs_ if eng == engine else mvs_
+        d = base / "mla" / eng / mv_[-1] if mv_ else None
+        if d is not None and (d / "generation_mla_perf.parquet").exists() and (d / "context_mla_perf.parquet").exists():
+            for kind in ("context", "generation"):
+                for k, t in mla_tables(d / f"{kind}_mla_perf.parquet", kind).items():
+                    tables[f"mla_{kind}.{k}"] = t
+            break
     lvs = versions(root, system, "linear_attention", engine)
     lv = [v for v in lvs if _vkey(v) <= _vkey(version)] or lvs
     if lv and (base / "linear_attention" / engine / lv[-1] / "gdn_perf.parquet").exists():
@@ -200,7 +284,14 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             tables[f"linear_attention.{k}"] = t
     for k, t in comm_tables(root, system, engine, version).items():
         tables[f"comm.{k}"] = t
-    return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables)
+    keys: dict[str, np.ndarray] = {}
+    mvs = versions(root, system, "moe", engine)
+    mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
+    paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
+    for k, (t, shp) in moe_tables([p for p in paths if p.exists()]).items():
+        tables[f"moe.{k}"] = t
+        keys[f"moe.{k}"] = shp
+    return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
 
 
 def build_all(root: Path, out: Path, source: str, newest_only: bool = True) -> list[KernelProfile]:

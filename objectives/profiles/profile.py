@@ -34,13 +34,16 @@ ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tenso
 class KernelProfile:
     """Latency tables (ms) of one GPU system under one engine version. Table names: `gemm.<dtype>` (m, n, k),
     `context_attention.<kv dtype>` (batch, input length, query heads), `generation_attention.<kv dtype>`
-    (batch, KV length, KV heads), `comm.custom_allreduce` / `comm.nccl_<op>` (GPUs, message elements)."""
+    (batch, KV length, KV heads), `comm.custom_allreduce` / `comm.nccl_<op>` (GPUs, message elements),
+    `moe.<weight format>` (shape index, tokens) with its measured shapes in `keys` (see `moe_shape_index`)."""
 
     system: str
     engine: str
     version: str
     source: str
     tables: Mapping[str, Table] = field(default_factory=dict)
+    #: per keyed table (`moe.*`): the (K, n) shape rows its first axis 1..K indexes
+    keys: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
@@ -53,6 +56,16 @@ class KernelProfile:
     def table(self, name: str) -> Table | None:
         return self.tables.get(name)
 
+    def shape_index(self, name: str, shapes: np.ndarray) -> np.ndarray:
+        """Row of keyed table `name` (1..K) measured at each of `shapes` (m, n), 0 where that exact shape was
+        not measured (or the table does not exist)."""
+        shapes = np.asarray(shapes, dtype=float)
+        k = self.keys.get(name)
+        if k is None or not len(shapes):
+            return np.zeros(len(shapes), dtype=np.intp)
+        hit = np.all(np.isclose(shapes[:, None, :], k[None, :, :], rtol=1e-6, atol=0.0), axis=2)
+        return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+
     @functools.cached_property
     def sha256(self) -> str:
         """Hash of the tables' contents (recorded in studies' provenance)."""
@@ -63,6 +76,8 @@ class KernelProfile:
             for a in t.axes:
                 h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
             h.update(np.ascontiguousarray(t.log_ms, dtype=np.float32).tobytes())
+            if name in self.keys:
+                h.update(np.ascontiguousarray(self.keys[name], dtype=np.float64).tobytes())
         return h.hexdigest()
 
 
@@ -70,6 +85,8 @@ def save(p: KernelProfile, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {}
     for name, t in p.tables.items():
         arrays.update(t.to_arrays(name))
+    for name, k in p.keys.items():
+        arrays[f"{name}|keys"] = np.asarray(k, dtype=np.float64)
     meta = {"system": p.system, "engine": p.engine, "version": p.version, "source": p.source,
             "tables": sorted(p.tables)}
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -91,7 +108,8 @@ def read(path: str | Path) -> KernelProfile:
         meta = json.loads(bytes(z["__meta__"]).decode())
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
     tables = {name: Table.from_arrays(name, arrays) for name in meta["tables"]}
-    return KernelProfile(meta["system"], meta["engine"], meta["version"], meta["source"], tables)
+    keys = {name: arrays[f"{name}|keys"] for name in meta["tables"] if f"{name}|keys" in arrays}
+    return KernelProfile(meta["system"], meta["engine"], meta["version"], meta["source"], tables, keys)
 
 
 @functools.lru_cache(maxsize=1)
