@@ -396,5 +396,95 @@ def verify(model: Any, plan: MixPlan, workload: serving.Workload | serving.Trace
                      f"rounds (attainment per pool: {att}); relax the SLO or lower max_utilization")
 
 
+#: bucket granularities a study can choose from (input-length edges x output-length edges, tokens)
+BUCKET_OPTIONS: dict[str, Buckets] = {
+    "coarse": Buckets(input_edges=(1024,), output_edges=(256,)),
+    "medium": Buckets(),
+    "fine": Buckets(input_edges=(128, 256, 512, 1024, 2048, 4096), output_edges=(64, 128, 256, 512)),
+}
+
+
+def use_param(gpu: str) -> str:
+    """The study parameter that lets a mix use `gpu` (0/1): 'use_' + the name in lower case, '-' -> '_'."""
+    return "use_" + catalog.gpu(gpu).name.lower().replace("-", "_")
+
+
+@dataclass
+class MixObjective:
+    """The evaluate function of a GPU-mix study: a configuration says which GPU types the mix may use
+    (`use_param(gpu)` = 0/1), the utilization cap (`max_utilization`) and the bucket granularity (`buckets`, a key
+    of `BUCKET_OPTIONS`); the metrics are those of the integer program's plan (`plan_mix` on the allowed types,
+    analytical: `verify` simulates the plans a study picks). The capacity table of every type is computed once
+    per granularity and sliced per configuration.
+
+    Metrics: cost_usd_per_h (USD/h), usd_per_mtok (USD per million output tokens at the workload's rate),
+    n_gpus, n_types_used (types with at least one replica), servable (the fraction of requests in buckets some
+    allowed type serves within the SLO; below 1 the plan covers only those, and the study's constraint
+    servable >= 1 marks the trial infeasible), n_<gpu> (replicas of each type: `use_param`'s name, prefix n_).
+    """
+
+    model: str
+    workload: serving.Workload | serving.Trace
+    slo: serving.SLO
+    gpus: Sequence[str]
+    weight_dtype: str = "bf16"
+    scheduler: serving.Scheduler | None = None
+    dse_name: str = "objectives.mix.MixObjective"
+    _tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_slo(self.slo)
+        self.types = _check_types([ReplicaType(g) for g in self.gpus])
+        self.trace = _requests(self.workload)
+
+    @property
+    def constraints(self) -> dict[str, tuple[str, float]]:
+        """The study's constraint: every bucket servable within the SLO by an allowed type."""
+        return {"servable": (">=", 1.0)}
+
+    def _table(self, buckets: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if buckets not in BUCKET_OPTIONS:
+            raise ValueError(f"MixObjective: buckets={buckets!r} is not one of {sorted(BUCKET_OPTIONS)}")
+        if buckets not in self._tables:
+            _, lam, isl, osl = bucket_stats(self.trace, BUCKET_OPTIONS[buckets])
+            cap = capacity_table(self.model, self.types, isl, osl, self.slo, self.weight_dtype,
+                                 scheduler=self.scheduler)
+            self._tables[buckets] = (lam, osl, cap)
+        return self._tables[buckets]
+
+    def plan(self, config: dict[str, Any]) -> MixPlan | None:
+        """The integer program's plan for `config` over the buckets its allowed types can serve within the SLO
+        (the others get no replica: see `servable`); None when they serve none."""
+        lam, _, cap = self._table(str(config["buckets"]))
+        chosen = [j for j, t in enumerate(self.types) if int(config[use_param(t.gpu)])]
+        if not chosen:
+            raise ValueError(f"MixObjective: config {config!r} allows no GPU type; set one of "
+                             f"{[use_param(t.gpu) for t in self.types]} to 1")
+        sub = cap[:, chosen]
+        lam = np.where((sub > 0).any(axis=1), lam, 0.0)
+        if not (lam > 0).any():
+            return None
+        u = float(config["max_utilization"])
+        types = [self.types[j] for j in chosen]
+        counts, frac = _solve(types, sub, lam, u)
+        return MixPlan(types, counts, frac, sub, lam, BUCKET_OPTIONS[str(config["buckets"])], u,
+                       "single" if len(types) == 1 else "mix")
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, float]:
+        plan = self.plan(config)
+        out = {"n_" + use_param(t.gpu)[4:]: 0.0 for t in self.types}
+        if plan is None:
+            return {"cost_usd_per_h": 0.0, "usd_per_mtok": 0.0, "n_gpus": 0.0, "n_types_used": 0.0,
+                    "servable": 0.0, **out}
+        lam, osl, _ = self._table(str(config["buckets"]))
+        tok_s = float(np.sum(plan.rates * osl))
+        for t, n in zip(plan.types, plan.counts, strict=True):
+            out["n_" + use_param(t.gpu)[4:]] = float(n)
+        return {"cost_usd_per_h": plan.cost_usd_per_h, "usd_per_mtok": plan.cost_usd_per_h / 3600.0 / tok_s * 1e6,
+                "n_gpus": float(plan.n_gpus), "n_types_used": float((plan.counts > 0).sum()),
+                "servable": float(plan.rates.sum() / lam.sum()), **out}
+
+
 __all__ = ["ReplicaType", "Buckets", "MixPlan", "MixResult", "bucket_stats", "capacity_table", "plan_mix",
-           "plan_single", "route", "simulate_mix", "verify", "BATCH_GRID"]
+           "plan_single", "route", "simulate_mix", "verify", "BATCH_GRID", "BUCKET_OPTIONS", "MixObjective",
+           "use_param"]
