@@ -1,6 +1,8 @@
 """``training``: the layouts, precisions and recompute policies that can train one LLM on a set of GPUs.
 
-Parameters, in grid order: gpu, n_gpus | tp, pp, cp, [ep], vp | zero_stage, recompute, micro_batch, precision.
+Parameters, in grid order: gpu, n_gpus | tp, pp, cp, [ep], vp | zero_stage, [hybrid_shard], recompute, micro_batch,
+precision. ``hybrid_shard`` (HSDP: ZeRO-3 inside each scale-up domain, replicas across domains) is a boolean active
+only where zero_stage == 3; `training_objective` passes such rows to `estimate` as zero_stage="hybrid_shard".
 (sequence parallelism is always on where tp > 1: it never costs time in the training model and saves memory.)
 
 Validity rules (the ones `objectives.training.estimate` enforces, so no point of the space raises):
@@ -52,7 +54,7 @@ def _pick(label: str, given: Sequence | None, valid: list, rule: str) -> list:
 def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int = 1024, *, global_batch: int,
              seq_len: int, n_gpus: Sequence[int] | None = None, tp: Sequence[int] | None = None,
              pp: Sequence[int] | None = None, cp: Sequence[int] | None = None, ep: Sequence[int] | None = None,
-             vp: Sequence[int] = (1, 2, 4), zero_stages: Sequence[int] = (1, 3),
+             vp: Sequence[int] = (1, 2, 4), zero_stages: Sequence[int | str] = (1, 3, "hybrid_shard"),
              recompute: Sequence[str] = ("selective", "full"), micro_batches: Sequence[int] = (1, 2, 4),
              precisions: Sequence[str] = ("bf16", "fp8"), uneven_pp: bool = False) -> dse.Space:
     """The training space of ``model`` on ``gpus`` with up to ``max_gpus`` GPUs, for ``global_batch`` sequences of
@@ -96,7 +98,11 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
     elif ep not in (None, (1,), [1]):
         raise SpaceError(f"ep={list(ep)!r}: {m.name} is dense (no experts); valid: [1]")
     vps = _pick("vp", vp, [v for v in range(1, 65)], "a positive integer")
-    zs = _pick("zero_stages", zero_stages, [0, 1, 2, 3], "ZeRO stage 0-3 (3 = FSDP)")
+    zs = _pick("zero_stages", zero_stages, [0, 1, 2, 3, "hybrid_shard"],
+               "ZeRO stage 0-3 (3 = FSDP) or 'hybrid_shard' (HSDP)")
+    # hybrid sharding is ZeRO-3 with a replica dimension: zero_stage 3 plus a boolean active only there
+    hsdp = [h for h, on in ((False, 3 in zs), (True, "hybrid_shard" in zs)) if on]
+    zs = sorted({3 if z == "hybrid_shard" else int(z) for z in zs})
     rcs = _pick("recompute", recompute, list(RECOMPUTE), "a recompute mode")
     mbs = [check_count("micro_batches value", b) for b in micro_batches]
     precs = _pick("precisions", precisions, list(PRECISIONS), "a training precision")
@@ -110,8 +116,11 @@ def training(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int 
     }
     if m.n_experts:
         params["ep"] = dse.Categorical(eps)
-    params.update({"vp": dse.Categorical(vps), "zero_stage": dse.Categorical(zs), "recompute": dse.Categorical(rcs),
-                   "micro_batch": dse.Categorical(mbs), "precision": dse.Categorical(precs)})
+    params.update({"vp": dse.Categorical(vps), "zero_stage": dse.Categorical(zs)})
+    if True in hsdp:
+        params["hybrid_shard"] = dse.Categorical(hsdp, when="zero_stage == 3")
+    params.update({"recompute": dse.Categorical(rcs), "micro_batch": dse.Categorical(mbs),
+                   "precision": dse.Categorical(precs)})
     G, L = int(global_batch), m.n_layers
     dp = "(n_gpus // (tp * pp * cp))"
     cons = [

@@ -2,12 +2,13 @@
 against cost against GPU count, with memory as a constraint.
 
 Every knob of the training layout at once: GPU type (H100, H200, B200, A100-80GB), 512 to 16,384 GPUs, tensor /
-pipeline / context parallel degrees, interleaved pipeline chunks, ZeRO-1 or FSDP (ZeRO-3), selective or full
+pipeline / context parallel degrees, interleaved pipeline chunks, ZeRO-1, FSDP (ZeRO-3) or hybrid-sharded FSDP
+(HSDP: ZeRO-3 inside each 8-GPU node, replicas across nodes), selective or full
 recompute, micro-batch 1-4, bf16 or fp8 training. Objectives: hours to train (min), USD for the run at the catalog's
 on-demand GPU-hour prices (min), GPUs (min: the team's allocation). A layout whose weights, gradients, optimizer
 states and activations exceed the GPU's memory is infeasible (``fits``).
 
-The space has about 49,000 valid layouts and the analytical training model evaluates them all in a tenth of a
+The space has about 74,000 valid layouts and the analytical training model evaluates them all in a tenth of a
 second, so the study enumerates it (optimizer "grid": the exact Pareto front, no sampling error).
 
     dse run studies/llm_training.py          # or: python studies/llm_training.py
@@ -32,7 +33,7 @@ study = dse.StudySpec(
     constraints=evaluate.constraints,
     evaluate=evaluate,
     optimizer="grid",
-    show=["gpu", "n_gpus", "tp", "pp", "cp", "vp", "zero_stage", "recompute", "micro_batch", "precision",
+    show=["gpu", "n_gpus", "tp", "pp", "cp", "vp", "zero_stage", "hybrid_shard", "recompute", "micro_batch", "precision",
           "time_to_train_h", "usd_per_run", "mfu_pct", "mem_per_gpu_gib", "mwh_per_run"],
 )
 

@@ -87,3 +87,26 @@ def test_moe_space_with_uneven_stages_evaluates_every_point():
     assert len(out) == len(g) and out["fits"].sum() > 0
     with pytest.raises(dse.SpaceError, match=r"pass uneven_pp=True"):
         spaces.training("DeepSeek-V3", ["H100"], global_batch=4096, seq_len=4096, pp=[16])
+
+
+def test_hybrid_sharding_is_a_choice_active_only_with_zero_3():
+    s = spaces.training("Llama-3.1-8B", ["H100"], max_gpus=256, n_gpus=[64, 256], global_batch=256, seq_len=4096,
+                        zero_stages=(1, 3, "hybrid_shard"), recompute=("selective",), micro_batches=(1,), vp=(1,),
+                        precisions=("bf16",))
+    g = s.grid()
+    assert g.loc[g["zero_stage"] == 1, "hybrid_shard"].isna().all()
+    assert set(g.loc[g["zero_stage"] == 3, "hybrid_shard"]) == {False, True}
+    out = training_objective("Llama-3.1-8B", seq_len=4096, global_batch=256, tokens=1e12)(g)
+    r = g[(g["hybrid_shard"] == True) & (g["n_gpus"] == 256)].iloc[0]  # noqa: E712
+    e = estimate("Llama-3.1-8B", r.gpu, r.n_gpus, tp=r.tp, pp=r.pp, cp=r.cp, zero_stage="hybrid_shard",
+                 recompute="selective", micro_batch=1, seq_len=4096, global_batch=256, tokens=1e12).iloc[0]
+    assert out.loc[r.name, "time_to_train_h"] == pytest.approx(e.time_to_train_h)
+    f = estimate("Llama-3.1-8B", r.gpu, r.n_gpus, tp=r.tp, pp=r.pp, cp=r.cp, zero_stage=3,
+                 recompute="selective", micro_batch=1, seq_len=4096, global_batch=256, tokens=1e12).iloc[0]
+    assert e.mem_per_gpu_gib > f.mem_per_gpu_gib      # replicas hold more than a full shard
+    # only hybrid: zero_stage 3 rows are all hybrid
+    h = spaces.training("Llama-3.1-8B", ["H100"], max_gpus=64, global_batch=256, seq_len=4096,
+                        zero_stages=("hybrid_shard",)).grid()
+    assert (h["zero_stage"] == 3).all() and (h["hybrid_shard"] == True).all()  # noqa: E712
+    with pytest.raises(dse.SpaceError, match=r"\['hsdp2'\] not allowed .* valid: \[0, 1, 2, 3, 'hybrid_shard'\]"):
+        spaces.training("Llama-3.1-8B", ["H100"], global_batch=256, seq_len=4096, zero_stages=(1, "hsdp2"))

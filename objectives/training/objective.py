@@ -1,5 +1,6 @@
-"""A study's ``evaluate`` for LLM training: configurations (gpu, n_gpus, tp, pp, cp, ep, vp, zero_stage, recompute,
-micro_batch, precision, sequence_parallel) -> `estimate` metrics, one row per configuration, vectorized.
+"""A study's ``evaluate`` for LLM training: configurations (gpu, n_gpus, tp, pp, cp, ep, vp, zero_stage, hybrid_shard,
+recompute, micro_batch, precision, sequence_parallel) -> `estimate` metrics, one row per configuration, vectorized
+(a row with zero_stage 3 and hybrid_shard True is evaluated as zero_stage="hybrid_shard").
 
     obj = training_objective("Llama-3.1-70B", seq_len=8192, global_batch=2048, tokens=15e12)
     study = dse.create_study("x", spaces.training("Llama-3.1-70B", ["H100", "B200"], max_gpus=16384, ...),
@@ -45,10 +46,14 @@ class TrainingObjective:
                 v = df[name].to_numpy()
                 return v.astype(object) if v.dtype.kind in "OUS" or name in ("offload",) else v
             return self.defaults[name]
+        zero = col("zero_stage")
+        if "hybrid_shard" in df.columns:
+            hyb = (df["hybrid_shard"].to_numpy(dtype=object) == True) & (np.asarray(zero) == 3)  # noqa: E712
+            zero = np.where(hyb, "hybrid_shard", np.asarray(zero).astype(object)).astype(object)
         out = estimate(self.model, df["gpu"].to_numpy(dtype=object), df["n_gpus"].to_numpy(),
                        tp=col("tp"), pp=col("pp"), cp=col("cp"), ep=col("ep"), vp=col("vp"),
                        sequence_parallel=np.asarray(col("sequence_parallel")).astype(bool),
-                       zero_stage=col("zero_stage"), recompute=col("recompute"), seq_len=self.seq_len,
+                       zero_stage=zero, recompute=col("recompute"), seq_len=self.seq_len,
                        micro_batch=col("micro_batch"), global_batch=self.global_batch, precision=col("precision"),
                        offload=col("offload"), finetune=self.finetune, tokens=self.tokens, uneven_pp=self.uneven_pp)
         out["fits"] = out["fits"].astype(float)
