@@ -1,4 +1,6 @@
 """Accuracy proxy: expected relative accuracy recovery (%) of a quantization format vs bf16, with sources.
+(The test-time-scaling figures of the same file, per-sample success rates per model and task, are read by
+`objectives.test_time`; `sources()` lists them too.)
 
     from objectives import accuracy
     accuracy.quality("fp8")                      # W8A8-FP -> 99.7
@@ -32,7 +34,14 @@ def _tables() -> tuple[dict[tuple[str, str], float], dict[str, float], tuple[dic
                    "value_pct": r["recovery_pct"], "source": r["source"], "note": r.get("note", "")}
                   for r in raw["weights_activations"]]
                  + [{"kind": "kv cache", "format": f"KV:{r['kv']}", "value_pct": r["factor_pct"],
-                     "source": r["source"], "note": r.get("note", "")} for r in raw["kv_cache"]])
+                     "source": r["source"], "note": r.get("note", "")} for r in raw["kv_cache"]]
+                 # test-time scaling (objectives.test_time): per-sample success rates and the vote-model pairs
+                 + [{"kind": "per-sample success", "format": f"{r['model']} {r['task']}", "value_pct": 100 * r["p"],
+                     "source": r["source"], "note": r.get("note", "")} for r in raw.get("per_sample_success", [])]
+                 + [{"kind": "pass@1 / cons@64", "format": f"{r['model']} AIME-2024",
+                     "value_pct": 100 * r["cons64"], "source": raw["majority_vote_pairs"]["source"],
+                     "note": f"cons@64 beside pass@1 = {100 * r['pass1']:.1f} %"}
+                    for r in raw.get("majority_vote_pairs", {}).get("rows", [])])
     return wa, kv, rows
 
 
