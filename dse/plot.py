@@ -354,7 +354,7 @@ def _front_mpl(view: StudyView, df: pd.DataFrame, axes: list[str], color: str | 
         if cat == FRONT and not three_d:
             bx, by = band(pts, axes[0]), band(pts, axes[1])
             if bx is not None or by is not None:   # the front's bands (<metric>_lo / _hi) as error bars
-                ax.errorbar(*coords, xerr=None if bx is None else np.vstack(bx), yerr=None if by is None else np.vstack(by),
+                ax.errorbar(coords[0], coords[1], xerr=None if bx is None else np.vstack(bx), yerr=None if by is None else np.vstack(by),
                             fmt="none", ecolor=colour, elinewidth=0.8, capsize=2, zorder=2, label="band (_lo to _hi)")
         if cvals is not None and cat == FRONT:
             mappable = sc
