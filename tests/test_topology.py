@@ -81,8 +81,11 @@ def test_alltoall_and_pipeline_cross_the_network_only_beyond_the_domain():
     L = _links(8.0)
     lat, pb = L.alltoall(8.0)
     assert lat == 0.0 and pb == pytest.approx(comm.alltoall_s_per_byte(8, 450.0, 0.9))
-    lat, pb = L.alltoall(16.0)      # half the payload leaves the node through a 25 GB/s effective NIC share
-    assert lat > 0 and pb == pytest.approx(0.5 / (50e9 * 0.5))
+    lat, pb = L.alltoall(16.0, 8.0)   # top 8 of experts spread over 2 nodes: the other node needs the token with
+    remote = 1.0 - 0.5 ** 8           # probability 1 - 1/2^8, and gets one copy through a 25 GB/s effective NIC share
+    assert lat > 0 and pb == pytest.approx(remote / (50e9 * 0.5))
+    lat, pb = L.alltoall(8.0, 8.0)    # inside one node: the 8 copies, 7/8 of them to the other GPUs, on NVLink
+    assert lat == 0.0 and pb == pytest.approx(8 * comm.alltoall_s_per_byte(8, 450.0, 0.9))
     assert L.pipeline(8.0, 4.0) == (0.0, 3.0)      # TP 8 stages: every boundary is a node boundary
     assert L.pipeline(2.0, 4.0) == (3.0, 0.0)      # 4 stages of 2 GPUs fill one node
     assert L.pipeline(4.0, 4.0) == (2.0, 1.0)      # two nodes: one boundary crosses
@@ -207,3 +210,18 @@ def test_spaces_offer_node_shapes_by_default_and_other_counts_on_request():
     sv = spaces.llm_serving(LLAMA405, ["GB200"], max_gpus=72, formats=["fp8"], kv_dtypes=("fp8",))
     tps = set(sv.grid().tp)
     assert 64 in tps and 5 not in tps
+
+
+def test_attention_dp_gathers_are_priced_on_the_links_their_group_crosses():
+    """DP attention with tensor-parallel experts (ep 1): each MoE layer gathers the attn_dp ranks' tokens and
+    reduce-scatters the result over the tp x attn_dp GPUs; one node on NVLink, two nodes add the network."""
+    kw = dict(tp=1, ep=1, weight_dtype="fp8")
+    one = prepare("DeepSeek-V3", "H200", attn_dp=1, **kw).coeffs
+    node = prepare("DeepSeek-V3", "H200", attn_dp=8, **kw).coeffs
+    two = prepare("DeepSeek-V3", "H200", attn_dp=16, **kw).coeffs
+    assert float(one.comm_fixed_s) == 0.0
+    n_moe = 61 - 3                                             # DeepSeek-V3: 3 leading dense layers
+    eff = prepare("DeepSeek-V3", "H200", attn_dp=8, **kw).eff
+    lat8 = comm.allreduce_latency_s(8.0, eff["ar_latency_us"]["nvlink"], eff["ar_hop_us"]["nvlink"])
+    assert float(node.comm_fixed_s) == pytest.approx(n_moe * lat8)
+    assert float(two.comm_fixed_s) > float(node.comm_fixed_s) and float(two.tok_s) > float(node.tok_s)

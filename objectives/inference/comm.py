@@ -9,9 +9,10 @@ Model: time = latency + bytes x algorithm factor / (link bandwidth x efficiency)
   rail-optimized clusters): all-reduce of the whole message among the d GPUs of each domain (reduce-scatter +
   all-gather, scale-up link), and between them an all-reduce over the k domains of each GPU's 1/d shard through its
   own NIC share (scale-out link): the latencies of both stages add.
-- all-to-all over n GPUs: each GPU sends (n - 1) / n of its tokens' activations; when the group spans domains the
-  (d - 1) / n inside its domain go over the scale-up link and the (n - d) / n outside over the scale-out network,
-  concurrently (the slower sets the time), plus the scale-out latency.
+- all-to-all over n GPUs (MoE dispatch/combine, each token to top_k experts): inside one domain each GPU sends
+  top_k (n - 1) / n of its tokens' activations; across k domains a token reaches each other domain it needs once
+  over the network (per-node deduplication, as DeepEP does), concurrently with the scale-up traffic (the slower
+  sets the time), plus the scale-out latency.
 - point-to-point between pipeline stages: one activation transfer per stage boundary; stages are placed on
   consecutive GPUs (TP innermost), so a boundary crosses the network when the stages straddle two domains.
 Bandwidths are per GPU per direction (GB/s, as in `GPU.link_bw_gbs`; the scale-out network as
@@ -106,19 +107,27 @@ class Links:
         return (allreduce_latency_s(k, self.out_lat_us, self.out_hop_us),
                 allreduce_s_per_byte(k, self._out_gbs(), self.out_eff) / inner)
 
-    def alltoall(self, n: Num) -> tuple[Num, Num]:
-        """(extra latency s beyond the scale-up one, s per byte of each GPU's payload) of an all-to-all over `n`."""
+    def alltoall(self, n: Num, fanout: Num = 1.0) -> tuple[Num, Num]:
+        """(extra latency s beyond the scale-up one, s per byte of one token's activation) of an all-to-all over `n`
+        GPUs in which every token goes to `fanout` destinations spread evenly over the GPUs (MoE dispatch: top_k
+        experts). Inside its domain a token's copies for the domain's other GPUs cross the scale-up link; a domain
+        it must reach elsewhere receives one copy over the network (DeepEP-style per-node deduplication, then
+        forwarded on that domain's own scale-up link): (k - 1) (1 - (1 - 1/k)^fanout) copies per token on average
+        over k domains. Both links run concurrently: the slower sets the time."""
         inner, k = self.split(n)
         n_ = np.maximum(n, 1.0)
-        up = np.where(n > 1, (inner - 1.0) / n_ / (self.up_gbs * 1e9 * self.up_eff), 0.0)
-        out = (n - inner) / n_ / (self._out_gbs() * 1e9 * self.out_eff)
+        up = np.where(n > 1, fanout * (inner - 1.0) / n_ / (self.up_gbs * 1e9 * self.up_eff), 0.0)
+        remote = (k - 1.0) * (1.0 - np.power(1.0 - 1.0 / k, fanout))
+        out = remote / (self._out_gbs() * 1e9 * self.out_eff)
         return allreduce_latency_s(k, self.out_lat_us, self.out_hop_us), np.maximum(up, out)
 
-    def alltoall_out(self, n: Num) -> tuple[Num, Num]:
-        """What spanning domains adds to an all-to-all over `n` (latency s, s per byte): 0 inside one domain."""
+    def alltoall_out(self, n: Num, fanout: Num = 1.0) -> tuple[Num, Num]:
+        """What spanning domains adds to an all-to-all over `n` (latency s, s per byte of one token's activation)
+        beyond the same all-to-all among the `inner` GPUs of one domain (what a measured table prices): 0 inside one
+        domain."""
         inner, k = self.split(n)
-        lat, per_byte = self.alltoall(n)
-        inside = alltoall_s_per_byte(inner, self.up_gbs, self.up_eff) * inner / np.maximum(n, 1.0)
+        lat, per_byte = self.alltoall(n, fanout)
+        inside = fanout * alltoall_s_per_byte(inner, self.up_gbs, self.up_eff)
         return lat, np.where(k > 1, np.maximum(per_byte - inside, 0.0), 0.0)
 
     def pipeline(self, stage_gpus: Num, pp: Num) -> tuple[Num, Num]:

@@ -271,24 +271,31 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     ar_n = np.where(tp > 1, lc.n_allreduce, 0.0)
     # EP inside the TP group needs no all-to-all: every rank already holds every token after the all-reduce
     a2a_n = np.where((ep > 1) & ((np.mod(tp, ep) != 0) | (adp > 1)), 2.0 * lc.n_moe_layers, 0.0)
-    a2a_x_lat, a2a_pb = links.alltoall(ep)
-    a2a_tok = m.top_k * m.hidden * 2.0 * a2a_pb
+    a2a_x_lat, a2a_pb = links.alltoall(ep, m.top_k)
+    a2a_tok = m.hidden * 2.0 * a2a_pb
     # the all-to-all's latency inside the domain is the TP group's all-reduce latency there (as before topology)
     a2a_lat = allreduce_latency_s(np.minimum(tp, domain), lat_us, hop_us) + a2a_x_lat
     pp_lat, pp_pb = links.p2p(tp * adp, pp)
     pp_tok = m.hidden * 2.0 * pp_pb
+    # attention DP with tensor-parallel experts (ep == 1; SGLang's DP attention + TP MoE): every MoE layer gathers the
+    # tokens of the attn_dp ranks before the experts and reduce-scatters the result: an all-reduce's traffic of
+    # attn_dp x the local tokens over the tp x attn_dp GPUs, on the links that group crosses
+    gat_n = np.where((adp > 1) & (ep == 1) & (m.n_experts > 0), lc.n_moe_layers, 0.0)
+    gat_lat, gat_pb = links.allreduce(tp * adp)
+    gat_tok = adp * m.hidden * 2.0 * gat_pb
     # what spanning domains adds where a measured profile prices the collectives inside one domain
     ar_x_lat, ar_x_pb = links.allreduce_out(tp)
-    _, a2a_x_pb = links.alltoall_out(ep)
-    x_tok = ar_n * m.hidden * 2.0 * ar_x_pb + a2a_n * m.top_k * m.hidden * 2.0 * a2a_x_pb
-    x_lat = ar_n * ar_x_lat + a2a_n * a2a_x_lat
+    _, a2a_x_pb = links.alltoall_out(ep, m.top_k)
+    # (and the attention-DP gathers, which no profile table prices)
+    x_tok = ar_n * m.hidden * 2.0 * ar_x_pb + a2a_n * m.hidden * 2.0 * a2a_x_pb + gat_n * gat_tok
+    x_lat = ar_n * ar_x_lat + a2a_n * a2a_x_lat + gat_n * gat_lat
     m_half = eff_lookup(eff, "gemm_m_half", fam)
     lin_s_tok = 2.0 * lc.dense_params / gemm_tput
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
     head_s_row = 2.0 * lc.head_params / head_tput
-    comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + pp_lat
-    tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + pp_tok
+    comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + gat_n * gat_lat + pp_lat
+    tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + gat_n * gat_tok + pp_tok
     c = StepCoeffs(
         lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=lc.dense_params * wb / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
