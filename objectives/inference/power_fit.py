@@ -67,15 +67,14 @@ class Anchor:
 
 def predicted_power_w(a: Anchor, factors: PowerFactors) -> float:
     """Mean board power per GPU (W) the model predicts for anchor `a` under `factors`."""
+    p = prepare(a.model, a.gpu, 1, 1, a.weight_dtype, None, None, 1, 1, None, None)
+    if p is None:
+        raise ValueError(f"power anchor {a.name!r}: model {a.model!r} on {a.gpu!r} gives no configuration")
     if a.phase == "serve":
-        p = prepare(a.model, a.gpu, 1, 1, a.weight_dtype, None, None, 1, 1, None, None,
-                    rows=dict(input_len=a.input_len))
         res = _evaluate(p, dict(isl=float(a.input_len), osl=float(a.output_len), mbs=float(a.batch_size),
                                     mnt=float(DEFAULT_MAX_NUM_TOKENS), conc=float(a.batch_size)),
                             partial(_max_throughput_rows, factors=factors))
     else:
-        p = prepare(a.model, a.gpu, 1, 1, a.weight_dtype, None, None, 1, 1, None, None,
-                    rows=dict(batch_size=a.batch_size))
         res = _evaluate(p, dict(B=float(a.batch_size), isl=float(a.input_len), osl=float(a.output_len),
                                     mnt=float(DEFAULT_MAX_NUM_TOKENS)),
                             partial(_estimate_rows, factors=factors))
@@ -85,10 +84,10 @@ def predicted_power_w(a: Anchor, factors: PowerFactors) -> float:
 def idle_fraction() -> tuple[float, list[str]]:
     """Median idle / TDP over the catalog GPUs with a published idle_w, and their names."""
     gs = [catalog.gpu(n) for n in catalog.gpus()]
-    with_idle = [g for g in gs if g.idle_w]
-    if not with_idle:
+    ratios = {g.name: g.idle_w / g.tdp_w for g in gs if g.idle_w is not None}
+    if not ratios:
         raise ValueError("no catalog GPU has a published idle_w: the idle fraction cannot be derived")
-    return float(np.median([g.idle_w / g.tdp_w for g in with_idle])), [g.name for g in with_idle]
+    return float(np.median(list(ratios.values()))), list(ratios)
 
 
 def fit(anchors: Sequence[Anchor], compute_frac: float = 1.0) -> tuple[PowerFactors, list[dict[str, Any]]]:
