@@ -7,15 +7,15 @@ import math
 import os
 import socket
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from . import pareto as _pareto
-from .objective import Evaluated, frame_records, is_vectorized, plain_values, worker_id
+from .objective import Evaluated, frame_records, is_vectorized, worker_id
 from .runner import Runner
+from .storage.columns import TrialColumns
 
 if TYPE_CHECKING:
     from .study import Study
@@ -30,12 +30,6 @@ ABORTED = "aborted: "
 QUICK_BATCH_S = 0.05
 
 
-def _key(config: Mapping[str, Any]) -> tuple:
-    """Canonical, hashable key of a configuration (evaluation cache): its items, sorted. ``config`` comes from
-    ``_records``, which writes every missing value as None (a NaN would never equal another NaN)."""
-    return tuple(sorted(config.items()))
-
-
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """One row per dict, also when every dict is empty (from_records alone would give no rows)."""
     return pd.DataFrame.from_records(rows, index=range(len(rows)))
@@ -43,17 +37,8 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 def _records(df: pd.DataFrame) -> list[dict]:
     """Rows of a DataFrame of configurations as dicts of plain Python values, missing values (NaN, None, NA) as
-    None: what is stored and what ``_key`` is computed from."""
+    None: what a per-configuration objective is given and what a reserved trial stores."""
     return frame_records(df, none_for_missing=True)
-
-
-def _keyed_records(df: pd.DataFrame) -> tuple[list[dict], list[tuple]]:
-    """``_records(df)`` and each record's ``_key``, with the names sorted once for the frame, not once per row."""
-    cols, values = plain_values(df, none_for_missing=True)
-    order = sorted(range(len(cols)), key=cols.__getitem__)
-    names = [cols[j] for j in order]
-    keys = [tuple(zip(names, vals)) for vals in values[:, order].tolist()]
-    return [dict(zip(cols, vals)) for vals in values.tolist()], keys
 
 
 def reclaim_dead(study: Study) -> int:
@@ -135,7 +120,12 @@ def _in_notebook() -> bool:
 
 
 class Loop:
-    """The ask / evaluate / store / tell loop of one optimize() call."""
+    """The ask / evaluate / store / tell loop of one optimize() call.
+
+    A batch travels as the optimizer asked it: the configurations' DataFrame and their keys (``ask_batch``), the
+    objective's metrics frame, F / CV / feasible arrays, and the trial numbers storage gave them; stored column by
+    column (``add_columns``) when it is written finished, told to the optimizer as the same frame.
+    """
 
     def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None) -> None:
         self.study, self.opt, self.runner = study, opt, runner
@@ -144,16 +134,18 @@ class Loop:
         self.batch_size = batch_size or opt.default_batch_size()
         self.progress_flag = progress
         self.worker = worker_id()
-        self.known: dict[tuple, tuple[np.ndarray, float]] = {}   # config key -> (F row, CV) of complete trials
-        self.seen_numbers: set[int] = set()
+        self.names = study.space.names
+        self.n_seen = 0          # finished trials this loop has told (its own and read from storage)
         self.floor = 0          # smallest trial number that may still change state
         self.contiguous = False     # set by _store: the last batch's numbers followed every number seen
         self.last_eval_s = math.inf   # evaluation time of the last batch, s (the first batch is always reserved)
         self.aborted = 0        # aborted trials seen (crash or Ctrl-C): they do not count towards max_trials
-        self.aborted_configs: dict[tuple, dict] = {}   # their configurations, retried unless evaluated since
+        self.aborted_configs: dict[bytes, dict] = {}   # their configurations, retried unless evaluated since
         self.front_F = np.zeros((0, len(study.spec.names)))
         self.front_numbers = np.zeros(0, dtype=np.int64)   # trial numbers of the rows of front_F
         self.claimed: list[str] = []   # work claims this loop took (released if it stops on an error or Ctrl-C)
+        self._seen_upto = -1    # every trial number <= this was seen by this loop (numbers are handed out in order)
+        self._seen_extra: set[int] = set()   # numbers seen above it (another worker's trials interleaved)
         if hasattr(opt, "claim") and getattr(opt, "block", None):
             opt.claim = self._claim_block   # workers on this study split the grid through the storage
 
@@ -165,53 +157,72 @@ class Loop:
             self.claimed.append(key)
         return ok
 
+    def _saw(self, numbers: np.ndarray) -> None:
+        """Record trial numbers as seen (kept as a high-water mark plus the few seen above a gap)."""
+        if not len(numbers):
+            return
+        self.n_seen += len(numbers)
+        lo, hi = int(numbers.min()), int(numbers.max())
+        if lo == self._seen_upto + 1 and hi - lo + 1 == len(numbers) and not self._seen_extra:
+            self._seen_upto = hi
+            return
+        self._seen_extra.update(numbers.tolist())
+        while self._seen_upto + 1 in self._seen_extra:
+            self._seen_upto += 1
+            self._seen_extra.discard(self._seen_upto)
+
+    def _unseen(self, numbers: np.ndarray) -> np.ndarray:
+        """Mask of the trial numbers this loop has not seen."""
+        out = numbers > self._seen_upto
+        if self._seen_extra and out.any():
+            out &= ~np.isin(numbers, np.fromiter(self._seen_extra, dtype=np.int64, count=len(self._seen_extra)))
+        return out
+
     # -- state from storage
     def sync(self) -> None:
         """Tell the optimizer every finished trial it has not seen (stored before, or by other workers)."""
         st, sid = self.study._storage, self.study._id
         if self.contiguous:
             return  # our last batch took the numbers right after everything we had seen: nobody else wrote
-        if st.count_trials(sid) == len(self.seen_numbers):
+        if st.count_trials(sid) == self.n_seen:
             return  # nothing stored that this loop has not seen (the common single-worker case): skip the read
-        raw = st.load_trials(sid, min_number=self.floor)
-        if raw.empty:
+        table = st.load_table(sid, min_number=self.floor)
+        if not len(table):
             return
-        running = raw.loc[raw["state"] == "running", "number"]
-        new = raw[(raw["state"] != "running") & ~raw["number"].isin(self.seen_numbers)]
-        self.floor = int(running.min()) if len(running) else int(raw["number"].max()) + 1
-        if new.empty:
-            return
-        self._tell_raw(new)
+        state = table.base["state"].to_numpy()
+        numbers = table.base["number"].to_numpy()
+        running = state == "running"
+        self.floor = int(numbers[running].min()) if running.any() else int(numbers.max()) + 1
+        new = ~running & self._unseen(numbers)
+        if new.any():
+            self._tell_table(table, new)
 
-    def _tell_raw(self, raw: pd.DataFrame) -> None:
-        names = self.study.space.names
-        params = _frame(list(raw["params"])).reindex(columns=names)
-        metrics = _frame([m or {} for m in raw["metrics"]])
+    def _tell_table(self, table, rows: np.ndarray) -> None:
+        """Tell the optimizer the finished trials ``rows`` (a mask) of a table read from storage."""
+        idx = np.flatnonzero(rows)
+        params = table.params.iloc[idx].reindex(columns=self.names).reset_index(drop=True)
+        metrics = table.metrics.iloc[idx].reset_index(drop=True)
         for m in self.study.spec.required:
             if m not in metrics.columns:
                 metrics[m] = np.nan
-        ok = (raw["state"] == "complete").to_numpy()
-        aborted = raw["error"].fillna("").astype(str).str.startswith(ABORTED).to_numpy()
-        keep = ~aborted
+        base = table.base.iloc[idx]
+        ok = (base["state"] == "complete").to_numpy()
+        aborted = base["error"].fillna("").astype(str).str.startswith(ABORTED).to_numpy()
         F, CV, feas = self.study._F_CV(metrics, ok)
-        self.seen_numbers.update(int(n) for n in raw["number"])
+        numbers = base["number"].to_numpy()
+        self._saw(numbers)
         self.aborted += int(aborted.sum())
+        keys = self.opt.encoder.keys(params)
         if aborted.any():
-            for rec, k in zip(*_keyed_records(params[aborted])):
+            for rec, k in zip(_records(params[aborted]), keys[aborted].tolist()):
                 self.aborted_configs.setdefault(k, rec)
+        keep = ~aborted
         if keep.any():
             self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
-        self._remember(params, F, CV, ok, feas, raw["number"].to_numpy())
+        self._remember(F, feas, numbers)
 
-    def _remember(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray, ok: np.ndarray, feas: np.ndarray,
-                  numbers, keys: list[tuple] | None = None) -> None:
-        """Cache complete trials' results by configuration (``keys``: their ``_key``s, when known) and update the
-        front."""
-        if keys is None:
-            keys = _keyed_records(params)[1]
-        for k, f, cv, good in zip(keys, F, CV, ok):
-            if good:
-                self.known[k] = (f, cv)
+    def _remember(self, F: np.ndarray, feas: np.ndarray, numbers: np.ndarray) -> None:
+        """Update the front with the feasible trials of a batch."""
         if feas.any():
             cand = np.vstack([self.front_F, F[feas]])
             nums = np.concatenate([self.front_numbers, np.asarray(numbers, dtype=np.int64)[feas]])
@@ -230,7 +241,7 @@ class Loop:
         reclaim_dead(study)
         self.sync()
         # every aborted configuration not evaluated since is retried, also when the run that first found it died too
-        retry = [rec for k, rec in self.aborted_configs.items() if k not in self.known]
+        retry = [rec for k, rec in self.aborted_configs.items() if k not in self.opt._told]
         start = time.monotonic()
         done = 0
         total = _min_opt(n_trials, None if max_trials is None else self.remaining(max_trials))
@@ -248,8 +259,8 @@ class Loop:
                 if timeout is not None and time.monotonic() - start >= timeout:
                     break
                 n = self.batch_size if left is None else min(self.batch_size, left)
-                configs, keys, frame = self._next_batch(n, retry)
-                if not configs:
+                frame, keys = self._next_batch(n, retry)
+                if not len(frame):
                     if stale_rounds >= 3 or self.opt.exhausted:
                         break
                     stale_rounds += 1
@@ -259,13 +270,14 @@ class Loop:
                     # batches that evaluate in milliseconds are written once, finished (one transaction): a crash
                     # mid-batch loses only that batch's work, which the rebuilt optimizer simply asks again
                     started = time.time()
-                    failed += self._store(None, configs, self._evaluate(configs, frame), keys, frame, started)
+                    failed += self._store(None, frame, keys, self._evaluate(frame), started)
                 else:
-                    numbers = st.reserve_trials(sid, configs, self.worker)
-                    failed += self._store(numbers, configs, self._evaluate(configs, frame), keys, frame)
+                    started = time.time()
+                    numbers = st.reserve_trials(sid, _records(frame), self.worker)
+                    failed += self._store(numbers, frame, keys, self._evaluate(frame), started)
                     numbers = []
-                done += len(configs)
-                bar.update(len(configs), len(self.front_F), failed)
+                done += len(frame)
+                bar.update(len(frame), len(self.front_F), failed)
                 self.sync()
         except KeyboardInterrupt:
             if numbers:
@@ -285,56 +297,54 @@ class Loop:
             self.study._storage.release_claims(self.study._id, self.claimed)
             self.claimed = []
 
-    def _next_batch(self, n: int, retry: list[dict]) -> tuple[list[dict], list[tuple], pd.DataFrame | None]:
+    def _next_batch(self, n: int, retry: list[dict]) -> tuple[pd.DataFrame, np.ndarray]:
         """Up to ``n`` configurations to evaluate (retried aborted ones first, then asked ones not evaluated in this
-        study yet), their keys, and the optimizer's DataFrame of them when they all came from this ask (else None)."""
-        configs: list[dict] = []
-        keys: list[tuple] = []
-        seen: set[tuple] = set()
-        while retry and len(configs) < n:
-            rec = retry.pop(0)
-            k = _key(rec)
-            if k not in self.known and k not in seen:
+        study yet) and their keys."""
+        parts: list[tuple[pd.DataFrame, np.ndarray]] = []
+        seen: set[bytes] = set()
+        if retry:
+            take = retry[:n]
+            del retry[:n]
+            frame = _frame(take).reindex(columns=self.names)
+            keys = self.opt.encoder.keys(frame)
+            fresh = ~self.opt.was_told(keys)
+            for i, k in enumerate(keys.tolist()):
+                fresh[i] = fresh[i] and k not in seen
                 seen.add(k)
-                keys.append(k)
-                configs.append(rec)
-        frame = None
-        if len(configs) < n:
-            asked = self.opt.ask(n - len(configs))
-            rows: list[int] = []
-            for i, (rec, k) in enumerate(zip(*_keyed_records(asked))):
-                if k in seen:
-                    continue  # a retried configuration in this batch already: its result is told when stored
-                hit = self.known.get(k)
-                if hit is not None:
-                    # evaluation cache: already evaluated in this study; tell the optimizer, do not evaluate again
-                    self.opt.tell(pd.DataFrame([rec]).reindex(columns=self.study.space.names), hit[0][None, :], np.array([hit[1]]))
-                    continue
-                seen.add(k)
-                keys.append(k)
-                configs.append(rec)
-                rows.append(i)
-            if len(rows) == len(configs):   # nothing retried: the optimizer's own frame serves evaluation and tell
-                frame = asked if len(rows) == len(asked) else asked.iloc[rows].reset_index(drop=True)
-        return configs, keys, frame
+            if fresh.any():
+                parts.append((frame[fresh].reset_index(drop=True), keys[fresh]))
+        have = sum(len(p[0]) for p in parts)
+        if have < n:
+            # the optimizer never asks a configuration it was told (evaluated in this study): no cache to consult
+            asked, keys = self.opt.ask_batch(n - have)
+            if seen:   # a retried configuration asked again: evaluated once, in the retry part of this batch
+                use = np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
+                asked, keys = asked[use].reset_index(drop=True), keys[use]
+            parts.append((asked, keys))
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            return pd.DataFrame(columns=self.names), np.empty(0, dtype=object)
+        if len(parts) == 1:
+            return parts[0]
+        return pd.concat([p[0] for p in parts], ignore_index=True), np.concatenate([p[1] for p in parts])
 
-    def _evaluate(self, configs: list[dict], frame: pd.DataFrame | None) -> Evaluated:
-        """Evaluate a batch: a vectorized objective in this process straight on the optimizer's DataFrame (no
-        round trip through records), else through the runner."""
+    def _evaluate(self, frame: pd.DataFrame) -> Evaluated:
+        """Evaluate a batch: a vectorized objective in this process straight on the DataFrame (no round trip
+        through records), else through the runner."""
         runner = self.runner
-        if frame is not None and not runner.parallel and is_vectorized(runner.fn):
+        if not runner.parallel and is_vectorized(runner.fn):
             return Evaluated.of_frame(runner.fn, frame, runner.required, runner.timeout)
-        return Evaluated.from_results(runner.evaluate(configs))
+        return Evaluated.from_results(runner.evaluate(_records(frame)))
 
     @property
     def quick(self) -> bool:
         """Write batches in one transaction (no 'running' rows) while evaluations are fast and in-process."""
         return self.last_eval_s < QUICK_BATCH_S and not self.runner.parallel
 
-    def _store(self, numbers: list[int] | None, configs: list[dict], ev: Evaluated, keys: list[tuple],
-               frame: pd.DataFrame | None, started: float | None = None) -> int:
-        """Store a batch: finish reserved trials (`numbers`), or add them finished in one transaction (None);
-        then tell the optimizer (with `frame`, the batch as the optimizer asked it, when there is one)."""
+    def _store(self, numbers: list[int] | None, frame: pd.DataFrame, keys: np.ndarray, ev: Evaluated,
+               started: float) -> int:
+        """Store a batch: finish reserved trials (`numbers`), or add them finished, column by column, in one
+        transaction (None); then tell the optimizer the batch's frame."""
         study = self.study
         now = time.time()
         self.last_eval_s = float(ev.seconds.sum())
@@ -344,33 +354,23 @@ class Loop:
         if missing:
             metrics = metrics.assign(**{m: np.nan for m in missing})
         F, CV, feas = study._F_CV(metrics, ok)
-        rows = [
-            {
-                "number": num,
-                "state": "complete" if good else "failed",
-                "metrics": rec,
-                "feasible": bool(f) if good else None,
-                "error": err,
-                "finished_at": now,
-                "duration_s": float(sec),
-            }
-            for num, rec, err, sec, good, f in zip(numbers or [-1] * len(configs), ev.records, ev.errors,
-                                                   ev.seconds, ok, feas)
-        ]
+        n = len(frame)
+        cols = TrialColumns(
+            params=frame, metrics=ev.metrics, state=np.where(ok, "complete", "failed").astype(object),
+            feasible=np.where(ok, feas, np.nan), error=ev.errors,
+            started_at=np.full(n, started), finished_at=np.full(n, now),
+            duration_s=np.asarray(ev.seconds, dtype=float), metrics_present=ev.present(),
+        )
         if numbers is None:
-            for row, config in zip(rows, configs):
-                del row["number"]
-                row["params"] = config
-                row["started_at"] = started
-            numbers = study._storage.add_trials(study._id, rows, self.worker)
+            numbers = study._storage.add_columns(study._id, cols, self.worker)
         else:
-            study._storage.finish_trials(study._id, rows)
+            study._storage.finish_columns(study._id, numbers, cols, self.worker)
+        nums = np.asarray(numbers, dtype=np.int64)
         # numbers 0..k-1 seen and this batch took k..: no other worker has written (sync may skip its query)
-        self.contiguous = bool(numbers) and numbers[0] == len(self.seen_numbers) and numbers[-1] == numbers[0] + len(numbers) - 1
-        self.seen_numbers.update(numbers)
-        params = frame if frame is not None else _frame(configs).reindex(columns=study.space.names)
-        self.opt.tell(params, F, CV)
-        self._remember(params, F, CV, ok, feas, numbers, keys)
+        self.contiguous = bool(n) and int(nums[0]) == self.n_seen and int(nums[-1]) == int(nums[0]) + n - 1
+        self._saw(nums)
+        self.opt.tell(frame, F, CV)
+        self._remember(F, feas, nums)
         return int((~ok).sum())
 
 

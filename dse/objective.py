@@ -185,17 +185,26 @@ class Result:
 @dataclass
 class Evaluated:
     """Outcome of evaluating a batch: ``metrics`` (one row per configuration, failed rows included, as the
-    objective returned them), ``records`` (the same rows as dicts of plain values, for storage), ``errors``
-    (object array, None where the trial succeeded) and ``seconds`` (evaluation time per configuration, s)."""
+    objective returned them), ``errors`` (object array, None where the trial succeeded), ``seconds`` (evaluation
+    time per configuration, s) and ``records`` (per-configuration results: each row's metrics as a dict, None
+    where there were none; None when the batch was evaluated as a frame)."""
 
     metrics: pd.DataFrame
-    records: Sequence[dict[str, Any] | None]
+    records: Sequence[dict[str, Any] | None] | None
     errors: np.ndarray
     seconds: np.ndarray
 
     @property
     def ok(self) -> np.ndarray:
         return np.fromiter((e is None for e in self.errors), dtype=bool, count=len(self.errors))
+
+    def present(self) -> dict[str, np.ndarray]:
+        """Per metric column that some results lack (per-configuration results with different keys), the rows
+        that hold it; {} when every row has every column."""
+        if self.records is None or all(r is not None and len(r) == self.metrics.shape[1] for r in self.records):
+            return {}
+        return {c: np.fromiter((r is not None and c in r for r in self.records), dtype=bool, count=len(self.records))
+                for c in self.metrics.columns}
 
     @classmethod
     def from_results(cls, results: list[Result]) -> Evaluated:
@@ -211,7 +220,7 @@ class Evaluated:
         """A vectorized objective on a DataFrame of configurations, in this process (``evaluate_frame``)."""
         metrics, errors, seconds = evaluate_frame(fn, configs, required, timeout)
         n = len(configs)
-        return cls(metrics, frame_records(metrics), errors, np.full(n, seconds / max(n, 1)))
+        return cls(metrics, None, errors, np.full(n, seconds / max(n, 1)))
 
 
 def _timer(timeout: float | None):

@@ -26,6 +26,7 @@ from .objective import ObjectiveSpec, is_vectorized, objective_info
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage
+from .storage.columns import TrialTable
 from .vocabulary import FINISHED_STATES, TRIAL_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -88,30 +89,31 @@ class Study:
     @property
     def trials(self) -> pd.DataFrame:
         """Every trial: number, state, feasible, error, timings, worker, one column per parameter and per metric."""
-        raw = self._storage.load_trials(self._id)
-        return self._expand(raw)
+        return self._expand(self._storage.load_table(self._id))
 
-    def _expand(self, raw: pd.DataFrame) -> pd.DataFrame:
+    def _expand(self, table: TrialTable) -> pd.DataFrame:
+        """The trials table of what storage read: trial columns, then parameters (the space's first), then
+        metrics (objectives and constrained metrics first; numeric where every value is a number)."""
         names = self.space.names
-        if raw.empty:
+        if not len(table):
             cols = _TRIAL_COLUMNS + names + self.spec.required
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        params = pd.DataFrame.from_records(list(raw["params"]), index=raw.index)
-        params = params.reindex(columns=names + [c for c in params.columns if c not in names])
-        metrics = pd.DataFrame.from_records([m or {} for m in raw["metrics"]], index=raw.index)
+        params = table.params.reindex(columns=names + [c for c in table.params.columns if c not in names])
+        metrics = table.metrics
         metrics = metrics.drop(columns=[c for c in metrics.columns if c in params.columns or c in _TRIAL_COLUMNS])
-        for m in self.spec.required:
-            if m not in metrics.columns:
-                metrics[m] = np.nan
-        front = [c for c in self.spec.required]
+        missing = {m: np.nan for m in self.spec.required if m not in metrics.columns}
+        if missing:
+            metrics = metrics.assign(**missing)
+        front = list(self.spec.required)
         metrics = metrics[front + [c for c in metrics.columns if c not in front]]
         for c in metrics.columns:
+            if metrics[c].dtype.kind in "fiub":
+                continue
             conv = pd.to_numeric(metrics[c], errors="coerce")
             if conv.notna().sum() == metrics[c].notna().sum():
                 metrics[c] = conv
-        base = raw[[c for c in _TRIAL_COLUMNS if c in raw.columns]].copy()
-        out = pd.concat([base, params, metrics], axis=1)
-        return out.reset_index(drop=True)
+        base = table.base[[c for c in _TRIAL_COLUMNS if c in table.base.columns]]
+        return pd.concat([base, params, metrics], axis=1)
 
     def pareto(self) -> pd.DataFrame:
         """The feasible, non-dominated complete trials (sorted by the first objective)."""
@@ -305,7 +307,7 @@ class Study:
         try:
             loop = Loop(self, opt, runner, batch_size, progress)
             loop.run(n_trials, max_trials, timeout)
-            known = (len(loop.seen_numbers), loop.front_numbers.tolist())
+            known = (loop.n_seen, loop.front_numbers.tolist())
         finally:
             runner.shutdown()
         self._store_front(known)

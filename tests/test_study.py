@@ -337,29 +337,41 @@ def test_an_objective_that_modifies_its_input_cannot_change_what_is_stored(db_ur
 
 
 def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url):
-    # the evaluation cache and the retry of aborted trials match configurations by _key(_records(...)): a config as
-    # the optimizer asks it (NaN / None for an inactive parameter) and as storage returns it (JSON null) must agree
+    # the optimizer's told keys (the one evaluation cache) and the retry of aborted trials match configurations by
+    # Encoder.keys: a config as the optimizer asks it (NaN / None for an inactive parameter) and as storage returns
+    # it (a frame column, or a dict with None) must agree
     import time
 
-    from dse.loop import _frame, _key, _keyed_records, _records
+    from dse.encoding import Encoder
 
     space = dse.Space(mode=dse.Categorical(["a", "b"]), n=dse.Int(1, 4), x=dse.Float(0, 1, when="mode == 'b'"),
                       q=dse.Categorical(["fp8", "int4"], when="mode == 'a'"))
+    enc = Encoder(space)
     asked = space.sample(40, seed=1)
     assert asked["x"].isna().any() and asked["q"].isna().any()
-    recs = _records(asked)
-    assert all(r["x"] is None for r in recs if r["mode"] == "a") and all(r["q"] is None for r in recs if r["mode"] == "b")
+    keys = enc.keys(asked).tolist()
     study = dse.create_study("keys", space, {"y": "min"}, storage=db_url)
+    half = len(asked) // 2
+    recs = asked.iloc[:half].astype(object).where(asked.iloc[:half].notna(), None).to_dict("records")
     rows = [{"params": r, "state": "complete", "metrics": {"y": 1.0}, "feasible": True, "error": None,
              "started_at": time.time(), "finished_at": time.time(), "duration_s": 0.0} for r in recs]
-    study.storage.add_trials(study._id, rows, "test")
-    stored = study.storage.load_trials(study._id)
-    back = _records(_frame(list(stored["params"])).reindex(columns=space.names))   # what the loop's sync reads
-    assert [_key(r) for r in back] == [_key(r) for r in recs]
-    shuffled = asked[list(reversed(space.names))]   # the frame-wise keys do not depend on the column order
-    assert _keyed_records(shuffled)[1] == _keyed_records(asked)[1] == [_key(r) for r in recs]
-    assert _keyed_records(asked)[0] == recs
-    assert len(set(map(_key, recs))) == len(asked.drop_duplicates())   # equal configurations, equal keys
+    study.storage.add_trials(study._id, rows, "test")                    # trials given as dicts
+    from dse.storage.columns import TrialColumns
+
+    rest = asked.iloc[half:].reset_index(drop=True)
+    n = len(rest)
+    study.storage.add_columns(study._id, TrialColumns(                   # trials given as columns (the loop's path)
+        rest, pd.DataFrame({"y": np.ones(n)}), np.array(["complete"] * n, dtype=object), np.ones(n),
+        np.array([None] * n, dtype=object), np.zeros(n), np.zeros(n), np.zeros(n)), "test")
+    table = study.storage.load_table(study._id)
+    assert enc.keys(table.params.reindex(columns=space.names)).tolist() == keys
+    dicts = list(study.storage.load_trials(study._id)["params"])
+    assert all(d["x"] is None for d in dicts if d["mode"] == "a")   # an inactive parameter reads None, not NaN
+    as_dicts = pd.DataFrame.from_records(dicts).reindex(columns=space.names)
+    assert enc.keys(as_dicts).tolist() == keys
+    shuffled = asked[list(reversed(space.names))]   # the keys do not depend on the column order
+    assert enc.keys(shuffled).tolist() == keys
+    assert len(set(keys)) == len(asked.drop_duplicates())   # equal configurations, equal keys
 
 
 def test_a_dead_workers_grid_claim_is_released_and_its_block_evaluated(db_url):

@@ -118,16 +118,25 @@ class BaseOptimizer(abc.ABC):
     # ------------------------------------------------------------------------------------------ ask/tell
     def ask(self, n: int) -> pd.DataFrame:
         """Up to ``n`` new feasible configurations (columns = space.names); empty when nothing is left."""
+        return self.ask_batch(n)[0]
+
+    def ask_batch(self, n: int) -> Batch:
+        """``ask(n)`` with the configurations' keys (``Encoder.keys``, row for row): the one key scheme the study's
+        evaluation cache shares with the optimizer."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise OptimizerError(f"ask(n={n!r}): n must be a non-negative integer")
         n = int(n)
         if n == 0 or self.exhausted:
-            return self._empty()
+            return self.empty_batch()
         df, keys = self._ask(n)
+        if len(df) and self._told:
+            fresh = ~self.was_told(keys)   # the convention, kept here once: never a configuration already told
+            if not fresh.all():
+                df, keys = df[fresh], keys[fresh]
         if len(df) == 0:
-            return self._empty()
+            return self.empty_batch()
         self._pending.update(keys.tolist())
-        return df.reset_index(drop=True)
+        return df.reset_index(drop=True), keys
 
     def tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray) -> None:
         """Record evaluated configurations: F (n, n_objectives) to minimize (NaN row = failed), CV (n,) >= 0."""
@@ -179,6 +188,12 @@ class BaseOptimizer(abc.ABC):
     @property
     def n_seen(self) -> int:
         return len(self._told) + len(self._pending)
+
+    def was_told(self, keys: np.ndarray) -> np.ndarray:
+        """Mask of the ``keys`` (``Encoder.keys``) told already: the study's answer to "was this configuration
+        evaluated?" (one evaluation cache, in the optimizer)."""
+        told = self._told
+        return np.fromiter((k in told for k in keys.tolist()), dtype=bool, count=len(keys))
 
     def is_seen(self, keys: np.ndarray) -> np.ndarray:
         return np.fromiter((k in self._told or k in self._pending for k in keys.tolist()), dtype=bool,

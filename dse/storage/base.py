@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from dse.storage.columns import TrialColumns, TrialTable
+
 
 class BaseStorage(abc.ABC):
     """Persistent store of studies and their trials (see the module docstring for conventions)."""
@@ -67,6 +69,21 @@ class BaseStorage(abc.ABC):
     @abc.abstractmethod
     def add_trials(self, study_id: int, rows: list[dict[str, Any]], worker: str) -> list[int]:
         """Insert already-finished trials (fields of :meth:`finish_trials` plus ``params``); return their numbers."""
+
+    @abc.abstractmethod
+    def add_columns(self, study_id: int, cols: TrialColumns, worker: str) -> list[int]:
+        """:meth:`add_trials` of trials given column by column (validated per column): the bulk path."""
+
+    @abc.abstractmethod
+    def finish_columns(self, study_id: int, numbers: Sequence[int], cols: TrialColumns, worker: str) -> None:
+        """:meth:`finish_trials` of the reserved trials ``numbers`` (contiguous, as :meth:`reserve_trials` gives
+        them) given column by column; StudyError if one of them is not reserved (then nothing is written)."""
+
+    @abc.abstractmethod
+    def load_table(
+        self, study_id: int, *, states: Sequence[str] | None = None, min_number: int | None = None
+    ) -> TrialTable:
+        """The trials of :meth:`load_trials` expanded: one column per field, per parameter and per metric."""
 
     @abc.abstractmethod
     def load_trials(

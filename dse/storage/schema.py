@@ -1,4 +1,4 @@
-"""The storage schema: four tables in SQLAlchemy Core, shared by SQLite and PostgreSQL.
+"""The storage schema: five tables in SQLAlchemy Core, shared by SQLite and PostgreSQL.
 
 Tables are prefixed ``dse_`` so that a database may also hold Optuna's tables (``study.to_optuna``) without
 a clash. JSON columns are TEXT holding ``json.dumps`` output (never pickle); timestamps are float epoch
@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -22,7 +23,9 @@ from sqlalchemy import (
 from dse.vocabulary import FINISHED_STATES, STATES  # noqa: F401  (trial states, as stored; re-exported)
 
 #: Version of this schema; stored in ``dse_meta`` under ``schema_version``. Bump on any incompatible change.
-SCHEMA_VERSION = 1
+#: 2: finished trials are written in blocks (``dse_trial_blocks``); a version-1 database is upgraded on open by
+#: adding that table (its trials stay where they are and read the same).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -47,7 +50,7 @@ studies = Table(
     sqlite_autoincrement=True,  # ids are never reused: a worker of a deleted study cannot write into a new one
 )
 
-#: One row per trial; ``number`` is unique within a study, 0-based.
+#: One row per trial reserved ``running`` (finished in place); ``number`` is unique within a study, 0-based.
 trials = Table(
     "dse_trials",
     metadata,
@@ -64,6 +67,20 @@ trials = Table(
     Column("duration_s", Double, nullable=True),  # s
 )
 Index("ix_dse_trials_study_state", trials.c.study_id, trials.c.state)
+
+#: One row per block of trials written finished (``dse.storage.columns``): trials ``first_number..last_number``,
+#: column by column in ``data``; the counts answer ``count_trials`` without reading ``data``.
+trial_blocks = Table(
+    "dse_trial_blocks",
+    metadata,
+    Column("study_id", Integer, ForeignKey("dse_studies.id"), primary_key=True, autoincrement=False),
+    Column("first_number", Integer, primary_key=True, autoincrement=False),
+    Column("last_number", Integer, nullable=False),
+    Column("n_complete", Integer, nullable=False),
+    Column("n_failed", Integer, nullable=False),
+    Column("worker", String(255), nullable=True),
+    Column("data", LargeBinary, nullable=False),  # columns of the trials: JSON header + raw arrays, dse.storage.columns
+)
 
 #: Small JSON key-values per study (front numbers, artifact paths, optimizer state summaries).
 attrs = Table(

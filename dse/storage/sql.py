@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import numbers as _numbers
 import os
 import random
@@ -36,7 +35,33 @@ from sqlalchemy.pool import StaticPool
 
 from dse.errors import StorageError, StudyError
 from dse.storage.base import BaseStorage
-from dse.storage.schema import FINISHED_STATES, SCHEMA_VERSION, STATES, meta_table, metadata, studies, trials
+from dse.storage.columns import (
+    BLOCK_ROWS,
+    TrialColumns,
+    TrialTable,
+    block_dicts,
+    blocks_table,
+    concat_tables,
+    decode_block,
+    encode_block,
+    objects,
+    rows_table,
+)
+from dse.storage.columns import encode_json as _encode
+from dse.storage.columns import opt_bool as _opt_bool
+from dse.storage.columns import opt_float as _opt_float
+from dse.storage.columns import opt_str as _opt_str
+from dse.storage.columns import short as _short
+from dse.storage.schema import (
+    FINISHED_STATES,
+    SCHEMA_VERSION,
+    STATES,
+    meta_table,
+    metadata,
+    studies,
+    trial_blocks,
+    trials,
+)
 from dse.storage.schema import attrs as attrs_table
 
 T = TypeVar("T")
@@ -53,61 +78,6 @@ VALID_URLS = (
 )
 _CHUNK = 900  # bound parameters per IN (...) list: below SQLite's historical limit of 999
 _PG_SCHEMA_LOCK = 0x64_73_65_31  # pg_advisory_xact_lock key ("dse1") serializing schema creation
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} {_short(value)} is not JSON-serializable")
-
-
-_ENCODER = json.JSONEncoder(allow_nan=True, separators=(",", ":"), default=_json_default)
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    r = repr(value)
-    return r if len(r) <= limit else r[: limit - 3] + "..."
-
-
-def _encode(value: Any, what: str, *, mapping: bool = True) -> str:
-    """JSON text of ``value``; StorageError naming ``what`` and the value when it cannot be stored."""
-    if mapping and not isinstance(value, Mapping):
-        raise StorageError(f"{what} must be a dict, got {type(value).__name__} {_short(value)}")
-    try:
-        return _ENCODER.encode(dict(value) if mapping else value)
-    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-        raise StorageError(
-            f"{what} = {_short(value)} cannot be stored: {exc}. Valid values: str, int, float (NaN/inf allowed), "
-            "bool, None, numpy scalars, and lists/dicts (str keys) of these"
-        ) from None
-
-
-def _opt_float(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (_numbers.Real, np.number)):
-        raise StorageError(f"{what} must be a number of seconds or None, got {_short(value)}")
-    return float(value)
-
-
-def _opt_str(value: Any, what: str, limit: int | None = None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise StorageError(f"{what} must be a str or None, got {type(value).__name__} {_short(value)}")
-    if limit is not None and len(value) > limit:
-        raise StorageError(f"{what} is {len(value)} characters long; at most {limit} are stored: {_short(value)}")
-    return value
-
-
-def _opt_bool(value: Any, what: str) -> bool | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise StorageError(f"{what} must be True, False or None, got {_short(value)}")
 
 
 def _int(value: Any, what: str) -> int:
@@ -303,7 +273,7 @@ class SQLStorage(BaseStorage):
 
         found = self._transaction(read, write=False)  # fast path: schema already there
         check(found)
-        if found is not None:
+        if found is not None and int(found) == SCHEMA_VERSION:
             return
 
         def create(conn: Connection) -> None:
@@ -314,6 +284,9 @@ class SQLStorage(BaseStorage):
             check(found)
             if found is None:
                 conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(found) < SCHEMA_VERSION:   # an older schema: create_all added its new tables, nothing moves
+                conn.execute(update(meta_table).where(meta_table.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
 
         self._transaction(create, write=True)
 
@@ -454,9 +427,21 @@ class SQLStorage(BaseStorage):
             .group_by(studies.c.id, studies.c.name, studies.c.created_at, studies.c.updated_at)
             .order_by(studies.c.name)
         )
-        rows = self._transaction(lambda conn: conn.execute(stmt).all(), write=False)
+        bstmt = select(
+            trial_blocks.c.study_id, studies.c.name, func.sum(trial_blocks.c.n_complete), func.sum(trial_blocks.c.n_failed)
+        ).join(studies, studies.c.id == trial_blocks.c.study_id).group_by(trial_blocks.c.study_id, studies.c.name)
+
+        def tx(conn: Connection) -> tuple[list[Any], list[Any]]:
+            return list(conn.execute(stmt).all()), list(conn.execute(bstmt).all())
+
+        rows, brows = self._transaction(tx, write=False)
         cols = ["name", "n_trials", "n_complete", "n_failed", "n_running", "created_at", "updated_at"]
         df = pd.DataFrame([tuple(r) for r in rows], columns=cols)
+        for _, name, n_complete, n_failed in brows:   # trials stored in blocks
+            at = df["name"] == name
+            df.loc[at, "n_complete"] += int(n_complete)
+            df.loc[at, "n_failed"] += int(n_failed)
+            df.loc[at, "n_trials"] += int(n_complete) + int(n_failed)
         return df.astype({c: "int64" for c in cols[1:5]} | {"created_at": "float64", "updated_at": "float64"})
 
     def delete_study(self, name: str) -> None:
@@ -467,6 +452,7 @@ class SQLStorage(BaseStorage):
                 raise StudyError(f"no study named {_short(name)} in {self.url}; existing: {known!r}")
             conn.execute(attrs_table.delete().where(attrs_table.c.study_id == sid))
             conn.execute(trials.delete().where(trials.c.study_id == sid))
+            conn.execute(trial_blocks.delete().where(trial_blocks.c.study_id == sid))
             conn.execute(studies.delete().where(studies.c.id == sid))
 
         self._transaction(tx, write=True)
@@ -532,45 +518,148 @@ class SQLStorage(BaseStorage):
     def add_trials(self, study_id: int, rows: list[dict[str, Any]], worker: str | None) -> list[int]:
         sid = _int(study_id, "study_id")
         worker = _opt_str(worker, "worker", 255)
-        values = []
-        for i, r in enumerate(rows):
-            fields = self._finished_fields(r, f"rows[{i}]")
-            fields["params"] = _encode(r.get("params"), f"rows[{i}]['params']")
-            started = _opt_float(r.get("started_at"), f"rows[{i}]['started_at']")
-            if started is None and fields["finished_at"] is not None and fields["duration_s"] is not None:
-                started = fields["finished_at"] - fields["duration_s"]
-            fields["started_at"] = started
-            fields["worker"] = worker
-            fields["study_id"] = sid
-            values.append(fields)
+        if not isinstance(rows, (list, tuple)):
+            raise StorageError(f"rows must be a list of dicts, got {type(rows).__name__} {_short(rows)}")
+        return self._add_blocks(sid, TrialColumns.of_rows(rows), worker)
+
+    def add_columns(self, study_id: int, cols: TrialColumns, worker: str | None) -> list[int]:
+        sid = _int(study_id, "study_id")
+        worker = _opt_str(worker, "worker", 255)
+        if not isinstance(cols, TrialColumns):
+            raise StorageError(f"add_columns needs a TrialColumns, got {type(cols).__name__} {_short(cols)}")
+        cols.check()
+        return self._add_blocks(sid, cols, worker)
+
+    def finish_columns(self, study_id: int, numbers: Sequence[int], cols: TrialColumns, worker: str | None) -> None:
+        sid = _int(study_id, "study_id")
+        worker = _opt_str(worker, "worker", 255)
+        if not isinstance(cols, TrialColumns):
+            raise StorageError(f"finish_columns needs a TrialColumns, got {type(cols).__name__} {_short(cols)}")
+        nums = np.asarray(numbers)
+        n = len(cols)
+        if nums.dtype.kind not in "iu" or len(nums) != n or (n and not (np.diff(nums) == 1).all()):
+            raise StorageError(f"finish_columns needs {n} contiguous trial numbers (as reserve_trials gives them), "
+                               f"got {_short(list(numbers))}")
+        cols.check()
+        blocks = self._encode_blocks(cols)
+        now = time.time()
+
+        def tx(conn: Connection) -> None:
+            self._lock_study(conn, sid, now)
+            if not n:
+                return
+            first, last = int(nums[0]), int(nums[-1])
+            span = (trials.c.study_id == sid) & trials.c.number.between(first, last)
+            found = int(conn.execute(select(func.count()).select_from(trials).where(span)).scalar_one())
+            if found != n:
+                raise StudyError(f"trial numbers {first}..{last} are not all reserved in study {sid} ({found} of {n} "
+                                 "are); reserve them with reserve_trials first")
+            conn.execute(trials.delete().where(span))
+            self._insert_blocks(conn, sid, first, blocks, worker)
+
+        self._transaction(tx, write=True)
+
+    def _add_blocks(self, sid: int, cols: TrialColumns, worker: str | None) -> list[int]:
+        """Store finished trials as new, numbered blocks in one transaction (encoded, and so validated, before it
+        starts)."""
+        n = len(cols)
+        blocks = self._encode_blocks(cols)
         now = time.time()
 
         def tx(conn: Connection) -> list[int]:
-            return self._insert_numbered(conn, sid, values, now)
+            if not n:
+                self._require_study(conn, sid)
+                return []
+            first = self._take_numbers(conn, sid, n, now)
+            self._insert_blocks(conn, sid, first, blocks, worker)
+            return list(range(first, first + n))
 
         return self._transaction(tx, write=True)
+
+    @staticmethod
+    def _encode_blocks(cols: TrialColumns) -> list[tuple[int, int, int, bytes]]:
+        """(offset, rows, complete rows, bytes) of each block of at most BLOCK_ROWS trials of ``cols``."""
+        n = len(cols)
+        complete = np.asarray(cols.state, dtype=object) == "complete"
+        return [(a, min(a + BLOCK_ROWS, n) - a, int(complete[a:a + BLOCK_ROWS].sum()),
+                 encode_block(cols.rows(a, min(a + BLOCK_ROWS, n)))) for a in range(0, n, BLOCK_ROWS)]
+
+    @staticmethod
+    def _insert_blocks(conn: Connection, sid: int, first: int, blocks: list[tuple[int, int, int, bytes]],
+                       worker: str | None) -> None:
+        conn.execute(trial_blocks.insert(), [
+            {"study_id": sid, "first_number": first + a, "last_number": first + a + k - 1, "n_complete": c,
+             "n_failed": k - c, "worker": worker, "data": data}
+            for a, k, c, data in blocks
+        ])
 
     def load_trials(
         self, study_id: int, *, states: Sequence[str] | None = None, min_number: int | None = None
     ) -> pd.DataFrame:
+        rows, blocks = self._read(study_id, states, min_number)
+        parts = [_trials_frame(rows)]
+        for b, worker in blocks:
+            n = len(b.numbers)
+            base = blocks_table([(b, worker)]).base
+            base["params"] = objects(block_dicts(b.params, n, nan_as_none=True))
+            base["metrics"] = objects(block_dicts(b.metrics, n))
+            parts.append(base[list(_FRAME_COLUMNS)])
+        parts = [p for p in parts if len(p)] or parts[:1]
+        df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        if len(parts) > 1:
+            df = df.sort_values("number", kind="stable").reset_index(drop=True)
+        return df.astype({"number": "int64", "started_at": "float64", "finished_at": "float64",
+                          "duration_s": "float64"})
+
+    def load_table(
+        self, study_id: int, *, states: Sequence[str] | None = None, min_number: int | None = None
+    ) -> TrialTable:
+        rows, blocks = self._read(study_id, states, min_number)
+        raw = _trials_frame(rows)
+        parts = [rows_table(raw.drop(columns=["params", "metrics"]), raw["params"], raw["metrics"])] if rows else []
+        if blocks or not parts:
+            parts.append(blocks_table(blocks))
+        return concat_tables(parts)
+
+    def _read(self, study_id: int, states: Sequence[str] | None, min_number: int | None
+              ) -> tuple[list[Any], list[tuple[Any, str | None]]]:
+        """Trials stored a row each (raw rows) and the decoded blocks (with their worker), filtered."""
         sid = _int(study_id, "study_id")
         wanted = _check_states(states)
+        low = None if min_number is None else _int(min_number, "min_number")
         stmt = select(
             trials.c.number, trials.c.state, trials.c.params, trials.c.metrics, trials.c.feasible, trials.c.error,
             trials.c.worker, trials.c.started_at, trials.c.finished_at, trials.c.duration_s,
         ).where(trials.c.study_id == sid)
+        bstmt = select(trial_blocks.c.first_number, trial_blocks.c.worker, trial_blocks.c.data).where(
+            trial_blocks.c.study_id == sid)
         if wanted is not None:
             stmt = stmt.where(trials.c.state.in_(wanted))
-        if min_number is not None:
-            stmt = stmt.where(trials.c.number >= _int(min_number, "min_number"))
+            if "complete" not in wanted:
+                bstmt = bstmt.where(trial_blocks.c.n_failed > 0)
+            if "failed" not in wanted:
+                bstmt = bstmt.where(trial_blocks.c.n_complete > 0)
+        if low is not None:
+            stmt = stmt.where(trials.c.number >= low)
+            bstmt = bstmt.where(trial_blocks.c.last_number >= low)
         stmt = stmt.order_by(trials.c.number)
+        bstmt = bstmt.order_by(trial_blocks.c.first_number)
 
-        def tx(conn: Connection) -> list[Any]:
+        def tx(conn: Connection) -> tuple[list[Any], list[Any]]:
             self._require_study(conn, sid)
-            return _fetch_raw(conn, stmt)
+            return _fetch_raw(conn, stmt), _fetch_raw(conn, bstmt)
 
-        rows = self._transaction(tx, write=False)
-        return _trials_frame(rows)
+        rows, raw_blocks = self._transaction(tx, write=False)
+        blocks = []
+        for first, worker, data in raw_blocks:
+            b = decode_block(data, int(first))
+            keep = np.ones(len(b.numbers), dtype=bool)
+            if low is not None:
+                keep &= b.numbers >= low
+            if wanted is not None:
+                keep &= np.isin(np.where(b.base["complete"], "complete", "failed"), wanted)
+            blocks.append((b if keep.all() else b.take(keep), worker))
+        return rows, [(b, w) for b, w in blocks if len(b.numbers)]
 
     def count_trials(self, study_id: int, states: Sequence[str] | None = None) -> int:
         sid = _int(study_id, "study_id")
@@ -578,10 +667,13 @@ class SQLStorage(BaseStorage):
         stmt = select(func.count()).select_from(trials).where(trials.c.study_id == sid)
         if wanted is not None:
             stmt = stmt.where(trials.c.state.in_(wanted))
+        counted = [trial_blocks.c[f"n_{s}"] for s in FINISHED_STATES if wanted is None or s in wanted]
+        bstmt = select(func.coalesce(func.sum(sum(counted[1:], counted[0]) if counted else 0), 0)).where(
+            trial_blocks.c.study_id == sid)
 
         def tx(conn: Connection) -> int:
             self._require_study(conn, sid)
-            return int(conn.execute(stmt).scalar_one())
+            return int(conn.execute(stmt).scalar_one()) + (int(conn.execute(bstmt).scalar_one()) if counted else 0)
 
         return self._transaction(tx, write=False)
 
@@ -744,12 +836,6 @@ def _fetch_raw(conn: Connection, stmt: Any) -> list[tuple]:
         cur.close()
 
 
-def _objects(values: Sequence[Any]) -> np.ndarray:
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = values
-    return arr
-
-
 def _trials_frame(rows: Sequence[Any]) -> pd.DataFrame:
     """Columns of :meth:`SQLStorage.load_trials` from raw rows; JSON columns parsed in one ``json.loads`` each."""
     n = len(rows)
@@ -759,13 +845,13 @@ def _trials_frame(rows: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "number": np.fromiter(cols[0], dtype=np.int64, count=n),
-            "state": pd.Series(_objects(cols[1]), dtype=object),
-            "params": _objects(params),
-            "metrics": _objects(metrics),
+            "state": pd.Series(objects(cols[1]), dtype=object),
+            "params": objects(params),
+            "metrics": objects(metrics),
             # object dtype of True/False/None (SQLite hands back 0/1): .astype(bool) maps None to False
-            "feasible": pd.Series(_objects([None if v is None else bool(v) for v in cols[4]]), dtype=object),
-            "error": pd.Series(_objects(cols[5]), dtype=object),  # object dtype keeps None (not NaN)
-            "worker": pd.Series(_objects(cols[6]), dtype=object),
+            "feasible": pd.Series(objects([None if v is None else bool(v) for v in cols[4]]), dtype=object),
+            "error": pd.Series(objects(cols[5]), dtype=object),  # object dtype keeps None (not NaN)
+            "worker": pd.Series(objects(cols[6]), dtype=object),
             "started_at": np.array(cols[7], dtype=np.float64),
             "finished_at": np.array(cols[8], dtype=np.float64),
             "duration_s": np.array(cols[9], dtype=np.float64),

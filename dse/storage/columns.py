@@ -1,0 +1,462 @@
+"""Finished trials column by column (:class:`TrialColumns`), and the bytes a block of them is stored as.
+
+Every finished trial is stored in a *block* (``dse_trial_blocks``): one row per write of finished trials
+(``SQLStorage.add_columns``, ``add_trials``, ``finish_columns``), split every :data:`BLOCK_ROWS` trials, numbered
+``first_number..last_number``. Its ``data`` cell (BLOB / bytea) holds no pickle and no code: a magic line, the
+8-byte little-endian length of a UTF-8 JSON header, the header, then one raw buffer per column::
+
+    {"n": rows, "columns": [[group, name, kind, meta, nbytes, mask_nbytes], ...]}
+
+- ``group``: ``"base"`` (complete, feasible, error, timings), ``"params"`` or ``"metrics"``;
+- ``kind``: ``"f8"`` / ``"i8"`` / ``"b1"``: the buffer is the little-endian array (NaN and inf kept bit for bit);
+  ``"str"``: ``meta`` lists the distinct values, the buffer holds int32 codes (-1: missing, read as None);
+  ``"json"``: ``meta`` is the list of values itself (anything JSON holds; NaN/inf as ``NaN``/``Infinity``), no
+  buffer;
+- ``mask_nbytes``: 0, or the length of a bool buffer after the values marking the rows that hold the key (trials
+  written as dicts whose keys differ): the dict view (``load_trials``) leaves the key out where it is absent;
+  frames read it as missing.
+
+Numbers and strings cost a few bytes each and no Python object per value on the way in or out, so storing and
+reading a million trials is a matter of array copies, not a million JSON documents.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers as _numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from dse.errors import StorageError
+from dse.vocabulary import FINISHED_STATES
+
+#: Trials per stored block at most (a write of more is split into several blocks, in one transaction).
+BLOCK_ROWS = 65536
+
+#: Base columns of a block besides the numbers, in this order.
+BASE = ("state", "feasible", "error", "started_at", "finished_at", "duration_s")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} {short(value)} is not JSON-serializable")
+
+
+ENCODER = json.JSONEncoder(allow_nan=True, separators=(",", ":"), default=_json_default)
+
+
+def short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def encode_json(value: Any, what: str, *, mapping: bool = True) -> str:
+    """JSON text of ``value``; StorageError naming ``what`` and the value when it cannot be stored."""
+    if mapping and not isinstance(value, Mapping):
+        raise StorageError(f"{what} must be a dict, got {type(value).__name__} {short(value)}")
+    try:
+        return ENCODER.encode(dict(value) if mapping else value)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise StorageError(
+            f"{what} = {short(value)} cannot be stored: {exc}. Valid values: str, int, float (NaN/inf allowed), "
+            "bool, None, numpy scalars, and lists/dicts (str keys) of these"
+        ) from None
+
+
+def opt_float(value: Any, what: str) -> float | None:
+    """``value`` as a float of seconds, or None; StorageError otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (_numbers.Real, np.number)):
+        raise StorageError(f"{what} must be a number of seconds or None, got {short(value)}")
+    return float(value)
+
+
+def opt_str(value: Any, what: str, limit: int | None = None) -> str | None:
+    """``value`` as a str (at most ``limit`` characters), or None; StorageError otherwise."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise StorageError(f"{what} must be a str or None, got {type(value).__name__} {short(value)}")
+    if limit is not None and len(value) > limit:
+        raise StorageError(f"{what} is {len(value)} characters long; at most {limit} are stored: {short(value)}")
+    return value
+
+
+def opt_bool(value: Any, what: str) -> bool | None:
+    """``value`` as True/False, or None (also for NaN); StorageError otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise StorageError(f"{what} must be True, False or None, got {short(value)}")
+
+
+def objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (never a 2-d one, whatever the values are)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+@dataclass
+class TrialColumns:
+    """Finished trials, one array (or frame column) per field, row for row.
+
+    ``params`` and ``metrics``: one row per trial (missing values NaN or None); ``state``: "complete" | "failed";
+    ``feasible``: True, False or None (unknown: failed trials), or as floats 1.0, 0.0, NaN; ``error``: str or None; ``started_at``,
+    ``finished_at`` (epoch s) and ``duration_s`` (s): float64, NaN when unknown. ``*_present``: for a column whose
+    key some trials lack (trials given as dicts), the rows that hold it.
+    """
+
+    params: pd.DataFrame
+    metrics: pd.DataFrame
+    state: np.ndarray
+    feasible: np.ndarray
+    error: np.ndarray
+    started_at: np.ndarray
+    finished_at: np.ndarray
+    duration_s: np.ndarray
+    params_present: dict[str, np.ndarray] = field(default_factory=dict)
+    metrics_present: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Any], what: str = "rows") -> TrialColumns:
+        """From finished trials as dicts (``params``, ``state``, ``metrics``, ``feasible``, ``error``,
+        ``started_at``, ``finished_at``, ``duration_s``), each field validated; StorageError names the first bad
+        one. A missing ``started_at`` is ``finished_at - duration_s`` when both are known."""
+        n = len(rows)
+        params: list[Mapping[str, Any]] = []
+        metrics: list[Mapping[str, Any]] = []
+        state = objects([None] * n)
+        feasible = objects([None] * n)
+        error = objects([None] * n)
+        times = np.full((3, n), np.nan)
+        for i, r in enumerate(rows):
+            w = f"{what}[{i}]"
+            if not isinstance(r, Mapping):
+                raise StorageError(f"{w} must be a dict, got {type(r).__name__} {short(r)}")
+            s = r.get("state")
+            if s not in FINISHED_STATES:
+                raise StorageError(f"{w}['state'] = {s!r} is not a finished state; valid: {list(FINISHED_STATES)!r}")
+            p, m = r.get("params"), r.get("metrics")
+            m = {} if m is None else m
+            for value, field_name in ((p, "params"), (m, "metrics")):
+                if not isinstance(value, Mapping):
+                    raise StorageError(f"{w}['{field_name}'] must be a dict, got {type(value).__name__} {short(value)}")
+                bad = [k for k in value if not isinstance(k, str)]
+                if bad:
+                    raise StorageError(f"{w}['{field_name}'] = {short(value)} cannot be stored: keys must be str, "
+                                       f"got {short(bad[0])}")
+            params.append(cast(Mapping[str, Any], p))
+            metrics.append(m)
+            state[i] = s
+            feasible[i] = opt_bool(r.get("feasible"), f"{w}['feasible']")
+            error[i] = opt_str(r.get("error"), f"{w}['error']")
+            fin = opt_float(r.get("finished_at"), f"{w}['finished_at']")
+            dur = opt_float(r.get("duration_s"), f"{w}['duration_s']")
+            start = opt_float(r.get("started_at"), f"{w}['started_at']")
+            if start is None and fin is not None and dur is not None:
+                start = fin - dur
+            times[:, i] = [np.nan if v is None else v for v in (start, fin, dur)]
+        pf, pp = _dict_columns(params, f"{what}[...]['params']")
+        mf, mp = _dict_columns(metrics, f"{what}[...]['metrics']")
+        return cls(pf, mf, state, feasible, error, times[0], times[1], times[2], pp, mp)
+
+    def check(self) -> None:
+        """StorageError if a field is not of its kind or not one row per trial (the frame path's validation:
+        per column, not per value)."""
+        n = len(self.state)
+        for name in ("feasible", "error", "started_at", "finished_at", "duration_s"):
+            if len(getattr(self, name)) != n:
+                raise StorageError(f"trial columns: {name} has {len(getattr(self, name))} rows, state has {n}")
+        for name, frame in (("params", self.params), ("metrics", self.metrics)):
+            if len(frame) != n:
+                raise StorageError(f"trial columns: {name} has {len(frame)} rows, state has {n}")
+        bad = ~pd.Series(self.state, dtype=object).isin(FINISHED_STATES).to_numpy()
+        if bad.any():
+            v = self.state[np.flatnonzero(bad)[0]]
+            raise StorageError(f"state {v!r} is not a finished state; valid: {list(FINISHED_STATES)!r}")
+        err = np.asarray(self.error, dtype=object)
+        given = err[pd.notna(err)]
+        if len(given) and pd.api.types.infer_dtype(given, skipna=False) != "string":
+            v = next(v for v in given if not isinstance(v, str))
+            raise StorageError(f"error must be a str or None, got {type(v).__name__} {short(v)}")
+        feas = np.asarray(self.feasible)
+        if feas.dtype == object:
+            given = feas[pd.notna(feas)]
+            if len(given) and pd.api.types.infer_dtype(given, skipna=False) != "boolean":
+                v = next(v for v in given if not isinstance(v, (bool, np.bool_)))
+                raise StorageError(f"feasible must be True, False or None, got {short(v)}")
+        elif feas.dtype.kind != "f" or not np.isin(feas[~np.isnan(feas)], (0.0, 1.0)).all():
+            raise StorageError(f"feasible must be True/False/None (or 1.0/0.0/NaN), got an array of {feas.dtype}")
+
+    def rows(self, start: int, stop: int) -> TrialColumns:
+        """Trials ``start..stop-1``."""
+        sl = slice(start, stop)
+        return TrialColumns(
+            self.params.iloc[sl], self.metrics.iloc[sl], self.state[sl], self.feasible[sl], self.error[sl],
+            self.started_at[sl], self.finished_at[sl], self.duration_s[sl],
+            {k: v[sl] for k, v in self.params_present.items()}, {k: v[sl] for k, v in self.metrics_present.items()},
+        )
+
+
+def _dict_columns(dicts: Sequence[Mapping[str, Any]], what: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Dicts as a frame of object columns (values as given) and, per key some dicts lack, the rows holding it."""
+    n = len(dicts)
+    names = list(dict.fromkeys(k for d in dicts for k in d))
+    data: dict[str, np.ndarray] = {}
+    present: dict[str, np.ndarray] = {}
+    for k in names:
+        col = objects([d.get(k) for d in dicts])
+        has = np.fromiter((k in d for d in dicts), dtype=bool, count=n)
+        if not has.all():
+            present[k] = has
+        data[k] = col
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in data.items()}, index=range(n), columns=names)
+    return frame, present
+
+
+# ---------------------------------------------------------------------------------------------------- the codec
+_MAGIC = b"DSEB1\n"
+_RAW = {"f8": "<f8", "i8": "<i8", "b1": "?"}
+
+
+def _encode_column(values: Any, what: str) -> tuple[str, Any, np.ndarray | None]:
+    """(kind, JSON part, raw array or None) of one column (see the module docstring)."""
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    kind = arr.dtype.kind
+    if kind == "f":
+        return "f8", None, arr.astype("<f8", copy=False)
+    if kind in "iu" and (kind == "i" or not len(arr) or int(arr.max()) < 2**63):
+        return "i8", None, arr.astype("<i8", copy=False)
+    if kind == "b":
+        return "b1", None, arr.astype(np.bool_, copy=False)
+    obj = arr if arr.dtype == object else objects(arr.tolist())
+    inferred = pd.api.types.infer_dtype(obj, skipna=True)
+    if inferred == "string":
+        miss = pd.isna(obj)
+        codes, uniques = pd.factorize(np.where(miss, cast(Any, None), obj), use_na_sentinel=True)
+        return "str", [str(u) for u in uniques], codes.astype("<i4")
+    values_list = obj.tolist()
+    try:
+        ENCODER.encode(values_list)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        for i, v in enumerate(values_list):
+            try:
+                ENCODER.encode(v)
+            except (TypeError, ValueError, OverflowError, RecursionError):
+                raise StorageError(
+                    f"{what}, row {i} = {short(v)} cannot be stored: {exc}. Valid values: str, int, float (NaN/inf "
+                    "allowed), bool, None, numpy scalars, and lists/dicts (str keys) of these"
+                ) from None
+        raise StorageError(f"{what} cannot be stored: {exc}") from None
+    return "json", values_list, None
+
+
+def encode_block(cols: TrialColumns) -> bytes:
+    """The bytes of a block of the trials ``cols`` (their numbers are the block row's, first to last)."""
+    n = len(cols)
+    complete = np.asarray(cols.state, dtype=object) == "complete"
+    feas = np.asarray(cols.feasible)
+    if feas.dtype == object:
+        known = pd.notna(feas)
+        feas = np.where(known, feas, np.nan).astype("<f8")
+    entries: list[list[Any]] = [["base", "complete", "b1", None, n, 0], ["base", "feasible", "f8", None, 8 * n, 0]]
+    buffers: list[bytes] = [complete.tobytes(), np.asarray(feas, dtype="<f8").tobytes()]
+
+    def add(group: str, name: str, values: Any, mask: np.ndarray | None = None) -> None:
+        kind, meta, raw = _encode_column(values, f"{group}[{name!r}]" if group != "base" else name)
+        data = b"" if raw is None else np.ascontiguousarray(raw).tobytes()
+        mbytes = b"" if mask is None else np.ascontiguousarray(mask, dtype=np.bool_).tobytes()
+        entries.append([group, name, kind, meta, len(data), len(mbytes)])
+        buffers.extend((data, mbytes))
+
+    add("base", "error", cols.error)
+    for name in ("started_at", "finished_at", "duration_s"):
+        add("base", name, np.asarray(getattr(cols, name), dtype="<f8"))
+    for group, frame, present in (("params", cols.params, cols.params_present),
+                                  ("metrics", cols.metrics, cols.metrics_present)):
+        for j, name in enumerate(frame.columns):
+            add(group, str(name), frame.iloc[:, j], present.get(name))
+    header = ENCODER.encode({"n": n, "columns": entries}).encode("utf-8")
+    return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *buffers])
+
+
+@dataclass
+class Block:
+    """A decoded block: ``numbers``; ``base`` columns (complete: bool, feasible: float 1/0/NaN, error: object,
+    timings: float64); ``params`` and ``metrics``: name -> (values, rows holding the key or None)."""
+
+    numbers: np.ndarray
+    base: dict[str, np.ndarray]
+    params: dict[str, tuple[np.ndarray, np.ndarray | None]]
+    metrics: dict[str, tuple[np.ndarray, np.ndarray | None]]
+
+    def take(self, keep: np.ndarray) -> Block:
+        """The rows ``keep`` (a bool mask)."""
+        def sub(d: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+            return {k: (v[keep], None if m is None else m[keep]) for k, (v, m) in d.items()}
+
+        return Block(self.numbers[keep], {k: v[keep] for k, v in self.base.items()}, sub(self.params), sub(self.metrics))
+
+
+def _decode_column(kind: str, meta: Any, raw: bytes | memoryview) -> np.ndarray:
+    if kind in _RAW:
+        return np.frombuffer(raw, dtype=_RAW[kind])
+    if kind == "str":
+        table = objects([*meta, None])
+        return table[np.frombuffer(raw, dtype="<i4")]   # code -1 picks the trailing None
+    if kind == "json":
+        return objects(meta)
+    raise StorageError(f"a stored trial block has a column of unknown kind {kind!r}; valid: f8, i8, b1, str, json "
+                       "(written by a newer dse? upgrade dse to read it)")
+
+
+def decode_block(data: bytes | memoryview, first: int) -> Block:
+    """The arrays of a block's bytes (see the module docstring); its trials are numbered from ``first``."""
+    view = memoryview(data)
+    if bytes(view[: len(_MAGIC)]) != _MAGIC:
+        raise StorageError("a stored trial block does not start with the dse block header; the database is damaged "
+                           "or was written by another program")
+    at = len(_MAGIC) + 8
+    size = int.from_bytes(view[len(_MAGIC):at], "little")
+    doc = json.loads(bytes(view[at:at + size]))
+    at += size
+    base: dict[str, np.ndarray] = {}
+    groups: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None]]] = {"params": {}, "metrics": {}}
+    for group, name, kind, meta, nbytes, mbytes in doc["columns"]:
+        values = _decode_column(kind, meta, view[at:at + nbytes])
+        at += nbytes
+        mask = np.frombuffer(view[at:at + mbytes], dtype=np.bool_) if mbytes else None
+        at += mbytes
+        if group == "base":
+            base[name] = values
+        else:
+            groups[group][name] = (values, mask)
+    numbers = np.arange(first, first + int(doc["n"]), dtype=np.int64)
+    return Block(numbers, base, groups["params"], groups["metrics"])
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+@dataclass
+class TrialTable:
+    """Trials read back, row for row, sorted by number: ``base`` (number int64, state, feasible True/False/None,
+    error, worker, started_at, finished_at, duration_s), one column per parameter (``params``) and per metric
+    (``metrics``); missing values NaN or None."""
+
+    base: pd.DataFrame
+    params: pd.DataFrame
+    metrics: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+
+def _feasible_objects(feas: np.ndarray) -> np.ndarray:
+    """Float 1/0/NaN as an object array of True/False/None."""
+    out = objects([None] * len(feas))
+    known = ~np.isnan(feas)
+    out[known] = feas[known] > 0.5
+    return out
+
+
+def blocks_table(blocks: Sequence[tuple[Block, str | None]]) -> TrialTable:
+    """Decoded blocks (with their worker) as one :class:`TrialTable`, each column concatenated once."""
+    lengths = [len(b.numbers) for b, _ in blocks]
+    n = sum(lengths)
+    cat = np.concatenate
+    complete = cat([b.base["complete"] for b, _ in blocks]) if blocks else np.zeros(0, dtype=bool)
+    base = pd.DataFrame({
+        "number": cat([b.numbers for b, _ in blocks]) if blocks else np.zeros(0, dtype=np.int64),
+        "state": pd.Series(np.where(complete, "complete", "failed").astype(object), dtype=object),
+        "feasible": pd.Series(_feasible_objects(cat([b.base["feasible"] for b, _ in blocks]) if blocks
+                                                else np.zeros(0)), dtype=object),
+        "error": pd.Series(cat([b.base["error"].astype(object) for b, _ in blocks]) if blocks else objects([]),
+                           dtype=object),
+        "worker": pd.Series(np.repeat(objects([w for _, w in blocks]), lengths), dtype=object),
+        **{c: cat([b.base[c] for b, _ in blocks]) if blocks else np.zeros(0)
+           for c in ("started_at", "finished_at", "duration_s")},
+    }, index=range(n))
+    params = _union([{k: v for k, (v, _) in b.params.items()} for b, _ in blocks], lengths)
+    metrics = _union([{k: v for k, (v, _) in b.metrics.items()} for b, _ in blocks], lengths)
+    return TrialTable(base, params, metrics)
+
+
+def block_dicts(cols: dict[str, tuple[np.ndarray, np.ndarray | None]], n: int, *, nan_as_none: bool = False
+                ) -> list[dict[str, Any]]:
+    """One dict per row of a block's params or metrics (keys a row lacks left out), plain Python values;
+    ``nan_as_none``: a NaN float reads None (parameters: NaN only ever stands for an inactive one)."""
+    names = list(cols)
+    values = [(np.where(np.isnan(v), None, v.astype(object)) if nan_as_none and v.dtype.kind == "f" else v).tolist()
+              for v, _ in cols.values()]
+    if not names:
+        return [{} for _ in range(n)]
+    out = [dict(zip(names, row)) for row in zip(*values)]
+    for k, (_, mask) in cols.items():
+        if mask is not None:
+            for i in np.flatnonzero(~mask).tolist():
+                del out[i][k]
+    return out
+
+
+def rows_table(base: pd.DataFrame, params: Sequence[Mapping[str, Any]], metrics: Sequence[Mapping[str, Any]]
+               ) -> TrialTable:
+    """A :class:`TrialTable` of trials stored a row each (``params``/``metrics``: their dicts)."""
+    n = len(base)
+    return TrialTable(base.reset_index(drop=True),
+                      pd.DataFrame.from_records(list(params), index=range(n)),
+                      pd.DataFrame.from_records(list(metrics), index=range(n)))
+
+
+def concat_tables(parts: Sequence[TrialTable]) -> TrialTable:
+    """Several tables as one, sorted by number (columns united; a column some parts lack is missing there)."""
+    parts = [p for p in parts if len(p)] or list(parts[:1])
+    if len(parts) == 1:
+        t = parts[0]
+    else:
+        lengths = [len(p) for p in parts]
+        t = TrialTable(*(_union([{c: getattr(p, f)[c].to_numpy() for c in getattr(p, f).columns} for p in parts],
+                                lengths) for f in ("base", "params", "metrics")))
+    numbers = t.base["number"].to_numpy()
+    if len(numbers) > 1 and not (np.diff(numbers) > 0).all():
+        order = np.argsort(numbers, kind="stable")
+        t = TrialTable(*(getattr(t, f).iloc[order].reset_index(drop=True) for f in ("base", "params", "metrics")))
+    return t
+
+
+def _union(parts: Sequence[Mapping[str, np.ndarray]], lengths: Sequence[int]) -> pd.DataFrame:
+    """Columns of several parts stacked row-wise, in first-seen order: one dtype where the parts agree (ints and
+    floats mixed: float64), else object; a column a part lacks is missing there (NaN, or None in object columns)."""
+    names = list(dict.fromkeys(c for p in parts for c in p))
+    n = sum(lengths)
+    data: dict[str, Any] = {}
+    for c in names:
+        given = [p[c] for p in parts if c in p]
+        kinds = {g.dtype.kind for g in given}
+        numeric = kinds <= {"f", "i", "u"}
+        pieces = []
+        for p, k in zip(parts, lengths):
+            if c in p:
+                pieces.append(p[c])
+            else:
+                pieces.append(np.full(k, np.nan) if numeric else objects([None] * k))
+        dtypes = {x.dtype for x in pieces}
+        if len(dtypes) == 1 and pieces[0].dtype != object:
+            data[c] = np.concatenate(pieces)
+        elif numeric and all(x.dtype.kind in "fiu" for x in pieces):
+            data[c] = np.concatenate([x.astype(np.float64) for x in pieces])
+        else:
+            data[c] = pd.Series(np.concatenate([x.astype(object) for x in pieces]), dtype=object)
+    return pd.DataFrame(data, index=range(n), columns=names)
