@@ -94,6 +94,8 @@ def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarr
             good &= ttft <= slo.ttft_ms
         if slo.tpot_ms is not None:
             good &= ~(tpot > slo.tpot_ms)          # NaN TPOT (1 output token) does not violate
+        if slo.e2e_ms is not None:
+            good &= e2e <= slo.e2e_ms
         m["slo_attainment"] = float(good.mean()) if len(df) else math.nan
         m["goodput_req_s"] = float(good.sum() / dur_s) if dur_s > 0 else math.nan
     m["gpu_busy_frac"] = busy_gpu_ms / (duration_ms * n_gpus) if duration_ms > 0 else math.nan

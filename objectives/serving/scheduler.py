@@ -2,6 +2,7 @@
 `simulator.py`), and the `IterationCost` protocol the simulator needs from the analytical model."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -151,13 +152,79 @@ class Pool:
             raise TypeError(f"Pool scheduler={self.scheduler!r:.80}: must be a serving.Scheduler or None")
 
 
+#: Statistics an SLO may bound: the mean or a percentile of the per-request values.
+SLO_STATISTICS = ("mean", "p50", "p90", "p99")
+#: Per-request latencies an SLO may bound (ms).
+SLO_METRICS = ("ttft_ms", "tpot_ms", "e2e_ms")
+
+
 @dataclass(frozen=True)
 class SLO:
-    """Service-level objective: a request is good when TTFT <= ttft_ms and TPOT <= tpot_ms (None: no limit)."""
+    """Service-level objective.
+
+    Per request: a request is good when TTFT <= ``ttft_ms``, TPOT <= ``tpot_ms`` and end-to-end latency <=
+    ``e2e_ms`` (None: no limit); ``slo_attainment`` and ``goodput_req_s`` count the good requests.
+
+    For a study: ``percentile`` ("mean", "p50", "p90" or "p99") says which statistic of the per-request values the
+    bounds constrain, as serving benchmarks state them (MLPerf Inference's server scenario: p99 TTFT and p99 TPOT).
+    ``constraints`` names the metrics: ``ttft_ms`` / ``tpot_ms`` / ``e2e_ms`` for the mean, ``ttft_ms_p99`` etc.
+    for a percentile (the keys of `simulate` without the ``_mean`` suffix for means).
+    """
 
     ttft_ms: float | None = None
     tpot_ms: float | None = None
+    e2e_ms: float | None = None
+    percentile: str = "mean"
 
     def __post_init__(self) -> None:
-        for name in ("ttft_ms", "tpot_ms"):
+        for name in SLO_METRICS:
             check_real("SLO", name, getattr(self, name), gt=0, inf_ok=True, none_ok=True, what="ms")
+        if self.percentile not in SLO_STATISTICS:
+            raise ValueError(f"SLO percentile={self.percentile!r} is unknown; valid: {', '.join(SLO_STATISTICS)}")
+
+    @staticmethod
+    def metric_name(metric: str, percentile: str) -> str:
+        """The study metric of ``metric`` ("ttft_ms", "tpot_ms", "e2e_ms") at ``percentile``: "ttft_ms" for the
+        mean, "ttft_ms_p99" for the 99th percentile."""
+        return metric if percentile == "mean" else f"{metric}_{percentile}"
+
+    @property
+    def constraints(self) -> dict[str, tuple[str, float]]:
+        """{study metric: ("<=", bound ms)} for each bound set, e.g. {"ttft_ms_p99": ("<=", 2000.0)}."""
+        return {self.metric_name(m, self.percentile): ("<=", float(getattr(self, m)))
+                for m in SLO_METRICS if getattr(self, m) is not None}
+
+    @classmethod
+    def parse(cls, spec: Any) -> "SLO":
+        """An SLO from an `SLO` or a mapping: {"ttft_ms": 2000, "tpot_ms": 200, "percentile": "p99"} or the metric
+        names themselves, {"ttft_ms_p99": 2000, "tpot_ms_p99": 200} (one statistic for all bounds). Unknown keys,
+        metrics or percentiles raise ValueError listing the valid ones."""
+        if isinstance(spec, SLO):
+            return spec
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"slo must be a serving.SLO or a mapping, got {spec!r:.100}")
+        fields: dict[str, Any] = {}
+        stats: set[str] = set()
+        for key, value in spec.items():
+            if key == "percentile":
+                fields["percentile"] = value
+                continue
+            base, stat = key, "mean"
+            for s in SLO_STATISTICS[1:]:
+                if isinstance(key, str) and key.endswith("_" + s):
+                    base, stat = key[: -len(s) - 1], s
+            if stat == "mean" and isinstance(key, str) and key.endswith("_mean"):
+                base = key[: -len("_mean")]
+            if base not in SLO_METRICS:
+                valid = [SLO.metric_name(m, s) for m in SLO_METRICS for s in SLO_STATISTICS]
+                raise ValueError(f"slo key {key!r} is unknown; valid keys: {', '.join(valid)} and 'percentile' "
+                                 f"(statistics: {', '.join(SLO_STATISTICS)})")
+            fields[base] = value
+            if base != key:
+                stats.add(stat)
+        if len(stats) > 1 or (stats and "percentile" in fields and fields["percentile"] not in stats):
+            raise ValueError(f"slo {dict(spec)!r} mixes statistics {sorted(stats | {fields.get('percentile')} - {None})}"
+                             f"; one SLO bounds one statistic ({', '.join(SLO_STATISTICS)})")
+        if stats:
+            fields["percentile"] = stats.pop()
+        return cls(**fields)
