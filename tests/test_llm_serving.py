@@ -1,4 +1,4 @@
-"""objectives.glue: the LLM serving objective (analytical and simulated), its constraints, multi-fidelity."""
+"""objectives.llm_serving: the LLM serving objective (analytical and simulated), its constraints, multi-fidelity."""
 import math
 
 import numpy as np
@@ -10,7 +10,7 @@ import objectives
 import spaces
 from dse.objective import is_vectorized, objective_info
 from objectives import catalog, inference, serving
-from objectives.glue import METRICS
+from objectives.llm_serving import METRICS
 
 MODEL = "Llama-3.1-70B"
 
@@ -36,7 +36,7 @@ def flagship_sample():
 def test_marked_vectorized_with_provenance(obj):
     assert is_vectorized(obj)
     info = objective_info(obj)
-    assert info["name"] == "llm_serving/analytical" and info["version"] == "1" and info["vectorized"]
+    assert info["name"] == "llm_serving/analytical" and info["version"] == "2" and info["vectorized"]
     assert obj.constraints == {"ttft_ms": ("<=", 2000.0), "tpot_ms": ("<=", 50.0), "fits": ("==", 1.0)}
     tight = objectives.llm_serving_objective(MODEL, slo={"ttft_ms": 500}, workload={"input_len": 512, "output_len": 64})
     assert tight.constraints == {"ttft_ms": ("<=", 500.0), "fits": ("==", 1.0)}

@@ -1,0 +1,229 @@
+"""Multi-fidelity: confirm the front of a fast objective with a slower, more faithful check of the same configurations.
+
+    evaluate = dse.fidelity.Confirming(fast, slow, objectives={"cost": "min", "speed": "max"},
+                                       constraints={"latency_p99": ("<=", 2.0)}, label="simulated")
+    study.optimize(evaluate, optimizer="grid", batch_size=len(space.grid()))   # the whole grid in one batch
+    evaluate.history[-1].summary()
+
+`Confirming` is a vectorized objective. On each batch it evaluates every configuration with ``screen``, takes the
+batch's front (the non-dominated configurations meeting ``constraints``), evaluates those with ``check`` and stores
+the checked metrics in their rows, re-checks the constraints on them, and repeats on the new front until every
+configuration on it has been checked. A checked configuration that violates a constraint leaves the front with the
+reason in its metric ``confirm_reason`` (``"latency_p99 = 3.1 > 2"``); the objectives keep their screening values
+(the checked values go to ``<objective>_<label>``) unless ``replace_objectives``, and each constrained metric's
+screening value is kept as ``<metric>_screen``. Metric ``fidelity`` says which rows were checked (``label``) and
+which were only screened (``"screen"``).
+
+A configuration on the study's front is on the front of the batch it was evaluated in, so the study's front holds
+checked configurations only, whatever the optimizer; with the whole grid in one batch the checks are exactly the
+ones the global front needs. The engine knows nothing of what the evaluations model.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ObjectiveError
+from .objective import is_vectorized, objective_info, vectorized
+from .pareto import nondominated_mask
+
+log = logging.getLogger(__name__)
+
+_OPS = {"<=": np.less_equal, ">=": np.greater_equal, "<": np.less, ">": np.greater, "==": np.equal}
+_NEG = {"<=": ">", ">=": "<", "<": ">=", ">": "<=", "==": "!="}
+_DIRECTIONS = ("min", "max")
+
+
+@dataclass
+class Confirmation:
+    """What one batch's confirmation did.
+
+    Attributes:
+        label: the fidelity label of the checked rows.
+        checked: row positions in the batch that were checked (in order), rounds: front recomputations.
+        rejected: {row position: reason} of the checked rows that violate a constraint after the check.
+        front: row positions of the final front of the batch (all checked).
+        screen: one row per checked configuration: ``row``, and per objective / constrained metric its screening
+            value (``<m>_screen``) and its checked value (``<m>``).
+    """
+
+    label: str
+    checked: list[int] = field(default_factory=list)
+    rounds: int = 0
+    rejected: dict[int, str] = field(default_factory=dict)
+    front: list[int] = field(default_factory=list)
+    screen: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def gap(self, metric: str) -> float:
+        """Median |checked - screening| / checked of ``metric`` over the checked rows (NaN if none)."""
+        if self.screen.empty or metric not in self.screen:
+            return float("nan")
+        a = pd.to_numeric(self.screen[f"{metric}_screen"], errors="coerce").to_numpy(float)
+        s = pd.to_numeric(self.screen[metric], errors="coerce").to_numpy(float)
+        ok = np.isfinite(a) & np.isfinite(s) & (s != 0)
+        return float(np.median(np.abs(s[ok] - a[ok]) / np.abs(s[ok]))) if ok.any() else float("nan")
+
+    def summary(self) -> str:
+        """One line: how many front points were checked, how many failed and why."""
+        reasons = sorted({r.split(" = ")[0] for r in self.rejected.values()})
+        why = f" (violating {', '.join(reasons)})" if reasons else ""
+        return (f"front confirmed ({self.label}): {len(self.checked)} configurations checked in {self.rounds} "
+                f"rounds, {len(self.rejected)} left the front{why}; front of {len(self.front)}")
+
+
+def violations(metrics: pd.DataFrame, constraints: Mapping[str, tuple[str, float]]) -> list[str]:
+    """The first violated constraint of each row as text, '' where all hold (a missing or NaN value violates)."""
+    out = [""] * len(metrics)
+    for name, (op, bound) in constraints.items():
+        v = pd.to_numeric(metrics[name], errors="coerce").to_numpy(float) if name in metrics \
+            else np.full(len(metrics), np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = ~_OPS[op](v, bound)
+        for i in np.flatnonzero(bad):
+            if not out[i]:
+                out[i] = f"{name} = {v[i]:.4g} {_NEG[op]} {bound:g}" if np.isfinite(v[i]) else f"{name} missing"
+    return out
+
+
+def _run(fn: Callable, configs: pd.DataFrame) -> pd.DataFrame:
+    if is_vectorized(fn):
+        out = fn(configs.reset_index(drop=True))
+        if not isinstance(out, pd.DataFrame) or len(out) != len(configs):
+            raise ObjectiveError(f"the check returned {type(out).__name__} of "
+                                 f"{len(out) if hasattr(out, '__len__') else '?'} rows for {len(configs)} configurations")
+        return out.reset_index(drop=True)
+    return pd.DataFrame([dict(fn(dict(r))) for r in configs.to_dict("records")])
+
+
+def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objectives: Mapping[str, str],
+            constraints: Mapping[str, tuple[str, float]] | None = None, *, label: str = "confirmed",
+            max_rounds: int = 50, replace_objectives: bool = False) -> tuple[pd.DataFrame, Confirmation]:
+    """Confirm the front of one batch (see the module docstring): returns the batch's metrics with the checked
+    rows updated, and a :class:`Confirmation`. ``configs`` and ``metrics`` are row-aligned."""
+    _check_args(objectives, constraints or {}, label, max_rounds)
+    cons = dict(constraints or {})
+    names, dirs = list(objectives), [objectives[k] for k in objectives]
+    configs = configs.reset_index(drop=True)
+    m = metrics.reset_index(drop=True).copy()
+    missing = [k for k in names if k not in m]
+    if missing:
+        raise ObjectiveError(f"the screening metrics lack objective(s) {missing}; they have {list(m.columns)}")
+    m["fidelity"] = "screen"
+    m["confirm_reason"] = ""
+    tracked = list(dict.fromkeys([*names, *cons]))
+    res = Confirmation(label)
+    rows: list[pd.DataFrame] = []
+    checked = np.zeros(len(m), dtype=bool)
+    while True:
+        ok = np.array([not r for r in violations(m, cons)], dtype=bool)
+        F = m[names].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        ok &= np.isfinite(F).all(axis=1)
+        front = np.zeros(len(m), dtype=bool)
+        if ok.any():
+            front[np.flatnonzero(ok)] = nondominated_mask(F[ok], dirs)
+        todo = np.flatnonzero(front & ~checked)
+        if not len(todo):
+            res.front = np.flatnonzero(front).tolist()
+            break
+        if res.rounds >= max_rounds:
+            log.warning("confirm stopped after %d rounds with %d front configurations unchecked", max_rounds, len(todo))
+            res.front = np.flatnonzero(front).tolist()
+            break
+        res.rounds += 1
+        new = _run(check, configs.iloc[todo])
+        new = new.drop(columns=[c for c in new.columns if c in configs.columns])
+        screen = pd.DataFrame({"row": todo})
+        for k in tracked:
+            screen[f"{k}_screen"] = pd.to_numeric(m[k].iloc[todo], errors="coerce").to_numpy(float) if k in m \
+                else np.nan
+            screen[k] = pd.to_numeric(new[k], errors="coerce").to_numpy(float) if k in new else np.nan
+        rows.append(screen)
+        for k in cons:
+            if k in m:
+                if f"{k}_screen" not in m:
+                    m[f"{k}_screen"] = np.nan
+                m.loc[todo, f"{k}_screen"] = m[k].iloc[todo].to_numpy()
+        for c in new.columns:
+            target = f"{c}_{label}" if (c in objectives and not replace_objectives) else c
+            if target not in m:
+                m[target] = np.nan if pd.api.types.is_numeric_dtype(new[c]) else None
+            if not pd.api.types.is_numeric_dtype(new[c]) and pd.api.types.is_numeric_dtype(m[target]):
+                m[target] = m[target].astype(object)
+            m.loc[todo, target] = new[c].to_numpy()
+        m.loc[todo, "fidelity"] = label
+        reasons = violations(m.iloc[todo], cons)
+        m.loc[todo, "confirm_reason"] = reasons
+        for j, r in zip(todo, reasons):
+            if r:
+                res.rejected[int(j)] = r
+        checked[todo] = True
+        res.checked.extend(int(j) for j in todo)
+    res.screen = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return m, res
+
+
+def _check_args(objectives: Mapping[str, str], constraints: Mapping[str, tuple[str, float]], label: str,
+                max_rounds: int) -> None:
+    if not isinstance(objectives, Mapping) or not objectives:
+        raise ObjectiveError(f"objectives={objectives!r}: give {{metric: 'min' | 'max'}}")
+    bad = {k: v for k, v in objectives.items() if v not in _DIRECTIONS}
+    if bad:
+        raise ObjectiveError(f"objective directions {bad} unknown; valid: {list(_DIRECTIONS)}")
+    for k, c in constraints.items():
+        if not (isinstance(c, tuple) and len(c) == 2 and c[0] in _OPS):
+            raise ObjectiveError(f"constraint {k}={c!r}: give (op, bound) with op one of {list(_OPS)}")
+    if not isinstance(label, str) or not label or label == "screen":
+        raise ObjectiveError(f"label={label!r}: give a non-empty string other than 'screen'")
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ObjectiveError(f"max_rounds={max_rounds!r}: give an integer >= 1")
+
+
+class Confirming:
+    """A vectorized objective: ``screen`` on every configuration, ``check`` on each batch's front until the front
+    holds only checked configurations that meet ``constraints`` (see the module docstring).
+
+    Attributes: screen, check, objectives, constraints, label, max_rounds, replace_objectives; history (the
+    :class:`Confirmation` of every batch evaluated so far, in this process).
+    """
+
+    def __init__(self, screen: Callable, check: Callable, objectives: Mapping[str, str],
+                 constraints: Mapping[str, tuple[str, float]] | None = None, *, label: str = "confirmed",
+                 max_rounds: int = 50, replace_objectives: bool = False) -> None:
+        _check_args(objectives, constraints or {}, label, max_rounds)
+        if not is_vectorized(screen):
+            raise ObjectiveError("Confirming needs a vectorized screen objective (@dse.vectorized: DataFrame -> "
+                                 "DataFrame)")
+        self.screen, self.check = screen, check
+        self.objectives = dict(objectives)
+        self.constraints = dict(constraints or {})
+        self.label, self.max_rounds, self.replace_objectives = label, max_rounds, replace_objectives
+        self.history: list[Confirmation] = []
+        info = objective_info(screen)
+        vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"))
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        metrics = self.screen(df)
+        out, res = confirm(df, metrics, self.check, self.objectives, self.constraints, label=self.label,
+                           max_rounds=self.max_rounds, replace_objectives=self.replace_objectives)
+        self.history.append(res)
+        log.info("%s", res.summary())
+        return out
+
+    def summary(self) -> str:
+        """The confirmations of every batch so far, in one line."""
+        if not self.history:
+            return f"front confirmed ({self.label}): no batch evaluated in this process"
+        checked = sum(len(h.checked) for h in self.history)
+        rejected = [r for h in self.history for r in h.rejected.values()]
+        reasons = sorted({r.split(" = ")[0] for r in rejected})
+        why = f" (violating {', '.join(reasons)})" if reasons else ""
+        return (f"front confirmed ({self.label}): {checked} configurations checked over {len(self.history)} "
+                f"batch(es), {len(rejected)} left the front{why}")
+
+
+__all__ = ["Confirmation", "Confirming", "confirm", "violations"]

@@ -1,0 +1,473 @@
+"""The LLM serving objective: a study's ``evaluate`` over deployment knobs, at analytical or simulated fidelity,
+and the step that confirms an analytical front in the simulator.
+
+    obj = objectives.llm_serving_objective("Llama-3.1-70B",
+                                           workload=serving.Workload(rate=4.0, input_len=2048, output_len=256),
+                                           slo=serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99"))
+    study = dse.create_study("x", space, objectives={"tok_s_per_user": "max", "usd_per_mtok": "min"},
+                             constraints=obj.constraints)
+    study.optimize(obj)
+    # or, the front confirmed in the simulator: every point on it meets the SLO when simulated
+    study.optimize(obj.confirming({"tok_s_per_user": "max", "usd_per_mtok": "min"}), batch_size=len(space.grid()))
+
+Configuration columns read (from the space, else ``defaults``, else the default in brackets): gpu, tp [1],
+pp [1], dp [1], ep [1], weight_dtype [bf16], act_dtype [the inference model's rule], kv_dtype [idem],
+mode [agg], prefill_replicas (disagg), max_batch_size [256], max_num_tokens [8192], chunked_prefill [True],
+batching [continuous], engine [None: roofline].
+
+Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
+(``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
+throughput_tok_s (whole deployment), requests_per_s (completed), usd_per_mtok (USD per million output tokens),
+joules_per_tok (J per output token), mem_per_gpu_gib (GiB), batch_size (sequences in flight per decode
+replica), quality (accuracy recovery of the precision format vs bf16, %; ``objectives.accuracy``), fits (1.0
+when the deployment runs), n_gpus, slo_attainment (fraction of requests meeting the SLO's per-request bounds),
+goodput_req_s (requests/s meeting them) and, with ``capacity=True``, capacity_req_s (highest open-loop rate
+meeting the SLO, requests/s; computed for the configurations that meet the SLO under the workload, NaN for the
+others). Analytical fidelity: `serving.ServingModel` (objectives/serving/analytical.py).
+Simulated fidelity: one ``serving.simulate`` run per configuration; a workload sent all at once with no
+concurrency is simulated closed-loop at the analytical batch (dp x N users).
+
+Uncertainty bands (``interval=0.8``): ``<m>_lo`` / ``<m>_hi`` for m in `BANDED` (the split-conformal prediction
+interval of `objectives.uncertainty`, keyed by each configuration's source, engine and GPU family; the simulated
+fidelity scales the same band around the simulated value). Robust SLOs (``confidence=0.9``): the SLO must hold at
+the one-sided 90 % bound, i.e. the constraints are the SLO's metrics with ``_hi`` (``ttft_ms_p99_hi <= SLO``) and
+the band level 2 x 0.9 - 1 = 0.8. A study ranks by the pessimistic end by naming it as an objective, e.g.
+``objectives={"tok_s_per_gpu_lo": "max", "usd_per_mtok_hi": "min"}``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import dse
+import dse.fidelity
+from dse import ObjectiveError
+
+from . import serving
+from .serving.analytical import Deployments, ServingModel
+
+log = logging.getLogger(__name__)
+
+VERSION = "2"
+FIDELITIES = ("analytical", "simulated")
+
+#: Defaults for configuration columns a space does not have.
+DEFAULTS: dict[str, Any] = {
+    "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
+    "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
+    "batching": "continuous", "engine": None,
+}
+
+#: Metrics every fidelity returns.
+METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
+           "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus")
+_OPTIONAL = ("act_dtype", "kv_dtype", "prefill_replicas", "engine")
+#: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
+BANDED: dict[str, tuple[str, int]] = {
+    "ttft_ms": ("ttft", 1), "tpot_ms": ("tpot", 1), "e2e_ms": ("e2e", 1), "tok_s_per_gpu": ("throughput", 1),
+    "tok_s_per_user": ("tpot", -1), "throughput_tok_s": ("throughput", 1), "usd_per_mtok": ("throughput", -1),
+    "joules_per_tok": ("throughput", -1),
+    **{f"{m}_ms_{p}": (m, 1) for m in ("ttft", "tpot", "e2e") for p in ("p50", "p90", "p99")}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The knob adapter: a study's configuration columns -> serving.Deployments
+# ---------------------------------------------------------------------------------------------------------------
+
+def _column(df: pd.DataFrame, name: str, defaults: Mapping[str, Any], n: int) -> np.ndarray:
+    """Column ``name`` of the batch with missing values (inactive parameters) filled from the defaults."""
+    default = defaults.get(name, DEFAULTS.get(name))
+    if name not in df.columns:
+        if default is None and name not in _OPTIONAL:
+            raise ObjectiveError(f"configurations lack {name!r}: add it to the space or pass defaults={{{name!r}: ...}}")
+        out = np.empty(n, dtype=object)
+        out[:] = [default] * n
+        return out
+    col = df[name].to_numpy()
+    if col.dtype == object or col.dtype.kind == "f":
+        miss = pd.isna(col)
+        if miss.any():
+            col = col.astype(object)
+            col[miss] = default
+    return col
+
+
+def _ints(x: np.ndarray, name: str) -> np.ndarray:
+    try:
+        return np.asarray(x, dtype=float).astype(np.int64)
+    except (TypeError, ValueError):
+        raise ObjectiveError(f"column {name!r} must hold integers, got {x[:3].tolist()}") from None
+
+
+def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> Deployments:
+    """The deployments a DataFrame of study configurations describes (missing knobs from ``defaults``, then
+    `DEFAULTS`); ObjectiveError naming the bad column and the valid values."""
+    defaults = defaults or {}
+    n = len(df)
+    c = {k: _column(df, k, defaults, n) for k in ("gpu", *DEFAULTS)}
+    mode = np.asarray(c["mode"], dtype=object)
+    dis = mode == "disagg"
+    pr = np.where(dis, pd.to_numeric(pd.Series(c["prefill_replicas"], dtype=object), errors="coerce")
+                  .fillna(0).to_numpy(float), 0).astype(np.int64)
+    try:
+        return Deployments(
+            gpu=np.asarray(c["gpu"], dtype=object), tp=_ints(c["tp"], "tp"), pp=_ints(c["pp"], "pp"),
+            dp=_ints(c["dp"], "dp"), ep=_ints(c["ep"], "ep"), weight_dtype=np.asarray(c["weight_dtype"], dtype=object),
+            act_dtype=np.asarray(c["act_dtype"], dtype=object), kv_dtype=np.asarray(c["kv_dtype"], dtype=object),
+            mode=mode, prefill_replicas=pr, max_batch_size=_ints(c["max_batch_size"], "max_batch_size"),
+            max_num_tokens=_ints(c["max_num_tokens"], "max_num_tokens"),
+            chunked_prefill=np.asarray(c["chunked_prefill"], dtype=bool),
+            batching=np.asarray(c["batching"], dtype=object),
+            engine=np.array([None if e is None or (isinstance(e, float) and e != e) else str(e) for e in c["engine"]],
+                            dtype=object),
+        )
+    except ValueError as exc:
+        raise ObjectiveError(str(exc)) from None
+
+
+def _quality(resolved: pd.DataFrame) -> np.ndarray:
+    """Accuracy recovery (%) of each configuration's resolved precision format (objectives.accuracy)."""
+    from . import accuracy
+
+    q = accuracy.quality(resolved["weight_dtype"].astype(str).to_numpy(object),
+                         resolved["act_dtype"].astype(str).to_numpy(object),
+                         resolved["kv_dtype"].astype(str).to_numpy(object))
+    return np.asarray(q, dtype=float)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The objective
+# ---------------------------------------------------------------------------------------------------------------
+
+class LLMServingObjective:
+    """A study's ``evaluate`` for serving one LLM (see the module docstring); build it with
+    :func:`llm_serving_objective`. Callable on a DataFrame of configurations (``@dse.vectorized``).
+
+    Attributes: model, workload (serving.Workload), slo (serving.SLO), fidelity, prices, defaults, n_requests,
+    capacity (add capacity_req_s), constraints (metric -> (op, bound): the SLO and ``fits == 1``).
+    """
+
+    def __init__(self, model: str, workload: serving.Workload, slo: serving.SLO, fidelity: str,
+                 prices: Mapping[str, float] | None, defaults: Mapping[str, Any], n_requests: int,
+                 capacity: bool = False, interval: float | None = None, confidence: float | None = None) -> None:
+        self.model = model
+        self.interval = interval
+        self.confidence = confidence
+        self.workload = workload
+        self.slo = slo
+        self.fidelity = fidelity
+        self.prices = dict(prices) if prices else None
+        self.defaults = dict(defaults)
+        self.n_requests = n_requests
+        self.capacity = capacity
+        self.serving_model = ServingModel(model, workload, self.prices)
+        self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
+        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=VERSION)
+
+    def __repr__(self) -> str:
+        return (f"llm_serving_objective({self.model!r}, fidelity={self.fidelity!r}, input_len={self.input_len:g}, "
+                f"output_len={self.output_len:g}, slo={self.slo})")
+
+    def at_fidelity(self, fidelity: str, n_requests: int | None = None) -> "LLMServingObjective":
+        """The same objective (model, workload, SLO, prices, defaults) at another fidelity."""
+        return LLMServingObjective(self.model, self.workload, self.slo, fidelity, self.prices, self.defaults,
+                                   n_requests or self.n_requests, self.capacity, self.interval, self.confidence)
+
+    @property
+    def constraints(self) -> dict[str, tuple[str, float]]:
+        """Constraints for ``dse.create_study(constraints=...)``: the SLO's bounds on its statistic
+        (``ttft_ms_p99 <= ...`` or ``ttft_ms <= ...`` for means) and ``fits == 1``; with a ``confidence``, on the
+        upper band ends (``ttft_ms_p99_hi``: the SLO met with that confidence)."""
+        end = "_hi" if self.confidence is not None else ""
+        return {**{m + end: c for m, c in self.slo.constraints.items()}, "fits": ("==", 1.0)}
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(df, pd.DataFrame):
+            raise ObjectiveError(f"the LLM serving objective takes a DataFrame of configurations, got {type(df).__name__}")
+        if len(df) == 0:
+            bands = [m + e for m in BANDED for e in ("_lo", "_hi")] if self.interval is not None else []
+            return pd.DataFrame({m: np.zeros(0) for m in (*METRICS, *bands)})
+        d = deployments(df.reset_index(drop=True), self.defaults)
+        if self.fidelity == "analytical":
+            return self.analytical(d)
+        return self.simulated(d)
+
+    # -- analytical ------------------------------------------------------------------------------------------
+    def analytical(self, d: Deployments) -> pd.DataFrame:
+        """Metrics of every configuration from the analytical serving model."""
+        mt = self.serving_model.evaluate(d, self.slo)
+        resolved = mt.attrs.get("resolved")
+        if resolved is not None:
+            mt.insert(mt.columns.get_loc("fits"), "quality", _quality(resolved))
+        if self.capacity:
+            # only where the SLO holds at the workload's own load (the others hold less than it: NaN)
+            cap = np.full(len(d), np.nan)
+            good = (mt["fits"].to_numpy(float) == 1.0).copy()
+            for metric, (_, bound) in self.slo.constraints.items():
+                good &= mt[metric].to_numpy(float) <= bound
+            ok = np.flatnonzero(good)
+            if len(ok):
+                cap[ok] = self.serving_model.capacity(d.take(ok), self.slo, tol=0.02)
+            mt["capacity_req_s"] = cap
+        if self.interval is not None and resolved is not None:
+            from .uncertainty import load_bands
+            bands = load_bands().intervals({m: mt[m].to_numpy(float) for m in BANDED}, BANDED, self.interval,
+                                           kind="inference", source=resolved["source"], engine=resolved["engine"],
+                                           gpu=resolved["gpu"])
+            for k, v in bands.items():
+                mt[k] = v
+        mt.attrs = {}
+        return mt
+
+    # -- simulated -------------------------------------------------------------------------------------------
+    def simulated(self, d: Deployments) -> pd.DataFrame:
+        """Metrics of every configuration from the discrete-event simulator (one run per configuration; a
+        configuration the simulator cannot run keeps its analytical values and fits = 0)."""
+        ana = self.analytical(d)
+        rows = [self._simulate_one(d.row(i), ana.iloc[i]) for i in range(len(ana))]
+        sim = pd.DataFrame(rows, index=ana.index)
+        out = ana.copy()
+        for c in sim.columns:
+            if c in out.columns:
+                out[c] = sim[c].where(sim[c].notna(), out[c])
+            else:
+                out[c] = sim[c]
+        if self.interval is not None:   # the band keeps its width relative to the value (the simulated one now)
+            for m in BANDED:
+                for e in ("_lo", "_hi"):
+                    out[m + e] = out[m] * (ana[m + e] / ana[m])
+        return out
+
+    def _workload_for(self, analytical: pd.Series, dp: int) -> serving.Workload:
+        w = self.workload
+        if w.concurrency is None and (w.rate is None or math.isinf(w.rate)) and w.trace is None:
+            users = max(1, int(round(analytical["batch_size"])) * dp)
+            return serving.Workload(concurrency=users, input_len=w.input_len, output_len=w.output_len,
+                                    n_requests=self.n_requests, seed=w.seed)
+        if w.n_requests is None and w.trace is None:
+            return serving.Workload(concurrency=w.concurrency, rate=w.rate, arrival=w.arrival, cv=w.cv,
+                                    input_len=w.input_len, output_len=w.output_len, n_requests=self.n_requests,
+                                    seed=w.seed)
+        return w
+
+    def _simulate_one(self, cfg: Mapping[str, Any], analytical: pd.Series) -> dict[str, Any]:
+        nan = float("nan")
+        if not analytical["fits"]:
+            return {"fits": 0.0}
+        dp = int(cfg["dp"])
+        sched = serving.Scheduler(max_batch_size=int(cfg["max_batch_size"]), max_num_tokens=int(cfg["max_num_tokens"]),
+                                  chunked_prefill=bool(cfg["chunked_prefill"]),
+                                  policy="decode_priority" if cfg["chunked_prefill"] else "prefill_first",
+                                  batching=str(cfg["batching"]))
+        kw: dict[str, Any] = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"],
+                                  kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp),
+                                  scheduler=sched, slo=self.slo)
+        if cfg["mode"] == "disagg":
+            n_p = int(cfg["prefill_replicas"])
+            kw.update(mode="disagg", prefill=serving.Pool(n_workers=n_p), decode=serving.Pool(n_workers=dp - n_p))
+        else:
+            kw.update(mode="agg", dp=dp)
+        try:
+            m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
+                                 ep=int(cfg["ep"]), **kw)
+        except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
+            return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
+        tpot = float(m["tpot_ms_mean"])
+        n_gpus = float(m["n_gpus"])
+        price = float(analytical["usd_per_mtok"]) * float(analytical["throughput_tok_s"])  # USD/Mtok x tok/s
+        tput = float(m["throughput_tok_s"])
+        out: dict[str, Any] = {}
+        for name in ("ttft", "tpot", "e2e"):
+            out[f"{name}_ms"] = float(m[f"{name}_ms_mean"])
+            for p in ("p50", "p90", "p99"):
+                out[f"{name}_ms_{p}"] = float(m[f"{name}_ms_{p}"])
+        out.update({
+            "tok_s_per_gpu": tput / n_gpus, "tok_s_per_user": 1e3 / tpot if tpot > 0 else nan,
+            "throughput_tok_s": tput, "requests_per_s": float(m["requests_per_s"]),
+            "usd_per_mtok": price / tput if tput > 0 else nan,
+            "joules_per_tok": float(analytical["joules_per_tok"]) * float(analytical["throughput_tok_s"]) / tput
+            if tput > 0 else nan,
+            "slo_attainment": float(m["slo_attainment"]), "goodput_req_s": float(m["goodput_req_s"]),
+        })
+        return out
+
+    # -- multi-fidelity --------------------------------------------------------------------------------------
+    def confirming(self, objectives: Mapping[str, str], *, max_rounds: int = 50) -> "ConfirmedLLMServing":
+        """This objective with its front confirmed in the simulator (``dse.fidelity.Confirming``): each batch is
+        screened analytically, its front simulated (this objective at simulated fidelity), and configurations that
+        miss the SLO in simulation leave the front (reason in metric ``confirm_reason``), until the batch's front
+        holds only simulated configurations meeting the SLO. ``objectives``: the study's objectives. The
+        constrained metrics (the SLO's percentiles, fits) and the other metrics of the checked configurations are
+        the simulated ones; the objectives keep their analytical values (simulated values in
+        ``<objective>_simulated``), so that a systematic few-percent difference between the fidelities does not
+        reorder the whole front. Give the study the whole grid in one batch for the fewest simulations."""
+        return ConfirmedLLMServing(self, objectives, max_rounds)
+
+
+class ConfirmedLLMServing(dse.fidelity.Confirming):
+    """:meth:`LLMServingObjective.confirming`: the objective, its front confirmed in the simulator. Attributes as
+    `dse.fidelity.Confirming`, plus ``objective`` and its model, workload and slo."""
+
+    def __init__(self, objective: LLMServingObjective, objectives: Mapping[str, str], max_rounds: int = 50) -> None:
+        super().__init__(objective, objective.at_fidelity("simulated"), objectives, objective.constraints,
+                         label="simulated", max_rounds=max_rounds)
+        self.objective = objective
+        self.model, self.workload, self.slo = objective.model, objective.workload, objective.slo
+
+
+def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, Any] | None = None,
+                          slo: serving.SLO | Mapping[str, Any] | None = None, fidelity: str = "analytical",
+                          prices: Mapping[str, float] | None = None, *, defaults: Mapping[str, Any] | None = None,
+                          n_requests: int = 2000, capacity: bool = False, interval: float | None = None,
+                          confidence: float | None = None) -> LLMServingObjective:
+    """The evaluate function of an LLM serving study (see the module docstring for metrics and models).
+
+    Args:
+        model: catalog name or Hugging Face id of the LLM.
+        workload: ``serving.Workload`` or a mapping of its fields; default: 2048 input / 256 output tokens sent
+            all at once (``rate=inf``). ``rate=r`` (requests/s, Poisson or gamma arrivals) or a trace gives the
+            model its queueing; ``concurrency`` a closed loop.
+        slo: ``serving.SLO`` or a mapping (``{"ttft_ms_p99": 2000, "tpot_ms_p99": 200}`` or
+            ``{"ttft_ms": 2000, "tpot_ms": 200, "percentile": "p99"}``); default mean TTFT <= 2000 ms and mean
+            TPOT <= 50 ms.
+        fidelity: "analytical" (vectorized, ~µs per configuration) or "simulated" (discrete-event simulation of
+            ``n_requests`` requests per configuration, ~0.02-1 s each).
+        prices: {gpu name: USD per GPU-hour} overrides of the catalog prices.
+        defaults: values for knobs the space does not have (e.g. {"gpu": "H100-SXM-80GB"}).
+        n_requests: requests per simulation when the workload does not say.
+        capacity: add ``capacity_req_s``, the highest open-loop request rate at which each configuration still
+            meets the SLO in the analytical model (a vectorized search; ~10x the cost of one evaluation).
+        interval: band level strictly between 0 and 1 (e.g. 0.8): adds ``<m>_lo`` / ``<m>_hi`` metrics for m in
+            `BANDED` (stored with the study; plots draw them as error bars on the front).
+        confidence: strictly between 0.5 and 1 (e.g. 0.9): the SLO must hold with that confidence; `constraints`
+            then bound the SLO metrics' ``_hi`` ends and the band level is 2 x confidence - 1 (``interval``, if
+            given too, must equal it).
+    """
+    from .catalog import model as model_record
+
+    if fidelity not in FIDELITIES:
+        raise ObjectiveError(f"fidelity={fidelity!r}: valid fidelities are {FIDELITIES} (multi-fidelity: "
+                             f"objective.confirming(objectives) or objectives.multi_fidelity(study, objective))")
+    name = model_record(model).name
+    if workload is None:
+        workload = serving.Workload(rate=math.inf, input_len=2048, output_len=256)
+    elif isinstance(workload, Mapping):
+        w = dict(workload)
+        if "concurrency" not in w and "rate" not in w and "trace" not in w:
+            w["rate"] = math.inf
+        workload = serving.Workload(**w)
+    if not isinstance(workload, serving.Workload):
+        raise ObjectiveError(f"workload must be a serving.Workload or a mapping of its fields, got {workload!r:.100}")
+    try:
+        slo = serving.SLO(ttft_ms=2000.0, tpot_ms=50.0) if slo is None else serving.SLO.parse(slo)
+    except (TypeError, ValueError) as exc:
+        raise ObjectiveError(str(exc)) from None
+    defaults = dict(defaults or {})
+    unknown = [k for k in defaults if k not in DEFAULTS and k != "gpu"]
+    if unknown:
+        raise ObjectiveError(f"defaults name unknown knobs {unknown}; valid: {['gpu', *DEFAULTS]}")
+    if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
+        raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
+    from .uncertainty import check_level, level_for_confidence
+    try:
+        if interval is not None:
+            interval = check_level(interval)
+        if confidence is not None:
+            need = level_for_confidence(confidence)
+            if interval is not None and abs(interval - need) > 1e-9:
+                raise ValueError(f"interval={interval!r} and confidence={confidence!r} disagree: the one-sided bound "
+                                 f"at confidence c is the end of the band at level 2c - 1 = {need:g}; give one of "
+                                 f"them")
+            interval = need
+    except ValueError as exc:
+        raise ObjectiveError(str(exc)) from None
+    return LLMServingObjective(name, workload, slo, fidelity, prices, defaults, n_requests, bool(capacity), interval,
+                               confidence)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Multi-fidelity report (read-only): how the front changes when simulated
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MultiFidelityResult:
+    """What :func:`multi_fidelity` found.
+
+    Attributes:
+        analytical: the analytical front (one row per trial: parameters and analytical metrics).
+        simulated: the same configurations with the simulator's metrics (same row order), plus ``feasible``
+            (the study's constraints re-checked on the simulated metrics) and ``on_front`` (non-dominated among
+            the feasible simulated points).
+        kept, dropped: trial numbers still on the front / off it after simulation (dominated or infeasible).
+        errors: median relative error |sim - analytical| / sim of each objective and constrained metric.
+        path: the Parquet file holding ``simulated`` (None when not written).
+    """
+
+    analytical: pd.DataFrame
+    simulated: pd.DataFrame
+    kept: list[int]
+    dropped: list[int]
+    errors: dict[str, float]
+    path: Any = None
+
+    def summary(self) -> str:
+        """A few lines on how the front changed."""
+        n = len(self.analytical)
+        infeasible = int((~self.simulated["feasible"]).sum())
+        err = ", ".join(f"{k} {v:.0%}" for k, v in self.errors.items())
+        return (f"{n} analytical front points re-simulated: {len(self.kept)} stay on the front, {len(self.dropped)} "
+                f"leave it ({infeasible} now violate a constraint); median |sim - analytical| / sim: {err}")
+
+
+def multi_fidelity(study: Any, objective: LLMServingObjective, *, top: int | None = None,
+                   path: str | None = None, n_requests: int | None = None) -> MultiFidelityResult:
+    """Re-evaluate the study's Pareto front (the ``top`` first points, all by default) with the discrete-event
+    simulator and report how the front changed, without changing the study (``objective.confirming(...)`` is the
+    objective that confirms the front as it is evaluated). The simulated metrics are written to ``path`` (Parquet; default
+    ``<study db dir>/<study>-simulated.parquet`` for a SQLite study, none otherwise)."""
+    from dse.pareto import nondominated_mask
+
+    if not isinstance(objective, LLMServingObjective):
+        raise ObjectiveError(f"objective must come from llm_serving_objective(), got {type(objective).__name__}")
+    front = study.pareto()
+    if front.empty:
+        raise ObjectiveError(f"study {study.name!r} has no feasible front to re-evaluate")
+    if top is not None:
+        front = front.head(int(top))
+    front = front.reset_index(drop=True)
+    params = front[study.space.names]
+    sim = objective.at_fidelity("simulated", n_requests)(params)
+    sim = sim.drop(columns=[c for c in sim.columns if c in params.columns])
+    table = pd.concat([front[["number", *study.space.names]], sim], axis=1)
+    cons = dict(study.constraints)
+    table["feasible"] = study.spec.violation(table) == 0 if cons else True
+    names, dirs = list(study.objectives), list(study.objectives.values())
+    on = np.zeros(len(table), dtype=bool)
+    feas = table["feasible"].to_numpy(bool)
+    if feas.any():
+        on[np.flatnonzero(feas)] = nondominated_mask(table.loc[feas, names].to_numpy(float), dirs)
+    table["on_front"] = on
+    errors = {}
+    for m in dict.fromkeys([*names, *[c for c in cons if c != "fits"]]):
+        a = pd.to_numeric(front[m], errors="coerce").to_numpy(float)
+        s = pd.to_numeric(table[m], errors="coerce").to_numpy(float)
+        ok = np.isfinite(a) & np.isfinite(s) & (s != 0)
+        errors[m] = float(np.median(np.abs(s[ok] - a[ok]) / np.abs(s[ok]))) if ok.any() else float("nan")
+    if path is None and study.storage_url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        path = str(Path(study.storage_url[len("sqlite:///"):]).resolve().parent / f"{study.name}-simulated.parquet")
+    if path is not None:
+        table.to_parquet(path, index=False)
+    numbers = table["number"].astype(int)
+    return MultiFidelityResult(front, table, numbers[on].tolist(), numbers[~on].tolist(), errors, path)
+
+
+__all__ = ["LLMServingObjective", "ConfirmedLLMServing", "MultiFidelityResult", "llm_serving_objective", "multi_fidelity", "deployments",
+           "DEFAULTS", "METRICS", "BANDED"]

@@ -1,0 +1,513 @@
+"""The analytical serving model: serving metrics of many deployments at once (vectorized numpy), the closed form
+that `simulate` checks.
+
+    from objectives import serving
+    d = serving.Deployments.of(gpu=["H100", "H200"], tp=4, weight_dtype="fp8")
+    m = serving.ServingModel("Llama-3.1-70B", serving.Workload(rate=4.0, input_len=2048, output_len=256))
+    m.evaluate(d, slo=serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99"))   # one row per deployment
+    m.capacity(d, slo)                                                          # highest request rate (req/s)
+
+Iteration costs come from the public ``objectives.inference`` calls (``max_throughput`` for the in-flight batching
+steady state at a given occupancy, ``estimate`` for prefill-only and decode-only iterations).
+
+Workloads and what the model does with them:
+
+- all at once (``rate=inf``, the max-throughput benchmark): the saturated steady state, sequences in flight
+  N = min(max_batch_size, KV-cache capacity); no queue (its length depends on the request count).
+- closed loop (``concurrency=C``): N = min(that, ceil(C / replicas)); what a user's cycle C / X (X: requests/s)
+  leaves beyond the service time is the wait for a slot, counted in TTFT (Little's law).
+- open loop (``rate=r`` requests/s, Poisson or gamma arrivals, or a trace's arrivals): each replica receives
+  r / replicas. Aggregated continuous batching: the occupancy N solves r_rep = N / R(N) (Little's law, R the
+  residency TTFT + (O - 1) TPOT, found by bisection over N); a rate above the replica's saturated capacity
+  overloads it: the queue of a run of n requests grows to n (1 - X / r), half of that on average ahead of a request.
+  TTFT = half an iteration (the one in progress) + the prompt's prefill (alone; the decodes riding on its
+  iteration overlap it) + a whole iteration per further chunk + the wait for earlier prompts, an M/D/1 queue on the prefill work (utilisation
+  rho = r_rep x prefill time; mean wait rho S / (2 (1 - rho)); tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S))
+  for the percentiles) + the wait for one of the n_max slots (sequences in flight: M/M/c with c = n_max, offered
+  load N, Erlang C; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
+  requests in flight is Poisson around N, M/G/inf).
+  E2E_q = TTFT_q + (O_q - 1) TPOT_q with O_q the output-length quantile. ``slo_attainment`` multiplies the
+  probabilities of meeting the TTFT bound (queue tail) and the TPOT bound (normal around the mean TPOT with the
+  p90 spread); ``goodput_req_s`` = served rate x attainment.
+- without chunked prefill (prefill-first scheduling, vLLM v0): each cycle of N requests runs ceil(N / k)
+  prefill-only iterations of k = max(1, max_num_tokens // input_len) prompts and O - 1 decode steps at N
+  sequences; decodes stall during prefills; TTFT = one prefill iteration + half a decode step.
+- static batching: a batch of N requests runs ceil(N / k) prefill iterations, then decodes until its longest
+  output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
+  t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish.
+- disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode): prefill capacity
+  k / t_prefill(k) requests per replica, decode capacity N / ((O - 1) t_decode(N)); the deployment serves the
+  smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives. TTFT = t_prefill(k) (the
+  prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool;
+  the KV transfer (per-GPU KV bytes over the link between the pools' GPUs: the scale-up domain when both pools
+  fit one, else the scale-out network, `inference.comm.kv_transfer_gbs`) is spread over the TPOT.
+
+Percentiles the model does not estimate (closed loop, all at once, static and disaggregated decode) equal the mean:
+a screening value that the simulator then checks (``LLMServingObjective.confirm``).
+Cost: usd_per_mtok = GPU-hour price x GPUs / served output tokens (idle GPUs are paid for); joules_per_tok
+scales the saturated steady state's energy per token the same way (same mean power).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+from scipy.stats import poisson
+
+from .. import inference
+from ..catalog import gpu_table
+from ..inference.comm import kv_transfer_gbs
+from .scheduler import SLO
+from .workload import Dist, Workload
+
+GIB = float(2**30)
+#: z-scores of the percentiles the model estimates (standard normal quantiles).
+Z = {"p50": 0.0, "p90": 1.2815515655446004, "p99": 2.3263478740408408}
+PERCENTILES = ("p50", "p90", "p99")
+BISECTION_STEPS = 10
+
+
+@dataclass(frozen=True)
+class Deployments:
+    """Knobs of a batch of deployments, one entry per deployment (numpy arrays of equal length).
+
+    gpu (catalog names), tp, pp, dp (replicas), ep, weight/act/kv dtype (None: the inference model's default),
+    mode ("agg" | "disagg"), prefill_replicas (disagg: replicas of the prefill pool, the rest decode; 0 in agg),
+    max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
+    batching ("continuous" | "static"), engine (measured kernel profile; None: roofline).
+    """
+
+    gpu: np.ndarray
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    ep: np.ndarray
+    weight_dtype: np.ndarray
+    act_dtype: np.ndarray
+    kv_dtype: np.ndarray
+    mode: np.ndarray
+    prefill_replicas: np.ndarray
+    max_batch_size: np.ndarray
+    max_num_tokens: np.ndarray
+    chunked_prefill: np.ndarray
+    batching: np.ndarray
+    engine: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = {len(getattr(self, f.name)) for f in fields(self)}
+        if len(n) != 1:
+            raise ValueError(f"Deployments fields have different lengths {sorted(n)}; give one entry per deployment")
+        bad = sorted({str(m) for m in self.mode if m not in ("agg", "disagg")})
+        if bad:
+            raise ValueError(f"mode {bad} not allowed; valid modes: 'agg', 'disagg'")
+        bad = sorted({str(v) for v in self.batching if v not in ("continuous", "static")})
+        if bad:
+            raise ValueError(f"batching {bad} not allowed; valid: 'continuous', 'static'")
+        dis = self.mode == "disagg"
+        pr, dp = self.prefill_replicas, self.dp
+        if dis.any() and (np.any(pr[dis] < 1) or np.any(pr[dis] >= dp[dis])):
+            i = int(np.flatnonzero(dis & ((pr < 1) | (pr >= dp)))[0])
+            raise ValueError(f"disagg configuration needs 1 <= prefill_replicas < dp, got prefill_replicas={pr[i]} "
+                             f"dp={dp[i]}")
+        if (dis & (self.batching == "static")).any():
+            raise ValueError("batching 'static' is modelled in aggregated mode only (mode 'agg'); disaggregated "
+                             "pools batch continuously")
+
+    @classmethod
+    def of(cls, gpu: Any, tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, weight_dtype: Any = "bf16",
+           act_dtype: Any = None, kv_dtype: Any = None, mode: Any = "agg", prefill_replicas: Any = 0,
+           max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
+           batching: Any = "continuous", engine: Any = None) -> "Deployments":
+        """Deployments from scalars or arrays that broadcast together."""
+        cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                    kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
+                    max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine)
+        n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
+        out: dict[str, np.ndarray] = {}
+        for k, v in cols.items():
+            if isinstance(v, (list, tuple, np.ndarray)):
+                a = np.asarray(v, dtype=object)
+                if a.size not in (1, n):
+                    raise ValueError(f"Deployments.of {k} has {a.size} values, others {n}; give 1 or {n}")
+                a = np.resize(a, n)
+            else:
+                a = np.empty(n, dtype=object)
+                a[:] = [v] * n
+            out[k] = a
+        for k in ("tp", "pp", "dp", "ep", "prefill_replicas", "max_batch_size", "max_num_tokens"):
+            out[k] = out[k].astype(np.int64)
+        out["chunked_prefill"] = out["chunked_prefill"].astype(bool)
+        return cls(**out)
+
+    def __len__(self) -> int:
+        return len(self.gpu)
+
+    def take(self, idx: np.ndarray) -> "Deployments":
+        return Deployments(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name)[i] for f in fields(self)}
+
+
+def expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """E[max of n independent draws] from the empirical distribution of ``sorted_values``, for each n."""
+    u, counts = np.unique(sorted_values, return_counts=True)
+    cdf = np.cumsum(counts) / counts.sum()
+    prev = np.concatenate([[0.0], cdf[:-1]])
+    nn, inv = np.unique(np.maximum(np.asarray(n, dtype=float), 1.0), return_inverse=True)
+    e = (u[None, :] * (cdf[None, :] ** nn[:, None] - prev[None, :] ** nn[:, None])).sum(axis=1)
+    return e[inv]
+
+
+class ServingModel:
+    """The analytical serving model of one LLM under one workload (see the module docstring).
+
+    Attributes: model (catalog name), workload, prices ({gpu: USD per GPU-hour} overrides), input_len and
+    output_len (mean tokens), outputs (sorted output lengths the workload draws, tokens).
+    """
+
+    def __init__(self, model: str, workload: Workload, prices: Mapping[str, float] | None = None) -> None:
+        if not isinstance(workload, Workload):
+            raise ValueError(f"workload must be a serving.Workload, got {workload!r:.100}")
+        self.model = model
+        self.workload = workload
+        self.prices = dict(prices) if prices else None
+        # mean lengths of the requests the workload sends, in whole tokens (the iteration model counts tokens)
+        self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
+        if workload.trace is not None:
+            self.outputs = np.sort(np.asarray(workload.requests().output_tokens, dtype=float))
+        else:
+            if isinstance(workload.output_len, Dist):
+                self.outputs = np.sort(workload.output_len.sample(np.random.default_rng(workload.seed), 20_000)
+                                       .astype(float))
+            else:
+                self.outputs = np.array([float(workload.output_len)])
+        # static batching: S(s) = P(output - 1 >= s); _alive averages S over a request's decode steps
+        d = self.outputs - 1.0
+        surv = 1.0 - np.searchsorted(d, np.arange(1.0, max(d[-1], 0.0) + 1.0), side="left") / len(d)
+        dd = d[d >= 1].astype(np.int64)
+        self._alive = float((np.cumsum(surv)[dd - 1] / dd).mean()) if len(dd) else 1.0
+
+    # -- the open-loop arrival rate ---------------------------------------------------------------------------
+    @property
+    def rate(self) -> float | None:
+        """Offered requests/s of an open-loop workload (a trace's mean rate when it has arrivals), else None
+        (closed loop or all at once)."""
+        w = self.workload
+        if w.concurrency is not None:
+            return None
+        if w.rate is not None:
+            return None if math.isinf(w.rate) else float(w.rate)
+        req = w.requests()
+        if req.arrival_s is None or len(req.arrival_s) < 2:
+            return None
+        span = float(req.arrival_s[-1] - req.arrival_s[0])
+        return (len(req.arrival_s) - 1) / span if span > 0 else None
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _kw(self, d: Deployments) -> dict[str, Any]:
+        return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
+                    act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, prices=self.prices, engine=d.engine)
+
+    def _at(self, d: Deployments, N: np.ndarray) -> pd.DataFrame:
+        """``inference.max_throughput`` of each replica at occupancy N (sequences in flight, rounded up to whole
+        sequences: the engine runs whole batches; a lone request decodes at batch 1)."""
+        return inference.max_throughput(**self._kw(d), dp=1, input_len=self.input_len, output_len=self.output_len,
+                                        max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0),
+                                        max_num_tokens=d.max_num_tokens)
+
+    def _quantile_output(self, q: float) -> float:
+        return float(np.quantile(self.outputs, q))
+
+    # -- the model ---------------------------------------------------------------------------------------------
+    def evaluate(self, d: Deployments, slo: SLO | None = None, rate: float | np.ndarray | None = None) -> pd.DataFrame:
+        """Metrics of every deployment (one row each): ttft_ms, tpot_ms, e2e_ms (means), their p50/p90/p99
+        (``ttft_ms_p99``, ...), throughput_tok_s, tok_s_per_gpu, tok_s_per_user, requests_per_s, usd_per_mtok,
+        joules_per_tok, mem_per_gpu_gib, batch_size (sequences in flight per decode replica), fits, n_gpus,
+        slo_attainment and goodput_req_s (with ``slo``), reason, source. ``rate`` (requests/s, scalar or one per
+        deployment) overrides the workload's open-loop rate."""
+        isl, osl = self.input_len, self.output_len
+        conc = self.workload.concurrency
+        lam_total = self.rate if rate is None else rate
+        kw = self._kw(d)
+        n = len(d)
+        dis = d.mode == "disagg"
+        replicas = np.where(dis, d.dp - d.prefill_replicas, d.dp).astype(float)
+        mbs = d.max_batch_size.astype(float)
+        if conc is not None:
+            mbs = np.minimum(mbs, np.ceil(conc / replicas))
+        mt = inference.max_throughput(**kw, dp=d.dp, input_len=isl, output_len=osl, max_batch_size=mbs,
+                                      max_num_tokens=d.max_num_tokens)
+        N = mt["batch_size"].to_numpy(float).copy()
+        ttft = mt["ttft_ms"].to_numpy(float).copy()
+        tpot = mt["tpot_ms"].to_numpy(float).copy()
+        tput = mt["throughput_tok_s"].to_numpy(float).copy()
+        mem = mt["mem_per_gpu_gib"].to_numpy(float).copy()
+        fits = mt["fits"].to_numpy(bool).copy()
+        n_gpus = mt["n_gpus"].to_numpy(float)
+        q = {p: (ttft.copy(), tpot.copy()) for p in PERCENTILES}      # percentiles = means unless estimated below
+        plain = ~d.chunked_prefill & ~dis
+        k = np.maximum(1.0, np.floor(d.max_num_tokens / isl))
+        wait_p = np.zeros(n)                                          # prefill-pool queue (disagg, open loop)
+        if plain.any() or dis.any():
+            sub = np.flatnonzero(plain | dis)
+            sb = d.take(sub)
+            ks = np.minimum(k[sub], np.maximum(N[sub], 1.0))
+            pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
+                                    max_num_tokens=sb.max_num_tokens)
+            t_pf = pf["ttft_ms"].to_numpy(float)
+            dec = inference.estimate(**self._kw(sb), batch_size=N[sub], input_len=isl, output_len=osl,
+                                     max_num_tokens=sb.max_num_tokens)
+            t_dec = dec["tpot_ms"].to_numpy(float)
+            p_mask = plain[sub]
+            if p_mask.any():
+                i = sub[p_mask]
+                cycle = np.ceil(N[i] / ks[p_mask]) * t_pf[p_mask] + (osl - 1.0) * t_dec[p_mask]
+                tput[i] = d.dp[i] * N[i] * osl / cycle * 1e3
+                ttft[i] = t_pf[p_mask] + 0.5 * t_dec[p_mask]
+                tpot[i] = (cycle - t_pf[p_mask]) / (osl - 1.0) if osl > 1 else t_dec[p_mask]
+            d_mask = dis[sub]
+            if d_mask.any():
+                i = sub[d_mask]
+                n_p = d.prefill_replicas[i].astype(float)
+                n_d = (d.dp[i] - d.prefill_replicas[i]).astype(float)
+                t_p, t_d = t_pf[d_mask], t_dec[d_mask].copy()
+                steps = max(osl - 1.0, 1.0)
+                r_pre = n_p * ks[d_mask] / t_p                       # requests per ms the prefill pool can do
+                r_dec = n_d * N[i] / (steps * t_d)                    # ... and the decode pool
+                r = np.minimum(r_pre, r_dec)
+                if lam_total is not None:                             # an open-loop rate below capacity
+                    offered = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))[i] / 1e3
+                    r = np.minimum(r, offered)
+                low = r < r_dec * (1 - 1e-9)                          # the decode pool runs below its batch
+                if low.any():
+                    j = np.flatnonzero(low)
+                    occ = np.maximum(1.0, np.ceil(N[i][j] * r[j] / r_dec[j]))
+                    est = inference.estimate(**self._kw(d.take(i[j])), batch_size=occ, input_len=isl,
+                                             output_len=osl, max_num_tokens=d.max_num_tokens[i[j]])
+                    t_d[j] = est["tpot_ms"].to_numpy(float)
+                    N[i[j]] = occ
+                kv_bytes = pf["kv_cache_gib"].to_numpy(float)[d_mask] * GIB / ks[d_mask]
+                # each GPU's KV shard crosses the link between the pools' GPUs (one scale-up domain, else the
+                # scale-out network: inference.comm.kv_transfer_gbs, per GPU here); no network known: not runnable
+                tp_i = d.tp[i].astype(float)
+                gname = d.gpu[i].astype(str)
+                link = kv_transfer_gbs(gname, tp_i, gname, tp_i, tp_i * d.pp[i] * d.dp[i]) / tp_i
+                no_net = ~np.isfinite(link)
+                link = np.where(no_net, gpu_table(gname)["link_bw_gbs"].astype(float), link)
+                fits[i] &= ~no_net
+                xfer_ms = kv_bytes / (link * 1e9) * 1e3
+                tput[i] = r * osl * 1e3
+                ttft[i] = t_p
+                tpot[i] = t_d + xfer_ms / steps
+                if lam_total is not None:                            # M/D/1 wait on the prefill pool
+                    rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
+                    S = t_p / ks[d_mask]
+                    wait_p[i] = rho * S / (2 * (1 - rho)) / n_p
+                    for p in PERCENTILES:
+                        q[p][0][i] = t_p + _mdl_quantile(rho, S / n_p, Z_Q[p])
+                        q[p][1][i] = tpot[i]
+                    ttft[i] = t_p + wait_p[i]
+                mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
+                fits[i] &= pf["fits"].to_numpy(bool)[d_mask]
+        stat = (d.batching == "static") & ~dis
+        if stat.any():
+            i = np.flatnonzero(stat)
+            sb = d.take(i)
+            ks = np.minimum(k[i], np.maximum(N[i], 1.0))
+            t_pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
+                                      max_num_tokens=sb.max_num_tokens)["ttft_ms"].to_numpy(float)
+            t_n, t_1 = (inference.estimate(**self._kw(sb), batch_size=bs, input_len=isl, output_len=osl,
+                                           max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
+                        for bs in (N[i], np.ones(len(i))))
+            slope = np.where(N[i] > 1, (t_n - t_1) / np.maximum(N[i] - 1.0, 1.0), 0.0)
+            steps = np.maximum(expected_max(self.outputs, N[i]) - 1.0, max(osl - 1.0, 0.0))
+            seq_steps = N[i] * max(osl - 1.0, 0.0)
+            t_decode = steps * (t_1 - slope) + seq_steps * slope
+            n_pf = np.ceil(N[i] / ks)
+            cycle = n_pf * t_pf + t_decode
+            tput[i] = d.dp[i] * N[i] * osl / cycle * 1e3
+            tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
+            ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
+        for p in PERCENTILES:                                    # rows not estimated below: percentile = mean
+            keep = ~(dis & (lam_total is not None))
+            q[p][0][keep] = ttft[keep]
+            q[p][1][keep] = tpot[keep]
+        if conc is not None:
+            # closed loop (Little's law): a user's cycle lasts conc / X; what the service time leaves is the wait
+            x_req = tput / osl
+            e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
+            extra = np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
+            ttft = ttft + extra
+            for p in PERCENTILES:
+                q[p][0][:] = q[p][0] + extra
+        served_req = tput / osl                                   # requests/s the deployment completes
+        open_agg = (~dis) & (d.batching == "continuous")
+        if lam_total is not None and open_agg.any():
+            lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
+            i = np.flatnonzero(open_agg)
+            o = self._open_loop(d.take(i), lam[i] / d.dp[i], N[i], tput[i] / d.dp[i] / osl, plain[i])
+            N[i], ttft[i], tpot[i] = o["N"], o["ttft"], o["tpot"]
+            for p in PERCENTILES:
+                q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
+            served_req[i] = np.minimum(lam[i], served_req[i])
+            tput[i] = served_req[i] * osl
+        elif lam_total is not None:
+            lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
+            served_req = np.minimum(served_req, lam)
+            tput = served_req * osl
+        base = mt["throughput_tok_s"].to_numpy(float)
+        scale = base / np.maximum(tput, 1e-12)
+        out: dict[str, Any] = {
+            "ttft_ms": ttft, "tpot_ms": tpot, "e2e_ms": ttft + max(osl - 1.0, 0.0) * tpot,
+        }
+        for p in PERCENTILES:
+            out[f"ttft_ms_{p}"] = q[p][0]
+            out[f"tpot_ms_{p}"] = q[p][1]
+            o_q = self._quantile_output({"p50": 0.5, "p90": 0.9, "p99": 0.99}[p])
+            out[f"e2e_ms_{p}"] = q[p][0] + max(o_q - 1.0, 0.0) * q[p][1]
+        out.update({
+            "tok_s_per_gpu": tput / n_gpus, "tok_s_per_user": 1e3 / tpot, "throughput_tok_s": tput,
+            "requests_per_s": served_req, "usd_per_mtok": mt["usd_per_mtok"].to_numpy(float) * scale,
+            "joules_per_tok": mt["joules_per_tok"].to_numpy(float) * scale, "mem_per_gpu_gib": mem,
+            "batch_size": N, "fits": fits.astype(float), "n_gpus": n_gpus,
+        })
+        frame = pd.DataFrame(out)
+        if slo is not None:
+            att = _attainment(frame, slo)
+            frame["slo_attainment"] = att
+            frame["goodput_req_s"] = served_req * att
+        frame["reason"] = np.where(fits, "", mt["reason"].astype(str).to_numpy(object))
+        frame["source"] = mt["source"].astype(str).to_numpy(object)
+        frame.attrs["resolved"] = mt[["weight_dtype", "act_dtype", "kv_dtype", "source", "engine", "gpu"]].reset_index(
+            drop=True)
+        return frame
+
+    def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
+                   plain: np.ndarray) -> dict[str, np.ndarray]:
+        """Aggregated continuous batching of each replica at ``lam`` requests/s (see the module docstring):
+        occupancy, mean and percentile TTFT/TPOT (ms). ``n_max``, ``x_max``: saturated occupancy and requests/s."""
+        isl, osl = self.input_len, self.output_len
+        n = len(d)
+        lam_ms = lam / 1e3
+        stable = lam < x_max * 0.999
+        # occupancy N in (0.5, n_max]: lam = N / R(N), R = TTFT0 + (O - 1) TPOT(N); bisection on log N (below one
+        # sequence the batch costs as one)
+        lo, hi = np.full(n, 0.5), np.maximum(n_max, 0.5)
+        for _ in range(BISECTION_STEPS):
+            mid = np.sqrt(lo * hi)
+            m = self._at(d, mid)
+            resid = m["ttft_ms"].to_numpy(float) + max(osl - 1.0, 0.0) * m["tpot_ms"].to_numpy(float)
+            over = mid / np.maximum(resid, 1e-12) > lam_ms            # mid in flight serves more than lam
+            hi = np.where(over, mid, hi)
+            lo = np.where(over, lo, mid)
+        N = np.where(stable, np.sqrt(lo * hi), n_max)
+        at = self._at(d, N)
+        tpot = at["tpot_ms"].to_numpy(float)
+        # prefill service: the prompt alone, plus the decode steps its chunks ride on
+        one = inference.estimate(**self._kw(d), batch_size=1, input_len=isl, output_len=1,
+                                 max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+        n_it = np.maximum(osl, N * (isl + osl) / d.max_num_tokens)
+        t_it = tpot * osl / n_it                                      # mean iteration (ms)
+        D = N * (osl - 1.0) / n_it
+        budget = np.maximum(d.max_num_tokens - D, 1.0)
+        chunks = np.where(plain, 1.0, np.ceil(isl / budget))
+        dec_step = self._at(d, np.maximum(D, 1e-3))                    # an iteration of D decodes (+ its prompts)
+        t_dec = dec_step["tpot_ms"].to_numpy(float) * osl / np.maximum(osl, D * (isl + osl) / d.max_num_tokens)
+        S = one                                                       # prefill work of one prompt (ms)
+        rho = np.minimum(lam_ms * S, 0.999)
+        # the prompt's own iteration costs about its prefill (the decodes riding on it add memory traffic that
+        # overlaps its compute); every further chunk waits a whole iteration
+        base = 0.5 * t_it + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
+        # the wait for a free slot: N sequences in flight on average, at most n_max at once (an M/M/c queue with
+        # c = n_max slots each held for a residency R: Erlang C gives the probability of waiting)
+        resid = N / np.maximum(lam_ms, 1e-300)
+        slots = np.maximum(np.floor(n_max), 1.0)
+        a = np.minimum(N, slots * 0.999)
+        erlang_c = _erlang_c(slots, a)
+        drain = resid / (slots - a)                                   # mean wait of a request that waits (ms)
+        ttft = base + rho * S / (2 * (1 - rho)) + erlang_c * drain
+        qs = {}
+        for p in PERCENTILES:
+            slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
+            qs[f"ttft_{p}"] = base + _mdl_quantile(rho, S, Z_Q[p]) + slot_q
+            Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
+            qs[f"tpot_{p}"] = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"].to_numpy(float), tpot)
+        # overloaded: the queue of a run of n requests grows to n (1 - X / lam); mean wait half of it
+        n_req = float(self.workload.size)
+        backlog = np.where(stable, 0.0, n_req * np.maximum(1.0 / np.maximum(x_max, 1e-12) - 1.0 / lam, 0.0) * 1e3)
+        ttft = np.where(stable, ttft, ttft + 0.5 * backlog)
+        for p in PERCENTILES:
+            frac = {"p50": 0.5, "p90": 0.9, "p99": 0.99}[p]
+            qs[f"ttft_{p}"] = np.where(stable, qs[f"ttft_{p}"], qs[f"ttft_{p}"] + frac * backlog)
+        return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
+
+    def capacity(self, d: Deployments, slo: SLO, *, tol: float = 0.01) -> np.ndarray:
+        """Highest open-loop request rate (requests/s, whole deployment) at which each deployment still meets
+        ``slo`` in this model (vectorized bisection over the rate; 0 where it misses even a trickle of requests)."""
+        if not isinstance(slo, SLO):
+            raise ValueError(f"capacity needs a serving.SLO, got {slo!r:.80}")
+        sat = self.evaluate(d, slo, rate=np.full(len(d), 1e9))
+        hi = sat["requests_per_s"].to_numpy(float)
+        hi = np.where(np.isfinite(hi) & (hi > 0), hi, 1e-6)
+        lo = np.zeros(len(d))
+        cons = slo.constraints
+
+        def meets(rate: np.ndarray) -> np.ndarray:
+            m = self.evaluate(d, slo, rate=np.maximum(rate, 1e-9))
+            ok = m["fits"].to_numpy(float) == 1.0
+            for metric, (_, bound) in cons.items():
+                ok &= m[metric].to_numpy(float) <= bound
+            return ok
+
+        ok_lo = meets(np.full(len(d), 1e-6) + 0 * hi)
+        steps = max(1, int(math.ceil(math.log2(1.0 / tol))))
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            ok = meets(mid)
+            lo = np.where(ok, mid, lo)
+            hi = np.where(ok, hi, mid)
+        return np.where(ok_lo, lo, 0.0)
+
+
+Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def _mdl_quantile(rho: np.ndarray, S: np.ndarray, q: float) -> np.ndarray:
+    """q-quantile (ms) of the wait in an M/D/1 queue of utilisation ``rho`` and service ``S`` ms, from its
+    exponential tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S)) (Kingman's heavy-traffic form; 0 where
+    P(W > 0) = rho <= 1 - q)."""
+    rho = np.asarray(rho, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = rho * S / (2 * (1 - rho)) * np.log(np.maximum(rho / (1 - q), 1.0)) / np.maximum(rho, 1e-12)
+    return np.where(rho > 1 - q, w, 0.0)
+
+
+def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Erlang C: probability that an arrival waits in an M/M/c queue with ``c`` servers and offered load ``a``
+    (Erlangs, a < c), from Erlang B = Poisson pmf(c; a) / cdf(c; a)."""
+    b = poisson.pmf(c, a) / np.maximum(poisson.cdf(c, a), 1e-300)
+    return np.clip(c * b / np.maximum(c - a * (1 - b), 1e-12), 0.0, 1.0)
+
+
+def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
+    """Estimated fraction of requests meeting the per-request bounds of ``slo``: TTFT from the queue's exponential
+    tail fitted through the mean and p99, TPOT and E2E from a normal through the mean and p90."""
+    ok = np.ones(len(m))
+    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        bound = getattr(slo, metric)
+        if bound is None:
+            continue
+        mean = m[metric].to_numpy(float)
+        p90 = m[f"{metric}_p90"].to_numpy(float)
+        sigma = np.maximum((p90 - mean) / Z["p90"], 1e-9 * np.maximum(mean, 1.0))
+        ok = ok * ndtr((bound - mean) / sigma)
+    return np.clip(ok, 0.0, 1.0)
+
+
+__all__ = ["Deployments", "ServingModel", "expected_max", "PERCENTILES"]

@@ -1,0 +1,158 @@
+"""Capacity: the highest request rate a deployment holds under an SLO, and the smallest deployment that holds a
+target rate.
+
+    serving.capacity("Llama-3.1-70B", "H200", tp=4, weight_dtype="fp8",
+                     slo=serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99"),
+                     workload=serving.Workload(rate=1.0, input_len=2048, output_len=256))
+    # {"capacity_req_s": 9.1, "analytical_req_s": 9.6, "n_simulations": 6, ...}: holds 9.1 req/s at p99 TTFT <= 2 s
+
+The analytical model (`ServingModel.capacity`, vectorized) brackets the rate; the simulator then bisects it:
+a rate is held when the simulated run of ``n_requests`` requests at that rate (the workload's arrival process and
+lengths, its own rate replaced) meets every bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .analytical import Deployments, ServingModel
+from .scheduler import SLO, Scheduler
+from .simulator import simulate
+from .workload import Workload
+
+_STAT_KEY = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99"}
+
+
+def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
+    """Whether simulated ``metrics`` (the keys of `simulate`) meet every bound of ``slo`` on its statistic."""
+    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        bound = getattr(slo, metric)
+        if bound is None:
+            continue
+        v = float(metrics[f"{metric}_{_STAT_KEY[slo.percentile]}"])
+        if not v <= bound:          # NaN fails
+            return False
+    return True
+
+
+def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
+    return Workload(rate=float(rate), arrival=workload.arrival, cv=workload.cv, input_len=workload.input_len,
+                    output_len=workload.output_len, n_requests=n_requests, seed=workload.seed,
+                    trace=workload.trace if workload.trace is not None else None)
+
+
+def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16", act_dtype: str | None = None,
+             kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
+             scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
+             n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated") -> dict[str, Any]:
+    """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
+    deployment still meets ``slo``.
+
+    ``workload`` gives the arrival process (Poisson by default, or gamma with its cv) and the lengths (default
+    2048 / 256 tokens); its rate is what the search varies. ``fidelity="analytical"`` returns the analytical
+    model's capacity only. ``tol``: relative width of the final bracket. Returns capacity_req_s, analytical_req_s,
+    n_simulations and the simulated metrics at the capacity (``metrics``; empty for the analytical fidelity).
+    """
+    slo = SLO.parse(slo)
+    if fidelity not in ("simulated", "analytical"):
+        raise ValueError(f"capacity fidelity={fidelity!r}: valid values are 'simulated', 'analytical'")
+    if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 10:
+        raise ValueError(f"capacity n_requests={n_requests!r}: give an integer >= 10 (requests per simulated rate)")
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"capacity tol={tol!r}: give a fraction in (0, 1)")
+    w = workload if workload is not None else Workload(rate=1.0, input_len=2048, output_len=256)
+    if not isinstance(w, Workload):
+        raise ValueError(f"workload must be a serving.Workload, got {w!r:.80}")
+    s = scheduler if scheduler is not None else Scheduler()
+    if w.concurrency is not None:
+        w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed)
+    sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests))
+    d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
+                       act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
+                       max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill or s.policy != "prefill_first",
+                       batching=s.batching, engine=engine)
+    ana = float(sm.capacity(d, slo, tol=tol)[0])
+    out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}
+    if fidelity == "analytical":
+        return out
+    runs: dict[float, dict[str, float]] = {}
+
+    def held(rate: float) -> bool:
+        m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
+                     scheduler=s, dp=dp, engine=engine, ep=ep, slo=slo)
+        runs[rate] = m
+        return meets(m, slo)
+
+    # bracket [lo held, hi not held] around the analytical estimate, then bisect to tol
+    start = ana if ana > 0 else 0.1
+    lo, hi = start * 0.9, start * 1.1
+    if held(lo):
+        while held(hi):
+            lo, hi = hi, hi * 1.25
+            if hi > 1e6:
+                break
+    else:
+        hi = lo
+        lo = lo / 1.25
+        while not held(lo):
+            hi, lo = lo, lo / 1.25
+            if lo < 1e-4:
+                return {**out, "capacity_req_s": 0.0, "n_simulations": len(runs), "metrics": runs[hi]}
+    while (hi - lo) / hi > tol:
+        mid = math.sqrt(lo * hi)
+        if held(mid):
+            lo = mid
+        else:
+            hi = mid
+    return {**out, "capacity_req_s": lo, "n_simulations": len(runs), "metrics": runs[lo]}
+
+
+def _name(x: Any, gpu: bool = False) -> Any:
+    """A catalog record's name (the analytical model takes names)."""
+    return getattr(x, "name", x)
+
+
+def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: int = 20) -> pd.Series:
+    """The smallest deployment of ``space`` (fewest GPUs, then cheapest per token) that serves ``rate`` requests/s
+    within the objective's SLO, confirmed in the simulator.
+
+    ``objective``: an ``objectives.llm_serving_objective`` (its model, SLO, lengths and arrival process; its rate
+    is replaced by ``rate``). Every configuration of the (discrete) space is screened analytically at ``rate``;
+    the feasible ones are simulated in order of (GPUs, USD per million tokens) until one meets the SLO, at most
+    ``candidates`` of them. Returns that configuration with its simulated metrics; ValueError when none does.
+    """
+    from ..llm_serving import LLMServingObjective, llm_serving_objective
+
+    if not isinstance(objective, LLMServingObjective):
+        raise ValueError(f"objective must come from objectives.llm_serving_objective(), got {type(objective).__name__}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 < rate < math.inf):
+        raise ValueError(f"rate={rate!r}: give a positive finite number of requests/s")
+    w = objective.workload
+    at = llm_serving_objective(objective.model, workload=_at_rate(w, float(rate), w.n_requests or objective.n_requests),
+                               slo=objective.slo, prices=objective.prices, defaults=objective.defaults,
+                               n_requests=objective.n_requests)
+    grid = space.grid()
+    ana = at(grid)
+    ok = (ana["fits"] == 1.0).to_numpy().copy()
+    for metric, (_, bound) in objective.slo.constraints.items():
+        ok &= ana[metric].to_numpy(float) <= bound
+    ranked = np.flatnonzero(ok)
+    if not len(ranked):
+        raise ValueError(f"no configuration of the space meets {objective.slo} at {rate:g} requests/s in the analytical "
+                         f"model; widen the space (more GPUs or GPU types)")
+    order = ranked[np.lexsort((ana["usd_per_mtok"].to_numpy(float)[ranked], ana["n_gpus"].to_numpy(float)[ranked]))]
+    sim = at.at_fidelity("simulated")
+    for i in order[:candidates]:
+        row = grid.iloc[[i]].reset_index(drop=True)
+        m = sim(row).iloc[0]
+        if m["fits"] == 1.0 and all(m[k] <= b for k, (_, b) in objective.slo.constraints.items()):
+            return pd.concat([row.iloc[0], m.drop(labels=[c for c in m.index if c in row.columns])])
+    raise ValueError(f"none of the {min(candidates, len(order))} smallest analytically feasible configurations meets "
+                     f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
+
+
+__all__ = ["capacity", "meets", "smallest_deployment"]

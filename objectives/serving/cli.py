@@ -1,0 +1,102 @@
+"""`dse capacity`: the highest request rate a deployment holds under an SLO, or the smallest deployment that holds a
+target rate (a plugin command, entry-point group ``dse.commands``).
+
+    dse capacity Llama-3.1-70B --gpu H200 --tp 4 --weight-dtype fp8 --ttft-ms 2000 --tpot-ms 200 --percentile p99
+    dse capacity Llama-3.1-70B --target-rate 20 --gpus H100,H200,B200 --max-gpus 8 --ttft-ms 2000 --tpot-ms 200
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .scheduler import SLO, SLO_STATISTICS, Scheduler
+from .workload import Workload
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dse capacity", description=__doc__.splitlines()[0])
+    p.add_argument("model", help="catalog name or Hugging Face id of the LLM")
+    p.add_argument("--gpu", help="GPU of the deployment (capacity of one deployment)")
+    p.add_argument("--tp", type=int, default=1)
+    p.add_argument("--pp", type=int, default=1)
+    p.add_argument("--dp", type=int, default=1, help="replicas")
+    p.add_argument("--ep", type=int, default=1)
+    p.add_argument("--weight-dtype", default="bf16")
+    p.add_argument("--act-dtype", default=None)
+    p.add_argument("--kv-dtype", default=None)
+    p.add_argument("--max-batch-size", type=int, default=256)
+    p.add_argument("--max-num-tokens", type=int, default=8192)
+    p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm); default roofline")
+    p.add_argument("--ttft-ms", type=float, default=None, help="TTFT bound (ms)")
+    p.add_argument("--tpot-ms", type=float, default=None, help="TPOT bound (ms)")
+    p.add_argument("--e2e-ms", type=float, default=None, help="end-to-end latency bound (ms)")
+    p.add_argument("--percentile", default="p99", help=f"statistic the bounds constrain: {', '.join(SLO_STATISTICS)}")
+    p.add_argument("--input-len", type=int, default=2048, help="prompt tokens")
+    p.add_argument("--output-len", type=int, default=256, help="output tokens")
+    p.add_argument("--arrival", default="poisson", help="poisson or gamma")
+    p.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gamma arrival gaps")
+    p.add_argument("--n-requests", type=int, default=1000, help="requests per simulated rate")
+    p.add_argument("--analytical", action="store_true", help="the analytical estimate only (no simulation)")
+    p.add_argument("--target-rate", type=float, default=None,
+                   help="requests/s: find the smallest deployment (over --gpus, --max-gpus) that holds it")
+    p.add_argument("--gpus", default=None, help="comma-separated GPU types for --target-rate")
+    p.add_argument("--max-gpus", type=int, default=8, help="largest deployment for --target-rate")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the capacity (or the smallest deployment); 0 on success, 2 with one clear line on stderr on error."""
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        slo = SLO(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, e2e_ms=args.e2e_ms, percentile=args.percentile)
+        if not slo.constraints:
+            raise ValueError("give at least one bound: --ttft-ms, --tpot-ms or --e2e-ms")
+        if args.target_rate is not None:
+            return _smallest(args, slo)
+        if not args.gpu:
+            raise ValueError("give --gpu (capacity of one deployment) or --target-rate with --gpus (smallest deployment)")
+        from .capacity import capacity
+
+        w = Workload(rate=1.0, arrival=args.arrival, cv=args.cv, input_len=args.input_len,
+                     output_len=args.output_len, n_requests=args.n_requests)
+        s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens)
+        r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
+                     slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
+                     n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
+    except (ValueError, TypeError, KeyError, LookupError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bounds = ", ".join(f"{m} <= {b:g} ms" for m, (_, b) in slo.constraints.items())
+    how = "analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests"
+    print(f"{args.model} on {args.dp} x {args.gpu} tp={args.tp} pp={args.pp} {args.weight_dtype}: holds "
+          f"{r['capacity_req_s']:.3g} requests/s at {bounds} ({how}; analytical estimate {r['analytical_req_s']:.3g})")
+    return 0
+
+
+def _smallest(args: argparse.Namespace, slo: SLO) -> int:
+    import spaces
+
+    from ..llm_serving import llm_serving_objective
+    from .capacity import smallest_deployment
+
+    if not args.gpus:
+        raise ValueError("--target-rate needs --gpus (comma-separated GPU types to search)")
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, input_len=args.input_len)
+    w = Workload(rate=float(args.target_rate), arrival=args.arrival, cv=args.cv, input_len=args.input_len,
+                 output_len=args.output_len, n_requests=args.n_requests)
+    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests)
+    row = smallest_deployment(space, obj, float(args.target_rate))
+    keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "weight_dtype", "act_dtype", "kv_dtype", "max_batch_size",
+                        "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok", "slo_attainment")
+            if k in row.index and k != "fits"]
+    print(f"smallest deployment holding {args.target_rate:g} requests/s (simulated):")
+    print(row[keys].to_string())
+    return 0
+
+
+__all__ = ["main", "build_parser"]
