@@ -148,6 +148,7 @@ def test_frontier_gcd_and_v100_are_usable():
     (dict(vp=5, global_batch=32 * 6), r"interleaved pipeline \(vp=5\) needs the 6 micro-batches"),
     (dict(gpu="L40S", precision="bf16"), r"exceed the 8-GPU scale-up domain of L40S"),
     (dict(tp_comm_overlap="yes"), r"tp_comm_overlap='yes' is invalid: valid: True, False"),
+    (dict(ep_comm_overlap=2), r"ep_comm_overlap=2 is invalid: valid: True, False"),
 ])
 def test_bad_input_names_the_numbers(kw, match):
     with pytest.raises(TrainingError, match=match):
@@ -304,3 +305,14 @@ def test_attention_time_counts_the_kernel_head_dimension():
     # MPT-30B's 112-dim heads run as 128 in flash attention: slower than 128 x 56 heads of the same FLOPs would be
     from objectives.training.model import _fa_dim
     assert (_fa_dim(112), _fa_dim(128), _fa_dim(96), _fa_dim(192), _fa_dim(200)) == (128, 128, 96, 192, 256)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layouts())
+def test_ep_comm_overlap_never_slows_a_step_and_hides_at_most_the_all_to_all(kw):
+    off = estimate(**kw).iloc[0]
+    on = estimate(**kw, ep_comm_overlap=True).iloc[0]
+    assert on.step_time_s <= off.step_time_s * (1 + 1e-12)
+    if kw["ep"] == 1:
+        assert on.step_time_s == off.step_time_s
+    assert on.exposed_comm_pct * on.step_time_s <= off.exposed_comm_pct * off.step_time_s * (1 + 1e-9)

@@ -23,7 +23,10 @@ bandwidth, else at the scale-out network per GPU, both x their bandwidth efficie
   with ``tp_comm_overlap=True`` (Megatron-Core's --tp-comm-overlap / NeMo's ub_tp_comm_overlap: the collectives
   split into chunks pipelined with the GEMMs that produce and consume them).
 - CP (ring attention): (cp - 1) K/V blocks per layer forward, twice that backward, hidden behind attention.
-- EP: 2 all-to-all of the top_k routed tokens per MoE layer forward, 2 backward, exposed.
+- EP: 2 all-to-all of the top_k routed tokens per MoE layer forward, 2 backward, exposed; with
+  ``ep_comm_overlap=True`` (DeepSeek-V3's DualPipe, Megatron-Core's overlap of the expert-parallel all-to-all with
+  another micro-batch's compute) only what exceeds the micro-batch's compute: max(0, t_ep - t_compute), an upper
+  bound on what the overlap buys (the SMs such schedules give to communication are not charged).
 - PP: one activation send per micro-batch per direction (vp per micro-batch when interleaved).
 - DP (gradients over dp x cp; MoE expert gradients over dp x cp / ep): ZeRO 0 all-reduce; ZeRO 1/2 reduce-scatter
   + all-gather of the updated weights; ZeRO 3/FSDP all-gather forward and backward + reduce-scatter per
@@ -287,8 +290,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
              sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, uneven_pp: bool = False,
-             factors: Factors | None = None, interval: float | None = None) -> pd.DataFrame:
+             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
+             uneven_pp: bool = False, factors: Factors | None = None, interval: float | None = None) -> pd.DataFrame:
     """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
 
     Arguments (scalars or arrays, broadcast together):
@@ -310,6 +313,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
       systems.toml): GPUs per NVLink/Infinity-Fabric domain, scale-out Gb/s per GPU per direction.
     - tp_comm_overlap: bool, TP/SP collectives pipelined with their GEMMs (Megatron-Core ``--tp-comm-overlap``,
       NeMo ``ub_tp_comm_overlap``); False: NCCL collectives between the GEMMs.
+    - ep_comm_overlap: bool, the expert all-to-all overlapped with another micro-batch's compute (DualPipe-style);
+      False: exposed.
     - uneven_pp: allow pp x vp not dividing the layers (uneven stages, as DeepSeek-V3's 61 layers on pp 16): the
       slowest stage holds ceil(layers / (pp x vp)) x vp layers and sets the pipeline's pace and memory.
     - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
@@ -332,10 +337,10 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     """
     names = ("model", "gpu", "n_gpus", "tp", "pp", "cp", "ep", "vp", "sequence_parallel", "zero_stage", "recompute",
              "seq_len", "micro_batch", "global_batch", "precision", "offload", "finetune", "tokens", "lora_rank",
-             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap")
+             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap", "ep_comm_overlap")
     vals = (model, gpu, n_gpus, tp, pp, cp, ep, vp, sequence_parallel, zero_stage, recompute, seq_len, micro_batch,
             global_batch, precision, offload, finetune, tokens, lora_rank, scale_up_gpus, scale_out_gbps,
-            tp_comm_overlap)
+            tp_comm_overlap, ep_comm_overlap)
     args = dict(zip(names, vals))
     shapes = {k: np.shape(v) for k, v in args.items() if not _is_scalar(v)}
     try:
@@ -386,8 +391,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
              sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, uneven_pp: bool = False,
-                     factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
+             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
+                     uneven_pp: bool = False, factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
     fits). Arguments as in `estimate`."""
     fac = factors or default_factors()
@@ -411,11 +416,14 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     tpo_arr = np.asarray(tp_comm_overlap)
     if tpo_arr.dtype.kind not in "bui" or ((tpo_arr != 0) & (tpo_arr != 1)).any():
         raise TrainingError(f"tp_comm_overlap={tp_comm_overlap!r} is invalid: valid: True, False")
+    epo_arr = np.asarray(ep_comm_overlap)
+    if epo_arr.dtype.kind not in "bui" or ((epo_arr != 0) & (epo_arr != 1)).any():
+        raise TrainingError(f"ep_comm_overlap={ep_comm_overlap!r} is invalid: valid: True, False")
     tok = None if tokens is None else _num("tokens", tokens, integer=False, minimum=0)
     su = None if scale_up_gpus is None else _num("scale_up_gpus", scale_up_gpus)
     so = None if scale_out_gbps is None else _num("scale_out_gbps", scale_out_gbps, integer=False, minimum=0)
     shape = np.broadcast_shapes(m_code.shape, g_code.shape, p_code.shape, r_code.shape, z_code.shape, o_code.shape,
-                                f_code.shape, sp_arr.shape, tpo_arr.shape, *(a.shape for a in nums.values()),
+                                f_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, *(a.shape for a in nums.values()),
                                 *(a.shape for a in (tok, su, so) if a is not None))
 
     N = int(np.prod(shape))
@@ -439,6 +447,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     s, b, B, rank = (flat(nums[k]) for k in ("seq_len", "micro_batch", "global_batch", "lora_rank"))
     sp = np.asarray(flat(sp_arr)).astype(bool)
     tpo = np.asarray(flat(tpo_arr)).astype(bool)
+    epo = np.asarray(flat(epo_arr)).astype(bool)
     p_idx = codes(p_code, len(precs))
     gcol = np.array([("16bit", "fp8", "fp4").index(PRECISIONS[p][0]) for p in precs])[p_idx]   # 0 16-bit, 1 fp8, 2 fp4
     wbytes = np.array([PRECISIONS[p][1] for p in precs])[p_idx]
@@ -525,7 +534,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
 
     def core(n: Any, tp_: Any, pp_: Any, cp_: Any, ep_: Any, vp_: Any, s: Any, b: Any, B: Any, rank: Any, sp: Any,
              gcol: Any, wbytes: Any, abytes: Any, recipe: Any, rc: Any, zs: Any, off_opt: Any, off_w: Any, lora: Any,
-             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, tpo: Any, mv: dict,
+             dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, tpo: Any, epo: Any,
+             mv: dict,
              gv: dict) -> dict[str, Any]:
         """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
         # ---------------------------------------------------------------- compute per micro-batch on the stage
@@ -589,6 +599,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         moe_frac = mv["n_moe"] / L
         a2a = tok_mb * mv["top_k"] * h * 2.0 / tp_ * (ep_ - 1) / ep_
         t_ep = np.where(ep_ > 1, Ls * moe_frac * np.where(rc == 2, 6.0, 4.0) * (a2a / bw_a2a(ep_, tp_) + lat), 0.0)
+        t_ep = np.where(epo, np.maximum(0.0, t_ep - t_compute_mb), t_ep)     # exposed share
         p2p = act16 / np.where(sp, tp_, 1.0)
         t_pp = np.where(pp_ > 1, 2.0 * vp_ * (p2p / bw(np.full_like(n, 2.0), n / pp_) + lat), 0.0)
         t_mb = t_compute_mb + t_tp_exp + t_cp_exp + t_ep + t_pp
@@ -708,7 +719,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     fits = np.empty(N, dtype=bool)
     per_row = dict(n=n, tp_=tp_, pp_=pp_, cp_=cp_, ep_=ep_, vp_=vp_, s=s, b=b, B=B, rank=rank, sp=sp, gcol=gcol,
                    wbytes=wbytes, abytes=abytes, recipe=recipe, rc=rc, zs=zs, off_opt=off_opt, off_w=off_w, lora=lora,
-                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb, tpo=tpo)
+                   dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb, tpo=tpo,
+                   epo=epo)
     for a in range(0, N, CHUNK):
         sl = slice(a, min(N, a + CHUNK))
 
