@@ -74,9 +74,20 @@ def quality(weight_dtype: Any, act_dtype: Any = None, kv_dtype: Any = None, *, m
     return float(out) if out.ndim == 0 else out
 
 
+def per_sample_success(model: str, task: str) -> float:
+    """Published per-sample success rate p (fraction, 0-1) of `model` on `task` at its full reasoning budget: the
+    mean accuracy over repeated samples per problem (accuracy.json ``per_sample_success``; test-time scaling,
+    `objectives.test_time`). Unknown pair -> ValueError listing the known ones."""
+    rows = {(r["model"], r["task"]): float(r["p"]) for r in json.loads(DATA.read_text())["per_sample_success"]}
+    if (model, task) not in rows:
+        known = ", ".join(f"{m}/{t}" for m, t in rows)
+        raise ValueError(f"no published per-sample success for model={model!r} task={task!r}; known: {known}")
+    return rows[(model, task)]
+
+
 def sources() -> pd.DataFrame:
     """Every figure with its source and how it was read."""
     return pd.DataFrame(list(_tables()[2]))
 
 
-__all__ = ["quality", "sources"]
+__all__ = ["quality", "sources", "per_sample_success"]

@@ -81,13 +81,8 @@ def _data() -> dict[str, Any]:
 
 
 def per_sample_success(model: str, task: str) -> float:
-    """Published per-sample success rate p of `model` on `task` (accuracy.json). Unknown pair -> ValueError
-    listing the known ones."""
-    rows = {(r["model"], r["task"]): float(r["p"]) for r in _data()["per_sample_success"]}
-    if (model, task) not in rows:
-        known = ", ".join(f"{m}/{t}" for m, t in rows)
-        raise ValueError(f"no published per-sample success for model={model!r} task={task!r}; known: {known}")
-    return rows[(model, task)]
+    """Published per-sample success rate p of `model` on `task` (`accuracy.per_sample_success`)."""
+    return accuracy.per_sample_success(model, task)
 
 
 def known_pairs() -> list[tuple[str, str]]:
