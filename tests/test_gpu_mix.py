@@ -85,3 +85,11 @@ def test_bad_input_names_the_value(trace):
         mix.plan_mix(MODEL, trace, serving.SLO(ttft_ms=2000, tpot_ms=1), TYPES)
     with pytest.raises(ValueError, match="target"):
         mix.verify(MODEL, mix.plan_mix(MODEL, trace, SLO, TYPES), trace, SLO, target=0)
+
+
+def test_open_loop_workload_with_length_distributions():
+    w = serving.Workload(rate=30.0, input_len=serving.Dist("lognormal", mean=1000, std=1000, max=8000),
+                         output_len=serving.Dist("lognormal", mean=200, std=200, max=2000), n_requests=3000)
+    plan, res = mix.verify(MODEL, mix.plan_mix(MODEL, w, SLO, TYPES), w, SLO)
+    assert res.metrics["n_requests"] == 3000 and res.metrics["slo_attainment"] >= 0.9
+    assert plan.rates.sum() == pytest.approx(3000 / mix._requests(w).duration_s)
