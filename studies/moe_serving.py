@@ -6,7 +6,7 @@ mode: "agg" (every replica prefills and decodes) or "disagg" (``prefill_replicas
 prefill and hand the KV cache over to the others).
 
 Fidelity: the whole space (~13,000 configurations) is screened with the analytical model, whose disaggregated
-mode is the documented pool-capacity approximation in objectives/glue.py (no queueing). The ``after`` step then
+mode is the documented pool-capacity approximation in objectives/serving/analytical.py. The ``after`` step then
 re-evaluates the front in the discrete-event serving simulator (``objectives.multi_fidelity``) and prints how the
 front changed; the simulated metrics are written beside the study database (<name>-simulated.parquet).
 
