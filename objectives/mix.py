@@ -324,7 +324,8 @@ def _summary(plan: MixPlan, recs: dict[int, pd.DataFrame], trace: serving.Trace,
     tput = out_tok / max(float(allr["finish_s"].max()), trace.duration_s)
     m = {
         "cost_usd_per_h": plan.cost_usd_per_h, "n_gpus": float(plan.n_gpus), "slo_attainment": float(good.mean()),
-        "ttft_ms_p50": float(np.percentile(allr["ttft_ms"], 50)), "ttft_ms_p90": float(np.percentile(allr["ttft_ms"], 90)),
+        "ttft_ms_p50": float(np.percentile(allr["ttft_ms"], 50)),
+        "ttft_ms_p90": float(np.percentile(allr["ttft_ms"], 90)),
         "ttft_ms_p99": float(np.percentile(allr["ttft_ms"], 99)),
         "tpot_ms_p50": float(np.nanpercentile(allr["tpot_ms"], 50)),
         "tpot_ms_p90": float(np.nanpercentile(allr["tpot_ms"], 90)),
@@ -404,16 +405,18 @@ BUCKET_OPTIONS: dict[str, Buckets] = {
 }
 
 
-def use_param(gpu: str) -> str:
-    """The study parameter that lets a mix use `gpu` (0/1): 'use_' + the name in lower case, '-' -> '_'."""
-    return "use_" + catalog.gpu(gpu).name.lower().replace("-", "_")
+def use_param(t: str | ReplicaType) -> str:
+    """The study parameter that lets a mix use replica type `t` (a GPU name: tp 1) as 0/1: 'use_' + the GPU's
+    catalog name in lower case with '-' -> '_', plus '_tp<N>' when tp > 1."""
+    rt = t if isinstance(t, ReplicaType) else ReplicaType(t)
+    return "use_" + rt.gpu.lower().replace("-", "_") + (f"_tp{rt.tp}" if rt.tp > 1 else "")
 
 
 @dataclass
 class MixObjective:
-    """The evaluate function of a GPU-mix study: a configuration says which GPU types the mix may use
-    (`use_param(gpu)` = 0/1), the utilization cap (`max_utilization`) and the bucket granularity (`buckets`, a key
-    of `BUCKET_OPTIONS`); the metrics are those of the integer program's plan (`plan_mix` on the allowed types,
+    """The evaluate function of a GPU-mix study: a configuration says which replica types (GPU names, or
+    `ReplicaType` for tp > 1) the mix may use (`use_param(type)` = 0/1), the utilization cap
+    (`max_utilization`) and the bucket granularity (`buckets`, a key of `BUCKET_OPTIONS`); the metrics are those of the integer program's plan (`plan_mix` on the allowed types,
     analytical: `verify` simulates the plans a study picks). The capacity table of every type is computed once
     per granularity and sliced per configuration.
 
@@ -426,7 +429,7 @@ class MixObjective:
     model: str
     workload: serving.Workload | serving.Trace
     slo: serving.SLO
-    gpus: Sequence[str]
+    gpus: Sequence[str | ReplicaType]
     weight_dtype: str = "bf16"
     scheduler: serving.Scheduler | None = None
     dse_name: str = "objectives.mix.MixObjective"
@@ -434,7 +437,7 @@ class MixObjective:
 
     def __post_init__(self) -> None:
         _check_slo(self.slo)
-        self.types = _check_types([ReplicaType(g) for g in self.gpus])
+        self.types = _check_types([g if isinstance(g, ReplicaType) else ReplicaType(g) for g in self.gpus])
         self.trace = _requests(self.workload)
 
     @property
@@ -456,10 +459,10 @@ class MixObjective:
         """The integer program's plan for `config` over the buckets its allowed types can serve within the SLO
         (the others get no replica: see `servable`); None when they serve none."""
         lam, _, cap = self._table(str(config["buckets"]))
-        chosen = [j for j, t in enumerate(self.types) if int(config[use_param(t.gpu)])]
+        chosen = [j for j, t in enumerate(self.types) if int(config[use_param(t)])]
         if not chosen:
             raise ValueError(f"MixObjective: config {config!r} allows no GPU type; set one of "
-                             f"{[use_param(t.gpu) for t in self.types]} to 1")
+                             f"{[use_param(t) for t in self.types]} to 1")
         sub = cap[:, chosen]
         lam = np.where((sub > 0).any(axis=1), lam, 0.0)
         if not (lam > 0).any():
@@ -472,14 +475,14 @@ class MixObjective:
 
     def __call__(self, config: dict[str, Any]) -> dict[str, float]:
         plan = self.plan(config)
-        out = {"n_" + use_param(t.gpu)[4:]: 0.0 for t in self.types}
+        out = {"n_" + use_param(t)[4:]: 0.0 for t in self.types}
         if plan is None:
             return {"cost_usd_per_h": 0.0, "usd_per_mtok": 0.0, "n_gpus": 0.0, "n_types_used": 0.0,
                     "servable": 0.0, **out}
         lam, osl, _ = self._table(str(config["buckets"]))
         tok_s = float(np.sum(plan.rates * osl))
         for t, n in zip(plan.types, plan.counts, strict=True):
-            out["n_" + use_param(t.gpu)[4:]] = float(n)
+            out["n_" + use_param(t)[4:]] = float(n)
         return {"cost_usd_per_h": plan.cost_usd_per_h, "usd_per_mtok": plan.cost_usd_per_h / 3600.0 / tok_s * 1e6,
                 "n_gpus": float(plan.n_gpus), "n_types_used": float((plan.counts > 0).sum()),
                 "servable": float(plan.rates.sum() / lam.sum()), **out}
