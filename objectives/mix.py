@@ -416,8 +416,9 @@ def use_param(t: str | ReplicaType) -> str:
 class MixObjective:
     """The evaluate function of a GPU-mix study: a configuration says which replica types (GPU names, or
     `ReplicaType` for tp > 1) the mix may use (`use_param(type)` = 0/1), the utilization cap
-    (`max_utilization`) and the bucket granularity (`buckets`, a key of `BUCKET_OPTIONS`); the metrics are those of the integer program's plan (`plan_mix` on the allowed types,
-    analytical: `verify` simulates the plans a study picks). The capacity table of every type is computed once
+    (`max_utilization`) and the bucket granularity (`buckets`, a key of `BUCKET_OPTIONS`); the metrics are those
+    of the integer program's plan (`plan_mix` on the allowed types, analytical: `verify` simulates the plans a
+    study picks). The capacity table of every type is computed once
     per granularity and sliced per configuration.
 
     Metrics: cost_usd_per_h (USD/h), usd_per_mtok (USD per million output tokens at the workload's rate),
