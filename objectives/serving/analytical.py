@@ -29,7 +29,9 @@ Workloads and what the model does with them:
   E2E_q = TTFT_q + (O_q - 1) TPOT_q with O_q the output-length quantile. ``slo_attainment`` multiplies the
   probabilities of meeting the TTFT bound (queue tail) and the TPOT bound (normal around the mean TPOT with the
   p90 spread); ``goodput_req_s`` = served rate x attainment.
-- without chunked prefill (prefill-first scheduling, vLLM v0): each cycle of N requests runs ceil(N / k)
+- without chunked prefill (prefill-first scheduling, vLLM v0), open loop: as above, but decodes stall while
+  prompts prefill alone (a fraction rho of the time): TPOT = pure decode step at N / (1 - rho).
+- without chunked prefill, closed loop or all at once: each cycle of N requests runs ceil(N / k)
   prefill-only iterations of k = max(1, max_num_tokens // input_len) prompts and O - 1 decode steps at N
   sequences; decodes stall during prefills; TTFT = one prefill iteration + half a decode step.
 - static batching: a batch of N requests runs ceil(N / k) prefill iterations, then decodes until its longest
@@ -351,7 +353,7 @@ class ServingModel:
         if lam_total is not None and open_agg.any():
             lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
             i = np.flatnonzero(open_agg)
-            o = self._open_loop(d.take(i), lam[i] / d.dp[i], N[i], tput[i] / d.dp[i] / osl, plain[i])
+            o = self._open_loop(d.take(i), lam[i] / d.dp[i], N[i], tput[i] / d.dp[i] / osl, plain[i], tpot[i])
             N[i], ttft[i], tpot[i] = o["N"], o["ttft"], o["tpot"]
             for p in PERCENTILES:
                 q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
@@ -389,9 +391,10 @@ class ServingModel:
         return frame
 
     def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
-                   plain: np.ndarray) -> dict[str, np.ndarray]:
+                   plain: np.ndarray, tpot_sat: np.ndarray) -> dict[str, np.ndarray]:
         """Aggregated continuous batching of each replica at ``lam`` requests/s (see the module docstring):
-        occupancy, mean and percentile TTFT/TPOT (ms). ``n_max``, ``x_max``: saturated occupancy and requests/s."""
+        occupancy, mean and percentile TTFT/TPOT (ms). ``n_max``, ``x_max``, ``tpot_sat``: saturated occupancy,
+        requests/s and TPOT (ms)."""
         isl, osl = self.input_len, self.output_len
         n = len(d)
         lam_ms = lam / 1e3
@@ -433,11 +436,19 @@ class ServingModel:
         drain = resid / (slots - a)                                   # mean wait of a request that waits (ms)
         ttft = base + rho * S / (2 * (1 - rho)) + erlang_c * drain
         qs = {}
+        if plain.any():
+            # prefill-first: decodes stall while prompts prefill alone, a fraction rho of the time; between them a
+            # step decodes the N sequences alone
+            pure = inference.estimate(**self._kw(d), batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), input_len=isl,
+                                      output_len=osl, max_num_tokens=d.max_num_tokens)["tpot_ms"].to_numpy(float)
+            tpot = np.where(plain, np.where(stable, pure / (1.0 - rho), tpot_sat), tpot)
         for p in PERCENTILES:
             slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
             qs[f"ttft_{p}"] = base + _mdl_quantile(rho, S, Z_Q[p]) + slot_q
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            qs[f"tpot_{p}"] = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"].to_numpy(float), tpot)
+            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"].to_numpy(float), at["tpot_ms"].to_numpy(float))
+            # prefill-first rows scale with their mean (the stall fraction is the same)
+            qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"].to_numpy(float), at_q)
         # overloaded: the queue of a run of n requests grows to n (1 - X / lam); mean wait half of it
         n_req = float(self.workload.size)
         backlog = np.where(stable, 0.0, n_req * np.maximum(1.0 / np.maximum(x_max, 1e-12) - 1.0 / lam, 0.0) * 1e3)
