@@ -149,6 +149,7 @@ def test_frontier_gcd_and_v100_are_usable():
     (dict(gpu="L40S", precision="bf16"), r"exceed the 8-GPU scale-up domain of L40S"),
     (dict(tp_comm_overlap="yes"), r"tp_comm_overlap='yes' is invalid: valid: True, False"),
     (dict(ep_comm_overlap=2), r"ep_comm_overlap=2 is invalid: valid: True, False"),
+    (dict(flash_attention="no"), r"flash_attention='no' is invalid: valid: True, False"),
 ])
 def test_bad_input_names_the_numbers(kw, match):
     with pytest.raises(TrainingError, match=match):
@@ -316,3 +317,18 @@ def test_ep_comm_overlap_never_slows_a_step_and_hides_at_most_the_all_to_all(kw)
     if kw["ep"] == 1:
         assert on.step_time_s == off.step_time_s
     assert on.exposed_comm_pct * on.step_time_s <= off.exposed_comm_pct * off.step_time_s * (1 + 1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layouts())
+def test_unfused_attention_is_never_faster_nor_lighter_and_selective_drops_its_scores(kw):
+    fa = estimate(**kw).iloc[0]
+    un = estimate(**kw, flash_attention=False).iloc[0]
+    assert un.step_time_s > fa.step_time_s
+    assert un.mem_activations_gib >= fa.mem_activations_gib * (1 - 1e-12)
+    if kw["recompute"] != "none":       # selective and full recompute keep no s x s scores
+        assert un.mem_activations_gib == pytest.approx(fa.mem_activations_gib)
+    none = estimate(**{**kw, "recompute": "none"}, flash_attention=False).iloc[0]
+    sel = estimate(**{**kw, "recompute": "selective"}, flash_attention=False).iloc[0]
+    assert sel.mem_activations_gib < none.mem_activations_gib
+    assert sel.step_time_s > none.step_time_s          # selective reruns the core attention

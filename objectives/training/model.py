@@ -12,7 +12,11 @@ Compute per micro-batch of ``b`` sequences of ``s`` tokens on one GPU (``b s / c
 - Attention (flash, causal): 2 x c x heads x (d_qk + d_v) FLOPs per token per layer, c = mean attended context
   (s / 2, or the sliding window), at the 16-bit peak x attn_eff; backward 2.5 x forward (flash recomputes). The
   kernel computes with head dimensions rounded up as FlashAttention-2 does (`_fa_dim`: to a multiple of 32 up to
-  192, else 256; MPT-30B's 112 runs as 128), which the time counts and the MFU does not.
+  192, else 256; MPT-30B's 112 runs as 128), which the time counts and the MFU does not. With
+  ``flash_attention=False`` (attention before FlashAttention, Dao et al. 2022: Megatron-LM 2020-2022) every score is
+  computed (c = s) and the b x heads x s x s scores cross HBM, SCORE_BYTES per score forward and backward (scores,
+  masked softmax, dropout and its mask); selective recompute then reruns the core attention and "none" stores the
+  5 heads s bytes per token of Korthikanti et al.'s s^2 terms.
 - Memory-bound kernels: elementwise_bytes x hidden bytes per token per layer per pass over HBM x mem_eff.
 - Recompute: "full" reruns the forward once more; "selective" recomputes core attention, which flash attention
   already does in its backward, so it costs no extra time and stores what "none" stores without the s^2 terms.
@@ -96,6 +100,11 @@ RESERVE_GIB = 2.0
 #: PyTorch's cross_entropy keeps for the backward (4) and one fp32 transient (the upcast in the forward, the gradient
 #: in the backward: 4); a fused vocab-parallel cross-entropy (Megatron-Core) needs about 6
 LOGIT_BYTES = 6.0
+#: HBM bytes per attention score of an unfused (pre-flash) attention, forward and backward: forward writes the
+#: scores (2), the masked softmax reads and writes them (4), dropout reads, writes and stores its mask (5), the
+#: probabilities x values GEMM reads them (2); backward: dropout (5), softmax (6), the two score-gradient GEMM
+#: operands (4). Counted from Megatron-LM's fused scale-mask-softmax and dropout, not fitted.
+SCORE_BYTES = (13.0, 15.0)
 #: configurations evaluated per chunk (every intermediate array of a chunk stays in cache)
 CHUNK = 8192
 #: gradient bucket of Megatron-Core's distributed data parallel (parameters per bucket; its default 40M)
@@ -291,7 +300,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
              scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
-             uneven_pp: bool = False, factors: Factors | None = None, interval: float | None = None) -> pd.DataFrame:
+             flash_attention: Any = True, uneven_pp: bool = False, factors: Factors | None = None,
+             interval: float | None = None) -> pd.DataFrame:
     """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
 
     Arguments (scalars or arrays, broadcast together):
@@ -315,6 +325,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
       NeMo ``ub_tp_comm_overlap``); False: NCCL collectives between the GEMMs.
     - ep_comm_overlap: bool, the expert all-to-all overlapped with another micro-batch's compute (DualPipe-style);
       False: exposed.
+    - flash_attention: bool (default True); False: unfused attention that materializes its scores (pre-2022
+      Megatron-LM; see the module docstring).
     - uneven_pp: allow pp x vp not dividing the layers (uneven stages, as DeepSeek-V3's 61 layers on pp 16): the
       slowest stage holds ceil(layers / (pp x vp)) x vp layers and sets the pipeline's pace and memory.
     - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
@@ -337,10 +349,10 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
     """
     names = ("model", "gpu", "n_gpus", "tp", "pp", "cp", "ep", "vp", "sequence_parallel", "zero_stage", "recompute",
              "seq_len", "micro_batch", "global_batch", "precision", "offload", "finetune", "tokens", "lora_rank",
-             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap", "ep_comm_overlap")
+             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap", "ep_comm_overlap", "flash_attention")
     vals = (model, gpu, n_gpus, tp, pp, cp, ep, vp, sequence_parallel, zero_stage, recompute, seq_len, micro_batch,
             global_batch, precision, offload, finetune, tokens, lora_rank, scale_up_gpus, scale_out_gbps,
-            tp_comm_overlap, ep_comm_overlap)
+            tp_comm_overlap, ep_comm_overlap, flash_attention)
     args = dict(zip(names, vals))
     shapes = {k: np.shape(v) for k, v in args.items() if not _is_scalar(v)}
     try:
@@ -392,7 +404,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
              scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
-                     uneven_pp: bool = False, factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     flash_attention: Any = True, uneven_pp: bool = False,
+                     factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
     fits). Arguments as in `estimate`."""
     fac = factors or default_factors()
@@ -416,6 +429,9 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     tpo_arr = np.asarray(tp_comm_overlap)
     if tpo_arr.dtype.kind not in "bui" or ((tpo_arr != 0) & (tpo_arr != 1)).any():
         raise TrainingError(f"tp_comm_overlap={tp_comm_overlap!r} is invalid: valid: True, False")
+    fa_arr = np.asarray(flash_attention)
+    if fa_arr.dtype.kind not in "bui" or ((fa_arr != 0) & (fa_arr != 1)).any():
+        raise TrainingError(f"flash_attention={flash_attention!r} is invalid: valid: True, False")
     epo_arr = np.asarray(ep_comm_overlap)
     if epo_arr.dtype.kind not in "bui" or ((epo_arr != 0) & (epo_arr != 1)).any():
         raise TrainingError(f"ep_comm_overlap={ep_comm_overlap!r} is invalid: valid: True, False")
@@ -423,7 +439,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     su = None if scale_up_gpus is None else _num("scale_up_gpus", scale_up_gpus)
     so = None if scale_out_gbps is None else _num("scale_out_gbps", scale_out_gbps, integer=False, minimum=0)
     shape = np.broadcast_shapes(m_code.shape, g_code.shape, p_code.shape, r_code.shape, z_code.shape, o_code.shape,
-                                f_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, *(a.shape for a in nums.values()),
+                                f_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, fa_arr.shape, *(a.shape for a in nums.values()),
                                 *(a.shape for a in (tok, su, so) if a is not None))
 
     N = int(np.prod(shape))
@@ -448,6 +464,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     sp = np.asarray(flat(sp_arr)).astype(bool)
     tpo = np.asarray(flat(tpo_arr)).astype(bool)
     epo = np.asarray(flat(epo_arr)).astype(bool)
+    fa = np.asarray(flat(fa_arr)).astype(bool)
     p_idx = codes(p_code, len(precs))
     gcol = np.array([("16bit", "fp8", "fp4").index(PRECISIONS[p][0]) for p in precs])[p_idx]   # 0 16-bit, 1 fp8, 2 fp4
     wbytes = np.array([PRECISIONS[p][1] for p in precs])[p_idx]
@@ -535,7 +552,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     def core(n: Any, tp_: Any, pp_: Any, cp_: Any, ep_: Any, vp_: Any, s: Any, b: Any, B: Any, rank: Any, sp: Any,
              gcol: Any, wbytes: Any, abytes: Any, recipe: Any, rc: Any, zs: Any, off_opt: Any, off_w: Any, lora: Any,
              dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, tpo: Any, epo: Any,
-             mv: dict,
+             fa: Any, mv: dict,
              gv: dict) -> dict[str, Any]:
         """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
         # ---------------------------------------------------------------- compute per micro-batch on the stage
@@ -557,15 +574,19 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         w = mv["window"]
         c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
         frac_slide = np.where(w > 0, mv["n_slide"] / L, 0.0)
-        ctx = (1 - frac_slide) * c_full + frac_slide * c_win
+        ctx = np.where(fa, (1 - frac_slide) * c_full + frac_slide * c_win, s)   # unfused: every score computed
         attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk_k"] + mv["d_v_k"]) * Ls / tp_   # kernel dims
         t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
         hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
         t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
         t_ovh = Ls * F["layer_overhead_us"] * 1e-6
-        t_fwd = t_gemm + t_attn + t_elem + t_ovh
-        t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + 2.5 * t_attn + 2.0 * t_elem + t_ovh
-        t_rec = np.where(rc == 2, t_fwd, 0.0)
+        # unfused attention (no flash): the b x heads x s x s scores cross HBM (SCORE_BYTES per score forward and
+        # backward); selective recompute reruns the core attention
+        scores = np.where(fa, 0.0, tok_mb * s * mv["heads"] / tp_ * Ls)
+        t_sm_f, t_sm_b = scores * SCORE_BYTES[0] / hbm, scores * SCORE_BYTES[1] / hbm
+        t_fwd = t_gemm + t_attn + t_elem + t_ovh + t_sm_f
+        t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + np.where(fa, 2.5, 2.0) * t_attn + 2.0 * t_elem + t_ovh + t_sm_b
+        t_rec = np.where(rc == 2, t_fwd, np.where((rc == 1) & ~fa, t_attn + t_sm_f, 0.0))
         t_compute_mb = t_fwd + t_bwd + t_rec
 
         # ---------------------------------------------------------------- communication per micro-batch
@@ -670,7 +691,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         fc1_out = np.where(mv["gated"] > 0, 2.0 * 2.0 * f, 2.0 * f)
         tpart = 2.0 * (hq + 2.0 * hkv) + 2.0 * hq + fc1_out + abytes * f
         per_layer_tok = repl / np.where(sp, tp_, 1.0) + tpart / tp_
-        per_layer = tok_mb * per_layer_tok
+        per_layer = tok_mb * per_layer_tok + np.where(fa | (rc > 0), 0.0, tok_mb * 5.0 * mv["heads"] / tp_ * s)
         inflight = np.minimum(pp_, m_mb) * np.where(vp_ > 1, 1.0 + (pp_ - 1) / (pp_ * vp_), 1.0)
         layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
         stage_acts = np.where(rc == 2, Ls * layer_in, Ls * per_layer)     # one micro-batch's stored activations
@@ -720,7 +741,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     per_row = dict(n=n, tp_=tp_, pp_=pp_, cp_=cp_, ep_=ep_, vp_=vp_, s=s, b=b, B=B, rank=rank, sp=sp, gcol=gcol,
                    wbytes=wbytes, abytes=abytes, recipe=recipe, rc=rc, zs=zs, off_opt=off_opt, off_w=off_w, lora=lora,
                    dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb, tpo=tpo,
-                   epo=epo)
+                   epo=epo, fa=fa)
     for a in range(0, N, CHUNK):
         sl = slice(a, min(N, a + CHUNK))
 
