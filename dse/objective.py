@@ -196,7 +196,7 @@ class Evaluated:
 
     @property
     def ok(self) -> np.ndarray:
-        return np.fromiter((e is None for e in self.errors), dtype=bool, count=len(self.errors))
+        return pd.isna(np.asarray(self.errors, dtype=object))   # errors are str, or None where the trial succeeded
 
     def present(self) -> dict[str, np.ndarray]:
         """Per metric column that some results lack (per-configuration results with different keys), the rows

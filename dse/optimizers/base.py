@@ -84,6 +84,7 @@ class BaseOptimizer(abc.ABC):
         self._told: set[bytes] = set()
         self._pending: set[bytes] = set()
         self.n_told = 0
+        self.n_foreign = 0   # configurations told that this optimizer never asked (resumed, or other workers')
         self._size: float | None = None
 
     # ------------------------------------------------------------------------------------------ settings
@@ -129,10 +130,6 @@ class BaseOptimizer(abc.ABC):
         if n == 0 or self.exhausted:
             return self.empty_batch()
         df, keys = self._ask(n)
-        if len(df) and self._told:
-            fresh = ~self.was_told(keys)   # the convention, kept here once: never a configuration already told
-            if not fresh.all():
-                df, keys = df[fresh], keys[fresh]
         if len(df) == 0:
             return self.empty_batch()
         self._pending.update(keys.tolist())
@@ -163,11 +160,15 @@ class BaseOptimizer(abc.ABC):
         failed = ~np.all(np.isfinite(F), axis=1)
         CV = np.where(failed, np.inf, CV)
         klist = keys.tolist()
-        new = np.fromiter((k not in self._told for k in klist), dtype=bool, count=n)
-        new &= ~pd.Index(keys).duplicated()  # duplicates inside this batch: keep the first
+        new = ~pd.Index(keys).duplicated()  # duplicates inside this batch: keep the first
+        if not self._told.isdisjoint(klist):   # (a C-level scan; the common case is a batch of new trials)
+            new &= np.fromiter((k not in self._told for k in klist), dtype=bool, count=n)
+        pending = len(self._pending)
         self._pending.difference_update(klist)
         self._told.update(klist)
-        self.n_told += int(new.sum())
+        added = int(new.sum())
+        self.n_told += added
+        self.n_foreign += added - (pending - len(self._pending))
         self._tell(params, X, F, CV, keys, new)
 
     def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,  # noqa: B027 (optional hook)
@@ -196,6 +197,7 @@ class BaseOptimizer(abc.ABC):
         return np.fromiter((k in told for k in keys.tolist()), dtype=bool, count=len(keys))
 
     def is_seen(self, keys: np.ndarray) -> np.ndarray:
+        """Mask of the ``keys`` told or asked already."""
         return np.fromiter((k in self._told or k in self._pending for k in keys.tolist()), dtype=bool,
                            count=len(keys))
 

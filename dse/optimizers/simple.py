@@ -86,6 +86,11 @@ class GridOptimizer(BaseOptimizer):
     def default_batch_size(self) -> int:
         return self.block
 
+    def _unseen(self, keys: np.ndarray) -> np.ndarray:
+        """Mask of grid rows (at or after the cursor) neither asked nor told: all of them while every configuration
+        told was one this optimizer asked (those lie before the cursor), else looked up."""
+        return ~self.is_seen(keys) if self.n_foreign else np.ones(len(keys), dtype=bool)
+
     @property
     def exhausted(self) -> bool:
         if self._grid is not None and self._cursor >= len(self._grid) and not (self._mine and len(self._mine[0])):
@@ -101,7 +106,7 @@ class GridOptimizer(BaseOptimizer):
             self._cursor = min((i + 1) * block, len(grid))
             chunk = grid.iloc[i * block:self._cursor]
             keys = self.encoder.keys(chunk)
-            keep = ~self.is_seen(keys)
+            keep = self._unseen(keys)
             if not keep.any() or not self.claim(i):
                 continue   # done already, or another worker's
             if not keep.all():
@@ -132,7 +137,7 @@ class GridOptimizer(BaseOptimizer):
             chunk = self._grid.iloc[self._cursor:stop]
             self._cursor = stop
             keys = self.encoder.keys(chunk)
-            keep = ~self.is_seen(keys)
+            keep = self._unseen(keys)
             if not keep.all():
                 chunk, keys = chunk.iloc[np.flatnonzero(keep)], keys[keep]
             parts.append((chunk, keys))

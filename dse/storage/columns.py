@@ -7,8 +7,9 @@ Every finished trial is stored in a *block* (``dse_trial_blocks``): one row per 
 
     {"n": rows, "columns": [[group, name, kind, meta, nbytes, mask_nbytes], ...]}
 
-- ``group``: ``"base"`` (complete, feasible, error, timings), ``"params"`` or ``"metrics"``;
-- ``kind``: ``"f8"`` / ``"i8"`` / ``"b1"``: the buffer is the little-endian array (NaN and inf kept bit for bit);
+- ``group``: ``"base"`` (complete, feasible as -1 unknown / 0 / 1, error, timings), ``"params"`` or ``"metrics"``;
+- ``kind``: ``"f8"`` / ``"i8"`` / ``"i1"`` / ``"b1"``: the buffer is the little-endian array (NaN and inf kept bit
+  for bit); ``"const"``: every row holds one value, ``meta`` = ``[kind of the values, the value]``, no buffer;
   ``"str"``: ``meta`` lists the distinct values, the buffer holds int32 codes (-1: missing, read as None);
   ``"json"``: ``meta`` is the list of values itself (anything JSON holds; NaN/inf as ``NaN``/``Infinity``), no
   buffer;
@@ -230,13 +231,18 @@ def _dict_columns(dicts: Sequence[Mapping[str, Any]], what: str) -> tuple[pd.Dat
 
 # ---------------------------------------------------------------------------------------------------- the codec
 _MAGIC = b"DSEB1\n"
-_RAW = {"f8": "<f8", "i8": "<i8", "b1": "?"}
+_RAW = {"f8": "<f8", "i8": "<i8", "b1": "?", "i1": "i1"}
+_RAW_KIND = {"f": "f8", "i": "i8", "u": "i8", "b": "b1"}
 
 
 def _encode_column(values: Any, what: str) -> tuple[str, Any, np.ndarray | None]:
     """(kind, JSON part, raw array or None) of one column (see the module docstring)."""
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     kind = arr.dtype.kind
+    if len(arr) > 1 and kind in "fiub":
+        first = arr[:1]
+        if (arr == first).all() or (kind == "f" and np.isnan(arr).all()):
+            return "const", [_RAW_KIND[kind], first.tolist()[0]], None   # one value for every row: timings, flags
     if kind == "f":
         return "f8", None, arr.astype("<f8", copy=False)
     if kind in "iu" and (kind == "i" or not len(arr) or int(arr.max()) < 2**63):
@@ -245,6 +251,8 @@ def _encode_column(values: Any, what: str) -> tuple[str, Any, np.ndarray | None]
         return "b1", None, arr.astype(np.bool_, copy=False)
     obj = arr if arr.dtype == object else objects(arr.tolist())
     inferred = pd.api.types.infer_dtype(obj, skipna=True)
+    if inferred == "empty" and len(obj) > 1 and all(v is None for v in obj.tolist()):
+        return "const", ["json", None], None
     if inferred == "string":
         miss = pd.isna(obj)
         codes, uniques = pd.factorize(np.where(miss, cast(Any, None), obj), use_na_sentinel=True)
@@ -273,8 +281,9 @@ def encode_block(cols: TrialColumns) -> bytes:
     if feas.dtype == object:
         known = pd.notna(feas)
         feas = np.where(known, feas, np.nan).astype("<f8")
-    entries: list[list[Any]] = [["base", "complete", "b1", None, n, 0], ["base", "feasible", "f8", None, 8 * n, 0]]
-    buffers: list[bytes] = [complete.tobytes(), np.asarray(feas, dtype="<f8").tobytes()]
+    code = np.where(np.isnan(feas), -1, feas > 0.5).astype(np.int8)   # feasible as -1 (unknown), 0, 1
+    entries: list[list[Any]] = []
+    buffers: list[bytes] = []
 
     def add(group: str, name: str, values: Any, mask: np.ndarray | None = None) -> None:
         kind, meta, raw = _encode_column(values, f"{group}[{name!r}]" if group != "base" else name)
@@ -283,6 +292,8 @@ def encode_block(cols: TrialColumns) -> bytes:
         entries.append([group, name, kind, meta, len(data), len(mbytes)])
         buffers.extend((data, mbytes))
 
+    add("base", "complete", complete)
+    add("base", "feasible", code)
     add("base", "error", cols.error)
     for name in ("started_at", "finished_at", "duration_s"):
         add("base", name, np.asarray(getattr(cols, name), dtype="<f8"))
@@ -312,7 +323,12 @@ class Block:
         return Block(self.numbers[keep], {k: v[keep] for k, v in self.base.items()}, sub(self.params), sub(self.metrics))
 
 
-def _decode_column(kind: str, meta: Any, raw: bytes | memoryview) -> np.ndarray:
+def _decode_column(kind: str, meta: Any, raw: bytes | memoryview, n: int) -> np.ndarray:
+    if kind == "const":
+        raw_kind, value = meta
+        if raw_kind == "json":
+            return objects([value] * n)
+        return np.full(n, np.nan if value is None else value, dtype=_RAW[raw_kind])
     if kind in _RAW:
         return np.frombuffer(raw, dtype=_RAW[kind])
     if kind == "str":
@@ -337,7 +353,7 @@ def decode_block(data: bytes | memoryview, first: int) -> Block:
     base: dict[str, np.ndarray] = {}
     groups: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None]]] = {"params": {}, "metrics": {}}
     for group, name, kind, meta, nbytes, mbytes in doc["columns"]:
-        values = _decode_column(kind, meta, view[at:at + nbytes])
+        values = _decode_column(kind, meta, view[at:at + nbytes], int(doc["n"]))
         at += nbytes
         mask = np.frombuffer(view[at:at + mbytes], dtype=np.bool_) if mbytes else None
         at += mbytes
@@ -345,6 +361,8 @@ def decode_block(data: bytes | memoryview, first: int) -> Block:
             base[name] = values
         else:
             groups[group][name] = (values, mask)
+    feas = base["feasible"]
+    base["feasible"] = np.where(feas < 0, np.nan, feas).astype(np.float64) if feas.dtype.kind in "iub" else feas
     numbers = np.arange(first, first + int(doc["n"]), dtype=np.int64)
     return Block(numbers, base, groups["params"], groups["metrics"])
 
@@ -365,11 +383,9 @@ class TrialTable:
 
 
 def _feasible_objects(feas: np.ndarray) -> np.ndarray:
-    """Float 1/0/NaN as an object array of True/False/None."""
-    out = objects([None] * len(feas))
-    known = ~np.isnan(feas)
-    out[known] = feas[known] > 0.5
-    return out
+    """Float 1/0/NaN as an object array of True/False/None (three shared objects, not one per row)."""
+    code = np.where(np.isnan(feas), 0, np.where(feas > 0.5, 2, 1))
+    return objects([None, False, True])[code]
 
 
 def blocks_table(blocks: Sequence[tuple[Block, str | None]]) -> TrialTable:
@@ -380,7 +396,7 @@ def blocks_table(blocks: Sequence[tuple[Block, str | None]]) -> TrialTable:
     complete = cat([b.base["complete"] for b, _ in blocks]) if blocks else np.zeros(0, dtype=bool)
     base = pd.DataFrame({
         "number": cat([b.numbers for b, _ in blocks]) if blocks else np.zeros(0, dtype=np.int64),
-        "state": pd.Series(np.where(complete, "complete", "failed").astype(object), dtype=object),
+        "state": pd.Series(objects(["failed", "complete"])[complete.astype(np.intp)], dtype=object),
         "feasible": pd.Series(_feasible_objects(cat([b.base["feasible"] for b, _ in blocks]) if blocks
                                                 else np.zeros(0)), dtype=object),
         "error": pd.Series(cat([b.base["error"].astype(object) for b, _ in blocks]) if blocks else objects([]),
