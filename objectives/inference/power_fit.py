@@ -143,8 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         data["factors"] = {
             "mem_bound_frac": {"value": round(factors.mem_bound_frac, 4), "source": "fit",
                                "note": "least squares on relative error of the 'fit' anchors: " + ", ".join(fitted)},
-            "compute_frac": {"value": factors.compute_frac, "source": "datasheet TDP",
-                             "note": "compute-bound prefill runs at the board power limit, which is the TDP"},
+            "compute_frac": {"value": factors.compute_frac,
+                             "source": "https://factryze.ai/scale-atlas/power/power-capping",
+                             "note": "compute-bound (matmul-heavy) kernels run at the board power limit, the datasheet "
+                                     "TDP: an uncapped H100 SXM peaks at ~720 W against its 700 W default cap in "
+                                     "matmul-heavy training steps (source); 1.0 = the whole idle-to-TDP range"},
             "idle_frac": {"value": round(factors.idle_frac, 4), "source": "objectives/data/gpus.toml idle_w",
                           "note": "median idle_w / tdp_w of " + ", ".join(idle_gpus)},
         }
