@@ -18,7 +18,8 @@ A band at level ``a`` for a prediction ``y`` is ``[y exp(q_lo), y exp(q_hi)]``, 
 split-conformal order statistics of the group's residuals: sorted r_(1) <= ... <= r_(n), q_lo = r_(floor((n + 1)
 (1 - a) / 2)), q_hi = r_(ceil((n + 1) (1 + a) / 2)) (equal tails; under exchangeability of the new row with the
 group's rows the band holds the measurement with probability >= a). A group with fewer than
-``max(MIN_GROUP, 2 / (1 - a) - 1)`` residuals is pooled with its neighbours, in this order: the same source and
+``max(MIN_GROUP, 2 / (1 - a) - 1)`` residuals, or with residuals of fewer than ``MIN_UNITS`` held-out units, is
+pooled with its neighbours, in this order: the same source and
 engine on every GPU family; the same prediction path ("roofline" or "profile": interpolated and extrapolated
 together) on every engine; every row of the kind. At each pooling level a metric without residuals of its own
 borrows a related one (`FALLBACK`): closed-loop throughput is C x output_len / e2e (Little's law), so its band is
@@ -54,6 +55,10 @@ DATA_FILE = Path(__file__).resolve().parent / "data" / "uncertainty.json"
 BUILD_COMMAND = "python -m objectives.calibration bands"
 #: fewest residuals a group needs before it is used alone (smaller groups are pooled, see the module docstring)
 MIN_GROUP = 20
+#: fewest held-out units (engine versions, models, sources) a group's residuals must come from before it is used
+#: alone: a group measured on one unit carries that unit's bias and cannot speak for a new one (docs/uncertainty.md
+#: gives the effect on the held-out check)
+MIN_UNITS = 2
 KINDS = ("inference", "training")
 METRICS = ("ttft", "tpot", "e2e", "throughput")
 #: metric -> (metric whose band it borrows when it has no residuals at a pooling level, sign: -1 = inverse)
@@ -135,7 +140,9 @@ class Bands:
 
     rows: pd.DataFrame
     meta: Mapping[str, Any] = field(default_factory=dict)
+    min_units: int = MIN_UNITS
     _pools: dict = field(init=False, repr=False)
+    _units: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         need = {"kind", "source", "engine", "family", "metric", "unit", "resid"}
@@ -144,16 +151,19 @@ class Bands:
             raise ValueError(f"band residuals lack columns {sorted(missing)}")
         r = self.rows
         pools: dict[tuple, list[np.ndarray]] = {}
+        units: dict[tuple, set] = {}
         for (k, s, e, f, m), g in r.groupby(["kind", "source", "engine", "family", "metric"], sort=False):
             v = g["resid"].to_numpy(float)
             for key in ((k, s, e, f, m), (k, s, e, "*", m), (k, _path(s), "*", "*", m), (k, "*", "*", "*", m)):
                 pools.setdefault(key, []).append(v)
+                units.setdefault(key, set()).update(g["unit"].unique())
         object.__setattr__(self, "_pools", {k: np.sort(np.concatenate(v)) for k, v in pools.items()})
+        object.__setattr__(self, "_units", {k: len(v) for k, v in units.items()})
 
     def without(self, units: Iterable[str]) -> Bands:
         """The same bands with the residuals of `units` left out (for held-out checks)."""
         drop = set(units)
-        return Bands(self.rows[~self.rows["unit"].isin(drop)].reset_index(drop=True), self.meta)
+        return Bands(self.rows[~self.rows["unit"].isin(drop)].reset_index(drop=True), self.meta, self.min_units)
 
     def lookup(self, kind: str, source: str, engine: str, family: str, metric: str,
                level: float) -> tuple[float, float, str]:
@@ -170,7 +180,8 @@ class Bands:
         for key in keys:
             for m, sign in ((metric, 1), *FALLBACK.get(metric, ())):
                 r = self._pools.get((*key, m))
-                if r is not None and len(r) >= need:
+                enough_units = key[1] == "*" or self._units.get((*key, m), 0) >= self.min_units
+                if r is not None and len(r) >= need and enough_units:
                     lo, hi = conformal_quantiles(r, level)
                     if sign < 0:
                         lo, hi = -hi, -lo

@@ -119,14 +119,22 @@ def test_band_follows_the_prediction_path(shipped):
 
 
 def test_small_groups_are_pooled(shipped, residuals):
-    """A (source, engine, family, metric) group under MIN_GROUP residuals takes a pooled band ('*' in its key)."""
+    """A (source, engine, family, metric) group under MIN_GROUP residuals, or with residuals of fewer than
+    MIN_UNITS held-out units, takes a pooled band ('*' in its key)."""
     counts = residuals.groupby(["kind", "source", "engine", "family", "metric"]).size()
     small = counts[counts < U.MIN_GROUP]
     big = counts[counts >= U.MIN_GROUP]
     assert len(small) and len(big)
     assert "*" in shipped.lookup(*small.index[0], 0.8)[2]
-    k = big.index[0]
+    units = residuals.groupby(["kind", "source", "engine", "family", "metric"])["unit"].nunique()
+    alone = big[units[big.index] >= U.MIN_UNITS]
+    k = alone.index[0]
     assert shipped.lookup(*k, 0.8)[2] == "/".join(k)
+    # enough residuals but all from one held-out unit (one model, engine version or source): pooled as well
+    one = big[units[big.index] < U.MIN_UNITS]
+    assert len(one)
+    for k in one.index:
+        assert "*" in shipped.lookup(*k, 0.8)[2], k
 
 
 def test_empty_and_large_sweeps():

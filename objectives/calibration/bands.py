@@ -220,8 +220,8 @@ def run(published: str | None = None, silicon: str | None = None, training: str 
                                "silicon": "model (silicon.leave_one_model_out, 30 evaluations per refit)",
                                "training": "source (training.loso, 60 evaluations per refit)"},
             "method": "split-conformal equal-tailed bands per (kind, source, engine, GPU family, metric), pooled "
-                      f"when a group has fewer than max({U.MIN_GROUP}, 2/(1-level)-1) residuals (objectives/"
-                      "uncertainty.py)",
+                      f"when a group has fewer than max({U.MIN_GROUP}, 2/(1-level)-1) residuals or residuals of "
+                      f"fewer than {U.MIN_UNITS} held-out units (objectives/uncertainty.py)",
             "inputs": inputs, "rows": {k: int(v) for k, v in res["set"].value_counts().items()}}
     doc = to_json(res, meta)
     Path(out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
