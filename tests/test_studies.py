@@ -47,11 +47,11 @@ def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
     assert study.storage_url == f"sqlite:///{tmp_path / 'study.db'}"
     assert spec.name in set(dse.list_studies(study.storage_url)["name"])
     assert _repo_studies_state() == before
-    if spec.name == "moe_serving":   # its after-step re-simulates the front
-        out = capsys.readouterr().out
-        assert "re-simulated" in out
-        sim = pd.read_parquet(tmp_path / "moe_serving-simulated.parquet")
-        assert len(sim) >= 1 and {"slo_attainment", "ttft_ms_p99", "on_front"} <= set(sim.columns)
+    if spec.name in ("llm_serving", "moe_serving", "quantization_tradeoff"):   # fronts confirmed by simulation
+        assert (front["fidelity"] == "simulated").all() and (front["confirm_reason"] == "").all()
+        assert (spec.evaluate.objective.at_fidelity("simulated").slo.constraints.keys() <= set(front.columns))
+        if spec.name != "quantization_tradeoff":
+            assert "front confirmed in simulation" in capsys.readouterr().out
     if spec.name == "gpu_mix":   # its after-step simulates the cheapest mix and the best single type
         out = capsys.readouterr().out
         assert "simulated cost: mix" in out and "best single type" in out
