@@ -33,8 +33,8 @@ study = dse.StudySpec(
     constraints=evaluate.constraints,
     evaluate=evaluate,
     optimizer="grid",
-    show=["gpu", "n_gpus", "tp", "pp", "cp", "vp", "zero_stage", "hybrid_shard", "recompute", "micro_batch", "precision",
-          "time_to_train_h", "usd_per_run", "mfu_pct", "mem_per_gpu_gib", "mwh_per_run"],
+    show=["gpu", "n_gpus", "tp", "pp", "cp", "vp", "zero_stage", "hybrid_shard", "recompute", "micro_batch",
+          "precision", "time_to_train_h", "usd_per_run", "mfu_pct", "mem_per_gpu_gib", "mwh_per_run"],
 )
 
 if __name__ == "__main__":

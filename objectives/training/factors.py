@@ -68,7 +68,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_eff": (0.2, 0.95), "gemm_dim_half": (0.0, 1024.0), "gemm_m_half": (0.0, 8192.0),
     "hop_latency_us": (0.0, 30.0), "attn_eff": (0.1, 0.9),
     "elementwise_bytes": (4.0, 400.0), "layer_overhead_us": (0.0, 500.0), "step_overhead_s": (0.0, 2.0),
-    "scale_up_bw_eff": (0.2, 1.0), "scale_out_bw_eff": (0.2, 1.0), "tp_overlap": (0.0, 0.9), "tp_comm_overlap_eff": (0.0, 0.95),
+    "scale_up_bw_eff": (0.2, 1.0), "scale_out_bw_eff": (0.2, 1.0), "tp_overlap": (0.0, 0.9),
+    "tp_comm_overlap_eff": (0.0, 0.95),
     "dp_overlap": (0.0, 1.0), "mem_eff": (0.3, 0.95), "collective_latency_us": (1.0, 100.0),
 }
 

@@ -439,7 +439,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     su = None if scale_up_gpus is None else _num("scale_up_gpus", scale_up_gpus)
     so = None if scale_out_gbps is None else _num("scale_out_gbps", scale_out_gbps, integer=False, minimum=0)
     shape = np.broadcast_shapes(m_code.shape, g_code.shape, p_code.shape, r_code.shape, z_code.shape, o_code.shape,
-                                f_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, fa_arr.shape, *(a.shape for a in nums.values()),
+                                f_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, fa_arr.shape,
+                                *(a.shape for a in nums.values()),
                                 *(a.shape for a in (tok, su, so) if a is not None))
 
     N = int(np.prod(shape))
@@ -541,7 +542,8 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     geff_g = np.array([[eff_tab.get(f, eff_tab["hopper"])[k] for k in ("16bit", "fp8", "fp4")] for f in fams])
     gemm_eff = geff_g[gi, gcol]
     F = {k: fac.get(k) for k in ("gemm_dim_half", "gemm_m_half", "hop_latency_us", "elementwise_bytes", "layer_overhead_us",
-                                 "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap", "tp_comm_overlap_eff",
+                                 "step_overhead_s", "scale_up_bw_eff", "scale_out_bw_eff", "tp_overlap",
+                                 "tp_comm_overlap_eff",
                                  "dp_overlap", "mem_eff", "collective_latency_us")}
     lat = F["collective_latency_us"] * 1e-6
     hop = F["hop_latency_us"] * 1e-6
