@@ -174,7 +174,7 @@ class LLMServingObjective:
         return (f"llm_serving_objective({self.model!r}, fidelity={self.fidelity!r}, input_len={self.input_len:g}, "
                 f"output_len={self.output_len:g}, slo={self.slo})")
 
-    def at_fidelity(self, fidelity: str, n_requests: int | None = None) -> "LLMServingObjective":
+    def at_fidelity(self, fidelity: str, n_requests: int | None = None) -> LLMServingObjective:
         """The same objective (model, workload, SLO, prices, defaults) at another fidelity."""
         return LLMServingObjective(self.model, self.workload, self.slo, fidelity, self.prices, self.defaults,
                                    n_requests or self.n_requests, self.capacity, self.interval, self.confidence)
@@ -298,7 +298,7 @@ class LLMServingObjective:
         return out
 
     # -- multi-fidelity --------------------------------------------------------------------------------------
-    def confirming(self, objectives: Mapping[str, str], *, max_rounds: int = 50) -> "ConfirmedLLMServing":
+    def confirming(self, objectives: Mapping[str, str], *, max_rounds: int = 50) -> ConfirmedLLMServing:
         """This objective with its front confirmed in the simulator (``dse.fidelity.Confirming``): each batch is
         screened analytically, its front simulated (this objective at simulated fidelity), and configurations that
         miss the SLO in simulation leave the front (reason in metric ``confirm_reason``), until the batch's front

@@ -139,7 +139,7 @@ def test_dse_capacity_command(capsys):
     assert "requests/s at ttft_ms_p99 <= 500 ms" in capsys.readouterr().out
     assert main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "500", "--percentile", "p95"]) == 2
     assert "valid: mean, p50, p90, p99" in capsys.readouterr().err
-    from dse.cli import main as dse_main          # registered in the dse.commands entry-point group
+    from dse.cli import main as dse_main  # registered in the dse.commands entry-point group
 
     assert dse_main(["capacity", "Llama-3.1-8B", "--gpu", "H100", "--tpot-ms", "50", "--analytical"]) == 0
     assert "holds" in capsys.readouterr().out

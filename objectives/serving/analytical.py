@@ -124,7 +124,7 @@ class Deployments:
     def of(cls, gpu: Any, tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, weight_dtype: Any = "bf16",
            act_dtype: Any = None, kv_dtype: Any = None, mode: Any = "agg", prefill_replicas: Any = 0,
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
-           batching: Any = "continuous", engine: Any = None) -> "Deployments":
+           batching: Any = "continuous", engine: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
@@ -149,7 +149,7 @@ class Deployments:
     def __len__(self) -> int:
         return len(self.gpu)
 
-    def take(self, idx: np.ndarray) -> "Deployments":
+    def take(self, idx: np.ndarray) -> Deployments:
         return Deployments(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     def row(self, i: int) -> dict[str, Any]:

@@ -195,7 +195,7 @@ class SLO:
                 for m in SLO_METRICS if getattr(self, m) is not None}
 
     @classmethod
-    def parse(cls, spec: Any) -> "SLO":
+    def parse(cls, spec: Any) -> SLO:
         """An SLO from an `SLO` or a mapping: {"ttft_ms": 2000, "tpot_ms": 200, "percentile": "p99"} or the metric
         names themselves, {"ttft_ms_p99": 2000, "tpot_ms_p99": 200} (one statistic for all bounds). Unknown keys,
         metrics or percentiles raise ValueError listing the valid ones."""
