@@ -24,6 +24,7 @@ def _start(url: str, total: int, optimizer: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.slow   # over 20 s on a 2-core machine (CI runs it; -m 'not slow' skips it locally)
 @pytest.mark.parametrize("optimizer", ["random", "nsga2"])
 def test_sigkill_at_random_moments_then_resume(tmp_path, optimizer):
     db = tmp_path / "crash.db"

@@ -49,6 +49,7 @@ def _check_shared_study(url: str, expected: int) -> pd.DataFrame:
     return t
 
 
+@pytest.mark.slow   # over 20 s on a 2-core machine (CI runs it; -m 'not slow' skips it locally)
 def test_four_processes_share_one_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path/'shared.db'}"
     runs = _workers(url, 4, 150)
@@ -58,6 +59,7 @@ def test_four_processes_share_one_sqlite_file(tmp_path):
     _check_shared_study(url, 600)
 
 
+@pytest.mark.slow   # over 20 s on a 2-core machine (CI runs it; -m 'not slow' skips it locally)
 @pytest.mark.postgres
 def test_four_workers_times_500_on_postgresql(postgres_db_url):  # noqa: F811
     runs = _workers(postgres_db_url, 4, 500)
