@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from objectives import catalog, training
 from objectives.training import TrainingError, estimate
+from objectives.training.factors import default_factors
 
 BASE = dict(model="Llama-3.1-70B", gpu="H100-SXM-80GB", n_gpus=1024, tp=8, pp=4, cp=1, ep=1, vp=1,
             sequence_parallel=True, zero_stage=1, recompute="selective", seq_len=8192, micro_batch=1,
@@ -98,12 +99,15 @@ def test_offload_frees_gpu_memory():
 
 def test_moe_with_expert_parallelism_all_to_all_costs_time():
     """EP shards the experts and pays all-to-all; LoRA freezes the experts, so no expert gradient reduction hides the
-    all-to-all's cost, which grows when it has to leave the scale-up domain."""
+    all-to-all's cost, which grows when it has to leave the scale-up domain. (It also gives each local expert more
+    rows, ep x top_k / experts of the tokens: with gemm_m_half = 0 only the all-to-all differs.)"""
     kw = dict(model="Mixtral-8x7B", gpu="H100", n_gpus=64, tp=1, pp=1, seq_len=4096, global_batch=256,
               precision="bf16", zero_stage=1, finetune="lora")
     r = estimate(ep=np.array([1, 2, 8]), **kw)
     assert np.all(np.diff(r["mem_weights_gib"]) < 0)
-    assert np.all(np.diff(r["exposed_comm_pct"]) > 0) and np.all(np.diff(r["step_time_s"]) > 0)
+    assert np.all(np.diff(r["exposed_comm_pct"]) > 0)
+    flat_rows = default_factors().with_values({"gemm_m_half": 0.0})
+    assert np.all(np.diff(estimate(ep=np.array([1, 2, 8]), factors=flat_rows, **kw)["step_time_s"]) > 0)
     crossing = estimate(ep=8, scale_up_gpus=4, **kw).iloc[0]
     assert crossing.step_time_s > r["step_time_s"].iloc[2]
     # without LoRA, EP also shrinks the experts' gradient reduction (over dp / ep GPUs): at 64 GPUs it wins
@@ -332,3 +336,18 @@ def test_unfused_attention_is_never_faster_nor_lighter_and_selective_drops_its_s
     sel = estimate(**{**kw, "recompute": "selective"}, flash_attention=False).iloc[0]
     assert sel.mem_activations_gib < none.mem_activations_gib
     assert sel.step_time_s > none.step_time_s          # selective reruns the core attention
+
+
+def test_routed_experts_with_few_rows_run_slower_per_flop():
+    # Qwen3-30B-A3B: 128 experts, top 8. Without expert parallelism each local expert sees 8/128 of the 4096 tokens
+    # (256 rows); with ep 8 the group's GPUs send theirs, 2048 rows: the same FLOPs, faster GEMMs
+    kw = dict(model="Qwen3-30B-A3B", gpu="H100", n_gpus=64, zero_stage=1, seq_len=4096, global_batch=512,
+              precision="bf16")
+    slow = estimate(**kw, ep=1, factors=default_factors().with_values({"gemm_m_half": 512.0})).iloc[0]
+    fast = estimate(**kw, ep=8, scale_out_gbps=1e6, scale_up_gpus=64,
+                    factors=default_factors().with_values({"gemm_m_half": 512.0})).iloc[0]
+    base = estimate(**kw, ep=1, factors=default_factors().with_values({"gemm_m_half": 0.0})).iloc[0]
+    assert slow.step_time_s > base.step_time_s
+    assert fast.n_micro_batches == slow.n_micro_batches
+    # ep 8 inside one (hypothetical 64-GPU) domain with a near-free all-to-all: only the GEMM rows differ
+    assert fast.step_time_s < slow.step_time_s

@@ -5,7 +5,8 @@ The model, per configuration (bottleneck pipeline stage = the first, which holds
 activations; with pp = 1 the only stage):
 
 Compute per micro-batch of ``b`` sequences of ``s`` tokens on one GPU (``b s / cp`` tokens, ``L / pp`` layers):
-- GEMMs: 2 x (active layer parameters) FLOPs per token forward (MoE: top_k routed + shared experts + router),
+- GEMMs: 2 x (active layer parameters) FLOPs per token forward (MoE: top_k routed + shared experts + router; the
+  routed experts' grouped GEMMs have top_k x ep / experts of the tokens as rows, which gemm_m_half slows),
   split over tp (experts over ep x tp: each GPU computes its local tokens' top_k experts, Megatron's expert
   tensor parallel = tp), the LM head on the last stage; at ``peak(precision) x gemm_eff x d / (d + gemm_dim_half)``
   with d = hidden / tp, times the recipe's cost. Backward = 2 x forward (LoRA: 1 x, no weight gradients).
@@ -260,6 +261,7 @@ def _model_numbers(m: Model) -> dict[str, float]:
         gated=float(m.gated_mlp), tied=float(m.tie_embeddings),
         # per-token forward GEMM parameters of all layers (active), and their stored counts
         lin_active=float(L * attn + n_dense * dense_mlp + n_moe * moe_active),
+        lin_routed=float(n_moe * m.top_k * expert),     # the routed experts' share of lin_active
         dense_body=float(L * attn + n_dense * dense_mlp + n_moe * moe_nonexpert),
         expert_body=float(n_moe * m.n_experts * expert),
         n_moe=float(n_moe), n_experts=float(m.n_experts), top_k=float(m.top_k),
@@ -571,7 +573,12 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         # the stages are taken as balanced for it (Megatron-Core's account_for_loss_in_pipeline_split); counting it on
         # top of an even split improves NeMo's Nemotron-22B (pp 4, 256k vocabulary) but raises the leave-one-source-out
         # MdAPE from 10.1 to 10.9 % (docs/training.md)
-        t_gemm = lin_fwd / gemm_rate
+        # routed experts: a grouped GEMM per local expert whose rows are the tokens routed to it, top_k x ep / experts
+        # of the micro-batch's tokens (the ep GPUs of the group send theirs), not all of them
+        m_exp = np.maximum(tok_mb * mv["top_k"] * ep_ / np.maximum(mv["n_experts"], 1.0), 1.0)
+        exp_fwd = 2.0 * tok_mb * mv["lin_routed"] / L * Ls / tp_
+        exp_slow = (m_rows / (m_rows + F["gemm_m_half"])) / (m_exp / (m_exp + F["gemm_m_half"]))
+        t_gemm = (lin_fwd + exp_fwd * np.where(mv["n_experts"] > 0, exp_slow - 1.0, 0.0)) / gemm_rate
         c_full = s / 2.0
         w = mv["window"]
         c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
