@@ -185,10 +185,9 @@ class TrialColumns:
         for name, frame in (("params", self.params), ("metrics", self.metrics)):
             if len(frame) != n:
                 raise StorageError(f"trial columns: {name} has {len(frame)} rows, state has {n}")
-        bad = ~pd.Series(self.state, dtype=object).isin(FINISHED_STATES).to_numpy()
-        if bad.any():
-            v = self.state[np.flatnonzero(bad)[0]]
-            raise StorageError(f"state {v!r} is not a finished state; valid: {list(FINISHED_STATES)!r}")
+        bad = [v for v in set(np.asarray(self.state, dtype=object).tolist()) if v not in FINISHED_STATES]
+        if bad:
+            raise StorageError(f"state {bad[0]!r} is not a finished state; valid: {list(FINISHED_STATES)!r}")
         err = np.asarray(self.error, dtype=object)
         given = err[pd.notna(err)]
         if len(given) and pd.api.types.infer_dtype(given, skipna=False) != "string":
@@ -200,11 +199,13 @@ class TrialColumns:
             if len(given) and pd.api.types.infer_dtype(given, skipna=False) != "boolean":
                 v = next(v for v in given if not isinstance(v, (bool, np.bool_)))
                 raise StorageError(f"feasible must be True, False or None, got {short(v)}")
-        elif feas.dtype.kind != "f" or not np.isin(feas[~np.isnan(feas)], (0.0, 1.0)).all():
+        elif feas.dtype.kind != "f" or not ((feas == 0.0) | (feas == 1.0) | np.isnan(feas)).all():
             raise StorageError(f"feasible must be True/False/None (or 1.0/0.0/NaN), got an array of {feas.dtype}")
 
     def rows(self, start: int, stop: int) -> TrialColumns:
         """Trials ``start..stop-1``."""
+        if start == 0 and stop >= len(self):
+            return self
         sl = slice(start, stop)
         return TrialColumns(
             self.params.iloc[sl], self.metrics.iloc[sl], self.state[sl], self.feasible[sl], self.error[sl],
@@ -273,6 +274,15 @@ def _encode_column(values: Any, what: str) -> tuple[str, Any, np.ndarray | None]
     return "json", values_list, None
 
 
+def column_arrays(frame: pd.DataFrame) -> list[np.ndarray]:
+    """The frame's columns as numpy arrays, in order, without building a Series per column (which costs more
+    than encoding a small batch's column)."""
+    get = getattr(frame, "_get_column_array", None)   # pandas' own positional column accessor
+    if get is None:   # pragma: no cover - a pandas without it
+        return [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+    return [np.asarray(get(j)) for j in range(frame.shape[1])]
+
+
 def encode_block(cols: TrialColumns) -> bytes:
     """The bytes of a block of the trials ``cols`` (their numbers are the block row's, first to last)."""
     n = len(cols)
@@ -299,8 +309,8 @@ def encode_block(cols: TrialColumns) -> bytes:
         add("base", name, np.asarray(getattr(cols, name), dtype="<f8"))
     for group, frame, present in (("params", cols.params, cols.params_present),
                                   ("metrics", cols.metrics, cols.metrics_present)):
-        for j, name in enumerate(frame.columns):
-            add(group, str(name), frame.iloc[:, j], present.get(name))
+        for name, values in zip(frame.columns.tolist(), column_arrays(frame)):
+            add(group, str(name), values, present.get(name))
     header = ENCODER.encode({"n": n, "columns": entries}).encode("utf-8")
     return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *buffers])
 
