@@ -12,8 +12,9 @@ and the step that confirms an analytical front in the simulator.
 
 Configuration columns read (from the space, else ``defaults``, else the default in brackets): gpu, tp [1],
 pp [1], dp [1], ep [1], weight_dtype [bf16], act_dtype [the inference model's rule], kv_dtype [idem],
-mode [agg], prefill_replicas (disagg), max_batch_size [256], max_num_tokens [8192], chunked_prefill [True],
-batching [continuous], engine [None: roofline].
+mode [agg], prefill_replicas (disagg), prefill_gpu and prefill_tp (disagg: the prefill pool's GPU type and TP
+per worker [gpu, tp]; gpu, tp and dp - prefill_replicas workers are then the decode pool), max_batch_size [256],
+max_num_tokens [8192], chunked_prefill [True], batching [continuous], engine [None: roofline].
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -61,13 +62,13 @@ FIDELITIES = ("analytical", "simulated")
 DEFAULTS: dict[str, Any] = {
     "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
-    "batching": "continuous", "engine": None,
+    "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus")
-_OPTIONAL = ("act_dtype", "kv_dtype", "prefill_replicas", "engine")
+_OPTIONAL = ("act_dtype", "kv_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {
     "ttft_ms": ("ttft", 1), "tpot_ms": ("tpot", 1), "e2e_ms": ("e2e", 1), "tok_s_per_gpu": ("throughput", 1),
@@ -126,6 +127,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             batching=np.asarray(c["batching"], dtype=object),
             engine=np.array([None if e is None or (isinstance(e, float) and e != e) else str(e) for e in c["engine"]],
                             dtype=object),
+            prefill_gpu=np.asarray(c["prefill_gpu"], dtype=object), prefill_tp=np.asarray(c["prefill_tp"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -270,7 +272,8 @@ class LLMServingObjective:
                                   scheduler=sched, slo=self.slo)
         if cfg["mode"] == "disagg":
             n_p = int(cfg["prefill_replicas"])
-            kw.update(mode="disagg", prefill=serving.Pool(n_workers=n_p), decode=serving.Pool(n_workers=dp - n_p))
+            kw.update(mode="disagg", prefill=serving.Pool(gpu=cfg["prefill_gpu"], tp=int(cfg["prefill_tp"]), n_workers=n_p),
+                      decode=serving.Pool(n_workers=dp - n_p))
         else:
             kw.update(mode="agg", dp=dp)
         try:

@@ -212,3 +212,23 @@ def test_flagship_sized_check_every_printed_point_meets_the_slo_in_simulation(tm
     # <= 2 s misses it by more than a factor of 2 in simulation
     res = obj.history[-1]
     assert (res.screen["ttft_ms_p99"] < 2 * 2000).all(), res.screen
+
+
+# -- heterogeneous disaggregated pools (xPyD) ---------------------------------------------------------------------
+
+def test_prefill_pool_with_its_own_gpu_type_and_tp():
+    from objectives import catalog
+
+    w = serving.Workload(rate=6.0, input_len=2048, output_len=256)
+    o = objectives.llm_serving_objective(MODEL, workload=w, slo=P99, n_requests=800)
+    base = cfg(mode="disagg", dp=3, prefill_replicas=2)
+    rows = pd.DataFrame([base, {**base, "prefill_gpu": "H100-SXM-80GB", "prefill_tp": 2}])
+    a, s = o(rows), o.at_fidelity("simulated")(rows)
+    assert list(a["n_gpus"]) == [12, 8]                              # 2 x TP 4 + 1 x TP 4; 2 x TP 2 + 1 x TP 4
+    price = catalog.gpu_table(np.array(["H100-SXM-80GB", "H200-SXM-141GB"]))["price_usd_per_hour"]
+    hourly = 4 * price[0] + 4 * price[1]
+    assert a["usd_per_mtok"].iloc[1] == pytest.approx(hourly / 3600 / a["throughput_tok_s"].iloc[1] * 1e6, rel=1e-6)
+    for col, tol in (("throughput_tok_s", 0.03), ("tpot_ms", 0.2), ("ttft_ms_p99", 0.6)):
+        assert (np.abs(a[col] / s[col] - 1) < tol).all(), (col, a[col].tolist(), s[col].tolist())
+    # the slower prefill pool (H100 TP 2) gives a longer first token than H200 TP 4, in both fidelities
+    assert a["ttft_ms"].iloc[1] > a["ttft_ms"].iloc[0] and s["ttft_ms"].iloc[1] > s["ttft_ms"].iloc[0]

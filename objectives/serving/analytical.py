@@ -37,7 +37,8 @@ Workloads and what the model does with them:
 - static batching: a batch of N requests runs ceil(N / k) prefill iterations, then decodes until its longest
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
   t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish.
-- disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode): prefill capacity
+- disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
+  own GPU type and TP, ``prefill_gpu`` / ``prefill_tp``, xPyD): prefill capacity
   k / t_prefill(k) requests per replica, decode capacity N / ((O - 1) t_decode(N)); the deployment serves the
   smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives. TTFT = t_prefill(k) (the
   prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool;
@@ -80,6 +81,8 @@ class Deployments:
 
     gpu (catalog names), tp, pp, dp (replicas), ep, weight/act/kv dtype (None: the inference model's default),
     mode ("agg" | "disagg"), prefill_replicas (disagg: replicas of the prefill pool, the rest decode; 0 in agg),
+    prefill_gpu / prefill_tp (disagg: the prefill pool's GPU type and TP per worker; default gpu / tp, which then
+    describe the decode pool),
     max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline).
     """
@@ -99,8 +102,21 @@ class Deployments:
     chunked_prefill: np.ndarray
     batching: np.ndarray
     engine: np.ndarray
+    prefill_gpu: np.ndarray | None = None      # disagg: the prefill pool's GPU type (None: gpu)
+    prefill_tp: np.ndarray | None = None       # disagg: the prefill pool's TP per worker (None: tp)
 
     def __post_init__(self) -> None:
+        n0 = len(self.gpu)
+        if self.prefill_gpu is None:
+            object.__setattr__(self, "prefill_gpu", self.gpu.copy())
+        if self.prefill_tp is None:
+            object.__setattr__(self, "prefill_tp", self.tp.copy())
+        pg = np.asarray(self.prefill_gpu, dtype=object)
+        miss = np.array([v is None or (isinstance(v, float) and v != v) for v in pg], dtype=bool) if n0 else \
+            np.zeros(0, dtype=bool)
+        object.__setattr__(self, "prefill_gpu", np.where(miss, self.gpu, pg))
+        ptp = pd.to_numeric(pd.Series(self.prefill_tp, dtype=object), errors="coerce").to_numpy(float)
+        object.__setattr__(self, "prefill_tp", np.where(np.isnan(ptp), self.tp, ptp).astype(np.int64))
         n = {len(getattr(self, f.name)) for f in fields(self)}
         if len(n) != 1:
             raise ValueError(f"Deployments fields have different lengths {sorted(n)}; give one entry per deployment")
@@ -124,11 +140,13 @@ class Deployments:
     def of(cls, gpu: Any, tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, weight_dtype: Any = "bf16",
            act_dtype: Any = None, kv_dtype: Any = None, mode: Any = "agg", prefill_replicas: Any = 0,
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
-           batching: Any = "continuous", engine: Any = None) -> Deployments:
+           batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
+           prefill_tp: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
-                    max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine)
+                    max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
+                    prefill_gpu=prefill_gpu, prefill_tp=prefill_tp)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -260,7 +278,9 @@ class ServingModel:
             sub = np.flatnonzero(plain | dis)
             sb = d.take(sub)
             ks = np.minimum(k[sub], np.maximum(N[sub], 1.0))
-            pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
+            # prompts run on the prefill pool's GPU type and TP (the deployment's own in agg)
+            pkw = {**self._kw(sb), "gpu": sb.prefill_gpu, "tp": sb.prefill_tp}
+            pf = inference.estimate(**pkw, batch_size=ks, input_len=isl, output_len=1,
                                     max_num_tokens=sb.max_num_tokens)
             t_pf = pf["ttft_ms"].to_numpy(float)
             dec = inference.estimate(**self._kw(sb), batch_size=N[sub], input_len=isl, output_len=osl,
@@ -294,27 +314,38 @@ class ServingModel:
                                              output_len=osl, max_num_tokens=d.max_num_tokens[i[j]])
                     t_d[j] = est["tpot_ms"].to_numpy(float)
                     N[i[j]] = occ
+                # KV bytes of one prompt on each prefill GPU (the estimate's per-GPU KV of ks prompts)
                 kv_bytes = pf["kv_cache_gib"].to_numpy(float)[d_mask] * GIB / ks[d_mask]
                 # each GPU's KV shard crosses the link between the pools' GPUs (one scale-up domain, else the
                 # scale-out network: inference.comm.kv_transfer_gbs, per GPU here); no network known: not runnable
-                tp_i = d.tp[i].astype(float)
-                gname = d.gpu[i].astype(str)
-                link = kv_transfer_gbs(gname, tp_i, gname, tp_i, tp_i * d.pp[i] * d.dp[i]) / tp_i
+                tp_i, ptp_i = d.tp[i].astype(float), d.prefill_tp[i].astype(float)
+                gname, pname = d.gpu[i].astype(str), d.prefill_gpu[i].astype(str)
+                pool_gpus = (n_p * ptp_i + n_d * tp_i) * d.pp[i]
+                # the prefill worker's KV shards (one per prefill TP rank) move in parallel
+                link = kv_transfer_gbs(pname, ptp_i, gname, tp_i, pool_gpus) / np.minimum(ptp_i, tp_i)
                 no_net = ~np.isfinite(link)
-                link = np.where(no_net, gpu_table(gname)["link_bw_gbs"].astype(float), link)
+                link = np.where(no_net, np.minimum(gpu_table(gname)["link_bw_gbs"].astype(float),
+                                                   gpu_table(pname)["link_bw_gbs"].astype(float)), link)
                 fits[i] &= ~no_net
                 xfer_ms = kv_bytes / (link * 1e9) * 1e3
                 tput[i] = r * osl * 1e3
                 ttft[i] = t_p
                 tpot[i] = t_d + xfer_ms / steps
-                if lam_total is not None:                            # M/D/1 wait on the prefill pool
+                if lam_total is not None:
+                    # open loop: a prompt arriving at a free prefill worker runs alone (one prompt's prefill);
+                    # otherwise it waits for the pool's earlier prompts: M/D/1 on the pool's work at the batched
+                    # rate (utilisation rho = served / prefill capacity, service per prompt S / n_p)
+                    sp = d.take(i)
+                    t_one = inference.estimate(**{**self._kw(sp), "gpu": sp.prefill_gpu, "tp": sp.prefill_tp},
+                                               batch_size=1, input_len=isl, output_len=1,
+                                               max_num_tokens=sp.max_num_tokens)["ttft_ms"].to_numpy(float)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_p / ks[d_mask]
                     wait_p[i] = rho * S / (2 * (1 - rho)) / n_p
                     for p in PERCENTILES:
-                        q[p][0][i] = t_p + _mdl_quantile(rho, S / n_p, Z_Q[p])
+                        q[p][0][i] = t_one + _mdl_quantile(rho, S / n_p, Z_Q[p])
                         q[p][1][i] = tpot[i]
-                    ttft[i] = t_p + wait_p[i]
+                    ttft[i] = t_one + wait_p[i]
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 fits[i] &= pf["fits"].to_numpy(bool)[d_mask]
         stat = (d.batching == "static") & ~dis
@@ -365,6 +396,21 @@ class ServingModel:
             tput = served_req * osl
         base = mt["throughput_tok_s"].to_numpy(float)
         scale = base / np.maximum(tput, 1e-12)
+        usd = mt["usd_per_mtok"].to_numpy(float) * scale
+        if dis.any():
+            # GPUs and the hourly price of each pool: the decode pool's from max_throughput per GPU, the prefill
+            # pool's from its estimate (catalog price and ``prices`` overrides alike)
+            i = np.flatnonzero(dis)
+            j = np.searchsorted(sub, i)
+            n_p, n_d = d.prefill_replicas[i].astype(float), (d.dp[i] - d.prefill_replicas[i]).astype(float)
+            gpus_p = n_p * d.prefill_tp[i] * d.pp[i]
+            gpus_d = n_d * d.tp[i] * d.pp[i]
+            hourly_d = mt["usd_per_mtok"].to_numpy(float)[i] * base[i] / n_gpus[i]          # per GPU
+            pf_gpus = (d.prefill_tp[i] * d.pp[i]).astype(float)
+            hourly_p = pf["usd_per_mtok"].to_numpy(float)[j] * pf["throughput_tok_s"].to_numpy(float)[j] / pf_gpus
+            usd[i] = (hourly_d * gpus_d + hourly_p * gpus_p) / np.maximum(tput[i], 1e-12)
+            n_gpus = n_gpus.copy()
+            n_gpus[i] = gpus_p + gpus_d
         out: dict[str, Any] = {
             "ttft_ms": ttft, "tpot_ms": tpot, "e2e_ms": ttft + max(osl - 1.0, 0.0) * tpot,
         }
@@ -375,7 +421,7 @@ class ServingModel:
             out[f"e2e_ms_{p}"] = q[p][0] + max(o_q - 1.0, 0.0) * q[p][1]
         out.update({
             "tok_s_per_gpu": tput / n_gpus, "tok_s_per_user": 1e3 / tpot, "throughput_tok_s": tput,
-            "requests_per_s": served_req, "usd_per_mtok": mt["usd_per_mtok"].to_numpy(float) * scale,
+            "requests_per_s": served_req, "usd_per_mtok": usd,
             "joules_per_tok": mt["joules_per_tok"].to_numpy(float) * scale, "mem_per_gpu_gib": mem,
             "batch_size": N, "fits": fits.astype(float), "n_gpus": n_gpus,
         })
