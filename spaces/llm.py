@@ -1,15 +1,19 @@
 """``llm_serving``: the whole deployment space of one LLM, composed from the smaller builders.
 
 Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep] | weight_dtype, act_dtype, kv_dtype |
-[mode, prefill_replicas] | max_batch_size, max_num_tokens, chunked_prefill.
+[mode, prefill_replicas, [prefill_gpu, prefill_tp]] | max_batch_size, max_num_tokens, chunked_prefill.
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
 (identical replicas have the same per-GPU and per-user metrics in the analytical model, so by default the
 space does not enumerate copies; ``n_gpus`` is then the size of one model instance); in disaggregated mode
-``prefill_replicas < dp`` (both pools non-empty).
+``prefill_replicas < dp`` (both pools non-empty). With ``prefill_gpus`` / ``prefill_tp`` (xPyD with pools of
+their own): the prefill pool's ``prefill_gpu`` and ``prefill_tp`` (active in disaggregated mode; ``gpu`` and
+``tp`` are then the decode pool's), GPUs counted per pool (prefill_replicas x prefill_tp x pp + decode workers x
+tp x pp == n_gpus), and the precision rules of ``gpu`` applied to ``prefill_gpu`` too.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import dse
@@ -33,7 +37,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 chunked_prefill: Sequence[bool] = (True, False), modes: Sequence[str] = ("agg",),
                 replicas: bool = False, input_len: int | None = None,
                 batching: Sequence[str] = ("continuous",),
-                engines: Sequence[str] | None = None) -> dse.Space:
+                engines: Sequence[str] | None = None, prefill_gpus: Sequence[str | GPU] | str | None = None,
+                prefill_tp: Sequence[int] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -43,7 +48,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     policies, ``("continuous", "static")`` adds a ``batching`` knob (aggregated mode only). ``engines``: serving
     engines as a search dimension (``["vllm", "sglang", "trtllm"]``, optionally ``"name==version"``): the cost
     model uses each engine's measured kernel profile where the GPU has one (else the roofline); unknown engines
-    are refused here.
+    are refused here. ``prefill_gpus`` / ``prefill_tp`` (disaggregated mode): the prefill pool chooses its own GPU
+    type (default: ``gpus``) and TP (default: the space's TP values) and the decode pool keeps ``gpu`` / ``tp``,
+    e.g. H100 prefill with H200 decode; the pools' worker counts are ``prefill_replicas`` and
+    ``dp - prefill_replicas``.
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
@@ -52,16 +60,31 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         parallelism(model, max_gpus, tp=tp, pp=pp, dp=with_dp, ep=ep),
         quantization(gpus, formats=formats, kv_dtypes=kv_dtypes),
     ]
+    own_pools = prefill_gpus is not None or prefill_tp is not None
+    if own_pools and "disagg" not in modes:
+        raise SpaceError(f"prefill_gpus / prefill_tp give the prefill pool of a disaggregated deployment its own GPU "
+                         f"and TP; add 'disagg' to modes={list(modes)}")
     cons = ["tp * pp * dp == n_gpus" if with_dp else "tp * pp == n_gpus"]
+    if own_pools:
+        cons = ["tp * pp * dp == n_gpus or mode == 'disagg'"]
     if modes != ("agg",):
         parts.append(serving(modes, max_gpus))
         if "disagg" in modes:
             cons.append("prefill_replicas < dp")
+    if own_pools:
+        pool, rules = _prefill_pool(parts[0], parts[1], gpus if prefill_gpus is None else prefill_gpus, prefill_tp,
+                                    formats, kv_dtypes)
+        parts.append(pool)
+        cons.extend(rules)
+        # GPUs per pool (the prefill parameters are inactive in aggregated mode, where this holds vacuously)
+        cons.append("prefill_replicas * prefill_tp * pp + (dp - prefill_replicas) * tp * pp == n_gpus")
     if with_dp and not replicas:
         cons.append("dp == 1" if "agg" not in modes else ("dp == 1 or mode == 'disagg'" if len(modes) > 1 else "dp == 1"))
     # in disaggregated mode the prefill pool runs whole prompts and the decode pool no prompts: chunking is an
     # aggregated-mode knob
     when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes and len(modes) > 1 else {}
+    if own_pools and len(modes) > 1:
+        when.update(prefill_gpu="mode == 'disagg'", prefill_tp="mode == 'disagg'")
     policies = [batching] if isinstance(batching, str) else list(dict.fromkeys(batching))
     if policies != ["continuous"] and "disagg" in modes:
         if len(modes) == 1:
@@ -82,3 +105,21 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 raise SpaceError(f"engines: {exc}") from None
         parts.append(dse.Space(engine=dse.Categorical(names)))
     return compose(*parts, constraints=cons, when=when)
+
+
+def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GPU] | str,
+                  prefill_tp: Sequence[int] | None, formats: Sequence[str] | None,
+                  kv_dtypes: Sequence[str]) -> tuple[dse.Space, list[str]]:
+    """The ``prefill_gpu`` and ``prefill_tp`` parameters, and the precision rules of ``gpu`` restated for
+    ``prefill_gpu`` (a format the prefill GPU cannot run is refused here, not left to fail every trial)."""
+    names = hardware(prefill_gpus, 8).params["gpu"].choices          # catalog names, unknown GPUs refused
+    allowed_tp = list(par.params["tp"].choices)
+    tps = allowed_tp if prefill_tp is None else sorted(dict.fromkeys(int(t) for t in prefill_tp))
+    bad = [t for t in tps if t not in allowed_tp]
+    if bad or not tps:
+        raise SpaceError(f"prefill_tp={list(prefill_tp or [])!r}: {bad or 'empty'} not allowed; valid TP values for "
+                         f"this model and space: {allowed_tp}")
+    rules = quantization(list(dict.fromkeys([*hw.params["gpu"].choices, *names])), formats=formats,
+                         kv_dtypes=kv_dtypes).constraints
+    cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]
+    return dse.Space(prefill_gpu=dse.Categorical(list(names)), prefill_tp=dse.Categorical(tps)), cons

@@ -262,3 +262,32 @@ def test_llm_serving_moe_and_flagship_shape():
     flagship = spaces.llm_serving("Llama-3.1-70B", ["H100", "H200", "A100", "L40S", "B200", "MI300X"], 8,
                                   input_len=2048)
     assert flagship.size > 10_000
+
+
+def test_disaggregated_pools_choose_their_own_gpu_and_tp():
+    """xPyD: the prefill pool picks its GPU type and TP, the decode pool keeps gpu / tp; GPUs are counted per pool,
+    the prefill GPU obeys the precision rules, and the objective prices the same GPU count."""
+    import objectives
+    from objectives import serving
+
+    s = spaces.llm_serving("Llama-3.1-70B", ["H100", "H200", "A100"], 8, modes=("agg", "disagg"),
+                           prefill_gpus=["H100", "A100"], formats=["fp8", "bf16"], kv_dtypes=["fp8"],
+                           max_batch_sizes=(64, 256), max_num_tokens=(8192,), chunked_prefill=(True,))
+    g = s.grid()
+    dis, agg = g[g["mode"] == "disagg"], g[g["mode"] == "agg"]
+    assert agg["prefill_gpu"].isna().all() and agg["prefill_tp"].isna().all()
+    assert (dis["prefill_gpu"] != dis["gpu"]).any() and (dis["prefill_tp"] != dis["tp"]).any()
+    assert not ((dis["prefill_gpu"] == "A100-SXM-80GB") & (dis["act_dtype"] == "fp8")).any()   # A100 has no FP8
+    counted = dis["prefill_replicas"] * dis["prefill_tp"] * dis["pp"] + (dis["dp"] - dis["prefill_replicas"]) * \
+        dis["tp"] * dis["pp"]
+    assert (counted == dis["n_gpus"]).all()
+    o = objectives.llm_serving_objective("Llama-3.1-70B", workload=serving.Workload(rate=4.0),
+                                         slo=serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99"))
+    m = o(g)
+    assert (m["n_gpus"].to_numpy() == g["n_gpus"].to_numpy()).all()
+    mixed = (g["mode"] == "disagg") & (g["prefill_gpu"] != g["gpu"]) & (m["fits"] == 1)
+    assert mixed.any()
+    with pytest.raises(dse.SpaceError, match="add .disagg. to modes"):
+        spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, prefill_gpus=["H100"])
+    with pytest.raises(dse.SpaceError, match=r"prefill_tp=\[3\]: \[3\] not allowed; valid TP values"):
+        spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, modes=("disagg",), prefill_tp=[3])
