@@ -230,5 +230,8 @@ def test_prefill_pool_with_its_own_gpu_type_and_tp():
     assert a["usd_per_mtok"].iloc[1] == pytest.approx(hourly / 3600 / a["throughput_tok_s"].iloc[1] * 1e6, rel=1e-6)
     for col, tol in (("throughput_tok_s", 0.03), ("tpot_ms", 0.2), ("ttft_ms_p99", 0.6)):
         assert (np.abs(a[col] / s[col] - 1) < tol).all(), (col, a[col].tolist(), s[col].tolist())
+    # rate matching: each pool's capacity; the H100 TP 2 prefill pool serves fewer requests/s than the H200 TP 4 one
+    assert (a["prefill_pool_req_s"] > 6).all() and a["prefill_pool_req_s"].iloc[1] < a["prefill_pool_req_s"].iloc[0]
+    assert a["decode_pool_req_s"].iloc[1] == pytest.approx(a["decode_pool_req_s"].iloc[0])
     # the slower prefill pool (H100 TP 2) gives a longer first token than H200 TP 4, in both fidelities
     assert a["ttft_ms"].iloc[1] > a["ttft_ms"].iloc[0] and s["ttft_ms"].iloc[1] > s["ttft_ms"].iloc[0]

@@ -249,7 +249,8 @@ class ServingModel:
         """Metrics of every deployment (one row each): ttft_ms, tpot_ms, e2e_ms (means), their p50/p90/p99
         (``ttft_ms_p99``, ...), throughput_tok_s, tok_s_per_gpu, tok_s_per_user, requests_per_s, usd_per_mtok,
         joules_per_tok, mem_per_gpu_gib, batch_size (sequences in flight per decode replica), fits, n_gpus,
-        slo_attainment and goodput_req_s (with ``slo``), reason, source. ``rate`` (requests/s, scalar or one per
+        slo_attainment and goodput_req_s (with ``slo``), reason, source; with disaggregated rows also
+        prefill_pool_req_s and decode_pool_req_s (requests/s each pool can serve: rate matching; NaN in agg). ``rate`` (requests/s, scalar or one per
         deployment) overrides the workload's open-loop rate."""
         isl, osl = self.input_len, self.output_len
         conc = self.workload.concurrency
@@ -274,6 +275,7 @@ class ServingModel:
         plain = ~d.chunked_prefill & ~dis
         k = np.maximum(1.0, np.floor(d.max_num_tokens / isl))
         wait_p = np.zeros(n)                                          # prefill-pool queue (disagg, open loop)
+        pool_req = (np.full(n, np.nan), np.full(n, np.nan))           # disagg: prefill / decode pool capacity
         if plain.any() or dis.any():
             sub = np.flatnonzero(plain | dis)
             sb = d.take(sub)
@@ -303,6 +305,7 @@ class ServingModel:
                 r_pre = n_p * ks[d_mask] / t_p                       # requests per ms the prefill pool can do
                 r_dec = n_d * N[i] / (steps * t_d)                    # ... and the decode pool
                 r = np.minimum(r_pre, r_dec)
+                pool_req[0][i], pool_req[1][i] = r_pre * 1e3, r_dec * 1e3           # requests/s each pool can do
                 if lam_total is not None:                             # an open-loop rate below capacity
                     offered = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))[i] / 1e3
                     r = np.minimum(r, offered)
@@ -425,6 +428,8 @@ class ServingModel:
             "joules_per_tok": mt["joules_per_tok"].to_numpy(float) * scale, "mem_per_gpu_gib": mem,
             "batch_size": N, "fits": fits.astype(float), "n_gpus": n_gpus,
         })
+        if dis.any():    # rate matching: what each pool of a disaggregated deployment can serve (requests/s)
+            out["prefill_pool_req_s"], out["decode_pool_req_s"] = pool_req
         frame = pd.DataFrame(out)
         if slo is not None:
             att = _attainment(frame, slo)
