@@ -31,93 +31,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dse.errors import SpaceError
-from dse.space import to_plain
+from dse.params import Column
 
 KINDS = ("nominal", "ordinal", "real")
 
-
-
-@dataclass(frozen=True)
-class Column:
-    """How one parameter maps to one column of ``X``.
-
-    ``transform``: "index" (Categorical), "grid" (Int or stepped Float: index on the step grid),
-    "log_int" (log-scaled Int), "value" (Float), "log" (log-scaled Float).
-    ``table``: the value of each index for index/grid columns when listable (Categorical choices, stepped Float
-    values exactly as ``param.values()`` gives them), else None (values computed as low + index * step).
-    """
-
-    name: str
-    kind: str
-    transform: str
-    xl: float
-    xu: float
-    conditional: bool
-    low: float = 0.0
-    high: float = 0.0
-    step: float = 1.0
-    n_values: int = 0
-    choices: tuple = ()
-    is_int: bool = False
-    table: np.ndarray | None = None
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
-def _is_ordinal(choices: tuple) -> bool:
-    """Numeric choices in strictly increasing or strictly decreasing order are ordinal."""
-    if len(choices) < 2 or not all(_is_number(c) for c in choices):
-        return False
-    d = np.diff(np.asarray(choices, dtype=float))
-    return bool(np.all(d > 0) or np.all(d < 0))
-
-
-_MAX_TABLE = 10_000_000
-
-
-def _column_for(name: str, param: Any) -> Column:
-    low: float
-    high: float
-    table: np.ndarray | None
-    kind_name = type(param).__name__
-    conditional = getattr(param, "when", None) is not None
-    if kind_name == "Categorical":
-        choices = tuple(param.choices)
-        k = len(choices)
-        table = _choice_table(choices)
-        if _is_ordinal(choices):
-            return Column(name, "ordinal", "index", -0.5, k - 0.5, conditional, n_values=k, choices=choices,
-                          table=table)
-        return Column(name, "nominal", "index", 0.0, float(k - 1), conditional, n_values=k, choices=choices,
-                      table=table)
-    if kind_name == "Int":
-        low, high, step = int(param.low), int(param.high), int(param.step)
-        if param.log:  # the Space guarantees low >= 1 and step == 1
-            return Column(name, "ordinal", "log_int", math.log(low - 0.5), math.log(high + 0.5), conditional,
-                          low=low, high=high, step=1, n_values=high - low + 1, is_int=True)
-        n = (high - low) // step + 1
-        return Column(name, "ordinal", "grid", -0.5, n - 0.5, conditional, low=low, high=high, step=step,
-                      n_values=n, is_int=True)
-    if kind_name == "Float":
-        low, high = float(param.low), float(param.high)
-        if param.step is not None:
-            n = int(param.n_values)
-            table = param.values() if n <= _MAX_TABLE else None
-            return Column(name, "ordinal", "grid", -0.5, n - 0.5, conditional, low=low, high=high,
-                          step=float(param.step), n_values=n, table=table)
-        if param.log:
-            return Column(name, "real", "log", math.log(low), math.log(high), conditional, low=low, high=high)
-        return Column(name, "real", "value", low, high, conditional, low=low, high=high)
-    raise SpaceError(f"parameter {name!r} has unsupported type {kind_name}; valid: Categorical, Int, Float")
 
 
 class Encoder:
@@ -131,7 +54,7 @@ class Encoder:
     def __init__(self, space: Any) -> None:
         self.space = space
         self.names: list[str] = list(space.names)
-        self.columns: tuple[Column, ...] = tuple(_column_for(n, space.params[n]) for n in self.names)
+        self.columns: tuple[Column, ...] = tuple(space.params[n].column(n) for n in self.names)
         self.xl = np.array([c.xl for c in self.columns], dtype=float)
         self.xu = np.array([c.xu for c in self.columns], dtype=float)
         self.kinds: tuple[str, ...] = tuple(c.kind for c in self.columns)
@@ -428,64 +351,20 @@ def _with_missing(col: np.ndarray, miss: np.ndarray) -> np.ndarray:
     return out
 
 
-def _choice_table(choices: tuple) -> np.ndarray:
-    """The choices as a numpy array with a natural dtype (int64, float64, bool, or object for strings)."""
-    if all(isinstance(c, (bool, np.bool_)) for c in choices):
-        return np.asarray(choices, dtype=bool)
-    if all(_is_number(c) for c in choices):
-        if all(isinstance(c, (int, np.integer)) for c in choices):
-            return np.asarray(choices, dtype=np.int64)
-        return np.asarray(choices, dtype=float)
-    arr = np.empty(len(choices), dtype=object)
-    arr[:] = list(choices)
-    return arr
-
-
 # ----------------------------------------------------------------------------------------------------
 # Optuna
 # ----------------------------------------------------------------------------------------------------
 def optuna_distributions(space: Any) -> dict[str, Any]:
     """One ``optuna.distributions.BaseDistribution`` per parameter, in ``space.names`` order."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    out: dict[str, Any] = {}
-    for name in space.names:
-        p = space.params[name]
-        kind = type(p).__name__
-        if kind == "Categorical":
-            out[name] = CategoricalDistribution([to_plain(c) for c in p.choices])
-        elif kind == "Int":
-            step = int(getattr(p, "step", 1) or 1)
-            log = bool(getattr(p, "log", False))
-            out[name] = IntDistribution(int(p.low), int(p.high), log=log, step=1 if log else step)
-        elif kind == "Float":
-            fstep = getattr(p, "step", None)
-            out[name] = FloatDistribution(float(p.low), float(p.high), log=bool(getattr(p, "log", False)),
-                                          step=None if fstep is None else float(fstep))
-        else:
-            raise SpaceError(f"parameter {name!r} has unsupported type {type(p).__name__}; "
-                             "valid: Categorical, Int, Float")
-    return out
+    return {name: space.params[name].optuna_distribution() for name in space.names}
 
 
 def config_from_optuna(space: Any, params: Mapping[str, Any]) -> dict[str, Any]:
     """An Optuna trial's params -> a config dict over every parameter (absent = inactive -> None)."""
-    out: dict[str, Any] = {}
-    for name in space.names:
-        if name not in params:
-            out[name] = None
-            continue
-        v = to_plain(params[name])
-        kind = type(space.params[name]).__name__
-        if kind == "Int":
-            v = int(v)
-        elif kind == "Float":
-            v = float(v)
-        out[name] = v
     unknown = set(params) - set(space.names)
     if unknown:
         raise SpaceError(f"Optuna params name unknown parameter(s) {sorted(unknown)}; the space has {space.names}")
-    return out
+    return {name: space.params[name].plain(params[name]) if name in params else None for name in space.names}
 
 
 def optuna_params(space: Any, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -495,15 +374,5 @@ def optuna_params(space: Any, config: Mapping[str, Any]) -> dict[str, Any]:
         v = config.get(name)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        v = to_plain(v)
-        kind = type(space.params[name]).__name__
-        if kind == "Int":
-            v = int(v)
-        elif kind == "Float":
-            v = float(v)
-        elif kind == "Categorical":
-            # the exact stored choice (e.g. the int choice 2 for 2.0 read back from JSON)
-            v = next((c for c in space.params[name].choices if c == v and isinstance(c, bool) == isinstance(v, bool)),
-                     v)
-        out[name] = v
+        out[name] = space.params[name].plain(v)
     return out

@@ -236,3 +236,33 @@ def test_optuna_distributions_and_params_round_trip() -> None:
         assert space.validate(back) == space.validate({k: (None if pd.isna(v) else v) for k, v in rec.items()})
     with pytest.raises(SpaceError, match="zzz"):
         config_from_optuna(space, {"zzz": 1})
+
+
+def test_each_parameter_type_carries_its_own_encoding_optuna_distribution_and_conversion() -> None:
+    # parameter-type behaviour lives on the parameter classes (dse.params): the encoder, the Optuna mapping and
+    # the conversions ask the parameter, so each parameter's answers are the ones the engine uses
+    import optuna.distributions as od
+
+    space = Space(c=Categorical([1, 2, 4]), s=Categorical(["a", "b"]), b=Categorical([True, False]),
+                      i=Int(2, 10, step=2), li=Int(1, 64, log=True), f=Float(0.0, 1.0, step=0.25),
+                      lf=Float(1e-3, 1.0, log=True), r=Float(-1.0, 1.0))
+    enc = Encoder(space)
+    def shape(c):
+        return (c.name, c.kind, c.transform, c.xl, c.xu, c.n_values, c.choices, c.is_int)
+
+    assert [shape(p.column(n)) for n, p in space.params.items()] == [shape(c) for c in enc.columns]
+    assert [c.transform for c in enc.columns] == ["index", "index", "index", "grid", "log_int", "grid", "log", "value"]
+    assert [c.kind for c in enc.columns] == ["ordinal", "nominal", "nominal", "ordinal", "ordinal", "ordinal", "real",
+                                             "real"]
+    dists = optuna_distributions(space)
+    assert dists == {n: p.optuna_distribution() for n, p in space.params.items()}
+    assert dists["li"] == od.IntDistribution(1, 64, log=True) and dists["f"] == od.FloatDistribution(0.0, 1.0, step=0.25)
+    assert [p.first for p in space.params.values()] == [1, "a", True, 2, 1, 0.0, 1e-3, -1.0]
+    # a value read back as another numeric type converts to the type (and the exact choice) the parameter holds
+    config = {"c": 2.0, "s": "b", "b": False, "i": np.int64(4), "li": 8.0, "f": np.float32(0.5), "lf": 0.01, "r": 0}
+    params = optuna_params(space, config)
+    assert params == {"c": 2, "s": "b", "b": False, "i": 4, "li": 8, "f": 0.5, "lf": 0.01, "r": 0.0}
+    assert [type(params[k]) for k in ("c", "i", "li", "f", "r")] == [int, int, int, float, float]
+    assert config_from_optuna(space, params) == params
+    with pytest.raises(SpaceError, match="unknown parameter"):
+        config_from_optuna(space, {"zz": 1})

@@ -104,7 +104,7 @@ class _OptunaOptimizer(BaseOptimizer):
 
     def _first_value(self, name: str) -> Any:
         p = self.space.params[name]
-        return p.choices[0] if hasattr(p, "choices") else p.low
+        return p.first
 
     def _sampler(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
