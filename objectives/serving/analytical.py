@@ -249,8 +249,8 @@ class ServingModel:
         """Metrics of every deployment (one row each): ttft_ms, tpot_ms, e2e_ms (means), their p50/p90/p99
         (``ttft_ms_p99``, ...), throughput_tok_s, tok_s_per_gpu, tok_s_per_user, requests_per_s, usd_per_mtok,
         joules_per_tok, mem_per_gpu_gib, batch_size (sequences in flight per decode replica), fits, n_gpus,
-        slo_attainment and goodput_req_s (with ``slo``), reason, source; with disaggregated rows also
-        prefill_pool_req_s and decode_pool_req_s (requests/s each pool can serve: rate matching; NaN in agg). ``rate`` (requests/s, scalar or one per
+        slo_attainment and goodput_req_s (with ``slo``), reason, source, prefill_pool_req_s and
+        decode_pool_req_s (requests/s each pool of a disaggregated deployment can serve: rate matching; NaN in agg). ``rate`` (requests/s, scalar or one per
         deployment) overrides the workload's open-loop rate."""
         isl, osl = self.input_len, self.output_len
         conc = self.workload.concurrency
@@ -428,8 +428,8 @@ class ServingModel:
             "joules_per_tok": mt["joules_per_tok"].to_numpy(float) * scale, "mem_per_gpu_gib": mem,
             "batch_size": N, "fits": fits.astype(float), "n_gpus": n_gpus,
         })
-        if dis.any():    # rate matching: what each pool of a disaggregated deployment can serve (requests/s)
-            out["prefill_pool_req_s"], out["decode_pool_req_s"] = pool_req
+        # rate matching: what each pool of a disaggregated deployment can serve (requests/s; NaN in agg)
+        out["prefill_pool_req_s"], out["decode_pool_req_s"] = pool_req
         frame = pd.DataFrame(out)
         if slo is not None:
             att = _attainment(frame, slo)
