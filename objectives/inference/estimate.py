@@ -272,11 +272,11 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile instead mix two kinds
     of iteration, as engines run them: N isl / max_num_tokens full prefill iterations and pure decode steps."""
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
-    t = replica_time_s(p, T, A, D, K, S, N)
-    busy = busy_s(p.coeffs, T, A, D, K, S)
     measured = np.asarray(p.source_code) > 0
-    if not np.any(measured):  # the closed form was fitted on this mean iteration (published tables)
-        return t, n_it, D, busy
+    if not np.all(measured):  # the closed form was fitted on this mean iteration (published tables)
+        t, busy = _time_busy(p, (T, A, D, K, S), N)
+        if not np.any(measured):
+            return t, n_it, D, busy
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
@@ -288,9 +288,21 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     ctx = isl + 0.5 * osl
     w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
     w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
-    t_split = (n_pf * replica_time_s(p, *w_pf, N) + n_dec * replica_time_s(p, *w_dec, N)) / n_it
-    b_split = (n_pf * busy_s(p.coeffs, *w_pf) + n_dec * busy_s(p.coeffs, *w_dec)) / n_it
+    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
+    t_split = (n_pf * t_p + n_dec * t_d) / n_it
+    b_split = (n_pf * b_p + n_dec * b_d) / n_it
+    if np.all(measured):
+        return t_split, n_it, D, b_split
     return np.where(measured, t_split, t), n_it, D, np.where(measured, b_split, busy)
+
+
+def _time_busy(p: Prepared, w: tuple, N: Num) -> tuple[Num, Num]:
+    """Replica time (s) of an iteration of work w = (T, A, D, K, S) and its busy part (one forward pass when
+    pp == 1, the busy time read off it rather than a second pass)."""
+    t = replica_time_s(p, *w, N)
+    if np.all(np.asarray(p.pp) == 1):
+        return t, t - idle_s(p.coeffs, w[2], w[4])
+    return t, busy_s(p.coeffs, *w)
 
 
 def steady_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num, Num, Num]:
@@ -305,7 +317,8 @@ def steady_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Nu
     return n_it, T, A, D, K, S
 
 
-def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None) -> Num:
+def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None,
+                   cycle_s: Num = None) -> Num:
     """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
     next request when the previous one finishes).
 
@@ -319,24 +332,30 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     comparison is in objectives/data/fidelity/report.md.
 
     With `conc` clients per replica above the N slots, a request also waits for a slot: (conc - N) / N x its
-    residency time (Little's law: conc - N waiting, N / residency requests/s served)."""
-    T = np.minimum(np.maximum(mnt - N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
+    residency time (Little's law: conc - N waiting, N / residency requests/s served). `cycle_s`: the steady
+    state's iteration time x iterations per request cycle, when the caller has it."""
+    # measured-profile rows: real clients drift apart, so a group holds G = 1 + ttft_wave (N - 1) requests (the
+    # fitted synchronization); the closed form keeps the whole-group view it was fitted with
+    measured = np.asarray(p.source_code) > 0
+    wave = p.eff["ttft_wave"]
+    G = np.where(measured, 1.0 + wave * (N - 1.0), N)
+    T = np.minimum(np.maximum(mnt - N, 1.0) + isl, G * isl)        # ~ budget, after the fixed point below
     D = np.maximum(N - T / isl, 0.0)
     budget = np.maximum(mnt - D, 1.0)
-    T = np.minimum(budget, N * isl)
+    T = np.minimum(budget, G * isl)
     D = np.maximum(N - T / isl, 0.0)
-    # the group's prompts are served first come, first served: a request waits for the prompts ahead of it in its
-    # group, on average half the group's prefill iterations (plus its own)
-    # measured-profile rows use the fitted synchronization; the closed form keeps its fit (no queue behind the group)
-    wave = np.where(np.asarray(p.source_code) > 0, p.eff["ttft_wave"], 0.0)
-    k = np.where(N * isl <= budget, 1.0, 1.0 + wave * 0.5 * (N * isl / budget - 1.0) + (1.0 - wave) * (isl - 1.0)
-                 / budget)
+    # measured rows: the group's prompts are served first come, first served, so a request waits on average for
+    # half the group's prefill iterations (plus its own); the closed form: no queue behind the group
+    k = np.where(G * isl <= budget, 1.0, np.where(measured, 0.5 * (1.0 + G * isl / budget),
+                                                   1.0 + (isl - 1.0) / budget))
     t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
     ttft = k * t_pf + p.coeffs.ttft_s
     if conc is None:
         return ttft
-    t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
-    residency = ttft + (osl - 1.0) * t * n_it / osl
+    if cycle_s is None:
+        t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
+        cycle_s = t * n_it
+    residency = ttft + (osl - 1.0) * cycle_s / osl
     return ttft + np.maximum(conc - N, 0.0) / N * residency
 
 
@@ -396,7 +415,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
     tput = p.dp * p.attn_dp * N * osl / (n_it * t)
     tpot = t * n_it / osl
-    ttft = prefill_wait_s(p, N, isl, osl, mnt, conc)
+    ttft = prefill_wait_s(p, N, isl, osl, mnt, conc, t * n_it)
     e2e = ttft + (osl - 1.0) * tpot
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq
