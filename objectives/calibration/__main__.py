@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
         from .bands import run as run_bands
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        print(run_bands())
+        try:
+            print(run_bands())
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "silicon":
         from .silicon import run as run_silicon
