@@ -243,9 +243,14 @@ def _codes(x: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(x.codes, dtype=np.int64), np.asarray(x.categories.astype(str), dtype=object)
     if np.ndim(x) == 0:
         return np.zeros(n, dtype=np.int64), np.array([_name(x)], dtype=object)
-    codes, uniq = pd.factorize(np.asarray([_name(v) for v in x], dtype=object) if len(x) < 10_000
-                               else pd.Series(x).astype(str).to_numpy(object))
-    return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=object)
+    a = np.asarray(x, dtype=object).ravel()
+    if len(a) != n:
+        a = np.broadcast_to(a, (n,))
+    try:
+        codes, uniq = pd.factorize(a)       # hashes the values once; names only for the distinct ones
+    except TypeError:                       # unhashable records: by name
+        codes, uniq = pd.factorize(np.array([_name(v) for v in a], dtype=object))
+    return np.asarray(codes, dtype=np.int64), np.array([_name(u) for u in uniq], dtype=object)
 
 
 def _name(v: Any) -> str:
