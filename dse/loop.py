@@ -241,7 +241,8 @@ class Loop:
         reclaim_dead(study)
         self.sync()
         # every aborted configuration not evaluated since is retried, also when the run that first found it died too
-        retry = [rec for k, rec in self.aborted_configs.items() if k not in self.opt._told]
+        told = self.opt.was_told(np.array(list(self.aborted_configs), dtype=object))
+        retry = [rec for rec, t in zip(self.aborted_configs.values(), told) if not t]
         start = time.monotonic()
         done = 0
         total = _min_opt(n_trials, None if max_trials is None else self.remaining(max_trials))

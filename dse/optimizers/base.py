@@ -196,6 +196,11 @@ class BaseOptimizer(abc.ABC):
         told = self._told
         return np.fromiter((k in told for k in keys.tolist()), dtype=bool, count=len(keys))
 
+    def seen_keys(self) -> list[bytes]:
+        """Keys of every configuration told or asked (and not yet told): what repair and duplicate elimination
+        operators composed with this optimizer must avoid."""
+        return [*self._told, *self._pending]
+
     def is_seen(self, keys: np.ndarray) -> np.ndarray:
         """Mask of the ``keys`` told or asked already."""
         return np.fromiter((k in self._told or k in self._pending for k in keys.tolist()), dtype=bool,

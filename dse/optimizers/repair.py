@@ -206,7 +206,8 @@ class Projector:
 
 
 def projector_for(optimizer: Any) -> Projector | None:
-    """A ``Projector`` over ``optimizer.space`` with every configuration it has seen marked, or None when the
+    """A ``Projector`` over ``optimizer.space`` with every configuration it has seen (``seen_keys()``, its public
+    interface: ``space``, ``encoder``, ``space_size``, ``seen_keys``) marked, or None when the
     space is continuous or has more than ``PROJECT_MAX`` feasible points (the grid is enumerated at most that
     far: ``space.grid(max_points=PROJECT_MAX)``)."""
     from dse.errors import SpaceError
@@ -224,8 +225,7 @@ def projector_for(optimizer: Any) -> Projector | None:
     except SpaceError:
         return None
     proj = Projector(optimizer.encoder, grid)
-    proj.mark(optimizer._told)
-    proj.mark(optimizer._pending)
+    proj.mark(optimizer.seen_keys())
     return proj
 
 
