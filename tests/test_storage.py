@@ -429,3 +429,97 @@ def test_claims_are_exclusive_released_and_kept_apart_from_attrs(storage: SQLSto
         storage.claim(sid, "", "w1")
     with pytest.raises(StorageError, match="needs a worker id"):
         storage.claim(sid, "k", None)  # type: ignore[arg-type]
+
+
+def _columns(n: int, offset: int = 0, state: str = "complete"):
+    from dse.storage.columns import TrialColumns
+
+    params = pd.DataFrame({"gpu": pd.Series([["A100", "H100", None][i % 3] for i in range(n)], dtype=object),
+                           "tp": np.arange(offset, offset + n, dtype=np.int64), "lr": np.linspace(0, 1, n)})
+    metrics = pd.DataFrame({"y": np.arange(n, dtype=float) + offset, "src": ["roofline"] * n})
+    return TrialColumns(params, metrics, np.array([state] * n, dtype=object),
+                        np.where(np.arange(n) % 2 == 0, 1.0, 0.0), np.array([None] * n, dtype=object),
+                        np.full(n, 1.0), np.full(n, 2.0), np.full(n, 1.0))
+
+
+def test_trials_read_the_same_as_dicts_and_as_columns_whatever_path_stored_them(storage: SQLStorage) -> None:
+    # reserved-then-finished, added as dicts, added as columns (split into blocks), finished as columns: one
+    # numbering, and the dict view (load_trials) and the frame view (load_table) agree, filters included
+    from dse.storage import columns
+
+    sid = storage.create_study("paths", {})
+    assert storage.reserve_trials(sid, [{"gpu": "L40S", "tp": 1, "lr": 0.5}], "w") == [0]
+    storage.finish_trials(sid, [_finished(0)])
+    assert storage.add_trials(sid, [{"params": {"gpu": "A100", "tp": 2}, "state": "failed", "error": "boom",
+                                     "metrics": None, "finished_at": 3.0, "duration_s": 1.0}], "w") == [1]
+    n = columns.BLOCK_ROWS + 5   # two blocks in one write
+    assert storage.add_columns(sid, _columns(n), "w2") == list(range(2, 2 + n))
+    reserved = storage.reserve_trials(sid, [{"gpu": "A100", "tp": 7, "lr": 0.1}] * 3, "w3")
+    storage.finish_columns(sid, reserved, _columns(3, offset=100, state="failed"), "w3")
+    total = 2 + n + 3
+    assert storage.count_trials(sid) == total and storage.count_trials(sid, ["failed"]) == 4
+    listed = storage.list_studies().set_index("name").loc["paths"]
+    assert (listed["n_trials"], listed["n_complete"], listed["n_failed"], listed["n_running"]) == (total, total - 4, 4, 0)
+    dicts = storage.load_trials(sid)
+    table = storage.load_table(sid)
+    assert dicts["number"].tolist() == table.base["number"].tolist() == list(range(total))
+    assert dicts["state"].tolist() == table.base["state"].tolist()
+    assert dicts.loc[1, "params"] == {"gpu": "A100", "tp": 2} and dicts.loc[1, "metrics"] == {}
+    assert dicts.loc[2, "params"] == {"gpu": "A100", "tp": 0, "lr": 0.0} and dicts.loc[4, "params"]["gpu"] is None
+    assert dicts.loc[2, "metrics"] == {"y": 0.0, "src": "roofline"} and dicts.loc[3, "feasible"] is False
+    assert table.params["tp"].tolist()[:3] == [1, 2, 0] and math.isnan(table.params["lr"][1])
+    assert table.metrics["src"].tolist()[2:4] == ["roofline", "roofline"] and table.base["worker"][total - 1] == "w3"
+    tail = storage.load_table(sid, min_number=total - 4, states=["failed"])
+    assert tail.base["number"].tolist() == [total - 3, total - 2, total - 1]
+    assert tail.metrics["y"].tolist() == [100.0, 101.0, 102.0]
+    assert storage.load_trials(sid, states=["failed"])["number"].tolist() == [1, total - 3, total - 2, total - 1]
+    with pytest.raises(StudyError, match="not all reserved"):   # finished trials cannot be finished again
+        storage.finish_columns(sid, reserved, _columns(3), "w3")
+    with pytest.raises(StorageError, match="contiguous"):
+        storage.finish_columns(sid, [0, 2, 3], _columns(3), "w3")
+    with pytest.raises(StorageError, match="'done' is not a finished state"):
+        storage.add_columns(sid, _columns(2, state="done"), "w")
+    assert storage.count_trials(sid) == total   # nothing stored by the failed calls
+
+
+def test_blocks_hold_a_json_header_and_raw_arrays_never_pickle(tmp_path: Path) -> None:
+    import json
+
+    st = open_storage(str(tmp_path / "b.db"))
+    sid = st.create_study("b", {})
+    st.add_columns(sid, _columns(1000), "w")
+    st.close()
+    con = sqlite3.connect(tmp_path / "b.db")
+    (data,) = con.execute("SELECT data FROM dse_trial_blocks").fetchone()
+    con.close()
+    assert data.startswith(b"DSEB1\n")
+    size = int.from_bytes(data[6:14], "little")
+    header = json.loads(data[14:14 + size])
+    assert header["n"] == 1000
+    # every byte after the header is a column's raw array: the sizes the header states add up exactly
+    assert 14 + size + sum(c[4] + c[5] for c in header["columns"]) == len(data)
+    kinds = {c[1]: c[2] for c in header["columns"]}
+    assert kinds["tp"] == "i8" and kinds["lr"] == "f8" and kinds["gpu"] == "str" and kinds["src"] == "const"
+    assert b"\x80\x04\x95" not in data and b"\x80\x05\x95" not in data   # no pickle frame
+
+
+def test_a_schema_1_database_opens_upgraded_with_its_trials(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    st = open_storage(str(path))
+    sid = st.create_study("old", {})
+    st.reserve_trials(sid, [{"x": 1}, {"x": 2}], "w")
+    st.finish_trials(sid, [_finished(0), _finished(1, state="failed", error="e", feasible=None)])
+    st.close()
+    con = sqlite3.connect(path)   # what a dse of schema 1 left: no block table, version 1
+    con.execute("DROP TABLE dse_trial_blocks")
+    con.execute("UPDATE dse_meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    st = open_storage(str(path))
+    assert st.load_trials(sid)["params"].tolist() == [{"x": 1}, {"x": 2}]
+    assert st.add_columns(sid, _columns(2), "w") == [2, 3]
+    assert st.load_table(sid).base["state"].tolist() == ["complete", "failed", "complete", "complete"]
+    st.close()
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT value FROM dse_meta WHERE key='schema_version'").fetchall() == [(str(SCHEMA_VERSION),)]
+    con.close()

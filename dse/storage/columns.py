@@ -257,6 +257,8 @@ def _encode_column(values: Any, what: str) -> tuple[str, Any, np.ndarray | None]
     if inferred == "string":
         miss = pd.isna(obj)
         codes, uniques = pd.factorize(np.where(miss, cast(Any, None), obj), use_na_sentinel=True)
+        if len(uniques) == 1 and len(obj) > 1 and not miss.any():
+            return "const", ["json", str(uniques[0])], None
         return "str", [str(u) for u in uniques], codes.astype("<i4")
     values_list = obj.tolist()
     try:
@@ -425,7 +427,8 @@ def block_dicts(cols: dict[str, tuple[np.ndarray, np.ndarray | None]], n: int, *
     """One dict per row of a block's params or metrics (keys a row lacks left out), plain Python values;
     ``nan_as_none``: a NaN float reads None (parameters: NaN only ever stands for an inactive one)."""
     names = list(cols)
-    values = [(np.where(np.isnan(v), None, v.astype(object)) if nan_as_none and v.dtype.kind == "f" else v).tolist()
+    values = [(np.where(np.isnan(v), cast(Any, None), v.astype(object)) if nan_as_none and v.dtype.kind == "f"
+               else v).tolist()
               for v, _ in cols.values()]
     if not names:
         return [{} for _ in range(n)]
