@@ -41,7 +41,8 @@ Workloads and what the model does with them:
   own GPU type and TP, ``prefill_gpu`` / ``prefill_tp``, xPyD): prefill capacity
   k / t_prefill(k) requests per replica, decode capacity N / ((O - 1) t_decode(N)); the deployment serves the
   smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives. TTFT = t_prefill(k) (the
-  prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool;
+  prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool (a
+  prompt arriving at a free worker runs alone) and an Erlang-C wait for a decode slot, spread over the TPOT;
   the KV transfer (per-GPU KV bytes over the link between the pools' GPUs: the scale-up domain when both pools
   fit one, else the scale-out network, `inference.comm.kv_transfer_gbs`) is spread over the TPOT.
 
@@ -310,6 +311,7 @@ class ServingModel:
                     offered = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))[i] / 1e3
                     r = np.minimum(r, offered)
                 low = r < r_dec * (1 - 1e-9)                          # the decode pool runs below its batch
+                slots = N[i].copy()                                   # sequences a decode replica can hold
                 if low.any():
                     j = np.flatnonzero(low)
                     occ = np.maximum(1.0, np.ceil(N[i][j] * r[j] / r_dec[j]))
@@ -334,6 +336,19 @@ class ServingModel:
                 tput[i] = r * osl * 1e3
                 ttft[i] = t_p
                 tpot[i] = t_d + xfer_ms / steps
+                slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
+                if lam_total is not None:
+                    # a request whose KV arrives while every decode slot is taken waits for one: c = the replica's
+                    # slots, offered load = its occupancy; Erlang C for the chance to wait and, the residencies being
+                    # nearly fixed (same lengths), half the M/M/c wait (M/D/c, Cosmetatos' approximation); the wait
+                    # delays the second token, so it is spread over the TPOT like the KV transfer
+                    a = np.minimum(N[i], slots * 0.999)
+                    c_wait = _erlang_c(np.maximum(np.floor(slots), 1.0), a)
+                    drain = 0.5 * steps * t_d / np.maximum(slots - a, 1e-9)
+                    for p in PERCENTILES:
+                        slot_q[p] = np.where(c_wait > 1 - Z_Q[p], drain * np.log(np.maximum(c_wait / (1 - Z_Q[p]),
+                                                                                             1.0)), 0.0) / steps
+                    tpot[i] = tpot[i] + c_wait * drain / steps
                 if lam_total is not None:
                     # open loop: a prompt arriving at a free prefill worker runs alone (one prompt's prefill);
                     # otherwise it waits for the pool's earlier prompts: M/D/1 on the pool's work at the batched
@@ -347,7 +362,7 @@ class ServingModel:
                     wait_p[i] = rho * S / (2 * (1 - rho)) / n_p
                     for p in PERCENTILES:
                         q[p][0][i] = t_one + _mdl_quantile(rho, S / n_p, Z_Q[p])
-                        q[p][1][i] = tpot[i]
+                        q[p][1][i] = t_d + xfer_ms / steps + slot_q[p]
                     ttft[i] = t_one + wait_p[i]
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 fits[i] &= pf["fits"].to_numpy(bool)[d_mask]
