@@ -260,6 +260,13 @@ def _encode_column(values: Any, what: str) -> tuple[str, Any, np.ndarray | None]
         if len(uniques) == 1 and len(obj) > 1 and not miss.any():
             return "const", ["json", str(uniques[0])], None
         return "str", [str(u) for u in uniques], codes.astype("<i4")
+    if inferred in ("integer", "floating", "boolean") and pd.api.types.infer_dtype(obj, skipna=False) == inferred:
+        # Python numbers of one type, none missing (dicts given row by row): as an array, exactly
+        try:
+            return _encode_column(np.array(obj.tolist(), dtype={"integer": np.int64, "floating": np.float64,
+                                                                "boolean": np.bool_}[inferred]), what)
+        except OverflowError:
+            pass   # an int beyond int64: JSON keeps it
     values_list = obj.tolist()
     try:
         ENCODER.encode(values_list)
