@@ -26,7 +26,7 @@ from .objective import ObjectiveSpec, is_vectorized, objective_info
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage
-from .storage.columns import TrialTable
+from .storage.table import TrialTable
 from .vocabulary import FINISHED_STATES, TRIAL_COLUMNS
 
 logger = logging.getLogger(__name__)

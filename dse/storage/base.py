@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from dse.storage.columns import TrialColumns, TrialTable
+from dse.storage.columns import TrialColumns
+from dse.storage.table import TrialTable
 
 
 class BaseStorage(abc.ABC):

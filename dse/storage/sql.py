@@ -35,18 +35,7 @@ from sqlalchemy.pool import StaticPool
 
 from dse.errors import StorageError, StudyError
 from dse.storage.base import BaseStorage
-from dse.storage.columns import (
-    BLOCK_ROWS,
-    TrialColumns,
-    TrialTable,
-    block_dicts,
-    blocks_table,
-    concat_tables,
-    decode_block,
-    encode_block,
-    objects,
-    rows_table,
-)
+from dse.storage.columns import BLOCK_ROWS, TrialColumns, decode_block, encode_block, objects
 from dse.storage.columns import encode_json as _encode
 from dse.storage.columns import opt_bool as _opt_bool
 from dse.storage.columns import opt_float as _opt_float
@@ -63,6 +52,7 @@ from dse.storage.schema import (
     trials,
 )
 from dse.storage.schema import attrs as attrs_table
+from dse.storage.table import TrialTable, block_dicts, blocks_table, concat_tables, rows_table
 
 T = TypeVar("T")
 
