@@ -48,6 +48,7 @@ class Study:
         self.space = space
         self.spec = spec
         self._meta = dict(record.get("meta") or {})
+        self._read: tuple[float, pd.DataFrame] | None = None   # (trials_version, trials) of the last read
         legacy = storage.get_attrs(self._id).get("grid")
         if isinstance(legacy, dict) and legacy.get("path"):
             logger.warning(
@@ -89,7 +90,10 @@ class Study:
     @property
     def trials(self) -> pd.DataFrame:
         """Every trial: number, state, feasible, error, timings, worker, one column per parameter and per metric."""
-        return self._expand(self._storage.load_table(self._id))
+        version = self._storage.trials_version(self._id)
+        if self._read is None or self._read[0] != version:   # read once per state of the study
+            self._read = (version, self._expand(self._storage.load_table(self._id)))
+        return self._read[1].copy()
 
     def _expand(self, table: TrialTable) -> pd.DataFrame:
         """The trials table of what storage read: trial columns, then parameters (the space's first), then

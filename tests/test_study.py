@@ -449,3 +449,22 @@ def test_a_study_from_the_old_parquet_grid_sweep_opens_with_how_to_redo_it(db_ur
     with caplog.at_level("WARNING", logger="dse"):
         done = dse.load_study("old-grid", storage=db_url)
     assert len(done.trials) == done.space.size and not caplog.records
+
+
+def test_trials_are_read_once_per_state_and_every_write_is_seen(db_url):
+    # Study.trials keeps the last read while the study's version stamp is unchanged; every write advances the stamp
+    # (also two within one clock tick), so a write by another handle is seen and a caller's edits never leak back
+    a = dse.create_study("cache", make_space(), OBJECTIVES, storage=db_url)
+    a.optimize(toy_vec, optimizer="random", n_trials=30, seed=0, progress=False)
+    first = a.trials
+    first["width"] = -1   # a caller editing its copy
+    assert (a.trials["width"] != -1).all() and len(a.trials) == 30
+    st = a.storage
+    stamps = [st.trials_version(a._id)]
+    for i in range(5):
+        st.set_attrs(a._id, {"k": i})
+        stamps.append(st.trials_version(a._id))
+    assert all(x < y for x, y in zip(stamps, stamps[1:]))
+    b = dse.load_study("cache", storage=db_url)   # another handle on the same study writes trials
+    b.optimize(toy_vec, optimizer="random", n_trials=7, seed=1, progress=False)
+    assert len(a.trials) == 37 and a.trials["number"].tolist() == list(range(37))

@@ -95,6 +95,10 @@ class BaseStorage(abc.ABC):
         duration_s (float64, NaN when unknown). ``states`` keeps only those states; ``min_number`` numbers >= it."""
 
     @abc.abstractmethod
+    def trials_version(self, study_id: int) -> float:
+        """A stamp every write to the study advances (its ``updated_at``, epoch s): equal stamps, equal trials."""
+
+    @abc.abstractmethod
     def count_trials(self, study_id: int, states: Sequence[str] | None = None) -> int:
         """Number of trials of the study, optionally only those in ``states``."""
 

@@ -319,7 +319,7 @@ class SQLStorage(BaseStorage):
         end = conn.execute(
             update(studies)
             .where(studies.c.id == study_id)
-            .values(next_number=studies.c.next_number + n, updated_at=now)
+            .values(next_number=studies.c.next_number + n, updated_at=_stamp(now))
             .returning(studies.c.next_number)
         ).scalar_one_or_none()
         if end is None:
@@ -330,7 +330,7 @@ class SQLStorage(BaseStorage):
         """First statement of every write that does not take numbers: sets ``updated_at`` and so takes the study
         row's lock (PostgreSQL), which orders all writers of a study the same way (no deadlocks)."""
         found = conn.execute(
-            update(studies).where(studies.c.id == study_id).values(updated_at=now).returning(studies.c.id)
+            update(studies).where(studies.c.id == study_id).values(updated_at=_stamp(now)).returning(studies.c.id)
         ).first()
         if found is None:
             self._no_study(conn, study_id)
@@ -651,6 +651,17 @@ class SQLStorage(BaseStorage):
             blocks.append((b if keep.all() else b.take(keep), worker))
         return rows, [(b, w) for b, w in blocks if len(b.numbers)]
 
+    def trials_version(self, study_id: int) -> float:
+        sid = _int(study_id, "study_id")
+
+        def tx(conn: Connection) -> float:
+            found = conn.execute(select(studies.c.updated_at).where(studies.c.id == sid)).scalar_one_or_none()
+            if found is None:
+                self._no_study(conn, sid)
+            return float(found)
+
+        return self._transaction(tx, write=False)
+
     def count_trials(self, study_id: int, states: Sequence[str] | None = None) -> int:
         sid = _int(study_id, "study_id")
         wanted = _check_states(states)
@@ -800,6 +811,12 @@ class SQLStorage(BaseStorage):
     # -- lifetime -------------------------------------------------------------------------------------------------
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _stamp(now: float) -> Any:
+    """The study's new ``updated_at``: ``now``, or just after the stored one if that is not earlier, so that every
+    write advances it (a version stamp: ``trials_version``), also two writes within one clock tick."""
+    return case((studies.c.updated_at >= now, studies.c.updated_at + 1e-6), else_=now)
 
 
 #: Prefix of the dse_attrs keys that hold claims (hidden from get_attrs).
