@@ -354,3 +354,17 @@ def test_step_model_exposes_kv_mem_fraction():
     sm = inference.StepModel("Llama-3.1-8B", "H100", weight_dtype="fp8")
     assert sm.kv_mem_fraction == pytest.approx(load_efficiency()["kv_mem_fraction"])
     assert 0.5 <= sm.kv_mem_fraction <= 1.0
+
+
+def test_pipeline_iteration_that_finishes_a_prompt_lasts_its_pass_through_every_stage():
+    from objectives.inference import StepModel
+    one = StepModel("Llama-3.1-70B", "B200", tp=1, pp=1, weight_dtype="fp4")
+    four = StepModel("Llama-3.1-70B", "B200", tp=1, pp=4, weight_dtype="fp4")
+    alone = one.time_ms(2048, 2048 * 2049 / 2, 0, 0)
+    # beside 16 decodes the pipeline rotates 4 micro-batches, but the prompt sits in one of them: its first token
+    # cannot come sooner than the prompt's own pass (the loaded TTFT was half the idle prefill)
+    loaded = four.time_ms(2048, 2048 * 2049 / 2, 16, 16 * 2000)
+    assert loaded >= 0.95 * alone
+    arr = four.time_ms(np.array([2048.0, 0.0]), np.array([2048 * 2049 / 2, 0.0]), np.array([16.0, 16.0]),
+                       np.array([32000.0, 32000.0]))
+    assert arr[0] == pytest.approx(loaded, rel=1e-6) and arr[1] < 0.5 * loaded

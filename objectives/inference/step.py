@@ -83,15 +83,24 @@ class StepModel:
             n_prefill_seqs = (T > 0) * 1.0 if not isinstance(T, np.ndarray) else (T > 0).astype(float)
         S = D + n_prefill_seqs
         scalar = all(isinstance(x, (int, float)) for x in (T, A, D, K, n_prefill_seqs))
+        # with pp stages the work rotates through min(pp, sequences) micro-batches, but a prompt chunk lives in one
+        # micro-batch: the iteration that finishes it lasts at least that chunk's pass through every stage
         if scalar:
             if self.pp == 1:
                 return 1e3 * forward_s(self._c, T, A, D, K, S, max, pow)
             m = min(self.pp, max(D + n_prefill_seqs, 1.0))
-            return 1e3 * forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow)
+            t = forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow)
+            if T > 0:
+                n = max(n_prefill_seqs, 1.0)
+                t = max(t, forward_s(self._c, T / n, A / n, 0.0, 0.0, 1.0, max, pow))
+            return 1e3 * t
         T, A, D, K, S = (np.asarray(x, dtype=float) for x in (T, A, D, K, S))
         if self.pp == 1:
             return 1e3 * forward_s(self._c, T, A, D, K, S)
-        return 1e3 * replica_time_s(self._p, T, A, D, K, S, S)
+        t = replica_time_s(self._p, T, A, D, K, S, S)
+        n = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
+        lone = forward_s(self._c, T / n, A / n, 0.0, 0.0, np.ones_like(T))
+        return 1e3 * np.where(T > 0, np.maximum(t, lone), t)
 
     def utilization(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
                     decode_kv_tokens: Any) -> Any:
