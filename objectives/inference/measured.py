@@ -273,12 +273,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     def hide(t: np.ndarray) -> np.ndarray:
         return np.maximum(t - floor_ms, 0.25 * t)
 
-    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: bool = True) -> np.ndarray:
+    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: Any = True) -> np.ndarray:
+        """GEMM time (s); `check`: the rows whose result is used (a placeholder shape of a layer a model does not
+        have must not mark the row extrapolated)."""
         nonlocal inside
         nn = np.maximum(nn, 1.0)
         kk = np.maximum(kk, 1.0)
-        if check:
-            inside &= table.inside(1.0, nn[:, 0], kk[:, 0])
+        if np.any(check):
+            inside &= ~np.asarray(check) | table.inside(1.0, nn[:, 0], kk[:, 0])
         t = table(M, nn, kk)
         if wo < 1.0 and table is gt:  # weight-only: the weight-streaming time (the GEMM at M = 1) shrinks by wo
             t1 = table(1.0, nn, kk)
@@ -300,16 +302,20 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     q_dim = nh * hd
     # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O)
     gate = m.get("attn_gate", np.zeros(k))
-    qkv = gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h)) + gemm(Mg, col(h), col(q_dim / tp))
+    gqa = ~mla & (L_attn > 0)
+    qkv = (gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h), check=gqa)
+           + gemm(Mg, col(h), col(q_dim / tp), check=gqa))
     if mla.any():
         qk_head = m["qk_nope"] + m["qk_rope"]
         ql = np.maximum(m["q_lora_rank"], 1.0)
         q = np.where(col(m["q_lora_rank"] > 0),
-                     gemm(Mg, col(ql), col(h)) + gemm(Mg, col(nh * qk_head / tp), col(ql)),
-                     gemm(Mg, col(nh * qk_head / tp), col(h)))
-        mla_t = (q + gemm(Mg, col(m["kv_lora_rank"] + m["qk_rope"]), col(h))
-                 + gemm(Mg, col(nh * (m["qk_nope"] + m["v_head"]) / tp), col(np.maximum(m["kv_lora_rank"], 1.0)))
-                 + gemm(Mg, col(h), col(nh * m["v_head"] / tp)))
+                     gemm(Mg, col(ql), col(h), check=mla & (m["q_lora_rank"] > 0))
+                     + gemm(Mg, col(nh * qk_head / tp), col(ql), check=mla & (m["q_lora_rank"] > 0)),
+                     gemm(Mg, col(nh * qk_head / tp), col(h), check=mla & (m["q_lora_rank"] <= 0)))
+        mla_t = (q + gemm(Mg, col(m["kv_lora_rank"] + m["qk_rope"]), col(h), check=mla)
+                 + gemm(Mg, col(nh * (m["qk_nope"] + m["v_head"]) / tp), col(np.maximum(m["kv_lora_rank"], 1.0)),
+                        check=mla)
+                 + gemm(Mg, col(h), col(nh * m["v_head"] / tp), check=mla))
         qkv = np.where(col(mla), mla_t, qkv)
     tok = col(L_attn) * qkv
     if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
@@ -320,12 +326,15 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     n_moe = m["n_moe_layers"]
     n_dense = L - n_moe
     ffn = np.maximum(m["ffn"], 1.0)
-    tok = tok + col(n_dense) * (gemm(Mg, col(n_mat * ffn / tp), col(h)) + gemm(Mg, col(h), col(ffn / tp)))
+    dense = n_dense > 0
+    tok = tok + col(n_dense) * (gemm(Mg, col(n_mat * ffn / tp), col(h), check=dense)
+                                + gemm(Mg, col(h), col(ffn / tp), check=dense))
     if (n_moe > 0).any():
         ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
         sh = np.maximum(m["shared_ffn"], 1.0)
         shared = np.where(col(m["shared_ffn"] > 0),
-                          gemm(Mg, col(n_mat * sh / tp), col(h)) + gemm(Mg, col(h), col(sh / tp)), 0.0)
+                          gemm(Mg, col(n_mat * sh / tp), col(h), check=m["shared_ffn"] > 0)
+                          + gemm(Mg, col(h), col(sh / tp), check=m["shared_ffn"] > 0), 0.0)
         # experts: EP ranks split the experts, the rest of the TP group (x attention DP) splits each expert
         ep_world = ep
         etp = np.maximum(tp * attn_dp / ep_world, 1.0)
@@ -339,9 +348,15 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   + grouped(m_e, E_gpu * col(h), col(moe_ffn / etp)))
         routed = routed / float(eff["profile_moe_eff"])
         # the engine's fused MoE layer measured at this exact shape (routing skew, permutation, per-expert tiles)
-        shapes = np.stack([h, moe_ffn, topk, ne, etp, ep_world], axis=1)
+        # per format in order (the checkpoint's format decides the kernel): the exact split, else the same GPUs
+        # per expert group split the other way (expert TP t and EP t hold the same bytes per GPU and measure
+        # within a few %)
+        exact = np.stack([h, moe_ffn, topk, ne, etp, ep_world], axis=1)
+        n_split = etp * ep_world
+        splits = [exact] + [np.stack([h, moe_ffn, topk, ne, a, n_split / a], axis=1)
+                            for a in (np.ones(k), n_split)]
         done = n_moe <= 0
-        for fmt in moe_formats:
+        for fmt, shapes in [(f, sp) for f in moe_formats for sp in splits]:
             tab = prof.table(f"moe.{fmt}")
             if tab is None or done.all():
                 continue
