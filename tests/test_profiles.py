@@ -263,3 +263,16 @@ def test_chunked_prefill_iterations_are_not_averaged_into_the_decode_steps():
     loaded = inference.max_throughput(**kw, input_len=8192, concurrency=4)["tpot_ms"].iloc[0]
     decode = inference.estimate(**kw, input_len=8192, batch_size=4)["tpot_ms"].iloc[0]
     assert decode < loaded < 1.5 * decode
+
+
+def test_served_requests_pay_the_engines_front_end_time_and_offline_batches_do_not():
+    sm = StepModel("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", engine="sglang")
+    assert sm.ttft_host_ms > 0 and StepModel("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8").ttft_host_ms == 0
+    wl = serving.Workload(concurrency=1, input_len=256, output_len=8, n_requests=4)
+    df = serving.simulate_requests("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", workload=wl, engine="sglang")
+    prefill_ms = sm.time_ms(256, 256 * 257 / 2, 0, 0)
+    assert np.all(df["ttft_ms"] >= sm.ttft_host_ms + 0.9 * prefill_ms)
+    # the offline static batch (estimate) has no API server in front of it
+    est = inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", batch_size=1, input_len=256,
+                             output_len=8, engine="sglang")["ttft_ms"].iloc[0]
+    assert est == pytest.approx(prefill_ms, rel=0.2)

@@ -42,8 +42,9 @@ tf32; links: nvlink, xgmi, pcie, roce):
   and waits first come, first served for the prompts ahead; 0: no queue behind the group's other prompts).
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
-  ``engine_ttft_ms[engine]``: host time of a request before its first token (API server, tokenization, admission),
-  added to TTFT only; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
+  ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
+  tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
+  offline static batch; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
   do not hold (norms, rotary embedding, activation quantization, routing), µs.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).

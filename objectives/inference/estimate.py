@@ -230,7 +230,6 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     Ap = B * isl * (isl + 1.0) * 0.5
     ttft = replica_time_s(p, Tp, Ap, 0.0, 0.0, B, B, prefill=True)
     busy_p = ttft - idle_s(c, 0.0, B)
-    ttft = ttft + c.ttft_s
     # mean decode step: context isl + osl / 2
     Kd = B * (isl + 0.5 * osl)
     tpot = replica_time_s(p, 0.0, 0.0, B, Kd, B, B)

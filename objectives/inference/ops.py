@@ -245,7 +245,7 @@ class StepCoeffs:
     fixed_s: Num         # per-forward s: host/launch overhead + collective latencies
     comm_fixed_s: Num    # the collective-latency part of fixed_s (GPU waits on the link)
     ovh_seq_s: Num       # per-sequence per-iteration host overhead, s
-    #: per-request host time before the first token (API server, tokenization, admission), s; TTFT only
+    #: a served request's host time before the engine schedules it (API server, tokenization), s
     ttft_s: Num = 0.0
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone

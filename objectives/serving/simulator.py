@@ -90,11 +90,14 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
     return eng, reps
 
 
-def _frame(eng: _Engine) -> pd.DataFrame:
+def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
     r = eng.reqs
+    # the front-end's host time before the engine schedules a request (API server, tokenization): it delays the
+    # request's first token and its end, not the GPUs
+    host_s = float(getattr(reps[0].cost, "ttft_host_ms", 0.0)) / 1e3 if reps else 0.0
     arrival = np.array([x.arrival for x in r]) / 1e3
-    first = np.array([x.first for x in r]) / 1e3
-    finish = np.array([x.finish for x in r]) / 1e3
+    first = np.array([x.first for x in r]) / 1e3 + host_s
+    finish = np.array([x.finish for x in r]) / 1e3 + host_s
     inp = np.array([x.inp for x in r], dtype=np.int64)
     out = np.array([x.out for x in r], dtype=np.int64)
     ttft = (first - arrival) * 1e3
@@ -116,7 +119,7 @@ def _frame(eng: _Engine) -> pd.DataFrame:
 def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None) -> dict[str, float]:
     if slo is not None and not isinstance(slo, SLO):
         raise ValueError(f"slo must be a serving.SLO or None, got {slo!r}")
-    df = _frame(eng)
+    df = _frame(eng, reps)
     v, w = itl_distribution(eng.iters, eng.segs, eng.gaps)
     return summarize(df, itl_values=v, itl_weights=w,
                      busy_gpu_ms=sum(r.busy_ms * r.n_gpus for r in reps),
@@ -157,7 +160,7 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
         kv_ms = float(prefill.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3
         eng, reps = _run(workload, None, prefill, decode, scheduler, kv_ms, routing)
     if per_request:
-        return _frame(eng)
+        return _frame(eng, reps)
     return _metrics(eng, reps, slo)
 
 
@@ -296,9 +299,9 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
     """Per-request records of `simulate`: arrival_s, first_token_s, finish_s, ttft_ms, tpot_ms, e2e_ms,
     input_tokens, output_tokens, tokens_emitted (counted by the engine), preemptions, replica (the one that finished it), prefill_replica (disagg, else
     -1), kv_transfer_ms. One row per request, in workload order."""
-    eng, _ = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
-                    prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp)
-    return _frame(eng)
+    eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
+                       prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp)
+    return _frame(eng, reps)
 
 
 __all__ = ["simulate", "simulate_requests", "simulate_costs", "PoolCosts", "HOST_LINK_GBS"]
