@@ -507,3 +507,25 @@ def test_nsga2_survival_equals_pymoo_rank_and_crowding(n_obj) -> None:
             continue
         checked += 1
     assert checked >= 30, f"only {checked} of 40 populations compared exactly"
+
+
+def test_duplicate_elimination_operator_tracks_told_pending_and_foreign_keys() -> None:
+    # the operator every optimizer is composed with: a proposal is new when neither told nor pending, not excluded
+    # and first in its batch; tell marks first-time configurations and counts those never asked here (foreign)
+    from dse.optimizers.duplicates import DuplicateElimination
+
+    def keys(*ks: bytes) -> np.ndarray:
+        out = np.empty(len(ks), dtype=object)
+        out[:] = list(ks)
+        return out
+
+    d = DuplicateElimination()
+    assert d.new(keys(b"a", b"b", b"a"), exclude={b"b"}).tolist() == [True, False, False]
+    d.asked(keys(b"a", b"b"))
+    assert len(d) == 2 and d.is_seen(keys(b"a", b"c")).tolist() == [True, False]
+    assert d.tell(keys(b"a", b"c", b"c")).tolist() == [True, True, False]   # c was never asked: foreign
+    assert (d.n_told, d.n_foreign) == (2, 1) and d.was_told(keys(b"a", b"b")).tolist() == [True, False]
+    assert d.tell(keys(b"a")).tolist() == [False] and d.n_told == 2   # told again: not new
+    assert sorted(d.keys()) == [b"a", b"b", b"c"]
+    opt = get_optimizer("grid", Space(x=Int(0, 9)), 1)
+    assert isinstance(opt.duplicates, DuplicateElimination)

@@ -24,6 +24,8 @@ import pandas as pd
 from dse.encoding import Encoder
 from dse.errors import OptimizerError, SpaceError
 
+from .duplicates import DuplicateElimination
+
 _SEED_MAX = 2**63 - 1
 #: ``space_size`` counts feasible points exactly only below this many points before constraints
 EXACT_SIZE_LIMIT = 5_000_000
@@ -81,10 +83,8 @@ class BaseOptimizer(abc.ABC):
         self.config = self._make_settings(settings)
         self.encoder = Encoder(space)
         self.rng = np.random.default_rng(self.seed)
-        self._told: set[bytes] = set()
-        self._pending: set[bytes] = set()
-        self.n_told = 0
-        self.n_foreign = 0   # configurations told that this optimizer never asked (resumed, or other workers')
+        #: the duplicate-elimination operator this optimizer is composed with (and the study's evaluation cache)
+        self.duplicates = DuplicateElimination()
         self._size: float | None = None
 
     # ------------------------------------------------------------------------------------------ settings
@@ -132,7 +132,7 @@ class BaseOptimizer(abc.ABC):
         df, keys = self._ask(n)
         if len(df) == 0:
             return self.empty_batch()
-        self._pending.update(keys.tolist())
+        self.duplicates.asked(keys)
         return df.reset_index(drop=True), keys
 
     def tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray) -> None:
@@ -159,16 +159,7 @@ class BaseOptimizer(abc.ABC):
             raise OptimizerError(f"tell: a told configuration is not in the space: {exc}") from None
         failed = ~np.all(np.isfinite(F), axis=1)
         CV = np.where(failed, np.inf, CV)
-        klist = keys.tolist()
-        new = ~pd.Index(keys).duplicated()  # duplicates inside this batch: keep the first
-        if not self._told.isdisjoint(klist):   # (a C-level scan; the common case is a batch of new trials)
-            new &= np.fromiter((k not in self._told for k in klist), dtype=bool, count=n)
-        pending = len(self._pending)
-        self._pending.difference_update(klist)
-        self._told.update(klist)
-        added = int(new.sum())
-        self.n_told += added
-        self.n_foreign += added - (pending - len(self._pending))
+        new = self.duplicates.tell(keys)
         self._tell(params, X, F, CV, keys, new)
 
     def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,  # noqa: B027 (optional hook)
@@ -188,23 +179,31 @@ class BaseOptimizer(abc.ABC):
     # ------------------------------------------------------------------------------------------ helpers
     @property
     def n_seen(self) -> int:
-        return len(self._told) + len(self._pending)
+        return len(self.duplicates)
+
+    @property
+    def n_told(self) -> int:
+        """Distinct configurations told."""
+        return self.duplicates.n_told
+
+    @property
+    def n_foreign(self) -> int:
+        """Distinct configurations told that this optimizer never asked (resumed, or other workers')."""
+        return self.duplicates.n_foreign
 
     def was_told(self, keys: np.ndarray) -> np.ndarray:
         """Mask of the ``keys`` (``Encoder.keys``) told already: the study's answer to "was this configuration
-        evaluated?" (one evaluation cache, in the optimizer)."""
-        told = self._told
-        return np.fromiter((k in told for k in keys.tolist()), dtype=bool, count=len(keys))
+        evaluated?" (``duplicates``, the one evaluation cache)."""
+        return self.duplicates.was_told(keys)
 
     def seen_keys(self) -> list[bytes]:
         """Keys of every configuration told or asked (and not yet told): what repair and duplicate elimination
         operators composed with this optimizer must avoid."""
-        return [*self._told, *self._pending]
+        return self.duplicates.keys()
 
     def is_seen(self, keys: np.ndarray) -> np.ndarray:
         """Mask of the ``keys`` told or asked already."""
-        return np.fromiter((k in self._told or k in self._pending for k in keys.tolist()), dtype=bool,
-                           count=len(keys))
+        return self.duplicates.is_seen(keys)
 
     @property
     def space_size(self) -> float:
@@ -258,10 +257,7 @@ class BaseOptimizer(abc.ABC):
         """Mask of the rows of ``df`` (``keys``: theirs) that are feasible (``check=False``: known to be), neither
         seen nor in ``exclude``, and the first of their configuration in ``df``."""
         ok = np.asarray(self.space.feasible(df), dtype=bool) if check else np.ones(len(df), dtype=bool)
-        told, pending, excl = self._told, self._pending, exclude or set()
-        ok &= np.fromiter((not (k in told or k in pending or k in excl) for k in keys.tolist()), dtype=np.bool_,
-                          count=len(keys))
-        return ok & ~pd.Index(keys).duplicated()
+        return ok & self.duplicates.new(keys, exclude)
 
     def sample_new(self, n: int, exclude: set | None = None, rounds: int = 6) -> Batch:
         """Up to ``n`` new feasible configurations drawn with ``space.sample`` (seeded from ``self.rng``).

@@ -130,7 +130,7 @@ class _OptunaOptimizer(BaseOptimizer):
             keys = self.encoder.keys(df).tolist()
             rejected = []
             for i, (trial, cfg, ok, key) in enumerate(zip(trials, configs, feasible, keys)):
-                if ok and key not in self._known and key not in self._pending and key not in acc_keys:
+                if ok and key not in self._known and key not in self.duplicates.pending and key not in acc_keys:
                     accepted.append(cfg)
                     acc_keys[key] = None
                     self._trials[key] = trial
@@ -167,7 +167,7 @@ class _OptunaOptimizer(BaseOptimizer):
                     elif key in self._known:
                         f, cv = self._known[key]
                         self._finish(trial, f, cv)
-                    elif key in self._pending or key in acc_keys:
+                    elif key in self.duplicates.pending or key in acc_keys:
                         self.study.tell(trial, state=self._fail_state())
                     else:
                         accepted.append(cfg)
