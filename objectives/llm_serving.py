@@ -157,8 +157,15 @@ class LLMServingObjective:
 
     def __init__(self, model: str, workload: serving.Workload, slo: serving.SLO, fidelity: str,
                  prices: Mapping[str, float] | None, defaults: Mapping[str, Any], n_requests: int,
-                 capacity: bool = False, interval: float | None = None, confidence: float | None = None) -> None:
+                 capacity: bool = False, interval: float | None = None, confidence: float | None = None,
+                 profile: str | None = None) -> None:
         self.model = model
+        self.profile = profile
+        efficiency, version = None, VERSION
+        if profile is not None:  # a calibrated profile (`dse calibrate`): its hash goes into the provenance
+            from .calibration.calibrate import load_profile
+            efficiency = load_profile(profile)
+            version = f"{VERSION}+profile.{str(efficiency.meta.get('sha256', ''))[:12] or 'unhashed'}"
         self.interval = interval
         self.confidence = confidence
         self.workload = workload
@@ -168,9 +175,9 @@ class LLMServingObjective:
         self.defaults = dict(defaults)
         self.n_requests = n_requests
         self.capacity = capacity
-        self.serving_model = ServingModel(model, workload, self.prices)
+        self.serving_model = ServingModel(model, workload, self.prices, efficiency)
         self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
-        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=VERSION)
+        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=version)
 
     def __repr__(self) -> str:
         return (f"llm_serving_objective({self.model!r}, fidelity={self.fidelity!r}, input_len={self.input_len:g}, "
@@ -179,7 +186,8 @@ class LLMServingObjective:
     def at_fidelity(self, fidelity: str, n_requests: int | None = None) -> LLMServingObjective:
         """The same objective (model, workload, SLO, prices, defaults) at another fidelity."""
         return LLMServingObjective(self.model, self.workload, self.slo, fidelity, self.prices, self.defaults,
-                                   n_requests or self.n_requests, self.capacity, self.interval, self.confidence)
+                                   n_requests or self.n_requests, self.capacity, self.interval, self.confidence,
+                                   self.profile)
 
     @property
     def constraints(self) -> dict[str, tuple[str, float]]:
@@ -278,7 +286,7 @@ class LLMServingObjective:
             kw.update(mode="agg", dp=dp)
         try:
             m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
-                                 ep=int(cfg["ep"]), **kw)
+                                 ep=int(cfg["ep"]), profile=self.profile, **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])
@@ -328,7 +336,7 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
                           slo: serving.SLO | Mapping[str, Any] | None = None, fidelity: str = "analytical",
                           prices: Mapping[str, float] | None = None, *, defaults: Mapping[str, Any] | None = None,
                           n_requests: int = 2000, capacity: bool = False, interval: float | None = None,
-                          confidence: float | None = None) -> LLMServingObjective:
+                          confidence: float | None = None, profile: str | None = None) -> LLMServingObjective:
     """The evaluate function of an LLM serving study (see the module docstring for metrics and models).
 
     Args:
@@ -351,6 +359,9 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         confidence: strictly between 0.5 and 1 (e.g. 0.9): the SLO must hold with that confidence; `constraints`
             then bound the SLO metrics' ``_hi`` ends and the band level is 2 x confidence - 1 (``interval``, if
             given too, must equal it).
+        profile: a calibrated profile file (`dse calibrate RESULTS -o f.json`): its engine factors over the shipped
+            fit in the analytical model and the simulator; its hash is part of the objective's version stored with
+            the study's provenance.
     """
     from .catalog import model as model_record
 
@@ -390,8 +401,11 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
             interval = need
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
-    return LLMServingObjective(name, workload, slo, fidelity, prices, defaults, n_requests, bool(capacity), interval,
-                               confidence)
+    try:
+        return LLMServingObjective(name, workload, slo, fidelity, prices, defaults, n_requests, bool(capacity),
+                                   interval, confidence, profile)
+    except ValueError as exc:  # a bad profile file: named with what is wrong
+        raise ObjectiveError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

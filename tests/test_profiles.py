@@ -1,6 +1,8 @@
 """Measured kernel profiles: the table interpolator, the shipped profiles, and the engine= path of the model."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,6 +210,18 @@ def test_dse_calibrate_writes_a_profile_that_estimate_accepts(tmp_path):
     with pytest.raises(ValueError, match="bad.json"):
         inference.estimate(**kw, profile=bad)
     assert main(["calibrate", str(tmp_path / "missing.csv"), "-o", str(out)]) == 2
+    # the simulator and the serving objective take the same file; the study's provenance records its hash
+    wl = serving.Workload(concurrency=4, input_len=512, output_len=32, n_requests=16)
+    sim = dict(model="Llama-3.1-8B", gpu="B200", engine="vllm", workload=wl)
+    assert serving.simulate(**sim, profile=out)["tpot_ms_mean"] != serving.simulate(**sim)["tpot_ms_mean"]
+    from dse.objective import objective_info
+    from objectives import llm_serving_objective
+    sha = json.loads(out.read_text())["sha256"]
+    ev = llm_serving_objective("Llama-3.1-8B", profile=str(out), defaults={"gpu": "B200", "engine": "vllm"})
+    assert sha[:12] in objective_info(ev)["version"]
+    import dse
+    with pytest.raises(dse.ObjectiveError, match="bad.json"):
+        llm_serving_objective("Llama-3.1-8B", profile=str(bad))
 
 
 def test_moe_layers_use_the_fused_moe_table_measured_at_the_models_shape():

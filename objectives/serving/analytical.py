@@ -192,12 +192,14 @@ class ServingModel:
     output_len (mean tokens), outputs (sorted output lengths the workload draws, tokens).
     """
 
-    def __init__(self, model: str, workload: Workload, prices: Mapping[str, float] | None = None) -> None:
+    def __init__(self, model: str, workload: Workload, prices: Mapping[str, float] | None = None,
+                 efficiency: Any = None) -> None:
         if not isinstance(workload, Workload):
             raise ValueError(f"workload must be a serving.Workload, got {workload!r:.100}")
         self.model = model
         self.workload = workload
         self.prices = dict(prices) if prices else None
+        self.efficiency = efficiency  # a calibrated profile's factors (None: the shipped fit)
         # mean lengths of the requests the workload sends, in whole tokens (the iteration model counts tokens)
         self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
         if workload.trace is not None:
@@ -233,7 +235,8 @@ class ServingModel:
     # -- helpers -----------------------------------------------------------------------------------------------
     def _kw(self, d: Deployments) -> dict[str, Any]:
         return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
-                    act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, prices=self.prices, engine=d.engine)
+                    act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, prices=self.prices, engine=d.engine,
+                    efficiency=self.efficiency)
 
     def _at(self, d: Deployments, N: np.ndarray) -> pd.DataFrame:
         """``inference.max_throughput`` of each replica at occupancy N (sequences in flight, rounded up to whole

@@ -6,7 +6,6 @@ same engine on any object with the `IterationCost` members (used for tests and w
 """
 from __future__ import annotations
 
-
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -189,18 +188,23 @@ def _host_link(sched: Scheduler, gpu_name: str) -> float:
 
 def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None,
                 kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1,
-                attn_dp: int = 1) -> IterationCost:
+                attn_dp: int = 1, efficiency: Any = None) -> IterationCost:
     from objectives.inference import StepModel
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
-                     max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp)
+                     max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp,
+                     efficiency=efficiency)
 
 
 def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None, kv_dtype: str | None,
            workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
-           ep: int = 1, attn_dp: int = 1) -> tuple[_Engine, list[_Replica]]:
+           ep: int = 1, attn_dp: int = 1, profile: Any = None) -> tuple[_Engine, list[_Replica]]:
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
+    eff = None
+    if profile is not None:  # a calibrated profile (`dse calibrate`): its factors over the shipped fit
+        from objectives.calibration.calibrate import load_profile
+        eff = load_profile(profile)
     sched = scheduler if scheduler is not None else Scheduler()
     if not isinstance(sched, Scheduler):
         raise ValueError(f"scheduler must be a serving.Scheduler, got {type(sched).__name__}")
@@ -209,7 +213,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
             raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
         if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
             raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
-        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp)
+        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff)
         # each attention-DP rank schedules its own batch (its StepModel prices the shared experts)
         agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name))
         return _run(workload, agg, None, None, sched, 0.0, routing)
@@ -221,7 +225,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
         ps = pool.scheduler or sched
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, pool.tp or tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, pool.kv_dtype or kv_dtype,
-                         ps, engine, getattr(pool, "ep", None) or 1, getattr(pool, "attn_dp", None) or 1)
+                         ps, engine, getattr(pool, "ep", None) or 1, getattr(pool, "attn_dp", None) or 1, eff)
         if (getattr(pool, "attn_dp", None) or 1) > 1:
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * pool.attn_dp)
         pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
@@ -245,7 +249,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
              mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
              slo: SLO | None = None, kv_link_gbs: float | None = None,
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
-             attn_dp: int = 1, interval: float | None = None) -> dict[str, float]:
+             attn_dp: int = 1, interval: float | None = None, profile: Any = None) -> dict[str, float]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics.
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
@@ -271,12 +275,14 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     latency (ttft, tpot, itl, e2e: mean and percentiles), throughput and tok_s_per_user keys: the inference
     model's split-conformal band for the step model's source, engine and GPU family (the prefill pool's for TTFT
     in disagg), applied to the simulated value (`objectives.uncertainty.serving_intervals`).
+    ``profile``: a calibrated profile file (`dse calibrate`) whose engine factors cost the iterations, as in
+    `inference.estimate(..., profile=)`.
     """
     if interval is not None:
         from objectives.uncertainty import check_level
         check_level(interval)
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
-                       prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp)
+                       prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile)
     m = _metrics(eng, reps, slo)
     if interval is None:
         return m
