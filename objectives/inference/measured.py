@@ -402,7 +402,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     heads = np.maximum(nh / tp, 1.0)
     if ct is not None:
         d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, hd / 128.0)
-        t = ct(b3, s3, heads[:, None, None]) * 1e-3 * (L_attn * d_scale * a_scale)[:, None, None]
+        # windowed layers: a prompt of s tokens attends ~ s x window pairs instead of s^2 / 2
+        n_win_c = np.minimum(m.get("n_win", np.zeros(k)), L_attn)[:, None, None]
+        win_c = np.maximum(m.get("window", np.zeros(k)), 1.0)[:, None, None]
+        layers = (L_attn[:, None, None] - n_win_c) + n_win_c * np.minimum(1.0, 2.0 * win_c / s3)
+        t = ct(b3, s3, heads[:, None, None]) * 1e-3 * layers * (d_scale * a_scale)[:, None, None]
         ctx = np.log(np.maximum(t, 1e-12))
         inside &= ct.inside(1.0, 1024.0, heads)
     if gtab is not None:
