@@ -290,3 +290,13 @@ def test_served_requests_pay_the_engines_front_end_time_and_offline_batches_do_n
     est = inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", batch_size=1, input_len=256,
                              output_len=8, engine="sglang")["ttft_ms"].iloc[0]
     assert est == pytest.approx(prefill_ms, rel=0.2)
+
+
+def test_sparse_attention_decode_costs_the_measured_module():
+    p = profiles.load("B200", "sglang", full=False)
+    tab = p.table("dsa_generation.glm5.fp8")
+    assert tab is not None and p.table("dsa_generation.deepseek_v32.fp8") is not None
+    step = inference.estimate("zhipuai/GLM-5", "B200", tp=8, weight_dtype="fp8", kv_dtype="fp8", batch_size=4,
+                              input_len=1024, output_len=256, engine="sglang")["tpot_ms"].iloc[0]
+    # 78 layers, each at least the indexer + sparse-attention part of the module (module less its projections)
+    assert step > 78 * 0.5 * float(tab(4.0, 1152.0, 8.0))

@@ -379,7 +379,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "v_head")}
     fields["n_moe_layers"] = lc.n_moe_layers
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
-    for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads"):  # hybrid / windowed attention (0: none)
+    for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk"):  # hybrid / windowed attention (0: none)
         fields[f] = getattr(m, f)
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w])
 

@@ -434,6 +434,19 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if ctx is not None and gen is not None:
             ctx, gen = np.where(m3, t_c, ctx), np.where(m3, t_g, gen)
             inside &= ~mla | mg.inside(1.0, 1024.0, hq[:, 0, 0])
+            # DeepSeek sparse attention decode (lightning indexer, top-k, sparse MLA), measured as whole modules:
+            # the module less this model's projection GEMMs (already in the token curve) at the same tokens
+            dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
+            for arch, hid in (("glm5", 6144.0), ("deepseek_v32", 7168.0)):
+                tab = prof.table(f"dsa_generation.{arch}.{kvk}") or prof.table(f"dsa_generation.{arch}.bf16")
+                rows_ = dsa & (h == hid)
+                if tab is None or not rows_.any():
+                    continue
+                proj = qkv[:, (np.log2(B_GRID) * M_STEPS).astype(int)][:, :, None]
+                t_mod = hide(tab(b3, s3, hq)) * 1e-3
+                t_d = np.maximum(t_mod - proj, 0.2 * t_mod) * (L_attn * a_scale)[:, None, None]
+                gen = np.where(rows_[:, None, None], np.log(np.maximum(t_d, 1e-12)), gen)
+                inside &= ~rows_ | tab.inside(1.0, 1024.0, hq[:, 0, 0])
     # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
     # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")

@@ -159,6 +159,39 @@ def mla_tables(path: Path, kind: str) -> dict[str, Table]:
     return out
 
 
+#: DeepSeek-sparse-attention architectures measured as whole attention modules, by the name the model uses
+DSA_ARCHS = {"DeepseekV32ForCausalLM": "deepseek_v32", "GlmMoeDsaForCausalLM": "glm5"}
+
+
+def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
+    """DeepSeek sparse attention modules (projections, lightning indexer, top-k, sparse MLA) per architecture and
+    KV-cache dtype: context by (batch, input length, heads per GPU), generation by (batch, KV length, heads per
+    GPU); FP8 block-scaled projections where measured; lengths kept where at least half the (batch, heads) lines
+    were measured, the rest filled along the axes."""
+    df = _read(path, ("op_name", "architecture", "batch_size", "isl", "num_heads", "kv_cache_dtype", "step",
+                      "latency"))
+    df = df[df["op_name"] == f"dsa_{kind}_module"]
+    if "gemm_type" in df.columns and (df["gemm_type"] == "fp8_block").any():
+        df = df[df["gemm_type"] == "fp8_block"]
+    if kind == "generation":
+        df = df.assign(kv_len=df["step"] + df["isl"])
+        axes = ["batch_size", "kv_len", "num_heads"]
+    else:
+        axes = ["batch_size", "isl", "num_heads"]
+    out = {}
+    for (arch, raw), d in df.groupby(["architecture", "kv_cache_dtype"]):
+        name, kv = DSA_ARCHS.get(str(arch)), KV_DTYPES.get(str(raw))
+        if name is None or kv is None:
+            continue
+        med = d.groupby(axes, as_index=False)["latency"].median()
+        lines = med.groupby(axes[1]).size()
+        med = med[med[axes[1]].isin(lines[lines >= 0.5 * lines.max()].index)]
+        t = _table(med, axes, [1, 0, 2])
+        if t is not None:
+            out[f"{name}.{kv}"] = t
+    return out
+
+
 def gdn_tables(path: Path) -> dict[str, Table]:
     """Gated DeltaNet (linear attention) layer time: the kernels of one phase summed, by (tokens, value heads per
     GPU): `gdn_context` (batch 1, tokens = prompt length), `gdn_generation` (tokens = decoding sequences)."""
@@ -276,6 +309,15 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             for kind in ("context", "generation"):
                 for k, t in mla_tables(d / f"{kind}_mla_perf.parquet", kind).items():
                     tables[f"mla_{kind}.{k}"] = t
+            break
+    svs = versions(root, system, "sparse_attention", engine)
+    sv = [v for v in svs if _vkey(v) <= _vkey(version)] or svs
+    for v in reversed(sv):  # the newest version holding the module tables
+        d = base / "sparse_attention" / engine / v
+        if (d / "dsa_generation_module_perf.parquet").exists() and (d / "dsa_context_module_perf.parquet").exists():
+            for kind in ("context", "generation"):
+                for k, t in dsa_tables(d / f"dsa_{kind}_module_perf.parquet", kind).items():
+                    tables[f"dsa_{kind}.{k}"] = t
             break
     lvs = versions(root, system, "linear_attention", engine)
     lv = [v for v in lvs if _vkey(v) <= _vkey(version)] or lvs
