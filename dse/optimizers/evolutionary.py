@@ -54,7 +54,7 @@ from dse.errors import OptimizerError
 
 from .base import BaseOptimizer, Batch, check_float, check_int
 from .operators import MixedCrossover, MixedMutation, binary_tournament
-from .repair import PROJECT_MAX, Projector, projector_for, stratified
+from .repair import PROJECT_MAX, ProjectionRepair, Projector, ResampleRepair, projector_for, stratified
 
 REPAIRS = ("auto", "project", "resample")
 
@@ -124,7 +124,9 @@ class NSGA3Settings(NSGA2Settings):
 
 
 class NSGA2Optimizer(BaseOptimizer):
-    """NSGA-II (Deb et al. 2002) with mixed-variable operators, exact duplicate elimination and repair."""
+    """NSGA-II (Deb et al. 2002) with mixed-variable operators, composed pymoo style with the duplicate-elimination
+    operator (``duplicates``, exact keys) and a repair operator (``repair``: ``ProjectionRepair`` or
+    ``ResampleRepair``, chosen by the ``repair`` setting)."""
 
     name = "nsga2"
     Settings = NSGA2Settings
@@ -146,7 +148,6 @@ class NSGA2Optimizer(BaseOptimizer):
         self.pop_CV = np.zeros(0)
         self.pop_inactive = np.zeros((0, d), dtype=bool)
         self.pop_crowding: np.ndarray | None = np.zeros(0)
-        self._yield = 0.5  # running share of offspring that are feasible and new ("resample")
         values = sum(min(int(col.n_values), c.pop_size) for col in enc.columns if col.kind != "real")
         self.n_initial = c.n_initial if c.n_initial is not None else max(c.pop_size, min(values, 4 * c.pop_size))
         self._all_real = enc.n_var > 0 and all(k == "real" for k in enc.kinds)
@@ -157,19 +158,26 @@ class NSGA2Optimizer(BaseOptimizer):
                                  "step=); use repair='resample' or 'auto'")
         # projection: decided on first use (the grid is enumerated at most up to PROJECT_MAX points)
         self._project: bool | None = None if (c.repair != "resample" and space.is_discrete) else False
-        self._projector: Projector | None = None
+        self._repair: ProjectionRepair | ResampleRepair | None = None
+
+    @property
+    def repair(self) -> ProjectionRepair | ResampleRepair:
+        """The repair operator this optimizer is composed with: ``ProjectionRepair`` (repair "project"/"auto" on a
+        discrete space of at most ``PROJECT_MAX`` feasible points, built on first use with every seen point
+        marked), else ``ResampleRepair``."""
+        if self._repair is None:
+            proj = projector_for(self) if self._project is None else None
+            if proj is None and self.config.repair == "project":
+                raise OptimizerError(f"setting repair='project' needs at most {PROJECT_MAX:,} feasible points; this "
+                                     "space has more: use repair='resample' or 'auto'")
+            self._repair = ProjectionRepair(proj) if proj is not None else ResampleRepair(self.config.repair_rounds)
+        return self._repair
 
     @property
     def projector(self) -> Projector | None:
-        """The grid projector (repair "project"/"auto" on a discrete space of at most ``PROJECT_MAX`` feasible
-        points), built on first use with every seen point marked; else None."""
-        if self._project is None:
-            self._projector = projector_for(self)
-            self._project = self._projector is not None
-            if self._projector is None and self.config.repair == "project":
-                raise OptimizerError(f"setting repair='project' needs at most {PROJECT_MAX:,} feasible points; this "
-                                     "space has more: use repair='resample' or 'auto'")
-        return self._projector
+        """The grid projector of a ``ProjectionRepair``, else None."""
+        rep = self.repair
+        return rep.projector if isinstance(rep, ProjectionRepair) else None
 
     def _make_survival(self) -> Any:
         # imported here: the module pulls in scipy.spatial (~0.2 s), needed only by the evolutionary optimizers
@@ -188,8 +196,8 @@ class NSGA2Optimizer(BaseOptimizer):
     # ------------------------------------------------------------------------------------------ tell
     def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
               new: np.ndarray) -> None:
-        if self._projector is not None:
-            self._projector.mark(keys.tolist())
+        if isinstance(self._repair, ProjectionRepair):
+            self._repair.projector.mark(keys.tolist())
         ok = new & np.all(np.isfinite(F), axis=1)
         if not ok.any():
             return
@@ -251,8 +259,8 @@ class NSGA2Optimizer(BaseOptimizer):
             if need > 0:
                 parts.append(self.sample_new(need, exclude))
         out = self.concat(parts)
-        if self._projector is not None:
-            self._projector.mark(out[1].tolist())
+        if isinstance(self._repair, ProjectionRepair):
+            self._repair.projector.mark(out[1].tolist())
         return out
 
     def _initial(self, n: int) -> Batch:
@@ -283,71 +291,12 @@ class NSGA2Optimizer(BaseOptimizer):
         return self.concat([got, self.sample_new(n - len(got[0]), set(got[1].tolist()))])
 
     def _offspring(self, n: int, exclude: set) -> Batch:
-        """Up to ``n`` new feasible offspring; adds their keys to ``exclude``."""
-        if self.projector is not None:
-            return self._offspring_projected(n, exclude)
-        got: list[Batch] = []
-        have = 0
-        for _ in range(self.config.repair_rounds):
-            need = n - have
-            if need <= 0:
-                break
-            # 2 children per mating, scaled by the share of usable children seen so far (tight constraints,
-            # a crowded discrete space): about 1.25x what is needed, at most 64x
-            n_matings = max(8, math.ceil(need * 0.625 / self._yield))
-            cand, keys = self.encoder.decode_keys(self._vary(n_matings))
-            # decoded values are in their domains and conditions are applied: only constraints can fail
-            sel = self.select_new(cand, need, exclude, check=bool(self.space.constraints), keys=keys)
-            rate = len(sel[0]) / len(cand) if len(sel[0]) < need else max(len(sel[0]) / len(cand), self._yield)
-            self._yield = float(np.clip(0.5 * self._yield + 0.5 * rate, 1 / 64, 1.0))
-            if len(sel[0]):
-                got.append(sel)
-                exclude.update(sel[1].tolist())
-                have += len(sel[0])
-        return self.concat(got)
+        """Up to ``n`` new feasible offspring from the repair operator this optimizer is composed with; adds their
+        keys to ``exclude``."""
+        return self.repair.offspring(self, n, exclude)
 
-    def _offspring_projected(self, n: int, exclude: set) -> Batch:
-        """``n`` children; those that break a rule or repeat a seen configuration replaced by their nearest valid
-        unseen configuration (``repair.Projector``). Adds their keys to ``exclude``."""
-        proj = self.projector
-        assert proj is not None
-        proj.mark(exclude)
-        X = self._vary(max(1, math.ceil(n / 2)))[:n]
-        Xc = self.encoder.snap(X)
-        rows = proj.rows_of(Xc)
-        if rows is None:
-            return self._offspring_checked(proj, X, exclude)
-        # the grid holds exactly the feasible points, and a free one was neither told, asked nor excluded; a
-        # child repeated in this batch keeps its first occurrence
-        ok = rows >= 0
-        ok[ok] = proj.free[rows[ok]]
-        idx = np.flatnonzero(ok)
-        first = np.zeros(len(rows), dtype=bool)
-        first[idx[np.unique(rows[idx], return_index=True)[1]]] = True
-        good = rows[first]
-        proj.free[good] = False
-        near = proj.nearest(Xc[~first], self.rng)
-        rows = np.concatenate([good, near[near >= 0]])
-        out = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]) if len(rows) else self.empty_batch()
-        exclude.update(out[1].tolist())
-        return out
-
-    def _offspring_checked(self, proj: Projector, X: np.ndarray, exclude: set) -> Batch:
-        """``_offspring_projected`` for a grid without a mixed-radix index: children checked by decoding them."""
-        cand, keys, Xc = self.encoder.decode_all(X)
-        ok = self.usable(cand, keys, exclude, check=bool(self.space.constraints))
-        parts: list[Batch] = [(cand[ok].reset_index(drop=True), keys[ok])] if ok.any() else []
-        if not ok.all():
-            proj.mark(keys[ok].tolist())
-            near = proj.nearest(Xc[~ok], self.rng)
-            near = near[near >= 0]
-            if len(near):
-                parts.append((proj.grid.iloc[near].reset_index(drop=True), proj.keys[near]))
-        out = self.concat(parts)
-        exclude.update(out[1].tolist())
-        return out
-
-    def _vary(self, n_matings: int) -> np.ndarray:
+    def vary(self, n_matings: int) -> np.ndarray:
+        """Encoded children of ``n_matings`` binary-tournament matings (2 each): crossover, mutation, resets."""
         N = len(self.pop_X)
         P = random_permutations(math.ceil(n_matings * 4 / N), N, random_state=self.rng)[: n_matings * 4]
         P = P.reshape(n_matings * 2, 2)

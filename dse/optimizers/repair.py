@@ -265,3 +265,88 @@ def stratified(X: np.ndarray, kinds: Iterable[str], n_values: Iterable[int], n: 
         for j, cnt in enumerate(counts):
             cnt[S[i, j]] += 1
     return chosen
+
+
+class ProjectionRepair:
+    """Repair operator ``"project"`` (pymoo style: an optimizer is composed with it): children that break a rule or
+    repeat a seen configuration are replaced by their nearest valid unseen configuration of the feasible grid
+    (``Projector``: fewest parameters changed, then smallest ordinal moves)."""
+
+    name = "project"
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    def offspring(self, opt: Any, n: int, exclude: set) -> tuple[pd.DataFrame, np.ndarray]:
+        """``n`` children of ``opt`` (``vary``), repaired; adds their keys to ``exclude``."""
+        proj = self.projector
+        proj.mark(exclude)
+        X = opt.vary(max(1, math.ceil(n / 2)))[:n]
+        Xc = opt.encoder.snap(X)
+        rows = proj.rows_of(Xc)
+        if rows is None:
+            return self._checked(opt, X, exclude)
+        # the grid holds exactly the feasible points, and a free one was neither told, asked nor excluded; a
+        # child repeated in this batch keeps its first occurrence
+        ok = rows >= 0
+        ok[ok] = proj.free[rows[ok]]
+        idx = np.flatnonzero(ok)
+        first = np.zeros(len(rows), dtype=bool)
+        first[idx[np.unique(rows[idx], return_index=True)[1]]] = True
+        good = rows[first]
+        proj.free[good] = False
+        near = proj.nearest(Xc[~first], opt.rng)
+        rows = np.concatenate([good, near[near >= 0]])
+        out = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]) if len(rows) else opt.empty_batch()
+        exclude.update(out[1].tolist())
+        return out
+
+    def _checked(self, opt: Any, X: np.ndarray, exclude: set) -> tuple[pd.DataFrame, np.ndarray]:
+        """``offspring`` for a grid without a mixed-radix index: children checked by decoding them."""
+        proj = self.projector
+        cand, keys, Xc = opt.encoder.decode_all(X)
+        ok = opt.usable(cand, keys, exclude, check=bool(opt.space.constraints))
+        parts = [(cand[ok].reset_index(drop=True), keys[ok])] if ok.any() else []
+        if not ok.all():
+            proj.mark(keys[ok].tolist())
+            near = proj.nearest(Xc[~ok], opt.rng)
+            near = near[near >= 0]
+            if len(near):
+                parts.append((proj.grid.iloc[near].reset_index(drop=True), proj.keys[near]))
+        out = opt.concat(parts)
+        exclude.update(out[1].tolist())
+        return out
+
+
+class ResampleRepair:
+    """Repair operator ``"resample"`` (continuous or larger spaces): children that break a rule or repeat a seen
+    configuration are discarded and the variation repeated, up to ``rounds`` rounds, oversampled by the running
+    share of usable children."""
+
+    name = "resample"
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.share = 0.5   # running share of offspring that are feasible and new
+
+    def offspring(self, opt: Any, n: int, exclude: set) -> tuple[pd.DataFrame, np.ndarray]:
+        """Up to ``n`` new feasible children of ``opt`` (``vary``); adds their keys to ``exclude``."""
+        got: list[tuple[pd.DataFrame, np.ndarray]] = []
+        have = 0
+        for _ in range(self.rounds):
+            need = n - have
+            if need <= 0:
+                break
+            # 2 children per mating, scaled by the share of usable children seen so far (tight constraints,
+            # a crowded discrete space): about 1.25x what is needed, at most 64x
+            n_matings = max(8, math.ceil(need * 0.625 / self.share))
+            cand, keys = opt.encoder.decode_keys(opt.vary(n_matings))
+            # decoded values are in their domains and conditions are applied: only constraints can fail
+            sel = opt.select_new(cand, need, exclude, check=bool(opt.space.constraints), keys=keys)
+            rate = len(sel[0]) / len(cand) if len(sel[0]) < need else max(len(sel[0]) / len(cand), self.share)
+            self.share = float(np.clip(0.5 * self.share + 0.5 * rate, 1 / 64, 1.0))
+            if len(sel[0]):
+                got.append(sel)
+                exclude.update(sel[1].tolist())
+                have += len(sel[0])
+        return opt.concat(got)
