@@ -24,8 +24,20 @@ def test_every_stored_cell_is_json_and_nothing_is_pickled(tmp_path):
                 checked += 1
     for (blob_count,) in con.execute("SELECT count(*) FROM dse_trials WHERE typeof(params) = 'blob' OR typeof(metrics) = 'blob'"):
         assert blob_count == 0
+    # finished trials live in column blocks: a JSON header, then exactly the raw numeric arrays it declares
+    blocks = 0
+    for (data,) in con.execute("SELECT data FROM dse_trial_blocks"):
+        data = bytes(data)
+        assert data.startswith(b"DSEB1\n"), "a block that is not dse's block format"
+        size = int.from_bytes(data[6:14], "little")
+        header = json.loads(data[14:14 + size])
+        kinds = {c[2] for c in header["columns"]}
+        assert kinds <= {"f8", "i8", "b1", "str", "json", "const"}, kinds
+        assert 14 + size + sum(c[4] + c[5] for c in header["columns"]) == len(data)  # nothing else in the cell
+        blocks += 1
+        checked += 1
     con.close()
-    assert checked > 80
+    assert blocks >= 1 and checked >= 4
     assert b"\x80\x04\x95" not in db.read_bytes() and b"\x80\x05\x95" not in db.read_bytes()  # pickle protocol 4/5 frames
 
 
