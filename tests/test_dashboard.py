@@ -124,7 +124,9 @@ def test_run_blocks_until_interrupted(storage_url):
     exits cleanly on Ctrl-C."""
     port = free_port()
     code = f"from dse.dashboard import run; run({storage_url!r}, port={port}, announce=print)"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a runner that started us in the background leaves SIGINT ignored; the child must see Ctrl-C as a user would
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/dashboard" in line, line + proc.stderr.read()

@@ -61,8 +61,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_finished_trial(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CTRL_C_CHILD)
     root = Path(__file__).resolve().parents[1]
+    # a runner that started us in the background leaves SIGINT ignored; the child must see Ctrl-C as a user would
     p = subprocess.Popen([sys.executable, str(script), url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(root)})
+                         env={**os.environ, "PYTHONPATH": str(root)},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stdout.readline().strip() == "ready"
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
