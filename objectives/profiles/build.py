@@ -116,47 +116,47 @@ def gemm_tables(path: Path) -> dict[str, Table]:
     return out
 
 
-def attention_tables(path: Path, kind: str) -> dict[str, Table]:
-    df = _read(path, ("batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim", "kv_cache_dtype",
-                      "step", "latency"))
-    if "window_size" not in df.columns:  # older tables: full attention only
-        df = df.assign(window_size=0)
-    df = df[(df["head_dim"] == 128) & (df["window_size"] == 0)]
+def _length_axes(df: pd.DataFrame, kind: str, gen_heads: str = "num_heads") -> tuple[pd.DataFrame, list[str]]:
+    """The table axes of an attention-like kernel: context by (batch, input length, num_heads), generation by
+    (batch, KV length = step + isl, `gen_heads`)."""
     if kind == "context":
-        axes = ["batch_size", "isl", "num_heads"]
-    else:
-        df = df.assign(kv_len=df["step"] + df["isl"])
-        axes = ["batch_size", "kv_len", "num_key_value_heads"]
+        return df, ["batch_size", "isl", "num_heads"]
+    return df.assign(kv_len=df["step"] + df["isl"]), ["batch_size", "kv_len", gen_heads]
+
+
+def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0) -> dict[str, Table]:
+    """One Table per KV-cache dtype over `axes` (the median of the measurements in a cell; gaps filled along the
+    length, then the batch, then the heads); lengths measured on fewer than `min_line_share` of the most
+    measured length's lines are dropped first."""
     out = {}
     for raw, d in df.groupby("kv_cache_dtype"):
         name = KV_DTYPES.get(str(raw))
         if name is None or d.empty:
             continue
         med = d.groupby(axes, as_index=False)["latency"].median()
+        if min_line_share > 0:
+            lines = med.groupby(axes[1]).size()
+            med = med[med[axes[1]].isin(lines[lines >= min_line_share * lines.max()].index)]
         t = _table(med, axes, [1, 0, 2])
         if t is not None:
             out[name] = t
     return out
 
 
+def attention_tables(path: Path, kind: str) -> dict[str, Table]:
+    df = _read(path, ("batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim", "kv_cache_dtype",
+                      "step", "latency"))
+    if "window_size" not in df.columns:  # older tables: full attention only
+        df = df.assign(window_size=0)
+    df = df[(df["head_dim"] == 128) & (df["window_size"] == 0)]
+    return _kv_tables(*_length_axes(df, kind, gen_heads="num_key_value_heads"))
+
+
 def mla_tables(path: Path, kind: str) -> dict[str, Table]:
     """MLA attention (no projections): context by (batch, input length, heads per GPU), generation by (batch,
     KV length, heads per GPU), per KV-cache dtype (median over the TP sizes measured at one head count)."""
     df = _read(path, ("batch_size", "isl", "num_heads", "kv_cache_dtype", "step", "latency"))
-    if kind == "context":
-        axes = ["batch_size", "isl", "num_heads"]
-    else:
-        df = df.assign(kv_len=df["step"] + df["isl"])
-        axes = ["batch_size", "kv_len", "num_heads"]
-    out = {}
-    for raw, d in df.groupby("kv_cache_dtype"):
-        name = KV_DTYPES.get(str(raw))
-        if name is None or d.empty:
-            continue
-        t = _table(d.groupby(axes, as_index=False)["latency"].median(), axes, [1, 0, 2])
-        if t is not None:
-            out[name] = t
-    return out
+    return _kv_tables(*_length_axes(df, kind))
 
 
 #: DeepSeek-sparse-attention architectures measured as whole attention modules, by the name the model uses
@@ -173,22 +173,12 @@ def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     df = df[df["op_name"] == f"dsa_{kind}_module"]
     if "gemm_type" in df.columns and (df["gemm_type"] == "fp8_block").any():
         df = df[df["gemm_type"] == "fp8_block"]
-    if kind == "generation":
-        df = df.assign(kv_len=df["step"] + df["isl"])
-        axes = ["batch_size", "kv_len", "num_heads"]
-    else:
-        axes = ["batch_size", "isl", "num_heads"]
+    df, axes = _length_axes(df, kind)
     out = {}
-    for (arch, raw), d in df.groupby(["architecture", "kv_cache_dtype"]):
-        name, kv = DSA_ARCHS.get(str(arch)), KV_DTYPES.get(str(raw))
-        if name is None or kv is None:
-            continue
-        med = d.groupby(axes, as_index=False)["latency"].median()
-        lines = med.groupby(axes[1]).size()
-        med = med[med[axes[1]].isin(lines[lines >= 0.5 * lines.max()].index)]
-        t = _table(med, axes, [1, 0, 2])
-        if t is not None:
-            out[f"{name}.{kv}"] = t
+    for arch, d in df.groupby("architecture"):
+        name = DSA_ARCHS.get(str(arch))
+        if name is not None:
+            out.update({f"{name}.{kv}": t for kv, t in _kv_tables(d, axes, min_line_share=0.5).items()})
     return out
 
 
