@@ -396,8 +396,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     a_scale = float(eff["profile_attn_scale"])
     b3, s3 = B_GRID[None, :, None], S_GRID[None, None, :]
     kvk = "fp8" if kv in ("fp8", "fp4", "int8", "int4") else "bf16"
-    ct = prof.table(f"context_attention.{kvk}") or prof.table("context_attention.bf16")
-    gtab = prof.table(f"generation_attention.{kvk}") or prof.table("generation_attention.bf16")
+
+    def by_kv(name: str) -> Any:
+        """The profile's `name` table for this KV-cache dtype, else its 16-bit one (None: neither measured)."""
+        return prof.table(f"{name}.{kvk}") or prof.table(f"{name}.bf16")
+    ct, gtab = by_kv("context_attention"), by_kv("generation_attention")
     ctx = gen = None  # a profile without an attention table keeps the roofline's attention curves
     heads = np.maximum(nh / tp, 1.0)
     if ct is not None:
@@ -422,10 +425,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         inside &= gtab.inside(1.0, 1024.0, kv_heads)
     # MLA: its own kernels (absorbed decode reads one latent per token for all heads; prefill attends with
     # qk_nope + qk_rope / v_head dims), measured at DeepSeek-V3's dims and scaled by the dims read
-    mc, mg = prof.table(f"mla_context.{kvk}") or prof.table("mla_context.bf16"), \
-        prof.table(f"mla_generation.{kvk}") or prof.table("mla_generation.bf16")
+    mc, mg = by_kv("mla_context"), by_kv("mla_generation")
     if mla.any() and mc is not None and mg is not None:
-        hq = np.maximum(nh / tp, 1.0)[:, None, None]
+        hq = heads[:, None, None]
         c_dim = ((m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 320.0 * L_attn * a_scale)[:, None, None]
         g_dim = ((m["kv_lora_rank"] + m["qk_rope"]) / 576.0 * L_attn * a_scale)[:, None, None]
         t_c = np.log(np.maximum(mc(b3, s3, hq) * 1e-3 * c_dim, 1e-12))
@@ -438,7 +440,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             # the module less this model's projection GEMMs (already in the token curve) at the same tokens
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
             for arch, hid in (("glm5", 6144.0), ("deepseek_v32", 7168.0)):
-                tab = prof.table(f"dsa_generation.{arch}.{kvk}") or prof.table(f"dsa_generation.{arch}.bf16")
+                tab = by_kv(f"dsa_generation.{arch}")
                 rows_ = dsa & (h == hid)
                 if tab is None or not rows_.any():
                     continue
