@@ -21,7 +21,7 @@ ones the global front needs. The engine knows nothing of what the evaluations mo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,10 +69,27 @@ class Confirmation:
 
     def summary(self) -> str:
         """One line: how many front points were checked, how many failed and why."""
-        reasons = sorted({r.split(" = ")[0] for r in self.rejected.values()})
+        reasons = violated(self.rejected.values())
         why = f" (violating {', '.join(reasons)})" if reasons else ""
         return (f"front confirmed ({self.label}): {len(self.checked)} configurations checked in {self.rounds} "
                 f"rounds, {len(self.rejected)} left the front{why}; front of {len(self.front)}")
+
+
+def violated(reasons: Iterable[str]) -> list[str]:
+    """The constraint metrics named by confirmation reasons (``"latency_p99 = 3.1 > 2"`` -> ``latency_p99``),
+    sorted, each once."""
+    return sorted({str(r).split(" = ")[0] for r in reasons if str(r)})
+
+
+def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]] | None:
+    """From a study's stored trials: the ones checked at fidelity ``label``, those of them that left the front
+    (a ``confirm_reason``), and the constraints they violated; None when the study never confirmed a front.
+    Read from storage, so a resumed study reports every confirmation, not only this process's."""
+    if "fidelity" not in trials:
+        return None
+    checked = trials[trials["fidelity"] == label]
+    left = checked[checked["confirm_reason"].astype(str) != ""]
+    return checked, left, violated(left["confirm_reason"])
 
 
 def violations(metrics: pd.DataFrame, constraints: Mapping[str, tuple[str, float]]) -> list[str]:
@@ -219,10 +236,10 @@ class Confirming:
             return f"front confirmed ({self.label}): no batch evaluated in this process"
         checked = sum(len(h.checked) for h in self.history)
         rejected = [r for h in self.history for r in h.rejected.values()]
-        reasons = sorted({r.split(" = ")[0] for r in rejected})
+        reasons = violated(rejected)
         why = f" (violating {', '.join(reasons)})" if reasons else ""
         return (f"front confirmed ({self.label}): {checked} configurations checked over {len(self.history)} "
                 f"batch(es), {len(rejected)} left the front{why}")
 
 
-__all__ = ["Confirmation", "Confirming", "confirm", "violations"]
+__all__ = ["Confirmation", "Confirming", "confirm", "violations", "violated", "stored_confirmation"]

@@ -20,6 +20,7 @@ rate each configuration holds under the SLO, analytical; `dse capacity` searches
 """
 import dse
 import spaces
+from dse.fidelity import stored_confirmation
 from objectives import llm_serving_objective, serving
 
 MODEL = "Llama-3.1-70B"
@@ -35,12 +36,10 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO, capacity=Tru
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    t = study.trials
-    if "fidelity" not in t:
+    stored = stored_confirmation(study.trials, "simulated")
+    if stored is None:
         return
-    sim = t[t["fidelity"] == "simulated"]
-    left = sim[sim["confirm_reason"].astype(str) != ""]
-    why = sorted({r.split(" = ")[0] for r in left["confirm_reason"]})
+    sim, left, why = stored
     print(f"front confirmed in simulation: {len(sim)} configurations simulated, {len(left)} missed the SLO and left "
           f"the front{' (' + ', '.join(why) + ')' if why else ''}; every front point meets it when simulated")
 

@@ -15,6 +15,7 @@ the stored trials, how many configurations were simulated and how many left the 
 """
 import dse
 import spaces
+from dse.fidelity import stored_confirmation
 from objectives import llm_serving_objective, serving
 
 MODEL = "Qwen3-235B-A22B"
@@ -31,12 +32,10 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO).confirming(O
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    t = study.trials
-    if "fidelity" not in t:
+    stored = stored_confirmation(study.trials, "simulated")
+    if stored is None:
         return
-    sim = t[t["fidelity"] == "simulated"]
-    left = sim[sim["confirm_reason"].astype(str) != ""]
-    why = sorted({r.split(" = ")[0] for r in left["confirm_reason"]})
+    sim, left, why = stored
     print(f"front confirmed in simulation: {len(sim)} configurations simulated ({(sim['mode'] == 'disagg').sum()} "
           f"disaggregated), {len(left)} missed the SLO and left the front{' (' + ', '.join(why) + ')' if why else ''}")
 

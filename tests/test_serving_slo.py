@@ -235,3 +235,16 @@ def test_prefill_pool_with_its_own_gpu_type_and_tp():
     assert a["decode_pool_req_s"].iloc[1] == pytest.approx(a["decode_pool_req_s"].iloc[0])
     # the slower prefill pool (H100 TP 2) gives a longer first token than H200 TP 4, in both fidelities
     assert a["ttft_ms"].iloc[1] > a["ttft_ms"].iloc[0] and s["ttft_ms"].iloc[1] > s["ttft_ms"].iloc[0]
+
+
+def test_stored_confirmation_reads_the_checked_trials_and_what_they_violated():
+    import pandas as pd
+
+    from dse.fidelity import stored_confirmation, violated
+    assert violated(["ttft_ms_p99 = 3.1 > 2", "tpot_ms_p99 = 9 > 5", "ttft_ms_p99 = 4 > 2", ""]) == \
+        ["tpot_ms_p99", "ttft_ms_p99"]
+    assert stored_confirmation(pd.DataFrame({"x": [1]}), "simulated") is None
+    t = pd.DataFrame({"fidelity": ["screen", "simulated", "simulated"],
+                      "confirm_reason": ["", "", "ttft_ms_p99 = 3.1 > 2"]})
+    checked, left, why = stored_confirmation(t, "simulated")
+    assert len(checked) == 2 and list(left.index) == [2] and why == ["ttft_ms_p99"]
