@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import pareto as _pareto
 from .objective import Evaluated, frame_records, is_vectorized, worker_id
+from .optimizers.batch import Batch
 from .runner import Runner
 from .storage.columns import TrialColumns
 
@@ -122,9 +123,10 @@ def _in_notebook() -> bool:
 class Loop:
     """The ask / evaluate / store / tell loop of one optimize() call.
 
-    A batch travels as the optimizer asked it: the configurations' DataFrame and their keys (``ask_batch``), the
-    objective's metrics frame, F / CV / feasible arrays, and the trial numbers storage gave them; stored column by
-    column (``add_columns``) when it is written finished, told to the optimizer as the same frame.
+    A batch travels as the optimizer asked it: one ``Batch`` (the configurations' DataFrame, their keys and, where
+    the ask had it, their encoding: ``ask_batch``), the objective's metrics frame, F / CV / feasible arrays, and the
+    trial numbers storage gave them; stored column by column (``add_columns``) when it is written finished, and
+    told to the optimizer as the same ``Batch`` (``tell_batch``: nothing encoded again).
     """
 
     def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None) -> None:
@@ -212,13 +214,14 @@ class Loop:
         numbers = base["number"].to_numpy()
         self._saw(numbers)
         self.aborted += int(aborted.sum())
-        keys = self.opt.encoder.keys(params)
+        X, keys = self.opt.encoder.encode_keys(params)   # once: the tell below uses them
         if aborted.any():
             for rec, k in zip(_records(params[aborted]), keys[aborted].tolist()):
                 self.aborted_configs.setdefault(k, rec)
         keep = ~aborted
         if keep.any():
-            self.opt.tell(params[keep].reset_index(drop=True), F[keep], CV[keep])
+            batch = Batch(params, keys, X)
+            self.opt.tell_batch(batch if keep.all() else batch.take(keep), F[keep], CV[keep])
         self._remember(F, feas, numbers)
 
     def _remember(self, F: np.ndarray, feas: np.ndarray, numbers: np.ndarray) -> None:
@@ -260,7 +263,8 @@ class Loop:
                 if timeout is not None and time.monotonic() - start >= timeout:
                     break
                 n = self.batch_size if left is None else min(self.batch_size, left)
-                frame, keys = self._next_batch(n, retry)
+                batch = self._next_batch(n, retry)
+                frame = batch.frame
                 if not len(frame):
                     if stale_rounds >= 3 or self.opt.exhausted:
                         break
@@ -271,11 +275,11 @@ class Loop:
                     # batches that evaluate in milliseconds are written once, finished (one transaction): a crash
                     # mid-batch loses only that batch's work, which the rebuilt optimizer simply asks again
                     started = time.time()
-                    failed += self._store(None, frame, keys, self._evaluate(frame), started)
+                    failed += self._store(None, batch, self._evaluate(frame), started)
                 else:
                     started = time.time()
                     numbers = st.reserve_trials(sid, _records(frame), self.worker)
-                    failed += self._store(numbers, frame, keys, self._evaluate(frame), started)
+                    failed += self._store(numbers, batch, self._evaluate(frame), started)
                     numbers = []
                 done += len(frame)
                 bar.update(len(frame), len(self.front_F), failed)
@@ -298,36 +302,34 @@ class Loop:
             self.study._storage.release_claims(self.study._id, self.claimed)
             self.claimed = []
 
-    def _next_batch(self, n: int, retry: list[dict]) -> tuple[pd.DataFrame, np.ndarray]:
+    def _next_batch(self, n: int, retry: list[dict]) -> Batch:
         """Up to ``n`` configurations to evaluate (retried aborted ones first, then asked ones not evaluated in this
-        study yet) and their keys."""
-        parts: list[tuple[pd.DataFrame, np.ndarray]] = []
+        study yet), with their keys."""
+        parts: list[Batch] = []
         seen: set[bytes] = set()
         if retry:
             take = retry[:n]
             del retry[:n]
             frame = _frame(take).reindex(columns=self.names)
-            keys = self.opt.encoder.keys(frame)
+            X, keys = self.opt.encoder.encode_keys(frame)
             fresh = ~self.opt.was_told(keys)
             for i, k in enumerate(keys.tolist()):
                 fresh[i] = fresh[i] and k not in seen
                 seen.add(k)
             if fresh.any():
-                parts.append((frame[fresh].reset_index(drop=True), keys[fresh]))
-        have = sum(len(p[0]) for p in parts)
+                parts.append(Batch(frame, keys, X).take(fresh))
+        have = sum(len(p) for p in parts)
         if have < n:
             # the optimizer never asks a configuration it was told (evaluated in this study): no cache to consult
-            asked, keys = self.opt.ask_batch(n - have)
+            asked = self.opt.ask_batch(n - have)
             if seen:   # a retried configuration asked again: evaluated once, in the retry part of this batch
-                use = np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
-                asked, keys = asked[use].reset_index(drop=True), keys[use]
-            parts.append((asked, keys))
-        parts = [p for p in parts if len(p[0])]
+                keys = asked.keys
+                asked = asked.take(np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys)))
+            parts.append(asked)
+        parts = [p for p in parts if len(p)]
         if not parts:
-            return pd.DataFrame(columns=self.names), np.empty(0, dtype=object)
-        if len(parts) == 1:
-            return parts[0]
-        return pd.concat([p[0] for p in parts], ignore_index=True), np.concatenate([p[1] for p in parts])
+            return Batch(pd.DataFrame(columns=self.names), np.empty(0, dtype=object))
+        return Batch.concat(parts)
 
     def _evaluate(self, frame: pd.DataFrame) -> Evaluated:
         """Evaluate a batch: a vectorized objective in this process straight on the DataFrame (no round trip
@@ -342,11 +344,11 @@ class Loop:
         """Write batches in one transaction (no 'running' rows) while evaluations are fast and in-process."""
         return self.last_eval_s < QUICK_BATCH_S and not self.runner.parallel
 
-    def _store(self, numbers: list[int] | None, frame: pd.DataFrame, keys: np.ndarray, ev: Evaluated,
-               started: float) -> int:
+    def _store(self, numbers: list[int] | None, batch: Batch, ev: Evaluated, started: float) -> int:
         """Store a batch: finish reserved trials (`numbers`), or add them finished, column by column, in one
-        transaction (None); then tell the optimizer the batch's frame."""
+        transaction (None); then tell the optimizer the batch."""
         study = self.study
+        frame = batch.frame
         now = time.time()
         self.last_eval_s = float(ev.seconds.sum())
         ok = ev.ok
@@ -370,7 +372,7 @@ class Loop:
         # numbers 0..k-1 seen and this batch took k..: no other worker has written (sync may skip its query)
         self.contiguous = bool(n) and int(nums[0]) == self.n_seen and int(nums[-1]) == int(nums[0]) + n - 1
         self._saw(nums)
-        self.opt.tell(frame, F, CV)
+        self.opt.tell_batch(batch, F, CV)
         self._remember(F, feas, nums)
         return int((~ok).sum())
 

@@ -529,3 +529,47 @@ def test_duplicate_elimination_operator_tracks_told_pending_and_foreign_keys() -
     assert sorted(d.keys()) == [b"a", b"b", b"c"]
     opt = get_optimizer("grid", Space(x=Int(0, 9)), 1)
     assert isinstance(opt.duplicates, DuplicateElimination)
+    # the evaluation cache of the Optuna-backed optimizers also keeps each told configuration's first result
+    d = DuplicateElimination(outcomes=True)
+    d.tell(keys(b"a", b"a"), np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0.0, 1.0]))
+    f, cv = d.outcome(b"a")
+    assert f.tolist() == [1.0, 2.0] and cv == 0.0 and d.outcome(b"z") is None
+    assert get_optimizer("tpe", Space(x=Int(0, 9)), 1).duplicates.outcomes == {}
+
+
+@pytest.mark.parametrize("name,space", [("random", "mixed"), ("nsga2", "mixed"), ("nsga2", "discrete"),
+                                        ("tpe", "mixed"), ("tpe", "discrete")])
+def test_a_batch_is_told_as_asked_without_encoding_it_again(name: str, space: str, monkeypatch) -> None:
+    # ask_batch -> tell_batch carries the keys (and encoding) from the ask: the seeded run asks exactly the
+    # populations of ask -> tell(DataFrame), which encodes what it is told, and the tell encodes nothing
+    def make() -> Space:
+        if space == "mixed":
+            return mixed_space()
+        return Space(mode=Categorical(["agg", "disagg"]), dtype=Categorical(["bf16", "fp8", "int4"]),
+                     tp=Categorical([1, 2, 4, 8]), batch=Int(1, 64), frac=Float(0.0, 1.0, step=0.1),
+                     ratio=Int(1, 4, when="mode == 'disagg'"), constraints=["tp <= batch"])
+
+    settings = {"random": {}, "nsga2": dict(pop_size=20), "tpe": dict(n_startup_trials=8)}[name]
+    n, rounds = {"random": (25, 4), "nsga2": (20, 8), "tpe": (6, 5)}[name]
+
+    def run(carried: bool) -> list[pd.DataFrame]:
+        opt = get_optimizer(name, make(), 2, seed=11, **settings)
+        out = []
+        for _ in range(rounds):
+            batch = opt.ask_batch(n)
+            F, CV = mixed_objective(batch.frame)
+            F[::5] = np.nan   # a few failed trials
+            if carried:
+                with monkeypatch.context() as m:
+                    for method in ("encode", "encode_keys", "keys"):
+                        m.setattr(opt.encoder, method, lambda *a, **k: pytest.fail("tell encoded its batch again"))
+                    opt.tell_batch(batch, F, CV)
+            else:
+                opt.tell(batch.frame.copy(), F, CV)
+            out.append(batch.frame)
+        return out
+
+    carried, encoded = run(True), run(False)
+    assert len(carried) == rounds
+    for a, b in zip(carried, encoded):
+        pd.testing.assert_frame_equal(a, b)

@@ -9,6 +9,9 @@ Conventions (the Study relies on them):
   (0 = feasible). A failed trial is told with a NaN row in ``F`` and ``CV = inf``: it counts as evaluated (never
   proposed again) and never survives or leads. ``tell`` accepts trials the optimizer did not ask for (from storage
   on resume, from other workers): that is how an optimizer's state is rebuilt, without pickles.
+- ``ask_batch(n)`` / ``tell_batch(batch, F, CV)``: the same as one ``Batch`` (``batch``), which carries the keys
+  and encoding the ask computed to the tell, so that the tell neither validates nor encodes the configurations
+  again (``tell`` of a DataFrame encodes it once and goes the same way).
 - ``seed`` makes a run reproducible: same seed and same told values give the same asked configurations.
 """
 from __future__ import annotations
@@ -24,15 +27,12 @@ import pandas as pd
 from dse.encoding import Encoder
 from dse.errors import OptimizerError, SpaceError
 
+from .batch import Batch
 from .duplicates import DuplicateElimination
 
 _SEED_MAX = 2**63 - 1
 #: ``space_size`` counts feasible points exactly only below this many points before constraints
 EXACT_SIZE_LIMIT = 5_000_000
-
-#: configurations (DataFrame) and their ``Encoder.keys`` (object array), row for row
-Batch = tuple[pd.DataFrame, np.ndarray]
-
 
 @dataclasses.dataclass(frozen=True)
 class NoSettings:
@@ -66,11 +66,13 @@ class BaseOptimizer(abc.ABC):
     """One optimizer behind the ask/tell batch interface (see the module docstring for the conventions).
 
     Subclasses set ``name``, ``Settings`` (a frozen dataclass whose ``__post_init__`` validates its fields with
-    ``check_int`` / ``check_float``), and implement ``_ask(n)`` and, if they learn, ``_tell(...)``.
+    ``check_int`` / ``check_float``), and implement ``_ask(n)`` and, if they learn, ``_tell(batch, F, CV, new)``.
     """
 
     name: ClassVar[str] = "base"
     Settings: ClassVar[type] = NoSettings
+    #: keep the result of every told configuration in ``duplicates`` (``DuplicateElimination.outcome``)
+    keeps_outcomes: ClassVar[bool] = False
 
     def __init__(self, space: Any, n_objectives: int, *, seed: int | None = None, **settings: Any) -> None:
         if isinstance(n_objectives, bool) or not isinstance(n_objectives, (int, np.integer)) or n_objectives < 1:
@@ -84,7 +86,7 @@ class BaseOptimizer(abc.ABC):
         self.encoder = Encoder(space)
         self.rng = np.random.default_rng(self.seed)
         #: the duplicate-elimination operator this optimizer is composed with (and the study's evaluation cache)
-        self.duplicates = DuplicateElimination()
+        self.duplicates = DuplicateElimination(outcomes=self.keeps_outcomes)
         self._size: float | None = None
 
     # ------------------------------------------------------------------------------------------ settings
@@ -119,27 +121,43 @@ class BaseOptimizer(abc.ABC):
     # ------------------------------------------------------------------------------------------ ask/tell
     def ask(self, n: int) -> pd.DataFrame:
         """Up to ``n`` new feasible configurations (columns = space.names); empty when nothing is left."""
-        return self.ask_batch(n)[0]
+        return self.ask_batch(n).frame
 
     def ask_batch(self, n: int) -> Batch:
-        """``ask(n)`` with the configurations' keys (``Encoder.keys``, row for row): the one key scheme the study's
-        evaluation cache shares with the optimizer."""
+        """``ask(n)`` as a ``Batch``: the configurations with their keys (``Encoder.keys``, row for row: the one key
+        scheme the study's evaluation cache shares with the optimizer) and, where the ask had it, their encoding;
+        hand it back to ``tell_batch``."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise OptimizerError(f"ask(n={n!r}): n must be a non-negative integer")
         n = int(n)
         if n == 0 or self.exhausted:
             return self.empty_batch()
-        df, keys = self._ask(n)
-        if len(df) == 0:
+        batch = self._ask(n)
+        if len(batch) == 0:
             return self.empty_batch()
-        self.duplicates.asked(keys)
-        return df.reset_index(drop=True), keys
+        self.duplicates.asked(batch.keys)
+        batch.frame = batch.frame.reset_index(drop=True)
+        return batch
 
     def tell(self, params: pd.DataFrame, F: np.ndarray, CV: np.ndarray) -> None:
         """Record evaluated configurations: F (n, n_objectives) to minimize (NaN row = failed), CV (n,) >= 0."""
         if not isinstance(params, pd.DataFrame):
             raise OptimizerError(f"tell(params=...) needs a pandas DataFrame, got {type(params).__name__}")
-        n = len(params)
+        self.tell_batch(self.batch_of(params), F, CV)
+
+    def batch_of(self, params: pd.DataFrame) -> Batch:
+        """Configurations from elsewhere (storage, a caller) as a ``Batch``, encoded once; OptimizerError for one
+        that is not in the space."""
+        params = params.reset_index(drop=True)
+        try:
+            X, keys = self.encoder.encode_keys(params)
+        except SpaceError as exc:
+            raise OptimizerError(f"tell: a told configuration is not in the space: {exc}") from None
+        return Batch(params, keys, X)
+
+    def tell_batch(self, batch: Batch, F: np.ndarray, CV: np.ndarray) -> None:
+        """``tell`` of a ``Batch`` (from ``ask_batch`` or ``batch_of``): its keys and encoding are used as they are."""
+        n = len(batch)
         F = np.asarray(F, dtype=float)
         if F.ndim == 1 and self.n_objectives == 1 and F.shape == (n,):
             F = F[:, None]
@@ -152,20 +170,20 @@ class BaseOptimizer(abc.ABC):
             return
         if np.any(CV < 0) or np.any(np.isnan(CV)):
             raise OptimizerError("tell: CV must be >= 0 (0 = feasible, inf = failed); got negative or NaN values")
-        params = params.reset_index(drop=True)
-        try:
-            X, keys = self.encoder.encode_keys(params)
-        except SpaceError as exc:
-            raise OptimizerError(f"tell: a told configuration is not in the space: {exc}") from None
         failed = ~np.all(np.isfinite(F), axis=1)
         CV = np.where(failed, np.inf, CV)
-        new = self.duplicates.tell(keys)
-        self._tell(params, X, F, CV, keys, new)
+        new = self.duplicates.tell(batch.keys, F, CV)
+        self._tell(batch, F, CV, new)
 
-    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,  # noqa: B027 (optional hook)
-              new: np.ndarray) -> None:
-        """Learn from told trials (``X`` = encoded params); ``new`` marks rows not told before (first
-        occurrence). Default: nothing."""
+    def _tell(self, batch: Batch, F: np.ndarray, CV: np.ndarray, new: np.ndarray) -> None:  # noqa: B027 (optional hook)
+        """Learn from told trials (``encoded(batch)`` gives their encoding); ``new`` marks rows not told before
+        (first occurrence). Default: nothing."""
+
+    def encoded(self, batch: Batch) -> np.ndarray:
+        """The batch's encoding ``X``: the one its ask computed, else encoded now (once: kept on the batch)."""
+        if batch.X is None:
+            batch.X = self.encoder.encode(batch.frame)
+        return batch.X
 
     @abc.abstractmethod
     def _ask(self, n: int) -> Batch:
@@ -218,39 +236,28 @@ class BaseOptimizer(abc.ABC):
                 self._size = float(self.space.size) if bound <= EXACT_SIZE_LIMIT else bound
         return self._size
 
-    def _empty(self) -> pd.DataFrame:
-        return pd.DataFrame({n: pd.Series(dtype=object) for n in self.space.names})
-
     def _next_seed(self) -> int:
         return int(self.rng.integers(_SEED_MAX))
 
     def empty_batch(self) -> Batch:
-        return self._empty(), np.empty(0, dtype=object)
+        return Batch.empty(self.space.names)
 
-    @staticmethod
-    def concat(batches: list[Batch]) -> Batch:
-        """Concatenate non-empty batches (the first one as is when it is alone)."""
-        batches = [b for b in batches if len(b[0])]
-        if not batches:
-            return pd.DataFrame(), np.empty(0, dtype=object)
-        if len(batches) == 1:
-            return batches[0]
-        return (pd.concat([b[0] for b in batches], ignore_index=True),
-                np.concatenate([b[1] for b in batches]))
+    concat = staticmethod(Batch.concat)
 
     def select_new(self, df: pd.DataFrame, n: int, exclude: set | None = None, *, check: bool = True,
-                   keys: np.ndarray | None = None) -> Batch:
+                   keys: np.ndarray | None = None, X: np.ndarray | None = None) -> Batch:
         """The first ``n`` rows of ``df`` that are feasible, not seen, not in ``exclude`` and not repeated.
 
         ``check=False`` skips ``space.feasible`` for rows feasible by construction (``space.sample``/``grid``);
-        ``keys``: the rows' keys when already known.
+        ``keys`` (and ``X``): the rows' keys (and encoding) when already known, else computed here in one pass.
         """
         if len(df) == 0:
             return self.empty_batch()
         df = df.reset_index(drop=True)
-        keys = self.encoder.keys(df) if keys is None else keys
+        if keys is None:
+            X, keys = self.encoder.encode_keys(df)
         idx = np.flatnonzero(self.usable(df, keys, exclude, check=check))[:n]
-        return df.iloc[idx].reset_index(drop=True), keys[idx]
+        return Batch(df, keys, X).take(idx)
 
     def usable(self, df: pd.DataFrame, keys: np.ndarray, exclude: set | None = None, *, check: bool = True
                ) -> np.ndarray:
@@ -279,10 +286,10 @@ class BaseOptimizer(abc.ABC):
                 break
             df = self.space.sample(max(2 * need, 16), seed=self._next_seed())
             got = self.select_new(df, need, exclude, check=False)
-            if len(got[0]):
+            if len(got):
                 parts.append(got)
-                exclude.update(got[1].tolist())
-                have += len(got[0])
+                exclude.update(got.keys.tolist())
+                have += len(got)
         need = n - have
         if need > 0 and self.space.is_discrete and self.space_size <= 2_000_000:
             grid = self.space.grid()

@@ -23,7 +23,8 @@ immediately and another is asked (at most ``max_rounds`` rounds), then the rest 
 - it violates the space's conditions/constraints: TPE gets it as a COMPLETE trial marked infeasible
   (``cv`` = 1 + the largest CV seen, values = the worst told per objective) so its density moves away; GP gets
   it as FAIL (a fake value would bias the regression);
-- it duplicates a configuration already told: told again with the known F and CV (a free observation);
+- it duplicates a configuration already told: told again with the known F and CV (a free observation, from the
+  duplicate-elimination operator, which keeps every told configuration's result for these optimizers);
 - it duplicates a configuration asked and not yet told, or another of the batch: FAIL.
 
 Rebuild: trials told that were not asked here (storage, other workers) are added with ``study.add_trials``.
@@ -42,7 +43,8 @@ import pandas as pd
 from dse.encoding import config_from_optuna, optuna_distributions, optuna_params
 from dse.errors import OptimizerError
 
-from .base import BaseOptimizer, Batch, check_int
+from .base import BaseOptimizer, check_int
+from .batch import Batch
 from .repair import Projector, projector_for
 
 _CV_KEY = "cv"
@@ -76,6 +78,8 @@ def _suggest(trial: Any, name: str, dist: Any) -> Any:
 class _OptunaOptimizer(BaseOptimizer):
     """Shared machinery of ``tpe`` and ``gp``; subclasses build the sampler."""
 
+    keeps_outcomes = True   # a sampler's repeat of a told configuration is told its known result
+
     def __init__(self, space: Any, n_objectives: int, *, seed: int | None = None, **settings: Any) -> None:
         super().__init__(space, n_objectives, seed=seed, **settings)
         import optuna
@@ -87,8 +91,7 @@ class _OptunaOptimizer(BaseOptimizer):
         self._placeholder = {n: self._first_value(n) for n in space.names}
         with _quiet_optuna():
             self.study = optuna.create_study(directions=["minimize"] * self.n_objectives, sampler=self._sampler())
-        self._trials: dict[bytes, Any] = {}           # pending Optuna trials by config key
-        self._known: dict[bytes, tuple[np.ndarray, float]] = {}   # told configs -> (F, CV)
+        self._trials: dict[bytes, Any] = {}           # the Optuna trial of each configuration asked, by its key
         self._worst: np.ndarray | None = None
         self._max_cv = 0.0
         self._project: bool | None = None if (self.config.project and space.is_discrete) else False
@@ -113,7 +116,7 @@ class _OptunaOptimizer(BaseOptimizer):
     def _ask(self, n: int) -> Batch:
         out = self._ask_projected(n) if self.projector is not None else self._ask_rounds(n)
         if self._projector is not None:
-            self._projector.mark(out[1].tolist())
+            self._projector.mark(out.keys.tolist())
         return out
 
     def _ask_projected(self, n: int) -> Batch:
@@ -126,11 +129,12 @@ class _OptunaOptimizer(BaseOptimizer):
             trials = [self.study.ask(self._fixed) for _ in range(n)]
             configs = self._suggest_conditionals(trials)
             df = self._frame(configs)
-            feasible = np.asarray(self.space.feasible(df), dtype=bool)
-            keys = self.encoder.keys(df).tolist()
+            X, keys_arr = self.encoder.encode_keys(df)
+            usable = np.asarray(self.space.feasible(df), dtype=bool) & ~self.is_seen(keys_arr)
+            keys = keys_arr.tolist()
             rejected = []
-            for i, (trial, cfg, ok, key) in enumerate(zip(trials, configs, feasible, keys)):
-                if ok and key not in self._known and key not in self.duplicates.pending and key not in acc_keys:
+            for i, (trial, cfg, ok, key) in enumerate(zip(trials, configs, usable, keys)):
+                if ok and key not in acc_keys:
                     accepted.append(cfg)
                     acc_keys[key] = None
                     self._trials[key] = trial
@@ -139,13 +143,13 @@ class _OptunaOptimizer(BaseOptimizer):
                     rejected.append(i)
         parts: list[Batch] = []
         if accepted:
-            parts.append((self._frame(accepted), np.array(list(acc_keys), dtype=object)))
+            parts.append(Batch(self._frame(accepted), np.array(list(acc_keys), dtype=object)))
         if rejected:
             proj.mark(acc_keys)
-            rows = proj.nearest(self.encoder.encode(df.iloc[rejected]), self.rng)
+            rows = proj.nearest(X[rejected], self.rng)
             rows = rows[rows >= 0]
             if len(rows):
-                parts.append((proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]))
+                parts.append(proj.batch(rows))
         return self.concat(parts)
 
     def _ask_rounds(self, n: int) -> Batch:
@@ -162,11 +166,11 @@ class _OptunaOptimizer(BaseOptimizer):
                 feasible = np.asarray(self.space.feasible(df), dtype=bool)
                 keys = self.encoder.keys(df).tolist()
                 for trial, cfg, ok, key in zip(trials, configs, feasible, keys):
+                    known = self.duplicates.outcome(key) if ok else None
                     if not ok:
                         self._reject_infeasible(trial)
-                    elif key in self._known:
-                        f, cv = self._known[key]
-                        self._finish(trial, f, cv)
+                    elif known is not None:
+                        self._finish(trial, *known)
                     elif key in self.duplicates.pending or key in acc_keys:
                         self.study.tell(trial, state=self._fail_state())
                     else:
@@ -175,7 +179,7 @@ class _OptunaOptimizer(BaseOptimizer):
                         self._trials[key] = trial
         parts: list[Batch] = []
         if accepted:
-            parts.append((self._frame(accepted), np.array(list(acc_keys), dtype=object)))
+            parts.append(Batch(self._frame(accepted), np.array(list(acc_keys), dtype=object)))
         if n > len(accepted):
             parts.append(self.sample_new(n - len(accepted), exclude=set(acc_keys)))
         return self.concat(parts)
@@ -210,10 +214,10 @@ class _OptunaOptimizer(BaseOptimizer):
         self.study.tell(trial, [float(v) for v in f])
 
     # ------------------------------------------------------------------------------------------ tell
-    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
-              new: np.ndarray) -> None:
+    def _tell(self, batch: Batch, F: np.ndarray, CV: np.ndarray, new: np.ndarray) -> None:
         from optuna.trial import TrialState, create_trial
 
+        keys = batch.keys
         if self._projector is not None:
             self._projector.mark(keys.tolist())
         ok = np.all(np.isfinite(F), axis=1) & np.isfinite(CV)
@@ -221,7 +225,7 @@ class _OptunaOptimizer(BaseOptimizer):
             w = F[ok].max(axis=0)
             self._worst = w if self._worst is None else np.maximum(self._worst, w)
             self._max_cv = max(self._max_cv, float(CV[ok].max()))
-        records = params.to_dict("records")
+        records: list[dict] | None = None   # the configurations as dicts, for trials not asked here
         foreign = []
         with _quiet_optuna():
             for i, key in enumerate(keys.tolist()):
@@ -229,6 +233,8 @@ class _OptunaOptimizer(BaseOptimizer):
                 if trial is not None:
                     self._finish(trial, F[i], CV[i])
                 elif new[i]:
+                    if records is None:
+                        records = batch.frame.to_dict("records")
                     p = optuna_params(self.space, records[i])
                     dists = {k: self.distributions[k] for k in p}
                     if ok[i]:
@@ -236,8 +242,6 @@ class _OptunaOptimizer(BaseOptimizer):
                                                     constraints={_CV_KEY: float(CV[i])}))
                     else:
                         foreign.append(create_trial(state=TrialState.FAIL, params=p, distributions=dists))
-                if new[i]:
-                    self._known[key] = (F[i].copy(), float(CV[i]))
             if foreign:
                 self.study.add_trials(foreign)
 

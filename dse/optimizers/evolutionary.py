@@ -52,7 +52,8 @@ from pymoo.util.randomized_argsort import randomized_argsort
 
 from dse.errors import OptimizerError
 
-from .base import BaseOptimizer, Batch, check_float, check_int
+from .base import BaseOptimizer, check_float, check_int
+from .batch import Batch
 from .operators import MixedCrossover, MixedMutation, binary_tournament
 from .repair import PROJECT_MAX, ProjectionRepair, Projector, ResampleRepair, projector_for, stratified
 
@@ -194,15 +195,15 @@ class NSGA2Optimizer(BaseOptimizer):
         return self.encoder.decode(self.pop_X)
 
     # ------------------------------------------------------------------------------------------ tell
-    def _tell(self, params: pd.DataFrame, X: np.ndarray, F: np.ndarray, CV: np.ndarray, keys: np.ndarray,
-              new: np.ndarray) -> None:
+    def _tell(self, batch: Batch, F: np.ndarray, CV: np.ndarray, new: np.ndarray) -> None:
         if isinstance(self._repair, ProjectionRepair):
-            self._repair.projector.mark(keys.tolist())
+            self._repair.projector.mark(batch.keys.tolist())
         ok = new & np.all(np.isfinite(F), axis=1)
         if not ok.any():
             return
-        inactive = params.isna().to_numpy()[ok] if self.encoder.has_conditionals else np.zeros((int(ok.sum()),
-                                                                                               X.shape[1]), bool)
+        X = self.encoded(batch)
+        inactive = (batch.frame.isna().to_numpy()[ok] if self.encoder.has_conditionals
+                    else np.zeros((int(ok.sum()), X.shape[1]), bool))
         self._survive(np.vstack([self.pop_X, X[ok]]), np.vstack([self.pop_F, F[ok]]),
                       np.concatenate([self.pop_CV, CV[ok]]), np.vstack([self.pop_inactive, inactive]))
 
@@ -251,7 +252,7 @@ class NSGA2Optimizer(BaseOptimizer):
     def _ask(self, n: int) -> Batch:
         n_init = n if len(self.pop_X) < 2 else max(0, min(n, self.n_initial - self.n_seen))
         parts: list[Batch] = [self._initial(n_init)] if n_init else []
-        exclude: set = set(parts[0][1].tolist()) if parts else set()
+        exclude: set = set(parts[0].keys.tolist()) if parts else set()
         need = n - len(exclude)
         if need > 0:
             parts.append(self._offspring(need, exclude))
@@ -260,35 +261,34 @@ class NSGA2Optimizer(BaseOptimizer):
                 parts.append(self.sample_new(need, exclude))
         out = self.concat(parts)
         if isinstance(self._repair, ProjectionRepair):
-            self._repair.projector.mark(out[1].tolist())
+            self._repair.projector.mark(out.keys.tolist())
         return out
 
     def _initial(self, n: int) -> Batch:
         """``n`` new feasible configurations, stratified over every parameter's values (module docstring, 1.)."""
         proj = self.projector
         if proj is not None:
-            rows = proj.free_rows(self.rng, max(20 * n, 1000))
-            pool: Batch = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows])
+            pool = proj.batch(proj.free_rows(self.rng, max(20 * n, 1000)))
         elif self._all_real:
             return self._latin_hypercube(n)
         else:
             pool = self.sample_new(10 * n)
-        if len(pool[0]) <= n:
+        if len(pool) <= n:
             return pool
         enc = self.encoder
-        idx = stratified(enc.encode(pool[0]), enc.kinds, [col.n_values for col in enc.columns], n, self.rng)
-        return pool[0].iloc[idx].reset_index(drop=True), pool[1][idx]
+        idx = stratified(self.encoded(pool), enc.kinds, [col.n_values for col in enc.columns], n, self.rng)
+        return pool.take(idx)
 
     def _latin_hypercube(self, n: int) -> Batch:
         """``n`` new configurations of an all-real space: a Latin hypercube over the encoded box (log-scaled
         Floats in log space); rows that break a rule or were seen are replaced by ``sample_new`` draws."""
         enc = self.encoder
         X = sampling_lhs(n, enc.n_var, enc.xl, enc.xu, smooth=True, criterion=None, random_state=self.rng)
-        cand, keys = enc.decode_keys(X)
-        got = self.select_new(cand, n, check=bool(self.space.constraints), keys=keys)
-        if len(got[0]) == n:
+        cand, keys, Xc = enc.decode_all(X)
+        got = self.select_new(cand, n, check=bool(self.space.constraints), keys=keys, X=Xc)
+        if len(got) == n:
             return got
-        return self.concat([got, self.sample_new(n - len(got[0]), set(got[1].tolist()))])
+        return self.concat([got, self.sample_new(n - len(got), set(got.keys.tolist()))])
 
     def _offspring(self, n: int, exclude: set) -> Batch:
         """Up to ``n`` new feasible offspring from the repair operator this optimizer is composed with; adds their

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .batch import Batch
+
 
 def _popcount(a: np.ndarray) -> np.ndarray:
     """Set bits per element of an unsigned integer array (numpy >= 2: one ufunc; else by bytes)."""
@@ -83,6 +85,13 @@ class Projector:
 
     def __len__(self) -> int:
         return len(self.grid)
+
+    def batch(self, rows: np.ndarray) -> Batch:
+        """The grid rows ``rows`` as a ``Batch``, with their keys and their encoding (rebuilt from the codes)."""
+        X = np.empty((len(rows), len(self._values)))
+        for j, values in enumerate(self._values):
+            X[:, j] = values[self.codes[rows, j]]
+        return Batch(self.grid.iloc[rows].reset_index(drop=True), self.keys[rows], X)
 
     def mark(self, keys: Iterable[bytes]) -> None:
         """Mark configurations as seen (keys of points outside the grid are ignored)."""
@@ -277,7 +286,7 @@ class ProjectionRepair:
     def __init__(self, projector: Projector) -> None:
         self.projector = projector
 
-    def offspring(self, opt: Any, n: int, exclude: set) -> tuple[pd.DataFrame, np.ndarray]:
+    def offspring(self, opt: Any, n: int, exclude: set) -> Batch:
         """``n`` children of ``opt`` (``vary``), repaired; adds their keys to ``exclude``."""
         proj = self.projector
         proj.mark(exclude)
@@ -297,24 +306,24 @@ class ProjectionRepair:
         proj.free[good] = False
         near = proj.nearest(Xc[~first], opt.rng)
         rows = np.concatenate([good, near[near >= 0]])
-        out = (proj.grid.iloc[rows].reset_index(drop=True), proj.keys[rows]) if len(rows) else opt.empty_batch()
-        exclude.update(out[1].tolist())
+        out = proj.batch(rows) if len(rows) else opt.empty_batch()
+        exclude.update(out.keys.tolist())
         return out
 
-    def _checked(self, opt: Any, X: np.ndarray, exclude: set) -> tuple[pd.DataFrame, np.ndarray]:
+    def _checked(self, opt: Any, X: np.ndarray, exclude: set) -> Batch:
         """``offspring`` for a grid without a mixed-radix index: children checked by decoding them."""
         proj = self.projector
         cand, keys, Xc = opt.encoder.decode_all(X)
         ok = opt.usable(cand, keys, exclude, check=bool(opt.space.constraints))
-        parts = [(cand[ok].reset_index(drop=True), keys[ok])] if ok.any() else []
+        parts = [Batch(cand, keys, Xc).take(ok)] if ok.any() else []
         if not ok.all():
             proj.mark(keys[ok].tolist())
             near = proj.nearest(Xc[~ok], opt.rng)
             near = near[near >= 0]
             if len(near):
-                parts.append((proj.grid.iloc[near].reset_index(drop=True), proj.keys[near]))
+                parts.append(proj.batch(near))
         out = opt.concat(parts)
-        exclude.update(out[1].tolist())
+        exclude.update(out.keys.tolist())
         return out
 
 
@@ -329,9 +338,9 @@ class ResampleRepair:
         self.rounds = rounds
         self.share = 0.5   # running share of offspring that are feasible and new
 
-    def offspring(self, opt: Any, n: int, exclude: set) -> tuple[pd.DataFrame, np.ndarray]:
+    def offspring(self, opt: Any, n: int, exclude: set) -> Batch:
         """Up to ``n`` new feasible children of ``opt`` (``vary``); adds their keys to ``exclude``."""
-        got: list[tuple[pd.DataFrame, np.ndarray]] = []
+        got: list[Batch] = []
         have = 0
         for _ in range(self.rounds):
             need = n - have
@@ -340,13 +349,13 @@ class ResampleRepair:
             # 2 children per mating, scaled by the share of usable children seen so far (tight constraints,
             # a crowded discrete space): about 1.25x what is needed, at most 64x
             n_matings = max(8, math.ceil(need * 0.625 / self.share))
-            cand, keys = opt.encoder.decode_keys(opt.vary(n_matings))
+            cand, keys, Xc = opt.encoder.decode_all(opt.vary(n_matings))
             # decoded values are in their domains and conditions are applied: only constraints can fail
-            sel = opt.select_new(cand, need, exclude, check=bool(opt.space.constraints), keys=keys)
-            rate = len(sel[0]) / len(cand) if len(sel[0]) < need else max(len(sel[0]) / len(cand), self.share)
+            sel = opt.select_new(cand, need, exclude, check=bool(opt.space.constraints), keys=keys, X=Xc)
+            rate = len(sel) / len(cand) if len(sel) < need else max(len(sel) / len(cand), self.share)
             self.share = float(np.clip(0.5 * self.share + 0.5 * rate, 1 / 64, 1.0))
-            if len(sel[0]):
+            if len(sel):
                 got.append(sel)
-                exclude.update(sel[1].tolist())
-                have += len(sel[0])
+                exclude.update(sel.keys.tolist())
+                have += len(sel)
         return opt.concat(got)

@@ -10,7 +10,8 @@ import pandas as pd
 
 from dse.errors import OptimizerError
 
-from .base import BaseOptimizer, Batch, check_int
+from .base import BaseOptimizer, check_int
+from .batch import Batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +94,7 @@ class GridOptimizer(BaseOptimizer):
 
     @property
     def exhausted(self) -> bool:
-        if self._grid is not None and self._cursor >= len(self._grid) and not (self._mine and len(self._mine[0])):
+        if self._grid is not None and self._cursor >= len(self._grid) and not (self._mine and len(self._mine)):
             return True
         return super().exhausted
 
@@ -111,7 +112,7 @@ class GridOptimizer(BaseOptimizer):
                 continue   # done already, or another worker's
             if not keep.all():
                 chunk, keys = chunk.iloc[np.flatnonzero(keep)], keys[keep]
-            return chunk, keys
+            return Batch(chunk, keys)
         return None
 
     def _ask(self, n: int) -> Batch:
@@ -121,15 +122,15 @@ class GridOptimizer(BaseOptimizer):
         if self.claim is not None:
             have = 0
             while have < n:
-                if self._mine is None or not len(self._mine[0]):
+                if self._mine is None or not len(self._mine):
                     self._mine = self._next_claimed()
                     if self._mine is None:
                         break
-                chunk, keys = self._mine
+                chunk, keys = self._mine.frame, self._mine.keys
                 take = n - have
-                parts.append((chunk.iloc[:take], keys[:take]))
+                parts.append(Batch(chunk.iloc[:take], keys[:take]))
                 have += min(take, len(chunk))
-                self._mine = (chunk.iloc[take:], keys[take:])
+                self._mine = Batch(chunk.iloc[take:], keys[take:])
             return self.concat(parts)
         have = 0
         while have < n and self._cursor < len(self._grid):
@@ -140,6 +141,6 @@ class GridOptimizer(BaseOptimizer):
             keep = self._unseen(keys)
             if not keep.all():
                 chunk, keys = chunk.iloc[np.flatnonzero(keep)], keys[keep]
-            parts.append((chunk, keys))
+            parts.append(Batch(chunk, keys))
             have += len(chunk)
         return self.concat(parts)
