@@ -12,8 +12,10 @@ and the step that confirms an analytical front in the simulator.
 
 Configuration columns read (from the space, else ``defaults``, else the default in brackets): gpu, tp [1],
 pp [1], dp [1], ep [1], weight_dtype [bf16], act_dtype [the inference model's rule], kv_dtype [idem],
-mode [agg], prefill_replicas (disagg), prefill_gpu and prefill_tp (disagg: the prefill pool's GPU type and TP
-per worker [gpu, tp]; gpu, tp and dp - prefill_replicas workers are then the decode pool), max_batch_size [256],
+mode [agg], prefill_replicas (disagg), attn_dp [1] (attention data-parallel ranks per replica: a replica runs on
+tp x pp x attn_dp GPUs, ep spreads the experts over its tp x attn_dp GPUs), prefill_gpu, prefill_tp, prefill_ep and
+prefill_attn_dp (disagg: the prefill pool's GPU type, TP, EP and attention DP per worker [gpu, tp, ep, attn_dp];
+gpu, tp, ep, attn_dp and dp - prefill_replicas workers are then the decode pool), max_batch_size [256],
 max_num_tokens [8192], chunked_prefill [True], batching [continuous], engine [None: roofline].
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
@@ -63,12 +65,14 @@ DEFAULTS: dict[str, Any] = {
     "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
+    "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus")
-_OPTIONAL = ("act_dtype", "kv_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp")
+_OPTIONAL = ("act_dtype", "kv_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
+             "prefill_attn_dp")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {
     "ttft_ms": ("ttft", 1), "tpot_ms": ("tpot", 1), "e2e_ms": ("e2e", 1), "tok_s_per_gpu": ("throughput", 1),
@@ -128,6 +132,8 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             engine=np.array([None if e is None or (isinstance(e, float) and e != e) else str(e) for e in c["engine"]],
                             dtype=object),
             prefill_gpu=np.asarray(c["prefill_gpu"], dtype=object), prefill_tp=np.asarray(c["prefill_tp"], dtype=object),
+            attn_dp=_ints(c["attn_dp"], "attn_dp"), prefill_ep=np.asarray(c["prefill_ep"], dtype=object),
+            prefill_attn_dp=np.asarray(c["prefill_attn_dp"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -271,22 +277,26 @@ class LLMServingObjective:
         if not analytical["fits"]:
             return {"fits": 0.0}
         dp = int(cfg["dp"])
+        adp = int(cfg["attn_dp"])
         sched = serving.Scheduler(max_batch_size=int(cfg["max_batch_size"]), max_num_tokens=int(cfg["max_num_tokens"]),
                                   chunked_prefill=bool(cfg["chunked_prefill"]),
                                   policy="decode_priority" if cfg["chunked_prefill"] else "prefill_first",
                                   batching=str(cfg["batching"]))
         kw: dict[str, Any] = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"],
-                                  kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp),
+                                  kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp * adp),
                                   scheduler=sched, slo=self.slo)
         if cfg["mode"] == "disagg":
             n_p = int(cfg["prefill_replicas"])
-            kw.update(mode="disagg", prefill=serving.Pool(gpu=cfg["prefill_gpu"], tp=int(cfg["prefill_tp"]), n_workers=n_p),
+            # each pool its own GPU type, TP, EP and attention DP; the decode pool takes the deployment's ep / attn_dp
+            kw.update(mode="disagg", prefill=serving.Pool(gpu=cfg["prefill_gpu"], tp=int(cfg["prefill_tp"]),
+                                                          ep=int(cfg["prefill_ep"]), attn_dp=int(cfg["prefill_attn_dp"]),
+                                                          n_workers=n_p),
                       decode=serving.Pool(n_workers=dp - n_p))
         else:
             kw.update(mode="agg", dp=dp)
         try:
             m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
-                                 ep=int(cfg["ep"]), profile=self.profile, **kw)
+                                 ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])

@@ -38,9 +38,11 @@ Workloads and what the model does with them:
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
   t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish.
 - disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
-  own GPU type and TP, ``prefill_gpu`` / ``prefill_tp``, xPyD): prefill capacity
-  k / t_prefill(k) requests per replica, decode capacity N / ((O - 1) t_decode(N)); the deployment serves the
-  smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives. TTFT = t_prefill(k) (the
+  own GPU type, TP, EP and attention DP, ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp``,
+  xPyD; each attention-DP rank of a worker schedules its own batch): prefill capacity
+  k / t_prefill(k) requests per rank, decode capacity N / ((O - 1) t_decode(N)); the deployment serves the
+  smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives (Little's law on a decode
+  rank, occupancy = rate x (O - 1) t_decode(occupancy), by a few fixed-point steps). TTFT = t_prefill(k) (the
   prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool (a
   prompt arriving at a free worker runs alone) and an Erlang-C wait for a decode slot, spread over the TPOT;
   the KV transfer (per-GPU KV bytes over the link between the pools' GPUs: the scale-up domain when both pools
@@ -74,16 +76,20 @@ GIB = float(2**30)
 Z = {"p50": 0.0, "p90": 1.2815515655446004, "p99": 2.3263478740408408}
 PERCENTILES = ("p50", "p90", "p99")
 BISECTION_STEPS = 10
+#: fixed-point steps of a disaggregated decode rank's occupancy below its full batch (Little's law)
+DECODE_FIXED_POINT_STEPS = 3
 
 
 @dataclass(frozen=True)
 class Deployments:
     """Knobs of a batch of deployments, one entry per deployment (numpy arrays of equal length).
 
-    gpu (catalog names), tp, pp, dp (replicas), ep, weight/act/kv dtype (None: the inference model's default),
-    mode ("agg" | "disagg"), prefill_replicas (disagg: replicas of the prefill pool, the rest decode; 0 in agg),
-    prefill_gpu / prefill_tp (disagg: the prefill pool's GPU type and TP per worker; default gpu / tp, which then
-    describe the decode pool),
+    gpu (catalog names), tp, pp, dp (replicas), ep (expert parallelism over the tp x attn_dp GPUs of a replica),
+    attn_dp (attention data-parallel ranks per replica, each scheduling its own requests; default 1), weight/act/kv
+    dtype (None: the inference model's default), mode ("agg" | "disagg"), prefill_replicas (disagg: replicas of the
+    prefill pool, the rest decode; 0 in agg), prefill_gpu / prefill_tp / prefill_ep / prefill_attn_dp (disagg: the
+    prefill pool's GPU type, TP, EP and attention DP per worker; default gpu / tp / ep / attn_dp, which then
+    describe the decode pool); a replica runs on tp x pp x attn_dp GPUs,
     max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline).
     """
@@ -105,6 +111,10 @@ class Deployments:
     engine: np.ndarray
     prefill_gpu: np.ndarray | None = None      # disagg: the prefill pool's GPU type (None: gpu)
     prefill_tp: np.ndarray | None = None       # disagg: the prefill pool's TP per worker (None: tp)
+    # None is a constructor sentinel only: __post_init__ always stores an integer array
+    attn_dp: np.ndarray = None  # type: ignore[assignment]          # attention DP ranks per replica (None: 1)
+    prefill_ep: np.ndarray = None  # type: ignore[assignment]       # disagg: prefill pool's EP (None: ep)
+    prefill_attn_dp: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's attn DP (None: attn_dp)
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
@@ -112,6 +122,18 @@ class Deployments:
             object.__setattr__(self, "prefill_gpu", self.gpu.copy())
         if self.prefill_tp is None:
             object.__setattr__(self, "prefill_tp", self.tp.copy())
+        # per-pool degrees: missing entries (None / NaN: an inactive knob) take the decode pool's (attn_dp: 1)
+        for name, like in (("attn_dp", None), ("prefill_ep", "ep"), ("prefill_attn_dp", "attn_dp")):
+            v = getattr(self, name)
+            base = np.ones(n0) if like is None else np.asarray(getattr(self, like), dtype=float)
+            x = base.copy() if v is None else \
+                pd.to_numeric(pd.Series(np.asarray(v, dtype=object), dtype=object), errors="coerce").to_numpy(float)
+            if len(x) == n0:
+                x = np.where(np.isnan(x), base, x)
+                bad = (x < 1) | (x % 1 != 0)
+                if bad.any():
+                    raise ValueError(f"Deployments {name}={float(x[bad][0]):g}: must be an integer >= 1")
+            object.__setattr__(self, name, x.astype(np.int64) if len(x) == n0 else x)
         pg = np.asarray(self.prefill_gpu, dtype=object)
         miss = np.array([v is None or (isinstance(v, float) and v != v) for v in pg], dtype=bool) if n0 else \
             np.zeros(0, dtype=bool)
@@ -142,12 +164,14 @@ class Deployments:
            act_dtype: Any = None, kv_dtype: Any = None, mode: Any = "agg", prefill_replicas: Any = 0,
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
-           prefill_tp: Any = None) -> Deployments:
+           prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
+           prefill_attn_dp: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
                     max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
-                    prefill_gpu=prefill_gpu, prefill_tp=prefill_tp)
+                    prefill_gpu=prefill_gpu, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
+                    prefill_attn_dp=prefill_attn_dp)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -160,7 +184,7 @@ class Deployments:
                 a = np.empty(n, dtype=object)
                 a[:] = [v] * n
             out[k] = a
-        for k in ("tp", "pp", "dp", "ep", "prefill_replicas", "max_batch_size", "max_num_tokens"):
+        for k in ("tp", "pp", "dp", "ep", "attn_dp", "prefill_replicas", "max_batch_size", "max_num_tokens"):
             out[k] = out[k].astype(np.int64)
         out["chunked_prefill"] = out["chunked_prefill"].astype(bool)
         return cls(**out)
@@ -235,8 +259,13 @@ class ServingModel:
     # -- helpers -----------------------------------------------------------------------------------------------
     def _kw(self, d: Deployments) -> dict[str, Any]:
         return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
-                    act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, prices=self.prices, engine=d.engine,
-                    efficiency=self.efficiency)
+                    act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, attn_dp=d.attn_dp, prices=self.prices,
+                    engine=d.engine, efficiency=self.efficiency)
+
+    def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
+        """`_kw` of the prefill pool: its own GPU type, TP, EP and attention DP (the deployment's own in agg)."""
+        return {**self._kw(d), "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
+                "attn_dp": d.prefill_attn_dp}
 
     def _at(self, d: Deployments, N: np.ndarray) -> pd.DataFrame:
         """``inference.max_throughput`` of each replica at occupancy N (sequences in flight, rounded up to whole
@@ -262,7 +291,8 @@ class ServingModel:
         kw = self._kw(d)
         n = len(d)
         dis = d.mode == "disagg"
-        replicas = np.where(dis, d.dp - d.prefill_replicas, d.dp).astype(float)
+        adp = d.attn_dp.astype(float)                                 # scheduling ranks per (decode) replica
+        replicas = np.where(dis, d.dp - d.prefill_replicas, d.dp).astype(float) * adp
         mbs = d.max_batch_size.astype(float)
         if conc is not None:
             mbs = np.minimum(mbs, np.ceil(conc / replicas))
@@ -280,12 +310,13 @@ class ServingModel:
         k = np.maximum(1.0, np.floor(d.max_num_tokens / isl))
         wait_p = np.zeros(n)                                          # prefill-pool queue (disagg, open loop)
         pool_req = (np.full(n, np.nan), np.full(n, np.nan))           # disagg: prefill / decode pool capacity
+        pre_reason = np.full(n, "", dtype=object)                     # disagg: why the prefill pool cannot run
         if plain.any() or dis.any():
             sub = np.flatnonzero(plain | dis)
             sb = d.take(sub)
             ks = np.minimum(k[sub], np.maximum(N[sub], 1.0))
-            # prompts run on the prefill pool's GPU type and TP (the deployment's own in agg)
-            pkw = {**self._kw(sb), "gpu": sb.prefill_gpu, "tp": sb.prefill_tp}
+            # prompts run on the prefill pool's GPU type, TP, EP and attention DP (the deployment's own in agg)
+            pkw = self._prefill_kw(sb)
             pf = inference.estimate(**pkw, batch_size=ks, input_len=isl, output_len=1,
                                     max_num_tokens=sb.max_num_tokens)
             t_pf = pf["ttft_ms"].to_numpy(float)
@@ -296,14 +327,17 @@ class ServingModel:
             if p_mask.any():
                 i = sub[p_mask]
                 cycle = np.ceil(N[i] / ks[p_mask]) * t_pf[p_mask] + (osl - 1.0) * t_dec[p_mask]
-                tput[i] = d.dp[i] * N[i] * osl / cycle * 1e3
+                tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
                 ttft[i] = t_pf[p_mask] + 0.5 * t_dec[p_mask]
                 tpot[i] = (cycle - t_pf[p_mask]) / (osl - 1.0) if osl > 1 else t_dec[p_mask]
             d_mask = dis[sub]
             if d_mask.any():
                 i = sub[d_mask]
-                n_p = d.prefill_replicas[i].astype(float)
-                n_d = (d.dp[i] - d.prefill_replicas[i]).astype(float)
+                # scheduling ranks of each pool: workers x attention-DP ranks (each rank its own batch)
+                w_p = d.prefill_replicas[i].astype(float)
+                w_d = (d.dp[i] - d.prefill_replicas[i]).astype(float)
+                n_p = w_p * d.prefill_attn_dp[i]
+                n_d = w_d * adp[i]
                 t_p, t_d = t_pf[d_mask], t_dec[d_mask].copy()
                 steps = max(osl - 1.0, 1.0)
                 r_pre = n_p * ks[d_mask] / t_p                       # requests per ms the prefill pool can do
@@ -317,9 +351,20 @@ class ServingModel:
                 slots = N[i].copy()                                   # sequences a decode replica can hold
                 if low.any():
                     j = np.flatnonzero(low)
-                    occ = np.maximum(1.0, np.ceil(N[i][j] * r[j] / r_dec[j]))
-                    est = inference.estimate(**self._kw(d.take(i[j])), batch_size=occ, input_len=isl,
-                                             output_len=osl, max_num_tokens=d.max_num_tokens[i[j]])
+                    dj = d.take(i[j])
+                    # Little's law on a decode rank: occupancy = its rate x residency (steps x t_decode(occupancy)).
+                    # The linear share of the full batch prices the steps at the full batch's t_decode, an upper
+                    # bound; a few fixed-point steps (t_decode grows with the occupancy) bring it down to the
+                    # occupancy the rate gives (which matters for small attention-DP ranks)
+                    lam_rank = r[j] / n_d[j]                          # requests per ms per decode rank
+                    occ = np.maximum(1.0, N[i][j] * r[j] / r_dec[j])
+                    for _ in range(DECODE_FIXED_POINT_STEPS):
+                        est = inference.estimate(**self._kw(dj), batch_size=np.ceil(occ - 1e-9), input_len=isl,
+                                                 output_len=osl, max_num_tokens=dj.max_num_tokens)
+                        occ = np.clip(lam_rank * steps * est["tpot_ms"].to_numpy(float), 1.0, occ)
+                    occ = np.ceil(occ - 1e-9)
+                    est = inference.estimate(**self._kw(dj), batch_size=occ, input_len=isl,
+                                             output_len=osl, max_num_tokens=dj.max_num_tokens)
                     t_d[j] = est["tpot_ms"].to_numpy(float)
                     N[i[j]] = occ
                 # KV bytes of one prompt on each prefill GPU (the estimate's per-GPU KV of ks prompts)
@@ -328,7 +373,7 @@ class ServingModel:
                 # scale-out network: inference.comm.kv_transfer_gbs, per GPU here); no network known: not runnable
                 tp_i, ptp_i = d.tp[i].astype(float), d.prefill_tp[i].astype(float)
                 gname, pname = d.gpu[i].astype(str), d.prefill_gpu[i].astype(str)
-                pool_gpus = (n_p * ptp_i + n_d * tp_i) * d.pp[i]
+                pool_gpus = (w_p * ptp_i * d.prefill_attn_dp[i] + w_d * tp_i * adp[i]) * d.pp[i]
                 # the prefill worker's KV shards (one per prefill TP rank) move in parallel
                 link = kv_transfer_gbs(pname, ptp_i, gname, tp_i, pool_gpus) / np.minimum(ptp_i, tp_i)
                 no_net = ~np.isfinite(link)
@@ -357,8 +402,7 @@ class ServingModel:
                     # otherwise it waits for the pool's earlier prompts: M/D/1 on the pool's work at the batched
                     # rate (utilisation rho = served / prefill capacity, service per prompt S / n_p)
                     sp = d.take(i)
-                    t_one = inference.estimate(**{**self._kw(sp), "gpu": sp.prefill_gpu, "tp": sp.prefill_tp},
-                                               batch_size=1, input_len=isl, output_len=1,
+                    t_one = inference.estimate(**self._prefill_kw(sp), batch_size=1, input_len=isl, output_len=1,
                                                max_num_tokens=sp.max_num_tokens)["ttft_ms"].to_numpy(float)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_p / ks[d_mask]
@@ -368,7 +412,9 @@ class ServingModel:
                         q[p][1][i] = t_d + xfer_ms / steps + slot_q[p]
                     ttft[i] = t_one + wait_p[i]
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
-                fits[i] &= pf["fits"].to_numpy(bool)[d_mask]
+                pf_ok = pf["fits"].to_numpy(bool)[d_mask]
+                fits[i] &= pf_ok
+                pre_reason[i] = np.where(pf_ok, "", "prefill pool: " + pf["reason"].astype(str).to_numpy(object)[d_mask])
         stat = (d.batching == "static") & ~dis
         if stat.any():
             i = np.flatnonzero(stat)
@@ -385,7 +431,7 @@ class ServingModel:
             t_decode = steps * (t_1 - slope) + seq_steps * slope
             n_pf = np.ceil(N[i] / ks)
             cycle = n_pf * t_pf + t_decode
-            tput[i] = d.dp[i] * N[i] * osl / cycle * 1e3
+            tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
             tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
         for p in PERCENTILES:                                    # rows not estimated below: percentile = mean
@@ -405,7 +451,8 @@ class ServingModel:
         if lam_total is not None and open_agg.any():
             lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
             i = np.flatnonzero(open_agg)
-            o = self._open_loop(d.take(i), lam[i] / d.dp[i], N[i], tput[i] / d.dp[i] / osl, plain[i], tpot[i])
+            ranks = d.dp[i] * adp[i]                                  # each attention-DP rank its own share
+            o = self._open_loop(d.take(i), lam[i] / ranks, N[i], tput[i] / ranks / osl, plain[i], tpot[i])
             N[i], ttft[i], tpot[i] = o["N"], o["ttft"], o["tpot"]
             for p in PERCENTILES:
                 q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
@@ -424,10 +471,10 @@ class ServingModel:
             i = np.flatnonzero(dis)
             j = np.searchsorted(sub, i)
             n_p, n_d = d.prefill_replicas[i].astype(float), (d.dp[i] - d.prefill_replicas[i]).astype(float)
-            gpus_p = n_p * d.prefill_tp[i] * d.pp[i]
-            gpus_d = n_d * d.tp[i] * d.pp[i]
+            gpus_p = n_p * d.prefill_tp[i] * d.pp[i] * d.prefill_attn_dp[i]
+            gpus_d = n_d * d.tp[i] * d.pp[i] * adp[i]
             hourly_d = mt["usd_per_mtok"].to_numpy(float)[i] * base[i] / n_gpus[i]          # per GPU
-            pf_gpus = (d.prefill_tp[i] * d.pp[i]).astype(float)
+            pf_gpus = (d.prefill_tp[i] * d.pp[i] * d.prefill_attn_dp[i]).astype(float)
             hourly_p = pf["usd_per_mtok"].to_numpy(float)[j] * pf["throughput_tok_s"].to_numpy(float)[j] / pf_gpus
             usd[i] = (hourly_d * gpus_d + hourly_p * gpus_p) / np.maximum(tput[i], 1e-12)
             n_gpus = n_gpus.copy()
@@ -453,7 +500,8 @@ class ServingModel:
             att = _attainment(frame, slo)
             frame["slo_attainment"] = att
             frame["goodput_req_s"] = served_req * att
-        frame["reason"] = np.where(fits, "", mt["reason"].astype(str).to_numpy(object))
+        frame["reason"] = np.where(fits, "", np.where(mt["fits"].to_numpy(bool), pre_reason,
+                                                      mt["reason"].astype(str).to_numpy(object)))
         frame["source"] = mt["source"].astype(str).to_numpy(object)
         frame.attrs["resolved"] = mt[["weight_dtype", "act_dtype", "kv_dtype", "source", "engine", "gpu"]].reset_index(
             drop=True)

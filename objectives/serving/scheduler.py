@@ -128,12 +128,20 @@ class Scheduler:
 
 @dataclass(frozen=True)
 class Pool:
-    """One pool of a disaggregated deployment: ``n_workers`` replicas of ``tp`` x ``pp`` GPUs of type ``gpu``.
-    None fields inherit the arguments given to `simulate`."""
+    """One pool of a disaggregated deployment: ``n_workers`` workers of ``tp`` x ``pp`` x ``attn_dp`` GPUs of type
+    ``gpu`` (xPyD: each pool its own GPU type, TP, EP and attention DP).
+
+    ``ep``: expert parallelism of a mixture-of-experts model over the tp x attn_dp GPUs of a worker (must divide
+    them and the experts; e.g. prefill TP 8 EP 8, or a wide-EP decode worker of attn_dp 8 x TP 4 with EP 32).
+    ``attn_dp``: attention data-parallel ranks per worker, each scheduling its own requests (as in
+    `simulate(..., attn_dp=)`): a pool holds ``n_workers * attn_dp`` scheduling ranks and
+    ``n_workers * tp * pp * attn_dp`` GPUs. None fields inherit the arguments given to `simulate`."""
 
     gpu: Any = None
     tp: int | None = None
     pp: int | None = None
+    ep: int | None = None
+    attn_dp: int | None = None
     n_workers: int = 1
     weight_dtype: str | None = None
     act_dtype: str | None = None
@@ -142,7 +150,7 @@ class Pool:
 
     def __post_init__(self) -> None:
         check_int("Pool", "n_workers", self.n_workers, lo=1, what="replicas")
-        for name in ("tp", "pp"):
+        for name in ("tp", "pp", "ep", "attn_dp"):
             check_int("Pool", name, getattr(self, name), lo=1, none_ok=True)
         for name in ("weight_dtype", "act_dtype", "kv_dtype"):
             v = getattr(self, name)

@@ -195,6 +195,24 @@ def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_d
                      efficiency=efficiency)
 
 
+def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) -> None:
+    """A pool's EP / attention DP the step model can run, refused with the pool named (a dense model has no
+    experts to spread; EP spreads a MoE model's experts over the tp x attn_dp GPUs of a worker)."""
+    from objectives import catalog
+    for name, v in (("ep", ep), ("attn_dp", attn_dp)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{role} pool {name}={v!r}: must be an integer >= 1")
+    if ep == 1:
+        return
+    m = catalog.model(model) if not isinstance(model, catalog.Model) else model
+    if not m.is_moe:
+        raise ValueError(f"{role} pool ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is "
+                         f"dense (use ep=1)")
+    if m.n_experts % ep or (tp * attn_dp) % ep:
+        raise ValueError(f"{role} pool ep={ep} must divide the {m.n_experts} experts of {m.name} and the worker's "
+                         f"tp x attn_dp = {tp} x {attn_dp} = {tp * attn_dp} GPUs")
+
+
 def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None, kv_dtype: str | None,
            workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
@@ -219,15 +237,21 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
         return _run(workload, agg, None, None, sched, 0.0, routing)
     _check_pools(prefill, decode)
     pcs = []
-    for pool in (prefill, decode):
+    for role, pool in (("prefill", prefill), ("decode", decode)):
         if not isinstance(pool, Pool):
             raise ValueError(f"disagg pools must be serving.Pool, got {pool!r}")
         ps = pool.scheduler or sched
-        sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, pool.tp or tp, pool.pp or pp,
+        # None fields inherit simulate's arguments (ep and attn_dp too)
+        p_ep = pool.ep if pool.ep is not None else ep
+        p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp
+        p_tp = pool.tp or tp
+        _check_pool_parallel(model, role, p_tp, p_ep, p_adp)
+        sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, p_tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, pool.kv_dtype or kv_dtype,
-                         ps, engine, getattr(pool, "ep", None) or 1, getattr(pool, "attn_dp", None) or 1, eff)
-        if (getattr(pool, "attn_dp", None) or 1) > 1:
-            pool = dataclasses.replace(pool, n_workers=pool.n_workers * pool.attn_dp)
+                         ps, engine, p_ep, p_adp, eff)
+        # each attention-DP rank of a worker schedules its own batch (as in agg): n_workers x attn_dp ranks
+        if p_adp > 1:
+            pool = dataclasses.replace(pool, n_workers=pool.n_workers * p_adp)
         pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
     pc, dc = pcs
     if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
@@ -253,7 +277,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     """Simulate serving `workload` on a deployment; returns a dict of metrics.
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
-    mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, worker count); the KV
+    mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, EP, attention DP and
+    worker count; a pool with EP on a dense model or EP not dividing the experts and tp x attn_dp is refused); the KV
     cache of each prompt moves over ``kv_link_gbs`` GB/s (default: `inference.comm.kv_transfer_gbs`: the slower
     GPU's scale-up link when both pools fit one scale-up domain, else the scale-out network per GPU, x the smaller
     TP, the shards moving in parallel). TTFT is counted when the prefill worker emits the first token; the
