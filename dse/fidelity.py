@@ -21,14 +21,22 @@ ones the global front needs. The engine knows nothing of what the evaluations mo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .errors import ObjectiveError
-from .objective import is_vectorized, objective_info, vectorized
+from .objective import (
+    BAND_LEVEL_ATTR,
+    Constraint,
+    band_column,
+    check_constraints,
+    is_vectorized,
+    objective_info,
+    vectorized,
+)
 from .pareto import nondominated_mask
 
 log = logging.getLogger(__name__)
@@ -76,9 +84,10 @@ class Confirmation:
 
 
 def violated(reasons: Iterable[str]) -> list[str]:
-    """The constraint metrics named by confirmation reasons (``"latency_p99 = 3.1 > 2"`` -> ``latency_p99``),
-    sorted, each once."""
-    return sorted({str(r).split(" = ")[0] for r in reasons if str(r)})
+    """The constraint metrics named by confirmation reasons (``"latency_p99 = 3.1 > 2"`` -> ``latency_p99``; a
+    constraint met with a confidence names the band end it is checked on: ``"latency_p99_hi = 3.1 > 2 (confidence
+    0.9)"`` -> ``latency_p99_hi``), sorted, each once."""
+    return sorted({str(r).split(" = ")[0].split(" missing")[0] for r in reasons if str(r)})
 
 
 def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]] | None:
@@ -92,17 +101,23 @@ def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame,
     return checked, left, violated(left["confirm_reason"])
 
 
-def violations(metrics: pd.DataFrame, constraints: Mapping[str, tuple[str, float]]) -> list[str]:
-    """The first violated constraint of each row as text, '' where all hold (a missing or NaN value violates)."""
+def violations(metrics: pd.DataFrame, constraints: Mapping[str, Sequence]) -> list[str]:
+    """The first violated constraint of each row as text, '' where all hold (a missing or NaN value violates).
+    A constraint ``(op, bound, confidence)`` is checked on the metric's pessimistic band end
+    (`dse.objective.band_column`): ``"ttft_ms_hi = 2100 > 2000 (confidence 0.9)"``."""
     out = [""] * len(metrics)
-    for name, (op, bound) in constraints.items():
-        v = pd.to_numeric(metrics[name], errors="coerce").to_numpy(float) if name in metrics \
+    for name, c in constraints.items():
+        op, bound = c[0], float(c[1])
+        col = band_column(name, c)
+        conf = f" (confidence {float(c[2]):g})" if len(c) == 3 else ""
+        v = pd.to_numeric(metrics[col], errors="coerce").to_numpy(float) if col in metrics \
             else np.full(len(metrics), np.nan)
         with np.errstate(invalid="ignore"):
             bad = ~_OPS[op](v, bound)
         for i in np.flatnonzero(bad):
             if not out[i]:
-                out[i] = f"{name} = {v[i]:.4g} {_NEG[op]} {bound:g}" if np.isfinite(v[i]) else f"{name} missing"
+                out[i] = f"{col} = {v[i]:.4g} {_NEG[op]} {bound:g}{conf}" if np.isfinite(v[i]) \
+                    else f"{col} missing{conf}"
     return out
 
 
@@ -117,12 +132,11 @@ def _run(fn: Callable, configs: pd.DataFrame) -> pd.DataFrame:
 
 
 def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objectives: Mapping[str, str],
-            constraints: Mapping[str, tuple[str, float]] | None = None, *, label: str = "confirmed",
+            constraints: Mapping[str, Sequence] | None = None, *, label: str = "confirmed",
             max_rounds: int = 50, replace_objectives: bool = False) -> tuple[pd.DataFrame, Confirmation]:
     """Confirm the front of one batch (see the module docstring): returns the batch's metrics with the checked
     rows updated, and a :class:`Confirmation`. ``configs`` and ``metrics`` are row-aligned."""
-    _check_args(objectives, constraints or {}, label, max_rounds)
-    cons = dict(constraints or {})
+    cons = _check_args(objectives, constraints or {}, label, max_rounds)
     names, dirs = list(objectives), [objectives[k] for k in objectives]
     configs = configs.reset_index(drop=True)
     m = metrics.reset_index(drop=True).copy()
@@ -131,7 +145,8 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
         raise ObjectiveError(f"the screening metrics lack objective(s) {missing}; they have {list(m.columns)}")
     m["fidelity"] = "screen"
     m["confirm_reason"] = ""
-    tracked = list(dict.fromkeys([*names, *cons]))
+    checked_on = [band_column(k, c) for k, c in cons.items()]   # each constraint's metric, or its band end
+    tracked = list(dict.fromkeys([*names, *cons, *checked_on]))
     res = Confirmation(label)
     rows: list[pd.DataFrame] = []
     checked = np.zeros(len(m), dtype=bool)
@@ -159,7 +174,7 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
                 else np.nan
             screen[k] = pd.to_numeric(new[k], errors="coerce").to_numpy(float) if k in new else np.nan
         rows.append(screen)
-        for k in cons:
+        for k in dict.fromkeys([*cons, *checked_on]):
             if k in m:
                 if f"{k}_screen" not in m:
                     m[f"{k}_screen"] = np.nan
@@ -183,20 +198,20 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
     return m, res
 
 
-def _check_args(objectives: Mapping[str, str], constraints: Mapping[str, tuple[str, float]], label: str,
-                max_rounds: int) -> None:
+def _check_args(objectives: Mapping[str, str], constraints: Mapping[str, Sequence], label: str,
+                max_rounds: int) -> dict[str, Constraint]:
+    """The validated constraints (`dse.objective.check_constraints`); ObjectiveError on any bad argument."""
     if not isinstance(objectives, Mapping) or not objectives:
         raise ObjectiveError(f"objectives={objectives!r}: give {{metric: 'min' | 'max'}}")
     bad = {k: v for k, v in objectives.items() if v not in _DIRECTIONS}
     if bad:
         raise ObjectiveError(f"objective directions {bad} unknown; valid: {list(_DIRECTIONS)}")
-    for k, c in constraints.items():
-        if not (isinstance(c, tuple) and len(c) == 2 and c[0] in _OPS):
-            raise ObjectiveError(f"constraint {k}={c!r}: give (op, bound) with op one of {list(_OPS)}")
+    cons = check_constraints(constraints)
     if not isinstance(label, str) or not label or label == "screen":
         raise ObjectiveError(f"label={label!r}: give a non-empty string other than 'screen'")
     if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
         raise ObjectiveError(f"max_rounds={max_rounds!r}: give an integer >= 1")
+    return cons
 
 
 class Confirming:
@@ -208,19 +223,21 @@ class Confirming:
     """
 
     def __init__(self, screen: Callable, check: Callable, objectives: Mapping[str, str],
-                 constraints: Mapping[str, tuple[str, float]] | None = None, *, label: str = "confirmed",
+                 constraints: Mapping[str, Sequence] | None = None, *, label: str = "confirmed",
                  max_rounds: int = 50, replace_objectives: bool = False) -> None:
-        _check_args(objectives, constraints or {}, label, max_rounds)
+        cons = _check_args(objectives, constraints or {}, label, max_rounds)
         if not is_vectorized(screen):
             raise ObjectiveError("Confirming needs a vectorized screen objective (@dse.vectorized: DataFrame -> "
                                  "DataFrame)")
         self.screen, self.check = screen, check
         self.objectives = dict(objectives)
-        self.constraints = dict(constraints or {})
+        self.constraints = cons
         self.label, self.max_rounds, self.replace_objectives = label, max_rounds, replace_objectives
         self.history: list[Confirmation] = []
         info = objective_info(screen)
         vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"))
+        if hasattr(screen, BAND_LEVEL_ATTR):   # the band level the screen declares (both fidelities share it)
+            setattr(self, BAND_LEVEL_ATTR, getattr(screen, BAND_LEVEL_ATTR))
 
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         metrics = self.screen(df)

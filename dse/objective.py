@@ -15,24 +15,34 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from .errors import ObjectiveError
 from .pareto import normalize_direction
-from .vocabulary import CONSTRAINT_OPS, RESERVED_METRICS
+from .vocabulary import BAND_END, CONSTRAINT_OPS, RESERVED_METRICS
 
 #: Column names the engine uses in ``study.trials``; metrics and parameters may not take them.
 RESERVED = RESERVED_METRICS
 
+#: A metric constraint: ``(op, bound)``, or ``(op, bound, confidence)``: met with that confidence, i.e. checked on
+#: the metric's pessimistic band end (see :func:`band_column`).
+Constraint: TypeAlias = tuple[str, float] | tuple[str, float, float]
 
-def vectorized(fn: Callable | None = None, *, name: str | None = None, version: str | None = None):
+#: Attribute an objective sets to declare the band level of the ``<m>_lo`` / ``<m>_hi`` metrics it returns (a float
+#: in (0, 1)), or None when it returns none; see :meth:`ObjectiveSpec.check_objective`.
+BAND_LEVEL_ATTR = "dse_band_level"
+
+
+def vectorized(fn: Callable | None = None, *, name: str | None = None, version: str | None = None,
+               band_level: float | None = None):
     """Mark an objective as a batch callable: it takes a DataFrame of configurations, returns a DataFrame of metrics.
 
     Usable bare (``@dse.vectorized``) or with provenance (``@dse.vectorized(name="roofline", version="1.2")``).
-    The name and version are stored with the study.
+    The name and version are stored with the study. ``band_level``: the level of the ``<m>_lo`` / ``<m>_hi`` band
+    ends the objective returns (sets ``dse_band_level``; a per-configuration objective sets that attribute itself).
     """
 
     def mark(f: Callable) -> Callable:
@@ -41,6 +51,8 @@ def vectorized(fn: Callable | None = None, *, name: str | None = None, version: 
             setattr(f, "dse_name", name)   # noqa: B010
         if version is not None:
             setattr(f, "dse_version", version)   # noqa: B010
+        if band_level is not None:
+            setattr(f, BAND_LEVEL_ATTR, band_level)
         return f
 
     return mark(fn) if fn is not None else mark
@@ -55,29 +67,103 @@ def objective_info(fn: Callable) -> dict[str, Any]:
     """Provenance of an objective: name, version and whether it is vectorized (stored with the study)."""
     name = getattr(fn, "dse_name", None) or getattr(fn, "__qualname__", None) or type(fn).__name__
     module = getattr(fn, "__module__", None)
-    return {
+    info: dict[str, Any] = {
         "name": str(name),
         "module": str(module) if module else None,
         "version": str(getattr(fn, "dse_version", "")) or None,
         "vectorized": is_vectorized(fn),
     }
+    level = getattr(fn, BAND_LEVEL_ATTR, None)
+    if isinstance(level, (int, float)) and not isinstance(level, bool):
+        info["band_level"] = float(level)
+    return info
+
+
+def band_level(confidence: Any, metric: str | None = None) -> float:
+    """The two-sided band level 2 c - 1 whose pessimistic end is the one-sided bound at `confidence` c ("TTFT <=
+    2000 ms with 90 % confidence" is the upper end of the 80 % band). ObjectiveError naming the value unless
+    0.5 < c < 1."""
+    what = f"confidence of the constraint on {metric!r}" if metric else "confidence"
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(confidence)) or not 0.5 < float(confidence) < 1.0:
+        raise ObjectiveError(f"{what} is {confidence!r}; a confidence is a number strictly between 0.5 and 1 (e.g. "
+                             "0.9: met at the upper end of the 80 % band), or leave it out: (op, bound)")
+    return 2.0 * float(confidence) - 1.0
+
+
+def band_column(metric: str, constraint: Sequence) -> str:
+    """The metric column a constraint is checked on: ``metric`` itself for ``(op, bound)``; for ``(op, bound,
+    confidence)`` the pessimistic band end, ``<metric>_hi`` for ``<=`` / ``<`` and ``<metric>_lo`` for ``>=`` /
+    ``>`` (`dse.vocabulary.BAND_END`)."""
+    return metric + BAND_END[constraint[0]] if len(constraint) == 3 else metric
+
+
+def describe_constraint(metric: str, constraint: Sequence) -> str:
+    """``"ttft_ms <= 2000"``, or ``"ttft_ms <= 2000 with confidence 0.9 (ttft_ms_hi)"``."""
+    text = f"{metric} {constraint[0]} {float(constraint[1]):g}"
+    if len(constraint) == 3:
+        text += f" with confidence {float(constraint[2]):g} ({band_column(metric, constraint)})"
+    return text
+
+
+def check_constraints(constraints: Mapping[str, Any] | None, param_names: Sequence[str] = ()) -> dict[str, Constraint]:
+    """Validated, normalized metric constraints: metric -> ``(op, float bound)`` or ``(op, float bound, float
+    confidence)`` (a confidence of None is dropped). ObjectiveError names any bad metric, operator, bound or
+    confidence."""
+    if constraints is None:
+        return {}
+    if not isinstance(constraints, Mapping):
+        raise ObjectiveError(f"constraints must be a mapping metric -> (op, bound) or (op, bound, confidence), got "
+                             f"{constraints!r:.200}")
+    cons: dict[str, Constraint] = {}
+    for name, spec in constraints.items():
+        _check_metric_name(name, param_names)
+        if isinstance(spec, (tuple, list)) and len(spec) == 3 and spec[2] is None:
+            spec = tuple(spec[:2])
+        if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
+            raise ObjectiveError(
+                f"constraint on {name!r} is {spec!r}; write it as (op, bound) with op in {CONSTRAINT_OPS}, "
+                "e.g. ('<=', 500), or (op, bound, confidence) to meet it with a confidence, e.g. ('<=', 500, 0.9)"
+            )
+        op, bound = spec[0], spec[1]
+        if op not in CONSTRAINT_OPS:
+            raise ObjectiveError(f"constraint on {name!r} uses operator {op!r}; valid operators are {CONSTRAINT_OPS}")
+        try:
+            bound = float(bound)
+        except (TypeError, ValueError):
+            raise ObjectiveError(f"constraint bound for {name!r} is {bound!r}; it must be a finite number") from None
+        if not math.isfinite(bound):
+            raise ObjectiveError(f"constraint bound for {name!r} is {bound!r}; it must be a finite number")
+        if len(spec) == 2:
+            cons[name] = (op, bound)
+            continue
+        if op not in BAND_END:
+            raise ObjectiveError(f"constraint on {name!r} is {tuple(spec)!r}: a confidence needs a one-sided operator "
+                                 f"({', '.join(BAND_END)}); '==' has no pessimistic end. Write ({op!r}, {bound:g})")
+        band_level(spec[2], name)
+        _check_metric_name(name + BAND_END[op], param_names)
+        cons[name] = (op, bound, float(spec[2]))
+    return cons
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """What a study optimizes: metric -> direction, and metric constraints (metric -> (op, bound))."""
+    """What a study optimizes: metric -> direction, and metric constraints: metric -> (op, bound), or metric ->
+    (op, bound, confidence), met with that confidence: checked on the metric's pessimistic band end ``<metric>_hi``
+    (``<=``, ``<``) or ``<metric>_lo`` (``>=``, ``>``), which the objective returns from a band at level
+    2 x confidence - 1 (see :meth:`check_objective`)."""
 
     objectives: dict[str, str]
-    constraints: dict[str, tuple[str, float]] = field(default_factory=dict)
+    constraints: dict[str, Constraint] = field(default_factory=dict)
 
     @classmethod
     def build(
         cls,
         objectives: Mapping[str, str] | Any,
-        constraints: Mapping[str, tuple[str, float]] | None = None,
+        constraints: Mapping[str, Sequence] | None = None,
         param_names: tuple[str, ...] | list[str] = (),
     ) -> ObjectiveSpec:
-        """Validate and normalize user input; ObjectiveError names any bad metric, direction or bound."""
+        """Validate and normalize user input; ObjectiveError names any bad metric, direction, bound or confidence."""
         if isinstance(objectives, str):
             raise ObjectiveError(
                 f"objectives={objectives!r} must be a mapping metric -> 'min'|'max', e.g. {{{objectives!r}: 'min'}}"
@@ -91,25 +177,7 @@ class ObjectiveSpec:
                 objs[name] = normalize_direction(name, direction)
             except ValueError as exc:
                 raise ObjectiveError(str(exc)) from None
-        cons: dict[str, tuple[str, float]] = {}
-        for name, spec in (constraints or {}).items():
-            _check_metric_name(name, param_names)
-            if not isinstance(spec, (tuple, list)) or len(spec) != 2:
-                raise ObjectiveError(
-                    f"constraint on {name!r} is {spec!r}; write it as (op, bound) with op in {CONSTRAINT_OPS}, "
-                    "e.g. ('<=', 500)"
-                )
-            op, bound = spec
-            if op not in CONSTRAINT_OPS:
-                raise ObjectiveError(f"constraint on {name!r} uses operator {op!r}; valid operators are {CONSTRAINT_OPS}")
-            try:
-                bound = float(bound)
-            except (TypeError, ValueError):
-                raise ObjectiveError(f"constraint bound for {name!r} is {bound!r}; it must be a finite number") from None
-            if not math.isfinite(bound):
-                raise ObjectiveError(f"constraint bound for {name!r} is {bound!r}; it must be a finite number")
-            cons[name] = (op, bound)
-        return cls(objs, cons)
+        return cls(objs, check_constraints(constraints, param_names))
 
     @property
     def names(self) -> list[str]:
@@ -120,16 +188,55 @@ class ObjectiveSpec:
         return list(self.objectives.values())
 
     @property
+    def checked(self) -> dict[str, str]:
+        """Constrained metric -> the column its constraint is checked on (itself, or its pessimistic band end)."""
+        return {name: band_column(name, c) for name, c in self.constraints.items()}
+
+    @property
+    def confidences(self) -> dict[str, float]:
+        """Constrained metric -> confidence, for the constraints met with a confidence."""
+        return {name: float(c[2]) for name, c in self.constraints.items() if len(c) == 3}
+
+    @property
     def required(self) -> list[str]:
-        """Metrics every evaluation must return: the objectives, then constrained metrics."""
-        return list(dict.fromkeys([*self.objectives, *self.constraints]))
+        """Metrics every evaluation must return: the objectives, then constrained metrics, then the band ends that
+        constraints with a confidence are checked on."""
+        return list(dict.fromkeys([*self.objectives, *self.constraints, *self.checked.values()]))
+
+    def check_objective(self, fn: Callable) -> None:
+        """ObjectiveError when `fn` declares a band level (attribute ``dse_band_level``: a level, or None for no
+        bands) that a constraint with a confidence c cannot be checked on (it needs level 2 c - 1). An objective
+        that declares nothing is taken at its word per trial: a trial whose metrics lack a band end fails, naming
+        it."""
+        need = {m: band_level(c, m) for m, c in self.confidences.items()}
+        if not need or not hasattr(fn, BAND_LEVEL_ATTR):
+            return
+        have = getattr(fn, BAND_LEVEL_ATTR)
+        name = objective_info(fn)["name"]
+        for m, level in need.items():
+            what = describe_constraint(m, self.constraints[m])
+            if have is None:
+                raise ObjectiveError(
+                    f"constraint {what} is checked on the band end {self.checked[m]!r}, which needs a band at level "
+                    f"{level:g} (2 x confidence - 1); objective {name!r} returns no bands ({BAND_LEVEL_ATTR}=None): "
+                    f"build it with bands at level {level:g}, or state the constraint without a confidence")
+            if abs(float(have) - level) > 1e-9:
+                raise ObjectiveError(
+                    f"constraint {what} needs band ends at level {level:g} (2 x confidence - 1); objective {name!r} "
+                    f"returns bands at level {float(have):g} ({BAND_LEVEL_ATTR}), i.e. confidence "
+                    f"{(1 + float(have)) / 2:g}: build it at level {level:g}, or use confidence "
+                    f"{(1 + float(have)) / 2:g} in the constraint")
 
     def violation(self, metrics: pd.DataFrame) -> np.ndarray:
-        """Total constraint violation per row (0 = feasible), each term relative to max(|bound|, 1)."""
+        """Total constraint violation per row (0 = feasible), each term relative to max(|bound|, 1); a constraint
+        with a confidence is checked on its band end column."""
         n = len(metrics)
         cv = np.zeros(n)
-        for name, (op, bound) in self.constraints.items():
-            v = pd.to_numeric(metrics[name], errors="coerce").to_numpy(dtype=float)
+        for name, c in self.constraints.items():
+            op, bound = c[0], c[1]
+            col = band_column(name, c)
+            v = pd.to_numeric(metrics[col], errors="coerce").to_numpy(dtype=float) if col in metrics \
+                else np.full(n, np.nan)
             scale = max(abs(bound), 1.0)
             if op in ("<=", "<"):
                 d = np.maximum(v - bound, 0.0)
@@ -149,7 +256,11 @@ class ObjectiveSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ObjectiveSpec:
-        return cls(dict(d["objectives"]), {k: (v[0], float(v[1])) for k, v in d.get("constraints", {}).items()})
+        """From ``to_dict`` (as stored with a study): constraints stored as [op, bound] or [op, bound, confidence]."""
+        cons: dict[str, Constraint] = {}
+        for k, v in d.get("constraints", {}).items():
+            cons[k] = (v[0], float(v[1]), float(v[2])) if len(v) == 3 and v[2] is not None else (v[0], float(v[1]))
+        return cls(dict(d["objectives"]), cons)
 
 
 def _check_metric_name(name: Any, param_names) -> None:
@@ -267,7 +378,7 @@ def check_metrics(metrics: Any, required: list[str]) -> tuple[dict[str, Any] | N
         clean[str(k)] = _plain(v)
     missing = [m for m in required if m not in clean]
     if missing:
-        return clean, f"objective omitted metric(s) {missing}; it returned {sorted(clean)}"
+        return clean, missing_message(missing, clean)
     bad = []
     for m in required:
         v = clean[m]
@@ -276,6 +387,19 @@ def check_metrics(metrics: Any, required: list[str]) -> tuple[dict[str, Any] | N
     if bad:
         return clean, f"non-finite or non-numeric metric value(s): {', '.join(bad)}"
     return clean, None
+
+
+def missing_message(missing: list[str], returned: Any) -> str:
+    """Why a trial failed for lacking required metrics; band ends (``<m>_hi`` / ``<m>_lo``, what a constraint with
+    a confidence is checked on) are explained."""
+    returned = sorted(returned)
+    msg = f"objective omitted metric(s) {missing}; it returned {returned}"
+    ends = [m for m in missing if m[-3:] in BAND_END.values()]
+    if ends:
+        msg += (f". {', '.join(ends)}: the pessimistic band end that a constraint met with a confidence c is "
+                "checked on; the objective must return it from a band at level 2c - 1, or state the constraint "
+                "without a confidence, (op, bound)")
+    return msg
 
 
 def _plain(v: Any) -> Any:
@@ -329,7 +453,7 @@ def evaluate_frame(
     errors = np.full(n, None, dtype=object)
     missing = [m for m in required if m not in out.columns]
     if missing:
-        errors[:] = f"objective omitted metric(s) {missing}; it returned {sorted(map(str, out.columns))}"
+        errors[:] = missing_message(missing, map(str, out.columns))
         return out, errors, time.perf_counter() - t0
     for m in required:
         v = pd.to_numeric(out[m], errors="coerce").to_numpy(dtype=float)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def create_study(
     space: Space,
     objectives: Mapping[str, str],
     *,
-    constraints: Mapping[str, tuple[str, float]] | None = None,
+    constraints: Mapping[str, Sequence] | None = None,
     storage: str | BaseStorage | None = None,
     load_if_exists: bool = True,
     description: str | None = None,
@@ -57,7 +57,10 @@ def create_study(
         space: the :class:`dse.Space` searched.
         objectives: metric -> "min" | "max".
         constraints: metric -> (op, bound), e.g. ``{"ttft_ms": ("<=", 500)}``: violating trials are stored as
-            infeasible and never on the front.
+            infeasible and never on the front. ``(op, bound, confidence)``, e.g. ``("<=", 500, 0.9)``, meets it
+            with that confidence (0.5 < confidence < 1): it is checked on the metric's pessimistic band end,
+            ``ttft_ms_hi`` (``<=``, ``<``) or ``<metric>_lo`` (``>=``, ``>``), which the objective returns from a
+            band at level 2 x confidence - 1; a trial without it fails, naming it.
         storage: None (SQLite file ``studies/<name>.db``), ``":memory:"`` (this process only, nothing written to
             disk: keep the returned Study, as ``load_study(name, storage=":memory:")`` opens a new, empty database),
             any SQLAlchemy URL, a path to a .db file, or a storage.

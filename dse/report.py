@@ -142,7 +142,7 @@ def _provenance(view: StudyView) -> str:
     rows: list[tuple[str, Any]] = [
         ("study", view.name),
         ("objectives", ", ".join(f"{m} ({d})" for m, d in view.objectives.items())),
-        ("constraints", ", ".join(f"{m} {op} {b:g}" for m, (op, b) in view.constraints.items()) or "none"),
+        ("constraints", ", ".join(view.constraint_text(m) for m in view.constraints) or "none"),
         ("parameters", ", ".join(view.params)),
     ]
     shown = {k for k, _ in rows}

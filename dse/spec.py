@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ class StudySpec:
     space: Space
     objectives: Mapping[str, str]
     evaluate: Callable
-    constraints: Mapping[str, tuple[str, float]] | None = None
+    constraints: Mapping[str, Sequence] | None = None   # metric -> (op, bound) or (op, bound, confidence)
     optimizer: str = "auto"
     n_trials: int | None = None
     timeout: float | None = None
@@ -120,7 +120,8 @@ def front_table(study, columns: list[str] | None = None, limit: int | None = 40)
     if columns is None:
         varying = [p for p in study.space.names if front[p].astype(str).nunique() > 1]
         const = [p for p in study.space.names if p not in varying]
-        columns = ["number"] + varying + list(study.objectives) + [c for c in study.constraints if c not in study.objectives]
+        checked = [c for c in study.spec.checked.values() if c not in study.constraints]   # band ends checked
+        columns = list(dict.fromkeys(["number", *varying, *study.objectives, *study.constraints, *checked]))
     else:
         const = []
         unknown = [c for c in columns if c not in front.columns]

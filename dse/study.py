@@ -22,7 +22,7 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import OptimizerError, StudyError
-from .objective import ObjectiveSpec, is_vectorized, objective_info
+from .objective import Constraint, ObjectiveSpec, is_vectorized, objective_info
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage
@@ -65,8 +65,9 @@ class Study:
         return dict(self.spec.objectives)
 
     @property
-    def constraints(self) -> dict[str, tuple[str, float]]:
-        """Metric constraints: metric -> (op, bound)."""
+    def constraints(self) -> dict[str, Constraint]:
+        """Metric constraints: metric -> (op, bound), or (op, bound, confidence) for one met with a confidence
+        (checked on the band end ``spec.checked[metric]``, ``<metric>_hi`` or ``<metric>_lo``)."""
         return dict(self.spec.constraints)
 
     @property
@@ -281,6 +282,7 @@ class Study:
                 raise StudyError(f"{label}={v!r} must be a positive integer or None")
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise StudyError(f"timeout={timeout!r} must be a positive number of seconds or None")
+        self.spec.check_objective(evaluate)   # a declared band level that a constraint's confidence cannot use
         vectorized = is_vectorized(evaluate)
         name = optimizer
         if optimizer == "auto":

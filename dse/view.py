@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import StudyError
-from .vocabulary import CONSTRAINT_OPS
+from .vocabulary import BAND_END, CONSTRAINT_OPS
 from .vocabulary import DIRECTIONS as _DIRECTIONS
 from .vocabulary import TRIAL_COLUMNS as BASE_COLUMNS
 
@@ -31,7 +31,10 @@ class StudyView:
             ``error``, ``duration_s`` (s), ``worker``, then one column per parameter and one per metric.
         params: parameter column names.
         objectives: metric -> "min" | "max" (in optimization order; the first ones are the default plot axes).
-        constraints: metric -> (operator, bound), operator one of ``<= >= < > ==``.
+        constraints: metric -> (operator, bound), operator one of ``<= >= < > ==``. Given as (operator, bound,
+            confidence) (a constraint met with a confidence), the confidence moves to ``confidences``.
+        confidences: metric -> confidence of the constraints met with one: checked on the metric's pessimistic
+            band end (``band_columns``).
         meta: provenance (space, optimizer and settings, seed, package version, objective name/version,
             created_at, storage url, ...); any JSON-like mapping.
         pareto_numbers: trial numbers of the feasible non-dominated set, as computed by the study.
@@ -44,6 +47,7 @@ class StudyView:
     constraints: dict[str, tuple[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     pareto_numbers: list[int] = field(default_factory=list)
+    confidences: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.trials, pd.DataFrame):
@@ -70,16 +74,30 @@ class StudyView:
             objectives[str(metric)] = _DIRECTIONS[key]
         self.objectives = objectives
         constraints: dict[str, tuple[str, float]] = {}
+        confidences = {str(k): float(v) for k, v in (self.confidences or {}).items()}
+        spec: Any
         for metric, spec in (self.constraints or {}).items():
+            conf: float | None = None
             try:
-                op, bound = spec
-                bound = float(bound)
-            except (TypeError, ValueError):
-                raise StudyError(f"constraint on {metric!r} is {spec!r}; expected (operator, number), e.g. ('<=', 500)") from None
-            if op not in CONSTRAINT_OPS:
-                raise StudyError(f"constraint on {metric!r} has operator {op!r}; valid operators are {list(CONSTRAINT_OPS)}")
+                op, bound = spec[0], float(spec[1])
+                if len(spec) == 3 and spec[2] is not None:
+                    conf = float(spec[2])
+                if len(spec) not in (2, 3) or (conf is not None and not 0.5 < conf < 1.0):
+                    raise ValueError
+            except (TypeError, ValueError, IndexError, KeyError):
+                raise StudyError(f"constraint on {metric!r} is {spec!r}; expected (operator, number), e.g. ('<=', 500), "
+                                 "or (operator, number, confidence in (0.5, 1)), e.g. ('<=', 500, 0.9)") from None
+            if op not in CONSTRAINT_OPS or (conf is not None and op not in BAND_END):
+                valid = list(BAND_END) if conf is not None else list(CONSTRAINT_OPS)
+                raise StudyError(f"constraint on {metric!r} has operator {op!r}; valid operators are {valid}")
             constraints[str(metric)] = (op, bound)
+            if conf is not None:
+                confidences[str(metric)] = conf
+        stray = sorted(set(confidences) - set(constraints))
+        if stray:
+            raise StudyError(f"confidences name {stray}, which have no constraint; constraints are {list(constraints)}")
         self.constraints = constraints
+        self.confidences = confidences
         self.meta = dict(self.meta or {})
         numbers = set(pd.to_numeric(self.trials["number"], errors="coerce").dropna().astype(int).tolist())
         pareto = [int(n) for n in self.pareto_numbers]
@@ -111,6 +129,20 @@ class StudyView:
         df = self.trials[self.trials["number"].isin(self.pareto_numbers)]
         first = next(iter(self.objectives))
         return df.sort_values(first, ascending=self.objectives[first] == "min", kind="stable")
+
+    @property
+    def band_columns(self) -> dict[str, str]:
+        """Metric -> the column its constraint is checked on, for the constraints met with a confidence
+        (``<metric>_hi`` for ``<=`` / ``<``, ``<metric>_lo`` for ``>=`` / ``>``)."""
+        return {m: m + BAND_END[self.constraints[m][0]] for m in self.confidences}
+
+    def constraint_text(self, metric: str) -> str:
+        """``"ttft_ms <= 2000"``, or ``"ttft_ms <= 2000 with confidence 0.9 (ttft_ms_hi)"``."""
+        op, bound = self.constraints[metric]
+        text = f"{metric} {op} {bound:g}"
+        if metric in self.confidences:
+            text += f" with confidence {self.confidences[metric]:g} ({self.band_columns[metric]})"
+        return text
 
     def check_metric(self, name: str, role: str = "metric") -> str:
         """Return `name` if it is a numeric metric column, else StudyError naming it and the valid metrics."""

@@ -17,8 +17,13 @@ FINISHED_STATES: tuple[str, ...] = ("complete", "failed")
 #: Names a metric may not take (trial columns, and the raw storage fields).
 RESERVED_METRICS: frozenset[str] = frozenset({*TRIAL_COLUMNS, "cv", "params", "metrics"})
 
-#: Constraint operators of metric constraints, ``metric -> (op, bound)``.
+#: Constraint operators of metric constraints, ``metric -> (op, bound)`` or ``metric -> (op, bound, confidence)``.
 CONSTRAINT_OPS: tuple[str, ...] = ("<=", ">=", "<", ">", "==")
+
+#: A constraint met with a confidence (``(op, bound, confidence)``) is checked on the metric's pessimistic band end:
+#: operator -> suffix of the column checked (``ttft_ms <= 2000`` at 0.9 is ``ttft_ms_hi <= 2000``, the band at
+#: level 2 x 0.9 - 1). ``==`` has no pessimistic end and takes no confidence.
+BAND_END: dict[str, str] = {"<=": "_hi", "<": "_hi", ">=": "_lo", ">": "_lo"}
 
 #: Accepted direction spellings, normalized to "min" / "max".
 DIRECTIONS: dict[str, str] = {

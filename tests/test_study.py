@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dse
 from dse import pareto
@@ -468,3 +470,202 @@ def test_trials_are_read_once_per_state_and_every_write_is_seen(db_url):
     b = dse.load_study("cache", storage=db_url)   # another handle on the same study writes trials
     b.optimize(toy_vec, optimizer="random", n_trials=7, seed=1, progress=False)
     assert len(a.trials) == 37 and a.trials["number"].tolist() == list(range(37))
+
+
+# ---- constraints met with a confidence: (op, bound, confidence) on the pessimistic band end --------------------
+
+def _banded(df: pd.DataFrame) -> pd.DataFrame:
+    """toy_vec with a band around latency ([0.8, 1.4] x) and around mem ([0.5, 1.1] x)."""
+    m = toy_vec(df)
+    return m.assign(latency_lo=0.8 * m["latency"], latency_hi=1.4 * m["latency"],
+                    mem_lo=0.5 * m["mem"], mem_hi=1.1 * m["mem"])
+
+
+banded = dse.vectorized(_banded, name="banded", band_level=0.8)
+
+
+def banded_per_config(config):
+    out = toy(config)
+    return {**out, "latency_lo": 0.8 * out["latency"], "latency_hi": 1.4 * out["latency"],
+            "mem_lo": 0.5 * out["mem"], "mem_hi": 1.1 * out["mem"]}
+
+
+@pytest.mark.parametrize("objective", [banded, banded_per_config], ids=["vectorized", "per-config"])
+def test_constraint_with_confidence_is_checked_on_the_pessimistic_band_end(objective, db_url):
+    cons = {"latency": ("<=", 20.0, 0.9), "mem": (">=", 1.0, 0.9)}
+    s = dse.create_study("conf", make_space(), OBJECTIVES, constraints=cons, storage=db_url)
+    assert s.constraints == {"latency": ("<=", 20.0, 0.9), "mem": (">=", 1.0, 0.9)}
+    assert s.spec.checked == {"latency": "latency_hi", "mem": "mem_lo"}
+    assert s.spec.required == ["cost", "latency", "mem", "latency_hi", "mem_lo"]
+    s.optimize(objective, optimizer="random", n_trials=60, seed=3, progress=False)
+    t = s.trials
+    assert (t["state"] == "complete").all()
+    want = (t["latency_hi"] <= 20.0) & (t["mem_lo"] >= 1.0)
+    assert t["feasible"].astype(bool).tolist() == want.tolist()
+    # stricter than the point constraint: some trial meets latency <= 20 and mem >= 1 but not their band ends
+    point = (t["latency"] <= 20.0) & (t["mem"] >= 1.0)
+    assert (point & ~want).any() and not (want & ~point).any()
+    front = s.pareto()
+    assert len(front) and (front["latency_hi"] <= 20).all() and (front["mem_lo"] >= 1).all()
+    assert s.summary()["constraints"] == {"latency": ["<=", 20.0, 0.9], "mem": [">=", 1.0, 0.9]}
+    from dse.spec import front_table
+    header = front_table(s).splitlines()
+    assert any("latency_hi" in line and "mem_lo" in line for line in header)
+
+
+def test_confidence_constraints_round_trip_and_reopen(db_url):
+    cons = {"latency": ("<=", 20, 0.9), "mem": ("<=", 6)}
+    s = dse.create_study("rt", make_space(), OBJECTIVES, constraints=cons, storage=db_url)
+    s.optimize(banded, optimizer="random", n_trials=20, seed=0, progress=False)
+    feasible = s.trials["feasible"].tolist()
+    again = dse.load_study("rt", storage=db_url)
+    assert again.constraints == {"latency": ("<=", 20.0, 0.9), "mem": ("<=", 6.0)}
+    assert again.trials["feasible"].tolist() == feasible
+    # the same spelling reopens it (list or tuple), another confidence or none is the clear mismatch error
+    dse.create_study("rt", make_space(), OBJECTIVES, constraints={"latency": ["<=", 20.0, 0.9], "mem": ("<=", 6)},
+                     storage=db_url)
+    for other in ({"latency": ("<=", 20), "mem": ("<=", 6)}, {"latency": ("<=", 20, 0.95), "mem": ("<=", 6)}):
+        with pytest.raises(dse.StudyError, match=r"has objectives .* and constraints .*0\.9.*Nothing stored"):
+            dse.create_study("rt", make_space(), OBJECTIVES, constraints=other, storage=db_url)
+    # a study stored with (op, bound) constraints opens unchanged, and a confidence of None is the same thing
+    old = dse.create_study("old", make_space(), OBJECTIVES, constraints={"mem": ("<=", 4.0)}, storage=db_url)
+    old.optimize(toy_vec, optimizer="random", n_trials=10, seed=0, progress=False)
+    reopened = dse.create_study("old", make_space(), OBJECTIVES, constraints={"mem": ("<=", 4.0, None)},
+                                storage=db_url)
+    assert reopened.constraints == {"mem": ("<=", 4.0)} and reopened.spec.required == ["cost", "latency", "mem"]
+    assert dse.load_study("old", storage=db_url).trials["feasible"].tolist() == old.trials["feasible"].tolist()
+
+
+def test_a_trial_without_the_band_end_fails_naming_it(db_url):
+    s = dse.create_study("nb", make_space(), OBJECTIVES, constraints={"latency": ("<=", 20, 0.9)}, storage=db_url)
+    s.optimize(toy_vec, optimizer="random", n_trials=5, seed=0, progress=False)
+    s.optimize(toy, optimizer="random", n_trials=5, seed=1, progress=False)
+    t = s.trials
+    assert (t["state"] == "failed").all() and not t["feasible"].astype(bool).any()
+    for err in t["error"]:
+        assert "latency_hi" in err and "2c - 1" in err and "(op, bound)" in err
+    assert s.pareto().empty
+
+
+def test_a_declared_band_level_must_match_the_confidence(db_url):
+    s = dse.create_study("lv", make_space(), OBJECTIVES, constraints={"latency": ("<=", 20, 0.95)}, storage=db_url)
+    with pytest.raises(dse.ObjectiveError, match=r"latency <= 20 with confidence 0\.95.*level 0\.9.*level 0\.8"):
+        s.optimize(banded, optimizer="random", n_trials=5, progress=False)
+    no_bands = dse.vectorized(lambda df: toy_vec(df), name="nobands")
+    no_bands.dse_band_level = None
+    with pytest.raises(dse.ObjectiveError, match=r"latency_hi.*level 0\.9.*returns no bands"):
+        s.optimize(no_bands, optimizer="random", n_trials=5, progress=False)
+    assert len(s.trials) == 0                      # refused before any trial
+    ok = dse.create_study("lv2", make_space(), OBJECTIVES, constraints={"latency": ("<=", 20, 0.9)}, storage=db_url)
+    ok.optimize(banded, optimizer="random", n_trials=5, progress=False)
+    assert ok.meta["objective"]["band_level"] == 0.8
+
+
+@pytest.mark.parametrize("bad, match", [
+    (("<=", 20, 0.5), r"'latency' is 0\.5;.*strictly between 0\.5 and 1"),
+    (("<=", 20, 1.0), r"'latency' is 1\.0;.*strictly between 0\.5 and 1"),
+    (("<=", 20, 1.5), r"is 1\.5;"),
+    (("<=", 20, -0.9), r"is -0\.9;"),
+    (("<=", 20, float("nan")), r"is nan;"),
+    (("<=", 20, True), r"is True;"),
+    (("<=", 20, "0.9"), r"is '0\.9';"),
+    (("==", 20, 0.9), r"one-sided operator.*'==' has no pessimistic end"),
+    (("<=", 20, 0.9, 1), r"\(op, bound, confidence\)"),
+    (("=<", 20, 0.9), r"'=<'"),
+])
+def test_bad_confidence_constraints_are_named(bad, match, db_url):
+    with pytest.raises(dse.ObjectiveError, match=match):
+        dse.create_study("b", make_space(), OBJECTIVES, constraints={"latency": bad}, storage=db_url)
+
+
+def test_band_end_of_a_confidence_constraint_may_not_be_a_parameter(db_url):
+    space = dse.Space(x=dse.Float(0, 1), latency_hi=dse.Float(0, 1))
+    with pytest.raises(dse.ObjectiveError, match="'latency_hi' is also a parameter"):
+        dse.create_study("p", space, {"cost": "min"}, constraints={"latency": ("<=", 1, 0.9)}, storage=db_url)
+
+
+def test_study_file_with_confidence_constraints_runs(tmp_path):
+    f = tmp_path / "conf_study.py"
+    f.write_text(
+        "import dse, pandas as pd\n"
+        "@dse.vectorized(band_level=0.8)\n"
+        "def evaluate(df):\n"
+        "    x = df['x'].to_numpy(float)\n"
+        "    return pd.DataFrame({'y': x, 'lat': 10 * x, 'lat_lo': 8 * x, 'lat_hi': 14 * x})\n"
+        "study = dse.StudySpec(name='conf_file', space=dse.Space(x=dse.Float(0, 1, step=0.1)),\n"
+        "                      objectives={'y': 'max'}, evaluate=evaluate,\n"
+        "                      constraints={'lat': ('<=', 7, 0.9)}, optimizer='grid')\n")
+    s = dse.load_study_file(f).run(progress=False)
+    t = s.trials.sort_values("x")
+    assert t["feasible"].astype(bool).tolist() == (t["lat_hi"] <= 7).tolist()
+    assert s.best()["x"] == pytest.approx(0.5)
+    reopened = dse.load_study("conf_file", storage=f"sqlite:///{tmp_path / 'conf_file.db'}")
+    assert reopened.constraints == {"lat": ("<=", 7.0, 0.9)}
+
+
+def test_confirming_checks_the_band_end_of_a_confidence_constraint():
+    from dse.fidelity import Confirming, violated, violations
+
+    m = pd.DataFrame({"lat": [1.0, 5.0, 9.0], "lat_hi": [2.0, 9.0, np.nan]})
+    reasons = violations(m, {"lat": ("<=", 6.0, 0.9)})
+    assert reasons == ["", "lat_hi = 9 > 6 (confidence 0.9)", "lat_hi missing (confidence 0.9)"]
+    assert violated(reasons) == ["lat_hi"]
+    assert violations(m, {"lat": ("<=", 6.0)}) == ["", "", "lat = 9 > 6"]
+
+    @dse.vectorized(band_level=0.8)
+    def screen(df):
+        x = df["x"].to_numpy(float)
+        return pd.DataFrame({"y": x, "lat": 10 * x, "lat_hi": 10 * x})
+
+    @dse.vectorized
+    def check(df):
+        x = df["x"].to_numpy(float)
+        return pd.DataFrame({"y": x, "lat": 10 * x, "lat_hi": 14 * x})
+
+    ev = Confirming(screen, check, {"y": "max"}, {"lat": ("<=", 7, 0.9)}, label="slow")
+    assert ev.dse_band_level == 0.8 and ev.constraints == {"lat": ("<=", 7.0, 0.9)}
+    s = dse.create_study("cf", dse.Space(x=dse.Float(0, 1, step=0.1)), {"y": "max"},
+                         constraints={"lat": ("<=", 7, 0.9)}, storage=":memory:")
+    s.optimize(ev, optimizer="grid", batch_size=11, progress=False)
+    best = s.best()
+    assert best["x"] == pytest.approx(0.5) and best["fidelity"] == "slow" and best["lat_hi"] == pytest.approx(7.0)
+    assert "lat_hi_screen" in s.trials and violated(ev.history[-1].rejected.values()) == ["lat_hi"]
+    with pytest.raises(dse.ObjectiveError, match="one-sided"):
+        Confirming(screen, check, {"y": "max"}, {"lat": ("==", 7, 0.9)})
+
+
+def test_view_and_report_state_the_confidence():
+    from dse import report
+    from dse.view import StudyView
+
+    s = dse.create_study("rv", make_space(), OBJECTIVES, constraints={"latency": ("<=", 20, 0.9), "mem": ("<=", 6)},
+                         storage=":memory:")
+    s.optimize(banded, optimizer="random", n_trials=20, seed=0, progress=False)
+    v = s.view()
+    assert v.constraints == {"latency": ("<=", 20.0), "mem": ("<=", 6.0)} and v.confidences == {"latency": 0.9}
+    assert v.band_columns == {"latency": "latency_hi"}
+    assert v.constraint_text("latency") == "latency <= 20 with confidence 0.9 (latency_hi)"
+    assert "latency &lt;= 20 with confidence 0.9 (latency_hi)" in report._provenance(v)
+    with pytest.raises(dse.StudyError, match=r"confidence in \(0\.5, 1\)"):
+        StudyView("x", v.trials, v.params, v.objectives, constraints={"latency": ("<=", 20, 1.2)})
+
+_finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_finite, width=st.floats(0, 1e3), bound=_finite, op=st.sampled_from(["<=", "<", ">=", ">"]),
+       confidence=st.floats(0.5, 1.0, exclude_min=True, exclude_max=True))
+def test_confidence_constraint_holds_iff_its_pessimistic_end_does(value, width, bound, op, confidence):
+    from dse.fidelity import violations
+    from dse.objective import ObjectiveSpec
+
+    m = pd.DataFrame({"y": [0.0], "m": [value], "m_lo": [value - width], "m_hi": [value + width]})
+    robust = ObjectiveSpec.build({"y": "min"}, {"m": (op, bound, confidence)})
+    end = m["m_hi" if op in ("<=", "<") else "m_lo"].iloc[0]
+    holds = {"<=": end <= bound, "<": end < bound, ">=": end >= bound, ">": end > bound}[op]
+    assert (robust.violation(m)[0] == 0) == holds
+    assert (violations(m, robust.constraints)[0] == "") == holds
+    # met with a confidence implies met at the point value; stored and read back, the same spec
+    if holds:
+        assert ObjectiveSpec.build({"y": "min"}, {"m": (op, bound)}).violation(m)[0] == 0
+    assert ObjectiveSpec.from_dict(robust.to_dict()) == robust
