@@ -9,7 +9,9 @@ space does not enumerate copies; ``n_gpus`` is then the size of one model instan
 ``prefill_replicas < dp`` (both pools non-empty). With ``prefill_gpus`` / ``prefill_tp`` (xPyD with pools of
 their own): the prefill pool's ``prefill_gpu`` and ``prefill_tp`` (active in disaggregated mode; ``gpu`` and
 ``tp`` are then the decode pool's), GPUs counted per pool (prefill_replicas x prefill_tp x pp + decode workers x
-tp x pp == n_gpus), and the precision rules of ``gpu`` applied to ``prefill_gpu`` too.
+tp x pp == n_gpus), and the precision rules of ``gpu`` applied to ``prefill_gpu`` too. With ``attn_dp`` /
+``prefill_ep`` / ``prefill_attn_dp``: attention-DP ranks multiply a replica's GPUs (tp x pp x attn_dp), EP divides
+tp x attn_dp, and the prefill pool's EP its own prefill_tp x prefill_attn_dp.
 """
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 replicas: bool = False, input_len: int | None = None,
                 batching: Sequence[str] = ("continuous",),
                 engines: Sequence[str] | None = None, prefill_gpus: Sequence[str | GPU] | str | None = None,
-                prefill_tp: Sequence[int] | None = None) -> dse.Space:
+                prefill_tp: Sequence[int] | None = None, attn_dp: Sequence[int] | None = None,
+                prefill_ep: Sequence[int] | None = None,
+                prefill_attn_dp: Sequence[int] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -51,40 +55,56 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     are refused here. ``prefill_gpus`` / ``prefill_tp`` (disaggregated mode): the prefill pool chooses its own GPU
     type (default: ``gpus``) and TP (default: the space's TP values) and the decode pool keeps ``gpu`` / ``tp``,
     e.g. H100 prefill with H200 decode; the pools' worker counts are ``prefill_replicas`` and
-    ``dp - prefill_replicas``.
+    ``dp - prefill_replicas``. ``attn_dp``: attention data-parallel ranks per replica as a knob (a replica runs on
+    tp x pp x attn_dp GPUs and EP spreads the experts over its tp x attn_dp GPUs; in disaggregated mode the decode
+    pool's). ``prefill_ep`` / ``prefill_attn_dp`` (disaggregated mode, MoE models for EP): the prefill pool's own
+    EP and attention DP (default: the decode pool's ``ep`` / ``attn_dp``), e.g. prefill TP 8 EP 8 with a wide-EP
+    decode pool. Values every trial would fail on are refused here: EP on a dense model, EP not dividing the
+    experts, a prefill EP that no prefill TP x attention DP is a multiple of.
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
+    par = parallelism(model, max_gpus, tp=tp, pp=pp, dp=with_dp, ep=ep)
+    adp = "1"                                    # the attention-DP factor of a (decode) replica's GPU count
+    if attn_dp is not None:
+        par = _with_attn_dp(par, _degrees("attn_dp", attn_dp, max_gpus))
+        adp = "attn_dp"
     parts = [
         hardware(gpus, max_gpus, n_gpus=n_gpus),
-        parallelism(model, max_gpus, tp=tp, pp=pp, dp=with_dp, ep=ep),
+        par,
         quantization(gpus, formats=formats, kv_dtypes=kv_dtypes),
     ]
-    own_pools = prefill_gpus is not None or prefill_tp is not None
+    own_pools = any(v is not None for v in (prefill_gpus, prefill_tp, prefill_ep, prefill_attn_dp))
     if own_pools and "disagg" not in modes:
-        raise SpaceError(f"prefill_gpus / prefill_tp give the prefill pool of a disaggregated deployment its own GPU "
-                         f"and TP; add 'disagg' to modes={list(modes)}")
-    cons = ["tp * pp * dp == n_gpus" if with_dp else "tp * pp == n_gpus"]
+        raise SpaceError(f"prefill_gpus / prefill_tp / prefill_ep / prefill_attn_dp give the prefill pool of a "
+                         f"disaggregated deployment its own GPU, TP, EP and attention DP; add 'disagg' to "
+                         f"modes={list(modes)}")
+    cons = [f"tp * pp * {adp} * dp == n_gpus" if with_dp else f"tp * pp * {adp} == n_gpus"]
     if own_pools:
-        cons = ["tp * pp * dp == n_gpus or mode == 'disagg'"]
+        cons = [f"tp * pp * {adp} * dp == n_gpus or mode == 'disagg'"]
     if modes != ("agg",):
         parts.append(serving(modes, max_gpus))
         if "disagg" in modes:
             cons.append("prefill_replicas < dp")
+    pool_params: list[str] = []
     if own_pools:
         pool, rules = _prefill_pool(parts[0], parts[1], gpus if prefill_gpus is None else prefill_gpus, prefill_tp,
                                     formats, kv_dtypes)
+        extra, p_ep, p_adp, ep_rules = _prefill_parallel(model, par, pool, prefill_ep, prefill_attn_dp, adp, max_gpus)
+        pool = dse.Space({**pool.params, **extra})
+        pool_params = list(pool.params)
         parts.append(pool)
-        cons.extend(rules)
+        cons.extend(rules + ep_rules)
         # GPUs per pool (the prefill parameters are inactive in aggregated mode, where this holds vacuously)
-        cons.append("prefill_replicas * prefill_tp * pp + (dp - prefill_replicas) * tp * pp == n_gpus")
+        cons.append(f"prefill_replicas * prefill_tp * {p_adp} * pp + (dp - prefill_replicas) * tp * {adp} * pp "
+                    f"== n_gpus")
     if with_dp and not replicas:
         cons.append("dp == 1" if "agg" not in modes else ("dp == 1 or mode == 'disagg'" if len(modes) > 1 else "dp == 1"))
     # in disaggregated mode the prefill pool runs whole prompts and the decode pool no prompts: chunking is an
     # aggregated-mode knob
     when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes and len(modes) > 1 else {}
     if own_pools and len(modes) > 1:
-        when.update(prefill_gpu="mode == 'disagg'", prefill_tp="mode == 'disagg'")
+        when.update({name: "mode == 'disagg'" for name in pool_params})
     policies = [batching] if isinstance(batching, str) else list(dict.fromkeys(batching))
     if policies != ["continuous"] and "disagg" in modes:
         if len(modes) == 1:
@@ -123,3 +143,61 @@ def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GP
                          kv_dtypes=kv_dtypes).constraints
     cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]
     return dse.Space(prefill_gpu=dse.Categorical(list(names)), prefill_tp=dse.Categorical(tps)), cons
+
+
+def _degrees(label: str, given: Sequence[int], max_gpus: int) -> list[int]:
+    """Integer degrees 1..max_gpus (unique, in order); SpaceError naming a bad value."""
+    vals = list(dict.fromkeys(given))
+    bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= max_gpus]
+    if bad or not vals:
+        raise SpaceError(f"{label}={list(given)!r}: {bad or 'empty'} not allowed; valid: integers 1..max_gpus="
+                         f"{max_gpus}")
+    return vals
+
+
+def _with_attn_dp(par: dse.Space, adps: list[int]) -> dse.Space:
+    """The parallelism part with an ``attn_dp`` knob: EP then spreads the experts over tp x attn_dp GPUs."""
+    cons = [("(tp * attn_dp) % ep == 0" if c == "tp % ep == 0" else c) for c in par.constraints]
+    return dse.Space({**par.params, "attn_dp": dse.Categorical(adps)}, constraints=cons)
+
+
+def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefill_ep: Sequence[int] | None,
+                      prefill_attn_dp: Sequence[int] | None, adp: str, max_gpus: int
+                      ) -> tuple[dict[str, dse.Categorical], str, str, list[str]]:
+    """The prefill pool's ``prefill_ep`` / ``prefill_attn_dp`` knobs, the expressions of its EP and attention DP
+    (its own knob, else the decode pool's), and its EP rule. Refuses what every trial would fail on: EP on a dense
+    model, EP not dividing the experts, an EP that no prefill TP x attention DP is a multiple of."""
+    from .parallelism import ep_choices, model_record
+
+    m = model_record(model)
+    params: dict[str, dse.Categorical] = {}
+    p_adp = adp
+    adps = list(par.params["attn_dp"].choices) if "attn_dp" in par.params else [1]
+    if prefill_attn_dp is not None:
+        adps = _degrees("prefill_attn_dp", prefill_attn_dp, max_gpus)
+        params["prefill_attn_dp"] = dse.Categorical(adps)
+        p_adp = "prefill_attn_dp"
+    if not m.is_moe:
+        if prefill_ep is not None and list(prefill_ep) != [1]:
+            raise SpaceError(f"prefill_ep={list(prefill_ep)!r}: expert parallelism needs a mixture-of-experts model; "
+                             f"{m.name} is dense")
+        return params, "1", p_adp, []
+    p_ep = "ep"
+    eps = list(par.params["ep"].choices)
+    if prefill_ep is not None:
+        valid = ep_choices(m, max_gpus)
+        eps = _degrees("prefill_ep", prefill_ep, max_gpus)
+        bad = [e for e in eps if e not in valid]
+        if bad:
+            raise SpaceError(f"prefill_ep={list(prefill_ep)!r}: {bad} not allowed (must divide the {m.n_experts} "
+                             f"experts of {m.name}); valid up to max_gpus={max_gpus}: {valid}")
+        groups = sorted({t * a for t in pool.params["prefill_tp"].choices for a in adps})
+        never = [e for e in eps if not any(g % e == 0 for g in groups)]
+        if never:
+            raise SpaceError(f"prefill_ep={never} divides no prefill worker's tp x attn_dp ({groups}): every "
+                             f"configuration with it would fail; give prefill_tp / prefill_attn_dp values whose "
+                             f"product it divides")
+        params["prefill_ep"] = dse.Categorical(eps)
+        p_ep = "prefill_ep"
+    # the experts spread over the prefill worker's tp x attention-DP GPUs
+    return params, p_ep, p_adp, [f"(prefill_tp * {p_adp}) % {p_ep} == 0"]

@@ -80,3 +80,38 @@ def test_a_pool_with_ep_on_a_dense_model_is_refused():
     assert a["fits"].iloc[0] == 0 and a["reason"].iloc[0].startswith("prefill pool: ep must divide")
     with pytest.raises(dse.ObjectiveError, match="prefill_attn_dp=0: must be an integer >= 1"):
         o(pd.DataFrame([dict(gpu="H100-SXM-80GB", dp=2, mode="disagg", prefill_replicas=1, prefill_attn_dp=0)]))
+
+
+def test_space_gives_each_pool_its_own_ep_and_attn_dp():
+    import spaces
+
+    s = spaces.llm_serving(MOE, ["H200"], 8, modes=("agg", "disagg"), prefill_tp=[1, 2, 4], prefill_ep=[1, 2, 4],
+                           attn_dp=[1, 2, 4], prefill_attn_dp=[1, 2], formats=["fp8"], kv_dtypes=["fp8"],
+                           max_batch_sizes=(256,), max_num_tokens=(8192,), chunked_prefill=(True,))
+    g = s.grid()
+    dis, agg = g[g["mode"] == "disagg"], g[g["mode"] == "agg"]
+    assert agg[["prefill_ep", "prefill_attn_dp"]].isna().all().all()
+    assert ((dis["prefill_tp"] * dis["prefill_attn_dp"]) % dis["prefill_ep"] == 0).all()
+    assert ((g["tp"] * g["attn_dp"]) % g["ep"] == 0).all() and (dis["prefill_ep"] != dis["ep"]).any()
+    counted = dis["prefill_replicas"] * dis["prefill_tp"] * dis["prefill_attn_dp"] * dis["pp"] + \
+        (dis["dp"] - dis["prefill_replicas"]) * dis["tp"] * dis["attn_dp"] * dis["pp"]
+    assert (counted == dis["n_gpus"]).all()
+    assert (agg["tp"] * agg["pp"] * agg["attn_dp"] == agg["n_gpus"]).all()
+    m = objectives.llm_serving_objective(MOE, workload=serving.Workload(rate=20.0))(g)
+    assert (m["fits"] == 1).all() and (m["n_gpus"].to_numpy() == g["n_gpus"].to_numpy()).all()
+
+
+@pytest.mark.parametrize("model,kw,msg", [
+    ("Llama-3.1-8B", dict(prefill_ep=[2]), r"prefill_ep=\[2\]: expert parallelism needs a mixture-of-experts model; "
+                                           r"Llama-3.1-8B is dense"),
+    (MOE, dict(prefill_ep=[3]), r"prefill_ep=\[3\]: \[3\] not allowed \(must divide the 128 experts"),
+    (MOE, dict(prefill_ep=[8], prefill_tp=[1, 2]), r"prefill_ep=\[8\] divides no prefill worker's tp x attn_dp"),
+    (MOE, dict(prefill_attn_dp=[0]), r"prefill_attn_dp=\[0\]: \[0\] not allowed"),
+    (MOE, dict(modes=("agg",), prefill_ep=[2]), r"add 'disagg' to modes"),
+])
+def test_space_refuses_per_pool_ep_every_trial_would_fail_on(model, kw, msg):
+    import spaces
+
+    kw = {"modes": ("disagg",), **kw}
+    with pytest.raises(dse.SpaceError, match=msg):
+        spaces.llm_serving(model, ["H200"], 8, **kw)
