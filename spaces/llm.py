@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import dse
 from dse import SpaceError
@@ -132,14 +133,14 @@ def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GP
                   kv_dtypes: Sequence[str]) -> tuple[dse.Space, list[str]]:
     """The ``prefill_gpu`` and ``prefill_tp`` parameters, and the precision rules of ``gpu`` restated for
     ``prefill_gpu`` (a format the prefill GPU cannot run is refused here, not left to fail every trial)."""
-    names = hardware(prefill_gpus, 8).params["gpu"].choices          # catalog names, unknown GPUs refused
-    allowed_tp = list(par.params["tp"].choices)
+    names = _choices(hardware(prefill_gpus, 8), "gpu")         # catalog names, unknown GPUs refused
+    allowed_tp = _choices(par, "tp")
     tps = allowed_tp if prefill_tp is None else sorted(dict.fromkeys(int(t) for t in prefill_tp))
     bad = [t for t in tps if t not in allowed_tp]
     if bad or not tps:
         raise SpaceError(f"prefill_tp={list(prefill_tp or [])!r}: {bad or 'empty'} not allowed; valid TP values for "
                          f"this model and space: {allowed_tp}")
-    rules = quantization(list(dict.fromkeys([*hw.params["gpu"].choices, *names])), formats=formats,
+    rules = quantization(list(dict.fromkeys([*_choices(hw, "gpu"), *names])), formats=formats,
                          kv_dtypes=kv_dtypes).constraints
     cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]
     return dse.Space(prefill_gpu=dse.Categorical(list(names)), prefill_tp=dse.Categorical(tps)), cons
@@ -153,6 +154,13 @@ def _degrees(label: str, given: Sequence[int], max_gpus: int) -> list[int]:
         raise SpaceError(f"{label}={list(given)!r}: {bad or 'empty'} not allowed; valid: integers 1..max_gpus="
                          f"{max_gpus}")
     return vals
+
+
+def _choices(space: dse.Space, name: str) -> list[Any]:
+    """The choices of categorical parameter ``name`` of ``space``."""
+    p = space.params[name]
+    assert isinstance(p, dse.Categorical)
+    return list(p.choices)
 
 
 def _with_attn_dp(par: dse.Space, adps: list[int]) -> dse.Space:
@@ -172,7 +180,7 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
     m = model_record(model)
     params: dict[str, dse.Categorical] = {}
     p_adp = adp
-    adps = list(par.params["attn_dp"].choices) if "attn_dp" in par.params else [1]
+    adps = _choices(par, "attn_dp") if "attn_dp" in par.params else [1]
     if prefill_attn_dp is not None:
         adps = _degrees("prefill_attn_dp", prefill_attn_dp, max_gpus)
         params["prefill_attn_dp"] = dse.Categorical(adps)
@@ -183,7 +191,7 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
                              f"{m.name} is dense")
         return params, "1", p_adp, []
     p_ep = "ep"
-    eps = list(par.params["ep"].choices)
+    eps = _choices(par, "ep")
     if prefill_ep is not None:
         valid = ep_choices(m, max_gpus)
         eps = _degrees("prefill_ep", prefill_ep, max_gpus)
@@ -191,7 +199,7 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
         if bad:
             raise SpaceError(f"prefill_ep={list(prefill_ep)!r}: {bad} not allowed (must divide the {m.n_experts} "
                              f"experts of {m.name}); valid up to max_gpus={max_gpus}: {valid}")
-        groups = sorted({t * a for t in pool.params["prefill_tp"].choices for a in adps})
+        groups = sorted({t * a for t in _choices(pool, "prefill_tp") for a in adps})
         never = [e for e in eps if not any(g % e == 0 for g in groups)]
         if never:
             raise SpaceError(f"prefill_ep={never} divides no prefill worker's tp x attn_dp ({groups}): every "
