@@ -13,8 +13,8 @@ import os
 import time
 
 from objectives import serving
-from objectives.serving.simulator import PoolCosts, _run
 from objectives.inference import StepModel
+from objectives.serving.simulator import PoolCosts, _run
 
 VIDUR_DOCUMENTED_REQ_S = 170.0  # Vidur on this machine, per issue 4 (after minutes of training its predictors)
 TARGET_REQ_S = 20_000.0

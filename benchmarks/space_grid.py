@@ -49,7 +49,7 @@ def naive_count(space: Space, limit: int) -> tuple[float, int]:
     for combo in itertools.product(*vals.values()):
         row = dict(zip(vals, combo))
         branches = ps["prefill_tp"].values() if row["mode"] == "disagg" else [None]
-        for pf in branches:
+        for _pf in branches:
             rows += 1
             if row["tp"] <= row["n_gpus"] and row["n_gpus"] % row["tp"] == 0:
                 count += 1

@@ -20,7 +20,7 @@ from objectives.inference.efficiency import DATA_FILE, FAMILY_FALLBACK, load_eff
 
 from .data import load, sha256
 from .fit import fit
-from .predict import STATIC_KINDS, mark_unknown
+from .predict import mark_unknown
 from .report import TARGETS, itl_table, loso, mdape_table, scored, serving_rows, text_tables, write_report
 
 

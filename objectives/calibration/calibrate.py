@@ -14,8 +14,9 @@ import datetime as _dt
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -41,7 +42,7 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
     eff, info = fit_engine_factors(rows, max_nfev=max_nfev)
     d = scored(rows, eff)
     factors = {n: _get(eff.params, n) for n in info["names"]}
-    doc = {"format": FORMAT, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    doc = {"format": FORMAT, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
            "inputs": [{"file": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()} for p in paths],
            "rows": int(len(rows)), "factors": factors,
            "mdape_in_sample": {"ttft": float(d["ttft_ape"].median()), "tpot": float(d["tpot_ape"].median())},

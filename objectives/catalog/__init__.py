@@ -21,8 +21,9 @@ and the spaces.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from os import PathLike
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -29,10 +29,11 @@ import dataclasses
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import CatalogError
 from .types import DTYPES, GPU, Sourced

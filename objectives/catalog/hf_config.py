@@ -62,9 +62,10 @@ records where a shipped copy was taken from. Multi-token-prediction heads (`num_
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import CatalogError
 from .quant import checkpoint_quant, load_quant_config

@@ -14,7 +14,8 @@ Conventions (documented because published "active parameter" figures differ):
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

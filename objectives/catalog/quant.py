@@ -20,9 +20,10 @@ naming the method or algorithm, so an unknown format never silently costs as 16-
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import CatalogError
 

@@ -8,12 +8,12 @@ method is thread-safe: mutations (register_*) take a lock and drop the cached ta
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
+from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ class Catalog:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_data(cls, data_dir: str | PathLike[str] | None = None) -> "Catalog":
+    def from_data(cls, data_dir: str | PathLike[str] | None = None) -> Catalog:
         """A catalog with every `*.toml` GPU file in `data_dir` and every `models/*.json` model config."""
         d = Path(data_dir) if data_dir is not None else DATA_DIR
         cat = cls()
@@ -63,7 +63,7 @@ class Catalog:
                 raise CatalogError(f"{f.name}: {exc}") from None
         return cat
 
-    def copy(self) -> "Catalog":
+    def copy(self) -> Catalog:
         """An independent catalog with the same entries (records are immutable, so this is cheap)."""
         with self._lock:
             new = Catalog()
@@ -135,7 +135,7 @@ class Catalog:
         return dict(self._gpu_sourced[self._gpu_name(name)])
 
     def with_prices(self, overrides: Mapping[str, float], *, source: str = "user override",
-                    date: str = "") -> "Catalog":
+                    date: str = "") -> Catalog:
         """A copy of this catalog with some GPU prices (USD per GPU-hour) replaced; this one is unchanged.
 
         Keys are GPU names or aliases; values must be finite and > 0. The new prices cite `source`.

@@ -6,8 +6,8 @@ These two dataclasses are the contract between the catalog (data with sources) a
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 #: Precisions the catalog knows, in the order used by the cost models.
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")

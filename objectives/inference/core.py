@@ -1,8 +1,9 @@
 """Shared preparation of `estimate`, `max_throughput` and `StepModel`: arguments -> step coefficients + memory."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,12 +11,30 @@ import pandas as pd
 from . import memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import LINKS, Efficiency, load_efficiency
-from .measured import SOURCES, Curves, build_curves
+from .measured import Curves, build_curves
 from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
-from .resolve import (MAX_DEGREE, PROFILES, R_EP, R_NET, R_OK, R_TP, act_peak, bf16_peak, broadcast_shape, choice_codes, dtype_bytes,
-                      dtype_codes,
-                      eff_lookup, gemm_eff, gpu_arrays, int_code, link_lookup, positive, resolve_dtypes,
-                      resolve_records)
+from .resolve import (
+    MAX_DEGREE,
+    PROFILES,
+    R_EP,
+    R_NET,
+    R_OK,
+    R_TP,
+    act_peak,
+    bf16_peak,
+    broadcast_shape,
+    choice_codes,
+    dtype_bytes,
+    dtype_codes,
+    eff_lookup,
+    gemm_eff,
+    gpu_arrays,
+    int_code,
+    link_lookup,
+    positive,
+    resolve_dtypes,
+    resolve_records,
+)
 
 Num = Any
 
@@ -90,7 +109,7 @@ class Prepared:
         fields["shape"] = ModelShape(**{f: fn(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
         return fields
 
-    def take(self, idx: np.ndarray) -> "Prepared":
+    def take(self, idx: np.ndarray) -> Prepared:
         """The rows `idx` (positions into the distinct configurations) as a plain Prepared: array fields
         gathered, scalars kept. Used on blocks of rows, so gathered arrays stay cache-sized."""
         fields = self.map_rows(lambda v: v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v)
@@ -191,6 +210,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
         key = c if key is None else key * len(u) + c
         radix *= len(u)
         uniq_vals.append(u)
+    assert key is not None  # the caller factorizes only a non-empty shape: some column is an array
     if radix <= _GRID_MAX:  # evaluate every combination of the distinct values; the key indexes it directly
         ukey = np.arange(radix)
         inv = np.broadcast_to(key, row_shape).ravel()
@@ -210,7 +230,8 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     args = [v if v is not None else (0 if i < 2 and cols[i] is None else cols[i]) for i, v in enumerate(vals)]
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
-    sub = _prepare(mrecs, midx, grecs, gidx, *args[2:], eff, prices, engine_names)
+    tp, pp, dp, ep, w, a, k, prof, eng, adp = args[2:]
+    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names)
 
     def collapse(v):
         if np.ndim(v) == 0 or isinstance(v, Curves):

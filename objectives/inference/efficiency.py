@@ -52,9 +52,10 @@ tf32; links: nvlink, xgmi, pcie, roce):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

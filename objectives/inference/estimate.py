@@ -6,7 +6,8 @@ configuration, and no Python loop runs per configuration.
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -295,7 +296,7 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     return np.where(measured, t_split, t), n_it, D, np.where(measured, b_split, busy)
 
 
-def _time_busy(p: Prepared, w: tuple, N: Num) -> tuple[Num, Num]:
+def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num) -> tuple[Num, Num]:
     """Replica time (s) of an iteration of work w = (T, A, D, K, S) and its busy part (one forward pass when
     pp == 1, the busy time read off it rather than a second pass)."""
     t = replica_time_s(p, *w, N)

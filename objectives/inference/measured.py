@@ -48,7 +48,7 @@ class Curves:
     #: which curve row each result row reads (a block of a factorized sweep); None: the curves' own leading dims
     rows: np.ndarray | None = None
 
-    def take(self, idx: np.ndarray) -> "Curves":
+    def take(self, idx: np.ndarray) -> Curves:
         """The curves of rows `idx`, as an index (no copy of the curves themselves)."""
         return Curves(self.tok, self.head, self.ctx, self.gen, idx if self.rows is None else self.rows[idx])
 
@@ -71,9 +71,9 @@ def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray, rows: np.ndarray 
             flat = flat + i * int(np.prod(tail[k + 1:]))
         return np.take(curve.reshape(-1), flat)
     if curve.shape[:lead] == shape:
-        rows = np.arange(int(np.prod(shape))).reshape(shape) if shape else 0
+        at = np.arange(int(np.prod(shape))).reshape(shape) if shape else 0
         flat = curve.reshape((-1,) + curve.shape[lead:])
-        return flat[(rows,) + idx] if shape else curve[idx]
+        return flat[(at,) + idx] if shape else curve[idx]
     c = np.broadcast_to(curve, shape + curve.shape[lead:])
     return _gather(np.ascontiguousarray(c), shape, *idx)
 
@@ -138,7 +138,7 @@ def attention_terms(c: Any, T: Num, A: Num, D: Num, K: Num, scalar: bool) -> Num
     reading K cached tokens) from the curves in `c.curves`. The prompt part is looked up at its effective length
     s = 2A / T and batch T / s (one prompt of s tokens has s (s + 1) / 2 pairs)."""
     cv = c.curves
-    t = 0.0
+    t: Num = 0.0
     if scalar:
         if A > 0 and T > 0:
             s = 2.0 * A / T
@@ -234,13 +234,13 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             continue
         rows = np.flatnonzero(keys == key)
         sub = {kk: v[rows] for kk, v in f.items()}
-        out, inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
-                                    _MOE_TABLES.get(w, ()))
-        cv.tok[rows], cv.head[rows] = out.tok, out.head
-        if out.ctx is not None:
-            cv.ctx[rows] = out.ctx
-        if out.gen is not None:
-            cv.gen[rows] = out.gen
+        (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
+                                                      _MOE_TABLES.get(w, ()))
+        cv.tok[rows], cv.head[rows] = tok, head
+        if ctx is not None:
+            cv.ctx[rows] = ctx
+        if gen is not None:
+            cv.gen[rows] = gen
         src[rows] = np.where(inside, S_INTERP, S_EXTRAP)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]))
@@ -257,11 +257,15 @@ class _FlatCoeffs:
         return _flat(getattr(self._c, name), self._n)
 
 
+#: `_profile_rows`' curves (tok, head, ctx, gen) of its rows; ctx / gen None: the profile has no attention table
+_RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0,
-                  moe_formats: tuple[str, ...] = ()) -> tuple[Curves, np.ndarray]:
-    """Measured curves for rows sharing one profile and GEMM table (ctx / gen None where the profile has no
-    attention table); and whether every lookup was inside the measured ranges."""
+                  moe_formats: tuple[str, ...] = ()) -> tuple[_RowCurves, np.ndarray]:
+    """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
+    profile has no attention table); and whether every lookup was inside the measured ranges."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -459,4 +463,4 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         nl = np.where(lin, n_lin, 0.0)[:, None, None]
         ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
-    return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside
+    return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside

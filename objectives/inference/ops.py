@@ -9,8 +9,9 @@ each op costs max(FLOPs / (peak x eff), bytes / (bandwidth x eff)), plus TP all-
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class ModelShape:
     lin_v_heads: Num = 0.0    # linear-attention value heads (whole model; the kernel profile's lookup key)
 
     @classmethod
-    def from_models(cls, models: list, index: np.ndarray | None = None) -> "ModelShape":
+    def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
         """From `Model` records; `index` picks one record per configuration (None: a single model, floats)."""
         f = {
             "n_layers": "n_layers", "hidden": "hidden", "n_heads": "n_heads", "n_kv_heads": "n_kv_heads",

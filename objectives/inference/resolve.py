@@ -200,10 +200,10 @@ def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) 
     k = raw.dtype.kind
     if k == "O":
         flat = raw.ravel()
-        bad = [v for v in flat[:100000] if v is None or isinstance(v, (bool, np.bool_))
-               or not isinstance(v, (int, float, np.integer, np.floating))]
-        if bad:
-            raise TypeError(f"{name} must be {what} (or an array of them), got {_show(bad[0])} in {_show(x)}")
+        wrong = [v for v in flat[:100000] if v is None or isinstance(v, (bool, np.bool_))
+                 or not isinstance(v, (int, float, np.integer, np.floating))]
+        if wrong:
+            raise TypeError(f"{name} must be {what} (or an array of them), got {_show(wrong[0])} in {_show(x)}")
         try:
             raw = raw.astype(float)
         except (OverflowError, ValueError, TypeError) as exc:
@@ -219,14 +219,14 @@ def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) 
             bad = raw[(raw < 1) | (raw > upper)].ravel()[:3]
             raise ValueError(f"{name} must be {what} <= {upper:,.0f}, got {bad.tolist()}")
         return float(raw) if raw.ndim == 0 else raw
-    a = raw if raw.dtype == np.float64 else raw.astype(float)
-    lo, hi = a.min(), a.max()
+    arr = raw if raw.dtype == np.float64 else raw.astype(float)
+    lo, hi = arr.min(), arr.max()
     if not (lo > 0 and hi <= upper):  # NaN fails both comparisons
-        bad = a[~((a > 0) & (a <= upper))].ravel()[:3]
+        bad = arr[~((arr > 0) & (arr <= upper))].ravel()[:3]
         raise ValueError(f"{name} must be {what} <= {upper:,.0f}, got {bad.tolist()}")
-    if integer and not np.array_equal(a, np.floor(a)):
-        raise ValueError(f"{name} must be a whole number, got {a[a != np.floor(a)].ravel()[:3].tolist()}")
-    return float(a) if a.ndim == 0 else a
+    if integer and not np.array_equal(arr, np.floor(arr)):
+        raise ValueError(f"{name} must be a whole number, got {arr[arr != np.floor(arr)].ravel()[:3].tolist()}")
+    return float(arr) if arr.ndim == 0 else arr
 
 
 def broadcast_shape(**named: Any) -> tuple:

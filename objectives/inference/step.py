@@ -12,7 +12,7 @@ from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
-from .resolve import REASONS, R_OK, positive
+from .resolve import R_OK, REASONS, positive
 
 
 class StepModel:
@@ -31,13 +31,14 @@ class StepModel:
         for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("attn_dp", attn_dp), ("max_num_tokens", max_num_tokens)):
             if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
-        for name, v in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
-                        ("kv_dtype", kv_dtype), ("engine_profile", engine_profile), ("engine", engine)):
-            if isinstance(v, (list, tuple, np.ndarray)):
-                raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
+        for name, arg in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
+                          ("kv_dtype", kv_dtype), ("engine_profile", engine_profile), ("engine", engine)):
+            if isinstance(arg, (list, tuple, np.ndarray)):
+                raise TypeError(f"StepModel {name} must be a scalar (one replica), got {arg!r:.80}")
         positive("max_num_tokens", max_num_tokens)
         p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None,
                     engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
+        assert p is not None  # None only when the arguments broadcast to zero rows; all are scalars here
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"
         if code != R_OK:
@@ -100,10 +101,10 @@ class StepModel:
         T, A, D, K, S = (np.asarray(x, dtype=float) for x in (T, A, D, K, S))
         if self.pp == 1:
             return 1e3 * forward_s(self._c, T, A, D, K, S)
-        t = replica_time_s(self._p, T, A, D, K, S, S)
-        n = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
-        lone = forward_s(self._c, T / n, A / n, 0.0, 0.0, np.ones_like(T))
-        return 1e3 * np.where(T > 0, np.maximum(t, lone), t)
+        t_pp: np.ndarray = replica_time_s(self._p, T, A, D, K, S, S)
+        n_pf = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
+        lone = forward_s(self._c, T / n_pf, A / n_pf, 0.0, 0.0, np.ones_like(T))
+        return 1e3 * np.where(T > 0, np.maximum(t_pp, lone), t_pp)
 
     def utilization(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
                     decode_kv_tokens: Any) -> Any:

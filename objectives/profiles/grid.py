@@ -71,7 +71,7 @@ class Table:
         return out
 
     @classmethod
-    def from_arrays(cls, prefix: str, arrays: Any) -> "Table":
+    def from_arrays(cls, prefix: str, arrays: Any) -> Table:
         keys = sorted((k for k in arrays if k.startswith(prefix + "|axis|")), key=lambda k: int(k.split("|")[-2]))
         return cls(tuple(k.split("|")[-1] for k in keys), tuple(np.asarray(arrays[k], dtype=float) for k in keys),
                    np.asarray(arrays[prefix + "|log_ms"], dtype=float))

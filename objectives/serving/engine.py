@@ -63,7 +63,7 @@ class _Req:
 class _Replica:
     """One serving instance (tp*pp GPUs). role: 'agg' | 'prefill' | 'decode'."""
 
-    def __init__(self, eng: "_Engine", idx: int, role: str, cost: IterationCost, sched: Scheduler,
+    def __init__(self, eng: _Engine, idx: int, role: str, cost: IterationCost, sched: Scheduler,
                  host_link_gbs: float) -> None:
         self.eng, self.idx, self.role = eng, idx, role
         self.cost = cost
@@ -106,7 +106,7 @@ class _Replica:
         # current unit
         self.t0 = 0.0
         self.end = 0.0
-        self.seg: list[list[float]] | None = None   # pieces [K, a, b] of a decode segment
+        self.seg: list[_Piece] | None = None   # pieces (K, a, b) of a decode segment
         self.chunks: list[tuple[int, int]] = []
         self.ndec = 0
         self.dt = 0.0
@@ -385,8 +385,8 @@ class _Replica:
             K = lo
         n = self.n
         kv0 = self.S + n * (G + 1)
-        self.seg = _integrate(self.tm, n, kv0, K)
-        self.dt = sum(p[0] * (p[1] + p[2]) * 0.5 for p in self.seg)
+        seg = self.seg = _integrate(self.tm, n, kv0, K)
+        self.dt = sum(p[0] * (p[1] + p[2]) * 0.5 for p in seg)
         self.end = t + self.dt
         self.chunks, self.ndec = [], n
 
@@ -394,20 +394,21 @@ class _Replica:
         """Shorten the running segment to end at its first iteration boundary at or after ta."""
         target = ta - self.t0
         done = 0.0
-        pieces = []
+        pieces: list[_Piece] = []
+        assert self.seg is not None  # deliver() cuts only a running decode segment
         for K, a, b in self.seg:
             dur = K * (a + b) * 0.5
             if done + dur < target - 1e-9:
-                pieces.append([K, a, b])
+                pieces.append((K, a, b))
                 done += dur
                 continue
             m = _iters_to_reach(K, a, b, target - done)
             if m < K:
                 b2 = a + (b - a) * (m - 1) / (K - 1) if K > 1 else a
-                pieces.append([m, a, b2])
+                pieces.append((m, a, b2))
                 done += m * (a + b2) * 0.5
             else:
-                pieces.append([K, a, b])
+                pieces.append((K, a, b))
                 done += dur
             break
         self.seg = pieces
@@ -494,24 +495,28 @@ class _Replica:
         self.eng.on_finish(rid, t)
 
 
-def _integrate(tm, n: int, kv0: float, K: int) -> list[list[float]]:
-    """Pieces [K_i, first, last] whose linear interpolation approximates time_ms(0, 0, n, kv0 + k*n)."""
+#: a piece of a decode segment: (K iterations, time of the first, time of the last), times linear in between
+_Piece = tuple[int, float, float]
+
+
+def _integrate(tm, n: int, kv0: float, K: int) -> list[_Piece]:
+    """Pieces (K_i, first, last) whose linear interpolation approximates time_ms(0, 0, n, kv0 + k*n)."""
     a = tm(0, 0, n, kv0)
     if K == 1:
-        return [[1, a, a]]
+        return [(1, a, a)]
     b = tm(0, 0, n, kv0 + (K - 1) * n)
-    out: list[list[float]] = []
+    out: list[_Piece] = []
     stack = [(0, K, a, b)]
     while stack:
         k0, Kp, fa, fb = stack.pop()
         if Kp <= 2:
-            out.append([Kp, fa, fb])
+            out.append((Kp, fa, fb))
             continue
         m = (Kp - 1) // 2
         fm = tm(0, 0, n, kv0 + (k0 + m) * n)
         lin = fa + (fb - fa) * m / (Kp - 1)
         if abs(fm - lin) <= RTOL * abs(fm):
-            out.append([Kp, fa, fb])
+            out.append((Kp, fa, fb))
             continue
         fm1 = tm(0, 0, n, kv0 + (k0 + m + 1) * n)
         stack.append((k0 + m + 1, Kp - m - 1, fm1, fb))
@@ -606,12 +611,14 @@ class _Engine:
         heapq.heappush(self.ev, (t + r.xfer_ms, _ARRIVE, self.seq, "decode", rid))
 
     def run(self) -> None:
+        arrival_ms = self.arrival_ms
         if self.concurrency is not None:
             for _ in range(min(self.concurrency, self.n)):
                 self.push(0.0, _ARRIVE, None, self.next_req)
                 self.next_req += 1
         else:
-            self.push(float(self.arrival_ms[0]), _ARRIVE, None, 0)
+            assert arrival_ms is not None  # an open-loop run (no concurrency) has arrival times
+            self.push(float(arrival_ms[0]), _ARRIVE, None, 0)
             self.next_req = 1
         ev = self.ev
         pop = heapq.heappop
@@ -626,8 +633,8 @@ class _Engine:
                 self._route(self.back).deliver(ver, t)
             else:
                 self._arrive(ver, t)
-                if self.concurrency is None and self.next_req < self.n:
-                    self.push(float(self.arrival_ms[self.next_req]), _ARRIVE, None, self.next_req)
+                if arrival_ms is not None and self.concurrency is None and self.next_req < self.n:
+                    self.push(float(arrival_ms[self.next_req]), _ARRIVE, None, self.next_req)
                     self.next_req += 1
         if self.n_finished != self.n:
             raise RuntimeError(f"serving engine finished {self.n_finished} of {self.n} requests (bug)")

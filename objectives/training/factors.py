@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 FACTORS_FILE = Path(__file__).resolve().parents[1] / "data" / "training" / "factors.json"
 
@@ -88,7 +89,7 @@ class Factors:
             node = node[k]
         return float(node)
 
-    def with_values(self, values: Mapping[str, float], meta: Mapping[str, Any] | None = None) -> "Factors":
+    def with_values(self, values: Mapping[str, float], meta: Mapping[str, Any] | None = None) -> Factors:
         """A copy with the dotted-path factors in `values` replaced."""
         params = copy.deepcopy(dict(self.params))
         for path, v in values.items():
@@ -103,7 +104,7 @@ class Factors:
         return json.dumps({"meta": dict(self.meta), "params": dict(self.params)}, indent=1, sort_keys=False)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Factors":
+    def load(cls, path: str | Path | None = None) -> Factors:
         """The fitted factors of `path` (default: the shipped file) over the priors; the priors if it is absent."""
         p = Path(path) if path is not None else FACTORS_FILE
         params = copy.deepcopy(PRIORS)

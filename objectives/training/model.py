@@ -522,7 +522,6 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         i = _first_bad(bad)
         raise TrainingError(f"interleaved pipeline (vp={_at(vp_, i):.0f}) needs the {_at(m_mb, i):.0f} micro-batches per replica "
                             f"to be a multiple of pp={_at(pp_, i):.0f}")
-    fam = gv["family"]
     peak_g = np.where(gcol == 1, gv["peak_fp8"], np.where(gcol == 2, gv["peak_fp4"], gv["peak16"]))
     runs = np.array([[_runs(p, g) for p in precs] for g in g_recs], dtype=bool)
     bad = ~runs[gi, p_idx]
@@ -754,7 +753,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     for a in range(0, N, CHUNK):
         sl = slice(a, min(N, a + CHUNK))
 
-        def cut(x: Any) -> Any:
+        def cut(x: Any, sl: slice = sl) -> Any:   # bound now (B023); used only within this iteration
             return x[sl] if np.ndim(x) else x
 
         out = core(**{k: cut(v) for k, v in per_row.items()}, mv={k: cut(v) for k, v in mv.items()},
