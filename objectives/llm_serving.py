@@ -34,7 +34,9 @@ Uncertainty bands (``interval=0.8``): ``<m>_lo`` / ``<m>_hi`` for m in `BANDED` 
 interval of `objectives.uncertainty`, keyed by each configuration's source, engine and GPU family; the simulated
 fidelity scales the same band around the simulated value). Robust SLOs (``confidence=0.9``): the SLO must hold at
 the one-sided 90 % bound, i.e. the constraints are the SLO's metrics with ``_hi`` (``ttft_ms_p99_hi <= SLO``) and
-the band level 2 x 0.9 - 1 = 0.8. A study ranks by the pessimistic end by naming it as an objective, e.g.
+the band level 2 x 0.9 - 1 = 0.8. The engine's spelling does the same: ``constraints={"ttft_ms_p99": ("<=", 2000,
+0.9)}`` sets the band level 0.8, and ``obj.constraints`` hands the study those constraints (checked by the engine on
+``ttft_ms_p99_hi``). A study ranks by the pessimistic end by naming it as an objective, e.g.
 ``objectives={"tok_s_per_gpu_lo": "max", "usd_per_mtok_hi": "min"}``.
 """
 from __future__ import annotations
@@ -158,13 +160,15 @@ class LLMServingObjective:
     :func:`llm_serving_objective`. Callable on a DataFrame of configurations (``@dse.vectorized``).
 
     Attributes: model, workload (serving.Workload), slo (serving.SLO), fidelity, prices, defaults, n_requests,
-    capacity (add capacity_req_s), constraints (metric -> (op, bound): the SLO and ``fits == 1``).
+    capacity (add capacity_req_s), constraints (metric -> (op, bound): the SLO and ``fits == 1``; or the
+    ``constraints=`` given, with ``fits == 1``), dse_band_level (the level of its ``_lo`` / ``_hi`` bands, None
+    without: the engine checks it against constraints met with a confidence).
     """
 
     def __init__(self, model: str, workload: serving.Workload, slo: serving.SLO, fidelity: str,
                  prices: Mapping[str, float] | None, defaults: Mapping[str, Any], n_requests: int,
                  capacity: bool = False, interval: float | None = None, confidence: float | None = None,
-                 profile: str | None = None) -> None:
+                 profile: str | None = None, constraints: Mapping[str, tuple] | None = None) -> None:
         self.model = model
         self.profile = profile
         efficiency, version = None, VERSION
@@ -174,6 +178,7 @@ class LLMServingObjective:
             version = f"{VERSION}+profile.{str(efficiency.meta.get('sha256', ''))[:12] or 'unhashed'}"
         self.interval = interval
         self.confidence = confidence
+        self.given_constraints = dict(constraints) if constraints is not None else None
         self.workload = workload
         self.slo = slo
         self.fidelity = fidelity
@@ -184,6 +189,7 @@ class LLMServingObjective:
         self.serving_model = ServingModel(model, workload, self.prices, efficiency)
         self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
         dse.vectorized(self, name=f"llm_serving/{fidelity}", version=version)
+        self.dse_band_level = interval   # declared to the engine (dse.ObjectiveSpec.check_objective)
 
     def __repr__(self) -> str:
         return (f"llm_serving_objective({self.model!r}, fidelity={self.fidelity!r}, input_len={self.input_len:g}, "
@@ -193,13 +199,17 @@ class LLMServingObjective:
         """The same objective (model, workload, SLO, prices, defaults) at another fidelity."""
         return LLMServingObjective(self.model, self.workload, self.slo, fidelity, self.prices, self.defaults,
                                    n_requests or self.n_requests, self.capacity, self.interval, self.confidence,
-                                   self.profile)
+                                   self.profile, self.given_constraints)
 
     @property
-    def constraints(self) -> dict[str, tuple[str, float]]:
-        """Constraints for ``dse.create_study(constraints=...)``: the SLO's bounds on its statistic
-        (``ttft_ms_p99 <= ...`` or ``ttft_ms <= ...`` for means) and ``fits == 1``; with a ``confidence``, on the
-        upper band ends (``ttft_ms_p99_hi``: the SLO met with that confidence)."""
+    def constraints(self) -> dict[str, tuple]:
+        """Constraints for ``dse.create_study(constraints=...)``: the ``constraints=`` given to
+        `llm_serving_objective` (``(op, bound, confidence)`` ones checked by the engine on the band ends) and
+        ``fits == 1``; else the SLO's bounds on its statistic (``ttft_ms_p99 <= ...`` or ``ttft_ms <= ...`` for
+        means) and ``fits == 1``, with a ``confidence`` on the upper band ends (``ttft_ms_p99_hi``: the SLO met
+        with that confidence)."""
+        if self.given_constraints is not None:
+            return {**self.given_constraints, "fits": self.given_constraints.get("fits", ("==", 1.0))}
         end = "_hi" if self.confidence is not None else ""
         return {**{m + end: c for m, c in self.slo.constraints.items()}, "fits": ("==", 1.0)}
 
@@ -346,7 +356,8 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
                           slo: serving.SLO | Mapping[str, Any] | None = None, fidelity: str = "analytical",
                           prices: Mapping[str, float] | None = None, *, defaults: Mapping[str, Any] | None = None,
                           n_requests: int = 2000, capacity: bool = False, interval: float | None = None,
-                          confidence: float | None = None, profile: str | None = None) -> LLMServingObjective:
+                          confidence: float | None = None, profile: str | None = None,
+                          constraints: Mapping[str, tuple] | None = None) -> LLMServingObjective:
     """The evaluate function of an LLM serving study (see the module docstring for metrics and models).
 
     Args:
@@ -372,6 +383,11 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         profile: a calibrated profile file (`dse calibrate RESULTS -o f.json`): its engine factors over the shipped
             fit in the analytical model and the simulator; its hash is part of the objective's version stored with
             the study's provenance.
+        constraints: the study's metric constraints, e.g. ``{"ttft_ms_p99": ("<=", 2000, 0.9)}`` (the engine's
+            spelling: ``(op, bound)``, or ``(op, bound, confidence)`` met with that confidence, checked on the
+            metric's ``_hi`` end for ``<=``, ``_lo`` for ``>=``); a confidence sets the band level as
+            ``confidence=`` does (one confidence for all of them, `BANDED` metrics only; ``confidence=`` and
+            ``interval=``, if given too, must agree). ``objective.constraints`` returns them with ``fits == 1``.
     """
     from .catalog import model as model_record
 
@@ -399,6 +415,8 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
     from .uncertainty import check_level, level_for_confidence
+    if constraints is not None:
+        constraints, confidence = _constraint_confidence(constraints, confidence)
     try:
         if interval is not None:
             interval = check_level(interval)
@@ -413,9 +431,32 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         raise ObjectiveError(str(exc)) from None
     try:
         return LLMServingObjective(name, workload, slo, fidelity, prices, defaults, n_requests, bool(capacity),
-                                   interval, confidence, profile)
+                                   interval, confidence, profile, constraints)
     except ValueError as exc:  # a bad profile file: named with what is wrong
         raise ObjectiveError(str(exc)) from None
+
+
+def _constraint_confidence(constraints: Mapping[str, Any], confidence: Any) -> tuple[dict[str, tuple], Any]:
+    """The validated study constraints and the one confidence they (and ``confidence=``) ask for; ObjectiveError
+    naming what disagrees."""
+    from dse.objective import check_constraints
+
+    cons = check_constraints(constraints)
+    confs = {m: c[2] for m, c in cons.items() if len(c) == 3}
+    unbanded = sorted(m for m in confs if m not in BANDED)
+    if unbanded:
+        raise ObjectiveError(f"constraints on {unbanded} have a confidence, but only these metrics have band ends: "
+                             f"{list(BANDED)}")
+    if len(set(confs.values())) > 1:
+        raise ObjectiveError(f"constraints ask for confidences {confs}: the objective returns bands at one level, so "
+                             "give every constraint the same confidence")
+    if confs:
+        c = next(iter(confs.values()))
+        if confidence is not None and confidence != c:
+            raise ObjectiveError(f"confidence={confidence!r} and the constraints' confidence {c:g} ({confs}) disagree; "
+                                 "give one of them")
+        confidence = c
+    return cons, confidence
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -185,3 +185,31 @@ def test_closed_loop_queueing_wait_agrees_with_the_simulator():
         assert ((a / s > 0.7) & (a / s < 1.4)).all(), (conc, a, s)
         ttfts.append(a)
     assert (ttfts[1] > 3 * ttfts[0]).all()            # four times the users, several times the wait
+
+
+def test_confidence_constraints_in_a_confirmed_study():
+    """constraints={"ttft_ms_p99": ("<=", b, 0.9)}: the objective makes bands at level 0.8, the study checks the
+    _hi ends at both fidelities, and the confirmed front's simulated _hi ends meet the SLO."""
+    space = spaces.llm_serving(MODEL, ["H100"], 4, formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(16, 64),
+                               max_num_tokens=(8192,), chunked_prefill=(True,))
+    cons = {"ttft_ms_p99": ("<=", 3000, 0.9), "tpot_ms_p99": ("<=", 100, 0.9)}
+    obj = objectives.llm_serving_objective(MODEL, slo={"ttft_ms_p99": 3000, "tpot_ms_p99": 100}, constraints=cons,
+                                           workload={"concurrency": 16, "input_len": 1024, "output_len": 64},
+                                           n_requests=60)
+    assert obj.interval == pytest.approx(0.8) and objective_info(obj)["band_level"] == pytest.approx(0.8)
+    objs = {"tok_s_per_gpu": "max", "tok_s_per_user": "max"}
+    ev = obj.confirming(objs)
+    assert ev.constraints == {**{k: (op, float(b), c) for k, (op, b, c) in cons.items()}, "fits": ("==", 1.0)}
+    assert ev.dse_band_level == pytest.approx(0.8)
+    study = dse.create_study("conf", space, objs, constraints=obj.constraints, storage=":memory:")
+    study.optimize(ev, optimizer="grid", batch_size=space.size, progress=False)
+    t = study.trials
+    assert (t["state"] == "complete").all() and {"ttft_ms_p99_hi", "tpot_ms_p99_hi"} <= set(t.columns)
+    front = study.pareto()
+    assert len(front) and (front["fidelity"] == "simulated").all()
+    assert (front["ttft_ms_p99_hi"] <= 3000).all() and (front["tpot_ms_p99_hi"] <= 100).all()
+    feasible = t["feasible"].astype(bool)
+    assert (feasible == ((t["ttft_ms_p99_hi"] <= 3000) & (t["tpot_ms_p99_hi"] <= 100) & (t["fits"] == 1))).all()
+    for reason in t["confirm_reason"][t["confirm_reason"] != ""]:
+        assert reason.startswith("fits") or (reason.split(" = ")[0] in ("ttft_ms_p99_hi", "tpot_ms_p99_hi")
+                                             and reason.endswith("(confidence 0.9)")), reason

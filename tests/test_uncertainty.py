@@ -210,6 +210,54 @@ def test_study_stores_bands_and_robust_slo_is_stricter(robust_study):
         assert not (better & strictly).any()
 
 
+def test_constraints_with_a_confidence_work_as_confidence_does(robust_study):
+    """The engine's spelling (op, bound, confidence) given to the objective sets its band level as confidence=
+    does, and a study with those constraints (here from a StudySpec, the study-file form) stores the _hi columns
+    and keeps exactly the configurations of the confidence= study."""
+    _, s2 = robust_study
+    cons = {"ttft_ms": ("<=", 400, 0.9), "tpot_ms": ("<=", 12, 0.9)}
+    obj = llm_serving_objective(MODEL, slo={"ttft_ms": 400, "tpot_ms": 12}, constraints=cons)
+    assert obj.confidence == 0.9 and obj.interval == pytest.approx(0.8) and obj.dse_band_level == pytest.approx(0.8)
+    assert obj.constraints == {"ttft_ms": ("<=", 400.0, 0.9), "tpot_ms": ("<=", 12.0, 0.9), "fits": ("==", 1.0)}
+    assert obj.at_fidelity("simulated").constraints == obj.constraints
+    spec = dse.StudySpec("robust3", s2.space, {"tok_s_per_gpu_lo": "max", "usd_per_mtok_hi": "min"}, obj,
+                         constraints=obj.constraints, optimizer="grid", report=False)
+    s3 = spec.run(":memory:", progress=False)
+    t2, t3 = s2.trials.set_index("number"), s3.trials.set_index("number")
+    assert s3.spec.checked == {"ttft_ms": "ttft_ms_hi", "tpot_ms": "tpot_ms_hi", "fits": "fits"}
+    assert (t3["state"] == "complete").all() and t3["ttft_ms_hi"].notna().all()
+    pd.testing.assert_series_equal(t3["feasible"].astype(bool), t2["feasible"].astype(bool))
+    assert sorted(s3.pareto()["number"]) == sorted(s2.pareto()["number"])
+    # the same with confidence= given too, when it agrees
+    assert llm_serving_objective(MODEL, constraints=cons, confidence=0.9, interval=0.8).interval == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"constraints": {"ttft_ms": ("<=", 400, 0.4)}}, r"'ttft_ms' is 0\.4;.*strictly between 0\.5 and 1"),
+    ({"constraints": {"ttft_ms": ("<=", 400, 1.0)}}, r"'ttft_ms' is 1\.0;"),
+    ({"constraints": {"ttft_ms": ("<=", 400, 0.9), "tpot_ms": ("<=", 12, 0.95)}}, r"confidences .*same confidence"),
+    ({"constraints": {"ttft_ms": ("<=", 400, 0.9)}, "confidence": 0.95}, r"confidence=0\.95 and .* 0\.9 .*disagree"),
+    ({"constraints": {"ttft_ms": ("<=", 400, 0.9)}, "interval": 0.6}, r"interval=0\.6 and confidence=0\.9 disagree"),
+    ({"constraints": {"mem_per_gpu_gib": ("<=", 70, 0.9)}}, r"\['mem_per_gpu_gib'\] have a confidence.*ttft_ms"),
+    ({"constraints": {"fits": ("==", 1, 0.9)}}, r"one-sided operator"),
+])
+def test_bad_constraint_confidence_is_named(kw, match):
+    with pytest.raises(dse.ObjectiveError, match=match):
+        llm_serving_objective(MODEL, **kw)
+
+
+def test_a_study_asking_a_confidence_the_objective_lacks_is_refused():
+    space = spaces.llm_serving(MODEL, ["H100"], 1, formats=["bf16"], kv_dtypes=["fp8"], max_batch_sizes=(16,),
+                               max_num_tokens=(8192,), chunked_prefill=(True,))
+    s = dse.create_study("refused", space, {"tok_s_per_gpu": "max"}, storage=":memory:",
+                         constraints={"ttft_ms": ("<=", 400, 0.9), "fits": ("==", 1)})
+    with pytest.raises(dse.ObjectiveError, match=r"ttft_ms_hi.*level 0\.8.*returns no bands"):
+        s.optimize(llm_serving_objective(MODEL), optimizer="grid", progress=False)
+    with pytest.raises(dse.ObjectiveError, match=r"level 0\.8.*returns bands at level 0\.6"):
+        s.optimize(llm_serving_objective(MODEL, interval=0.6), optimizer="grid", progress=False)
+    assert len(s.trials) == 0
+
+
 def test_front_error_bars(robust_study):
     from dse import report
 
