@@ -115,3 +115,44 @@ def test_space_refuses_per_pool_ep_every_trial_would_fail_on(model, kw, msg):
     kw = {"modes": ("disagg",), **kw}
     with pytest.raises(dse.SpaceError, match=msg):
         spaces.llm_serving(model, ["H200"], 8, **kw)
+
+
+def test_deploy_spells_each_pools_ep_and_attention_dp():
+    """A disaggregated MoE trial: prefill workers TP 8 EP 8, decode workers wide-EP (8 attention-DP ranks x TP 1,
+    EP 8); each engine's flags for each pool, every one of them in the engine's shipped flag list."""
+    import yaml
+
+    from objectives import deploy
+    from objectives.deploy.flags import DeployError
+
+    cfg = {"gpu": "H200-SXM-141GB", "tp": 1, "attn_dp": 8, "ep": 8, "dp": 3, "mode": "disagg", "prefill_replicas": 1,
+           "prefill_tp": 8, "prefill_ep": 8, "prefill_attn_dp": 1, "weight_dtype": "fp8", "kv_dtype": "fp8",
+           "n_gpus": 24, "max_batch_size": 128}
+    words = lambda c: " ".join(c.argv)  # noqa: E731
+    for engine in deploy.ENGINES:
+        d = deploy.commands(cfg, engine=engine, model="Qwen3-235B-A22B",
+                            workload={"concurrency": 64, "input_len": 2048, "output_len": 256})
+        assert [s.role for s in d.servers] == ["prefill", "decode", "decode"]
+        assert d.check() == {}
+        pre, dec = words(d.servers[0]), words(d.servers[1])
+        assert all(s.env["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7" for s in d.servers)   # 8 GPUs each, own node
+        assert (d.config["prefill_tp"], d.config["prefill_ep"], d.config["prefill_attn_dp"]) == (8, 8, 1)
+        if engine == "vllm":
+            assert "--tensor-parallel-size 8" in pre and "--enable-expert-parallel" in pre
+            assert "--data-parallel-size" not in pre
+            assert "--tensor-parallel-size 1" in dec and "--data-parallel-size 8" in dec
+            assert "--enable-expert-parallel" in dec
+        elif engine == "sglang":
+            assert "--tp-size 8" in pre and "--ep-size 8" in pre and "--enable-dp-attention" not in pre
+            assert "--tp-size 8" in dec and "--enable-dp-attention --dp-size 8" in dec and "--ep-size 8" in dec
+        else:
+            assert "--tp_size 8" in pre and "--ep_size 8" in pre and "--tp_size 8" in dec and "--ep_size 8" in dec
+            assert "enable_attention_dp" not in yaml.safe_load(d.files["ctx_options.yaml"])
+            assert yaml.safe_load(d.files["gen_options.yaml"])["enable_attention_dp"] is True
+    with pytest.raises(DeployError, match="prefill_ep=2: expert parallelism needs a mixture-of-experts model"):
+        deploy.commands({"gpu": "H100", "dp": 2, "mode": "disagg", "prefill_replicas": 1, "prefill_tp": 2,
+                         "prefill_ep": 2}, engine="vllm", model="Llama-3.1-8B")
+    with pytest.raises(DeployError, match=r"n_gpus=16 does not match the pools' GPUs: .* = 24"):
+        deploy.commands({**cfg, "n_gpus": 16}, engine="sglang", model="Qwen3-235B-A22B")
+    with pytest.raises(DeployError, match=r"vllm .* cannot run ep=4 with tp=8 x attn_dp=1"):
+        deploy.commands({**cfg, "prefill_ep": 4}, engine="vllm", model="Qwen3-235B-A22B")

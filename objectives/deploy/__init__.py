@@ -163,6 +163,8 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
 
     Args:
         config: gpu, tp, pp, dp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, mode, prefill_replicas,
+            prefill_gpu / prefill_tp / prefill_ep / prefill_attn_dp (disagg: the prefill workers' own; default the
+            decode workers' gpu / tp / ep / attn_dp),
             max_batch_size (or batch_size / max_num_seqs), max_num_tokens, chunked_prefill; ``model`` when not
             given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, bf16, agg, 256, 8192, chunked).
         engine: "vllm", "sglang" or "trtllm".

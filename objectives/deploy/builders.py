@@ -3,7 +3,9 @@
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
 ``max_num_tokens``, ``chunked_prefill``) plus the model. One replica runs on tp x pp x attn_dp GPUs; ``dp``
-replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode).
+replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill workers
+take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else the
+decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
 
 How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
 
@@ -29,6 +31,7 @@ disagg             --kv-transfer-config (NIXL) +    --disaggregation-mode prefil
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shlex
@@ -225,10 +228,23 @@ class Plan:
     max_batch_size: int
     max_num_tokens: int
     chunked_prefill: bool
+    # disaggregated mode: the prefill workers' own GPU type and degrees (None: the decode workers')
+    prefill_gpu: catalog.GPU | None = None
+    prefill_tp: int | None = None
+    prefill_ep: int | None = None
+    prefill_attn_dp: int | None = None
 
     @property
     def gpus_per_replica(self) -> int:
         return self.tp * self.pp * self.attn_dp
+
+    def pool(self, role: str) -> Plan:
+        """The plan of one worker of ``role``: a prefill worker of a disaggregated deployment runs on its pool's
+        GPU type, TP, EP and attention DP; every other worker on the plan's own."""
+        if role != "prefill" or self.mode != "disagg":
+            return self
+        return dataclasses.replace(self, gpu=self.prefill_gpu or self.gpu, tp=self.prefill_tp or self.tp,
+                                   ep=self.prefill_ep or self.ep, attn_dp=self.prefill_attn_dp or self.attn_dp)
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
@@ -236,6 +252,8 @@ class Plan:
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
+            pre = self.pool("prefill")
+            d.update(prefill_gpu=pre.gpu.name, prefill_tp=pre.tp, prefill_ep=pre.ep, prefill_attn_dp=pre.attn_dp)
         return d
 
 
@@ -314,21 +332,37 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
     kv = "auto" if _missing(kv) else str(kv)
     if kv not in KV:
         raise DeployError(f"kv_dtype={kv!r} not allowed; valid: {sorted(KV)}")
+    # disaggregated mode: the prefill pool's own GPU type and degrees (missing: the decode pool's)
+    pg, pre = g, {"prefill_tp": ints["tp"], "prefill_ep": ints["ep"], "prefill_attn_dp": ints["attn_dp"]}
+    if mode == "disagg":
+        if not _missing(cfg.get("prefill_gpu")):
+            pg = catalog.gpu(str(cfg["prefill_gpu"]))
+        pre = {k: (v if _missing(cfg.get(k)) else _int(cfg, k)) for k, v in pre.items()}
     n_gpus: Any = cfg.get("n_gpus")
     total = ints["tp"] * ints["pp"] * ints["attn_dp"] * ints["dp"]
-    if not _missing(n_gpus) and int(float(n_gpus)) != total:
+    if mode == "disagg":
+        total = pr * pre["prefill_tp"] * ints["pp"] * pre["prefill_attn_dp"] + \
+            (ints["dp"] - pr) * ints["tp"] * ints["pp"] * ints["attn_dp"]
+        if not _missing(n_gpus) and int(float(n_gpus)) != total:
+            raise DeployError(f"n_gpus={n_gpus!r} does not match the pools' GPUs: prefill_replicas x prefill_tp x pp x "
+                              f"prefill_attn_dp + (dp - prefill_replicas) x tp x pp x attn_dp = {pr} x "
+                              f"{pre['prefill_tp']} x {ints['pp']} x {pre['prefill_attn_dp']} + {ints['dp'] - pr} x "
+                              f"{ints['tp']} x {ints['pp']} x {ints['attn_dp']} = {total}")
+    elif not _missing(n_gpus) and int(float(n_gpus)) != total:
         raise DeployError(f"n_gpus={n_gpus!r} does not match tp x pp x attn_dp x dp = {ints['tp']} x {ints['pp']} x "
                           f"{ints['attn_dp']} x {ints['dp']} = {total}")
-    if ints["ep"] > 1 and not m.is_moe:
-        raise DeployError(f"ep={ints['ep']}: expert parallelism needs a mixture-of-experts model; {m.name} is dense")
-    if a in ("fp8", "int8", "fp4") and not g.supports(a):
-        able = [n for n in catalog.gpus() if catalog.gpu(n).supports(a)]
-        raise DeployError(f"act_dtype={a!r} (weight_dtype={w!r}) needs {a} tensor cores; {g.name} ({g.family}) has "
-                          f"none. GPUs that compute in {a}: {able}")
+    for key, ep in (("ep", ints["ep"]), ("prefill_ep", pre["prefill_ep"])):
+        if ep > 1 and not m.is_moe:
+            raise DeployError(f"{key}={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense")
+    for gpu in ([g] if pg is g or pg.name == g.name else [g, pg]):
+        if a in ("fp8", "int8", "fp4") and not gpu.supports(a):
+            able = [n for n in catalog.gpus() if catalog.gpu(n).supports(a)]
+            raise DeployError(f"act_dtype={a!r} (weight_dtype={w!r}) needs {a} tensor cores; {gpu.name} "
+                              f"({gpu.family}) has none. GPUs that compute in {a}: {able}")
     return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
-                chunked_prefill=_bool(cfg, "chunked_prefill"))
+                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, **pre)
 
 
 # ------------------------------------------------------------------------------------------------- builders
@@ -345,6 +379,7 @@ class _Ctx:
     base_port: int = 8000
     gpus_per_node: int = 8
     max_len: int | None = None        # longest request (input + output tokens) of the workload
+    offsets: list[int] | None = None  # first GPU (counted over the whole deployment) of each server
 
     def fl(self, role: str) -> tuple[FlagList, str]:
         key, program = PROGRAMS[self.engine][role]
@@ -369,7 +404,7 @@ class _Ctx:
 
     def devices(self, replica: int) -> dict[str, str]:
         n = self.p.gpus_per_replica
-        first = (replica * n) % self.gpus_per_node
+        first = (self.offsets[replica] if self.offsets else replica * n) % self.gpus_per_node
         if first + n > self.gpus_per_node:
             first = 0
         return {"CUDA_VISIBLE_DEVICES": ",".join(str(first + i) for i in range(n))}
@@ -567,27 +602,34 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     """Servers, router and files of plan ``p`` on ``engine`` (flag lists ``lists``); ``max_len``: the longest
     request in tokens (the engines' maximum model length)."""
     c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len)
-    _check_parallel(c)
     files: dict[str, str] = {}
     servers: list[Command] = []
     roles = (["prefill"] * p.prefill_replicas + ["decode"] * (p.dp - p.prefill_replicas)) if p.mode == "disagg" \
         else ["serve"] * p.dp
     ports = [base_port + 1 + i for i in range(p.dp)] if (p.dp > 1 or p.mode == "disagg") else [base_port]
+    # each worker on its pool's plan (a prefill worker of a disaggregated deployment: its own GPU, TP, EP, attention
+    # DP), checked and spelled with that pool's EP / attention-DP flags
+    sizes = [p.pool(r).gpus_per_replica for r in roles]
+    c.offsets = [sum(sizes[:i]) for i in range(len(roles))]
+    ctx = {r: dataclasses.replace(c, p=p.pool(r)) for r in dict.fromkeys(roles)}
+    for r in ctx.values():
+        _check_parallel(r)
     for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
+        rc = ctx[role]
         if engine == "vllm":
-            servers.append(_vllm_serve(c, port, role, i))
+            servers.append(_vllm_serve(rc, port, role, i))
         elif engine == "sglang":
-            servers.append(_sglang_serve(c, port, role, i))
+            servers.append(_sglang_serve(rc, port, role, i))
         else:
             name = f"{'ctx' if role == 'prefill' else 'gen' if role == 'decode' else 'serve'}_options.yaml"
             if name not in files:
-                files[name] = _yaml(_trtllm_options(c, role))
-            servers.append(_trtllm_serve(c, port, role, i, name))
-    if p.gpus_per_replica > c.gpus_per_node:
-        notes.append(f"one replica spans {p.gpus_per_replica} GPUs, more than a {c.gpus_per_node}-GPU node: start it "
+                files[name] = _yaml(_trtllm_options(rc, role))
+            servers.append(_trtllm_serve(rc, port, role, i, name))
+    if max(sizes) > c.gpus_per_node:
+        notes.append(f"one replica spans {max(sizes)} GPUs, more than a {c.gpus_per_node}-GPU node: start it "
                      f"with {engine}'s multi-node options (the commands show one node's view)")
-    elif p.gpus_per_replica * p.dp > c.gpus_per_node:
-        notes.append(f"{p.gpus_per_replica * p.dp} GPUs in all: more than one {c.gpus_per_node}-GPU node; start each "
+    elif sum(sizes) > c.gpus_per_node:
+        notes.append(f"{sum(sizes)} GPUs in all: more than one {c.gpus_per_node}-GPU node; start each "
                      f"replica on its own node and replace {host} in the router's URLs")
     router = None
     urls = [f"http://{host}:{port}" for port in ports]
