@@ -232,7 +232,7 @@ def test_grid_max_points():
 
 
 def test_grid_chunked_enumeration_matches_unchunked(monkeypatch):
-    import dse.space as space_mod
+    import dse.space_points as space_mod  # the grid enumeration's chunk size
 
     s = serving_space(extra=Int(0, 2, when="tp < 8"))
     full = s.grid()
