@@ -4,7 +4,11 @@
     df = opt.ask(opt.default_batch_size())      # feasible, new configurations
     opt.tell(df, F, CV)                         # F to minimize (NaN row = failed), CV >= 0 (0 = feasible)
 
-See ``base`` for the conventions, ``evolutionary`` (pymoo), ``bayesian`` (Optuna), ``simple`` (random, grid).
+    batch = opt.ask_batch(n)                    # the same as a Batch (frame, keys, encoding: ``batch``) ...
+    opt.tell_batch(batch, F, CV)                # ... told back without encoding it again (what Study.optimize does)
+
+See ``base`` for the conventions, ``batch`` for the Batch, ``duplicates`` for the evaluation cache, ``evolutionary``
+(pymoo), ``bayesian`` (Optuna), ``simple`` (random, grid).
 """
 from __future__ import annotations
 
