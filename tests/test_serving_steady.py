@@ -1,10 +1,18 @@
-"""The event-loop simulator agrees with the closed-form steady state on closed-loop fixed-length workloads
-(real StepModel iteration times): throughput and TPOT within 5 %, TTFT within a factor of 2."""
+"""`serving.steady_state` is a view of the one analytical closed form (`ServingModel`, on
+`inference.max_throughput`'s steady state), and the event-loop simulator checks it on closed-loop fixed-length
+workloads (real StepModel iteration times).
+
+Tolerances, analytical vs simulated: throughput within 20 %, TPOT within 12 %, mean TTFT within a factor of 2.
+Measured on the cases below (each case's steady_state / simulate): throughput -1.1 % .. +17.0 %, TPOT -10.9 % ..
++9.7 %, TTFT ratio 0.63 .. 1.19; the worst is the L40S case with max_batch_size 32 (+17.0 % throughput, -10.9 %
+TPOT: the roofline closed form spreads each cycle's prompts over every iteration, where the engine packs them into
+full ones). The scalar "wave" closed form this view replaced was within 5 % on throughput and TPOT here, but it was
+a second closed form beside the one the studies use; the prefill_first policy it modelled is refused now."""
 from __future__ import annotations
 
 import pytest
 
-from objectives import serving
+from objectives import inference, serving
 
 CASES = [
     # model, gpu, tp, weight dtype, concurrency, input, output, scheduler kwargs, dp
@@ -12,7 +20,7 @@ CASES = [
     ("Llama-3.1-8B", "H100", 1, "bf16", 16, 512, 512, {}, 1),
     ("Llama-3.1-70B", "H100", 4, "fp8", 32, 1024, 128, {}, 1),
     ("Llama-3.1-8B", "H100", 1, "bf16", 256, 1024, 512, {}, 1),
-    ("Llama-3.1-8B", "A100", 1, "bf16", 64, 2048, 256, {"policy": "prefill_first"}, 1),
+    ("Llama-3.1-8B", "A100", 1, "bf16", 64, 2048, 256, {}, 1),
     ("Llama-3.1-8B", "H100", 1, "bf16", 64, 2048, 256, {"chunked_prefill": False}, 2),
     ("Llama-3.1-8B", "L40S", 1, "fp8", 64, 1024, 256, {"max_batch_size": 32}, 1),   # queueing
     ("Llama-3.3-70B", "H100", 2, "fp8", 150, 5000, 500, {}, 1),                     # KV-bound, preempting
@@ -25,10 +33,23 @@ def test_simulator_agrees_with_steady_state(model, gpu, tp, wd, n, i, o, kw, dp)
     s = serving.Scheduler(**kw)
     sim = serving.simulate(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp)
     ss = serving.steady_state(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp)
-    assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.05)
-    assert ss["tpot_ms_mean"] == pytest.approx(sim["tpot_ms_mean"], rel=0.05)
+    assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.20)
+    assert ss["tpot_ms_mean"] == pytest.approx(sim["tpot_ms_mean"], rel=0.12)
     assert 0.5 < ss["ttft_ms_mean"] / sim["ttft_ms_mean"] < 2.0
     assert ss["n_gpus"] == sim["n_gpus"] == dp * tp
+    assert set(ss) == set(serving.METRIC_KEYS) and 0 < ss["kv_usage_mean"] <= 1.0
+
+
+def test_steady_state_is_the_inference_closed_form():
+    """One closed form: with chunked prefill the view's throughput and TPOT are inference.max_throughput's at the
+    same concurrency, batch limit and token budget."""
+    w = serving.Workload(concurrency=48, input_len=1024, output_len=256)
+    ss = serving.steady_state("Llama-3.1-8B", "H100", weight_dtype="fp8", workload=w, dp=2,
+                              scheduler=serving.Scheduler(max_batch_size=64, max_num_tokens=4096))
+    mt = inference.max_throughput("Llama-3.1-8B", "H100", weight_dtype="fp8", input_len=1024, output_len=256, dp=2,
+                                  concurrency=48, max_batch_size=64, max_num_tokens=4096).iloc[0]
+    assert ss["throughput_tok_s"] == pytest.approx(mt["throughput_tok_s"], rel=1e-9)
+    assert ss["tpot_ms_mean"] == pytest.approx(mt["tpot_ms"], rel=1e-9)
 
 
 def test_steady_state_refuses_open_loop_and_drawn_lengths():
@@ -37,3 +58,20 @@ def test_steady_state_refuses_open_loop_and_drawn_lengths():
     with pytest.raises(ValueError, match="fixed input_len"):
         serving.steady_state("Llama-3.1-8B", "H100", workload=serving.Workload(
             concurrency=4, input_len=serving.Dist("uniform", low=1, high=9)))
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"policy": "prefill_first"}, r"policy='prefill_first' \(valid here: 'decode_priority'\)"),
+    ({"chunk_size": 512}, "chunk_size=512 below max_num_tokens=8192"),
+    ({"kv_capacity_tokens": 10_000}, "kv_capacity_tokens=10000"),
+])
+def test_steady_state_refuses_scheduler_features_the_closed_form_lacks(kw, msg):
+    w = serving.Workload(concurrency=8, input_len=512, output_len=64)
+    with pytest.raises(ValueError, match=msg + ".*use serving.simulate"):
+        serving.steady_state("Llama-3.1-8B", "H100", workload=w, scheduler=serving.Scheduler(**kw))
+
+
+def test_steady_state_names_why_a_deployment_cannot_run():
+    w = serving.Workload(concurrency=8, input_len=512, output_len=64)
+    with pytest.raises(ValueError, match="Llama-3.1-70B on L40S tp=1 .* cannot run: "):
+        serving.steady_state("Llama-3.1-70B", "L40S", workload=w)

@@ -11,8 +11,8 @@ Modules: workload (Workload, Dist, burstgpt_like), traces (Trace, read_trace and
 Vidur readers, shipped samples), scheduler (Scheduler, Pool, SLO, IterationCost),
 engine (the event loop), simulator (simulate, simulate_requests, simulate_costs), metrics, analytical (the
 vectorized analytical serving model that the simulator checks: ServingModel, Deployments), capacity (highest
-request rate meeting an SLO), steady_state (closed form on an explicit IterationCost), fidelity (predictions for
-the calibration rows).
+request rate meeting an SLO), steady_state (the closed-loop steady state as a view of the analytical model,
+whose closed form is `inference.max_throughput`'s), fidelity (predictions for the calibration rows).
 """
 from . import fidelity, traces
 from .analytical import Deployments, ServingModel
@@ -20,10 +20,10 @@ from .capacity import capacity
 from .metrics import METRIC_KEYS
 from .scheduler import SLO, SLO_METRICS, SLO_STATISTICS, IterationCost, Pool, Scheduler
 from .simulator import PoolCosts, simulate, simulate_costs, simulate_requests
-from .steady_state import steady_state, steady_state_costs
+from .steady_state import steady_state
 from .traces import Trace, read_trace
 from .workload import Dist, Workload, burstgpt_like
 
 __all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Trace", "traces", "Scheduler", "Pool", "SLO", "IterationCost",
-           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "steady_state_costs", "METRIC_KEYS", "fidelity",
+           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "METRIC_KEYS", "fidelity",
            "ServingModel", "Deployments", "capacity", "SLO_METRICS", "SLO_STATISTICS"]

@@ -1,98 +1,88 @@
-"""Closed-form steady state of continuous batching for closed-loop, fixed-length workloads (no event loop).
+"""`steady_state`: the closed-loop steady state of continuous batching without an event loop, as a view of the one
+analytical serving model.
 
-Model ("waves", what N clients that start together produce): per replica b = min(N / dp, max_batch_size,
-KV cache / mean context) requests are in flight, the rest queue. One cycle is the lifetime of a request:
-``k_p`` iterations carrying its prefill chunks plus ``O - 1`` decode iterations. The cycle's prefill work
-(b prompts of I tokens) is packed into P full-budget iterations, the other iterations decode only:
+There is one closed form of the in-flight batching steady state: ``objectives.inference.max_throughput``'s (the
+iteration work of N requests in flight at ``max_num_tokens`` per iteration, vectorized over configurations), which
+the analytical serving model `ServingModel` (objectives/serving/analytical.py) uses for aggregated deployments and
+extends with the scheduler features below. `steady_state` evaluates that model on one aggregated deployment under
+a closed-loop fixed-length workload and returns the keys of `simulate`; it computes nothing of its own. The
+simulator checks it (tests/test_serving_steady.py).
 
-    cycle = P * t(T = b I / P, A = b I (I + 1) / 2 / P, D = n_d, K = n_d (I + O / 2))
-          + (L - P) * t(0, 0, n_d, n_d (I + O / 2))
-
-with n_d the decoding sequences per iteration. Then throughput = b O / cycle, TTFT = queue wait + k_p mixed
-iterations, TPOT = (cycle - TTFT without queue) / (O - 1), and the queue wait follows from Little's law
-(N / dp requests per replica in the system). ``prefill_first`` iterations carry no decodes, so decoders stall
-through the P prefill iterations and the whole wave finishes together: the mean prompt waits (P + 1) / 2
-prefill iterations for its first token.
+Scheduler features mapped: ``max_batch_size``, ``max_num_tokens``, ``chunked_prefill`` (off: each cycle's prompts
+prefill in iterations of their own, decodes stall meanwhile), ``batching`` ("continuous" | "static"). Not
+modelled, refused with ValueError: ``policy="prefill_first"`` (the closed form has no wave of prompts queueing
+behind each other, its TTFT would be 4-7x low), ``chunk_size`` below ``max_num_tokens``, ``kv_capacity_tokens``
+and ``gpu_memory_utilization`` (the KV cache is sized by the inference memory model). Ignored (no preemption or
+prefix reuse in a closed-loop fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs,
+prefix_caching.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from .analytical import Deployments, ServingModel
 from .metrics import METRIC_KEYS
-from .scheduler import IterationCost, Scheduler
-from .simulator import _step_model
+from .scheduler import Scheduler
 from .workload import Workload
 
 
-def steady_state_costs(cost: IterationCost, *, workload: Workload, scheduler: Scheduler | None = None,
-                       dp: int = 1) -> dict[str, float]:
-    """`steady_state` on an explicit iteration cost (see `IterationCost`)."""
+def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
     if not isinstance(workload, Workload) or not workload.closed_loop or not workload.fixed_lengths:
         raise ValueError("steady_state needs a closed-loop workload (concurrency=N) with fixed input_len and "
                          f"output_len; got {workload!r}; use simulate for the others")
     if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
         raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
     s = scheduler if scheduler is not None else Scheduler()
-    I, O = int(workload.input_len), int(workload.output_len)
-    N = min(workload.concurrency, workload.size) / dp          # clients per replica
-    cap_tokens = s.kv_blocks(cost) * s.kv_block_size
-    if I + O > cap_tokens:
-        raise ValueError(f"a request needs {I + O} KV tokens but a replica holds {cap_tokens}")
-    b = min(N, s.max_batch_size, max(1.0, cap_tokens / (I + 0.5 * (O + 1))))
-    tm = cost.time_ms
-    budget = s.max_num_tokens
-    if s.chunked_prefill:
-        per_chunk = min(s.chunk, budget)
-    else:
-        per_chunk = max(I, 1)
-    k_p = math.ceil(I / per_chunk) if s.chunked_prefill else 1
-    ctx = I + 0.5 * O
-    if s.policy == "decode_priority":
-        L = k_p + O - 1                                       # iterations per cycle
-        n_d = b * (O - 1) / L
-        room = max(budget - n_d, 1.0)
-        if not s.chunked_prefill:
-            room = max(math.floor(room / I) * I, I)
-        P = min(float(L), max(1.0, math.ceil(b * I / room)))
-        t_mix = tm(b * I / P, b * I * (I + 1) / 2 / P, n_d, n_d * ctx)
-        t_dec = tm(0, 0, n_d, n_d * ctx) if n_d > 0 else 0.0
-        cycle = P * t_mix + (L - P) * t_dec
-        ttft0 = k_p * t_mix
-    else:
-        room = budget if s.chunked_prefill else max(math.floor(budget / I) * I, I)
-        P = max(1.0, math.ceil(b * I / room))
-        t_pf = tm(b * I / P, b * I * (I + 1) / 2 / P, 0, 0)
-        n_d = b
-        t_dec = tm(0, 0, n_d, n_d * ctx) if O > 1 else 0.0
-        cycle = P * t_pf + (O - 1) * t_dec
-        ttft0 = (P + 1) / 2 * t_pf      # the wave stays synchronized: prompts wait for the ones ahead of them
-    wait = max(N / b - 1.0, 0.0) * cycle                        # Little's law: N = (b / cycle) * (wait + cycle)
-    ttft = wait + ttft0
-    tpot = (cycle - ttft0) / (O - 1) if O > 1 else math.nan
-    e2e = wait + cycle
-    thr = dp * b * O / cycle * 1e3
-    n_gpus = dp * int(cost.n_gpus)
-    nan = math.nan
-    m: dict[str, float] = {k: nan for k in METRIC_KEYS}
-    for name, v in (("ttft", ttft), ("tpot", tpot), ("itl", tpot), ("e2e", e2e)):
-        m[f"{name}_ms_mean"] = v
-        m[f"{name}_ms_p50"] = v
-    m.update(throughput_tok_s=thr, throughput_tok_s_per_gpu=thr / n_gpus,
-             tok_s_per_user=1e3 / tpot if tpot == tpot else nan, requests_per_s=thr / O,
-             gpu_busy_frac=1.0, kv_usage_mean=b * ctx / cap_tokens, preemptions=0, n_requests=workload.size,
-             n_gpus=n_gpus, duration_s=workload.size / (thr / O))
-    return m
+    if not isinstance(s, Scheduler):
+        raise ValueError(f"scheduler must be a serving.Scheduler, got {type(s).__name__}")
+    unmodelled = []
+    if s.policy != "decode_priority":
+        unmodelled.append(f"policy={s.policy!r} (valid here: 'decode_priority')")
+    if s.chunk_size is not None and s.chunk_size < s.max_num_tokens:
+        unmodelled.append(f"chunk_size={s.chunk_size} below max_num_tokens={s.max_num_tokens}")
+    if s.kv_capacity_tokens is not None:
+        unmodelled.append(f"kv_capacity_tokens={s.kv_capacity_tokens}")
+    if s.gpu_memory_utilization is not None:
+        unmodelled.append(f"gpu_memory_utilization={s.gpu_memory_utilization}")
+    if unmodelled:
+        raise ValueError(f"steady_state (the analytical serving model's closed form) does not model Scheduler "
+                         f"{', '.join(unmodelled)}; use serving.simulate")
+    return s
 
 
 def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
                  scheduler: Scheduler | None = None, dp: int = 1) -> dict[str, float]:
     """Analytical serving metrics for a closed-loop fixed-length workload on ``dp`` agg replicas (no event
-    loop); same keys as `simulate`. Percentiles other than p50 (= the mean), SLO metrics: NaN."""
-    s = scheduler if scheduler is not None else Scheduler()
-    sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s)
-    return steady_state_costs(sm, workload=workload, scheduler=s, dp=dp)
+    loop): `ServingModel` on this one deployment (see the module docstring); same keys as `simulate`.
+    Percentiles other than p50 (= the mean), kv_usage_max and the SLO metrics: NaN. ValueError for a workload
+    that is not closed-loop with fixed lengths, a scheduler feature the model lacks, or a deployment that cannot
+    run (the inference model's reason)."""
+    s = _check(workload, scheduler, dp)
+    d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                       kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
+                       chunked_prefill=s.chunked_prefill, batching=s.batching)
+    r = ServingModel(model, workload).evaluate(d).iloc[0]
+    if r["fits"] != 1.0:
+        raise ValueError(f"steady_state: {model} on {gpu} tp={tp} pp={pp} weight_dtype={weight_dtype} cannot run: "
+                         f"{r['reason'] or 'not runnable'}")
+    nan = math.nan
+    m: dict[str, float] = {k: nan for k in METRIC_KEYS}
+    tpot = float(r["tpot_ms"])
+    for name, v in (("ttft", float(r["ttft_ms"])), ("tpot", tpot), ("itl", tpot), ("e2e", float(r["e2e_ms"]))):
+        m[f"{name}_ms_mean"] = v
+        m[f"{name}_ms_p50"] = v
+    thr, n_gpus = float(r["throughput_tok_s"]), float(r["n_gpus"])
+    # KV in use: N sequences per replica at their mean context, over the replica's capacity (same memory model)
+    from .simulator import _step_model
+    cap = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s).kv_capacity_tokens
+    ctx = float(workload.input_len) + 0.5 * float(workload.output_len)  # type: ignore[arg-type]
+    m.update(throughput_tok_s=thr, throughput_tok_s_per_gpu=thr / n_gpus, tok_s_per_user=float(r["tok_s_per_user"]),
+             requests_per_s=float(r["requests_per_s"]), gpu_busy_frac=1.0,
+             kv_usage_mean=float(r["batch_size"]) * ctx / cap, preemptions=0, n_requests=workload.size,
+             n_gpus=n_gpus, duration_s=workload.size / float(r["requests_per_s"]))
+    return m
 
 
-__all__ = ["steady_state", "steady_state_costs"]
+__all__ = ["steady_state"]
