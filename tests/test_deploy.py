@@ -311,6 +311,33 @@ def test_an_engine_release_without_attention_dp_is_refused(tmp_path):
         builders.build(p, "sglang", "0.0.1", {"sglang": old, "sglang-router": router}, [])
 
 
+def test_an_engine_release_without_fp4_is_refused_naming_the_value(tmp_path):
+    """Bad input (issue 17): an fp4 checkpoint with an engine release that lacks it (a flag list whose --quantization
+    has no modelopt_fp4, as a vLLM release before NVFP4) is refused naming the format and the release; on Hopper it
+    is refused whatever the release, naming the GPU and the GPUs that can run it."""
+    from objectives.deploy import builders
+    from objectives.deploy.flags import FlagList
+
+    vllm, _ = flag_list("vllm", "0.24.0")
+    serve = dict(vllm.commands["vllm serve"])
+    q = dict(serve["--quantization"])
+    q["choices"] = [c for c in q["choices"] if "fp4" not in str(c)]
+    serve["--quantization"] = q
+    old = FlagList("vllm", "0.0.1", vllm.repository, "x", "test", {**vllm.commands, "vllm serve": serve}, {},
+                   tmp_path / "x.json")
+    router, _ = flag_list("vllm-router")
+    cfg = {"gpu": "B200", "tp": 2, "weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8"}
+    with pytest.raises(DeployError, match=r"vllm 0\.0\.1 cannot run weight_dtype='fp4' act_dtype='fp4': "
+                                          r"--quantization 'modelopt_fp4' is not among its choices"):
+        builders.build(deploy.plan(cfg, LLAMA), "vllm", "0.0.1", {"vllm": old, "vllm-router": router}, [])
+    assert builders.build(deploy.plan(cfg, LLAMA), "vllm", "0.24.0", {"vllm": vllm, "vllm-router": router}, [])
+    for engine in deploy.ENGINES:
+        with pytest.raises(DeployError, match=r"act_dtype='fp4'.*H100-SXM-80GB \(hopper\) has none.*'B200'"):
+            deploy.commands({**cfg, "gpu": "H100-SXM-80GB"}, engine=engine, model=LLAMA)
+    with pytest.raises(DeployError, match=r"\('fp4', 'bf16'\) is not a deployable format"):
+        deploy.commands({**cfg, "act_dtype": "bf16"}, engine="vllm", model=LLAMA)
+
+
 # ------------------------------------------------------------------------------------------------ stored studies
 STUDY_FILE = '''
 import math
@@ -372,6 +399,38 @@ def test_for_trial_errors_name_the_trial(tiny_study, tmp_path):
                               "fits": 1.0}, optimizer="grid", progress=False)
     with pytest.raises(DeployError, match=r"records no model.*--model"):
         deploy.for_trial(other, 0, "vllm")
+
+
+def test_trials_that_cannot_be_deployed_are_named(tmp_path):
+    """Bad input (issue 17): a trial number that does not exist (or is not an integer), a failed trial and one
+    that does not fit each get an error naming the value."""
+    space = dse.Space(gpu=dse.Categorical(["H100-SXM-80GB"]), tp=dse.Categorical([1, 2, 4]))
+
+    def evaluate(c):
+        if c["tp"] == 1:
+            raise RuntimeError("boom")
+        return {"tok_s_per_gpu": 1.0, "fits": 0.0 if c["tp"] == 2 else 1.0, "reason": "out of memory"
+                if c["tp"] == 2 else ""}
+
+    s = dse.create_study("bad_trials", space, {"tok_s_per_gpu": "max"}, storage=f"sqlite:///{tmp_path / 'b.db'}")
+    s.optimize(evaluate, optimizer="grid", progress=False)
+    by_tp = {int(r["tp"]): int(r["number"]) for _, r in s.trials.iterrows()}
+    with pytest.raises(DeployError, match=rf"trial {by_tp[1]} of study 'bad_trials' is 'failed', not complete"):
+        deploy.for_trial(s, by_tp[1], "vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=rf"trial {by_tp[2]} .* does not fit .*\(fits=0\): out of memory"):
+        deploy.for_trial(s, by_tp[2], "vllm", model=LLAMA)
+    assert deploy.for_trial(s, by_tp[4], "vllm", model=LLAMA).config["tp"] == 4
+    for bad in (-1, 3, 10**6):
+        with pytest.raises(DeployError, match=rf"trial {bad} does not exist in study 'bad_trials' \(3 trials; "
+                                              r"numbers 0\.\.2\)"):
+            deploy.for_trial(s, bad, "vllm", model=LLAMA)
+    for bad in (1.5, "two", True, None):
+        with pytest.raises(DeployError, match=r"trial=.* must be a trial number \(an integer\)") as e:
+            deploy.for_trial(s, bad, "vllm", model=LLAMA)
+        assert repr(bad) in str(e.value)
+    empty = dse.create_study("empty", space, {"tok_s_per_gpu": "max"}, storage=":memory:")
+    with pytest.raises(DeployError, match=r"trial 0 does not exist in study 'empty' \(0 trials; numbers none"):
+        deploy.for_trial(empty, 0, "vllm", model=LLAMA)
 
 
 def test_cli_prints_writes_and_fails_clearly(tiny_study, tmp_path, capsys):

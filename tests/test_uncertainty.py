@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 import dse
@@ -69,6 +71,29 @@ def test_bad_level_names_the_value(bad):
 def test_level_beyond_the_data_is_refused_with_the_largest_usable_level():
     with pytest.raises(ValueError, match=r"interval=0\.9999.*use a level of at most"):
         inference.estimate(MODEL, "H100", interval=0.9999)
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.booleans()))
+def test_levels_and_confidences_outside_their_range_are_named(x):
+    """check_level accepts exactly the numbers in (0, 1), level_for_confidence and the engine's band_level exactly
+    those in (0.5, 1); every refusal names the value."""
+    number = not isinstance(x, bool) and math.isfinite(float(x))
+    if number and 0 < x < 1:
+        assert U.check_level(x) == float(x)
+    else:
+        with pytest.raises(ValueError, match=r"interval=.*strictly between 0 and 1") as e:
+            U.check_level(x)
+        assert repr(x) in str(e.value)
+    if number and 0.5 < x < 1:
+        assert U.level_for_confidence(x) == pytest.approx(2 * x - 1) == dse.objective.band_level(x)
+    else:
+        with pytest.raises(ValueError, match=r"strictly between 0.5 and 1") as e:
+            U.level_for_confidence(x)
+        assert repr(x) in str(e.value)
+        with pytest.raises(dse.ObjectiveError, match=r"confidence of the constraint on 'ttft_ms' is") as e:
+            dse.objective.band_level(x, "ttft_ms")
+        assert repr(x) in str(e.value)
 
 
 @pytest.mark.parametrize("bad", [0.5, 1.0, 0.3, 2])
