@@ -1,7 +1,8 @@
 """``llm_serving``: the whole deployment space of one LLM, composed from the smaller builders.
 
-Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep] | weight_dtype, act_dtype, kv_dtype |
-[mode, prefill_replicas, [prefill_gpu, prefill_tp]] | max_batch_size, max_num_tokens, chunked_prefill.
+Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep], [attn_dp] | weight_dtype, act_dtype, kv_dtype |
+[mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | max_batch_size,
+max_num_tokens, chunked_prefill.
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
 (identical replicas have the same per-GPU and per-user metrics in the analytical model, so by default the
