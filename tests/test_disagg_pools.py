@@ -2,6 +2,8 @@
 the simulator, the analytical serving model, the objective, the space and `dse deploy`."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,7 +144,7 @@ def test_deploy_spells_each_pools_ep_and_attention_dp():
     import yaml
 
     from objectives import deploy
-    from objectives.deploy.flags import DeployError
+    from objectives.deploy.flags import DATA_DIR, DeployError
 
     cfg = {"gpu": "H200-SXM-141GB", "tp": 1, "attn_dp": 8, "ep": 8, "dp": 3, "mode": "disagg", "prefill_replicas": 1,
            "prefill_tp": 8, "prefill_ep": 8, "prefill_attn_dp": 1, "weight_dtype": "fp8", "kv_dtype": "fp8",
@@ -153,6 +155,10 @@ def test_deploy_spells_each_pools_ep_and_attention_dp():
                             workload={"concurrency": 64, "input_len": 2048, "output_len": 256})
         assert [s.role for s in d.servers] == ["prefill", "decode", "decode"]
         assert d.check() == {}
+        for c in d.servers:   # every --flag in the shipped flag list of its release, read from the JSON itself
+            eng, ver = c.checked_against.split(" ", 1)
+            flags = json.loads((DATA_DIR / f"{eng}-{ver}.json").read_text())["commands"][c.program]["flags"]
+            assert [t for t in c.argv if t.startswith("--") and t not in flags] == [], c.shell()
         pre, dec = words(d.servers[0]), words(d.servers[1])
         assert all(s.env["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7" for s in d.servers)   # 8 GPUs each, own node
         assert (d.config["prefill_tp"], d.config["prefill_ep"], d.config["prefill_attn_dp"]) == (8, 8, 1)
