@@ -1,5 +1,7 @@
-"""Static checks of the engine, run as part of the test suite (so CI's one command runs them): ruff (pyflakes,
-bugbear, isort, pyupgrade) and mypy, both configured in pyproject.toml, must report nothing."""
+"""Static checks of the engine, the objectives and the search spaces, run as part of the test suite (so CI's one
+command runs them): ruff (pyflakes, bugbear, isort, pyupgrade) and mypy, both configured in pyproject.toml, must
+report nothing."""
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -26,4 +28,22 @@ def test_the_engine_is_typed_and_does_not_print():
     # library code logs (logger 'dse.*'); only the command line writes to stdout
     offenders = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / "dse").rglob("*.py") if p.name != "cli.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1) if line.lstrip().startswith("print(")]
+    assert not offenders, offenders
+
+
+def _library_prints(path: Path) -> list[int]:
+    """Lines of print() calls in `path` outside a top-level main() (a module's command-line entry point, run with
+    python -m or dispatched by `dse`, which prints its report)."""
+    tree = ast.parse(path.read_text())
+    allowed = {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "main" for n in ast.walk(f)}
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+            and n.func.id == "print" and id(n) not in allowed]
+
+
+def test_the_objectives_and_spaces_are_typed_and_do_not_print():
+    for pkg in ("objectives", "spaces"):
+        assert (ROOT / pkg / "py.typed").exists(), f"{pkg}/py.typed tells type checkers that {pkg} ships its types"
+    # library code logs (logging.getLogger(__name__)); the command line (cli.py, __main__.py, main()) prints
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for pkg in ("objectives", "spaces") for p in (ROOT / pkg).rglob("*.py")
+                 if p.name not in ("cli.py", "__main__.py") for i in _library_prints(p)]
     assert not offenders, offenders

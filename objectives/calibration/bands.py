@@ -138,8 +138,9 @@ def covered(b: U.Bands, rows: pd.DataFrame, level: float) -> np.ndarray:
     out = np.full(len(rows), np.nan)
     keys = ["kind", "source", "engine", "family", "metric"]
     for key, g in rows.groupby(keys, sort=False):
+        kind, source, engine, family, metric = key
         try:
-            lo, hi, _ = b.lookup(*key, level)
+            lo, hi, _ = b.lookup(kind, source, engine, family, metric, level)
         except ValueError:
             continue
         i = rows.index.get_indexer(g.index)
@@ -184,8 +185,9 @@ def width_table(b: U.Bands, res: pd.DataFrame, level: float = 0.8) -> pd.DataFra
     prediction."""
     rows = []
     for key, g in res.groupby(["kind", "source", "engine", "family", "metric"], sort=True):
+        kind, source, engine, family, metric = key
         try:
-            lo, hi, used = b.lookup(*key, level)
+            lo, hi, used = b.lookup(kind, source, engine, family, metric, level)
             band = f"{np.exp(lo):.2f} - {np.exp(hi):.2f}"
         except ValueError as exc:
             used, band = str(exc), "none"

@@ -59,7 +59,7 @@ def serving_rows(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
     """Serving rows predicted by objectives.serving.fidelity.predict when that module is importable."""
     rows = df[df["kind"] == "serving"].copy()
     try:
-        from objectives.serving import fidelity  # type: ignore
+        from objectives.serving import fidelity
     except Exception as exc:  # noqa: BLE001 - any import failure means the simulator is not available
         return None, f"serving rows: simulator not available ({type(exc).__name__}: {exc})"
     try:

@@ -157,7 +157,8 @@ def validate_gpu(gpu: GPU) -> GPU:
     price_unknown = isinstance(price, float) and math.isnan(price)
     nums = {f: getattr(gpu, f) for f in NUMBER_FIELDS
             if not (f == "idle_w" and gpu.idle_w is None) and not (f == "price_usd_per_hour" and price_unknown)}
-    clean = {f: _positive(name, f, v) for f, v in nums.items()}
+    # keyword arguments of dataclasses.replace by field name (Any: mypy cannot tie the names to the float fields)
+    clean: dict[str, Any] = {f: _positive(name, f, v) for f, v in nums.items()}
     if "idle_w" in clean and clean["idle_w"] >= clean["tdp_w"]:
         raise _bad(name, "idle_w", gpu.idle_w, f"a power below tdp_w = {gpu.tdp_w} W")
     sources = dict(gpu.sources or {})

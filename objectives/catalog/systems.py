@@ -117,7 +117,7 @@ def topology(gpus: Iterable[str] | str) -> dict[str, np.ndarray]:
     0 = no scale-out network known) as float arrays, one row per name. Looked up once per distinct name."""
     from . import default_catalog
     names = [gpus] if isinstance(gpus, str) else list(gpus)
-    uniq = {n: None for n in names}
+    uniq: dict[str, tuple[float, float, float] | None] = {n: None for n in names}
     for n in uniq:
         g = default_catalog().gpu(n)
         s = system(g.name)

@@ -294,10 +294,11 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     for eng in (engine, *(e for e in ("sglang", "trtllm") if e != engine)):  # own MLA kernels first
         mvs_ = versions(root, system, "mla", eng)
         mv_ = [v for v in mvs_ if _vkey(v) <= _vkey(version)] or mvs_ if eng == engine else mvs_
-        d = base / "mla" / eng / mv_[-1] if mv_ else None
-        if d is not None and (d / "generation_mla_perf.parquet").exists() and (d / "context_mla_perf.parquet").exists():
+        d_mla = base / "mla" / eng / mv_[-1] if mv_ else None
+        if (d_mla is not None and (d_mla / "generation_mla_perf.parquet").exists()
+                and (d_mla / "context_mla_perf.parquet").exists()):
             for kind in ("context", "generation"):
-                for k, t in mla_tables(d / f"{kind}_mla_perf.parquet", kind).items():
+                for k, t in mla_tables(d_mla / f"{kind}_mla_perf.parquet", kind).items():
                     tables[f"mla_{kind}.{k}"] = t
             break
     svs = versions(root, system, "sparse_attention", engine)

@@ -92,7 +92,8 @@ def save(p: KernelProfile, path: Path) -> None:
             "tables": sorted(p.tables)}
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    # numpy's stub checks **kwds against the keyword allow_pickle: bool too; no table array is named allow_pickle
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     Path(path).write_bytes(buf.getvalue())
 
 

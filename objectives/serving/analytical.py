@@ -109,9 +109,9 @@ class Deployments:
     chunked_prefill: np.ndarray
     batching: np.ndarray
     engine: np.ndarray
-    prefill_gpu: np.ndarray | None = None      # disagg: the prefill pool's GPU type (None: gpu)
-    prefill_tp: np.ndarray | None = None       # disagg: the prefill pool's TP per worker (None: tp)
-    # None is a constructor sentinel only: __post_init__ always stores an integer array
+    # None is a constructor sentinel only: __post_init__ always stores an array
+    prefill_gpu: np.ndarray = None  # type: ignore[assignment]      # disagg: the prefill pool's GPU type (None: gpu)
+    prefill_tp: np.ndarray = None  # type: ignore[assignment]       # disagg: prefill pool's TP per worker (None: tp)
     attn_dp: np.ndarray = None  # type: ignore[assignment]          # attention DP ranks per replica (None: 1)
     prefill_ep: np.ndarray = None  # type: ignore[assignment]       # disagg: prefill pool's EP (None: ep)
     prefill_attn_dp: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's attn DP (None: attn_dp)
@@ -426,9 +426,9 @@ class ServingModel:
                                            max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
                         for bs in (N[i], np.ones(len(i))))
             slope = np.where(N[i] > 1, (t_n - t_1) / np.maximum(N[i] - 1.0, 1.0), 0.0)
-            steps = np.maximum(expected_max(self.outputs, N[i]) - 1.0, max(osl - 1.0, 0.0))
+            batch_steps = np.maximum(expected_max(self.outputs, N[i]) - 1.0, max(osl - 1.0, 0.0))
             seq_steps = N[i] * max(osl - 1.0, 0.0)
-            t_decode = steps * (t_1 - slope) + seq_steps * slope
+            t_decode = batch_steps * (t_1 - slope) + seq_steps * slope
             n_pf = np.ceil(N[i] / ks)
             cycle = n_pf * t_pf + t_decode
             tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3

@@ -75,7 +75,7 @@ def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 
         raise ValueError(f"calibration rows lack column(s) {missing}; needed: {need} (+ concurrency, pp, "
                          f"act_dtype, kv_dtype when known)")
     out = pd.DataFrame(np.nan, index=rows.index, columns=list(OUT_COLUMNS))
-    cache: dict[tuple, dict[str, float] | None] = {}
+    cache: dict[tuple, dict[str, float]] = {}
     for idx, row in rows.iterrows():
         w = workload_for(row, seed)
         if w is None:

@@ -231,7 +231,9 @@ class SLO:
             if base != key:
                 stats.add(stat)
         if len(stats) > 1 or (stats and "percentile" in fields and fields["percentile"] not in stats):
-            raise ValueError(f"slo {dict(spec)!r} mixes statistics {sorted(stats | {fields.get('percentile')} - {None})}"
+            pct = fields.get("percentile")
+            mixed = sorted(stats | ({pct} if pct is not None else set()))
+            raise ValueError(f"slo {dict(spec)!r} mixes statistics {mixed}"
                              f"; one SLO bounds one statistic ({', '.join(SLO_STATISTICS)})")
         if stats:
             fields["percentile"] = stats.pop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from .engine import _Engine, _Replica
 from .metrics import itl_distribution, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .workload import Workload
+
+if TYPE_CHECKING:
+    from objectives.inference import StepModel
 
 _MODES = ("agg", "disagg")
 _ROUTING = ("least_loaded", "round_robin")
@@ -154,6 +157,7 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
         eng, reps = _run(workload, agg, None, None, scheduler, 0.0, routing)
     else:
         _check_pools(prefill, decode)
+        assert prefill is not None  # _check_pools refuses a missing pool
         if not kv_link_gbs > 0:
             raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
         kv_ms = float(prefill.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3
@@ -188,7 +192,7 @@ def _host_link(sched: Scheduler, gpu_name: str) -> float:
 
 def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None,
                 kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1,
-                attn_dp: int = 1, efficiency: Any = None) -> IterationCost:
+                attn_dp: int = 1, efficiency: Any = None) -> StepModel:
     from objectives.inference import StepModel
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                      max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp,
@@ -237,6 +241,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
         return _run(workload, agg, None, None, sched, 0.0, routing)
     _check_pools(prefill, decode)
     pcs = []
+    sms: list[StepModel] = []
     for role, pool in (("prefill", prefill), ("decode", decode)):
         if not isinstance(pool, Pool):
             raise ValueError(f"disagg pools must be serving.Pool, got {pool!r}")
@@ -253,13 +258,15 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
         if p_adp > 1:
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * p_adp)
         pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
+        sms.append(sm)
     pc, dc = pcs
+    psm, dsm = sms  # the pools' step models (pc.cost, dc.cost)
     if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
         from objectives.inference.comm import kv_transfer_gbs
         total = pc.n_workers * pc.cost.n_gpus + dc.n_workers * dc.cost.n_gpus
-        kv_link_gbs = float(kv_transfer_gbs(pc.cost.gpu_name, pc.cost.tp, dc.cost.gpu_name, dc.cost.tp, total))
+        kv_link_gbs = float(kv_transfer_gbs(psm.gpu_name, psm.tp, dsm.gpu_name, dsm.tp, total))
         if not kv_link_gbs > 0:
-            raise ValueError(f"disaggregated pools of {total} GPUs ({pc.cost.gpu_name} prefill, {dc.cost.gpu_name} "
+            raise ValueError(f"disaggregated pools of {total} GPUs ({psm.gpu_name} prefill, {dsm.gpu_name} "
                              f"decode) span more than one scale-up domain and the catalog has no scale-out network "
                              f"for them (objectives/data/systems/systems.toml): pass kv_link_gbs= (GB/s)")
     elif not kv_link_gbs > 0:
@@ -314,7 +321,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     from objectives.uncertainty import serving_intervals
 
     def key(role: str) -> tuple[str, str, str]:
-        c = next(r.cost for r in reps if r.role == role)
+        # _build prices every replica with a StepModel (IterationCost does not promise source/engine/gpu_name)
+        c = cast("StepModel", next(r.cost for r in reps if r.role == role))
         return str(c.source), str(c.engine), str(c.gpu_name)
     main = key("agg" if mode == "agg" else "decode")
     return {**m, **serving_intervals(m, interval, source=main[0], engine=main[1], gpu=main[2],

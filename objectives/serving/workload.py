@@ -111,10 +111,13 @@ class Dist:
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` integer lengths (tokens), int64."""
         if self.kind == "uniform":
+            assert self.low is not None and self.high is not None  # __post_init__ requires them for this kind
             x = rng.integers(int(self.low), int(self.high), size=n, endpoint=True).astype(np.float64)
         elif self.kind == "normal":
+            assert self.mean is not None and self.std is not None  # __post_init__ requires them for this kind
             x = rng.normal(self.mean, self.std, size=n)
         else:
+            assert self.mean is not None and self.std is not None  # __post_init__ requires them for this kind
             m, s = float(self.mean), float(self.std)
             sigma2 = math.log1p((s / m) ** 2)
             x = rng.lognormal(math.log(m) - sigma2 / 2, math.sqrt(sigma2), size=n)
