@@ -142,7 +142,8 @@ def test_frontier_gcd_and_v100_are_usable():
     (dict(ep=2), r"ep=2 but Llama-3.1-70B is dense"),
     (dict(precision="int4"), r"unknown precision 'int4'; valid: 'bf16', 'fp16', 'fp8', 'fp8-rowwise', 'fp8-block', "
                              r"'mxfp8', 'nvfp4'"),
-    (dict(recompute="some"), r"unknown recompute 'some'; valid: 'none', 'selective', 'full'"),
+    (dict(recompute="some"), r"unknown recompute 'some'; valid: 'none', 'selective', 'full', 'selective-op'"),
+    (dict(cross_entropy="chunked"), r"unknown cross_entropy 'chunked'; valid: 'fused', 'eager'"),
     (dict(zero_stage=4), r"unknown zero_stage 4"),
     (dict(offload="disk"), r"unknown offload 'disk'"),
     (dict(gpu="A100-SXM-80GB"),
@@ -214,6 +215,32 @@ def test_higher_zero_stage_never_uses_more_memory(kw):
 def test_full_recompute_le_selective_le_none_activation_memory(kw):
     acts = estimate(**{**kw, "recompute": np.array(["full", "selective", "none"])})["mem_activations_gib"].to_numpy()
     assert acts[0] <= acts[1] + 1e-12 and acts[1] <= acts[2] + 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(layouts())
+def test_full_recompute_le_op_level_selective_activation_memory(kw):
+    # torchtitan's op-level policy keeps more than full recompute; with tp > 1 and SP it can keep more than "none"
+    # (the row-parallel matmul's full-size partial sum is in its save list), so only full <= selective-op holds
+    for ce in ("fused", "eager"):
+        acts = estimate(**{**kw, "recompute": np.array(["full", "selective-op"]), "cross_entropy": ce})
+        a = acts["mem_activations_gib"].to_numpy()
+        assert a[0] <= a[1] + 1e-12
+
+
+def test_eager_cross_entropy_needs_more_memory_and_no_more_time():
+    kw = dict(model="Llama-3.1-8B", gpu="H100", n_gpus=8, zero_stage=3, recompute="selective-op", seq_len=8192,
+              micro_batch=2, global_batch=16)
+    r = estimate(**kw, cross_entropy=np.array(["fused", "eager"]))
+    assert r["step_time_s"].iloc[0] == r["step_time_s"].iloc[1]
+    extra = (r["mem_activations_gib"].iloc[1] - r["mem_activations_gib"].iloc[0]) * 2**30
+    assert extra == pytest.approx(2 * 8192 * 128256 * (14.0 - 6.0))   # 14 vs 6 bytes per logit, 16,384 tokens
+
+
+def test_op_level_selective_recompute_costs_time_between_selective_and_full():
+    kw = dict(model="Llama-3.1-8B", gpu="H100", n_gpus=8, zero_stage=3, seq_len=8192, micro_batch=2, global_batch=16)
+    t = estimate(**kw, recompute=np.array(["selective", "selective-op", "full"]))["step_time_s"].to_numpy()
+    assert t[0] < t[1] < t[2]
 
 
 @settings(max_examples=60, deadline=None)

@@ -41,6 +41,7 @@ from objectives import catalog
 from objectives.catalog import Model
 from objectives.training import Factors, estimate
 from objectives.training.factors import BOUNDS, FACTORS_FILE, PRIORS
+from objectives.training.model import RESERVE_GIB
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "calibration" / "training_measurements.csv"
 MEGATRON = "https://github.com/NVIDIA/Megatron-LM"
@@ -446,16 +447,23 @@ def memory_check(path: str | Path | None = None, fac: Factors | None = None) -> 
     the run (the catalog GPU with the source's memory size) and the error against a reported peak (GiB, % of it).
 
     The rows are checked, not fitted: a run the source says went out of memory must not be predicted to fit, and a
-    run that ran should fit; `err_%` = predicted / reported - 1 where the source reports its peak."""
+    run that ran should fit; `err_%` = predicted / reported - 1 where the source reports its peak.
+
+    torchtitan's figure is torch.cuda's peak *reserved* memory in GiB (metrics.py at 9dec370: "reserved_bytes.all.peak"
+    / 2**30, logged as "memory: ... GiB"): the caching allocator's segments, which hold no CUDA context and none of
+    NCCL's own buffers. `pred_gib` is therefore the model's memory per GPU without its runtime reserve (RESERVE_GIB,
+    which stands for those), `pred_total_gib` with it (what `fits` compares with the GPU)."""
     d = pd.read_csv(Path(path) if path is not None else PEAK_MEMORY)
     est = estimate(model=d["model"].to_numpy(object), gpu=d["gpu"].to_numpy(object), n_gpus=d["n_gpus"].to_numpy(),
                    tp=d["tp"].to_numpy(), pp=d["pp"].to_numpy(), cp=d["cp"].to_numpy(),
                    zero_stage=d["zero_stage"].to_numpy(int), recompute=d["recompute"].to_numpy(object),
                    seq_len=d["seq_len"].to_numpy(), micro_batch=d["micro_batch"].to_numpy(),
-                   global_batch=d["global_batch"].to_numpy(), precision=d["precision"].to_numpy(object), factors=fac)
+                   global_batch=d["global_batch"].to_numpy(), precision=d["precision"].to_numpy(object),
+                   cross_entropy=d["cross_entropy"].to_numpy(object), factors=fac)
     out = d[["model", "gpu", "gpu_mem_gb", "n_gpus", "tp", "cp", "recompute", "seq_len", "micro_batch", "precision",
              "outcome", "peak_gib"]].copy()
-    out["pred_gib"] = est["mem_per_gpu_gib"].round(1).to_numpy()
+    out["pred_gib"] = (est["mem_per_gpu_gib"] - RESERVE_GIB).round(1).to_numpy()
+    out["pred_total_gib"] = est["mem_per_gpu_gib"].round(1).to_numpy()
     # fits on the GPU of the run: the catalog GPU's numbers with the memory size the source states (GB = 1e9 bytes)
     out["fits"] = est["mem_per_gpu_gib"].to_numpy() <= d["gpu_mem_gb"].to_numpy() * 1e9 / 2**30
     out["err_%"] = (100.0 * (out["pred_gib"] / out["peak_gib"] - 1.0)).round(1)

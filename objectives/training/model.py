@@ -19,8 +19,11 @@ Compute per micro-batch of ``b`` sequences of ``s`` tokens on one GPU (``b s / c
   masked softmax, dropout and its mask); selective recompute then reruns the core attention and "none" stores the
   5 heads s bytes per token of Korthikanti et al.'s s^2 terms.
 - Memory-bound kernels: elementwise_bytes x hidden bytes per token per layer per pass over HBM x mem_eff.
-- Recompute: "full" reruns the forward once more; "selective" recomputes core attention, which flash attention
-  already does in its backward, so it costs no extra time and stores what "none" stores without the s^2 terms.
+- Recompute: "full" reruns the forward once more; "selective" (Megatron's, Korthikanti et al. 2022) recomputes core
+  attention, which flash attention already does in its backward, so it costs no extra time and stores what "none"
+  stores without the s^2 terms; "selective-op" (torchtitan's op-level selective activation checkpointing) reruns
+  every second matmul of a layer (K, output and up / fc2 projections: `op_rec` of its GEMM FLOPs) and its
+  memory-bound kernels, plus the TP all-gathers (half of full recompute's extra TP traffic) and the EP all-to-all.
 Communication (each collective priced on the link it crosses: inside the scale-up domain at the catalog link
 bandwidth, else at the scale-out network per GPU, both x their bandwidth efficiency, + collective_latency_us):
 - TP (with or without SP): 2 all-reduces (or all-gather + reduce-scatter) of b s h / cp 16-bit values per layer
@@ -52,9 +55,15 @@ by ZeRO >= 2; optimizer states by ZeRO >= 1 (and absent with optimizer offload);
 none) and with flash attention (no s^2 terms): per layer per token 4h (norm inputs) + GEMM inputs, Q/K/V, attention
 output, MLP intermediates, split by tp (the norm part only with SP) and by cp; "full" keeps the 2h layer input per
 layer plus one layer's working set; 1F1B keeps min(pp, m) micro-batches in flight on the first stage (interleaved:
-x (1 + (pp - 1) / (pp vp))); fp32 logits when the stage holds the LM head alone (pp = 1); communication buffers: the
-SP/TP gather buffer, the ZeRO-3 gather of up to two layers' non-resident weights, and a 2 GiB runtime reserve (CUDA context, cuBLAS
-workspaces, NCCL buffers, allocator slack: an assumption, not a measurement).
+x (1 + (pp - 1) / (pp vp))); "selective-op" keeps the layer input, Q, V, the attention output and its fp32
+log-sum-exp, the gate / fc1 output and the down projection's output (with tp > 1 its full-size partial sum), all
+16-bit. The peak on the stage holding the LM head (the only one with pp = 1) is at the start of the backward: the
+stored activations + the loss's buffers (LOGIT_BYTES per vocabulary entry per token with a fused cross-entropy,
+EAGER_LOGIT_BYTES with PyTorch's eager one) + the final norm's and the head's inputs + one layer's forward
+temporaries whose cached blocks the loss cannot reuse (the caching allocator's reserve), or the recomputed layer's
+working set if larger; communication buffers: the SP/TP gather buffer, the ZeRO-3 gather of up to two layers'
+non-resident weights and of the embedding / LM head, and a 2 GiB runtime reserve outside the caching allocator (CUDA
+context, NCCL buffers: an assumption, not a measurement).
 
 MFU convention (PaLM, Chowdhery et al. 2022; Megatron-LM and llm-foundry count alike): model FLOPs per token =
 6 x N + 6 x L x s x heads x (d_qk + d_v) (non-causal attention), N = active parameters without the input
@@ -86,7 +95,10 @@ PRECISIONS: dict[str, tuple[str, float, float]] = {
     "mxfp8": ("fp8", 1.0 + 1.0 / 32, 1.0 + 1.0 / 32),           # one E8M0 scale per 32 elements
     "nvfp4": ("fp4", 0.5 + 1.0 / 16, 0.5 + 1.0 / 16),          # one E4M3 scale per 16 elements
 }
-RECOMPUTE = ("none", "selective", "full")
+RECOMPUTE = ("none", "selective", "full", "selective-op")
+#: cross-entropy implementations: "fused" (Megatron-Core's fused vocab-parallel kernel), "eager" (PyTorch's
+#: F.cross_entropy on fp32 logits, as torchtitan calls it; with tp > 1 under torch's loss_parallel)
+CROSS_ENTROPY = ("fused", "eager")
 ZERO_STAGES = (0, 1, 2, 3)
 OFFLOAD = (None, "optimizer", "weights", "both")
 FINETUNE = (None, "full", "lora")
@@ -97,10 +109,17 @@ _MX_FAMILIES = ("blackwell", "blackwell-ultra", "cdna4")       # hardware-scaled
 #: write master, m, v (12) and the 16-bit weight (2)
 ADAM_BYTES = 30.0
 RESERVE_GIB = 2.0
-#: bytes per vocabulary entry per token at the loss: the LM head's 16-bit logits (2), the fp32 log-softmax that
-#: PyTorch's cross_entropy keeps for the backward (4) and one fp32 transient (the upcast in the forward, the gradient
-#: in the backward: 4); a fused vocab-parallel cross-entropy (Megatron-Core) needs about 6
+#: bytes per vocabulary entry per token at the loss with a fused vocab-parallel cross-entropy (Megatron-Core): the LM
+#: head's 16-bit logits (2) and the fp32 softmax the kernel keeps for its backward (4)
 LOGIT_BYTES = 6.0
+#: the same with cross_entropy="eager", PyTorch's F.cross_entropy(logits.float()) (torchtitan's train.py loss_fn at
+#: 9dec370, `del pred` before backward): at the start of the backward the fp32 log-softmax output autograd saved (4),
+#: nll_loss's dense fp32 gradient (4) and log_softmax's fp32 input gradient (4) are alive at once (12); the freed
+#: 16-bit logits' block (2) is too small for any of those fp32 buffers and stays in the caching allocator's pool
+#: (reserved, not allocated): 14. With tp > 1 torchtitan runs it under torch.distributed.tensor.parallel.loss_parallel,
+#: whose decomposed backward (_nll_loss_and_log_softmax_backward: zeros_like, exp, add, mul) keeps four fp32 buffers
+#: (16) + the cached 16-bit block: 18
+EAGER_LOGIT_BYTES = (14.0, 18.0)
 #: HBM bytes per attention score of an unfused (pre-flash) attention, forward and backward: forward writes the
 #: scores (2), the masked softmax reads and writes them (4), dropout reads, writes and stores its mask (5), the
 #: probabilities x values GEMM reads them (2); backward: dropout (5), softmax (6), the two score-gradient GEMM
@@ -266,6 +285,10 @@ def _model_numbers(m: Model) -> dict[str, float]:
         expert_body=float(n_moe * m.n_experts * expert),
         n_moe=float(n_moe), n_experts=float(m.n_experts), top_k=float(m.top_k),
         f_avg=float(f_avg), window=float(m.sliding_window), n_slide=float(n_slide),
+        # share of the layers' forward GEMM FLOPs that selective-op recomputes: every second matmul of a layer in the
+        # order q, k, v, o, gate, up, down (or q, k, v, o, fc1, fc2) is not saved: k, o and up (or fc2), h x f both
+        op_rec=float(min(1.0, L * (m.hidden * hkv + hq * m.hidden + m.hidden * f_avg)
+                         / max(L * attn + n_dense * dense_mlp + n_moe * moe_active, 1.0))),
         mlp_mats=gate,
     )
 
@@ -302,8 +325,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
              scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
-             flash_attention: Any = True, uneven_pp: bool = False, factors: Factors | None = None,
-             interval: float | None = None) -> pd.DataFrame:
+             flash_attention: Any = True, cross_entropy: Any = "fused", uneven_pp: bool = False,
+             factors: Factors | None = None, interval: float | None = None) -> pd.DataFrame:
     """Step time, throughput, memory and cost of training `model` on `n_gpus` `gpu`s; one row per configuration.
 
     Arguments (scalars or arrays, broadcast together):
@@ -314,7 +337,9 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
       (as in Megatron-Core: ep divides dp x cp and the experts).
     - sequence_parallel: bool (norm/dropout activations split over tp). zero_stage: 0-3, "fsdp" (= 3) or
       "hybrid_shard" (HSDP: ZeRO-3 among the data-parallel ranks of one scale-up domain, replicated across domains,
-      with one all-reduce of the sharded gradients per step). recompute: "none" | "selective" | "full".
+      with one all-reduce of the sharded gradients per step). recompute: "none" | "selective" (Megatron's: core
+      attention) | "full" | "selective-op" (torchtitan's op-level selective checkpointing: saves every second
+      matmul's output and the attention output).
     - seq_len (tokens), micro_batch (sequences per micro-batch per replica), global_batch (sequences per step).
     - precision: "bf16" | "fp16" | "fp8" (per-tensor scaling) | "fp8-rowwise" | "fp8-block" | "mxfp8" | "nvfp4".
     - offload: None | "optimizer" (states and step on the host) | "weights" (weights streamed from the host) | "both".
@@ -329,6 +354,8 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
       False: exposed.
     - flash_attention: bool (default True); False: unfused attention that materializes its scores (pre-2022
       Megatron-LM; see the module docstring).
+    - cross_entropy: "fused" (default: a fused vocab-parallel kernel, Megatron-Core's, LOGIT_BYTES per logit) |
+      "eager" (PyTorch's F.cross_entropy on fp32 logits, as torchtitan calls it, EAGER_LOGIT_BYTES: memory only).
     - uneven_pp: allow pp x vp not dividing the layers (uneven stages, as DeepSeek-V3's 61 layers on pp 16): the
       slowest stage holds ceil(layers / (pp x vp)) x vp layers and sets the pipeline's pace and memory.
     - factors: a `Factors` (default: the fitted objectives/data/training/factors.json).
@@ -346,15 +373,17 @@ def estimate(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp:
 
     Raises `TrainingError` naming the numbers for a layout that does not divide (tp vs heads, pp x vp vs layers,
     n_gpus vs tp x pp x cp, global batch vs dp x micro_batch, cp vs seq_len, ep vs experts or dp x cp), for an
-    unknown precision / recompute / zero_stage / offload / finetune (listing the valid ones), for a precision the
-    GPU cannot compute in, and for a layout that leaves the scale-up domain of a GPU without a scale-out network.
+    unknown precision / recompute / zero_stage / offload / finetune / cross_entropy (listing the valid ones), for a
+    precision the GPU cannot compute in, and for a layout that leaves the scale-up domain of a GPU without a
+    scale-out network.
     """
     names = ("model", "gpu", "n_gpus", "tp", "pp", "cp", "ep", "vp", "sequence_parallel", "zero_stage", "recompute",
              "seq_len", "micro_batch", "global_batch", "precision", "offload", "finetune", "tokens", "lora_rank",
-             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap", "ep_comm_overlap", "flash_attention")
+             "scale_up_gpus", "scale_out_gbps", "tp_comm_overlap", "ep_comm_overlap", "flash_attention",
+             "cross_entropy")
     vals = (model, gpu, n_gpus, tp, pp, cp, ep, vp, sequence_parallel, zero_stage, recompute, seq_len, micro_batch,
             global_batch, precision, offload, finetune, tokens, lora_rank, scale_up_gpus, scale_out_gbps,
-            tp_comm_overlap, ep_comm_overlap, flash_attention)
+            tp_comm_overlap, ep_comm_overlap, flash_attention, cross_entropy)
     args = dict(zip(names, vals))
     shapes = {k: np.shape(v) for k, v in args.items() if not _is_scalar(v)}
     try:
@@ -406,7 +435,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
              micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
              finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
              scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
-                     flash_attention: Any = True, uneven_pp: bool = False,
+                     flash_attention: Any = True, cross_entropy: Any = "fused", uneven_pp: bool = False,
                      factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
     fits). Arguments as in `estimate`."""
@@ -421,6 +450,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     zeros, z_code = _categories("zero_stage", zero_stage, ZERO_STAGES + ("fsdp", "hybrid_shard"), _zero)
     offs, o_code = _categories("offload", offload, OFFLOAD, _opt_none)
     fts, f_code = _categories("finetune", finetune, FINETUNE, _opt_none)
+    ces, c_code = _categories("cross_entropy", cross_entropy, CROSS_ENTROPY, _lower)
     nums = dict(n_gpus=_num("n_gpus", n_gpus), tp=_num("tp", tp), pp=_num("pp", pp), cp=_num("cp", cp),
                 ep=_num("ep", ep), vp=_num("vp", vp), seq_len=_num("seq_len", seq_len),
                 micro_batch=_num("micro_batch", micro_batch), global_batch=_num("global_batch", global_batch),
@@ -441,7 +471,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     su = None if scale_up_gpus is None else _num("scale_up_gpus", scale_up_gpus)
     so = None if scale_out_gbps is None else _num("scale_out_gbps", scale_out_gbps, integer=False, minimum=0)
     shape = np.broadcast_shapes(m_code.shape, g_code.shape, p_code.shape, r_code.shape, z_code.shape, o_code.shape,
-                                f_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, fa_arr.shape,
+                                f_code.shape, c_code.shape, sp_arr.shape, tpo_arr.shape, epo_arr.shape, fa_arr.shape,
                                 *(a.shape for a in nums.values()),
                                 *(a.shape for a in (tok, su, so) if a is not None))
 
@@ -473,13 +503,14 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     wbytes = np.array([PRECISIONS[p][1] for p in precs])[p_idx]
     abytes = np.array([PRECISIONS[p][2] for p in precs])[p_idx]
     recipe = np.array([fac.params["recipe_cost"].get(p, 1.0) for p in precs])[p_idx]
-    rc = np.array([RECOMPUTE.index(r) for r in recs])[codes(r_code, len(recs))]          # 0 none, 1 selective, 2 full
+    rc = np.array([RECOMPUTE.index(r) for r in recs])[codes(r_code, len(recs))]   # 0 none, 1 selective, 2 full, 3 op
     z_i = codes(z_code, len(zeros))
     zs = np.array([3.0 if z == "hybrid_shard" else float(z) for z in zeros])[z_i]
     hyb = np.array([z == "hybrid_shard" for z in zeros])[z_i]          # ZeRO-3 within a domain, replicated across
     off = np.array([OFFLOAD.index(o) for o in offs])[codes(o_code, len(offs))]
     off_opt, off_w = (off == 1) | (off == 3), (off == 2) | (off == 3)
     lora = (np.array([FINETUNE.index(f) for f in fts])[codes(f_code, len(fts))] == 2)
+    eager_ce = (np.array([CROSS_ENTROPY.index(c) for c in ces])[codes(c_code, len(ces))] == 1)
     if su is not None:
         gv["scale_up"] = flat(su)
     if so is not None:
@@ -555,8 +586,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     def core(n: Any, tp_: Any, pp_: Any, cp_: Any, ep_: Any, vp_: Any, s: Any, b: Any, B: Any, rank: Any, sp: Any,
              gcol: Any, wbytes: Any, abytes: Any, recipe: Any, rc: Any, zs: Any, off_opt: Any, off_w: Any, lora: Any,
              dp: Any, m_mb: Any, peak_g: Any, gemm_eff: Any, attn_eff: Any, tok: Any, hyb: Any, tpo: Any, epo: Any,
-             fa: Any, mv: dict,
-             gv: dict) -> dict[str, Any]:
+             fa: Any, eager_ce: Any, mv: dict, gv: dict) -> dict[str, Any]:
         """Every output column for one chunk of configurations (arguments: per-row arrays or scalars)."""
         # ---------------------------------------------------------------- compute per micro-batch on the stage
         L, h, V = mv["L"], mv["h"], mv["vocab"]
@@ -594,7 +624,11 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         t_sm_f, t_sm_b = scores * SCORE_BYTES[0] / hbm, scores * SCORE_BYTES[1] / hbm
         t_fwd = t_gemm + t_attn + t_elem + t_ovh + t_sm_f
         t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + np.where(fa, 2.5, 2.0) * t_attn + 2.0 * t_elem + t_ovh + t_sm_b
-        t_rec = np.where(rc == 2, t_fwd, np.where((rc == 1) & ~fa, t_attn + t_sm_f, 0.0))
+        # selective-op (torchtitan's op-level SAC) reruns the matmuls whose outputs it does not save (every second one:
+        # the K and output projections and the MLP's up / fc2 projection, `op_rec` of the layer's GEMM FLOPs) and the
+        # memory-bound kernels, not the attention kernel (its output is saved)
+        t_rec = np.where(rc == 2, t_fwd, np.where((rc == 1) & ~fa, t_attn + t_sm_f,
+                                                  np.where(rc == 3, mv["op_rec"] * t_gemm + t_elem + t_ovh, 0.0)))
         t_compute_mb = t_fwd + t_bwd + t_rec
 
         # ---------------------------------------------------------------- communication per micro-batch
@@ -618,7 +652,9 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
             return np.where(inside, su_bytes_s, np.minimum(su_bytes_s, so_bytes_s / cross))
 
         act16 = tok_mb * h * 2.0                                  # one 16-bit activation tensor of the micro-batch
-        n_tp_coll = Ls * np.where(rc == 2, 6.0, 4.0)
+        # full recompute reruns the forward's two all-reduce-sized TP/SP collectives; selective-op its all-gathers only
+        # (reduce-scatter outputs are in its save list)
+        n_tp_coll = Ls * np.where(rc == 2, 6.0, np.where(rc == 3, 5.0, 4.0))
         t_tp = np.where(tp_ > 1, n_tp_coll * (act16 * 2.0 * (tp_ - 1) / tp_ / bw(tp_, 1.0) + lat), 0.0)
         t_tp_exp = (1.0 - np.where(tpo, F["tp_comm_overlap_eff"], F["tp_overlap"])) * t_tp
         kv_blk = tok_mb * 2.0 * mv["hkv"] / np.minimum(tp_, mv["kv_heads"]) * 2.0
@@ -627,7 +663,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
                     + np.where(rc == 2, np.maximum(0.0, t_cp1 - t_attn), 0.0))
         moe_frac = mv["n_moe"] / L
         a2a = tok_mb * mv["top_k"] * h * 2.0 / tp_ * (ep_ - 1) / ep_
-        t_ep = np.where(ep_ > 1, Ls * moe_frac * np.where(rc == 2, 6.0, 4.0) * (a2a / bw_a2a(ep_, tp_) + lat), 0.0)
+        t_ep = np.where(ep_ > 1, Ls * moe_frac * np.where(rc >= 2, 6.0, 4.0) * (a2a / bw_a2a(ep_, tp_) + lat), 0.0)
         t_ep = np.where(epo, np.maximum(0.0, t_ep - t_compute_mb), t_ep)     # exposed share
         p2p = act16 / np.where(sp, tp_, 1.0)
         t_pp = np.where(pp_ > 1, 2.0 * vp_ * (p2p / bw(np.full_like(n, 2.0), n / pp_) + lat), 0.0)
@@ -702,13 +738,36 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         per_layer = tok_mb * per_layer_tok + np.where(fa | (rc > 0), 0.0, tok_mb * 5.0 * mv["heads"] / tp_ * s)
         inflight = np.minimum(pp_, m_mb) * np.where(vp_ > 1, 1.0 + (pp_ - 1) / (pp_ * vp_), 1.0)
         layer_in = tok_mb * 2.0 * h / np.where(sp, tp_, 1.0)
-        stage_acts = np.where(rc == 2, Ls * layer_in, Ls * per_layer)     # one micro-batch's stored activations
-        work = np.where(rc == 2, per_layer, 0.0)                        # the layer being recomputed
-        # the loss: LOGIT_BYTES per vocabulary entry per token on the stage holding the LM head (the last; the only
-        # one with pp = 1), which 1F1B reaches with one micro-batch in flight while the first stage holds min(pp, m)
-        logits = tok_mb * V / tp_ * LOGIT_BYTES
-        acts = np.where(pp_ == 1, stage_acts + work + logits,
-                        np.maximum(inflight * stage_acts + work, stage_acts + work + logits))
+        # selective-op (torchtitan's op-level selective checkpointing, parallelize_llama.py at 9dec370: MUST_SAVE the
+        # outputs of every second aten.mm, of flash / efficient SDPA, of reduce_scatter, abs and max; recompute the
+        # rest): the layer input (16-bit, split over tp with SP), Q and V (1st and 3rd matmuls), the attention output
+        # and its fp32 log-sum-exp, the MLP's gate / fc1 output (5th) and the down projection's output (7th: with
+        # tp > 1 the row-parallel matmul's full-size partial sum, plus the reduce-scatter's share with SP); all
+        # 16-bit whatever the GEMM precision (fp8 GEMMs output bf16)
+        op_tok = (2.0 * h / np.where(sp, tp_, 1.0) + (4.0 * hq + 2.0 * hkv + 4.0 * mv["heads"] + 2.0 * f) / tp_
+                  + 2.0 * h * (1.0 + np.where(sp & (tp_ > 1), 1.0 / tp_, 0.0)))
+        op_layer = tok_mb * op_tok
+        stage_acts = np.where(rc == 2, Ls * layer_in, np.where(rc == 3, Ls * op_layer, Ls * per_layer))
+        # the layer being recomputed in the backward: with full recompute all of its activations, with selective-op
+        # those it did not save
+        work = np.where(rc == 2, per_layer, np.where(rc == 3, np.maximum(per_layer - op_layer, 0.0), 0.0))
+        # a layer's forward temporaries that are not stored: the MLP's 16-bit intermediates that checkpointing drops
+        # (full: gate, up and their product; selective-op: up and the product; non-gated: one fewer) and, with tp > 1,
+        # the row-parallel GEMM's full-size partial sum before its reduce-scatter / all-reduce. Freed after each layer,
+        # their blocks stay in the caching allocator's pool, too small for the loss's buffers, so they are reserved
+        # when the loss allocates (torch.cuda.max_memory_reserved counts them)
+        n_tmp = np.where(rc == 2, 2.0, np.where(rc == 3, 1.0, 0.0)) + np.where((rc >= 2) & (mv["gated"] > 0), 1.0, 0.0)
+        fwd_tmp = tok_mb * (n_tmp * 2.0 * f / tp_ + np.where(tp_ > 1, 2.0 * h, 0.0))
+        # outside the layers: the final norm's 16-bit input (split over tp with SP) and, with tp = 1, the LM head's
+        # input (with tp > 1 the head's all-gathered input is the TP buffer of `comm`), kept until the head's backward
+        head_in = tok_mb * 2.0 * h * (1.0 / np.where(sp, tp_, 1.0) + np.where(tp_ > 1, 0.0, 1.0))
+        # the loss on the stage holding the LM head (the last; the only one with pp = 1), which 1F1B reaches with one
+        # micro-batch in flight while the first stage holds min(pp, m): bytes per vocabulary entry per token of the
+        # cross-entropy implementation, at the start of the backward, before any layer is recomputed
+        ce_bytes = np.where(eager_ce, np.where(tp_ > 1, EAGER_LOGIT_BYTES[1], EAGER_LOGIT_BYTES[0]), LOGIT_BYTES)
+        logits = tok_mb * V / tp_ * ce_bytes
+        last = stage_acts + np.maximum(logits + fwd_tmp + head_in, work)
+        acts = np.where(pp_ == 1, last, np.maximum(inflight * stage_acts + work, last))
         # ZeRO-3 gathers (and prefetches) up to two layers' weights that are not resident, (1 - 1/dp) of them, and
         # the embedding / LM head (FSDP's root unit) while it computes
         gather = np.minimum(2.0, Ls) * wbytes * (mv["dense_body"] / L / tp_ * (1.0 - 1.0 / g_d)
@@ -749,7 +808,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
     per_row = dict(n=n, tp_=tp_, pp_=pp_, cp_=cp_, ep_=ep_, vp_=vp_, s=s, b=b, B=B, rank=rank, sp=sp, gcol=gcol,
                    wbytes=wbytes, abytes=abytes, recipe=recipe, rc=rc, zs=zs, off_opt=off_opt, off_w=off_w, lora=lora,
                    dp=dp, m_mb=m_mb, peak_g=peak_g, gemm_eff=gemm_eff, attn_eff=attn_eff, tok=tok_row, hyb=hyb, tpo=tpo,
-                   epo=epo, fa=fa)
+                   epo=epo, fa=fa, eager_ce=eager_ce)
     for a in range(0, N, CHUNK):
         sl = slice(a, min(N, a + CHUNK))
 
