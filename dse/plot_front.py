@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from . import pareto as _pareto
 from .errors import StudyError
 from .plot_style import (
     _REPLOT_ATTR,
@@ -45,15 +46,15 @@ def _resolve_axes(view: StudyView, x: str | None, y: str | None, z: str | None) 
 
 
 def _nondominated_2d(F: np.ndarray, directions: list[str]) -> np.ndarray:
-    """Mask of the rows of F (n x 2) not dominated in these two columns (sort and sweep, O(n log n))."""
-    sign = np.array([1.0 if d == "min" else -1.0 for d in directions])
-    G = F * sign
-    order = np.lexsort((G[:, 1], G[:, 0]))
-    best_y = np.minimum.accumulate(G[order, 1])
-    prev_best = np.concatenate(([np.inf], best_y[:-1]))
-    keep_sorted = G[order, 1] < prev_best
-    mask = np.zeros(len(F), dtype=bool)
-    mask[order[keep_sorted]] = True
+    """Mask of the rows of F (n x 2) not dominated in these two columns, one row per group of equal points (the
+    first): the study's non-dominated filter (:func:`dse.pareto.nondominated_mask`, which keeps every copy of a
+    point, as distinct trials), with each point once, as the front line draws it."""
+    mask = _pareto.nondominated_mask(F, directions)
+    idx = np.flatnonzero(mask)
+    if len(idx) > 1:
+        first = np.unique(F[idx], axis=0, return_index=True)[1]
+        mask[:] = False
+        mask[idx[first]] = True
     return mask
 
 
