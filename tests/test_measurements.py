@@ -306,3 +306,18 @@ def test_detected_layouts_and_defaults_only_for_json(tmp_path):
     assert M.detect_layout(p) == "vllm_json" and len(read_measurements(p)) == 1
     with pytest.raises(TypeError, match="apply to vLLM JSON results only"):
         read_measurements(SILICON, gpu="h200_sxm")
+
+
+def test_silicon_runs_exported_twice_count_once(silicon):
+    from objectives.calibration.silicon import distinct_measurements
+
+    rows = silicon.head(40).copy()
+    copy = rows.iloc[[3, 7]].copy()
+    copy["ttft_ms"] = copy["ttft_ms"] + 0.004          # a copy differs only in rounding
+    copy["note"] = "another dump"
+    other = rows.iloc[[5]].copy()
+    other["ttft_ms"] = other["ttft_ms"] * 1.3          # a second run of the same deployment measured differently
+    both = pd.concat([rows, copy, other], ignore_index=True)
+    out = distinct_measurements(both)
+    assert len(out) == len(distinct_measurements(rows)) + 1
+    assert (out["ttft_ms"] == other["ttft_ms"].iloc[0]).any()

@@ -300,3 +300,22 @@ def test_sparse_attention_decode_costs_the_measured_module():
                               input_len=1024, output_len=256, engine="sglang")["tpot_ms"].iloc[0]
     # 78 layers, each at least the indexer + sparse-attention part of the module (module less its projections)
     assert step > 78 * 0.5 * float(tab(4.0, 1152.0, 8.0))
+
+
+def test_closed_loop_synchronization_is_read_per_engine():
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
+    base = default_eff()
+
+    def ttft(wave: object, engine: str) -> float:
+        eff = Efficiency({**base.params, "ttft_wave": wave}, base.meta)
+        return float(inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", input_len=2048,
+                                              output_len=256, concurrency=256, engine=engine,
+                                              efficiency=eff)["ttft_ms"].iloc[0])
+    shared = {"vllm": 0.1, "sglang": 0.1, "trtllm": 0.1}
+    # a scalar (older efficiency files) means the same value for every engine
+    assert ttft(0.1, "sglang") == pytest.approx(ttft(shared, "sglang"))
+    # a group that stays together queues behind more prompts: only that engine's TTFT grows
+    assert ttft({**shared, "sglang": 1.0}, "sglang") > 1.5 * ttft(shared, "sglang")
+    assert ttft({**shared, "sglang": 1.0}, "vllm") == pytest.approx(ttft(shared, "vllm"))

@@ -47,8 +47,8 @@ def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], f
     # against the host times (it went to its bound, 0.7), and dense models, which no row here holds, are
     # dominated by their GEMMs (the published dense tables: throughput MdAPE 14 % at 1.0, 29 % at 0.7)
     out += [([("profile_launch_us", e) for e in every], 0.1, 6.0),
-            ([("profile_attn_scale",)], 0.5, 2.0), ([("ttft_wave",)], 0.01, 1.0),
-            ([("profile_layer_us",)], 1.0, 100.0)]
+            ([("profile_attn_scale",)], 0.5, 2.0), ([("profile_layer_us",)], 1.0, 100.0)]
+    out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
     return out
 
 
@@ -220,15 +220,33 @@ def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 SILICON_FILE = "serving_silicon.csv"
 
+#: what identifies one measurement: the deployment, engine release, lengths and load
+_MEASUREMENT_KEY = ("model", "engine", "engine_version", "gpu", "mode", "tp", "pp", "attn_dp", "moe_tp", "moe_ep",
+                    "weight_dtype", "kv_dtype", "isl", "osl", "concurrency", "prefill_workers", "prefill_tp",
+                    "prefill_attn_dp", "prefill_moe_ep", "decode_workers", "decode_tp", "decode_attn_dp",
+                    "decode_moe_ep")
+
+
+def distinct_measurements(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with each measurement once. The silicon file holds the same benchmark run several times over (the
+    same deployment, release, lengths and concurrency with the same TTFT and TPOT, from several dumps of one
+    results database; 347 of 1,176 predictable rows); counting it once per copy would weight a median and a fit
+    by how often a run was exported. TTFT and TPOT are compared at 1 ms and 0.1 ms (the copies differ in
+    rounding)."""
+    key = [c for c in _MEASUREMENT_KEY if c in rows.columns]
+    ident = rows[key].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
+    return rows[~ident.duplicated()].copy()
+
 
 def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:
-    """The silicon slice, normalized (`measurements.read_measurements`), restricted to predictable rows."""
+    """The silicon slice, normalized (`measurements.read_measurements`), restricted to predictable rows, each
+    measurement once (`distinct_measurements`)."""
     from .data import data_path
     from .measurements import read_measurements
 
     p = data_path(path) if path else data_path().parent / SILICON_FILE
     rows = read_measurements(p, layout="silicon")
-    return rows[usable(rows)].copy(), p
+    return distinct_measurements(rows[usable(rows)]), p
 
 
 def run(path: str | None = None, out: str | None = None, loso: bool = True, max_nfev: int = 30) -> str:
@@ -267,7 +285,8 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
     reload_default_eff()
     ins = scored(rows, eff)
     parts = ["# Silicon slice: real serving measurements (vLLM, SGLang, TensorRT-LLM), measured-profile path", "",
-             f"Data: `{p.name}` (sha256 {sha256(p)[:12]}), {len(rows)} predictable rows. Command: "
+             f"Data: `{p.name}` (sha256 {sha256(p)[:12]}), {len(rows)} distinct predictable measurements (a run "
+             "exported in several dumps counted once: `distinct_measurements`). Command: "
              "`python -m objectives.calibration silicon`. Predictions: `inference.max_throughput(..., "
              "concurrency=C, engine=<row's engine>)` (agg), prefill/decode pools (disagg).", "",
              "## In-sample (engine factors fitted on all rows)", "",

@@ -38,8 +38,12 @@ tf32; links: nvlink, xgmi, pcie, roce):
   profile) to its time inside the engine's forward pass; ``profile_moe_eff``: a routed-expert grouped GEMM's
   efficiency relative to a dense GEMM of the same tokens per expert; ``profile_launch_us[engine]``: the part of
   each isolated kernel time (GEMM, all-reduce) that CUDA graphs and overlap hide inside the engine, µs.
-- ``ttft_wave``: how synchronized closed-loop clients with equal lengths are (1: a whole group arrives together
-  and waits first come, first served for the prompts ahead; 0: no queue behind the group's other prompts).
+- ``ttft_wave[engine]``: how synchronized closed-loop clients with equal lengths stay (1: a whole group arrives
+  together and waits first come, first served for the prompts ahead; 0: no queue behind the group's other
+  prompts); a value per engine, since the schedulers differ in what keeps a group together (SGLang runs a
+  waiting prompt's prefill as its own batch and pauses the decodes; vLLM and TensorRT-LLM mix prompt chunks into
+  decode iterations, so a group's requests start decoding at different times and drift apart). The silicon fit
+  shares one value: fitted per engine it followed the one or two models each engine has (docs/profiles.md).
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
@@ -106,7 +110,7 @@ def _default_params() -> dict[str, Any]:
         "profile_attn_scale": 1.0,
         "profile_moe_eff": 0.8,
         "profile_launch_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0},
-        "ttft_wave": 1.0,
+        "ttft_wave": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0},

@@ -337,7 +337,7 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     # measured-profile rows: real clients drift apart, so a group holds G = 1 + ttft_wave (N - 1) requests (the
     # fitted synchronization); the closed form keeps the whole-group view it was fitted with
     measured = np.asarray(p.source_code) > 0
-    wave = p.eff["ttft_wave"]
+    wave = p.coeffs.wave
     G = np.where(measured, 1.0 + wave * (N - 1.0), N)
     T = np.minimum(np.maximum(mnt - N, 1.0) + isl, G * isl)        # ~ budget, after the fixed point below
     D = np.maximum(N - T / isl, 0.0)

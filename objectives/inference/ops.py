@@ -248,6 +248,8 @@ class StepCoeffs:
     ovh_seq_s: Num       # per-sequence per-iteration host overhead, s
     #: a served request's host time before the engine schedules it (API server, tokenization), s
     ttft_s: Num = 0.0
+    #: closed-loop synchronization of a profile row's engine (`Efficiency` ``ttft_wave``); 1 on the roofline
+    wave: Num = 1.0
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
     curves: Any = None
