@@ -155,11 +155,20 @@ def test_small_groups_are_pooled(shipped, residuals):
     alone = big[units[big.index] >= U.MIN_UNITS]
     k = alone.index[0]
     assert shipped.lookup(*k, 0.8)[2] == "/".join(k)
-    # enough residuals but all from one held-out unit (one model, engine version or source): pooled as well
-    one = big[units[big.index] < U.MIN_UNITS]
-    assert len(one)
-    for k in one.index:
-        assert "*" in shipped.lookup(*k, 0.8)[2], k
+    # enough residuals but all from one held-out unit (one model, engine version or source): pooled as well; the
+    # same residuals from MIN_UNITS units keep their own band
+    kind, source, engine, _, metric = k
+    r = np.linspace(-0.3, 0.3, 2 * U.MIN_GROUP)
+
+    def with_group(unit_names: list[str]) -> U.Bands:
+        extra = pd.DataFrame({"kind": kind, "source": source, "engine": engine, "family": "test-family",
+                              "metric": metric, "unit": [unit_names[i % len(unit_names)] for i in range(len(r))],
+                              "resid": r})
+        return U.Bands(pd.concat([shipped.rows, extra], ignore_index=True), shipped.meta)
+    assert "*" in with_group(["one-unit"]).lookup(kind, source, engine, "test-family", metric, 0.8)[2]
+    many = [f"unit-{i}" for i in range(U.MIN_UNITS)]
+    assert with_group(many).lookup(kind, source, engine, "test-family", metric, 0.8)[2] == "/".join(
+        (kind, source, engine, "test-family", metric))
 
 
 def test_empty_and_large_sweeps():
