@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dse.objective import band_level
+
 log = logging.getLogger(__name__)
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "uncertainty.json"
@@ -101,12 +103,13 @@ def check_level(level: Any, name: str = "interval") -> float:
 
 def level_for_confidence(confidence: Any, name: str = "confidence") -> float:
     """The two-sided band level whose upper (lower) end is the one-sided bound at `confidence`: 2 c - 1.
-    ValueError unless 0.5 < confidence < 1."""
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(float(confidence)) or not 0.5 < float(confidence) < 1.0:
+    ValueError unless 0.5 < confidence < 1 (the engine's check, `dse.objective.band_level`, worded for a keyword
+    argument)."""
+    try:
+        return band_level(confidence)
+    except ValueError:
         raise ValueError(f"{name}={confidence!r}: a one-sided confidence is a number strictly between 0.5 and 1 "
-                         f"(e.g. 0.9: the SLO holds for 90 % of deployments like this one)")
-    return 2.0 * float(confidence) - 1.0
+                         f"(e.g. 0.9: the SLO holds for 90 % of deployments like this one)") from None
 
 
 def min_residuals(level: float) -> int:
