@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 
 from . import pareto as _pareto
-from .objective import Evaluated, frame_records, is_vectorized, worker_id
+from .objective import frame_records, is_vectorized, worker_id
 from .optimizers.batch import Batch
 from .runner import Runner
-from .storage.columns import TrialColumns
 
 if TYPE_CHECKING:
     from .study import Study
@@ -123,10 +122,12 @@ def _in_notebook() -> bool:
 class Loop:
     """The ask / evaluate / store / tell loop of one optimize() call.
 
-    A batch travels as the optimizer asked it: one ``Batch`` (the configurations' DataFrame, their keys and, where
-    the ask had it, their encoding: ``ask_batch``), the objective's metrics frame, F / CV / feasible arrays, and the
-    trial numbers storage gave them; stored column by column (``add_columns``) when it is written finished, and
-    told to the optimizer as the same ``Batch`` (``tell_batch``: nothing encoded again).
+    A batch travels as one ``Batch`` from the optimizer's ask (the configurations' DataFrame, their keys and, where
+    the ask had it, their encoding: ``ask_batch``) through the runner (``evaluate_batch``: the metrics frame,
+    errors, timings), the study's scoring (``Study._scored``: objective matrix F, violations CV, feasible flags) and
+    storage (``store_batch``: written column by column, given its trial numbers) to the optimizer's
+    ``tell_batch``, which reads F and CV from it and encodes nothing again. Trials read from storage (other
+    workers', earlier runs') are told the same way, as a ``Batch`` built once from the table.
     """
 
     def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None) -> None:
@@ -203,32 +204,34 @@ class Loop:
         """Tell the optimizer the finished trials ``rows`` (a mask) of a table read from storage."""
         idx = np.flatnonzero(rows)
         params = table.params.iloc[idx].reindex(columns=self.names).reset_index(drop=True)
-        metrics = table.metrics.iloc[idx].reset_index(drop=True)
-        for m in self.study.spec.required:
-            if m not in metrics.columns:
-                metrics[m] = np.nan
         base = table.base.iloc[idx]
-        ok = (base["state"] == "complete").to_numpy()
+        errors = base["error"].to_numpy(dtype=object).copy()   # the batch's ok mask is "complete"
+        complete = (base["state"] == "complete").to_numpy()
+        errors[complete] = None
+        errors[~complete & pd.isna(errors)] = "failed"   # a failed trial stored without its reason is still failed
         aborted = base["error"].fillna("").astype(str).str.startswith(ABORTED).to_numpy()
-        F, CV, feas = self.study._F_CV(metrics, ok)
-        numbers = base["number"].to_numpy()
-        self._saw(numbers)
-        self.aborted += int(aborted.sum())
         X, keys = self.opt.encoder.encode_keys(params)   # once: the tell below uses them
+        batch = self.study._scored(
+            Batch(params, keys, X).evaluated(table.metrics.iloc[idx].reset_index(drop=True), errors,
+                                             base["duration_s"].to_numpy(dtype=float))
+        ).numbered(base["number"].to_numpy())
+        self._saw(base["number"].to_numpy())
+        self.aborted += int(aborted.sum())
         if aborted.any():
             for rec, k in zip(_records(params[aborted]), keys[aborted].tolist()):
                 self.aborted_configs.setdefault(k, rec)
         keep = ~aborted
         if keep.any():
-            batch = Batch(params, keys, X)
-            self.opt.tell_batch(batch if keep.all() else batch.take(keep), F[keep], CV[keep])
-        self._remember(F, feas, numbers)
+            self.opt.tell_batch(batch if keep.all() else batch.take(keep))
+        self._remember(batch)
 
-    def _remember(self, F: np.ndarray, feas: np.ndarray, numbers: np.ndarray) -> None:
-        """Update the front with the feasible trials of a batch."""
+    def _remember(self, batch: Batch) -> None:
+        """Update the front with the feasible trials of a scored, numbered batch."""
+        F, feas, numbers = batch.F, batch.feasible, batch.numbers
+        assert F is not None and feas is not None and numbers is not None
         if feas.any():
             cand = np.vstack([self.front_F, F[feas]])
-            nums = np.concatenate([self.front_numbers, np.asarray(numbers, dtype=np.int64)[feas]])
+            nums = np.concatenate([self.front_numbers, numbers[feas]])
             keep = _pareto.nondominated_mask(cand, ["min"] * cand.shape[1])
             self.front_F, self.front_numbers = cand[keep], nums[keep]
 
@@ -264,8 +267,7 @@ class Loop:
                     break
                 n = self.batch_size if left is None else min(self.batch_size, left)
                 batch = self._next_batch(n, retry)
-                frame = batch.frame
-                if not len(frame):
+                if not len(batch):
                     if stale_rounds >= 3 or self.opt.exhausted:
                         break
                     stale_rounds += 1
@@ -275,14 +277,14 @@ class Loop:
                     # batches that evaluate in milliseconds are written once, finished (one transaction): a crash
                     # mid-batch loses only that batch's work, which the rebuilt optimizer simply asks again
                     started = time.time()
-                    failed += self._store(None, batch, self._evaluate(frame), started)
+                    failed += self._store(None, self.runner.evaluate_batch(batch), started)
                 else:
                     started = time.time()
-                    numbers = st.reserve_trials(sid, _records(frame), self.worker)
-                    failed += self._store(numbers, batch, self._evaluate(frame), started)
+                    numbers = st.reserve_trials(sid, _records(batch.frame), self.worker)
+                    failed += self._store(numbers, self.runner.evaluate_batch(batch), started)
                     numbers = []
-                done += len(frame)
-                bar.update(len(frame), len(self.front_F), failed)
+                done += len(batch)
+                bar.update(len(batch), len(self.front_F), failed)
                 self.sync()
         except KeyboardInterrupt:
             if numbers:
@@ -331,50 +333,28 @@ class Loop:
             return Batch(pd.DataFrame(columns=self.names), np.empty(0, dtype=object))
         return Batch.concat(parts)
 
-    def _evaluate(self, frame: pd.DataFrame) -> Evaluated:
-        """Evaluate a batch: a vectorized objective in this process straight on the DataFrame (no round trip
-        through records), else through the runner."""
-        runner = self.runner
-        if not runner.parallel and is_vectorized(runner.fn):
-            return Evaluated.of_frame(runner.fn, frame, runner.required, runner.timeout)
-        return Evaluated.from_results(runner.evaluate(_records(frame)))
-
     @property
     def quick(self) -> bool:
         """Write batches in one transaction (no 'running' rows) while evaluations are fast and in-process."""
         return self.last_eval_s < QUICK_BATCH_S and not self.runner.parallel
 
-    def _store(self, numbers: list[int] | None, batch: Batch, ev: Evaluated, started: float) -> int:
-        """Store a batch: finish reserved trials (`numbers`), or add them finished, column by column, in one
-        transaction (None); then tell the optimizer the batch."""
+    def _store(self, numbers: list[int] | None, batch: Batch, started: float) -> int:
+        """Score and store an evaluated batch: finish reserved trials (`numbers`), or add them finished, column by
+        column, in one transaction (None); then tell the optimizer the batch. Return how many trials failed."""
         study = self.study
-        frame = batch.frame
         now = time.time()
-        self.last_eval_s = float(ev.seconds.sum())
-        ok = ev.ok
-        metrics = ev.metrics
-        missing = [m for m in study.spec.required if m not in metrics.columns]
-        if missing:
-            metrics = metrics.assign(**{m: np.nan for m in missing})
-        F, CV, feas = study._F_CV(metrics, ok)
-        n = len(frame)
-        cols = TrialColumns(
-            params=frame, metrics=ev.metrics, state=np.where(ok, "complete", "failed").astype(object),
-            feasible=np.where(ok, feas, np.nan), error=ev.errors,
-            started_at=np.full(n, started), finished_at=np.full(n, now),
-            duration_s=np.asarray(ev.seconds, dtype=float), metrics_present=ev.present(),
-        )
-        if numbers is None:
-            numbers = study._storage.add_columns(study._id, cols, self.worker)
-        else:
-            study._storage.finish_columns(study._id, numbers, cols, self.worker)
-        nums = np.asarray(numbers, dtype=np.int64)
+        assert batch.seconds is not None   # evaluated by the runner
+        self.last_eval_s = float(batch.seconds.sum())
+        batch = study._storage.store_batch(study._id, study._scored(batch), self.worker, started_at=started,
+                                           finished_at=now, numbers=numbers)
+        nums, n = batch.numbers, len(batch)
+        assert nums is not None
         # numbers 0..k-1 seen and this batch took k..: no other worker has written (sync may skip its query)
         self.contiguous = bool(n) and int(nums[0]) == self.n_seen and int(nums[-1]) == int(nums[0]) + n - 1
         self._saw(nums)
-        self.opt.tell_batch(batch, F, CV)
-        self._remember(F, feas, nums)
-        return int((~ok).sum())
+        self.opt.tell_batch(batch)
+        self._remember(batch)
+        return int((~batch.ok).sum())
 
 
 def _min_opt(*vals: int | None) -> int | None:

@@ -1,6 +1,7 @@
 """Parallel evaluation of configuration batches with joblib (backends loky, threading, dask).
 
-The runner splits a batch into chunks, evaluates each chunk with :func:`dse.objective.evaluate_chunk` in a
+``Runner.evaluate_batch`` evaluates a ``Batch``: a vectorized objective in this process straight on its frame,
+anything else through ``evaluate``, which splits a batch of configurations into chunks, evaluates each chunk with :func:`dse.objective.evaluate_chunk` in a
 worker, and returns one :class:`~dse.objective.Result` per configuration in order. A worker process that dies
 (segfault, ``os._exit``, out of memory) does not stop the study: the chunk is evaluated again one configuration
 per task and only the configurations that kill a worker on their own are marked failed.
@@ -18,7 +19,8 @@ from typing import Any
 import joblib
 
 from .errors import OptimizerError
-from .objective import Result, evaluate_chunk
+from .objective import Evaluated, Result, evaluate_chunk, frame_records, is_vectorized
+from .optimizers.batch import Batch
 
 BACKENDS = ("loky", "threading", "dask")
 
@@ -80,6 +82,15 @@ class Runner:
                 self._parallel = joblib.Parallel(n_jobs=self.n_jobs, backend=self.backend, return_as="list")
             self._parallel.__enter__()
         return self._parallel
+
+    def evaluate_batch(self, batch: Batch) -> Batch:
+        """The batch evaluated (``Batch.evaluated``): a vectorized objective in this process straight on its frame
+        (no round trip through records), else configuration by configuration through ``evaluate``."""
+        if not self.parallel and is_vectorized(self.fn):
+            ev = Evaluated.of_frame(self.fn, batch.frame, self.required, self.timeout)
+        else:
+            ev = Evaluated.from_results(self.evaluate(frame_records(batch.frame, none_for_missing=True)))
+        return batch.evaluated(ev.metrics, ev.errors, ev.seconds, ev.present())
 
     def evaluate(self, configs: list[dict]) -> list[Result]:
         """Evaluate every config; results in the same order. Never raises for a failing trial."""

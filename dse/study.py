@@ -23,6 +23,7 @@ from . import __version__
 from . import pareto as _pareto
 from .errors import OptimizerError, StudyError
 from .objective import Constraint, ObjectiveSpec, is_vectorized, objective_info
+from .optimizers.batch import Batch
 from .runner import Runner
 from .space import Space
 from .storage import BaseStorage
@@ -360,17 +361,21 @@ class Study:
         return list(self._storage.get_attrs(self._id).get("front", []))
 
     # ---------------------------------------------------------------------------------------------- helpers
-    def _F_CV(self, metrics: pd.DataFrame, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Minimization matrix F, violation CV and feasible flag from metrics (NaN/inf rows for failures)."""
+    def _scored(self, batch: Batch) -> Batch:
+        """An evaluated batch with its minimization matrix F, violation CV and feasible flags (``Batch.scored``):
+        NaN / inf rows for failed trials, and for an objective metric the metrics frame lacks."""
+        metrics, ok = batch.metrics, batch.ok
+        assert metrics is not None   # batch.ok raised otherwise
         n = len(metrics)
         F = np.full((n, len(self.spec.names)), np.nan)
         CV = np.full(n, np.inf)
         if n and ok.any():
-            vals = np.column_stack([pd.to_numeric(metrics[m], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                                    for m in self.spec.names])
+            vals = np.column_stack([
+                pd.to_numeric(metrics[m], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                if m in metrics.columns else np.full(n, np.nan) for m in self.spec.names])
             F[ok] = _pareto.to_minimization(vals[ok], self.spec.directions)
             CV[ok] = self.spec.violation(metrics.loc[ok]) if self.spec.constraints else 0.0
-        return F, CV, ok & (CV == 0)
+        return batch.scored(F, CV, ok & (CV == 0))
 
 
 from .loop import ABORTED, Loop  # noqa: E402  (the loop imports this module's Study for type hints only)

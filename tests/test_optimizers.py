@@ -563,7 +563,10 @@ def test_a_batch_is_told_as_asked_without_encoding_it_again(name: str, space: st
                 with monkeypatch.context() as m:
                     for method in ("encode", "encode_keys", "keys"):
                         m.setattr(opt.encoder, method, lambda *a, **k: pytest.fail("tell encoded its batch again"))
-                    opt.tell_batch(batch, F, CV)
+                    if len(out) % 2:   # F and CV ride on the batch (what the study's loop tells) ...
+                        opt.tell_batch(batch.scored(F, CV, CV == 0))
+                    else:              # ... or are given alongside it
+                        opt.tell_batch(batch, F, CV)
             else:
                 opt.tell(batch.frame.copy(), F, CV)
             out.append(batch.frame)
@@ -571,5 +574,8 @@ def test_a_batch_is_told_as_asked_without_encoding_it_again(name: str, space: st
 
     carried, encoded = run(True), run(False)
     assert len(carried) == rounds
+    opt = get_optimizer(name, make(), 2, seed=11, **settings)
+    with pytest.raises(OptimizerError, match="give both F and CV"):
+        opt.tell_batch(opt.ask_batch(2))   # neither scored nor given F and CV
     for a, b in zip(carried, encoded):
         pd.testing.assert_frame_equal(a, b)

@@ -34,6 +34,41 @@ def test_every_optimizer_runs_a_user_space(optimizer, objective, db_url):
     assert study.stored_front() == sorted(int(n) for n in front["number"])
 
 
+@pytest.mark.parametrize("objective", [toy, toy_vec], ids=["per-config", "vectorized"])
+def test_one_batch_carries_a_trial_from_ask_to_tell(objective, db_url, monkeypatch):
+    # the Batch the optimizer is told holds what the runner, the scoring and storage added to the one it asked:
+    # metrics, errors, timings, F, CV, feasible flags and trial numbers, row for row with what was stored
+    from dse.optimizers import BaseOptimizer
+
+    told = []
+    tell_batch = BaseOptimizer.tell_batch
+
+    def spy(self, batch, F=None, CV=None):
+        told.append(batch)
+        return tell_batch(self, batch, F, CV)
+
+    monkeypatch.setattr(BaseOptimizer, "tell_batch", spy)
+    study = dse.create_study("b", make_space(), OBJECTIVES, constraints={"mem": ("<=", 4.0)}, storage=db_url)
+    study.optimize(objective, optimizer="random", n_trials=50, batch_size=20, seed=3, progress=False)
+    assert [len(b) for b in told] == [20, 20, 10]
+    t = study.trials.set_index("number")
+    for b in told:
+        assert b.numbers is not None and b.F is not None and b.CV is not None and b.feasible is not None
+        rows = t.loc[b.numbers]
+        pd.testing.assert_frame_equal(b.frame, rows[make_space().names].reset_index(drop=True), check_dtype=False)
+        assert b.ok.all() and np.allclose(b.F, rows[list(OBJECTIVES)].to_numpy(float))
+        assert (b.feasible == rows["feasible"].to_numpy(bool)).all() and ((b.CV == 0) == b.feasible).all()
+        assert np.allclose(b.metrics["mem"].to_numpy(float), rows["mem"].to_numpy(float))
+        assert len(b.seconds) == len(b) and len(b.keys) == len(b)
+        half = b.take(np.arange(len(b)) % 2 == 0)   # a part of a batch keeps all that is known about its rows
+        assert half.numbers.tolist() == b.numbers[::2].tolist() and np.array_equal(half.F, b.F[::2])
+    # a resumed study tells its stored trials the same way: one batch, scored and numbered
+    told.clear()
+    study = dse.load_study("b", storage=db_url)
+    study.optimize(objective, optimizer="random", n_trials=1, seed=4, progress=False)
+    assert sorted(n for b in told for n in b.numbers.tolist()) == list(range(51))
+
+
 def test_gp_optimizer_runs(db_url):
     pytest.importorskip("torch")
     study = dse.create_study("gp", make_space(), OBJECTIVES, storage=db_url)

@@ -5,7 +5,7 @@
     opt.tell(df, F, CV)                         # F to minimize (NaN row = failed), CV >= 0 (0 = feasible)
 
     batch = opt.ask_batch(n)                    # the same as a Batch (frame, keys, encoding: ``batch``) ...
-    opt.tell_batch(batch, F, CV)                # ... told back without encoding it again (what Study.optimize does)
+    opt.tell_batch(batch.scored(F, CV, CV == 0))  # ... told back without encoding it again (what Study.optimize does)
 
 See ``base`` for the conventions, ``batch`` for the Batch, ``duplicates`` for the evaluation cache, ``evolutionary``
 (pymoo), ``bayesian`` (Optuna), ``simple`` (random, grid).

@@ -9,9 +9,10 @@ Conventions (the Study relies on them):
   (0 = feasible). A failed trial is told with a NaN row in ``F`` and ``CV = inf``: it counts as evaluated (never
   proposed again) and never survives or leads. ``tell`` accepts trials the optimizer did not ask for (from storage
   on resume, from other workers): that is how an optimizer's state is rebuilt, without pickles.
-- ``ask_batch(n)`` / ``tell_batch(batch, F, CV)``: the same as one ``Batch`` (``batch``), which carries the keys
-  and encoding the ask computed to the tell, so that the tell neither validates nor encodes the configurations
-  again (``tell`` of a DataFrame encodes it once and goes the same way).
+- ``ask_batch(n)`` / ``tell_batch(batch)``: the same as one ``Batch`` (``batch``), which carries the keys and
+  encoding the ask computed to the tell, so that the tell neither validates nor encodes the configurations again,
+  and its objective matrix and violations once scored (``tell_batch(batch, F, CV)`` for a batch not scored;
+  ``tell`` of a DataFrame encodes it once and goes the same way).
 - ``seed`` makes a run reproducible: same seed and same told values give the same asked configurations.
 """
 from __future__ import annotations
@@ -155,8 +156,13 @@ class BaseOptimizer(abc.ABC):
             raise OptimizerError(f"tell: a told configuration is not in the space: {exc}") from None
         return Batch(params, keys, X)
 
-    def tell_batch(self, batch: Batch, F: np.ndarray, CV: np.ndarray) -> None:
-        """``tell`` of a ``Batch`` (from ``ask_batch`` or ``batch_of``): its keys and encoding are used as they are."""
+    def tell_batch(self, batch: Batch, F: np.ndarray | None = None, CV: np.ndarray | None = None) -> None:
+        """``tell`` of a ``Batch`` (from ``ask_batch`` or ``batch_of``): its keys and encoding are used as they are,
+        and its objective matrix and violations (``Batch.scored``) unless ``F`` and ``CV`` are given."""
+        if F is None or CV is None:
+            if F is not None or CV is not None or batch.F is None or batch.CV is None:
+                raise OptimizerError("tell_batch: give both F and CV, or a batch scored with them (Batch.scored)")
+            F, CV = batch.F, batch.CV
         n = len(batch)
         F = np.asarray(F, dtype=float)
         if F.ndim == 1 and self.n_objectives == 1 and F.shape == (n,):

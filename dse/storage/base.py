@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from dse.storage.columns import TrialColumns
 from dse.storage.table import TrialTable
+
+if TYPE_CHECKING:
+    from dse.optimizers.batch import Batch
 
 
 class BaseStorage(abc.ABC):
@@ -79,6 +82,18 @@ class BaseStorage(abc.ABC):
     def finish_columns(self, study_id: int, numbers: Sequence[int], cols: TrialColumns, worker: str) -> None:
         """:meth:`finish_trials` of the reserved trials ``numbers`` (contiguous, as :meth:`reserve_trials` gives
         them) given column by column; StudyError if one of them is not reserved (then nothing is written)."""
+
+    def store_batch(self, study_id: int, batch: Batch, worker: str, *, started_at: float, finished_at: float,
+                    numbers: Sequence[int] | None = None) -> Batch:
+        """Store an evaluated, scored ``Batch`` (``Batch.evaluated``, ``Batch.scored``) as finished trials, straight
+        from its frame, metrics frame, errors, timings and feasible flags: the reserved trials ``numbers``
+        (:meth:`finish_columns`), else new ones (:meth:`add_columns`); return it with its trial numbers."""
+        cols = TrialColumns.of_batch(batch, started_at=started_at, finished_at=finished_at)
+        if numbers is None:
+            numbers = self.add_columns(study_id, cols, worker)
+        else:
+            self.finish_columns(study_id, numbers, cols, worker)
+        return batch.numbered(numbers)
 
     @abc.abstractmethod
     def load_table(

@@ -27,13 +27,16 @@ import math
 import numbers as _numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from dse.errors import StorageError
 from dse.vocabulary import FINISHED_STATES
+
+if TYPE_CHECKING:
+    from dse.optimizers.batch import Batch
 
 #: Trials per stored block at most (a write of more is split into several blocks, in one transaction).
 BLOCK_ROWS = 65536
@@ -174,6 +177,21 @@ class TrialColumns:
         pf, pp = _dict_columns(params, f"{what}[...]['params']")
         mf, mp = _dict_columns(metrics, f"{what}[...]['metrics']")
         return cls(pf, mf, state, feasible, error, times[0], times[1], times[2], pp, mp)
+
+    @classmethod
+    def of_batch(cls, batch: Batch, *, started_at: float, finished_at: float) -> TrialColumns:
+        """The trials of an evaluated, scored ``Batch``: its frame and metrics frame as they are, complete where it
+        has no error, feasible from its scoring (unknown for failed trials), its seconds per configuration."""
+        if batch.metrics is None or batch.errors is None or batch.seconds is None or batch.feasible is None:
+            raise StorageError(f"{batch!r} cannot be stored: it is not evaluated and scored yet")
+        ok = batch.ok
+        n = len(batch)
+        return cls(
+            params=batch.frame, metrics=batch.metrics, state=np.where(ok, "complete", "failed").astype(object),
+            feasible=np.where(ok, batch.feasible, np.nan), error=batch.errors,
+            started_at=np.full(n, started_at), finished_at=np.full(n, finished_at), duration_s=batch.seconds,
+            metrics_present=batch.present or {},
+        )
 
     def check(self) -> None:
         """StorageError if a field is not of its kind or not one row per trial (the frame path's validation:
