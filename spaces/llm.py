@@ -126,6 +126,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
             except ValueError as exc:
                 raise SpaceError(f"engines: {exc}") from None
         parts.append(dse.Space(engine=dse.Categorical(names)))
+        gpu_choices = {"gpu": _choices(parts[0], "gpu")}
+        if own_pools:
+            gpu_choices["prefill_gpu"] = _choices(pool, "prefill_gpu")
+        cons.extend(_engine_rules(names, gpu_choices))
     return compose(*parts, constraints=cons, when=when)
 
 
@@ -155,6 +159,35 @@ def _degrees(label: str, given: Sequence[int], max_gpus: int) -> list[int]:
         raise SpaceError(f"{label}={list(given)!r}: {bad or 'empty'} not allowed; valid: integers 1..max_gpus="
                          f"{max_gpus}")
     return vals
+
+
+def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[str]:
+    """Constraints keeping each engine on the GPUs it can be costed on: a GPU with measured kernel profiles but
+    none for this engine (or version) fails every trial (the `torch` profile exists for the H200 only, vLLM 0.14
+    for the A100 only); a GPU with no profiles at all uses the roofline and stays. An engine no GPU of the space
+    can run is refused."""
+    from objectives import profiles
+    rules = []
+    for e in engines:
+        name, ver = profiles.resolve_engine(e)
+        for param, names in gpus.items():
+            bad = []
+            for g in names:
+                have = profiles.available(g) if profiles.system_of(g) else None
+                if have is not None and (name not in have or (ver is not None and ver not in have[name])):
+                    bad.append(g)
+            if len(bad) == len(names):
+                raise SpaceError(f"engines: {e!r} has no kernel profile for any {param} of this space "
+                                 f"({', '.join(map(str, names))}); GPUs with a {name} profile: "
+                                 f"{', '.join(_profiled(name)) or 'none'}")
+            if bad:
+                rules.append(f"engine != {e!r} or {param} not in ({', '.join(repr(b) for b in bad)},)")
+    return rules
+
+
+def _profiled(engine: str) -> list[str]:
+    from objectives import profiles
+    return [g for g in profiles.SYSTEMS if engine in profiles.available(g)]
 
 
 def _choices(space: dse.Space, name: str) -> list[Any]:

@@ -18,6 +18,10 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
   routing skew engines see in practice (alpha 1.01) where measured, else balanced routing; fastest kernel per cell.
 
     python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
+
+With `--root` (e.g. the collector's output) every engine folder found is built; the output folder's index keeps
+the profiles it already lists (the shipped H200 `torch` profile was built from
+objectives/data/profiles/collected/ this way).
 """
 from __future__ import annotations
 
@@ -327,13 +331,21 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
 
 
-def build_all(root: Path, out: Path, source: str, newest_only: bool = True) -> list[KernelProfile]:
-    """Build and save every (system, engine, version) with GEMM tables; returns the profiles written."""
+def engines_in(root: Path) -> tuple[str, ...]:
+    """Engine folder names with GEMM tables under `root` (<system>/gemm/<engine>/...): vllm, sglang, trtllm in
+    aiconfigurator-core, `torch` (or what `--engine` named) in a collector's output."""
+    return tuple(sorted({d.name for d in root.glob("*/gemm/*") if d.is_dir()}))
+
+
+def build_all(root: Path, out: Path, source: str, newest_only: bool = True,
+              engines: tuple[str, ...] = ENGINES) -> list[KernelProfile]:
+    """Build and save every (system, engine, version) with GEMM tables; returns the profiles written. The index
+    of `out` keeps its other profiles: a profile built again replaces its own entry only."""
     out.mkdir(parents=True, exist_ok=True)
     done = []
-    index = []
+    index = {(e["system"], e["engine"], e["version"]): e for e in _index_entries(out / "index.json")}
     for sysdir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for engine in ENGINES:
+        for engine in engines:
             vs = [v for v in versions(root, sysdir.name, "gemm", engine)
                   if (sysdir / "gemm" / engine / v / "gemm_perf.parquet").exists()]
             for v in (vs[-1:] if newest_only else vs):
@@ -342,11 +354,21 @@ def build_all(root: Path, out: Path, source: str, newest_only: bool = True) -> l
                     continue
                 save(prof, out / prof.filename)
                 done.append(prof)
-                index.append({"system": prof.system, "engine": prof.engine, "version": prof.version,
-                              "file": prof.filename, "tables": sorted(prof.tables)})
+                index[(prof.system, prof.engine, prof.version)] = {
+                    "system": prof.system, "engine": prof.engine, "version": prof.version, "file": prof.filename,
+                    "source": source, "tables": sorted(prof.tables)}
                 log.info("built %s", prof.filename)
-    (out / "index.json").write_text(json.dumps({"source": source, "profiles": index}, indent=1) + "\n")
+    entries = [index[k] for k in sorted(index)]
+    (out / "index.json").write_text(json.dumps({"profiles": entries}, indent=1) + "\n")
     return done
+
+
+def _index_entries(path: Path) -> list[dict]:
+    """The entries of an existing index.json (each with its `source`; older files held one for all)."""
+    if not path.exists():
+        return []
+    idx = json.loads(path.read_text())
+    return [{**e, "source": e.get("source", idx.get("source", ""))} for e in idx.get("profiles", [])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("no kernel tables: install the profiles extra (pip install -e '.[profiles]') or pass --root")
     source = a.source or ("aiconfigurator-core " + _aic_version() + " (Apache-2.0, NVIDIA): systems/data"
                           if not a.root else f"kernel tables under {root}")
-    done = build_all(root, Path(a.out), source)
+    done = build_all(root, Path(a.out), source, engines=ENGINES if not a.root else engines_in(root))
     print(f"{len(done)} profiles written to {a.out}")
     return 0
 

@@ -2,6 +2,8 @@
 
 Profiles ship compact under objectives/data/profiles/ (derived from aiconfigurator-core, see NOTICE); with the
 `profiles` extra installed, `load(..., full=True)` (the default then) builds them from the package's full tables.
+The `torch` engine is PyTorch's own kernels (cuBLAS GEMMs, SDPA attention) as `objectives.profiles.collect`
+measures them on a GPU: the H200 one ships, built from the raw tables under objectives/data/profiles/collected/.
 """
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ SYSTEMS: Mapping[str, str] = {
     "H100-SXM-80GB": "h100_sxm", "H200-SXM-141GB": "h200_sxm", "B200": "b200_sxm", "B300": "b300_sxm",
     "GB200": "gb200", "GB300": "gb300", "A100-SXM-80GB": "a100_sxm", "L40S": "l40s",
 }
-ENGINE_NAMES = ("vllm", "sglang", "trtllm")
+ENGINE_NAMES = ("vllm", "sglang", "trtllm", "torch")
 ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
-                  "tensorrt_llm": "trtllm", "trt-llm": "trtllm"}
+                  "tensorrt_llm": "trtllm", "trt-llm": "trtllm", "torch": "torch", "pytorch": "torch"}
 
 
 @dataclass(frozen=True)
