@@ -110,7 +110,7 @@ def bench_grid(tmp: Path) -> tuple[float, float, int, int]:
     front = len(study.pareto())
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert study.summary()["n_trials"] == n, "every grid point is a trial"
-    return dt, cpu, n, front
+    return dt, cpu, int(n), front
 
 
 def grid_in_child() -> None:

@@ -67,7 +67,7 @@ def bench_ours_on_peer_configs(n: int, repeat: int) -> float:
 def bench_peer(calls: int = 200) -> float | None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # its bundled model config; never the network
     try:
-        from llm_analysis.analysis import infer  # type: ignore
+        from llm_analysis.analysis import infer
     except Exception:  # noqa: BLE001 - not installed
         return None
     t = time.perf_counter()

@@ -376,9 +376,10 @@ def run_optuna(problem: Problem, sampler: str, budget: int, seed: int) -> Trace:
     m = len(problem.spec.names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        samp: optuna.samplers.BaseSampler
         if sampler == "nsga2":
-            samp = optuna.samplers.NSGAIISampler(seed=seed)
-            batch = samp._population_size
+            nsga = optuna.samplers.NSGAIISampler(seed=seed)
+            samp, batch = nsga, int(nsga._population_size or 50)
         else:
             samp = optuna.samplers.TPESampler(seed=seed)
             batch = 1
@@ -481,8 +482,10 @@ def run_pymoo(problem: Problem, budget: int, seed: int) -> Trace:
                      mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()), eliminate_duplicates=True)
         xl = np.zeros(len(xu))
     else:
-        xl = np.array([space.params[n].low for n in space.names], dtype=float)
-        xu = np.array([space.params[n].high for n in space.names], dtype=float)
+        ranges = [space.params[n] for n in space.names]
+        assert all(isinstance(q, (dse.Float, dse.Int)) for q in ranges), "a continuous space holds numeric ranges"
+        xl = np.array([float(q.low) for q in ranges if isinstance(q, (dse.Float, dse.Int))])
+        xu = np.array([float(q.high) for q in ranges if isinstance(q, (dse.Float, dse.Int))])
 
         def decode(X: np.ndarray) -> pd.DataFrame:
             return pd.DataFrame(X, columns=space.names)

@@ -51,7 +51,7 @@ def peer_args(n: int) -> dict[str, Any]:
 def bench_peer(calls: int = 100) -> float | None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # its bundled model configs; never the network
     try:
-        from llm_analysis.analysis import train  # type: ignore
+        from llm_analysis.analysis import train
     except Exception:  # noqa: BLE001 - not installed
         return None
     t = time.perf_counter()

@@ -76,6 +76,9 @@ def compare_with_best_single(study) -> None:
             continue
         cfg = {p: row[p] for p in [*USE, "max_utilization", "buckets"]}
         plan = evaluate.plan(cfg)
+        if plan is None:  # a feasible trial always has a plan; say so rather than fail on None
+            print(f"{label}: trial {cfg} has no plan (it is not feasible)")
+            continue
         planned = plan.describe()
         plan, sim = mix.verify(MODEL, plan, TRACE, SLO, target=TARGET, weight_dtype=WEIGHTS)
         m = sim.metrics

@@ -25,12 +25,13 @@ from objectives import llm_serving_objective, serving
 
 MODEL = "Llama-3.1-70B"
 GPUS = ["H100-SXM-80GB", "H200-SXM-141GB", "A100-SXM-80GB", "L40S", "B200", "MI300X"]
-WORKLOAD = serving.Workload(rate=4.0, input_len=2048, output_len=256)          # Poisson arrivals, 4 req/s
+INPUT_LEN = 2048                                                                 # prompt tokens
+WORKLOAD = serving.Workload(rate=4.0, input_len=INPUT_LEN, output_len=256)          # Poisson arrivals, 4 req/s
 SLO = serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99")                  # MLPerf server, Llama-2-70B
 
 OBJECTIVES = {"tok_s_per_gpu": "max", "tok_s_per_user": "max", "usd_per_mtok": "min"}
 
-space = spaces.llm_serving(MODEL, GPUS, max_gpus=8, max_num_tokens=(2048, 8192), input_len=WORKLOAD.input_len)
+space = spaces.llm_serving(MODEL, GPUS, max_gpus=8, max_num_tokens=(2048, 8192), input_len=INPUT_LEN)
 evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO, capacity=True).confirming(OBJECTIVES)
 
 

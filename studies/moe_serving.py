@@ -20,12 +20,13 @@ from objectives import llm_serving_objective, serving
 
 MODEL = "Qwen3-235B-A22B"
 GPUS = ["H200-SXM-141GB", "B200", "MI300X"]
-WORKLOAD = serving.Workload(concurrency=256, input_len=2048, output_len=256)   # 256 users, closed loop
+INPUT_LEN = 2048                                                                 # prompt tokens
+WORKLOAD = serving.Workload(concurrency=256, input_len=INPUT_LEN, output_len=256)   # 256 users, closed loop
 SLO = serving.SLO(ttft_ms=2000, tpot_ms=50)
 
 space = spaces.llm_serving(MODEL, GPUS, max_gpus=8, modes=("agg", "disagg"), formats=["bf16", "fp8", "w4a16", "fp4"],
                            max_batch_sizes=(8, 16, 32, 64, 128, 256),
-                           max_num_tokens=(8192,), input_len=WORKLOAD.input_len)
+                           max_num_tokens=(8192,), input_len=INPUT_LEN)
 OBJECTIVES = {"tok_s_per_gpu": "max", "tok_s_per_user": "max"}
 evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO).confirming(OBJECTIVES)
 

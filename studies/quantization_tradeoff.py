@@ -16,11 +16,12 @@ from objectives import llm_serving_objective, serving
 
 MODEL = "Llama-3.1-70B"
 GPUS = ["H100-SXM-80GB", "H200-SXM-141GB", "B200", "MI300X"]
-WORKLOAD = serving.Workload(rate=math.inf, input_len=2048, output_len=256)
+INPUT_LEN = 2048                                                                 # prompt tokens
+WORKLOAD = serving.Workload(rate=math.inf, input_len=INPUT_LEN, output_len=256)
 SLO = serving.SLO(ttft_ms=2000, tpot_ms=100)
 
 space = spaces.llm_serving(MODEL, GPUS, max_gpus=8, max_batch_sizes=(8, 16, 32, 64, 128, 256, 512),
-                           max_num_tokens=(8192,), chunked_prefill=(True,), input_len=WORKLOAD.input_len)
+                           max_num_tokens=(8192,), chunked_prefill=(True,), input_len=INPUT_LEN)
 OBJECTIVES = {"quality": "max", "usd_per_mtok": "min", "tpot_ms": "min"}
 # the front confirmed in the simulator: front points that miss the SLO when simulated leave it
 evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO).confirming(OBJECTIVES)
