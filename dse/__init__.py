@@ -24,7 +24,8 @@ from .errors import (  # noqa: E402
     StorageError,
     StudyError,
 )
-from .objective import ObjectiveSpec, objective_info, vectorized  # noqa: E402
+from .evaluation import objective_info, vectorized  # noqa: E402
+from .objective import ObjectiveSpec  # noqa: E402
 from .space import Categorical, Float, Int, Space  # noqa: E402
 
 # Study machinery pulls in SQLAlchemy, pymoo and Optuna: load it on first use.

@@ -28,15 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ObjectiveError
-from .objective import (
-    BAND_LEVEL_ATTR,
-    Constraint,
-    band_column,
-    check_constraints,
-    is_vectorized,
-    objective_info,
-    vectorized,
-)
+from .evaluation import BAND_LEVEL_ATTR, is_vectorized, objective_info, vectorized
+from .metric_constraints import Constraint, band_column, check_constraints
 from .pareto import nondominated_mask
 
 log = logging.getLogger(__name__)
@@ -104,7 +97,7 @@ def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame,
 def violations(metrics: pd.DataFrame, constraints: Mapping[str, Sequence]) -> list[str]:
     """The first violated constraint of each row as text, '' where all hold (a missing or NaN value violates).
     A constraint ``(op, bound, confidence)`` is checked on the metric's pessimistic band end
-    (`dse.objective.band_column`): ``"ttft_ms_hi = 2100 > 2000 (confidence 0.9)"``."""
+    (`dse.metric_constraints.band_column`): ``"ttft_ms_hi = 2100 > 2000 (confidence 0.9)"``."""
     out = [""] * len(metrics)
     for name, c in constraints.items():
         op, bound = c[0], float(c[1])
@@ -200,7 +193,7 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
 
 def _check_args(objectives: Mapping[str, str], constraints: Mapping[str, Sequence], label: str,
                 max_rounds: int) -> dict[str, Constraint]:
-    """The validated constraints (`dse.objective.check_constraints`); ObjectiveError on any bad argument."""
+    """The validated constraints (`dse.metric_constraints.check_constraints`); ObjectiveError on any bad argument."""
     if not isinstance(objectives, Mapping) or not objectives:
         raise ObjectiveError(f"objectives={objectives!r}: give {{metric: 'min' | 'max'}}")
     bad = {k: v for k, v in objectives.items() if v not in _DIRECTIONS}

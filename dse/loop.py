@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from . import pareto as _pareto
-from .objective import frame_records, is_vectorized, worker_id
+from .evaluation import is_vectorized, worker_id
 from .optimizers.batch import Batch
+from .plain import frame_records
 from .runner import Runner
 
 if TYPE_CHECKING:

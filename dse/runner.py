@@ -1,8 +1,8 @@
 """Parallel evaluation of configuration batches with joblib (backends loky, threading, dask).
 
 ``Runner.evaluate_batch`` evaluates a ``Batch``: a vectorized objective in this process straight on its frame,
-anything else through ``evaluate``, which splits a batch of configurations into chunks, evaluates each chunk with :func:`dse.objective.evaluate_chunk` in a
-worker, and returns one :class:`~dse.objective.Result` per configuration in order. A worker process that dies
+anything else through ``evaluate``, which splits a batch of configurations into chunks, evaluates each chunk with :func:`dse.evaluation.evaluate_chunk` in a
+worker, and returns one :class:`~dse.evaluation.Result` per configuration in order. A worker process that dies
 (segfault, ``os._exit``, out of memory) does not stop the study: the chunk is evaluated again one configuration
 per task and only the configurations that kill a worker on their own are marked failed.
 
@@ -19,8 +19,9 @@ from typing import Any
 import joblib
 
 from .errors import OptimizerError
-from .objective import Evaluated, Result, evaluate_chunk, frame_records, is_vectorized
+from .evaluation import Evaluated, Result, evaluate_chunk, is_vectorized
 from .optimizers.batch import Batch
+from .plain import frame_records
 
 BACKENDS = ("loky", "threading", "dask")
 

@@ -22,7 +22,9 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import OptimizerError, StudyError
-from .objective import Constraint, ObjectiveSpec, is_vectorized, objective_info
+from .evaluation import is_vectorized, objective_info
+from .metric_constraints import Constraint
+from .objective import ObjectiveSpec
 from .optimizers.batch import Batch
 from .runner import Runner
 from .space import Space
