@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dse.errors import SpaceError
+from dse.plain import to_plain
 
 __all__ = ["Param", "Categorical", "Int", "Float", "Column", "to_plain", "MAX_VALUES"]
 
@@ -36,13 +37,6 @@ def _is_real(x: object) -> bool:
 
 def _is_integer(x: object) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
-def to_plain(x: Any) -> Any:
-    """A numpy scalar as the equivalent plain Python value."""
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 def _fmt(values: Sequence[object], limit: int = 12) -> str:

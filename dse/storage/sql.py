@@ -26,14 +26,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from dse.errors import StudyError
-from dse.storage.columns import encode_json as _encode
-from dse.storage.columns import short as _short
 from dse.storage.schema import attrs as attrs_table
 from dse.storage.schema import studies, trial_blocks, trials
 from dse.storage.sql_claims import AttrsAndClaims
 from dse.storage.sql_connection import MEMORY, VALID_URLS, _int, mask_url
 from dse.storage.sql_trial_reads import TrialReads
 from dse.storage.sql_trial_writes import TrialWrites
+from dse.storage.values import encode_json as _encode
+from dse.storage.values import short as _short
 
 __all__ = ["MEMORY", "VALID_URLS", "SQLStorage", "mask_url"]
 

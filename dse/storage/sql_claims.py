@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from dse.errors import StorageError
-from dse.storage.columns import encode_json as _encode
-from dse.storage.columns import opt_str as _opt_str
-from dse.storage.columns import short as _short
 from dse.storage.schema import attrs as attrs_table
 from dse.storage.sql_connection import SQLConnection, _chunks, _int
+from dse.storage.values import encode_json as _encode
+from dse.storage.values import opt_str as _opt_str
+from dse.storage.values import short as _short
 
 #: Prefix of the dse_attrs keys that hold claims (hidden from get_attrs).
 _CLAIM = "claim:"

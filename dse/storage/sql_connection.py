@@ -22,8 +22,8 @@ from sqlalchemy.pool import StaticPool
 
 from dse.errors import StorageError, StudyError
 from dse.storage.base import BaseStorage
-from dse.storage.columns import short as _short
 from dse.storage.schema import SCHEMA_VERSION, STATES, meta_table, metadata, studies
+from dse.storage.values import short as _short
 
 T = TypeVar("T")
 

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from dse.storage.columns import decode_block, objects
+from dse.storage.columns import decode_block
 from dse.storage.schema import FINISHED_STATES, studies, trial_blocks, trials
 from dse.storage.sql_connection import SQLConnection, _check_states, _int
 from dse.storage.table import TrialTable, block_dicts, blocks_table, concat_tables, rows_table
+from dse.storage.values import objects
 
 
 class TrialReads(SQLConnection):

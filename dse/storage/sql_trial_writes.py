@@ -14,13 +14,13 @@ from sqlalchemy.engine import Connection
 
 from dse.errors import StorageError, StudyError
 from dse.storage.columns import BLOCK_ROWS, TrialColumns, encode_block
-from dse.storage.columns import encode_json as _encode
-from dse.storage.columns import opt_bool as _opt_bool
-from dse.storage.columns import opt_float as _opt_float
-from dse.storage.columns import opt_str as _opt_str
-from dse.storage.columns import short as _short
 from dse.storage.schema import FINISHED_STATES, trial_blocks, trials
 from dse.storage.sql_connection import SQLConnection, _chunks, _int
+from dse.storage.values import encode_json as _encode
+from dse.storage.values import opt_bool as _opt_bool
+from dse.storage.values import opt_float as _opt_float
+from dse.storage.values import opt_str as _opt_str
+from dse.storage.values import short as _short
 
 
 class TrialWrites(SQLConnection):

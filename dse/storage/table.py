@@ -9,7 +9,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from dse.storage.columns import Block, objects
+from dse.storage.columns import Block
+from dse.storage.values import objects
 
 
 @dataclass
