@@ -482,6 +482,28 @@ def test_trials_read_the_same_as_dicts_and_as_columns_whatever_path_stored_them(
     assert storage.count_trials(sid) == total   # nothing stored by the failed calls
 
 
+def test_a_batch_is_stored_as_it_was_evaluated_and_scored_and_comes_back_numbered(storage: SQLStorage) -> None:
+    from dse.optimizers.batch import Batch
+
+    sid = storage.create_study("batch", {})
+    frame = pd.DataFrame({"tp": [1, 2, 4], "gpu": ["A100", "H100", "H100"]})
+    asked = Batch(frame, np.array([b"a", b"b", b"c"], dtype=object))
+    with pytest.raises(StorageError, match="not evaluated and scored"):
+        storage.store_batch(sid, asked, "w", started_at=1.0, finished_at=2.0)
+    done = asked.evaluated(pd.DataFrame({"y": [1.0, np.nan, 3.0]}), np.array([None, "boom", None], dtype=object),
+                           np.array([0.1, 0.2, 0.3])).scored(np.array([[1.0], [np.nan], [3.0]]),
+                                                             np.array([0.0, np.inf, 0.5]), np.array([True, False, False]))
+    stored = storage.store_batch(sid, done, "w", started_at=1.0, finished_at=2.0)
+    assert stored.numbers.tolist() == [0, 1, 2] and asked.numbers is None and stored.F is done.F
+    reserved = storage.reserve_trials(sid, frame.to_dict("records"), "w")
+    assert storage.store_batch(sid, done, "w", started_at=1.0, finished_at=2.0, numbers=reserved).numbers.tolist() \
+        == reserved == [3, 4, 5]
+    t = storage.load_trials(sid)
+    assert t["state"].tolist() == ["complete", "failed", "complete"] * 2
+    assert t["feasible"].tolist()[:3] == [True, None, False] and t["error"].tolist()[:3] == [None, "boom", None]
+    assert t["duration_s"].tolist()[:3] == [0.1, 0.2, 0.3] and t.loc[2, "params"] == {"tp": 4, "gpu": "H100"}
+
+
 def test_blocks_hold_a_json_header_and_raw_arrays_never_pickle(tmp_path: Path) -> None:
     import json
 
