@@ -75,7 +75,7 @@ def test_values_are_positive_finite_and_follow_the_conventions(collected):
     _, written, _ = collected
     g = pd.read_parquet(written["gemm_perf"])
     grid = C.make_grid(True, "cpu")
-    assert len(g) == 2 * len(grid.gemm_m) * len(grid.gemm_nk) ** 2  # float32 and bfloat16 on CPU by default
+    assert len(g) == 2 * len(grid.gemm_m) * len(grid.gemm_n) * len(grid.gemm_k)  # float32 and bfloat16 on CPU by default
     assert set(g["gemm_dtype"]) == {"float32", "bfloat16"} and set(g["op_name"]) == {"gemm"}
     for name in ("context_attention_perf", "generation_attention_perf"):
         df = pd.read_parquet(written[name])

@@ -91,6 +91,16 @@ class Grid:
     head_dim: int
     gqa: int  # query heads per KV head
     ar_sizes: tuple[int, ...]  # all-reduce message sizes (elements)
+    gemm_n_extra: tuple[int, ...] = ()  # output widths beyond gemm_nk (fused gate/up, LM heads)
+    gemm_k_extra: tuple[int, ...] = ()  # reduction depths beyond gemm_nk (down projections of wide FFNs)
+
+    @property
+    def gemm_n(self) -> tuple[int, ...]:
+        return self.gemm_nk + self.gemm_n_extra
+
+    @property
+    def gemm_k(self) -> tuple[int, ...]:
+        return self.gemm_nk + self.gemm_k_extra
 
 
 def _pow2(lo: int, hi: int) -> tuple[int, ...]:
@@ -114,7 +124,8 @@ def make_grid(quick: bool, device: str, max_m: int | None = None) -> Grid:
                  ctx_batch=(1, 2, 4, 8, 16, 32), ctx_isl=_pow2(16, 16384), ctx_heads=(4, 8, 16, 32, 64),
                  ctx_max_tokens=131072, gen_batch=_pow2(1, 256), gen_kv=_pow2(2, 131072),
                  gen_kv_heads=(1, 2, 4, 8), gen_max_tokens=2 ** 20, head_dim=128, gqa=8,
-                 ar_sizes=_pow2(128, 2 ** 29))
+                 ar_sizes=_pow2(128, 2 ** 29), gemm_n_extra=(24576, 32768, 65536, 131072),
+                 gemm_k_extra=(24576, 32768))
     if max_m is not None:
         if max_m < 1:
             raise ValueError(f"--max-m must be a positive token count, got {max_m}")
@@ -285,7 +296,7 @@ def _gemm_fn(dtype: str, m: int, n: int, k: int, device: str) -> Callable[[], An
         # to fp8 in one elementwise kernel before the scaled GEMM: both are timed, as in the engines' own tables
         mp = -(-m // 16) * 16
         x = torch.randn(mp, k, device=device, dtype=torch.bfloat16)
-        w = torch.randn(n, k, device=device).to(torch.float8_e4m3fn)
+        w = torch.randn(n, k, device=device, dtype=torch.bfloat16).to(torch.float8_e4m3fn)
         one = torch.tensor(1.0, device=device)
         wt = w.t()  # column-major (k, n), the layout _scaled_mm wants
         return lambda: torch._scaled_mm(x.to(torch.float8_e4m3fn), wt, scale_a=one, scale_b=one,
@@ -362,8 +373,8 @@ def collect_gemm(rt: Runtime, grid: Grid, dtypes: Sequence[str], timer: Timer) -
             log.warning("gemm %s skipped on %s: %s", dt, rt.device_name, why)
             continue
         t0 = time.perf_counter()
-        for n in grid.gemm_nk:
-            for k in grid.gemm_nk:
+        for n in grid.gemm_n:
+            for k in grid.gemm_k:
                 for m in grid.gemm_m:
                     lat = _measure(timer, partial(_gemm_fn, dt, m, n, k, rt.device),
                                    f"gemm {dt} m={m} n={n} k={k}", rt.device)
@@ -374,7 +385,7 @@ def collect_gemm(rt: Runtime, grid: Grid, dtypes: Sequence[str], timer: Timer) -
                                      m=m, n=n, k=k, latency=lat))
                 if rt.device.startswith("cuda"):
                     torch.cuda.empty_cache()
-        log.info("gemm %s: %d shapes in %.1f s", dt, len(grid.gemm_m) * len(grid.gemm_nk) ** 2,
+        log.info("gemm %s: %d shapes in %.1f s", dt, len(grid.gemm_m) * len(grid.gemm_n) * len(grid.gemm_k),
                  time.perf_counter() - t0)
     return _frame(rows, GEMM_COLUMNS)
 
