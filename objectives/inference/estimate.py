@@ -269,10 +269,12 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
     life, so each iteration carries N isl / n_it prompt tokens (chunked prefill) and N (osl - 1) / n_it decode
-    tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile instead mix two kinds
-    of iteration, as engines run them: N isl / max_num_tokens full prefill iterations and pure decode steps."""
+    tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile, and MoE rows, instead mix
+    two kinds of iteration, as engines run them: N isl / max_num_tokens full prefill iterations and pure decode
+    steps."""
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
-    measured = np.asarray(p.source_code) > 0
+    # MoE rows split on the roofline too: the experts an iteration touches grow concavely with its tokens
+    measured = (np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0)
     if not np.all(measured):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(measured):
