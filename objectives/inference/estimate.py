@@ -269,12 +269,16 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
     life, so each iteration carries N isl / n_it prompt tokens (chunked prefill) and N (osl - 1) / n_it decode
-    tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile, and MoE rows, instead mix
-    two kinds of iteration, as engines run them: N isl / max_num_tokens full prefill iterations and pure decode
-    steps."""
+    tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile, MoE rows and pipelines
+    instead mix two kinds of iteration, as engines run them: N isl / max_num_tokens full prefill iterations (with
+    pp > 1 each lasting at least one prompt chunk's pass through every stage, as in `StepModel.time_ms`) and pure
+    decode steps."""
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
-    # MoE rows split on the roofline too: the experts an iteration touches grow concavely with its tokens
-    measured = (np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0)
+    # MoE rows split on the roofline too (the experts an iteration touches grow concavely with its tokens), and
+    # so do pipelines (an iteration that carries a prompt chunk lasts at least that chunk's pass through every
+    # stage, which a mean iteration spread thinly over the micro-batches never shows)
+    measured = ((np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0)
+                | (np.asarray(p.pp) > 1))
     if not np.all(measured):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(measured):
@@ -291,6 +295,10 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
     w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
+    if np.any(np.asarray(p.pp) > 1):  # each prompt chunk is one micro-batch: its pass through every stage
+        n_ch = np.maximum(T_pf / isl, 1.0)
+        lone = forward_s(p.coeffs, T_pf / n_ch, w_pf[1] / n_ch, 0.0, 0.0, 1.0)
+        t_p = np.where(np.asarray(p.pp) > 1, np.maximum(t_p, lone), t_p)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(measured):
