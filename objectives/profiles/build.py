@@ -16,6 +16,9 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 - The engine's fused MoE layer (routing, grouped expert GEMMs, combine) per weight format, one curve over the
   tokens entering the layer per measured (hidden, expert FFN, top-k, experts, expert TP, EP) shape: the power-law
   routing skew engines see in practice (alpha 1.01) where measured, else balanced routing; fastest kernel per cell.
+- DeepEP dispatch / combine inside one node (EP over its 8 GPUs) by (tokens per rank) per measured (hidden,
+  top-k, experts): low-latency kernels (decode) and normal kernels (prefill, fastest SM setting per cell). Measured
+  under SGLang; the same library kernels stand in for every engine's profile on that GPU.
 
     python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
 
@@ -249,6 +252,54 @@ def moe_tables(paths: list[Path]) -> dict[str, tuple[Table, np.ndarray]]:
     return out
 
 
+#: DeepEP tables: (file, kind, {op: time column (µs)}); the normal kernels' time per SM setting (fastest kept)
+DEEPEP_FILES = (("wideep_deepep_ll_perf.parquet", "ll",
+                 {"dispatch": "dispatch_avg_t_us", "combine": "combine_avg_t_us"}),
+                ("wideep_deepep_normal_perf.parquet", "normal",
+                 {"dispatch": "dispatch_transmit_us", "combine": "combine_transmit_us"}))
+#: the keyed shape of a DeepEP table: (hidden, top-k, experts)
+DEEPEP_SHAPE = ("hidden_size", "num_topk", "num_experts")
+
+
+def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[str, tuple[Table, np.ndarray]]:
+    """DeepEP dispatch / combine kernel time (ms) inside one node (the tables' node_num 1: EP over the node's GPUs)
+    by (shape index 1..K, tokens per rank), keyed by (hidden, top-k, experts): `deepep_ll_{dispatch,combine}`
+    (low-latency kernels, what engines run for decode) and `deepep_normal_{dispatch,combine}` (normal kernels,
+    prefill; the fastest SM setting per cell). Measured under SGLang; the kernels are the engine-independent DeepEP
+    library, so every engine's profile on the GPU carries them (SGLang's own version not above the profile's
+    where it has one, else the newest)."""
+    vs = [v for v in versions(root, system, "comm", "sglang")
+          if any((root / system / "comm" / "sglang" / v / f).exists() for f, _, _ in DEEPEP_FILES)]
+    if not vs:
+        return {}
+    own = [v for v in vs if _vkey(v) <= _vkey(version)] if engine == "sglang" else []
+    d = root / system / "comm" / "sglang" / (own or vs)[-1]
+    out: dict[str, tuple[Table, np.ndarray]] = {}
+    for fname, kind, cols in DEEPEP_FILES:
+        if not (d / fname).exists():
+            continue
+        df = pd.read_parquet(d / fname)
+        missing = [c for c in ("node_num", "num_token", *DEEPEP_SHAPE, *cols.values()) if c not in df.columns]
+        if missing:
+            raise ValueError(f"{d / fname}: missing column(s) {missing}")
+        df = df[df["node_num"] == 1]
+        for op, col in cols.items():
+            t_ms = pd.to_numeric(df[col], errors="coerce") * 1e-3
+            dd = df.assign(latency=t_ms)[np.isfinite(t_ms.to_numpy(float)) & (t_ms.to_numpy(float) > 0)]
+            shapes = dd[list(DEEPEP_SHAPE)].drop_duplicates().sort_values(list(DEEPEP_SHAPE)).to_numpy(float)
+            if len(shapes) < 2:  # a Table axis needs two points
+                continue
+            idx = {tuple(r): i + 1 for i, r in enumerate(shapes)}
+            dd = dd.assign(shape_key=[idx[tuple(r)] for r in dd[list(DEEPEP_SHAPE)].to_numpy(float)])
+            ax, v = pivot(dd, ["shape_key", "num_token"])  # duplicates (SM settings): the fastest
+            v = fill_gaps(v, 1)
+            if not np.isfinite(v).all() or len(ax[1]) < 2:
+                log.info("%s: %s %s has unmeasured shapes, dropped", d / fname, kind, op)
+                continue
+            out[f"deepep_{kind}_{op}"] = (Table(("shape_key", "num_tokens"), ax, v), shapes)
+    return out
+
+
 def comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str, Table]:
     out: dict[str, Table] = {}
     vs = versions(root, system, "comm", engine)
@@ -322,6 +373,9 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     for k, t in comm_tables(root, system, engine, version).items():
         tables[f"comm.{k}"] = t
     keys: dict[str, np.ndarray] = {}
+    for k, (t, shp) in deepep_tables(root, system, engine, version).items():
+        tables[f"comm.{k}"] = t
+        keys[f"comm.{k}"] = shp
     mvs = versions(root, system, "moe", engine)
     mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]

@@ -38,7 +38,9 @@ class KernelProfile:
     """Latency tables (ms) of one GPU system under one engine version. Table names: `gemm.<dtype>` (m, n, k),
     `context_attention.<kv dtype>` (batch, input length, query heads), `generation_attention.<kv dtype>`
     (batch, KV length, KV heads), `comm.custom_allreduce` / `comm.nccl_<op>` (GPUs, message elements),
-    `moe.<weight format>` (shape index, tokens) with its measured shapes in `keys` (see `moe_shape_index`)."""
+    `moe.<weight format>` (shape index, tokens) with its measured shapes in `keys` (see `moe_shape_index`),
+    `comm.deepep_{ll,normal}_{dispatch,combine}` (shape index, tokens per rank) keyed by (hidden, top-k, experts):
+    DeepEP's kernels inside one node, measured under SGLang and carried by every engine's profile on that GPU."""
 
     system: str
     engine: str
