@@ -257,6 +257,68 @@ class _FlatCoeffs:
         return _flat(getattr(self._c, name), self._n)
 
 
+#: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
+DEEPEP_NODE_GPUS = 8
+#: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
+#: dispatch buffer, num_max_dispatch_tokens_per_rank = 128: decode batches); beyond it the normal kernels (prefill)
+DEEPEP_LL_MAX_TOKENS = 128.0
+
+
+def _keyed_hidden(prof: Any, name: str, h: np.ndarray, topk: np.ndarray,
+                  ne: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (1..K) of keyed table `name` (keys: hidden, top-k, experts) bracketing each configuration's hidden size
+    among the shapes measured with its top-k and experts, and the upper row's weight in log(hidden); rows 0 where
+    no measured shape brackets it (an exact shape: both rows the same, weight 0)."""
+    keys = prof.keys.get(name)
+    z = np.zeros(len(h), dtype=np.intp)
+    if keys is None or prof.table(name) is None:
+        return z, z, np.zeros(len(h))
+    kh = keys[None, :, 0]
+    same = np.isclose(keys[None, :, 1], topk[:, None]) & np.isclose(keys[None, :, 2], ne[:, None])
+    below = same & (kh <= h[:, None] * (1 + 1e-9))
+    above = same & (kh >= h[:, None] * (1 - 1e-9))
+    lo = np.where(below.any(axis=1), np.argmax(np.where(below, kh, -np.inf), axis=1) + 1, 0)
+    hi = np.where(above.any(axis=1), np.argmin(np.where(above, kh, np.inf), axis=1) + 1, 0)
+    ok = (lo > 0) & (hi > 0)
+    h_lo, h_hi = keys[np.maximum(lo, 1) - 1, 0], keys[np.maximum(hi, 1) - 1, 0]
+    w = np.where(ok & (h_hi > h_lo), np.log(np.maximum(h, 1.0) / h_lo) / np.log(np.maximum(h_hi / h_lo, 1.0 + 1e-9)),
+                 0.0)
+    return np.where(ok, lo, 0), np.where(ok, hi, 0), w
+
+
+def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.ndarray, ne: np.ndarray,
+            domain: Any, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of one MoE layer's dispatch + combine from the profile's DeepEP tables at `tpr` tokens per rank
+    (k, len(M_GRID)), and the rows they price: EP across attention-DP ranks (`wide`) within one node
+    (EP <= DEEPEP_NODE_GPUS GPUs, inside the scale-up domain) whose (top-k, experts) was measured at hiddens
+    bracketing the model's (log-interpolated between them). Low-latency kernels up to DEEPEP_LL_MAX_TOKENS tokens
+    per rank (decode), normal kernels beyond (prefill). The tables were measured with EP over all 8 GPUs; a smaller
+    EP group sends (ep - 1) / ep of the routed tokens off the GPU instead of 7/8: the tokens are scaled by that."""
+    rows = wide & (ep <= np.minimum(DEEPEP_NODE_GPUS, domain))
+    out = np.zeros(tpr.shape)
+    if not rows.any():
+        return out, rows
+    parts = []
+    for kind in ("ll", "normal"):
+        for op in ("dispatch", "combine"):
+            name = f"comm.deepep_{kind}_{op}"
+            lo, hi, w = _keyed_hidden(prof, name, h, topk, ne)
+            rows &= lo > 0
+            parts.append((kind, name, lo, hi, w))
+    if not rows.any():
+        return out, rows
+    n_eff = tpr * ((np.maximum(ep, 2.0) - 1.0) / np.maximum(ep, 2.0) * DEEPEP_NODE_GPUS
+                   / (DEEPEP_NODE_GPUS - 1.0))[:, None]
+    ll = tpr <= DEEPEP_LL_MAX_TOKENS
+    for kind, name, lo, hi, w in parts:
+        tab = prof.table(name)
+        t_lo = np.log(tab(np.maximum(lo, 1).astype(float)[:, None], n_eff))
+        t_hi = np.log(tab(np.maximum(hi, 1).astype(float)[:, None], n_eff))
+        t = np.exp(t_lo + w[:, None] * (t_hi - t_lo)) * 1e-3
+        out = out + np.where(ll if kind == "ll" else ~ll, t, 0.0)
+    return out, rows
+
+
 #: `_profile_rows`' curves (tok, head, ctx, gen) of its rows; ctx / gen None: the profile has no attention table
 _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
@@ -373,12 +435,16 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
-        if a2a is not None and wide.any():
+        # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
+        t_deep, deep = _deepep(prof, Mg / col(tp), ep, h, topk, ne, m.get("domain", ep), wide)
+        tok = tok + np.where(col(deep), col(n_moe) * t_deep, 0.0)
+        nccl_a2a = wide & ~deep
+        if a2a is not None and nccl_a2a.any():
             # the table prices the ranks inside one scale-up domain; core adds the scale-out stage beyond it
             n_a2a = col(np.minimum(np.minimum(ep, m.get("domain", ep)), a2a.axes[0][-1]))
             t_a2a = a2a(n_a2a, Mg * col(topk * h)) * 1e-3
-            inside &= ~wide | (ep <= a2a.axes[0][-1])
-            tok = tok + np.where(col(wide), 2.0 * col(n_moe) * t_a2a, 0.0)
+            inside &= ~nccl_a2a | (ep <= a2a.axes[0][-1])
+            tok = tok + np.where(col(nccl_a2a), 2.0 * col(n_moe) * t_a2a, 0.0)
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
     if ar is not None and (tp > 1).any():
