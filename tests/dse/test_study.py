@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import dse
 from dse import pareto
 from tests.conftest import OBJECTIVES, make_space, toy, toy_vec
+from tests.helpers import TORCH_MISSING
 
 OPTIMIZERS = ["nsga2", "nsga3", "tpe", "random", "grid"]
 
@@ -70,7 +71,7 @@ def test_one_batch_carries_a_trial_from_ask_to_tell(objective, db_url, monkeypat
 
 
 def test_gp_optimizer_runs(db_url):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason=TORCH_MISSING)
     study = dse.create_study("gp", make_space(), OBJECTIVES, storage=db_url)
     study.optimize(toy, optimizer="gp", n_trials=16, seed=0, progress=False)
     assert (study.trials["state"] == "complete").sum() == 16

@@ -12,6 +12,7 @@ from pymoo.problems import get_problem
 from dse import Categorical, Float, Int, Space
 from dse.errors import OptimizerError
 from dse.optimizers import OPTIMIZERS, BaseOptimizer, choose_auto, get_optimizer
+from tests.helpers import TORCH_MISSING, needs_torch
 
 
 def mixed_space() -> Space:
@@ -125,7 +126,7 @@ def _gp_run(seed: int) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_gp_asks_feasible_new_configs_reproducibly() -> None:
-    pytest.importorskip("torch")  # installed in .venv (torch 2.13.0 CPU); this only guards other environments
+    pytest.importorskip("torch", reason=TORCH_MISSING)  # installed by CI (the gp extra); guards other environments
     a = _gp_run(0)
     assert len({tuple(r) for r in a.fillna(-1).itertuples(index=False)}) == 5
     pd.testing.assert_frame_equal(a, _gp_run(0))
@@ -307,18 +308,21 @@ def test_bad_tell_and_ask_arguments() -> None:
         get_optimizer("nsga2", space, 0)
 
 
-def test_settings_are_json_and_rebuild_the_optimizer() -> None:
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_torch) if n == "gp" else n
+                                  for n in OPTIMIZERS if n != "grid"])
+def test_settings_are_json_and_rebuild_the_optimizer(name: str) -> None:
     import json
 
     space = mixed_space()
-    for name in OPTIMIZERS:
-        if name == "grid":
-            continue
-        opt = get_optimizer(name, space, 3, seed=4)
-        s = json.loads(json.dumps(opt.settings()))
-        assert s["name"] == name and s["seed"] == 4
-        kwargs = {k: v for k, v in s.items() if k not in ("name", "seed", "n_ref_dirs")}
-        assert get_optimizer(name, space, 3, seed=4, **kwargs).settings() == opt.settings()
+    opt = get_optimizer(name, space, 3, seed=4)
+    s = json.loads(json.dumps(opt.settings()))
+    assert s["name"] == name and s["seed"] == 4
+    kwargs = {k: v for k, v in s.items() if k not in ("name", "seed", "n_ref_dirs")}
+    assert get_optimizer(name, space, 3, seed=4, **kwargs).settings() == opt.settings()
+
+
+def test_default_batch_sizes() -> None:
+    space = mixed_space()
     assert get_optimizer("nsga2", space, 2).default_batch_size() == 20
     assert get_optimizer("tpe", space, 2).default_batch_size() == 8
     assert get_optimizer("random", space, 2).default_batch_size() == 256

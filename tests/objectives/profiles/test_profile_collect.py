@@ -15,6 +15,9 @@ import yaml
 
 from objectives.profiles import collect as C
 from tests.helpers import ROOT as REPO
+from tests.helpers import needs_torch
+
+pytestmark = needs_torch   # the collector times torch kernels (only test_system_names would run without it)
 
 
 def _aic_table(op: str, engine: str, version: str, name: str) -> Path | None:

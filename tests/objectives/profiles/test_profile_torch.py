@@ -16,6 +16,7 @@ from objectives import profiles
 from objectives.inference import StepModel
 from objectives.profiles import build, collect, crosscheck, reference_step
 from objectives.profiles.profile import DATA_DIR
+from tests.helpers import needs_torch
 
 H200 = "H200-SXM-141GB"
 COLLECTED = DATA_DIR / "collected"
@@ -43,6 +44,7 @@ def test_shipped_profile_is_what_the_collected_tables_build_to(tmp_path):
         np.testing.assert_allclose(shipped.tables[name].log_ms, t.log_ms, rtol=1e-6, err_msg=name)
 
 
+@needs_torch
 def test_build_from_collector_output_keeps_the_other_profiles_of_the_index(tmp_path):
     raw = tmp_path / "raw"
     collect.collect(raw, device="cpu", quick=True, system="test_cpu", engine="torch", version="9.9", ranks=[])
@@ -80,6 +82,7 @@ def test_model_composes_the_measured_h200_steps_from_the_collected_kernels():
     assert np.all(np.diff(d4k["predicted_ms"]) > 0) and np.all(np.diff(d4k["latency_ms"]) > 0)
 
 
+@needs_torch
 def test_reference_step_measures_a_tiny_decoder_on_cpu(tmp_path):
     shape = {"name": "tiny", "n_layers": 2, "hidden": 64, "n_heads": 4, "n_kv_heads": 2, "head_dim": 16,
              "ffn": 128, "vocab": 256}
@@ -92,6 +95,7 @@ def test_reference_step_measures_a_tiny_decoder_on_cpu(tmp_path):
     assert df.loc[df["phase"] == "decode", "tokens"].tolist() == df.loc[df["phase"] == "decode", "batch"].tolist()
 
 
+@needs_torch
 def test_reference_step_bad_input_names_what_is_wrong(tmp_path):
     f = tmp_path / "bad.json"
     f.write_text(json.dumps({"name": "x", "hidden": 64}))
