@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from dse.errors import ExpressionError, SpaceError
+from dse.expr import parse
 from dse.space import Categorical, Float, Int, Param, Space
 from tests.dse.test_space_properties import brute_force  # the scalar Python oracle
 
@@ -510,7 +511,7 @@ def test_pickle_round_trip_for_worker_processes():
     back = pickle.loads(pickle.dumps(s))
     assert back == s and back.fingerprint() == s.fingerprint()
     pd.testing.assert_frame_equal(back.grid(), s.grid())
-    e = pickle.loads(pickle.dumps(s._exprs[0]))
+    e = pickle.loads(pickle.dumps(parse(s.constraints[0], s.names)))   # a constraint as the space compiles it
     assert e.text == "tp <= n_gpus" and e.names == ("tp", "n_gpus")
 
 

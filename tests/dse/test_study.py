@@ -13,6 +13,11 @@ from dse import pareto
 from tests.conftest import OBJECTIVES, make_space, toy, toy_vec
 from tests.helpers import TORCH_MISSING
 
+
+def study_id(study: dse.Study) -> int:
+    """The study's id in its storage (the storage methods' first argument), through the public storage API."""
+    return study.storage.get_study(study.name)["id"]
+
 OPTIMIZERS = ["nsga2", "nsga3", "tpe", "random", "grid"]
 
 
@@ -393,17 +398,17 @@ def test_configuration_keys_are_the_same_asked_and_read_back_from_storage(db_url
     recs = asked.iloc[:half].astype(object).where(asked.iloc[:half].notna(), None).to_dict("records")
     rows = [{"params": r, "state": "complete", "metrics": {"y": 1.0}, "feasible": True, "error": None,
              "started_at": time.time(), "finished_at": time.time(), "duration_s": 0.0} for r in recs]
-    study.storage.add_trials(study._id, rows, "test")                    # trials given as dicts
+    study.storage.add_trials(study_id(study), rows, "test")              # trials given as dicts
     from dse.storage.columns import TrialColumns
 
     rest = asked.iloc[half:].reset_index(drop=True)
     n = len(rest)
-    study.storage.add_columns(study._id, TrialColumns(                   # trials given as columns (the loop's path)
+    study.storage.add_columns(study_id(study), TrialColumns(             # trials given as columns (the loop's path)
         rest, pd.DataFrame({"y": np.ones(n)}), np.array(["complete"] * n, dtype=object), np.ones(n),
         np.array([None] * n, dtype=object), np.zeros(n), np.zeros(n), np.zeros(n)), "test")
-    table = study.storage.load_table(study._id)
+    table = study.storage.load_table(study_id(study))
     assert enc.keys(table.params.reindex(columns=space.names)).tolist() == keys
-    dicts = list(study.storage.load_trials(study._id)["params"])
+    dicts = list(study.storage.load_trials(study_id(study))["params"])
     assert all(d["x"] is None for d in dicts if d["mode"] == "a")   # an inactive parameter reads None, not NaN
     as_dicts = pd.DataFrame.from_records(dicts).reindex(columns=space.names)
     assert enc.keys(as_dicts).tolist() == keys
@@ -425,8 +430,8 @@ def test_a_dead_workers_grid_claim_is_released_and_its_block_evaluated(db_url):
     dead_worker = f"{socket.gethostname()}:{int(dead.stdout)}:gone"
     alive_worker = f"{socket.gethostname()}:{os.getpid()}:other"      # a live process's claim is respected
     st = s.storage
-    assert st.claim(s._id, f"grid:{opt.block}:0", dead_worker)
-    assert st.claim(s._id, f"grid:{opt.block}:1", alive_worker)
+    assert st.claim(study_id(s), f"grid:{opt.block}:0", dead_worker)
+    assert st.claim(study_id(s), f"grid:{opt.block}:1", alive_worker)
     s.optimize(toy_vec, optimizer="grid", progress=False)
     t = s.trials
     grid = s.space.grid()
@@ -436,7 +441,7 @@ def test_a_dead_workers_grid_claim_is_released_and_its_block_evaluated(db_url):
     got = set(map(tuple, t[s.space.names].astype(str).to_numpy()))
     assert set(map(tuple, grid.iloc[:opt.block].astype(str).to_numpy())) <= got     # the dead worker's block redone
     assert not set(map(tuple, skipped.astype(str).to_numpy())) & got
-    assert st.claims(s._id)[f"grid:{opt.block}:0"] != dead_worker
+    assert st.claims(study_id(s))[f"grid:{opt.block}:0"] != dead_worker
 
 
 def test_an_interrupted_grid_gives_its_claims_back(db_url):
@@ -451,7 +456,7 @@ def test_an_interrupted_grid_gives_its_claims_back(db_url):
         return toy_vec(df)
 
     s.optimize(stop_second_batch, optimizer="grid", progress=False)
-    assert s.storage.claims(s._id) == {}          # given back: another worker (or the next run) takes them
+    assert s.storage.claims(study_id(s)) == {}    # given back: another worker (or the next run) takes them
     s.optimize(toy_vec, optimizer="grid", progress=False)
     assert len(s.trials) == s.space.size and not s.trials[s.space.names].duplicated().any()
 
@@ -475,7 +480,8 @@ def test_random_search_on_a_vectorized_objective_asks_larger_batches(db_url):
 def test_a_study_from_the_old_parquet_grid_sweep_opens_with_how_to_redo_it(db_url, caplog):
     s = dse.create_study("old-grid", make_space(), OBJECTIVES, storage=db_url)
     # what the previous engine's large-grid sweep left: the front as trials, every point in Parquet beside the db
-    s.storage.set_attrs(s._id, {"grid": {"n_points": 1680, "path": "/gone/old-grid.grid", "front_stored": True}})
+    s.storage.set_attrs(study_id(s),
+                        {"grid": {"n_points": 1680, "path": "/gone/old-grid.grid", "front_stored": True}})
     with caplog.at_level("WARNING", logger="dse"):
         again = dse.load_study("old-grid", storage=db_url)
     assert len(again.trials) == 0
@@ -498,10 +504,10 @@ def test_trials_are_read_once_per_state_and_every_write_is_seen(db_url):
     first["width"] = -1   # a caller editing its copy
     assert (a.trials["width"] != -1).all() and len(a.trials) == 30
     st = a.storage
-    stamps = [st.trials_version(a._id)]
+    stamps = [st.trials_version(study_id(a))]
     for i in range(5):
-        st.set_attrs(a._id, {"k": i})
-        stamps.append(st.trials_version(a._id))
+        st.set_attrs(study_id(a), {"k": i})
+        stamps.append(st.trials_version(study_id(a)))
     assert all(x < y for x, y in zip(stamps, stamps[1:]))
     b = dse.load_study("cache", storage=db_url)   # another handle on the same study writes trials
     b.optimize(toy_vec, optimizer="random", n_trials=7, seed=1, progress=False)
@@ -681,7 +687,7 @@ def test_view_and_report_state_the_confidence():
     assert v.constraints == {"latency": ("<=", 20.0), "mem": ("<=", 6.0)} and v.confidences == {"latency": 0.9}
     assert v.band_columns == {"latency": "latency_hi"}
     assert v.constraint_text("latency") == "latency <= 20 with confidence 0.9 (latency_hi)"
-    assert "latency &lt;= 20 with confidence 0.9 (latency_hi)" in report._provenance(v)
+    assert "latency &lt;= 20 with confidence 0.9 (latency_hi)" in report.render(v)   # the provenance section
     with pytest.raises(dse.StudyError, match=r"confidence in \(0\.5, 1\)"):
         StudyView("x", v.trials, v.params, v.objectives, constraints={"latency": ("<=", 20, 1.2)})
 

@@ -92,4 +92,6 @@ def test_open_loop_workload_with_length_distributions():
                          output_len=serving.Dist("lognormal", mean=200, std=200, max=2000), n_requests=3000)
     plan, res = mix.verify(MODEL, mix.plan_mix(MODEL, w, SLO, TYPES), w, SLO)
     assert res.metrics["n_requests"] == 3000 and res.metrics["slo_attainment"] >= 0.9
-    assert plan.rates.sum() == pytest.approx(3000 / mix._requests(w).duration_s)
+    r = w.requests()
+    duration_s = serving.Trace(r.arrival_s, r.input_tokens, r.output_tokens).duration_s
+    assert plan.rates.sum() == pytest.approx(3000 / duration_s)
