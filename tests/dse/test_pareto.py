@@ -1,6 +1,4 @@
 """Pareto extraction, hypervolume and decision making against brute-force references."""
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +6,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dse import pareto
-
 
 directions_st = st.lists(st.sampled_from(["min", "max"]), min_size=2, max_size=4)
 

@@ -1,5 +1,4 @@
 """End-to-end studies: every optimizer, failures, constraints, cache, resume, exports."""
-import math
 import os
 
 import numpy as np

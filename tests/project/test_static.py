@@ -1,6 +1,6 @@
 """Static checks of the engine, the objectives, the search spaces, the benchmarks and the studies, run as part of
-the test suite (so CI's one command runs them): ruff (pyflakes, bugbear, isort, pyupgrade) and mypy, both configured
-in pyproject.toml, must report nothing."""
+the test suite (so CI's one command runs them): ruff (pyflakes, bugbear, isort, pyupgrade; also over the tests) and
+mypy, both configured in pyproject.toml, must report nothing."""
 import ast
 import subprocess
 import sys

@@ -3,7 +3,6 @@ no invalid point in grids or random samples."""
 import itertools
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings

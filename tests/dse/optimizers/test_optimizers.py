@@ -433,7 +433,7 @@ def test_projection_gives_distinct_feasible_unseen_points_nearest_first(seed: in
         diff = (values[free] != kid_values[i]).sum(axis=1)
         assert (values[row] != kid_values[i]).sum() == diff.min()
 
-        def moves(r: int) -> float:
+        def moves(r: int, i: int = i) -> float:
             total = 0.0
             for n in order:
                 kid = order[n].index(kids[n][i]) if kids[n][i] in order[n] else -1

@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from dse.storage import open_storage
 from tests.helpers import ROOT
 
@@ -152,7 +150,7 @@ def test_sigkill_mid_stream_keeps_file_consistent(tmp_path: Path) -> None:
     # all start (import) at once; each waits for its own GO and then writes until it is killed
     procs = [_spawn(url, "crash", seed=100 + r, n_total=-1, go=gos[r], log=logs[r], busy_s=30.0) for r in range(rounds)]
     try:
-        for round_, (go, log, proc) in enumerate(zip(gos, logs, procs)):
+        for go, log, proc in zip(gos, logs, procs):
             _wait_ready([log], [proc])
             go.touch()
             while "intent" not in log.read_text():  # opened and writing

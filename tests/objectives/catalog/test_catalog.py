@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from objectives import catalog
-from objectives.catalog import DATA_DIR, DTYPES, GPU, Catalog, CatalogError, model_math
+from objectives.catalog import DATA_DIR, DTYPES, Catalog, CatalogError, model_math
 from objectives.catalog.hf_config import CATALOG_KEYS
 
 CAT = catalog.default_catalog()
