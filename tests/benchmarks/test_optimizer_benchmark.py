@@ -37,6 +37,7 @@ def _hv(summary: pd.DataFrame, problem: str, optimizer: str, budget: int) -> flo
     return float(row.hv_median.iloc[0])
 
 
+@pytest.mark.slow   # the `quick` fixture runs the benchmark: 272 s here (2 cores); CI runs it, -m 'not slow' skips
 def test_quick_benchmark_nsga2_reaches_the_floor_on_the_flagship(quick) -> None:
     summary, _ = quick
     assert _hv(summary, "flagship", "nsga2", 300) >= NSGA2_FLOOR_300
@@ -46,6 +47,7 @@ def test_quick_benchmark_nsga2_reaches_the_floor_on_the_flagship(quick) -> None:
             assert _hv(summary, "flagship", "nsga2", b) >= _hv(summary, "flagship", peer, b), (peer, b)
 
 
+@pytest.mark.slow   # shares the `quick` fixture: run alone, it pays the 272 s benchmark
 def test_quick_benchmark_is_deterministic_and_writes_its_outputs(quick) -> None:
     summary, out = quick
     assert {"flagship", "zdt1"} == set(summary.problem)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT
 
 
@@ -18,6 +20,7 @@ def test_ruff_finds_nothing():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow   # 44 s here (2 cores); CI runs it, -m 'not slow' skips it locally
 def test_mypy_finds_nothing():
     r = _run("mypy")   # files and settings: [tool.mypy] in pyproject.toml
     assert r.returncode == 0 and "Success: no issues found" in r.stdout, r.stdout + r.stderr
