@@ -19,13 +19,14 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
+from tests.helpers import ROOT
+
+SCRIPT = ROOT / "scripts" / "postgres.sh"
 _SERVER = pytest.StashKey[tuple[str | None, str | None]]()
 
 
