@@ -1,6 +1,6 @@
 #!/bin/sh
 # Print the path of a headless-capable Chromium, installing Debian's `chromium` package first if it is missing.
-# Used by tests/test_report.py to open the HTML report headless. Needs root and apt-get to install;
+# Used by tests/dse/test_report.py to open the HTML report headless. Needs root and apt-get to install;
 # exits 2 with a reason on stderr when it cannot. apt output goes to stderr; stdout is only the path.
 set -eu
 

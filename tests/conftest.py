@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 import dse
-from hypothesis import settings
 
 # CI runs the property tests derandomized (same examples every run: a submission's CI cannot fail by chance);
 # local runs keep exploring new examples, which is how new bugs are found.

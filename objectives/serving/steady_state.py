@@ -6,7 +6,7 @@ iteration work of N requests in flight at ``max_num_tokens`` per iteration, vect
 the analytical serving model `ServingModel` (objectives/serving/analytical.py) uses for aggregated deployments and
 extends with the scheduler features below. `steady_state` evaluates that model on one aggregated deployment under
 a closed-loop fixed-length workload and returns the keys of `simulate`; it computes nothing of its own. The
-simulator checks it (tests/test_serving_steady.py).
+simulator checks it (tests/objectives/serving/test_serving_steady.py).
 
 Scheduler features mapped: ``max_batch_size``, ``max_num_tokens``, ``chunked_prefill`` (off: each cycle's prompts
 prefill in iterations of their own, decodes stall meanwhile), ``batching`` ("continuous" | "static"). Not

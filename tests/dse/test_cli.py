@@ -1,0 +1,131 @@
+"""The dse command line: every command on a real study, and one-line errors with a non-zero exit code."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dse import cli
+from tests.helpers import HELPERS
+
+STUDY_FILE = HELPERS / "worker_study.py"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """A small study run through `dse run` (in-process) into a temporary SQLite file."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+    assert cli.main(["run", str(STUDY_FILE), "--storage", url, "--n-trials", "60", "--no-progress", "--no-report"]) == 0
+    return url
+
+
+def test_run_prints_the_front_as_a_table(shared, capsys):
+    assert cli.main(["run", str(STUDY_FILE), "--storage", shared, "--n-trials", "80", "--no-progress", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "study 'shared': 80 complete" in out
+    assert "f1" in out and "f2" in out and "number" in out
+
+
+def test_list_and_show(shared, capsys):
+    assert cli.main(["list", "--storage", shared]) == 0
+    assert "shared" in capsys.readouterr().out
+    assert cli.main(["show", "shared", "--storage", shared]) == 0
+    out = capsys.readouterr().out
+    assert "objectives: {'f1': 'min', 'f2': 'min'}" in out and "front" in out
+    assert cli.main(["show", "shared", "--storage", shared, "--json"]) == 0
+    assert '"n_complete"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt, ext", [("csv", "csv"), ("parquet", "parquet"), ("netcdf", "nc")])
+def test_export(shared, tmp_path, fmt, ext, capsys):
+    out = tmp_path / f"x.{ext}"
+    assert cli.main(["export", "shared", "--storage", shared, "--format", fmt, "-o", str(out)]) == 0
+    assert out.exists() and out.stat().st_size > 0
+    if fmt == "csv":
+        assert len(pd.read_csv(out)) >= 60
+
+
+@pytest.mark.parametrize("name", ["front.html", "front.png"])
+def test_plot(shared, tmp_path, name):
+    out = tmp_path / name
+    assert cli.main(["plot", "shared", "--storage", shared, "--x", "f1", "--y", "f2", "-o", str(out)]) == 0
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG") if name.endswith(".png") else b"plotly" in data.lower()
+
+
+def test_report(shared, tmp_path):
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "shared", "--storage", shared, "-o", str(out)]) == 0
+    assert out.stat().st_size > 100_000  # plotly.js is inlined: the file works offline
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["show", "nosuch"], "no study named 'nosuch'"),
+    (["run", "missing_file.py"], "does not exist"),
+    (["run", str(STUDY_FILE), "--optimizer", "annealing", "--n-trials", "5"], "annealing"),
+    (["plot", "shared", "--x", "nosuchmetric"], "nosuchmetric"),
+])
+def test_errors_are_one_line_and_exit_non_zero(shared, argv, needle, capsys):
+    argv = argv[:2] + ["--storage", shared] + argv[2:] if argv[0] in ("show", "plot", "run") else argv
+    assert cli.main(argv + ["--no-progress"] if argv[0] == "run" else argv) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and err.startswith("dse: error")
+
+
+def test_debug_shows_the_traceback(shared):
+    with pytest.raises(Exception, match="no study named"):
+        cli.main(["--debug", "show", "nosuch", "--storage", shared])
+
+
+def test_console_entry_point_and_help():
+    exe = shutil.which("dse", path=os.path.dirname(sys.executable)) or shutil.which("dse")
+    assert exe, "the dse console script is not installed (pip install -e .)"
+    r = subprocess.run([exe, "run", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "usage: dse run" in r.stdout
+    r = subprocess.run([exe, "show", "nosuch", "--storage", "sqlite:////nonexistent-dir/x.db"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == cli.EXIT_ERROR and r.stderr.startswith("dse: error") and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cmd", [[], ["run"], ["worker"], ["list"], ["show"], ["export"], ["plot"], ["report"], ["dashboard"]])
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*cmd, "--help"])
+    assert exc.value.code == 0 and "usage: dse" in capsys.readouterr().out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_command_serves_the_study_on_loopback(shared):
+    import time
+    import urllib.request
+
+    exe = shutil.which("dse", path=os.path.dirname(sys.executable)) or shutil.which("dse")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "dashboard", "shared", "--storage", shared, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        body = None
+        while time.monotonic() < deadline and body is None:
+            if proc.poll() is not None:
+                pytest.fail(f"dse dashboard exited early: {proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = r.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "the dashboard never answered"
+        assert '"shared"' in body                                  # the copied study is served
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard", timeout=5) as r:
+            assert r.status == 200 and "<html" in r.read().decode().lower()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,57 @@
+"""notebooks/*.ipynb: each executes top to bottom with a real Jupyter kernel running this interpreter (the venv's),
+fails on any cell error, and writes its studies into a temporary folder, never into the repository."""
+import json
+import sys
+
+import nbformat
+import pytest
+
+from tests.helpers import ROOT
+
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory):
+    """A kernelspec whose argv is THIS interpreter, so the kernel sees the venv's packages."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "dse-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "dse test kernel", "language": "python",
+    }))
+    return root
+
+
+def test_the_three_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_llm_serving_front", "03_what_if", "04_training"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} is stored with outputs"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(path, tmp_path, kernel_dir, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir))
+    monkeypatch.setenv("DSE_NOTEBOOK_DIR", str(tmp_path / "work"))
+    before = {p.name for p in (ROOT / "studies").iterdir()} | {p.name for p in (ROOT / "notebooks").iterdir()}
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name="dse-test", timeout=60,
+                                     resources={"metadata": {"path": str(ROOT / "notebooks")}})
+    client.execute()   # raises CellExecutionError on the first failing cell
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any(o.get("output_type") in ("execute_result", "display_data") for o in outputs)
+    assert list((tmp_path / "work").glob("*.db")), "the notebook's study goes to DSE_NOTEBOOK_DIR"
+    after = {p.name for p in (ROOT / "studies").iterdir()} | {p.name for p in (ROOT / "notebooks").iterdir()}
+    assert after == before, f"the notebook wrote into the repository: {sorted(after - before)}"

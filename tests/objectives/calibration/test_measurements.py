@@ -1,0 +1,323 @@
+"""Serving-measurement readers (objectives.calibration.measurements): silicon CSV, vllm bench serve JSON, published CSV.
+
+The vLLM fixtures in tests/helpers/data/vllm_bench_serve/ follow the writer in vllm/benchmarks/serve.py (`result_json`:
+setup keys, `--metadata` entries as top-level strings, traffic keys, the benchmark result, per-metric mean/median/
+std/p99; the `--save-detailed` arrays in one of them, and the `.pytorch.json` companion the writer saves next to each
+result). Their numbers exercise the format only; they are not measurements of anything.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives.calibration import measurements as M
+from objectives.calibration.measurements import COLUMNS, read_measurements
+from tests.helpers import DATA, SHARED
+
+SHARED_CAL = SHARED / "calibration"
+SILICON = SHARED_CAL / "serving_silicon.csv"
+PUBLISHED = SHARED_CAL / "published_measurements.csv"
+VLLM_DIR = DATA / "vllm_bench_serve"
+VLLM_A = VLLM_DIR / "openai-infqps-concurrency4-Llama-3.1-8B-Instruct-20261203-120000.json"
+VLLM_B = VLLM_DIR / "openai-2.0qps-Llama-3.1-8B-Instruct-20261203-121500.json"
+
+needs_shared = pytest.mark.skipif(not SILICON.exists() or not PUBLISHED.exists(),
+                                  reason="../shared/calibration is not in this checkout")
+
+
+def _raw_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ---------------------------------------------------------------------------------------------------- silicon
+
+
+@pytest.fixture(scope="module")
+def silicon() -> pd.DataFrame:
+    return read_measurements(SILICON)
+
+
+@needs_shared
+def test_silicon_reads_every_row(silicon):
+    s = silicon
+    assert list(s.columns) == COLUMNS
+    assert len(s) == 1223 and set(s["layout"]) == {"silicon"}
+    assert list(s["source_row"]) == list(range(1, 1224))
+    # counts computed from the file: mode x engine, systems, models
+    assert s.groupby(["mode", "engine"]).size().to_dict() == {
+        ("agg", "sglang"): 437, ("agg", "vllm"): 710, ("disagg", "trtllm"): 62, ("disagg", "vllm"): 14}
+    assert s["gpu"].value_counts().to_dict() == {"b200_sxm": 689, "b300_sxm": 224, "h200_sxm": 204, "gb200": 76,
+                                                 "h100_sxm": 30}
+    assert s["model"].value_counts().to_dict() == {"MiniMaxAI/MiniMax-M2.5": 523, "Qwen/Qwen3.5-397B-A17B": 351,
+                                                   "moonshotai/Kimi-K2.5": 241, "zhipuai/GLM-5": 108}
+    # quantization: catalog dtype plus the scheme
+    assert s["weight_dtype"].value_counts().to_dict() == {"fp8": 675, "fp4": 378, "int4": 90, "bf16": 80}
+    assert s["moe_quant"].value_counts().to_dict() == {"nvfp4": 378, "fp8": 364, "fp8_block": 311, "int4_wo": 90,
+                                                       "bf16": 80}
+    assert (s.loc[s["moe_quant"] == "fp8_block", "moe_dtype"] == "fp8").all()
+    assert (s.loc[s["weight_quant"] == "int4_wo", "weight_dtype"] == "int4").all()
+    assert (s["ttft_ms"] > 0).all() and (s["tpot_ms"] > 0).all() and s["throughput_tok_s"].isna().all()
+
+
+@needs_shared
+def test_silicon_deployments_and_concurrency(silicon):
+    s = silicon
+    agg, dis = s[s["mode"] == "agg"], s[s["mode"] == "disagg"]
+    # agg: batch_size is per attention-DP rank, the concurrency the whole deployment's; expert parallel spans it
+    assert np.array_equal(agg["concurrency"], agg["batch_size"] * agg["attn_dp"])
+    assert np.array_equal(agg["tp"] * agg["attn_dp"], agg["moe_tp"] * agg["moe_ep"])
+    assert np.array_equal(agg["n_gpus"], agg["tp"] * agg["pp"] * agg["attn_dp"])
+    assert agg[[c for c in COLUMNS if c.startswith(("prefill_", "decode_"))]].isna().all().all()
+    assert dis[["tp", "pp", "attn_dp", "moe_tp", "moe_ep"]].isna().all().all()
+    assert dis[["prefill_tp", "decode_tp", "prefill_moe_ep", "decode_moe_ep"]].notna().all().all()
+    known = dis["prefill_workers"].notna()
+    assert known.sum() == 29 and (~known).sum() == 47  # rows without worker counts keep NaN workers
+    assert dis.loc[~known, "n_gpus"].isna().all()
+    k = dis[known]
+    assert np.array_equal(k["n_gpus"], k["prefill_workers"] * k["prefill_tp"] * k["prefill_attn_dp"]
+                          + k["decode_workers"] * k["decode_tp"] * k["decode_attn_dp"])
+    # every row against the raw file: the id's _c<N>_, the measured means, the system
+    raw = _raw_rows(SILICON)
+    for r in (0, 31, 79, 517, 1222):
+        row = s.iloc[r]
+        assert row["source_row"] == r + 1
+        assert f"_c{int(row['concurrency'])}_" in raw[r]["id"]
+        assert row["ttft_ms"] == float(raw[r]["silicon_ttft_ms"])
+        assert row["tpot_ms"] == float(raw[r]["silicon_tpot_ms"])
+        assert row["gpu"] == raw[r]["system"] and row["model"] == raw[r]["model_path"]
+    # the second data row of the file: MiniMax-M2.5 on B300, vLLM 0.19.0, TP4, 1024/1024 at concurrency 128
+    r1 = s.iloc[1]
+    assert (r1["engine"], r1["engine_version"], r1["tp"], r1["isl"], r1["osl"], r1["concurrency"]) == \
+        ("vllm", "0.19.0", 4.0, 1024.0, 1024.0, 128.0)
+
+
+def _silicon_copy(tmp_path: Path, edit) -> Path:
+    df = pd.read_csv(SILICON, dtype=str, keep_default_na=False)
+    df = edit(df)
+    p = tmp_path / "silicon_edit.csv"
+    df.to_csv(p, index=False)
+    return p
+
+
+@needs_shared
+def test_silicon_missing_column(tmp_path):
+    p = _silicon_copy(tmp_path, lambda d: d.drop(columns=["silicon_tpot_ms", "prefill_tp_size"]))
+    with pytest.raises(ValueError) as e:
+        read_measurements(p, layout="silicon")
+    msg = str(e.value)
+    assert str(p) in msg and "silicon_tpot_ms" in msg
+
+
+@needs_shared
+@pytest.mark.parametrize("row,column,value,expect", [
+    (5, "tp_size", "four", "'four' is not a number"),
+    (7, "silicon_ttft_ms", "n/a", "'n/a' is not a number"),
+    (3, "batch_size", "", "empty, a number is required"),       # an agg row needs its pool
+    (80, "decode_tp_size", "", "empty, a number is required"),  # a disagg row needs its pools' shape
+    (2, "osl", "-5", "must be positive"),
+    (9, "gemm_quant_mode", "fp6", "unknown quantization 'fp6'"),
+    (4, "mode", "hybrid", "valid: 'agg', 'disagg'"),
+    (6, "backend", "tgi", "unknown engine 'tgi'"),
+])
+def test_silicon_bad_cell_names_file_row_and_column(tmp_path, row, column, value, expect):
+    def edit(d: pd.DataFrame) -> pd.DataFrame:
+        d.loc[row - 1, column] = value
+        return d
+    p = _silicon_copy(tmp_path, edit)
+    with pytest.raises(ValueError) as e:
+        read_measurements(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: row {row}, column {column!r}"), msg
+    assert expect in msg
+
+
+@needs_shared
+def test_silicon_row_without_concurrency(tmp_path):
+    def edit(d: pd.DataFrame) -> pd.DataFrame:
+        d.loc[9, "silicon_data_source"] = "db-dump"
+        d.loc[9, "id"] = "no_concurrency_here"
+        return d
+    p = _silicon_copy(tmp_path, edit)
+    with pytest.raises(ValueError, match=r"row 10, column 'silicon_data_source': no concurrency"):
+        read_measurements(p)
+
+
+# ---------------------------------------------------------------------------------------------------- vLLM JSON
+
+
+def test_vllm_directory_with_metadata_and_defaults():
+    v = read_measurements(VLLM_DIR, gpu="h200_sxm", tp=1, weight_dtype="bf16")
+    assert list(v.columns) == COLUMNS
+    assert len(v) == 2  # the .pytorch.json companion is not a result
+    assert set(v["layout"]) == {"vllm_json"} and set(v["engine"]) == {"vllm"} and set(v["mode"]) == {"agg"}
+    a = v[v["source_file"] == str(VLLM_A)].iloc[0]
+    b = v[v["source_file"] == str(VLLM_B)].iloc[0]
+    ja, jb = json.loads(VLLM_A.read_text()), json.loads(VLLM_B.read_text())
+    # --metadata entries in the file win over the defaults; the defaults fill what a file does not say
+    assert (a["gpu"], a["tp"], a["weight_dtype"], a["engine_version"]) == ("h100_sxm", 2.0, "fp8", "0.11.0")
+    assert (b["gpu"], b["tp"], b["weight_dtype"]) == ("h200_sxm", 1.0, "bf16") and pd.isna(b["engine_version"])
+    assert a["model"] == ja["model_id"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert a["ttft_ms"] == ja["mean_ttft_ms"] and a["tpot_ms"] == ja["mean_tpot_ms"]
+    assert a["itl_ms"] == ja["mean_itl_ms"] and a["e2e_ms"] == ja["mean_e2el_ms"]
+    assert a["throughput_tok_s"] == ja["output_throughput"]
+    assert a["isl"] == np.mean(ja["input_lens"]) == 1024 and a["osl"] == np.mean(ja["output_lens"]) == 16
+    assert a["concurrency"] == 4 and math.isinf(a["request_rate"]) and a["n_gpus"] == 2
+    assert b["request_rate"] == 2.0 and np.isnan(b["concurrency"])  # open loop at 2 req/s, no cap
+    assert b["isl"] == jb["total_input_tokens"] / jb["completed"] == 512
+    assert b["ttft_ms"] == jb["mean_ttft_ms"] and b["note"] == jb["date"]
+
+
+def test_vllm_missing_deployment_names_what_to_pass():
+    with pytest.raises(ValueError) as e:
+        read_measurements(VLLM_B)
+    msg = str(e.value)
+    assert str(VLLM_B) in msg and "column 'gpu'" in msg
+    assert "gpu=..., tp=..., weight_dtype=..." in msg and "--metadata gpu=..." in msg
+
+
+def test_vllm_append_result_file_and_unlimited_burst(tmp_path):
+    a = json.loads(VLLM_A.read_text())
+    burst = dict(a, max_concurrency=None, num_prompts=4, tp="4", label="burst")
+    p = tmp_path / "appended.json"
+    p.write_text(json.dumps(a) + "\n" + json.dumps(burst))  # what --append-result writes
+    v = read_measurements(p)
+    assert list(v["source_row"]) == [1, 2] and list(v["tp"]) == [2.0, 4.0]
+    assert v["concurrency"].iloc[1] == 4  # request rate inf, no cap: every prompt in flight
+
+
+def test_vllm_disaggregated_from_defaults():
+    v = read_measurements(VLLM_B, gpu="gb200", tp=1, weight_dtype="nvfp4", mode="disagg", prefill_workers=2,
+                          prefill_tp=4, decode_workers=1, decode_tp=8, decode_moe_ep=8, engine="trtllm")
+    r = v.iloc[0]
+    assert (r["mode"], r["engine"], r["weight_dtype"], r["weight_quant"]) == ("disagg", "trtllm", "fp4", "nvfp4")
+    assert r["n_gpus"] == 2 * 4 + 1 * 8 and r["decode_moe_ep"] == 8 and r["prefill_moe_ep"] == 1
+    assert np.isnan(r["tp"])
+
+
+@pytest.mark.parametrize("edit,column,expect", [
+    (lambda d: d.pop("mean_tpot_ms"), "mean_tpot_ms", "missing from the result"),
+    (lambda d: d.update(mean_ttft_ms="fast"), "mean_ttft_ms", "'fast' is not a number"),
+    (lambda d: d.update(completed=0), "completed", "no completed request"),
+    (lambda d: d.update(tp="eight"), "tp", "'eight' is not a number"),
+    (lambda d: d.update(weight_dtype="fp6"), "weight_dtype", "unknown quantization 'fp6'"),
+])
+def test_vllm_bad_values_name_file_record_and_key(tmp_path, edit, column, expect):
+    d = json.loads(VLLM_A.read_text())
+    edit(d)
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(ValueError) as e:
+        read_measurements(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: row 1, column {column!r}"), msg
+    assert expect in msg
+
+
+def test_vllm_companion_and_broken_files(tmp_path):
+    with pytest.raises(ValueError, match="pytorch.json"):
+        read_measurements(VLLM_DIR / "openai-2.0qps-Llama-3.1-8B-Instruct-20261203-121500.pytorch.json",
+                          gpu="h200_sxm", tp=1, weight_dtype="bf16")
+    p = tmp_path / "cut.json"
+    p.write_text(VLLM_A.read_text()[:200])
+    with pytest.raises(ValueError, match=r"cut.json: record 1: not valid JSON"):
+        read_measurements(p)
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no vllm bench serve result"):
+        read_measurements(empty, layout="vllm_json")
+    with pytest.raises(TypeError, match="unknown keyword"):
+        read_measurements(VLLM_A, gpus="h100_sxm")
+
+
+# ---------------------------------------------------------------------------------------------------- published
+
+
+@needs_shared
+def test_published_rows_grouped_per_deployment_and_load_point():
+    p = read_measurements(PUBLISHED)
+    assert list(p.columns) == COLUMNS and set(p["layout"]) == {"published"}
+    raw = pd.read_csv(PUBLISHED)
+    # 1,149 one-metric rows -> 970 (source, deployment, load point) rows, no metric lost
+    assert len(raw) == 1149 and len(p) == 970
+    metric_cols = ["ttft_ms", "itl_ms", "e2e_ms", "throughput_tok_s", "throughput_tok_s_gpu", "request_throughput"]
+    assert int(p[metric_cols].notna().sum().sum()) == len(raw)
+    assert p["tpot_ms"].equals(p["itl_ms"])
+    assert p["kind"].value_counts().to_dict() == {"ifb": 669, "static": 114, "serving": 77, "ttft": 75,
+                                                  "excluded": 22, "latency": 13}
+    assert p["engine"].value_counts().to_dict() == {"trtllm": 938, "vllm": 25, "nim": 7}
+    name = {"ttft_ms": "ttft_ms", "itl_ms": "itl_ms", "e2e_latency_ms": "e2e_ms",
+            "throughput_out_tok_s": "throughput_tok_s", "throughput_out_tok_s_per_gpu": "throughput_tok_s_gpu",
+            "requests_per_s": "request_throughput"}
+    for r in (0, 100, 500, 969):
+        row = p.iloc[r]
+        first = raw.iloc[row["source_row"] - 1]
+        assert row[name[first["metric"]]] == first["value"]
+        assert row["model"] == first["model"] and row["gpu"] == first["gpu"]
+    assert (p["mode"] == "agg").all() and set(p["request_rate"].dropna()) == {math.inf, 2.0, 8.0, 16.0}
+    v = p[p["engine"] == "vllm"]["engine_version"]
+    assert set(v) == {"0.5.4", "0.4.3+rocm614"}
+
+
+@needs_shared
+def test_published_bad_value_and_metric(tmp_path):
+    df = pd.read_csv(PUBLISHED, dtype=str, keep_default_na=False)
+    df.loc[11, "value"] = "12,5"
+    p = tmp_path / "published_edit.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(ValueError, match=r"published_edit.csv: row 12, column 'value': '12,5' is not a number"):
+        read_measurements(p)
+    df = pd.read_csv(PUBLISHED, dtype=str, keep_default_na=False)
+    df.loc[0, "metric"] = "tokens"
+    df.to_csv(p, index=False)
+    with pytest.raises(ValueError, match=r"row 1, column 'metric': 'tokens'; valid"):
+        read_measurements(p, layout="published")
+
+
+# ---------------------------------------------------------------------------------------------------- layouts
+
+
+def test_unknown_layout(tmp_path):
+    with pytest.raises(ValueError, match=r"layout='trace': unknown; valid: \['silicon', 'vllm_json', 'published'\]"):
+        read_measurements(VLLM_A, layout="trace")
+    p = tmp_path / "other.csv"
+    p.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"other.csv: row 0 \(header\): unknown layout"):
+        read_measurements(p)
+    with pytest.raises(FileNotFoundError):
+        read_measurements(tmp_path / "missing.csv")
+
+
+@needs_shared
+def test_detected_layouts_and_defaults_only_for_json(tmp_path):
+    assert M.detect_layout(SILICON) == "silicon"
+    assert M.detect_layout(PUBLISHED) == "published"
+    assert M.detect_layout(VLLM_DIR) == "vllm_json"
+    # a result saved without the .json suffix is still recognised by its content
+    p = tmp_path / "result.txt"
+    shutil.copy(VLLM_A, p)
+    assert M.detect_layout(p) == "vllm_json" and len(read_measurements(p)) == 1
+    with pytest.raises(TypeError, match="apply to vLLM JSON results only"):
+        read_measurements(SILICON, gpu="h200_sxm")
+
+
+def test_silicon_runs_exported_twice_count_once(silicon):
+    from objectives.calibration.silicon import distinct_measurements
+
+    rows = silicon.head(40).copy()
+    copy = rows.iloc[[3, 7]].copy()
+    copy["ttft_ms"] = copy["ttft_ms"] + 0.004          # a copy differs only in rounding
+    copy["note"] = "another dump"
+    other = rows.iloc[[5]].copy()
+    other["ttft_ms"] = other["ttft_ms"] * 1.3          # a second run of the same deployment measured differently
+    both = pd.concat([rows, copy, other], ignore_index=True)
+    out = distinct_measurements(both)
+    assert len(out) == len(distinct_measurements(rows)) + 1
+    assert (out["ttft_ms"] == other["ttft_ms"].iloc[0]).any()

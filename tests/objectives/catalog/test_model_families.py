@@ -1,0 +1,338 @@
+"""Model families of issue 13: shipped configs of the newer architectures, quantized checkpoint ids, quantization
+configs, hybrid (linear-attention) layers in the cost model, and errors for what cannot be costed."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from objectives import catalog, inference
+from objectives.catalog import DATA_DIR, Catalog, CatalogError
+from objectives.catalog import model_math as mm
+from objectives.catalog.quant import checkpoint_quant, from_hf_quant_config, from_quantization_config
+from objectives.inference import memory
+from objectives.inference.ops import ModelShape, layer_costs
+from tests.helpers import SHARED
+
+
+def _raw(name: str) -> dict:
+    return json.loads((DATA_DIR / "models" / f"{name}.json").read_text())
+
+
+# ------------------------------------------------------------------------------------------ shapes of each family
+# (name, n_layers, linear layers, softmax heads, KV heads, experts, top_k, sliding layers, window) read off the
+# shipped config.json by hand: layer_types / hybrid_override_pattern / no_rope_layers counted.
+SHAPES = [
+    ("MiniMax-M2.5", 62, 0, 48, 8, 256, 8, 0, 0),
+    ("Qwen3.5-397B-A17B", 60, 45, 32, 2, 512, 10, 0, 0),        # 3 linear : 1 full (full_attention_interval 4)
+    ("Qwen3.5-27B", 64, 48, 24, 4, 0, 0, 0, 0),
+    ("Kimi-K2.5", 61, 0, 64, 64, 384, 8, 0, 0),                  # DeepseekV3 text_config inside KimiK25
+    ("GLM-5", 78, 0, 64, 64, 256, 8, 0, 0),
+    ("Llama-4-Scout", 48, 0, 40, 8, 16, 1, 36, 8192),            # chunked attention on 3 of every 4 layers
+    ("Llama-4-Maverick", 48, 0, 40, 8, 128, 1, 36, 8192),
+    ("Nemotron-H-56B", 64, 54, 64, 8, 0, 0, 0, 0),               # 54 'M' + 10 '*' mixers, 54 '-' MLPs
+    ("gemma-2-9b", 42, 0, 16, 8, 0, 0, 21, 4096),                # even layers slide
+    ("gemma-3-12b", 48, 0, 16, 8, 0, 0, 40, 1024),               # every 6th layer global
+    ("Phi-3-mini", 32, 0, 32, 32, 0, 0, 32, 2047),
+    ("gpt-oss-120b", 36, 0, 64, 8, 128, 4, 18, 128),
+]
+
+
+@pytest.mark.parametrize("name,L,lin,heads,kv,experts,top_k,sliding,window", SHAPES, ids=[s[0] for s in SHAPES])
+def test_family_parses_from_its_shipped_config(name, L, lin, heads, kv, experts, top_k, sliding, window):
+    m = catalog.model(name)
+    assert (m.n_layers, m.n_linear_attn_layers, m.n_heads, m.n_kv_heads, m.n_experts, m.top_k) == \
+        (L, lin, heads, kv, experts, top_k)
+    assert (mm.n_sliding_layers(m), m.sliding_window if sliding else 0) == (sliding, window)
+    assert m.source.startswith("https://huggingface.co/") and m.source.endswith("/config.json")
+
+
+def test_hybrid_and_sparse_details():
+    q = catalog.model("Qwen3.5-397B-A17B")
+    assert (q.linear_attn_kind, q.linear_num_k_heads, q.linear_num_v_heads, q.linear_head_k_dim,
+            q.linear_head_v_dim, q.linear_conv_kernel, q.linear_state_dtype, q.attn_output_gate) == \
+        ("gdn", 16, 64, 128, 128, 4, "fp32", True)
+    assert (q.moe_ffn, q.n_shared_experts, q.shared_ffn, q.head_dim) == (1024, 1, 1024, 256)
+    n = catalog.model("Nemotron-H-56B")
+    assert (n.linear_attn_kind, n.linear_num_k_heads, n.linear_num_v_heads, n.linear_head_k_dim,
+            n.linear_head_v_dim, n.linear_conv_kernel, n.gated_mlp) == ("mamba2", 8, 256, 256, 64, 4, False)
+    assert n.ffn * n.n_layers == 54 * 32768  # the 54 MLP blocks' width spread over the 64 mixer layers
+    g = catalog.model("GLM-5")
+    assert (g.index_topk, g.index_n_heads, g.index_head_dim, g.kv_lora_rank, g.q_lora_rank, g.v_head_dim) == \
+        (2048, 32, 128, 512, 2048, 256)
+    assert mm.kv_elements_per_token_layer(g) == 512 + 64 + 128  # latent + RoPE key + indexer key
+    mav = catalog.model("Llama-4-Maverick")
+    assert (mm.n_moe_layers(mav), mav.ffn, mav.moe_ffn, mav.shared_ffn) == (24, 16384, 8192, 8192)
+
+
+# Published sizes. Sources: MiniMax-M2 model card "230B total, 10B active" (M2.5: same architecture);
+# model names (Qwen3.5-397B-A17B, Qwen3.5-27B, Nemotron-H-56B); Kimi K2 tech report (arXiv 2507.20534)
+# "1.04 trillion total parameters, 32 billion activated"; zai-org/GLM-5 model card "744B (40B active)";
+# Meta Llama 4 model card: Scout 109B total / 17B active, Maverick 400B / 17B; Gemma 2 report Table 1:
+# 9B = 917M embedding + 8,324M non-embedding; Gemma 3 report Table 1: 12B = 1,012M embedding + 10,759M
+# non-embedding (+417M vision, not costed); Phi-3 report: phi-3-mini 3.8B; DeepSeek-V3.2 = DeepSeek-V3 671B main.
+PUBLISHED = [  # name, total, active (None: not checked), input embedding counted in "active"
+    ("MiniMax-M2.5", 230e9, None, True), ("Qwen3.5-397B-A17B", 397e9, 17e9, True),
+    ("Qwen3.5-27B", 27e9, None, True), ("Kimi-K2.5", 1.04e12, 32e9, False), ("GLM-5", 744e9, 40e9, False),
+    ("Llama-4-Scout", 109e9, 17e9, True), ("Llama-4-Maverick", 400e9, 17e9, True),
+    ("Nemotron-H-56B", 56e9, None, True), ("gemma-2-9b", 917e6 + 8324e6, None, True),
+    ("gemma-3-12b", 1012e6 + 10759e6, None, True), ("Phi-3-mini", 3.8e9, None, True),
+    ("DeepSeek-V3.2", 671e9, None, True),  # active: V3's 37B plus the indexer (~0.9B), not published separately
+]
+
+
+@pytest.mark.parametrize("name,total,active,with_embedding", PUBLISHED, ids=[p[0] for p in PUBLISHED])
+def test_parameter_counts_match_published_sizes(name, total, active, with_embedding):
+    m = catalog.model(name)
+    assert mm.total_params(m) == pytest.approx(total, rel=0.02)
+    if active is not None:
+        assert mm.active_params(m, input_embedding=with_embedding) == pytest.approx(active, rel=0.025)
+
+
+def test_multimodal_wrappers_read_their_text_config():
+    """Qwen3-VL / Kimi-K2.5 / Llama 4 / Gemma 3 nest the language model under text_config; tied embeddings and
+    quantization at the top level carry over."""
+    inner = {k: v for k, v in _raw("Qwen3-30B-A3B").items() if k not in ("name", "hf_id", "aliases", "source")}
+    inner = dict(inner, model_type="qwen3_vl_moe_text", tie_word_embeddings=None)
+    wrapped = {"architectures": ["Qwen3VLMoeForConditionalGeneration"], "model_type": "qwen3_vl_moe",
+               "text_config": {k: v for k, v in inner.items() if k != "tie_word_embeddings"},
+               "vision_config": {"depth": 27}, "tie_word_embeddings": False,
+               "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    m = catalog.model_from_hf_config(wrapped, name="vl")
+    base = catalog.model("Qwen3-30B-A3B")
+    assert (m.n_layers, m.n_experts, m.moe_ffn, m.tie_embeddings) == (base.n_layers, base.n_experts, base.moe_ffn, False)
+    assert mm.total_params(m) == mm.total_params(base) and m.quant_scheme == "fp8_block"
+    assert m.architecture == "Qwen3VLMoeForConditionalGeneration"
+
+
+def test_layer_costs_agree_with_the_catalog_parameter_and_cache_counts():
+    for name in ("Qwen3.5-397B-A17B", "Nemotron-H-56B", "GLM-5", "Llama-4-Maverick", "gpt-oss-120b", "Kimi-K2.5"):
+        m = catalog.model(name)
+        lc = layer_costs(ModelShape.from_models([m]), 1.0)
+        assert lc.dense_params + lc.expert_params * m.n_experts + lc.embed_params == \
+            pytest.approx(mm.total_params(m), rel=1e-9)
+        for ctx in (1, 100, 5000, 300_000):
+            assert memory.seq_cache_bytes_gpu(lc, 2.0, 1.0, ctx) == pytest.approx(mm.sequence_cache_bytes(m, ctx))
+
+
+def test_linear_attention_state_is_constant_and_split_over_tp():
+    q = catalog.model("Qwen3.5-397B-A17B")
+    # 45 GDN layers x (64 heads x 128 x 128 fp32 recurrent state + (2*16*128 + 64*128) x 3 conv inputs in 16-bit)
+    assert mm.linear_state_bytes_per_seq(q) == 45 * (64 * 128 * 128 * 4 + (4096 + 8192) * 3 * 2)
+    s = ModelShape.from_models([q])
+    lc1, lc8 = layer_costs(s, 1.0), layer_costs(s, 8.0)
+    assert lc1.state_bytes_per_seq == mm.linear_state_bytes_per_seq(q) and lc8.state_bytes_per_seq * 8 == \
+        pytest.approx(lc1.state_bytes_per_seq)
+    a, b = memory.seq_cache_bytes_gpu(lc8, 1.0, 1.0, 1000), memory.seq_cache_bytes_gpu(lc8, 1.0, 1.0, 2000)
+    assert b - a == pytest.approx(1000 * lc8.kv_elems_per_token)  # only the 15 full layers grow
+    assert lc1.kv_elems_per_token == 15 * 2 * 2 * 256 and lc1.linear_flops_per_token > 0
+    # plain transformers: no state, no window, no sparse terms
+    lc = layer_costs(ModelShape.from_models([catalog.model("Llama-3.1-70B")]), 4.0)
+    assert (lc.state_bytes_per_seq, lc.win_kv_elems_per_token, lc.sparse_topk, lc.linear_flops_per_token) == (0,) * 4
+
+
+def test_window_bounded_layers():
+    oss = catalog.model("gpt-oss-120b")
+    lc = layer_costs(ModelShape.from_models([oss]), 1.0)
+    assert lc.window_tokens == 128 and lc.win_kv_elems_per_token == 18 * 2 * 8 * 64
+    per_tok = 2 * 8 * 64 * 2.0
+    assert memory.seq_cache_bytes_gpu(lc, 2.0, 1.0, 10_000) == (18 * 10_000 + 18 * 128) * per_tok
+    scout = catalog.model("Llama-4-Scout")
+    assert mm.kv_cache_bytes(scout, 100_000) == (12 * 100_000 + 36 * 8192) * mm.kv_bytes_per_token_layer(scout)
+
+
+# Replacing full-attention layers with linear ones never adds KV bytes per token (the state is per sequence).
+BASES = ["Qwen3.5-27B", "Llama-3.1-8B", "Mixtral-8x7B", "gemma-2-9b", "DeepSeek-V3", "GLM-5"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=st.sampled_from(BASES), a=st.integers(0, 200), b=st.integers(0, 200),
+       tp=st.sampled_from([1.0, 2.0, 4.0, 8.0]), ctx=st.integers(1, 500_000), kind=st.sampled_from(["gdn", "mamba2"]))
+def test_kv_bytes_per_token_never_increase_when_layers_turn_linear(base, a, b, tp, ctx, kind):
+    m = catalog.model(base)
+    lo, hi = sorted((a % (m.n_layers + 1), b % (m.n_layers + 1)))
+
+    def hybrid(n_lin):
+        return dataclasses.replace(m, n_linear_attn_layers=n_lin, linear_attn_kind=kind, linear_num_k_heads=8,
+                                   linear_num_v_heads=16, linear_head_k_dim=64, linear_head_v_dim=64,
+                                   linear_conv_kernel=4, n_sliding_layers=min(m.n_sliding_layers, m.n_layers - n_lin))
+
+    m_lo, m_hi = hybrid(lo), hybrid(hi)
+    lc_lo, lc_hi = (layer_costs(ModelShape.from_models([x]), tp) for x in (m_lo, m_hi))
+    assert lc_hi.kv_elems_per_token <= lc_lo.kv_elems_per_token
+    assert lc_hi.attn_flops_decode <= lc_lo.attn_flops_decode
+    assert mm.kv_cache_bytes(m_hi, ctx) <= mm.kv_cache_bytes(m_lo, ctx)
+    assert lc_hi.state_bytes_per_seq >= lc_lo.state_bytes_per_seq  # ... the constant state grows instead
+    if hi == m.n_layers:
+        assert lc_hi.kv_elems_per_token == 0 and mm.kv_cache_bytes(m_hi, ctx) == 0
+
+
+def test_new_families_run_through_the_estimator():
+    names = ["Qwen3.5-397B-A17B", "MiniMax-M2.5", "Kimi-K2.5", "GLM-5", "Llama-4-Maverick", "Nemotron-H-56B"]
+    df = inference.estimate(names, "H200", tp=8, weight_dtype="fp8", batch_size=16, input_len=2048, output_len=256)
+    assert len(df) == len(names)
+    assert np.isfinite(df["tpot_ms"]).all() and (df["tpot_ms"] > 0).all()
+
+
+# ------------------------------------------------------------------------------------------ names and checkpoints
+@pytest.mark.parametrize("hf_id,name,dtype,scheme", [
+    ("Qwen/Qwen3-235B-A22B-FP8", "Qwen3-235B-A22B-FP8", "fp8", "fp8_block"),           # shipped, its own config
+    ("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "Qwen3-235B-A22B-FP8", "fp8", "fp8_block"),
+    ("nvidia/Llama-3.1-70B-Instruct-FP8", "Llama-3.1-70B-FP8", "fp8", "fp8_per_tensor"),  # shipped + hf_quant
+    ("nvidia/Llama-3.1-70B-Instruct-NVFP4", "Llama-3.1-70B-NVFP4", "fp4", "nvfp4"),       # derived from its id
+    ("nvidia/DeepSeek-R1-NVFP4", "DeepSeek-R1-NVFP4", "fp4", "nvfp4"),
+    ("nvidia/DeepSeek-R1-0528-FP4", "DeepSeek-R1-FP4", "fp4", "nvfp4"),
+    ("Qwen/Qwen3-32B-AWQ", "Qwen3-32B-AWQ", "int4", "int4_awq"),
+    ("Qwen/Qwen3-8B-GPTQ-Int4", "Qwen3-8B-GPTQ-Int4", "int4", "int4_gptq"),
+    ("RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8-dynamic", "Llama-3.1-8B-FP8-dynamic", "fp8", "fp8_per_channel"),
+    ("Qwen/Qwen3-30B-A3B-Thinking-2507", "Qwen3-30B-A3B", "", ""),
+    ("Qwen/Qwen3-235B-A22B-Instruct-2507", "Qwen3-235B-A22B", "", ""),
+    ("deepseek-ai/DeepSeek-V3.1", "DeepSeek-V3", "fp8", "fp8_block"),
+    ("deepseek-ai/DeepSeek-V3.1-Terminus", "DeepSeek-V3", "fp8", "fp8_block"),
+    ("DeepSeek-V3.1", "DeepSeek-V3", "fp8", "fp8_block"),
+    ("nvidia/DeepSeek-V3.1-NVFP4", "DeepSeek-V3-NVFP4", "fp4", "nvfp4"),
+    ("openai/gpt-oss-120b", "gpt-oss-120b", "fp4", "mxfp4"),
+    ("MiniMaxAI/MiniMax-M2.5", "MiniMax-M2.5", "fp8", "fp8_block"),
+    ("Qwen/Qwen3.5-397B-A17B", "Qwen3.5-397B-A17B", "", ""),
+    ("moonshotai/Kimi-K2.5", "Kimi-K2.5", "int4", "int4_group"),
+    ("zhipuai/GLM-5", "GLM-5", "", ""),
+    ("nvidia/GLM-5-NVFP4", "GLM-5-NVFP4", "fp4", "nvfp4"),
+    ("nvidia/Kimi-K2.5-NVFP4", "Kimi-K2.5-NVFP4", "fp4", "nvfp4"),
+])
+def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dtype, scheme):
+    cat = Catalog.from_data()  # derived variants register themselves: keep the default catalog untouched
+    m = cat.model(hf_id)
+    assert (m.name, m.quant_weight_dtype, m.quant_scheme) == (name, dtype, scheme)
+    base = cat.model(name.split("-FP8")[0].split("-NVFP4")[0].split("-FP4")[0].split("-AWQ")[0].split("-GPTQ")[0])
+    assert (m.n_layers, m.hidden, m.n_experts) == (base.n_layers, base.hidden, base.n_experts)
+    assert cat.model(hf_id) is m  # the same record on every lookup
+    assert cat.model_table([hf_id])["name"][0] == name
+
+
+def test_silicon_slice_model_names_resolve():
+
+    import pandas as pd
+
+    csv = SHARED / "calibration" / "serving_silicon.csv"
+    names = sorted(pd.read_csv(csv, usecols=["model_path"])["model_path"].unique()) if csv.exists() else [
+        "MiniMaxAI/MiniMax-M2.5", "Qwen/Qwen3.5-397B-A17B", "moonshotai/Kimi-K2.5", "zhipuai/GLM-5"]
+    got = {n: catalog.model(n).name for n in names}
+    assert set(got.values()) == {"MiniMax-M2.5", "Qwen3.5-397B-A17B", "Kimi-K2.5", "GLM-5"}, got
+
+
+def test_unknown_names_and_unknown_bases_keep_failing_with_close_matches():
+    with pytest.raises(CatalogError, match="unknown model 'zai-org/GLM-5.1'; close matches: .*GLM-5"):
+        catalog.model("zai-org/GLM-5.1")
+    with pytest.raises(CatalogError, match="unknown model 'nvidia/Qwen3.5-397B-A18B-NVFP4'; close matches: .*Qwen3.5"):
+        catalog.model("nvidia/Qwen3.5-397B-A18B-NVFP4")
+    with pytest.raises(CatalogError, match="unknown model 'acme/NoSuchModel-FP8'"):
+        catalog.model("acme/NoSuchModel-FP8")
+
+
+# ------------------------------------------------------------------------------------------ quantization configs
+@pytest.mark.parametrize("q,want", [
+    ({"quant_method": "fp8", "weight_block_size": [128, 128], "fmt": "e4m3"}, ("fp8", "fp8_block", "")),
+    ({"quant_method": "fp8", "activation_scheme": "static"}, ("fp8", "fp8_per_tensor", "")),
+    ({"quant_method": "fbgemm_fp8"}, ("fp8", "fp8_per_channel", "")),
+    ({"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]}, ("fp4", "mxfp4", "")),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128}, ("int4", "int4_awq", "")),
+    ({"quant_method": "gptq", "bits": 8}, ("int8", "int8_gptq", "")),
+    ({"quant_method": "bitsandbytes", "load_in_4bit": True}, ("int4", "bnb_4bit", "")),
+    ({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {
+        "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 32}}}}, ("int4", "int4_group", "")),
+    ({"quant_method": "compressed-tensors", "format": "float-quantized", "config_groups": {"g": {
+        "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}},
+      "kv_cache_scheme": {"num_bits": 8, "type": "float"}}, ("fp8", "fp8_per_channel", "fp8")),
+    ({"quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized"}, ("fp4", "nvfp4", "")),
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_scheme": {"num_bits": 8, "type": "float"}},
+     ("fp4", "nvfp4", "fp8")),
+])
+def test_quantization_config_formats(q, want):
+    assert from_quantization_config(q) == want
+    assert checkpoint_quant({"quantization_config": q}) == want
+    assert checkpoint_quant({"text_config": {"quantization_config": q}}) == want  # nested (Kimi-K2.5)
+
+
+def test_hf_quant_config_alongside_the_config(tmp_path):
+    cfg = {k: v for k, v in _raw("Llama-3.1-70B").items() if k not in ("name", "hf_id", "aliases", "source")}
+    assert catalog.model_from_hf_config(cfg).quant_weight_dtype == ""
+    f = tmp_path / "hf_quant_config.json"
+    f.write_text(json.dumps({"producer": {"name": "modelopt"},
+                             "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16}}))
+    m = catalog.model_from_hf_config(cfg, name="x", hf_quant_config=f)
+    assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == ("fp4", "nvfp4", "fp8")
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(cfg))
+    cat = Catalog()
+    m = cat.load_model_file(cfg_file, name="my-llama-nvfp4", hf_quant_config=f)
+    assert cat.model("my-llama-nvfp4") is m and m.quant_scheme == "nvfp4" and m.n_layers == 80
+    m = catalog.model_from_hf_config(dict(cfg, hf_quant_config={"quantization": {"quant_algo": "FP8"}}))
+    assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == ("fp8", "fp8_per_tensor", "")
+    # MIXED_PRECISION: the narrowest format present is the checkpoint's default (experts in NVFP4, attention FP8)
+    mixed = {"quantization": {"quant_algo": "MIXED_PRECISION", "kv_cache_quant_algo": "FP8", "quantized_layers": {
+        "layers.0.self_attn.q_proj": {"quant_algo": "FP8"}, "layers.0.mlp.experts": {"quant_algo": "W4A16_NVFP4"}}}}
+    assert from_hf_quant_config(mixed) == ("fp4", "nvfp4_w4a16", "fp8")
+    # the shipped checkpoints carry theirs
+    assert catalog.model("GLM-5-NVFP4").quant_scheme == "nvfp4" and catalog.model("GLM-5-FP8").quant_scheme == \
+        "fp8_block"
+    assert catalog.model("Llama-3.1-70B-FP8").quant_kv_dtype == "fp8"
+
+
+@pytest.mark.parametrize("q,match", [
+    ({"quant_method": "hqq"}, "quant_method 'hqq' cannot be costed"),
+    ({"quant_method": "awq", "bits": 3}, "awq with bits=3"),
+    ({"quant_method": "modelopt", "quant_algo": "FP6"}, "quant_algo 'FP6' cannot be costed"),
+    ({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 2, "type": "int"}}}},
+     "num_bits=2"),
+])
+def test_unknown_quantization_is_an_error_naming_it(q, match):
+    with pytest.raises(CatalogError, match=match):
+        from_quantization_config(q)
+    with pytest.raises(CatalogError, match="quant_algo 'INT3' cannot be costed"):
+        from_hf_quant_config({"quantization": {"quant_algo": "INT3"}})
+
+
+# ------------------------------------------------------------------------------------------ what cannot be costed
+def test_architectures_that_cannot_be_costed_name_the_field():
+    with pytest.raises(CatalogError, match="unsupported architecture 'Gemma4ForConditionalGeneration'"):
+        catalog.model_from_hf_config({"architectures": ["Gemma4ForConditionalGeneration"], "model_type": "gemma4",
+                                      "text_config": {"model_type": "gemma4_text", "hidden_size": 2816}})
+    nem = {k: v for k, v in _raw("Nemotron-H-56B").items() if k not in ("name", "hf_id", "aliases", "source")}
+    with pytest.raises(CatalogError, match=r"hybrid_override_pattern has block kinds \['E'\]"):
+        catalog.model_from_hf_config(dict(nem, hybrid_override_pattern="ME*-" * 2, num_hidden_layers=8))
+    with pytest.raises(CatalogError, match="lacks the required field 'hybrid_override_pattern'"):
+        catalog.model_from_hf_config({k: v for k, v in nem.items() if k != "hybrid_override_pattern"})
+    qwen = _raw("Qwen3.5-27B")
+    tc = dict(qwen["text_config"])
+    tc["layer_types"] = ["sliding_attention"] + tc["layer_types"][1:]
+    with pytest.raises(CatalogError, match=r"layer_types has kinds \['sliding_attention'\] that cannot be costed"):
+        catalog.model_from_hf_config(dict(qwen, text_config=tc))
+    with pytest.raises(CatalogError, match="lacks the required field 'linear_num_value_heads'"):
+        catalog.model_from_hf_config(dict(qwen, text_config={k: v for k, v in qwen["text_config"].items()
+                                                             if k != "linear_num_value_heads"}))
+    mini = _raw("MiniMax-M2.5")
+    with pytest.raises(CatalogError, match="attn_type_list marks lightning"):
+        catalog.model_from_hf_config(dict(mini, attn_type_list=[0, 1] * 31))
+    # a record built by hand with a layer kind the cost model does not know
+    bad = dataclasses.replace(catalog.model("Llama-3.1-8B"), n_linear_attn_layers=8, linear_attn_kind="rwkv7")
+    with pytest.raises(CatalogError, match="linear_attn_kind='rwkv7' on 8 layers cannot be costed"):
+        ModelShape.from_models([bad])
+    with pytest.raises(CatalogError, match="linear_attn_kind='rwkv7'"):
+        inference.estimate(bad, "H100", tp=1)
+    dsa = dataclasses.replace(catalog.model("Llama-3.1-8B"), index_topk=2048, index_n_heads=32, index_head_dim=128)
+    with pytest.raises(CatalogError, match="index_topk .* only costed on MLA models"):
+        ModelShape.from_models([dsa])
+    no_dims = dataclasses.replace(catalog.model("Llama-3.1-8B"), name="x", n_linear_attn_layers=8,
+                                  linear_attn_kind="gdn")
+    with pytest.raises(CatalogError, match="model 'x': linear_num_k_heads = 0 must be > 0 for linear attention"):
+        inference.estimate(no_dims, "H100")
+    cat = Catalog()
+    for bad_model, match in [(no_dims, "linear_num_k_heads = 0"), (bad, "linear_attn_kind 'rwkv7'"),
+                             (dsa, "index_topk=2048 .* needs an MLA model")]:
+        with pytest.raises(CatalogError, match=match):
+            cat.register_model(bad_model)
+    assert cat.models() == []

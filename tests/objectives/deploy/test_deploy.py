@@ -1,0 +1,553 @@
+"""objectives.deploy: engine launch commands of a study's trial, every flag checked against the engine's flag list."""
+from __future__ import annotations
+
+import json
+import shlex
+import textwrap
+
+import pytest
+import yaml
+
+import dse
+from objectives import deploy
+from objectives.deploy import extract_flags
+from objectives.deploy.flags import DATA_DIR, DeployError, flag_list, unknown_flags
+from tests.helpers import ROOT
+
+LLAMA = "Llama-3.1-70B"
+QWEN = "Qwen3-235B-A22B"
+
+#: representative trials: dense aggregated TP x PP, MoE with expert parallelism and attention DP, disaggregated
+#: MoE with EP, dense replicas behind a router
+TRIALS = {
+    "dense_tp_pp": ({"gpu": "H100-SXM-80GB", "tp": 4, "pp": 2, "weight_dtype": "fp8", "act_dtype": "fp8",
+                     "kv_dtype": "fp8", "max_batch_size": 128, "max_num_tokens": 8192, "chunked_prefill": True}, LLAMA),
+    "moe_ep_attn_dp": ({"gpu": "H200-SXM-141GB", "tp": 1, "attn_dp": 8, "ep": 8, "weight_dtype": "fp8",
+                        "kv_dtype": "bf16", "max_batch_size": 64, "max_num_tokens": 4096}, QWEN),
+    "disagg": ({"gpu": "B200", "tp": 2, "dp": 4, "ep": 2, "mode": "disagg", "prefill_replicas": 1,
+                "weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8", "max_batch_size": 256}, QWEN),
+    "replicas": ({"gpu": "A100-SXM-80GB", "tp": 2, "dp": 2, "weight_dtype": "int4", "act_dtype": "bf16",
+                  "max_batch_size": 64, "chunked_prefill": False, "max_num_tokens": 4096}, LLAMA),
+}
+WORKLOAD = {"concurrency": 64, "input_len": 2048, "output_len": 256}
+
+
+def _lists() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in DATA_DIR.glob("*.json")}
+
+
+def _independent_check(cmd: deploy.Command) -> list[str]:
+    """Parse the shell line with shlex and look up each --flag in the shipped JSON (not through the module's checker)."""
+    tokens = shlex.split(cmd.shell())
+    while tokens and "=" in tokens[0] and not tokens[0].startswith("-"):
+        tokens.pop(0)   # environment assignments
+    words = cmd.program.split()
+    assert tokens[:len(words)] == words, (tokens[:len(words)], words)
+    engine, version = cmd.checked_against.split(" ", 1)
+    doc = next(d for d in _lists().values() if d["engine"] == engine and d["version"] == version)
+    flags = doc["commands"][cmd.program]["flags"]
+    bad = []
+    for t in tokens[len(words):]:
+        if t.startswith("--") or (t.startswith("-") and not t.lstrip("-").replace(".", "").isdigit() and len(t) > 1):
+            name = t.split("=", 1)[0]
+            if name in flags or (name.startswith("--no-") and flags.get("--" + name[5:], {}).get("negatable")):
+                continue
+            bad.append(name)
+    return bad
+
+
+# ------------------------------------------------------------------------------------------------ flag lists
+def test_shipped_flag_lists_name_their_release_repository_and_commit():
+    docs = _lists()
+    by_engine = {(d["engine"], d["version"]) for d in docs.values()}
+    assert ("vllm", "0.24.0") in by_engine and ("sglang", "0.5.14") in by_engine
+    assert any(e == "trtllm" for e, _ in by_engine)
+    for name, d in docs.items():
+        assert d["repository"] and d["commit"] and d["source"], name
+        assert name == f"{d['engine']}-{d['version']}", name
+        for cmd, body in d["commands"].items():
+            assert len(body["flags"]) >= 5, (name, cmd)
+            assert all(f.startswith("-") for f in body["flags"]), (name, cmd)
+    vllm = docs["vllm-0.24.0"]["commands"]["vllm serve"]["flags"]
+    assert {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--kv-cache-dtype"} <= set(vllm)
+    assert vllm["--enable-chunked-prefill"].get("negatable") is True   # a bool config field: BooleanOptionalAction
+    assert "fp8" in vllm["--kv-cache-dtype"]["choices"] and "modelopt_fp4" in vllm["--quantization"]["choices"]
+    sgl = docs["sglang-0.5.14"]["commands"]["python -m sglang.launch_server"]["flags"]
+    assert {"--tp-size", "--enable-dp-attention", "--ep-size", "--max-running-requests"} <= set(sgl)
+    assert sgl["--disaggregation-mode"]["choices"] == ["null", "prefill", "decode"]
+    trt = next(d for d in docs.values() if d["engine"] == "trtllm")["commands"]["trtllm-serve"]["flags"]
+    assert {"--tp_size", "--pp_size", "--ep_size", "--max_batch_size", "--extra_llm_api_options"} <= set(trt)
+
+
+def test_flag_list_picks_the_exact_release_or_says_it_did_not():
+    fl, exact = flag_list("vllm", "0.24.0")
+    assert (fl.version, exact) == ("0.24.0", True)
+    fl, exact = flag_list("vllm", "0.26.0")   # newer than any shipped list: the nearest older one, flagged
+    assert fl.version == "0.24.0" and not exact
+    with pytest.raises(DeployError, match="'tgi'"):
+        flag_list("tgi")
+
+
+def test_unknown_flags_reads_values_negations_and_choices():
+    flags = {"--a": {"switch": False}, "--on": {"switch": True, "negatable": True},
+             "--kv": {"switch": False, "choices": ["auto", "fp8"]}}
+    assert unknown_flags("--a 3 --on --no-on --kv=fp8 --kv auto", flags) == []
+    assert unknown_flags(["--a", "-1", "--b", "x"], flags) == ["--b"]
+    assert unknown_flags("--kv int8 --no-a", flags) == ["--kv=int8", "--no-a"]
+
+
+# ------------------------------------------------------------------------------------------------ commands
+@pytest.mark.parametrize("engine", deploy.ENGINES)
+@pytest.mark.parametrize("name", sorted(TRIALS))
+def test_every_emitted_flag_is_in_the_engines_flag_list(engine, name):
+    config, model = TRIALS[name]
+    d = deploy.commands(config, engine=engine, model=model, workload=WORKLOAD,
+                        predicted={"ttft_ms": 512.5, "tpot_ms": 31.25})
+    assert d.commands, name
+    for cmd in d.commands:
+        assert _independent_check(cmd) == [], cmd.shell()
+        assert cmd.unknown_flags() == []
+    assert d.check() == {}
+    assert d.benchmark is not None and d.benchmark.role == "benchmark"
+    # the script holds every command and the predictions beside the benchmark
+    script = d.script()
+    assert all(c.shell() in script for c in d.commands)
+    assert "predicted ttft_ms = 512.5" in script and "predicted tpot_ms = 31.25" in script
+
+
+def _words(cmd: deploy.Command) -> str:
+    return " ".join(cmd.argv)
+
+
+def test_dense_tp_pp_in_each_engines_spelling():
+    cfg, model = TRIALS["dense_tp_pp"]
+    v = deploy.commands(cfg, engine="vllm", model=model, workload=WORKLOAD)
+    (s,) = v.servers
+    assert s.argv[:3] == ("vllm", "serve", "meta-llama/Llama-3.1-70B")
+    for part in ("--tensor-parallel-size 4", "--pipeline-parallel-size 2", "--max-num-seqs 128",
+                 "--max-num-batched-tokens 8192", "--enable-chunked-prefill", "--kv-cache-dtype fp8",
+                 "--quantization fp8", "--max-model-len 2304"):
+        assert part in _words(s), part
+    assert s.env["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7"
+    assert v.router is None and v.version == "0.24.0"
+    g = deploy.commands(cfg, engine="sglang", model=model, workload=WORKLOAD)
+    for part in ("--tp-size 4", "--pp-size 2", "--max-running-requests 128", "--chunked-prefill-size 8192",
+                 "--kv-cache-dtype fp8_e4m3", "--quantization fp8", "--context-length 2304"):
+        assert part in _words(g.servers[0]), part
+    t = deploy.commands(cfg, engine="trtllm", model=model, workload=WORKLOAD)
+    for part in ("--tp_size 4", "--pp_size 2", "--max_batch_size 128", "--max_num_tokens 8192",
+                 "--enable_chunked_prefill", "--kv_cache_free_gpu_memory_fraction 0.9", "--max_seq_len 2304"):
+        assert part in _words(t.servers[0]), part
+    assert yaml.safe_load(t.files["serve_options.yaml"])["kv_cache_config"]["dtype"] == "fp8"
+    assert t.version == "1.3.0rc20"   # the H100 kernel profile's release
+    assert any("no flag list of that release" in n for n in t.notes)   # checked against the named commit instead
+
+
+def test_moe_expert_parallel_and_attention_dp():
+    cfg, model = TRIALS["moe_ep_attn_dp"]
+    v = _words(deploy.commands(cfg, engine="vllm", model=model).servers[0])
+    assert "--tensor-parallel-size 1" in v and "--data-parallel-size 8" in v and "--enable-expert-parallel" in v
+    g = _words(deploy.commands(cfg, engine="sglang", model=model).servers[0])
+    assert "--tp-size 8" in g and "--enable-dp-attention --dp-size 8" in g and "--ep-size 8" in g
+    assert "--kv-cache-dtype bf16" in g
+    t = deploy.commands(cfg, engine="trtllm", model=model)
+    assert "--tp_size 8" in _words(t.servers[0]) and "--ep_size 8" in _words(t.servers[0])
+    assert yaml.safe_load(t.files["serve_options.yaml"])["enable_attention_dp"] is True
+
+
+def test_disaggregated_trial_yields_prefill_decode_and_router():
+    cfg, model = TRIALS["disagg"]
+    for engine in deploy.ENGINES:
+        d = deploy.commands(cfg, engine=engine, model=model, workload=WORKLOAD)
+        assert [s.role for s in d.servers] == ["prefill", "decode", "decode", "decode"], engine
+        assert d.router is not None and d.router.role == "router", engine
+        ports = [s.argv[s.argv.index("--port") + 1] for s in d.servers]
+        assert ports == ["8001", "8002", "8003", "8004"]
+        assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1", "2,3", "4,5", "6,7"]
+        assert any("NVFP4" in n for n in d.notes)   # fp4 needs a pre-quantized checkpoint
+        if engine == "vllm":
+            assert all("NixlConnector" in _words(s) for s in d.servers)
+            r = _words(d.router)
+            assert "--vllm-pd-disaggregation" in r and r.count("--decode") == 3 and r.count("--prefill ") == 1
+        elif engine == "sglang":
+            assert "--disaggregation-mode prefill" in _words(d.servers[0])
+            assert all("--disaggregation-mode decode" in _words(s) for s in d.servers[1:])
+            assert "--pd-disaggregation" in _words(d.router)
+        else:
+            assert d.router.argv == ("trtllm-serve", "disaggregated", "-c", "disagg_config.yaml")
+            cfg_yaml = yaml.safe_load(d.files["disagg_config.yaml"])
+            assert cfg_yaml["context_servers"] == {"num_instances": 1, "urls": ["localhost:8001"]}
+            assert cfg_yaml["generation_servers"]["num_instances"] == 3
+            assert yaml.safe_load(d.files["ctx_options.yaml"])["cache_transceiver_config"] == {"backend": "DEFAULT"}
+
+
+def test_replicas_get_a_router_and_weight_only_int4_names_its_checkpoint():
+    cfg, model = TRIALS["replicas"]
+    d = deploy.commands(cfg, engine="sglang", model=model, workload=WORKLOAD)
+    assert len(d.servers) == 2 and "--worker-urls http://localhost:8001 http://localhost:8002" in _words(d.router)
+    assert "--quantization awq_marlin" in _words(d.servers[0]) and "--chunked-prefill-size -1" in _words(d.servers[0])
+    assert any("AWQ" in n for n in d.notes)
+    assert d.version == "0.5.10"   # the A100 profile's SGLang release, whose own flag list ships
+    assert d.servers[0].checked_against == "sglang 0.5.10" and not any("flag list" in n for n in d.notes)
+    v = deploy.commands(cfg, engine="vllm", model=model, workload=WORKLOAD)
+    assert v.version == "0.14.0" and v.servers[0].checked_against == "vllm 0.14.0"   # the A100 profile's vLLM
+
+
+def test_benchmark_matches_the_workload():
+    cfg, model = TRIALS["dense_tp_pp"]
+    b = deploy.commands(cfg, engine="vllm", model=model, workload=WORKLOAD).benchmark
+    w = _words(b)
+    for part in ("vllm bench serve", "--dataset-name random", "--random-input-len 2048", "--random-output-len 256",
+                 "--max-concurrency 64", "--num-prompts 640", "--ignore-eos", "--save-result"):
+        assert part in w, part
+    b = deploy.commands(cfg, engine="sglang", model=model, workload={"rate": 4.0, "input_len": 1024,
+                                                                      "output_len": 128}).benchmark
+    w = _words(b)
+    assert "python -m sglang.bench_serving" in w and "--request-rate 4" in w and "--max-concurrency" not in w
+    assert "--num-prompts 480" in w   # two minutes of arrivals
+    from objectives import serving
+
+    wl = serving.Workload(concurrency=8, input_len=serving.Dist("uniform", low=1000, high=3000), output_len=200)
+    d = deploy.commands(cfg, engine="vllm", model=model, workload=wl)
+    w = _words(d.benchmark)
+    assert "--random-input-len 2000" in w and "--random-range-ratio 0.5" in w
+    assert "--max-model-len 3200" in _words(d.servers[0])   # the longest request: 3000 + 200 tokens
+    # an unbounded length leaves the engine the model's own context (no --max-model-len), benchmarked at the mean
+    wl = serving.Workload(concurrency=8, input_len=serving.Dist("lognormal", mean=1000, std=800), output_len=200)
+    d = deploy.commands(cfg, engine="vllm", model=model, workload=wl)
+    assert "--max-model-len" not in _words(d.servers[0]) and "--random-input-len 1000" in _words(d.benchmark)
+    assert any("at their means" in n for n in d.notes)
+    # the max-throughput workload (rate=inf) is benchmarked at the batch the study predicts
+    w = _words(deploy.commands(cfg, engine="vllm", model=model, predicted={"batch_size": 96.0}).benchmark)
+    assert "--max-concurrency 96" in w
+
+
+def test_write_puts_script_files_and_metadata_in_a_directory(tmp_path):
+    cfg, model = TRIALS["disagg"]
+    d = deploy.commands(cfg, engine="trtllm", model=model)
+    paths = {p.name for p in d.write(tmp_path / "out")}
+    assert paths == {"launch.sh", "deployment.json", "ctx_options.yaml", "gen_options.yaml", "disagg_config.yaml"}
+    meta = json.loads((tmp_path / "out" / "deployment.json").read_text())
+    assert [c["role"] for c in meta["commands"]] == ["prefill", "decode", "decode", "decode", "router", "benchmark"]
+    assert (tmp_path / "out" / "launch.sh").read_text().startswith("#!/usr/bin/env bash")
+
+
+@pytest.mark.parametrize("engine,module", [("vllm", "vllm_router.router_args"), ("sglang", "sglang_router.router_args")])
+def test_router_commands_parse_with_the_routers_own_parser(engine, module):
+    """Where the router package installs (both are pip wheels without a CUDA stack), its own argument parser reads
+    the emitted router command and finds the prefill and decode workers (or the replicas)."""
+    import argparse
+
+    mod = pytest.importorskip(module)
+    cfg, model = TRIALS["disagg"]
+    d = deploy.commands(cfg, engine=engine, model=model)
+    words = len(d.router.program.split())
+
+    def parse(argv):
+        p = argparse.ArgumentParser()
+        mod.RouterArgs.add_cli_args(p, use_router_prefix=False)
+        return mod.RouterArgs.from_cli_args(p.parse_args(list(argv)), use_router_prefix=False)
+
+    a = parse(d.router.argv[words:])
+    assert [u for u, _ in a.prefill_urls] == ["http://localhost:8001"]
+    assert a.decode_urls == ["http://localhost:8002", "http://localhost:8003", "http://localhost:8004"]
+    if engine == "sglang":   # the prefill worker's bootstrap port reaches the router
+        assert a.prefill_urls[0][1] == int(d.servers[0].argv[d.servers[0].argv.index("--disaggregation-bootstrap-port") + 1])
+    cfg, model = TRIALS["replicas"]
+    r = deploy.commands(cfg, engine=engine, model=model).router
+    assert parse(r.argv[words:]).worker_urls == ["http://localhost:8001", "http://localhost:8002"]
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_unknown_engine_lists_the_valid_ones():
+    with pytest.raises(DeployError, match=r"engine='tgi'.*vllm, sglang, trtllm"):
+        deploy.commands(TRIALS["dense_tp_pp"][0], engine="tgi", model=LLAMA)
+
+
+def test_fp4_on_hopper_is_refused_naming_the_value():
+    cfg = {**TRIALS["dense_tp_pp"][0], "weight_dtype": "fp4", "act_dtype": "fp4"}
+    with pytest.raises(DeployError, match=r"act_dtype='fp4'.*H100-SXM-80GB \(hopper\)"):
+        deploy.commands(cfg, engine="vllm", model=LLAMA)
+
+
+def test_configurations_an_engine_cannot_express():
+    moe = TRIALS["moe_ep_attn_dp"][0]
+    with pytest.raises(DeployError, match=r"trtllm cannot run attn_dp=4 with tp=2"):
+        deploy.commands({**moe, "tp": 2, "attn_dp": 4}, engine="trtllm", model=QWEN)
+    with pytest.raises(DeployError, match=r"vllm 0.24.0 cannot run ep=2 with tp=8"):
+        deploy.commands({**moe, "tp": 8, "attn_dp": 1, "ep": 2}, engine="vllm", model=QWEN)
+    with pytest.raises(DeployError, match=r"ep=2: expert parallelism needs a mixture-of-experts model"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 2, "ep": 2}, engine="sglang", model=LLAMA)
+    with pytest.raises(DeployError, match=r"engine='trtllm' runs on NVIDIA GPUs only; gpu='MI300X'"):
+        deploy.commands({"gpu": "MI300X", "tp": 2}, engine="trtllm", model=LLAMA)
+    with pytest.raises(DeployError, match=r"sglang cannot store the KV cache as kv_dtype='fp16'"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 2, "kv_dtype": "fp16"}, engine="sglang", model=LLAMA)
+    with pytest.raises(DeployError, match=r"chunked_prefill=False with max_num_tokens=2048"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "chunked_prefill": False, "max_num_tokens": 2048},
+                        engine="vllm", model=LLAMA, workload=WORKLOAD)
+    with pytest.raises(DeployError, match=r"tp='four' must be a positive integer"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": "four"}, engine="vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=r"n_gpus=4 does not match tp x pp x attn_dp x dp = 2 x 1 x 1 x 1 = 2"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 2, "n_gpus": 4}, engine="vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=r"batching='static'.*Valid: 'continuous'"):
+        deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "batching": "static"}, engine="vllm", model=LLAMA)
+    assert deploy.commands({"gpu": "H100-SXM-80GB", "tp": 4, "batching": "continuous"}, engine="vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=r"1 <= prefill_replicas < dp"):
+        deploy.commands({"gpu": "B200", "dp": 2, "mode": "disagg", "prefill_replicas": 2}, engine="vllm", model=LLAMA)
+
+
+def test_an_engine_release_without_attention_dp_is_refused(tmp_path):
+    """A flag list without --enable-dp-attention (as an SGLang release before the feature) refuses attn_dp."""
+    from objectives.deploy import builders
+    from objectives.deploy.flags import FlagList
+
+    sgl, _ = flag_list("sglang", "0.5.14")
+    flags = {k: v for k, v in sgl.commands["python -m sglang.launch_server"].items() if k != "--enable-dp-attention"}
+    old = FlagList("sglang", "0.0.1", sgl.repository, "x", "test", {**sgl.commands,
+                   "python -m sglang.launch_server": flags}, {}, tmp_path / "x.json")
+    p = deploy.plan(TRIALS["moe_ep_attn_dp"][0], QWEN)
+    router, _ = flag_list("sglang-router")
+    with pytest.raises(DeployError, match=r"sglang 0.0.1 cannot run attn_dp=8: .* has no --enable-dp-attention"):
+        builders.build(p, "sglang", "0.0.1", {"sglang": old, "sglang-router": router}, [])
+
+
+def test_an_engine_release_without_fp4_is_refused_naming_the_value(tmp_path):
+    """Bad input (issue 17): an fp4 checkpoint with an engine release that lacks it (a flag list whose --quantization
+    has no modelopt_fp4, as a vLLM release before NVFP4) is refused naming the format and the release; on Hopper it
+    is refused whatever the release, naming the GPU and the GPUs that can run it."""
+    from objectives.deploy import builders
+    from objectives.deploy.flags import FlagList
+
+    vllm, _ = flag_list("vllm", "0.24.0")
+    serve = dict(vllm.commands["vllm serve"])
+    q = dict(serve["--quantization"])
+    q["choices"] = [c for c in q["choices"] if "fp4" not in str(c)]
+    serve["--quantization"] = q
+    old = FlagList("vllm", "0.0.1", vllm.repository, "x", "test", {**vllm.commands, "vllm serve": serve}, {},
+                   tmp_path / "x.json")
+    router, _ = flag_list("vllm-router")
+    cfg = {"gpu": "B200", "tp": 2, "weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8"}
+    with pytest.raises(DeployError, match=r"vllm 0\.0\.1 cannot run weight_dtype='fp4' act_dtype='fp4': "
+                                          r"--quantization 'modelopt_fp4' is not among its choices"):
+        builders.build(deploy.plan(cfg, LLAMA), "vllm", "0.0.1", {"vllm": old, "vllm-router": router}, [])
+    assert builders.build(deploy.plan(cfg, LLAMA), "vllm", "0.24.0", {"vllm": vllm, "vllm-router": router}, [])
+    for engine in deploy.ENGINES:
+        with pytest.raises(DeployError, match=r"act_dtype='fp4'.*H100-SXM-80GB \(hopper\) has none.*'B200'"):
+            deploy.commands({**cfg, "gpu": "H100-SXM-80GB"}, engine=engine, model=LLAMA)
+    with pytest.raises(DeployError, match=r"\('fp4', 'bf16'\) is not a deployable format"):
+        deploy.commands({**cfg, "act_dtype": "bf16"}, engine="vllm", model=LLAMA)
+
+
+# ------------------------------------------------------------------------------------------------ stored studies
+STUDY_FILE = '''
+import math
+import dse
+from objectives import llm_serving_objective, serving
+space = dse.Space(gpu=dse.Categorical(["H100-SXM-80GB", "B200"]), tp=dse.Categorical([2, 4]),
+                  pp=dse.Categorical([1]), weight_dtype=dse.Categorical(["fp8"]), act_dtype=dse.Categorical(["fp8"]),
+                  kv_dtype=dse.Categorical(["fp8"]), max_batch_size=dse.Categorical([32, 128]),
+                  max_num_tokens=dse.Categorical([8192]), chunked_prefill=dse.Categorical([True]))
+evaluate = llm_serving_objective("Llama-3.1-70B", workload=serving.Workload(concurrency=32, input_len=1024,
+                                 output_len=128))
+study = dse.StudySpec(name="tiny_deploy", space=space, objectives={"tok_s_per_gpu": "max", "tok_s_per_user": "max"},
+                      constraints=evaluate.constraints, evaluate=evaluate, optimizer="grid")
+'''
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("deploy")
+    f = d / "tiny_deploy.py"
+    f.write_text(textwrap.dedent(STUDY_FILE))
+    from dse.spec import load_study_file
+
+    spec = load_study_file(f)
+    url = f"sqlite:///{d / 'tiny_deploy.db'}"
+    study = spec.run(url, progress=False)
+    return study, url, f
+
+
+def test_for_trial_reads_a_real_study(tiny_study):
+    study, url, _ = tiny_study
+    t = study.trials
+    assert len(t) == 8 and set(t["state"]) == {"complete"}
+    row = t[(t["gpu"] == "B200") & (t["tp"] == 4) & (t["max_batch_size"] == 128)].iloc[0]
+    for engine in deploy.ENGINES:
+        d = deploy.for_trial("tiny_deploy", int(row["number"]), engine, storage=url)
+        assert d.model == LLAMA and d.config["gpu"] == "B200" and d.config["tp"] == 4
+        assert d.predicted["ttft_ms"] == pytest.approx(row["ttft_ms"])
+        assert d.predicted["tpot_ms"] == pytest.approx(row["tpot_ms"])
+        assert d.check() == {}
+        b = _words(d.benchmark)
+        assert "--random-input-len 1024" in b and "--random-output-len 128" in b and "--max-concurrency 32" in b
+    # a dse.Study object and an explicit model work too (no study file needed)
+    d = deploy.for_trial(study, int(row["number"]), "vllm", model="meta-llama/Llama-3.1-70B",
+                         workload={"concurrency": 4, "input_len": 100, "output_len": 10})
+    assert "--max-concurrency 4" in _words(d.benchmark)
+
+
+def test_for_trial_errors_name_the_trial(tiny_study, tmp_path):
+    study, url, _ = tiny_study
+    with pytest.raises(DeployError, match=r"trial 999 does not exist in study 'tiny_deploy' \(8 trials; numbers 0..7\)"):
+        deploy.for_trial("tiny_deploy", 999, "vllm", storage=url)
+    with pytest.raises(DeployError, match="engine='gaudi'"):
+        deploy.for_trial("tiny_deploy", 0, "gaudi", storage=url)
+    # the same study copied where no study file names its model
+    other = dse.create_study("tiny_deploy", study.space, study.objectives, constraints=study.constraints,
+                             storage=f"sqlite:///{tmp_path / 'copy.db'}")
+    other.optimize(lambda c: {"tok_s_per_gpu": 1.0, "tok_s_per_user": 1.0, "ttft_ms": 1.0, "tpot_ms": 1.0,
+                              "fits": 1.0}, optimizer="grid", progress=False)
+    with pytest.raises(DeployError, match=r"records no model.*--model"):
+        deploy.for_trial(other, 0, "vllm")
+
+
+def test_trials_that_cannot_be_deployed_are_named(tmp_path):
+    """Bad input (issue 17): a trial number that does not exist (or is not an integer), a failed trial and one
+    that does not fit each get an error naming the value."""
+    space = dse.Space(gpu=dse.Categorical(["H100-SXM-80GB"]), tp=dse.Categorical([1, 2, 4]))
+
+    def evaluate(c):
+        if c["tp"] == 1:
+            raise RuntimeError("boom")
+        return {"tok_s_per_gpu": 1.0, "fits": 0.0 if c["tp"] == 2 else 1.0, "reason": "out of memory"
+                if c["tp"] == 2 else ""}
+
+    s = dse.create_study("bad_trials", space, {"tok_s_per_gpu": "max"}, storage=f"sqlite:///{tmp_path / 'b.db'}")
+    s.optimize(evaluate, optimizer="grid", progress=False)
+    by_tp = {int(r["tp"]): int(r["number"]) for _, r in s.trials.iterrows()}
+    with pytest.raises(DeployError, match=rf"trial {by_tp[1]} of study 'bad_trials' is 'failed', not complete"):
+        deploy.for_trial(s, by_tp[1], "vllm", model=LLAMA)
+    with pytest.raises(DeployError, match=rf"trial {by_tp[2]} .* does not fit .*\(fits=0\): out of memory"):
+        deploy.for_trial(s, by_tp[2], "vllm", model=LLAMA)
+    assert deploy.for_trial(s, by_tp[4], "vllm", model=LLAMA).config["tp"] == 4
+    for bad in (-1, 3, 10**6):
+        with pytest.raises(DeployError, match=rf"trial {bad} does not exist in study 'bad_trials' \(3 trials; "
+                                              r"numbers 0\.\.2\)"):
+            deploy.for_trial(s, bad, "vllm", model=LLAMA)
+    for bad in (1.5, "two", True, None):
+        with pytest.raises(DeployError, match=r"trial=.* must be a trial number \(an integer\)") as e:
+            deploy.for_trial(s, bad, "vllm", model=LLAMA)
+        assert repr(bad) in str(e.value)
+    empty = dse.create_study("empty", space, {"tok_s_per_gpu": "max"}, storage=":memory:")
+    with pytest.raises(DeployError, match=r"trial 0 does not exist in study 'empty' \(0 trials; numbers none"):
+        deploy.for_trial(empty, 0, "vllm", model=LLAMA)
+
+
+def test_cli_prints_writes_and_fails_clearly(tiny_study, tmp_path, capsys):
+    _, url, _ = tiny_study
+    assert deploy.main(["tiny_deploy", "--trial", "0", "--engine", "sglang", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "python -m sglang.launch_server --model-path meta-llama/Llama-3.1-70B" in out
+    assert "python -m sglang.bench_serving" in out and "# predicted ttft_ms" in out
+    assert deploy.main(["tiny_deploy", "--trial", "1", "--engine", "trtllm", "--storage", url,
+                        "-o", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "launch.sh").is_file() and (tmp_path / "d" / "serve_options.yaml").is_file()
+    capsys.readouterr()
+    assert deploy.main(["tiny_deploy", "--trial", "42", "--engine", "vllm", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: trial 42 does not exist") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------------ extraction
+def test_extract_flags_reads_argparse_dataclass_and_click_sources(tmp_path):
+    pkg = tmp_path / "src"
+    (pkg / "eng" / "config").mkdir(parents=True)
+    (pkg / "eng" / "config" / "sched.py").write_text(textwrap.dedent('''
+        from typing import Literal
+        DType = Literal["auto", "fp8"]
+        class SchedConfig:
+            chunked: bool = True
+            dtype: DType = "auto"
+            seqs: int = 8
+    '''))
+    (pkg / "eng" / "args.py").write_text(textwrap.dedent('''
+        import argparse
+        CHOICES = ["a", "b"]
+        def add(parser, prefix=""):
+            kw = get_kwargs(SchedConfig)
+            parser.add_argument("--tp", "-tp", type=int)
+            parser.add_argument(f"--{prefix}policy", choices=CHOICES + ["c"])
+            parser.add_argument("--flag", action="store_true")
+            parser.add_argument("--chunked", **kw["chunked"])
+            parser.add_argument("--kv-dtype", **{**kw["dtype"], "default": None})
+            parser.add_argument("--seqs", **kw["seqs"])
+        @dataclass
+        class Server:
+            model_path: A[str, Arg(help="m", aliases=["--model"])]
+            hidden: A[int, Arg(help="h", no_cli=True)] = 1
+            fast: A[bool, "go fast"] = False
+            mode: A[Literal["x", "y"], "mode"] = "x"
+        @click.option("--tp_size", "--tensor_parallel_size", type=int)
+        @click.option("--backend", type=click.Choice(["pytorch", "trt"]))
+        @click.option("--chunk", is_flag=True)
+        def serve(tp_size, backend, chunk):
+            pass
+    '''))
+    recipe = extract_flags.Recipe("eng", "1.0", "eng==1.0", "org/eng", {
+        "eng": (extract_flags.Part("eng/args.py", config_dirs=("eng/config/",)),
+                extract_flags.Part("eng/args.py", "dataclass", ("Server",))),
+        "eng serve": (extract_flags.Part("eng/args.py", "click", ("serve",)),),
+    })
+    doc = extract_flags.extract(recipe, extract_flags.Source(pkg))
+    f = doc["commands"]["eng"]["flags"]
+    assert set(f) == {"--tp", "-tp", "--policy", "--flag", "--chunked", "--kv-dtype", "--seqs", "--model-path",
+                      "--model", "--fast", "--mode"}
+    assert f["--policy"]["choices"] == ["a", "b", "c"] and f["--flag"]["switch"] is True
+    assert f["--chunked"] == {"switch": True, "negatable": True}
+    assert f["--kv-dtype"]["choices"] == ["auto", "fp8"] and f["--seqs"] == {"switch": False}
+    assert f["--fast"]["switch"] is True and f["--mode"]["choices"] == ["x", "y"]
+    c = doc["commands"]["eng serve"]["flags"]
+    assert set(c) == {"--tp_size", "--tensor_parallel_size", "--backend", "--chunk"}
+    assert c["--backend"]["choices"] == ["pytorch", "trt"] and c["--chunk"]["switch"] is True
+    out = tmp_path / "eng.json"
+    # the CLI writes the list with the release, repository and commit
+    extract_flags.RECIPES["_test"] = recipe
+    try:
+        assert extract_flags.main(["_test", str(pkg), "--commit", "abc123", "-o", str(out)]) == 0
+    finally:
+        del extract_flags.RECIPES["_test"]
+    written = json.loads(out.read_text())
+    assert (written["version"], written["commit"], written["repository"]) == ("1.0", "abc123", "org/eng")
+
+
+def test_shipped_lists_match_their_recipes():
+    """Each list extracted from a wheel holds the commands (and files) its recipe reads."""
+    for key, recipe in extract_flags.RECIPES.items():
+        if not recipe.version:
+            continue
+        doc = json.loads((DATA_DIR / f"{recipe.engine}-{recipe.version}.json").read_text())
+        assert set(doc["commands"]) == set(recipe.commands), key
+        for cmd, parts in recipe.commands.items():
+            assert doc["commands"][cmd]["files"] == list(dict.fromkeys(p.file for p in parts)), (key, cmd)
+
+
+def test_a_trial_predicted_for_another_engine_says_so(tmp_path):
+    space = dse.Space(gpu=dse.Categorical(["H200-SXM-141GB"]), tp=dse.Categorical([2]),
+                      engine=dse.Categorical(["sglang", "vllm"]))
+    st = dse.create_study("engines", space, {"tpot_ms": "min"}, storage=f"sqlite:///{tmp_path / 'e.db'}")
+    st.optimize(lambda c: {"tpot_ms": 20.0 if c["engine"] == "vllm" else 25.0, "ttft_ms": 300.0},
+                optimizer="grid", progress=False)
+    t = st.trials
+    n_sglang = int(t.loc[t["engine"] == "sglang", "number"].iloc[0])
+    d = deploy.for_trial(st, n_sglang, "vllm", model=LLAMA)
+    assert d.predicted == {"ttft_ms": 300.0, "tpot_ms": 25.0}
+    assert any("predicted for engine 'sglang', not 'vllm'" in n for n in d.notes)
+    d = deploy.for_trial(st, n_sglang, "sglang", model=LLAMA)
+    assert not any("predicted for engine" in n for n in d.notes)
+
+
+def test_python_dash_m_entry_point(tiny_study, tmp_path):
+    import subprocess
+    import sys
+
+    _, url, _ = tiny_study
+    root = ROOT
+    r = subprocess.run([sys.executable, "-m", "objectives.deploy", "tiny_deploy", "--trial", "2", "--engine", "vllm",
+                        "--storage", url, "-o", str(tmp_path / "o")], cwd=root, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "o" / "deployment.json").read_text())
+    assert meta["engine"] == "vllm" and meta["commands"][0]["argv"][:2] == ["vllm", "serve"]
+    r = subprocess.run([sys.executable, "-m", "objectives.deploy", "tiny_deploy", "--trial", "2", "--engine", "tgi",
+                        "--storage", url], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "valid engines: vllm, sglang, trtllm" in r.stderr

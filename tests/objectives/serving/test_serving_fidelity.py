@@ -1,0 +1,59 @@
+"""Serving fidelity: the simulator (with the analytical StepModel) predicts the published loaded-server rows
+(NIM concurrency sweep, TensorRT-LLM + Triton online-serving QPS table) within the targets of issue 4:
+MdAPE <= 20 % for TTFT and <= 10 % for ITL. Deterministic (seed 0)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives.serving import fidelity
+from tests.helpers import SHARED
+
+DATA = SHARED / "calibration" / "published_measurements.csv"
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    if not DATA.exists():
+        pytest.skip(f"calibration data not at {DATA}")
+    df = pd.read_csv(DATA)
+    note = df["source_note"].fillna("")
+    sel = (df["concurrency"].notna() & df["engine"].str.contains("NIM", na=False)) | note.str.contains("QPS=")
+    return df[sel]
+
+
+@pytest.fixture(scope="module")
+def pred(rows: pd.DataFrame) -> pd.DataFrame:
+    return fidelity.predict(rows)
+
+
+def test_targets(rows, pred):
+    err = fidelity.mdape(rows, pred)
+    assert err["ttft_ms"] <= 20.0, err
+    assert err["itl_ms"] <= 10.0, err
+
+
+def test_every_row_predicted_and_aligned(rows, pred):
+    assert pred.index.equals(rows.index)
+    assert np.isfinite(pred.to_numpy(float)).all()
+    assert (pred.to_numpy(float) > 0).all()
+
+
+def test_predictions_follow_the_load(rows, pred):
+    """More clients or a higher offered rate: TTFT and ITL do not fall, throughput does not fall before
+    saturation (checked on the NIM 5000/500 sweep)."""
+    nim = rows[(rows["input_len"] == 5000) & (rows["metric"] == "ttft_ms")].sort_values("concurrency")
+    p = pred.loc[nim.index]
+    assert (np.diff(p["ttft_ms"].to_numpy()) > 0).all()
+    assert (np.diff(p["itl_ms"].to_numpy()) > 0).all()
+    assert (np.diff(p["throughput_out_tok_s"].to_numpy()) >= -1e-9 * p["throughput_out_tok_s"].max()).all()
+
+
+def test_rows_without_lengths_or_load_get_nan():
+    r = pd.DataFrame({"model": ["Llama-3.1-8B", "Llama-3.1-8B"], "gpu": ["H100", "H100"], "tp": [1, 1],
+                      "weight_dtype": ["bf16", "bf16"], "input_len": [np.nan, 100], "output_len": [10, 10],
+                      "source_note": ["QPS=2", "no load given"], "concurrency": [np.nan, np.nan]})
+    assert fidelity.predict(r).isna().all().all()
+    with pytest.raises(ValueError, match="lack column"):
+        fidelity.predict(r.drop(columns=["gpu"]))

@@ -1,0 +1,338 @@
+"""Trace readers (Azure 2023/2024, Mooncake, BurstGPT, Vidur, dse), the normalized `Trace`, and traces driving
+the simulator (prefix caching on Mooncake hash ids) and the analytical objective."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from objectives import serving
+from objectives.serving import Scheduler, Trace, Workload, simulate_costs, traces
+from tests.helpers import SHARED as SHARED_DIR
+
+SHARED = SHARED_DIR / "traces"
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class Affine:
+    """Iteration time (ms) affine in the work of the iteration, the shape of StepModel's decode regime."""
+
+    kv_capacity_tokens = 400_000
+    kv_bytes_per_token = 131072.0
+    n_gpus = 1
+
+    def time_ms(self, n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens):
+        return 5.0 + 0.02 * n_prefill_tokens + 1e-7 * prefill_attn_pairs + 0.02 * n_decode_seqs \
+            + 1e-5 * decode_kv_tokens
+
+
+# ---- shipped samples and the shared public copies --------------------------------------------------------------
+
+def test_shipped_azure_sample_matches_vidurs_processing_of_the_same_trace():
+    t = traces.load_sample("azure_conv_2023")
+    assert len(t) == 1000 and t.hash_ids is None
+    # Vidur's data/processed_traces/splitwise_conv.csv (the same Azure 2023 conversation trace) starts
+    # 0.0,374,44 / 4.314579,396,109: seconds from the first request, microsecond resolution
+    assert t.arrival_s[0] == 0.0 and t.arrival_s[1] == pytest.approx(4.314579, abs=1e-6)
+    assert t.input_tokens[:2].tolist() == [374, 396] and t.output_tokens[:2].tolist() == [44, 109]
+    assert np.all(np.diff(t.arrival_s) >= 0)
+    raw = pd.read_csv(traces.sample_path("azure_conv_2023"))
+    np.testing.assert_array_equal(np.sort(t.input_tokens), np.sort(raw["ContextTokens"].to_numpy()))
+    assert t.rate == pytest.approx(999 / t.duration_s)
+
+
+def test_shipped_mooncake_sample_keeps_hash_ids_per_line():
+    p = traces.sample_path("mooncake_conversation")
+    t = traces.read_trace(p)
+    lines = [json.loads(x) for x in p.read_text().splitlines()]
+    assert len(t) == len(lines) == 600 and t.block_tokens == 512
+    for i in (0, 1, 299, 599):
+        assert t.blocks(i).tolist() == lines[i]["hash_ids"]
+        assert t.input_tokens[i] == lines[i]["input_length"]
+        assert t.arrival_s[i] == pytest.approx(lines[i]["timestamp"] / 1e3)
+    # every prompt's hash blocks cover it: ceil(input / 512) blocks
+    counts = np.diff(t.hash_offsets)
+    np.testing.assert_array_equal(counts, -(-t.input_tokens // 512))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/traces not present")
+def test_whole_public_traces_read():
+    a = traces.read_trace(SHARED / "azure_llm_2023_code.csv")
+    assert len(a) == 8819 and a.duration_s == pytest.approx(3435.95, abs=0.01)
+    m = traces.read_trace(SHARED / "mooncake_synthetic.jsonl")
+    assert len(m) == 3993 and len(m.hash_ids) == 121877
+
+
+# ---- the other layouts --------------------------------------------------------------------------------------------
+
+def test_azure_2024_layout_with_utc_offsets_and_mixed_precision(tmp_path):
+    p = tmp_path / "AzureLLMInferenceTrace_code_1week.csv"
+    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                 "2024-05-10 00:00:00.009930+00:00,4808,10\n"
+                 "2024-05-10 00:00:01+00:00,3180,8\n"
+                 "2024-05-10 01:00:00.5+01:00,100,3\n")   # same instant as 00:00:00.5 UTC
+    t = traces.read_trace(p)
+    assert t.source.endswith("(azure)")
+    np.testing.assert_allclose(t.arrival_s, [0.0, 0.490070, 0.990070])
+    assert t.input_tokens.tolist() == [4808, 100, 3180]       # sorted by arrival
+
+
+def test_burstgpt_layout_filters_and_drops_failures(tmp_path):
+    p = tmp_path / "BurstGPT_1.csv"
+    p.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                 "5,ChatGPT,472,18,490,Conversation log\n"
+                 "45,ChatGPT,1087,0,1087,Conversation log\n"       # failed request
+                 "118,GPT-4,417,276,693,API log\n"
+                 "130,ChatGPT,1360,115,1475,API log\n")
+    t = traces.read_trace(p)
+    assert len(t) == 3 and t.dropped == 1
+    np.testing.assert_array_equal(t.arrival_s, [0.0, 113.0, 125.0])
+    c = traces.read_burstgpt(p, models=["ChatGPT"])
+    assert c.input_tokens.tolist() == [472, 1360] and c.dropped == 1
+    assert traces.read_burstgpt(p, log_types="API log").output_tokens.tolist() == [276, 115]
+    with pytest.raises(ValueError, match=r"Model \['Claude'\] not in the trace; values present: \['ChatGPT', 'GPT-4'\]"):
+        traces.read_burstgpt(p, models=["Claude"])
+    with pytest.raises(ValueError, match=r"line 3, column 'Response tokens' \(4\): 0 tokens"):
+        traces.read_burstgpt(p, on_zero="error")
+
+
+def test_vidur_layouts_with_and_without_arrivals(tmp_path):
+    p = tmp_path / "splitwise_conv.csv"
+    p.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,374,44\n4.314579,396,109\n")
+    t = traces.read_trace(p)
+    assert t.arrival_s.tolist() == [0.0, 4.314579] and t.input_tokens.tolist() == [374, 396]
+    q = tmp_path / "arxiv_summarization_stats.csv"
+    q.write_text("num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n3772,54,3826,69.85\n"
+                 "2015,156,2171,12.9\n")
+    lo = traces.read_trace(q)
+    assert lo.arrival_s is None and not lo.has_arrivals
+    with pytest.raises(ValueError, match="has no arrival times: give rate="):
+        Workload(trace=lo)
+    r = Workload(trace=lo, rate=2.0, seed=3).requests()
+    assert r.input_tokens.tolist() == [3772, 2015] and r.arrival_s[0] == 0.0 and r.arrival_s[1] > 0
+
+
+def test_unknown_layout_lists_the_known_ones(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"match no known trace layout; valid layouts: azure \['TIMESTAMP'"):
+        traces.read_trace(p)
+
+
+# ---- bad input names file, line and column -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row, col, colno, what", [
+    ("2023-11-16 18:15:50.99,-5,109", "ContextTokens", 2, "negative"),
+    ("2023-11-16 18:15:50.99,abc,109", "ContextTokens", 2, "non-numeric value 'abc'"),
+    ("2023-11-16 18:15:50.99,396,", "GeneratedTokens", 3, r"non-numeric value \(missing\)"),
+    ("2023-11-16 18:15:50.99,39.5,3", "ContextTokens", 2, "not an integer"),
+    ("not a time,396,109", "TIMESTAMP", 1, "'not a time' is not a timestamp"),
+])
+def test_bad_azure_cell_names_file_line_and_column(tmp_path, row, col, colno, what):
+    p = tmp_path / "azure.csv"
+    p.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n{row}\n")
+    with pytest.raises(ValueError, match=rf"azure.csv', line 3, column '{col}' \({colno}\): .*{what}"):
+        traces.read_trace(p)
+
+
+def test_missing_column_is_named(tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_text("Timestamp,Model,Request tokens,Total tokens\n1,a,2,3\n")
+    with pytest.raises(ValueError, match=r"match no known trace layout"):
+        traces.read_trace(p)
+    with pytest.raises(ValueError, match=r"b.csv' \(burstgpt layout\) lacks column\(s\) \['Response tokens'\]"):
+        traces.read_burstgpt(p)
+
+
+def test_bad_mooncake_lines(tmp_path):
+    p = tmp_path / "m.jsonl"
+    good = '{"timestamp": 0, "input_length": 10, "output_length": 2, "hash_ids": [0]}\n'
+    cases = [
+        ('{"timestamp": 3, "input_length": -1, "output_length": 2, "hash_ids": [1]}', r"line 2, field 'input_length': -1"),
+        ('{"timestamp": "x", "input_length": 1, "output_length": 2, "hash_ids": [1]}', r"line 2, field 'timestamp': 'x'"),
+        ('{"timestamp": 3, "input_length": 1, "hash_ids": [1]}', r"line 2: field 'output_length' is missing"),
+        ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": [1]', r"line 2, column \d+: not valid JSON"),
+        ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": ["a"]}', r"line 2, field 'hash_ids'"),
+        ('{"timestamp": 3, "input_length": 1, "output_length": 2}', r"line 2, field 'hash_ids': present on some"),
+    ]
+    for line, msg in cases:
+        p.write_text(good + line + "\n")
+        with pytest.raises(ValueError, match=r"m.jsonl', " + msg):
+            traces.read_mooncake(p)
+
+
+# ---- normalized form: sampling, scaling -----------------------------------------------------------------------------
+
+@FAST
+@given(n=st.integers(1, 40), k=st.floats(0.1, 50.0), m=st.integers(1, 40), seed=st.integers(0, 5))
+def test_sample_and_scale_rate_properties(n, k, m, seed):
+    rng = np.random.default_rng(seed)
+    arr = np.cumsum(rng.exponential(1.0, n))
+    lens = rng.integers(1, 6, n)
+    ids = [list(rng.integers(0, 5, int(x))) for x in lens]
+    off = np.concatenate([[0], np.cumsum(lens)])
+    t = Trace(arr, rng.integers(1, 100, n), rng.integers(1, 50, n), hash_ids=np.concatenate(ids),
+              hash_offsets=off)
+    s = t.scale_rate(k)
+    np.testing.assert_allclose(s.arrival_s * k, t.arrival_s, rtol=1e-12, atol=1e-12)
+    if n > 1 and t.duration_s > 0:
+        assert s.rate == pytest.approx(t.rate * k)
+    sub = t.sample(m, seed=seed)
+    assert len(sub) == min(m, n) and np.all(np.diff(sub.arrival_s) >= 0)
+    # each sampled request keeps its own lengths and blocks: find it in the original by (input, output, blocks)
+    orig = {(int(t.input_tokens[i]), int(t.output_tokens[i]), tuple(t.blocks(i).tolist())) for i in range(n)}
+    for i in range(len(sub)):
+        assert (int(sub.input_tokens[i]), int(sub.output_tokens[i]), tuple(sub.blocks(i).tolist())) in orig
+    assert t.sample(m, seed=seed) == sub                      # seeded
+    assert t.head(m).input_tokens.tolist() == t.input_tokens[:m].tolist()
+
+
+def test_trace_frame_round_trip_and_identity(tmp_path):
+    t = traces.load_sample("mooncake_conversation").head(50)
+    f = t.frame()
+    assert list(f.columns) == ["arrival_s", "input_tokens", "output_tokens", "hash_ids"]
+    back = traces.read_trace(f)
+    assert back == t and back.sha256() == t.sha256()
+    assert t.scale_rate(2.0) != t
+    p = tmp_path / "t.csv"
+    f.drop(columns="hash_ids").to_csv(p, index=False)
+    assert traces.read_trace(p).input_tokens.tolist() == t.input_tokens.tolist()
+    with pytest.raises(ValueError, match="k must be a finite number > 0"):
+        t.scale_rate(0)
+    assert t.to_rate(10.0).rate == pytest.approx(10.0)
+    w = t.window(1.0, 5.0)
+    assert w.arrival_s[0] == 0.0 and len(w) == int(((t.arrival_s >= 1) & (t.arrival_s < 5)).sum())
+
+
+# ---- traces drive the simulator and the objective ---------------------------------------------------------------
+
+def test_replaying_a_trace_faster_raises_queueing():
+    t = traces.load_sample("azure_conv_2023").head(300)
+    slow = simulate_costs(Affine(), workload=Workload(trace=t), per_request=True)
+    fast = simulate_costs(Affine(), workload=Workload(trace=t.scale_rate(20.0)), per_request=True)
+    np.testing.assert_allclose(fast["arrival_s"].to_numpy() * 20, slow["arrival_s"].to_numpy(), atol=1e-9)
+    assert (fast["input_tokens"].to_numpy() == t.input_tokens).all()
+    assert fast["ttft_ms"].mean() > 1.5 * slow["ttft_ms"].mean()
+
+
+def test_objective_uses_the_traces_lengths():
+    import objectives
+
+    t = traces.load_sample("azure_code_2023")
+    obj = objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(trace=t))
+    assert obj.input_len == round(t.input_tokens.mean()) and obj.output_len == round(t.output_tokens.mean())
+    assert abs(obj.input_len - 2048) > 50 and abs(obj.output_len - 256) > 100
+    cfg = pd.DataFrame({"gpu": ["H100-SXM-80GB"], "tp": [1]})
+    m_trace = obj(cfg)
+    m_fixed = objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(rate=math.inf))(cfg)
+    assert m_trace["tpot_ms"].iloc[0] != pytest.approx(m_fixed["tpot_ms"].iloc[0], rel=1e-3)
+
+
+# ---- prefix caching on hash ids -----------------------------------------------------------------------------------
+
+def _hashed(arrival_s, inp, out, blocks, block_tokens=512) -> Workload:
+    off = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    return Workload(trace=Trace(np.asarray(arrival_s, float), inp, out, hash_ids=np.concatenate(blocks),
+                                hash_offsets=off, block_tokens=block_tokens))
+
+
+def test_prefix_cache_lru_eviction_and_skipped_prefill():
+    # A [1, 2], B [3, 4], C [1, 2], each alone (1 s apart), 1000-token prompts = 2 blocks of 512
+    w = _hashed([0.0, 1.0, 2.0], [1000, 1000, 1000], [2, 2, 2], [[1, 2], [3, 4], [1, 2]])
+    cost = Affine()
+    small = Scheduler(prefix_caching=True, kv_capacity_tokens=1100)      # room for 2 hash blocks: B evicts A
+    big = Scheduler(prefix_caching=True, kv_capacity_tokens=2100)        # 4 blocks: C finds A's
+    ms, mb = simulate_costs(cost, workload=w, scheduler=small), simulate_costs(cost, workload=w, scheduler=big)
+    assert ms["prefix_cache_hit_rate"] == 0.0
+    assert mb["prefix_cache_hit_rate"] == pytest.approx(999 / 3000)      # one token of C is still computed
+    df = simulate_costs(cost, workload=w, scheduler=big, per_request=True)
+    assert df["ttft_ms"].iloc[2] == pytest.approx(cost.time_ms(1, 1 * (999 + 1), 0, 0))
+    assert df["ttft_ms"].iloc[0] == pytest.approx(cost.time_ms(1000, 1000 * 1001 / 2, 0, 0))
+    off = simulate_costs(cost, workload=w, scheduler=Scheduler(kv_capacity_tokens=2100))
+    assert math.isnan(off["prefix_cache_hit_rate"])                      # off by default
+    # a hit refreshes the blocks: A, C=A hit, B, D=A still cached with room for 4 blocks... and B [3,4] evicted
+    # once E [5, 6] arrives (A's blocks were used more recently)
+    w2 = _hashed([0, 1, 2, 3, 4, 5], [1000] * 6, [2] * 6, [[1, 2], [3, 4], [1, 2], [5, 6], [1, 2], [3, 4]])
+    d2 = simulate_costs(cost, workload=w2, scheduler=big, per_request=True)
+    fast = d2["ttft_ms"].to_numpy() < 10.0
+    assert fast.tolist() == [False, False, True, False, True, False]
+
+
+@FAST
+@given(n=st.integers(1, 25), seed=st.integers(0, 20))
+def test_prefix_hit_rate_equals_the_ideal_cache_when_requests_do_not_overlap(n, seed):
+    rng = np.random.default_rng(seed)
+    blocks, inp = [], []
+    for _ in range(n):
+        k = int(rng.integers(1, 5))
+        shared = int(rng.integers(0, k + 1))
+        blocks.append(list(rng.integers(0, 3, shared)) + list(rng.integers(100 + 10 * _, 110 + 10 * _, k - shared)))
+        inp.append(int(rng.integers((k - 1) * 64 + 1, k * 64 + 1)))
+    w = _hashed(np.arange(n) * 100.0, inp, [3] * n, blocks, block_tokens=64)
+    m = simulate_costs(Affine(), workload=w, scheduler=Scheduler(prefix_caching=True))
+    seen: set[int] = set()
+    hit = 0
+    for b, x in zip(blocks, inp):
+        k = 0
+        while k < len(b) and b[k] in seen:
+            k += 1
+        hit += min(k * 64, x - 1)
+        seen.update(b)
+    assert m["prefix_cache_hit_rate"] == pytest.approx(hit / sum(inp))
+
+
+def test_prefix_caching_on_the_mooncake_sample_cuts_ttft():
+    t = traces.load_sample("mooncake_conversation").head(200)
+    w = Workload(trace=t.to_rate(0.5))
+    on = simulate_costs(Affine(), workload=w, scheduler=Scheduler(prefix_caching=True))
+    off = simulate_costs(Affine(), workload=w, scheduler=Scheduler())
+    assert 0.02 < on["prefix_cache_hit_rate"] < 0.2
+    assert on["ttft_ms_mean"] < off["ttft_ms_mean"]
+    assert on["n_requests"] == off["n_requests"] == 200
+
+
+@FAST
+@given(n=st.integers(1, 40), seed=st.integers(0, 50), rate=st.floats(0.5, 500.0),
+       batching=st.sampled_from(["continuous", "static"]), chunked=st.booleans(),
+       policy=st.sampled_from(["decode_priority", "prefill_first"]), preemption=st.sampled_from(["recompute", "swap"]),
+       kv=st.sampled_from([3000, 20_000, 400_000]), mode=st.sampled_from(["agg", "disagg"]))
+def test_engine_invariants_with_prefix_caching_and_any_policy(n, seed, rate, batching, chunked, policy, preemption,
+                                                               kv, mode):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(1, 5, n)
+    blocks = [list(rng.integers(0, 6, int(x))) for x in k]
+    inp = [int(rng.integers((x - 1) * 128 + 1, x * 128 + 1)) for x in k]
+    w = _hashed(np.cumsum(rng.exponential(1.0 / rate, n)), inp, list(rng.integers(1, 200, n)), blocks,
+                block_tokens=128)
+    s = Scheduler(max_batch_size=8, max_num_tokens=1024, chunked_prefill=chunked, policy=policy, batching=batching,
+                  preemption=preemption, kv_capacity_tokens=kv, prefix_caching=True)
+    from objectives.serving import PoolCosts
+
+    kw = dict(cost=Affine(), dp=2) if mode == "agg" else dict(prefill=PoolCosts(Affine(), 1, s),
+                                                               decode=PoolCosts(Affine(), 2, s))
+    df = simulate_costs(**kw, mode=mode, workload=w, scheduler=s, per_request=True)
+    assert (df["tokens_emitted"] == df["output_tokens"]).all()
+    assert (df["ttft_ms"] > 0).all() and (df["first_token_s"] <= df["finish_s"]).all()
+    m = simulate_costs(**kw, mode=mode, workload=w, scheduler=s)
+    assert 0.0 <= m["prefix_cache_hit_rate"] < 1.0
+
+
+def test_simulated_objective_replays_the_trace():
+    import objectives
+
+    t = traces.load_sample("azure_conv_2023").head(200).scale_rate(2.0)
+    w = Workload(trace=t)
+    cfg = pd.DataFrame({"gpu": ["H100-SXM-80GB"], "tp": [1]})
+    got = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, fidelity="simulated")(cfg)
+    m = serving.simulate("Llama-3.1-8B", "H100-SXM-80GB", workload=w,
+                         scheduler=Scheduler(max_batch_size=256, max_num_tokens=8192),
+                         slo=serving.SLO(ttft_ms=2000.0, tpot_ms=50.0))
+    assert got["ttft_ms"].iloc[0] == pytest.approx(m["ttft_ms_mean"])
+    assert got["ttft_ms_p99"].iloc[0] == pytest.approx(m["ttft_ms_p99"])
+    assert got["throughput_tok_s"].iloc[0] == pytest.approx(m["throughput_tok_s"])
+    assert m["n_requests"] == 200 and m["duration_s"] > t.duration_s

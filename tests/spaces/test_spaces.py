@@ -1,0 +1,292 @@
+"""spaces/: every builder's grid against a brute-force enumeration written from the catalog rules directly, and
+no invalid point in grids or random samples."""
+import itertools
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dse
+import spaces
+from objectives import catalog
+from spaces.quantization import FORMATS
+
+GPUS = ["H100-SXM-80GB", "A100-SXM-80GB", "B200", "L40S", "MI300X", "Gaudi3"]
+
+
+def missing(v):
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def computes(gpu: str, dtype: str) -> bool:
+    g = catalog.gpu(gpu)
+    peaks = {k: v for k, v in g.peak_tflops.items() if v and v > 0}
+    if dtype in ("bf16", "fp16"):
+        return "bf16" in peaks or "fp16" in peaks
+    return dtype in peaks
+
+
+def tp_valid(m, tp):
+    return m.n_heads % tp == 0 and (tp >= m.n_kv_heads or m.n_kv_heads % tp == 0)
+
+
+def rows(df: pd.DataFrame) -> set:
+    return {tuple(None if missing(v) else v for v in r) for r in df.itertuples(index=False, name=None)}
+
+
+# ---------------------------------------------------------------------------------------------------- hardware
+def test_hardware_grid_and_aliases():
+    s = spaces.hardware(["H100", "h100_sxm", "L40S"], max_gpus=4)
+    assert s.names == ["gpu", "n_gpus"]
+    assert s.params["gpu"].choices == ("H100-SXM-80GB", "L40S")      # aliases resolved, duplicates dropped
+    assert len(s.grid()) == 2 * 3 == s.size                           # node shapes: 1, 2, 4 (no 3-GPU deployments)
+    assert spaces.hardware("B200", 8, n_gpus=[2, 8]).params["n_gpus"].choices == (2, 8)
+
+
+def test_hardware_bad_input():
+    with pytest.raises(catalog.CatalogError, match="H1OO"):
+        spaces.hardware(["H1OO"], 8)
+    with pytest.raises(dse.SpaceError, match="max_gpus"):
+        spaces.hardware(["H100"], 0)
+    with pytest.raises(dse.SpaceError, match="n_gpus"):
+        spaces.hardware(["H100"], 4, n_gpus=[8])
+    with pytest.raises(dse.SpaceError, match="gpus"):
+        spaces.hardware([], 4)
+
+
+# ------------------------------------------------------------------------------------------------- parallelism
+def brute_parallel(m, max_gpus, dp=True):
+    out = set()
+    for tp, pp in itertools.product(range(1, max_gpus + 1), repeat=2):
+        for d in (range(1, max_gpus + 1) if dp else [None]):
+            for ep in (range(1, max_gpus + 1) if m.n_experts else [None]):
+                if not tp_valid(m, tp) or m.n_layers % pp:
+                    continue
+                if tp * pp * (d or 1) > max_gpus:
+                    continue
+                if ep is not None and (m.n_experts % ep or tp % ep):
+                    continue
+                out.add(tuple(x for x in (tp, pp, d, ep) if x is not None))
+    return out
+
+
+def test_parallelism_llama70b():
+    s = spaces.parallelism("Llama-3.1-70B", 8)
+    assert s.params["tp"].choices == (1, 2, 4, 8)
+    assert s.params["pp"].choices == (1, 2, 4, 5, 8)          # divisors of the 80 layers
+    assert "ep" not in s.names
+    assert rows(s.grid()) == brute_parallel(catalog.model("Llama-3.1-70B"), 8)
+
+
+def test_parallelism_moe_has_ep_inside_tp():
+    m = catalog.model("Qwen3-235B-A22B")
+    s = spaces.parallelism(m.name, 8, dp=False)
+    assert s.names == ["tp", "pp", "ep"]
+    g = s.grid()
+    assert len(g) == len(brute_parallel(m, 8, dp=False))
+    assert rows(g) == brute_parallel(m, 8, dp=False)
+    assert (g["tp"] % g["ep"] == 0).all() and (m.n_experts % g["ep"] == 0).all()
+    assert (g["ep"] > 1).any()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(catalog.models()), max_gpus=st.integers(1, 16), dp=st.booleans())
+def test_parallelism_matches_brute_force_for_every_model(name, max_gpus, dp):
+    m = catalog.model(name)
+    s = spaces.parallelism(name, max_gpus, dp=dp)
+    assert rows(s.grid()) == brute_parallel(m, max_gpus, dp)
+
+
+def test_parallelism_bad_input():
+    with pytest.raises(dse.SpaceError, match=r"tp=\[3\].*64 attention heads"):
+        spaces.parallelism("Llama-3.1-70B", 8, tp=[3])
+    with pytest.raises(dse.SpaceError, match="layers"):
+        spaces.parallelism("Llama-3.1-70B", 8, pp=[3])
+    with pytest.raises(dse.SpaceError, match="dense"):
+        spaces.parallelism("Llama-3.1-70B", 8, ep=[2])
+    with pytest.raises(catalog.CatalogError):
+        spaces.parallelism("Llama-9-70B", 8)
+
+
+# ------------------------------------------------------------------------------------------------ quantization
+def brute_quant(gpus, kv=("bf16", "fp8")):
+    out = set()
+    for g, (w, a), k in itertools.product(gpus, FORMATS.values(), kv):
+        if computes(g, a):
+            out.add((g, w, a, k))
+    return out
+
+
+def test_quantization_matches_catalog_rules():
+    s = spaces.quantization(GPUS)
+    g = s.grid()
+    assert rows(g) == brute_quant(GPUS)
+    # fp4 compute only on Blackwell here; fp8 compute never on Ampere; int4 weight-only everywhere
+    assert set(g.loc[g.act_dtype == "fp4", "gpu"]) == {"B200"}
+    assert not set(g.loc[g.act_dtype == "fp8", "gpu"]) & {"A100-SXM-80GB"}
+    assert set(g.loc[(g.weight_dtype == "int4") & (g.act_dtype == "bf16"), "gpu"]) == set(GPUS)
+    assert "int8" not in set(g.loc[g.gpu == "Gaudi3", "act_dtype"])     # Gaudi 3 lists no int8 rate
+    # every rule is a stored expression (no callable)
+    assert all(isinstance(c, str) for c in s.constraints)
+
+
+def test_quantization_formats_and_kv():
+    s = spaces.quantization(["A100"], formats=["bf16", "w4a16"], kv_dtypes=["fp8"])
+    assert rows(s.grid()) == {("A100-SXM-80GB", "bf16", "bf16", "fp8"), ("A100-SXM-80GB", "int4", "bf16", "fp8")}
+    assert "fp4" not in spaces.quantization(["H100", "A100"]).params["weight_dtype"].choices
+    with pytest.raises(dse.SpaceError, match="fp4"):
+        spaces.quantization(["A100"], formats=["fp4"])
+    with pytest.raises(dse.SpaceError, match="nf4"):
+        spaces.quantization(["A100"], formats=["nf4"])
+    with pytest.raises(dse.SpaceError, match="kv_dtypes"):
+        spaces.quantization(["A100"], kv_dtypes=["fp4"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(sub=st.sets(st.sampled_from(catalog.gpus()), min_size=1, max_size=6), seed=st.integers(0, 10**6))
+def test_quantization_samples_are_valid(sub, seed):
+    gpus = sorted(sub)
+    s = spaces.quantization(gpus)
+    allowed = brute_quant(gpus)
+    assert rows(s.grid()) == allowed
+    assert rows(s.sample(200, seed=seed)) <= allowed
+
+
+# ---------------------------------------------------------------------------------------------------- batching
+def test_batching_rules():
+    s = spaces.batching((64, 256, 4096), (2048, 8192), input_len=4096)
+    brute = {(b, t, c) for b, t, c in itertools.product((64, 256, 4096), (2048, 8192), (True, False))
+             if t >= b and (c or t >= 4096)}
+    assert rows(s.grid()) == brute
+    assert len(spaces.batching().grid()) == sum(1 for b, t in itertools.product(
+        spaces.batching.__defaults__[0], spaces.batching.__defaults__[1]) if t >= b) * 2
+    with pytest.raises(dse.SpaceError, match="max_batch_sizes"):
+        spaces.batching((0, 8))
+    with pytest.raises(dse.SpaceError, match="chunked_prefill"):
+        spaces.batching(chunked_prefill=("yes",))
+
+
+def test_serving_modes():
+    s = spaces.serving(max_replicas=4)
+    g = s.grid()
+    assert rows(g) == {("agg", None), ("disagg", 1), ("disagg", 2), ("disagg", 3)}
+    assert spaces.serving(("agg",)).names == ["mode"]
+    with pytest.raises(dse.SpaceError, match="max_replicas >= 2"):
+        spaces.serving(max_replicas=1)
+    with pytest.raises(dse.SpaceError, match="split"):
+        spaces.serving(("agg", "split"))
+
+
+# ----------------------------------------------------------------------------------------------------- compose
+def test_compose_merges_and_rejects_conflicts():
+    a = dse.Space(x=dse.Categorical([1, 2]), y=dse.Int(0, 3), constraints=["x + y <= 4"])
+    b = dse.Space(x=dse.Categorical([1, 2]), z=dse.Categorical(["p", "q"]))
+    c = spaces.compose(a, b, constraints=["z != 'q' or y == 0"])
+    assert c.names == ["x", "y", "z"]
+    assert c.constraints == ("x + y <= 4", "z != 'q' or y == 0")
+    brute = {(x, y, z) for x, y, z in itertools.product([1, 2], range(4), "pq") if x + y <= 4 and (z != "q" or y == 0)}
+    assert rows(c.grid()) == brute
+    with pytest.raises(dse.SpaceError, match="'x' is defined differently"):
+        spaces.compose(a, dse.Space(x=dse.Categorical([1, 2, 3])))
+    w = spaces.compose(a, b, when={"z": "x == 2"})
+    assert w.conditions == {"z": "x == 2"}
+    assert rows(w.grid()) == {(x, y, None if x == 1 else z) for x, y, z in itertools.product([1, 2], range(4), "pq")
+                              if x + y <= 4}
+    with pytest.raises(dse.SpaceError, match="'nope'"):
+        spaces.compose(a, when={"nope": "x == 1"})
+
+
+# ------------------------------------------------------------------------------------------------- llm_serving
+def brute_llm(model, gpus, max_gpus, modes, mbs, mnt, input_len):
+    m = catalog.model(model)
+    out = set()
+    with_dp = "disagg" in modes
+    par = brute_parallel(m, max_gpus, dp=with_dp)
+    # GPU counts follow node shapes: every GPU here comes in 8-GPU HGX nodes (1, 2, 4, 8 inside one)
+    for g, n in itertools.product(gpus, [c for c in (1, 2, 4, 8) if c <= max_gpus]):
+        for p in par:
+            tp, pp = p[0], p[1]
+            dp = p[2] if with_dp else 1
+            if tp * pp * dp != n:
+                continue
+            for (w, a), kv in itertools.product(FORMATS.values(), ("bf16", "fp8")):
+                if not computes(g, a):
+                    continue
+                for mode in modes:
+                    for pr in ([None] if mode == "agg" else range(1, max_gpus)):
+                        if mode == "agg" and dp != 1:
+                            continue
+                        if mode == "disagg" and not pr < dp:
+                            continue
+                        for b, t in itertools.product(mbs, mnt):
+                            if t < b:
+                                continue
+                            for c in ((True, False) if mode == "agg" or len(modes) == 1 else (None,)):
+                                if c is False and t < input_len:
+                                    continue
+                                head = (g, n, *p, w, a, kv)
+                                tail = ((mode, pr) if len(modes) > 1 else ()) + (b, t, c)
+                                out.add(head + tail)
+    return out
+
+
+@pytest.mark.parametrize("modes", [("agg",), ("agg", "disagg")])
+def test_llm_serving_grid_matches_brute_force(modes):
+    gpus = ["H100-SXM-80GB", "A100-SXM-80GB", "B200"]
+    kw = dict(max_batch_sizes=(16, 512), max_num_tokens=(256, 8192))
+    s = spaces.llm_serving("Llama-3.1-70B", gpus, 4, modes=modes, input_len=2048, **kw)
+    g = s.grid()
+    assert rows(g) == brute_llm("Llama-3.1-70B", gpus, 4, modes, (16, 512), (256, 8192), 2048)
+    assert len(g) == s.size
+    sample = s.sample(300, seed=1)
+    assert rows(sample) <= rows(g)
+    assert s.feasible(sample).all()
+
+
+def test_llm_serving_moe_and_flagship_shape():
+    s = spaces.llm_serving("Qwen3-235B-A22B", ["H200", "MI300X"], 8, modes=("agg", "disagg"), input_len=2048,
+                           max_batch_sizes=(64,), max_num_tokens=(8192,))
+    g = s.grid()
+    assert {"ep", "mode", "prefill_replicas"} <= set(g.columns)
+    assert (g.tp * g.pp * g.dp == g.n_gpus).all()
+    assert (g.tp % g.ep == 0).all()
+    dis = g["mode"] == "disagg"
+    assert (g.loc[dis, "prefill_replicas"] < g.loc[dis, "dp"]).all()
+    assert (g.loc[~dis, "dp"] == 1).all() and g.loc[~dis, "prefill_replicas"].isna().all()
+    assert g.loc[dis, "chunked_prefill"].isna().all()
+    # round trip through the stored form: every rule is an expression
+    assert dse.Space.from_dict(s.to_dict()) == s
+    flagship = spaces.llm_serving("Llama-3.1-70B", ["H100", "H200", "A100", "L40S", "B200", "MI300X"], 8,
+                                  input_len=2048)
+    assert flagship.size > 10_000
+
+
+def test_disaggregated_pools_choose_their_own_gpu_and_tp():
+    """xPyD: the prefill pool picks its GPU type and TP, the decode pool keeps gpu / tp; GPUs are counted per pool,
+    the prefill GPU obeys the precision rules, and the objective prices the same GPU count."""
+    import objectives
+    from objectives import serving
+
+    s = spaces.llm_serving("Llama-3.1-70B", ["H100", "H200", "A100"], 8, modes=("agg", "disagg"),
+                           prefill_gpus=["H100", "A100"], formats=["fp8", "bf16"], kv_dtypes=["fp8"],
+                           max_batch_sizes=(64, 256), max_num_tokens=(8192,), chunked_prefill=(True,))
+    g = s.grid()
+    dis, agg = g[g["mode"] == "disagg"], g[g["mode"] == "agg"]
+    assert agg["prefill_gpu"].isna().all() and agg["prefill_tp"].isna().all()
+    assert (dis["prefill_gpu"] != dis["gpu"]).any() and (dis["prefill_tp"] != dis["tp"]).any()
+    assert not ((dis["prefill_gpu"] == "A100-SXM-80GB") & (dis["act_dtype"] == "fp8")).any()   # A100 has no FP8
+    counted = dis["prefill_replicas"] * dis["prefill_tp"] * dis["pp"] + (dis["dp"] - dis["prefill_replicas"]) * \
+        dis["tp"] * dis["pp"]
+    assert (counted == dis["n_gpus"]).all()
+    o = objectives.llm_serving_objective("Llama-3.1-70B", workload=serving.Workload(rate=4.0),
+                                         slo=serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99"))
+    m = o(g)
+    assert (m["n_gpus"].to_numpy() == g["n_gpus"].to_numpy()).all()
+    mixed = (g["mode"] == "disagg") & (g["prefill_gpu"] != g["gpu"]) & (m["fits"] == 1)
+    assert mixed.any()
+    with pytest.raises(dse.SpaceError, match="add .disagg. to modes"):
+        spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, prefill_gpus=["H100"])
+    with pytest.raises(dse.SpaceError, match=r"prefill_tp=\[3\]: \[3\] not allowed; valid TP values"):
+        spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, modes=("disagg",), prefill_tp=[3])

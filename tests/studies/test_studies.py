@@ -1,0 +1,86 @@
+"""studies/*.py: every study file runs into a temporary database and yields a non-empty feasible front; the
+flagship also through the real CLI (`dse run` and `python studies/llm_serving.py`) in a subprocess."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dse
+from tests.helpers import ROOT
+
+STUDIES = sorted((ROOT / "studies").glob("*.py"))
+
+
+def test_the_four_studies_exist():
+    assert {p.stem for p in STUDIES} >= {"llm_serving", "moe_serving", "gpu_mix", "quantization_tradeoff"}
+
+
+def _repo_studies_state() -> dict[str, tuple[int, int]]:
+    """Every file under the repository's studies/ (but the study definitions) -> (size, mtime in ns)."""
+    return {str(p.relative_to(ROOT)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in (ROOT / "studies").rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts}
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
+    spec = dse.load_study_file(path)
+    assert spec.space.size > 1000, "a study should explore a real space"
+    before = _repo_studies_state()
+    study = spec.run(f"sqlite:///{tmp_path / 'study.db'}", progress=False)
+    front = study.pareto()
+    assert len(front) >= 1
+    assert front["feasible"].astype(bool).all()
+    for metric, (op, bound) in study.constraints.items():
+        v = front[metric].astype(float)
+        assert {"<=": (v <= bound), ">=": (v >= bound), "==": (v == bound)}[op].all(), metric
+    # provenance: the cost model that produced the trials is recorded under its own name
+    from dse.objective import objective_info
+    assert study.meta["objective"]["name"] == objective_info(spec.evaluate)["name"] != ""
+    if spec.show:
+        assert set(spec.show) <= set(front.columns)
+    # the study lands in the temporary folder, and this run wrote nothing into the repository's studies/ (files a
+    # user's earlier `dse run` left there are no concern of this test, so compare before and after)
+    assert study.storage_url == f"sqlite:///{tmp_path / 'study.db'}"
+    assert spec.name in set(dse.list_studies(study.storage_url)["name"])
+    assert _repo_studies_state() == before
+    if spec.name in ("llm_serving", "moe_serving", "quantization_tradeoff"):   # fronts confirmed by simulation
+        assert (front["fidelity"] == "simulated").all() and (front["confirm_reason"] == "").all()
+        assert (spec.evaluate.objective.at_fidelity("simulated").slo.constraints.keys() <= set(front.columns))
+        if spec.name != "quantization_tradeoff":
+            assert "front confirmed in simulation" in capsys.readouterr().out
+    if spec.name == "gpu_mix":   # its after-step simulates the cheapest mix and the best single type
+        out = capsys.readouterr().out
+        assert "simulated cost: mix" in out and "best single type" in out
+
+
+def _run(args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_flagship_through_the_cli(tmp_path):
+    # a copy of the study file, so that the report the CLI writes beside it lands in the temporary folder
+    study_file = tmp_path / "llm_serving.py"
+    shutil.copy(ROOT / "studies" / "llm_serving.py", study_file)
+    db = tmp_path / "flagship.db"
+    dse_bin = Path(sys.executable).parent / "dse"
+    r = _run([str(dse_bin), "run", str(study_file), "--storage", f"sqlite:///{db}", "--no-progress"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "study 'llm_serving'" in out and "feasible; front of" in out
+    header = next(line for line in out.splitlines() if "tok_s_per_gpu" in line and "gpu" in line)
+    for col in ("gpu", "n_gpus", "tp", "weight_dtype", "max_batch_size", "tok_s_per_user", "usd_per_mtok"):
+        assert col in header.split()
+    assert (tmp_path / "llm_serving.html").stat().st_size > 10_000
+    assert db.exists()
+    study = dse.load_study("llm_serving", storage=f"sqlite:///{db}")
+    assert len(study.pareto()) >= 3
+    assert study.summary()["grid"]["n_points"] == dse.load_study_file(study_file).space.size
+    # `python studies/llm_serving.py` does the same through dse.cli (the finished study is reopened, not redone)
+    r2 = _run([sys.executable, str(study_file), "--storage", f"sqlite:///{db}", "--no-progress", "--no-report"],
+              tmp_path)
+    assert r2.returncode == 0, r2.stderr
+    assert header in r2.stdout
