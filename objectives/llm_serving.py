@@ -41,6 +41,7 @@ the band level 2 x 0.9 - 1 = 0.8. The engine's spelling does the same: ``constra
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping
@@ -186,7 +187,10 @@ class LLMServingObjective:
         self.defaults = dict(defaults)
         self.n_requests = n_requests
         self.capacity = capacity
-        self.serving_model = ServingModel(model, workload, self.prices, efficiency)
+        # the analytical model queues a run of as many requests as the simulator sends (its backlog grows with them)
+        sized = workload if workload.n_requests is not None or workload.trace is not None else \
+            dataclasses.replace(workload, n_requests=n_requests)
+        self.serving_model = ServingModel(model, sized, self.prices, efficiency)
         self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
         dse.vectorized(self, name=f"llm_serving/{fidelity}", version=version)
         self.dse_band_level = interval   # declared to the engine (dse.ObjectiveSpec.check_objective)

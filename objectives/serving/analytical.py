@@ -18,14 +18,18 @@ Workloads and what the model does with them:
   leaves beyond the service time is the wait for a slot, counted in TTFT (Little's law).
 - open loop (``rate=r`` requests/s, Poisson or gamma arrivals, or a trace's arrivals): each replica receives
   r / replicas. Aggregated continuous batching: the occupancy N solves r_rep = N / R(N) (Little's law, R the
-  residency TTFT + (O - 1) TPOT, found by bisection over N); a rate above the replica's saturated capacity
-  overloads it: the queue of a run of n requests grows to n (1 - X / r), half of that on average ahead of a request.
+  residency TTFT + (O - 1) TPOT, found by bisection over N).
   TTFT = half an iteration (the one in progress) + the prompt's prefill (alone; the decodes riding on its
   iteration overlap it) + a whole iteration per further chunk + the wait for earlier prompts, an M/D/1 queue on the prefill work (utilisation
   rho = r_rep x prefill time; mean wait rho S / (2 (1 - rho)); tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S))
   for the percentiles) + the wait for one of the n_max slots (sequences in flight: M/M/c with c = n_max, offered
   load N, Erlang C; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
   requests in flight is Poisson around N, M/G/inf).
+  Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
+  the stationary wait, at most what a run of n = ``workload.size`` requests builds at the queue's capacity X
+  (Poisson arrivals at lam = X: a reflected random walk, mean 0.53 sqrt(n) / X), and at a rate above X the run's
+  backlog: its queue grows to n (1 / X - 1 / r) by the last request, half of that on average ahead of a request
+  (aggregated: X the replica's saturated request rate).
   E2E_q = TTFT_q + (O_q - 1) TPOT_q with O_q the output-length quantile. ``slo_attainment`` multiplies the
   probabilities of meeting the TTFT bound (queue tail) and the TPOT bound (normal around the mean TPOT with the
   p90 spread); ``goodput_req_s`` = served rate x attainment.
@@ -44,7 +48,9 @@ Workloads and what the model does with them:
   smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives (Little's law on a decode
   rank, occupancy = rate x (O - 1) t_decode(occupancy), by a few fixed-point steps). TTFT = t_prefill(k) (the
   prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool (a
-  prompt arriving at a free worker runs alone) and an Erlang-C wait for a decode slot, spread over the TPOT;
+  prompt arriving at a free worker runs alone; `run_wait` at the pool's capacity: a prefill pool offered more
+  than it holds queues the run's backlog) and an Erlang-C wait for a decode slot (`run_wait` at the decode pool's
+  capacity, fed at most the prefill pool's), spread over the TPOT;
   the KV transfer (per-GPU KV bytes over the link between the pools' GPUs: the scale-up domain when both pools
   fit one, else the scale-out network, `inference.comm.kv_transfer_gbs`) is spread over the TPOT.
 
@@ -390,25 +396,30 @@ class ServingModel:
                     # slots, offered load = its occupancy; Erlang C for the chance to wait and, the residencies being
                     # nearly fixed (same lengths), half the M/M/c wait (M/D/c, Cosmetatos' approximation); the wait
                     # delays the second token, so it is spread over the TPOT like the KV transfer
+                    # (bounded by what the run builds at the decode pool's capacity, its backlog when the prefill
+                    # pool hands it more than that)
                     a = np.minimum(N[i], slots * 0.999)
                     c_wait = _erlang_c(np.maximum(np.floor(slots), 1.0), a)
                     drain = 0.5 * steps * t_d / np.maximum(slots - a, 1e-9)
+                    n_req = float(self.workload.size)
+                    lam_d = np.minimum(offered, r_pre)                # the prefill pool passes at most its capacity
                     for p in PERCENTILES:
-                        slot_q[p] = np.where(c_wait > 1 - Z_Q[p], drain * np.log(np.maximum(c_wait / (1 - Z_Q[p]),
-                                                                                             1.0)), 0.0) / steps
-                    tpot[i] = tpot[i] + c_wait * drain / steps
+                        slot_q[p] = run_wait(np.where(c_wait > 1 - Z_Q[p], drain * np.log(np.maximum(
+                            c_wait / (1 - Z_Q[p]), 1.0)), 0.0), n_req, lam_d, r_dec, p) / steps
+                    tpot[i] = tpot[i] + run_wait(c_wait * drain, n_req, lam_d, r_dec) / steps
                 if lam_total is not None:
                     # open loop: a prompt arriving at a free prefill worker runs alone (one prompt's prefill);
                     # otherwise it waits for the pool's earlier prompts: M/D/1 on the pool's work at the batched
-                    # rate (utilisation rho = served / prefill capacity, service per prompt S / n_p)
+                    # rate (utilisation rho = served / prefill capacity, service per prompt S / n_p), bounded by
+                    # what the run builds at the pool's capacity r_pre (its backlog when offered more than that)
                     sp = d.take(i)
                     t_one = inference.estimate(**self._prefill_kw(sp), batch_size=1, input_len=isl, output_len=1,
                                                max_num_tokens=sp.max_num_tokens)["ttft_ms"].to_numpy(float)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_p / ks[d_mask]
-                    wait_p[i] = rho * S / (2 * (1 - rho)) / n_p
+                    wait_p[i] = run_wait(rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre)
                     for p in PERCENTILES:
-                        q[p][0][i] = t_one + _mdl_quantile(rho, S / n_p, Z_Q[p])
+                        q[p][0][i] = t_one + run_wait(_mdl_quantile(rho, S / n_p, Z_Q[p]), n_req, offered, r_pre, p)
                         q[p][1][i] = t_d + xfer_ms / steps + slot_q[p]
                     ttft[i] = t_one + wait_p[i]
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
@@ -551,7 +562,11 @@ class ServingModel:
         a = np.minimum(N, slots * 0.999)
         erlang_c = _erlang_c(slots, a)
         drain = resid / (slots - a)                                   # mean wait of a request that waits (ms)
-        ttft = base + rho * S / (2 * (1 - rho)) + erlang_c * drain
+        # the stationary waits (prefill work, then a slot), bounded by what this run of requests builds at the
+        # replica's capacity x_max (its backlog when the rate exceeds it)
+        n_req = float(self.workload.size)
+        cap_ms = x_max / 1e3
+        ttft = base + run_wait(rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms)
         qs = {}
         if plain.any():
             # prefill-first: decodes stall while prompts prefill alone, a fraction rho of the time; between them a
@@ -561,18 +576,11 @@ class ServingModel:
             tpot = np.where(plain, np.where(stable, pure / (1.0 - rho), tpot_sat), tpot)
         for p in PERCENTILES:
             slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
-            qs[f"ttft_{p}"] = base + _mdl_quantile(rho, S, Z_Q[p]) + slot_q
+            qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p)
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
             at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"].to_numpy(float), at["tpot_ms"].to_numpy(float))
             # prefill-first rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"].to_numpy(float), at_q)
-        # overloaded: the queue of a run of n requests grows to n (1 - X / lam); mean wait half of it
-        n_req = float(self.workload.size)
-        backlog = np.where(stable, 0.0, n_req * np.maximum(1.0 / np.maximum(x_max, 1e-12) - 1.0 / lam, 0.0) * 1e3)
-        ttft = np.where(stable, ttft, ttft + 0.5 * backlog)
-        for p in PERCENTILES:
-            frac = {"p50": 0.5, "p90": 0.9, "p99": 0.99}[p]
-            qs[f"ttft_{p}"] = np.where(stable, qs[f"ttft_{p}"], qs[f"ttft_{p}"] + frac * backlog)
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
 
     def capacity(self, d: Deployments, slo: SLO, *, tol: float = 0.01) -> np.ndarray:
@@ -604,6 +612,31 @@ class ServingModel:
 
 
 Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+#: statistics of the wait in a critically loaded queue over a run of n requests, in units of sqrt(n) / capacity:
+#: Poisson arrivals at a deterministic server make the queued work a zero-drift random walk with variance n / X^2
+#: over the run (X: capacity), reflected at 0: at a fraction u of the run the wait is half-normal of scale
+#: sqrt(u n) / X; averaged over u in [0, 1]: the mean (2/3) sqrt(2 / pi) and the p50/p90/p99 of that mixture
+RUN_WAIT = {"mean": 0.5319230405352436, "p50": 0.4052338073627873, "p90": 1.1803198704477709,
+            "p99": 2.048274426082083}
+
+
+def run_wait(stationary: np.ndarray, n_req: float, lam: np.ndarray, cap: np.ndarray,
+             stat: str = "mean") -> np.ndarray:
+    """Queue wait (ms; the mean, or the percentile ``stat``) of a run of ``n_req`` requests arriving at ``lam``
+    per ms at a queue that serves ``cap`` per ms, from its ``stationary`` wait (the steady-state queue's, which
+    grows without bound as lam nears cap): a finite run cannot build more than the random walk of its own
+    arrivals (RUN_WAIT: ~0.53 sqrt(n) / cap on average at lam = cap), and past its capacity the queue of the run
+    grows to n (1/cap - 1/lam) by its last request, the mean request waiting half of that (a fraction q of it
+    at percentile q). The one queueing rule of the aggregated replicas, the disaggregated prefill pool and the
+    decode pool's admission."""
+    lam = np.asarray(lam, dtype=float)
+    cap = np.maximum(np.asarray(cap, dtype=float), 1e-300)
+    bound = RUN_WAIT[stat] * math.sqrt(max(n_req, 1.0)) / cap
+    backlog = n_req * np.maximum(1.0 / cap - 1.0 / np.maximum(lam, 1e-300), 0.0)
+    frac = 0.5 if stat == "mean" else Z_Q[stat]
+    return np.maximum(np.minimum(stationary, bound), frac * backlog)
 
 
 def _mdl_quantile(rho: np.ndarray, S: np.ndarray, q: float) -> np.ndarray:
@@ -638,4 +671,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "expected_max", "PERCENTILES"]
+__all__ = ["Deployments", "ServingModel", "expected_max", "run_wait", "PERCENTILES"]
