@@ -292,10 +292,10 @@ class LLMServingObjective:
             return {"fits": 0.0}
         dp = int(cfg["dp"])
         adp = int(cfg["attn_dp"])
-        sched = serving.Scheduler(max_batch_size=int(cfg["max_batch_size"]), max_num_tokens=int(cfg["max_num_tokens"]),
-                                  chunked_prefill=bool(cfg["chunked_prefill"]),
-                                  policy="decode_priority" if cfg["chunked_prefill"] else "prefill_first",
-                                  batching=str(cfg["batching"]))
+        # the policy the analytical model models, chunked or not (serving.scheduler.MODELLED_POLICY)
+        sched = serving.Scheduler.of_knobs(max_batch_size=int(cfg["max_batch_size"]),
+                                           max_num_tokens=int(cfg["max_num_tokens"]),
+                                           chunked_prefill=bool(cfg["chunked_prefill"]), batching=str(cfg["batching"]))
         kw: dict[str, Any] = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"],
                                   kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp * adp),
                                   scheduler=sched, slo=self.slo)

@@ -33,8 +33,9 @@ Workloads and what the model does with them:
   E2E_q = TTFT_q + (O_q - 1) TPOT_q with O_q the output-length quantile. ``slo_attainment`` multiplies the
   probabilities of meeting the TTFT bound (queue tail) and the TPOT bound (normal around the mean TPOT with the
   p90 spread); ``goodput_req_s`` = served rate x attainment.
-- without chunked prefill (prefill-first scheduling, vLLM v0), open loop: as above, but decodes stall while
-  prompts prefill alone (a fraction rho of the time): TPOT = pure decode step at N / (1 - rho).
+- without chunked prefill (whole prompts, still under the one policy the model has, ``scheduler.MODELLED_POLICY``:
+  the decodes ride on the iteration that carries a prompt, which lasts about its prefill), open loop: as above,
+  but decodes stall while prompts prefill (a fraction rho of the time): TPOT = pure decode step at N / (1 - rho).
 - without chunked prefill, closed loop or all at once: each cycle of N requests runs ceil(N / k)
   prefill-only iterations of k = max(1, max_num_tokens // input_len) prompts and O - 1 decode steps at N
   sequences; decodes stall during prefills; TTFT = one prefill iteration + half a decode step.
@@ -569,8 +570,8 @@ class ServingModel:
         ttft = base + run_wait(rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms)
         qs = {}
         if plain.any():
-            # prefill-first: decodes stall while prompts prefill alone, a fraction rho of the time; between them a
-            # step decodes the N sequences alone
+            # whole prompts: decodes stall while a prompt prefills (its iteration lasts about its prefill), a
+            # fraction rho of the time; between them a step decodes the N sequences alone
             pure = inference.estimate(**self._kw(d), batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), input_len=isl,
                                       output_len=osl, max_num_tokens=d.max_num_tokens)["tpot_ms"].to_numpy(float)
             tpot = np.where(plain, np.where(stable, pure / (1.0 - rho), tpot_sat), tpot)
@@ -579,7 +580,7 @@ class ServingModel:
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p)
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
             at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"].to_numpy(float), at["tpot_ms"].to_numpy(float))
-            # prefill-first rows scale with their mean (the stall fraction is the same)
+            # whole-prompt rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"].to_numpy(float), at_q)
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
 

@@ -6,7 +6,8 @@ target rate.
                      workload=serving.Workload(rate=1.0, input_len=2048, output_len=256))
     # {"capacity_req_s": 9.1, "analytical_req_s": 9.6, "n_simulations": 6, ...}: holds 9.1 req/s at p99 TTFT <= 2 s
 
-The analytical model (`ServingModel.capacity`, vectorized) brackets the rate; the simulator then bisects it:
+The analytical model (`ServingModel.capacity`, vectorized; the scheduler's knobs under the policy it models,
+``scheduler.MODELLED_POLICY``) brackets the rate; the simulator, under the scheduler given, then bisects it:
 a rate is held when the simulated run of ``n_requests`` requests at that rate (the workload's arrival process and
 lengths, its own rate replaced) meets every bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT).
 """
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .analytical import Deployments, ServingModel
-from .scheduler import SLO, Scheduler
+from .scheduler import MODELLED_POLICY, SLO, Scheduler
 from .simulator import simulate
 from .workload import Workload
 
@@ -68,12 +69,16 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     if not isinstance(w, Workload):
         raise ValueError(f"workload must be a serving.Workload, got {w!r:.80}")
     s = scheduler if scheduler is not None else Scheduler()
+    if s.policy != MODELLED_POLICY and fidelity == "analytical":
+        raise ValueError(f"capacity fidelity='analytical': the analytical model models Scheduler policy="
+                         f"{MODELLED_POLICY!r} (chunked prefill or not), got policy={s.policy!r}; use "
+                         f"fidelity='simulated'")
     if w.concurrency is not None:
         w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed)
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests))
     d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
-                       max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill or s.policy != "prefill_first",
+                       max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
                        batching=s.batching, engine=engine)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}

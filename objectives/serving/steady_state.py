@@ -9,7 +9,8 @@ a closed-loop fixed-length workload and returns the keys of `simulate`; it compu
 simulator checks it (tests/objectives/serving/test_serving_steady.py).
 
 Scheduler features mapped: ``max_batch_size``, ``max_num_tokens``, ``chunked_prefill`` (off: each cycle's prompts
-prefill in iterations of their own, decodes stall meanwhile), ``batching`` ("continuous" | "static"). Not
+prefill whole, the decodes riding on their iterations), ``batching`` ("continuous" | "static"), under the policy
+the model models (``scheduler.MODELLED_POLICY``, "decode_priority"). Not
 modelled, refused with ValueError: ``policy="prefill_first"`` (the closed form has no wave of prompts queueing
 behind each other, its TTFT would be 4-7x low), ``chunk_size`` below ``max_num_tokens``, ``kv_capacity_tokens``
 and ``gpu_memory_utilization`` (the KV cache is sized by the inference memory model). Ignored (no preemption or
@@ -23,7 +24,7 @@ from typing import Any
 
 from .analytical import Deployments, ServingModel
 from .metrics import METRIC_KEYS
-from .scheduler import Scheduler
+from .scheduler import MODELLED_POLICY, Scheduler
 from .workload import Workload
 
 
@@ -37,8 +38,8 @@ def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
     if not isinstance(s, Scheduler):
         raise ValueError(f"scheduler must be a serving.Scheduler, got {type(s).__name__}")
     unmodelled = []
-    if s.policy != "decode_priority":
-        unmodelled.append(f"policy={s.policy!r} (valid here: 'decode_priority')")
+    if s.policy != MODELLED_POLICY:
+        unmodelled.append(f"policy={s.policy!r} (valid here: {MODELLED_POLICY!r})")
     if s.chunk_size is not None and s.chunk_size < s.max_num_tokens:
         unmodelled.append(f"chunk_size={s.chunk_size} below max_num_tokens={s.max_num_tokens}")
     if s.kv_capacity_tokens is not None:

@@ -248,3 +248,40 @@ def test_stored_confirmation_reads_the_checked_trials_and_what_they_violated():
                       "confirm_reason": ["", "", "ttft_ms_p99 = 3.1 > 2"]})
     checked, left, why = stored_confirmation(t, "simulated")
     assert len(checked) == 2 and list(left.index) == [2] and why == ["ttft_ms_p99"]
+
+
+# -- the one scheduler mapping -----------------------------------------------------------------------------------
+
+def test_non_chunked_prefill_is_one_policy_in_every_fidelity():
+    """Without chunked prefill the analytical model's rows are decode-priority scheduling with whole prompts
+    (serving.scheduler.MODELLED_POLICY); the objective's simulated fidelity and the capacity search take that
+    policy too (they took prefill_first, whose TTFT is ~8x: 849 vs 87 ms analytical and 114 ms decode_priority
+    for Llama-3.1-8B fp8 on an H100 at 20 req/s)."""
+    from objectives.serving.scheduler import MODELLED_POLICY
+
+    knobs = dict(max_batch_size=256, max_num_tokens=8192, chunked_prefill=False)
+    s = serving.Scheduler.of_knobs(**knobs)
+    assert s.policy == MODELLED_POLICY == "decode_priority" and not s.chunked_prefill
+    w = serving.Workload(rate=20.0, input_len=2048, output_len=256, n_requests=400)
+    o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, n_requests=400)
+    row = pd.DataFrame([dict(gpu="H100-SXM-80GB", tp=1, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+                             **knobs)])
+    a, sim = o(row).iloc[0], o.at_fidelity("simulated")(row).iloc[0]
+    direct = serving.simulate("Llama-3.1-8B", "H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+                              workload=w, scheduler=serving.Scheduler(**knobs, policy=MODELLED_POLICY))
+    assert sim["ttft_ms"] == pytest.approx(direct["ttft_ms_mean"], rel=1e-9)
+    assert a["ttft_ms"] == pytest.approx(sim["ttft_ms"], rel=0.35)
+    # the capacity search's analytical bracket: the same knobs, not chunked prefill in disguise
+    slo = serving.SLO(ttft_ms=500, tpot_ms=40, percentile="p99")
+    cap = serving.capacity("Llama-3.1-8B", "H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", slo=slo,
+                           workload=w, scheduler=s, fidelity="analytical", n_requests=400)
+    sm = serving.ServingModel("Llama-3.1-8B", serving.Workload(rate=1.0, input_len=2048, output_len=256,
+                                                               n_requests=400))
+    d = serving.Deployments.of(gpu="H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", **knobs)
+    assert cap["capacity_req_s"] == pytest.approx(float(sm.capacity(d, slo, tol=0.05)[0]), rel=1e-9)
+    chunked = float(sm.capacity(serving.Deployments.of(gpu="H100", weight_dtype="fp8", act_dtype="fp8",
+                                                       kv_dtype="fp8", **{**knobs, "chunked_prefill": True}), slo, tol=0.05)[0])
+    assert cap["capacity_req_s"] != pytest.approx(chunked, rel=0.02)
+    with pytest.raises(ValueError, match=r"models Scheduler policy='decode_priority'.*got policy='prefill_first'"):
+        serving.capacity("Llama-3.1-8B", "H100", slo=slo, workload=w, fidelity="analytical",
+                         scheduler=serving.Scheduler(**knobs, policy="prefill_first"))
