@@ -27,6 +27,7 @@ from .resolve import (
     dtype_bytes,
     dtype_codes,
     eff_lookup,
+    ep_invalid,
     gemm_eff,
     gpu_arrays,
     int_code,
@@ -334,7 +335,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                              pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain)
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
-    ep_bad = (ep > 1) & ((np.mod(tp * adp, ep) != 0) | (m.n_experts <= 0) | (np.mod(m.n_experts, ep) != 0))
+    ep_bad = ep_invalid(m.n_experts, ep, tp, adp)
     no_net = links.spans_without_network(tp * pp * adp)
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP,
                                                                                  np.where(no_net, R_NET, R_OK))))

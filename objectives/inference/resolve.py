@@ -52,6 +52,34 @@ REASONS = (
 R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET = range(7)
 
 
+def ep_invalid(n_experts: Num, ep: Num, tp: Num, attn_dp: Num = 1) -> Num:
+    """The expert-parallel rule (R_EP), vectorized: True where ``ep`` > 1 cannot spread the experts, i.e. the
+    model has none, or ``ep`` does not divide both its ``n_experts`` and the ``tp`` x ``attn_dp`` GPUs of a
+    replica (each EP rank holds n_experts / ep experts on one of those GPUs). The one home of the rule:
+    `prepare` (R_EP), `StepModel` and the simulator's pool check (`check_ep`) use it."""
+    n_experts, ep = np.asarray(n_experts), np.asarray(ep)
+    gpus = np.asarray(tp) * np.asarray(attn_dp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (ep > 1) & ((n_experts <= 0) | (np.mod(gpus, ep) != 0) | (np.mod(n_experts, np.maximum(ep, 1)) != 0))
+
+
+def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "") -> None:
+    """`ep_invalid` for one replica, as a ValueError that names the bad ``ep`` and the valid ones (``who``
+    prefixes the message, e.g. "decode pool ")."""
+    if ep == 1:
+        return
+    m = _lookup("model", model)
+    if not ep_invalid(m.n_experts, ep, tp, attn_dp):
+        return
+    if not m.is_moe:
+        raise ValueError(f"{who}ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense "
+                         f"(valid: ep=1)")
+    gpus = tp * attn_dp
+    valid = [e for e in range(1, gpus + 1) if gpus % e == 0 and m.n_experts % e == 0]
+    raise ValueError(f"{who}ep={ep} must divide the {m.n_experts} experts of {m.name} and the tp x attn_dp = {tp} x "
+                     f"{attn_dp} = {gpus} GPUs it spreads them over; valid ep: {', '.join(map(str, valid))}")
+
+
 def _catalog():
     from objectives import catalog
     return catalog

@@ -12,7 +12,7 @@ from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
-from .resolve import R_OK, REASONS, positive
+from .resolve import R_EP, R_OK, REASONS, check_ep, positive
 
 
 class StepModel:
@@ -41,6 +41,8 @@ class StepModel:
         assert p is not None  # None only when the arguments broadcast to zero rows; all are scalars here
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"
+        if code == R_EP:   # the rule's own message: the bad ep and the valid ones
+            check_ep(model, ep, tp, attn_dp, who=f"StepModel({desc}): ")
         if code != R_OK:
             raise ValueError(f"StepModel({desc}): {REASONS[code]}")
         self._p = p

@@ -200,21 +200,13 @@ def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_d
 
 
 def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) -> None:
-    """A pool's EP / attention DP the step model can run, refused with the pool named (a dense model has no
-    experts to spread; EP spreads a MoE model's experts over the tp x attn_dp GPUs of a worker)."""
-    from objectives import catalog
+    """A pool's EP / attention DP the step model can run, refused with the pool named: whole numbers, and the
+    inference model's expert-parallel rule (`inference.resolve.check_ep`, the one StepModel applies)."""
+    from objectives.inference.resolve import check_ep
     for name, v in (("ep", ep), ("attn_dp", attn_dp)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{role} pool {name}={v!r}: must be an integer >= 1")
-    if ep == 1:
-        return
-    m = catalog.model(model) if not isinstance(model, catalog.Model) else model
-    if not m.is_moe:
-        raise ValueError(f"{role} pool ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is "
-                         f"dense (use ep=1)")
-    if m.n_experts % ep or (tp * attn_dp) % ep:
-        raise ValueError(f"{role} pool ep={ep} must divide the {m.n_experts} experts of {m.name} and the worker's "
-                         f"tp x attn_dp = {tp} x {attn_dp} = {tp * attn_dp} GPUs")
+    check_ep(model, int(ep), int(tp), int(attn_dp), who=f"{role} pool ")
 
 
 def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None, kv_dtype: str | None,

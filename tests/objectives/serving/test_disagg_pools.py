@@ -86,14 +86,19 @@ def test_simulate_pools_take_their_own_ep_and_attn_dp():
 
 def test_a_pool_with_ep_on_a_dense_model_is_refused():
     w = serving.Workload(rate=2.0, input_len=512, output_len=64, n_requests=50)
-    with pytest.raises(ValueError, match="prefill pool ep=2: expert parallelism needs a mixture-of-experts model; "
-                                         "Llama-3.1-8B is dense"):
+    # one rule and one message (inference.resolve.check_ep), the pool named in front of it
+    with pytest.raises(ValueError, match=r"^prefill pool ep=2: expert parallelism needs a mixture-of-experts model; "
+                                         r"Llama-3.1-8B is dense \(valid: ep=1\)$"):
         serving.simulate("Llama-3.1-8B", "H100", mode="disagg", prefill=serving.Pool(tp=2, ep=2),
                          decode=serving.Pool(), workload=w)
-    with pytest.raises(ValueError, match=r"decode pool ep=8 must divide the 128 experts of Qwen3-30B-A3B and the "
-                                         r"worker's tp x attn_dp = 2 x 2 = 4 GPUs"):
+    bad_decode = (r"ep=8 must divide the 128 experts of Qwen3-30B-A3B and the tp x attn_dp = 2 x 2 = 4 GPUs it "
+                  r"spreads them over; valid ep: 1, 2, 4$")
+    with pytest.raises(ValueError, match=r"^decode pool " + bad_decode):
         serving.simulate(MOE, H200, mode="disagg", prefill=serving.Pool(), decode=serving.Pool(tp=2, attn_dp=2, ep=8),
                          workload=w)
+    # the same rule where it lives, the step model (an aggregated replica)
+    with pytest.raises(ValueError, match=r"^StepModel\(Qwen3-30B-A3B on .* tp=2 .*\): " + bad_decode):
+        serving.simulate(MOE, H200, tp=2, attn_dp=2, ep=8, workload=w)
     # the analytical model: not runnable, with the pool named in the reason
     o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w)
     a = o(pd.DataFrame([dict(gpu="H100-SXM-80GB", tp=1, dp=2, mode="disagg", prefill_replicas=1, prefill_tp=2,
