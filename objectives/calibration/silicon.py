@@ -23,7 +23,7 @@ from objectives import inference, profiles
 from objectives.inference.efficiency import Efficiency
 
 #: catalog GPU of each kernel-table system name
-GPU_OF_SYSTEM = {s: g for g, s in profiles.SYSTEMS.items()}
+GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 
 #: scheduler budgets each engine runs with by default (what a benchmark that does not set them gets):
 #: vLLM's max_num_seqs / max_num_batched_tokens for its OpenAI server on data-center GPUs, SGLang's

@@ -9,7 +9,18 @@ Modules: grid (the `Table` interpolator), profile (`KernelProfile`, files, looku
 compact profile), collect (the PyTorch collector writing raw tables from the user's own GPU).
 """
 from .grid import Table
-from .profile import DATA_DIR, ENGINE_NAMES, SYSTEMS, KernelProfile, available, load, read, resolve_engine, system_of
+from .profile import (
+                      DATA_DIR,
+                      ENGINE_NAMES,
+                      GPU_OF_SYSTEM,
+                      SYSTEMS,
+                      KernelProfile,
+                      available,
+                      load,
+                      read,
+                      resolve_engine,
+                      system_of,
+)
 
 __all__ = ["Table", "KernelProfile", "available", "load", "read", "resolve_engine", "system_of", "SYSTEMS",
-           "ENGINE_NAMES", "DATA_DIR"]
+           "ENGINE_NAMES", "GPU_OF_SYSTEM", "DATA_DIR"]

@@ -28,6 +28,8 @@ SYSTEMS: Mapping[str, str] = {
     "H100-SXM-80GB": "h100_sxm", "H200-SXM-141GB": "h200_sxm", "B200": "b200_sxm", "B300": "b300_sxm",
     "GB200": "gb200", "GB300": "gb300", "A100-SXM-80GB": "a100_sxm", "L40S": "l40s",
 }
+#: system name -> catalog GPU name (the inverse of SYSTEMS)
+GPU_OF_SYSTEM: Mapping[str, str] = {s: g for g, s in SYSTEMS.items()}
 ENGINE_NAMES = ("vllm", "sglang", "trtllm", "torch")
 ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
                   "tensorrt_llm": "trtllm", "trt-llm": "trtllm", "torch": "torch", "pytorch": "torch"}

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import statistics
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -106,41 +105,6 @@ class _Decoder:
         return F.linear(F.rms_norm(x[:, -1], (m.hidden,), self.final_norm), self.head)
 
 
-def _time_graph(fn: Any, device: str, warmup: int = 3, repeats: int = 10) -> float:
-    """Median ms of `fn` replayed as one CUDA graph (eager loop on CPU)."""
-    import time
-
-    import torch
-    for _ in range(warmup):
-        fn()
-    if not device.startswith("cuda"):
-        ts = []
-        for _ in range(max(3, repeats // 3)):
-            t0 = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        return float(statistics.median(ts))
-    torch.cuda.synchronize(device)
-    graph = torch.cuda.CUDAGraph()
-    s = torch.cuda.Stream(device)
-    s.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream(device).wait_stream(s)
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    ts = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        graph.replay()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return float(statistics.median(ts))
-
-
 def measure(model: str = "meta-llama/Llama-3.1-8B", device: str | None = None, layers: int | None = None,
             quick: bool = False, decode_batch: Sequence[int] = DECODE_BATCH, decode_kv: Sequence[int] = DECODE_KV,
             prefill_isl: Sequence[int] = PREFILL_ISL) -> pd.DataFrame:
@@ -148,8 +112,9 @@ def measure(model: str = "meta-llama/Llama-3.1-8B", device: str | None = None, l
     `layers`: decoder layers built (default all; the LM head is always there); `quick`: tiny shapes for CPU."""
     import torch
 
-    from objectives.profiles.collect import cpu_name, resolve_device
+    from objectives.profiles.collect import Timer, cpu_name, resolve_device
     dev = resolve_device(device)
+    timer = Timer(dev, warmup=3, repeats=10, inner=1)   # a whole step per graph replay
     m = _shape(model)
     if m.n_experts or m.kv_lora_rank or m.n_linear_attn_layers or m.sliding_window:
         raise ValueError(f"reference_step measures dense full-attention decoders; {m.name} has experts, MLA, "
@@ -169,7 +134,7 @@ def measure(model: str = "meta-llama/Llama-3.1-8B", device: str | None = None, l
                 cache = dec.kv_cache(b, kv + 1)
                 x = torch.randn(b, 1, m.hidden, device=dev, dtype=dtype)
                 cos, sin = dec.rotary(kv, 1)
-                lat = _time_graph(partial(dec.forward, x, cache, kv, cos, sin), dev)
+                lat = timer(partial(dec.forward, x, cache, kv, cos, sin))
                 rows.append(dict(phase="decode", batch=b, tokens=b, kv_len=kv, isl=0, latency_ms=lat))
                 log.info("decode batch=%d kv=%d: %.3f ms", b, kv, lat)
                 del cache
@@ -177,7 +142,7 @@ def measure(model: str = "meta-llama/Llama-3.1-8B", device: str | None = None, l
             cache = dec.kv_cache(1, isl)
             x = torch.randn(1, isl, m.hidden, device=dev, dtype=dtype)
             cos, sin = dec.rotary(0, isl)
-            lat = _time_graph(partial(dec.forward, x, cache, 0, cos, sin), dev)
+            lat = timer(partial(dec.forward, x, cache, 0, cos, sin))
             rows.append(dict(phase="prefill", batch=1, tokens=isl, kv_len=0, isl=isl, latency_ms=lat))
             log.info("prefill isl=%d: %.3f ms", isl, lat)
             del cache
@@ -214,6 +179,8 @@ def compare(steps: pd.DataFrame | str | Path, gpu: str | None = None, engine: st
     default: the catalog GPU of the rows' device, under `engine`), `ratio` = measured / predicted and `source`."""
     from objectives import catalog
     from objectives.inference import StepModel
+    from objectives.profiles import GPU_OF_SYSTEM
+    from objectives.profiles.collect import system_name
     df = pd.read_csv(steps) if isinstance(steps, (str, Path)) else steps.copy()
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -224,7 +191,10 @@ def compare(steps: pd.DataFrame | str | Path, gpu: str | None = None, engine: st
         m = catalog.model(str(model))
         if int(layers) != m.n_layers:
             m = dataclasses.replace(m, n_layers=int(layers))
-        g = gpu or _catalog_gpu(str(device))
+        system = system_name(str(device))
+        if gpu is None and system not in GPU_OF_SYSTEM:
+            raise ValueError(f"no catalog GPU for device {device!r} (system {system!r}); pass gpu=")
+        g = gpu or GPU_OF_SYSTEM[system]
         sm = StepModel(m, g, tp=1, weight_dtype="bf16", engine=engine)
         T = grp["isl"].where(grp["phase"] == "prefill", 0).astype(float).to_numpy()
         A = T * (T + 1) / 2
@@ -234,17 +204,6 @@ def compare(steps: pd.DataFrame | str | Path, gpu: str | None = None, engine: st
         out.append(grp.assign(gpu=g, engine=sm.engine, source=sm.source, predicted_ms=pred,
                               ratio=grp["latency_ms"].to_numpy() / pred))
     return pd.concat(out, ignore_index=True)
-
-
-def _catalog_gpu(device_name: str) -> str:
-    """Catalog GPU of a CUDA device name (via the profile systems), e.g. 'NVIDIA H200' -> 'H200-SXM-141GB'."""
-    from objectives.profiles import SYSTEMS
-    from objectives.profiles.collect import system_name
-    system = system_name(device_name)
-    for gpu, s in SYSTEMS.items():
-        if s == system:
-            return gpu
-    raise ValueError(f"no catalog GPU for device {device_name!r} (system {system!r}); pass gpu=")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
