@@ -277,11 +277,11 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     # MoE rows split on the roofline too (the experts an iteration touches grow concavely with its tokens), and
     # so do pipelines (an iteration that carries a prompt chunk lasts at least that chunk's pass through every
     # stage, which a mean iteration spread thinly over the micro-batches never shows)
-    measured = ((np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0)
-                | (np.asarray(p.pp) > 1))
-    if not np.all(measured):  # the closed form was fitted on this mean iteration (published tables)
+    piped = np.asarray(p.pp) > 1
+    split = (np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0) | piped
+    if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
-        if not np.any(measured):
+        if not np.any(split):
             return t, n_it, D, busy
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
@@ -295,15 +295,15 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
     w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
-    if np.any(np.asarray(p.pp) > 1):  # each prompt chunk is one micro-batch: its pass through every stage
+    if np.any(piped):  # each prompt chunk is one micro-batch: its pass through every stage
         n_ch = np.maximum(T_pf / isl, 1.0)
         lone = forward_s(p.coeffs, T_pf / n_ch, w_pf[1] / n_ch, 0.0, 0.0, 1.0)
-        t_p = np.where(np.asarray(p.pp) > 1, np.maximum(t_p, lone), t_p)
+        t_p = np.where(piped, np.maximum(t_p, lone), t_p)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
-    if np.all(measured):
+    if np.all(split):
         return t_split, n_it, D, b_split
-    return np.where(measured, t_split, t), n_it, D, np.where(measured, b_split, busy)
+    return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
 
 
 def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num) -> tuple[Num, Num]:
