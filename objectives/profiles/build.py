@@ -208,6 +208,20 @@ def gdn_tables(path: Path) -> dict[str, Table]:
     return out
 
 
+def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[np.ndarray, ...], np.ndarray,
+                                                                         np.ndarray]:
+    """A keyed table's grid from rows of several measured shapes: the K distinct shapes (sorted), and latency by
+    (shape index 1..K, `tokens`) with gaps filled along tokens (duplicates: the fastest). One shape gets a second,
+    duplicate index that no lookup matches (a Table axis needs two points)."""
+    shapes = d[shape_cols].drop_duplicates().sort_values(shape_cols).to_numpy(float)
+    idx = {tuple(r): i + 1 for i, r in enumerate(shapes)}
+    d = d.assign(shape_key=[idx[tuple(r)] for r in d[shape_cols].to_numpy(float)])
+    if len(shapes) == 1:
+        d = pd.concat([d, d.assign(shape_key=2)])
+    ax, v = pivot(d, ["shape_key", tokens])
+    return ax, fill_gaps(v, 1), shapes
+
+
 def moe_tables(paths: list[Path]) -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE). `paths`: moe_perf tables newest first; a shape measured in a newer table shadows older ones."""
@@ -232,15 +246,9 @@ def moe_tables(paths: list[Path]) -> dict[str, tuple[Table, np.ndarray]]:
     df = pd.concat(frames)
     out: dict[str, tuple[Table, np.ndarray]] = {}
     for dt, d in df.groupby("moe_dtype"):
-        shapes = d[list(MOE_SHAPE)].drop_duplicates().sort_values(list(MOE_SHAPE)).to_numpy(float)
-        if not len(shapes):
+        if not len(d):
             continue
-        idx = {tuple(r): i + 1 for i, r in enumerate(shapes)}
-        d = d.assign(shape_key=[idx[tuple(r)] for r in d[list(MOE_SHAPE)].to_numpy(float)])
-        if len(shapes) == 1:  # a Table axis needs two points: a duplicate shape key 2 that nothing matches
-            d = pd.concat([d, d.assign(shape_key=2)])
-        ax, v = pivot(d, ["shape_key", "num_tokens"])
-        v = fill_gaps(v, 1)
+        ax, v, shapes = _keyed(d, list(MOE_SHAPE), "num_tokens")
         ok = np.isfinite(v).all(axis=1)
         if not ok.all():  # a shape measured at one token count only: dropped
             v = v[ok]
@@ -286,13 +294,9 @@ def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[st
         for op, col in cols.items():
             t_ms = pd.to_numeric(df[col], errors="coerce") * 1e-3
             dd = df.assign(latency=t_ms)[np.isfinite(t_ms.to_numpy(float)) & (t_ms.to_numpy(float) > 0)]
-            shapes = dd[list(DEEPEP_SHAPE)].drop_duplicates().sort_values(list(DEEPEP_SHAPE)).to_numpy(float)
-            if len(shapes) < 2:  # a Table axis needs two points
+            if len(dd[list(DEEPEP_SHAPE)].drop_duplicates()) < 2:  # a Table axis needs two points
                 continue
-            idx = {tuple(r): i + 1 for i, r in enumerate(shapes)}
-            dd = dd.assign(shape_key=[idx[tuple(r)] for r in dd[list(DEEPEP_SHAPE)].to_numpy(float)])
-            ax, v = pivot(dd, ["shape_key", "num_token"])  # duplicates (SM settings): the fastest
-            v = fill_gaps(v, 1)
+            ax, v, shapes = _keyed(dd, list(DEEPEP_SHAPE), "num_token")  # duplicates (SM settings): the fastest
             if not np.isfinite(v).all() or len(ax[1]) < 2:
                 log.info("%s: %s %s has unmeasured shapes, dropped", d / fname, kind, op)
                 continue
