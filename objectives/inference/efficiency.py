@@ -38,12 +38,14 @@ tf32; links: nvlink, xgmi, pcie, roce):
   profile) to its time inside the engine's forward pass; ``profile_moe_eff``: a routed-expert grouped GEMM's
   efficiency relative to a dense GEMM of the same tokens per expert; ``profile_launch_us[engine]``: the part of
   each isolated kernel time (GEMM, all-reduce) that CUDA graphs and overlap hide inside the engine, µs.
-- ``ttft_wave[engine]``: how synchronized closed-loop clients with equal lengths stay (1: a whole group arrives
-  together and waits first come, first served for the prompts ahead; 0: no queue behind the group's other
-  prompts); a value per engine, since the schedulers differ in what keeps a group together (SGLang runs a
-  waiting prompt's prefill as its own batch and pauses the decodes; vLLM and TensorRT-LLM mix prompt chunks into
-  decode iterations, so a group's requests start decoding at different times and drift apart). The silicon fit
-  shares one value: fitted per engine it followed the one or two models each engine has (docs/profiles.md).
+- ``ttft_wave[engine]``: the share of a closed-loop run's mean TTFT that its start-up wave carries (all clients
+  send at once, their prompts queue first come, first served; afterwards each prompt runs in the iterations after
+  the one in progress: `inference.estimate._run_ttft_s`), about 1 / the requests each client sends, plus what
+  keeps later groups together; a value per engine, since the schedulers differ in what keeps a group together
+  (SGLang runs a waiting prompt's prefill as its own batch and pauses the decodes; vLLM and TensorRT-LLM mix
+  prompt chunks into decode iterations, so a group's requests start decoding at different times and drift
+  apart). The silicon fit shares one value: fitted per engine it followed the one or two models each engine has
+  (docs/profiles.md).
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,

@@ -344,29 +344,53 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     With `conc` clients per replica above the N slots, a request also waits for a slot: (conc - N) / N x its
     residency time (Little's law: conc - N waiting, N / residency requests/s served). `cycle_s`: the steady
     state's iteration time x iterations per request cycle, when the caller has it."""
-    # measured-profile rows: real clients drift apart, so a group holds G = 1 + ttft_wave (N - 1) requests (the
-    # fitted synchronization); the closed form keeps the whole-group view it was fitted with
+    # the closed form (roofline rows) keeps the whole-group view it was fitted with: the N requests arrive
+    # together and each prompt runs in a prefill-heavy iteration beside the other sequences' decodes
     measured = np.asarray(p.source_code) > 0
-    wave = p.coeffs.wave
-    G = np.where(measured, 1.0 + wave * (N - 1.0), N)
-    T = np.minimum(np.maximum(mnt - N, 1.0) + isl, G * isl)        # ~ budget, after the fixed point below
+    T = np.minimum(np.maximum(mnt - N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
     D = np.maximum(N - T / isl, 0.0)
     budget = np.maximum(mnt - D, 1.0)
-    T = np.minimum(budget, G * isl)
+    T = np.minimum(budget, N * isl)
     D = np.maximum(N - T / isl, 0.0)
-    # measured rows: the group's prompts are served first come, first served, so a request waits on average for
-    # half the group's prefill iterations (plus its own); the closed form: no queue behind the group
-    k = np.where(G * isl <= budget, 1.0, np.where(measured, 0.5 * (1.0 + G * isl / budget),
-                                                   1.0 + (isl - 1.0) / budget))
     t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
-    ttft = k * t_pf + p.coeffs.ttft_s
-    if conc is None:
-        return ttft
-    if cycle_s is None:
+    k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
+    ttft = k * t_pf
+    if cycle_s is None and (conc is not None or np.any(measured)):
         t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
         cycle_s = t * n_it
+    if np.any(measured):
+        ttft = np.where(measured, _run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt)[0]),
+                        ttft)
+    ttft = ttft + p.coeffs.ttft_s
+    if conc is None:
+        return ttft
     residency = ttft + (osl - 1.0) * cycle_s / osl
     return ttft + np.maximum(conc - N, 0.0) / N * residency
+
+
+def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) -> Num:
+    """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
+    all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
+    together and are prefilled first come, first served in full iterations beside the decodes of the prompts
+    already done (on average half of those before it, at about the prompt's length of context), so a request
+    of that wave waits for half the wave's prefill iterations plus its own. Afterwards a request's prompt runs
+    in the iterations after the one in progress when it arrives (half a mean iteration, `iter_s`), at the
+    budget's rate beside the N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
+    (about 1 / the requests each client sends), fitted (`Efficiency`)."""
+    budget = np.maximum(mnt - (N - 1.0), 1.0)
+    T = np.minimum(budget, isl)
+    D = np.maximum(N - T / isl, 0.0)
+    k0 = np.maximum(isl / budget, 1.0)
+    steady = (k0 * replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
+              + 0.5 * iter_s)
+    # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
+    T_w = np.minimum(mnt, N * isl)
+    D_w = 0.5 * np.maximum(N - T_w / isl, 0.0)
+    T_w = np.minimum(np.maximum(mnt - D_w, 1.0), N * isl)
+    k_w = 0.5 * (1.0 + N * isl / T_w)
+    wave = k_w * replica_time_s(p, T_w, T_w * (isl + 1.0) * 0.5, D_w, D_w * isl, D_w + T_w / isl, N)
+    w = p.coeffs.wave
+    return (1.0 - w) * steady + w * np.maximum(wave, steady)
 
 
 def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,

@@ -319,3 +319,22 @@ def test_closed_loop_synchronization_is_read_per_engine():
     # a group that stays together queues behind more prompts: only that engine's TTFT grows
     assert ttft({**shared, "sglang": 1.0}, "sglang") > 1.5 * ttft(shared, "sglang")
     assert ttft({**shared, "sglang": 1.0}, "vllm") == pytest.approx(ttft(shared, "vllm"))
+
+
+def test_closed_loop_ttft_mixes_the_start_up_wave_and_the_steady_state():
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
+    base = default_eff()
+
+    def ttft(wave: float, conc: int, isl: int = 1024) -> float:
+        eff = Efficiency({**base.params, "ttft_wave": wave, "engine_ttft_ms": 0.0}, base.meta)
+        return float(inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", input_len=isl,
+                                              output_len=256, concurrency=conc, max_num_tokens=8192,
+                                              engine="vllm", efficiency=eff)["ttft_ms"].iloc[0])
+    # the wave's share weighs two TTFTs: the mean is linear in it
+    assert ttft(0.25, 128) == pytest.approx(0.75 * ttft(0.0, 128) + 0.25 * ttft(1.0, 128), rel=1e-9)
+    # steady state: a request's own prompt after the iteration in progress, whatever the other clients do
+    assert ttft(0.0, 128) < 2.0 * ttft(0.0, 4)
+    # start-up wave: 32 prompts of 8k tokens queue for ~32 full iterations, so a request waits ~16 of them
+    assert ttft(1.0, 32, 8192) > 8.0 * ttft(0.0, 32, 8192)
