@@ -146,12 +146,16 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])
-    x0 = np.clip(x0, lo * 1.001, hi * 0.999)
+    # a starting value outside the bounds says nothing (an additive time whose unfitted default is 0): such a
+    # factor starts mid-range (geometric) and has no prior, which near its lower bound would outweigh the data
+    # (the log-prior's gradient grows as 1 / x)
+    informative = (x0 >= lo) & (x0 <= hi)
+    x0 = np.where(informative, np.clip(x0, lo * 1.001, hi * 0.999), np.sqrt(lo * hi))
     prior = x0.copy()
 
     def resid(x: np.ndarray) -> np.ndarray:
         r = _resid(rows, _with(base, specs, x))
-        return np.concatenate([r, np.sqrt(reg) * np.log(x / prior)])
+        return np.concatenate([r, np.sqrt(reg) * np.log(x[informative] / prior[informative])])
     res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale="jac",
                         max_nfev=max_nfev, diff_step=1e-2)
     names = [".".join(p) for s in specs for p in s[0]]

@@ -88,3 +88,19 @@ def test_shipped_factors_are_inspectable():
         assert "fit_date" in eff.meta and "data_sha256" in eff.meta
     for fam in ("ampere", "hopper", "blackwell"):
         assert 0 < eff["mem_eff"][fam] <= 1
+
+
+def test_silicon_fit_moves_a_front_end_time_whose_default_is_zero():
+    """engine_ttft_ms defaults to 0 (outside its fit bounds): the fit starts it mid-range without a prior, so the
+    data, not a prior pinned at the lower bound, decide it."""
+    from objectives.calibration import silicon
+    from objectives.inference.efficiency import Efficiency, default_efficiency
+
+    rows, _ = silicon.load_rows()
+    rows = rows[(rows["engine"] == "sglang") & (rows["concurrency"] <= 8) & (rows["isl"] == 1024)]
+    assert len(rows) >= 10
+    fresh = default_efficiency()
+    assert fresh.params["engine_ttft_ms"]["sglang"] == 0.0
+    eff, info = silicon.fit_engine_factors(rows, Efficiency(dict(fresh.params), fresh.meta), max_nfev=8)
+    # these rows measure 100-350 ms for a prefill of a few tens of ms: most of it is the front end
+    assert eff.params["engine_ttft_ms"]["sglang"] > 30.0
