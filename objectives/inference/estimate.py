@@ -332,8 +332,9 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
     next request when the previous one finishes).
 
-    With fixed lengths the engine settles into groups of requests that finished together, arrive together and
-    are prefilled together; chunked prefill packs their prompts into full iterations. So the iterations that
+    Measured-profile rows: the mean over a run, its start-up wave and its steady state (`_run_ttft_s`). Roofline
+    rows keep the closed form they were fitted with (`_group_ttft_s`): with fixed lengths the engine settles into
+    groups of requests that finished together, arrive together and are prefilled together; chunked prefill packs their prompts into full iterations. So the iterations that
     carry prompts are full: T = min(budget, N x input_len) prompt tokens beside the D = N - T / input_len other
     sequences decoding, budget = max_num_tokens - D. A prompt starts anywhere inside such a window of `budget`
     tokens, so it touches on average k = 1 + (input_len - 1) / budget of these iterations (k = 1 when all N
@@ -344,28 +345,30 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     With `conc` clients per replica above the N slots, a request also waits for a slot: (conc - N) / N x its
     residency time (Little's law: conc - N waiting, N / residency requests/s served). `cycle_s`: the steady
     state's iteration time x iterations per request cycle, when the caller has it."""
-    # the closed form (roofline rows) keeps the whole-group view it was fitted with: the N requests arrive
-    # together and each prompt runs in a prefill-heavy iteration beside the other sequences' decodes
     measured = np.asarray(p.source_code) > 0
+    if cycle_s is None and (conc is not None or np.any(measured)):
+        t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
+        cycle_s = t * n_it
+    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt)[0]) if np.any(measured) else 0.0
+    if not np.all(measured):
+        ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
+    ttft = ttft + p.coeffs.ttft_s
+    if conc is None:
+        return ttft
+    residency = ttft + (osl - 1.0) * cycle_s / osl
+    return ttft + np.maximum(conc - N, 0.0) / N * residency
+
+
+def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
+    """TTFT (s) of the closed form (roofline rows; the whole-group view it was fitted with): the N requests arrive
+    together and a prompt runs in the prefill-heavy iteration(s) beside the other sequences' decodes."""
     T = np.minimum(np.maximum(mnt - N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
     D = np.maximum(N - T / isl, 0.0)
     budget = np.maximum(mnt - D, 1.0)
     T = np.minimum(budget, N * isl)
     D = np.maximum(N - T / isl, 0.0)
     t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
-    k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
-    ttft = k * t_pf
-    if cycle_s is None and (conc is not None or np.any(measured)):
-        t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
-        cycle_s = t * n_it
-    if np.any(measured):
-        ttft = np.where(measured, _run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt)[0]),
-                        ttft)
-    ttft = ttft + p.coeffs.ttft_s
-    if conc is None:
-        return ttft
-    residency = ttft + (osl - 1.0) * cycle_s / osl
-    return ttft + np.maximum(conc - N, 0.0) / N * residency
+    return np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget) * t_pf
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) -> Num:
