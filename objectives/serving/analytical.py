@@ -666,8 +666,10 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     `first_token_on_decode`, the handoff to the decode worker: vLLM's P/D proxy (its NIXL connector's toy proxy)
     posts the request to the prefill server with max_tokens=1, discards that token and streams the decode server's
     output, and TensorRT-LLM's disaggregated server sends a context-only request, then streams the generation
-    server's responses; so the client's first token comes from the decode worker: a second API server and
-    scheduler admission (host again), the KV transfer and HANDOFF_STEPS decode iterations. The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
+    server's responses; so the client's first token comes from the decode worker: the KV transfer and
+    HANDOFF_STEPS decode iterations later. `host_ms` is counted once per request, as the aggregated closed form
+    counts it (the engine's fitted per-request host time; the decode server's own admission of the request is
+    not known apart from it). The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
     is found by bisection; at the decode pool's max batch the remaining clients wait for a slot (their wait is
     counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes the queue absorb
     the clients instead (rho -> 1).
@@ -719,7 +721,7 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         rho = x / np.maximum(r_pre, 1e-300)
         with np.errstate(divide="ignore", invalid="ignore"):
             wait = np.where(rho < 1.0, np.maximum(rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p, burst), np.inf)
-        ttft = host + wait + t_one + np.where(on_dec, host + xfer + HANDOFF_STEPS * step, 0.0)
+        ttft = host + wait + t_one + np.where(on_dec, xfer + HANDOFF_STEPS * step, 0.0)
         return ttft, tpot, x
 
     lo, hi = np.full(n, 1e-3), cap.copy()
