@@ -2,8 +2,10 @@
 
 Rows come normalized from `objectives.calibration.measurements.read_measurements` (one row per measured deployment
 at one concurrency). Aggregated rows are predicted with `inference.max_throughput(..., concurrency=C)` (the steady
-state of C closed-loop clients) on the engine's measured kernel profile; disaggregated rows with the prefill pool's
-prefill at its batch and the decode pool's steady decode step. No measured number enters a prediction.
+state of C closed-loop clients) on the engine's measured kernel profile; disaggregated rows with the analytical serving
+model's closed loop of C clients over the two pools (`serving.analytical.disagg_closed_loop`: the pools' configured
+batch sizes, the prefill pool's queue, the KV handoff and the first token from the decode worker). No measured number
+enters a prediction.
 
 `fit_engine_factors` fits the engine-level factors (host time per forward and per sequence, in-engine vs isolated
 kernel time, grouped-GEMM efficiency) on rows; `leave_one_model_out` scores each model with factors fitted on the
@@ -105,26 +107,57 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
     dis = rows[rows["mode"] == "disagg"]
     if len(dis):
-        eng = _engine(dis)
-        gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
-        conc = dis["concurrency"].to_numpy(float)
-
-        def pool(prefix: str, **kw: Any) -> pd.DataFrame:
-            workers = dis[f"{prefix}_workers"].to_numpy(float)
-            return inference.max_throughput(
-                model=dis["model"].to_numpy(object), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
-                pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=dis["weight_dtype"].to_numpy(object),
-                input_len=dis["isl"].to_numpy(float), ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
-                attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), dp=workers,
-                concurrency=conc, engine=eng, efficiency=eff, **kw)
-        pf = pool("prefill", output_len=1.0, max_num_tokens=8192.0)
-        dc = pool("decode", output_len=dis["osl"].to_numpy(float), max_num_tokens=8192.0)
-        ok = pf["fits"].to_numpy() & dc["fits"].to_numpy()
-        out.loc[dis.index, "ttft_pred"] = np.where(ok, pf["ttft_ms"].to_numpy(), np.nan)
-        out.loc[dis.index, "tpot_pred"] = np.where(ok, dc["tpot_ms"].to_numpy(), np.nan)
-        out.loc[dis.index, "source"] = np.where(pf["source"].astype(str) == "roofline", "roofline",
-                                                dc["source"].astype(str))
+        out.loc[dis.index, ["ttft_pred", "tpot_pred", "source"]] = _predict_disagg(dis, eff)
     return out
+
+
+def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
+    """Disaggregated rows through the analytical serving model's closed loop (`serving.analytical.
+    disagg_closed_loop`): the measured deployment's prefill and decode pools with their configured batch sizes as
+    their max batches, C clients coupling the pools, the KV handoff on the link between them, and the client's
+    first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
+    from objectives.inference.comm import kv_transfer_gbs
+    from objectives.inference.core import default_eff
+    from objectives.serving.analytical import disagg_closed_loop
+
+    eng = _engine(dis)
+    gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
+    isl = dis["isl"].to_numpy(float)
+
+    def pool(prefix: str) -> dict[str, Any]:
+        return dict(model=dis["model"].to_numpy(object), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
+                    pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=dis["weight_dtype"].to_numpy(object),
+                    ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
+                    attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=eng, efficiency=eff)
+    pk, dk = pool("prefill"), pool("decode")
+    ranks = {x: dis[f"{x}_workers"].to_numpy(float) * dis[f"{x}_attn_dp"].fillna(1).to_numpy(float)
+             for x in ("prefill", "decode")}
+    # the pools' configured batch sizes (the engines' max batch per rank); rows without them: the engine's default
+    budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
+    bp = dis["prefill_batch_size"].to_numpy(float) if "prefill_batch_size" in dis else np.full(len(dis), np.nan)
+    bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
+    bp = np.where(np.isfinite(bp), bp, np.maximum(np.floor(budgets[:, 1] / isl), 1.0))
+    bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
+    # one prompt's KV shard per prefill GPU over the link between the pools (the shards move in parallel)
+    one = inference.estimate(**pk, batch_size=1.0, input_len=isl, output_len=1.0)
+    kv = one["kv_cache_gib"].to_numpy(float)
+    ptp, dtp = pk["tp"], dk["tp"]
+    pool_gpus = (dis["prefill_workers"].to_numpy(float) * ptp * pk["attn_dp"]
+                 + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
+    link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
+    xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
+    # the engine's host time before it schedules a request (its fitted engine_ttft_ms; roofline rows: none)
+    host_f = (eff or default_eff()).params["engine_ttft_ms"]
+    host = np.array([float(host_f.get(e, 0.0)) for e in eng])
+    host = np.where(one["source"].astype(str).to_numpy(object) == "roofline", 0.0, host)
+    # how synchronized the clients stay (the aggregated closed form's fitted ttft_wave)
+    wave = np.array([float((eff or default_eff()).params["ttft_wave"].get(e, 1.0)) for e in eng])
+    r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
+                           ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
+                           first_token_on_decode=True)
+    ok = r["prefill_fits"] & r["decode_fits"]
+    return pd.DataFrame({"ttft_pred": np.where(ok, r["ttft_ms"], np.nan),
+                         "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)
 
 
 def _resid(rows: pd.DataFrame, eff: Efficiency) -> np.ndarray:
@@ -292,7 +325,7 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
              f"Data: `{p.name}` (sha256 {sha256(p)[:12]}), {len(rows)} distinct predictable measurements (a run "
              "exported in several dumps counted once: `distinct_measurements`). Command: "
              "`python -m objectives.calibration silicon`. Predictions: `inference.max_throughput(..., "
-             "concurrency=C, engine=<row's engine>)` (agg), prefill/decode pools (disagg).", "",
+             "concurrency=C, engine=<row's engine>)` (agg), `serving.analytical.disagg_closed_loop` (disagg).", "",
              "## In-sample (engine factors fitted on all rows)", "",
              _md(mdape_by(ins, ["model", "engine"])), "", _md(mdape_by(ins, ["gpu"])), "",
              f"All rows: TTFT MdAPE {ins['ttft_ape'].median():.1f} %, TPOT MdAPE {ins['tpot_ape'].median():.1f} %, "

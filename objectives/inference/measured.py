@@ -454,7 +454,13 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         n_ar = np.minimum(tp, m.get("domain", tp))
         big = tp > ar.axes[0][-1]
         nccl = prof.table("comm.nccl_all_reduce") or ar
-        t_ar = hide(np.where(col(n_ar > ar.axes[0][-1]), nccl(col(n_ar), Mg * col(h)),
+        # beyond the ranks NCCL was measured at (GB200's tables stop at one 4-GPU tray) the all-reduce is the
+        # largest measured group's, scaled by the ring's traffic per rank 2 (n - 1) / n (NCCL's bus-bandwidth
+        # relation); a linear extrapolation over the rank count would grow it without bound
+        n_top = float(nccl.axes[0][-1])
+        ring = np.maximum(n_ar - 1.0, 1.0) / np.maximum(n_ar, 1.0) * n_top / max(n_top - 1.0, 1.0)
+        t_wide = nccl(col(np.minimum(n_ar, n_top)), Mg * col(h)) * col(np.where(n_ar > n_top, ring, 1.0))
+        t_ar = hide(np.where(col(n_ar > ar.axes[0][-1]), t_wide,
                              ar(col(np.minimum(n_ar, ar.axes[0][-1])), Mg * col(h))))
         inside &= ~big | (tp <= 1)
         tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)

@@ -42,6 +42,8 @@ Workloads and what the model does with them:
 - static batching: a batch of N requests runs ceil(N / k) prefill iterations, then decodes until its longest
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
   t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish.
+- disaggregated, closed loop: `disagg_closed_loop` (C clients coupling the pools: X = C / (TTFT + (O - 1) TPOT),
+  the decode pool's occupancy from Little's law, the prefill pool's queue at its capacity; its docstring).
 - disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
   own GPU type, TP, EP and attention DP, ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp``,
   xPyD; each attention-DP rank of a worker schedules its own batch): prefill capacity
@@ -391,6 +393,15 @@ class ServingModel:
                 tput[i] = r * osl * 1e3
                 ttft[i] = t_p
                 tpot[i] = t_d + xfer_ms / steps
+                if conc is not None:
+                    # closed loop: the pools coupled through the C clients (`disagg_closed_loop`, the closed form
+                    # the silicon slice's disaggregated measurements are predicted with); the first token from the
+                    # prefill worker and independent clients, as the simulator counts them
+                    sd = d.take(i)
+                    cl = disagg_closed_loop(self._prefill_kw(sd), self._kw(sd), isl, osl, float(conc), n_p, n_d,
+                                            ks[d_mask], slots, xfer_ms)
+                    ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
+                    tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
                 if lam_total is not None:
                     # a request whose KV arrives while every decode slot is taken waits for one: c = the replica's
@@ -614,6 +625,126 @@ class ServingModel:
 
 Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
+#: occupancies per decode rank at which `disagg_closed_loop` prices a decode step (geometric from one sequence to
+#: the rank's max batch; log-log interpolation between them) and its bisection steps on the occupancy
+DECODE_GRID = 9
+CLOSED_LOOP_STEPS = 30
+#: decode iterations between a prompt reaching a decode worker and its first token there: the step in progress
+#: when it arrives and the one that finds its KV received (half a step each on average: the scheduler starts the
+#: KV read at a step boundary and reports it done at one, vLLM's NIXL connector), then the step that computes the
+#: token
+HANDOFF_STEPS = 2.0
+
+
+def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
+    """`kw` with every per-deployment array (length n) repeated g times (one entry per grid point)."""
+    return {k: np.repeat(np.asarray(v), g) if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
+            for k, v in kw.items()}
+
+
+def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, Any], input_len: Any, output_len: Any,
+                       concurrency: Any, prefill_ranks: Any, decode_ranks: Any, prefill_batch: Any,
+                       decode_batch: Any, xfer_ms: Any, host_ms: Any = 0.0, wave: Any = 0.0,
+                       first_token_on_decode: Any = False) -> dict[str, np.ndarray]:
+    """C closed-loop clients on disaggregated deployments (one entry per deployment, arrays broadcast).
+
+    `prefill_kw` / `decode_kw`: the pools' `inference.estimate` arguments per worker (model, GPU, TP, EP, attention
+    DP, dtypes, engine, efficiency); `prefill_ranks` / `decode_ranks`: scheduling ranks of each pool (workers x
+    attention-DP ranks, each its own batch); `prefill_batch` / `decode_batch`: the most prompts a prefill rank runs
+    in one iteration and the most sequences a decode rank holds (the engines' configured max batch sizes);
+    `xfer_ms`: one prompt's KV handoff on the link between the pools; `host_ms`: the engine's host time before a
+    request is scheduled (API server, tokenization); `wave`: how synchronized the clients stay (the engine factor
+    ``ttft_wave`` of the aggregated closed form: 0 independent arrivals, 1 all C clients in phase).
+
+    The pools couple through the clients: a client's cycle is TTFT + (O - 1) TPOT, so the deployment completes
+    X = C / (TTFT + (O - 1) TPOT) requests per ms. With n_d sequences in flight per decode rank, TPOT is the pure
+    decode step t_d(n_d) (a decode pool runs no prompts) and X = decode_ranks n_d / ((O - 1) t_d(n_d)) (Little's
+    law on the decode pool); the prefill pool, offered X, queues at utilisation rho = X / its capacity (M/D/1 on
+    the pool's work, as the open loop) and, clients with equal lengths staying in phase, in groups of
+    G = 1 + wave (C - 1) prompts arriving together: a prompt waits for half the group's prefill rounds beyond its
+    own (rounds of prefill_ranks x prefill_batch prompts; the larger of the two waits); TTFT = host + queue + the prompt's prefill (alone, t_p(1)), plus, when
+    `first_token_on_decode`, the handoff to the decode worker: vLLM's P/D proxy (its NIXL connector's toy proxy)
+    posts the request to the prefill server with max_tokens=1, discards that token and streams the decode server's
+    output, and TensorRT-LLM's disaggregated server sends a context-only request, then streams the generation
+    server's responses; so the client's first token comes from the decode worker: the KV transfer and
+    HANDOFF_STEPS decode iterations later. `host_ms` is counted once per request, as the aggregated closed form
+    counts it (the engine's fitted per-request host time; the decode server's own admission of the request is
+    not known apart from it). The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
+    is found by bisection; at the decode pool's max batch the remaining clients wait for a slot (their wait is
+    counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes the queue absorb
+    the clients instead (rho -> 1).
+
+    Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
+    decode_req_per_ms (each pool's capacity), prefill_fits, prefill_reason, decode_fits, decode_reason}."""
+    isl = np.asarray(input_len, dtype=float)
+    osl = np.asarray(output_len, dtype=float)
+    conc = np.asarray(concurrency, dtype=float)
+    n = int(np.broadcast(isl, osl, conc, np.asarray(prefill_ranks), np.asarray(decode_ranks),
+                         np.asarray(prefill_batch), np.asarray(decode_batch)).size)
+    isl, osl, conc = (np.broadcast_to(x, (n,)).astype(float) for x in (isl, osl, conc))
+    n_p, n_d, k_p, b_d, xfer, host, wv = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
+                                          for x in (prefill_ranks, decode_ranks, prefill_batch, decode_batch,
+                                                    xfer_ms, host_ms, wave))
+    on_dec = np.broadcast_to(np.asarray(first_token_on_decode, dtype=bool), (n,))
+    k_p = np.maximum(np.floor(k_p), 1.0)
+    steps = np.maximum(osl - 1.0, 1.0)
+    # prefill: a lone prompt (what a request arriving at an idle rank costs) and a full batch (the pool's capacity)
+    pf = inference.estimate(**_repeat(prefill_kw, n, 2), batch_size=np.stack([np.ones(n), k_p], 1).ravel(),
+                            input_len=np.repeat(isl, 2), output_len=1)
+    t_pf = pf["ttft_ms"].to_numpy(float).reshape(n, 2)
+    t_one, t_k = t_pf[:, 0], t_pf[:, 1]
+    r_pre = n_p * k_p / np.maximum(t_k, 1e-12)                     # requests per ms the prefill pool completes
+    # decode step on a geometric grid of occupancies 1 .. the most a rank holds for these clients
+    cap = np.maximum(np.minimum(np.floor(b_d), np.ceil(conc / n_d)), 1.0)
+    u = np.linspace(0.0, 1.0, DECODE_GRID)
+    grid = np.round(np.exp(np.log(cap)[:, None] * u[None, :]))      # whole sequences
+    dec = inference.estimate(**_repeat(decode_kw, n, DECODE_GRID), batch_size=grid.ravel(),
+                             input_len=np.repeat(isl, DECODE_GRID), output_len=np.repeat(osl, DECODE_GRID))
+    log_t = np.log(np.maximum(dec["tpot_ms"].to_numpy(float).reshape(n, DECODE_GRID), 1e-12))
+    log_b = np.log(grid)
+    rows = np.arange(n)
+    # the wait of a prompt in a group of clients in phase: half the group's prefill rounds beyond its own
+    burst = np.maximum((1.0 + wv * (conc - 1.0)) / (n_p * k_p) - 1.0, 0.0) * 0.5 * t_k
+
+    def t_dec(occ: np.ndarray) -> np.ndarray:
+        lx = np.log(np.clip(occ, 1.0, cap))
+        j = np.clip((log_b <= lx[:, None]).sum(axis=1) - 1, 0, DECODE_GRID - 2)
+        gap = log_b[rows, j + 1] - log_b[rows, j]
+        f = np.where(gap > 0, (lx - log_b[rows, j]) / np.where(gap > 0, gap, 1.0), 0.0)
+        return np.exp(log_t[rows, j] * (1.0 - f) + log_t[rows, j + 1] * f)
+
+    def cycle(occ: np.ndarray) -> tuple[np.ndarray, ...]:
+        step = t_dec(occ)
+        # a first token from the prefill worker: the handoff delays the second one (spread over the TPOT)
+        tpot = step + np.where(on_dec, 0.0, xfer / steps)
+        x = n_d * occ / (steps * tpot)                              # requests per ms through the decode pool
+        rho = x / np.maximum(r_pre, 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wait = np.where(rho < 1.0, np.maximum(rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p, burst), np.inf)
+        ttft = host + wait + t_one + np.where(on_dec, xfer + HANDOFF_STEPS * step, 0.0)
+        return ttft, tpot, x
+
+    lo, hi = np.full(n, 1e-3), cap.copy()
+    ttft_hi, tpot_hi, x_hi = cycle(hi)
+    full = x_hi * (ttft_hi + steps * tpot_hi) <= conc                  # every decode slot taken: clients queue
+    for _ in range(CLOSED_LOOP_STEPS):
+        mid = np.sqrt(lo * hi)
+        ttft, tpot, x = cycle(mid)
+        over = x * (ttft + steps * tpot) > conc
+        hi = np.where(over, mid, hi)
+        lo = np.where(over, lo, mid)
+    occ = np.where(full, cap, np.sqrt(lo * hi))
+    ttft, tpot, x = cycle(occ)
+    # clients beyond the decode pool's slots wait for one (closed loop: what a cycle C / X leaves beyond service)
+    ttft = ttft + np.where(full, np.maximum(conc / np.maximum(x, 1e-300) - ttft - steps * tpot, 0.0), 0.0)
+    return {"ttft_ms": ttft, "tpot_ms": tpot, "req_per_ms": x, "occupancy": occ, "prefill_req_per_ms": r_pre,
+            "decode_req_per_ms": n_d * cap / (steps * tpot_hi),
+            "prefill_fits": pf["fits"].to_numpy(bool).reshape(n, 2).all(axis=1),
+            "prefill_reason": pf["reason"].astype(str).to_numpy(object).reshape(n, 2)[:, 1],
+            "decode_fits": dec["fits"].to_numpy(bool).reshape(n, DECODE_GRID).all(axis=1),
+            "decode_reason": dec["reason"].astype(str).to_numpy(object).reshape(n, DECODE_GRID)[:, -1],
+            "source": dec["source"].astype(str).to_numpy(object).reshape(n, DECODE_GRID)[:, 0]}
+
 
 #: statistics of the wait in a critically loaded queue over a run of n requests, in units of sqrt(n) / capacity:
 #: Poisson arrivals at a deterministic server make the queued work a zero-drift random walk with variance n / X^2
@@ -672,4 +803,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "expected_max", "run_wait", "PERCENTILES"]
+__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "expected_max", "run_wait", "PERCENTILES"]

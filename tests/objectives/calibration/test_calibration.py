@@ -104,3 +104,16 @@ def test_silicon_fit_moves_a_front_end_time_whose_default_is_zero():
     eff, info = silicon.fit_engine_factors(rows, Efficiency(dict(fresh.params), fresh.meta), max_nfev=8)
     # these rows measure 100-350 ms for a prefill of a few tens of ms: most of it is the front end
     assert eff.params["engine_ttft_ms"]["sglang"] > 30.0
+
+
+def test_allreduce_beyond_measured_ranks_follows_the_ring():
+    """GB200's all-reduce tables stop at 4 ranks (one tray): a wider TP group costs the 4-rank all-reduce scaled by
+    the ring's traffic per rank 2 (n - 1) / n, so a large-batch decode step cannot grow with TP beyond what the
+    smaller TP group's step costs (a linear extrapolation over the rank count made TP16 ~30 % slower than TP4)."""
+    from objectives.inference.step import StepModel
+
+    def step(tp: int) -> float:
+        s = StepModel("Kimi-K2.5", "GB200", tp=tp, ep=tp, weight_dtype="fp4", engine="vllm")
+        return float(s.time_ms(0.0, 0.0, 1024.0, 1024.0 * 1536.0))
+    t4, t8, t16 = step(4), step(8), step(16)
+    assert t16 <= t8 <= t4

@@ -237,3 +237,71 @@ def test_the_run_wait_is_bounded_by_the_run_and_grows_with_its_backlog():
     assert w[1] == pytest.approx(0.5319 * 20, rel=1e-3)             # at capacity: the run's random walk
     assert w[2] == pytest.approx(0.5 * 400 * 0.5)                   # past it: half the backlog n (1/X - 1/r)
     assert (run_wait(stationary, 400.0, np.array([0.5, 1.0, 2.0]), np.ones(3), "p99") >= w).all()
+
+
+# ---- the closed loop of a disaggregated deployment (serving.analytical.disagg_closed_loop) ---------------------
+
+def _closed_loop(conc, prefill_batch=1, decode_batch=256, prefill_ranks=1, decode_ranks=1, on_decode=False,
+                 host=0.0, xfer=0.0, wave=0.0):
+    from objectives.serving.analytical import disagg_closed_loop
+    kw = dict(model="Llama-3.1-8B", gpu=H200, tp=1, weight_dtype="fp8", kv_dtype="fp8")
+    n = len(np.atleast_1d(conc))
+    return disagg_closed_loop(kw, kw, np.full(n, 2048.0), np.full(n, 256.0), conc, prefill_ranks, decode_ranks,
+                              prefill_batch, decode_batch, xfer, host_ms=host, wave=wave,
+                              first_token_on_decode=on_decode)
+
+
+def test_closed_loop_couples_the_pools():
+    """C clients: the deployment completes X = C / (TTFT + (O - 1) TPOT) requests, the decode pool's occupancy
+    grows with C and so does its step."""
+    conc = np.array([1.0, 8.0, 64.0])
+    r = _closed_loop(conc)
+    cycle = r["ttft_ms"] + 255.0 * r["tpot_ms"]
+    assert np.allclose(r["req_per_ms"] * cycle, conc, rtol=1e-3)
+    assert np.all(np.diff(r["occupancy"]) > 0) and np.all(np.diff(r["tpot_ms"]) > 0)
+    assert np.all(r["occupancy"] <= conc)
+
+
+def test_closed_loop_prefill_pool_at_capacity_queues_the_clients():
+    """One prefill rank running one prompt at a time: many clients cannot push more requests through it than its
+    capacity; the clients the decode pool does not hold wait in the prefill queue (TTFT grows, TPOT does not)."""
+    r = _closed_loop(np.array([64.0, 512.0]), decode_batch=1024, decode_ranks=4)
+    assert np.all(r["req_per_ms"] <= r["prefill_req_per_ms"] * (1 + 1e-9))
+    assert r["req_per_ms"][1] >= 0.95 * r["prefill_req_per_ms"][1]
+    assert r["ttft_ms"][1] > 5 * r["ttft_ms"][0]
+    assert r["occupancy"][1] < 512.0 / 4
+
+
+def test_closed_loop_decode_slots_cap_the_batch():
+    """The decode pool's configured max batch caps its occupancy; the clients beyond it wait (in TTFT)."""
+    small, big = (_closed_loop(np.array([256.0]), prefill_batch=8, prefill_ranks=4, decode_batch=b) for b in (8, 256))
+    assert small["occupancy"][0] == 8 and big["occupancy"][0] > 8
+    assert small["tpot_ms"][0] < big["tpot_ms"][0] and small["ttft_ms"][0] > 3 * big["ttft_ms"][0]
+    assert small["req_per_ms"][0] * (small["ttft_ms"][0] + 255 * small["tpot_ms"][0]) == pytest.approx(256.0, 1e-3)
+
+
+def test_closed_loop_first_token_from_the_decode_worker():
+    """When the decode worker emits the client's first token (the engines' P/D proxies), TTFT adds the KV handoff
+    and HANDOFF_STEPS decode iterations; otherwise the handoff delays the second token."""
+    from objectives.serving.analytical import HANDOFF_STEPS
+    pre, dec = (_closed_loop(np.array([1.0]), on_decode=o, host=20.0, xfer=5.0) for o in (False, True))
+    assert dec["ttft_ms"][0] - pre["ttft_ms"][0] == pytest.approx(5.0 + HANDOFF_STEPS * dec["tpot_ms"][0], rel=0.02)
+    assert pre["tpot_ms"][0] > dec["tpot_ms"][0]
+
+
+def test_closed_loop_clients_in_phase_wait_for_their_group():
+    """Clients with equal lengths that stay in phase reach the prefill pool in groups: a prompt waits for the
+    prompts of its group ahead of it."""
+    apart, phase = (_closed_loop(np.array([32.0]), prefill_batch=1, wave=w) for w in (0.0, 1.0))
+    assert phase["ttft_ms"][0] > 2 * apart["ttft_ms"][0]
+
+
+def test_serving_model_closed_loop_disagg_keeps_the_clients():
+    """`ServingModel.evaluate` under C closed-loop clients runs the disaggregated closed loop: what it serves is
+    what C clients cycling through TTFT + (O - 1) TPOT can ask for (Little's law over the whole deployment)."""
+    d = serving.Deployments.of(**BASE)
+    for c in (8, 64, 512):
+        w = serving.Workload(concurrency=c, input_len=2048, output_len=256)
+        m = serving.ServingModel(MOE, w).evaluate(d).iloc[0]
+        cycle_s = (m["ttft_ms"] + 255 * m["tpot_ms"]) / 1e3
+        assert m["requests_per_s"] * cycle_s == pytest.approx(c, rel=1e-3)

@@ -1,0 +1,54 @@
+"""The silicon slice's disaggregated rows go through the analytical serving model's closed loop
+(`serving.analytical.disagg_closed_loop`): the pools' configured batch sizes, the clients coupling the pools and the
+first token from the decode worker. The deployments below are made up (no measured number)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from objectives.calibration import silicon
+
+
+def _rows(**over: object) -> pd.DataFrame:
+    row = dict(model="moonshotai/Kimi-K2.5", engine="vllm", gpu="gb200", mode="disagg", weight_dtype="fp4",
+               isl=1024.0, osl=1024.0, concurrency=128.0, prefill_workers=1.0, prefill_tp=4.0, prefill_pp=1.0,
+               prefill_attn_dp=1.0, prefill_moe_ep=4.0, prefill_batch_size=1.0, decode_workers=4.0, decode_tp=4.0,
+               decode_pp=1.0, decode_attn_dp=1.0, decode_moe_ep=4.0, decode_batch_size=32.0, ttft_ms=1.0,
+               tpot_ms=1.0)
+    row.update(over)
+    return pd.DataFrame([row])
+
+
+def test_disagg_rows_run_the_pools_configured_batch_sizes():
+    """A decode pool configured for 4 sequences per worker holds 16 of 128 clients: a faster step, and the other
+    clients wait for a slot (TTFT); the same deployment with room for all of them decodes at a larger batch."""
+    small = silicon.predict(_rows(decode_batch_size=4.0))
+    big = silicon.predict(_rows(decode_batch_size=32.0))
+    assert small["tpot_pred"].iloc[0] < big["tpot_pred"].iloc[0]
+    assert small["ttft_pred"].iloc[0] > 3 * big["ttft_pred"].iloc[0]
+
+
+def test_disagg_rows_queue_at_the_prefill_pools_capacity():
+    """Clients beyond what one prefill rank running one prompt at a time passes wait in its queue: TTFT grows
+    with the clients while the decode pool's step stays that of the prompts the prefill pool lets through."""
+    r = silicon.predict(pd.concat([_rows(isl=8192.0, concurrency=c, decode_batch_size=c / 4) for c in (32.0, 512.0)],
+                                  ignore_index=True))
+    ttft, tpot = r["ttft_pred"].to_numpy(float), r["tpot_pred"].to_numpy(float)
+    assert ttft[1] > 10 * ttft[0]
+    assert tpot[1] < 3 * tpot[0]
+
+
+def test_disagg_first_token_comes_from_the_decode_worker():
+    """TTFT of a lone client: the engine's host time and the prompt's prefill, then the KV handoff and
+    HANDOFF_STEPS decode iterations (the proxy streams the decode server's output)."""
+    from objectives import inference
+    from objectives.inference.core import default_eff
+    from objectives.serving.analytical import HANDOFF_STEPS
+
+    r = silicon.predict(_rows(concurrency=1.0, decode_workers=1.0))
+    e = inference.estimate("Kimi-K2.5", "GB200", tp=4, ep=4, weight_dtype="fp4", engine="vllm", batch_size=1,
+                           input_len=1024, output_len=1)
+    host = default_eff().params["engine_ttft_ms"]["vllm"]
+    tpot = r["tpot_pred"].iloc[0]
+    assert np.isfinite(tpot)
+    assert r["ttft_pred"].iloc[0] >= e["ttft_ms"].iloc[0] + host + HANDOFF_STEPS * tpot * 0.99
