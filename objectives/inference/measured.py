@@ -265,6 +265,10 @@ class _FlatCoeffs:
         return _flat(getattr(self._c, name), self._n)
 
 
+#: tokens per forward up to which an engine runs an MoE layer's shared experts on an auxiliary CUDA stream, overlapped
+#: with the routed experts: vLLM's SharedFusedMoE (vllm-project/vllm#26440), VLLM_SHARED_EXPERTS_STREAM_TOKEN_THRESHOLD
+#: default 256. SGLang and TensorRT-LLM are not listed (their shared experts are costed after the routed ones)
+SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0}
 #: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
 DEEPEP_NODE_GPUS = 8
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
@@ -455,7 +459,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(attn_dp))) * 1e-3 * g_scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
-        tok = tok + col(n_moe) * (shared + routed)
+        # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
+        # count) pays the longer of the two there, not their sum
+        overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
+        tok = tok + col(n_moe) * np.where(overlap, np.maximum(shared, routed), shared + routed)
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
