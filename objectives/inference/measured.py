@@ -267,8 +267,10 @@ class _FlatCoeffs:
 
 #: tokens per forward up to which an engine runs an MoE layer's shared experts on an auxiliary CUDA stream, overlapped
 #: with the routed experts: vLLM's SharedFusedMoE (vllm-project/vllm#26440), VLLM_SHARED_EXPERTS_STREAM_TOKEN_THRESHOLD
-#: default 256. SGLang and TensorRT-LLM are not listed (their shared experts are costed after the routed ones)
-SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0}
+#: default 256; TensorRT-LLM's Deepseekv3MoE (maybe_execute_in_parallel, multi-stream inside CUDA graphs), whose
+#: default CudaGraphConfig captures batches up to 128. SGLang is not listed: it fuses GLM-5's shared expert into the
+#: routed kernel (determine_num_fused_shared_experts) and its dual stream for the others is not modelled
+SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0, "trtllm": 128.0}
 #: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
 DEEPEP_NODE_GPUS = 8
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default

@@ -55,18 +55,19 @@ def test_dense_four_bit_models_keep_their_attention_in_the_weight_format(monkeyp
     assert slow - base < 0.1 * base
 
 
-def test_vllm_overlaps_shared_experts_with_routed_ones_at_decode_batches(monkeypatch):
+@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+def test_engines_overlap_shared_experts_with_routed_ones_at_decode_batches(monkeypatch, engine):
     from objectives.inference import measured
-    kw = dict(KIMI, weight_dtype="fp4", input_len=2048)
+    kw = dict(KIMI, weight_dtype="fp4", input_len=2048, engine=engine)
     overlapped = inference.estimate(**kw).iloc[0]
     monkeypatch.setattr(measured, "SHARED_EXPERT_STREAM_TOKENS", {})
     serial = inference.estimate(**kw).iloc[0]
     # decode (8 tokens per forward): each of the 60 MoE layers pays max(shared, routed) instead of their sum, so
     # the step loses the shared experts' two fp4 GEMMs (less the launch floor CUDA graphs hide, which leaves at
     # least a quarter of each kernel)
-    fp4 = profiles.load("B200", "vllm").table("gemm.fp4")
+    fp4 = profiles.load("B200", engine).table("gemm.fp4")
     h, sh, tp = 7168.0, 2048.0, 8.0
     shared_ms = float(fp4(8.0, 2 * sh / tp, h) + fp4(8.0, h, sh / tp))
     assert serial["tpot_ms"] - overlapped["tpot_ms"] > 0.2 * 60 * shared_ms
-    # a 2,048-token prompt is past the 256-token stream threshold: its prefill runs them one after the other
+    # a 2,048-token prompt is past the stream threshold: its prefill runs them one after the other
     assert overlapped["ttft_ms"] == pytest.approx(serial["ttft_ms"], rel=1e-9)
