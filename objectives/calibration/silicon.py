@@ -48,8 +48,11 @@ def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], f
     # GEMMs keep their measured time (profile_gemm_scale is not fitted): these MoE-only rows would trade it
     # against the host times (it went to its bound, 0.7), and dense models, which no row here holds, are
     # dominated by their GEMMs (the published dense tables: throughput MdAPE 14 % at 1.0, 29 % at 0.7)
-    out += [([("profile_launch_us", e) for e in every], 0.1, 6.0),
-            ([("profile_attn_scale",)], 0.5, 2.0), ([("profile_layer_us",)], 1.0, 100.0)]
+    # the launch floor is per engine: each engine's kernel tables are their own collection (the engine's kernels
+    # timed in isolation by its own harness), so the part of an isolated time the engine's CUDA graphs hide is a
+    # property of that table set (an engine without rows gets the others' geometric mean: `fit_engine_factors`)
+    out += [([("profile_launch_us", e)], 0.1, 6.0) for e in engines]
+    out += [([("profile_attn_scale",)], 0.5, 2.0), ([("profile_layer_us",)], 1.0, 100.0)]
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
     return out
 
@@ -191,9 +194,14 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
         return np.concatenate([r, np.sqrt(reg) * np.log(x[informative] / prior[informative])])
     res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale="jac",
                         max_nfev=max_nfev, diff_step=1e-2)
+    eff = _with(base, specs, res.x)
+    absent = [e for e in ENGINE_BUDGETS if e not in engines]
+    if engines and absent:  # engines without rows: the geometric mean of the fitted launch floors
+        floor = float(np.exp(np.mean([np.log(eff.params["profile_launch_us"][e]) for e in engines])))
+        eff = _with(eff, [([("profile_launch_us", e) for e in absent], 0.0, 0.0)], np.array([floor]))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]
-    return _with(base, specs, res.x), {"names": names, "x": x, "nfev": int(res.nfev)}
+    return eff, {"names": names, "x": x, "nfev": int(res.nfev)}
 
 
 def simulated(rows: pd.DataFrame, requests_per_client: int = 10) -> pd.DataFrame:

@@ -170,6 +170,11 @@ _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4
 #: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss, served with 16-bit activations)
 _MOE_TABLES = {"bf16": ("bfloat16",), "fp16": ("bfloat16",), "fp8": ("fp8_block", "fp8"),
                "fp4": ("nvfp4", "w4a16_mxfp4", "w4a8_mxfp4_mxfp8"), "int4": ("int4_wo",), "int8": ("int8_wo",)}
+#: weight formats whose MoE checkpoints keep the attention projections (full and linear attention) in 16 bits:
+#: ModelOpt's NVFP4 releases list every layer's self_attn (and Qwen3.5's linear_attn) in their quantization
+#: `ignore` / `exclude_modules` (objectives/data/models/*-NVFP4.json: Kimi-K2.5, GLM-5, MiniMax-M2.5, Qwen3.5-397B),
+#: Kimi-K2.5's int4 (W4A16, compressed-tensors) ignores `self_attn`, and gpt-oss quantizes only its experts to MXFP4
+ATTN_16BIT_WEIGHTS = ("fp4", "int4")
 
 
 def _roofline_curves(c: Any, n: int) -> Curves:
@@ -234,8 +239,11 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             continue
         rows = np.flatnonzero(keys == key)
         sub = {kk: v[rows] for kk, v in f.items()}
+        # MoE models at 4-bit weights: the attention projections run the 16-bit GEMM (ATTN_16BIT_WEIGHTS)
+        at = prof.table("gemm.bf16") if w in ATTN_16BIT_WEIGHTS else None
+        attn16 = (sub["n_moe_layers"] > 0) if at is not None else np.zeros(len(rows), dtype=bool)
         (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
-                                                      _MOE_TABLES.get(w, ()))
+                                                      _MOE_TABLES.get(w, ()), at, attn16)
         cv.tok[rows], cv.head[rows] = tok, head
         if ctx is not None:
             cv.ctx[rows] = ctx
@@ -257,6 +265,12 @@ class _FlatCoeffs:
         return _flat(getattr(self._c, name), self._n)
 
 
+#: tokens per forward up to which an engine runs an MoE layer's shared experts on an auxiliary CUDA stream, overlapped
+#: with the routed experts: vLLM's SharedFusedMoE (vllm-project/vllm#26440), VLLM_SHARED_EXPERTS_STREAM_TOKEN_THRESHOLD
+#: default 256; TensorRT-LLM's Deepseekv3MoE (maybe_execute_in_parallel, multi-stream inside CUDA graphs), whose
+#: default CudaGraphConfig captures batches up to 128. SGLang is not listed: it fuses GLM-5's shared expert into the
+#: routed kernel (determine_num_fused_shared_experts) and its dual stream for the others is not modelled
+SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0, "trtllm": 128.0}
 #: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
 DEEPEP_NODE_GPUS = 8
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
@@ -324,10 +338,11 @@ _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
-                  attn_dp: np.ndarray, eff: Any, wo: float = 1.0,
-                  moe_formats: tuple[str, ...] = ()) -> tuple[_RowCurves, np.ndarray]:
+                  attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
+                  attn_gt: Any = None, attn16: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
-    profile has no attention table); and whether every lookup was inside the measured ranges."""
+    profile has no attention table); and whether every lookup was inside the measured ranges. `attn_gt`: the GEMM
+    table the attention projections of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -339,25 +354,27 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     def hide(t: np.ndarray) -> np.ndarray:
         return np.maximum(t - floor_ms, 0.25 * t)
 
-    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: Any = True) -> np.ndarray:
+    def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: Any = True,
+             quant: bool = True) -> np.ndarray:
         """GEMM time (s); `check`: the rows whose result is used (a placeholder shape of a layer a model does not
-        have must not mark the row extrapolated)."""
+        have must not mark the row extrapolated); `quant`: the weights are in the checkpoint's format."""
         nonlocal inside
         nn = np.maximum(nn, 1.0)
         kk = np.maximum(kk, 1.0)
         if np.any(check):
             inside &= ~np.asarray(check) | table.inside(1.0, nn[:, 0], kk[:, 0])
         t = table(M, nn, kk)
-        if wo < 1.0 and table is gt:  # weight-only: the weight-streaming time (the GEMM at M = 1) shrinks by wo
+        if wo < 1.0 and table is gt and quant:  # weight-only: the weight-streaming time (GEMM at M = 1) shrinks
             t1 = table(1.0, nn, kk)
             t = np.maximum(t - (1.0 - wo) * t1, wo * t1)
         return hide(t) * 1e-3 * g_scale
 
-    def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray) -> np.ndarray:
+    def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray, table: Any = gt,
+                quant: bool = True) -> np.ndarray:
         """A GEMM whose N exceeds the measured range, as whole chunks of N_CHUNK columns (proportional)."""
-        top = float(gt.axes[1][-1])
+        top = float(table.axes[1][-1])
         nc = np.clip(n_total, 1.0, top)
-        return n_total / nc * gemm(M, nc, kk, check=False)
+        return n_total / nc * gemm(M, nc, kk, table, check=False, quant=quant)
 
     L, h = m["n_layers"], m["hidden"]
     nh, nkv, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
@@ -366,27 +383,40 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     L_attn = L - n_lin
     kvh = np.ceil(nkv / tp)
     q_dim = nh * hd
-    # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O)
+    # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O), on `table` for rows `use`
     gate = m.get("attn_gate", np.zeros(k))
-    gqa = ~mla & (L_attn > 0)
-    qkv = (gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h), check=gqa)
-           + gemm(Mg, col(h), col(q_dim / tp), check=gqa))
-    if mla.any():
-        qk_head = m["qk_nope"] + m["qk_rope"]
-        ql = np.maximum(m["q_lora_rank"], 1.0)
-        q = np.where(col(m["q_lora_rank"] > 0),
-                     gemm(Mg, col(ql), col(h), check=mla & (m["q_lora_rank"] > 0))
-                     + gemm(Mg, col(nh * qk_head / tp), col(ql), check=mla & (m["q_lora_rank"] > 0)),
-                     gemm(Mg, col(nh * qk_head / tp), col(h), check=mla & (m["q_lora_rank"] <= 0)))
-        mla_t = (q + gemm(Mg, col(m["kv_lora_rank"] + m["qk_rope"]), col(h), check=mla)
-                 + gemm(Mg, col(nh * (m["qk_nope"] + m["v_head"]) / tp), col(np.maximum(m["kv_lora_rank"], 1.0)),
-                        check=mla)
-                 + gemm(Mg, col(h), col(nh * m["v_head"] / tp), check=mla))
-        qkv = np.where(col(mla), mla_t, qkv)
-    tok = col(L_attn) * qkv
-    if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
-        lin_n = m["lin_params"] / np.maximum(tp * h, 1.0)
-        tok = tok + np.where(col(n_lin > 0), col(n_lin) * grouped(Mg, col(np.maximum(lin_n, 1.0)), col(h)), 0.0)
+
+    def projections(table: Any, quant: bool, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-layer attention projections and all linear-attention layers' projections (s)."""
+        gqa = ~mla & (L_attn > 0) & use
+        qkv = (gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h), table, gqa, quant)
+               + gemm(Mg, col(h), col(q_dim / tp), table, gqa, quant))
+        if (mla & use).any():
+            qk_head = m["qk_nope"] + m["qk_rope"]
+            ql = np.maximum(m["q_lora_rank"], 1.0)
+            mq, lr = mla & use, m["q_lora_rank"] > 0
+            q = np.where(col(lr),
+                         gemm(Mg, col(ql), col(h), table, mq & lr, quant)
+                         + gemm(Mg, col(nh * qk_head / tp), col(ql), table, mq & lr, quant),
+                         gemm(Mg, col(nh * qk_head / tp), col(h), table, mq & ~lr, quant))
+            mla_t = (q + gemm(Mg, col(m["kv_lora_rank"] + m["qk_rope"]), col(h), table, mq, quant)
+                     + gemm(Mg, col(nh * (m["qk_nope"] + m["v_head"]) / tp),
+                            col(np.maximum(m["kv_lora_rank"], 1.0)), table, mq, quant)
+                     + gemm(Mg, col(h), col(nh * m["v_head"] / tp), table, mq, quant))
+            qkv = np.where(col(mla), mla_t, qkv)
+        lin = np.zeros_like(qkv)
+        if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
+            lin_n = m["lin_params"] / np.maximum(tp * h, 1.0)
+            lin = np.where(col(n_lin > 0), col(n_lin) * grouped(Mg, col(np.maximum(lin_n, 1.0)), col(h), table,
+                                                                quant), 0.0)
+        return qkv, lin
+    a16 = np.zeros(k, dtype=bool) if attn_gt is None or attn16 is None else attn16
+    zero = np.zeros((k, len(M_GRID)))
+    qkv, lin = projections(gt, True, ~a16) if not a16.all() else (zero, zero)
+    if a16.any():
+        qkv16, lin16 = projections(attn_gt, False, a16)
+        qkv, lin = np.where(col(a16), qkv16, qkv), np.where(col(a16), lin16, lin)
+    tok = col(L_attn) * qkv + lin
     # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
     n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
     n_moe = m["n_moe_layers"]
@@ -431,7 +461,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(attn_dp))) * 1e-3 * g_scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
-        tok = tok + col(n_moe) * (shared + routed)
+        # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
+        # count) pays the longer of the two there, not their sum
+        overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
+        tok = tok + col(n_moe) * np.where(overlap, np.maximum(shared, routed), shared + routed)
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))

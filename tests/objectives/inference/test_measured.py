@@ -1,0 +1,73 @@
+"""The measured-profile curves (objectives.inference.measured): which kernel table each layer of a model reads."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from objectives import inference, profiles
+from objectives.profiles.grid import Table
+
+KIMI = dict(model="moonshotai/Kimi-K2.5", gpu="B200", tp=8, batch_size=8, input_len=1024, output_len=256,
+            engine="vllm")
+
+
+def _slow_bf16_gemms(monkeypatch: pytest.MonkeyPatch, factor: float) -> None:
+    """Every profile's gemm.bf16 table `factor` x slower."""
+    load = profiles.load
+
+    def slow(*a, **kw):
+        p = load(*a, **kw)
+        if p is None or p.table("gemm.bf16") is None:
+            return p
+        t = p.table("gemm.bf16")
+        tables = {**p.tables, "gemm.bf16": Table(t.names, t.axes, t.log_ms + np.log(factor))}
+        return dataclasses.replace(p, tables=tables)
+    monkeypatch.setattr(profiles, "load", slow)
+
+
+@pytest.mark.parametrize("weight_dtype", ["fp4", "int4"])
+def test_four_bit_moe_checkpoints_run_their_attention_projections_in_16_bits(monkeypatch, weight_dtype):
+    # the NVFP4 and int4 releases of Kimi-K2.5 leave every layer's self_attn unquantized: its five MLA projections
+    # run the bf16 GEMM (at its full weight bytes), so slowing that table slows every layer's attention, not only
+    # the LM head
+    p = profiles.load("B200", "vllm")
+    base = inference.estimate(**KIMI, weight_dtype=weight_dtype)["tpot_ms"].iloc[0]
+    _slow_bf16_gemms(monkeypatch, 3.0)
+    slow = inference.estimate(**KIMI, weight_dtype=weight_dtype)["tpot_ms"].iloc[0]
+    bf16 = p.table("gemm.bf16")
+    h, nh, tp, m = 7168.0, 64.0, 8.0, 8.0
+    proj = sum(float(bf16(m, n, k)) for n, k in ((1536, h), (nh * 192 / tp, 1536), (576, h),
+                                                  (nh * 256 / tp, 512), (h, nh * 128 / tp)))
+    # 61 layers' projections at 3x: at least 2 x their time more (less the hidden launch floor), well beyond the
+    # LM head's share
+    assert slow - base > 0.5 * 2.0 * 61 * proj
+
+
+def test_dense_four_bit_models_keep_their_attention_in_the_weight_format(monkeypatch):
+    # the rule is for MoE checkpoints; a dense model's 4-bit projections stay on the fp4 GEMM: slowing the bf16
+    # table moves only its LM head
+    kw = dict(KIMI, model="Llama-3.1-70B", weight_dtype="fp4")
+    base = inference.estimate(**kw)["tpot_ms"].iloc[0]
+    _slow_bf16_gemms(monkeypatch, 3.0)
+    slow = inference.estimate(**kw)["tpot_ms"].iloc[0]
+    assert slow - base < 0.1 * base
+
+
+@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+def test_engines_overlap_shared_experts_with_routed_ones_at_decode_batches(monkeypatch, engine):
+    from objectives.inference import measured
+    kw = dict(KIMI, weight_dtype="fp4", input_len=2048, engine=engine)
+    overlapped = inference.estimate(**kw).iloc[0]
+    monkeypatch.setattr(measured, "SHARED_EXPERT_STREAM_TOKENS", {})
+    serial = inference.estimate(**kw).iloc[0]
+    # decode (8 tokens per forward): each of the 60 MoE layers pays max(shared, routed) instead of their sum, so
+    # the step loses the shared experts' two fp4 GEMMs (less the launch floor CUDA graphs hide, which leaves at
+    # least a quarter of each kernel)
+    fp4 = profiles.load("B200", engine).table("gemm.fp4")
+    h, sh, tp = 7168.0, 2048.0, 8.0
+    shared_ms = float(fp4(8.0, 2 * sh / tp, h) + fp4(8.0, h, sh / tp))
+    assert serial["tpot_ms"] - overlapped["tpot_ms"] > 0.2 * 60 * shared_ms
+    # a 2,048-token prompt is past the stream threshold: its prefill runs them one after the other
+    assert overlapped["ttft_ms"] == pytest.approx(serial["ttft_ms"], rel=1e-9)
