@@ -57,6 +57,11 @@ def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], f
     return out
 
 
+#: the factors fitted per engine (the others are shared): an engine without rows in a fit gets the geometric mean
+#: of the fitted engines' values rather than its unfitted default (0 ms of front end would be a claim, not a guess)
+PER_ENGINE_FACTORS = ("profile_launch_us", "engine_ttft_ms")
+
+
 def _get(params: Any, path: tuple[str, ...]) -> float:
     v = params
     for k in path:
@@ -196,9 +201,10 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
                         max_nfev=max_nfev, diff_step=1e-2)
     eff = _with(base, specs, res.x)
     absent = [e for e in ENGINE_BUDGETS if e not in engines]
-    if engines and absent:  # engines without rows: the geometric mean of the fitted launch floors
-        floor = float(np.exp(np.mean([np.log(eff.params["profile_launch_us"][e]) for e in engines])))
-        eff = _with(eff, [([("profile_launch_us", e) for e in absent], 0.0, 0.0)], np.array([floor]))
+    if engines and absent:  # engines without rows: the geometric mean of the fitted engines' per-engine factors
+        for name in PER_ENGINE_FACTORS:
+            mean = float(np.exp(np.mean([np.log(eff.params[name][e]) for e in engines])))
+            eff = _with(eff, [([(name, e) for e in absent], 0.0, 0.0)], np.array([mean]))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}

@@ -32,3 +32,12 @@ def test_each_engine_fits_its_own_launch_floor_and_an_engine_without_rows_gets_t
     assert floor["sglang"] > 2.0 * floor["vllm"]
     # TensorRT-LLM has no row here: the geometric mean of the fitted engines, not its starting value
     assert floor["trtllm"] == pytest.approx(np.sqrt(floor["vllm"] * floor["sglang"]), rel=1e-9)
+
+
+def test_an_engine_without_rows_gets_the_fitted_engines_mean_front_end_time(rows):
+    base = default_efficiency()
+    assert base.params["engine_ttft_ms"]["trtllm"] == 0.0
+    eff, _ = silicon.fit_engine_factors(rows, Efficiency(copy.deepcopy(dict(base.params)), base.meta), max_nfev=1)
+    fe = eff.params["engine_ttft_ms"]
+    # not its unfitted 0 ms (a claim that the engine has no front end), but the fitted engines' geometric mean
+    assert fe["trtllm"] == pytest.approx(np.sqrt(fe["vllm"] * fe["sglang"]), rel=1e-9) and fe["trtllm"] > 0.1
