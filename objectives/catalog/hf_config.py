@@ -576,6 +576,7 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
     w, scheme, kv = checkpoint_quant(t, None if hfq is None else load_quant_config(hfq))
     fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
+    fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label
     return Model(
         name=str(model_name),

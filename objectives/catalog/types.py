@@ -120,6 +120,10 @@ class Model:
     index_topk: int = 0               # 0: dense attention
     index_n_heads: int = 0
     index_head_dim: int = 0
+    # The checkpoint carries an encoder for other modalities (config.json `vision_config` / `audio_config`, e.g.
+    # Qwen3.5, Kimi-K2.5): engines serve it through their multimodal request path even for text prompts. The
+    # encoder itself is not costed.
+    multimodal: bool = False
 
     @property
     def n_attention_layers(self) -> int:

@@ -107,6 +107,10 @@ def test_multimodal_wrappers_read_their_text_config():
     assert (m.n_layers, m.n_experts, m.moe_ffn, m.tie_embeddings) == (base.n_layers, base.n_experts, base.moe_ffn, False)
     assert mm.total_params(m) == mm.total_params(base) and m.quant_scheme == "fp8_block"
     assert m.architecture == "Qwen3VLMoeForConditionalGeneration"
+    # a checkpoint with a vision (or audio) encoder is served through the engines' multimodal request path
+    assert m.multimodal and not base.multimodal
+    assert catalog.model("Qwen/Qwen3.5-397B-A17B").multimodal and catalog.model("moonshotai/Kimi-K2.5").multimodal
+    assert not catalog.model("zhipuai/GLM-5").multimodal and not catalog.model("MiniMaxAI/MiniMax-M2.5").multimodal
 
 
 def test_layer_costs_agree_with_the_catalog_parameter_and_cache_counts():
