@@ -128,7 +128,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     their max batches, C clients coupling the pools, the KV handoff on the link between them, and the client's
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
-    from objectives.inference.core import default_eff
+    from objectives.inference.core import prepare
     from objectives.serving.analytical import disagg_closed_loop
 
     eng = _engine(dis)
@@ -157,12 +157,15 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
     xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
-    # the engine's host time before it schedules a request (its fitted engine_ttft_ms; roofline rows: none)
-    host_f = (eff or default_eff()).params["engine_ttft_ms"]
-    host = np.array([float(host_f.get(e, 0.0)) for e in eng])
-    host = np.where(one["source"].astype(str).to_numpy(object) == "roofline", 0.0, host)
-    # how synchronized the clients stay (the aggregated closed form's fitted ttft_wave)
-    wave = np.array([float((eff or default_eff()).params["ttft_wave"].get(e, 1.0)) for e in eng])
+    # the engine's host time before it schedules a request and how synchronized the clients stay, as the
+    # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms x engine_ttft_mm for a
+    # multimodal checkpoint, ttft_wave; roofline rows: no host time)
+    prep = prepare(pk["model"], pk["gpu"], pk["tp"], pk["pp"], pk["weight_dtype"], ep=pk["ep"], eff=eff, engine=eng,
+                   attn_dp=pk["attn_dp"])
+    assert prep is not None  # the rows are not empty (predict calls this only with some)
+    c = prep.coeffs
+    host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape)
+    wave = np.broadcast_to(np.asarray(c.wave, dtype=float), isl.shape)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
                            first_token_on_decode=True)
