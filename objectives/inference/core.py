@@ -21,6 +21,7 @@ from .resolve import (
     R_OK,
     R_TP,
     act_peak,
+    attn_16bit,
     bf16_peak,
     broadcast_shape,
     choice_codes,
@@ -312,14 +313,17 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     x_tok = ar_n * m.hidden * 2.0 * ar_x_pb + a2a_n * m.hidden * 2.0 * a2a_x_pb + gat_n * gat_tok
     x_lat = ar_n * ar_x_lat + a2a_n * a2a_x_lat + gat_n * gat_lat
     m_half = eff_lookup(eff, "gemm_m_half", fam)
-    lin_s_tok = 2.0 * lc.dense_params / gemm_tput
+    # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
+    # and stream at bf16
+    a16 = np.where(attn_16bit(w, lc.n_moe_layers), lc.attn_params, 0.0)
+    lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
     head_s_row = 2.0 * lc.head_params / head_tput
     comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + gat_n * gat_lat + pp_lat
     tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + gat_n * gat_tok + pp_tok
     c = StepCoeffs(
-        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=lc.dense_params * wb / w_bw,
+        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=((lc.dense_params - a16) * wb + a16 * 2.0) / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
         n_experts=m.n_experts, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
         tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,
@@ -341,7 +345,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                                                                                  np.where(no_net, R_NET, R_OK))))
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
-        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp),
+        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,

@@ -25,6 +25,8 @@ import numpy as np
 
 from objectives.catalog.types import DTYPE_BYTES
 
+from .resolve import ATTN_16BIT_WEIGHTS
+
 Num = Any
 
 #: tokens (M) and logit rows (S): half-octave grid 1 .. 2**17
@@ -170,11 +172,6 @@ _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4
 #: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss, served with 16-bit activations)
 _MOE_TABLES = {"bf16": ("bfloat16",), "fp16": ("bfloat16",), "fp8": ("fp8_block", "fp8"),
                "fp4": ("nvfp4", "w4a16_mxfp4", "w4a8_mxfp4_mxfp8"), "int4": ("int4_wo",), "int8": ("int8_wo",)}
-#: weight formats whose MoE checkpoints keep the attention projections (full and linear attention) in 16 bits:
-#: ModelOpt's NVFP4 releases list every layer's self_attn (and Qwen3.5's linear_attn) in their quantization
-#: `ignore` / `exclude_modules` (objectives/data/models/*-NVFP4.json: Kimi-K2.5, GLM-5, MiniMax-M2.5, Qwen3.5-397B),
-#: Kimi-K2.5's int4 (W4A16, compressed-tensors) ignores `self_attn`, and gpt-oss quantizes only its experts to MXFP4
-ATTN_16BIT_WEIGHTS = ("fp4", "int4")
 
 
 def _roofline_curves(c: Any, n: int) -> Curves:

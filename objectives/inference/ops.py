@@ -156,6 +156,8 @@ class LayerCosts:
     sparse_topk: Num = 0.0               # DeepSeek sparse attention: keys each query attends (0: dense)
     sparse_attn_flops_pair: Num = 0.0    # the part of attn_flops_prefill/_decode applied to at most sparse_topk
                                          # keys (the MLA; the rest is the indexer, which scores every key)
+    attn_params: Num = 0.0               # the attention projections (softmax and linear layers) inside
+                                         # dense_params: what 4-bit MoE checkpoints keep in 16 bits
 
 
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
@@ -197,7 +199,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     dense_mlp = n_mat * h * m.ffn / tp
     shared = n_mat * h * m.shared_ffn / tp
     router = h * m.n_experts
-    dense_params = La * attn_params + m.n_lin * m.lin_params / tp + n_dense * dense_mlp + n_moe * (shared + router)
+    attn_all = La * attn_params + m.n_lin * m.lin_params / tp
+    dense_params = attn_all + n_dense * dense_mlp + n_moe * (shared + router)
     expert_params = n_moe * n_mat * h * m.moe_ffn / tp
     head = h * m.vocab / tp
     embed = np.where(m.tie > 0, head, 2 * head)
@@ -220,7 +223,7 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                       act, win_kv_elems_per_token=n_win * kv_layer, win_attn_flops_pair=n_win * gqa_pair,
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
                       linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
-                      sparse_attn_flops_pair=sparse)
+                      sparse_attn_flops_pair=sparse, attn_params=attn_all)
 
 
 @dataclass

@@ -38,6 +38,12 @@ _PEAK_KEY = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4", "int8":
              "tf32": "tf32", "int4": "int4"}
 _BYTES = np.array([DTYPE_BYTES[d] for d in DTYPES])
 _D = {d: i for i, d in enumerate(DTYPES)}
+#: weight formats whose MoE checkpoints keep the attention projections (full and linear attention) in 16 bits:
+#: ModelOpt's NVFP4 releases list every layer's self_attn (and Qwen3.5's linear_attn) in their quantization
+#: `ignore` / `exclude_modules` (objectives/data/models/*-NVFP4.json: Kimi-K2.5, GLM-5, MiniMax-M2.5, Qwen3.5-397B),
+#: Kimi-K2.5's int4 (W4A16, compressed-tensors) ignores `self_attn`, and gpt-oss quantizes only its experts to MXFP4
+ATTN_16BIT_WEIGHTS = ("fp4", "int4")
+_ATTN16_CODES = np.array([_D[d] for d in ATTN_16BIT_WEIGHTS])
 
 REASONS = (
     "",
@@ -339,6 +345,12 @@ def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num) -> tuple[Num, Num, Num
 
 def dtype_bytes(code: Num) -> Num:
     return _BYTES[code]
+
+
+def attn_16bit(w: Num, n_moe_layers: Num) -> Num:
+    """Mask of configurations whose attention projections stay 16-bit: MoE models at a weight format in
+    ATTN_16BIT_WEIGHTS (weight code `w`)."""
+    return np.isin(w, _ATTN16_CODES) & (np.asarray(n_moe_layers) > 0)
 
 
 def act_peak(g: GPUArrays, act: Num) -> Num:

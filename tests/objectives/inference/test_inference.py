@@ -107,6 +107,32 @@ def test_moe_and_mla_models_run():
         assert df["tpot_ms"].iloc[1] > df["tpot_ms"].iloc[0]  # more experts touched, more KV
 
 
+@pytest.mark.parametrize("weight_dtype", ["fp4", "int4"])
+def test_four_bit_moe_checkpoints_hold_their_attention_projections_in_16_bits(monkeypatch, weight_dtype):
+    # Kimi-K2.5's NVFP4 and int4 releases leave every layer's self_attn unquantized (resolve.ATTN_16BIT_WEIGHTS):
+    # its MLA projections (q_a and kv_a replicated per TP rank, the others split) weigh 2 bytes a parameter
+    from objectives.catalog.types import DTYPE_BYTES
+    from objectives.inference import resolve
+    kw = dict(model="moonshotai/Kimi-K2.5", gpu="B200", tp=8, weight_dtype=weight_dtype, batch_size=8)
+    held = est(**kw).iloc[0]
+    monkeypatch.setattr(resolve, "_ATTN16_CODES", np.array([], dtype=int))
+    all_4bit = est(**kw).iloc[0]
+    h, nh, tp = 7168.0, 64.0, 8.0
+    attn = 61 * (h * 1536 + 1536 * nh * 192 / tp + h * 576 + 512 * nh * 256 / tp + nh * 128 * h / tp)
+    extra_gib = attn * (2.0 - DTYPE_BYTES[weight_dtype]) / 2**30
+    assert held["weights_gib"] - all_4bit["weights_gib"] == pytest.approx(extra_gib, rel=1e-6)
+    # the roofline streams those bytes every decode step
+    assert held["tpot_ms"] > all_4bit["tpot_ms"]
+
+
+def test_dense_four_bit_models_hold_their_attention_in_the_weight_format(monkeypatch):
+    from objectives.inference import resolve
+    kw = dict(model="Llama-3.1-70B", gpu="B200", tp=4, weight_dtype="fp4", batch_size=8)
+    held = est(**kw).iloc[0]
+    monkeypatch.setattr(resolve, "_ATTN16_CODES", np.array([], dtype=int))
+    assert est(**kw).iloc[0]["weights_gib"] == held["weights_gib"]
+
+
 def test_step_model_matches_estimate():
     sm = inference.StepModel("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8", efficiency=EFF)
     B, isl, osl = 16, 1000, 200
