@@ -284,15 +284,63 @@ _MEASUREMENT_KEY = ("model", "engine", "engine_version", "gpu", "mode", "tp", "p
                     "decode_moe_ep")
 
 
+#: the part of the key that names the deployment (what the copies of one run may disagree on)
+_DEPLOYMENT_KEY = ("mode", "tp", "pp", "attn_dp", "moe_tp", "moe_ep", "prefill_workers", "prefill_tp",
+                   "prefill_attn_dp", "prefill_moe_ep", "decode_workers", "decode_tp", "decode_attn_dp",
+                   "decode_moe_ep")
+
+
 def distinct_measurements(rows: pd.DataFrame) -> pd.DataFrame:
     """`rows` with each measurement once. The silicon file holds the same benchmark run several times over (the
     same deployment, release, lengths and concurrency with the same TTFT and TPOT, from several dumps of one
     results database; 347 of 1,176 predictable rows); counting it once per copy would weight a median and a fit
     by how often a run was exported. TTFT and TPOT are compared at 1 ms and 0.1 ms (the copies differ in
-    rounding)."""
+    rounding).
+
+    Some runs are exported under two deployments (the same TTFT and TPOT, to the rounding, labelled e.g. TP 4 EP 4
+    in one dump and TP 16 EP 4 in another): one label is wrong and nothing in the row says which, so such a
+    measurement is dropped, every copy of it (`ambiguous_deployments` lists them)."""
     key = [c for c in _MEASUREMENT_KEY if c in rows.columns]
     ident = rows[key].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
-    return rows[~ident.duplicated()].copy()
+    once = rows[~ident.duplicated()]
+    return once[~_ambiguous(once)].copy()
+
+
+def _ambiguous(rows: pd.DataFrame) -> pd.Series:
+    """Mask of the rows whose measurement (everything but the deployment, with TTFT and TPOT at 1 ms / 0.1 ms)
+    another row reports under a different deployment."""
+    run = [c for c in _MEASUREMENT_KEY if c in rows.columns and c not in _DEPLOYMENT_KEY]
+    dep = [c for c in _DEPLOYMENT_KEY if c in rows.columns]
+    ident = rows[run].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
+    deployment = rows.groupby(dep, dropna=False).ngroup()
+    n_labels = deployment.groupby([ident[c] for c in ident.columns], dropna=False).transform("nunique")
+    return n_labels > 1
+
+
+def ambiguous_deployments(rows: pd.DataFrame) -> pd.DataFrame:
+    """The usable rows (one per distinct label) that `distinct_measurements` drops because one run is reported
+    under several deployments."""
+    key = [c for c in _MEASUREMENT_KEY if c in rows.columns]
+    ident = rows[key].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
+    once = rows[~ident.duplicated()]
+    return once[_ambiguous(once)].copy()
+
+
+def _ambiguous_section(p: Any) -> list[str]:
+    """Report lines naming the runs `distinct_measurements` drops for their conflicting deployment labels."""
+    from .measurements import read_measurements
+    from .report import _md
+
+    raw = read_measurements(p, layout="silicon")
+    amb = ambiguous_deployments(raw[usable(raw)])
+    if amb.empty:
+        return []
+    by = ["model", "gpu", "engine", "engine_version", "mode", "tp", "attn_dp", "moe_tp", "moe_ep"]
+    table = amb.groupby(by, dropna=False).size().rename("runs").reset_index()
+    return ["## Dropped: one run under two deployments", "",
+            f"{len(amb)} rows (one per label) report a run that another dump reports with the same TTFT and TPOT "
+            "(to 1 ms / 0.1 ms) under another deployment; one label is wrong and the rows do not say which, so "
+            "none of them is fitted or scored (`silicon.ambiguous_deployments`):", "", _md(table), ""]
 
 
 def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:
@@ -346,6 +394,7 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
              "exported in several dumps counted once: `distinct_measurements`). Command: "
              "`python -m objectives.calibration silicon`. Predictions: `inference.max_throughput(..., "
              "concurrency=C, engine=<row's engine>)` (agg), `serving.analytical.disagg_closed_loop` (disagg).", "",
+             *_ambiguous_section(p),
              "## In-sample (engine factors fitted on all rows)", "",
              _md(mdape_by(ins, ["model", "engine"])), "", _md(mdape_by(ins, ["gpu"])), "",
              f"All rows: TTFT MdAPE {ins['ttft_ape'].median():.1f} %, TPOT MdAPE {ins['tpot_ape'].median():.1f} %, "

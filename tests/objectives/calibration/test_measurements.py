@@ -321,3 +321,18 @@ def test_silicon_runs_exported_twice_count_once(silicon):
     out = distinct_measurements(both)
     assert len(out) == len(distinct_measurements(rows)) + 1
     assert (out["ttft_ms"] == other["ttft_ms"].iloc[0]).any()
+
+
+def test_a_run_exported_under_two_deployments_is_dropped_with_every_copy(silicon):
+    from objectives.calibration.silicon import ambiguous_deployments, distinct_measurements
+
+    rows = silicon.head(40).copy()
+    relabelled = rows.iloc[[3]].copy()
+    relabelled["tp"] = relabelled["tp"] * 4               # the same TTFT and TPOT under another deployment
+    relabelled["ttft_ms"] = relabelled["ttft_ms"] + 0.004
+    both = pd.concat([rows, relabelled], ignore_index=True)
+    out = distinct_measurements(both)
+    assert len(out) == len(distinct_measurements(rows)) - 1
+    assert not (out["ttft_ms"].round(0) == round(rows["ttft_ms"].iloc[3])).any()
+    amb = ambiguous_deployments(both)
+    assert sorted(amb["tp"]) == sorted([rows["tp"].iloc[3], rows["tp"].iloc[3] * 4])
