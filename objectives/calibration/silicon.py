@@ -277,8 +277,11 @@ def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 SILICON_FILE = "serving_silicon.csv"
 
-#: what identifies one measurement: the deployment, engine release, lengths and load
-_MEASUREMENT_KEY = ("model", "engine", "engine_version", "gpu", "mode", "tp", "pp", "attn_dp", "moe_tp", "moe_ep",
+#: what identifies one measurement: the deployment, lengths and load, with its TTFT and TPOT (`distinct_measurements`).
+#: Not the release label: one run is exported as sglang "nightly-dev" and as "nightly-dev-20260216-d3bae71e" (15
+#: Qwen3.5 rows), and two releases measuring the same TTFT and TPOT to 1 ms / 0.1 ms on every row of a run is not
+#: a coincidence to expect
+_MEASUREMENT_KEY = ("model", "engine", "gpu", "mode", "tp", "pp", "attn_dp", "moe_tp", "moe_ep",
                     "weight_dtype", "kv_dtype", "isl", "osl", "concurrency", "prefill_workers", "prefill_tp",
                     "prefill_attn_dp", "prefill_moe_ep", "decode_workers", "decode_tp", "decode_attn_dp",
                     "decode_moe_ep")

@@ -315,6 +315,7 @@ def test_silicon_runs_exported_twice_count_once(silicon):
     copy = rows.iloc[[3, 7]].copy()
     copy["ttft_ms"] = copy["ttft_ms"] + 0.004          # a copy differs only in rounding
     copy["note"] = "another dump"
+    copy["engine_version"] = copy["engine_version"].astype(str) + "-20260216-d3bae71e"  # and a longer release label
     other = rows.iloc[[5]].copy()
     other["ttft_ms"] = other["ttft_ms"] * 1.3          # a second run of the same deployment measured differently
     both = pd.concat([rows, copy, other], ignore_index=True)
