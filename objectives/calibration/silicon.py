@@ -33,7 +33,7 @@ GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
-ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "engine_ttft_mm", "profile_gemm_scale",
+ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "profile_gemm_scale",
                        "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
@@ -45,9 +45,6 @@ def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], f
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
     out += [([("engine_ttft_ms", e)], 0.1, 500.0) for e in engines]
-    # a multimodal checkpoint's front end, relative to the engine's: shared, so that either engine's pair of a
-    # text-only and a multimodal model identifies it for the other (one model per kind and engine in this data)
-    out += [([("engine_ttft_mm",)], 0.5, 5.0)]
     # GEMMs keep their measured time (profile_gemm_scale is not fitted): these MoE-only rows would trade it
     # against the host times (it went to its bound, 0.7), and dense models, which no row here holds, are
     # dominated by their GEMMs (the published dense tables: throughput MdAPE 14 % at 1.0, 29 % at 0.7)
@@ -158,8 +155,8 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
     xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
     # the engine's host time before it schedules a request and how synchronized the clients stay, as the
-    # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms x engine_ttft_mm for a
-    # multimodal checkpoint, ttft_wave; roofline rows: no host time)
+    # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms, ttft_wave; roofline rows:
+    # no host time)
     prep = prepare(pk["model"], pk["gpu"], pk["tp"], pk["pp"], pk["weight_dtype"], ep=pk["ep"], eff=eff, engine=eng,
                    attn_dp=pk["attn_dp"])
     assert prep is not None  # the rows are not empty (predict calls this only with some)

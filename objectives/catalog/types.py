@@ -121,8 +121,9 @@ class Model:
     index_n_heads: int = 0
     index_head_dim: int = 0
     # The checkpoint carries an encoder for other modalities (config.json `vision_config` / `audio_config`, e.g.
-    # Qwen3.5, Kimi-K2.5): engines serve it through their multimodal request path even for text prompts. The
-    # encoder itself is not costed.
+    # Qwen3.5, Kimi-K2.5). Neither the encoder nor a front-end cost is modelled: engines tokenize a text prompt to
+    # such a model as to any other (vLLM's InputPreprocessor runs the multimodal processor only for requests with
+    # multi_modal_data).
     multimodal: bool = False
 
     @property

@@ -417,10 +417,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
         return vals.reshape(np.shape(engines))
     step_ms = per_engine("engine_step_ms", 1.0)
     seq_us = per_engine("engine_seq_us", 2.0)
-    # a multimodal checkpoint's requests pass the engine's multimodal processor (its HF processor instead of the
-    # text tokenizer alone) before they are scheduled, even for text prompts
-    front = np.where(np.asarray(m.multimodal) > 0, float(eff["engine_ttft_mm"]), 1.0)
-    c.ttft_s = np.where(has, per_engine("engine_ttft_ms", 0.0) * front * 1e-3, 0.0)
+    c.ttft_s = np.where(has, per_engine("engine_ttft_ms", 0.0) * 1e-3, 0.0)
     c.wave = np.where(has, per_engine("ttft_wave", 1.0), 1.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
     # small per-layer kernels (norms, rotary, activation quantization, routing) the profile's tables do not hold

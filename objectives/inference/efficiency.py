@@ -50,8 +50,7 @@ tf32; links: nvlink, xgmi, pcie, roce):
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
-  offline static batch; ``engine_ttft_mm``: its factor for a multimodal checkpoint (`Model.multimodal`: requests
-  pass the engine's multimodal processor even for text prompts), shared by the engines; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
+  offline static batch; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
   do not hold (norms, rotary embedding, activation quantization, routing), µs.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
@@ -119,7 +118,6 @@ def _default_params() -> dict[str, Any]:
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
-        "engine_ttft_mm": 1.0,
         "profile_layer_us": 10.0,
     }
 

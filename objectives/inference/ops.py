@@ -55,7 +55,6 @@ class ModelShape:
     idx_heads: Num = 0.0      # ... lightning-indexer heads
     idx_dim: Num = 0.0        # ... indexer head dim (its key is cached per token, per layer)
     lin_v_heads: Num = 0.0    # linear-attention value heads (whole model; the kernel profile's lookup key)
-    multimodal: Num = 0.0     # 1.0: served through the engine's multimodal request path (`Model.multimodal`)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -125,7 +124,6 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "idx_heads": lambda m: float(m.index_n_heads) if m.index_topk else 0.0,
         "idx_dim": lambda m: float(m.index_head_dim) if m.index_topk else 0.0,
         "lin_v_heads": lambda m: float(m.linear_num_v_heads) if m.n_linear_attn_layers else 0.0,
-        "multimodal": lambda m: float(getattr(m, "multimodal", False)),
     }
 
 

@@ -56,15 +56,15 @@ def test_disagg_first_token_comes_from_the_decode_worker():
 
 
 def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads():
-    """The host time of a disaggregated request is the step coefficients' (engine_ttft_ms x engine_ttft_mm for a
-    multimodal checkpoint such as Kimi-K2.5), the same as the aggregated closed form's, not a second reading."""
+    """The host time of a disaggregated request is the step coefficients' (the engine's engine_ttft_ms), the same
+    as the aggregated closed form's, not a second reading."""
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
 
     base = default_eff()
 
-    def ttft(mm: float) -> float:
-        eff = Efficiency({**base.params, "engine_ttft_mm": mm,
-                          "engine_ttft_ms": {**base.params["engine_ttft_ms"], "vllm": 40.0}}, base.meta)
+    def ttft(front_ms: float) -> float:
+        eff = Efficiency({**base.params, "engine_ttft_ms": {**base.params["engine_ttft_ms"], "vllm": front_ms}},
+                         base.meta)
         return float(silicon.predict(_rows(concurrency=4.0), eff)["ttft_pred"].iloc[0])
-    assert ttft(2.0) - ttft(1.0) == pytest.approx(40.0, abs=1e-6)
+    assert ttft(80.0) - ttft(40.0) == pytest.approx(40.0, abs=1e-6)
