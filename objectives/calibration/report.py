@@ -180,6 +180,7 @@ def write_report(df: pd.DataFrame, eff: Efficiency, out_dir: Path = FIDELITY_DIR
     elif "loso" in meta:
         lt = pd.DataFrame(meta["loso"]).set_index("engine")
         parts += ["## Leave-one-source-out (refit without each engine version, predict it)", "", _md(lt), ""]
+    parts += _silicon_section(meta)
     srows, msg = serving_rows(df)
     parts += ["## Serving rows (concurrency / request rate)", ""]
     if srows is None:
@@ -219,6 +220,34 @@ def write_report(df: pd.DataFrame, eff: Efficiency, out_dir: Path = FIDELITY_DIR
     md.write_text("\n".join(parts))
     _plot(d, srows, out_dir / "predicted_vs_measured.png")
     return md
+
+
+def _silicon_section(meta: dict[str, Any]) -> list[str]:
+    """The silicon slice's scores as its last fit stored them (`python -m objectives.calibration silicon`, which
+    takes minutes: this report only reads them), with a warning when the data file changed since."""
+    fit = meta.get("silicon_fit") or {}
+    scores = fit.get("scores")
+    head = ["## Silicon slice (real serving measurements of MoE models on vLLM, SGLang, TensorRT-LLM)", ""]
+    if not scores:
+        return head + ["No scores stored: run `python -m objectives.calibration silicon`.", ""]
+    from .data import data_path, sha256
+    p = data_path().parent / str(fit.get("data_file", ""))
+    stale = p.is_file() and sha256(p) != fit.get("data_sha256")
+    parts = head + [f"Measured-profile path, engine factors fitted on `{fit.get('data_file')}` "
+                    f"({fit.get('rows')} distinct measurements, fit date {fit.get('fit_date')}); details in "
+                    "`silicon.md`." + (" **The data file changed since that fit: rerun `python -m "
+                                        "objectives.calibration silicon`.**" if stale else ""), ""]
+    for label, key in (("Leave one model out (fit on three models, predict the fourth)", "leave_one_model_out"),
+                       ("In sample", "in_sample")):
+        s = scores.get(key)
+        if not s:
+            continue
+        a = s["all"]
+        parts += [f"### {label}: TTFT MdAPE {a['ttft_mdape']} %, TPOT MdAPE {a['tpot_mdape']} % "
+                  f"({a['predicted']} of {a['rows']} predicted)", ""]
+        for by in ("engine", "gpu") + (("model",) if key == "leave_one_model_out" else ()):
+            parts += [_md(pd.DataFrame(s[by]).set_index(by)), ""]
+    return parts
 
 
 def _plot(d: pd.DataFrame, srows: pd.DataFrame | None, path: Path) -> None:

@@ -117,3 +117,25 @@ def test_allreduce_beyond_measured_ranks_follows_the_ring():
         return float(s.time_ms(0.0, 0.0, 1024.0, 1024.0 * 1536.0))
     t4, t8, t16 = step(4), step(8), step(16)
     assert t16 <= t8 <= t4
+
+
+def test_report_shows_the_silicon_scores_its_last_fit_stored(tmp_path):
+    from objectives.calibration import silicon
+    from objectives.calibration.report import _silicon_section
+
+    rows, p = silicon.load_rows()
+    d = rows.head(40).assign(ttft_pred=rows["ttft_ms"].head(40) * 1.1, tpot_pred=rows["tpot_ms"].head(40) * 0.8)
+    d = d.assign(ttft_ape=(d["ttft_pred"] / d["ttft_ms"] - 1).abs() * 100,
+                 tpot_ape=(d["tpot_pred"] / d["tpot_ms"] - 1).abs() * 100)
+    scores = {"in_sample": silicon._summary(d), "leave_one_model_out": silicon._summary(d)}
+    # the stored summary survives the efficiency file's JSON
+    scores = json.loads(json.dumps(scores))
+    fit = {"data_file": p.name, "data_sha256": cdata.sha256(p), "rows": 40, "fit_date": "2026-12-04",
+           "scores": scores}
+    text = "\n".join(_silicon_section({"silicon_fit": fit}))
+    assert "Leave one model out (fit on three models, predict the fourth): TTFT MdAPE 10.0 %, TPOT MdAPE 20.0 %" in text
+    for name in set(d["engine"]) | set(d["gpu"]) | set(d["model"]):
+        assert f"| {name} |" in text
+    assert "changed since" not in text
+    assert "changed since" in "\n".join(_silicon_section({"silicon_fit": {**fit, "data_sha256": "0" * 64}}))
+    assert "run `python -m objectives.calibration silicon`" in "\n".join(_silicon_section({}))
