@@ -49,13 +49,15 @@ Workloads and what the model does with them:
   xPyD; each attention-DP rank of a worker schedules its own batch): prefill capacity
   k / t_prefill(k) requests per rank, decode capacity N / ((O - 1) t_decode(N)); the deployment serves the
   smaller. A prefill-bound deployment decodes at the lower occupancy that rate gives (Little's law on a decode
-  rank, occupancy = rate x (O - 1) t_decode(occupancy), by a few fixed-point steps). TTFT = t_prefill(k) (the
-  prefill worker emits the first token) + under an open-loop rate the same M/D/1 wait on the prefill pool (a
-  prompt arriving at a free worker runs alone; `run_wait` at the pool's capacity: a prefill pool offered more
-  than it holds queues the run's backlog) and an Erlang-C wait for a decode slot (`run_wait` at the decode pool's
-  capacity, fed at most the prefill pool's), spread over the TPOT;
-  the KV transfer (per-GPU KV bytes over the link between the pools' GPUs: the scale-up domain when both pools
-  fit one, else the scale-out network, `inference.comm.kv_transfer_gbs`) is spread over the TPOT.
+  rank, occupancy = rate x (O - 1) t_decode(occupancy), by a few fixed-point steps). The first token is the decode
+  worker's, as the engines stream it (the simulator's convention too): TTFT = t_prefill(k) + the handoff
+  (`handoff_ms`: the decode worker's iteration boundaries, the KV read, per-GPU KV bytes over the link between the
+  pools' GPUs: the scale-up domain when both pools fit one, else the scale-out network,
+  `inference.comm.kv_transfer_gbs`, and the iteration that decodes the first token) +
+  under an open-loop rate the same M/D/1 wait on the prefill pool (a prompt arriving at a free worker runs alone;
+  `run_wait` at the pool's capacity: a prefill pool offered more than it holds queues the run's backlog) and an
+  Erlang-C wait for a decode slot (`run_wait` at the decode pool's capacity, fed at most the prefill pool's);
+  TPOT = t_decode.
 
 Percentiles the model does not estimate (closed loop, all at once, static and disaggregated decode) equal the mean:
 a screening value that the simulator then checks (``LLMServingObjective.confirm``).
@@ -391,25 +393,26 @@ class ServingModel:
                 fits[i] &= ~no_net
                 xfer_ms = kv_bytes / (link * 1e9) * 1e3
                 tput[i] = r * osl * 1e3
-                ttft[i] = t_p
-                tpot[i] = t_d + xfer_ms / steps
+                hand = handoff_ms(t_d, xfer_ms, N[i])
+                ttft[i] = t_p + hand
+                tpot[i] = t_d
                 if conc is not None:
                     # closed loop: the pools coupled through the C clients (`disagg_closed_loop`, the closed form
                     # the silicon slice's disaggregated measurements are predicted with); the first token from the
-                    # prefill worker and independent clients, as the simulator counts them
+                    # decode worker and independent clients, as the simulator counts them
                     sd = d.take(i)
                     cl = disagg_closed_loop(self._prefill_kw(sd), self._kw(sd), isl, osl, float(conc), n_p, n_d,
-                                            ks[d_mask], slots, xfer_ms)
+                                            ks[d_mask], slots, xfer_ms, first_token_on_decode=True)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
+                slot_mean = np.zeros(len(i))
                 if lam_total is not None:
                     # a request whose KV arrives while every decode slot is taken waits for one: c = the replica's
                     # slots, offered load = its occupancy; Erlang C for the chance to wait and, the residencies being
                     # nearly fixed (same lengths), half the M/M/c wait (M/D/c, Cosmetatos' approximation); the wait
-                    # delays the second token, so it is spread over the TPOT like the KV transfer
-                    # (bounded by what the run builds at the decode pool's capacity, its backlog when the prefill
-                    # pool hands it more than that)
+                    # delays the first token, the decode worker's (bounded by what the run builds at the decode
+                    # pool's capacity, its backlog when the prefill pool hands it more than that)
                     a = np.minimum(N[i], slots * 0.999)
                     c_wait = _erlang_c(np.maximum(np.floor(slots), 1.0), a)
                     drain = 0.5 * steps * t_d / np.maximum(slots - a, 1e-9)
@@ -417,8 +420,8 @@ class ServingModel:
                     lam_d = np.minimum(offered, r_pre)                # the prefill pool passes at most its capacity
                     for p in PERCENTILES:
                         slot_q[p] = run_wait(np.where(c_wait > 1 - Z_Q[p], drain * np.log(np.maximum(
-                            c_wait / (1 - Z_Q[p]), 1.0)), 0.0), n_req, lam_d, r_dec, p) / steps
-                    tpot[i] = tpot[i] + run_wait(c_wait * drain, n_req, lam_d, r_dec) / steps
+                            c_wait / (1 - Z_Q[p]), 1.0)), 0.0), n_req, lam_d, r_dec, p)
+                    slot_mean = run_wait(c_wait * drain, n_req, lam_d, r_dec)
                 if lam_total is not None:
                     # open loop: a prompt arriving at a free prefill worker runs alone (one prompt's prefill);
                     # otherwise it waits for the pool's earlier prompts: M/D/1 on the pool's work at the batched
@@ -431,9 +434,10 @@ class ServingModel:
                     S = t_p / ks[d_mask]
                     wait_p[i] = run_wait(rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre)
                     for p in PERCENTILES:
-                        q[p][0][i] = t_one + run_wait(_mdl_quantile(rho, S / n_p, Z_Q[p]), n_req, offered, r_pre, p)
-                        q[p][1][i] = t_d + xfer_ms / steps + slot_q[p]
-                    ttft[i] = t_one + wait_p[i]
+                        q[p][0][i] = (t_one + run_wait(_mdl_quantile(rho, S / n_p, Z_Q[p]), n_req, offered, r_pre, p)
+                                      + hand + slot_q[p])
+                        q[p][1][i] = t_d
+                    ttft[i] = t_one + wait_p[i] + hand + slot_mean
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 pf_ok = pf["fits"].to_numpy(bool)[d_mask]
                 fits[i] &= pf_ok
@@ -634,6 +638,22 @@ CLOSED_LOOP_STEPS = 30
 #: KV read at a step boundary and reports it done at one, vLLM's NIXL connector), then the step that computes the
 #: token
 HANDOFF_STEPS = 2.0
+
+
+def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
+    """Time (ms) from a prompt's prefill to its first token at the decode worker, which decodes iterations of
+    `step_ms` at a mean `occupancy` of sequences per rank; `xfer_ms`: the KV read on the link.
+
+    A busy worker (decoding anything: chance 1 - exp(-occupancy), occupancies Poisson) admits the request at its
+    next iteration boundary (half an iteration on average), allocates its blocks and starts the read there (vLLM's
+    NIXL connector: start_load_kv in the step that schedules it), sees the read done at the first boundary after
+    it (one iteration when the read is shorter than half of one, else the read plus half an iteration: a
+    continuous form of the boundary's ceiling) and decodes the first token in the next iteration. An idle worker
+    starts at once and wakes when the KV is in: the read and one iteration. The simulator runs the same steps."""
+    step = np.asarray(step_ms, dtype=float)
+    xfer = np.asarray(xfer_ms, dtype=float)
+    busy = -np.expm1(-np.asarray(occupancy, dtype=float))
+    return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
 
 
 def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:

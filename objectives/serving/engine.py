@@ -32,13 +32,13 @@ from .scheduler import IterationCost, Scheduler
 RTOL = 1e-3
 
 # event kinds; priorities at equal time: commits, then arrivals, then starts
-_END, _ARRIVE, _START = 0, 1, 2
+_END, _ARRIVE, _KV, _START = 0, 1, 2, 3
 
 
 @dataclass
 class _Req:
     __slots__ = ("inp", "out", "prompt", "prefilled", "gen", "base", "epoch", "arrival", "first", "finish",
-                 "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry")
+                 "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry", "kv_ready")
     inp: int
     out: int
     prompt: int        # tokens to prefill (input, or input + generated after a recompute preemption)
@@ -58,6 +58,7 @@ class _Req:
     prep: int          # prefill replica (disagg), else -1
     xfer_ms: float
     g_entry: int       # replica decode step when it started decoding
+    kv_ready: float    # disaggregated handoff: when its KV has arrived at the decode worker (NaN: not loading)
 
 
 class _Replica:
@@ -117,6 +118,8 @@ class _Replica:
         self.kv_max = 0.0
         self.npre = 0
         self.stall = 0.0
+        self.fresh: list[int] = []   # handed-off requests admitted to decode, their first token not yet out
+        self.loading: list[int] = []  # handed-off requests holding blocks here while their KV is read
 
     # ---- KV accounting -------------------------------------------------------------------------------
     def dec_blocks(self, s: int) -> int:
@@ -138,6 +141,8 @@ class _Replica:
         self.cnt[m] += 1
         r.epoch += 1
         heapq.heappush(self.heap, (self.G + r.out - r.gen, r.epoch, rid))
+        if r.first != r.first:          # NaN: a disaggregated handoff; its first token is this worker's
+            self.fresh.append(rid)
 
     def _remove_dec(self, r: _Req) -> None:
         q, m = divmod(r.base, self.B)
@@ -160,6 +165,13 @@ class _Replica:
             r.npre += 1
             self.npre += 1
             r.last = t
+            if r.kv_ready == r.kv_ready:            # its KV still loading: give the blocks back, read it later
+                self.loading.remove(rid)
+                self.pref_blocks -= r.pblocks
+                r.pblocks = 0
+                r.kv_ready = float("nan")
+                (self.bq if self.static else self.waiting).appendleft(rid)
+                continue
             if r.pblocks > 0:                       # still prefilling
                 self.prefilling.remove(rid)
                 self.pref_blocks -= r.pblocks
@@ -170,6 +182,8 @@ class _Replica:
                 continue
             kv = r.base + self.G
             self._remove_dec(r)
+            if rid in self.fresh:                   # evicted before its first token: that comes with its recompute
+                self.fresh.remove(rid)
             if self.swap:
                 r.swap_kv = kv
                 extra += kv * self.swap_ms_per_tok
@@ -191,10 +205,26 @@ class _Replica:
         elif self.state == "busy" and self.seg is not None and t < self.end and not self.static:
             self._cut(t)       # (a static batch admits nobody until it is done: no need to stop the segment)
 
+    def kv_arrived(self, t: float) -> None:
+        """A loading request's KV is here: the worker takes it at its next iteration boundary."""
+        if self.state == "idle":
+            self.state = "pending"
+            self.eng.push(t, _START, self)
+        elif self.state == "busy" and self.seg is not None and t < self.end and not self.static:
+            self._cut(t)
+
     def start(self, t: float) -> None:
         eng = self.eng
         B = self.B
         npre = self.npre
+        if self.loading:                            # KV read done: decode from this iteration on
+            for rid in [x for x in self.loading if eng.reqs[x].kv_ready <= t + 1e-9]:
+                r = eng.reqs[rid]
+                self.loading.remove(rid)
+                self.pref_blocks -= r.pblocks
+                r.pblocks = 0
+                r.kv_ready = float("nan")
+                self._add_dec(rid, r)
         extra = self._preempt_until_fits(t) if self.n else 0.0
         # swap-ins first
         while self.swapped and len(self.running) < self.maxb:
@@ -210,9 +240,9 @@ class _Replica:
             self._add_dec(rid, r)
             r.swap_kv = 0
         # no new admissions while requests are swapped out or right after a preemption (as vLLM)
-        chunks = self._schedule_prefill(admit=not self.swapped and self.npre == npre)
+        chunks = self._schedule_prefill(t, admit=not self.swapped and self.npre == npre)
         if not chunks and self.n == 0:
-            if self.running or self.waiting or self.swapped or self.bq:
+            if not self.loading and (self.running or self.waiting or self.swapped or self.bq):
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
             self.state = "idle"
             return
@@ -234,7 +264,7 @@ class _Replica:
             self._plan_segment(t)
         eng.push(self.end, _END, self, self.version)
 
-    def _schedule_prefill(self, admit: bool) -> list[tuple[int, int]]:
+    def _schedule_prefill(self, t: float, admit: bool) -> list[tuple[int, int]]:
         """Prefill chunks of this iteration: continuing prompts first, then new admissions. A request's whole
         prompt is reserved in the KV cache when it is admitted, so later chunks never wait for blocks."""
         reqs = self.eng.reqs
@@ -265,14 +295,24 @@ class _Replica:
             rid = src[0]
             r = reqs[rid]
             floor = 0 if not self.running else self.wm
-            if r.prefilled >= r.prompt:      # KV already here (disaggregated handoff): straight to decode
+            if r.prefilled >= r.prompt:      # KV computed (disaggregated handoff): read it, then decode
                 need = -(-(r.prompt + 1) // B)
                 if free - need < floor:
                     break
                 src.popleft()
                 self.running[rid] = None
-                self._add_dec(rid, r)
                 free -= need
+                if r.xfer_ms > 0.0:
+                    # the blocks are allocated now and the read starts; the request decodes from the first
+                    # iteration boundary after its KV has arrived (vLLM's NIXL connector: start_load_kv at the
+                    # step that schedules it, completion polled at each step)
+                    self.loading.append(rid)
+                    r.pblocks = need
+                    self.pref_blocks += need
+                    r.kv_ready = t + r.xfer_ms
+                    self.eng.push(r.kv_ready, _KV, self)
+                    continue
+                self._add_dec(rid, r)
                 if self.dprio:
                     budget -= 1
                     full = False
@@ -421,6 +461,13 @@ class _Replica:
         eng = self.eng
         reqs = eng.reqs
         self.busy_ms += self.dt
+        if self.fresh and (self.seg is not None or self.ndec):
+            # the unit's first iteration decoded the handed-off requests admitted at its start: their first token
+            t1 = self.t0 + self.seg[0][1] if self.seg is not None else t
+            for rid in self.fresh:
+                if reqs[rid].first != reqs[rid].first:
+                    reqs[rid].first = t1
+            self.fresh = []
         if self.seg is not None:
             K = 0
             for p in self.seg:
@@ -554,7 +601,7 @@ class _Engine:
                  routing: str = "least_loaded", skip: bool = True) -> None:
         n = len(inp)
         nan = float("nan")
-        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0)
+        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan)
                      for i, o in zip(inp.tolist(), out.tolist())]
         self.n = n
         self.arrival_ms = arrival_ms
@@ -603,12 +650,17 @@ class _Engine:
             self.next_req += 1
 
     def handoff(self, rid: int, t: float) -> None:
-        """Prefill done in the prefill pool: move the KV to a decode worker."""
+        """Prefill done in the prefill pool: move the KV to a decode worker. The prefill's own token is not the
+        client's: vLLM's P/D proxy and TensorRT-LLM's disaggregated server stream the decode worker's output (the
+        prefill runs with max_tokens=1 / as a context-only request), so the decode worker emits every output token,
+        the first one included."""
         r = self.reqs[rid]
+        r.gen = 0
+        r.first = float("nan")
         r.xfer_ms = r.prompt * self.kv_ms_per_tok
         r.swap_kv = 0
         self.seq += 1
-        heapq.heappush(self.ev, (t + r.xfer_ms, _ARRIVE, self.seq, "decode", rid))
+        heapq.heappush(self.ev, (t, _ARRIVE, self.seq, "decode", rid))
 
     def run(self) -> None:
         arrival_ms = self.arrival_ms
@@ -629,6 +681,8 @@ class _Engine:
                     rep.commit(t)
             elif kind == _START:
                 rep.start(t)
+            elif kind == _KV:
+                rep.kv_arrived(t)
             elif rep == "decode":
                 self._route(self.back).deliver(ver, t)
             else:

@@ -280,9 +280,13 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     worker count; a pool with EP on a dense model or EP not dividing the experts and tp x attn_dp is refused); the KV
     cache of each prompt moves over ``kv_link_gbs`` GB/s (default: `inference.comm.kv_transfer_gbs`: the slower
     GPU's scale-up link when both pools fit one scale-up domain, else the scale-out network per GPU, x the smaller
-    TP, the shards moving in parallel). TTFT is counted when the prefill worker emits the first token; the
-    prefill worker frees the prompt's KV blocks then (the transfer is not modelled as holding them), and the
-    decode worker admits the request when its blocks fit, like any other.
+    TP, the shards moving in parallel). The first token is the decode worker's, as engines stream it
+    (vLLM's P/D proxy and TensorRT-LLM's disaggregated server pass the decode server's output; the prefill's own
+    token is discarded): the prefill worker frees the prompt's KV blocks when its prefill is done (the transfer
+    is not modelled as holding them there); the decode worker admits the request when its blocks fit, like any
+    other, allocates them and starts reading the KV; from the first iteration boundary after the KV has arrived
+    the request decodes, and that iteration emits its first token (TTFT: prefill, KV read, the waits for two
+    iteration boundaries and one decode step).
 
     Keys (times in ms): ttft_ms_*, tpot_ms_*, itl_ms_*, e2e_ms_* for * in mean, p50, p90, p99;
     throughput_tok_s (output tokens/s, whole deployment), throughput_tok_s_per_gpu, tok_s_per_user

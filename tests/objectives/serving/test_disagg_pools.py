@@ -31,7 +31,7 @@ def test_pool_ep_and_attn_dp_fields():
 
 def test_simulator_and_analytical_model_agree_on_per_pool_ep():
     """Tolerances (analytical vs simulated, 1,000 requests at 40 req/s): throughput 8 %, mean TPOT 10 %, mean TTFT
-    10 %, p99 TTFT 35 %; measured 2-6 %, 0-1.2 %, 3-5 %, 16-19 %."""
+    10 %, p99 TTFT 35 %; measured 2-6 %, 0-0.9 %, 1-2.4 %, 12-14 % (the first token the decode worker's)."""
     w = serving.Workload(rate=40.0, input_len=2048, output_len=256)
     o = objectives.llm_serving_objective(MOE, workload=w, slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100},
                                          n_requests=1000)
@@ -54,8 +54,8 @@ def test_simulator_and_analytical_model_agree_on_per_pool_ep():
 
 def test_wide_ep_decode_pool_of_a_large_moe():
     """DeepSeek-V3 at 10 req/s: 2 prefill workers of TP 8 EP 8 and a wide-EP decode worker of 8 attention-DP ranks x
-    TP 4 with EP 32 (vs a TP 8 EP 8 decode worker). Same tolerances as above; measured throughput 1.4 / 5.6 %, TPOT
-    0.1 / 1.1 %, TTFT mean 4.7 %, p99 16 %."""
+    TP 4 with EP 32 (vs a TP 8 EP 8 decode worker). Same tolerances as above; measured throughput 1.5 / 4.9 %, TPOT
+    0.1 / 1.0 %, TTFT mean 2.4 / 0.6 %, p99 10 / 11 %."""
     w = serving.Workload(rate=10.0, input_len=2048, output_len=256)
     o = objectives.llm_serving_objective("DeepSeek-V3", workload=w, slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100},
                                          n_requests=1000)
@@ -220,12 +220,14 @@ def test_an_overloaded_prefill_pool_queues_its_backlog_as_the_simulator_does(loa
 
 def test_an_overloaded_decode_pool_queues_admission_as_the_simulator_does():
     """2 prefill + 1 decode workers at 2 x the decode pool's 46 req/s (and 1.3 x the prefill pool's 71): the prefill
-    pool's backlog is in the TTFT, the decode pool's (fed at the prefill pool's rate) in the TPOT. Measured TTFT
-    1,716 / 1,951 ms, TPOT 36.2 / 28.3 ms; before, 45 ms (no prefill backlog once the decode pool bound the rate) and
-    63.1 ms (the Erlang-C slot wait at its utilisation cap)."""
+    pool's backlog and the decode pool's (fed at the prefill pool's rate) are both in the TTFT, the first token being
+    the decode worker's. Measured (analytical / simulated): TTFT 5,477 / 4,167 ms, TPOT 21.6 / 19.9 ms. With the
+    first token from the prefill worker, the decode backlog was spread over the TPOT: TTFT 1,716 / 1,951 ms, TPOT
+    36.2 / 28.3 ms; before that, 45 ms (no prefill backlog once the decode pool bound the rate) and 63.1 ms (the
+    Erlang-C slot wait at its utilisation cap). The model's decode backlog stays ~30 % above the simulator's."""
     a, s = _disagg_at(2.0, 2)
-    assert a["ttft_ms"] == pytest.approx(s["ttft_ms_mean"], rel=0.25)
-    assert a["tpot_ms"] == pytest.approx(s["tpot_ms_mean"], rel=0.35)
+    assert a["ttft_ms"] == pytest.approx(s["ttft_ms_mean"], rel=0.35)
+    assert a["tpot_ms"] == pytest.approx(s["tpot_ms_mean"], rel=0.10)
 
 
 def test_the_run_wait_is_bounded_by_the_run_and_grows_with_its_backlog():
@@ -305,3 +307,35 @@ def test_serving_model_closed_loop_disagg_keeps_the_clients():
         m = serving.ServingModel(MOE, w).evaluate(d).iloc[0]
         cycle_s = (m["ttft_ms"] + 255 * m["tpot_ms"]) / 1e3
         assert m["requests_per_s"] * cycle_s == pytest.approx(c, rel=1e-3)
+
+
+def test_the_handoff_waits_for_the_decode_workers_iteration_boundaries():
+    from objectives.serving.analytical import handoff_ms
+
+    step = 10.0
+    # an idle decode worker: the read, then the iteration that decodes the first token
+    assert handoff_ms(step, 3.0, 0.0) == pytest.approx(13.0)
+    # a busy one: half an iteration to the boundary that admits it and starts the read, the next boundary (a read
+    # shorter than the iteration is done by then), the first token's iteration
+    assert handoff_ms(step, 3.0, 1e3) == pytest.approx(25.0)
+    # a long read: the read and half an iteration to the boundary after it
+    assert handoff_ms(step, 100.0, 1e3) == pytest.approx(15.0 + 105.0)
+    # continuous in the read time where the boundary switches
+    assert handoff_ms(step, 5.0 - 1e-9, 1e3) == pytest.approx(handoff_ms(step, 5.0 + 1e-9, 1e3))
+
+
+def test_the_simulated_handoff_at_an_idle_decode_worker_is_the_read_and_one_iteration():
+    # a KV read of ~200 ms on a 1 GB/s link, one request at a time: the simulator's TTFT is the prefill and the
+    # handoff the model prices for an idle worker (busy workers: the per-pool tests above, TTFT within 10 %)
+    w_lo = serving.Workload(rate=0.05, input_len=3000, output_len=64, n_requests=40)
+    kw = dict(weight_dtype="fp8", kv_dtype="fp8", mode="disagg", kv_link_gbs=1.0,
+              prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=1))
+    lo = serving.simulate_requests("Llama-3.1-8B", "H100", workload=w_lo, **kw)
+    from objectives.inference import StepModel
+    from objectives.serving.analytical import handoff_ms
+    sm = StepModel("Llama-3.1-8B", "H100", weight_dtype="fp8", kv_dtype="fp8")
+    pre = sm.time_ms(3000, 3000 * 3001 / 2, 0, 0)
+    step1 = sm.time_ms(0, 0, 1, 3001)
+    xfer = float(lo["kv_transfer_ms"].iloc[0])
+    assert xfer == pytest.approx(3000 * sm.kv_bytes_per_token / 1e9 * 1e3)
+    assert lo["ttft_ms"].median() == pytest.approx(pre + handoff_ms(step1, xfer, 0.0), rel=0.02)
