@@ -12,6 +12,15 @@ from objectives.inference.estimate import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NU
 
 STATIC_KINDS = ("static", "ttft", "latency", "ifb")
 
+#: notes of the TensorRT-LLM perf-overview max-throughput tables (0.13 .. 1.2): `trtllm-bench build --dataset` /
+#: `trtllm-bench throughput` picked max_batch_size and max_num_tokens with their tuning heuristic
+BENCH_NOTE = "max-throughput scenario (trtllm-bench throughput"
+#: kv_cache_gpu_mem_fraction of the heuristic (tensorrt_llm/bench/build/tuning.py calc_engine_setting default)
+BENCH_KV_FRACTION = 0.95
+#: the heuristic's caps: 4096 requests (decoder buffers), 32768 tokens (activation buffers) (tuning.py
+#: finetune_setting)
+BENCH_MAX_REQUESTS, BENCH_MAX_TOKENS = 4096.0, 32768.0
+
 
 def mark_unknown(df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose model or GPU the catalog does not know become kind 'excluded' (reason says which)."""
@@ -46,6 +55,52 @@ def _args(d: pd.DataFrame) -> dict:
                                 else "standard"))
 
 
+def bench_settings(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(max_batch_size, max_num_tokens) that trtllm-bench's tuning heuristic gives each row's engine
+    (TensorRT-LLM tensorrt_llm/bench/build/tuning.py: calc_engine_setting + finetune_setting, used by
+    `trtllm-bench build --dataset` since 0.13 and by `trtllm-bench throughput` on the PyTorch backend).
+
+    KV requests = kv_cache_gpu_mem_fraction x (GPU memory x GPUs - engine size) / (KV bytes per token x
+    (ISL + OSL)), with KV bytes per token = 2 x layers x max(tp, KV heads) x head dim x (1 byte FP8 KV, else 2),
+    engine size = parameters x (1 byte FP8, 0.5 FP4, else 2), the device memory as NVML reports it (GiB); then
+    raw_bs = min(requests, 4096) / pp and raw_tokens = min(raw_bs (1 + ISL / OSL), 32768), both rounded up
+    ("slightly optimistic"): batch to a multiple of 32 (min 64) below 256, of 128 below 1024, of 256 above;
+    tokens to a multiple of 256 (min 2048) below 4096, of 512 below 8192, of 1024 above. The 0.13 - 0.17 tool
+    counted the engine in GB (params / 1e9 x bytes) against GiB of memory; the PyTorch-backend one (0.20+) in GiB.
+    Device memory: the tool reads NVML's total in GiB; the catalog's datasheet mem_gb is taken as GiB, which is
+    what HBM parts report within 0.5 % (H100 SXM "80 GB": 81,559 MiB; H200 "141 GB": 143,771 MiB; an L40S "48 GB"
+    reports 45 GiB, 7 % less: it only moves the heuristic's rounding there)."""
+    from objectives import catalog
+
+    mods = {n: catalog.model(n) for n in d["model"].unique()}
+    gpus = {n: catalog.gpu(n) for n in d["gpu"].unique()}
+    params = d["model"].map({n: float(catalog.model_math.total_params(m)) for n, m in mods.items()}).to_numpy(float)
+    layers = d["model"].map({n: float(m.n_layers) for n, m in mods.items()}).to_numpy(float)
+    kvh = d["model"].map({n: float(m.n_kv_heads) for n, m in mods.items()}).to_numpy(float)
+    hd = d["model"].map({n: float(m.head_dim) for n, m in mods.items()}).to_numpy(float)
+    mem = d["gpu"].map({n: float(g.mem_gb) for n, g in gpus.items()}).to_numpy(float)
+    tp = d["tp"].fillna(1).to_numpy(float)
+    pp = d["pp"].fillna(1).to_numpy(float)
+    w = d["weight_dtype"].astype(str).to_numpy()
+    kv = d["kv_dtype"].astype(str).to_numpy()
+    isl = d["input_len"].to_numpy(float)
+    osl = d["output_len"].to_numpy(float)
+    bpe = np.select([w == "fp8", w == "fp4"], [1.0, 0.5], 2.0)
+    # FP8 / NVFP4 quantization forces an FP8 KV cache (build.py: kv_cache_quant_algo = FP8)
+    kvb = np.where((kv == "fp8") | np.isin(w, ["fp8", "fp4"]), 1.0, 2.0)
+    pytorch = d["source_note"].astype(str).str.contains("PyTorch backend", regex=False).to_numpy()
+    engine_gib = params * bpe / np.where(pytorch, 2.0**30, 1e9)
+    tok_gib = 2.0 * layers * np.maximum(tp, kvh) * hd * kvb / 2.0**30
+    req = BENCH_KV_FRACTION * (mem * tp * pp - engine_gib) / (tok_gib * (isl + osl))
+    raw_bs = np.minimum(req, BENCH_MAX_REQUESTS) / pp
+    raw_tok = np.minimum(raw_bs * (1.0 + isl / osl), BENCH_MAX_TOKENS)
+    mbs = np.where(raw_bs < 256, np.maximum(64.0, 32.0 * np.ceil(raw_bs / 32.0)),
+                   np.where(raw_bs < 1024, 128.0 * np.ceil(raw_bs / 128.0), 256.0 * np.ceil(raw_bs / 256.0)))
+    mnt = np.where(raw_tok < 4096, np.maximum(2048.0, 256.0 * np.ceil(raw_tok / 256.0)),
+                   np.where(raw_tok < 8192, 512.0 * np.ceil(raw_tok / 512.0), 1024.0 * np.ceil(raw_tok / 1024.0)))
+    return mbs, mnt
+
+
 def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = None) -> np.ndarray:
     """Predicted value of each row's metric (NaN for serving/excluded rows), aligned with `df`; `engine` as in
     `inference.estimate` (None: the roofline with fitted factors)."""
@@ -68,11 +123,17 @@ def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = None)
     ib = kind == "ifb"
     if ib.any():
         d = df[ib]
+        # engine settings: the run's own where the note states them, trtllm-bench's heuristic for the
+        # perf-overview tables, the engine defaults otherwise
+        bench = d["source_note"].astype(str).str.contains(BENCH_NOTE, regex=False).to_numpy()
+        b_mbs, b_mnt = bench_settings(d)
+        mbs = d["max_batch_size"].to_numpy(float)
+        mnt = d["max_num_tokens"].to_numpy(float)
+        mbs = np.where(np.isnan(mbs), np.where(bench, b_mbs, DEFAULT_MAX_BATCH_SIZE), mbs)
+        mnt = np.where(np.isnan(mnt), np.where(bench, b_mnt, DEFAULT_MAX_NUM_TOKENS), mnt)
         out = inference.max_throughput(
             **_args(d), input_len=d["input_len"].to_numpy(float), output_len=d["output_len"].to_numpy(float),
-            max_batch_size=d["max_batch_size"].fillna(DEFAULT_MAX_BATCH_SIZE).to_numpy(float),
-            max_num_tokens=d["max_num_tokens"].fillna(DEFAULT_MAX_NUM_TOKENS).to_numpy(float), efficiency=eff,
-            engine=engine)
+            max_batch_size=mbs, max_num_tokens=mnt, efficiency=eff, engine=engine)
         m = metric[ib]
         v = np.select([m == "throughput_out_tok_s", m == "throughput_out_tok_s_per_gpu", m == "requests_per_s"],
                       [out["throughput_tok_s"], out["throughput_tok_s_per_gpu"],

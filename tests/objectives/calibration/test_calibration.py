@@ -139,3 +139,46 @@ def test_report_shows_the_silicon_scores_its_last_fit_stored(tmp_path):
     assert "changed since" not in text
     assert "changed since" in "\n".join(_silicon_section({"silicon_fit": {**fit, "data_sha256": "0" * 64}}))
     assert "run `python -m objectives.calibration silicon`" in "\n".join(_silicon_section({}))
+
+
+def _ifb_rows(rows: list[tuple]) -> pd.DataFrame:
+    """Published-style ifb rows: (engine, note, model, gpu, tp, weight dtype, isl, osl)."""
+    out = []
+    for eng, note, m, g, tp, w, isl, osl in rows:
+        out.append(dict(source_url="", source_note=note, model=m, gpu=g, n_gpus=tp, tp=tp, pp=1, weight_dtype=w,
+                        act_dtype=w, kv_dtype=w, engine=eng, batch_size=np.nan, concurrency=np.nan, input_len=isl,
+                        output_len=osl, metric="throughput_out_tok_s", value=1.0, unit="tok/s", kind="ifb", why="",
+                        output_len_eff=osl, max_batch_size=np.nan, max_num_tokens=np.nan, engine_profile="standard",
+                        engine_family="trtllm"))
+    return pd.DataFrame(out)
+
+
+BENCH = "max-throughput scenario (trtllm-bench throughput, in-flight batching, all requests issued at once)"
+
+
+def test_perf_overview_rows_run_with_trtllm_bench_heuristic_settings():
+    from objectives import inference
+    from objectives.calibration.predict import bench_settings
+
+    d = _ifb_rows([("TensorRT-LLM 0.13.0", BENCH, "Llama-3.1-70B", "H100-SXM-80GB", 2, "fp16", 128, 2048),
+                   ("TensorRT-LLM 0.13.0", BENCH, "Llama-3.1-8B", "H200-SXM-141GB", 1, "fp8", 128, 128),
+                   ("TensorRT-LLM 0.13.0", BENCH, "Llama-3.1-70B", "H100-SXM-80GB", 8, "fp8", 2048, 128),
+                   ("TensorRT-LLM 0.16.0", "tuning-guide page, Baseline", "Llama-3.1-70B", "H100-SXM-80GB", 2,
+                    "fp16", 128, 2048)])
+    mbs, mnt = bench_settings(d)
+    # tuning.py by hand, 70B fp16 TP2: 0.95 x (2 x 80 GiB - 141.1 "GB" engine) / (2 x 80 x 8 x 128 x 2 B per token
+    # x 2176 tokens) = 27 requests -> max_batch_size 64 (minimum), 27 x (1 + 128 / 2048) tokens -> 2048 (minimum)
+    assert (mbs[0], mnt[0]) == (64, 2048)
+    assert (mbs[1], mnt[1]) == (4096, 8192)         # 8B FP8 on H200: the 4096-request cap, 4096 x 2 tokens
+    assert (mbs[2], mnt[2]) == (1792, 28672)        # a 2048/128 table: tokens = batch x 17, below the 32768 cap
+    eff = load_efficiency()
+    got = predict(d, eff)
+    ref = inference.max_throughput(
+        ["Llama-3.1-70B", "Llama-3.1-8B", "Llama-3.1-70B", "Llama-3.1-70B"],
+        ["H100-SXM-80GB", "H200-SXM-141GB", "H100-SXM-80GB", "H100-SXM-80GB"], tp=[2, 1, 8, 2],
+        weight_dtype=["fp16", "fp8", "fp8", "fp16"], act_dtype=["fp16", "fp8", "fp8", "fp16"],
+        kv_dtype=["fp16", "fp8", "fp8", "fp16"], input_len=[128, 128, 2048, 128], output_len=[2048, 128, 128, 2048],
+        max_batch_size=[64, 4096, 1792, 2048], max_num_tokens=[2048, 8192, 28672, 8192], efficiency=eff)
+    # the perf-overview rows with the heuristic's settings, the tuning-guide row with the engine defaults
+    np.testing.assert_allclose(got, ref["throughput_tok_s"].to_numpy(), rtol=1e-9)
+
