@@ -129,7 +129,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
     from objectives.inference.core import prepare
-    from objectives.serving.analytical import disagg_closed_loop
+    from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
 
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
@@ -149,9 +149,10 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
     bp = np.where(np.isfinite(bp), bp, np.maximum(np.floor(budgets[:, 1] / isl), 1.0))
     bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
-    # one prompt's KV shard per prefill GPU over the link between the pools (the shards move in parallel)
-    one = inference.estimate(**pk, batch_size=1.0, input_len=isl, output_len=1.0)
-    kv = one["kv_cache_gib"].to_numpy(float)
+    # the prefill pool priced once (a lone prompt, a full batch; `disagg_closed_loop` reuses it): the lone prompt's
+    # KV shard per prefill GPU crosses the link between the pools (the shards move in parallel)
+    pf = prefill_estimates(pk, isl, bp)
+    kv = pf["kv_cache_gib"].to_numpy(float)[0::2]
     ptp, dtp = pk["tp"], dk["tp"]
     pool_gpus = (dis["prefill_workers"].to_numpy(float) * ptp * pk["attn_dp"]
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
@@ -168,7 +169,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     wave = np.broadcast_to(np.asarray(c.wave, dtype=float), isl.shape)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
-                           first_token_on_decode=True)
+                           first_token_on_decode=True, prefill_est=pf)
     ok = r["prefill_fits"] & r["decode_fits"]
     return pd.DataFrame({"ttft_pred": np.where(ok, r["ttft_ms"], np.nan),
                          "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)

@@ -642,10 +642,24 @@ def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
             for k, v in kw.items()}
 
 
+def prefill_estimates(prefill_kw: Mapping[str, Any], input_len: Any, prefill_batch: Any) -> pd.DataFrame:
+    """`inference.estimate` of a prefill pool's worker at two batches per deployment, rows interleaved (2 i: a lone
+    prompt, 2 i + 1: a full batch of max(floor(prefill_batch), 1) prompts): what `disagg_closed_loop` prices the
+    pool with. A caller that needs the lone prompt's KV size (its handoff) computes this once and passes it to
+    `disagg_closed_loop(..., prefill_est=)` instead of estimating the prompt twice."""
+    isl = np.asarray(input_len, dtype=float)
+    n = int(np.broadcast(isl, np.asarray(prefill_batch)).size)
+    isl = np.broadcast_to(isl, (n,)).astype(float)
+    k_p = np.maximum(np.floor(np.broadcast_to(np.asarray(prefill_batch, dtype=float), (n,))), 1.0)
+    return inference.estimate(**_repeat(prefill_kw, n, 2), batch_size=np.stack([np.ones(n), k_p], 1).ravel(),
+                              input_len=np.repeat(isl, 2), output_len=1)
+
+
 def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, Any], input_len: Any, output_len: Any,
                        concurrency: Any, prefill_ranks: Any, decode_ranks: Any, prefill_batch: Any,
                        decode_batch: Any, xfer_ms: Any, host_ms: Any = 0.0, wave: Any = 0.0,
-                       first_token_on_decode: Any = False) -> dict[str, np.ndarray]:
+                       first_token_on_decode: Any = False,
+                       prefill_est: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """C closed-loop clients on disaggregated deployments (one entry per deployment, arrays broadcast).
 
     `prefill_kw` / `decode_kw`: the pools' `inference.estimate` arguments per worker (model, GPU, TP, EP, attention
@@ -674,6 +688,9 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes the queue absorb
     the clients instead (rho -> 1).
 
+    `prefill_est`: the pool's `prefill_estimates(prefill_kw, input_len, prefill_batch)` where the caller already
+    has them (else computed here).
+
     Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
     decode_req_per_ms (each pool's capacity), prefill_fits, prefill_reason, decode_fits, decode_reason}."""
     isl = np.asarray(input_len, dtype=float)
@@ -689,8 +706,7 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     k_p = np.maximum(np.floor(k_p), 1.0)
     steps = np.maximum(osl - 1.0, 1.0)
     # prefill: a lone prompt (what a request arriving at an idle rank costs) and a full batch (the pool's capacity)
-    pf = inference.estimate(**_repeat(prefill_kw, n, 2), batch_size=np.stack([np.ones(n), k_p], 1).ravel(),
-                            input_len=np.repeat(isl, 2), output_len=1)
+    pf = prefill_estimates(prefill_kw, isl, k_p) if prefill_est is None else prefill_est
     t_pf = pf["ttft_ms"].to_numpy(float).reshape(n, 2)
     t_one, t_k = t_pf[:, 0], t_pf[:, 1]
     r_pre = n_p * k_p / np.maximum(t_k, 1e-12)                     # requests per ms the prefill pool completes
@@ -803,4 +819,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "expected_max", "run_wait", "PERCENTILES"]
+__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "expected_max", "run_wait", "PERCENTILES"]

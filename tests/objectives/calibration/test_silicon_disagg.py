@@ -68,3 +68,29 @@ def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads():
                           "engine_ttft_ms": {**base.params["engine_ttft_ms"], "vllm": 40.0}}, base.meta)
         return float(silicon.predict(_rows(concurrency=4.0), eff)["ttft_pred"].iloc[0])
     assert ttft(2.0) - ttft(1.0) == pytest.approx(40.0, abs=1e-6)
+
+
+def test_disagg_rows_price_the_prefill_pool_once(monkeypatch):
+    """`_predict_disagg` reads the lone prompt's KV size from the same prefill estimates the closed loop prices
+    the pool with (`serving.analytical.prefill_estimates`, passed as `prefill_est`): one prefill estimate per
+    prediction, not a second batch-1 run, and the same predictions as the closed loop estimating them itself."""
+    from objectives.serving import analytical
+
+    calls: list[int] = []
+    real = analytical.prefill_estimates
+
+    def counted(*a: object, **k: object) -> pd.DataFrame:
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(analytical, "prefill_estimates", counted)
+    rows = pd.concat([_rows(concurrency=c) for c in (4.0, 64.0)], ignore_index=True)
+    r = silicon.predict(rows)
+    assert len(calls) == 1
+    assert np.isfinite(r["ttft_pred"].to_numpy(float)).all()
+    from objectives.inference.core import default_eff
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=4.0, pp=1.0, weight_dtype="fp4", ep=4.0, attn_dp=1.0,
+              engine="vllm", efficiency=default_eff())
+    pf = real(kw, 1024.0, 1.0)
+    a = analytical.disagg_closed_loop(kw, kw, 1024.0, 1024.0, 64.0, 1.0, 4.0, 1.0, 32.0, 1.0, prefill_est=pf)
+    b = analytical.disagg_closed_loop(kw, kw, 1024.0, 1024.0, 64.0, 1.0, 4.0, 1.0, 32.0, 1.0)
+    assert a["ttft_ms"] == pytest.approx(b["ttft_ms"]) and a["tpot_ms"] == pytest.approx(b["tpot_ms"])
