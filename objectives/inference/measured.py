@@ -271,6 +271,15 @@ class _FlatCoeffs:
 #: default CudaGraphConfig captures batches up to 128. SGLang is not listed: it fuses GLM-5's shared expert into the
 #: routed kernel (determine_num_fused_shared_experts) and its dual stream for the others is not modelled
 SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0, "trtllm": 128.0}
+#: engines whose own (custom) all-reduce keeps running when a TP group spans several nodes of one multi-node NVLink
+#: domain (GB200 / GB300 NVL72: 4-GPU trays, so TP 8 spans two): TensorRT-LLM's AllReduce under its default AUTO
+#: strategy builds an MNNVLAllReduce when `MNNVLAllReduce.is_mnnvl(mapping, dtype)` holds (multi-node mapping,
+#: aarch64, NVLink fabric memory; tensorrt_llm/_torch/distributed/ops.py, AllReduce.__init__), a one-/two-shot
+#: kernel over NVLink-mapped buffers like the single-node custom all-reduce. vLLM's CustomAllreduce is disabled
+#: when the group is not on one node (vllm/distributed/device_communicators/custom_all_reduce.py: "Custom allreduce
+#: is disabled because this process group spans across nodes."), so its groups beyond a tray fall back to NCCL. Beyond the ranks the tables were measured at, such an
+#: engine extrapolates its custom all-reduce table, not NCCL's
+MNNVL_ALLREDUCE_ENGINES = ("trtllm",)
 #: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
 DEEPEP_NODE_GPUS = 8
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
@@ -487,6 +496,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         n_ar = np.minimum(tp, m.get("domain", tp))
         big = tp > ar.axes[0][-1]
         nccl = prof.table("comm.nccl_all_reduce") or ar
+        if prof.engine in MNNVL_ALLREDUCE_ENGINES:  # the engine's own all-reduce spans the whole NVLink domain
+            nccl = ar
         # beyond the ranks NCCL was measured at (GB200's tables stop at one 4-GPU tray) the all-reduce is the
         # largest measured group's, scaled by the ring's traffic per rank 2 (n - 1) / n (NCCL's bus-bandwidth
         # relation); a linear extrapolation over the rank count would grow it without bound

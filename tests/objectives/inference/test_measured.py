@@ -71,3 +71,21 @@ def test_engines_overlap_shared_experts_with_routed_ones_at_decode_batches(monke
     assert serial["tpot_ms"] - overlapped["tpot_ms"] > 0.2 * 60 * shared_ms
     # a 2,048-token prompt is past the stream threshold: its prefill runs them one after the other
     assert overlapped["ttft_ms"] == pytest.approx(serial["ttft_ms"], rel=1e-9)
+
+
+def test_trtllm_tp_groups_across_gb200_trays_run_its_own_all_reduce(monkeypatch):
+    """GB200's tables stop at one 4-GPU tray; TP 8 spans two trays of one NVLink domain. TensorRT-LLM keeps its own
+    (MNNVL) all-reduce there, so its 2 x 61 all-reduces per decode step extrapolate the custom all-reduce table
+    (a few µs at one token), not NCCL's (tens of µs); vLLM, whose custom all-reduce is disabled across nodes,
+    keeps NCCL's."""
+    from objectives.inference import measured
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=8, ep=8, weight_dtype="fp4", batch_size=1, input_len=1024,
+              output_len=256)
+    own = {e: inference.estimate(**kw, engine=e).iloc[0]["tpot_ms"] for e in ("trtllm", "vllm")}
+    monkeypatch.setattr(measured, "MNNVL_ALLREDUCE_ENGINES", ())
+    nccl = {e: inference.estimate(**kw, engine=e).iloc[0]["tpot_ms"] for e in ("trtllm", "vllm")}
+    prof = profiles.load("GB200", "trtllm")
+    one = 7168.0  # one token's hidden state
+    gap_ms = float(prof.table("comm.nccl_all_reduce")(4.0, one) - prof.table("comm.custom_allreduce")(4.0, one))
+    assert nccl["trtllm"] - own["trtllm"] > 0.5 * 2 * 61 * gap_ms
+    assert own["vllm"] == pytest.approx(nccl["vllm"], rel=1e-12)
