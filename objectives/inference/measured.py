@@ -202,9 +202,11 @@ def _flat(x: Num, n: int) -> np.ndarray:
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
                  kv_names: np.ndarray, gpu_names: np.ndarray, engines: np.ndarray, eff: Any,
-                 attn_dp: Num = 1.0, weight_names: Any = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
+                 attn_dp: Num = 1.0, weight_names: Any = None,
+                 moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
-    per-row source code and a has-profile mask, and the broadcast shape. Rows whose GPU has no profile for
+    per-row source code and a has-profile mask, and the broadcast shape. `moe_dp`: the attention-DP ranks whose
+    tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose GPU has no profile for
     their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
     from objectives import profiles
 
@@ -243,7 +245,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         at = prof.table("gemm.bf16") if w in ATTN_16BIT_WEIGHTS else None
         attn16 = (sub["n_moe_layers"] > 0) if at is not None else np.zeros(len(rows), dtype=bool)
         (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
-                                                      _MOE_TABLES.get(w, ()), at, attn16)
+                                                      _MOE_TABLES.get(w, ()), at, attn16,
+                                                      None if moe_dp is None else np.minimum(adp[rows], moe_dp))
         cv.tok[rows], cv.head[rows] = tok, head
         if ctx is not None:
             cv.ctx[rows] = ctx
@@ -348,7 +351,8 @@ _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
-                  attn_gt: Any = None, attn16: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray]:
+                  attn_gt: Any = None, attn16: np.ndarray | None = None,
+                  moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); and whether every lookup was inside the measured ranges. `attn_gt`: the GEMM
     table the attention projections of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
@@ -443,9 +447,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # experts: EP ranks split the experts, the rest of the TP group (x attention DP) splits each expert
         ep_world = ep
         etp = np.maximum(tp * attn_dp / ep_world, 1.0)
-        E = col(ne) * (1.0 - np.power(1.0 - col(topk / ne), Mg * col(attn_dp)))
+        # the tokens that meet at the experts: every attention-DP rank's batch (`moe_dp`: only that many ranks')
+        busy = attn_dp if moe_dp is None else moe_dp
+        E = col(ne) * (1.0 - np.power(1.0 - col(topk / ne), Mg * col(busy)))
         E_gpu = E / col(ep_world)
-        m_e = Mg * col(attn_dp) * col(topk) / np.maximum(E, 1e-9)
+        m_e = Mg * col(busy) * col(topk) / np.maximum(E, 1e-9)
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
         # one grouped GEMM over E_gpu experts moves the bytes and does the FLOPs of one GEMM whose N is the
         # experts' N side by side, at the tokens-per-expert M (one launch, not E_gpu)
@@ -467,7 +473,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 continue
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
-                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(attn_dp))) * 1e-3 * g_scale
+                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token

@@ -644,15 +644,22 @@ def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
 
 def prefill_estimates(prefill_kw: Mapping[str, Any], input_len: Any, prefill_batch: Any) -> pd.DataFrame:
     """`inference.estimate` of a prefill pool's worker at two batches per deployment, rows interleaved (2 i: a lone
-    prompt, 2 i + 1: a full batch of max(floor(prefill_batch), 1) prompts): what `disagg_closed_loop` prices the
+    prompt, its attention-DP rank the only busy one; 2 i + 1: a full batch of max(floor(prefill_batch), 1) prompts
+    on every rank): what `disagg_closed_loop` prices the
     pool with. A caller that needs the lone prompt's KV size (its handoff) computes this once and passes it to
     `disagg_closed_loop(..., prefill_est=)` instead of estimating the prompt twice."""
     isl = np.asarray(input_len, dtype=float)
     n = int(np.broadcast(isl, np.asarray(prefill_batch)).size)
     isl = np.broadcast_to(isl, (n,)).astype(float)
     k_p = np.maximum(np.floor(np.broadcast_to(np.asarray(prefill_batch, dtype=float), (n,))), 1.0)
-    return inference.estimate(**_repeat(prefill_kw, n, 2), batch_size=np.stack([np.ones(n), k_p], 1).ravel(),
-                              input_len=np.repeat(isl, 2), output_len=1)
+    # the lone prompt runs on one attention-DP rank while the pool's other ranks idle: only its tokens reach the
+    # experts (moe_dp=1). TensorRT-LLM pads an idle attention-DP rank with a one-token dummy generation request
+    # (tensorrt_llm/_torch/pyexecutor/py_executor.py, `_pad_attention_dp_dummy_request`) so the ranks' MoE
+    # collectives stay in step; the full batch: every rank's prompts
+    one = inference.estimate(**prefill_kw, batch_size=1.0, input_len=isl, output_len=1, moe_dp=1.0)
+    full = inference.estimate(**prefill_kw, batch_size=k_p, input_len=isl, output_len=1)
+    both = pd.concat([one.reset_index(drop=True), full.reset_index(drop=True)], keys=[0, 1]).swaplevel()
+    return both.sort_index(level=0, sort_remaining=True).reset_index(drop=True)
 
 
 def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, Any], input_len: Any, output_len: Any,

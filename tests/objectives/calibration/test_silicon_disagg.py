@@ -70,6 +70,25 @@ def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads():
     assert ttft(2.0) - ttft(1.0) == pytest.approx(40.0, abs=1e-6)
 
 
+def test_a_lone_prompt_on_an_attention_dp_prefill_pool_sends_only_its_tokens_to_the_experts():
+    """A prompt arriving at an idle attention-DP prefill pool runs on one rank while the others idle (TensorRT-LLM
+    pads them with one-token dummy requests): its MoE layers see its own tokens, not attn_dp x them, so it
+    prefills faster than a full round of one prompt per rank, and than the old lone-prompt price (all ranks busy)."""
+    from objectives import inference
+    from objectives.serving.analytical import prefill_estimates
+
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=1.0, pp=1.0, weight_dtype="fp4", ep=4.0, attn_dp=4.0,
+              engine="trtllm")
+    pf = prefill_estimates(kw, 8192.0, 1.0)
+    lone, full = pf["ttft_ms"].to_numpy(float)
+    busy = inference.estimate(**kw, batch_size=1, input_len=8192, output_len=1)["ttft_ms"].iloc[0]
+    assert full == pytest.approx(busy, rel=1e-9)
+    assert lone < 0.9 * full
+    # without attention DP the two are the same forward
+    pf1 = prefill_estimates({**kw, "tp": 4.0, "attn_dp": 1.0}, 8192.0, 1.0)["ttft_ms"].to_numpy(float)
+    assert pf1[0] == pytest.approx(pf1[1], rel=1e-9)
+
+
 def test_disagg_rows_price_the_prefill_pool_once(monkeypatch):
     """`_predict_disagg` reads the lone prompt's KV size from the same prefill estimates the closed loop prices
     the pool with (`serving.analytical.prefill_estimates`, passed as `prefill_est`): one prefill estimate per
