@@ -129,7 +129,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
     from objectives.inference.core import prepare
-    from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
+    from objectives.serving.analytical import DISAGG_FRONT_END_PASSES, disagg_closed_loop, prefill_estimates
 
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
@@ -165,7 +165,9 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
                    attn_dp=pk["attn_dp"])
     assert prep is not None  # the rows are not empty (predict calls this only with some)
     c = prep.coeffs
-    host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape)
+    # ... once per API-server pass the engine's P/D front end makes (vLLM's proxy: the prefill and the decode server)
+    passes = np.array([DISAGG_FRONT_END_PASSES.get(e, 1.0) for e in eng])
+    host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape) * passes
     wave = np.broadcast_to(np.asarray(c.wave, dtype=float), isl.shape)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,

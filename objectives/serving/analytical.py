@@ -634,6 +634,15 @@ CLOSED_LOOP_STEPS = 30
 #: KV read at a step boundary and reports it done at one, vLLM's NIXL connector), then the step that computes the
 #: token
 HANDOFF_STEPS = 2.0
+#: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
+#: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
+#: vLLM's P/D proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, `_handle_completions`) posts the
+#: client's request body, prompt text included, to a prefill OpenAI server (max_tokens=1, non-streaming, whose
+#: response it reads whole) and then the same body plus kv_transfer_params to a decode OpenAI server, which parses,
+#: tokenizes and admits it again: two passes. TensorRT-LLM's rows here run under NVIDIA Dynamo (the
+#: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend preprocesses (tokenizes) a
+#: request once and routes the token ids to the prefill and then the decode worker: one pass. Engines not listed: one
+DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
 
 
 def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
@@ -826,4 +835,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "expected_max", "run_wait", "PERCENTILES"]
+__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "DISAGG_FRONT_END_PASSES", "expected_max", "run_wait", "PERCENTILES"]

@@ -55,19 +55,24 @@ def test_disagg_first_token_comes_from_the_decode_worker():
     assert r["ttft_pred"].iloc[0] >= e["ttft_ms"].iloc[0] + host + HANDOFF_STEPS * tpot * 0.99
 
 
-def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads():
+@pytest.mark.parametrize("engine, passes", [("vllm", 2.0), ("trtllm", 1.0)])
+def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads(engine, passes):
     """The host time of a disaggregated request is the step coefficients' (engine_ttft_ms x engine_ttft_mm for a
-    multimodal checkpoint such as Kimi-K2.5), the same as the aggregated closed form's, not a second reading."""
+    multimodal checkpoint such as Kimi-K2.5), the same as the aggregated closed form's, not a second reading;
+    paid once per API-server pass of the engine's P/D front end: vLLM's proxy posts the request to the prefill
+    and then the decode OpenAI server (two), Dynamo's frontend (the TensorRT-LLM rows) tokenizes once."""
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
+    from objectives.serving.analytical import DISAGG_FRONT_END_PASSES
 
+    assert DISAGG_FRONT_END_PASSES.get(engine, 1.0) == passes
     base = default_eff()
 
     def ttft(mm: float) -> float:
         eff = Efficiency({**base.params, "engine_ttft_mm": mm,
-                          "engine_ttft_ms": {**base.params["engine_ttft_ms"], "vllm": 40.0}}, base.meta)
-        return float(silicon.predict(_rows(concurrency=4.0), eff)["ttft_pred"].iloc[0])
-    assert ttft(2.0) - ttft(1.0) == pytest.approx(40.0, abs=1e-6)
+                          "engine_ttft_ms": {**base.params["engine_ttft_ms"], engine: 40.0}}, base.meta)
+        return float(silicon.predict(_rows(concurrency=4.0, engine=engine), eff)["ttft_pred"].iloc[0])
+    assert ttft(2.0) - ttft(1.0) == pytest.approx(passes * 40.0, abs=1e-6)
 
 
 def test_a_lone_prompt_on_an_attention_dp_prefill_pool_sends_only_its_tokens_to_the_experts():
