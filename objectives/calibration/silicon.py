@@ -34,13 +34,14 @@ ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048,
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "engine_ttft_mm", "profile_gemm_scale",
-                       "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us")
+                       "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
+                       "engine_kv_gbs")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
-def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], float, float]]:
+def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = ()) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
@@ -57,6 +58,9 @@ def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], f
     out += [([("profile_launch_us", e)], 0.1, 6.0) for e in engines]
     out += [([("profile_attn_scale",)], 0.5, 2.0), ([("profile_layer_us",)], 1.0, 100.0)]
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
+    # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
+    # (bounds: a TCP-like 0.5 GB/s to beyond any link; an engine without such rows keeps its default, the link's)
+    out += [([("engine_kv_gbs", e)], 0.5, 2000.0) for e in disagg]
     return out
 
 
@@ -128,7 +132,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     their max batches, C clients coupling the pools, the KV handoff on the link between them, and the client's
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
-    from objectives.inference.core import prepare
+    from objectives.inference.core import default_eff, prepare
     from objectives.serving.analytical import DISAGG_FRONT_END_PASSES, disagg_closed_loop, prefill_estimates
 
     eng = _engine(dis)
@@ -157,6 +161,10 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     pool_gpus = (dis["prefill_workers"].to_numpy(float) * ptp * pk["attn_dp"]
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
+    # ... or the engine's KV connector's rate where it is slower (the fitted engine_kv_gbs; 0: not known)
+    params = (eff if eff is not None else default_eff()).params
+    conn = np.array([float(params.get("engine_kv_gbs", {}).get(e, 0.0)) for e in eng])
+    link = np.where(conn > 0, np.minimum(link, conn), link)
     xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
     # the engine's host time before it schedules a request and how synchronized the clients stay, as the
     # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms x engine_ttft_mm for a
@@ -192,7 +200,8 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
         from objectives.inference.core import default_eff
         base = default_eff()
     engines = sorted(set(_engine(rows)) & set(profiles.ENGINE_NAMES))
-    specs = _factor_specs(engines)
+    dis = rows[rows["mode"] == "disagg"]
+    specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])

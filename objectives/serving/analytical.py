@@ -641,7 +641,9 @@ HANDOFF_STEPS = 2.0
 #: response it reads whole) and then the same body plus kv_transfer_params to a decode OpenAI server, which parses,
 #: tokenizes and admits it again: two passes. TensorRT-LLM's rows here run under NVIDIA Dynamo (the
 #: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend preprocesses (tokenizes) a
-#: request once and routes the token ids to the prefill and then the decode worker: one pass. Engines not listed: one
+#: request once and routes the preprocessed request to the prefill and then the decode worker (ai-dynamo/dynamo
+#: docs/design_docs/disagg_serving.md, "Router Orchestration": Frontend -> PrefillRouter "Preprocessed Request"):
+#: one pass. Engines not listed: one
 DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
 
 

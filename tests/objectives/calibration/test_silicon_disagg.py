@@ -118,3 +118,26 @@ def test_disagg_rows_price_the_prefill_pool_once(monkeypatch):
     a = analytical.disagg_closed_loop(kw, kw, 1024.0, 1024.0, 64.0, 1.0, 4.0, 1.0, 32.0, 1.0, prefill_est=pf)
     b = analytical.disagg_closed_loop(kw, kw, 1024.0, 1024.0, 64.0, 1.0, 4.0, 1.0, 32.0, 1.0)
     assert a["ttft_ms"] == pytest.approx(b["ttft_ms"]) and a["tpot_ms"] == pytest.approx(b["tpot_ms"])
+
+
+def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_with_disagg_rows():
+    """engine_kv_gbs (the engine's KV connector, GB/s per GPU) replaces the link's bandwidth where it is slower: the
+    first token from the decode worker waits one prompt's KV shard at that rate; 0 (not known): the link's. The
+    silicon fit owns it only for engines that have disaggregated rows."""
+    from objectives import inference
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
+    base = default_eff()
+
+    def ttft(gbs: float) -> float:
+        eff = Efficiency({**base.params, "engine_kv_gbs": {**base.params["engine_kv_gbs"], "vllm": gbs}}, base.meta)
+        return float(silicon.predict(_rows(concurrency=4.0), eff)["ttft_pred"].iloc[0])
+    kv = inference.estimate("Kimi-K2.5", "GB200", tp=4, ep=4, weight_dtype="fp4", engine="vllm", batch_size=1,
+                            input_len=1024, output_len=1)["kv_cache_gib"].iloc[0]
+    slow = kv * 2.0**30 / 2e9 * 1e3                              # ms at 2 GB/s
+    assert ttft(2.0) - ttft(0.0) == pytest.approx(slow, rel=0.05)
+    assert ttft(1e6) == pytest.approx(ttft(0.0), rel=1e-9)       # faster than the link: the link's
+    specs = silicon._factor_specs(["sglang", "vllm"], ["vllm"])
+    kv_specs = [s for s in specs if s[0][0][0] == "engine_kv_gbs"]
+    assert [s[0] for s in kv_specs] == [[("engine_kv_gbs", "vllm")]]
