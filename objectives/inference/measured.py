@@ -283,6 +283,12 @@ SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0, "trtllm": 128.0}
 #: is disabled because this process group spans across nodes."), so its groups beyond a tray fall back to NCCL. Beyond the ranks the tables were measured at, such an
 #: engine extrapolates its custom all-reduce table, not NCCL's
 MNNVL_ALLREDUCE_ENGINES = ("trtllm",)
+#: engines whose MoE layers under attention DP exchange tokens by all-gather + reduce-scatter, not an all-to-all,
+#: when the EP group is no larger than top-k: TensorRT-LLM's fused-MoE modules (1.0/1.1 line,
+#: tensorrt_llm/_torch/modules/fused_moe/: `select_alltoall_method_type`) return AlltoallMethodType.NotEnabled for
+#: `mapping.moe_ep_size <= top_k` (MNNVL / DeepEP all-to-alls only beyond) and then run allgather / reducescatter
+#: (tensorrt_llm/_torch/distributed/ops.py). Kimi-K2.5's TRT-LLM prefill pools (EP 4, top-8) are such groups
+ALLGATHER_MOE_ENGINES = ("trtllm",)
 #: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
 DEEPEP_NODE_GPUS = 8
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
@@ -483,6 +489,17 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
+        # an engine that keeps all-gather + reduce-scatter for EP groups no larger than top-k: the busy ranks'
+        # tokens gathered on every GPU of the group, the experts' partial outputs reduce-scattered back; the pair
+        # moves an all-reduce's bytes of the gathered tokens (all-reduce = reduce-scatter + all-gather), priced on
+        # NCCL's all-reduce table over the group's ranks in the domain (a bound: the gather moves fp4 activations)
+        gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
+        nccl_ar = prof.table("comm.nccl_all_reduce")
+        if gath.any() and nccl_ar is not None:
+            n_g = np.minimum(np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp)), nccl_ar.axes[0][-1])
+            t_g = nccl_ar(col(n_g), Mg * col(busy * h)) * 1e-3
+            tok = tok + np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0)
+            wide = wide & ~gath
         # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
         t_deep, deep = _deepep(prof, Mg / col(tp), ep, h, topk, ne, m.get("domain", ep), wide)
         tok = tok + np.where(col(deep), col(n_moe) * t_deep, 0.0)
