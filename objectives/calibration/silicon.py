@@ -35,7 +35,7 @@ ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048,
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "engine_ttft_mm", "profile_gemm_scale",
                        "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
-                       "engine_kv_gbs")
+                       "engine_kv_gbs", "profile_moe_scale")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
@@ -61,7 +61,19 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = ()) -> list[tu
     # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
     # (bounds: a TCP-like 0.5 GB/s to beyond any link; an engine without such rows keeps its default, the link's)
     out += [([("engine_kv_gbs", e)], 0.5, 2000.0) for e in disagg]
+    out += [([("profile_moe_scale", e)], 0.4, 1.5) for e in engines if e in MOE_SCALE_ENGINES]
     return out
+
+
+#: engines whose fused-MoE table time is fitted (profile_moe_scale): TensorRT-LLM's GB200 table holds, for
+#: DeepSeek-V3's shape (7168 / 2048 / 256 experts, NVFP4), a second MoE kernel, its min-latency path, measured at
+#: 0.45-0.75 x its CUTLASS kernel at decode token counts (aiconfigurator_core systems/data/gb200/moe/trtllm/
+#: 1.3.0rc20/moe_perf.parquet, kernel_source moe_torch_flow_min_latency vs moe_torch_flow_cutlass, power_law_1.01,
+#: 1-64 tokens), and only the CUTLASS kernel for Kimi-K2.5's 384 experts, the table the profile reads; TensorRT-LLM
+#: also ships a TRTLLM-gen MoE backend beside CUTLASS. Which one a deployment ran is not in the rows, so the
+#: engine's in-engine MoE time relative to the table is fitted (bounds 0.4-1.5) where its rows identify it. The
+#: other engines' tables are the kernels they run: not fitted (1.0)
+MOE_SCALE_ENGINES = ("trtllm",)
 
 
 #: the factors fitted per engine (the others are shared): an engine without rows in a fit gets the geometric mean

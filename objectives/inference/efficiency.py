@@ -53,6 +53,9 @@ tf32; links: nvlink, xgmi, pcie, roce):
   offline static batch; ``engine_ttft_mm``: its factor for a multimodal checkpoint (`Model.multimodal`: requests
   pass the engine's multimodal processor even for text prompts), shared by the engines; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
   do not hold (norms, rotary embedding, activation quantization, routing), µs.
+- ``profile_moe_scale[engine]``: the engine's fused-MoE layer in the engine vs its kernel table's measurement of
+  it (`moe.<format>` tables; 1: as measured), fitted only for the engines in `calibration.silicon.MOE_SCALE_ENGINES`
+  (see there).
 - ``engine_kv_gbs[engine]``: GB/s per GPU at which the engine's KV connector moves a prompt's KV cache from a
   prefill worker to a decode worker in a disaggregated deployment (the silicon fit's disaggregated rows), when
   below the link's: vLLM's NixlConnector has each decode TP rank post one NIXL READ of one descriptor per (layer,
@@ -128,6 +131,7 @@ def _default_params() -> dict[str, Any]:
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         "engine_ttft_mm": 1.0,
         "profile_layer_us": 10.0,
+        "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
         # 0: not known, the KV handoff runs at the link's bandwidth (see the module docstring)
         "engine_kv_gbs": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
     }

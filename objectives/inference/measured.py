@@ -367,6 +367,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     col = (lambda x: x[:, None])
     inside = np.ones(k, dtype=bool)
     g_scale = float(eff["profile_gemm_scale"].get(prof.engine, 1.0))
+    # the engine's fused MoE layer in the engine vs the table's isolated measurement (profile_moe_scale)
+    moe_scale = float(eff.params.get("profile_moe_scale", {}).get(prof.engine, 1.0))
     # isolated kernel timings carry a launch floor that CUDA graphs and kernel overlap hide inside the engine
     floor_ms = float(eff["profile_launch_us"].get(prof.engine, 0.0)) * 1e-3
 
@@ -479,7 +481,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 continue
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
-                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale
+                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale * moe_scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token

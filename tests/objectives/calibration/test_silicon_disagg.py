@@ -141,3 +141,24 @@ def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_
     specs = silicon._factor_specs(["sglang", "vllm"], ["vllm"])
     kv_specs = [s for s in specs if s[0][0][0] == "engine_kv_gbs"]
     assert [s[0] for s in kv_specs] == [[("engine_kv_gbs", "vllm")]]
+
+
+def test_trtllm_moe_table_scale_is_fitted_only_for_trtllm():
+    """profile_moe_scale scales the engine's fused-MoE table time (a TensorRT-LLM decode step at batch 1 is mostly
+    its 60 MoE layers); the silicon fit owns it for TensorRT-LLM only (MOE_SCALE_ENGINES), others keep 1.0."""
+    from objectives import inference
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
+    base = default_eff()
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=4, ep=4, weight_dtype="fp4", batch_size=8, input_len=1024,
+              output_len=64)
+
+    def tpot(engine: str, scale: float) -> float:
+        eff = Efficiency({**base.params, "profile_moe_scale": {**base.params["profile_moe_scale"], engine: scale}},
+                         base.meta)
+        return float(inference.estimate(**kw, engine=engine, efficiency=eff)["tpot_ms"].iloc[0])
+    assert tpot("trtllm", 0.5) < 0.9 * tpot("trtllm", 1.0)
+    names = [p for s in silicon._factor_specs(["sglang", "trtllm", "vllm"]) for p in s[0]]
+    assert ("profile_moe_scale", "trtllm") in names
+    assert ("profile_moe_scale", "vllm") not in names and ("profile_moe_scale", "sglang") not in names
