@@ -34,13 +34,14 @@ ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048,
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "profile_gemm_scale",
-                       "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us")
+                       "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
+                       "engine_kv_gbs", "profile_moe_scale")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
-def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], float, float]]:
+def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = ()) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
@@ -54,7 +55,22 @@ def _factor_specs(engines: Sequence[str]) -> list[tuple[list[tuple[str, ...]], f
     out += [([("profile_launch_us", e)], 0.1, 6.0) for e in engines]
     out += [([("profile_attn_scale",)], 0.5, 2.0), ([("profile_layer_us",)], 1.0, 100.0)]
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
+    # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
+    # (bounds: a TCP-like 0.5 GB/s to beyond any link; an engine without such rows keeps its default, the link's)
+    out += [([("engine_kv_gbs", e)], 0.5, 2000.0) for e in disagg]
+    out += [([("profile_moe_scale", e)], 0.4, 1.5) for e in engines if e in MOE_SCALE_ENGINES]
     return out
+
+
+#: engines whose fused-MoE table time is fitted (profile_moe_scale): TensorRT-LLM's GB200 table holds, for
+#: DeepSeek-V3's shape (7168 / 2048 / 256 experts, NVFP4), a second MoE kernel, its min-latency path, measured at
+#: 0.45-0.75 x its CUTLASS kernel at decode token counts (aiconfigurator_core systems/data/gb200/moe/trtllm/
+#: 1.3.0rc20/moe_perf.parquet, kernel_source moe_torch_flow_min_latency vs moe_torch_flow_cutlass, power_law_1.01,
+#: 1-64 tokens), and only the CUTLASS kernel for Kimi-K2.5's 384 experts, the table the profile reads; TensorRT-LLM
+#: also ships a TRTLLM-gen MoE backend beside CUTLASS. Which one a deployment ran is not in the rows, so the
+#: engine's in-engine MoE time relative to the table is fitted (bounds 0.4-1.5) where its rows identify it. The
+#: other engines' tables are the kernels they run: not fitted (1.0)
+MOE_SCALE_ENGINES = ("trtllm",)
 
 
 #: the factors fitted per engine (the others are shared): an engine without rows in a fit gets the geometric mean
@@ -125,8 +141,8 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     their max batches, C clients coupling the pools, the KV handoff on the link between them, and the client's
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
-    from objectives.inference.core import prepare
-    from objectives.serving.analytical import disagg_closed_loop
+    from objectives.inference.core import default_eff, prepare
+    from objectives.serving.analytical import DISAGG_FRONT_END_PASSES, disagg_closed_loop, prefill_estimates
 
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
@@ -146,13 +162,18 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
     bp = np.where(np.isfinite(bp), bp, np.maximum(np.floor(budgets[:, 1] / isl), 1.0))
     bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
-    # one prompt's KV shard per prefill GPU over the link between the pools (the shards move in parallel)
-    one = inference.estimate(**pk, batch_size=1.0, input_len=isl, output_len=1.0)
-    kv = one["kv_cache_gib"].to_numpy(float)
+    # the prefill pool priced once (a lone prompt, a full batch; `disagg_closed_loop` reuses it): the lone prompt's
+    # KV shard per prefill GPU crosses the link between the pools (the shards move in parallel)
+    pf = prefill_estimates(pk, isl, bp)
+    kv = pf["kv_cache_gib"].to_numpy(float)[0::2]
     ptp, dtp = pk["tp"], dk["tp"]
     pool_gpus = (dis["prefill_workers"].to_numpy(float) * ptp * pk["attn_dp"]
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
+    # ... or the engine's KV connector's rate where it is slower (the fitted engine_kv_gbs; 0: not known)
+    params = (eff if eff is not None else default_eff()).params
+    conn = np.array([float(params.get("engine_kv_gbs", {}).get(e, 0.0)) for e in eng])
+    link = np.where(conn > 0, np.minimum(link, conn), link)
     xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
     # the engine's host time before it schedules a request and how synchronized the clients stay, as the
     # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms, ttft_wave; roofline rows:
@@ -161,11 +182,13 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
                    attn_dp=pk["attn_dp"])
     assert prep is not None  # the rows are not empty (predict calls this only with some)
     c = prep.coeffs
-    host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape)
+    # ... once per API-server pass the engine's P/D front end makes (vLLM's proxy: the prefill and the decode server)
+    passes = np.array([DISAGG_FRONT_END_PASSES.get(e, 1.0) for e in eng])
+    host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape) * passes
     wave = np.broadcast_to(np.asarray(c.wave, dtype=float), isl.shape)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
-                           first_token_on_decode=True)
+                           prefill_est=pf)
     ok = r["prefill_fits"] & r["decode_fits"]
     return pd.DataFrame({"ttft_pred": np.where(ok, r["ttft_ms"], np.nan),
                          "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)
@@ -186,7 +209,8 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
         from objectives.inference.core import default_eff
         base = default_eff()
     engines = sorted(set(_engine(rows)) & set(profiles.ENGINE_NAMES))
-    specs = _factor_specs(engines)
+    dis = rows[rows["mode"] == "disagg"]
+    specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])

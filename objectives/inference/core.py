@@ -140,12 +140,15 @@ _FACTORIZE_MIN = 4096
 def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
-            engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1) -> Prepared | None:
+            engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
+            moe_dp: float | None = None) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
     broadcasts together (ValueError naming the arguments otherwise). Returns None when the arguments broadcast
-    to zero configurations (an empty array somewhere)."""
+    to zero configurations (an empty array somewhere). `moe_dp` (a scalar): the attention-DP ranks whose tokens
+    reach the routed experts in one forward, at most attn_dp (None: all of them, each rank running the batch; 1:
+    a lone rank's batch, the others idle, as a prompt arriving at an idle disaggregated prefill pool)."""
     if eff is None:
         eff = default_eff()
     elif not isinstance(eff, Efficiency):
@@ -171,8 +174,9 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     if 0 in row_shape:
         return None
     if shape and int(np.prod(row_shape)) >= _FACTORIZE_MIN:
-        return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names)
-    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names)
+        return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
+    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
+                 moe_dp)
     p.row_shape = row_shape
     return p
 
@@ -198,7 +202,8 @@ def _codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, inv.reshape(x.shape)
 
 
-def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names) -> Prepared:
+def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names,
+                        moe_dp: float | None = None) -> Prepared:
     """prepare() once per distinct configuration; `inv` maps every row of `row_shape` to its configuration.
     Fields constant across the distinct configurations become scalars."""
     key = None
@@ -233,7 +238,8 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
     tp, pp, dp, ep, w, a, k, prof, eng, adp = args[2:]
-    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names)
+    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
+                   moe_dp)
 
     def collapse(v):
         if np.ndim(v) == 0 or isinstance(v, Curves):
@@ -248,7 +254,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
 
 
 def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices,
-             engine_names) -> Prepared:
+             engine_names, moe_dp: float | None = None) -> Prepared:
     tp, pp, dp, ep, adp = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep, adp))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
@@ -336,7 +342,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, eng, engine_names, eff, elem_s,
-                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain)
+                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp)
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
     ep_bad = ep_invalid(m.n_experts, ep, tp, adp)
@@ -383,7 +389,8 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
 
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, eng,
-                   engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf) -> Any:
+                   engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
+                   moe_dp: float | None = None) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
@@ -407,7 +414,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk"):  # hybrid / windowed attention (0: none)
         fields[f] = getattr(m, f)
-    curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w])
+    curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
+                                       moe_dp)
 
     def per_engine(name: str, default: float) -> np.ndarray:
         table = eff[name]

@@ -52,6 +52,16 @@ tf32; links: nvlink, xgmi, pcie, roce):
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
   offline static batch; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
   do not hold (norms, rotary embedding, activation quantization, routing), µs.
+- ``profile_moe_scale[engine]``: the engine's fused-MoE layer in the engine vs its kernel table's measurement of
+  it (`moe.<format>` tables; 1: as measured), fitted only for the engines in `calibration.silicon.MOE_SCALE_ENGINES`
+  (see there).
+- ``engine_kv_gbs[engine]``: GB/s per GPU at which the engine's KV connector moves a prompt's KV cache from a
+  prefill worker to a decode worker in a disaggregated deployment (the silicon fit's disaggregated rows), when
+  below the link's: vLLM's NixlConnector has each decode TP rank post one NIXL READ of one descriptor per (layer,
+  KV block) from its prefill rank and polls the transfers' state once per engine step
+  (vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py: `_read_blocks`, `_get_block_descs_ids`,
+  `_pop_done_transfers`), so many small reads rather than one stream at the link's rate; 0: not known (the link's
+  bandwidth, `inference.comm.kv_transfer_gbs`).
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
 """
@@ -119,6 +129,9 @@ def _default_params() -> dict[str, Any]:
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         "profile_layer_us": 10.0,
+        "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
+        # 0: not known, the KV handoff runs at the link's bandwidth (see the module docstring)
+        "engine_kv_gbs": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
     }
 
 

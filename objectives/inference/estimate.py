@@ -160,7 +160,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
-             profile: Any = None, interval: float | None = None) -> pd.DataFrame:
+             profile: Any = None, interval: float | None = None, moe_dp: float | None = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -184,7 +184,9 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     `attn_dp`: attention data-parallel ranks inside one deployment (each runs its own batch of `batch_size`
     sequences with tp-way attention; the routed experts are spread over the tp x attn_dp GPUs with `ep`-way
     expert parallelism, ep dividing tp x attn_dp: dispatch/combine all-to-alls when EP reaches beyond the TP
-    group). `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x dp. `profile`: a calibrated profile
+    group). `moe_dp` (a scalar, measured profiles only): attention-DP ranks running the batch (the others idle:
+    their tokens do not reach the experts); None: all attn_dp of them. `dp` stays independent replicas; n_gpus =
+    tp x pp x attn_dp x dp. `profile`: a calibrated profile
     file written by `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
@@ -209,7 +211,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     mnt = positive("max_num_tokens", max_num_tokens)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
-                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)

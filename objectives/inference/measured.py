@@ -199,9 +199,11 @@ def _flat(x: Num, n: int) -> np.ndarray:
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
                  kv_names: np.ndarray, gpu_names: np.ndarray, engines: np.ndarray, eff: Any,
-                 attn_dp: Num = 1.0, weight_names: Any = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
+                 attn_dp: Num = 1.0, weight_names: Any = None,
+                 moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
-    per-row source code and a has-profile mask, and the broadcast shape. Rows whose GPU has no profile for
+    per-row source code and a has-profile mask, and the broadcast shape. `moe_dp`: the attention-DP ranks whose
+    tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose GPU has no profile for
     their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
     from objectives import profiles
 
@@ -240,7 +242,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         at = prof.table("gemm.bf16") if w in ATTN_16BIT_WEIGHTS else None
         attn16 = (sub["n_moe_layers"] > 0) if at is not None else np.zeros(len(rows), dtype=bool)
         (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
-                                                      _MOE_TABLES.get(w, ()), at, attn16)
+                                                      _MOE_TABLES.get(w, ()), at, attn16,
+                                                      None if moe_dp is None else np.minimum(adp[rows], moe_dp))
         cv.tok[rows], cv.head[rows] = tok, head
         if ctx is not None:
             cv.ctx[rows] = ctx
@@ -268,6 +271,21 @@ class _FlatCoeffs:
 #: default CudaGraphConfig captures batches up to 128. SGLang is not listed: it fuses GLM-5's shared expert into the
 #: routed kernel (determine_num_fused_shared_experts) and its dual stream for the others is not modelled
 SHARED_EXPERT_STREAM_TOKENS = {"vllm": 256.0, "trtllm": 128.0}
+#: engines whose own (custom) all-reduce keeps running when a TP group spans several nodes of one multi-node NVLink
+#: domain (GB200 / GB300 NVL72: 4-GPU trays, so TP 8 spans two): TensorRT-LLM's AllReduce under its default AUTO
+#: strategy builds an MNNVLAllReduce when `MNNVLAllReduce.is_mnnvl(mapping, dtype)` holds (multi-node mapping,
+#: aarch64, NVLink fabric memory; tensorrt_llm/_torch/distributed/ops.py, AllReduce.__init__), a one-/two-shot
+#: kernel over NVLink-mapped buffers like the single-node custom all-reduce. vLLM's CustomAllreduce is disabled
+#: when the group is not on one node (vllm/distributed/device_communicators/custom_all_reduce.py: "Custom allreduce
+#: is disabled because this process group spans across nodes."), so its groups beyond a tray fall back to NCCL. Beyond the ranks the tables were measured at, such an
+#: engine extrapolates its custom all-reduce table, not NCCL's
+MNNVL_ALLREDUCE_ENGINES = ("trtllm",)
+#: engines whose MoE layers under attention DP exchange tokens by all-gather + reduce-scatter, not an all-to-all,
+#: when the EP group is no larger than top-k: TensorRT-LLM's fused-MoE modules (1.0/1.1 line,
+#: tensorrt_llm/_torch/modules/fused_moe/: `select_alltoall_method_type`) return AlltoallMethodType.NotEnabled for
+#: `mapping.moe_ep_size <= top_k` (MNNVL / DeepEP all-to-alls only beyond) and then run allgather / reducescatter
+#: (tensorrt_llm/_torch/distributed/ops.py). Kimi-K2.5's TRT-LLM prefill pools (EP 4, top-8) are such groups
+ALLGATHER_MOE_ENGINES = ("trtllm",)
 #: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
 DEEPEP_NODE_GPUS = 8
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
@@ -336,7 +354,8 @@ _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
-                  attn_gt: Any = None, attn16: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray]:
+                  attn_gt: Any = None, attn16: np.ndarray | None = None,
+                  moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); and whether every lookup was inside the measured ranges. `attn_gt`: the GEMM
     table the attention projections of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
@@ -345,6 +364,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     col = (lambda x: x[:, None])
     inside = np.ones(k, dtype=bool)
     g_scale = float(eff["profile_gemm_scale"].get(prof.engine, 1.0))
+    # the engine's fused MoE layer in the engine vs the table's isolated measurement (profile_moe_scale)
+    moe_scale = float(eff.params.get("profile_moe_scale", {}).get(prof.engine, 1.0))
     # isolated kernel timings carry a launch floor that CUDA graphs and kernel overlap hide inside the engine
     floor_ms = float(eff["profile_launch_us"].get(prof.engine, 0.0)) * 1e-3
 
@@ -431,9 +452,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # experts: EP ranks split the experts, the rest of the TP group (x attention DP) splits each expert
         ep_world = ep
         etp = np.maximum(tp * attn_dp / ep_world, 1.0)
-        E = col(ne) * (1.0 - np.power(1.0 - col(topk / ne), Mg * col(attn_dp)))
+        # the tokens that meet at the experts: every attention-DP rank's batch (`moe_dp`: only that many ranks')
+        busy = attn_dp if moe_dp is None else moe_dp
+        E = col(ne) * (1.0 - np.power(1.0 - col(topk / ne), Mg * col(busy)))
         E_gpu = E / col(ep_world)
-        m_e = Mg * col(attn_dp) * col(topk) / np.maximum(E, 1e-9)
+        m_e = Mg * col(busy) * col(topk) / np.maximum(E, 1e-9)
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
         # one grouped GEMM over E_gpu experts moves the bytes and does the FLOPs of one GEMM whose N is the
         # experts' N side by side, at the tokens-per-expert M (one launch, not E_gpu)
@@ -455,7 +478,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 continue
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
-                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(attn_dp))) * 1e-3 * g_scale
+                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale * moe_scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
@@ -465,6 +488,17 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
+        # an engine that keeps all-gather + reduce-scatter for EP groups no larger than top-k: the busy ranks'
+        # tokens gathered on every GPU of the group, the experts' partial outputs reduce-scattered back; the pair
+        # moves an all-reduce's bytes of the gathered tokens (all-reduce = reduce-scatter + all-gather), priced on
+        # NCCL's all-reduce table over the group's ranks in the domain (a bound: the gather moves fp4 activations)
+        gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
+        nccl_ar = prof.table("comm.nccl_all_reduce")
+        if gath.any() and nccl_ar is not None:
+            n_g = np.minimum(np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp)), nccl_ar.axes[0][-1])
+            t_g = nccl_ar(col(n_g), Mg * col(busy * h)) * 1e-3
+            tok = tok + np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0)
+            wide = wide & ~gath
         # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
         t_deep, deep = _deepep(prof, Mg / col(tp), ep, h, topk, ne, m.get("domain", ep), wide)
         tok = tok + np.where(col(deep), col(n_moe) * t_deep, 0.0)
@@ -484,6 +518,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         n_ar = np.minimum(tp, m.get("domain", tp))
         big = tp > ar.axes[0][-1]
         nccl = prof.table("comm.nccl_all_reduce") or ar
+        if prof.engine in MNNVL_ALLREDUCE_ENGINES:  # the engine's own all-reduce spans the whole NVLink domain
+            nccl = ar
         # beyond the ranks NCCL was measured at (GB200's tables stop at one 4-GPU tray) the all-reduce is the
         # largest measured group's, scaled by the ring's traffic per rank 2 (n - 1) / n (NCCL's bus-bandwidth
         # relation); a linear extrapolation over the rank count would grow it without bound

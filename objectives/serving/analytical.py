@@ -402,7 +402,7 @@ class ServingModel:
                     # decode worker and independent clients, as the simulator counts them
                     sd = d.take(i)
                     cl = disagg_closed_loop(self._prefill_kw(sd), self._kw(sd), isl, osl, float(conc), n_p, n_d,
-                                            ks[d_mask], slots, xfer_ms, first_token_on_decode=True)
+                                            ks[d_mask], slots, xfer_ms)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
@@ -633,11 +633,17 @@ Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 #: the rank's max batch; log-log interpolation between them) and its bisection steps on the occupancy
 DECODE_GRID = 9
 CLOSED_LOOP_STEPS = 30
-#: decode iterations between a prompt reaching a decode worker and its first token there: the step in progress
-#: when it arrives and the one that finds its KV received (half a step each on average: the scheduler starts the
-#: KV read at a step boundary and reports it done at one, vLLM's NIXL connector), then the step that computes the
-#: token
-HANDOFF_STEPS = 2.0
+#: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
+#: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
+#: vLLM's P/D proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, `_handle_completions`) posts the
+#: client's request body, prompt text included, to a prefill OpenAI server (max_tokens=1, non-streaming, whose
+#: response it reads whole) and then the same body plus kv_transfer_params to a decode OpenAI server, which parses,
+#: tokenizes and admits it again: two passes. TensorRT-LLM's rows here run under NVIDIA Dynamo (the
+#: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend preprocesses (tokenizes) a
+#: request once and routes the preprocessed request to the prefill and then the decode worker (ai-dynamo/dynamo
+#: docs/design_docs/disagg_serving.md, "Router Orchestration": Frontend -> PrefillRouter "Preprocessed Request"):
+#: one pass. Engines not listed: one
+DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
 
 
 def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
@@ -662,10 +668,30 @@ def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
             for k, v in kw.items()}
 
 
+def prefill_estimates(prefill_kw: Mapping[str, Any], input_len: Any, prefill_batch: Any) -> pd.DataFrame:
+    """`inference.estimate` of a prefill pool's worker at two batches per deployment, rows interleaved (2 i: a lone
+    prompt, its attention-DP rank the only busy one; 2 i + 1: a full batch of max(floor(prefill_batch), 1) prompts
+    on every rank): what `disagg_closed_loop` prices the
+    pool with. A caller that needs the lone prompt's KV size (its handoff) computes this once and passes it to
+    `disagg_closed_loop(..., prefill_est=)` instead of estimating the prompt twice."""
+    isl = np.asarray(input_len, dtype=float)
+    n = int(np.broadcast(isl, np.asarray(prefill_batch)).size)
+    isl = np.broadcast_to(isl, (n,)).astype(float)
+    k_p = np.maximum(np.floor(np.broadcast_to(np.asarray(prefill_batch, dtype=float), (n,))), 1.0)
+    # the lone prompt runs on one attention-DP rank while the pool's other ranks idle: only its tokens reach the
+    # experts (moe_dp=1). TensorRT-LLM pads an idle attention-DP rank with a one-token dummy generation request
+    # (tensorrt_llm/_torch/pyexecutor/py_executor.py, `_pad_attention_dp_dummy_request`) so the ranks' MoE
+    # collectives stay in step; the full batch: every rank's prompts
+    one = inference.estimate(**prefill_kw, batch_size=1.0, input_len=isl, output_len=1, moe_dp=1.0)
+    full = inference.estimate(**prefill_kw, batch_size=k_p, input_len=isl, output_len=1)
+    both = pd.concat([one.reset_index(drop=True), full.reset_index(drop=True)], keys=[0, 1]).swaplevel()
+    return both.sort_index(level=0, sort_remaining=True).reset_index(drop=True)
+
+
 def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, Any], input_len: Any, output_len: Any,
                        concurrency: Any, prefill_ranks: Any, decode_ranks: Any, prefill_batch: Any,
                        decode_batch: Any, xfer_ms: Any, host_ms: Any = 0.0, wave: Any = 0.0,
-                       first_token_on_decode: Any = False) -> dict[str, np.ndarray]:
+                       prefill_est: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """C closed-loop clients on disaggregated deployments (one entry per deployment, arrays broadcast).
 
     `prefill_kw` / `decode_kw`: the pools' `inference.estimate` arguments per worker (model, GPU, TP, EP, attention
@@ -682,17 +708,20 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     law on the decode pool); the prefill pool, offered X, queues at utilisation rho = X / its capacity (M/D/1 on
     the pool's work, as the open loop) and, clients with equal lengths staying in phase, in groups of
     G = 1 + wave (C - 1) prompts arriving together: a prompt waits for half the group's prefill rounds beyond its
-    own (rounds of prefill_ranks x prefill_batch prompts; the larger of the two waits); TTFT = host + queue + the prompt's prefill (alone, t_p(1)), plus, when
-    `first_token_on_decode`, the handoff to the decode worker: vLLM's P/D proxy (its NIXL connector's toy proxy)
-    posts the request to the prefill server with max_tokens=1, discards that token and streams the decode server's
-    output, and TensorRT-LLM's disaggregated server sends a context-only request, then streams the generation
-    server's responses; so the client's first token comes from the decode worker: the KV transfer and
-    HANDOFF_STEPS decode iterations later. `host_ms` is counted once per request, as the aggregated closed form
+    own (rounds of prefill_ranks x prefill_batch prompts; the larger of the two waits); TTFT = host + queue + the
+    prompt's prefill (alone, t_p(1)) + the handoff to the decode worker (`handoff_ms`, its busy chance from the
+    other clients' sequences on the rank): vLLM's P/D proxy (its NIXL connector's toy proxy) posts the request to
+    the prefill server with max_tokens=1, discards that token and streams the decode server's output, and
+    TensorRT-LLM's disaggregated server sends a context-only request, then streams the generation server's
+    responses; so the client's first token comes from the decode worker. `host_ms` is counted once per request, as the aggregated closed form
     counts it (the engine's fitted per-request host time; the decode server's own admission of the request is
     not known apart from it). The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
     is found by bisection; at the decode pool's max batch the remaining clients wait for a slot (their wait is
     counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes the queue absorb
     the clients instead (rho -> 1).
+
+    `prefill_est`: the pool's `prefill_estimates(prefill_kw, input_len, prefill_batch)` where the caller already
+    has them (else computed here).
 
     Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
     decode_req_per_ms (each pool's capacity), prefill_fits, prefill_reason, decode_fits, decode_reason}."""
@@ -705,12 +734,10 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     n_p, n_d, k_p, b_d, xfer, host, wv = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
                                           for x in (prefill_ranks, decode_ranks, prefill_batch, decode_batch,
                                                     xfer_ms, host_ms, wave))
-    on_dec = np.broadcast_to(np.asarray(first_token_on_decode, dtype=bool), (n,))
     k_p = np.maximum(np.floor(k_p), 1.0)
     steps = np.maximum(osl - 1.0, 1.0)
     # prefill: a lone prompt (what a request arriving at an idle rank costs) and a full batch (the pool's capacity)
-    pf = inference.estimate(**_repeat(prefill_kw, n, 2), batch_size=np.stack([np.ones(n), k_p], 1).ravel(),
-                            input_len=np.repeat(isl, 2), output_len=1)
+    pf = prefill_estimates(prefill_kw, isl, k_p) if prefill_est is None else prefill_est
     t_pf = pf["ttft_ms"].to_numpy(float).reshape(n, 2)
     t_one, t_k = t_pf[:, 0], t_pf[:, 1]
     r_pre = n_p * k_p / np.maximum(t_k, 1e-12)                     # requests per ms the prefill pool completes
@@ -735,13 +762,12 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
 
     def cycle(occ: np.ndarray) -> tuple[np.ndarray, ...]:
         step = t_dec(occ)
-        # a first token from the prefill worker: the handoff delays the second one (spread over the TPOT)
-        tpot = step + np.where(on_dec, 0.0, xfer / steps)
+        tpot = step
         x = n_d * occ / (steps * tpot)                              # requests per ms through the decode pool
         rho = x / np.maximum(r_pre, 1e-300)
         with np.errstate(divide="ignore", invalid="ignore"):
             wait = np.where(rho < 1.0, np.maximum(rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p, burst), np.inf)
-        ttft = host + wait + t_one + np.where(on_dec, xfer + HANDOFF_STEPS * step, 0.0)
+        ttft = host + wait + t_one + handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0))
         return ttft, tpot, x
 
     lo, hi = np.full(n, 1e-3), cap.copy()
@@ -823,4 +849,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "expected_max", "run_wait", "PERCENTILES"]
+__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "DISAGG_FRONT_END_PASSES", "expected_max", "run_wait", "PERCENTILES"]

@@ -40,11 +40,11 @@ def test_disagg_rows_queue_at_the_prefill_pools_capacity():
 
 
 def test_disagg_first_token_comes_from_the_decode_worker():
-    """TTFT of a lone client: the engine's host time and the prompt's prefill, then the KV handoff and
-    HANDOFF_STEPS decode iterations (the proxy streams the decode server's output)."""
+    """TTFT of a lone client: the engine's host time and the prompt's prefill, then the KV handoff and the decode
+    iteration that emits the first token at the idle decode worker (the proxy streams the decode server's
+    output)."""
     from objectives import inference
     from objectives.inference.core import default_eff
-    from objectives.serving.analytical import HANDOFF_STEPS
 
     r = silicon.predict(_rows(concurrency=1.0, decode_workers=1.0))
     e = inference.estimate("Kimi-K2.5", "GB200", tp=4, ep=4, weight_dtype="fp4", engine="vllm", batch_size=1,
@@ -52,19 +52,113 @@ def test_disagg_first_token_comes_from_the_decode_worker():
     host = default_eff().params["engine_ttft_ms"]["vllm"]
     tpot = r["tpot_pred"].iloc[0]
     assert np.isfinite(tpot)
-    assert r["ttft_pred"].iloc[0] >= e["ttft_ms"].iloc[0] + host + HANDOFF_STEPS * tpot * 0.99
+    assert r["ttft_pred"].iloc[0] >= e["ttft_ms"].iloc[0] + host + tpot * 0.99
 
 
-def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads():
+@pytest.mark.parametrize("engine, passes", [("vllm", 2.0), ("trtllm", 1.0)])
+def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads(engine, passes):
     """The host time of a disaggregated request is the step coefficients' (the engine's engine_ttft_ms), the same
-    as the aggregated closed form's, not a second reading."""
+    as the aggregated closed form's, not a second reading; paid once per API-server pass of the engine's P/D front
+    end: vLLM's proxy posts the request to the prefill and then the decode OpenAI server (two), Dynamo's frontend
+    (the TensorRT-LLM rows) tokenizes once."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+    from objectives.serving.analytical import DISAGG_FRONT_END_PASSES
+
+    assert DISAGG_FRONT_END_PASSES.get(engine, 1.0) == passes
+    base = default_eff()
+
+    def ttft(front_ms: float) -> float:
+        eff = Efficiency({**base.params, "engine_ttft_ms": {**base.params["engine_ttft_ms"], engine: front_ms}},
+                         base.meta)
+        return float(silicon.predict(_rows(concurrency=4.0, engine=engine), eff)["ttft_pred"].iloc[0])
+    assert ttft(80.0) - ttft(40.0) == pytest.approx(passes * 40.0, abs=1e-6)
+
+
+def test_a_lone_prompt_on_an_attention_dp_prefill_pool_sends_only_its_tokens_to_the_experts():
+    """A prompt arriving at an idle attention-DP prefill pool runs on one rank while the others idle (TensorRT-LLM
+    pads them with one-token dummy requests): its MoE layers see its own tokens, not attn_dp x them, so it
+    prefills faster than a full round of one prompt per rank, and than the old lone-prompt price (all ranks busy)."""
+    from objectives import inference
+    from objectives.serving.analytical import prefill_estimates
+
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=1.0, pp=1.0, weight_dtype="fp4", ep=4.0, attn_dp=4.0,
+              engine="trtllm")
+    pf = prefill_estimates(kw, 8192.0, 1.0)
+    lone, full = pf["ttft_ms"].to_numpy(float)
+    busy = inference.estimate(**kw, batch_size=1, input_len=8192, output_len=1)["ttft_ms"].iloc[0]
+    assert full == pytest.approx(busy, rel=1e-9)
+    assert lone < 0.9 * full
+    # without attention DP the two are the same forward
+    pf1 = prefill_estimates({**kw, "tp": 4.0, "attn_dp": 1.0}, 8192.0, 1.0)["ttft_ms"].to_numpy(float)
+    assert pf1[0] == pytest.approx(pf1[1], rel=1e-9)
+
+
+def test_disagg_rows_price_the_prefill_pool_once(monkeypatch):
+    """`_predict_disagg` reads the lone prompt's KV size from the same prefill estimates the closed loop prices
+    the pool with (`serving.analytical.prefill_estimates`, passed as `prefill_est`): one prefill estimate per
+    prediction, not a second batch-1 run, and the same predictions as the closed loop estimating them itself."""
+    from objectives.serving import analytical
+
+    calls: list[int] = []
+    real = analytical.prefill_estimates
+
+    def counted(*a: object, **k: object) -> pd.DataFrame:
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(analytical, "prefill_estimates", counted)
+    rows = pd.concat([_rows(concurrency=c) for c in (4.0, 64.0)], ignore_index=True)
+    r = silicon.predict(rows)
+    assert len(calls) == 1
+    assert np.isfinite(r["ttft_pred"].to_numpy(float)).all()
+    from objectives.inference.core import default_eff
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=4.0, pp=1.0, weight_dtype="fp4", ep=4.0, attn_dp=1.0,
+              engine="vllm", efficiency=default_eff())
+    pf = real(kw, 1024.0, 1.0)
+    a = analytical.disagg_closed_loop(kw, kw, 1024.0, 1024.0, 64.0, 1.0, 4.0, 1.0, 32.0, 1.0, prefill_est=pf)
+    b = analytical.disagg_closed_loop(kw, kw, 1024.0, 1024.0, 64.0, 1.0, 4.0, 1.0, 32.0, 1.0)
+    assert a["ttft_ms"] == pytest.approx(b["ttft_ms"]) and a["tpot_ms"] == pytest.approx(b["tpot_ms"])
+
+
+def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_with_disagg_rows():
+    """engine_kv_gbs (the engine's KV connector, GB/s per GPU) replaces the link's bandwidth where it is slower: the
+    first token from the decode worker waits one prompt's KV shard at that rate; 0 (not known): the link's. The
+    silicon fit owns it only for engines that have disaggregated rows."""
+    from objectives import inference
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
 
     base = default_eff()
 
-    def ttft(front_ms: float) -> float:
-        eff = Efficiency({**base.params, "engine_ttft_ms": {**base.params["engine_ttft_ms"], "vllm": front_ms}},
-                         base.meta)
+    def ttft(gbs: float) -> float:
+        eff = Efficiency({**base.params, "engine_kv_gbs": {**base.params["engine_kv_gbs"], "vllm": gbs}}, base.meta)
         return float(silicon.predict(_rows(concurrency=4.0), eff)["ttft_pred"].iloc[0])
-    assert ttft(80.0) - ttft(40.0) == pytest.approx(40.0, abs=1e-6)
+    kv = inference.estimate("Kimi-K2.5", "GB200", tp=4, ep=4, weight_dtype="fp4", engine="vllm", batch_size=1,
+                            input_len=1024, output_len=1)["kv_cache_gib"].iloc[0]
+    slow = kv * 2.0**30 / 2e9 * 1e3                              # ms at 2 GB/s
+    assert ttft(2.0) - ttft(0.0) == pytest.approx(slow, rel=0.05)
+    assert ttft(1e6) == pytest.approx(ttft(0.0), rel=1e-9)       # faster than the link: the link's
+    specs = silicon._factor_specs(["sglang", "vllm"], ["vllm"])
+    kv_specs = [s for s in specs if s[0][0][0] == "engine_kv_gbs"]
+    assert [s[0] for s in kv_specs] == [[("engine_kv_gbs", "vllm")]]
+
+
+def test_trtllm_moe_table_scale_is_fitted_only_for_trtllm():
+    """profile_moe_scale scales the engine's fused-MoE table time (a TensorRT-LLM decode step at batch 1 is mostly
+    its 60 MoE layers); the silicon fit owns it for TensorRT-LLM only (MOE_SCALE_ENGINES), others keep 1.0."""
+    from objectives import inference
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
+    base = default_eff()
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=4, ep=4, weight_dtype="fp4", batch_size=8, input_len=1024,
+              output_len=64)
+
+    def tpot(engine: str, scale: float) -> float:
+        eff = Efficiency({**base.params, "profile_moe_scale": {**base.params["profile_moe_scale"], engine: scale}},
+                         base.meta)
+        return float(inference.estimate(**kw, engine=engine, efficiency=eff)["tpot_ms"].iloc[0])
+    assert tpot("trtllm", 0.5) < 0.9 * tpot("trtllm", 1.0)
+    names = [p for s in silicon._factor_specs(["sglang", "trtllm", "vllm"]) for p in s[0]]
+    assert ("profile_moe_scale", "trtllm") in names
+    assert ("profile_moe_scale", "vllm") not in names and ("profile_moe_scale", "sglang") not in names

@@ -71,3 +71,37 @@ def test_engines_overlap_shared_experts_with_routed_ones_at_decode_batches(monke
     assert serial["tpot_ms"] - overlapped["tpot_ms"] > 0.2 * 60 * shared_ms
     # a 2,048-token prompt is past the stream threshold: its prefill runs them one after the other
     assert overlapped["ttft_ms"] == pytest.approx(serial["ttft_ms"], rel=1e-9)
+
+
+def test_trtllm_tp_groups_across_gb200_trays_run_its_own_all_reduce(monkeypatch):
+    """GB200's tables stop at one 4-GPU tray; TP 8 spans two trays of one NVLink domain. TensorRT-LLM keeps its own
+    (MNNVL) all-reduce there, so its 2 x 61 all-reduces per decode step extrapolate the custom all-reduce table
+    (a few µs at one token), not NCCL's (tens of µs); vLLM, whose custom all-reduce is disabled across nodes,
+    keeps NCCL's."""
+    from objectives.inference import measured
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=8, ep=8, weight_dtype="fp4", batch_size=1, input_len=1024,
+              output_len=256)
+    own = {e: inference.estimate(**kw, engine=e).iloc[0]["tpot_ms"] for e in ("trtllm", "vllm")}
+    monkeypatch.setattr(measured, "MNNVL_ALLREDUCE_ENGINES", ())
+    nccl = {e: inference.estimate(**kw, engine=e).iloc[0]["tpot_ms"] for e in ("trtllm", "vllm")}
+    prof = profiles.load("GB200", "trtllm")
+    one = 7168.0  # one token's hidden state
+    gap_ms = float(prof.table("comm.nccl_all_reduce")(4.0, one) - prof.table("comm.custom_allreduce")(4.0, one))
+    assert nccl["trtllm"] - own["trtllm"] > 0.5 * 2 * 61 * gap_ms
+    assert own["vllm"] == pytest.approx(nccl["vllm"], rel=1e-12)
+
+
+def test_trtllm_moe_with_ep_up_to_top_k_gathers_instead_of_all_to_all(monkeypatch):
+    """TensorRT-LLM under attention DP with EP <= top-k (Kimi-K2.5: EP 4, top-8) runs all-gather + reduce-scatter
+    around its experts, not DeepEP's all-to-all: an 8k-token prompt's 60 MoE layers cost NCCL's all-reduce of the
+    gathered tokens instead of DeepEP's normal dispatch + combine (over a second per prompt less here)."""
+    from objectives.inference import measured
+    kw = dict(model="Kimi-K2.5", gpu="GB200", tp=1, ep=4, attn_dp=4, weight_dtype="fp4", batch_size=1,
+              input_len=8192, output_len=1, moe_dp=1.0)
+    gathered = {e: inference.estimate(**kw, engine=e).iloc[0]["ttft_ms"] for e in ("trtllm", "vllm")}
+    monkeypatch.setattr(measured, "ALLGATHER_MOE_ENGINES", ())
+    a2a = {e: inference.estimate(**kw, engine=e).iloc[0]["ttft_ms"] for e in ("trtllm", "vllm")}
+    nccl = profiles.load("GB200", "trtllm").table("comm.nccl_all_reduce")
+    saved = 60 * (1.5 - float(nccl(4.0, 8192 * 7168.0)))  # DeepEP normal at 8k tokens / rank: ~1.5 ms a layer
+    assert a2a["trtllm"] - gathered["trtllm"] > 0.5 * saved
+    assert gathered["vllm"] == pytest.approx(a2a["vllm"], rel=1e-12)

@@ -243,14 +243,13 @@ def test_the_run_wait_is_bounded_by_the_run_and_grows_with_its_backlog():
 
 # ---- the closed loop of a disaggregated deployment (serving.analytical.disagg_closed_loop) ---------------------
 
-def _closed_loop(conc, prefill_batch=1, decode_batch=256, prefill_ranks=1, decode_ranks=1, on_decode=False,
-                 host=0.0, xfer=0.0, wave=0.0):
+def _closed_loop(conc, prefill_batch=1, decode_batch=256, prefill_ranks=1, decode_ranks=1, host=0.0, xfer=0.0,
+                 wave=0.0):
     from objectives.serving.analytical import disagg_closed_loop
     kw = dict(model="Llama-3.1-8B", gpu=H200, tp=1, weight_dtype="fp8", kv_dtype="fp8")
     n = len(np.atleast_1d(conc))
     return disagg_closed_loop(kw, kw, np.full(n, 2048.0), np.full(n, 256.0), conc, prefill_ranks, decode_ranks,
-                              prefill_batch, decode_batch, xfer, host_ms=host, wave=wave,
-                              first_token_on_decode=on_decode)
+                              prefill_batch, decode_batch, xfer, host_ms=host, wave=wave)
 
 
 def test_closed_loop_couples_the_pools():
@@ -283,12 +282,21 @@ def test_closed_loop_decode_slots_cap_the_batch():
 
 
 def test_closed_loop_first_token_from_the_decode_worker():
-    """When the decode worker emits the client's first token (the engines' P/D proxies), TTFT adds the KV handoff
-    and HANDOFF_STEPS decode iterations; otherwise the handoff delays the second token."""
-    from objectives.serving.analytical import HANDOFF_STEPS
-    pre, dec = (_closed_loop(np.array([1.0]), on_decode=o, host=20.0, xfer=5.0) for o in (False, True))
-    assert dec["ttft_ms"][0] - pre["ttft_ms"][0] == pytest.approx(5.0 + HANDOFF_STEPS * dec["tpot_ms"][0], rel=0.02)
-    assert pre["tpot_ms"][0] > dec["tpot_ms"][0]
+    """The decode worker emits the client's first token (the engines' P/D proxies): TTFT adds the handoff
+    (`handoff_ms`), the TPOT is the decode step alone. A lone client finds its decode rank idle: the KV read and
+    one iteration; 64 clients keep it busy: its iteration boundaries too."""
+    from objectives.serving.analytical import handoff_ms
+    for conc, xfer in ((1.0, 5.0), (64.0, 2.0)):
+        r0, rx = (_closed_loop(np.array([conc]), host=20.0, xfer=x) for x in (0.0, xfer))
+        step = rx["tpot_ms"][0]
+        assert rx["tpot_ms"][0] == pytest.approx(r0["tpot_ms"][0], rel=0.02)
+        if conc == 1.0:
+            assert rx["ttft_ms"][0] - r0["ttft_ms"][0] == pytest.approx(xfer, rel=0.02)
+            assert handoff_ms(step, xfer, 0.0) == pytest.approx(xfer + step)
+        else:
+            # a read shorter than half the step is done by the next boundary: the TTFT does not move
+            assert xfer < 0.5 * step and rx["ttft_ms"][0] == pytest.approx(r0["ttft_ms"][0], rel=0.01)
+            assert rx["ttft_ms"][0] > r0["ttft_ms"][0] - 1e-9 and r0["ttft_ms"][0] > 2.4 * step
 
 
 def test_closed_loop_clients_in_phase_wait_for_their_group():
