@@ -142,7 +142,8 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
     from objectives.inference.core import default_eff, prepare
-    from objectives.serving.analytical import DISAGG_FRONT_END_PASSES, disagg_closed_loop, prefill_estimates
+    from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
+    from objectives.serving.handoff import connector_gbs, front_end_passes
 
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
@@ -171,9 +172,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
     # ... or the engine's KV connector's rate where it is slower (the fitted engine_kv_gbs; 0: not known)
-    params = (eff if eff is not None else default_eff()).params
-    conn = np.array([float(params.get("engine_kv_gbs", {}).get(e, 0.0)) for e in eng])
-    link = np.where(conn > 0, np.minimum(link, conn), link)
+    link = connector_gbs(link, eng, eff if eff is not None else default_eff())
     xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
     # the engine's host time before it schedules a request and how synchronized the clients stay, as the
     # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms, ttft_wave; roofline rows:
@@ -183,7 +182,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     assert prep is not None  # the rows are not empty (predict calls this only with some)
     c = prep.coeffs
     # ... once per API-server pass the engine's P/D front end makes (vLLM's proxy: the prefill and the decode server)
-    passes = np.array([DISAGG_FRONT_END_PASSES.get(e, 1.0) for e in eng])
+    passes = front_end_passes(eng)
     host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape) * passes
     wave = np.broadcast_to(np.asarray(c.wave, dtype=float), isl.shape)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),

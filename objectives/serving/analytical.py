@@ -79,6 +79,8 @@ from scipy.stats import poisson
 from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
+from ..inference.core import default_eff, prepare
+from .handoff import connector_gbs, front_end_passes, handoff_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
 
@@ -391,10 +393,19 @@ class ServingModel:
                 link = np.where(no_net, np.minimum(gpu_table(gname)["link_bw_gbs"].astype(float),
                                                    gpu_table(pname)["link_bw_gbs"].astype(float)), link)
                 fits[i] &= ~no_net
+                # ... or the engine's KV connector where it is slower; the engine's host time once per pass of its
+                # P/D front end (`serving.handoff`, as the silicon slice's disaggregated rows are predicted)
+                eff = self.efficiency if self.efficiency is not None else default_eff()
+                link = connector_gbs(link, d.engine[i], eff)
                 xfer_ms = kv_bytes / (link * 1e9) * 1e3
+                pk = self._prefill_kw(d.take(i))
+                prep = prepare(pk["model"], pk["gpu"], pk["tp"], pk["pp"], pk["weight_dtype"], pk["act_dtype"],
+                               pk["kv_dtype"], ep=pk["ep"], eff=eff, engine=pk["engine"], attn_dp=pk["attn_dp"])
+                host = np.broadcast_to(np.asarray(prep.coeffs.ttft_s if prep is not None else 0.0, dtype=float),
+                                       (len(i),)) * 1e3 * front_end_passes(d.engine[i])
                 tput[i] = r * osl * 1e3
                 hand = handoff_ms(t_d, xfer_ms, N[i])
-                ttft[i] = t_p + hand
+                ttft[i] = host + t_p + hand
                 tpot[i] = t_d
                 if conc is not None:
                     # closed loop: the pools coupled through the C clients (`disagg_closed_loop`, the closed form
@@ -402,7 +413,7 @@ class ServingModel:
                     # decode worker and independent clients, as the simulator counts them
                     sd = d.take(i)
                     cl = disagg_closed_loop(self._prefill_kw(sd), self._kw(sd), isl, osl, float(conc), n_p, n_d,
-                                            ks[d_mask], slots, xfer_ms)
+                                            ks[d_mask], slots, xfer_ms, host_ms=host)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
@@ -435,9 +446,9 @@ class ServingModel:
                     wait_p[i] = run_wait(rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre)
                     for p in PERCENTILES:
                         q[p][0][i] = (t_one + run_wait(_mdl_quantile(rho, S / n_p, Z_Q[p]), n_req, offered, r_pre, p)
-                                      + hand + slot_q[p])
+                                      + host + hand + slot_q[p])
                         q[p][1][i] = t_d
-                    ttft[i] = t_one + wait_p[i] + hand + slot_mean
+                    ttft[i] = host + t_one + wait_p[i] + hand + slot_mean
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 pf_ok = pf["fits"].to_numpy(bool)[d_mask]
                 fits[i] &= pf_ok
@@ -633,35 +644,6 @@ Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 #: the rank's max batch; log-log interpolation between them) and its bisection steps on the occupancy
 DECODE_GRID = 9
 CLOSED_LOOP_STEPS = 30
-#: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
-#: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
-#: vLLM's P/D proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, `_handle_completions`) posts the
-#: client's request body, prompt text included, to a prefill OpenAI server (max_tokens=1, non-streaming, whose
-#: response it reads whole) and then the same body plus kv_transfer_params to a decode OpenAI server, which parses,
-#: tokenizes and admits it again: two passes. TensorRT-LLM's rows here run under NVIDIA Dynamo (the
-#: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend preprocesses (tokenizes) a
-#: request once and routes the preprocessed request to the prefill and then the decode worker (ai-dynamo/dynamo
-#: docs/design_docs/disagg_serving.md, "Router Orchestration": Frontend -> PrefillRouter "Preprocessed Request"):
-#: one pass. Engines not listed: one
-DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
-
-
-def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
-    """Time (ms) from a prompt's prefill to its first token at the decode worker, which decodes iterations of
-    `step_ms` at a mean `occupancy` of sequences per rank; `xfer_ms`: the KV read on the link.
-
-    A busy worker (decoding anything: chance 1 - exp(-occupancy), occupancies Poisson) admits the request at its
-    next iteration boundary (half an iteration on average), allocates its blocks and starts the read there (vLLM's
-    NIXL connector: start_load_kv in the step that schedules it), sees the read done at the first boundary after
-    it (one iteration when the read is shorter than half of one, else the read plus half an iteration: a
-    continuous form of the boundary's ceiling) and decodes the first token in the next iteration. An idle worker
-    starts at once and wakes when the KV is in: the read and one iteration. The simulator runs the same steps."""
-    step = np.asarray(step_ms, dtype=float)
-    xfer = np.asarray(xfer_ms, dtype=float)
-    busy = -np.expm1(-np.asarray(occupancy, dtype=float))
-    return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
-
-
 def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
     """`kw` with every per-deployment array (length n) repeated g times (one entry per grid point)."""
     return {k: np.repeat(np.asarray(v), g) if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
@@ -849,4 +831,5 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "DISAGG_FRONT_END_PASSES", "expected_max", "run_wait", "PERCENTILES"]
+__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "expected_max", "run_wait",
+           "PERCENTILES"]

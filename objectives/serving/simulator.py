@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import _Engine, _Replica
+from .handoff import connector_gbs, front_end_passes
 from .metrics import itl_distribution, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .workload import Workload
@@ -95,8 +96,11 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
 def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
     r = eng.reqs
     # the front-end's host time before the engine schedules a request (API server, tokenization): it delays the
-    # request's first token and its end, not the GPUs
+    # request's first token and its end, not the GPUs; a disaggregated request pays it once per pass of the
+    # engine's P/D front end (`serving.handoff`)
     host_s = float(getattr(reps[0].cost, "ttft_host_ms", 0.0)) / 1e3 if reps else 0.0
+    if reps and eng.back:
+        host_s *= float(front_end_passes([getattr(reps[0].cost, "engine", None)])[0])
     arrival = np.array([x.arrival for x in r]) / 1e3
     first = np.array([x.first for x in r]) / 1e3 + host_s
     finish = np.array([x.finish for x in r]) / 1e3 + host_s
@@ -255,12 +259,17 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
     psm, dsm = sms  # the pools' step models (pc.cost, dc.cost)
     if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
         from objectives.inference.comm import kv_transfer_gbs
+        from objectives.inference.core import default_eff
         total = pc.n_workers * pc.cost.n_gpus + dc.n_workers * dc.cost.n_gpus
         kv_link_gbs = float(kv_transfer_gbs(psm.gpu_name, psm.tp, dsm.gpu_name, dsm.tp, total))
         if not kv_link_gbs > 0:
             raise ValueError(f"disaggregated pools of {total} GPUs ({psm.gpu_name} prefill, {dsm.gpu_name} "
                              f"decode) span more than one scale-up domain and the catalog has no scale-out network "
                              f"for them (objectives/data/systems/systems.toml): pass kv_link_gbs= (GB/s)")
+        # ... or the engine's KV connector where it is slower (per GPU: the shards move in parallel)
+        shards = min(psm.tp, dsm.tp)
+        kv_link_gbs = float(connector_gbs(kv_link_gbs / shards, [psm.engine],
+                                          eff if eff is not None else default_eff())[0]) * shards
     elif not kv_link_gbs > 0:
         raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
     kv_ms = float(pc.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3

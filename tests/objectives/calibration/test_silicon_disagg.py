@@ -63,7 +63,7 @@ def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads(engine, pa
     (the TensorRT-LLM rows) tokenizes once."""
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
-    from objectives.serving.analytical import DISAGG_FRONT_END_PASSES
+    from objectives.serving.handoff import DISAGG_FRONT_END_PASSES
 
     assert DISAGG_FRONT_END_PASSES.get(engine, 1.0) == passes
     base = default_eff()
@@ -72,7 +72,8 @@ def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads(engine, pa
         eff = Efficiency({**base.params, "engine_ttft_ms": {**base.params["engine_ttft_ms"], engine: front_ms}},
                          base.meta)
         return float(silicon.predict(_rows(concurrency=4.0, engine=engine), eff)["ttft_pred"].iloc[0])
-    assert ttft(80.0) - ttft(40.0) == pytest.approx(passes * 40.0, abs=1e-6)
+    # (the closed loop moves a little with the longer cycle: the decode occupancy, the prefill queue)
+    assert ttft(80.0) - ttft(40.0) == pytest.approx(passes * 40.0, rel=2e-3)
 
 
 def test_a_lone_prompt_on_an_attention_dp_prefill_pool_sends_only_its_tokens_to_the_experts():
@@ -132,7 +133,8 @@ def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_
 
     def ttft(gbs: float) -> float:
         eff = Efficiency({**base.params, "engine_kv_gbs": {**base.params["engine_kv_gbs"], "vllm": gbs}}, base.meta)
-        return float(silicon.predict(_rows(concurrency=4.0), eff)["ttft_pred"].iloc[0])
+        # one client: its decode rank is idle, so the read adds to the TTFT as it is (`serving.handoff.handoff_ms`)
+        return float(silicon.predict(_rows(concurrency=1.0), eff)["ttft_pred"].iloc[0])
     kv = inference.estimate("Kimi-K2.5", "GB200", tp=4, ep=4, weight_dtype="fp4", engine="vllm", batch_size=1,
                             input_len=1024, output_len=1)["kv_cache_gib"].iloc[0]
     slow = kv * 2.0**30 / 2e9 * 1e3                              # ms at 2 GB/s

@@ -347,3 +347,31 @@ def test_the_simulated_handoff_at_an_idle_decode_worker_is_the_read_and_one_iter
     xfer = float(lo["kv_transfer_ms"].iloc[0])
     assert xfer == pytest.approx(3000 * sm.kv_bytes_per_token / 1e9 * 1e3)
     assert lo["ttft_ms"].median() == pytest.approx(pre + handoff_ms(step1, xfer, 0.0), rel=0.02)
+
+
+def test_the_engines_pd_front_end_and_kv_connector_in_both_fidelities(tmp_path):
+    """vLLM's P/D proxy makes a request pass two API servers (its host time twice) and its KV connector may be
+    slower than the link (`engine_kv_gbs`): the analytical model and the simulator both count them
+    (`serving.handoff`), as the silicon slice's predictions do; without them they agree as before."""
+    w = serving.Workload(rate=4.0, input_len=2048, output_len=128)
+    row = dict(gpu=H200, tp=2, pp=1, dp=2, weight_dtype="fp8", kv_dtype="fp8", mode="disagg", prefill_replicas=1,
+               max_batch_size=256, max_num_tokens=8192, chunked_prefill=True, engine="vllm")
+    out = {}
+    # "plain": no front-end time, a connector faster than the link (the link's); "slow": 50 ms, 2 GB/s per GPU
+    for name, front_ms, kv_gbs in (("plain", 1e-9, 1e9), ("slow", 50.0, 2.0)):
+        prof = tmp_path / f"{name}.json"
+        prof.write_text(json.dumps({"format": "dse-calibrated-profile/1",
+                                    "factors": {"engine_ttft_ms.vllm": front_ms, "engine_kv_gbs.vllm": kv_gbs}}))
+        o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, n_requests=400, profile=str(prof))
+        rows = pd.DataFrame([row])
+        out[name] = (o(rows).iloc[0], o.at_fidelity("simulated")(rows).iloc[0])
+    from objectives.inference import StepModel
+    kv_gpu = StepModel("Llama-3.1-8B", H200, tp=2, weight_dtype="fp8", kv_dtype="fp8").kv_bytes_per_token / 2
+    read_ms = 2048 * kv_gpu / 2e9 * 1e3                                     # each GPU's shard at 2 GB/s
+    for a, s in out.values():
+        assert a["ttft_ms"] == pytest.approx(s["ttft_ms"], rel=0.10)
+        assert a["tpot_ms"] == pytest.approx(s["tpot_ms"], rel=0.05)
+    for k in (0, 1):
+        extra = out["slow"][k]["ttft_ms"] - out["plain"][k]["ttft_ms"]
+        # 2 x 50 ms of front end, and the read of a 2,048-token prompt at 2 GB/s (plus the boundary after it)
+        assert extra == pytest.approx(100.0 + read_ms, rel=0.15), (k, extra, read_ms)

@@ -1,0 +1,62 @@
+"""The disaggregated handoff (xPyD): what splitting prefill and decode adds to a request between its prefill and
+its first token, in one place for the simulator (`simulate`), the analytical serving model (`ServingModel`,
+`disagg_closed_loop`) and the silicon slice's predictions (`objectives.calibration.silicon`).
+
+- the engine's P/D front end: how many API-server passes (parsing, tokenization, admission) a request makes, in
+  units of the engine's per-request host time (`engine_ttft_ms`);
+- the KV read: the link between the pools' GPUs (`inference.comm.kv_transfer_gbs`), or the engine's KV connector
+  where it is slower (the fitted ``engine_kv_gbs``; 0: not known);
+- the decode worker's iteration boundaries and the iteration that emits the first token (`handoff_ms`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
+#: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
+#: vLLM's P/D proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, `_handle_completions`) posts the
+#: client's request body, prompt text included, to a prefill OpenAI server (max_tokens=1, non-streaming, whose
+#: response it reads whole) and then the same body plus kv_transfer_params to a decode OpenAI server, which parses,
+#: tokenizes and admits it again: two passes. TensorRT-LLM's rows here run under NVIDIA Dynamo (the
+#: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend preprocesses (tokenizes) a
+#: request once and routes the preprocessed request to the prefill and then the decode worker (ai-dynamo/dynamo
+#: docs/design_docs/disagg_serving.md, "Router Orchestration": Frontend -> PrefillRouter "Preprocessed Request"):
+#: one pass. Engines not listed: one
+DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
+
+
+def front_end_passes(engines: Any) -> np.ndarray:
+    """API-server passes of a disaggregated request per entry of `engines` (engine names; None / roofline: 1)."""
+    return np.array([DISAGG_FRONT_END_PASSES.get(str(e).split("==")[0], 1.0) for e in np.ravel(engines)])
+
+
+def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
+    """GB/s (per GPU, as `link_gbs`) at which a prompt's KV moves between the pools: the link's, or the engine's
+    KV connector's where the efficiency factors know it and it is slower (``engine_kv_gbs[engine]`` of `eff`, an
+    Efficiency; 0: not known)."""
+    table = eff.params.get("engine_kv_gbs", {})
+    conn = np.array([float(table.get(str(e).split("==")[0], 0.0)) if isinstance(table, dict) else 0.0
+                     for e in np.ravel(engines)])
+    link = np.asarray(link_gbs, dtype=float)
+    return np.where(conn > 0, np.minimum(link, conn), link)
+
+
+def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
+    """Time (ms) from a prompt's prefill to its first token at the decode worker, which decodes iterations of
+    `step_ms` at a mean `occupancy` of sequences per rank; `xfer_ms`: the KV read on the link.
+
+    A busy worker (decoding anything: chance 1 - exp(-occupancy), occupancies Poisson) admits the request at its
+    next iteration boundary (half an iteration on average), allocates its blocks and starts the read there (vLLM's
+    NIXL connector: start_load_kv in the step that schedules it), sees the read done at the first boundary after
+    it (one iteration when the read is shorter than half of one, else the read plus half an iteration: a
+    continuous form of the boundary's ceiling) and decodes the first token in the next iteration. An idle worker
+    starts at once and wakes when the KV is in: the read and one iteration. The simulator runs the same steps."""
+    step = np.asarray(step_ms, dtype=float)
+    xfer = np.asarray(xfer_ms, dtype=float)
+    busy = -np.expm1(-np.asarray(occupancy, dtype=float))
+    return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
+
+
+__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "front_end_passes", "handoff_ms"]
