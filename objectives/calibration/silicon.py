@@ -161,7 +161,13 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
     bp = dis["prefill_batch_size"].to_numpy(float) if "prefill_batch_size" in dis else np.full(len(dis), np.nan)
     bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
-    bp = np.where(np.isfinite(bp), bp, np.maximum(np.floor(budgets[:, 1] / isl), 1.0))
+    by_budget = np.maximum(np.floor(budgets[:, 1] / isl), 1.0)
+    # a vLLM prefill server batches the prompts its token budget holds (max_num_batched_tokens; its only per-server
+    # limit is max_num_seqs, which a P/D launch leaves at its default): the rows' prefill_batch_size of 1 is the
+    # planner's figure, not a setting vLLM runs with (one TP4 prefill worker passes ~44 req/s of 1k prompts at
+    # 1,024 clients, twice what one prompt per iteration allows). TensorRT-LLM's context servers run the
+    # max_batch_size their config sets
+    bp = np.where(np.isfinite(bp), np.where(eng == "vllm", np.maximum(bp, by_budget), bp), by_budget)
     bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
     # the prefill pool priced once (a lone prompt, a full batch; `disagg_closed_loop` reuses it): the lone prompt's
     # KV shard per prefill GPU crosses the link between the pools (the shards move in parallel)

@@ -164,3 +164,22 @@ def test_trtllm_moe_table_scale_is_fitted_only_for_trtllm():
     names = [p for s in silicon._factor_specs(["sglang", "trtllm", "vllm"]) for p in s[0]]
     assert ("profile_moe_scale", "trtllm") in names
     assert ("profile_moe_scale", "vllm") not in names and ("profile_moe_scale", "sglang") not in names
+
+
+def test_a_vllm_prefill_server_batches_what_its_token_budget_holds():
+    """The rows' prefill_batch_size of 1 is the planner's figure: a vLLM prefill server batches the 1k prompts its
+    8,192-token budget holds, so its pool passes several times the requests of one prompt per iteration (1,024
+    clients: the measured ~44 req/s through one TP4 worker); a TensorRT-LLM context server runs the batch its
+    config sets."""
+    # 512 clients of 1k / 64 tokens on eight decode workers: the prefill pool sets the rate X = C / (TTFT + 63 TPOT);
+    # with one prompt per iteration it could not pass more than 1 / t_prefill(1) (~24 req/s)
+    r = silicon.predict(_rows(concurrency=512.0, osl=64.0, decode_workers=8.0, decode_batch_size=256.0))
+    x = 512.0 / (r["ttft_pred"].iloc[0] + 63.0 * r["tpot_pred"].iloc[0]) * 1e3
+    from objectives import inference
+    one = inference.estimate("Kimi-K2.5", "GB200", tp=4, ep=4, weight_dtype="fp4", engine="vllm", batch_size=1,
+                             input_len=1024, output_len=1)["ttft_ms"].iloc[0]
+    assert x > 1.5 * 1e3 / one
+    # TensorRT-LLM's context server keeps its configured batch of one prompt
+    t = silicon.predict(_rows(concurrency=512.0, osl=64.0, decode_workers=8.0, decode_batch_size=256.0,
+                              engine="trtllm"))
+    assert 512.0 / (t["ttft_pred"].iloc[0] + 63.0 * t["tpot_pred"].iloc[0]) * 1e3 < 0.8 * x
