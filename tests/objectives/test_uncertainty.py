@@ -348,13 +348,18 @@ def test_held_out_coverage_of_the_80_band(residuals):
 
 
 def test_split_conformal_coverage_on_a_random_held_out_half(residuals):
-    """Every set: bands built from a random half of the rows hold 70-90 % of the other half at the 80 % level
-    (split conformal's guarantee for rows exchangeable with the calibration rows)."""
-    rng = np.random.default_rng(1)
-    m = rng.random(len(residuals)) < 0.5
-    cal, test = residuals[~m], residuals[m].reset_index(drop=True)
-    cov = B.covered(B.bands_of(cal), test, 0.8)
-    assert 0.70 <= np.nanmean(cov) <= 0.90, np.nanmean(cov)
-    for name in ("published", "silicon", "training"):
-        part = (test["set"] == name).to_numpy()
-        assert 0.65 <= np.nanmean(cov[part]) <= 0.95, (name, np.nanmean(cov[part]))
+    """Every set: bands built from a random half of the rows hold 70-90 % of the other half at the 80 % level, on
+    average over random halves (split conformal's guarantee for rows exchangeable with the calibration rows holds
+    in expectation over the split: one half of the 139 training rows, clustered by source, ranged 60-93 % over ten
+    splits)."""
+    sets = ("published", "silicon", "training")
+    runs = []
+    for seed in range(10):
+        m = np.random.default_rng(seed).random(len(residuals)) < 0.5
+        cal, test = residuals[~m], residuals[m].reset_index(drop=True)
+        cov = B.covered(B.bands_of(cal), test, 0.8)
+        runs.append([np.nanmean(cov)] + [np.nanmean(cov[(test["set"] == n).to_numpy()]) for n in sets])
+    mean = np.mean(runs, axis=0)
+    assert 0.70 <= mean[0] <= 0.90, mean
+    for name, cov_mean in zip(sets, mean[1:]):
+        assert 0.70 <= cov_mean <= 0.90, (name, cov_mean)
