@@ -141,9 +141,9 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     their max batches, C clients coupling the pools, the KV handoff on the link between them, and the client's
     first token from the decode worker (the engines' P/D proxies stream the decode worker's output)."""
     from objectives.inference.comm import kv_transfer_gbs
-    from objectives.inference.core import default_eff, prepare
+    from objectives.inference.core import default_eff
     from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
-    from objectives.serving.handoff import connector_gbs, front_end_passes
+    from objectives.serving.handoff import connector_gbs, front_end
 
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
@@ -180,17 +180,9 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     # ... or the engine's KV connector's rate where it is slower (the fitted engine_kv_gbs; 0: not known)
     link = connector_gbs(link, eng, eff if eff is not None else default_eff())
     xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
-    # the engine's host time before it schedules a request and how synchronized the clients stay, as the
-    # aggregated closed form reads them (`prepare`'s step coefficients: engine_ttft_ms, ttft_wave; roofline rows:
-    # no host time)
-    prep = prepare(pk["model"], pk["gpu"], pk["tp"], pk["pp"], pk["weight_dtype"], ep=pk["ep"], eff=eff, engine=eng,
-                   attn_dp=pk["attn_dp"])
-    assert prep is not None  # the rows are not empty (predict calls this only with some)
-    c = prep.coeffs
-    # ... once per API-server pass the engine's P/D front end makes (vLLM's proxy: the prefill and the decode server)
-    passes = front_end_passes(eng)
-    host = np.broadcast_to(np.asarray(c.ttft_s, dtype=float) * 1e3, isl.shape) * passes
-    wave = np.broadcast_to(np.asarray(c.wave, dtype=float), isl.shape)
+    # the engine's host time before it schedules a request, once per pass of its P/D front end (vLLM's proxy: the
+    # prefill and the decode server), and how synchronized the clients stay, as the aggregated closed form reads them
+    host, wave = front_end(pk, len(dis), eff if eff is not None else default_eff())
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
                            prefill_est=pf)

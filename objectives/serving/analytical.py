@@ -79,8 +79,8 @@ from scipy.stats import poisson
 from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
-from ..inference.core import default_eff, prepare
-from .handoff import connector_gbs, front_end_passes, handoff_ms
+from ..inference.core import default_eff
+from .handoff import connector_gbs, front_end, handoff_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
 
@@ -398,11 +398,9 @@ class ServingModel:
                 eff = self.efficiency if self.efficiency is not None else default_eff()
                 link = connector_gbs(link, d.engine[i], eff)
                 xfer_ms = kv_bytes / (link * 1e9) * 1e3
-                pk = self._prefill_kw(d.take(i))
-                prep = prepare(pk["model"], pk["gpu"], pk["tp"], pk["pp"], pk["weight_dtype"], pk["act_dtype"],
-                               pk["kv_dtype"], ep=pk["ep"], eff=eff, engine=pk["engine"], attn_dp=pk["attn_dp"])
-                host = np.broadcast_to(np.asarray(prep.coeffs.ttft_s if prep is not None else 0.0, dtype=float),
-                                       (len(i),)) * 1e3 * front_end_passes(d.engine[i])
+                sd = d.take(i)
+                pkw = self._prefill_kw(sd)
+                host, _ = front_end(pkw, len(i), eff)
                 tput[i] = r * osl * 1e3
                 hand = handoff_ms(t_d, xfer_ms, N[i])
                 ttft[i] = host + t_p + hand
@@ -411,8 +409,7 @@ class ServingModel:
                     # closed loop: the pools coupled through the C clients (`disagg_closed_loop`, the closed form
                     # the silicon slice's disaggregated measurements are predicted with); the first token from the
                     # decode worker and independent clients, as the simulator counts them
-                    sd = d.take(i)
-                    cl = disagg_closed_loop(self._prefill_kw(sd), self._kw(sd), isl, osl, float(conc), n_p, n_d,
+                    cl = disagg_closed_loop(pkw, self._kw(sd), isl, osl, float(conc), n_p, n_d,
                                             ks[d_mask], slots, xfer_ms, host_ms=host)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
@@ -438,9 +435,8 @@ class ServingModel:
                     # otherwise it waits for the pool's earlier prompts: M/D/1 on the pool's work at the batched
                     # rate (utilisation rho = served / prefill capacity, service per prompt S / n_p), bounded by
                     # what the run builds at the pool's capacity r_pre (its backlog when offered more than that)
-                    sp = d.take(i)
-                    t_one = inference.estimate(**self._prefill_kw(sp), batch_size=1, input_len=isl, output_len=1,
-                                               max_num_tokens=sp.max_num_tokens)["ttft_ms"].to_numpy(float)
+                    t_one = inference.estimate(**pkw, batch_size=1, input_len=isl, output_len=1,
+                                               max_num_tokens=sd.max_num_tokens)["ttft_ms"].to_numpy(float)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_p / ks[d_mask]
                     wait_p[i] = run_wait(rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre)
@@ -644,6 +640,8 @@ Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 #: the rank's max batch; log-log interpolation between them) and its bisection steps on the occupancy
 DECODE_GRID = 9
 CLOSED_LOOP_STEPS = 30
+
+
 def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
     """`kw` with every per-deployment array (length n) repeated g times (one entry per grid point)."""
     return {k: np.repeat(np.asarray(v), g) if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v

@@ -10,9 +10,12 @@ its first token, in one place for the simulator (`simulate`), the analytical ser
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from ..inference.core import prepare
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
 #: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
@@ -30,6 +33,23 @@ DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
 def front_end_passes(engines: Any) -> np.ndarray:
     """API-server passes of a disaggregated request per entry of `engines` (engine names; None / roofline: 1)."""
     return np.array([DISAGG_FRONT_END_PASSES.get(str(e).split("==")[0], 1.0) for e in np.ravel(engines)])
+
+
+def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(host ms, clients' synchronization) of `n` disaggregated deployments' requests at their prefill pools
+    (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request host
+    time once per pass of its P/D front end (`front_end_passes`), and ``ttft_wave``, both as the aggregated closed
+    form reads them (`prepare`'s step coefficients; roofline rows: no host time)."""
+    kw = pool_kw
+    engines = kw.get("engine")
+    prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype", "bf16"),
+                   kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=engines,
+                   attn_dp=kw.get("attn_dp", 1))
+    if prep is None:
+        return np.zeros(n), np.ones(n)
+    host = np.broadcast_to(np.asarray(prep.coeffs.ttft_s, dtype=float) * 1e3, (n,))
+    passes = np.broadcast_to(front_end_passes(engines if engines is not None else [None]), (n,))
+    return host * passes, np.broadcast_to(np.asarray(prep.coeffs.wave, dtype=float), (n,)).copy()
 
 
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
@@ -59,4 +79,4 @@ def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
     return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
 
 
-__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "front_end_passes", "handoff_ms"]
+__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "front_end", "front_end_passes", "handoff_ms"]
