@@ -411,6 +411,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "shared_ffn", "q_lora_rank", "kv_lora_rank", "qk_nope", "qk_rope",
                                           "v_head")}
     fields["n_moe_layers"] = lc.n_moe_layers
+    fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk"):  # hybrid / windowed attention (0: none)
         fields[f] = getattr(m, f)

@@ -25,8 +25,6 @@ import numpy as np
 
 from objectives.catalog.types import DTYPE_BYTES
 
-from .resolve import ATTN_16BIT_WEIGHTS
-
 Num = Any
 
 #: tokens (M) and logit rows (S): half-octave grid 1 .. 2**17
@@ -202,7 +200,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
                  attn_dp: Num = 1.0, weight_names: Any = None,
                  moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
-    per-row source code and a has-profile mask, and the broadcast shape. `moe_dp`: the attention-DP ranks whose
+    per-row source code and a has-profile mask, and the broadcast shape. `shape_fields["attn16"]`: the rows whose
+    attention projections run the 16-bit GEMM table (`resolve.attn_16bit`). `moe_dp`: the attention-DP ranks whose
     tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose GPU has no profile for
     their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
     from objectives import profiles
@@ -238,9 +237,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             continue
         rows = np.flatnonzero(keys == key)
         sub = {kk: v[rows] for kk, v in f.items()}
-        # MoE models at 4-bit weights: the attention projections run the 16-bit GEMM (ATTN_16BIT_WEIGHTS)
-        at = prof.table("gemm.bf16") if w in ATTN_16BIT_WEIGHTS else None
-        attn16 = (sub["n_moe_layers"] > 0) if at is not None else np.zeros(len(rows), dtype=bool)
+        attn16 = sub["attn16"] > 0
+        at = prof.table("gemm.bf16") if attn16.any() else None
         (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
                                                       _MOE_TABLES.get(w, ()), at, attn16,
                                                       None if moe_dp is None else np.minimum(adp[rows], moe_dp))
