@@ -329,7 +329,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + gat_n * gat_lat + pp_lat
     tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + gat_n * gat_tok + pp_tok
     c = StepCoeffs(
-        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=((lc.dense_params - a16) * wb + a16 * 2.0) / w_bw,
+        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, wb, a16) / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
         n_experts=m.n_experts, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
         tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,

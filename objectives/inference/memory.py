@@ -17,10 +17,16 @@ def embed_bytes_per_param(wb: Num) -> Num:
     return np.maximum(wb, 2.0)
 
 
+def dense_bytes_gpu(lc: LayerCosts, wb: Num, attn16_params: Num = 0.0) -> Num:
+    """Bytes of one GPU's dense (non-expert) transformer weights, all layers: `wb` bytes a parameter, except
+    `attn16_params` of them (a 4-bit MoE checkpoint's attention projections) at 16 bits."""
+    return (lc.dense_params - attn16_params) * wb + attn16_params * 2.0
+
+
 def weights_bytes_gpu(lc: LayerCosts, n_experts: Num, wb: Num, pp: Num, attn16_params: Num = 0.0) -> Num:
     """Weight bytes held by one GPU: transformer layers split over TP (in `lc`) and PP, embeddings/LM head too;
-    `attn16_params` of the dense parameters (a 4-bit MoE checkpoint's attention projections) stay 16-bit."""
-    body = (lc.dense_params - attn16_params + lc.expert_params * n_experts) * wb + attn16_params * 2.0
+    `attn16_params` as in `dense_bytes_gpu`."""
+    body = dense_bytes_gpu(lc, wb, attn16_params) + lc.expert_params * n_experts * wb
     return (body + lc.embed_params * embed_bytes_per_param(wb)) / pp
 
 
