@@ -199,19 +199,16 @@ class _Replica:
     def deliver(self, rid: int, t: float) -> None:
         self.waiting.append(rid)
         self.load += 1
+        self.wake(t)
+
+    def wake(self, t: float) -> None:
+        """Something to schedule at `t` (a request delivered, a loading request's KV arrived): an idle replica
+        starts, a running decode segment stops at its next iteration boundary."""
         if self.state == "idle":
             self.state = "pending"
             self.eng.push(t, _START, self)
         elif self.state == "busy" and self.seg is not None and t < self.end and not self.static:
             self._cut(t)       # (a static batch admits nobody until it is done: no need to stop the segment)
-
-    def kv_arrived(self, t: float) -> None:
-        """A loading request's KV is here: the worker takes it at its next iteration boundary."""
-        if self.state == "idle":
-            self.state = "pending"
-            self.eng.push(t, _START, self)
-        elif self.state == "busy" and self.seg is not None and t < self.end and not self.static:
-            self._cut(t)
 
     def start(self, t: float) -> None:
         eng = self.eng
@@ -682,7 +679,7 @@ class _Engine:
             elif kind == _START:
                 rep.start(t)
             elif kind == _KV:
-                rep.kv_arrived(t)
+                rep.wake(t)
             elif rep == "decode":
                 self._route(self.back).deliver(ver, t)
             else:
