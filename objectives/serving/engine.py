@@ -153,6 +153,13 @@ class _Replica:
         r.epoch += 1
         r.gen += self.G - r.g_entry       # one token per decode step since it started decoding
 
+    def _end_load(self, rid: int, r: _Req) -> None:
+        """A request stops loading its KV (read done, or evicted): its reserved blocks leave the prefill count."""
+        self.loading.remove(rid)
+        self.pref_blocks -= r.pblocks
+        r.pblocks = 0
+        r.kv_ready = float("nan")
+
     # ---- preemption ----------------------------------------------------------------------------------
     def _preempt_until_fits(self, t: float) -> float:
         """Evict the most recently admitted requests until the next decode step fits. Returns swap ms."""
@@ -166,10 +173,7 @@ class _Replica:
             self.npre += 1
             r.last = t
             if r.kv_ready == r.kv_ready:            # its KV still loading: give the blocks back, read it later
-                self.loading.remove(rid)
-                self.pref_blocks -= r.pblocks
-                r.pblocks = 0
-                r.kv_ready = float("nan")
+                self._end_load(rid, r)
                 (self.bq if self.static else self.waiting).appendleft(rid)
                 continue
             if r.pblocks > 0:                       # still prefilling
@@ -217,10 +221,7 @@ class _Replica:
         if self.loading:                            # KV read done: decode from this iteration on
             for rid in [x for x in self.loading if eng.reqs[x].kv_ready <= t + 1e-9]:
                 r = eng.reqs[rid]
-                self.loading.remove(rid)
-                self.pref_blocks -= r.pblocks
-                r.pblocks = 0
-                r.kv_ready = float("nan")
+                self._end_load(rid, r)
                 self._add_dec(rid, r)
         extra = self._preempt_until_fits(t) if self.n else 0.0
         # swap-ins first
