@@ -321,18 +321,26 @@ def distinct_measurements(rows: pd.DataFrame) -> pd.DataFrame:
     Some runs are exported under two deployments (the same TTFT and TPOT, to the rounding, labelled e.g. TP 4 EP 4
     in one dump and TP 16 EP 4 in another): one label is wrong and nothing in the row says which, so such a
     measurement is dropped, every copy of it (`ambiguous_deployments` lists them)."""
-    key = [c for c in _MEASUREMENT_KEY if c in rows.columns]
-    ident = rows[key].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
-    once = rows[~ident.duplicated()]
+    once = _each_once(rows)
     return once[~_ambiguous(once)].copy()
+
+
+def _identity(rows: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    """The columns `cols` that `rows` has, as text, with TTFT and TPOT at 1 ms / 0.1 ms (the copies' rounding)."""
+    return rows[[c for c in cols if c in rows.columns]].astype(str).assign(_t=rows["ttft_ms"].round(0),
+                                                                          _p=rows["tpot_ms"].round(1))
+
+
+def _each_once(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with every copy of a measurement (the same `_MEASUREMENT_KEY`, TTFT and TPOT) after the first left out."""
+    return rows[~_identity(rows, _MEASUREMENT_KEY).duplicated()]
 
 
 def _ambiguous(rows: pd.DataFrame) -> pd.Series:
     """Mask of the rows whose measurement (everything but the deployment, with TTFT and TPOT at 1 ms / 0.1 ms)
     another row reports under a different deployment."""
-    run = [c for c in _MEASUREMENT_KEY if c in rows.columns and c not in _DEPLOYMENT_KEY]
+    ident = _identity(rows, [c for c in _MEASUREMENT_KEY if c not in _DEPLOYMENT_KEY])
     dep = [c for c in _DEPLOYMENT_KEY if c in rows.columns]
-    ident = rows[run].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
     deployment = rows.groupby(dep, dropna=False).ngroup()
     n_labels = deployment.groupby([ident[c] for c in ident.columns], dropna=False).transform("nunique")
     return n_labels > 1
@@ -341,9 +349,7 @@ def _ambiguous(rows: pd.DataFrame) -> pd.Series:
 def ambiguous_deployments(rows: pd.DataFrame) -> pd.DataFrame:
     """The usable rows (one per distinct label) that `distinct_measurements` drops because one run is reported
     under several deployments."""
-    key = [c for c in _MEASUREMENT_KEY if c in rows.columns]
-    ident = rows[key].astype(str).assign(_t=rows["ttft_ms"].round(0), _p=rows["tpot_ms"].round(1))
-    once = rows[~ident.duplicated()]
+    once = _each_once(rows)
     return once[_ambiguous(once)].copy()
 
 
