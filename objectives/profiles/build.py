@@ -8,6 +8,8 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
   the fastest kernel per cell (what the engine's heuristics choose from).
 - Context attention by (batch, input length, query heads per GPU) and generation attention by (batch, KV length,
   KV heads per GPU), head_dim 128, full attention, per KV-cache dtype (the median over the other head count).
+  Context grids stop at a total token count (batch x length); a length's larger batches are extended in
+  proportion to the prompts (`grid.extend_proportional`), as its work adds up once the GPU is full.
 - The engine's own all-reduce (CUDA-graph variant where both were measured) by (GPUs, message elements), and
   NCCL all-reduce / all-gather / reduce-scatter / all-to-all (half precision) from the newest NCCL table.
 - MLA attention kernels (absorbed decode, prefill) of DeepSeek-V3's shape by (batch, length, query heads per GPU)
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
-from .grid import Table, fill_gaps, pivot
+from .grid import Table, extend_proportional, fill_gaps, pivot
 from .profile import DATA_DIR, KernelProfile, save
 
 log = logging.getLogger(__name__)
@@ -95,8 +97,11 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int]) -> Table | None:
+def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt: bool = False) -> Table | None:
+    """`per_prompt`: the first axis counts prompts whose work adds up (`extend_proportional` along it first)."""
     ax, v = pivot(df, axes)
+    if per_prompt:
+        v = extend_proportional(v, 0, ax[0])
     frac = float(np.isnan(v).mean())
     if frac > MAX_MISSING:
         return None
@@ -131,9 +136,11 @@ def _length_axes(df: pd.DataFrame, kind: str, gen_heads: str = "num_heads") -> t
     return df.assign(kv_len=df["step"] + df["isl"]), ["batch_size", "kv_len", gen_heads]
 
 
-def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0) -> dict[str, Table]:
+def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0,
+               per_prompt: bool = False) -> dict[str, Table]:
     """One Table per KV-cache dtype over `axes` (the median of the measurements in a cell; gaps filled along the
-    length, then the batch, then the heads); lengths measured on fewer than `min_line_share` of the most
+    length, then the batch, then the heads; `per_prompt`: first beyond each length's largest measured batch in
+    proportion to the batch, see `_table`); lengths measured on fewer than `min_line_share` of the most
     measured length's lines are dropped first."""
     out = {}
     for raw, d in df.groupby("kv_cache_dtype"):
@@ -144,7 +151,7 @@ def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0) -
         if min_line_share > 0:
             lines = med.groupby(axes[1]).size()
             med = med[med[axes[1]].isin(lines[lines >= min_line_share * lines.max()].index)]
-        t = _table(med, axes, [1, 0, 2])
+        t = _table(med, axes, [1, 0, 2], per_prompt=per_prompt)
         if t is not None:
             out[name] = t
     return out
@@ -156,14 +163,14 @@ def attention_tables(path: Path, kind: str) -> dict[str, Table]:
     if "window_size" not in df.columns:  # older tables: full attention only
         df = df.assign(window_size=0)
     df = df[(df["head_dim"] == 128) & (df["window_size"] == 0)]
-    return _kv_tables(*_length_axes(df, kind, gen_heads="num_key_value_heads"))
+    return _kv_tables(*_length_axes(df, kind, gen_heads="num_key_value_heads"), per_prompt=kind == "context")
 
 
 def mla_tables(path: Path, kind: str) -> dict[str, Table]:
     """MLA attention (no projections): context by (batch, input length, heads per GPU), generation by (batch,
     KV length, heads per GPU), per KV-cache dtype (median over the TP sizes measured at one head count)."""
     df = _read(path, ("batch_size", "isl", "num_heads", "kv_cache_dtype", "step", "latency"))
-    return _kv_tables(*_length_axes(df, kind))
+    return _kv_tables(*_length_axes(df, kind), per_prompt=kind == "context")
 
 
 #: DeepSeek-sparse-attention architectures measured as whole attention modules, by the name the model uses
@@ -173,8 +180,9 @@ DSA_ARCHS = {"DeepseekV32ForCausalLM": "deepseek_v32", "GlmMoeDsaForCausalLM": "
 def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     """DeepSeek sparse attention modules (projections, lightning indexer, top-k, sparse MLA) per architecture and
     KV-cache dtype: context by (batch, input length, heads per GPU), generation by (batch, KV length, heads per
-    GPU); FP8 block-scaled projections where measured; lengths kept where at least half the (batch, heads) lines
-    were measured, the rest filled along the axes."""
+    GPU); FP8 block-scaled projections where measured. Context: every measured length, cells beyond a length's
+    largest measured batch extended per prompt; generation: lengths kept where at least half the (batch, heads)
+    lines were measured, the rest filled along the axes."""
     df = _read(path, ("op_name", "architecture", "batch_size", "isl", "num_heads", "kv_cache_dtype", "step",
                       "latency"))
     df = df[df["op_name"] == f"dsa_{kind}_module"]
@@ -185,7 +193,10 @@ def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     for arch, d in df.groupby("architecture"):
         name = DSA_ARCHS.get(str(arch))
         if name is not None:
-            out.update({f"{name}.{kv}": t for kv, t in _kv_tables(d, axes, min_line_share=0.5).items()})
+            # generation: lengths measured on few (batch, heads) lines are dropped
+            tabs = (_kv_tables(d, axes, per_prompt=True) if kind == "context"
+                    else _kv_tables(d, axes, min_line_share=0.5))
+            out.update({f"{name}.{kv}": t for kv, t in tabs.items()})
     return out
 
 

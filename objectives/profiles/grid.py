@@ -77,6 +77,23 @@ class Table:
                    np.asarray(arrays[prefix + "|log_ms"], dtype=float))
 
 
+def extend_proportional(values: np.ndarray, axis: int, grid: np.ndarray) -> np.ndarray:
+    """Fill the NaN cells of log-latency `values` beyond each line's last measured cell along `axis` (whose
+    values are `grid`) in proportion to the axis: t(x) = t(x_last) x / x_last. For a kernel whose work is linear
+    in that axis once the GPU is full (prompts of a context-attention batch): measurement grids that stop at a
+    total token count (batch x length) then extend the largest batch measured at each length, where a constant
+    edge would price 8 prompts like 1."""
+    v = np.moveaxis(values.copy(), axis, -1)
+    flat = v.reshape(-1, v.shape[-1])
+    lg = np.log(np.asarray(grid, dtype=float))
+    for row in flat:
+        ok = np.flatnonzero(np.isfinite(row))
+        if len(ok):
+            last = ok[-1]
+            row[last + 1:] = row[last] + lg[last + 1:] - lg[last]
+    return np.moveaxis(flat.reshape(v.shape), -1, axis)
+
+
 def fill_gaps(values: np.ndarray, axis: int) -> np.ndarray:
     """Fill NaN cells of log-latency `values` by linear interpolation (and edge extension) along `axis`, line by
     line; lines that are all NaN stay NaN."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from objectives import inference, profiles, serving
 from objectives.inference import StepModel
-from objectives.profiles.grid import Table, fill_gaps, pivot
+from objectives.profiles.grid import Table, extend_proportional, fill_gaps, pivot
 from objectives.profiles.profile import read, save
 
 
@@ -62,6 +62,17 @@ def test_pivot_takes_the_fastest_kernel_and_fill_gaps_interpolates():
     assert np.isnan(v[1, 1])                             # (4, 4) was not measured
     filled = fill_gaps(v, 0)
     assert np.exp(filled[1, 1]) == pytest.approx(3.0)    # extended along m from (1, 4)
+
+
+def test_a_context_grid_cut_at_a_token_count_extends_per_prompt():
+    # measured while batch x length <= 4: (4, 1) and (2, 2) but not (4, 2)
+    df = pd.DataFrame({"b": [1, 2, 4, 1, 2], "s": [1, 1, 1, 2, 2], "latency": [1.0, 1.5, 2.5, 3.0, 6.0]})
+    ax, v = pivot(df, ["b", "s"])
+    assert np.isnan(v[2, 1])
+    ext = extend_proportional(v, 0, ax[0])
+    assert np.exp(ext[2, 1]) == pytest.approx(12.0)   # four prompts of 2 tokens: twice the work of two
+    assert np.exp(ext[:, 0]) == pytest.approx([1.0, 1.5, 2.5])    # measured cells untouched
+    assert np.exp(fill_gaps(v, 1)[2, 1]) == pytest.approx(2.5)    # a constant edge would price them like (4, 1)
 
 
 def test_shipped_profiles_cover_the_main_gpus_and_engines():
@@ -300,6 +311,26 @@ def test_sparse_attention_decode_costs_the_measured_module():
                               input_len=1024, output_len=256, engine="sglang")["tpot_ms"].iloc[0]
     # 78 layers, each at least the indexer + sparse-attention part of the module (module less its projections)
     assert step > 78 * 0.5 * float(tab(4.0, 1152.0, 8.0))
+
+
+def test_context_tables_extend_a_token_capped_grid_per_prompt(tmp_path):
+    from objectives.profiles.build import attention_tables, dsa_tables
+    # a context-attention grid measured while batch x length <= 8192 tokens, time linear in the tokens
+    cells = [(b, s) for b in (1, 2, 4, 8) for s in (1024, 2048, 4096, 8192) if b * s <= 8192]
+    att = pd.DataFrame({"batch_size": [b for b, _ in cells], "isl": [s for _, s in cells], "num_heads": 32,
+                        "num_key_value_heads": 8, "head_dim": 128, "kv_cache_dtype": "bfloat16", "step": 0,
+                        "latency": [b * s * 1e-3 for b, s in cells]})
+    att = pd.concat([att, att.assign(num_heads=64, latency=att["latency"] * 2)])
+    att.to_parquet(tmp_path / "ctx.parquet")
+    t = attention_tables(tmp_path / "ctx.parquet", "context")["bf16"]
+    # eight prompts of 8k tokens: eight times one, where the grid's edge held one prompt's time
+    assert float(t(8.0, 8192.0, 32.0)) == pytest.approx(8 * 8.192, rel=1e-3)
+    # DeepSeek sparse-attention modules: every measured length is kept (the grid stops at a token count)
+    dsa = att.assign(op_name="dsa_context_module", architecture="GlmMoeDsaForCausalLM")
+    dsa.to_parquet(tmp_path / "dsa.parquet")
+    t = dsa_tables(tmp_path / "dsa.parquet", "context")["glm5.bf16"]
+    assert t.axes[1][-1] == 8192
+    assert float(t(2.0, 8192.0, 32.0)) == pytest.approx(2 * 8.192, rel=1e-3)
 
 
 def test_closed_loop_synchronization_is_read_per_engine():
