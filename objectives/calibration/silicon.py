@@ -35,7 +35,7 @@ ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048,
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "profile_gemm_scale",
                        "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
-                       "engine_kv_gbs", "profile_moe_scale")
+                       "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
@@ -58,6 +58,8 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = ()) -> list[tu
     # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
     # (bounds: a TCP-like 0.5 GB/s to beyond any link; an engine without such rows keeps its default, the link's)
     out += [([("engine_kv_gbs", e)], 0.5, 2000.0) for e in disagg]
+    # ... and its latency per request (alpha-beta: with the rate alone, a fixed cost reads as a slow link)
+    out += [([("engine_kv_ms", e)], 0.1, 1000.0) for e in disagg]
     out += [([("profile_moe_scale", e)], 0.4, 1.5) for e in engines if e in MOE_SCALE_ENGINES]
     return out
 
@@ -143,7 +145,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     from objectives.inference.comm import kv_transfer_gbs
     from objectives.inference.core import default_eff
     from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
-    from objectives.serving.handoff import connector_gbs, front_end
+    from objectives.serving.handoff import front_end, kv_read_ms
 
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
@@ -177,9 +179,9 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     pool_gpus = (dis["prefill_workers"].to_numpy(float) * ptp * pk["attn_dp"]
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
-    # ... or the engine's KV connector's rate where it is slower (the fitted engine_kv_gbs; 0: not known)
-    link = connector_gbs(link, eng, eff if eff is not None else default_eff())
-    xfer = np.where(np.isfinite(link), kv * 2.0**30 / (link * 1e9) * 1e3, 0.0)
+    # ... through the engine's KV connector: its latency per request, its rate where slower than the link's
+    xfer = np.where(np.isfinite(link), kv_read_ms(kv * 2.0**30, link, eng, eff if eff is not None else default_eff()),
+                    0.0)
     # the engine's host time before it schedules a request, once per pass of its P/D front end (vLLM's proxy: the
     # prefill and the decode server), and how synchronized the clients stay, as the aggregated closed form reads them
     host, wave = front_end(pk, len(dis), eff if eff is not None else default_eff())

@@ -61,7 +61,9 @@ tf32; links: nvlink, xgmi, pcie, roce):
   KV block) from its prefill rank and polls the transfers' state once per engine step
   (vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py: `_read_blocks`, `_get_block_descs_ids`,
   `_pop_done_transfers`), so many small reads rather than one stream at the link's rate; 0: not known (the link's
-  bandwidth, `inference.comm.kv_transfer_gbs`).
+  bandwidth, `inference.comm.kv_transfer_gbs`). ``engine_kv_ms[engine]``: the connector's latency per request
+  (ms) beside that rate, the alpha of the alpha-beta transfer model (metadata exchange, the read's setup and
+  completion notices between the workers); fitted like the rate from the disaggregated rows; 0: not known.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
 """
@@ -132,6 +134,7 @@ def _default_params() -> dict[str, Any]:
         "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
         # 0: not known, the KV handoff runs at the link's bandwidth (see the module docstring)
         "engine_kv_gbs": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
+        "engine_kv_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
     }
 
 

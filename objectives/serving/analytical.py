@@ -80,7 +80,7 @@ from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
 from ..inference.core import default_eff
-from .handoff import connector_gbs, front_end, handoff_ms
+from .handoff import front_end, handoff_ms, kv_read_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
 
@@ -393,11 +393,11 @@ class ServingModel:
                 link = np.where(no_net, np.minimum(gpu_table(gname)["link_bw_gbs"].astype(float),
                                                    gpu_table(pname)["link_bw_gbs"].astype(float)), link)
                 fits[i] &= ~no_net
-                # ... or the engine's KV connector where it is slower; the engine's host time once per pass of its
-                # P/D front end (`serving.handoff`, as the silicon slice's disaggregated rows are predicted)
+                # ... through the engine's KV connector (its latency per request, its rate where slower); the
+                # engine's host time once per pass of its P/D front end (`serving.handoff`, as the silicon slice's
+                # disaggregated rows are predicted)
                 eff = self.efficiency if self.efficiency is not None else default_eff()
-                link = connector_gbs(link, d.engine[i], eff)
-                xfer_ms = kv_bytes / (link * 1e9) * 1e3
+                xfer_ms = kv_read_ms(kv_bytes, link, d.engine[i], eff)
                 sd = d.take(i)
                 pkw = self._prefill_kw(sd)
                 host, _ = front_end(pkw, len(i), eff)

@@ -613,6 +613,7 @@ class _Engine:
         self.front: list[_Replica] = []     # replicas new requests go to
         self.back: list[_Replica] = []      # decode pool (disagg)
         self.kv_ms_per_tok = 0.0
+        self.kv_fixed_ms = 0.0                  # the KV connector's latency per request (disagg)
         self.iters: list[tuple[float, int]] = []
         self.segs: list[tuple[int, int, float, float]] = []
         self.gaps: list[float] = []
@@ -655,7 +656,7 @@ class _Engine:
         r = self.reqs[rid]
         r.gen = 0
         r.first = float("nan")
-        r.xfer_ms = r.prompt * self.kv_ms_per_tok
+        r.xfer_ms = r.prompt * self.kv_ms_per_tok + self.kv_fixed_ms
         r.swap_kv = 0
         self.seq += 1
         heapq.heappush(self.ev, (t, _ARRIVE, self.seq, "decode", rid))

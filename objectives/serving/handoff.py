@@ -4,7 +4,8 @@ its first token, in one place for the simulator (`simulate`), the analytical ser
 
 - the engine's P/D front end: how many API-server passes (parsing, tokenization, admission) a request makes, in
   units of the engine's per-request host time (`engine_ttft_ms`);
-- the KV read: the link between the pools' GPUs (`inference.comm.kv_transfer_gbs`), or the engine's KV connector
+- the KV read (`kv_read_ms`): the engine's KV connector's latency per request (the fitted ``engine_kv_ms``) and
+  the bytes at the link's rate between the pools' GPUs (`inference.comm.kv_transfer_gbs`), or the connector's
   where it is slower (the fitted ``engine_kv_gbs``; 0: not known);
 - the decode worker's iteration boundaries and the iteration that emits the first token (`handoff_ms`).
 """
@@ -52,15 +53,34 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray,
     return host * passes, np.broadcast_to(np.asarray(prep.coeffs.wave, dtype=float), (n,)).copy()
 
 
+def _per_engine(name: str, engines: Any, eff: Any) -> np.ndarray:
+    """The engine factor `name` of `eff` (an Efficiency) per entry of `engines` (0: not known)."""
+    table = eff.params.get(name, {})
+    return np.array([float(table.get(str(e).split("==")[0], 0.0)) if isinstance(table, dict) else 0.0
+                     for e in np.ravel(engines)])
+
+
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
     """GB/s (per GPU, as `link_gbs`) at which a prompt's KV moves between the pools: the link's, or the engine's
     KV connector's where the efficiency factors know it and it is slower (``engine_kv_gbs[engine]`` of `eff`, an
     Efficiency; 0: not known)."""
-    table = eff.params.get("engine_kv_gbs", {})
-    conn = np.array([float(table.get(str(e).split("==")[0], 0.0)) if isinstance(table, dict) else 0.0
-                     for e in np.ravel(engines)])
+    conn = _per_engine("engine_kv_gbs", engines, eff)
     link = np.asarray(link_gbs, dtype=float)
     return np.where(conn > 0, np.minimum(link, conn), link)
+
+
+def connector_ms(engines: Any, eff: Any) -> np.ndarray:
+    """The engine's KV connector's latency per request (ms; ``engine_kv_ms[engine]`` of `eff`, 0: not known)
+    per entry of `engines`."""
+    return _per_engine("engine_kv_ms", engines, eff)
+
+
+def kv_read_ms(kv_bytes: Any, link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
+    """ms to move a prompt's KV shard of `kv_bytes` (per GPU) from its prefill worker to its decode worker over a
+    link of `link_gbs` GB/s per GPU, through the engine's KV connector (alpha-beta): its latency per request
+    (`connector_ms`) plus the bytes at the link's rate, or the connector's where slower (`connector_gbs`)."""
+    rate = connector_gbs(link_gbs, engines, eff)
+    return connector_ms(engines, eff) + np.asarray(kv_bytes, dtype=float) / (rate * 1e9) * 1e3
 
 
 def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
@@ -79,4 +99,5 @@ def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
     return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
 
 
-__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "front_end", "front_end_passes", "handoff_ms"]
+__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "connector_ms", "front_end", "front_end_passes", "handoff_ms",
+           "kv_read_ms"]

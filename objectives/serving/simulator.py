@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import _Engine, _Replica
-from .handoff import connector_gbs, front_end_passes
+from .handoff import connector_gbs, connector_ms, front_end_passes
 from .metrics import itl_distribution, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .workload import Workload
@@ -58,7 +58,7 @@ def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> 
 
 def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, decode: PoolCosts | None,
          scheduler: Scheduler | None, kv_ms_per_token: float, routing: str,
-         skip: bool = True) -> tuple[_Engine, list[_Replica]]:
+         skip: bool = True, kv_fixed_ms: float = 0.0) -> tuple[_Engine, list[_Replica]]:
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a serving.Workload, got {type(workload).__name__}")
     if routing not in _ROUTING:
@@ -86,6 +86,7 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
                 for i in range(decode.n_workers)]
         eng.front, eng.back = front, back
         eng.kv_ms_per_tok = kv_ms_per_token
+        eng.kv_fixed_ms = kv_fixed_ms
         reps = front + back
         _check_fits(req.input_tokens, req.input_tokens, front[0], "prefill")
         _check_fits(req.input_tokens, total, back[0], "decode")
@@ -266,14 +267,18 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
             raise ValueError(f"disaggregated pools of {total} GPUs ({psm.gpu_name} prefill, {dsm.gpu_name} "
                              f"decode) span more than one scale-up domain and the catalog has no scale-out network "
                              f"for them (objectives/data/systems/systems.toml): pass kv_link_gbs= (GB/s)")
-        # ... or the engine's KV connector where it is slower (per GPU: the shards move in parallel)
+        # ... through the engine's KV connector: its rate where slower (per GPU: the shards move in parallel) and
+        # its latency per request
         shards = min(psm.tp, dsm.tp)
-        kv_link_gbs = float(connector_gbs(kv_link_gbs / shards, [psm.engine],
-                                          eff if eff is not None else default_eff())[0]) * shards
+        e = eff if eff is not None else default_eff()
+        kv_link_gbs = float(connector_gbs(kv_link_gbs / shards, [psm.engine], e)[0]) * shards
+        kv_fixed_ms = float(connector_ms([psm.engine], e)[0])
     elif not kv_link_gbs > 0:
         raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
+    else:  # the caller's link stands for the whole transfer
+        kv_fixed_ms = 0.0
     kv_ms = float(pc.cost.kv_bytes_per_token) / (kv_link_gbs * 1e9) * 1e3
-    return _run(workload, None, pc, dc, sched, kv_ms, routing)
+    return _run(workload, None, pc, dc, sched, kv_ms, routing, kv_fixed_ms=kv_fixed_ms)
 
 
 def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16", act_dtype: str | None = None,
@@ -289,7 +294,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
     worker count; a pool with EP on a dense model or EP not dividing the experts and tp x attn_dp is refused); the KV
     cache of each prompt moves over ``kv_link_gbs`` GB/s (default: `inference.comm.kv_transfer_gbs`: the slower
     GPU's scale-up link when both pools fit one scale-up domain, else the scale-out network per GPU, x the smaller
-    TP, the shards moving in parallel). The first token is the decode worker's, as engines stream it
+    TP, the shards moving in parallel; through the engine's KV connector, `serving.handoff.kv_read_ms`: its rate
+    where slower and its latency per request, where fitted; a ``kv_link_gbs`` given stands for the whole
+    transfer). The first token is the decode worker's, as engines stream it
     (vLLM's P/D proxy and TensorRT-LLM's disaggregated server pass the decode server's output; the prefill's own
     token is discarded): the prefill worker frees the prompt's KV blocks when its prefill is done (the transfer
     is not modelled as holding them there); the decode worker admits the request when its blocks fit, like any

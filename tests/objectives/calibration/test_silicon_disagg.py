@@ -145,6 +145,31 @@ def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_
     assert [s[0] for s in kv_specs] == [[("engine_kv_gbs", "vllm")]]
 
 
+def test_the_kv_connectors_latency_adds_per_request_and_is_fitted_per_engine_with_disagg_rows():
+    """engine_kv_ms (the connector's latency per request, the alpha beside engine_kv_gbs' beta) adds to the read:
+    one client on an idle decode rank waits it in full, whatever the prompt's length; an engine whose
+    connector has no fitted latency (0) reads at the link's alone. Fitted only for engines with disaggregated
+    rows, and reset with the other engine factors by a refit."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+    from objectives.serving.handoff import kv_read_ms
+
+    base = default_eff()
+
+    def ttft(ms: float, isl: float) -> float:
+        eff = Efficiency({**base.params, "engine_kv_ms": {**base.params["engine_kv_ms"], "vllm": ms}}, base.meta)
+        return float(silicon.predict(_rows(concurrency=1.0, isl=isl), eff)["ttft_pred"].iloc[0])
+    for isl in (1024.0, 8192.0):
+        assert ttft(80.0, isl) - ttft(0.0, isl) == pytest.approx(80.0, rel=1e-3)
+    # 1 GB at a 10 GB/s link (no connector rate known): 100 ms, and vLLM's 80 ms latency
+    eff = Efficiency({**base.params, "engine_kv_ms": {**{e: 0.0 for e in base.params["engine_kv_ms"]}, "vllm": 80.0},
+                      "engine_kv_gbs": {e: 0.0 for e in base.params["engine_kv_gbs"]}}, base.meta)
+    assert kv_read_ms(1e9, 10.0, ["vllm", "trtllm"], eff) == pytest.approx([180.0, 100.0])
+    specs = silicon._factor_specs(["sglang", "vllm"], ["vllm"])
+    assert [s[0] for s in specs if s[0][0][0] == "engine_kv_ms"] == [[("engine_kv_ms", "vllm")]]
+    assert "engine_kv_ms" in silicon.ENGINE_FACTOR_NAMES
+
+
 def test_trtllm_moe_table_scale_is_fitted_only_for_trtllm():
     """profile_moe_scale scales the engine's fused-MoE table time (a TensorRT-LLM decode step at batch 1 is mostly
     its 60 MoE layers); the silicon fit owns it for TensorRT-LLM only (MOE_SCALE_ENGINES), others keep 1.0."""

@@ -357,11 +357,13 @@ def test_the_engines_pd_front_end_and_kv_connector_in_both_fidelities(tmp_path):
     row = dict(gpu=H200, tp=2, pp=1, dp=2, weight_dtype="fp8", kv_dtype="fp8", mode="disagg", prefill_replicas=1,
                max_batch_size=256, max_num_tokens=8192, chunked_prefill=True, engine="vllm")
     out = {}
-    # "plain": no front-end time, a connector faster than the link (the link's); "slow": 50 ms, 2 GB/s per GPU
-    for name, front_ms, kv_gbs in (("plain", 1e-9, 1e9), ("slow", 50.0, 2.0)):
+    # "plain": no front-end time, a connector faster than the link (the link's) and without latency; "slow": 50 ms
+    # of front end, 2 GB/s per GPU and 30 ms per request
+    for name, front_ms, kv_gbs, kv_ms in (("plain", 1e-9, 1e9, 1e-9), ("slow", 50.0, 2.0, 30.0)):
         prof = tmp_path / f"{name}.json"
         prof.write_text(json.dumps({"format": "dse-calibrated-profile/1",
-                                    "factors": {"engine_ttft_ms.vllm": front_ms, "engine_kv_gbs.vllm": kv_gbs}}))
+                                    "factors": {"engine_ttft_ms.vllm": front_ms, "engine_kv_gbs.vllm": kv_gbs,
+                                                "engine_kv_ms.vllm": kv_ms}}))
         o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, n_requests=400, profile=str(prof))
         rows = pd.DataFrame([row])
         out[name] = (o(rows).iloc[0], o.at_fidelity("simulated")(rows).iloc[0])
@@ -373,5 +375,6 @@ def test_the_engines_pd_front_end_and_kv_connector_in_both_fidelities(tmp_path):
         assert a["tpot_ms"] == pytest.approx(s["tpot_ms"], rel=0.05)
     for k in (0, 1):
         extra = out["slow"][k]["ttft_ms"] - out["plain"][k]["ttft_ms"]
-        # 2 x 50 ms of front end, and the read of a 2,048-token prompt at 2 GB/s (plus the boundary after it)
-        assert extra == pytest.approx(100.0 + read_ms, rel=0.15), (k, extra, read_ms)
+        # 2 x 50 ms of front end, and the read of a 2,048-token prompt: 30 ms + its bytes at 2 GB/s (plus the
+        # boundary after it)
+        assert extra == pytest.approx(100.0 + 30.0 + read_ms, rel=0.15), (k, extra, read_ms)
