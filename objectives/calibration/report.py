@@ -247,6 +247,8 @@ def _silicon_section(meta: dict[str, Any]) -> list[str]:
                   f"({a['predicted']} of {a['rows']} predicted)", ""]
         for by in ("engine", "gpu") + (("model",) if key == "leave_one_model_out" else ()):
             parts += [_md(pd.DataFrame(s[by]).set_index(by)), ""]
+        if s.get("mode_engine"):  # aggregated / disaggregated per engine (older fits did not store it)
+            parts += [_md(pd.DataFrame(s["mode_engine"]).set_index(["mode", "engine"])), ""]
     return parts
 
 

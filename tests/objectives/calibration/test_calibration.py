@@ -124,7 +124,8 @@ def test_report_shows_the_silicon_scores_its_last_fit_stored(tmp_path):
     from objectives.calibration.report import _silicon_section
 
     rows, p = silicon.load_rows()
-    d = rows.head(40).assign(ttft_pred=rows["ttft_ms"].head(40) * 1.1, tpot_pred=rows["tpot_ms"].head(40) * 0.8)
+    d = pd.concat([rows[rows["mode"] == "agg"].head(30), rows[rows["mode"] == "disagg"].head(10)])
+    d = d.assign(ttft_pred=d["ttft_ms"] * 1.1, tpot_pred=d["tpot_ms"] * 0.8)
     d = d.assign(ttft_ape=(d["ttft_pred"] / d["ttft_ms"] - 1).abs() * 100,
                  tpot_ape=(d["tpot_pred"] / d["tpot_ms"] - 1).abs() * 100)
     scores = {"in_sample": silicon._summary(d), "leave_one_model_out": silicon._summary(d)}
@@ -136,6 +137,9 @@ def test_report_shows_the_silicon_scores_its_last_fit_stored(tmp_path):
     assert "Leave one model out (fit on three models, predict the fourth): TTFT MdAPE 10.0 %, TPOT MdAPE 20.0 %" in text
     for name in set(d["engine"]) | set(d["gpu"]) | set(d["model"]):
         assert f"| {name} |" in text
+    # aggregated and disaggregated deployments apart, per engine (issue 14's disaggregated target)
+    for mode, eng in set(zip(d["mode"], d["engine"])):
+        assert f"| ('{mode}', '{eng}') |" in text
     assert "changed since" not in text
     assert "changed since" in "\n".join(_silicon_section({"silicon_fit": {**fit, "data_sha256": "0" * 64}}))
     assert "run `python -m objectives.calibration silicon`" in "\n".join(_silicon_section({}))
