@@ -418,16 +418,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
                                        moe_dp)
 
-    def per_engine(name: str, default: float) -> np.ndarray:
-        table = eff[name]
-        if not isinstance(table, Mapping):  # one value for every engine (an older efficiency file)
-            return np.full(np.shape(engines), float(table))
-        vals = np.array([float(table.get(str(e).split("==")[0], default)) for e in np.ravel(engines)])
-        return vals.reshape(np.shape(engines))
-    step_ms = per_engine("engine_step_ms", 1.0)
-    seq_us = per_engine("engine_seq_us", 2.0)
-    c.ttft_s = np.where(has, per_engine("engine_ttft_ms", 0.0) * 1e-3, 0.0)
-    c.wave = np.where(has, per_engine("ttft_wave", 1.0), 1.0)
+    step_ms = eff.engine_table("engine_step_ms", engines, 1.0)
+    seq_us = eff.engine_table("engine_seq_us", engines, 2.0)
+    c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
+    c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
     # small per-layer kernels (norms, rotary, activation quantization, routing) the profile's tables do not hold
     layer_s = np.asarray(fields["n_layers"], dtype=float) * float(eff["profile_layer_us"]) * 1e-6

@@ -164,6 +164,16 @@ class Efficiency:
                 out[i, j] = float(row.get(p, row["bf16"]))
         return out
 
+    def engine_table(self, name: str, engines: Any, default: float) -> np.ndarray:
+        """Per-engine factor `name` for each entry of `engines` (engine names, optionally "name==version"; array
+        of their shape); an engine the factor does not list gets `default`, and a scalar (an older efficiency
+        file) holds for every engine."""
+        table = self.params[name]
+        if not isinstance(table, Mapping):
+            return np.full(np.shape(engines), float(table))
+        vals = np.array([float(table.get(str(e).split("==")[0], default)) for e in np.ravel(engines)])
+        return vals.reshape(np.shape(engines))
+
     def link_table(self, name: str) -> np.ndarray:
         d = self.params[name]
         return np.array([float(d[k]) for k in LINKS])

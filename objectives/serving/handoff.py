@@ -53,18 +53,11 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray,
     return host * passes, np.broadcast_to(np.asarray(prep.coeffs.wave, dtype=float), (n,)).copy()
 
 
-def _per_engine(name: str, engines: Any, eff: Any) -> np.ndarray:
-    """The engine factor `name` of `eff` (an Efficiency) per entry of `engines` (0: not known)."""
-    table = eff.params.get(name, {})
-    return np.array([float(table.get(str(e).split("==")[0], 0.0)) if isinstance(table, dict) else 0.0
-                     for e in np.ravel(engines)])
-
-
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
     """GB/s (per GPU, as `link_gbs`) at which a prompt's KV moves between the pools: the link's, or the engine's
     KV connector's where the efficiency factors know it and it is slower (``engine_kv_gbs[engine]`` of `eff`, an
     Efficiency; 0: not known)."""
-    conn = _per_engine("engine_kv_gbs", engines, eff)
+    conn = eff.engine_table("engine_kv_gbs", engines, 0.0)
     link = np.asarray(link_gbs, dtype=float)
     return np.where(conn > 0, np.minimum(link, conn), link)
 
@@ -72,7 +65,7 @@ def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
 def connector_ms(engines: Any, eff: Any) -> np.ndarray:
     """The engine's KV connector's latency per request (ms; ``engine_kv_ms[engine]`` of `eff`, 0: not known)
     per entry of `engines`."""
-    return _per_engine("engine_kv_ms", engines, eff)
+    return eff.engine_table("engine_kv_ms", engines, 0.0)
 
 
 def kv_read_ms(kv_bytes: Any, link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
