@@ -150,6 +150,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     eng = _engine(dis)
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
     isl = dis["isl"].to_numpy(float)
+    factors = eff if eff is not None else default_eff()
 
     def pool(prefix: str) -> dict[str, Any]:
         return dict(model=dis["model"].to_numpy(object), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
@@ -180,11 +181,10 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
                  + dis["decode_workers"].to_numpy(float) * dtp * dk["attn_dp"]) * pk["pp"]
     link = kv_transfer_gbs(gpu.astype(str), ptp, gpu.astype(str), dtp, pool_gpus) / np.minimum(ptp, dtp)
     # ... through the engine's KV connector: its latency per request, its rate where slower than the link's
-    xfer = np.where(np.isfinite(link), kv_read_ms(kv * 2.0**30, link, eng, eff if eff is not None else default_eff()),
-                    0.0)
+    xfer = np.where(np.isfinite(link), kv_read_ms(kv * 2.0**30, link, eng, factors), 0.0)
     # the engine's host time before it schedules a request, once per pass of its P/D front end (vLLM's proxy: the
     # prefill and the decode server), and how synchronized the clients stay, as the aggregated closed form reads them
-    host, wave = front_end(pk, len(dis), eff if eff is not None else default_eff())
+    host, wave = front_end(pk, len(dis), factors)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
                            prefill_est=pf)
