@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
-from .grid import Table, extend_proportional, fill_gaps, pivot
+from .grid import Table, extend_proportional, fill_gaps, monotone, pivot
 from .profile import DATA_DIR, KernelProfile, save
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,10 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt: bool = False) -> Table | None:
-    """`per_prompt`: the first axis counts prompts whose work adds up (`extend_proportional` along it first)."""
+def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt: bool = False,
+           size_axis: int | None = None) -> Table | None:
+    """`per_prompt`: the first axis counts prompts whose work adds up (`extend_proportional` along it first);
+    `size_axis`: an axis along which the latency cannot fall (`grid.monotone`, after the gaps are filled)."""
     ax, v = pivot(df, axes)
     if per_prompt:
         v = extend_proportional(v, 0, ax[0])
@@ -109,6 +111,8 @@ def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt:
         v = fill_gaps(v, a)
     if not np.isfinite(v).all():
         return None
+    if size_axis is not None:
+        v = monotone(v, size_axis)
     return Table(tuple(axes), ax, v)
 
 
@@ -120,7 +124,7 @@ def gemm_tables(path: Path) -> dict[str, Table]:
         name = GEMM_DTYPES.get(str(raw))
         if name is None or name in out:
             continue
-        t = _table(d, ["m", "n", "k"], [0, 1, 2])
+        t = _table(d, ["m", "n", "k"], [0, 1, 2], size_axis=0)
         if t is None:
             log.info("%s: gemm dtype %s too sparse, dropped", path, raw)
         else:
@@ -327,7 +331,7 @@ def comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str,
             df = _read(f, ("num_gpus", "message_size", "latency"))
             if "backend" in df.columns and df["backend"].astype(str).str.endswith("graph").any():
                 df = df[df["backend"].astype(str).str.endswith("graph")]
-            t = _table(df, ["num_gpus", "message_size"], [1, 0])
+            t = _table(df, ["num_gpus", "message_size"], [1, 0], size_axis=1)
             if t is not None:
                 out["custom_allreduce"] = t
     nv = versions(root, system, "comm", "nccl")
@@ -337,7 +341,7 @@ def comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str,
             df = _read(f, ("op_name", "nccl_dtype", "num_gpus", "message_size", "latency"))
             df = df[df["nccl_dtype"].astype(str) == "half"]
             for op, d in df.groupby("op_name"):
-                t = _table(d, ["num_gpus", "message_size"], [1, 0])
+                t = _table(d, ["num_gpus", "message_size"], [1, 0], size_axis=1)
                 if t is not None:
                     out[f"nccl_{op}"] = t
     return out

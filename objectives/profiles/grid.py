@@ -94,6 +94,15 @@ def extend_proportional(values: np.ndarray, axis: int, grid: np.ndarray) -> np.n
     return np.moveaxis(flat.reshape(v.shape), -1, axis)
 
 
+def monotone(values: np.ndarray, axis: int) -> np.ndarray:
+    """Each cell of log-latency `values` at most every cell after it along `axis` (a size axis: GEMM rows,
+    message bytes): a kernel can run a smaller problem in the larger one's shape (engines pad batches to their
+    CUDA-graph sizes), so a smaller size timed slower than a larger one is timing noise or a heuristic's pick, not
+    a cost the engine must pay. Without it a step's time falls as its batch grows wherever one cell spiked."""
+    v = np.flip(np.moveaxis(values, axis, 0), 0)
+    return np.moveaxis(np.flip(np.fmin.accumulate(v, axis=0), 0), 0, axis)
+
+
 def fill_gaps(values: np.ndarray, axis: int) -> np.ndarray:
     """Fill NaN cells of log-latency `values` by linear interpolation (and edge extension) along `axis`, line by
     line; lines that are all NaN stay NaN."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from objectives import inference, profiles, serving
 from objectives.inference import StepModel
-from objectives.profiles.grid import Table, extend_proportional, fill_gaps, pivot
+from objectives.profiles.grid import Table, extend_proportional, fill_gaps, monotone, pivot
 from objectives.profiles.profile import read, save
 
 
@@ -73,6 +73,44 @@ def test_a_context_grid_cut_at_a_token_count_extends_per_prompt():
     assert np.exp(ext[2, 1]) == pytest.approx(12.0)   # four prompts of 2 tokens: twice the work of two
     assert np.exp(ext[:, 0]) == pytest.approx([1.0, 1.5, 2.5])    # measured cells untouched
     assert np.exp(fill_gaps(v, 1)[2, 1]) == pytest.approx(2.5)    # a constant edge would price them like (4, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-5.0, 5.0), min_size=2, max_size=12), st.integers(0, 11))
+def test_monotone_caps_each_size_at_every_larger_ones_time(line, spike_at):
+    v = np.asarray(line)[None, :].repeat(3, axis=0)          # axis 1 is the size axis
+    out = monotone(v, 1)
+    assert np.all(np.diff(out, axis=1) >= 0)                 # never faster at a larger size
+    assert np.all(out <= v)                                  # only lowers cells
+    assert out[:, -1] == pytest.approx(v[:, -1])             # the largest size keeps its time
+    k = min(spike_at, len(line) - 1)
+    assert out[0, k] == pytest.approx(min(line[k:]))
+
+
+def test_a_gemm_cell_timed_slower_than_a_larger_batch_is_capped(tmp_path):
+    """A small-M GEMM timed slower than a larger M of the same (n, k) is noise (engines pad a batch to their
+    CUDA-graph sizes): without the cap a decode step was slower at batch 1 than at batch 8."""
+    from objectives.profiles.build import gemm_tables
+    ms = [1, 2, 4, 8, 16, 32]
+    cells = [(m, n, k) for m in ms for n in (1024, 2048) for k in (1024, 2048)]
+    lat = [0.01 * (1 + m / 64) * n * k / 2**20 for m, n, k in cells]
+    lat = [x * 3.0 if (m == 1 and n == 1024 and k == 1024) else x for (m, n, k), x in zip(cells, lat)]
+    pd.DataFrame({"gemm_dtype": "float16", "m": [c[0] for c in cells], "n": [c[1] for c in cells],
+                  "k": [c[2] for c in cells], "latency": lat}).to_parquet(tmp_path / "gemm.parquet")
+    t = gemm_tables(tmp_path / "gemm.parquet")["bf16"]
+    assert float(t(1.0, 1024.0, 1024.0)) <= float(t(2.0, 1024.0, 1024.0)) * (1 + 1e-9)
+    assert float(t(1.0, 2048.0, 2048.0)) == pytest.approx(0.01 * (1 + 1 / 64) * 4, rel=1e-6)   # untouched
+
+
+@pytest.mark.parametrize("gpu", ["H200", "B200"])
+def test_a_decode_step_does_not_get_faster_as_its_batch_grows(gpu):
+    """Llama-3.1-70B fp8 at TP 8: the engines' GEMM and all-reduce tables hold cells timed slower than a larger
+    size (vLLM's B200 tables: batch 1 came out 27 % slower than batch 8 before `grid.monotone`)."""
+    batch = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    for engine in ("vllm", "sglang", "trtllm"):
+        r = inference.estimate("Llama-3.1-70B", gpu, tp=8, weight_dtype="fp8", kv_dtype="fp8", batch_size=batch,
+                               input_len=1024, output_len=1024, engine=engine)
+        assert np.all(np.diff(r["tpot_ms"].to_numpy()) >= -1e-9), (engine, r["tpot_ms"].round(2).tolist())
 
 
 def test_shipped_profiles_cover_the_main_gpus_and_engines():
