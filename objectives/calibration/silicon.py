@@ -35,13 +35,14 @@ ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048,
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "profile_gemm_scale",
                        "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
-                       "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
+                       "profile_moe_layer_us", "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
-def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = ()) -> list[tuple[list[tuple[str, ...]], float, float]]:
+def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True,
+                  moe: bool = True) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
@@ -53,7 +54,11 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = ()) -> list[tu
     # timed in isolation by its own harness), so the part of an isolated time the engine's CUDA graphs hide is a
     # property of that table set (an engine without rows gets the others' geometric mean: `fit_engine_factors`)
     out += [([("profile_launch_us", e)], 0.1, 6.0) for e in engines]
-    out += [([("profile_attn_scale",)], 0.5, 2.0), ([("profile_layer_us",)], 1.0, 100.0)]
+    out += [([("profile_attn_scale",)], 0.5, 2.0)]
+    # the small kernels per layer: every layer's, identified by dense models (`dense`: rows or anchors hold one;
+    # an MoE model's rows see only the sum), and an MoE layer's own, identified by MoE models
+    out += [([("profile_layer_us",)], 1.0, 100.0)] if dense else []
+    out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
     # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
     # (bounds: a TCP-like 0.5 GB/s to beyond any link; an engine without such rows keeps its default, the link's)
@@ -193,23 +198,65 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
                          "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)
 
 
-def _resid(rows: pd.DataFrame, eff: Efficiency) -> np.ndarray:
+def dense_anchors(path: str | None = None) -> pd.DataFrame:
+    """Decode steps of dense models in the published tables (`calibration.data.load`): the batch-1 inter-token
+    latencies of TensorRT-LLM's tuning guide with its tuned build flags (Llama-3.3-70B, H100, TP 4). The silicon
+    slice holds MoE models only, whose rows see a layer's small kernels and an MoE layer's own together; these
+    rows pin the part every layer pays (`profile_layer_us`), so that it does not carry routing work into dense
+    models. Empty when the published file is absent."""
+    from objectives import catalog
+
+    from .data import load
+    try:
+        df, _ = load(path)
+    except (FileNotFoundError, OSError):
+        return pd.DataFrame()
+    d = df[(df["kind"] == "latency") & (df["metric"] == "itl_ms") & (df["engine_profile"] == "tuned")]
+    dense = d["model"].map(lambda m: catalog.model(m).n_experts == 0).astype(bool)
+    return d[dense]
+
+
+def _anchor_resid(anchors: pd.DataFrame, eff: Efficiency) -> np.ndarray:
+    """log(predicted / measured) inter-token latency of `dense_anchors` rows on their engine's profile."""
+    if anchors is None or not len(anchors):
+        return np.zeros(0)
+    r = inference.estimate(
+        model=anchors["model"].to_numpy(object), gpu=anchors["gpu"].to_numpy(object),
+        tp=anchors["tp"].to_numpy(float), pp=anchors["pp"].fillna(1).to_numpy(float),
+        weight_dtype=anchors["weight_dtype"].to_numpy(object), batch_size=anchors["batch_size"].to_numpy(float),
+        input_len=anchors["input_len"].to_numpy(float), output_len=anchors["output_len"].to_numpy(float),
+        engine=anchors["engine_family"].to_numpy(object), efficiency=eff)
+    return np.log(r["tpot_ms"].to_numpy(float) / anchors["value"].to_numpy(float))
+
+
+def _is_moe(models: Any) -> np.ndarray:
+    from objectives import catalog
+    return np.array([catalog.model(m).n_experts > 0 for m in models], dtype=bool)
+
+
+def _resid(rows: pd.DataFrame, eff: Efficiency, anchors: pd.DataFrame | None = None) -> np.ndarray:
     p = predict(rows, eff)
     r = np.concatenate([np.log(p["ttft_pred"].to_numpy(float) / rows["ttft_ms"].to_numpy(float)),
-                        np.log(p["tpot_pred"].to_numpy(float) / rows["tpot_ms"].to_numpy(float))])
+                        np.log(p["tpot_pred"].to_numpy(float) / rows["tpot_ms"].to_numpy(float)),
+                        _anchor_resid(anchors, eff)])
     return np.where(np.isfinite(r), r, 3.0)
 
 
 def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 60,
-                       reg: float = 0.01) -> tuple[Efficiency, dict]:
+                       reg: float = 0.01, anchors: pd.DataFrame | None = None) -> tuple[Efficiency, dict]:
     """Least-squares fit (soft-L1 on log(pred / measured) of TTFT and TPOT) of the engine-level factors of the
-    engines present in `rows`; light log-prior towards the starting values."""
+    engines present in `rows`; light log-prior towards the starting values. `anchors`: dense decode steps
+    (`dense_anchors`) fitted beside the rows. A layer's small-kernel time is fitted only where dense models
+    (rows or anchors) identify it, an MoE layer's own only where MoE rows do; otherwise they keep `base`'s."""
     if base is None:  # the shipped fit, the base `calibrate.load_profile` lays a fitted profile over
         from objectives.inference.core import default_eff
         base = default_eff()
     engines = sorted(set(_engine(rows)) & set(profiles.ENGINE_NAMES))
     dis = rows[rows["mode"] == "disagg"]
-    specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)))
+    moe = _is_moe(rows["model"].unique())
+    has_anchors = anchors is not None and len(anchors) > 0
+    specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
+                          moe=bool(moe.any()))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])
@@ -221,7 +268,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     prior = x0.copy()
 
     def resid(x: np.ndarray) -> np.ndarray:
-        r = _resid(rows, _with(base, specs, x))
+        r = _resid(rows, _with(base, specs, x), anchors)
         return np.concatenate([r, np.sqrt(reg) * np.log(x[informative] / prior[informative])])
     res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale="jac",
                         max_nfev=max_nfev, diff_step=1e-2)
@@ -278,12 +325,13 @@ def scored(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     return d
 
 
-def leave_one_model_out(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 40) -> pd.DataFrame:
-    """Each model's rows predicted with engine factors fitted on the other models' rows."""
+def leave_one_model_out(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 40,
+                        anchors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each model's rows predicted with engine factors fitted on the other models' rows (and `anchors`)."""
     parts = []
     for model in sorted(rows["model"].unique()):
         train, test = rows[rows["model"] != model], rows[rows["model"] == model]
-        eff, _ = fit_engine_factors(train, base, max_nfev=max_nfev)
+        eff, _ = fit_engine_factors(train, base, max_nfev=max_nfev, anchors=anchors)
         parts.append(scored(test, eff))
     return pd.concat(parts).loc[rows.index]
 
@@ -403,7 +451,8 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
     loaded = load_efficiency(out) if out and Path(out).exists() else load_efficiency()
     fresh = default_efficiency().params
     base = Efficiency({**loaded.params, **{k: fresh[k] for k in ENGINE_FACTOR_NAMES}}, loaded.meta)
-    eff, info = fit_engine_factors(rows, base, max_nfev=max_nfev)
+    anchors = dense_anchors()
+    eff, info = fit_engine_factors(rows, base, max_nfev=max_nfev, anchors=anchors)
     target = Path(out) if out else DATA_FILE
     raw = json.loads(target.read_text()) if target.exists() else {"meta": {}, "params": {}}
     # every factor this fit owns, fitted or held at its default, so the file holds what the fit ran with
@@ -430,8 +479,16 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
              f"All rows: TTFT MdAPE {ins['ttft_ape'].median():.1f} %, TPOT MdAPE {ins['tpot_ape'].median():.1f} %, "
              f"{int(ins['tpot_pred'].notna().sum())} of {len(ins)} predicted.", ""]
     summary: dict[str, Any] = {"in_sample": _summary(ins)}
+    if len(anchors):
+        ratio = np.exp(_anchor_resid(anchors, eff))
+        summary["dense_anchors"] = {"rows": int(len(anchors)), "pred_over_measured": [float(x) for x in ratio]}
+        parts += ["Dense decode steps fitted beside the rows (`dense_anchors`: the published batch-1 inter-token "
+                  f"latencies of {', '.join(sorted(set(anchors['model'])))}, tuned TensorRT-LLM builds; they pin "
+                  f"`profile_layer_us` = {eff['profile_layer_us']:.1f} us per layer, an MoE layer adds "
+                  f"`profile_moe_layer_us` = {eff['profile_moe_layer_us']:.1f} us): predicted / measured "
+                  f"{', '.join(f'{x:.3f}' for x in ratio)}.", ""]
     if loso:
-        lo = leave_one_model_out(rows, base, max_nfev=max_nfev)
+        lo = leave_one_model_out(rows, base, max_nfev=max_nfev, anchors=anchors)
         summary["leave_one_model_out"] = _summary(lo)
         parts += ["## Leave one model out (factors fitted on the other three models)", "",
                   _md(mdape_by(lo, ["model", "engine"])), "", _md(mdape_by(lo, ["gpu"])), "",

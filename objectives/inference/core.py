@@ -423,8 +423,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
-    # small per-layer kernels (norms, rotary, activation quantization, routing) the profile's tables do not hold
-    layer_s = np.asarray(fields["n_layers"], dtype=float) * float(eff["profile_layer_us"]) * 1e-6
+    # small per-layer kernels the profile's tables do not hold: every layer's (norms, rotary, KV-cache write,
+    # activation) and an MoE layer's own (router GEMM, top-k, the experts' input quantization)
+    layer_s = (np.asarray(fields["n_layers"], dtype=float) * float(eff["profile_layer_us"])
+               + np.asarray(fields["n_moe_layers"], dtype=float) * float(eff["profile_moe_layer_us"])) * 1e-6
     c.fixed_s = np.where(has, step_ms * 1e-3 + layer_s + p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)
     c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)

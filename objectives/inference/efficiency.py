@@ -51,7 +51,11 @@ tf32; links: nvlink, xgmi, pcie, roce):
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
   offline static batch; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
-  do not hold (norms, rotary embedding, activation quantization, routing), µs.
+  do not hold (norms, rotary embedding, KV-cache write, activation), µs, every layer;
+  ``profile_moe_layer_us``: what an MoE layer adds to it (router GEMM, top-k selection, the experts' input
+  quantization: the fused-MoE tables time the experts from given routing), µs. The silicon fit's rows are MoE
+  models, which see the sum; the dense part is pinned by the published dense decode steps
+  (`calibration.silicon.dense_anchors`).
 - ``profile_moe_scale[engine]``: the engine's fused-MoE layer in the engine vs its kernel table's measurement of
   it (`moe.<format>` tables; 1: as measured), fitted only for the engines in `calibration.silicon.MOE_SCALE_ENGINES`
   (see there).
@@ -131,6 +135,7 @@ def _default_params() -> dict[str, Any]:
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         "profile_layer_us": 10.0,
+        "profile_moe_layer_us": 0.0,
         "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
         # 0: not known, the KV handoff runs at the link's bandwidth (see the module docstring)
         "engine_kv_gbs": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},

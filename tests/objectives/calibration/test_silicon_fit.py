@@ -41,3 +41,42 @@ def test_an_engine_without_rows_gets_the_fitted_engines_mean_front_end_time(rows
     fe = eff.params["engine_ttft_ms"]
     # not its unfitted 0 ms (a claim that the engine has no front end), but the fitted engines' geometric mean
     assert fe["trtllm"] == pytest.approx(np.sqrt(fe["vllm"] * fe["sglang"]), rel=1e-9) and fe["trtllm"] > 0.1
+
+
+def test_an_moe_layers_own_small_kernels_leave_dense_models_alone():
+    """profile_moe_layer_us is paid by MoE layers only: a dense model's step does not move with it, an MoE
+    model's grows by its MoE layers x the change; profile_layer_us is every layer's."""
+    from objectives import catalog, inference
+    from objectives.inference.core import default_eff
+
+    base = default_eff()
+
+    def tpot(model: str, **over: float) -> float:
+        eff = Efficiency({**base.params, **over}, base.meta)
+        return float(inference.estimate(model, "H200", tp=8, weight_dtype="fp8", batch_size=8, input_len=1024,
+                                        output_len=256, engine="vllm", efficiency=eff)["tpot_ms"].iloc[0])
+    dense, moe = "Llama-3.1-70B", "Qwen3-235B-A22B"
+    lay, extra = base.params["profile_layer_us"], base.params["profile_moe_layer_us"]
+    assert tpot(dense, profile_moe_layer_us=extra + 50.0) == pytest.approx(tpot(dense), rel=1e-9)
+    m = catalog.model(moe)
+    n_moe = m.n_layers - m.first_k_dense
+    assert tpot(moe, profile_moe_layer_us=extra + 50.0) - tpot(moe) == pytest.approx(n_moe * 0.05, rel=1e-6)
+    assert tpot(dense, profile_layer_us=lay + 50.0) - tpot(dense) == pytest.approx(80 * 0.05, rel=1e-6)
+
+
+def test_dense_anchors_pin_the_layer_time_and_moe_rows_alone_do_not_fit_it(rows):
+    anchors = silicon.dense_anchors()
+    if not len(anchors):
+        pytest.skip("the published measurements (../shared/calibration) are not in this checkout")
+    # the published dense decode steps: batch-1 inter-token latencies of tuned builds, dense models only
+    assert set(anchors["metric"]) == {"itl_ms"} and set(anchors["engine_profile"]) == {"tuned"}
+    assert (anchors["batch_size"] == 1).all() and not silicon._is_moe(anchors["model"].unique()).any()
+    base = default_efficiency()
+    params = {**copy.deepcopy(dict(base.params)), "profile_layer_us": 33.0}
+    # MoE rows alone see a layer's and an MoE layer's small kernels together: only the MoE part is fitted
+    eff, info = silicon.fit_engine_factors(rows, Efficiency(params, base.meta), max_nfev=1)
+    assert "profile_moe_layer_us" in info["names"] and "profile_layer_us" not in info["names"]
+    assert eff.params["profile_layer_us"] == 33.0
+    # with the dense anchors both are fitted
+    _, info = silicon.fit_engine_factors(rows, Efficiency(params, base.meta), max_nfev=1, anchors=anchors)
+    assert {"profile_moe_layer_us", "profile_layer_us"} <= set(info["names"])
