@@ -57,7 +57,7 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     out += [([("profile_attn_scale",)], 0.5, 2.0)]
     # the small kernels per layer: every layer's, identified by dense models (`dense`: rows or anchors hold one;
     # an MoE model's rows see only the sum), and an MoE layer's own, identified by MoE models
-    out += [([("profile_layer_us",)], 1.0, 100.0)] if dense else []
+    out += [([("profile_layer_us", e) for e in every], 1.0, 100.0)] if dense else []
     out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
     # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
@@ -484,7 +484,7 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
         summary["dense_anchors"] = {"rows": int(len(anchors)), "pred_over_measured": [float(x) for x in ratio]}
         parts += ["Dense decode steps fitted beside the rows (`dense_anchors`: the published batch-1 inter-token "
                   f"latencies of {', '.join(sorted(set(anchors['model'])))}, tuned TensorRT-LLM builds; they pin "
-                  f"`profile_layer_us` = {eff['profile_layer_us']:.1f} us per layer, an MoE layer adds "
+                  f"`profile_layer_us` = {eff['profile_layer_us']['vllm']:.1f} us per layer, an MoE layer adds "
                   f"`profile_moe_layer_us` = {eff['profile_moe_layer_us']:.1f} us): predicted / measured "
                   f"{', '.join(f'{x:.3f}' for x in ratio)}.", ""]
     if loso:

@@ -425,7 +425,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
     # small per-layer kernels the profile's tables do not hold: every layer's (norms, rotary, KV-cache write,
     # activation) and an MoE layer's own (router GEMM, top-k, the experts' input quantization)
-    layer_s = (np.asarray(fields["n_layers"], dtype=float) * float(eff["profile_layer_us"])
+    layer_s = (np.asarray(fields["n_layers"], dtype=float) * eff.engine_table("profile_layer_us", engines, 0.0)
                + np.asarray(fields["n_moe_layers"], dtype=float) * float(eff["profile_moe_layer_us"])) * 1e-6
     c.fixed_s = np.where(has, step_ms * 1e-3 + layer_s + p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)

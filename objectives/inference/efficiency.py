@@ -51,7 +51,8 @@ tf32; links: nvlink, xgmi, pcie, roce):
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
   offline static batch; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
-  do not hold (norms, rotary embedding, KV-cache write, activation), µs, every layer;
+  do not hold (norms, rotary embedding, KV-cache write, activation), µs, every layer, per engine (the silicon
+  fit shares one value among vLLM, SGLang and TensorRT-LLM; `torch`'s is its own unfused layer's);
   ``profile_moe_layer_us``: what an MoE layer adds to it (router GEMM, top-k selection, the experts' input
   quantization: the fused-MoE tables time the experts from given routing), µs. The silicon fit's rows are MoE
   models, which see the sum; the dense part is pinned by the published dense decode steps
@@ -134,7 +135,10 @@ def _default_params() -> dict[str, Any]:
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
-        "profile_layer_us": 10.0,
+        # torch: the collected H200 reference steps' unfused PyTorch layer (RMSNorm, rotary, cache write, SiLU x
+        # up and residual adds as separate kernels), not an engine's fused ones: the decode steps at KV 1k run
+        # 48 us per layer beyond the engines' 19 us (docs/profiles.md, "The GPU-collected H200 profile")
+        "profile_layer_us": {"vllm": 10.0, "sglang": 10.0, "trtllm": 10.0, "torch": 67.0},
         "profile_moe_layer_us": 0.0,
         "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
         # 0: not known, the KV handoff runs at the link's bandwidth (see the module docstring)

@@ -58,10 +58,13 @@ def test_an_moe_layers_own_small_kernels_leave_dense_models_alone():
     dense, moe = "Llama-3.1-70B", "Qwen3-235B-A22B"
     lay, extra = base.params["profile_layer_us"], base.params["profile_moe_layer_us"]
     assert tpot(dense, profile_moe_layer_us=extra + 50.0) == pytest.approx(tpot(dense), rel=1e-9)
+    more = {**lay, "vllm": lay["vllm"] + 50.0}
     m = catalog.model(moe)
     n_moe = m.n_layers - m.first_k_dense
     assert tpot(moe, profile_moe_layer_us=extra + 50.0) - tpot(moe) == pytest.approx(n_moe * 0.05, rel=1e-6)
-    assert tpot(dense, profile_layer_us=lay + 50.0) - tpot(dense) == pytest.approx(80 * 0.05, rel=1e-6)
+    assert tpot(dense, profile_layer_us=more) - tpot(dense) == pytest.approx(80 * 0.05, rel=1e-6)
+    # another engine's value leaves vLLM's step alone
+    assert tpot(dense, profile_layer_us={**lay, "sglang": lay["sglang"] + 50.0}) == pytest.approx(tpot(dense))
 
 
 def test_dense_anchors_pin_the_layer_time_and_moe_rows_alone_do_not_fit_it(rows):
@@ -72,11 +75,15 @@ def test_dense_anchors_pin_the_layer_time_and_moe_rows_alone_do_not_fit_it(rows)
     assert set(anchors["metric"]) == {"itl_ms"} and set(anchors["engine_profile"]) == {"tuned"}
     assert (anchors["batch_size"] == 1).all() and not silicon._is_moe(anchors["model"].unique()).any()
     base = default_efficiency()
-    params = {**copy.deepcopy(dict(base.params)), "profile_layer_us": 33.0}
-    # MoE rows alone see a layer's and an MoE layer's small kernels together: only the MoE part is fitted
+    layer = {e: 33.0 for e in ("vllm", "sglang", "trtllm")} | {"torch": 67.0}
+    params = {**copy.deepcopy(dict(base.params)), "profile_layer_us": layer}
+    # MoE rows alone see a layer's small kernels and an MoE layer's own together: only the MoE part is fitted
     eff, info = silicon.fit_engine_factors(rows, Efficiency(params, base.meta), max_nfev=1)
-    assert "profile_moe_layer_us" in info["names"] and "profile_layer_us" not in info["names"]
-    assert eff.params["profile_layer_us"] == 33.0
-    # with the dense anchors both are fitted
-    _, info = silicon.fit_engine_factors(rows, Efficiency(params, base.meta), max_nfev=1, anchors=anchors)
-    assert {"profile_moe_layer_us", "profile_layer_us"} <= set(info["names"])
+    assert "profile_moe_layer_us" in info["names"]
+    assert not any(n.startswith("profile_layer_us") for n in info["names"])
+    assert eff.params["profile_layer_us"] == layer
+    # with the dense anchors both are fitted, one value shared by the engines; the PyTorch layer keeps its own
+    eff, info = silicon.fit_engine_factors(rows, Efficiency(params, base.meta), max_nfev=1, anchors=anchors)
+    assert {"profile_moe_layer_us", "profile_layer_us.vllm", "profile_layer_us.trtllm"} <= set(info["names"])
+    fitted = eff.params["profile_layer_us"]
+    assert fitted["vllm"] == fitted["sglang"] == fitted["trtllm"] and fitted["torch"] == 67.0

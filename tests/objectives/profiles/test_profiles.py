@@ -113,6 +113,18 @@ def test_a_decode_step_does_not_get_faster_as_its_batch_grows(gpu):
         assert np.all(np.diff(r["tpot_ms"].to_numpy()) >= -1e-9), (engine, r["tpot_ms"].round(2).tolist())
 
 
+def test_dense_decode_at_tp8_and_small_batch_is_near_what_the_engines_run():
+    """Issue 13: Llama-3.1-70B fp8 / fp4 at TP 8 on H200 / B200, batch 4-16, runs ~6.5-7 ms per step on vLLM,
+    SGLang and TensorRT-LLM. A small-kernel time per layer fitted on MoE rows alone put it at 9-10 ms (and the
+    roofline at 12-13); with a dense layer's part pinned apart from an MoE layer's, within ~20 %."""
+    for gpu, w in (("H200", "fp8"), ("B200", "fp8"), ("B200", "fp4")):
+        for engine in ("vllm", "sglang", "trtllm"):
+            r = inference.estimate("Llama-3.1-70B", gpu, tp=8, weight_dtype=w, kv_dtype="fp8", batch_size=[4, 8, 16],
+                                   input_len=1024, output_len=1024, engine=engine)
+            t = r["tpot_ms"].to_numpy()
+            assert np.all((t > 5.5) & (t < 8.5)), (gpu, w, engine, t.round(2).tolist())
+
+
 def test_shipped_profiles_cover_the_main_gpus_and_engines():
     for gpu in ("H100-SXM-80GB", "H200-SXM-141GB", "B200"):
         have = profiles.available(gpu)
