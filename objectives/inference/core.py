@@ -137,7 +137,7 @@ class Prepared:
 _FACTORIZE_MIN = 4096
 
 
-def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
+def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
             engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
@@ -162,7 +162,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     dp = positive("dp", dp, upper=MAX_DEGREE)
     ep = positive("ep", ep, upper=MAX_DEGREE)
     adp = positive("attn_dp", attn_dp, upper=MAX_DEGREE)
-    w = dtype_codes("weight_dtype", weight_dtype, allow_none=False)
+    w = checkpoint_weight_codes(dtype_codes("weight_dtype", weight_dtype, allow_none=True), mrecs, midx)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
@@ -179,6 +179,18 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
                  moe_dp)
     p.row_shape = row_shape
     return p
+
+
+def checkpoint_weight_codes(w: Any, mrecs: list, midx: np.ndarray | None) -> Any:
+    """Weight-dtype codes with None (-1) replaced by each row's checkpoint format: the model's quantization
+    config (`Model.quant_weight_dtype`: FP8 / FP8-block, NVFP4 / MXFP4, int4 checkpoints), bf16 where it has
+    none."""
+    if np.all(np.asarray(w) >= 0):
+        return w
+    from objectives.catalog.types import DTYPES
+    ck = np.array([DTYPES.index(r.quant_weight_dtype or "bf16") for r in mrecs], dtype=np.int64)
+    out = np.where(np.asarray(w) < 0, ck[0] if midx is None else ck[midx], w)
+    return int(out) if out.ndim == 0 else out
 
 
 #: largest grid of distinct argument values evaluated whole (else the combined key is factorized)

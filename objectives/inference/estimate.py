@@ -155,7 +155,7 @@ def _with_profile(efficiency: Efficiency | None, profile: Any) -> Efficiency | N
     return load_profile(profile, efficiency)
 
 
-def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
+def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
@@ -398,7 +398,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
 
 
-def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = "bf16", act_dtype: Any = None,
+def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
                    max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,

@@ -3,6 +3,8 @@
 Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 - model / gpu: a catalog name, alias or Hugging Face id (unknown -> the catalog's error with close matches), or a
   `Model` / `GPU` record; arrays of those broadcast like every other argument.
+- weight_dtype None -> the checkpoint's format (`Model.quant_weight_dtype`, from its quantization config: an FP8 /
+  FP8-block checkpoint fp8, NVFP4 / MXFP4 fp4, int4-group int4), bf16 for an unquantized one.
 - act_dtype None -> the weight dtype when the GPU computes in it (fp8 on Ada/Hopper+, fp4 on Blackwell, int8,
   bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...). fp32 weights compute in tf32.
 - kv_dtype None -> the activation dtype for bf16/fp16/fp8; fp8 for fp4 activations (bf16 where the GPU has no

@@ -24,7 +24,7 @@ class StepModel:
     (unsupported precision, tp not dividing the heads, weights not fitting): the simulator needs a valid replica.
     """
 
-    def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
+    def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
                  engine: Any = None, attn_dp: int = 1, efficiency: Efficiency | None = None) -> None:

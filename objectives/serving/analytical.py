@@ -173,7 +173,7 @@ class Deployments:
                              "pools batch continuously")
 
     @classmethod
-    def of(cls, gpu: Any, tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, weight_dtype: Any = "bf16",
+    def of(cls, gpu: Any, tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, weight_dtype: Any = None,
            act_dtype: Any = None, kv_dtype: Any = None, mode: Any = "agg", prefill_replicas: Any = 0,
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,

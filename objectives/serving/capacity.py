@@ -46,7 +46,7 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
                     trace=workload.trace if workload.trace is not None else None)
 
 
-def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16", act_dtype: str | None = None,
+def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated") -> dict[str, Any]:

@@ -195,7 +195,7 @@ def _host_link(sched: Scheduler, gpu_name: str) -> float:
     return HOST_LINK_GBS.get(g.family, HOST_LINK_GBS_DEFAULT)
 
 
-def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None,
+def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act_dtype: str | None,
                 kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1,
                 attn_dp: int = 1, efficiency: Any = None) -> StepModel:
     from objectives.inference import StepModel
@@ -214,7 +214,7 @@ def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) 
     check_ep(model, int(ep), int(tp), int(attn_dp), who=f"{role} pool ")
 
 
-def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype: str | None, kv_dtype: str | None,
+def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act_dtype: str | None, kv_dtype: str | None,
            workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
            ep: int = 1, attn_dp: int = 1, profile: Any = None) -> tuple[_Engine, list[_Replica]]:
@@ -281,7 +281,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str, act_dtype:
     return _run(workload, None, pc, dc, sched, kv_ms, routing, kv_fixed_ms=kv_fixed_ms)
 
 
-def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16", act_dtype: str | None = None,
+def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
              mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
              slo: SLO | None = None, kv_link_gbs: float | None = None,
@@ -341,7 +341,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str =
                                      prefill=None if mode == "agg" else key("prefill"))}
 
 
-def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
+def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
                       act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
                       scheduler: Scheduler | None = None, mode: str = "agg", dp: int = 1, prefill: Pool | None = None,
                       decode: Pool | None = None, kv_link_gbs: float | None = None,

@@ -52,7 +52,7 @@ def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
     return s
 
 
-def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
+def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
                  scheduler: Scheduler | None = None, dp: int = 1) -> dict[str, float]:
     """Analytical serving metrics for a closed-loop fixed-length workload on ``dp`` agg replicas (no event

@@ -87,7 +87,11 @@ _FN = {"min": min, "max": max, "abs": abs, "log": math.log, "round": round}
 def _bin(op, a, b):
     if a is UNKNOWN or b is UNKNOWN:
         return UNKNOWN
-    out = _BIN[op](a, b)
+    if op is ast.Pow:  # in float64 as the compiled expression computes it: overflow is inf (an exact integer
+        with np.errstate(all="ignore"):  # tower such as 3 ** 3 ** 3 ** 3 would never finish)
+            out = float(np.power(np.float64(a), np.float64(b)))
+    else:
+        out = _BIN[op](a, b)
     if isinstance(out, complex) or (isinstance(out, float) and math.isnan(out)):
         raise ValueError("NaN or complex result")  # numpy gives NaN: an arithmetic error
     return out

@@ -217,6 +217,22 @@ def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dt
     assert cat.model_table([hf_id])["name"][0] == name
 
 
+def test_a_checkpoints_format_is_the_default_weight_dtype():
+    """Issue 13 item 5: FP8, FP8-block, NVFP4, MXFP4 and int4 checkpoints set the default weight format of every
+    entry point (weight_dtype None); an explicit dtype still wins, an unquantized checkpoint stays bf16."""
+    ids = ["Qwen/Qwen3-235B-A22B-FP8", "nvidia/DeepSeek-R1-NVFP4", "openai/gpt-oss-120b", "moonshotai/Kimi-K2.5",
+           "Llama-3.1-70B"]
+    df = inference.estimate(ids, "H200", tp=8, batch_size=8, input_len=1024, output_len=128)
+    assert df["weight_dtype"].tolist() == ["fp8", "fp4", "fp4", "int4", "bf16"]
+    mixed = inference.estimate("Qwen/Qwen3-235B-A22B-FP8", "H200", tp=8, weight_dtype=[None, "bf16"])
+    assert mixed["weight_dtype"].tolist() == ["fp8", "bf16"]
+    # gpt-oss-120b's MXFP4 checkpoint serves from one 80 GB GPU (in bf16 it needs about 240 GB)
+    one = inference.max_throughput("openai/gpt-oss-120b", "H100", concurrency=8, input_len=1024, output_len=1024)
+    assert bool(one["fits"].iloc[0]) and one["weight_dtype"].iloc[0] == "fp4"
+    assert inference.StepModel("openai/gpt-oss-120b", "H100").kv_capacity_tokens > 0
+    assert not bool(inference.estimate("openai/gpt-oss-120b", "H100", weight_dtype="bf16")["fits"].iloc[0])
+
+
 def test_silicon_slice_model_names_resolve():
 
     import pandas as pd
