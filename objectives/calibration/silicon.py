@@ -204,16 +204,13 @@ def dense_anchors(path: str | None = None) -> pd.DataFrame:
     slice holds MoE models only, whose rows see a layer's small kernels and an MoE layer's own together; these
     rows pin the part every layer pays (`profile_layer_us`), so that it does not carry routing work into dense
     models. Empty when the published file is absent."""
-    from objectives import catalog
-
     from .data import load
     try:
         df, _ = load(path)
     except (FileNotFoundError, OSError):
         return pd.DataFrame()
     d = df[(df["kind"] == "latency") & (df["metric"] == "itl_ms") & (df["engine_profile"] == "tuned")]
-    dense = d["model"].map(lambda m: catalog.model(m).n_experts == 0).astype(bool)
-    return d[dense]
+    return d[~_is_moe(d["model"])]
 
 
 def _anchor_resid(anchors: pd.DataFrame, eff: Efficiency) -> np.ndarray:

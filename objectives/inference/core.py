@@ -187,8 +187,7 @@ def checkpoint_weight_codes(w: Any, mrecs: list, midx: np.ndarray | None) -> Any
     none."""
     if np.all(np.asarray(w) >= 0):
         return w
-    from objectives.catalog.types import DTYPES
-    ck = np.array([DTYPES.index(r.quant_weight_dtype or "bf16") for r in mrecs], dtype=np.int64)
+    ck = np.array([int_code(r.quant_weight_dtype or "bf16") for r in mrecs], dtype=np.int64)
     out = np.where(np.asarray(w) < 0, ck[0] if midx is None else ck[midx], w)
     return int(out) if out.ndim == 0 else out
 
