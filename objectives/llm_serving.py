@@ -56,6 +56,7 @@ import dse.fidelity
 from dse import ObjectiveError
 
 from . import serving
+from .inference.core import reusing_prepared
 from .serving.analytical import Deployments, ServingModel
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class LLMServingObjective:
         end = "_hi" if self.confidence is not None else ""
         return {**{m + end: c for m, c in self.slo.constraints.items()}, "fits": ("==", 1.0)}
 
+    @reusing_prepared()
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(df, pd.DataFrame):
             raise ObjectiveError(f"the LLM serving objective takes a DataFrame of configurations, got {type(df).__name__}")

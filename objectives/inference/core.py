@@ -1,7 +1,10 @@
 """Shared preparation of `estimate`, `max_throughput` and `StepModel`: arguments -> step coefficients + memory."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,12 +176,86 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
-    if shape and int(np.prod(row_shape)) >= _FACTORIZE_MIN:
+    n_rows = int(np.prod(row_shape))
+    if shape and n_rows >= _FACTORIZE_MIN:
         return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
+    memo = _MEMO.get()
+    key = None if memo is None else _memo_key(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
+    if memo is not None and key is not None:
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
     p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
                  moe_dp)
     p.row_shape = row_shape
+    if memo is not None and key is not None:
+        memo.put(key, p, n_rows, (mrecs, grecs, eff))
     return p
+
+
+class _PreparedMemo:
+    """Configurations `prepare` computed inside one `reusing_prepared` block (at most `max_rows` rows in all, the
+    least recently used dropped first), by their resolved arguments. A Prepared is never modified after `prepare`
+    returns it, so sharing one is safe; `keep` holds the records and factors whose ids are in the key alive."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._items: OrderedDict[tuple, tuple[Prepared, int, Any]] = OrderedDict()
+        self._rows = 0
+
+    def get(self, key: tuple) -> Prepared | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: tuple, p: Prepared, n_rows: int, keep: Any) -> None:
+        if n_rows > self.max_rows:
+            return
+        self._items[key] = (p, n_rows, keep)
+        self._rows += n_rows
+        while self._rows > self.max_rows:
+            _, (_, n, _) = self._items.popitem(last=False)
+            self._rows -= n
+
+
+_MEMO: ContextVar[_PreparedMemo | None] = ContextVar("objectives_inference_prepared", default=None)
+
+
+@contextmanager
+def reusing_prepared(max_rows: int = 16384) -> Iterator[None]:
+    """Within the block, `prepare` hands back the coefficients of a configuration it already prepared there
+    instead of computing them again (at most `max_rows` configuration rows kept, about 3.5 KB each). For callers
+    that ask for the same deployments many times: the serving model's bisections over occupancy and rate, an
+    objective's percentile, capacity and confirmation passes. Scoped, not global: tables or factors changed
+    between two blocks are always read afresh. Nested blocks share the outermost one's memo."""
+    if _MEMO.get() is not None:
+        yield
+        return
+    token = _MEMO.set(_PreparedMemo(max_rows))
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def _memo_key(mrecs: list, grecs: list, cols: list, row_shape: tuple, eff: Efficiency, prices: Any,
+              engine_names: tuple, moe_dp: float | None) -> tuple | None:
+    """What `_prepare`'s result depends on, hashable (None: not memoized)."""
+    try:
+        price_key = None if prices is None else tuple(sorted((str(k), float(v)) for k, v in prices.items()))
+    except (TypeError, ValueError):
+        return None
+    parts: list[Any] = [tuple(map(id, mrecs)), tuple(map(id, grecs)), id(eff), price_key, tuple(engine_names),
+                        moe_dp, tuple(row_shape)]
+    for x in cols:
+        if x is None or np.ndim(x) == 0:
+            parts.append(None if x is None else (type(x).__name__, x.item() if isinstance(x, np.generic) else x))
+        else:
+            arr = np.ascontiguousarray(x)
+            parts.append((arr.dtype.str, arr.shape, arr.tobytes()))
+    return tuple(parts)
 
 
 def checkpoint_weight_codes(w: Any, mrecs: list, midx: np.ndarray | None) -> Any:
@@ -445,4 +522,4 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     return src
 
 
-__all__ = ["Prepared", "prepare", "default_eff", "int_code"]
+__all__ = ["Prepared", "prepare", "reusing_prepared", "default_eff", "int_code"]

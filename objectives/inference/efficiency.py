@@ -180,8 +180,9 @@ class Efficiency:
         table = self.params[name]
         if not isinstance(table, Mapping):
             return np.full(np.shape(engines), float(table))
-        vals = np.array([float(table.get(str(e).split("==")[0], default)) for e in np.ravel(engines)])
-        return vals.reshape(np.shape(engines))
+        names, inverse = np.unique(np.asarray(engines, dtype=object).astype(str), return_inverse=True)
+        vals = np.array([float(table.get(e.split("==")[0], default)) for e in names])  # per distinct engine
+        return vals[inverse].reshape(np.shape(engines))
 
     def link_table(self, name: str) -> np.ndarray:
         d = self.params[name]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from objectives.catalog.types import DTYPE_BYTES
 
@@ -219,10 +220,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     gpus = np.broadcast_to(np.asarray(gpu_names, dtype=object), bshape).ravel()
     engs = np.broadcast_to(np.asarray(engines, dtype=object), bshape).ravel()
     wts = act if weight_names is None else np.broadcast_to(np.asarray(weight_names, dtype=object), bshape).ravel()
-    keys = np.array([f"{g}\x00{e}\x00{a}\x00{k}\x00{w}" for g, e, a, k, w in zip(gpus, engs, act, kvn, wts)],
-                    dtype=object)
-    for key in dict.fromkeys(keys):
-        g, e, a, k, w = key.split("\x00")
+    names, codes = _group_codes(gpus, engs, act, kvn, wts)
+    mdp = adp if moe_dp is None else np.minimum(adp, moe_dp)
+    for code in np.unique(codes):
+        g, e, a, k, w = (nm[int(c)] for nm, c in zip(names, _unravel(int(code), names)))
         if e in ("", "roofline"):
             continue
         prof = profiles.load(g, e)
@@ -235,22 +236,48 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
         if gt is None:
             continue
-        rows = np.flatnonzero(keys == key)
-        sub = {kk: v[rows] for kk, v in f.items()}
+        rows = np.flatnonzero(codes == code)
+        # the curves depend on the model's shape and the parallel layout only: configurations that differ in
+        # batching knobs alone share one lookup
+        cols = sorted(f)
+        mat = np.column_stack([f[kk][rows] for kk in cols] + [tp_[rows], ep_[rows], adp[rows], mdp[rows]])
+        _, first, back = np.unique(mat, axis=0, return_index=True, return_inverse=True)
+        u = rows[first]
+        sub = {kk: v[u] for kk, v in f.items()}
         attn16 = sub["attn16"] > 0
         at = prof.table("gemm.bf16") if attn16.any() else None
-        (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[rows], ep_[rows], adp[rows], eff, wo,
+        (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
                                                       _MOE_TABLES.get(w, ()), at, attn16,
-                                                      None if moe_dp is None else np.minimum(adp[rows], moe_dp))
-        cv.tok[rows], cv.head[rows] = tok, head
+                                                      None if moe_dp is None else mdp[u])
+        back = back.ravel()
+        cv.tok[rows], cv.head[rows] = tok[back], head[back]
         if ctx is not None:
-            cv.ctx[rows] = ctx
+            cv.ctx[rows] = ctx[back]
         if gen is not None:
-            cv.gen[rows] = gen
-        src[rows] = np.where(inside, S_INTERP, S_EXTRAP)
+            cv.gen[rows] = gen[back]
+        src[rows] = np.where(inside[back], S_INTERP, S_EXTRAP)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]))
     return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
+
+
+def _group_codes(*arrays: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """(distinct values of each array, one int code per row for the tuple of its values), vectorized."""
+    names, code = [], np.zeros(len(arrays[0]), dtype=np.int64)
+    for a in arrays:
+        c, u = pd.factorize(np.asarray(a, dtype=object).astype(str), sort=False)
+        names.append(np.asarray(u, dtype=object))
+        code = code * len(u) + c
+    return names, code
+
+
+def _unravel(code: int, names: list[np.ndarray]) -> list[int]:
+    """`_group_codes`' code back to one index per array."""
+    out = []
+    for nm in reversed(names):
+        code, r = divmod(code, len(nm))
+        out.append(r)
+    return out[::-1]
 
 
 class _FlatCoeffs:

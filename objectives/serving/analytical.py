@@ -79,7 +79,7 @@ from scipy.stats import poisson
 from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
-from ..inference.core import default_eff
+from ..inference.core import default_eff, reusing_prepared
 from .handoff import front_end, handoff_ms, kv_read_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
@@ -291,6 +291,7 @@ class ServingModel:
         return float(np.quantile(self.outputs, q))
 
     # -- the model ---------------------------------------------------------------------------------------------
+    @reusing_prepared()
     def evaluate(self, d: Deployments, slo: SLO | None = None, rate: float | np.ndarray | None = None) -> pd.DataFrame:
         """Metrics of every deployment (one row each): ttft_ms, tpot_ms, e2e_ms (means), their p50/p90/p99
         (``ttft_ms_p99``, ...), throughput_tok_s, tok_s_per_gpu, tok_s_per_user, requests_per_s, usd_per_mtok,
@@ -606,6 +607,7 @@ class ServingModel:
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"].to_numpy(float), at_q)
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
 
+    @reusing_prepared()
     def capacity(self, d: Deployments, slo: SLO, *, tol: float = 0.01) -> np.ndarray:
         """Highest open-loop request rate (requests/s, whole deployment) at which each deployment still meets
         ``slo`` in this model (vectorized bisection over the rate; 0 where it misses even a trickle of requests)."""

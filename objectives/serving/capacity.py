@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..inference.core import reusing_prepared
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Scheduler
 from .simulator import simulate
@@ -46,6 +47,7 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
                     trace=workload.trace if workload.trace is not None else None)
 
 
+@reusing_prepared()
 def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,

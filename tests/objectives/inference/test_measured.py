@@ -105,3 +105,42 @@ def test_trtllm_moe_with_ep_up_to_top_k_gathers_instead_of_all_to_all(monkeypatc
     saved = 60 * (1.5 - float(nccl(4.0, 8192 * 7168.0)))  # DeepEP normal at 8k tokens / rank: ~1.5 ms a layer
     assert a2a["trtllm"] - gathered["trtllm"] > 0.5 * saved
     assert gathered["vllm"] == pytest.approx(a2a["vllm"], rel=1e-12)
+
+
+def test_a_batch_prices_each_configuration_as_it_would_be_alone():
+    """Configurations sharing a model shape and layout share one profile lookup (build_curves): the batch, with
+    repeats and rows differing only in batch size, matches each row estimated on its own."""
+    gpu = ["H200-SXM-141GB", "H200-SXM-141GB", "B200", "H200-SXM-141GB", "MI300X", "B200"]
+    tp = [8, 8, 4, 8, 8, 4]
+    engine = ["vllm", "vllm", "sglang", "trtllm", "vllm", "sglang"]
+    batch = [8, 64, 16, 8, 8, 16]
+    whole = inference.estimate("Llama-3.1-70B", gpu, tp, weight_dtype="fp8", batch_size=batch, input_len=2048,
+                               output_len=256, engine=engine)
+    assert list(whole["source"]) == ["interpolated"] * 4 + ["roofline", "interpolated"]  # MI300X: no profile
+    for i in range(len(gpu)):
+        one = inference.estimate("Llama-3.1-70B", gpu[i], tp[i], weight_dtype="fp8", batch_size=batch[i],
+                                 input_len=2048, output_len=256, engine=engine[i])
+        for col in ("ttft_ms", "tpot_ms", "throughput_tok_s"):
+            assert whole[col].iloc[i] == pytest.approx(one[col].iloc[0], rel=1e-12), (i, col)
+        assert whole["source"].iloc[i] == one["source"].iloc[0]
+
+
+def test_a_reuse_block_shares_prepared_configurations_and_nothing_else(monkeypatch):
+    from objectives.inference import core
+
+    args = ("Llama-3.1-70B", "H200-SXM-141GB", 8)
+    fast = core.default_eff()
+    slow = inference.efficiency.from_params({**fast.params, "profile_layer_us": {"vllm": 200.0}})
+    with core.reusing_prepared():
+        first = core.prepare(*args, engine="vllm", eff=fast)
+        assert core.prepare(*args, engine="vllm", eff=fast) is first
+        assert core.prepare(*args, engine="vllm", eff=slow) is not first      # other factors
+        assert core.prepare(*args, engine="sglang", eff=fast) is not first    # another engine
+        assert core.prepare(*args, engine="vllm", eff=fast, prices={"H200-SXM-141GB": 9.0}) is not first
+        t_fast = inference.estimate(*args, batch_size=8, engine="vllm", efficiency=fast)["tpot_ms"].iloc[0]
+        t_slow = inference.estimate(*args, batch_size=8, engine="vllm", efficiency=slow)["tpot_ms"].iloc[0]
+        assert t_slow > t_fast + 80 * 0.1  # 80 layers x ~190 us more
+    assert core.prepare(*args, engine="vllm", eff=fast) is not first          # the block's memo is gone
+    before = inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0]
+    _slow_bf16_gemms(monkeypatch, 3.0)                                          # tables changed between calls
+    assert inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0] > 1.5 * before
