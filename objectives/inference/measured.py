@@ -192,8 +192,14 @@ def _roofline_curves(c: Any, n: int) -> Curves:
                   np.log(np.maximum(ctx, 1e-12)), np.log(np.maximum(gen, 1e-12)))
 
 
-def _flat(x: Num, n: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(x, dtype=float), (n,)).copy() if np.ndim(x) else np.full(n, float(x))
+def _flat(x: Num, shape: tuple) -> np.ndarray:
+    """`x` broadcast to `shape`, as a flat writable array."""
+    return np.broadcast_to(np.asarray(x, dtype=float), shape).ravel().copy()
+
+
+#: the closed-form coefficients `_roofline_curves` reads
+_CURVE_COEFFS = ("lin_s_tok", "lin_s_half", "lin_mem_s", "n_experts", "top_k", "exp_s_tok", "exp_s_half",
+                 "exp_mem_s", "head_s_row", "head_s_half", "head_mem_s", "attn_s_pair", "dec_kv_s")
 
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
@@ -209,12 +215,12 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
 
     bshape = np.broadcast_shapes(*(np.shape(v) for v in shape_fields.values()), np.shape(tp), np.shape(ep),
                                  np.shape(act_names), np.shape(kv_names), np.shape(gpu_names), np.shape(engines),
-                                 np.shape(attn_dp))
+                                 np.shape(attn_dp), *(np.shape(getattr(coeffs, a)) for a in _CURVE_COEFFS))
     n = int(np.prod(bshape)) if bshape else 1
-    cv = _roofline_curves(_FlatCoeffs(coeffs, n), n)
+    cv = _roofline_curves(_FlatCoeffs(coeffs, bshape), n)
     src = np.zeros(n, dtype=np.int8)
-    f = {k: _flat(v, n) for k, v in shape_fields.items()}
-    tp_, ep_, adp = _flat(tp, n), _flat(ep, n), _flat(attn_dp, n)
+    f = {k: _flat(v, bshape) for k, v in shape_fields.items()}
+    tp_, ep_, adp = _flat(tp, bshape), _flat(ep, bshape), _flat(attn_dp, bshape)
     act = np.broadcast_to(np.asarray(act_names, dtype=object), bshape).ravel()
     kvn = np.broadcast_to(np.asarray(kv_names, dtype=object), bshape).ravel()
     gpus = np.broadcast_to(np.asarray(gpu_names, dtype=object), bshape).ravel()
@@ -281,13 +287,13 @@ def _unravel(code: int, names: list[np.ndarray]) -> list[int]:
 
 
 class _FlatCoeffs:
-    """StepCoeffs fields flattened to n rows (read-only view for `_roofline_curves`)."""
+    """StepCoeffs fields flattened from `shape` (read-only view for `_roofline_curves`)."""
 
-    def __init__(self, c: Any, n: int) -> None:
-        self._c, self._n = c, n
+    def __init__(self, c: Any, shape: tuple) -> None:
+        self._c, self._shape = c, shape
 
     def __getattr__(self, name: str) -> np.ndarray:
-        return _flat(getattr(self._c, name), self._n)
+        return _flat(getattr(self._c, name), self._shape)
 
 
 #: tokens per forward up to which an engine runs an MoE layer's shared experts on an auxiliary CUDA stream, overlapped

@@ -144,3 +144,16 @@ def test_a_reuse_block_shares_prepared_configurations_and_nothing_else(monkeypat
     before = inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0]
     _slow_bf16_gemms(monkeypatch, 3.0)                                          # tables changed between calls
     assert inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0] > 1.5 * before
+
+
+def test_profiled_configurations_broadcast_over_a_grid_like_the_roofline():
+    """Column and row vectors of configuration arguments (tp down, pp across) broadcast on the profile path too;
+    each cell is the configuration estimated alone."""
+    tp, pp = np.array([2, 4, 8])[:, None], np.array([1, 2])[None, :]
+    grid = inference.estimate("Llama-3.1-70B", "H100-SXM-80GB", tp, pp, weight_dtype="fp8", batch_size=8,
+                              engine="vllm")
+    assert len(grid) == 6 and set(grid["source"]) == {"interpolated"}
+    for i, (t, p) in enumerate([(t, p) for t in (2, 4, 8) for p in (1, 2)]):
+        one = inference.estimate("Llama-3.1-70B", "H100-SXM-80GB", t, p, weight_dtype="fp8", batch_size=8,
+                                 engine="vllm")
+        assert grid["tpot_ms"].iloc[i] == pytest.approx(one["tpot_ms"].iloc[0], rel=1e-12), (t, p)
