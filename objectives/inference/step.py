@@ -124,7 +124,8 @@ class StepModel:
         T, A, D, K = (np.asarray(x, dtype=float) for x in (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs,
                                                              decode_kv_tokens))
         S = D + (T > 0)
-        c = power.compute_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S)
+        # a measured profile's forward can beat the closed-form GEMM rate that compute_s counts at
+        c = np.clip(power.compute_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S), 0.0, 1.0)
         return float(c) if c.ndim == 0 else c
 
     def power_w(self, utilization: Any, compute_fraction: Any = None) -> Any:

@@ -73,8 +73,10 @@ def test_bad_factors_name_the_value(kw, bad):
         power.PowerFactors(**args)
 
 
-def test_step_model_compute_fraction_and_power():
-    sm = inference.StepModel("Llama-3.1-8B", "H100")
+@pytest.mark.parametrize("engine", ["roofline", "vllm"])
+def test_step_model_compute_fraction_and_power(engine):
+    # vllm: the measured forward of a 4k-token prompt beats the closed-form GEMM rate compute_s counts at
+    sm = inference.StepModel("Llama-3.1-8B", "H100", engine=engine)
     pre = sm.compute_fraction(4096, 4096 * 4097 / 2, 0, 0)
     dec = sm.compute_fraction(0, 0, 8, 8 * 1024)
     assert 0.5 < pre <= 1.0 and dec < 0.2
