@@ -177,25 +177,28 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     if 0 in row_shape:
         return None
     n_rows = int(np.prod(row_shape))
-    if shape and n_rows >= _FACTORIZE_MIN:
-        return _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
     memo = _MEMO.get()
     key = None if memo is None else _memo_key(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
     if memo is not None and key is not None:
         hit = memo.get(key)
         if hit is not None:
             return hit
-    p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
-                 moe_dp)
-    p.row_shape = row_shape
+    if shape and n_rows >= _FACTORIZE_MIN:
+        p = _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
+        size = (0 if p.inv is None else int(np.max(p.inv)) + 1) + n_rows // 256  # distinct configs, row index
+    else:
+        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
+                     moe_dp)
+        p.row_shape = row_shape
+        size = n_rows
     if memo is not None and key is not None:
-        memo.put(key, p, n_rows, (mrecs, grecs, eff))
+        memo.put(key, p, size, (mrecs, grecs, eff))
     return p
 
 
 class _PreparedMemo:
-    """Configurations `prepare` computed inside one `reusing_prepared` block (at most `max_rows` rows in all, the
-    least recently used dropped first), by their resolved arguments. A Prepared is never modified after `prepare`
+    """Configurations `prepare` computed inside one `reusing_prepared` block (at most `max_rows` configurations
+    in all, the least recently used dropped first), by their resolved arguments. A Prepared is never modified after `prepare`
     returns it, so sharing one is safe; `keep` holds the records and factors whose ids are in the key alive."""
 
     def __init__(self, max_rows: int) -> None:
