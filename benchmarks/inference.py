@@ -84,13 +84,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     print(machine_line())
-    first, med = bench_estimate(args.n, args.repeat)
+    first, med = bench_estimate(args.n, args.repeat, "roofline")
     med_est = med
-    print(f"estimate: {med:,.0f} configurations/s median of {args.repeat} (first call {first:,.0f}/s); "
-          f"{args.n:,} broadcast configurations, target >= {TARGET:,} -> {med / TARGET:.2f}x target")
-    first, med = bench_max_throughput(args.n, args.repeat)
-    print(f"max_throughput: {med:,.0f} configurations/s median of {args.repeat} (first call {first:,.0f}/s)")
-    for engine in ("vllm", "trtllm"):  # the measured-profile path (issue 13), against the roofline-only path
+    print(f"estimate engine=roofline: {med:,.0f} configurations/s median of {args.repeat} (first call "
+          f"{first:,.0f}/s); {args.n:,} broadcast configurations, target >= {TARGET:,} -> {med / TARGET:.2f}x target")
+    first, med = bench_max_throughput(args.n, args.repeat, "roofline")
+    print(f"max_throughput engine=roofline: {med:,.0f} configurations/s median of {args.repeat} (first call "
+          f"{first:,.0f}/s)")
+    # the measured-profile path (issue 13; vllm is the default engine on these GPUs), against the roofline-only path
+    for engine in ("vllm", "trtllm"):
         f_e, m_e = bench_estimate(args.n, args.repeat, engine)
         print(f"estimate engine={engine} (measured kernel profile): {m_e:,.0f} configurations/s (first call "
               f"{f_e:,.0f}/s) -> {m_e / TARGET:.2f}x target, {m_e / med_est:.2f}x the roofline-only path")

@@ -51,7 +51,8 @@ def main() -> None:
     args = ap.parse_args()
     _one_core()
     rate, m = bench(args.repeat, skip=True)
-    print(f"serving.simulate agg, concurrency 64, 2,000 requests 2048/256, Llama-3.1-70B fp8 TP4 H200: "
+    print(f"serving.simulate agg, concurrency 64, 2,000 requests 2048/256, Llama-3.1-70B fp8 TP4 H200, default "
+          f"engine (vLLM's H200 profile): "
           f"{rate:,.0f} simulated requests/s (best of {args.repeat}, one core, target >= {TARGET_REQ_S:,.0f}, "
           f"StepModel construction included)")
     print(f"  metrics: throughput {m['throughput_tok_s']:,.0f} tok/s, TTFT mean {m['ttft_ms_mean']:.0f} ms, "

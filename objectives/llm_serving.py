@@ -16,7 +16,8 @@ mode [agg], prefill_replicas (disagg), attn_dp [1] (attention data-parallel rank
 tp x pp x attn_dp GPUs, ep spreads the experts over its tp x attn_dp GPUs), prefill_gpu, prefill_tp, prefill_ep and
 prefill_attn_dp (disagg: the prefill pool's GPU type, TP, EP and attention DP per worker [gpu, tp, ep, attn_dp];
 gpu, tp, ep, attn_dp and dp - prefill_replicas workers are then the decode pool), max_batch_size [256],
-max_num_tokens [8192], chunked_prefill [True], batching [continuous], engine [None: roofline].
+max_num_tokens [8192], chunked_prefill [True], batching [continuous], engine [None: the GPU's newest vLLM
+profile, the roofline where it has none; "roofline" for the closed form].
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),

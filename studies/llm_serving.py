@@ -57,7 +57,7 @@ study = dse.StudySpec(
     after=confirmed,
     show=["gpu", "n_gpus", "tp", "pp", "weight_dtype", "act_dtype", "kv_dtype", "max_batch_size", "max_num_tokens",
           "chunked_prefill", "tok_s_per_gpu", "tok_s_per_user", "usd_per_mtok", "ttft_ms_p99", "tpot_ms_p99",
-          "slo_attainment", "capacity_req_s", "fidelity"],
+          "slo_attainment", "capacity_req_s", "fidelity", "source"],
 )
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ study = dse.StudySpec(
     batch_size=32768,              # the whole grid in one batch: its front is the study's front, simulated once
     show=["gpu", "n_gpus", "tp", "pp", "dp", "ep", "mode", "prefill_replicas", "weight_dtype", "kv_dtype",
           "max_batch_size", "chunked_prefill", "tok_s_per_gpu", "tok_s_per_user", "usd_per_mtok", "ttft_ms", "tpot_ms",
-          "fidelity"],
+          "fidelity", "source"],
     after=confirmed,
 )
 

@@ -101,9 +101,9 @@ def bench_settings(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return mbs, mnt
 
 
-def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = None) -> np.ndarray:
+def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = "roofline") -> np.ndarray:
     """Predicted value of each row's metric (NaN for serving/excluded rows), aligned with `df`; `engine` as in
-    `inference.estimate` (None: the roofline with fitted factors)."""
+    `inference.estimate` (default: the roofline with fitted factors, which the published tables fit)."""
     pred = np.full(len(df), np.nan)
     kind = df["kind"].to_numpy()
     metric = df["metric"].to_numpy()

@@ -169,7 +169,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
-    engine_names, eng = engine_codes(engine)
+    engine_names, eng = resolve_auto_engine(*engine_codes(engine), grecs, gidx)
     cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
                             kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp)
@@ -452,9 +452,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     )
 
 
-#: what `engine=None` means: the closed form (roofline with fitted factors); measured profiles are opt-in until
-#: their engine factors transfer across models (docs/profiles.md)
-DEFAULT_ENGINE = "roofline"
+#: what `engine=None` means: the newest measured profile of the GPU ("auto": vLLM's where it has one, else the
+#: first engine profiled there), the closed form (roofline with fitted factors) on a GPU without one
+DEFAULT_ENGINE = "auto"
 
 
 def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
@@ -479,6 +479,31 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
     return (norm(engine),), 0
 
 
+def auto_engine(gpu: str) -> str:
+    """The engine `engine="auto"` (and None) means on `gpu`: vLLM where it has a vLLM profile, else the first
+    engine profiled there, else "roofline" (the closed form)."""
+    from objectives import profiles
+
+    have = profiles.available(gpu)
+    return "vllm" if "vllm" in have else next(iter(have), "roofline")
+
+
+def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gidx: Any) -> tuple[tuple[str, ...], Any]:
+    """`engine_codes`' names and codes with "auto" replaced by each row's GPU's engine (`auto_engine`), so that
+    results name the engine that costed them."""
+    if "auto" not in engine_names:
+        return engine_names, eng
+    names = [n for n in engine_names if n != "auto"]
+    for g in grecs:
+        if auto_engine(g.name) not in names:
+            names.append(auto_engine(g.name))
+    old = np.array([names.index(n) if n != "auto" else -1 for n in engine_names])
+    per_gpu = np.array([names.index(auto_engine(g.name)) for g in grecs])
+    codes = np.asarray(eng)
+    new = np.where(codes == engine_names.index("auto"), per_gpu[0 if gidx is None else np.asarray(gidx)], old[codes])
+    return tuple(names), (int(new) if new.ndim == 0 else new)
+
+
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, eng,
                    engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
                    moe_dp: float | None = None) -> Any:
@@ -486,16 +511,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     returns the per-row source code. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs)."""
-    from objectives import profiles
     from objectives.catalog.types import DTYPES
 
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
     engines = np.array(engine_names, dtype=object)[eng]
-    if "auto" in engine_names:
-        auto = np.array(["vllm" if "vllm" in profiles.available(g) else
-                         (next(iter(profiles.available(g)), "roofline")) for g in np.atleast_1d(gpu_names).ravel()],
-                        dtype=object).reshape(np.shape(gpu_names))
-        engines = np.where(engines == "auto", auto, engines)
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
                                           "gated", "parallel_residual", "n_experts", "top_k", "moe_ffn",
@@ -521,8 +540,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.fixed_s = np.where(has, step_ms * 1e-3 + layer_s + p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)
     c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)
-    c.curves = curves
+    c.curves = curves if np.any(has) else None  # no row on a profile: the closed form as it is
     return src
 
 
-__all__ = ["Prepared", "prepare", "reusing_prepared", "default_eff", "int_code"]
+__all__ = ["Prepared", "prepare", "reusing_prepared", "auto_engine", "default_eff", "int_code"]

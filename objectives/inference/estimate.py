@@ -177,8 +177,9 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     published benchmark builds; default), "tuned" or "baseline" (the TensorRT-LLM tuning guide's tuned and
     default-flag builds; see `resolve.PROFILES` and the factors in `efficiency`); may be an array.
     `engine`: the serving engine whose measured kernel profile costs the GEMMs, attention, experts and
-    all-reduces: "vllm", "sglang", "trtllm" (newest profiled version for the GPU) or "name==version", "auto"
-    (vLLM where profiled), "roofline" / None (the closed form with fitted factors); may be an array. A GPU
+    all-reduces: "vllm", "sglang", "trtllm" (newest profiled version for the GPU) or "name==version", "auto" / None
+    (default: vLLM's newest profile where the GPU has one, else another engine's), "roofline" (the closed form
+    with fitted factors); may be an array. A GPU
     without a profile falls back to the roofline; the `source` column says which (roofline | interpolated |
     extrapolated: a lookup outside the measured range of a table).
     `attn_dp`: attention data-parallel ranks inside one deployment (each runs its own batch of `batch_size`

@@ -48,10 +48,20 @@ class Curves:
     gen: np.ndarray
     #: which curve row each result row reads (a block of a factorized sweep); None: the curves' own leading dims
     rows: np.ndarray | None = None
+    #: per curve row (leading dims), True where no profile costs the row: `ops.forward_s` takes the closed form's
+    #: exact formula there, not its sampled curve, so a row's result does not depend on its batch; None: none such
+    closed: np.ndarray | None = None
 
     def take(self, idx: np.ndarray) -> Curves:
         """The curves of rows `idx`, as an index (no copy of the curves themselves)."""
-        return Curves(self.tok, self.head, self.ctx, self.gen, idx if self.rows is None else self.rows[idx])
+        return Curves(self.tok, self.head, self.ctx, self.gen, idx if self.rows is None else self.rows[idx],
+                      self.closed)
+
+    def closed_rows(self) -> np.ndarray | None:
+        """The `closed` mask per result row (None: every row is costed from a profile)."""
+        if self.closed is None:
+            return None
+        return self.closed if self.rows is None else self.closed.reshape(-1)[self.rows]
 
 
 def _pos(x: Num, lo: float, steps: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +272,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         if gen is not None:
             cv.gen[rows] = gen[back]
         src[rows] = np.where(inside[back], S_INTERP, S_EXTRAP)
+    closed = (src == 0).reshape(bshape)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
-                    cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]))
+                    cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]),
+                    closed=closed if closed.any() else None)
     return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
 
 

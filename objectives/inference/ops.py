@@ -9,6 +9,7 @@ each op costs max(FLOPs / (peak x eff), bytes / (bandwidth x eff)), plus TP all-
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -296,7 +297,11 @@ def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: 
     else:
         t = curve_at(cv.tok, M, cv.rows) + curve_at(cv.head, S, cv.rows)
     t = t + attention_terms(c, T, A, D, K, scalar) + M * c.tok_s
-    return t + c.fixed_s + (D + S) * c.ovh_seq_s
+    t = t + c.fixed_s + (D + S) * c.ovh_seq_s
+    closed = None if scalar else cv.closed_rows()
+    if closed is not None:  # rows no profile costs (a GPU without one, in a mixed batch): the closed form exactly
+        t = np.where(closed, forward_s(dataclasses.replace(c, curves=None), T, A, D, K, S), t)
+    return t
 
 
 def idle_s(c: StepCoeffs, D: Num, S: Num) -> Num:

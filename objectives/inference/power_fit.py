@@ -67,7 +67,7 @@ class Anchor:
 
 def predicted_power_w(a: Anchor, factors: PowerFactors) -> float:
     """Mean board power per GPU (W) the model predicts for anchor `a` under `factors`."""
-    p = prepare(a.model, a.gpu, 1, 1, a.weight_dtype, None, None, 1, 1, None, None)
+    p = prepare(a.model, a.gpu, 1, 1, a.weight_dtype, None, None, 1, 1, None, None, engine="roofline")
     if p is None:
         raise ValueError(f"power anchor {a.name!r}: model {a.model!r} on {a.gpu!r} gives no configuration")
     if a.phase == "serve":

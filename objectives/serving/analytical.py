@@ -80,7 +80,7 @@ from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
-from .handoff import front_end, handoff_ms, kv_read_ms
+from .handoff import engines_of, front_end, handoff_ms, host_ms, kv_read_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
 
@@ -398,9 +398,9 @@ class ServingModel:
                 # engine's host time once per pass of its P/D front end (`serving.handoff`, as the silicon slice's
                 # disaggregated rows are predicted)
                 eff = self.efficiency if self.efficiency is not None else default_eff()
-                xfer_ms = kv_read_ms(kv_bytes, link, d.engine[i], eff)
                 sd = d.take(i)
                 pkw = self._prefill_kw(sd)
+                xfer_ms = kv_read_ms(kv_bytes, link, engines_of(pkw, len(i), eff), eff)
                 host, _ = front_end(pkw, len(i), eff)
                 tput[i] = r * osl * 1e3
                 hand = handoff_ms(t_d, xfer_ms, N[i])
@@ -590,6 +590,9 @@ class ServingModel:
         # replica's capacity x_max (its backlog when the rate exceeds it)
         n_req = float(self.workload.size)
         cap_ms = x_max / 1e3
+        # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term)
+        host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())[0]
+        base = base + host
         ttft = base + run_wait(rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms)
         qs = {}
         if plain.any():

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-dtype", default=None)
     p.add_argument("--max-batch-size", type=int, default=256)
     p.add_argument("--max-num-tokens", type=int, default=8192)
-    p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm); default roofline")
+    p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, or roofline for the "
+                   "closed form); default: the GPU's newest vLLM profile, the roofline where it has none")
     p.add_argument("--ttft-ms", type=float, default=None, help="TTFT bound (ms)")
     p.add_argument("--tpot-ms", type=float, default=None, help="TPOT bound (ms)")
     p.add_argument("--e2e-ms", type=float, default=None, help="end-to-end latency bound (ms)")

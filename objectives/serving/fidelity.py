@@ -63,10 +63,12 @@ def workload_for(row: pd.Series | dict, seed: int = 0) -> Workload | None:
     return Workload(rate=rate, input_len=int(inp), output_len=int(out), n_requests=n, seed=seed)
 
 
-def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 0) -> pd.DataFrame:
+def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 0,
+            engine: Any = "roofline") -> pd.DataFrame:
     """Predicted ttft_ms (mean), itl_ms (mean, token-weighted), tpot_ms (mean), throughput_out_tok_s (whole
     deployment) and requests_per_s for each row (same index as `rows`). One simulation per distinct
-    configuration; deterministic for a given seed."""
+    configuration; deterministic for a given seed. `engine` as in `serving.simulate` (default: the closed form,
+    whose factors the published tables fit)."""
     if not isinstance(rows, pd.DataFrame):
         raise ValueError(f"predict needs a pandas DataFrame of calibration rows, got {type(rows).__name__}")
     need = ["model", "gpu", "tp", "weight_dtype", "input_len", "output_len", "source_note"]
@@ -86,7 +88,7 @@ def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 
                _str(row.get("act_dtype")), _str(row.get("kv_dtype")), w)
         if key not in cache:
             m = simulate(key[0], key[1], tp=tp, pp=pp, weight_dtype=key[4], act_dtype=key[5], kv_dtype=key[6],
-                         workload=w, scheduler=scheduler)
+                         workload=w, scheduler=scheduler, engine=engine)
             cache[key] = m
         m = cache[key]
         out.loc[idx] = [m["ttft_ms_mean"], m["itl_ms_mean"], m["tpot_ms_mean"], m["throughput_tok_s"],

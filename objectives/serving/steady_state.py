@@ -54,16 +54,17 @@ def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
 
 def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
-                 scheduler: Scheduler | None = None, dp: int = 1) -> dict[str, float]:
+                 scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None) -> dict[str, float]:
     """Analytical serving metrics for a closed-loop fixed-length workload on ``dp`` agg replicas (no event
-    loop): `ServingModel` on this one deployment (see the module docstring); same keys as `simulate`.
+    loop): `ServingModel` on this one deployment (see the module docstring); same keys as `simulate`. ``engine``
+    as in `simulate`.
     Percentiles other than p50 (= the mean), kv_usage_max and the SLO metrics: NaN. ValueError for a workload
     that is not closed-loop with fixed lengths, a scheduler feature the model lacks, or a deployment that cannot
     run (the inference model's reason)."""
     s = _check(workload, scheduler, dp)
     d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                        kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
-                       chunked_prefill=s.chunked_prefill, batching=s.batching)
+                       chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine)
     r = ServingModel(model, workload).evaluate(d).iloc[0]
     if r["fits"] != 1.0:
         raise ValueError(f"steady_state: {model} on {gpu} tp={tp} pp={pp} weight_dtype={weight_dtype} cannot run: "
@@ -77,7 +78,7 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     thr, n_gpus = float(r["throughput_tok_s"]), float(r["n_gpus"])
     # KV in use: N sequences per replica at their mean context, over the replica's capacity (same memory model)
     from .simulator import _step_model
-    cap = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s).kv_capacity_tokens
+    cap = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s, engine=engine).kv_capacity_tokens
     ctx = float(workload.input_len) + 0.5 * float(workload.output_len)  # type: ignore[arg-type]
     m.update(throughput_tok_s=thr, throughput_tok_s_per_gpu=thr / n_gpus, tok_s_per_user=float(r["tok_s_per_user"]),
              requests_per_s=float(r["requests_per_s"]), gpu_busy_frac=1.0,

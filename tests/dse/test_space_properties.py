@@ -88,7 +88,9 @@ def _bin(op, a, b):
     if a is UNKNOWN or b is UNKNOWN:
         return UNKNOWN
     if op is ast.Pow:  # in float64 as the compiled expression computes it: overflow is inf (an exact integer
-        with np.errstate(all="ignore"):  # tower such as 3 ** 3 ** 3 ** 3 would never finish)
+        if a == 0 and b < 0:  # tower such as 3 ** 3 ** 3 ** 3 would never finish); 0 ** -k divides by zero, as
+            raise ZeroDivisionError("0 ** negative")  # in Python (numpy's float power would give inf)
+        with np.errstate(all="ignore"):
             out = float(np.power(np.float64(a), np.float64(b)))
     else:
         out = _BIN[op](a, b)

@@ -133,7 +133,7 @@ def test_estimate_bands_bracket_the_prediction_and_widen_with_level():
 
 def test_band_follows_the_prediction_path(shipped):
     """A measured-profile row (engine=vllm, interpolated) and a roofline row get their own groups' bands."""
-    df = inference.max_throughput(MODEL, "H100-SXM-80GB", engine=[None, "vllm"], input_len=1024, output_len=256,
+    df = inference.max_throughput(MODEL, "H100-SXM-80GB", engine=["roofline", "vllm"], input_len=1024, output_len=256,
                                   concurrency=32, interval=0.8)
     assert list(df["source"].astype(str)) == ["roofline", "interpolated"]
     for i, (src, eng) in enumerate((("roofline", "roofline"), ("interpolated", "vllm"))):

@@ -182,7 +182,7 @@ def test_perf_overview_rows_run_with_trtllm_bench_heuristic_settings():
         ["H100-SXM-80GB", "H200-SXM-141GB", "H100-SXM-80GB", "H100-SXM-80GB"], tp=[2, 1, 8, 2],
         weight_dtype=["fp16", "fp8", "fp8", "fp16"], act_dtype=["fp16", "fp8", "fp8", "fp16"],
         kv_dtype=["fp16", "fp8", "fp8", "fp16"], input_len=[128, 128, 2048, 128], output_len=[2048, 128, 128, 2048],
-        max_batch_size=[64, 4096, 1792, 2048], max_num_tokens=[2048, 8192, 28672, 8192], efficiency=eff)
+        max_batch_size=[64, 4096, 1792, 2048], max_num_tokens=[2048, 8192, 28672, 8192], efficiency=eff, engine="roofline")
     # the perf-overview rows with the heuristic's settings, the tuning-guide row with the engine defaults
     np.testing.assert_allclose(got, ref["throughput_tok_s"].to_numpy(), rtol=1e-9)
 

@@ -1,4 +1,5 @@
-"""Tests of the analytical inference model: shapes, rules, bad input, invariants (hypothesis)."""
+"""Tests of the analytical inference model: shapes, rules, bad input, invariants (hypothesis) of its closed form
+(engine="roofline"; the default engine's measured profiles: test_measured.py and tests/objectives/profiles)."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,6 +17,7 @@ COLS = ["ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "throughput_tok_s_pe
 
 def est(**kw):
     kw.setdefault("efficiency", EFF)
+    kw.setdefault("engine", "roofline")
     return inference.estimate(**kw)
 
 
@@ -134,7 +136,7 @@ def test_dense_four_bit_models_hold_their_attention_in_the_weight_format(monkeyp
 
 
 def test_step_model_matches_estimate():
-    sm = inference.StepModel("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8", efficiency=EFF)
+    sm = inference.StepModel("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8", efficiency=EFF, engine="roofline")
     B, isl, osl = 16, 1000, 200
     df = est(model="Llama-3.1-70B", gpu="H100", tp=4, weight_dtype="fp8", batch_size=B, input_len=isl,
              output_len=osl)
@@ -227,7 +229,7 @@ def test_larger_gpu_same_family_never_slower(m, b, i, o, tp):
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 256), st.integers(1, 4096), st.integers(2, 1024))
 def test_step_model_agrees_with_estimate_everywhere(b, i, o):
-    sm = inference.StepModel("Llama-3.1-8B", "H100", tp=1, weight_dtype="fp8", efficiency=EFF)
+    sm = inference.StepModel("Llama-3.1-8B", "H100", tp=1, weight_dtype="fp8", efficiency=EFF, engine="roofline")
     df = est(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp8", batch_size=b, input_len=i, output_len=o)
     assert np.isclose(sm.time_ms(b * i, b * i * (i + 1) / 2, 0, 0, n_prefill_seqs=b), df["ttft_ms"].iloc[0])
     assert np.isclose(sm.time_ms(0, 0, b, b * (i + o / 2)), df["tpot_ms"].iloc[0])
@@ -318,11 +320,11 @@ def test_max_throughput_ttft_matches_simulated_steady_state(isl, osl):
     from objectives import serving
     mbs = 64
     mt = inference.max_throughput("Llama-3.1-8B", "H100", weight_dtype="fp8", input_len=isl, output_len=osl,
-                                  max_batch_size=mbs, max_num_tokens=8192).iloc[0]
+                                  max_batch_size=mbs, max_num_tokens=8192, engine="roofline").iloc[0]
     assert mt["batch_size"] == mbs
     assert mt["ttft_ms"] > mt["tpot_ms"] * (osl / max(osl, mbs * (isl + osl) / 8192))  # > the mean iteration
     wl = serving.Workload(concurrency=mbs, input_len=isl, output_len=osl, n_requests=mbs * 8)
-    r = serving.simulate_requests("Llama-3.1-8B", "H100", weight_dtype="fp8", workload=wl,
+    r = serving.simulate_requests("Llama-3.1-8B", "H100", weight_dtype="fp8", workload=wl, engine="roofline",
                                   scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=8192))
     steady = r.iloc[3 * mbs:-mbs]
     assert mt["ttft_ms"] == pytest.approx(steady["ttft_ms"].mean(), rel=0.20)
@@ -353,7 +355,8 @@ def test_engine_profile_slows_decode_not_prefill():
     assert list(df["engine_profile"].astype(str)) == ["standard", "baseline"]
     assert df["tpot_ms"].iloc[1] > 1.3 * df["tpot_ms"].iloc[0]           # weight streaming at batch 1
     assert df["ttft_ms"].iloc[1] < 1.2 * df["ttft_ms"].iloc[0]           # compute-bound prefill barely moves
-    sm = inference.StepModel("Llama-3.3-70B", "H100", tp=4, engine_profile="baseline", efficiency=eff)
+    sm = inference.StepModel("Llama-3.3-70B", "H100", tp=4, engine_profile="baseline", efficiency=eff,
+                             engine="roofline")
     assert sm.time_ms(0, 0, 1, 3072) == pytest.approx(df["tpot_ms"].iloc[1])
     tuned = est(model="Llama-3.3-70B", gpu="H100", tp=4, batch_size=1, input_len=2048, output_len=2048,
                 engine_profile="tuned", efficiency=eff)

@@ -214,9 +214,12 @@ def test_step_model_scalar_and_array_paths_agree_with_a_profile():
 def test_expert_parallel_inside_tp_costs_no_all_to_all():
     kw = dict(model="DeepSeek-V3", gpu="H200-SXM-141GB", tp=8, weight_dtype="fp8", batch_size=8, input_len=4096,
               output_len=256)
-    one, eight = (inference.estimate(**kw, ep=e) for e in (1, 8))
+    one, eight = (inference.estimate(**kw, ep=e, engine="roofline") for e in (1, 8))
     # every rank already holds every token after the TP all-reduce: EP inside TP moves no activations
     assert eight["ttft_ms"].iloc[0] == pytest.approx(one["ttft_ms"].iloc[0], rel=0.05)
+    # on measured tables the MoE kernel's shape changes (32 whole experts a rank, not 256 eighths), not the traffic
+    one, eight = (inference.estimate(**kw, ep=e, engine="vllm") for e in (1, 8))
+    assert eight["ttft_ms"].iloc[0] == pytest.approx(one["ttft_ms"].iloc[0], rel=0.2)
 
 
 def test_attention_data_parallel_deployment():
@@ -247,10 +250,11 @@ def test_objective_and_space_take_the_engine_knob():
     f = llm_serving_objective("Llama-3.1-8B", workload={"concurrency": 16, "input_len": 1024, "output_len": 128})
     cfg = pd.DataFrame({"gpu": "H100-SXM-80GB", "tp": 1, "pp": 1, "weight_dtype": "fp8", "act_dtype": "fp8",
                         "kv_dtype": "fp8", "max_batch_size": 64, "max_num_tokens": 8192, "chunked_prefill": True,
-                        "n_gpus": 1, "engine": ["vllm", "sglang", None]})
+                        "n_gpus": 1, "engine": ["vllm", "sglang", "roofline", None]})
     out = f(cfg)
-    assert list(out["source"]) == ["interpolated", "interpolated", "roofline"]
+    assert list(out["source"]) == ["interpolated", "interpolated", "roofline", "interpolated"]
     assert out["tpot_ms"].nunique() == 3
+    assert out["tpot_ms"].iloc[3] == out["tpot_ms"].iloc[0]   # the default: the GPU's newest vLLM profile
 
 
 def test_dse_calibrate_writes_a_profile_that_estimate_accepts(tmp_path):
@@ -342,7 +346,8 @@ def test_chunked_prefill_iterations_are_not_averaged_into_the_decode_steps():
 
 def test_served_requests_pay_the_engines_front_end_time_and_offline_batches_do_not():
     sm = StepModel("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", engine="sglang")
-    assert sm.ttft_host_ms > 0 and StepModel("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8").ttft_host_ms == 0
+    closed_form = StepModel("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", engine="roofline")
+    assert sm.ttft_host_ms > 0 and closed_form.ttft_host_ms == 0
     wl = serving.Workload(concurrency=1, input_len=256, output_len=8, n_requests=4)
     df = serving.simulate_requests("Llama-3.1-8B", "H100-SXM-80GB", weight_dtype="fp8", workload=wl, engine="sglang")
     prefill_ms = sm.time_ms(256, 256 * 257 / 2, 0, 0)

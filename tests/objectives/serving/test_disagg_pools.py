@@ -52,20 +52,26 @@ def test_simulator_and_analytical_model_agree_on_per_pool_ep():
     assert a["tpot_ms"].iloc[0] < a["tpot_ms"].iloc[2] and s["tpot_ms"].iloc[0] < s["tpot_ms"].iloc[2]
 
 
-def test_wide_ep_decode_pool_of_a_large_moe():
+@pytest.mark.parametrize("engine", ["roofline", "vllm"])
+def test_wide_ep_decode_pool_of_a_large_moe(engine):
     """DeepSeek-V3 at 10 req/s: 2 prefill workers of TP 8 EP 8 and a wide-EP decode worker of 8 attention-DP ranks x
-    TP 4 with EP 32 (vs a TP 8 EP 8 decode worker). Same tolerances as above; measured throughput 1.5 / 4.9 %, TPOT
-    0.1 / 1.0 %, TTFT mean 2.4 / 0.6 %, p99 10 / 11 %."""
+    TP 4 with EP 32 (vs a TP 8 EP 8 decode worker). Same tolerances as above; measured on the closed form:
+    throughput 1.5 / 5.8 %, TPOT 0.2 / 1.2 %, TTFT mean 2.7 / 0.6 %, p99 13 / 10 %. On vLLM's tables the TP 8
+    worker cannot keep up with 10 req/s (its queue grows through the run, which the two fidelities price
+    differently: TTFT 66 %); the wide-EP worker agrees as closely (2.8 / 0.7 / 3.4 / 11 %)."""
     w = serving.Workload(rate=10.0, input_len=2048, output_len=256)
     o = objectives.llm_serving_objective("DeepSeek-V3", workload=w, slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100},
                                          n_requests=1000)
     row = dict(gpu=H200, tp=4, attn_dp=8, ep=32, dp=3, mode="disagg", prefill_replicas=2, prefill_tp=8, prefill_ep=8,
-               prefill_attn_dp=1, weight_dtype="fp8", kv_dtype="fp8")
+               prefill_attn_dp=1, weight_dtype="fp8", kv_dtype="fp8", engine=engine)
     rows = pd.DataFrame([row, {**row, "attn_dp": 1, "tp": 8, "ep": 8}])
     a, s = o(rows), o.at_fidelity("simulated")(rows)
     assert a["n_gpus"].tolist() == s["n_gpus"].tolist() == [2 * 8 + 32, 2 * 8 + 8]
+    stable = [0, 1] if engine == "roofline" else [0]
+    if engine != "roofline":
+        assert a["throughput_tok_s"].iloc[1] < 0.9 * 10.0 * 256 and a["decode_pool_req_s"].iloc[1] < 10.0
     for col, tol in (("throughput_tok_s", 0.08), ("tpot_ms", 0.10), ("ttft_ms", 0.10), ("ttft_ms_p99", 0.35)):
-        assert (np.abs(a[col] / s[col] - 1) < tol).all(), (col, a[col].tolist(), s[col].tolist())
+        assert (np.abs(a[col] / s[col] - 1) < tol).iloc[stable].all(), (col, a[col].tolist(), s[col].tolist())
     # the wide-EP decode pool holds several times the TP 8 one's requests/s and decodes faster
     assert a["decode_pool_req_s"].iloc[0] > 3 * a["decode_pool_req_s"].iloc[1]
     assert s["tpot_ms"].iloc[0] < 0.5 * s["tpot_ms"].iloc[1]
@@ -191,9 +197,10 @@ def test_deploy_spells_each_pools_ep_and_attention_dp():
 
 def _disagg_at(load: float, n_prefill: int) -> tuple[pd.Series, dict]:
     """Llama-3.1-8B fp8 on 3 H100 workers (n_prefill of them prefill), 1,000 requests at ``load`` x the analytical
-    capacity of the deployment (the smaller pool's): the analytical row and the simulated metrics."""
+    capacity of the deployment (the smaller pool's): the analytical row and the simulated metrics. The closed form
+    (the queueing under test; the figures below are its)."""
     d = serving.Deployments.of(gpu="H100", tp=1, dp=3, mode="disagg", prefill_replicas=n_prefill, weight_dtype="fp8",
-                               kv_dtype="fp8", max_batch_size=256, max_num_tokens=8192)
+                               kv_dtype="fp8", max_batch_size=256, max_num_tokens=8192, engine="roofline")
     w1 = serving.Workload(rate=1.0, input_len=2048, output_len=256, n_requests=1000)
     cap = serving.ServingModel("Llama-3.1-8B", w1).evaluate(d).iloc[0]
     w = serving.Workload(rate=load * min(cap["prefill_pool_req_s"], cap["decode_pool_req_s"]), input_len=2048,
@@ -201,7 +208,7 @@ def _disagg_at(load: float, n_prefill: int) -> tuple[pd.Series, dict]:
     a = serving.ServingModel("Llama-3.1-8B", w).evaluate(d).iloc[0]
     s = serving.simulate("Llama-3.1-8B", "H100", weight_dtype="fp8", kv_dtype="fp8", workload=w, mode="disagg",
                          prefill=serving.Pool(n_workers=n_prefill), decode=serving.Pool(n_workers=3 - n_prefill),
-                         scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192))
+                         scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192), engine="roofline")
     return a, s
 
 
@@ -336,12 +343,13 @@ def test_the_simulated_handoff_at_an_idle_decode_worker_is_the_read_and_one_iter
     # a KV read of ~200 ms on a 1 GB/s link, one request at a time: the simulator's TTFT is the prefill and the
     # handoff the model prices for an idle worker (busy workers: the per-pool tests above, TTFT within 10 %)
     w_lo = serving.Workload(rate=0.05, input_len=3000, output_len=64, n_requests=40)
-    kw = dict(weight_dtype="fp8", kv_dtype="fp8", mode="disagg", kv_link_gbs=1.0,
+    # the closed form: no engine front end or KV connector latency on top (those: the test below)
+    kw = dict(weight_dtype="fp8", kv_dtype="fp8", mode="disagg", kv_link_gbs=1.0, engine="roofline",
               prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=1))
     lo = serving.simulate_requests("Llama-3.1-8B", "H100", workload=w_lo, **kw)
     from objectives.inference import StepModel
     from objectives.serving.analytical import handoff_ms
-    sm = StepModel("Llama-3.1-8B", "H100", weight_dtype="fp8", kv_dtype="fp8")
+    sm = StepModel("Llama-3.1-8B", "H100", weight_dtype="fp8", kv_dtype="fp8", engine="roofline")
     pre = sm.time_ms(3000, 3000 * 3001 / 2, 0, 0)
     step1 = sm.time_ms(0, 0, 1, 3001)
     xfer = float(lo["kv_transfer_ms"].iloc[0])

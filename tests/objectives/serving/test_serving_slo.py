@@ -73,6 +73,28 @@ def test_open_loop_percentiles_agree_with_the_simulator():
     np.testing.assert_allclose(a["goodput_req_s"], a["requests_per_s"] * a["slo_attainment"])
 
 
+def test_open_loop_ttft_pays_the_engines_front_end_and_large_batches_agree():
+    """The engine's API-server time (engine_ttft_ms, as the simulator charges it) is in every open-loop TTFT
+    statistic once; a batch of 4,100 deployments (prepared per distinct configuration) gives the lone one's row."""
+    from objectives.inference.efficiency import default_efficiency, from_params
+    from objectives.serving.analytical import Deployments, ServingModel
+
+    base = default_efficiency()
+    front = {**base.params["engine_ttft_ms"], "vllm": 40.0}
+    with_front = from_params({**base.params, "engine_ttft_ms": front})
+    without = from_params({**base.params, "engine_ttft_ms": {**front, "vllm": 0.0}})
+    one = Deployments.of(gpu="H100-SXM-80GB", tp=2, weight_dtype="fp8", engine="vllm")
+    a = ServingModel(MODEL, RATE4, efficiency=with_front).evaluate(one).iloc[0]
+    b = ServingModel(MODEL, RATE4, efficiency=without).evaluate(one).iloc[0]
+    for col in ("ttft_ms", "ttft_ms_p50", "ttft_ms_p99"):
+        assert a[col] - b[col] == pytest.approx(40.0, rel=1e-6), col
+    assert a["tpot_ms"] == pytest.approx(b["tpot_ms"], rel=1e-9)
+    many = Deployments.of(gpu=["H100-SXM-80GB"] * 4100, tp=2, weight_dtype="fp8", engine="vllm")
+    c = ServingModel(MODEL, RATE4, efficiency=with_front).evaluate(many)
+    for col in ("ttft_ms", "ttft_ms_p99", "tpot_ms", "throughput_tok_s"):
+        np.testing.assert_allclose(c[col].to_numpy(float), a[col], rtol=1e-9, err_msg=col)
+
+
 def test_overloaded_rate_misses_the_slo_in_both_fidelities():
     w = serving.Workload(rate=40.0, input_len=2048, output_len=256, n_requests=600)
     o = objectives.llm_serving_objective(MODEL, workload=w, slo=P99)
@@ -265,23 +287,27 @@ def test_non_chunked_prefill_is_one_policy_in_every_fidelity():
     assert s.policy == MODELLED_POLICY == "decode_priority" and not s.chunked_prefill
     w = serving.Workload(rate=19.5, input_len=2048, output_len=256, n_requests=400)
     o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, n_requests=400)
+    # the closed form, whose capacity sits just above this rate (the policy, not the engine, is under test)
     row = pd.DataFrame([dict(gpu="H100-SXM-80GB", tp=1, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
-                             **knobs)])
+                             engine="roofline", **knobs)])
     a, sim = o(row).iloc[0], o.at_fidelity("simulated")(row).iloc[0]
     direct = serving.simulate("Llama-3.1-8B", "H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
-                              workload=w, scheduler=serving.Scheduler(**knobs, policy=MODELLED_POLICY))
+                              workload=w, scheduler=serving.Scheduler(**knobs, policy=MODELLED_POLICY),
+                              engine="roofline")
     assert sim["ttft_ms"] == pytest.approx(direct["ttft_ms_mean"], rel=1e-9)
     assert a["ttft_ms"] == pytest.approx(sim["ttft_ms"], rel=0.35)
     # the capacity search's analytical bracket: the same knobs, not chunked prefill in disguise
     slo = serving.SLO(ttft_ms=500, tpot_ms=40, percentile="p99")
     cap = serving.capacity("Llama-3.1-8B", "H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", slo=slo,
-                           workload=w, scheduler=s, fidelity="analytical", n_requests=400)
+                           workload=w, scheduler=s, fidelity="analytical", n_requests=400, engine="roofline")
     sm = serving.ServingModel("Llama-3.1-8B", serving.Workload(rate=1.0, input_len=2048, output_len=256,
                                                                n_requests=400))
-    d = serving.Deployments.of(gpu="H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", **knobs)
+    d = serving.Deployments.of(gpu="H100", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", engine="roofline",
+                               **knobs)
     assert cap["capacity_req_s"] == pytest.approx(float(sm.capacity(d, slo, tol=0.05)[0]), rel=1e-9)
     chunked = float(sm.capacity(serving.Deployments.of(gpu="H100", weight_dtype="fp8", act_dtype="fp8",
-                                                       kv_dtype="fp8", **{**knobs, "chunked_prefill": True}), slo, tol=0.05)[0])
+                                                       kv_dtype="fp8", engine="roofline",
+                                                       **{**knobs, "chunked_prefill": True}), slo, tol=0.05)[0])
     assert cap["capacity_req_s"] != pytest.approx(chunked, rel=0.02)
     with pytest.raises(ValueError, match=r"models Scheduler policy='decode_priority'.*got policy='prefill_first'"):
         serving.capacity("Llama-3.1-8B", "H100", slo=slo, workload=w, fidelity="analytical",

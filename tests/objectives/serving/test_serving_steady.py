@@ -7,7 +7,12 @@ Measured on the cases below (each case's steady_state / simulate): throughput -1
 +9.7 %, TTFT ratio 0.63 .. 1.42 (the three MoE cases: TPOT +3.0 .. +4.6 %); the worst is the L40S case with max_batch_size 32 (+17.0 % throughput, -10.9 %
 TPOT: the roofline closed form spreads each cycle's prompts over every iteration, where the engine packs them into
 full ones). The scalar "wave" closed form this view replaced was within 5 % on throughput and TPOT here, but it was
-a second closed form beside the one the studies use; the prefill_first policy it modelled is refused now."""
+a second closed form beside the one the studies use; the prefill_first policy it modelled is refused now.
+
+On vLLM's measured profile (the default engine): throughput -2.1 .. +3.0 %, TPOT 0.0 .. +11.0 %, TTFT ratio
+0.36 .. 1.63. The closed form's TTFT there mixes the saturated prompt waves with the steady state by the fitted
+`ttft_wave` (0.17 on the silicon slice: the engines' measured TTFT sits far below a full wave), while the
+simulator plays the fixed-length workload's waves out; the TTFT bound is wider for that path."""
 from __future__ import annotations
 
 import pytest
@@ -32,15 +37,17 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("engine", ["roofline", None])
 @pytest.mark.parametrize("model,gpu,tp,wd,n,i,o,kw,dp", CASES)
-def test_simulator_agrees_with_steady_state(model, gpu, tp, wd, n, i, o, kw, dp):
+def test_simulator_agrees_with_steady_state(model, gpu, tp, wd, n, i, o, kw, dp, engine):
     w = serving.Workload(concurrency=n, input_len=i, output_len=o, n_requests=20 * n)
     s = serving.Scheduler(**kw)
-    sim = serving.simulate(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp)
-    ss = serving.steady_state(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp)
+    sim = serving.simulate(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp, engine=engine)
+    ss = serving.steady_state(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp, engine=engine)
     assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.20)
     assert ss["tpot_ms_mean"] == pytest.approx(sim["tpot_ms_mean"], rel=0.12)
-    assert 0.5 < ss["ttft_ms_mean"] / sim["ttft_ms_mean"] < 2.0
+    lo = 0.5 if engine == "roofline" else 0.3
+    assert lo < ss["ttft_ms_mean"] / sim["ttft_ms_mean"] < 2.0
     assert ss["n_gpus"] == sim["n_gpus"] == dp * tp
     assert set(ss) == set(serving.METRIC_KEYS) and 0 < ss["kv_usage_mean"] <= 1.0
 
