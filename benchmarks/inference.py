@@ -44,8 +44,8 @@ def bench_max_throughput(n: int, repeat: int, engine: str | None = None) -> tupl
                                                    input_len=isl, output_len=osl, engine=engine), n, repeat)
 
 
-def bench_step(calls: int = 200_000) -> float:
-    sm = inference.StepModel("Llama-3.1-70B", "H100-SXM-80GB", tp=4, weight_dtype="fp8")
+def bench_step(calls: int = 200_000, engine: str | None = None) -> float:
+    sm = inference.StepModel("Llama-3.1-70B", "H100-SXM-80GB", tp=4, weight_dtype="fp8", engine=engine)
     f = sm.time_ms
     t = time.perf_counter()
     for i in range(calls):
@@ -99,7 +99,9 @@ def main() -> None:
         f_e, m_e = bench_max_throughput(args.n, args.repeat, engine)
         print(f"max_throughput engine={engine}: {m_e:,.0f} configurations/s -> {m_e / med:.2f}x the roofline-only "
               f"path")
-    print(f"StepModel.time_ms scalar: {bench_step():.2f} µs per call")
+    for engine in ("roofline", None):
+        label = "roofline" if engine else "default engine (vLLM's H100 profile)"
+        print(f"StepModel.time_ms scalar, {label}: {bench_step(engine=engine):.2f} µs per call")
     ours = bench_ours_on_peer_configs(args.n, args.repeat)
     peer = bench_peer()
     if peer is None:
