@@ -99,9 +99,9 @@ def main() -> None:
         f_e, m_e = bench_max_throughput(args.n, args.repeat, engine)
         print(f"max_throughput engine={engine}: {m_e:,.0f} configurations/s -> {m_e / med:.2f}x the roofline-only "
               f"path")
-    for engine in ("roofline", None):
-        label = "roofline" if engine else "default engine (vLLM's H100 profile)"
-        print(f"StepModel.time_ms scalar, {label}: {bench_step(engine=engine):.2f} µs per call")
+    for step_engine in ("roofline", None):
+        label = "roofline" if step_engine else "default engine (vLLM's H100 profile)"
+        print(f"StepModel.time_ms scalar, {label}: {bench_step(engine=step_engine):.2f} µs per call")
     ours = bench_ours_on_peer_configs(args.n, args.repeat)
     peer = bench_peer()
     if peer is None:

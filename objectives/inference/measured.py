@@ -121,26 +121,34 @@ def grid_at(grid: np.ndarray, b: Num, s: Num, rows: np.ndarray | None = None) ->
     return np.exp(lo + fb * (hi - lo))
 
 
-def _pos1(x: float, lo: float, steps: float, n: int) -> tuple[int, float]:
-    g = (math.log2(max(x, 1.0)) - lo) * steps
-    j = min(max(int(g), 0), n - 2)
-    return j, g - j
+_M_TOP, _B_TOP, _S_TOP = len(M_GRID) - 2, len(B_GRID) - 2, len(S_GRID) - 2  # last cell of each grid
 
 
 def curve_at1(curve: Any, M: float) -> float:
-    """`curve_at` for one configuration and a float (the simulator's per-iteration path): plain float math."""
-    j, f = _pos1(M, 0.0, M_STEPS, len(M_GRID))
-    lo, hi = curve[j], curve[j + 1]
-    return math.exp(lo + f * (hi - lo))
+    """`curve_at` for one configuration and a float (the simulator's per-iteration path): plain float math
+    (`_pos1` inlined: this runs once per simulated iteration)."""
+    g = math.log2(M if M > 1.0 else 1.0) * M_STEPS
+    j = int(g)
+    j = 0 if j < 0 else (_M_TOP if j > _M_TOP else j)
+    f = g - j
+    lo = curve[j]
+    return math.exp(lo + f * (curve[j + 1] - lo))
 
 
 def grid_at1(grid: Any, b: float, s: float) -> float:
-    """`grid_at` for one configuration and floats."""
-    i, fb = _pos1(b, 0.0, 1.0, len(B_GRID))
-    j, fs = _pos1(s, S_LO, 1.0, len(S_GRID))
+    """`grid_at` for one configuration and floats (`_pos1` inlined)."""
+    gb = math.log2(b if b > 1.0 else 1.0)
+    i = int(gb)
+    i = 0 if i < 0 else (_B_TOP if i > _B_TOP else i)
+    fb = gb - i
+    gs = math.log2(s if s > 1.0 else 1.0) - S_LO
+    j = int(gs)
+    j = 0 if j < 0 else (_S_TOP if j > _S_TOP else j)
+    fs = gs - j
     r0, r1 = grid[i], grid[i + 1]
-    lo = r0[j] + fs * (r0[j + 1] - r0[j])
-    hi = r1[j] + fs * (r1[j + 1] - r1[j])
+    a, c = r0[j], r1[j]
+    lo = a + fs * (r0[j + 1] - a)
+    hi = c + fs * (r1[j + 1] - c)
     return math.exp(lo + fb * (hi - lo))
 
 

@@ -292,8 +292,8 @@ def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: 
     from .measured import attention_terms, curve_at, curve_at1
 
     cv = c.curves
-    if scalar:
-        t = curve_at1(cv.tok, max(M, 1.0)) + curve_at1(cv.head, max(S, 1.0))
+    if scalar:  # curve_at1 clamps below one token itself
+        t = curve_at1(cv.tok, M) + curve_at1(cv.head, S)
     else:
         t = curve_at(cv.tok, M, cv.rows) + curve_at(cv.head, S, cv.rows)
     t = t + attention_terms(c, T, A, D, K, scalar) + M * c.tok_s

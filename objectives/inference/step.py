@@ -88,7 +88,9 @@ class StepModel:
         if n_prefill_seqs is None:
             n_prefill_seqs = (T > 0) * 1.0 if not isinstance(T, np.ndarray) else (T > 0).astype(float)
         S = D + n_prefill_seqs
-        scalar = all(isinstance(x, (int, float)) for x in (T, A, D, K, n_prefill_seqs))
+        num = (int, float)
+        scalar = (isinstance(T, num) and isinstance(A, num) and isinstance(D, num) and isinstance(K, num)
+                  and isinstance(n_prefill_seqs, num))
         # with pp stages the work rotates through min(pp, sequences) micro-batches, but a prompt chunk lives in one
         # micro-batch: the iteration that finishes it lasts at least that chunk's pass through every stage
         if scalar:
