@@ -185,7 +185,7 @@ def bucket_stats(trace: serving.Trace, buckets: Buckets) -> tuple[np.ndarray, np
 
 
 def capacity_table(model: Any, types: Sequence[ReplicaType], input_len: np.ndarray, output_len: np.ndarray,
-                   slo: serving.SLO, weight_dtype: str = "bf16", engine: Any = None,
+                   slo: serving.SLO, weight_dtype: str | None = None, engine: Any = None,
                    scheduler: serving.Scheduler | None = None) -> np.ndarray:
     """Requests/s one replica of each type sustains for each bucket's mean lengths under the SLO: [bucket, type].
 
@@ -212,7 +212,7 @@ def capacity_table(model: Any, types: Sequence[ReplicaType], input_len: np.ndarr
 
 
 def plan_mix(model: Any, workload: serving.Workload | serving.Trace, slo: serving.SLO,
-             types: Sequence[ReplicaType], buckets: Buckets | None = None, *, weight_dtype: str = "bf16",
+             types: Sequence[ReplicaType], buckets: Buckets | None = None, *, weight_dtype: str | None = None,
              max_utilization: float = 0.7, engine: Any = None, scheduler: serving.Scheduler | None = None,
              max_replicas: int = 1000) -> MixPlan:
     """The cheapest mix of replica types for `workload` under `slo` (the integer program of the module docstring,
@@ -268,7 +268,7 @@ def _solve(types: Sequence[ReplicaType], cap: np.ndarray, lam: np.ndarray, max_u
 
 
 def plan_single(model: Any, workload: serving.Workload | serving.Trace, slo: serving.SLO,
-                types: Sequence[ReplicaType], buckets: Buckets | None = None, *, weight_dtype: str = "bf16",
+                types: Sequence[ReplicaType], buckets: Buckets | None = None, *, weight_dtype: str | None = None,
                 max_utilization: float = 0.7, engine: Any = None,
                 scheduler: serving.Scheduler | None = None) -> list[MixPlan]:
     """One single-type plan per type that serves every bucket within the SLO: n = ceil(sum_b lambda_b / r_b / u)
@@ -306,7 +306,7 @@ def route(plan: MixPlan, trace: serving.Trace, seed: int = 0) -> np.ndarray:
     return np.minimum(j, len(plan.types) - 1)
 
 
-def _pool_records(model: Any, t: ReplicaType, n: int, sub: serving.Trace, weight_dtype: str,
+def _pool_records(model: Any, t: ReplicaType, n: int, sub: serving.Trace, weight_dtype: str | None,
                   scheduler: serving.Scheduler | None, engine: Any) -> pd.DataFrame:
     return serving.simulate_requests(model, t.gpu, tp=t.tp, weight_dtype=weight_dtype, dp=int(n),
                                      workload=serving.Workload(trace=sub), scheduler=scheduler, engine=engine)
@@ -343,7 +343,7 @@ def _summary(plan: MixPlan, recs: dict[int, pd.DataFrame], trace: serving.Trace,
 
 
 def simulate_mix(model: Any, plan: MixPlan, workload: serving.Workload | serving.Trace, slo: serving.SLO, *,
-                 weight_dtype: str = "bf16", scheduler: serving.Scheduler | None = None, engine: Any = None,
+                 weight_dtype: str | None = None, scheduler: serving.Scheduler | None = None, engine: Any = None,
                  seed: int = 0) -> MixResult:
     """Serve `workload` on `plan` with the size-aware router (`route`) in front of one pool per type."""
     _check_slo(slo)
@@ -361,7 +361,7 @@ def simulate_mix(model: Any, plan: MixPlan, workload: serving.Workload | serving
 
 
 def verify(model: Any, plan: MixPlan, workload: serving.Workload | serving.Trace, slo: serving.SLO, *,
-           target: float = 0.9, weight_dtype: str = "bf16", scheduler: serving.Scheduler | None = None,
+           target: float = 0.9, weight_dtype: str | None = None, scheduler: serving.Scheduler | None = None,
            engine: Any = None, seed: int = 0, derate: float = 0.85, max_steps: int = 20) -> tuple[MixPlan, MixResult]:
     """Simulate `plan`; while some pool's SLO attainment is below `target`, scale the capacity column of every
     failing type by `derate` (the analytical capacity was optimistic for it under these arrivals) and solve the
@@ -431,7 +431,7 @@ class MixObjective:
     workload: serving.Workload | serving.Trace
     slo: serving.SLO
     gpus: Sequence[str | ReplicaType]
-    weight_dtype: str = "bf16"
+    weight_dtype: str | None = None
     scheduler: serving.Scheduler | None = None
     dse_name: str = "objectives.mix.MixObjective"
     _tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)

@@ -231,6 +231,13 @@ def test_a_checkpoints_format_is_the_default_weight_dtype():
     assert bool(one["fits"].iloc[0]) and one["weight_dtype"].iloc[0] == "fp4"
     assert inference.StepModel("openai/gpt-oss-120b", "H100").kv_capacity_tokens > 0
     assert not bool(inference.estimate("openai/gpt-oss-120b", "H100", weight_dtype="bf16")["fits"].iloc[0])
+    # the GPU-mix planner too: its capacity table of the MXFP4 checkpoint is the explicit fp4 one, not bf16's
+    from objectives import mix, serving
+    slo = serving.SLO(ttft_ms=2000, tpot_ms=100)
+    args = ("openai/gpt-oss-120b", [mix.ReplicaType("H100-SXM-80GB", 1)], [1024.0], [256.0], slo)
+    default = mix.capacity_table(*args)
+    assert default[0, 0] > 0 and default[0, 0] == mix.capacity_table(*args, weight_dtype="fp4")[0, 0]
+    assert mix.capacity_table(*args, weight_dtype="bf16")[0, 0] == 0   # bf16 does not fit one H100
 
 
 def test_silicon_slice_model_names_resolve():
