@@ -36,47 +36,47 @@ def front_end_passes(engines: Any) -> np.ndarray:
     return np.array([DISAGG_FRONT_END_PASSES.get(str(e).split("==")[0], 1.0) for e in np.ravel(engines)])
 
 
-def _prepared(pool_kw: Mapping[str, Any], eff: Any) -> Any:
+def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(host ms of one API-server pass, ``ttft_wave``, resolved engine name) of each of `n` deployments, from one
+    `prepare` of their `inference.estimate` arguments `pool_kw` (roofline rows: no host time, wave 1)."""
     kw = pool_kw
-    return prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
+    prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
                    kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=kw.get("engine"),
                    attn_dp=kw.get("attn_dp", 1))
+    if prep is None:
+        return np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object)
 
-
-def _per_row(prep: Any, x: Any, n: int) -> np.ndarray:
-    x = np.asarray(x)
-    if prep.inv is not None and x.ndim > 0:  # a factorized preparation: one value per distinct configuration
-        x = x[prep.inv]
-    return np.broadcast_to(x, (n,)).copy()
+    def per_row(x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if prep.inv is not None and x.ndim > 0:  # a factorized preparation: one value per distinct configuration
+            x = x[prep.inv]
+        return np.broadcast_to(x, (n,)).copy()
+    # Prepared.column gathers a factorized preparation's rows itself
+    engines = np.asarray(prep.engine_names, dtype=object)[prep.column("engine_code", np.int64)]
+    return per_row(prep.coeffs.ttft_s) * 1e3, per_row(prep.coeffs.wave), np.broadcast_to(engines, (n,)).copy()
 
 
 def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
     """(the engine's per-request host time in ms, one API-server pass; clients' synchronization ``ttft_wave``)
     of `n` deployments (`pool_kw`: their `inference.estimate` arguments; `eff` an Efficiency), as the closed form
     reads them (`prepare`'s step coefficients; roofline rows: no host time, wave 1)."""
-    prep = _prepared(pool_kw, eff)
-    if prep is None:
-        return np.zeros(n), np.ones(n)
-    return (_per_row(prep, np.asarray(prep.coeffs.ttft_s, dtype=float), n) * 1e3,
-            _per_row(prep, np.asarray(prep.coeffs.wave, dtype=float), n))
+    host, wave, _ = _engine_terms(pool_kw, n, eff)
+    return host, wave
 
 
 def engines_of(pool_kw: Mapping[str, Any], n: int, eff: Any) -> np.ndarray:
     """The engine that costs each of `n` deployments (`pool_kw` as in `host_ms`): the `engine` argument with the
     default (None / "auto") resolved per GPU, as `prepare` resolves it, so that engine-level behaviour (P/D front
     end passes, KV connector) follows the engine the step times come from."""
-    prep = _prepared(pool_kw, eff)
-    if prep is None:
-        return np.full(n, "roofline", dtype=object)
-    return _per_row(prep, np.asarray(prep.engine_names, dtype=object)[prep.column("engine_code", np.int64)], n)
+    return _engine_terms(pool_kw, n, eff)[2]
 
 
 def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
     """(host ms, clients' synchronization) of `n` disaggregated deployments' requests at their prefill pools
     (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request host
     time (`host_ms`) once per pass of its P/D front end (`front_end_passes`), and ``ttft_wave``."""
-    host, wave = host_ms(pool_kw, n, eff)
-    return host * front_end_passes(engines_of(pool_kw, n, eff)), wave
+    host, wave, engines = _engine_terms(pool_kw, n, eff)
+    return host * front_end_passes(engines), wave
 
 
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
