@@ -493,12 +493,10 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
     results name the engine that costed them."""
     if "auto" not in engine_names:
         return engine_names, eng
-    names = [n for n in engine_names if n != "auto"]
-    for g in grecs:
-        if auto_engine(g.name) not in names:
-            names.append(auto_engine(g.name))
+    auto = [auto_engine(g.name) for g in grecs]
+    names = list(dict.fromkeys([n for n in engine_names if n != "auto"] + auto))
     old = np.array([names.index(n) if n != "auto" else -1 for n in engine_names])
-    per_gpu = np.array([names.index(auto_engine(g.name)) for g in grecs])
+    per_gpu = np.array([names.index(x) for x in auto])
     codes = np.asarray(eng)
     new = np.where(codes == engine_names.index("auto"), per_gpu[0 if gidx is None else np.asarray(gidx)], old[codes])
     return tuple(names), (int(new) if new.ndim == 0 else new)

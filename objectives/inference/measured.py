@@ -244,10 +244,11 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     gpus = np.broadcast_to(np.asarray(gpu_names, dtype=object), bshape).ravel()
     engs = np.broadcast_to(np.asarray(engines, dtype=object), bshape).ravel()
     wts = act if weight_names is None else np.broadcast_to(np.asarray(weight_names, dtype=object), bshape).ravel()
-    names, codes = _group_codes(gpus, engs, act, kvn, wts)
+    codes = _group_codes(gpus, engs, act, kvn, wts)
     mdp = adp if moe_dp is None else np.minimum(adp, moe_dp)
     for code in np.unique(codes):
-        g, e, a, k, w = (nm[int(c)] for nm, c in zip(names, _unravel(int(code), names)))
+        rows = np.flatnonzero(codes == code)
+        g, e, a, k, w = (str(x[rows[0]]) for x in (gpus, engs, act, kvn, wts))
         if e in ("", "roofline"):
             continue
         prof = profiles.load(g, e)
@@ -260,7 +261,6 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
         if gt is None:
             continue
-        rows = np.flatnonzero(codes == code)
         # the curves depend on the model's shape and the parallel layout only: configurations that differ in
         # batching knobs alone share one lookup
         cols = sorted(f)
@@ -287,23 +287,13 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
 
 
-def _group_codes(*arrays: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """(distinct values of each array, one int code per row for the tuple of its values), vectorized."""
-    names, code = [], np.zeros(len(arrays[0]), dtype=np.int64)
+def _group_codes(*arrays: np.ndarray) -> np.ndarray:
+    """One int code per row for the tuple of its values in `arrays` (equal tuples, equal codes), vectorized."""
+    code = np.zeros(len(arrays[0]), dtype=np.int64)
     for a in arrays:
         c, u = pd.factorize(np.asarray(a, dtype=object).astype(str), sort=False)
-        names.append(np.asarray(u, dtype=object))
         code = code * len(u) + c
-    return names, code
-
-
-def _unravel(code: int, names: list[np.ndarray]) -> list[int]:
-    """`_group_codes`' code back to one index per array."""
-    out = []
-    for nm in reversed(names):
-        code, r = divmod(code, len(nm))
-        out.append(r)
-    return out[::-1]
+    return code
 
 
 class _FlatCoeffs:
