@@ -88,14 +88,32 @@ COLUMNS = (["source_file", "source_row", "layout", "model", "gpu", "engine", "en
 _STR_COLUMNS = {"source_file", "layout", "model", "gpu", "engine", "engine_version", "mode", "weight_dtype",
                 "weight_quant", "moe_dtype", "moe_quant", "kv_dtype", "kind", "note"}
 
-#: quantization scheme (silicon gemm_quant_mode / moe_quant_mode, checkpoint formats) -> catalog dtype
+#: quantization scheme (silicon gemm_quant_mode / moe_quant_mode, checkpoint formats) -> catalog dtype of the
+#: weights. The silicon names are aiconfigurator-core's GEMMQuantMode and MoEQuantMode members
+#: (aiconfigurator_core/sdk/common.py, 0.12.0): fp8_static / fp8_ootb are FP8 GEMMs, sq SmoothQuant int8,
+#: nvfp4_wo / w4a16_nvfp4 NVFP4 weights dequantized to bf16 (non-Blackwell), w4a16_mxfp4 gpt-oss's MXFP4 experts,
+#: w4a8_mxfp4_mxfp8(_trtllm) MXFP4 experts with MXFP8 activations (Blackwell), w4a16_mxfp4_cutlass the Hopper path
 QUANT_DTYPES: Mapping[str, str] = {
     "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16",
     "fp8": "fp8", "fp8_block": "fp8", "fp8_blockwise": "fp8", "fp8_per_tensor": "fp8", "w8a8_fp8": "fp8",
-    "fp4": "fp4", "nvfp4": "fp4", "mxfp4": "fp4", "w4a8_mxfp4_fp8": "fp4",
+    "fp8_static": "fp8", "fp8_ootb": "fp8", "mxfp8": "fp8",
+    "fp4": "fp4", "nvfp4": "fp4", "mxfp4": "fp4", "w4a8_mxfp4_fp8": "fp4", "nvfp4_wo": "fp4", "w4a16_nvfp4": "fp4",
+    "w4a16_mxfp4": "fp4", "w4a8_mxfp4_mxfp8": "fp4", "w4a8_mxfp4_mxfp8_trtllm": "fp4", "w4a16_mxfp4_cutlass": "fp4",
     "int4": "int4", "int4_wo": "int4", "w4a16": "int4", "awq": "int4", "gptq": "int4", "w4afp8": "int4",
-    "int8": "int8", "int8_wo": "int8", "w8a16": "int8", "w8a8": "int8", "int8_sq": "int8",
+    "int8": "int8", "int8_wo": "int8", "w8a16": "int8", "w8a8": "int8", "int8_sq": "int8", "sq": "int8",
 }
+#: schemes that fix the GEMM's compute (activation) dtype apart from the weights' (aiconfigurator-core's
+#: QuantMapping.compute_dtype): weight-only formats compute in bf16, the w4a8 ones in fp8, SmoothQuant in int8.
+#: The others compute in their weights' dtype where the GPU can (the cost model's default)
+QUANT_ACT: Mapping[str, str] = {
+    "int4_wo": "bf16", "int8_wo": "bf16", "w4a16": "bf16", "w8a16": "bf16", "awq": "bf16", "gptq": "bf16",
+    "nvfp4_wo": "bf16", "w4a16_nvfp4": "bf16", "w4a16_mxfp4": "bf16", "w4a16_mxfp4_cutlass": "bf16",
+    "w4afp8": "fp8", "w4a8_mxfp4_fp8": "fp8", "w4a8_mxfp4_mxfp8": "fp8", "w4a8_mxfp4_mxfp8_trtllm": "fp8",
+    "sq": "int8", "int8_sq": "int8", "w8a8": "int8",
+}
+#: a scheme not listed above, by the formats its name spells (checked in order): "fp8_pertensor_dynamic" -> fp8
+_QUANT_TOKENS = (("fp4", "fp4"), ("fp8", "fp8"), ("int4", "int4"), ("w4a", "int4"), ("int8", "int8"),
+                 ("w8a", "int8"), ("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "fp16"), ("fp16", "fp16"))
 ENGINES: Mapping[str, str] = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
                               "tensorrt_llm": "trtllm", "trt-llm": "trtllm"}
 
@@ -147,11 +165,41 @@ def _numeric(df: pd.DataFrame, path: Path, column: str, required: pd.Series | np
     return vals
 
 
-def _dtype_of(scheme: Any, path: Path, row: int, column: str) -> str:
+def quant_dtype(scheme: Any) -> str | None:
+    """Catalog weight dtype of a quantization scheme name (`QUANT_DTYPES`, else the format its name spells), or
+    None when it names none."""
     s = str(scheme).strip().lower()
-    if s not in QUANT_DTYPES:
+    if s in QUANT_DTYPES:
+        return QUANT_DTYPES[s]
+    return next((d for tok, d in _QUANT_TOKENS if tok in s), None)
+
+
+def _dtype_of(scheme: Any, path: Path, row: int, column: str) -> str:
+    d = quant_dtype(scheme)
+    if d is None:
         raise _fail(path, row, column, f"unknown quantization {scheme!r}; valid: {sorted(QUANT_DTYPES)}")
-    return QUANT_DTYPES[s]
+    return d
+
+
+def model_dtypes(rows: pd.DataFrame, moe: Any = True) -> tuple[np.ndarray, np.ndarray]:
+    """The weight and activation dtypes the cost model runs normalized rows with: on the rows of MoE models
+    (`moe`, a mask), the expert weights' dtype where it is narrower than the dense weights' (gpt-oss: bf16 attention, MXFP4 experts; the model keeps the attention
+    projections of 4-bit MoE checkpoints in 16 bits, `inference.resolve.ATTN_16BIT_WEIGHTS`), and the compute dtype
+    that scheme fixes (`QUANT_ACT`; None: the model's default for the weights)."""
+    from objectives.catalog.types import DTYPE_BYTES
+    w = rows["weight_dtype"].to_numpy(object)
+    mo = rows["moe_dtype"].to_numpy(object) if "moe_dtype" in rows else w
+    wq = rows["weight_quant"].to_numpy(object) if "weight_quant" in rows else w
+    mq = rows["moe_quant"].to_numpy(object) if "moe_quant" in rows else wq
+
+    def nbytes(d: Any) -> float:
+        return DTYPE_BYTES.get(str(d), 2.0) if isinstance(d, str) else np.inf
+    use_moe = np.array([nbytes(b) < nbytes(a) for a, b in zip(w, mo)], dtype=bool) & np.asarray(moe, dtype=bool)
+    weight = np.where(use_moe, mo, w).astype(object)
+    scheme = np.where(use_moe, mq, wq)
+    act = np.array([QUANT_ACT.get(str(q).strip().lower()) if isinstance(q, str) else None for q in scheme],
+                   dtype=object)
+    return weight, act
 
 
 def _empty_frame(n: int) -> dict[str, Any]:
@@ -203,24 +251,38 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
     out["tpot_ms"] = _numeric(df, p, "silicon_tpot_ms", True, True)
     pool = {"tp": "tp_size", "pp": "pp_size", "attn_dp": "attention_dp_size", "moe_tp": "moe_tp_size",
             "moe_ep": "moe_ep_size", "batch_size": "batch_size"}
-    for k, col in pool.items():
-        v = _numeric(df, p, col, agg, True)
-        out[k] = np.where(agg, v, np.nan)
+
+    def shape(pre: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """A pool's layout on `rows`: its TP size is required; an empty PP, attention-DP or expert-parallel size
+        is 1 (a dense model's rows need not fill the MoE columns), an empty expert TP the rest of the pool's
+        GPUs (tp x attention DP / EP); NaN on the other rows."""
+        v = {k: _numeric(df, p, pre + col, rows & (k == "tp"), True) for k, col in pool.items()}
+        for k in ("pp", "attn_dp", "moe_ep"):
+            v[k] = np.where(np.isnan(v[k]), 1.0, v[k])
+        v["moe_tp"] = np.where(np.isnan(v["moe_tp"]), np.maximum(v["tp"] * v["attn_dp"] / v["moe_ep"], 1.0),
+                               v["moe_tp"])
+        return {k: np.where(rows, x, np.nan) for k, x in v.items()}
+    for k, x in shape("", agg).items():
+        out[k] = x
     for pre in ("prefill", "decode"):
-        for k, col in {"workers": "num_workers", **{k: c for k, c in pool.items()}}.items():
-            # the pool's shape is required for disagg rows; worker counts and batches may be absent
-            v = _numeric(df, p, f"{pre}_{col}", dis & (k not in ("workers", "batch_size")), True)
-            out[f"{pre}_{k}"] = np.where(dis, v, np.nan)
-    # concurrency: silicon_concurrency= in the data source, else _c<N>_ in the id
+        # worker counts and batches may be absent (the rows then do not say what was deployed)
+        out[f"{pre}_workers"] = np.where(dis, _numeric(df, p, f"{pre}_num_workers", False, True), np.nan)
+        for k, x in shape(f"{pre}_", dis).items():
+            out[f"{pre}_{k}"] = x
+    # concurrency: silicon_concurrency= in the data source, else _c<N>_ in the id, else (agg) the batch per
+    # attention-DP rank times the ranks
     src = df["silicon_data_source"].fillna("")
     c_src = pd.to_numeric(src.str.extract(r"silicon_concurrency=(\d+)")[0], errors="coerce").to_numpy(float)
     c_id = pd.to_numeric(df["id"].fillna("").str.extract(r"_c(\d+)_")[0], errors="coerce").to_numpy(float)
     conc = np.where(np.isnan(c_src), c_id, c_src)
+    conc = np.where(np.isnan(conc) & agg, out["batch_size"] * out["attn_dp"], conc)
     if np.isnan(conc).any():
         i = int(np.flatnonzero(np.isnan(conc))[0])
         raise _fail(p, i + 1, "silicon_data_source",
-                    "no concurrency: neither 'silicon_concurrency=<N>' here nor '_c<N>_' in column 'id'")
+                    "no concurrency: neither 'silicon_concurrency=<N>' here nor '_c<N>_' in column 'id'"
+                    + (" nor a 'batch_size'" if agg[i] else ""))
     out["concurrency"] = conc
+    out["batch_size"] = np.where(agg & np.isnan(out["batch_size"]), conc / out["attn_dp"], out["batch_size"])
     # quantization: the catalog dtype plus the scheme; empty schemes mean unquantized (the `precision` column)
     for kind, col in (("weight", "gemm_quant_mode"), ("moe", "moe_quant_mode")):
         scheme = df[col].where(df[col].notna(), df["precision"])

@@ -24,6 +24,8 @@ from scipy.optimize import least_squares
 from objectives import inference, profiles
 from objectives.inference.efficiency import Efficiency
 
+from .measurements import model_dtypes
+
 #: catalog GPU of each kernel-table system name
 GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 
@@ -118,17 +120,37 @@ def _engine(rows: pd.DataFrame) -> np.ndarray:
     return rows["engine"].astype(str).str.lower().to_numpy(object)
 
 
+def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows whose model the catalog resolves and whose system is a catalog GPU, with their MoE mask (a row
+    the model cannot read is left unpredicted; it does not stop the others)."""
+    from objectives import catalog
+    moe: dict[str, bool | None] = {}
+    for m in pd.unique(rows["model"]):
+        try:
+            moe[m] = catalog.model(m).n_experts > 0
+        except (KeyError, ValueError):
+            moe[m] = None
+    ok = rows["model"].map(lambda m: moe[m] is not None).astype(bool) & rows["gpu"].isin(list(GPU_OF_SYSTEM))
+    kept = rows[ok.to_numpy()]
+    return kept, np.array([bool(moe[m]) for m in kept["model"]], dtype=bool)
+
+
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
-    """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row)."""
+    """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: a model the
+    catalog does not know, a system that is not a catalog GPU, a deployment that does not fit). Weights and
+    compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4 experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
-    agg = rows[rows["mode"] == "agg"]
+    rows, moe = _known(rows)
+    is_agg = (rows["mode"] == "agg").to_numpy()
+    agg = rows[is_agg]
     if len(agg):
         eng = _engine(agg)
+        wd, ad = model_dtypes(agg, moe[is_agg])
         budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
         r = inference.max_throughput(
             model=agg["model"].to_numpy(object), gpu=agg["gpu"].map(GPU_OF_SYSTEM).to_numpy(object),
             tp=agg["tp"].to_numpy(float), pp=agg["pp"].fillna(1).to_numpy(float),
-            weight_dtype=agg["weight_dtype"].to_numpy(object), input_len=agg["isl"].to_numpy(float),
+            weight_dtype=wd, act_dtype=ad, input_len=agg["isl"].to_numpy(float),
             output_len=agg["osl"].to_numpy(float), concurrency=agg["concurrency"].to_numpy(float),
             ep=agg["moe_ep"].fillna(1).to_numpy(float), attn_dp=agg["attn_dp"].fillna(1).to_numpy(float),
             max_batch_size=budgets[:, 0], max_num_tokens=budgets[:, 1], engine=eng, efficiency=eff)
@@ -136,13 +158,14 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         out.loc[agg.index, "ttft_pred"] = np.where(ok, r["ttft_ms"].to_numpy(), np.nan)
         out.loc[agg.index, "tpot_pred"] = np.where(ok, r["tpot_ms"].to_numpy(), np.nan)
         out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
-    dis = rows[rows["mode"] == "disagg"]
+    is_dis = (rows["mode"] == "disagg").to_numpy()
+    dis = rows[is_dis]
     if len(dis):
-        out.loc[dis.index, ["ttft_pred", "tpot_pred", "source"]] = _predict_disagg(dis, eff)
+        out.loc[dis.index, ["ttft_pred", "tpot_pred", "source"]] = _predict_disagg(dis, eff, moe[is_dis])
     return out
 
 
-def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
+def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) -> pd.DataFrame:
     """Disaggregated rows through the analytical serving model's closed loop (`serving.analytical.
     disagg_closed_loop`): the measured deployment's prefill and decode pools with their configured batch sizes as
     their max batches, C clients coupling the pools, the KV handoff on the link between them, and the client's
@@ -156,10 +179,11 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None) -> pd.DataFrame:
     gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
     isl = dis["isl"].to_numpy(float)
     factors = eff if eff is not None else default_eff()
+    wd, ad = model_dtypes(dis, moe)
 
     def pool(prefix: str) -> dict[str, Any]:
         return dict(model=dis["model"].to_numpy(object), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
-                    pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=dis["weight_dtype"].to_numpy(object),
+                    pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=wd, act_dtype=ad,
                     ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
                     attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=eng, efficiency=eff)
     pk, dk = pool("prefill"), pool("decode")
@@ -287,23 +311,25 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10) -> pd.DataFrame
     (waves, chunked prefill, queueing) beside the closed form that `predict` fits; NaN where it cannot run."""
     from objectives import serving
 
-    agg = rows[rows["mode"] == "agg"]
+    known, moe = _known(rows)
+    agg = known[(known["mode"] == "agg").to_numpy()]
+    wd, ad = model_dtypes(agg, moe[(known["mode"] == "agg").to_numpy()])
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
-    for i, r in agg.iterrows():
+    for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
         mbs, mnt = ENGINE_BUDGETS.get(str(r["engine"]).lower(), (2048, 8192))
         wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=int(r["osl"]),
                               n_requests=max(requests_per_client * c, 64))
         try:
-            m = serving.simulate(r["model"], GPU_OF_SYSTEM[r["gpu"]], tp=int(r["tp"]), weight_dtype=r["weight_dtype"],
-                                 workload=wl, engine=str(r["engine"]).lower(),
+            m = serving.simulate(r["model"], GPU_OF_SYSTEM[r["gpu"]], tp=int(r["tp"]), weight_dtype=wd[j],
+                                 act_dtype=ad[j], workload=wl, engine=str(r["engine"]).lower(),
                                  ep=int(r["moe_ep"]) if r["moe_ep"] == r["moe_ep"] else 1,
                                  attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
                                  scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=mnt))
         except ValueError:  # a deployment the simulator refuses (does not fit, heads not divisible)
             continue
         out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])
-    d = agg.join(out)
+    d = rows[rows["mode"] == "agg"].join(out)
     d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
     d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
     return d

@@ -186,9 +186,21 @@ S_ROOF, S_INTERP, S_EXTRAP = range(3)
 #: GEMM table of each activation (compute) dtype
 _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4": "gemm.fp4"}
 #: fused-MoE tables (`moe.<format>`) to try, in order, for a weight dtype: MoE checkpoints in FP8 are block-scaled
-#: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss, served with 16-bit activations)
+#: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss); the first table that measured the model's shape
+#: is read (a table holds the shapes of the checkpoints in that format)
 _MOE_TABLES = {"bf16": ("bfloat16",), "fp16": ("bfloat16",), "fp8": ("fp8_block", "fp8"),
-               "fp4": ("nvfp4", "w4a16_mxfp4", "w4a8_mxfp4_mxfp8"), "int4": ("int4_wo",), "int8": ("int8_wo",)}
+               "fp4": ("nvfp4", "w4a8_mxfp4_mxfp8", "w4a16_mxfp4"), "int4": ("int4_wo",), "int8": ("int8_wo",)}
+#: ... 4-bit experts by the activations they compute with: MXFP4 experts with MXFP8 activations (TensorRT-LLM's
+#: TRTLLM-gen and SGLang's flashinfer_mxfp4 MoE on Blackwell, the gpt-oss defaults there) for fp8 / fp4 compute,
+#: with bf16 activations (the triton / Marlin MXFP4 kernels, Hopper's only path) for 16-bit compute
+_MOE_TABLES_BY_ACT = {("fp4", "fp8"): ("w4a8_mxfp4_mxfp8", "nvfp4", "w4a16_mxfp4"),
+                      ("fp4", "bf16"): ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "nvfp4"),
+                      ("fp4", "fp16"): ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "nvfp4")}
+
+
+def moe_formats(weight: str, act: str) -> tuple[str, ...]:
+    """The fused-MoE tables (`moe.<format>`) to try, in order, for experts in `weight` computing in `act`."""
+    return _MOE_TABLES_BY_ACT.get((weight, act), _MOE_TABLES.get(weight, ()))
 
 
 def _roofline_curves(c: Any, n: int) -> Curves:
@@ -271,7 +283,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         attn16 = sub["attn16"] > 0
         at = prof.table("gemm.bf16") if attn16.any() else None
         (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
-                                                      _MOE_TABLES.get(w, ()), at, attn16,
+                                                      moe_formats(w, a), at, attn16,
                                                       None if moe_dp is None else mdp[u])
         back = back.ravel()
         cv.tok[rows], cv.head[rows] = tok[back], head[back]

@@ -120,7 +120,7 @@ def test_silicon_missing_column(tmp_path):
 @pytest.mark.parametrize("row,column,value,expect", [
     (5, "tp_size", "four", "'four' is not a number"),
     (7, "silicon_ttft_ms", "n/a", "'n/a' is not a number"),
-    (3, "batch_size", "", "empty, a number is required"),       # an agg row needs its pool
+    (3, "tp_size", "", "empty, a number is required"),          # an agg row needs its pool's TP
     (80, "decode_tp_size", "", "empty, a number is required"),  # a disagg row needs its pools' shape
     (2, "osl", "-5", "must be positive"),
     (9, "gemm_quant_mode", "fp6", "unknown quantization 'fp6'"),
@@ -144,6 +144,7 @@ def test_silicon_row_without_concurrency(tmp_path):
     def edit(d: pd.DataFrame) -> pd.DataFrame:
         d.loc[9, "silicon_data_source"] = "db-dump"
         d.loc[9, "id"] = "no_concurrency_here"
+        d.loc[9, "batch_size"] = ""  # an agg row's batch per rank would give it
         return d
     p = _silicon_copy(tmp_path, edit)
     with pytest.raises(ValueError, match=r"row 10, column 'silicon_data_source': no concurrency"):

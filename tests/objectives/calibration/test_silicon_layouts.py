@@ -1,0 +1,97 @@
+"""Silicon-layout rows beyond the four MoE models of the shipped slice: every quantization scheme aiconfigurator-core
+names, dense models that leave the MoE columns empty, and rows the model cannot read, which must not stop the others.
+The measured columns hold placeholders: these tests read and predict, they score nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives import inference
+from objectives.calibration import silicon
+from objectives.calibration.measurements import SILICON_REQUIRED, model_dtypes, quant_dtype, read_measurements
+
+#: aiconfigurator-core 0.12.0's GEMMQuantMode and MoEQuantMode member names (aiconfigurator_core/sdk/common.py)
+#: with the weight dtype and the compute dtype each stands for
+AIC_SCHEMES = {
+    "bfloat16": ("bf16", None), "int8_wo": ("int8", "bf16"), "int4_wo": ("int4", "bf16"), "fp8": ("fp8", None),
+    "fp8_static": ("fp8", None), "sq": ("int8", "int8"), "fp8_block": ("fp8", None), "fp8_ootb": ("fp8", None),
+    "nvfp4": ("fp4", None), "nvfp4_wo": ("fp4", "bf16"), "w4a16_nvfp4": ("fp4", "bf16"), "w4afp8": ("int4", "fp8"),
+    "w4a16_mxfp4": ("fp4", "bf16"), "w4a8_mxfp4_mxfp8": ("fp4", "fp8"), "w4a8_mxfp4_mxfp8_trtllm": ("fp4", "fp8"),
+    "w4a16_mxfp4_cutlass": ("fp4", "bf16"),
+}
+
+
+def _row(**kw) -> dict:
+    r = dict.fromkeys(SILICON_REQUIRED, "")
+    r.update(id="r_c8_", silicon_data_source="test; silicon_concurrency=8", backend="vllm", backend_version="0.12.0",
+             model_path="meta-llama/Meta-Llama-3.1-8B", system="h100_sxm", precision="fp8", mode="agg", isl=1024,
+             osl=1024, gemm_quant_mode="fp8", moe_quant_mode="", batch_size=8, tp_size=1, pp_size=1,
+             attention_dp_size=1, moe_tp_size=1, moe_ep_size=1, silicon_ttft_ms=1, silicon_tpot_ms=1)
+    r.update(kw)
+    return r
+
+
+def _write(tmp_path: Path, rows: list[dict]) -> Path:
+    p = tmp_path / "silicon.csv"
+    pd.DataFrame(rows, columns=list(SILICON_REQUIRED)).to_csv(p, index=False)
+    return p
+
+
+@pytest.mark.parametrize("scheme", sorted(AIC_SCHEMES))
+def test_every_aiconfigurator_scheme_reads_as_its_weight_and_compute_dtype(tmp_path, scheme):
+    model = "openai/gpt-oss-120b" if "mxfp4" in scheme else "Qwen/Qwen3-30B-A3B"
+    d = read_measurements(_write(tmp_path, [_row(model_path=model, gemm_quant_mode="bfloat16",
+                                                 moe_quant_mode=scheme, precision="bf16")]))
+    assert d["moe_quant"].iloc[0] == scheme and d["moe_dtype"].iloc[0] == AIC_SCHEMES[scheme][0]
+    weight, act = model_dtypes(d, moe=[True])
+    want_w, want_a = AIC_SCHEMES[scheme]
+    # the experts' format is what the model runs when narrower than the 16-bit attention's (gpt-oss)
+    assert weight[0] == (want_w if want_w != "bf16" else "bf16")
+    assert act[0] == (want_a if want_w != "bf16" else None)
+
+
+def test_a_scheme_name_outside_the_list_reads_by_the_format_it_spells_and_nonsense_still_fails():
+    assert quant_dtype("fp8_pertensor_dynamic") == "fp8" and quant_dtype("W4A8_NVFP4_FP8") == "fp4"
+    assert quant_dtype("fp6") is None
+
+
+def test_a_dense_model_needs_no_moe_columns_and_its_narrower_moe_column_is_ignored(tmp_path):
+    d = read_measurements(_write(tmp_path, [
+        _row(moe_tp_size="", moe_ep_size="", attention_dp_size="", pp_size="", tp_size=2),
+        _row(id="no_conc", silicon_data_source="test", attention_dp_size=2, tp_size=1),
+        _row(moe_quant_mode="nvfp4")]))
+    assert d[["tp", "pp", "attn_dp", "moe_tp", "moe_ep"]].iloc[0].tolist() == [2, 1, 1, 2, 1]
+    assert d["concurrency"].tolist() == [8, 16, 8]  # row 2: batch per attention-DP rank x ranks
+    weight, act = model_dtypes(d, moe=[False, False, False])
+    assert weight.tolist() == ["fp8", "fp8", "fp8"] and act.tolist() == [None, None, None]
+
+
+def test_a_row_without_concurrency_or_batch_names_the_row(tmp_path):
+    p = _write(tmp_path, [_row(), _row(batch_size="", id="x", silicon_data_source="test")])
+    with pytest.raises(ValueError, match=r"row 2, column 'silicon_data_source': no concurrency.*batch_size"):
+        read_measurements(p)
+
+
+def test_rows_the_model_cannot_read_stay_unpredicted_and_do_not_stop_the_others(tmp_path):
+    d = read_measurements(_write(tmp_path, [
+        _row(), _row(model_path="example/NotAModel-7B"), _row(system="tpu_v5e"),
+        _row(model_path="openai/gpt-oss-20b", gemm_quant_mode="bfloat16", moe_quant_mode="w4a16_mxfp4",
+             precision="mxfp4")]))
+    p = silicon.predict(d)
+    assert p["tpot_pred"].notna().tolist() == [True, False, False, True]
+    assert (p["tpot_pred"].dropna() > 0).all() and (p["ttft_pred"].dropna() > 0).all()
+
+
+def test_mxfp4_experts_with_fp8_activations_read_their_own_moe_table():
+    """gpt-oss on B200 under TensorRT-LLM: MXFP4 experts with MXFP8 activations (its Blackwell MoE kernel) are
+    measured 4-6x faster than with 16-bit activations at decode token counts; the model reads that table for fp8
+    compute instead of the 16-bit one."""
+    r = inference.estimate("openai/gpt-oss-120b", "B200", tp=1, weight_dtype="fp4",
+                           act_dtype=np.array(["fp8", "bf16"], dtype=object), batch_size=64, input_len=1024,
+                           output_len=1024, engine="trtllm")
+    assert (r["source"] != "roofline").all()
+    fp8, bf16 = r["tpot_ms"].to_numpy(float)
+    assert fp8 < 0.6 * bf16
