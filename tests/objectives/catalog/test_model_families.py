@@ -252,8 +252,8 @@ def test_silicon_slice_model_names_resolve():
 
 
 def test_unknown_names_and_unknown_bases_keep_failing_with_close_matches():
-    with pytest.raises(CatalogError, match="unknown model 'zai-org/GLM-5.1'; close matches: .*GLM-5"):
-        catalog.model("zai-org/GLM-5.1")
+    with pytest.raises(CatalogError, match="unknown model 'zai-org/GLM-5.9'; close matches: .*GLM-5"):
+        catalog.model("zai-org/GLM-5.9")
     with pytest.raises(CatalogError, match="unknown model 'nvidia/Qwen3.5-397B-A18B-NVFP4'; close matches: .*Qwen3.5"):
         catalog.model("nvidia/Qwen3.5-397B-A18B-NVFP4")
     with pytest.raises(CatalogError, match="unknown model 'acme/NoSuchModel-FP8'"):
@@ -363,3 +363,26 @@ def test_architectures_that_cannot_be_costed_name_the_field():
         with pytest.raises(CatalogError, match=match):
             cat.register_model(bad_model)
     assert cat.models() == []
+
+
+@pytest.mark.parametrize("engine", ["roofline", None])
+def test_every_catalog_model_is_costed_on_a_rack(engine):
+    """Each shipped model (the aiconfigurator-core configs included: Qwen3-Coder, Qwen3-VL's language model, GLM-5.x,
+    Kimi-K2.6/2.7, MiniMax-M2.7, Qwen3.6) gets a finite, positive TTFT and TPOT on the closed form and on the
+    GPU's kernel profile; TP 8 x PP 4 on GB200 NVL72 holds the largest, TP 1 the ones whose heads TP 8 does not
+    divide (Falcon-7B: 71)."""
+    import numpy as np
+    import pandas as pd
+
+    from objectives import inference
+
+    names = np.array(catalog.models(), dtype=object)
+    r = inference.estimate(names, "GB200", tp=8, pp=4, batch_size=16, input_len=2048, output_len=256, engine=engine)
+    heads = r["reason"].str.startswith("tp does not divide").to_numpy()
+    if heads.any():
+        r1 = inference.estimate(names[heads], "GB200", tp=1, batch_size=16, input_len=2048, output_len=256,
+                                engine=engine)
+        r = pd.concat([r[~heads], r1], ignore_index=True)
+    ok = r["fits"].astype(bool) & (r["tpot_ms"] > 0) & (r["ttft_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))
+    assert ok.all(), r.loc[~ok, ["model", "reason"]]
+    assert {"Qwen3-Coder-480B-A35B-Instruct", "GLM-5.1-FP8", "Kimi-K2.6-NVFP4", "Qwen3-VL-8B-Instruct"} <= set(names)
