@@ -429,6 +429,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                                + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
         comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6 + state_s,
     )
+    # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
+    c.kv_reserve = eff.engine_table("engine_kv_reserve", np.asarray(engine_names, dtype=object)[eng],
+                                    float(eff["kv_reserve_output_frac"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
     src = 0
     if any(e != "roofline" for e in engine_names):

@@ -58,8 +58,8 @@ tf32; links: nvlink, xgmi, pcie, roce):
   models, which see the sum; the dense part is pinned by the published dense decode steps
   (`calibration.silicon.dense_anchors`).
 - ``profile_moe_scale[engine]``: the engine's fused-MoE layer in the engine vs its kernel table's measurement of
-  it (`moe.<format>` tables; 1: as measured), fitted only for the engines in `calibration.silicon.MOE_SCALE_ENGINES`
-  (see there).
+  it (the `moe.<format>` tables of `inference.measured.MOE_SCALE_FORMATS`, NVFP4; 1: as measured), fitted only for
+  the engines in `calibration.silicon.MOE_SCALE_ENGINES` (see there).
 - ``engine_kv_gbs[engine]``: GB/s per GPU at which the engine's KV connector moves a prompt's KV cache from a
   prefill worker to a decode worker in a disaggregated deployment (the silicon fit's disaggregated rows), when
   below the link's: vLLM's NixlConnector has each decode TP rank post one NIXL READ of one descriptor per (layer,
@@ -70,7 +70,16 @@ tf32; links: nvlink, xgmi, pcie, roce):
   (ms) beside that rate, the alpha of the alpha-beta transfer model (metadata exchange, the read's setup and
   completion notices between the workers); fitted like the rate from the disaggregated rows; 0: not known.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
-  (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output).
+  (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output); fitted on the published tables
+  (TensorRT-LLM and NIM builds), it holds for the roofline and for engines ``engine_kv_reserve`` does not list.
+- ``engine_kv_reserve[engine]``: the same share for engines whose scheduler admits on the KV blocks a request holds
+  now (not fitted: no measured row here is bound by KV capacity). vLLM 0.5: its scheduler admits a waiting request
+  when the free blocks hold its prompt (vllm/v1/core/sched/scheduler.py, `kv_cache_manager.allocate_slots`) and
+  preempts the newest running one when a decode step finds none, so under load the running requests hold their
+  prompt plus on average half their output. SGLang 0.65: its PrefillAdder admits against the free tokens minus
+  each running request's remaining output (clipped at SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION, 4096) times
+  `new_token_ratio`, which starts at 0.7, decays towards 0.1 and is raised again on retraction; 0.65 = the mean
+  occupancy 0.5 plus half of a mid-range ratio of 0.3.
 """
 from __future__ import annotations
 
@@ -122,6 +131,7 @@ def _default_params() -> dict[str, Any]:
         "runtime_reserve_gib": 2.0,
         "act_mem_scale": 1.0,
         "kv_reserve_output_frac": 1.0,
+        "engine_kv_reserve": {"vllm": 0.5, "sglang": 0.65},
         "baseline_build_mem_eff": 0.5,
         "tuned_build_fixed_eff": 0.8,
         # measured kernel profiles (engine != "roofline"): in-engine time vs the isolated kernel measurement

@@ -409,8 +409,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
-    (input_len + kv_reserve_output_frac x output_len)) (TensorRT-LLM's default scheduler reserves prompt + full
-    output at admission). Throughput grows with N (weights are read once per iteration for all sequences), so the
+    (input_len + r x output_len)), r the share of the output the engine's admission policy holds blocks for
+    (`Efficiency` ``engine_kv_reserve``: vLLM admits on the blocks a request holds now and preempts when they run
+    out, so a loaded server's requests hold their prompt and half their output on average; TensorRT-LLM's default
+    guaranteed-no-evict scheduler reserves prompt + full output at admission: ``kv_reserve_output_frac``). Throughput grows with N (weights are read once per iteration for all sequences), so the
     largest feasible N is the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
     chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
     request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
@@ -445,7 +447,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `factors`: the power model's factors (default: the shipped fit)."""
     cap = kv_capacity_tokens(p, mnt)
-    per_seq = isl + p.eff["kv_reserve_output_frac"] * osl
+    per_seq = isl + p.coeffs.kv_reserve * osl
     N = np.minimum(mbs, np.floor(cap / per_seq))
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)

@@ -254,6 +254,9 @@ class StepCoeffs:
     ttft_s: Num = 0.0
     #: closed-loop synchronization of a profile row's engine (`Efficiency` ``ttft_wave``); 1 on the roofline
     wave: Num = 1.0
+    #: the share of a request's output its engine holds KV blocks for while it runs, on average over a loaded
+    #: server (`Efficiency` ``engine_kv_reserve``, else ``kv_reserve_output_frac``): what bounds the batch in flight
+    kv_reserve: Num = 1.0
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
     curves: Any = None

@@ -166,3 +166,28 @@ def test_profiled_configurations_broadcast_over_a_grid_like_the_roofline():
         one = inference.estimate("Llama-3.1-70B", "H100-SXM-80GB", t, p, weight_dtype="fp8", batch_size=8,
                                  engine="vllm")
         assert grid["tpot_ms"].iloc[i] == pytest.approx(one["tpot_ms"].iloc[0], rel=1e-12), (t, p)
+
+
+def test_the_kv_cache_admits_as_each_engine_schedules():
+    """Under KV pressure (Llama-3.1-8B bf16 on one H100, 1k in, 8k out) the batch in flight follows the engine's
+    admission policy: vLLM holds a running request's prompt and on average half its output, TensorRT-LLM and the
+    roofline reserve the fitted share of the whole output; `engine_kv_reserve` sets it per engine."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import from_params
+
+    base = default_eff()
+    kw = dict(tp=1, weight_dtype="bf16", input_len=1024, output_len=8192, max_batch_size=4096)
+    n = {e: float(inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine=e, **kw)["batch_size"].iloc[0])
+         for e in ("vllm", "trtllm", "roofline")}
+    frac = float(base["kv_reserve_output_frac"])
+    assert n["trtllm"] == n["roofline"]
+    assert n["vllm"] / n["trtllm"] == pytest.approx((1024 + frac * 8192) / (1024 + 0.5 * 8192), rel=0.03)
+    more = from_params({**base.params, "engine_kv_reserve": {"vllm": 0.25}}, base.meta)
+    n25 = float(inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine="vllm", efficiency=more,
+                                         **kw)["batch_size"].iloc[0])
+    assert n25 / n["vllm"] == pytest.approx((1024 + 0.5 * 8192) / (1024 + 0.25 * 8192), rel=0.03)
+    # 64 closed-loop clients all run on vLLM (no queue: its TTFT stays a prefill's), not on TensorRT-LLM
+    c = {e: inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine=e, concurrency=64, **kw)
+         for e in ("vllm", "trtllm")}
+    assert float(c["vllm"]["batch_size"].iloc[0]) == 64 and float(c["trtllm"]["batch_size"].iloc[0]) < 64
+    assert float(c["vllm"]["ttft_ms"].iloc[0]) < 0.05 * float(c["trtllm"]["ttft_ms"].iloc[0])
