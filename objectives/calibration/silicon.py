@@ -44,11 +44,20 @@ ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "pro
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
 def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True,
-                  moe: bool = True) -> list[tuple[list[tuple[str, ...]], float, float]]:
+                  moe: bool = True, agg: Sequence[str] | None = None) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
-    out += [([("engine_ttft_ms", e)], 0.1, 500.0) for e in engines]
+    # an engine whose rows are all disaggregated (`agg`: the engines with aggregated rows) cannot separate its API
+    # server's time from its KV connector's latency (both precede the first token once per request: TensorRT-LLM's
+    # Kimi-K2.5 rows put 24 or 48 ms on the one and 120 or 96 ms on the other depending on where the fit starts):
+    # it shares vLLM's, and its connector latency takes the rest
+    agg = list(engines) if agg is None else list(agg)
+    tied = [e for e in engines if e not in agg] if "vllm" in agg else []
+    for e in engines:
+        if e not in tied:
+            group: list[tuple[str, ...]] = [("engine_ttft_ms", e)]
+            out.append((group + ([("engine_ttft_ms", t) for t in tied] if e == "vllm" else []), 0.1, 500.0))
     # GEMMs keep their measured time (profile_gemm_scale is not fitted): these MoE-only rows would trade it
     # against the host times (it went to its bound, 0.7), and dense models, which no row here holds, are
     # dominated by their GEMMs (the published dense tables: throughput MdAPE 14 % at 1.0, 29 % at 0.7)
@@ -277,7 +286,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     moe = _is_moe(rows["model"].unique())
     has_anchors = anchors is not None and len(anchors) > 0
     specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
-                          moe=bool(moe.any()))
+                          moe=bool(moe.any()), agg=sorted(set(_engine(rows[rows["mode"] == "agg"])) & set(engines)))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])

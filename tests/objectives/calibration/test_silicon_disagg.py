@@ -208,3 +208,16 @@ def test_a_vllm_prefill_server_batches_what_its_token_budget_holds():
     t = silicon.predict(_rows(concurrency=512.0, osl=64.0, decode_workers=8.0, decode_batch_size=256.0,
                               engine="trtllm"))
     assert 512.0 / (t["ttft_pred"].iloc[0] + 63.0 * t["tpot_pred"].iloc[0]) * 1e3 < 0.8 * x
+
+
+def test_an_engine_with_only_disaggregated_rows_shares_vllms_front_end_time():
+    """Its API server's time and its KV connector's latency both precede every first token once: its rows cannot
+    tell them apart, so the front end is vLLM's (one fitted value) and the connector's latency its own."""
+    specs = silicon._factor_specs(["sglang", "trtllm", "vllm"], ["trtllm", "vllm"], agg=["sglang", "vllm"])
+    groups = [set(s[0]) for s in specs if s[0][0][0] == "engine_ttft_ms"]
+    assert {("engine_ttft_ms", "vllm"), ("engine_ttft_ms", "trtllm")} in groups
+    assert {("engine_ttft_ms", "sglang")} in groups and len(groups) == 2
+    assert any(s[0] == [("engine_kv_ms", "trtllm")] for s in specs)
+    # with aggregated rows of its own, each engine keeps its own front end
+    own = [s[0] for s in silicon._factor_specs(["trtllm", "vllm"], ["trtllm"]) if s[0][0][0] == "engine_ttft_ms"]
+    assert own == [[("engine_ttft_ms", "trtllm")], [("engine_ttft_ms", "vllm")]]
