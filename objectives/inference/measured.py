@@ -318,6 +318,11 @@ class _FlatCoeffs:
         return _flat(getattr(self._c, name), self._shape)
 
 
+#: fused-MoE tables whose in-engine time `profile_moe_scale` scales: the NVFP4 tables, the ones its fitted rows read
+#: (TensorRT-LLM's Kimi-K2.5 NVFP4 rows on GB200, whose table holds only the CUTLASS kernel at that shape while the
+#: engine also ships a faster one there: `calibration.silicon.MOE_SCALE_ENGINES`). Other formats keep their
+#: measured time: no row says their engine runs anything but the kernel timed
+MOE_SCALE_FORMATS = ("nvfp4",)
 #: tokens per forward up to which an engine runs an MoE layer's shared experts on an auxiliary CUDA stream, overlapped
 #: with the routed experts: vLLM's SharedFusedMoE (vllm-project/vllm#26440), VLLM_SHARED_EXPERTS_STREAM_TOKEN_THRESHOLD
 #: default 256; TensorRT-LLM's Deepseekv3MoE (maybe_execute_in_parallel, multi-stream inside CUDA graphs), whose
@@ -531,7 +536,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 continue
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
-                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale * moe_scale
+                scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
+                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale * scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token

@@ -221,3 +221,17 @@ def test_an_engine_with_only_disaggregated_rows_shares_vllms_front_end_time():
     # with aggregated rows of its own, each engine keeps its own front end
     own = [s[0] for s in silicon._factor_specs(["trtllm", "vllm"], ["trtllm"]) if s[0][0][0] == "engine_ttft_ms"]
     assert own == [[("engine_ttft_ms", "trtllm")], [("engine_ttft_ms", "vllm")]]
+
+
+def test_the_fitted_moe_scale_moves_only_the_nvfp4_tables_it_was_fitted_on():
+    """TensorRT-LLM's profile_moe_scale comes from its Kimi-K2.5 NVFP4 rows: an FP8 MoE model's fused-MoE table
+    (Qwen3-235B-A22B-FP8 on H200, fp8_block) keeps its measured time."""
+    base = default_eff()
+
+    def tpot(model: str, gpu: str, w: str, scale: float) -> float:
+        eff = Efficiency({**base.params, "profile_moe_scale": {**base.params["profile_moe_scale"], "trtllm": scale}},
+                         base.meta)
+        return float(inference.estimate(model, gpu, tp=8, weight_dtype=w, batch_size=32, input_len=1024,
+                                        output_len=256, engine="trtllm", efficiency=eff)["tpot_ms"].iloc[0])
+    assert tpot("Kimi-K2.5-NVFP4", "GB200", "fp4", 0.5) < 0.9 * tpot("Kimi-K2.5-NVFP4", "GB200", "fp4", 1.0)
+    assert tpot("Qwen3-235B-A22B-FP8", "H200", "fp8", 0.5) == tpot("Qwen3-235B-A22B-FP8", "H200", "fp8", 1.0)
