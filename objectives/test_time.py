@@ -189,13 +189,13 @@ def fit_vote_model() -> tuple[VoteModel, pd.DataFrame]:
     return vm, table
 
 
-def evaluate(model: Any, task: Any, gpu: Any, tp: Any = 1, weight_dtype: Any = "bf16", n_samples: Any = 1,
+def evaluate(model: Any, task: Any, gpu: Any, tp: Any = 1, weight_dtype: Any = None, n_samples: Any = 1,
              budget: Any = 8192, mode: Any = "vote", prompt_len: Any = 256, max_batch_size: Any = 2048, *,
              engine: Any = None, vm: VoteModel | None = None) -> pd.DataFrame:
     """Accuracy, cost and latency of test-time-scaling configurations, one row per broadcast configuration.
 
     Arguments broadcast (scalars or arrays): model (catalog name with a published per-sample success for `task`),
-    task, gpu, tp, weight_dtype, n_samples (N >= 1), budget (reasoning tokens per sample, L), mode ("vote",
+    task, gpu, tp, weight_dtype (None: the checkpoint's format, as every inference entry point), n_samples (N >= 1), budget (reasoning tokens per sample, L), mode ("vote",
     "oracle", "sequential"), prompt_len (P tokens), max_batch_size (sequences in flight per replica at most: the
     engine's max_num_seqs; smaller batches trade cost for latency). Columns: accuracy, usd_per_problem,
     usd_per_solved (USD), latency_s (s), joules_per_problem (J), output_tokens (N L per problem), fits, reason,
@@ -212,13 +212,14 @@ def evaluate(model: Any, task: Any, gpu: Any, tp: Any = 1, weight_dtype: Any = "
         raise ValueError(f"n_samples={n[n < 1][0]!r}: the number of samples is an integer >= 1")
     pairs = {(a, b) for a, b in zip(m, t, strict=True)}
     p_of = {pair: per_sample_success(str(pair[0]), str(pair[1])) for pair in pairs}
-    p = np.array([p_of[(a, b)] for a, b in zip(m, t, strict=True)]) * np.asarray(accuracy.quality(wd)) / 100.0
-    acc = np.asarray(accuracy_of(p, n, L, md, vm), dtype=float).ravel()
     seq = md == "sequential"
     isl = np.where(seq, P, np.ceil(P / n))
     osl = np.where(seq, n * L, L)
     mt = inference.max_throughput(m, g, tp=tp_.astype(int), weight_dtype=wd, input_len=isl.astype(int),
                                   output_len=osl.astype(int), max_batch_size=mbs.astype(int), engine=engine)
+    wd = mt["weight_dtype"].astype(str).to_numpy(object)  # the format each row runs (checkpoint's where None)
+    p = np.array([p_of[(a, b)] for a, b in zip(m, t, strict=True)]) * np.asarray(accuracy.quality(wd)) / 100.0
+    acc = np.asarray(accuracy_of(p, n, L, md, vm), dtype=float).ravel()
     tokens = n * L
     usd = mt["usd_per_mtok"].to_numpy() * tokens / 1e6
     return pd.DataFrame({

@@ -82,3 +82,14 @@ def test_bad_input_names_the_value():
         tt.evaluate("Qwen3-32B", "AIME-2024", "H200", n_samples=0)
     with pytest.raises(ValueError, match="kappa"):
         tt.VoteModel(kappa=-1.0, wrong_answers=2.0)
+
+
+def test_the_default_weight_format_is_the_checkpoints():
+    """weight_dtype=None runs each model in its checkpoint's format, as every inference entry point does:
+    DeepSeek-R1's FP8 release fits eight H200s (in bf16 it would need 1.3 TB), Qwen3-32B's bf16 one runs bf16."""
+    df = tt.evaluate(["DeepSeek-R1", "Qwen3-32B"], "AIME-2024", "H200", tp=8, n_samples=4, budget=4096)
+    assert df["weight_dtype"].tolist() == ["fp8", "bf16"] and df["fits"].all()
+    fp8 = tt.evaluate("DeepSeek-R1", "AIME-2024", "H200", tp=8, weight_dtype="fp8", n_samples=4, budget=4096)
+    assert df.iloc[0]["accuracy"] == fp8.iloc[0]["accuracy"]
+    assert df.iloc[0]["usd_per_problem"] == pytest.approx(fp8.iloc[0]["usd_per_problem"], rel=1e-12)
+    assert not tt.evaluate("DeepSeek-R1", "AIME-2024", "H200", tp=8, weight_dtype="bf16")["fits"].iloc[0]
