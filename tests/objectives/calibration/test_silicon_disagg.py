@@ -226,6 +226,10 @@ def test_an_engine_with_only_disaggregated_rows_shares_vllms_front_end_time():
 def test_the_fitted_moe_scale_moves_only_the_nvfp4_tables_it_was_fitted_on():
     """TensorRT-LLM's profile_moe_scale comes from its Kimi-K2.5 NVFP4 rows: an FP8 MoE model's fused-MoE table
     (Qwen3-235B-A22B-FP8 on H200, fp8_block) keeps its measured time."""
+    from objectives import inference
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
     base = default_eff()
 
     def tpot(model: str, gpu: str, w: str, scale: float) -> float:
