@@ -81,6 +81,8 @@ class _Replica:
         self.swap = sched.preemption == "swap"
         self.swap_ms_per_tok = float(cost.kv_bytes_per_token) / (host_link_gbs * 1e9) * 1e3
         self.static = sched.batching == "static"
+        # a disaggregated prefill worker holds the prompt only: it reserves no output either way
+        self.no_evict = sched.no_evict(cost) and role != "prefill"
         self.bq: deque[int] = deque()            # static batching: members of the batch not yet admitted
         # prefix cache (LRU of hash-block ids), only when asked for and the requests carry hash ids
         self.pc: OrderedDict[int, None] | None = None
@@ -288,18 +290,23 @@ class _Replica:
         if not admit or not src:
             return chunks
         free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1)
+        if self.no_evict:  # whole sequences: what the running requests will hold when they finish
+            free = min(free, self.cap - sum(-(-(reqs[i].prompt + reqs[i].out - reqs[i].gen) // B)
+                                           for i in self.running))
         pc = self.pc
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
             r = reqs[rid]
             floor = 0 if not self.running else self.wm
+            # under no-evict a request also reserves the blocks of its remaining output
+            rest = -(-(r.prompt + r.out - r.gen) // B) - -(-r.prompt // B) if self.no_evict else 0
             if r.prefilled >= r.prompt:      # KV computed (disaggregated handoff): read it, then decode
                 need = -(-(r.prompt + 1) // B)
-                if free - need < floor:
+                if free - need - rest < floor:
                     break
                 src.popleft()
                 self.running[rid] = None
-                free -= need
+                free -= need + rest
                 if r.xfer_ms > 0.0:
                     # the blocks are allocated now and the read starts; the request decodes from the first
                     # iteration boundary after its KV has arrived (vLLM's NIXL connector: start_load_kv at the
@@ -316,7 +323,7 @@ class _Replica:
                     full = False
                 continue
             need = -(-r.prompt // B)
-            if free - need < floor:
+            if free - need - rest < floor:
                 break
             hit = self._pc_peek(rid, r) if pc is not None else 0
             c = self._chunk_len(r.prompt - hit, budget, full and not chunks)
@@ -329,7 +336,7 @@ class _Replica:
             self.prefilling.append(rid)
             r.pblocks = need
             self.pref_blocks += need
-            free -= need
+            free -= need + rest
             budget -= c
             chunks.append((rid, c))
         return chunks

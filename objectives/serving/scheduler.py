@@ -19,6 +19,13 @@ _POLICIES = ("decode_priority", "prefill_first")
 MODELLED_POLICY = "decode_priority"
 _BATCHING = ("continuous", "static")
 _PREEMPTION = ("recompute", "swap")
+_ADMISSION = ("auto", "on_demand", "no_evict")
+#: engines whose default scheduler admits a request only when the KV cache can hold its whole sequence (prompt +
+#: max output) beside the whole sequences of those running, so nothing is ever evicted: TensorRT-LLM's
+#: capacity scheduler under its default policy GUARANTEED_NO_EVICT (the analytical model's fitted
+#: ``kv_reserve_output_frac``, 0.89, is the same reservation seen through the published tables). vLLM and SGLang
+#: admit on the blocks a prompt needs now and preempt when decodes run out (``Efficiency.engine_kv_reserve``)
+NO_EVICT_ENGINES = ("trtllm",)
 
 
 @runtime_checkable
@@ -71,6 +78,10 @@ class Scheduler:
       ``gpu_memory_utilization`` rescales that capacity by gpu_memory_utilization / the model's fraction
       (``cost.kv_mem_fraction`` when the cost object has it, else 0.9). New prompts are admitted (with their
       whole prompt reserved) while ``kv_watermark`` of the blocks stays free.
+    - ``admission``: ``"on_demand"`` (a prompt is admitted when its blocks are free, decodes take blocks as they
+      grow: vLLM, SGLang), ``"no_evict"`` (a request is admitted only when its whole sequence, prompt + remaining
+      output, fits beside the whole sequences of the running ones, so no decode ever runs out: TensorRT-LLM's
+      GUARANTEED_NO_EVICT), or ``"auto"`` (default: by the cost model's engine, `NO_EVICT_ENGINES`).
     - ``preemption`` when a decode step finds no free block: the most recently admitted request is evicted;
       ``"recompute"`` re-prefills its prompt and generated tokens later, ``"swap"`` copies its KV to host memory
       and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise),
@@ -99,6 +110,7 @@ class Scheduler:
     host_link_gbs: float | None = None
     batching: str = "continuous"
     prefix_caching: bool = False
+    admission: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
@@ -113,6 +125,7 @@ class Scheduler:
         check_real("Scheduler", "host_link_gbs", self.host_link_gbs, gt=0, none_ok=True, what="GB/s")
         check_choice("Scheduler", "batching", self.batching, _BATCHING)
         check_bool("Scheduler", "prefix_caching", self.prefix_caching)
+        check_choice("Scheduler", "admission", self.admission, _ADMISSION)
         if self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")
@@ -124,6 +137,13 @@ class Scheduler:
         chunked_prefill, batching): policy `MODELLED_POLICY`, chunked or not."""
         return cls(max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill,
                    policy=MODELLED_POLICY, batching=batching)
+
+    def no_evict(self, cost: IterationCost) -> bool:
+        """Whether a replica costed by `cost` admits whole sequences only (``admission``; "auto": its engine)."""
+        if self.admission != "auto":
+            return self.admission == "no_evict"
+        engine = str(getattr(cost, "engine", "") or "").split("==")[0].split("@")[0]
+        return engine in NO_EVICT_ENGINES
 
     @property
     def chunk(self) -> int:

@@ -46,7 +46,8 @@ lengths = st.one_of(st.integers(1, 600), st.builds(lambda m, s: serving.Dist("lo
 schedulers = st.builds(
     Scheduler, max_batch_size=st.sampled_from([4, 16, 64]), max_num_tokens=st.sampled_from([256, 1024, 4096]),
     chunked_prefill=st.booleans(), policy=st.sampled_from(["decode_priority", "prefill_first"]),
-    preemption=st.sampled_from(["recompute", "swap"]), kv_capacity_tokens=st.sampled_from([2000, 8000, 100_000]))
+    preemption=st.sampled_from(["recompute", "swap"]), kv_capacity_tokens=st.sampled_from([2000, 8000, 100_000]),
+    admission=st.sampled_from(["auto", "no_evict"]))
 loads = st.one_of(st.builds(lambda c: {"concurrency": c}, st.integers(1, 40)),
                   st.builds(lambda r, a: {"rate": r, "arrival": a}, st.floats(0.5, 200.0),
                             st.sampled_from(["poisson", "gamma"])))
@@ -190,6 +191,32 @@ def test_cache_holding_every_running_request_never_preempts(load, inp, out, n, s
     s = Scheduler(max_batch_size=bs, max_num_tokens=2048, preemption=pre, policy=policy, kv_watermark=0.0)
     assert simulate_costs(COST, workload=w, scheduler=dataclasses.replace(s, kv_capacity_tokens=need))[
         "preemptions"] == 0
+
+
+@FAST
+@given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 60), seed=st.integers(0, 3))
+def test_no_evict_admission_never_preempts(load, inp, out, sched, n, seed):
+    """Admitting whole sequences only (TensorRT-LLM's GUARANTEED_NO_EVICT) leaves every decode its blocks."""
+    w = _workload(load, inp, out, n, seed)
+    m = simulate_costs(COST, workload=w, scheduler=dataclasses.replace(sched, admission="no_evict"))
+    assert m["preemptions"] == 0 and m["n_requests"] == n and m["kv_usage_max"] <= 1.0
+
+
+def test_each_engine_admits_as_its_scheduler_does():
+    """Llama-3.1-8B bf16 on one H100, 64 clients of 1k in / 8k out: vLLM admits every prompt whose blocks are
+    free and preempts as decodes grow; TensorRT-LLM (admission "auto") admits whole sequences only, so fewer run,
+    nothing is evicted and the others queue; the knob overrides the engine's default."""
+    w = Workload(concurrency=64, input_len=1024, output_len=8192, n_requests=128)
+    kw = dict(tp=1, weight_dtype="bf16", workload=w)
+
+    def run(engine: str, admission: str = "auto") -> dict:
+        return serving.simulate("Llama-3.1-8B", "H100-SXM-80GB", engine=engine, **kw,
+                                scheduler=Scheduler(max_batch_size=1024, max_num_tokens=8192, admission=admission))
+    vllm, trt, trt_od = run("vllm"), run("trtllm"), run("trtllm", "on_demand")
+    assert vllm["preemptions"] > 0 and trt["preemptions"] == 0 and trt_od["preemptions"] > 0
+    assert trt["ttft_ms_mean"] > 5 * vllm["ttft_ms_mean"] and trt["kv_usage_max"] < 0.95
+    with pytest.raises(ValueError, match="admission"):
+        Scheduler(admission="reserve")
 
 
 def test_more_kv_capacity_reduces_preemptions():
