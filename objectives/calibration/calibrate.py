@@ -6,6 +6,12 @@ RESULTS are files in the layouts `measurements.read_measurements` reads (the aic
 `bench serve --save-result` JSON with the deployment in --metadata or given here). The output is a calibrated
 profile: the fitted factors with the inputs' hashes, accepted as `profile=` by `inference.estimate`,
 `inference.max_throughput`, and through them by studies (`efficiency` of the objective).
+
+    dse calibrate RESULTS [RESULTS ...] --check [--profile my.json] [--predictions rows.csv]
+
+scores the model on RESULTS without fitting anything (`check`): the shipped factors (or a calibrated profile's),
+rows read, predicted and why not, TTFT / TPOT MdAPE and the median predicted / measured ratio per engine, GPU,
+model, mode and load. This is how measurements nobody fitted to are checked.
 """
 from __future__ import annotations
 
@@ -52,6 +58,73 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
     return doc
 
 
+#: client concurrency bands of the check's load table
+_LOAD_BANDS = ((0, 16, "C <= 16"), (16, 64, "16 < C <= 64"), (64, float("inf"), "C > 64"))
+
+
+def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: str | Path | None = None,
+          **defaults: Any) -> tuple[str, pd.DataFrame]:
+    """Score the model on measurements without fitting: read `paths`, keep each measurement once
+    (`silicon.distinct_measurements`), predict every row with the shipped factors (or those of the calibrated
+    `profile`) and return a markdown summary and the rows with ttft_pred / tpot_pred / source and their APE (%).
+    Rows the model cannot predict are counted with the reason (model not in the catalog, system without a
+    catalog GPU, deployment that does not fit)."""
+    import numpy as np
+
+    from objectives import catalog
+
+    from .measurements import read_measurements
+    from .report import _md
+    from .silicon import GPU_OF_SYSTEM, distinct_measurements, mdape_by, scored
+
+    frames = [read_measurements(p, layout=layout, **defaults) for p in paths]
+    rows = pd.concat(frames, ignore_index=True)
+    n_read = len(rows)
+    measured = rows["ttft_ms"].notna() & rows["tpot_ms"].notna()
+    rows = distinct_measurements(rows[measured])
+    eff = load_profile(profile) if profile is not None else None
+    d = scored(rows, eff)
+    known_model: dict[str, bool] = {}
+    for m in pd.unique(d["model"]):
+        try:
+            catalog.model(m)
+            known_model[m] = True
+        except (KeyError, ValueError):
+            known_model[m] = False
+    why = np.where(d["tpot_pred"].notna() & d["ttft_pred"].notna(), "",
+                   np.where(~d["model"].map(known_model).astype(bool), "model not in the catalog",
+                            np.where(~d["gpu"].isin(list(GPU_OF_SYSTEM)), "system without a catalog GPU",
+                                     np.where((d["mode"] == "disagg") & (d["prefill_workers"].isna()
+                                                                         | d["decode_workers"].isna()),
+                                              "disaggregated row without worker counts",
+                                              "does not fit (memory, heads or expert split)"))))
+    d["not_predicted"] = why
+    d["source"] = d["source"].where(why == "", "not predicted")
+    conc = d["concurrency"].to_numpy(float)
+    d["load"] = np.select([(conc > lo) & (conc <= hi) for lo, hi, _ in _LOAD_BANDS],
+                          [name for _, _, name in _LOAD_BANDS], "unknown")
+    d["ttft_ratio"] = d["ttft_pred"] / d["ttft_ms"]
+    d["tpot_ratio"] = d["tpot_pred"] / d["tpot_ms"]
+    ok = d["not_predicted"] == ""
+    src = "the shipped factors" if profile is None else f"calibrated profile {profile}"
+    lines = [f"# Check of the cost model on {', '.join(map(str, paths))} ({src}; nothing fitted)", "",
+             f"{n_read} rows read; {int(measured.sum())} with a TTFT and a TPOT; {len(d)} distinct measurements; "
+             f"**{int(ok.sum())} predicted ({100.0 * ok.mean() if len(d) else 0.0:.1f} %)**.", ""]
+    for reason, n in d.loc[~ok, "not_predicted"].value_counts().items():
+        lines.append(f"- not predicted, {reason}: {n} ({', '.join(map(str, pd.unique(d.loc[d['not_predicted'] == reason, 'model'])[:6]))})")
+    if ok.any():
+        lines += ["", f"**All predicted rows: TTFT MdAPE {d.loc[ok, 'ttft_ape'].median():.1f} %, TPOT MdAPE "
+                      f"{d.loc[ok, 'tpot_ape'].median():.1f} %** (median predicted / measured: TTFT "
+                      f"{d.loc[ok, 'ttft_ratio'].median():.2f}, TPOT {d.loc[ok, 'tpot_ratio'].median():.2f})", ""]
+        for by in (["engine"], ["gpu"], ["model"], ["mode", "engine"], ["load"], ["source"]):
+            t = mdape_by(d, by)
+            g = d[ok].groupby(by, observed=True)
+            t["ttft_ratio"] = g["ttft_ratio"].median().round(2)
+            t["tpot_ratio"] = g["tpot_ratio"].median().round(2)
+            lines += [_md(t), ""]
+    return "\n".join(lines), d
+
+
 def _get(params: Any, dotted: str) -> float:
     v = params
     for k in dotted.split("."):
@@ -91,7 +164,11 @@ def load_profile(path: str | Path, base: Efficiency | None = None) -> Efficiency
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="dse calibrate", description=__doc__.split("\n")[0])
     ap.add_argument("results", nargs="+", help="measurement files (silicon CSV, vLLM bench JSON, or a folder of them)")
-    ap.add_argument("-o", "--out", required=True, help="calibrated profile JSON to write")
+    ap.add_argument("-o", "--out", default=None, help="calibrated profile JSON to write (required unless --check)")
+    ap.add_argument("--check", action="store_true",
+                    help="score the model on RESULTS without fitting (shipped factors, or --profile's)")
+    ap.add_argument("--profile", default=None, help="with --check: a calibrated profile whose factors to score")
+    ap.add_argument("--predictions", default=None, help="with --check: write every row's prediction to this CSV")
     ap.add_argument("--layout", choices=["silicon", "vllm_json"], default=None)
     for k in ("gpu", "engine", "engine_version", "model", "weight_dtype"):
         ap.add_argument(f"--{k.replace('_', '-')}", dest=k, default=None, help=f"{k} for files that do not say")
@@ -100,6 +177,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(list(argv) if argv is not None else None)
     defaults = {k: getattr(a, k) for k in ("gpu", "engine", "engine_version", "model", "weight_dtype", "tp")
                 if getattr(a, k) is not None}
+    if a.check:
+        try:
+            text, rows = check(a.results, layout=a.layout, profile=a.profile, **defaults)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"dse calibrate: error: {exc}", file=sys.stderr)
+            return 2
+        print(text)
+        if a.predictions:
+            rows.to_csv(a.predictions, index=False)
+            print(f"wrote {a.predictions} ({len(rows)} rows)")
+        return 0
+    if a.out is None:
+        print("dse calibrate: error: -o/--out is required to write a calibrated profile (or pass --check to score "
+              "without fitting)", file=sys.stderr)
+        return 2
     try:
         doc = fit(a.results, a.out, layout=a.layout, max_nfev=a.max_nfev, **defaults)
     except (ValueError, FileNotFoundError) as exc:

@@ -146,7 +146,8 @@ def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: a model the
-    catalog does not know, a system that is not a catalog GPU, a deployment that does not fit). Weights and
+    catalog does not know, a system that is not a catalog GPU, a disaggregated row without worker counts, a
+    deployment that does not fit). Weights and
     compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4 experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
     rows, moe = _known(rows)
@@ -168,6 +169,8 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         out.loc[agg.index, "tpot_pred"] = np.where(ok, r["tpot_ms"].to_numpy(), np.nan)
         out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
     is_dis = (rows["mode"] == "disagg").to_numpy()
+    if "prefill_workers" in rows.columns:  # a disaggregated row without worker counts does not say what ran
+        is_dis = is_dis & (rows["prefill_workers"].notna() & rows["decode_workers"].notna()).to_numpy()
     dis = rows[is_dis]
     if len(dis):
         out.loc[dis.index, ["ttft_pred", "tpot_pred", "source"]] = _predict_disagg(dis, eff, moe[is_dis])

@@ -131,3 +131,35 @@ def test_the_families_outside_the_slice_are_predicted_in_the_silicon_layout(tmp_
     assert ok.all(), d.loc[~ok, ["model", "gpu", "engine", "tp", "attn_dp", "moe_ep"]].drop_duplicates()
     assert (p["tpot_pred"] > 0).all() and (p["ttft_pred"] > 0).all()
     assert set(p["source"]) <= {"interpolated", "extrapolated"}
+
+
+def test_check_scores_without_fitting_and_says_why_rows_are_not_predicted(tmp_path):
+    """`dse calibrate --check`: the shipped factors on the user's rows, nothing fitted; each row not predicted is
+    counted with its reason; the per-row predictions go to a CSV."""
+    from dse.cli import main
+    from objectives.calibration.calibrate import check
+    from objectives.inference.core import default_eff
+
+    before = default_eff().params["engine_ttft_ms"]["vllm"]
+    # distinct measured values: equal ones under two deployments would read as one run exported twice
+    rows = [_row(silicon_ttft_ms=40, silicon_tpot_ms=4, isl=2048), _row(silicon_ttft_ms=50, silicon_tpot_ms=5),
+            _row(model_path="example/NotAModel-7B", silicon_ttft_ms=60),
+            _row(system="tpu_v5e", silicon_ttft_ms=70),
+            _row(mode="disagg", id="d_c8_", prefill_tp_size=1, decode_tp_size=1, silicon_ttft_ms=80),
+            _row(model_path="deepseek-ai/DeepSeek-V3", precision="fp8", gemm_quant_mode="fp8_block",
+                 moe_quant_mode="fp8_block", tp_size=1, silicon_ttft_ms=90)]
+    path = _write(tmp_path, rows)
+    text, d = check([path])
+    assert default_eff().params["engine_ttft_ms"]["vllm"] == before   # nothing was fitted
+    assert "6 distinct measurements" in text and "**2 predicted (33.3 %)**" in text
+    assert d["not_predicted"].tolist() == ["", "", "model not in the catalog", "system without a catalog GPU",
+                                           "disaggregated row without worker counts",
+                                           "does not fit (memory, heads or expert split)"]
+    # a longer prompt takes longer to its first token; errors against each row's own measurement
+    assert d["ttft_pred"].iloc[0] > d["ttft_pred"].iloc[1]
+    assert d["ttft_ratio"].iloc[1] == pytest.approx(d["ttft_pred"].iloc[1] / 50)
+    assert d["tpot_ape"].iloc[0] == pytest.approx(100 * abs(d["tpot_pred"].iloc[0] / 4 - 1))
+    out = tmp_path / "pred.csv"
+    assert main(["calibrate", str(path), "--check", "--predictions", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 6
+    assert main(["calibrate", str(path)]) == 2    # neither --check nor -o: nothing to do, said so
