@@ -42,8 +42,9 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
     rows = pd.concat(frames, ignore_index=True)
     ok = usable(rows)
     if not ok.any():
-        raise ValueError(f"no predictable rows in {', '.join(map(str, paths))}: each needs a GPU with a kernel profile "
-                         f"(systems {sorted(__import__('objectives').profiles.SYSTEMS.values())}), a TTFT and a TPOT")
+        raise ValueError(f"no predictable rows in {', '.join(map(str, paths))}: each needs a catalog GPU (a catalog "
+                         f"name, or a system {sorted(__import__('objectives').profiles.SYSTEMS.values())}), a TTFT "
+                         f"and a TPOT")
     rows = rows[ok]
     eff, info = fit_engine_factors(rows, max_nfev=max_nfev)
     d = scored(rows, eff)
@@ -71,11 +72,11 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
     catalog GPU, deployment that does not fit)."""
     import numpy as np
 
-    from objectives import catalog
+    from objectives import catalog, profiles
 
     from .measurements import read_measurements
     from .report import _md
-    from .silicon import GPU_OF_SYSTEM, distinct_measurements, mdape_by, scored
+    from .silicon import catalog_gpus, distinct_measurements, mdape_by, scored
 
     frames = [read_measurements(p, layout=layout, **defaults) for p in paths]
     rows = pd.concat(frames, ignore_index=True)
@@ -93,11 +94,16 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
             known_model[m] = False
     why = np.where(d["tpot_pred"].notna() & d["ttft_pred"].notna(), "",
                    np.where(~d["model"].map(known_model).astype(bool), "model not in the catalog",
-                            np.where(~d["gpu"].isin(list(GPU_OF_SYSTEM)), "system without a catalog GPU",
+                            np.where(catalog_gpus(d["gpu"].to_numpy(object)) == None,  # noqa: E711
+                                     "system without a catalog GPU",
+                            np.where(~d["engine"].astype(str).str.lower().isin(list(profiles.ENGINE_NAMES)),
+                                     f"engine without kernel profiles (valid: {', '.join(profiles.ENGINE_NAMES)})",
                                      np.where((d["mode"] == "disagg") & (d["prefill_workers"].isna()
                                                                          | d["decode_workers"].isna()),
                                               "disaggregated row without worker counts",
-                                              "does not fit (memory, heads or expert split)"))))
+                                              np.where((d["mode"] == "agg") & ~(d["concurrency"] > 0),
+                                                       "no client concurrency (an offered request rate)",
+                                                       "does not fit (memory, heads or expert split)"))))))
     d["not_predicted"] = why
     d["source"] = d["source"].where(why == "", "not predicted")
     conc = d["concurrency"].to_numpy(float)

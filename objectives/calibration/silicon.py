@@ -115,9 +115,26 @@ def _with(eff: Efficiency, specs: list, x: np.ndarray) -> Efficiency:
     return Efficiency(params, eff.meta)
 
 
+def catalog_gpus(names: Any) -> np.ndarray:
+    """The catalog GPU of each row's `gpu`: a kernel-table system name ("h200_sxm": `GPU_OF_SYSTEM`) or a catalog
+    name or alias ("H200-SXM-141GB", "H200"; what `dse calibrate --gpu` and the published tables give); None where
+    neither resolves."""
+    from objectives import catalog
+    out: dict[Any, str | None] = {}
+    for n in pd.unique(pd.Series(names, dtype=object)):
+        if n in GPU_OF_SYSTEM:
+            out[n] = GPU_OF_SYSTEM[n]
+            continue
+        try:
+            out[n] = catalog.gpu(str(n)).name
+        except (KeyError, ValueError):
+            out[n] = None
+    return np.array([out[n] for n in names], dtype=object)
+
+
 def usable(rows: pd.DataFrame) -> pd.Series:
     """Rows the model can predict: a catalog GPU for the system, a TTFT and TPOT, and worker counts for disagg."""
-    ok = rows["gpu"].map(lambda s: s in GPU_OF_SYSTEM).astype(bool)
+    ok = pd.Series(catalog_gpus(rows["gpu"].to_numpy(object)) != None, index=rows.index)  # noqa: E711
     ok &= rows["ttft_ms"].notna() & rows["tpot_ms"].notna()
     dis = rows["mode"] == "disagg"
     if dis.any() and "prefill_workers" in rows.columns:
@@ -130,8 +147,8 @@ def _engine(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows whose model the catalog resolves and whose system is a catalog GPU, with their MoE mask (a row
-    the model cannot read is left unpredicted; it does not stop the others)."""
+    """The rows whose model the catalog resolves, whose system is a catalog GPU and whose engine has kernel
+    profiles, with their MoE mask (a row the model cannot read is left unpredicted; it does not stop the others)."""
     from objectives import catalog
     moe: dict[str, bool | None] = {}
     for m in pd.unique(rows["model"]):
@@ -139,26 +156,30 @@ def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
             moe[m] = catalog.model(m).n_experts > 0
         except (KeyError, ValueError):
             moe[m] = None
-    ok = rows["model"].map(lambda m: moe[m] is not None).astype(bool) & rows["gpu"].isin(list(GPU_OF_SYSTEM))
+    ok = rows["model"].map(lambda m: moe[m] is not None).astype(bool) & (catalog_gpus(rows["gpu"].to_numpy(object))
+                                                                         != None)  # noqa: E711
+    ok &= pd.Series(np.isin(_engine(rows), list(profiles.ENGINE_NAMES)), index=rows.index)
     kept = rows[ok.to_numpy()]
     return kept, np.array([bool(moe[m]) for m in kept["model"]], dtype=bool)
 
 
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: a model the
-    catalog does not know, a system that is not a catalog GPU, a disaggregated row without worker counts, a
-    deployment that does not fit). Weights and
+    catalog does not know, a system that is not a catalog GPU, an engine without kernel profiles (NIM), an
+    aggregated row without a client concurrency, a
+    disaggregated row without worker counts, a deployment that does not fit). Weights and
     compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4 experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
     rows, moe = _known(rows)
-    is_agg = (rows["mode"] == "agg").to_numpy()
+    # a closed loop of C clients: a row measured at an offered request rate has no C (the simulator predicts those)
+    is_agg = ((rows["mode"] == "agg") & (rows["concurrency"] > 0)).to_numpy()
     agg = rows[is_agg]
     if len(agg):
         eng = _engine(agg)
         wd, ad = model_dtypes(agg, moe[is_agg])
         budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
         r = inference.max_throughput(
-            model=agg["model"].to_numpy(object), gpu=agg["gpu"].map(GPU_OF_SYSTEM).to_numpy(object),
+            model=agg["model"].to_numpy(object), gpu=catalog_gpus(agg["gpu"].to_numpy(object)),
             tp=agg["tp"].to_numpy(float), pp=agg["pp"].fillna(1).to_numpy(float),
             weight_dtype=wd, act_dtype=ad, input_len=agg["isl"].to_numpy(float),
             output_len=agg["osl"].to_numpy(float), concurrency=agg["concurrency"].to_numpy(float),
@@ -188,7 +209,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     from objectives.serving.handoff import front_end, kv_read_ms
 
     eng = _engine(dis)
-    gpu = dis["gpu"].map(GPU_OF_SYSTEM).to_numpy(object)
+    gpu = catalog_gpus(dis["gpu"].to_numpy(object))
     isl = dis["isl"].to_numpy(float)
     factors = eff if eff is not None else default_eff()
     wd, ad = model_dtypes(dis, moe)
@@ -333,7 +354,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10) -> pd.DataFrame
         wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=int(r["osl"]),
                               n_requests=max(requests_per_client * c, 64))
         try:
-            m = serving.simulate(r["model"], GPU_OF_SYSTEM[r["gpu"]], tp=int(r["tp"]), weight_dtype=wd[j],
+            m = serving.simulate(r["model"], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]), weight_dtype=wd[j],
                                  act_dtype=ad[j], workload=wl, engine=str(r["engine"]).lower(),
                                  ep=int(r["moe_ep"]) if r["moe_ep"] == r["moe_ep"] else 1,
                                  attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,

@@ -79,9 +79,11 @@ def test_rows_the_model_cannot_read_stay_unpredicted_and_do_not_stop_the_others(
     d = read_measurements(_write(tmp_path, [
         _row(), _row(model_path="example/NotAModel-7B"), _row(system="tpu_v5e"),
         _row(model_path="openai/gpt-oss-20b", gemm_quant_mode="bfloat16", moe_quant_mode="w4a16_mxfp4",
-             precision="mxfp4")]))
+             precision="mxfp4"),
+        _row(system="H100-SXM-80GB"), _row(system="H100")]))   # catalog names, as `dse calibrate --gpu` gives
     p = silicon.predict(d)
-    assert p["tpot_pred"].notna().tolist() == [True, False, False, True]
+    assert p["tpot_pred"].notna().tolist() == [True, False, False, True, True, True]
+    assert p["tpot_pred"].iloc[4] == p["tpot_pred"].iloc[5] == p["tpot_pred"].iloc[0]
     assert (p["tpot_pred"].dropna() > 0).all() and (p["ttft_pred"].dropna() > 0).all()
 
 
