@@ -117,7 +117,8 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
              f"{n_read} rows read; {int(measured.sum())} with a TTFT and a TPOT; {len(d)} distinct measurements; "
              f"**{int(ok.sum())} predicted ({100.0 * ok.mean() if len(d) else 0.0:.1f} %)**.", ""]
     for reason, n in d.loc[~ok, "not_predicted"].value_counts().items():
-        lines.append(f"- not predicted, {reason}: {n} ({', '.join(map(str, pd.unique(d.loc[d['not_predicted'] == reason, 'model'])[:6]))})")
+        models = pd.unique(d.loc[d["not_predicted"] == reason, "model"])[:6]
+        lines.append(f"- not predicted, {reason}: {n} ({', '.join(map(str, models))})")
     if ok.any():
         lines += ["", f"**All predicted rows: TTFT MdAPE {d.loc[ok, 'ttft_ape'].median():.1f} %, TPOT MdAPE "
                       f"{d.loc[ok, 'tpot_ape'].median():.1f} %** (median predicted / measured: TTFT "

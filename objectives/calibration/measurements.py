@@ -183,9 +183,10 @@ def _dtype_of(scheme: Any, path: Path, row: int, column: str) -> str:
 
 def model_dtypes(rows: pd.DataFrame, moe: Any = True) -> tuple[np.ndarray, np.ndarray]:
     """The weight and activation dtypes the cost model runs normalized rows with: on the rows of MoE models
-    (`moe`, a mask), the expert weights' dtype where it is narrower than the dense weights' (gpt-oss: bf16 attention, MXFP4 experts; the model keeps the attention
-    projections of 4-bit MoE checkpoints in 16 bits, `inference.resolve.ATTN_16BIT_WEIGHTS`), and the compute dtype
-    that scheme fixes (`QUANT_ACT`; None: the model's default for the weights)."""
+    (`moe`, a mask), the expert weights' dtype where it is narrower than the dense weights' (gpt-oss: bf16
+    attention, MXFP4 experts; the model keeps the attention projections of 4-bit MoE checkpoints in 16 bits,
+    `inference.resolve.ATTN_16BIT_WEIGHTS`), and the compute dtype that scheme fixes (`QUANT_ACT`; None: the
+    model's default for the weights)."""
     from objectives.catalog.types import DTYPE_BYTES
     w = rows["weight_dtype"].to_numpy(object)
     mo = rows["moe_dtype"].to_numpy(object) if "moe_dtype" in rows else w

@@ -43,8 +43,8 @@ ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "pro
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
-def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True,
-                  moe: bool = True, agg: Sequence[str] | None = None) -> list[tuple[list[tuple[str, ...]], float, float]]:
+def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True, moe: bool = True,
+                  agg: Sequence[str] | None = None) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
@@ -166,9 +166,9 @@ def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: a model the
     catalog does not know, a system that is not a catalog GPU, an engine without kernel profiles (NIM), an
-    aggregated row without a client concurrency, a
-    disaggregated row without worker counts, a deployment that does not fit). Weights and
-    compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4 experts)."""
+    aggregated row without a client concurrency, a disaggregated row without worker counts, a deployment that
+    does not fit). Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4
+    experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
     rows, moe = _known(rows)
     # a closed loop of C clients: a row measured at an offered request rate has no C (the simulator predicts those)
