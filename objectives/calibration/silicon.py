@@ -31,8 +31,23 @@ GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 
 #: scheduler budgets each engine runs with by default (what a benchmark that does not set them gets):
 #: vLLM's max_num_seqs / max_num_batched_tokens for its OpenAI server on data-center GPUs, SGLang's
-#: chunked_prefill_size, TensorRT-LLM's trtllm-serve max_batch_size / max_num_tokens
+#: chunked_prefill_size on H100/H200 (`engine_budgets`: by GPU memory), TensorRT-LLM's trtllm-serve
+#: max_batch_size / max_num_tokens
 ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
+#: SGLang's default chunked_prefill_size follows the GPU's memory (sglang/srt/server_args.py, the GPU-memory
+#: defaults: 2,048 tokens below 35 GiB, 8,192 below 160 GiB (H100, H200), 16,384 above (B200, B300, GB200))
+SGLANG_CHUNK_BY_MEM_GIB = ((35.0, 2048), (160.0, 8192), (float("inf"), 16384))
+
+
+def engine_budgets(engines: Any, gpus: Any) -> np.ndarray:
+    """(max batch, max tokens per iteration) each row's engine runs with by default on its catalog GPU, (n, 2)."""
+    from objectives import catalog
+    out = np.array([ENGINE_BUDGETS.get(str(e), (2048, 8192)) for e in engines], dtype=float).reshape(-1, 2)
+    mem = {g: catalog.gpu(g).mem_gib for g in pd.unique(pd.Series(gpus, dtype=object)) if g is not None}
+    for i, (e, g) in enumerate(zip(engines, gpus)):
+        if e == "sglang" and g is not None:
+            out[i, 1] = next(t for lim, t in SGLANG_CHUNK_BY_MEM_GIB if mem[g] < lim)
+    return out
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "profile_gemm_scale",
@@ -177,9 +192,10 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     if len(agg):
         eng = _engine(agg)
         wd, ad = model_dtypes(agg, moe[is_agg])
-        budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
+        gpus = catalog_gpus(agg["gpu"].to_numpy(object))
+        budgets = engine_budgets(eng, gpus)
         r = inference.max_throughput(
-            model=agg["model"].to_numpy(object), gpu=catalog_gpus(agg["gpu"].to_numpy(object)),
+            model=agg["model"].to_numpy(object), gpu=gpus,
             tp=agg["tp"].to_numpy(float), pp=agg["pp"].fillna(1).to_numpy(float),
             weight_dtype=wd, act_dtype=ad, input_len=agg["isl"].to_numpy(float),
             output_len=agg["osl"].to_numpy(float), concurrency=agg["concurrency"].to_numpy(float),
@@ -223,7 +239,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     ranks = {x: dis[f"{x}_workers"].to_numpy(float) * dis[f"{x}_attn_dp"].fillna(1).to_numpy(float)
              for x in ("prefill", "decode")}
     # the pools' configured batch sizes (the engines' max batch per rank); rows without them: the engine's default
-    budgets = np.array([ENGINE_BUDGETS.get(e, (2048, 8192)) for e in eng], dtype=float)
+    budgets = engine_budgets(eng, gpu)
     bp = dis["prefill_batch_size"].to_numpy(float) if "prefill_batch_size" in dis else np.full(len(dis), np.nan)
     bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
     by_budget = np.maximum(np.floor(budgets[:, 1] / isl), 1.0)
@@ -350,7 +366,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10) -> pd.DataFrame
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
-        mbs, mnt = ENGINE_BUDGETS.get(str(r["engine"]).lower(), (2048, 8192))
+        mbs, mnt = (int(x) for x in engine_budgets([str(r["engine"]).lower()], catalog_gpus([r["gpu"]]))[0])
         wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=int(r["osl"]),
                               n_requests=max(requests_per_client * c, 64))
         try:
