@@ -338,3 +338,20 @@ def test_a_run_exported_under_two_deployments_is_dropped_with_every_copy(silicon
     assert not (out["ttft_ms"].round(0) == round(rows["ttft_ms"].iloc[3])).any()
     amb = ambiguous_deployments(both)
     assert sorted(amb["tp"]) == sorted([rows["tp"].iloc[3], rows["tp"].iloc[3] * 4])
+
+
+def test_check_reads_vllm_results_with_a_catalog_gpu_name(capsys):
+    """`dse calibrate results/ --check --gpu H200-SXM-141GB ...`: the catalog name works as the system name does;
+    the closed-loop result is predicted, the open-loop one (2 req/s, no concurrency) is counted with its reason."""
+    from dse.cli import main
+    from objectives.calibration.calibrate import check
+
+    text, d = check([VLLM_DIR], gpu="H200-SXM-141GB", tp=1, weight_dtype="bf16")
+    a = d[d["source_file"] == str(VLLM_A)].iloc[0]
+    b = d[d["source_file"] == str(VLLM_B)].iloc[0]
+    assert a["not_predicted"] == "" and a["tpot_pred"] > 0 and a["source"] == "interpolated"
+    assert b["not_predicted"] == "no client concurrency (an offered request rate)" and np.isnan(b["tpot_pred"])
+    assert "**1 predicted (50.0 %)**" in text
+    assert main(["calibrate", str(VLLM_DIR), "--check", "--gpu", "H200-SXM-141GB", "--tp", "1",
+                 "--weight-dtype", "bf16"]) == 0
+    assert "1 predicted (50.0 %)" in capsys.readouterr().out
