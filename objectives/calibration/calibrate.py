@@ -68,15 +68,13 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
     """Score the model on measurements without fitting: read `paths`, keep each measurement once
     (`silicon.distinct_measurements`), predict every row with the shipped factors (or those of the calibrated
     `profile`) and return a markdown summary and the rows with ttft_pred / tpot_pred / source and their APE (%).
-    Rows the model cannot predict are counted with the reason (model not in the catalog, system without a
-    catalog GPU, deployment that does not fit)."""
+    Rows the model cannot predict are counted with the reason (`silicon.unpredictable`, or a deployment that does
+    not fit)."""
     import numpy as np
-
-    from objectives import catalog, profiles
 
     from .measurements import read_measurements
     from .report import _md
-    from .silicon import catalog_gpus, distinct_measurements, mdape_by, scored
+    from .silicon import distinct_measurements, mdape_by, scored, unpredictable
 
     frames = [read_measurements(p, layout=layout, **defaults) for p in paths]
     rows = pd.concat(frames, ignore_index=True)
@@ -85,25 +83,9 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
     rows = distinct_measurements(rows[measured])
     eff = load_profile(profile) if profile is not None else None
     d = scored(rows, eff)
-    known_model: dict[str, bool] = {}
-    for m in pd.unique(d["model"]):
-        try:
-            catalog.model(m)
-            known_model[m] = True
-        except (KeyError, ValueError):
-            known_model[m] = False
-    why = np.where(d["tpot_pred"].notna() & d["ttft_pred"].notna(), "",
-                   np.where(~d["model"].map(known_model).astype(bool), "model not in the catalog",
-                            np.where(catalog_gpus(d["gpu"].to_numpy(object)) == None,  # noqa: E711
-                                     "system without a catalog GPU",
-                            np.where(~d["engine"].astype(str).str.lower().isin(list(profiles.ENGINE_NAMES)),
-                                     f"engine without kernel profiles (valid: {', '.join(profiles.ENGINE_NAMES)})",
-                                     np.where((d["mode"] == "disagg") & (d["prefill_workers"].isna()
-                                                                         | d["decode_workers"].isna()),
-                                              "disaggregated row without worker counts",
-                                              np.where((d["mode"] == "agg") & ~(d["concurrency"] > 0),
-                                                       "no client concurrency (an offered request rate)",
-                                                       "does not fit (memory, heads or expert split)"))))))
+    why = unpredictable(d)
+    why = np.where((why == "") & (d["tpot_pred"].isna() | d["ttft_pred"].isna()).to_numpy(),
+                   "does not fit (memory, heads or expert split)", why)
     d["not_predicted"] = why
     d["source"] = d["source"].where(why == "", "not predicted")
     conc = d["concurrency"].to_numpy(float)

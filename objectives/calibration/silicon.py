@@ -161,33 +161,52 @@ def _engine(rows: pd.DataFrame) -> np.ndarray:
     return rows["engine"].astype(str).str.lower().to_numpy(object)
 
 
-def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows whose model the catalog resolves, whose system is a catalog GPU and whose engine has kernel
-    profiles, with their MoE mask (a row the model cannot read is left unpredicted; it does not stop the others)."""
+def _moe_of(models: Any) -> dict[Any, bool | None]:
+    """Per distinct model id: whether it is a mixture-of-experts model; None where the catalog does not know it."""
     from objectives import catalog
-    moe: dict[str, bool | None] = {}
-    for m in pd.unique(rows["model"]):
+    out: dict[Any, bool | None] = {}
+    for m in pd.unique(pd.Series(models, dtype=object)):
         try:
-            moe[m] = catalog.model(m).n_experts > 0
+            out[m] = catalog.model(m).n_experts > 0
         except (KeyError, ValueError):
-            moe[m] = None
-    ok = rows["model"].map(lambda m: moe[m] is not None).astype(bool) & (catalog_gpus(rows["gpu"].to_numpy(object))
-                                                                         != None)  # noqa: E711
-    ok &= pd.Series(np.isin(_engine(rows), list(profiles.ENGINE_NAMES)), index=rows.index)
-    kept = rows[ok.to_numpy()]
+            out[m] = None
+    return out
+
+
+def unpredictable(rows: pd.DataFrame) -> np.ndarray:
+    """Why each row cannot be predicted, the first reason that holds; "" where the model can run it (a deployment
+    that then does not fit is its prediction's NaN). A row the model cannot read is left unpredicted; it does not
+    stop the others."""
+    moe = _moe_of(rows["model"])
+    # a disaggregated row without worker counts does not say what ran
+    dis = ((rows["mode"] == "disagg") & (rows["prefill_workers"].isna() | rows["decode_workers"].isna())).to_numpy()
+    reasons = [
+        (rows["model"].map(lambda m: moe[m] is None).to_numpy(bool), "model not in the catalog"),
+        (catalog_gpus(rows["gpu"].to_numpy(object)) == None, "system without a catalog GPU"),  # noqa: E711
+        (~np.isin(_engine(rows), list(profiles.ENGINE_NAMES)),
+         f"engine without kernel profiles (valid: {', '.join(profiles.ENGINE_NAMES)})"),
+        (dis, "disaggregated row without worker counts"),
+        # a closed loop of C clients: a row measured at an offered request rate has no C (the simulator predicts it)
+        (((rows["mode"] == "agg") & ~(rows["concurrency"] > 0)).to_numpy(), "no client concurrency (an offered "
+                                                                              "request rate)"),
+    ]
+    return np.select([c for c, _ in reasons], [r for _, r in reasons], "").astype(object)
+
+
+def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows the model can run (`unpredictable`: no reason) with their MoE mask."""
+    kept = rows[unpredictable(rows) == ""]
+    moe = _moe_of(kept["model"])
     return kept, np.array([bool(moe[m]) for m in kept["model"]], dtype=bool)
 
 
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
-    """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: a model the
-    catalog does not know, a system that is not a catalog GPU, an engine without kernel profiles (NIM), an
-    aggregated row without a client concurrency, a disaggregated row without worker counts, a deployment that
-    does not fit). Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4
+    """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: `unpredictable`
+    says why; or a deployment that does not fit). Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4
     experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
     rows, moe = _known(rows)
-    # a closed loop of C clients: a row measured at an offered request rate has no C (the simulator predicts those)
-    is_agg = ((rows["mode"] == "agg") & (rows["concurrency"] > 0)).to_numpy()
+    is_agg = (rows["mode"] == "agg").to_numpy()
     agg = rows[is_agg]
     if len(agg):
         eng = _engine(agg)
@@ -206,8 +225,6 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         out.loc[agg.index, "tpot_pred"] = np.where(ok, r["tpot_ms"].to_numpy(), np.nan)
         out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
     is_dis = (rows["mode"] == "disagg").to_numpy()
-    if "prefill_workers" in rows.columns:  # a disaggregated row without worker counts does not say what ran
-        is_dis = is_dis & (rows["prefill_workers"].notna() & rows["decode_workers"].notna()).to_numpy()
     dis = rows[is_dis]
     if len(dis):
         out.loc[dis.index, ["ttft_pred", "tpot_pred", "source"]] = _predict_disagg(dis, eff, moe[is_dis])
@@ -262,7 +279,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     xfer = np.where(np.isfinite(link), kv_read_ms(kv * 2.0**30, link, eng, factors), 0.0)
     # the engine's host time before it schedules a request, once per pass of its P/D front end (vLLM's proxy: the
     # prefill and the decode server), and how synchronized the clients stay, as the aggregated closed form reads them
-    host, wave = front_end(pk, len(dis), factors)
+    host, wave, _ = front_end(pk, len(dis), factors)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
                            prefill_est=pf)
