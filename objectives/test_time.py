@@ -195,8 +195,8 @@ def evaluate(model: Any, task: Any, gpu: Any, tp: Any = 1, weight_dtype: Any = N
     """Accuracy, cost and latency of test-time-scaling configurations, one row per broadcast configuration.
 
     Arguments broadcast (scalars or arrays): model (catalog name with a published per-sample success for `task`),
-    task, gpu, tp, weight_dtype (None: the checkpoint's format, as every inference entry point), n_samples (N >= 1), budget (reasoning tokens per sample, L), mode ("vote",
-    "oracle", "sequential"), prompt_len (P tokens), max_batch_size (sequences in flight per replica at most: the
+    task, gpu, tp, weight_dtype (None: the checkpoint's format, as every inference entry point), n_samples
+    (N >= 1), budget (reasoning tokens per sample, L), mode ("vote", "oracle", "sequential"), prompt_len (P tokens), max_batch_size (sequences in flight per replica at most: the
     engine's max_num_seqs; smaller batches trade cost for latency). Columns: accuracy, usd_per_problem,
     usd_per_solved (USD), latency_s (s), joules_per_problem (J), output_tokens (N L per problem), fits, reason,
     and the inputs.

@@ -429,13 +429,13 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                                + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
         comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6 + state_s,
     )
+    engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
     # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
-    c.kv_reserve = eff.engine_table("engine_kv_reserve", np.asarray(engine_names, dtype=object)[eng],
-                                    float(eff["kv_reserve_output_frac"]))
+    c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
     src = 0
     if any(e != "roofline" for e in engine_names):
-        src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, eng, engine_names, eff, elem_s,
+        src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
                              pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp)
     # --- validity
     heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
@@ -505,17 +505,16 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
     return tuple(names), (int(new) if new.ndim == 0 else new)
 
 
-def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, eng,
-                   engine_names, eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
+def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
+                   eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
                    moe_dp: float | None = None) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
-    returns the per-row source code. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
+    returns the per-row source code. `engines`: each row's engine name. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs)."""
     from objectives.catalog.types import DTYPES
 
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
-    engines = np.array(engine_names, dtype=object)[eng]
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
                                           "gated", "parallel_residual", "n_experts", "top_k", "moe_ffn",

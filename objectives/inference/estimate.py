@@ -412,8 +412,9 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     (input_len + r x output_len)), r the share of the output the engine's admission policy holds blocks for
     (`Efficiency` ``engine_kv_reserve``: vLLM admits on the blocks a request holds now and preempts when they run
     out, so a loaded server's requests hold their prompt and half their output on average; TensorRT-LLM's default
-    guaranteed-no-evict scheduler reserves prompt + full output at admission: ``kv_reserve_output_frac``). Throughput grows with N (weights are read once per iteration for all sequences), so the
-    largest feasible N is the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
+    guaranteed-no-evict scheduler reserves prompt + full output at admission: ``kv_reserve_output_frac``).
+    Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
+    the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
     chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
     request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
     of the prefill-heavy iteration(s) that carry the request's prompt beside the running decodes (see

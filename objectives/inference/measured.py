@@ -194,12 +194,13 @@ _MOE_TABLES = {"bf16": ("bfloat16",), "fp16": ("bfloat16",), "fp8": ("fp8_block"
 #: TRTLLM-gen and SGLang's flashinfer_mxfp4 MoE on Blackwell, the gpt-oss defaults there) for fp8 / fp4 compute,
 #: with bf16 activations (the triton / Marlin MXFP4 kernels, Hopper's only path) for 16-bit compute
 _MOE_TABLES_BY_ACT = {("fp4", "fp8"): ("w4a8_mxfp4_mxfp8", "nvfp4", "w4a16_mxfp4"),
-                      ("fp4", "bf16"): ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "nvfp4"),
-                      ("fp4", "fp16"): ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "nvfp4")}
+                      ("fp4", "bf16"): ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "nvfp4")}
 
 
 def moe_formats(weight: str, act: str) -> tuple[str, ...]:
-    """The fused-MoE tables (`moe.<format>`) to try, in order, for experts in `weight` computing in `act`."""
+    """The fused-MoE tables (`moe.<format>`) to try, in order, for experts in `weight` computing in `act` (fp16
+    compute reads the bf16 tables)."""
+    act = "bf16" if act == "fp16" else act
     return _MOE_TABLES_BY_ACT.get((weight, act), _MOE_TABLES.get(weight, ()))
 
 
