@@ -80,7 +80,7 @@ from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
-from .handoff import engines_of, front_end, handoff_ms, host_ms, kv_read_ms
+from .handoff import front_end, handoff_ms, host_ms, kv_read_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
 
@@ -400,8 +400,8 @@ class ServingModel:
                 eff = self.efficiency if self.efficiency is not None else default_eff()
                 sd = d.take(i)
                 pkw = self._prefill_kw(sd)
-                xfer_ms = kv_read_ms(kv_bytes, link, engines_of(pkw, len(i), eff), eff)
-                host, _ = front_end(pkw, len(i), eff)
+                host, _, engines = front_end(pkw, len(i), eff)
+                xfer_ms = kv_read_ms(kv_bytes, link, engines, eff)
                 tput[i] = r * osl * 1e3
                 hand = handoff_ms(t_d, xfer_ms, N[i])
                 ttft[i] = host + t_p + hand

@@ -64,19 +64,15 @@ def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, n
     return host, wave
 
 
-def engines_of(pool_kw: Mapping[str, Any], n: int, eff: Any) -> np.ndarray:
-    """The engine that costs each of `n` deployments (`pool_kw` as in `host_ms`): the `engine` argument with the
-    default (None / "auto") resolved per GPU, as `prepare` resolves it, so that engine-level behaviour (P/D front
-    end passes, KV connector) follows the engine the step times come from."""
-    return _engine_terms(pool_kw, n, eff)[2]
-
-
-def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(host ms, clients' synchronization) of `n` disaggregated deployments' requests at their prefill pools
-    (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request host
-    time (`host_ms`) once per pass of its P/D front end (`front_end_passes`), and ``ttft_wave``."""
+def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(host ms, clients' synchronization, engine) of `n` disaggregated deployments' requests at their prefill
+    pools (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request
+    host time (`host_ms`) once per pass of its P/D front end (`front_end_passes`), ``ttft_wave``, and the engine
+    that costs each deployment (the `engine` argument with the default, None / "auto", resolved per GPU as
+    `prepare` resolves it), so that engine-level behaviour (KV connector) follows the engine the step times come
+    from. One `prepare` for all three."""
     host, wave, engines = _engine_terms(pool_kw, n, eff)
-    return host * front_end_passes(engines), wave
+    return host * front_end_passes(engines), wave, engines
 
 
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
@@ -118,5 +114,5 @@ def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
     return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
 
 
-__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "connector_ms", "engines_of", "front_end", "front_end_passes",
-           "handoff_ms", "host_ms", "kv_read_ms"]
+__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "connector_ms", "front_end", "front_end_passes", "handoff_ms",
+           "host_ms", "kv_read_ms"]

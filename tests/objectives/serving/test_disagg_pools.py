@@ -392,16 +392,15 @@ def test_engine_terms_of_a_factorized_batch_follow_each_rows_gpu():
     """4,400 deployments (prepared per distinct configuration): each row's resolved engine, host time and P/D
     passes are its own GPU's (the engine names were gathered twice and every row read vLLM)."""
     from objectives.inference.core import default_eff
-    from objectives.serving.handoff import engines_of, front_end, host_ms
+    from objectives.serving.handoff import front_end, host_ms
 
     gpus = np.array(["H100-SXM-80GB", "MI300X", "B200", "L40S"] * 1100, dtype=object)
     kw = dict(model="Llama-3.1-8B", gpu=gpus, tp=np.ones(len(gpus), dtype=int), engine=None)
     eff = default_eff()
-    engines = engines_of(kw, len(gpus), eff)
+    front, _, engines = front_end(kw, len(gpus), eff)
     assert engines[:4].tolist() == ["vllm", "roofline", "vllm", "vllm"]
     assert (engines.reshape(-1, 4) == engines[:4]).all()
     host, _ = host_ms(kw, len(gpus), eff)
-    front, _ = front_end(kw, len(gpus), eff)
     vllm_ms = eff.params["engine_ttft_ms"]["vllm"]
     np.testing.assert_allclose(host.reshape(-1, 4), [[vllm_ms, 0.0, vllm_ms, vllm_ms]] * 1100)
     np.testing.assert_allclose(front, host * np.where(engines == "vllm", 2.0, 1.0))
