@@ -80,13 +80,16 @@ class Expr:
         *,
         missing: Mapping[str, np.ndarray] | None = None,
         if_missing: bool = True,
+        every_operand: bool = False,
     ) -> np.ndarray:
         """Evaluate over a batch of ``n`` rows; returns a bool array of length ``n``.
 
         ``columns`` maps each used name to an array of length ``n``. ``missing`` optionally maps names to bool
         masks of rows where that parameter is inactive; without it a ``None``/NaN value means missing. A row whose
         value depends on a missing parameter evaluates to ``if_missing``; a row with an arithmetic error (division
-        by zero, log of a non-positive number, NaN) evaluates to ``False``.
+        by zero, log of a non-positive number, NaN) evaluates to ``False``. ``every_operand``: evaluate every
+        operand of ``and`` / ``or`` / chained comparisons even where earlier ones decided every row (same result;
+        for type checks, so that an operand these rows skip cannot raise on others later).
         """
         if n == 0:
             return np.zeros(0, dtype=bool)
@@ -111,7 +114,7 @@ class Expr:
                 col = col.astype(object)
             cols[name] = col
         with np.errstate(all="ignore"):
-            r = self._fn(_Ctx(cols, miss, n))
+            r = self._fn(_Ctx(cols, miss, n, every_operand))
             truth, nan = _truth(np.asarray(r.value), self.text)
         out = np.array(np.broadcast_to(truth, (n,)), dtype=bool)
         if r.unk is not None:

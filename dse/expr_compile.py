@@ -210,7 +210,7 @@ class _Compiler:
         is_and = isinstance(node.op, ast.And)
 
         def ev(ctx: _Ctx) -> _V:
-            return _kleene([functools.partial(p, ctx) for p in parts], is_and, ctx.n)
+            return _kleene([functools.partial(p, ctx) for p in parts], is_and, ctx.n, ctx.every_operand)
 
         return ev
 
@@ -249,7 +249,8 @@ class _Compiler:
                 t, bad, unk = pair(0)
                 return _V(np.broadcast_to(t, (ctx.n,)) if bad is not None or unk is not None else t, bad, unk)
             # a chain a < b < c is (a < b) and (b < c), each operand evaluated once
-            return _kleene([functools.partial(pair, i) for i in range(len(steps))], True, ctx.n)
+            return _kleene([functools.partial(pair, i) for i in range(len(steps))], True, ctx.n,
+                           ctx.every_operand)
 
         return ev
 

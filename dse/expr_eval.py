@@ -69,6 +69,9 @@ class _Ctx:
     columns: Mapping[str, np.ndarray]
     missing: Mapping[str, np.ndarray]
     n: int
+    #: evaluate every operand of ``and`` / ``or`` / chained comparisons even once all rows are decided (type
+    #: checking: an operand the probe rows skip still runs on other rows)
+    every_operand: bool = False
 
 
 @dataclass
@@ -131,19 +134,20 @@ def _numeric(v: np.ndarray, op: str, text: str) -> np.ndarray:
 
 
 def _kleene(parts: list[Callable[[], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]], is_and: bool,
-            n: int) -> _V:
+            n: int, every_operand: bool = False) -> _V:
     """``and``/``or`` over lazily computed operands ``() -> (truth, bad, unk)``, per row, left to right.
 
     A row is decided by the first operand that is known and False (``and``) / True (``or``), or that has an error
     (the row is bad). Unknown operands do not decide; an undecided row that met one is unknown (three-valued logic),
-    else it takes the neutral value. Operands after every row is decided are not evaluated.
+    else it takes the neutral value. Operands after every row is decided are not evaluated, unless
+    ``every_operand`` (the result is the same; their type errors surface).
     """
     result = np.full(n, is_and)
     decided = np.zeros(n, dtype=bool)
     bad = np.zeros(n, dtype=bool)
     unk = np.zeros(n, dtype=bool)
     for part in parts:
-        if decided.all():
+        if decided.all() and not every_operand:
             break
         t, b, u = part()
         t = np.broadcast_to(t, (n,))

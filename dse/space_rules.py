@@ -140,11 +140,11 @@ class SpaceRules:
         no_missing = {name: np.zeros(k, dtype=bool) for name in self._params}
         for name, expr in self._conds.items():
             try:
-                expr.evaluate(cols, k, missing=no_missing)
+                expr.evaluate(cols, k, missing=no_missing, every_operand=True)
             except ExpressionError as exc:
                 raise ExpressionError(f"condition of {name!r}: {exc}") from None
         for expr in self._exprs:
-            expr.evaluate(cols, k, missing=no_missing)
+            expr.evaluate(cols, k, missing=no_missing, every_operand=True)
 
     # -- batch evaluation ------------------------------------------------------------------------------------
     def _constraint_mask(self, raw: Mapping[str, np.ndarray], inactive: Mapping[str, np.ndarray], n: int,
