@@ -267,6 +267,12 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     # max_batch_size their config sets
     bp = np.where(np.isfinite(bp), np.where(eng == "vllm", np.maximum(bp, by_budget), bp), by_budget)
     bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
+    # ... and a decode rank holds no more sequences than its KV cache admits under the engine's admission policy
+    # (`max_throughput`'s batch), the clients beyond them waiting for a slot as on an aggregated server: a planner's
+    # decode batch larger than the cache left every such row unpredicted
+    held = inference.max_throughput(**dk, input_len=isl, output_len=dis["osl"].to_numpy(float),
+                                    max_batch_size=bd)
+    bd = np.where(held["fits"].to_numpy(bool), np.minimum(bd, held["batch_size"].to_numpy(float)), bd)
     # the prefill pool priced once (a lone prompt, a full batch; `disagg_closed_loop` reuses it): the lone prompt's
     # KV shard per prefill GPU crosses the link between the pools (the shards move in parallel)
     pf = prefill_estimates(pk, isl, bp)

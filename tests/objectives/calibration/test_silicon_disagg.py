@@ -239,3 +239,19 @@ def test_the_fitted_moe_scale_moves_only_the_nvfp4_tables_it_was_fitted_on():
                                         output_len=256, engine="trtllm", efficiency=eff)["tpot_ms"].iloc[0])
     assert tpot("Kimi-K2.5-NVFP4", "GB200", "fp4", 0.5) < 0.9 * tpot("Kimi-K2.5-NVFP4", "GB200", "fp4", 1.0)
     assert tpot("Qwen3-235B-A22B-FP8", "H200", "fp8", 0.5) == tpot("Qwen3-235B-A22B-FP8", "H200", "fp8", 1.0)
+
+
+def test_a_decode_batch_beyond_the_kv_cache_queues_instead_of_leaving_the_row_unpredicted():
+    """A planner's decode batch that the decode worker's KV cache cannot hold (Llama-3.1-8B bf16 on one H100, 128
+    sequences of 9k tokens: ~150 GB of KV) runs the batch the cache admits, the other clients waiting for a slot
+    as on an aggregated server: the row is predicted, with a longer TTFT than the same deployment at a batch it
+    holds, and the decode step is that of the admitted batch (no faster than at 16 clients)."""
+    over = dict(model="meta-llama/Meta-Llama-3.1-8B", engine="sglang", gpu="h100_sxm", weight_dtype="bf16",
+                isl=8192.0, osl=1024.0, prefill_tp=1.0, prefill_moe_ep=1.0, decode_workers=1.0, decode_tp=1.0,
+                decode_moe_ep=1.0)
+    r = silicon.predict(pd.concat([_rows(concurrency=c, decode_batch_size=c, **over) for c in (16.0, 128.0)],
+                                  ignore_index=True))
+    ttft, tpot = r["ttft_pred"].to_numpy(float), r["tpot_pred"].to_numpy(float)
+    assert np.isfinite(ttft).all() and np.isfinite(tpot).all()
+    assert ttft[1] > 10 * ttft[0]
+    assert tpot[1] >= tpot[0]
