@@ -227,12 +227,14 @@ def for_trial(study: Any, trial: int, engine: str, storage: str | None = None, *
     the study file that defines the study (``study_file``, or ``<name>.py`` beside its SQLite database or under
     studies/): its ``evaluate`` (``objectives.llm_serving_objective``) names them.
     """
+    from objectives.profiles import engine_key
+
     from .trial import trial_inputs
 
     config, metrics, mdl, wl, predicted_for = trial_inputs(study, trial, storage=storage, model=model,
                                                            workload=workload, study_file=study_file)
     d = commands(config, engine=engine, version=version, model=mdl, workload=wl, predicted=metrics)
-    if predicted_for is not None and str(predicted_for).split("==")[0].split("@")[0] != d.engine:
+    if predicted_for is not None and engine_key(predicted_for) != d.engine:
         d.notes.append(f"trial {trial} was predicted for engine {predicted_for!r}, not {d.engine!r}: compare the "
                        "benchmark with care")
     return d

@@ -91,6 +91,8 @@ from typing import Any
 
 import numpy as np
 
+from objectives.profiles import engine_key
+
 FAMILIES = ("ampere", "ada", "hopper", "blackwell", "blackwell-ultra", "cdna3", "cdna4", "gaudi3")
 PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
 LINKS = ("nvlink", "xgmi", "pcie", "roce")
@@ -191,7 +193,7 @@ class Efficiency:
         if not isinstance(table, Mapping):
             return np.full(np.shape(engines), float(table))
         names, inverse = np.unique(np.asarray(engines, dtype=object).astype(str), return_inverse=True)
-        vals = np.array([float(table.get(e.split("==")[0], default)) for e in names])  # per distinct engine
+        vals = np.array([float(table.get(engine_key(e), default)) for e in names])  # per distinct engine
         return vals[inverse].reshape(np.shape(engines))
 
     def link_table(self, name: str) -> np.ndarray:

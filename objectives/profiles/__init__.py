@@ -16,11 +16,12 @@ from .profile import (
                       SYSTEMS,
                       KernelProfile,
                       available,
+                      engine_key,
                       load,
                       read,
                       resolve_engine,
                       system_of,
 )
 
-__all__ = ["Table", "KernelProfile", "available", "load", "read", "resolve_engine", "system_of", "SYSTEMS",
+__all__ = ["Table", "KernelProfile", "available", "engine_key", "load", "read", "resolve_engine", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "GPU_OF_SYSTEM", "DATA_DIR"]

@@ -146,19 +146,29 @@ def system_of(gpu: str) -> str | None:
     return SYSTEMS.get(gpu)
 
 
+def _split_engine(engine: Any) -> tuple[str, Any]:
+    """'sglang==0.5.14', 'trtllm@1.3.0rc20', 'vllm:0.24.0', ('vllm', '0.24.0') -> (name as given, version or None)."""
+    if isinstance(engine, tuple) and len(engine) == 2:
+        return str(engine[0]), engine[1]
+    s = str(engine).strip()
+    for sep in ("==", "@", ":"):
+        if sep in s:
+            name, ver = s.split(sep, 1)
+            return name, ver
+    return s, None
+
+
+def engine_key(engine: Any) -> str:
+    """The engine's canonical name without its version ('TensorRT-LLM==1.2' -> 'trtllm'), for tables keyed by
+    engine; a name that is not an engine ('roofline', '', None) comes back lower-cased instead of raising."""
+    name = _split_engine("" if engine is None else engine)[0].strip().lower()
+    return ENGINE_ALIASES.get(name, name)
+
+
 def resolve_engine(engine: Any) -> tuple[str, str | None]:
     """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version or None)."""
-    if isinstance(engine, tuple) and len(engine) == 2:
-        name, ver = engine
-    else:
-        s = str(engine).strip()
-        for sep in ("==", "@", ":"):
-            if sep in s:
-                name, ver = s.split(sep, 1)
-                break
-        else:
-            name, ver = s, None
-    key = ENGINE_ALIASES.get(str(name).strip().lower())
+    name, ver = _split_engine(engine)
+    key = ENGINE_ALIASES.get(name.strip().lower())
     if key is None:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINE_NAMES)} (optionally 'name==version')")
     return key, (str(ver).strip() if ver else None)

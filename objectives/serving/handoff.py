@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..inference.core import prepare
+from ..profiles import engine_key
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
 #: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
@@ -33,7 +34,7 @@ DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
 
 def front_end_passes(engines: Any) -> np.ndarray:
     """API-server passes of a disaggregated request per entry of `engines` (engine names; None / roofline: 1)."""
-    return np.array([DISAGG_FRONT_END_PASSES.get(str(e).split("==")[0], 1.0) for e in np.ravel(engines)])
+    return np.array([DISAGG_FRONT_END_PASSES.get(engine_key(e), 1.0) for e in np.ravel(engines)])
 
 
 def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

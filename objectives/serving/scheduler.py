@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..profiles import engine_key
 from .workload import check_bool, check_choice, check_int, check_real
 
 _POLICIES = ("decode_priority", "prefill_first")
@@ -142,8 +143,7 @@ class Scheduler:
         """Whether a replica costed by `cost` admits whole sequences only (``admission``; "auto": its engine)."""
         if self.admission != "auto":
             return self.admission == "no_evict"
-        engine = str(getattr(cost, "engine", "") or "").split("==")[0].split("@")[0]
-        return engine in NO_EVICT_ENGINES
+        return engine_key(getattr(cost, "engine", None)) in NO_EVICT_ENGINES
 
     @property
     def chunk(self) -> int:

@@ -164,6 +164,17 @@ def test_unknown_engine_or_version_names_what_exists():
         inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", engine="vllm==0.1.0")
 
 
+@pytest.mark.parametrize("given, key", [("TensorRT-LLM==1.2.0", "trtllm"), ("trtllm@1.3.0rc20", "trtllm"),
+                                        ("vllm:0.24.0", "vllm"), (("SGLang", "0.5.14"), "sglang"), (" vLLM ", "vllm"),
+                                        ("roofline", "roofline"), (None, ""), ("nim==1.8", "nim")])
+def test_engine_key_strips_the_version_in_every_spelling_resolve_engine_reads(given, key):
+    """The per-engine tables (efficiency factors, admission, P/D front-end passes) key on the name without the
+    version, however the version was written; a name that is no engine comes back instead of raising."""
+    assert profiles.engine_key(given) == key
+    if key in profiles.ENGINE_NAMES:
+        assert profiles.resolve_engine(given)[0] == key
+
+
 def test_engine_path_columns_source_and_roofline_fallback():
     df = inference.estimate("Llama-3.1-70B", ["H200-SXM-141GB", "MI300X"], tp=8, weight_dtype="fp8",
                             batch_size=8, input_len=2048, output_len=256, engine="vllm")
