@@ -38,7 +38,8 @@ _END, _ARRIVE, _KV, _START = 0, 1, 2, 3
 @dataclass
 class _Req:
     __slots__ = ("inp", "out", "prompt", "prefilled", "gen", "base", "epoch", "arrival", "first", "finish",
-                 "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry", "kv_ready")
+                 "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry", "kv_ready",
+                 "whole")
     inp: int
     out: int
     prompt: int        # tokens to prefill (input, or input + generated after a recompute preemption)
@@ -59,6 +60,7 @@ class _Req:
     xfer_ms: float
     g_entry: int       # replica decode step when it started decoding
     kv_ready: float    # disaggregated handoff: when its KV has arrived at the decode worker (NaN: not loading)
+    whole: int         # running: KV blocks of its whole sequence (prompt + remaining output) counted in `resv`
 
 
 class _Replica:
@@ -95,6 +97,7 @@ class _Replica:
         self.waiting: deque[int] = deque()
         self.swapped: deque[int] = deque()
         self.running: dict[int, None] = {}     # admission order (LIFO preemption)
+        self.resv = 0         # blocks the running requests' whole sequences will hold (no-evict admission)
         self.prefilling: list[int] = []
         self.pref_blocks = 0
         self.heap: list[tuple[int, int, int]] = []   # (finish step, epoch, rid)
@@ -131,6 +134,18 @@ class _Replica:
         B = self.B
         q, m = divmod(s + B - 1, B)
         return self.Q + self.n * q + (sum(self.cnt[B - m:]) if m else 0)
+
+    def _run(self, rid: int, r: _Req) -> None:
+        """Request rid joins the running set; its whole sequence's blocks join `resv`."""
+        self.running[rid] = None
+        r.whole = -(-(r.prompt + r.out - r.gen) // self.B)
+        self.resv += r.whole
+
+    def _unrun(self, rid: int, r: _Req) -> None:
+        """Request rid leaves the running set (finished, handed off or preempted)."""
+        del self.running[rid]
+        self.resv -= r.whole
+        r.whole = 0
 
     def _add_dec(self, rid: int, r: _Req) -> None:
         b = r.prompt - self.G if r.swap_kv == 0 else r.swap_kv - self.G
@@ -169,8 +184,8 @@ class _Replica:
         eng = self.eng
         while self.n and self.pref_blocks + self.dec_blocks(self.G + 1) > self.cap:
             rid = next(reversed(self.running))
-            del self.running[rid]
             r = eng.reqs[rid]
+            self._unrun(rid, r)
             r.npre += 1
             self.npre += 1
             r.last = t
@@ -234,7 +249,7 @@ class _Replica:
             if self.pref_blocks + self.dec_blocks(self.G + 1) + need > self.cap:
                 break
             self.swapped.popleft()
-            self.running[rid] = None
+            self._run(rid, r)
             extra += r.swap_kv * self.swap_ms_per_tok
             eng.gaps.append(t - r.last)
             self._add_dec(rid, r)
@@ -291,8 +306,7 @@ class _Replica:
             return chunks
         free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1)
         if self.no_evict:  # whole sequences: what the running requests will hold when they finish
-            free = min(free, self.cap - sum(-(-(reqs[i].prompt + reqs[i].out - reqs[i].gen) // B)
-                                           for i in self.running))
+            free = min(free, self.cap - self.resv)
         pc = self.pc
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
@@ -305,7 +319,7 @@ class _Replica:
                 if free - need - rest < floor:
                     break
                 src.popleft()
-                self.running[rid] = None
+                self._run(rid, r)
                 free -= need + rest
                 if r.xfer_ms > 0.0:
                     # the blocks are allocated now and the read starts; the request decodes from the first
@@ -332,7 +346,7 @@ class _Replica:
             if pc is not None:
                 self._pc_take(rid, r, hit)
             src.popleft()
-            self.running[rid] = None
+            self._run(rid, r)
             self.prefilling.append(rid)
             r.pblocks = need
             self.pref_blocks += need
@@ -500,8 +514,8 @@ class _Replica:
             r = reqs[rid]
             if r.epoch != ep:
                 continue
+            self._unrun(rid, r)
             self._remove_dec(r)
-            del self.running[rid]
             self._finish(rid, r, t)
         for rid, c in self.chunks:
             r = reqs[rid]
@@ -514,6 +528,9 @@ class _Replica:
             if self.pc is not None:
                 self._pc_insert(rid)
             r.gen += 1
+            w = -(-(r.prompt + r.out - r.gen) // self.B)
+            self.resv += w - r.whole
+            r.whole = w
             if r.first != r.first:      # NaN: first token
                 r.first = t
             elif r.resumed:
@@ -521,10 +538,10 @@ class _Replica:
             r.resumed = False
             r.last = t
             if r.gen >= r.out:
-                del self.running[rid]
+                self._unrun(rid, r)
                 self._finish(rid, r, t)
             elif self.role == "prefill":
-                del self.running[rid]
+                self._unrun(rid, r)
                 self.load -= 1
                 r.prep = self.idx
                 eng.handoff(rid, t)
@@ -606,7 +623,7 @@ class _Engine:
                  routing: str = "least_loaded", skip: bool = True) -> None:
         n = len(inp)
         nan = float("nan")
-        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan)
+        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan, 0)
                      for i, o in zip(inp.tolist(), out.tolist())]
         self.n = n
         self.arrival_ms = arrival_ms

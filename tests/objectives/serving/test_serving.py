@@ -202,6 +202,23 @@ def test_no_evict_admission_never_preempts(load, inp, out, sched, n, seed):
     assert m["preemptions"] == 0 and m["n_requests"] == n and m["kv_usage_max"] <= 1.0
 
 
+@FAST
+@given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 60), seed=st.integers(0, 3),
+       workers=st.integers(1, 3))
+def test_the_whole_sequence_reservation_is_released_by_every_request_that_leaves(load, inp, out, sched, n, seed,
+                                                                                   workers):
+    """The blocks the running requests' whole sequences hold (the count no-evict admission checks, kept as
+    requests join and leave instead of summed at every pass) return to zero when the run is over, whatever way
+    each request left: finished, preempted (recompute or swap, under on-demand admission) or re-admitted."""
+    from objectives.serving.simulator import _run
+
+    w = _workload(load, inp, out, n, seed)
+    for admission in ("on_demand", "no_evict"):
+        s = dataclasses.replace(sched, admission=admission)
+        eng, reps = _run(w, PoolCosts(COST, workers, s), None, None, s, 0.0, "least_loaded")
+        assert all(not r.running and r.resv == 0 for r in reps)
+
+
 def test_each_engine_admits_as_its_scheduler_does():
     """Llama-3.1-8B bf16 on one H100, 64 clients of 1k in / 8k out: vLLM admits every prompt whose blocks are
     free and preempts as decodes grow; TensorRT-LLM (admission "auto") admits whole sequences only, so fewer run,
