@@ -237,13 +237,46 @@ def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[n
     return ax, fill_gaps(v, 1), shapes
 
 
-def moe_tables(paths: list[Path]) -> dict[str, tuple[Table, np.ndarray]]:
+#: fused-MoE kernels an engine runs by default that its own lane did not measure, read from the lane of another
+#: engine that measured the same kernel: (engine, moe_dtype) -> (system name prefixes, moe_ep_size, lane engine,
+#: the lane's kernel_source). SGLang serves MXFP4 MoE checkpoints (gpt-oss) on SM90 at EP 1 with OpenAI's
+#: triton_kernels (sglang/srt/server_args.py, _handle_gpt_oss_family: moe_runner_backend "triton_kernel" when
+#: ep_size == 1, not SM100/SM120/ROCm and triton_kernels is available); its own Hopper lane timed the generic
+#: fused_moe_triton kernel instead (~3x slower at decode sizes), vLLM's lane timed triton_kernels
+BORROWED_MOE: dict[tuple[str, str], tuple[tuple[str, ...], int, str, str]] = {
+    ("sglang", "w4a16_mxfp4"): (("h100", "h200", "gh200"), 1, "vllm",
+                                "vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic"),
+}
+
+
+def borrowed_moe_rows(root: Path, system: str, engine: str) -> list[pd.DataFrame]:
+    """The `BORROWED_MOE` rows that apply to (system, engine), from the lane engine's newest moe_perf table on the
+    same system (empty where that table or kernel is absent)."""
+    out = []
+    for (eng, dtype), (prefixes, ep, lane, kernel) in BORROWED_MOE.items():
+        if eng != engine or not system.startswith(prefixes):
+            continue
+        vs = [v for v in versions(root, system, "moe", lane)
+              if (root / system / "moe" / lane / v / "moe_perf.parquet").exists()]
+        if not vs:
+            continue
+        df = _read(root / system / "moe" / lane / vs[-1] / "moe_perf.parquet",
+                   ("moe_dtype", "kernel_source", "num_tokens", "distribution", "latency") + MOE_SHAPE)
+        rows = df[(df["moe_dtype"] == dtype) & (df["kernel_source"] == kernel) & (df["moe_ep_size"] == ep)]
+        if len(rows):
+            out.append(rows)
+    return out
+
+
+def moe_tables(paths: list[Path | pd.DataFrame]) -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
-    (MOE_SHAPE). `paths`: moe_perf tables newest first; a shape measured in a newer table shadows older ones."""
+    (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
+    earlier entry shadows the later ones."""
     frames = []
     seen: set[tuple] = set()
     for path in paths:
-        df = _read(path, ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
+        df = path if isinstance(path, pd.DataFrame) else _read(
+            path, ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
         df = df[df["moe_dtype"].isin(MOE_DTYPES)]
         # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
         rank = df["distribution"].map({"power_law_1.01": 0, "balanced": 1}).fillna(9)
@@ -398,7 +431,8 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     mvs = versions(root, system, "moe", engine)
     mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
-    for k, (t, shp) in moe_tables([p for p in paths if p.exists()]).items():
+    lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine)]
+    for k, (t, shp) in moe_tables(lead + [p for p in paths if p.exists()]).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)

@@ -145,6 +145,41 @@ def test_full_tables_and_the_shipped_copy_agree():
     assert np.allclose(full.table("gemm.bf16")(m, 4096, 4096), small.table("gemm.bf16")(m, 4096, 4096), rtol=1e-4)
 
 
+def _moe_ms(prof, fmt: str, shape: tuple, tokens: np.ndarray) -> np.ndarray:
+    """Fused-MoE layer time (ms) of the table `moe.<fmt>` at one MOE_SHAPE key."""
+    i = prof.shape_index(f"moe.{fmt}", np.array([shape], dtype=float))
+    assert i[0] > 0, (prof.key, fmt, shape)
+    return np.asarray(prof.table(f"moe.{fmt}")(np.full(len(tokens), float(i[0])), tokens), dtype=float)
+
+
+@pytest.mark.parametrize("gpu", ["H100-SXM-80GB", "H200-SXM-141GB"])
+def test_sglang_on_hopper_times_mxfp4_experts_with_the_triton_kernels_it_runs(gpu):
+    """SGLang serves gpt-oss's MXFP4 experts on SM90 at EP 1 with OpenAI's triton_kernels, the kernel vLLM's lane
+    timed (its own lane timed the generic fused_moe_triton, ~3x slower at decode sizes): its profile reads those
+    times at EP 1 and keeps its own at EP > 1, where SGLang does not select triton_kernels. On Blackwell it runs
+    FlashInfer's MXFP4 kernel, timed in its own lane."""
+    tokens = np.array([1.0, 16.0, 64.0, 256.0])
+    sg, vl = profiles.load(gpu, "sglang", full=False), profiles.load(gpu, "vllm", full=False)
+    ep1 = (2880, 2880, 4, 128, 1, 1)        # gpt-oss-120b, one GPU
+    assert np.allclose(_moe_ms(sg, "w4a16_mxfp4", ep1, tokens), _moe_ms(vl, "w4a16_mxfp4", ep1, tokens))
+    ep2 = (2880, 2880, 4, 128, 1, 2)
+    assert (_moe_ms(sg, "w4a16_mxfp4", ep2, tokens)[1:] > 1.3 * _moe_ms(vl, "w4a16_mxfp4", ep2, tokens)[1:]).all()
+    r = inference.max_throughput("openai/gpt-oss-120b", gpu, tp=1, input_len=1024, output_len=1024,
+                                 concurrency=64, engine=["sglang", "vllm"])
+    tpot = r["tpot_ms"].to_numpy(float)
+    assert abs(tpot[0] / tpot[1] - 1.0) < 0.1
+
+
+def test_the_borrowed_moe_lane_is_built_from_the_full_tables_as_shipped():
+    pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
+    tokens = np.array([1.0, 64.0, 1024.0])
+    full = profiles.load("H100-SXM-80GB", "sglang", full=True)
+    small = profiles.load("H100-SXM-80GB", "sglang", full=False)
+    for shape in ((2880, 2880, 4, 128, 1, 1), (2880, 2880, 4, 32, 2, 1), (2880, 2880, 4, 128, 1, 4)):
+        assert np.allclose(_moe_ms(full, "w4a16_mxfp4", shape, tokens), _moe_ms(small, "w4a16_mxfp4", shape, tokens),
+                           rtol=1e-4)
+
+
 def test_profile_file_round_trip_and_bad_file(tmp_path):
     p = profiles.load("H100-SXM-80GB", "trtllm", full=False)
     f = tmp_path / "x.npz"
