@@ -33,6 +33,11 @@ RTOL = 1e-3
 
 # event kinds; priorities at equal time: commits, then arrivals, then starts
 _END, _ARRIVE, _KV, _START = 0, 1, 2, 3
+#: decimals (of a ms) event times are rounded to: replicas whose iterations end together (the same work started
+#: together) compute their end times by different sums (a closed-form segment, or one iteration at a time) that
+#: differ in the last bits; without rounding that noise, not the kinds' priorities, would order their commits
+#: against the arrivals they release, and so route requests differently
+EVENT_DECIMALS = 9
 
 
 @dataclass
@@ -650,7 +655,7 @@ class _Engine:
 
     def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
         self.seq += 1
-        heapq.heappush(self.ev, (t, kind, self.seq, rep, ver))
+        heapq.heappush(self.ev, (round(t, EVENT_DECIMALS), kind, self.seq, rep, ver))
 
     def _route(self, pool: list[_Replica]) -> _Replica:
         if len(pool) == 1:
@@ -683,7 +688,7 @@ class _Engine:
         r.xfer_ms = r.prompt * self.kv_ms_per_tok + self.kv_fixed_ms
         r.swap_kv = 0
         self.seq += 1
-        heapq.heappush(self.ev, (t, _ARRIVE, self.seq, "decode", rid))
+        heapq.heappush(self.ev, (round(t, EVENT_DECIMALS), _ARRIVE, self.seq, "decode", rid))
 
     def run(self) -> None:
         arrival_ms = self.arrival_ms
