@@ -50,7 +50,7 @@ def engine_budgets(engines: Any, gpus: Any) -> np.ndarray:
     return out
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
-ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "profile_gemm_scale",
+ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "attn_ttft_ms", "profile_gemm_scale",
                        "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
                        "profile_moe_layer_us", "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
 
@@ -59,14 +59,17 @@ ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "pro
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
 def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True, moe: bool = True,
-                  agg: Sequence[str] | None = None) -> list[tuple[list[tuple[str, ...]], float, float]]:
+                  agg: Sequence[str] | None = None, special_attn: bool = False
+                  ) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
-    # an engine whose rows are all disaggregated (`agg`: the engines with aggregated rows) cannot separate its API
-    # server's time from its KV connector's latency (both precede the first token once per request: TensorRT-LLM's
-    # Kimi-K2.5 rows put 24 or 48 ms on the one and 120 or 96 ms on the other depending on where the fit starts):
-    # it shares vLLM's, and its connector latency takes the rest
+    # an engine whose rows are all disaggregated (`agg`: the engines with aggregated rows of models without linear or
+    # sparse attention) cannot separate its API server's time from its KV connector's latency (both precede the
+    # first token once per request: TensorRT-LLM's Kimi-K2.5 rows put 24 or 48 ms on the one and 120 or 96 ms on
+    # the other depending on where the fit starts): it shares vLLM's, and its connector latency takes the rest.
+    # Likewise an engine whose aggregated rows all hold linear- or sparse-attention models (`special_attn`: rows hold
+    # such models) cannot separate its API server's time from those models' own (`attn_ttft_ms`): SGLang here
     agg = list(engines) if agg is None else list(agg)
     tied = [e for e in engines if e not in agg] if "vllm" in agg else []
     for e in engines:
@@ -86,6 +89,9 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     out += [([("profile_layer_us", e) for e in every], 1.0, 100.0)] if dense else []
     out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
+    # the models' own time before the first token: one value for the linear and the sparse kind (a held-out model
+    # of one kind takes the other's), fitted where rows hold such models
+    out += [([("attn_ttft_ms", k) for k in ATTN_TTFT_KINDS], 0.1, 1000.0)] if special_attn else []
     # the KV connector's bandwidth per GPU, per engine with disaggregated rows (`disagg`): only those identify it
     # (bounds: a TCP-like 0.5 GB/s to beyond any link; an engine without such rows keeps its default, the link's)
     out += [([("engine_kv_gbs", e)], 0.5, 2000.0) for e in disagg]
@@ -104,6 +110,16 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
 #: engine's in-engine MoE time relative to the table is fitted (bounds 0.4-1.5) where its rows identify it. The
 #: other engines' tables are the kernels they run: not fitted (1.0)
 MOE_SCALE_ENGINES = ("trtllm",)
+#: the attention kinds with a time of their own before the first token (`Efficiency` ``attn_ttft_ms``)
+ATTN_TTFT_KINDS = ("linear", "sparse")
+
+
+def _special_attn(models: Any) -> np.ndarray:
+    """Whether each model has linear (Gated DeltaNet) or sparse (DSA) attention layers."""
+    from objectives import catalog
+    kinds = {m: bool(catalog.model(m).n_linear_attn_layers or catalog.model(m).index_topk)
+             for m in pd.unique(np.asarray(models))}
+    return np.array([kinds[m] for m in models], dtype=bool)
 
 
 #: the factors fitted per engine (the others are shared): an engine without rows in a fit gets the geometric mean
@@ -348,8 +364,11 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     dis = rows[rows["mode"] == "disagg"]
     moe = _is_moe(rows["model"].unique())
     has_anchors = anchors is not None and len(anchors) > 0
+    special = _special_attn(rows["model"].to_numpy(object))
+    std_agg = rows[(rows["mode"] == "agg").to_numpy() & ~special]
     specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
-                          moe=bool(moe.any()), agg=sorted(set(_engine(rows[rows["mode"] == "agg"])) & set(engines)))
+                          moe=bool(moe.any()), agg=sorted(set(_engine(std_agg)) & set(engines)),
+                          special_attn=bool(special.any()))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])

@@ -531,6 +531,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     step_ms = eff.engine_table("engine_step_ms", engines, 1.0)
     seq_us = eff.engine_table("engine_seq_us", engines, 2.0)
     c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
+    attn = eff["attn_ttft_ms"]
+    c.ttft_model_s = np.where(has, (np.where(np.asarray(fields["n_lin"]) > 0, float(attn["linear"]), 0.0)
+                                    + np.where(np.asarray(fields["idx_topk"]) > 0, float(attn["sparse"]), 0.0)),
+                              0.0) * 1e-3
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
     # small per-layer kernels the profile's tables do not hold: every layer's (norms, rotary, KV-cache write,

@@ -50,7 +50,13 @@ tf32; links: nvlink, xgmi, pcie, roce):
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
-  offline static batch; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
+  offline static batch; ``attn_ttft_ms[kind]``: what a request of a model with linear (Gated DeltaNet) or sparse
+  (DSA) attention layers adds before its first token on a profile row, whatever the engine (ms; 0 for other
+  models). The silicon slice cannot tell it from the engine's time: its SGLang rows are its only models of those
+  kinds (Qwen3.5, GLM-5), which run on no other engine there. The fit puts that time on the models (SGLang's API
+  server then shares vLLM's, as TensorRT-LLM's does) because an API server's path does not depend on the
+  attention kind, while those models' attention runs kernels compiled and autotuned per shape (triton /
+  tilelang) that the tables time warm; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
   do not hold (norms, rotary embedding, KV-cache write, activation), µs, every layer, per engine (the silicon
   fit shares one value among vLLM, SGLang and TensorRT-LLM; `torch`'s is its own unfused layer's);
   ``profile_moe_layer_us``: what an MoE layer adds to it (router GEMM, top-k selection, the experts' input
@@ -147,6 +153,7 @@ def _default_params() -> dict[str, Any]:
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
+        "attn_ttft_ms": {"linear": 0.0, "sparse": 0.0},
         # torch: the collected H200 reference steps' unfused PyTorch layer (RMSNorm, rotary, cache write, SiLU x
         # up and residual adds as separate kernels), not an engine's fused ones: the decode steps at KV 1k run
         # 48 us per layer beyond the engines' 19 us (docs/profiles.md, "The GPU-collected H200 profile")

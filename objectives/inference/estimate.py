@@ -355,7 +355,7 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt)[0]) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
-    ttft = ttft + p.coeffs.ttft_s
+    ttft = ttft + p.coeffs.ttft_s + p.coeffs.ttft_model_s
     if conc is None:
         return ttft
     residency = ttft + (osl - 1.0) * cycle_s / osl

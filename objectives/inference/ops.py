@@ -252,6 +252,9 @@ class StepCoeffs:
     ovh_seq_s: Num       # per-sequence per-iteration host overhead, s
     #: a served request's host time before the engine schedules it (API server, tokenization), s
     ttft_s: Num = 0.0
+    #: ... and the model's own time before its first token (`Efficiency` ``attn_ttft_ms``: linear / sparse
+    #: attention layers), s; once per request, whatever the engine's front end
+    ttft_model_s: Num = 0.0
     #: closed-loop synchronization of a profile row's engine (`Efficiency` ``ttft_wave``); 1 on the roofline
     wave: Num = 1.0
     #: the share of a request's output its engine holds KV blocks for while it runs, on average over a loaded

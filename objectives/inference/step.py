@@ -73,9 +73,10 @@ class StepModel:
         KV cache (`kv_capacity_tokens` uses it; the simulator rescales capacity by gpu_memory_utilization / it)."""
         self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
         self.price_usd_per_hour: float = float(p.price) * self.n_gpus
-        self.ttft_host_ms: float = float(np.asarray(p.coeffs.ttft_s)) * 1e3
+        self.ttft_host_ms: float = float(np.asarray(p.coeffs.ttft_s) + np.asarray(p.coeffs.ttft_model_s)) * 1e3
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
-        `engine_ttft_ms` of a profile row, 0 on the roofline): added to its TTFT and end-to-end latency."""
+        `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its
+        TTFT and end-to-end latency."""
 
     def time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
                 n_prefill_seqs: Any = None) -> Any:

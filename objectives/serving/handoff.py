@@ -37,15 +37,17 @@ def front_end_passes(engines: Any) -> np.ndarray:
     return np.array([DISAGG_FRONT_END_PASSES.get(engine_key(e), 1.0) for e in np.ravel(engines)])
 
 
-def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(host ms of one API-server pass, ``ttft_wave``, resolved engine name) of each of `n` deployments, from one
-    `prepare` of their `inference.estimate` arguments `pool_kw` (roofline rows: no host time, wave 1)."""
+def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(host ms of one API-server pass, the model's own ms before its first token (``attn_ttft_ms``), ``ttft_wave``,
+    resolved engine name) of each of `n` deployments, from one `prepare` of their `inference.estimate` arguments
+    `pool_kw` (roofline rows: no host time, wave 1)."""
     kw = pool_kw
     prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
                    kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=kw.get("engine"),
                    attn_dp=kw.get("attn_dp", 1))
     if prep is None:
-        return np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object)
+        return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object)
 
     def per_row(x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -54,26 +56,29 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndar
         return np.broadcast_to(x, (n,)).copy()
     # Prepared.column gathers a factorized preparation's rows itself
     engines = np.asarray(prep.engine_names, dtype=object)[prep.column("engine_code", np.int64)]
-    return per_row(prep.coeffs.ttft_s) * 1e3, per_row(prep.coeffs.wave), np.broadcast_to(engines, (n,)).copy()
+    return (per_row(prep.coeffs.ttft_s) * 1e3, per_row(prep.coeffs.ttft_model_s) * 1e3, per_row(prep.coeffs.wave),
+            np.broadcast_to(engines, (n,)).copy())
 
 
 def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(the engine's per-request host time in ms, one API-server pass; clients' synchronization ``ttft_wave``)
-    of `n` deployments (`pool_kw`: their `inference.estimate` arguments; `eff` an Efficiency), as the closed form
-    reads them (`prepare`'s step coefficients; roofline rows: no host time, wave 1)."""
-    host, wave, _ = _engine_terms(pool_kw, n, eff)
-    return host, wave
+    """(a request's host time in ms before its first token, one API-server pass plus the model's own
+    ``attn_ttft_ms``; clients' synchronization ``ttft_wave``) of `n` deployments (`pool_kw`: their
+    `inference.estimate` arguments; `eff` an Efficiency), as the closed form reads them (`prepare`'s step
+    coefficients; roofline rows: no host time, wave 1)."""
+    host, model, wave, _ = _engine_terms(pool_kw, n, eff)
+    return host + model, wave
 
 
 def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(host ms, clients' synchronization, engine) of `n` disaggregated deployments' requests at their prefill
     pools (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request
-    host time (`host_ms`) once per pass of its P/D front end (`front_end_passes`), ``ttft_wave``, and the engine
+    host time once per pass of its P/D front end (`front_end_passes`) plus the model's own once (`host_ms`),
+    ``ttft_wave``, and the engine
     that costs each deployment (the `engine` argument with the default, None / "auto", resolved per GPU as
     `prepare` resolves it), so that engine-level behaviour (KV connector) follows the engine the step times come
     from. One `prepare` for all three."""
-    host, wave, engines = _engine_terms(pool_kw, n, eff)
-    return host * front_end_passes(engines), wave, engines
+    host, model, wave, engines = _engine_terms(pool_kw, n, eff)
+    return host * front_end_passes(engines) + model, wave, engines
 
 
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:

@@ -43,6 +43,27 @@ def test_an_engine_without_rows_gets_the_fitted_engines_mean_front_end_time(rows
     assert fe["trtllm"] == pytest.approx(np.sqrt(fe["vllm"] * fe["sglang"]), rel=1e-9) and fe["trtllm"] > 0.1
 
 
+def test_an_engine_seen_only_on_linear_or_sparse_attention_models_shares_the_api_server_time(rows):
+    """The SGLang rows here are all of Qwen3.5 (Gated DeltaNet) and GLM-5 (DSA), models no other engine runs in
+    the slice: their time before the first token cannot tell SGLang's API server from those models' own. SGLang's
+    server time is tied to vLLM's (fitted on standard-attention models) and the rest is the models'
+    (attn_ttft_ms, one value for both kinds), so a standard model on SGLang does not pay it."""
+    special = silicon._special_attn(rows["model"].to_numpy(object))
+    assert special[(rows["engine"].str.lower() == "sglang").to_numpy()].all()
+    assert not special[(rows["engine"].str.lower() == "vllm").to_numpy()].any()
+    base = default_efficiency()
+    eff, info = silicon.fit_engine_factors(rows, Efficiency(copy.deepcopy(dict(base.params)), base.meta), max_nfev=1)
+    fe, attn = eff.params["engine_ttft_ms"], eff.params["attn_ttft_ms"]
+    assert {"attn_ttft_ms.linear", "attn_ttft_ms.sparse"} <= set(info["names"])
+    assert fe["sglang"] == fe["vllm"] and attn["linear"] == attn["sparse"] > 0.0
+    # rows of standard-attention models alone fit no such time and keep SGLang's server time its own
+    std = rows[~special]
+    if len(std):
+        _, info2 = silicon.fit_engine_factors(std, Efficiency(copy.deepcopy(dict(base.params)), base.meta),
+                                              max_nfev=1)
+        assert not any(n.startswith("attn_ttft_ms") for n in info2["names"])
+
+
 def test_an_moe_layers_own_small_kernels_leave_dense_models_alone():
     """profile_moe_layer_us is paid by MoE layers only: a dense model's step does not move with it, an MoE
     model's grows by its MoE layers x the change; profile_layer_us is every layer's."""

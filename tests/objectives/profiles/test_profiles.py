@@ -472,6 +472,33 @@ def test_closed_loop_ttft_mixes_the_start_up_wave_and_the_steady_state():
     assert ttft(1.0, 32, 8192) > 8.0 * ttft(0.0, 32, 8192)
 
 
+def test_a_linear_or_sparse_attention_models_own_first_token_time_is_paid_once_on_any_engine():
+    """attn_ttft_ms adds to the TTFT of a model with linear (Qwen3.5) or sparse (GLM-5) attention layers on every
+    engine, to a standard model's on none, and once per request in a disaggregated deployment (the engine's API
+    server time counts once per pass of its P/D front end: vLLM's two)."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+    from objectives.serving.handoff import front_end
+
+    base = default_eff()
+
+    def effs(ms: float) -> Efficiency:
+        return Efficiency({**base.params, "attn_ttft_ms": {"linear": ms, "sparse": 2.0 * ms}}, base.meta)
+
+    def ttft(model: str, engine: str, ms: float) -> float:
+        return float(inference.max_throughput(model, "B200", tp=8, weight_dtype="fp8", input_len=1024,
+                                              output_len=256, concurrency=4, engine=engine,
+                                              efficiency=effs(ms))["ttft_ms"].iloc[0])
+    for engine in ("vllm", "sglang", "trtllm"):
+        assert ttft("Qwen/Qwen3.5-397B-A17B", engine, 50.0) - ttft("Qwen/Qwen3.5-397B-A17B", engine, 0.0) \
+            == pytest.approx(50.0, rel=1e-6)
+        assert ttft("zhipuai/GLM-5", engine, 50.0) - ttft("zhipuai/GLM-5", engine, 0.0) == pytest.approx(100.0, rel=1e-6)
+        assert ttft("Qwen3-235B-A22B", engine, 50.0) == pytest.approx(ttft("Qwen3-235B-A22B", engine, 0.0), rel=1e-9)
+    kw = dict(model="Qwen/Qwen3.5-397B-A17B", gpu="B200", tp=8, weight_dtype="fp8", engine="vllm")
+    (h0, _, _), (h1, _, _) = (front_end(kw, 1, effs(ms)) for ms in (0.0, 50.0))
+    assert h1[0] - h0[0] == pytest.approx(50.0, rel=1e-6)
+
+
 def test_the_engine_front_end_time_is_the_same_for_a_multimodal_checkpoint_and_a_text_model():
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
