@@ -161,12 +161,32 @@ def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0,
     return out
 
 
+#: attention kernels an engine selects by default, most preferred first, where its table timed a cell with several:
+#: SGLang's `_get_default_attn_backend` (sglang/srt/server_args.py) picks trtllm_mha on SM100 and fa3 on Hopper for
+#: standard (non-MLA) attention; its Blackwell tables also time flashinfer on a quarter of trtllm_mha's cells
+#: (median 6 % slower at decode, 11 % at prefill), which the cell median blended in
+ATTN_LANES = {"sglang": ("trtllm_mha", "fa3")}
+
+
+def _default_lane(df: pd.DataFrame, engine: str, cell: list[str]) -> pd.DataFrame:
+    """The rows of the engine's default kernel (`ATTN_LANES`) in each cell that timed it; other cells as they are."""
+    lanes = ATTN_LANES.get(engine)
+    if not lanes or "kernel_source" not in df.columns:
+        return df
+    rank = df["kernel_source"].map({k: i for i, k in enumerate(lanes)}).fillna(len(lanes))
+    best = rank.groupby([df[c] for c in cell]).transform("min")
+    return df[rank == best]
+
+
 def attention_tables(path: Path, kind: str) -> dict[str, Table]:
     df = _read(path, ("batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim", "kv_cache_dtype",
                       "step", "latency"))
     if "window_size" not in df.columns:  # older tables: full attention only
         df = df.assign(window_size=0)
     df = df[(df["head_dim"] == 128) & (df["window_size"] == 0)]
+    # <root>/<system>/attention/<engine>/<version>/<table>: the engine's default kernel where a cell has several
+    df = _default_lane(df, path.parts[-3], ["batch_size", "isl", "num_heads", "num_key_value_heads",
+                                            "kv_cache_dtype", "step"])
     return _kv_tables(*_length_axes(df, kind, gen_heads="num_key_value_heads"), per_prompt=kind == "context")
 
 

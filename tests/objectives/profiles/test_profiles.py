@@ -180,6 +180,33 @@ def test_the_borrowed_moe_lane_is_built_from_the_full_tables_as_shipped():
                            rtol=1e-4)
 
 
+def test_attention_cells_timed_with_several_kernels_keep_the_engines_default(tmp_path):
+    """SGLang's Blackwell attention tables time flashinfer beside trtllm_mha (its default there) on some cells: the
+    profile keeps trtllm_mha's time where it has one, the other kernels' median where it has none; an engine
+    without a stated default keeps every kernel's (the cell median)."""
+    from objectives.profiles.build import attention_tables
+
+    rows = []
+    for b in (1, 8, 64):
+        for kv in (1024, 4096, 16384):
+            for h in (1, 2):
+                base = 0.01 * b * kv / 1024 * h
+                rows += [("trtllm_mha", b, kv, h, base), ("flashinfer", b, kv, h, 3.0 * base),
+                         ("triton", b, kv, h, 5.0 * base)]
+    df = pd.DataFrame(rows, columns=["kernel_source", "batch_size", "step", "num_key_value_heads", "latency"]).assign(
+        isl=1, num_heads=8, head_dim=128, kv_cache_dtype="bfloat16", window_size=0)
+    df.loc[(df["batch_size"] == 64) & (df["kernel_source"] == "trtllm_mha"), "latency"] = np.nan
+    df = df.dropna()                                      # batch 64 timed by flashinfer and triton only
+    for engine, lat in (("sglang", (1.0, 4.0)), ("vllm", (3.0, 4.0))):
+        d = tmp_path / "b200_sxm" / "attention" / engine / "0.5.14"
+        d.mkdir(parents=True)
+        df.to_parquet(d / "generation_attention_perf.parquet")
+        t = attention_tables(d / "generation_attention_perf.parquet", "generation")["bf16"]
+        got = np.asarray(t(np.array([8.0, 64.0]), np.array([4097.0, 4097.0]), np.array([1.0, 1.0])), dtype=float)
+        want = np.array([lat[0] * 0.01 * 8 * 4097 / 1024, lat[1] * 0.01 * 64 * 4097 / 1024])
+        assert np.allclose(got, want, rtol=1e-3), (engine, got, want)
+
+
 def test_profile_file_round_trip_and_bad_file(tmp_path):
     p = profiles.load("H100-SXM-80GB", "trtllm", full=False)
     f = tmp_path / "x.npz"
