@@ -425,7 +425,8 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
         if (d_mla is not None and (d_mla / "generation_mla_perf.parquet").exists()
                 and (d_mla / "context_mla_perf.parquet").exists()):
             for kind in ("context", "generation"):
-                for k, t in mla_tables(d_mla / f"{kind}_mla_perf.parquet", kind).items():
+                lane = _mla_context_lane(root, system) if kind == "context" and eng != "trtllm" else None
+                for k, t in mla_tables(lane or d_mla / f"{kind}_mla_perf.parquet", kind).items():
                     tables[f"mla_{kind}.{k}"] = t
             break
     svs = versions(root, system, "sparse_attention", engine)
@@ -456,6 +457,24 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
+
+
+#: systems whose MLA prefill kernel is read from TensorRT-LLM's lane for every engine: SGLang's own Hopper table
+#: (context_mla_perf, kernel "flash_attention", the one vLLM's profile borrows too) times DeepSeek-V3's 128-head
+#: prefill at 8k tokens in 15.9 ms on H200, where TensorRT-LLM's kernel takes 4.8 ms and SGLang's own FA3 MLA
+#: module (0.5.10 wideep_context_mla_perf, kernel fa3, projections included) 6.4 ms; both engines run FA3-class
+#: kernels there (SGLang's default attention backend for DeepSeek models on SM90 is fa3). Generation kernels and
+#: the Blackwell tables agree between the lanes and stay the engine's own
+MLA_CONTEXT_FROM_TRTLLM = ("h100", "h200", "gh200")
+
+
+def _mla_context_lane(root: Path, system: str) -> Path | None:
+    """TensorRT-LLM's newest MLA prefill table on `system` where `MLA_CONTEXT_FROM_TRTLLM` names it, else None."""
+    if not system.startswith(MLA_CONTEXT_FROM_TRTLLM):
+        return None
+    vs = [v for v in versions(root, system, "mla", "trtllm")
+          if (root / system / "mla" / "trtllm" / v / "context_mla_perf.parquet").exists()]
+    return root / system / "mla" / "trtllm" / vs[-1] / "context_mla_perf.parquet" if vs else None
 
 
 def engines_in(root: Path) -> tuple[str, ...]:
