@@ -33,11 +33,13 @@ RTOL = 1e-3
 
 # event kinds; priorities at equal time: commits, then arrivals, then starts
 _END, _ARRIVE, _KV, _START = 0, 1, 2, 3
-#: decimals (of a ms) event times are rounded to: replicas whose iterations end together (the same work started
-#: together) compute their end times by different sums (a closed-form segment, or one iteration at a time) that
-#: differ in the last bits; without rounding that noise, not the kinds' priorities, would order their commits
-#: against the arrivals they release, and so route requests differently
-EVENT_DECIMALS = 9
+#: events are ordered by their time in buckets of 1 / EVENT_BUCKETS_PER_MS ms (1 ns, centred on its multiples, where
+#: costs given in round numbers put exact ties), then by kind (commits before arrivals before starts), then commits
+#: by replica: replicas whose iterations end together (in exact arithmetic:
+#: the same total work) compute their end times by different sums (a closed-form segment, or one iteration at a
+#: time) that differ in the last bits, and that noise must not decide which commits an arrival sees, nor whether
+#: it cuts a running segment. Each event keeps its exact time
+EVENT_BUCKETS_PER_MS = 1e6
 
 
 @dataclass
@@ -655,7 +657,8 @@ class _Engine:
 
     def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
         self.seq += 1
-        heapq.heappush(self.ev, (round(t, EVENT_DECIMALS), kind, self.seq, rep, ver))
+        heapq.heappush(self.ev, (int(t * EVENT_BUCKETS_PER_MS + 0.5), kind, rep.idx if kind == _END else 0, self.seq, t,
+                                 rep, ver))
 
     def _route(self, pool: list[_Replica]) -> _Replica:
         if len(pool) == 1:
@@ -688,7 +691,7 @@ class _Engine:
         r.xfer_ms = r.prompt * self.kv_ms_per_tok + self.kv_fixed_ms
         r.swap_kv = 0
         self.seq += 1
-        heapq.heappush(self.ev, (round(t, EVENT_DECIMALS), _ARRIVE, self.seq, "decode", rid))
+        heapq.heappush(self.ev, (int(t * EVENT_BUCKETS_PER_MS + 0.5), _ARRIVE, 0, self.seq, t, "decode", rid))
 
     def run(self) -> None:
         arrival_ms = self.arrival_ms
@@ -703,7 +706,7 @@ class _Engine:
         ev = self.ev
         pop = heapq.heappop
         while ev:
-            t, kind, _, rep, ver = pop(ev)
+            _, kind, _, _, t, rep, ver = pop(ev)
             if kind == _END:
                 if rep.version == ver and rep.state == "busy":
                     rep.commit(t)

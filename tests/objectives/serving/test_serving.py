@@ -435,8 +435,11 @@ def test_swap_costs_host_link_time():
 @given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 40), seed=st.integers(0, 3),
        dp=st.integers(1, 2))
 # two replicas whose decodes end together, their end times summed differently by the two paths (last-bit noise):
-# the arrivals their finishes release were routed by that noise (engine.EVENT_DECIMALS)
+# the arrivals their finishes release were routed by that noise (engine.EVENT_BUCKETS_PER_MS)
 @example(load={"concurrency": 6}, inp=serving.Dist("lognormal", mean=20, std=1, max=600), out=3,
+         sched=Scheduler(max_batch_size=4, max_num_tokens=256, chunked_prefill=False, policy="decode_priority",
+                         preemption="recompute", kv_capacity_tokens=2000), n=14, seed=2, dp=2)
+@example(load={"concurrency": 6}, inp=serving.Dist("lognormal", mean=20, std=1, max=600), out=15,
          sched=Scheduler(max_batch_size=4, max_num_tokens=256, chunked_prefill=False, policy="decode_priority",
                          preemption="recompute", kv_capacity_tokens=2000), n=14, seed=2, dp=2)
 def test_event_skipping_equals_stepping_every_iteration(load, inp, out, sched, n, seed, dp):
