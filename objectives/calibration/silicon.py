@@ -390,6 +390,13 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
         for name in PER_ENGINE_FACTORS:
             mean = float(np.exp(np.mean([np.log(eff.params[name][e]) for e in engines])))
             eff = _with(eff, [([(name, e) for e in absent], 0.0, 0.0)], np.array([mean]))
+    # ... and an engine without disaggregated rows the KV connector latency of those with them: its unfitted 0 ms
+    # would claim a connector without setup cost (SGLang's P/D deployments had been predicted so)
+    kv_fit = sorted(set(_engine(dis)) & set(engines))
+    no_kv = [e for e in ENGINE_BUDGETS if e not in kv_fit]
+    if kv_fit and no_kv:
+        mean = float(np.exp(np.mean([np.log(eff.params["engine_kv_ms"][e]) for e in kv_fit])))
+        eff = _with(eff, [([("engine_kv_ms", e) for e in no_kv], 0.0, 0.0)], np.array([mean]))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from objectives.calibration import silicon
@@ -62,6 +63,24 @@ def test_an_engine_seen_only_on_linear_or_sparse_attention_models_shares_the_api
         _, info2 = silicon.fit_engine_factors(std, Efficiency(copy.deepcopy(dict(base.params)), base.meta),
                                               max_nfev=1)
         assert not any(n.startswith("attn_ttft_ms") for n in info2["names"])
+
+
+def test_an_engine_without_disaggregated_rows_gets_the_fitted_kv_connector_latency():
+    """SGLang has no disaggregated row: its KV connector's latency per request is the geometric mean of the
+    engines that have them (here vLLM's), not its unfitted 0 ms."""
+    try:
+        r, _ = silicon.load_rows()
+    except FileNotFoundError:
+        pytest.skip("the silicon measurements (../shared/calibration) are not in this checkout")
+    eng = r["engine"].str.lower()
+    rows = pd.concat([r[(r["mode"] == "disagg") & (eng == "vllm")].head(4),
+                      r[(r["mode"] == "agg") & (eng == "sglang")].head(2)])
+    base = default_efficiency()
+    assert base.params["engine_kv_ms"]["sglang"] == 0.0
+    eff, info = silicon.fit_engine_factors(rows, Efficiency(copy.deepcopy(dict(base.params)), base.meta), max_nfev=1)
+    kv = eff.params["engine_kv_ms"]
+    assert "engine_kv_ms.vllm" in info["names"] and "engine_kv_ms.sglang" not in info["names"]
+    assert kv["sglang"] == pytest.approx(kv["vllm"], rel=1e-9) and kv["trtllm"] == pytest.approx(kv["vllm"], rel=1e-9)
 
 
 def test_an_moe_layers_own_small_kernels_leave_dense_models_alone():
