@@ -385,18 +385,19 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale="jac",
                         max_nfev=max_nfev, diff_step=1e-2)
     eff = _with(base, specs, res.x)
-    absent = [e for e in ENGINE_BUDGETS if e not in engines]
-    if engines and absent:  # engines without rows: the geometric mean of the fitted engines' per-engine factors
-        for name in PER_ENGINE_FACTORS:
-            mean = float(np.exp(np.mean([np.log(eff.params[name][e]) for e in engines])))
-            eff = _with(eff, [([(name, e) for e in absent], 0.0, 0.0)], np.array([mean]))
+
+    def borrow(eff: Efficiency, name: str, fitted: Sequence[str]) -> Efficiency:
+        """Engines outside `fitted` take the geometric mean of the fitted engines' factor `name`."""
+        absent = [e for e in ENGINE_BUDGETS if e not in fitted]
+        if not fitted or not absent:
+            return eff
+        mean = float(np.exp(np.mean([np.log(eff.params[name][e]) for e in fitted])))
+        return _with(eff, [([(name, e) for e in absent], 0.0, 0.0)], np.array([mean]))
+    for name in PER_ENGINE_FACTORS:  # engines without rows
+        eff = borrow(eff, name, engines)
     # ... and an engine without disaggregated rows the KV connector latency of those with them: its unfitted 0 ms
     # would claim a connector without setup cost (SGLang's P/D deployments had been predicted so)
-    kv_fit = sorted(set(_engine(dis)) & set(engines))
-    no_kv = [e for e in ENGINE_BUDGETS if e not in kv_fit]
-    if kv_fit and no_kv:
-        mean = float(np.exp(np.mean([np.log(eff.params["engine_kv_ms"][e]) for e in kv_fit])))
-        eff = _with(eff, [([("engine_kv_ms", e) for e in no_kv], 0.0, 0.0)], np.array([mean]))
+    eff = borrow(eff, "engine_kv_ms", sorted(set(_engine(dis)) & set(engines)))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}

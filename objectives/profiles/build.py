@@ -83,6 +83,12 @@ def versions(root: Path, system: str, op: str, engine: str) -> list[str]:
     return sorted((p.name for p in d.iterdir() if p.is_dir()), key=_vkey) if d.is_dir() else []
 
 
+def _newest_table(root: Path, system: str, op: str, engine: str, fname: str) -> Path | None:
+    """`<root>/<system>/<op>/<engine>/<version>/<fname>` of the newest version that has that table, else None."""
+    vs = [v for v in versions(root, system, op, engine) if (root / system / op / engine / v / fname).exists()]
+    return root / system / op / engine / vs[-1] / fname if vs else None
+
+
 def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     df = pd.read_parquet(path)
     missing = [c for c in required if c not in df.columns]
@@ -276,12 +282,10 @@ def borrowed_moe_rows(root: Path, system: str, engine: str) -> list[pd.DataFrame
     for (eng, dtype), (prefixes, ep, lane, kernel) in BORROWED_MOE.items():
         if eng != engine or not system.startswith(prefixes):
             continue
-        vs = [v for v in versions(root, system, "moe", lane)
-              if (root / system / "moe" / lane / v / "moe_perf.parquet").exists()]
-        if not vs:
+        path = _newest_table(root, system, "moe", lane, "moe_perf.parquet")
+        if path is None:
             continue
-        df = _read(root / system / "moe" / lane / vs[-1] / "moe_perf.parquet",
-                   ("moe_dtype", "kernel_source", "num_tokens", "distribution", "latency") + MOE_SHAPE)
+        df = _read(path, ("moe_dtype", "kernel_source", "num_tokens", "distribution", "latency") + MOE_SHAPE)
         rows = df[(df["moe_dtype"] == dtype) & (df["kernel_source"] == kernel) & (df["moe_ep_size"] == ep)]
         if len(rows):
             out.append(rows)
@@ -472,9 +476,7 @@ def _mla_context_lane(root: Path, system: str) -> Path | None:
     """TensorRT-LLM's newest MLA prefill table on `system` where `MLA_CONTEXT_FROM_TRTLLM` names it, else None."""
     if not system.startswith(MLA_CONTEXT_FROM_TRTLLM):
         return None
-    vs = [v for v in versions(root, system, "mla", "trtllm")
-          if (root / system / "mla" / "trtllm" / v / "context_mla_perf.parquet").exists()]
-    return root / system / "mla" / "trtllm" / vs[-1] / "context_mla_perf.parquet" if vs else None
+    return _newest_table(root, system, "mla", "trtllm", "context_mla_perf.parquet")
 
 
 def engines_in(root: Path) -> tuple[str, ...]:

@@ -142,10 +142,14 @@ class _Replica:
         q, m = divmod(s + B - 1, B)
         return self.Q + self.n * q + (sum(self.cnt[B - m:]) if m else 0)
 
+    def _whole_blocks(self, r: _Req) -> int:
+        """KV blocks of request r's whole sequence: its prompt and its remaining output."""
+        return -(-(r.prompt + r.out - r.gen) // self.B)
+
     def _run(self, rid: int, r: _Req) -> None:
         """Request rid joins the running set; its whole sequence's blocks join `resv`."""
         self.running[rid] = None
-        r.whole = -(-(r.prompt + r.out - r.gen) // self.B)
+        r.whole = self._whole_blocks(r)
         self.resv += r.whole
 
     def _unrun(self, rid: int, r: _Req) -> None:
@@ -320,7 +324,7 @@ class _Replica:
             r = reqs[rid]
             floor = 0 if not self.running else self.wm
             # under no-evict a request also reserves the blocks of its remaining output
-            rest = -(-(r.prompt + r.out - r.gen) // B) - -(-r.prompt // B) if self.no_evict else 0
+            rest = self._whole_blocks(r) - -(-r.prompt // B) if self.no_evict else 0
             if r.prefilled >= r.prompt:      # KV computed (disaggregated handoff): read it, then decode
                 need = -(-(r.prompt + 1) // B)
                 if free - need - rest < floor:
@@ -535,7 +539,7 @@ class _Replica:
             if self.pc is not None:
                 self._pc_insert(rid)
             r.gen += 1
-            w = -(-(r.prompt + r.out - r.gen) // self.B)
+            w = self._whole_blocks(r)
             self.resv += w - r.whole
             r.whole = w
             if r.first != r.first:      # NaN: first token
@@ -690,8 +694,7 @@ class _Engine:
         r.first = float("nan")
         r.xfer_ms = r.prompt * self.kv_ms_per_tok + self.kv_fixed_ms
         r.swap_kv = 0
-        self.seq += 1
-        heapq.heappush(self.ev, (int(t * EVENT_BUCKETS_PER_MS + 0.5), _ARRIVE, 0, self.seq, t, "decode", rid))
+        self.push(t, _ARRIVE, "decode", rid)
 
     def run(self) -> None:
         arrival_ms = self.arrival_ms

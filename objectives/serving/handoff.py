@@ -73,10 +73,9 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray,
     """(host ms, clients' synchronization, engine) of `n` disaggregated deployments' requests at their prefill
     pools (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request
     host time once per pass of its P/D front end (`front_end_passes`) plus the model's own once (`host_ms`),
-    ``ttft_wave``, and the engine
-    that costs each deployment (the `engine` argument with the default, None / "auto", resolved per GPU as
-    `prepare` resolves it), so that engine-level behaviour (KV connector) follows the engine the step times come
-    from. One `prepare` for all three."""
+    ``ttft_wave``, and the engine that costs each deployment (the `engine` argument with the default, None /
+    "auto", resolved per GPU as `prepare` resolves it), so that engine-level behaviour (KV connector) follows the
+    engine the step times come from. One `prepare` for all three."""
     host, model, wave, engines = _engine_terms(pool_kw, n, eff)
     return host * front_end_passes(engines) + model, wave, engines
 
