@@ -661,8 +661,10 @@ class _Engine:
 
     def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
         self.seq += 1
-        heapq.heappush(self.ev, (int(t * EVENT_BUCKETS_PER_MS + 0.5), kind, rep.idx if kind == _END else 0, self.seq, t,
-                                 rep, ver))
+        b = t * EVENT_BUCKETS_PER_MS + 0.5
+        # an arrival that never comes (a rate so small its gaps overflow to inf) keeps an infinite key: last
+        key = int(b) if b < math.inf else b
+        heapq.heappush(self.ev, (key, kind, rep.idx if kind == _END else 0, self.seq, t, rep, ver))
 
     def _route(self, pool: list[_Replica]) -> _Replica:
         if len(pool) == 1:
