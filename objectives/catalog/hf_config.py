@@ -44,7 +44,10 @@ nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` of "M" (Mamba-2 m
                (MLP, squared-ReLU, `intermediate_size`) blocks. Recorded as n_layers = mixer blocks, of which the
                "M" ones are linear (`mamba_num_heads`, `mamba_head_dim`, `n_groups`, `ssm_state_size`,
                `conv_kernel`), and `ffn` = the MLP width averaged over the mixer layers (parameters and FLOPs
-               exact; the all-reduce count is per mixer layer). "E" (MoE) blocks are not supported.
+               exact; the all-reduce count is per mixer layer). Nemotron-3: "E" (MoE) blocks instead of "-"
+               (`n_routed_experts`, `num_experts_per_tok`, `moe_intermediate_size`, a shared expert of
+               `moe_shared_expert_intermediate_size`) sit on that many mixer layers, the others have no MLP
+               (ffn 0, as leading dense layers); latent MoE (`moe_latent_size`, Super / Ultra) is an error.
 =============  ===========================================================================================
 
 Quantization: `quantization_config` inside config.json (quant_method fp8 with or without `weight_block_size`,
@@ -389,26 +392,42 @@ def _deepseek_dsa(c: _Cfg) -> dict[str, Any]:
 
 def _nemotron_h(c: _Cfg) -> dict[str, Any]:
     pattern = str(c.req("hybrid_override_pattern"))
-    bad = sorted(set(pattern) - set("M*-"))
+    bad = sorted(set(pattern) - set("M*-E"))
     if bad:
-        what = " ('E' = MoE blocks, Nemotron-3)" if "E" in bad else ""
-        raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has block kinds {bad}{what} that "
-                           "cannot be costed; supported: 'M' (Mamba-2), '*' (attention), '-' (MLP)")
+        raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has block kinds {bad} that "
+                           "cannot be costed; supported: 'M' (Mamba-2), '*' (attention), '-' (MLP), 'E' (MoE)")
     if len(pattern) != c.int("num_hidden_layers"):
         raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has {len(pattern)} blocks for "
                            f"num_hidden_layers={c.cfg['num_hidden_layers']}")
-    n_mamba, n_attn, n_mlp = pattern.count("M"), pattern.count("*"), pattern.count("-")
+    n_mamba, n_attn, n_mlp, n_moe = pattern.count("M"), pattern.count("*"), pattern.count("-"), pattern.count("E")
     mixers = n_mamba + n_attn
-    if mixers == 0 or n_mlp == 0:
+    if mixers == 0 or n_mlp + n_moe == 0:
         raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern {pattern!r} needs mixer ('M'/'*') "
-                           "and MLP ('-') blocks")
+                           "and MLP ('-') or MoE ('E') blocks")
+    moe: dict[str, Any] = {}
+    if n_moe:  # Nemotron-3: MoE blocks between the mixers (squared-ReLU experts plus a shared expert)
+        if n_mlp:
+            raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern mixes MLP ('-') and MoE ('E') "
+                               "blocks; only one kind of feed-forward block per model is supported")
+        if n_moe > mixers:
+            raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has {n_moe} MoE blocks for "
+                               f"{mixers} mixer blocks; at most one feed-forward block per mixer is supported")
+        if c.opt("moe_latent_size", None):
+            raise CatalogError(f"config.json for {c.arch}: moe_latent_size={c.cfg['moe_latent_size']} (latent MoE: "
+                               "experts on a down-projected token) cannot be costed; supported: experts on the "
+                               "hidden state (moe_latent_size absent or null)")
+        n_shared = int(c.opt("n_shared_experts", 0))
+        # the MoE blocks sit on n_moe of the mixer layers; the others carry no feed-forward block (ffn 0)
+        moe = dict(ffn=0, moe_ffn=c.int("moe_intermediate_size"), n_experts=c.int("n_routed_experts"),
+                   top_k=c.int("num_experts_per_tok"), first_k_dense=mixers - n_moe, n_shared_experts=n_shared,
+                   shared_ffn=n_shared * int(c.opt("moe_shared_expert_intermediate_size", 0)))
     hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
-    return dict(
+    d = dict(
         n_layers=mixers, hidden=hidden, n_heads=n_heads,
         n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
         head_dim=int(c.opt("attention_head_dim", c.opt("head_dim", hidden // max(n_heads, 1)))),
         # the MLP blocks' width spread over the mixer layers (exact parameter and FLOP totals)
-        ffn=int(round(n_mlp * c.int("intermediate_size") / mixers)),
+        ffn=int(round(n_mlp * c.int("intermediate_size") / mixers)) if n_mlp else 0,
         vocab=c.int("vocab_size"), gated_mlp=False,  # squared-ReLU MLP, two matrices
         tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
         max_position=int(c.opt("max_position_embeddings", 0)),
@@ -418,7 +437,8 @@ def _nemotron_h(c: _Cfg) -> dict[str, Any]:
         linear_conv_kernel=c.int("conv_kernel"),
         linear_state_dtype=_dtype_name(c.opt("mamba_ssm_cache_dtype", "")),
     )
-
+    d.update(moe)
+    return d
 
 
 def _gpt2(c: _Cfg) -> dict[str, Any]:

@@ -163,8 +163,11 @@ class Catalog:
             model = model_from_hf_config(model)
         for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab"):
             v = getattr(model, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise CatalogError(f"model {model.name!r}: field {f!r} = {v!r} must be a positive integer")
+            # ffn 0: an MoE model whose layers without experts have no MLP block (Nemotron-3)
+            zero_ok = f == "ffn" and model.n_experts > 0
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not zero_ok):
+                raise CatalogError(f"model {model.name!r}: field {f!r} = {v!r} must be a positive integer"
+                                   + (" (0 only for an MoE model)" if f == "ffn" else ""))
         if model.n_experts and not (0 < model.top_k <= model.n_experts and model.moe_ffn > 0):
             raise CatalogError(f"model {model.name!r}: MoE needs 0 < top_k <= n_experts and moe_ffn > 0 "
                                f"(got top_k={model.top_k}, n_experts={model.n_experts}, moe_ffn={model.moe_ffn})")

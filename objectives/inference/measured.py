@@ -499,9 +499,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     n_moe = m["n_moe_layers"]
     n_dense = L - n_moe
     ffn = np.maximum(m["ffn"], 1.0)
-    dense = n_dense > 0
-    tok = tok + col(n_dense) * (gemm(Mg, col(n_mat * ffn / tp), col(h), check=dense)
-                                + gemm(Mg, col(h), col(ffn / tp), check=dense))
+    dense = (n_dense > 0) & (m["ffn"] > 0)  # ffn 0: mixer layers without an MLP block (Nemotron-3)
+    tok = tok + col(np.where(dense, n_dense, 0.0)) * (gemm(Mg, col(n_mat * ffn / tp), col(h), check=dense)
+                                                      + gemm(Mg, col(h), col(ffn / tp), check=dense))
     if (n_moe > 0).any():
         ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
         sh = np.maximum(m["shared_ffn"], 1.0)

@@ -35,6 +35,7 @@ SHAPES = [
     ("Llama-4-Scout", 48, 0, 40, 8, 16, 1, 36, 8192),            # chunked attention on 3 of every 4 layers
     ("Llama-4-Maverick", 48, 0, 40, 8, 128, 1, 36, 8192),
     ("Nemotron-H-56B", 64, 54, 64, 8, 0, 0, 0, 0),               # 54 'M' + 10 '*' mixers, 54 '-' MLPs
+    ("Nemotron-3-Nano-30B-A3B", 29, 23, 32, 2, 128, 6, 0, 0),    # 23 'M' + 6 '*' mixers, 23 'E' MoE blocks
     ("gemma-2-9b", 42, 0, 16, 8, 0, 0, 21, 4096),                # even layers slide
     ("gemma-3-12b", 48, 0, 16, 8, 0, 0, 40, 1024),               # every 6th layer global
     ("Phi-3-mini", 32, 0, 32, 32, 0, 0, 32, 2047),
@@ -61,6 +62,12 @@ def test_hybrid_and_sparse_details():
     assert (n.linear_attn_kind, n.linear_num_k_heads, n.linear_num_v_heads, n.linear_head_k_dim,
             n.linear_head_v_dim, n.linear_conv_kernel, n.gated_mlp) == ("mamba2", 8, 256, 256, 64, 4, False)
     assert n.ffn * n.n_layers == 54 * 32768  # the 54 MLP blocks' width spread over the 64 mixer layers
+    n3 = catalog.model("Nemotron-3-Nano-30B-A3B")
+    # 23 MoE blocks on 23 of the 29 mixer layers; the other 6 carry no MLP (ffn 0), squared-ReLU experts
+    assert (mm.n_moe_layers(n3), n3.ffn, n3.moe_ffn, n3.n_shared_experts, n3.shared_ffn, n3.gated_mlp) == \
+        (23, 0, 1856, 1, 3712, False)
+    assert catalog.model("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-FP8").quant_weight_dtype == "fp8"
+    assert catalog.model("Nemotron-3-Nano-30B-A3B-NVFP4").quant_scheme == "nvfp4"
     g = catalog.model("GLM-5")
     assert (g.index_topk, g.index_n_heads, g.index_head_dim, g.kv_lora_rank, g.q_lora_rank, g.v_head_dim) == \
         (2048, 32, 128, 512, 2048, 256)
@@ -74,13 +81,15 @@ def test_hybrid_and_sparse_details():
 # "1.04 trillion total parameters, 32 billion activated"; zai-org/GLM-5 model card "744B (40B active)";
 # Meta Llama 4 model card: Scout 109B total / 17B active, Maverick 400B / 17B; Gemma 2 report Table 1:
 # 9B = 917M embedding + 8,324M non-embedding; Gemma 3 report Table 1: 12B = 1,012M embedding + 10,759M
-# non-embedding (+417M vision, not costed); Phi-3 report: phi-3-mini 3.8B; DeepSeek-V3.2 = DeepSeek-V3 671B main.
+# non-embedding (+417M vision, not costed); Phi-3 report: phi-3-mini 3.8B; DeepSeek-V3.2 = DeepSeek-V3 671B main;
+# NVIDIA-Nemotron-3-Nano-30B-A3B model card: 31.6B total, 3.2B active (3.6B with embeddings).
 PUBLISHED = [  # name, total, active (None: not checked), input embedding counted in "active"
     ("MiniMax-M2.5", 230e9, None, True), ("Qwen3.5-397B-A17B", 397e9, 17e9, True),
     ("Qwen3.5-27B", 27e9, None, True), ("Kimi-K2.5", 1.04e12, 32e9, False), ("GLM-5", 744e9, 40e9, False),
     ("Llama-4-Scout", 109e9, 17e9, True), ("Llama-4-Maverick", 400e9, 17e9, True),
     ("Nemotron-H-56B", 56e9, None, True), ("gemma-2-9b", 917e6 + 8324e6, None, True),
     ("gemma-3-12b", 1012e6 + 10759e6, None, True), ("Phi-3-mini", 3.8e9, None, True),
+    ("Nemotron-3-Nano-30B-A3B", 31.6e9, 3.2e9, False),
     ("DeepSeek-V3.2", 671e9, None, True),  # active: V3's 37B plus the indexer (~0.9B), not published separately
 ]
 
@@ -114,7 +123,8 @@ def test_multimodal_wrappers_read_their_text_config():
 
 
 def test_layer_costs_agree_with_the_catalog_parameter_and_cache_counts():
-    for name in ("Qwen3.5-397B-A17B", "Nemotron-H-56B", "GLM-5", "Llama-4-Maverick", "gpt-oss-120b", "Kimi-K2.5"):
+    for name in ("Qwen3.5-397B-A17B", "Nemotron-H-56B", "GLM-5", "Llama-4-Maverick", "gpt-oss-120b", "Kimi-K2.5",
+                 "Nemotron-3-Nano-30B-A3B"):
         m = catalog.model(name)
         lc = layer_costs(ModelShape.from_models([m]), 1.0)
         assert lc.dense_params + lc.expert_params * m.n_experts + lc.embed_params == \
@@ -180,6 +190,19 @@ def test_new_families_run_through_the_estimator():
     df = inference.estimate(names, "H200", tp=8, weight_dtype="fp8", batch_size=16, input_len=2048, output_len=256)
     assert len(df) == len(names)
     assert np.isfinite(df["tpot_ms"]).all() and (df["tpot_ms"] > 0).all()
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "roofline"])
+def test_nemotron3_moe_hybrid_is_costed_on_every_engine(engine):
+    """Mamba-2 / attention mixers with MoE blocks: measured where the engine has a profile; the six mixer layers
+    without a feed-forward block cost less than the same layers given a dense MLP."""
+    m = catalog.model("Nemotron-3-Nano-30B-A3B")
+    with_mlp = dataclasses.replace(m, name="nano-with-mlp", hf_id="", aliases=(), ffn=4 * m.hidden)
+    df = inference.estimate([m, with_mlp], "H100", tp=1, batch_size=32, input_len=2048, output_len=256,
+                            engine=engine)
+    assert df["fits"].all() and np.isfinite(df[["ttft_ms", "tpot_ms"]].to_numpy()).all()
+    assert set(df["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
+    assert df["tpot_ms"].iloc[0] < df["tpot_ms"].iloc[1] and df["ttft_ms"].iloc[0] < df["ttft_ms"].iloc[1]
 
 
 # ------------------------------------------------------------------------------------------ names and checkpoints
@@ -329,8 +352,18 @@ def test_architectures_that_cannot_be_costed_name_the_field():
         catalog.model_from_hf_config({"architectures": ["Gemma4ForConditionalGeneration"], "model_type": "gemma4",
                                       "text_config": {"model_type": "gemma4_text", "hidden_size": 2816}})
     nem = {k: v for k, v in _raw("Nemotron-H-56B").items() if k not in ("name", "hf_id", "aliases", "source")}
-    with pytest.raises(CatalogError, match=r"hybrid_override_pattern has block kinds \['E'\]"):
-        catalog.model_from_hf_config(dict(nem, hybrid_override_pattern="ME*-" * 2, num_hidden_layers=8))
+    with pytest.raises(CatalogError, match=r"hybrid_override_pattern has block kinds \['X'\]"):
+        catalog.model_from_hf_config(dict(nem, hybrid_override_pattern="MX*-" * 2, num_hidden_layers=8))
+    nano = {k: v for k, v in _raw("Nemotron-3-Nano-30B-A3B").items() if k not in ("name", "hf_id", "aliases", "source")}
+    with pytest.raises(CatalogError, match=r"mixes MLP \('-'\) and MoE \('E'\) blocks"):
+        catalog.model_from_hf_config(dict(nano, hybrid_override_pattern="ME*-" * 2, num_hidden_layers=8))
+    with pytest.raises(CatalogError, match="3 MoE blocks for 2 mixer blocks"):
+        catalog.model_from_hf_config(dict(nano, hybrid_override_pattern="MEEE*", num_hidden_layers=5))
+    with pytest.raises(CatalogError, match="moe_latent_size=1024 .latent MoE"):  # Nemotron-3 Super / Ultra
+        catalog.model_from_hf_config(dict(nano, moe_latent_size=1024))
+    with pytest.raises(CatalogError, match=r"field 'ffn' = 0 must be a positive integer \(0 only for an MoE model\)"):
+        Catalog().register_model(dataclasses.replace(catalog.model("Nemotron-H-56B"), name="no-mlp", hf_id="",
+                                                     aliases=(), ffn=0))
     with pytest.raises(CatalogError, match="lacks the required field 'hybrid_override_pattern'"):
         catalog.model_from_hf_config({k: v for k, v in nem.items() if k != "hybrid_override_pattern"})
     qwen = _raw("Qwen3.5-27B")
