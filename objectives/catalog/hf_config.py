@@ -418,15 +418,15 @@ def _nemotron_h(c: _Cfg) -> dict[str, Any]:
                                "hidden state (moe_latent_size absent or null)")
         n_shared = int(c.opt("n_shared_experts", 0))
         # the MoE blocks sit on n_moe of the mixer layers; the others carry no feed-forward block (ffn 0)
-        moe = dict(ffn=0, moe_ffn=c.int("moe_intermediate_size"), n_experts=c.int("n_routed_experts"),
+        moe = dict(moe_ffn=c.int("moe_intermediate_size"), n_experts=c.int("n_routed_experts"),
                    top_k=c.int("num_experts_per_tok"), first_k_dense=mixers - n_moe, n_shared_experts=n_shared,
                    shared_ffn=n_shared * int(c.opt("moe_shared_expert_intermediate_size", 0)))
     hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
-    d = dict(
+    return dict(
         n_layers=mixers, hidden=hidden, n_heads=n_heads,
         n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
         head_dim=int(c.opt("attention_head_dim", c.opt("head_dim", hidden // max(n_heads, 1)))),
-        # the MLP blocks' width spread over the mixer layers (exact parameter and FLOP totals)
+        # the MLP blocks' width spread over the mixer layers (exact parameter and FLOP totals); 0 without MLP blocks
         ffn=int(round(n_mlp * c.int("intermediate_size") / mixers)) if n_mlp else 0,
         vocab=c.int("vocab_size"), gated_mlp=False,  # squared-ReLU MLP, two matrices
         tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
@@ -436,9 +436,8 @@ def _nemotron_h(c: _Cfg) -> dict[str, Any]:
         linear_head_k_dim=c.int("ssm_state_size"), linear_head_v_dim=c.int("mamba_head_dim"),
         linear_conv_kernel=c.int("conv_kernel"),
         linear_state_dtype=_dtype_name(c.opt("mamba_ssm_cache_dtype", "")),
+        **moe,
     )
-    d.update(moe)
-    return d
 
 
 def _gpt2(c: _Cfg) -> dict[str, Any]:
