@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +29,14 @@ def _aic_table(op: str, engine: str, version: str, name: str) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def collected(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], float]:
+def collected(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     out = tmp_path_factory.mktemp("profile")
-    t0 = time.perf_counter()
     written = C.collect(out, device="cpu", quick=True, system="test_cpu", ranks=[])
-    return out, written, time.perf_counter() - t0
+    return out, written
 
 
 def test_quick_cpu_writes_the_aiconfigurator_layout(collected):
-    out, written, elapsed = collected
-    assert elapsed < 20.0, f"--quick on CPU took {elapsed:.1f} s"
+    out, written = collected
     import torch
     ver = str(torch.__version__)
     assert set(written) == {"gemm_perf", "context_attention_perf", "generation_attention_perf"}  # no comm: 1 device
@@ -61,7 +58,7 @@ def test_quick_cpu_writes_the_aiconfigurator_layout(collected):
                                           ("context_attention_perf", "attention", "0.24.0"),
                                           ("generation_attention_perf", "attention", "0.24.0")])
 def test_schema_matches_aiconfigurator_tables(collected, table, op, ver):
-    _, written, _ = collected
+    _, written = collected
     mine = pq.read_schema(written[table])
     orig_path = _aic_table(op, "vllm", ver, table)
     expected = {"gemm_perf": C.GEMM_COLUMNS}.get(table, C.ATTN_COLUMNS)
@@ -73,8 +70,20 @@ def test_schema_matches_aiconfigurator_tables(collected, table, op, ver):
     assert [str(t) for t in mine.types] == [str(t) for t in orig.types]
 
 
+def test_quick_grid_is_a_small_part_of_the_cpu_grid():
+    """--quick stays seconds on CI by its work, not by a wall clock: a few tiny shapes."""
+    quick, full = C.make_grid(True, "cpu"), C.make_grid(False, "cpu")
+
+    def gemm_macs(g):   # multiply-adds of one pass over the GEMM grid
+        return sum(g.gemm_m) * sum(g.gemm_n) * sum(g.gemm_k)
+
+    assert len(quick.gemm_m) * len(quick.gemm_n) * len(quick.gemm_k) <= 64
+    assert gemm_macs(quick) * 1000 < gemm_macs(full)
+    assert quick.ctx_max_tokens * 8 <= full.ctx_max_tokens and quick.gen_max_tokens * 64 <= full.gen_max_tokens
+
+
 def test_values_are_positive_finite_and_follow_the_conventions(collected):
-    _, written, _ = collected
+    _, written = collected
     g = pd.read_parquet(written["gemm_perf"])
     grid = C.make_grid(True, "cpu")
     assert len(g) == 2 * len(grid.gemm_m) * len(grid.gemm_n) * len(grid.gemm_k)  # float32 and bfloat16 on CPU by default
@@ -97,7 +106,7 @@ def test_values_are_positive_finite_and_follow_the_conventions(collected):
 
 
 def test_larger_work_is_not_faster(collected):
-    _, written, _ = collected
+    _, written = collected
     g = pd.read_parquet(written["gemm_perf"])
     g = g[g["gemm_dtype"] == "float32"].assign(macs=lambda d: d["m"] * d["n"] * d["k"]).sort_values("macs")
     # 4,096x more multiply-adds: slower by far more than any noise
