@@ -2,7 +2,8 @@
 
 fit:    fit the efficiency factors on the calibration CSV, write objectives/data/efficiency.json (parameters, fit
         date, data sha256, row counts, leave-one-source-out MdAPE) and print MdAPE per metric, source and GPU.
-report: write objectives/data/fidelity/report.md and predicted_vs_measured.png from the fitted factors.
+report: write objectives/data/fidelity/report.md and predicted_vs_measured.png from the fitted factors (--loso:
+        rerun the leave-one-source-out refits from them and report those, per engine version and per metric).
 --kind training: the training model instead (objectives/data/training/factors.json; report prints its tables).
 bands:  held-out (leave-one-source-out / leave-one-model-out) residuals of the published, silicon and training rows
         -> objectives/data/uncertainty.json (split-conformal bands, objectives/uncertainty.py) and the honesty
@@ -21,7 +22,7 @@ from objectives.inference.efficiency import DATA_FILE, FAMILY_FALLBACK, load_eff
 from .data import load, sha256
 from .fit import fit
 from .predict import mark_unknown
-from .report import TARGETS, itl_table, loso, mdape_table, scored, serving_rows, text_tables, write_report
+from .report import TARGETS, itl_table, loso, loso_summary, mdape_table, scored, serving_rows, text_tables, write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="calibration CSV (default <repo>/../shared/calibration/...)")
     ap.add_argument("--out", default=str(DATA_FILE), help="efficiency JSON to write/read")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits")
+    ap.add_argument("--loso", action="store_true",
+                    help="report: rerun the leave-one-source-out refits (about a minute) instead of the ones the "
+                         "efficiency file records, and report them per engine version and per metric")
     ap.add_argument("--max-nfev", type=int, default=400)
     ap.add_argument("--kind", choices=["inference", "training"], default="inference",
                     help="cost model to fit or report (training: objectives/calibration/training.py)")
@@ -91,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         eff = type(eff)(eff.params, meta)
         if not args.no_loso:
-            lt = loso(df, eff)
-            meta["loso"] = [{"engine": e, "rows": int(len(g)), "MdAPE_%": round(float(g["ape"].median()), 1)}
-                            for e, g in lt.groupby("engine")]
-            meta["loso_overall_mdape"] = float(lt["ape"].median())
+            meta.update(loso_summary(loso(df, eff)))
             eff = type(eff)(eff.params, meta)
         Path(args.out).write_text(eff.to_json() + "\n")
         print(f"wrote {args.out} ({len(info['names'])} fitted factors, {info['nfev']} evaluations)")
@@ -111,14 +112,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"serving rows (simulator) MdAPE per metric:\n{mdape_table(srows, 'class').to_string()}\n")
         print(f"ITL MdAPE, every group:\n{itl_table(d, srows).to_string()}\n")
         if "loso" in meta:
-            print(f"leave-one-source-out MdAPE {meta['loso_overall_mdape']:.1f} % "
-                  f"(per engine: {', '.join(str(r['engine']) + ' ' + str(r['MdAPE_%']) for r in meta['loso'])})")
+            _print_loso(meta)
         return 0
     eff = load_efficiency(args.out)
-    md = write_report(df, eff)
+    lt = loso(df, eff) if args.loso else None
+    md = write_report(df, eff, loso_table=lt)
     print(f"wrote {md} and {md.parent / 'predicted_vs_measured.png'}")
     print(text_tables(scored(df, eff)))
+    if lt is not None:
+        _print_loso(loso_summary(lt))
     return 0
+
+
+def _print_loso(meta: dict) -> None:
+    print(f"leave-one-source-out MdAPE {meta['loso_overall_mdape']:.1f} % "
+          f"(per metric: {', '.join(str(r['class']) + ' ' + str(r['MdAPE_%']) for r in meta['loso_by_class'])}; "
+          f"per engine: {', '.join(str(r['engine']) + ' ' + str(r['MdAPE_%']) for r in meta['loso'])})")
 
 
 if __name__ == "__main__":

@@ -186,3 +186,35 @@ def test_perf_overview_rows_run_with_trtllm_bench_heuristic_settings():
     # the perf-overview rows with the heuristic's settings, the tuning-guide row with the engine defaults
     np.testing.assert_allclose(got, ref["throughput_tok_s"].to_numpy(), rtol=1e-9)
 
+
+
+def test_held_out_figures_are_reported_per_metric_against_their_targets(tmp_path):
+    """The held-out targets are per metric class (throughput 7 %, TTFT 12 %, ITL 8 %): the report states each
+    class's leave-one-source-out MdAPE beside its target, not only the median over every row."""
+    from objectives.calibration.report import HELD_OUT_TARGETS, _loso_sections, loso_summary
+
+    lt = pd.DataFrame({"engine": ["A", "A", "B", "B"], "class": ["throughput", "throughput", "ttft", "throughput"],
+                       "ape": [10.0, 6.0, 3.0, 9.0]})
+    s = loso_summary(lt)
+    assert s["loso_overall_mdape"] == pytest.approx(7.5)
+    assert {r["class"]: r["MdAPE_%"] for r in s["loso_by_class"]} == {"throughput": 9.0, "ttft": 3.0}
+    assert {r["engine"]: r["rows"] for r in s["loso"]} == {"A": 2, "B": 2}
+    md = "\n".join(_loso_sections(s))
+    line = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| t")}
+    assert f"| {HELD_OUT_TARGETS['throughput']} | no |" in line["throughput"]      # 9.0 > 7
+    assert f"| {HELD_OUT_TARGETS['ttft']} | yes |" in line["ttft"]                 # 3.0 <= 12
+    assert _loso_sections({}) == []
+
+
+def test_report_writes_the_leave_one_source_out_it_is_given(tmp_path):
+    from objectives.calibration.report import loso, write_report
+
+    df = mark_unknown(cdata.classify(pd.read_csv(_tiny(tmp_path))))
+    df.loc[df["model"] == "Llama-3.1-70B", "engine"] = "TensorRT-LLM 0.14.0"
+    eff, _ = fit(df, max_nfev=5)
+    lt = loso(df, eff, max_nfev=3)
+    assert set(lt["engine"]) == {"TensorRT-LLM 0.13.0", "TensorRT-LLM 0.14.0"} and len(lt) == len(df)
+    text = write_report(df, eff, out_dir=tmp_path, loso_table=lt).read_text()
+    assert "## Leave-one-source-out" in text and "TensorRT-LLM 0.14.0" in text
+    assert "Per metric, against the held-out targets" in text
+    assert f"| throughput | 3 | {round(float(lt[lt['class'] == 'throughput']['ape'].median()), 1)} |" in text
