@@ -199,6 +199,7 @@ def test_held_out_figures_are_reported_per_metric_against_their_targets(tmp_path
     assert s["loso_overall_mdape"] == pytest.approx(7.5)
     assert {r["class"]: r["MdAPE_%"] for r in s["loso_by_class"]} == {"throughput": 9.0, "ttft": 3.0}
     assert {r["engine"]: r["rows"] for r in s["loso"]} == {"A": 2, "B": 2}
+    assert {r["class"]: r["sources"] for r in s["loso_by_class"]} == {"throughput": 2, "ttft": 1}
     md = "\n".join(_loso_sections(s))
     line = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| t")}
     assert f"| {HELD_OUT_TARGETS['throughput']} | no |" in line["throughput"]      # 9.0 > 7
@@ -217,4 +218,5 @@ def test_report_writes_the_leave_one_source_out_it_is_given(tmp_path):
     text = write_report(df, eff, out_dir=tmp_path, loso_table=lt).read_text()
     assert "## Leave-one-source-out" in text and "TensorRT-LLM 0.14.0" in text
     assert "Per metric, against the held-out targets" in text
-    assert f"| throughput | 3 | {round(float(lt[lt['class'] == 'throughput']['ape'].median()), 1)} |" in text
+    thr = lt[lt["class"] == "throughput"]
+    assert f"| throughput | 3 | 2 | {round(float(thr['ape'].median()), 1)} |" in text      # rows, sources, MdAPE
