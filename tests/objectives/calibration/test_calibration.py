@@ -220,3 +220,22 @@ def test_report_writes_the_leave_one_source_out_it_is_given(tmp_path):
     assert "Per metric, against the held-out targets" in text
     thr = lt[lt["class"] == "throughput"]
     assert f"| throughput | 3 | 2 | {round(float(thr['ape'].median()), 1)} |" in text      # rows, sources, MdAPE
+
+
+@needs_data
+def test_a_held_out_source_is_predicted_without_the_factors_only_it_identifies():
+    """Leave-one-source-out starts each refit from the full fit, except the factors that only the held-out source
+    identifies: those return to their unfitted defaults (TensorRT-LLM 0.16's tuning guide is the one source with
+    tuned and baseline builds), so no part of the held-out rows' own fit enters their prediction."""
+    from objectives.calibration.report import fold_base
+    from objectives.inference.efficiency import default_efficiency
+
+    df = mark_unknown(cdata.load()[0])
+    eff = load_efficiency()
+    base, reset = fold_base(df, df[df["engine"] != "TensorRT-LLM 0.16.0"], eff)
+    assert reset == ["baseline_build_mem_eff", "tuned_build_fixed_eff"]
+    for name in reset:
+        assert base.params[name] == default_efficiency().params[name] != eff.params[name]
+    assert base.params["mem_eff"] == eff.params["mem_eff"]          # what the other sources identify stays
+    same, none = fold_base(df, df[df["engine"] != "TensorRT-LLM 0.13.0"], eff)
+    assert same is eff and none == []
