@@ -30,12 +30,12 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, optimizer):
     url = f"sqlite:///{db}"
     total = 600
     rng = random.Random(1234)
-    kills, windows = 0, 10
-    assert total * TRIAL_S > windows * 0.6    # the sweep outlasts every kill window, however fast the machine
+    kills, windows, longest_s = 0, 10, 0.6
+    assert total * TRIAL_S > windows * longest_s    # the sweep outlasts every kill window, however fast the machine
     for _ in range(windows):
         proc = _start(url, total, optimizer)
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-        time.sleep(rng.uniform(0.05, 0.6))
+        time.sleep(rng.uniform(0.05, longest_s))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
