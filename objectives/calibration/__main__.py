@@ -20,7 +20,7 @@ from objectives.inference.core import reload_default_eff
 from objectives.inference.efficiency import DATA_FILE, FAMILY_FALLBACK, load_efficiency
 
 from .data import load, sha256
-from .fit import fit
+from .fit import fit, only_spec
 from .predict import mark_unknown
 from .report import TARGETS, itl_table, loso, loso_summary, mdape_table, scored, serving_rows, text_tables, write_report
 
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loso", action="store_true",
                     help="report: rerun the leave-one-source-out refits (about a minute) instead of the ones the "
                          "efficiency file records, and report them per engine version and per metric")
+    ap.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                    help="fit: refit only these factors (top-level names, e.g. device_mem_usable) from the factors "
+                         "in --out, holding every other factor and keeping the file's fit record")
     ap.add_argument("--max-nfev", type=int, default=400)
     ap.add_argument("--kind", choices=["inference", "training"], default="inference",
                     help="cost model to fit or report (training: objectives/calibration/training.py)")
@@ -73,26 +76,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     df = mark_unknown(df)
     if args.command == "fit":
-        eff, info = fit(df, max_nfev=args.max_nfev)
-        d = scored(df, eff)
-        counts = df["kind"].value_counts().to_dict()
-        meta = {
-            "fit_date": _dt.date.today().isoformat(),
-            "data_file": str(path.name), "data_sha256": sha256(path), "rows_in_file": int(len(df)),
-            "rows_fitted": int(len(d)), "rows_by_kind": {k: int(v) for k, v in counts.items()},
-            "excluded": {k: int(v) for k, v in df[df["kind"] == "excluded"]["why"].value_counts().items()},
-            "method": "scipy.optimize.least_squares, soft-L1 loss on log(pred/measured), metric-class weights, "
-                      "light log-prior to the hand-set defaults; bounds in objectives/calibration/fit.py",
-            "fitted_factors": info["names"], "nfev": info["nfev"],
-            "family_fallback": {f: f"no calibration rows: the per-family factors are copies of the fitted {src} "
-                                   f"factors (written below under '{f}')" for f, src in FAMILY_FALLBACK.items()},
-            "engine_profile": "rows whose notes name the TensorRT-LLM 0.16 tuning guide's Baseline engine "
-                              "(trtllm-build default flags) are predicted with engine_profile='baseline' "
-                              "(factor baseline_build_mem_eff), its tuned engines (multiple profiles, GEMM "
-                              "plugin, reduce fusion) with 'tuned' (factor tuned_build_fixed_eff), all others "
-                              "(build flags not stated) with 'standard'",
-            "mdape": {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()},
-        }
+        if args.only:
+            try:
+                base = load_efficiency(args.out)
+                spec = only_spec(df, [n.strip() for n in args.only.split(",") if n.strip()])
+            except (FileNotFoundError, ValueError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            eff, info = fit(df, base=base, spec=spec, max_nfev=args.max_nfev)
+            d = scored(df, eff)
+            # the file's held-out figures were measured on the factors before this refit
+            meta = {k: v for k, v in base.meta.items() if not k.startswith("loso")}
+            meta["refit_only"] = {
+                "date": _dt.date.today().isoformat(), "factors": info["names"], "nfev": info["nfev"],
+                "data_sha256": sha256(path), "start": dict(zip(spec.names(), spec.x0(base).tolist())),
+                "note": "refit alone (python -m objectives.calibration fit --only ...), every other factor held at the "
+                        "values this record's full fit gave"}
+            meta["mdape"] = {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()}
+        else:
+            eff, info = fit(df, max_nfev=args.max_nfev)
+            d = scored(df, eff)
+            counts = df["kind"].value_counts().to_dict()
+            meta = {
+                "fit_date": _dt.date.today().isoformat(),
+                "data_file": str(path.name), "data_sha256": sha256(path), "rows_in_file": int(len(df)),
+                "rows_fitted": int(len(d)), "rows_by_kind": {k: int(v) for k, v in counts.items()},
+                "excluded": {k: int(v) for k, v in df[df["kind"] == "excluded"]["why"].value_counts().items()},
+                "method": "scipy.optimize.least_squares, soft-L1 loss on log(pred/measured), metric-class weights, "
+                          "light log-prior to the hand-set defaults; bounds in objectives/calibration/fit.py",
+                "fitted_factors": info["names"], "nfev": info["nfev"],
+                "family_fallback": {f: f"no calibration rows: the per-family factors are copies of the fitted {src} "
+                                       f"factors (written below under '{f}')" for f, src in FAMILY_FALLBACK.items()},
+                "engine_profile": "rows whose notes name the TensorRT-LLM 0.16 tuning guide's Baseline engine "
+                                  "(trtllm-build default flags) are predicted with engine_profile='baseline' "
+                                  "(factor baseline_build_mem_eff), its tuned engines (multiple profiles, GEMM "
+                                  "plugin, reduce fusion) with 'tuned' (factor tuned_build_fixed_eff), all others "
+                                  "(build flags not stated) with 'standard'",
+                "mdape": {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()},
+            }
         eff = type(eff)(eff.params, meta)
         if not args.no_loso:
             meta.update(loso_summary(loso(df, eff)))

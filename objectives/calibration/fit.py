@@ -33,7 +33,7 @@ BOUNDS = {
     "attn_eff": (0.1, 0.9), "dec_attn_eff": (0.005, 0.9), "act_mem_scale": (0.1, 3.0), "ar_latency_us": (1.0, 30.0), "ar_hop_us": (0.0, 5.0), "tp_eff_loss": (0.0, 0.5), "ar_bw_eff": (0.1, 1.0),
     "overhead_step_ms": (0.0, 5.0), "overhead_layer_us": (0.0, 60.0), "overhead_seq_us": (0.0, 30.0),
     "moe_gemm_eff": (0.2, 1.0), "elementwise_passes": (2.0, 40.0), "kv_mem_fraction": (0.5, 0.97),
-    "kv_reserve_output_frac": (0.3, 1.0), "runtime_reserve_gib": (0.5, 12.0), "int4_dequant_eff": (0.3, 1.0),
+    "kv_reserve_output_frac": (0.3, 1.0), "runtime_reserve_gib": (0.5, 12.0), "device_mem_usable": (0.8, 1.0), "int4_dequant_eff": (0.3, 1.0),
     "baseline_build_mem_eff": (0.2, 1.0), "tuned_build_fixed_eff": (0.1, 1.5),
 }
 
@@ -97,7 +97,8 @@ def build_spec(df: pd.DataFrame) -> Spec:
         for name in ("ar_latency_us", "ar_hop_us", "ar_bw_eff"):
             paths.append((name, link))
     paths += [("tp_eff_loss",), ("overhead_step_ms",), ("overhead_layer_us",), ("overhead_seq_us",), ("elementwise_passes",),
-              ("kv_mem_fraction",), ("kv_reserve_output_frac",), ("runtime_reserve_gib",), ("act_mem_scale",)]
+              ("kv_mem_fraction",), ("kv_reserve_output_frac",), ("runtime_reserve_gib",), ("device_mem_usable",),
+              ("act_mem_scale",)]
     if fit["model"].str.contains("Mixtral|MoE|A3B|A22B|gpt-oss|DeepSeek", case=False).any():
         paths.append(("moe_gemm_eff",))
     if "engine_profile" in fit.columns and (fit["engine_profile"] == "baseline").any():
@@ -105,6 +106,18 @@ def build_spec(df: pd.DataFrame) -> Spec:
     if "engine_profile" in fit.columns and (fit["engine_profile"] == "tuned").any():
         paths.append(("tuned_build_fixed_eff",))
     return Spec(paths)
+
+
+def only_spec(df: pd.DataFrame, names: list[str]) -> Spec:
+    """The factors of `build_spec(df)` whose top-level name is in `names` (a partial refit: the rest held).
+    Raises ValueError naming a name that is not a factor these rows identify, and listing those that are."""
+    spec = build_spec(df)
+    fittable = list(dict.fromkeys(p[0] for p in spec.paths))
+    bad = [n for n in names if n not in fittable]
+    if bad or not names:
+        raise ValueError(f"cannot refit {', '.join(map(repr, bad)) or 'no factor'}: the factors these rows identify "
+                         f"are {', '.join(fittable)}")
+    return Spec([p for p in spec.paths if p[0] in names])
 
 
 def metric_class(metric: pd.Series) -> np.ndarray:

@@ -67,9 +67,8 @@ def bench_settings(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ("slightly optimistic"): batch to a multiple of 32 (min 64) below 256, of 128 below 1024, of 256 above;
     tokens to a multiple of 256 (min 2048) below 4096, of 512 below 8192, of 1024 above. The 0.13 - 0.17 tool
     counted the engine in GB (params / 1e9 x bytes) against GiB of memory; the PyTorch-backend one (0.20+) in GiB.
-    Device memory: the tool reads NVML's total in GiB; the catalog's datasheet mem_gb is taken as GiB, which is
-    what HBM parts report within 0.5 % (H100 SXM "80 GB": 81,559 MiB; H200 "141 GB": 143,771 MiB; an L40S "48 GB"
-    reports 45 GiB, 7 % less: it only moves the heuristic's rounding there)."""
+    Device memory: the tool reads NVML's total in GiB: the catalog's driver-reported total (`GPU.mem_device_mib`)
+    where it has one, else the datasheet's mem_gb taken as GiB (what HBM parts report within 0.5 %)."""
     from objectives import catalog
 
     mods = {n: catalog.model(n) for n in d["model"].unique()}
@@ -78,7 +77,8 @@ def bench_settings(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     layers = d["model"].map({n: float(m.n_layers) for n, m in mods.items()}).to_numpy(float)
     kvh = d["model"].map({n: float(m.n_kv_heads) for n, m in mods.items()}).to_numpy(float)
     hd = d["model"].map({n: float(m.head_dim) for n, m in mods.items()}).to_numpy(float)
-    mem = d["gpu"].map({n: float(g.mem_gb) for n, g in gpus.items()}).to_numpy(float)
+    mem = d["gpu"].map({n: float(g.mem_gb if g.mem_device_mib is None else g.mem_device_mib / 1024.0)
+                        for n, g in gpus.items()}).to_numpy(float)
     tp = d["tp"].fillna(1).to_numpy(float)
     pp = d["pp"].fillna(1).to_numpy(float)
     w = d["weight_dtype"].astype(str).to_numpy()

@@ -305,7 +305,10 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
                            prefill_est=pf)
-    ok = r["prefill_fits"] & r["decode_fits"]
+    # the decode rank holds the batch its admission policy lets into the KV cache (`held`, prompt plus the
+    # engine's reserved share of the output per sequence); `decode_fits` prices every sequence at its full length
+    # at once, which on-demand admission never holds
+    ok = r["prefill_fits"] & (r["decode_fits"] | held["fits"].to_numpy(bool))
     return pd.DataFrame({"ttft_pred": np.where(ok, r["ttft_ms"], np.nan),
                          "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)
 

@@ -16,9 +16,11 @@ Data-file format (one `[[gpu]]` table per accelerator; see objectives/data/gpus.
     tdp_w = { value = 700, source = "https://..." }
     price_usd_per_hour = { value = 2.99, source = "https://...", date = "2025-06" }
     idle_w = { value = 70, source = "https://..." }          # optional
+    mem_device_mib = { value = 81559, source = "https://..." }  # optional: nvidia-smi memory.total, MiB
 
 `price_usd_per_hour` may be left out where no public on-demand price exists: the price is then NaN (unknown),
-so cost metrics are NaN until a price is set (`Catalog.with_prices`). `idle_w` may be left out (None).
+so cost metrics are NaN until a price is set (`Catalog.with_prices`). `idle_w` may be left out (None), and so may
+`mem_device_mib` (the memory the driver reports; without it `GPU.mem_gib` reads the datasheet's GB).
 Every number is a `{value, source}` table (plus an optional `note`); a bare number is refused, so no number
 enters the catalog without the document it was read from. `register_gpu` accepts the same mapping, or a
 `GPU` whose `sources` has an entry for every number ("peak_tflops.<dtype>" for the peaks).
@@ -45,9 +47,11 @@ FORM_FACTORS = ("sxm", "pcie", "oam", "superchip", "")
 #: Vendors.
 VENDORS = ("nvidia", "amd", "intel")
 #: Numeric scalar fields of `GPU` that must carry a source (the optional ones only when given).
-NUMBER_FIELDS = ("mem_gb", "mem_bw_tbs", "link_bw_gbs", "tdp_w", "price_usd_per_hour", "idle_w")
-#: Fields a data-file entry may leave out (idle_w -> None, price -> NaN meaning "no public price").
-OPTIONAL_FIELDS = ("idle_w", "price_usd_per_hour")
+NUMBER_FIELDS = ("mem_gb", "mem_bw_tbs", "link_bw_gbs", "tdp_w", "price_usd_per_hour", "idle_w", "mem_device_mib")
+#: Fields a data-file entry may leave out (idle_w, mem_device_mib -> None, price -> NaN meaning "no public price").
+OPTIONAL_FIELDS = ("idle_w", "price_usd_per_hour", "mem_device_mib")
+#: Optional fields whose absence is None on the `GPU`.
+_NONE_WHEN_ABSENT = ("idle_w", "mem_device_mib")
 _TEXT_FIELDS = ("name", "vendor", "family", "form_factor", "link_type")
 _DATE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -111,6 +115,7 @@ def gpu_from_mapping(data: Mapping[str, Any]) -> tuple[GPU, dict[str, Sourced]]:
         aliases=tuple(data.get("aliases", ())),
         form_factor=data.get("form_factor", ""),
         idle_w=sourced["idle_w"].value if "idle_w" in sourced else None,
+        mem_device_mib=sourced["mem_device_mib"].value if "mem_device_mib" in sourced else None,
         sources={k: s.source for k, s in sourced.items()},
     )
     return validate_gpu(gpu), sourced
@@ -156,7 +161,8 @@ def validate_gpu(gpu: GPU) -> GPU:
     price = gpu.price_usd_per_hour
     price_unknown = isinstance(price, float) and math.isnan(price)
     nums = {f: getattr(gpu, f) for f in NUMBER_FIELDS
-            if not (f == "idle_w" and gpu.idle_w is None) and not (f == "price_usd_per_hour" and price_unknown)}
+            if not (f in _NONE_WHEN_ABSENT and getattr(gpu, f) is None)
+            and not (f == "price_usd_per_hour" and price_unknown)}
     # keyword arguments of dataclasses.replace by field name (Any: mypy cannot tie the names to the float fields)
     clean: dict[str, Any] = {f: _positive(name, f, v) for f, v in nums.items()}
     if "idle_w" in clean and clean["idle_w"] >= clean["tdp_w"]:

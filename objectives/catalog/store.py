@@ -265,7 +265,7 @@ class Catalog:
                     for dt in DTYPES}
                 for f in ("mem_gb", "mem_bw_tbs", "link_bw_gbs", "tdp_w", "price_usd_per_hour"):
                     cols[f] = np.array([getattr(g, f) for g in gs], dtype=np.float64)
-                cols["mem_gib"] = cols["mem_gb"] * 1e9 / 2**30
+                cols["mem_gib"] = np.array([g.mem_gib for g in gs], dtype=np.float64)
                 cols["idle_w"] = np.array([np.nan if g.idle_w is None else g.idle_w for g in gs], dtype=np.float64)
                 for f in ("name", "vendor", "family", "link_type", "form_factor"):
                     cols[f] = np.array([getattr(g, f) for g in gs], dtype=object)
@@ -310,7 +310,7 @@ class Catalog:
         """Vectorized GPU lookup: one row per input name (any shape; a str gives 0-d arrays).
 
         Columns: peak_tflops_<dtype> for every dtype in `types.DTYPES` (TFLOP/s dense; 0.0 = unsupported),
-        mem_gb (GB), mem_gib (GiB), mem_bw_tbs (TB/s), link_bw_gbs (GB/s per direction), tdp_w (W),
+        mem_gb (GB, datasheet), mem_gib (GiB: what the driver reports where the catalog has it, `GPU.mem_gib`), mem_bw_tbs (TB/s), link_bw_gbs (GB/s per direction), tdp_w (W),
         idle_w (W; NaN = not published, use the power model's default), price_usd_per_hour (USD),
         name/vendor/family/link_type/form_factor (object), is_pcie (bool).
         Unknown names raise `CatalogError` with close matches.

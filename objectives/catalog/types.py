@@ -46,10 +46,15 @@ class GPU:
     form_factor: str = ""             # "sxm" | "pcie" | "oam" | "superchip" | ...
     idle_w: float | None = None       # idle power, W (None: the power model's default fraction of TDP)
     sources: Mapping[str, str] = field(default_factory=dict)
+    mem_device_mib: float | None = None  # memory the driver reports (nvidia-smi memory.total), MiB; None: unknown
 
     @property
     def mem_gib(self) -> float:
-        """Memory capacity in GiB (2**30 bytes)."""
+        """Memory capacity in GiB (2**30 bytes): what the driver reports where the catalog has that figure (the
+        capacity engines size their KV cache from), else the datasheet's GB. NVIDIA's datasheet "80 GB" of an
+        H100 is 80 GiB of HBM (81,559 MiB reported), 7 % more than 80e9 bytes."""
+        if self.mem_device_mib is not None:
+            return self.mem_device_mib / 1024.0
         return self.mem_gb * 1e9 / 2**30
 
     def supports(self, dtype: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import memory
+from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import LINKS, Efficiency, load_efficiency
 from .measured import Curves, build_curves
@@ -82,6 +82,9 @@ class Prepared:
     act_tok_gpu: Num            # bytes per token in flight, per GPU
     reserve_gpu: Num            # bytes
     mem_gpu: Num                # capacity, bytes
+    pool_gpu: Num               # what the engine lets weights, KV cache, activations and reserve take, bytes
+    kv_share: Num               # share of what they leave that becomes the KV cache (`kv_pool.pool_terms`)
+    act_pooled: Num             # 1.0: activations come out of pool_gpu; 0.0: the engine reserves them outside it
     reason: Num                 # int code (resolve.REASONS)
     idle_w: Num
     tdp_w: Num
@@ -100,7 +103,8 @@ class Prepared:
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
-                   "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "reason", "idle_w", "tdp_w", "price",
+                   "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "reason",
+                   "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
 
     def map_rows(self, fn) -> dict:
@@ -432,6 +436,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
     # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
     c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
+    # how each engine sizes its KV-cache pool from the device memory
+    pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
+                                             float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
     src = 0
     if any(e != "roofline" for e in engine_names):
@@ -447,7 +454,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
-        reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, reason=reason,
+        reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, pool_gpu=pool, kv_share=share,
+        act_pooled=pooled, reason=reason,
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,
         model_names=[r.name for r in mrecs], gpu_names=[r.name for r in grecs],
         model_index=0 if midx is None else midx, gpu_index=0 if gidx is None else gidx,

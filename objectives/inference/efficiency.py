@@ -26,6 +26,10 @@ tf32; links: nvlink, xgmi, pcie, roce):
 - ``int4_dequant_eff``: compute-efficiency factor of weight-only int4 GEMMs (dequantize in the main loop).
 - ``kv_mem_fraction``: fraction of the memory left after weights and reserve that the engine gives the KV cache.
 - ``runtime_reserve_gib``: memory held by the runtime (CUDA context, workspaces) per GPU, GiB.
+- ``device_mem_usable``: share of the device memory the fraction-of-free rule (TensorRT-LLM and the roofline,
+  `kv_pool`) starts from; the rest is lost beyond the priced terms to runtime buffers sized by the engine's limits
+  rather than by the model (decoder state and logits for max_batch_size, CUDA-graph pools); fitted on the published
+  tables.
 - ``act_mem_scale``: activation-buffer bytes per token in flight, as a multiple of the analytical estimate.
 - ``baseline_build_mem_eff``: for ``engine_profile="baseline"`` (an engine built with trtllm-build's default
   flags: no GEMM plugin, one optimization profile, no reduce fusion; the TensorRT-LLM 0.16 tuning guide's
@@ -137,6 +141,7 @@ def _default_params() -> dict[str, Any]:
         "int4_dequant_eff": 0.85,
         "kv_mem_fraction": 0.9,
         "runtime_reserve_gib": 2.0,
+        "device_mem_usable": 1.0,
         "act_mem_scale": 1.0,
         "kv_reserve_output_frac": 1.0,
         "engine_kv_reserve": {"vllm": 0.5, "sglang": 0.65},

@@ -245,7 +245,10 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     kv = p.kv_tok_gpu * B * (isl + osl)
     act = p.act_tok_gpu * np.minimum(Tp, mnt) + memory.logits_bytes(B, p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
-    reason = np.where(p.reason != R_OK, p.reason, np.where(mem > p.mem_gpu, R_MEM, R_OK))
+    # what the engine's KV-cache pool rule lets this batch take (kv_pool: activations outside it where the engine
+    # reserves them separately)
+    held = mem - (1.0 - p.act_pooled) * act
+    reason = np.where(p.reason != R_OK, p.reason, np.where((held > p.pool_gpu) | (mem > p.mem_gpu), R_MEM, R_OK))
     # energy per GPU by phase: compute-bound prefill, memory-bound decode steps (power.phase_energy_j)
     e_gpu = (power.phase_energy_j(p.idle_w, p.tdp_w, ttft, busy_p, replica_compute_s(p, Tp, Ap, 0.0, 0.0, B, B),
                                   factors)
@@ -261,10 +264,13 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
 
 
 def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS) -> Num:
-    """KV-cache tokens that fit per model replica: kv_mem_fraction x (memory - weights - activations for
-    max_num_tokens - runtime reserve) / KV bytes per token (per GPU; every GPU of a replica holds its share)."""
-    free = p.mem_gpu - p.weights_gpu - p.reserve_gpu - p.act_tok_gpu * max_num_tokens
-    return np.maximum(np.floor(p.eff["kv_mem_fraction"] * free / p.kv_tok_gpu), 0.0)
+    """KV-cache tokens that fit per model replica, sized the way the row's engine sizes its pool (`kv_pool`):
+    share x (pool memory - weights - runtime reserve - activations for max_num_tokens where the pool holds them) /
+    KV bytes per token (per GPU; every GPU of a replica holds its share). The roofline and TensorRT-LLM: the fitted
+    kv_mem_fraction of the device memory left; vLLM: 0.9 of the device memory, less the rest; SGLang: the device
+    memory less its own reservation for activations and CUDA graphs, less the rest."""
+    free = p.pool_gpu - p.weights_gpu - p.reserve_gpu - p.act_pooled * p.act_tok_gpu * max_num_tokens
+    return np.maximum(np.floor(p.kv_share * free / p.kv_tok_gpu), 0.0)
 
 
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num]:

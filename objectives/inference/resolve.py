@@ -310,7 +310,7 @@ def gpu_arrays(recs: list, index: np.ndarray | None, prices: Any = None) -> GPUA
     peaks[:, i16] = np.where(peaks[:, i16] > 0, peaks[:, i16], peaks[:, ib])
     peaks[:, ib] = np.where(peaks[:, ib] > 0, peaks[:, ib], peaks[:, i16])
     return GPUArrays(
-        mem_bytes=col(lambda g: g.mem_gb * 1e9), bw=col(lambda g: g.mem_bw_tbs * 1e12),
+        mem_bytes=col(lambda g: g.mem_gib * 2**30), bw=col(lambda g: g.mem_bw_tbs * 1e12),
         link_gbs=col(lambda g: g.link_bw_gbs), link=col(lambda g: LINKS.index(g.link_type) if g.link_type in LINKS
                                                       else LINKS.index("pcie")),
         family=col(fam), tdp_w=col(lambda g: g.tdp_w),

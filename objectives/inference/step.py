@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from . import memory, power
+from ..profiles import engine_key
+from . import kv_pool, memory, power
 from .core import prepare
 from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
@@ -68,15 +69,27 @@ class StepModel:
         self.kv_capacity_tokens: int = int(cap)
         """KV-cache tokens that fit per replica after weights, activations (max_num_tokens) and runtime reserve."""
         self.weights_gib_per_gpu: float = float(p.weights_gpu) / memory.GIB
-        self.kv_mem_fraction: float = float(p.eff["kv_mem_fraction"])
-        """Fitted fraction of the memory left after weights, activations and reserve that the engine gives the
-        KV cache (`kv_capacity_tokens` uses it; the simulator rescales capacity by gpu_memory_utilization / it)."""
+        self._mnt = float(max_num_tokens)
         self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
         self.price_usd_per_hour: float = float(p.price) * self.n_gpus
         self.ttft_host_ms: float = float(np.asarray(p.coeffs.ttft_s) + np.asarray(p.coeffs.ttft_model_s)) * 1e3
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
         `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its
         TTFT and end-to-end latency."""
+
+    def kv_capacity_at(self, gpu_memory_utilization: float) -> int:
+        """KV-cache tokens per replica when the engine is started with this memory setting, in the engine's own
+        meaning (`kv_pool`): vLLM's ``gpu_memory_utilization`` and SGLang's ``mem_fraction_static`` are the share of
+        the device memory that weights and KV cache (and vLLM's activations) may take; TensorRT-LLM's
+        ``kv_cache_free_gpu_memory_fraction`` (and the roofline's) the share of the memory they leave."""
+        p = self._p
+        util = float(gpu_memory_utilization)
+        whole = engine_key(self.engine) in kv_pool.SHARE_OF_DEVICE
+        pool = util * float(np.asarray(p.mem_gpu)) if whole else float(np.asarray(p.pool_gpu))
+        share = 1.0 if whole else util
+        free = (pool - float(np.asarray(p.weights_gpu)) - float(np.asarray(p.reserve_gpu))
+                - float(np.asarray(p.act_pooled)) * float(np.asarray(p.act_tok_gpu)) * self._mnt)
+        return int(max(np.floor(share * free / float(np.asarray(p.kv_tok_gpu))), 0.0))
 
     def time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
                 n_prefill_seqs: Any = None) -> Any:

@@ -75,9 +75,10 @@ class Scheduler:
       prefill only and decodes wait: vLLM v0 default).
     - KV cache: paged, blocks of ``kv_block_size`` tokens; capacity ``kv_capacity_tokens`` tokens, default the
       analytical model's ``kv_capacity_tokens`` (its memory model gives the KV cache a fraction, about 0.9, of
-      the memory left after weights, activations for max_num_tokens and the runtime reserve). A
-      ``gpu_memory_utilization`` rescales that capacity by gpu_memory_utilization / the model's fraction
-      (``cost.kv_mem_fraction`` when the cost object has it, else 0.9). New prompts are admitted (with their
+      the memory left after weights, activations for max_num_tokens and the runtime reserve, or the engine's own
+      rule: `objectives.inference.kv_pool`). A ``gpu_memory_utilization`` sizes it in the engine's meaning
+      (``cost.kv_capacity_at`` where the cost object has it: vLLM's share of the device memory, TensorRT-LLM's of
+      the memory left), else rescales the capacity by gpu_memory_utilization / 0.9. New prompts are admitted (with their
       whole prompt reserved) while ``kv_watermark`` of the blocks stays free.
     - ``admission``: ``"on_demand"`` (a prompt is admitted when its blocks are free, decodes take blocks as they
       grow: vLLM, SGLang), ``"no_evict"`` (a request is admitted only when its whole sequence, prompt + remaining
@@ -156,9 +157,10 @@ class Scheduler:
             tokens = self.kv_capacity_tokens
         elif self.gpu_memory_utilization is None:
             tokens = int(cost.kv_capacity_tokens)
+        elif hasattr(cost, "kv_capacity_at"):
+            tokens = int(cost.kv_capacity_at(self.gpu_memory_utilization))
         else:
-            base = float(getattr(cost, "kv_mem_fraction", 0.9))
-            tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / base)
+            tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
         return tokens // self.kv_block_size
 
 

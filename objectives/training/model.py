@@ -304,7 +304,7 @@ def _gpu_numbers(g: GPU) -> dict[str, Any]:
     return dict(
         peak16=float(g.peak_tflops.get("bf16", g.peak_tflops.get("fp16", 0.0))),
         peak_fp8=float(g.peak_tflops.get("fp8", 0.0)), peak_fp4=float(g.peak_tflops.get("fp4", 0.0)),
-        has_bf16=float("bf16" in g.peak_tflops), mem_gib=g.mem_gb * 1e9 / GIB, hbm_tbs=float(g.mem_bw_tbs),
+        has_bf16=float("bf16" in g.peak_tflops), mem_gib=g.mem_gib, hbm_tbs=float(g.mem_bw_tbs),
         link_gbs=float(g.link_bw_gbs), tdp=float(g.tdp_w), idle=idle_power_w(g),
         price=float(g.price_usd_per_hour), family=g.family,
         scale_up=float(s.scale_up_gpus if s else DEFAULT_SCALE_UP),

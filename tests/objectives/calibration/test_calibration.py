@@ -82,6 +82,35 @@ def test_cli_fit_writes_json(tmp_path):
     assert load_efficiency(out).params["mem_eff"]["hopper"] > 0
 
 
+def test_cli_refits_only_the_named_factors_and_keeps_the_rest(tmp_path, capsys):
+    """`fit --only NAME`: the named factor is refit from the file's value, every other factor and the file's fit
+    record stay as they were, and the refit is recorded beside it."""
+    out = tmp_path / "eff.json"
+    out.write_text(DATA_FILE.read_text() if DATA_FILE.exists() else load_efficiency().to_json())
+    before = json.loads(out.read_text())
+    data = str(_tiny(tmp_path))
+    # the tiny rows ask for less throughput than the shipped factors give: less usable memory is the only lever
+    assert main(["fit", "--data", data, "--out", str(out), "--only", "device_mem_usable", "--no-loso",
+                 "--max-nfev", "8"]) == 0
+    after = json.loads(out.read_text())
+    old_p = {**load_efficiency().params, **before["params"]}
+    changed = {k for k in after["params"] if after["params"][k] != old_p.get(k)}
+    assert changed == {"device_mem_usable"}
+    assert after["params"]["device_mem_usable"] < old_p["device_mem_usable"]
+    rec = after["meta"]["refit_only"]
+    assert rec["factors"] == ["device_mem_usable"] and rec["start"]["device_mem_usable"] == old_p["device_mem_usable"]
+    # the full fit's record stays; its held-out figures, measured on the factors before, do not
+    kept = ("refit_only", "mdape", "loso", "loso_by_class", "loso_overall_mdape")
+    assert {k: v for k, v in after["meta"].items() if k not in kept} == \
+        {k: v for k, v in before["meta"].items() if k not in kept}
+    assert not any(k.startswith("loso") for k in after["meta"])
+    # a name that is not a factor these rows identify: an error naming it and the ones that are, file untouched
+    assert main(["fit", "--data", data, "--out", str(out), "--only", "mem_eff,warp_speed", "--no-loso"]) == 2
+    err = capsys.readouterr().err
+    assert "'warp_speed'" in err and "device_mem_usable" in err and "mem_eff" in err
+    assert json.loads(out.read_text()) == after
+
+
 def test_shipped_factors_are_inspectable():
     eff = load_efficiency()
     if DATA_FILE.exists():
@@ -170,11 +199,14 @@ def test_perf_overview_rows_run_with_trtllm_bench_heuristic_settings():
                    ("TensorRT-LLM 0.16.0", "tuning-guide page, Baseline", "Llama-3.1-70B", "H100-SXM-80GB", 2,
                     "fp16", 128, 2048)])
     mbs, mnt = bench_settings(d)
-    # tuning.py by hand, 70B fp16 TP2: 0.95 x (2 x 80 GiB - 141.1 "GB" engine) / (2 x 80 x 8 x 128 x 2 B per token
-    # x 2176 tokens) = 27 requests -> max_batch_size 64 (minimum), 27 x (1 + 128 / 2048) tokens -> 2048 (minimum)
+    # tuning.py by hand, 70B fp16 TP2 (NVML's 81,559 MiB = 79.6 GiB per H100): 0.95 x (2 x 79.6 GiB - 141.1 "GB"
+    # engine) / (2 x 80 x 8 x 128 x 2 B per token x 2176 tokens) = 26 requests -> max_batch_size 64 (minimum),
+    # 26 x (1 + 128 / 2048) tokens -> 2048 (minimum)
     assert (mbs[0], mnt[0]) == (64, 2048)
     assert (mbs[1], mnt[1]) == (4096, 8192)         # 8B FP8 on H200: the 4096-request cap, 4096 x 2 tokens
-    assert (mbs[2], mnt[2]) == (1792, 28672)        # a 2048/128 table: tokens = batch x 17, below the 32768 cap
+    # a 2048/128 table: about 1,600 requests fit -> batch 1792 (a multiple of 256), tokens 1,600 x 17 -> 27,648 (a
+    # multiple of 1024 below the 32768 cap)
+    assert (mbs[2], mnt[2]) == (1792, 27648)
     eff = load_efficiency()
     got = predict(d, eff)
     ref = inference.max_throughput(
@@ -182,7 +214,7 @@ def test_perf_overview_rows_run_with_trtllm_bench_heuristic_settings():
         ["H100-SXM-80GB", "H200-SXM-141GB", "H100-SXM-80GB", "H100-SXM-80GB"], tp=[2, 1, 8, 2],
         weight_dtype=["fp16", "fp8", "fp8", "fp16"], act_dtype=["fp16", "fp8", "fp8", "fp16"],
         kv_dtype=["fp16", "fp8", "fp8", "fp16"], input_len=[128, 128, 2048, 128], output_len=[2048, 128, 128, 2048],
-        max_batch_size=[64, 4096, 1792, 2048], max_num_tokens=[2048, 8192, 28672, 8192], efficiency=eff, engine="roofline")
+        max_batch_size=[64, 4096, 1792, 2048], max_num_tokens=[2048, 8192, 27648, 8192], efficiency=eff, engine="roofline")
     # the perf-overview rows with the heuristic's settings, the tuning-guide row with the engine defaults
     np.testing.assert_allclose(got, ref["throughput_tok_s"].to_numpy(), rtol=1e-9)
 

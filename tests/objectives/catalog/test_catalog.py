@@ -46,6 +46,8 @@ def test_every_gpu_number_has_a_source_url(name):
         keys.append("price_usd_per_hour")
     if g.idle_w is not None:  # optional: a published idle reading (power model, issue 17)
         keys.append("idle_w")
+    if g.mem_device_mib is not None:  # optional: the memory the driver reports
+        keys.append("mem_device_mib")
     for k in keys:
         assert g.sources.get(k, "").startswith("https://"), (name, k, g.sources.get(k))
     sourced = catalog.gpu_sources(name)
@@ -101,7 +103,10 @@ def test_datasheet_numbers_are_mutually_consistent():
     assert not catalog.gpu("A100-SXM-80GB").supports("fp8") and catalog.gpu("H100").supports("fp8")
     assert not catalog.gpu("H100").supports("fp4") and catalog.gpu("B200").supports("fp4")
     assert catalog.gpu("H100").link_bw_gbs == 450  # NVLink 4: 900 GB/s both directions
-    assert catalog.gpu("H100").mem_gib == pytest.approx(80e9 / 2**30)
+    # capacity as the driver reports it (nvidia-smi 81,559 MiB), not the datasheet's "80 GB" read as 80e9 bytes
+    assert catalog.gpu("H100").mem_gib == pytest.approx(81559 / 1024) and catalog.gpu("H100").mem_gb == 80
+    assert catalog.gpu("MI300X").mem_device_mib is None                    # no driver report sourced: datasheet GB
+    assert catalog.gpu("MI300X").mem_gib == pytest.approx(192e9 / 2**30)
 
 
 # ------------------------------------------------------------------------------------------------ lookups
@@ -326,6 +331,8 @@ GOOD = {
     ({"vendor": "acme"}, "vendor"),
     ({"price_usd_per_hour": {"value": 1.0, "source": "q", "date": "Jan 2026"}}, "price_date"),
     ({"idle_w": {"value": 400, "source": "x"}}, "idle_w"),
+    ({"mem_device_mib": {"value": 0, "source": "x"}}, "mem_device_mib"),
+    ({"mem_device_mib": 30000}, "mem_device_mib"),                    # a number without its source
     ({"tdp": {"value": 1, "source": "x"}}, "tdp"),
 ])
 def test_register_gpu_validation_names_the_bad_field(patch, field):
@@ -345,7 +352,11 @@ def test_register_gpu_and_data_files(tmp_path):
     with pytest.raises(CatalogError, match="'h100' already names GPU 'H100-SXM-80GB'"):
         cat.register_gpu({**GOOD, "name": "Other", "aliases": ["H100"]})
     cat.register_gpu({**GOOD, "mem_gb": {"value": 48, "source": "rev B"}}, overwrite=True)
-    assert cat.gpu("ta1").mem_gb == 48
+    assert cat.gpu("ta1").mem_gb == 48 and cat.gpu("ta1").mem_gib == pytest.approx(48e9 / 2**30)
+    # the memory the driver reports, where given, is the capacity the cost models use
+    cat.register_gpu({**GOOD, "mem_device_mib": {"value": 32768, "source": "nvidia-smi"}}, overwrite=True)
+    assert cat.gpu("ta1").mem_gib == 32.0 and cat.gpu("ta1").sources["mem_device_mib"] == "nvidia-smi"
+    assert catalog.gpu_table("H100")["mem_gib"] == pytest.approx(81559 / 1024)
     # a GPU record missing a source for one of its numbers
     bad = dataclasses.replace(cat.gpu("ta1"), name="T2", aliases=(), sources={"mem_gb": "x"})
     with pytest.raises(CatalogError, match="sources\\['peak_tflops.bf16'\\]"):

@@ -377,13 +377,6 @@ def test_blackwell_ultra_uses_blackwell_factors_explicitly():
     assert df["tpot_ms"].iloc[1] <= df["tpot_ms"].iloc[0] * (1 + 1e-9)
 
 
-def test_step_model_exposes_kv_mem_fraction():
-    from objectives.inference.efficiency import load_efficiency
-    sm = inference.StepModel("Llama-3.1-8B", "H100", weight_dtype="fp8")
-    assert sm.kv_mem_fraction == pytest.approx(load_efficiency()["kv_mem_fraction"])
-    assert 0.5 <= sm.kv_mem_fraction <= 1.0
-
-
 def test_pipeline_iteration_that_finishes_a_prompt_lasts_its_pass_through_every_stage():
     from objectives.inference import StepModel
     one = StepModel("Llama-3.1-70B", "B200", tp=1, pp=1, weight_dtype="fp4")

@@ -1,0 +1,93 @@
+"""How each serving engine sizes its KV-cache pool from the GPU's memory, by default (bytes unless the name says).
+
+Three rules, as the engines' own code applies them at start-up:
+
+- **vLLM**: the pool is ``gpu_memory_utilization`` (default 0.9) of the device's total memory, less the weights,
+  the activation peak of a profiling forward of ``max_num_batched_tokens`` tokens and the memory outside PyTorch's
+  allocator (vllm/config/cache.py ``CacheConfig.gpu_memory_utilization = 0.9``; vllm/v1/worker/gpu_worker.py
+  ``determine_available_memory``: ``requested_memory - non_kv_cache_memory``, requested = total x utilization).
+- **SGLang**: ``mem_fraction_static`` of the total holds the weights and the pool; the rest is a reservation for
+  activations and CUDA graphs that SGLang sizes from the GPU's memory, its chunked-prefill size, its CUDA-graph batch
+  and its parallel sizes (sglang/srt/server_args.py ``_handle_gpu_memory_settings``: reserved MiB = 512 + 1.5 x
+  max(chunked_prefill_size, 2048) + 2 x cuda_graph_max_bs + tp_size x pp_size / 8 x 1024, with DP attention
+  3 x cuda_graph_max_bs x dp_size more (and 1.5 x more again when cuda_graph_max_bs > 300), at least 10 GiB on a
+  GPU over 60 GiB; mem_fraction_static = (total - reserved) / total). Activations come out of that reservation,
+  not out of the pool.
+- **TensorRT-LLM** and the roofline: the fitted ``kv_mem_fraction`` (TensorRT-LLM's
+  ``kv_cache_free_gpu_memory_fraction``, default 0.9) of the memory left after the weights, the activations, the
+  runtime reserve and what the fitted ``device_mem_usable`` leaves of the device (TensorRT-LLM sizes its runtime buffers for
+  its max_batch_size, which its benchmark sets from the memory).
+
+Every rule also leaves the fitted ``runtime_reserve_gib`` (CUDA context, communication and GEMM workspaces) out.
+The device's total is what the driver reports (`catalog.GPU.mem_gib`), the figure the engines read.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..profiles import engine_key
+
+Num = Any
+MIB = float(2**20)
+
+#: engines whose memory setting is a share of the whole device (vLLM's gpu_memory_utilization, SGLang's
+#: mem_fraction_static); TensorRT-LLM's (kv_cache_free_gpu_memory_fraction) is a share of the memory left
+SHARE_OF_DEVICE = ("vllm", "sglang")
+#: vLLM's default share of the device memory it may use (vllm/config/cache.py CacheConfig.gpu_memory_utilization)
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+
+#: SGLang's defaults by the GPU's memory (sglang/srt/server_args.py `_handle_gpu_memory_settings`): (below this
+#: many GiB, chunked_prefill_size, cuda_graph_max_bs at tp_size < 4, at tp_size >= 4)
+SGLANG_BY_MEM_GIB = ((20.0, 2048, 8, 8), (35.0, 2048, 24, 80), (60.0, 4096, 32, 160), (90.0, 8192, 256, 512),
+                     (160.0, 8192, 256, 512), (float("inf"), 16384, 512, 512))
+
+
+def sglang_defaults(mem_gib: Num, tp_size: Num) -> tuple[Num, Num]:
+    """SGLang's default (chunked_prefill_size tokens, cuda_graph_max_bs) on a GPU of `mem_gib` GiB with `tp_size`
+    GPUs per instance (SGLang's tp_size: attention TP x DP-attention ranks). Arrays broadcast."""
+    mem = np.asarray(mem_gib, dtype=float)
+    lims = np.array([r[0] for r in SGLANG_BY_MEM_GIB])
+    i = np.minimum(np.searchsorted(lims, mem, side="right"), len(lims) - 1)
+    chunk = np.array([r[1] for r in SGLANG_BY_MEM_GIB], dtype=float)[i]
+    bs = np.where(np.asarray(tp_size) < 4, np.array([r[2] for r in SGLANG_BY_MEM_GIB], dtype=float)[i],
+                  np.array([r[3] for r in SGLANG_BY_MEM_GIB], dtype=float)[i])
+    return chunk, bs
+
+
+def sglang_reserved_bytes(mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num) -> Num:
+    """What SGLang keeps out of ``mem_fraction_static`` by default (activations, CUDA graphs), bytes per GPU: the
+    rule of `_handle_gpu_memory_settings` (module docstring) with tp_size = tp x attn_dp."""
+    mem_mib = np.asarray(mem_bytes, dtype=float) / MIB
+    tp_size = np.asarray(tp, dtype=float) * np.asarray(attn_dp, dtype=float)
+    chunk, bs = sglang_defaults(mem_mib / 1024.0, tp_size)
+    adp = np.asarray(attn_dp, dtype=float)
+    res = 512.0 + 1.5 * np.maximum(chunk, 2048.0) + 2.0 * bs + tp_size * np.asarray(pp, dtype=float) / 8.0 * 1024.0
+    res = res + np.where(adp > 1, 3.0 * bs * adp + np.where(bs > 300, 1.5 * bs * adp, 0.0), 0.0)
+    res = np.where(mem_mib > 60.0 * 1024.0, np.maximum(res, 10.0 * 1024.0), res)
+    return res * MIB
+
+
+def pool_terms(engines: Any, mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num, kv_mem_fraction: float,
+               usable: float = 1.0) -> tuple[Num, Num, Num]:
+    """Per row of `engines` (engine names): (memory the engine lets weights, KV cache, pooled activations and the
+    runtime reserve take, bytes per GPU; share of what they leave that becomes the KV cache; 1.0 where the
+    activations come out of that memory, 0.0 where the engine reserves them outside it). The KV pool is
+    share x (memory - weights - reserve - pooled x activations). `usable`: the fitted share of the device the
+    fraction-of-free rule starts from (``device_mem_usable``; the rest goes to buffers the memory model does not
+    price)."""
+    keys = np.asarray(engines, dtype=object)
+    names, inv = np.unique(keys.astype(str), return_inverse=True)
+    kinds = [engine_key(n) for n in names]
+
+    def rows(flags: list[bool]) -> np.ndarray:
+        return np.array(flags, dtype=bool)[inv].reshape(keys.shape)
+
+    vllm, sgl = rows([k == "vllm" for k in kinds]), rows([k == "sglang" for k in kinds])
+    mem = np.asarray(mem_bytes, dtype=float)
+    pool = np.where(vllm, VLLM_GPU_MEMORY_UTILIZATION * mem,
+                    np.where(sgl, mem - sglang_reserved_bytes(mem, tp, pp, attn_dp), usable * mem))
+    share = np.where(rows([k in SHARE_OF_DEVICE for k in kinds]), 1.0, kv_mem_fraction)
+    pooled = np.where(sgl, 0.0, 1.0)
+    return pool, share, pooled

@@ -1,0 +1,100 @@
+"""How each engine sizes its KV-cache pool (objectives.inference.kv_pool), as seen through the cost models."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from objectives import catalog, inference
+from objectives.inference import kv_pool
+from objectives.inference.efficiency import load_efficiency
+from objectives.serving.scheduler import Scheduler
+
+GIB = 2.0 ** 30
+MIB = 2.0 ** 20
+
+
+def _terms(sm: inference.StepModel) -> dict[str, float]:
+    p = sm._p
+    return {f: float(np.asarray(getattr(p, f))) for f in ("mem_gpu", "weights_gpu", "reserve_gpu", "act_tok_gpu",
+                                                          "kv_tok_gpu")}
+
+
+def test_sglang_reservation_follows_its_server_args_rule():
+    """SGLang's default reservation outside mem_fraction_static (sglang/srt/server_args.py): 512 + 1.5 x chunk +
+    2 x cuda_graph_max_bs + tp_size x pp / 8 x 1024 MiB, DP attention adding 3 (and 1.5 more above 300) x
+    cuda_graph_max_bs x dp_size, at least 10 GiB on GPUs over 60 GiB."""
+    h100 = 81559 * MIB
+    # H100, TP 8: chunk 8192, cuda_graph_max_bs 512 -> 512 + 12288 + 1024 + 1024
+    assert kv_pool.sglang_reserved_bytes(h100, 8, 1, 1) == pytest.approx(14848 * MIB)
+    # TP 2: cuda_graph_max_bs 256 -> 512 + 12288 + 512 + 256
+    assert kv_pool.sglang_reserved_bytes(h100, 2, 1, 1) == pytest.approx(13568 * MIB)
+    # B200 (183,359 MiB): chunk 16384, bs 512 -> 512 + 24576 + 1024 + 1024 at TP 8
+    assert kv_pool.sglang_reserved_bytes(183359 * MIB, 8, 1, 1) == pytest.approx(27136 * MIB)
+    # DP attention 8 x TP 1 (SGLang's tp_size 8): + 3 x 512 x 8 + 1.5 x 512 x 8 (bs > 300)
+    assert kv_pool.sglang_reserved_bytes(h100, 1, 1, 8) == pytest.approx((14848 + 12288 + 6144) * MIB)
+    # a 48 GB card: chunk 4096, bs 32 at TP 1, no 10 GiB floor (60 GiB and below)
+    assert kv_pool.sglang_reserved_bytes(48 * 1024 * MIB, 1, 1, 1) == pytest.approx((512 + 6144 + 64 + 128) * MIB)
+    # a 24 GB card: chunk 2048 (1.5 x max(2048, 2048)), bs 24 at TP 1
+    assert kv_pool.sglang_reserved_bytes(24 * 1024 * MIB, 1, 1, 1) == pytest.approx((512 + 3072 + 48 + 128) * MIB)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "roofline"])
+def test_kv_capacity_is_the_engines_own_rule(engine):
+    """vLLM: 0.9 of the device less weights, reserve and activations; SGLang: the device less its reservation,
+    weights and reserve; TensorRT-LLM and the roofline: kv_mem_fraction of what weights, reserve and
+    activations leave. The device is what the driver reports (81,559 MiB for an H100)."""
+    mnt = 8192
+    sm = inference.StepModel("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8", engine=engine, max_num_tokens=mnt)
+    t = _terms(sm)
+    assert t["mem_gpu"] == pytest.approx(81559 * MIB)
+    act = t["act_tok_gpu"] * mnt
+    if engine == "vllm":
+        pool = 0.9 * t["mem_gpu"] - t["weights_gpu"] - t["reserve_gpu"] - act
+    elif engine == "sglang":
+        pool = t["mem_gpu"] - kv_pool.sglang_reserved_bytes(t["mem_gpu"], 4, 1, 1) - t["weights_gpu"] - t["reserve_gpu"]
+    else:
+        eff = load_efficiency()
+        pool = eff["kv_mem_fraction"] * (eff["device_mem_usable"] * t["mem_gpu"] - t["weights_gpu"] - t["reserve_gpu"]
+                                         - act)
+    assert sm.kv_capacity_tokens == int(np.floor(pool / t["kv_tok_gpu"]))
+
+
+def test_engine_memory_setting_is_read_in_the_engines_meaning():
+    """`kv_capacity_at(u)`: vLLM's gpu_memory_utilization is a share of the whole device, TensorRT-LLM's
+    kv_cache_free_gpu_memory_fraction a share of the memory left; at their defaults they give the model's capacity."""
+    v = inference.StepModel("Llama-3.1-70B", "H100", tp=2, weight_dtype="fp8", engine="vllm")
+    r = inference.StepModel("Llama-3.1-70B", "H100", tp=2, weight_dtype="fp8", engine="roofline")
+    assert v.kv_capacity_at(0.9) == v.kv_capacity_tokens
+    assert r.kv_capacity_at(load_efficiency()["kv_mem_fraction"]) == pytest.approx(r.kv_capacity_tokens, abs=1)
+    tv, tr = _terms(v), _terms(r)
+    # 10 points of the device are 8 GiB; 10 points of what is left are fewer
+    drop_v = (v.kv_capacity_at(0.9) - v.kv_capacity_at(0.8)) * tv["kv_tok_gpu"]
+    drop_r = (r.kv_capacity_at(0.9) - r.kv_capacity_at(0.8)) * tr["kv_tok_gpu"]
+    assert drop_v == pytest.approx(0.1 * tv["mem_gpu"], rel=1e-3)
+    assert drop_r < 0.6 * drop_v
+    # the simulator's scheduler sizes the cache that way
+    s = Scheduler(gpu_memory_utilization=0.8, kv_block_size=16)
+    assert s.kv_blocks(v) == v.kv_capacity_at(0.8) // 16
+
+
+@settings(max_examples=30, deadline=None)
+@given(u=st.floats(0.5, 0.95), engine=st.sampled_from(["vllm", "sglang", "trtllm"]))
+def test_more_memory_share_never_shrinks_the_cache(u, engine):
+    sm = inference.StepModel("Qwen/Qwen3-30B-A3B", "H200", tp=1, weight_dtype="fp8", engine=engine)
+    assert sm.kv_capacity_at(u) <= sm.kv_capacity_at(min(u + 0.04, 1.0))
+
+
+def test_a_batch_beyond_vllms_share_does_not_fit_on_vllm():
+    """A batch whose memory lies between vLLM's 0.9 of the device and the roofline's usable share of it fits the
+    roofline's rule and not vLLM's."""
+    mem = catalog.gpu("H100").mem_gib
+    usable = load_efficiency()["device_mem_usable"] * mem
+    assert usable > 0.9 * mem + 1.0
+    b = np.arange(8, 2049, 8)
+    kw = dict(tp=2, weight_dtype="fp8", batch_size=b, input_len=2048, output_len=256)
+    roof = inference.estimate("Llama-3.1-70B", "H100", engine="roofline", **kw)
+    vllm = inference.estimate("Llama-3.1-70B", "H100", engine="vllm", **kw)
+    between = (roof["mem_per_gpu_gib"] > 0.9 * mem + 0.5) & (roof["mem_per_gpu_gib"] < usable - 0.5)
+    assert between.any()
+    assert roof["fits"][between].all() and not vllm["fits"][between].any()
+    assert (vllm["fits"] <= roof["fits"]).all()
