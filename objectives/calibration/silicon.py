@@ -34,19 +34,18 @@ GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 #: chunked_prefill_size on H100/H200 (`engine_budgets`: by GPU memory), TensorRT-LLM's trtllm-serve
 #: max_batch_size / max_num_tokens
 ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
-#: SGLang's default chunked_prefill_size follows the GPU's memory (sglang/srt/server_args.py, the GPU-memory
-#: defaults: 2,048 tokens below 35 GiB, 8,192 below 160 GiB (H100, H200), 16,384 above (B200, B300, GB200))
-SGLANG_CHUNK_BY_MEM_GIB = ((35.0, 2048), (160.0, 8192), (float("inf"), 16384))
 
 
 def engine_budgets(engines: Any, gpus: Any) -> np.ndarray:
-    """(max batch, max tokens per iteration) each row's engine runs with by default on its catalog GPU, (n, 2)."""
+    """(max batch, max tokens per iteration) each row's engine runs with by default on its catalog GPU, (n, 2).
+    SGLang's token budget is its chunked_prefill_size, which follows the GPU's memory (`kv_pool.sglang_defaults`)."""
     from objectives import catalog
+    from objectives.inference.kv_pool import sglang_defaults
     out = np.array([ENGINE_BUDGETS.get(str(e), (2048, 8192)) for e in engines], dtype=float).reshape(-1, 2)
     mem = {g: catalog.gpu(g).mem_gib for g in pd.unique(pd.Series(gpus, dtype=object)) if g is not None}
     for i, (e, g) in enumerate(zip(engines, gpus)):
         if e == "sglang" and g is not None:
-            out[i, 1] = next(t for lim, t in SGLANG_CHUNK_BY_MEM_GIB if mem[g] < lim)
+            out[i, 1] = float(sglang_defaults(mem[g], 1)[0])
     return out
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
