@@ -40,14 +40,16 @@ kimi_k25
 qwen3_vl(_moe) Qwen3-VL: the `text_config` is read as qwen3 / qwen3_moe
 glm_moe_dsa,   GLM-5 / DeepSeek-V3.2: DeepSeek-V3 MLA + MoE plus DeepSeek sparse attention (`index_topk`,
 deepseek_v32   `index_n_heads`, `index_head_dim`)
-nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` of "M" (Mamba-2 mixer), "*" (attention) and "-"
+nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` (or `layers_block_type`: "mamba", "attention",
+               "mlp", "moe") of "M" (Mamba-2 mixer), "*" (attention) and "-"
                (MLP, squared-ReLU, `intermediate_size`) blocks. Recorded as n_layers = mixer blocks, of which the
                "M" ones are linear (`mamba_num_heads`, `mamba_head_dim`, `n_groups`, `ssm_state_size`,
                `conv_kernel`), and `ffn` = the MLP width averaged over the mixer layers (parameters and FLOPs
                exact; the all-reduce count is per mixer layer). Nemotron-3: "E" (MoE) blocks instead of "-"
                (`n_routed_experts`, `num_experts_per_tok`, `moe_intermediate_size`, a shared expert of
                `moe_shared_expert_intermediate_size`) sit on that many mixer layers, the others have no MLP
-               (ffn 0, as leading dense layers); latent MoE (`moe_latent_size`, Super / Ultra) is an error.
+               (ffn 0, as leading dense layers). Latent MoE (`moe_latent_size`, Super / Ultra): the routed
+               experts work on the token projected down to that width (`Model.moe_latent`).
 =============  ===========================================================================================
 
 Quantization: `quantization_config` inside config.json (quant_method fp8 with or without `weight_block_size`,
@@ -390,13 +392,26 @@ def _deepseek_dsa(c: _Cfg) -> dict[str, Any]:
     return d
 
 
+#: Nemotron-H's `layers_block_type` names (Nemotron-3 Ultra's config) as `hybrid_override_pattern` letters
+_NEMOTRON_BLOCKS = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+
+
 def _nemotron_h(c: _Cfg) -> dict[str, Any]:
-    pattern = str(c.req("hybrid_override_pattern"))
+    blocks = c.opt("layers_block_type", None) if c.opt("hybrid_override_pattern", None) is None else None
+    if blocks is not None:  # the newer spelling: one name per block
+        names = [str(b) for b in blocks] if isinstance(blocks, (list, tuple)) else [repr(blocks)]
+        bad = sorted(set(names) - set(_NEMOTRON_BLOCKS))
+        if bad:
+            raise CatalogError(f"config.json for {c.arch}: layers_block_type has block kinds {bad} that cannot be "
+                               f"costed; supported: {', '.join(map(repr, _NEMOTRON_BLOCKS))}")
+        pattern = "".join(_NEMOTRON_BLOCKS[n] for n in names)
+    else:
+        pattern = str(c.req("hybrid_override_pattern", "layers_block_type"))
     bad = sorted(set(pattern) - set("M*-E"))
     if bad:
         raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has block kinds {bad} that "
                            "cannot be costed; supported: 'M' (Mamba-2), '*' (attention), '-' (MLP), 'E' (MoE)")
-    if len(pattern) != c.int("num_hidden_layers"):
+    if c.opt("num_hidden_layers", None) is not None and len(pattern) != c.int("num_hidden_layers"):
         raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has {len(pattern)} blocks for "
                            f"num_hidden_layers={c.cfg['num_hidden_layers']}")
     n_mamba, n_attn, n_mlp, n_moe = pattern.count("M"), pattern.count("*"), pattern.count("-"), pattern.count("E")
@@ -412,15 +427,16 @@ def _nemotron_h(c: _Cfg) -> dict[str, Any]:
         if n_moe > mixers:
             raise CatalogError(f"config.json for {c.arch}: hybrid_override_pattern has {n_moe} MoE blocks for "
                                f"{mixers} mixer blocks; at most one feed-forward block per mixer is supported")
-        if c.opt("moe_latent_size", None):
-            raise CatalogError(f"config.json for {c.arch}: moe_latent_size={c.cfg['moe_latent_size']} (latent MoE: "
-                               "experts on a down-projected token) cannot be costed; supported: experts on the "
-                               "hidden state (moe_latent_size absent or null)")
+        latent = c.opt("moe_latent_size", None)
+        if latent is not None and (isinstance(latent, bool) or not isinstance(latent, int) or latent <= 0):
+            raise CatalogError(f"config.json for {c.arch}: moe_latent_size={latent!r} must be a positive integer "
+                               "(latent MoE) or null")
         n_shared = int(c.opt("n_shared_experts", 0))
         # the MoE blocks sit on n_moe of the mixer layers; the others carry no feed-forward block (ffn 0)
         moe = dict(moe_ffn=c.int("moe_intermediate_size"), n_experts=c.int("n_routed_experts"),
                    top_k=c.int("num_experts_per_tok"), first_k_dense=mixers - n_moe, n_shared_experts=n_shared,
-                   shared_ffn=n_shared * int(c.opt("moe_shared_expert_intermediate_size", 0)))
+                   shared_ffn=n_shared * int(c.opt("moe_shared_expert_intermediate_size", 0)),
+                   moe_latent=int(latent or 0))
     hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
     return dict(
         n_layers=mixers, hidden=hidden, n_heads=n_heads,

@@ -144,11 +144,13 @@ def dense_mlp_params_per_layer(m: ModelLike) -> Any:
 
 
 def moe_params_per_layer(m: ModelLike, *, active: bool = False) -> Any:
-    """One MoE layer's MLP: router + experts (all, or the top_k routed when `active`) + shared experts."""
+    """One MoE layer's MLP: router + experts (all, or the top_k routed when `active`) + shared experts; latent MoE:
+    the experts at the latent width, plus the hidden -> latent -> hidden projections."""
     h, e = _col(m, "hidden"), _col(m, "n_experts")
-    expert = _mlp_params(m, h, _col(m, "moe_ffn"))
+    lat = np.asarray(_col(m, "moe_latent"), dtype=float)
+    expert = _mlp_params(m, np.where(lat > 0, lat, h), _col(m, "moe_ffn"))
     n = _col(m, "top_k") if active else e
-    return _out(m, h * e + n * expert + _mlp_params(m, h, _col(m, "shared_ffn")))
+    return _out(m, h * e + n * expert + _mlp_params(m, h, _col(m, "shared_ffn")) + 2.0 * h * lat)
 
 
 def embedding_params(m: ModelLike) -> Any:

@@ -171,6 +171,9 @@ class Catalog:
         if model.n_experts and not (0 < model.top_k <= model.n_experts and model.moe_ffn > 0):
             raise CatalogError(f"model {model.name!r}: MoE needs 0 < top_k <= n_experts and moe_ffn > 0 "
                                f"(got top_k={model.top_k}, n_experts={model.n_experts}, moe_ffn={model.moe_ffn})")
+        if model.moe_latent and not (model.n_experts and 0 < model.moe_latent < model.hidden):
+            raise CatalogError(f"model {model.name!r}: moe_latent={model.moe_latent!r} needs an MoE model and "
+                               f"0 < moe_latent < hidden ({model.hidden})")
         check_hybrid({f: getattr(model, f) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                       "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                       "linear_head_v_dim")}, f"model {model.name!r}")

@@ -86,6 +86,10 @@ class Model:
     shared_ffn: int = 0               # intermediate size of the shared expert block (all shared experts together)
     first_k_dense: int = 0            # leading layers that are dense (DeepSeek-V3: 3)
     moe_layer_freq: int = 1           # every k-th layer is MoE (1: all non-leading layers)
+    # latent MoE (Nemotron-3 Super / Ultra): the routed experts work on a token projected from `hidden` down to
+    # this width (one hidden x latent projection before them and one back after, replicated on every TP rank), the
+    # router and the shared expert on the hidden state; 0: experts on the hidden state
+    moe_latent: int = 0
     # Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank == 0 means plain MHA/GQA
     q_lora_rank: int = 0
     kv_lora_rank: int = 0

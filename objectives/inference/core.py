@@ -15,7 +15,7 @@ from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import LINKS, Efficiency, load_efficiency
 from .measured import Curves, build_curves
-from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
+from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_width
 from .resolve import (
     MAX_DEGREE,
     PROFILES,
@@ -396,7 +396,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # EP inside the TP group needs no all-to-all: every rank already holds every token after the all-reduce
     a2a_n = np.where((ep > 1) & ((np.mod(tp, ep) != 0) | (adp > 1)), 2.0 * lc.n_moe_layers, 0.0)
     a2a_x_lat, a2a_pb = links.alltoall(ep, m.top_k)
-    a2a_tok = m.hidden * 2.0 * a2a_pb
+    mw = moe_width(m)  # what the MoE token movements carry (a latent MoE's latent)
+    a2a_tok = mw * 2.0 * a2a_pb
     # the all-to-all's latency inside the domain is the TP group's all-reduce latency there (as before topology)
     a2a_lat = allreduce_latency_s(np.minimum(tp, domain), lat_us, hop_us) + a2a_x_lat
     pp_lat, pp_pb = links.p2p(tp * adp, pp)
@@ -406,12 +407,12 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # attn_dp x the local tokens over the tp x attn_dp GPUs, on the links that group crosses
     gat_n = np.where((adp > 1) & (ep == 1) & (m.n_experts > 0), lc.n_moe_layers, 0.0)
     gat_lat, gat_pb = links.allreduce(tp * adp)
-    gat_tok = adp * m.hidden * 2.0 * gat_pb
+    gat_tok = adp * mw * 2.0 * gat_pb
     # what spanning domains adds where a measured profile prices the collectives inside one domain
     ar_x_lat, ar_x_pb = links.allreduce_out(tp)
     _, a2a_x_pb = links.alltoall_out(ep, m.top_k)
     # (and the attention-DP gathers, which no profile table prices)
-    x_tok = ar_n * m.hidden * 2.0 * ar_x_pb + a2a_n * m.hidden * 2.0 * a2a_x_pb + gat_n * gat_tok
+    x_tok = ar_n * m.hidden * 2.0 * ar_x_pb + a2a_n * mw * 2.0 * a2a_x_pb + gat_n * gat_tok
     x_lat = ar_n * ar_x_lat + a2a_n * a2a_x_lat + gat_n * gat_lat
     m_half = eff_lookup(eff, "gemm_m_half", fam)
     # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
@@ -527,7 +528,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
                                           "gated", "parallel_residual", "n_experts", "top_k", "moe_ffn",
                                           "shared_ffn", "q_lora_rank", "kv_lora_rank", "qk_nope", "qk_rope",
-                                          "v_head")}
+                                          "v_head", "moe_latent")}
     fields["n_moe_layers"] = lc.n_moe_layers
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there

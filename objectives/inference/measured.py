@@ -504,6 +504,13 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                                                       + gemm(Mg, col(h), col(ffn / tp), check=dense))
     if (n_moe > 0).any():
         ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
+        # the routed experts' width: a latent MoE's latent, with its hidden -> latent -> hidden projections
+        # (replicated on every TP rank) around them; the router and the shared expert read the hidden state
+        lat = m.get("moe_latent", np.zeros(k))
+        hx = np.where(lat > 0, lat, h)
+        latent = lat > 0
+        proj = np.where(col(latent), gemm(Mg, col(np.maximum(lat, 1.0)), col(h), check=latent)
+                        + gemm(Mg, col(h), col(np.maximum(lat, 1.0)), check=latent), 0.0)
         sh = np.maximum(m["shared_ffn"], 1.0)
         shared = np.where(col(m["shared_ffn"] > 0),
                           gemm(Mg, col(n_mat * sh / tp), col(h), check=m["shared_ffn"] > 0)
@@ -519,16 +526,16 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
         # one grouped GEMM over E_gpu experts moves the bytes and does the FLOPs of one GEMM whose N is the
         # experts' N side by side, at the tokens-per-expert M (one launch, not E_gpu)
-        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(h))
-                  + grouped(m_e, E_gpu * col(h), col(moe_ffn / etp)))
+        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(hx))
+                  + grouped(m_e, E_gpu * col(hx), col(moe_ffn / etp)))
         routed = routed / float(eff["profile_moe_eff"])
         # the engine's fused MoE layer measured at this exact shape (routing skew, permutation, per-expert tiles)
         # per format in order (the checkpoint's format decides the kernel): the exact split, else the same GPUs
         # per expert group split the other way (expert TP t and EP t hold the same bytes per GPU and measure
         # within a few %)
-        exact = np.stack([h, moe_ffn, topk, ne, etp, ep_world], axis=1)
+        exact = np.stack([hx, moe_ffn, topk, ne, etp, ep_world], axis=1)
         n_split = etp * ep_world
-        splits = [exact] + [np.stack([h, moe_ffn, topk, ne, a, n_split / a], axis=1)
+        splits = [exact] + [np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1)
                             for a in (np.ones(k), n_split)]
         done = n_moe <= 0
         for fmt, shapes in [(f, sp) for f in moe_formats for sp in splits]:
@@ -544,7 +551,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
-        tok = tok + col(n_moe) * np.where(overlap, np.maximum(shared, routed), shared + routed)
+        tok = tok + col(n_moe) * (np.where(overlap, np.maximum(shared, routed), shared + routed) + proj)
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
@@ -556,17 +563,17 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         nccl_ar = prof.table("comm.nccl_all_reduce")
         if gath.any() and nccl_ar is not None:
             n_g = np.minimum(np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp)), nccl_ar.axes[0][-1])
-            t_g = nccl_ar(col(n_g), Mg * col(busy * h)) * 1e-3
+            t_g = nccl_ar(col(n_g), Mg * col(busy * hx)) * 1e-3
             tok = tok + np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0)
             wide = wide & ~gath
         # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
-        t_deep, deep = _deepep(prof, Mg / col(tp), ep, h, topk, ne, m.get("domain", ep), wide)
+        t_deep, deep = _deepep(prof, Mg / col(tp), ep, hx, topk, ne, m.get("domain", ep), wide)
         tok = tok + np.where(col(deep), col(n_moe) * t_deep, 0.0)
         nccl_a2a = wide & ~deep
         if a2a is not None and nccl_a2a.any():
             # the table prices the ranks inside one scale-up domain; core adds the scale-out stage beyond it
             n_a2a = col(np.minimum(np.minimum(ep, m.get("domain", ep)), a2a.axes[0][-1]))
-            t_a2a = a2a(n_a2a, Mg * col(topk * h)) * 1e-3
+            t_a2a = a2a(n_a2a, Mg * col(topk * hx)) * 1e-3
             inside &= ~nccl_a2a | (ep <= a2a.axes[0][-1])
             tok = tok + np.where(col(nccl_a2a), 2.0 * col(n_moe) * t_a2a, 0.0)
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)

@@ -56,6 +56,7 @@ class ModelShape:
     idx_heads: Num = 0.0      # ... lightning-indexer heads
     idx_dim: Num = 0.0        # ... indexer head dim (its key is cached per token, per layer)
     lin_v_heads: Num = 0.0    # linear-attention value heads (whole model; the kernel profile's lookup key)
+    moe_latent: Num = 0.0     # latent MoE: the routed experts' width (0: they work on the hidden state)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -125,6 +126,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "idx_heads": lambda m: float(m.index_n_heads) if m.index_topk else 0.0,
         "idx_dim": lambda m: float(m.index_head_dim) if m.index_topk else 0.0,
         "lin_v_heads": lambda m: float(m.linear_num_v_heads) if m.n_linear_attn_layers else 0.0,
+        "moe_latent": lambda m: float(m.moe_latent),
     }
 
 
@@ -157,6 +159,12 @@ class LayerCosts:
                                          # keys (the MLA; the rest is the indexer, which scores every key)
     attn_params: Num = 0.0               # the attention projections (softmax and linear layers) inside
                                          # dense_params: what 4-bit MoE checkpoints keep in 16 bits
+
+
+def moe_width(m: ModelShape) -> Num:
+    """Width of the token the routed experts read and write (and the MoE all-to-alls and gathers move): the
+    latent width of a latent MoE (Nemotron-3 Super / Ultra), else the hidden size."""
+    return np.where(m.moe_latent > 0, m.moe_latent, m.hidden)
 
 
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
@@ -198,9 +206,11 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     dense_mlp = n_mat * h * m.ffn / tp
     shared = n_mat * h * m.shared_ffn / tp
     router = h * m.n_experts
+    # latent MoE: hidden -> latent before the routed experts and back after, replicated on every TP rank
+    latent_proj = 2.0 * h * m.moe_latent
     attn_all = La * attn_params + m.n_lin * m.lin_params / tp
-    dense_params = attn_all + n_dense * dense_mlp + n_moe * (shared + router)
-    expert_params = n_moe * n_mat * h * m.moe_ffn / tp
+    dense_params = attn_all + n_dense * dense_mlp + n_moe * (shared + router + latent_proj)
+    expert_params = n_moe * n_mat * moe_width(m) * m.moe_ffn / tp
     head = h * m.vocab / tp
     embed = np.where(m.tie > 0, head, 2 * head)
     # --- attention work (pairs): 2 FLOPs per multiply-add, QK^T and PV

@@ -82,7 +82,8 @@ def test_hybrid_and_sparse_details():
 # Meta Llama 4 model card: Scout 109B total / 17B active, Maverick 400B / 17B; Gemma 2 report Table 1:
 # 9B = 917M embedding + 8,324M non-embedding; Gemma 3 report Table 1: 12B = 1,012M embedding + 10,759M
 # non-embedding (+417M vision, not costed); Phi-3 report: phi-3-mini 3.8B; DeepSeek-V3.2 = DeepSeek-V3 671B main;
-# NVIDIA-Nemotron-3-Nano-30B-A3B model card: 31.6B total, 3.2B active (3.6B with embeddings).
+# NVIDIA-Nemotron-3-Nano-30B-A3B model card: 31.6B total, 3.2B active (3.6B with embeddings); Nemotron-3 Super and
+# Ultra by their names (120B-A12B, 550B-A55B; latent MoE).
 PUBLISHED = [  # name, total, active (None: not checked), input embedding counted in "active"
     ("MiniMax-M2.5", 230e9, None, True), ("Qwen3.5-397B-A17B", 397e9, 17e9, True),
     ("Qwen3.5-27B", 27e9, None, True), ("Kimi-K2.5", 1.04e12, 32e9, False), ("GLM-5", 744e9, 40e9, False),
@@ -90,6 +91,7 @@ PUBLISHED = [  # name, total, active (None: not checked), input embedding counte
     ("Nemotron-H-56B", 56e9, None, True), ("gemma-2-9b", 917e6 + 8324e6, None, True),
     ("gemma-3-12b", 1012e6 + 10759e6, None, True), ("Phi-3-mini", 3.8e9, None, True),
     ("Nemotron-3-Nano-30B-A3B", 31.6e9, 3.2e9, False),
+    ("Nemotron-3-Super-120B-A12B-FP8", 120e9, 12e9, False), ("Nemotron-3-Ultra-550B-A55B", 550e9, 55e9, False),
     ("DeepSeek-V3.2", 671e9, None, True),  # active: V3's 37B plus the indexer (~0.9B), not published separately
 ]
 
@@ -203,6 +205,44 @@ def test_nemotron3_moe_hybrid_is_costed_on_every_engine(engine):
     assert df["fits"].all() and np.isfinite(df[["ttft_ms", "tpot_ms"]].to_numpy()).all()
     assert set(df["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
     assert df["tpot_ms"].iloc[0] < df["tpot_ms"].iloc[1] and df["ttft_ms"].iloc[0] < df["ttft_ms"].iloc[1]
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "roofline"])
+def test_latent_moe_experts_work_at_the_latent_width(engine):
+    """Nemotron-3 Super: the routed experts read and write a 1,024-wide token (a quarter of the hidden size) between
+    two hidden x latent projections. Against the same model with its experts on the hidden state: a quarter of the
+    expert weights, the projections' weights more, and a decode step no slower inside one TP group and faster with
+    wide EP across attention-DP ranks (its all-to-alls move the latent)."""
+    from objectives.inference.ops import ModelShape, layer_costs
+    m = catalog.model("Nemotron-3-Super-120B-A12B-FP8")
+    assert (m.moe_latent, m.hidden, m.n_experts, m.top_k) == (1024, 4096, 512, 22)
+    full = dataclasses.replace(m, name="super-no-latent", hf_id="", aliases=(), moe_latent=0)
+    lc, lf = layer_costs(ModelShape.from_models([m]), 1.0), layer_costs(ModelShape.from_models([full]), 1.0)
+    assert lc.expert_params == pytest.approx(lf.expert_params / 4)
+    n_moe = mm.n_moe_layers(m)
+    assert lc.dense_params - lf.dense_params == pytest.approx(n_moe * 2 * m.hidden * m.moe_latent)
+    kw = dict(gpu="B200", batch_size=64, input_len=2048, output_len=256, engine=engine)
+    tp8 = inference.estimate([m, full], tp=8, ep=8, **kw)
+    dp8 = inference.estimate([m, full], tp=1, attn_dp=8, ep=8, **kw)
+    assert tp8["fits"].all() and dp8["fits"].all()
+    assert set(tp8["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
+    assert tp8["tpot_ms"].iloc[0] <= tp8["tpot_ms"].iloc[1] and dp8["tpot_ms"].iloc[0] < dp8["tpot_ms"].iloc[1]
+    # the closed form's dispatch / combine bytes per token: the latent's, a quarter of the hidden state's
+    from objectives.inference.core import prepare
+
+    def tok_s(model, **kw):
+        return float(prepare(model, "B200", weight_dtype="fp8", engine="roofline", **kw).coeffs.tok_s)
+    base = tok_s(m)                                     # no all-to-all: the elementwise passes only
+    assert base == pytest.approx(tok_s(full))
+    wide = dict(tp=1, attn_dp=8, ep=8)
+    assert (tok_s(m, **wide) - base) / (tok_s(full, **wide) - base) == pytest.approx(m.moe_latent / m.hidden)
+    # the layers_block_type spelling (Ultra's config) reads as the pattern spelling (Super's) would
+    ultra = _raw("Nemotron-3-Ultra-550B-A55B")
+    letters = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+    as_pattern = dict({k: v for k, v in ultra.items() if k not in ("layers_block_type",)},
+                      hybrid_override_pattern="".join(letters[b] for b in ultra["layers_block_type"]))
+    a, b = catalog.model_from_hf_config(ultra), catalog.model_from_hf_config(as_pattern)
+    assert dataclasses.replace(a, source="") == dataclasses.replace(b, source="")
 
 
 # ------------------------------------------------------------------------------------------ names and checkpoints
@@ -359,8 +399,14 @@ def test_architectures_that_cannot_be_costed_name_the_field():
         catalog.model_from_hf_config(dict(nano, hybrid_override_pattern="ME*-" * 2, num_hidden_layers=8))
     with pytest.raises(CatalogError, match="3 MoE blocks for 2 mixer blocks"):
         catalog.model_from_hf_config(dict(nano, hybrid_override_pattern="MEEE*", num_hidden_layers=5))
-    with pytest.raises(CatalogError, match="moe_latent_size=1024 .latent MoE"):  # Nemotron-3 Super / Ultra
-        catalog.model_from_hf_config(dict(nano, moe_latent_size=1024))
+    with pytest.raises(CatalogError, match="moe_latent_size=-4 must be a positive integer"):
+        catalog.model_from_hf_config(dict(nano, moe_latent_size=-4))
+    with pytest.raises(CatalogError, match=r"moe_latent=4096 needs an MoE model and 0 < moe_latent < hidden"):
+        Catalog().register_model(dataclasses.replace(catalog.model("Nemotron-3-Super-120B-A12B-FP8"), name="wide",
+                                                     hf_id="", aliases=(), moe_latent=4096))
+    ultra = {k: v for k, v in _raw("Nemotron-3-Ultra-550B-A55B").items() if k not in ("name", "hf_id", "aliases")}
+    with pytest.raises(CatalogError, match=r"layers_block_type has block kinds \['conv'\]"):
+        catalog.model_from_hf_config(dict(ultra, layers_block_type=["mamba", "conv", "moe", "attention"]))
     with pytest.raises(CatalogError, match=r"field 'ffn' = 0 must be a positive integer \(0 only for an MoE model\)"):
         Catalog().register_model(dataclasses.replace(catalog.model("Nemotron-H-56B"), name="no-mlp", hf_id="",
                                                      aliases=(), ffn=0))
