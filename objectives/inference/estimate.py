@@ -15,7 +15,8 @@ import pandas as pd
 from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
-from . import memory, power
+from ..profiles import engine_key
+from . import kv_pool, memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import SOURCES
@@ -263,14 +264,24 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     }
 
 
-def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS) -> Num:
+def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS,
+                       memory_setting: float | None = None) -> Num:
     """KV-cache tokens that fit per model replica, sized the way the row's engine sizes its pool (`kv_pool`):
     share x (pool memory - weights - runtime reserve - activations for max_num_tokens where the pool holds them) /
     KV bytes per token (per GPU; every GPU of a replica holds its share). The roofline and TensorRT-LLM: the fitted
     kv_mem_fraction of the device memory left; vLLM: 0.9 of the device memory, less the rest; SGLang: the device
-    memory less its own reservation for activations and CUDA graphs, less the rest."""
-    free = p.pool_gpu - p.weights_gpu - p.reserve_gpu - p.act_pooled * p.act_tok_gpu * max_num_tokens
-    return np.maximum(np.floor(p.kv_share * free / p.kv_tok_gpu), 0.0)
+    memory less its own reservation for activations and CUDA graphs, less the rest.
+    `memory_setting`: the engine's memory flag instead of its default, in its own meaning: vLLM's
+    gpu_memory_utilization and SGLang's mem_fraction_static are the pool memory's share of the device,
+    TensorRT-LLM's kv_cache_free_gpu_memory_fraction (and the roofline's) the share of the memory left."""
+    pool, share = p.pool_gpu, p.kv_share
+    if memory_setting is not None:
+        names = np.asarray([engine_key(e) in kv_pool.SHARE_OF_DEVICE for e in p.engine_names])
+        whole = names[np.asarray(p.engine_code)]
+        pool = np.where(whole, memory_setting * p.mem_gpu, p.pool_gpu)
+        share = np.where(whole, 1.0, memory_setting)
+    free = pool - p.weights_gpu - p.reserve_gpu - p.act_pooled * p.act_tok_gpu * max_num_tokens
+    return np.maximum(np.floor(share * free / p.kv_tok_gpu), 0.0)
 
 
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num]:

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..profiles import engine_key
-from . import kv_pool, memory, power
+from . import memory, power
 from .core import prepare
 from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
@@ -82,14 +81,7 @@ class StepModel:
         meaning (`kv_pool`): vLLM's ``gpu_memory_utilization`` and SGLang's ``mem_fraction_static`` are the share of
         the device memory that weights and KV cache (and vLLM's activations) may take; TensorRT-LLM's
         ``kv_cache_free_gpu_memory_fraction`` (and the roofline's) the share of the memory they leave."""
-        p = self._p
-        util = float(gpu_memory_utilization)
-        whole = engine_key(self.engine) in kv_pool.SHARE_OF_DEVICE
-        pool = util * float(np.asarray(p.mem_gpu)) if whole else float(np.asarray(p.pool_gpu))
-        share = 1.0 if whole else util
-        free = (pool - float(np.asarray(p.weights_gpu)) - float(np.asarray(p.reserve_gpu))
-                - float(np.asarray(p.act_pooled)) * float(np.asarray(p.act_tok_gpu)) * self._mnt)
-        return int(max(np.floor(share * free / float(np.asarray(p.kv_tok_gpu))), 0.0))
+        return int(kv_capacity_tokens(self._p, self._mnt, memory_setting=float(gpu_memory_utilization)))
 
     def time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
                 n_prefill_seqs: Any = None) -> Any:
