@@ -79,6 +79,8 @@ class Prepared:
     source_code: Num            # index into measured.SOURCES: where the step costs come from
     weights_gpu: Num            # bytes
     kv_tok_gpu: Num             # bytes per token of context, per GPU
+    kv_win_share: Num           # share of kv_tok_gpu on window-bounded layers (they hold at most `window` tokens)
+    window: Num                 # that bound, tokens (0: no window-bounded layer)
     act_tok_gpu: Num            # bytes per token in flight, per GPU
     reserve_gpu: Num            # bytes
     mem_gpu: Num                # capacity, bytes
@@ -103,7 +105,7 @@ class Prepared:
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
-                   "kv_tok_gpu", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "reason",
+                   "kv_tok_gpu", "kv_win_share", "window", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "reason",
                    "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
 
@@ -454,7 +456,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
-        kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp), act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
+        kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp),
+        kv_win_share=lc.win_kv_elems_per_token / np.maximum(lc.kv_elems_per_token, 1e-30), window=lc.window_tokens,
+        act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, pool_gpu=pool, kv_share=share,
         act_pooled=pooled, reason=reason,
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,

@@ -243,7 +243,7 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     tput = p.dp * p.attn_dp * B * osl / e2e
     # memory per GPU
     w = p.weights_gpu
-    kv = p.kv_tok_gpu * B * (isl + osl)
+    kv = p.kv_tok_gpu * B * memory.held_tokens(isl + osl, p.kv_win_share, p.window)
     act = p.act_tok_gpu * np.minimum(Tp, mnt) + memory.logits_bytes(B, p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
     # what the engine's KV-cache pool rule lets this batch take (kv_pool: activations outside it where the engine
@@ -465,7 +465,9 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `factors`: the power model's factors (default: the shipped fit)."""
     cap = kv_capacity_tokens(p, mnt)
-    per_seq = isl + p.coeffs.kv_reserve * osl
+    # what one request holds at admission (prompt + the reserved share of its output), window-bounded layers at
+    # most their window (the engines' hybrid KV managers free their blocks beyond it)
+    per_seq = memory.held_tokens(isl + p.coeffs.kv_reserve * osl, p.kv_win_share, p.window)
     N = np.minimum(mbs, np.floor(cap / per_seq))
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)

@@ -20,6 +20,11 @@ Three rules, as the engines' own code applies them at start-up:
 
 Every rule also leaves the fitted ``runtime_reserve_gib`` (CUDA context, communication and GEMM workspaces) out.
 The device's total is what the driver reports (`catalog.GPU.mem_gib`), the figure the engines read.
+
+What a request holds in that pool: the closed forms (`estimate`, `max_throughput`) count a window-bounded layer's
+KV (gpt-oss, Gemma, Llama 4's chunks) at most to its window (`memory.held_tokens`), as the engines' hybrid KV
+managers free those blocks (SGLang sizes a separate sliding-window pool instead, not modelled); the simulator's
+paged cache counts every layer at the full context, a bound on such models' batch.
 """
 from __future__ import annotations
 

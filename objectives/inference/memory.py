@@ -51,11 +51,19 @@ def state_bytes_per_seq_gpu(lc: LayerCosts, pp: Num) -> Num:
     return lc.state_bytes_per_seq / pp
 
 
+def held_tokens(context: Num, win_share: Num, window: Num) -> Num:
+    """KV of one sequence of `context` tokens, in tokens' worth of every layer's KV: the window-bounded layers
+    (`win_share` of the KV bytes per token) hold at most `window` tokens (0: no window), the others all of them.
+    Equals `context` for a model without window-bounded layers."""
+    ctx = np.asarray(context, dtype=np.float64)
+    return np.where(win_share > 0, (1.0 - win_share) * ctx
+                    + win_share * np.minimum(ctx, np.where(window > 0, window, np.inf)), ctx)
+
+
 def seq_cache_bytes_gpu(lc: LayerCosts, kvb: Num, pp: Num, context: Num) -> Num:
     """Bytes one GPU holds for ONE sequence of `context` tokens: KV of the full-attention layers (all tokens), KV of
     the window-bounded layers (at most `window_tokens`), and the linear layers' constant state. Equals
     `kv_bytes_per_token_gpu(...) * context` for a plain transformer."""
-    ctx = np.asarray(context, dtype=np.float64)
-    full = lc.kv_elems_per_token - lc.win_kv_elems_per_token
-    win = lc.win_kv_elems_per_token * np.minimum(ctx, np.where(lc.window_tokens > 0, lc.window_tokens, np.inf))
-    return ((full * ctx + win) * kvb + lc.state_bytes_per_seq) / pp
+    share = lc.win_kv_elems_per_token / np.maximum(lc.kv_elems_per_token, 1e-30)
+    kv = lc.kv_elems_per_token * held_tokens(context, share, lc.window_tokens)
+    return (kv * kvb + lc.state_bytes_per_seq) / pp

@@ -98,3 +98,33 @@ def test_a_batch_beyond_vllms_share_does_not_fit_on_vllm():
     assert between.any()
     assert roof["fits"][between].all() and not vllm["fits"][between].any()
     assert (vllm["fits"] <= roof["fits"]).all()
+
+
+def test_window_bounded_layers_hold_at_most_their_window():
+    """gpt-oss: half its layers attend a 128-token window, and the engines' hybrid KV managers free their blocks
+    beyond it, so a long request holds about half the KV of every layer's full context: the batch the cache
+    admits nearly doubles against counting every layer at full length; a model without windows is unchanged."""
+    from objectives.inference import memory
+    from objectives.inference.core import prepare
+
+    p = prepare("openai/gpt-oss-120b", "H100", engine="vllm")
+    share, window = float(np.asarray(p.kv_win_share)), float(np.asarray(p.window))
+    assert window == 128 and share == pytest.approx(0.5)
+    assert memory.held_tokens(9216.0, share, window) == pytest.approx(0.5 * 9216 + 0.5 * 128)
+    r = inference.max_throughput("openai/gpt-oss-120b", "H100", input_len=8192, output_len=1024, engine="vllm")
+    cap = inference.StepModel("openai/gpt-oss-120b", "H100", engine="vllm").kv_capacity_tokens
+    per_seq = 8192 + 0.5 * 1024                                 # vLLM holds the prompt and half the output
+    assert r["batch_size"].iloc[0] == np.floor(cap / (0.5 * per_seq + 0.5 * 128))
+    assert r["batch_size"].iloc[0] > 1.9 * np.floor(cap / per_seq)
+    dense = prepare("Llama-3.1-8B", "H100")
+    assert float(np.asarray(dense.kv_win_share)) == 0.0
+    assert memory.held_tokens(np.array([1.0, 5000.0]), 0.0, 0.0).tolist() == [1.0, 5000.0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(ctx=st.floats(1.0, 1e6), share=st.floats(0.0, 1.0), window=st.sampled_from([0.0, 128.0, 4096.0]))
+def test_held_tokens_never_exceed_the_context_and_grow_with_it(ctx, share, window):
+    from objectives.inference import memory
+    held = float(memory.held_tokens(ctx, share, window))
+    assert held <= ctx * (1 + 1e-12)
+    assert float(memory.held_tokens(ctx * 2, share, window)) >= held
