@@ -76,15 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     df = mark_unknown(df)
     if args.command == "fit":
-        if args.only:
+        base, spec = None, None          # a full fit from the defaults
+        if args.only:                    # or the named factors from the file's values
             try:
                 base = load_efficiency(args.out)
                 spec = only_spec(df, [n.strip() for n in args.only.split(",") if n.strip()])
             except (FileNotFoundError, ValueError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            eff, info = fit(df, base=base, spec=spec, max_nfev=args.max_nfev)
-            d = scored(df, eff)
+        eff, info = fit(df, base=base, spec=spec, max_nfev=args.max_nfev)
+        d = scored(df, eff)
+        if base is not None and spec is not None:
             # the file's held-out figures were measured on the factors before this refit
             meta = {k: v for k, v in base.meta.items() if not k.startswith("loso")}
             meta["refit_only"] = {
@@ -92,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 "data_sha256": sha256(path), "start": dict(zip(spec.names(), spec.x0(base).tolist())),
                 "note": "refit alone (python -m objectives.calibration fit --only ...), every other factor held at the "
                         "values this record's full fit gave"}
-            meta["mdape"] = {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()}
         else:
-            eff, info = fit(df, max_nfev=args.max_nfev)
-            d = scored(df, eff)
             counts = df["kind"].value_counts().to_dict()
             meta = {
                 "fit_date": _dt.date.today().isoformat(),
@@ -112,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                   "(factor baseline_build_mem_eff), its tuned engines (multiple profiles, GEMM "
                                   "plugin, reduce fusion) with 'tuned' (factor tuned_build_fixed_eff), all others "
                                   "(build flags not stated) with 'standard'",
-                "mdape": {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()},
             }
+        meta["mdape"] = {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()}
         eff = type(eff)(eff.params, meta)
         if not args.no_loso:
             meta.update(loso_summary(loso(df, eff)))

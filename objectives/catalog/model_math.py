@@ -143,12 +143,18 @@ def dense_mlp_params_per_layer(m: ModelLike) -> Any:
     return _out(m, _mlp_params(m, _col(m, "hidden"), _col(m, "ffn")))
 
 
+def expert_width(hidden: Any, latent: Any) -> Any:
+    """Width of the token the routed experts read and write (and the MoE all-to-alls and gathers move): a latent
+    MoE's latent (Nemotron-3 Super / Ultra), else the hidden size."""
+    return np.where(np.asarray(latent) > 0, latent, hidden)
+
+
 def moe_params_per_layer(m: ModelLike, *, active: bool = False) -> Any:
     """One MoE layer's MLP: router + experts (all, or the top_k routed when `active`) + shared experts; latent MoE:
     the experts at the latent width, plus the hidden -> latent -> hidden projections."""
     h, e = _col(m, "hidden"), _col(m, "n_experts")
-    lat = np.asarray(_col(m, "moe_latent"), dtype=float)
-    expert = _mlp_params(m, np.where(lat > 0, lat, h), _col(m, "moe_ffn"))
+    lat = _col(m, "moe_latent")
+    expert = _mlp_params(m, expert_width(h, lat), _col(m, "moe_ffn"))
     n = _col(m, "top_k") if active else e
     return _out(m, h * e + n * expert + _mlp_params(m, h, _col(m, "shared_ffn")) + 2.0 * h * lat)
 

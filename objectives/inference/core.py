@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from objectives.catalog.model_math import expert_width
+
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import LINKS, Efficiency, load_efficiency
 from .measured import Curves, build_curves
-from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_width
+from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
 from .resolve import (
     MAX_DEGREE,
     PROFILES,
@@ -398,7 +400,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # EP inside the TP group needs no all-to-all: every rank already holds every token after the all-reduce
     a2a_n = np.where((ep > 1) & ((np.mod(tp, ep) != 0) | (adp > 1)), 2.0 * lc.n_moe_layers, 0.0)
     a2a_x_lat, a2a_pb = links.alltoall(ep, m.top_k)
-    mw = moe_width(m)  # what the MoE token movements carry (a latent MoE's latent)
+    mw = expert_width(m.hidden, m.moe_latent)  # what the MoE token movements carry (a latent MoE's latent)
     a2a_tok = mw * 2.0 * a2a_pb
     # the all-to-all's latency inside the domain is the TP group's all-reduce latency there (as before topology)
     a2a_lat = allreduce_latency_s(np.minimum(tp, domain), lat_us, hop_us) + a2a_x_lat
@@ -457,7 +459,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp),
-        kv_win_share=lc.win_kv_elems_per_token / np.maximum(lc.kv_elems_per_token, 1e-30), window=lc.window_tokens,
+        kv_win_share=memory.window_share(lc), window=lc.window_tokens,
         act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, pool_gpu=pool, kv_share=share,
         act_pooled=pooled, reason=reason,

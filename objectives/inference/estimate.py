@@ -15,7 +15,6 @@ import pandas as pd
 from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
-from ..profiles import engine_key
 from . import kv_pool, memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
@@ -276,8 +275,7 @@ def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS
     TensorRT-LLM's kv_cache_free_gpu_memory_fraction (and the roofline's) the share of the memory left."""
     pool, share = p.pool_gpu, p.kv_share
     if memory_setting is not None:
-        names = np.asarray([engine_key(e) in kv_pool.SHARE_OF_DEVICE for e in p.engine_names])
-        whole = names[np.asarray(p.engine_code)]
+        whole = kv_pool.share_of_device(p.engine_names)[np.asarray(p.engine_code)]
         pool = np.where(whole, memory_setting * p.mem_gpu, p.pool_gpu)
         share = np.where(whole, 1.0, memory_setting)
     free = pool - p.weights_gpu - p.reserve_gpu - p.act_pooled * p.act_tok_gpu * max_num_tokens

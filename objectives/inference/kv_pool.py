@@ -74,6 +74,11 @@ def sglang_reserved_bytes(mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num) -> Num
     return res * MIB
 
 
+def share_of_device(engines: Any) -> np.ndarray:
+    """For each engine name: whether its memory setting is a share of the whole device (`SHARE_OF_DEVICE`)."""
+    return np.array([engine_key(e) in SHARE_OF_DEVICE for e in engines], dtype=bool)
+
+
 def pool_terms(engines: Any, mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num, kv_mem_fraction: float,
                usable: float = 1.0) -> tuple[Num, Num, Num]:
     """Per row of `engines` (engine names): (memory the engine lets weights, KV cache, pooled activations and the
@@ -93,6 +98,6 @@ def pool_terms(engines: Any, mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num, kv_
     mem = np.asarray(mem_bytes, dtype=float)
     pool = np.where(vllm, VLLM_GPU_MEMORY_UTILIZATION * mem,
                     np.where(sgl, mem - sglang_reserved_bytes(mem, tp, pp, attn_dp), usable * mem))
-    share = np.where(rows([k in SHARE_OF_DEVICE for k in kinds]), 1.0, kv_mem_fraction)
+    share = np.where(rows(share_of_device(names).tolist()), 1.0, kv_mem_fraction)
     pooled = np.where(sgl, 0.0, 1.0)
     return pool, share, pooled

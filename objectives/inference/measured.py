@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from objectives.catalog.model_math import expert_width
 from objectives.catalog.types import DTYPE_BYTES
 
 Num = Any
@@ -507,7 +508,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # the routed experts' width: a latent MoE's latent, with its hidden -> latent -> hidden projections
         # (replicated on every TP rank) around them; the router and the shared expert read the hidden state
         lat = m.get("moe_latent", np.zeros(k))
-        hx = np.where(lat > 0, lat, h)
+        hx = expert_width(h, lat)
         latent = lat > 0
         proj = np.where(col(latent), gemm(Mg, col(np.maximum(lat, 1.0)), col(h), check=latent)
                         + gemm(Mg, col(h), col(np.maximum(lat, 1.0)), check=latent), 0.0)

@@ -60,10 +60,14 @@ def held_tokens(context: Num, win_share: Num, window: Num) -> Num:
                     + win_share * np.minimum(ctx, np.where(window > 0, window, np.inf)), ctx)
 
 
+def window_share(lc: LayerCosts) -> Num:
+    """Share of the KV bytes per token on window-bounded layers (`held_tokens`' `win_share`)."""
+    return lc.win_kv_elems_per_token / np.maximum(lc.kv_elems_per_token, 1e-30)
+
+
 def seq_cache_bytes_gpu(lc: LayerCosts, kvb: Num, pp: Num, context: Num) -> Num:
     """Bytes one GPU holds for ONE sequence of `context` tokens: KV of the full-attention layers (all tokens), KV of
     the window-bounded layers (at most `window_tokens`), and the linear layers' constant state. Equals
     `kv_bytes_per_token_gpu(...) * context` for a plain transformer."""
-    share = lc.win_kv_elems_per_token / np.maximum(lc.kv_elems_per_token, 1e-30)
-    kv = lc.kv_elems_per_token * held_tokens(context, share, lc.window_tokens)
+    kv = lc.kv_elems_per_token * held_tokens(context, window_share(lc), lc.window_tokens)
     return (kv * kvb + lc.state_bytes_per_seq) / pp

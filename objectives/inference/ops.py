@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from objectives.catalog.model_math import expert_width
+
 Num = Any  # float or np.ndarray
 
 
@@ -161,12 +163,6 @@ class LayerCosts:
                                          # dense_params: what 4-bit MoE checkpoints keep in 16 bits
 
 
-def moe_width(m: ModelShape) -> Num:
-    """Width of the token the routed experts read and write (and the MoE all-to-alls and gathers move): the
-    latent width of a latent MoE (Nemotron-3 Super / Ultra), else the hidden size."""
-    return np.where(m.moe_latent > 0, m.moe_latent, m.hidden)
-
-
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     """Parameter counts and per-token FLOP/byte coefficients per GPU for tensor-parallel degree `tp`.
 
@@ -210,7 +206,7 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     latent_proj = 2.0 * h * m.moe_latent
     attn_all = La * attn_params + m.n_lin * m.lin_params / tp
     dense_params = attn_all + n_dense * dense_mlp + n_moe * (shared + router + latent_proj)
-    expert_params = n_moe * n_mat * moe_width(m) * m.moe_ffn / tp
+    expert_params = n_moe * n_mat * expert_width(h, m.moe_latent) * m.moe_ffn / tp
     head = h * m.vocab / tp
     embed = np.where(m.tie > 0, head, 2 * head)
     # --- attention work (pairs): 2 FLOPs per multiply-add, QK^T and PV

@@ -262,7 +262,7 @@ def _model_numbers(m: Model) -> dict[str, float]:
     moe_active = model_math.moe_params_per_layer(m, active=True) if m.n_experts else 0.0
     gate = 3.0 if m.gated_mlp else 2.0
     # a latent MoE's experts work at its latent width, between two hidden x latent projections
-    expert = gate * (m.moe_latent or m.hidden) * m.moe_ffn if m.n_experts else 0.0
+    expert = gate * float(model_math.expert_width(m.hidden, m.moe_latent)) * m.moe_ffn if m.n_experts else 0.0
     moe_nonexpert = (m.hidden * m.n_experts + gate * m.hidden * m.shared_ffn + 2.0 * m.hidden * m.moe_latent
                      if m.n_experts else 0.0)
     if m.kv_lora_rank:
