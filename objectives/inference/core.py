@@ -81,7 +81,7 @@ class Prepared:
     source_code: Num            # index into measured.SOURCES: where the step costs come from
     weights_gpu: Num            # bytes
     kv_tok_gpu: Num             # bytes per token of context, per GPU
-    kv_win_share: Num           # share of kv_tok_gpu on window-bounded layers (they hold at most `window` tokens)
+    kv_win_share: Num           # share of kv_tok_gpu on window-bounded layers the engine frees beyond `window` tokens
     window: Num                 # that bound, tokens (0: no window-bounded layer)
     act_tok_gpu: Num            # bytes per token in flight, per GPU
     reserve_gpu: Num            # bytes
@@ -89,6 +89,8 @@ class Prepared:
     pool_gpu: Num               # what the engine lets weights, KV cache, activations and reserve take, bytes
     kv_share: Num               # share of what they leave that becomes the KV cache (`kv_pool.pool_terms`)
     act_pooled: Num             # 1.0: activations come out of pool_gpu; 0.0: the engine reserves them outside it
+    state_tok: Num              # linear layers' constant state per sequence, in tokens' worth of kv_tok_gpu
+    sgl_pool: Num               # 1.0: SGLang's KV layout (window layers in a pool apart: `kv_pool.seq_tokens`)
     reason: Num                 # int code (resolve.REASONS)
     idle_w: Num
     tdp_w: Num
@@ -107,7 +109,7 @@ class Prepared:
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
-                   "kv_tok_gpu", "kv_win_share", "window", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "reason",
+                   "kv_tok_gpu", "kv_win_share", "window", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "state_tok", "sgl_pool", "reason",
                    "idle_w", "tdp_w", "price",
                    "model_index", "gpu_index")
 
@@ -121,6 +123,11 @@ class Prepared:
                                          if f != "curves"}, curves=self.coeffs.curves)
         fields["shape"] = ModelShape(**{f: fn(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
         return fields
+
+    def seq_tokens(self, context: Num) -> Num:
+        """What one sequence of `context` tokens takes of the KV capacity (`kv_capacity_tokens`' unit), by the
+        row's engine layout (`kv_pool.seq_tokens`)."""
+        return kv_pool.seq_tokens(self.sgl_pool > 0, context, self.kv_win_share, self.window, self.state_tok)
 
     def take(self, idx: np.ndarray) -> Prepared:
         """The rows `idx` (positions into the distinct configurations) as a plain Prepared: array fields
@@ -442,6 +449,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
     c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
     # how each engine sizes its KV-cache pool from the device memory
+    sgl = kv_pool.is_sglang(engine_names)[eng]
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
                                              float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
@@ -459,7 +467,10 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
         kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp),
-        kv_win_share=memory.window_share(lc), window=lc.window_tokens,
+        # SGLang pools window layers apart only for some architectures; its others hold every layer in full
+        kv_win_share=np.where(sgl & (m.swa_pool <= 0), 0.0, memory.window_share(lc)), window=lc.window_tokens,
+        state_tok=lc.state_bytes_per_seq / np.maximum(lc.kv_elems_per_token * kvb, 1e-30),
+        sgl_pool=sgl.astype(float),
         act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, pool_gpu=pool, kv_share=share,
         act_pooled=pooled, reason=reason,

@@ -242,7 +242,7 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     tput = p.dp * p.attn_dp * B * osl / e2e
     # memory per GPU
     w = p.weights_gpu
-    kv = p.kv_tok_gpu * B * memory.held_tokens(isl + osl, p.kv_win_share, p.window)
+    kv = p.kv_tok_gpu * B * p.seq_tokens(isl + osl)
     act = p.act_tok_gpu * np.minimum(Tp, mnt) + memory.logits_bytes(B, p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
     # what the engine's KV-cache pool rule lets this batch take (kv_pool: activations outside it where the engine
@@ -463,9 +463,9 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `factors`: the power model's factors (default: the shipped fit)."""
     cap = kv_capacity_tokens(p, mnt)
-    # what one request holds at admission (prompt + the reserved share of its output), window-bounded layers at
-    # most their window (the engines' hybrid KV managers free their blocks beyond it)
-    per_seq = memory.held_tokens(isl + p.coeffs.kv_reserve * osl, p.kv_win_share, p.window)
+    # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
+    # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`)
+    per_seq = p.seq_tokens(isl + p.coeffs.kv_reserve * osl)
     N = np.minimum(mbs, np.floor(cap / per_seq))
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)

@@ -21,10 +21,29 @@ Three rules, as the engines' own code applies them at start-up:
 Every rule also leaves the fitted ``runtime_reserve_gib`` (CUDA context, communication and GEMM workspaces) out.
 The device's total is what the driver reports (`catalog.GPU.mem_gib`), the figure the engines read.
 
-What a request holds in that pool: the closed forms (`estimate`, `max_throughput`) count a window-bounded layer's
-KV (gpt-oss, Gemma, Llama 4's chunks) at most to its window (`memory.held_tokens`), as the engines' hybrid KV
-managers free those blocks (SGLang sizes a separate sliding-window pool instead, not modelled); the simulator's
-paged cache counts every layer at the full context, a bound on such models' batch.
+What one sequence takes of that pool (`seq_tokens`, in `kv_capacity_tokens`' unit: tokens' worth of every
+layer's KV), by the engine's own layout for hybrid models:
+
+- **vLLM, TensorRT-LLM, the roofline**: one pool. A window-bounded layer (gpt-oss, Gemma, Llama 4's chunks) holds at
+  most its window, as the hybrid KV managers free its blocks beyond it (`memory.held_tokens`; vLLM's
+  ``HybridKVCacheCoordinator``, TensorRT-LLM's variable sliding window); the linear-attention layers' constant state
+  (Gated DeltaNet, Mamba-2) takes its bytes from the same pool per running sequence (vLLM allocates it as a block of
+  each Mamba group; TensorRT-LLM reserves it for ``max_batch_size`` sequences up front, which equals this when the
+  batch is full).
+- **SGLang**: the window layers of its hybrid-SWA architectures (gpt-oss, Llama 4) get a pool of their own,
+  ``swa_full_tokens_ratio`` (0.8) tokens per token of the full-attention pool
+  (sglang/srt/model_executor/model_runner_kv_cache_mixin.py ``set_num_tokens_hybrid_swa``); its other windowed
+  models keep every layer at full length. The linear layers' state is counted per sequence as on the other
+  engines. SGLang's own rule splits it off (``handle_max_mamba_cache``: ``mamba_full_memory_ratio`` 0.9 bytes of
+  state per byte of KV pool, and with the radix cache on one running request per 3 state slots), but the only
+  measurements of it here contradict that default: Qwen3.5-397B FP8 on SGLang 0.5.9, four B200s, 256 clients
+  (../shared/calibration/serving_silicon.csv) runs as if all 256 were in flight (TPOT 48 ms, TTFT 2.5 s), where
+  the split with those ratios admits about 196 and queues the rest (TTFT over 11 s). The benchmark's flags are
+  not recorded (``--disable-radix-cache`` or ``--mamba-ssm-dtype bfloat16`` would both lift the cap), so the
+  split is not modelled.
+
+The closed forms (`estimate`, `max_throughput`) apply `seq_tokens` exactly; the simulator's paged cache applies its
+slope per token of context (`seq_slope`) and reserves the rest as a constant per request from its admission.
 """
 from __future__ import annotations
 
@@ -33,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ..profiles import engine_key
+from . import memory
 
 Num = Any
 MIB = float(2**20)
@@ -72,6 +92,48 @@ def sglang_reserved_bytes(mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num) -> Num
     res = res + np.where(adp > 1, 3.0 * bs * adp + np.where(bs > 300, 1.5 * bs * adp, 0.0), 0.0)
     res = np.where(mem_mib > 60.0 * 1024.0, np.maximum(res, 10.0 * 1024.0), res)
     return res * MIB
+
+
+#: SGLang's window pool: tokens per token of its full-attention pool (sglang/srt/server_args.py
+#: ``swa_full_tokens_ratio``)
+SGLANG_SWA_FULL_TOKENS_RATIO = 0.8
+#: architectures whose window layers SGLang pools apart (sglang/srt/configs/model_config.py
+#: ``is_hybrid_swa_model``); its other windowed models (Gemma 2 / 3, Mistral) keep every layer's KV at full length
+SGLANG_HYBRID_SWA_ARCHS = frozenset({"GptOssForCausalLM", "Llama4ForConditionalGeneration", "Gemma4ForCausalLM",
+                                     "Gemma4ForConditionalGeneration"})
+
+
+def is_sglang(engines: Any) -> np.ndarray:
+    """For each engine name: whether it is SGLang (whose window pool `seq_tokens` sizes apart)."""
+    return np.array([engine_key(e) == "sglang" for e in engines], dtype=bool)
+
+
+def seq_tokens(sglang: Num, context: Num, win_share: Num, window: Num, state_tok: Num) -> Num:
+    """What one sequence of `context` tokens takes of its replica's KV capacity, in tokens' worth of every layer's
+    KV (the unit of `kv_capacity_tokens`), under its engine's layout (module docstring). `sglang`: bool per row;
+    `win_share`, `window`: `memory.held_tokens`' arguments; `state_tok`: the linear layers' constant state per
+    sequence in tokens' worth of KV (0 for a plain transformer). Equals `context` for a plain transformer."""
+    ctx = np.asarray(context, dtype=np.float64)
+    w = np.asarray(win_share, dtype=np.float64)
+    st = np.asarray(state_tok, dtype=np.float64)
+    if not np.any(w > 0) and not np.any(st > 0):      # plain transformers (most sweeps): the context
+        return ctx
+    one_pool = memory.held_tokens(ctx, w, window) + st
+    r = SGLANG_SWA_FULL_TOKENS_RATIO
+    win = np.where(np.asarray(window) > 0, np.minimum(ctx, window), ctx)
+    # SGLang's window pool holds r tokens per full-pool token: the full pool binds unless the windowed part does;
+    # a model of window layers only has that pool alone
+    swa = np.where(w <= 0, ctx, np.where(w >= 1, win, ((1.0 - w) + r * w) * np.maximum(ctx, win / r)))
+    return np.where(sglang, swa + st, one_pool)
+
+
+def seq_slope(sglang: Num, win_share: Num, window: Num) -> Num:
+    """How much of the capacity (as in `seq_tokens`) each further token of a long context takes: the slope of
+    `seq_tokens` beyond every window (1 for a plain transformer; 0 where every layer is window-bounded and the
+    engine frees beyond the window)."""
+    w = np.where(np.asarray(window) > 0, np.asarray(win_share, dtype=np.float64), 0.0)
+    sgl = np.where(w >= 1, 0.0, (1.0 - w) + SGLANG_SWA_FULL_TOKENS_RATIO * w)
+    return np.where(sglang, sgl, 1.0 - w)
 
 
 def share_of_device(engines: Any) -> np.ndarray:

@@ -59,6 +59,7 @@ class ModelShape:
     idx_dim: Num = 0.0        # ... indexer head dim (its key is cached per token, per layer)
     lin_v_heads: Num = 0.0    # linear-attention value heads (whole model; the kernel profile's lookup key)
     moe_latent: Num = 0.0     # latent MoE: the routed experts' width (0: they work on the hidden state)
+    swa_pool: Num = 0.0       # 1: SGLang gives this architecture's window layers a pool of their own (kv_pool)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -112,6 +113,8 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
     """ModelShape fields derived from a `Model` for hybrid, windowed and sparse attention (see `layer_costs`)."""
     from objectives.catalog import model_math as mm
 
+    from . import kv_pool
+
     def ok(fn: Callable[[Any], float]) -> Callable[[Any], float]:
         return lambda m: fn(_check_costable(m))
 
@@ -129,6 +132,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "idx_dim": lambda m: float(m.index_head_dim) if m.index_topk else 0.0,
         "lin_v_heads": lambda m: float(m.linear_num_v_heads) if m.n_linear_attn_layers else 0.0,
         "moe_latent": lambda m: float(m.moe_latent),
+        "swa_pool": lambda m: float(m.architecture in kv_pool.SGLANG_HYBRID_SWA_ARCHS),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import memory, power
+from . import kv_pool, memory, power
 from .core import prepare
 from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
@@ -67,6 +67,9 @@ class StepModel:
             raise ValueError(f"StepModel({desc}): {REASONS[5]} (no room left for the KV cache)")
         self.kv_capacity_tokens: int = int(cap)
         """KV-cache tokens that fit per replica after weights, activations (max_num_tokens) and runtime reserve."""
+        self.kv_slope: float = float(kv_pool.seq_slope(p.sgl_pool > 0, p.kv_win_share, p.window))
+        """Capacity (in kv_capacity_tokens' unit) each further token of a long context takes: 1 for a plain
+        transformer, less where window-bounded layers stop growing (`kv_pool.seq_slope`)."""
         self.weights_gib_per_gpu: float = float(p.weights_gpu) / memory.GIB
         self._mnt = float(max_num_tokens)
         self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
@@ -75,6 +78,12 @@ class StepModel:
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
         `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its
         TTFT and end-to-end latency."""
+
+    def kv_seq_tokens(self, context: Any) -> Any:
+        """Capacity (in kv_capacity_tokens' unit) one sequence of `context` tokens takes under this engine's KV
+        layout: window-bounded layers at most their window (SGLang: in a pool of their own), the linear layers'
+        constant state (`kv_pool.seq_tokens`). Equals `context` for a plain transformer."""
+        return self._p.seq_tokens(context)
 
     def kv_capacity_at(self, gpu_memory_utilization: float) -> int:
         """KV-cache tokens per replica when the engine is started with this memory setting, in the engine's own

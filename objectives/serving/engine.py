@@ -46,7 +46,7 @@ EVENT_BUCKETS_PER_MS = 1e6
 class _Req:
     __slots__ = ("inp", "out", "prompt", "prefilled", "gen", "base", "epoch", "arrival", "first", "finish",
                  "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry", "kv_ready",
-                 "whole")
+                 "whole", "x")
     inp: int
     out: int
     prompt: int        # tokens to prefill (input, or input + generated after a recompute preemption)
@@ -68,6 +68,7 @@ class _Req:
     g_entry: int       # replica decode step when it started decoding
     kv_ready: float    # disaggregated handoff: when its KV has arrived at the decode worker (NaN: not loading)
     whole: int         # running: KV blocks of its whole sequence (prompt + remaining output) counted in `resv`
+    x: int             # blocks its replica's KV layout holds beyond its context (Scheduler.kv_extra_blocks)
 
 
 class _Replica:
@@ -81,6 +82,8 @@ class _Replica:
         self.n_gpus = int(cost.n_gpus)
         self.B = sched.kv_block_size
         self.cap = sched.kv_blocks(cost)
+        # blocks each request holds beyond its context's (window-bounded layers, linear-layer state), set on delivery
+        self.xb: list[int] | None = eng.extra_blocks(sched, cost)
         self.wm = int(sched.kv_watermark * self.cap)
         self.maxb = sched.max_batch_size
         self.maxt = sched.max_num_tokens
@@ -113,6 +116,7 @@ class _Replica:
         self.Q = 0            # sum of base // B
         self.cnt = [0] * self.B   # count of base % B
         self.G = 0            # decode steps done
+        self.X = 0            # sum of the decoders' extra blocks (`_Req.x`)
         self.load = 0         # requests assigned and not yet gone (routing)
         self.state = "idle"
         self.version = 0
@@ -140,11 +144,11 @@ class _Replica:
             return 0
         B = self.B
         q, m = divmod(s + B - 1, B)
-        return self.Q + self.n * q + (sum(self.cnt[B - m:]) if m else 0)
+        return self.Q + self.n * q + (sum(self.cnt[B - m:]) if m else 0) + self.X
 
     def _whole_blocks(self, r: _Req) -> int:
         """KV blocks of request r's whole sequence: its prompt and its remaining output."""
-        return -(-(r.prompt + r.out - r.gen) // self.B)
+        return -(-(r.prompt + r.out - r.gen) // self.B) + r.x
 
     def _run(self, rid: int, r: _Req) -> None:
         """Request rid joins the running set; its whole sequence's blocks join `resv`."""
@@ -166,6 +170,7 @@ class _Replica:
         self.n += 1
         self.S += b
         self.Q += q
+        self.X += r.x
         self.cnt[m] += 1
         r.epoch += 1
         heapq.heappush(self.heap, (self.G + r.out - r.gen, r.epoch, rid))
@@ -177,6 +182,7 @@ class _Replica:
         self.n -= 1
         self.S -= r.base
         self.Q -= q
+        self.X -= r.x
         self.cnt[m] -= 1
         r.epoch += 1
         r.gen += self.G - r.g_entry       # one token per decode step since it started decoding
@@ -229,6 +235,7 @@ class _Replica:
 
     # ---- scheduling ----------------------------------------------------------------------------------
     def deliver(self, rid: int, t: float) -> None:
+        self.eng.reqs[rid].x = 0 if self.xb is None else self.xb[rid]
         self.waiting.append(rid)
         self.load += 1
         self.wake(t)
@@ -256,7 +263,7 @@ class _Replica:
         while self.swapped and len(self.running) < self.maxb:
             rid = self.swapped[0]
             r = eng.reqs[rid]
-            need = -(-(r.swap_kv + 1) // B)
+            need = -(-(r.swap_kv + 1) // B) + r.x
             if self.pref_blocks + self.dec_blocks(self.G + 1) + need > self.cap:
                 break
             self.swapped.popleft()
@@ -324,9 +331,9 @@ class _Replica:
             r = reqs[rid]
             floor = 0 if not self.running else self.wm
             # under no-evict a request also reserves the blocks of its remaining output
-            rest = self._whole_blocks(r) - -(-r.prompt // B) if self.no_evict else 0
+            rest = self._whole_blocks(r) - -(-r.prompt // B) - r.x if self.no_evict else 0
             if r.prefilled >= r.prompt:      # KV computed (disaggregated handoff): read it, then decode
-                need = -(-(r.prompt + 1) // B)
+                need = -(-(r.prompt + 1) // B) + r.x
                 if free - need - rest < floor:
                     break
                 src.popleft()
@@ -347,7 +354,7 @@ class _Replica:
                     budget -= 1
                     full = False
                 continue
-            need = -(-r.prompt // B)
+            need = -(-r.prompt // B) + r.x
             if free - need - rest < floor:
                 break
             hit = self._pc_peek(rid, r) if pc is not None else 0
@@ -375,7 +382,7 @@ class _Replica:
         free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1) - self.wm
         while self.waiting and len(self.bq) < self.maxb:
             r = reqs[self.waiting[0]]
-            need = -(-(r.prompt + r.out - r.gen + 1) // B)
+            need = -(-(r.prompt + r.out - r.gen + 1) // B) + r.x
             if self.bq and need > free:
                 break
             free -= need
@@ -634,8 +641,10 @@ class _Engine:
                  routing: str = "least_loaded", skip: bool = True) -> None:
         n = len(inp)
         nan = float("nan")
-        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan, 0)
-                     for i, o in zip(inp.tolist(), out.tolist())]
+        self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan, 0,
+                          0) for i, o in zip(inp.tolist(), out.tolist())]
+        self.context = np.asarray(inp, dtype=np.int64) + np.asarray(out, dtype=np.int64)
+        self._xb: dict[tuple[int, int], list[int] | None] = {}   # extra blocks per (scheduler, cost)
         self.n = n
         self.arrival_ms = arrival_ms
         self.concurrency = concurrency
@@ -658,6 +667,14 @@ class _Engine:
         self.hash_off: np.ndarray | None = None
         self.block_tokens = 0
         self.blk: dict[int, list[int]] = {}     # request -> its hash blocks as a list, filled on first use
+
+    def extra_blocks(self, sched: Scheduler, cost: IterationCost) -> list[int] | None:
+        """Per request: `Scheduler.kv_extra_blocks` on its whole context (computed once per scheduler and cost)."""
+        key = (id(sched), id(cost))
+        if key not in self._xb:
+            xb = sched.kv_extra_blocks(cost, self.context)
+            self._xb[key] = None if xb is None else xb.tolist()
+        return self._xb[key]
 
     def push(self, t: float, kind: int, rep, ver: int = 0) -> None:
         self.seq += 1

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from ..profiles import engine_key
 from .workload import check_bool, check_choice, check_int, check_real
 
@@ -152,7 +154,11 @@ class Scheduler:
         return min(self.chunk_size or self.max_num_tokens, self.max_num_tokens)
 
     def kv_blocks(self, cost: IterationCost) -> int:
-        """KV-cache blocks of one replica."""
+        """KV-cache blocks of one replica, a block holding ``kv_block_size`` tokens of context. Where a token of
+        context takes less or more than one token's worth of every layer's KV (``cost.kv_slope``: window-bounded
+        layers, SGLang's split pools) the blocks are counted in context tokens: capacity / kv_slope; what a
+        sequence holds beyond its slope (a window, a linear layer's state) is a constant per request
+        (`kv_extra_blocks`)."""
         if self.kv_capacity_tokens is not None:
             tokens = self.kv_capacity_tokens
         elif self.gpu_memory_utilization is None:
@@ -161,7 +167,31 @@ class Scheduler:
             tokens = int(cost.kv_capacity_at(self.gpu_memory_utilization))
         else:
             tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
-        return tokens // self.kv_block_size
+        return int(tokens / kv_slope(cost)) // self.kv_block_size
+
+    def kv_extra_blocks(self, cost: IterationCost, context: np.ndarray) -> np.ndarray | None:
+        """Per request (whole context `context`, tokens): the blocks its engine's KV layout holds beyond
+        kv_slope x its context (``cost.kv_seq_tokens``), held from its admission to its end; None when no request
+        holds any (a plain transformer, or a cost without ``kv_seq_tokens``)."""
+        seq = getattr(cost, "kv_seq_tokens", None)
+        if seq is None:
+            return None
+        ctx = np.asarray(context, dtype=np.float64)
+        a = kv_slope(cost)
+        extra = np.maximum(np.asarray(seq(ctx), dtype=np.float64) - a * ctx, 0.0) / a
+        if not np.any(extra > 1e-9):
+            return None
+        return np.ceil(extra / self.kv_block_size - 1e-9).astype(np.int64)
+
+
+#: smallest kv_slope the block count divides by (a model whose every layer is window-bounded holds a constant per
+#: request, its window; the capacity in context tokens is then as good as unbounded)
+MIN_KV_SLOPE = 1e-3
+
+
+def kv_slope(cost: IterationCost) -> float:
+    """``cost.kv_slope`` (1.0 when the cost does not say), at least `MIN_KV_SLOPE`."""
+    return max(float(getattr(cost, "kv_slope", 1.0)), MIN_KV_SLOPE)
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,16 @@ class PoolCosts:
 
 
 def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> None:
-    cap = rep.cap * rep.B
-    bad = np.flatnonzero(need + 1 > cap)
+    """Every request's `need` tokens of context (and what its KV layout holds beyond them) fit one replica."""
+    need = np.asarray(need, dtype=np.int64)
+    extra = np.zeros_like(need) if rep.xb is None else np.asarray(rep.xb, dtype=np.int64)
+    bad = np.flatnonzero(-(-(need + 1) // rep.B) + extra > rep.cap)
     if len(bad):
         i = int(bad[0])
-        raise ValueError(f"request {i} ({int(inp[i])} input tokens) needs {int(need[i]) + 1} KV tokens but a "
-                         f"{what} replica holds {cap} (kv_capacity_tokens); use shorter requests, more memory "
-                         f"(tp, kv_dtype) or Scheduler(kv_capacity_tokens=...)")
+        more = f" (and {int(extra[i]) * rep.B} more for its window-bounded or linear layers)" if extra[i] else ""
+        raise ValueError(f"request {i} ({int(inp[i])} input tokens) needs {int(need[i]) + 1} KV tokens{more} but a "
+                         f"{what} replica holds {rep.cap * rep.B} (kv_capacity_tokens); use shorter requests, more "
+                         f"memory (tp, kv_dtype) or Scheduler(kv_capacity_tokens=...)")
 
 
 def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, decode: PoolCosts | None,

@@ -78,11 +78,12 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     thr, n_gpus = float(r["throughput_tok_s"]), float(r["n_gpus"])
     # KV in use: N sequences per replica at their mean context, over the replica's capacity (same memory model)
     from .simulator import _step_model
-    cap = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s, engine=engine).kv_capacity_tokens
+    sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s, engine=engine)
     ctx = float(workload.input_len) + 0.5 * float(workload.output_len)  # type: ignore[arg-type]
+    held = float(sm.kv_seq_tokens(ctx))     # its engine's KV layout (window-bounded, linear layers)
     m.update(throughput_tok_s=thr, throughput_tok_s_per_gpu=thr / n_gpus, tok_s_per_user=float(r["tok_s_per_user"]),
              requests_per_s=float(r["requests_per_s"]), gpu_busy_frac=1.0,
-             kv_usage_mean=float(r["batch_size"]) * ctx / cap, preemptions=0, n_requests=workload.size,
+             kv_usage_mean=float(r["batch_size"]) * held / sm.kv_capacity_tokens, preemptions=0, n_requests=workload.size,
              n_gpus=n_gpus, duration_s=workload.size / float(r["requests_per_s"]))
     return m
 

@@ -128,3 +128,57 @@ def test_held_tokens_never_exceed_the_context_and_grow_with_it(ctx, share, windo
     held = float(memory.held_tokens(ctx, share, window))
     assert held <= ctx * (1 + 1e-12)
     assert float(memory.held_tokens(ctx * 2, share, window)) >= held
+
+
+def test_sglang_pools_window_layers_apart_for_gpt_oss_only():
+    """SGLang gives gpt-oss's window layers a pool of 0.8 tokens per full-pool token (swa_full_tokens_ratio), so a
+    long request takes (0.5 + 0.8 x 0.5) of every layer's KV per token, against vLLM's 0.5 per token plus its window;
+    Gemma 2, not one of SGLang's hybrid-SWA architectures, holds every layer in full there, and windows on vLLM."""
+    from objectives.inference.core import prepare
+
+    ctx = 9216.0
+    sgl = prepare("openai/gpt-oss-120b", "H100", engine="sglang")
+    vllm = prepare("openai/gpt-oss-120b", "H100", engine="vllm")
+    assert float(sgl.seq_tokens(ctx)) == pytest.approx(0.9 * ctx)
+    assert float(vllm.seq_tokens(ctx)) == pytest.approx(0.5 * ctx + 0.5 * 128)
+    # a prompt shorter than the window: the window pool (0.8 of the full one) binds first
+    assert float(sgl.seq_tokens(100.0)) == pytest.approx(0.9 * 100.0 / 0.8)
+    g_sgl, g_vllm = prepare("gemma-2-9b", "H100", engine="sglang"), prepare("gemma-2-9b", "H100", engine="vllm")
+    assert float(g_sgl.seq_tokens(ctx)) == pytest.approx(ctx)
+    assert float(g_vllm.seq_tokens(ctx)) == pytest.approx(0.5 * ctx + 0.5 * 4096)
+    r = inference.max_throughput("openai/gpt-oss-120b", "H100", input_len=8192, output_len=1024, engine="sglang")
+    cap = inference.StepModel("openai/gpt-oss-120b", "H100", engine="sglang").kv_capacity_tokens
+    assert r["batch_size"].iloc[0] == np.floor(cap / (0.9 * (8192 + 0.5 * 1024)))
+
+
+def test_linear_layer_state_takes_capacity_per_sequence():
+    """Qwen3.5's Gated-DeltaNet layers keep a constant fp32 state per sequence, taken from the same pool as the KV
+    (a request of c tokens takes c + state), on every engine: fewer sequences fit than counting the KV alone."""
+    from objectives.inference.core import prepare
+
+    for engine in ("vllm", "sglang", "trtllm"):
+        p = prepare("Qwen3.5-397B-A17B", "H200", tp=8, engine=engine)
+        state = float(p.state_tok)
+        bytes_per_seq = catalog.model_math.linear_state_bytes_per_seq(catalog.model("Qwen3.5-397B-A17B"))
+        assert state * float(p.kv_tok_gpu) * 8 == pytest.approx(bytes_per_seq)   # per GPU: its TP 8 share
+        assert state > 1000
+        assert float(p.seq_tokens(2048.0)) == pytest.approx(2048 + state)
+        kw = dict(tp=8, input_len=1024, output_len=1024, max_batch_size=100_000, engine=engine)
+        n = inference.max_throughput("Qwen3.5-397B-A17B", "H200", **kw)["batch_size"].iloc[0]
+        cap = inference.StepModel("Qwen3.5-397B-A17B", "H200", tp=8, engine=engine).kv_capacity_tokens
+        ctx = 1024 + float(np.asarray(p.coeffs.kv_reserve)) * 1024
+        assert n == np.floor(cap / (ctx + state)) and n < np.floor(cap / ctx)
+    assert float(prepare("Llama-3.1-8B", "H100").state_tok) == 0.0      # a plain transformer holds none
+
+
+@settings(max_examples=60, deadline=None)
+@given(ctx=st.floats(1.0, 1e6), share=st.floats(0.0, 1.0), window=st.sampled_from([0.0, 128.0, 4096.0]),
+       state=st.sampled_from([0.0, 500.0, 40000.0]), sgl=st.booleans())
+def test_seq_tokens_grow_with_context_at_their_slope(ctx, share, window, state, sgl):
+    """Every layout: never less than the slope's share of the context (what the simulator counts per token), never
+    shrinking as the context grows, and the state's constant on top."""
+    held = float(kv_pool.seq_tokens(sgl, ctx, share, window, state))
+    a = float(kv_pool.seq_slope(sgl, share, window))
+    assert held >= a * ctx * (1 - 1e-12)
+    assert float(kv_pool.seq_tokens(sgl, 2 * ctx, share, window, state)) >= held
+    assert held >= state * (1 - 1e-12)
