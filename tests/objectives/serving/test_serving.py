@@ -39,6 +39,23 @@ class AffineCost:
 
 
 COST = AffineCost()
+
+
+@dataclass(frozen=True)
+class WindowCost(AffineCost):
+    """Half the KV on layers that hold at most a 128-token window (gpt-oss's layout on vLLM), plus a constant
+    state of `state` tokens' worth per sequence."""
+
+    kv_slope: float = 0.5
+    state: float = 0.0
+
+    def kv_seq_tokens(self, context):
+        ctx = np.asarray(context, dtype=float)
+        return 0.5 * ctx + 0.5 * np.minimum(ctx, 128.0) + self.state
+
+
+#: a plain transformer's KV, a windowed model's, and one with a linear-layer state besides
+COSTS = st.sampled_from([COST, WindowCost(), WindowCost(state=300.0)])
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 lengths = st.one_of(st.integers(1, 600), st.builds(lambda m, s: serving.Dist("lognormal", mean=m, std=s, max=600),
@@ -59,10 +76,10 @@ def _workload(load, inp, out, n, seed, cv=2.0):
 
 @FAST
 @given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 60), seed=st.integers(0, 3),
-       dp=st.integers(1, 3))
-def test_every_request_finishes_once_with_all_its_tokens(load, inp, out, sched, n, seed, dp):
+       dp=st.integers(1, 3), cost=COSTS)
+def test_every_request_finishes_once_with_all_its_tokens(load, inp, out, sched, n, seed, dp, cost):
     w = _workload(load, inp, out, n, seed)
-    df = simulate_costs(COST, workload=w, scheduler=sched, dp=dp, per_request=True)
+    df = simulate_costs(cost, workload=w, scheduler=sched, dp=dp, per_request=True)
     req = w.requests()
     assert len(df) == n
     assert np.isfinite(df["finish_s"]).all() and np.isfinite(df["first_token_s"]).all()
@@ -76,10 +93,10 @@ def test_every_request_finishes_once_with_all_its_tokens(load, inp, out, sched, 
 
 @FAST
 @given(inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 40), seed=st.integers(0, 3),
-       n_p=st.integers(1, 2), n_d=st.integers(1, 2))
-def test_disagg_finishes_everything_and_ttft_above_prefill(inp, out, sched, n, seed, n_p, n_d):
+       n_p=st.integers(1, 2), n_d=st.integers(1, 2), cost=COSTS)
+def test_disagg_finishes_everything_and_ttft_above_prefill(inp, out, sched, n, seed, n_p, n_d, cost):
     w = Workload(rate=20.0, input_len=inp, output_len=out, n_requests=n, seed=seed)
-    df = simulate_costs(mode="disagg", prefill=PoolCosts(COST, n_p), decode=PoolCosts(COST, n_d), workload=w,
+    df = simulate_costs(mode="disagg", prefill=PoolCosts(COST, n_p), decode=PoolCosts(cost, n_d), workload=w,
                         scheduler=sched, per_request=True)
     req = w.requests()
     np.testing.assert_array_equal(df["tokens_emitted"], req.output_tokens)
@@ -527,19 +544,6 @@ def test_settings_fields_are_type_checked(cls, data):
         assert not math.isnan(v), (name, v)
 
 
-@dataclass(frozen=True)
-class WindowCost(AffineCost):
-    """Half the KV on layers that hold at most a 128-token window (gpt-oss's layout on vLLM), plus a constant
-    state of `state` tokens' worth per sequence."""
-
-    kv_slope: float = 0.5
-    state: float = 0.0
-
-    def kv_seq_tokens(self, context):
-        ctx = np.asarray(context, dtype=float)
-        return 0.5 * ctx + 0.5 * np.minimum(ctx, 128.0) + self.state
-
-
 @pytest.mark.parametrize("state", [0.0, 936.0])
 def test_window_and_state_set_how_many_sequences_the_cache_holds(state):
     """Whole sequences of 2,000 tokens under no-evict admission in 10,000 tokens' worth of KV, 1 % kept free
@@ -557,3 +561,21 @@ def test_window_and_state_set_how_many_sequences_the_cache_holds(state):
         assert 9 / 4 * 0.85 < win["throughput_tok_s"] / full["throughput_tok_s"] < 9 / 4
     with pytest.raises(ValueError, match="more for its window-bounded or linear layers"):
         simulate_costs(WindowCost(state=30_000.0), workload=w, scheduler=sched)
+
+
+@FAST
+@given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 40), seed=st.integers(0, 3),
+       cost=COSTS, disagg=st.booleans())
+def test_kv_blocks_are_all_given_back(load, inp, out, sched, n, seed, cost, disagg):
+    """Whatever was admitted, preempted, swapped or handed off, every block a request held beyond its context (its
+    window, its state) leaves the replica with it: at the end nothing is held anywhere."""
+    from objectives.serving import simulator
+
+    w = _workload(load, inp, out, n, seed)
+    if disagg:
+        _, reps = simulator._run(w, None, PoolCosts(cost, 1), PoolCosts(cost, 1), sched, 0.001, "least_loaded")
+    else:
+        _, reps = simulator._run(w, PoolCosts(cost, 2), None, None, sched, 0.0, "least_loaded")
+    for r in reps:
+        assert (r.n, r.X, r.S, r.Q, r.pref_blocks, r.resv, len(r.running)) == (0, 0, 0, 0, 0, 0, 0)
+        assert r.dec_blocks(r.G) == 0 and r.kv_max <= 1.0 + 1e-9
