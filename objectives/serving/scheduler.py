@@ -2,6 +2,7 @@
 `simulator.py`), and the `IterationCost` protocol the simulator needs from the analytical model."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -178,7 +179,13 @@ class Scheduler:
             return None
         ctx = np.asarray(context, dtype=np.float64)
         a = kv_slope(cost)
-        extra = np.maximum(np.asarray(seq(ctx), dtype=np.float64) - a * ctx, 0.0) / a
+        held = np.broadcast_to(np.asarray(seq(ctx), dtype=np.float64), ctx.shape)
+        bad = np.flatnonzero(~np.isfinite(held) | (held < 0))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"{type(cost).__name__}.kv_seq_tokens({int(ctx[i])}) = {float(held[i])!r}: the KV a sequence "
+                             "holds must be a finite number of tokens >= 0")
+        extra = np.maximum(held - a * ctx, 0.0) / a
         if not np.any(extra > 1e-9):
             return None
         return np.ceil(extra / self.kv_block_size - 1e-9).astype(np.int64)
@@ -190,8 +197,13 @@ MIN_KV_SLOPE = 1e-3
 
 
 def kv_slope(cost: IterationCost) -> float:
-    """``cost.kv_slope`` (1.0 when the cost does not say), at least `MIN_KV_SLOPE`."""
-    return max(float(getattr(cost, "kv_slope", 1.0)), MIN_KV_SLOPE)
+    """``cost.kv_slope`` (1.0 when the cost does not say), at least `MIN_KV_SLOPE`. ValueError naming the cost
+    for a slope that is not a finite number >= 0."""
+    a = float(getattr(cost, "kv_slope", 1.0))
+    if not math.isfinite(a) or a < 0:
+        raise ValueError(f"{type(cost).__name__}.kv_slope = {a!r}: the KV-cache tokens' worth one more token of "
+                         "context takes must be a finite number >= 0 (1 for a plain transformer)")
+    return max(a, MIN_KV_SLOPE)
 
 
 @dataclass(frozen=True)

@@ -563,6 +563,16 @@ def test_window_and_state_set_how_many_sequences_the_cache_holds(state):
         simulate_costs(WindowCost(state=30_000.0), workload=w, scheduler=sched)
 
 
+@pytest.mark.parametrize("bad,msg", [(dict(kv_slope=-0.5), r"WindowCost.kv_slope = -0.5: .* finite number >= 0"),
+                                     (dict(kv_slope=float("nan")), r"WindowCost.kv_slope = nan"),
+                                     (dict(state=float("inf")), r"WindowCost.kv_seq_tokens\(2000\) = inf"),
+                                     (dict(state=-5000.0), r"WindowCost.kv_seq_tokens\(2000\) = -")])
+def test_a_cost_with_a_bad_kv_layout_is_refused_by_name(bad, msg):
+    w = Workload(concurrency=4, input_len=1000, output_len=1000, n_requests=8, seed=0)
+    with pytest.raises(ValueError, match=msg):
+        simulate_costs(WindowCost(**bad), workload=w)
+
+
 @FAST
 @given(load=loads, inp=lengths, out=lengths, sched=schedulers, n=st.integers(1, 40), seed=st.integers(0, 3),
        cost=COSTS, disagg=st.booleans())
