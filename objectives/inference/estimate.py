@@ -420,7 +420,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
                    engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
                    efficiency: Efficiency | None = None,
-             profile: Any = None, interval: float | None = None) -> pd.DataFrame:
+             profile: Any = None, interval: float | None = None,
+                   gpu_memory_utilization: float | None = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -438,9 +439,17 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     most ceil(concurrency / dp). Default (None): as many clients as slots, no queue (a max-throughput benchmark
     that issues all requests at once also reports the time its queue takes, which depends on the request count
     and is not modelled). `interval`: band columns `<col>_lo` / `<col>_hi`, as in `estimate`.
+    `gpu_memory_utilization`: the engine's memory setting instead of its default, in (0, 1], in the engine's own
+    meaning (`kv_capacity_tokens`' ``memory_setting``: vLLM's gpu_memory_utilization and SGLang's
+    mem_fraction_static a share of the device, TensorRT-LLM's kv_cache_free_gpu_memory_fraction of the memory
+    left); None: each engine's default.
     """
     if interval is not None:
         check_level(interval)
+    if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
+            isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
+        raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
+                         "for the engine's default")
     efficiency = _with_profile(efficiency, profile)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
@@ -454,15 +463,17 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
-    res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc), _max_throughput_rows)
+    ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
+    res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms), _max_throughput_rows)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
 
 
-def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num,
+def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
                          factors: power.PowerFactors | None = None) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
-    `factors`: the power model's factors (default: the shipped fit)."""
-    cap = kv_capacity_tokens(p, mnt)
+    `ms`: the engine's memory setting (None: its default); `factors`: the power model's factors (default: the
+    shipped fit)."""
+    cap = kv_capacity_tokens(p, mnt, memory_setting=ms)
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
     # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`)
     per_seq = p.seq_tokens(isl + p.coeffs.kv_reserve * osl)

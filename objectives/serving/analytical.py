@@ -226,17 +226,20 @@ class ServingModel:
     """The analytical serving model of one LLM under one workload (see the module docstring).
 
     Attributes: model (catalog name), workload, prices ({gpu: USD per GPU-hour} overrides), input_len and
-    output_len (mean tokens), outputs (sorted output lengths the workload draws, tokens).
+    output_len (mean tokens), outputs (sorted output lengths the workload draws, tokens), gpu_memory_utilization
+    (the engines' memory setting that sizes each replica's KV cache, in the engine's own meaning as in
+    `inference.max_throughput`; None: each engine's default).
     """
 
     def __init__(self, model: str, workload: Workload, prices: Mapping[str, float] | None = None,
-                 efficiency: Any = None) -> None:
+                 efficiency: Any = None, gpu_memory_utilization: float | None = None) -> None:
         if not isinstance(workload, Workload):
             raise ValueError(f"workload must be a serving.Workload, got {workload!r:.100}")
         self.model = model
         self.workload = workload
         self.prices = dict(prices) if prices else None
         self.efficiency = efficiency  # a calibrated profile's factors (None: the shipped fit)
+        self.gpu_memory_utilization = gpu_memory_utilization
         # mean lengths of the requests the workload sends, in whole tokens (the iteration model counts tokens)
         self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
         if workload.trace is not None:
@@ -285,7 +288,8 @@ class ServingModel:
         sequences: the engine runs whole batches; a lone request decodes at batch 1)."""
         return inference.max_throughput(**self._kw(d), dp=1, input_len=self.input_len, output_len=self.output_len,
                                         max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0),
-                                        max_num_tokens=d.max_num_tokens)
+                                        max_num_tokens=d.max_num_tokens,
+                                        gpu_memory_utilization=self.gpu_memory_utilization)
 
     def _quantile_output(self, q: float) -> float:
         return float(np.quantile(self.outputs, q))
@@ -311,7 +315,8 @@ class ServingModel:
         if conc is not None:
             mbs = np.minimum(mbs, np.ceil(conc / replicas))
         mt = inference.max_throughput(**kw, dp=d.dp, input_len=isl, output_len=osl, max_batch_size=mbs,
-                                      max_num_tokens=d.max_num_tokens)
+                                      max_num_tokens=d.max_num_tokens,
+                                      gpu_memory_utilization=self.gpu_memory_utilization)
         N = mt["batch_size"].to_numpy(float).copy()
         ttft = mt["ttft_ms"].to_numpy(float).copy()
         tpot = mt["tpot_ms"].to_numpy(float).copy()

@@ -12,8 +12,9 @@ Scheduler features mapped: ``max_batch_size``, ``max_num_tokens``, ``chunked_pre
 prefill whole, the decodes riding on their iterations), ``batching`` ("continuous" | "static"), under the policy
 the model models (``scheduler.MODELLED_POLICY``, "decode_priority"). Not
 modelled, refused with ValueError: ``policy="prefill_first"`` (the closed form has no wave of prompts queueing
-behind each other, its TTFT would be 4-7x low), ``chunk_size`` below ``max_num_tokens``, ``kv_capacity_tokens``
-and ``gpu_memory_utilization`` (the KV cache is sized by the inference memory model). Ignored (no preemption or
+behind each other, its TTFT would be 4-7x low), ``chunk_size`` below ``max_num_tokens`` and ``kv_capacity_tokens``
+(the KV cache is sized by the inference memory model, with the engine's ``gpu_memory_utilization`` where the
+scheduler sets one). Ignored (no preemption or
 prefix reuse in a closed-loop fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs,
 prefix_caching.
 """
@@ -44,8 +45,6 @@ def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
         unmodelled.append(f"chunk_size={s.chunk_size} below max_num_tokens={s.max_num_tokens}")
     if s.kv_capacity_tokens is not None:
         unmodelled.append(f"kv_capacity_tokens={s.kv_capacity_tokens}")
-    if s.gpu_memory_utilization is not None:
-        unmodelled.append(f"gpu_memory_utilization={s.gpu_memory_utilization}")
     if unmodelled:
         raise ValueError(f"steady_state (the analytical serving model's closed form) does not model Scheduler "
                          f"{', '.join(unmodelled)}; use serving.simulate")
@@ -65,7 +64,7 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                        kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
                        chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine)
-    r = ServingModel(model, workload).evaluate(d).iloc[0]
+    r = ServingModel(model, workload, gpu_memory_utilization=s.gpu_memory_utilization).evaluate(d).iloc[0]
     if r["fits"] != 1.0:
         raise ValueError(f"steady_state: {model} on {gpu} tp={tp} pp={pp} weight_dtype={weight_dtype} cannot run: "
                          f"{r['reason'] or 'not runnable'}")
@@ -81,9 +80,11 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s, engine=engine)
     ctx = float(workload.input_len) + 0.5 * float(workload.output_len)  # type: ignore[arg-type]
     held = float(sm.kv_seq_tokens(ctx))     # its engine's KV layout (window-bounded, linear layers)
+    u = s.gpu_memory_utilization
+    cap = sm.kv_capacity_tokens if u is None else sm.kv_capacity_at(u)
     m.update(throughput_tok_s=thr, throughput_tok_s_per_gpu=thr / n_gpus, tok_s_per_user=float(r["tok_s_per_user"]),
              requests_per_s=float(r["requests_per_s"]), gpu_busy_frac=1.0,
-             kv_usage_mean=float(r["batch_size"]) * held / sm.kv_capacity_tokens, preemptions=0, n_requests=workload.size,
+             kv_usage_mean=float(r["batch_size"]) * held / cap, preemptions=0, n_requests=workload.size,
              n_gpus=n_gpus, duration_s=workload.size / float(r["requests_per_s"]))
     return m
 

@@ -88,6 +88,44 @@ def test_steady_state_refuses_scheduler_features_the_closed_form_lacks(kw, msg):
         serving.steady_state("Llama-3.1-8B", "H100", workload=w, scheduler=serving.Scheduler(**kw))
 
 
+@pytest.mark.parametrize("engine", ["roofline", None])
+def test_the_engines_memory_setting_sizes_the_steady_state_as_it_sizes_the_simulator(engine):
+    """A KV-bound deployment (Llama-3.3-70B fp8 on two H100s, 150 clients of 5,000 + 500 tokens) started with less
+    memory for its cache: the closed form reads the setting the way the simulator's scheduler does
+    (`kv_capacity_at`), so both lose throughput and still agree within this module's bounds."""
+    w = serving.Workload(concurrency=150, input_len=5000, output_len=500, n_requests=3000)
+    out = {}
+    for u in (None, 0.5):
+        s = serving.Scheduler(gpu_memory_utilization=u)
+        kw = dict(tp=2, weight_dtype="fp8", workload=w, scheduler=s, engine=engine)
+        sim = serving.simulate("Llama-3.3-70B", "H100", **kw)
+        ss = serving.steady_state("Llama-3.3-70B", "H100", **kw)
+        assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.20)
+        assert ss["tpot_ms_mean"] == pytest.approx(sim["tpot_ms_mean"], rel=0.12)
+        assert 0 < ss["kv_usage_mean"] <= 1.0
+        out[u] = (ss["throughput_tok_s"], sim["throughput_tok_s"], ss["ttft_ms_mean"], sim["ttft_ms_mean"])
+    assert out[0.5][0] < 0.95 * out[None][0] and out[0.5][1] < 0.95 * out[None][1]     # fewer sequences in flight
+    assert out[0.5][2] > out[None][2] and out[0.5][3] > out[None][3]                   # more clients queue
+
+
+def test_max_throughput_reads_a_memory_setting_in_the_engines_meaning():
+    kw = dict(tp=2, weight_dtype="fp8", input_len=5000, output_len=500, max_batch_size=4096)
+    for engine in ("vllm", "trtllm"):
+        default = inference.max_throughput("Llama-3.3-70B", "H100", engine=engine, **kw)["batch_size"].iloc[0]
+        more = inference.max_throughput("Llama-3.3-70B", "H100", engine=engine, gpu_memory_utilization=0.95,
+                                        **kw)["batch_size"].iloc[0]
+        less = inference.max_throughput("Llama-3.3-70B", "H100", engine=engine, gpu_memory_utilization=0.6,
+                                        **kw)["batch_size"].iloc[0]
+        assert less < default <= more
+    # vLLM's default is 0.9 of the device: naming it changes nothing
+    assert inference.max_throughput("Llama-3.3-70B", "H100", engine="vllm", gpu_memory_utilization=0.9,
+                                    **kw)["batch_size"].iloc[0] == \
+        inference.max_throughput("Llama-3.3-70B", "H100", engine="vllm", **kw)["batch_size"].iloc[0]
+    for bad in (0.0, 1.5, True, "0.9"):
+        with pytest.raises(ValueError, match=r"gpu_memory_utilization=.*\(0, 1\]"):
+            inference.max_throughput("Llama-3.3-70B", "H100", gpu_memory_utilization=bad, **kw)
+
+
 def test_steady_state_names_why_a_deployment_cannot_run():
     w = serving.Workload(concurrency=8, input_len=512, output_len=64)
     with pytest.raises(ValueError, match="Llama-3.1-70B on L40S tp=1 .* cannot run: "):
