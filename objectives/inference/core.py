@@ -463,13 +463,14 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     no_net = links.spans_without_network(tp * pp * adp)
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP,
                                                                                  np.where(no_net, R_NET, R_OK))))
+    kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
-        kv_tok_gpu=memory.kv_bytes_per_token_gpu(lc, kvb, pp),
+        kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full
         kv_win_share=np.where(sgl & (m.swa_pool <= 0), 0.0, memory.window_share(lc)), window=lc.window_tokens,
-        state_tok=lc.state_bytes_per_seq / np.maximum(lc.kv_elems_per_token * kvb, 1e-30),
+        state_tok=memory.state_bytes_per_seq_gpu(lc, pp) / np.maximum(kv_tok, 1e-30),
         sgl_pool=sgl.astype(float),
         act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, pool_gpu=pool, kv_share=share,

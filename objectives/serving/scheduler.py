@@ -160,15 +160,18 @@ class Scheduler:
         layers, SGLang's split pools) the blocks are counted in context tokens: capacity / kv_slope; what a
         sequence holds beyond its slope (a window, a linear layer's state) is a constant per request
         (`kv_extra_blocks`)."""
+        return int(self.kv_tokens(cost) / kv_slope(cost)) // self.kv_block_size
+
+    def kv_tokens(self, cost: IterationCost) -> int:
+        """KV-cache capacity of one replica in tokens' worth of every layer's KV: ``kv_capacity_tokens`` where
+        given, else the cost's at this ``gpu_memory_utilization`` (the class docstring)."""
         if self.kv_capacity_tokens is not None:
-            tokens = self.kv_capacity_tokens
-        elif self.gpu_memory_utilization is None:
-            tokens = int(cost.kv_capacity_tokens)
-        elif hasattr(cost, "kv_capacity_at"):
-            tokens = int(cost.kv_capacity_at(self.gpu_memory_utilization))
-        else:
-            tokens = int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
-        return int(tokens / kv_slope(cost)) // self.kv_block_size
+            return self.kv_capacity_tokens
+        if self.gpu_memory_utilization is None:
+            return int(cost.kv_capacity_tokens)
+        if hasattr(cost, "kv_capacity_at"):
+            return int(cost.kv_capacity_at(self.gpu_memory_utilization))
+        return int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
 
     def kv_extra_blocks(self, cost: IterationCost, context: np.ndarray) -> np.ndarray | None:
         """Per request (whole context `context`, tokens): the blocks its engine's KV layout holds beyond

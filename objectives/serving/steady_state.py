@@ -80,8 +80,7 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, s, engine=engine)
     ctx = float(workload.input_len) + 0.5 * float(workload.output_len)  # type: ignore[arg-type]
     held = float(sm.kv_seq_tokens(ctx))     # its engine's KV layout (window-bounded, linear layers)
-    u = s.gpu_memory_utilization
-    cap = sm.kv_capacity_tokens if u is None else sm.kv_capacity_at(u)
+    cap = s.kv_tokens(sm)                   # at the scheduler's gpu_memory_utilization, as the simulator sizes it
     m.update(throughput_tok_s=thr, throughput_tok_s_per_gpu=thr / n_gpus, tok_s_per_user=float(r["tok_s_per_user"]),
              requests_per_s=float(r["requests_per_s"]), gpu_busy_frac=1.0,
              kv_usage_mean=float(r["batch_size"]) * held / cap, preemptions=0, n_requests=workload.size,
