@@ -228,11 +228,14 @@ class ServingModel:
     Attributes: model (catalog name), workload, prices ({gpu: USD per GPU-hour} overrides), input_len and
     output_len (mean tokens), outputs (sorted output lengths the workload draws, tokens), gpu_memory_utilization
     (the engines' memory setting that sizes each replica's KV cache, in the engine's own meaning as in
-    `inference.max_throughput`; None: each engine's default).
+    `inference.max_throughput`; None: each engine's default), kv_capacity_tokens (each aggregated or decode
+    replica's KV cache in tokens instead of the memory model's, as `Scheduler(kv_capacity_tokens=)`; None: the
+    memory model's).
     """
 
     def __init__(self, model: str, workload: Workload, prices: Mapping[str, float] | None = None,
-                 efficiency: Any = None, gpu_memory_utilization: float | None = None) -> None:
+                 efficiency: Any = None, gpu_memory_utilization: float | None = None,
+                 kv_capacity_tokens: int | None = None) -> None:
         if not isinstance(workload, Workload):
             raise ValueError(f"workload must be a serving.Workload, got {workload!r:.100}")
         self.model = model
@@ -240,6 +243,7 @@ class ServingModel:
         self.prices = dict(prices) if prices else None
         self.efficiency = efficiency  # a calibrated profile's factors (None: the shipped fit)
         self.gpu_memory_utilization = gpu_memory_utilization
+        self.kv_capacity_tokens = kv_capacity_tokens
         # mean lengths of the requests the workload sends, in whole tokens (the iteration model counts tokens)
         self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
         if workload.trace is not None:
@@ -289,7 +293,8 @@ class ServingModel:
         return inference.max_throughput(**self._kw(d), dp=1, input_len=self.input_len, output_len=self.output_len,
                                         max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0),
                                         max_num_tokens=d.max_num_tokens,
-                                        gpu_memory_utilization=self.gpu_memory_utilization)
+                                        gpu_memory_utilization=self.gpu_memory_utilization,
+                                        kv_capacity_tokens=self.kv_capacity_tokens)
 
     def _quantile_output(self, q: float) -> float:
         return float(np.quantile(self.outputs, q))
@@ -316,7 +321,8 @@ class ServingModel:
             mbs = np.minimum(mbs, np.ceil(conc / replicas))
         mt = inference.max_throughput(**kw, dp=d.dp, input_len=isl, output_len=osl, max_batch_size=mbs,
                                       max_num_tokens=d.max_num_tokens,
-                                      gpu_memory_utilization=self.gpu_memory_utilization)
+                                      gpu_memory_utilization=self.gpu_memory_utilization,
+                                      kv_capacity_tokens=self.kv_capacity_tokens)
         N = mt["batch_size"].to_numpy(float).copy()
         ttft = mt["ttft_ms"].to_numpy(float).copy()
         tpot = mt["tpot_ms"].to_numpy(float).copy()

@@ -12,9 +12,9 @@ Scheduler features mapped: ``max_batch_size``, ``max_num_tokens``, ``chunked_pre
 prefill whole, the decodes riding on their iterations), ``batching`` ("continuous" | "static"), under the policy
 the model models (``scheduler.MODELLED_POLICY``, "decode_priority"). Not
 modelled, refused with ValueError: ``policy="prefill_first"`` (the closed form has no wave of prompts queueing
-behind each other, its TTFT would be 4-7x low), ``chunk_size`` below ``max_num_tokens`` and ``kv_capacity_tokens``
-(the KV cache is sized by the inference memory model, with the engine's ``gpu_memory_utilization`` where the
-scheduler sets one). Ignored (no preemption or
+behind each other, its TTFT would be 4-7x low) and ``chunk_size`` below ``max_num_tokens``. The KV cache is
+``kv_capacity_tokens`` where the scheduler gives it, else the inference memory model's at the engine's
+``gpu_memory_utilization`` (`Scheduler.kv_tokens`, as the simulator sizes it). Ignored (no preemption or
 prefix reuse in a closed-loop fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs,
 prefix_caching.
 """
@@ -43,8 +43,6 @@ def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
         unmodelled.append(f"policy={s.policy!r} (valid here: {MODELLED_POLICY!r})")
     if s.chunk_size is not None and s.chunk_size < s.max_num_tokens:
         unmodelled.append(f"chunk_size={s.chunk_size} below max_num_tokens={s.max_num_tokens}")
-    if s.kv_capacity_tokens is not None:
-        unmodelled.append(f"kv_capacity_tokens={s.kv_capacity_tokens}")
     if unmodelled:
         raise ValueError(f"steady_state (the analytical serving model's closed form) does not model Scheduler "
                          f"{', '.join(unmodelled)}; use serving.simulate")
@@ -64,7 +62,8 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                        kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
                        chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine)
-    r = ServingModel(model, workload, gpu_memory_utilization=s.gpu_memory_utilization).evaluate(d).iloc[0]
+    r = ServingModel(model, workload, gpu_memory_utilization=s.gpu_memory_utilization,
+                     kv_capacity_tokens=s.kv_capacity_tokens).evaluate(d).iloc[0]
     if r["fits"] != 1.0:
         raise ValueError(f"steady_state: {model} on {gpu} tp={tp} pp={pp} weight_dtype={weight_dtype} cannot run: "
                          f"{r['reason'] or 'not runnable'}")

@@ -80,7 +80,6 @@ def test_steady_state_refuses_open_loop_and_drawn_lengths():
 @pytest.mark.parametrize("kw,msg", [
     ({"policy": "prefill_first"}, r"policy='prefill_first' \(valid here: 'decode_priority'\)"),
     ({"chunk_size": 512}, "chunk_size=512 below max_num_tokens=8192"),
-    ({"kv_capacity_tokens": 10_000}, "kv_capacity_tokens=10000"),
 ])
 def test_steady_state_refuses_scheduler_features_the_closed_form_lacks(kw, msg):
     w = serving.Workload(concurrency=8, input_len=512, output_len=64)
@@ -106,6 +105,41 @@ def test_the_engines_memory_setting_sizes_the_steady_state_as_it_sizes_the_simul
         out[u] = (ss["throughput_tok_s"], sim["throughput_tok_s"], ss["ttft_ms_mean"], sim["ttft_ms_mean"])
     assert out[0.5][0] < 0.95 * out[None][0] and out[0.5][1] < 0.95 * out[None][1]     # fewer sequences in flight
     assert out[0.5][2] > out[None][2] and out[0.5][3] > out[None][3]                   # more clients queue
+
+
+def test_a_kv_capacity_the_scheduler_gives_sizes_the_steady_state_as_it_sizes_the_simulator():
+    """`Scheduler(kv_capacity_tokens=)` replaces the memory model's KV cache in both: 40,000 tokens hold 7
+    requests of 5,000 + 500 tokens where the memory model holds 87 (Llama-3.3-70B fp8 on two H100s, roofline), so
+    both lose throughput, report the cache nearly full, and still agree within this module's bounds."""
+    w = serving.Workload(concurrency=150, input_len=5000, output_len=500, n_requests=1500)
+    out = {}
+    for cap in (None, 40_000):
+        kw = dict(tp=2, weight_dtype="fp8", workload=w, scheduler=serving.Scheduler(kv_capacity_tokens=cap),
+                  engine="roofline")
+        sim = serving.simulate("Llama-3.3-70B", "H100", **kw)
+        ss = serving.steady_state("Llama-3.3-70B", "H100", **kw)
+        assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.20)
+        assert ss["tpot_ms_mean"] == pytest.approx(sim["tpot_ms_mean"], rel=0.12)
+        out[cap] = ss
+    assert out[40_000]["throughput_tok_s"] < 0.5 * out[None]["throughput_tok_s"]
+    assert 0.7 < out[40_000]["kv_usage_mean"] <= 1.0
+
+
+def test_max_throughput_takes_a_kv_capacity_in_tokens():
+    """The batch is what the given capacity holds at a prompt plus the engine's reserved share of the output per
+    request, whatever the memory model says: 40,000 tokens hold 7-8 requests of 5,000 + 500 tokens."""
+    kw = dict(tp=2, weight_dtype="fp8", input_len=5000, output_len=500, max_batch_size=4096)
+    for engine in ("trtllm", "vllm", "roofline"):
+        n = [inference.max_throughput("Llama-3.3-70B", "H100", engine=engine, kv_capacity_tokens=c,
+                                      **kw)["batch_size"].iloc[0] for c in (40_000, 400_000)]
+        assert 40_000 // 5500 <= n[0] <= 40_000 // 5000 and 400_000 // 5500 <= n[1] <= 400_000 // 5000
+    # it takes precedence over a memory setting, as in Scheduler.kv_tokens
+    assert inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=40_000, gpu_memory_utilization=0.5,
+                                    **kw)["batch_size"].iloc[0] == \
+        inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=40_000, **kw)["batch_size"].iloc[0]
+    for bad in (0, -5, 2.5, True, "40000"):
+        with pytest.raises(ValueError, match=r"kv_capacity_tokens=.*integer >= 1"):
+            inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=bad, **kw)
 
 
 def test_max_throughput_reads_a_memory_setting_in_the_engines_meaning():
