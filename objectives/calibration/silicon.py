@@ -405,12 +405,18 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}
 
 
-def simulated(rows: pd.DataFrame, requests_per_client: int = 10) -> pd.DataFrame:
+def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: float = 0.0) -> pd.DataFrame:
     """The aggregated rows replayed in the serving simulator (`serving.simulate(..., engine=<row's engine>)`: C
     closed-loop clients, `requests_per_client` x C requests, the engine's default budgets) with the shipped
     factors: `rows` plus ttft_pred / tpot_pred (mean) and their APE (%). A check of the iteration-level dynamics
-    (waves, chunked prefill, queueing) beside the closed form that `predict` fits; NaN where it cannot run."""
+    (waves, chunked prefill, queueing) beside the closed form that `predict` fits; NaN where it cannot run.
+    `output_spread` > 0 draws each request's output length uniformly within that share of the row's (0.05: +-5 %),
+    which desynchronizes the clients: with every length equal, clients that start together finish together and
+    send their prompts in waves for the whole run."""
     from objectives import serving
+
+    if isinstance(output_spread, bool) or not isinstance(output_spread, (int, float)) or not 0 <= output_spread < 1:
+        raise ValueError(f"output_spread={output_spread!r}: a share of the output length in [0, 1)")
 
     known, moe = _known(rows)
     agg = known[(known["mode"] == "agg").to_numpy()]
@@ -419,7 +425,10 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10) -> pd.DataFrame
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
         mbs, mnt = (int(x) for x in engine_budgets([str(r["engine"]).lower()], catalog_gpus([r["gpu"]]))[0])
-        wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=int(r["osl"]),
+        osl = int(r["osl"])
+        out_len: Any = osl if not output_spread else serving.Dist(
+            "uniform", low=max(1, round(osl * (1 - output_spread))), high=round(osl * (1 + output_spread)))
+        wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=out_len,
                               n_requests=max(requests_per_client * c, 64))
         try:
             m = serving.simulate(r["model"], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]), weight_dtype=wd[j],
@@ -624,6 +633,17 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
               _md(mdape_by(sim, ["model", "engine"])), "",
               f"All aggregated rows: TTFT MdAPE {sim['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{sim['tpot_ape'].median():.1f} %, {int(sim['tpot_pred'].notna().sum())} of {len(sim)} simulated.", ""]
+    # the clients' synchronization, per load: every length fixed (as the rows state) against outputs spread +-5 %
+    spread = simulated(rows, output_spread=0.05)
+    both = pd.concat([sim.assign(outputs="fixed"), spread.assign(outputs="+-5 %")])
+    both["clients"] = pd.cut(both["concurrency"], [0, 16, 64, np.inf], labels=["C <= 16", "C 32-64", "C >= 128"])
+    parts += ["### Clients in waves or desynchronized", "",
+              "The same replay with each request's output drawn uniformly within +-5 % of the row's length "
+              "(`simulated(rows, output_spread=0.05)`): the clients desynchronize after the first round, where "
+              "with fixed lengths the C clients that start together send their prompts together for the whole "
+              "run. Per concurrency:", "", _md(mdape_by(both, ["clients", "outputs"])), "",
+              f"All aggregated rows with outputs +-5 %: TTFT MdAPE {spread['ttft_ape'].median():.1f} %, TPOT MdAPE "
+              f"{spread['tpot_ape'].median():.1f} %.", ""]
     # the summary `report` shows beside the published tables (objectives/calibration/report.py)
     raw["meta"]["silicon_fit"]["scores"] = summary
     target.write_text(json.dumps(raw, indent=1) + "\n")

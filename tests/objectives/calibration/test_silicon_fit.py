@@ -127,3 +127,25 @@ def test_dense_anchors_pin_the_layer_time_and_moe_rows_alone_do_not_fit_it(rows)
     assert {"profile_moe_layer_us", "profile_layer_us.vllm", "profile_layer_us.trtllm"} <= set(info["names"])
     fitted = eff.params["profile_layer_us"]
     assert fitted["vllm"] == fitted["sglang"] == fitted["trtllm"] and fitted["torch"] == 67.0
+
+
+def test_the_simulator_replay_desynchronizes_clients_when_outputs_spread():
+    """`simulated(..., output_spread=)`: with every length fixed the C clients that start together prefill
+    together each round (MiniMax-M2.5 on four B300s, vLLM, 8 clients, 1k / 1k: every prompt waits for the
+    other seven's); with outputs spread +-5 % they drift apart and a prompt mostly runs beside decodes."""
+    try:
+        r, _ = silicon.load_rows()
+    except FileNotFoundError:
+        pytest.skip("the silicon measurements (../shared/calibration) are not in this checkout")
+    one = r[(r["model"] == "MiniMaxAI/MiniMax-M2.5") & (r["gpu"] == "b300_sxm") & (r["tp"] == 4) & (r["moe_ep"] == 1)
+            & (r["weight_dtype"] == "fp8") & (r["concurrency"] == 8) & (r["isl"] == 1024) & (r["osl"] == 1024)
+            & (r["mode"] == "agg")].head(1)
+    assert len(one) == 1
+    fixed = silicon.simulated(one)["ttft_pred"].iloc[0]
+    spread = silicon.simulated(one, output_spread=0.05)["ttft_pred"].iloc[0]
+    assert spread < 0.75 * fixed
+    assert silicon.simulated(one, output_spread=0.05)["tpot_pred"].iloc[0] == pytest.approx(
+        silicon.simulated(one)["tpot_pred"].iloc[0], rel=0.05)
+    for bad in (-0.1, 1.0, True, "0.05"):
+        with pytest.raises(ValueError, match=r"output_spread=.*\[0, 1\)"):
+            silicon.simulated(one, output_spread=bad)
