@@ -422,7 +422,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None,
                    gpu_memory_utilization: float | None = None,
-                   kv_capacity_tokens: int | None = None) -> pd.DataFrame:
+                   kv_capacity_tokens: Any = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -444,16 +444,12 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     meaning (`kv_capacity_tokens`' ``memory_setting``: vLLM's gpu_memory_utilization and SGLang's
     mem_fraction_static a share of the device, TensorRT-LLM's kv_cache_free_gpu_memory_fraction of the memory
     left); None: each engine's default.
-    `kv_capacity_tokens`: the KV cache of each replica (attention-DP rank), in tokens' worth of every layer's KV,
-    instead of what the memory model gives it (as `serving.Scheduler(kv_capacity_tokens=)`: it takes precedence
+    `kv_capacity_tokens`: the KV cache of each replica (attention-DP rank), in tokens' worth of every layer's KV
+    (a whole number >= 1, or an array of them, one per row), instead of what the memory model gives it (as `serving.Scheduler(kv_capacity_tokens=)`: it takes precedence
     over `gpu_memory_utilization`, and the memory columns count the KV the batch holds, not the capacity).
     """
     if interval is not None:
         check_level(interval)
-    if kv_capacity_tokens is not None and (isinstance(kv_capacity_tokens, bool) or not isinstance(
-            kv_capacity_tokens, (int, np.integer)) or kv_capacity_tokens < 1):
-        raise ValueError(f"kv_capacity_tokens={kv_capacity_tokens!r}: an integer >= 1 (tokens per replica), or "
-                         "None for what the memory model leaves the KV cache")
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -464,21 +460,23 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     mbs = positive("max_batch_size", max_batch_size)
     mnt = positive("max_num_tokens", max_num_tokens)
     conc = None if concurrency is None else positive("concurrency", concurrency)
+    kv = None if kv_capacity_tokens is None else positive("kv_capacity_tokens", kv_capacity_tokens)
     rows = dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt)
     if conc is not None:
         rows["concurrency"] = conc
+    if kv is not None:
+        rows["kv_capacity_tokens"] = kv
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
-    kv = None if kv_capacity_tokens is None else float(kv_capacity_tokens)
     res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv), _max_throughput_rows)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
-                         kv: float | None = None, factors: power.PowerFactors | None = None) -> dict[str, Num]:
+                         kv: Num = None, factors: power.PowerFactors | None = None) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit)."""

@@ -235,7 +235,7 @@ class ServingModel:
 
     def __init__(self, model: str, workload: Workload, prices: Mapping[str, float] | None = None,
                  efficiency: Any = None, gpu_memory_utilization: float | None = None,
-                 kv_capacity_tokens: int | None = None) -> None:
+                 kv_capacity_tokens: Any = None) -> None:
         if not isinstance(workload, Workload):
             raise ValueError(f"workload must be a serving.Workload, got {workload!r:.100}")
         self.model = model

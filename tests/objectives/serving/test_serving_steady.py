@@ -15,6 +15,7 @@ On vLLM's measured profile (the default engine): throughput -2.1 .. +3.7 %, TPOT
 simulator plays the fixed-length workload's waves out; the TTFT bound is wider for that path."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from objectives import inference, serving
@@ -137,8 +138,16 @@ def test_max_throughput_takes_a_kv_capacity_in_tokens():
     assert inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=40_000, gpu_memory_utilization=0.5,
                                     **kw)["batch_size"].iloc[0] == \
         inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=40_000, **kw)["batch_size"].iloc[0]
-    for bad in (0, -5, 2.5, True, "40000"):
-        with pytest.raises(ValueError, match=r"kv_capacity_tokens=.*integer >= 1"):
+    # one capacity per row, as the other sizes
+    per_row = inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=np.array([40_000, 400_000]),
+                                       **kw)["batch_size"].to_numpy()
+    assert per_row.tolist() == [inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=c, **kw)
+                                ["batch_size"].iloc[0] for c in (40_000, 400_000)]
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match=r"kv_capacity_tokens must be a positive whole number.*got"):
+            inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=bad, **kw)
+    for bad in (True, "40000"):
+        with pytest.raises(TypeError, match=r"kv_capacity_tokens must be a positive whole number.*got"):
             inference.max_throughput("Llama-3.3-70B", "H100", kv_capacity_tokens=bad, **kw)
 
 
