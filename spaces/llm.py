@@ -227,11 +227,11 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
     p_ep = "ep"
     eps = _choices(par, "ep")
     if prefill_ep is not None:
-        valid = ep_choices(m, max_gpus)
+        valid = ep_choices(m, max_gpus, uneven=True)
         eps = _degrees("prefill_ep", prefill_ep, max_gpus)
         bad = [e for e in eps if e not in valid]
         if bad:
-            raise SpaceError(f"prefill_ep={list(prefill_ep)!r}: {bad} not allowed (must divide the {m.n_experts} "
+            raise SpaceError(f"prefill_ep={list(prefill_ep)!r}: {bad} not allowed (at most the {m.n_experts} "
                              f"experts of {m.name}); valid up to max_gpus={max_gpus}: {valid}")
         groups = sorted({t * a for t in _choices(pool, "prefill_tp") for a in adps})
         never = [e for e in eps if not any(g % e == 0 for g in groups)]

@@ -5,8 +5,10 @@ Rules (the ones `objectives.inference` applies, so no point of the space is reje
 - TP divides the attention heads; for grouped-query attention TP either divides the KV heads or is a multiple
   of them (``tp >= n_kv_heads``: KV heads are replicated, as vLLM and TensorRT-LLM do).
 - PP divides the layers (every stage holds the same number of layers).
-- EP (mixture-of-experts models only) divides the number of experts and the TP degree: the experts are spread
-  over the GPUs of the TP group (``tp % ep == 0``), as the inference model documents.
+- EP (mixture-of-experts models only) divides the TP degree: the experts are spread over the GPUs of the TP group
+  (``tp % ep == 0``; ``tp * attn_dp`` in `spaces.llm_serving`), as the inference model documents. By default
+  the space offers the degrees that divide the experts; an ``ep=`` list may name any degree up to the experts
+  (one that does not divide them runs with redundant expert copies, as engines deploy wide EP).
 - TP x PP x DP GPUs in all: ``spaces.llm_serving`` ties the product to ``n_gpus``; on its own this space only
   bounds it by ``max_gpus``.
 """
@@ -43,11 +45,13 @@ def pp_choices(m: Model, max_gpus: int) -> list[int]:
     return [p for p in range(1, max_gpus + 1) if m.n_layers % p == 0]
 
 
-def ep_choices(m: Model, max_gpus: int) -> list[int]:
-    """Every EP degree 1..max_gpus that divides the experts of ``m`` (``[1]`` for a dense model)."""
+def ep_choices(m: Model, max_gpus: int, uneven: bool = False) -> list[int]:
+    """Every EP degree 1..max_gpus that divides the experts of ``m`` (``[1]`` for a dense model): a space's
+    default. ``uneven``: every degree up to the experts, what a user may ask for (an EP size that does not divide
+    the experts runs with redundant expert copies, `objectives.inference.resolve.expert_slots`)."""
     if not m.is_moe:
         return [1]
-    return [e for e in range(1, max_gpus + 1) if m.n_experts % e == 0]
+    return [e for e in range(1, min(max_gpus, m.n_experts) + 1) if uneven or m.n_experts % e == 0]
 
 
 def _pick(label: str, given: Sequence[int] | None, valid: list[int], rule: str, max_gpus: int) -> list[int]:
@@ -86,8 +90,9 @@ def parallelism(model: str | Model, max_gpus: int = 8, *, tp: Sequence[int] | No
         params["dp"] = dse.Categorical(sorted(set(counts)))
         product = "tp * pp * dp"
     if m.is_moe:
-        params["ep"] = dse.Categorical(_pick("ep", ep, ep_choices(m, max_gpus), f"must divide the {m.n_experts} "
-                                             "experts", max_gpus))
+        params["ep"] = dse.Categorical(ep_choices(m, max_gpus) if ep is None else
+                                       _pick("ep", ep, ep_choices(m, max_gpus, uneven=True),
+                                             f"at most the {m.n_experts} experts", max_gpus))
         cons.append("tp % ep == 0")
     elif ep is not None and list(ep) != [1]:
         raise SpaceError(f"ep={list(ep)!r}: expert parallelism needs a mixture-of-experts model; {m.name} is dense")

@@ -18,6 +18,8 @@ pp                 --pipeline-parallel-size         --pp-size                   
 attn_dp            --data-parallel-size attn_dp     --enable-dp-attention --dp-size     YAML enable_attention_dp: true
 ep                 --enable-expert-parallel (EP     --ep-size ep                        --ep_size ep
                    size is always tp x attn_dp)
+ep not dividing    --enable-eplb --eplb-config      --enable-eplb                       YAML moe_config.load_balancer
+the experts        {"num_redundant_experts": R}     --ep-num-redundant-experts R        .num_slots: experts + R
 max_batch_size     --max-num-seqs                   --max-running-requests              --max_batch_size
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked) /  --max_num_tokens
                                                     --max-prefill-tokens
@@ -465,6 +467,13 @@ def _check_parallel(c: _Ctx) -> None:
             raise DeployError(f"ep={p.ep} must divide tp x attn_dp = {group} for {c.engine}")
 
 
+def _redundant(p: Any) -> int:
+    """Redundant expert copies a worker needs where its ep does not divide the experts (EPLB slots): what the cost
+    model charged (`objectives.inference.resolve.expert_slots`)."""
+    from objectives.inference.resolve import redundant_experts
+    return redundant_experts(p.model.n_experts, p.ep) if p.ep > 1 else 0
+
+
 def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     p = c.p
     argv: list[Any] = ["vllm", "serve", p.model.hf_id, "--host", "0.0.0.0", "--port", port,
@@ -473,6 +482,9 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--data-parallel-size", p.attn_dp]
     if p.ep > 1:
         argv += ["--enable-expert-parallel"]
+        if _redundant(p):
+            argv += ["--enable-eplb", "--eplb-config", json.dumps({"num_redundant_experts": _redundant(p)},
+                                                                  separators=(",", ":"))]
     argv += ["--max-num-seqs", p.max_batch_size, "--max-num-batched-tokens", p.max_num_tokens]
     chunked = p.chunked_prefill if p.mode == "agg" else role == "decode"
     if c.max_len:
@@ -509,6 +521,8 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--enable-dp-attention", "--dp-size", p.attn_dp]
     if p.ep > 1:
         argv += ["--ep-size", p.ep]
+        if _redundant(p):
+            argv += ["--enable-eplb", "--ep-num-redundant-experts", _redundant(p)]
     argv += ["--max-running-requests", p.max_batch_size]
     if c.max_len:
         argv += ["--context-length", c.max_len]
@@ -541,11 +555,21 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
     if kv:
         kvc["dtype"] = kv
     opts["kv_cache_config"] = kvc
+    y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
+    if p.ep > 1 and _redundant(p):
+        slots = p.model.n_experts + _redundant(p)
+        if "moe_config" not in y.get("keys", []):
+            group = p.tp * p.attn_dp
+            valid = [e for e in range(1, group + 1) if group % e == 0 and p.model.n_experts % e == 0]
+            raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run ep={p.ep} on the {p.model.n_experts} "
+                              f"experts of {p.model.name}: it needs the MoE load balancer's {slots} expert slots "
+                              f"(moe_config.load_balancer.num_slots), which its recorded LLM API options do not "
+                              f"have; ep dividing the experts and tp x attn_dp = {group}: {valid}")
+        opts["moe_config"] = {"load_balancer": {"num_slots": slots}}
     if role in ("prefill", "decode"):
         opts["cache_transceiver_config"] = {"backend": "DEFAULT"}
         if role == "prefill":
             opts["disable_overlap_scheduler"] = True
-    y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
     unknown = [k for k in opts if k not in y.get("keys", [])] + \
               [f"kv_cache_config.{k}" for k in kvc if k not in y.get("kv_cache_config", [])]
     if unknown:

@@ -34,6 +34,7 @@ from .resolve import (
     dtype_codes,
     eff_lookup,
     ep_invalid,
+    expert_slots,
     gemm_eff,
     gpu_arrays,
     int_code,
@@ -429,6 +430,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
     # and stream at bf16
     a16 = np.where(attn_16bit(w, lc.n_moe_layers), lc.attn_params, 0.0)
+    # an EP size that does not divide the experts holds redundant copies (resolve.expert_slots): the replica's
+    # weights and the experts a step reads count slots; routing is balanced over them
+    slots = expert_slots(m.n_experts, ep)
     lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
@@ -438,7 +442,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     c = StepCoeffs(
         lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, wb, a16) / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
-        n_experts=m.n_experts, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
+        n_experts=slots, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
         tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,
         head_mem_s=lc.head_params * memory.embed_bytes_per_param(wb) / w_bw,
         fixed_s=fixed_scale * (comm_fixed + eff["overhead_step_ms"] * 1e-3
@@ -466,7 +470,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
-        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, m.n_experts, wb, pp, a16),
+        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full
         kv_win_share=np.where(sgl & (m.swa_pool <= 0), 0.0, memory.window_share(lc)), window=lc.window_tokens,
@@ -548,6 +552,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "shared_ffn", "q_lora_rank", "kv_lora_rank", "qk_nope", "qk_rope",
                                           "v_head", "moe_latent")}
     fields["n_moe_layers"] = lc.n_moe_layers
+    fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk"):  # hybrid / windowed attention (0: none)

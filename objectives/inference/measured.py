@@ -375,6 +375,20 @@ def _keyed_hidden(prof: Any, name: str, h: np.ndarray, topk: np.ndarray,
     return np.where(ok, lo, 0), np.where(ok, hi, 0), w
 
 
+def _dividing_neighbours(n_experts: np.ndarray, ep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the largest divisor of ``n_experts`` not above ``ep`` and the smallest not below it (both ``ep``
+    where it divides them): the measured EP sizes nearest to one that does not."""
+    lo, hi = ep.astype(float).copy(), ep.astype(float).copy()
+    pairs = np.stack([n_experts, ep], axis=1).astype(np.int64)
+    for n, e in np.unique(pairs, axis=0):
+        if n <= 0 or e <= 0:
+            continue
+        d = np.flatnonzero(n % np.arange(1, n + 1) == 0) + 1
+        sel = (pairs[:, 0] == n) & (pairs[:, 1] == e)
+        lo[sel], hi[sel] = d[d <= e].max(), d[d >= e].min() if (d >= e).any() else n
+    return lo, hi
+
+
 def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.ndarray, ne: np.ndarray,
             domain: Any, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Seconds of one MoE layer's dispatch + combine from the profile's DeepEP tables at `tpr` tokens per rank
@@ -521,7 +535,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         etp = np.maximum(tp * attn_dp / ep_world, 1.0)
         # the tokens that meet at the experts: every attention-DP rank's batch (`moe_dp`: only that many ranks')
         busy = attn_dp if moe_dp is None else moe_dp
-        E = col(ne) * (1.0 - np.power(1.0 - col(topk / ne), Mg * col(busy)))
+        # the expert copies the EP ranks hold (resolve.expert_slots: redundant ones where ep does not divide the
+        # experts), routing balanced over them; the tables below are keyed by the model's own expert count
+        sl = np.maximum(m.get("expert_slots", ne), ne)
+        E = col(sl) * (1.0 - np.power(1.0 - col(topk / sl), Mg * col(busy)))
         E_gpu = E / col(ep_world)
         m_e = Mg * col(busy) * col(topk) / np.maximum(E, 1e-9)
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
@@ -536,17 +553,26 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # within a few %)
         exact = np.stack([hx, moe_ffn, topk, ne, etp, ep_world], axis=1)
         n_split = etp * ep_world
-        splits = [exact] + [np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1)
-                            for a in (np.ones(k), n_split)]
+        one = np.ones(k)
+        splits = [(exact, one)] + [(np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1), one)
+                                   for a in (one, n_split)]
+        # an EP size that does not divide the experts (redundant slots) is not in the tables: the same layer at the
+        # nearest EP sizes below and above that divide them, its tokens scaled by ep' / ep so that each rank's
+        # expert slots get as many tokens as here (a smooth neighbour, not the balanced closed form's optimism)
+        uneven = sl > ne
+        if uneven.any():
+            for ep2 in _dividing_neighbours(ne, ep_world):
+                ep2 = np.where(uneven, ep2, ep_world)
+                splits.append((np.stack([hx, moe_ffn, topk, ne, etp, ep2], axis=1), ep2 / ep_world))
         done = n_moe <= 0
-        for fmt, shapes in [(f, sp) for f in moe_formats for sp in splits]:
+        for fmt, (shapes, tok_scale) in [(f, sp) for f in moe_formats for sp in splits]:
             tab = prof.table(f"moe.{fmt}")
             if tab is None or done.all():
                 continue
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
                 scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
-                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy))) * 1e-3 * g_scale * scale
+                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy * tok_scale))) * 1e-3 * g_scale * scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token

@@ -12,9 +12,9 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 - Unknown dtype names and non-positive sizes/lengths/parallel degrees raise ValueError. Configurations that are
   well-formed but cannot run give fits=False and a `reason` (never an exception), so a sweep never crashes:
   an activation precision the GPU cannot compute in (fp8 before Ada/Hopper, fp4 before Blackwell), int4
-  activations, tp not dividing the attention heads, ep not dividing tp or the experts, out of memory, and a
-  deployment (tp x pp x attn_dp GPUs) larger than the GPU's scale-up domain where its system has no scale-out
-  network.
+  activations, tp not dividing the attention heads, ep not dividing tp x attn_dp (or above the experts), out
+  of memory, and a deployment (tp x pp x attn_dp GPUs) larger than the GPU's scale-up domain where its system
+  has no scale-out network. An ep that does not divide the experts is valid (`expert_slots`: redundant copies).
   KV heads: tp > n_kv_heads is allowed (KV heads replicated, as vLLM and TensorRT-LLM do); tp < n_kv_heads must
   divide them.
 """
@@ -52,7 +52,7 @@ REASONS = (
     "activation precision not supported by the GPU (fp8 needs Ada/Hopper or newer, fp4 needs Blackwell)",
     "int4 is a weight-only format: activations cannot be int4",
     "tp does not divide the attention heads (or tp < n_kv_heads does not divide the KV heads)",
-    "ep must divide tp and the number of experts (ep > 1 only for MoE models)",
+    "ep must divide tp x attn_dp and be at most the number of experts (ep > 1 only for MoE models)",
     "does not fit: weights + KV cache + activations + runtime reserve exceed GPU memory",
     "spans more GPUs than one scale-up domain and the catalog has no scale-out network for this GPU "
     "(objectives/data/systems/systems.toml)",
@@ -62,13 +62,32 @@ R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET = range(7)
 
 def ep_invalid(n_experts: Num, ep: Num, tp: Num, attn_dp: Num = 1) -> Num:
     """The expert-parallel rule (R_EP), vectorized: True where ``ep`` > 1 cannot spread the experts, i.e. the
-    model has none, or ``ep`` does not divide both its ``n_experts`` and the ``tp`` x ``attn_dp`` GPUs of a
-    replica (each EP rank holds n_experts / ep experts on one of those GPUs). The one home of the rule:
-    `prepare` (R_EP), `StepModel` and the simulator's pool check (`check_ep`) use it."""
+    model has none, ``ep`` does not divide the ``tp`` x ``attn_dp`` GPUs of a replica, or ``ep`` exceeds the
+    experts (each EP rank holds at least one). An ``ep`` that does not divide the experts is valid: each rank
+    holds `expert_slots` / ep of them, as engines deploy wide EP (EPLB's redundant experts). The one home of the
+    rule: `prepare` (R_EP), `StepModel` and the simulator's pool check (`check_ep`) use it."""
     n_experts, ep = np.asarray(n_experts), np.asarray(ep)
     gpus = np.asarray(tp) * np.asarray(attn_dp)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (ep > 1) & ((n_experts <= 0) | (np.mod(gpus, ep) != 0) | (np.mod(n_experts, np.maximum(ep, 1)) != 0))
+        return (ep > 1) & ((n_experts <= 0) | (np.mod(gpus, ep) != 0) | (ep > n_experts))
+
+
+def expert_slots(n_experts: Num, ep: Num) -> Num:
+    """Expert copies one replica holds across its ``ep`` ranks: ``n_experts`` where ``ep`` divides them, else the
+    next multiple of ``ep`` (ceil(n_experts / ep) a rank). That is how engines run an EP size that does not divide
+    the experts: SGLang's ``--ep-num-redundant-experts``, vLLM's EPLB ``num_redundant_experts`` and TensorRT-LLM's
+    MoE load balancer ``num_slots`` add copies of the busiest experts until every rank holds as many (vLLM without
+    EPLB gives some ranks one expert fewer; its busiest rank holds as many as here). Routing is taken as balanced
+    over the slots, EPLB's aim. 0 for a dense model."""
+    n_experts = np.asarray(n_experts, dtype=float)
+    ep = np.maximum(np.asarray(ep, dtype=float), 1.0)
+    out = np.where(n_experts > 0, np.ceil(n_experts / ep) * ep, n_experts)
+    return out if out.ndim else float(out)
+
+
+def redundant_experts(n_experts: int, ep: int) -> int:
+    """Redundant expert copies (EPLB) one replica needs for ``ep`` ranks: `expert_slots` - ``n_experts``."""
+    return int(expert_slots(n_experts, ep)) - int(n_experts) if n_experts > 0 else 0
 
 
 def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "") -> None:
@@ -83,9 +102,10 @@ def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "
         raise ValueError(f"{who}ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense "
                          f"(valid: ep=1)")
     gpus = tp * attn_dp
-    valid = [e for e in range(1, gpus + 1) if gpus % e == 0 and m.n_experts % e == 0]
-    raise ValueError(f"{who}ep={ep} must divide the {m.n_experts} experts of {m.name} and the tp x attn_dp = {tp} x "
-                     f"{attn_dp} = {gpus} GPUs it spreads them over; valid ep: {', '.join(map(str, valid))}")
+    valid = [e for e in range(1, gpus + 1) if gpus % e == 0 and e <= m.n_experts]
+    raise ValueError(f"{who}ep={ep} must divide the tp x attn_dp = {tp} x {attn_dp} = {gpus} GPUs it spreads the "
+                     f"{m.n_experts} experts of {m.name} over, and be at most {m.n_experts}; valid ep: "
+                     f"{', '.join(map(str, valid))}")
 
 
 def _catalog():

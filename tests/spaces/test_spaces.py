@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import dse
 import spaces
-from objectives import catalog
+from objectives import catalog, inference
 from spaces.quantization import FORMATS
 
 GPUS = ["H100-SXM-80GB", "A100-SXM-80GB", "B200", "L40S", "MI300X", "Gaudi3"]
@@ -108,6 +108,19 @@ def test_parallelism_bad_input():
         spaces.parallelism("Llama-3.1-70B", 8, ep=[2])
     with pytest.raises(catalog.CatalogError):
         spaces.parallelism("Llama-9-70B", 8)
+    with pytest.raises(dse.SpaceError, match=r"ep=\[16\]: \[16\] not allowed \(at most the 8 experts\)"):
+        spaces.parallelism("Mixtral-8x7B", 16, ep=[16])
+
+
+def test_parallelism_takes_an_ep_that_does_not_divide_the_experts_when_asked():
+    # by default only the degrees that divide the experts; asked for, wide EP 72 over a GB200 NVL72 rack on
+    # DeepSeek-V3's 256 experts (288 slots, 32 redundant), as engines deploy it
+    m = catalog.model("DeepSeek-V3")
+    assert 72 not in spaces.parallelism(m.name, 72).params["ep"].choices
+    g = spaces.llm_serving(m.name, ["GB200"], 72, n_gpus=[72], tp=[1], ep=[72], attn_dp=[72]).grid()
+    assert len(g) > 0 and set(g["ep"]) == {72} and set(g["attn_dp"]) == {72}
+    r = inference.estimate(m.name, "GB200", tp=1, attn_dp=72, ep=72, weight_dtype="fp8")
+    assert bool(r["fits"].iloc[0]) and r["reason"].iloc[0] == ""
 
 
 # ------------------------------------------------------------------------------------------------ quantization

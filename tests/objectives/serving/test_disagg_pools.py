@@ -97,8 +97,8 @@ def test_a_pool_with_ep_on_a_dense_model_is_refused():
                                          r"Llama-3.1-8B is dense \(valid: ep=1\)$"):
         serving.simulate("Llama-3.1-8B", "H100", mode="disagg", prefill=serving.Pool(tp=2, ep=2),
                          decode=serving.Pool(), workload=w)
-    bad_decode = (r"ep=8 must divide the 128 experts of Qwen3-30B-A3B and the tp x attn_dp = 2 x 2 = 4 GPUs it "
-                  r"spreads them over; valid ep: 1, 2, 4$")
+    bad_decode = (r"ep=8 must divide the tp x attn_dp = 2 x 2 = 4 GPUs it spreads the 128 experts of Qwen3-30B-A3B "
+                  r"over, and be at most 128; valid ep: 1, 2, 4$")
     with pytest.raises(ValueError, match=r"^decode pool " + bad_decode):
         serving.simulate(MOE, H200, mode="disagg", prefill=serving.Pool(), decode=serving.Pool(tp=2, attn_dp=2, ep=8),
                          workload=w)
@@ -136,7 +136,9 @@ def test_space_gives_each_pool_its_own_ep_and_attn_dp():
 @pytest.mark.parametrize("model,kw,msg", [
     ("Llama-3.1-8B", dict(prefill_ep=[2]), r"prefill_ep=\[2\]: expert parallelism needs a mixture-of-experts model; "
                                            r"Llama-3.1-8B is dense"),
-    (MOE, dict(prefill_ep=[3]), r"prefill_ep=\[3\]: \[3\] not allowed \(must divide the 128 experts"),
+    # an EP size that does not divide the experts is allowed (redundant expert copies), one no worker's GPUs take
+    # is not
+    (MOE, dict(prefill_ep=[3]), r"prefill_ep=\[3\] divides no prefill worker's tp x attn_dp"),
     (MOE, dict(prefill_ep=[8], prefill_tp=[1, 2]), r"prefill_ep=\[8\] divides no prefill worker's tp x attn_dp"),
     (MOE, dict(prefill_attn_dp=[0]), r"prefill_attn_dp=\[0\]: \[0\] not allowed"),
     (MOE, dict(modes=("agg",), prefill_ep=[2]), r"add 'disagg' to modes"),
