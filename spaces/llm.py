@@ -208,7 +208,7 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
                       ) -> tuple[dict[str, dse.Categorical], str, str, list[str]]:
     """The prefill pool's ``prefill_ep`` / ``prefill_attn_dp`` knobs, the expressions of its EP and attention DP
     (its own knob, else the decode pool's), and its EP rule. Refuses what every trial would fail on: EP on a dense
-    model, EP not dividing the experts, an EP that no prefill TP x attention DP is a multiple of."""
+    model, EP above the experts, an EP that no prefill TP x attention DP is a multiple of."""
     from .parallelism import ep_choices, model_record
 
     m = model_record(model)

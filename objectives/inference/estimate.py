@@ -185,10 +185,11 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     `attn_dp`: attention data-parallel ranks inside one deployment (each runs its own batch of `batch_size`
     sequences with tp-way attention; the routed experts are spread over the tp x attn_dp GPUs with `ep`-way
     expert parallelism, ep dividing tp x attn_dp: dispatch/combine all-to-alls when EP reaches beyond the TP
-    group; an ep that does not divide the experts holds redundant copies, `resolve.expert_slots`). `moe_dp` (a scalar, measured profiles only): attention-DP ranks running the batch (the others idle:
-    their tokens do not reach the experts); None: all attn_dp of them. `dp` stays independent replicas; n_gpus =
-    tp x pp x attn_dp x dp. `profile`: a calibrated profile
-    file written by `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
+    group; an ep that does not divide the experts holds redundant copies, `resolve.expert_slots`). `moe_dp` (a
+    scalar, measured profiles only): attention-DP ranks running the batch (the others idle: their tokens do not
+    reach the experts); None: all attn_dp of them. `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x
+    dp. `profile`: a calibrated profile file written by `dse calibrate` (the user's own measurements), overriding
+    the fitted engine factors.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
     split-conformal prediction interval of each row from the calibration residuals of its source, engine and GPU

@@ -294,7 +294,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
     mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, EP, attention DP and
-    worker count; a pool with EP on a dense model or EP not dividing the experts and tp x attn_dp is refused); the KV
+    worker count; a pool with EP on a dense model, EP not dividing its tp x attn_dp GPUs or above the experts is
+    refused; an EP that does not divide the experts holds redundant copies, `inference.resolve.expert_slots`); the KV
     cache of each prompt moves over ``kv_link_gbs`` GB/s (default: `inference.comm.kv_transfer_gbs`: the slower
     GPU's scale-up link when both pools fit one scale-up domain, else the scale-out network per GPU, x the smaller
     TP, the shards moving in parallel; through the engine's KV connector, `serving.handoff.kv_read_ms`: its rate
