@@ -572,7 +572,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
                 scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
-                t = hide(tab(col(np.maximum(hit, 1).astype(float)), Mg * col(busy * tok_scale))) * 1e-3 * g_scale * scale
+                # beyond the largest token count measured, in proportion to the tokens (the layer is compute-bound
+                # there, and engines chunk a larger batch: vLLM's fused MoE runs 32k-token chunks)
+                t = hide(tab.proportional_beyond(1, col(np.maximum(hit, 1).astype(float)), Mg * col(busy * tok_scale))
+                         ) * 1e-3 * g_scale * scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token

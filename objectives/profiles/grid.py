@@ -56,6 +56,17 @@ class Table:
             out += w * self.log_ms[tuple(ix)]
         return np.exp(out).reshape(shape)
 
+    def proportional_beyond(self, axis: int, *points: Any) -> np.ndarray:
+        """Latency (ms) at `points` as `__call__`, except beyond the largest measured value of `axis`: there in
+        proportion to that coordinate, t(x) = t(x_top) x / x_top, for a kernel whose work is linear in it once the
+        GPU is full (a token count: engines also chunk larger batches). The edge segment's slope would carry
+        whatever timing noise bends the last cell over every extrapolated multiple."""
+        pts = [np.asarray(p, dtype=float) for p in points]
+        top = float(self.axes[axis][-1])
+        over = np.maximum(pts[axis] / top, 1.0)
+        pts[axis] = np.minimum(pts[axis], top)
+        return self(*pts) * over
+
     def inside(self, *points: Any) -> np.ndarray:
         """True where every coordinate lies within its axis' measured range."""
         pts = np.broadcast_arrays(*[np.asarray(p, dtype=float) for p in points])

@@ -38,6 +38,19 @@ def test_table_extrapolates_along_the_edge_slope():
     assert np.log(t(128.0, 1024.0)) - np.log(t(64.0, 1024.0)) == pytest.approx(step / 2, rel=1e-9)
 
 
+def test_a_token_axis_extrapolates_in_proportion_not_along_a_bent_edge():
+    t = _table()
+    # the last cell timed 40 % fast: its edge slope would carry that over every multiple beyond the grid
+    bent = Table(t.names, t.axes, t.log_ms.copy())
+    bent.log_ms[-1, :] += np.log(0.6)
+    assert bent(256.0, 1024.0) / bent(64.0, 1024.0) < 2.5            # 4x the tokens, well under 4x the time
+    assert bent.proportional_beyond(0, [256.0, 1024.0], 1024.0) == pytest.approx(
+        np.array([4.0, 16.0]) * bent(64.0, 1024.0), rel=1e-12)
+    # inside the grid (and beyond another axis) it is the plain lookup
+    pts = (np.array([1.0, 8.0, 64.0]), np.array([128.0, 500.0, 4096.0]))
+    assert bent.proportional_beyond(0, *pts) == pytest.approx(bent(*pts), rel=1e-12)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.floats(1.0, 64.0), st.floats(1.0, 64.0), st.floats(128.0, 1024.0))
 def test_table_is_monotone_where_the_data_is(m1, m2, n):
