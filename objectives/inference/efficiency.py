@@ -71,14 +71,14 @@ tf32; links: nvlink, xgmi, pcie, roce):
   it (the `moe.<format>` tables of `inference.measured.MOE_SCALE_FORMATS`, NVFP4; 1: as measured), fitted only for
   the engines in `calibration.silicon.MOE_SCALE_ENGINES` (see there).
 - ``engine_kv_gbs[engine]``: GB/s per GPU at which the engine's KV connector moves a prompt's KV cache from a
-  prefill worker to a decode worker in a disaggregated deployment (the silicon fit's disaggregated rows), when
-  below the link's: vLLM's NixlConnector has each decode TP rank post one NIXL READ of one descriptor per (layer,
+  prefill worker to a decode worker in a disaggregated deployment, when below the link's (a profile may set it;
+  the silicon fit does not, its rows' two prompt lengths leave it unidentified): vLLM's NixlConnector has each decode TP rank post one NIXL READ of one descriptor per (layer,
   KV block) from its prefill rank and polls the transfers' state once per engine step
   (vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py: `_read_blocks`, `_get_block_descs_ids`,
   `_pop_done_transfers`), so many small reads rather than one stream at the link's rate; 0: not known (the link's
   bandwidth, `inference.comm.kv_transfer_gbs`). ``engine_kv_ms[engine]``: the connector's latency per request
   (ms) beside that rate, the alpha of the alpha-beta transfer model (metadata exchange, the read's setup and
-  completion notices between the workers); fitted like the rate from the disaggregated rows; 0: not known.
+  completion notices between the workers); fitted from the disaggregated rows; 0: not known.
 - ``kv_reserve_output_frac``: fraction of a request's output length reserved in the KV cache at admission
   (1.0: TensorRT-LLM's guaranteed-no-evict policy reserves prompt + full output); fitted on the published tables
   (TensorRT-LLM and NIM builds), it holds for the roofline and for engines ``engine_kv_reserve`` does not list.

@@ -121,10 +121,10 @@ def test_disagg_rows_price_the_prefill_pool_once(monkeypatch):
     assert a["ttft_ms"] == pytest.approx(b["ttft_ms"]) and a["tpot_ms"] == pytest.approx(b["tpot_ms"])
 
 
-def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_with_disagg_rows():
+def test_the_kv_connectors_bandwidth_slows_the_handoff_and_the_fit_leaves_it_at_the_link():
     """engine_kv_gbs (the engine's KV connector, GB/s per GPU) replaces the link's bandwidth where it is slower: the
     first token from the decode worker waits one prompt's KV shard at that rate; 0 (not known): the link's. The
-    silicon fit owns it only for engines that have disaggregated rows."""
+    silicon fit does not own it (the rows' two prompt lengths leave it unidentified); its latency it does."""
     from objectives import inference
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
@@ -141,8 +141,8 @@ def test_the_kv_connectors_bandwidth_slows_the_handoff_and_is_fitted_per_engine_
     assert ttft(2.0) - ttft(0.0) == pytest.approx(slow, rel=0.05)
     assert ttft(1e6) == pytest.approx(ttft(0.0), rel=1e-9)       # faster than the link: the link's
     specs = silicon._factor_specs(["sglang", "vllm"], ["vllm"])
-    kv_specs = [s for s in specs if s[0][0][0] == "engine_kv_gbs"]
-    assert [s[0] for s in kv_specs] == [[("engine_kv_gbs", "vllm")]]
+    assert not [s for s in specs if s[0][0][0] == "engine_kv_gbs"]
+    assert [s[0] for s in specs if s[0][0][0] == "engine_kv_ms"] == [[("engine_kv_ms", "vllm")]]
 
 
 def test_the_kv_connectors_latency_adds_per_request_and_is_fitted_per_engine_with_disagg_rows():
