@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from objectives import deploy, inference, serving
 from objectives.deploy import DeployError
@@ -30,6 +32,14 @@ def test_expert_slots_round_each_rank_up_to_whole_experts():
         [288, 256, 288, 132, 0]
     assert expert_slots(384, 72) == 432.0 and redundant_experts(384, 72) == 48
     assert redundant_experts(256, 64) == 0 and redundant_experts(0, 8) == 0
+
+
+@given(n_experts=st.integers(1, 1024), ep=st.integers(1, 1024))
+def test_expert_slots_are_the_fewest_whole_experts_per_rank_that_hold_every_expert(n_experts, ep):
+    slots = int(expert_slots(n_experts, ep))
+    assert slots % ep == 0 and n_experts <= slots < n_experts + ep
+    assert (slots == n_experts) == (n_experts % ep == 0)
+    assert redundant_experts(n_experts, ep) == slots - n_experts
 
 
 @pytest.mark.parametrize("engine", ["roofline", "trtllm"])
