@@ -319,9 +319,11 @@ def test_expert_parallel_inside_tp_costs_no_all_to_all():
     one, eight = (inference.estimate(**kw, ep=e, engine="roofline") for e in (1, 8))
     # every rank already holds every token after the TP all-reduce: EP inside TP moves no activations
     assert eight["ttft_ms"].iloc[0] == pytest.approx(one["ttft_ms"].iloc[0], rel=0.05)
-    # on measured tables the MoE kernel's shape changes (32 whole experts a rank, not 256 eighths), not the traffic
+    # on measured tables the MoE kernel's shape changes (32 whole experts a rank, not 256 eighths), not the traffic:
+    # vLLM's H200 tables put EP 8's prefill at 1.21 x EP 1's at their largest measured batch (8 x 2,048 = 16,384
+    # tokens), and the 32,768 tokens here scale both in proportion
     one, eight = (inference.estimate(**kw, ep=e, engine="vllm") for e in (1, 8))
-    assert eight["ttft_ms"].iloc[0] == pytest.approx(one["ttft_ms"].iloc[0], rel=0.2)
+    assert eight["ttft_ms"].iloc[0] == pytest.approx(one["ttft_ms"].iloc[0], rel=0.25)
 
 
 def test_attention_data_parallel_deployment():
