@@ -61,15 +61,19 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     tp x pp x attn_dp GPUs and EP spreads the experts over its tp x attn_dp GPUs; in disaggregated mode the decode
     pool's). ``prefill_ep`` / ``prefill_attn_dp`` (disaggregated mode, MoE models for EP): the prefill pool's own
     EP and attention DP (default: the decode pool's ``ep`` / ``attn_dp``), e.g. prefill TP 8 EP 8 with a wide-EP
-    decode pool. Values every trial would fail on are refused here: EP on a dense model, EP not dividing the
-    experts, a prefill EP that no prefill TP x attention DP is a multiple of.
+    decode pool. With ``attn_dp`` and no ``ep``, the EP choices also hold each replica's whole tp x attn_dp (up to
+    the experts), as wide-EP deployments run: EP 72 over 72 attention-DP ranks, with redundant expert copies where
+    it does not divide the experts. Values every trial would fail on are refused here: EP on a dense model, EP
+    above the experts, a prefill EP that no prefill TP x attention DP is a multiple of.
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
     par = parallelism(model, max_gpus, tp=tp, pp=pp, dp=with_dp, ep=ep)
     adp = "1"                                    # the attention-DP factor of a (decode) replica's GPU count
     if attn_dp is not None:
-        par = _with_attn_dp(par, _degrees("attn_dp", attn_dp, max_gpus))
+        from .parallelism import ep_choices, model_record
+        wide = ep_choices(model_record(model), max_gpus, uneven=True) if ep is None else []
+        par = _with_attn_dp(par, _degrees("attn_dp", attn_dp, max_gpus), wide)
         adp = "attn_dp"
     parts = [
         hardware(gpus, max_gpus, n_gpus=n_gpus),
@@ -197,10 +201,16 @@ def _choices(space: dse.Space, name: str) -> list[Any]:
     return list(p.choices)
 
 
-def _with_attn_dp(par: dse.Space, adps: list[int]) -> dse.Space:
-    """The parallelism part with an ``attn_dp`` knob: EP then spreads the experts over tp x attn_dp GPUs."""
+def _with_attn_dp(par: dse.Space, adps: list[int], wide_ep: Sequence[int] = ()) -> dse.Space:
+    """The parallelism part with an ``attn_dp`` knob: EP then spreads the experts over tp x attn_dp GPUs.
+    ``wide_ep``: the EP degrees a replica-wide EP may take (within max_gpus and the experts); each replica's whole
+    tp x attn_dp among them joins the EP choices."""
     cons = [("(tp * attn_dp) % ep == 0" if c == "tp % ep == 0" else c) for c in par.constraints]
-    return dse.Space({**par.params, "attn_dp": dse.Categorical(adps)}, constraints=cons)
+    params = {**par.params, "attn_dp": dse.Categorical(adps)}
+    if wide_ep and "ep" in par.params:
+        groups = {t * a for t in _choices(par, "tp") for a in adps} & set(wide_ep)
+        params["ep"] = dse.Categorical(sorted(set(_choices(par, "ep")) | groups))
+    return dse.Space(params, constraints=cons)
 
 
 def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefill_ep: Sequence[int] | None,

@@ -121,6 +121,11 @@ def test_parallelism_takes_an_ep_that_does_not_divide_the_experts_when_asked():
     assert len(g) > 0 and set(g["ep"]) == {72} and set(g["attn_dp"]) == {72}
     r = inference.estimate(m.name, "GB200", tp=1, attn_dp=72, ep=72, weight_dtype="fp8")
     assert bool(r["fits"].iloc[0]) and r["reason"].iloc[0] == ""
+    # with attention DP and no ep given, the replica-wide EP joins the dividing degrees (not 3 or 6: no group)
+    wide = spaces.llm_serving(m.name, ["GB200"], 72, n_gpus=[72], tp=[1], attn_dp=[72]).params["ep"].choices
+    assert set(wide) == {1, 2, 4, 8, 16, 32, 64, 72}
+    small = spaces.llm_serving("Qwen3-30B-A3B", ["H200"], 8, attn_dp=[1, 2, 4]).params["ep"].choices
+    assert set(small) == {1, 2, 4, 8}
 
 
 # ------------------------------------------------------------------------------------------------ quantization
