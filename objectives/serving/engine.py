@@ -118,6 +118,8 @@ class _Replica:
         self.G = 0            # decode steps done
         self.X = 0            # sum of the decoders' extra blocks (`_Req.x`)
         self.load = 0         # requests assigned and not yet gone (routing)
+        self.fe_ms = float(sched.frontend_ms) if role != "decode" else 0.0   # the API server (new requests only)
+        self.fe_free = 0.0    # when it is free for the next request
         self.state = "idle"
         self.version = 0
         # current unit
@@ -235,9 +237,22 @@ class _Replica:
 
     # ---- scheduling ----------------------------------------------------------------------------------
     def deliver(self, rid: int, t: float) -> None:
+        self.load += 1
+        self.enqueue(rid, t)
+
+    def arrive(self, rid: int, t: float) -> None:
+        """A new request at this replica's API server: through it (`Scheduler.frontend_ms`, one at a time), then
+        to the scheduler."""
+        if self.fe_ms <= 0.0:
+            self.deliver(rid, t)
+            return
+        self.load += 1
+        self.fe_free = max(t, self.fe_free) + self.fe_ms
+        self.eng.push(self.fe_free, _ARRIVE, self, rid)
+
+    def enqueue(self, rid: int, t: float) -> None:
         self.eng.reqs[rid].x = 0 if self.xb is None else self.xb[rid]
         self.waiting.append(rid)
-        self.load += 1
         self.wake(t)
 
     def wake(self, t: float) -> None:
@@ -695,7 +710,7 @@ class _Engine:
         r = self.reqs[rid]
         r.arrival = t
         r.last = t
-        self._route(self.front).deliver(rid, t)
+        self._route(self.front).arrive(rid, t)
 
     def on_finish(self, rid: int, t: float) -> None:
         self.n_finished += 1
@@ -736,12 +751,14 @@ class _Engine:
                 rep.start(t)
             elif kind == _KV:
                 rep.wake(t)
-            elif rep == "decode":
-                self._route(self.back).deliver(ver, t)
-            else:
+            elif rep is None:
                 self._arrive(ver, t)
                 if arrival_ms is not None and self.concurrency is None and self.next_req < self.n:
                     self.push(float(arrival_ms[self.next_req]), _ARRIVE, None, self.next_req)
                     self.next_req += 1
+            elif rep == "decode":
+                self._route(self.back).deliver(ver, t)
+            else:                                   # through a replica's API server (`Scheduler.frontend_ms`)
+                rep.enqueue(ver, t)
         if self.n_finished != self.n:
             raise RuntimeError(f"serving engine finished {self.n_finished} of {self.n} requests (bug)")

@@ -100,6 +100,11 @@ class Scheduler:
       enter it when its prefill completes (its first block most recent) and a hit refreshes them. The cached
       blocks are not charged against the running requests' KV (an optimistic bound on the hit rate when the
       cache is full of running work). Metric: ``prefix_cache_hit_rate`` (cached / looked-up prompt tokens).
+    - ``frontend_ms``: the engine's API server in front of each replica (prefill worker, in disaggregated mode):
+      a new request is held this long (ms) and one at a time, first come first served (parsing, tokenization and
+      admission in a single front-end process), before the scheduler sees it; its TTFT counts the wait. 0 (default):
+      requests reach the scheduler as they arrive. It caps a replica at 1000 / frontend_ms new requests/s and
+      spreads a burst of arrivals over as many multiples of it.
     """
 
     max_batch_size: int = 256
@@ -116,6 +121,7 @@ class Scheduler:
     batching: str = "continuous"
     prefix_caching: bool = False
     admission: str = "auto"
+    frontend_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
@@ -131,6 +137,7 @@ class Scheduler:
         check_choice("Scheduler", "batching", self.batching, _BATCHING)
         check_bool("Scheduler", "prefix_caching", self.prefix_caching)
         check_choice("Scheduler", "admission", self.admission, _ADMISSION)
+        check_real("Scheduler", "frontend_ms", self.frontend_ms, ge=0, what="ms per new request")
         if self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")

@@ -1,0 +1,46 @@
+"""The engine's API server in front of each replica (`Scheduler.frontend_ms`): new requests pass one at a time."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from objectives.serving import PoolCosts, Scheduler, Workload, simulate_costs
+from tests.objectives.serving.test_serving import COST
+
+
+def test_a_burst_passes_the_front_end_one_request_at_a_time():
+    # 8 requests at t = 0, each held 20 ms in turn: request i reaches the scheduler at (i + 1) x 20 ms, so a prompt
+    # that runs alone (the iteration before it is over by then) has its TTFT raised by that much
+    fe, inp = 20.0, 64
+    w = Workload(rate=float("inf"), input_len=inp, output_len=1, n_requests=8)
+    base = simulate_costs(COST, workload=w, scheduler=Scheduler(), per_request=True)
+    held = simulate_costs(COST, workload=w, scheduler=Scheduler(frontend_ms=fe), per_request=True)
+    alone = COST.prefill_alone_ms(inp)
+    assert alone < fe                                           # each prompt is done before the next arrives
+    np.testing.assert_allclose(held["ttft_ms"], fe * np.arange(1, 9) + alone, rtol=1e-9)
+    assert held["ttft_ms"].mean() > base["ttft_ms"].mean()
+
+
+def test_the_front_end_caps_the_request_rate_a_replica_takes():
+    # 50 ms a request: at most 20 requests/s reach the scheduler, so 40 requests/s pile up in front of it
+    w = Workload(rate=40.0, arrival="gamma", cv=1e-3, input_len=32, output_len=4, n_requests=200, seed=1)
+    m = simulate_costs(COST, workload=w, scheduler=Scheduler(frontend_ms=50.0))
+    assert m["requests_per_s"] == pytest.approx(20.0, rel=0.05)
+    assert simulate_costs(COST, workload=w, scheduler=Scheduler())["requests_per_s"] == pytest.approx(40.0, rel=0.05)
+
+
+def test_only_new_requests_pass_it_not_a_disaggregated_handoff():
+    # one request at a time: the front end adds its time once (at the prefill worker), not again when the decode
+    # worker takes the prompt's KV
+    w = Workload(rate=0.01, input_len=3000, output_len=20, n_requests=3, seed=0)
+    kw = dict(mode="disagg", prefill=PoolCosts(COST, 1), decode=PoolCosts(COST, 1), workload=w, kv_link_gbs=2.0,
+              per_request=True)
+    base = simulate_costs(**kw, scheduler=Scheduler())
+    held = simulate_costs(**kw, scheduler=Scheduler(frontend_ms=7.0))
+    np.testing.assert_allclose(held["ttft_ms"] - base["ttft_ms"], 7.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "5"])
+def test_a_bad_front_end_time_is_refused_by_name(bad):
+    with pytest.raises((ValueError, TypeError), match="frontend_ms"):
+        Scheduler(frontend_ms=bad)
