@@ -405,18 +405,21 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}
 
 
-def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: float = 0.0) -> pd.DataFrame:
+def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: float = 0.0,
+              input_spread: float = 0.0, frontend_ms: float = 0.0) -> pd.DataFrame:
     """The aggregated rows replayed in the serving simulator (`serving.simulate(..., engine=<row's engine>)`: C
     closed-loop clients, `requests_per_client` x C requests, the engine's default budgets) with the shipped
     factors: `rows` plus ttft_pred / tpot_pred (mean) and their APE (%). A check of the iteration-level dynamics
     (waves, chunked prefill, queueing) beside the closed form that `predict` fits; NaN where it cannot run.
     `output_spread` > 0 draws each request's output length uniformly within that share of the row's (0.05: +-5 %),
     which desynchronizes the clients: with every length equal, clients that start together finish together and
-    send their prompts in waves for the whole run."""
+    send their prompts in waves for the whole run. `input_spread` does the same to the prompts, and `frontend_ms`
+    puts the engine's API server in front of each replica (`serving.Scheduler.frontend_ms`)."""
     from objectives import serving
 
-    if isinstance(output_spread, bool) or not isinstance(output_spread, (int, float)) or not 0 <= output_spread < 1:
-        raise ValueError(f"output_spread={output_spread!r}: a share of the output length in [0, 1)")
+    for name, v in (("output_spread", output_spread), ("input_spread", input_spread)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ValueError(f"{name}={v!r}: a share of the row's length in [0, 1)")
 
     known, moe = _known(rows)
     agg = known[(known["mode"] == "agg").to_numpy()]
@@ -428,14 +431,18 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: 
         osl = int(r["osl"])
         out_len: Any = osl if not output_spread else serving.Dist(
             "uniform", low=max(1, round(osl * (1 - output_spread))), high=round(osl * (1 + output_spread)))
-        wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=out_len,
+        isl = int(r["isl"])
+        in_len: Any = isl if not input_spread else serving.Dist(
+            "uniform", low=max(1, round(isl * (1 - input_spread))), high=round(isl * (1 + input_spread)))
+        wl = serving.Workload(concurrency=c, input_len=in_len, output_len=out_len,
                               n_requests=max(requests_per_client * c, 64))
         try:
             m = serving.simulate(r["model"], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]), weight_dtype=wd[j],
                                  act_dtype=ad[j], workload=wl, engine=str(r["engine"]).lower(),
                                  ep=int(r["moe_ep"]) if r["moe_ep"] == r["moe_ep"] else 1,
                                  attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
-                                 scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=mnt))
+                                 scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=mnt,
+                                                             frontend_ms=frontend_ms))
         except ValueError:  # a deployment the simulator refuses (does not fit, heads not divisible)
             continue
         out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])
@@ -644,6 +651,19 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
               "run. Per concurrency:", "", _md(mdape_by(both, ["clients", "outputs"])), "",
               f"All aggregated rows with outputs +-5 %: TTFT MdAPE {spread['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{spread['tpot_ape'].median():.1f} %.", ""]
+    # ... and prompts and outputs +-10 % behind a 5 ms API server per replica (a candidate client and front-end
+    # model, not fitted: `simulate`'s default stays fixed lengths without a front end)
+    fe = simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)
+    three = pd.concat([both, fe.assign(outputs="+-10 %, front end 5 ms")])
+    three["clients"] = pd.cut(three["concurrency"], [0, 16, 64, np.inf], labels=["C <= 16", "C 32-64", "C >= 128"])
+    parts += ["### Spread lengths behind an API server", "",
+              "Prompts and outputs drawn within +-10 % of the row's, each replica's requests passing one at a time "
+              "through a 5 ms front end (`simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)`; "
+              "`serving.Scheduler.frontend_ms`). Both are assumptions about the harness and the engine that the "
+              "rows do not state; neither is the default. Per engine and concurrency:", "",
+              _md(mdape_by(three, ["engine", "outputs"])), "", _md(mdape_by(three, ["clients", "outputs"])), "",
+              f"All aggregated rows: TTFT MdAPE {fe['ttft_ape'].median():.1f} %, TPOT MdAPE "
+              f"{fe['tpot_ape'].median():.1f} %.", ""]
     # the summary `report` shows beside the published tables (objectives/calibration/report.py)
     raw["meta"]["silicon_fit"]["scores"] = summary
     target.write_text(json.dumps(raw, indent=1) + "\n")
