@@ -420,6 +420,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: 
     for name, v in (("output_spread", output_spread), ("input_spread", input_spread)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
             raise ValueError(f"{name}={v!r}: a share of the row's length in [0, 1)")
+    serving.Scheduler(frontend_ms=frontend_ms)   # a bad value refused by name here, not as a row that cannot run
 
     known, moe = _known(rows)
     agg = known[(known["mode"] == "agg").to_numpy()]

@@ -148,3 +148,10 @@ def test_the_simulator_replay_desynchronizes_clients_when_outputs_spread():
     for bad in (-0.1, 1.0, True, "0.05"):
         with pytest.raises(ValueError, match=r"output_spread=.*\[0, 1\)"):
             silicon.simulated(one, output_spread=bad)
+        with pytest.raises(ValueError, match=r"input_spread=.*\[0, 1\)"):
+            silicon.simulated(one, input_spread=bad)
+    # prompts spread too, behind an API server: each request's TTFT also waits its 5 ms there
+    fe = silicon.simulated(one, output_spread=0.05, input_spread=0.05, frontend_ms=5.0).iloc[0]
+    assert 0.9 * spread["ttft_pred"] < fe["ttft_pred"] < 1.5 * spread["ttft_pred"]
+    with pytest.raises(ValueError, match="frontend_ms"):
+        silicon.simulated(one, frontend_ms=-1.0)
