@@ -578,6 +578,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                          ) * 1e-3 * g_scale * scale
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
+                inside &= ~((hit > 0) & (tok_scale != 1.0))   # a neighbour's EP size: not measured at this one
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)

@@ -60,7 +60,8 @@ def test_a_measured_profile_prices_uneven_ep_from_its_measured_neighbours_not_th
     # it ~20 % faster: a front point that exists only in the model)
     t = {ep: inference.estimate(DSV3, "GB200", tp=1, attn_dp=ep, ep=ep, weight_dtype="fp8", batch_size=ep,
                                 input_len=1024, output_len=1024, engine="trtllm") for ep in (64, 72)}
-    assert all(str(r["source"].iloc[0]) != "roofline" for r in t.values())
+    # priced from the tables, but at a neighbour's EP size: extrapolated, never as certain as a measured shape
+    assert str(t[72]["source"].iloc[0]) == "extrapolated" and str(t[64]["source"].iloc[0]) != "roofline"
     tpot64, tpot72 = (float(t[e]["tpot_ms"].iloc[0]) for e in (64, 72))
     assert tpot64 <= tpot72 <= 1.25 * tpot64
 
