@@ -28,7 +28,7 @@ from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
 from .batching import batching as batching_space
 from .compose import compose
 from .hardware import hardware
-from .parallelism import parallelism
+from .parallelism import ep_choices, model_record, parallelism
 from .quantization import KV_DTYPES, quantization
 from .serving import serving
 
@@ -71,7 +71,6 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     par = parallelism(model, max_gpus, tp=tp, pp=pp, dp=with_dp, ep=ep)
     adp = "1"                                    # the attention-DP factor of a (decode) replica's GPU count
     if attn_dp is not None:
-        from .parallelism import ep_choices, model_record
         wide = ep_choices(model_record(model), max_gpus, uneven=True) if ep is None else []
         par = _with_attn_dp(par, _degrees("attn_dp", attn_dp, max_gpus), wide)
         adp = "attn_dp"
@@ -219,8 +218,6 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
     """The prefill pool's ``prefill_ep`` / ``prefill_attn_dp`` knobs, the expressions of its EP and attention DP
     (its own knob, else the decode pool's), and its EP rule. Refuses what every trial would fail on: EP on a dense
     model, EP above the experts, an EP that no prefill TP x attention DP is a multiple of."""
-    from .parallelism import ep_choices, model_record
-
     m = model_record(model)
     params: dict[str, dse.Categorical] = {}
     p_adp = adp

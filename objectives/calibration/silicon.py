@@ -641,10 +641,16 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
               _md(mdape_by(sim, ["model", "engine"])), "",
               f"All aggregated rows: TTFT MdAPE {sim['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{sim['tpot_ape'].median():.1f} %, {int(sim['tpot_pred'].notna().sum())} of {len(sim)} simulated.", ""]
-    # the clients' synchronization, per load: every length fixed (as the rows state) against outputs spread +-5 %
+    # the clients' synchronization, per load: every length fixed (as the rows state) against outputs spread +-5 %,
+    # and prompts and outputs +-10 % behind a 5 ms API server per replica (a candidate client and front-end model,
+    # not fitted: `simulate`'s default stays fixed lengths without a front end)
     spread = simulated(rows, output_spread=0.05)
-    both = pd.concat([sim.assign(outputs="fixed"), spread.assign(outputs="+-5 %")])
-    both["clients"] = pd.cut(both["concurrency"], [0, 16, 64, np.inf], labels=["C <= 16", "C 32-64", "C >= 128"])
+    fe = simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)
+    replays = pd.concat([sim.assign(outputs="fixed"), spread.assign(outputs="+-5 %"),
+                         fe.assign(outputs="+-10 %, front end 5 ms")])
+    replays["clients"] = pd.cut(replays["concurrency"], [0, 16, 64, np.inf],
+                                labels=["C <= 16", "C 32-64", "C >= 128"])
+    both = replays[replays["outputs"].isin(["fixed", "+-5 %"])]
     parts += ["### Clients in waves or desynchronized", "",
               "The same replay with each request's output drawn uniformly within +-5 % of the row's length "
               "(`simulated(rows, output_spread=0.05)`): the clients desynchronize after the first round, where "
@@ -652,17 +658,12 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
               "run. Per concurrency:", "", _md(mdape_by(both, ["clients", "outputs"])), "",
               f"All aggregated rows with outputs +-5 %: TTFT MdAPE {spread['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{spread['tpot_ape'].median():.1f} %.", ""]
-    # ... and prompts and outputs +-10 % behind a 5 ms API server per replica (a candidate client and front-end
-    # model, not fitted: `simulate`'s default stays fixed lengths without a front end)
-    fe = simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)
-    three = pd.concat([both, fe.assign(outputs="+-10 %, front end 5 ms")])
-    three["clients"] = pd.cut(three["concurrency"], [0, 16, 64, np.inf], labels=["C <= 16", "C 32-64", "C >= 128"])
     parts += ["### Spread lengths behind an API server", "",
               "Prompts and outputs drawn within +-10 % of the row's, each replica's requests passing one at a time "
               "through a 5 ms front end (`simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)`; "
               "`serving.Scheduler.frontend_ms`). Both are assumptions about the harness and the engine that the "
               "rows do not state; neither is the default. Per engine and concurrency:", "",
-              _md(mdape_by(three, ["engine", "outputs"])), "", _md(mdape_by(three, ["clients", "outputs"])), "",
+              _md(mdape_by(replays, ["engine", "outputs"])), "", _md(mdape_by(replays, ["clients", "outputs"])), "",
               f"All aggregated rows: TTFT MdAPE {fe['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{fe['tpot_ape'].median():.1f} %.", ""]
     # the summary `report` shows beside the published tables (objectives/calibration/report.py)

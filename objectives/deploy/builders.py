@@ -482,9 +482,8 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--data-parallel-size", p.attn_dp]
     if p.ep > 1:
         argv += ["--enable-expert-parallel"]
-        if _redundant(p):
-            argv += ["--enable-eplb", "--eplb-config", json.dumps({"num_redundant_experts": _redundant(p)},
-                                                                  separators=(",", ":"))]
+        if (r := _redundant(p)):
+            argv += ["--enable-eplb", "--eplb-config", json.dumps({"num_redundant_experts": r}, separators=(",", ":"))]
     argv += ["--max-num-seqs", p.max_batch_size, "--max-num-batched-tokens", p.max_num_tokens]
     chunked = p.chunked_prefill if p.mode == "agg" else role == "decode"
     if c.max_len:
@@ -521,8 +520,8 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--enable-dp-attention", "--dp-size", p.attn_dp]
     if p.ep > 1:
         argv += ["--ep-size", p.ep]
-        if _redundant(p):
-            argv += ["--enable-eplb", "--ep-num-redundant-experts", _redundant(p)]
+        if (r := _redundant(p)):
+            argv += ["--enable-eplb", "--ep-num-redundant-experts", r]
     argv += ["--max-running-requests", p.max_batch_size]
     if c.max_len:
         argv += ["--context-length", c.max_len]
@@ -556,8 +555,8 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
         kvc["dtype"] = kv
     opts["kv_cache_config"] = kvc
     y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
-    if p.ep > 1 and _redundant(p):
-        slots = p.model.n_experts + _redundant(p)
+    if (r := _redundant(p)):
+        slots = p.model.n_experts + r
         if "moe_config" not in y.get("keys", []):
             group = p.tp * p.attn_dp
             valid = [e for e in range(1, group + 1) if group % e == 0 and p.model.n_experts % e == 0]

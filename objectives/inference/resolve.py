@@ -87,7 +87,7 @@ def expert_slots(n_experts: Num, ep: Num) -> Num:
 
 def redundant_experts(n_experts: int, ep: int) -> int:
     """Redundant expert copies (EPLB) one replica needs for ``ep`` ranks: `expert_slots` - ``n_experts``."""
-    return int(expert_slots(n_experts, ep)) - int(n_experts) if n_experts > 0 else 0
+    return int(expert_slots(n_experts, ep)) - int(n_experts)
 
 
 def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "") -> None:
