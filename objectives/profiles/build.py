@@ -432,6 +432,9 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
                 lane = _mla_context_lane(root, system) if kind == "context" and eng != "trtllm" else None
                 for k, t in mla_tables(lane or d_mla / f"{kind}_mla_perf.parquet", kind).items():
                     tables[f"mla_{kind}.{k}"] = t
+            fp8_lane = _mla_fp8_generation_lane(root, system) if eng != "trtllm" else None
+            if fp8_lane is not None and "fp8" in (lane_tabs := mla_tables(fp8_lane, "generation")):
+                tables["mla_generation.fp8"] = lane_tabs["fp8"]
             break
     svs = versions(root, system, "sparse_attention", engine)
     sv = [v for v in svs if _vkey(v) <= _vkey(version)] or svs
@@ -467,9 +470,27 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
 #: (context_mla_perf, kernel "flash_attention", the one vLLM's profile borrows too) times DeepSeek-V3's 128-head
 #: prefill at 8k tokens in 15.9 ms on H200, where TensorRT-LLM's kernel takes 4.8 ms and SGLang's own FA3 MLA
 #: module (0.5.10 wideep_context_mla_perf, kernel fa3, projections included) 6.4 ms; both engines run FA3-class
-#: kernels there (SGLang's default attention backend for DeepSeek models on SM90 is fa3). Generation kernels and
+#: kernels there (SGLang's default attention backend for DeepSeek models on SM90 is fa3). bf16 decode kernels and
 #: the Blackwell tables agree between the lanes and stay the engine's own
 MLA_CONTEXT_FROM_TRTLLM = ("h100", "h200", "gh200")
+
+
+#: systems whose fp8-KV MLA decode kernel is read from TensorRT-LLM's lane for every engine: SGLang's own Hopper
+#: table (generation_mla_perf 0.5.14, kernel "flash_attention", the one vLLM's profile borrows too) times fp8-KV
+#: decode at 4-7x its bf16 (DeepSeek-V3, 16 heads per GPU, batch 256, 1k context on H200: 0.54 against 0.10 ms
+#: per layer), where the other measurements of the same GPU put fp8 at or below bf16: TensorRT-LLM's kernel 0.05,
+#: SGLang 0.5.10's own FA3 module with fp8 KV 0.14 (wideep_generation_mla_perf, projections included) and vLLM's
+#: FlashMLA module with fp8 KV 0.23 against its bf16 module's 0.25 (mla_generation_module_perf, projections
+#: included). The bf16 decode tables agree between the lanes and stay the engine's own
+MLA_FP8_GENERATION_FROM_TRTLLM = MLA_CONTEXT_FROM_TRTLLM
+
+
+def _mla_fp8_generation_lane(root: Path, system: str) -> Path | None:
+    """TensorRT-LLM's newest MLA decode table on `system` where `MLA_FP8_GENERATION_FROM_TRTLLM` names it, else
+    None."""
+    if not system.startswith(MLA_FP8_GENERATION_FROM_TRTLLM):
+        return None
+    return _newest_table(root, system, "mla", "trtllm", "generation_mla_perf.parquet")
 
 
 def _mla_context_lane(root: Path, system: str) -> Path | None:

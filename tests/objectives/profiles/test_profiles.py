@@ -236,6 +236,21 @@ def test_mla_prefill_on_hopper_is_read_from_tensorrt_llms_kernel_table(engine):
                        sg.table("mla_generation.bf16")(b, s, h))
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_fp8_kv_mla_decode_on_hopper_is_read_from_tensorrt_llms_kernel_table(engine):
+    """SGLang 0.5.14's Hopper MLA decode table (borrowed by vLLM's profile) times fp8-KV decode at 4-7x its bf16,
+    where TensorRT-LLM's kernel, SGLang 0.5.10's own FA3 module and vLLM's FlashMLA module put fp8 at or below
+    bf16: on H100 / H200 the fp8 decode table is TensorRT-LLM's; bf16 and Blackwell's stay the engine's own."""
+    b, s, h = np.array([1.0, 64.0, 256.0]), np.array([1024.0, 4096.0, 1536.0]), np.array([128.0, 16.0, 16.0])
+    for gpu in ("H100-SXM-80GB", "H200-SXM-141GB"):
+        own, trt = profiles.load(gpu, engine, full=False), profiles.load(gpu, "trtllm", full=False)
+        fp8, bf16 = own.table("mla_generation.fp8")(b, s, h), own.table("mla_generation.bf16")(b, s, h)
+        assert np.allclose(fp8, trt.table("mla_generation.fp8")(b, s, h))
+        assert np.all(fp8 <= 1.5 * bf16), (gpu, fp8, bf16)
+    own, trt = profiles.load("B200", engine, full=False), profiles.load("B200", "trtllm", full=False)
+    assert not np.allclose(own.table("mla_generation.fp8")(b, s, h), trt.table("mla_generation.fp8")(b, s, h))
+
+
 def test_profile_file_round_trip_and_bad_file(tmp_path):
     p = profiles.load("H100-SXM-80GB", "trtllm", full=False)
     f = tmp_path / "x.npz"
