@@ -579,6 +579,29 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 routed = np.where(col(hit > 0), t, routed)
                 done |= hit > 0
                 inside &= ~((hit > 0) & (tok_scale != 1.0))   # a neighbour's EP size: not measured at this one
+        # a cell a table lacks at an EP size that divides the experts (H100's TensorRT-LLM MXFP4 table holds
+        # gpt-oss-120b's 128 experts from EP 2 up, not EP 1), after every format's own cells: the layer at twice
+        # the EP size, twice over less its one-token time (one launch, the other rank's experts), or at half the EP
+        # size, halved with half its one-token time. Over the shipped tables' cells that have both neighbours these
+        # land within ~10 % up to 256 tokens; the balanced closed form would stand alone beside measured cells
+        for f2, a, b in ((2.0, 2.0, -1.0), (0.5, 0.5, 0.5)):
+            ep2 = ep_world * f2
+            ok = (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0) & ~uneven
+            shapes = np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1)
+            for fmt in moe_formats:
+                tab = prof.table(f"moe.{fmt}")
+                if tab is None or done.all():
+                    continue
+                hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
+                if hit.any():
+                    scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
+                    r = col(np.maximum(hit, 1).astype(float))
+                    t_n = tab.proportional_beyond(1, r, Mg * col(busy))
+                    t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
+                    t = hide(np.maximum(a * t_n + b * t1, t_n if f2 > 1.0 else 0.0)) * 1e-3 * g_scale * scale
+                    routed = np.where(col(hit > 0), t, routed)
+                    done |= hit > 0
+                    inside &= hit == 0
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)

@@ -191,3 +191,34 @@ def test_the_kv_cache_admits_as_each_engine_schedules():
          for e in ("vllm", "trtllm")}
     assert float(c["vllm"]["batch_size"].iloc[0]) == 64 and float(c["trtllm"]["batch_size"].iloc[0]) < 64
     assert float(c["vllm"]["ttft_ms"].iloc[0]) < 0.05 * float(c["trtllm"]["ttft_ms"].iloc[0])
+
+
+def _without_moe_cells(monkeypatch: pytest.MonkeyPatch, gpu: str, engine: str, table: str, eps: tuple) -> None:
+    """The `gpu` / `engine` profile with the `table` cells measured at the EP sizes `eps` (expert TP 1) removed."""
+    load = profiles.load
+
+    def lacking(*a, **kw):
+        p = load(*a, **kw)
+        if p is None or p.system != profiles.system_of(gpu) or p.engine != engine:
+            return p
+        keys = p.keys[table].copy()
+        keys[(keys[:, 4] == 1) & np.isin(keys[:, 5], eps), 5] = -1.0   # a shape no lookup asks for
+        return dataclasses.replace(p, keys={**p.keys, table: keys})
+    monkeypatch.setattr(profiles, "load", lacking)
+
+
+@pytest.mark.parametrize("tp, lacking", [(1, (1.0,)), (2, (2.0,)), (2, (2.0, 4.0))])
+def test_a_moe_cell_the_table_lacks_is_priced_at_its_measured_neighbour_not_the_closed_form(monkeypatch, tp,
+                                                                                            lacking):
+    # H200's TensorRT-LLM MXFP4 table measures gpt-oss-120b's experts at EP 1, 2, 4, ... (H100's lacks EP 1).
+    # Without the cell the layer is read at twice the EP size (or, lacking that too, at half of it), and the row
+    # says so; the balanced grouped-GEMM closed form put H100's EP 1 decode step at 0.6x the measured layer's
+    args = dict(model="openai/gpt-oss-120b", gpu="H200", tp=tp, ep=tp, batch_size=[1, 16, 64], input_len=1024,
+                output_len=1024, engine="trtllm")
+    own = inference.estimate(**args)
+    _without_moe_cells(monkeypatch, "H200-SXM-141GB", "trtllm", "moe.w4a16_mxfp4", lacking)
+    near = inference.estimate(**args)
+    assert set(own["source"].astype(str)) == {"interpolated"}
+    assert set(near["source"].astype(str)) == {"extrapolated"}
+    ratio = near["tpot_ms"].to_numpy() / own["tpot_ms"].to_numpy()
+    assert np.all((ratio > 0.85) & (ratio < 1.15)), ratio
