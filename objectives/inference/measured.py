@@ -666,6 +666,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     ct, gtab = by_kv("context_attention"), by_kv("generation_attention")
     ctx = gen = None  # a profile without an attention table keeps the roofline's attention curves
     heads = np.maximum(nh / tp, 1.0)
+    mc, mg = by_kv("mla_context"), by_kv("mla_generation")
+    # MLA rows read their own tables below where the profile has them: the GQA tables' ranges do not bound them
+    own_mla = mla & (mc is not None) & (mg is not None) & (ct is not None) & (gtab is not None)
     if ct is not None:
         d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, hd / 128.0)
         # windowed layers: a prompt of s tokens attends ~ s x window pairs instead of s^2 / 2
@@ -674,7 +677,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         layers = (L_attn[:, None, None] - n_win_c) + n_win_c * np.minimum(1.0, 2.0 * win_c / s3)
         t = ct(b3, s3, heads[:, None, None]) * 1e-3 * layers * (d_scale * a_scale)[:, None, None]
         ctx = np.log(np.maximum(t, 1e-12))
-        inside &= ct.inside(1.0, 1024.0, heads)
+        inside &= own_mla | ct.inside(1.0, 1024.0, heads)
     if gtab is not None:
         kv_heads = np.where(mla, 1.0, kvh)
         d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, hd / 128.0)
@@ -685,10 +688,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win) * 1e-3
              * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))
-        inside &= gtab.inside(1.0, 1024.0, kv_heads)
+        inside &= own_mla | gtab.inside(1.0, 1024.0, kv_heads)
     # MLA: its own kernels (absorbed decode reads one latent per token for all heads; prefill attends with
     # qk_nope + qk_rope / v_head dims), measured at DeepSeek-V3's dims and scaled by the dims read
-    mc, mg = by_kv("mla_context"), by_kv("mla_generation")
     if mla.any() and mc is not None and mg is not None:
         hq = heads[:, None, None]
         c_dim = ((m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 320.0 * L_attn * a_scale)[:, None, None]
@@ -698,7 +700,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         m3 = mla[:, None, None]
         if ctx is not None and gen is not None:
             ctx, gen = np.where(m3, t_c, ctx), np.where(m3, t_g, gen)
-            inside &= ~mla | mg.inside(1.0, 1024.0, hq[:, 0, 0])
+            inside &= ~mla | (mg.inside(1.0, 1024.0, hq[:, 0, 0]) & mc.inside(1.0, 1024.0, hq[:, 0, 0]))
             # DeepSeek sparse attention decode (lightning indexer, top-k, sparse MLA), measured as whole modules:
             # the module less this model's projection GEMMs (already in the token curve) at the same tokens
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
