@@ -551,57 +551,48 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # per format in order (the checkpoint's format decides the kernel): the exact split, else the same GPUs
         # per expert group split the other way (expert TP t and EP t hold the same bytes per GPU and measure
         # within a few %)
-        exact = np.stack([hx, moe_ffn, topk, ne, etp, ep_world], axis=1)
         n_split = etp * ep_world
         one = np.ones(k)
-        splits = [(exact, one)] + [(np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1), one)
-                                   for a in (one, n_split)]
-        # an EP size that does not divide the experts (redundant slots) is not in the tables: the same layer at the
-        # nearest EP sizes below and above that divide them, its tokens scaled by ep' / ep so that each rank's
-        # expert slots get as many tokens as here (a smooth neighbour, not the balanced closed form's optimism)
+        own = [(np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1), one, one) for a in (etp, one, n_split)]
+        # else a neighbouring EP size e' the table has: an EP size that does not divide the experts (redundant
+        # slots, S in all) at the nearest dividing sizes below and above; a dividing size the table lacks (H100's
+        # TensorRT-LLM MXFP4 table holds gpt-oss-120b's 128 experts from EP 2 up, not EP 1) at twice and half of
+        # it. A rank here holds rho = (S / ep) / (E / e') times the experts of a rank there, each expert loaded as
+        # there at E / S of the tokens: rho x the layer's time less (rho - 1) x its one-token time (one launch
+        # per layer, not rho). Scored on the shipped tables' cells at EP e and 2e (docs/profiles.md, seventeenth
+        # round): within ~10 % up to 256 tokens, where scaling the tokens alone was 20-45 % off. Never the
+        # balanced closed form beside measured neighbours; such a row says extrapolated
         uneven = sl > ne
+        near = []
         if uneven.any():
             for ep2 in _dividing_neighbours(ne, ep_world):
-                ep2 = np.where(uneven, ep2, ep_world)
-                splits.append((np.stack([hx, moe_ffn, topk, ne, etp, ep2], axis=1), ep2 / ep_world))
+                near.append((ep2, uneven))
+        for f2 in (2.0, 0.5):
+            ep2 = ep_world * f2
+            near.append((ep2, ~uneven & (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0)))
+        cands = [(f, c) for f in moe_formats for c in own] + [
+            (f, (np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1), ne / sl,
+                 (sl / ep_world) / (ne / np.maximum(ep2, 1.0))))
+            for ep2, ok in near for f in moe_formats]
         done = n_moe <= 0
-        for fmt, (shapes, tok_scale) in [(f, sp) for f in moe_formats for sp in splits]:
+        for fmt, (shapes, tok_scale, rho) in cands:
             tab = prof.table(f"moe.{fmt}")
             if tab is None or done.all():
                 continue
             hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
             if hit.any():
                 scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
+                r = col(np.maximum(hit, 1).astype(float))
                 # beyond the largest token count measured, in proportion to the tokens (the layer is compute-bound
                 # there, and engines chunk a larger batch: vLLM's fused MoE runs 32k-token chunks)
-                t = hide(tab.proportional_beyond(1, col(np.maximum(hit, 1).astype(float)), Mg * col(busy * tok_scale))
-                         ) * 1e-3 * g_scale * scale
-                routed = np.where(col(hit > 0), t, routed)
-                done |= hit > 0
-                inside &= ~((hit > 0) & (tok_scale != 1.0))   # a neighbour's EP size: not measured at this one
-        # a cell a table lacks at an EP size that divides the experts (H100's TensorRT-LLM MXFP4 table holds
-        # gpt-oss-120b's 128 experts from EP 2 up, not EP 1), after every format's own cells: the layer at twice
-        # the EP size, twice over less its one-token time (one launch, the other rank's experts), or at half the EP
-        # size, halved with half its one-token time. Over the shipped tables' cells that have both neighbours these
-        # land within ~10 % up to 256 tokens; the balanced closed form would stand alone beside measured cells
-        for f2, a, b in ((2.0, 2.0, -1.0), (0.5, 0.5, 0.5)):
-            ep2 = ep_world * f2
-            ok = (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0) & ~uneven
-            shapes = np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1)
-            for fmt in moe_formats:
-                tab = prof.table(f"moe.{fmt}")
-                if tab is None or done.all():
-                    continue
-                hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
-                if hit.any():
-                    scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
-                    r = col(np.maximum(hit, 1).astype(float))
-                    t_n = tab.proportional_beyond(1, r, Mg * col(busy))
+                t = tab.proportional_beyond(1, r, Mg * col(busy * tok_scale))
+                if np.any(rho != 1.0):
                     t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
-                    t = hide(np.maximum(a * t_n + b * t1, t_n if f2 > 1.0 else 0.0)) * 1e-3 * g_scale * scale
-                    routed = np.where(col(hit > 0), t, routed)
-                    done |= hit > 0
-                    inside &= hit == 0
+                    t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
+                routed = np.where(col(hit > 0), hide(t) * 1e-3 * g_scale * scale, routed)
+                done |= hit > 0
+                # a neighbour's EP size: not measured at this one
+                inside &= ~((hit > 0) & ((tok_scale != 1.0) | (rho != 1.0)))
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
