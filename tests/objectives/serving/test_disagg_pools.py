@@ -56,9 +56,9 @@ def test_simulator_and_analytical_model_agree_on_per_pool_ep():
 def test_wide_ep_decode_pool_of_a_large_moe(engine):
     """DeepSeek-V3 at 10 req/s: 2 prefill workers of TP 8 EP 8 and a wide-EP decode worker of 8 attention-DP ranks x
     TP 4 with EP 32 (vs a TP 8 EP 8 decode worker). Same tolerances as above; measured on the closed form:
-    throughput 1.5 / 5.8 %, TPOT 0.2 / 1.2 %, TTFT mean 2.7 / 0.6 %, p99 13 / 10 %. On vLLM's tables the TP 8
-    worker cannot keep up with 10 req/s (its queue grows through the run, which the two fidelities price
-    differently: TTFT 66 %); the wide-EP worker agrees as closely (2.8 / 0.7 / 3.4 / 11 %)."""
+    throughput 1.5 / 5.8 %, TPOT 0.2 / 1.2 %, TTFT mean 2.7 / 0.6 %, p99 13 / 10 %; on vLLM's tables 2.3 / 4.0,
+    0.4 / 1.9, 2.9 / 1.4, 5.8 / 5.8 %. (vLLM's H200 profile once read an fp8-KV MLA decode table 4-7x its bf16
+    one, and the TP 8 worker fell behind 10 req/s there.)"""
     w = serving.Workload(rate=10.0, input_len=2048, output_len=256)
     o = objectives.llm_serving_objective("DeepSeek-V3", workload=w, slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100},
                                          n_requests=1000)
@@ -67,14 +67,13 @@ def test_wide_ep_decode_pool_of_a_large_moe(engine):
     rows = pd.DataFrame([row, {**row, "attn_dp": 1, "tp": 8, "ep": 8}])
     a, s = o(rows), o.at_fidelity("simulated")(rows)
     assert a["n_gpus"].tolist() == s["n_gpus"].tolist() == [2 * 8 + 32, 2 * 8 + 8]
-    stable = [0, 1] if engine == "roofline" else [0]
-    if engine != "roofline":
-        assert a["throughput_tok_s"].iloc[1] < 0.9 * 10.0 * 256 and a["decode_pool_req_s"].iloc[1] < 10.0
+    # both decode pools keep up with the offered rate
+    assert (a["decode_pool_req_s"] > 10.0).all()
     for col, tol in (("throughput_tok_s", 0.08), ("tpot_ms", 0.10), ("ttft_ms", 0.10), ("ttft_ms_p99", 0.35)):
-        assert (np.abs(a[col] / s[col] - 1) < tol).iloc[stable].all(), (col, a[col].tolist(), s[col].tolist())
+        assert (np.abs(a[col] / s[col] - 1) < tol).all(), (col, a[col].tolist(), s[col].tolist())
     # the wide-EP decode pool holds several times the TP 8 one's requests/s and decodes faster
     assert a["decode_pool_req_s"].iloc[0] > 3 * a["decode_pool_req_s"].iloc[1]
-    assert s["tpot_ms"].iloc[0] < 0.5 * s["tpot_ms"].iloc[1]
+    assert s["tpot_ms"].iloc[0] < 0.7 * s["tpot_ms"].iloc[1]
 
 
 def test_simulate_pools_take_their_own_ep_and_attn_dp():
