@@ -65,6 +65,17 @@ _QUANT_BY_TAG = {
 }
 
 
+#: A trailing packaging revision of a checkpoint ("nvidia/DeepSeek-R1-0528-FP4-v2"): the same architecture and format
+_REVISION_SUFFIX = re.compile(r"[-_]v\d+(?:\.\d+)?$", re.IGNORECASE)
+
+
+def without_revision(name: str) -> str | None:
+    """`name` less a trailing "-v2" / "-v1.5" revision tag, or None where it has none."""
+    name = str(name).strip()
+    m = _REVISION_SUFFIX.search(name)
+    return name[: m.start()] if m and m.start() > 0 else None
+
+
 def quant_from_suffix(name: str) -> tuple[str, str, str, str, str] | None:
     """(base id, suffix as written, weight dtype, scheme, kv dtype) for an id ending in a weight-format tag, else None.
 

@@ -22,7 +22,7 @@ from . import model_math
 from .errors import CatalogError
 from .gpu_records import gpu_from_mapping, read_gpu_file, validate_gpu
 from .hf_config import check_hybrid, model_from_hf_config
-from .names import model_name_candidates, normalize, quant_from_suffix, unknown_name_message
+from .names import model_name_candidates, normalize, quant_from_suffix, unknown_name_message, without_revision
 from .types import DTYPES, GPU, Model, Sourced
 
 #: Directory of the shipped data (gpus.toml and models/*.json).
@@ -217,12 +217,16 @@ class Catalog:
 
     def _model_name(self, name: str) -> str:
         if isinstance(name, str):
-            canon = self._find_model(name)
-            if canon is not None:
-                return canon
-            quant = quant_from_suffix(name)
-            if quant is not None:
-                return self._quantized_variant(name, *quant)
+            # the id as written, then without a packaging revision ("...-FP4-v2": the same checkpoint format)
+            for n in (name, without_revision(name)):
+                if n is None:
+                    continue
+                canon = self._find_model(n)
+                if canon is not None:
+                    return canon
+                quant = quant_from_suffix(n)
+                if quant is not None and self._find_model(quant[0]) is not None:
+                    return self._quantized_variant(name, *quant)
         raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), "catalog.models()"))
 
     def _quantized_variant(self, name: str, base_id: str, tag: str, dtype: str, scheme: str, kv: str) -> str:

@@ -557,7 +557,8 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
     y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
     if (r := _redundant(p)):
         slots = p.model.n_experts + r
-        if "moe_config" not in y.get("keys", []):
+        if ("moe_config" not in y.get("keys", []) or "load_balancer" not in y.get("moe_config", [])
+                or "num_slots" not in y.get("moe_config.load_balancer", [])):
             group = p.tp * p.attn_dp
             valid = [e for e in range(1, group + 1) if group % e == 0 and p.model.n_experts % e == 0]
             raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run ep={p.ep} on the {p.model.n_experts} "

@@ -253,6 +253,8 @@ def test_latent_moe_experts_work_at_the_latent_width(engine):
     ("nvidia/Llama-3.1-70B-Instruct-NVFP4", "Llama-3.1-70B-NVFP4", "fp4", "nvfp4"),       # derived from its id
     ("nvidia/DeepSeek-R1-NVFP4", "DeepSeek-R1-NVFP4", "fp4", "nvfp4"),
     ("nvidia/DeepSeek-R1-0528-FP4", "DeepSeek-R1-FP4", "fp4", "nvfp4"),
+    ("nvidia/DeepSeek-R1-0528-FP4-v2", "DeepSeek-R1-FP4", "fp4", "nvfp4"),               # a packaging revision
+    ("nvidia/DeepSeek-R1-0528-NVFP4-v2", "DeepSeek-R1-NVFP4", "fp4", "nvfp4"),
     ("Qwen/Qwen3-32B-AWQ", "Qwen3-32B-AWQ", "int4", "int4_awq"),
     ("Qwen/Qwen3-8B-GPTQ-Int4", "Qwen3-8B-GPTQ-Int4", "int4", "int4_gptq"),
     ("RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8-dynamic", "Llama-3.1-8B-FP8-dynamic", "fp8", "fp8_per_channel"),
@@ -278,6 +280,14 @@ def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dt
     assert (m.n_layers, m.hidden, m.n_experts) == (base.n_layers, base.hidden, base.n_experts)
     assert cat.model(hf_id) is m  # the same record on every lookup
     assert cat.model_table([hf_id])["name"][0] == name
+
+
+def test_a_revision_tag_of_an_unknown_architecture_is_still_refused_by_its_own_name():
+    cat = Catalog.from_data()
+    with pytest.raises(CatalogError, match=r"unknown model 'nvidia/Llama-3_3-Nemotron-Super-49B-v1'"):
+        cat.model("nvidia/Llama-3_3-Nemotron-Super-49B-v1")
+    with pytest.raises(CatalogError, match=r"unknown model 'acme/NoSuchModel-FP8-v2'"):
+        cat.model("acme/NoSuchModel-FP8-v2")
 
 
 def test_a_checkpoints_format_is_the_default_weight_dtype():

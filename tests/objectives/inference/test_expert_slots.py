@@ -2,6 +2,8 @@
 cost model's measured and closed-form paths, the simulator and the launch commands."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -75,6 +77,21 @@ def test_the_simulator_runs_wide_ep_with_redundant_slots_and_names_a_bad_one():
         serving.simulate(QWEN, "H200", tp=1, attn_dp=6, ep=4, weight_dtype="fp8", workload=w)
 
 
+def test_a_trtllm_release_without_the_moe_load_balancer_is_refused_by_name(monkeypatch):
+    from objectives.deploy import flags
+    lists = flags._all()
+    old = [fl for fl in lists if fl.engine == "trtllm"]
+    y = {**old[0].yaml, "extra_llm_api_options": {
+        k: v for k, v in old[0].yaml["extra_llm_api_options"].items() if not k.startswith("moe_config")}}
+    y["extra_llm_api_options"]["keys"] = [k for k in y["extra_llm_api_options"]["keys"] if k != "moe_config"]
+    patched = tuple(dataclasses.replace(fl, yaml=y) if fl.engine == "trtllm" else fl for fl in lists)
+    monkeypatch.setattr(flags, "_all", lambda: patched)
+    cfg = {"gpu": "H200-SXM-141GB", "tp": 1, "attn_dp": 6, "ep": 6, "weight_dtype": "fp8", "kv_dtype": "bf16"}
+    with pytest.raises(DeployError, match=r"cannot run ep=6 on the 128 experts of Qwen3-235B-A22B: it needs the MoE "
+                                          r"load balancer's 132 expert slots .*: \[1, 2\]$"):
+        deploy.commands(cfg, engine="trtllm", model=QWEN)
+
+
 def test_launch_commands_ask_the_engine_for_the_redundant_experts_the_model_charged():
     cfg = {"gpu": "H200-SXM-141GB", "tp": 1, "attn_dp": 6, "ep": 6, "weight_dtype": "fp8", "kv_dtype": "bf16",
            "max_batch_size": 64, "max_num_tokens": 4096}
@@ -82,10 +99,11 @@ def test_launch_commands_ask_the_engine_for_the_redundant_experts_the_model_char
     assert "--enable-eplb" in v and v[v.index("--eplb-config") + 1] == '{"num_redundant_experts":4}'
     g = [str(x) for x in deploy.commands(cfg, engine="sglang", model=QWEN).servers[0].argv]
     assert "--enable-eplb" in g and g[g.index("--ep-num-redundant-experts") + 1] == "4"
-    # TensorRT-LLM's recorded LLM API options have no MoE load balancer: refused, naming what it needs
-    with pytest.raises(DeployError, match=r"cannot run ep=6 on the 128 experts of Qwen3-235B-A22B: it needs the MoE "
-                                          r"load balancer's 132 expert slots .*: \[1, 2\]$"):
-        deploy.commands(cfg, engine="trtllm", model=QWEN)
+    # TensorRT-LLM: its MoE load balancer's slots (which its LLM API asks to divide by the EP size)
+    t = deploy.commands(cfg, engine="trtllm", model=QWEN)
+    opts = yaml.safe_load(t.files["serve_options.yaml"])
+    assert opts["moe_config"] == {"load_balancer": {"num_slots": 132}} and 132 % 6 == 0
+    assert not t.check()
     # an EP that divides the experts asks for nothing extra
     even = deploy.commands({**cfg, "attn_dp": 8, "ep": 8}, engine="trtllm", model=QWEN)
     assert "moe_config" not in yaml.safe_load(even.files["serve_options.yaml"])
