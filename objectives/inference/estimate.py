@@ -422,7 +422,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     k_w = 0.5 * (1.0 + N * isl / T_w)
     t_w = replica_time_s(p, T_w, T_w * (isl + 1.0) * 0.5, D_w, D_w * isl, D_w + T_w / isl, N)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
-    wave = (k_w - 1.0) * t_w + prompt_pass_s(p, t_w, np.minimum(T_w, isl), isl)
+    wave = k_w * t_w + (prompt_pass_s(p, t_w, np.minimum(T_w, isl), isl) - t_w)
     w = p.coeffs.wave
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
 
