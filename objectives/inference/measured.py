@@ -560,7 +560,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # it. A rank here holds rho = (S / ep) / (E / e') times the experts of a rank there, each expert loaded as
         # there at E / S of the tokens: rho x the layer's time less (rho - 1) x its one-token time (one launch
         # per layer, not rho). Scored on the shipped tables' cells at EP e and 2e (docs/profiles.md, seventeenth
-        # round): within ~10 % up to 256 tokens, where scaling the tokens alone was 20-45 % off. Never the
+        # round): within ~10 % up to 256 tokens, where scaling the tokens alone was 17-45 % off. Never the
         # balanced closed form beside measured neighbours; such a row says extrapolated
         uneven = sl > ne
         near = []
