@@ -55,15 +55,17 @@ def replica_compute_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seq
     return power.compute_s(p.coeffs, T / m, A / m, D / m, K / m, S / m)
 
 
-def prompt_pass_s(p: Prepared, t: Num, chunk: Num, isl: Num) -> Num:
-    """`t` (s), an iteration that carries a prompt chunk of `chunk` tokens (of an `isl`-token prompt), no shorter
-    than that chunk's own pass through every pipeline stage where pp > 1: a chunk is one micro-batch, so the
-    iteration's split over min(pp, sequences) micro-batches (`replica_time_s`) bounds its throughput, not the
-    prompt's latency. As the simulator's `StepModel.time_ms`; unchanged where pp == 1."""
+def chunk_pass_s(p: Prepared, t: Num, T: Num, A: Num, D: Num, K: Num, N: Num) -> Num:
+    """`t` (s), an iteration that carries a prompt chunk (T tokens, A query-key pairs) beside D decodes reading K
+    cached tokens, no shorter than the chunk's own micro-batch passing every pipeline stage where pp > 1: a chunk
+    lives in one of the min(pp, N) micro-batches (with its share of the decodes), so the iteration's split over
+    them (`replica_time_s`) bounds its throughput, not the prompt's latency. Unchanged where pp == 1; the
+    simulator's `StepModel.time_ms` applies the same rule."""
     piped = np.asarray(p.pp) > 1
     if not np.any(piped):
         return t
-    lone = forward_s(p.coeffs, chunk, chunk * (isl + 1.0) * 0.5, 0.0, 0.0, 1.0)
+    d = D / np.minimum(p.pp, np.maximum(N, 1.0))
+    lone = forward_s(p.coeffs, T, A, d, d * np.where(D > 0, K / np.maximum(D, 1e-12), 0.0), d + 1.0)
     return np.where(piped, np.maximum(t, lone), t)
 
 
@@ -326,7 +328,8 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
     w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
-    t_p = prompt_pass_s(p, t_p, T_pf / np.maximum(T_pf / isl, 1.0), isl)
+    ch = T_pf / np.maximum(T_pf / isl, 1.0)
+    t_p = chunk_pass_s(p, t_p, ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, N)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
@@ -396,7 +399,8 @@ def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
     T = np.minimum(budget, N * isl)
     D = np.maximum(N - T / isl, 0.0)
     t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
-    t_pf = prompt_pass_s(p, t_pf, np.minimum(T, isl), isl)
+    ch = np.minimum(T, isl)
+    t_pf = chunk_pass_s(p, t_pf, ch, ch * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), N)
     return np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget) * t_pf
 
 
@@ -414,7 +418,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     D = np.maximum(N - T / isl, 0.0)
     k0 = np.maximum(isl / budget, 1.0)
     t_s = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
-    steady = k0 * prompt_pass_s(p, t_s, T, isl) + 0.5 * iter_s
+    steady = k0 * chunk_pass_s(p, t_s, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), N) + 0.5 * iter_s
     # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
     T_w = np.minimum(mnt, N * isl)
     D_w = 0.5 * np.maximum(N - T_w / isl, 0.0)
@@ -422,7 +426,8 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     k_w = 0.5 * (1.0 + N * isl / T_w)
     t_w = replica_time_s(p, T_w, T_w * (isl + 1.0) * 0.5, D_w, D_w * isl, D_w + T_w / isl, N)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
-    wave = k_w * t_w + (prompt_pass_s(p, t_w, np.minimum(T_w, isl), isl) - t_w)
+    ch = np.minimum(T_w, isl)
+    wave = k_w * t_w + (chunk_pass_s(p, t_w, ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl, N) - t_w)
     w = p.coeffs.wave
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import kv_pool, memory, power
 from .core import prepare
 from .efficiency import Efficiency
-from .estimate import DEFAULT_MAX_NUM_TOKENS, kv_capacity_tokens, replica_time_s
+from .estimate import DEFAULT_MAX_NUM_TOKENS, chunk_pass_s, kv_capacity_tokens, replica_time_s
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
 from .resolve import R_EP, R_OK, REASONS, check_ep, positive
@@ -113,17 +113,16 @@ class StepModel:
                 return 1e3 * forward_s(self._c, T, A, D, K, S, max, pow)
             m = min(self.pp, max(D + n_prefill_seqs, 1.0))
             t = forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow)
-            if T > 0:
+            if T > 0:  # `estimate.chunk_pass_s`, scalar: the chunk's micro-batch with its share of the decodes
                 n = max(n_prefill_seqs, 1.0)
-                t = max(t, forward_s(self._c, T / n, A / n, 0.0, 0.0, 1.0, max, pow))
+                t = max(t, forward_s(self._c, T / n, A / n, D / m, K / m, D / m + 1.0, max, pow))
             return 1e3 * t
         T, A, D, K, S = (np.asarray(x, dtype=float) for x in (T, A, D, K, S))
         if self.pp == 1:
             return 1e3 * forward_s(self._c, T, A, D, K, S)
         t_pp: np.ndarray = replica_time_s(self._p, T, A, D, K, S, S)
         n_pf = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
-        lone = forward_s(self._c, T / n_pf, A / n_pf, 0.0, 0.0, np.ones_like(T))
-        return 1e3 * np.where(T > 0, np.maximum(t_pp, lone), t_pp)
+        return 1e3 * np.where(T > 0, chunk_pass_s(self._p, t_pp, T / n_pf, A / n_pf, D, K, S), t_pp)
 
     def utilization(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
                     decode_kv_tokens: Any) -> Any:
