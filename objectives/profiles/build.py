@@ -429,12 +429,15 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
         if (d_mla is not None and (d_mla / "generation_mla_perf.parquet").exists()
                 and (d_mla / "context_mla_perf.parquet").exists()):
             for kind in ("context", "generation"):
-                lane = _mla_context_lane(root, system) if kind == "context" and eng != "trtllm" else None
-                for k, t in mla_tables(lane or d_mla / f"{kind}_mla_perf.parquet", kind).items():
+                lane = _trtllm_mla_lane(root, system, kind) if eng != "trtllm" else None
+                if lane is not None and kind == "context":   # prefill: TensorRT-LLM's lane for every KV dtype
+                    tabs = mla_tables(lane, kind)
+                else:
+                    tabs = mla_tables(d_mla / f"{kind}_mla_perf.parquet", kind)
+                    if lane is not None and "fp8" in (trt := mla_tables(lane, kind)):   # decode: its fp8 only
+                        tabs["fp8"] = trt["fp8"]
+                for k, t in tabs.items():
                     tables[f"mla_{kind}.{k}"] = t
-            fp8_lane = _mla_fp8_generation_lane(root, system) if eng != "trtllm" else None
-            if fp8_lane is not None and "fp8" in (lane_tabs := mla_tables(fp8_lane, "generation")):
-                tables["mla_generation.fp8"] = lane_tabs["fp8"]
             break
     svs = versions(root, system, "sparse_attention", engine)
     sv = [v for v in svs if _vkey(v) <= _vkey(version)] or svs
@@ -466,38 +469,29 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
 
 
-#: systems whose MLA prefill kernel is read from TensorRT-LLM's lane for every engine: SGLang's own Hopper table
-#: (context_mla_perf, kernel "flash_attention", the one vLLM's profile borrows too) times DeepSeek-V3's 128-head
-#: prefill at 8k tokens in 15.9 ms on H200, where TensorRT-LLM's kernel takes 4.8 ms and SGLang's own FA3 MLA
-#: module (0.5.10 wideep_context_mla_perf, kernel fa3, projections included) 6.4 ms; both engines run FA3-class
-#: kernels there (SGLang's default attention backend for DeepSeek models on SM90 is fa3). bf16 decode kernels and
-#: the Blackwell tables agree between the lanes and stay the engine's own
-MLA_CONTEXT_FROM_TRTLLM = ("h100", "h200", "gh200")
+#: systems whose MLA prefill kernel (every KV dtype) and fp8-KV decode kernel are read from TensorRT-LLM's lane for
+#: every engine.
+#: - Prefill: SGLang's own Hopper table (context_mla_perf, kernel "flash_attention", the one vLLM's profile borrows
+#:   too) times DeepSeek-V3's 128-head prefill at 8k tokens in 15.9 ms on H200, where TensorRT-LLM's kernel takes
+#:   4.8 ms and SGLang's own FA3 MLA module (0.5.10 wideep_context_mla_perf, kernel fa3, projections included)
+#:   6.4 ms; both engines run FA3-class kernels there (SGLang's default attention backend for DeepSeek models on
+#:   SM90 is fa3).
+#: - fp8-KV decode: SGLang's own Hopper table (generation_mla_perf 0.5.14, kernel "flash_attention", borrowed by
+#:   vLLM's profile too) times it at 4-7x its bf16 (DeepSeek-V3, 16 heads per GPU, batch 256, 1k context on H200:
+#:   0.54 against 0.10 ms per layer), where the other measurements of the same GPU put fp8 at or below bf16:
+#:   TensorRT-LLM's kernel 0.05, SGLang 0.5.10's own FA3 module with fp8 KV 0.14 (wideep_generation_mla_perf,
+#:   projections included) and vLLM's FlashMLA module with fp8 KV 0.23 against its bf16 module's 0.25
+#:   (mla_generation_module_perf, projections included).
+#: The bf16 decode tables and the Blackwell tables agree between the lanes and stay the engine's own
+MLA_FROM_TRTLLM = ("h100", "h200", "gh200")
 
 
-#: systems whose fp8-KV MLA decode kernel is read from TensorRT-LLM's lane for every engine: SGLang's own Hopper
-#: table (generation_mla_perf 0.5.14, kernel "flash_attention", the one vLLM's profile borrows too) times fp8-KV
-#: decode at 4-7x its bf16 (DeepSeek-V3, 16 heads per GPU, batch 256, 1k context on H200: 0.54 against 0.10 ms
-#: per layer), where the other measurements of the same GPU put fp8 at or below bf16: TensorRT-LLM's kernel 0.05,
-#: SGLang 0.5.10's own FA3 module with fp8 KV 0.14 (wideep_generation_mla_perf, projections included) and vLLM's
-#: FlashMLA module with fp8 KV 0.23 against its bf16 module's 0.25 (mla_generation_module_perf, projections
-#: included). The bf16 decode tables agree between the lanes and stay the engine's own
-MLA_FP8_GENERATION_FROM_TRTLLM = MLA_CONTEXT_FROM_TRTLLM
-
-
-def _mla_fp8_generation_lane(root: Path, system: str) -> Path | None:
-    """TensorRT-LLM's newest MLA decode table on `system` where `MLA_FP8_GENERATION_FROM_TRTLLM` names it, else
-    None."""
-    if not system.startswith(MLA_FP8_GENERATION_FROM_TRTLLM):
+def _trtllm_mla_lane(root: Path, system: str, kind: str) -> Path | None:
+    """TensorRT-LLM's newest MLA `kind` ("context" / "generation") table on `system` where `MLA_FROM_TRTLLM` names
+    it, else None."""
+    if not system.startswith(MLA_FROM_TRTLLM):
         return None
-    return _newest_table(root, system, "mla", "trtllm", "generation_mla_perf.parquet")
-
-
-def _mla_context_lane(root: Path, system: str) -> Path | None:
-    """TensorRT-LLM's newest MLA prefill table on `system` where `MLA_CONTEXT_FROM_TRTLLM` names it, else None."""
-    if not system.startswith(MLA_CONTEXT_FROM_TRTLLM):
-        return None
-    return _newest_table(root, system, "mla", "trtllm", "context_mla_perf.parquet")
+    return _newest_table(root, system, "mla", "trtllm", f"{kind}_mla_perf.parquet")
 
 
 def engines_in(root: Path) -> tuple[str, ...]:
