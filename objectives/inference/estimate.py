@@ -64,8 +64,8 @@ def chunk_pass_s(p: Prepared, t: Num, T: Num, A: Num, D: Num, K: Num, N: Num) ->
     piped = np.asarray(p.pp) > 1
     if not np.any(piped):
         return t
-    d = D / np.minimum(p.pp, np.maximum(N, 1.0))
-    lone = forward_s(p.coeffs, T, A, d, d * np.where(D > 0, K / np.maximum(D, 1e-12), 0.0), d + 1.0)
+    m = np.minimum(p.pp, np.maximum(N, 1.0))
+    lone = forward_s(p.coeffs, T, A, D / m, K / m, D / m + 1.0)
     return np.where(piped, np.maximum(t, lone), t)
 
 
