@@ -40,6 +40,12 @@ kimi_k25
 qwen3_vl(_moe) Qwen3-VL: the `text_config` is read as qwen3 / qwen3_moe
 glm_moe_dsa,   GLM-5 / DeepSeek-V3.2: DeepSeek-V3 MLA + MoE plus DeepSeek sparse attention (`index_topk`,
 deepseek_v32   `index_n_heads`, `index_head_dim`)
+deepseek_v4    DeepseekV4ForCausalLM (model_type deepseek_v4, or sgl-project's "deepseek_ref"): compressed attention
+               (`compress_ratios` per layer: 0 window only, 4 CSA with the lightning indexer `index_topk`,
+               `index_n_heads`, `index_head_dim`, 128 HCA; `sliding_window`; one KV head of `head_dim`),
+               `q_lora_rank`, grouped low-rank output (`o_groups`, `o_lora_rank`), mHC (`hc_mult`), every layer MoE
+               (`n_routed_experts`, `num_experts_per_tok`, `moe_intermediate_size`, `n_shared_experts`);
+               `expert_dtype` "fp4": MXFP4 experts beside FP8 block-scaled weights (`Model.dense_weight_dtype`)
 nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` (or `layers_block_type`: "mamba", "attention",
                "mlp", "moe") of "M" (Mamba-2 mixer), "*" (attention) and "-"
                (MLP, squared-ReLU, `intermediate_size`) blocks. Recorded as n_layers = mixer blocks, of which the
@@ -392,6 +398,75 @@ def _deepseek_dsa(c: _Cfg) -> dict[str, Any]:
     return d
 
 
+#: DeepSeek-V4 compression ratios the cost model knows: 0 (sliding window only), the CSA ratio (with the indexer) and
+#: the HCA ratio; other values are refused by name
+V4_RATIOS = {"swa": 0, "csa": 4, "hca": 128}
+
+
+def _deepseek_v4(c: _Cfg) -> dict[str, Any]:
+    """DeepSeek-V4 (Flash / Pro): compressed attention (`compress_ratios`), mHC, every layer MoE (the first
+    `num_hash_layers` routed by a token-id hash: the same expert work, no router GEMM)."""
+    hidden = c.int("hidden_size")
+    L = c.int("num_hidden_layers")
+    ratios = c.req("compress_ratios")
+    if not isinstance(ratios, (list, tuple)) or any(isinstance(r, bool) or not isinstance(r, int) for r in ratios):
+        raise CatalogError(f"config.json for {c.arch}: compress_ratios={ratios!r} is not a list of integers")
+    # the list may carry one more entry for the multi-token-prediction layer, which is not costed
+    if len(ratios) not in (L, L + 1):
+        raise CatalogError(f"config.json for {c.arch}: compress_ratios has {len(ratios)} entries for "
+                           f"num_hidden_layers={L}")
+    ratios = list(ratios)[:L]
+    bad = sorted(set(ratios) - set(V4_RATIOS.values()))
+    if bad:
+        raise CatalogError(f"config.json for {c.arch}: compress_ratios has values {bad} that cannot be costed; "
+                           f"supported: {sorted(V4_RATIOS.values())} (0: window only, 4: CSA, 128: HCA)")
+    for f in ("o_lora_rank", "o_groups", "hc_mult", "sliding_window", "index_topk", "index_n_heads",
+              "index_head_dim", "head_dim", "q_lora_rank"):
+        if c.int(f) <= 0:
+            raise CatalogError(f"config.json for {c.arch}: {f} = {c.cfg[f]!r} must be > 0")
+    n_heads = c.int("num_attention_heads")
+    if n_heads % c.int("o_groups"):
+        raise CatalogError(f"config.json for {c.arch}: num_attention_heads={n_heads} is not a multiple of "
+                           f"o_groups={c.cfg['o_groups']}")
+    moe = c.int("moe_intermediate_size")
+    n_shared = int(c.opt("n_shared_experts", 0))
+    return dict(
+        n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=c.int("num_key_value_heads"),
+        head_dim=c.int("head_dim"), ffn=moe, vocab=c.int("vocab_size"), gated_mlp=True,
+        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
+        max_position=int(c.opt("max_position_embeddings", 0)),
+        n_experts=c.int("n_routed_experts"), top_k=c.int("num_experts_per_tok"), moe_ffn=moe,
+        n_shared_experts=n_shared, shared_ffn=n_shared * moe, first_k_dense=0, moe_layer_freq=1,
+        q_lora_rank=c.int("q_lora_rank"), qk_rope_head_dim=c.int("qk_rope_head_dim"),
+        sliding_window=c.int("sliding_window"), n_sliding_layers=-1,
+        index_topk=c.int("index_topk"), index_n_heads=c.int("index_n_heads"),
+        index_head_dim=c.int("index_head_dim"),
+        n_csa_layers=sum(r == V4_RATIOS["csa"] for r in ratios),
+        n_hca_layers=sum(r == V4_RATIOS["hca"] for r in ratios),
+        csa_ratio=V4_RATIOS["csa"], hca_ratio=V4_RATIOS["hca"],
+        o_lora_rank=c.int("o_lora_rank"), o_groups=c.int("o_groups"), hc_mult=c.int("hc_mult"),
+    )
+
+
+def _v4_expert_quant(t: Mapping[str, Any], fields: dict[str, Any]) -> None:
+    """DeepSeek-V4 checkpoints keep their routed experts in 4 bits (`expert_dtype` "fp4": MXFP4, DeepSeek's own;
+    NVIDIA's NVFP4 variants quantize only the experts) and every other weight in FP8 block scales: the checkpoint's
+    weight format is the experts' 4 bits and `dense_weight_dtype` records the FP8 of the rest. The KV cache is
+    FP8."""
+    if not fields.get("n_csa_layers", 0) + fields.get("n_hca_layers", 0):
+        return
+    ed = str(t.get("expert_dtype", "") or "").lower()
+    if ed == "fp4" and fields["quant_weight_dtype"] in ("fp8", ""):
+        fields.update(quant_weight_dtype="fp4", quant_scheme="mxfp4")
+    elif ed not in ("", "fp4", "fp8"):
+        raise CatalogError(f"config.json for DeepseekV4ForCausalLM: expert_dtype={ed!r} cannot be costed; "
+                           "known: 'fp4', 'fp8'")
+    if fields["quant_weight_dtype"] in ("fp4", "int4"):
+        fields["dense_weight_dtype"] = "fp8"
+    # the engines keep DeepSeek-V4's KV entries in FP8 (vLLM: 448 FP8 values, the bf16 RoPE part and scales)
+    fields["quant_kv_dtype"] = fields["quant_kv_dtype"] or "fp8"
+
+
 #: Nemotron-H's `layers_block_type` names (Nemotron-3 Ultra's config) as `hybrid_override_pattern` letters
 _NEMOTRON_BLOCKS = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
 
@@ -482,6 +557,7 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "qwen3_moe": _qwen_moe,
     "gpt_oss": _gpt_oss,
     "deepseek_v3": _deepseek_v3,
+    "deepseek_v4": _deepseek_v4,
     "gptj": _gptj,
     "falcon": _falcon,
     "phi3": _phi3,
@@ -502,6 +578,8 @@ _TYPE_ALIASES = {
     "qwen3_5_text": "qwen3_5", "qwen3_5_moe_text": "qwen3_5_moe",
     # Qwen3-VL: the language model is Qwen3 / Qwen3-MoE (the vision tower is not costed)
     "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",
+    # sgl-project's FP8 re-quantization of DeepSeek-V4 names its config "deepseek_ref"
+    "deepseek_ref": "deepseek_v4",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
@@ -514,6 +592,7 @@ _ARCH_TO_TYPE = {
     "Qwen3_5ForConditionalGeneration": "qwen3_5", "Qwen3_5MoeForConditionalGeneration": "qwen3_5_moe",
     "Qwen3NextForCausalLM": "qwen3_next", "KimiK25ForConditionalGeneration": "deepseek_v3",
     "GlmMoeDsaForCausalLM": "glm_moe_dsa", "DeepseekV32ForCausalLM": "deepseek_v32",
+    "DeepseekV4ForCausalLM": "deepseek_v4",
     "NemotronHForCausalLM": "nemotron_h", "Qwen3VLForConditionalGeneration": "qwen3",
     "Qwen3VLMoeForConditionalGeneration": "qwen3_moe",
 }
@@ -611,6 +690,7 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
     w, scheme, kv = checkpoint_quant(t, None if hfq is None else load_quant_config(hfq))
     fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
+    _v4_expert_quant(t, fields)
     fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label
     return Model(

@@ -75,7 +75,72 @@ def attention_params_per_layer(m: ModelLike) -> Any:
     ih, idim = _col(m, "index_n_heads"), _col(m, "index_head_dim")
     indexer = np.where(_col(m, "index_topk") > 0, np.where(qr > 0, qr, h) * ih * idim + h * idim + h * ih, 0.0)
     mla = q + h * (kvr + rope) + kvr * nh * (nope + vd) + nh * vd * h + indexer
-    return _out(m, np.where(kvr > 0, mla, gqa))
+    return _out(m, np.where(compressed_attention(m), v4_attention_params_per_layer(m),
+                            np.where(kvr > 0, mla, gqa)))
+
+
+def compressed_attention(m: ModelLike) -> Any:
+    """True for DeepSeek-V4 compressed attention (CSA / HCA layers)."""
+    return _out(m, (_col(m, "n_csa_layers") + _col(m, "n_hca_layers")) > 0) > 0
+
+
+def v4_attention_split(m: ModelLike) -> tuple[Any, Any]:
+    """(replicated, head-split) parameters of one DeepSeek-V4 attention layer, averaged over the layers (the
+    compressors and the indexer sit on some layers only). Head-split over tensor parallelism: the query
+    up-projection q_lora x heads x head_dim and the grouped output (heads x head_dim x o_lora_rank in o_groups
+    groups, then o_groups x o_lora_rank x hidden). Replicated on every rank: the query down-projection, the one
+    KV head (hidden x head_dim, key and value alike), each compressor (KV and gate projections hidden x coff x
+    head_dim, coff 2 on the overlapping CSA windows, 1 on HCA) and the CSA layers' indexer (query from the q
+    latent, head weights, and its own compressor of coff 2 x index_head_dim)."""
+    h, nh, hd, qr = _col(m, "hidden"), _col(m, "n_heads"), _col(m, "head_dim"), _col(m, "q_lora_rank")
+    olr, og = _col(m, "o_lora_rank"), _col(m, "o_groups")
+    L, ncsa, nhca = _col(m, "n_layers"), _col(m, "n_csa_layers"), _col(m, "n_hca_layers")
+    ih, idim = _col(m, "index_n_heads"), _col(m, "index_head_dim")
+    split = qr * nh * hd + nh * hd * olr + og * olr * h
+    csa = 2.0 * h * 2.0 * hd + qr * ih * idim + h * ih + 2.0 * h * 2.0 * idim
+    hca = 2.0 * h * hd
+    rep = h * qr + h * hd + (ncsa * csa + nhca * hca) / np.maximum(L, 1.0)
+    return _out(m, rep), _out(m, split)
+
+
+def v4_attention_params_per_layer(m: ModelLike) -> Any:
+    """One DeepSeek-V4 attention layer's parameters, averaged over the layers (`v4_attention_split`)."""
+    rep, split = v4_attention_split(m)
+    return _out(m, rep + split)
+
+
+#: bytes of DeepSeek-V4's indexer key cache per index_head_dim element of a compressed entry: vLLM's default FP8
+#: keys (index_head_dim bytes and a 4-byte scale: 132 B at 128; it allocates as much for MXFP4 keys;
+#: vllm/model_executor/models/deepseek_v4.py), counted as 1-byte elements
+V4_INDEX_BYTES = 1.0
+
+
+def v4_compressed_elements_per_token(m: ModelLike) -> Any:
+    """KV-cache elements a DeepSeek-V4 model adds per token of context over all layers, beyond the window: one
+    entry (`v4_entry_elements`) per csa_ratio tokens on the CSA layers, per hca_ratio tokens on the HCA layers, and
+    the CSA indexer's key (index_head_dim FP8 values and a scale per compressed entry, `V4_INDEX_BYTES`)."""
+    idim = _col(m, "index_head_dim")
+    rc, rh = np.maximum(_col(m, "csa_ratio"), 1.0), np.maximum(_col(m, "hca_ratio"), 1.0)
+    ncsa, nhca = _col(m, "n_csa_layers"), _col(m, "n_hca_layers")
+    return _out(m, ncsa * (v4_entry_elements(m) + idim * V4_INDEX_BYTES) / rc + nhca * v4_entry_elements(m) / rh)
+
+
+def v4_entry_elements(m: ModelLike) -> Any:
+    """Elements of one DeepSeek-V4 KV entry (window or compressed), as 1-byte elements of an FP8 cache: the
+    engines store head_dim - qk_rope_head_dim values in FP8, the RoPE part in bf16, and scales (vLLM: 448 + 128 + 8
+    = 584 B at head_dim 512), close to head_dim + qk_rope_head_dim."""
+    return _out(m, _col(m, "head_dim") + _col(m, "qk_rope_head_dim"))
+
+
+def v4_compressor_state_bytes_per_seq(m: ModelLike) -> Any:
+    """Bytes of DeepSeek-V4's compressor decode state ONE sequence keeps: per compressing layer, FP32 KV and score
+    buffers of coff x ratio tokens x coff x head_dim (coff 2 on the overlapping CSA windows, 1 on HCA: 64 KiB and
+    512 KiB at head_dim 512), and the CSA indexer compressor's of index_head_dim (16 KiB at 128) (DeepSeek's
+    inference/model.py Compressor; vLLM deepseek_compressor.py)."""
+    hd, idim = _col(m, "head_dim"), _col(m, "index_head_dim")
+    rc, rh = _col(m, "csa_ratio"), _col(m, "hca_ratio")
+    ncsa, nhca = _col(m, "n_csa_layers"), _col(m, "n_hca_layers")
+    return _out(m, 4.0 * 2.0 * (ncsa * 4.0 * rc * (hd + idim) + nhca * rh * hd))
 
 
 def n_linear_layers(m: ModelLike) -> Any:
@@ -207,7 +272,9 @@ def kv_elements_per_token_layer(m: ModelLike) -> Any:
     gqa = 2.0 * _col(m, "n_kv_heads") * _col(m, "head_dim")
     kvr = _col(m, "kv_lora_rank")
     idx = np.where(_col(m, "index_topk") > 0, _col(m, "index_head_dim"), 0.0)
-    return _out(m, np.where(kvr > 0, kvr + _col(m, "qk_rope_head_dim") + idx, gqa))
+    # DeepSeek-V4: one entry (key and value alike) per token of each layer's window
+    return _out(m, np.where(compressed_attention(m), v4_entry_elements(m),
+                            np.where(kvr > 0, kvr + _col(m, "qk_rope_head_dim") + idx, gqa)))
 
 
 def kv_bytes_per_token_layer(m: ModelLike, dtype: str | Any = "bf16") -> Any:
@@ -226,19 +293,21 @@ def kv_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") ->
     """KV-cache bytes of ONE sequence holding `context_len` tokens, over all attention layers.
 
     Sliding-window layers hold at most `sliding_window` tokens; full-attention layers hold all of them;
-    linear-attention layers hold no KV (their constant state: `linear_state_bytes_per_seq`).
+    linear-attention layers hold no KV (their constant state: `linear_state_bytes_per_seq`). DeepSeek-V4: every
+    layer's window plus the compressed entries (`v4_compressed_elements_per_token`).
     """
     ctx = np.asarray(context_len, dtype=np.float64)
     La, w, ns = n_attention_layers(m), _col(m, "sliding_window"), n_sliding_layers(m)
     tokens = (La - ns) * ctx + ns * np.minimum(ctx, np.where(w > 0, w, np.inf))
-    out = tokens * kv_bytes_per_token_layer(m, dtype)
+    out = (tokens * kv_bytes_per_token_layer(m, dtype)
+           + ctx * v4_compressed_elements_per_token(m) * dtype_bytes(dtype))
     return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
 
 
 def sequence_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") -> Any:
     """Everything ONE sequence keeps between steps: its KV cache (`kv_cache_bytes`) plus the constant state of the
-    linear-attention layers (`linear_state_bytes_per_seq`)."""
-    out = kv_cache_bytes(m, context_len, dtype) + linear_state_bytes_per_seq(m)
+    linear-attention layers (`linear_state_bytes_per_seq`) and of DeepSeek-V4's compressors."""
+    out = kv_cache_bytes(m, context_len, dtype) + linear_state_bytes_per_seq(m) + v4_compressor_state_bytes_per_seq(m)
     return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
 
 

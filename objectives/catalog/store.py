@@ -177,9 +177,21 @@ class Catalog:
         check_hybrid({f: getattr(model, f) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                       "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                       "linear_head_v_dim")}, f"model {model.name!r}")
-        if model.index_topk and not (model.kv_lora_rank and model.index_n_heads > 0 and model.index_head_dim > 0):
+        if model.index_topk and not ((model.kv_lora_rank or model.n_csa_layers) and model.index_n_heads > 0
+                                     and model.index_head_dim > 0):
             raise CatalogError(f"model {model.name!r}: index_topk={model.index_topk} (DeepSeek sparse attention) needs "
-                               "an MLA model (kv_lora_rank > 0) and index_n_heads, index_head_dim > 0")
+                               "an MLA model (kv_lora_rank > 0) or DeepSeek-V4 CSA layers (n_csa_layers > 0) and "
+                               "index_n_heads, index_head_dim > 0")
+        v4 = model.n_csa_layers + model.n_hca_layers
+        if v4 and not (v4 <= model.n_layers and model.o_groups > 0 and model.o_lora_rank > 0 and model.q_lora_rank > 0
+                       and model.sliding_window > 0 and model.n_heads % model.o_groups == 0
+                       and (model.n_csa_layers == 0 or (model.csa_ratio > 0 and model.index_topk > 0))
+                       and (model.n_hca_layers == 0 or model.hca_ratio > 0)):
+            raise CatalogError(f"model {model.name!r}: DeepSeek-V4 compressed attention needs n_csa_layers + "
+                               f"n_hca_layers <= n_layers, o_groups dividing n_heads, o_lora_rank, q_lora_rank and "
+                               f"sliding_window > 0, and each compressed layer kind's ratio (CSA also index_topk) > 0 "
+                               f"(got n_csa_layers={model.n_csa_layers}, n_hca_layers={model.n_hca_layers}, "
+                               f"o_groups={model.o_groups}, csa_ratio={model.csa_ratio}, hca_ratio={model.hca_ratio})")
         keys = {normalize(model.name)} | {normalize(a) for a in model.aliases}
         # an alias that is a Hub id also answers to its repository name ("deepseek-ai/DeepSeek-V3.1" -> "DeepSeek-V3.1")
         keys |= {normalize(a.rsplit("/", 1)[-1]) for a in model.aliases if "/" in a}

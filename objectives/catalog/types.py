@@ -134,6 +134,31 @@ class Model:
     # such a model as to any other (vLLM's InputPreprocessor runs the multimodal processor only for requests with
     # multi_modal_data).
     multimodal: bool = False
+    # DeepSeek-V4 compressed attention (`compress_ratios` per layer in config.json). Every layer attends to its last
+    # `sliding_window` tokens plus compressed entries of one head_dim-wide KV head (key and value alike): the
+    # n_csa_layers "compressed sparse attention" layers compress every csa_ratio (4) tokens into one entry and
+    # attend to the index_topk best of them (a lightning indexer of index_n_heads x index_head_dim scores every
+    # entry); the n_hca_layers "heavily compressed" layers compress every hca_ratio (128) tokens and attend to all
+    # of them; the other layers (ratio 0) keep the window alone. Queries come from a q_lora_rank latent; the output
+    # projection is grouped low-rank: o_groups groups of heads, each projected to o_lora_rank, then to the hidden.
+    n_csa_layers: int = 0
+    n_hca_layers: int = 0
+    csa_ratio: int = 0
+    hca_ratio: int = 0
+    o_lora_rank: int = 0
+    o_groups: int = 0
+    # Manifold-constrained hyper-connections (DeepSeek-V4 `hc_mult`): the residual stream is hc_mult copies of the
+    # hidden state, mixed into one before each attention / MLP block and expanded after it; 0: a plain residual
+    hc_mult: int = 0
+    # The non-expert weights' format where a checkpoint keeps them wider than its routed experts (DeepSeek-V4: FP4
+    # experts, FP8 block-scaled attention, shared expert and head); "": as `quant_weight_dtype` (4-bit MoE
+    # checkpoints then keep their attention in 16 bits, `inference.resolve.ATTN_16BIT_WEIGHTS`)
+    dense_weight_dtype: str = ""
+
+    @property
+    def is_compressed_attention(self) -> bool:
+        """DeepSeek-V4 compressed attention (CSA / HCA layers)."""
+        return self.n_csa_layers + self.n_hca_layers > 0
 
     @property
     def n_attention_layers(self) -> int:

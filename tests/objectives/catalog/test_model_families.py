@@ -93,6 +93,8 @@ PUBLISHED = [  # name, total, active (None: not checked), input embedding counte
     ("Nemotron-3-Nano-30B-A3B", 31.6e9, 3.2e9, False),
     ("Nemotron-3-Super-120B-A12B-FP8", 120e9, 12e9, False), ("Nemotron-3-Ultra-550B-A55B", 550e9, 55e9, False),
     ("DeepSeek-V3.2", 671e9, None, True),  # active: V3's 37B plus the indexer (~0.9B), not published separately
+    # DeepSeek-V4 model cards: Flash 284B total / 13B activated, Pro 1.6T / 49B (the MTP layer not counted)
+    ("DeepSeek-V4-Flash", 284e9, 13e9, False), ("DeepSeek-V4-Pro", 1.6e12, 49e9, False),
 ]
 
 
