@@ -365,7 +365,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     tp, pp, dp, ep, adp = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep, adp))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
-    act, kvc, prec, reason = resolve_dtypes(g, w, a, k)
+    act, kvc, prec, reason = resolve_dtypes(g, w, a, k, m.v4 > 0)
     wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
     lc = layer_costs(m, tp)
     # attention DP: the tp x attn_dp GPUs of a deployment hold each expert once between them
@@ -386,7 +386,13 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     attn_tput = pk16 * eff_lookup(eff, "attn_eff", fam)
     kv_bw = g.bw * eff_lookup(eff, "kv_read_eff", fam)
     dec_tput = pk16 * eff_lookup(eff, "dec_attn_eff", fam)
-    dec_kv_s = np.maximum(lc.kv_elems_per_token * kvb / kv_bw, lc.attn_flops_decode / dec_tput)
+    # DeepSeek-V4: a decode reads its windows and top-k entries whatever its context (`v4_tok_s`); per cached
+    # token only the compressed entries
+    grow_kv = np.where(m.v4 > 0, lc.kv_elems_per_token - lc.win_kv_elems_per_token, lc.kv_elems_per_token)
+    dec_kv_s = np.maximum(grow_kv * kvb / kv_bw, lc.attn_flops_decode / dec_tput)
+    v4_tok_s = np.where(m.v4 > 0, np.maximum(lc.bounded_attn_flops_per_token / attn_tput,
+                                             lc.bounded_kv_elems_per_token * kvb / kv_bw), 0.0)
+    v4_tok_s = v4_tok_s + lc.hc_bytes_per_token / w_bw
     elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
     # linear-attention layers (hybrid models): recurrence FLOPs per token, and each decoding sequence reads and
     # writes its constant state once per step (0 for plain transformers)
@@ -429,7 +435,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     m_half = eff_lookup(eff, "gemm_m_half", fam)
     # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
     # and stream at bf16
-    a16 = np.where(attn_16bit(w, lc.n_moe_layers), lc.attn_params, 0.0)
+    a16 = np.where(attn_16bit(w, lc.n_moe_layers) & (m.dense8 <= 0), lc.attn_params, 0.0)
+    # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
+    dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
     # an EP size that does not divide the experts holds redundant copies (resolve.expert_slots): the replica's
     # weights and the experts a step reads count slots; routing is balanced over them
     slots = expert_slots(m.n_experts, ep)
@@ -438,9 +446,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
     head_s_row = 2.0 * lc.head_params / head_tput
     comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + gat_n * gat_lat + pp_lat
-    tok_s = elem_s + ar_n * ar_tok + a2a_n * a2a_tok + gat_n * gat_tok + pp_tok
+    tok_s = elem_s + v4_tok_s + ar_n * ar_tok + a2a_n * a2a_tok + gat_n * gat_tok + pp_tok
     c = StepCoeffs(
-        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, wb, a16) / w_bw,
+        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, dense_wb, a16) / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
         n_experts=slots, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
         tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,
@@ -470,7 +478,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
-        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16),
+        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full
         kv_win_share=np.where(sgl & (m.swa_pool <= 0), 0.0, memory.window_share(lc)), window=lc.window_tokens,
@@ -555,6 +563,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
+    for f in ("v4", "n_csa", "n_hca", "hc_mult"):  # DeepSeek-V4: its attention and mHC modules' tables
+        fields[f] = getattr(m, f)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk"):  # hybrid / windowed attention (0: none)
         fields[f] = getattr(m, f)
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
@@ -565,7 +575,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
     attn = eff["attn_ttft_ms"]
     c.ttft_model_s = np.where(has, (np.where(np.asarray(fields["n_lin"]) > 0, float(attn["linear"]), 0.0)
-                                    + np.where(np.asarray(fields["idx_topk"]) > 0, float(attn["sparse"]), 0.0)),
+                                    # fitted on DeepSeek sparse attention (MLA) rows; DeepSeek-V4's modules are
+                                    # measured whole, indexer included
+                                    + np.where((np.asarray(fields["idx_topk"]) > 0)
+                                               & (np.asarray(fields["v4"]) <= 0), float(attn["sparse"]), 0.0)),
                               0.0) * 1e-3
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)

@@ -275,6 +275,14 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
         if gt is None:
             continue
+        # DeepSeek-V4 rows need the profile's attention-module and mHC tables at their hidden size; without them
+        # they keep the closed form (source "roofline"), as a GPU without a profile
+        v4 = f["v4"][rows] > 0 if "v4" in f else np.zeros(len(rows), dtype=bool)
+        if v4.any():
+            lack = {hid: not has_v4_tables(prof, hid) for hid in np.unique(f["hidden"][rows][v4])}
+            rows = rows[~(v4 & np.array([lack.get(x, False) for x in f["hidden"][rows]]))]
+            if not len(rows):
+                continue
         # the curves depend on the model's shape and the parallel layout only: configurations that differ in
         # batching knobs alone share one lookup
         cols = sorted(f)
@@ -299,6 +307,18 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]),
                     closed=closed if closed.any() else None)
     return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
+
+
+#: DeepSeek-V4 attention layer kinds with a module table of their own; the window-only layers (compress ratio 0)
+#: read the HCA table, as aiconfigurator-core's model does (the HCA module's compressed span is the smallest)
+V4_MODULES = ("csa", "hca")
+
+
+def has_v4_tables(prof: Any, hidden: float) -> bool:
+    """True if `prof` holds DeepSeek-V4's attention modules at this hidden size (both kinds, both phases) and the
+    mHC tables."""
+    names = [f"dsv4_{st}.{kd}_h{int(hidden)}" for kd in V4_MODULES for st in ("context", "generation")]
+    return all(prof.table(n) is not None for n in [*names, "mhc.pre", "mhc.post"])
 
 
 def _group_codes(*arrays: np.ndarray) -> np.ndarray:
@@ -471,6 +491,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     L, h = m["n_layers"], m["hidden"]
     nh, nkv, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
     mla = m["kv_lora_rank"] > 0
+    # DeepSeek-V4: its attention modules are measured whole (projections included, `_v4_attention`)
+    v4 = m.get("v4", np.zeros(k)) > 0
     n_lin = m.get("n_lin", np.zeros(k))
     L_attn = L - n_lin
     kvh = np.ceil(nkv / tp)
@@ -480,7 +502,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
 
     def projections(table: Any, quant: bool, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-layer attention projections and all linear-attention layers' projections (s)."""
-        gqa = ~mla & (L_attn > 0) & use
+        gqa = ~mla & ~v4 & (L_attn > 0) & use
         qkv = (gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h), table, gqa, quant)
                + gemm(Mg, col(h), col(q_dim / tp), table, gqa, quant))
         if (mla & use).any():
@@ -508,7 +530,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if a16.any():
         qkv16, lin16 = projections(attn_gt, False, a16)
         qkv, lin = np.where(col(a16), qkv16, qkv), np.where(col(a16), lin16, lin)
-    tok = col(L_attn) * qkv + lin
+    tok = col(L_attn) * np.where(col(v4), 0.0, qkv) + lin
+    if v4.any():  # mHC: mixing the residual streams before and after each block, one layer's two sites a cell
+        pre, post = prof.table("mhc.pre"), prof.table("mhc.post")
+        inside &= ~v4 | pre.inside(1.0, h)
+        tok = tok + np.where(col(v4), col(L) * hide(pre(Mg, col(h)) + post(Mg, col(h))) * 1e-3, 0.0)
     # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
     n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
     n_moe = m["n_moe_layers"]
@@ -647,6 +673,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     nc = np.clip(m["vocab"] / tp, 1.0, float(hb.axes[1][-1]))
     head = col(m["vocab"] / tp / nc) * gemm(Mg, col(nc), col(h), hb)
     # attention kernels
+    inside_mlp = inside.copy()  # DeepSeek-V4 rows: what the attention tables below say does not bound them
     a_scale = float(eff["profile_attn_scale"])
     b3, s3 = B_GRID[None, :, None], S_GRID[None, None, :]
     kvk = "fp8" if kv in ("fp8", "fp4", "int8", "int4") else "bf16"
@@ -705,6 +732,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 t_d = np.maximum(t_mod - proj, 0.2 * t_mod) * (L_attn * a_scale)[:, None, None]
                 gen = np.where(rows_[:, None, None], np.log(np.maximum(t_d, 1e-12)), gen)
                 inside &= ~rows_ | tab.inside(1.0, 1024.0, hq[:, 0, 0])
+    if v4.any() and ctx is not None and gen is not None:
+        ctx, gen, ok = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale)
+        inside = np.where(v4, inside_mlp & ok, inside)
     # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
     # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
@@ -716,3 +746,27 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
     return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside
+
+
+def _v4_attention(prof: Any, m: dict[str, np.ndarray], v4: np.ndarray, heads: np.ndarray, ctx: np.ndarray,
+                  gen: np.ndarray, hide: Any, a_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DeepSeek-V4 rows' context and generation attention curves from its module tables (each layer's whole
+    attention block: query / KV projections, compressor, CSA indexer and top-k, sparse attention over the window
+    and compressed entries, grouped output projection): the CSA layers on the CSA module, every other layer on the
+    HCA module (`V4_MODULES`); and whether every lookup was inside the measured heads per GPU."""
+    b3, s3 = B_GRID[None, :, None], S_GRID[None, None, :]
+    hq = heads[:, None, None]
+    n_csa = m["n_csa"]
+    n_rest = m["n_layers"] - n_csa
+    ok = np.ones(len(v4), dtype=bool)
+    for hid in np.unique(m["hidden"][v4]):
+        rows = v4 & (m["hidden"] == hid)
+        t_st = {}
+        for st in ("context", "generation"):
+            csa, hca = (prof.table(f"dsv4_{st}.{kd}_h{int(hid)}") for kd in V4_MODULES)
+            ok &= ~rows | np.logical_and.reduce([t.inside(t.axes[0][0], t.axes[1][0], heads) for t in (csa, hca)])
+            t = (n_csa[:, None, None] * hide(csa(b3, s3, hq)) + n_rest[:, None, None] * hide(hca(b3, s3, hq)))
+            t_st[st] = np.log(np.maximum(t * 1e-3 * a_scale, 1e-12))
+        r3 = rows[:, None, None]
+        ctx, gen = np.where(r3, t_st["context"], ctx), np.where(r3, t_st["generation"], gen)
+    return ctx, gen, ok

@@ -23,10 +23,13 @@ def dense_bytes_gpu(lc: LayerCosts, wb: Num, attn16_params: Num = 0.0) -> Num:
     return (lc.dense_params - attn16_params) * wb + attn16_params * 2.0
 
 
-def weights_bytes_gpu(lc: LayerCosts, n_experts: Num, wb: Num, pp: Num, attn16_params: Num = 0.0) -> Num:
+def weights_bytes_gpu(lc: LayerCosts, n_experts: Num, wb: Num, pp: Num, attn16_params: Num = 0.0,
+                      dense_wb: Num | None = None) -> Num:
     """Weight bytes held by one GPU: transformer layers split over TP (in `lc`) and PP, embeddings/LM head too;
-    `attn16_params` as in `dense_bytes_gpu`."""
-    body = dense_bytes_gpu(lc, wb, attn16_params) + lc.expert_params * n_experts * wb
+    `attn16_params` as in `dense_bytes_gpu`; `dense_wb`: bytes per non-expert parameter where a checkpoint keeps
+    them wider than its experts (None: `wb`)."""
+    body = (dense_bytes_gpu(lc, wb if dense_wb is None else dense_wb, attn16_params)
+            + lc.expert_params * n_experts * wb)
     return (body + lc.embed_params * embed_bytes_per_param(wb)) / pp
 
 
@@ -47,8 +50,9 @@ def logits_bytes(n_rows: Num, vocab: Num, tp: Num) -> Num:
 
 def state_bytes_per_seq_gpu(lc: LayerCosts, pp: Num) -> Num:
     """Constant state bytes one GPU holds per sequence in the linear-attention layers (Gated DeltaNet / Mamba-2
-    recurrent and conv state), independent of the context length; 0 for a plain transformer."""
-    return lc.state_bytes_per_seq / pp
+    recurrent and conv state) and DeepSeek-V4's compressors, independent of the context length; 0 for a plain
+    transformer."""
+    return (lc.state_bytes_per_seq + lc.held_state_bytes_per_seq) / pp
 
 
 def held_tokens(context: Num, win_share: Num, window: Num) -> Num:
@@ -70,4 +74,4 @@ def seq_cache_bytes_gpu(lc: LayerCosts, kvb: Num, pp: Num, context: Num) -> Num:
     the window-bounded layers (at most `window_tokens`), and the linear layers' constant state. Equals
     `kv_bytes_per_token_gpu(...) * context` for a plain transformer."""
     kv = lc.kv_elems_per_token * held_tokens(context, window_share(lc), lc.window_tokens)
-    return (kv * kvb + lc.state_bytes_per_seq) / pp
+    return (kv * kvb + lc.state_bytes_per_seq + lc.held_state_bytes_per_seq) / pp

@@ -60,6 +60,18 @@ class ModelShape:
     lin_v_heads: Num = 0.0    # linear-attention value heads (whole model; the kernel profile's lookup key)
     moe_latent: Num = 0.0     # latent MoE: the routed experts' width (0: they work on the hidden state)
     swa_pool: Num = 0.0       # 1: SGLang gives this architecture's window layers a pool of their own (kv_pool)
+    # ---- DeepSeek-V4 compressed attention (0.0 for every other model; `Model.n_csa_layers` ...) ------------------
+    v4: Num = 0.0             # 1.0: compressed attention (CSA / HCA layers)
+    v4_rep: Num = 0.0         # attention parameters per layer replicated on every TP rank (catalog v4_attention_split)
+    v4_split: Num = 0.0       # ... split over the TP ranks (by heads)
+    n_csa: Num = 0.0          # CSA layers (compressed every csa_ratio tokens, top idx_topk attended)
+    n_hca: Num = 0.0          # HCA layers (compressed every hca_ratio tokens, all attended)
+    csa_ratio: Num = 0.0
+    hca_ratio: Num = 0.0
+    v4_grow: Num = 0.0        # KV elements per token of context beyond the windows (catalog v4_compressed_...)
+    v4_state: Num = 0.0       # compressor state bytes ONE sequence keeps (replicated on every TP rank)
+    hc_mult: Num = 0.0        # hyper-connection streams of the residual (0: plain residual)
+    dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -103,7 +115,7 @@ def _check_costable(m: Any) -> Any:
     check_hybrid({f: getattr(m, f, 0) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                 "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                 "linear_head_v_dim")}, f"model {m.name!r}")
-    if getattr(m, "index_topk", 0) and not m.kv_lora_rank:
+    if getattr(m, "index_topk", 0) and not m.kv_lora_rank and not getattr(m, "n_csa_layers", 0):
         raise CatalogError(f"model {m.name!r}: index_topk (DeepSeek sparse attention) is only costed on MLA models "
                            "(kv_lora_rank > 0)")
     return m
@@ -133,6 +145,17 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "lin_v_heads": lambda m: float(m.linear_num_v_heads) if m.n_linear_attn_layers else 0.0,
         "moe_latent": lambda m: float(m.moe_latent),
         "swa_pool": lambda m: float(m.architecture in kv_pool.SGLANG_HYBRID_SWA_ARCHS),
+        "v4": lambda m: float(m.is_compressed_attention),
+        "v4_rep": lambda m: mm.v4_attention_split(m)[0] if m.is_compressed_attention else 0.0,
+        "v4_split": lambda m: mm.v4_attention_split(m)[1] if m.is_compressed_attention else 0.0,
+        "n_csa": lambda m: float(m.n_csa_layers),
+        "n_hca": lambda m: float(m.n_hca_layers),
+        "csa_ratio": lambda m: float(m.csa_ratio),
+        "hca_ratio": lambda m: float(m.hca_ratio),
+        "v4_grow": mm.v4_compressed_elements_per_token,
+        "v4_state": mm.v4_compressor_state_bytes_per_seq,
+        "hc_mult": lambda m: float(m.hc_mult),
+        "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
     }
 
 
@@ -165,6 +188,15 @@ class LayerCosts:
                                          # keys (the MLA; the rest is the indexer, which scores every key)
     attn_params: Num = 0.0               # the attention projections (softmax and linear layers) inside
                                          # dense_params: what 4-bit MoE checkpoints keep in 16 bits
+    # ---- DeepSeek-V4 (0.0 otherwise): kv_elems_per_token holds every layer's window entry (win_kv_elems_per_token)
+    # plus the compressed entries; the attention terms above hold only the work that grows with the context
+    # (HCA pairs, the CSA indexer's scores); what each query does in its bounded spans (the window, the CSA top-k)
+    # is below, at full span
+    bounded_attn_flops_per_token: Num = 0.0  # attention FLOPs per query token within the window and top-k spans
+    bounded_kv_elems_per_token: Num = 0.0    # KV elements a query reads there
+    held_state_bytes_per_seq: Num = 0.0      # compressor state per sequence, per GPU (memory only: written once a
+                                             # token, read once per compression)
+    hc_bytes_per_token: Num = 0.0            # hyper-connection mixing traffic per token, all layers (bytes)
 
 
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
@@ -199,6 +231,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     mla_attn = (q_proj + h * (m.kv_lora_rank + m.qk_rope)
                 + m.kv_lora_rank * m.n_heads * (m.qk_nope + m.v_head) / tp + m.n_heads * m.v_head * h / tp + indexer)
     attn_params = np.where(mla, mla_attn, gqa_attn)
+    v4 = m.v4 > 0
+    attn_params = np.where(v4, m.v4_rep + m.v4_split / tp, attn_params)
     # --- MLPs
     n_mat = np.where(m.gated > 0, 3.0, 2.0)
     n_moe = m.n_moe_layers()
@@ -223,16 +257,33 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     attn_decode = La * (np.where(mla, mla_decode, gqa_pair) + idx_pair)
     kv_layer = np.where(mla, m.kv_lora_rank + m.qk_rope + np.where(m.idx_topk > 0, m.idx_dim, 0.0), 2 * kv_dim_gpu)
     kv_elems = La * kv_layer
+    # DeepSeek-V4: one head_dim entry is key and value (QK^T and PV over head_dim each); per cached token the HCA
+    # layers attend 1 / hca_ratio entries and the CSA indexer scores 1 / csa_ratio; each query also attends its
+    # window (every layer) and the CSA top-k: bounded spans, at full span
+    v4_pair = 2 * heads_gpu * 2 * m.head_dim
+    v4_grow_pairs = (m.n_hca * v4_pair / np.maximum(m.hca_ratio, 1.0)
+                     + m.n_csa * 2 * m.idx_heads * m.idx_dim / np.maximum(m.csa_ratio, 1.0))
+    attn_prefill = np.where(v4, v4_grow_pairs, attn_prefill)
+    attn_decode = np.where(v4, v4_grow_pairs, attn_decode)
+    entry = m.head_dim + m.qk_rope  # one FP8 entry with its bf16 RoPE part (catalog v4_entry_elements)
+    kv_layer = np.where(v4, entry, kv_layer)
+    kv_elems = np.where(v4, La * entry + m.v4_grow, kv_elems)
+    bounded = np.where(v4, La * m.window + m.n_csa * m.idx_topk, 0.0)
     n_ar = L * np.where(m.parallel_residual > 0, 1.0, 2.0)
     inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
     act = 4 * h + (q_dim + 2 * kv_dim_gpu * tp) / tp + 2 * inter / tp
     n_win = np.minimum(m.n_win, La)
-    sparse = np.where(m.idx_topk > 0, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
+    sparse = np.where((m.idx_topk > 0) & ~v4, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
     return LayerCosts(dense_params, expert_params, embed, head, attn_prefill, attn_decode, kv_elems, n_ar, n_moe,
                       act, win_kv_elems_per_token=n_win * kv_layer, win_attn_flops_pair=n_win * gqa_pair,
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
                       linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
-                      sparse_attn_flops_pair=sparse, attn_params=attn_all)
+                      sparse_attn_flops_pair=sparse, attn_params=attn_all,
+                      bounded_attn_flops_per_token=bounded * v4_pair, bounded_kv_elems_per_token=bounded * entry,
+                      held_state_bytes_per_seq=m.v4_state,
+                      # per layer, two sites: mixing the hc_mult FP32 streams into one bf16 input (read them,
+                      # write one) and back (read the block's output and the streams, write the streams)
+                      hc_bytes_per_token=np.where(m.hc_mult > 0, L * 2.0 * (12.0 * m.hc_mult + 4.0) * h, 0.0))
 
 
 @dataclass

@@ -230,6 +230,51 @@ def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     return out
 
 
+#: DeepSeek-V4 models the module tables were measured on, by the hidden size that keys their tables
+DSV4_MODELS = {"DeepSeek-V4-Flash": 4096, "DeepSeek-V4-Pro": 7168}
+#: DeepSeek-V4 attention layer kinds measured as whole modules (compress ratio 4 / 128)
+DSV4_KINDS = ("csa", "hca")
+
+
+def dsv4_tables(path: Path, kind: str) -> dict[str, Table]:
+    """DeepSeek-V4 attention modules (query and KV projections, compressor, CSA indexer and top-k, sparse attention
+    over the window and compressed entries, grouped output projection) per measured model: context by (batch,
+    input length, heads per GPU) without a cached prefix, generation by (batch, KV length, heads per GPU); FP8
+    block-scaled projections where measured; one FP8 KV cache (the engines' DeepSeek-V4 layout). Keyed
+    `<kind>_h<hidden>` by the model's hidden size (`DSV4_MODELS`)."""
+    df = _read(path, ("model", "batch_size", "isl", "num_heads", "step", "latency"))
+    if "gemm_type" in df.columns and (df["gemm_type"] == "fp8_block").any():
+        df = df[df["gemm_type"] == "fp8_block"]
+    stage = "context" if "_context_" in path.name else "generation"
+    if stage == "context":
+        df = df[df["step"] == 0]
+    df, axes = _length_axes(df, stage)
+    out = {}
+    for name, d in df.groupby(df["model"].map(lambda s: str(s).rsplit("/", 1)[-1].removesuffix("-FP8"))):
+        hid = DSV4_MODELS.get(str(name))
+        if hid is None:
+            continue
+        med = d.groupby(axes, as_index=False)["latency"].median()
+        t = _table(med, axes, [1, 0, 2], per_prompt=stage == "context")
+        if t is not None:
+            out[f"{kind}_h{hid}"] = t
+    return out
+
+
+def mhc_tables(path: Path) -> dict[str, Table]:
+    """DeepSeek-V4 hyper-connection modules (`pre`: mix the streams into the block's input; `post`: expand its
+    output back) by (tokens, hidden size); a cell is one layer's two sites (attention and MLP), as
+    aiconfigurator-core's model counts it; fastest kernel per cell."""
+    df = _read(path, ("op_name", "num_tokens", "hidden_size", "latency"))
+    out = {}
+    for op, d in df.groupby("op_name"):
+        if str(op) in ("pre", "post"):
+            t = _table(d, ["num_tokens", "hidden_size"], [0, 1], size_axis=0)
+            if t is not None:
+                out[str(op)] = t
+    return out
+
+
 def gdn_tables(path: Path) -> dict[str, Table]:
     """Gated DeltaNet (linear attention) layer time: the kernels of one phase summed, by (tokens, value heads per
     GPU): `gdn_context` (batch 1, tokens = prompt length), `gdn_generation` (tokens = decoding sequences)."""
@@ -448,6 +493,22 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
                 for k, t in dsa_tables(d / f"dsa_{kind}_module_perf.parquet", kind).items():
                     tables[f"dsa_{kind}.{k}"] = t
             break
+    # DeepSeek-V4's attention modules: the newest version up to the profile's holding them all, else the oldest
+    # later one (TensorRT-LLM measured them in 1.3.0rc23 only, beside the 1.3.0rc20 profile)
+    for v in [*reversed(sv), *(v for v in svs if v not in sv)]:
+        d = base / "sparse_attention" / engine / v
+        files = {(k, st): d / f"dsv4_{k}_{st}_module_perf.parquet" for k in DSV4_KINDS
+                 for st in ("context", "generation")}
+        if all(f.exists() for f in files.values()):
+            for (k, st), f in files.items():
+                for key, t in dsv4_tables(f, k).items():
+                    tables[f"dsv4_{st}.{key}"] = t
+            break
+    hvs = versions(root, system, "mhc", engine)
+    hv = [v for v in hvs if _vkey(v) <= _vkey(version)] or hvs
+    if hv and (base / "mhc" / engine / hv[-1] / "mhc_module_perf.parquet").exists():
+        for k, t in mhc_tables(base / "mhc" / engine / hv[-1] / "mhc_module_perf.parquet").items():
+            tables[f"mhc.{k}"] = t
     lvs = versions(root, system, "linear_attention", engine)
     lv = [v for v in lvs if _vkey(v) <= _vkey(version)] or lvs
     if lv and (base / "linear_attention" / engine / lv[-1] / "gdn_perf.parquet").exists():
