@@ -72,6 +72,7 @@ class ModelShape:
     v4_state: Num = 0.0       # compressor state bytes ONE sequence keeps (replicated on every TP rank)
     hc_mult: Num = 0.0        # hyper-connection streams of the residual (0: plain residual)
     dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
+    mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -156,6 +157,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "v4_state": mm.v4_compressor_state_bytes_per_seq,
         "hc_mult": lambda m: float(m.hc_mult),
         "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
+        "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
     }
 
 

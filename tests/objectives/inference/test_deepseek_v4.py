@@ -158,3 +158,14 @@ def test_the_module_tables_are_keyed_by_the_measured_model_and_keep_fp8_block_pr
     mhc.to_parquet(tmp_path / "mhc_module_perf.parquet")
     t = mhc_tables(tmp_path / "mhc_module_perf.parquet")
     assert float(t["pre"](64.0, 4096.0)) == pytest.approx(2 * 64 * 4096 * 1e-6, rel=1e-6)
+
+
+def test_mxfp4_experts_read_the_mxfp4_kernels_before_nvfp4():
+    """DeepSeek's own checkpoint holds MXFP4 experts, NVIDIA's NVFP4 ones; vLLM's B200 table times the model's MoE
+    layer in both formats (NVFP4 the faster). Each checkpoint reads its own kernel: same shapes, different steps."""
+    assert measured.moe_formats("fp4", "fp4", mxfp4=True)[0] == "w4a8_mxfp4_mxfp8"
+    assert measured.moe_formats("fp4", "fp4")[0] == "nvfp4"
+    kw = dict(gpu="B200", tp=8, ep=8, engine="vllm", batch_size=256, input_len=1024, output_len=1024)
+    mx = inference.estimate("DeepSeek-V4-Flash", **kw)["tpot_ms"].iloc[0]
+    nv = inference.estimate("DeepSeek-V4-Flash-NVFP4", **kw)["tpot_ms"].iloc[0]
+    assert mx > 1.005 * nv
