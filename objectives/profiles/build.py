@@ -263,8 +263,9 @@ def dsv4_tables(path: Path, kind: str) -> dict[str, Table]:
 
 def mhc_tables(path: Path) -> dict[str, Table]:
     """DeepSeek-V4 hyper-connection modules (`pre`: mix the streams into the block's input; `post`: expand its
-    output back) by (tokens, hidden size); a cell is one layer's two sites (attention and MLP), as
-    aiconfigurator-core's model counts it; fastest kernel per cell."""
+    output back) by (tokens, hidden size); a cell is one layer's two sites (attention and MLP), which the
+    collectors time in one call (ai-dynamo/aiconfigurator collector/<engine>/collect_mhc_module.py); fastest
+    kernel per cell."""
     df = _read(path, ("op_name", "num_tokens", "hidden_size", "latency"))
     out = {}
     for op, d in df.groupby("op_name"):
