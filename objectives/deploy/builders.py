@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from objectives import catalog
+from objectives.inference.resolve import valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
 
@@ -560,7 +561,7 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
         if ("moe_config" not in y.get("keys", []) or "load_balancer" not in y.get("moe_config", [])
                 or "num_slots" not in y.get("moe_config.load_balancer", [])):
             group = p.tp * p.attn_dp
-            valid = [e for e in range(1, group + 1) if group % e == 0 and p.model.n_experts % e == 0]
+            valid = valid_ep_sizes(p.model.n_experts, group, dividing_experts=True)
             raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run ep={p.ep} on the {p.model.n_experts} "
                               f"experts of {p.model.name}: it needs the MoE load balancer's {slots} expert slots "
                               f"(moe_config.load_balancer.num_slots), which its recorded LLM API options do not "

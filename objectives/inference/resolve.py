@@ -91,6 +91,13 @@ def redundant_experts(n_experts: int, ep: int) -> int:
     return int(expert_slots(n_experts, ep)) - int(n_experts)
 
 
+def valid_ep_sizes(n_experts: int, gpus: int, *, dividing_experts: bool = False) -> list[int]:
+    """The EP sizes `ep_invalid` accepts for a replica of ``gpus`` (tp x attn_dp) GPUs over ``n_experts`` experts;
+    ``dividing_experts``: only those that also divide the experts (no redundant copies)."""
+    return [e for e in range(1, gpus + 1)
+            if gpus % e == 0 and e <= n_experts and (not dividing_experts or n_experts % e == 0)]
+
+
 def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "") -> None:
     """`ep_invalid` for one replica, as a ValueError that names the bad ``ep`` and the valid ones (``who``
     prefixes the message, e.g. "decode pool ")."""
@@ -103,7 +110,7 @@ def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "
         raise ValueError(f"{who}ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense "
                          f"(valid: ep=1)")
     gpus = tp * attn_dp
-    valid = [e for e in range(1, gpus + 1) if gpus % e == 0 and e <= m.n_experts]
+    valid = valid_ep_sizes(m.n_experts, gpus)
     raise ValueError(f"{who}ep={ep} must divide the tp x attn_dp = {tp} x {attn_dp} = {gpus} GPUs it spreads the "
                      f"{m.n_experts} experts of {m.name} over, and be at most {m.n_experts}; valid ep: "
                      f"{', '.join(map(str, valid))}")
