@@ -480,10 +480,12 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb),
         kv_tok_gpu=kv_tok,
-        # SGLang pools window layers apart only for some architectures; its others hold every layer in full
-        kv_win_share=np.where(sgl & (m.swa_pool <= 0), 0.0, memory.window_share(lc)), window=lc.window_tokens,
+        # SGLang pools window layers apart only for some architectures; its others hold every layer in full, except
+        # DeepSeek-V4, whose own pool holds each layer's window apart from the compressed entries (one pool here)
+        kv_win_share=np.where(sgl & (m.swa_pool <= 0) & (m.v4 <= 0), 0.0, memory.window_share(lc)),
+        window=lc.window_tokens,
         state_tok=memory.state_bytes_per_seq_gpu(lc, pp) / np.maximum(kv_tok, 1e-30),
-        sgl_pool=sgl.astype(float),
+        sgl_pool=(sgl & (m.v4 <= 0)).astype(float),
         act_tok_gpu=memory.act_bytes_per_token_gpu(lc) * eff["act_mem_scale"],
         reserve_gpu=eff["runtime_reserve_gib"] * memory.GIB, mem_gpu=g.mem_bytes, pool_gpu=pool, kv_share=share,
         act_pooled=pooled, reason=reason,

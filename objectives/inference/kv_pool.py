@@ -33,7 +33,9 @@ layer's KV), by the engine's own layout for hybrid models:
 - **SGLang**: the window layers of its hybrid-SWA architectures (gpt-oss, Llama 4) get a pool of their own,
   ``swa_full_tokens_ratio`` (0.8) tokens per token of the full-attention pool
   (sglang/srt/model_executor/model_runner_kv_cache_mixin.py ``set_num_tokens_hybrid_swa``); its other windowed
-  models keep every layer at full length. The linear layers' state is counted per sequence as on the other
+  models keep every layer at full length. DeepSeek-V4 is counted as on the other engines (windows bounded, one
+  pool): SGLang serves it from a cache layout of the model's own, not the hybrid-SWA split, and holding its 128-token
+  windows at full length would price 8x its cache per token. The linear layers' state is counted per sequence as on the other
   engines. SGLang's own rule splits it off (``handle_max_mamba_cache``: ``mamba_full_memory_ratio`` 0.9 bytes of
   state per byte of KV pool, and with the radix cache on one running request per 3 state slots), but the only
   measurements of it here contradict that default: Qwen3.5-397B FP8 on SGLang 0.5.9, four B200s, 256 clients

@@ -169,3 +169,14 @@ def test_mxfp4_experts_read_the_mxfp4_kernels_before_nvfp4():
     mx = inference.estimate("DeepSeek-V4-Flash", **kw)["tpot_ms"].iloc[0]
     nv = inference.estimate("DeepSeek-V4-Flash-NVFP4", **kw)["tpot_ms"].iloc[0]
     assert mx > 1.005 * nv
+
+
+def test_every_engine_holds_the_windows_bounded_in_its_cache():
+    """A DeepSeek-V4 sequence takes its windows (128 tokens a layer) plus the compressed entries of the cache, on
+    SGLang as on vLLM and TensorRT-LLM: SGLang's full-length rule for windowed models would price 8x the cache."""
+    from objectives.inference.core import prepare
+
+    ps = {e: prepare(FLASH, "H200", tp=4, ep=4, weight_dtype="fp8", engine=e) for e in ("vllm", "sglang", "trtllm")}
+    held = {e: float(p.seq_tokens(8192.0)) for e, p in ps.items()}
+    assert held["sglang"] == pytest.approx(held["vllm"]) == pytest.approx(held["trtllm"])
+    assert held["vllm"] < 0.25 * 8192
