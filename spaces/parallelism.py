@@ -3,7 +3,8 @@
 Rules (the ones `objectives.inference` applies, so no point of the space is rejected by the cost model):
 
 - TP divides the attention heads; for grouped-query attention TP either divides the KV heads or is a multiple
-  of them (``tp >= n_kv_heads``: KV heads are replicated, as vLLM and TensorRT-LLM do).
+  of them (``tp >= n_kv_heads``: KV heads are replicated, as vLLM and TensorRT-LLM do); DeepSeek-V4's TP also
+  divides its output-projection groups (``o_groups``: 8 on Flash, 16 on Pro).
 - PP divides the layers (every stage holds the same number of layers).
 - EP (mixture-of-experts models only) divides the TP degree: the experts are spread over the GPUs of the TP group
   (``tp % ep == 0``; ``tp * attn_dp`` in `spaces.llm_serving`), as the inference model documents. By default
@@ -31,8 +32,9 @@ def model_record(model: str | Model) -> Model:
 
 
 def tp_ok(m: Model, tp: int) -> bool:
-    """True when ``tp`` splits the attention heads of ``m`` (module rules)."""
-    return m.n_heads % tp == 0 and (tp >= m.n_kv_heads or m.n_kv_heads % tp == 0)
+    """True when ``tp`` splits the attention heads of ``m`` (module rules; DeepSeek-V4: and its output groups)."""
+    return (m.n_heads % tp == 0 and (tp >= m.n_kv_heads or m.n_kv_heads % tp == 0)
+            and (not m.is_compressed_attention or m.o_groups % tp == 0))
 
 
 def tp_choices(m: Model, max_gpus: int) -> list[int]:

@@ -71,6 +71,7 @@ class ModelShape:
     v4_grow: Num = 0.0        # KV elements per token of context beyond the windows (catalog v4_compressed_...)
     v4_state: Num = 0.0       # compressor state bytes ONE sequence keeps (replicated on every TP rank)
     hc_mult: Num = 0.0        # hyper-connection streams of the residual (0: plain residual)
+    o_groups: Num = 0.0       # groups of the grouped output projection (TP splits whole groups)
     dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
     mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
 
@@ -156,6 +157,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "v4_grow": mm.v4_compressed_elements_per_token,
         "v4_state": mm.v4_compressor_state_bytes_per_seq,
         "hc_mult": lambda m: float(m.hc_mult),
+        "o_groups": lambda m: float(m.o_groups),
         "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
         "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
     }

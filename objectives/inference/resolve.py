@@ -52,7 +52,8 @@ REASONS = (
     "",
     "activation precision not supported by the GPU (fp8 needs Ada/Hopper or newer, fp4 needs Blackwell)",
     "int4 is a weight-only format: activations cannot be int4",
-    "tp does not divide the attention heads (or tp < n_kv_heads does not divide the KV heads)",
+    "tp does not divide the attention heads (or tp < n_kv_heads does not divide the KV heads; DeepSeek-V4: or tp "
+    "does not divide its o_groups output groups)",
     "ep must divide tp x attn_dp and be at most the number of experts (ep > 1 only for MoE models)",
     "does not fit: weights + KV cache + activations + runtime reserve exceed GPU memory",
     "spans more GPUs than one scale-up domain and the catalog has no scale-out network for this GPU "

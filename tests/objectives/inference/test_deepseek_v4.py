@@ -180,3 +180,16 @@ def test_every_engine_holds_the_windows_bounded_in_its_cache():
     held = {e: float(p.seq_tokens(8192.0)) for e, p in ps.items()}
     assert held["sglang"] == pytest.approx(held["vllm"]) == pytest.approx(held["trtllm"])
     assert held["vllm"] < 0.25 * 8192
+
+
+def test_tp_must_split_the_output_groups():
+    """Each TP rank holds o_groups / tp whole groups of the grouped output projection (8 on Flash, 16 on Pro):
+    TP 16 is refused for Flash with the reason, offered for Pro, and the spaces agree."""
+    from spaces.parallelism import tp_choices
+
+    df = inference.estimate(["DeepSeek-V4-Flash", "DeepSeek-V4-Pro"], "GB200", tp=16, ep=16, batch_size=8,
+                            engine="roofline")
+    assert not df["fits"].iloc[0] and "o_groups" in df["reason"].iloc[0]
+    assert df["fits"].iloc[1]
+    assert 16 not in tp_choices(catalog.model("DeepSeek-V4-Flash"), 16)
+    assert 16 in tp_choices(catalog.model("DeepSeek-V4-Pro"), 16)
