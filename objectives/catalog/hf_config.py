@@ -5,7 +5,8 @@ Supported architectures (by `model_type`, or `architectures[0]` when `model_type
 =============  ===========================================================================================
 llama          LlamaForCausalLM: GQA, gated (SwiGLU) MLP; `head_dim` from the config or hidden / heads
 mistral        MistralForCausalLM: as llama, plus `sliding_window` on every layer (v0.1: 4096)
-qwen2, qwen3   Qwen2/Qwen3ForCausalLM: as llama; sliding window only when `use_sliding_window` is true
+qwen2, qwen3   Qwen2/Qwen3ForCausalLM: as llama; sliding window only when `use_sliding_window` is true (MiMo-7B,
+               model_type mimo: read as qwen2)
 mixtral        MixtralForCausalLM: every layer MoE, `num_local_experts`, `num_experts_per_tok`,
                expert size `intermediate_size`
 qwen2_moe      Qwen2MoeForCausalLM: as qwen3_moe plus a gated shared expert `shared_expert_intermediate_size`
@@ -580,6 +581,8 @@ _TYPE_ALIASES = {
     "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",
     # sgl-project's FP8 re-quantization of DeepSeek-V4 names its config "deepseek_ref"
     "deepseek_ref": "deepseek_v4",
+    # Xiaomi MiMo-7B: Qwen2's decoder (QKV bias, GQA, SwiGLU) plus multi-token-prediction layers (not costed)
+    "mimo": "qwen2",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
@@ -592,7 +595,7 @@ _ARCH_TO_TYPE = {
     "Qwen3_5ForConditionalGeneration": "qwen3_5", "Qwen3_5MoeForConditionalGeneration": "qwen3_5_moe",
     "Qwen3NextForCausalLM": "qwen3_next", "KimiK25ForConditionalGeneration": "deepseek_v3",
     "GlmMoeDsaForCausalLM": "glm_moe_dsa", "DeepseekV32ForCausalLM": "deepseek_v32",
-    "DeepseekV4ForCausalLM": "deepseek_v4",
+    "DeepseekV4ForCausalLM": "deepseek_v4", "MiMoForCausalLM": "qwen2",
     "NemotronHForCausalLM": "nemotron_h", "Qwen3VLForConditionalGeneration": "qwen3",
     "Qwen3VLMoeForConditionalGeneration": "qwen3_moe",
 }

@@ -40,6 +40,8 @@ SHAPES = [
     ("gemma-3-12b", 48, 0, 16, 8, 0, 0, 40, 1024),               # every 6th layer global
     ("Phi-3-mini", 32, 0, 32, 32, 0, 0, 32, 2047),
     ("gpt-oss-120b", 36, 0, 64, 8, 128, 4, 18, 128),
+    ("MiMo-7B-Base", 36, 0, 32, 8, 0, 0, 0, 0),                  # model_type mimo: Qwen2's decoder plus MTP
+    ("DeepSeek-V4-Flash", 43, 0, 64, 1, 256, 6, 43, 128),        # every layer keeps a 128-token window
 ]
 
 
