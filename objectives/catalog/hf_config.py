@@ -47,6 +47,10 @@ deepseek_v4    DeepseekV4ForCausalLM (model_type deepseek_v4, or sgl-project's "
                `q_lora_rank`, grouped low-rank output (`o_groups`, `o_lora_rank`), mHC (`hc_mult`), every layer MoE
                (`n_routed_experts`, `num_experts_per_tok`, `moe_intermediate_size`, `n_shared_experts`);
                `expert_dtype` "fp4": MXFP4 experts beside FP8 block-scaled weights (`Model.dense_weight_dtype`)
+nemotron-nas   DeciLMForCausalLM (Llama-3.3-Nemotron-Super-49B): a Llama decoder pruned block by block
+               (`block_configs`): blocks without attention ("no_op": `Model.n_ffn_only_layers`), each block's MLP
+               width from its `ffn_mult` (averaged over the blocks: parameters and FLOPs exact), one KV-head group
+               (`n_heads_in_group`) for every attention block
 nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` (or `layers_block_type`: "mamba", "attention",
                "mlp", "moe") of "M" (Mamba-2 mixer), "*" (attention) and "-"
                (MLP, squared-ReLU, `intermediate_size`) blocks. Recorded as n_layers = mixer blocks, of which the
@@ -468,6 +472,60 @@ def _v4_expert_quant(t: Mapping[str, Any], fields: dict[str, Any]) -> None:
     fields["quant_kv_dtype"] = fields["quant_kv_dtype"] or "fp8"
 
 
+def _decilm_ffn_width(ffn_mult: float, hidden: int) -> int:
+    """DeciLM's MLP width of a block: 2/3 x ffn_mult x hidden rounded up to a multiple of 256 (the model's own
+    `_ffn_mult_to_intermediate_size`, modeling_decilm.py of nvidia/Llama-3_3-Nemotron-Super-49B-v1)."""
+    inter = int(2 * ffn_mult * hidden / 3)
+    return inter if inter % 256 == 0 else inter + 256 - inter % 256
+
+
+def _nemotron_nas(c: _Cfg) -> dict[str, Any]:
+    """Nemotron-NAS (DeciLMForCausalLM: Llama-3.3-Nemotron-Super-49B, Llama-3.1-Nemotron-Ultra-253B): a Llama
+    decoder whose blocks were pruned one by one (`block_configs`): a block's attention may be gone ("no_op") and
+    its MLP width is its own `ffn_mult`. Recorded as n_layers blocks, n_ffn_only_layers of them without
+    attention, and `ffn` = the MLP widths averaged over the blocks (parameter and FLOP totals exact). Attention
+    replaced by a linear layer, sparsified or windowed blocks, and blocks of different KV-head counts are refused
+    by name."""
+    hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
+    L = c.int("num_hidden_layers")
+    blocks = c.req("block_configs")
+    if not isinstance(blocks, (list, tuple)) or len(blocks) != L:
+        raise CatalogError(f"config.json for {c.arch}: block_configs must list one block per layer "
+                           f"(num_hidden_layers={L})")
+    ffn_only, widths, groups = 0, [], set()
+    for i, b in enumerate(blocks):
+        att, ffn = (b or {}).get("attention") or {}, (b or {}).get("ffn") or {}
+        for part, d in (("attention", att), ("ffn", ffn)):
+            for key in ("replace_with_linear", "sparsify") + (("window_length",) if part == "attention" else ()):
+                if d.get(key):
+                    raise CatalogError(f"config.json for {c.arch}: block {i} {part}.{key}={d[key]!r} cannot be "
+                                       f"costed (supported: full attention or no_op, an MLP of ffn_mult or no_op)")
+        if att.get("no_op"):
+            ffn_only += 1
+        else:
+            g = att.get("n_heads_in_group")
+            if not isinstance(g, int) or g <= 0 or n_heads % g:
+                raise CatalogError(f"config.json for {c.arch}: block {i} attention.n_heads_in_group={g!r} does not "
+                                   f"divide num_attention_heads={n_heads}")
+            groups.add(g)
+        if not ffn.get("no_op"):
+            mult = ffn.get("ffn_mult")
+            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult <= 0:
+                raise CatalogError(f"config.json for {c.arch}: block {i} ffn.ffn_mult={mult!r} is not a positive "
+                                   "number")
+            widths.append(_decilm_ffn_width(float(mult), hidden))
+    if len(groups) != 1:
+        raise CatalogError(f"config.json for {c.arch}: the attention blocks have KV-head groups "
+                           f"{sorted(groups) or 'none'}; costed: one n_heads_in_group for every attention block")
+    return dict(
+        n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=n_heads // groups.pop(),
+        head_dim=int(c.opt("head_dim", hidden // max(n_heads, 1))),
+        ffn=int(round(sum(widths) / L)), vocab=c.int("vocab_size"), gated_mlp=True,
+        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
+        max_position=int(c.opt("max_position_embeddings", 0)), n_ffn_only_layers=ffn_only,
+    )
+
+
 #: Nemotron-H's `layers_block_type` names (Nemotron-3 Ultra's config) as `hybrid_override_pattern` letters
 _NEMOTRON_BLOCKS = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
 
@@ -559,6 +617,7 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "gpt_oss": _gpt_oss,
     "deepseek_v3": _deepseek_v3,
     "deepseek_v4": _deepseek_v4,
+    "nemotron-nas": _nemotron_nas,
     "gptj": _gptj,
     "falcon": _falcon,
     "phi3": _phi3,
@@ -595,7 +654,7 @@ _ARCH_TO_TYPE = {
     "Qwen3_5ForConditionalGeneration": "qwen3_5", "Qwen3_5MoeForConditionalGeneration": "qwen3_5_moe",
     "Qwen3NextForCausalLM": "qwen3_next", "KimiK25ForConditionalGeneration": "deepseek_v3",
     "GlmMoeDsaForCausalLM": "glm_moe_dsa", "DeepseekV32ForCausalLM": "deepseek_v32",
-    "DeepseekV4ForCausalLM": "deepseek_v4", "MiMoForCausalLM": "qwen2",
+    "DeepseekV4ForCausalLM": "deepseek_v4", "MiMoForCausalLM": "qwen2", "DeciLMForCausalLM": "nemotron-nas",
     "NemotronHForCausalLM": "nemotron_h", "Qwen3VLForConditionalGeneration": "qwen3",
     "Qwen3VLMoeForConditionalGeneration": "qwen3_moe",
 }

@@ -149,8 +149,9 @@ def n_linear_layers(m: ModelLike) -> Any:
 
 
 def n_attention_layers(m: ModelLike) -> Any:
-    """Softmax-attention layers (full or sliding window): the layers that keep a KV cache."""
-    return _out(m, _col(m, "n_layers") - n_linear_layers(m))
+    """Softmax-attention layers (full or sliding window): the layers that keep a KV cache (neither linear nor
+    FFN-only blocks)."""
+    return _out(m, np.maximum(_col(m, "n_layers") - n_linear_layers(m) - _col(m, "n_ffn_only_layers"), 0.0))
 
 
 def _linear_dims(m: ModelLike) -> tuple[Any, Any, Any, Any, Any, Any]:

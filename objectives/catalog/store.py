@@ -182,6 +182,11 @@ class Catalog:
             raise CatalogError(f"model {model.name!r}: index_topk={model.index_topk} (DeepSeek sparse attention) needs "
                                "an MLA model (kv_lora_rank > 0) or DeepSeek-V4 CSA layers (n_csa_layers > 0) and "
                                "index_n_heads, index_head_dim > 0")
+        if model.n_ffn_only_layers and not (0 <= model.n_ffn_only_layers
+                                             <= model.n_layers - model.n_linear_attn_layers - 1):
+            raise CatalogError(f"model {model.name!r}: n_ffn_only_layers={model.n_ffn_only_layers} must leave at least "
+                               f"one attention layer of the {model.n_layers} (n_linear_attn_layers="
+                               f"{model.n_linear_attn_layers})")
         v4 = model.n_csa_layers + model.n_hca_layers
         if v4 and not (v4 <= model.n_layers and model.o_groups > 0 and model.o_lora_rank > 0 and model.q_lora_rank > 0
                        and model.sliding_window > 0 and model.n_heads % model.o_groups == 0

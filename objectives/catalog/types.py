@@ -150,6 +150,9 @@ class Model:
     # Manifold-constrained hyper-connections (DeepSeek-V4 `hc_mult`): the residual stream is hc_mult copies of the
     # hidden state, mixed into one before each attention / MLP block and expanded after it; 0: a plain residual
     hc_mult: int = 0
+    # Blocks with an MLP and no token mixer (Nemotron-NAS / DeciLM's "no_op" attention, e.g. 31 of
+    # Llama-3.3-Nemotron-Super-49B's 80 blocks): of the n_layers, neither softmax nor linear attention
+    n_ffn_only_layers: int = 0
     # The non-expert weights' format where a checkpoint keeps them wider than its routed experts (DeepSeek-V4: FP4
     # experts, FP8 block-scaled attention, shared expert and head); "": as `quant_weight_dtype` (4-bit MoE
     # checkpoints then keep their attention in 16 bits, `inference.resolve.ATTN_16BIT_WEIGHTS`)
@@ -163,7 +166,7 @@ class Model:
     @property
     def n_attention_layers(self) -> int:
         """Softmax-attention layers (full, sliding-window or sparse): the layers that hold a KV cache."""
-        return self.n_layers - self.n_linear_attn_layers
+        return self.n_layers - self.n_linear_attn_layers - self.n_ffn_only_layers
 
     @property
     def is_moe(self) -> bool:

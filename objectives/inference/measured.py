@@ -500,7 +500,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # DeepSeek-V4: its attention modules are measured whole (projections included, `_v4_attention`)
     v4 = m.get("v4", np.zeros(k)) > 0
     n_lin = m.get("n_lin", np.zeros(k))
-    L_attn = L - n_lin
+    n_ffn_only = m.get("n_ffn_only", np.zeros(k))
+    L_attn = L - n_lin - n_ffn_only
     kvh = np.ceil(nkv / tp)
     q_dim = nh * hd
     # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O), on `table` for rows `use`
@@ -656,7 +657,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
     if ar is not None and (tp > 1).any():
-        nar = np.where(m["parallel_residual"] > 0, 1.0, 2.0) * L
+        nar = np.where(m["parallel_residual"] > 0, L, 2.0 * L - n_ffn_only)  # as ops.layer_costs' n_allreduce
         # the tables price the all-reduce inside one scale-up domain (a group spanning domains: its in-domain stage
         # over the whole message; core adds the scale-out stage, comm.Links.allreduce_out)
         n_ar = np.minimum(tp, m.get("domain", tp))

@@ -72,6 +72,7 @@ class ModelShape:
     v4_state: Num = 0.0       # compressor state bytes ONE sequence keeps (replicated on every TP rank)
     hc_mult: Num = 0.0        # hyper-connection streams of the residual (0: plain residual)
     o_groups: Num = 0.0       # groups of the grouped output projection (TP splits whole groups)
+    n_ffn_only: Num = 0.0     # blocks with an MLP and no token mixer (Nemotron-NAS "no_op" attention)
     dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
     mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
 
@@ -158,6 +159,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "v4_state": mm.v4_compressor_state_bytes_per_seq,
         "hc_mult": lambda m: float(m.hc_mult),
         "o_groups": lambda m: float(m.o_groups),
+        "n_ffn_only": lambda m: float(m.n_ffn_only_layers),
         "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
         "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
     }
@@ -218,7 +220,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     inside the dense terms as an upper bound, with their parts in the win_* / sparse_* fields.
     """
     L = m.n_layers
-    La = L - m.n_lin  # softmax-attention layers (full, windowed or sparse); the n_lin others are linear
+    La = L - m.n_lin - m.n_ffn_only  # softmax-attention layers (full, windowed or sparse); the n_lin others are
+    # linear, the n_ffn_only others have no token mixer
     h = m.hidden
     mla = m.kv_lora_rank > 0
     kv_heads_gpu = np.ceil(m.n_kv_heads / tp)
@@ -273,7 +276,9 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     kv_layer = np.where(v4, entry, kv_layer)
     kv_elems = np.where(v4, La * entry + m.v4_grow, kv_elems)
     bounded = np.where(v4, La * m.window + m.n_csa * m.idx_topk, 0.0)
-    n_ar = L * np.where(m.parallel_residual > 0, 1.0, 2.0)
+    # one after the mixer and one after the MLP of each block (one with a parallel residual); none after a mixer a
+    # block does not have
+    n_ar = np.where(m.parallel_residual > 0, L, 2.0 * L - m.n_ffn_only)
     inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
     act = 4 * h + (q_dim + 2 * kv_dim_gpu * tp) / tp + 2 * inter / tp
     n_win = np.minimum(m.n_win, La)

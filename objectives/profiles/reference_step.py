@@ -116,7 +116,8 @@ def measure(model: str = "meta-llama/Llama-3.1-8B", device: str | None = None, l
     dev = resolve_device(device)
     timer = Timer(dev, warmup=3, repeats=10, inner=1)   # a whole step per graph replay
     m = _shape(model)
-    if m.n_experts or m.kv_lora_rank or m.n_linear_attn_layers or m.sliding_window:
+    if (m.n_experts or m.kv_lora_rank or m.n_linear_attn_layers or getattr(m, "n_ffn_only_layers", 0)
+            or m.sliding_window):
         raise ValueError(f"reference_step measures dense full-attention decoders; {m.name} has experts, MLA, "
                          "linear or sliding-window attention")
     if quick:

@@ -42,6 +42,7 @@ SHAPES = [
     ("gpt-oss-120b", 36, 0, 64, 8, 128, 4, 18, 128),
     ("MiMo-7B-Base", 36, 0, 32, 8, 0, 0, 0, 0),                  # model_type mimo: Qwen2's decoder plus MTP
     ("DeepSeek-V4-Flash", 43, 0, 64, 1, 256, 6, 43, 128),        # every layer keeps a 128-token window
+    ("Llama-3.3-Nemotron-Super-49B", 80, 0, 64, 8, 0, 0, 0, 0),  # 49 attention blocks, 31 MLP-only ones
 ]
 
 
@@ -97,6 +98,7 @@ PUBLISHED = [  # name, total, active (None: not checked), input embedding counte
     ("DeepSeek-V3.2", 671e9, None, True),  # active: V3's 37B plus the indexer (~0.9B), not published separately
     # DeepSeek-V4 model cards: Flash 284B total / 13B activated, Pro 1.6T / 49B (the MTP layer not counted)
     ("DeepSeek-V4-Flash", 284e9, 13e9, False), ("DeepSeek-V4-Pro", 1.6e12, 49e9, False),
+    ("Llama-3.3-Nemotron-Super-49B", 49.9e9, None, True),  # Hugging Face's count of the checkpoint: 49.9B
 ]
 
 
@@ -288,8 +290,8 @@ def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dt
 
 def test_a_revision_tag_of_an_unknown_architecture_is_still_refused_by_its_own_name():
     cat = Catalog.from_data()
-    with pytest.raises(CatalogError, match=r"unknown model 'nvidia/Llama-3_3-Nemotron-Super-49B-v1'"):
-        cat.model("nvidia/Llama-3_3-Nemotron-Super-49B-v1")
+    with pytest.raises(CatalogError, match=r"unknown model 'nvidia/Llama-3_1-Nemotron-Ultra-253B-v1'"):
+        cat.model("nvidia/Llama-3_1-Nemotron-Ultra-253B-v1")
     with pytest.raises(CatalogError, match=r"unknown model 'acme/NoSuchModel-FP8-v2'"):
         cat.model("acme/NoSuchModel-FP8-v2")
 
@@ -479,3 +481,28 @@ def test_every_catalog_model_is_costed_on_a_rack(engine):
     ok = r["fits"].astype(bool) & (r["tpot_ms"] > 0) & (r["ttft_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))
     assert ok.all(), r.loc[~ok, ["model", "reason"]]
     assert {"Qwen3-Coder-480B-A35B-Instruct", "GLM-5.1-FP8", "Kimi-K2.6-NVFP4", "Qwen3-VL-8B-Instruct"} <= set(names)
+
+
+def test_pruned_blocks_without_attention_hold_no_kv_and_skip_its_all_reduce():
+    """Llama-3.3-Nemotron-Super-49B (DeciLM): 31 of its 80 blocks have no attention ("no_op") and every block has
+    its own MLP width. The 49 attention blocks hold the KV cache and the attention weights; a TP all-reduce follows
+    each attention and each MLP: 49 + 80 = 129 per forward. Unsupported block kinds are refused by name."""
+    m = catalog.model("Llama-3.3-Nemotron-Super-49B")
+    assert (m.n_layers, m.n_ffn_only_layers, m.n_attention_layers) == (80, 31, 49)
+    assert mm.kv_cache_bytes(m, 1000, "bf16") == pytest.approx(49 * 2 * 8 * 128 * 2 * 1000)
+    raw = _raw("Llama-3.3-Nemotron-Super-49B")
+    widths = [0 if b["ffn"].get("no_op") else -(-int(2 * b["ffn"]["ffn_mult"] * 8192 / 3) // 256) * 256
+              for b in raw["block_configs"]]
+    assert mm.dense_mlp_params_per_layer(m) * 80 == pytest.approx(3 * 8192 * sum(widths), rel=1e-4)
+    lc = layer_costs(ModelShape.from_models([m]), 4.0)
+    assert float(lc.n_allreduce) == 129
+    assert float(lc.kv_elems_per_token) == pytest.approx(49 * 2 * 2 * 128)  # 8 KV heads over TP 4
+    cfg = {k: v for k, v in raw.items() if k not in ("name", "hf_id", "aliases", "source", "copied_from")}
+    blocks = [dict(b) for b in cfg["block_configs"]]
+    blocks[3] = {**blocks[3], "attention": {**blocks[3]["attention"], "no_op": False, "replace_with_linear": True}}
+    with pytest.raises(CatalogError, match="block 3 attention.replace_with_linear=True cannot be costed"):
+        catalog.model_from_hf_config({**cfg, "block_configs": blocks}, name="nas-linear")
+    blocks = [dict(b) for b in cfg["block_configs"]]
+    blocks[0] = {**blocks[0], "attention": {**blocks[0]["attention"], "n_heads_in_group": 4}}
+    with pytest.raises(CatalogError, match=r"KV-head groups \[4, 8\]"):
+        catalog.model_from_hf_config({**cfg, "block_configs": blocks}, name="nas-groups")
