@@ -256,6 +256,9 @@ def _model_numbers(m: Model) -> dict[str, float]:
     """Per-model scalars of the cost model (parameter counts per layer, attention shape)."""
     L = m.n_layers
     attn = model_math.attention_params_per_layer(m)
+    # softmax attention sits on La of the L layers (the others: linear attention, or no token mixer at all)
+    La = float(model_math.n_attention_layers(m))
+    attn_body = La * attn + float(model_math.n_linear_layers(m)) * float(model_math.linear_attn_params_per_layer(m))
     dense_mlp = model_math.dense_mlp_params_per_layer(m)
     n_moe = model_math.n_moe_layers(m)
     n_dense = L - n_moe
@@ -277,20 +280,20 @@ def _model_numbers(m: Model) -> dict[str, float]:
     f_moe = m.top_k * m.moe_ffn + m.shared_ffn if m.n_experts else 0.0
     f_avg = (n_dense * f_dense + n_moe * f_moe) / L
     return dict(
-        L=float(L), h=float(m.hidden), heads=float(m.n_heads), kv_heads=float(m.n_kv_heads), vocab=float(m.vocab),
+        L=float(L), La=La, h=float(m.hidden), heads=float(m.n_heads), kv_heads=float(m.n_kv_heads), vocab=float(m.vocab),
         d_qk=float(d_qk), d_v=float(d_v), d_qk_k=_fa_dim(d_qk), d_v_k=_fa_dim(d_v), hq=float(hq), hkv=float(hkv),
         gated=float(m.gated_mlp), tied=float(m.tie_embeddings),
         # per-token forward GEMM parameters of all layers (active), and their stored counts
-        lin_active=float(L * attn + n_dense * dense_mlp + n_moe * moe_active),
+        lin_active=float(attn_body + n_dense * dense_mlp + n_moe * moe_active),
         lin_routed=float(n_moe * m.top_k * expert),     # the routed experts' share of lin_active
-        dense_body=float(L * attn + n_dense * dense_mlp + n_moe * moe_nonexpert),
+        dense_body=float(attn_body + n_dense * dense_mlp + n_moe * moe_nonexpert),
         expert_body=float(n_moe * m.n_experts * expert),
         n_moe=float(n_moe), n_experts=float(m.n_experts), top_k=float(m.top_k),
         f_avg=float(f_avg), window=float(m.sliding_window), n_slide=float(n_slide),
         # share of the layers' forward GEMM FLOPs that selective-op recomputes: every second matmul of a layer in the
         # order q, k, v, o, gate, up, down (or q, k, v, o, fc1, fc2) is not saved: k, o and up (or fc2), h x f both
         op_rec=float(min(1.0, L * (m.hidden * hkv + hq * m.hidden + m.hidden * f_avg)
-                         / max(L * attn + n_dense * dense_mlp + n_moe * moe_active, 1.0))),
+                         / max(attn_body + n_dense * dense_mlp + n_moe * moe_active, 1.0))),
         mlp_mats=gate,
     )
 
@@ -613,16 +616,17 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         c_full = s / 2.0
         w = mv["window"]
         c_win = np.where(s > w, w - w * w / (2.0 * s), s / 2.0)
-        frac_slide = np.where(w > 0, mv["n_slide"] / L, 0.0)
+        frac_slide = np.where(w > 0, mv["n_slide"] / np.maximum(mv["La"], 1.0), 0.0)  # of the attention layers
         ctx = np.where(fa, (1 - frac_slide) * c_full + frac_slide * c_win, s)   # unfused: every score computed
-        attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk_k"] + mv["d_v_k"]) * Ls / tp_   # kernel dims
+        a_share = mv["La"] / L  # the stage's layers that attend (hybrid and pruned models: fewer than all)
+        attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk_k"] + mv["d_v_k"]) * Ls * a_share / tp_  # kernel dims
         t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
         hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
         t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
         t_ovh = Ls * F["layer_overhead_us"] * 1e-6
         # unfused attention (no flash): the b x heads x s x s scores cross HBM (SCORE_BYTES per score forward and
         # backward); selective recompute reruns the core attention
-        scores = np.where(fa, 0.0, tok_mb * s * mv["heads"] / tp_ * Ls)
+        scores = np.where(fa, 0.0, tok_mb * s * mv["heads"] / tp_ * Ls * a_share)
         t_sm_f, t_sm_b = scores * SCORE_BYTES[0] / hbm, scores * SCORE_BYTES[1] / hbm
         t_fwd = t_gemm + t_attn + t_elem + t_ovh + t_sm_f
         t_bwd = np.where(lora, 1.0, 2.0) * t_gemm + np.where(fa, 2.5, 2.0) * t_attn + 2.0 * t_elem + t_ovh + t_sm_b
@@ -784,7 +788,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         tps = tokens_step / step
         tps_gpu = tps / n
         n_model = mv["lin_active"] + V * h                         # active parameters with the LM head, no embedding
-        attn_model = 6.0 * L * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * (
+        attn_model = 6.0 * mv["La"] * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * (
             (1 - frac_slide) * s + frac_slide * np.where(w > 0, np.minimum(s, w), s))
         flops_tok = 6.0 * n_model * np.where(lora, 2.0 / 3.0, 1.0) + attn_model
         model_tflops = tps_gpu * flops_tok / 1e12

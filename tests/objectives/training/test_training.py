@@ -55,6 +55,19 @@ def test_mfu_uses_6n_plus_attention_and_the_16bit_peak():
     assert r.mfu_pct == pytest.approx(100 * r.model_tflops_per_gpu / catalog.gpu("H100").peak_tflops["bf16"])
 
 
+@pytest.mark.parametrize("name", ["Llama-3.3-Nemotron-Super-49B", "Nemotron-H-56B", "Qwen3.5-27B"])
+def test_models_with_layers_that_do_not_attend_count_only_their_attention_layers(name):
+    """Pruned (Nemotron-NAS: 31 of 80 blocks without attention) and hybrid models (Mamba-2, Gated DeltaNet layers):
+    6N counts the parameters they hold (the catalog's count) and the attention term only the softmax layers."""
+    from objectives.catalog import model_math
+    m = catalog.model(name)
+    r = estimate(name, "H100", 8, tp=1, seq_len=4096, micro_batch=1, global_batch=64, precision="bf16").iloc[0]
+    n = model_math.active_params(m, input_embedding=False)
+    flops_tok = 6 * n + 12 * model_math.n_attention_layers(m) * 4096 * m.n_heads * m.head_dim
+    assert model_math.n_attention_layers(m) < m.n_layers
+    assert r.model_tflops_per_gpu == pytest.approx(r.tokens_per_s_per_gpu * flops_tok / 1e12, rel=1e-9)
+
+
 def test_broadcasting_gives_one_row_per_configuration_equal_to_scalar_calls():
     tps = np.array([1, 2, 4, 8])
     precs = np.array(["bf16", "fp8"])[:, None]
