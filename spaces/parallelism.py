@@ -32,9 +32,10 @@ def model_record(model: str | Model) -> Model:
 
 
 def tp_ok(m: Model, tp: int) -> bool:
-    """True when ``tp`` splits the attention heads of ``m`` (module rules; DeepSeek-V4: and its output groups)."""
-    return (m.n_heads % tp == 0 and (tp >= m.n_kv_heads or m.n_kv_heads % tp == 0)
-            and (not m.is_compressed_attention or m.o_groups % tp == 0))
+    """True when ``tp`` splits the attention heads of ``m`` (module rules; DeepSeek-V4: and its output groups), as
+    the cost model's rule (`objectives.inference.resolve.tp_invalid`) says."""
+    from objectives.inference.resolve import tp_invalid
+    return not bool(tp_invalid(m.n_heads, m.n_kv_heads, tp, m.o_groups if m.is_compressed_attention else 0))
 
 
 def tp_choices(m: Model, max_gpus: int) -> list[int]:

@@ -42,6 +42,7 @@ from .resolve import (
     positive,
     resolve_dtypes,
     resolve_records,
+    tp_invalid,
 )
 
 Num = Any
@@ -470,9 +471,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
                              pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp)
     # --- validity
-    heads_bad = (np.mod(m.n_heads, tp) != 0) | ((tp < m.n_kv_heads) & (np.mod(m.n_kv_heads, tp) != 0))
     # DeepSeek-V4's grouped output projection: each TP rank holds o_groups / tp whole groups (vLLM n_local_groups)
-    heads_bad = heads_bad | ((m.v4 > 0) & (np.mod(m.o_groups, tp) != 0))
+    heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0))
     ep_bad = ep_invalid(m.n_experts, ep, tp, adp)
     no_net = links.spans_without_network(tp * pp * adp)
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP,

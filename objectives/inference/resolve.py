@@ -62,6 +62,16 @@ REASONS = (
 R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET = range(7)
 
 
+def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0) -> Num:
+    """The tensor-parallel rule (R_TP), vectorized: True where ``tp`` does not divide the attention heads, or is
+    below the KV heads without dividing them (above them KV heads are replicated, as vLLM and TensorRT-LLM do), or
+    (``o_groups`` > 0: DeepSeek-V4's grouped output projection, each rank holding whole groups) does not divide the
+    groups. The one home of the rule: `prepare` (R_TP) and `spaces.parallelism.tp_ok` use it."""
+    n_heads, n_kv_heads, tp, o_groups = (np.asarray(x) for x in (n_heads, n_kv_heads, tp, o_groups))
+    return ((np.mod(n_heads, tp) != 0) | ((tp < n_kv_heads) & (np.mod(n_kv_heads, tp) != 0))
+            | ((o_groups > 0) & (np.mod(o_groups, tp) != 0)))
+
+
 def ep_invalid(n_experts: Num, ep: Num, tp: Num, attn_dp: Num = 1) -> Num:
     """The expert-parallel rule (R_EP), vectorized: True where ``ep`` > 1 cannot spread the experts, i.e. the
     model has none, ``ep`` does not divide the ``tp`` x ``attn_dp`` GPUs of a replica, or ``ep`` exceeds the
