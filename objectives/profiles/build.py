@@ -89,6 +89,15 @@ def _newest_table(root: Path, system: str, op: str, engine: str, fname: str) -> 
     return root / system / op / engine / vs[-1] / fname if vs else None
 
 
+def _table_upto(root: Path, system: str, op: str, engine: str, version: str, fname: str) -> Path | None:
+    """`<root>/<system>/<op>/<engine>/<v>/<fname>` of the newest version v up to the profile's `version` (else the
+    newest of all), where that table exists, else None."""
+    vs = versions(root, system, op, engine)
+    v = [x for x in vs if _vkey(x) <= _vkey(version)] or vs
+    path = root / system / op / engine / v[-1] / fname if v else None
+    return path if path is not None and path.exists() else None
+
+
 def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     df = pd.read_parquet(path)
     missing = [c for c in required if c not in df.columns]
@@ -505,15 +514,11 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
                 for key, t in dsv4_tables(f, k).items():
                     tables[f"dsv4_{st}.{key}"] = t
             break
-    hvs = versions(root, system, "mhc", engine)
-    hv = [v for v in hvs if _vkey(v) <= _vkey(version)] or hvs
-    if hv and (base / "mhc" / engine / hv[-1] / "mhc_module_perf.parquet").exists():
-        for k, t in mhc_tables(base / "mhc" / engine / hv[-1] / "mhc_module_perf.parquet").items():
+    if (f_mhc := _table_upto(root, system, "mhc", engine, version, "mhc_module_perf.parquet")) is not None:
+        for k, t in mhc_tables(f_mhc).items():
             tables[f"mhc.{k}"] = t
-    lvs = versions(root, system, "linear_attention", engine)
-    lv = [v for v in lvs if _vkey(v) <= _vkey(version)] or lvs
-    if lv and (base / "linear_attention" / engine / lv[-1] / "gdn_perf.parquet").exists():
-        for k, t in gdn_tables(base / "linear_attention" / engine / lv[-1] / "gdn_perf.parquet").items():
+    if (f_gdn := _table_upto(root, system, "linear_attention", engine, version, "gdn_perf.parquet")) is not None:
+        for k, t in gdn_tables(f_gdn).items():
             tables[f"linear_attention.{k}"] = t
     for k, t in comm_tables(root, system, engine, version).items():
         tables[f"comm.{k}"] = t
