@@ -235,10 +235,16 @@ def lm_head_params(m: ModelLike) -> Any:
     return _out(m, _col(m, "vocab") * _col(m, "hidden"))
 
 
+def mixer_params(m: ModelLike) -> Any:
+    """Token-mixer parameters of all layers: the softmax-attention layers' projections and the linear-attention
+    layers' (blocks without a mixer hold none)."""
+    return _out(m, n_attention_layers(m) * attention_params_per_layer(m)
+                + n_linear_layers(m) * linear_attn_params_per_layer(m))
+
+
 def non_embedding_params(m: ModelLike, *, active: bool = False) -> Any:
     """Parameters of the transformer layers (no embedding, no LM head); `active`: per token (MoE top_k)."""
-    body = (n_attention_layers(m) * attention_params_per_layer(m) + n_linear_layers(m) * linear_attn_params_per_layer(m)
-            + n_dense_layers(m) * dense_mlp_params_per_layer(m)
+    body = (mixer_params(m) + n_dense_layers(m) * dense_mlp_params_per_layer(m)
             + n_moe_layers(m) * moe_params_per_layer(m, active=active))
     return _out(m, body)
 

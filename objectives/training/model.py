@@ -255,10 +255,9 @@ def _gpu_record(g: Any) -> GPU:
 def _model_numbers(m: Model) -> dict[str, float]:
     """Per-model scalars of the cost model (parameter counts per layer, attention shape)."""
     L = m.n_layers
-    attn = model_math.attention_params_per_layer(m)
     # softmax attention sits on La of the L layers (the others: linear attention, or no token mixer at all)
     La = float(model_math.n_attention_layers(m))
-    attn_body = La * attn + float(model_math.n_linear_layers(m)) * float(model_math.linear_attn_params_per_layer(m))
+    attn_body = float(model_math.mixer_params(m))
     dense_mlp = model_math.dense_mlp_params_per_layer(m)
     n_moe = model_math.n_moe_layers(m)
     n_dense = L - n_moe
