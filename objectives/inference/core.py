@@ -567,9 +567,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
-    for f in ("v4", "n_csa", "n_hca", "hc_mult", "mx4", "n_ffn_only"):  # DeepSeek-V4: its attention and mHC modules' tables
-        fields[f] = getattr(m, f)
-    for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk"):  # hybrid / windowed attention (0: none)
+    # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
+    for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
+              "n_hca", "hc_mult", "mx4", "n_ffn_only"):
         fields[f] = getattr(m, f)
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
                                        moe_dp)

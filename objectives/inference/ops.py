@@ -68,6 +68,7 @@ class ModelShape:
     n_hca: Num = 0.0          # HCA layers (compressed every hca_ratio tokens, all attended)
     csa_ratio: Num = 0.0
     hca_ratio: Num = 0.0
+    v4_entry: Num = 0.0       # KV elements of one entry, window or compressed (catalog v4_entry_elements)
     v4_grow: Num = 0.0        # KV elements per token of context beyond the windows (catalog v4_compressed_...)
     v4_state: Num = 0.0       # compressor state bytes ONE sequence keeps (replicated on every TP rank)
     hc_mult: Num = 0.0        # hyper-connection streams of the residual (0: plain residual)
@@ -155,6 +156,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "n_hca": lambda m: float(m.n_hca_layers),
         "csa_ratio": lambda m: float(m.csa_ratio),
         "hca_ratio": lambda m: float(m.hca_ratio),
+        "v4_entry": lambda m: mm.v4_entry_elements(m) if m.is_compressed_attention else 0.0,
         "v4_grow": mm.v4_compressed_elements_per_token,
         "v4_state": mm.v4_compressor_state_bytes_per_seq,
         "hc_mult": lambda m: float(m.hc_mult),
@@ -272,9 +274,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                      + m.n_csa * 2 * m.idx_heads * m.idx_dim / np.maximum(m.csa_ratio, 1.0))
     attn_prefill = np.where(v4, v4_grow_pairs, attn_prefill)
     attn_decode = np.where(v4, v4_grow_pairs, attn_decode)
-    entry = m.head_dim + m.qk_rope  # one FP8 entry with its bf16 RoPE part (catalog v4_entry_elements)
-    kv_layer = np.where(v4, entry, kv_layer)
-    kv_elems = np.where(v4, La * entry + m.v4_grow, kv_elems)
+    kv_layer = np.where(v4, m.v4_entry, kv_layer)
+    kv_elems = np.where(v4, La * m.v4_entry + m.v4_grow, kv_elems)
     bounded = np.where(v4, La * m.window + m.n_csa * m.idx_topk, 0.0)
     # one after the mixer and one after the MLP of each block (one with a parallel residual); none after a mixer a
     # block does not have
@@ -288,7 +289,7 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
                       linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
                       sparse_attn_flops_pair=sparse, attn_params=attn_all,
-                      bounded_attn_flops_per_token=bounded * v4_pair, bounded_kv_elems_per_token=bounded * entry,
+                      bounded_attn_flops_per_token=bounded * v4_pair, bounded_kv_elems_per_token=bounded * m.v4_entry,
                       held_state_bytes_per_seq=m.v4_state,
                       # per layer, two sites: mixing the hc_mult FP32 streams into one bf16 input (read them,
                       # write one) and back (read the block's output and the streams, write the streams)
