@@ -35,6 +35,7 @@ from .resolve import (
     eff_lookup,
     ep_invalid,
     expert_slots,
+    flag,
     gemm_eff,
     gpu_arrays,
     int_code,
@@ -74,6 +75,7 @@ class Prepared:
     dp: Num
     ep: Num
     attn_dp: Num                # attention data-parallel ranks inside one deployment (share the experts)
+    eplb: Num                   # 1: an expert-parallel load balancer keeps the experts' load balanced (0 / 1)
     n_gpus: Num                 # tp x pp x attn_dp x dp
     weight_code: Num
     act_code: Num
@@ -109,7 +111,7 @@ class Prepared:
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
-    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
+    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
                    "kv_tok_gpu", "kv_win_share", "window", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "state_tok", "sgl_pool", "reason",
                    "idle_w", "tdp_w", "price",
@@ -161,14 +163,16 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
             engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
-            moe_dp: float | None = None) -> Prepared | None:
+            moe_dp: float | None = None, eplb: Any = False) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
     broadcasts together (ValueError naming the arguments otherwise). Returns None when the arguments broadcast
     to zero configurations (an empty array somewhere). `moe_dp` (a scalar): the attention-DP ranks whose tokens
     reach the routed experts in one forward, at most attn_dp (None: all of them, each rank running the batch; 1:
-    a lone rank's batch, the others idle, as a prompt arriving at an idle disaggregated prefill pool)."""
+    a lone rank's batch, the others idle, as a prompt arriving at an idle disaggregated prefill pool). `eplb` (bool
+    or bool array): an expert-parallel load balancer (EPLB) keeps the experts' load balanced, so EP > 1 rows read
+    the measured balanced-routing MoE tables (`moe_bal.<format>`) before the skewed ones."""
     if eff is None:
         eff = default_eff()
     elif not isinstance(eff, Efficiency):
@@ -182,14 +186,15 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     dp = positive("dp", dp, upper=MAX_DEGREE)
     ep = positive("ep", ep, upper=MAX_DEGREE)
     adp = positive("attn_dp", attn_dp, upper=MAX_DEGREE)
+    lb = flag("eplb", eplb)
     w = checkpoint_weight_codes(dtype_codes("weight_dtype", weight_dtype, allow_none=True), mrecs, midx)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
     engine_names, eng = resolve_auto_engine(*engine_codes(engine), grecs, gidx)
-    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp]
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
-                            kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp)
+                            kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp, eplb=lb)
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
@@ -204,8 +209,8 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
         p = _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
         size = (0 if p.inv is None else int(np.max(p.inv)) + 1) + n_rows // 256  # distinct configs, row index
     else:
-        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
-                     moe_dp)
+        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
+                     engine_names, moe_dp)
         p.row_shape = row_shape
         size = n_rows
     if memo is not None and key is not None:
@@ -345,9 +350,9 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     args = [v if v is not None else (0 if i < 2 and cols[i] is None else cols[i]) for i, v in enumerate(vals)]
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
-    tp, pp, dp, ep, w, a, k, prof, eng, adp = args[2:]
-    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices, engine_names,
-                   moe_dp)
+    tp, pp, dp, ep, w, a, k, prof, eng, adp, lb = args[2:]
+    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
+                   engine_names, moe_dp)
 
     def collapse(v):
         if np.ndim(v) == 0 or isinstance(v, Curves):
@@ -361,11 +366,15 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     return Prepared(**fields)
 
 
-def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, eff, prices,
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
              engine_names, moe_dp: float | None = None) -> Prepared:
     tp, pp, dp, ep, adp = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep, adp))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
+    # an EP size that does not divide the experts runs with redundant copies, which every engine places by its
+    # load balancer (`dse deploy` launches it so): such rows are load-balanced whatever `eplb` says
+    lb = np.where((ep > 1) & (m.n_experts > 0) & (np.mod(m.n_experts, ep) != 0), 1, lb)
+    lb = lb if np.ndim(lb) else int(lb)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k, m.v4 > 0)
     wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
     lc = layer_costs(m, tp)
@@ -469,7 +478,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
-                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp)
+                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb)
     # --- validity
     # DeepSeek-V4's grouped output projection: each TP rank holds o_groups / tp whole groups (vLLM n_local_groups)
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0))
@@ -479,7 +488,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                                                                                  np.where(no_net, R_NET, R_OK))))
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
-        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
+        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full, except
@@ -550,7 +559,7 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
                    eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
-                   moe_dp: float | None = None) -> Any:
+                   moe_dp: float | None = None, eplb: Num = 0) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code. `engines`: each row's engine name. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
@@ -567,6 +576,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
+    # an expert-parallel load balancer (EPLB): the experts' balanced-routing tables where measured
+    fields["eplb"] = np.where(np.asarray(ep) > 1, np.asarray(eplb, dtype=float), 0.0)
     # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
               "n_hca", "hc_mult", "mx4", "n_ffn_only"):

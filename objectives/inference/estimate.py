@@ -124,6 +124,7 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
     out["gpu"] = _categorical(p.gpu_names, p.column("gpu_index", small))
     for k in ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus"):
         out[k] = p.column(k, np.int64)
+    out["eplb"] = p.column("eplb", bool)
     for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
         out[k] = _categorical(DTYPES, p.column(f, np.int8))
     out["engine_profile"] = _categorical(PROFILES, p.column("profile_code", np.int8))
@@ -151,6 +152,7 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
     out["gpu"] = pd.Categorical([])
     for k in ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus"):
         out[k] = np.empty(0, dtype=np.int64)
+    out["eplb"] = np.empty(0, dtype=bool)
     for k in ("weight_dtype", "act_dtype", "kv_dtype"):
         out[k] = pd.Categorical([], categories=list(DTYPES))
     out["engine_profile"] = pd.Categorical([], categories=list(PROFILES))
@@ -174,7 +176,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
-             profile: Any = None, interval: float | None = None, moe_dp: float | None = None) -> pd.DataFrame:
+             profile: Any = None, interval: float | None = None, moe_dp: float | None = None,
+             eplb: Any = False) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -202,8 +205,11 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     group; an ep that does not divide the experts holds redundant copies, `resolve.expert_slots`). `moe_dp` (a
     scalar, measured profiles only): attention-DP ranks running the batch (the others idle: their tokens do not
     reach the experts); None: all attn_dp of them. `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x
-    dp. `profile`: a calibrated profile file written by `dse calibrate` (the user's own measurements), overriding
-    the fitted engine factors.
+    dp. `eplb` (bool, may be an array): the deployment runs an expert-parallel load balancer (vLLM and SGLang
+    `--enable-eplb`, TensorRT-LLM's MoE load balancer): rows with ep > 1 read the measured fused-MoE layer at
+    balanced routing instead of the power-law skew engines see without one (the roofline's experts are balanced
+    either way); default False, every engine's default. `profile`: a calibrated profile file written by
+    `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
     split-conformal prediction interval of each row from the calibration residuals of its source, engine and GPU
@@ -227,7 +233,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     mnt = positive("max_num_tokens", max_num_tokens)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
-                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp, eplb=eplb)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
@@ -440,7 +446,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None,
                    gpu_memory_utilization: float | None = None,
-                   kv_capacity_tokens: Any = None) -> pd.DataFrame:
+                   kv_capacity_tokens: Any = None, eplb: Any = False) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -465,6 +471,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     `kv_capacity_tokens`: the KV cache of each replica (attention-DP rank), in tokens' worth of every layer's KV
     (a whole number >= 1, or an array of them, one per row), instead of what the memory model gives it (as `serving.Scheduler(kv_capacity_tokens=)`: it takes precedence
     over `gpu_memory_utilization`, and the memory columns count the KV the batch holds, not the capacity).
+    `eplb`: an expert-parallel load balancer, as in `estimate`.
     """
     if interval is not None:
         check_level(interval)
@@ -485,7 +492,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     if kv is not None:
         rows["kv_capacity_tokens"] = kv
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
-                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)

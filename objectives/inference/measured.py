@@ -603,16 +603,19 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         for f2 in (2.0, 0.5):
             ep2 = ep_world * f2
             near.append((ep2, ~uneven & (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0)))
-        cands = [(f, c) for f in moe_formats for c in own] + [
+        # a load-balanced deployment (EPLB) reads the same kernels' balanced-routing cells first, in the same order
+        bal = m.get("eplb", np.zeros(k)) > 0
+        rest = [(f, c) for f in moe_formats for c in own] + [
             (f, (np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1), ne / sl,
                  (sl / ep_world) / (ne / np.maximum(ep2, 1.0))))
             for ep2, ok in near for f in moe_formats]
+        cands = ([("moe_bal", f, c) for f, c in rest] if bal.any() else []) + [("moe", f, c) for f, c in rest]
         done = n_moe <= 0
-        for fmt, (shapes, tok_scale, rho) in cands:
-            tab = prof.table(f"moe.{fmt}")
+        for fam, fmt, (shapes, tok_scale, rho) in cands:
+            tab = prof.table(f"{fam}.{fmt}")
             if tab is None or done.all():
                 continue
-            hit = prof.shape_index(f"moe.{fmt}", shapes) * ~done
+            hit = prof.shape_index(f"{fam}.{fmt}", shapes) * ~done * (bal if fam == "moe_bal" else True)
             if hit.any():
                 scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
                 r = col(np.maximum(hit, 1).astype(float))

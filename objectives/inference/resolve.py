@@ -257,6 +257,25 @@ def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
 PROFILES = ("standard", "tuned", "baseline")
 
 
+def flag(name: str, x: Any) -> Num:
+    """A yes / no argument (a bool, or an array of bools; 0 / 1 integers accepted) -> 0 / 1 as an int or an int8
+    array. Anything else raises TypeError or ValueError naming the argument and the value."""
+    if isinstance(x, (bool, np.bool_)):
+        return int(x)
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        if x in (0, 1):
+            return int(x)
+        raise ValueError(f"{name} must be True or False (or 0 / 1), got {_show(x)}")
+    if x is None or isinstance(x, (str, bytes, float, np.floating)):
+        raise TypeError(f"{name} must be True or False (or an array of them), got {_show(x)}")
+    raw = as_array(name, x)
+    if raw.dtype.kind == "b":
+        return raw.astype(np.int8)
+    if raw.dtype.kind in "iu" and np.isin(raw, (0, 1)).all():
+        return raw.astype(np.int8)
+    raise TypeError(f"{name} must be True or False (or an array of them), got {_show(x)}")
+
+
 def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) -> Num:
     """Validate a size/length/degree argument: real numbers (not bools, strings or None), every value in
     [1, upper] (> 0 when not `integer`) and whole when `integer`. Returns a float or a float64 array.

@@ -347,10 +347,35 @@ def borrowed_moe_rows(root: Path, system: str, engine: str) -> list[pd.DataFrame
     return out
 
 
-def moe_tables(paths: list[Path | pd.DataFrame]) -> dict[str, tuple[Table, np.ndarray]]:
+#: token counts from which a balanced layer must not be slower than the power-law one (the measured rank then holds
+#: several times its fair share of the pairs, whatever the skew draw; below it, the experts' weight reads dominate)
+BALANCED_CHECK_TOKENS = 1024
+
+
+def _sane_balanced(bal: pd.DataFrame, skewed: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """The shape keys whose balanced-routing rows are balanced: at BALANCED_CHECK_TOKENS tokens and beyond, the
+    layer (fastest kernel per cell) is at most as slow as the power-law one, whose measured rank is the draw's
+    busiest (aiconfigurator's collectors swap the busiest EP rank into rank 0 and time rank 0). vLLM's and SGLang's
+    collectors pass the synthetic routing through the engine's grouped top-k router for DeepSeek-V3's gate (8
+    groups, top 4): the "balanced" logits tie every group, the ties go to the lowest experts, and rank 0 gets
+    5-17 x its share (docs/profiles.md, nineteenth round); such a shape has no balanced curve."""
+    def at(d: pd.DataFrame) -> pd.Series:
+        d = d[d["num_tokens"] >= BALANCED_CHECK_TOKENS]
+        return d.groupby([*key_cols, "num_tokens"])["latency"].min()
+    r = (at(bal) / at(skewed)).dropna()
+    if not len(r):
+        return bal[key_cols].iloc[:0]
+    ok = r.groupby(level=list(range(len(key_cols)))).median() <= 1.0
+    return ok[ok].index.to_frame(index=False)
+
+
+def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False) -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
-    earlier entry shadows the later ones."""
+    earlier entry shadows the later ones. `balanced`: instead, the same tables' balanced-routing rows of the shapes
+    whose default curve is the skewed one, at EP >= 2 without expert TP, where they are balanced (`_sane_balanced`),
+    each cell at most the skewed one: what an expert-parallel load balancer aims at, the `moe_bal.<format>` tables an
+    `eplb` deployment reads."""
     frames = []
     seen: set[tuple] = set()
     for path in paths:
@@ -362,12 +387,21 @@ def moe_tables(paths: list[Path | pd.DataFrame]) -> dict[str, tuple[Table, np.nd
         df = df.assign(_rank=rank)[rank < 9]
         key_cols = ["moe_dtype", *MOE_SHAPE]
         best = df.groupby(key_cols)["_rank"].transform("min")
-        df = df[df["_rank"] == best]
-        keys = df[key_cols].drop_duplicates()
+        keys = df[df["_rank"] == best][key_cols].drop_duplicates()
         fresh = [tuple(r) not in seen for r in keys.itertuples(index=False)]
         keys = keys[fresh]
         seen.update(tuple(r) for r in keys.itertuples(index=False))
-        frames.append(df.merge(keys, on=key_cols))
+        if balanced:
+            sk = df[(df["_rank"] == 0) & (df["moe_ep_size"] >= 2) & (df["moe_tp_size"] == 1)]
+            df = df[df["_rank"] == 1].merge(keys.merge(sk[key_cols].drop_duplicates(), on=key_cols), on=key_cols)
+            sane = _sane_balanced(df, sk, key_cols)
+            # a balancer never leaves the busiest rank busier than the skewed draw did: where a cell's balanced
+            # layer is the slower one (few tokens: the experts' weight reads, another kernel's cell), the skewed
+            # cell stands (`_keyed` keeps the fastest row of a cell)
+            df = pd.concat([df.merge(sane, on=key_cols), sk.merge(sane, on=key_cols)])
+        else:
+            df = df[df["_rank"] == best].merge(keys, on=key_cols)
+        frames.append(df)
     if not frames:
         return {}
     df = pd.concat(frames)
@@ -530,9 +564,13 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
     lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine)]
-    for k, (t, shp) in moe_tables(lead + [p for p in paths if p.exists()]).items():
+    moe_src = lead + [p for p in paths if p.exists()]
+    for k, (t, shp) in moe_tables(moe_src).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
+    for k, (t, shp) in moe_tables(moe_src, balanced=True).items():
+        tables[f"moe_bal.{k}"] = t
+        keys[f"moe_bal.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
 
 

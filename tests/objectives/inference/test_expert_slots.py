@@ -57,13 +57,15 @@ def test_memory_counts_the_redundant_copies_each_gpu_holds(engine):
 
 
 def test_a_measured_profile_prices_uneven_ep_from_its_measured_neighbours_not_the_balanced_closed_form():
-    # GB200 TensorRT-LLM profile: EP 64 is a measured MoE shape (with its routing skew), EP 72 is not. At the same
-    # tokens per rank EP 72 must not come out faster than EP 64 (the balanced grouped-GEMM closed form would make
-    # it ~20 % faster: a front point that exists only in the model)
+    # GB200 TensorRT-LLM profile: EP 64 is a measured MoE shape, EP 72 is not. At the same tokens per rank EP 72
+    # must not come out faster than EP 64 (the balanced grouped-GEMM closed form would make it ~20 % faster: a
+    # front point that exists only in the model). Its redundant copies are placed by the load balancer, so it
+    # compares with EP 64 under the balancer (the balanced-routing tables)
     t = {ep: inference.estimate(DSV3, "GB200", tp=1, attn_dp=ep, ep=ep, weight_dtype="fp8", batch_size=ep,
-                                input_len=1024, output_len=1024, engine="trtllm") for ep in (64, 72)}
+                                input_len=1024, output_len=1024, engine="trtllm", eplb=True) for ep in (64, 72)}
     # priced from the tables, but at a neighbour's EP size: extrapolated, never as certain as a measured shape
     assert str(t[72]["source"].iloc[0]) == "extrapolated" and str(t[64]["source"].iloc[0]) != "roofline"
+    assert bool(inference.estimate(DSV3, "GB200", tp=1, attn_dp=72, ep=72, engine="trtllm")["eplb"].iloc[0])
     tpot64, tpot72 = (float(t[e]["tpot_ms"].iloc[0]) for e in (64, 72))
     assert tpot64 <= tpot72 <= 1.25 * tpot64
 

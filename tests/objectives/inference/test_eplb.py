@@ -1,0 +1,130 @@
+"""An expert-parallel load balancer (`eplb`): the knob's validation, the balanced-routing MoE tables the profile
+builder keeps for it, and what the cost model reads with it (measured rows at ep > 1 only)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives import inference, serving
+from objectives.inference.resolve import flag
+from objectives.profiles.build import MOE_SHAPE, moe_tables
+
+DSR1 = "nvidia/DeepSeek-R1-NVFP4"     # 256 routed experts, top-8, NVFP4 experts
+QWEN = "Qwen/Qwen3-235B-A22B-FP8"     # 128 routed experts
+
+
+def test_the_knob_takes_bools_and_names_anything_else():
+    assert flag("eplb", True) == 1 and flag("eplb", False) == 0 and flag("eplb", np.True_) == 1
+    assert flag("eplb", [True, False]).tolist() == [1, 0] and flag("eplb", 1) == 1
+    for bad, err in (("yes", TypeError), (None, TypeError), (0.5, TypeError), (2, ValueError),
+                     ([True, 2], TypeError)):
+        with pytest.raises(err, match=r"^eplb must be True or False"):
+            flag("eplb", bad)
+    with pytest.raises(TypeError, match=r"^eplb must be True or False .*'on'"):
+        inference.estimate(QWEN, "H200", tp=8, ep=8, eplb="on")
+
+
+def _rows(ep: int, tp: int, dist: str, latency: float, dtype: str = "fp8") -> pd.DataFrame:
+    t = np.array([1.0, 16.0, 256.0, 4096.0])
+    shape = dict(zip(MOE_SHAPE, (4096, 1536, 8, 128, tp, ep)))
+    return pd.DataFrame({"moe_dtype": dtype, "num_tokens": t, "distribution": dist, "latency": latency * t ** 0.5,
+                         **shape})
+
+
+def test_the_builder_keeps_balanced_rows_only_where_the_default_curve_is_the_skewed_one_at_wide_ep():
+    newest = pd.concat([_rows(8, 1, "power_law_1.01", 1.0), _rows(8, 1, "balanced", 0.5),     # kept
+                        _rows(2, 4, "power_law_1.01", 1.0), _rows(2, 4, "balanced", 0.5),     # expert TP: not
+                        _rows(1, 1, "power_law_1.01", 1.0), _rows(1, 1, "balanced", 0.5),     # EP 1: not
+                        _rows(4, 1, "balanced", 3.0),                                         # balanced only: not
+                        # slower than the busiest rank of a skewed draw: not balanced (a grouped router's ties)
+                        _rows(32, 1, "power_law_1.01", 1.0), _rows(32, 1, "balanced", 3.0)])
+    older = pd.concat([_rows(8, 1, "balanced", 0.1),                                          # shadowed
+                       _rows(16, 1, "power_law_1.01", 1.0), _rows(16, 1, "balanced", 0.25)])  # kept
+    skewed, bal = moe_tables([newest, older]), moe_tables([newest, older], balanced=True)
+    assert sorted(map(tuple, bal["fp8"][1].astype(int).tolist())) == [
+        (4096, 1536, 8, 128, 1, 8), (4096, 1536, 8, 128, 1, 16)]
+    table, keys = bal["fp8"]
+    i = {int(k[-1]): n + 1.0 for n, k in enumerate(keys)}
+    assert float(table(i[8], 256.0)) == pytest.approx(0.5 * 16.0, rel=1e-6)    # the newest file's balanced rows
+    assert float(table(i[16], 256.0)) == pytest.approx(0.25 * 16.0, rel=1e-6)
+    # the default tables are what they were: the skewed curve where measured, else the balanced one
+    t2, k2 = skewed["fp8"]
+    j = {tuple(int(x) for x in k[-2:]): n + 1.0 for n, k in enumerate(k2)}
+    assert float(t2(j[(1, 8)], 256.0)) == pytest.approx(16.0, rel=1e-6)
+    assert float(t2(j[(1, 32)], 256.0)) == pytest.approx(16.0, rel=1e-6)
+    assert float(t2(j[(1, 4)], 256.0)) == pytest.approx(3.0 * 16.0, rel=1e-6)
+
+
+def test_shipped_profiles_have_no_balanced_curve_where_the_collectors_router_unbalanced_it():
+    # vLLM's and SGLang's collectors route DeepSeek-V3's block-FP8 layer through its grouped gate: their
+    # "balanced" rows load rank 0 with several times its share, slower than the skewed draw's busiest rank
+    from objectives import profiles
+    shape = np.array([[7168, 2048, 8, 256, 1, 8]], dtype=float)
+    for gpu, engine in (("H200-SXM-141GB", "vllm"), ("H200-SXM-141GB", "sglang"), ("B200", "vllm")):
+        p = profiles.load(gpu, engine)
+        assert p.shape_index("moe.fp8_block", shape)[0] > 0 and p.shape_index("moe_bal.fp8_block", shape)[0] == 0
+    trt = profiles.load("B200", "trtllm")
+    assert trt.shape_index("moe_bal.fp8_block", shape)[0] > 0
+    # and a balancer never leaves the layer slower than the skewed draw did, at any token count
+    tokens = 2.0 ** np.arange(0, 15)
+    for fmt in ("fp8_block", "nvfp4"):
+        for ep in (8, 32, 64):
+            key = np.array([[7168, 2048, 8, 256, 1, ep]], dtype=float)
+            i, j = trt.shape_index(f"moe.{fmt}", key)[0], trt.shape_index(f"moe_bal.{fmt}", key)[0]
+            assert i > 0 and j > 0
+            skew = trt.table(f"moe.{fmt}")(np.full_like(tokens, i), tokens)
+            bal = trt.table(f"moe_bal.{fmt}")(np.full_like(tokens, j), tokens)
+            assert (bal <= skew * (1 + 1e-6)).all() and (ep == 8 or (bal < 0.8 * skew).any())
+
+
+def _tables(prof, shape: tuple) -> tuple[float, float]:
+    """(skewed, balanced) fused-MoE ms of `shape` at 16,384 tokens in a shipped profile."""
+    out = []
+    for fam in ("moe", "moe_bal"):
+        i = prof.shape_index(f"{fam}.nvfp4", np.array([shape], dtype=float))
+        assert i[0] > 0, (prof.key, fam, shape)
+        out.append(float(prof.table(f"{fam}.nvfp4")(float(i[0]), 16384.0)))
+    return out[0], out[1]
+
+
+def test_a_balanced_deployment_reads_the_balanced_tables_at_wide_ep_and_nothing_else_moves():
+    from objectives import profiles
+    kw = dict(tp=1, attn_dp=32, ep=32, batch_size=1, input_len=8192, output_len=256, engine="trtllm")
+    r = inference.estimate(DSR1, "B200", eplb=[False, True], **kw)
+    src = list(map(str, r["source"]))
+    assert r["eplb"].tolist() == [False, True] and src[0] == src[1] != "roofline"
+    skew, bal = _tables(profiles.load("B200", "trtllm"), (7168, 2048, 8, 256, 1, 32))
+    # a prompt of 8k tokens on each of 32 ranks: 262k tokens at the experts, where the table's balanced layer is
+    # the faster one; the prefill moves with it, in that direction
+    ttft = r["ttft_ms"].to_numpy(float)
+    assert (ttft[1] < ttft[0]) == (bal < skew)
+    assert ttft[1] != ttft[0]
+    # EP 1 (one GPU holds every expert), a dense model and the roofline (its experts are balanced already): no move
+    for model, extra in ((DSR1, dict(tp=8, attn_dp=1, ep=1)), ("Llama-3.1-8B", dict(tp=1, attn_dp=1, ep=1))):
+        a = inference.estimate(model, "B200", eplb=[False, True], batch_size=8, engine="vllm", **extra)
+        assert a["ttft_ms"].iloc[0] == a["ttft_ms"].iloc[1] and a["tpot_ms"].iloc[0] == a["tpot_ms"].iloc[1]
+    roof = inference.estimate(DSR1, "B200", eplb=[False, True], **{**kw, "engine": "roofline"})
+    assert roof["ttft_ms"].iloc[0] == roof["ttft_ms"].iloc[1]
+
+
+def test_an_ep_that_does_not_divide_the_experts_is_load_balanced_whatever_the_knob_says():
+    r = inference.estimate(QWEN, "H200", tp=1, attn_dp=6, ep=6, eplb=False, engine="sglang")
+    assert bool(r["eplb"].iloc[0])
+    even = inference.estimate(QWEN, "H200", tp=1, attn_dp=8, ep=8, eplb=False, engine="sglang")
+    assert not bool(even["eplb"].iloc[0])
+
+
+def test_the_array_path_the_step_model_and_the_simulator_agree_on_the_knob():
+    kw = dict(tp=1, attn_dp=8, ep=8, weight_dtype="fp8", engine="vllm")
+    mt = inference.max_throughput(QWEN, "H200", input_len=2048, output_len=256, concurrency=64,
+                                  eplb=[False, True], **kw)
+    assert mt["eplb"].tolist() == [False, True]
+    one = [inference.max_throughput(QWEN, "H200", input_len=2048, output_len=256, concurrency=64, eplb=b, **kw)
+           for b in (False, True)]
+    assert [float(x["tpot_ms"].iloc[0]) for x in one] == mt["tpot_ms"].tolist()
+    steps = [inference.StepModel(QWEN, "H200", eplb=b, **kw).time_ms(8192, 8192 * 4096, 0, 0) for b in (False, True)]
+    assert steps[0] != steps[1]
+    w = serving.Workload(concurrency=16, input_len=2048, output_len=32, n_requests=32)
+    sims = [serving.simulate(QWEN, "H200", workload=w, eplb=b, **kw)["ttft_ms_mean"] for b in (False, True)]
+    assert np.isfinite(sims).all() and sims[0] != sims[1]
