@@ -17,7 +17,11 @@ tp x pp x attn_dp GPUs, ep spreads the experts over its tp x attn_dp GPUs), pref
 prefill_attn_dp (disagg: the prefill pool's GPU type, TP, EP and attention DP per worker [gpu, tp, ep, attn_dp];
 gpu, tp, ep, attn_dp and dp - prefill_replicas workers are then the decode pool), max_batch_size [256],
 max_num_tokens [8192], chunked_prefill [True], batching [continuous], engine [None: the GPU's newest vLLM
-profile, the roofline where it has none; "roofline" for the closed form].
+profile, the roofline where it has none; "roofline" for the closed form], eplb [False] (True or False: an
+expert-parallel load balancer, vLLM / SGLang ``--enable-eplb`` or TensorRT-LLM's MoE load balancer, in every pool;
+pools with ep > 1 are costed at balanced expert load, ep == 1 ones are unaffected, and an ep that does not divide
+the experts runs with one anyway; passed to every `inference.estimate` / `max_throughput` call of the analytical
+model and to `serving.simulate`).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -70,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
-    "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None,
+    "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False,
 }
 
 #: Metrics every fidelity returns.
@@ -139,6 +143,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             prefill_gpu=np.asarray(c["prefill_gpu"], dtype=object), prefill_tp=np.asarray(c["prefill_tp"], dtype=object),
             attn_dp=_ints(c["attn_dp"], "attn_dp"), prefill_ep=np.asarray(c["prefill_ep"], dtype=object),
             prefill_attn_dp=np.asarray(c["prefill_attn_dp"], dtype=object),
+            eplb=np.asarray(c["eplb"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -313,7 +318,7 @@ class LLMServingObjective:
             kw.update(mode="agg", dp=dp)
         try:
             m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
-                                 ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, **kw)
+                                 ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]), **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])
@@ -419,6 +424,9 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     unknown = [k for k in defaults if k not in DEFAULTS and k != "gpu"]
     if unknown:
         raise ObjectiveError(f"defaults name unknown knobs {unknown}; valid: {['gpu', *DEFAULTS]}")
+    if "eplb" in defaults and not isinstance(defaults["eplb"], (bool, np.bool_)):
+        raise ObjectiveError(f"defaults eplb={defaults['eplb']!r}: must be True or False (an expert-parallel load "
+                             f"balancer on or off)")
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
     from .uncertainty import check_level, level_for_confidence

@@ -1,8 +1,8 @@
 """``llm_serving``: the whole deployment space of one LLM, composed from the smaller builders.
 
 Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep], [attn_dp] | weight_dtype, act_dtype, kv_dtype |
-[mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | max_batch_size,
-max_num_tokens, chunked_prefill.
+[mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | [eplb] | max_batch_size,
+max_num_tokens, chunked_prefill | [batching] | [engine].
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
 (identical replicas have the same per-GPU and per-user metrics in the analytical model, so by default the
@@ -12,13 +12,17 @@ their own): the prefill pool's ``prefill_gpu`` and ``prefill_tp`` (active in dis
 ``tp`` are then the decode pool's), GPUs counted per pool (prefill_replicas x prefill_tp x pp + decode workers x
 tp x pp == n_gpus), and the precision rules of ``gpu`` applied to ``prefill_gpu`` too. With ``attn_dp`` /
 ``prefill_ep`` / ``prefill_attn_dp``: attention-DP ranks multiply a replica's GPUs (tp x pp x attn_dp), EP divides
-tp x attn_dp, and the prefill pool's EP its own prefill_tp x prefill_attn_dp.
+tp x attn_dp, and the prefill pool's EP its own prefill_tp x prefill_attn_dp. With ``eplb``: the knob is active
+only where a pool's EP is above 1 and divides the experts (elsewhere it changes nothing: no expert parallelism, or
+redundant expert copies that run with a load balancer anyway), so the grid holds no duplicate trials.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 import dse
 from dse import SpaceError
@@ -44,7 +48,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 engines: Sequence[str] | None = None, prefill_gpus: Sequence[str | GPU] | str | None = None,
                 prefill_tp: Sequence[int] | None = None, attn_dp: Sequence[int] | None = None,
                 prefill_ep: Sequence[int] | None = None,
-                prefill_attn_dp: Sequence[int] | None = None) -> dse.Space:
+                prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -63,8 +67,13 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     EP and attention DP (default: the decode pool's ``ep`` / ``attn_dp``), e.g. prefill TP 8 EP 8 with a wide-EP
     decode pool. With ``attn_dp`` and no ``ep``, the EP choices also hold each replica's whole tp x attn_dp (up to
     the experts), as wide-EP deployments run: EP 72 over 72 attention-DP ranks, with redundant expert copies where
-    it does not divide the experts. Values every trial would fail on are refused here: EP on a dense model, EP
-    above the experts, a prefill EP that no prefill TP x attention DP is a multiple of.
+    it does not divide the experts. ``eplb`` (MoE models): an expert-parallel load balancer as a knob, e.g.
+    ``(False, True)`` (vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load balancer; the cost model prices
+    the experts at balanced load, `objectives.llm_serving_objective` knob ``eplb``, and `dse deploy` emits the
+    engine's switch); active only where a pool (the decode pool's ``ep``, the prefill pool's ``prefill_ep``) has
+    an EP above 1 that divides the experts, the only configurations it changes. Values every trial would fail on
+    are refused here: EP on a dense model, EP above the experts, a prefill EP that no prefill TP x attention DP is
+    a multiple of; ``eplb`` on a dense model or with values other than True / False.
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
@@ -110,6 +119,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes and len(modes) > 1 else {}
     if own_pools and len(modes) > 1:
         when.update({name: "mode == 'disagg'" for name in pool_params})
+    if eplb is not None:
+        part, cond = _eplb(model, eplb, "prefill_ep" if prefill_ep is not None else None)
+        parts.append(part)
+        when["eplb"] = cond
     policies = [batching] if isinstance(batching, str) else list(dict.fromkeys(batching))
     if policies != ["continuous"] and "disagg" in modes:
         if len(modes) == 1:
@@ -250,3 +263,24 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
         p_ep = "prefill_ep"
     # the experts spread over the prefill worker's tp x attention-DP GPUs
     return params, p_ep, p_adp, [f"(prefill_tp * {p_adp}) % {p_ep} == 0"]
+
+
+def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) -> tuple[dse.Space, str]:
+    """The ``eplb`` knob and its condition: active where a pool's EP is above 1 and divides the experts (where it
+    changes the deployment). ``prefill_ep``: the prefill pool's EP parameter when it has its own. SpaceError (a
+    ValueError) for a dense model or a value that is not True / False."""
+    m = model_record(model)
+    vals = None if isinstance(values, (str, bytes, bool, np.bool_)) or not hasattr(values, "__iter__") else \
+        list(dict.fromkeys(bool(v) if isinstance(v, np.bool_) else v for v in values))
+    bad = [v for v in vals or [] if not isinstance(v, bool)]
+    if vals is None or not vals or bad:
+        what = "not a sequence" if vals is None else f"{bad or 'empty'} not allowed"
+        raise SpaceError(f"eplb={values!r}: {what}; give a sequence of True / False, e.g. (False, True) (an "
+                         f"expert-parallel load balancer off and on)")
+    if not m.is_moe:
+        raise SpaceError(f"eplb={values!r}: an expert-parallel load balancer (EPLB) needs a mixture-of-experts "
+                         f"model; {m.name} is dense")
+    e = m.n_experts
+    cond = " or ".join(f"({p} > 1 and {e} % {p} == 0)" for p in ("ep", *([prefill_ep] if prefill_ep else [])))
+    return dse.Space(eplb=dse.Categorical(vals)), cond
+

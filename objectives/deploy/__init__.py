@@ -165,8 +165,10 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
         config: gpu, tp, pp, dp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, mode, prefill_replicas,
             prefill_gpu / prefill_tp / prefill_ep / prefill_attn_dp (disagg: the prefill workers' own; default the
             decode workers' gpu / tp / ep / attn_dp),
-            max_batch_size (or batch_size / max_num_seqs), max_num_tokens, chunked_prefill; ``model`` when not
-            given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, bf16, agg, 256, 8192, chunked).
+            max_batch_size (or batch_size / max_num_seqs), max_num_tokens, chunked_prefill, eplb (True: each
+            worker with ep > 1 runs its engine's expert-parallel load balancer, :mod:`objectives.deploy.builders`);
+            ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, bf16, agg,
+            256, 8192, chunked, no eplb).
         engine: "vllm", "sglang" or "trtllm".
         version: the engine release (default: the GPU's kernel-profile release, see :func:`engine_version`).
         model: catalog name or Hugging Face id (the commands use the catalog's Hugging Face id).

@@ -2,10 +2,14 @@
 
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
-``max_num_tokens``, ``chunked_prefill``) plus the model. One replica runs on tp x pp x attn_dp GPUs; ``dp``
-replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill workers
-take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else the
-decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
+``max_num_tokens``, ``chunked_prefill``, ``eplb``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
+``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
+workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else
+the decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
+``eplb`` (an expert-parallel load balancer, as the cost model's ``eplb``) switches each engine's load balancer on
+in every worker with ep > 1; a worker whose ep does not divide the experts runs it whatever ``eplb`` says (its R
+redundant expert copies are placed by it, R = `objectives.inference.resolve.redundant_experts`), and a worker
+without expert parallelism (ep 1) has none to run.
 
 How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
 
@@ -18,8 +22,10 @@ pp                 --pipeline-parallel-size         --pp-size                   
 attn_dp            --data-parallel-size attn_dp     --enable-dp-attention --dp-size     YAML enable_attention_dp: true
 ep                 --enable-expert-parallel (EP     --ep-size ep                        --ep_size ep
                    size is always tp x attn_dp)
-ep not dividing    --enable-eplb --eplb-config      --enable-eplb                       YAML moe_config.load_balancer
-the experts        {"num_redundant_experts": R}     --ep-num-redundant-experts R        .num_slots: experts + R
+eplb, or ep not    --enable-eplb, and when R > 0    --enable-eplb, and when R > 0       YAML moe_config.load_balancer
+dividing the       --eplb-config                    --ep-num-redundant-experts R        .num_slots: experts + R
+experts (ep > 1)   {"num_redundant_experts": R}                                         (R may be 0),
+                                                                                        .layer_updates_per_iter: 1
 max_batch_size     --max-num-seqs                   --max-running-requests              --max_batch_size
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked) /  --max_num_tokens
                                                     --max-prefill-tokens
@@ -41,6 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from objectives import catalog
 from objectives.inference.resolve import valid_ep_sizes
@@ -89,7 +97,7 @@ KV: dict[str, dict[str, str | None]] = {
 
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "weight_dtype": "bf16",
                             "act_dtype": None, "kv_dtype": None, "mode": "agg", "prefill_replicas": None,
-                            "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True}
+                            "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True, "eplb": False}
 ALIASES = {"batch_size": "max_batch_size", "max_num_seqs": "max_batch_size", "tensor_parallel": "tp"}
 
 
@@ -236,6 +244,7 @@ class Plan:
     prefill_tp: int | None = None
     prefill_ep: int | None = None
     prefill_attn_dp: int | None = None
+    eplb: bool = False            # an expert-parallel load balancer in every worker with ep > 1
 
     @property
     def gpus_per_replica(self) -> int:
@@ -251,7 +260,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
-                                           "mode", "max_batch_size", "max_num_tokens", "chunked_prefill")}
+                                           "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb")}
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
@@ -287,6 +296,19 @@ def _bool(cfg: Mapping[str, Any], key: str) -> bool:
             return False
         raise DeployError(f"{key}={v!r} must be a boolean (True/False)")
     return bool(v)
+
+
+def _flag(cfg: Mapping[str, Any], key: str) -> bool:
+    """A yes / no knob: True / False (numpy's too), 0 / 1, or the strings true / false; missing: the default.
+    DeployError naming the knob and the value otherwise."""
+    v = cfg.get(key)
+    if _missing(v):
+        return bool(DEFAULTS[key])
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)):
+        return bool(v)
+    raise DeployError(f"{key}={v!r} must be True or False")
 
 
 def _default_act(gpu: catalog.GPU, weight: str) -> str:
@@ -365,7 +387,7 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
     return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
-                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, **pre)
+                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_flag(cfg, "eplb"), **pre)
 
 
 # ------------------------------------------------------------------------------------------------- builders
@@ -466,6 +488,21 @@ def _check_parallel(c: _Ctx) -> None:
                               f"so its expert-parallel size is {group}")
         if group % p.ep:
             raise DeployError(f"ep={p.ep} must divide tp x attn_dp = {group} for {c.engine}")
+    balancer = _balancer(p)
+    if balancer is not None and c.engine != "trtllm":   # TensorRT-LLM's: its YAML keys, `_trtllm_options`
+        what = f"eplb=True (ep={p.ep})" if balancer == 0 else \
+            f"ep={p.ep} on the {p.model.n_experts} experts of {p.model.name} ({balancer} redundant copies)"
+        c.need("serve", "--enable-eplb", what)
+        if balancer:
+            c.need("serve", "--eplb-config" if c.engine == "vllm" else "--ep-num-redundant-experts", what)
+
+
+def _balancer(p: Any) -> int | None:
+    """The redundant expert copies R of a worker that runs its engine's expert-parallel load balancer (EPLB):
+    one with ep > 1 and ``eplb`` on, or whose ep does not divide the experts (R > 0); None for a worker without
+    one."""
+    r = _redundant(p)
+    return r if p.ep > 1 and (p.eplb or r > 0) else None
 
 
 def _redundant(p: Any) -> int:
@@ -483,8 +520,10 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--data-parallel-size", p.attn_dp]
     if p.ep > 1:
         argv += ["--enable-expert-parallel"]
-        if (r := _redundant(p)):
-            argv += ["--enable-eplb", "--eplb-config", json.dumps({"num_redundant_experts": r}, separators=(",", ":"))]
+    if (r := _balancer(p)) is not None:
+        argv += ["--enable-eplb"]
+        if r:
+            argv += ["--eplb-config", json.dumps({"num_redundant_experts": r}, separators=(",", ":"))]
     argv += ["--max-num-seqs", p.max_batch_size, "--max-num-batched-tokens", p.max_num_tokens]
     chunked = p.chunked_prefill if p.mode == "agg" else role == "decode"
     if c.max_len:
@@ -521,8 +560,10 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--enable-dp-attention", "--dp-size", p.attn_dp]
     if p.ep > 1:
         argv += ["--ep-size", p.ep]
-        if (r := _redundant(p)):
-            argv += ["--enable-eplb", "--ep-num-redundant-experts", r]
+    if (r := _balancer(p)) is not None:
+        argv += ["--enable-eplb"]
+        if r:
+            argv += ["--ep-num-redundant-experts", r]
     argv += ["--max-running-requests", p.max_batch_size]
     if c.max_len:
         argv += ["--context-length", c.max_len]
@@ -556,17 +597,25 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
         kvc["dtype"] = kv
     opts["kv_cache_config"] = kvc
     y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
-    if (r := _redundant(p)):
+    if (r := _balancer(p)) is not None:
         slots = p.model.n_experts + r
         if ("moe_config" not in y.get("keys", []) or "load_balancer" not in y.get("moe_config", [])
                 or "num_slots" not in y.get("moe_config.load_balancer", [])):
+            if not r:
+                raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run eplb=True (ep={p.ep}): its recorded "
+                                  f"LLM API options have no MoE load balancer (moe_config.load_balancer.num_slots)")
             group = p.tp * p.attn_dp
             valid = valid_ep_sizes(p.model.n_experts, group, dividing_experts=True)
             raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run ep={p.ep} on the {p.model.n_experts} "
                               f"experts of {p.model.name}: it needs the MoE load balancer's {slots} expert slots "
                               f"(moe_config.load_balancer.num_slots), which its recorded LLM API options do not "
                               f"have; ep dividing the experts and tp x attn_dp = {group}: {valid}")
-        opts["moe_config"] = {"load_balancer": {"num_slots": slots}}
+        # online balancing (TensorRT-LLM's wide-EP example): with the default 0 updates per iteration the balancer
+        # keeps a static placement, which without initial_global_assignments balances nothing
+        lb: dict[str, int] = {"num_slots": slots}
+        if "layer_updates_per_iter" in y.get("moe_config.load_balancer", []):
+            lb["layer_updates_per_iter"] = 1
+        opts["moe_config"] = {"load_balancer": lb}
     if role in ("prefill", "decode"):
         opts["cache_transceiver_config"] = {"backend": "DEFAULT"}
         if role == "prefill":
@@ -639,6 +688,9 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     ctx = {r: dataclasses.replace(c, p=p.pool(r)) for r in dict.fromkeys(roles)}
     for r in ctx.values():
         _check_parallel(r)
+    if p.eplb and all(r.p.ep == 1 for r in ctx.values()):
+        notes.append("eplb=True: no worker runs expert parallelism (ep=1), so no expert-parallel load balancer is "
+                     "launched (the study's cost model ignores eplb there too)")
     for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
         rc = ctx[role]
         if engine == "vllm":

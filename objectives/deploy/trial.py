@@ -33,8 +33,10 @@ def _study_files(study: Any, study_file: str | None) -> list[Path]:
     return [p for p in dict.fromkeys(out) if p.is_file()]
 
 
-def _from_study_file(study: Any, study_file: str | None) -> tuple[str | None, Any, str]:
-    """(model, workload, file) named by the evaluate of the study file that defines ``study`` (None, None, "")."""
+def _from_study_file(study: Any, study_file: str | None) -> tuple[str | None, Any, dict[str, Any]]:
+    """(model, workload, knob defaults) named by the evaluate of the study file that defines ``study`` (its
+    ``llm_serving_objective(defaults=...)``, the values its trials were evaluated with for knobs the space lacks);
+    (None, None, {}) without one."""
     from dse.spec import load_study_file
 
     for f in _study_files(study, study_file):
@@ -44,15 +46,20 @@ def _from_study_file(study: Any, study_file: str | None) -> tuple[str | None, An
                 raise DeployError(f"study file {str(f)!r} defines study {spec.name!r}, not {study.name!r}")
             continue
         ev = spec.evaluate
-        return getattr(ev, "model", None), getattr(ev, "workload", None), str(f)
-    return None, None, ""
+        defaults = getattr(ev, "defaults", None)
+        if defaults is None:   # a confirming objective (`objective.confirming(...)`) holds the objective
+            defaults = getattr(getattr(ev, "objective", None), "defaults", None)
+        return getattr(ev, "model", None), getattr(ev, "workload", None), dict(defaults or {})
+    return None, None, {}
 
 
 def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: str | None = None,
                  workload: Any = None, study_file: str | None = None
                  ) -> tuple[dict[str, Any], dict[str, float], str, Any, str | None]:
     """(configuration, metrics, model, workload, the engine the trial was predicted for when it has an ``engine``
-    parameter) of trial number ``trial`` of ``study``.
+    parameter) of trial number ``trial`` of ``study``. Knobs the trial lacks (not in the space, or inactive) take
+    the study file's objective ``defaults`` where the file is read (no ``model`` / ``workload`` given), as its
+    evaluate did (e.g. ``defaults={"eplb": True}``).
 
     DeployError when the trial does not exist, did not complete, or does not fit in its GPUs' memory, and when no
     model can be found (pass ``model=``).
@@ -81,13 +88,16 @@ def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: s
         why = f": {row['reason']}" if "reason" in row.index and isinstance(row["reason"], str) and row["reason"] else ""
         raise DeployError(f"trial {number} of study {st.name!r} does not fit in its GPUs' memory (fits=0){why}; "
                           "the engine would fail to start it")
-    predicted_for = config.pop("engine", None)
     mdl = model or config.pop("model", None)
     wl = workload
     if mdl is None or wl is None:
-        f_model, f_workload, _ = _from_study_file(st, study_file)
+        f_model, f_workload, defaults = _from_study_file(st, study_file)
         mdl = mdl or f_model
         wl = wl if wl is not None else f_workload
+        for k, v in defaults.items():
+            if k not in config and not _nan(v):
+                config[k] = v
+    predicted_for = config.pop("engine", None)
     if mdl is None:
         raise DeployError(f"study {st.name!r} records no model (no 'model' parameter, no study file "
                           f"{st.name}.py beside its database or under studies/): pass model=... (--model)")

@@ -104,7 +104,9 @@ class Deployments:
     prefill pool's GPU type, TP, EP and attention DP per worker; default gpu / tp / ep / attn_dp, which then
     describe the decode pool); a replica runs on tp x pp x attn_dp GPUs,
     max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
-    batching ("continuous" | "static"), engine (measured kernel profile; None: roofline).
+    batching ("continuous" | "static"), engine (measured kernel profile; None: roofline), eplb (bool: an
+    expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
+    balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too).
     """
 
     gpu: np.ndarray
@@ -128,9 +130,12 @@ class Deployments:
     attn_dp: np.ndarray = None  # type: ignore[assignment]          # attention DP ranks per replica (None: 1)
     prefill_ep: np.ndarray = None  # type: ignore[assignment]       # disagg: prefill pool's EP (None: ep)
     prefill_attn_dp: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's attn DP (None: attn_dp)
+    eplb: np.ndarray = None  # type: ignore[assignment]             # expert-parallel load balancer (None: False)
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
+        object.__setattr__(self, "eplb", np.zeros(n0, dtype=bool) if self.eplb is None else
+                           _bools("eplb", self.eplb))
         if self.prefill_gpu is None:
             object.__setattr__(self, "prefill_gpu", self.gpu.copy())
         if self.prefill_tp is None:
@@ -178,13 +183,13 @@ class Deployments:
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
            prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
-           prefill_attn_dp: Any = None) -> Deployments:
+           prefill_attn_dp: Any = None, eplb: Any = False) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
                     max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
                     prefill_gpu=prefill_gpu, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
-                    prefill_attn_dp=prefill_attn_dp)
+                    prefill_attn_dp=prefill_attn_dp, eplb=eplb)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -210,6 +215,23 @@ class Deployments:
 
     def row(self, i: int) -> dict[str, Any]:
         return {f.name: getattr(self, f.name)[i] for f in fields(self)}
+
+
+def _bools(name: str, values: Any) -> np.ndarray:
+    """A yes / no knob per deployment (bools; 0 / 1 numbers accepted; None / NaN: missing, False) as a bool
+    array; ValueError naming the knob and the first bad value (a string, another number, ...)."""
+    a = np.asarray(values)
+    if a.dtype == bool:
+        return a.ravel()
+    a = a.astype(object).ravel()
+    miss = pd.isna(a)
+    on, off = np.equal(a, True), np.equal(a, False)   # elementwise: 1 / 1.0 / np.True_ are True; "yes" neither
+    bad = ~(miss | on | off)
+    if bad.any():
+        v = a[np.flatnonzero(bad)[0]]
+        raise ValueError(f"{name}={v!r}: must be True or False" +
+                         (" (an expert-parallel load balancer on or off)" if name == "eplb" else ""))
+    return on & ~miss
 
 
 def expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -280,7 +302,7 @@ class ServingModel:
     def _kw(self, d: Deployments) -> dict[str, Any]:
         return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
                     act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, attn_dp=d.attn_dp, prices=self.prices,
-                    engine=d.engine, efficiency=self.efficiency)
+                    engine=d.engine, efficiency=self.efficiency, eplb=d.eplb)
 
     def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
         """`_kw` of the prefill pool: its own GPU type, TP, EP and attention DP (the deployment's own in agg)."""

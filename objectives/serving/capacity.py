@@ -51,20 +51,24 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
 def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
-             n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated") -> dict[str, Any]:
+             n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated",
+             eplb: bool = False) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
     deployment still meets ``slo``.
 
     ``workload`` gives the arrival process (Poisson by default, or gamma with its cv) and the lengths (default
     2048 / 256 tokens); its rate is what the search varies. ``fidelity="analytical"`` returns the analytical
-    model's capacity only. ``tol``: relative width of the final bracket. Returns capacity_req_s, analytical_req_s,
-    n_simulations and the simulated metrics at the capacity (``metrics``; empty for the analytical fidelity).
+    model's capacity only. ``tol``: relative width of the final bracket. ``eplb``: an expert-parallel load
+    balancer (as in `simulate`). Returns capacity_req_s, analytical_req_s, n_simulations and the simulated
+    metrics at the capacity (``metrics``; empty for the analytical fidelity).
     """
     slo = SLO.parse(slo)
     if fidelity not in ("simulated", "analytical"):
         raise ValueError(f"capacity fidelity={fidelity!r}: valid values are 'simulated', 'analytical'")
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 10:
         raise ValueError(f"capacity n_requests={n_requests!r}: give an integer >= 10 (requests per simulated rate)")
+    if not isinstance(eplb, (bool, np.bool_)):
+        raise ValueError(f"capacity eplb={eplb!r}: must be True or False (an expert-parallel load balancer on or off)")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise ValueError(f"capacity tol={tol!r}: give a fraction in (0, 1)")
     w = workload if workload is not None else Workload(rate=1.0, input_len=2048, output_len=256)
@@ -81,7 +85,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                       batching=s.batching, engine=engine)
+                       batching=s.batching, engine=engine, eplb=bool(eplb))
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}
     if fidelity == "analytical":
@@ -90,7 +94,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
 
     def held(rate: float) -> bool:
         m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
-                     scheduler=s, dp=dp, engine=engine, ep=ep, slo=slo)
+                     scheduler=s, dp=dp, engine=engine, ep=ep, slo=slo, eplb=bool(eplb))
         runs[rate] = m
         return meets(m, slo)
 

@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pp", type=int, default=1)
     p.add_argument("--dp", type=int, default=1, help="replicas")
     p.add_argument("--ep", type=int, default=1)
+    p.add_argument("--eplb", action="store_true", help="an expert-parallel load balancer (vLLM / SGLang "
+                   "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
     p.add_argument("--weight-dtype", default="bf16")
     p.add_argument("--act-dtype", default=None)
     p.add_argument("--kv-dtype", default=None)
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
-                     n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
+                     eplb=args.eplb, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise

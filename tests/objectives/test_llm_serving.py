@@ -213,3 +213,79 @@ def test_confidence_constraints_in_a_confirmed_study():
     for reason in t["confirm_reason"][t["confirm_reason"] != ""]:
         assert reason.startswith("fits") or (reason.split(" = ")[0] in ("ttft_ms_p99_hi", "tpot_ms_p99_hi")
                                              and reason.endswith("(confidence 0.9)")), reason
+
+
+# ------------------------------------------------------------------------------------------------ eplb
+MOE = "Qwen/Qwen3-235B-A22B-FP8"
+
+
+def moe_cfg(**kw):
+    """Qwen3-235B (128 experts) on 8 H200s with vLLM's profile: 8 attention-DP ranks with EP 8 (wide EP), or
+    TP 8 without EP."""
+    base = dict(gpu="H200-SXM-141GB", tp=1, attn_dp=8, ep=8, pp=1, weight_dtype="fp8", kv_dtype="fp8",
+                engine="vllm", max_batch_size=64, max_num_tokens=8192, chunked_prefill=True)
+    return {**base, **kw}
+
+
+def test_eplb_prices_the_experts_balanced_where_ep_is_above_one():
+    # 256 clients: 32 sequences per attention-DP rank of the EP 8 rows
+    o = objectives.llm_serving_objective(MOE, workload={"concurrency": 256, "input_len": 1024, "output_len": 128})
+    rows = pd.DataFrame([moe_cfg(eplb=False), moe_cfg(eplb=True),
+                         moe_cfg(tp=8, attn_dp=1, ep=1, eplb=False), moe_cfg(tp=8, attn_dp=1, ep=1, eplb=True)])
+    out = o(rows)
+    assert (out["fits"] == 1).all()
+    # EP 8: the measured balanced-routing MoE tables, a different TTFT and TPOT
+    assert out["ttft_ms"].iloc[1] != pytest.approx(out["ttft_ms"].iloc[0], rel=1e-3)
+    assert out["tpot_ms"].iloc[1] != pytest.approx(out["tpot_ms"].iloc[0], rel=1e-3)
+    # EP 1 (TP experts): nothing to balance, every metric the same
+    pd.testing.assert_series_equal(out.iloc[2], out.iloc[3], check_names=False)
+    # the knob reaches the inference model's steady state as its own eplb argument
+    for i, lb in ((0, False), (1, True)):
+        ref = inference.max_throughput(MOE, "H200-SXM-141GB", tp=1, attn_dp=8, ep=8, weight_dtype="fp8",
+                                       kv_dtype="fp8", engine="vllm", input_len=1024, output_len=128,
+                                       max_batch_size=32, max_num_tokens=8192, eplb=lb).iloc[0]
+        assert bool(ref["eplb"]) is lb
+        assert out["tpot_ms"].iloc[i] == pytest.approx(ref["tpot_ms"])
+    # a missing knob (a space without it, or inactive) is the default: off, unless defaults= say otherwise
+    plain = o(rows.drop(columns="eplb").iloc[:2])
+    pd.testing.assert_frame_equal(plain, out.iloc[[0, 0]].reset_index(drop=True))
+    on = objectives.llm_serving_objective(MOE, workload={"concurrency": 256, "input_len": 1024, "output_len": 128},
+                                          defaults={"eplb": True})
+    inactive = rows.iloc[:2].assign(eplb=[None, None])
+    pd.testing.assert_frame_equal(on(inactive), out.iloc[[1, 1]].reset_index(drop=True))
+
+
+def test_eplb_reaches_every_pool_and_the_simulator():
+    # disaggregated: the prefill pool runs EP 8 over 8 attention-DP ranks, the decode pool TP 8 without EP (32
+    # clients: the prefill pool, not the decode slots, sets the first token)
+    dis = dict(mode="disagg", dp=2, prefill_replicas=1, tp=8, attn_dp=1, ep=1, prefill_gpu="H200-SXM-141GB",
+               prefill_tp=1, prefill_ep=8, prefill_attn_dp=8, chunked_prefill=None)
+    o = objectives.llm_serving_objective(MOE, workload={"concurrency": 32, "input_len": 1024, "output_len": 64})
+    a = o(pd.DataFrame([moe_cfg(**dis, eplb=False), moe_cfg(**dis, eplb=True)]))
+    assert (a["fits"] == 1).all() and a["ttft_ms"].iloc[1] != pytest.approx(a["ttft_ms"].iloc[0], rel=1e-3)
+    # simulated fidelity: serving.simulate(..., eplb=) on every pool; EP 1 unchanged. 16 sequences per
+    # attention-DP rank: the measured balanced and skewed MoE tables part from a few tokens per rank up
+    w = {"concurrency": 128, "input_len": 1024, "output_len": 64, "n_requests": 128}
+    sim = objectives.llm_serving_objective(MOE, workload=w, fidelity="simulated", n_requests=128)
+    s = sim(pd.DataFrame([moe_cfg(eplb=False), moe_cfg(eplb=True), moe_cfg(tp=8, attn_dp=1, ep=1, eplb=False),
+                          moe_cfg(tp=8, attn_dp=1, ep=1, eplb=True)]))
+    assert (s["fits"] == 1).all()
+    assert s["ttft_ms"].iloc[1] != pytest.approx(s["ttft_ms"].iloc[0], rel=1e-3)
+    assert s["tpot_ms"].iloc[1] != pytest.approx(s["tpot_ms"].iloc[0], rel=1e-3)
+    assert s["ttft_ms"].iloc[3] == s["ttft_ms"].iloc[2] and s["tpot_ms"].iloc[3] == s["tpot_ms"].iloc[2]
+    ref = serving.simulate(MOE, "H200-SXM-141GB", tp=1, attn_dp=8, ep=8, weight_dtype="fp8", kv_dtype="fp8",
+                           engine="vllm", eplb=True, scheduler=serving.Scheduler(max_batch_size=64, max_num_tokens=8192),
+                           workload=serving.Workload(**w))
+    assert s["tpot_ms"].iloc[1] == pytest.approx(ref["tpot_ms_mean"])
+
+
+def test_a_bad_eplb_value_is_refused_by_name():
+    o = objectives.llm_serving_objective(MOE)
+    with pytest.raises(dse.ObjectiveError, match=r"eplb='yes': must be True or False"):
+        o(pd.DataFrame([moe_cfg(eplb="yes")]))
+    with pytest.raises(dse.ObjectiveError, match=r"eplb=2: must be True or False"):
+        o(pd.DataFrame([moe_cfg(eplb=True), moe_cfg(eplb=2)]))
+    with pytest.raises(dse.ObjectiveError, match=r"defaults eplb='on': must be True or False"):
+        objectives.llm_serving_objective(MOE, defaults={"eplb": "on"})
+    with pytest.raises(ValueError, match=r"eplb='yes': must be True or False"):
+        serving.Deployments.of(gpu="H200", tp=8, eplb="yes")

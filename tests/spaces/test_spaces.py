@@ -308,3 +308,37 @@ def test_disaggregated_pools_choose_their_own_gpu_and_tp():
         spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, prefill_gpus=["H100"])
     with pytest.raises(dse.SpaceError, match=r"prefill_tp=\[3\]: \[3\] not allowed; valid TP values"):
         spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, modes=("disagg",), prefill_tp=[3])
+
+
+def test_llm_serving_eplb_knob_only_where_it_changes_the_deployment():
+    """``eplb``: an expert-parallel load balancer as a knob, active only where a pool's EP is above 1 and divides the
+    experts (no duplicate trials: EP 1 has nothing to balance, an EP that does not divide the experts runs one
+    anyway); refused on a dense model and for values other than True / False."""
+    m = "Qwen3-235B-A22B"                              # 128 experts
+    kw = dict(n_gpus=[1, 2, 6, 8, 12, 16], tp=[1, 2], attn_dp=[1, 6, 8], ep=[1, 2, 6, 8], formats=["fp8"],
+              kv_dtypes=["fp8"], max_batch_sizes=(64,), max_num_tokens=(8192,), chunked_prefill=(True,))
+    base = spaces.llm_serving(m, ["H200"], 16, **kw).grid()
+    s = spaces.llm_serving(m, ["H200"], 16, eplb=(False, True), **kw)
+    assert list(s.params["eplb"].choices) == [False, True]
+    g = s.grid()
+    active = g["eplb"].notna()
+    assert (active == ((g["ep"] > 1) & (128 % g["ep"] == 0))).all()
+    assert active.any() and (g.loc[~active, "ep"].isin([1, 6])).all() and (g["ep"] == 6).any()
+    assert len(g) == len(base) + int((base["ep"].isin([2, 8])).sum())    # each balanced point once more
+    assert set(g.loc[active, "eplb"]) == {False, True}
+    assert dse.Space.from_dict(s.to_dict()) == s
+    # disaggregated: the prefill pool's own EP activates it as well
+    d = spaces.llm_serving(m, ["H200"], 16, modes=("agg", "disagg"), tp=[8], prefill_tp=[8], prefill_ep=[1, 8],
+                           formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(64,), max_num_tokens=(8192,),
+                           eplb=(False, True)).grid()
+    pre = d["prefill_ep"].fillna(1)
+    assert (d["eplb"].notna() == ((d["ep"] > 1) | (pre > 1))).all()
+    assert (d.loc[(d["ep"] == 1) & (pre == 8), "mode"] == "disagg").all() and ((d["ep"] == 1) & (pre == 8)).any()
+    with pytest.raises(ValueError, match=r"eplb=\(False, True\): an expert-parallel load balancer \(EPLB\) needs a "
+                                         r"mixture-of-experts model; Llama-3.1-70B is dense"):
+        spaces.llm_serving("Llama-3.1-70B", ["H200"], 8, eplb=(False, True))
+    with pytest.raises(dse.SpaceError, match=r"eplb=\('yes',\): \['yes'\] not allowed; give a sequence of True / "
+                                             r"False"):
+        spaces.llm_serving(m, ["H200"], 8, eplb=("yes",))
+    with pytest.raises(dse.SpaceError, match=r"eplb=True: not a sequence"):
+        spaces.llm_serving(m, ["H200"], 8, eplb=True)

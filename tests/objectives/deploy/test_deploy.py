@@ -551,3 +551,110 @@ def test_python_dash_m_entry_point(tiny_study, tmp_path):
     r = subprocess.run([sys.executable, "-m", "objectives.deploy", "tiny_deploy", "--trial", "2", "--engine", "tgi",
                         "--storage", url], cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "valid engines: vllm, sglang, trtllm" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------ eplb
+def test_eplb_switches_each_engines_load_balancer_on_with_an_even_ep():
+    """eplb=True with an EP that divides the experts (EP 8 on Qwen3-235B's 128): vLLM and SGLang --enable-eplb (no
+    redundant experts to ask for), TensorRT-LLM's MoE load balancer with as many slots as experts; off without it."""
+    cfg, model = TRIALS["moe_ep_attn_dp"]
+    for lb in (False, True, "true", 1):
+        on = lb in (True, "true", 1)
+        v = deploy.commands({**cfg, "eplb": lb}, engine="vllm", model=model)
+        g = deploy.commands({**cfg, "eplb": lb}, engine="sglang", model=model)
+        t = deploy.commands({**cfg, "eplb": lb}, engine="trtllm", model=model)
+        for d in (v, g):
+            argv = d.servers[0].argv
+            assert argv.count("--enable-eplb") == int(on), (d.engine, lb)
+            assert "--eplb-config" not in argv and "--ep-num-redundant-experts" not in argv
+            assert d.check() == {} and _independent_check(d.servers[0]) == []
+            assert d.config["eplb"] is on
+        opts = yaml.safe_load(t.files["serve_options.yaml"])
+        assert opts.get("moe_config") == ({"load_balancer": {"num_slots": 128, "layer_updates_per_iter": 1}} if on else None)
+        assert t.check() == {}
+
+
+def test_eplb_with_redundant_experts_emits_each_flag_once():
+    """EP 6 does not divide the 128 experts (4 redundant copies): the balancer runs whatever eplb says, its flags
+    once."""
+    cfg, model = TRIALS["moe_ep_attn_dp"]
+    for lb in (False, True):
+        c = {**cfg, "attn_dp": 6, "ep": 6, "eplb": lb}
+        v = deploy.commands(c, engine="vllm", model=model).servers[0].argv
+        assert v.count("--enable-eplb") == 1 and v[v.index("--eplb-config") + 1] == '{"num_redundant_experts":4}'
+        g = deploy.commands(c, engine="sglang", model=model).servers[0].argv
+        assert g.count("--enable-eplb") == 1 and g[g.index("--ep-num-redundant-experts") + 1] == "4"
+        opts = yaml.safe_load(deploy.commands(c, engine="trtllm", model=model).files["serve_options.yaml"])
+        assert opts["moe_config"] == {"load_balancer": {"num_slots": 132, "layer_updates_per_iter": 1}}
+
+
+def test_eplb_follows_each_pool_and_says_when_no_worker_runs_ep():
+    """Disaggregated: the prefill workers (EP 8) run the balancer, the decode workers (TP 8, no EP) have none; a
+    deployment with no EP anywhere launches none and says so; a bad value is refused by name."""
+    cfg = {"gpu": "H200-SXM-141GB", "tp": 8, "ep": 1, "dp": 2, "mode": "disagg", "prefill_replicas": 1,
+           "prefill_tp": 8, "prefill_ep": 8, "weight_dtype": "fp8", "kv_dtype": "bf16", "eplb": True}
+    for engine in ("vllm", "sglang"):
+        d = deploy.commands(cfg, engine=engine, model=QWEN)
+        pre, dec = (s for s in d.servers)
+        assert (pre.role, dec.role) == ("prefill", "decode")
+        assert "--enable-eplb" in pre.argv and "--enable-eplb" not in dec.argv and d.check() == {}
+    t = deploy.commands(cfg, engine="trtllm", model=QWEN)
+    assert yaml.safe_load(t.files["ctx_options.yaml"])["moe_config"] == {"load_balancer": {"num_slots": 128, "layer_updates_per_iter": 1}}
+    assert "moe_config" not in yaml.safe_load(t.files["gen_options.yaml"])
+    flat = deploy.commands({"gpu": "H200-SXM-141GB", "tp": 8, "weight_dtype": "fp8", "eplb": True}, engine="vllm",
+                           model=QWEN)
+    assert "--enable-eplb" not in flat.servers[0].argv
+    assert any("eplb=True: no worker runs expert parallelism" in n for n in flat.notes)
+    for bad in ("maybe", 2, [True]):
+        with pytest.raises(DeployError, match=rf"eplb={bad!r} must be True or False".replace("[", r"\[")):
+            deploy.commands({**cfg, "eplb": bad}, engine="vllm", model=QWEN)
+
+
+def test_an_engine_release_without_eplb_is_refused_by_name(tmp_path):
+    """A flag list without --enable-eplb (an SGLang release before the feature) refuses eplb=True, not eplb=False."""
+    from objectives.deploy import builders
+    from objectives.deploy.flags import FlagList
+
+    sgl, _ = flag_list("sglang", "0.5.14")
+    flags = {k: v for k, v in sgl.commands["python -m sglang.launch_server"].items() if k != "--enable-eplb"}
+    old = FlagList("sglang", "0.0.1", sgl.repository, "x", "test", {**sgl.commands,
+                   "python -m sglang.launch_server": flags}, {}, tmp_path / "x.json")
+    router, _ = flag_list("sglang-router")
+    cfg, model = TRIALS["moe_ep_attn_dp"]
+    with pytest.raises(DeployError, match=r"sglang 0\.0\.1 cannot run eplb=True \(ep=8\): .* has no --enable-eplb"):
+        builders.build(deploy.plan({**cfg, "eplb": True}, model), "sglang", "0.0.1",
+                       {"sglang": old, "sglang-router": router}, [])
+    assert builders.build(deploy.plan(cfg, model), "sglang", "0.0.1", {"sglang": old, "sglang-router": router}, [])
+
+
+EPLB_STUDY = '''
+import dse
+from objectives import llm_serving_objective, serving
+space = dse.Space(gpu=dse.Categorical(["H200-SXM-141GB"]), tp=dse.Categorical([1]), attn_dp=dse.Categorical([8]),
+                  ep=dse.Categorical([8]), weight_dtype=dse.Categorical(["fp8"]), kv_dtype=dse.Categorical(["bf16"]),
+                  max_batch_size=dse.Categorical([64]){knob})
+evaluate = llm_serving_objective("Qwen3-235B-A22B", workload=serving.Workload(concurrency=64, input_len=1024,
+                                 output_len=128){defaults})
+study = dse.StudySpec(name="{name}", space=space, objectives={{"tok_s_per_gpu": "max"}},
+                      constraints=evaluate.constraints, evaluate=evaluate, optimizer="grid")
+'''
+
+
+@pytest.mark.parametrize("name, knob, defaults", [
+    ("eplb_knob", ", eplb=dse.Categorical([False, True])", ""),
+    ("eplb_default", "", ', defaults={"eplb": True}')])
+def test_for_trial_deploys_the_eplb_the_trial_was_evaluated_with(tmp_path, name, knob, defaults):
+    """A stored trial's eplb (its knob, or the study's objective defaults for a space without it) reaches `dse
+    deploy`."""
+    from dse.spec import load_study_file
+
+    f = tmp_path / f"{name}.py"
+    f.write_text(EPLB_STUDY.format(name=name, knob=knob, defaults=defaults))
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    study = load_study_file(f).run(url, progress=False)
+    t = study.trials
+    assert (t["state"] == "complete").all() and (t["fits"] == 1).all()
+    for _, row in t.iterrows():
+        on = bool(row["eplb"]) if "eplb" in t.columns else True
+        d = deploy.for_trial(name, int(row["number"]), "vllm", storage=url)
+        assert d.config["eplb"] is on and ("--enable-eplb" in d.servers[0].argv) is on

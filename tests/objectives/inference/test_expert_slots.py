@@ -104,7 +104,7 @@ def test_launch_commands_ask_the_engine_for_the_redundant_experts_the_model_char
     # TensorRT-LLM: its MoE load balancer's slots (which its LLM API asks to divide by the EP size)
     t = deploy.commands(cfg, engine="trtllm", model=QWEN)
     opts = yaml.safe_load(t.files["serve_options.yaml"])
-    assert opts["moe_config"] == {"load_balancer": {"num_slots": 132}} and 132 % 6 == 0
+    assert opts["moe_config"] == {"load_balancer": {"num_slots": 132, "layer_updates_per_iter": 1}} and 132 % 6 == 0
     assert not t.check()
     # an EP that divides the experts asks for nothing extra
     even = deploy.commands({**cfg, "attn_dp": 8, "ep": 8}, engine="trtllm", model=QWEN)

@@ -405,3 +405,31 @@ def test_engine_terms_of_a_factorized_batch_follow_each_rows_gpu():
     vllm_ms = eff.params["engine_ttft_ms"]["vllm"]
     np.testing.assert_allclose(host.reshape(-1, 4), [[vllm_ms, 0.0, vllm_ms, vllm_ms]] * 1100)
     np.testing.assert_allclose(front, host * np.where(engines == "vllm", 2.0, 1.0))
+
+
+def test_eplb_balances_every_pool_of_the_analytical_model_and_its_capacity():
+    """``eplb`` (an expert-parallel load balancer) reaches each pool's iteration costs: a prefill pool of EP 8 over
+    8 attention-DP ranks changes TTFT, a decode pool of TP 8 without EP nothing; aggregated EP 8 changes the
+    capacity (`ServingModel.capacity` and `serving.capacity(..., eplb=)`)."""
+    moe = "Qwen3-235B-A22B"
+    w = serving.Workload(rate=2.0, input_len=1024, output_len=128, n_requests=200)
+    sm = serving.ServingModel(moe, w)
+    dis = dict(gpu=H200, tp=8, ep=1, dp=2, mode="disagg", prefill_replicas=1, prefill_tp=1, prefill_ep=8,
+               prefill_attn_dp=8, weight_dtype="fp8", kv_dtype="fp8", engine="vllm")
+    d = serving.Deployments.of(**dis, eplb=[False, True])
+    assert d.eplb.tolist() == [False, True] and serving.Deployments.of(**dis).eplb.tolist() == [False]
+    m = sm.evaluate(d)
+    assert (m["fits"] == 1).all()
+    assert m["ttft_ms"].iloc[1] != pytest.approx(m["ttft_ms"].iloc[0], rel=1e-3)
+    assert m["tpot_ms"].iloc[1] == pytest.approx(m["tpot_ms"].iloc[0], rel=1e-9)        # the decode pool has no EP
+    assert m["prefill_pool_req_s"].iloc[1] != pytest.approx(m["prefill_pool_req_s"].iloc[0], rel=1e-3)
+    slo = serving.SLO(ttft_ms=2000, tpot_ms=100, percentile="p99")
+    kw = dict(tp=1, attn_dp=8, ep=8, weight_dtype="fp8", kv_dtype="fp8", engine="vllm")
+    agg = serving.Deployments.of(gpu=H200, **kw, eplb=[False, True])
+    cap = sm.capacity(agg, slo, tol=0.02)
+    assert np.isfinite(cap).all() and cap[0] > 0 and cap[1] != pytest.approx(cap[0], rel=1e-3)
+    by = {lb: serving.capacity(moe, H200, tp=8, ep=8, weight_dtype="fp8", kv_dtype="fp8", engine="vllm", slo=slo,
+                               workload=w, eplb=lb, fidelity="analytical")["capacity_req_s"] for lb in (False, True)}
+    assert by[False] > 0 and by[True] != pytest.approx(by[False], rel=1e-3)
+    with pytest.raises(ValueError, match=r"capacity eplb='on': must be True or False"):
+        serving.capacity(moe, H200, tp=8, slo=slo, eplb="on")
