@@ -603,13 +603,15 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         for f2 in (2.0, 0.5):
             ep2 = ep_world * f2
             near.append((ep2, ~uneven & (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0)))
-        # a load-balanced deployment (EPLB) reads the same kernels' balanced-routing cells first, in the same order
+        # a load-balanced deployment (EPLB) reads each candidate's balanced-routing cells before its skewed ones
+        # (the checkpoint's format still decides the kernel: a format without balanced cells is read skewed before
+        # the next format is tried)
         bal = m.get("eplb", np.zeros(k)) > 0
         rest = [(f, c) for f in moe_formats for c in own] + [
             (f, (np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1), ne / sl,
                  (sl / ep_world) / (ne / np.maximum(ep2, 1.0))))
             for ep2, ok in near for f in moe_formats]
-        cands = ([("moe_bal", f, c) for f, c in rest] if bal.any() else []) + [("moe", f, c) for f, c in rest]
+        cands = [(fam, f, c) for f, c in rest for fam in (("moe_bal", "moe") if bal.any() else ("moe",))]
         done = n_moe <= 0
         for fam, fmt, (shapes, tok_scale, rho) in cands:
             tab = prof.table(f"{fam}.{fmt}")
