@@ -369,10 +369,83 @@ def _sane_balanced(bal: pd.DataFrame, skewed: pd.DataFrame, key_cols: list[str])
     return ok[ok].index.to_frame(index=False)
 
 
-def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False) -> dict[str, tuple[Table, np.ndarray]]:
+#: a family of fused-MoE shapes (one format, hidden, expert FFN, top-k and expert count) is routed through a grouped
+#: gate in its table when its balanced layer is slower than the skewed one (`_sane_balanced`) at this share of its
+#: EP sizes >= 2 (a kernel mix or one odd EP size does not make a family grouped)
+GROUPED_SHARE = 0.75
+MOE_FAMILY = ("moe_dtype", "hidden_size", "inter_size", "topk", "num_experts")
+#: engines whose MoE collectors pass the synthetic routing through the engine's own (grouped) gate (vLLM's
+#: use_grouped_topk, SGLang's TopK for DeepSeek-V3's 8 groups / top 4); TensorRT-LLM's routes with a plain top-k
+GROUPED_GATE_ENGINES = ("vllm", "sglang")
+
+
+def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
+    """One table's rows (both routings, `_rank` 0 skewed / 1 balanced) with the EP >= 2 rows of grouped-gate
+    families (`GROUPED_SHARE`) replaced: vLLM's and SGLang's collectors route DeepSeek-V3's layer through its
+    grouped top-k gate, which piles the timed rank with ~3.4x its fair share of (token, expert) pairs at EP 8 under
+    the power law (an ungrouped draw's busiest rank: ~1.8x) and 5-17x under "balanced" (docs/profiles.md,
+    nineteenth round). The family's EP 1 curve does not depend on which rank is timed; it is carried to EP e by
+    the measured EP scaling of the nearest plain-routed family of the same table, format, top-k and expert count
+    (U): t(e, T) = t(1, T) x t_U(e, T) / t_U(1, T), each routing from U's own, never above the measured cell.
+    Scored on TensorRT-LLM's plain-routed tables (DeepSeek-V3's block-FP8 layer from GLM-5's family on H100 /
+    H200 / B200 / GB200, EP 2-64, 1-16k tokens): 0.93-1.16 of the measurement, one cell at 1.37."""
+    keys = [*MOE_FAMILY, "moe_tp_size", "moe_ep_size"]
+    d = df[df["moe_tp_size"] == 1]
+    lat = d.groupby([*keys, "num_tokens", "_rank"])["latency"].min()
+    if lat.empty or set(lat.index.get_level_values("_rank")) != {0, 1}:
+        return df
+    big = lat[lat.index.get_level_values("num_tokens") >= BALANCED_CHECK_TOKENS].unstack("_rank")
+    ratio = (big[1] / big[0]).dropna()
+    ratio = ratio[ratio.index.get_level_values("moe_ep_size") >= 2]
+    if ratio.empty:
+        return df
+    per_ep = ratio.groupby(level=keys).median() > 1.0
+    share = per_ep.groupby(level=list(MOE_FAMILY)).agg(["mean", "size"])
+    flag = (share["mean"] >= GROUPED_SHARE) & (share["size"] >= 2)
+    # the gate is one model's: where most families of a format, top-k and expert count look grouped (L40S under
+    # vLLM), it is the table, not a gate
+    peers = [lv for lv in MOE_FAMILY if lv not in ("hidden_size", "inter_size")]
+    flag &= flag.groupby(level=peers).transform("mean") <= 0.5
+    grouped = share[flag].index
+    if not len(grouped):
+        return df
+    plain = share.index.difference(grouped)
+    curves = lat.unstack("num_tokens")          # rows: (*keys, _rank), columns: tokens
+    new_rows, drop = [], []
+    for fam in grouped:
+        dt, h, f, k, e_count = fam
+        cands = [u for u in plain if u[0] == dt and u[3] == k and u[4] == e_count]
+        if not cands:
+            continue
+        u = min(cands, key=lambda c: abs(np.log(c[1] * c[2] / (h * f))))
+        try:
+            g1, u1 = curves.loc[(*fam, 1, 1, 0)], curves.loc[(*u, 1, 1, 0)]
+        except KeyError:
+            continue
+        for ep in sorted({int(x) for x in per_ep.loc[fam].index.get_level_values("moe_ep_size")}):
+            for rk in (0, 1):
+                if (*fam, 1, ep, rk) not in curves.index or (*u, 1, ep, rk) not in curves.index:
+                    continue
+                meas, ue = curves.loc[(*fam, 1, ep, rk)], curves.loc[(*u, 1, ep, rk)]
+                t = np.fmin(meas, g1 * ue / u1).dropna()
+                drop.append((*fam, 1, ep, rk))
+                new_rows.append(pd.DataFrame({
+                    "moe_dtype": dt, "hidden_size": h, "inter_size": f, "topk": k, "num_experts": e_count,
+                    "moe_tp_size": 1, "moe_ep_size": ep, "num_tokens": t.index.to_numpy(), "latency": t.to_numpy(),
+                    "distribution": "power_law_1.01" if rk == 0 else "balanced", "_rank": rk}))
+    if not new_rows:
+        return df
+    idx = pd.MultiIndex.from_frame(df[[*keys, "_rank"]])
+    keep = ~idx.isin(pd.MultiIndex.from_tuples(drop, names=[*keys, "_rank"]))
+    return pd.concat([df[keep], *new_rows], ignore_index=True)
+
+
+def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False,
+               engine: str = "") -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
-    earlier entry shadows the later ones. `balanced`: instead, the same tables' balanced-routing rows of the shapes
+    earlier entry shadows the later ones; `engine`'s grouped-gate shapes are carried from plain-routed ones
+    (`_ungrouped`, files of GROUPED_GATE_ENGINES). `balanced`: instead, the same tables' balanced-routing rows of the shapes
     whose default curve is the skewed one, at EP >= 2 without expert TP, where they are balanced (`_sane_balanced`),
     each cell at most the skewed one: what an expert-parallel load balancer aims at, the `moe_bal.<format>` tables an
     `eplb` deployment reads."""
@@ -385,6 +458,8 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False) -> dict
         # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
         rank = df["distribution"].map({"power_law_1.01": 0, "balanced": 1}).fillna(9)
         df = df.assign(_rank=rank)[rank < 9]
+        if engine in GROUPED_GATE_ENGINES and not isinstance(path, pd.DataFrame):  # `_ungrouped`
+            df = _ungrouped(df)
         key_cols = ["moe_dtype", *MOE_SHAPE]
         best = df.groupby(key_cols)["_rank"].transform("min")
         keys = df[df["_rank"] == best][key_cols].drop_duplicates()
@@ -565,10 +640,10 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
     lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine)]
     moe_src = lead + [p for p in paths if p.exists()]
-    for k, (t, shp) in moe_tables(moe_src).items():
+    for k, (t, shp) in moe_tables(moe_src, engine=engine).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
-    for k, (t, shp) in moe_tables(moe_src, balanced=True).items():
+    for k, (t, shp) in moe_tables(moe_src, balanced=True, engine=engine).items():
         tables[f"moe_bal.{k}"] = t
         keys[f"moe_bal.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)

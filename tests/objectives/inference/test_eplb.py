@@ -56,26 +56,85 @@ def test_the_builder_keeps_balanced_rows_only_where_the_default_curve_is_the_ske
     assert float(t2(j[(1, 4)], 256.0)) == pytest.approx(3.0 * 16.0, rel=1e-6)
 
 
-def test_shipped_profiles_have_no_balanced_curve_where_the_collectors_router_unbalanced_it():
-    # vLLM's and SGLang's collectors route DeepSeek-V3's block-FP8 layer through its grouped gate: their
-    # "balanced" rows load rank 0 with several times its share, slower than the skewed draw's busiest rank
+def _family(h: int, f: int, lat: dict[tuple[int, str], float]) -> pd.DataFrame:
+    """Rows of one fused-MoE family (fp8, top-8 of 256 experts) at EP 1 / 8 / 32: latency = lat[(ep, dist)] x T."""
+    t = np.array([1.0, 64.0, 1024.0, 4096.0, 16384.0])
+    return pd.concat([pd.DataFrame({"moe_dtype": "fp8_block", "hidden_size": h, "inter_size": f, "topk": 8,
+                                    "num_experts": 256, "moe_tp_size": 1, "moe_ep_size": ep, "num_tokens": t,
+                                    "distribution": dist, "latency": v * t})
+                      for (ep, dist), v in lat.items()], ignore_index=True)
+
+
+def test_a_grouped_gate_family_is_carried_to_wide_ep_by_a_plain_familys_scaling():
+    from objectives.profiles.build import _ungrouped
+    pl, bal = "power_law_1.01", "balanced"
+    # DeepSeek-like family: its EP rows timed a rank holding several times its share (balanced slower than skewed)
+    grouped = _family(7168, 2048, {(1, pl): 8.0, (8, pl): 4.0, (8, bal): 6.0, (32, pl): 3.0, (32, bal): 5.0})
+    plain = _family(6144, 2048, {(1, pl): 6.0, (8, pl): 1.5, (8, bal): 1.2, (32, pl): 0.6, (32, bal): 0.3})
+    far = _family(2048, 512, {(1, pl): 1.0, (8, pl): 0.5, (8, bal): 0.4})
+    df = pd.concat([grouped, plain, far], ignore_index=True)
+    rank = df["distribution"].map({pl: 0, bal: 1})
+    out = _ungrouped(df.assign(_rank=rank))
+
+    def lat(o: pd.DataFrame, h: int, ep: int, dist: str) -> float:
+        r = o[(o["hidden_size"] == h) & (o["moe_ep_size"] == ep) & (o["distribution"] == dist)
+              & (o["num_tokens"] == 4096.0)]
+        assert len(r) == 1
+        return float(r["latency"].iloc[0]) / 4096.0
+    # EP 1 and the plain families untouched; the grouped family's EP e is its EP 1 time x the nearest plain
+    # family's (by hidden x FFN) EP scaling, routing by routing, and never above what the table measured
+    assert lat(out, 7168, 1, pl) == 8.0 and lat(out, 6144, 8, bal) == 1.2 and lat(out, 2048, 8, pl) == 0.5
+    assert lat(out, 7168, 8, pl) == pytest.approx(8.0 * 1.5 / 6.0) and lat(out, 7168, 8, bal) == pytest.approx(1.6)
+    assert lat(out, 7168, 32, pl) == pytest.approx(0.8) and lat(out, 7168, 32, bal) == pytest.approx(0.4)
+    # a table where most families look grouped is left as measured (the table, not a gate)
+    odd = pd.concat([grouped, _family(6144, 2048, {(1, pl): 6.0, (8, pl): 1.0, (8, bal): 2.0, (32, pl): 1.0,
+                                                   (32, bal): 2.0})], ignore_index=True)
+    assert _ungrouped(odd.assign(_rank=odd["distribution"].map({pl: 0, bal: 1}))).equals(
+        odd.assign(_rank=odd["distribution"].map({pl: 0, bal: 1})))
+
+
+def test_shipped_profiles_carry_deepseeks_grouped_gate_rows_and_keep_tensorrt_llms():
+    # vLLM's and SGLang's collectors route DeepSeek-V3's block-FP8 layer through its grouped gate; TensorRT-LLM's
+    # through a plain top-k. After the build the vLLM / SGLang EP 8 layer scales from EP 1 as the plain-routed
+    # GLM-5-shaped family of the same table does, and its balanced curve is no slower than its skewed one
     from objectives import profiles
-    shape = np.array([[7168, 2048, 8, 256, 1, 8]], dtype=float)
+    tokens = 2.0 ** np.arange(10, 15)
+    key = {ep: np.array([[7168, 2048, 8, 256, 1, ep]], dtype=float) for ep in (1, 8, 32)}
+    ukey = {ep: np.array([[6144, 2048, 8, 256, 1, ep]], dtype=float) for ep in (1, 8, 32)}
+
+    def ms(p, fam: str, k: np.ndarray) -> np.ndarray:
+        i = p.shape_index(f"{fam}.fp8_block", k)[0]
+        assert i > 0, (p.key, fam, k)
+        return np.asarray(p.table(f"{fam}.fp8_block")(np.full_like(tokens, i), tokens), dtype=float)
     for gpu, engine in (("H200-SXM-141GB", "vllm"), ("H200-SXM-141GB", "sglang"), ("B200", "vllm")):
         p = profiles.load(gpu, engine)
-        assert p.shape_index("moe.fp8_block", shape)[0] > 0 and p.shape_index("moe_bal.fp8_block", shape)[0] == 0
+        for ep in (8, 32):
+            carried = ms(p, "moe", key[1]) * ms(p, "moe", ukey[ep]) / ms(p, "moe", ukey[1])
+            assert np.allclose(ms(p, "moe", key[ep]), carried, rtol=1e-3)
+            assert (ms(p, "moe_bal", key[ep]) <= ms(p, "moe", key[ep]) * (1 + 1e-6)).all()
     trt = profiles.load("B200", "trtllm")
-    assert trt.shape_index("moe_bal.fp8_block", shape)[0] > 0
     # and a balancer never leaves the layer slower than the skewed draw did, at any token count
     tokens = 2.0 ** np.arange(0, 15)
     for fmt in ("fp8_block", "nvfp4"):
         for ep in (8, 32, 64):
-            key = np.array([[7168, 2048, 8, 256, 1, ep]], dtype=float)
-            i, j = trt.shape_index(f"moe.{fmt}", key)[0], trt.shape_index(f"moe_bal.{fmt}", key)[0]
+            k = np.array([[7168, 2048, 8, 256, 1, ep]], dtype=float)
+            i, j = trt.shape_index(f"moe.{fmt}", k)[0], trt.shape_index(f"moe_bal.{fmt}", k)[0]
             assert i > 0 and j > 0
             skew = trt.table(f"moe.{fmt}")(np.full_like(tokens, i), tokens)
             bal = trt.table(f"moe_bal.{fmt}")(np.full_like(tokens, j), tokens)
             assert (bal <= skew * (1 + 1e-6)).all() and (ep == 8 or (bal < 0.8 * skew).any())
+
+
+def test_full_tables_build_the_shipped_carried_rows():
+    pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
+    from objectives import profiles
+    tokens = np.array([1.0, 64.0, 4096.0])
+    full, small = profiles.load("H200-SXM-141GB", "vllm", full=True), profiles.load("H200-SXM-141GB", "vllm")
+    for fam in ("moe", "moe_bal"):
+        k = np.array([[7168, 2048, 8, 256, 1, 8]], dtype=float)
+        a = full.table(f"{fam}.fp8_block")(np.full(3, full.shape_index(f"{fam}.fp8_block", k)[0]), tokens)
+        b = small.table(f"{fam}.fp8_block")(np.full(3, small.shape_index(f"{fam}.fp8_block", k)[0]), tokens)
+        assert np.allclose(a, b, rtol=1e-4)
 
 
 def _tables(prof, shape: tuple) -> tuple[float, float]:
