@@ -358,7 +358,7 @@ def _sane_balanced(bal: pd.DataFrame, skewed: pd.DataFrame, key_cols: list[str])
     busiest (aiconfigurator's collectors swap the busiest EP rank into rank 0 and time rank 0). vLLM's and SGLang's
     collectors pass the synthetic routing through the engine's grouped top-k router for DeepSeek-V3's gate (8
     groups, top 4): the "balanced" logits tie every group, the ties go to the lowest experts, and rank 0 gets
-    5-17 x its share (docs/profiles.md, nineteenth round); such a shape has no balanced curve."""
+    several times its share (docs/profiles.md, nineteenth round); such a shape has no balanced curve."""
     def at(d: pd.DataFrame) -> pd.Series:
         d = d[d["num_tokens"] >= BALANCED_CHECK_TOKENS]
         return d.groupby([*key_cols, "num_tokens"])["latency"].min()
@@ -382,13 +382,12 @@ GROUPED_GATE_ENGINES = ("vllm", "sglang")
 def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     """One table's rows (both routings, `_rank` 0 skewed / 1 balanced) with the EP >= 2 rows of grouped-gate
     families (`GROUPED_SHARE`) replaced: vLLM's and SGLang's collectors route DeepSeek-V3's layer through its
-    grouped top-k gate, which piles the timed rank with ~3.4x its fair share of (token, expert) pairs at EP 8 under
-    the power law (an ungrouped draw's busiest rank: ~1.8x) and 5-17x under "balanced" (docs/profiles.md,
-    nineteenth round). The family's EP 1 curve does not depend on which rank is timed; it is carried to EP e by
-    the measured EP scaling of the nearest plain-routed family of the same table, format, top-k and expert count
-    (U): t(e, T) = t(1, T) x t_U(e, T) / t_U(1, T), each routing from U's own, never above the measured cell.
-    Scored on TensorRT-LLM's plain-routed tables (DeepSeek-V3's block-FP8 layer from GLM-5's family on H100 /
-    H200 / B200 / GB200, EP 2-64, 1-16k tokens): 0.93-1.16 of the measurement, one cell at 1.37."""
+    grouped top-k gate, which piles the timed rank with more pairs than an ungrouped draw's busiest rank gets under
+    the power law, and several times its fair share under "balanced" (docs/profiles.md, nineteenth round, with
+    the check of this carry on TensorRT-LLM's plain-routed tables). The family's EP 1 curve does not depend on
+    which rank is timed; it is carried to EP e by the measured EP scaling of the nearest plain-routed family of the
+    same table, format, top-k and expert count (U): t(e, T) = t(1, T) x t_U(e, T) / t_U(1, T), each routing from
+    U's own, never above the measured cell."""
     keys = [*MOE_FAMILY, "moe_tp_size", "moe_ep_size"]
     d = df[df["moe_tp_size"] == 1]
     lat = d.groupby([*keys, "num_tokens", "_rank"])["latency"].min()
