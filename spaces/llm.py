@@ -73,7 +73,9 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     engine's switch); active only where a pool (the decode pool's ``ep``, the prefill pool's ``prefill_ep``) has
     an EP above 1 that divides the experts, the only configurations it changes. Values every trial would fail on
     are refused here: EP on a dense model, EP above the experts, a prefill EP that no prefill TP x attention DP is
-    a multiple of; ``eplb`` on a dense model or with values other than True / False.
+    a multiple of; ``eplb`` on a dense model or with values other than True / False; with ``engines``,
+    TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
+    `objectives.inference.resolve.layout_invalid`), in each pool.
     """
     modes = tuple(dict.fromkeys(modes))
     with_dp = replicas or "disagg" in modes
@@ -146,6 +148,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             gpu_choices["prefill_gpu"] = _choices(pool, "prefill_gpu")
         cons.extend(_engine_rules(names, gpu_choices))
+        cons.extend(_layout_rules(names, attn_dp is not None, prefill_attn_dp is not None and own_pools))
     return compose(*parts, constraints=cons, when=when)
 
 
@@ -198,6 +201,21 @@ def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[st
                                  f"{', '.join(_profiled(name)) or 'none'}")
             if bad:
                 rules.append(f"engine != {e!r} or {param} not in ({', '.join(repr(b) for b in bad)},)")
+    return rules
+
+
+def _layout_rules(engines: Sequence[str], attn_dp: bool, prefill_attn_dp: bool) -> list[str]:
+    """Constraints keeping each engine on the parallel layouts it runs (`inference.resolve.layout_invalid`, the
+    rule's one home): TensorRT-LLM's attention DP with tp 1, in each pool that has an attention-DP knob."""
+    from objectives.inference.resolve import layout_invalid
+    rules = []
+    for e in engines:
+        if not layout_invalid(str(e).startswith("trtllm"), 2, 2):
+            continue
+        if attn_dp:
+            rules.append(f"engine != {e!r} or attn_dp == 1 or tp == 1")
+        if prefill_attn_dp:
+            rules.append(f"engine != {e!r} or mode != 'disagg' or prefill_attn_dp == 1 or prefill_tp == 1")
     return rules
 
 

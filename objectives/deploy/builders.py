@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
-from objectives.inference.resolve import valid_ep_sizes
+from objectives.inference.resolve import layout_invalid, valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
 
@@ -476,7 +476,7 @@ def _check_parallel(c: _Ctx) -> None:
             if "enable_attention_dp" not in keys:
                 raise DeployError(f"trtllm {c.version} cannot run attn_dp={p.attn_dp}: its LLM API has no "
                                   "enable_attention_dp")
-            if p.tp != 1:
+            if layout_invalid(True, p.tp, p.attn_dp):
                 raise DeployError(f"trtllm cannot run attn_dp={p.attn_dp} with tp={p.tp}: its attention DP runs "
                                   f"attention unsplit on each of the tp_size ranks (tp must be 1; --tp_size "
                                   f"{p.tp * p.attn_dp} then spans the attention-DP ranks)")

@@ -22,6 +22,7 @@ from .resolve import (
     MAX_DEGREE,
     PROFILES,
     R_EP,
+    R_LAYOUT,
     R_NET,
     R_OK,
     R_TP,
@@ -39,6 +40,7 @@ from .resolve import (
     gemm_eff,
     gpu_arrays,
     int_code,
+    layout_invalid,
     link_lookup,
     positive,
     resolve_dtypes,
@@ -484,8 +486,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0))
     ep_bad = ep_invalid(m.n_experts, ep, tp, adp)
     no_net = links.spans_without_network(tp * pp * adp)
-    reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP,
-                                                                                 np.where(no_net, R_NET, R_OK))))
+    lay_bad = layout_invalid(np.array([str(n).startswith("trtllm") for n in engine_names])[eng], tp, adp)
+    reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
+        no_net, R_NET, np.where(lay_bad, R_LAYOUT, R_OK)))))
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,

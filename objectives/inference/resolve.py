@@ -58,8 +58,19 @@ REASONS = (
     "does not fit: weights + KV cache + activations + runtime reserve exceed GPU memory",
     "spans more GPUs than one scale-up domain and the catalog has no scale-out network for this GPU "
     "(objectives/data/systems/systems.toml)",
+    "the engine cannot run this layout: TensorRT-LLM's attention DP runs attention unsplit on every rank (tp must "
+    "be 1 when attn_dp > 1)",
 )
-R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET = range(7)
+R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT = range(8)
+
+
+def layout_invalid(trtllm: Num, tp: Num, attn_dp: Num) -> Num:
+    """The engines' layout rule (R_LAYOUT), vectorized: True where a TensorRT-LLM deployment (``trtllm`` true)
+    combines attention DP with tensor-parallel attention. Its `enable_attention_dp` runs attention unsplit on each
+    of the `tp_size` ranks, which then span the attention-DP ranks; vLLM (`--data-parallel-size` with
+    `--tensor-parallel-size`) and SGLang (`--dp-size` inside `--tp-size`) split each DP rank's attention. The one
+    home of the rule: `prepare` (R_LAYOUT), the spaces' engine rules and `dse deploy`."""
+    return np.asarray(trtllm, dtype=bool) & (np.asarray(attn_dp) > 1) & (np.asarray(tp) > 1)
 
 
 def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0) -> Num:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import spaces
 from objectives import inference, profiles, serving
 from objectives.inference import StepModel
 from objectives.profiles.grid import Table, extend_proportional, fill_gaps, monotone, pivot
@@ -349,6 +350,29 @@ def test_attention_data_parallel_deployment():
     assert df["throughput_tok_s"].iloc[1] > 1.5 * df["throughput_tok_s"].iloc[0]  # 4 GPUs, shared experts
     bad = inference.estimate("Qwen3-30B-A3B", "H200-SXM-141GB", tp=1, attn_dp=4, ep=3, weight_dtype="fp8")
     assert not bad["fits"].iloc[0] and "ep must divide" in str(bad["reason"].iloc[0])
+
+
+def test_tensorrt_llm_attention_dp_runs_attention_unsplit_and_the_layers_above_refuse_split_attention():
+    # TensorRT-LLM's enable_attention_dp: tp_size spans the attention-DP ranks, each running attention whole; vLLM
+    # and SGLang split each DP rank's attention tp ways
+    r = inference.estimate("DeepSeek-R1", "H200-SXM-141GB", tp=np.array([[1], [2]]), attn_dp=8, ep=8,
+                           engine=["trtllm", "vllm", "sglang"])
+    ok = dict(zip(zip(r["tp"], r["engine"].astype(str)), r["fits"]))
+    assert ok[(2, "trtllm")] == 0 and ok[(1, "trtllm")] and ok[(2, "vllm")] and ok[(2, "sglang")]
+    why = str(r.loc[(r["tp"] == 2) & (r["engine"].astype(str) == "trtllm"), "reason"].iloc[0])
+    assert "attention DP runs attention unsplit" in why
+    with pytest.raises(ValueError, match="attention DP runs attention unsplit"):
+        inference.StepModel("DeepSeek-R1", "H200-SXM-141GB", tp=2, attn_dp=4, ep=8, engine="trtllm")
+    sp = spaces.llm_serving("DeepSeek-R1", ["H200-SXM-141GB"], max_gpus=16, attn_dp=[1, 2, 4, 8],
+                            engines=["trtllm", "vllm"], modes=("agg", "disagg"), prefill_tp=[1, 2, 4, 8],
+                            prefill_attn_dp=[1, 2, 4])
+    g = sp.grid()
+    trt = g[g["engine"] == "trtllm"]
+    assert len(trt) and not ((trt["attn_dp"] > 1) & (trt["tp"] > 1)).any()
+    dis = trt[trt["mode"] == "disagg"]
+    assert len(dis) and not ((dis["prefill_attn_dp"] > 1) & (dis["prefill_tp"] > 1)).any()
+    vl = g[g["engine"] == "vllm"]
+    assert ((vl["attn_dp"] > 1) & (vl["tp"] > 1)).any()
 
 
 def test_simulator_takes_engine_ep_and_attn_dp():
