@@ -148,7 +148,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             gpu_choices["prefill_gpu"] = _choices(pool, "prefill_gpu")
         cons.extend(_engine_rules(names, gpu_choices))
-        cons.extend(_layout_rules(names, attn_dp is not None, prefill_attn_dp is not None and own_pools))
+        pools = [("tp", adp, "ep" if "ep" in par.params else "1", None)]
+        if own_pools:
+            pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'"))
+        cons.extend(_layout_rules(names, pools))
     return compose(*parts, constraints=cons, when=when)
 
 
@@ -204,18 +207,18 @@ def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[st
     return rules
 
 
-def _layout_rules(engines: Sequence[str], attn_dp: bool, prefill_attn_dp: bool) -> list[str]:
+def _layout_rules(engines: Sequence[str], pools: Sequence[tuple[str, str, str, str | None]]) -> list[str]:
     """Constraints keeping each engine on the parallel layouts it runs (`inference.resolve.layout_invalid`, the
-    rule's one home): TensorRT-LLM's attention DP with tp 1, in each pool that has an attention-DP knob."""
+    rule's one home), in each pool: (its tp, attention-DP and EP expressions, the condition it exists under)."""
     from objectives.inference.resolve import layout_invalid
     rules = []
     for e in engines:
-        if not layout_invalid(str(e).startswith("trtllm"), 2, 2):
-            continue
-        if attn_dp:
-            rules.append(f"engine != {e!r} or attn_dp == 1 or tp == 1")
-        if prefill_attn_dp:
-            rules.append(f"engine != {e!r} or mode != 'disagg' or prefill_attn_dp == 1 or prefill_tp == 1")
+        for tp, adp, ep, cond in pools:
+            pre = f"engine != {e!r}" + (f" or not ({cond})" if cond else "")
+            if adp != "1" and layout_invalid(e, 2, 2, 1):          # attention DP over split attention
+                rules.append(f"{pre} or {adp} == 1 or {tp} == 1")
+            if ep != "1" and layout_invalid(e, 4, 1, 2):           # EP short of every rank
+                rules.append(f"{pre} or {ep} == 1 or {ep} == {tp} * {adp}")
     return rules
 
 

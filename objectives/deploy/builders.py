@@ -476,13 +476,13 @@ def _check_parallel(c: _Ctx) -> None:
             if "enable_attention_dp" not in keys:
                 raise DeployError(f"trtllm {c.version} cannot run attn_dp={p.attn_dp}: its LLM API has no "
                                   "enable_attention_dp")
-            if layout_invalid(True, p.tp, p.attn_dp):
+            if layout_invalid("trtllm", p.tp, p.attn_dp):
                 raise DeployError(f"trtllm cannot run attn_dp={p.attn_dp} with tp={p.tp}: its attention DP runs "
                                   f"attention unsplit on each of the tp_size ranks (tp must be 1; --tp_size "
                                   f"{p.tp * p.attn_dp} then spans the attention-DP ranks)")
     if p.ep > 1:
         group = p.tp * p.attn_dp
-        if c.engine == "vllm" and p.ep != group:
+        if layout_invalid(c.engine, p.tp, p.attn_dp, p.ep):
             raise DeployError(f"vllm {c.version} cannot run ep={p.ep} with tp={p.tp} x attn_dp={p.attn_dp}: "
                               f"--enable-expert-parallel spreads the experts over all tp x data-parallel ranks, "
                               f"so its expert-parallel size is {group}")

@@ -193,7 +193,8 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
-    engine_names, eng = resolve_auto_engine(*engine_codes(engine), grecs, gidx)
+    # engine codes as given ("auto" kept: `_prepare` resolves it per GPU and knows which rows named their engine)
+    engine_names, eng = engine_codes(engine)
     cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
                             kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp, eplb=lb)
@@ -370,6 +371,9 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
 
 def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
              engine_names, moe_dp: float | None = None) -> Prepared:
+    # the engine each row named ("auto": none, the launch rules below do not apply), then "auto" resolved per GPU
+    named = np.asarray(engine_names, dtype=object)[eng]
+    engine_names, eng = resolve_auto_engine(tuple(engine_names), eng, grecs, gidx)
     tp, pp, dp, ep, adp = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep, adp))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
@@ -486,7 +490,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0))
     ep_bad = ep_invalid(m.n_experts, ep, tp, adp)
     no_net = links.spans_without_network(tp * pp * adp)
-    lay_bad = layout_invalid(np.array([str(n).startswith("trtllm") for n in engine_names])[eng], tp, adp)
+    lay_bad = layout_invalid(named, tp, adp, ep)
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
         no_net, R_NET, np.where(lay_bad, R_LAYOUT, R_OK)))))
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)

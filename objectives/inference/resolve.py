@@ -59,18 +59,23 @@ REASONS = (
     "spans more GPUs than one scale-up domain and the catalog has no scale-out network for this GPU "
     "(objectives/data/systems/systems.toml)",
     "the engine cannot run this layout: TensorRT-LLM's attention DP runs attention unsplit on every rank (tp must "
-    "be 1 when attn_dp > 1)",
+    "be 1 when attn_dp > 1); vLLM's expert parallelism spans all tp x attn_dp ranks (ep is 1 or tp x attn_dp)",
 )
 R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT = range(8)
 
 
-def layout_invalid(trtllm: Num, tp: Num, attn_dp: Num) -> Num:
-    """The engines' layout rule (R_LAYOUT), vectorized: True where a TensorRT-LLM deployment (``trtllm`` true)
-    combines attention DP with tensor-parallel attention. Its `enable_attention_dp` runs attention unsplit on each
-    of the `tp_size` ranks, which then span the attention-DP ranks; vLLM (`--data-parallel-size` with
-    `--tensor-parallel-size`) and SGLang (`--dp-size` inside `--tp-size`) split each DP rank's attention. The one
-    home of the rule: `prepare` (R_LAYOUT), the spaces' engine rules and `dse deploy`."""
-    return np.asarray(trtllm, dtype=bool) & (np.asarray(attn_dp) > 1) & (np.asarray(tp) > 1)
+def layout_invalid(engine: Any, tp: Num, attn_dp: Num, ep: Num = 1) -> Num:
+    """The engines' layout rule (R_LAYOUT), vectorized over the engine names (or kinds: "vllm", "trtllm", ...) and
+    degrees: True where the engine cannot run the layout. TensorRT-LLM's `enable_attention_dp` runs attention
+    unsplit on each of the `tp_size` ranks, which then span the attention-DP ranks: tp > 1 with attn_dp > 1 is not a
+    TensorRT-LLM layout. vLLM's `--enable-expert-parallel` spreads the experts over every tp x data-parallel rank:
+    its EP is 1 or tp x attn_dp. SGLang (`--ep-size`, `--dp-size` inside `--tp-size`) runs both. The one home of the
+    rule: `prepare` (R_LAYOUT), the spaces' engine rules and `dse deploy`."""
+    kind = np.vectorize(lambda e: str(e).split("==")[0].strip(), otypes=[object])(np.asarray(engine, dtype=object))
+    tp, attn_dp, ep = np.asarray(tp), np.asarray(attn_dp), np.asarray(ep)
+    trt = (kind == "trtllm") & (attn_dp > 1) & (tp > 1)
+    vllm = (kind == "vllm") & (ep > 1) & (ep != tp * attn_dp)
+    return trt | vllm
 
 
 def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0) -> Num:

@@ -352,11 +352,11 @@ def test_attention_data_parallel_deployment():
     assert not bad["fits"].iloc[0] and "ep must divide" in str(bad["reason"].iloc[0])
 
 
-def test_tensorrt_llm_attention_dp_runs_attention_unsplit_and_the_layers_above_refuse_split_attention():
+def test_engine_layout_rules_hold_in_the_model_and_the_spaces():
     # TensorRT-LLM's enable_attention_dp: tp_size spans the attention-DP ranks, each running attention whole; vLLM
     # and SGLang split each DP rank's attention tp ways
-    r = inference.estimate("DeepSeek-R1", "H200-SXM-141GB", tp=np.array([[1], [2]]), attn_dp=8, ep=8,
-                           engine=["trtllm", "vllm", "sglang"])
+    r = inference.estimate("DeepSeek-R1", "H200-SXM-141GB", tp=np.array([[1], [2]]), attn_dp=8,
+                           ep=np.array([[8], [16]]), engine=["trtllm", "vllm", "sglang"])
     ok = dict(zip(zip(r["tp"], r["engine"].astype(str)), r["fits"]))
     assert ok[(2, "trtllm")] == 0 and ok[(1, "trtllm")] and ok[(2, "vllm")] and ok[(2, "sglang")]
     why = str(r.loc[(r["tp"] == 2) & (r["engine"].astype(str) == "trtllm"), "reason"].iloc[0])
@@ -373,6 +373,12 @@ def test_tensorrt_llm_attention_dp_runs_attention_unsplit_and_the_layers_above_r
     assert len(dis) and not ((dis["prefill_attn_dp"] > 1) & (dis["prefill_tp"] > 1)).any()
     vl = g[g["engine"] == "vllm"]
     assert ((vl["attn_dp"] > 1) & (vl["tp"] > 1)).any()
+    # vLLM's --enable-expert-parallel spans every tp x data-parallel rank: EP 1 or all of them, when named
+    assert not ((vl["ep"] > 1) & (vl["ep"] != vl["tp"] * vl["attn_dp"])).any()
+    assert ((trt["ep"] > 1) & (trt["ep"] != trt["tp"] * trt["attn_dp"])).any()
+    e = inference.estimate("DeepSeek-R1", "H200-SXM-141GB", tp=8, ep=4, engine=["vllm", "sglang", None])
+    assert list(e["fits"]) == [False, True, True]       # None: vLLM's tables as the default cost, no launch rule
+    assert "vLLM's expert parallelism spans all" in str(e["reason"].iloc[0])
 
 
 def test_simulator_takes_engine_ep_and_attn_dp():
