@@ -148,7 +148,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             gpu_choices["prefill_gpu"] = _choices(pool, "prefill_gpu")
         cons.extend(_engine_rules(names, gpu_choices))
-        pools = [("tp", adp, "ep" if "ep" in par.params else "1", None)]
+        pools: list[tuple[str, str, str, str | None]] = [("tp", adp, "ep" if "ep" in par.params else "1", None)]
         if own_pools:
             pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'"))
         cons.extend(_layout_rules(names, pools))
