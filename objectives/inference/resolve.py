@@ -71,7 +71,10 @@ def layout_invalid(engine: Any, tp: Num, attn_dp: Num, ep: Num = 1) -> Num:
     TensorRT-LLM layout. vLLM's `--enable-expert-parallel` spreads the experts over every tp x data-parallel rank:
     its EP is 1 or tp x attn_dp. SGLang (`--ep-size`, `--dp-size` inside `--tp-size`) runs both. The one home of the
     rule: `prepare` (R_LAYOUT), the spaces' engine rules and `dse deploy`."""
-    kind = np.vectorize(lambda e: str(e).split("==")[0].strip(), otypes=[object])(np.asarray(engine, dtype=object))
+    names = np.asarray(engine, dtype=object)
+    uniq, inv = np.unique(names.astype(str), return_inverse=True)
+    kind = np.asarray(np.array([u.split("==")[0].strip() for u in uniq], dtype=object)[inv],
+                      dtype=object).reshape(names.shape)
     tp, attn_dp, ep = np.asarray(tp), np.asarray(attn_dp), np.asarray(ep)
     trt = (kind == "trtllm") & (attn_dp > 1) & (tp > 1)
     vllm = (kind == "vllm") & (ep > 1) & (ep != tp * attn_dp)
