@@ -286,26 +286,13 @@ def _int(cfg: Mapping[str, Any], key: str) -> int:
 
 
 def _bool(cfg: Mapping[str, Any], key: str) -> bool:
+    """A yes / no knob: True / False (numpy's too), 0 / 1, or the strings true / false / yes / no / 1 / 0; missing:
+    the default. DeployError naming the knob and the value otherwise."""
     v = cfg.get(key)
     if _missing(v):
         return bool(DEFAULTS[key])
-    if isinstance(v, str):
-        if v.lower() in ("true", "1", "yes"):
-            return True
-        if v.lower() in ("false", "0", "no"):
-            return False
-        raise DeployError(f"{key}={v!r} must be a boolean (True/False)")
-    return bool(v)
-
-
-def _flag(cfg: Mapping[str, Any], key: str) -> bool:
-    """A yes / no knob: True / False (numpy's too), 0 / 1, or the strings true / false; missing: the default.
-    DeployError naming the knob and the value otherwise."""
-    v = cfg.get(key)
-    if _missing(v):
-        return bool(DEFAULTS[key])
-    if isinstance(v, str) and v.lower() in ("true", "false"):
-        return v.lower() == "true"
+    if isinstance(v, str) and v.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return v.lower() in ("true", "1", "yes")
     if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)):
         return bool(v)
     raise DeployError(f"{key}={v!r} must be True or False")
@@ -387,7 +374,7 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
     return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
-                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_flag(cfg, "eplb"), **pre)
+                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"), **pre)
 
 
 # ------------------------------------------------------------------------------------------------- builders

@@ -276,23 +276,33 @@ def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
 PROFILES = ("standard", "tuned", "baseline")
 
 
-def flag(name: str, x: Any) -> Num:
-    """A yes / no argument (a bool, or an array of bools; 0 / 1 integers accepted) -> 0 / 1 as an int or an int8
-    array. Anything else raises TypeError or ValueError naming the argument and the value."""
-    if isinstance(x, (bool, np.bool_)):
-        return int(x)
-    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
-        if x in (0, 1):
-            return int(x)
-        raise ValueError(f"{name} must be True or False (or 0 / 1), got {_show(x)}")
-    if x is None or isinstance(x, (str, bytes, float, np.floating)):
-        raise TypeError(f"{name} must be True or False (or an array of them), got {_show(x)}")
+def flag(name: str, x: Any, missing: int | None = None) -> Num:
+    """A yes / no argument (a bool, or an array of bools; 0 / 1 numbers accepted) -> 0 / 1 as an int or an int8
+    array. ``missing`` (0 or 1): what a None / NaN entry means (None: it is refused). Anything else raises
+    TypeError (not a bool or number) or ValueError (a number other than 0 / 1), naming the argument and the
+    value."""
+    def one(v: Any) -> int:
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, bool):
+            return int(v)
+        if missing is not None and (v is None or (isinstance(v, float) and np.isnan(v))):
+            return missing
+        if isinstance(v, (int, float)):
+            if v in (0, 1):
+                return int(v)
+            raise ValueError(f"{name} must be True or False (or 0 / 1), got {_show(v)}")
+        raise TypeError(f"{name} must be True or False (or an array of them), got {_show(v)}")
+    if isinstance(x, (str, bytes)) or x is None or _scalar(x):
+        v = x.item() if isinstance(x, np.ndarray) else x
+        if isinstance(v, (float, np.floating)) and not (missing is not None and np.isnan(v)):
+            raise TypeError(f"{name} must be True or False (or an array of them), got {_show(v)}")
+        return one(v)
     raw = as_array(name, x)
     if raw.dtype.kind == "b":
         return raw.astype(np.int8)
     if raw.dtype.kind in "iu" and np.isin(raw, (0, 1)).all():
         return raw.astype(np.int8)
-    raise TypeError(f"{name} must be True or False (or an array of them), got {_show(x)}")
+    return np.array([one(v) for v in raw.ravel()], dtype=np.int8).reshape(raw.shape)
 
 
 def positive(name: str, x: Any, integer: bool = True, upper: float = MAX_COUNT) -> Num:

@@ -218,20 +218,13 @@ class Deployments:
 
 
 def _bools(name: str, values: Any) -> np.ndarray:
-    """A yes / no knob per deployment (bools; 0 / 1 numbers accepted; None / NaN: missing, False) as a bool
-    array; ValueError naming the knob and the first bad value (a string, another number, ...)."""
-    a = np.asarray(values)
-    if a.dtype == bool:
-        return a.ravel()
-    a = a.astype(object).ravel()
-    miss = pd.isna(a)
-    on, off = np.equal(a, True), np.equal(a, False)   # elementwise: 1 / 1.0 / np.True_ are True; "yes" neither
-    bad = ~(miss | on | off)
-    if bad.any():
-        v = a[np.flatnonzero(bad)[0]]
-        raise ValueError(f"{name}={v!r}: must be True or False" +
-                         (" (an expert-parallel load balancer on or off)" if name == "eplb" else ""))
-    return on & ~miss
+    """A yes / no knob per deployment (`inference.resolve.flag`; None / NaN entries: missing, False) as a bool
+    array; ValueError naming the knob and the bad value."""
+    from objectives.inference.resolve import flag
+    try:
+        return np.asarray(flag(name, np.asarray(values, dtype=object), missing=0), dtype=bool).ravel()
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:

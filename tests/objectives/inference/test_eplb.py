@@ -17,8 +17,10 @@ QWEN = "Qwen/Qwen3-235B-A22B-FP8"     # 128 routed experts
 def test_the_knob_takes_bools_and_names_anything_else():
     assert flag("eplb", True) == 1 and flag("eplb", False) == 0 and flag("eplb", np.True_) == 1
     assert flag("eplb", [True, False]).tolist() == [1, 0] and flag("eplb", 1) == 1
+    # a missing entry (None / NaN) where the caller gives it a meaning (`serving.analytical.Deployments`)
+    assert flag("eplb", np.array([True, None, 1.0, np.nan], dtype=object), missing=0).tolist() == [1, 0, 1, 0]
     for bad, err in (("yes", TypeError), (None, TypeError), (0.5, TypeError), (2, ValueError),
-                     ([True, 2], TypeError)):
+                     ([True, 2], ValueError), (["on"], TypeError)):
         with pytest.raises(err, match=r"^eplb must be True or False"):
             flag("eplb", bad)
     with pytest.raises(TypeError, match=r"^eplb must be True or False .*'on'"):
