@@ -352,20 +352,27 @@ def borrowed_moe_rows(root: Path, system: str, engine: str) -> list[pd.DataFrame
 BALANCED_CHECK_TOKENS = 1024
 
 
-def _sane_balanced(bal: pd.DataFrame, skewed: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
-    """The shape keys whose balanced-routing rows are balanced: at BALANCED_CHECK_TOKENS tokens and beyond, the
-    layer (fastest kernel per cell) is at most as slow as the power-law one, whose measured rank is the draw's
-    busiest (aiconfigurator's collectors swap the busiest EP rank into rank 0 and time rank 0). vLLM's and SGLang's
-    collectors pass the synthetic routing through the engine's grouped top-k router for DeepSeek-V3's gate (8
-    groups, top 4): the "balanced" logits tie every group, the ties go to the lowest experts, and rank 0 gets
-    several times its share (docs/profiles.md, nineteenth round); such a shape has no balanced curve."""
+def _balance_ratio(bal: pd.DataFrame, skewed: pd.DataFrame, key_cols: list[str]) -> pd.Series:
+    """Per shape key: the median over BALANCED_CHECK_TOKENS tokens and beyond of the balanced-routing layer over the
+    power-law one (fastest kernel per cell of each), where both were measured. Above 1 the balanced rows were not
+    balanced: the power-law row's measured rank is the draw's busiest (aiconfigurator's collectors swap the busiest
+    EP rank into rank 0 and time rank 0), and vLLM's and SGLang's collectors pass the synthetic routing through the
+    engine's grouped top-k router for DeepSeek-V3's gate (8 groups, top 4): the "balanced" logits tie every group,
+    the ties go to the lowest experts, and rank 0 gets several times its share (docs/profiles.md, nineteenth
+    round)."""
     def at(d: pd.DataFrame) -> pd.Series:
         d = d[d["num_tokens"] >= BALANCED_CHECK_TOKENS]
         return d.groupby([*key_cols, "num_tokens"])["latency"].min()
     r = (at(bal) / at(skewed)).dropna()
-    if not len(r):
+    return r.groupby(level=list(range(len(key_cols)))).median() if len(r) else r
+
+
+def _sane_balanced(bal: pd.DataFrame, skewed: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """The shape keys whose balanced-routing rows are balanced (`_balance_ratio` at most 1); another shape has no
+    balanced curve."""
+    ok = _balance_ratio(bal, skewed, key_cols) <= 1.0
+    if not len(ok):
         return bal[key_cols].iloc[:0]
-    ok = r.groupby(level=list(range(len(key_cols)))).median() <= 1.0
     return ok[ok].index.to_frame(index=False)
 
 
@@ -388,17 +395,13 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     which rank is timed; it is carried to EP e by the measured EP scaling of the nearest plain-routed family of the
     same table, format, top-k and expert count (U): t(e, T) = t(1, T) x t_U(e, T) / t_U(1, T), each routing from
     U's own, never above the measured cell."""
-    keys = [*MOE_FAMILY, "moe_tp_size", "moe_ep_size"]
-    d = df[df["moe_tp_size"] == 1]
-    lat = d.groupby([*keys, "num_tokens", "_rank"])["latency"].min()
-    if lat.empty or set(lat.index.get_level_values("_rank")) != {0, 1}:
-        return df
-    big = lat[lat.index.get_level_values("num_tokens") >= BALANCED_CHECK_TOKENS].unstack("_rank")
-    ratio = (big[1] / big[0]).dropna()
-    ratio = ratio[ratio.index.get_level_values("moe_ep_size") >= 2]
+    keys = ["moe_dtype", *MOE_SHAPE]          # the family, then moe_tp_size and moe_ep_size
+    d = df[(df["moe_tp_size"] == 1)]
+    wide = d[d["moe_ep_size"] >= 2]
+    ratio = _balance_ratio(wide[wide["_rank"] == 1], wide[wide["_rank"] == 0], keys)
     if ratio.empty:
         return df
-    per_ep = ratio.groupby(level=keys).median() > 1.0
+    per_ep = ratio > 1.0
     share = per_ep.groupby(level=list(MOE_FAMILY)).agg(["mean", "size"])
     flag = (share["mean"] >= GROUPED_SHARE) & (share["size"] >= 2)
     # the gate is one model's: where most families of a format, top-k and expert count look grouped (L40S under
@@ -409,7 +412,8 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     if not len(grouped):
         return df
     plain = share.index.difference(grouped)
-    curves = lat.unstack("num_tokens")          # rows: (*keys, _rank), columns: tokens
+    # rows: (*keys, _rank), columns: tokens (fastest kernel per cell)
+    curves = d.groupby([*keys, "num_tokens", "_rank"])["latency"].min().unstack("num_tokens")
     new_rows, drop = [], []
     for fam in grouped:
         dt, h, f, k, e_count = fam
