@@ -377,9 +377,11 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     tp, pp, dp, ep, adp = (np.asarray(v, dtype=float) if np.ndim(v) else float(v) for v in (tp, pp, dp, ep, adp))
     m = ModelShape.from_models(mrecs, midx)
     g = gpu_arrays(grecs, gidx, prices)
-    # an EP size that does not divide the experts runs with redundant copies, which every engine places by its
-    # load balancer (`dse deploy` launches it so): such rows are load-balanced whatever `eplb` says
-    lb = np.where((ep > 1) & (m.n_experts > 0) & (np.mod(m.n_experts, ep) != 0), 1, lb)
+    # an EP size that does not divide the experts holds redundant copies (resolve.expert_slots): the replica's
+    # weights and the experts a step reads count slots; routing is balanced over them. Every engine places the
+    # copies by its load balancer (`dse deploy` launches it so): such rows are load-balanced whatever `eplb` says
+    slots = expert_slots(m.n_experts, ep)
+    lb = np.where(slots > m.n_experts, 1, lb)
     lb = lb if np.ndim(lb) else int(lb)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k, m.v4 > 0)
     wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
@@ -454,9 +456,6 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     a16 = np.where(attn_16bit(w, lc.n_moe_layers) & (m.dense8 <= 0), lc.attn_params, 0.0)
     # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
     dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
-    # an EP size that does not divide the experts holds redundant copies (resolve.expert_slots): the replica's
-    # weights and the experts a step reads count slots; routing is balanced over them
-    slots = expert_slots(m.n_experts, ep)
     lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
