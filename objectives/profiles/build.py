@@ -443,11 +443,21 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df[keep], *new_rows], ignore_index=True)
 
 
+#: fused-MoE kernels an engine's table timed beside its default one that the engine runs only when asked:
+#: TensorRT-LLM's `moe_torch_flow_min_latency` rows (B200 / GB200, NVFP4, <= 256 experts) are TRTLLMGenFusedMoE
+#: (collector/trtllm/collect_moe.py: `moe_backend = "trtllm"` in min-latency mode, routed through DeepSeek-V3's
+#: grouped gate for every shape), while serving's `moe_config.backend` "AUTO" resolves NVFP4 checkpoints to CUTLASS
+#: (tensorrt_llm/_torch/model_config.py `resolve_moe_backend`: TRTLLM only for gpt-oss and DeepSeek-V4 on SM100 and
+#: for block-FP8 on SM100f), the lane the same tables time as `moe_torch_flow_cutlass`
+MOE_OPT_IN = {"trtllm": ("moe_torch_flow_min_latency",)}
+
+
 def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False,
                engine: str = "") -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
-    earlier entry shadows the later ones; `engine`'s grouped-gate shapes are carried from plain-routed ones
+    earlier entry shadows the later ones; kernels `engine` runs only when asked are left out (`MOE_OPT_IN`);
+    `engine`'s grouped-gate shapes are carried from plain-routed ones
     (`_ungrouped`, files of GROUPED_GATE_ENGINES). `balanced`: instead, the same tables' balanced-routing rows of the shapes
     whose default curve is the skewed one, at EP >= 2 without expert TP, where they are balanced (`_sane_balanced`),
     each cell at most the skewed one: what an expert-parallel load balancer aims at, the `moe_bal.<format>` tables an
@@ -458,9 +468,13 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False,
         df = path if isinstance(path, pd.DataFrame) else _read(
             path, ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
         df = df[df["moe_dtype"].isin(MOE_DTYPES)]
+        if "kernel_source" in df.columns:   # `MOE_OPT_IN`
+            df = df[~df["kernel_source"].isin(MOE_OPT_IN.get(engine, ()))]
         # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
         rank = df["distribution"].map({"power_law_1.01": 0, "balanced": 1}).fillna(9)
         df = df.assign(_rank=rank)[rank < 9]
+        if df.empty:
+            continue
         if engine in GROUPED_GATE_ENGINES and not isinstance(path, pd.DataFrame):  # `_ungrouped`
             df = _ungrouped(df)
         key_cols = ["moe_dtype", *MOE_SHAPE]
