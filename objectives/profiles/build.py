@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -443,6 +444,34 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df[keep], *new_rows], ignore_index=True)
 
 
+#: kernel-table systems whose GPUs are the same silicon (GB200's Blackwell GPU is B200's, GB300's is B300's): one
+#: engine version's tables on the two time the same kernels
+TWIN_SYSTEMS = {"b200_sxm": "gb200", "gb200": "b200_sxm", "b300_sxm": "gb300", "gb300": "b300_sxm"}
+#: how far beyond the twin tables' median ratio a fused-MoE cell may lie above its twin's before the twin bounds it
+TWIN_SLACK = 1.1
+MOE_CELL = ("moe_dtype", "kernel_source", "distribution", "num_tokens", *MOE_SHAPE)
+
+
+def _twin_bounded(df: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
+    """`df`'s fused-MoE cells (format, kernel, routing, tokens, shape) at most TWIN_SLACK x the twin system's cell x
+    the median ratio of the two tables over their common cells. A collection's outliers are slow cells (a busy or
+    throttled GPU while it timed them), not fast ones: TensorRT-LLM 1.3.0rc20's B200 table over GB200's has median
+    1.04-1.05 and 90th percentile 1.10-1.15 for every format and kernel but NVFP4's CUTLASS rows (1.31-1.40), where
+    DeepSeek-V3's shape at expert TP 4, 32-256 tokens, runs at 0.58-0.6 of GB200's time and of GLM-5's in the same
+    table (30 % of HBM bandwidth where those reach 49-54 %)."""
+    cell = [c for c in MOE_CELL if c in df.columns and c in twin.columns]
+    mine = df.groupby(cell)["latency"].transform("min")
+    theirs = twin.groupby(cell)["latency"].min().rename("_twin")
+    j = df[cell].join(theirs, on=cell)["_twin"]
+    both = j.notna().to_numpy()
+    if not both.any():
+        return df
+    ratio = float(np.median(mine.to_numpy()[both] / j.to_numpy()[both]))
+    cap = (j * ratio * TWIN_SLACK).to_numpy()
+    lat = df["latency"].to_numpy(float)
+    return df.assign(latency=np.where(both & (lat > cap), cap, lat))
+
+
 #: fused-MoE kernels an engine's table timed beside its default one that the engine runs only when asked:
 #: TensorRT-LLM's `moe_torch_flow_min_latency` rows (B200 / GB200, NVFP4, <= 256 experts) are TRTLLMGenFusedMoE
 #: (collector/trtllm/collect_moe.py: `moe_backend = "trtllm"` in min-latency mode, routed through DeepSeek-V3's
@@ -452,11 +481,12 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
 MOE_OPT_IN = {"trtllm": ("moe_torch_flow_min_latency",)}
 
 
-def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False,
-               engine: str = "") -> dict[str, tuple[Table, np.ndarray]]:
+def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine: str = "",
+               twins: Mapping[Path, Path] | None = None) -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
-    earlier entry shadows the later ones; kernels `engine` runs only when asked are left out (`MOE_OPT_IN`);
+    earlier entry shadows the later ones; `twins`: a file's table of the same version on a `TWIN_SYSTEMS` system
+    (`_twin_bounded`); kernels `engine` runs only when asked are left out (`MOE_OPT_IN`);
     `engine`'s grouped-gate shapes are carried from plain-routed ones
     (`_ungrouped`, files of GROUPED_GATE_ENGINES). `balanced`: instead, the same tables' balanced-routing rows of the shapes
     whose default curve is the skewed one, at EP >= 2 without expert TP, where they are balanced (`_sane_balanced`),
@@ -468,6 +498,9 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False,
         df = path if isinstance(path, pd.DataFrame) else _read(
             path, ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
         df = df[df["moe_dtype"].isin(MOE_DTYPES)]
+        if twins and not isinstance(path, pd.DataFrame) and path in twins:
+            df = _twin_bounded(df, _read(twins[path], ("moe_dtype", "num_tokens", "distribution", "latency")
+                                         + MOE_SHAPE))
         if "kernel_source" in df.columns:   # `MOE_OPT_IN`
             df = df[~df["kernel_source"].isin(MOE_OPT_IN.get(engine, ()))]
         # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
@@ -657,10 +690,12 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
     lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine)]
     moe_src = lead + [p for p in paths if p.exists()]
-    for k, (t, shp) in moe_tables(moe_src, engine=engine).items():
+    twin = {p: tp for p in paths if p.exists() and system in TWIN_SYSTEMS
+            and (tp := root / TWIN_SYSTEMS[system] / p.relative_to(base)).exists()}
+    for k, (t, shp) in moe_tables(moe_src, engine=engine, twins=twin).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
-    for k, (t, shp) in moe_tables(moe_src, balanced=True, engine=engine).items():
+    for k, (t, shp) in moe_tables(moe_src, balanced=True, engine=engine, twins=twin).items():
         tables[f"moe_bal.{k}"] = t
         keys[f"moe_bal.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
