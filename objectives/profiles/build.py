@@ -472,6 +472,55 @@ def _twin_bounded(df: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
     return df.assign(latency=np.where(both & (lat > cap), cap, lat))
 
 
+#: a family's power-law (skewed) layer at EP 1 does the balanced layer's work (every pair on the timed rank, at most as
+#: many distinct experts): where it takes more than SKEW_EP1_LIMIT times the balanced one at SKEW_CHECK_TOKENS tokens
+#: or fewer (median), its skewed rows time something else: TensorRT-LLM 1.3.0rc20's H100 / H200 bf16 tables time
+#: Llama-4-Scout's 16 experts (top-1) 5-7x slower skewed than balanced at 1-4 tokens (its B200 NVFP4 table DeepSeek-V3's
+#: shape 1.75x, which `_twin_bounded` settles first)
+SKEW_EP1_LIMIT = 1.5
+SKEW_CHECK_TOKENS = 4
+
+
+def _skew_carried(df: pd.DataFrame) -> pd.DataFrame:
+    """One table's rows (`_rank` 0 skewed / 1 balanced) with the skewed rows of families that fail `SKEW_EP1_LIMIT`
+    replaced: at each EP size without expert TP, the family's balanced curve times the skewed-over-balanced ratio of
+    the nearest sane family of the same format, top-k and expert count (t_s(e, T) = t_b(e, T) x u_s(e, T) / u_b(e, T));
+    without such a family, or with expert TP, the balanced rows stand alone."""
+    keys = ["moe_dtype", *MOE_SHAPE]
+    d = df[df["moe_tp_size"] == 1]
+    small = d[(d["moe_ep_size"] == 1) & (d["num_tokens"] <= SKEW_CHECK_TOKENS)]
+    cell = small.groupby([*MOE_FAMILY, "num_tokens", "_rank"])["latency"].min().unstack("_rank")
+    if 0 not in cell.columns or 1 not in cell.columns:
+        return df
+    ratio = (cell[0] / cell[1]).dropna().groupby(level=list(MOE_FAMILY)).median()
+    bad = ratio[ratio > SKEW_EP1_LIMIT].index
+    if not len(bad):
+        return df
+    sane = ratio[ratio <= SKEW_EP1_LIMIT].index
+    curves = d.groupby([*keys, "num_tokens", "_rank"])["latency"].min().unstack("num_tokens")
+    fam_of = pd.MultiIndex.from_frame(df[list(MOE_FAMILY)])
+    drop = fam_of.isin(bad) & (df["_rank"] == 0).to_numpy()
+    new_rows = []
+    for fam in bad:
+        dt, h, f, k, e_count = fam
+        cands = [u for u in sane if u[0] == dt and u[3] == k and u[4] == e_count]
+        if not cands:
+            continue
+        u = min(cands, key=lambda c: abs(np.log(c[1] * c[2] / (h * f))))
+        eps = sorted({int(x[-1]) for x in curves.index.droplevel("_rank") if tuple(x[:5]) == fam and x[5] == 1})
+        for ep in eps:
+            try:
+                fb, us, ub = (curves.loc[(*fam, 1, ep, 1)], curves.loc[(*u, 1, ep, 0)], curves.loc[(*u, 1, ep, 1)])
+            except KeyError:
+                continue
+            t = (fb * us / ub).dropna()
+            new_rows.append(pd.DataFrame({
+                "moe_dtype": dt, "hidden_size": h, "inter_size": f, "topk": k, "num_experts": e_count,
+                "moe_tp_size": 1, "moe_ep_size": ep, "num_tokens": t.index.to_numpy(), "latency": t.to_numpy(),
+                "distribution": "power_law_1.01", "_rank": 0}))
+    return pd.concat([df[~drop], *new_rows], ignore_index=True)
+
+
 #: fused-MoE kernels an engine's table timed beside its default one that the engine runs only when asked:
 #: TensorRT-LLM's `moe_torch_flow_min_latency` rows (B200 / GB200, NVFP4, <= 256 experts) are TRTLLMGenFusedMoE
 #: (collector/trtllm/collect_moe.py: `moe_backend = "trtllm"` in min-latency mode, routed through DeepSeek-V3's
@@ -486,7 +535,8 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
     earlier entry shadows the later ones; `twins`: a file's table of the same version on a `TWIN_SYSTEMS` system
-    (`_twin_bounded`); kernels `engine` runs only when asked are left out (`MOE_OPT_IN`);
+    (`_twin_bounded`); kernels `engine` runs only when asked are left out (`MOE_OPT_IN`); a family whose skewed
+    rows fail `SKEW_EP1_LIMIT` is carried from its balanced ones (`_skew_carried`);
     `engine`'s grouped-gate shapes are carried from plain-routed ones
     (`_ungrouped`, files of GROUPED_GATE_ENGINES). `balanced`: instead, the same tables' balanced-routing rows of the shapes
     whose default curve is the skewed one, at EP >= 2 without expert TP, where they are balanced (`_sane_balanced`),
@@ -508,6 +558,8 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine:
         df = df.assign(_rank=rank)[rank < 9]
         if df.empty:
             continue
+        if not isinstance(path, pd.DataFrame):
+            df = _skew_carried(df)
         if engine in GROUPED_GATE_ENGINES and not isinstance(path, pd.DataFrame):  # `_ungrouped`
             df = _ungrouped(df)
         key_cols = ["moe_dtype", *MOE_SHAPE]

@@ -1,12 +1,13 @@
-"""Which fused-MoE rows the profile builder keeps: the kernel an engine runs by default (`MOE_OPT_IN`), and a cell
-bounded by the same kernel's cell on a system of the same silicon (`_twin_bounded`)."""
+"""Which fused-MoE rows the profile builder keeps: the kernel an engine runs by default (`MOE_OPT_IN`), a family's
+skewed rows where they cannot be the skewed draw (`_skew_carried`), and a cell bounded by the same kernel's cell on
+a system of the same silicon (`_twin_bounded`)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from objectives.profiles.build import MOE_OPT_IN, TWIN_SLACK, _twin_bounded, moe_tables
+from objectives.profiles.build import MOE_OPT_IN, SKEW_EP1_LIMIT, TWIN_SLACK, _skew_carried, _twin_bounded, moe_tables
 
 PL, BAL = "power_law_1.01", "balanced"
 T = np.array([1.0, 4.0, 64.0, 1024.0, 16384.0])
@@ -42,6 +43,41 @@ def test_tensorrt_llms_min_latency_rows_are_not_its_default_kernel():
     assert _at(other, (7168, 2048, 8, 256, 1, 1)) == pytest.approx(4.0)
     # a table of min-latency rows only leaves TensorRT-LLM no NVFP4 table rather than a wrong one
     assert "nvfp4" not in moe_tables([fast], engine="trtllm")
+
+
+def _ranked(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(_rank=df["distribution"].map({PL: 0, BAL: 1}))
+
+
+def _lat(out: pd.DataFrame, h: int, ep: int, dist: str, tp: int = 1, tokens: float = 1024.0) -> float:
+    r = out[(out["hidden_size"] == h) & (out["moe_ep_size"] == ep) & (out["distribution"] == dist)
+            & (out["moe_tp_size"] == tp) & (out["num_tokens"] == tokens)]
+    assert len(r) == 1, (h, ep, dist, tp, len(r))
+    return float(r["latency"].iloc[0]) / np.sqrt(tokens)
+
+
+def test_skewed_rows_slower_than_balanced_ones_at_ep_1_are_carried_from_a_sane_family():
+    # at EP 1 the skewed draw does the balanced one's work: DeepSeek-like skewed rows at 1.8x are something else
+    bad = pd.concat([_family(7168, 2048, {(1, PL): 1.8, (1, BAL): 1.0, (8, PL): 0.9, (8, BAL): 0.3}),
+                     _family(7168, 2048, {(1, PL): 2.0, (1, BAL): 1.0}, tp=4)], ignore_index=True)
+    sane = _family(6144, 2048, {(1, PL): 0.8, (1, BAL): 0.9, (8, PL): 0.2, (8, BAL): 0.15})
+    far = _family(2048, 512, {(1, PL): 0.1, (1, BAL): 0.1, (8, PL): 0.09, (8, BAL): 0.03})
+    out = _skew_carried(_ranked(pd.concat([bad, sane, far], ignore_index=True)))
+    assert SKEW_EP1_LIMIT < 1.8
+    # skewed = own balanced x the nearest sane family's skewed / balanced, at each EP; the sane families untouched
+    assert _lat(out, 7168, 1, PL) == pytest.approx(1.0 * 0.8 / 0.9)
+    assert _lat(out, 7168, 8, PL) == pytest.approx(0.3 * 0.2 / 0.15)
+    assert _lat(out, 7168, 8, BAL) == pytest.approx(0.3) and _lat(out, 6144, 8, PL) == pytest.approx(0.2)
+    # with expert TP there is no sane curve to carry: its balanced rows stand alone
+    assert _lat(out, 7168, 1, BAL, tp=4) == pytest.approx(1.0)
+    assert out[(out["moe_tp_size"] == 4) & (out["distribution"] == PL)].empty
+    # without a sane family of the same top-k and expert count, the balanced rows stand alone everywhere
+    lone = _skew_carried(_ranked(_family(5120, 8192, {(1, PL): 6.0, (1, BAL): 1.0, (2, PL): 3.0, (2, BAL): 0.6},
+                                         topk=1, experts=16)))
+    assert set(lone["distribution"]) == {BAL}
+    # a table whose families all pass is returned as it was
+    ok = _ranked(pd.concat([sane, far], ignore_index=True))
+    assert _skew_carried(ok).equals(ok)
 
 
 def test_a_cell_far_slower_than_the_same_silicons_twin_is_bounded_by_it():
