@@ -113,6 +113,41 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
+#: kernel-table systems whose GPUs are the same silicon (GB200's Blackwell GPU is B200's, GB300's is B300's): one
+#: engine version's tables on the two time the same kernels
+TWIN_SYSTEMS = {"b200_sxm": "gb200", "gb200": "b200_sxm", "b300_sxm": "gb300", "gb300": "b300_sxm"}
+#: how far beyond the twin tables' median ratio a fused-MoE cell may lie above its twin's before the twin bounds it
+TWIN_SLACK = 1.1
+#: the cells of a GEMM and of a fused-MoE table
+GEMM_CELL = ("gemm_dtype", "kernel_source", "m", "n", "k")
+MOE_CELL = ("moe_dtype", "kernel_source", "distribution", "num_tokens", *MOE_SHAPE)
+
+
+def _twin_bounded(df: pd.DataFrame, twin: pd.DataFrame, cells: tuple[str, ...]) -> pd.DataFrame:
+    """`df`'s cells (`cells`, those both tables have) at most TWIN_SLACK x the twin system's cell x the median ratio
+    of the two tables over their common cells. A collection's outliers are slow cells (a busy or throttled GPU while
+    it timed them), not fast ones:
+    - fused MoE, TensorRT-LLM 1.3.0rc20, B200 over GB200: median 1.04-1.05 and 90th percentile 1.10-1.15 for every
+      format and kernel but NVFP4's CUTLASS rows (1.31-1.40), where DeepSeek-V3's shape at expert TP 4, 32-256
+      tokens, runs at 0.58-0.6 of GB200's time and of GLM-5's in the same table (30 % of HBM bandwidth where those
+      reach about half);
+    - GEMM, SGLang 0.5.14, B200 over GB200: a fifth of the bf16 / fp8 / NVFP4 cells lie more than 10 % above the
+      median ratio, and in those cells B200's SGLang bf16 GEMM (torch's linear) is 1.22x B200's TensorRT-LLM one
+      where elsewhere 1.01x, and GB200's SGLang 1.0x GB200's TensorRT-LLM; vLLM 0.24.0's GB200 table has a tenth of
+      its cells so (GB200 vLLM over GB200 TensorRT-LLM 1.08-1.16 there, B200's 0.74-0.97)."""
+    cell = [c for c in cells if c in df.columns and c in twin.columns]
+    mine = df.groupby(cell)["latency"].transform("min")
+    theirs = twin.groupby(cell)["latency"].min().rename("_twin")
+    j = df[cell].join(theirs, on=cell)["_twin"]
+    both = j.notna().to_numpy()
+    if not both.any():
+        return df
+    ratio = float(np.median(mine.to_numpy()[both] / j.to_numpy()[both]))
+    cap = (j * ratio * TWIN_SLACK).to_numpy()
+    lat = df["latency"].to_numpy(float)
+    return df.assign(latency=np.where(both & (lat > cap), cap, lat))
+
+
 def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt: bool = False,
            size_axis: int | None = None) -> Table | None:
     """`per_prompt`: the first axis counts prompts whose work adds up (`extend_proportional` along it first);
@@ -132,9 +167,13 @@ def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt:
     return Table(tuple(axes), ax, v)
 
 
-def gemm_tables(path: Path) -> dict[str, Table]:
+def gemm_tables(path: Path, twin: Path | None = None) -> dict[str, Table]:
+    """GEMM latency per format by (m, n, k); `twin`: the same engine version's table on a `TWIN_SYSTEMS` system
+    (`_twin_bounded`)."""
     df = _read(path, ("gemm_dtype", "m", "n", "k", "latency"))
     df = df[df["m"].isin(M_KEEP)]
+    if twin is not None:
+        df = _twin_bounded(df, _read(twin, ("gemm_dtype", "m", "n", "k", "latency")), GEMM_CELL)
     out = {}
     for raw, d in df.groupby("gemm_dtype"):
         name = GEMM_DTYPES.get(str(raw))
@@ -444,34 +483,6 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df[keep], *new_rows], ignore_index=True)
 
 
-#: kernel-table systems whose GPUs are the same silicon (GB200's Blackwell GPU is B200's, GB300's is B300's): one
-#: engine version's tables on the two time the same kernels
-TWIN_SYSTEMS = {"b200_sxm": "gb200", "gb200": "b200_sxm", "b300_sxm": "gb300", "gb300": "b300_sxm"}
-#: how far beyond the twin tables' median ratio a fused-MoE cell may lie above its twin's before the twin bounds it
-TWIN_SLACK = 1.1
-MOE_CELL = ("moe_dtype", "kernel_source", "distribution", "num_tokens", *MOE_SHAPE)
-
-
-def _twin_bounded(df: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
-    """`df`'s fused-MoE cells (format, kernel, routing, tokens, shape) at most TWIN_SLACK x the twin system's cell x
-    the median ratio of the two tables over their common cells. A collection's outliers are slow cells (a busy or
-    throttled GPU while it timed them), not fast ones: TensorRT-LLM 1.3.0rc20's B200 table over GB200's has median
-    1.04-1.05 and 90th percentile 1.10-1.15 for every format and kernel but NVFP4's CUTLASS rows (1.31-1.40), where
-    DeepSeek-V3's shape at expert TP 4, 32-256 tokens, runs at 0.58-0.6 of GB200's time and of GLM-5's in the same
-    table (30 % of HBM bandwidth where those reach 49-54 %)."""
-    cell = [c for c in MOE_CELL if c in df.columns and c in twin.columns]
-    mine = df.groupby(cell)["latency"].transform("min")
-    theirs = twin.groupby(cell)["latency"].min().rename("_twin")
-    j = df[cell].join(theirs, on=cell)["_twin"]
-    both = j.notna().to_numpy()
-    if not both.any():
-        return df
-    ratio = float(np.median(mine.to_numpy()[both] / j.to_numpy()[both]))
-    cap = (j * ratio * TWIN_SLACK).to_numpy()
-    lat = df["latency"].to_numpy(float)
-    return df.assign(latency=np.where(both & (lat > cap), cap, lat))
-
-
 #: a family's power-law (skewed) layer at EP 1 does the balanced layer's work (every pair on the timed rank, at most as
 #: many distinct experts): where it takes more than SKEW_EP1_LIMIT times the balanced one at SKEW_CHECK_TOKENS tokens
 #: or fewer (median), its skewed rows time something else: TensorRT-LLM 1.3.0rc20's H100 / H200 bf16 tables time
@@ -550,7 +561,7 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine:
         df = df[df["moe_dtype"].isin(MOE_DTYPES)]
         if twins and not isinstance(path, pd.DataFrame) and path in twins:
             df = _twin_bounded(df, _read(twins[path], ("moe_dtype", "num_tokens", "distribution", "latency")
-                                         + MOE_SHAPE))
+                                         + MOE_SHAPE), MOE_CELL)
         if "kernel_source" in df.columns:   # `MOE_OPT_IN`
             df = df[~df["kernel_source"].isin(MOE_OPT_IN.get(engine, ()))]
         # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
@@ -676,7 +687,8 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     f = base / "gemm" / engine / version / "gemm_perf.parquet"
     if not f.exists():
         return None
-    tables: dict[str, Table] = {f"gemm.{k}": t for k, t in gemm_tables(f).items()}
+    tw = root / TWIN_SYSTEMS[system] / f.relative_to(base) if system in TWIN_SYSTEMS else None
+    tables: dict[str, Table] = {f"gemm.{k}": t for k, t in gemm_tables(f, tw if tw and tw.exists() else None).items()}
     if not tables:
         return None
     avs = versions(root, system, "attention", engine)

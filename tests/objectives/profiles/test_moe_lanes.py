@@ -1,13 +1,21 @@
-"""Which fused-MoE rows the profile builder keeps: the kernel an engine runs by default (`MOE_OPT_IN`), a family's
-skewed rows where they cannot be the skewed draw (`_skew_carried`), and a cell bounded by the same kernel's cell on
-a system of the same silicon (`_twin_bounded`)."""
+"""Which kernel-table rows the profile builder keeps: the fused-MoE kernel an engine runs by default
+(`MOE_OPT_IN`), a family's skewed rows where they cannot be the skewed draw (`_skew_carried`), and a GEMM or MoE
+cell bounded by the same kernel's cell on a system of the same silicon (`_twin_bounded`)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from objectives.profiles.build import MOE_OPT_IN, SKEW_EP1_LIMIT, TWIN_SLACK, _skew_carried, _twin_bounded, moe_tables
+from objectives.profiles.build import (
+    MOE_CELL,
+    MOE_OPT_IN,
+    SKEW_EP1_LIMIT,
+    TWIN_SLACK,
+    _skew_carried,
+    _twin_bounded,
+    moe_tables,
+)
 
 PL, BAL = "power_law_1.01", "balanced"
 T = np.array([1.0, 4.0, 64.0, 1024.0, 16384.0])
@@ -87,15 +95,15 @@ def test_a_cell_far_slower_than_the_same_silicons_twin_is_bounded_by_it():
     own.loc[slow, "latency"] *= 1.7                                # one outlier cell
     mild = (own["moe_ep_size"] == 1) & (own["num_tokens"] == 4.0)
     own.loc[mild, "latency"] *= 1.08                               # within the slack: kept
-    out = _twin_bounded(own, twin)
+    out = _twin_bounded(own, twin, MOE_CELL)
     cap = float(twin.loc[slow, "latency"].iloc[0]) * 1.05 * TWIN_SLACK
     assert float(out.loc[slow, "latency"].iloc[0]) == pytest.approx(cap)
     assert out.loc[~slow, "latency"].equals(own.loc[~slow, "latency"])
     # cells the twin did not time, and a twin with no common cell, leave the table as it was
     other = _family(6144, 2048, {(1, PL): 3.0})
     both = pd.concat([own, other], ignore_index=True)
-    assert (_twin_bounded(both, twin)["latency"].to_numpy()[len(own):] == other["latency"].to_numpy()).all()
-    assert _twin_bounded(other, twin).equals(other)
+    assert (_twin_bounded(both, twin, MOE_CELL)["latency"].to_numpy()[len(own):] == other["latency"].to_numpy()).all()
+    assert _twin_bounded(other, twin, MOE_CELL).equals(other)
 
 
 def test_shipped_b200_and_gb200_tensorrt_llm_tables_agree_on_deepseeks_layer():
@@ -109,3 +117,26 @@ def test_shipped_b200_and_gb200_tensorrt_llm_tables_agree_on_deepseeks_layer():
         a, b = (p.table("moe.nvfp4")(np.full_like(tokens, p.shape_index("moe.nvfp4", k)[0]), tokens)
                 for p in (b200, gb200))
         assert (a <= b * 1.06 * TWIN_SLACK).all() and (a >= b * 0.85).all(), (shape, a / b)
+
+
+def test_a_gemm_cell_far_slower_than_its_twin_systems_is_bounded(tmp_path):
+    # B200's and GB200's tables of one engine version time the same GEMMs; one B200 cell at 1.6x is a slow
+    # collection (in the shipped SGLang tables B200's torch-linear cells that far above GB200's run 1.22x B200's
+    # TensorRT-LLM ones): the profile reads it at most TWIN_SLACK x the twin's x the tables' median ratio
+    from objectives.profiles.build import gemm_tables
+    cells = [(m, n, k) for m in (8, 16, 32, 64) for n in (1024, 2048) for k in (1024, 2048)]
+    lat = np.array([0.01 * (1 + m / 64) * n * k / 2**20 for m, n, k in cells])
+
+    def table(path, v):
+        pd.DataFrame({"gemm_dtype": "bfloat16", "m": [c[0] for c in cells], "n": [c[1] for c in cells],
+                      "k": [c[2] for c in cells], "latency": v}).to_parquet(path)
+    own = lat * 1.04
+    own[cells.index((64, 2048, 2048))] *= 1.6
+    table(tmp_path / "own.parquet", own)
+    table(tmp_path / "twin.parquet", lat)
+    alone = gemm_tables(tmp_path / "own.parquet")["bf16"]
+    bounded = gemm_tables(tmp_path / "own.parquet", twin=tmp_path / "twin.parquet")["bf16"]
+    base = 0.01 * (1 + 64 / 64) * 4
+    assert float(alone(64.0, 2048.0, 2048.0)) == pytest.approx(base * 1.04 * 1.6)
+    assert float(bounded(64.0, 2048.0, 2048.0)) == pytest.approx(base * 1.04 * TWIN_SLACK)
+    assert float(bounded(16.0, 1024.0, 2048.0)) == pytest.approx(float(alone(16.0, 1024.0, 2048.0)))
