@@ -140,3 +140,23 @@ def test_a_gemm_cell_far_slower_than_its_twin_systems_is_bounded(tmp_path):
     assert float(alone(64.0, 2048.0, 2048.0)) == pytest.approx(base * 1.04 * 1.6)
     assert float(bounded(64.0, 2048.0, 2048.0)) == pytest.approx(base * 1.04 * TWIN_SLACK)
     assert float(bounded(16.0, 1024.0, 2048.0)) == pytest.approx(float(alone(16.0, 1024.0, 2048.0)))
+
+
+def test_a_bf16_gemm_cell_far_slower_than_the_other_engines_same_kernel_is_bounded(tmp_path):
+    # every engine runs bf16 GEMMs through torch's linear: another engine's table on the same GPU times the same
+    # kernel (SHARED_GEMM_DTYPES); an fp8 cell, where the engines' kernels differ, stays as measured
+    from objectives.profiles.build import SHARED_GEMM_DTYPES, gemm_tables
+    cells = [(m, n, k) for m in (8, 16, 32, 64) for n in (1024, 2048) for k in (1024, 2048)]
+    lat = np.array([0.01 * (1 + m / 64) * n * k / 2**20 for m, n, k in cells])
+
+    def frame(v: np.ndarray) -> pd.DataFrame:
+        return pd.concat([pd.DataFrame({"gemm_dtype": dt, "m": [c[0] for c in cells], "n": [c[1] for c in cells],
+                                        "k": [c[2] for c in cells], "latency": v}) for dt in ("bfloat16", "fp8")])
+    slow = lat.copy()
+    slow[cells.index((64, 2048, 2048))] *= 1.6
+    frame(slow).to_parquet(tmp_path / "own.parquet")
+    frame(lat).to_parquet(tmp_path / "peer.parquet")
+    out = gemm_tables(tmp_path / "own.parquet", peers=[tmp_path / "peer.parquet"])
+    assert SHARED_GEMM_DTYPES == ("bfloat16",)
+    assert float(out["bf16"](64.0, 2048.0, 2048.0)) == pytest.approx(0.08 * TWIN_SLACK)
+    assert float(out["fp8"](64.0, 2048.0, 2048.0)) == pytest.approx(0.08 * 1.6)
