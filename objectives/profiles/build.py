@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -440,6 +440,23 @@ MOE_FAMILY = ("moe_dtype", "hidden_size", "inter_size", "topk", "num_experts")
 GROUPED_GATE_ENGINES = ("vllm", "sglang")
 
 
+def _nearest_family(fam: tuple, pool: Iterable[tuple]) -> tuple | None:
+    """The family of `pool` (MOE_FAMILY tuples) of `fam`'s format, top-k and expert count whose hidden x expert FFN
+    is nearest in ratio, or None."""
+    dt, h, f, k, e_count = fam
+    cands = [u for u in pool if u[0] == dt and u[3] == k and u[4] == e_count]
+    return min(cands, key=lambda c: abs(np.log(c[1] * c[2] / (h * f)))) if cands else None
+
+
+def _family_rows(fam: tuple, ep: int, t: pd.Series, rank: int) -> pd.DataFrame:
+    """Rows of family `fam` at EP `ep` without expert TP: latency `t` (ms) by tokens, routing `rank` (0 skewed)."""
+    dt, h, f, k, e_count = fam
+    return pd.DataFrame({"moe_dtype": dt, "hidden_size": h, "inter_size": f, "topk": k, "num_experts": e_count,
+                         "moe_tp_size": 1, "moe_ep_size": ep, "num_tokens": t.index.to_numpy(),
+                         "latency": t.to_numpy(), "distribution": "power_law_1.01" if rank == 0 else "balanced",
+                         "_rank": rank})
+
+
 def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     """One table's rows (both routings, `_rank` 0 skewed / 1 balanced) with the EP >= 2 rows of grouped-gate
     families (`GROUPED_SHARE`) replaced: vLLM's and SGLang's collectors route DeepSeek-V3's layer through its
@@ -470,11 +487,8 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
     curves = d.groupby([*keys, "num_tokens", "_rank"])["latency"].min().unstack("num_tokens")
     new_rows, drop = [], []
     for fam in grouped:
-        dt, h, f, k, e_count = fam
-        cands = [u for u in plain if u[0] == dt and u[3] == k and u[4] == e_count]
-        if not cands:
+        if (u := _nearest_family(fam, plain)) is None:
             continue
-        u = min(cands, key=lambda c: abs(np.log(c[1] * c[2] / (h * f))))
         try:
             g1, u1 = curves.loc[(*fam, 1, 1, 0)], curves.loc[(*u, 1, 1, 0)]
         except KeyError:
@@ -486,10 +500,7 @@ def _ungrouped(df: pd.DataFrame) -> pd.DataFrame:
                 meas, ue = curves.loc[(*fam, 1, ep, rk)], curves.loc[(*u, 1, ep, rk)]
                 t = np.fmin(meas, g1 * ue / u1).dropna()
                 drop.append((*fam, 1, ep, rk))
-                new_rows.append(pd.DataFrame({
-                    "moe_dtype": dt, "hidden_size": h, "inter_size": f, "topk": k, "num_experts": e_count,
-                    "moe_tp_size": 1, "moe_ep_size": ep, "num_tokens": t.index.to_numpy(), "latency": t.to_numpy(),
-                    "distribution": "power_law_1.01" if rk == 0 else "balanced", "_rank": rk}))
+                new_rows.append(_family_rows(fam, ep, t, rk))
     if not new_rows:
         return df
     idx = pd.MultiIndex.from_frame(df[[*keys, "_rank"]])
@@ -527,11 +538,8 @@ def _skew_carried(df: pd.DataFrame) -> pd.DataFrame:
     drop = fam_of.isin(bad) & (df["_rank"] == 0).to_numpy()
     new_rows = []
     for fam in bad:
-        dt, h, f, k, e_count = fam
-        cands = [u for u in sane if u[0] == dt and u[3] == k and u[4] == e_count]
-        if not cands:
+        if (u := _nearest_family(fam, sane)) is None:
             continue
-        u = min(cands, key=lambda c: abs(np.log(c[1] * c[2] / (h * f))))
         eps = sorted({int(x[-1]) for x in curves.index.droplevel("_rank") if tuple(x[:5]) == fam and x[5] == 1})
         for ep in eps:
             try:
@@ -539,10 +547,7 @@ def _skew_carried(df: pd.DataFrame) -> pd.DataFrame:
             except KeyError:
                 continue
             t = (fb * us / ub).dropna()
-            new_rows.append(pd.DataFrame({
-                "moe_dtype": dt, "hidden_size": h, "inter_size": f, "topk": k, "num_experts": e_count,
-                "moe_tp_size": 1, "moe_ep_size": ep, "num_tokens": t.index.to_numpy(), "latency": t.to_numpy(),
-                "distribution": "power_law_1.01", "_rank": 0}))
+            new_rows.append(_family_rows(fam, ep, t, 0))
     return pd.concat([df[~drop], *new_rows], ignore_index=True)
 
 
