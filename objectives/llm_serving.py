@@ -62,6 +62,7 @@ from dse import ObjectiveError
 
 from . import serving
 from .inference.core import reusing_prepared
+from .provenance import SERVING_DATA, data_digest
 from .serving.analytical import Deployments, ServingModel
 
 log = logging.getLogger(__name__)
@@ -179,11 +180,12 @@ class LLMServingObjective:
                  profile: str | None = None, constraints: Mapping[str, tuple] | None = None) -> None:
         self.model = model
         self.profile = profile
-        efficiency, version = None, VERSION
-        if profile is not None:  # a calibrated profile (`dse calibrate`): its hash goes into the provenance
+        # the shipped data's digest, and a calibrated profile's hash (`dse calibrate`), go into the provenance
+        efficiency, version = None, f"{VERSION}+data.{data_digest(SERVING_DATA)}"
+        if profile is not None:
             from .calibration.calibrate import load_profile
             efficiency = load_profile(profile)
-            version = f"{VERSION}+profile.{str(efficiency.meta.get('sha256', ''))[:12] or 'unhashed'}"
+            version = f"{version}+profile.{str(efficiency.meta.get('sha256', ''))[:12] or 'unhashed'}"
         self.interval = interval
         self.confidence = confidence
         self.given_constraints = dict(constraints) if constraints is not None else None

@@ -15,6 +15,7 @@ import pandas as pd
 
 import dse
 
+from ..provenance import TRAINING_DATA, data_digest
 from .model import estimate
 
 VERSION = "1"
@@ -32,7 +33,7 @@ class TrainingObjective:
         self.uneven_pp = uneven_pp
         self.finetune = finetune
         self.defaults = {**DEFAULTS, **(defaults or {})}
-        dse.vectorized(self, name="training/analytical", version=VERSION)
+        dse.vectorized(self, name="training/analytical", version=f"{VERSION}+data.{data_digest(TRAINING_DATA)}")
 
     @property
     def constraints(self) -> dict[str, tuple[str, float]]:

@@ -163,6 +163,24 @@ def test_resume_continues_without_duplicates(db_url):
     assert not t[make_space().names].duplicated().any()
 
 
+def test_resuming_with_another_objective_version_warns_that_the_front_mixes_two_models(db_url, caplog):
+    def versioned(version: str):
+        def f(df: pd.DataFrame) -> pd.DataFrame:
+            return toy_vec(df)
+        return dse.vectorized(f, name="toy", version=version)
+    s = dse.create_study("v", make_space(), OBJECTIVES, storage=db_url)
+    with caplog.at_level("WARNING", logger="dse"):
+        s.optimize(versioned("1"), optimizer="random", n_trials=10, seed=0, progress=False)
+        s.optimize(versioned("1"), optimizer="random", n_trials=10, seed=1, progress=False)   # a plain resume
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="dse"):
+        dse.load_study("v", storage=db_url).optimize(versioned("2"), optimizer="random", n_trials=10, seed=2,
+                                                      progress=False)
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "20 finished trials evaluated by toy 1" in msg and "with toy 2" in msg and "delete_study('v'" in msg
+    assert len(s.trials) == 30 and s.meta["objective"]["version"] == "2"
+
+
 def test_max_trials_completes_exactly_the_total(db_url):
     s = dse.create_study("m", make_space(), OBJECTIVES, storage=db_url)
     s.optimize(toy, optimizer="random", max_trials=25, seed=0, progress=False)

@@ -36,7 +36,7 @@ def flagship_sample():
 def test_marked_vectorized_with_provenance(obj):
     assert is_vectorized(obj)
     info = objective_info(obj)
-    assert info["name"] == "llm_serving/analytical" and info["version"] == "2" and info["vectorized"]
+    assert info["name"] == "llm_serving/analytical" and info["version"].startswith("2+data.") and info["vectorized"]
     assert obj.constraints == {"ttft_ms": ("<=", 2000.0), "tpot_ms": ("<=", 50.0), "fits": ("==", 1.0)}
     tight = objectives.llm_serving_objective(MODEL, slo={"ttft_ms": 500}, workload={"input_len": 512, "output_len": 64})
     assert tight.constraints == {"ttft_ms": ("<=", 500.0), "fits": ("==", 1.0)}
