@@ -72,6 +72,14 @@ def objective_info(fn: Callable) -> dict[str, Any]:
     return info
 
 
+def objective_change(before: Mapping[str, Any] | None, info: Mapping[str, Any]) -> tuple[str, str] | None:
+    """("name version" stored, "name version" now) where a study's stored objective provenance `before` names
+    another objective name or version than `info` (`objective_info`), else None (also without a stored one)."""
+    if not before or all(before.get(k) == info.get(k) for k in ("name", "version")):
+        return None
+    return f"{before.get('name')} {before.get('version')}", f"{info.get('name')} {info.get('version')}"
+
+
 class TrialTimeout(Exception):
     """Raised inside an evaluation that ran past the per-trial timeout."""
 

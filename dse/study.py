@@ -22,7 +22,7 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import OptimizerError, StudyError
-from .evaluation import is_vectorized, objective_info
+from .evaluation import is_vectorized, objective_change, objective_info
 from .metric_constraints import Constraint
 from .objective import ObjectiveSpec
 from .optimizers.batch import Batch
@@ -295,7 +295,12 @@ class Study:
             raise OptimizerError("optimizer 'grid' needs a discrete space (every Float with step=); use 'nsga2' or 'random'")
         opt = get_optimizer(name, self.space, len(self.spec.names), seed=seed, **optimizer_settings)
         info = objective_info(evaluate)
-        self._warn_if_objective_changed(info)
+        if (was := objective_change(self.meta.get("objective"), info)) and (
+                n := self._storage.count_trials(self._id, states=FINISHED_STATES)):
+            logger.warning("study %r holds %d finished trials evaluated by %s; this run evaluates with %s: its front "
+                           "will rank numbers of both. To compare like with like, start a new study (another name "
+                           "or storage) or delete this one (dse.delete_study(%r, storage=%r))",
+                           self.name, n, was[0], was[1], self.name, self.storage_url)
         run = {
             "optimizer": name,
             "requested_optimizer": optimizer,
@@ -325,22 +330,6 @@ class Study:
             # a study of the old Parquet sweep now holds every grid point as a trial: its old summary is obsolete
             self._storage.set_attrs(self._id, {"grid": None})
         return self
-
-    def _warn_if_objective_changed(self, info: Mapping[str, Any]) -> None:
-        """Log a warning when finished trials were evaluated by an objective of another name or version than
-        `info` (`objective_info`): a resumed study then holds, and ranks on one front, numbers of two models."""
-        before = self.meta.get("objective") or {}
-        changed = [k for k in ("name", "version") if before.get(k) != info.get(k)]
-        if not before or not changed:
-            return
-        n = self._storage.count_trials(self._id, states=FINISHED_STATES)
-        if n:
-            logger.warning(
-                "study %r holds %d finished trials evaluated by %s %s; this run evaluates with %s %s: its front will "
-                "rank numbers of both. To compare like with like, start a new study (another name or storage) or "
-                "delete this one (dse.delete_study(%r, storage=%r))",
-                self.name, n, before.get("name"), before.get("version"), info.get("name"), info.get("version"),
-                self.name, self.storage_url)
 
     def _store_front(self, known: tuple[int, list[int]] | None = None) -> list[int]:
         """Store the front's trial numbers as a study attribute (re-read until no worker added trials meanwhile).
