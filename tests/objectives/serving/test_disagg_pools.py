@@ -30,11 +30,13 @@ def test_pool_ep_and_attn_dp_fields():
 
 
 def test_simulator_and_analytical_model_agree_on_per_pool_ep():
-    """Tolerances (analytical vs simulated, 1,000 requests at 40 req/s): throughput 8 %, mean TPOT 10 %, mean TTFT
-    10 %, p99 TTFT 35 %; measured 2-6 %, 0-0.9 %, 1-2.4 %, 12-14 % (the first token the decode worker's)."""
+    """Tolerances (analytical vs simulated, 2,000 requests at 40 req/s): throughput 8 %, mean TPOT 10 %, mean TTFT
+    10 %, p99 TTFT 35 %; measured 4.7-5.0 %, 0.7-1.2 %, 0.8-2.3 %, 2.7-7.1 % (the first token the decode worker's).
+    The throughput gap is the finite run's: the simulator divides by the time to the last request's finish, the
+    closed form gives the steady rate (7.6-8.0 % at 1,000 requests, 2.4-2.5 % at 4,000)."""
     w = serving.Workload(rate=40.0, input_len=2048, output_len=256)
     o = objectives.llm_serving_objective(MOE, workload=w, slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100},
-                                         n_requests=1000)
+                                         n_requests=2000)
     rows = pd.DataFrame([BASE, {**BASE, "prefill_tp": 4, "prefill_ep": 4},           # prefill TP 4 EP 4
                          {**BASE, "ep": 1, "prefill_ep": 1},                          # no EP: TP experts
                          {**BASE, "attn_dp": 1, "tp": 4, "ep": 4, "prefill_gpu": "H100-SXM-80GB"}])
