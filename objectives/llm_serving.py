@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,6 +364,18 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
                          label="simulated", max_rounds=max_rounds)
         self.objective = objective
         self.model, self.workload, self.slo = objective.model, objective.workload, objective.slo
+
+    def report(self, study: Any, detail: Callable[[pd.DataFrame], str] | None = None) -> str | None:
+        """How the simulation changed `study`'s front, read from its stored trials (a resumed study says it too):
+        "front confirmed in simulation: N configurations simulated[ (detail)], K missed the SLO and left the front
+        [ (the constraints they violated)]", `detail` given the simulated trials; None before any confirmation."""
+        stored = dse.fidelity.stored_confirmation(study.trials, "simulated")
+        if stored is None:
+            return None
+        sim, left, why = stored
+        more = f" ({detail(sim)})" if detail is not None else ""
+        return (f"front confirmed in simulation: {len(sim)} configurations simulated{more}, {len(left)} missed the "
+                f"SLO and left the front{' (' + ', '.join(why) + ')' if why else ''}")
 
 
 def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, Any] | None = None,

@@ -20,7 +20,6 @@ rate each configuration holds under the SLO, analytical; `dse capacity` searches
 """
 import dse
 import spaces
-from dse.fidelity import stored_confirmation
 from objectives import llm_serving_objective, serving
 
 MODEL = "Llama-3.1-70B"
@@ -37,12 +36,8 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO, capacity=Tru
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    stored = stored_confirmation(study.trials, "simulated")
-    if stored is None:
-        return
-    sim, left, why = stored
-    print(f"front confirmed in simulation: {len(sim)} configurations simulated, {len(left)} missed the SLO and left "
-          f"the front{' (' + ', '.join(why) + ')' if why else ''}; every front point meets it when simulated")
+    if (text := evaluate.report(study)) is not None:
+        print(text + "; every front point meets it when simulated")
 
 
 study = dse.StudySpec(

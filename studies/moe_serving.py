@@ -15,7 +15,6 @@ the stored trials, how many configurations were simulated and how many left the 
 """
 import dse
 import spaces
-from dse.fidelity import stored_confirmation
 from objectives import llm_serving_objective, serving
 
 MODEL = "Qwen3-235B-A22B"
@@ -33,12 +32,9 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO).confirming(O
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    stored = stored_confirmation(study.trials, "simulated")
-    if stored is None:
-        return
-    sim, left, why = stored
-    print(f"front confirmed in simulation: {len(sim)} configurations simulated ({(sim['mode'] == 'disagg').sum()} "
-          f"disaggregated), {len(left)} missed the SLO and left the front{' (' + ', '.join(why) + ')' if why else ''}")
+    text = evaluate.report(study, detail=lambda sim: f"{(sim['mode'] == 'disagg').sum()} disaggregated")
+    if text is not None:
+        print(text)
 
 
 study = dse.StudySpec(

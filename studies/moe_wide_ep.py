@@ -21,7 +21,6 @@ deployments is in ../shared/calibration, so the front is the profiles' and the f
 """
 import dse
 import spaces
-from dse.fidelity import stored_confirmation
 from objectives import llm_serving_objective, serving
 
 MODEL = "nvidia/DeepSeek-R1-NVFP4"
@@ -42,12 +41,8 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO, capacity=Tru
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    stored = stored_confirmation(study.trials, "simulated")
-    if stored is None:
-        return
-    sim, left, why = stored
-    print(f"front confirmed in simulation: {len(sim)} configurations simulated, {len(left)} missed the SLO and left "
-          f"the front{' (' + ', '.join(why) + ')' if why else ''}")
+    if (text := evaluate.report(study)) is not None:
+        print(text)
 
 
 study = dse.StudySpec(

@@ -272,6 +272,22 @@ def test_stored_confirmation_reads_the_checked_trials_and_what_they_violated():
     assert len(checked) == 2 and list(left.index) == [2] and why == ["ttft_ms_p99"]
 
 
+def test_the_confirmed_objective_reports_the_stored_confirmation_in_one_sentence():
+    # what the serving studies' `after` steps print: counts, an optional detail on the simulated trials, the
+    # constraints that sent points off the front; nothing before a confirmation
+    from types import SimpleNamespace
+    ev = objectives.llm_serving_objective("Llama-3.1-8B").confirming({"usd_per_mtok": "min"})
+    assert ev.report(SimpleNamespace(trials=pd.DataFrame({"x": [1]}))) is None
+    t = pd.DataFrame({"fidelity": ["screen", "simulated", "simulated"], "mode": ["agg", "agg", "disagg"],
+                      "confirm_reason": ["", "", "ttft_ms_p99 = 3.1 > 2"]})
+    study = SimpleNamespace(trials=t)
+    assert ev.report(study) == ("front confirmed in simulation: 2 configurations simulated, 1 missed the SLO and "
+                                "left the front (ttft_ms_p99)")
+    assert ev.report(study, detail=lambda sim: f"{(sim['mode'] == 'disagg').sum()} disaggregated") == (
+        "front confirmed in simulation: 2 configurations simulated (1 disaggregated), 1 missed the SLO and left "
+        "the front (ttft_ms_p99)")
+
+
 # -- the one scheduler mapping -----------------------------------------------------------------------------------
 
 def test_non_chunked_prefill_is_one_policy_in_every_fidelity():
