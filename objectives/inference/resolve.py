@@ -29,6 +29,7 @@ import pandas as pd
 
 from objectives.catalog.types import DTYPE_BYTES, DTYPES, GPU, Model
 
+from ..profiles import engine_key
 from .efficiency import FAMILIES, LINKS, PRECS, Efficiency
 from .power import idle_power_w
 
@@ -73,8 +74,7 @@ def layout_invalid(engine: Any, tp: Num, attn_dp: Num, ep: Num = 1) -> Num:
     rule: `prepare` (R_LAYOUT), the spaces' engine rules and `dse deploy`."""
     names = np.asarray(engine, dtype=object)
     uniq, inv = np.unique(names.astype(str), return_inverse=True)
-    kind = np.asarray(np.array([u.split("==")[0].strip() for u in uniq], dtype=object)[inv],
-                      dtype=object).reshape(names.shape)
+    kind = np.reshape(np.array([engine_key(u) for u in uniq], dtype=object)[inv], names.shape)
     tp, attn_dp, ep = np.asarray(tp), np.asarray(attn_dp), np.asarray(ep)
     trt = (kind == "trtllm") & (attn_dp > 1) & (tp > 1)
     vllm = (kind == "vllm") & (ep > 1) & (ep != tp * attn_dp)

@@ -363,6 +363,10 @@ def test_engine_layout_rules_hold_in_the_model_and_the_spaces():
     assert "attention DP runs attention unsplit" in why
     with pytest.raises(ValueError, match="attention DP runs attention unsplit"):
         inference.StepModel("DeepSeek-R1", "H200-SXM-141GB", tp=2, attn_dp=4, ep=8, engine="trtllm")
+    # the rule reads an engine in every spelling the engine knob takes (`profiles.engine_key`)
+    from objectives.inference.resolve import layout_invalid
+    assert layout_invalid(["TensorRT-LLM==1.2.0", "trtllm@1.3.0rc20", "sglang"], 2, 4).tolist() == [True, True, False]
+    assert layout_invalid(["vllm:0.24.0", "vllm", "sglang==0.5.14"], 4, 1, 2).tolist() == [True, True, False]
     sp = spaces.llm_serving("DeepSeek-R1", ["H200-SXM-141GB"], max_gpus=16, attn_dp=[1, 2, 4, 8],
                             engines=["trtllm", "vllm"], modes=("agg", "disagg"), prefill_tp=[1, 2, 4, 8],
                             prefill_attn_dp=[1, 2, 4])
