@@ -123,6 +123,13 @@ GEMM_CELL = ("gemm_dtype", "kernel_source", "m", "n", "k")
 MOE_CELL = ("moe_dtype", "kernel_source", "distribution", "num_tokens", *MOE_SHAPE)
 
 
+def _twin_of(root: Path, system: str, path: Path) -> Path | None:
+    """`path` (a table under `root / system`) on the `TWIN_SYSTEMS` twin of `system`, where that table exists."""
+    twin = TWIN_SYSTEMS.get(system)
+    other = root / twin / path.relative_to(root / system) if twin else None
+    return other if other is not None and other.exists() else None
+
+
 def _twin_bounded(df: pd.DataFrame, twin: pd.DataFrame, cells: tuple[str, ...]) -> pd.DataFrame:
     """`df`'s cells (`cells`, those both tables have) at most TWIN_SLACK x the twin system's cell x the median ratio
     of the two tables over their common cells. A collection's outliers are slow cells (a busy or throttled GPU while
@@ -560,27 +567,23 @@ def _skew_carried(df: pd.DataFrame) -> pd.DataFrame:
 MOE_OPT_IN = {"trtllm": ("moe_torch_flow_min_latency",)}
 
 
-def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine: str = "",
-               twins: Mapping[Path, Path] | None = None) -> dict[str, tuple[Table, np.ndarray]]:
-    """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
-    (MOE_SHAPE). `paths`: moe_perf tables (files, or rows already read) newest first; a shape measured in an
-    earlier entry shadows the later ones; `twins`: a file's table of the same version on a `TWIN_SYSTEMS` system
-    (`_twin_bounded`); kernels `engine` runs only when asked are left out (`MOE_OPT_IN`); a family whose skewed
-    rows fail `SKEW_EP1_LIMIT` is carried from its balanced ones (`_skew_carried`);
-    `engine`'s grouped-gate shapes are carried from plain-routed ones
-    (`_ungrouped`, files of GROUPED_GATE_ENGINES). `balanced`: instead, the same tables' balanced-routing rows of the shapes
-    whose default curve is the skewed one, at EP >= 2 without expert TP, where they are balanced (`_sane_balanced`),
-    each cell at most the skewed one: what an expert-parallel load balancer aims at, the `moe_bal.<format>` tables an
-    `eplb` deployment reads."""
-    frames = []
-    seen: set[tuple] = set()
+def moe_rows(paths: list[Path | pd.DataFrame], engine: str = "",
+             twins: Mapping[Path, Path] | None = None) -> list[pd.DataFrame]:
+    """The rows `moe_tables` keys, one frame per table of `paths` (moe_perf tables newest first: files, or rows
+    already read), each read once: the formats of MOE_DTYPES; a file's cells bounded by its `twins` entry (the same
+    version's table on a `TWIN_SYSTEMS` system: `_twin_bounded`); kernels `engine` runs only when asked left out
+    (`MOE_OPT_IN`); routing ranked (`_rank` 0 power law, 1 balanced; other routings dropped); a file's family whose
+    skewed rows fail `SKEW_EP1_LIMIT` carried from its balanced ones (`_skew_carried`) and, for
+    GROUPED_GATE_ENGINES, its grouped-gate shapes carried from plain-routed ones (`_ungrouped`). Rows already read
+    are borrowed from another lane as they are. Tables left empty are dropped."""
+    cols = ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE
+    out = []
     for path in paths:
-        df = path if isinstance(path, pd.DataFrame) else _read(
-            path, ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
+        borrowed = isinstance(path, pd.DataFrame)
+        df = path if isinstance(path, pd.DataFrame) else _read(path, cols)
         df = df[df["moe_dtype"].isin(MOE_DTYPES)]
-        if twins and not isinstance(path, pd.DataFrame) and path in twins:
-            df = _twin_bounded(df, _read(twins[path], ("moe_dtype", "num_tokens", "distribution", "latency")
-                                         + MOE_SHAPE), MOE_CELL)
+        if twins and not borrowed and path in twins:
+            df = _twin_bounded(df, _read(twins[path], cols), MOE_CELL)
         if "kernel_source" in df.columns:   # `MOE_OPT_IN`
             df = df[~df["kernel_source"].isin(MOE_OPT_IN.get(engine, ()))]
         # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
@@ -588,10 +591,30 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine:
         df = df.assign(_rank=rank)[rank < 9]
         if df.empty:
             continue
-        if not isinstance(path, pd.DataFrame):
+        if not borrowed:
             df = _skew_carried(df)
-        if engine in GROUPED_GATE_ENGINES and not isinstance(path, pd.DataFrame):  # `_ungrouped`
-            df = _ungrouped(df)
+            if engine in GROUPED_GATE_ENGINES:
+                df = _ungrouped(df)
+        out.append(df)
+    return out
+
+
+def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine: str = "",
+               twins: Mapping[Path, Path] | None = None) -> dict[str, tuple[Table, np.ndarray]]:
+    """`moe_tables_of` the rows of `paths` (`moe_rows`, with `engine` and `twins`)."""
+    return moe_tables_of(moe_rows(paths, engine, twins), balanced)
+
+
+def moe_tables_of(rows: list[pd.DataFrame], balanced: bool = False) -> dict[str, tuple[Table, np.ndarray]]:
+    """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
+    (MOE_SHAPE), from `moe_rows` (newest table first; a shape measured in an earlier table shadows the later ones):
+    each shape's skewed curve where measured, else its balanced one. `balanced`: instead, the same tables'
+    balanced-routing rows of the shapes whose default curve is the skewed one, at EP >= 2 without expert TP, where
+    they are balanced (`_sane_balanced`), each cell at most the skewed one: what an expert-parallel load balancer
+    aims at, the `moe_bal.<format>` tables an `eplb` deployment reads."""
+    frames = []
+    seen: set[tuple] = set()
+    for df in rows:
         key_cols = ["moe_dtype", *MOE_SHAPE]
         best = df.groupby(key_cols)["_rank"].transform("min")
         keys = df[df["_rank"] == best][key_cols].drop_duplicates()
@@ -706,10 +729,8 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     f = base / "gemm" / engine / version / "gemm_perf.parquet"
     if not f.exists():
         return None
-    tw = root / TWIN_SYSTEMS[system] / f.relative_to(base) if system in TWIN_SYSTEMS else None
     peers = [q for e in ENGINES if e != engine and (q := _newest_table(root, system, "gemm", e, "gemm_perf.parquet"))]
-    tables: dict[str, Table] = {f"gemm.{k}": t for k, t in
-                                gemm_tables(f, tw if tw and tw.exists() else None, peers).items()}
+    tables: dict[str, Table] = {f"gemm.{k}": t for k, t in gemm_tables(f, _twin_of(root, system, f), peers).items()}
     if not tables:
         return None
     avs = versions(root, system, "attention", engine)
@@ -775,12 +796,12 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
     lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine)]
     moe_src = lead + [p for p in paths if p.exists()]
-    twin = {p: tp for p in paths if p.exists() and system in TWIN_SYSTEMS
-            and (tp := root / TWIN_SYSTEMS[system] / p.relative_to(base)).exists()}
-    for k, (t, shp) in moe_tables(moe_src, engine=engine, twins=twin).items():
+    twin = {p: tp for p in paths if p.exists() and (tp := _twin_of(root, system, p)) is not None}
+    rows = moe_rows(moe_src, engine, twin)
+    for k, (t, shp) in moe_tables_of(rows).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
-    for k, (t, shp) in moe_tables(moe_src, balanced=True, engine=engine, twins=twin).items():
+    for k, (t, shp) in moe_tables_of(rows, balanced=True).items():
         tables[f"moe_bal.{k}"] = t
         keys[f"moe_bal.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
