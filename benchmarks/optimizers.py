@@ -2,6 +2,8 @@
 
 Run:  python benchmarks/optimizers.py            (full run: 4 problems, budgets 100..3000, 5 seeds; tens of minutes)
       python benchmarks/optimizers.py --quick    (flagship + ZDT1, budgets <= 1000, 3 seeds, nsga2/random/anchors)
+      python benchmarks/optimizers.py --quick --tabular   (the same hypervolumes, the objective looked up from the
+                                                           grid's metrics: what tests/benchmarks runs)
 
 Problems (``problems()``): the flagship dense-serving study (studies/llm_serving.py, ~2e4 valid points), a larger
 variant of it with more batching values (72,600 points), the MoE serving study (studies/moe_serving.py, conditional
@@ -115,7 +117,8 @@ class Problem:
     ``evaluate``: DataFrame of configurations -> DataFrame of metrics. ``spec``: objectives and metric constraints.
     ``front``: exact front, to minimize; ``ideal``/``nadir``: its per-objective min/max (normalization).
     ``size``: feasible points of the space (inf for a continuous space); ``grid_s``: seconds to enumerate and
-    evaluate the grid (None for ZDT1).
+    evaluate the grid (None for ZDT1); ``grid``: the grid's configurations and ``metrics`` the objective's output
+    for them, row for row (None for ZDT1); ``is_tabular``: ``evaluate`` looks the metrics up (``tabular()``).
     """
 
     name: str
@@ -126,6 +129,9 @@ class Problem:
     size: float
     grid_s: float | None = None
     description: str = ""
+    grid: pd.DataFrame | None = None
+    metrics: pd.DataFrame | None = None
+    is_tabular: bool = False
     ideal: np.ndarray = dataclasses.field(init=False)
     nadir: np.ndarray = dataclasses.field(init=False)
     hv_exact: float = dataclasses.field(init=False)
@@ -155,7 +161,10 @@ class Problem:
         return self._hv(F[ok]) / self.hv_exact if ok.any() else 0.0
 
 
-def _exact_front(space: dse.Space, evaluate: Callable, spec: ObjectiveSpec) -> tuple[np.ndarray, float]:
+def _exact_front(space: dse.Space, evaluate: Callable, spec: ObjectiveSpec
+                 ) -> tuple[np.ndarray, float, pd.DataFrame, pd.DataFrame]:
+    """The exact front of a discrete space (minimization form), the seconds the grid took, the grid and its
+    metrics."""
     t0 = time.perf_counter()
     grid = space.grid()
     metrics = evaluate(grid)
@@ -164,7 +173,47 @@ def _exact_front(space: dse.Space, evaluate: Callable, spec: ObjectiveSpec) -> t
     F = to_minimization(vals, spec.directions)
     CV = spec.violation(metrics) if spec.constraints else np.zeros(len(F))
     F = F[(CV == 0) & np.isfinite(F).all(axis=1)]
-    return F[moocore.is_nondominated(F)], dt
+    return F[moocore.is_nondominated(F)], dt, grid.reset_index(drop=True), metrics.reset_index(drop=True)
+
+
+def _key(values: Sequence) -> tuple:
+    """A configuration as a hashable key: numbers as floats (2, 2.0 and np.int64(2) alike), a missing value
+    (inactive conditional parameter: None or NaN) as None."""
+    out: list[str | bool | float | None] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out.append(None)
+        elif isinstance(v, (bool, np.bool_, str)):
+            out.append(v if isinstance(v, str) else bool(v))
+        else:
+            out.append(float(v))
+    return tuple(out)
+
+
+def tabular(problem: Problem) -> Problem:
+    """``problem`` with its objective replaced by a lookup in the grid's metrics, as tabular benchmarks do
+    (NAS-Bench-101): every configuration an optimizer may evaluate is a valid one, hence a grid point, and gets the
+    very metrics the real objective gave it, at no cost. Hypervolume per budget is unchanged; wall times then
+    measure the optimizers and dse's engine alone. A discrete problem only (the grid's metrics are needed)."""
+    if problem.grid is None or problem.metrics is None:
+        raise ValueError(f"problem {problem.name!r} has no grid to look its metrics up in (a continuous space); "
+                         "only discrete problems run tabular")
+    names = list(problem.space.names)
+    index = {_key(row): i for i, row in enumerate(problem.grid[names].itertuples(index=False, name=None))}
+    metrics = problem.metrics
+
+    @dse.vectorized(name=f"{problem.name}-tabular", version="grid")
+    def lookup(df: pd.DataFrame) -> pd.DataFrame:
+        rows = []
+        for row in df[names].itertuples(index=False, name=None):
+            i = index.get(_key(row))
+            if i is None:
+                raise KeyError(f"configuration {dict(zip(names, row))} is not a point of {problem.name}'s grid")
+            rows.append(i)
+        return metrics.iloc[rows].reset_index(drop=True)
+
+    return dataclasses.replace(problem, evaluate=lookup, is_tabular=True,
+                               description=problem.description + " (tabular: metrics looked up from the grid)")
 
 
 def _study_problem(name: str, path: str, description: str, space: dse.Space | None = None) -> Problem:
@@ -175,8 +224,8 @@ def _study_problem(name: str, path: str, description: str, space: dse.Space | No
     # (dse.fidelity.Confirming) is benchmarked on its screening objective, or every generation's front would be
     # simulated and the exact front would no longer be the grid's
     evaluate = getattr(st.evaluate, "screen", st.evaluate)
-    front, dt = _exact_front(space, evaluate, spec)
-    return Problem(name, space, evaluate, spec, front, float(space.size), dt, description)
+    front, dt, grid, metrics = _exact_front(space, evaluate, spec)
+    return Problem(name, space, evaluate, spec, front, float(space.size), dt, description, grid, metrics)
 
 
 def flagship() -> Problem:
@@ -629,6 +678,9 @@ def markdown(summary: pd.DataFrame, problems: dict[str, Problem], command: str,
         grid = f"; grid (exact front) evaluates every point in {p.grid_s:.2f} s" if p.grid_s is not None else ""
         lines += [f"## {pname}: {p.description}", "",
                   f"{size}, {len(p.spec.names)} objectives, exact front {len(p.front)} points{grid}.", ""]
+        if p.is_tabular:
+            lines += ["Tabular run: each evaluation looks up the grid's metrics of its configuration, so the wall "
+                      "times and overheads below are the optimizers' and the study engine's alone.", ""]
         budgets = sorted(sub.budget.unique())
         goal = int(GOAL_SHARE * p.size) if math.isfinite(p.size) else None
         label = {b: (f"{b} (2 %)" if b == goal else str(b)) for b in budgets}
@@ -690,6 +742,9 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--budgets", nargs="+", type=int, help="budgets in evaluations")
     ap.add_argument("--seeds", type=int, help="number of seeds (0..n-1)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for optimizers.md / .png / .csv")
+    ap.add_argument("--tabular", action="store_true",
+                    help="discrete problems look their metrics up in the grid's (same hypervolumes; wall times "
+                         "without the objective's cost)")
     args = ap.parse_args(argv)
     pnames = args.problems or (["flagship", "zdt1"] if args.quick else list(PROBLEMS))
     opts = args.optimizers or (["nsga2", "random", "optuna-nsga2", "pymoo-nsga2"] if args.quick
@@ -700,7 +755,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     problems = {}
     raws = []
     for pn in pnames:
-        p = problems[pn] = PROBLEMS[pn]()
+        p = PROBLEMS[pn]()
+        p = problems[pn] = tabular(p) if args.tabular and p.grid is not None else p
         goal = int(GOAL_SHARE * p.size) if math.isfinite(p.size) else 0
         pbudgets = tuple(sorted(set(budgets) | ({goal} if min(budgets) < goal < max(budgets) else set())))
         grid = f", grid {p.grid_s:.2f} s" if p.grid_s is not None else ""
