@@ -32,6 +32,11 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]
     return summary, out
 
 
+@pytest.fixture(scope="module")
+def flagship() -> bench.Problem:
+    return bench.flagship()
+
+
 def _hv(summary: pd.DataFrame, problem: str, optimizer: str, budget: int) -> float:
     row = summary[(summary.problem == problem) & (summary.optimizer == optimizer) & (summary.budget == budget)]
     assert len(row) == 1, (problem, optimizer, budget)
@@ -49,7 +54,7 @@ def test_quick_benchmark_nsga2_reaches_the_floor_on_the_flagship(quick) -> None:
 
 
 @pytest.mark.slow   # shares the `quick` fixture: run alone, it pays the ~45 s benchmark
-def test_quick_benchmark_is_deterministic_and_writes_its_outputs(quick) -> None:
+def test_quick_benchmark_is_deterministic_and_writes_its_outputs(quick, flagship) -> None:
     summary, out = quick
     assert {"flagship", "zdt1"} == set(summary.problem)
     assert summary.hv_median.between(0.0, 1.0 + 1e-9).all()
@@ -58,7 +63,7 @@ def test_quick_benchmark_is_deterministic_and_writes_its_outputs(quick) -> None:
     assert (out / "optimizers-quick.png").stat().st_size > 10_000
     assert "Tabular run" in md
     raw = pd.read_csv(out / "optimizers-quick.csv")
-    again = bench.measure(bench.flagship(), "nsga2", (100, 300), [0])   # the real objective, not the lookup
+    again = bench.measure(flagship, "nsga2", (100, 300), [0])   # the real objective, not the lookup
     mine = raw[(raw.problem == "flagship") & (raw.optimizer == "nsga2") & (raw.seed == 0)
                & (raw.kind == "budget") & raw.budget.isin([100, 300])]
     np.testing.assert_allclose(again[again.kind == "budget"].hv_ratio.to_numpy(), mine.hv_ratio.to_numpy(),
@@ -118,10 +123,10 @@ def test_trace_counts_the_evaluations_returned_within_a_wall_time() -> None:
 
 
 @pytest.mark.parametrize("problem", ["zdt1", "flagship"])
-def test_study_asks_what_the_optimizer_used_directly_asks(problem: str) -> None:
+def test_study_asks_what_the_optimizer_used_directly_asks(problem: str, request: pytest.FixtureRequest) -> None:
     # the nsga2-direct variant (ask/tell, nothing stored) splits optimizer cost from study cost in docs/optimizers.md;
     # that split is only meaningful if the study evaluates exactly the same configurations in the same order
-    p = bench.zdt1(n_var=5) if problem == "zdt1" else bench.flagship()
+    p = bench.zdt1(n_var=5) if problem == "zdt1" else bench.tabular(request.getfixturevalue("flagship"))
     via_study = bench.run(p, "nsga2", 120, 3)
     direct = bench.run(p, "nsga2-direct", 120, 3)
     assert len(via_study.F) == len(direct.F) == 120
