@@ -80,6 +80,7 @@ from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
+from .bisection import bisect
 from .handoff import front_end, handoff_ms, host_ms, kv_read_ms
 from .scheduler import SLO
 from .workload import Dist, Workload
@@ -304,10 +305,17 @@ class ServingModel:
 
     def _at(self, d: Deployments, N: np.ndarray) -> pd.DataFrame:
         """``inference.max_throughput`` of each replica at occupancy N (sequences in flight, rounded up to whole
-        sequences: the engine runs whole batches; a lone request decodes at batch 1)."""
-        return inference.max_throughput(**self._kw(d), dp=1, input_len=self.input_len, output_len=self.output_len,
-                                        max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0),
-                                        max_num_tokens=d.max_num_tokens,
+        sequences: the engine runs whole batches; a lone request decodes at batch 1). N of shape (n,), or (n, k): k
+        occupancies per deployment, rows in that order (the deployments broadcast as a column against N, so the
+        calls of one bisection reuse one preparation of their coefficients, `reusing_prepared`)."""
+        n = len(d)
+        kw, mnt = self._kw(d), d.max_num_tokens
+        if np.ndim(N) == 2:
+            kw = {k: v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
+                  for k, v in kw.items()}
+            mnt = mnt[:, None]
+        return inference.max_throughput(**kw, dp=1, input_len=self.input_len, output_len=self.output_len,
+                                        max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), max_num_tokens=mnt,
                                         gpu_memory_utilization=self.gpu_memory_utilization,
                                         kv_capacity_tokens=self.kv_capacity_tokens)
 
@@ -579,14 +587,16 @@ class ServingModel:
         stable = lam < x_max * 0.999
         # occupancy N in (0.5, n_max]: lam = N / R(N), R = TTFT0 + (O - 1) TPOT(N); bisection on log N (below one
         # sequence the batch costs as one)
-        lo, hi = np.full(n, 0.5), np.maximum(n_max, 0.5)
-        for _ in range(BISECTION_STEPS):
-            mid = np.sqrt(lo * hi)
-            m = self._at(d, mid)
+        lam_row = np.broadcast_to(np.asarray(lam_ms, dtype=float), (n,))
+
+        def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
+            k = mid.shape[1]
+            m = self._at(d, mid[:, 0] if k == 1 else mid)
             resid = m["ttft_ms"].to_numpy(float) + max(osl - 1.0, 0.0) * m["tpot_ms"].to_numpy(float)
-            over = mid / np.maximum(resid, 1e-12) > lam_ms            # mid in flight serves more than lam
-            hi = np.where(over, mid, hi)
-            lo = np.where(over, lo, mid)
+            over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
+            return ~over.reshape(n, k)
+
+        lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
         N = np.where(stable, np.sqrt(lo * hi), n_max)
         at = self._at(d, N)
         tpot = at["tpot_ms"].to_numpy(float)
@@ -648,20 +658,18 @@ class ServingModel:
         lo = np.zeros(len(d))
         cons = slo.constraints
 
-        def meets(rate: np.ndarray) -> np.ndarray:
-            m = self.evaluate(d, slo, rate=np.maximum(rate, 1e-9))
+        def meets(rate: np.ndarray) -> np.ndarray:                    # rate: (deployments, points per deployment)
+            k = rate.shape[1]
+            dk = d if k == 1 else d.take(np.repeat(np.arange(len(d)), k))
+            m = self.evaluate(dk, slo, rate=np.maximum(rate.ravel(), 1e-9))
             ok = m["fits"].to_numpy(float) == 1.0
             for metric, (_, bound) in cons.items():
                 ok &= m[metric].to_numpy(float) <= bound
-            return ok
+            return ok.reshape(len(d), k)
 
-        ok_lo = meets(np.full(len(d), 1e-6) + 0 * hi)
+        ok_lo = meets(np.full((len(d), 1), 1e-6))[:, 0]
         steps = max(1, int(math.ceil(math.log2(1.0 / tol))))
-        for _ in range(steps):
-            mid = 0.5 * (lo + hi)
-            ok = meets(mid)
-            lo = np.where(ok, mid, lo)
-            hi = np.where(ok, hi, mid)
+        lo, _ = bisect(lo, hi, meets, steps)
         return np.where(ok_lo, lo, 0.0)
 
 

@@ -328,3 +328,28 @@ def test_non_chunked_prefill_is_one_policy_in_every_fidelity():
     with pytest.raises(ValueError, match=r"models Scheduler policy='decode_priority'.*got policy='prefill_first'"):
         serving.capacity("Llama-3.1-8B", "H100", slo=slo, workload=w, fidelity="analytical",
                          scheduler=serving.Scheduler(**knobs, policy="prefill_first"))
+
+
+def test_capacity_and_metrics_of_a_batch_are_each_deployments_own() -> None:
+    # the searches test several occupancies / rates per deployment in one call, more of them the fewer the
+    # deployments (serving.bisection): a deployment's numbers must not depend on what it is evaluated with
+    sm = serving.ServingModel(MODEL, serving.Workload(rate=4.0, input_len=2048, output_len=256, n_requests=2000))
+    rows = [dict(gpu="H200", tp=4, weight_dtype="fp8", kv_dtype="fp8", engine="vllm"),
+            dict(gpu="H100", tp=2, weight_dtype="fp8", kv_dtype="fp8", engine="trtllm", max_batch_size=64),
+            dict(gpu="B200", tp=1, weight_dtype="fp4", engine="sglang", chunked_prefill=False),
+            dict(gpu="H100", tp=8, pp=1, engine="roofline", max_num_tokens=2048)]
+    cols = {k: [r.get(k) for r in rows] for k in dict.fromkeys(k for r in rows for k in r)}
+    defaults = dict(pp=1, max_batch_size=256, max_num_tokens=8192, chunked_prefill=True, weight_dtype=None,
+                    kv_dtype=None)
+    for k, v in defaults.items():
+        cols[k] = [v if x is None else x for x in cols.get(k, [None] * len(rows))]
+    both = serving.Deployments.of(**cols)
+    cap = sm.capacity(both, P99, tol=0.01)
+    met = sm.evaluate(both, P99)
+    assert np.all(cap > 0.5)
+    for i in range(len(rows)):
+        one = both.take(np.array([i]))
+        assert sm.capacity(one, P99, tol=0.01)[0] == cap[i]
+        alone = sm.evaluate(one, P99).iloc[0]
+        for m in ("ttft_ms", "ttft_ms_p99", "tpot_ms_p99", "batch_size", "requests_per_s"):
+            assert alone[m] == met[m].iloc[i], (i, m)
