@@ -203,6 +203,34 @@ def model_dtypes(rows: pd.DataFrame, moe: Any = True) -> tuple[np.ndarray, np.nd
     return weight, act
 
 
+def checkpoints(rows: pd.DataFrame) -> np.ndarray:
+    """The model each normalized row ran, for the cost model: its catalog id, or, where the row's quantization
+    columns say block-scaled FP8 (``fp8_block``) and the catalog's record of that id is not (a base id such as
+    "zhipuai/GLM-5" measured from its FP8 release), the record with that scheme: the engines run block-scaled GEMMs
+    for such a checkpoint (`inference.measured.BLOCK_FP8_GEMM_ENGINES`)."""
+    import dataclasses
+
+    from objectives import catalog
+    models = rows["model"].to_numpy(object).copy()
+    quant = [rows[c].to_numpy(object) for c in ("weight_quant", "moe_quant") if c in rows]
+    block = np.zeros(len(rows), dtype=bool)
+    for q in quant:
+        block |= np.array([isinstance(x, str) and x.strip().lower() == "fp8_block" for x in q], dtype=bool)
+    records: dict[Any, Any] = {}
+    for i in np.flatnonzero(block):
+        name = models[i]
+        if name not in records:
+            try:
+                rec = catalog.model(name)
+            except (KeyError, ValueError):
+                records[name] = name           # left as given: `unpredictable` names the unknown model
+                continue
+            records[name] = rec if rec.quant_scheme == "fp8_block" else dataclasses.replace(
+                rec, quant_scheme="fp8_block", quant_weight_dtype="fp8")
+        models[i] = records[name]
+    return models
+
+
 def _empty_frame(n: int) -> dict[str, Any]:
     return {c: (np.full(n, None, dtype=object) if c in _STR_COLUMNS else np.full(n, np.nan)) for c in COLUMNS}
 

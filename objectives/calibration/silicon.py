@@ -24,7 +24,7 @@ from scipy.optimize import least_squares
 from objectives import inference, profiles
 from objectives.inference.efficiency import Efficiency
 
-from .measurements import model_dtypes
+from .measurements import checkpoints, model_dtypes
 
 #: catalog GPU of each kernel-table system name
 GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
@@ -229,7 +229,7 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         gpus = catalog_gpus(agg["gpu"].to_numpy(object))
         budgets = engine_budgets(eng, gpus)
         r = inference.max_throughput(
-            model=agg["model"].to_numpy(object), gpu=gpus,
+            model=checkpoints(agg), gpu=gpus,
             tp=agg["tp"].to_numpy(float), pp=agg["pp"].fillna(1).to_numpy(float),
             weight_dtype=wd, act_dtype=ad, input_len=agg["isl"].to_numpy(float),
             output_len=agg["osl"].to_numpy(float), concurrency=agg["concurrency"].to_numpy(float),
@@ -263,7 +263,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     wd, ad = model_dtypes(dis, moe)
 
     def pool(prefix: str) -> dict[str, Any]:
-        return dict(model=dis["model"].to_numpy(object), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
+        return dict(model=checkpoints(dis), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
                     pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=wd, act_dtype=ad,
                     ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
                     attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=eng, efficiency=eff)

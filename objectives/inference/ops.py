@@ -76,6 +76,7 @@ class ModelShape:
     n_ffn_only: Num = 0.0     # blocks with an MLP and no token mixer (Nemotron-NAS "no_op" attention)
     dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
     mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
+    fp8blk: Num = 0.0         # 1.0: the checkpoint's FP8 is block-scaled (the GEMM tables it reads)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -164,6 +165,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "n_ffn_only": lambda m: float(m.n_ffn_only_layers),
         "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
         "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
+        "fp8blk": lambda m: float(m.quant_scheme == "fp8_block"),
     }
 
 

@@ -173,3 +173,18 @@ def test_each_engine_runs_its_default_budgets_on_each_gpu():
     got = silicon.engine_budgets(["sglang", "sglang", "sglang", "vllm", "trtllm", "sglang"],
                                  ["H100-SXM-80GB", "H200-SXM-141GB", "B200", "B200", "B200", "L40S"])
     assert got.tolist() == [[1024, 8192], [1024, 8192], [1024, 16384], [1024, 8192], [2048, 8192], [1024, 4096]]
+
+
+def test_rows_measured_from_a_block_fp8_release_run_a_block_scaled_checkpoint() -> None:
+    from objectives.calibration.measurements import checkpoints
+    rows = pd.DataFrame({"model": ["zhipuai/GLM-5", "zhipuai/GLM-5", "deepseek-ai/DeepSeek-R1", "no/such-model",
+                                   "Qwen/Qwen3-32B"],
+                         "weight_quant": ["fp8", "nvfp4", "fp8", "fp8_block", "fp8"],
+                         "moe_quant": ["fp8_block", "nvfp4", "fp8", "fp8_block", None]})
+    got = checkpoints(rows)
+    assert got[0].quant_scheme == "fp8_block" and got[0].quant_weight_dtype == "fp8" and got[0].name == "GLM-5"
+    assert list(got[1:]) == ["zhipuai/GLM-5", "deepseek-ai/DeepSeek-R1", "no/such-model", "Qwen/Qwen3-32B"]
+    # the record prices as the block release does: GLM-5's own FP8 checkpoint under an engine that reads block tables
+    est = inference.estimate(model=[got[0], "zai-org/GLM-5-FP8"], gpu="B200", tp=8, weight_dtype="fp8",
+                             batch_size=4, input_len=1024, output_len=256, engine="sglang")
+    assert est["tpot_ms"].iloc[0] == pytest.approx(est["tpot_ms"].iloc[1], rel=1e-9)

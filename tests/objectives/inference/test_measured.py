@@ -233,3 +233,33 @@ def test_an_mla_model_is_bounded_by_its_own_attention_tables_not_the_gqa_ones():
     p = profiles.load("B200", "vllm")
     assert not p.table("context_attention.fp8").inside(1.0, 1024.0, 128.0)
     assert p.table("mla_context.fp8").inside(1.0, 1024.0, 128.0)
+
+
+def test_a_block_fp8_checkpoint_reads_the_block_scaled_gemm_table_where_the_engine_measured_it(monkeypatch):
+    # the same architecture in FP8: Qwen's block-scaled release, and the bf16 checkpoint quantized per tensor
+    kw = dict(gpu="H200", tp=4, weight_dtype="fp8", batch_size=1, input_len=1024, output_len=256)
+    pair = ["Qwen/Qwen3-235B-A22B-FP8", "Qwen/Qwen3-235B-A22B"]
+
+    def tpot(engine: str) -> np.ndarray:
+        return inference.estimate(model=pair, engine=engine, **kw)["tpot_ms"].to_numpy()
+
+    base = {e: tpot(e) for e in ("vllm", "sglang", "trtllm")}
+    # vLLM's block table is a flat host-time floor: both checkpoints read its per-tensor table
+    assert base["vllm"][0] == base["vllm"][1]
+    # TensorRT-LLM's block-scaled GEMM at decode sizes is its per-tensor one less the dynamic activation scale
+    assert base["trtllm"][0] < 0.95 * base["trtllm"][1]
+    assert base["sglang"][0] != base["sglang"][1]
+    # the block table is what moved: doubling it moves the block checkpoint alone
+    load = profiles.load
+
+    def slow(*a, **k):
+        p = load(*a, **k)
+        t = None if p is None else p.table("gemm.fp8_block")
+        if t is None:
+            return p
+        return dataclasses.replace(p, tables={**p.tables, "gemm.fp8_block": Table(t.names, t.axes, t.log_ms + np.log(2))})
+    monkeypatch.setattr(profiles, "load", slow)
+    for e in ("sglang", "trtllm"):
+        now = tpot(e)
+        assert now[0] > base[e][0] * 1.1 and now[1] == base[e][1], e
+    assert np.array_equal(tpot("vllm"), base["vllm"])
