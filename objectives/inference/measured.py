@@ -184,6 +184,8 @@ def attention_terms(c: Any, T: Num, A: Num, D: Num, K: Num, scalar: bool) -> Num
 #: `source` codes of a result row
 SOURCES = ("roofline", "interpolated", "extrapolated")
 S_ROOF, S_INTERP, S_EXTRAP = range(3)
+#: the sources from the most to the least certain (a choice between otherwise equal configurations prefers the first)
+BY_CERTAINTY = ("interpolated", "extrapolated", "roofline")
 #: GEMM table of each activation (compute) dtype
 _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4": "gemm.fp4"}
 #: fused-MoE tables (`moe.<format>`) to try, in order, for a weight dtype: MoE checkpoints in FP8 are block-scaled

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.core import reusing_prepared
+from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Scheduler
 from .simulator import simulate
@@ -135,6 +136,9 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
     is replaced by ``rate``). Every configuration of the (discrete) space is screened analytically at ``rate``;
     the feasible ones are simulated in order of (GPUs, USD per million tokens) until one meets the SLO, at most
     ``candidates`` of them. Returns that configuration with its simulated metrics; ValueError when none does.
+    Equal GPUs and cost (at a fixed rate every deployment that keeps up costs the same per token) are ranked by
+    where the numbers come from (measured profiles before the roofline, `inference.measured.BY_CERTAINTY`), then
+    the quality proxy, then the headroom under the SLO.
     """
     from ..llm_serving import LLMServingObjective, llm_serving_objective
 
@@ -155,7 +159,15 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
     if not len(ranked):
         raise ValueError(f"no configuration of the space meets {objective.slo} at {rate:g} requests/s in the analytical "
                          f"model; widen the space (more GPUs or GPU types)")
-    order = ranked[np.lexsort((ana["usd_per_mtok"].to_numpy(float)[ranked], ana["n_gpus"].to_numpy(float)[ranked]))]
+    certainty = {s: i for i, s in enumerate(BY_CERTAINTY)}
+    src = np.array([certainty.get(str(s), len(certainty)) for s in ana["source"]], dtype=float) \
+        if "source" in ana else np.zeros(len(ana))
+    quality = -ana["quality"].to_numpy(float) if "quality" in ana else np.zeros(len(ana))
+    load = np.max([ana[m].to_numpy(float) / b for m, (_, b) in objective.slo.constraints.items()], axis=0)
+    # equal costs differ in their last bits (the same GPU-hours over the same tokens, summed in another order)
+    usd = np.round(np.log(np.maximum(ana["usd_per_mtok"].to_numpy(float), 1e-300)), 9)
+    keys = (load, quality, src, usd, ana["n_gpus"].to_numpy(float))
+    order = ranked[np.lexsort(tuple(k[ranked] for k in keys))]
     sim = at.at_fidelity("simulated")
     for i in order[:candidates]:
         row = grid.iloc[[i]].reset_index(drop=True)

@@ -94,8 +94,9 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
                  output_len=args.output_len, n_requests=args.n_requests)
     obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests)
     row = smallest_deployment(space, obj, float(args.target_rate))
-    keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "weight_dtype", "act_dtype", "kv_dtype", "max_batch_size",
-                        "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok", "slo_attainment")
+    keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "ep", "engine", "weight_dtype", "act_dtype", "kv_dtype",
+                        "max_batch_size", "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok",
+                        "slo_attainment", "source")
             if k in row.index and k != "fits"]
     print(f"smallest deployment holding {args.target_rate:g} requests/s (simulated):")
     print(row[keys].to_string())

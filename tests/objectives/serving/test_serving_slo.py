@@ -153,6 +153,24 @@ def test_smallest_deployment_meets_the_target_rate():
         objectives.smallest_deployment(space, o, 5000.0)
 
 
+def test_smallest_deployment_prefers_measured_numbers_among_equals():
+    # at a fixed rate every deployment that keeps up costs the same per token: int8 on B200 (no int8 kernel table,
+    # the roofline) ties with fp8 and fp4 (the measured tables) and comes first in the grid
+    space = spaces.llm_serving("Llama-3.1-8B", ["B200"], max_gpus=1, formats=["int8", "fp8", "fp4"],
+                               kv_dtypes=["fp8"], max_batch_sizes=(64,), max_num_tokens=(8192,), chunked_prefill=(True,))
+    o = objectives.llm_serving_objective("Llama-3.1-8B", workload=serving.Workload(rate=6.0, input_len=1024,
+                                                                                     output_len=128),
+                                         slo=serving.SLO(ttft_ms=500, tpot_ms=50, percentile="p99"), n_requests=400)
+    grid = space.grid()
+    m = o(grid)
+    assert list(grid["weight_dtype"]) == ["int8", "fp8", "fp4"]
+    assert list(m["source"]) == ["roofline", "interpolated", "interpolated"] and (m["fits"] == 1.0).all()
+    assert m["usd_per_mtok"].min() == m["usd_per_mtok"].iloc[0] == pytest.approx(m["usd_per_mtok"].max(), rel=1e-12)
+    row = objectives.smallest_deployment(space, o, 6.0)
+    # measured numbers first, then the quality proxy (fp8 above fp4)
+    assert row["weight_dtype"] == "fp8" and row["source"] == "interpolated"
+
+
 def test_dse_capacity_command(capsys):
     from objectives.serving.cli import main
 
