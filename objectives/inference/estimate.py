@@ -475,6 +475,37 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     """
     if interval is not None:
         check_level(interval)
+    p, res, isl, osl = _max_throughput_eval(
+        model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, input_len, output_len, dp=dp, ep=ep,
+        max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, concurrency=concurrency, prices=prices,
+        engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, efficiency=efficiency, profile=profile,
+        gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb)
+    if p is None:
+        return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
+    return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
+
+
+def max_throughput_times(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+    """`max_throughput`'s ``ttft_ms`` and ``tpot_ms`` (flat arrays, its rows in its order; same arguments, no
+    ``interval``) without its result table: for callers that price many occupancies of the same deployments (the
+    serving model's searches), where building the table costs about as much as the model."""
+    p, res, _, _ = _max_throughput_eval(*args, **kwargs)
+    if p is None:
+        return {"ttft_ms": np.empty(0), "tpot_ms": np.empty(0)}
+    return {"ttft_ms": res["ttft_ms"], "tpot_ms": res["tpot_ms"]}
+
+
+def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None,
+                         act_dtype: Any = None, kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *,
+                         dp: Any = 1, ep: Any = 1, max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE,
+                         max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, concurrency: Any = None,
+                         prices: Mapping[str, float] | None = None, engine_profile: Any = "standard",
+                         engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
+                         profile: Any = None, gpu_memory_utilization: float | None = None,
+                         kv_capacity_tokens: Any = None, eplb: Any = False
+                         ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
+    """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
+    lengths as validated); (None, {}, ...) for zero configurations."""
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -494,10 +525,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb)
     if p is None:
-        return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
+        return None, {}, isl, osl
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv), _max_throughput_rows)
-    return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
+    return p, res, isl, osl
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,

@@ -80,6 +80,7 @@ from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
+from ..inference.estimate import max_throughput_times
 from .bisection import bisect
 from .handoff import front_end, handoff_ms, host_ms, kv_read_ms
 from .scheduler import SLO
@@ -303,8 +304,8 @@ class ServingModel:
         return {**self._kw(d), "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
                 "attn_dp": d.prefill_attn_dp}
 
-    def _at(self, d: Deployments, N: np.ndarray) -> pd.DataFrame:
-        """``inference.max_throughput`` of each replica at occupancy N (sequences in flight, rounded up to whole
+    def _at(self, d: Deployments, N: np.ndarray) -> dict[str, np.ndarray]:
+        """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in flight, rounded up to whole
         sequences: the engine runs whole batches; a lone request decodes at batch 1). N of shape (n,), or (n, k): k
         occupancies per deployment, rows in that order (the deployments broadcast as a column against N, so the
         calls of one bisection reuse one preparation of their coefficients, `reusing_prepared`)."""
@@ -314,10 +315,10 @@ class ServingModel:
             kw = {k: v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
                   for k, v in kw.items()}
             mnt = mnt[:, None]
-        return inference.max_throughput(**kw, dp=1, input_len=self.input_len, output_len=self.output_len,
-                                        max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), max_num_tokens=mnt,
-                                        gpu_memory_utilization=self.gpu_memory_utilization,
-                                        kv_capacity_tokens=self.kv_capacity_tokens)
+        return max_throughput_times(**kw, dp=1, input_len=self.input_len, output_len=self.output_len,
+                                    max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), max_num_tokens=mnt,
+                                    gpu_memory_utilization=self.gpu_memory_utilization,
+                                    kv_capacity_tokens=self.kv_capacity_tokens)
 
     def _quantile_output(self, q: float) -> float:
         return float(np.quantile(self.outputs, q))
@@ -592,14 +593,14 @@ class ServingModel:
         def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
             k = mid.shape[1]
             m = self._at(d, mid[:, 0] if k == 1 else mid)
-            resid = m["ttft_ms"].to_numpy(float) + max(osl - 1.0, 0.0) * m["tpot_ms"].to_numpy(float)
+            resid = m["ttft_ms"] + max(osl - 1.0, 0.0) * m["tpot_ms"]
             over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
             return ~over.reshape(n, k)
 
         lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
         N = np.where(stable, np.sqrt(lo * hi), n_max)
         at = self._at(d, N)
-        tpot = at["tpot_ms"].to_numpy(float)
+        tpot = at["tpot_ms"]
         # prefill service: the prompt alone, plus the decode steps its chunks ride on
         one = inference.estimate(**self._kw(d), batch_size=1, input_len=isl, output_len=1,
                                  max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
@@ -609,7 +610,7 @@ class ServingModel:
         budget = np.maximum(d.max_num_tokens - D, 1.0)
         chunks = np.where(plain, 1.0, np.ceil(isl / budget))
         dec_step = self._at(d, np.maximum(D, 1e-3))                    # an iteration of D decodes (+ its prompts)
-        t_dec = dec_step["tpot_ms"].to_numpy(float) * osl / np.maximum(osl, D * (isl + osl) / d.max_num_tokens)
+        t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl + osl) / d.max_num_tokens)
         S = one                                                       # prefill work of one prompt (ms)
         rho = np.minimum(lam_ms * S, 0.999)
         # the prompt's own iteration costs about its prefill (the decodes riding on it add memory traffic that
@@ -641,9 +642,9 @@ class ServingModel:
             slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p)
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"].to_numpy(float), at["tpot_ms"].to_numpy(float))
+            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"], at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
-            qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"].to_numpy(float), at_q)
+            qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
 
     @reusing_prepared()

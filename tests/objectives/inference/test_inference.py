@@ -389,3 +389,17 @@ def test_pipeline_iteration_that_finishes_a_prompt_lasts_its_pass_through_every_
     arr = four.time_ms(np.array([2048.0, 0.0]), np.array([2048 * 2049 / 2, 0.0]), np.array([16.0, 16.0]),
                        np.array([32000.0, 32000.0]))
     assert arr[0] == pytest.approx(loaded, rel=1e-6) and arr[1] < 0.5 * loaded
+
+
+def test_max_throughput_times_are_max_throughputs_columns():
+    from objectives.inference.estimate import max_throughput_times
+    kw = dict(model="Llama-3.1-70B", gpu=np.array(["H100", "B200", "MI300X"], dtype=object)[:, None],
+              tp=np.array([2, 4, 8])[:, None], input_len=2048, output_len=256, engine="vllm",
+              max_batch_size=np.array([[1.0, 8.0, 64.0, 300.0]] * 3), concurrency=64)
+    full = inference.max_throughput(**kw)
+    times = max_throughput_times(**kw)
+    assert set(times) == {"ttft_ms", "tpot_ms"} and len(times["tpot_ms"]) == len(full) == 12
+    np.testing.assert_array_equal(times["ttft_ms"], full["ttft_ms"].to_numpy())
+    np.testing.assert_array_equal(times["tpot_ms"], full["tpot_ms"].to_numpy())
+    with pytest.raises(ValueError, match="gpu_memory_utilization"):
+        max_throughput_times(**kw, gpu_memory_utilization=1.5)
