@@ -45,6 +45,11 @@ def _tables() -> tuple[dict[tuple[str, str], float], dict[str, float], tuple[dic
     return wa, kv, rows
 
 
+def kv_dtypes() -> tuple[str, ...]:
+    """The KV-cache dtypes the quality proxy has a sourced figure for (accuracy.json ``kv_cache``)."""
+    return tuple(_tables()[1])
+
+
 def _default_act(w: str) -> str:
     return "bf16" if w == "int4" else w
 

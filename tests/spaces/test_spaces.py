@@ -162,6 +162,22 @@ def test_quantization_formats_and_kv():
         spaces.quantization(["A100"], kv_dtypes=["fp4"])
 
 
+def test_every_kv_dtype_a_serving_space_accepts_the_objective_can_score_and_int8_is_refused():
+    # issue 14: a kv_dtypes=("int8",) space was accepted and every trial then failed (the quality proxy has no
+    # figure for an int8 KV cache)
+    import objectives
+    from objectives import accuracy
+
+    with pytest.raises(dse.SpaceError, match=r"\['int8'\] not allowed.*every trial would fail.*valid: bf16, fp16, fp8"):
+        spaces.llm_serving("Llama-3.1-8B", ["H100"], kv_dtypes=("int8",))
+    space = spaces.llm_serving("Llama-3.1-8B", ["H100"], formats=["fp8"], kv_dtypes=accuracy.kv_dtypes(),
+                               max_batch_sizes=(64,), max_num_tokens=(8192,), chunked_prefill=(True,))
+    grid = space.grid()
+    assert set(grid["kv_dtype"]) == set(accuracy.kv_dtypes())
+    m = objectives.llm_serving_objective("Llama-3.1-8B")(grid)
+    assert m["quality"].notna().all() and (m["fits"] == 1.0).any()
+
+
 @settings(max_examples=20, deadline=None)
 @given(sub=st.sets(st.sampled_from(catalog.gpus()), min_size=1, max_size=6), seed=st.integers(0, 10**6))
 def test_quantization_samples_are_valid(sub, seed):
