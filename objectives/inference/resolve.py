@@ -8,7 +8,8 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 - act_dtype None -> the weight dtype when the GPU computes in it (fp8 on Ada/Hopper+, fp4 on Blackwell, int8,
   bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...). fp32 weights compute in tf32.
 - kv_dtype None -> the activation dtype for bf16/fp16/fp8; fp8 for fp4 activations (bf16 where the GPU has no
-  fp8); int8 for int8 activations; bf16 otherwise. DeepSeek-V4: fp8 wherever the GPU has it (its engines' cache
+  fp8); bf16 otherwise, int8 activations included (the engines' "auto" KV cache of a W8A8-int8 checkpoint is the
+  model's 16-bit dtype; an int8 KV cache is TensorRT-LLM's opt-in). DeepSeek-V4: fp8 wherever the GPU has it (its engines' cache
   layout).
 - Unknown dtype names and non-positive sizes/lengths/parallel degrees raise ValueError. Configurations that are
   well-formed but cannot run give fits=False and a `reason` (never an exception), so a sweep never crashes:
@@ -427,7 +428,7 @@ def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num, kv_fp8: Num = False) -
     fp8_ok = supp[..., _D["fp8"]]
     kv_for = np.where(np.isin(act, [_D["bf16"], _D["fp16"], _D["fp8"]]), act,
                       np.where(act == _D["fp4"], np.where(fp8_ok, _D["fp8"], _D["bf16"]),
-                               np.where(act == _D["int8"], _D["int8"], _D["bf16"])))
+                               _D["bf16"]))
     kv_for = np.where(np.asarray(kv_fp8) & fp8_ok, _D["fp8"], kv_for)
     kvc = np.where(kv < 0, kv_for, kv)
     reason = np.where(act == _D["int4"], R_INT4, np.where(_pick(supp, act), R_OK, R_PREC))
