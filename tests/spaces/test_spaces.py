@@ -29,7 +29,9 @@ def computes(gpu: str, dtype: str) -> bool:
 
 
 def tp_valid(m, tp):
-    return m.n_heads % tp == 0 and (tp >= m.n_kv_heads or m.n_kv_heads % tp == 0)
+    # DeepSeek-V4's grouped output projection: each rank holds whole groups
+    groups_ok = not m.is_compressed_attention or m.o_groups % tp == 0
+    return m.n_heads % tp == 0 and (tp >= m.n_kv_heads or m.n_kv_heads % tp == 0) and groups_ok
 
 
 def rows(df: pd.DataFrame) -> set:
