@@ -186,18 +186,26 @@ def _degrees(label: str, given: Sequence[int], max_gpus: int) -> list[int]:
 def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[str]:
     """Constraints keeping each engine on the GPUs it can be costed on: a GPU with measured kernel profiles but
     none for this engine (or version) fails every trial (the `torch` profile exists for the H200 only, vLLM 0.14
-    for the A100 only); a GPU with no profiles at all uses the roofline and stays. An engine no GPU of the space
-    can run is refused."""
-    from objectives import profiles
+    for the A100 only); a GPU with no profiles at all uses the roofline and stays, unless the engine does not run
+    on its vendor (`profiles.ENGINE_VENDORS`: TensorRT-LLM on an AMD GPU is no deployment). An engine no GPU of the
+    space can run is refused."""
+    from objectives import catalog, profiles
     rules = []
     for e in engines:
         name, ver = profiles.resolve_engine(e)
+        vendors = profiles.ENGINE_VENDORS.get(name)
         for param, names in gpus.items():
-            bad = []
+            bad, foreign = [], []
             for g in names:
                 have = profiles.available(g) if profiles.system_of(g) else None
-                if have is not None and (name not in have or (ver is not None and ver not in have[name])):
+                if vendors is not None and catalog.gpu(g).vendor not in vendors:
+                    foreign.append(g)
+                elif have is not None and (name not in have or (ver is not None and ver not in have[name])):
                     bad.append(g)
+            if len(foreign) == len(names):
+                raise SpaceError(f"engines: {e!r} runs on {' / '.join(vendors or ())} GPUs only, and no {param} of "
+                                 f"this space is one ({', '.join(map(str, names))})")
+            bad += foreign
             if len(bad) == len(names):
                 raise SpaceError(f"engines: {e!r} has no kernel profile for any {param} of this space "
                                  f"({', '.join(map(str, names))}); GPUs with a {name} profile: "

@@ -12,6 +12,7 @@ from .grid import Table
 from .profile import (
                       DATA_DIR,
                       ENGINE_NAMES,
+                      ENGINE_VENDORS,
                       GPU_OF_SYSTEM,
                       SYSTEMS,
                       KernelProfile,
@@ -24,4 +25,4 @@ from .profile import (
 )
 
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "load", "read", "resolve_engine", "system_of", "SYSTEMS",
-           "ENGINE_NAMES", "GPU_OF_SYSTEM", "DATA_DIR"]
+           "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR"]

@@ -31,6 +31,10 @@ SYSTEMS: Mapping[str, str] = {
 #: system name -> catalog GPU name (the inverse of SYSTEMS)
 GPU_OF_SYSTEM: Mapping[str, str] = {s: g for g, s in SYSTEMS.items()}
 ENGINE_NAMES = ("vllm", "sglang", "trtllm", "torch")
+#: GPU vendors (catalog `GPU.vendor`) an engine runs on, where it does not run on every one: TensorRT-LLM is built
+#: on CUDA for NVIDIA GPUs only (NVIDIA/TensorRT-LLM README: "optimize inference on NVIDIA GPUs"); vLLM and SGLang
+#: also ship ROCm builds, and the `torch` collector runs wherever PyTorch does
+ENGINE_VENDORS: Mapping[str, tuple[str, ...]] = {"trtllm": ("nvidia",)}
 ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
                   "tensorrt_llm": "trtllm", "trt-llm": "trtllm", "torch": "torch", "pytorch": "torch"}
 

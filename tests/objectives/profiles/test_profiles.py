@@ -410,6 +410,24 @@ def test_objective_and_space_take_the_engine_knob():
     assert out["tpot_ms"].iloc[3] == out["tpot_ms"].iloc[0]   # the default: the GPU's newest vLLM profile
 
 
+def test_spaces_keep_tensorrt_llm_off_other_vendors_gpus():
+    import spaces
+    from dse import SpaceError
+
+    # TensorRT-LLM runs on NVIDIA GPUs only: MI300X (no kernel profile, the roofline) used to take it
+    with pytest.raises(SpaceError, match="'trtllm' runs on nvidia GPUs only.*MI300X"):
+        spaces.llm_serving("Llama-3.1-8B", ["MI300X"], max_gpus=1, engines=["trtllm"])
+    g = spaces.llm_serving("Llama-3.1-8B", ["MI300X", "H100"], max_gpus=1, engines=["trtllm", "vllm"]).grid()
+    pairs = set(zip(g["gpu"], g["engine"]))
+    assert pairs == {("H100-SXM-80GB", "trtllm"), ("H100-SXM-80GB", "vllm"), ("MI300X", "vllm")}
+    # the prefill pool's GPU obeys the same rule
+    g = spaces.llm_serving("Llama-3.1-8B", ["H100"], max_gpus=2, engines=["trtllm", "sglang"], modes=("agg", "disagg"),
+                           prefill_gpus=["MI300X", "H100"]).grid()
+    dis = g[g["mode"] == "disagg"]
+    assert not ((dis["engine"] == "trtllm") & (dis["prefill_gpu"] == "MI300X")).any()
+    assert ((dis["engine"] == "sglang") & (dis["prefill_gpu"] == "MI300X")).any()
+
+
 def test_dse_calibrate_writes_a_profile_that_estimate_accepts(tmp_path):
     from dse.cli import main
 
