@@ -190,6 +190,7 @@ def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[st
     on its vendor (`profiles.ENGINE_VENDORS`: TensorRT-LLM on an AMD GPU is no deployment). An engine no GPU of the
     space can run is refused."""
     from objectives import catalog, profiles
+    from objectives.inference.resolve import vendor_invalid
     rules = []
     for e in engines:
         name, ver = profiles.resolve_engine(e)
@@ -198,7 +199,7 @@ def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[st
             bad, foreign = [], []
             for g in names:
                 have = profiles.available(g) if profiles.system_of(g) else None
-                if vendors is not None and catalog.gpu(g).vendor not in vendors:
+                if vendor_invalid(name, catalog.gpu(g).vendor):
                     foreign.append(g)
                 elif have is not None and (name not in have or (ver is not None and ver not in have[name])):
                     bad.append(g)

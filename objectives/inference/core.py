@@ -26,6 +26,7 @@ from .resolve import (
     R_NET,
     R_OK,
     R_TP,
+    R_VENDOR,
     act_peak,
     attn_16bit,
     bf16_peak,
@@ -46,6 +47,7 @@ from .resolve import (
     resolve_dtypes,
     resolve_records,
     tp_invalid,
+    vendor_invalid,
 )
 
 Num = Any
@@ -490,8 +492,10 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     ep_bad = ep_invalid(m.n_experts, ep, tp, adp)
     no_net = links.spans_without_network(tp * pp * adp)
     lay_bad = layout_invalid(named, tp, adp, ep)
+    vendors = np.array([r.vendor for r in grecs], dtype=object)
+    ven_bad = vendor_invalid(named, vendors[gidx] if gidx is not None else vendors[0])
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
-        no_net, R_NET, np.where(lay_bad, R_LAYOUT, R_OK)))))
+        no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, R_OK))))))
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,

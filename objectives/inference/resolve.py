@@ -62,8 +62,22 @@ REASONS = (
     "(objectives/data/systems/systems.toml)",
     "the engine cannot run this layout: TensorRT-LLM's attention DP runs attention unsplit on every rank (tp must "
     "be 1 when attn_dp > 1); vLLM's expert parallelism spans all tp x attn_dp ranks (ep is 1 or tp x attn_dp)",
+    "the engine does not run on this GPU's vendor (TensorRT-LLM: NVIDIA GPUs only; objectives.profiles."
+    "ENGINE_VENDORS)",
 )
-R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT = range(8)
+R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR = range(9)
+
+
+def vendor_invalid(engine: Any, vendor: Any) -> Num:
+    """True where the named engine does not run on the GPU vendor (catalog `GPU.vendor`), vectorized over both:
+    `profiles.ENGINE_VENDORS`, the one home of the rule (`prepare`'s R_VENDOR and the spaces' engine rules)."""
+    from ..profiles import ENGINE_VENDORS
+    names, vendor = np.broadcast_arrays(np.asarray(engine, dtype=object), np.asarray(vendor, dtype=object))
+    eu, ei = np.unique(names.astype(str), return_inverse=True)
+    vu, vi = np.unique(vendor.astype(str), return_inverse=True)
+    allowed = [ENGINE_VENDORS.get(engine_key(e)) for e in eu]
+    table = np.array([[a is not None and v not in a for v in vu] for a in allowed], dtype=bool)
+    return table[ei.reshape(names.shape), vi.reshape(names.shape)]
 
 
 def layout_invalid(engine: Any, tp: Num, attn_dp: Num, ep: Num = 1) -> Num:

@@ -403,3 +403,13 @@ def test_max_throughput_times_are_max_throughputs_columns():
     np.testing.assert_array_equal(times["tpot_ms"], full["tpot_ms"].to_numpy())
     with pytest.raises(ValueError, match="gpu_memory_utilization"):
         max_throughput_times(**kw, gpu_memory_utilization=1.5)
+
+
+def test_an_engine_on_a_gpu_vendor_it_does_not_run_on_does_not_fit():
+    r = inference.estimate(model="Llama-3.1-8B", gpu=["MI300X", "H100", "MI300X", "Gaudi3"],
+                           engine=["trtllm", "trtllm", "vllm", "TensorRT-LLM"], batch_size=1, input_len=128,
+                           output_len=16)
+    assert list(r["fits"]) == [False, True, True, False]
+    assert "does not run on this GPU's vendor" in str(r["reason"].iloc[0]) and r["reason"].iloc[1] == ""
+    m = inference.max_throughput(model="Llama-3.1-8B", gpu="MI300X", engine="trtllm", input_len=128, output_len=16)
+    assert not m["fits"].iloc[0]
