@@ -9,8 +9,8 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
   bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...). fp32 weights compute in tf32.
 - kv_dtype None -> the activation dtype for bf16/fp16/fp8; fp8 for fp4 activations (bf16 where the GPU has no
   fp8); bf16 otherwise, int8 activations included (the engines' "auto" KV cache of a W8A8-int8 checkpoint is the
-  model's 16-bit dtype; an int8 KV cache is TensorRT-LLM's opt-in). DeepSeek-V4: fp8 wherever the GPU has it (its engines' cache
-  layout).
+  model's 16-bit dtype; an int8 KV cache is TensorRT-LLM's opt-in). DeepSeek-V4: fp8 wherever the GPU has it (its
+  engines' cache layout).
 - Unknown dtype names and non-positive sizes/lengths/parallel degrees raise ValueError. Configurations that are
   well-formed but cannot run give fits=False and a `reason` (never an exception), so a sweep never crashes:
   an activation precision the GPU cannot compute in (fp8 before Ada/Hopper, fp4 before Blackwell), int4

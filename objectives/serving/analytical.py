@@ -305,12 +305,15 @@ class ServingModel:
                 "attn_dp": d.prefill_attn_dp}
 
     def _at(self, d: Deployments, N: np.ndarray) -> dict[str, np.ndarray]:
-        """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in flight, rounded up to whole
-        sequences: the engine runs whole batches; a lone request decodes at batch 1). N of shape (n,), or (n, k): k
-        occupancies per deployment, rows in that order (the deployments broadcast as a column against N, so the
-        calls of one bisection reuse one preparation of their coefficients, `reusing_prepared`)."""
+        """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
+        flight, rounded up to whole sequences: the engine runs whole batches; a lone request decodes at batch 1).
+        N of shape (n,), or (n, k): k occupancies per deployment, rows in that order (k > 1: the deployments
+        broadcast as a column against N, so the calls of one bisection reuse one preparation of their
+        coefficients, `reusing_prepared`; k = 1 reads as (n,), the cheaper one-dimensional call)."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
+        if np.ndim(N) == 2 and np.shape(N)[1] == 1:
+            N = N[:, 0]
         if np.ndim(N) == 2:
             kw = {k: v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
                   for k, v in kw.items()}
@@ -592,7 +595,7 @@ class ServingModel:
 
         def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
             k = mid.shape[1]
-            m = self._at(d, mid[:, 0] if k == 1 else mid)
+            m = self._at(d, mid)
             resid = m["ttft_ms"] + max(osl - 1.0, 0.0) * m["tpot_ms"]
             over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
             return ~over.reshape(n, k)

@@ -1,5 +1,5 @@
 """Vectorized bisection that tests several halvings per call, for the serving model's searches over occupancy and
-request rate (`analytical.AnalyticalServing`).
+request rate (`analytical.ServingModel`).
 
 Each test there is a vectorized cost-model call whose fixed cost (tens of numpy calls per operation) dominates for
 a few configurations: one halving per call made a capacity search of one configuration cost ~150 calls.
