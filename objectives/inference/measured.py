@@ -200,6 +200,26 @@ _MOE_TABLES_BY_ACT = {("fp4", "fp8"): ("w4a8_mxfp4_mxfp8", "nvfp4", "w4a16_mxfp4
                       ("fp4", "bf16"): ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "nvfp4")}
 
 
+#: engines that compute an MXFP4 checkpoint's experts with MXFP8 activations on Blackwell by default, whatever the
+#: checkpoint's 16-bit activations (aiconfigurator-core labels gpt-oss "w4a16_mxfp4" on every GPU):
+#: TensorRT-LLM's `ModelConfig.get_mxfp4_quant_algo` returns W4A8_MXFP4_MXFP8 on SM >= 100 for its CUTLASS and
+#: TRTLLM MoE backends unless OVERRIDE_QUANT_ALGO says otherwise (W4A16_MXFP4 on Hopper); SGLang's server_args
+#: pick `moe_runner_backend="flashinfer_mxfp4"` for MXFP4 gpt-oss on SM100, whose default
+#: `flashinfer_mxfp4_moe_precision="default"` quantizes the activations with `mxfp8_quantize`. vLLM is not listed:
+#: its SM100 default is FlashInfer MXFP4 x BF16 (VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1 opts in to MXFP8)
+MXFP8_MOE_ENGINES = ("sglang", "trtllm")
+#: catalog GPU families those defaults apply on (SM100 / SM103)
+MXFP8_MOE_FAMILIES = ("blackwell", "blackwell-ultra")
+
+
+def moe_act(engine: str, family: str, weight: str, act: str, mxfp4: bool) -> str:
+    """The activation dtype `engine` computes MoE experts with on a GPU of `family`: MXFP8 for MXFP4 experts where
+    the engine's default kernel quantizes them (`MXFP8_MOE_ENGINES` on `MXFP8_MOE_FAMILIES`), else `act`."""
+    if mxfp4 and weight == "fp4" and engine in MXFP8_MOE_ENGINES and family in MXFP8_MOE_FAMILIES:
+        return "fp8"
+    return act
+
+
 def moe_formats(weight: str, act: str, mxfp4: bool = False) -> tuple[str, ...]:
     """The fused-MoE tables (`moe.<format>`) to try, in order, for experts in `weight` computing in `act` (fp16
     compute reads the bf16 tables); `mxfp4`: the checkpoint's 4-bit experts are MXFP4 (gpt-oss, DeepSeek-V4), so
@@ -250,7 +270,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     attention projections run the 16-bit GEMM table (`resolve.attn_16bit`). `moe_dp`: the attention-DP ranks whose
     tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose GPU has no profile for
     their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
-    from objectives import profiles
+    from objectives import catalog, profiles
 
     bshape = np.broadcast_shapes(*(np.shape(v) for v in shape_fields.values()), np.shape(tp), np.shape(ep),
                                  np.shape(act_names), np.shape(kv_names), np.shape(gpu_names), np.shape(engines),
@@ -303,8 +323,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         sub = {kk: v[u] for kk, v in f.items()}
         attn16 = sub["attn16"] > 0
         at = prof.table("gemm.bf16") if attn16.any() else None
+        mxr = bool(mx[rows[0]])
         (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
-                                                      moe_formats(w, a, bool(mx[rows[0]])), at, attn16,
+                                                      moe_formats(w, moe_act(e, catalog.gpu(g).family, w, a, mxr),
+                                                                  mxr), at, attn16,
                                                       None if moe_dp is None else mdp[u])
         back = back.ravel()
         cv.tok[rows], cv.head[rows] = tok[back], head[back]

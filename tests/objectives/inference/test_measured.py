@@ -263,3 +263,35 @@ def test_a_block_fp8_checkpoint_reads_the_block_scaled_gemm_table_where_the_engi
         now = tpot(e)
         assert now[0] > base[e][0] * 1.1 and now[1] == base[e][1], e
     assert np.array_equal(tpot("vllm"), base["vllm"])
+
+
+def test_mxfp4_experts_run_the_kernel_each_engine_defaults_to_on_blackwell(monkeypatch):
+    # gpt-oss's checkpoint holds MXFP4 experts beside bf16 layers (aiconfigurator-core's rows label it
+    # "w4a16_mxfp4": bf16 compute); on Blackwell TensorRT-LLM (W4A8_MXFP4_MXFP8) and SGLang (flashinfer_mxfp4)
+    # quantize the experts' activations to MXFP8 all the same, vLLM keeps bf16, and on Hopper all keep bf16
+    kw = dict(model="openai/gpt-oss-120b", tp=1, batch_size=[1, 64], input_len=1024, output_len=1024,
+              act_dtype="bf16")
+
+    def tpot(gpu: str, engine: str) -> np.ndarray:
+        return inference.estimate(gpu=gpu, engine=engine, **kw)["tpot_ms"].to_numpy()
+
+    cases = [("B200", "trtllm"), ("B200", "sglang"), ("B200", "vllm"), ("H200", "trtllm"), ("H200", "vllm")]
+    base = {c: tpot(*c) for c in cases}
+    load = profiles.load
+
+    def slow(*a, **k):   # the bf16-activation MXFP4 table 3x slower
+        p = load(*a, **k)
+        t = None if p is None else p.table("moe.w4a16_mxfp4")
+        if t is None:
+            return p
+        return dataclasses.replace(p, tables={**p.tables, "moe.w4a16_mxfp4": Table(t.names, t.axes,
+                                                                                   t.log_ms + np.log(3))})
+    monkeypatch.setattr(profiles, "load", slow)
+    for c in cases:
+        now = tpot(*c)
+        if c in (("B200", "trtllm"), ("B200", "sglang")):
+            assert np.array_equal(now, base[c]), c
+        else:
+            assert np.all(now > 1.3 * base[c]), c
+    # TensorRT-LLM's own MXFP8 kernel, not the bf16 one its table also times (2-3x slower at decode batches)
+    assert base[("B200", "trtllm")][1] < 1.2 * base[("B200", "sglang")][1]
