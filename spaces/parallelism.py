@@ -35,7 +35,8 @@ def tp_ok(m: Model, tp: int) -> bool:
     """True when ``tp`` splits the attention heads of ``m`` (module rules; DeepSeek-V4: and its output groups), as
     the cost model's rule (`objectives.inference.resolve.tp_invalid`) says."""
     from objectives.inference.resolve import tp_invalid
-    return not bool(tp_invalid(m.n_heads, m.n_kv_heads, tp, m.o_groups if m.is_compressed_attention else 0))
+    return not bool(tp_invalid(m.n_heads, m.n_kv_heads, tp, m.o_groups if m.is_compressed_attention else 0,
+                               m.swa_n_kv_heads))
 
 
 def tp_choices(m: Model, max_gpus: int) -> list[int]:

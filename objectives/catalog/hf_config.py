@@ -61,6 +61,14 @@ nemotron_h     NemotronHForCausalLM: `hybrid_override_pattern` (or `layers_block
                `moe_shared_expert_intermediate_size`) sit on that many mixer layers, the others have no MLP
                (ffn 0, as leading dense layers). Latent MoE (`moe_latent_size`, Super / Ultra): the routed
                experts work on the token projected down to that width (`Model.moe_latent`).
+step3p7        Step3p7FlashForCausalLM (Step-3.7-Flash; step3p5 read alike): GQA, `layer_types` sliding / full
+               attention (`sliding_window`), `first_k_dense_replace` dense layers (`intermediate_size`), then MoE
+               (`num_experts`, `num_experts_per_tok`, `moe_intermediate_size`) plus a shared expert
+               `share_expert_dim`; window layers with their own query heads (`attention_other_setting`) refused
+mimo_v2_flash  MiMoV2FlashForCausalLM: `hybrid_layer_pattern` (1 sliding window of `sliding_window`, 0 full), q/k
+               `head_dim` and v `v_head_dim`, the window layers' own KV heads `swa_num_key_value_heads`
+               (`Model.swa_n_kv_heads`), MoE per `moe_layer_freq` (leading dense layers of `intermediate_size`,
+               `n_routed_experts`, `num_experts_per_tok`, `moe_intermediate_size`); attention-sink biases free
 =============  ===========================================================================================
 
 Quantization: `quantization_config` inside config.json (quant_method fp8 with or without `weight_block_size`,
@@ -297,16 +305,24 @@ def _phi3(c: _Cfg) -> dict[str, Any]:
     return d
 
 
+def _sliding_types(c: _Cfg, types: Any, n_layers: int) -> int:
+    """Number of "sliding_attention" entries of a `layer_types` list of "sliding_attention" / "full_attention",
+    one per layer; anything else raises `CatalogError` naming layer_types."""
+    if not isinstance(types, (list, tuple)):
+        raise CatalogError(f"config.json for {c.arch}: layer_types={types!r} is not a list")
+    bad = sorted({str(t) for t in types} - {"sliding_attention", "full_attention"})
+    if bad or len(types) != n_layers:
+        raise CatalogError(f"config.json for {c.arch}: layer_types must list 'sliding_attention'/'full_attention' "
+                           f"for each of the {n_layers} layers (got {len(types)} entries, unknown kinds {bad})")
+    return sum(t == "sliding_attention" for t in types)
+
+
 def _gemma_pattern(c: _Cfg, n_layers: int, every: int) -> int:
     """Number of sliding layers from `layer_types`, else from the default period (one full layer in `every`)."""
     types = c.opt("layer_types", None)
     if types is None:
         return sum(1 for i in range(n_layers) if (i + 1) % every)
-    bad = sorted(set(types) - {"sliding_attention", "full_attention"})
-    if bad or len(types) != n_layers:
-        raise CatalogError(f"config.json for {c.arch}: layer_types must list 'sliding_attention'/'full_attention' "
-                           f"for each of the {n_layers} layers (got {len(types)} entries, unknown kinds {bad})")
-    return sum(t == "sliding_attention" for t in types)
+    return _sliding_types(c, types, n_layers)
 
 
 def _gemma(c: _Cfg, every: int) -> dict[str, Any]:
@@ -358,6 +374,117 @@ def _llama4(c: _Cfg) -> dict[str, Any]:
             every = int(c.opt("no_rope_layer_interval", 4))
             rope = [int((i + 1) % every != 0) for i in range(L)]
         d.update(sliding_window=chunk, n_sliding_layers=int(sum(1 for r in rope if r)))
+    return d
+
+
+def _moe_tail(c: _Cfg, n_layers: int, moe_layers: Any, field: str) -> int:
+    """Leading dense layers of a model whose MoE layers are given per layer (`moe_layers`: a list of 0/1 flags, one
+    per layer, or of MoE layer indices when `field` is an index list); only a leading run of dense layers followed
+    by MoE layers is represented (`Model.first_k_dense`), anything else raises `CatalogError` naming `field`."""
+    if field == "moe_layer_freq":
+        flags = [int(f) for f in moe_layers] if isinstance(moe_layers, (list, tuple)) else None
+        if flags is None or len(flags) != n_layers or set(flags) - {0, 1}:
+            raise CatalogError(f"config.json for {c.arch}: moe_layer_freq must list 0 (dense) / 1 (MoE) for each of "
+                               f"the {n_layers} layers")
+    else:  # Step-3.5-Flash's moe_layers_enum: "3,4,...,44"
+        idx = ([int(t) for t in moe_layers.split(",") if t.strip()] if isinstance(moe_layers, str)
+               else [int(t) for t in moe_layers])
+        flags = [int(i in set(idx)) for i in range(n_layers)]
+    k = flags.index(1) if 1 in flags else n_layers
+    if flags != [0] * k + [1] * (n_layers - k):
+        raise CatalogError(f"config.json for {c.arch}: {field} is not a leading run of dense layers followed by MoE "
+                           "layers; only that layout is supported")
+    return k
+
+
+def _step3p7(c: _Cfg) -> dict[str, Any]:
+    """StepFun Step-3.7-Flash (Step3p7FlashForCausalLM): GQA with "sliding_attention" / "full_attention" layers
+    (`layer_types`, `sliding_window`), `first_k_dense_replace` dense layers of `intermediate_size`, then MoE layers
+    (`num_experts`, `num_experts_per_tok`, `moe_intermediate_size`) with one shared expert of `share_expert_dim`.
+    Step-3.5-Flash's spellings are read too (`num_attention_groups`, `moe_num_experts`, `moe_top_k`,
+    `moe_layers_enum`, a `layer_types` list that also covers the multi-token-prediction layers). Window layers with
+    other query heads or head dims (`attention_other_setting`) cannot be represented and are refused by name; the
+    head-wise output gate (`use_head_wise_attn_gate`: hidden x heads per layer, < 0.01 % of the weights) and the
+    q/k norms are, like biases and norms elsewhere, not counted."""
+    cfg = dict(c.cfg)
+    if cfg.get("num_key_value_heads") is None and cfg.get("num_attention_groups") is not None:
+        cfg["num_key_value_heads"] = cfg["num_attention_groups"]
+    c = _Cfg(cfg, c.arch)
+    d = dict(_gqa_common(c), gated_mlp=True)
+    L = d["n_layers"]
+    types = c.req("layer_types")
+    mtp = int(c.opt("num_nextn_predict_layers", 0))
+    if isinstance(types, (list, tuple)) and mtp and len(types) == L + mtp:
+        types = list(types)[:L]  # the entries of the multi-token-prediction layers (not costed)
+    window = c.int("sliding_window")
+    n_sliding = _sliding_types(c, types, L)
+    if n_sliding and window <= 0:
+        raise CatalogError(f"config.json for {c.arch}: sliding_window = {window} must be > 0 for its "
+                           f"{n_sliding} sliding_attention layers")
+    other = c.opt("attention_other_setting", None)
+    if other is not None:
+        o = _Cfg(dict(other), f"{c.arch} attention_other_setting")
+        if o.int("num_attention_heads") != d["n_heads"] or int(o.opt("head_dim", d["head_dim"])) != d["head_dim"]:
+            raise CatalogError(f"config.json for {c.arch}: attention_other_setting gives the sliding layers "
+                               f"num_attention_heads={other.get('num_attention_heads')} / head_dim="
+                               f"{other.get('head_dim')} beside the full layers' {d['n_heads']} / {d['head_dim']}; "
+                               "only window layers of the same query heads and head dims are costed")
+        kv = int(o.opt("num_key_value_heads", o.opt("num_attention_groups", d["n_kv_heads"])))
+        if kv != d["n_kv_heads"]:
+            d["swa_n_kv_heads"] = kv
+    moe_enum = c.opt("moe_layers_enum", None)
+    first_k = (_moe_tail(c, L, moe_enum, "moe_layers_enum") if moe_enum is not None
+               else int(c.opt("first_k_dense_replace", 0)))
+    share = int(c.opt("share_expert_dim", 0))
+    d.update(ffn=c.int("intermediate_size"), moe_ffn=c.int("moe_intermediate_size"),
+             n_experts=c.int("num_experts", "moe_num_experts"), top_k=c.int("num_experts_per_tok", "moe_top_k"),
+             first_k_dense=min(first_k, L), sliding_window=window if n_sliding else 0, n_sliding_layers=n_sliding,
+             # share_expert_dim: the width of the shared expert block every MoE layer runs beside the routed ones
+             n_shared_experts=1 if share else 0, shared_ffn=share)
+    return d
+
+
+def _mimo_v2_flash(c: _Cfg) -> dict[str, Any]:
+    """Xiaomi MiMo-V2-Flash (MiMoV2FlashForCausalLM): `hybrid_layer_pattern` marks each layer 1 (sliding window of
+    `sliding_window` tokens) or 0 (full attention). Queries and keys have `head_dim` (192), values `v_head_dim`
+    (128); the window layers have KV heads of their own (`swa_num_key_value_heads`: `Model.swa_n_kv_heads`), and
+    must have the full layers' query heads and head dims (`swa_num_attention_heads`, `swa_head_dim`,
+    `swa_v_head_dim`: other values are refused by name). MoE per layer (`moe_layer_freq` list: a leading run of
+    dense layers of `intermediate_size`, then `n_routed_experts` / `num_experts_per_tok` /
+    `moe_intermediate_size`). The attention-sink biases (one scalar per head) add no GEMM and no cache."""
+    d = dict(_gqa_common(c), gated_mlp=True)
+    L, hd = d["n_layers"], d["head_dim"]
+    vd = int(c.opt("v_head_dim", hd))
+    pattern = c.req("hybrid_layer_pattern")
+    flags = [int(p) for p in pattern] if isinstance(pattern, (list, tuple)) else []
+    if len(flags) != L or set(flags) - {0, 1}:
+        raise CatalogError(f"config.json for {c.arch}: hybrid_layer_pattern must list 1 (sliding window) / 0 (full "
+                           f"attention) for each of the {L} layers")
+    n_sliding = sum(flags)
+    window = c.int("sliding_window", "sliding_window_size")
+    if n_sliding and window <= 0:
+        raise CatalogError(f"config.json for {c.arch}: sliding_window = {window} must be > 0 for its {n_sliding} "
+                           "sliding-window layers")
+    for key, full in (("swa_num_attention_heads", d["n_heads"]), ("swa_head_dim", hd), ("swa_v_head_dim", vd)):
+        v = c.opt(key, full)
+        if int(v) != full:
+            raise CatalogError(f"config.json for {c.arch}: {key}={v!r} differs from the full-attention layers' "
+                               f"{full}; only window layers with the same query heads and head dims are costed")
+    swa_kv = c.int("swa_num_key_value_heads") if c.opt("swa_num_key_value_heads", None) is not None \
+        else d["n_kv_heads"]
+    if swa_kv <= 0:
+        raise CatalogError(f"config.json for {c.arch}: swa_num_key_value_heads = {swa_kv} must be > 0")
+    freq = c.opt("moe_layer_freq", 1)
+    first_k = (_moe_tail(c, L, freq, "moe_layer_freq") if isinstance(freq, (list, tuple))
+               else int(c.opt("first_k_dense_replace", 0)))
+    n_shared = int(c.opt("n_shared_experts", 0))
+    moe = c.int("moe_intermediate_size")
+    d.update(ffn=c.int("intermediate_size"), moe_ffn=moe, n_experts=c.int("n_routed_experts"),
+             top_k=c.int("num_experts_per_tok"), first_k_dense=first_k,
+             moe_layer_freq=1 if isinstance(freq, (list, tuple)) else int(freq),
+             n_shared_experts=n_shared, shared_ffn=n_shared * moe, v_head_dim=vd if vd != hd else 0,
+             sliding_window=window if n_sliding else 0, n_sliding_layers=n_sliding,
+             swa_n_kv_heads=swa_kv if n_sliding and swa_kv != d["n_kv_heads"] else 0)
     return d
 
 
@@ -631,6 +758,8 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "glm_moe_dsa": _deepseek_dsa,
     "deepseek_v32": _deepseek_dsa,
     "nemotron_h": _nemotron_h,
+    "step3p7": _step3p7,
+    "mimo_v2_flash": _mimo_v2_flash,
 }
 #: model_type spellings (nested text configs, renamed releases) -> the parser's key
 _TYPE_ALIASES = {
@@ -642,6 +771,8 @@ _TYPE_ALIASES = {
     "deepseek_ref": "deepseek_v4",
     # Xiaomi MiMo-7B: Qwen2's decoder (QKV bias, GQA, SwiGLU) plus multi-token-prediction layers (not costed)
     "mimo": "qwen2",
+    # StepFun Step-3.5-Flash: the decoder Step-3.7-Flash's reader reads
+    "step3p5": "step3p7",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
@@ -656,7 +787,8 @@ _ARCH_TO_TYPE = {
     "GlmMoeDsaForCausalLM": "glm_moe_dsa", "DeepseekV32ForCausalLM": "deepseek_v32",
     "DeepseekV4ForCausalLM": "deepseek_v4", "MiMoForCausalLM": "qwen2", "DeciLMForCausalLM": "nemotron-nas",
     "NemotronHForCausalLM": "nemotron_h", "Qwen3VLForConditionalGeneration": "qwen3",
-    "Qwen3VLMoeForConditionalGeneration": "qwen3_moe",
+    "Qwen3VLMoeForConditionalGeneration": "qwen3_moe", "Step3p7FlashForCausalLM": "step3p7",
+    "Step3p5ForCausalLM": "step3p7", "MiMoV2FlashForCausalLM": "mimo_v2_flash",
 }
 _PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
 _ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
@@ -745,9 +877,10 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "vocab"):
         if fields[f] <= 0:
             raise CatalogError(f"config.json for {label}: {f} = {fields[f]} must be > 0")
-    if fields["n_heads"] % fields["n_kv_heads"]:
-        raise CatalogError(f"config.json for {label}: num_attention_heads={fields['n_heads']} is not a multiple "
-                           f"of the KV heads {fields['n_kv_heads']}")
+    for kv in (fields["n_kv_heads"], fields.get("swa_n_kv_heads", 0) or fields["n_kv_heads"]):
+        if fields["n_heads"] % kv:
+            raise CatalogError(f"config.json for {label}: num_attention_heads={fields['n_heads']} is not a "
+                               f"multiple of the KV heads {kv}")
     check_hybrid(fields, f"config.json for {label}")
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
     w, scheme, kv = checkpoint_quant(t, None if hfq is None else load_quant_config(hfq))

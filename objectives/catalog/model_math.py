@@ -62,13 +62,30 @@ def n_dense_layers(m: ModelLike) -> Any:
     return _out(m, _col(m, "n_layers") - n_moe_layers(m))
 
 
-def attention_params_per_layer(m: ModelLike) -> Any:
-    """Q, K, V and output projections of one softmax-attention layer (MLA: the low-rank down/up projections;
-    a gated query (`attn_output_gate`) doubles the query projection; DeepSeek sparse attention adds the
-    indexer's query (from the q latent), key and head-weight projections)."""
-    h, nh, nkv, hd = _col(m, "hidden"), _col(m, "n_heads"), _col(m, "n_kv_heads"), _col(m, "head_dim")
+def v_head_dim(m: ModelLike) -> Any:
+    """Width of one value head of a GQA / MHA layer: the record's `v_head_dim` where it sets one (MiMo-V2-Flash:
+    128 beside q/k heads of 192), else `head_dim`. (MLA's value width is `v_head_dim` itself.)"""
+    vd = _col(m, "v_head_dim")
+    return _out(m, np.where(vd > 0, vd, _col(m, "head_dim")))
+
+
+def sliding_kv_heads(m: ModelLike) -> Any:
+    """KV heads of a sliding-window layer: `swa_n_kv_heads` where the record sets it, else `n_kv_heads`."""
+    s = _col(m, "swa_n_kv_heads")
+    return _out(m, np.where(s > 0, s, _col(m, "n_kv_heads")))
+
+
+def attention_params_per_layer(m: ModelLike, *, sliding: bool = False) -> Any:
+    """Q, K, V and output projections of one full-attention layer, or with `sliding` of one sliding-window layer
+    (they differ only where the window layers have KV heads of their own, `swa_n_kv_heads`). GQA: queries and keys
+    of head_dim, values of `v_head_dim`; MLA: the low-rank down/up projections; a gated query
+    (`attn_output_gate`) doubles the query projection; DeepSeek sparse attention adds the indexer's query (from
+    the q latent), key and head-weight projections."""
+    h, nh, hd = _col(m, "hidden"), _col(m, "n_heads"), _col(m, "head_dim")
+    nkv = sliding_kv_heads(m) if sliding else _col(m, "n_kv_heads")
+    vdg = v_head_dim(m)
     gate = np.asarray(_col(m, "attn_output_gate")) > 0
-    gqa = h * nh * hd * np.where(gate, 2.0, 1.0) + 2 * h * nkv * hd + nh * hd * h
+    gqa = h * nh * hd * np.where(gate, 2.0, 1.0) + h * nkv * (hd + vdg) + nh * vdg * h
     qr, kvr = _col(m, "q_lora_rank"), _col(m, "kv_lora_rank")
     nope, rope, vd = _col(m, "qk_nope_head_dim"), _col(m, "qk_rope_head_dim"), _col(m, "v_head_dim")
     q = np.where(qr > 0, h * qr + qr * nh * (nope + rope), h * nh * (nope + rope))
@@ -238,7 +255,9 @@ def lm_head_params(m: ModelLike) -> Any:
 def mixer_params(m: ModelLike) -> Any:
     """Token-mixer parameters of all layers: the softmax-attention layers' projections and the linear-attention
     layers' (blocks without a mixer hold none)."""
-    return _out(m, n_attention_layers(m) * attention_params_per_layer(m)
+    # the sliding layers' own KV heads as a difference to the full layers' (exactly 0 where they have none)
+    swa = n_sliding_layers(m) * (attention_params_per_layer(m, sliding=True) - attention_params_per_layer(m))
+    return _out(m, n_attention_layers(m) * attention_params_per_layer(m) + swa
                 + n_linear_layers(m) * linear_attn_params_per_layer(m))
 
 
@@ -272,11 +291,13 @@ def weight_bytes(m: ModelLike, dtype: str | Any = "bf16", *, include_embeddings:
     return _out(m, total_params(m, include_embeddings=include_embeddings) * dtype_bytes(dtype))
 
 
-def kv_elements_per_token_layer(m: ModelLike) -> Any:
-    """Cached elements per token per attention layer: 2 x n_kv_heads x head_dim (GQA/MHA), or
-    kv_lora_rank + qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key), plus index_head_dim
-    for DeepSeek sparse attention (the indexer's key of every token is cached too)."""
-    gqa = 2.0 * _col(m, "n_kv_heads") * _col(m, "head_dim")
+def kv_elements_per_token_layer(m: ModelLike, *, sliding: bool = False) -> Any:
+    """Cached elements per token of one full-attention layer (with `sliding`: of one sliding-window layer, whose
+    KV heads may be its own, `sliding_kv_heads`): n_kv_heads x (head_dim + v_head_dim) (GQA/MHA: a key and a
+    value per head), or kv_lora_rank + qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key), plus
+    index_head_dim for DeepSeek sparse attention (the indexer's key of every token is cached too)."""
+    nkv = sliding_kv_heads(m) if sliding else _col(m, "n_kv_heads")
+    gqa = nkv * (_col(m, "head_dim") + v_head_dim(m))
     kvr = _col(m, "kv_lora_rank")
     idx = np.where(_col(m, "index_topk") > 0, _col(m, "index_head_dim"), 0.0)
     # DeepSeek-V4: one entry (key and value alike) per token of each layer's window
@@ -284,9 +305,9 @@ def kv_elements_per_token_layer(m: ModelLike) -> Any:
                             np.where(kvr > 0, kvr + _col(m, "qk_rope_head_dim") + idx, gqa)))
 
 
-def kv_bytes_per_token_layer(m: ModelLike, dtype: str | Any = "bf16") -> Any:
-    """KV-cache bytes per token per layer in `dtype`."""
-    return _out(m, kv_elements_per_token_layer(m) * dtype_bytes(dtype))
+def kv_bytes_per_token_layer(m: ModelLike, dtype: str | Any = "bf16", *, sliding: bool = False) -> Any:
+    """KV-cache bytes per token of one full-attention layer (`sliding`: of one sliding-window layer) in `dtype`."""
+    return _out(m, kv_elements_per_token_layer(m, sliding=sliding) * dtype_bytes(dtype))
 
 
 def n_sliding_layers(m: ModelLike) -> Any:
@@ -305,8 +326,11 @@ def kv_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") ->
     """
     ctx = np.asarray(context_len, dtype=np.float64)
     La, w, ns = n_attention_layers(m), _col(m, "sliding_window"), n_sliding_layers(m)
-    tokens = (La - ns) * ctx + ns * np.minimum(ctx, np.where(w > 0, w, np.inf))
-    out = (tokens * kv_bytes_per_token_layer(m, dtype)
+    held = np.minimum(ctx, np.where(w > 0, w, np.inf))
+    tokens = (La - ns) * ctx + ns * held
+    # sliding layers with KV heads of their own: their difference to a full layer's bytes (0 where none)
+    swa = ns * held * (kv_bytes_per_token_layer(m, dtype, sliding=True) - kv_bytes_per_token_layer(m, dtype))
+    out = (tokens * kv_bytes_per_token_layer(m, dtype) + swa
            + ctx * v4_compressed_elements_per_token(m) * dtype_bytes(dtype))
     return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
 

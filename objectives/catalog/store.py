@@ -187,6 +187,12 @@ class Catalog:
             raise CatalogError(f"model {model.name!r}: n_ffn_only_layers={model.n_ffn_only_layers} must leave at least "
                                f"one attention layer of the {model.n_layers} (n_linear_attn_layers="
                                f"{model.n_linear_attn_layers})")
+        if model.swa_n_kv_heads and not (model.swa_n_kv_heads > 0 and model.n_heads % model.swa_n_kv_heads == 0
+                                         and model.sliding_window > 0 and model.n_sliding_layers != 0
+                                         and not model.is_mla and not model.is_compressed_attention):
+            raise CatalogError(f"model {model.name!r}: swa_n_kv_heads={model.swa_n_kv_heads} (the sliding-window "
+                               "layers' own KV heads) needs GQA sliding-window layers (sliding_window > 0, "
+                               f"n_sliding_layers != 0) and must divide n_heads={model.n_heads}")
         v4 = model.n_csa_layers + model.n_hca_layers
         if v4 and not (v4 <= model.n_layers and model.o_groups > 0 and model.o_lora_rank > 0 and model.q_lora_rank > 0
                        and model.sliding_window > 0 and model.n_heads % model.o_groups == 0

@@ -95,6 +95,8 @@ class Model:
     kv_lora_rank: int = 0
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
+    # width of one value head: MLA's (DeepSeek), or a GQA model's whose values are narrower than its queries and
+    # keys (MiMo-V2-Flash: head_dim 192 for q/k, 128 for v); 0 on a GQA record: head_dim (`model_math.v_head_dim`)
     v_head_dim: int = 0
     sliding_window: int = 0           # 0: full attention in every layer
     hf_id: str = ""
@@ -157,6 +159,10 @@ class Model:
     # experts, FP8 block-scaled attention, shared expert and head); "": as `quant_weight_dtype` (4-bit MoE
     # checkpoints then keep their attention in 16 bits, `inference.resolve.ATTN_16BIT_WEIGHTS`)
     dense_weight_dtype: str = ""
+    # KV heads of the sliding-window layers where they differ from the full-attention layers' n_kv_heads
+    # (MiMo-V2-Flash: 8 on its 39 window layers, 4 on its 9 full ones); 0: n_kv_heads on every attention layer.
+    # Query heads and head dims are the same on both kinds (a config where they differ is refused by name)
+    swa_n_kv_heads: int = 0
 
     @property
     def is_compressed_attention(self) -> bool:

@@ -100,9 +100,11 @@ def sglang_reserved_bytes(mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num) -> Num
 #: ``swa_full_tokens_ratio``)
 SGLANG_SWA_FULL_TOKENS_RATIO = 0.8
 #: architectures whose window layers SGLang pools apart (sglang/srt/configs/model_config.py
-#: ``is_hybrid_swa_model``); its other windowed models (Gemma 2 / 3, Mistral) keep every layer's KV at full length
+#: ``is_hybrid_swa_model``, which also lists MiMo-V2-Flash); its other windowed models (Gemma 2 / 3, Mistral, and
+#: Step-3.7-Flash's Step3p7FlashForCausalLM, which that list does not name: it has Step3p5ForCausalLM) keep every
+#: layer's KV at full length
 SGLANG_HYBRID_SWA_ARCHS = frozenset({"GptOssForCausalLM", "Llama4ForConditionalGeneration", "Gemma4ForCausalLM",
-                                     "Gemma4ForConditionalGeneration"})
+                                     "Gemma4ForConditionalGeneration", "MiMoV2FlashForCausalLM"})
 
 
 def is_sglang(engines: Any) -> np.ndarray:

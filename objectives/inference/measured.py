@@ -538,15 +538,29 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     n_ffn_only = m.get("n_ffn_only", np.zeros(k))
     L_attn = L - n_lin - n_ffn_only
     kvh = np.ceil(nkv / tp)
+    # window layers with KV heads of their own (0: the full layers'), GQA values narrower than the keys (0: hd)
+    swa_kv = m.get("swa_kv_heads", np.zeros(k))
+    swa_kvh = np.ceil(np.where(swa_kv > 0, swa_kv, nkv) / tp)
+    vd = np.where(m.get("gqa_v_head", np.zeros(k)) > 0, m.get("gqa_v_head", np.zeros(k)), hd)
+    n_win_l = np.minimum(m.get("n_win", np.zeros(k)), L_attn)
     q_dim = nh * hd
     # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O), on `table` for rows `use`
     gate = m.get("attn_gate", np.zeros(k))
 
-    def projections(table: Any, quant: bool, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-layer attention projections and all linear-attention layers' projections (s)."""
+    def projections(table: Any, quant: bool, use: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per-layer attention projections, all linear-attention layers' projections, and all window layers'
+        difference to the full layers' QKV projection where they have KV heads of their own (None: no row does)
+        (s)."""
         gqa = ~mla & ~v4 & (L_attn > 0) & use
-        qkv = (gemm(Mg, col(q_dim * (1.0 + gate) / tp + 2 * kvh * hd), col(h), table, gqa, quant)
-               + gemm(Mg, col(h), col(q_dim / tp), table, gqa, quant))
+        qkv_n = q_dim * (1.0 + gate) / tp + kvh * (hd + vd)  # fused QKV: keys of hd, values of vd per KV head
+        qkv = (gemm(Mg, col(qkv_n), col(h), table, gqa, quant)
+               + gemm(Mg, col(h), col(nh * vd / tp), table, gqa, quant))
+        own = gqa & (swa_kvh != kvh) & (n_win_l > 0)
+        swa = None
+        if own.any():
+            qkv_w = q_dim * (1.0 + gate) / tp + swa_kvh * (hd + vd)
+            swa = np.where(col(own), col(n_win_l) * (gemm(Mg, col(qkv_w), col(h), table, own, quant)
+                                                     - gemm(Mg, col(qkv_n), col(h), table, own, quant)), 0.0)
         if (mla & use).any():
             qk_head = m["qk_nope"] + m["qk_rope"]
             ql = np.maximum(m["q_lora_rank"], 1.0)
@@ -565,14 +579,18 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             lin_n = m["lin_params"] / np.maximum(tp * h, 1.0)
             lin = np.where(col(n_lin > 0), col(n_lin) * grouped(Mg, col(np.maximum(lin_n, 1.0)), col(h), table,
                                                                 quant), 0.0)
-        return qkv, lin
+        return qkv, lin, swa
     a16 = np.zeros(k, dtype=bool) if attn_gt is None or attn16 is None else attn16
     zero = np.zeros((k, len(M_GRID)))
-    qkv, lin = projections(gt, True, ~a16) if not a16.all() else (zero, zero)
+    qkv, lin, swa = projections(gt, True, ~a16) if not a16.all() else (zero, zero, None)
     if a16.any():
-        qkv16, lin16 = projections(attn_gt, False, a16)
+        qkv16, lin16, swa16 = projections(attn_gt, False, a16)
         qkv, lin = np.where(col(a16), qkv16, qkv), np.where(col(a16), lin16, lin)
+        if swa16 is not None or swa is not None:
+            swa = np.where(col(a16), zero if swa16 is None else swa16, zero if swa is None else swa)
     tok = col(L_attn) * np.where(col(v4), 0.0, qkv) + lin
+    if swa is not None:  # window layers with KV heads of their own
+        tok = tok + swa
     if v4.any():  # mHC: mixing the residual streams before and after each block, one layer's two sites a cell
         pre, post = prof.table("mhc.pre"), prof.table("mhc.post")
         inside &= ~v4 | pre.inside(1.0, h)
@@ -735,7 +753,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # MLA rows read their own tables below where the profile has them: the GQA tables' ranges do not bound them
     own_mla = mla & (mc is not None) & (mg is not None) & (ct is not None) & (gtab is not None)
     if ct is not None:
-        d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, hd / 128.0)
+        # the tables are measured at head_dim 128 for queries, keys and values: QK^T scales with hd, PV with vd
+        d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, (hd + vd) / 256.0)
         # windowed layers: a prompt of s tokens attends ~ s x window pairs instead of s^2 / 2
         n_win_c = np.minimum(m.get("n_win", np.zeros(k)), L_attn)[:, None, None]
         win_c = np.maximum(m.get("window", np.zeros(k)), 1.0)[:, None, None]
@@ -745,15 +764,16 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         inside &= own_mla | ct.inside(1.0, 1024.0, heads)
     if gtab is not None:
         kv_heads = np.where(mla, 1.0, kvh)
-        d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, hd / 128.0)
+        d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, (hd + vd) / 256.0)
         n_win = np.minimum(m.get("n_win", np.zeros(k)), L_attn)
         win = np.maximum(m.get("window", np.zeros(k)), 1.0)
+        win_heads = np.where(mla, 1.0, swa_kvh)  # the window layers' KV heads (their own where they have some)
         t_full = gtab(b3, s3, kv_heads[:, None, None])
-        t_win = gtab(b3, np.minimum(s3, win[:, None, None]), kv_heads[:, None, None])
+        t_win = gtab(b3, np.minimum(s3, win[:, None, None]), win_heads[:, None, None])
         t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win) * 1e-3
              * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))
-        inside &= own_mla | gtab.inside(1.0, 1024.0, kv_heads)
+        inside &= own_mla | (gtab.inside(1.0, 1024.0, kv_heads) & gtab.inside(1.0, 1024.0, win_heads))
     # MLA: its own kernels (absorbed decode reads one latent per token for all heads; prefill attends with
     # qk_nope + qk_rope / v_head dims), measured at DeepSeek-V3's dims and scaled by the dims read
     if mla.any() and mc is not None and mg is not None:

@@ -77,6 +77,9 @@ class ModelShape:
     dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
     mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
     fp8blk: Num = 0.0         # 1.0: the checkpoint's FP8 is block-scaled (the GEMM tables it reads)
+    # ---- GQA shapes beyond one head width and one KV-head count (0.0: as head_dim / n_kv_heads) ---------------
+    gqa_v_head: Num = 0.0     # value head width where it differs from head_dim (MiMo-V2-Flash: 128 vs 192)
+    swa_kv_heads: Num = 0.0   # KV heads of the `n_win` window layers where they differ (MiMo-V2-Flash: 8 vs 4)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -166,6 +169,9 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
         "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
         "fp8blk": lambda m: float(m.quant_scheme == "fp8_block"),
+        "gqa_v_head": lambda m: float(m.v_head_dim) if not m.kv_lora_rank and m.v_head_dim != m.head_dim else 0.0,
+        "swa_kv_heads": lambda m: (float(m.swa_n_kv_heads) if mm.n_sliding_layers(m)
+                                   and m.swa_n_kv_heads not in (0, m.n_kv_heads) else 0.0),
     }
 
 
@@ -217,6 +223,9 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     MLA (DeepSeek) latent KV is replicated on every TP rank. Routed experts are split over the TP group
     (TP or EP inside it: the bytes per GPU are the same).
 
+    GQA values may be narrower than queries and keys (`gqa_v_head`), and window layers may have KV heads of their
+    own (`swa_kv_heads`): both enter the projections, the KV elements and the attention pairs.
+
     Hybrid models: only the n_layers - n_lin softmax-attention layers hold KV and attend (kv_elems_per_token,
     attn_flops_*); the n_lin linear-attention layers (Gated DeltaNet, Mamba-2) add their projections to
     dense_params (heads split over tp), their recurrence to linear_flops_per_token and a constant per-sequence
@@ -229,10 +238,14 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     h = m.hidden
     mla = m.kv_lora_rank > 0
     kv_heads_gpu = np.ceil(m.n_kv_heads / tp)
+    # the window layers' KV heads per GPU (their own where the model gives them some, else the full layers')
+    swa_kv_gpu = np.ceil(np.where(m.swa_kv_heads > 0, m.swa_kv_heads, m.n_kv_heads) / tp)
+    vd = np.where(m.gqa_v_head > 0, m.gqa_v_head, m.head_dim)  # GQA value head width
     q_dim = m.n_heads * m.head_dim
-    kv_dim_gpu = kv_heads_gpu * m.head_dim
-    # --- attention projections per layer per GPU
-    gqa_attn = (h * q_dim * (1.0 + m.attn_gate) + q_dim * h) / tp + 2 * h * kv_dim_gpu
+    o_dim = m.n_heads * vd
+    n_win = np.minimum(m.n_win, La)
+    # --- attention projections per layer per GPU (keys of head_dim, values of vd per KV head)
+    gqa_attn = (h * q_dim * (1.0 + m.attn_gate) + o_dim * h) / tp + h * kv_heads_gpu * (m.head_dim + vd)
     qk_head = m.qk_nope + m.qk_rope
     q_proj = np.where(m.q_lora_rank > 0, h * m.q_lora_rank + m.q_lora_rank * m.n_heads * qk_head / tp,
                       h * m.n_heads * qk_head / tp)
@@ -253,21 +266,26 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     router = h * m.n_experts
     # latent MoE: hidden -> latent before the routed experts and back after, replicated on every TP rank
     latent_proj = 2.0 * h * m.moe_latent
-    attn_all = La * attn_params + m.n_lin * m.lin_params / tp
+    # a GQA window layer's difference to a full one (its own KV heads; exactly 0 otherwise)
+    swa_attn = np.where(mla | v4, 0.0, h * (swa_kv_gpu - kv_heads_gpu) * (m.head_dim + vd))
+    attn_all = La * attn_params + n_win * swa_attn + m.n_lin * m.lin_params / tp
     dense_params = attn_all + n_dense * dense_mlp + n_moe * (shared + router + latent_proj)
     expert_params = n_moe * n_mat * expert_width(h, m.moe_latent) * m.moe_ffn / tp
     head = h * m.vocab / tp
     embed = np.where(m.tie > 0, head, 2 * head)
     # --- attention work (pairs): 2 FLOPs per multiply-add, QK^T and PV
     heads_gpu = m.n_heads / tp
-    gqa_pair = 2 * heads_gpu * (m.head_dim + m.head_dim)
+    gqa_pair = 2 * heads_gpu * (m.head_dim + vd)  # QK^T over head_dim, PV over vd
     mla_prefill = 2 * heads_gpu * (qk_head + m.v_head)
     mla_decode = 2 * heads_gpu * (m.kv_lora_rank + m.qk_rope + m.kv_lora_rank)  # absorbed weights
     idx_pair = np.where(m.idx_topk > 0, 2 * m.idx_heads * m.idx_dim, 0.0)  # indexer scores every (query, key)
     attn_prefill = La * (np.where(mla, mla_prefill, gqa_pair) + idx_pair)
     attn_decode = La * (np.where(mla, mla_decode, gqa_pair) + idx_pair)
-    kv_layer = np.where(mla, m.kv_lora_rank + m.qk_rope + np.where(m.idx_topk > 0, m.idx_dim, 0.0), 2 * kv_dim_gpu)
-    kv_elems = La * kv_layer
+    kv_layer = np.where(mla, m.kv_lora_rank + m.qk_rope + np.where(m.idx_topk > 0, m.idx_dim, 0.0),
+                        kv_heads_gpu * (m.head_dim + vd))
+    # a window layer's KV elements (its own KV heads where it has some)
+    kv_win_layer = np.where(mla, kv_layer, swa_kv_gpu * (m.head_dim + vd))
+    kv_elems = La * kv_layer + n_win * (kv_win_layer - kv_layer)
     # DeepSeek-V4: one head_dim entry is key and value (QK^T and PV over head_dim each); per cached token the HCA
     # layers attend 1 / hca_ratio entries and the CSA indexer scores 1 / csa_ratio; each query also attends its
     # window (every layer) and the CSA top-k: bounded spans, at full span
@@ -277,17 +295,17 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     attn_prefill = np.where(v4, v4_grow_pairs, attn_prefill)
     attn_decode = np.where(v4, v4_grow_pairs, attn_decode)
     kv_layer = np.where(v4, m.v4_entry, kv_layer)
+    kv_win_layer = np.where(v4, m.v4_entry, kv_win_layer)
     kv_elems = np.where(v4, La * m.v4_entry + m.v4_grow, kv_elems)
     bounded = np.where(v4, La * m.window + m.n_csa * m.idx_topk, 0.0)
     # one after the mixer and one after the MLP of each block (one with a parallel residual); none after a mixer a
     # block does not have
     n_ar = np.where(m.parallel_residual > 0, L, 2.0 * L - m.n_ffn_only)
     inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
-    act = 4 * h + (q_dim + 2 * kv_dim_gpu * tp) / tp + 2 * inter / tp
-    n_win = np.minimum(m.n_win, La)
+    act = 4 * h + (q_dim + np.maximum(kv_heads_gpu, swa_kv_gpu) * (m.head_dim + vd) * tp) / tp + 2 * inter / tp
     sparse = np.where((m.idx_topk > 0) & ~v4, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
     return LayerCosts(dense_params, expert_params, embed, head, attn_prefill, attn_decode, kv_elems, n_ar, n_moe,
-                      act, win_kv_elems_per_token=n_win * kv_layer, win_attn_flops_pair=n_win * gqa_pair,
+                      act, win_kv_elems_per_token=n_win * kv_win_layer, win_attn_flops_pair=n_win * gqa_pair,
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
                       linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
                       sparse_attn_flops_pair=sparse, attn_params=attn_all,

@@ -96,14 +96,17 @@ def layout_invalid(engine: Any, tp: Num, attn_dp: Num, ep: Num = 1) -> Num:
     return trt | vllm
 
 
-def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0) -> Num:
+def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0, swa_n_kv_heads: Num = 0) -> Num:
     """The tensor-parallel rule (R_TP), vectorized: True where ``tp`` does not divide the attention heads, or is
     below the KV heads without dividing them (above them KV heads are replicated, as vLLM and TensorRT-LLM do), or
     (``o_groups`` > 0: DeepSeek-V4's grouped output projection, each rank holding whole groups) does not divide the
-    groups. The one home of the rule: `prepare` (R_TP) and `spaces.parallelism.tp_ok` use it."""
-    n_heads, n_kv_heads, tp, o_groups = (np.asarray(x) for x in (n_heads, n_kv_heads, tp, o_groups))
+    groups; ``swa_n_kv_heads`` > 0: the sliding-window layers' own KV heads (MiMo-V2-Flash), held to the same
+    rule. The one home of the rule: `prepare` (R_TP) and `spaces.parallelism.tp_ok` use it."""
+    n_heads, n_kv_heads, tp, o_groups, swa = (np.asarray(x) for x in (n_heads, n_kv_heads, tp, o_groups,
+                                                                       swa_n_kv_heads))
     return ((np.mod(n_heads, tp) != 0) | ((tp < n_kv_heads) & (np.mod(n_kv_heads, tp) != 0))
-            | ((o_groups > 0) & (np.mod(o_groups, tp) != 0)))
+            | ((o_groups > 0) & (np.mod(o_groups, tp) != 0))
+            | ((swa > 0) & (tp < swa) & (np.mod(swa, np.maximum(tp, 1)) != 0)))
 
 
 def ep_invalid(n_experts: Num, ep: Num, tp: Num, attn_dp: Num = 1) -> Num:

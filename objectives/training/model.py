@@ -271,8 +271,11 @@ def _model_numbers(m: Model) -> dict[str, float]:
         d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
         hq, hkv = m.n_heads * d_qk, m.n_heads * (d_qk + d_v) / 2.0
     else:
-        d_qk = d_v = m.head_dim
-        hq, hkv = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
+        d_qk, d_v = m.head_dim, int(model_math.v_head_dim(m))
+        # K and V widths averaged, over the layers: window layers may have KV heads of their own (MiMo-V2-Flash)
+        n_sw = float(model_math.n_sliding_layers(m))
+        kv_heads = (m.n_kv_heads * (La - n_sw) + float(model_math.sliding_kv_heads(m)) * n_sw) / max(La, 1.0)
+        hq, hkv = m.n_heads * m.head_dim, kv_heads * (d_qk + d_v) / 2.0
     n_slide = model_math.n_sliding_layers(m)
     # MLP intermediates per token per layer (averaged over the layers): elements produced by fc1 (gate and up)
     f_dense = m.ffn

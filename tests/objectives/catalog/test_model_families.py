@@ -43,6 +43,9 @@ SHAPES = [
     ("MiMo-7B-Base", 36, 0, 32, 8, 0, 0, 0, 0),                  # model_type mimo: Qwen2's decoder plus MTP
     ("DeepSeek-V4-Flash", 43, 0, 64, 1, 256, 6, 43, 128),        # every layer keeps a 128-token window
     ("Llama-3.3-Nemotron-Super-49B", 80, 0, 64, 8, 0, 0, 0, 0),  # 49 attention blocks, 31 MLP-only ones
+    ("Step-3.7-Flash", 45, 0, 64, 8, 288, 8, 33, 512),           # layer_types: every 4th layer (from 0) full
+    ("MiMo-V2-Flash", 48, 0, 64, 4, 256, 8, 39, 128),            # hybrid_layer_pattern: 39 ones (window), 9 zeros
+    ("Nemotron-3.5-Lightning-30B-A3B-NVFP4", 29, 23, 32, 2, 128, 6, 0, 0),  # Nemotron-3-Nano's layout
 ]
 
 
@@ -99,6 +102,12 @@ PUBLISHED = [  # name, total, active (None: not checked), input embedding counte
     # DeepSeek-V4 model cards: Flash 284B total / 13B activated, Pro 1.6T / 49B (the MTP layer not counted)
     ("DeepSeek-V4-Flash", 284e9, 13e9, False), ("DeepSeek-V4-Pro", 1.6e12, 49e9, False),
     ("Llama-3.3-Nemotron-Super-49B", 49.9e9, None, True),  # Hugging Face's count of the checkpoint: 49.9B
+    # MiMo-V2-Flash technical report / model card: 309B total, 15B active (the MTP layers not counted)
+    ("MiMo-V2-Flash", 309e9, 15e9, False),
+    # Step-3.7-Flash's config has Step-3.5-Flash's shapes, whose model card says 196B total / 11B active
+    ("Step-3.7-Flash", 196e9, 11e9, True),
+    # Nemotron-3.5-Lightning-30B-A3B has Nemotron-3-Nano-30B-A3B's shapes (card: 31.6B total, 3.2B active)
+    ("Nemotron-3.5-Lightning-30B-A3B-NVFP4", 31.6e9, 3.2e9, False),
 ]
 
 
@@ -506,3 +515,147 @@ def test_pruned_blocks_without_attention_hold_no_kv_and_skip_its_all_reduce():
     blocks[0] = {**blocks[0], "attention": {**blocks[0]["attention"], "n_heads_in_group": 4}}
     with pytest.raises(CatalogError, match=r"KV-head groups \[4, 8\]"):
         catalog.model_from_hf_config({**cfg, "block_configs": blocks}, name="nas-groups")
+
+
+# ------------------------------------------------------------------------------------------ per-kind attention shapes
+def _cfg(name: str) -> dict:
+    return {k: v for k, v in _raw(name).items() if k not in ("name", "hf_id", "aliases", "source", "copied_from")}
+
+
+def test_mimo_v2_flash_window_layers_have_their_own_kv_heads_and_narrow_values():
+    """MiMo-V2-Flash: 1 in hybrid_layer_pattern marks a 128-token window layer with 8 KV heads, 0 a full layer with
+    4; queries and keys are 192 wide, values 128. Parameters, KV bytes and attention work follow each kind."""
+    raw = _raw("MiMo-V2-Flash")
+    m = catalog.model("XiaomiMiMo/MiMo-V2-Flash")
+    n_sw = sum(raw["hybrid_layer_pattern"])
+    assert (mm.n_sliding_layers(m), m.sliding_window, m.swa_n_kv_heads, m.head_dim, m.v_head_dim) == \
+        (n_sw, 128, 8, 192, 128) == (39, 128, 8, 192, 128)
+    assert (m.first_k_dense, mm.n_moe_layers(m), m.ffn, m.moe_ffn, m.shared_ffn) == (1, 47, 16384, 2048, 0)
+    assert (m.quant_weight_dtype, m.quant_scheme, m.is_mla) == ("fp8", "fp8_block", False)
+    # KV bytes by hand from the config: a key of head_dim and a value of v_head_dim per KV head and token
+    h, nh, L = raw["hidden_size"], raw["num_attention_heads"], raw["num_hidden_layers"]
+    full = raw["num_key_value_heads"] * (raw["head_dim"] + raw["v_head_dim"]) * 2            # bf16 bytes
+    swa = raw["swa_num_key_value_heads"] * (raw["swa_head_dim"] + raw["swa_v_head_dim"]) * 2
+    for ctx in (1, 100, 128, 10_000, 262_144):
+        assert mm.kv_cache_bytes(m, ctx) == (L - n_sw) * full * ctx + n_sw * swa * min(ctx, 128)
+    # attention projections by hand: q (192-wide heads), k, v (128-wide), o (from 128-wide heads)
+    def attn(kv: int) -> int:
+        return h * nh * 192 + h * kv * (192 + 128) + nh * 128 * h
+    assert mm.attention_params_per_layer(m) == attn(4) and mm.attention_params_per_layer(m, sliding=True) == attn(8)
+    assert mm.mixer_params(m) == (L - n_sw) * attn(4) + n_sw * attn(8)
+    # the cost model's per-GPU view agrees with the catalog's counts on one GPU
+    lc1 = layer_costs(ModelShape.from_models([m]), 1.0)
+    assert lc1.dense_params + lc1.expert_params * m.n_experts + lc1.embed_params == \
+        pytest.approx(mm.total_params(m), rel=1e-9)
+    for ctx in (1, 5000, 300_000):
+        assert memory.seq_cache_bytes_gpu(lc1, 2.0, 1.0, ctx) == pytest.approx(mm.sequence_cache_bytes(m, ctx))
+    # ... and per GPU: TP 4 holds one full-layer KV head and two window-layer ones, TP 8 one of each
+    for tp in (1.0, 4.0, 8.0):
+        lc = layer_costs(ModelShape.from_models([m]), tp)
+        assert lc.kv_elems_per_token == (L - n_sw) * np.ceil(4 / tp) * 320 + n_sw * np.ceil(8 / tp) * 320
+        assert lc.win_kv_elems_per_token == n_sw * np.ceil(8 / tp) * 320
+        assert lc.attn_flops_prefill == L * 2 * (nh / tp) * (192 + 128)  # QK^T over 192, PV over 128
+        assert lc.attn_params == pytest.approx(((L - n_sw) * attn(4) + n_sw * attn(8)) / tp
+                                               + h * (192 + 128) * ((L - n_sw) * (np.ceil(4 / tp) - 4 / tp)
+                                                                    + n_sw * (np.ceil(8 / tp) - 8 / tp)))
+    # SGLang pools MiMo-V2-Flash's window layers apart (its is_hybrid_swa_model list), not Step-3.7-Flash's
+    assert ModelShape.from_models([m]).swa_pool == 1.0
+    assert ModelShape.from_models([catalog.model("Step-3.7-Flash")]).swa_pool == 0.0
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "roofline"])
+def test_window_layers_own_kv_heads_cost_where_tp_splits_them(engine):
+    """Against the same model with the full layers' 4 KV heads on its window layers too: TP 4 holds two window-layer
+    KV heads per GPU instead of one (slower decode at a long context, more KV bytes), TP 8 one either way (the same
+    numbers exactly). Narrower values (128 instead of 192) decode faster."""
+    m = catalog.model("MiMo-V2-Flash")
+    same = dataclasses.replace(m, name="mimo-4kv", hf_id="", aliases=(), swa_n_kv_heads=0)
+    wide_v = dataclasses.replace(m, name="mimo-v192", hf_id="", aliases=(), v_head_dim=0)
+    kw = dict(gpu="H200", batch_size=64, input_len=8192, output_len=1024, engine=engine)
+    tp4 = inference.estimate([m, same, wide_v], tp=4, **kw)
+    tp8 = inference.estimate([m, same], tp=8, **kw)
+    assert tp4["fits"].all() and tp8["fits"].all()
+    assert tp4["tpot_ms"].iloc[0] > tp4["tpot_ms"].iloc[1] and tp4["tpot_ms"].iloc[2] > tp4["tpot_ms"].iloc[0]
+    assert tp8["tpot_ms"].iloc[0] == tp8["tpot_ms"].iloc[1] and tp8["ttft_ms"].iloc[0] == tp8["ttft_ms"].iloc[1]
+    lc4 = [layer_costs(ModelShape.from_models([x]), 4.0) for x in (m, same)]
+    assert lc4[0].kv_elems_per_token - lc4[1].kv_elems_per_token == 39 * (2 - 1) * 320
+
+
+def test_step_3_7_flash_dense_leading_layers_shared_expert_and_window():
+    raw = _raw("Step-3.7-Flash")
+    m = catalog.model("stepfun-ai/Step-3.7-Flash")
+    n_sw = raw["layer_types"].count("sliding_attention")
+    assert (mm.n_sliding_layers(m), m.sliding_window, m.swa_n_kv_heads) == (n_sw, 512, 0) == (33, 512, 0)
+    assert (m.first_k_dense, mm.n_moe_layers(m), m.ffn, m.moe_ffn, m.n_shared_experts, m.shared_ffn) == \
+        (3, 42, 11264, 1280, 1, 1280)
+    L, kv, hd = raw["num_hidden_layers"], raw["num_key_value_heads"], raw["head_dim"]
+    for ctx in (1, 512, 20_000):
+        assert mm.kv_cache_bytes(m, ctx) == (L - n_sw) * 2 * kv * hd * 2 * ctx + n_sw * 2 * kv * hd * 2 * min(ctx, 512)
+    fp8 = catalog.model("stepfun-ai/Step-3.7-Flash-FP8")
+    assert (fp8.quant_weight_dtype, fp8.quant_scheme) == ("fp8", "fp8_block")
+    assert dataclasses.replace(fp8, name=m.name, hf_id=m.hf_id, source=m.source, quant_weight_dtype="",
+                               quant_scheme="") == m
+    # Step-3.5-Flash's spellings read the same: KV groups, expert counts, the MoE layers listed, and layer_types
+    # covering the three multi-token-prediction layers too
+    cfg = _cfg("Step-3.7-Flash")
+    alt = {k: v for k, v in cfg.items() if k not in ("num_key_value_heads", "num_experts", "num_experts_per_tok",
+                                                     "first_k_dense_replace")}
+    alt.update(num_attention_groups=8, moe_num_experts=288, moe_top_k=8,
+               moe_layers_enum=",".join(str(i) for i in range(3, 45)),
+               layer_types=cfg["layer_types"] + ["full_attention"] * 3)
+    assert catalog.model_from_hf_config(alt, name=m.name) == catalog.model_from_hf_config(cfg, name=m.name)
+
+
+def test_nemotron_3_5_lightning_reads_its_modelopt_mixed_precision_config():
+    m = catalog.model("nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4")
+    # MIXED_PRECISION: W4A16_NVFP4 experts (the narrowest format present) beside FP8 Mamba projections, FP8 KV
+    assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == ("fp4", "nvfp4_w4a16", "fp8")
+    nano = catalog.model("Nemotron-3-Nano-30B-A3B")
+    assert mm.total_params(m) == mm.total_params(nano) and mm.kv_cache_bytes(m, 4096) == mm.kv_cache_bytes(nano, 4096)
+
+
+@pytest.mark.parametrize("engine", [None, "vllm"])
+def test_new_aiconfigurator_models_run_through_the_estimator(engine):
+    ids = ["stepfun-ai/Step-3.7-Flash", "stepfun-ai/Step-3.7-Flash-FP8",
+           "nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4", "XiaomiMiMo/MiMo-V2-Flash"]
+    for i in ids:
+        df = inference.estimate(model=i, gpu="H200", tp=8, batch_size=[1, 64], input_len=1024, output_len=1024,
+                                engine=engine)
+        assert df["fits"].all(), df["reason"].tolist()
+        t = df[["ttft_ms", "tpot_ms"]].to_numpy(float)
+        assert np.isfinite(t).all() and (t > 0).all()
+        assert df["tpot_ms"].iloc[1] > df["tpot_ms"].iloc[0]
+
+
+def test_per_kind_attention_fields_that_cannot_be_costed_name_the_field():
+    mimo = _cfg("MiMo-V2-Flash")
+    for key, val in (("swa_head_dim", 128), ("swa_v_head_dim", 192), ("swa_num_attention_heads", 32)):
+        with pytest.raises(CatalogError, match=f"{key}={val} differs from the full-attention layers'"):
+            catalog.model_from_hf_config(dict(mimo, **{key: val}))
+    with pytest.raises(CatalogError, match="hybrid_layer_pattern must list 1 .* for each of the 48 layers"):
+        catalog.model_from_hf_config(dict(mimo, hybrid_layer_pattern=mimo["hybrid_layer_pattern"][:-1]))
+    with pytest.raises(CatalogError, match="hybrid_layer_pattern must list"):
+        catalog.model_from_hf_config(dict(mimo, hybrid_layer_pattern=[2] * 48))
+    with pytest.raises(CatalogError, match="moe_layer_freq is not a leading run of dense layers"):
+        catalog.model_from_hf_config(dict(mimo, moe_layer_freq=[1, 0] + [1] * 46))
+    with pytest.raises(CatalogError, match="lacks the required field 'hybrid_layer_pattern'"):
+        catalog.model_from_hf_config({k: v for k, v in mimo.items() if k != "hybrid_layer_pattern"})
+    with pytest.raises(CatalogError, match="not a multiple of the KV heads 6"):
+        catalog.model_from_hf_config(dict(mimo, swa_num_key_value_heads=6))
+    step = _cfg("Step-3.7-Flash")
+    with pytest.raises(CatalogError, match="attention_other_setting gives the sliding layers num_attention_heads=96"):
+        catalog.model_from_hf_config(dict(step, attention_other_setting={"num_attention_heads": 96,
+                                                                         "num_attention_groups": 8, "head_dim": 128}))
+    with pytest.raises(CatalogError, match=r"layer_types must list .* unknown kinds \['chunked_attention'\]"):
+        catalog.model_from_hf_config(dict(step, layer_types=["chunked_attention"] + step["layer_types"][1:]))
+    with pytest.raises(CatalogError, match="moe_layers_enum is not a leading run"):
+        catalog.model_from_hf_config(dict(step, moe_layers_enum="3,5,6"))
+    # a hand-built record: the window layers' own KV heads need window layers and must divide the query heads
+    m = catalog.model("MiMo-V2-Flash")
+    for bad in (dataclasses.replace(m, name="x", hf_id="", aliases=(), swa_n_kv_heads=3),
+                dataclasses.replace(m, name="y", hf_id="", aliases=(), sliding_window=0)):
+        with pytest.raises(CatalogError, match="swa_n_kv_heads=.* needs GQA sliding-window layers"):
+            Catalog().register_model(bad)
+    # the TP rule holds the window layers' KV heads to it too
+    from objectives.inference.resolve import tp_invalid
+    assert not tp_invalid(48, 4, 4) and tp_invalid(48, 4, 4, 0, 6) and not tp_invalid(48, 4, 4, 0, 8)
