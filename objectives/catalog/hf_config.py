@@ -69,6 +69,14 @@ mimo_v2_flash  MiMoV2FlashForCausalLM: `hybrid_layer_pattern` (1 sliding window 
                `head_dim` and v `v_head_dim`, the window layers' own KV heads `swa_num_key_value_heads`
                (`Model.swa_n_kv_heads`), MoE per `moe_layer_freq` (leading dense layers of `intermediate_size`,
                `n_routed_experts`, `num_experts_per_tok`, `moe_intermediate_size`); attention-sink biases free
+gemma4         Gemma4ForConditionalGeneration (`text_config`, model_type gemma4_text): `layer_types` sliding
+               (`sliding_window`; `num_key_value_heads` x `head_dim`) / full attention (`global_head_dim`,
+               queries too; with `attention_k_eq_v` `num_global_key_value_heads` KV heads and no v_proj:
+               `Model.k_eq_v`), recorded as full layers plus the window layers' own `swa_n_kv_heads` /
+               `swa_head_dim`; `intermediate_size` gated MLP in every layer, plus with `enable_moe_block` the
+               routed experts (`num_experts`, `top_k_experts`, `moe_intermediate_size`) beside it (recorded as
+               a shared expert of `intermediate_size`); per-layer input embeddings
+               (`hidden_size_per_layer_input`) and KV-shared layers (`num_kv_shared_layers`) refused by name
 =============  ===========================================================================================
 
 Quantization: `quantization_config` inside config.json (quant_method fp8 with or without `weight_block_size`,
@@ -92,7 +100,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
-from .quant import checkpoint_quant, load_quant_config
+from .quant import attention_kept_16bit, checkpoint_quant, load_quant_config
 from .types import Model
 
 _MISSING = object()
@@ -488,6 +496,48 @@ def _mimo_v2_flash(c: _Cfg) -> dict[str, Any]:
     return d
 
 
+def _gemma4(c: _Cfg) -> dict[str, Any]:
+    """Google Gemma 4 (the `text_config` of Gemma4ForConditionalGeneration, model_type gemma4_text; Hugging Face
+    transformers' and vLLM's gemma4 modeling code). `layer_types` marks each layer "sliding_attention" (a window of
+    `sliding_window` tokens, `num_key_value_heads` KV heads of `head_dim`) or "full_attention" (queries, keys and
+    values of `global_head_dim`; with `attention_k_eq_v` `num_global_key_value_heads` KV heads whose values are
+    the key projection's output, so the checkpoint has no v_proj there: `Model.k_eq_v`; without it the window
+    layers' KV heads). The record holds the full layers' shape, the window layers' own in `swa_n_kv_heads` /
+    `swa_head_dim`; query heads are the same on both kinds. Every layer runs a gated MLP of `intermediate_size`;
+    with `enable_moe_block` the routed experts (`num_experts`, `top_k_experts`, `moe_intermediate_size`, router
+    hidden x experts) run beside it on the same input, i.e. the dense MLP is the catalog's shared expert.
+    Per-layer input embeddings (`hidden_size_per_layer_input`, Gemma 4 E2B / E4B) and KV-shared layers
+    (`num_kv_shared_layers`, which also switch on `use_double_wide_mlp`) are not costed and are refused by name.
+    Q/K/V norms, the router's scales, the layer scalars and the final logit soft-capping add no GEMM and no cache."""
+    for key in ("hidden_size_per_layer_input", "num_kv_shared_layers"):
+        v = c.opt(key, 0)
+        if v:
+            raise CatalogError(f"config.json for {c.arch}: {key}={v!r} cannot be costed (per-layer input embeddings "
+                               "and KV-shared layers of Gemma 4 E2B / E4B are not modelled); only 0 is supported")
+    d = _dense_llama(c)
+    d["tie_embeddings"] = bool(c.opt("tie_word_embeddings", True))  # Gemma ties its LM head (HF default True)
+    L, hd, kv = d["n_layers"], d["head_dim"], d["n_kv_heads"]
+    n_sliding = _sliding_types(c, c.req("layer_types"), L)
+    window = c.int("sliding_window") if n_sliding else 0
+    if n_sliding and window <= 0:
+        raise CatalogError(f"config.json for {c.arch}: sliding_window = {window} must be > 0 for its {n_sliding} "
+                           "sliding_attention layers")
+    full_hd = int(c.opt("global_head_dim", 0)) or hd  # transformers: global_head_dim if set, else head_dim
+    k_eq_v = bool(c.opt("attention_k_eq_v", False)) and n_sliding < L
+    full_kv = c.int("num_global_key_value_heads") if k_eq_v else kv
+    if full_kv <= 0:
+        raise CatalogError(f"config.json for {c.arch}: num_global_key_value_heads = {full_kv} must be > 0")
+    d.update(head_dim=full_hd, n_kv_heads=full_kv, k_eq_v=k_eq_v, sliding_window=window, n_sliding_layers=n_sliding,
+             swa_n_kv_heads=kv if n_sliding and kv != full_kv else 0,
+             swa_head_dim=hd if n_sliding and hd != full_hd else 0)
+    if c.opt("enable_moe_block", False):
+        d.update(n_experts=c.int("num_experts"), top_k=c.int("top_k_experts"),
+                 moe_ffn=c.int("moe_intermediate_size", "expert_intermediate_size"),
+                 # the dense MLP beside the experts in every layer, on the same residual stream
+                 n_shared_experts=1, shared_ffn=d["ffn"])
+    return d
+
+
 def _linear_attn_types(c: _Cfg, n_layers: int) -> int:
     """Number of "linear_attention" layers of a Qwen3.5/Qwen3-Next config (`layer_types` or the interval)."""
     types = c.opt("layer_types", None)
@@ -760,6 +810,7 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "nemotron_h": _nemotron_h,
     "step3p7": _step3p7,
     "mimo_v2_flash": _mimo_v2_flash,
+    "gemma4": _gemma4,
 }
 #: model_type spellings (nested text configs, renamed releases) -> the parser's key
 _TYPE_ALIASES = {
@@ -773,6 +824,8 @@ _TYPE_ALIASES = {
     "mimo": "qwen2",
     # StepFun Step-3.5-Flash: the decoder Step-3.7-Flash's reader reads
     "step3p5": "step3p7",
+    # Gemma 4's language model (the text_config of Gemma4ForConditionalGeneration)
+    "gemma4_text": "gemma4",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
@@ -789,6 +842,7 @@ _ARCH_TO_TYPE = {
     "NemotronHForCausalLM": "nemotron_h", "Qwen3VLForConditionalGeneration": "qwen3",
     "Qwen3VLMoeForConditionalGeneration": "qwen3_moe", "Step3p7FlashForCausalLM": "step3p7",
     "Step3p5ForCausalLM": "step3p7", "MiMoV2FlashForCausalLM": "mimo_v2_flash",
+    "Gemma4ForConditionalGeneration": "gemma4", "Gemma4ForCausalLM": "gemma4",
 }
 _PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
 _ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
@@ -883,8 +937,11 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
                                f"multiple of the KV heads {kv}")
     check_hybrid(fields, f"config.json for {label}")
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
-    w, scheme, kv = checkpoint_quant(t, None if hfq is None else load_quant_config(hfq))
+    hfq_map = None if hfq is None else load_quant_config(hfq)
+    w, scheme, kv = checkpoint_quant(t, hfq_map)
     fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
+    if w:  # a quantized checkpoint that leaves every layer's attention projections in 16 bits
+        fields["attn_16bit_weights"] = attention_kept_16bit(t, hfq_map, fields["n_layers"])
     _v4_expert_quant(t, fields)
     fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label

@@ -75,17 +75,37 @@ def sliding_kv_heads(m: ModelLike) -> Any:
     return _out(m, np.where(s > 0, s, _col(m, "n_kv_heads")))
 
 
+def sliding_head_dim(m: ModelLike) -> Any:
+    """Head width of a sliding-window layer: `swa_head_dim` where the record sets it (Gemma 4: 256 beside the
+    full layers' 512), else `head_dim`."""
+    s = _col(m, "swa_head_dim")
+    return _out(m, np.where(s > 0, s, _col(m, "head_dim")))
+
+
+def gqa_head_dims(m: ModelLike, *, sliding: bool = False) -> tuple[Any, Any]:
+    """(query/key head width, value head width) of a GQA / MHA full-attention layer, or with `sliding` of a
+    sliding-window layer: `head_dim` and `v_head_dim`, or the window layers' own `swa_head_dim` for both (a record
+    with window layers of their own head width has values as wide as keys)."""
+    if not sliding:
+        return _col(m, "head_dim"), v_head_dim(m)
+    s = _col(m, "swa_head_dim")
+    return np.where(s > 0, s, _col(m, "head_dim")), np.where(s > 0, s, v_head_dim(m))
+
+
 def attention_params_per_layer(m: ModelLike, *, sliding: bool = False) -> Any:
     """Q, K, V and output projections of one full-attention layer, or with `sliding` of one sliding-window layer
-    (they differ only where the window layers have KV heads of their own, `swa_n_kv_heads`). GQA: queries and keys
-    of head_dim, values of `v_head_dim`; MLA: the low-rank down/up projections; a gated query
+    (they differ where the window layers have KV heads or a head width of their own, `swa_n_kv_heads`,
+    `swa_head_dim`). GQA: queries and keys of head_dim, values of `v_head_dim` (full layers with `k_eq_v` have no
+    value projection: the checkpoint's count); MLA: the low-rank down/up projections; a gated query
     (`attn_output_gate`) doubles the query projection; DeepSeek sparse attention adds the indexer's query (from
     the q latent), key and head-weight projections."""
-    h, nh, hd = _col(m, "hidden"), _col(m, "n_heads"), _col(m, "head_dim")
+    h, nh = _col(m, "hidden"), _col(m, "n_heads")
+    hd, vdg = gqa_head_dims(m, sliding=sliding)
     nkv = sliding_kv_heads(m) if sliding else _col(m, "n_kv_heads")
-    vdg = v_head_dim(m)
+    # Gemma 4's full layers: the values are the key projection's output (no v_proj weights)
+    v_proj = vdg if sliding else np.where(np.asarray(_col(m, "k_eq_v")) > 0, 0.0, vdg)
     gate = np.asarray(_col(m, "attn_output_gate")) > 0
-    gqa = h * nh * hd * np.where(gate, 2.0, 1.0) + h * nkv * (hd + vdg) + nh * vdg * h
+    gqa = h * nh * hd * np.where(gate, 2.0, 1.0) + h * nkv * (hd + v_proj) + nh * vdg * h
     qr, kvr = _col(m, "q_lora_rank"), _col(m, "kv_lora_rank")
     nope, rope, vd = _col(m, "qk_nope_head_dim"), _col(m, "qk_rope_head_dim"), _col(m, "v_head_dim")
     q = np.where(qr > 0, h * qr + qr * nh * (nope + rope), h * nh * (nope + rope))
@@ -293,11 +313,13 @@ def weight_bytes(m: ModelLike, dtype: str | Any = "bf16", *, include_embeddings:
 
 def kv_elements_per_token_layer(m: ModelLike, *, sliding: bool = False) -> Any:
     """Cached elements per token of one full-attention layer (with `sliding`: of one sliding-window layer, whose
-    KV heads may be its own, `sliding_kv_heads`): n_kv_heads x (head_dim + v_head_dim) (GQA/MHA: a key and a
-    value per head), or kv_lora_rank + qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key), plus
-    index_head_dim for DeepSeek sparse attention (the indexer's key of every token is cached too)."""
+    KV heads and head width may be its own, `sliding_kv_heads`, `gqa_head_dims`): n_kv_heads x (head_dim +
+    v_head_dim) (GQA/MHA: a key and a value per head; `k_eq_v` layers cache both too), or kv_lora_rank +
+    qk_rope_head_dim (MLA: the compressed latent and the shared RoPE key), plus index_head_dim for DeepSeek sparse
+    attention (the indexer's key of every token is cached too)."""
     nkv = sliding_kv_heads(m) if sliding else _col(m, "n_kv_heads")
-    gqa = nkv * (_col(m, "head_dim") + v_head_dim(m))
+    hd, vd = gqa_head_dims(m, sliding=sliding)
+    gqa = nkv * (hd + vd)
     kvr = _col(m, "kv_lora_rank")
     idx = np.where(_col(m, "index_topk") > 0, _col(m, "index_head_dim"), 0.0)
     # DeepSeek-V4: one entry (key and value alike) per token of each layer's window

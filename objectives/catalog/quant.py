@@ -175,5 +175,32 @@ def checkpoint_quant(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] 
     return from_quantization_config(q)
 
 
-__all__ = ["MODELOPT_ALGOS", "checkpoint_quant", "from_hf_quant_config", "from_quantization_config",
-           "load_quant_config"]
+#: module-name prefixes of a decoder layer in the checkpoints' quantization exclude lists (plain decoders,
+#: multimodal wrappers' language models)
+_LAYER_PREFIXES = ("model.layers", "model.language_model.layers", "language_model.model.layers", "layers")
+
+
+def attention_kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None, n_layers: int) -> bool:
+    """True when the checkpoint's quantization config (the hf_quant_config when given, as `checkpoint_quant` reads
+    it, else `quantization_config`) keeps every one of the `n_layers` layers' attention projections out of its
+    format: its ModelOpt `exclude_modules`, or `ignore` / `modules_to_not_convert`, match each layer's
+    `self_attn` (Gemma-4-31B-IT-NVFP4 lists "model.language_model.layers.<i>.self_attn*" for every layer)."""
+    from fnmatch import fnmatchcase
+
+    if hf_quant_config is not None:
+        inner = hf_quant_config.get("quantization", hf_quant_config)
+        patterns = inner.get("exclude_modules") if isinstance(inner, Mapping) else None
+    else:
+        q = cfg.get("quantization_config")
+        if q is None and isinstance(cfg.get("text_config"), Mapping):
+            q = cfg["text_config"].get("quantization_config")
+        patterns = (q.get("ignore") or q.get("modules_to_not_convert")) if isinstance(q, Mapping) else None
+    if not isinstance(patterns, (list, tuple)) or not patterns or n_layers <= 0:
+        return False
+    pats = [str(p) for p in patterns]
+    return all(any(fnmatchcase(f"{pre}.{i}.self_attn.q_proj", p) for pre in _LAYER_PREFIXES for p in pats)
+               for i in range(n_layers))
+
+
+__all__ = ["MODELOPT_ALGOS", "attention_kept_16bit", "checkpoint_quant", "from_hf_quant_config",
+           "from_quantization_config", "load_quant_config"]

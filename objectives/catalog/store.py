@@ -193,6 +193,14 @@ class Catalog:
             raise CatalogError(f"model {model.name!r}: swa_n_kv_heads={model.swa_n_kv_heads} (the sliding-window "
                                "layers' own KV heads) needs GQA sliding-window layers (sliding_window > 0, "
                                f"n_sliding_layers != 0) and must divide n_heads={model.n_heads}")
+        if model.swa_head_dim and not (model.swa_head_dim > 0 and model.sliding_window > 0
+                                       and model.n_sliding_layers != 0 and model.v_head_dim in (0, model.head_dim)
+                                       and not model.is_mla and not model.is_compressed_attention):
+            raise CatalogError(f"model {model.name!r}: swa_head_dim={model.swa_head_dim} (the sliding-window layers' "
+                               "own head width) needs GQA sliding-window layers (sliding_window > 0, "
+                               "n_sliding_layers != 0) with values as wide as keys (v_head_dim 0)")
+        if model.k_eq_v and (model.is_mla or model.is_compressed_attention):
+            raise CatalogError(f"model {model.name!r}: k_eq_v (values from the key projection) needs GQA attention")
         v4 = model.n_csa_layers + model.n_hca_layers
         if v4 and not (v4 <= model.n_layers and model.o_groups > 0 and model.o_lora_rank > 0 and model.q_lora_rank > 0
                        and model.sliding_window > 0 and model.n_heads % model.o_groups == 0

@@ -161,8 +161,21 @@ class Model:
     dense_weight_dtype: str = ""
     # KV heads of the sliding-window layers where they differ from the full-attention layers' n_kv_heads
     # (MiMo-V2-Flash: 8 on its 39 window layers, 4 on its 9 full ones); 0: n_kv_heads on every attention layer.
-    # Query heads and head dims are the same on both kinds (a config where they differ is refused by name)
+    # Query heads are the same on both kinds (a config where they differ is refused by name)
     swa_n_kv_heads: int = 0
+    # Head width (queries, keys, values and the output projection's input) of the sliding-window layers where it
+    # differs from the full-attention layers' head_dim (Gemma 4: 256 beside its full layers' global_head_dim 512);
+    # 0: head_dim on every attention layer. Needs values as wide as keys on both kinds (v_head_dim 0)
+    swa_head_dim: int = 0
+    # The full-attention layers' values come from their key projection (Gemma 4 `attention_k_eq_v`): the checkpoint
+    # has no v_proj there, so the parameter counts leave it out; keys and values are still cached apart (the keys
+    # normed and rotated, the values only normed), and vLLM / SGLang load k_proj into the value slot of their fused
+    # QKV projection, so the serving cost (weights held, QKV GEMM) keeps a value projection
+    k_eq_v: bool = False
+    # The checkpoint's quantization config keeps every layer's attention projections (self_attn) out of its 4-bit
+    # format (Gemma-4-31B-IT-NVFP4): they are costed at 16 bits, as 4-bit MoE checkpoints always are
+    # (`inference.resolve.ATTN_16BIT_WEIGHTS`); this carries it to dense checkpoints
+    attn_16bit_weights: bool = False
 
     @property
     def is_compressed_attention(self) -> bool:

@@ -455,7 +455,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     m_half = eff_lookup(eff, "gemm_m_half", fam)
     # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
     # and stream at bf16
-    a16 = np.where(attn_16bit(w, lc.n_moe_layers) & (m.dense8 <= 0), lc.attn_params, 0.0)
+    a16 = np.where(attn_16bit(w, lc.n_moe_layers, m.attn16w) & (m.dense8 <= 0), lc.attn_params, 0.0)
     # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
     dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
     lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
@@ -584,13 +584,13 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                           "v_head", "moe_latent")}
     fields["n_moe_layers"] = lc.n_moe_layers
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
-    fields["attn16"] = attn_16bit(w, lc.n_moe_layers)  # attention projections on the 16-bit GEMM table
+    fields["attn16"] = attn_16bit(w, lc.n_moe_layers, m.attn16w)  # attention projections on the 16-bit GEMM table
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     # an expert-parallel load balancer (EPLB): the experts' balanced-routing tables where measured
     fields["eplb"] = np.where(np.asarray(ep) > 1, np.asarray(eplb, dtype=float), 0.0)
     # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
-              "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads"):
+              "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
         fields[f] = getattr(m, f)
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
                                        moe_dp)

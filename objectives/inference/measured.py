@@ -543,6 +543,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     swa_kvh = np.ceil(np.where(swa_kv > 0, swa_kv, nkv) / tp)
     vd = np.where(m.get("gqa_v_head", np.zeros(k)) > 0, m.get("gqa_v_head", np.zeros(k)), hd)
     n_win_l = np.minimum(m.get("n_win", np.zeros(k)), L_attn)
+    # window layers whose heads have a width of their own (queries, keys, values; 0: the full layers')
+    swa_head = m.get("swa_head", np.zeros(k))
+    own_hd = (swa_head > 0) & ~mla & (n_win_l > 0)
+    swa_hd = np.where(own_hd, swa_head, hd)
+    swa_vd = np.where(own_hd, swa_head, vd)
     q_dim = nh * hd
     # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O), on `table` for rows `use`
     gate = m.get("attn_gate", np.zeros(k))
@@ -555,12 +560,18 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         qkv_n = q_dim * (1.0 + gate) / tp + kvh * (hd + vd)  # fused QKV: keys of hd, values of vd per KV head
         qkv = (gemm(Mg, col(qkv_n), col(h), table, gqa, quant)
                + gemm(Mg, col(h), col(nh * vd / tp), table, gqa, quant))
-        own = gqa & (swa_kvh != kvh) & (n_win_l > 0)
+        own = gqa & ((swa_kvh != kvh) | own_hd) & (n_win_l > 0)
         swa = None
         if own.any():
-            qkv_w = q_dim * (1.0 + gate) / tp + swa_kvh * (hd + vd)
+            qkv_w = nh * swa_hd * (1.0 + gate) / tp + swa_kvh * (swa_hd + swa_vd)
+            # the output projection differs only where the window layers' heads have a width of their own
+            ow = own & own_hd
+            o_diff = (np.where(col(ow), gemm(Mg, col(h), col(nh * swa_vd / tp), table, ow, quant)
+                               - gemm(Mg, col(h), col(nh * vd / tp), table, ow, quant), 0.0)
+                      if ow.any() else 0.0)
             swa = np.where(col(own), col(n_win_l) * (gemm(Mg, col(qkv_w), col(h), table, own, quant)
-                                                     - gemm(Mg, col(qkv_n), col(h), table, own, quant)), 0.0)
+                                                     - gemm(Mg, col(qkv_n), col(h), table, own, quant) + o_diff),
+                           0.0)
         if (mla & use).any():
             qk_head = m["qk_nope"] + m["qk_rope"]
             ql = np.maximum(m["q_lora_rank"], 1.0)
@@ -758,7 +769,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # windowed layers: a prompt of s tokens attends ~ s x window pairs instead of s^2 / 2
         n_win_c = np.minimum(m.get("n_win", np.zeros(k)), L_attn)[:, None, None]
         win_c = np.maximum(m.get("window", np.zeros(k)), 1.0)[:, None, None]
-        layers = (L_attn[:, None, None] - n_win_c) + n_win_c * np.minimum(1.0, 2.0 * win_c / s3)
+        # window layers with heads of their own width scale by their own dims (ratio 1.0 where none)
+        win_d = np.where(own_hd, (swa_hd + swa_vd) / np.maximum(hd + vd, 1.0), 1.0)[:, None, None]
+        layers = (L_attn[:, None, None] - n_win_c) + n_win_c * np.minimum(1.0, 2.0 * win_c / s3) * win_d
         t = ct(b3, s3, heads[:, None, None]) * 1e-3 * layers * (d_scale * a_scale)[:, None, None]
         ctx = np.log(np.maximum(t, 1e-12))
         inside &= own_mla | ct.inside(1.0, 1024.0, heads)
@@ -770,7 +783,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         win_heads = np.where(mla, 1.0, swa_kvh)  # the window layers' KV heads (their own where they have some)
         t_full = gtab(b3, s3, kv_heads[:, None, None])
         t_win = gtab(b3, np.minimum(s3, win[:, None, None]), win_heads[:, None, None])
-        t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win) * 1e-3
+        win_d = np.where(own_hd & ~mla, (swa_hd + swa_vd) / np.maximum(hd + vd, 1.0), 1.0)[:, None, None]
+        t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win * win_d) * 1e-3
              * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))
         inside &= own_mla | (gtab.inside(1.0, 1024.0, kv_heads) & gtab.inside(1.0, 1024.0, win_heads))

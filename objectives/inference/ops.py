@@ -80,6 +80,8 @@ class ModelShape:
     # ---- GQA shapes beyond one head width and one KV-head count (0.0: as head_dim / n_kv_heads) ---------------
     gqa_v_head: Num = 0.0     # value head width where it differs from head_dim (MiMo-V2-Flash: 128 vs 192)
     swa_kv_heads: Num = 0.0   # KV heads of the `n_win` window layers where they differ (MiMo-V2-Flash: 8 vs 4)
+    swa_head: Num = 0.0       # head width (q, k, v, o) of the window layers where it differs (Gemma 4: 256 vs 512)
+    attn16w: Num = 0.0        # 1.0: a 4-bit checkpoint keeps every attention projection in 16 bits (even dense)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -172,6 +174,9 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "gqa_v_head": lambda m: float(m.v_head_dim) if not m.kv_lora_rank and m.v_head_dim != m.head_dim else 0.0,
         "swa_kv_heads": lambda m: (float(m.swa_n_kv_heads) if mm.n_sliding_layers(m)
                                    and m.swa_n_kv_heads not in (0, m.n_kv_heads) else 0.0),
+        "swa_head": lambda m: (float(m.swa_head_dim) if mm.n_sliding_layers(m)
+                               and m.swa_head_dim not in (0, m.head_dim) else 0.0),
+        "attn16w": lambda m: float(m.attn_16bit_weights),
     }
 
 
@@ -223,8 +228,10 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     MLA (DeepSeek) latent KV is replicated on every TP rank. Routed experts are split over the TP group
     (TP or EP inside it: the bytes per GPU are the same).
 
-    GQA values may be narrower than queries and keys (`gqa_v_head`), and window layers may have KV heads of their
-    own (`swa_kv_heads`): both enter the projections, the KV elements and the attention pairs.
+    GQA values may be narrower than queries and keys (`gqa_v_head`), and window layers may have KV heads and a
+    head width of their own (`swa_kv_heads`, `swa_head`: queries, keys, values and the output projection's input
+    at that width): they enter the projections, the KV elements and the attention pairs. Full layers whose values
+    are their keys (`Model.k_eq_v`) are costed with a value projection: the engines load k_proj into that slot.
 
     Hybrid models: only the n_layers - n_lin softmax-attention layers hold KV and attend (kv_elems_per_token,
     attn_flops_*); the n_lin linear-attention layers (Gated DeltaNet, Mamba-2) add their projections to
@@ -266,8 +273,15 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     router = h * m.n_experts
     # latent MoE: hidden -> latent before the routed experts and back after, replicated on every TP rank
     latent_proj = 2.0 * h * m.moe_latent
-    # a GQA window layer's difference to a full one (its own KV heads; exactly 0 otherwise)
+    # a GQA window layer's difference to a full one (its own KV heads; exactly 0 otherwise) ...
     swa_attn = np.where(mla | v4, 0.0, h * (swa_kv_gpu - kv_heads_gpu) * (m.head_dim + vd))
+    # ... and where its heads have a width of their own (queries, keys, values and output at swa_hd)
+    own_hd = (m.swa_head > 0) & ~mla & ~v4
+    swa_hd = np.where(own_hd, m.swa_head, m.head_dim)
+    swa_vd = np.where(own_hd, m.swa_head, vd)
+    win_attn = ((h * m.n_heads * swa_hd * (1.0 + m.attn_gate) + m.n_heads * swa_vd * h) / tp
+                + h * swa_kv_gpu * (swa_hd + swa_vd))
+    swa_attn = np.where(own_hd, win_attn - gqa_attn, swa_attn)
     attn_all = La * attn_params + n_win * swa_attn + m.n_lin * m.lin_params / tp
     dense_params = attn_all + n_dense * dense_mlp + n_moe * (shared + router + latent_proj)
     expert_params = n_moe * n_mat * expert_width(h, m.moe_latent) * m.moe_ffn / tp
@@ -276,15 +290,19 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     # --- attention work (pairs): 2 FLOPs per multiply-add, QK^T and PV
     heads_gpu = m.n_heads / tp
     gqa_pair = 2 * heads_gpu * (m.head_dim + vd)  # QK^T over head_dim, PV over vd
+    win_pair = np.where(own_hd, 2 * heads_gpu * (swa_hd + swa_vd), gqa_pair)  # a window layer's (its own widths)
     mla_prefill = 2 * heads_gpu * (qk_head + m.v_head)
     mla_decode = 2 * heads_gpu * (m.kv_lora_rank + m.qk_rope + m.kv_lora_rank)  # absorbed weights
     idx_pair = np.where(m.idx_topk > 0, 2 * m.idx_heads * m.idx_dim, 0.0)  # indexer scores every (query, key)
     attn_prefill = La * (np.where(mla, mla_prefill, gqa_pair) + idx_pair)
     attn_decode = La * (np.where(mla, mla_decode, gqa_pair) + idx_pair)
+    # window layers with heads of their own width: their difference to a full layer's pairs
+    attn_prefill = np.where(own_hd, attn_prefill + n_win * (win_pair - gqa_pair), attn_prefill)
+    attn_decode = np.where(own_hd, attn_decode + n_win * (win_pair - gqa_pair), attn_decode)
     kv_layer = np.where(mla, m.kv_lora_rank + m.qk_rope + np.where(m.idx_topk > 0, m.idx_dim, 0.0),
                         kv_heads_gpu * (m.head_dim + vd))
     # a window layer's KV elements (its own KV heads where it has some)
-    kv_win_layer = np.where(mla, kv_layer, swa_kv_gpu * (m.head_dim + vd))
+    kv_win_layer = np.where(mla, kv_layer, swa_kv_gpu * (swa_hd + swa_vd))
     kv_elems = La * kv_layer + n_win * (kv_win_layer - kv_layer)
     # DeepSeek-V4: one head_dim entry is key and value (QK^T and PV over head_dim each); per cached token the HCA
     # layers attend 1 / hca_ratio entries and the CSA indexer scores 1 / csa_ratio; each query also attends its
@@ -303,9 +321,13 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     n_ar = np.where(m.parallel_residual > 0, L, 2.0 * L - m.n_ffn_only)
     inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
     act = 4 * h + (q_dim + np.maximum(kv_heads_gpu, swa_kv_gpu) * (m.head_dim + vd) * tp) / tp + 2 * inter / tp
+    # window layers of their own head width: the larger of the two kinds' q, k and v
+    act_win = 4 * h + (m.n_heads * swa_hd + swa_kv_gpu * (swa_hd + swa_vd) * tp) / tp + 2 * inter / tp
+    act_full = 4 * h + (q_dim + kv_heads_gpu * (m.head_dim + vd) * tp) / tp + 2 * inter / tp
+    act = np.where(own_hd, np.maximum(act_win, act_full), act)
     sparse = np.where((m.idx_topk > 0) & ~v4, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
     return LayerCosts(dense_params, expert_params, embed, head, attn_prefill, attn_decode, kv_elems, n_ar, n_moe,
-                      act, win_kv_elems_per_token=n_win * kv_win_layer, win_attn_flops_pair=n_win * gqa_pair,
+                      act, win_kv_elems_per_token=n_win * kv_win_layer, win_attn_flops_pair=n_win * win_pair,
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
                       linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
                       sparse_attn_flops_pair=sparse, attn_params=attn_all,

@@ -456,10 +456,11 @@ def dtype_bytes(code: Num) -> Num:
     return _BYTES[code]
 
 
-def attn_16bit(w: Num, n_moe_layers: Num) -> Num:
-    """Mask of configurations whose attention projections stay 16-bit: MoE models at a weight format in
-    ATTN_16BIT_WEIGHTS (weight code `w`)."""
-    return np.isin(w, _ATTN16_CODES) & (np.asarray(n_moe_layers) > 0)
+def attn_16bit(w: Num, n_moe_layers: Num, kept: Num = 0.0) -> Num:
+    """Mask of configurations whose attention projections stay 16-bit: at a weight format in ATTN_16BIT_WEIGHTS
+    (weight code `w`), MoE models, and models whose checkpoint keeps them out of its format (`kept` > 0:
+    `Model.attn_16bit_weights`, e.g. the dense Gemma-4-31B-IT-NVFP4)."""
+    return np.isin(w, _ATTN16_CODES) & ((np.asarray(n_moe_layers) > 0) | (np.asarray(kept) > 0))
 
 
 def act_peak(g: GPUArrays, act: Num) -> Num:

@@ -267,6 +267,8 @@ def _model_numbers(m: Model) -> dict[str, float]:
     expert = gate * float(model_math.expert_width(m.hidden, m.moe_latent)) * m.moe_ffn if m.n_experts else 0.0
     moe_nonexpert = (m.hidden * m.n_experts + gate * m.hidden * m.shared_ffn + 2.0 * m.hidden * m.moe_latent
                      if m.n_experts else 0.0)
+    hq: float  # query width per token and layer (averaged over the layers' kinds)
+    d_win = 0.0  # QK^T + PV dims of a window layer whose heads have a width of their own (0: as the full layers')
     if m.kv_lora_rank:
         d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
         hq, hkv = m.n_heads * d_qk, m.n_heads * (d_qk + d_v) / 2.0
@@ -276,6 +278,13 @@ def _model_numbers(m: Model) -> dict[str, float]:
         n_sw = float(model_math.n_sliding_layers(m))
         kv_heads = (m.n_kv_heads * (La - n_sw) + float(model_math.sliding_kv_heads(m)) * n_sw) / max(La, 1.0)
         hq, hkv = m.n_heads * m.head_dim, kv_heads * (d_qk + d_v) / 2.0
+        if m.swa_head_dim and n_sw and m.swa_head_dim != m.head_dim:
+            # window layers with heads of their own width (Gemma 4: 256 beside 512): q and the K/V widths averaged
+            # over the layers; the attention kernels' dims per kind below (d_win)
+            d_w, skv = float(m.swa_head_dim), float(model_math.sliding_kv_heads(m))
+            hq = m.n_heads * (m.head_dim * (La - n_sw) + d_w * n_sw) / max(La, 1.0)
+            hkv = (m.n_kv_heads * (d_qk + d_v) * (La - n_sw) + skv * 2.0 * d_w * n_sw) / 2.0 / max(La, 1.0)
+            d_win = 2.0 * d_w
     n_slide = model_math.n_sliding_layers(m)
     # MLP intermediates per token per layer (averaged over the layers): elements produced by fc1 (gate and up)
     f_dense = m.ffn
@@ -284,6 +293,7 @@ def _model_numbers(m: Model) -> dict[str, float]:
     return dict(
         L=float(L), La=La, h=float(m.hidden), heads=float(m.n_heads), kv_heads=float(m.n_kv_heads), vocab=float(m.vocab),
         d_qk=float(d_qk), d_v=float(d_v), d_qk_k=_fa_dim(d_qk), d_v_k=_fa_dim(d_v), hq=float(hq), hkv=float(hkv),
+        d_win=float(d_win), d_win_k=2.0 * _fa_dim(d_win / 2.0) if d_win else 0.0,
         gated=float(m.gated_mlp), tied=float(m.tie_embeddings),
         # per-token forward GEMM parameters of all layers (active), and their stored counts
         lin_active=float(attn_body + n_dense * dense_mlp + n_moe * moe_active),
@@ -622,6 +632,13 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         ctx = np.where(fa, (1 - frac_slide) * c_full + frac_slide * c_win, s)   # unfused: every score computed
         a_share = mv["La"] / L  # the stage's layers that attend (hybrid and pruned models: fewer than all)
         attn_fwd = 2.0 * tok_mb * ctx * mv["heads"] * (mv["d_qk_k"] + mv["d_v_k"]) * Ls * a_share / tp_  # kernel dims
+        # window layers whose heads have a width of their own (Gemma 4): each kind's pairs at its own dims
+        own_d = mv["d_win_k"] > 0
+        if np.any(own_d):
+            full_d, win_d = mv["d_qk_k"] + mv["d_v_k"], mv["d_win_k"]
+            ctx_d = np.where(fa, (1 - frac_slide) * c_full * full_d + frac_slide * c_win * win_d,
+                             s * ((1 - frac_slide) * full_d + frac_slide * win_d))
+            attn_fwd = np.where(own_d, 2.0 * tok_mb * ctx_d * mv["heads"] * Ls * a_share / tp_, attn_fwd)
         t_attn = attn_fwd / (gv["peak16"] * 1e12 * attn_eff)
         hbm = gv["hbm_tbs"] * 1e12 * F["mem_eff"]
         t_elem = tok_mb * h * Ls * F["elementwise_bytes"] / np.where(sp | (tp_ == 1), tp_, 1.0) / hbm
@@ -792,6 +809,10 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         n_model = mv["lin_active"] + V * h                         # active parameters with the LM head, no embedding
         attn_model = 6.0 * mv["La"] * mv["heads"] * (mv["d_qk"] + mv["d_v"]) * (
             (1 - frac_slide) * s + frac_slide * np.where(w > 0, np.minimum(s, w), s))
+        if np.any(mv["d_win"] > 0):  # window layers of their own head width
+            attn_model = np.where(mv["d_win"] > 0, 6.0 * mv["La"] * mv["heads"] * (
+                (1 - frac_slide) * s * (mv["d_qk"] + mv["d_v"])
+                + frac_slide * np.where(w > 0, np.minimum(s, w), s) * mv["d_win"]), attn_model)
         flops_tok = 6.0 * n_model * np.where(lora, 2.0 / 3.0, 1.0) + attn_model
         model_tflops = tps_gpu * flops_tok / 1e12
         busy = np.clip((n_slots * t_compute_mb + t_opt) / step, 0.0, 1.0)

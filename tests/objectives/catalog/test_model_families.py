@@ -46,6 +46,9 @@ SHAPES = [
     ("Step-3.7-Flash", 45, 0, 64, 8, 288, 8, 33, 512),           # layer_types: every 4th layer (from 0) full
     ("MiMo-V2-Flash", 48, 0, 64, 4, 256, 8, 39, 128),            # hybrid_layer_pattern: 39 ones (window), 9 zeros
     ("Nemotron-3.5-Lightning-30B-A3B-NVFP4", 29, 23, 32, 2, 128, 6, 0, 0),  # Nemotron-3-Nano's layout
+    # Gemma 4: layer_types, every 6th layer full; the full layers' num_global_key_value_heads (window layers: 8 / 16)
+    ("gemma-4-26B-A4B", 30, 0, 16, 2, 128, 8, 25, 1024),
+    ("gemma-4-31B-it", 60, 0, 32, 4, 0, 0, 50, 1024),
 ]
 
 
@@ -108,6 +111,10 @@ PUBLISHED = [  # name, total, active (None: not checked), input embedding counte
     ("Step-3.7-Flash", 196e9, 11e9, True),
     # Nemotron-3.5-Lightning-30B-A3B has Nemotron-3-Nano-30B-A3B's shapes (card: 31.6B total, 3.2B active)
     ("Nemotron-3.5-Lightning-30B-A3B-NVFP4", 31.6e9, 3.2e9, False),
+    # Gemma 4 model card: 26B A4B 25.2B total / 3.8B active, 31B 30.7B (the language model; the vision encoder of
+    # ~0.55B is not costed)
+    ("gemma-4-26B-A4B", 25.2e9, 3.8e9, True), ("Gemma-4-26B-A4B-NVFP4", 25.2e9, 3.8e9, True),
+    ("gemma-4-31B-it", 30.7e9, 30.7e9, True), ("Gemma-4-31B-IT-NVFP4", 30.7e9, 30.7e9, True),
 ]
 
 
@@ -413,7 +420,11 @@ def test_unknown_quantization_is_an_error_naming_it(q, match):
 
 # ------------------------------------------------------------------------------------------ what cannot be costed
 def test_architectures_that_cannot_be_costed_name_the_field():
-    with pytest.raises(CatalogError, match="unsupported architecture 'Gemma4ForConditionalGeneration'"):
+    with pytest.raises(CatalogError, match="unsupported architecture 'RwkvForCausalLM'"):
+        catalog.model_from_hf_config({"architectures": ["RwkvForCausalLM"], "model_type": "rwkv", "hidden_size": 2048})
+    # Gemma 4 is read now: a truncated text_config names the field it lacks
+    with pytest.raises(CatalogError, match="Gemma4ForConditionalGeneration lacks the required field "
+                                           "'num_attention_heads'"):
         catalog.model_from_hf_config({"architectures": ["Gemma4ForConditionalGeneration"], "model_type": "gemma4",
                                       "text_config": {"model_type": "gemma4_text", "hidden_size": 2816}})
     nem = {k: v for k, v in _raw("Nemotron-H-56B").items() if k not in ("name", "hf_id", "aliases", "source")}
@@ -659,3 +670,178 @@ def test_per_kind_attention_fields_that_cannot_be_costed_name_the_field():
     # the TP rule holds the window layers' KV heads to it too
     from objectives.inference.resolve import tp_invalid
     assert not tp_invalid(48, 4, 4) and tp_invalid(48, 4, 4, 0, 6) and not tp_invalid(48, 4, 4, 0, 8)
+
+
+def test_gemma_4_full_and_window_layers_have_their_own_kv_heads_and_head_widths():
+    """Gemma 4 26B-A4B: 5 full layers (every 6th) with 2 KV heads of global_head_dim 512 whose values are their keys
+    (attention_k_eq_v: no v_proj), 25 window layers of 1024 tokens with 8 KV heads of 256; queries at each kind's
+    head width. Every layer runs its 2112-wide GeGLU MLP beside 128 experts of 704 (top 8)."""
+    raw = _raw("gemma-4-26B-A4B")["text_config"]
+    m = catalog.model("google/gemma-4-26B-A4B")
+    L, h, nh, V = raw["num_hidden_layers"], raw["hidden_size"], raw["num_attention_heads"], raw["vocab_size"]
+    n_sw = raw["layer_types"].count("sliding_attention")
+    assert (L, n_sw, raw["sliding_window"]) == (30, 25, 1024) and raw["attention_k_eq_v"]
+    assert (m.n_kv_heads, m.head_dim, m.swa_n_kv_heads, m.swa_head_dim, m.k_eq_v, mm.n_sliding_layers(m)) == \
+        (raw["num_global_key_value_heads"], raw["global_head_dim"], raw["num_key_value_heads"], raw["head_dim"],
+         True, n_sw) == (2, 512, 8, 256, True, 25)
+    assert (m.ffn, m.n_experts, m.top_k, m.moe_ffn, m.n_shared_experts, m.shared_ffn, mm.n_moe_layers(m)) == \
+        (2112, 128, 8, 704, 1, 2112, 30)
+    # KV bytes per token and layer by hand (bf16): a key and a value per KV head on both kinds (the full layers
+    # cache their normed, rotated keys and their normed values apart although both come from k_proj)
+    full = raw["num_global_key_value_heads"] * 2 * raw["global_head_dim"] * 2
+    swa = raw["num_key_value_heads"] * 2 * raw["head_dim"] * 2
+    assert (mm.kv_bytes_per_token_layer(m), mm.kv_bytes_per_token_layer(m, sliding=True)) == (full, swa) == \
+        (4096, 8192)
+    for ctx in (1, 1000, 1024, 4096, 262_144):
+        assert mm.kv_cache_bytes(m, ctx) == (L - n_sw) * full * ctx + n_sw * swa * min(ctx, 1024)
+    assert mm.kv_cache_bytes(m, 4096, "fp8") == mm.kv_cache_bytes(m, 4096) / 2
+    # attention projections by hand: full layers q (16 x 512), k (2 x 512), no v, o (from 16 x 512); window layers
+    # q (16 x 256), k and v (8 x 256 each), o (from 16 x 256)
+    full_attn = h * nh * 512 + h * 2 * 512 + nh * 512 * h
+    win_attn = h * nh * 256 + 2 * h * 8 * 256 + nh * 256 * h
+    assert mm.attention_params_per_layer(m) == full_attn and mm.attention_params_per_layer(m, sliding=True) == \
+        win_attn
+    assert mm.mixer_params(m) == (L - n_sw) * full_attn + n_sw * win_attn
+    mlp, expert, router = 3 * h * 2112, 3 * h * 704, h * 128
+    assert mm.total_params(m) == mm.mixer_params(m) + L * (mlp + 128 * expert + router) + V * h  # tied head
+    assert mm.active_params(m) == mm.mixer_params(m) + L * (mlp + 8 * expert + router) + V * h
+    # the cost model's per-GPU view: the same KV and attention work per kind; its weights keep a value projection on
+    # the full layers (vLLM and SGLang load k_proj into the value slot of their fused QKV)
+    v_slot = (L - n_sw) * h * 2 * 512
+    for tp in (1.0, 2.0, 4.0, 8.0):
+        lc = layer_costs(ModelShape.from_models([m]), tp)
+        kv_full, kv_win = np.ceil(2 / tp) * 1024, np.ceil(8 / tp) * 512
+        assert lc.kv_elems_per_token == (L - n_sw) * kv_full + n_sw * kv_win
+        assert lc.win_kv_elems_per_token == n_sw * kv_win
+        assert lc.attn_flops_prefill == lc.attn_flops_decode == (L - n_sw) * 2 * (nh / tp) * 1024 + n_sw * 2 * (
+            nh / tp) * 512
+        assert lc.win_attn_flops_pair == n_sw * 2 * (nh / tp) * 512
+        assert lc.attn_params == pytest.approx((mm.mixer_params(m) + v_slot) / tp + h * (
+            (L - n_sw) * (np.ceil(2 / tp) - 2 / tp) * 1024 + n_sw * (np.ceil(8 / tp) - 8 / tp) * 512), rel=1e-12)
+    lc1 = layer_costs(ModelShape.from_models([m]), 1.0)
+    assert lc1.dense_params + lc1.expert_params * m.n_experts + lc1.embed_params == \
+        pytest.approx(mm.total_params(m) + v_slot, rel=1e-12)
+    for ctx in (1, 5000, 300_000):
+        assert memory.seq_cache_bytes_gpu(lc1, 2.0, 1.0, ctx) == pytest.approx(mm.sequence_cache_bytes(m, ctx))
+    # SGLang pools Gemma 4's window layers apart (is_hybrid_swa_model)
+    assert ModelShape.from_models([m]).swa_pool == 1.0
+    # the NVFP4 release: NVFP4 experts beside 16-bit attention, MLP and router, FP8 KV; the same shapes
+    fp4 = catalog.model("nvidia/Gemma-4-26B-A4B-NVFP4")
+    assert (fp4.quant_weight_dtype, fp4.quant_scheme, fp4.quant_kv_dtype) == ("fp4", "nvfp4", "fp8")
+    assert dataclasses.replace(fp4, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
+                               quant_weight_dtype="", quant_scheme="", quant_kv_dtype="",
+                               attn_16bit_weights=False) == m
+
+
+def test_gemma_4_31b_reads_the_dense_shape_and_keeps_the_nvfp4_attention_in_16_bits():
+    """Gemma 4 31B: dense (a 21504-wide MLP), 10 full layers of 4 KV heads x 512 (k_eq_v), 50 window layers of
+    16 x 256. Its NVFP4 release excludes every layer's self_attn from NVFP4 (a dense model: unlike 4-bit MoE
+    checkpoints the cost model cannot assume it), so those weights are held and streamed at 16 bits."""
+    raw = _raw("Gemma-4-31B-IT-NVFP4")
+    t = raw["text_config"]
+    m, fp4 = catalog.model("google/gemma-4-31B-it"), catalog.model("nvidia/Gemma-4-31B-IT-NVFP4")
+    L, h, nh, n_sw = t["num_hidden_layers"], t["hidden_size"], t["num_attention_heads"], 50
+    assert t["layer_types"].count("sliding_attention") == n_sw and not t["enable_moe_block"]
+    assert (m.n_kv_heads, m.head_dim, m.swa_n_kv_heads, m.swa_head_dim, m.k_eq_v, m.n_experts, m.ffn) == \
+        (4, 512, 16, 256, True, 0, 21504)
+    full_attn = h * nh * 512 + h * 4 * 512 + nh * 512 * h
+    win_attn = h * nh * 256 + 2 * h * 16 * 256 + nh * 256 * h
+    assert mm.total_params(m) == (L - n_sw) * full_attn + n_sw * win_attn + L * 3 * h * 21504 + t["vocab_size"] * h
+    for ctx in (1, 1024, 100_000):
+        assert mm.kv_cache_bytes(m, ctx) == (L - n_sw) * 4 * 1024 * 2 * ctx + n_sw * 16 * 512 * 2 * min(ctx, 1024)
+    # the record is the NVFP4 config without its quantization: the same shapes, unquantized
+    assert "quantization_config" not in _raw("gemma-4-31B-it") and "derived from" in _raw("gemma-4-31B-it")[
+        "copied_from"]
+    assert dataclasses.replace(fp4, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
+                               quant_weight_dtype="", quant_scheme="", quant_kv_dtype="",
+                               attn_16bit_weights=False) == m
+    assert (fp4.quant_weight_dtype, fp4.quant_kv_dtype, fp4.attn_16bit_weights) == ("fp4", "fp8", True)
+    # read off the exclude list, not assumed: a dense NVFP4 checkpoint that quantizes its attention has no flag
+    assert not catalog.model("nvidia/Qwen3.6-27B-NVFP4").attn_16bit_weights
+    quant = dict(raw["hf_quant_config"])
+    quant["quantization"] = dict(quant["quantization"], exclude_modules=[
+        e for e in quant["quantization"]["exclude_modules"] if ".layers.7.self_attn" not in e])
+    assert not catalog.model_from_hf_config(_cfg("Gemma-4-31B-IT-NVFP4"), hf_quant_config=quant).attn_16bit_weights
+    # the 16-bit attention weights: 2 bytes instead of NVFP4's per parameter, in memory and in decode
+    q4 = dataclasses.replace(fp4, name="g31-attn-fp4", hf_id="", aliases=(), attn_16bit_weights=False)
+    df = inference.estimate([fp4, q4], gpu="B200", tp=1, batch_size=1, input_len=1024, output_len=1024)
+    attn = mm.mixer_params(fp4) + (L - n_sw) * h * 4 * 512  # the engines' QKV with the value slot
+    from objectives.catalog.types import DTYPE_BYTES
+    assert (df["weights_gib"].iloc[0] - df["weights_gib"].iloc[1]) * 2**30 == pytest.approx(
+        attn * (2.0 - DTYPE_BYTES["fp4"]), rel=1e-6)
+    assert df["tpot_ms"].iloc[0] > 1.2 * df["tpot_ms"].iloc[1]
+    # the flag costs nothing where the weights are 16-bit anyway, nor on MoE checkpoints (16-bit attention there
+    # already)
+    kw = dict(gpu="B200", tp=1, batch_size=[1, 64, 1, 64], input_len=1024, output_len=1024)
+    a = inference.estimate([fp4, fp4, q4, q4], weight_dtype="bf16", **kw)
+    assert a.iloc[:2][["ttft_ms", "tpot_ms", "weights_gib"]].to_numpy().tolist() == \
+        a.iloc[2:][["ttft_ms", "tpot_ms", "weights_gib"]].to_numpy().tolist()
+    moe = catalog.model("nvidia/Gemma-4-26B-A4B-NVFP4")
+    moe_noflag = dataclasses.replace(moe, name="g26-noflag", hf_id="", aliases=(), attn_16bit_weights=False)
+    b = inference.estimate([moe, moe, moe_noflag, moe_noflag], **kw)
+    assert b.iloc[:2][["ttft_ms", "tpot_ms", "weights_gib"]].to_numpy().tolist() == \
+        b.iloc[2:][["ttft_ms", "tpot_ms", "weights_gib"]].to_numpy().tolist()
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "roofline"])
+def test_window_layers_own_head_width_costs_where_the_window_layers_are(engine):
+    """Against the same model with the full layers' 512-wide heads on its window layers too (swa_head_dim 0): the
+    256-wide window layers hold half the KV, half the projections and half the attention work per pair; a record
+    that names the full layers' width as its window width is the same model, number for number."""
+    m = catalog.model("gemma-4-31B-it")
+    wide = dataclasses.replace(m, name="g31-wide", hf_id="", aliases=(), swa_head_dim=0)
+    same = dataclasses.replace(m, name="g31-same", hf_id="", aliases=(), swa_head_dim=512)
+    kw = dict(gpu="H200", tp=2, batch_size=[1, 16] * 3, input_len=8192, output_len=512, engine=engine)
+    df = inference.estimate([m, m, wide, wide, same, same], **kw)
+    assert df["fits"].all(), df["reason"].tolist()
+    own, w, s = df.iloc[0:2], df.iloc[2:4], df.iloc[4:6]
+    cols = ["ttft_ms", "tpot_ms", "weights_gib", "kv_cache_gib", "mem_per_gpu_gib"]
+    assert w[cols].to_numpy().tolist() == s[cols].to_numpy().tolist()
+    assert (own["ttft_ms"].to_numpy() < w["ttft_ms"].to_numpy()).all()
+    assert (own["tpot_ms"].to_numpy() < w["tpot_ms"].to_numpy()).all()
+    assert (own["kv_cache_gib"].to_numpy() < w["kv_cache_gib"].to_numpy()).all()
+    # per GPU at TP 2: the window layers' 8 KV heads of 256 instead of 512 (keys and values), nothing on the full
+    # layers; the projections differ by the window layers' q, k, v and o at 256 instead of 512
+    lo, lw = (layer_costs(ModelShape.from_models([x]), 2.0) for x in (m, wide))
+    assert lw.kv_elems_per_token - lo.kv_elems_per_token == 50 * 8 * (1024 - 512)
+    assert lw.kv_elems_per_token - lw.win_kv_elems_per_token == lo.kv_elems_per_token - lo.win_kv_elems_per_token
+    assert lw.attn_flops_prefill - lo.attn_flops_prefill == 50 * 2 * 16 * (1024 - 512)
+    h = m.hidden
+    assert lw.dense_params - lo.dense_params == pytest.approx(50 * (2 * h * 32 * 256 / 2 + h * 8 * 2 * 256))
+    assert (lw.expert_params, lw.embed_params, lw.n_allreduce) == (lo.expert_params, lo.embed_params, lo.n_allreduce)
+
+
+def test_gemma_4_fields_that_cannot_be_costed_name_the_field():
+    g = _cfg("gemma-4-26B-A4B")
+    t = g["text_config"]
+    for key, val in (("hidden_size_per_layer_input", 256), ("num_kv_shared_layers", 10)):
+        with pytest.raises(CatalogError, match=f"{key}={val} cannot be costed"):
+            catalog.model_from_hf_config(dict(g, text_config=dict(t, **{key: val})))
+    with pytest.raises(CatalogError, match="lacks the required field 'num_global_key_value_heads'"):
+        catalog.model_from_hf_config(dict(g, text_config={k: v for k, v in t.items()
+                                                          if k != "num_global_key_value_heads"}))
+    with pytest.raises(CatalogError, match="lacks the required field 'layer_types'"):
+        catalog.model_from_hf_config(dict(g, text_config={k: v for k, v in t.items() if k != "layer_types"}))
+    with pytest.raises(CatalogError, match=r"layer_types must list .* for each of the 30 layers"):
+        catalog.model_from_hf_config(dict(g, text_config=dict(t, layer_types=t["layer_types"][:-1])))
+    with pytest.raises(CatalogError, match="not a multiple of the KV heads 3"):
+        catalog.model_from_hf_config(dict(g, text_config=dict(t, num_global_key_value_heads=3)))
+    with pytest.raises(CatalogError, match="lacks the required field 'top_k_experts'"):
+        catalog.model_from_hf_config(dict(g, text_config=dict(t, top_k_experts=None)))
+    # without attention_k_eq_v the full layers keep a value projection and the window layers' KV heads
+    m = catalog.model_from_hf_config(dict(g, text_config=dict(t, attention_k_eq_v=False)))
+    h = t["hidden_size"]
+    assert (m.n_kv_heads, m.swa_n_kv_heads, m.head_dim, m.swa_head_dim, m.k_eq_v) == (8, 0, 512, 256, False)
+    assert mm.attention_params_per_layer(m) == 2 * h * 16 * 512 + 2 * h * 8 * 512
+    # use_double_wide_mlp widens only KV-shared layers (none here): no effect
+    assert catalog.model_from_hf_config(dict(g, text_config=dict(t, use_double_wide_mlp=True))) == \
+        catalog.model_from_hf_config(g)
+    # hand-built records: the window layers' own head width needs window layers and values as wide as keys
+    base = catalog.model("gemma-4-26B-A4B")
+    for bad in (dataclasses.replace(base, name="x", hf_id="", aliases=(), sliding_window=0, swa_n_kv_heads=0),
+                dataclasses.replace(base, name="y", hf_id="", aliases=(), v_head_dim=128)):
+        with pytest.raises(CatalogError, match="swa_head_dim=256 .* needs GQA sliding-window layers"):
+            Catalog().register_model(bad)
+    # the TP rule: 16 query heads; the full layers' 2 KV heads are replicated above TP 2, the window layers' 8 split
+    from spaces.parallelism import tp_ok
+    assert [tp for tp in (1, 2, 4, 8, 16, 3) if tp_ok(base, tp)] == [1, 2, 4, 8, 16]
