@@ -77,6 +77,15 @@ gemma4         Gemma4ForConditionalGeneration (`text_config`, model_type gemma4_
                routed experts (`num_experts`, `top_k_experts`, `moe_intermediate_size`) beside it (recorded as
                a shared expert of `intermediate_size`); per-layer input embeddings
                (`hidden_size_per_layer_input`) and KV-shared layers (`num_kv_shared_layers`) refused by name
+kimi_linear    Kimi-K3 (KimiK3ForConditionalGeneration, `text_config` KimiLinearForCausalLM): `linear_attn_config`
+               `kda_layers` (Kimi Delta Attention, `linear_attn_kind` "kda": `num_heads` x `head_dim` for q, k, v
+               and the state, `short_conv_kernel_size`, full-rank output gate `use_full_rank_gate`, bounded decay
+               `gate_lower_bound`) beside `full_attn_layers` (MLA: `q_lora_rank`, `kv_lora_rank`,
+               `qk_nope_head_dim`, `qk_rope_head_dim`, `v_head_dim`; `mla_use_nope`; output gate
+               `mla_use_output_gate`), `first_k_dense_replace` dense layers (`intermediate_size`), then latent MoE
+               (`num_experts`, `num_experts_per_token`, `moe_intermediate_size`, `routed_expert_hidden_size`,
+               `num_shared_experts` of `moe_intermediate_size`), attention residuals (`attn_res_block_size`);
+               a low-rank KDA output gate and unknown `linear_attn_config` keys are refused by name
 =============  ===========================================================================================
 
 Quantization: `quantization_config` inside config.json (quant_method fp8 with or without `weight_block_size`,
@@ -783,6 +792,88 @@ def _gpt2(c: _Cfg) -> dict[str, Any]:
     )
 
 
+#: `linear_attn_config` keys of Kimi-K3 and what the cost model makes of them (any other key is refused by name)
+KDA_CONFIG_KEYS = {
+    "full_attn_layers": "1-based indices of the MLA layers",
+    "kda_layers": "1-based indices of the Kimi Delta Attention layers",
+    "num_heads": "KDA heads (queries, keys, values and the state)",
+    "head_dim": "KDA head width (keys and values)",
+    "short_conv_kernel_size": "depthwise causal conv on q, k and v",
+    "use_full_rank_gate": "output gate g_proj hidden x heads*head_dim (false: a low-rank pair, refused)",
+    "gate_lower_bound": "bounded decay exp(bound * sigmoid(.)): elementwise, no cost",
+}
+#: Kimi-K3 activations: gated (gate and up projections, then down) whatever the nonlinearity
+_KIMI_GATED_ACTS = ("situ", "silu", "swiglu")
+
+
+def _kimi_layers(c: _Cfg, lac: Mapping[str, Any], key: str, n_layers: int) -> list[int]:
+    v = lac.get(key)
+    if not isinstance(v, (list, tuple)) or any(isinstance(i, bool) or not isinstance(i, int) for i in v):
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config.{key}={v!r} is not a list of layer numbers")
+    if any(not 1 <= i <= n_layers for i in v) or len(set(v)) != len(v):
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config.{key} must list distinct 1-based layers "
+                           f"1..{n_layers}")
+    return [int(i) for i in v]
+
+
+def _kimi_linear(c: _Cfg) -> dict[str, Any]:
+    """Kimi-K3's language model (KimiLinearForCausalLM): Kimi Delta Attention layers mixed with MLA layers, a
+    leading dense MLP, latent MoE. Costed as `linear_attn_kind` "kda" (a Gated DeltaNet with a per-channel decay:
+    the same state and recurrence, projections of its own, `model_math.kda_params_per_layer`); the MLA output gate
+    as `attn_output_gate`; NoPE MLA (`mla_use_nope`) caches and projects the rope slice all the same, so its
+    shapes are DeepSeek's. Multi-token prediction (`num_nextn_predict_layers`) is not costed."""
+    lac = c.req("linear_attn_config")
+    if not isinstance(lac, Mapping):
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config={lac!r} is not a mapping")
+    unknown = sorted(set(lac) - set(KDA_CONFIG_KEYS))
+    if unknown:
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config has keys {unknown} that cannot be costed; "
+                           f"known: {', '.join(KDA_CONFIG_KEYS)}")
+    lc = _Cfg(lac, f"{c.arch} linear_attn_config")
+    if lac.get("use_full_rank_gate") is not True:
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config.use_full_rank_gate="
+                           f"{lac.get('use_full_rank_gate')!r}: only the full-rank KDA output gate is costed")
+    bound = lac.get("gate_lower_bound")
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config.gate_lower_bound={bound!r} is not a number")
+    L = c.int("num_hidden_layers")
+    kda = _kimi_layers(c, lac, "kda_layers", L)
+    full = _kimi_layers(c, lac, "full_attn_layers", L)
+    if set(kda) & set(full) or len(kda) + len(full) != L:
+        raise CatalogError(f"config.json for {c.arch}: linear_attn_config kda_layers ({len(kda)}) and "
+                           f"full_attn_layers ({len(full)}) must split the {L} layers between them")
+    act = str(c.opt("hidden_act", "silu"))
+    if act not in _KIMI_GATED_ACTS:
+        raise CatalogError(f"config.json for {c.arch}: hidden_act={act!r} cannot be costed (known gated activations: "
+                           f"{', '.join(_KIMI_GATED_ACTS)})")
+    hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
+    nope, rope = c.int("qk_nope_head_dim"), c.int("qk_rope_head_dim")
+    moe_ffn = c.int("moe_intermediate_size")
+    n_shared = int(c.opt("num_shared_experts", 0))
+    latent = c.int("routed_expert_hidden_size") if c.opt("routed_expert_hidden_size", None) is not None else 0
+    heads, hdim = lc.int("num_heads"), lc.int("head_dim")
+    return dict(
+        n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
+        head_dim=nope + rope, ffn=c.int("intermediate_size"), vocab=c.int("vocab_size"), gated_mlp=True,
+        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
+        max_position=int(c.opt("max_position_embeddings", 0)),
+        n_experts=c.int("num_experts"), top_k=c.int("num_experts_per_token", "num_experts_per_tok"),
+        moe_ffn=moe_ffn, n_shared_experts=n_shared, shared_ffn=n_shared * moe_ffn,
+        first_k_dense=int(c.opt("first_k_dense_replace", 0)), moe_layer_freq=int(c.opt("moe_layer_freq", 1)),
+        # a latent as wide as the hidden state is no latent
+        moe_latent=latent if latent != hidden else 0,
+        q_lora_rank=int(c.opt("q_lora_rank", 0)), kv_lora_rank=c.int("kv_lora_rank"), qk_nope_head_dim=nope,
+        qk_rope_head_dim=rope, v_head_dim=c.int("v_head_dim"),
+        attn_output_gate=bool(c.opt("mla_use_output_gate", False)),
+        n_linear_attn_layers=len(kda), linear_attn_kind="kda",
+        linear_num_k_heads=heads, linear_num_v_heads=heads, linear_head_k_dim=hdim, linear_head_v_dim=hdim,
+        linear_conv_kernel=lc.int("short_conv_kernel_size"),
+        # vLLM and SGLang keep the KDA recurrent state in FP32 (the conv windows in the model dtype)
+        linear_state_dtype="fp32",
+        attn_res_block_size=int(c.opt("attn_res_block_size", 0)),
+    )
+
+
 _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "llama": _dense_llama,
     "mistral": _mistral,
@@ -846,6 +937,11 @@ _ARCH_TO_TYPE = {
 }
 _PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
 _ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
+# Kimi-K3: KDA linear attention + MLA + latent MoE (its text_config's model_type is kimi_linear)
+_PARSERS["kimi_linear"] = _kimi_linear
+_TYPE_ALIASES["kimi_k3"] = "kimi_linear"
+_ARCH_TO_TYPE["KimiK3ForConditionalGeneration"] = "kimi_linear"
+_ARCH_TO_TYPE["KimiLinearForCausalLM"] = "kimi_linear"
 #: model_type values `model_from_hf_config` understands.
 SUPPORTED_MODEL_TYPES = tuple(_PARSERS)
 #: Keys the catalog adds to a shipped config.json (not Hugging Face fields).
@@ -895,9 +991,9 @@ def check_hybrid(fields: Mapping[str, Any], label: str) -> None:
     n_lin = fields.get("n_linear_attn_layers", 0)
     if not n_lin:
         return
-    if fields.get("linear_attn_kind") not in ("gdn", "mamba2"):
+    if fields.get("linear_attn_kind") not in ("gdn", "mamba2", "kda"):
         raise CatalogError(f"{label}: linear_attn_kind {fields.get('linear_attn_kind')!r} "
-                           "cannot be costed (known: 'gdn', 'mamba2')")
+                           "cannot be costed (known: 'gdn', 'mamba2', 'kda')")
     if n_lin > fields["n_layers"]:
         raise CatalogError(f"{label}: {n_lin} linear-attention layers > n_layers={fields['n_layers']}")
     for f in ("linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim", "linear_head_v_dim"):

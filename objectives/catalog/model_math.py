@@ -112,6 +112,8 @@ def attention_params_per_layer(m: ModelLike, *, sliding: bool = False) -> Any:
     ih, idim = _col(m, "index_n_heads"), _col(m, "index_head_dim")
     indexer = np.where(_col(m, "index_topk") > 0, np.where(qr > 0, qr, h) * ih * idim + h * idim + h * ih, 0.0)
     mla = q + h * (kvr + rope) + kvr * nh * (nope + vd) + nh * vd * h + indexer
+    # Kimi-K3's MLA output gate (mla_use_output_gate): g_proj hidden -> n_heads x v_head_dim
+    mla = np.where(gate, mla + h * nh * vd, mla)
     return _out(m, np.where(compressed_attention(m), v4_attention_params_per_layer(m),
                             np.where(kvr > 0, mla, gqa)))
 
@@ -210,7 +212,25 @@ def linear_attn_params_per_layer(m: ModelLike) -> Any:
     h = _col(m, "hidden")
     conv_ch = 2 * nk * dk + nv * dv
     per_head = np.where(mamba, 1.0, 2.0)  # dt (Mamba-2) vs beta and decay gate a (GDN), one scalar each per head
-    return _out(m, h * (2 * nk * dk + 2 * nv * dv + per_head * nv) + conv_ch * kern + nv * dv * h)
+    out = h * (2 * nk * dk + 2 * nv * dv + per_head * nv) + conv_ch * kern + nv * dv * h
+    return _out(m, np.where(_is_kda(m), kda_params_per_layer(m), out))
+
+
+def _is_kda(m: ModelLike) -> Any:
+    kind = m["linear_attn_kind"] if isinstance(m, Mapping) else m.linear_attn_kind
+    return np.asarray(kind) == "kda"
+
+
+def kda_params_per_layer(m: ModelLike) -> Any:
+    """Projections of one Kimi Delta Attention layer (Kimi-K3, full-rank output gate; nk = nv = num_heads,
+    dk = dv = head_dim): q_proj, k_proj h x nk dk, v_proj and the output gate g_proj h x nv dv, beta b_proj
+    h x nv, the channel-wise decay gate as a low-rank pair f_a_proj h x dk and f_b_proj dk x nv dk, the three
+    depthwise convs (2 nk dk + nv dv) x kernel, o_proj nv dv x h (A_log, dt_bias and the gated output norm are
+    vectors, not counted)."""
+    nk, nv, dk, dv, kern, _ = _linear_dims(m)
+    h = _col(m, "hidden")
+    return _out(m, h * (2 * nk * dk + 2 * nv * dv + nv + dk) + dk * nv * dk + (2 * nk * dk + nv * dv) * kern
+                + nv * dv * h)
 
 
 def linear_state_elements_per_layer(m: ModelLike) -> tuple[Any, Any]:
@@ -234,7 +254,16 @@ def linear_flops_per_token_layer(m: ModelLike) -> Any:
     """FLOPs per token of one linear-attention layer's recurrence, beyond its projections: about 3 matrix-vector
     products with the nv x dk x dv state (read k/q, rank-1 update) at 2 FLOPs per multiply-add, plus the conv."""
     nk, nv, dk, dv, kern, _ = _linear_dims(m)
+    # KDA (channel-wise decay) scales the state row by row where GDN scales it by one scalar: the same count
     return _out(m, 6.0 * nv * dk * dv + 2.0 * (2 * nk * dk + nv * dv) * kern)
+
+
+def attn_res_bytes_per_token(m: ModelLike) -> Any:
+    """Bytes per token of attention residuals (`Model.attn_res_block_size`) over all layers: two mixing sites per
+    layer (before attention, before the MLP), each reading 4 x hidden and writing 2 x hidden 16-bit elements, as
+    aiconfigurator-core prices Kimi-K3's AttnRes (one elementwise op per site; sdk/models/kimi_k3.py); 0 without."""
+    h, L = _col(m, "hidden"), _col(m, "n_layers")
+    return _out(m, np.where(_col(m, "attn_res_block_size") > 0, L * 2.0 * (4.0 + 2.0) * h * 2.0, 0.0))
 
 
 def _mlp_params(m: ModelLike, hidden: Any, inter: Any) -> Any:

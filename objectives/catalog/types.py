@@ -116,14 +116,15 @@ class Model:
     # constant per-sequence state instead of a growing KV cache. n_linear_attn_layers of the n_layers are of this kind;
     # the others are softmax attention (full, or sliding per `sliding_window` / `n_sliding_layers`).
     n_linear_attn_layers: int = 0
-    linear_attn_kind: str = ""        # "" | "gdn" (Gated DeltaNet) | "mamba2"
+    linear_attn_kind: str = ""        # "" | "gdn" (Gated DeltaNet) | "mamba2" | "kda" (Kimi Delta Attention)
     linear_num_k_heads: int = 0       # GDN: query/key heads; Mamba-2: n_groups (B/C groups)
     linear_num_v_heads: int = 0       # GDN: value heads; Mamba-2: SSM heads
     linear_head_k_dim: int = 0        # GDN: key head dim; Mamba-2: ssm_state_size (d_state)
     linear_head_v_dim: int = 0        # GDN: value head dim; Mamba-2: head dim (P)
     linear_conv_kernel: int = 0       # causal depthwise conv width on the mixer's inputs
     linear_state_dtype: str = ""      # dtype of the recurrent state ("fp32" when the config says so; "" = 16-bit)
-    attn_output_gate: bool = False    # Qwen3.5 full attention: q_proj also emits a sigmoid gate (2x query width)
+    attn_output_gate: bool = False    # Qwen3.5 full attention: q_proj also emits a sigmoid gate (2x query width);
+                                      # on MLA (Kimi-K3 mla_use_output_gate): a hidden x n_heads*v_head_dim g_proj
     # Bounded-span attention other than a sliding window: Llama 4 chunked local attention is recorded as a window of
     # `sliding_window` = attention_chunk_size on `n_sliding_layers` layers (the KV of a chunk is at most that long).
     # DeepSeek sparse attention (GLM-5, DeepSeek-V3.2): a lightning indexer scores every cached token with
@@ -176,6 +177,10 @@ class Model:
     # format (Gemma-4-31B-IT-NVFP4): they are costed at 16 bits, as 4-bit MoE checkpoints always are
     # (`inference.resolve.ATTN_16BIT_WEIGHTS`); this carries it to dense checkpoints
     attn_16bit_weights: bool = False
+    # Attention residuals (Kimi-K3 `attn_res_block_size`): each layer's attention and MLP inputs are a softmax mix
+    # of the block-level outputs of earlier layers instead of a plain residual sum; 0: a plain residual. Its
+    # weights are one vector per site (not counted, as norms); its cost is elementwise traffic per token
+    attn_res_block_size: int = 0
 
     @property
     def is_compressed_attention(self) -> bool:

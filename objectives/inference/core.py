@@ -417,6 +417,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # linear-attention layers (hybrid models): recurrence FLOPs per token, and each decoding sequence reads and
     # writes its constant state once per step (0 for plain transformers)
     elem_s = elem_s + lc.linear_flops_per_token / attn_tput
+    if np.any(lc.attn_res_bytes_per_token):  # Kimi-K3's attention residuals (no other model pays the term)
+        elem_s = elem_s + lc.attn_res_bytes_per_token / w_bw
     state_s = 2.0 * lc.state_bytes_per_seq / kv_bw
     # --- collectives, each on the link it crosses: the scale-up domain of the GPU's system (catalog.system) inside
     # it, the scale-out network between domains (comm.Links; TP innermost, then attention DP / EP, then PP stages)
@@ -592,6 +594,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
               "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
         fields[f] = getattr(m, f)
+    fields["lin_kda"] = m.lin_kda  # Kimi Delta Attention rows: no kernel table prices their recurrence
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
                                        moe_dp)
 

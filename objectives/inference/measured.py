@@ -584,6 +584,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                      + gemm(Mg, col(nh * (m["qk_nope"] + m["v_head"]) / tp),
                             col(np.maximum(m["kv_lora_rank"], 1.0)), table, mq, quant)
                      + gemm(Mg, col(h), col(nh * m["v_head"] / tp), table, mq, quant))
+            mg_ = mq & (gate > 0)  # Kimi-K3's MLA output gate: one more hidden -> heads x v_head GEMM
+            if mg_.any():
+                mla_t = np.where(col(mg_), mla_t + gemm(Mg, col(nh * m["v_head"] / tp), col(h), table, mg_, quant),
+                                 mla_t)
             qkv = np.where(col(mla), mla_t, qkv)
         lin = np.zeros_like(qkv)
         if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
@@ -819,7 +823,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
     # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
-    lin = n_lin > 0
+    # Kimi Delta Attention's chunked / recurrent kernels differ from Gated DeltaNet's and no KDA table is built into
+    # the profiles: those rows keep the closed-form recurrence (`core`: FLOPs and state traffic) and are marked
+    # as outside the measured range
+    kda = (n_lin > 0) & (m.get("lin_kda", np.zeros(k)) > 0)
+    inside &= ~kda
+    lin = (n_lin > 0) & ~kda
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
         vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
         inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])

@@ -82,6 +82,9 @@ class ModelShape:
     swa_kv_heads: Num = 0.0   # KV heads of the `n_win` window layers where they differ (MiMo-V2-Flash: 8 vs 4)
     swa_head: Num = 0.0       # head width (q, k, v, o) of the window layers where it differs (Gemma 4: 256 vs 512)
     attn16w: Num = 0.0        # 1.0: a 4-bit checkpoint keeps every attention projection in 16 bits (even dense)
+    # ---- Kimi-K3 (0.0 for every other model) ---------------------------------------------------------------------
+    lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (no measured kernel table: closed form)
+    attn_res_bytes: Num = 0.0  # attention-residual mixing traffic per token, all layers, bytes (catalog model_math)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -119,9 +122,9 @@ def _check_costable(m: Any) -> Any:
     from objectives.catalog.hf_config import check_hybrid
 
     kind = getattr(m, "linear_attn_kind", "")
-    if getattr(m, "n_linear_attn_layers", 0) and kind not in ("gdn", "mamba2"):
+    if getattr(m, "n_linear_attn_layers", 0) and kind not in ("gdn", "mamba2", "kda"):
         raise CatalogError(f"model {m.name!r}: linear_attn_kind={kind!r} on {m.n_linear_attn_layers} layers cannot "
-                           "be costed (known: 'gdn', 'mamba2')")
+                           "be costed (known: 'gdn', 'mamba2', 'kda')")
     check_hybrid({f: getattr(m, f, 0) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                 "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                 "linear_head_v_dim")}, f"model {m.name!r}")
@@ -177,6 +180,8 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "swa_head": lambda m: (float(m.swa_head_dim) if mm.n_sliding_layers(m)
                                and m.swa_head_dim not in (0, m.head_dim) else 0.0),
         "attn16w": lambda m: float(m.attn_16bit_weights),
+        "lin_kda": lambda m: float(m.linear_attn_kind == "kda" and m.n_linear_attn_layers > 0),
+        "attn_res_bytes": mm.attn_res_bytes_per_token,
     }
 
 
@@ -218,6 +223,8 @@ class LayerCosts:
     held_state_bytes_per_seq: Num = 0.0      # compressor state per sequence, per GPU (memory only: written once a
                                              # token, read once per compression)
     hc_bytes_per_token: Num = 0.0            # hyper-connection mixing traffic per token, all layers (bytes)
+    attn_res_bytes_per_token: Num = 0.0      # attention-residual mixing traffic per token, all layers (bytes; not
+                                             # split over tp: every rank mixes the whole hidden state)
 
 
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
@@ -261,6 +268,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                        + h * m.idx_dim + h * m.idx_heads, 0.0)
     mla_attn = (q_proj + h * (m.kv_lora_rank + m.qk_rope)
                 + m.kv_lora_rank * m.n_heads * (m.qk_nope + m.v_head) / tp + m.n_heads * m.v_head * h / tp + indexer)
+    # Kimi-K3's MLA output gate (Model.attn_output_gate on MLA): hidden -> n_heads x v_head, split by heads
+    mla_attn = np.where(m.attn_gate > 0, mla_attn + h * m.n_heads * m.v_head / tp, mla_attn)
     attn_params = np.where(mla, mla_attn, gqa_attn)
     v4 = m.v4 > 0
     attn_params = np.where(v4, m.v4_rep + m.v4_split / tp, attn_params)
@@ -335,7 +344,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                       held_state_bytes_per_seq=m.v4_state,
                       # per layer, two sites: mixing the hc_mult FP32 streams into one bf16 input (read them,
                       # write one) and back (read the block's output and the streams, write the streams)
-                      hc_bytes_per_token=np.where(m.hc_mult > 0, L * 2.0 * (12.0 * m.hc_mult + 4.0) * h, 0.0))
+                      hc_bytes_per_token=np.where(m.hc_mult > 0, L * 2.0 * (12.0 * m.hc_mult + 4.0) * h, 0.0),
+                      attn_res_bytes_per_token=m.attn_res_bytes)
 
 
 @dataclass

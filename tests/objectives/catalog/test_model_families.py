@@ -845,3 +845,103 @@ def test_gemma_4_fields_that_cannot_be_costed_name_the_field():
     # the TP rule: 16 query heads; the full layers' 2 KV heads are replicated above TP 2, the window layers' 8 split
     from spaces.parallelism import tp_ok
     assert [tp for tp in (1, 2, 4, 8, 16, 3) if tp_ok(base, tp)] == [1, 2, 4, 8, 16]
+
+
+def _kimi_k3() -> tuple[dict, dict, dict]:
+    """Kimi-K3's shipped config, its text_config and the text_config's linear_attn_config."""
+    k = _cfg("Kimi-K3")
+    return k, k["text_config"], k["text_config"]["linear_attn_config"]
+
+
+def test_kimi_k3_kda_mla_and_latent_moe_counted_from_the_raw_config():
+    """Kimi-K3 by hand from its config.json: 69 KDA layers (1-based kda_layers) beside 24 NoPE MLA layers with an
+    output gate, one dense layer, then latent MoE (896 experts, top 16, at 3584 wide) with 2 shared experts at the
+    hidden size; KDA state in FP32 (the engines' choice), conv windows in 16 bits; only the MLA layers cache KV."""
+    k, t, la = _kimi_k3()
+    m = catalog.model("moonshotai/Kimi-K3")
+    assert m.name == "Kimi-K3" and m.multimodal and (m.quant_weight_dtype, m.quant_scheme) == ("fp4", "mxfp4")
+    L, h, nh, hd = t["num_hidden_layers"], t["hidden_size"], la["num_heads"], la["head_dim"]
+    n_kda, n_mla = len(la["kda_layers"]), len(la["full_attn_layers"])
+    assert (L, n_kda, n_mla) == (93, 69, 24) and sorted(la["kda_layers"] + la["full_attn_layers"]) == \
+        list(range(1, 94))
+    assert (m.n_linear_attn_layers, m.linear_attn_kind, mm.n_attention_layers(m)) == (n_kda, "kda", n_mla)
+    assert (m.moe_latent, m.attn_output_gate, m.attn_res_block_size) == (3584, True, 12)
+    P, kern = nh * hd, la["short_conv_kernel_size"]
+    # q, k, v and the full-rank output gate g_proj (4 P), beta (nh), f_a (hd), f_b hd x P, 3 convs, o_proj
+    kda = h * 4 * P + h * (nh + hd) + hd * P + 3 * P * kern + P * h
+    assert mm.linear_attn_params_per_layer(m) == kda
+    qr, kvr, nope, rope, vd = (t[f] for f in ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                                              "v_head_dim"))
+    H = t["num_attention_heads"]
+    mla = h * qr + qr * H * (nope + rope) + h * (kvr + rope) + kvr * H * (nope + vd) + H * vd * h + h * H * vd
+    assert mm.attention_params_per_layer(m) == mla
+    E, top, f, lat, ns = (t[x] for x in ("num_experts", "num_experts_per_token", "moe_intermediate_size",
+                                         "routed_expert_hidden_size", "num_shared_experts"))
+    n_moe = L - t["first_k_dense_replace"]
+    moe = h * E + 3 * lat * f * E + 3 * h * ns * f + 2 * h * lat
+    dense = 3 * h * t["intermediate_size"]
+    emb = 2 * t["vocab_size"] * h
+    total = n_kda * kda + n_mla * mla + dense + n_moe * moe + emb
+    assert mm.total_params(m) == total and round(total / 1e12, 2) == 2.78
+    active = total - n_moe * 3 * lat * f * (E - top)
+    assert mm.active_params(m) == active and round(active / 1e9) == 105
+    # KV: 24 MLA layers x (512 + 64) latent elements; state: 69 x (96 x 128 x 128 FP32 + 3 x 3 x 12288 bf16)
+    assert mm.kv_cache_bytes(m, 1000) == 1000 * n_mla * (kvr + rope) * 2 == 1000 * 27648
+    state = n_kda * (nh * hd * hd * 4 + (kern - 1) * 3 * P * 2)
+    assert mm.linear_state_bytes_per_seq(m) == state == 449_372_160
+    assert mm.sequence_cache_bytes(m, 1000) == 1000 * 27648 + state
+    lc = layer_costs(ModelShape.from_models([m]), 8.0)
+    assert lc.state_bytes_per_seq == pytest.approx(state / 8)
+    assert lc.kv_elems_per_token == n_mla * (kvr + rope)            # the latent is replicated on every rank
+    assert lc.attn_res_bytes_per_token == L * 2 * 6 * h * 2
+
+
+def test_kimi_k3_fields_that_cannot_be_costed_name_the_field():
+    k, t, la = _kimi_k3()
+
+    def read(**lin: object) -> object:
+        return catalog.model_from_hf_config(dict(k, text_config=dict(t, linear_attn_config=dict(la, **lin))))
+    with pytest.raises(CatalogError, match="use_full_rank_gate=False: only the full-rank KDA output gate"):
+        read(use_full_rank_gate=False)
+    with pytest.raises(CatalogError, match=r"linear_attn_config has keys \['kda_gate_rank'\] that cannot be costed"):
+        read(kda_gate_rank=64)
+    with pytest.raises(CatalogError, match="kda_layers .* and full_attn_layers .* must split the 93 layers"):
+        read(kda_layers=la["kda_layers"][:-1])
+    with pytest.raises(CatalogError, match=r"full_attn_layers must list distinct 1-based layers 1\.\.93"):
+        read(full_attn_layers=[0] + la["full_attn_layers"][1:])
+    with pytest.raises(CatalogError, match="lacks the required field 'num_heads'"):
+        catalog.model_from_hf_config(dict(k, text_config=dict(t, linear_attn_config={
+            x: v for x, v in la.items() if x != "num_heads"})))
+    with pytest.raises(CatalogError, match="lacks the required field 'linear_attn_config'"):
+        catalog.model_from_hf_config(dict(k, text_config={x: v for x, v in t.items() if x != "linear_attn_config"}))
+    with pytest.raises(CatalogError, match="hidden_act='gelu' cannot be costed"):
+        catalog.model_from_hf_config(dict(k, text_config=dict(t, hidden_act="gelu")))
+    # the bounded decay and NoPE are elementwise: the same model
+    assert read(gate_lower_bound=-3.0) == catalog.model_from_hf_config(k)
+    assert catalog.model_from_hf_config(dict(k, text_config=dict(t, mla_use_nope=False))) == \
+        catalog.model_from_hf_config(k)
+    # without the MLA output gate: one hidden x heads x v_head projection less per MLA layer
+    ng = catalog.model_from_hf_config(dict(k, text_config=dict(t, mla_use_output_gate=False)))
+    full = catalog.model_from_hf_config(k)
+    assert mm.attention_params_per_layer(full) - mm.attention_params_per_layer(ng) == 7168 * 96 * 128
+
+
+@pytest.mark.parametrize("engine", [None, "vllm", "sglang", "trtllm", "roofline"])
+def test_kimi_k3_kda_layers_are_costed_on_every_engine(engine):
+    """KDA layers on the estimator: against the same model with its KDA layers as Gated DeltaNet of the same heads
+    (scalar decay), more weights and (closed form) a slower decode step; no kernel profile measures
+    KDA, so engine rows say "extrapolated". 16 B200s (TP 8 x PP 2) hold the 2.8T weights, 8 do not."""
+    m = catalog.model("moonshotai/Kimi-K3")
+    gdn = dataclasses.replace(m, name="k3-gdn", hf_id="", aliases=(), linear_attn_kind="gdn")
+    assert mm.linear_attn_params_per_layer(m) - mm.linear_attn_params_per_layer(gdn) == \
+        7168 * (128 - 96) + 128 * 96 * 128  # f_a, f_b for the per-head decay a; beta alike
+    kw = dict(gpu="B200", batch_size=[1, 64], input_len=[1024, 32768], output_len=1024, engine=engine)
+    r = inference.estimate([m, m], tp=8, pp=2, **kw)
+    assert r["fits"].all(), r["reason"]
+    assert ((r["ttft_ms"] > 0) & (r["tpot_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))).all()
+    assert set(r["source"]) == ({"roofline"} if engine == "roofline" else {"extrapolated"})
+    assert not inference.estimate(m, tp=8, **{**kw, "batch_size": 64, "input_len": 32768})["fits"].all()
+    pair = inference.estimate([m, gdn], tp=8, pp=2, **{**kw, "batch_size": 64, "input_len": 32768})
+    assert pair["weights_gib"].iloc[0] > pair["weights_gib"].iloc[1]
+    if engine == "roofline":  # engine rows price GDN's recurrence from its kernel table, KDA's in closed form
+        assert pair["tpot_ms"].iloc[0] > pair["tpot_ms"].iloc[1]
