@@ -109,7 +109,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
-from .quant import attention_kept_16bit, checkpoint_quant, load_quant_config
+from .quant import MODELOPT_ALGOS, attention_kept_16bit, checkpoint_quant, load_quant_config
 from .types import Model
 
 _MISSING = object()
@@ -369,6 +369,53 @@ def _minimax_m2(c: _Cfg) -> dict[str, Any]:
     shared = int(c.opt("shared_intermediate_size", 0))
     if shared:
         d.update(n_shared_experts=1, shared_ffn=shared)
+    return d
+
+
+def _minimax_m3(c: _Cfg) -> dict[str, Any]:
+    """MiniMax-M3: GQA; `moe_layer_freq` per layer (leading dense layers of `dense_intermediate_size`, then MoE of
+    `num_local_experts` x `moe_intermediate_size` with one shared expert of `shared_intermediate_size`); MiniMax
+    sparse attention on the layers `sparse_attention_config.sparse_attention_freq` flags (`Model.index_block`).
+    MTP modules are not costed (as for DeepSeek / MiniMax-M2.5)."""
+    d = dict(_gqa_common(c), gated_mlp=True)
+    L = d["n_layers"]
+    freq = [int(x) for x in c.req("moe_layer_freq")]
+    k = next((i for i, f in enumerate(freq) if f), L)
+    if len(freq) != L or any(f != 1 for f in freq[k:]):
+        raise CatalogError(f"config.json for {c.arch}: moe_layer_freq={freq} is not leading dense layers then MoE "
+                           "on every layer; only that layout is supported")
+    moe = int(c.opt("moe_intermediate_size", c.int("intermediate_size")))
+    d.update(ffn=int(c.opt("dense_intermediate_size", moe)), moe_ffn=moe, n_experts=c.int("num_local_experts"),
+             top_k=c.int("num_experts_per_tok"), first_k_dense=k)
+    shared = int(c.opt("n_shared_experts", 0))
+    if shared:
+        d.update(n_shared_experts=shared, shared_ffn=shared * c.int("shared_intermediate_size"))
+    if c.opt("attention_output_gate", False):
+        raise CatalogError(f"config.json for {c.arch}: attention_output_gate=true cannot be costed for minimax_m3")
+    sac = c.opt("sparse_attention_config", None)
+    if not isinstance(sac, Mapping) or not sac.get("use_sparse_attention", False):
+        return d
+    sp = [int(x) for x in sac.get("sparse_attention_freq") or [1] * L]
+    if len(sp) != L:
+        raise CatalogError(f"config.json for {c.arch}: sparse_attention_config.sparse_attention_freq has {len(sp)} "
+                           f"entries for {L} layers")
+    off = [int(x) for x in sac.get("sparse_disable_index_value") or [0] * L]
+    if any(s_ and not o for s_, o in zip(sp, off)):
+        # an index value branch (value and output projections of the indexer) is not modelled
+        raise CatalogError(f"config.json for {c.arch}: sparse_attention_config.sparse_disable_index_value is 0 on "
+                           "a sparse layer (an index value branch) and cannot be costed")
+    if str(sac.get("sparse_score_type", "max")) != "max":
+        raise CatalogError(f"config.json for {c.arch}: sparse_attention_config.sparse_score_type="
+                           f"{sac.get('sparse_score_type')!r} cannot be costed (known: 'max')")
+    block = int(sac["sparse_block_size"]) if "sparse_block_size" in sac else 0
+    topk = int(sac.get("sparse_topk_blocks", 0))
+    if block <= 0 or topk <= 0:
+        raise CatalogError(f"config.json for {c.arch}: sparse_attention_config.sparse_block_size and "
+                           "sparse_topk_blocks must be > 0")
+    # the selected blocks plus the forced initial and local ones (deduplicated in the kernels: an upper bound)
+    span = (topk + int(sac.get("sparse_init_block", 0)) + int(sac.get("sparse_local_block", 0))) * block
+    d.update(index_topk=span, index_n_heads=int(sac.get("sparse_num_index_heads", 0)),
+             index_head_dim=int(sac.get("sparse_index_dim", 0)), index_block=block, n_index_layers=sum(sp))
     return d
 
 
@@ -658,6 +705,25 @@ def _v4_expert_quant(t: Mapping[str, Any], fields: dict[str, Any]) -> None:
     fields["quant_kv_dtype"] = fields["quant_kv_dtype"] or "fp8"
 
 
+def _msa_dense_quant(t: Mapping[str, Any], hfq: Mapping[str, Any] | None, fields: dict[str, Any]) -> None:
+    """MiniMax-M3's ModelOpt MIXED_PRECISION release (nvidia/MiniMax-M3-NVFP4) keeps its routed experts in NVFP4 and
+    the attention, indexer, dense-MLP and shared-expert projections in MXFP8: where every layer's q_proj is in an
+    8-bit format of `quantized_layers`, `dense_weight_dtype` records that FP8 (as for DeepSeek-V4) instead of the
+    16 bits 4-bit MoE checkpoints otherwise keep their attention in. Other models are left as they are."""
+    if not fields.get("index_block") or fields.get("quant_weight_dtype") not in ("fp4", "int4"):
+        return
+    q = hfq.get("quantization", hfq) if isinstance(hfq, Mapping) else t.get("quantization_config")
+    layers = q.get("quantized_layers") if isinstance(q, Mapping) else None
+    if not isinstance(layers, Mapping):
+        return
+    algos = {str(v.get("quant_algo", "")).upper() for k, v in layers.items()
+             if isinstance(v, Mapping) and str(k).endswith("self_attn.q_proj")}
+    n = sum(1 for k in layers if str(k).endswith("self_attn.q_proj"))
+    if n >= fields["n_layers"] and algos and all(a in MODELOPT_ALGOS and MODELOPT_ALGOS[a][0] == "fp8"
+                                                 for a in algos):
+        fields["dense_weight_dtype"] = "fp8"
+
+
 def _decilm_ffn_width(ffn_mult: float, hidden: int) -> int:
     """DeciLM's MLP width of a block: 2/3 x ffn_mult x hidden rounded up to a multiple of 256 (the model's own
     `_ffn_mult_to_intermediate_size`, modeling_decilm.py of nvidia/Llama-3_3-Nemotron-Super-49B-v1)."""
@@ -902,6 +968,7 @@ _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "step3p7": _step3p7,
     "mimo_v2_flash": _mimo_v2_flash,
     "gemma4": _gemma4,
+    "minimax_m3": _minimax_m3,
 }
 #: model_type spellings (nested text configs, renamed releases) -> the parser's key
 _TYPE_ALIASES = {
@@ -917,6 +984,8 @@ _TYPE_ALIASES = {
     "step3p5": "step3p7",
     # Gemma 4's language model (the text_config of Gemma4ForConditionalGeneration)
     "gemma4_text": "gemma4",
+    # MiniMax-M3's multimodal release (nvidia/MiniMax-M3-NVFP4): the language model is MiniMax-M3's
+    "minimax_m3_vl": "minimax_m3",
 }
 _ARCH_TO_TYPE = {
     "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
@@ -934,6 +1003,8 @@ _ARCH_TO_TYPE = {
     "Qwen3VLMoeForConditionalGeneration": "qwen3_moe", "Step3p7FlashForCausalLM": "step3p7",
     "Step3p5ForCausalLM": "step3p7", "MiMoV2FlashForCausalLM": "mimo_v2_flash",
     "Gemma4ForConditionalGeneration": "gemma4", "Gemma4ForCausalLM": "gemma4",
+    "MiniMaxM3ForCausalLM": "minimax_m3", "MiniMaxM3SparseForCausalLM": "minimax_m3",
+    "MiniMaxM3SparseForConditionalGeneration": "minimax_m3",
 }
 _PARSERS["gpt2"] = _gpt2  # GPT-2 and bare classic-GPT shapes (no model_type: see model_from_hf_config)
 _ARCH_TO_TYPE["GPT2LMHeadModel"] = "gpt2"
@@ -1039,6 +1110,7 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     if w:  # a quantized checkpoint that leaves every layer's attention projections in 16 bits
         fields["attn_16bit_weights"] = attention_kept_16bit(t, hfq_map, fields["n_layers"])
     _v4_expert_quant(t, fields)
+    _msa_dense_quant(t, hfq_map, fields)
     fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label
     return Model(

@@ -307,7 +307,7 @@ def mixer_params(m: ModelLike) -> Any:
     # the sliding layers' own KV heads as a difference to the full layers' (exactly 0 where they have none)
     swa = n_sliding_layers(m) * (attention_params_per_layer(m, sliding=True) - attention_params_per_layer(m))
     return _out(m, n_attention_layers(m) * attention_params_per_layer(m) + swa
-                + n_linear_layers(m) * linear_attn_params_per_layer(m))
+                + n_linear_layers(m) * linear_attn_params_per_layer(m) + msa_indexer_params(m))
 
 
 def non_embedding_params(m: ModelLike, *, active: bool = False) -> Any:
@@ -382,7 +382,8 @@ def kv_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf16") ->
     # sliding layers with KV heads of their own: their difference to a full layer's bytes (0 where none)
     swa = ns * held * (kv_bytes_per_token_layer(m, dtype, sliding=True) - kv_bytes_per_token_layer(m, dtype))
     out = (tokens * kv_bytes_per_token_layer(m, dtype) + swa
-           + ctx * v4_compressed_elements_per_token(m) * dtype_bytes(dtype))
+           + ctx * v4_compressed_elements_per_token(m) * dtype_bytes(dtype)
+           + ctx * msa_index_elements_per_token(m) * dtype_bytes(dtype))
     return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
 
 
@@ -391,6 +392,29 @@ def sequence_cache_bytes(m: ModelLike, context_len: Any, dtype: str | Any = "bf1
     linear-attention layers (`linear_state_bytes_per_seq`) and of DeepSeek-V4's compressors."""
     out = kv_cache_bytes(m, context_len, dtype) + linear_state_bytes_per_seq(m) + v4_compressor_state_bytes_per_seq(m)
     return float(out) if not isinstance(m, Mapping) and np.ndim(out) == 0 else out
+
+
+def n_index_layers(m: ModelLike) -> Any:
+    """Attention layers with MiniMax sparse attention (`index_block` > 0): `n_index_layers`, -1 meaning every
+    attention layer; 0 for every other model (DeepSeek's sparse attention is costed per layer in
+    `attention_params_per_layer` / `kv_elements_per_token_layer`)."""
+    La, n = n_attention_layers(m), _col(m, "n_index_layers")
+    msa = (_col(m, "index_block") > 0) & (_col(m, "index_topk") > 0)
+    return _out(m, np.where(msa, np.where(n < 0, La, np.minimum(n, La)), 0.0))
+
+
+def msa_indexer_params(m: ModelLike) -> Any:
+    """MiniMax sparse attention's indexer weights over all its layers: per layer a query projection hidden x
+    (index_n_heads x index_head_dim) and one key head hidden x index_head_dim (MiniMax-M3's index_q_proj /
+    index_k_proj; no head-weight projection, no index value: `sparse_disable_index_value`). 0 for other models."""
+    h, ih, idim = _col(m, "hidden"), _col(m, "index_n_heads"), _col(m, "index_head_dim")
+    return _out(m, n_index_layers(m) * (h * ih * idim + h * idim))
+
+
+def msa_index_elements_per_token(m: ModelLike) -> Any:
+    """Cached indexer-key elements per token over MiniMax sparse attention's layers: one key head of
+    index_head_dim per layer (held beside that layer's K and V, in the KV cache's dtype); 0 for other models."""
+    return _out(m, n_index_layers(m) * _col(m, "index_head_dim"))
 
 
 #: Derived columns added to `model_table` (name -> function of a Model or table).

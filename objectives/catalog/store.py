@@ -177,8 +177,15 @@ class Catalog:
         check_hybrid({f: getattr(model, f) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                       "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                       "linear_head_v_dim")}, f"model {model.name!r}")
-        if model.index_topk and not ((model.kv_lora_rank or model.n_csa_layers) and model.index_n_heads > 0
-                                     and model.index_head_dim > 0):
+        if model.index_block and not (model.index_topk > 0 and not model.kv_lora_rank and not model.n_csa_layers
+                                      and not model.n_linear_attn_layers and not model.sliding_window
+                                      and model.index_n_heads > 0 and model.index_head_dim > 0
+                                      and model.n_index_layers != 0):
+            raise CatalogError(f"model {model.name!r}: index_block={model.index_block} (MiniMax sparse attention) "
+                               "needs a GQA model without MLA, compressed, linear or sliding-window layers, "
+                               "index_topk, index_n_heads, index_head_dim > 0 and n_index_layers != 0")
+        if model.index_topk and not model.index_block and not (
+                (model.kv_lora_rank or model.n_csa_layers) and model.index_n_heads > 0 and model.index_head_dim > 0):
             raise CatalogError(f"model {model.name!r}: index_topk={model.index_topk} (DeepSeek sparse attention) needs "
                                "an MLA model (kv_lora_rank > 0) or DeepSeek-V4 CSA layers (n_csa_layers > 0) and "
                                "index_n_heads, index_head_dim > 0")

@@ -181,6 +181,15 @@ class Model:
     # of the block-level outputs of earlier layers instead of a plain residual sum; 0: a plain residual. Its
     # weights are one vector per site (not counted, as norms); its cost is elementwise traffic per token
     attn_res_block_size: int = 0
+    # MiniMax sparse attention (MiniMax-M3 `sparse_attention_config`) on a GQA model: an indexer of index_n_heads x
+    # index_head_dim (query heads sharded over TP like the KV heads, one replicated key head cached per token, no
+    # head-weight projection) scores every cached token, max-pools the scores per block of index_block tokens, and
+    # each query attends to the best blocks plus its local / initial ones: at most index_topk tokens
+    # ((sparse_topk_blocks + sparse_local_block + sparse_init_block) x sparse_block_size). 0: not this kind (the
+    # DeepSeek lightning indexer where index_topk > 0)
+    index_block: int = 0
+    # attention layers with the sparse attention and its indexer (MiniMax-M3: 57 of 60); -1: every attention layer
+    n_index_layers: int = -1
 
     @property
     def is_compressed_attention(self) -> bool:

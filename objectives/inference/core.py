@@ -476,6 +476,19 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                                + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
         comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6 + state_s,
     )
+    if np.any(m.idx_block > 0):
+        # MiniMax sparse attention: the sparse layers' GQA work is bounded by the attended span (`ops.sparse_s`);
+        # per cached token a decode still reads the dense layers' KV and every sparse layer's indexer key
+        msa = m.idx_block > 0
+        grow_pairs = lc.attn_flops_decode - lc.sparse_attn_flops_pair
+        c.dec_kv_s = np.where(msa, np.maximum((grow_kv - lc.sparse_kv_elems_per_token) * kvb / kv_bw,
+                                              grow_pairs / dec_tput), c.dec_kv_s)
+        c.attn_s_pair = np.where(msa, (lc.attn_flops_prefill - lc.sparse_attn_flops_pair) / attn_tput,
+                                 c.attn_s_pair)
+        c.sparse_span = np.where(msa, lc.sparse_topk, 0.0)
+        c.sparse_s_pair = np.where(msa, lc.sparse_attn_flops_pair / attn_tput, 0.0)
+        c.sparse_dec_s = np.where(msa, np.maximum(lc.sparse_kv_elems_per_token * kvb / kv_bw,
+                                                  lc.sparse_attn_flops_pair / dec_tput), 0.0)
     engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
     # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
     c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
@@ -595,6 +608,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
               "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
         fields[f] = getattr(m, f)
     fields["lin_kda"] = m.lin_kda  # Kimi Delta Attention rows: no kernel table prices their recurrence
+    if np.any(m.idx_block > 0):  # MiniMax sparse attention: its span, indexer and layers (absent: none)
+        for f in ("idx_block", "n_idx", "idx_heads", "idx_dim"):
+            fields[f] = getattr(m, f)
     curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
                                        moe_dp)
 
@@ -606,7 +622,10 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                     # fitted on DeepSeek sparse attention (MLA) rows; DeepSeek-V4's modules are
                                     # measured whole, indexer included
                                     + np.where((np.asarray(fields["idx_topk"]) > 0)
-                                               & (np.asarray(fields["v4"]) <= 0), float(attn["sparse"]), 0.0)),
+                                               & (np.asarray(fields["v4"]) <= 0)
+                                               # not MiniMax sparse attention (GQA): no row fitted it
+                                               & (np.asarray(fields.get("idx_block", 0.0)) <= 0),
+                                               float(attn["sparse"]), 0.0)),
                               0.0) * 1e-3
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)

@@ -247,6 +247,10 @@ def _roofline_curves(c: Any, n: int) -> Curves:
     s = S_GRID[None, None, :]
     ctx = b * s * (s + 1.0) * 0.5 * col(c.attn_s_pair)[:, :, None]
     gen = b * s * col(c.dec_kv_s)[:, :, None]
+    span = col(c.sparse_span)[:, :, None]
+    if np.any(span > 0):  # MiniMax sparse attention's bounded part (`ops.sparse_s`)
+        ctx = ctx + b * np.minimum(s * (s + 1.0) * 0.5, s * span) * col(c.sparse_s_pair)[:, :, None]
+        gen = gen + b * np.minimum(s, span) * col(c.sparse_dec_s)[:, :, None]
     return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)),
                   np.log(np.maximum(ctx, 1e-12)), np.log(np.maximum(gen, 1e-12)))
 
@@ -258,7 +262,8 @@ def _flat(x: Num, shape: tuple) -> np.ndarray:
 
 #: the closed-form coefficients `_roofline_curves` reads
 _CURVE_COEFFS = ("lin_s_tok", "lin_s_half", "lin_mem_s", "n_experts", "top_k", "exp_s_tok", "exp_s_half",
-                 "exp_mem_s", "head_s_row", "head_s_half", "head_mem_s", "attn_s_pair", "dec_kv_s")
+                 "exp_mem_s", "head_s_row", "head_s_half", "head_mem_s", "attn_s_pair", "dec_kv_s", "sparse_span",
+                 "sparse_s_pair", "sparse_dec_s")
 
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
@@ -606,6 +611,16 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     tok = col(L_attn) * np.where(col(v4), 0.0, qkv) + lin
     if swa is not None:  # window layers with KV heads of their own
         tok = tok + swa
+    n_idx = m.get("n_idx", np.zeros(k))
+    msa = n_idx > 0  # MiniMax sparse attention (GQA): its layers, span and indexer
+    if msa.any():
+        # the indexer's projections on its layers: query heads sharded as the KV heads, one replicated key head,
+        # one GEMM of their columns in the attention projections' format
+        idx_n = col((np.ceil(m["idx_heads"] / tp) + 1.0) * m["idx_dim"])
+        t_idx = gemm(Mg, idx_n, col(h), gt, msa & ~a16)
+        if attn_gt is not None and (a16 & msa).any():
+            t_idx = np.where(col(a16), gemm(Mg, idx_n, col(h), attn_gt, msa & a16, False), t_idx)
+        tok = tok + np.where(col(msa), col(n_idx) * t_idx, 0.0)
     if v4.any():  # mHC: mixing the residual streams before and after each block, one layer's two sites a cell
         pre, post = prof.table("mhc.pre"), prof.table("mhc.post")
         inside &= ~v4 | pre.inside(1.0, h)
@@ -792,6 +807,30 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
              * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))
         inside &= own_mla | (gtab.inside(1.0, 1024.0, kv_heads) & gtab.inside(1.0, 1024.0, win_heads))
+    if msa.any() and ct is not None and gtab is not None:
+        # MiniMax sparse attention: no module table measures it; its layers' GQA attention is the GQA tables' at the
+        # attended span (prefill: a prompt of s tokens attends ~ min(1, 2 span / s) of its causal pairs there;
+        # decode: each sequence reads min(s, span) tokens), plus the indexer's scores over the whole context: its
+        # query heads' QK^T (prefill: the context table's time per head and head width, no PV), and per decode one
+        # key head of idx_dim read per cached token (the generation table at one KV head, per head width)
+        span = np.maximum(m["idx_topk"], 1.0)[:, None, None]
+        n_i = n_idx[:, None, None]
+        ih_gpu = np.ceil(m["idx_heads"] / tp)[:, None, None]
+        idim = m["idx_dim"][:, None, None]
+        hq = heads[:, None, None]
+        dsc = (hd + vd)[:, None, None] / 256.0 * a_scale
+        t_c = ct(b3, s3, hq) * 1e-3
+        t_sc = ((L_attn[:, None, None] - n_i + n_i * np.minimum(1.0, 2.0 * span / s3)) * t_c * dsc
+                + n_i * t_c * ih_gpu * idim / (hq * 256.0) * a_scale)
+        kv_heads_m = kvh[:, None, None]
+        t_sg = ((L_attn[:, None, None] - n_i) * gtab(b3, s3, kv_heads_m) + n_i * gtab(b3, np.minimum(s3, span),
+                                                                                       kv_heads_m)) * 1e-3 * dsc
+        t_sg = t_sg + n_i * gtab(b3, s3, np.ones_like(kv_heads_m)) * 1e-3 * idim / 256.0 * a_scale
+        m3 = msa[:, None, None]
+        ctx = np.where(m3, np.log(np.maximum(t_sc, 1e-12)), ctx)
+        gen = np.where(m3, np.log(np.maximum(t_sg, 1e-12)), gen)
+        # no table measured this kernel: such rows are never "interpolated"
+        inside &= ~msa
     # MLA: its own kernels (absorbed decode reads one latent per token for all heads; prefill attends with
     # qk_nope + qk_rope / v_head dims), measured at DeepSeek-V3's dims and scaled by the dims read
     if mla.any() and mc is not None and mg is not None:

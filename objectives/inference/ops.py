@@ -85,6 +85,9 @@ class ModelShape:
     # ---- Kimi-K3 (0.0 for every other model) ---------------------------------------------------------------------
     lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (no measured kernel table: closed form)
     attn_res_bytes: Num = 0.0  # attention-residual mixing traffic per token, all layers, bytes (catalog model_math)
+    # ---- MiniMax sparse attention on GQA (0.0 for every other model; `Model.index_block`) ----------------------
+    idx_block: Num = 0.0      # the indexer's block, tokens (> 0: MiniMax sparse attention; idx_topk its span)
+    n_idx: Num = 0.0          # attention layers with it (the others attend densely)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -128,7 +131,8 @@ def _check_costable(m: Any) -> Any:
     check_hybrid({f: getattr(m, f, 0) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                 "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                 "linear_head_v_dim")}, f"model {m.name!r}")
-    if getattr(m, "index_topk", 0) and not m.kv_lora_rank and not getattr(m, "n_csa_layers", 0):
+    if (getattr(m, "index_topk", 0) and not m.kv_lora_rank and not getattr(m, "n_csa_layers", 0)
+            and not getattr(m, "index_block", 0)):
         raise CatalogError(f"model {m.name!r}: index_topk (DeepSeek sparse attention) is only costed on MLA models "
                            "(kv_lora_rank > 0)")
     return m
@@ -182,6 +186,8 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "attn16w": lambda m: float(m.attn_16bit_weights),
         "lin_kda": lambda m: float(m.linear_attn_kind == "kda" and m.n_linear_attn_layers > 0),
         "attn_res_bytes": mm.attn_res_bytes_per_token,
+        "idx_block": lambda m: float(m.index_block) if mm.n_index_layers(m) else 0.0,
+        "n_idx": mm.n_index_layers,
     }
 
 
@@ -225,6 +231,9 @@ class LayerCosts:
     hc_bytes_per_token: Num = 0.0            # hyper-connection mixing traffic per token, all layers (bytes)
     attn_res_bytes_per_token: Num = 0.0      # attention-residual mixing traffic per token, all layers (bytes; not
                                              # split over tp: every rank mixes the whole hidden state)
+    # ---- MiniMax sparse attention (0.0 otherwise): the part of kv_elems_per_token (the sparse layers' K and V) a
+    # decode reads for at most sparse_topk tokens; their indexer keys (in kv_elems_per_token too) are read in full
+    sparse_kv_elems_per_token: Num = 0.0
 
 
 def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
@@ -335,6 +344,23 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     act_full = 4 * h + (q_dim + kv_heads_gpu * (m.head_dim + vd) * tp) / tp + 2 * inter / tp
     act = np.where(own_hd, np.maximum(act_win, act_full), act)
     sparse = np.where((m.idx_topk > 0) & ~v4, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
+    sparse_kv: Num = 0.0
+    if np.any(m.idx_block > 0):
+        # MiniMax sparse attention (GQA): on its n_idx layers the indexer's query heads shard over TP as the KV heads
+        # do (replicated past them), its one key head is replicated and cached; every (query, cached token) pair
+        # costs the index score, the GQA pairs only within the idx_topk span. The dense terms above hold the
+        # DeepSeek indexer's all-layer replicated form: replaced here on these rows
+        msa = m.idx_block > 0
+        ih_gpu = np.ceil(m.idx_heads / tp)
+        msa_idx = m.n_idx * (h * ih_gpu * m.idx_dim + h * m.idx_dim)
+        msa_pair = La * gqa_pair + m.n_idx * 2 * ih_gpu * m.idx_dim
+        dense_params = np.where(msa, dense_params + msa_idx, dense_params)
+        attn_all = np.where(msa, attn_all + msa_idx, attn_all)
+        attn_prefill = np.where(msa, msa_pair, attn_prefill)
+        attn_decode = np.where(msa, msa_pair, attn_decode)
+        kv_elems = np.where(msa, kv_elems + m.n_idx * m.idx_dim, kv_elems)
+        sparse = np.where(msa, m.n_idx * gqa_pair, sparse)
+        sparse_kv = np.where(msa, m.n_idx * kv_heads_gpu * (m.head_dim + vd), 0.0)
     return LayerCosts(dense_params, expert_params, embed, head, attn_prefill, attn_decode, kv_elems, n_ar, n_moe,
                       act, win_kv_elems_per_token=n_win * kv_win_layer, win_attn_flops_pair=n_win * win_pair,
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
@@ -345,7 +371,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                       # per layer, two sites: mixing the hc_mult FP32 streams into one bf16 input (read them,
                       # write one) and back (read the block's output and the streams, write the streams)
                       hc_bytes_per_token=np.where(m.hc_mult > 0, L * 2.0 * (12.0 * m.hc_mult + 4.0) * h, 0.0),
-                      attn_res_bytes_per_token=m.attn_res_bytes)
+                      attn_res_bytes_per_token=m.attn_res_bytes,
+                      sparse_kv_elems_per_token=sparse_kv)
 
 
 @dataclass
@@ -386,6 +413,12 @@ class StepCoeffs:
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
     curves: Any = None
+    #: MiniMax sparse attention (0.0 otherwise): the span its layers attend at most, tokens, and their attention's
+    #: s per attended (query, key) pair in prefill and per attended cached token in decode; `attn_s_pair` and
+    #: `dec_kv_s` then hold only the work that grows with the whole context (dense layers, the indexer)
+    sparse_span: Num = 0.0
+    sparse_s_pair: Num = 0.0
+    sparse_dec_s: Num = 0.0
 
 
 def _zero(x: Num) -> bool:
@@ -411,8 +444,18 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
         t = t + A * c.attn_s_pair
     if not _zero(K):
         t = t + K * c.dec_kv_s
+    if not _zero(c.sparse_span):
+        t = t + sparse_s(c, T, A, D, K, mx)
     t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s)
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
+
+
+def sparse_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, mx: Callable = np.maximum) -> Num:
+    """Seconds of MiniMax sparse attention's bounded part in one forward: each of the T prompt tokens attends at
+    most `sparse_span` keys (of the A causal pairs: min(A, T x span)) and each of the D decodes at most that many
+    of its cached tokens (of the K read: min(K, D x span), the span taken against the batch's mean context)."""
+    span = c.sparse_span
+    return (-mx(-A, -T * span)) * c.sparse_s_pair + (-mx(-K, -D * span)) * c.sparse_dec_s
 
 
 def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: Num, scalar: bool) -> Num:
@@ -444,4 +487,4 @@ def busy_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
     return forward_s(c, T, A, D, K, S) - idle_s(c, D, S)
 
 
-__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s", "idle_s"]
+__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s", "idle_s", "sparse_s"]

@@ -945,3 +945,111 @@ def test_kimi_k3_kda_layers_are_costed_on_every_engine(engine):
     assert pair["weights_gib"].iloc[0] > pair["weights_gib"].iloc[1]
     if engine == "roofline":  # engine rows price GDN's recurrence from its kernel table, KDA's in closed form
         assert pair["tpot_ms"].iloc[0] > pair["tpot_ms"].iloc[1]
+
+
+def test_minimax_m3_reads_its_sparse_attention_and_counts_by_hand():
+    """MiniMax-M3: GQA (64 query heads, 4 KV heads of 128), 3 leading dense layers of dense_intermediate_size, then
+    MoE (128 experts, top 4, one shared expert); 57 layers of MiniMax sparse attention whose indexer (4 query heads
+    and one cached key head of 128, no head-weight projection) picks 16 blocks of 128 tokens plus the local one."""
+    raw = _raw("MiniMax-M3")
+    sac = raw["sparse_attention_config"]
+    m = catalog.model("MiniMaxAI/MiniMax-M3")
+    L, h, nh, nkv, hd = (raw[k] for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
+                                          "num_key_value_heads", "head_dim"))
+    n_sp = sum(sac["sparse_attention_freq"])
+    k_dense = raw["moe_layer_freq"].index(1)
+    assert (n_sp, k_dense, L) == (57, 3, 60)
+    span = (sac["sparse_topk_blocks"] + sac["sparse_local_block"] + sac["sparse_init_block"]) * sac["sparse_block_size"]
+    assert (m.index_topk, m.index_block, m.n_index_layers, m.index_n_heads, m.index_head_dim) == \
+        (span, 128, n_sp, 4, 128) == (2176, 128, 57, 4, 128)
+    assert (m.first_k_dense, mm.n_moe_layers(m), m.ffn, m.moe_ffn, m.shared_ffn, m.n_experts, m.top_k) == \
+        (3, 57, 12288, 3072, 3072, 128, 4)
+    # parameters by hand: attention every layer, the indexer (index_q h x 4 x 128, index_k h x 128) on the sparse
+    # layers, 3 dense SwiGLU MLPs, 57 MoE layers (router, experts, shared expert), untied embedding and head
+    attn = h * nh * hd + 2 * h * nkv * hd + nh * hd * h
+    idx = h * sac["sparse_num_index_heads"] * sac["sparse_index_dim"] + h * sac["sparse_index_dim"]
+    expert = 3 * h * raw["moe_intermediate_size"]
+    shared = 3 * h * raw["shared_intermediate_size"]
+    body = L * attn + n_sp * idx + k_dense * 3 * h * raw["dense_intermediate_size"]
+    emb = 2 * raw["vocab_size"] * h
+    n_e, top = raw["num_local_experts"], raw["num_experts_per_tok"]
+    assert mm.total_params(m) == body + (L - k_dense) * (h * n_e + n_e * expert + shared) + emb
+    assert mm.active_params(m) == body + (L - k_dense) * (h * n_e + top * expert + shared) + emb
+    assert round(mm.total_params(m) / 1e9, 2) == 426.17 and round(mm.active_params(m) / 1e9, 2) == 25.96
+    # KV bytes by hand: a key and a value per KV head on every layer, one index key on each sparse layer (bf16)
+    per_tok = L * nkv * 2 * hd * 2 + n_sp * sac["sparse_index_dim"] * 2
+    assert per_tok == 137_472
+    for ctx in (1, 2176, 32_768, 1_048_576):
+        assert mm.kv_cache_bytes(m, ctx) == per_tok * ctx
+    # the cost model's per-GPU view: one GPU holds the catalog's counts; at TP 8 the 4 KV heads and the indexer's 4
+    # query heads are replicated to one per GPU, its key head on every GPU
+    lc1 = layer_costs(ModelShape.from_models([m]), 1.0)
+    assert lc1.dense_params + lc1.expert_params * n_e + lc1.embed_params == pytest.approx(mm.total_params(m), rel=1e-12)
+    for ctx in (1, 5000):
+        assert memory.seq_cache_bytes_gpu(lc1, 2.0, 1.0, ctx) == pytest.approx(mm.sequence_cache_bytes(m, ctx))
+    lc8 = layer_costs(ModelShape.from_models([m]), 8.0)
+    assert lc8.kv_elems_per_token == L * 1 * 256 + n_sp * 128
+    assert lc8.sparse_kv_elems_per_token == n_sp * 256 and lc8.sparse_topk == 2176
+    assert lc8.attn_flops_decode == L * 2 * 8 * 256 + n_sp * 2 * 1 * 128
+    assert lc8.sparse_attn_flops_pair == n_sp * 2 * 8 * 256
+    assert lc8.attn_params == pytest.approx(L * (attn / 8 + h * 1 * 256 - h * nkv * 256 / 8) + n_sp * h * 2 * 128)
+    # NVIDIA's NVFP4 release: the same language model, NVFP4 experts beside MXFP8 attention and shared experts
+    q = catalog.model("nvidia/MiniMax-M3-NVFP4")
+    assert dataclasses.replace(q, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
+                               architecture=m.architecture, quant_weight_dtype="", quant_scheme="",
+                               dense_weight_dtype="", multimodal=False) == m
+    assert (q.quant_weight_dtype, q.quant_scheme, q.dense_weight_dtype, q.multimodal) == ("fp4", "nvfp4", "fp8", True)
+
+
+def test_minimax_m3_fields_that_cannot_be_costed_name_the_field():
+    c = _cfg("MiniMax-M3")
+    sac = c["sparse_attention_config"]
+    L = c["num_hidden_layers"]
+
+    def with_sac(**kw: object) -> dict:
+        return dict(c, sparse_attention_config=dict(sac, **kw))
+    with pytest.raises(CatalogError, match="sparse_score_type='mean' cannot be costed"):
+        catalog.model_from_hf_config(with_sac(sparse_score_type="mean"))
+    with pytest.raises(CatalogError, match="sparse_disable_index_value is 0 on a sparse layer"):
+        catalog.model_from_hf_config(with_sac(sparse_disable_index_value=[0] * L))
+    with pytest.raises(CatalogError, match="sparse_block_size and sparse_topk_blocks must be > 0"):
+        catalog.model_from_hf_config(with_sac(sparse_topk_blocks=0))
+    with pytest.raises(CatalogError, match="sparse_attention_freq has 59 entries for 60 layers"):
+        catalog.model_from_hf_config(with_sac(sparse_attention_freq=sac["sparse_attention_freq"][1:]))
+    with pytest.raises(CatalogError, match="moe_layer_freq=.* is not leading dense layers then MoE"):
+        catalog.model_from_hf_config(dict(c, moe_layer_freq=[1, 0] * (L // 2)))
+    with pytest.raises(CatalogError, match="attention_output_gate=true cannot be costed"):
+        catalog.model_from_hf_config(dict(c, attention_output_gate=True))
+    # every layer sparse (the freq list counted), and without sparse attention a plain GQA MoE
+    assert catalog.model_from_hf_config(with_sac(sparse_attention_freq=[1] * L,
+                                                 sparse_disable_index_value=[1] * L)).n_index_layers == L
+    dense = catalog.model_from_hf_config(with_sac(use_sparse_attention=False))
+    assert (dense.index_topk, dense.index_block, dense.index_n_heads) == (0, 0, 0)
+    # hand-built records: MiniMax sparse attention needs a GQA model without windows and an indexer
+    base = catalog.model("MiniMax-M3")
+    for bad in (dataclasses.replace(base, name="x", hf_id="", aliases=(), sliding_window=128),
+                dataclasses.replace(base, name="y", hf_id="", aliases=(), index_n_heads=0),
+                dataclasses.replace(base, name="z", hf_id="", aliases=(), kv_lora_rank=512)):
+        with pytest.raises(CatalogError, match="index_block=128 .MiniMax sparse attention. needs a GQA model"):
+            Catalog().register_model(bad)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "roofline"])
+def test_minimax_m3_sparse_layers_bound_decode_attention_at_long_context(engine):
+    """Against the same record with an unbounded span (every cached token attended, the indexer kept): weights and
+    KV cache are the same number for number; a context inside the span costs the same (within the profile grid's
+    interpolation); a 32K-token context decodes faster, as the 57 sparse layers read 2176 tokens' K and V, not 32K."""
+    m = catalog.model("MiniMax-M3")
+    wide = dataclasses.replace(m, name="m3-unbounded", hf_id="", aliases=(), index_topk=2**30)
+    kw = dict(gpu="H200", tp=8, batch_size=16, output_len=256, engine=engine)
+    short = inference.estimate([m, wide], input_len=1024, **kw)
+    long = inference.estimate([m, wide], input_len=32768, **kw)
+    for df in (short, long):
+        assert df["fits"].all(), df["reason"].tolist()
+        cols = ["weights_gib", "kv_cache_gib", "mem_per_gpu_gib"]
+        assert df[cols].iloc[0].tolist() == df[cols].iloc[1].tolist()
+    assert short["tpot_ms"].iloc[0] == pytest.approx(short["tpot_ms"].iloc[1], rel=0.02)
+    assert long["tpot_ms"].iloc[0] < 0.9 * long["tpot_ms"].iloc[1]
+    assert long["ttft_ms"].iloc[0] < long["ttft_ms"].iloc[1]
+    # the profile has no table for this kernel: never "interpolated"
+    assert "interpolated" not in set(long["source"])
