@@ -261,9 +261,10 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     isl = dis["isl"].to_numpy(float)
     factors = eff if eff is not None else default_eff()
     wd, ad = model_dtypes(dis, moe)
+    models = checkpoints(dis)
 
     def pool(prefix: str) -> dict[str, Any]:
-        return dict(model=checkpoints(dis), gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
+        return dict(model=models, gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
                     pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=wd, act_dtype=ad,
                     ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
                     attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=eng, efficiency=eff)

@@ -379,11 +379,7 @@ def _minimax_m3(c: _Cfg) -> dict[str, Any]:
     MTP modules are not costed (as for DeepSeek / MiniMax-M2.5)."""
     d = dict(_gqa_common(c), gated_mlp=True)
     L = d["n_layers"]
-    freq = [int(x) for x in c.req("moe_layer_freq")]
-    k = next((i for i, f in enumerate(freq) if f), L)
-    if len(freq) != L or any(f != 1 for f in freq[k:]):
-        raise CatalogError(f"config.json for {c.arch}: moe_layer_freq={freq} is not leading dense layers then MoE "
-                           "on every layer; only that layout is supported")
+    k = _moe_tail(c, L, c.req("moe_layer_freq"), "moe_layer_freq")
     moe = int(c.opt("moe_intermediate_size", c.int("intermediate_size")))
     d.update(ffn=int(c.opt("dense_intermediate_size", moe)), moe_ffn=moe, n_experts=c.int("num_local_experts"),
              top_k=c.int("num_experts_per_tok"), first_k_dense=k)

@@ -546,13 +546,16 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # window layers with KV heads of their own (0: the full layers'), GQA values narrower than the keys (0: hd)
     swa_kv = m.get("swa_kv_heads", np.zeros(k))
     swa_kvh = np.ceil(np.where(swa_kv > 0, swa_kv, nkv) / tp)
-    vd = np.where(m.get("gqa_v_head", np.zeros(k)) > 0, m.get("gqa_v_head", np.zeros(k)), hd)
+    gqa_v = m.get("gqa_v_head", np.zeros(k))
+    vd = np.where(gqa_v > 0, gqa_v, hd)
     n_win_l = np.minimum(m.get("n_win", np.zeros(k)), L_attn)
     # window layers whose heads have a width of their own (queries, keys, values; 0: the full layers')
     swa_head = m.get("swa_head", np.zeros(k))
     own_hd = (swa_head > 0) & ~mla & (n_win_l > 0)
     swa_hd = np.where(own_hd, swa_head, hd)
     swa_vd = np.where(own_hd, swa_head, vd)
+    # ... and their attention kernels' time against a full layer's at the same shape (1.0 where none)
+    win_d = np.where(own_hd, (swa_hd + swa_vd) / np.maximum(hd + vd, 1.0), 1.0)[:, None, None]
     q_dim = nh * hd
     # attention projections (GQA: fused QKV and O; MLA: q down/up, kv down, kv up, O), on `table` for rows `use`
     gate = m.get("attn_gate", np.zeros(k))
@@ -786,10 +789,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # the tables are measured at head_dim 128 for queries, keys and values: QK^T scales with hd, PV with vd
         d_scale = np.where(mla, (m["qk_nope"] + m["qk_rope"] + m["v_head"]) / 256.0, (hd + vd) / 256.0)
         # windowed layers: a prompt of s tokens attends ~ s x window pairs instead of s^2 / 2
-        n_win_c = np.minimum(m.get("n_win", np.zeros(k)), L_attn)[:, None, None]
+        n_win_c = n_win_l[:, None, None]
         win_c = np.maximum(m.get("window", np.zeros(k)), 1.0)[:, None, None]
-        # window layers with heads of their own width scale by their own dims (ratio 1.0 where none)
-        win_d = np.where(own_hd, (swa_hd + swa_vd) / np.maximum(hd + vd, 1.0), 1.0)[:, None, None]
         layers = (L_attn[:, None, None] - n_win_c) + n_win_c * np.minimum(1.0, 2.0 * win_c / s3) * win_d
         t = ct(b3, s3, heads[:, None, None]) * 1e-3 * layers * (d_scale * a_scale)[:, None, None]
         ctx = np.log(np.maximum(t, 1e-12))
@@ -797,12 +798,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if gtab is not None:
         kv_heads = np.where(mla, 1.0, kvh)
         d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, (hd + vd) / 256.0)
-        n_win = np.minimum(m.get("n_win", np.zeros(k)), L_attn)
+        n_win = n_win_l
         win = np.maximum(m.get("window", np.zeros(k)), 1.0)
         win_heads = np.where(mla, 1.0, swa_kvh)  # the window layers' KV heads (their own where they have some)
         t_full = gtab(b3, s3, kv_heads[:, None, None])
         t_win = gtab(b3, np.minimum(s3, win[:, None, None]), win_heads[:, None, None])
-        win_d = np.where(own_hd & ~mla, (swa_hd + swa_vd) / np.maximum(hd + vd, 1.0), 1.0)[:, None, None]
         t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win * win_d) * 1e-3
              * (d_scale * a_scale)[:, None, None])
         gen = np.log(np.maximum(t, 1e-12))

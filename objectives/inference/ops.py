@@ -338,11 +338,9 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
     # block does not have
     n_ar = np.where(m.parallel_residual > 0, L, 2.0 * L - m.n_ffn_only)
     inter = np.maximum(m.ffn, m.moe_ffn * np.maximum(m.top_k, 1) + m.shared_ffn)
-    act = 4 * h + (q_dim + np.maximum(kv_heads_gpu, swa_kv_gpu) * (m.head_dim + vd) * tp) / tp + 2 * inter / tp
-    # window layers of their own head width: the larger of the two kinds' q, k and v
-    act_win = 4 * h + (m.n_heads * swa_hd + swa_kv_gpu * (swa_hd + swa_vd) * tp) / tp + 2 * inter / tp
-    act_full = 4 * h + (q_dim + kv_heads_gpu * (m.head_dim + vd) * tp) / tp + 2 * inter / tp
-    act = np.where(own_hd, np.maximum(act_win, act_full), act)
+    # q, k and v of the wider of the two layer kinds (full; window layers of their own KV heads or head width)
+    act = (4 * h + np.maximum(q_dim + kv_heads_gpu * (m.head_dim + vd) * tp,
+                              m.n_heads * swa_hd + swa_kv_gpu * (swa_hd + swa_vd) * tp) / tp + 2 * inter / tp)
     sparse = np.where((m.idx_topk > 0) & ~v4, La * np.where(mla, mla_prefill, gqa_pair), 0.0)
     sparse_kv: Num = 0.0
     if np.any(m.idx_block > 0):
