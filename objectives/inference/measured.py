@@ -347,6 +347,12 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
 
 
+#: MiniMax sparse attention modules (`msa_<phase>.<name>` tables) by the model shape they were measured at: MiniMax-M3
+#: (aiconfigurator-core's collectors build it from MiniMaxAI/MiniMax-M3's config.json: 64 query / 4 KV heads of 128,
+#: an indexer of 4 heads of 128 over blocks of 128 tokens, 16 blocks plus the local one); a record of another shape
+#: (another span, other heads) keeps the GQA tables at its bounded span
+MSA_MODULES = {"minimax_m3": {"hidden": 6144.0, "n_heads": 64.0, "n_kv_heads": 4.0, "head_dim": 128.0,
+                              "idx_heads": 4.0, "idx_dim": 128.0, "idx_block": 128.0, "idx_topk": 2176.0}}
 #: DeepSeek-V4 attention layer kinds with a module table of their own; the window-only layers (compress ratio 0)
 #: read the HCA table, as aiconfigurator-core's model does (the HCA module's compressed span is the smallest)
 V4_MODULES = ("csa", "hca")
@@ -826,11 +832,41 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t_sg = ((L_attn[:, None, None] - n_i) * gtab(b3, s3, kv_heads_m) + n_i * gtab(b3, np.minimum(s3, span),
                                                                                        kv_heads_m)) * 1e-3 * dsc
         t_sg = t_sg + n_i * gtab(b3, s3, np.ones_like(kv_heads_m)) * 1e-3 * idim / 256.0 * a_scale
+        # the sparse layers of a model measured as whole modules (`MSA_MODULES`): the module less the projection
+        # GEMMs it ran (bf16 weights; the token curve holds the model's own, in its format) at the same tokens,
+        # per phase where the profile holds that phase's table; the dense layers stay on the GQA tables above
+        bf = prof.table("gemm.bf16")
+        dense_c = (L_attn[:, None, None] - n_i) * t_c * dsc
+        dense_g = (L_attn[:, None, None] - n_i) * gtab(b3, s3, kv_heads_m) * 1e-3 * dsc
+        measured = np.zeros(k, dtype=bool)
+        for name, shape in MSA_MODULES.items():
+            rows_ = msa & np.logical_and.reduce([np.isclose(m[f], v) for f, v in shape.items()])
+            tabs = {st: by_kv(f"msa_{st}.{name}") for st in ("context", "generation")}
+            if not rows_.any() or bf is None or all(t is None for t in tabs.values()):
+                continue
+            proj = projections(bf, False, rows_)[0] + gemm(Mg, idx_n, col(h), bf, rows_, False)
+            ok = np.ones(k, dtype=bool)
+            r3 = rows_[:, None, None]
+            for st, tab in tabs.items():
+                if tab is None:
+                    ok[:] = False  # this phase keeps the GQA tables: not measured
+                    continue
+                # context: b prompts of s tokens (b x s tokens through the projections); decode: b tokens
+                t_mod = hide(tab(b3, s3, hq)) * 1e-3
+                t_proj = curve_at(np.log(np.maximum(proj, 1e-30))[:, None, None, :], b3 * s3 if st == "context"
+                                  else b3 * np.ones_like(s3))
+                t_m = n_i * np.maximum(t_mod - t_proj, 0.2 * t_mod) * a_scale
+                if st == "context":
+                    t_sc = np.where(r3, dense_c + t_m, t_sc)
+                else:
+                    t_sg = np.where(r3, dense_g + t_m, t_sg)
+                ok &= tab.inside(1.0, 1024.0, heads)
+            measured |= rows_ & ok
         m3 = msa[:, None, None]
         ctx = np.where(m3, np.log(np.maximum(t_sc, 1e-12)), ctx)
         gen = np.where(m3, np.log(np.maximum(t_sg, 1e-12)), gen)
-        # no table measured this kernel: such rows are never "interpolated"
-        inside &= ~msa
+        # a phase no module table measured (or heads per GPU beyond its range): the row is not "interpolated"
+        inside &= ~msa | measured
     # MLA: its own kernels (absorbed decode reads one latent per token for all heads; prefill attends with
     # qk_nope + qk_rope / v_head dims), measured at DeepSeek-V3's dims and scaled by the dims read
     if mla.any() and mc is not None and mg is not None:

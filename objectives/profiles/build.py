@@ -18,6 +18,8 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 - The engine's fused MoE layer (routing, grouped expert GEMMs, combine) per weight format, one curve over the
   tokens entering the layer per measured (hidden, expert FFN, top-k, experts, expert TP, EP) shape: the power-law
   routing skew engines see in practice (alpha 1.01) where measured, else balanced routing; fastest kernel per cell.
+- Whole sparse-attention modules (projections included) per architecture and KV-cache dtype: DeepSeek sparse
+  attention (`dsa_*`), DeepSeek-V4 (`dsv4_*`) and MiniMax sparse attention (`msa_*`: MiniMax-M3, SGLang and vLLM).
 - DeepEP dispatch / combine inside one node (EP over its 8 GPUs) by (tokens per rank) per measured (hidden,
   top-k, experts): low-latency kernels (decode) and normal kernels (prefill, fastest SM setting per cell). Measured
   under SGLang; the same library kernels stand in for every engine's profile on that GPU.
@@ -280,24 +282,60 @@ DSA_ARCHS = {"DeepseekV32ForCausalLM": "deepseek_v32", "GlmMoeDsaForCausalLM": "
 def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     """DeepSeek sparse attention modules (projections, lightning indexer, top-k, sparse MLA) per architecture and
     KV-cache dtype: context by (batch, input length, heads per GPU), generation by (batch, KV length, heads per
-    GPU); FP8 block-scaled projections where measured. Context: every measured length, cells beyond a length's
-    largest measured batch extended per prompt; generation: lengths kept where at least half the (batch, heads)
-    lines were measured, the rest filled along the axes."""
+    GPU); FP8 block-scaled projections where measured (`_module_tables`)."""
     df = _read(path, ("op_name", "architecture", "batch_size", "isl", "num_heads", "kv_cache_dtype", "step",
                       "latency"))
     df = df[df["op_name"] == f"dsa_{kind}_module"]
     if "gemm_type" in df.columns and (df["gemm_type"] == "fp8_block").any():
         df = df[df["gemm_type"] == "fp8_block"]
+    return _module_tables(df, kind, DSA_ARCHS)
+
+
+def _module_tables(df: pd.DataFrame, kind: str, archs: Mapping[str, str]) -> dict[str, Table]:
+    """Whole attention-module tables `<name>.<kv>` per architecture of `archs` (the table's name -> ours) and
+    KV-cache dtype: context by (batch, input length, heads per GPU), every measured length, cells beyond a length's
+    largest measured batch extended per prompt; generation by (batch, KV length = step + isl, heads per GPU),
+    lengths kept where at least half the (batch, heads) lines were measured, the rest filled along the axes."""
     df, axes = _length_axes(df, kind)
     out = {}
     for arch, d in df.groupby("architecture"):
-        name = DSA_ARCHS.get(str(arch))
+        name = archs.get(str(arch))
         if name is not None:
             # generation: lengths measured on few (batch, heads) lines are dropped
             tabs = (_kv_tables(d, axes, per_prompt=True) if kind == "context"
                     else _kv_tables(d, axes, min_line_share=0.5))
             out.update({f"{name}.{kv}": t for kv, t in tabs.items()})
     return out
+
+
+#: MiniMax-sparse-attention architectures measured as whole attention modules, by the name the model uses
+MSA_ARCHS = {"MiniMaxM3ForCausalLM": "minimax_m3"}
+#: engines whose MSA module tables are read. TensorRT-LLM 1.3.0rc23's are not (its tables' collection_meta.yaml and
+#: the tables themselves): on Blackwell (implementation="msa", fmha_sm100; serving defaults to the Triton reference
+#: unless the deployment sets it) the context rows are eager, host-bound and timed under CPU contention (B200,
+#: 8 heads, bf16: 148 ms at 2 x 2,048 tokens, 4.6 ms at 4 x 2,048; 28-32 % of neighbouring cells fall below 0.8x
+#: as the batch or length grows, at most 0.5 % in SGLang's and vLLM's) and the generation rows carry a copy of the
+#: whole index-key pool per forward whose size is the collector's allocation (92 % of the b=256, 64k-token point);
+#: on Hopper the Triton reference ("default") grows with the square of the prompt (H200, 8 heads, one prompt:
+#: 81.6 ms per layer at 8k tokens, 373 ms at 16k; SGLang's Triton path 2.0 / 4.1 ms) and superlinearly with batch
+#: x KV at decode (2.2 s per layer at 1,024 x 32k). Its rows keep the GQA tables at the bounded span
+MSA_ENGINES = ("sglang", "vllm")
+
+
+def msa_tables(path: Path, kind: str) -> dict[str, Table]:
+    """MiniMax sparse attention modules (fused QKV and indexer projections, QK norms, RoPE, the indexer's block
+    scores and top-k, sparse GQA, output projection; ai-dynamo/aiconfigurator collector/<engine>/
+    collect_msa_module.py) per architecture and KV-cache dtype: context by (batch, input length, heads per GPU)
+    without a cached prefix (step 0), generation by (batch, KV length, heads per GPU); the bf16 projections (the
+    one format every engine measured: its GEMM table prices them to take them out again)."""
+    df = _read(path, ("op_name", "architecture", "batch_size", "isl", "num_heads", "kv_cache_dtype", "step",
+                      "latency"))
+    df = df[df["op_name"] == f"msa_{kind}_module"]
+    if "gemm_type" in df.columns:
+        df = df[df["gemm_type"] == "bfloat16"]
+    if kind == "context":
+        df = df[df["step"] == 0]
+    return _module_tables(df, kind, MSA_ARCHS)
 
 
 #: DeepSeek-V4 models the module tables were measured on, by the hidden size that keys their tables
@@ -767,6 +805,18 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             for kind in ("context", "generation"):
                 for k, t in dsa_tables(d / f"dsa_{kind}_module_perf.parquet", kind).items():
                     tables[f"dsa_{kind}.{k}"] = t
+            break
+    # MiniMax sparse attention modules: the engine's newest version up to the profile's holding them, else the
+    # oldest later one (SGLang 0.5.16 beside the 0.5.14 profile, vLLM 0.24.0); `MSA_ENGINES` only
+    qvs = versions(root, system, "msa", engine) if engine in MSA_ENGINES else []
+    qv = [v for v in qvs if _vkey(v) <= _vkey(version)]
+    for v in [*reversed(qv), *(v for v in qvs if v not in qv)]:
+        d = base / "msa" / engine / v
+        if any((d / f"msa_{kind}_module_perf.parquet").exists() for kind in ("context", "generation")):
+            for kind in ("context", "generation"):
+                if (d / f"msa_{kind}_module_perf.parquet").exists():
+                    for k, t in msa_tables(d / f"msa_{kind}_module_perf.parquet", kind).items():
+                        tables[f"msa_{kind}.{k}"] = t
             break
     # DeepSeek-V4's attention modules: the newest version up to the profile's holding them all, else the oldest
     # later one (TensorRT-LLM measured them in 1.3.0rc23 only, beside the 1.3.0rc20 profile)

@@ -640,3 +640,56 @@ def test_the_engine_front_end_time_is_the_same_for_a_multimodal_checkpoint_and_a
     # engine's front-end time adds to both TTFTs as it is, with no factor for the multimodal checkpoint
     for model in ("moonshotai/Kimi-K2.5", "MiniMaxAI/MiniMax-M2.5"):
         assert ttft(model, 80.0) - ttft(model, 40.0) == pytest.approx(40.0, rel=1e-6)
+
+
+def test_msa_tables_keep_the_bf16_module_without_a_cached_prefix(tmp_path):
+    from objectives.profiles.build import msa_tables
+    # context: b prompts of isl tokens after a cached prefix of `step`; generation: KV length = step + isl
+    cells = [(b, s) for b in (1, 2, 4) for s in (1024, 2048, 4096)]
+    base = pd.DataFrame({"op_name": "msa_context_module", "architecture": "MiniMaxM3ForCausalLM",
+                         "batch_size": [b for b, _ in cells], "isl": [s for _, s in cells], "num_heads": 8,
+                         "kv_cache_dtype": "bfloat16", "step": 0, "gemm_type": "bfloat16",
+                         "latency": [b * s * 1e-3 for b, s in cells]})
+    df = pd.concat([base, base.assign(num_heads=16, latency=base["latency"] * 2),
+                    base.assign(step=128, latency=base["latency"] * 5),          # a cached prefix: not kept
+                    base.assign(gemm_type="nvfp4", latency=base["latency"] * 7),  # other projections: not kept
+                    base.assign(architecture="GlmMoeDsaForCausalLM", latency=9.0)])
+    df.to_parquet(tmp_path / "ctx.parquet")
+    t = msa_tables(tmp_path / "ctx.parquet", "context")
+    assert set(t) == {"minimax_m3.bf16"}
+    assert float(t["minimax_m3.bf16"](2.0, 2048.0, 8.0)) == pytest.approx(2 * 2.048, rel=1e-6)
+    assert float(t["minimax_m3.bf16"](2.0, 2048.0, 16.0)) == pytest.approx(4 * 2.048, rel=1e-6)
+    gen = base.assign(op_name="msa_generation_module", isl=1, step=base["isl"] - 1)
+    pd.concat([gen, gen.assign(num_heads=16)]).to_parquet(tmp_path / "gen.parquet")
+    g = msa_tables(tmp_path / "gen.parquet", "generation")["minimax_m3.bf16"]
+    assert list(g.axes[1]) == [1024.0, 2048.0, 4096.0]
+
+
+def test_minimax_m3_attention_follows_its_module_table(monkeypatch):
+    """MiniMax-M3 on SGLang / vLLM reads its measured sparse-attention modules: in range, its rows are
+    "interpolated"; its 57 sparse layers' decode attention moves with the module table (less the projections the
+    token curve holds); a record of another span, and TensorRT-LLM (whose tables are not read), keep the GQA tables
+    at the bounded span ("extrapolated")."""
+    import dataclasses
+
+    from objectives import catalog
+    from objectives.inference.efficiency import load_efficiency
+    m = catalog.model("MiniMaxAI/MiniMax-M3")
+    wide = dataclasses.replace(m, name="m3-unbounded", hf_id="", aliases=(), index_topk=2**30)
+    kw = dict(gpu="B200", tp=8, batch_size=16, input_len=1024, output_len=256)
+    for engine in ("sglang", "vllm"):
+        r = inference.estimate([m, wide], engine=engine, **kw)
+        assert r["source"].tolist() == ["interpolated", "extrapolated"], engine
+    assert set(inference.estimate(m, engine="trtllm", **kw)["source"]) == {"extrapolated"}
+    p = profiles.load("B200", "sglang")
+    name = "msa_generation.minimax_m3.bf16"
+    tab = p.table(name)
+    assert tab is not None and p.table("msa_context.minimax_m3.bf16") is not None
+    before = inference.estimate(m, engine="sglang", **kw)
+    # the module three times as slow: each sparse layer's decode attention grows by twice the module's time
+    monkeypatch.setitem(p.tables, name, dataclasses.replace(tab, log_ms=tab.log_ms + np.log(3.0)))
+    after = inference.estimate(m, engine="sglang", **kw)
+    assert after["ttft_ms"].iloc[0] == pytest.approx(before["ttft_ms"].iloc[0], rel=1e-9)
+    mean_kv = 1024 + 128.0
+    want = m.n_index_layers * 2 * float(tab(16.0, mean_kv, 8.0)) * load_efficiency()["profile_attn_scale"]
+    assert after["tpot_ms"].iloc[0] - before["tpot_ms"].iloc[0] == pytest.approx(want, rel=0.05)
