@@ -207,8 +207,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     reach the experts); None: all attn_dp of them. `dp` stays independent replicas; n_gpus = tp x pp x attn_dp x
     dp. `eplb` (bool, may be an array): the deployment runs an expert-parallel load balancer (vLLM and SGLang
     `--enable-eplb`, TensorRT-LLM's MoE load balancer): rows with ep > 1 read the measured fused-MoE layer at
-    balanced routing instead of the power-law skew engines see without one (the roofline's experts are balanced
-    either way); default False, every engine's default. `profile`: a calibrated profile file written by
+    balanced routing instead of the power-law skew engines see without one (TensorRT-LLM's, where its wide-EP
+    table timed its balancer at the model's shape and EP size: the skewed layer x what that balancer gained, at
+    most the balanced routing's gain; the roofline's experts are balanced either way); default False, every
+    engine's default. `profile`: a calibrated profile file written by
     `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the

@@ -697,7 +697,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             near.append((ep2, ~uneven & (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0)))
         # a load-balanced deployment (EPLB) reads each candidate's balanced-routing cells before its skewed ones
         # (the checkpoint's format still decides the kernel: a format without balanced cells is read skewed before
-        # the next format is tried)
+        # the next format is tried). TensorRT-LLM's balanced cells, where its wide-EP table timed its balancer at
+        # the shape and EP size, are the skewed layer x that balancer's gain (`profiles.build.balancer_gain`)
         bal = m.get("eplb", np.zeros(k)) > 0
         rest = [(f, c) for f in moe_formats for c in own] + [
             (f, (np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1), ne / sl,

@@ -18,6 +18,8 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 - The engine's fused MoE layer (routing, grouped expert GEMMs, combine) per weight format, one curve over the
   tokens entering the layer per measured (hidden, expert FFN, top-k, experts, expert TP, EP) shape: the power-law
   routing skew engines see in practice (alpha 1.01) where measured, else balanced routing; fastest kernel per cell.
+  Beside it the layer an expert-parallel load balancer leaves (`moe_bal.*`): the balanced-routing curve, and where
+  TensorRT-LLM's wide-EP table timed its own balancer at the shape and EP size, the skewed curve times that gain.
 - Whole sparse-attention modules (projections included) per architecture and KV-cache dtype: DeepSeek sparse
   attention (`dsa_*`), DeepSeek-V4 (`dsv4_*`) and MiniMax sparse attention (`msa_*`: MiniMax-M3, SGLang and vLLM).
 - DeepEP dispatch / combine inside one node (EP over its 8 GPUs) by (tokens per rank) per measured (hidden,
@@ -643,13 +645,16 @@ def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine:
     return moe_tables_of(moe_rows(paths, engine, twins), balanced)
 
 
-def moe_tables_of(rows: list[pd.DataFrame], balanced: bool = False) -> dict[str, tuple[Table, np.ndarray]]:
+def moe_tables_of(rows: list[pd.DataFrame], balanced: bool = False,
+                  gain: pd.DataFrame | None = None) -> dict[str, tuple[Table, np.ndarray]]:
     """Fused-MoE layer time per weight format: a Table over (shape index 1..K, tokens) and the K x 6 shape keys
     (MOE_SHAPE), from `moe_rows` (newest table first; a shape measured in an earlier table shadows the later ones):
     each shape's skewed curve where measured, else its balanced one. `balanced`: instead, the same tables'
     balanced-routing rows of the shapes whose default curve is the skewed one, at EP >= 2 without expert TP, where
     they are balanced (`_sane_balanced`), each cell at most the skewed one: what an expert-parallel load balancer
-    aims at, the `moe_bal.<format>` tables an `eplb` deployment reads."""
+    aims at, the `moe_bal.<format>` tables an `eplb` deployment reads; with `gain` (`balancer_gain`: the engine's
+    own balancer measured at some of those shapes) the cells it covers are what that balancer achieves instead
+    (`_balancer_applied`)."""
     frames = []
     seen: set[tuple] = set()
     for df in rows:
@@ -673,6 +678,8 @@ def moe_tables_of(rows: list[pd.DataFrame], balanced: bool = False) -> dict[str,
     if not frames:
         return {}
     df = pd.concat(frames)
+    if balanced and gain is not None and len(gain):
+        df = _balancer_applied(df, gain)
     out: dict[str, tuple[Table, np.ndarray]] = {}
     for dt, d in df.groupby("moe_dtype"):
         if not len(d):
@@ -687,6 +694,60 @@ def moe_tables_of(rows: list[pd.DataFrame], balanced: bool = False) -> dict[str,
             continue
         out[str(dt)] = (Table(("shape_key", "num_tokens"), ax, v), shapes)
     return out
+
+
+#: TensorRT-LLM's wide-EP MoE table (aiconfigurator-core `systems/data/<system>/moe/trtllm/1.3.0rc10/`, H100 / H200
+#: fp8_block, B200 / B300 / GB200 / GB300 NVFP4, kernel wideep_compute_cutlass; hidden 3072 / 6144 / 7168, top-8 of
+#: 256 / 384 experts, EP 2-256): EP rank 0's expert compute, no all-to-all, at each global token count (every
+#: attention-DP rank's tokens, as the fused tables' num_tokens), once for a power-law draw with the busiest rank
+#: swapped to rank 0 and once for the same draw after TensorRT-LLM's balancer placed the experts' slots on the ranks
+#: (greedy by load, redundant copies of the hottest experts where slots > experts) with the slowest rank after
+#: placement timed (aiconfigurator's collector/helper.py `_generate_power_law_distribution_with_eplb`). TensorRT-LLM
+#: runs its load balancer in the CUTLASS, TRTLLM-gen, CuteDSL and DeepGEMM backends too (NVIDIA/TensorRT-LLM#8886,
+#: #10617; the WIDEEP backend is deprecated), so the ratio of the two routings is the balancer's gain on the kernels
+#: the fused tables time
+WIDEEP_FILE = "wideep_moe_perf.parquet"
+#: (as drawn, balanced by the balancer) at the power law the fused tables' skewed curves carry
+WIDEEP_ROUTINGS = ("power_law_1.01", "power_law_1.01_eplb")
+
+
+def balancer_gain(path: Path) -> pd.DataFrame:
+    """TensorRT-LLM's load balancer's gain per (moe_dtype, MOE_SHAPE, num_tokens) from its wide-EP table at `path`
+    (`WIDEEP_FILE`): the balanced routing's layer time over the skewed one's (`WIDEEP_ROUTINGS`), with as many slots
+    as experts (no redundant copies: what a deployment whose EP size divides the experts asks for), at EP >= 2, at
+    token counts whose expert picks outnumber the experts (tokens x top-k > experts: below, the collector draws the
+    expert loads from another range, and its skewed draw piles the batch on the timed rank: DeepSeek-V3's shape at
+    one token, EP 8, H200 takes 0.138 ms skewed against 0.053 ms balanced, where the fused table's skewed draw takes
+    0.040 ms). A cell is one draw, so each shape's ratios are a running median over three adjacent token counts.
+    Column `gain` (dimensionless; empty without both routings)."""
+    df = _read(path, ("moe_dtype", "num_tokens", "num_slots", "distribution", "latency") + MOE_SHAPE)
+    df = df[(df["num_slots"] == df["num_experts"]) & df["distribution"].isin(WIDEEP_ROUTINGS)
+            & (df["moe_ep_size"] >= 2) & (df["num_tokens"] * df["topk"] > df["num_experts"])]
+    keys = ["moe_dtype", *MOE_SHAPE]
+    cell = df.groupby([*keys, "num_tokens", "distribution"])["latency"].min().unstack("distribution")
+    if any(r not in cell.columns for r in WIDEEP_ROUTINGS):
+        return pd.DataFrame(columns=[*keys, "num_tokens", "gain"])
+    r = (cell[WIDEEP_ROUTINGS[1]] / cell[WIDEEP_ROUTINGS[0]]).dropna()
+    r = r.groupby(level=keys, group_keys=False).apply(lambda s: s.rolling(3, center=True, min_periods=1).median())
+    return r.rename("gain").reset_index()
+
+
+def _balancer_applied(df: pd.DataFrame, gain: pd.DataFrame) -> pd.DataFrame:
+    """The rows `moe_tables_of(balanced=True)` keys (both routings of each shape; `_keyed` keeps a cell's fastest)
+    with each cell `gain` covers replaced by one row: the skewed cell x the gain, no faster than the cell's balanced
+    routing (a balancer does not beat an even split) and no slower than the skewed draw. Where the balancer falls
+    short of the even split the layer is slower than the balanced routing's: most at large EP, where a rank holds
+    few experts (one at EP 256 of 256 experts: nothing to move without redundant slots)."""
+    cols = ["moe_dtype", *MOE_SHAPE, "num_tokens"]
+    as_float = {c: float for c in cols[1:]}
+    d = df.astype(as_float)
+    sk = d[d["_rank"] == 0].groupby(cols, as_index=False)["latency"].min().rename(columns={"latency": "skewed"})
+    cells = d.groupby(cols, as_index=False)["latency"].min().merge(sk, on=cols).merge(gain.astype(as_float), on=cols)
+    if cells.empty:
+        return df
+    cells["latency"] = np.clip(cells["skewed"] * cells["gain"], cells["latency"], cells["skewed"])
+    hit = d[cols].merge(cells[cols].assign(_hit=True), on=cols, how="left")["_hit"].notna().to_numpy()
+    return pd.concat([df[~hit], cells[[*cols, "latency"]].assign(_rank=1)], ignore_index=True)
 
 
 #: DeepEP tables: (file, kind, {op: time column (µs)}); the normal kernels' time per SM setting (fastest kept)
@@ -851,7 +912,10 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     for k, (t, shp) in moe_tables_of(rows).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp
-    for k, (t, shp) in moe_tables_of(rows, balanced=True).items():
+    # the balancer the engine runs, where its own table timed it: the newest up to the profile's version
+    wv = [v for v in mvs if _vkey(v) <= _vkey(version) and (base / "moe" / engine / v / WIDEEP_FILE).exists()]
+    gain = balancer_gain(base / "moe" / engine / wv[-1] / WIDEEP_FILE) if wv else None
+    for k, (t, shp) in moe_tables_of(rows, balanced=True, gain=gain).items():
         tables[f"moe_bal.{k}"] = t
         keys[f"moe_bal.{k}"] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)

@@ -189,3 +189,82 @@ def test_the_array_path_the_step_model_and_the_simulator_agree_on_the_knob():
     w = serving.Workload(concurrency=16, input_len=2048, output_len=32, n_requests=32)
     sims = [serving.simulate(QWEN, "H200", workload=w, eplb=b, **kw)["ttft_ms_mean"] for b in (False, True)]
     assert np.isfinite(sims).all() and sims[0] != sims[1]
+
+
+def _wideep(path, gains: dict[float, float], slots: int = 128) -> None:
+    """A TensorRT-LLM wide-EP table (aiconfigurator-core's columns) at the `_rows` shape, EP 8: the skewed layer
+    2 ms, the balancer's `gains[T]` x that; beside it rows the gain must not read (redundant slots at a tenth of
+    the skewed layer, another power law)."""
+    t = np.array(sorted(gains))
+    base = dict(zip(MOE_SHAPE, (4096, 1536, 8, 128, 1, 8)), moe_dtype="fp8_block", num_slots=slots,
+                kernel_source="wideep_compute_cutlass")
+    pd.concat([pd.DataFrame({**base, "num_tokens": t, "distribution": "power_law_1.01", "latency": 2.0}),
+               pd.DataFrame({**base, "num_tokens": t, "distribution": "power_law_1.01_eplb",
+                             "latency": 2.0 * np.array([gains[x] for x in t])}),
+               pd.DataFrame({**base, "num_tokens": t, "num_slots": slots + 32, "distribution": "power_law_1.01_eplb",
+                             "latency": 0.2}),
+               pd.DataFrame({**base, "num_tokens": t, "distribution": "power_law_1.2_eplb", "latency": 0.2})],
+              ignore_index=True).to_parquet(path)
+
+
+def test_tensorrt_llms_balanced_cells_are_the_skewed_ones_times_its_balancers_measured_gain(tmp_path):
+    from objectives.profiles.build import balancer_gain, moe_tables_of
+    t = np.array([1.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0])
+    fused = pd.concat([pd.DataFrame({"moe_dtype": "fp8_block", "num_tokens": t, "distribution": dist, "latency": v,
+                                     **dict(zip(MOE_SHAPE, (4096, 1536, 8, 128, 1, ep)))})
+                       for ep in (8, 16) for dist, v in (("power_law_1.01", 1.0), ("balanced", 0.6))])
+    rows = [fused.assign(_rank=fused["distribution"].map({"power_law_1.01": 0, "balanced": 1}))]
+    _wideep(tmp_path / "w.parquet", {1.0: 0.2, 16.0: 0.2, 64.0: 0.9, 256.0: 0.7, 1024.0: 0.3, 4096.0: 0.8,
+                                     16384.0: 1.3})
+    gain = balancer_gain(tmp_path / "w.parquet")
+    # only token counts whose picks outnumber the experts (16 x 8 = 128 do not), as many slots as experts, power
+    # law 1.01; each ratio the running median of three neighbours
+    assert gain["num_tokens"].tolist() == [64.0, 256.0, 1024.0, 4096.0, 16384.0]
+    assert np.allclose(gain["gain"], [0.8, 0.7, 0.7, 0.8, 1.05])
+    plain, bal = moe_tables_of(rows, balanced=True), moe_tables_of(rows, balanced=True, gain=gain)
+    (tab, keys), (tab0, keys0) = bal["fp8_block"], plain["fp8_block"]
+    assert np.array_equal(keys, keys0)
+    i = {int(k[-1]): n + 1.0 for n, k in enumerate(keys)}
+    got = tab(np.full_like(t, i[8]), t)
+    # the skewed 1 ms x the gain, never below the even split (0.6) nor above the skew; no gain: the even split
+    assert np.allclose(got, [0.6, 0.6, 0.8, 0.7, 0.7, 0.8, 1.0], rtol=1e-6)
+    # EP 16, which the wide-EP table did not time, and the default tables are as without it
+    assert np.allclose(tab(np.full_like(t, i[16]), t), tab0(np.full_like(t, i[16]), t), rtol=1e-12)
+    assert np.allclose(tab0(np.full_like(t, i[8]), t), 0.6)
+    # a table without the balancer's rows (RTX PRO 6000's) gains nothing
+    _wideep(tmp_path / "v.parquet", {64.0: 0.5, 256.0: 0.5}, slots=96)
+    assert balancer_gain(tmp_path / "v.parquet").empty
+
+
+def test_shipped_tensorrt_llm_profiles_credit_the_balancer_what_it_achieved_not_an_even_split():
+    # EP 256 of 256 experts: one expert a rank, nothing for the balancer to move (the even split was 0.3-0.8 x)
+    from objectives import profiles
+    tokens = 2.0 ** np.arange(6, 15)
+    for gpu, fmt in (("H200-SXM-141GB", "fp8_block"), ("B200", "nvfp4"), ("GB200", "nvfp4")):
+        p = profiles.load(gpu, "trtllm", full=False)
+        k = np.array([[7168, 2048, 8, 256, 1, 256]], dtype=float)
+        i, j = p.shape_index(f"moe.{fmt}", k)[0], p.shape_index(f"moe_bal.{fmt}", k)[0]
+        assert i > 0 and j > 0
+        skew = p.table(f"moe.{fmt}")(np.full_like(tokens, i), tokens)
+        bal = p.table(f"moe_bal.{fmt}")(np.full_like(tokens, j), tokens)
+        assert (bal >= 0.9 * skew).all() and (bal <= skew * (1 + 1e-6)).all(), (gpu, bal / skew)
+
+
+def test_a_tensorrt_llm_balanced_deployment_is_slower_with_its_balancers_gain_than_with_an_even_split(monkeypatch):
+    pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
+    from objectives.profiles import build
+    from objectives.profiles.profile import load
+    kw = dict(tp=1, attn_dp=32, ep=32, input_len=8192, output_len=1024, concurrency=64 * 32, engine="trtllm",
+              eplb=[False, True])
+    load.cache_clear()
+    try:
+        real = inference.max_throughput(DSR1, "GB200", **kw)
+        monkeypatch.setattr(build, "balancer_gain", lambda path: pd.DataFrame())   # today's even split
+        load.cache_clear()
+        even = inference.max_throughput(DSR1, "GB200", **kw)
+    finally:
+        load.cache_clear()
+    for col in ("ttft_ms", "tpot_ms"):
+        a, b = real[col].to_numpy(float), even[col].to_numpy(float)
+        assert a[0] == b[0]                       # no balancer: the skewed tables, untouched
+        assert a[1] > b[1] * 1.02 and a[1] < a[0]  # the balancer gains, less than an even split would
