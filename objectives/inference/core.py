@@ -416,7 +416,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
     # linear-attention layers (hybrid models): recurrence FLOPs per token, and each decoding sequence reads and
     # writes its constant state once per step (0 for plain transformers)
-    elem_s = elem_s + lc.linear_flops_per_token / attn_tput
+    rec_tok_s = lc.linear_flops_per_token / attn_tput
+    elem_s = elem_s + rec_tok_s
     if np.any(lc.attn_res_bytes_per_token):  # Kimi-K3's attention residuals (no other model pays the term)
         elem_s = elem_s + lc.attn_res_bytes_per_token / w_bw
     state_s = 2.0 * lc.state_bytes_per_seq / kv_bw
@@ -500,7 +501,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
-                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb)
+                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb, rec_tok_s)
     # --- validity
     # DeepSeek-V4's grouped output projection: each TP rank holds o_groups / tp whole groups (vLLM n_local_groups)
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0), m.swa_kv_heads)
@@ -584,11 +585,13 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
                    eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
-                   moe_dp: float | None = None, eplb: Num = 0) -> Any:
+                   moe_dp: float | None = None, eplb: Num = 0, rec_tok_s: Num = 0.0) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code. `engines`: each row's engine name. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
-    whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs)."""
+    whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs).
+    `rec_tok_s` (in `elem_s`) and `state_s`: the linear-attention layers' closed-form recurrence, per token (s) and
+    per decoding sequence per step (s), dropped where a KDA table prices it."""
     from objectives.catalog.types import DTYPES
 
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
@@ -607,12 +610,12 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
               "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
         fields[f] = getattr(m, f)
-    fields["lin_kda"] = m.lin_kda  # Kimi Delta Attention rows: no kernel table prices their recurrence
+    fields["lin_kda"] = m.lin_kda  # Kimi Delta Attention rows: the profile's KDA tables price their recurrence
     if np.any(m.idx_block > 0):  # MiniMax sparse attention: its span, indexer and layers (absent: none)
         for f in ("idx_block", "n_idx", "idx_heads", "idx_dim"):
             fields[f] = getattr(m, f)
-    curves, src, has, _ = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp, dt[w],
-                                       moe_dp)
+    curves, src, has, _, kda_tab = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
+                                                dt[w], moe_dp)
 
     step_ms = eff.engine_table("engine_step_ms", engines, 1.0)
     seq_us = eff.engine_table("engine_seq_us", engines, 2.0)
@@ -628,6 +631,11 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                                float(attn["sparse"]), 0.0)),
                               0.0) * 1e-3
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
+    # Kimi Delta Attention rows whose recurrence the KDA tables priced: its closed form (recurrence FLOPs, each
+    # decoding sequence's state read and write) leaves (Gated DeltaNet rows keep theirs, as fitted)
+    if kda_tab.any():
+        elem_s = np.where(kda_tab, elem_s - rec_tok_s, elem_s)
+        state_s = np.where(kda_tab, 0.0, state_s)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
     # small per-layer kernels the profile's tables do not hold: every layer's (norms, rotary, KV-cache write,
     # activation) and an MoE layer's own (router GEMM, top-k, the experts' input quantization)

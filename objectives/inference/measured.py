@@ -269,12 +269,14 @@ _CURVE_COEFFS = ("lin_s_tok", "lin_s_half", "lin_mem_s", "n_experts", "top_k", "
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
                  kv_names: np.ndarray, gpu_names: np.ndarray, engines: np.ndarray, eff: Any,
                  attn_dp: Num = 1.0, weight_names: Any = None,
-                 moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple]:
+                 moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
-    per-row source code and a has-profile mask, and the broadcast shape. `shape_fields["attn16"]`: the rows whose
-    attention projections run the 16-bit GEMM table (`resolve.attn_16bit`). `moe_dp`: the attention-DP ranks whose
-    tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose GPU has no profile for
-    their engine, or whose compute dtype has no GEMM table, keep roofline curves (source "roofline")."""
+    per-row source code and a has-profile mask, the broadcast shape, and the rows whose Kimi Delta Attention
+    recurrence the curves hold (their closed-form recurrence terms are to be dropped). `shape_fields["attn16"]`: the
+    rows whose attention projections run the 16-bit GEMM table (`resolve.attn_16bit`). `moe_dp`: the attention-DP
+    ranks whose tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose
+    GPU has no profile for their engine, or whose compute dtype has no GEMM table, keep roofline curves (source
+    "roofline")."""
     from objectives import catalog, profiles
 
     bshape = np.broadcast_shapes(*(np.shape(v) for v in shape_fields.values()), np.shape(tp), np.shape(ep),
@@ -283,6 +285,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     n = int(np.prod(bshape)) if bshape else 1
     cv = _roofline_curves(_FlatCoeffs(coeffs, bshape), n)
     src = np.zeros(n, dtype=np.int8)
+    kda_tab = np.zeros(n, dtype=bool)
     f = {k: _flat(v, bshape) for k, v in shape_fields.items()}
     tp_, ep_, adp = _flat(tp, bshape), _flat(ep, bshape), _flat(attn_dp, bshape)
     act = np.broadcast_to(np.asarray(act_names, dtype=object), bshape).ravel()
@@ -329,10 +332,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         attn16 = sub["attn16"] > 0
         at = prof.table("gemm.bf16") if attn16.any() else None
         mxr = bool(mx[rows[0]])
-        (tok, head, ctx, gen), inside = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
-                                                      moe_formats(w, moe_act(e, catalog.gpu(g).family, w, a, mxr),
-                                                                  mxr), at, attn16,
-                                                      None if moe_dp is None else mdp[u])
+        (tok, head, ctx, gen), inside, kda_u = _profile_rows(
+            prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
+            moe_formats(w, moe_act(e, catalog.gpu(g).family, w, a, mxr), mxr), at, attn16,
+            None if moe_dp is None else mdp[u])
         back = back.ravel()
         cv.tok[rows], cv.head[rows] = tok[back], head[back]
         if ctx is not None:
@@ -340,11 +343,12 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         if gen is not None:
             cv.gen[rows] = gen[back]
         src[rows] = np.where(inside[back], S_INTERP, S_EXTRAP)
+        kda_tab[rows] = kda_u[back]
     closed = (src == 0).reshape(bshape)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]),
                     closed=closed if closed.any() else None)
-    return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape
+    return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape, kda_tab.reshape(bshape)
 
 
 #: MiniMax sparse attention modules (`msa_<phase>.<name>` tables) by the model shape they were measured at: MiniMax-M3
@@ -501,10 +505,11 @@ _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
-                  moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray]:
+                  moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
-    profile has no attention table); and whether every lookup was inside the measured ranges. `attn_gt`: the GEMM
-    table the attention projections of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
+    profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose Kimi
+    Delta Attention recurrence the profile's KDA tables priced. `attn_gt`: the GEMM table the attention projections
+    of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -899,19 +904,30 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
     # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
-    # Kimi Delta Attention's chunked / recurrent kernels differ from Gated DeltaNet's and no KDA table is built into
-    # the profiles: those rows keep the closed-form recurrence (`core`: FLOPs and state traffic) and are marked
-    # as outside the measured range
+    vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
     kda = (n_lin > 0) & (m.get("lin_kda", np.zeros(k)) > 0)
-    inside &= ~kda
     lin = (n_lin > 0) & ~kda
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
-        vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
         inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
         nl = np.where(lin, n_lin, 0.0)[:, None, None]
         ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
-    return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside
+    # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
+    # length (the chunked scan runs prompts side by side, one long prompt serially), a decode step by its sequences;
+    # the closed-form recurrence (FLOPs, state traffic) leaves these rows in `core` (`build_curves`' fifth value).
+    # Without the tables (a GPU aiconfigurator-core did not measure KDA on) the rows keep the closed form and say
+    # "extrapolated"
+    k_ctx, k_gen = prof.table("linear_attention.kda_context"), prof.table("linear_attention.kda_generation")
+    if kda.any() and k_ctx is not None and k_gen is not None and ctx is not None and gen is not None:
+        inside &= ~kda | (k_ctx.inside(1.0, 1024.0, vh[:, 0, 0]) & k_gen.inside(1.0, vh[:, 0, 0]))
+        nl = np.where(kda, n_lin, 0.0)[:, None, None]
+        ctx = np.log(np.exp(ctx) + nl * hide(k_ctx(b3, s3, vh)) * 1e-3)
+        gen = np.log(np.exp(gen) + nl * hide(k_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
+        kda_tab = kda
+    else:
+        inside &= ~kda
+        kda_tab = np.zeros(k, dtype=bool)
+    return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside, kda_tab
 
 
 def _v4_attention(prof: Any, m: dict[str, np.ndarray], v4: np.ndarray, heads: np.ndarray, ctx: np.ndarray,

@@ -83,7 +83,7 @@ class ModelShape:
     swa_head: Num = 0.0       # head width (q, k, v, o) of the window layers where it differs (Gemma 4: 256 vs 512)
     attn16w: Num = 0.0        # 1.0: a 4-bit checkpoint keeps every attention projection in 16 bits (even dense)
     # ---- Kimi-K3 (0.0 for every other model) ---------------------------------------------------------------------
-    lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (no measured kernel table: closed form)
+    lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (their own kernel tables, `measured`)
     attn_res_bytes: Num = 0.0  # attention-residual mixing traffic per token, all layers, bytes (catalog model_math)
     # ---- MiniMax sparse attention on GQA (0.0 for every other model; `Model.index_block`) ----------------------
     idx_block: Num = 0.0      # the indexer's block, tokens (> 0: MiniMax sparse attention; idx_topk its span)

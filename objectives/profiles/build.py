@@ -25,6 +25,9 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 - DeepEP dispatch / combine inside one node (EP over its 8 GPUs) by (tokens per rank) per measured (hidden,
   top-k, experts): low-latency kernels (decode) and normal kernels (prefill, fastest SM setting per cell). Measured
   under SGLang; the same library kernels stand in for every engine's profile on that GPU.
+- Linear-attention layers: Gated DeltaNet's conv + recurrence by (tokens, value heads per GPU), and Kimi Delta
+  Attention's (`kda_tables`: prompts by batch and length, decode steps by sequences, per value heads per GPU;
+  TensorRT-LLM's profile on SGLang's tables, `KDA_LANES`).
 
     python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
 
@@ -403,6 +406,87 @@ def gdn_tables(path: Path) -> dict[str, Table]:
         if t is not None:
             out[f"gdn_{phase}"] = t
     return out
+
+
+#: Kimi Delta Attention kernels (aiconfigurator-core `kda/<engine>/<version>/kda_perf.parquet`, Kimi-K3's shape:
+#: hidden 7168, 96 heads of 128, conv kernel 4, measured per attention-TP shard of 12 / 24 / 48 / 96 heads):
+#: - the prompt's short conv (the 3-call Q/K/V `causal_conv1d_fn_qkv3`) and its chunked scan (SGLang `chunk_kda`,
+#:   Triton; vLLM `flashkda_fwd`, CUDA, `chunk_kda_with_fused_gate` below SM90);
+#: - a decode step's fused kernel where the engine dispatches one (SGLang `kda_fused_decode` on the 12-head shard
+#:   only; vLLM's preview build `fused_kda_decode` on every shard: conv update, recurrence and the gated output
+#:   norm in one kernel), else the Triton pair (`causal_conv1d_update` + `fused_recurrent_kda_packed_decode`). The
+#:   tables hold exactly the dispatched lane per shard (SGLang's collection_meta.yaml: "kda_fused_decode on the
+#:   12-head shard, Triton pair on 24/48/96"; vLLM 0.27.0's: no fused rows, its DS conv-state layout runs the pair).
+#: The `verify` phase (speculative decoding's target verify over draft tokens) is not read: no cost model here
+#: drafts tokens. No projection is among these kernels (those stay on the GEMM tables).
+KDA_CONV = "causal_conv1d_fn_qkv3"
+KDA_FUSED_DECODE = ("kda_fused_decode", "fused_kda_decode")
+KDA_DECODE_PAIR = ("causal_conv1d_update", "fused_recurrent_kda_packed_decode")
+#: engines without KDA tables of their own, and the engine whose tables on the same GPU they read: no TensorRT-LLM
+#: release serves KDA (aiconfigurator-core prices Kimi-K3 under SGLang and vLLM only); its linear-attention layers
+#: run flash-linear-attention's Triton kernels (its Gated DeltaNet table times `chunk_gated_delta_rule`, SGLang's
+#: kernel, within 0.75-0.85x of SGLang's on B200, where vLLM's FlashInfer prefill is another lane), so SGLang's
+#: Triton KDA lane is the nearest
+KDA_LANES = {"trtllm": "sglang"}
+#: vLLM KDA tables older than this version time the prompt's conv through the collector's metadata=None branch (a
+#: host-side numpy + device-to-host copy): gb300's 0.27.0 collection_meta.yaml, "added a ~0.8ms/iter floor that
+#: polluted-shape-flattened the whole 0.1.dev19262 context series; the same floor is present in every other
+#: system's 0.1.dev19262 kda context rows" (one token: 0.42 ms on B200, 1.35 ms on GB300, where SGLang's conv takes
+#: 7-11 us). Their conv is read from SGLang's table on the same GPU instead, their scan stays their own. Checked on
+#: GB300, the one GPU with vLLM 0.27.0's serving-parity rows: SGLang's conv + the preview's flashkda_fwd is 0.89-1.57x
+#: (median 1.04, from 4k prompt tokens 0.89-1.29x) 0.27.0's layer over their 368 common cells, the preview's own
+#: conv 1.2-64x (median 10x); flashkda_fwd itself agrees between the two versions (median ratio 1.00)
+KDA_VLLM_CONV_FIXED = "0.27.0"
+
+
+def kda_tables(path: Path, conv: Path | None = None) -> dict[str, Table]:
+    """Kimi Delta Attention layer time (ms, one layer's kernels summed per phase, no projections; `KDA_CONV`):
+    `kda_context` by (batch, prompt length, value heads per GPU): the short conv + the chunked scan, cells beyond a
+    (length, heads) line's largest measured batch in proportion to the prompts; `kda_generation` by (decoding
+    sequences, value heads per GPU): the fused decode kernel where measured, else the Triton pair.
+    `conv`: a table whose context conv rows replace `path`'s (`KDA_VLLM_CONV_FIXED`)."""
+    cols = ("phase", "kernel_source", "batch_size", "seq_len", "num_tokens", "num_v_heads", "latency")
+    df = _read(path, cols)
+    ctx = df[df["phase"] == "context"]
+    if conv is not None:
+        other = _read(conv, cols)
+        ctx = pd.concat([ctx[ctx["kernel_source"] != KDA_CONV],
+                         other[(other["phase"] == "context") & (other["kernel_source"] == KDA_CONV)]])
+    out = {}
+    cell = ["batch_size", "seq_len", "num_v_heads"]
+    per = ctx.groupby([*cell, "kernel_source"])["latency"].median().unstack("kernel_source")
+    if KDA_CONV in per.columns and len(per.columns) == 2:  # the conv and one scan: both measured in a cell
+        layer = per.sum(axis=1, min_count=2).dropna().rename("latency").reset_index()
+        t = _table(layer, cell, [1, 0, 2], per_prompt=True)
+        if t is not None:
+            out["kda_context"] = t
+    elif len(per.columns):
+        raise ValueError(f"{path}: context kernels {sorted(per.columns)}; a KDA layer's prompt runs {KDA_CONV!r} "
+                         "and one chunked scan")
+    gen = df[df["phase"] == "generation"]
+    per = gen.groupby(["num_tokens", "num_v_heads", "kernel_source"])["latency"].median().unstack("kernel_source")
+    fused = per[[k for k in KDA_FUSED_DECODE if k in per.columns]].min(axis=1)
+    pair = (per[list(KDA_DECODE_PAIR)].sum(axis=1, min_count=2) if set(KDA_DECODE_PAIR) <= set(per.columns)
+            else pd.Series(np.nan, index=per.index))
+    layer = fused.fillna(pair).dropna().rename("latency").reset_index()
+    if len(layer):
+        t = _table(layer, ["num_tokens", "num_v_heads"], [0, 1], size_axis=0)
+        if t is not None:
+            out["kda_generation"] = t
+    return out
+
+
+def kda_paths(root: Path, system: str, engine: str, version: str) -> tuple[Path | None, Path | None]:
+    """The KDA table a (system, engine, version) profile reads (its own up to `version`, `_table_upto`, else its
+    `KDA_LANES` engine's newest on the same system) and the table its context conv comes from instead (SGLang's
+    newest for vLLM tables before `KDA_VLLM_CONV_FIXED`; None: its own)."""
+    fname = "kda_perf.parquet"
+    own = _table_upto(root, system, "kda", engine, version, fname)
+    if own is None and engine in KDA_LANES:
+        return _newest_table(root, system, "kda", KDA_LANES[engine], fname), None
+    if own is None or engine != "vllm" or _vkey(own.parent.name) >= _vkey(KDA_VLLM_CONV_FIXED):
+        return own, None
+    return own, _newest_table(root, system, "kda", "sglang", fname)
 
 
 def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[np.ndarray, ...], np.ndarray,
@@ -895,6 +979,10 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             tables[f"mhc.{k}"] = t
     if (f_gdn := _table_upto(root, system, "linear_attention", engine, version, "gdn_perf.parquet")) is not None:
         for k, t in gdn_tables(f_gdn).items():
+            tables[f"linear_attention.{k}"] = t
+    f_kda, f_conv = kda_paths(root, system, engine, version)
+    if f_kda is not None:
+        for k, t in kda_tables(f_kda, f_conv).items():
             tables[f"linear_attention.{k}"] = t
     for k, t in comm_tables(root, system, engine, version).items():
         tables[f"comm.{k}"] = t

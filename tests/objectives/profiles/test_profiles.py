@@ -506,6 +506,120 @@ def test_gdn_table_is_one_layer_of_one_model_not_a_sum_over_models(tmp_path):
     assert float(t(8, 4)) == pytest.approx(2.0 * 0.006 * (1 + 8 / 64), rel=1e-6)
 
 
+def _kda_rows(conv: float = 0.01, scan: float = 0.1, fused_heads: tuple[int, ...] = (12,)) -> pd.DataFrame:
+    """A small kda_perf table in aiconfigurator-core's layout: context conv + scan at (batch, length, heads), the
+    largest batch of the longest length unmeasured; decode by the fused kernel on `fused_heads`, else the pair;
+    verify rows that must not be read."""
+    rows = []
+    for vh in (12, 24):
+        for b in (1, 2, 4):
+            for s in (1, 8, 64):
+                if b == 4 and s == 64:
+                    continue  # the conv guard's skipped corner
+                for k, base in (("causal_conv1d_fn_qkv3", conv), ("chunk_kda", scan)):
+                    rows.append(dict(phase="context", kernel_source=k, batch_size=b, seq_len=s, num_tokens=b * s,
+                                     num_v_heads=vh, latency=base * b * s * vh / 12))
+        for n in (1, 8, 64):
+            kernels = (("kda_fused_decode", 0.005),) if vh in fused_heads else (
+                ("causal_conv1d_update", 0.002), ("fused_recurrent_kda_packed_decode", 0.004))
+            for k, base in kernels + (("fused_kda_decode_mtp_dspark", 1.0),):
+                rows.append(dict(phase="verify" if k.endswith("dspark") else "generation", kernel_source=k,
+                                 batch_size=n, seq_len=1, num_tokens=n, num_v_heads=vh, latency=base * (1 + n / 8)))
+    return pd.DataFrame(rows)
+
+
+def test_kda_tables_sum_one_layers_dispatched_kernels_per_phase(tmp_path):
+    from objectives.profiles.build import kda_tables
+    f = tmp_path / "kda_perf.parquet"
+    _kda_rows().to_parquet(f)
+    t = kda_tables(f)
+    ctx, gen = t["kda_context"], t["kda_generation"]
+    assert ctx.names == ("batch_size", "seq_len", "num_v_heads") and gen.names == ("num_tokens", "num_v_heads")
+    # prompt: conv + scan per (batch, length, heads); the unmeasured corner in proportion to the prompts
+    assert float(ctx(2, 8, 24)) == pytest.approx(0.11 * 2 * 8 * 2, rel=1e-6)
+    assert float(ctx(4, 64, 12)) == pytest.approx(2.0 * float(ctx(2, 64, 12)), rel=1e-6)
+    # decode: the fused kernel alone where the engine dispatches it (12 heads), the Triton pair elsewhere; never
+    # the verify phase's kernel
+    assert float(gen(8, 12)) == pytest.approx(0.005 * 2, rel=1e-6)
+    assert float(gen(8, 24)) == pytest.approx(0.006 * 2, rel=1e-6)
+    # vLLM's preview tables: the conv read from another table, the scan kept
+    g = tmp_path / "sglang_kda_perf.parquet"
+    _kda_rows(conv=0.03).to_parquet(g)
+    assert float(kda_tables(f, conv=g)["kda_context"](2, 8, 24)) == pytest.approx(0.13 * 2 * 8 * 2, rel=1e-6)
+
+
+def test_kda_table_each_engines_profile_reads(tmp_path):
+    """Own table up to the profile's version (else the newest), vLLM's preview tables with SGLang's conv, vLLM 0.27.0
+    with its own; TensorRT-LLM (no KDA table) on SGLang's."""
+    from objectives.profiles.build import kda_paths
+    for eng, v in (("sglang", "0.5.16"), ("vllm", "0.1.dev19262"), ("vllm", "0.27.0")):
+        d = tmp_path / "gb300" / "kda" / eng / v
+        d.mkdir(parents=True)
+        _kda_rows().to_parquet(d / "kda_perf.parquet")
+    kda = tmp_path / "gb300" / "kda"
+    sgl = kda / "sglang" / "0.5.16" / "kda_perf.parquet"
+    assert kda_paths(tmp_path, "gb300", "sglang", "0.5.14") == (sgl, None)
+    assert kda_paths(tmp_path, "gb300", "vllm", "0.24.0") == (kda / "vllm" / "0.1.dev19262" / "kda_perf.parquet", sgl)
+    assert kda_paths(tmp_path, "gb300", "vllm", "0.28.0") == (kda / "vllm" / "0.27.0" / "kda_perf.parquet", None)
+    assert kda_paths(tmp_path, "gb300", "trtllm", "1.3.0rc20") == (sgl, None)
+    assert kda_paths(tmp_path, "b200_sxm", "trtllm", "1.3.0rc20") == (None, None)
+
+
+def _scaled_kda(real, factor: float):
+    """`profiles.load` whose KDA tables are `factor` x the real ones."""
+    import dataclasses
+
+    def load(gpu, engine, *a, **k):
+        p = real(gpu, engine, *a, **k)
+        if p is None or p.table("linear_attention.kda_context") is None:
+            return p
+        t = dict(p.tables)
+        for n in ("linear_attention.kda_context", "linear_attention.kda_generation"):
+            t[n] = Table(t[n].names, t[n].axes, t[n].log_ms + np.log(factor))
+        return dataclasses.replace(p, tables=t)
+    return load
+
+
+def test_kimi_k3_kda_layers_follow_the_kda_tables(monkeypatch):
+    """Kimi-K3 under SGLang on B200, TP 8 (12 KDA heads per GPU, measured): rows "interpolated"; doubling the KDA
+    tables adds one more table time per KDA layer (69) to the prompt (at its batch and length) and to each decode
+    step (at its sequences), the launch floor taken off once either way."""
+    kw = dict(model="moonshotai/Kimi-K3", gpu="B200", tp=8, batch_size=[1, 64], input_len=1024, output_len=256,
+              engine="sglang")
+    base = inference.estimate(**kw)
+    assert set(base["source"]) == {"interpolated"}
+    p = profiles.load("B200", "sglang")
+    kc, kg = p.table("linear_attention.kda_context"), p.table("linear_attention.kda_generation")
+    shipped = profiles.load("B200", "sglang", full=False)  # the compact copy carries the same tables
+    assert np.allclose(shipped.table("linear_attention.kda_generation").log_ms, kg.log_ms, atol=1e-6)
+    monkeypatch.setattr(profiles, "load", _scaled_kda(profiles.load, 2.0))
+    dbl = inference.estimate(**kw)
+    b = np.array([1.0, 64.0])
+    assert np.allclose(dbl["ttft_ms"] - base["ttft_ms"], 69 * kc(b, 1024.0, 12.0), rtol=2e-3)
+    assert np.allclose(dbl["tpot_ms"] - base["tpot_ms"], 69 * kg(b, 12.0), rtol=2e-3)
+
+
+def test_kda_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it():
+    """The closed form's per-sequence state read and write (ovh_seq_s) leaves Kimi-K3's decode where the KDA
+    tables price it; a GPU whose profile has no KDA table (A100) keeps it and says "extrapolated"; Gated DeltaNet
+    rows (Qwen3.5) keep theirs beside their table, as the engine factors were fitted."""
+    from objectives.inference.core import prepare
+
+    def seq_terms(model, gpu, engine):
+        pr = prepare(model, gpu, tp=8, engine=engine)
+        seq_s = float(np.squeeze(pr.eff.engine_table("engine_seq_us", np.array([engine], dtype=object), 2.0))) * 1e-6
+        return float(np.squeeze(pr.coeffs.ovh_seq_s)), seq_s, float(np.squeeze(pr.lc.state_bytes_per_seq))
+
+    ovh, seq_s, state = seq_terms("moonshotai/Kimi-K3", "B200", "sglang")
+    assert state > 0 and ovh == pytest.approx(seq_s, rel=1e-12)
+    ovh, seq_s, _ = seq_terms("moonshotai/Kimi-K3", "A100-SXM-80GB", "sglang")
+    assert ovh > 1.05 * seq_s
+    assert set(inference.estimate("moonshotai/Kimi-K3", "A100-SXM-80GB", tp=8, batch_size=1, input_len=1024,
+                                  output_len=64, engine="sglang")["source"]) == {"extrapolated"}
+    ovh, seq_s, _ = seq_terms("Qwen/Qwen3.5-397B-A17B", "B200", "sglang")
+    assert ovh > 1.05 * seq_s
+
+
 def test_chunked_prefill_iterations_are_not_averaged_into_the_decode_steps():
     # 4 clients, 8k prompts, 1k outputs: ~4 prefill iterations per 1,024, the rest decode 4 sequences. Spreading
     # the prompts as 32 extra tokens over every decode step would touch several times the experts per step
