@@ -21,7 +21,10 @@ profile, the roofline where it has none; "roofline" for the closed form], eplb [
 expert-parallel load balancer, vLLM / SGLang ``--enable-eplb`` or TensorRT-LLM's MoE load balancer, in every pool;
 pools with ep > 1 are costed at balanced expert load, ep == 1 ones are unaffected, and an ep that does not divide
 the experts runs with one anyway; passed to every `inference.estimate` / `max_throughput` call of the analytical
-model and to `serving.simulate`).
+model and to `serving.simulate`), moe_act_dtype [None: "auto"] ("auto", "bf16" or "mxfp8": the activations MXFP4
+experts such as gpt-oss's compute with in every pool, TensorRT-LLM OVERRIDE_QUANT_ALGO, SGLang
+``--flashinfer-mxfp4-moe-precision``, vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8; "auto" each engine's default
+kernel; other experts ignore it; `inference.estimate`).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -75,13 +78,13 @@ DEFAULTS: dict[str, Any] = {
     "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
-    "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False,
+    "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus")
-_OPTIONAL = ("act_dtype", "kv_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
+_OPTIONAL = ("act_dtype", "kv_dtype", "moe_act_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
              "prefill_attn_dp")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {
@@ -144,7 +147,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             prefill_gpu=np.asarray(c["prefill_gpu"], dtype=object), prefill_tp=np.asarray(c["prefill_tp"], dtype=object),
             attn_dp=_ints(c["attn_dp"], "attn_dp"), prefill_ep=np.asarray(c["prefill_ep"], dtype=object),
             prefill_attn_dp=np.asarray(c["prefill_attn_dp"], dtype=object),
-            eplb=np.asarray(c["eplb"], dtype=object),
+            eplb=np.asarray(c["eplb"], dtype=object), moe_act_dtype=np.asarray(c["moe_act_dtype"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -320,7 +323,8 @@ class LLMServingObjective:
             kw.update(mode="agg", dp=dp)
         try:
             m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
-                                 ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]), **kw)
+                                 ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]),
+                                 moe_act_dtype=str(cfg["moe_act_dtype"]), **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])
@@ -441,6 +445,12 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     if "eplb" in defaults and not isinstance(defaults["eplb"], (bool, np.bool_)):
         raise ObjectiveError(f"defaults eplb={defaults['eplb']!r}: must be True or False (an expert-parallel load "
                              f"balancer on or off)")
+    if defaults.get("moe_act_dtype") is not None:
+        from .inference.measured import MOE_ACT_DTYPES
+        if defaults["moe_act_dtype"] not in MOE_ACT_DTYPES:
+            raise ObjectiveError(f"defaults moe_act_dtype={defaults['moe_act_dtype']!r}: valid: "
+                                 f"{', '.join(MOE_ACT_DTYPES)} or None (the MXFP4 experts' activations; None and "
+                                 f"'auto': each engine's default kernel)")
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
     from .uncertainty import check_level, level_for_confidence

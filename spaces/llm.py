@@ -30,7 +30,7 @@ from objectives.catalog import GPU, Model
 
 from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
 from .batching import batching as batching_space
-from .compose import compose
+from .compose import compose, one_of
 from .hardware import hardware
 from .parallelism import ep_choices, model_record, parallelism
 from .quantization import KV_DTYPES, quantization
@@ -48,7 +48,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 engines: Sequence[str] | None = None, prefill_gpus: Sequence[str | GPU] | str | None = None,
                 prefill_tp: Sequence[int] | None = None, attn_dp: Sequence[int] | None = None,
                 prefill_ep: Sequence[int] | None = None,
-                prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None) -> dse.Space:
+                prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None,
+                moe_act_dtypes: Sequence[str] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -71,9 +72,16 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     ``(False, True)`` (vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load balancer; the cost model prices
     the experts at balanced load, `objectives.llm_serving_objective` knob ``eplb``, and `dse deploy` emits the
     engine's switch); active only where a pool (the decode pool's ``ep``, the prefill pool's ``prefill_ep``) has
-    an EP above 1 that divides the experts, the only configurations it changes. Values every trial would fail on
+    an EP above 1 that divides the experts, the only configurations it changes. ``moe_act_dtypes`` (models with
+    MXFP4 experts: gpt-oss): the activations the experts compute with as a knob ``moe_act_dtype``, e.g.
+    ``("auto", "bf16", "mxfp8")`` (`objectives.inference.measured.MOE_ACT_DTYPES`: "auto" each engine's default
+    kernel; the objective's knob ``moe_act_dtype``, and `dse deploy` emits each engine's setting); active only
+    where ``weight_dtype`` is fp4 (the MXFP4 checkpoint), and "mxfp8" only on GPUs with an MXFP8 MoE kernel
+    (Blackwell). Values every trial would fail on
     are refused here: EP on a dense model, EP above the experts, a prefill EP that no prefill TP x attention DP is
-    a multiple of; ``eplb`` on a dense model or with values other than True / False; with ``engines``,
+    a multiple of; ``eplb`` on a dense model or with values other than True / False; ``moe_act_dtypes`` on a model
+    without MXFP4 experts, in a space without fp4 weights, with an unknown value, or "mxfp8" where no GPU of the
+    space has the kernel; with ``engines``,
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
     `objectives.inference.resolve.layout_invalid`), in each pool.
     """
@@ -125,6 +133,13 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         part, cond = _eplb(model, eplb, "prefill_ep" if prefill_ep is not None else None)
         parts.append(part)
         when["eplb"] = cond
+    if moe_act_dtypes is not None:
+        pool_gpus = [] if not own_pools else _choices(pool, "prefill_gpu")
+        part, cond, rules = _moe_act(model, moe_act_dtypes, _choices(parts[2], "weight_dtype"),
+                                     _choices(parts[0], "gpu"), pool_gpus)
+        parts.append(part)
+        when["moe_act_dtype"] = cond
+        cons.extend(rules)
     policies = [batching] if isinstance(batching, str) else list(dict.fromkeys(batching))
     if policies != ["continuous"] and "disagg" in modes:
         if len(modes) == 1:
@@ -314,3 +329,40 @@ def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) ->
     cond = " or ".join(f"({p} > 1 and {e} % {p} == 0)" for p in ("ep", *([prefill_ep] if prefill_ep else [])))
     return dse.Space(eplb=dse.Categorical(vals)), cond
 
+
+
+def _moe_act(model: str | Model, values: Sequence[str], weights: Sequence[str], gpus: Sequence[str],
+             prefill_gpus: Sequence[str]) -> tuple[dse.Space, str, list[str]]:
+    """The ``moe_act_dtype`` knob, its condition (active where the experts are MXFP4: fp4 weights) and its rules
+    ("mxfp8" only on GPUs with an MXFP4 x MXFP8 MoE kernel, `objectives.inference.measured.MXFP8_MOE_FAMILIES`, in
+    each pool). SpaceError (a ValueError) for a model without MXFP4 experts, a space without fp4 weights, a value
+    that is not one of `MOE_ACT_DTYPES`, or "mxfp8" where no GPU of the space can run it."""
+    from objectives import catalog
+    from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES
+
+    m = model_record(model)
+    vals = None if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") else \
+        list(dict.fromkeys(values))
+    bad = [v for v in vals or [] if not (isinstance(v, str) and v in MOE_ACT_DTYPES)]
+    if vals is None or not vals or bad:
+        what = "not a sequence" if vals is None else f"{bad or 'empty'} not allowed"
+        raise SpaceError(f"moe_act_dtypes={values!r}: {what}; give a sequence of {', '.join(MOE_ACT_DTYPES)}, e.g. "
+                         f"('auto', 'bf16', 'mxfp8') (the activations MXFP4 experts compute with)")
+    if not (m.is_moe and m.quant_scheme == "mxfp4"):
+        raise SpaceError(f"moe_act_dtypes={values!r}: the experts' activation precision is a knob of MXFP4 experts "
+                         f"(gpt-oss); {m.name} has {'no MXFP4 experts' if m.is_moe else 'no experts (dense)'}, so "
+                         f"every value would give the same trial")
+    if "fp4" not in weights:
+        raise SpaceError(f"moe_act_dtypes={values!r}: the space's weight formats {list(weights)} hold no fp4, so "
+                         f"{m.name}'s experts are never MXFP4 there; add the 'fp4' format")
+    rules = []
+    if "mxfp8" in vals:
+        for name, choices in (("gpu", gpus), ("prefill_gpu", prefill_gpus)):
+            able = [g for g in choices if catalog.gpu(g).family in MXFP8_MOE_FAMILIES]
+            if name == "gpu" and not able:
+                raise SpaceError(f"moe_act_dtypes={values!r}: 'mxfp8' runs on none of the GPUs {list(choices)} (an "
+                                 f"MXFP4 x MXFP8 MoE kernel needs a GPU of the families {list(MXFP8_MOE_FAMILIES)}); "
+                                 f"every trial with it would fail")
+            if choices and len(able) < len(choices):
+                rules.append(f"moe_act_dtype != 'mxfp8' or weight_dtype != 'fp4' or {one_of(name, able)}")
+    return dse.Space(moe_act_dtype=dse.Categorical(vals)), "weight_dtype == 'fp4'", rules

@@ -166,9 +166,11 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             prefill_gpu / prefill_tp / prefill_ep / prefill_attn_dp (disagg: the prefill workers' own; default the
             decode workers' gpu / tp / ep / attn_dp),
             max_batch_size (or batch_size / max_num_seqs), max_num_tokens, chunked_prefill, eplb (True: each
-            worker with ep > 1 runs its engine's expert-parallel load balancer, :mod:`objectives.deploy.builders`);
+            worker with ep > 1 runs its engine's expert-parallel load balancer, :mod:`objectives.deploy.builders`),
+            moe_act_dtype ("auto" / None, "bf16", "mxfp8": MXFP4 experts' activations; each worker gets its engine's
+            setting where it differs from the engine's default there);
             ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, bf16, agg,
-            256, 8192, chunked, no eplb).
+            256, 8192, chunked, no eplb, auto).
         engine: "vllm", "sglang" or "trtllm".
         version: the engine release (default: the GPU's kernel-profile release, see :func:`engine_version`).
         model: catalog name or Hugging Face id (the commands use the catalog's Hugging Face id).

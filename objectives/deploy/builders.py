@@ -2,14 +2,18 @@
 
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
-``max_num_tokens``, ``chunked_prefill``, ``eplb``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
+``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
 ``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
 workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else
 the decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
 ``eplb`` (an expert-parallel load balancer, as the cost model's ``eplb``) switches each engine's load balancer on
 in every worker with ep > 1; a worker whose ep does not divide the experts runs it whatever ``eplb`` says (its R
 redundant expert copies are placed by it, R = `objectives.inference.resolve.redundant_experts`), and a worker
-without expert parallelism (ep 1) has none to run.
+without expert parallelism (ep 1) has none to run. ``moe_act_dtype`` ("auto" / None, "bf16", "mxfp8": the
+activations MXFP4 experts compute with, as the cost model's knob) sets each engine's MXFP4 MoE precision where the
+model's experts are MXFP4 (fp4 weights of an MXFP4 checkpoint: gpt-oss) and the value is not the engine's default
+on the worker's GPU (`objectives.inference.measured.moe_act`); elsewhere it launches nothing ("mxfp8" on a GPU
+without an MXFP4 x MXFP8 MoE kernel is refused).
 
 How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
 
@@ -26,6 +30,10 @@ eplb, or ep not    --enable-eplb, and when R > 0    --enable-eplb, and when R > 
 dividing the       --eplb-config                    --ep-num-redundant-experts R        .num_slots: experts + R
 experts (ep > 1)   {"num_redundant_experts": R}                                         (R may be 0),
                                                                                         .layer_updates_per_iter: 1
+moe_act_dtype      env VLLM_USE_FLASHINFER_MOE_     --flashinfer-mxfp4-moe-precision    env OVERRIDE_QUANT_ALGO=
+(MXFP4 experts,    MXFP4_MXFP8=1 (mxfp8; bf16 is    bf16 (bf16; mxfp8 is its            W4A16_MXFP4 (bf16; mxfp8,
+not the default)   its default)                     Blackwell default)                  W4A8_MXFP4_MXFP8, is its
+                                                                                        Blackwell default)
 max_batch_size     --max-num-seqs                   --max-running-requests              --max_batch_size
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked) /  --max_num_tokens
                                                     --max-prefill-tokens
@@ -51,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
+from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES, moe_act
 from objectives.inference.resolve import layout_invalid, valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
@@ -97,7 +106,8 @@ KV: dict[str, dict[str, str | None]] = {
 
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "weight_dtype": "bf16",
                             "act_dtype": None, "kv_dtype": None, "mode": "agg", "prefill_replicas": None,
-                            "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True, "eplb": False}
+                            "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True, "eplb": False,
+                            "moe_act_dtype": None}
 ALIASES = {"batch_size": "max_batch_size", "max_num_seqs": "max_batch_size", "tensor_parallel": "tp"}
 
 
@@ -245,6 +255,7 @@ class Plan:
     prefill_ep: int | None = None
     prefill_attn_dp: int | None = None
     eplb: bool = False            # an expert-parallel load balancer in every worker with ep > 1
+    moe_act_dtype: str = "auto"   # MXFP4 experts' activations (inference.measured.MOE_ACT_DTYPES)
 
     @property
     def gpus_per_replica(self) -> int:
@@ -260,7 +271,8 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
-                                           "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb")}
+                                           "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb",
+                                           "moe_act_dtype")}
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
@@ -371,10 +383,54 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
             able = [n for n in catalog.gpus() if catalog.gpu(n).supports(a)]
             raise DeployError(f"act_dtype={a!r} (weight_dtype={w!r}) needs {a} tensor cores; {gpu.name} "
                               f"({gpu.family}) has none. GPUs that compute in {a}: {able}")
+    mad = cfg.get("moe_act_dtype")
+    mad = "auto" if _missing(mad) else mad
+    if mad not in MOE_ACT_DTYPES:
+        raise DeployError(f"moe_act_dtype={mad!r} not allowed; valid: {', '.join(MOE_ACT_DTYPES)} or None (the "
+                          f"activations MXFP4 experts compute with; None / 'auto': each engine's default)")
+    if mad == "mxfp8" and _mxfp4_experts(m, w):
+        for gpu in ([g] if pg is g or pg.name == g.name else [g, pg]):
+            if gpu.family not in MXFP8_MOE_FAMILIES:
+                able = [n for n in catalog.gpus() if catalog.gpu(n).family in MXFP8_MOE_FAMILIES]
+                raise DeployError(f"moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 activations on "
+                                  f"{gpu.name} ({gpu.family}); GPUs with that kernel: {able}")
     return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
-                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"), **pre)
+                chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
+                moe_act_dtype=str(mad), **pre)
+
+
+def _mxfp4_experts(m: catalog.Model, weight_dtype: str) -> bool:
+    """True where the served experts are MXFP4 (an MXFP4 MoE checkpoint at fp4 weights): the only ones
+    ``moe_act_dtype`` applies to (the cost model's rule, `objectives.inference.core`)."""
+    return m.is_moe and m.quant_scheme == "mxfp4" and weight_dtype == "fp4"
+
+
+def _moe_act_setting(c: _Ctx) -> tuple[list[Any], dict[str, str]]:
+    """(flags, environment) that set a worker's MXFP4 MoE precision to the plan's ``moe_act_dtype``: nothing for
+    "auto", experts that are not MXFP4, or the engine's default on the worker's GPU (`measured.moe_act`).
+    TensorRT-LLM: OVERRIDE_QUANT_ALGO (tensorrt_llm/_torch/model_config.py, `get_mxfp4_quant_algo`); SGLang:
+    --flashinfer-mxfp4-moe-precision (sglang/srt/server_args.py, choices "default" = MXFP8 activations under its
+    SM100 flashinfer_mxfp4 runner, "bf16"); vLLM: VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1
+    (vllm/model_executor/layers/fused_moe/oracle/mxfp4.py: FLASHINFER_TRTLLM_MXFP4_MXFP8)."""
+    p = c.p
+    if p.moe_act_dtype == "auto" or not _mxfp4_experts(p.model, p.weight_dtype):
+        return [], {}
+    want = "fp8" if p.moe_act_dtype == "mxfp8" else "bf16"
+    if moe_act(c.engine, p.gpu.family, "fp4", p.act_dtype, True) == want:
+        return [], {}
+    what = f"moe_act_dtype={p.moe_act_dtype!r} on {p.gpu.name}"
+    if c.engine == "trtllm":
+        return [], {"OVERRIDE_QUANT_ALGO": "W4A8_MXFP4_MXFP8" if want == "fp8" else "W4A16_MXFP4"}
+    if c.engine == "sglang" and want == "bf16":
+        c.need("serve", "--flashinfer-mxfp4-moe-precision", what)
+        return ["--flashinfer-mxfp4-moe-precision",
+                c.choice("serve", "--flashinfer-mxfp4-moe-precision", "bf16", what)], {}
+    if c.engine == "vllm" and want == "fp8":
+        return [], {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
+    raise DeployError(f"{c.engine} {c.version} has no setting for {what} (its default there is the other "
+                      f"precision)")
 
 
 # ------------------------------------------------------------------------------------------------- builders
@@ -524,7 +580,8 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     if role in ("prefill", "decode"):
         argv += ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
                                                      separators=(",", ":"))]
-    return c.command(role, "serve", argv, c.devices(replica))
+    flags, env = _moe_act_setting(c)
+    return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
 
 
 def _kv_quant_args(c: _Ctx, replica: int) -> list[Any]:
@@ -565,7 +622,8 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
                  c.choice("serve", "--disaggregation-transfer-backend", "nixl", "a NIXL KV transfer")]
         if role == "prefill":
             argv += ["--disaggregation-bootstrap-port", _bootstrap_port(c, replica)]
-    return c.command(role, "serve", argv, c.devices(replica))
+    flags, env = _moe_act_setting(c)
+    return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
 
 
 def _bootstrap_port(c: _Ctx, replica: int) -> int:
@@ -629,7 +687,8 @@ def _trtllm_serve(c: _Ctx, port: int, role: str, replica: int, yaml_name: str) -
     if replica == 0:
         _quant_value(c)
     argv += ["--extra_llm_api_options", yaml_name]
-    return c.command(role, "serve", argv, c.devices(replica))
+    flags, env = _moe_act_setting(c)
+    return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
 
 
 def _yaml(d: Mapping[str, Any], indent: int = 0) -> str:

@@ -12,17 +12,19 @@ import numpy as np
 import pandas as pd
 
 from objectives.catalog.model_math import expert_width
+from objectives.catalog.types import DTYPES
 
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
-from .efficiency import LINKS, Efficiency, load_efficiency
-from .measured import Curves, build_curves
+from .efficiency import FAMILIES, LINKS, Efficiency, load_efficiency
+from .measured import Curves, build_curves, moe_act_unsupported
 from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
 from .resolve import (
     MAX_DEGREE,
     PROFILES,
     R_EP,
     R_LAYOUT,
+    R_MOE_ACT,
     R_NET,
     R_OK,
     R_TP,
@@ -43,6 +45,7 @@ from .resolve import (
     int_code,
     layout_invalid,
     link_lookup,
+    moe_act_codes,
     positive,
     resolve_dtypes,
     resolve_records,
@@ -80,6 +83,7 @@ class Prepared:
     ep: Num
     attn_dp: Num                # attention data-parallel ranks inside one deployment (share the experts)
     eplb: Num                   # 1: an expert-parallel load balancer keeps the experts' load balanced (0 / 1)
+    moe_act: Num                # MXFP4 experts' activations asked for (measured.MOE_ACT_DTYPES code; 0: auto)
     n_gpus: Num                 # tp x pp x attn_dp x dp
     weight_code: Num
     act_code: Num
@@ -115,7 +119,7 @@ class Prepared:
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
-    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
+    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
                    "kv_tok_gpu", "kv_win_share", "window", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "state_tok", "sgl_pool", "reason",
                    "idle_w", "tdp_w", "price",
@@ -167,7 +171,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
             engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
-            moe_dp: float | None = None, eplb: Any = False) -> Prepared | None:
+            moe_dp: float | None = None, eplb: Any = False, moe_act_dtype: Any = None) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
@@ -176,7 +180,9 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     reach the routed experts in one forward, at most attn_dp (None: all of them, each rank running the batch; 1:
     a lone rank's batch, the others idle, as a prompt arriving at an idle disaggregated prefill pool). `eplb` (bool
     or bool array): an expert-parallel load balancer (EPLB) keeps the experts' load balanced, so EP > 1 rows read
-    the measured balanced-routing MoE tables (`moe_bal.<format>`) before the skewed ones."""
+    the measured balanced-routing MoE tables (`moe_bal.<format>`) before the skewed ones. `moe_act_dtype` (None /
+    "auto", "bf16", "mxfp8", or an array of them): the activations MXFP4 experts compute with
+    (`measured.MOE_ACT_DTYPES`, `measured.moe_act`); ignored where the experts are not MXFP4."""
     if eff is None:
         eff = default_eff()
     elif not isinstance(eff, Efficiency):
@@ -191,15 +197,17 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     ep = positive("ep", ep, upper=MAX_DEGREE)
     adp = positive("attn_dp", attn_dp, upper=MAX_DEGREE)
     lb = flag("eplb", eplb)
+    mact = moe_act_codes(moe_act_dtype)
     w = checkpoint_weight_codes(dtype_codes("weight_dtype", weight_dtype, allow_none=True), mrecs, midx)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
     # engine codes as given ("auto" kept: `_prepare` resolves it per GPU and knows which rows named their engine)
     engine_names, eng = engine_codes(engine)
-    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb]
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
-                            kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp, eplb=lb)
+                            kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp, eplb=lb,
+                            moe_act_dtype=mact)
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
@@ -214,7 +222,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
         p = _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
         size = (0 if p.inv is None else int(np.max(p.inv)) + 1) + n_rows // 256  # distinct configs, row index
     else:
-        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
+        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
                      engine_names, moe_dp)
         p.row_shape = row_shape
         size = n_rows
@@ -355,8 +363,8 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     args = [v if v is not None else (0 if i < 2 and cols[i] is None else cols[i]) for i, v in enumerate(vals)]
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
-    tp, pp, dp, ep, w, a, k, prof, eng, adp, lb = args[2:]
-    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
+    tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact = args[2:]
+    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
                    engine_names, moe_dp)
 
     def collapse(v):
@@ -371,7 +379,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     return Prepared(**fields)
 
 
-def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, eff, prices,
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
              engine_names, moe_dp: float | None = None) -> Prepared:
     # the engine each row named ("auto": none, the launch rules below do not apply), then "auto" resolved per GPU
     named = np.asarray(engine_names, dtype=object)[eng]
@@ -386,6 +394,10 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     lb = np.where(slots > m.n_experts, 1, lb)
     lb = lb if np.ndim(lb) else int(lb)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k, m.v4 > 0)
+    # the MoE activation knob matters for MXFP4 experts only (elsewhere "auto", so equal rows stay equal)
+    mx_experts = (m.mx4 > 0) & (np.asarray(w) == DTYPES.index("fp4")) & (m.n_experts > 0)
+    mact = np.where(mx_experts, mact, 0)
+    mact = mact if np.ndim(mact) else int(mact)
     wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
     lc = layer_costs(m, tp)
     # attention DP: the tp x attn_dp GPUs of a deployment hold each expert once between them
@@ -501,7 +513,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
-                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb, rec_tok_s)
+                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb, mact, rec_tok_s)
     # --- validity
     # DeepSeek-V4's grouped output projection: each TP rank holds o_groups / tp whole groups (vLLM n_local_groups)
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0), m.swa_kv_heads)
@@ -510,11 +522,13 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     lay_bad = layout_invalid(named, tp, adp, ep)
     vendors = np.array([r.vendor for r in grecs], dtype=object)
     ven_bad = vendor_invalid(named, vendors[gidx] if gidx is not None else vendors[0])
+    mact_bad = moe_act_unsupported(mact, mx_experts, np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)])
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
-        no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, R_OK))))))
+        no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, np.where(mact_bad, R_MOE_ACT,
+                                                                                          R_OK)))))))
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
-        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
+        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full, except
@@ -585,15 +599,14 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
                    eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
-                   moe_dp: float | None = None, eplb: Num = 0, rec_tok_s: Num = 0.0) -> Any:
+                   moe_dp: float | None = None, eplb: Num = 0, moe_act: Num = 0,
+                   rec_tok_s: Num = 0.0) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code. `engines`: each row's engine name. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs).
     `rec_tok_s` (in `elem_s`) and `state_s`: the linear-attention layers' closed-form recurrence, per token (s) and
     per decoding sequence per step (s), dropped where a KDA table prices it."""
-    from objectives.catalog.types import DTYPES
-
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
@@ -606,6 +619,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     # an expert-parallel load balancer (EPLB): the experts' balanced-routing tables where measured
     fields["eplb"] = np.where(np.asarray(ep) > 1, np.asarray(eplb, dtype=float), 0.0)
+    if np.any(np.asarray(moe_act) > 0):  # MXFP4 experts' activations asked for (absent: each engine's default)
+        fields["moe_act"] = np.asarray(moe_act, dtype=float)
     # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
               "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):

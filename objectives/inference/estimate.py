@@ -18,7 +18,7 @@ from objectives.uncertainty import check_level, inference_intervals
 from . import kv_pool, memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
-from .measured import SOURCES
+from .measured import MOE_ACT_DTYPES, SOURCES
 from .ops import busy_s, forward_s, idle_s
 from .resolve import PROFILES, R_MEM, R_OK, REASONS, positive
 
@@ -125,6 +125,7 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
     for k in ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus"):
         out[k] = p.column(k, np.int64)
     out["eplb"] = p.column("eplb", bool)
+    out["moe_act_dtype"] = _categorical(MOE_ACT_DTYPES, p.column("moe_act", np.int8))
     for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
         out[k] = _categorical(DTYPES, p.column(f, np.int8))
     out["engine_profile"] = _categorical(PROFILES, p.column("profile_code", np.int8))
@@ -153,6 +154,7 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
     for k in ("tp", "pp", "dp", "ep", "attn_dp", "n_gpus"):
         out[k] = np.empty(0, dtype=np.int64)
     out["eplb"] = np.empty(0, dtype=bool)
+    out["moe_act_dtype"] = pd.Categorical([], categories=list(MOE_ACT_DTYPES))
     for k in ("weight_dtype", "act_dtype", "kv_dtype"):
         out[k] = pd.Categorical([], categories=list(DTYPES))
     out["engine_profile"] = pd.Categorical([], categories=list(PROFILES))
@@ -177,7 +179,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None, moe_dp: float | None = None,
-             eplb: Any = False) -> pd.DataFrame:
+             eplb: Any = False, moe_act_dtype: Any = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -210,7 +212,13 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     balanced routing instead of the power-law skew engines see without one (TensorRT-LLM's, where its wide-EP
     table timed its balancer at the model's shape and EP size: the skewed layer x what that balancer gained, at
     most the balanced routing's gain; the roofline's experts are balanced either way); default False, every
-    engine's default. `profile`: a calibrated profile file written by
+    engine's default. `moe_act_dtype` (may be an array): the activations an MXFP4 checkpoint's experts (gpt-oss,
+    DeepSeek-V4) compute with, `measured.MOE_ACT_DTYPES`: None / "auto" (default) each engine's default kernel
+    (MXFP8 under TensorRT-LLM and SGLang on Blackwell, 16-bit under vLLM and on every GPU before Blackwell),
+    "bf16" (TensorRT-LLM OVERRIDE_QUANT_ALGO=W4A16_MXFP4, SGLang --flashinfer-mxfp4-moe-precision bf16), "mxfp8"
+    (vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1); measured profiles read that activation's fused-MoE table (the
+    closed form ignores it). Experts that are not MXFP4 ignore it (the column then says "auto"); "mxfp8" on MXFP4
+    experts before Blackwell is fits=False with a `reason`. `profile`: a calibrated profile file written by
     `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
@@ -235,7 +243,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     mnt = positive("max_num_tokens", max_num_tokens)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
-                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp, eplb=eplb)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp, eplb=eplb,
+                moe_act_dtype=moe_act_dtype)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
@@ -448,7 +457,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None,
                    gpu_memory_utilization: float | None = None,
-                   kv_capacity_tokens: Any = None, eplb: Any = False) -> pd.DataFrame:
+                   kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -473,7 +482,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     `kv_capacity_tokens`: the KV cache of each replica (attention-DP rank), in tokens' worth of every layer's KV
     (a whole number >= 1, or an array of them, one per row), instead of what the memory model gives it (as `serving.Scheduler(kv_capacity_tokens=)`: it takes precedence
     over `gpu_memory_utilization`, and the memory columns count the KV the batch holds, not the capacity).
-    `eplb`: an expert-parallel load balancer, as in `estimate`.
+    `eplb`: an expert-parallel load balancer, as in `estimate`; `moe_act_dtype`: the MXFP4 experts' activations, as
+    in `estimate`.
     """
     if interval is not None:
         check_level(interval)
@@ -481,7 +491,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
         model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, input_len, output_len, dp=dp, ep=ep,
         max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, concurrency=concurrency, prices=prices,
         engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, efficiency=efficiency, profile=profile,
-        gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb)
+        gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb,
+        moe_act_dtype=moe_act_dtype)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
@@ -504,7 +515,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          prices: Mapping[str, float] | None = None, engine_profile: Any = "standard",
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
-                         kv_capacity_tokens: Any = None, eplb: Any = False
+                         kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None
                          ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
     lengths as validated); (None, {}, ...) for zero configurations."""
@@ -525,7 +536,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     if kv is not None:
         rows["kv_capacity_tokens"] = kv
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
-                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)
     if p is None:
         return None, {}, isl, osl
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from objectives.catalog.model_math import expert_width
 from objectives.catalog.types import DTYPE_BYTES
+from objectives.profiles import engine_key
 
 Num = Any
 
@@ -202,22 +203,52 @@ _MOE_TABLES_BY_ACT = {("fp4", "fp8"): ("w4a8_mxfp4_mxfp8", "nvfp4", "w4a16_mxfp4
 
 #: engines that compute an MXFP4 checkpoint's experts with MXFP8 activations on Blackwell by default, whatever the
 #: checkpoint's 16-bit activations (aiconfigurator-core labels gpt-oss "w4a16_mxfp4" on every GPU):
-#: TensorRT-LLM's `ModelConfig.get_mxfp4_quant_algo` returns W4A8_MXFP4_MXFP8 on SM >= 100 for its CUTLASS and
-#: TRTLLM MoE backends unless OVERRIDE_QUANT_ALGO says otherwise (W4A16_MXFP4 on Hopper); SGLang's server_args
-#: pick `moe_runner_backend="flashinfer_mxfp4"` for MXFP4 gpt-oss on SM100, whose default
-#: `flashinfer_mxfp4_moe_precision="default"` quantizes the activations with `mxfp8_quantize`. vLLM is not listed:
-#: its SM100 default is FlashInfer MXFP4 x BF16 (VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1 opts in to MXFP8)
+#: TensorRT-LLM's `ModelConfig.get_mxfp4_quant_algo` (tensorrt_llm/_torch/model_config.py) returns
+#: W4A8_MXFP4_MXFP8 on SM >= 100 for its CUTLASS and TRTLLM MoE backends unless the env var OVERRIDE_QUANT_ALGO says
+#: otherwise (W4A16_MXFP4 on Hopper); SGLang's server_args pick `moe_runner_backend="flashinfer_mxfp4"` for MXFP4
+#: gpt-oss on SM100, whose default `flashinfer_mxfp4_moe_precision="default"` quantizes the activations with
+#: `mxfp8_quantize` ("bf16" keeps them 16-bit). vLLM is not listed: its SM100 default is FlashInfer MXFP4 x BF16
+#: (vllm/model_executor/layers/fused_moe/oracle/mxfp4.py: `_get_priority_backends` lists only BF16 backends,
+#: FLASHINFER_TRTLLM_MXFP4_BF16 first; VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1 selects FLASHINFER_TRTLLM_MXFP4_MXFP8)
 MXFP8_MOE_ENGINES = ("sglang", "trtllm")
-#: catalog GPU families those defaults apply on (SM100 / SM103)
+#: catalog GPU families those defaults apply on (SM100 / SM103), and the only ones with an MXFP4 x MXFP8 MoE kernel:
+#: aiconfigurator-core's `w4a8_mxfp4_mxfp8` MoE tables exist for B200, B300, GB200 and GB300 (and the RTX PRO 6000's
+#: SM120, not in the catalog), none for Hopper, Ada or Ampere (block-scaled MXFP8 MMA is a Blackwell instruction)
 MXFP8_MOE_FAMILIES = ("blackwell", "blackwell-ultra")
+#: values of the `moe_act_dtype` knob: the activations an MXFP4 checkpoint's experts compute with. "auto" (None):
+#: the engine's default kernel (`moe_act`); "bf16": 16-bit activations (TensorRT-LLM OVERRIDE_QUANT_ALGO=W4A16_MXFP4,
+#: SGLang --flashinfer-mxfp4-moe-precision bf16, vLLM's default); "mxfp8": MXFP8 activations (TensorRT-LLM's and
+#: SGLang's Blackwell default, vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1), Blackwell only (`MXFP8_MOE_FAMILIES`).
+#: Experts that are not MXFP4 ignore it
+MOE_ACT_DTYPES = ("auto", "bf16", "mxfp8")
 
 
-def moe_act(engine: str, family: str, weight: str, act: str, mxfp4: bool) -> str:
-    """The activation dtype `engine` computes MoE experts with on a GPU of `family`: MXFP8 for MXFP4 experts where
-    the engine's default kernel quantizes them (`MXFP8_MOE_ENGINES` on `MXFP8_MOE_FAMILIES`), else `act`."""
-    if mxfp4 and weight == "fp4" and engine in MXFP8_MOE_ENGINES and family in MXFP8_MOE_FAMILIES:
-        return "fp8"
+def moe_act(engine: str, family: str, weight: str, act: str, mxfp4: bool, choice: str = "auto") -> str:
+    """The activation dtype `engine` computes MoE experts with on a GPU of `family`. MXFP4 experts (`mxfp4` and a
+    4-bit `weight`): "fp8" (MXFP8) or "bf16" as `choice` (`MOE_ACT_DTYPES`) asks; with "auto", the engine's
+    default kernel on Blackwell (`MXFP8_MOE_FAMILIES`): MXFP8 under `MXFP8_MOE_ENGINES`, 16-bit under vLLM (and
+    `act` for any other engine); `act` on other GPUs (16-bit: none computes in fp4 or fp8 there). Other experts:
+    `act`. The MoE table order (`moe_formats`) still falls back to the other activation's table where the engine's
+    table of this one lacks the model's shape."""
+    if not (mxfp4 and weight == "fp4"):
+        return act
+    if choice != "auto":
+        return "fp8" if choice == "mxfp8" else "bf16"
+    if family in MXFP8_MOE_FAMILIES:
+        kind = engine_key(engine)  # "trtllm==1.3.0rc20" -> "trtllm"
+        if kind in MXFP8_MOE_ENGINES:
+            return "fp8"
+        if kind == "vllm":
+            return "bf16"
     return act
+
+
+def moe_act_unsupported(choice: Any, mxfp4_experts: Any, family: Any) -> Any:
+    """True where a `moe_act_dtype` choice can never run, vectorized: "mxfp8" (`MOE_ACT_DTYPES` code 2) on MXFP4
+    experts on a GPU whose `family` (name) has no MXFP4 x MXFP8 MoE kernel (`MXFP8_MOE_FAMILIES`)."""
+    fam = np.asarray(family, dtype=object)
+    able = np.isin(fam.astype(str), MXFP8_MOE_FAMILIES)
+    return (np.asarray(choice) == MOE_ACT_DTYPES.index("mxfp8")) & np.asarray(mxfp4_experts, dtype=bool) & ~able
 
 
 def moe_formats(weight: str, act: str, mxfp4: bool = False) -> tuple[str, ...]:
@@ -273,7 +304,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
     per-row source code and a has-profile mask, the broadcast shape, and the rows whose Kimi Delta Attention
     recurrence the curves hold (their closed-form recurrence terms are to be dropped). `shape_fields["attn16"]`: the
-    rows whose attention projections run the 16-bit GEMM table (`resolve.attn_16bit`). `moe_dp`: the attention-DP
+    rows whose attention projections run the 16-bit GEMM table (`resolve.attn_16bit`); `shape_fields["moe_act"]`
+    (optional): each row's `moe_act_dtype` code (`MOE_ACT_DTYPES`; absent: "auto"). `moe_dp`: the attention-DP
     ranks whose tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose
     GPU has no profile for their engine, or whose compute dtype has no GEMM table, keep roofline curves (source
     "roofline")."""
@@ -295,7 +327,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     wts = act if weight_names is None else np.broadcast_to(np.asarray(weight_names, dtype=object), bshape).ravel()
     mx = (f["mx4"] > 0 if "mx4" in f else np.zeros(n, dtype=bool)).astype(int)
     blk = (f["fp8blk"] > 0 if "fp8blk" in f else np.zeros(n, dtype=bool)).astype(int)
-    codes = _group_codes(gpus, engs, act, kvn, wts, mx, blk)
+    # the MoE activation knob (`MOE_ACT_DTYPES` code; absent: "auto" on every row)
+    mact = f["moe_act"].astype(int) if "moe_act" in f else np.zeros(n, dtype=int)
+    codes = _group_codes(gpus, engs, act, kvn, wts, mx, blk, mact)
     mdp = adp if moe_dp is None else np.minimum(adp, moe_dp)
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
@@ -332,10 +366,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         attn16 = sub["attn16"] > 0
         at = prof.table("gemm.bf16") if attn16.any() else None
         mxr = bool(mx[rows[0]])
-        (tok, head, ctx, gen), inside, kda_u = _profile_rows(
-            prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
-            moe_formats(w, moe_act(e, catalog.gpu(g).family, w, a, mxr), mxr), at, attn16,
-            None if moe_dp is None else mdp[u])
+        ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
+        (tok, head, ctx, gen), inside, kda_u = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
+                                                              moe_formats(w, ma, mxr), at, attn16,
+                                                              None if moe_dp is None else mdp[u])
         back = back.ravel()
         cv.tok[rows], cv.head[rows] = tok[back], head[back]
         if ctx is not None:

@@ -16,7 +16,8 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
   an activation precision the GPU cannot compute in (fp8 before Ada/Hopper, fp4 before Blackwell), int4
   activations, tp not dividing the attention heads, ep not dividing tp x attn_dp (or above the experts), out
   of memory, and a deployment (tp x pp x attn_dp GPUs) larger than the GPU's scale-up domain where its system
-  has no scale-out network. An ep that does not divide the experts is valid (`expert_slots`: redundant copies).
+  has no scale-out network, and moe_act_dtype "mxfp8" on MXFP4 experts where the GPU has no MXFP8 MoE kernel
+  (before Blackwell). An ep that does not divide the experts is valid (`expert_slots`: redundant copies).
   KV heads: tp > n_kv_heads is allowed (KV heads replicated, as vLLM and TensorRT-LLM do); tp < n_kv_heads must
   divide them.
 """
@@ -64,8 +65,10 @@ REASONS = (
     "be 1 when attn_dp > 1); vLLM's expert parallelism spans all tp x attn_dp ranks (ep is 1 or tp x attn_dp)",
     "the engine does not run on this GPU's vendor (TensorRT-LLM: NVIDIA GPUs only; objectives.profiles."
     "ENGINE_VENDORS)",
+    "moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 activations on this GPU (block-scaled MXFP8 "
+    "tensor cores: Blackwell only, inference.measured.MXFP8_MOE_FAMILIES)",
 )
-R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR = range(9)
+R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT = range(10)
 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
@@ -292,6 +295,15 @@ def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
 #:   fusion), whose GEMMs stream weights at a fraction `baseline_build_mem_eff` of the standard rate (decode
 #:   slows down; compute-bound prefill does not).
 PROFILES = ("standard", "tuned", "baseline")
+
+
+def moe_act_codes(x: Any) -> Num:
+    """The `moe_act_dtype` argument (None, "auto", "bf16", "mxfp8", or an array of them) -> index into
+    `measured.MOE_ACT_DTYPES` (None: 0, "auto"); anything else raises ValueError / TypeError naming the value and
+    the valid ones."""
+    from .measured import MOE_ACT_DTYPES
+    c = choice_codes("moe_act_dtype", x, MOE_ACT_DTYPES, allow_none=True)
+    return max(c, 0) if np.ndim(c) == 0 else np.maximum(c, 0).astype(np.int8)
 
 
 def flag(name: str, x: Any, missing: int | None = None) -> Num:

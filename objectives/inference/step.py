@@ -28,17 +28,19 @@ class StepModel:
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
                  engine: Any = None, attn_dp: int = 1, efficiency: Efficiency | None = None,
-                 eplb: bool = False) -> None:
+                 eplb: bool = False, moe_act_dtype: str | None = None) -> None:
         for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("attn_dp", attn_dp), ("max_num_tokens", max_num_tokens)):
             if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
         for name, arg in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
-                          ("kv_dtype", kv_dtype), ("engine_profile", engine_profile), ("engine", engine), ("eplb", eplb)):
+                          ("kv_dtype", kv_dtype), ("engine_profile", engine_profile), ("engine", engine), ("eplb", eplb),
+                          ("moe_act_dtype", moe_act_dtype)):
             if isinstance(arg, (list, tuple, np.ndarray)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {arg!r:.80}")
         positive("max_num_tokens", max_num_tokens)
         p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None,
-                    engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb)
+                    engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
+                    moe_act_dtype=moe_act_dtype)
         assert p is not None  # None only when the arguments broadcast to zero rows; all are scalars here
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"

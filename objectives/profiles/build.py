@@ -503,30 +503,52 @@ def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[n
     return ax, fill_gaps(v, 1), shapes
 
 
-#: fused-MoE kernels an engine runs by default that its own lane did not measure, read from the lane of another
-#: engine that measured the same kernel: (engine, moe_dtype) -> (system name prefixes, moe_ep_size, lane engine,
-#: the lane's kernel_source). SGLang serves MXFP4 MoE checkpoints (gpt-oss) on SM90 at EP 1 with OpenAI's
-#: triton_kernels (sglang/srt/server_args.py, _handle_gpt_oss_family: moe_runner_backend "triton_kernel" when
-#: ep_size == 1, not SM100/SM120/ROCm and triton_kernels is available); its own Hopper lane timed the generic
-#: fused_moe_triton kernel instead (~3x slower at decode sizes), vLLM's lane timed triton_kernels
-BORROWED_MOE: dict[tuple[str, str], tuple[tuple[str, ...], int, str, str]] = {
+#: fused-MoE kernels an engine runs (by default, or where a deployment asks for them) that its own lane did not
+#: measure, read from the lane of another engine that measured the same kernel: (engine, moe_dtype) -> (system name
+#: prefixes, moe_ep_size (None: every EP size), lane engine, the lane's kernel_source, fill only: True to borrow
+#: only the shapes the engine's own tables of that format lack, False to shadow its own rows).
+#: - SGLang serves MXFP4 MoE checkpoints (gpt-oss) on SM90 at EP 1 with OpenAI's triton_kernels
+#:   (sglang/srt/server_args.py, _handle_gpt_oss_family: moe_runner_backend "triton_kernel" when ep_size == 1, not
+#:   SM100/SM120/ROCm and triton_kernels is available); its own Hopper lane timed the generic fused_moe_triton
+#:   kernel instead (~3x slower at decode sizes), vLLM's lane timed triton_kernels.
+#: - vLLM's MXFP4 x MXFP8 experts on Blackwell (`VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`, the `moe_act_dtype`
+#:   "mxfp8" knob) run FlashInfer's TRTLLM-gen MXFP4 MoE with MXFP8 activations
+#:   (vllm/model_executor/layers/fused_moe/oracle/mxfp4.py: FLASHINFER_TRTLLM_MXFP4_MXFP8); vLLM 0.24's lane timed
+#:   it at DeepSeek-V4's shapes only, SGLang 0.5.14's lane (`sglang_flashinfer_trtllm_moe`, the same FlashInfer
+#:   kernel) at gpt-oss's too. Where both lanes timed one FlashInfer TRTLLM-gen kernel they agree: B200 MXFP4 x BF16
+#:   at gpt-oss-120b's shape, vLLM / SGLang median 0.99-1.02 per EP / TP layout; MXFP4 x MXFP8 at DeepSeek-V4's
+#:   shapes 1.01-1.16 (vLLM's modular kernel the slower), 1.29 at TP 16
+BORROWED_MOE: dict[tuple[str, str], tuple[tuple[str, ...], int | None, str, str, bool]] = {
     ("sglang", "w4a16_mxfp4"): (("h100", "h200", "gh200"), 1, "vllm",
-                                "vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic"),
+                                "vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic", False),
+    ("vllm", "w4a8_mxfp4_mxfp8"): (("b200", "b300", "gb200", "gb300"), None, "sglang",
+                                   "sglang_flashinfer_trtllm_moe", True),
 }
 
 
-def borrowed_moe_rows(root: Path, system: str, engine: str) -> list[pd.DataFrame]:
+def borrowed_moe_rows(root: Path, system: str, engine: str, own: list[Path] | None = None) -> list[pd.DataFrame]:
     """The `BORROWED_MOE` rows that apply to (system, engine), from the lane engine's newest moe_perf table on the
-    same system (empty where that table or kernel is absent)."""
+    same system (empty where that table or kernel is absent). `own`: the engine's own moe_perf tables, whose shapes
+    a fill-only entry leaves to them."""
     out = []
-    for (eng, dtype), (prefixes, ep, lane, kernel) in BORROWED_MOE.items():
+    for (eng, dtype), (prefixes, ep, lane, kernel, fill) in BORROWED_MOE.items():
         if eng != engine or not system.startswith(prefixes):
             continue
         path = _newest_table(root, system, "moe", lane, "moe_perf.parquet")
         if path is None:
             continue
         df = _read(path, ("moe_dtype", "kernel_source", "num_tokens", "distribution", "latency") + MOE_SHAPE)
-        rows = df[(df["moe_dtype"] == dtype) & (df["kernel_source"] == kernel) & (df["moe_ep_size"] == ep)]
+        rows = df[(df["moe_dtype"] == dtype) & (df["kernel_source"] == kernel)]
+        if ep is not None:
+            rows = rows[rows["moe_ep_size"] == ep]
+        if fill and len(rows):
+            have: set[tuple[float, ...]] = set()
+            for p in own or []:
+                if p.exists():
+                    d = _read(p, ("moe_dtype", "latency") + MOE_SHAPE)
+                    have.update(map(tuple, d.loc[d["moe_dtype"] == dtype, list(MOE_SHAPE)].to_numpy(float).tolist()))
+            keep = [tuple(r) not in have for r in rows[list(MOE_SHAPE)].to_numpy(float).tolist()]
+            rows = rows[np.array(keep, dtype=bool)]
         if len(rows):
             out.append(rows)
     return out
@@ -993,7 +1015,7 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     mvs = versions(root, system, "moe", engine)
     mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
-    lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine)]
+    lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine, paths)]
     moe_src = lead + [p for p in paths if p.exists()]
     twin = {p: tp for p in paths if p.exists() and (tp := _twin_of(root, system, p)) is not None}
     rows = moe_rows(moe_src, engine, twin)

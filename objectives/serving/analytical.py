@@ -108,7 +108,9 @@ class Deployments:
     max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline), eplb (bool: an
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
-    balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too).
+    balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too),
+    moe_act_dtype ("auto" | "bf16" | "mxfp8": the activations MXFP4 experts compute with in every pool,
+    `inference.estimate`; default and missing entries "auto", each engine's default kernel).
     """
 
     gpu: np.ndarray
@@ -133,11 +135,13 @@ class Deployments:
     prefill_ep: np.ndarray = None  # type: ignore[assignment]       # disagg: prefill pool's EP (None: ep)
     prefill_attn_dp: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's attn DP (None: attn_dp)
     eplb: np.ndarray = None  # type: ignore[assignment]             # expert-parallel load balancer (None: False)
+    moe_act_dtype: np.ndarray = None  # type: ignore[assignment]    # MXFP4 experts' activations (None: "auto")
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
         object.__setattr__(self, "eplb", np.zeros(n0, dtype=bool) if self.eplb is None else
                            _bools("eplb", self.eplb))
+        object.__setattr__(self, "moe_act_dtype", _moe_acts(self.moe_act_dtype, n0))
         if self.prefill_gpu is None:
             object.__setattr__(self, "prefill_gpu", self.gpu.copy())
         if self.prefill_tp is None:
@@ -185,13 +189,13 @@ class Deployments:
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
            prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
-           prefill_attn_dp: Any = None, eplb: Any = False) -> Deployments:
+           prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
                     max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
                     prefill_gpu=prefill_gpu, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
-                    prefill_attn_dp=prefill_attn_dp, eplb=eplb)
+                    prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -227,6 +231,21 @@ def _bools(name: str, values: Any) -> np.ndarray:
         return np.asarray(flag(name, np.asarray(values, dtype=object), missing=0), dtype=bool).ravel()
     except TypeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _moe_acts(values: Any, n: int) -> np.ndarray:
+    """The `moe_act_dtype` knob per deployment as an object array of `inference.measured.MOE_ACT_DTYPES` names
+    (None / NaN: missing, "auto"); ValueError naming the first bad value and the valid ones."""
+    from objectives.inference.measured import MOE_ACT_DTYPES
+    if values is None:
+        return np.full(n, "auto", dtype=object)
+    a = np.asarray(values, dtype=object).ravel()
+    out = np.array(["auto" if pd.isna(v) else v for v in a], dtype=object) if len(a) else a
+    bad = [v for v in out if not (isinstance(v, str) and v in MOE_ACT_DTYPES)]
+    if bad:
+        raise ValueError(f"moe_act_dtype={bad[0]!r} not allowed; valid: {', '.join(MOE_ACT_DTYPES)} (or None: "
+                         f"the engine's default)")
+    return out
 
 
 def expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -297,7 +316,7 @@ class ServingModel:
     def _kw(self, d: Deployments) -> dict[str, Any]:
         return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
                     act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, attn_dp=d.attn_dp, prices=self.prices,
-                    engine=d.engine, efficiency=self.efficiency, eplb=d.eplb)
+                    engine=d.engine, efficiency=self.efficiency, eplb=d.eplb, moe_act_dtype=d.moe_act_dtype)
 
     def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
         """`_kw` of the prefill pool: its own GPU type, TP, EP and attention DP (the deployment's own in agg)."""

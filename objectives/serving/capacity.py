@@ -53,14 +53,15 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated",
-             eplb: bool = False) -> dict[str, Any]:
+             eplb: bool = False, moe_act_dtype: str | None = None) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
     deployment still meets ``slo``.
 
     ``workload`` gives the arrival process (Poisson by default, or gamma with its cv) and the lengths (default
     2048 / 256 tokens); its rate is what the search varies. ``fidelity="analytical"`` returns the analytical
     model's capacity only. ``tol``: relative width of the final bracket. ``eplb``: an expert-parallel load
-    balancer (as in `simulate`). Returns capacity_req_s, analytical_req_s, n_simulations and the simulated
+    balancer (as in `simulate`). ``moe_act_dtype``: the MXFP4 experts' activations (None / "auto", "bf16",
+    "mxfp8"; as in `simulate`). Returns capacity_req_s, analytical_req_s, n_simulations and the simulated
     metrics at the capacity (``metrics``; empty for the analytical fidelity).
     """
     slo = SLO.parse(slo)
@@ -86,7 +87,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                       batching=s.batching, engine=engine, eplb=bool(eplb))
+                       batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}
     if fidelity == "analytical":
@@ -95,7 +96,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
 
     def held(rate: float) -> bool:
         m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
-                     scheduler=s, dp=dp, engine=engine, ep=ep, slo=slo, eplb=bool(eplb))
+                     scheduler=s, dp=dp, engine=engine, ep=ep, slo=slo, eplb=bool(eplb),
+                     moe_act_dtype=moe_act_dtype)
         runs[rate] = m
         return meets(m, slo)
 

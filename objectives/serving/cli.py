@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ep", type=int, default=1)
     p.add_argument("--eplb", action="store_true", help="an expert-parallel load balancer (vLLM / SGLang "
                    "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
+    p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts (gpt-oss): auto (the "
+                   "engine's default kernel), bf16 or mxfp8 (objectives.inference.measured.MOE_ACT_DTYPES)")
     p.add_argument("--weight-dtype", default="bf16")
     p.add_argument("--act-dtype", default=None)
     p.add_argument("--kv-dtype", default=None)
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
-                     eplb=args.eplb, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
+                     eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise

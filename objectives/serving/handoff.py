@@ -45,7 +45,8 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
     kw = pool_kw
     prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
                    kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=kw.get("engine"),
-                   attn_dp=kw.get("attn_dp", 1), eplb=kw.get("eplb", False))
+                   attn_dp=kw.get("attn_dp", 1), eplb=kw.get("eplb", False),
+                   moe_act_dtype=kw.get("moe_act_dtype"))
     if prep is None:
         return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object)
 

@@ -1,0 +1,50 @@
+"""`dse deploy` and ``moe_act_dtype``: each engine's MXFP4 MoE precision setting where the value is not its
+default on the GPU, nothing elsewhere, and a value no engine can run refused."""
+from __future__ import annotations
+
+import pytest
+
+from objectives import deploy
+from objectives.deploy.flags import DeployError
+
+GPT = "gpt-oss-120b"
+
+
+def _serve(engine: str, value, gpu: str = "B200", **kw):
+    d = deploy.commands({"gpu": gpu, "tp": 1, "weight_dtype": "fp4", "moe_act_dtype": value, **kw}, engine=engine,
+                        model=GPT)
+    assert d.check() == {}
+    return d
+
+
+@pytest.mark.parametrize("engine, value, setting", [
+    ("trtllm", "bf16", "OVERRIDE_QUANT_ALGO=W4A16_MXFP4"),
+    ("sglang", "bf16", "--flashinfer-mxfp4-moe-precision bf16"),
+    ("vllm", "mxfp8", "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1"),
+])
+def test_each_engine_gets_its_setting_where_the_value_is_not_its_default(engine, value, setting):
+    d = _serve(engine, value)
+    assert all(setting in s.shell() for s in d.servers)
+    assert d.config["moe_act_dtype"] == value
+    assert setting in d.script()
+    # its default there, "auto", None, or experts that are not MXFP4: no setting at all
+    default = {"trtllm": "mxfp8", "sglang": "mxfp8", "vllm": "bf16"}[engine]
+    plain = _serve(engine, None).servers[0].shell()
+    for other in (_serve(engine, default), _serve(engine, "auto"), _serve(engine, value, weight_dtype="bf16")):
+        line = other.servers[0].shell()
+        assert setting not in line and "MXFP4" not in line and "mxfp4" not in line
+    assert _serve(engine, default).servers[0].shell() == plain
+
+
+def test_every_disaggregated_worker_gets_it():
+    d = _serve("trtllm", "bf16", mode="disagg", dp=2, prefill_replicas=1)
+    assert len(d.servers) == 2 and all(s.env.get("OVERRIDE_QUANT_ALGO") == "W4A16_MXFP4" for s in d.servers)
+
+
+def test_values_that_cannot_run_are_refused_by_name():
+    with pytest.raises(DeployError, match=r"moe_act_dtype='fp8' not allowed; valid: auto, bf16, mxfp8"):
+        _serve("vllm", "fp8")
+    with pytest.raises(DeployError, match=r"moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 "
+                                          r"activations on MI355X \(cdna4\); GPUs with that kernel: \['B200'"):
+        _serve("vllm", "mxfp8", gpu="MI355X")
+
