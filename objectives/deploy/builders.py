@@ -496,6 +496,8 @@ def _quant_value(c: _Ctx) -> str | None:
             c.notes.append("TensorRT-LLM reads the quantization from the checkpoint: serve an FP8 (ModelOpt) "
                            f"checkpoint of {c.p.model.name}")
         return None
+    if c.p.model.quant_scheme == "mxfp4" and c.p.model.quant_weight_dtype == c.p.weight_dtype:
+        return None  # the checkpoint's own MXFP4 quantization_config, which vLLM and SGLang detect ("mxfp4")
     q = QUANT[fmt][c.engine]
     if fmt == ("fp8", "bf16") and c.p.gpu.supports("fp8"):
         c.notes.append(f"{c.engine} --quantization fp8 computes in fp8 on {c.p.gpu.name} (fp8 tensor cores); the "

@@ -48,3 +48,13 @@ def test_values_that_cannot_run_are_refused_by_name():
                                           r"activations on MI355X \(cdna4\); GPUs with that kernel: \['B200'"):
         _serve("vllm", "mxfp8", gpu="MI355X")
 
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_an_mxfp4_checkpoint_is_served_with_its_own_quantization_not_modelopt_fp4(engine):
+    # gpt-oss ships MXFP4 experts (quantization_config quant_method "mxfp4"), which both engines detect; their
+    # --quantization modelopt_fp4 would load it as an NVFP4 (ModelOpt) checkpoint. An NVFP4 checkpoint keeps it.
+    line = _serve(engine, None).servers[0].shell()
+    assert "--quantization" not in line
+    nv = deploy.commands({"gpu": "B200", "tp": 8, "weight_dtype": "fp4", "act_dtype": "fp4"}, engine=engine,
+                         model="nvidia/DeepSeek-R1-0528-FP4")
+    assert "--quantization modelopt_fp4" in nv.servers[0].shell()
