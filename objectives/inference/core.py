@@ -606,7 +606,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs).
     `rec_tok_s` (in `elem_s`) and `state_s`: the linear-attention layers' closed-form recurrence, per token (s) and
-    per decoding sequence per step (s), dropped where a KDA table prices it."""
+    per decoding sequence per step (s), dropped where a GDN / KDA table prices it."""
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
@@ -629,7 +629,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     if np.any(m.idx_block > 0):  # MiniMax sparse attention: its span, indexer and layers (absent: none)
         for f in ("idx_block", "n_idx", "idx_heads", "idx_dim"):
             fields[f] = getattr(m, f)
-    curves, src, has, _, kda_tab = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
+    curves, src, has, _, lin_tab = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
                                                 dt[w], moe_dp)
 
     step_ms = eff.engine_table("engine_step_ms", engines, 1.0)
@@ -646,11 +646,11 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                                                float(attn["sparse"]), 0.0)),
                               0.0) * 1e-3
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
-    # Kimi Delta Attention rows whose recurrence the KDA tables priced: its closed form (recurrence FLOPs, each
-    # decoding sequence's state read and write) leaves (Gated DeltaNet rows keep theirs, as fitted)
-    if kda_tab.any():
-        elem_s = np.where(kda_tab, elem_s - rec_tok_s, elem_s)
-        state_s = np.where(kda_tab, 0.0, state_s)
+    # linear-attention rows whose recurrence the GDN / KDA tables priced: its closed form (recurrence FLOPs, each
+    # decoding sequence's state read and write) leaves, or the step would count it twice
+    if lin_tab.any():
+        elem_s = np.where(lin_tab, elem_s - rec_tok_s, elem_s)
+        state_s = np.where(lin_tab, 0.0, state_s)
     c.tok_s = np.where(has, elem_s + p2p_tok, c.tok_s)
     # small per-layer kernels the profile's tables do not hold: every layer's (norms, rotary, KV-cache write,
     # activation) and an MoE layer's own (router GEMM, top-k, the experts' input quantization)

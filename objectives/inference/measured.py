@@ -302,8 +302,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
                  attn_dp: Num = 1.0, weight_names: Any = None,
                  moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
-    per-row source code and a has-profile mask, the broadcast shape, and the rows whose Kimi Delta Attention
-    recurrence the curves hold (their closed-form recurrence terms are to be dropped). `shape_fields["attn16"]`: the
+    per-row source code and a has-profile mask, the broadcast shape, and the rows whose linear-attention
+    recurrence (Gated DeltaNet, Kimi Delta Attention) the curves hold (their closed-form recurrence terms are to be
+    dropped). `shape_fields["attn16"]`: the
     rows whose attention projections run the 16-bit GEMM table (`resolve.attn_16bit`); `shape_fields["moe_act"]`
     (optional): each row's `moe_act_dtype` code (`MOE_ACT_DTYPES`; absent: "auto"). `moe_dp`: the attention-DP
     ranks whose tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose
@@ -317,7 +318,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     n = int(np.prod(bshape)) if bshape else 1
     cv = _roofline_curves(_FlatCoeffs(coeffs, bshape), n)
     src = np.zeros(n, dtype=np.int8)
-    kda_tab = np.zeros(n, dtype=bool)
+    lin_tab = np.zeros(n, dtype=bool)
     f = {k: _flat(v, bshape) for k, v in shape_fields.items()}
     tp_, ep_, adp = _flat(tp, bshape), _flat(ep, bshape), _flat(attn_dp, bshape)
     act = np.broadcast_to(np.asarray(act_names, dtype=object), bshape).ravel()
@@ -367,7 +368,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         at = prof.table("gemm.bf16") if attn16.any() else None
         mxr = bool(mx[rows[0]])
         ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
-        (tok, head, ctx, gen), inside, kda_u = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
+        (tok, head, ctx, gen), inside, lin_u = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
                                                               moe_formats(w, ma, mxr), at, attn16,
                                                               None if moe_dp is None else mdp[u])
         back = back.ravel()
@@ -377,12 +378,12 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         if gen is not None:
             cv.gen[rows] = gen[back]
         src[rows] = np.where(inside[back], S_INTERP, S_EXTRAP)
-        kda_tab[rows] = kda_u[back]
+        lin_tab[rows] = lin_u[back]
     closed = (src == 0).reshape(bshape)
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]),
                     closed=closed if closed.any() else None)
-    return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape, kda_tab.reshape(bshape)
+    return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape, lin_tab.reshape(bshape)
 
 
 #: MiniMax sparse attention modules (`msa_<phase>.<name>` tables) by the model shape they were measured at: MiniMax-M3
@@ -541,8 +542,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
-    profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose Kimi
-    Delta Attention recurrence the profile's KDA tables priced. `attn_gt`: the GEMM table the attention projections
+    profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose linear-
+    attention recurrence the profile's GDN / KDA tables priced. `attn_gt`: the GEMM table the attention projections
     of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
     k = len(tp)
     Mg = M_GRID[None, :]
@@ -936,7 +937,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         ctx, gen, ok = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale)
         inside = np.where(v4, inside_mlp & ok, inside)
     # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
-    # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length
+    # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length; the table
+    # replaces the closed-form recurrence on these rows (`core`), which would count it twice
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
     vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
     kda = (n_lin > 0) & (m.get("lin_kda", np.zeros(k)) > 0)
@@ -946,6 +948,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         nl = np.where(lin, n_lin, 0.0)[:, None, None]
         ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
+        gdn_tab = lin
+    else:
+        gdn_tab = np.zeros(k, dtype=bool)
     # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
     # length (the chunked scan runs prompts side by side, one long prompt serially), a decode step by its sequences;
     # the closed-form recurrence (FLOPs, state traffic) leaves these rows in `core` (`build_curves`' fifth value).
@@ -957,11 +962,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         nl = np.where(kda, n_lin, 0.0)[:, None, None]
         ctx = np.log(np.exp(ctx) + nl * hide(k_ctx(b3, s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(k_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
-        kda_tab = kda
+        lin_tab = kda | gdn_tab
     else:
         inside &= ~kda
-        kda_tab = np.zeros(k, dtype=bool)
-    return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside, kda_tab
+        lin_tab = gdn_tab
+    return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside, lin_tab
 
 
 def _v4_attention(prof: Any, m: dict[str, np.ndarray], v4: np.ndarray, heads: np.ndarray, ctx: np.ndarray,

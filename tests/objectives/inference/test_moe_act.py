@@ -58,10 +58,11 @@ def test_vllm_with_mxfp8_reads_the_flashinfer_kernel_sglang_times_by_default():
     np.testing.assert_array_equal(bf16["tpot_ms"], auto["tpot_ms"])         # bf16 is its default
     assert (mx8["tpot_ms"].to_numpy()[1:] < 0.9 * auto["tpot_ms"].to_numpy()[1:]).all()
     assert (mx8["ttft_ms"].to_numpy()[1:] < 0.5 * auto["ttft_ms"].to_numpy()[1:]).all()
-    # ... and SGLang with 16-bit activations reads its own bf16 lane, the kernel vLLM runs by default
+    # ... and SGLang with 16-bit activations reads its own bf16 lane, the kernel vLLM runs by default (from 16
+    # sequences on: at one, the step is host time, which each engine's fitted launch time prices its own way)
     sgl_bf16 = _est(engine="sglang", moe_act_dtype="bf16")
-    np.testing.assert_allclose(sgl_bf16["tpot_ms"], auto["tpot_ms"], rtol=0.06)
-    np.testing.assert_allclose(mx8["tpot_ms"], _est(engine="sglang")["tpot_ms"], rtol=0.06)
+    np.testing.assert_allclose(sgl_bf16["tpot_ms"][1:], auto["tpot_ms"][1:], rtol=0.06)
+    np.testing.assert_allclose(mx8["tpot_ms"][1:], _est(engine="sglang")["tpot_ms"][1:], rtol=0.06)
 
 
 def test_vllm_profile_lends_sglangs_mxfp8_rows_only_at_shapes_its_own_lane_lacks():

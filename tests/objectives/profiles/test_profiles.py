@@ -130,13 +130,14 @@ def test_a_decode_step_does_not_get_faster_as_its_batch_grows(gpu):
 def test_dense_decode_at_tp8_and_small_batch_is_near_what_the_engines_run():
     """Issue 13: Llama-3.1-70B fp8 / fp4 at TP 8 on H200 / B200, batch 4-16, runs ~6.5-7 ms per step on vLLM,
     SGLang and TensorRT-LLM. A small-kernel time per layer fitted on MoE rows alone put it at 9-10 ms (and the
-    roofline at 12-13); with a dense layer's part pinned apart from an MoE layer's, within ~20 %."""
+    roofline at 12-13); with a dense layer's part pinned apart from an MoE layer's, within ~25 % (SGLang's launch
+    floor, fitted per engine on its own rows, puts its step up to ~0.5 ms above vLLM's at batch 16)."""
     for gpu, w in (("H200", "fp8"), ("B200", "fp8"), ("B200", "fp4")):
         for engine in ("vllm", "sglang", "trtllm"):
             r = inference.estimate("Llama-3.1-70B", gpu, tp=8, weight_dtype=w, kv_dtype="fp8", batch_size=[4, 8, 16],
                                    input_len=1024, output_len=1024, engine=engine)
             t = r["tpot_ms"].to_numpy()
-            assert np.all((t > 5.5) & (t < 8.5)), (gpu, w, engine, t.round(2).tolist())
+            assert np.all((t > 5.5) & (t < 9.0)), (gpu, w, engine, t.round(2).tolist())
 
 
 def test_shipped_profiles_cover_the_main_gpus_and_engines():
@@ -599,10 +600,10 @@ def test_kimi_k3_kda_layers_follow_the_kda_tables(monkeypatch):
     assert np.allclose(dbl["tpot_ms"] - base["tpot_ms"], 69 * kg(b, 12.0), rtol=2e-3)
 
 
-def test_kda_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it():
-    """The closed form's per-sequence state read and write (ovh_seq_s) leaves Kimi-K3's decode where the KDA
-    tables price it; a GPU whose profile has no KDA table (A100) keeps it and says "extrapolated"; Gated DeltaNet
-    rows (Qwen3.5) keep theirs beside their table, as the engine factors were fitted."""
+def test_linear_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it():
+    """The closed form's per-sequence state read and write (ovh_seq_s) leaves Kimi-K3's and Qwen3.5's decode where
+    the KDA / Gated DeltaNet tables price it (it would be counted twice); a GPU whose profile has no KDA table
+    (A100) keeps it and says "extrapolated"."""
     from objectives.inference.core import prepare
 
     def seq_terms(model, gpu, engine):
@@ -616,8 +617,8 @@ def test_kda_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it():
     assert ovh > 1.05 * seq_s
     assert set(inference.estimate("moonshotai/Kimi-K3", "A100-SXM-80GB", tp=8, batch_size=1, input_len=1024,
                                   output_len=64, engine="sglang")["source"]) == {"extrapolated"}
-    ovh, seq_s, _ = seq_terms("Qwen/Qwen3.5-397B-A17B", "B200", "sglang")
-    assert ovh > 1.05 * seq_s
+    ovh, seq_s, state = seq_terms("Qwen/Qwen3.5-397B-A17B", "B200", "sglang")
+    assert state > 0 and ovh == pytest.approx(seq_s, rel=1e-12)
 
 
 def test_chunked_prefill_iterations_are_not_averaged_into_the_decode_steps():
