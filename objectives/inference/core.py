@@ -606,7 +606,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs).
     `rec_tok_s` (in `elem_s`) and `state_s`: the linear-attention layers' closed-form recurrence, per token (s) and
-    per decoding sequence per step (s), dropped where a GDN / KDA table prices it."""
+    per decoding sequence per step (s), dropped where a GDN / KDA table prices it (`build_curves`' fifth value)."""
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
@@ -629,6 +629,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     if np.any(m.idx_block > 0):  # MiniMax sparse attention: its span, indexer and layers (absent: none)
         for f in ("idx_block", "n_idx", "idx_heads", "idx_dim"):
             fields[f] = getattr(m, f)
+    if np.any(m.mamba_inner > 0):  # Mamba-2 rows: their conv channels (the profile's mamba2 tables; absent: none)
+        for f in ("mamba_inner", "mamba_groups", "mamba_state"):
+            fields[f] = getattr(m, f)
     curves, src, has, _, lin_tab = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
                                                 dt[w], moe_dp)
 
@@ -647,7 +650,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                               0.0) * 1e-3
     c.wave = np.where(has, eff.engine_table("ttft_wave", engines, 1.0), 1.0)
     # linear-attention rows whose recurrence the GDN / KDA tables priced: its closed form (recurrence FLOPs, each
-    # decoding sequence's state read and write) leaves, or the step would count it twice
+    # decoding sequence's state read and write) leaves, or the step would count it twice (Mamba-2's tables time its
+    # conv only, so its scan and state update stay in closed form)
     if lin_tab.any():
         elem_s = np.where(lin_tab, elem_s - rec_tok_s, elem_s)
         state_s = np.where(lin_tab, 0.0, state_s)

@@ -303,9 +303,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
                  moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
     per-row source code and a has-profile mask, the broadcast shape, and the rows whose linear-attention
-    recurrence (Gated DeltaNet, Kimi Delta Attention) the curves hold (their closed-form recurrence terms are to be
-    dropped). `shape_fields["attn16"]`: the
-    rows whose attention projections run the 16-bit GEMM table (`resolve.attn_16bit`); `shape_fields["moe_act"]`
+    recurrence a kernel table priced (Gated DeltaNet, Kimi Delta Attention; `_profile_rows`: their closed-form
+    recurrence terms are to be dropped). `shape_fields["attn16"]`: the rows whose attention projections run the
+    16-bit GEMM table (`resolve.attn_16bit`); `shape_fields["moe_act"]`
     (optional): each row's `moe_act_dtype` code (`MOE_ACT_DTYPES`; absent: "auto"). `moe_dp`: the attention-DP
     ranks whose tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose
     GPU has no profile for their engine, or whose compute dtype has no GEMM table, keep roofline curves (source
@@ -542,9 +542,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
-    profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose linear-
-    attention recurrence the profile's GDN / KDA tables priced. `attn_gt`: the GEMM table the attention projections
-    of rows `attn16` run on instead (unquantized: no weight-only scaling)."""
+    profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose
+    linear-attention recurrence a kernel table priced (Gated DeltaNet's, Kimi Delta Attention's; `core` drops their
+    closed form). `attn_gt`: the GEMM table the attention projections of rows `attn16` run on instead (unquantized:
+    no weight-only scaling)."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -936,21 +937,21 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if v4.any() and ctx is not None and gen is not None:
         ctx, gen, ok = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale)
         inside = np.where(v4, inside_mlp & ok, inside)
-    # linear-attention layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
+    # Gated DeltaNet layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
     # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length; the table
     # replaces the closed-form recurrence on these rows (`core`), which would count it twice
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
     vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
     kda = (n_lin > 0) & (m.get("lin_kda", np.zeros(k)) > 0)
-    lin = (n_lin > 0) & ~kda
+    mamba = (n_lin > 0) & (m.get("mamba_inner", np.zeros(k)) > 0)
+    lin = (n_lin > 0) & ~kda & ~mamba
+    lin_tab = np.zeros(k, dtype=bool)
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
         inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
         nl = np.where(lin, n_lin, 0.0)[:, None, None]
         ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
-        gdn_tab = lin
-    else:
-        gdn_tab = np.zeros(k, dtype=bool)
+        lin_tab |= lin
     # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
     # length (the chunked scan runs prompts side by side, one long prompt serially), a decode step by its sequences;
     # the closed-form recurrence (FLOPs, state traffic) leaves these rows in `core` (`build_curves`' fifth value).
@@ -962,10 +963,25 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         nl = np.where(kda, n_lin, 0.0)[:, None, None]
         ctx = np.log(np.exp(ctx) + nl * hide(k_ctx(b3, s3, vh)) * 1e-3)
         gen = np.log(np.exp(gen) + nl * hide(k_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
-        lin_tab = kda | gdn_tab
+        lin_tab |= kda
     else:
         inside &= ~kda
-        lin_tab = gdn_tab
+    # Mamba-2: its short conv from TensorRT-LLM's tables (`profiles.build.mamba2_tables`, every engine's profile),
+    # a prompt batch by its prompts and their length, a decode step by its sequences, at the conv channels one GPU
+    # holds (heads x head dim / tp + 2 x d_state per group, at least one group per GPU). The tables hold no scan or
+    # state-update kernel: the SSD chunk scan and the selective state update stay in closed form (`core`: FLOPs and
+    # state traffic), so these rows are not in `lin_tab`. Without the tables (a GPU aiconfigurator-core did not
+    # measure) the rows keep the closed form alone and say "extrapolated"
+    c_ctx, c_gen = prof.table("linear_attention.mamba2_context"), prof.table("linear_attention.mamba2_generation")
+    if mamba.any() and c_ctx is not None and c_gen is not None and ctx is not None and gen is not None:
+        ch = (m["mamba_inner"] / tp + 2.0 * np.maximum(m["mamba_groups"] / tp, 1.0) * m["mamba_state"])
+        inside &= ~mamba | (c_ctx.inside(1.0, 1024.0, ch) & c_gen.inside(1.0, ch))
+        nl = np.where(mamba, n_lin, 0.0)[:, None, None]
+        ch3 = np.maximum(ch, 1.0)[:, None, None]
+        ctx = np.log(np.exp(ctx) + nl * hide(c_ctx(b3, s3, ch3)) * 1e-3)
+        gen = np.log(np.exp(gen) + nl * hide(c_gen(b3 * np.ones_like(s3), ch3)) * 1e-3)
+    else:
+        inside &= ~mamba
     return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside, lin_tab
 
 

@@ -88,6 +88,10 @@ class ModelShape:
     # ---- MiniMax sparse attention on GQA (0.0 for every other model; `Model.index_block`) ----------------------
     idx_block: Num = 0.0      # the indexer's block, tokens (> 0: MiniMax sparse attention; idx_topk its span)
     n_idx: Num = 0.0          # attention layers with it (the others attend densely)
+    # ---- Mamba-2 (Nemotron-H hybrids; 0.0 for every other model) -------------------------------------------------
+    mamba_inner: Num = 0.0    # > 0: the linear layers are Mamba-2: heads x head dim (whole model; conv channels)
+    mamba_groups: Num = 0.0   # ... B / C groups (n_groups; split over tp, at least one per GPU)
+    mamba_state: Num = 0.0    # ... SSM state dim (d_state): each group's B and C add 2 x this conv channels
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -136,6 +140,11 @@ def _check_costable(m: Any) -> Any:
         raise CatalogError(f"model {m.name!r}: index_topk (DeepSeek sparse attention) is only costed on MLA models "
                            "(kv_lora_rank > 0)")
     return m
+
+
+def _is_mamba2(m: Any) -> bool:
+    """The model's linear layers are Mamba-2 (`linear_num_k_heads` its groups, `linear_head_k_dim` its state dim)."""
+    return bool(m.linear_attn_kind == "mamba2" and m.n_linear_attn_layers > 0)
 
 
 def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
@@ -188,6 +197,9 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "attn_res_bytes": mm.attn_res_bytes_per_token,
         "idx_block": lambda m: float(m.index_block) if mm.n_index_layers(m) else 0.0,
         "n_idx": mm.n_index_layers,
+        "mamba_inner": lambda m: float(m.linear_num_v_heads * m.linear_head_v_dim) if _is_mamba2(m) else 0.0,
+        "mamba_groups": lambda m: float(m.linear_num_k_heads) if _is_mamba2(m) else 0.0,
+        "mamba_state": lambda m: float(m.linear_head_k_dim) if _is_mamba2(m) else 0.0,
     }
 
 

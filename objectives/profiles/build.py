@@ -25,9 +25,11 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 - DeepEP dispatch / combine inside one node (EP over its 8 GPUs) by (tokens per rank) per measured (hidden,
   top-k, experts): low-latency kernels (decode) and normal kernels (prefill, fastest SM setting per cell). Measured
   under SGLang; the same library kernels stand in for every engine's profile on that GPU.
-- Linear-attention layers: Gated DeltaNet's conv + recurrence by (tokens, value heads per GPU), and Kimi Delta
+- Linear-attention layers: Gated DeltaNet's conv + recurrence by (tokens, value heads per GPU), Kimi Delta
   Attention's (`kda_tables`: prompts by batch and length, decode steps by sequences, per value heads per GPU;
-  TensorRT-LLM's profile on SGLang's tables, `KDA_LANES`).
+  TensorRT-LLM's profile on SGLang's tables, `KDA_LANES`), and Mamba-2's short conv (`mamba2_tables`: prompts by
+  batch and length, decode steps by sequences, per conv channels per GPU; TensorRT-LLM's tables in every engine's
+  profile, `MAMBA2_LANES`).
 
     python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
 
@@ -476,17 +478,69 @@ def kda_tables(path: Path, conv: Path | None = None) -> dict[str, Table]:
     return out
 
 
+def _own_or_lane(root: Path, system: str, op: str, engine: str, version: str, fname: str,
+                 lanes: Mapping[str, str]) -> Path | None:
+    """The engine's own `fname` up to the profile's `version` (`_table_upto`), else the newest of its `lanes`
+    engine on the same system (None: neither)."""
+    own = _table_upto(root, system, op, engine, version, fname)
+    if own is None and engine in lanes:
+        return _newest_table(root, system, op, lanes[engine], fname)
+    return own
+
+
 def kda_paths(root: Path, system: str, engine: str, version: str) -> tuple[Path | None, Path | None]:
-    """The KDA table a (system, engine, version) profile reads (its own up to `version`, `_table_upto`, else its
-    `KDA_LANES` engine's newest on the same system) and the table its context conv comes from instead (SGLang's
+    """The KDA table a (system, engine, version) profile reads (its own up to `version`, else its `KDA_LANES`
+    engine's newest on the same system, `_own_or_lane`) and the table its context conv comes from instead (SGLang's
     newest for vLLM tables before `KDA_VLLM_CONV_FIXED`; None: its own)."""
     fname = "kda_perf.parquet"
-    own = _table_upto(root, system, "kda", engine, version, fname)
-    if own is None and engine in KDA_LANES:
-        return _newest_table(root, system, "kda", KDA_LANES[engine], fname), None
-    if own is None or engine != "vllm" or _vkey(own.parent.name) >= _vkey(KDA_VLLM_CONV_FIXED):
-        return own, None
-    return own, _newest_table(root, system, "kda", "sglang", fname)
+    path = _own_or_lane(root, system, "kda", engine, version, fname, KDA_LANES)
+    if path is None or engine != "vllm" or _vkey(path.parent.name) >= _vkey(KDA_VLLM_CONV_FIXED):
+        return path, None
+    return path, _newest_table(root, system, "kda", "sglang", fname)
+
+
+#: Mamba-2 kernels (aiconfigurator-core `linear_attention/trtllm/<version>/mamba2_perf.parquet`, TensorRT-LLM
+#: 1.3.0rc20 only, on all 8 systems): the collector (`collector/trtllm/collect_mamba2.py`) times each of a layer's
+#: four kernels on its own at the whole model's shape (no TP shard): the prompt's short conv `causal_conv1d_fn`
+#: ((batch, conv channels, length) input, conv state written) and SSD chunk scan `mamba_chunk_scan_combined`, a
+#: decode step's `causal_conv1d_update` and `selective_state_update`. The shipped tables hold the two conv kernels
+#: only (no scan or state-update row on any system; aiconfigurator-core prices those two by its speed-of-light
+#: model). So these tables price a Mamba-2 layer's conv, by its channels (heads x head dim + 2 x groups x state
+#: dim: 1,536 / 6,144 / 10,240 / 18,432 / 20,480 measured; the GENERIC_4K and Nemotron-3 Nano shapes share 6,144
+#: and agree within 2%), not its recurrence: `measured` keeps the closed form for the scan and state update
+MAMBA2_CONV = {"context": "causal_conv1d_fn", "generation": "causal_conv1d_update"}
+#: engines without Mamba-2 tables, and the engine whose tables on the same GPU they read: SGLang's Mamba-2 conv is
+#: sgl_kernel's `causal_conv1d_fwd` / `causal_conv1d_update` (the Dao-AILab CUDA kernels TensorRT-LLM's
+#: `torch.ops.trtllm.causal_conv1d_*` also port), vLLM's its Triton port; both engines time those same conv kernels
+#: in their Gated DeltaNet tables (`gdn_perf` `causal_conv1d_fn` / `causal_conv1d_update`): at 6,144 channels
+#: within 0.7-1.25x of this table on B200 and H200 over 1k-32k prompt tokens and 64-1,024 decoding sequences (16k
+#: tokens on B200: SGLang 0.142, vLLM 0.150, this table 0.125 ms; 1,024 sequences 0.035 / 0.026 against 0.029 ms)
+MAMBA2_LANES = {"vllm": "trtllm", "sglang": "trtllm"}
+
+
+def mamba2_tables(path: Path) -> dict[str, Table]:
+    """Mamba-2 short-conv time (ms, one layer, no projections, no scan; `MAMBA2_CONV`): `mamba2_context` by
+    (batch, prompt length, conv channels per GPU), cells beyond a (length, channels) line's largest measured batch
+    in proportion to the prompts; `mamba2_generation` by (decoding sequences, conv channels per GPU). The median
+    over the model shapes measured at the same channels."""
+    cols = ("phase", "kernel_source", "batch_size", "seq_len", "num_tokens", "nheads", "head_dim", "n_groups",
+            "d_state", "latency")
+    df = _read(path, cols)
+    df = df.assign(conv_channels=df["nheads"] * df["head_dim"] + 2 * df["n_groups"] * df["d_state"])
+    out = {}
+    ctx = df[(df["phase"] == "context") & (df["kernel_source"] == MAMBA2_CONV["context"])]
+    cell = ["batch_size", "seq_len", "conv_channels"]
+    if len(ctx):
+        t = _table(ctx.groupby(cell, as_index=False)["latency"].median(), cell, [1, 0, 2], per_prompt=True)
+        if t is not None:
+            out["mamba2_context"] = t
+    gen = df[(df["phase"] == "generation") & (df["kernel_source"] == MAMBA2_CONV["generation"])]
+    cell = ["num_tokens", "conv_channels"]
+    if len(gen):
+        t = _table(gen.groupby(cell, as_index=False)["latency"].median(), cell, [0, 1], size_axis=0)
+        if t is not None:
+            out["mamba2_generation"] = t
+    return out
 
 
 def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[np.ndarray, ...], np.ndarray,
@@ -1005,6 +1059,10 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     f_kda, f_conv = kda_paths(root, system, engine, version)
     if f_kda is not None:
         for k, t in kda_tables(f_kda, f_conv).items():
+            tables[f"linear_attention.{k}"] = t
+    f_m2 = _own_or_lane(root, system, "linear_attention", engine, version, "mamba2_perf.parquet", MAMBA2_LANES)
+    if f_m2 is not None:
+        for k, t in mamba2_tables(f_m2).items():
             tables[f"linear_attention.{k}"] = t
     for k, t in comm_tables(root, system, engine, version).items():
         tables[f"comm.{k}"] = t

@@ -247,7 +247,9 @@ def test_latent_moe_experts_work_at_the_latent_width(engine):
     tp8 = inference.estimate([m, full], tp=8, ep=8, **kw)
     dp8 = inference.estimate([m, full], tp=1, attn_dp=8, ep=8, **kw)
     assert tp8["fits"].all() and dp8["fits"].all()
-    assert set(tp8["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
+    # TP 8 leaves each GPU 1,280 Mamba-2 conv channels, below the 1,536 its tables measured; attention DP the 10,240
+    assert set(tp8["source"]) == ({"roofline"} if engine == "roofline" else {"extrapolated"})
+    assert set(dp8["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
     assert tp8["tpot_ms"].iloc[0] <= tp8["tpot_ms"].iloc[1] and dp8["tpot_ms"].iloc[0] < dp8["tpot_ms"].iloc[1]
     # the closed form's dispatch / combine bytes per token: the latent's, a quarter of the hidden state's
     from objectives.inference.core import prepare
@@ -946,6 +948,27 @@ def test_kimi_k3_kda_layers_are_costed_on_every_engine(engine):
     assert pair["weights_gib"].iloc[0] > pair["weights_gib"].iloc[1]
     if engine == "roofline":  # engine rows price each kind's recurrence from its own kernel table
         assert pair["tpot_ms"].iloc[0] > pair["tpot_ms"].iloc[1]
+
+
+@pytest.mark.parametrize("engine", [None, "vllm", "sglang", "trtllm", "roofline"])
+def test_nemotron_mamba2_layers_read_the_conv_tables_on_every_engine(engine):
+    """Mamba-2 layers on the estimator: engine rows read TensorRT-LLM's Mamba-2 conv tables (SGLang's and vLLM's
+    profiles carry them) at the conv channels one GPU holds, heads x head dim / TP + 2 x d_state per group (at
+    least one group per GPU). Nemotron-H-56B (256 heads of 64, 8 groups of state 256) at TP 8 holds 2,048 + 512 =
+    2,560 and Nemotron-3 Nano (64 heads of 64, 8 groups of 128) at TP 4 1,024 + 512 = 1,536, both inside the
+    measured 1,536 .. 20,480 ("interpolated"); the Nano at TP 8 holds 512 + 256 = 768 and Nemotron-3 Super (128
+    heads) 1,024 + 256 = 1,280: "extrapolated" (the Gated DeltaNet table that stood in before measured Super's 16
+    heads per GPU)."""
+    assert [catalog.model(n).linear_head_k_dim for n in ("Nemotron-H-56B", "Nemotron-3-Nano-30B-A3B")] == [256, 128]
+    kw = dict(gpu="B200", batch_size=[1, 64], input_len=[1024, 16384], output_len=256, engine=engine)
+    inside = "roofline" if engine == "roofline" else "interpolated"
+    outside = "roofline" if engine == "roofline" else "extrapolated"
+    for model, tp, src in (("Nemotron-H-56B", 8, inside), ("Nemotron-3-Nano-30B-A3B", 4, inside),
+                           ("Nemotron-3-Nano-30B-A3B", 8, outside), ("Nemotron-3-Super-120B-A12B-NVFP4", 8, outside)):
+        r = inference.estimate(model, tp=tp, **kw)
+        assert r["fits"].all(), r["reason"]
+        assert ((r["ttft_ms"] > 0) & (r["tpot_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))).all()
+        assert set(r["source"]) == {src}, (model, tp)
 
 
 def test_minimax_m3_reads_its_sparse_attention_and_counts_by_hand():

@@ -566,16 +566,17 @@ def test_kda_table_each_engines_profile_reads(tmp_path):
     assert kda_paths(tmp_path, "b200_sxm", "trtllm", "1.3.0rc20") == (None, None)
 
 
-def _scaled_kda(real, factor: float):
-    """`profiles.load` whose KDA tables are `factor` x the real ones."""
+def _scaled(real, kind: str, factor: float):
+    """`profiles.load` whose `linear_attention.<kind>_context` / `_generation` tables are `factor` x the real ones."""
     import dataclasses
+    names = (f"linear_attention.{kind}_context", f"linear_attention.{kind}_generation")
 
     def load(gpu, engine, *a, **k):
         p = real(gpu, engine, *a, **k)
-        if p is None or p.table("linear_attention.kda_context") is None:
+        if p is None or p.table(names[0]) is None:
             return p
         t = dict(p.tables)
-        for n in ("linear_attention.kda_context", "linear_attention.kda_generation"):
+        for n in names:
             t[n] = Table(t[n].names, t[n].axes, t[n].log_ms + np.log(factor))
         return dataclasses.replace(p, tables=t)
     return load
@@ -593,7 +594,7 @@ def test_kimi_k3_kda_layers_follow_the_kda_tables(monkeypatch):
     kc, kg = p.table("linear_attention.kda_context"), p.table("linear_attention.kda_generation")
     shipped = profiles.load("B200", "sglang", full=False)  # the compact copy carries the same tables
     assert np.allclose(shipped.table("linear_attention.kda_generation").log_ms, kg.log_ms, atol=1e-6)
-    monkeypatch.setattr(profiles, "load", _scaled_kda(profiles.load, 2.0))
+    monkeypatch.setattr(profiles, "load", _scaled(profiles.load, "kda", 2.0))
     dbl = inference.estimate(**kw)
     b = np.array([1.0, 64.0])
     assert np.allclose(dbl["ttft_ms"] - base["ttft_ms"], 69 * kc(b, 1024.0, 12.0), rtol=2e-3)
@@ -619,6 +620,143 @@ def test_linear_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it()
                                   output_len=64, engine="sglang")["source"]) == {"extrapolated"}
     ovh, seq_s, state = seq_terms("Qwen/Qwen3.5-397B-A17B", "B200", "sglang")
     assert state > 0 and ovh == pytest.approx(seq_s, rel=1e-12)
+
+
+def _mamba2_rows(scan: bool = False) -> pd.DataFrame:
+    """A small mamba2_perf table in aiconfigurator-core's layout: the conv kernels of three model shapes (two share
+    6,144 conv channels: 64 heads x 64 + 2 x 8 groups x 128 state), the largest batch of the longest prompt
+    unmeasured; with `scan`, the collector's scan / state-update rows (`MAMBA2_CONV` does not read them)."""
+    rows = []
+    shapes = (("a", 64, 8, 128, 1.0), ("b", 64, 8, 128, 3.0), ("c", 16, 4, 64, 1.0))  # name, heads, groups, state
+    for name, nh, ng, ds, scale in shapes:
+        ch = nh * 64 + 2 * ng * ds
+        kw = dict(d_model=1024, d_state=ds, d_conv=4, nheads=nh, head_dim=64, n_groups=ng, chunk_size=128,
+                  model_name=name)
+        for b in (1, 2, 4):
+            for s in (1, 8, 64):
+                if b == 4 and s == 64:
+                    continue
+                for k in ("causal_conv1d_fn",) + (("mamba_chunk_scan_combined",) if scan else ()):
+                    rows.append(dict(phase="context", kernel_source=k, batch_size=b, seq_len=s, num_tokens=b * s,
+                                     latency=(50.0 if "scan" in k else 1.0) * scale * 1e-6 * b * s * ch, **kw))
+        for n in (1, 8, 64):
+            for k in ("causal_conv1d_update",) + (("selective_state_update",) if scan else ()):
+                rows.append(dict(phase="generation", kernel_source=k, batch_size=n, seq_len=1, num_tokens=n,
+                                 latency=(50.0 if "state" in k else 1.0) * scale * 1e-6 * n * ch, **kw))
+    return pd.DataFrame(rows)
+
+
+def test_mamba2_tables_time_the_conv_by_its_channels(tmp_path):
+    from objectives.profiles.build import mamba2_tables
+    f = tmp_path / "mamba2_perf.parquet"
+    _mamba2_rows().to_parquet(f)
+    t = mamba2_tables(f)
+    ctx, gen = t["mamba2_context"], t["mamba2_generation"]
+    assert ctx.names == ("batch_size", "seq_len", "conv_channels") and gen.names == ("num_tokens", "conv_channels")
+    assert list(ctx.axes[2]) == [1536.0, 6144.0]  # 16 x 64 + 2 x 4 x 64; the two 6,144-channel shapes one line
+    # the median over the shapes at one channel count (2 x a's), not their sum; the corner in proportion to prompts
+    assert float(ctx(2, 8, 6144)) == pytest.approx(2.0 * 1e-6 * 16 * 6144, rel=1e-6)
+    assert float(ctx(4, 64, 1536)) == pytest.approx(2.0 * float(ctx(2, 64, 1536)), rel=1e-6)
+    assert float(gen(8, 6144)) == pytest.approx(2.0 * 1e-6 * 8 * 6144, rel=1e-6)
+    # a table that also holds the scan and state-update kernels: the conv tables are the same
+    _mamba2_rows(scan=True).to_parquet(f)
+    both = mamba2_tables(f)
+    assert np.array_equal(both["mamba2_context"].log_ms, ctx.log_ms)
+    assert np.array_equal(both["mamba2_generation"].log_ms, gen.log_ms)
+
+
+def test_mamba2_table_each_engines_profile_reads(tmp_path):
+    """TensorRT-LLM's own table up to the profile's version; SGLang and vLLM (no Mamba-2 table) on TensorRT-LLM's
+    newest on the same system; a system without one: none."""
+    from objectives.profiles.build import MAMBA2_LANES, _own_or_lane
+    for v in ("1.2.0", "1.3.0rc20"):
+        d = tmp_path / "b200_sxm" / "linear_attention" / "trtllm" / v
+        d.mkdir(parents=True)
+        _mamba2_rows().to_parquet(d / "mamba2_perf.parquet")
+    (tmp_path / "b200_sxm" / "linear_attention" / "vllm" / "0.24.0").mkdir(parents=True)
+    la = tmp_path / "b200_sxm" / "linear_attention" / "trtllm"
+
+    def path(system, engine, version):
+        return _own_or_lane(tmp_path, system, "linear_attention", engine, version, "mamba2_perf.parquet",
+                            MAMBA2_LANES)
+    assert path("b200_sxm", "trtllm", "1.2.5") == la / "1.2.0" / "mamba2_perf.parquet"
+    assert path("b200_sxm", "vllm", "0.24.0") == la / "1.3.0rc20" / "mamba2_perf.parquet"
+    assert path("b200_sxm", "sglang", "0.5.14") == la / "1.3.0rc20" / "mamba2_perf.parquet"
+    assert path("a100_sxm", "sglang", "0.5.14") is None
+
+
+@pytest.mark.parametrize("engine", ["trtllm", "sglang"])
+def test_nemotron_nano_mamba2_layers_follow_the_conv_tables(monkeypatch, engine):
+    """Nemotron-3 Nano on B200, TP 1 (6,144 conv channels per GPU, measured): rows "interpolated"; doubling the
+    Mamba-2 conv tables adds one more table time per Mamba layer (23) to the prompt (at its batch and length) and to
+    each decode step (at its sequences). SGLang's profile carries TensorRT-LLM's tables. The Gated DeltaNet tables no
+    longer stand in: scaling them leaves the rows as they were."""
+    from objectives.inference.core import default_eff
+    kw = dict(model="Nemotron-3-Nano-30B-A3B", gpu="B200", tp=1, batch_size=[1, 64], input_len=1024,
+              output_len=256, engine=engine)
+    base = inference.estimate(**kw)
+    assert set(base["source"]) == {"interpolated"}
+    p = profiles.load("B200", engine)
+    mc, mg = p.table("linear_attention.mamba2_context"), p.table("linear_attention.mamba2_generation")
+    trt = profiles.load("B200", "trtllm").table("linear_attention.mamba2_generation")
+    assert np.array_equal(mg.log_ms, trt.log_ms)
+    shipped = profiles.load("B200", engine, full=False)  # the compact copy carries the same tables
+    assert np.allclose(shipped.table("linear_attention.mamba2_context").log_ms, mc.log_ms, atol=1e-6)
+    real = profiles.load
+    monkeypatch.setattr(profiles, "load", _scaled(real, "mamba2", 2.0))
+    dbl = inference.estimate(**kw)
+    # isolated kernel times less the launch floor CUDA graphs hide (`measured._profile_rows`' hide)
+    floor = float(default_eff()["profile_launch_us"][engine]) * 1e-3
+
+    def hide(t):
+        return np.maximum(t - floor, 0.25 * t)
+    b = np.array([1.0, 64.0])
+    t_c, t_g = mc(b, 1024.0, 6144.0), mg(b, 6144.0)
+    assert np.allclose(dbl["ttft_ms"] - base["ttft_ms"], 23 * (hide(2 * t_c) - hide(t_c)), rtol=2e-3)
+    # 64 decoding sequences' steps also carry a small share of the prompts' prefill
+    assert np.allclose(dbl["tpot_ms"] - base["tpot_ms"], 23 * (hide(2 * t_g) - hide(t_g)), rtol=[2e-3, 2e-2])
+    monkeypatch.setattr(profiles, "load", _scaled(real, "gdn", 3.0))
+    gdn = inference.estimate(**kw)
+    assert np.array_equal(gdn["ttft_ms"], base["ttft_ms"]) and np.array_equal(gdn["tpot_ms"], base["tpot_ms"])
+
+
+def test_mamba2_tables_move_only_mamba2_rows(monkeypatch):
+    """Scaling the Mamba-2 tables moves Nemotron-3 Nano and nothing else: Gated DeltaNet (Qwen3.5), KDA (Kimi-K3)
+    and a dense model keep their predictions; Nemotron-3 Nano at TP 8 (768 conv channels per GPU, below the
+    measured 1,536) says "extrapolated"."""
+    kw = dict(gpu="B200", batch_size=[1, 64], input_len=[1024, 16384], output_len=256, engine="trtllm")
+    cases = (("Nemotron-3-Nano-30B-A3B", 1), ("Qwen/Qwen3.5-397B-A17B", 8), ("moonshotai/Kimi-K3", 8),
+             ("Qwen/Qwen3-32B", 1))
+    pp = {"moonshotai/Kimi-K3": 2}
+    base = {n: inference.estimate(n, tp=tp, pp=pp.get(n, 1), **kw) for n, tp in cases}
+    monkeypatch.setattr(profiles, "load", _scaled(profiles.load, "mamba2", 2.0))
+    for n, tp in cases:
+        r = inference.estimate(n, tp=tp, pp=pp.get(n, 1), **kw)
+        moved = not np.array_equal(r["ttft_ms"], base[n]["ttft_ms"])
+        assert moved == (n == "Nemotron-3-Nano-30B-A3B"), n
+        assert np.array_equal(r["tpot_ms"], base[n]["tpot_ms"]) != moved, n
+    r = inference.estimate("Nemotron-3-Nano-30B-A3B", tp=8, **kw)
+    assert set(r["source"]) == {"extrapolated"}
+
+
+def test_mamba2_rows_keep_the_closed_form_scan_and_state_update():
+    """Mamba-2's tables time its conv alone: Nemotron-3 Nano keeps the closed form's per-sequence state read and
+    write (ovh_seq_s) beside them, as a GPU without the tables (A100, "extrapolated") does; Kimi-K3's KDA rows,
+    whose tables price the whole recurrence, drop it."""
+    from objectives.inference.core import prepare
+
+    def seq_terms(model, gpu, engine, tp):
+        pr = prepare(model, gpu, tp=tp, engine=engine)
+        seq_s = float(np.squeeze(pr.eff.engine_table("engine_seq_us", np.array([engine], dtype=object), 2.0))) * 1e-6
+        return float(np.squeeze(pr.coeffs.ovh_seq_s)), seq_s, float(np.squeeze(pr.lc.state_bytes_per_seq))
+
+    for gpu in ("B200", "A100-SXM-80GB"):
+        ovh, seq_s, state = seq_terms("Nemotron-3-Nano-30B-A3B", gpu, "sglang", 1)
+        assert state > 0 and ovh > 1.05 * seq_s
+    ovh, seq_s, _ = seq_terms("moonshotai/Kimi-K3", "B200", "sglang", 8)
+    assert ovh == pytest.approx(seq_s, rel=1e-12)
+    assert set(inference.estimate("Nemotron-3-Nano-30B-A3B", "A100-SXM-80GB", tp=1, batch_size=1, input_len=1024,
+                                  output_len=64, engine="sglang")["source"]) == {"extrapolated"}
 
 
 def test_chunked_prefill_iterations_are_not_averaged_into_the_decode_steps():
