@@ -460,12 +460,18 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
 
 
+def sparse_prefill_pairs(c: StepCoeffs, T: Num, A: Num, mx: Callable = np.maximum) -> Num:
+    """MiniMax sparse attention's prefill query-key pairs in one forward: each of the T prompt tokens attends at
+    most `sparse_span` keys of the A causal pairs, min(A, T x span) (compute-bound work: `power.compute_s`)."""
+    return -mx(-A, -T * c.sparse_span)
+
+
 def sparse_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, mx: Callable = np.maximum) -> Num:
-    """Seconds of MiniMax sparse attention's bounded part in one forward: each of the T prompt tokens attends at
-    most `sparse_span` keys (of the A causal pairs: min(A, T x span)) and each of the D decodes at most that many
-    of its cached tokens (of the K read: min(K, D x span), the span taken against the batch's mean context)."""
-    span = c.sparse_span
-    return (-mx(-A, -T * span)) * c.sparse_s_pair + (-mx(-K, -D * span)) * c.sparse_dec_s
+    """Seconds of MiniMax sparse attention's bounded part in one forward: the prompts' pairs within the span
+    (`sparse_prefill_pairs`) and each of the D decodes reading at most `sparse_span` of its cached tokens (of the K
+    read: min(K, D x span), the span taken against the batch's mean context)."""
+    return (sparse_prefill_pairs(c, T, A, mx) * c.sparse_s_pair
+            + (-mx(-K, -D * c.sparse_span)) * c.sparse_dec_s)
 
 
 def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: Num, scalar: bool) -> Num:
@@ -497,4 +503,5 @@ def busy_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
     return forward_s(c, T, A, D, K, S) - idle_s(c, D, S)
 
 
-__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s", "idle_s", "sparse_s"]
+__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s", "idle_s", "sparse_s",
+           "sparse_prefill_pairs"]

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .ops import sparse_prefill_pairs
+
 Num = Any
 
 #: the shipped factors and the published readings they were fitted to
@@ -124,7 +126,7 @@ def compute_s(c: Any, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
     if not (isinstance(c.n_experts, (int, float)) and c.n_experts == 0):
         t = t + c.exp_s_tok * M * c.top_k
     if not (isinstance(c.sparse_span, (int, float)) and c.sparse_span == 0):  # MiniMax sparse attention's prefill
-        t = t + np.minimum(A, T * c.sparse_span) * c.sparse_s_pair
+        t = t + sparse_prefill_pairs(c, T, A) * c.sparse_s_pair
     return t + A * c.attn_s_pair
 
 
