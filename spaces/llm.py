@@ -33,7 +33,7 @@ from .batching import batching as batching_space
 from .compose import compose, one_of
 from .hardware import hardware
 from .parallelism import ep_choices, model_record, parallelism
-from .quantization import KV_DTYPES, quantization
+from .quantization import KV_DTYPES, OPT_IN_FORMATS, quantization
 from .serving import serving
 
 
@@ -96,7 +96,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     parts = [
         hardware(gpus, max_gpus, n_gpus=n_gpus),
         par,
-        quantization(gpus, formats=formats, kv_dtypes=kv_dtypes),
+        quantization(gpus, formats=formats, kv_dtypes=kv_dtypes, opt_in=_opt_in_formats(model)),
     ]
     own_pools = any(v is not None for v in (prefill_gpus, prefill_tp, prefill_ep, prefill_attn_dp))
     if own_pools and "disagg" not in modes:
@@ -170,6 +170,12 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     return compose(*parts, constraints=cons, when=when)
 
 
+def _opt_in_formats(model: str | Model) -> tuple[str, ...]:
+    """The opt-in formats a default space of ``model`` offers: fp4 weights computed in 16 bits where its checkpoint
+    is fp4 (gpt-oss's MXFP4 before Blackwell, `spaces.quantization.OPT_IN_FORMATS`)."""
+    return OPT_IN_FORMATS if model_record(model).quant_weight_dtype == "fp4" else ()
+
+
 def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GPU] | str,
                   prefill_tp: Sequence[int] | None, formats: Sequence[str] | None,
                   kv_dtypes: Sequence[str]) -> tuple[dse.Space, list[str]]:
@@ -183,7 +189,7 @@ def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GP
         raise SpaceError(f"prefill_tp={list(prefill_tp or [])!r}: {bad or 'empty'} not allowed; valid TP values for "
                          f"this model and space: {allowed_tp}")
     rules = quantization(list(dict.fromkeys([*_choices(hw, "gpu"), *names])), formats=formats,
-                         kv_dtypes=kv_dtypes).constraints
+                         kv_dtypes=kv_dtypes, opt_in=OPT_IN_FORMATS).constraints
     cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]
     return dse.Space(prefill_gpu=dse.Categorical(list(names)), prefill_tp=dse.Categorical(tps)), cons
 

@@ -11,6 +11,8 @@ int8       int8          int8        int8 tensor cores (SmoothQuant-style W8A8)
 w8a16      fp8           bf16        any GPU (fp8 weight-only, dequantized in the GEMM)
 w4a16      int4          bf16        any GPU (AWQ/GPTQ int4 weight-only)
 fp4        fp4           fp4         fp4 tensor cores (Blackwell, MI355X)
+w4a16_fp4  fp4           bf16        any GPU (fp4 weights dequantized in the GEMM: how MXFP4 checkpoints such
+                                     as gpt-oss run before Blackwell; opt-in, `OPT_IN_FORMATS`)
 =========  ============  ==========  ==============================================================
 
 These are the formats ``objectives.accuracy`` has a published quality figure for (int4 weights with fp8 compute,
@@ -41,7 +43,14 @@ FORMATS: dict[str, tuple[str, str]] = {
     "w8a16": ("fp8", "bf16"),
     "w4a16": ("int4", "bf16"),
     "fp4": ("fp4", "fp4"),
+    "w4a16_fp4": ("fp4", "bf16"),
 }
+
+#: formats offered only when asked for (``formats=``, or ``opt_in=`` by a caller that knows the model): fp4 weights
+#: computed in 16 bits is the native deployment of an fp4 checkpoint on a GPU without fp4 tensor cores (gpt-oss's
+#: MXFP4 on Hopper: TensorRT-LLM's W4A16_MXFP4, vLLM's and SGLang's Marlin / Triton MXFP4 kernels), not a format
+#: anyone quantizes a 16-bit model into; `spaces.llm_serving` adds it for models whose checkpoint is fp4
+OPT_IN_FORMATS = ("w4a16_fp4",)
 
 #: KV-cache precisions offered by default.
 KV_DTYPES = ("bf16", "fp8")
@@ -60,15 +69,17 @@ def format_ok(gpu: GPU, weight_dtype: str, act_dtype: str) -> bool:
 
 
 def quantization(gpus: Sequence[str | GPU] | str, *, formats: Sequence[str] | None = None,
-                 kv_dtypes: Sequence[str] = KV_DTYPES) -> dse.Space:
+                 kv_dtypes: Sequence[str] = KV_DTYPES, opt_in: Sequence[str] = ()) -> dse.Space:
     """Space of ``gpu``, ``weight_dtype``, ``act_dtype`` and ``kv_dtype`` with the validity rules above.
 
-    ``formats``: names from :data:`FORMATS` (default: every format at least one of ``gpus`` can run).
-    The ``gpu`` parameter is the same as :func:`spaces.hardware`'s, so the two compose.
+    ``formats``: names from :data:`FORMATS` (default: every format at least one of ``gpus`` can run, less
+    :data:`OPT_IN_FORMATS` other than those named in ``opt_in``). The ``gpu`` parameter is the same as
+    :func:`spaces.hardware`'s, so the two compose.
     """
     recs = gpu_records(gpus)
     if formats is None:
-        formats = [f for f, (w, a) in FORMATS.items() if any(computes(g, a) for g in recs)]
+        formats = [f for f, (w, a) in FORMATS.items() if any(computes(g, a) for g in recs)
+                   and (f not in OPT_IN_FORMATS or f in opt_in)]
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:

@@ -86,6 +86,10 @@ QUANT: dict[tuple[str, str], dict[str, str | None]] = {
     ("int8", "int8"): {"vllm": None, "sglang": "w8a8_int8"},  # vLLM: a compressed-tensors W8A8 checkpoint, detected
     ("int4", "bf16"): {"vllm": "awq_marlin", "sglang": "awq_marlin"},
     ("fp4", "fp4"): {"vllm": "modelopt_fp4", "sglang": "modelopt_fp4"},
+    # an NVFP4 checkpoint before Blackwell: both engines' ModelOpt FP4 path falls back to their FP4 Marlin W4A16
+    # kernel (vLLM and SGLang `marlin_utils_fp4.is_fp4_marlin_supported`: compute capability >= 7.5); an MXFP4
+    # checkpoint (gpt-oss) takes no flag (`_quant_flag`)
+    ("fp4", "bf16"): {"vllm": "modelopt_fp4", "sglang": "modelopt_fp4"},
 }
 
 #: What checkpoint a quantized format needs (the engines do not quantize these online).
@@ -93,6 +97,7 @@ CHECKPOINT: dict[tuple[str, str], str] = {
     ("int8", "int8"): "a W8A8 int8 (SmoothQuant) checkpoint of the model",
     ("int4", "bf16"): "an AWQ int4 checkpoint of the model",
     ("fp4", "fp4"): "an NVFP4 (ModelOpt) checkpoint of the model",
+    ("fp4", "bf16"): "an NVFP4 (ModelOpt) or MXFP4 checkpoint of the model",
 }
 
 #: kv_dtype -> the engine's KV-cache dtype value (None: not expressible, "": leave the engine's default)
@@ -404,7 +409,7 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
 def _mxfp4_experts(m: catalog.Model, weight_dtype: str) -> bool:
     """True where the served experts are MXFP4 (an MXFP4 MoE checkpoint at fp4 weights): the only ones
     ``moe_act_dtype`` applies to (the cost model's rule, `objectives.inference.core`)."""
-    return m.is_moe and m.quant_scheme == "mxfp4" and weight_dtype == "fp4"
+    return m.is_moe and _mxfp4_checkpoint(m, weight_dtype)
 
 
 def _moe_act_setting(c: _Ctx) -> tuple[list[Any], dict[str, str]]:
@@ -495,16 +500,31 @@ def _quant_value(c: _Ctx) -> str | None:
         if fmt in (("fp8", "fp8"), ("fp8", "bf16")) and c.p.model.quant_weight_dtype != "fp8":
             c.notes.append("TensorRT-LLM reads the quantization from the checkpoint: serve an FP8 (ModelOpt) "
                            f"checkpoint of {c.p.model.name}")
+        if fmt == ("fp4", "bf16") and not _mxfp4_checkpoint(c.p.model, c.p.weight_dtype):
+            raise DeployError(f"trtllm cannot run {c.p.model.name} from an NVFP4 checkpoint with 16-bit compute "
+                              "(weight_dtype='fp4', act_dtype='bf16'): its FP4 GEMMs need Blackwell; an MXFP4 "
+                              "checkpoint (W4A16_MXFP4) or vLLM / SGLang (FP4 Marlin) can")
         return None
-    if c.p.model.quant_scheme == "mxfp4" and c.p.model.quant_weight_dtype == c.p.weight_dtype:
-        return None  # the checkpoint's own MXFP4 quantization_config, which vLLM and SGLang detect ("mxfp4")
-    q = QUANT[fmt][c.engine]
+    q = _quant_flag(c)
     if fmt == ("fp8", "bf16") and c.p.gpu.supports("fp8"):
         c.notes.append(f"{c.engine} --quantization fp8 computes in fp8 on {c.p.gpu.name} (fp8 tensor cores); the "
                        "study's w8a16 (weight-only) prediction is then pessimistic")
     if q is not None:
         c.choice("serve", "--quantization", q, f"weight_dtype={c.p.weight_dtype!r} act_dtype={c.p.act_dtype!r}")
     return q
+
+
+def _mxfp4_checkpoint(m: catalog.Model, weight_dtype: str) -> bool:
+    """The model is served from its own MXFP4 checkpoint (its quantization_config, quant_method "mxfp4")."""
+    return m.quant_scheme == "mxfp4" and m.quant_weight_dtype == weight_dtype
+
+
+def _quant_flag(c: _Ctx) -> str | None:
+    """vLLM's / SGLang's ``--quantization`` value for the plan's format (`QUANT`): none for an MXFP4 checkpoint,
+    whose own quantization_config both engines detect (``--quantization modelopt_fp4`` would load it as NVFP4)."""
+    if _mxfp4_checkpoint(c.p.model, c.p.weight_dtype):
+        return None
+    return QUANT[(c.p.weight_dtype, c.p.act_dtype)][c.engine]
 
 
 def _check_parallel(c: _Ctx) -> None:
@@ -592,7 +612,7 @@ def _kv_quant_args(c: _Ctx, replica: int) -> list[Any]:
     kv = _kv_value(c)
     if kv and kv != "auto":
         argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={c.p.kv_dtype!r}")]
-    q = _quant_value(c) if replica == 0 else QUANT[(c.p.weight_dtype, c.p.act_dtype)][c.engine]
+    q = _quant_value(c) if replica == 0 else _quant_flag(c)
     if q:
         argv += ["--quantization", q]
     return argv

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 import dse
 import spaces
 from objectives import catalog, inference
-from spaces.quantization import FORMATS
+from spaces.quantization import FORMATS, OPT_IN_FORMATS
+
+#: the formats a space offers unless asked for more (the opt-in ones only by name or for an fp4 checkpoint)
+DEFAULT_FORMATS = [wa for f, wa in FORMATS.items() if f not in OPT_IN_FORMATS]
 
 GPUS = ["H100-SXM-80GB", "A100-SXM-80GB", "B200", "L40S", "MI300X", "Gaudi3"]
 
@@ -133,7 +136,7 @@ def test_parallelism_takes_an_ep_that_does_not_divide_the_experts_when_asked():
 # ------------------------------------------------------------------------------------------------ quantization
 def brute_quant(gpus, kv=("bf16", "fp8")):
     out = set()
-    for g, (w, a), k in itertools.product(gpus, FORMATS.values(), kv):
+    for g, (w, a), k in itertools.product(gpus, DEFAULT_FORMATS, kv):
         if computes(g, a):
             out.add((g, w, a, k))
     return out
@@ -247,7 +250,7 @@ def brute_llm(model, gpus, max_gpus, modes, mbs, mnt, input_len):
             dp = p[2] if with_dp else 1
             if tp * pp * dp != n:
                 continue
-            for (w, a), kv in itertools.product(FORMATS.values(), ("bf16", "fp8")):
+            for (w, a), kv in itertools.product(DEFAULT_FORMATS, ("bf16", "fp8")):
                 if not computes(g, a):
                     continue
                 for mode in modes:
@@ -360,3 +363,21 @@ def test_llm_serving_eplb_knob_only_where_it_changes_the_deployment():
         spaces.llm_serving(m, ["H200"], 8, eplb=("yes",))
     with pytest.raises(dse.SpaceError, match=r"eplb=True: not a sequence"):
         spaces.llm_serving(m, ["H200"], 8, eplb=True)
+
+
+def test_an_fp4_checkpoint_is_offered_with_16_bit_compute_where_the_gpu_has_no_fp4_tensor_cores():
+    """gpt-oss (MXFP4) runs on Hopper as fp4 weights computed in bf16: its default space offers that format on every
+    GPU (`OPT_IN_FORMATS`), fp4 compute on Blackwell only; a 16-bit checkpoint's default space does not offer it,
+    and asking for it by name does; the cost model prices such a row."""
+    def formats(model, **kw):
+        g = spaces.llm_serving(model, ["H200", "B200"], 1, engines=["vllm"], **kw).grid()
+        return {(r.gpu, r.weight_dtype, r.act_dtype) for r in g.itertuples()}
+
+    gpt = formats("openai/gpt-oss-120b")
+    assert {("H200-SXM-141GB", "fp4", "bf16"), ("B200", "fp4", "bf16"), ("B200", "fp4", "fp4")} <= gpt
+    assert ("H200-SXM-141GB", "fp4", "fp4") not in gpt
+    assert not {f for f in formats("Llama-3.1-8B") if f[1:] == ("fp4", "bf16")}
+    assert formats("Llama-3.1-8B", formats=["w4a16_fp4"]) == {("H200-SXM-141GB", "fp4", "bf16"), ("B200", "fp4", "bf16")}
+    r = inference.estimate("openai/gpt-oss-120b", "H200", weight_dtype="fp4", act_dtype="bf16", batch_size=8,
+                           engine="vllm")
+    assert bool(r["fits"].iloc[0]) and r["source"].iloc[0] == "interpolated"

@@ -334,8 +334,12 @@ def test_an_engine_release_without_fp4_is_refused_naming_the_value(tmp_path):
     for engine in deploy.ENGINES:
         with pytest.raises(DeployError, match=r"act_dtype='fp4'.*H100-SXM-80GB \(hopper\) has none.*'B200'"):
             deploy.commands({**cfg, "gpu": "H100-SXM-80GB"}, engine=engine, model=LLAMA)
-    with pytest.raises(DeployError, match=r"\('fp4', 'bf16'\) is not a deployable format"):
-        deploy.commands({**cfg, "act_dtype": "bf16"}, engine="vllm", model=LLAMA)
+    # fp4 weights computed in 16 bits (FP4 Marlin in vLLM and SGLang) run on Hopper; TensorRT-LLM's FP4 GEMMs do not
+    w4a16 = {**cfg, "gpu": "H100-SXM-80GB", "act_dtype": "bf16"}
+    for engine in ("vllm", "sglang"):
+        assert "--quantization modelopt_fp4" in deploy.commands(w4a16, engine=engine, model=LLAMA).servers[0].shell()
+    with pytest.raises(DeployError, match=r"trtllm cannot run .* from an NVFP4 checkpoint with 16-bit compute"):
+        deploy.commands(w4a16, engine="trtllm", model=LLAMA)
 
 
 # ------------------------------------------------------------------------------------------------ stored studies

@@ -58,3 +58,13 @@ def test_an_mxfp4_checkpoint_is_served_with_its_own_quantization_not_modelopt_fp
     nv = deploy.commands({"gpu": "B200", "tp": 8, "weight_dtype": "fp4", "act_dtype": "fp4"}, engine=engine,
                          model="nvidia/DeepSeek-R1-0528-FP4")
     assert "--quantization modelopt_fp4" in nv.servers[0].shell()
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_gpt_oss_on_hopper_runs_its_mxfp4_checkpoint_with_16_bit_compute_in_every_replica(engine):
+    # the MXFP4 checkpoint before Blackwell (TensorRT-LLM W4A16_MXFP4, vLLM / SGLang Marlin or Triton MXFP4): no
+    # replica gets a --quantization flag, no engine refuses it
+    d = deploy.commands({"gpu": "H200", "tp": 1, "dp": 2, "weight_dtype": "fp4", "act_dtype": "bf16"}, engine=engine,
+                        model=GPT)
+    assert d.check() == {} and len(d.servers) == 2
+    assert all("--quantization" not in s.shell() for s in d.servers)
