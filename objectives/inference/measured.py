@@ -946,11 +946,17 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     mamba = (n_lin > 0) & (m.get("mamba_inner", np.zeros(k)) > 0)
     lin = (n_lin > 0) & ~kda & ~mamba
     lin_tab = np.zeros(k, dtype=bool)
+
+    def add_layers(c: np.ndarray, g: np.ndarray, rows: np.ndarray, t_ctx: np.ndarray,
+                   t_gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The log-time curves `c` (context) and `g` (generation) plus each of the rows' `n_lin` linear layers at
+        their measured kernel times `t_ctx` / `t_gen` (ms, isolated: `hide`)."""
+        nl = np.where(rows, n_lin, 0.0)[:, None, None]
+        return np.log(np.exp(c) + nl * hide(t_ctx) * 1e-3), np.log(np.exp(g) + nl * hide(t_gen) * 1e-3)
+
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
         inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
-        nl = np.where(lin, n_lin, 0.0)[:, None, None]
-        ctx = np.log(np.exp(ctx) + nl * hide(g_ctx(b3 * s3, vh)) * 1e-3)
-        gen = np.log(np.exp(gen) + nl * hide(g_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
+        ctx, gen = add_layers(ctx, gen, lin, g_ctx(b3 * s3, vh), g_gen(b3 * np.ones_like(s3), vh))
         lin_tab |= lin
     # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
     # length (the chunked scan runs prompts side by side, one long prompt serially), a decode step by its sequences;
@@ -960,9 +966,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     k_ctx, k_gen = prof.table("linear_attention.kda_context"), prof.table("linear_attention.kda_generation")
     if kda.any() and k_ctx is not None and k_gen is not None and ctx is not None and gen is not None:
         inside &= ~kda | (k_ctx.inside(1.0, 1024.0, vh[:, 0, 0]) & k_gen.inside(1.0, vh[:, 0, 0]))
-        nl = np.where(kda, n_lin, 0.0)[:, None, None]
-        ctx = np.log(np.exp(ctx) + nl * hide(k_ctx(b3, s3, vh)) * 1e-3)
-        gen = np.log(np.exp(gen) + nl * hide(k_gen(b3 * np.ones_like(s3), vh)) * 1e-3)
+        ctx, gen = add_layers(ctx, gen, kda, k_ctx(b3, s3, vh), k_gen(b3 * np.ones_like(s3), vh))
         lin_tab |= kda
     else:
         inside &= ~kda
@@ -976,10 +980,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if mamba.any() and c_ctx is not None and c_gen is not None and ctx is not None and gen is not None:
         ch = (m["mamba_inner"] / tp + 2.0 * np.maximum(m["mamba_groups"] / tp, 1.0) * m["mamba_state"])
         inside &= ~mamba | (c_ctx.inside(1.0, 1024.0, ch) & c_gen.inside(1.0, ch))
-        nl = np.where(mamba, n_lin, 0.0)[:, None, None]
         ch3 = np.maximum(ch, 1.0)[:, None, None]
-        ctx = np.log(np.exp(ctx) + nl * hide(c_ctx(b3, s3, ch3)) * 1e-3)
-        gen = np.log(np.exp(gen) + nl * hide(c_gen(b3 * np.ones_like(s3), ch3)) * 1e-3)
+        ctx, gen = add_layers(ctx, gen, mamba, c_ctx(b3, s3, ch3), c_gen(b3 * np.ones_like(s3), ch3))
     else:
         inside &= ~mamba
     return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside, lin_tab
