@@ -580,13 +580,13 @@ BORROWED_MOE: dict[tuple[str, str], tuple[tuple[str, ...], int | None, str, str,
 }
 
 
-def borrowed_moe_rows(root: Path, system: str, engine: str, own: list[Path] | None = None) -> list[pd.DataFrame]:
-    """The `BORROWED_MOE` rows that apply to (system, engine), from the lane engine's newest moe_perf table on the
-    same system (empty where that table or kernel is absent). `own`: the engine's own moe_perf tables, whose shapes
-    a fill-only entry leaves to them."""
+def borrowed_moe_rows(root: Path, system: str, engine: str, fill: bool = False) -> list[pd.DataFrame]:
+    """The `BORROWED_MOE` rows that apply to (system, engine) with that `fill` flag, from the lane engine's newest
+    moe_perf table on the same system (empty where that table or kernel is absent). `build_one` puts the fill-only
+    ones after the engine's own tables, whose shapes then shadow them (`moe_tables_of`), the others before."""
     out = []
-    for (eng, dtype), (prefixes, ep, lane, kernel, fill) in BORROWED_MOE.items():
-        if eng != engine or not system.startswith(prefixes):
+    for (eng, dtype), (prefixes, ep, lane, kernel, fills) in BORROWED_MOE.items():
+        if eng != engine or fills != fill or not system.startswith(prefixes):
             continue
         path = _newest_table(root, system, "moe", lane, "moe_perf.parquet")
         if path is None:
@@ -595,14 +595,6 @@ def borrowed_moe_rows(root: Path, system: str, engine: str, own: list[Path] | No
         rows = df[(df["moe_dtype"] == dtype) & (df["kernel_source"] == kernel)]
         if ep is not None:
             rows = rows[rows["moe_ep_size"] == ep]
-        if fill and len(rows):
-            have: set[tuple[float, ...]] = set()
-            for p in own or []:
-                if p.exists():
-                    d = _read(p, ("moe_dtype", "latency") + MOE_SHAPE)
-                    have.update(map(tuple, d.loc[d["moe_dtype"] == dtype, list(MOE_SHAPE)].to_numpy(float).tolist()))
-            keep = [tuple(r) not in have for r in rows[list(MOE_SHAPE)].to_numpy(float).tolist()]
-            rows = rows[np.array(keep, dtype=bool)]
         if len(rows):
             out.append(rows)
     return out
@@ -1073,8 +1065,8 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     mvs = versions(root, system, "moe", engine)
     mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
-    lead: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine, paths)]
-    moe_src = lead + [p for p in paths if p.exists()]
+    moe_src: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine), *(p for p in paths if p.exists()),
+                                          *borrowed_moe_rows(root, system, engine, fill=True)]
     twin = {p: tp for p in paths if p.exists() and (tp := _twin_of(root, system, p)) is not None}
     rows = moe_rows(moe_src, engine, twin)
     for k, (t, shp) in moe_tables_of(rows).items():
