@@ -354,7 +354,7 @@ def _moe_act(model: str | Model, values: Sequence[str], weights: Sequence[str], 
         what = "not a sequence" if vals is None else f"{bad or 'empty'} not allowed"
         raise SpaceError(f"moe_act_dtypes={values!r}: {what}; give a sequence of {', '.join(MOE_ACT_DTYPES)}, e.g. "
                          f"('auto', 'bf16', 'mxfp8') (the activations MXFP4 experts compute with)")
-    if not (m.is_moe and m.quant_scheme == "mxfp4"):
+    if not m.has_mxfp4_experts:
         raise SpaceError(f"moe_act_dtypes={values!r}: the experts' activation precision is a knob of MXFP4 experts "
                          f"(gpt-oss); {m.name} has {'no MXFP4 experts' if m.is_moe else 'no experts (dense)'}, so "
                          f"every value would give the same trial")

@@ -206,5 +206,10 @@ class Model:
         return self.n_experts > 0
 
     @property
+    def has_mxfp4_experts(self) -> bool:
+        """An MoE model whose checkpoint's experts are MXFP4 (gpt-oss): the experts the `moe_act_dtype` knob is for."""
+        return self.is_moe and self.quant_scheme == "mxfp4"
+
+    @property
     def is_mla(self) -> bool:
         return self.kv_lora_rank > 0

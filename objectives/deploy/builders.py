@@ -409,7 +409,7 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
 def _mxfp4_experts(m: catalog.Model, weight_dtype: str) -> bool:
     """True where the served experts are MXFP4 (an MXFP4 MoE checkpoint at fp4 weights): the only ones
     ``moe_act_dtype`` applies to (the cost model's rule, `objectives.inference.core`)."""
-    return m.is_moe and _mxfp4_checkpoint(m, weight_dtype)
+    return m.has_mxfp4_experts and weight_dtype == "fp4"
 
 
 def _moe_act_setting(c: _Ctx) -> tuple[list[Any], dict[str, str]]:
