@@ -195,7 +195,10 @@ class LLMServingObjective:
         self.workload = workload
         self.slo = slo
         self.fidelity = fidelity
-        self.prices = dict(prices) if prices else None
+        from .catalog import gpu as catalog_gpu
+        # keyed by canonical name, as the cost model looks prices up (an alias, "B60", prices "Arc-Pro-B60")
+        self.prices = {catalog_gpu(k).name: v for k, v in prices.items()} if prices else None
+        self._unpriced_warned: set[str] = set()   # GPUs whose missing price was logged (`_warn_unpriced`)
         self.defaults = dict(defaults)
         self.n_requests = n_requests
         self.capacity = capacity
@@ -245,6 +248,7 @@ class LLMServingObjective:
     def analytical(self, d: Deployments) -> pd.DataFrame:
         """Metrics of every configuration from the analytical serving model."""
         mt = self.serving_model.evaluate(d, self.slo)
+        self._warn_unpriced(d)
         resolved = mt.attrs.get("resolved")
         if resolved is not None:
             mt.insert(mt.columns.get_loc("fits"), "quality", _quality(resolved))
@@ -267,6 +271,22 @@ class LLMServingObjective:
                 mt[k] = v
         mt.attrs = {}
         return mt
+
+    def _warn_unpriced(self, d: Deployments) -> None:
+        """Log, once per GPU, that a GPU of these deployments has no catalog price (`catalog.has_price`) and no
+        `prices` override: its rows' usd_per_mtok is NaN, which fails any trial that needs the metric (dse refuses
+        non-finite metric values) rather than ranking it."""
+        from .catalog import gpu as catalog_gpu
+        from .catalog.gpu_records import has_price
+        given = set(self.prices or {})
+        warned = self._unpriced_warned
+        for name in dict.fromkeys(str(g) for g in (*d.gpu, *d.prefill_gpu) if g is not None):
+            rec = catalog_gpu(name)
+            if rec.name not in given and rec.name not in warned and not has_price(rec):
+                warned.add(rec.name)
+                log.warning("%s has no public on-demand price in the catalog: usd_per_mtok is NaN for its "
+                            "configurations (a study that needs it fails those trials as non-finite); pass "
+                            "prices={%r: <USD per GPU-hour>} to llm_serving_objective", rec.name, rec.name)
 
     # -- simulated -------------------------------------------------------------------------------------------
     def simulated(self, d: Deployments) -> pd.DataFrame:

@@ -136,7 +136,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     if moe_act_dtypes is not None:
         pool_gpus = [] if not own_pools else _choices(pool, "prefill_gpu")
         part, cond, rules = _moe_act(model, moe_act_dtypes, _choices(parts[2], "weight_dtype"),
-                                     _choices(parts[0], "gpu"), pool_gpus)
+                                     _choices(parts[0], "gpu"), pool_gpus, engines)
         parts.append(part)
         when["moe_act_dtype"] = cond
         cons.extend(rules)
@@ -338,13 +338,15 @@ def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) ->
 
 
 def _moe_act(model: str | Model, values: Sequence[str], weights: Sequence[str], gpus: Sequence[str],
-             prefill_gpus: Sequence[str]) -> tuple[dse.Space, str, list[str]]:
+             prefill_gpus: Sequence[str], engines: Sequence[str] | None = None) -> tuple[dse.Space, str, list[str]]:
     """The ``moe_act_dtype`` knob, its condition (active where the experts are MXFP4: fp4 weights) and its rules
     ("mxfp8" only on GPUs with an MXFP4 x MXFP8 MoE kernel, `objectives.inference.measured.MXFP8_MOE_FAMILIES`, in
-    each pool). SpaceError (a ValueError) for a model without MXFP4 experts, a space without fp4 weights, a value
-    that is not one of `MOE_ACT_DTYPES`, or "mxfp8" where no GPU of the space can run it."""
+    each pool, and with an ``engines`` knob only under the engines that run that kernel there, `mxfp8_moe_able`:
+    TensorRT-LLM alone on the RTX PRO 6000). SpaceError (a ValueError) for a model without MXFP4 experts, a space
+    without fp4 weights, a value that is not one of `MOE_ACT_DTYPES`, or "mxfp8" where no GPU of the space can run
+    it."""
     from objectives import catalog
-    from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES
+    from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES, mxfp8_moe_able
 
     m = model_record(model)
     vals = None if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") else \
@@ -371,4 +373,9 @@ def _moe_act(model: str | Model, values: Sequence[str], weights: Sequence[str], 
                                  f"every trial with it would fail")
             if choices and len(able) < len(choices):
                 rules.append(f"moe_act_dtype != 'mxfp8' or weight_dtype != 'fp4' or {one_of(name, able)}")
+            for e in dict.fromkeys(str(x) for x in engines or ()):
+                lack = [g for g in able if not mxfp8_moe_able(catalog.gpu(g).family, e)]
+                if lack:
+                    rules.append(f"moe_act_dtype != 'mxfp8' or weight_dtype != 'fp4' or engine != {e!r} or "
+                                 f"not {one_of(name, lack)}")
     return dse.Space(moe_act_dtype=dse.Categorical(vals)), "weight_dtype == 'fp4'", rules

@@ -33,7 +33,8 @@ class GPU:
 
     name: str                         # canonical catalog name, e.g. "H100-SXM-80GB"
     vendor: str                       # "nvidia" | "amd" | "intel"
-    family: str                       # architecture: "ampere" | "ada" | "hopper" | "blackwell" | "cdna3" | "cdna4" | "gaudi3"
+    family: str                       # architecture: "ampere" | "ada" | "hopper" | "blackwell" | "blackwell-ultra" |
+    #                                   "blackwell-rtx" (SM 12.0 RTX parts) | "cdna3" | "cdna4" | "gaudi3" | ...
     peak_tflops: Mapping[str, float]  # dense peak TFLOP/s (TOPS for int8/int4) per precision; missing key = unsupported
     mem_gb: float                     # memory capacity, GB (1e9 bytes) as on the datasheet
     mem_bw_tbs: float                 # memory bandwidth, TB/s

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
-from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES, moe_act
+from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES, moe_act, mxfp8_moe_able
 from objectives.inference.resolve import layout_invalid, valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
@@ -426,6 +426,10 @@ def _moe_act_setting(c: _Ctx) -> tuple[list[Any], dict[str, str]]:
     if moe_act(c.engine, p.gpu.family, "fp4", p.act_dtype, True) == want:
         return [], {}
     what = f"moe_act_dtype={p.moe_act_dtype!r} on {p.gpu.name}"
+    if want == "fp8" and not mxfp8_moe_able(p.gpu.family, c.engine):   # the kernel exists there, not in this engine
+        able = [e for e in ("vllm", "sglang", "trtllm") if mxfp8_moe_able(p.gpu.family, e)]
+        raise DeployError(f"{c.engine} {c.version} cannot run {what}: it has no MXFP4 x MXFP8 MoE kernel on "
+                          f"{p.gpu.family} GPUs (inference.measured.MXFP8_MOE); engines that run it there: {able}")
     if c.engine == "trtllm":
         return [], {"OVERRIDE_QUANT_ALGO": "W4A8_MXFP4_MXFP8" if want == "fp8" else "W4A16_MXFP4"}
     if c.engine == "sglang" and want == "bf16":

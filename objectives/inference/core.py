@@ -522,7 +522,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     lay_bad = layout_invalid(named, tp, adp, ep)
     vendors = np.array([r.vendor for r in grecs], dtype=object)
     ven_bad = vendor_invalid(named, vendors[gidx] if gidx is not None else vendors[0])
-    mact_bad = moe_act_unsupported(mact, mx_experts, np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)])
+    mact_bad = moe_act_unsupported(mact, mx_experts, np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)],
+                                   engines)
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
         no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, np.where(mact_bad, R_MOE_ACT,
                                                                                           R_OK)))))))

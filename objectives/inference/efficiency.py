@@ -3,8 +3,8 @@
 Every factor has a name, a physical meaning and (after `python -m objectives.calibration fit`) a fitted value in
 `objectives/data/efficiency.json`. The defaults below are hand-set starting points used when that file is absent.
 
-Factors (families: ampere, ada, hopper, blackwell, blackwell-ultra, cdna3, cdna4, gaudi3; compute precisions: bf16, fp8, fp4, int8,
-tf32; links: nvlink, xgmi, pcie, roce):
+Factors (families: ampere, ada, hopper, blackwell, blackwell-ultra, blackwell-rtx, cdna3, cdna4, gaudi3, xe2; compute
+precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
 
 - ``gemm_eff[family][prec]``: fraction of the datasheet dense peak a large GEMM reaches (fp8/fp4 well below peak).
 - ``gemm_m_half[family]``: tokens per GEMM (M) at which the GEMM reaches half of ``gemm_eff``; the saturation curve is
@@ -103,15 +103,21 @@ import numpy as np
 
 from objectives.profiles import engine_key
 
-FAMILIES = ("ampere", "ada", "hopper", "blackwell", "blackwell-ultra", "cdna3", "cdna4", "gaudi3")
+FAMILIES = ("ampere", "ada", "hopper", "blackwell", "blackwell-ultra", "blackwell-rtx", "cdna3", "cdna4", "gaudi3", "xe2")
 PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
 LINKS = ("nvlink", "xgmi", "pcie", "roce")
 
 #: families without calibration data borrow the factors of the closest family: the fit writes the borrowed
 #: values explicitly into efficiency.json (and says so in its meta). B300/GB300 (Blackwell Ultra) have no
 #: published rows in the calibration set: they use the B200/GB200 (blackwell) factors on their own datasheet
-#: peaks, bandwidth and memory. MI355X (cdna4) and Gaudi 3 have none either and use the cdna3 (MI300X) ones.
-FAMILY_FALLBACK = {"blackwell-ultra": "blackwell", "cdna4": "cdna3", "gaudi3": "cdna3"}
+#: peaks, bandwidth and memory. MI355X (cdna4) and Gaudi 3 have none either and use the cdna3 (MI300X) ones. The
+#: RTX PRO 6000 (blackwell-rtx: GB202, SM 12.0, GDDR7 on PCIe) has none: it uses the blackwell factors, its tensor
+#: cores' generation (the same 5th-generation FP4/FP8 data paths), on its own peaks, GDDR7 bandwidth and PCIe link;
+#: its rows read the measured tables wherever they cover them, so these factors price only what they miss. Intel's
+#: Arc Pro B60 (xe2: GDDR6 on PCIe) has none either: it uses the ada factors, those of the other GDDR6 PCIe cards
+#: (L40S, L4), on its own peaks and bandwidth.
+FAMILY_FALLBACK = {"blackwell-ultra": "blackwell", "blackwell-rtx": "blackwell", "cdna4": "cdna3", "gaudi3": "cdna3",
+                   "xe2": "ada"}
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "efficiency.json"
 

@@ -211,43 +211,72 @@ _MOE_TABLES_BY_ACT = {("fp4", "fp8"): ("w4a8_mxfp4_mxfp8", "nvfp4", "w4a16_mxfp4
 #: (vllm/model_executor/layers/fused_moe/oracle/mxfp4.py: `_get_priority_backends` lists only BF16 backends,
 #: FLASHINFER_TRTLLM_MXFP4_BF16 first; VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1 selects FLASHINFER_TRTLLM_MXFP4_MXFP8)
 MXFP8_MOE_ENGINES = ("sglang", "trtllm")
-#: catalog GPU families those defaults apply on (SM100 / SM103), and the only ones with an MXFP4 x MXFP8 MoE kernel:
-#: aiconfigurator-core's `w4a8_mxfp4_mxfp8` MoE tables exist for B200, B300, GB200 and GB300 (and the RTX PRO 6000's
-#: SM120, not in the catalog), none for Hopper, Ada or Ampere (block-scaled MXFP8 MMA is a Blackwell instruction)
-MXFP8_MOE_FAMILIES = ("blackwell", "blackwell-ultra")
+#: per catalog GPU family with an MXFP4 x MXFP8 MoE kernel: (the engines whose default it is, the engines that run
+#: it at all, `moe_act_dtype="mxfp8"`). SM100 / SM103 (blackwell, blackwell-ultra): `MXFP8_MOE_ENGINES` by default,
+#: vLLM on request; aiconfigurator-core's `w4a8_mxfp4_mxfp8` MoE tables exist for B200, B300, GB200 and GB300, none
+#: for Hopper, Ada or Ampere (block-scaled MXFP8 MMA is a Blackwell instruction). SM 12.0 (blackwell-rtx, the RTX PRO
+#: 6000): TensorRT-LLM only, its SM >= 100 rule above holding there (aiconfigurator-core's RTX PRO 6000 TensorRT-LLM
+#: table times gpt-oss in `w4a8_mxfp4_mxfp8`, CUTLASS, and has no `w4a16_mxfp4`); SGLang's flashinfer_mxfp4 runner
+#: and vLLM's MXFP8-activation backends (`Mxfp4MoeBackend.SM100_FI_MXFP4_MXFP8_TRTLLM` / `_CUTLASS`) are SM100 kernels,
+#: and their RTX PRO 6000 tables time gpt-oss in `w4a16_mxfp4` with Marlin (sglang_marlin_moe,
+#: vllm_gptossmxfp4moe_marlin_marlinexperts) and hold no MXFP8 row
+MXFP8_MOE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "blackwell": (MXFP8_MOE_ENGINES, ("sglang", "trtllm", "vllm")),
+    "blackwell-ultra": (MXFP8_MOE_ENGINES, ("sglang", "trtllm", "vllm")),
+    "blackwell-rtx": (("trtllm",), ("trtllm",)),
+}
+#: catalog GPU families with an MXFP4 x MXFP8 MoE kernel under at least one engine (`MXFP8_MOE`)
+MXFP8_MOE_FAMILIES = tuple(MXFP8_MOE)
+#: engines the MXFP8 rules name (an engine outside them, "roofline" or "torch", keeps the activations it is given)
+_MXFP8_RULED = ("sglang", "trtllm", "vllm")
 #: values of the `moe_act_dtype` knob: the activations an MXFP4 checkpoint's experts compute with. "auto" (None):
 #: the engine's default kernel (`moe_act`); "bf16": 16-bit activations (TensorRT-LLM OVERRIDE_QUANT_ALGO=W4A16_MXFP4,
 #: SGLang --flashinfer-mxfp4-moe-precision bf16, vLLM's default); "mxfp8": MXFP8 activations (TensorRT-LLM's and
-#: SGLang's Blackwell default, vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1), Blackwell only (`MXFP8_MOE_FAMILIES`).
-#: Experts that are not MXFP4 ignore it
+#: SGLang's Blackwell default, vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1), Blackwell only (`MXFP8_MOE_FAMILIES`;
+#: on the RTX PRO 6000 TensorRT-LLM only, `MXFP8_MOE`). Experts that are not MXFP4 ignore it
 MOE_ACT_DTYPES = ("auto", "bf16", "mxfp8")
 
 
 def moe_act(engine: str, family: str, weight: str, act: str, mxfp4: bool, choice: str = "auto") -> str:
     """The activation dtype `engine` computes MoE experts with on a GPU of `family`. MXFP4 experts (`mxfp4` and a
     4-bit `weight`): "fp8" (MXFP8) or "bf16" as `choice` (`MOE_ACT_DTYPES`) asks; with "auto", the engine's
-    default kernel on Blackwell (`MXFP8_MOE_FAMILIES`): MXFP8 under `MXFP8_MOE_ENGINES`, 16-bit under vLLM (and
-    `act` for any other engine); `act` on other GPUs (16-bit: none computes in fp4 or fp8 there). Other experts:
-    `act`. The MoE table order (`moe_formats`) still falls back to the other activation's table where the engine's
-    table of this one lacks the model's shape."""
+    default kernel on a GPU with an MXFP4 x MXFP8 kernel (`MXFP8_MOE`): MXFP8 where it is that engine's default
+    there (TensorRT-LLM and SGLang on SM100, TensorRT-LLM on the RTX PRO 6000), 16-bit for the other serving
+    engines (and `act` for any other engine); `act` on other GPUs (16-bit: none computes in fp4 or fp8 there).
+    Other experts: `act`. The MoE table order (`moe_formats`) still falls back to the other activation's table
+    where the engine's table of this one lacks the model's shape."""
     if not (mxfp4 and weight == "fp4"):
         return act
     if choice != "auto":
         return "fp8" if choice == "mxfp8" else "bf16"
-    if family in MXFP8_MOE_FAMILIES:
+    if family in MXFP8_MOE:
         kind = engine_key(engine)  # "trtllm==1.3.0rc20" -> "trtllm"
-        if kind in MXFP8_MOE_ENGINES:
+        if kind in MXFP8_MOE[family][0]:
             return "fp8"
-        if kind == "vllm":
+        if kind in _MXFP8_RULED:
             return "bf16"
     return act
 
 
-def moe_act_unsupported(choice: Any, mxfp4_experts: Any, family: Any) -> Any:
+def mxfp8_moe_able(family: str, engine: Any = None) -> bool:
+    """True where MXFP4 experts can compute with MXFP8 activations on a GPU of `family` under `engine` (any engine
+    when None, or an engine the rules do not name: "roofline", "torch"); see `MXFP8_MOE`."""
+    if family not in MXFP8_MOE:
+        return False
+    kind = engine_key(engine)
+    return kind not in _MXFP8_RULED or kind in MXFP8_MOE[family][1]
+
+
+def moe_act_unsupported(choice: Any, mxfp4_experts: Any, family: Any, engine: Any = None) -> Any:
     """True where a `moe_act_dtype` choice can never run, vectorized: "mxfp8" (`MOE_ACT_DTYPES` code 2) on MXFP4
-    experts on a GPU whose `family` (name) has no MXFP4 x MXFP8 MoE kernel (`MXFP8_MOE_FAMILIES`)."""
-    fam = np.asarray(family, dtype=object)
-    able = np.isin(fam.astype(str), MXFP8_MOE_FAMILIES)
+    experts on a GPU whose `family` (name) has no MXFP4 x MXFP8 MoE kernel under `engine` (names, broadcast with
+    `family`; None: under any engine), `mxfp8_moe_able`."""
+    fam, eng = np.broadcast_arrays(np.asarray(family, dtype=object), np.asarray("" if engine is None else engine,
+                                                                                 dtype=object))
+    pairs, inverse = np.unique(np.stack([fam.ravel().astype(str), eng.ravel().astype(str)], axis=1), axis=0,
+                               return_inverse=True)
+    ok = np.array([mxfp8_moe_able(f, e or None) for f, e in pairs], dtype=bool)  # per distinct (family, engine)
+    able = ok[np.asarray(inverse).ravel()].reshape(fam.shape)
     return (np.asarray(choice) == MOE_ACT_DTYPES.index("mxfp8")) & np.asarray(mxfp4_experts, dtype=bool) & ~able
 
 
@@ -429,7 +458,9 @@ class _FlatCoeffs:
 #: per GEMM at decode sizes (its dynamic per-tensor activation scale). vLLM is not listed: its `gemm.fp8_block` cells
 #: sit on a flat floor (0.057 ms on H100 / H200, 0.17 ms on B200, the same from 1 to 1,024 tokens and from a
 #: 576 x 7,168 to a 4,608 x 7,168 weight: host time of the measurement, which CUDA graphs do not pay in the engine), so
-#: its block checkpoints keep the per-tensor table, which the other engines' block tables match within ~20 %
+#: its block checkpoints keep the per-tensor table, which the other engines' block tables match within ~20 %. A
+#: profile without the block table keeps the per-tensor one too: SGLang's RTX PRO 6000 tables time no block GEMM (its
+#: Hopper / Blackwell ones time DeepGEMM's, an SM90 / SM100 kernel), and vLLM's there hold 518 scattered cells
 BLOCK_FP8_GEMM_ENGINES = ("sglang", "trtllm")
 #: fused-MoE tables whose in-engine time `profile_moe_scale` scales: the NVFP4 tables, the ones its fitted rows read
 #: (TensorRT-LLM's Kimi-K2.5 NVFP4 rows on GB200, whose table holds only the CUTLASS kernel at that shape while the
@@ -924,16 +955,22 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             # DeepSeek sparse attention decode (lightning indexer, top-k, sparse MLA), measured as whole modules:
             # the module less this model's projection GEMMs (already in the token curve) at the same tokens
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
+            dsa_timed = np.zeros(k, dtype=bool)
             for arch, hid in (("glm5", 6144.0), ("deepseek_v32", 7168.0)):
                 tab = by_kv(f"dsa_generation.{arch}")
                 rows_ = dsa & (h == hid)
                 if tab is None or not rows_.any():
                     continue
+                dsa_timed |= rows_
                 proj = qkv[:, (np.log2(B_GRID) * M_STEPS).astype(int)][:, :, None]
                 t_mod = hide(tab(b3, s3, hq)) * 1e-3
                 t_d = np.maximum(t_mod - proj, 0.2 * t_mod) * (L_attn * a_scale)[:, None, None]
                 gen = np.where(rows_[:, None, None], np.log(np.maximum(t_d, 1e-12)), gen)
                 inside &= ~rows_ | tab.inside(1.0, 1024.0, hq[:, 0, 0])
+            # a profile without the module table (A100, L40S, RTX PRO 6000: the sparse MLA kernels are SM90 /
+            # SM100 ones): the decode keeps the dense MLA kernel's time, not measured for this attention, so the
+            # row says "extrapolated", as a KDA or MiniMax sparse-attention row without its tables does
+            inside &= ~dsa | dsa_timed
     if v4.any() and ctx is not None and gen is not None:
         ctx, gen, ok = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale)
         inside = np.where(v4, inside_mlp & ok, inside)

@@ -66,7 +66,8 @@ REASONS = (
     "the engine does not run on this GPU's vendor (TensorRT-LLM: NVIDIA GPUs only; objectives.profiles."
     "ENGINE_VENDORS)",
     "moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 activations on this GPU (block-scaled MXFP8 "
-    "tensor cores: Blackwell only, inference.measured.MXFP8_MOE_FAMILIES)",
+    "tensor cores: Blackwell only, inference.measured.MXFP8_MOE_FAMILIES), or not this engine (on the RTX PRO 6000: "
+    "TensorRT-LLM only, inference.measured.MXFP8_MOE)",
 )
 R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT = range(10)
 

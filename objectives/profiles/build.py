@@ -56,6 +56,12 @@ log = logging.getLogger(__name__)
 
 GEMM_DTYPES = {"bfloat16": "bf16", "float16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
                "int4_wo": "int4_wo", "int8_wo": "int8_wo", "float32": "fp32"}
+#: systems without FP8 matrix engines, whose `fp8` GEMM rows time FP8 weights dequantized to a 16-bit GEMM: kept as
+#: `gemm.fp8_wo` (the weight-only table `inference.measured` reads for FP8 weights computed in 16 bits), not as an
+#: FP8 GEMM. Intel's Arc Pro B60: aiconfigurator-core's b60.yaml ("B60 has no native FP8 matrix-compute support, so
+#: this path falls back to BF16"), and its vLLM 0.26.0 table agrees: the fp8 rows take about half the bf16 time at
+#: one token (half the weight bytes) and the bf16 time at 4,096 (94 TFLOPS either way, the 98.3 TFLOPS BF16 peak)
+WEIGHT_ONLY_FP8_SYSTEMS = ("b60",)
 #: MoE weight formats kept (the table's moe_dtype names)
 MOE_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "w4a16_mxfp4", "w4a8_mxfp4_mxfp8", "int4_wo", "int8_wo")
 MOE_SHAPE = ("hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
@@ -984,6 +990,8 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     tables: dict[str, Table] = {f"gemm.{k}": t for k, t in gemm_tables(f, _twin_of(root, system, f), peers).items()}
     if not tables:
         return None
+    if system in WEIGHT_ONLY_FP8_SYSTEMS and "gemm.fp8" in tables:
+        tables["gemm.fp8_wo"] = tables.pop("gemm.fp8")
     avs = versions(root, system, "attention", engine)
     av = [v for v in avs if _vkey(v) <= _vkey(version)] or avs
     if av:

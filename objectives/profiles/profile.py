@@ -23,10 +23,13 @@ from .grid import Table
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 
 #: catalog GPU name -> the system name the kernel tables use (only GPUs whose tables were measured on that exact
-#: part; an H100 PCIe or GH200 is not an H100 SXM and falls back to the roofline)
+#: part; an H100 PCIe or GH200 is not an H100 SXM and falls back to the roofline). rtx_pro_6000_server: the RTX PRO
+#: 6000 Blackwell Server Edition (aiconfigurator-core's systems/rtx_pro_6000_server.yaml); b60: Intel's Arc Pro B60
+#: under vLLM's XPU backend (systems/b60.yaml), its only profiled engine
 SYSTEMS: Mapping[str, str] = {
     "H100-SXM-80GB": "h100_sxm", "H200-SXM-141GB": "h200_sxm", "B200": "b200_sxm", "B300": "b300_sxm",
     "GB200": "gb200", "GB300": "gb300", "A100-SXM-80GB": "a100_sxm", "L40S": "l40s",
+    "RTX-PRO-6000": "rtx_pro_6000_server", "Arc-Pro-B60": "b60",
 }
 #: system name -> catalog GPU name (the inverse of SYSTEMS)
 GPU_OF_SYSTEM: Mapping[str, str] = {s: g for g, s in SYSTEMS.items()}
@@ -195,7 +198,13 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
         return None
     have = available(gpu)
     if eng not in have:
-        raise ValueError(f"no {eng} kernel profile for {gpu}; available: "
+        why = ""
+        if eng in ENGINE_VENDORS:
+            from objectives.catalog import gpu as catalog_gpu
+            vendor = catalog_gpu(gpu).vendor
+            if vendor not in ENGINE_VENDORS[eng]:
+                why = f" ({eng} runs on {' / '.join(ENGINE_VENDORS[eng])} GPUs only; {gpu} is {vendor})"
+        raise ValueError(f"no {eng} kernel profile for {gpu}{why}; available: "
                          f"{', '.join(f'{e} {vs}' for e, vs in have.items()) or 'none'}")
     if ver is None:
         ver = _newest(have[eng])

@@ -41,3 +41,13 @@ def test_spaces_whose_knob_would_fail_or_repeat_every_trial_are_refused(model, g
     values = kw.pop("values", ("auto", "mxfp8"))
     with pytest.raises(dse.SpaceError, match=r"^moe_act_dtypes=.*" + msg):
         spaces.llm_serving(model, gpus, 1, moe_act_dtypes=values, **{**KW, **kw})
+
+
+def test_with_an_engine_knob_mxfp8_on_the_rtx_pro_6000_stays_with_tensorrt_llm():
+    s = spaces.llm_serving(GPT, ["RTX-PRO-6000", "B200"], 1, formats=["fp4"], moe_act_dtypes=("auto", "bf16", "mxfp8"),
+                           engines=["vllm", "sglang", "trtllm"], **KW)
+    g = s.grid()
+    mx = g[g["moe_act_dtype"] == "mxfp8"]
+    assert set(mx.loc[mx["gpu"] == "RTX-PRO-6000", "engine"]) == {"trtllm"}
+    assert set(mx.loc[mx["gpu"] == "B200", "engine"]) == {"vllm", "sglang", "trtllm"}
+    assert set(g.loc[g["gpu"] == "RTX-PRO-6000", "engine"]) == {"vllm", "sglang", "trtllm"}

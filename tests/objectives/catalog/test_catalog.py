@@ -21,10 +21,10 @@ CAT = catalog.default_catalog()
 REQUIRED_GPUS = [
     "A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIe-80GB", "H100-SXM-80GB", "H100-PCIe-80GB", "H100-NVL",
     "H200-SXM-141GB", "GH200-96GB", "B200", "GB200", "B300", "GB300", "L40S", "L4", "A10G", "RTX-4090",
-    "MI300X", "MI325X", "MI355X", "Gaudi3",
+    "MI300X", "MI325X", "MI355X", "Gaudi3", "RTX-PRO-6000", "Arc-Pro-B60",
 ]
 #: GPUs for which no public on-demand price was found: NaN price, documented in gpus.toml.
-UNPRICED = {"GB300", "MI355X", "Gaudi3"}
+UNPRICED = {"GB300", "MI355X", "Gaudi3", "Arc-Pro-B60"}
 REQUIRED_MODELS = [
     "Llama-2-7B", "Llama-2-13B", "Llama-2-70B", "Llama-3.1-8B", "Llama-3.1-70B", "Llama-3.1-405B", "Llama-3.3-70B",
     "Mistral-7B", "Mixtral-8x7B", "Mixtral-8x22B", "GPT-J-6B", "Falcon-180B", "Qwen3-8B", "Qwen3-32B",

@@ -19,6 +19,8 @@ A100_DS = "NVIDIA A100 datasheet r4 table (reproduced in public copies)"
 ROCM_MI300 = "ROCm docs, AMD Instinct MI300 microarchitecture, peak-performance table (ROCm/legacy-rocm-build)"
 CDNA4 = "AMD CDNA 4 white paper Table 1 / endnote MI350-007 (dense and sparse as tabulated by glennklockwood.com)"
 GAUDI3 = "Intel Hot Chips 2024, 'Intel Gaudi 3 AI Accelerator: Architected for Gen AI Training and Inference'"
+RTX_YAML = "aiconfigurator-core 0.12.0 systems/rtx_pro_6000_server.yaml (the node its RTX PRO 6000 tables were measured on)"
+B60_YAML = "aiconfigurator-core 0.12.0 systems/b60.yaml"
 CHECKED_GPU_FIGURES = [
     ("H100-SXM-80GB", "peak_tflops.bf16", 1979 / 2, H100_DS), ("H100-SXM-80GB", "peak_tflops.fp8", 3958 / 2, H100_DS),
     ("H100-SXM-80GB", "peak_tflops.tf32", 989 / 2, H100_DS), ("H100-SXM-80GB", "mem_bw_tbs", 3.35, H100_DS),
@@ -56,6 +58,15 @@ CHECKED_GPU_FIGURES = [
     ("MI355X", "mem_gb", 288, CDNA4), ("MI355X", "mem_bw_tbs", 8.0, CDNA4), ("MI355X", "tdp_w", 1400, CDNA4),
     ("Gaudi3", "peak_tflops.bf16", 1835, GAUDI3), ("Gaudi3", "peak_tflops.fp8", 1835, GAUDI3),
     ("Gaudi3", "mem_gb", 128, GAUDI3), ("Gaudi3", "mem_bw_tbs", 3.67, GAUDI3), ("Gaudi3", "tdp_w", 900, GAUDI3),
+    ("RTX-PRO-6000", "peak_tflops.bf16", 467.8, RTX_YAML), ("RTX-PRO-6000", "peak_tflops.fp8", 935.6, RTX_YAML),
+    ("RTX-PRO-6000", "peak_tflops.int8", 935.6, RTX_YAML), ("RTX-PRO-6000", "peak_tflops.fp4", 1871.2, RTX_YAML),
+    ("RTX-PRO-6000", "mem_device_mib", 97887, RTX_YAML), ("RTX-PRO-6000", "mem_bw_tbs", 1.792, RTX_YAML),
+    ("RTX-PRO-6000", "link_bw_gbs", 128 / 2, RTX_YAML), ("RTX-PRO-6000", "tdp_w", 600, RTX_YAML),
+    ("RTX-PRO-6000", "mem_gb", 96, "NVIDIA MIG user guide, supported GPUs (RTX PRO 6000 Blackwell Server Edition)"),
+    ("Arc-Pro-B60", "peak_tflops.bf16", 98.3, B60_YAML), ("Arc-Pro-B60", "peak_tflops.int8", 197, B60_YAML),
+    ("Arc-Pro-B60", "peak_tflops.fp32", 12.28, B60_YAML), ("Arc-Pro-B60", "mem_bw_tbs", 0.456, B60_YAML),
+    ("Arc-Pro-B60", "link_bw_gbs", 64 / 2, B60_YAML), ("Arc-Pro-B60", "tdp_w", 200, B60_YAML),
+    ("Arc-Pro-B60", "mem_gb", 24, "hmc-tech.com Arc Pro B60 table"),
 ]
 
 

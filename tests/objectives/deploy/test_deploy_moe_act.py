@@ -68,3 +68,26 @@ def test_gpt_oss_on_hopper_runs_its_mxfp4_checkpoint_with_16_bit_compute_in_ever
                         model=GPT)
     assert d.check() == {} and len(d.servers) == 2
     assert all("--quantization" not in s.shell() for s in d.servers)
+
+
+def test_on_the_rtx_pro_6000_only_tensorrt_llm_runs_mxfp8_experts():
+    """SM 12.0: TensorRT-LLM's MXFP8 default holds there (its SM >= 100 rule); SGLang's and vLLM's MXFP8 MoE
+    kernels are SM100 ones, so 16-bit is their only setting and "mxfp8" is refused naming the engine that has it."""
+    gpu = "RTX-PRO-6000"
+    for engine, default in (("trtllm", "mxfp8"), ("sglang", "bf16"), ("vllm", "bf16")):
+        plain = _serve(engine, None, gpu=gpu).servers[0].shell()
+        assert _serve(engine, default, gpu=gpu).servers[0].shell() == plain
+        assert "MXFP4" not in plain and "mxfp4" not in plain
+    for engine in ("vllm", "sglang"):
+        with pytest.raises(DeployError, match=rf"{engine} \S+ cannot run moe_act_dtype='mxfp8' on RTX-PRO-6000: it has "
+                                              r"no MXFP4 x MXFP8 MoE kernel on blackwell-rtx GPUs .*: \['trtllm'\]"):
+            _serve(engine, "mxfp8", gpu=gpu)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_rtx_pro_6000_commands_name_its_profile_release_and_carry_no_nvlink_setting(engine):
+    d = deploy.commands({"gpu": "RTX-PRO-6000", "tp": 4, "weight_dtype": "fp8", "kv_dtype": "fp8",
+                         "max_batch_size": 64}, engine=engine, model="Llama-3.1-70B")
+    assert d.check() == {} and d.version == {"vllm": "0.24.0", "sglang": "0.5.14", "trtllm": "1.3.0rc20"}[engine]
+    line = d.servers[0].shell()
+    assert "CUDA_VISIBLE_DEVICES=0,1,2,3" in line and "nvlink" not in line.lower()

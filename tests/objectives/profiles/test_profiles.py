@@ -946,3 +946,29 @@ def test_minimax_m3_attention_follows_its_module_table(monkeypatch):
     mean_kv = 1024 + 128.0
     want = m.n_index_layers * 2 * float(tab(16.0, mean_kv, 8.0)) * load_efficiency()["profile_attn_scale"]
     assert after["tpot_ms"].iloc[0] - before["tpot_ms"].iloc[0] == pytest.approx(want, rel=0.05)
+
+
+def test_every_shipped_profile_is_in_reach_of_a_catalog_gpu():
+    """No shipped kernel profile is dead data: each system of the index is some catalog GPU's (`profiles.SYSTEMS`),
+    and that GPU lists the profile's engine."""
+    from objectives import catalog
+    from objectives.profiles.profile import DATA_DIR
+
+    index = json.loads((DATA_DIR / "index.json").read_text())["profiles"]
+    for e in index:
+        gpu = profiles.GPU_OF_SYSTEM.get(e["system"])
+        assert gpu is not None, f"{e['file']}: system {e['system']!r} maps to no catalog GPU"
+        assert catalog.gpu(gpu).name == gpu and e["version"] in profiles.available(gpu)[e["engine"]]
+
+
+def test_spaces_keep_the_b60_on_its_one_profiled_engine():
+    from dse import SpaceError
+
+    g = spaces.llm_serving("Llama-3.1-8B", ["Arc-Pro-B60", "RTX-PRO-6000"], max_gpus=1,
+                           engines=["vllm", "sglang", "trtllm"]).grid()
+    assert set(g.loc[g["gpu"] == "Arc-Pro-B60", "engine"]) == {"vllm"}
+    assert set(g.loc[g["gpu"] == "RTX-PRO-6000", "engine"]) == {"vllm", "sglang", "trtllm"}
+    with pytest.raises(SpaceError, match=r"'sglang' has no kernel profile for any gpu of this space \(Arc-Pro-B60\)"):
+        spaces.llm_serving("Llama-3.1-8B", ["B60"], max_gpus=1, engines=["sglang"])
+    with pytest.raises(SpaceError, match=r"'trtllm' runs on nvidia GPUs only.*Arc-Pro-B60"):
+        spaces.llm_serving("Llama-3.1-8B", ["B60"], max_gpus=1, engines=["trtllm"])
