@@ -373,9 +373,12 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         if a == "fp8" and blk[rows[0]] and e in BLOCK_FP8_GEMM_ENGINES:
             gt = prof.table("gemm.fp8_block") or gt
         wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
+        w_bytes = gt_bytes = DTYPE_BYTES.get(a, 2.0)  # bytes per weight: the checkpoint's, the table's
         if w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
             own = prof.table(f"gemm.{w}_wo")
             gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
+            w_bytes = DTYPE_BYTES[w]
+            gt_bytes = w_bytes if own is not None else gt_bytes
         if gt is None:
             continue
         # DeepSeek-V4 rows need the profile's attention-module and mHC tables at their hidden size; without them
@@ -399,7 +402,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
         (tok, head, ctx, gen), inside, lin_u = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
                                                               moe_formats(w, ma, mxr), at, attn16,
-                                                              None if moe_dp is None else mdp[u])
+                                                              None if moe_dp is None else mdp[u],
+                                                              dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes,
+                                                                    gt_bytes))
         back = back.ravel()
         cv.tok[rows], cv.head[rows] = tok[back], head[back]
         if ctx is not None:
@@ -571,12 +576,18 @@ _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.ndarray, ep: np.ndarray,
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
-                  moe_dp: np.ndarray | None = None) -> tuple[_RowCurves, np.ndarray, np.ndarray]:
+                  moe_dp: np.ndarray | None = None,
+                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0)) -> tuple[_RowCurves, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose
     linear-attention recurrence a kernel table priced (Gated DeltaNet's, Kimi Delta Attention's; `core` drops their
     closed form). `attn_gt`: the GEMM table the attention projections of rows `attn16` run on instead (unquantized:
-    no weight-only scaling)."""
+    no weight-only scaling). `dram`: (the GPU's memory bandwidth in bytes/s, bytes per weight of the checkpoint's
+    GEMMs, bytes per weight of `gt`'s) for the weight-streaming floor: in a forward every layer's weights stream
+    from device memory once (a model's weights are far larger than the L2 cache), so no GEMM or fused-MoE layer
+    takes less than its weight bytes over the datasheet bandwidth. The kernel tables time one GEMM in a loop, which
+    keeps weights that fit the L2 cache there; on GDDR parts with large L2s (L40S, RTX PRO 6000) many small-batch
+    cells run faster than their memory allows."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -589,6 +600,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
 
     def hide(t: np.ndarray) -> np.ndarray:
         return np.maximum(t - floor_ms, 0.25 * t)
+
+    bw, w_bytes, gt_bytes = dram
 
     def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: Any = True,
              quant: bool = True) -> np.ndarray:
@@ -603,7 +616,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if wo < 1.0 and table is gt and quant:  # weight-only: the weight-streaming time (GEMM at M = 1) shrinks
             t1 = table(1.0, nn, kk)
             t = np.maximum(t - (1.0 - wo) * t1, wo * t1)
-        return hide(t) * 1e-3 * g_scale
+        # the weights stream from device memory in a forward (the weight-streaming floor); the bf16 table
+        # (attention projections kept 16-bit, the LM head) holds 2-byte weights
+        b = (w_bytes if quant else gt_bytes) if table is gt else 2.0
+        return np.maximum(hide(t) * g_scale, nn * kk * (b / bw * 1e3)) * 1e-3
 
     def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray, table: Any = gt,
                 quant: bool = True) -> np.ndarray:
@@ -792,7 +808,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 if np.any(rho != 1.0):
                     t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
                     t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
-                routed = np.where(col(hit > 0), hide(t) * 1e-3 * g_scale * scale, routed)
+                # the experts' weights the batch routes to stream from device memory (the weight-streaming floor;
+                # the experts touched under balanced routing)
+                t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
+                routed = np.where(col(hit > 0), np.maximum(hide(t) * 1e-3 * g_scale * scale, t_mem), routed)
                 done |= hit > 0
                 # a neighbour's EP size: not measured at this one
                 inside &= ~((hit > 0) & ((tok_scale != 1.0) | (rho != 1.0)))

@@ -1,0 +1,31 @@
+"""The measured-profile path never decodes faster than the weights a step reads can stream from device memory.
+
+The kernel tables time one GEMM (or fused-MoE layer) in a loop, which keeps weights that fit the L2 cache there;
+in a real forward every layer's weights come from device memory once per step. On GDDR parts with large L2s (L40S,
+RTX PRO 6000) many small-batch cells beat their memory bandwidth, so without the floor a batch-1 decode came out
+faster than physics allows."""
+from __future__ import annotations
+
+import pytest
+
+from objectives import catalog, profiles
+from objectives.catalog import model_math
+from objectives.inference import estimate
+
+PROFILED = [(g, e) for g in profiles.SYSTEMS for e in profiles.available(g) if e != "torch"]
+
+
+@pytest.mark.parametrize("gpu,engine", PROFILED, ids=[f"{g}-{e}" for g, e in PROFILED])
+@pytest.mark.parametrize("model", ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-30B-A3B"])
+def test_batch_one_decode_reads_the_active_weights_at_most_at_the_memory_bandwidth(gpu, engine, model):
+    rec, g = catalog.model(model), catalog.gpu(gpu)
+    if g.mem_gib < 20:
+        pytest.skip(f"{gpu}: a 16-bit {model} does not fit its memory")
+    r = estimate(model, gpu, tp=1, weight_dtype="bf16", batch_size=1, input_len=1024, output_len=128,
+                 engine=engine)
+    assert r["source"].iloc[0] in ("interpolated", "extrapolated"), "the row must read the engine's tables"
+    if not bool(r["fits"].iloc[0]):
+        pytest.skip(f"{model} bf16 does not fit one {gpu}")
+    # the layers' active weights (the experts one token routes to) and the LM head, in bf16, once per step
+    floor_ms = model_math.active_params(rec, input_embedding=False) * 2.0 / (g.mem_bw_tbs * 1e12) * 1e3
+    assert float(r["tpot_ms"].iloc[0]) >= floor_ms, (gpu, engine, float(r["tpot_ms"].iloc[0]), floor_ms)
