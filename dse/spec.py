@@ -118,7 +118,9 @@ def front_table(study, columns: list[str] | None = None, limit: int | None = 40)
     if front.empty:
         return "(no feasible trial on the front yet)"
     if columns is None:
-        varying = [p for p in study.space.names if front[p].astype(str).nunique() > 1]
+        # an inactive parameter (None) is a value of its own: pandas' astype(str) keeps None missing, which
+        # nunique() would drop ("same on the whole front: eplb=True" where half the front has no eplb)
+        varying = [p for p in study.space.names if front[p].map(repr).nunique() > 1]
         const = [p for p in study.space.names if p not in varying]
         checked = [c for c in study.spec.checked.values() if c not in study.constraints]   # band ends checked
         columns = list(dict.fromkeys(["number", *varying, *study.objectives, *study.constraints, *checked]))

@@ -34,8 +34,10 @@ moe_act_dtype      env VLLM_USE_FLASHINFER_MOE_     --flashinfer-mxfp4-moe-preci
 (MXFP4 experts,    MXFP4_MXFP8=1 (mxfp8; bf16 is    bf16 (bf16; mxfp8 is its            W4A16_MXFP4 (bf16; mxfp8,
 not the default)   its default)                     Blackwell default)                  W4A8_MXFP4_MXFP8, is its
                                                                                         Blackwell default)
-max_batch_size     --max-num-seqs                   --max-running-requests              --max_batch_size
-max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked) /  --max_num_tokens
+max_batch_size     --max-num-seqs                   --max-running-requests (x attn_dp:  --max_batch_size
+(per attn rank)                                     SGLang divides it by --dp-size)
+max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked, x  --max_num_tokens
+(per attn rank)                                     attn_dp, idem) /
                                                     --max-prefill-tokens
 chunked_prefill    --[no-]enable-chunked-prefill    --chunked-prefill-size -1 when off  --enable_chunked_prefill
 kv_dtype           --kv-cache-dtype fp8|bfloat16    --kv-cache-dtype fp8_e4m3|bf16      YAML kv_cache_config.dtype: fp8
@@ -634,11 +636,15 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--enable-eplb"]
         if r:
             argv += ["--ep-num-redundant-experts", r]
-    argv += ["--max-running-requests", p.max_batch_size]
+    # max_batch_size and max_num_tokens are each attention-DP rank's; under --enable-dp-attention SGLang gives
+    # each rank --max-running-requests // dp-size (ModelRunner) and --chunked-prefill-size // dp-size
+    # (ServerArgs._handle_data_parallelism), so it is handed the deployment's total (--max-prefill-tokens is
+    # each scheduler's own and -1, chunking off, stays -1)
+    argv += ["--max-running-requests", p.max_batch_size * p.attn_dp]
     if c.max_len:
         argv += ["--context-length", c.max_len]
     if p.mode == "agg" and p.chunked_prefill:
-        argv += ["--chunked-prefill-size", p.max_num_tokens]
+        argv += ["--chunked-prefill-size", p.max_num_tokens * p.attn_dp]
     else:
         argv += ["--chunked-prefill-size", -1, "--max-prefill-tokens", p.max_num_tokens]
     argv += _kv_quant_args(c, replica)

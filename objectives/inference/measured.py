@@ -27,6 +27,7 @@ import pandas as pd
 from objectives.catalog.model_math import expert_width
 from objectives.catalog.types import DTYPE_BYTES
 from objectives.profiles import engine_key
+from objectives.profiles.grid import monotone
 
 Num = Any
 
@@ -792,29 +793,49 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             (f, (np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1), ne / sl,
                  (sl / ep_world) / (ne / np.maximum(ep2, 1.0))))
             for ep2, ok in near for f in moe_formats]
-        cands = [(fam, f, c) for f, c in rest for fam in (("moe_bal", "moe") if bal.any() else ("moe",))]
-        done = n_moe <= 0
-        for fam, fmt, (shapes, tok_scale, rho) in cands:
-            tab = prof.table(f"{fam}.{fmt}")
-            if tab is None or done.all():
-                continue
-            hit = prof.shape_index(f"{fam}.{fmt}", shapes) * ~done * (bal if fam == "moe_bal" else True)
-            if hit.any():
-                scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
-                r = col(np.maximum(hit, 1).astype(float))
-                # beyond the largest token count measured, in proportion to the tokens (the layer is compute-bound
-                # there, and engines chunk a larger batch: vLLM's fused MoE runs 32k-token chunks)
-                t = tab.proportional_beyond(1, r, Mg * col(busy * tok_scale))
-                if np.any(rho != 1.0):
-                    t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
-                    t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
-                # the experts' weights the batch routes to stream from device memory (the weight-streaming floor;
-                # the experts touched under balanced routing)
-                t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
-                routed = np.where(col(hit > 0), np.maximum(hide(t) * 1e-3 * g_scale * scale, t_mem), routed)
-                done |= hit > 0
-                # a neighbour's EP size: not measured at this one
-                inside &= ~((hit > 0) & ((tok_scale != 1.0) | (rho != 1.0)))
+
+        def read(fams: tuple[str, ...], rows: np.ndarray, out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """The routed experts' time (s, on the M grid) of `rows` from the first table of `fams` per candidate
+            that measured its shape (`out` where none did), the rows some table priced, and those read at a
+            neighbour's EP size (not measured at this one)."""
+            priced, near_ep = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
+            done = (n_moe <= 0) | ~rows
+            for fmt, (shapes, tok_scale, rho) in rest:
+                for fam in fams:
+                    tab = prof.table(f"{fam}.{fmt}")
+                    if tab is None or done.all():
+                        continue
+                    hit = prof.shape_index(f"{fam}.{fmt}", shapes) * ~done * (bal if fam == "moe_bal" else True)
+                    if hit.any():
+                        scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
+                        r = col(np.maximum(hit, 1).astype(float))
+                        # beyond the largest token count measured, in proportion to the tokens (the layer is
+                        # compute-bound there, and engines chunk a larger batch: vLLM's fused MoE runs 32k-token
+                        # chunks)
+                        t = tab.proportional_beyond(1, r, Mg * col(busy * tok_scale))
+                        if np.any(rho != 1.0):
+                            t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
+                            t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
+                        # the experts' weights the batch routes to stream from device memory (the weight-
+                        # streaming floor; the experts touched under balanced routing)
+                        t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
+                        out = np.where(col(hit > 0), np.maximum(hide(t) * 1e-3 * g_scale * scale, t_mem), out)
+                        done |= hit > 0
+                        priced |= hit > 0
+                        near_ep |= (hit > 0) & ((tok_scale != 1.0) | (rho != 1.0))
+            return out, priced, near_ep
+
+        routed, _, near_ep = read(("moe_bal", "moe") if bal.any() else ("moe",), np.ones(k, dtype=bool), routed)
+        if bal.any():
+            # a balancer places the experts, it does not route tokens to more of them: where the skewed routing's
+            # cell is faster (few tokens touching fewer distinct experts than balanced routing does, L40S's
+            # TensorRT-LLM table up to ~160 tokens), the layer with one is no slower than without
+            skew, priced, skew_near = read(("moe",), bal, routed)
+            lower = col(bal & priced) & (skew < routed)
+            routed = np.where(lower, skew, routed)
+            near_ep = near_ep | (lower.any(axis=1) & skew_near)
+        inside &= ~near_ep
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
@@ -1040,7 +1061,20 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         ctx, gen = add_layers(ctx, gen, mamba, c_ctx(b3, s3, ch3), c_gen(b3 * np.ones_like(s3), ch3))
     else:
         inside &= ~mamba
-    return (np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)), ctx, gen), inside, lin_tab
+    # the step's token curves as the tables' size axes (`grid.monotone`, the one home of the rule): an engine can
+    # run fewer tokens padded to more, so no cell is above a larger one's. The GEMM and all-reduce tables hold it
+    # (`build._table(size_axis=)`), the fused-MoE tables do not (TensorRT-LLM's H100 BF16 MoE times Qwen3-235B's
+    # layer at EP 8 3-6x slower at 192-384 tokens than at 512, aiconfigurator-core's cells), nor the sum of the
+    # tables a step reads: without it a step's time fell as its batch grew. Attention along its length likewise
+    # (the DSA decode module's cells spike at 2049 tokens of context, above 4097's). Not along the attention
+    # tables' batch axis: their cells beyond the measured batch x length are filled flat along the length
+    # (`build._kv_tables`), below the longer contexts a smaller batch measured
+    tok, head = (monotone(np.log(np.maximum(c, 1e-12)), 1) for c in (tok, head))
+    if ctx is not None:
+        ctx = monotone(ctx, 2)
+    if gen is not None:
+        gen = monotone(gen, 2)
+    return (tok, head, ctx, gen), inside, lin_tab
 
 
 def _v4_attention(prof: Any, m: dict[str, np.ndarray], v4: np.ndarray, heads: np.ndarray, ctx: np.ndarray,

@@ -248,9 +248,15 @@ def resolve_records(kind: str, x: Any) -> tuple[list, np.ndarray | None]:
     return recs, codes
 
 
+def _missing(v: Any) -> bool:
+    """True for a scalar missing value other than None: a float NaN or pandas' NA (what `_factorize` codes -1)."""
+    return v is pd.NA or (isinstance(v, (float, np.floating)) and bool(np.isnan(v)))
+
+
 def choice_codes(name: str, x: Any, choices: tuple[str, ...], allow_none: bool) -> Num:
     """A categorical argument (a name from `choices`, None where allowed, or an array/list of those) -> index
-    into `choices` (int or int array); -1 for None. Anything else (numbers, bools, nested lists) raises
+    into `choices` (int or int array); -1 for None (and for NaN / pd.NA, a scalar or inside an array, where None is
+    allowed). Anything else (numbers, bools, nested lists) raises
     TypeError naming the argument and the value; unknown names raise ValueError listing the valid ones."""
     table_of = {c: i for i, c in enumerate(choices)}
     valid = f"one of {', '.join(choices)}" + (" or None (default rule)" if allow_none else "")
@@ -267,6 +273,8 @@ def choice_codes(name: str, x: Any, choices: tuple[str, ...], allow_none: bool) 
         v = x.item() if isinstance(x, np.ndarray) else x
         if isinstance(v, str) or v is None:
             return choice_codes(name, v, choices, allow_none)
+        if allow_none and _missing(v):  # NaN / pd.NA: missing, as inside an array (pandas' None of a str column)
+            return -1
         raise TypeError(f"{name} must be {valid}, got {_show(x)} ({type(x).__name__})")
     uniq, codes = _factorize(name, x)
     table = np.empty(len(uniq), dtype=np.int64)

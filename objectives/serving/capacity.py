@@ -53,7 +53,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated",
-             eplb: bool = False, moe_act_dtype: str | None = None) -> dict[str, Any]:
+             eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
     deployment still meets ``slo``.
 
@@ -61,8 +61,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     2048 / 256 tokens); its rate is what the search varies. ``fidelity="analytical"`` returns the analytical
     model's capacity only. ``tol``: relative width of the final bracket. ``eplb``: an expert-parallel load
     balancer (as in `simulate`). ``moe_act_dtype``: the MXFP4 experts' activations (None / "auto", "bf16",
-    "mxfp8"; as in `simulate`). Returns capacity_req_s, analytical_req_s, n_simulations and the simulated
-    metrics at the capacity (``metrics``; empty for the analytical fidelity).
+    "mxfp8"; as in `simulate`). ``attn_dp``: attention data-parallel ranks per replica, each scheduling its own
+    requests, with ``ep`` spreading the experts over the replica's tp x attn_dp GPUs (as in `simulate`; e.g. a
+    wide-EP replica tp=1, attn_dp=8, ep=8). Returns capacity_req_s, analytical_req_s, n_simulations and the
+    simulated metrics at the capacity (``metrics``; empty for the analytical fidelity).
     """
     slo = SLO.parse(slo)
     if fidelity not in ("simulated", "analytical"):
@@ -83,11 +85,14 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                          f"fidelity='simulated'")
     if w.concurrency is not None:
         w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed)
+    from ..inference.resolve import check_ep
+    check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests))
     d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                       batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype)
+                       batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
+                       attn_dp=attn_dp)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}
     if fidelity == "analytical":
@@ -96,7 +101,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
 
     def held(rate: float) -> bool:
         m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
-                     scheduler=s, dp=dp, engine=engine, ep=ep, slo=slo, eplb=bool(eplb),
+                     scheduler=s, dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb),
                      moe_act_dtype=moe_act_dtype)
         runs[rate] = m
         return meets(m, slo)

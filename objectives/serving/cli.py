@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--pp", type=int, default=1)
     p.add_argument("--dp", type=int, default=1, help="replicas")
-    p.add_argument("--ep", type=int, default=1)
+    p.add_argument("--ep", type=int, default=1, help="expert parallelism over the tp x attn-dp GPUs of a replica")
+    p.add_argument("--attn-dp", type=int, default=1, help="attention data-parallel ranks per replica (each "
+                   "schedules its own requests; e.g. --tp 1 --attn-dp 8 --ep 8, wide EP)")
     p.add_argument("--eplb", action="store_true", help="an expert-parallel load balancer (vLLM / SGLang "
                    "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
     p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts (gpt-oss): auto (the "
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
-                     eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
+                     attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise
@@ -77,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     bounds = ", ".join(f"{m} <= {b:g} ms" for m, (_, b) in slo.constraints.items())
     how = "analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests"
-    print(f"{args.model} on {args.dp} x {args.gpu} tp={args.tp} pp={args.pp} {args.weight_dtype}: holds "
+    layout = f"tp={args.tp} pp={args.pp}" + (f" attn_dp={args.attn_dp}" if args.attn_dp != 1 else "") + \
+        (f" ep={args.ep}" if args.ep != 1 else "")
+    print(f"{args.model} on {args.dp} x {args.gpu} {layout} {args.weight_dtype}: holds "
           f"{r['capacity_req_s']:.3g} requests/s at {bounds} ({how}; analytical estimate {r['analytical_req_s']:.3g})")
     return 0
 

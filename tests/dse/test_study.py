@@ -728,3 +728,31 @@ def test_confidence_constraint_holds_iff_its_pessimistic_end_does(value, width, 
     if holds:
         assert ObjectiveSpec.build({"y": "min"}, {"m": (op, bound)}).violation(m)[0] == 0
     assert ObjectiveSpec.from_dict(robust.to_dict()) == robust
+
+
+def test_front_table_counts_an_inactive_parameter_as_a_value_of_its_own():
+    """A conditional parameter inactive on part of the front (None there) and set on the rest varies along the
+    front: it is a column of the table, never "same on the whole front: eplb=None"."""
+    from dse.spec import front_table
+
+    space = dse.Space(ep=dse.Categorical([1, 2]), eplb=dse.Categorical([False, True], when="ep > 1"))
+
+    @dse.vectorized(name="ep_toy", version="1")
+    def evaluate(df: pd.DataFrame) -> pd.DataFrame:
+        fast = df["ep"].to_numpy() > 1
+        balanced = df["eplb"].to_numpy(object) == True  # noqa: E712 (None where inactive)
+        return pd.DataFrame({"latency": np.where(fast, np.where(balanced, 1.0, 1.5), 2.0),
+                             "cost": np.where(fast, 2.0, 1.0)})
+
+    s = dse.create_study("cond", space, {"latency": "min", "cost": "min"}, storage=":memory:")
+    s.optimize(evaluate, optimizer="grid", progress=False)
+    front = s.pareto()
+    assert sorted(map(str, front["eplb"])) == ["None", "True"]    # eplb=False is dominated
+    table = front_table(s)
+    assert "eplb=" not in table                       # not listed as constant
+    header = next(line for line in table.splitlines() if line.lstrip().startswith("number"))
+    assert "eplb" in header.split()
+    # a parameter that really is the same on the whole front still is
+    one = dse.create_study("one", space, {"latency": "min"}, storage=":memory:")
+    one.optimize(evaluate, optimizer="grid", progress=False)
+    assert "same on the whole front: ep=2" in front_table(one)

@@ -155,6 +155,32 @@ def test_moe_expert_parallel_and_attention_dp():
     assert yaml.safe_load(t.files["serve_options.yaml"])["enable_attention_dp"] is True
 
 
+def test_attention_dp_keeps_each_ranks_batch_and_token_budget():
+    """The cost model's max_batch_size and max_num_tokens are each attention-DP rank's (every rank schedules its
+    own batch). SGLang divides --max-running-requests and --chunked-prefill-size by --dp-size under
+    --enable-dp-attention (ModelRunner: max_running_requests // dp_size; ServerArgs._handle_data_parallelism:
+    chunked_prefill_size // dp_size), so it is given attn_dp times the rank's; vLLM's --max-num-seqs /
+    --max-num-batched-tokens and TensorRT-LLM's --max_batch_size / --max_num_tokens are per rank already."""
+    cfg, model = TRIALS["moe_ep_attn_dp"]           # attn_dp 8, max_batch_size 64, max_num_tokens 4096
+    g = _words(deploy.commands({**cfg, "chunked_prefill": True}, engine="sglang", model=model).servers[0])
+    assert "--max-running-requests 512" in g and "--chunked-prefill-size 32768" in g
+    whole = _words(deploy.commands({**cfg, "chunked_prefill": False}, engine="sglang", model=model).servers[0])
+    assert "--chunked-prefill-size -1 --max-prefill-tokens 4096" in whole   # off stays off; not divided
+    v = _words(deploy.commands(cfg, engine="vllm", model=model).servers[0])
+    assert "--max-num-seqs 64" in v and "--max-num-batched-tokens 4096" in v
+    t = _words(deploy.commands(cfg, engine="trtllm", model=model).servers[0])
+    assert "--max_batch_size 64" in t and "--max_num_tokens 4096" in t
+    # without attention DP nothing is scaled; a disaggregated prefill pool uses its own attention DP
+    plain = _words(deploy.commands({**cfg, "attn_dp": 1, "ep": 1, "chunked_prefill": True}, engine="sglang",
+                                   model=model).servers[0])
+    assert "--max-running-requests 64" in plain and "--chunked-prefill-size 4096" in plain
+    d = deploy.commands({**cfg, "mode": "disagg", "dp": 2, "prefill_replicas": 1, "prefill_attn_dp": 1,
+                         "prefill_ep": 1}, engine="sglang", model=model)
+    pre, dec = (_words(s) for s in d.servers[:2])
+    assert "--disaggregation-mode prefill" in pre and "--max-running-requests 64" in pre
+    assert "--disaggregation-mode decode" in dec and "--max-running-requests 512" in dec
+
+
 def test_disaggregated_trial_yields_prefill_decode_and_router():
     cfg, model = TRIALS["disagg"]
     for engine in deploy.ENGINES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -300,6 +301,19 @@ def test_bad_arguments_name_the_argument(key, value, err):
         with pytest.raises(err) as exc:
             est(**kw)
     assert key in str(exc.value) or repr(value) in str(exc.value), str(exc.value)
+
+
+@pytest.mark.parametrize("key", ["weight_dtype", "act_dtype", "kv_dtype", "moe_act_dtype"])
+@pytest.mark.parametrize("missing", [float("nan"), np.float64("nan"), pd.NA])
+def test_a_missing_value_means_the_default_rule_as_a_scalar_as_in_an_array(key, missing):
+    """pandas 3 keeps a None of a string column as NaN (``pd.DataFrame({"kv": ["fp8", None]}).kv.iloc[1]`` is nan): a
+    row passed one value at a time must give what the column gives, where the argument takes None."""
+    kw = dict(model="gpt-oss-120b", gpu="B200", batch_size=4, input_len=64, output_len=8)
+    col = est(**kw, **{key: [None, missing]})
+    one = est(**kw, **{key: missing})
+    default = est(**kw)
+    for r in (col.iloc[[0]], col.iloc[[1]], one):
+        pd.testing.assert_frame_equal(r.reset_index(drop=True), default, check_exact=True)
 
 
 def test_huge_but_valid_sizes_give_finite_results_or_fits_false():

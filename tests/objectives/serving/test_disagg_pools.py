@@ -435,3 +435,27 @@ def test_eplb_balances_every_pool_of_the_analytical_model_and_its_capacity():
     assert by[False] > 0 and by[True] != pytest.approx(by[False], rel=1e-3)
     with pytest.raises(ValueError, match=r"capacity eplb='on': must be True or False"):
         serving.capacity(moe, H200, tp=8, slo=slo, eplb="on")
+
+
+def test_capacity_of_an_attention_dp_deployment_and_its_command(capsys):
+    """`serving.capacity` and `dse capacity` take ``attn_dp`` as `simulate` does: a wide-EP replica (TP 1 x attention
+    DP 8, EP 8) is the analytical model's own capacity of that layout, and EP 8 over a TP-1 replica without
+    attention DP is refused naming the valid ep."""
+    from objectives.serving.cli import main
+
+    moe = "Qwen3-235B-A22B"
+    w = serving.Workload(rate=1.0, input_len=1024, output_len=128, n_requests=200)
+    slo = serving.SLO(ttft_ms=2000, tpot_ms=100, percentile="p99")
+    kw = dict(tp=1, ep=8, weight_dtype="fp8", kv_dtype="fp8", engine="vllm")
+    got = serving.capacity(moe, H200, attn_dp=8, slo=slo, workload=w, fidelity="analytical", n_requests=200, **kw)
+    sm = serving.ServingModel(moe, serving.Workload(rate=1.0, input_len=1024, output_len=128, n_requests=200))
+    d = serving.Deployments.of(gpu=H200, attn_dp=8, **kw)
+    assert got["capacity_req_s"] > 0
+    assert got["capacity_req_s"] == pytest.approx(float(sm.capacity(d, slo, tol=0.05)[0]), rel=1e-9)
+    with pytest.raises(ValueError, match=r"ep=8 must divide the tp x attn_dp = 1 x 1 = 1 GPUs.*valid ep: 1"):
+        serving.capacity(moe, H200, slo=slo, workload=w, fidelity="analytical", **kw)
+    assert main([moe, "--gpu", H200, "--tp", "1", "--attn-dp", "8", "--ep", "8", "--weight-dtype", "fp8",
+                 "--kv-dtype", "fp8", "--engine", "vllm", "--tpot-ms", "100", "--ttft-ms", "2000", "--input-len",
+                 "1024", "--output-len", "128", "--analytical"]) == 0
+    out = capsys.readouterr().out
+    assert "attn_dp=8" in out and f"holds {got['capacity_req_s']:.3g} requests/s" in out
