@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
-from .grid import Table, extend_proportional, fill_gaps, monotone, pivot
+from .grid import Table, extend_proportional, extend_trend, fill_gaps, monotone, pivot
 from .profile import DATA_DIR, KernelProfile, save
 
 log = logging.getLogger(__name__)
@@ -171,12 +171,16 @@ def _twin_bounded(df: pd.DataFrame, twin: pd.DataFrame, cells: tuple[str, ...]) 
 
 
 def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt: bool = False,
-           size_axis: int | None = None) -> Table | None:
+           size_axis: int | None = None, trend_axis: int | None = None) -> Table | None:
     """`per_prompt`: the first axis counts prompts whose work adds up (`extend_proportional` along it first);
-    `size_axis`: an axis along which the latency cannot fall (`grid.monotone`, after the gaps are filled)."""
+    `size_axis`: an axis along which the latency cannot fall (`grid.monotone`, after the gaps are filled);
+    `trend_axis`: an axis beyond whose last measured cell each line goes on as its last cells trend
+    (`grid.extend_trend`, before the gaps are filled)."""
     ax, v = pivot(df, axes)
     if per_prompt:
         v = extend_proportional(v, 0, ax[0])
+    if trend_axis is not None:
+        v = extend_trend(v, trend_axis, ax[trend_axis])
     frac = float(np.isnan(v).mean())
     if frac > MAX_MISSING:
         return None
@@ -234,9 +238,11 @@ def _length_axes(df: pd.DataFrame, kind: str, gen_heads: str = "num_heads") -> t
 def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0,
                per_prompt: bool = False) -> dict[str, Table]:
     """One Table per KV-cache dtype over `axes` (the median of the measurements in a cell; gaps filled along the
-    length, then the batch, then the heads; `per_prompt`: first beyond each length's largest measured batch in
-    proportion to the batch, see `_table`); lengths measured on fewer than `min_line_share` of the most
-    measured length's lines are dropped first."""
+    length, then the batch, then the heads; `per_prompt` (context tables): first beyond each length's largest
+    measured batch in proportion to the batch, see `_table`; otherwise (generation tables: the collectors stop at
+    a total of batch x length, so a large batch's longest contexts are not measured) beyond each batch's longest
+    measured context on its trend, `grid.extend_trend`); lengths measured on fewer than `min_line_share` of the
+    most measured length's lines are dropped first."""
     out = {}
     for raw, d in df.groupby("kv_cache_dtype"):
         name = KV_DTYPES.get(str(raw))
@@ -246,7 +252,7 @@ def _kv_tables(df: pd.DataFrame, axes: list[str], min_line_share: float = 0.0,
         if min_line_share > 0:
             lines = med.groupby(axes[1]).size()
             med = med[med[axes[1]].isin(lines[lines >= min_line_share * lines.max()].index)]
-        t = _table(med, axes, [1, 0, 2], per_prompt=per_prompt)
+        t = _table(med, axes, [1, 0, 2], per_prompt=per_prompt, trend_axis=None if per_prompt else 1)
         if t is not None:
             out[name] = t
     return out
@@ -560,7 +566,8 @@ def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[n
     if len(shapes) == 1:
         d = pd.concat([d, d.assign(shape_key=2)])
     ax, v = pivot(d, ["shape_key", tokens])
-    return ax, fill_gaps(v, 1), shapes
+    # a shape measured to fewer tokens than the table's top goes on as its last cells trend (not flat to the top)
+    return ax, fill_gaps(extend_trend(v, 1, ax[1]), 1), shapes
 
 
 #: fused-MoE kernels an engine runs (by default, or where a deployment asks for them) that its own lane did not

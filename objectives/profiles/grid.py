@@ -105,6 +105,25 @@ def extend_proportional(values: np.ndarray, axis: int, grid: np.ndarray) -> np.n
     return np.moveaxis(flat.reshape(v.shape), -1, axis)
 
 
+def extend_trend(values: np.ndarray, axis: int, grid: np.ndarray) -> np.ndarray:
+    """Fill the NaN cells of log-latency `values` beyond each line's last measured cell along `axis` (whose values
+    are `grid`) on the power law of the line's last two measured cells, its exponent held to [0, 1]: t(x) =
+    t(x_last) (x / x_last)^a. A kernel flat in a size where it is latency-bound (a fused-MoE layer streaming its
+    experts at a few tokens, decode attention over short contexts) stays flat, one that is already linear (compute
+    or KV-cache bound) goes on linearly; a constant edge would price 32k tokens like the 16k measured, or a batch's
+    64k-token contexts like its 4k ones. Lines with fewer than two measured cells are left to `fill_gaps`."""
+    v = np.moveaxis(values.copy(), axis, -1)
+    flat = v.reshape(-1, v.shape[-1])
+    lg = np.log(np.asarray(grid, dtype=float))
+    for row in flat:
+        ok = np.flatnonzero(np.isfinite(row))
+        if len(ok) >= 2 and ok[-1] < len(row) - 1:
+            last, prev = ok[-1], ok[-2]
+            a = float(np.clip((row[last] - row[prev]) / (lg[last] - lg[prev]), 0.0, 1.0))
+            row[last + 1:] = row[last] + a * (lg[last + 1:] - lg[last])
+    return np.moveaxis(flat.reshape(v.shape), -1, axis)
+
+
 def monotone(values: np.ndarray, axis: int) -> np.ndarray:
     """Each cell of log-latency `values` at most every cell after it along `axis` (a size axis: GEMM rows,
     message bytes): a kernel can run a smaller problem in the larger one's shape (engines pad batches to their
