@@ -924,6 +924,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t_win = gtab(b3, np.minimum(s3, win[:, None, None]), win_heads[:, None, None])
         t = (((L_attn - n_win)[:, None, None] * t_full + n_win[:, None, None] * t_win * win_d) * 1e-3
              * (d_scale * a_scale)[:, None, None])
+        # the KV cache a decode step reads streams from device memory: no layer takes less than its bytes over the
+        # bandwidth (cells beyond a table's measured batch x context are its trend, `profiles.grid.extend_trend`;
+        # MLA rows read their own tables below)
+        c3 = (lambda x: x[:, None, None])
+        kv_bytes = DTYPE_BYTES.get(kv, 2.0) * b3 * (c3((L_attn - n_win) * kvh * (hd + vd)) * s3
+                                                    + c3(n_win * swa_kvh * (swa_hd + swa_vd))
+                                                    * np.minimum(s3, c3(win)))
+        t = np.where(c3(mla), t, np.maximum(t, kv_bytes / bw))
         gen = np.log(np.maximum(t, 1e-12))
         inside &= own_mla | (gtab.inside(1.0, 1024.0, kv_heads) & gtab.inside(1.0, 1024.0, win_heads))
     if msa.any() and ct is not None and gtab is not None:

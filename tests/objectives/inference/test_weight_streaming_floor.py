@@ -29,3 +29,16 @@ def test_batch_one_decode_reads_the_active_weights_at_most_at_the_memory_bandwid
     # the layers' active weights (the experts one token routes to) and the LM head, in bf16, once per step
     floor_ms = model_math.active_params(rec, input_embedding=False) * 2.0 / (g.mem_bw_tbs * 1e12) * 1e3
     assert float(r["tpot_ms"].iloc[0]) >= floor_ms, (gpu, engine, float(r["tpot_ms"].iloc[0]), floor_ms)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_decode_reads_the_kv_cache_at_most_at_the_memory_bandwidth(engine):
+    # beyond the generation tables' measured batch x context their cells are a trend; a step of 1,024 sequences of
+    # 8k tokens must still read every layer's KV cache from device memory (TensorRT-LLM's H200 bf16 table, batch
+    # 1,024, extended from its short contexts, priced it at a third of that)
+    rec, g = catalog.model("meta-llama/Llama-3.1-8B-Instruct"), catalog.gpu("H200-SXM-141GB")
+    r = estimate(rec.name, g.name, tp=1, weight_dtype="bf16", kv_dtype="bf16", batch_size=1024, input_len=8192,
+                 output_len=2, engine=engine)
+    ctx = 8192 + 1
+    kv_bytes = 1024 * ctx * rec.n_layers * rec.n_kv_heads * rec.head_dim * 2 * 2.0
+    assert float(r["tpot_ms"].iloc[0]) >= kv_bytes / (g.mem_bw_tbs * 1e12) * 1e3
