@@ -1074,14 +1074,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # (`build._table(size_axis=)`), the fused-MoE tables do not (TensorRT-LLM's H100 BF16 MoE times Qwen3-235B's
     # layer at EP 8 3-6x slower at 192-384 tokens than at 512, aiconfigurator-core's cells), nor the sum of the
     # tables a step reads: without it a step's time fell as its batch grew. Attention along its length likewise
-    # (the DSA decode module's cells spike at 2049 tokens of context, above 4097's). Not along the attention
-    # tables' batch axis: their cells beyond the measured batch x length are filled flat along the length
-    # (`build._kv_tables`), below the longer contexts a smaller batch measured
+    # (the DSA decode module's cells spike at 2049 tokens of context, above 4097's), and along the batch (up to
+    # ~7 % timing noise between neighbouring batches; the cells beyond the measured batch x length follow their
+    # line's trend, `profiles.grid.extend_trend`, no longer a flat fill below what smaller batches measured)
     tok, head = (monotone(np.log(np.maximum(c, 1e-12)), 1) for c in (tok, head))
     if ctx is not None:
-        ctx = monotone(ctx, 2)
+        ctx = monotone(monotone(ctx, 2), 1)
     if gen is not None:
-        gen = monotone(gen, 2)
+        gen = monotone(monotone(gen, 2), 1)
     return (tok, head, ctx, gen), inside, lin_tab
 
 

@@ -1,7 +1,7 @@
 """Properties every measured-profile estimate must have, drawn (hypothesis) over the newest models, every GPU with
 kernel profiles and each of its engines, TP / EP / attention-DP layouts, lengths and the MoE knobs: a row's
 result is its own (vectorized equals one at a time), a longer output never lowers E2E, the step curves never
-fall as the tokens or the context grow (TPOT with the batch: within the attention tables' timing noise), a row
+fall as the tokens, the context or the batch grow (nor TPOT with the batch), a row
 that cannot run says why, the load balancer never slows an expert-parallel layer, and MXFP8
 activations are refused before Blackwell with the reason."""
 from __future__ import annotations
@@ -84,23 +84,21 @@ def test_step_curves_never_fall_as_the_tokens_or_the_context_grow(d):
     p = prepare(d["model"], d["gpu"], d["tp"], 1, None, None, None, 1, d["ep"], None, None, rows={},
                 engine=d["engine"], attn_dp=d["attn_dp"], eplb=d["eplb"], moe_act_dtype=d["moe_act_dtype"])
     cv = p.coeffs.curves
-    for c, axis in ((cv.tok, -1), (cv.head, -1), (cv.ctx, -1), (cv.gen, -1)):
+    for c, axis in ((cv.tok, -1), (cv.head, -1), (cv.ctx, -1), (cv.gen, -1), (cv.ctx, -2), (cv.gen, -2)):
         assert (np.diff(c, axis=axis) >= -1e-12).all(), d
 
 
 @settings(max_examples=40, deadline=None)
 @given(deployment())
 def test_tpot_does_not_fall_as_the_batch_grows_and_e2e_never_as_the_output_does(d):
-    """At everything else fixed, E2E is non-decreasing in the output length; mean TPOT in the batch within the
-    attention tables' measured batch x context (<= 2^20 tokens of KV), up to the timing noise of their cells
-    along the batch (up to 7 %: DeepSeek-V3.2's DSA decode module at 1 vs 2 sequences; the curves are not capped
-    along the batch, whose cells beyond the measured region are filled flat along the length, docs/profiles.md).
-    Before the curves were capped along the tokens TPOT fell 48 % from 256 to 512 sequences (Qwen3-235B, H100,
-    TensorRT-LLM, EP 8) and 38 % from 1 to 2 (DeepSeek-V3.2 on B200)."""
+    """At everything else fixed, E2E is non-decreasing in the output length and mean TPOT in the batch. Before the
+    curves were capped along the tokens TPOT fell 48 % from 256 to 512 sequences (Qwen3-235B, H100, TensorRT-LLM,
+    EP 8) and 38 % from 1 to 2 (DeepSeek-V3.2 on B200); before they were capped along the attention tables' batch
+    (possible once the cells beyond the measured batch x context followed their trend instead of a flat fill), by
+    up to 7 % between neighbouring batches (the DSA decode module at 1 vs 2 sequences)."""
     B = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024])
-    B = B[B * (d["input_len"] + d["output_len"]) <= 2 ** 20]
     by_b = _quiet(**{**d, "batch_size": B})["tpot_ms"].to_numpy()
-    assert (np.diff(by_b) >= -0.1 * by_b[1:]).all(), (d, by_b)
+    assert (np.diff(by_b) >= -1e-9 * by_b[1:]).all(), (d, by_b)
     O = np.array([1, 2, 4, 16, 64, 128, 256, 1000, 1024, 4096])
     by_o = _quiet(**{**d, "output_len": O})["e2e_ms"].to_numpy()
     assert (np.diff(by_o) >= -1e-9 * by_o[1:]).all(), (d, by_o)
