@@ -19,7 +19,7 @@ redundant expert copies that run with a load balancer anyway), so the grid holds
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -316,18 +316,25 @@ def _prefill_parallel(model: str | Model, par: dse.Space, pool: dse.Space, prefi
     return params, p_ep, p_adp, [f"(prefill_tp * {p_adp}) % {p_ep} == 0"]
 
 
+def _knob_values(label: str, values: Any, ok: Callable[[Any], bool], valid: str) -> list[Any]:
+    """The distinct values (in order; numpy scalars as Python ones) of a categorical knob given as a sequence;
+    SpaceError (a ValueError) for a scalar, an empty sequence or a value `ok` refuses, naming it and `valid`."""
+    vals = None if isinstance(values, (str, bytes, bool, np.bool_)) or not hasattr(values, "__iter__") else \
+        list(dict.fromkeys(v.item() if isinstance(v, np.generic) else v for v in values))
+    bad = [v for v in vals or [] if not ok(v)]
+    if vals is None or not vals or bad:
+        what = "not a sequence" if vals is None else f"{bad or 'empty'} not allowed"
+        raise SpaceError(f"{label}={values!r}: {what}; give a sequence of {valid}")
+    return vals
+
+
 def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) -> tuple[dse.Space, str]:
     """The ``eplb`` knob and its condition: active where a pool's EP is above 1 and divides the experts (where it
     changes the deployment). ``prefill_ep``: the prefill pool's EP parameter when it has its own. SpaceError (a
     ValueError) for a dense model or a value that is not True / False."""
     m = model_record(model)
-    vals = None if isinstance(values, (str, bytes, bool, np.bool_)) or not hasattr(values, "__iter__") else \
-        list(dict.fromkeys(bool(v) if isinstance(v, np.bool_) else v for v in values))
-    bad = [v for v in vals or [] if not isinstance(v, bool)]
-    if vals is None or not vals or bad:
-        what = "not a sequence" if vals is None else f"{bad or 'empty'} not allowed"
-        raise SpaceError(f"eplb={values!r}: {what}; give a sequence of True / False, e.g. (False, True) (an "
-                         f"expert-parallel load balancer off and on)")
+    vals = _knob_values("eplb", values, lambda v: isinstance(v, bool), "True / False, e.g. (False, True) (an "
+                        "expert-parallel load balancer off and on)")
     if not m.is_moe:
         raise SpaceError(f"eplb={values!r}: an expert-parallel load balancer (EPLB) needs a mixture-of-experts "
                          f"model; {m.name} is dense")
@@ -349,13 +356,9 @@ def _moe_act(model: str | Model, values: Sequence[str], weights: Sequence[str], 
     from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES, mxfp8_moe_able
 
     m = model_record(model)
-    vals = None if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") else \
-        list(dict.fromkeys(values))
-    bad = [v for v in vals or [] if not (isinstance(v, str) and v in MOE_ACT_DTYPES)]
-    if vals is None or not vals or bad:
-        what = "not a sequence" if vals is None else f"{bad or 'empty'} not allowed"
-        raise SpaceError(f"moe_act_dtypes={values!r}: {what}; give a sequence of {', '.join(MOE_ACT_DTYPES)}, e.g. "
-                         f"('auto', 'bf16', 'mxfp8') (the activations MXFP4 experts compute with)")
+    vals = _knob_values("moe_act_dtypes", values, lambda v: isinstance(v, str) and v in MOE_ACT_DTYPES,
+                        f"{', '.join(MOE_ACT_DTYPES)}, e.g. ('auto', 'bf16', 'mxfp8') (the activations MXFP4 experts "
+                        f"compute with)")
     if not m.has_mxfp4_experts:
         raise SpaceError(f"moe_act_dtypes={values!r}: the experts' activation precision is a knob of MXFP4 experts "
                          f"(gpt-oss); {m.name} has {'no MXFP4 experts' if m.is_moe else 'no experts (dense)'}, so "

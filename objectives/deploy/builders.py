@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
-from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE_FAMILIES, moe_act, mxfp8_moe_able
+from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE, MXFP8_MOE_FAMILIES, moe_act, mxfp8_moe_able
 from objectives.inference.resolve import layout_invalid, valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
@@ -429,7 +429,7 @@ def _moe_act_setting(c: _Ctx) -> tuple[list[Any], dict[str, str]]:
         return [], {}
     what = f"moe_act_dtype={p.moe_act_dtype!r} on {p.gpu.name}"
     if want == "fp8" and not mxfp8_moe_able(p.gpu.family, c.engine):   # the kernel exists there, not in this engine
-        able = [e for e in ("vllm", "sglang", "trtllm") if mxfp8_moe_able(p.gpu.family, e)]
+        able = list(MXFP8_MOE.get(p.gpu.family, ((), ()))[1])
         raise DeployError(f"{c.engine} {c.version} cannot run {what}: it has no MXFP4 x MXFP8 MoE kernel on "
                           f"{p.gpu.family} GPUs (inference.measured.MXFP8_MOE); engines that run it there: {able}")
     if c.engine == "trtllm":

@@ -794,6 +794,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                  (sl / ep_world) / (ne / np.maximum(ep2, 1.0))))
             for ep2, ok in near for f in moe_formats]
 
+        # the experts' weights the batch routes to stream from device memory (the weight-streaming floor; the
+        # experts touched under balanced routing), whichever table prices the layer
+        t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
+
         def read(fams: tuple[str, ...], rows: np.ndarray, out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             """The routed experts' time (s, on the M grid) of `rows` from the first table of `fams` per candidate
@@ -817,9 +821,6 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         if np.any(rho != 1.0):
                             t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
                             t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
-                        # the experts' weights the batch routes to stream from device memory (the weight-
-                        # streaming floor; the experts touched under balanced routing)
-                        t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
                         out = np.where(col(hit > 0), np.maximum(hide(t) * 1e-3 * g_scale * scale, t_mem), out)
                         done |= hit > 0
                         priced |= hit > 0

@@ -74,13 +74,12 @@ R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT = 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
     """True where the named engine does not run on the GPU vendor (catalog `GPU.vendor`), vectorized over both:
-    `profiles.ENGINE_VENDORS`, the one home of the rule (`prepare`'s R_VENDOR and the spaces' engine rules)."""
-    from ..profiles import ENGINE_VENDORS
+    `profiles.runs_on` over `profiles.ENGINE_VENDORS` (`prepare`'s R_VENDOR and the spaces' engine rules)."""
+    from ..profiles import runs_on
     names, vendor = np.broadcast_arrays(np.asarray(engine, dtype=object), np.asarray(vendor, dtype=object))
     eu, ei = np.unique(names.astype(str), return_inverse=True)
     vu, vi = np.unique(vendor.astype(str), return_inverse=True)
-    allowed = [ENGINE_VENDORS.get(engine_key(e)) for e in eu]
-    table = np.array([[a is not None and v not in a for v in vu] for a in allowed], dtype=bool)
+    table = np.array([[not runs_on(e, v) for v in vu] for e in eu], dtype=bool)
     return table[ei.reshape(names.shape), vi.reshape(names.shape)]
 
 

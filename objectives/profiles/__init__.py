@@ -21,8 +21,9 @@ from .profile import (
                       load,
                       read,
                       resolve_engine,
+                      runs_on,
                       system_of,
 )
 
-__all__ = ["Table", "KernelProfile", "available", "engine_key", "load", "read", "resolve_engine", "system_of", "SYSTEMS",
+__all__ = ["Table", "KernelProfile", "available", "engine_key", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR"]

@@ -94,33 +94,28 @@ def extend_proportional(values: np.ndarray, axis: int, grid: np.ndarray) -> np.n
     in that axis once the GPU is full (prompts of a context-attention batch): measurement grids that stop at a
     total token count (batch x length) then extend the largest batch measured at each length, where a constant
     edge would price 8 prompts like 1."""
-    v = np.moveaxis(values.copy(), axis, -1)
-    flat = v.reshape(-1, v.shape[-1])
-    lg = np.log(np.asarray(grid, dtype=float))
-    for row in flat:
-        ok = np.flatnonzero(np.isfinite(row))
-        if len(ok):
-            last = ok[-1]
-            row[last + 1:] = row[last] + lg[last + 1:] - lg[last]
-    return np.moveaxis(flat.reshape(v.shape), -1, axis)
+    return extend_trend(values, axis, grid, exponent=1.0)
 
 
-def extend_trend(values: np.ndarray, axis: int, grid: np.ndarray) -> np.ndarray:
+def extend_trend(values: np.ndarray, axis: int, grid: np.ndarray, exponent: float | None = None) -> np.ndarray:
     """Fill the NaN cells of log-latency `values` beyond each line's last measured cell along `axis` (whose values
-    are `grid`) on the power law of the line's last two measured cells, its exponent held to [0, 1]: t(x) =
-    t(x_last) (x / x_last)^a. A kernel flat in a size where it is latency-bound (a fused-MoE layer streaming its
-    experts at a few tokens, decode attention over short contexts) stays flat, one that is already linear (compute
-    or KV-cache bound) goes on linearly; a constant edge would price 32k tokens like the 16k measured, or a batch's
-    64k-token contexts like its 4k ones. Lines with fewer than two measured cells are left to `fill_gaps`."""
+    are `grid`) on a power law t(x) = t(x_last) (x / x_last)^a: `exponent` where given, else that of the line's
+    last two measured cells held to [0, 1]. A kernel flat in a size where it is latency-bound (a fused-MoE layer
+    streaming its experts at a few tokens, decode attention over short contexts) stays flat, one that is already
+    linear (compute or KV-cache bound) goes on linearly; a constant edge would price 32k tokens like the 16k
+    measured, or a batch's 64k-token contexts like its 4k ones. Without `exponent`, lines with fewer than two
+    measured cells are left to `fill_gaps`."""
     v = np.moveaxis(values.copy(), axis, -1)
     flat = v.reshape(-1, v.shape[-1])
     lg = np.log(np.asarray(grid, dtype=float))
     for row in flat:
         ok = np.flatnonzero(np.isfinite(row))
-        if len(ok) >= 2 and ok[-1] < len(row) - 1:
-            last, prev = ok[-1], ok[-2]
-            a = float(np.clip((row[last] - row[prev]) / (lg[last] - lg[prev]), 0.0, 1.0))
-            row[last + 1:] = row[last] + a * (lg[last + 1:] - lg[last])
+        if len(ok) < (1 if exponent is not None else 2) or ok[-1] == len(row) - 1:
+            continue
+        last = ok[-1]
+        a = exponent if exponent is not None else float(
+            np.clip((row[last] - row[ok[-2]]) / (lg[last] - lg[ok[-2]]), 0.0, 1.0))
+        row[last + 1:] = row[last] + a * (lg[last + 1:] - lg[last])
     return np.moveaxis(flat.reshape(v.shape), -1, axis)
 
 

@@ -38,6 +38,14 @@ ENGINE_NAMES = ("vllm", "sglang", "trtllm", "torch")
 #: on CUDA for NVIDIA GPUs only (NVIDIA/TensorRT-LLM README: "optimize inference on NVIDIA GPUs"); vLLM and SGLang
 #: also ship ROCm builds, and the `torch` collector runs wherever PyTorch does
 ENGINE_VENDORS: Mapping[str, tuple[str, ...]] = {"trtllm": ("nvidia",)}
+
+
+def runs_on(engine: Any, vendor: str) -> bool:
+    """Whether `engine` runs on GPUs of `vendor` (catalog `GPU.vendor`): the one home of `ENGINE_VENDORS`' rule."""
+    allowed = ENGINE_VENDORS.get(engine_key(engine))
+    return allowed is None or vendor in allowed
+
+
 ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
                   "tensorrt_llm": "trtllm", "trt-llm": "trtllm", "torch": "torch", "pytorch": "torch"}
 
@@ -202,7 +210,7 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
         if eng in ENGINE_VENDORS:
             from objectives.catalog import gpu as catalog_gpu
             vendor = catalog_gpu(gpu).vendor
-            if vendor not in ENGINE_VENDORS[eng]:
+            if not runs_on(eng, vendor):
                 why = f" ({eng} runs on {' / '.join(ENGINE_VENDORS[eng])} GPUs only; {gpu} is {vendor})"
         raise ValueError(f"no {eng} kernel profile for {gpu}{why}; available: "
                          f"{', '.join(f'{e} {vs}' for e, vs in have.items()) or 'none'}")
