@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("name")
     _storage_arg(exp)
     exp.add_argument("--format", choices=["parquet", "csv", "netcdf"], default="parquet")
+    exp.add_argument("--layout", choices=["auto", "grid", "trials"], default="auto",
+                     help="netCDF only: one dimension per parameter (grid), one 'trial' dimension (trials), or the "
+                          "grid when its cells are mostly filled (auto)")
     exp.add_argument("-o", "--output", default=None, help="output path (default: <name>.<ext> in the current folder)")
 
     plot = sub.add_parser("plot", help="plot the Pareto front (HTML with plotly, PNG with matplotlib)")
@@ -165,7 +168,7 @@ def cmd_show(args) -> int:
 def cmd_export(args) -> int:
     study = _load(args)
     ext = {"parquet": "parquet", "csv": "csv", "netcdf": "nc"}[args.format]
-    out = study.export(args.output or f"{study.name}.{ext}", format=args.format)
+    out = study.export(args.output or f"{study.name}.{ext}", format=args.format, layout=args.layout)
     print(out)
     return 0
 

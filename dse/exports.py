@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -17,31 +18,71 @@ if TYPE_CHECKING:
     from .study import Study
 
 _TRIAL_COLUMNS = TRIAL_COLUMNS
+logger = logging.getLogger(__name__)
 
 
-def to_xarray(study: Study) -> Any:
-    """Labelled results as an xarray.Dataset: one dimension per parameter, one variable per metric.
+#: layouts of `to_xarray`
+LAYOUTS = ("auto", "grid", "trials")
+#: `to_xarray(layout="auto")` lays the results on a grid when at least this share of its cells holds a point
+GRID_MIN_DENSITY = 0.25
+#: ... and the grid has at most this many cells (a cell is 8 bytes per metric)
+GRID_MAX_CELLS = 20_000_000
 
-    A full grid becomes a dense Dataset; other studies give a sparse one (missing points are NaN).
+
+def to_xarray(study: Study, layout: str = "auto") -> Any:
+    """Labelled results as an xarray.Dataset, one variable per metric.
+
+    `layout`: "grid" gives one dimension per parameter (a point the study did not evaluate is NaN); "trials"
+    one dimension ``trial`` (the trial numbers) with each parameter a coordinate along it; "auto" (default) the
+    grid when its cells are mostly filled (a full grid search: at least `GRID_MIN_DENSITY` of them, and at most
+    `GRID_MAX_CELLS`), else the trials (a random or evolutionary search over continuous parameters would make a
+    grid of every distinct value of every parameter, almost all of it empty: 60 trials over three floats and an
+    integer are 9 million cells). "grid" on more than `GRID_MAX_CELLS` cells raises StudyError.
     """
     import xarray as xr
 
+    if layout not in LAYOUTS:
+        raise StudyError(f"to_xarray layout {layout!r} is not supported; valid layouts are {', '.join(LAYOUTS)}")
     df = study.results()
     if "state" in df.columns:
         df = df[df["state"] == "complete"]
-    metric_cols = [c for c in df.columns if c not in study.space.names and c not in _TRIAL_COLUMNS]
+    names = study.space.names
+    metric_cols = [c for c in df.columns if c not in names and c not in _TRIAL_COLUMNS]
     metric_cols = [c for c in metric_cols if pd.api.types.is_numeric_dtype(df[c]) or c == "feasible"]
-    data = df[study.space.names + metric_cols].copy()
-    for n in study.space.names:
+    attrs = {"study": study.name, "objectives": json.dumps(study.objectives), "dse_version": __version__}
+    data = df[names + metric_cols].copy()
+    for n in names:
         if data[n].isna().any():
             data[n] = data[n].astype(object).where(data[n].notna(), "inactive")
-    data = data.drop_duplicates(subset=study.space.names, keep="last").set_index(study.space.names)
-    ds = xr.Dataset.from_dataframe(data)
-    ds.attrs.update({"study": study.name, "objectives": json.dumps(study.objectives), "dse_version": __version__})
+    points = data.drop_duplicates(subset=names, keep="last")
+    cells = 1
+    for n in names:
+        cells *= max(int(points[n].nunique()), 1)
+    dense = cells <= GRID_MAX_CELLS and len(points) >= GRID_MIN_DENSITY * cells
+    if layout == "grid" and cells > GRID_MAX_CELLS:
+        raise StudyError(f"the results of study {study.name!r} on a grid would hold {cells:,} cells for "
+                         f"{len(points):,} points (at most {GRID_MAX_CELLS:,}); use layout='trials'")
+    if layout == "trials" or (layout == "auto" and not dense):
+        if layout == "auto":
+            logger.info("study %r: %d points would fill %.2g%% of a %s-cell grid; laid out along 'trial'",
+                        study.name, len(points), 100.0 * len(points) / cells, f"{cells:,}")
+        data = df[names + metric_cols].copy()
+        for n in names:  # a parameter a condition switched off: NaN where numeric, "inactive" where not
+            if not pd.api.types.is_numeric_dtype(data[n]) and data[n].isna().any():
+                data[n] = data[n].astype(object).where(data[n].notna(), "inactive")
+        data.index = pd.Index(df["number"].to_numpy(int) if "number" in df.columns else range(len(df)),
+                              name="trial")
+        ds = xr.Dataset.from_dataframe(data).set_coords(names)
+        ds.attrs.update({**attrs, "layout": "trials"})
+        return ds
+    ds = xr.Dataset.from_dataframe(points.set_index(names))
+    ds.attrs.update({**attrs, "layout": "grid"})
     return ds
 
-def export(study: Study, path: str | os.PathLike, format: str | None = None) -> Path:
-    """Write the trials (or full grid results) to Parquet, CSV or netCDF, chosen by `format` or the extension."""
+
+def export(study: Study, path: str | os.PathLike, format: str | None = None, layout: str = "auto") -> Path:
+    """Write the trials (or full grid results) to Parquet, CSV or netCDF, chosen by `format` or the extension;
+    netCDF holds `to_xarray(study, layout)`."""
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     aliases = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "netcdf": "netcdf", "nc": "netcdf"}
@@ -50,7 +91,7 @@ def export(study: Study, path: str | os.PathLike, format: str | None = None) -> 
     fmt = aliases[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "netcdf":
-        ds = study.to_xarray()
+        ds = to_xarray(study, layout)
         for name in list(ds.coords):
             if ds[name].dtype == object:
                 ds[name] = ds[name].astype(str)

@@ -203,17 +203,19 @@ class Study:
         any study size)."""
         return self.trials
 
-    def to_xarray(self) -> Any:
-        """Labelled results as an xarray.Dataset (see :func:`dse.exports.to_xarray`)."""
+    def to_xarray(self, layout: str = "auto") -> Any:
+        """Labelled results as an xarray.Dataset: one dimension per parameter for a grid, one ``trial`` dimension
+        for a sparse search (`layout`: "auto", "grid" or "trials"; see :func:`dse.exports.to_xarray`)."""
         from .exports import to_xarray
 
-        return to_xarray(self)
+        return to_xarray(self, layout)
 
-    def export(self, path: str | os.PathLike, format: str | None = None) -> Path:
-        """Write the trials to Parquet, CSV or netCDF (see :func:`dse.exports.export`)."""
+    def export(self, path: str | os.PathLike, format: str | None = None, layout: str = "auto") -> Path:
+        """Write the trials to Parquet, CSV or netCDF (`layout`: netCDF's, as `to_xarray`'s; see
+        :func:`dse.exports.export`)."""
         from .exports import export
 
-        return export(self, path, format)
+        return export(self, path, format, layout)
 
     def to_optuna(self, url: Any = None, study_name: str | None = None) -> Any:
         """Copy the study into an Optuna storage (see :func:`dse.exports.to_optuna`); returns the optuna.Study."""

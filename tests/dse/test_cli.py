@@ -47,6 +47,21 @@ def test_export(shared, tmp_path, fmt, ext, capsys):
         assert len(pd.read_csv(out)) >= 60
 
 
+@pytest.mark.parametrize("layout", ["trials", "grid"])
+def test_export_netcdf_layout(shared, tmp_path, layout):
+    import xarray as xr
+
+    out = tmp_path / f"{layout}.nc"
+    assert cli.main(["export", "shared", "--storage", shared, "--format", "netcdf", "--layout", layout,
+                     "-o", str(out)]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["layout"] == layout
+        if layout == "trials":
+            assert set(ds.sizes) == {"trial"} and ds.sizes["trial"] >= 60
+        else:   # one dimension per parameter
+            assert "trial" not in ds.sizes and len(ds.sizes) >= 2
+
+
 @pytest.mark.parametrize("name", ["front.html", "front.png"])
 def test_plot(shared, tmp_path, name):
     out = tmp_path / name

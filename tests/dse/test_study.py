@@ -265,8 +265,40 @@ def test_to_xarray_of_a_grid_has_one_dimension_per_parameter(db_url):
     s = dse.create_study("x", space, {"m": "min"}, storage=db_url)
     s.optimize(f, optimizer="grid", progress=False)
     ds = s.to_xarray()
-    assert dict(ds.sizes) == {"a": 2, "b": 4, "c": 3}
+    assert dict(ds.sizes) == {"a": 2, "b": 4, "c": 3} and ds.attrs["layout"] == "grid"
     assert float(ds["m"].sel(a="y", b=3, c=0.5)) == pytest.approx(3 * 1.5 + 1)
+
+
+def test_to_xarray_of_a_sparse_search_has_one_trial_dimension(db_url, tmp_path):
+    """A random search over continuous parameters would make a grid of every distinct value of every parameter
+    (60 trials: 60 x 60 x 60 x ~40 cells, almost all empty); it is laid out along the trials instead, each
+    parameter a coordinate, and a grid asked for explicitly is refused with the cell count."""
+    import xarray as xr
+
+    space = dse.Space(a=dse.Float(0, 1), b=dse.Float(0, 1), c=dse.Float(0, 1), d=dse.Int(1, 100),
+                      k=dse.Categorical(["x", "y"]), e=dse.Int(0, 3, when="k == 'y'"))
+
+    @dse.vectorized
+    def f(df):
+        return pd.DataFrame({"m": df["a"] + 2 * df["b"]})
+
+    s = dse.create_study("sparse", space, {"m": "min"}, storage=db_url)
+    s.optimize(f, optimizer="random", n_trials=60, seed=0, progress=False)
+    ds = s.to_xarray()
+    assert dict(ds.sizes) == {"trial": 60} and ds.attrs["layout"] == "trials"
+    assert set(space.names) <= set(ds.coords)
+    t = s.trials.set_index("number")
+    row = int(t.index[5])
+    assert float(ds["m"].sel(trial=row)) == pytest.approx(t.loc[row, "a"] + 2 * t.loc[row, "b"])
+    assert np.isnan(ds["e"].values[(ds["k"] == "x").values]).all()   # inactive where its condition is off
+    with pytest.raises(dse.StudyError, match="cells for 60 points"):
+        s.to_xarray("grid")
+    with pytest.raises(dse.StudyError, match="'cube'.*auto, grid, trials"):
+        s.to_xarray("cube")
+    back = xr.open_dataset(s.export(tmp_path / "sparse.nc"))
+    assert dict(back.sizes) == {"trial": 60}
+    np.testing.assert_allclose(back["m"].values, ds["m"].values)
+    back.close()
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "netcdf"])
