@@ -156,6 +156,9 @@ def cmd_show(args) -> int:
     print(f"study {s['name']!r}  [{s['storage']}]")
     print(f"  objectives: {s['objectives']}" + (f"  constraints: {s['constraints']}" if s["constraints"] else ""))
     print(f"  optimizer: {meta.get('optimizer')} seed={meta.get('seed')}  objective: {(meta.get('objective') or {}).get('name')}")
+    for key, val in ((meta.get("objective") or {}).get("inputs") or {}).items():   # files the numbers depend on
+        shown = ", ".join(f"{k}={v}" for k, v in val.items()) if isinstance(val, dict) else str(val)
+        print(f"  input {key}: {shown}")
     print(f"  trials: {s['n_trials']} ({s['n_complete']} complete, {s['n_failed']} failed, {s['n_running']} running), "
           f"{s['n_feasible']} feasible, front {s['front_size']}")
     if "grid" in s:

@@ -27,15 +27,19 @@ from .vocabulary import BAND_END
 #: Attribute an objective sets to declare the band level of the ``<m>_lo`` / ``<m>_hi`` metrics it returns (a float
 #: in (0, 1)), or None when it returns none; see :meth:`ObjectiveSpec.check_objective`.
 BAND_LEVEL_ATTR = "dse_band_level"
+#: Attribute holding the inputs (user files and their hashes) an objective declares with ``vectorized(inputs=...)``
+INPUTS_ATTR = "dse_inputs"
 
 
 def vectorized(fn: Callable | None = None, *, name: str | None = None, version: str | None = None,
-               band_level: float | None = None):
+               band_level: float | None = None, inputs: Mapping[str, Any] | None = None):
     """Mark an objective as a batch callable: it takes a DataFrame of configurations, returns a DataFrame of metrics.
 
     Usable bare (``@dse.vectorized``) or with provenance (``@dse.vectorized(name="roofline", version="1.2")``).
     The name and version are stored with the study. ``band_level``: the level of the ``<m>_lo`` / ``<m>_hi`` band
     ends the objective returns (sets ``dse_band_level``; a per-configuration objective sets that attribute itself).
+    ``inputs``: the user's files (or other inputs) the objective's numbers depend on, as plain JSON data (e.g.
+    ``{"calibration": {"file": ..., "sha256": ...}}``); stored with the study's provenance beside the version.
     """
 
     def mark(f: Callable) -> Callable:
@@ -46,6 +50,8 @@ def vectorized(fn: Callable | None = None, *, name: str | None = None, version: 
             setattr(f, "dse_version", version)   # noqa: B010
         if band_level is not None:
             setattr(f, BAND_LEVEL_ATTR, band_level)
+        if inputs is not None:
+            setattr(f, INPUTS_ATTR, to_plain(dict(inputs)))
         return f
 
     return mark(fn) if fn is not None else mark
@@ -57,7 +63,8 @@ def is_vectorized(fn: Callable) -> bool:
 
 
 def objective_info(fn: Callable) -> dict[str, Any]:
-    """Provenance of an objective: name, version and whether it is vectorized (stored with the study)."""
+    """Provenance of an objective: name, version, whether it is vectorized, and the band level and inputs it
+    declares (stored with the study)."""
     name = getattr(fn, "dse_name", None) or getattr(fn, "__qualname__", None) or type(fn).__name__
     module = getattr(fn, "__module__", None)
     info: dict[str, Any] = {
@@ -69,6 +76,9 @@ def objective_info(fn: Callable) -> dict[str, Any]:
     level = getattr(fn, BAND_LEVEL_ATTR, None)
     if isinstance(level, (int, float)) and not isinstance(level, bool):
         info["band_level"] = float(level)
+    inputs = getattr(fn, INPUTS_ATTR, None)
+    if isinstance(inputs, Mapping) and inputs:
+        info["inputs"] = dict(inputs)
     return info
 
 

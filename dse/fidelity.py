@@ -228,7 +228,8 @@ class Confirming:
         self.label, self.max_rounds, self.replace_objectives = label, max_rounds, replace_objectives
         self.history: list[Confirmation] = []
         info = objective_info(screen)
-        vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"))
+        vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"),
+                   inputs=info.get("inputs"))
         if hasattr(screen, BAND_LEVEL_ATTR):   # the band level the screen declares (both fidelities share it)
             setattr(self, BAND_LEVEL_ATTR, getattr(screen, BAND_LEVEL_ATTR))
 

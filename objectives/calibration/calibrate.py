@@ -1,11 +1,15 @@
 """`dse calibrate`: fit the engine-level factors of the measured-profile path on the user's own end-to-end results.
 
-    dse calibrate RESULTS [RESULTS ...] [--layout silicon|vllm_json] [--gpu H200-SXM-141GB --tp 4 ...] -o my.json
+    dse calibrate RESULTS [RESULTS ...] [--layout silicon|vllm_json|published] [--gpu H200-SXM-141GB --tp 4 ...] -o my.json
 
 RESULTS are files in the layouts `measurements.read_measurements` reads (the aiconfigurator silicon CSV, vLLM
-`bench serve --save-result` JSON with the deployment in --metadata or given here). The output is a calibrated
-profile: the fitted factors with the inputs' hashes, accepted as `profile=` by `inference.estimate`,
-`inference.max_throughput`, and through them by studies (`efficiency` of the objective).
+`bench serve --save-result` JSON, a file or a folder of them, with the deployment in --metadata or given here, the
+published-measurements CSV, whose rows are static batches and offered rates this fit cannot use: `python -m
+objectives.calibration fit` fits them), in one call whatever their layouts (`read_results`). The output is a calibrated
+profile: the fitted factors and their hash, every file read with the sha256 of its bytes, the rows fitted and those
+left out by reason; accepted as `profile=` by `inference.estimate`, `inference.max_throughput`,
+`serving.simulate` and `llm_serving_objective`, whose studies record the file and its hashes in their provenance
+(`profile_provenance`).
 
     dse calibrate RESULTS [RESULTS ...] --check [--profile my.json] [--predictions rows.csv]
 
@@ -24,34 +28,87 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from objectives.inference.efficiency import Efficiency, from_params
 
+from .measurements import LAYOUTS
+
 FORMAT = "dse-calibrated-profile/1"
+
+
+def read_results(paths: Sequence[str | Path], layout: str | None = None, **defaults: Any) -> pd.DataFrame:
+    """The normalized rows of every file in `paths` (`measurements.read_measurements`; a folder reads the vLLM
+    results in it). `defaults` (the deployment a vLLM result does not record) fill the vLLM results only, so silicon
+    or published files may come in the same call; with no vLLM result among `paths` they apply to nothing and
+    raise TypeError."""
+    from .measurements import detect_layout, read_measurements
+
+    lays = [layout or detect_layout(p) for p in paths]
+    if defaults and "vllm_json" not in lays:
+        raise TypeError(f"read_measurements: keyword(s) {sorted(defaults)} apply to vLLM JSON results only; "
+                        f"{', '.join(f'{p} ({lay})' for p, lay in zip(paths, lays))} record their deployments "
+                        "themselves")
+    frames = [read_measurements(p, layout=lay, **(defaults if lay == "vllm_json" else {}))
+              for p, lay in zip(paths, lays)]
+    return pd.concat(frames, ignore_index=True)
+
+
+def not_fitted(rows: pd.DataFrame) -> np.ndarray:
+    """Why each row cannot enter a fit ("" where it can): `silicon.unpredictable`'s reasons, or no TTFT and TPOT."""
+    from .silicon import unpredictable
+
+    why = unpredictable(rows)
+    measured = (rows["ttft_ms"].notna() & rows["tpot_ms"].notna()).to_numpy()
+    return np.where((why == "") & ~measured, "no TTFT and TPOT measured both", why).astype(object)
+
+
+def not_predicted(d: pd.DataFrame) -> np.ndarray:
+    """`not_fitted`'s reasons for rows scored by `silicon.scored` (predictions in ttft_pred / tpot_pred), plus
+    "does not fit" where the model ran the row and found no prediction (memory, heads or expert split)."""
+    why = not_fitted(d)
+    return np.where((why == "") & (d["tpot_pred"].isna() | d["ttft_pred"].isna()).to_numpy(),
+                    "does not fit (memory, heads or expert split)", why).astype(object)
+
+
+def _first_rows(rows: pd.DataFrame, why: np.ndarray) -> str:
+    """Each reason with its count and the first row it holds for (file, row, model, GPU)."""
+    out = []
+    for reason, n in pd.Series(why[why != ""]).value_counts().items():
+        r = rows[why == reason].iloc[0]
+        out.append(f"{reason}: {n} row(s), the first {r['source_file']}: row {int(r['source_row'])} (model "
+                   f"{r['model']!r}, gpu {r['gpu']!r}, engine {r['engine']!r})")
+    return "; ".join(out)
 
 
 def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = None, max_nfev: int = 30,
         **defaults: Any) -> dict[str, Any]:
-    """Read `paths`, fit the engine factors on their predictable rows, write the calibrated profile JSON to `out`
-    and return it. Raises ValueError when no row can be predicted (naming why)."""
-    from .measurements import read_measurements
-    from .silicon import fit_engine_factors, mdape_by, scored, usable
+    """Read `paths` (`read_results`), fit the engine factors on their predictable rows, write the calibrated
+    profile JSON to `out` and return it: the factors and their hash, every file read with the sha256 of its bytes,
+    the rows fitted and those left out by reason (`skipped`). Raises ValueError when no row can be predicted,
+    naming each reason with the first file and row it holds for; nothing is written then."""
+    from .silicon import fit_engine_factors, mdape_by, scored
 
-    frames = [read_measurements(p, layout=layout, **defaults) for p in paths]
-    rows = pd.concat(frames, ignore_index=True)
-    ok = usable(rows)
+    rows = read_results(paths, layout, **defaults)
+    read = [str(Path(f).resolve()) for f in pd.unique(rows["source_file"])]
+    if str(Path(out).resolve()) in read:
+        raise ValueError(f"-o {out} is one of the results read: writing the profile there would replace those "
+                         "measurements; give another file")
+    why = not_fitted(rows)
+    if (why == "").any():  # rows the shipped factors find no prediction for would fit nothing
+        why[why == ""] = not_predicted(scored(rows[why == ""]))
+    ok = why == ""
     if not ok.any():
-        raise ValueError(f"no predictable rows in {', '.join(map(str, paths))}: each needs a catalog GPU (a catalog "
-                         f"name, or a system {sorted(__import__('objectives').profiles.SYSTEMS.values())}), a TTFT "
-                         f"and a TPOT")
+        raise ValueError(f"no predictable rows in {', '.join(map(str, paths))}: {_first_rows(rows, why)}")
+    skipped = {str(k): int(v) for k, v in pd.Series(why[~ok]).value_counts().items()}
     rows = rows[ok]
     eff, info = fit_engine_factors(rows, max_nfev=max_nfev)
     d = scored(rows, eff)
     factors = {n: _get(eff.params, n) for n in info["names"]}
     doc = {"format": FORMAT, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-           "inputs": [{"file": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()} for p in paths],
-           "rows": int(len(rows)), "factors": factors,
+           "inputs": [{"file": f, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()} for f in read],
+           "rows": int(len(rows)), "skipped": skipped, "factors": factors,
            "mdape_in_sample": {"ttft": float(d["ttft_ape"].median()), "tpot": float(d["tpot_ape"].median())},
            "by_engine": mdape_by(d, ["engine"]).reset_index().to_dict(orient="records")}
     doc["sha256"] = hashlib.sha256(json.dumps(factors, sort_keys=True).encode()).hexdigest()
@@ -65,27 +122,21 @@ _LOAD_BANDS = ((0, 16, "C <= 16"), (16, 64, "16 < C <= 64"), (64, float("inf"), 
 
 def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: str | Path | None = None,
           **defaults: Any) -> tuple[str, pd.DataFrame]:
-    """Score the model on measurements without fitting: read `paths`, keep each measurement once
+    """Score the model on measurements without fitting: read `paths` (`read_results`), keep each measurement once
     (`silicon.distinct_measurements`), predict every row with the shipped factors (or those of the calibrated
     `profile`) and return a markdown summary and the rows with ttft_pred / tpot_pred / source and their APE (%).
     Rows the model cannot predict are counted with the reason (`silicon.unpredictable`, or a deployment that does
     not fit)."""
-    import numpy as np
-
-    from .measurements import read_measurements
     from .report import _md
-    from .silicon import distinct_measurements, mdape_by, scored, unpredictable
+    from .silicon import distinct_measurements, mdape_by, scored
 
-    frames = [read_measurements(p, layout=layout, **defaults) for p in paths]
-    rows = pd.concat(frames, ignore_index=True)
+    rows = read_results(paths, layout, **defaults)
     n_read = len(rows)
     measured = rows["ttft_ms"].notna() & rows["tpot_ms"].notna()
     rows = distinct_measurements(rows[measured])
     eff = load_profile(profile) if profile is not None else None
     d = scored(rows, eff)
-    why = unpredictable(d)
-    why = np.where((why == "") & (d["tpot_pred"].isna() | d["ttft_pred"].isna()).to_numpy(),
-                   "does not fit (memory, heads or expert split)", why)
+    why = not_predicted(d)
     d["not_predicted"] = why
     d["source"] = d["source"].where(why == "", "not predicted")
     conc = d["concurrency"].to_numpy(float)
@@ -150,6 +201,14 @@ def load_profile(path: str | Path, base: Efficiency | None = None) -> Efficiency
     return from_params(params, meta)
 
 
+def profile_provenance(path: str | Path, eff: Efficiency) -> dict[str, str]:
+    """What a study records of the calibrated profile it was costed with: the file (absolute path), the sha256 of
+    its bytes, and the factors' hash `fit` wrote into it (`load_profile` keeps it in `eff.meta`)."""
+    p = Path(path).resolve()
+    return {"file": str(p), "file_sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+            "sha256": str(eff.meta.get("sha256", ""))}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="dse calibrate", description=__doc__.split("\n")[0])
     ap.add_argument("results", nargs="+", help="measurement files (silicon CSV, vLLM bench JSON, or a folder of them)")
@@ -158,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="score the model on RESULTS without fitting (shipped factors, or --profile's)")
     ap.add_argument("--profile", default=None, help="with --check: a calibrated profile whose factors to score")
     ap.add_argument("--predictions", default=None, help="with --check: write every row's prediction to this CSV")
-    ap.add_argument("--layout", choices=["silicon", "vllm_json"], default=None)
+    ap.add_argument("--layout", choices=list(LAYOUTS), default=None,
+                    help="the files' layout (default: detected from each file)")
     for k in ("gpu", "engine", "engine_version", "model", "weight_dtype"):
         ap.add_argument(f"--{k.replace('_', '-')}", dest=k, default=None, help=f"{k} for files that do not say")
     ap.add_argument("--tp", type=int, default=None)
@@ -169,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.check:
         try:
             text, rows = check(a.results, layout=a.layout, profile=a.profile, **defaults)
-        except (ValueError, FileNotFoundError) as exc:
+        except (ValueError, TypeError, OSError) as exc:
             print(f"dse calibrate: error: {exc}", file=sys.stderr)
             return 2
         print(text)
@@ -183,9 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         doc = fit(a.results, a.out, layout=a.layout, max_nfev=a.max_nfev, **defaults)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"dse calibrate: error: {exc}", file=sys.stderr)
         return 2
     print(f"{doc['rows']} rows; TTFT MdAPE {doc['mdape_in_sample']['ttft']:.1f} %, TPOT MdAPE "
           f"{doc['mdape_in_sample']['tpot']:.1f} % (in sample); wrote {a.out} (sha256 {doc['sha256'][:12]})")
+    for reason, n in doc["skipped"].items():
+        print(f"  left out, {reason}: {n} row(s)")
     return 0

@@ -117,6 +117,14 @@ _QUANT_TOKENS = (("fp4", "fp4"), ("fp8", "fp8"), ("int4", "int4"), ("w4a", "int4
 ENGINES: Mapping[str, str] = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
                               "tensorrt_llm": "trtllm", "trt-llm": "trtllm"}
 
+#: `vllm bench serve --backend` (also `benchmarks/benchmark_serving.py`'s) clients that name the engine they
+#: measured; the OpenAI-compatible and vLLM endpoints ("openai", "openai-chat", "vllm", ...) are read as vLLM's,
+#: unless --metadata engine= (or engine=) names another
+BACKEND_ENGINES: Mapping[str, str] = {"sglang": "sglang", "tensorrt-llm": "trtllm", "trt-llm": "trtllm"}
+#: clients of servers that are none of the profiled engines (benchmark_serving.py's ASYNC_REQUEST_FUNCS): their
+#: results are refused unless the metadata names the engine behind them
+OTHER_SERVERS = ("tgi", "lmdeploy", "deepspeed-mii", "scalellm", "llama.cpp")
+
 SILICON_REQUIRED = ("id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision",
                     "mode", "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
                     "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms",
@@ -407,6 +415,11 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
     vals = {k: num(k) for k in VLLM_REQUIRED}
     if not vals["completed"] > 0:
         raise _fail(path, n, "completed", f"{rec['completed']!r}: no completed request, nothing was measured")
+    for k in ("mean_ttft_ms", "mean_tpot_ms"):
+        if not (math.isfinite(vals[k]) and vals[k] > 0):
+            raise _fail(path, n, k, f"{rec[k]!r} must be positive" + (
+                " (vllm bench serve writes a TPOT of 0 when no request produced more than one output token: "
+                "benchmark with --output-len 2 or more)" if k == "mean_tpot_ms" and vals[k] == 0 else ""))
     row["isl"] = vals["total_input_tokens"] / vals["completed"]
     row["osl"] = vals["total_output_tokens"] / vals["completed"]
     row["ttft_ms"], row["tpot_ms"] = vals["mean_ttft_ms"], vals["mean_tpot_ms"]
@@ -441,9 +454,12 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
     mode = str(meta["mode"] or "agg").strip().lower()
     if mode not in ("agg", "disagg"):
         raise _fail(path, n, "mode", f"{meta['mode']!r}; valid: 'agg', 'disagg'")
-    backend = str(rec.get("backend", "")).strip().lower()
-    engine = meta["engine"] if meta["engine"] is not None else (
-        "sglang" if backend == "sglang" else "trtllm" if backend in ("tensorrt-llm", "trt-llm") else "vllm")
+    backend = str(rec.get("backend") or rec.get("endpoint_type") or "").strip().lower()
+    if meta["engine"] is None and backend in OTHER_SERVERS:
+        raise _fail(path, n, "backend", f"{backend!r}: the result was measured on a server this model has no kernel "
+                    f"tables for (engines: {', '.join(sorted(set(ENGINES.values())))}); if that server ran one of "
+                    "them, say which with --metadata engine=<name> (or engine= / --engine)")
+    engine = meta["engine"] if meta["engine"] is not None else BACKEND_ENGINES.get(backend, "vllm")
     engine = str(engine).strip().lower()
     if engine not in ENGINES:
         raise _fail(path, n, "engine", f"unknown engine {engine!r}; valid: {sorted(ENGINES)}")

@@ -3,7 +3,8 @@
 Supported architectures (by `model_type`, or `architectures[0]` when `model_type` is absent):
 
 =============  ===========================================================================================
-llama          LlamaForCausalLM: GQA, gated (SwiGLU) MLP; `head_dim` from the config or hidden / heads
+llama          LlamaForCausalLM: GQA, gated (SwiGLU) MLP; `head_dim` from the config or hidden / heads; a
+               `layer_types` list puts `sliding_window` on its "sliding_attention" layers (as vLLM reads it)
 mistral        MistralForCausalLM: as llama, plus `sliding_window` on every layer (v0.1: 4096)
 qwen2, qwen3   Qwen2/Qwen3ForCausalLM: as llama; sliding window only when `use_sliding_window` is true (MiMo-7B,
                model_type mimo: read as qwen2)
@@ -102,12 +103,14 @@ records where a shipped copy was taken from. Multi-token-prediction heads (`num_
 """
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from .checks import check_hybrid, validate_model
 from .errors import CatalogError
 from .quant import MODELOPT_ALGOS, attention_kept_16bit, checkpoint_quant, load_quant_config
 from .types import Model
@@ -133,11 +136,36 @@ class _Cfg:
         v = self.cfg.get(key, _MISSING)
         return default if v is _MISSING or v is None else v
 
-    def int(self, *keys: str) -> int:
-        v = self.req(*keys)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
-            raise CatalogError(f"config.json for {self.arch}: field {keys[0]!r} = {v!r} is not a non-negative integer")
+    def _whole(self, key: str, v: Any, minimum: int) -> int:
+        """`v` as an int, or `CatalogError` naming the field: a string, a bool, a fraction (a head width of 128.5
+        is no head width) or a value below `minimum` (a period of 0 layers) is refused, never truncated."""
+        if (isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer())
+                or v < minimum):
+            what = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+            raise CatalogError(f"config.json for {self.arch}: field {key!r} = {v!r} is not {what}")
         return int(v)
+
+    def int(self, *keys: str, minimum: int = 0) -> int:
+        """A required integer field (the first of `keys` present), at least `minimum`."""
+        v = self.req(*keys)
+        key = next(k for k in keys if self.cfg.get(k) is not None)
+        return self._whole(key, v, minimum)
+
+    def opt_int(self, key: str, default: builtins.int, minimum: builtins.int = 0) -> builtins.int:
+        """An optional integer field (absent or null: `default`), at least `minimum`; anything else raises
+        `CatalogError` naming the field."""
+        v = self.cfg.get(key, _MISSING)
+        return default if v is _MISSING or v is None else self._whole(key, v, minimum)
+
+    def flag(self, key: str, default: bool) -> bool:
+        """An optional true/false field (absent or null: `default`). JSON writes booleans as true / false; a string
+        ("false" is truthy) or a number raises `CatalogError` naming the field."""
+        v = self.cfg.get(key, _MISSING)
+        if v is _MISSING or v is None:
+            return default
+        if not isinstance(v, bool):
+            raise CatalogError(f"config.json for {self.arch}: field {key!r} = {v!r} is not true or false")
+        return v
 
 
 def _gqa_common(c: _Cfg) -> dict[str, Any]:
@@ -146,8 +174,8 @@ def _gqa_common(c: _Cfg) -> dict[str, Any]:
     n_heads = c.int("num_attention_heads")
     if n_heads == 0:
         raise CatalogError(f"config.json for {c.arch}: num_attention_heads must be > 0")
-    head_dim = c.opt("head_dim", None)
-    if head_dim is None:
+    head_dim = c.opt_int("head_dim", 0)  # absent, null or 0: hidden / heads
+    if not head_dim:
         if hidden % n_heads:
             raise CatalogError(f"config.json for {c.arch} lacks 'head_dim' and hidden_size={hidden} is not a "
                                f"multiple of num_attention_heads={n_heads}")
@@ -157,11 +185,11 @@ def _gqa_common(c: _Cfg) -> dict[str, Any]:
         hidden=hidden,
         n_heads=n_heads,
         # Hugging Face's default when absent: multi-head attention (as many KV heads as query heads)
-        n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
+        n_kv_heads=c.opt_int("num_key_value_heads", n_heads),
         head_dim=int(head_dim),
         vocab=c.int("vocab_size"),
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
-        max_position=int(c.opt("max_position_embeddings", 0)),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_position=c.opt_int("max_position_embeddings", 0),
     )
 
 
@@ -169,17 +197,29 @@ def _dense_llama(c: _Cfg) -> dict[str, Any]:
     return dict(_gqa_common(c), ffn=c.int("intermediate_size"), gated_mlp=True)
 
 
+def _llama(c: _Cfg) -> dict[str, Any]:
+    """Llama: `_dense_llama`, plus a window of `sliding_window` tokens on the layers a `layer_types` list marks
+    "sliding_attention" (vLLM's LlamaAttention reads them; Hugging Face's LlamaConfig has no such field)."""
+    d = _dense_llama(c)
+    types = c.opt("layer_types", None)
+    if types is not None:
+        n_sliding = _sliding_types(c, types, d["n_layers"])
+        if n_sliding:
+            d.update(sliding_window=c.int("sliding_window", minimum=1), n_sliding_layers=n_sliding)
+    return d
+
+
 def _mistral(c: _Cfg) -> dict[str, Any]:
     d = _dense_llama(c)
-    d["sliding_window"] = int(c.opt("sliding_window", 0))
+    d["sliding_window"] = c.opt_int("sliding_window", 0)
     return d
 
 
 def _qwen_sliding(c: _Cfg, d: dict[str, Any]) -> dict[str, Any]:
-    if c.opt("use_sliding_window", False) and c.opt("sliding_window", 0):
+    if c.flag("use_sliding_window", False) and c.opt_int("sliding_window", 0):
         d["sliding_window"] = int(c.cfg["sliding_window"])
         # Qwen2/3: layers with index >= max_window_layers use the sliding window
-        d["n_sliding_layers"] = max(0, d["n_layers"] - int(c.opt("max_window_layers", 0)))
+        d["n_sliding_layers"] = max(0, d["n_layers"] - c.opt_int("max_window_layers", 0))
     return d
 
 
@@ -191,7 +231,7 @@ def _mixtral(c: _Cfg) -> dict[str, Any]:
     d = dict(_gqa_common(c), gated_mlp=True)
     moe = c.int("intermediate_size")
     d.update(ffn=moe, moe_ffn=moe, n_experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok"))
-    d["sliding_window"] = int(c.opt("sliding_window", 0))
+    d["sliding_window"] = c.opt_int("sliding_window", 0)
     return d
 
 
@@ -211,10 +251,10 @@ def _qwen_moe(c: _Cfg) -> dict[str, Any]:
         moe_ffn=c.int("moe_intermediate_size"),
         n_experts=c.int("num_experts"),
         top_k=c.int("num_experts_per_tok"),
-        moe_layer_freq=int(c.opt("decoder_sparse_step", 1)),
+        moe_layer_freq=c.opt_int("decoder_sparse_step", 1, minimum=1),
         first_k_dense=_leading_dense(c, d["n_layers"]),
     )
-    shared = int(c.opt("shared_expert_intermediate_size", 0))
+    shared = c.opt_int("shared_expert_intermediate_size", 0)
     if shared:
         d.update(n_shared_experts=1, shared_ffn=shared)
     return d
@@ -225,7 +265,7 @@ def _gpt_oss(c: _Cfg) -> dict[str, Any]:
     moe = c.int("intermediate_size")
     d.update(ffn=moe, moe_ffn=moe, n_experts=c.int("num_local_experts"),
              top_k=c.int("experts_per_token", "num_experts_per_tok"))
-    window = int(c.opt("sliding_window", 0))
+    window = c.opt_int("sliding_window", 0)
     if window:
         types = c.opt("layer_types", None)
         # without layer_types, gpt-oss alternates: even layers sliding, odd layers full
@@ -243,21 +283,21 @@ def _deepseek_v3(c: _Cfg) -> dict[str, Any]:
         n_layers=c.int("num_hidden_layers"),
         hidden=hidden,
         n_heads=n_heads,
-        n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
+        n_kv_heads=c.opt_int("num_key_value_heads", n_heads),
         head_dim=nope + rope,
         ffn=c.int("intermediate_size"),
         vocab=c.int("vocab_size"),
         gated_mlp=True,
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
-        max_position=int(c.opt("max_position_embeddings", 0)),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_position=c.opt_int("max_position_embeddings", 0),
         n_experts=c.int("n_routed_experts"),
         top_k=c.int("num_experts_per_tok"),
         moe_ffn=c.int("moe_intermediate_size"),
-        n_shared_experts=int(c.opt("n_shared_experts", 0)),
-        shared_ffn=int(c.opt("n_shared_experts", 0)) * c.int("moe_intermediate_size"),
-        first_k_dense=int(c.opt("first_k_dense_replace", 0)),
-        moe_layer_freq=int(c.opt("moe_layer_freq", 1)),
-        q_lora_rank=int(c.opt("q_lora_rank", 0)),  # null: full-rank query projection (DeepSeek-V2-Lite)
+        n_shared_experts=c.opt_int("n_shared_experts", 0),
+        shared_ffn=c.opt_int("n_shared_experts", 0) * c.int("moe_intermediate_size"),
+        first_k_dense=c.opt_int("first_k_dense_replace", 0),
+        moe_layer_freq=c.opt_int("moe_layer_freq", 1, minimum=1),
+        q_lora_rank=c.opt_int("q_lora_rank", 0),  # null: full-rank query projection (DeepSeek-V2-Lite)
         kv_lora_rank=c.int("kv_lora_rank"),
         qk_nope_head_dim=nope,
         qk_rope_head_dim=rope,
@@ -273,21 +313,21 @@ def _gptj(c: _Cfg) -> dict[str, Any]:
         n_heads=n_heads,
         n_kv_heads=n_heads,
         head_dim=hidden // n_heads,
-        ffn=int(c.opt("n_inner", 4 * hidden)),
+        ffn=c.opt_int("n_inner", 4 * hidden),
         vocab=c.int("vocab_size"),
         gated_mlp=False,
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
         parallel_residual=True,
-        max_position=int(c.opt("n_positions", 0)),
+        max_position=c.opt_int("n_positions", 0),
     )
 
 
 def _falcon(c: _Cfg) -> dict[str, Any]:
     hidden = c.int("hidden_size")
     n_heads = c.int("num_attention_heads", "n_head")
-    if c.opt("new_decoder_architecture", False):
+    if c.flag("new_decoder_architecture", False):
         n_kv = c.int("num_kv_heads", "n_head_kv")
-    elif c.opt("multi_query", True):  # Hugging Face FalconConfig default: multi_query=True
+    elif c.flag("multi_query", True):  # Hugging Face FalconConfig default: multi_query=True
         n_kv = 1
     else:
         n_kv = n_heads
@@ -296,15 +336,15 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
         hidden=hidden,
         n_heads=n_heads,
         n_kv_heads=n_kv,
-        head_dim=int(c.opt("head_dim", hidden // n_heads)),
-        ffn=int(c.opt("ffn_hidden_size", 4 * hidden)),
+        head_dim=c.opt_int("head_dim", hidden // n_heads),
+        ffn=c.opt_int("ffn_hidden_size", 4 * hidden),
         vocab=c.int("vocab_size"),
         gated_mlp=False,
         # Hugging Face FalconConfig default: tie_word_embeddings=True
-        tie_embeddings=bool(c.opt("tie_word_embeddings", True)),
+        tie_embeddings=c.flag("tie_word_embeddings", True),
         # new_decoder_architecture implies parallel attention + MLP
-        parallel_residual=bool(c.opt("parallel_attn", True)) or bool(c.opt("new_decoder_architecture", False)),
-        max_position=int(c.opt("max_position_embeddings", 2048)),
+        parallel_residual=c.flag("parallel_attn", True) or c.flag("new_decoder_architecture", False),
+        max_position=c.opt_int("max_position_embeddings", 2048),
     )
 
 
@@ -316,7 +356,7 @@ def _dtype_name(v: Any) -> str:
 
 def _phi3(c: _Cfg) -> dict[str, Any]:
     d = _dense_llama(c)
-    window = int(c.opt("sliding_window", 0))
+    window = c.opt_int("sliding_window", 0)
     if window:
         d["sliding_window"] = window  # Phi3Config: the window applies to every layer
     return d
@@ -344,8 +384,8 @@ def _gemma_pattern(c: _Cfg, n_layers: int, every: int) -> int:
 
 def _gemma(c: _Cfg, every: int) -> dict[str, Any]:
     d = _dense_llama(c)
-    d["tie_embeddings"] = bool(c.opt("tie_word_embeddings", True))  # Gemma ties its LM head (HF default True)
-    window = int(c.opt("sliding_window", 0))
+    d["tie_embeddings"] = c.flag("tie_word_embeddings", True)  # Gemma ties its LM head (HF default True)
+    window = c.opt_int("sliding_window", 0)
     if window:
         d.update(sliding_window=window, n_sliding_layers=_gemma_pattern(c, d["n_layers"], every))
     return d
@@ -356,7 +396,7 @@ def _gemma2(c: _Cfg) -> dict[str, Any]:
 
 
 def _gemma3(c: _Cfg) -> dict[str, Any]:
-    return _gemma(c, int(c.opt("sliding_window_pattern", 6)))  # Gemma3: every 6th layer is global
+    return _gemma(c, c.opt_int("sliding_window_pattern", 6, minimum=1))  # Gemma3: every 6th layer is global
 
 
 def _minimax_m2(c: _Cfg) -> dict[str, Any]:
@@ -366,7 +406,7 @@ def _minimax_m2(c: _Cfg) -> dict[str, Any]:
     d = dict(_gqa_common(c), gated_mlp=True)
     moe = c.int("intermediate_size")
     d.update(ffn=moe, moe_ffn=moe, n_experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok"))
-    shared = int(c.opt("shared_intermediate_size", 0))
+    shared = c.opt_int("shared_intermediate_size", 0)
     if shared:
         d.update(n_shared_experts=1, shared_ffn=shared)
     return d
@@ -380,13 +420,13 @@ def _minimax_m3(c: _Cfg) -> dict[str, Any]:
     d = dict(_gqa_common(c), gated_mlp=True)
     L = d["n_layers"]
     k = _moe_tail(c, L, c.req("moe_layer_freq"), "moe_layer_freq")
-    moe = int(c.opt("moe_intermediate_size", c.int("intermediate_size")))
-    d.update(ffn=int(c.opt("dense_intermediate_size", moe)), moe_ffn=moe, n_experts=c.int("num_local_experts"),
+    moe = c.opt_int("moe_intermediate_size", 0) or c.int("intermediate_size")
+    d.update(ffn=c.opt_int("dense_intermediate_size", moe), moe_ffn=moe, n_experts=c.int("num_local_experts"),
              top_k=c.int("num_experts_per_tok"), first_k_dense=k)
-    shared = int(c.opt("n_shared_experts", 0))
+    shared = c.opt_int("n_shared_experts", 0)
     if shared:
         d.update(n_shared_experts=shared, shared_ffn=shared * c.int("shared_intermediate_size"))
-    if c.opt("attention_output_gate", False):
+    if c.flag("attention_output_gate", False):
         raise CatalogError(f"config.json for {c.arch}: attention_output_gate=true cannot be costed for minimax_m3")
     sac = c.opt("sparse_attention_config", None)
     if not isinstance(sac, Mapping) or not sac.get("use_sparse_attention", False):
@@ -419,19 +459,19 @@ def _llama4(c: _Cfg) -> dict[str, Any]:
     d = dict(_gqa_common(c), gated_mlp=True)
     L = d["n_layers"]
     moe = c.int("intermediate_size")
-    d.update(ffn=int(c.opt("intermediate_size_mlp", moe)), moe_ffn=moe, n_experts=c.int("num_local_experts"),
+    d.update(ffn=c.opt_int("intermediate_size_mlp", moe), moe_ffn=moe, n_experts=c.int("num_local_experts"),
              top_k=c.int("num_experts_per_tok"), n_shared_experts=1, shared_ffn=moe,
-             moe_layer_freq=int(c.opt("interleave_moe_layer_step", 1)))
+             moe_layer_freq=c.opt_int("interleave_moe_layer_step", 1, minimum=1))
     if c.opt("moe_layers", None) is not None:
         step = d["moe_layer_freq"]
         if sorted(int(i) for i in c.cfg["moe_layers"]) != list(range(step - 1, L, step)):
             raise CatalogError(f"config.json for {c.arch}: moe_layers={c.cfg['moe_layers']} is not every "
                                f"interleave_moe_layer_step={step}-th layer; only that layout is supported")
-    chunk = int(c.opt("attention_chunk_size", 0))
+    chunk = c.opt_int("attention_chunk_size", 0)
     if chunk:
         rope = c.opt("no_rope_layers", None)  # 1: RoPE layer with chunked local attention, 0: global NoPE layer
         if rope is None:
-            every = int(c.opt("no_rope_layer_interval", 4))
+            every = c.opt_int("no_rope_layer_interval", 4, minimum=1)
             rope = [int((i + 1) % every != 0) for i in range(L)]
         d.update(sliding_window=chunk, n_sliding_layers=int(sum(1 for r in rope if r)))
     return d
@@ -473,7 +513,7 @@ def _step3p7(c: _Cfg) -> dict[str, Any]:
     d = dict(_gqa_common(c), gated_mlp=True)
     L = d["n_layers"]
     types = c.req("layer_types")
-    mtp = int(c.opt("num_nextn_predict_layers", 0))
+    mtp = c.opt_int("num_nextn_predict_layers", 0)
     if isinstance(types, (list, tuple)) and mtp and len(types) == L + mtp:
         types = list(types)[:L]  # the entries of the multi-token-prediction layers (not costed)
     window = c.int("sliding_window")
@@ -484,7 +524,7 @@ def _step3p7(c: _Cfg) -> dict[str, Any]:
     other = c.opt("attention_other_setting", None)
     if other is not None:
         o = _Cfg(dict(other), f"{c.arch} attention_other_setting")
-        if o.int("num_attention_heads") != d["n_heads"] or int(o.opt("head_dim", d["head_dim"])) != d["head_dim"]:
+        if o.int("num_attention_heads") != d["n_heads"] or o.opt_int("head_dim", d["head_dim"]) != d["head_dim"]:
             raise CatalogError(f"config.json for {c.arch}: attention_other_setting gives the sliding layers "
                                f"num_attention_heads={other.get('num_attention_heads')} / head_dim="
                                f"{other.get('head_dim')} beside the full layers' {d['n_heads']} / {d['head_dim']}; "
@@ -494,8 +534,8 @@ def _step3p7(c: _Cfg) -> dict[str, Any]:
             d["swa_n_kv_heads"] = kv
     moe_enum = c.opt("moe_layers_enum", None)
     first_k = (_moe_tail(c, L, moe_enum, "moe_layers_enum") if moe_enum is not None
-               else int(c.opt("first_k_dense_replace", 0)))
-    share = int(c.opt("share_expert_dim", 0))
+               else c.opt_int("first_k_dense_replace", 0))
+    share = c.opt_int("share_expert_dim", 0)
     d.update(ffn=c.int("intermediate_size"), moe_ffn=c.int("moe_intermediate_size"),
              n_experts=c.int("num_experts", "moe_num_experts"), top_k=c.int("num_experts_per_tok", "moe_top_k"),
              first_k_dense=min(first_k, L), sliding_window=window if n_sliding else 0, n_sliding_layers=n_sliding,
@@ -514,7 +554,7 @@ def _mimo_v2_flash(c: _Cfg) -> dict[str, Any]:
     `moe_intermediate_size`). The attention-sink biases (one scalar per head) add no GEMM and no cache."""
     d = dict(_gqa_common(c), gated_mlp=True)
     L, hd = d["n_layers"], d["head_dim"]
-    vd = int(c.opt("v_head_dim", hd))
+    vd = c.opt_int("v_head_dim", hd)
     pattern = c.req("hybrid_layer_pattern")
     flags = [int(p) for p in pattern] if isinstance(pattern, (list, tuple)) else []
     if len(flags) != L or set(flags) - {0, 1}:
@@ -536,8 +576,8 @@ def _mimo_v2_flash(c: _Cfg) -> dict[str, Any]:
         raise CatalogError(f"config.json for {c.arch}: swa_num_key_value_heads = {swa_kv} must be > 0")
     freq = c.opt("moe_layer_freq", 1)
     first_k = (_moe_tail(c, L, freq, "moe_layer_freq") if isinstance(freq, (list, tuple))
-               else int(c.opt("first_k_dense_replace", 0)))
-    n_shared = int(c.opt("n_shared_experts", 0))
+               else c.opt_int("first_k_dense_replace", 0))
+    n_shared = c.opt_int("n_shared_experts", 0)
     moe = c.int("moe_intermediate_size")
     d.update(ffn=c.int("intermediate_size"), moe_ffn=moe, n_experts=c.int("n_routed_experts"),
              top_k=c.int("num_experts_per_tok"), first_k_dense=first_k,
@@ -567,22 +607,22 @@ def _gemma4(c: _Cfg) -> dict[str, Any]:
             raise CatalogError(f"config.json for {c.arch}: {key}={v!r} cannot be costed (per-layer input embeddings "
                                "and KV-shared layers of Gemma 4 E2B / E4B are not modelled); only 0 is supported")
     d = _dense_llama(c)
-    d["tie_embeddings"] = bool(c.opt("tie_word_embeddings", True))  # Gemma ties its LM head (HF default True)
+    d["tie_embeddings"] = c.flag("tie_word_embeddings", True)  # Gemma ties its LM head (HF default True)
     L, hd, kv = d["n_layers"], d["head_dim"], d["n_kv_heads"]
     n_sliding = _sliding_types(c, c.req("layer_types"), L)
     window = c.int("sliding_window") if n_sliding else 0
     if n_sliding and window <= 0:
         raise CatalogError(f"config.json for {c.arch}: sliding_window = {window} must be > 0 for its {n_sliding} "
                            "sliding_attention layers")
-    full_hd = int(c.opt("global_head_dim", 0)) or hd  # transformers: global_head_dim if set, else head_dim
-    k_eq_v = bool(c.opt("attention_k_eq_v", False)) and n_sliding < L
+    full_hd = c.opt_int("global_head_dim", 0) or hd  # transformers: global_head_dim if set, else head_dim
+    k_eq_v = c.flag("attention_k_eq_v", False) and n_sliding < L
     full_kv = c.int("num_global_key_value_heads") if k_eq_v else kv
     if full_kv <= 0:
         raise CatalogError(f"config.json for {c.arch}: num_global_key_value_heads = {full_kv} must be > 0")
     d.update(head_dim=full_hd, n_kv_heads=full_kv, k_eq_v=k_eq_v, sliding_window=window, n_sliding_layers=n_sliding,
              swa_n_kv_heads=kv if n_sliding and kv != full_kv else 0,
              swa_head_dim=hd if n_sliding and hd != full_hd else 0)
-    if c.opt("enable_moe_block", False):
+    if c.flag("enable_moe_block", False):
         d.update(n_experts=c.int("num_experts"), top_k=c.int("top_k_experts"),
                  moe_ffn=c.int("moe_intermediate_size", "expert_intermediate_size"),
                  # the dense MLP beside the experts in every layer, on the same residual stream
@@ -594,7 +634,7 @@ def _linear_attn_types(c: _Cfg, n_layers: int) -> int:
     """Number of "linear_attention" layers of a Qwen3.5/Qwen3-Next config (`layer_types` or the interval)."""
     types = c.opt("layer_types", None)
     if types is None:
-        every = c.int("full_attention_interval")
+        every = c.int("full_attention_interval", minimum=1)
         types = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n_layers)]
     bad = sorted(set(types) - {"linear_attention", "full_attention"})
     if bad:
@@ -620,7 +660,7 @@ def _qwen3_5(c: _Cfg) -> dict[str, Any]:
         linear_conv_kernel=c.int("linear_conv_kernel_dim"),
         linear_state_dtype=_dtype_name(c.opt("mamba_ssm_dtype", "")),
         # Qwen3-Next always gates its attention output; Qwen3.5 says so in attn_output_gate
-        attn_output_gate=bool(c.opt("attn_output_gate", c.cfg.get("model_type") == "qwen3_next")),
+        attn_output_gate=c.flag("attn_output_gate", c.cfg.get("model_type") == "qwen3_next"),
     )
     return d
 
@@ -663,12 +703,12 @@ def _deepseek_v4(c: _Cfg) -> dict[str, Any]:
         raise CatalogError(f"config.json for {c.arch}: num_attention_heads={n_heads} is not a multiple of "
                            f"o_groups={c.cfg['o_groups']}")
     moe = c.int("moe_intermediate_size")
-    n_shared = int(c.opt("n_shared_experts", 0))
+    n_shared = c.opt_int("n_shared_experts", 0)
     return dict(
         n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=c.int("num_key_value_heads"),
         head_dim=c.int("head_dim"), ffn=moe, vocab=c.int("vocab_size"), gated_mlp=True,
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
-        max_position=int(c.opt("max_position_embeddings", 0)),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_position=c.opt_int("max_position_embeddings", 0),
         n_experts=c.int("n_routed_experts"), top_k=c.int("num_experts_per_tok"), moe_ffn=moe,
         n_shared_experts=n_shared, shared_ffn=n_shared * moe, first_k_dense=0, moe_layer_freq=1,
         q_lora_rank=c.int("q_lora_rank"), qk_rope_head_dim=c.int("qk_rope_head_dim"),
@@ -767,10 +807,10 @@ def _nemotron_nas(c: _Cfg) -> dict[str, Any]:
                            f"{sorted(groups) or 'none'}; costed: one n_heads_in_group for every attention block")
     return dict(
         n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=n_heads // groups.pop(),
-        head_dim=int(c.opt("head_dim", hidden // max(n_heads, 1))),
+        head_dim=c.opt_int("head_dim", hidden // max(n_heads, 1)),
         ffn=int(round(sum(widths) / L)), vocab=c.int("vocab_size"), gated_mlp=True,
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
-        max_position=int(c.opt("max_position_embeddings", 0)), n_ffn_only_layers=ffn_only,
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_position=c.opt_int("max_position_embeddings", 0), n_ffn_only_layers=ffn_only,
     )
 
 
@@ -813,22 +853,22 @@ def _nemotron_h(c: _Cfg) -> dict[str, Any]:
         if latent is not None and (isinstance(latent, bool) or not isinstance(latent, int) or latent <= 0):
             raise CatalogError(f"config.json for {c.arch}: moe_latent_size={latent!r} must be a positive integer "
                                "(latent MoE) or null")
-        n_shared = int(c.opt("n_shared_experts", 0))
+        n_shared = c.opt_int("n_shared_experts", 0)
         # the MoE blocks sit on n_moe of the mixer layers; the others carry no feed-forward block (ffn 0)
         moe = dict(moe_ffn=c.int("moe_intermediate_size"), n_experts=c.int("n_routed_experts"),
                    top_k=c.int("num_experts_per_tok"), first_k_dense=mixers - n_moe, n_shared_experts=n_shared,
-                   shared_ffn=n_shared * int(c.opt("moe_shared_expert_intermediate_size", 0)),
+                   shared_ffn=n_shared * c.opt_int("moe_shared_expert_intermediate_size", 0),
                    moe_latent=int(latent or 0))
     hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
     return dict(
         n_layers=mixers, hidden=hidden, n_heads=n_heads,
-        n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
+        n_kv_heads=c.opt_int("num_key_value_heads", n_heads),
         head_dim=int(c.opt("attention_head_dim", c.opt("head_dim", hidden // max(n_heads, 1)))),
         # the MLP blocks' width spread over the mixer layers (exact parameter and FLOP totals); 0 without MLP blocks
         ffn=int(round(n_mlp * c.int("intermediate_size") / mixers)) if n_mlp else 0,
         vocab=c.int("vocab_size"), gated_mlp=False,  # squared-ReLU MLP, two matrices
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
-        max_position=int(c.opt("max_position_embeddings", 0)),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_position=c.opt_int("max_position_embeddings", 0),
         n_linear_attn_layers=n_mamba, linear_attn_kind="mamba2",
         linear_num_k_heads=c.int("n_groups"), linear_num_v_heads=c.int("mamba_num_heads"),
         linear_head_k_dim=c.int("ssm_state_size"), linear_head_v_dim=c.int("mamba_head_dim"),
@@ -847,9 +887,9 @@ def _gpt2(c: _Cfg) -> dict[str, Any]:
         raise CatalogError(f"config.json for {c.arch}: hidden size {hidden} is not a multiple of the {n_heads} heads")
     return dict(
         n_layers=c.int("n_layer", "num_hidden_layers"), hidden=hidden, n_heads=n_heads,
-        n_kv_heads=int(c.opt("num_key_value_heads", n_heads)), head_dim=hidden // n_heads,
+        n_kv_heads=c.opt_int("num_key_value_heads", n_heads), head_dim=hidden // n_heads,
         ffn=int(c.opt("n_inner", c.opt("intermediate_size", 4 * hidden))), vocab=c.int("vocab_size"),
-        gated_mlp=False, tie_embeddings=bool(c.opt("tie_word_embeddings", True)),
+        gated_mlp=False, tie_embeddings=c.flag("tie_word_embeddings", True),
         max_position=int(c.opt("n_positions", c.opt("max_position_embeddings", 0))),
     )
 
@@ -911,33 +951,33 @@ def _kimi_linear(c: _Cfg) -> dict[str, Any]:
     hidden, n_heads = c.int("hidden_size"), c.int("num_attention_heads")
     nope, rope = c.int("qk_nope_head_dim"), c.int("qk_rope_head_dim")
     moe_ffn = c.int("moe_intermediate_size")
-    n_shared = int(c.opt("num_shared_experts", 0))
+    n_shared = c.opt_int("num_shared_experts", 0)
     latent = c.int("routed_expert_hidden_size") if c.opt("routed_expert_hidden_size", None) is not None else 0
     heads, hdim = lc.int("num_heads"), lc.int("head_dim")
     return dict(
-        n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=int(c.opt("num_key_value_heads", n_heads)),
+        n_layers=L, hidden=hidden, n_heads=n_heads, n_kv_heads=c.opt_int("num_key_value_heads", n_heads),
         head_dim=nope + rope, ffn=c.int("intermediate_size"), vocab=c.int("vocab_size"), gated_mlp=True,
-        tie_embeddings=bool(c.opt("tie_word_embeddings", False)),
-        max_position=int(c.opt("max_position_embeddings", 0)),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_position=c.opt_int("max_position_embeddings", 0),
         n_experts=c.int("num_experts"), top_k=c.int("num_experts_per_token", "num_experts_per_tok"),
         moe_ffn=moe_ffn, n_shared_experts=n_shared, shared_ffn=n_shared * moe_ffn,
-        first_k_dense=int(c.opt("first_k_dense_replace", 0)), moe_layer_freq=int(c.opt("moe_layer_freq", 1)),
+        first_k_dense=c.opt_int("first_k_dense_replace", 0), moe_layer_freq=c.opt_int("moe_layer_freq", 1, minimum=1),
         # a latent as wide as the hidden state is no latent
         moe_latent=latent if latent != hidden else 0,
-        q_lora_rank=int(c.opt("q_lora_rank", 0)), kv_lora_rank=c.int("kv_lora_rank"), qk_nope_head_dim=nope,
+        q_lora_rank=c.opt_int("q_lora_rank", 0), kv_lora_rank=c.int("kv_lora_rank"), qk_nope_head_dim=nope,
         qk_rope_head_dim=rope, v_head_dim=c.int("v_head_dim"),
-        attn_output_gate=bool(c.opt("mla_use_output_gate", False)),
+        attn_output_gate=c.flag("mla_use_output_gate", False),
         n_linear_attn_layers=len(kda), linear_attn_kind="kda",
         linear_num_k_heads=heads, linear_num_v_heads=heads, linear_head_k_dim=hdim, linear_head_v_dim=hdim,
         linear_conv_kernel=lc.int("short_conv_kernel_size"),
         # vLLM and SGLang keep the KDA recurrent state in FP32 (the conv windows in the model dtype)
         linear_state_dtype="fp32",
-        attn_res_block_size=int(c.opt("attn_res_block_size", 0)),
+        attn_res_block_size=c.opt_int("attn_res_block_size", 0),
     )
 
 
 _PARSERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
-    "llama": _dense_llama,
+    "llama": _llama,
     "mistral": _mistral,
     "qwen2": _qwen_dense,
     "qwen3": _qwen_dense,
@@ -1015,6 +1055,24 @@ SUPPORTED_MODEL_TYPES = tuple(_PARSERS)
 CATALOG_KEYS = ("name", "hf_id", "aliases", "source", "copied_from")
 
 
+def checkpoint_files(cfg: Mapping[str, Any] | str | PathLike[str]) -> tuple[Any, Path | None]:
+    """(the config to read, the checkpoint's hf_quant_config.json or None) for a `model_from_hf_config` argument: a
+    checkpoint folder reads its config.json; a folder's, or a file named config.json's, hf_quant_config.json beside
+    it is the checkpoint's ModelOpt quantization (a mapping is returned as given, with None)."""
+    if isinstance(cfg, Mapping) or not isinstance(cfg, (str, PathLike)):
+        return cfg, None
+    p = Path(cfg)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise CatalogError(f"no config.json in {str(p)!r}: pass a checkpoint folder holding one, or the config "
+                               "file's own path")
+        p = p / "config.json"
+    if p.name != "config.json":
+        return p, None
+    q = p.parent / "hf_quant_config.json"
+    return p, (q if q.is_file() else None)
+
+
 def load_config(cfg: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
     """A config mapping, or the JSON file at a path, as a dict."""
     if isinstance(cfg, Mapping):
@@ -1053,32 +1111,21 @@ def _text_part(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return t, _TYPE_ALIASES.get(model_type, model_type)
 
 
-def check_hybrid(fields: Mapping[str, Any], label: str) -> None:
-    """A linear-attention layout the cost model can cost, or `CatalogError` naming the bad field."""
-    n_lin = fields.get("n_linear_attn_layers", 0)
-    if not n_lin:
-        return
-    if fields.get("linear_attn_kind") not in ("gdn", "mamba2", "kda"):
-        raise CatalogError(f"{label}: linear_attn_kind {fields.get('linear_attn_kind')!r} "
-                           "cannot be costed (known: 'gdn', 'mamba2', 'kda')")
-    if n_lin > fields["n_layers"]:
-        raise CatalogError(f"{label}: {n_lin} linear-attention layers > n_layers={fields['n_layers']}")
-    for f in ("linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim", "linear_head_v_dim"):
-        if fields.get(f, 0) <= 0:
-            raise CatalogError(f"{label}: {f} = {fields.get(f)} must be > 0 for linear attention")
-
-
 def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str | None = None,
                          hf_quant_config: Mapping[str, Any] | str | PathLike[str] | None = None) -> Model:
-    """A `Model` from a Hugging Face config.json (mapping or local path; nothing is downloaded).
+    """A `Model` from a Hugging Face config.json (mapping, local path, or a checkpoint folder; nothing is downloaded).
 
-    `name` defaults to the config's "name" (catalog files), else "_name_or_path", else the architecture.
+    `cfg`: a config mapping, the path of a config.json, or a checkpoint folder holding one. `name` defaults to the
+    config's "name" (catalog files), else "_name_or_path", else the architecture.
     `hf_quant_config`: a ModelOpt hf_quant_config.json (mapping or path) shipped next to the config; a key
-    "hf_quant_config" inside the config mapping is read the same way. It, or the config's `quantization_config`,
-    sets `quant_weight_dtype`, `quant_scheme` and `quant_kv_dtype` (see `objectives.catalog.quant`).
-    Raises `CatalogError` for an unsupported architecture, quantization or layer kind, or a missing required
-    field (naming the field and the architecture).
+    "hf_quant_config" inside the config mapping is read the same way, and without either the hf_quant_config.json
+    of the checkpoint folder (beside a file named config.json) is, as the serving engines read it. It, or the
+    config's `quantization_config`, sets `quant_weight_dtype`, `quant_scheme` and `quant_kv_dtype` (see
+    `objectives.catalog.quant`). Raises `CatalogError` for an unsupported architecture, quantization or layer kind,
+    a missing required field, or a field whose value cannot be costed (naming the field and the architecture); the
+    record passes `checks.validate_model`.
     """
+    cfg, beside = checkpoint_files(cfg)
     d = load_config(cfg)
     if not d.get("model_type") and not d.get("architectures") and ("n_embd" in d or "hidden_size" in d):
         d = {**d, "model_type": "gpt2"}  # bare shapes of the classic GPT series: GPT-2 conventions
@@ -1100,6 +1147,8 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
                                f"multiple of the KV heads {kv}")
     check_hybrid(fields, f"config.json for {label}")
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
+    if hfq is None:
+        hfq = beside
     hfq_map = None if hfq is None else load_quant_config(hfq)
     w, scheme, kv = checkpoint_quant(t, hfq_map)
     fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
@@ -1109,11 +1158,11 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     _msa_dense_quant(t, hfq_map, fields)
     fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label
-    return Model(
+    return validate_model(Model(
         name=str(model_name),
         hf_id=str(d.get("hf_id", d.get("_name_or_path", "")) or ""),
         aliases=tuple(d.get("aliases", ())),
         architecture=label,
         source=str(d.get("source", "")),
         **fields,
-    )
+    ))

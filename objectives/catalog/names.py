@@ -54,11 +54,12 @@ def model_name_candidates(name: str) -> list[str]:
 #: end of the id, case-insensitively: pattern -> (weight dtype, scheme). "FP8" alone depends on the publisher (see
 #: `quant_from_suffix`).
 _QUANT_SUFFIX = re.compile(
-    r"[-_](nvfp4|mxfp4|fp4|fp8(?:[-_](?:dynamic|static(?:[-_]per[-_]?tensor)?|block|kv))?|awq|"
-    r"gptq(?:[-_]int[48])?|w4a16|w8a8|int4|int8)$", re.IGNORECASE)
+    r"[-_](nvfp4|mxfp4|fp4|fp8(?:[-_](?:dynamic|static(?:[-_]per[-_]?tensor)?|block|kv))?|awq(?:[-_]int4)?|"
+    r"gptq(?:[-_]int[48])?|bnb[-_][48]bit|w4a16|w8a8|int4|int8)$", re.IGNORECASE)
 _QUANT_BY_TAG = {
     "nvfp4": ("fp4", "nvfp4"), "mxfp4": ("fp4", "mxfp4"), "fp4": ("fp4", "nvfp4"), "awq": ("int4", "int4_awq"),
     "gptq": ("int4", "int4_gptq"), "gptqint4": ("int4", "int4_gptq"), "gptqint8": ("int8", "int8_gptq"),
+    "awqint4": ("int4", "int4_awq"), "bnb4bit": ("int4", "bnb_4bit"), "bnb8bit": ("int8", "bnb_int8"),
     "w4a16": ("int4", "int4_group"), "w8a8": ("int8", "int8_sq"), "int4": ("int4", "int4_group"),
     "int8": ("int8", "int8_sq"), "fp8dynamic": ("fp8", "fp8_per_channel"), "fp8block": ("fp8", "fp8_block"),
     "fp8static": ("fp8", "fp8_per_tensor"), "fp8staticpertensor": ("fp8", "fp8_per_tensor"),

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from . import model_math
+from .checks import validate_model
 from .errors import CatalogError
 from .gpu_records import gpu_from_mapping, read_gpu_file, validate_gpu
-from .hf_config import check_hybrid, model_from_hf_config
+from .hf_config import model_from_hf_config
 from .names import model_name_candidates, normalize, quant_from_suffix, unknown_name_message, without_revision
 from .types import DTYPES, GPU, Model, Sourced
 
@@ -161,63 +162,7 @@ class Catalog:
         """
         if not isinstance(model, Model):
             model = model_from_hf_config(model)
-        for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab"):
-            v = getattr(model, f)
-            # ffn 0: an MoE model whose layers without experts have no MLP block (Nemotron-3)
-            zero_ok = f == "ffn" and model.n_experts > 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not zero_ok):
-                raise CatalogError(f"model {model.name!r}: field {f!r} = {v!r} must be a positive integer"
-                                   + (" (0 only for an MoE model)" if f == "ffn" else ""))
-        if model.n_experts and not (0 < model.top_k <= model.n_experts and model.moe_ffn > 0):
-            raise CatalogError(f"model {model.name!r}: MoE needs 0 < top_k <= n_experts and moe_ffn > 0 "
-                               f"(got top_k={model.top_k}, n_experts={model.n_experts}, moe_ffn={model.moe_ffn})")
-        if model.moe_latent and not (model.n_experts and 0 < model.moe_latent < model.hidden):
-            raise CatalogError(f"model {model.name!r}: moe_latent={model.moe_latent!r} needs an MoE model and "
-                               f"0 < moe_latent < hidden ({model.hidden})")
-        check_hybrid({f: getattr(model, f) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
-                                                      "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
-                                                      "linear_head_v_dim")}, f"model {model.name!r}")
-        if model.index_block and not (model.index_topk > 0 and not model.kv_lora_rank and not model.n_csa_layers
-                                      and not model.n_linear_attn_layers and not model.sliding_window
-                                      and model.index_n_heads > 0 and model.index_head_dim > 0
-                                      and model.n_index_layers != 0):
-            raise CatalogError(f"model {model.name!r}: index_block={model.index_block} (MiniMax sparse attention) "
-                               "needs a GQA model without MLA, compressed, linear or sliding-window layers, "
-                               "index_topk, index_n_heads, index_head_dim > 0 and n_index_layers != 0")
-        if model.index_topk and not model.index_block and not (
-                (model.kv_lora_rank or model.n_csa_layers) and model.index_n_heads > 0 and model.index_head_dim > 0):
-            raise CatalogError(f"model {model.name!r}: index_topk={model.index_topk} (DeepSeek sparse attention) needs "
-                               "an MLA model (kv_lora_rank > 0) or DeepSeek-V4 CSA layers (n_csa_layers > 0) and "
-                               "index_n_heads, index_head_dim > 0")
-        if model.n_ffn_only_layers and not (0 <= model.n_ffn_only_layers
-                                             <= model.n_layers - model.n_linear_attn_layers - 1):
-            raise CatalogError(f"model {model.name!r}: n_ffn_only_layers={model.n_ffn_only_layers} must leave at least "
-                               f"one attention layer of the {model.n_layers} (n_linear_attn_layers="
-                               f"{model.n_linear_attn_layers})")
-        if model.swa_n_kv_heads and not (model.swa_n_kv_heads > 0 and model.n_heads % model.swa_n_kv_heads == 0
-                                         and model.sliding_window > 0 and model.n_sliding_layers != 0
-                                         and not model.is_mla and not model.is_compressed_attention):
-            raise CatalogError(f"model {model.name!r}: swa_n_kv_heads={model.swa_n_kv_heads} (the sliding-window "
-                               "layers' own KV heads) needs GQA sliding-window layers (sliding_window > 0, "
-                               f"n_sliding_layers != 0) and must divide n_heads={model.n_heads}")
-        if model.swa_head_dim and not (model.swa_head_dim > 0 and model.sliding_window > 0
-                                       and model.n_sliding_layers != 0 and model.v_head_dim in (0, model.head_dim)
-                                       and not model.is_mla and not model.is_compressed_attention):
-            raise CatalogError(f"model {model.name!r}: swa_head_dim={model.swa_head_dim} (the sliding-window layers' "
-                               "own head width) needs GQA sliding-window layers (sliding_window > 0, "
-                               "n_sliding_layers != 0) with values as wide as keys (v_head_dim 0)")
-        if model.k_eq_v and (model.is_mla or model.is_compressed_attention):
-            raise CatalogError(f"model {model.name!r}: k_eq_v (values from the key projection) needs GQA attention")
-        v4 = model.n_csa_layers + model.n_hca_layers
-        if v4 and not (v4 <= model.n_layers and model.o_groups > 0 and model.o_lora_rank > 0 and model.q_lora_rank > 0
-                       and model.sliding_window > 0 and model.n_heads % model.o_groups == 0
-                       and (model.n_csa_layers == 0 or (model.csa_ratio > 0 and model.index_topk > 0))
-                       and (model.n_hca_layers == 0 or model.hca_ratio > 0)):
-            raise CatalogError(f"model {model.name!r}: DeepSeek-V4 compressed attention needs n_csa_layers + "
-                               f"n_hca_layers <= n_layers, o_groups dividing n_heads, o_lora_rank, q_lora_rank and "
-                               f"sliding_window > 0, and each compressed layer kind's ratio (CSA also index_topk) > 0 "
-                               f"(got n_csa_layers={model.n_csa_layers}, n_hca_layers={model.n_hca_layers}, "
-                               f"o_groups={model.o_groups}, csa_ratio={model.csa_ratio}, hca_ratio={model.hca_ratio})")
+        validate_model(model)
         keys = {normalize(model.name)} | {normalize(a) for a in model.aliases}
         # an alias that is a Hub id also answers to its repository name ("deepseek-ai/DeepSeek-V3.1" -> "DeepSeek-V3.1")
         keys |= {normalize(a.rsplit("/", 1)[-1]) for a in model.aliases if "/" in a}
@@ -255,6 +200,11 @@ class Catalog:
 
     def _model_name(self, name: str) -> str:
         if isinstance(name, str):
+            # a local checkpoint the name is the path of wins (the user points at that file; a folder named like a
+            # shipped model, "models/Llama-3.1-8B", may hold another config), then the catalog's names
+            local = self._local_checkpoint(name)
+            if local is not None:
+                return local
             # the id as written, then without a packaging revision ("...-FP4-v2": the same checkpoint format)
             for n in (name, without_revision(name)):
                 if n is None:
@@ -266,6 +216,24 @@ class Catalog:
                 if quant is not None and self._find_model(quant[0]) is not None:
                     return self._quantized_variant(name, *quant)
         raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), "catalog.models()"))
+
+    def _local_checkpoint(self, name: str) -> str | None:
+        """Register (once) the model of a local config.json or checkpoint folder named by its path, under that path
+        as given (its Hub id and aliases left out: "_name_or_path" may name a shipped model); None where `name` is no
+        such path (a folder without config.json included: the name is then looked up as usual). A config that
+        cannot be costed raises `CatalogError` naming the field."""
+        if name in self._models:
+            return None  # a catalog name (or a path registered before): the lookup by key finds it
+        if "/" not in name and "\\" not in name and not name.endswith(".json"):
+            return None  # not a path (no file system access for plain names)
+        p = Path(name).expanduser()
+        if not ((p.is_dir() and (p / "config.json").is_file()) or (p.is_file() and p.suffix == ".json")):
+            return None
+        rec = dataclasses.replace(model_from_hf_config(p), name=name, hf_id="", aliases=())
+        with self._lock:
+            if name not in self._models:
+                self.register_model(rec)
+        return name
 
     def _quantized_variant(self, name: str, base_id: str, tag: str, dtype: str, scheme: str, kv: str) -> str:
         """Register (once) and return the name of a quantized release of a known architecture: the base record
@@ -287,7 +255,8 @@ class Catalog:
         return variant
 
     def model(self, name: str) -> Model:
-        """The model for a catalog name, alias or Hugging Face id ("meta-llama/Llama-3.1-70B-Instruct").
+        """The model for a catalog name, alias or Hugging Face id ("meta-llama/Llama-3.1-70B-Instruct"), or the path
+        of a local config.json or checkpoint folder (`model_from_hf_config`, registered under that path).
 
         Fine-tunes resolve to their base shapes ("-Instruct", "-Thinking", "-2507", ...). A quantized release of a
         known architecture ("Qwen/Qwen3-235B-A22B-FP8", "nvidia/DeepSeek-R1-NVFP4") that is not shipped resolves to

@@ -560,18 +560,26 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
     from objectives.profiles import resolve_engine
 
     def norm(e: Any) -> str:
-        if e is None:
+        if e is None or (isinstance(e, float) and e != e) or e is pd.NA:  # None, or a column's empty cell
             return DEFAULT_ENGINE
         if str(e).strip().lower() in ("roofline", "auto"):
             return str(e).strip().lower()
-        name, ver = resolve_engine(e)
+        try:
+            name, ver = resolve_engine(e)
+        except ValueError as exc:
+            if str(exc).startswith("unknown engine"):
+                raise ValueError(f"{exc}, or 'auto' / None (the GPU's newest profile, vLLM's where it has one), "
+                                 "or 'roofline' (the closed form)") from None
+            raise
         return name if ver is None else f"{name}=={ver}"
     if isinstance(engine, (list, tuple, np.ndarray, pd.Series)):
-        vals = [norm(e) for e in np.asarray(engine, dtype=object).ravel()]
+        arr = np.asarray(engine, dtype=object)
+        # each distinct spelling normalized once (a column of a million rows holds a handful of engines)
+        codes, uniq = pd.factorize(arr.ravel(), use_na_sentinel=False)
+        vals = [norm(u) for u in uniq]
         names = tuple(dict.fromkeys(vals))
-        codes = np.array([names.index(v) for v in vals], dtype=np.int64).reshape(np.shape(np.asarray(engine,
-                                                                                                     dtype=object)))
-        return names, codes
+        remap = np.array([names.index(v) for v in vals], dtype=np.int64)
+        return names, remap[codes].reshape(arr.shape) if len(vals) else np.zeros(arr.shape, dtype=np.int64)
     return (norm(engine),), 0
 
 

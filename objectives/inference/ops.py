@@ -124,9 +124,11 @@ class ModelShape:
 
 
 def _check_costable(m: Any) -> Any:
-    """`m` if the cost model can cost its layer kinds, else `CatalogError` naming the field."""
+    """`m` if the cost model can cost its layer kinds, else `CatalogError` naming the field. A `Model` record (one
+    built or edited by hand and handed to the cost model without a catalog) also passes `checks.validate_model`."""
+    from objectives.catalog.checks import check_hybrid, validate_model
     from objectives.catalog.errors import CatalogError
-    from objectives.catalog.hf_config import check_hybrid
+    from objectives.catalog.types import Model
 
     kind = getattr(m, "linear_attn_kind", "")
     if getattr(m, "n_linear_attn_layers", 0) and kind not in ("gdn", "mamba2", "kda"):
@@ -139,7 +141,7 @@ def _check_costable(m: Any) -> Any:
             and not getattr(m, "index_block", 0)):
         raise CatalogError(f"model {m.name!r}: index_topk (DeepSeek sparse attention) is only costed on MLA models "
                            "(kv_lora_rank > 0)")
-    return m
+    return validate_model(m) if isinstance(m, Model) else m
 
 
 def _is_mamba2(m: Any) -> bool:

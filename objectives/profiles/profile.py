@@ -145,8 +145,15 @@ def _shipped_index() -> tuple[tuple[str, str, str, str], ...]:
 
 
 def available(gpu: str | None = None) -> dict[str, list[str]]:
-    """{engine: [versions]} with a shipped profile for `gpu` (a catalog name or system name), or for any GPU."""
+    """{engine: [versions]} with a shipped profile for `gpu` (a catalog name or alias, "H200", or a system name,
+    "h200_sxm"), or for any GPU."""
     system = None if gpu is None else SYSTEMS.get(gpu, gpu)
+    if system is not None and system not in GPU_OF_SYSTEM:  # an alias of a catalog GPU
+        from objectives.catalog import CatalogError, default_catalog
+        try:
+            system = SYSTEMS.get(default_catalog().gpu(system).name, system)
+        except CatalogError:
+            pass
     out: dict[str, list[str]] = {}
     for s, e, v, _ in _shipped_index():
         if system is None or s == system:
@@ -181,11 +188,15 @@ def engine_key(engine: Any) -> str:
 
 
 def resolve_engine(engine: Any) -> tuple[str, str | None]:
-    """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version or None)."""
+    """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version or None). A separator
+    with no version after it ('sglang==') is refused: it names no version, and the newest would be a guess."""
     name, ver = _split_engine(engine)
     key = ENGINE_ALIASES.get(name.strip().lower())
     if key is None:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINE_NAMES)} (optionally 'name==version')")
+    if isinstance(ver, str) and not ver.strip():
+        raise ValueError(f"engine {engine!r}: empty version after the name; give one ('{key}==<version>', the "
+                         f"versions of a GPU: objectives.profiles.available(gpu)) or the name alone for the newest")
     return key, (str(ver).strip() if ver else None)
 
 

@@ -30,3 +30,35 @@ def test_the_serving_and_training_objectives_carry_the_digest():
     assert objective_info(ev)["version"] == f"2+data.{provenance.data_digest(provenance.SERVING_DATA)}"
     tr = training_objective("Llama-3.1-8B", seq_len=4096, global_batch=256, tokens=1e9)
     assert objective_info(tr)["version"].endswith(f"+data.{provenance.data_digest(provenance.TRAINING_DATA)}")
+
+
+def test_a_calibrated_profile_is_named_with_its_hashes_in_the_study_provenance(tmp_path, capsys):
+    """`llm_serving_objective(..., profile=f)`: the study's stored objective names the file, its bytes' sha256 and
+    the factors' hash (the version carries the hash alone), through `.confirming` and a run too."""
+    import hashlib
+    import json
+
+    import dse
+    import spaces
+    from dse.evaluation import objective_info
+    from objectives import llm_serving_objective
+    from objectives.inference.core import default_eff
+
+    prof = tmp_path / "cal.json"
+    factors = {"engine_ttft_ms.vllm": 12.5}
+    assert default_eff().params["engine_ttft_ms"]["vllm"] != 12.5
+    prof.write_text(json.dumps({"format": "dse-calibrated-profile/1", "factors": factors, "sha256": "ab" * 32}))
+    ev = llm_serving_objective("Llama-3.1-8B", profile=str(prof), defaults={"gpu": "H200", "engine": "vllm"})
+    want = {"calibrated_profile": {"file": str(prof.resolve()), "file_sha256": hashlib.sha256(prof.read_bytes())
+                                   .hexdigest(), "sha256": "ab" * 32}}
+    assert objective_info(ev)["inputs"] == want
+    assert objective_info(ev.confirming({"tok_s_per_gpu": "max"}))["inputs"] == want
+    assert "inputs" not in objective_info(llm_serving_objective("Llama-3.1-8B"))
+    space = spaces.llm_serving("Llama-3.1-8B", ["H200-SXM-141GB"], max_gpus=1, input_len=2048)
+    study = dse.create_study("prov", space=space, objectives={"tok_s_per_gpu": "max"},
+                             storage=f"sqlite:///{tmp_path / 'prov.db'}")
+    study.optimize(ev, optimizer="random", n_trials=4, seed=0)
+    assert dse.load_study("prov", storage=f"sqlite:///{tmp_path / 'prov.db'}").meta["objective"]["inputs"] == want
+    from dse.cli import main
+    assert main(["show", "prov", "--storage", f"sqlite:///{tmp_path / 'prov.db'}"]) == 0
+    assert f"input calibrated_profile: file={prof.resolve()}, file_sha256=" in capsys.readouterr().out

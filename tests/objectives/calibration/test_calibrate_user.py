@@ -1,0 +1,120 @@
+"""`dse calibrate` from a user's own results (issue 13 item 6), the way they come: a folder of `vllm bench serve
+--save-result` files, the published-measurements layout, silicon and vLLM files in one call, and results the model
+cannot use. Errors name the file, the row and the column or reason; a failed run writes nothing."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+import pytest
+
+from objectives.calibration.calibrate import check, fit
+from objectives.calibration.measurements import read_measurements
+from tests.helpers import DATA, SHARED
+
+VLLM_DIR = DATA / "vllm_bench_serve"
+VLLM_A = VLLM_DIR / "openai-infqps-concurrency4-Llama-3.1-8B-Instruct-20261203-120000.json"   # closed loop, C 4
+VLLM_B = VLLM_DIR / "openai-2.0qps-Llama-3.1-8B-Instruct-20261203-121500.json"                # open loop, 2 req/s
+SILICON = SHARED / "calibration" / "serving_silicon.csv"
+PUBLISHED = SHARED / "calibration" / "published_measurements.csv"
+needs_shared = pytest.mark.skipif(not SILICON.exists() or not PUBLISHED.exists(),
+                                  reason="../shared/calibration is not in this checkout")
+JSON_DEPLOYMENT = dict(gpu="h200_sxm", tp=1, weight_dtype="bf16")
+
+
+def test_a_folder_of_results_is_fitted_and_each_file_read_is_recorded_with_its_hash(tmp_path):
+    out = tmp_path / "cal.json"
+    doc = fit([VLLM_DIR], out, max_nfev=2, **JSON_DEPLOYMENT)
+    assert json.loads(out.read_text())["sha256"] == doc["sha256"]
+    files = {e["file"]: e["sha256"] for e in doc["inputs"]}
+    # the two results in the folder (not the .pytorch.json companion), each file's own bytes hashed
+    assert set(files) == {str(VLLM_A), str(VLLM_B)}
+    assert files[str(VLLM_A)] == hashlib.sha256(VLLM_A.read_bytes()).hexdigest()
+    # the open-loop result cannot be predicted (no client concurrency): fitted on the other, and said so
+    assert doc["rows"] == 1
+    assert doc["skipped"] == {"no client concurrency (an offered request rate)": 1}
+
+
+def test_results_the_model_cannot_use_name_file_row_and_reason_and_write_nothing(tmp_path):
+    out = tmp_path / "cal.json"
+    with pytest.raises(ValueError) as e:
+        fit([VLLM_B], out, max_nfev=2, **JSON_DEPLOYMENT)
+    msg = str(e.value)
+    assert f"{VLLM_B}: row 1" in msg and "no client concurrency" in msg
+    unknown = tmp_path / "unknown_model.json"
+    unknown.write_text(json.dumps(dict(json.loads(VLLM_A.read_text()), model_id="acme/NotAModel-7B")))
+    with pytest.raises(ValueError) as e:
+        fit([unknown], out, max_nfev=2)
+    msg = str(e.value)
+    assert f"{unknown}: row 1" in msg and "model not in the catalog" in msg and "acme/NotAModel-7B" in msg
+    assert not out.exists()
+    # the profile never replaces a results file
+    mine = tmp_path / "mine.json"
+    mine.write_text(VLLM_A.read_text())
+    with pytest.raises(ValueError, match="one of the results read"):
+        fit([mine], mine, max_nfev=2)
+    assert mine.read_text() == VLLM_A.read_text()
+
+
+@pytest.mark.parametrize("edit,column,expect", [
+    ({"mean_ttft_ms": -5.0}, "mean_ttft_ms", "must be positive"),
+    ({"mean_tpot_ms": 0.0}, "mean_tpot_ms", "must be positive"),       # every request had one output token
+    ({"mean_tpot_ms": float("nan")}, "mean_tpot_ms", "must be positive"),
+    ({"backend": "tgi", "endpoint_type": "tgi"}, "backend", "'tgi'"),  # another server: not vLLM's numbers
+    ({"backend": "lmdeploy"}, "backend", "--metadata engine="),
+])
+def test_vllm_values_the_model_cannot_fit_name_file_row_and_key(tmp_path, edit, column, expect):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({**json.loads(VLLM_A.read_text()), **edit}))
+    with pytest.raises(ValueError) as e:
+        read_measurements(p)
+    assert str(e.value).startswith(f"{p}: row 1, column {column!r}"), str(e.value)
+    assert expect in str(e.value)
+
+
+def test_an_engine_named_in_the_metadata_wins_over_the_client_backend(tmp_path):
+    p = tmp_path / "sglang_server.json"
+    p.write_text(json.dumps({**json.loads(VLLM_A.read_text()), "backend": "tgi", "engine": "sglang"}))
+    assert read_measurements(p)["engine"].iloc[0] == "sglang"
+    p.write_text(json.dumps({**json.loads(VLLM_A.read_text()), "backend": "openai-chat"}))
+    assert read_measurements(p)["engine"].iloc[0] == "vllm"
+
+
+@needs_shared
+def test_silicon_and_vllm_files_in_one_call_with_the_json_deployment(tmp_path):
+    small = tmp_path / "silicon.csv"
+    rows = pd.read_csv(SILICON)
+    rows[rows["model_path"] == "MiniMaxAI/MiniMax-M2.5"].head(6).to_csv(small, index=False)
+    # the deployment flags fill the vLLM result; the silicon file records its own
+    text, d = check([small, VLLM_B], **JSON_DEPLOYMENT)
+    assert set(d["layout"]) == {"silicon", "vllm_json"}
+    assert (d.loc[d["layout"] == "vllm_json", "gpu"] == "h200_sxm").all()
+    # without any vLLM result the flags apply to nothing: said so, not silently dropped
+    with pytest.raises(TypeError, match="apply to vLLM JSON results only"):
+        check([small], **JSON_DEPLOYMENT)
+
+
+@needs_shared
+def test_cli_takes_the_published_layout_and_reports_bad_flags_without_a_traceback(tmp_path, capsys):
+    from dse.cli import main
+
+    small = tmp_path / "published.csv"
+    raw = pd.read_csv(PUBLISHED, dtype=str, keep_default_na=False)
+    raw[raw["metric"].isin(["ttft_ms", "itl_ms"])].head(8).to_csv(small, index=False)
+    assert main(["calibrate", str(small), "--check", "--layout", "published"]) == 0
+    assert "rows read" in capsys.readouterr().out
+    assert main(["calibrate", str(small), "--check", "--gpu", "H200"]) == 2
+    assert "apply to vLLM JSON results only" in capsys.readouterr().err
+
+
+def test_rows_whose_deployment_does_not_fit_are_left_out_not_fitted_to_nan(tmp_path):
+    """A result whose deployment the memory model cannot place (405B in bf16 on one GPU) has no prediction: a fit on
+    it alone would write factors fitted to nothing (MdAPE nan); it is refused, naming the reason."""
+    p = tmp_path / "big.json"
+    p.write_text(json.dumps({**json.loads(VLLM_A.read_text()), "model_id": "meta-llama/Llama-3.1-405B",
+                             "tp": "1", "weight_dtype": "bf16"}))
+    with pytest.raises(ValueError, match=r"does not fit \(memory, heads or expert split\): 1 row\(s\), the first "
+                                         r".*big\.json: row 1 "):
+        fit([p], tmp_path / "cal.json", max_nfev=2)
+    assert not (tmp_path / "cal.json").exists()
