@@ -18,7 +18,7 @@ from objectives.uncertainty import check_level, inference_intervals
 from . import kv_pool, memory, power
 from .core import Prepared, prepare
 from .efficiency import Efficiency
-from .measured import MOE_ACT_DTYPES, SOURCES
+from .measured import CHUNK_TOKENS, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
 from .resolve import PROFILES, R_MEM, R_OK, REASONS, positive
 
@@ -26,7 +26,7 @@ Num = Any
 
 #: Engine defaults used when the caller does not say (TensorRT-LLM trtllm-bench / tuning guide defaults).
 DEFAULT_MAX_BATCH_SIZE = 2048
-DEFAULT_MAX_NUM_TOKENS = 8192
+DEFAULT_MAX_NUM_TOKENS = int(CHUNK_TOKENS)
 
 
 def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False) -> Num:
@@ -44,6 +44,27 @@ def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: 
     if prefill:
         t = t * (m + p.pp - 1.0) / p.pp
     return t
+
+
+def replica_source(p: Prepared, M: Num, S: Num, prompts: tuple[Num, Num] | None,
+                   decodes: tuple[tuple[Num, Num], ...], n_seqs: Num) -> np.ndarray:
+    """Each row's `source` code (`measured.SOURCES`) over the forwards it is priced from, as `replica_time_s` splits
+    them into pipeline micro-batches (`n_seqs` sequences): at most M tokens and S logit rows a forward, its
+    `prompts` (T, A) and `decodes` ((D, K), ...), `measured.beyond_reach`' arguments. An "interpolated" row (every
+    table shape measured) says "extrapolated" where one of these reads a curve beyond what its kernel tables
+    measured (tokens, logit rows, prompt and KV lengths past the collector's last cells: the builders' trend and
+    edge fills, `profiles.grid.Table.reach`)."""
+    src = np.asarray(p.source_code)
+    cv = p.coeffs.curves
+    if cv is None or cv.reach is None or not np.any(src == S_INTERP):
+        return src.astype(np.int8)
+    if not np.all(np.asarray(p.pp) == 1):
+        m = np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+        M, S = M / m, S / m
+        prompts = None if prompts is None else (prompts[0] / m, prompts[1] / m)
+        decodes = tuple((D / m, K / m) for D, K in decodes)
+    far = beyond_reach(p.coeffs, M, S, prompts, decodes)
+    return np.where((src == S_INTERP) & far, S_EXTRAP, src).astype(np.int8)
 
 
 def replica_compute_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num) -> Num:
@@ -92,7 +113,7 @@ def _evaluate(p: Prepared, rows: Mapping[str, Num], core: Any) -> dict[str, np.n
         res = core(sub, **{k: v[sl].astype(float) if np.ndim(v) else v for k, v in flat.items()})
         for k, v in res.items():
             if k not in out:
-                dt = bool if k == "fits" else (np.int8 if k == "reason" else float)
+                dt = bool if k == "fits" else (np.int8 if k in ("reason", "source") else float)
                 out[k] = np.empty(n, dtype=dt)
             out[k][sl] = v
     return out
@@ -130,7 +151,8 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
         out[k] = _categorical(DTYPES, p.column(f, np.int8))
     out["engine_profile"] = _categorical(PROFILES, p.column("profile_code", np.int8))
     out["engine"] = _categorical(list(p.engine_names), p.column("engine_code", np.int8))
-    out["source"] = _categorical(SOURCES, p.column("source_code", np.int8))
+    out["source"] = _categorical(SOURCES, res["source"].astype(np.int8, copy=False) if "source" in res
+                                 else p.column("source_code", np.int8))
     for k, v in inputs.items():
         if k in res:
             out[k] = res[k].astype(np.int64)
@@ -200,7 +222,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     (default: vLLM's newest profile where the GPU has one, else another engine's), "roofline" (the closed form
     with fitted factors); may be an array. A GPU
     without a profile falls back to the roofline; the `source` column says which (roofline | interpolated |
-    extrapolated: a lookup outside the measured range of a table).
+    extrapolated: a lookup outside what a table measured, its shape axes or, for the row's prompt and decode step,
+    its tokens, batch x length and message sizes past the collector's last cells, `replica_source`).
     `attn_dp`: attention data-parallel ranks inside one deployment (each runs its own batch of `batch_size`
     sequences with tp-way attention; the routed experts are spread over the tp x attn_dp GPUs with `ep`-way
     expert parallelism, ep dividing tp x attn_dp: dispatch/combine all-to-alls when EP reaches beyond the TP
@@ -292,6 +315,8 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
         "joules_per_tok": e_gpu * p.n_gpus / np.maximum(p.dp * p.attn_dp * B * osl, 1e-12),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason,
+        # the prompt's forward and the mean decode step, as priced above
+        "source": replica_source(p, Tp, B, (Tp, Ap), ((B, Kd),), B),
     }
 
 
@@ -336,14 +361,8 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
-    T_pf = np.minimum(mnt, N * isl)
-    n_pf = np.minimum(N * isl / T_pf, n_it)
-    D_pf = np.clip(N - T_pf / isl, 0.0, N)
-    n_dec = np.maximum(n_it - n_pf, 0.0)
-    D_dec = np.clip((N * (osl - 1.0) - n_pf * D_pf) / np.maximum(n_dec, 1e-9), 0.0, N)
-    ctx = isl + 0.5 * osl
-    w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
-    w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
+    T_pf, D_pf, ctx = w_pf[0], w_pf[2], isl + 0.5 * osl
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     ch = T_pf / np.maximum(T_pf / isl, 1.0)
     t_p = chunk_pass_s(p, t_p, ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, N)
@@ -352,6 +371,20 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     if np.all(split):
         return t_split, n_it, D, b_split
     return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+
+
+def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num) -> tuple[tuple, tuple, Num, Num]:
+    """The two kinds of iteration of `steady_state`'s split: (the prefill iteration's work (T, A, D, K, S), a pure
+    decode step's, how many of each per request cycle of `n_it` iterations)."""
+    T_pf = np.minimum(mnt, N * isl)
+    n_pf = np.minimum(N * isl / T_pf, n_it)
+    D_pf = np.clip(N - T_pf / isl, 0.0, N)
+    n_dec = np.maximum(n_it - n_pf, 0.0)
+    D_dec = np.clip((N * (osl - 1.0) - n_pf * D_pf) / np.maximum(n_dec, 1e-9), 0.0, N)
+    ctx = isl + 0.5 * osl
+    w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
+    w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
+    return w_pf, w_dec, n_pf, n_dec
 
 
 def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num) -> tuple[Num, Num]:
@@ -577,4 +610,15 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
         "joules_per_tok": power.joules_per_token(pw, p.n_gpus, 1.0, tput),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason, "batch_size": N,
+        "source": _steady_source(p, N, isl, osl, mnt),
     }
+
+
+def _steady_source(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> np.ndarray:
+    """`replica_source` over the steady state's prefill-carrying iteration and its pure decode step
+    (`split_work`)."""
+    cv = p.coeffs.curves
+    if cv is None or cv.reach is None:   # nothing bounds the rows: their source as prepared
+        return np.asarray(p.source_code).astype(np.int8)
+    (T, A, D_pf, K_pf, S_pf), (_, _, D, K, S), _, _ = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt)[0])
+    return replica_source(p, np.maximum(T + D_pf, D), np.maximum(S_pf, S), (T, A), ((D_pf, K_pf), (D, K)), N)

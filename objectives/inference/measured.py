@@ -54,11 +54,17 @@ class Curves:
     #: per curve row (leading dims), True where no profile costs the row: `ops.forward_s` takes the closed form's
     #: exact formula there, not its sampled curve, so a row's result does not depend on its batch; None: none such
     closed: np.ndarray | None = None
+    #: per curve row (leading dims) x (2 + 4 len(B_GRID)): how far its lookups stay on measured table cells
+    #: (`profiles.grid.Table.reach`): the tokens of a forward (tok), the logit rows (head), then per B_GRID batch
+    #: the prompt length (ctx) and the KV length (gen) up to which the attention tables were measured (inf: no
+    #: bound), each followed by its pair minima (`R_CTX`); `beyond_reach` compares a forward's work with it. None:
+    #: every lookup within reach
+    reach: np.ndarray | None = None
 
     def take(self, idx: np.ndarray) -> Curves:
         """The curves of rows `idx`, as an index (no copy of the curves themselves)."""
         return Curves(self.tok, self.head, self.ctx, self.gen, idx if self.rows is None else self.rows[idx],
-                      self.closed)
+                      self.closed, self.reach)
 
     def closed_rows(self) -> np.ndarray | None:
         """The `closed` mask per result row (None: every row is costed from a profile)."""
@@ -179,6 +185,105 @@ def attention_terms(c: Any, T: Num, A: Num, D: Num, K: Num, scalar: bool) -> Num
         t = t + np.where((K > 0) & (D > 0),
                          grid_at(cv.gen, D, K / np.maximum(D, 1e-30), cv.rows) * np.minimum(D, 1.0), 0.0)
     return t
+
+
+_NB = len(B_GRID)
+#: relative slack of `beyond_reach`'s comparisons: a prompt of the table's longest measured length is looked up at
+#: its effective length s = 2A / T = length + 1 (`attention_terms`), one token past the measured cell
+REACH_TOL = 1e-3
+#: columns of `Curves.reach`: tokens, logit rows, then the context lengths per B_GRID batch (i) and per pair of
+#: neighbouring batches (i, i + 1; the last: beyond the grid, 0), and the same for the generation lengths
+R_TOK, R_HEAD, R_CTX, R_GEN = 0, 1, 2, 2 + 2 * _NB
+#: tokens of one chunk of a long forward: the engines run a prompt of more tokens than their chunked-prefill
+#: budget in chunks of it (vLLM's, SGLang's and TensorRT-LLM's default 8,192 on datacenter GPUs,
+#: `estimate.DEFAULT_MAX_NUM_TOKENS`), so a forward of more tokens reads the token curves (GEMMs, fused MoE,
+#: collectives) where time grows linearly with the tokens: `beyond_reach` checks their reach at one chunk. A table
+#: line measured to fewer tokens than that still says "extrapolated" past its last cell
+CHUNK_TOKENS = 8192.0
+
+
+def beyond_reach(c: Any, M: Num, S: Num, prompts: tuple[Num, Num] | None = None,
+                 decodes: tuple[tuple[Num, Num], ...] = ()) -> Any:
+    """True where forwards of a row read some curve beyond what its kernel tables measured (`Curves.reach`): more
+    than M tokens in a forward (GEMMs, fused MoE, collectives by message size: the largest of the forwards'
+    T + D), more than S logit rows, `prompts` (T prompt tokens with A causal pairs: batch T / s at length
+    s = 2A / T, as `attention_terms` reads them) or any of `decodes` ((D decodes reading K cached tokens): batch D at
+    KV length K / D) past the measured length of the B_GRID batches they lie between, or past the grid's largest
+    batch. False everywhere when no row has a bound."""
+    cv = c.curves
+    if cv is None or cv.reach is None:
+        return False
+    R, rows = cv.reach, cv.rows
+    args = [np.asarray(x, dtype=float) for x in (M, S, *(prompts or ()), *(x for d in decodes for x in d))]
+    shape = np.broadcast_shapes(*(x.shape for x in args), R.shape[:-1] if rows is None else rows.shape)
+    width = R.shape[-1]
+    flat = R.reshape(-1)
+    if rows is not None:
+        base = rows * width
+    elif R.shape[:-1] == shape:
+        base = np.arange(0, flat.size, width).reshape(shape)
+    else:
+        flat = np.ascontiguousarray(np.broadcast_to(R, shape + (width,))).reshape(-1)
+        base = np.arange(0, flat.size, width).reshape(shape)
+    tol = 1.0 + REACH_TOL
+    out = np.minimum(args[0], CHUNK_TOKENS) > flat.take(base + R_TOK) * tol
+    # a forward's logit rows are at most its tokens (one per sequence): the head's reach binds only below the tokens'
+    if np.any(R[..., R_HEAD] < R[..., R_TOK]):
+        out = out | (args[1] > flat.take(base + R_HEAD) * tol)
+
+    def past(col0: int, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+        # b in [2**i, 2**(i + 1)): line i's reach where b is a B_GRID batch, else the lesser of lines i and i + 1
+        # (the pair columns); frexp instead of log2 (the hot path)
+        mant, ex = np.frexp(np.maximum(b, 1.0))
+        i = np.minimum(ex - 1, _NB - 1)
+        between = (mant != 0.5) | (ex > _NB)
+        return s > flat.take(base + (col0 + i + _NB * between)) * tol
+    if prompts is not None:
+        T, A = args[2], args[3]
+        if np.any(A > 0):
+            s = 2.0 * A / np.maximum(T, 1e-30)
+            out = out | ((A > 0) & (T > 0) & past(R_CTX, T / np.maximum(s, 1e-30), s))
+    for D, K in decodes:
+        D, K = np.asarray(D, dtype=float), np.asarray(K, dtype=float)
+        if np.any(K > 0):
+            out = out | ((K > 0) & (D > 0) & past(R_GEN, D, K / np.maximum(D, 1e-30)))
+    return out
+
+
+def _m_reach(arg: np.ndarray, reach: np.ndarray, used: np.ndarray | None = None) -> np.ndarray:
+    """The largest tokens of a forward M (on the M_GRID curve, log-interpolated as the curve is read) whose lookup
+    coordinate `arg` (per row x M_GRID, non-decreasing along it: tokens, tokens per expert, message elements) stays
+    within `reach` (the table's `Table.reach`, per row or per row x M_GRID), counting only the grid points `used`
+    (None: all); inf where the whole grid stays within it, 0 where even M = 1 does not."""
+    arg = np.broadcast_to(np.asarray(arg, dtype=float), np.broadcast_shapes(np.shape(arg), (1, len(M_GRID))))
+    r = np.asarray(reach, dtype=float)
+    r = r[:, None] if r.ndim == 1 else r
+    arg = np.broadcast_to(arg, np.broadcast_shapes(arg.shape, r.shape))
+    d = np.log(np.maximum(arg, 1e-300)) - np.log(np.maximum(r, 1e-300))
+    bad = d > 1e-9
+    if used is not None:
+        bad &= used
+    hit = bad.any(axis=1)
+    j = np.argmax(bad, axis=1)
+    j0 = np.maximum(j - 1, 0)
+    at = np.arange(len(j))
+    d0, d1 = d[at, j0], d[at, j]
+    f = np.where(d1 > d0, np.clip(-d0 / np.where(d1 > d0, d1 - d0, 1.0), 0.0, 1.0), 0.0)
+    lm = np.log(M_GRID)
+    m = np.exp(lm[j0] + f * (lm[j] - lm[j0]))
+    return np.where(hit, np.where(j == 0, 0.0, m), np.inf)
+
+
+def _len_reach(tab: Any, *others: Any) -> np.ndarray:
+    """A (batch, length, ...) table's `Table.reach` along its length at every B_GRID batch and the other
+    coordinates `others` (per row): (rows, len(B_GRID))."""
+    return tab.reach(1, B_GRID[None, :], *(np.asarray(o, dtype=float)[:, None] for o in others))
+
+
+def _batch_reach(r: np.ndarray) -> np.ndarray:
+    """A reach along a table's batch (sequences) axis, per row, as a length reach per B_GRID batch: unbounded up
+    to it, 0 beyond."""
+    return np.where(B_GRID[None, :] <= np.asarray(r, dtype=float)[:, None] * (1 + 1e-9), np.inf, 0.0)
 
 
 # ---- building the curves ------------------------------------------------------------------------------------------
@@ -349,6 +454,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     cv = _roofline_curves(_FlatCoeffs(coeffs, bshape), n)
     src = np.zeros(n, dtype=np.int8)
     lin_tab = np.zeros(n, dtype=bool)
+    reach = np.full((n, 2 + 4 * _NB), np.inf)
     f = {k: _flat(v, bshape) for k, v in shape_fields.items()}
     tp_, ep_, adp = _flat(tp, bshape), _flat(ep, bshape), _flat(attn_dp, bshape)
     act = np.broadcast_to(np.asarray(act_names, dtype=object), bshape).ravel()
@@ -401,11 +507,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         at = prof.table("gemm.bf16") if attn16.any() else None
         mxr = bool(mx[rows[0]])
         ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
-        (tok, head, ctx, gen), inside, lin_u = _profile_rows(prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo,
-                                                              moe_formats(w, ma, mxr), at, attn16,
-                                                              None if moe_dp is None else mdp[u],
-                                                              dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes,
-                                                                    gt_bytes))
+        (tok, head, ctx, gen), inside, lin_u, reach_u = _profile_rows(
+            prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w, ma, mxr), at, attn16,
+            None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes))
         back = back.ravel()
         cv.tok[rows], cv.head[rows] = tok[back], head[back]
         if ctx is not None:
@@ -414,10 +518,16 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             cv.gen[rows] = gen[back]
         src[rows] = np.where(inside[back], S_INTERP, S_EXTRAP)
         lin_tab[rows] = lin_u[back]
+        if ctx is None:  # the roofline's attention curves: no table bounds them
+            reach_u[:, R_CTX:] = np.inf
+        reach[rows] = reach_u[back]
     closed = (src == 0).reshape(bshape)
+    # only the "interpolated" rows can change their source with their work: the others need no bound
+    reach[src != S_INTERP] = np.inf
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]),
-                    closed=closed if closed.any() else None)
+                    closed=closed if closed.any() else None,
+                    reach=reach.reshape(bshape + reach.shape[1:]) if np.isfinite(reach).any() else None)
     return curves, src.reshape(bshape), (src > 0).reshape(bshape), bshape, lin_tab.reshape(bshape)
 
 
@@ -538,17 +648,19 @@ def _dividing_neighbours(n_experts: np.ndarray, ep: np.ndarray) -> tuple[np.ndar
 
 
 def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.ndarray, ne: np.ndarray,
-            domain: Any, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            domain: Any, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seconds of one MoE layer's dispatch + combine from the profile's DeepEP tables at `tpr` tokens per rank
     (k, len(M_GRID)), and the rows they price: EP across attention-DP ranks (`wide`) within one node
     (EP <= DEEPEP_NODE_GPUS GPUs, inside the scale-up domain) whose (top-k, experts) was measured at hiddens
     bracketing the model's (log-interpolated between them). Low-latency kernels up to DEEPEP_LL_MAX_TOKENS tokens
     per rank (decode), normal kernels beyond (prefill). The tables were measured with EP over all 8 GPUs; a smaller
-    EP group sends (ep - 1) / ep of the routed tokens off the GPU instead of 7/8: the tokens are scaled by that."""
+    EP group sends (ep - 1) / ep of the routed tokens off the GPU instead of 7/8: the tokens are scaled by that. Third:
+    per row, the forward's tokens (on tpr's M grid) up to which the tables' cells read were measured (`_m_reach`)."""
     rows = wide & (ep <= np.minimum(DEEPEP_NODE_GPUS, domain))
     out = np.zeros(tpr.shape)
+    reach = np.full(len(tpr), np.inf)
     if not rows.any():
-        return out, rows
+        return out, rows, reach
     parts = []
     for kind in ("ll", "normal"):
         for op in ("dispatch", "combine"):
@@ -557,7 +669,7 @@ def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.
             rows &= lo > 0
             parts.append((kind, name, lo, hi, w))
     if not rows.any():
-        return out, rows
+        return out, rows, reach
     n_eff = tpr * ((np.maximum(ep, 2.0) - 1.0) / np.maximum(ep, 2.0) * DEEPEP_NODE_GPUS
                    / (DEEPEP_NODE_GPUS - 1.0))[:, None]
     ll = tpr <= DEEPEP_LL_MAX_TOKENS
@@ -567,7 +679,9 @@ def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.
         t_hi = np.log(tab(np.maximum(hi, 1).astype(float)[:, None], n_eff))
         t = np.exp(t_lo + w[:, None] * (t_hi - t_lo)) * 1e-3
         out = out + np.where(ll if kind == "ll" else ~ll, t, 0.0)
-    return out, rows
+        r = np.minimum(tab.reach(1, np.maximum(lo, 1).astype(float)), tab.reach(1, np.maximum(hi, 1).astype(float)))
+        reach = np.minimum(reach, _m_reach(n_eff, r, used=ll if kind == "ll" else ~ll))
+    return out, rows, reach
 
 
 #: `_profile_rows`' curves (tok, head, ctx, gen) of its rows; ctx / gen None: the profile has no attention table
@@ -578,11 +692,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None,
-                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0)) -> tuple[_RowCurves, np.ndarray, np.ndarray]:
+                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0)
+                  ) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
-    profile has no attention table); whether every lookup was inside the measured ranges; and the rows whose
-    linear-attention recurrence a kernel table priced (Gated DeltaNet's, Kimi Delta Attention's; `core` drops their
-    closed form). `attn_gt`: the GEMM table the attention projections of rows `attn16` run on instead (unquantized:
+    profile has no attention table); whether every lookup was inside the measured ranges of the shape axes (GEMM
+    N and K, heads, ranks, measured expert shapes); the rows whose linear-attention recurrence a kernel table priced
+    (Gated DeltaNet's, Kimi Delta Attention's; `core` drops their closed form); and per row the reach of its
+    lookups along the size axes (`Curves.reach`' columns: tokens, logit rows, lengths per B_GRID batch), where the
+    tables' measured cells end (`profiles.grid.Table.reach`). `attn_gt`: the GEMM table the attention projections of rows `attn16` run on instead (unquantized:
     no weight-only scaling). `dram`: (the GPU's memory bandwidth in bytes/s, bytes per weight of the checkpoint's
     GEMMs, bytes per weight of `gt`'s) for the weight-streaming floor: in a forward every layer's weights stream
     from device memory once (a model's weights are far larger than the L2 cache), so no GEMM or fused-MoE layer
@@ -593,6 +710,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
     inside = np.ones(k, dtype=bool)
+    # the forward's tokens up to which the token curve's lookups stay on measured cells (`_m_reach`): "tok" for
+    # every lookup, "routed" for the routed experts' GEMMs (they count where no fused-MoE table prices the layer)
+    acc = {"tok": np.full(k, np.inf), "routed": np.full(k, np.inf)}
+
+    def bound(into: str, rows: Any, r: np.ndarray) -> None:
+        """Lower the `acc[into]` reach of `rows` to `r` (tokens of a forward)."""
+        acc[into] = np.where(np.broadcast_to(np.asarray(rows, dtype=bool), (k,)), np.minimum(acc[into], r),
+                             acc[into])
     g_scale = float(eff["profile_gemm_scale"].get(prof.engine, 1.0))
     # the engine's fused MoE layer in the engine vs the table's isolated measurement (profile_moe_scale)
     moe_scale = float(eff.params.get("profile_moe_scale", {}).get(prof.engine, 1.0))
@@ -605,14 +730,18 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     bw, w_bytes, gt_bytes = dram
 
     def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: Any = True,
-             quant: bool = True) -> np.ndarray:
+             quant: bool = True, into: str | None = "tok", rows: Any = None) -> np.ndarray:
         """GEMM time (s); `check`: the rows whose result is used (a placeholder shape of a layer a model does not
-        have must not mark the row extrapolated); `quant`: the weights are in the checkpoint's format."""
+        have must not mark the row extrapolated); `quant`: the weights are in the checkpoint's format; `into`: the
+        reach (`acc`) the lookup's M bounds for rows `rows` (None: `check`'s), None: none."""
         nonlocal inside
         nn = np.maximum(nn, 1.0)
         kk = np.maximum(kk, 1.0)
         if np.any(check):
             inside &= ~np.asarray(check) | table.inside(1.0, nn[:, 0], kk[:, 0])
+        use = check if rows is None else rows
+        if into is not None and np.any(use):
+            bound(into, use, _m_reach(M, table.reach(0, nn, kk)))
         t = table(M, nn, kk)
         if wo < 1.0 and table is gt and quant:  # weight-only: the weight-streaming time (GEMM at M = 1) shrinks
             t1 = table(1.0, nn, kk)
@@ -623,11 +752,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         return np.maximum(hide(t) * g_scale, nn * kk * (b / bw * 1e3)) * 1e-3
 
     def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray, table: Any = gt,
-                quant: bool = True) -> np.ndarray:
-        """A GEMM whose N exceeds the measured range, as whole chunks of N_CHUNK columns (proportional)."""
+                quant: bool = True, rows: Any = True, into: str = "tok") -> np.ndarray:
+        """A GEMM whose N exceeds the measured range, as whole chunks of N_CHUNK columns (proportional); its M
+        bounds the `into` reach of `rows`."""
         top = float(table.axes[1][-1])
         nc = np.clip(n_total, 1.0, top)
-        return n_total / nc * gemm(M, nc, kk, table, check=False, quant=quant)
+        return n_total / nc * gemm(M, nc, kk, table, check=False, quant=quant, into=into, rows=rows)
 
     L, h = m["n_layers"], m["hidden"]
     nh, nkv, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
@@ -696,7 +826,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if (n_lin > 0).any():  # linear-attention layers: their projections as one GEMM of the same bytes and FLOPs
             lin_n = m["lin_params"] / np.maximum(tp * h, 1.0)
             lin = np.where(col(n_lin > 0), col(n_lin) * grouped(Mg, col(np.maximum(lin_n, 1.0)), col(h), table,
-                                                                quant), 0.0)
+                                                                quant, (n_lin > 0) & use), 0.0)
         return qkv, lin, swa
     a16 = np.zeros(k, dtype=bool) if attn_gt is None or attn16 is None else attn16
     zero = np.zeros((k, len(M_GRID)))
@@ -722,6 +852,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if v4.any():  # mHC: mixing the residual streams before and after each block, one layer's two sites a cell
         pre, post = prof.table("mhc.pre"), prof.table("mhc.post")
         inside &= ~v4 | pre.inside(1.0, h)
+        bound("tok", v4, np.minimum(_m_reach(Mg, pre.reach(0, h)), _m_reach(Mg, post.reach(0, h))))
         tok = tok + np.where(col(v4), col(L) * hide(pre(Mg, col(h)) + post(Mg, col(h))) * 1e-3, 0.0)
     # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
     n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
@@ -758,8 +889,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
         # one grouped GEMM over E_gpu experts moves the bytes and does the FLOPs of one GEMM whose N is the
         # experts' N side by side, at the tokens-per-expert M (one launch, not E_gpu)
-        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(hx))
-                  + grouped(m_e, E_gpu * col(hx), col(moe_ffn / etp)))
+        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(hx), rows=n_moe > 0, into="routed")
+                  + grouped(m_e, E_gpu * col(hx), col(moe_ffn / etp), rows=n_moe > 0, into="routed"))
         routed = routed / float(eff["profile_moe_eff"])
         # the engine's fused MoE layer measured at this exact shape (routing skew, permutation, per-expert tiles)
         # per format in order (the checkpoint's format decides the kernel): the exact split, else the same GPUs
@@ -818,6 +949,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         # compute-bound there, and engines chunk a larger batch: vLLM's fused MoE runs 32k-token
                         # chunks)
                         t = tab.proportional_beyond(1, r, Mg * col(busy * tok_scale))
+                        bound("tok", hit > 0, _m_reach(Mg * col(busy * tok_scale), tab.reach(1, r)))
                         if np.any(rho != 1.0):
                             t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
                             t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
@@ -827,7 +959,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         near_ep |= (hit > 0) & ((tok_scale != 1.0) | (rho != 1.0))
             return out, priced, near_ep
 
-        routed, _, near_ep = read(("moe_bal", "moe") if bal.any() else ("moe",), np.ones(k, dtype=bool), routed)
+        routed, priced0, near_ep = read(("moe_bal", "moe") if bal.any() else ("moe",), np.ones(k, dtype=bool),
+                                        routed)
+        bound("tok", ~priced0, acc["routed"])  # the grouped GEMMs price the layer where no table did
         if bal.any():
             # a balancer places the experts, it does not route tokens to more of them: where the skewed routing's
             # cell is faster (few tokens touching fewer distinct experts than balanced routing does, L40S's
@@ -853,10 +987,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if gath.any() and nccl_ar is not None:
             n_g = np.minimum(np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp)), nccl_ar.axes[0][-1])
             t_g = nccl_ar(col(n_g), Mg * col(busy * hx)) * 1e-3
+            bound("tok", gath, _m_reach(Mg * col(busy * hx), nccl_ar.reach(1, n_g)))
             tok = tok + np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0)
             wide = wide & ~gath
         # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
-        t_deep, deep = _deepep(prof, Mg / col(tp), ep, hx, topk, ne, m.get("domain", ep), wide)
+        t_deep, deep, r_deep = _deepep(prof, Mg / col(tp), ep, hx, topk, ne, m.get("domain", ep), wide)
+        bound("tok", deep, r_deep)
         tok = tok + np.where(col(deep), col(n_moe) * t_deep, 0.0)
         nccl_a2a = wide & ~deep
         if a2a is not None and nccl_a2a.any():
@@ -864,6 +1000,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             n_a2a = col(np.minimum(np.minimum(ep, m.get("domain", ep)), a2a.axes[0][-1]))
             t_a2a = a2a(n_a2a, Mg * col(topk * hx)) * 1e-3
             inside &= ~nccl_a2a | (ep <= a2a.axes[0][-1])
+            bound("tok", nccl_a2a, _m_reach(Mg * col(topk * hx), a2a.reach(1, n_a2a)))
             tok = tok + np.where(col(nccl_a2a), 2.0 * col(n_moe) * t_a2a, 0.0)
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
@@ -885,11 +1022,15 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t_ar = hide(np.where(col(n_ar > ar.axes[0][-1]), t_wide,
                              ar(col(np.minimum(n_ar, ar.axes[0][-1])), Mg * col(h))))
         inside &= ~big | (tp <= 1)
+        bound("tok", tp > 1, np.where(n_ar > ar.axes[0][-1],
+                                      _m_reach(Mg * col(h), nccl.reach(1, np.minimum(n_ar, n_top))),
+                                      _m_reach(Mg * col(h), ar.reach(1, np.minimum(n_ar, ar.axes[0][-1])))))
         tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)
     # LM head (bf16 GEMM over the vocabulary shard)
     hb = prof.table("gemm.bf16") or gt
     nc = np.clip(m["vocab"] / tp, 1.0, float(hb.axes[1][-1]))
-    head = col(m["vocab"] / tp / nc) * gemm(Mg, col(nc), col(h), hb)
+    head = col(m["vocab"] / tp / nc) * gemm(Mg, col(nc), col(h), hb, into=None)
+    head_hi = _m_reach(Mg, hb.reach(0, nc, h))
     # attention kernels
     inside_mlp = inside.copy()  # DeepSeek-V4 rows: what the attention tables below say does not bound them
     a_scale = float(eff["profile_attn_scale"])
@@ -901,6 +1042,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         return prof.table(f"{name}.{kvk}") or prof.table(f"{name}.bf16")
     ct, gtab = by_kv("context_attention"), by_kv("generation_attention")
     ctx = gen = None  # a profile without an attention table keeps the roofline's attention curves
+    # per row and B_GRID batch: the prompt (c_hi) and KV (g_hi) lengths the attention lookups were measured to
+    c_hi, g_hi = np.full((k, _NB), np.inf), np.full((k, _NB), np.inf)
     heads = np.maximum(nh / tp, 1.0)
     mc, mg = by_kv("mla_context"), by_kv("mla_generation")
     # MLA rows read their own tables below where the profile has them: the GQA tables' ranges do not bound them
@@ -915,6 +1058,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t = ct(b3, s3, heads[:, None, None]) * 1e-3 * layers * (d_scale * a_scale)[:, None, None]
         ctx = np.log(np.maximum(t, 1e-12))
         inside &= own_mla | ct.inside(1.0, 1024.0, heads)
+        c_hi = _len_reach(ct, heads)
     if gtab is not None:
         kv_heads = np.where(mla, 1.0, kvh)
         d_scale = np.where(mla, (m["kv_lora_rank"] + m["qk_rope"]) / 128.0, (hd + vd) / 256.0)
@@ -935,6 +1079,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t = np.where(c3(mla), t, np.maximum(t, kv_bytes / bw))
         gen = np.log(np.maximum(t, 1e-12))
         inside &= own_mla | (gtab.inside(1.0, 1024.0, kv_heads) & gtab.inside(1.0, 1024.0, win_heads))
+        # window layers read min(s, window): beyond the window's measured length only if it is beyond the window
+        r_w = _len_reach(gtab, win_heads)
+        g_hi = np.where(col(n_win > 0), np.minimum(_len_reach(gtab, kv_heads), np.where(r_w >= col(win), np.inf, r_w)),
+                        _len_reach(gtab, kv_heads))
     if msa.any() and ct is not None and gtab is not None:
         # MiniMax sparse attention: no module table measures it; its layers' GQA attention is the GQA tables' at the
         # attended span (prefill: a prompt of s tokens attends ~ min(1, 2 span / s) of its causal pairs there;
@@ -961,6 +1109,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         dense_c = (L_attn[:, None, None] - n_i) * t_c * dsc
         dense_g = (L_attn[:, None, None] - n_i) * gtab(b3, s3, kv_heads_m) * 1e-3 * dsc
         measured = np.zeros(k, dtype=bool)
+        g_hi = np.where(col(msa), np.minimum(g_hi, _len_reach(gtab, np.ones(k))), g_hi)  # the indexer's keys
         for name, shape in MSA_MODULES.items():
             rows_ = msa & np.logical_and.reduce([np.isclose(m[f], v) for f, v in shape.items()])
             tabs = {st: by_kv(f"msa_{st}.{name}") for st in ("context", "generation")}
@@ -980,8 +1129,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 t_m = n_i * np.maximum(t_mod - t_proj, 0.2 * t_mod) * a_scale
                 if st == "context":
                     t_sc = np.where(r3, dense_c + t_m, t_sc)
+                    c_hi = np.where(col(rows_), np.minimum(c_hi, _len_reach(tab, heads)), c_hi)
                 else:
                     t_sg = np.where(r3, dense_g + t_m, t_sg)
+                    g_hi = np.where(col(rows_), np.minimum(g_hi, _len_reach(tab, heads)), g_hi)
                 ok &= tab.inside(1.0, 1024.0, heads)
             measured |= rows_ & ok
         m3 = msa[:, None, None]
@@ -1001,6 +1152,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if ctx is not None and gen is not None:
             ctx, gen = np.where(m3, t_c, ctx), np.where(m3, t_g, gen)
             inside &= ~mla | (mg.inside(1.0, 1024.0, hq[:, 0, 0]) & mc.inside(1.0, 1024.0, hq[:, 0, 0]))
+            c_hi = np.where(col(mla), _len_reach(mc, heads), c_hi)
+            g_hi = np.where(col(mla), _len_reach(mg, heads), g_hi)
             # DeepSeek sparse attention decode (lightning indexer, top-k, sparse MLA), measured as whole modules:
             # the module less this model's projection GEMMs (already in the token curve) at the same tokens
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
@@ -1016,12 +1169,13 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                 t_d = np.maximum(t_mod - proj, 0.2 * t_mod) * (L_attn * a_scale)[:, None, None]
                 gen = np.where(rows_[:, None, None], np.log(np.maximum(t_d, 1e-12)), gen)
                 inside &= ~rows_ | tab.inside(1.0, 1024.0, hq[:, 0, 0])
+                g_hi = np.where(col(rows_), np.minimum(g_hi, _len_reach(tab, heads)), g_hi)
             # a profile without the module table (A100, L40S, RTX PRO 6000: the sparse MLA kernels are SM90 /
             # SM100 ones): the decode keeps the dense MLA kernel's time, not measured for this attention, so the
             # row says "extrapolated", as a KDA or MiniMax sparse-attention row without its tables does
             inside &= ~dsa | dsa_timed
     if v4.any() and ctx is not None and gen is not None:
-        ctx, gen, ok = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale)
+        ctx, gen, ok, (c_hi, g_hi) = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale, (c_hi, g_hi))
         inside = np.where(v4, inside_mlp & ok, inside)
     # Gated DeltaNet layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
     # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length; the table
@@ -1042,6 +1196,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
 
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
         inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
+        # the prompt's tokens b x s, the decoding sequences b
+        c_hi = np.where(col(lin), np.minimum(c_hi, col(g_ctx.reach(0, vh[:, 0, 0])) / B_GRID[None, :]), c_hi)
+        g_hi = np.where(col(lin), np.minimum(g_hi, _batch_reach(g_gen.reach(0, vh[:, 0, 0]))), g_hi)
         ctx, gen = add_layers(ctx, gen, lin, g_ctx(b3 * s3, vh), g_gen(b3 * np.ones_like(s3), vh))
         lin_tab |= lin
     # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
@@ -1052,6 +1209,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     k_ctx, k_gen = prof.table("linear_attention.kda_context"), prof.table("linear_attention.kda_generation")
     if kda.any() and k_ctx is not None and k_gen is not None and ctx is not None and gen is not None:
         inside &= ~kda | (k_ctx.inside(1.0, 1024.0, vh[:, 0, 0]) & k_gen.inside(1.0, vh[:, 0, 0]))
+        c_hi = np.where(col(kda), np.minimum(c_hi, _len_reach(k_ctx, vh[:, 0, 0])), c_hi)
+        g_hi = np.where(col(kda), np.minimum(g_hi, _batch_reach(k_gen.reach(0, vh[:, 0, 0]))), g_hi)
         ctx, gen = add_layers(ctx, gen, kda, k_ctx(b3, s3, vh), k_gen(b3 * np.ones_like(s3), vh))
         lin_tab |= kda
     else:
@@ -1066,6 +1225,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if mamba.any() and c_ctx is not None and c_gen is not None and ctx is not None and gen is not None:
         ch = (m["mamba_inner"] / tp + 2.0 * np.maximum(m["mamba_groups"] / tp, 1.0) * m["mamba_state"])
         inside &= ~mamba | (c_ctx.inside(1.0, 1024.0, ch) & c_gen.inside(1.0, ch))
+        c_hi = np.where(col(mamba), np.minimum(c_hi, _len_reach(c_ctx, ch)), c_hi)
+        g_hi = np.where(col(mamba), np.minimum(g_hi, _batch_reach(c_gen.reach(0, ch))), g_hi)
         ch3 = np.maximum(ch, 1.0)[:, None, None]
         ctx, gen = add_layers(ctx, gen, mamba, c_ctx(b3, s3, ch3), c_gen(b3 * np.ones_like(s3), ch3))
     else:
@@ -1083,15 +1244,25 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         ctx = monotone(monotone(ctx, 2), 1)
     if gen is not None:
         gen = monotone(monotone(gen, 2), 1)
-    return (tok, head, ctx, gen), inside, lin_tab
+    # beyond the curves' own grids they extrapolate their last segment (`curve_at`, `grid_at`)
+    def with_pairs(hi: np.ndarray) -> np.ndarray:
+        """Per-batch reaches, then the lesser of each batch's and the next one's (the last: 0, beyond the grid)."""
+        hi = np.minimum(hi, S_GRID[-1])
+        return np.column_stack([hi, np.minimum(hi[:, :-1], hi[:, 1:]), np.zeros(k)])
+    reach = np.column_stack([np.minimum(acc["tok"], M_GRID[-1]), np.minimum(head_hi, M_GRID[-1]),
+                             with_pairs(c_hi), with_pairs(g_hi)])
+    return (tok, head, ctx, gen), inside, lin_tab, reach
 
 
 def _v4_attention(prof: Any, m: dict[str, np.ndarray], v4: np.ndarray, heads: np.ndarray, ctx: np.ndarray,
-                  gen: np.ndarray, hide: Any, a_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  gen: np.ndarray, hide: Any, a_scale: float, hi: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """DeepSeek-V4 rows' context and generation attention curves from its module tables (each layer's whole
     attention block: query / KV projections, compressor, CSA indexer and top-k, sparse attention over the window
     and compressed entries, grouped output projection): the CSA layers on the CSA module, every other layer on the
-    HCA module (`V4_MODULES`); and whether every lookup was inside the measured heads per GPU."""
+    HCA module (`V4_MODULES`); whether every lookup was inside the measured heads per GPU; and `hi` (the context
+    and generation length reach per B_GRID batch, `_profile_rows`) with these rows' set from the module tables."""
+    hi_st = dict(zip(("context", "generation"), hi))
     b3, s3 = B_GRID[None, :, None], S_GRID[None, None, :]
     hq = heads[:, None, None]
     n_csa = m["n_csa"]
@@ -1105,6 +1276,8 @@ def _v4_attention(prof: Any, m: dict[str, np.ndarray], v4: np.ndarray, heads: np
             ok &= ~rows | np.logical_and.reduce([t.inside(t.axes[0][0], t.axes[1][0], heads) for t in (csa, hca)])
             t = (n_csa[:, None, None] * hide(csa(b3, s3, hq)) + n_rest[:, None, None] * hide(hca(b3, s3, hq)))
             t_st[st] = np.log(np.maximum(t * 1e-3 * a_scale, 1e-12))
+            hi_st[st] = np.where(rows[:, None], np.minimum(_len_reach(csa, heads), _len_reach(hca, heads)),
+                                 hi_st[st])
         r3 = rows[:, None, None]
         ctx, gen = np.where(r3, t_st["context"], ctx), np.where(r3, t_st["generation"], gen)
-    return ctx, gen, ok
+    return ctx, gen, ok, (hi_st["context"], hi_st["generation"])

@@ -31,6 +31,11 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
   batch and length, decode steps by sequences, per conv channels per GPU; TensorRT-LLM's tables in every engine's
   profile, `MAMBA2_LANES`).
 
+Every table keeps which of its cells were measured (`Table.covered`: the collector's cells and the gaps between
+them, `grid.covered_cells`; stored bit-packed, only where some cell was filled beyond them): the trend, per-prompt
+and edge fills are extrapolations, and a result row whose lookups reach them says so (`inference.measured.
+beyond_reach`). Profile files written before it have none and count every cell as measured.
+
     python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
 
 With `--root` (e.g. the collector's output) every engine folder found is built; the output folder's index keeps
@@ -49,7 +54,7 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
-from .grid import Table, extend_proportional, extend_trend, fill_gaps, monotone, pivot
+from .grid import Table, covered_cells, extend_proportional, extend_trend, fill_gaps, monotone, pivot
 from .profile import DATA_DIR, KernelProfile, save
 
 log = logging.getLogger(__name__)
@@ -177,6 +182,7 @@ def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt:
     `trend_axis`: an axis beyond whose last measured cell each line goes on as its last cells trend
     (`grid.extend_trend`, before the gaps are filled)."""
     ax, v = pivot(df, axes)
+    covered = covered_cells(np.isfinite(v))  # what the fills below add is beyond the measured cells
     if per_prompt:
         v = extend_proportional(v, 0, ax[0])
     if trend_axis is not None:
@@ -190,7 +196,7 @@ def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt:
         return None
     if size_axis is not None:
         v = monotone(v, size_axis)
-    return Table(tuple(axes), ax, v)
+    return Table(tuple(axes), ax, v, covered)
 
 
 #: GEMM formats every engine runs with the same kernel (torch's linear, cuBLAS): vLLM's
@@ -556,18 +562,21 @@ def mamba2_tables(path: Path) -> dict[str, Table]:
 
 
 def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[np.ndarray, ...], np.ndarray,
-                                                                         np.ndarray]:
-    """A keyed table's grid from rows of several measured shapes: the K distinct shapes (sorted), and latency by
-    (shape index 1..K, `tokens`) with gaps filled along tokens (duplicates: the fastest). One shape gets a second,
-    duplicate index that no lookup matches (a Table axis needs two points)."""
+                                                                         np.ndarray, np.ndarray]:
+    """A keyed table's grid from rows of several measured shapes: the K distinct shapes (sorted), latency by
+    (shape index 1..K, `tokens`) with gaps filled along tokens (duplicates: the fastest), and the cells covered by
+    measurements (`grid.covered_cells` along tokens: a shape's cells beyond its largest measured token count are
+    its trend). One shape gets a second, duplicate index that no lookup matches (a Table axis needs two points)."""
     shapes = d[shape_cols].drop_duplicates().sort_values(shape_cols).to_numpy(float)
     idx = {tuple(r): i + 1 for i, r in enumerate(shapes)}
     d = d.assign(shape_key=[idx[tuple(r)] for r in d[shape_cols].to_numpy(float)])
     if len(shapes) == 1:
         d = pd.concat([d, d.assign(shape_key=2)])
     ax, v = pivot(d, ["shape_key", tokens])
+    # per shape only: another shape's cells say nothing of this one's
+    covered = np.stack([covered_cells(row) for row in np.isfinite(v)])
     # a shape measured to fewer tokens than the table's top goes on as its last cells trend (not flat to the top)
-    return ax, fill_gaps(extend_trend(v, 1, ax[1]), 1), shapes
+    return ax, fill_gaps(extend_trend(v, 1, ax[1]), 1), shapes, covered
 
 
 #: fused-MoE kernels an engine runs (by default, or where a deployment asks for them) that its own lane did not
@@ -849,15 +858,15 @@ def moe_tables_of(rows: list[pd.DataFrame], balanced: bool = False,
     for dt, d in df.groupby("moe_dtype"):
         if not len(d):
             continue
-        ax, v, shapes = _keyed(d, list(MOE_SHAPE), "num_tokens")
+        ax, v, shapes, cov = _keyed(d, list(MOE_SHAPE), "num_tokens")
         ok = np.isfinite(v).all(axis=1)
         if not ok.all():  # a shape measured at one token count only: dropped
-            v = v[ok]
+            v, cov = v[ok], cov[ok]
             shapes = shapes[ok[:len(shapes)]]
             ax = (np.arange(1.0, len(v) + 1), ax[1])
         if len(v) < 2 or len(ax[1]) < 2:
             continue
-        out[str(dt)] = (Table(("shape_key", "num_tokens"), ax, v), shapes)
+        out[str(dt)] = (Table(("shape_key", "num_tokens"), ax, v, cov), shapes)
     return out
 
 
@@ -951,11 +960,11 @@ def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[st
             dd = df.assign(latency=t_ms)[np.isfinite(t_ms.to_numpy(float)) & (t_ms.to_numpy(float) > 0)]
             if len(dd[list(DEEPEP_SHAPE)].drop_duplicates()) < 2:  # a Table axis needs two points
                 continue
-            ax, v, shapes = _keyed(dd, list(DEEPEP_SHAPE), "num_token")  # duplicates (SM settings): the fastest
+            ax, v, shapes, cov = _keyed(dd, list(DEEPEP_SHAPE), "num_token")  # duplicates (SM settings): fastest
             if not np.isfinite(v).all() or len(ax[1]) < 2:
                 log.info("%s: %s %s has unmeasured shapes, dropped", d / fname, kind, op)
                 continue
-            out[f"deepep_{kind}_{op}"] = (Table(("shape_key", "num_tokens"), ax, v), shapes)
+            out[f"deepep_{kind}_{op}"] = (Table(("shape_key", "num_tokens"), ax, v, cov), shapes)
     return out
 
 

@@ -3,10 +3,14 @@
 A `Table` holds latencies (ms) on the Cartesian product of sorted axes. Lookups interpolate multilinearly in
 log(axis) / log(latency) space, one `searchsorted` per axis for a whole array of points; outside an axis' range the
 edge segment's slope extrapolates (a GEMM twice the largest measured M takes about twice as long). `inside`
-says whether a point lies within the measured range of every axis, which is what `source` reports.
+says whether a point lies within the range of every axis; `covered` (the cells the collector measured, or that lie
+between measured cells of a line) and `reach` say how far along a size axis the lookups stay on such cells: the
+builders fill the rest of the grid (`extend_trend`, `extend_proportional`, `fill_gaps`' edges), and a lookup there
+is an extrapolation, which is what `source` reports.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +21,15 @@ import numpy as np
 class Table:
     """Latency (ms) on a grid: `axes[i]` sorted positive values (len >= 2), `log_ms` of shape (len(axes[0]), ...).
 
-    NaN cells are not allowed (builders fill gaps along an axis or drop the table)."""
+    NaN cells are not allowed (builders fill gaps along an axis or drop the table). `covered`: a bool array of
+    `log_ms`' shape, True on the cells the collector measured and on unmeasured cells between two measured cells of
+    one line (`covered_cells`); the other cells were filled beyond what was measured. None (a table built without
+    it, e.g. a profile file written before it was recorded): every cell counts as measured."""
 
     names: tuple[str, ...]
     axes: tuple[np.ndarray, ...]
     log_ms: np.ndarray
+    covered: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.axes) or self.log_ms.shape != tuple(len(a) for a in self.axes):
@@ -32,6 +40,9 @@ class Table:
                 raise ValueError(f"Table axis {n!r} must hold >= 2 increasing positive values, got {a!r:.120}")
         if not np.isfinite(self.log_ms).all():
             raise ValueError(f"Table over {self.names} has non-finite latencies")
+        if self.covered is not None and np.shape(self.covered) != self.log_ms.shape:
+            raise ValueError(f"Table over {self.names}: covered mask of shape {np.shape(self.covered)} does not match "
+                             f"values of shape {self.log_ms.shape}")
 
     def __call__(self, *points: Any) -> np.ndarray:
         """Latency (ms) at `points` (one array per axis, broadcast together)."""
@@ -75,17 +86,85 @@ class Table:
             ok &= (x >= a[0] * (1 - 1e-9)) & (x <= a[-1] * (1 + 1e-9))
         return ok
 
+    @functools.cached_property
+    def _tops(self) -> tuple[np.ndarray, ...]:
+        """Per axis a: the value of axis a at each line's last covered cell along it (an array over the other
+        axes' cells; 0 where the line has no covered cell)."""
+        out = []
+        for ax, a in enumerate(self.axes):
+            if self.covered is None:
+                out.append(np.full(tuple(n for i, n in enumerate(self.log_ms.shape) if i != ax), float(a[-1])))
+                continue
+            cov = np.moveaxis(np.asarray(self.covered, dtype=bool), ax, -1)
+            last = cov.shape[-1] - 1 - np.argmax(cov[..., ::-1], axis=-1)
+            out.append(np.where(cov.any(axis=-1), np.asarray(a, dtype=float)[last], 0.0))
+        return tuple(out)
+
+    def reach(self, axis: int, *points: Any) -> np.ndarray:
+        """How far along `axis` (in its unit) a lookup at the other axes' coordinates `points` (one array per other
+        axis, in order, broadcast together) stays on covered cells: the smallest last covered value among the lines
+        the lookup interpolates between (those with a nonzero weight); 0 where another coordinate lies beyond its
+        axis' largest value (the lookup extrapolates there whatever its size). Only the upper end is bounded: below
+        an axis' first cell the tables' first cells stand (launch-bound kernels)."""
+        others = [i for i in range(len(self.axes)) if i != axis]
+        if len(points) != len(others):
+            raise ValueError(f"Table.reach over {self.names} along {self.names[axis]!r}: {len(others)} other "
+                             f"coordinates needed, got {len(points)}")
+        pts = np.broadcast_arrays(*[np.asarray(p, dtype=float) for p in points])
+        shape = pts[0].shape if pts else ()
+        top = self._tops[axis]
+        idx, frac, beyond = [], [], np.zeros(shape, dtype=bool)
+        for ax, x in zip(others, pts):
+            a = self.axes[ax]
+            la = np.log(a)
+            lx = np.log(np.maximum(x, 1e-30))
+            i = np.clip(np.searchsorted(la, lx, side="right") - 1, 0, len(a) - 2)
+            idx.append(i)
+            frac.append((lx - la[i]) / (la[i + 1] - la[i]))
+            beyond |= x > a[-1] * (1 + 1e-9)
+        out = np.full(shape, np.inf)
+        for corner in range(1 << len(others)):
+            ix, used = [], np.ones(shape, dtype=bool)
+            for d in range(len(others)):
+                bit = (corner >> d) & 1
+                w = frac[d] if bit else 1.0 - frac[d]
+                used &= np.abs(w) > 1e-9
+                ix.append(idx[d] + bit)
+            out = np.where(used, np.minimum(out, top[tuple(ix)]), out)
+        return np.where(beyond, 0.0, out)
+
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """Flat name -> array form for an .npz file."""
+        """Flat name -> array form for an .npz file (`covered` bit-packed, only where some cell is not)."""
         out = {f"{prefix}|axis|{i}|{n}": a for i, (n, a) in enumerate(zip(self.names, self.axes))}
         out[f"{prefix}|log_ms"] = self.log_ms.astype(np.float32)
+        if self.covered is not None and not np.all(self.covered):
+            out[f"{prefix}|covered"] = np.packbits(np.asarray(self.covered, dtype=bool).ravel())
         return out
 
     @classmethod
     def from_arrays(cls, prefix: str, arrays: Any) -> Table:
+        """The table `to_arrays` wrote under `prefix`; without a `covered` entry (every cell measured, or a file
+        written before it was recorded) `covered` is None."""
         keys = sorted((k for k in arrays if k.startswith(prefix + "|axis|")), key=lambda k: int(k.split("|")[-2]))
+        log_ms = np.asarray(arrays[prefix + "|log_ms"], dtype=float)
+        cov = arrays.get(prefix + "|covered") if hasattr(arrays, "get") else None
+        covered = None if cov is None else np.unpackbits(np.asarray(cov, dtype=np.uint8),
+                                                         count=log_ms.size).astype(bool).reshape(log_ms.shape)
         return cls(tuple(k.split("|")[-1] for k in keys), tuple(np.asarray(arrays[k], dtype=float) for k in keys),
-                   np.asarray(arrays[prefix + "|log_ms"], dtype=float))
+                   log_ms, covered)
+
+
+def covered_cells(measured: np.ndarray) -> np.ndarray:
+    """The cells of a grid a builder's table counts as measured: the `measured` ones (bool, the collector's cells
+    before any fill) and those between two measured cells of one line along some axis (filled by interpolation,
+    `fill_gaps`), not the ones beyond a line's last or before its first measured cell (extended)."""
+    m = np.asarray(measured, dtype=bool)
+    out = m.copy()
+    for ax in range(m.ndim):
+        before = np.logical_or.accumulate(m, axis=ax)
+        after = np.flip(np.logical_or.accumulate(np.flip(m, ax), axis=ax), ax)
+        out |= before & after
+    return out
 
 
 def extend_proportional(values: np.ndarray, axis: int, grid: np.ndarray) -> np.ndarray:

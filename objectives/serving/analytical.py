@@ -795,11 +795,15 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     # the wait of a prompt in a group of clients in phase: half the group's prefill rounds beyond its own
     burst = np.maximum((1.0 + wv * (conc - 1.0)) / (n_p * k_p) - 1.0, 0.0) * 0.5 * t_k
 
-    def t_dec(occ: np.ndarray) -> np.ndarray:
+    def grid_pos(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The decode grid's point at or below `occ` per deployment, and the next one's weight."""
         lx = np.log(np.clip(occ, 1.0, cap))
         j = np.clip((log_b <= lx[:, None]).sum(axis=1) - 1, 0, DECODE_GRID - 2)
         gap = log_b[rows, j + 1] - log_b[rows, j]
-        f = np.where(gap > 0, (lx - log_b[rows, j]) / np.where(gap > 0, gap, 1.0), 0.0)
+        return j, np.where(gap > 0, (lx - log_b[rows, j]) / np.where(gap > 0, gap, 1.0), 0.0)
+
+    def t_dec(occ: np.ndarray) -> np.ndarray:
+        j, f = grid_pos(occ)
         return np.exp(log_t[rows, j] * (1.0 - f) + log_t[rows, j + 1] * f)
 
     def cycle(occ: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -831,7 +835,22 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
             "prefill_reason": pf["reason"].astype(str).to_numpy(object).reshape(n, 2)[:, 1],
             "decode_fits": dec["fits"].to_numpy(bool).reshape(n, DECODE_GRID).all(axis=1),
             "decode_reason": dec["reason"].astype(str).to_numpy(object).reshape(n, DECODE_GRID)[:, -1],
-            "source": dec["source"].astype(str).to_numpy(object).reshape(n, DECODE_GRID)[:, 0]}
+            "source": _disagg_source(pf, dec, n, *grid_pos(occ))}
+
+
+def _disagg_source(pf: pd.DataFrame, dec: pd.DataFrame, n: int, j: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Each deployment's `source` (`inference.measured.SOURCES`): the least certain (`BY_CERTAINTY`) of what prices
+    it, the prefill pool's two estimates (`prefill_estimates`) and the decode grid's points at its occupancy (point
+    `j`, and `j + 1` where its weight `f` > 0)."""
+    from ..inference.measured import BY_CERTAINTY
+    rank = {s: i for i, s in enumerate(BY_CERTAINTY)}
+    d = dec["source"].astype(str).to_numpy(object).reshape(n, DECODE_GRID)
+    p = pf["source"].astype(str).to_numpy(object).reshape(n, 2)
+    at = np.arange(n)
+    cands = np.stack([p[:, 0], p[:, 1], d[at, j], np.where(f > 0, d[at, j + 1], d[at, j])], axis=1)
+    names, inv = np.unique(cands.astype(str), return_inverse=True)
+    worst = np.array([rank[x] for x in names], dtype=int)[np.asarray(inv).reshape(cands.shape)].max(axis=1)
+    return np.asarray(BY_CERTAINTY, dtype=object)[worst]
 
 
 #: statistics of the wait in a critically loaded queue over a run of n requests, in units of sqrt(n) / capacity:

@@ -222,7 +222,8 @@ def test_nemotron3_moe_hybrid_is_costed_on_every_engine(engine):
     without a feed-forward block cost less than the same layers given a dense MLP."""
     m = catalog.model("Nemotron-3-Nano-30B-A3B")
     with_mlp = dataclasses.replace(m, name="nano-with-mlp", hf_id="", aliases=(), ffn=4 * m.hidden)
-    df = inference.estimate([m, with_mlp], "H100", tp=1, batch_size=32, input_len=2048, output_len=256,
+    # 8 prompts of 2,048 tokens: within the tokens the tables measured (`measured.beyond_reach`)
+    df = inference.estimate([m, with_mlp], "H100", tp=1, batch_size=8, input_len=2048, output_len=256,
                             engine=engine)
     assert df["fits"].all() and np.isfinite(df[["ttft_ms", "tpot_ms"]].to_numpy()).all()
     assert set(df["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
@@ -248,8 +249,10 @@ def test_latent_moe_experts_work_at_the_latent_width(engine):
     dp8 = inference.estimate([m, full], tp=1, attn_dp=8, ep=8, **kw)
     assert tp8["fits"].all() and dp8["fits"].all()
     # TP 8 leaves each GPU 1,280 Mamba-2 conv channels, below the 1,536 its tables measured; attention DP the 10,240
+    # (and 64 prompts of 2,048 tokens per rank are past the tokens the tables measured: one prompt per rank is not)
     assert set(tp8["source"]) == ({"roofline"} if engine == "roofline" else {"extrapolated"})
-    assert set(dp8["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
+    one = inference.estimate([m, full], tp=1, attn_dp=8, ep=8, **{**kw, "batch_size": 1})
+    assert set(one["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
     assert tp8["tpot_ms"].iloc[0] <= tp8["tpot_ms"].iloc[1] and dp8["tpot_ms"].iloc[0] < dp8["tpot_ms"].iloc[1]
     # the closed form's dispatch / combine bytes per token: the latent's, a quarter of the hidden state's
     from objectives.inference.core import prepare
@@ -942,7 +945,8 @@ def test_kimi_k3_kda_layers_are_costed_on_every_engine(engine):
     r = inference.estimate([m, m], tp=8, pp=2, **kw)
     assert r["fits"].all(), r["reason"]
     assert ((r["ttft_ms"] > 0) & (r["tpot_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))).all()
-    assert set(r["source"]) == ({"roofline"} if engine == "roofline" else {"interpolated"})
+    # 64 prompts of 32,768 tokens: past the tokens the tables measured (`measured.beyond_reach`)
+    assert list(r["source"]) == (["roofline"] * 2 if engine == "roofline" else ["interpolated", "extrapolated"])
     assert not inference.estimate(m, tp=8, **{**kw, "batch_size": 64, "input_len": 32768})["fits"].all()
     pair = inference.estimate([m, gdn], tp=8, pp=2, **{**kw, "batch_size": 64, "input_len": 32768})
     assert pair["weights_gib"].iloc[0] > pair["weights_gib"].iloc[1]
@@ -958,7 +962,7 @@ def test_nemotron_mamba2_layers_read_the_conv_tables_on_every_engine(engine):
     2,560 and Nemotron-3 Nano (64 heads of 64, 8 groups of 128) at TP 4 1,024 + 512 = 1,536, both inside the
     measured 1,536 .. 20,480 ("interpolated"); the Nano at TP 8 holds 512 + 256 = 768 and Nemotron-3 Super (128
     heads) 1,024 + 256 = 1,280: "extrapolated" (the Gated DeltaNet table that stood in before measured Super's 16
-    heads per GPU)."""
+    heads per GPU). The batch of 64 prompts of 16,384 tokens is past the tokens the tables measured either way."""
     assert [catalog.model(n).linear_head_k_dim for n in ("Nemotron-H-56B", "Nemotron-3-Nano-30B-A3B")] == [256, 128]
     kw = dict(gpu="B200", batch_size=[1, 64], input_len=[1024, 16384], output_len=256, engine=engine)
     inside = "roofline" if engine == "roofline" else "interpolated"
@@ -968,7 +972,7 @@ def test_nemotron_mamba2_layers_read_the_conv_tables_on_every_engine(engine):
         r = inference.estimate(model, tp=tp, **kw)
         assert r["fits"].all(), r["reason"]
         assert ((r["ttft_ms"] > 0) & (r["tpot_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))).all()
-        assert set(r["source"]) == {src}, (model, tp)
+        assert list(r["source"]) == [src, outside], (model, tp)
 
 
 def test_minimax_m3_reads_its_sparse_attention_and_counts_by_hand():

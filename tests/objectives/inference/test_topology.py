@@ -191,7 +191,7 @@ def test_gpus_without_a_network_cannot_span_boxes_and_say_why():
 
 
 def test_measured_profile_path_adds_the_network_beyond_the_node():
-    r = inference.estimate(LLAMA405, "H100", tp=[8, 16], weight_dtype="fp8", batch_size=64, input_len=2048,
+    r = inference.estimate(LLAMA405, "H100", tp=[8, 16], weight_dtype="fp8", batch_size=16, input_len=2048,
                            output_len=256, engine="vllm")
     assert (r.source == pd.Series(["interpolated", "extrapolated"])).all()   # the network stage is closed form
     # the closed-form scale-out stage is in the fixed costs: a profile row at TP 16 pays more than at TP 8
