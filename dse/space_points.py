@@ -74,12 +74,17 @@ class SpacePoints(SpaceRules):
         out = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
         return out
 
+    def no_feasible_point(self) -> SpaceError:
+        """The error of a space whose constraints exclude every configuration (sampling it, or its empty grid)."""
+        labels = [lab for _, lab in self._constraint_labels()]
+        return SpaceError(f"the space has no feasible point: constraints {labels} exclude every configuration")
+
     def _sample_fallback(self, n: int, rng: np.random.Generator, have: int, drawn: int) -> pd.DataFrame:
         labels = [lab for _, lab in self._constraint_labels()]
         if self.is_discrete and self._enumerable():
             grid = self.grid()
             if len(grid) == 0:
-                raise SpaceError(f"the space has no feasible point: constraints {labels} exclude every configuration")
+                raise self.no_feasible_point()
             return grid.iloc[np.sort(rng.integers(0, len(grid), n))].reset_index(drop=True)
         raise SpaceError(
             f"cannot sample {n} feasible configurations: only {have} of {drawn} random draws satisfied the "

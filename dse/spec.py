@@ -112,11 +112,41 @@ def load_study_file(path: str | os.PathLike) -> StudySpec:
     return spec
 
 
+def _value(v: Any) -> Any:
+    """A parameter's value as its space wrote it: a whole number stored as a float (an integer parameter inactive
+    on some trials: its column is float) without the ".0"."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _no_front(study) -> str:
+    """Why the front is empty: nothing evaluated yet, or, with complete trials, each constraint with how many of
+    them meet it and the best value reached (an SLO no configuration meets is said, not shown as an empty table)."""
+    from .objective import ObjectiveSpec
+
+    trials = study.trials
+    done = trials[trials["state"] == "complete"] if "state" in trials else trials.iloc[:0]
+    if done.empty or not study.constraints:
+        return "(no feasible trial on the front yet)"
+    lines = [f"no trial meets the constraints ({len(done)} complete):"]
+    for name, c in study.constraints.items():
+        col = study.spec.checked[name]
+        met = ObjectiveSpec(dict(study.objectives), {name: c}).violation(done) == 0
+        v = pd.to_numeric(done[col], errors="coerce") if col in done else pd.Series(dtype=float)
+        v = v[v.notna()]
+        if v.empty:
+            best = ""
+        else:
+            top = v.min() if c[0] in ("<=", "<") else v.max() if c[0] in (">=", ">") else v.iloc[(v - c[1]).abs().argmin()]
+            best = f" (best {top:.4g})"
+        lines.append(f"  {name} {c[0]} {float(c[1]):g}: met by {int(met.sum())} of {len(done)}{best}")
+    return "\n".join(lines)
+
+
 def front_table(study, columns: list[str] | None = None, limit: int | None = 40) -> str:
     """The Pareto front as a readable text table: the configuration behind each point and its metrics."""
     front = study.pareto()
     if front.empty:
-        return "(no feasible trial on the front yet)"
+        return _no_front(study)
     if columns is None:
         # an inactive parameter (None) is a value of its own: pandas' astype(str) keeps None missing, which
         # nunique() would drop ("same on the whole front: eplb=True" where half the front has no eplb)
@@ -145,7 +175,7 @@ def front_table(study, columns: list[str] | None = None, limit: int | None = 40)
         lines.append(f"{len(front)} front trials, {int(keep.sum())} distinct points; 'ties' counts the other "
                      "configurations with exactly the same objectives (see study.pareto())")
     if const:
-        lines.append("same on the whole front: " + ", ".join(f"{p}={front[p].iloc[0]}" for p in const))
+        lines.append("same on the whole front: " + ", ".join(f"{p}={_value(front[p].iloc[0])}" for p in const))
     body = view if limit is None else view.head(limit)
     lines.append(body.to_string(index=False))
     if limit is not None and len(view) > limit:

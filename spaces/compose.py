@@ -8,6 +8,7 @@ cross-part constraints given by the caller.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ from dse.space import Param
 
 Constraint = str | Callable[..., Any]
 
+#: composed spaces with at most this many points before their rules are counted when built (a few ms to ~0.1 s)
+COUNT_LIMIT = 2e7
+
 
 def compose(*parts: dse.Space, constraints: Sequence[Constraint] = (), when: Mapping[str, str] | None = None) -> dse.Space:
     """One space holding every parameter and constraint of ``parts`` plus the extra ``constraints``.
@@ -25,7 +29,8 @@ def compose(*parts: dse.Space, constraints: Sequence[Constraint] = (), when: Map
     ``{"chunked_prefill": "mode == 'agg'"}``); the parameter must not have a condition already.
 
     Raises :class:`dse.SpaceError` when a parameter name is shared by two parts with different definitions
-    (naming both definitions), or when no part is given.
+    (naming both definitions), when no part is given, or when the rules exclude every configuration (naming
+    them).
     """
     if not parts:
         raise SpaceError("compose() needs at least one dse.Space part")
@@ -52,7 +57,13 @@ def compose(*parts: dse.Space, constraints: Sequence[Constraint] = (), when: Map
         if params[name].when is not None:
             raise SpaceError(f"compose(): parameter {name!r} already has the condition {params[name].when!r}")
         params[name] = Param.from_dict({**params[name].to_dict(), "when": cond})
-    return dse.Space(params, constraints=cons)
+    space = dse.Space(params, constraints=cons)
+    # rules that exclude every configuration are refused here, not left to a study that would run no trial (a
+    # space too large to count quickly is left to the optimizer, which refuses it the same way)
+    if space.is_discrete and math.prod(float(p.n_values) for p in params.values()) <= COUNT_LIMIT \
+            and space.size == 0:
+        raise space.no_feasible_point()
+    return space
 
 
 def one_of(name: str, values: Sequence[Any]) -> str:

@@ -31,9 +31,9 @@ from objectives.catalog import GPU, Model
 from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
 from .batching import batching as batching_space
 from .compose import compose, one_of
-from .hardware import hardware
+from .hardware import gpu_records, hardware
 from .parallelism import ep_choices, model_record, parallelism
-from .quantization import KV_DTYPES, OPT_IN_FORMATS, quantization
+from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
 from .serving import serving
 
 
@@ -122,11 +122,11 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         # GPUs per pool (the prefill parameters are inactive in aggregated mode, where this holds vacuously)
         cons.append(f"prefill_replicas * prefill_tp * {p_adp} * pp + (dp - prefill_replicas) * tp * {adp} * pp "
                     f"== n_gpus")
-    if with_dp and not replicas:
-        cons.append("dp == 1" if "agg" not in modes else ("dp == 1 or mode == 'disagg'" if len(modes) > 1 else "dp == 1"))
+    if with_dp and not replicas and "agg" in modes:     # a disaggregated deployment needs its dp > 1 workers
+        cons.append("dp == 1 or mode == 'disagg'" if "disagg" in modes else "dp == 1")
     # in disaggregated mode the prefill pool runs whole prompts and the decode pool no prompts: chunking is an
     # aggregated-mode knob
-    when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes and len(modes) > 1 else {}
+    when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes else {}
     if own_pools and len(modes) > 1:
         when.update({name: "mode == 'disagg'" for name in pool_params})
     if eplb is not None:
@@ -188,6 +188,10 @@ def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GP
     if bad or not tps:
         raise SpaceError(f"prefill_tp={list(prefill_tp or [])!r}: {bad or 'empty'} not allowed; valid TP values for "
                          f"this model and space: {allowed_tp}")
+    idle = idle_gpus(gpu_records(names), list(formats)) if formats is not None else []   # default: each runs bf16
+    if idle:
+        raise SpaceError(f"prefill_gpus {idle} run none of the formats {list(formats or [])}: no disaggregated "
+                         f"configuration would use them; drop them or add a format they run")
     rules = quantization(list(dict.fromkeys([*_choices(hw, "gpu"), *names])), formats=formats,
                          kv_dtypes=kv_dtypes, opt_in=OPT_IN_FORMATS).constraints
     cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]

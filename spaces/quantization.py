@@ -68,6 +68,11 @@ def format_ok(gpu: GPU, weight_dtype: str, act_dtype: str) -> bool:
     return (weight_dtype, act_dtype) in FORMATS.values() and computes(gpu, act_dtype)
 
 
+def idle_gpus(gpus: Sequence[GPU], formats: Sequence[str]) -> list[str]:
+    """The names of the ``gpus`` that run none of ``formats`` (names from :data:`FORMATS`)."""
+    return [g.name for g in gpus if not any(computes(g, FORMATS[f][1]) for f in formats)]
+
+
 def quantization(gpus: Sequence[str | GPU] | str, *, formats: Sequence[str] | None = None,
                  kv_dtypes: Sequence[str] = KV_DTYPES, opt_in: Sequence[str] = ()) -> dse.Space:
     """Space of ``gpu``, ``weight_dtype``, ``act_dtype`` and ``kv_dtype`` with the validity rules above.
@@ -87,6 +92,10 @@ def quantization(gpus: Sequence[str | GPU] | str, *, formats: Sequence[str] | No
     dead = [f for f in formats if not any(computes(g, FORMATS[f][1]) for g in recs)]
     if dead:
         raise SpaceError(f"formats {dead} run on none of the GPUs {[g.name for g in recs]}")
+    idle = idle_gpus(recs, formats)
+    if idle:
+        raise SpaceError(f"GPUs {idle} run none of the formats {formats}: no configuration of the space would use "
+                         f"them; drop them or add a format they run")
     kv = list(dict.fromkeys(kv_dtypes))
     # a KV dtype the quality proxy has no figure for fails every trial of a serving objective (its quality metric
     # raises): refused here. int8 KV caches also run on TensorRT-LLM alone (vLLM's and SGLang's are fp8 only)

@@ -131,6 +131,8 @@ class BaseOptimizer(abc.ABC):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise OptimizerError(f"ask(n={n!r}): n must be a non-negative integer")
         n = int(n)
+        if self.space_size == 0:     # no trial can run on it: an error, not a study finished with no trial
+            raise self.space.no_feasible_point()
         if n == 0 or self.exhausted:
             return self.empty_batch()
         batch = self._ask(n)

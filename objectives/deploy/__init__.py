@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .builders import ENGINES, PROGRAMS, Command, Deployment, Plan, build, plan
 from .flags import DeployError, FlagList, flag_list, shipped, unknown_flags
@@ -74,10 +77,22 @@ def engine_version(gpu: str, engine: str) -> tuple[str, str]:
     return v, f"{gpu} has no {engine} kernel profile; the newest profiled {engine} release"
 
 
+@dataclass(frozen=True)
+class _TraceLengths:
+    """A trace's token lengths as the benchmark sees them: their mean and longest (the random dataset draws no
+    trace's mix of lengths: benchmarked at the mean)."""
+
+    mean: float
+    max: float
+
+
 def _length(v: Any, name: str) -> tuple[float, float, float]:
-    """(mean, low, high) of a workload length (int or serving.Dist)."""
+    """(mean, low, high) of a workload length (int, serving.Dist or a trace's `_TraceLengths`; low NaN: a
+    distribution the random dataset cannot draw)."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v), float(v), float(v)
+    if isinstance(v, _TraceLengths):
+        return v.mean, float("nan"), v.max
     kind = getattr(v, "kind", None)
     if kind == "uniform":
         lo, hi = float(v.low), float(v.high)
@@ -98,8 +113,7 @@ def _workload(workload: Any) -> dict[str, Any]:
     if unknown:
         raise DeployError(f"workload keys {unknown} unknown; valid: input_len, output_len, concurrency, rate, n_requests")
     if getattr(workload, "trace", None) is not None:
-        raise DeployError("the workload is a trace: replay it with the benchmark's trace dataset; launch commands "
-                          "for a trace workload are not generated (pass workload={'input_len': ..., ...})")
+        return _trace_workload(workload)
     rate = get("rate")
     return {"input_len": get("input_len") if get("input_len") is not None else 2048,
             "output_len": get("output_len") if get("output_len") is not None else 256,
@@ -107,9 +121,32 @@ def _workload(workload: Any) -> dict[str, Any]:
             "n_requests": get("n_requests")}
 
 
+def _trace_workload(workload: Any) -> dict[str, Any]:
+    """A trace workload (`serving.Workload(trace=...)`) as the random-prompt benchmark can send it: the mean
+    lengths of the requests the study simulated, their longest request (the engines' maximum model length), the
+    workload's concurrency or rate, else the trace's mean arrival rate, and a note saying what is not replayed."""
+    t = workload.trace
+    n = int(workload.size)
+    inp = np.asarray(t.input_tokens[:n], dtype=np.int64)
+    out = np.asarray(t.output_tokens[:n], dtype=np.int64)
+    rate, conc = workload.rate, workload.concurrency
+    if rate is None and conc is None:
+        rate = t.head(n).rate if t.has_arrivals else math.inf
+    how = f"{conc} concurrent users" if conc is not None else f"{rate:.3g} requests/s (Poisson)"
+    note = (f"the workload is a trace ({t.source}, {n} requests): benchmarked with random prompts of its mean lengths "
+            f"({inp.mean():.0f} / {out.mean():.0f} tokens) at {how}; its own arrivals, mix of lengths"
+            f"{' and prefix reuse (hash_ids)' if t.hash_ids is not None else ''} are not replayed (give the trace "
+            f"to the benchmark for that, e.g. SGLang's --dataset-name mooncake for a Mooncake trace)")
+    return {"input_len": _TraceLengths(float(inp.mean()), float(inp.max())),
+            "output_len": _TraceLengths(float(out.mean()), float(out.max())), "concurrency": conc, "rate": rate,
+            "n_requests": n, "max_len": int((inp + out).max()), "note": note}
+
+
 def _benchmark(p: Plan, engine: str, lists: dict[str, FlagList], workload: Any, predicted: Mapping[str, float],
                notes: list[str], base_port: int) -> Command:
     w = _workload(workload)
+    if w.get("note"):
+        notes.append(w["note"])
     i_mean, i_lo, i_hi = _length(w["input_len"], "input_len")
     o_mean, o_lo, o_hi = _length(w["output_len"], "output_len")
     conc = w["concurrency"]
@@ -150,7 +187,7 @@ def _benchmark(p: Plan, engine: str, lists: dict[str, FlagList], workload: Any, 
             argv += ["--max-concurrency", int(conc)]
         argv += ["--request-rate", "inf" if rate is None or math.isinf(rate) else f"{float(rate):g}",
                  "--output-file", f"bench-{engine}.jsonl"]
-    if any(math.isnan(x) for x in (i_lo, o_lo)):
+    if any(math.isnan(x) for x in (i_lo, o_lo)) and not w.get("note"):
         notes.append("the workload's lengths follow a distribution the random dataset cannot draw: benchmarked at "
                      "their means")
     return Command("benchmark", tuple(str(x) for x in argv), program, f"{fl.engine} {fl.version}")
@@ -205,6 +242,8 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
     # the longest request sets the engines' maximum model length; an unbounded length leaves the model's own
     max_len: int | None = int(math.ceil(sum(hi for _, _, hi in lens))) if all(math.isfinite(hi) for _, _, hi in lens) \
         else None
+    if w.get("max_len") is not None:       # a trace: its longest request (the sum of the longest input and output
+        max_len = int(w["max_len"])         # need not be one request's)
     if max_len is not None and max_len > p.model.max_position > 0:
         raise DeployError(f"the workload's longest request ({max_len} tokens) exceeds {p.model.name}'s context of "
                           f"{p.model.max_position} tokens")

@@ -762,7 +762,10 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     # each worker on its pool's plan (a prefill worker of a disaggregated deployment: its own GPU, TP, EP, attention
     # DP), checked and spelled with that pool's EP / attention-DP flags
     sizes = [p.pool(r).gpus_per_replica for r in roles]
-    c.offsets = [sum(sizes[:i]) for i in range(len(roles))]
+    # pools of different GPU types run on different machines: each numbers its GPUs from its own first node
+    types = [p.pool(r).gpu.name for r in roles]
+    c.offsets = [sum(n for n, g in zip(sizes[:i], types[:i], strict=True) if g == types[i]) for i in range(len(roles))]
+    per_type = {g: sum(n for n, t in zip(sizes, types, strict=True) if t == g) for g in dict.fromkeys(types)}
     ctx = {r: dataclasses.replace(c, p=p.pool(r)) for r in dict.fromkeys(roles)}
     for r in ctx.values():
         _check_parallel(r)
@@ -783,6 +786,10 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     if max(sizes) > c.gpus_per_node:
         notes.append(f"one replica spans {max(sizes)} GPUs, more than a {c.gpus_per_node}-GPU node: start it "
                      f"with {engine}'s multi-node options (the commands show one node's view)")
+    elif len(per_type) > 1:
+        counts = " and ".join(f"{n} {g} GPUs" for g, n in per_type.items())
+        notes.append(f"{counts}: each pool on machines of its own GPU type (each numbers its GPUs from 0); start "
+                     f"each worker on its node and replace {host} in the router's URLs")
     elif sum(sizes) > c.gpus_per_node:
         notes.append(f"{sum(sizes)} GPUs in all: more than one {c.gpus_per_node}-GPU node; start each "
                      f"replica on its own node and replace {host} in the router's URLs")

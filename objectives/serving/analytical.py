@@ -25,6 +25,10 @@ Workloads and what the model does with them:
   for the percentiles) + the wait for one of the n_max slots (sequences in flight: M/M/c with c = n_max, offered
   load N, Erlang C; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
   requests in flight is Poisson around N, M/G/inf).
+  Bursty arrivals and mixed prompt lengths: the prompt queue's wait (mean and tail) is Kingman's G/G/1, the
+  M/D/1 wait times ca^2 + cs^2 (`Workload.variability`: the squared coefficients of variation of the arrival gaps,
+  1 for Poisson, cv^2 for gamma, a trace's own, and of the prompt lengths, 0 when fixed), in the aggregated
+  replicas and the disaggregated prefill pool alike; Poisson arrivals of fixed lengths keep the M/D/1 queue.
   Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
   the stationary wait, at most what a run of n = ``workload.size`` requests builds at the queue's capacity X
   (Poisson arrivals at lam = X: a reflected random walk, mean 0.53 sqrt(n) / X), and at a rate above X the run's
@@ -41,7 +45,8 @@ Workloads and what the model does with them:
   sequences; decodes stall during prefills; TTFT = one prefill iteration + half a decode step.
 - static batching: a batch of N requests runs ceil(N / k) prefill iterations, then decodes until its longest
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
-  t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish.
+  t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish. Under an open-loop rate
+  it serves at most that rate and, offered more than its batches hold, adds the run's backlog (`run_wait`) to TTFT.
 - disaggregated, closed loop: `disagg_closed_loop` (C clients coupling the pools: X = C / (TTFT + (O - 1) TPOT),
   the decode pool's occupancy from Little's law, the prefill pool's queue at its capacity; its docstring).
 - disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
@@ -282,6 +287,9 @@ class ServingModel:
         self.kv_capacity_tokens = kv_capacity_tokens
         # mean lengths of the requests the workload sends, in whole tokens (the iteration model counts tokens)
         self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
+        # Kingman's G/G/1 factor on the prompts' queue waits: ca^2 + cs^2 (1 for Poisson arrivals of fixed lengths,
+        # the M/D/1 queue; bursty arrivals and mixed prompt lengths wait longer), `Workload.variability`
+        self.burst = float(sum(workload.variability()))
         if workload.trace is not None:
             self.outputs = np.sort(np.asarray(workload.requests().output_tokens, dtype=float))
         else:
@@ -497,9 +505,11 @@ class ServingModel:
                                                max_num_tokens=sd.max_num_tokens)["ttft_ms"].to_numpy(float)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_p / ks[d_mask]
-                    wait_p[i] = run_wait(rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre)
+                    g = self.burst
+                    wait_p[i] = run_wait(g * rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre, burst=g)
                     for p in PERCENTILES:
-                        q[p][0][i] = (t_one + run_wait(_mdl_quantile(rho, S / n_p, Z_Q[p]), n_req, offered, r_pre, p)
+                        q[p][0][i] = (t_one + run_wait(_mdl_quantile(rho, g * S / n_p, Z_Q[p]), n_req, offered, r_pre,
+                                                       p, burst=g)
                                       + host + hand + slot_q[p])
                         q[p][1][i] = t_d
                     ttft[i] = host + t_one + wait_p[i] + hand + slot_mean
@@ -550,10 +560,22 @@ class ServingModel:
                 q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
             served_req[i] = np.minimum(lam[i], served_req[i])
             tput[i] = served_req[i] * osl
-        elif lam_total is not None:
+        if lam_total is not None and (~open_agg).any():
+            # the other rows (static batching, disaggregated) serve at most the offered rate, whatever else the
+            # batch holds; a static replica offered more than its batches hold queues the run's backlog (`run_wait`
+            # with no stationary term: the batch model has no queue below its capacity)
             lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
-            served_req = np.minimum(served_req, lam)
-            tput = served_req * osl
+            i = np.flatnonzero(~open_agg)
+            over = stat[i]
+            if over.any():
+                j = i[over]
+                cap_ms, lam_ms = served_req[j] / 1e3, lam[j] / 1e3
+                n_req = float(self.workload.size)
+                ttft[j] = ttft[j] + run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms)
+                for p in PERCENTILES:
+                    q[p][0][j] = q[p][0][j] + run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms, p)
+            served_req[i] = np.minimum(served_req[i], lam[i])
+            tput[i] = served_req[i] * osl
         base = mt["throughput_tok_s"].to_numpy(float)
         scale = base / np.maximum(tput, 1e-12)
         usd = mt["usd_per_mtok"].to_numpy(float) * scale
@@ -652,7 +674,8 @@ class ServingModel:
         # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term)
         host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())[0]
         base = base + host
-        ttft = base + run_wait(rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms)
+        g = self.burst                                                # Kingman: bursts and mixed lengths
+        ttft = base + run_wait(g * rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms, burst=g)
         qs = {}
         if plain.any():
             # whole prompts: decodes stall while a prompt prefills (its iteration lasts about its prefill), a
@@ -662,7 +685,8 @@ class ServingModel:
             tpot = np.where(plain, np.where(stable, pure / (1.0 - rho), tpot_sat), tpot)
         for p in PERCENTILES:
             slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
-            qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p)
+            qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, g * S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
+                                              burst=g)
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
             at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"], at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
@@ -862,17 +886,18 @@ RUN_WAIT = {"mean": 0.5319230405352436, "p50": 0.4052338073627873, "p90": 1.1803
 
 
 def run_wait(stationary: np.ndarray, n_req: float, lam: np.ndarray, cap: np.ndarray,
-             stat: str = "mean") -> np.ndarray:
+             stat: str = "mean", *, burst: float = 1.0) -> np.ndarray:
     """Queue wait (ms; the mean, or the percentile ``stat``) of a run of ``n_req`` requests arriving at ``lam``
     per ms at a queue that serves ``cap`` per ms, from its ``stationary`` wait (the steady-state queue's, which
     grows without bound as lam nears cap): a finite run cannot build more than the random walk of its own
     arrivals (RUN_WAIT: ~0.53 sqrt(n) / cap on average at lam = cap), and past its capacity the queue of the run
     grows to n (1/cap - 1/lam) by its last request, the mean request waiting half of that (a fraction q of it
     at percentile q). The one queueing rule of the aggregated replicas, the disaggregated prefill pool and the
-    decode pool's admission."""
+    decode pool's admission. ``burst``: Kingman's ca^2 + cs^2 of the arrivals and the work (1: Poisson arrivals of
+    fixed work): the run's random walk has variance burst x n / cap^2."""
     lam = np.asarray(lam, dtype=float)
     cap = np.maximum(np.asarray(cap, dtype=float), 1e-300)
-    bound = RUN_WAIT[stat] * math.sqrt(max(n_req, 1.0)) / cap
+    bound = RUN_WAIT[stat] * math.sqrt(max(n_req, 1.0) * burst) / cap
     backlog = n_req * np.maximum(1.0 / cap - 1.0 / np.maximum(lam, 1e-300), 0.0)
     frac = 0.5 if stat == "mean" else Z_Q[stat]
     return np.maximum(np.minimum(stationary, bound), frac * backlog)

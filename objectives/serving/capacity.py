@@ -9,7 +9,8 @@ target rate.
 The analytical model (`ServingModel.capacity`, vectorized; the scheduler's knobs under the policy it models,
 ``scheduler.MODELLED_POLICY``) brackets the rate; the simulator, under the scheduler given, then bisects it:
 a rate is held when the simulated run of ``n_requests`` requests at that rate (the workload's arrival process and
-lengths, its own rate replaced) meets every bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT).
+lengths, its own rate replaced; a trace's own arrivals replayed at that mean rate, `Trace.to_rate`) meets every
+bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT).
 """
 from __future__ import annotations
 
@@ -25,7 +26,12 @@ from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Scheduler
 from .simulator import simulate
+from .traces import Trace
 from .workload import Workload
+
+#: requests/s below which a deployment is said to hold no rate (capacity 0; requests then arrive one at a time,
+#: but for a trace's simultaneous arrivals)
+MIN_RATE = 1e-4
 
 _STAT_KEY = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99"}
 
@@ -43,9 +49,17 @@ def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
 
 
 def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
+    """``workload`` sending ``n_requests`` requests at ``rate`` requests/s: a trace with arrival times (and no rate
+    or concurrency of its own) replays its own arrivals scaled to that mean rate (`Trace.to_rate`: its bursts
+    kept); any other workload keeps its arrival process (Poisson, or gamma with its cv) and lengths (a trace's
+    too) at that rate."""
+    t = workload.trace
+    if isinstance(t, Trace) and t.has_arrivals and workload.rate is None and workload.concurrency is None:
+        head = t.head(n_requests)
+        if math.isfinite(head.rate):           # a trace sent all at once has no rate to scale: Poisson below
+            return Workload(trace=head.to_rate(float(rate)), seed=workload.seed)
     return Workload(rate=float(rate), arrival=workload.arrival, cv=workload.cv, input_len=workload.input_len,
-                    output_len=workload.output_len, n_requests=n_requests, seed=workload.seed,
-                    trace=workload.trace if workload.trace is not None else None)
+                    output_len=workload.output_len, n_requests=n_requests, seed=workload.seed, trace=t)
 
 
 @reusing_prepared()
@@ -83,8 +97,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         raise ValueError(f"capacity fidelity='analytical': the analytical model models Scheduler policy="
                          f"{MODELLED_POLICY!r} (chunked prefill or not), got policy={s.policy!r}; use "
                          f"fidelity='simulated'")
-    if w.concurrency is not None:
-        w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed)
+    if w.concurrency is not None:        # closed loop: an open-loop search over Poisson rates of its lengths
+        w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed, trace=w.trace)
     from ..inference.resolve import check_ep
     check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests))
@@ -115,11 +129,13 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
             if hi > 1e6:
                 break
     else:
+        if not held(MIN_RATE):     # requests one at a time miss it too: no rate holds (one run, not ~40 halvings)
+            return {**out, "capacity_req_s": 0.0, "n_simulations": len(runs), "metrics": runs[MIN_RATE]}
         hi = lo
         lo = lo / 1.25
         while not held(lo):
             hi, lo = lo, lo / 1.25
-            if lo < 1e-4:
+            if lo < MIN_RATE:
                 return {**out, "capacity_req_s": 0.0, "n_simulations": len(runs), "metrics": runs[hi]}
     while (hi - lo) / hi > tol:
         mid = math.sqrt(lo * hi)

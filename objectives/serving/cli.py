@@ -1,8 +1,11 @@
 """`dse capacity`: the highest request rate a deployment holds under an SLO, or the smallest deployment that holds a
-target rate (a plugin command, entry-point group ``dse.commands``).
+target rate.
+
+A plugin command (entry-point group ``dse.commands``):
 
     dse capacity Llama-3.1-70B --gpu H200 --tp 4 --weight-dtype fp8 --ttft-ms 2000 --tpot-ms 200 --percentile p99
     dse capacity Llama-3.1-70B --target-rate 20 --gpus H100,H200,B200 --max-gpus 8 --ttft-ms 2000 --tpot-ms 200
+    dse capacity Llama-3.1-8B --gpu H100 --ttft-ms 1000 --trace AzureLLMInferenceTrace_conv.csv   # a trace replayed
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from .workload import Workload
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dse capacity", description=__doc__.splitlines()[0])
+    summary = " ".join(__doc__.split("\n\n")[0].split())          # the docstring's first paragraph
+    p = argparse.ArgumentParser(prog="dse capacity", description=summary)
     p.add_argument("model", help="catalog name or Hugging Face id of the LLM")
     p.add_argument("--gpu", help="GPU of the deployment (capacity of one deployment)")
     p.add_argument("--tp", type=int, default=1)
@@ -43,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-len", type=int, default=256, help="output tokens")
     p.add_argument("--arrival", default="poisson", help="poisson or gamma")
     p.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gamma arrival gaps")
+    p.add_argument("--trace", default=None, help="a request trace (any layout serving.read_trace knows: Azure "
+                   "2023/2024, Mooncake JSONL, BurstGPT, Vidur, dse): its lengths, and its arrivals replayed at each "
+                   "rate searched (instead of --input-len / --output-len / --arrival)")
     p.add_argument("--n-requests", type=int, default=1000, help="requests per simulated rate")
     p.add_argument("--analytical", action="store_true", help="the analytical estimate only (no simulation)")
     p.add_argument("--target-rate", type=float, default=None,
@@ -64,10 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _smallest(args, slo)
         if not args.gpu:
             raise ValueError("give --gpu (capacity of one deployment) or --target-rate with --gpus (smallest deployment)")
-        from .capacity import capacity
+        from .capacity import MIN_RATE, capacity
 
-        w = Workload(rate=1.0, arrival=args.arrival, cv=args.cv, input_len=args.input_len,
-                     output_len=args.output_len, n_requests=args.n_requests)
+        if args.trace is not None:       # the trace's own arrivals, replayed at each rate (serving.capacity)
+            w = Workload(trace=args.trace)
+            trace = f" on {w.trace!r}"
+        else:
+            w = Workload(rate=1.0, arrival=args.arrival, cv=args.cv, input_len=args.input_len,
+                         output_len=args.output_len, n_requests=args.n_requests)
+            trace = ""
         s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
@@ -81,8 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     how = "analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests"
     layout = f"tp={args.tp} pp={args.pp}" + (f" attn_dp={args.attn_dp}" if args.attn_dp != 1 else "") + \
         (f" ep={args.ep}" if args.ep != 1 else "")
+    if r["capacity_req_s"] == 0 and r["metrics"]:
+        got = ", ".join(f"{m} = {r['metrics'][m.replace('_ms', '_ms_mean') if m.endswith('_ms') else m]:.4g} ms"
+                        for m in slo.constraints)
+        print(f"{args.model} on {args.dp} x {args.gpu} {layout} {args.weight_dtype}: meets {bounds}{trace} at no "
+              f"request rate: even at {MIN_RATE:g} requests/s it gives {got} ({how})")
+        return 0
     print(f"{args.model} on {args.dp} x {args.gpu} {layout} {args.weight_dtype}: holds "
-          f"{r['capacity_req_s']:.3g} requests/s at {bounds} ({how}; analytical estimate {r['analytical_req_s']:.3g})")
+          f"{r['capacity_req_s']:.3g} requests/s at {bounds}{trace} ({how}; analytical estimate "
+          f"{r['analytical_req_s']:.3g})")
     return 0
 
 
@@ -95,9 +114,14 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     if not args.gpus:
         raise ValueError("--target-rate needs --gpus (comma-separated GPU types to search)")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, input_len=args.input_len)
-    w = Workload(rate=float(args.target_rate), arrival=args.arrival, cv=args.cv, input_len=args.input_len,
-                 output_len=args.output_len, n_requests=args.n_requests)
+    # a trace's prompts vary in length: no whole-prompt rule from one input length then
+    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus,
+                               input_len=args.input_len if args.trace is None else None)
+    if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
+        w = Workload(trace=args.trace, n_requests=args.n_requests)
+    else:
+        w = Workload(rate=float(args.target_rate), arrival=args.arrival, cv=args.cv, input_len=args.input_len,
+                     output_len=args.output_len, n_requests=args.n_requests)
     obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests)
     row = smallest_deployment(space, obj, float(args.target_rate))
     keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "ep", "engine", "weight_dtype", "act_dtype", "kv_dtype",

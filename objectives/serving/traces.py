@@ -40,6 +40,9 @@ import pandas as pd
 
 LAYOUTS = ("azure", "mooncake", "burstgpt", "vidur", "dse")
 
+#: Token counts a trace may hold: below 2^31 (an int64 count converted from a larger float would overflow)
+MAX_TOKENS = 2 ** 31
+
 #: Tokens per Mooncake hash block (the FAST'25 release hashes prompts in 512-token blocks).
 MOONCAKE_BLOCK_TOKENS = 512
 
@@ -302,14 +305,20 @@ def _numbers(df: pd.DataFrame, col: str, path: str | None, *, tokens: bool) -> n
         what = "(missing)" if pd.isna(v) or (isinstance(v, str) and not v.strip()) else f"{v!r}"
         valid = "integer token counts >= 0" if tokens else "times in seconds, finite and >= 0"
         raise ValueError(f"{_loc(path, df, i, col)}: non-numeric value {what}; valid: {valid}")
-    neg = x < 0
+    valid = f"integer token counts >= 0 and below 2^31 ({MAX_TOKENS})" if tokens else "times in seconds >= 0"
+    checks = [(x < 0, "negative")]
     if tokens:
-        neg |= x != np.rint(x)
-    if neg.any():
-        i = int(np.flatnonzero(neg)[0])
-        valid = "integer token counts >= 0" if tokens else "times in seconds >= 0"
-        raise ValueError(f"{_loc(path, df, i, col)}: {s.iloc[i]!r} is negative or not an integer; valid: {valid}")
+        checks += [(x != np.rint(x), "not an integer"), (x >= MAX_TOKENS, "too large")]
+    for bad, what in checks:
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{_loc(path, df, i, col)}: {_shown(x[i])} is {what}; valid: {valid}")
     return x
+
+
+def _shown(v: float) -> str:
+    """A cell's number as written: -5, -1.5, 1e+23 (never numpy's np.int64(-5))."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else repr(float(v))
 
 
 def _zeros(df: pd.DataFrame, cols: Mapping[str, np.ndarray], path: str | None, on_zero: str,
@@ -479,9 +488,10 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
                     raise ValueError(f"{where}, line {ln}: field {key!r} is missing; found {sorted(rec)}")
                 v = rec[key]
                 ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 \
-                    and (not tok or float(v).is_integer())
+                    and (not tok or (float(v).is_integer() and v < MAX_TOKENS))
                 if not ok:
-                    valid = "an integer token count >= 0" if tok else "a time in ms, finite and >= 0"
+                    valid = f"an integer token count >= 0 and below 2^31 ({MAX_TOKENS})" if tok else \
+                        "a time in ms, finite and >= 0"
                     raise ValueError(f"{where}, line {ln}, field {key!r}: {v!r} is not {valid}")
                 vals.append(v)
             h = rec.get("hash_ids")

@@ -221,6 +221,28 @@ class Workload:
             return float(self._trace.input_tokens[:n].mean()), float(self._trace.output_tokens[:n].mean())
         return _mean_length(self.input_len, self.seed), _mean_length(self.output_len, self.seed)
 
+    def variability(self) -> tuple[float, float]:
+        """Squared coefficients of variation (variance / mean^2) of the open-loop inter-arrival gaps and of the
+        prompt lengths of the requests the workload sends, the two inputs of Kingman's G/G/1 wait (a queue waits
+        (ca^2 + cs^2) / 2 times as long as an M/M/1 queue of the same load): gaps 1 for Poisson arrivals, cv^2 for
+        gamma ones, a trace's own gaps (its first ``size`` requests; 1 where it has fewer than three arrivals or all
+        at once); lengths 0 when fixed, else the trace's or a `Dist`'s (20,000 seeded draws). Closed loop and
+        all-at-once workloads have no gaps to measure: 1."""
+        inp: np.ndarray | None = None
+        gaps: np.ndarray | None = None
+        if self.trace is not None:
+            n = self.size
+            inp = self._trace.input_tokens[:n].astype(np.float64)
+            arr = self._trace.arrival_s
+            gaps = np.diff(arr[:n]) if arr is not None and self.rate is None and self.concurrency is None else None
+        elif isinstance(self.input_len, Dist):
+            inp = self.input_len.sample(np.random.default_rng(self.seed), 20_000).astype(np.float64)
+        ca2 = self.cv ** 2 if self.rate is not None and self.arrival == "gamma" else 1.0
+        if gaps is not None and len(gaps) >= 2 and gaps.mean() > 0:
+            ca2 = float(gaps.var() / gaps.mean() ** 2)
+        cs2 = float(inp.var() / inp.mean() ** 2) if inp is not None else 0.0
+        return ca2, cs2
+
     @property
     def _trace(self) -> Trace:
         """The trace (a `Trace` once __post_init__ has read it; only called when trace is not None)."""

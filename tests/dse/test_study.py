@@ -788,3 +788,42 @@ def test_front_table_counts_an_inactive_parameter_as_a_value_of_its_own():
     one = dse.create_study("one", space, {"latency": "min"}, storage=":memory:")
     one.optimize(evaluate, optimizer="grid", progress=False)
     assert "same on the whole front: ep=2" in front_table(one)
+
+
+def test_front_table_of_a_study_no_trial_of_which_meets_its_constraints_says_so():
+    """Trials complete but none feasible: the table names each constraint, how many trials meet it and the best
+    value reached (it said "(no feasible trial on the front yet)", as if the study were still running)."""
+    from dse.spec import front_table
+
+    space = dse.Space(x=dse.Categorical([1, 2, 3]))
+
+    @dse.vectorized(name="slo_toy", version="1")
+    def evaluate(df: pd.DataFrame) -> pd.DataFrame:
+        x = df["x"].to_numpy(float)
+        return pd.DataFrame({"cost": x, "ttft_ms_p99": 1000.0 * x + 500.0, "fits": np.ones(len(x))})
+
+    s = dse.create_study("none", space, {"cost": "min"}, storage=":memory:",
+                         constraints={"ttft_ms_p99": ("<=", 1000.0), "fits": ("==", 1.0)})
+    assert front_table(s) == "(no feasible trial on the front yet)"          # nothing evaluated yet
+    s.optimize(evaluate, optimizer="grid", progress=False)
+    text = front_table(s)
+    assert "no trial meets the constraints" in text and "3 complete" in text
+    assert "ttft_ms_p99 <= 1000: met by 0 of 3 (best 1500)" in text
+    assert "fits == 1: met by 3 of 3" in text
+
+
+def test_front_table_writes_a_conditional_integer_parameter_as_an_integer():
+    """An Int parameter with a condition is stored as a float column (None where inactive): the table says
+    "same on the whole front: k=3", not "k=3.0"."""
+    from dse.spec import front_table
+
+    space = dse.Space(mode=dse.Categorical(["a", "b"]), k=dse.Int(1, 3, when="mode == 'b'"))
+
+    @dse.vectorized(name="int_toy", version="1")
+    def evaluate(df: pd.DataFrame) -> pd.DataFrame:
+        k = pd.to_numeric(df["k"], errors="coerce").fillna(0).to_numpy(float)
+        return pd.DataFrame({"y": -k})
+
+    s = dse.create_study("ints", space, {"y": "min"}, storage=":memory:")
+    s.optimize(evaluate, optimizer="grid", progress=False)
+    assert "same on the whole front: mode=b, k=3" in front_table(s)

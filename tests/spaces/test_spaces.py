@@ -381,3 +381,44 @@ def test_an_fp4_checkpoint_is_offered_with_16_bit_compute_where_the_gpu_has_no_f
     r = inference.estimate("openai/gpt-oss-120b", "H200", weight_dtype="fp4", act_dtype="bf16", batch_size=8,
                            engine="vllm")
     assert bool(r["fits"].iloc[0]) and r["source"].iloc[0] == "interpolated"
+
+
+def test_llm_serving_disaggregated_only_space_has_configurations():
+    """``modes=("disagg",)`` alone: every configuration is a prefill pool plus a decode pool (dp >= 2); the space
+    once carried aggregated mode's ``dp == 1`` beside ``prefill_replicas < dp`` and held no configuration at all.
+    Chunked prefill is an aggregated-mode knob there too (the prefill pool runs whole prompts), so it is inactive."""
+    sp = spaces.llm_serving("Llama-3.1-70B", ["H200"], 16, modes=("disagg",), prefill_gpus=["H100"],
+                            formats=["fp8"], kv_dtypes=("fp8",), max_batch_sizes=(64,), max_num_tokens=(8192,))
+    g = sp.grid()
+    assert len(g) > 0
+    assert (g["dp"] >= 2).all() and (g["prefill_replicas"] < g["dp"]).all()
+    assert g["chunked_prefill"].isna().all()
+    same = spaces.llm_serving("Llama-3.1-70B", ["H200"], 8, modes=("disagg",), formats=["fp8"], kv_dtypes=("fp8",),
+                              max_batch_sizes=(64,), max_num_tokens=(8192,)).grid()
+    assert len(same) > 0 and (same["mode"] == "disagg").all()
+    both = spaces.llm_serving("Llama-3.1-70B", ["H200"], 8, modes=("agg", "disagg"), formats=["fp8"],
+                              kv_dtypes=("fp8",), max_batch_sizes=(64,), max_num_tokens=(8192,)).grid()
+    dis = both[both["mode"] == "disagg"]
+    key = ["n_gpus", "tp", "pp", "dp", "prefill_replicas"]
+    assert set(map(tuple, dis[key].to_numpy().tolist())) == set(map(tuple, same[key].to_numpy().tolist()))
+
+
+def test_a_space_whose_rules_exclude_every_configuration_is_refused_when_built():
+    """Knob values whose rules leave no configuration (no chunked prefill with a token budget below the prompt;
+    a max batch above every token budget) were accepted and failed only when a study ran; and a GPU (or prefill
+    GPU) that runs none of the space's formats silently vanished from it (B200 decode with H100 prefill in fp4:
+    no disaggregated configuration at all)."""
+    with pytest.raises(dse.SpaceError, match="no feasible point.*chunked_prefill or max_num_tokens >= 4096"):
+        spaces.llm_serving("Llama-3.1-8B", ["H100"], 8, max_num_tokens=(1024,), chunked_prefill=(False,),
+                           input_len=4096)
+    with pytest.raises(dse.SpaceError, match="no feasible point.*max_num_tokens >= max_batch_size"):
+        spaces.llm_serving("Llama-3.1-8B", ["H100"], 8, max_batch_sizes=(512,), max_num_tokens=(256,))
+    with pytest.raises(dse.SpaceError, match=r"GPUs \['H100-SXM-80GB'\] run none of the formats \['fp4'\]"):
+        spaces.llm_serving("Llama-3.1-8B", ["B200", "H100"], 8, formats=["fp4"])
+    with pytest.raises(dse.SpaceError, match=r"prefill_gpus \['H100-SXM-80GB'\] run none of the formats \['fp4'\]"):
+        spaces.llm_serving("Llama-3.1-8B", ["B200"], 8, modes=("agg", "disagg"), prefill_gpus=["H100"],
+                           formats=["fp4"])
+    ok = spaces.llm_serving("Llama-3.1-8B", ["B200"], 8, modes=("agg", "disagg"), prefill_gpus=["H100", "B200"],
+                            formats=["fp4", "fp8"])
+    g = ok.grid()
+    assert set(g.loc[g["mode"] == "disagg", "prefill_gpu"]) == {"H100-SXM-80GB", "B200"}

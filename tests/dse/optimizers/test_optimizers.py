@@ -583,3 +583,14 @@ def test_a_batch_is_told_as_asked_without_encoding_it_again(name: str, space: st
         opt.tell_batch(opt.ask_batch(2))   # neither scored nor given F and CV
     for a, b in zip(carried, encoded):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_grid_refuses_a_space_whose_constraints_exclude_every_point(tmp_path):
+    """An empty grid is an error naming the constraints, as sampling one is (it used to run 0 trials and print an
+    empty front as if the study had finished)."""
+    import dse
+
+    space = dse.Space(a=dse.Categorical([1, 2]), b=dse.Categorical([1, 2]), constraints=["a > b", "b >= a"])
+    study = dse.create_study("empty", space=space, objectives={"y": "min"}, storage=f"sqlite:///{tmp_path}/e.db")
+    with pytest.raises(dse.SpaceError, match="no feasible point.*a > b"):
+        study.optimize(lambda c: {"y": c["a"]}, optimizer="grid", n_trials=10)

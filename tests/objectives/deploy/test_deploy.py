@@ -688,3 +688,41 @@ def test_for_trial_deploys_the_eplb_the_trial_was_evaluated_with(tmp_path, name,
         on = bool(row["eplb"]) if "eplb" in t.columns else True
         d = deploy.for_trial(name, int(row["number"]), "vllm", storage=url)
         assert d.config["eplb"] is on and ("--enable-eplb" in d.servers[0].argv) is on
+
+
+def test_a_trace_workload_is_deployed_and_benchmarked_at_its_mean_lengths_and_rate():
+    """A study driven by a trace (`serving.Workload(trace=...)`) gets its launch commands: the benchmark sends
+    random prompts of the trace's mean lengths at its mean rate, the servers hold its longest request, and a note
+    says what is not replayed. `dse deploy` refused every such trial before ("pass workload={...}", which the
+    command line cannot)."""
+    from objectives import serving
+    from tests.helpers import SHARED
+
+    cfg, model = TRIALS["dense_tp_pp"]
+    t = serving.read_trace(SHARED / "traces" / "mooncake_conversation.jsonl").head(400)
+    d = deploy.commands(cfg, engine="vllm", model=model, workload=serving.Workload(trace=t))
+    w = _words(d.benchmark)
+    n_in, n_out = round(t.input_tokens.mean()), round(t.output_tokens.mean())
+    for part in (f"--random-input-len {n_in}", f"--random-output-len {n_out}", "--num-prompts 400",
+                 f"--request-rate {t.rate:g}"):
+        assert part in w, part
+    assert f"--max-model-len {int((t.input_tokens + t.output_tokens).max())}" in _words(d.servers[0])
+    assert any("is a trace" in n and "prefix reuse" in n for n in d.notes)
+    # the workload's own concurrency wins over the trace's arrivals
+    d = deploy.commands(cfg, engine="sglang", model=model, workload=serving.Workload(trace=t, concurrency=16))
+    assert "--max-concurrency 16" in _words(d.benchmark) and "--request-rate inf" in _words(d.benchmark)
+
+
+def test_pools_of_different_gpu_types_number_their_gpus_on_their_own_nodes():
+    """xPyD with a prefill pool of another GPU type (B200 prefill, GB200 decode): the two pools run on different
+    machines, so each numbers its GPUs from 0 (the GB200 decode worker got CUDA_VISIBLE_DEVICES=4,5,6,7, continuing
+    the B200 node's numbering), and the multi-node note counts each pool's GPUs."""
+    cfg = {"gpu": "GB200", "tp": 4, "dp": 3, "mode": "disagg", "prefill_replicas": 1, "prefill_gpu": "B200",
+           "prefill_tp": 4, "weight_dtype": "fp8", "kv_dtype": "fp8", "max_batch_size": 64}
+    for engine in deploy.ENGINES:
+        d = deploy.commands(cfg, engine=engine, model="Llama-3.1-70B", workload=WORKLOAD)
+        assert [s.role for s in d.servers] == ["prefill", "decode", "decode"]
+        assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1,2,3", "0,1,2,3", "4,5,6,7"], engine
+        assert any("8 GB200 GPUs" in n and "4 B200 GPUs" in n for n in d.notes), d.notes
+    same = deploy.commands({**cfg, "prefill_gpu": "GB200"}, engine="vllm", model="Llama-3.1-70B", workload=WORKLOAD)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in same.servers] == ["0,1,2,3", "4,5,6,7", "0,1,2,3"]

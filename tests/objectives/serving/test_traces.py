@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -155,6 +156,9 @@ def test_bad_mooncake_lines(tmp_path):
     cases = [
         ('{"timestamp": 3, "input_length": -1, "output_length": 2, "hash_ids": [1]}', r"line 2, field 'input_length': -1"),
         ('{"timestamp": "x", "input_length": 1, "output_length": 2, "hash_ids": [1]}', r"line 2, field 'timestamp': 'x'"),
+        # beyond int64 it overflowed (OverflowError, no file or line)
+        ('{"timestamp": 3, "input_length": 1e23, "output_length": 2, "hash_ids": [1]}',
+         r"line 2, field 'input_length': 1e\+23 is not an integer token count >= 0 and below 2\^31"),
         ('{"timestamp": 3, "input_length": 1, "hash_ids": [1]}', r"line 2: field 'output_length' is missing"),
         ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": [1]', r"line 2, column \d+: not valid JSON"),
         ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": ["a"]}', r"line 2, field 'hash_ids'"),
@@ -336,3 +340,23 @@ def test_simulated_objective_replays_the_trace():
     assert got["ttft_ms_p99"].iloc[0] == pytest.approx(m["ttft_ms_p99"])
     assert got["throughput_tok_s"].iloc[0] == pytest.approx(m["throughput_tok_s"])
     assert m["n_requests"] == 200 and m["duration_s"] > t.duration_s
+
+
+@pytest.mark.parametrize("layout, header, row, col, colno, shown, valid", [
+    # a count beyond int64 overflowed on conversion: "request 1 input_tokens=-9223372036854775808", no file or line
+    ("dse", "arrival_s,input_tokens,output_tokens", "1,99999999999999999999999,3", "input_tokens", 2,
+     "1e+23", "integer token counts >= 0 and below 2\\^31"),
+    ("dse", "arrival_s,input_tokens,output_tokens", "1,-5,3", "input_tokens", 2, "-5", "integer token counts >= 0"),
+    # a negative time is not "negative or not an integer": times need not be integers
+    ("vidur", "arrived_at,num_prefill_tokens,num_decode_tokens", "-1.5,10,3", "arrived_at", 1, "-1.5",
+     "times in seconds >= 0"),
+])
+def test_bad_cell_shows_the_value_as_written(tmp_path, layout, header, row, col, colno, shown, valid):
+    """The message shows the cell's value as a number (not numpy's ``np.int64(-5)``), says what is wrong with it
+    (negative, not an integer, too large) and names file, line and column."""
+    p = tmp_path / f"{layout}.csv"
+    p.write_text(f"{header}\n0,10,5\n{row}\n")
+    with pytest.raises(ValueError, match=rf"{layout}.csv', line 3, column '{col}' \({colno}\): {re.escape(shown)} is .*; "
+                                         rf"valid: {valid}") as e:
+        traces.read_trace(p)
+    assert "np." not in str(e.value)
