@@ -64,6 +64,7 @@ import dse.fidelity
 from dse import ObjectiveError
 
 from . import serving
+from .catalog.carry import CarriesModel
 from .inference.core import reusing_prepared
 from .provenance import SERVING_DATA, data_digest
 from .serving.analytical import Deployments, ServingModel
@@ -167,7 +168,7 @@ def _quality(resolved: pd.DataFrame) -> np.ndarray:
 # The objective
 # ---------------------------------------------------------------------------------------------------------------
 
-class LLMServingObjective:
+class LLMServingObjective(CarriesModel):
     """A study's ``evaluate`` for serving one LLM (see the module docstring); build it with
     :func:`llm_serving_objective`. Callable on a DataFrame of configurations (``@dse.vectorized``).
 
@@ -182,10 +183,7 @@ class LLMServingObjective:
                  capacity: bool = False, interval: float | None = None, confidence: float | None = None,
                  profile: str | None = None, constraints: Mapping[str, tuple] | None = None) -> None:
         self.model = model
-        # the record it costs travels with the objective into worker processes, which start with the shipped
-        # catalog only (a model registered from the user's own config.json would be unknown there: `__setstate__`)
-        from .catalog import model as model_record
-        self.record = model_record(model)
+        self.carry_model()   # its record travels into worker processes (`catalog.carry.CarriesModel`)
         self.profile = profile
         # the shipped data's digest, and a calibrated profile's hash (`dse calibrate`), go into the provenance
         efficiency, version, inputs = None, f"{VERSION}+data.{data_digest(SERVING_DATA)}", None
@@ -214,19 +212,6 @@ class LLMServingObjective:
         self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
         dse.vectorized(self, name=f"llm_serving/{fidelity}", version=version, inputs=inputs)
         self.dse_band_level = interval   # declared to the engine (dse.ObjectiveSpec.check_objective)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickled in a worker process: its default catalog learns the objective's model record where it does
-        not hold that record under that name (registered at run time in the process that built the objective)."""
-        self.__dict__.update(state)
-        from .catalog import CatalogError, default_catalog
-        cat, rec = default_catalog(), state["record"]
-        try:
-            known = cat.model(self.model) == rec
-        except CatalogError:
-            known = False
-        if not known:
-            cat.register_model(rec, overwrite=True)
 
     def __repr__(self) -> str:
         return (f"llm_serving_objective({self.model!r}, fidelity={self.fidelity!r}, input_len={self.input_len:g}, "

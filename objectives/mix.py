@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from objectives import catalog, inference, serving
+from objectives.catalog.carry import CarriesModel
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +414,7 @@ def use_param(t: str | ReplicaType) -> str:
 
 
 @dataclass
-class MixObjective:
+class MixObjective(CarriesModel):
     """The evaluate function of a GPU-mix study: a configuration says which replica types (GPU names, or
     `ReplicaType` for tp > 1) the mix may use (`use_param(type)` = 0/1), the utilization cap
     (`max_utilization`) and the bucket granularity (`buckets`, a key of `BUCKET_OPTIONS`); the metrics are those
@@ -425,6 +426,7 @@ class MixObjective:
     n_gpus, n_types_used (types with at least one replica), servable (the fraction of requests in buckets some
     allowed type serves within the SLO; below 1 the plan covers only those, and the study's constraint
     servable >= 1 marks the trial infeasible), n_<gpu> (replicas of each type: `use_param`'s name, prefix n_).
+    The model's record travels into the study's worker processes (`catalog.carry.CarriesModel`).
     """
 
     model: str
@@ -437,6 +439,7 @@ class MixObjective:
     _tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self.carry_model()
         _check_slo(self.slo)
         self.types = _check_types([g if isinstance(g, ReplicaType) else ReplicaType(g) for g in self.gpus])
         self.trace = _requests(self.workload)

@@ -32,7 +32,7 @@ from .errors import CatalogError
 from .gpu_records import read_gpu_file, validate_gpu
 from .hf_config import SUPPORTED_MODEL_TYPES, model_from_hf_config
 from .store import DATA_DIR, Catalog, default_catalog
-from .systems import DEFAULT_SCALE_UP, System, node_counts, system, systems, topology
+from .systems import DEFAULT_SCALE_UP, System, gpus_per_host, node_counts, system, systems, topology
 from .types import DTYPE_BYTES, DTYPES, GPU, Model, Sourced
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "SUPPORTED_MODEL_TYPES", "default_catalog", "gpu", "gpus", "gpu_sources", "model", "models",
     "model_from_hf_config", "register_gpu", "register_model", "load_gpu_file", "read_gpu_file", "validate_gpu",
     "gpu_table", "model_table", "with_prices", "model_math",
-    "System", "system", "systems", "topology", "node_counts", "DEFAULT_SCALE_UP",
+    "System", "system", "systems", "topology", "node_counts", "DEFAULT_SCALE_UP", "gpus_per_host",
 ]
 
 

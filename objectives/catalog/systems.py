@@ -8,19 +8,24 @@ note}`` table. A system gives
 - ``scale_up_gbs``: the domain's bandwidth per GPU per direction, GB/s: the GPU's catalog ``link_bw_gbs`` (its source
   is the GPU's, in gpus.toml; one number in one place);
 - ``scale_out_gbps``: the scale-out network (InfiniBand / RoCE / Slingshot) per GPU per direction, Gb/s;
-- ``host_link_gbs``: GPU <-> host memory per direction, GB/s.
+- ``host_link_gbs``: GPU <-> host memory per direction, GB/s;
+- ``gpus_per_host``: GPUs of one host, the machine one OS runs on and numbers its GPUs from 0 in
+  (CUDA_VISIBLE_DEVICES): 8 for an HGX/DGX server, 4 for a GB200/GB300 NVL72 compute tray (a 72-GPU NVLink domain
+  over 18 hosts). `objectives.deploy` places replicas on hosts of this size.
 
 A GPU without an entry is one domain of `DEFAULT_SCALE_UP` GPUs over its catalog link with no scale-out network
 (`scale_out_gbps` 0): the inference model marks deployments of more GPUs as not runnable, training asks for
-``scale_out_gbps=``, the spaces stop at one domain.
+``scale_out_gbps=``, the spaces stop at one domain; its host is that same 8-GPU server (`gpus_per_host`).
 
     from objectives import catalog
     catalog.system("GB200").scale_up_gpus      # 72
     catalog.system("H100").scale_out_gbps      # 400.0 (Gb/s per GPU)
+    catalog.gpus_per_host("GB200")             # 4 (one NVL72 compute tray)
     catalog.topology(["H100", "L40S"])         # vectorized: scale_up_gpus, scale_up_gbs, scale_out_gbs per name
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,7 +39,7 @@ from .errors import CatalogError
 SYSTEMS_FILE = Path(__file__).resolve().parents[1] / "data" / "systems" / "systems.toml"
 #: scale-up domain assumed for a GPU without a systems entry (an 8-GPU server over the catalog link)
 DEFAULT_SCALE_UP = 8
-_FIELDS = ("scale_up_gpus", "scale_out_gbps", "host_link_gbs")
+_FIELDS = ("scale_up_gpus", "scale_out_gbps", "host_link_gbs", "gpus_per_host")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class System:
     host_link_gbs: float        # GPU <-> host, GB/s per direction
     sources: Mapping[str, str]  # field -> URL (scale_up_gbs: the GPU's link_bw_gbs source)
     scale_up_gbs: float = 0.0   # scale-up bandwidth per GPU per direction, GB/s (the GPU's catalog link_bw_gbs)
+    gpus_per_host: int = DEFAULT_SCALE_UP   # GPUs of one host (server / compute tray), the file's value
 
     @property
     def scale_out_gbs(self) -> float:
@@ -67,14 +73,16 @@ def _read(path: Path) -> dict[str, System]:
                 raise CatalogError(f"{path.name}: {e.get('gpu')}.{f} needs a {{value, source}} table with a URL, "
                                    f"got {cell!r}")
             vals[f], srcs[f] = cell["value"], cell["source"]
-        if not (isinstance(vals["scale_up_gpus"], int) and vals["scale_up_gpus"] >= 1):
-            raise CatalogError(f"{path.name}: {e['gpu']}.scale_up_gpus = {vals['scale_up_gpus']!r}: a whole number >= 1")
+        for f in ("scale_up_gpus", "gpus_per_host"):
+            if not (isinstance(vals[f], int) and not isinstance(vals[f], bool) and vals[f] >= 1):
+                raise CatalogError(f"{path.name}: {e['gpu']}.{f} = {vals[f]!r}: a whole number >= 1")
         for f in ("scale_out_gbps", "host_link_gbs"):
             if not (isinstance(vals[f], (int, float)) and vals[f] > 0):
                 raise CatalogError(f"{path.name}: {e['gpu']}.{f} = {vals[f]!r}: a number > 0")
         out[e["gpu"]] = System(gpu=e["gpu"], name=e["name"], scale_up_gpus=int(vals["scale_up_gpus"]),
                                scale_out_gbps=float(vals["scale_out_gbps"]),
-                               host_link_gbs=float(vals["host_link_gbs"]), sources=srcs)
+                               host_link_gbs=float(vals["host_link_gbs"]), sources=srcs,
+                               gpus_per_host=int(vals["gpus_per_host"]))
     return out
 
 
@@ -97,9 +105,8 @@ def _with_link(s: System) -> System:
                            f"catalog; known: {default_catalog().gpus()}") from None
     if s.scale_up_gbs == g.link_bw_gbs:
         return s
-    return System(gpu=s.gpu, name=s.name, scale_up_gpus=s.scale_up_gpus, scale_out_gbps=s.scale_out_gbps,
-                  host_link_gbs=s.host_link_gbs, scale_up_gbs=float(g.link_bw_gbs),
-                  sources={**s.sources, "scale_up_gbs": g.sources.get("link_bw_gbs", "")})
+    return dataclasses.replace(s, scale_up_gbs=float(g.link_bw_gbs),
+                               sources={**s.sources, "scale_up_gbs": g.sources.get("link_bw_gbs", "")})
 
 
 def system(gpu: str) -> System | None:
@@ -109,6 +116,14 @@ def system(gpu: str) -> System | None:
     name = default_catalog().gpu(gpu).name if gpu not in _shipped() else gpu
     s = _shipped().get(name)
     return None if s is None else _with_link(s)
+
+
+def gpus_per_host(gpu: str) -> int:
+    """GPUs of one host (server or compute tray) of a catalog GPU (canonical name or alias): its system's
+    ``gpus_per_host``, else `DEFAULT_SCALE_UP` (the 8-GPU server assumed for a GPU without a systems entry, the
+    same machine its scale-up domain is). An unknown GPU name raises the catalog's `CatalogError`."""
+    s = system(gpu)
+    return s.gpus_per_host if s is not None else DEFAULT_SCALE_UP
 
 
 def topology(gpus: Iterable[str] | str) -> dict[str, np.ndarray]:

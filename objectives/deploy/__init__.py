@@ -206,8 +206,9 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             worker with ep > 1 runs its engine's expert-parallel load balancer, :mod:`objectives.deploy.builders`),
             moe_act_dtype ("auto" / None, "bf16", "mxfp8": MXFP4 experts' activations; each worker gets its engine's
             setting where it differs from the engine's default there);
-            ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, bf16, agg,
-            256, 8192, chunked, no eplb, auto).
+            ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, agg,
+            256, 8192, chunked, no eplb, auto); a missing weight_dtype the checkpoint's format (fp8 for an FP8
+            checkpoint, bf16 for an unquantized one).
         engine: "vllm", "sglang" or "trtllm".
         version: the engine release (default: the GPU's kernel-profile release, see :func:`engine_version`).
         model: catalog name or Hugging Face id (the commands use the catalog's Hugging Face id).

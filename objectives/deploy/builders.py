@@ -349,7 +349,9 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
         if pr >= ints["dp"]:
             raise DeployError(f"mode='disagg' needs 1 <= prefill_replicas < dp, got prefill_replicas={pr} dp={ints['dp']}")
     w = cfg.get("weight_dtype")
-    w = DEFAULTS["weight_dtype"] if _missing(w) else str(w)
+    # missing: the checkpoint's own format (what the engine serves without a --quantization flag; the cost
+    # model's rule for weight_dtype None, `inference.resolve`), bf16 for an unquantized checkpoint
+    w = (m.quant_weight_dtype or DEFAULTS["weight_dtype"]) if _missing(w) else str(w)
     a = cfg.get("act_dtype")
     a = _default_act(g, w) if _missing(a) else str(a)
     if (w, a) not in QUANT:
@@ -456,9 +458,14 @@ class _Ctx:
     notes: list[str]
     host: str = "localhost"
     base_port: int = 8000
-    gpus_per_node: int = 8
     max_len: int | None = None        # longest request (input + output tokens) of the workload
     offsets: list[int] | None = None  # first GPU (counted over the whole deployment) of each server
+
+    @property
+    def gpus_per_node(self) -> int:
+        """GPUs of one host of the worker's GPU type (an HGX server's 8, a GB200 / GB300 NVL72 compute tray's 4:
+        `catalog.gpus_per_host`, from the systems file)."""
+        return catalog.gpus_per_host(self.p.gpu.name)
 
     def fl(self, role: str) -> tuple[FlagList, str]:
         key, program = PROGRAMS[self.engine][role]
@@ -783,8 +790,10 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
             if name not in files:
                 files[name] = _yaml(_trtllm_options(rc, role))
             servers.append(_trtllm_serve(rc, port, role, i, name))
-    if max(sizes) > c.gpus_per_node:
-        notes.append(f"one replica spans {max(sizes)} GPUs, more than a {c.gpus_per_node}-GPU node: start it "
+    wide = [(n, ctx[r].gpus_per_node) for n, r in zip(sizes, roles, strict=True) if n > ctx[r].gpus_per_node]
+    if wide:
+        n, per_host = max(wide)
+        notes.append(f"one replica spans {n} GPUs, more than a {per_host}-GPU node: start it "
                      f"with {engine}'s multi-node options (the commands show one node's view)")
     elif len(per_type) > 1:
         counts = " and ".join(f"{n} {g} GPUs" for g, n in per_type.items())

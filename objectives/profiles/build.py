@@ -36,11 +36,13 @@ them, `grid.covered_cells`; stored bit-packed, only where some cell was filled b
 and edge fills are extrapolations, and a result row whose lookups reach them says so (`inference.measured.
 beyond_reach`). Profile files written before it have none and count every cell as measured.
 
-    python -m objectives.profiles.build [--root DIR] [--out DIR]   # default: the installed aiconfigurator-core
+    python -m objectives.profiles.build [--root DIR [--force]] [--out DIR]   # default: the installed aiconfigurator-core
 
 With `--root` (e.g. the collector's output) every engine folder found is built; the output folder's index keeps
 the profiles it already lists (the shipped H200 `torch` profile was built from
-objectives/data/profiles/collected/ this way).
+objectives/data/profiles/collected/ this way). A `--root` build refuses to replace a profile of the output folder
+that its index records with another source text (`replaced`; a user's own H200 torch collection would otherwise
+overwrite the shipped one) unless `--force`; the same --source (or, without one, the same --root) is a rebuild.
 """
 from __future__ import annotations
 
@@ -1136,6 +1138,31 @@ def engines_in(root: Path) -> tuple[str, ...]:
     return tuple(sorted({d.name for d in root.glob("*/gemm/*") if d.is_dir()}))
 
 
+def planned(root: Path, engines: tuple[str, ...] = ENGINES, newest_only: bool = True) -> list[tuple[str, str, str]]:
+    """The (system, engine, version) keys `build_all` builds from `root`: each system folder's versions of each
+    engine with a GEMM table (the newest only by default)."""
+    keys = []
+    for sysdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for engine in engines:
+            vs = [v for v in versions(root, sysdir.name, "gemm", engine)
+                  if (sysdir / "gemm" / engine / v / "gemm_perf.parquet").exists()]
+            keys += [(sysdir.name, engine, v) for v in (vs[-1:] if newest_only else vs)]
+    return keys
+
+
+def replaced(root: Path, out: Path, source: str, engines: tuple[str, ...] = ENGINES) -> list[str]:
+    """The profiles of `out` a build from `root` would replace with tables of another source: each planned key
+    whose file exists in `out` and whose index entry records a different ``source`` text (or none). A rebuild
+    from the same source (the same --source text, or by default the same --root folder) is not one."""
+    index = {(e["system"], e["engine"], e["version"]): e for e in _index_entries(out / "index.json")}
+    clash = []
+    for key in planned(root, engines):
+        f = out / f"{key[0]}__{key[1]}__{key[2]}.npz"
+        if f.exists() and index.get(key, {}).get("source") != source:
+            clash.append(f"{f} (built from: {index.get(key, {}).get('source') or 'unrecorded'})")
+    return clash
+
+
 def build_all(root: Path, out: Path, source: str, newest_only: bool = True,
               engines: tuple[str, ...] = ENGINES) -> list[KernelProfile]:
     """Build and save every (system, engine, version) with GEMM tables; returns the profiles written. The index
@@ -1143,20 +1170,16 @@ def build_all(root: Path, out: Path, source: str, newest_only: bool = True,
     out.mkdir(parents=True, exist_ok=True)
     done = []
     index = {(e["system"], e["engine"], e["version"]): e for e in _index_entries(out / "index.json")}
-    for sysdir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for engine in engines:
-            vs = [v for v in versions(root, sysdir.name, "gemm", engine)
-                  if (sysdir / "gemm" / engine / v / "gemm_perf.parquet").exists()]
-            for v in (vs[-1:] if newest_only else vs):
-                prof = build_one(root, sysdir.name, engine, v, source)
-                if prof is None:
-                    continue
-                save(prof, out / prof.filename)
-                done.append(prof)
-                index[(prof.system, prof.engine, prof.version)] = {
-                    "system": prof.system, "engine": prof.engine, "version": prof.version, "file": prof.filename,
-                    "source": source, "tables": sorted(prof.tables)}
-                log.info("built %s", prof.filename)
+    for system, engine, v in planned(root, engines, newest_only):
+        prof = build_one(root, system, engine, v, source)
+        if prof is None:
+            continue
+        save(prof, out / prof.filename)
+        done.append(prof)
+        index[(prof.system, prof.engine, prof.version)] = {
+            "system": prof.system, "engine": prof.engine, "version": prof.version, "file": prof.filename,
+            "source": source, "tables": sorted(prof.tables)}
+        log.info("built %s", prof.filename)
     entries = [index[k] for k in sorted(index)]
     (out / "index.json").write_text(json.dumps({"profiles": entries}, indent=1) + "\n")
     return done
@@ -1176,6 +1199,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "(default: the installed aiconfigurator-core's systems/data)")
     ap.add_argument("--out", default=str(DATA_DIR), help="output folder (default: the shipped profiles)")
     ap.add_argument("--source", default=None, help="provenance text stored in each profile")
+    ap.add_argument("--force", action="store_true", help="with --root: replace profiles of --out that were built "
+                    "from another source (refused without it: e.g. a user's H200 torch collection would overwrite "
+                    "the shipped H200 torch profile)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = Path(a.root) if a.root else aiconfigurator_root()
@@ -1183,7 +1209,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("no kernel tables: install the profiles extra (pip install -e '.[profiles]') or pass --root")
     source = a.source or ("aiconfigurator-core " + _aic_version() + " (Apache-2.0, NVIDIA): systems/data"
                           if not a.root else f"kernel tables under {root}")
-    done = build_all(root, Path(a.out), source, engines=ENGINES if not a.root else engines_in(root))
+    engines = ENGINES if not a.root else engines_in(root)
+    if a.root and not a.force and (clash := replaced(root, Path(a.out), source, engines)):
+        raise SystemExit(f"refusing to replace {len(clash)} profile(s) built from another source: "
+                         f"{'; '.join(clash)}. Collect under a label of your own (objectives.profiles.collect "
+                         f"--engine / --version), build into another --out, or pass --force to replace them")
+    done = build_all(root, Path(a.out), source, engines=engines)
     print(f"{len(done)} profiles written to {a.out}")
     return 0
 

@@ -165,6 +165,21 @@ def system_name(device_name: str) -> str:
     return slug(device_name)
 
 
+def unusable_system(system: str, device: str, device_name: str) -> str | None:
+    """Why a profile built from tables collected under `system` would cost no catalog GPU (None when `system` is
+    the kernel-table system of one, `profiles.profile.SYSTEMS`): the model looks a GPU's profile up by that name
+    only, so a CPU's (or an unlisted GPU's) slug is used by nothing until collected again with --system."""
+    from .profile import GPU_OF_SYSTEM
+
+    if system in GPU_OF_SYSTEM:
+        return None
+    what = "a CPU" if device == "cpu" else "a device no catalog GPU maps to"
+    valid = ", ".join(f"{s} ({g})" for s, g in sorted(GPU_OF_SYSTEM.items()))
+    return (f"system {system!r} (from {device_name!r}, {what}) is no catalog GPU's kernel-table system: a profile "
+            f"built from these tables is used by no GPU. Pass --system NAME to file them under the GPU they stand "
+            f"for; valid names (catalog GPU): {valid}")
+
+
 def cpu_name() -> str:
     """The CPU model name (from /proc/cpuinfo where readable), else the platform's processor/machine name."""
     try:
@@ -617,6 +632,8 @@ def collect(out: str | Path, *, system: str | None = None, engine: str = "torch"
     sysname = system if system is not None else system_name(dev_name)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", sysname):
         raise ValueError(f"--system {sysname!r}: use letters, digits, '.', '_' or '-' (e.g. h200_sxm)")
+    if (why := unusable_system(sysname, dev, dev_name)) is not None:
+        log.warning(why)         # said before any measurement, not after minutes of it
     ver = version if version is not None else str(torch.__version__)
     rt = Runtime(system=sysname, engine=engine, version=ver, device=dev, device_name=dev_name, framework=engine)
     grid = make_grid(quick, dev, max_m)
@@ -674,7 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (2 on bad arguments)."""
     p = argparse.ArgumentParser(prog="python -m objectives.profiles.collect", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output root (tables go to OUT/<system>/<op>/<engine>/<version>/)")
-    p.add_argument("--system", default=None, help="system name (default: from the device, e.g. h200_sxm)")
+    p.add_argument("--system", default=None, help="system name (default: from the device, e.g. h200_sxm; the "
+                   "names a catalog GPU's profile is looked up by: objectives.profiles.profile.SYSTEMS)")
     p.add_argument("--engine", default="torch", help="engine folder name (default: torch)")
     p.add_argument("--version", default=None, help="version folder name (default: the torch version)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:<i> (default: cuda when available)")

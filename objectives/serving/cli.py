@@ -32,9 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
     p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts (gpt-oss): auto (the "
                    "engine's default kernel), bf16 or mxfp8 (objectives.inference.measured.MOE_ACT_DTYPES)")
-    p.add_argument("--weight-dtype", default="bf16")
-    p.add_argument("--act-dtype", default=None)
-    p.add_argument("--kv-dtype", default=None)
+    p.add_argument("--weight-dtype", default=None, help="bf16, fp16, fp8, int8, int4 or fp4 (default: the "
+                   "checkpoint's format, e.g. fp8 for an FP8 checkpoint, bf16 for an unquantized one; "
+                   "inference.estimate's rule)")
+    p.add_argument("--act-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
+    p.add_argument("--kv-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
     p.add_argument("--max-batch-size", type=int, default=256)
     p.add_argument("--max-num-tokens", type=int, default=8192)
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, or roofline for the "
@@ -90,19 +92,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     bounds = ", ".join(f"{m} <= {b:g} ms" for m, (_, b) in slo.constraints.items())
+    weights = args.weight_dtype or _checkpoint_dtype(args.model)
     how = "analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests"
     layout = f"tp={args.tp} pp={args.pp}" + (f" attn_dp={args.attn_dp}" if args.attn_dp != 1 else "") + \
         (f" ep={args.ep}" if args.ep != 1 else "")
     if r["capacity_req_s"] == 0 and r["metrics"]:
         got = ", ".join(f"{m} = {r['metrics'][m.replace('_ms', '_ms_mean') if m.endswith('_ms') else m]:.4g} ms"
                         for m in slo.constraints)
-        print(f"{args.model} on {args.dp} x {args.gpu} {layout} {args.weight_dtype}: meets {bounds}{trace} at no "
+        print(f"{args.model} on {args.dp} x {args.gpu} {layout} {weights}: meets {bounds}{trace} at no "
               f"request rate: even at {MIN_RATE:g} requests/s it gives {got} ({how})")
         return 0
-    print(f"{args.model} on {args.dp} x {args.gpu} {layout} {args.weight_dtype}: holds "
+    print(f"{args.model} on {args.dp} x {args.gpu} {layout} {weights}: holds "
           f"{r['capacity_req_s']:.3g} requests/s at {bounds}{trace} ({how}; analytical estimate "
           f"{r['analytical_req_s']:.3g})")
     return 0
+
+
+def _checkpoint_dtype(model: str) -> str:
+    """The weight dtype a run without --weight-dtype is costed in: the checkpoint's format (`inference.resolve`'s
+    rule for weight_dtype None), bf16 for an unquantized checkpoint."""
+    from ..catalog import model as model_record
+
+    return model_record(model).quant_weight_dtype or "bf16"
 
 
 def _smallest(args: argparse.Namespace, slo: SLO) -> int:

@@ -15,6 +15,7 @@ import pandas as pd
 
 import dse
 
+from ..catalog.carry import CarriesModel
 from ..provenance import TRAINING_DATA, data_digest
 from .model import estimate
 
@@ -24,12 +25,15 @@ DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "cp": 1, "ep": 1, "vp": 1, "zero_s
                             "micro_batch": 1, "precision": "bf16", "sequence_parallel": True, "offload": None}
 
 
-class TrainingObjective:
-    """Callable on a DataFrame of configurations (``@dse.vectorized``); `constraints`: the run fits in memory."""
+class TrainingObjective(CarriesModel):
+    """Callable on a DataFrame of configurations (``@dse.vectorized``); `constraints`: the run fits in memory. A model
+    named by the catalog carries its record into the study's worker processes (`catalog.carry.CarriesModel`: one
+    registered at run time is costed there too)."""
 
     def __init__(self, model: Any, *, seq_len: int, global_batch: int, tokens: float, finetune: str | None = None,
                  defaults: dict[str, Any] | None = None, uneven_pp: bool = False) -> None:
         self.model, self.seq_len, self.global_batch, self.tokens = model, seq_len, global_batch, tokens
+        self.carry_model()
         self.uneven_pp = uneven_pp
         self.finetune = finetune
         self.defaults = {**DEFAULTS, **(defaults or {})}

@@ -166,3 +166,49 @@ def test_quantized_release_ids_with_compound_format_tags(hub_id, base, dtype, sc
     ref = catalog.model(base)
     assert (m.quant_weight_dtype, m.quant_scheme) == (dtype, scheme)
     assert (m.n_layers, m.hidden, m.n_kv_heads) == (ref.n_layers, ref.hidden, ref.n_kv_heads)
+
+
+def test_a_training_study_of_a_registered_model_runs_in_worker_processes(tmp_path):
+    """The training objective (and every other objective naming its model: `catalog.carry.CarriesModel`) carries
+    a model registered at run time into the study's worker processes, as the serving objective does; it kept the
+    name only, and each worker's shipped catalog did not know it."""
+    import pickle
+
+    import dse
+    import spaces
+    from objectives import mix, serving
+    from objectives.catalog.carry import CarriesModel
+    from objectives.llm_serving import LLMServingObjective
+    from objectives.training import training_objective
+    from objectives.training.objective import TrainingObjective
+
+    cat = catalog.default_catalog()
+    m = cat.register_model(catalog.model_from_hf_config({**DENSE, "_name_or_path": "acme/Acme-24B-train"}),
+                           overwrite=True)
+    space = spaces.training(m.name, ["H100"], max_gpus=16, global_batch=64, seq_len=4096, n_gpus=[8, 16],
+                            tp=[1, 2, 4], pp=[1], cp=[1], ep=[1], vp=[1], micro_batches=[1])
+    ev = training_objective(m.name, seq_len=4096, global_batch=64, tokens=1e9)
+    study = dse.create_study("own-train", space=space, objectives={"time_to_train_h": "min"},
+                             storage=f"sqlite:///{tmp_path / 'own.db'}")
+    study.optimize(ev, optimizer="random", n_trials=6, n_jobs=2, batch_size=3, seed=0)
+    t = study.trials
+    assert len(t) == 6 and (t["state"] == "complete").all(), t["error"].dropna().head(1).tolist()
+    assert t["time_to_train_h"].notna().all() and ev.record == m
+    # one helper: every objective that names a model carries it the same way
+    for cls in (TrainingObjective, LLMServingObjective, mix.MixObjective):
+        assert issubclass(cls, CarriesModel)
+    mo = mix.MixObjective(m.name, serving.Workload(rate=1.0, input_len=512, output_len=64, n_requests=50),
+                          serving.SLO(ttft_ms=2000, tpot_ms=100), ["H100"])
+    assert mo.record == m
+    # a record passed as the model itself pickles as it is: nothing to carry
+    assert training_objective(m, seq_len=4096, global_batch=64, tokens=1e9).record is None
+    # in a fresh catalog (a worker's) the unpickled objective registers the record it carries
+    blob = pickle.dumps(ev)
+    catalog.store._default = None
+    try:
+        with pytest.raises(CatalogError):
+            catalog.model(m.name)
+        back = pickle.loads(blob)
+        assert catalog.model(m.name) == m and back.record == m
+    finally:
+        catalog.store._default = cat

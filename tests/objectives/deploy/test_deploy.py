@@ -714,15 +714,52 @@ def test_a_trace_workload_is_deployed_and_benchmarked_at_its_mean_lengths_and_ra
 
 
 def test_pools_of_different_gpu_types_number_their_gpus_on_their_own_nodes():
-    """xPyD with a prefill pool of another GPU type (B200 prefill, GB200 decode): the two pools run on different
-    machines, so each numbers its GPUs from 0 (the GB200 decode worker got CUDA_VISIBLE_DEVICES=4,5,6,7, continuing
+    """xPyD with a prefill pool of another GPU type (B200 prefill, H200 decode): the two pools run on different
+    machines, so each numbers its GPUs from 0 (the decode worker got CUDA_VISIBLE_DEVICES=4,5,6,7, continuing
     the B200 node's numbering), and the multi-node note counts each pool's GPUs."""
-    cfg = {"gpu": "GB200", "tp": 4, "dp": 3, "mode": "disagg", "prefill_replicas": 1, "prefill_gpu": "B200",
+    cfg = {"gpu": "H200", "tp": 4, "dp": 3, "mode": "disagg", "prefill_replicas": 1, "prefill_gpu": "B200",
            "prefill_tp": 4, "weight_dtype": "fp8", "kv_dtype": "fp8", "max_batch_size": 64}
     for engine in deploy.ENGINES:
         d = deploy.commands(cfg, engine=engine, model="Llama-3.1-70B", workload=WORKLOAD)
         assert [s.role for s in d.servers] == ["prefill", "decode", "decode"]
         assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1,2,3", "0,1,2,3", "4,5,6,7"], engine
-        assert any("8 GB200 GPUs" in n and "4 B200 GPUs" in n for n in d.notes), d.notes
-    same = deploy.commands({**cfg, "prefill_gpu": "GB200"}, engine="vllm", model="Llama-3.1-70B", workload=WORKLOAD)
+        assert any("8 H200-SXM-141GB GPUs" in n and "4 B200 GPUs" in n for n in d.notes), d.notes
+    same = deploy.commands({**cfg, "prefill_gpu": "H200"}, engine="vllm", model="Llama-3.1-70B", workload=WORKLOAD)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in same.servers] == ["0,1,2,3", "4,5,6,7", "0,1,2,3"]
+
+
+def test_replicas_on_a_gb200_nvl72_number_their_gpus_within_a_4_gpu_compute_tray():
+    """A GB200 / GB300 NVL72 host (compute tray) has 4 GPUs (systems.toml gpus_per_host, NVIDIA's DGX GB200 user
+    guide), not an HGX server's 8: a TP 4 worker's second replica runs on the next tray's GPUs 0-3 (it got 4-7,
+    devices that tray does not have), and 8 GPUs in all is more than one node."""
+    from objectives import catalog
+
+    assert (catalog.gpus_per_host("GB200"), catalog.gpus_per_host("GB300"), catalog.gpus_per_host("H200")) == (4, 4, 8)
+    assert catalog.system("GB200").sources["gpus_per_host"].startswith("https://docs.nvidia.com/")
+    for gpu in ("GB200", "GB300"):
+        d = deploy.commands({"gpu": gpu, "tp": 4, "dp": 2, "weight_dtype": "fp8"}, engine="vllm",
+                            model="Llama-3.1-70B", workload=WORKLOAD)
+        assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1,2,3", "0,1,2,3"], gpu
+        assert any("more than one 4-GPU node" in n for n in d.notes), d.notes
+        d = deploy.commands({"gpu": gpu, "tp": 2, "dp": 3, "weight_dtype": "fp8"}, engine="sglang",
+                            model="Llama-3.1-70B", workload=WORKLOAD)
+        assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1", "2,3", "0,1"], gpu
+    wide = deploy.commands({"gpu": "GB200", "tp": 8, "weight_dtype": "fp8"}, engine="vllm", model="Llama-3.1-70B",
+                           workload=WORKLOAD)
+    assert any("spans 8 GPUs, more than a 4-GPU node" in n for n in wide.notes), wide.notes
+    # an 8-GPU server still holds two TP 4 replicas
+    d = deploy.commands({"gpu": "H200", "tp": 4, "dp": 2}, engine="vllm", model="Llama-3.1-70B", workload=WORKLOAD)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1,2,3", "4,5,6,7"]
+    # a GPU without a systems entry: the 8-GPU server the catalog assumes for it (DEFAULT_SCALE_UP)
+    assert catalog.gpus_per_host("L40S") == catalog.DEFAULT_SCALE_UP == 8
+
+
+def test_a_configuration_without_weight_dtype_deploys_the_checkpoints_format():
+    """A trial that names no weight_dtype serves the checkpoint as it is (no --quantization flag), so the plan says
+    its format: fp8 for an FP8 checkpoint (it said bf16), bf16 for an unquantized one; a given dtype still wins."""
+    d = deploy.commands({"gpu": "H200", "tp": 4}, engine="vllm", model="nvidia/Llama-3.1-70B-Instruct-FP8")
+    assert (d.config["weight_dtype"], d.config["act_dtype"]) == ("fp8", "fp8")
+    assert deploy.commands({"gpu": "H200"}, engine="vllm", model="Llama-3.1-8B").config["weight_dtype"] == "bf16"
+    d = deploy.commands({"gpu": "H200", "tp": 4, "weight_dtype": "bf16"}, engine="vllm",
+                        model="nvidia/Llama-3.1-70B-Instruct-FP8")
+    assert d.config["weight_dtype"] == "bf16"

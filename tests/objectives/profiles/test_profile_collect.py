@@ -215,3 +215,21 @@ def test_a_shape_that_does_not_run_is_skipped_not_fatal(caplog):
     good = partial(C._attn_fn, 1, 4, 4, 4, 2, 128, "float32", True, "cpu")
     lat = C._measure(timer, good, "ok", "cpu")
     assert lat is not None and lat > 0
+
+
+def test_a_system_no_catalog_gpu_maps_to_is_said_at_the_start_naming_system_and_the_valid_names(tmp_path, caplog):
+    """A CPU's system name (its model-name slug) maps to no catalog GPU, so its tables' profile costs nothing until
+    collected with --system: the collector says so before it measures, naming --system and the valid names."""
+    with caplog.at_level("WARNING", logger="objectives.profiles.collect"):
+        C.collect(tmp_path, device="cpu", quick=True, ops=["comm"])
+    first = caplog.records[0].getMessage()
+    assert "a CPU" in first and "--system" in first and "h200_sxm (H200-SXM-141GB)" in first
+    assert "no comm table" not in first and "no comm table" in caplog.text    # said first, before measuring
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="objectives.profiles.collect"):
+        C.collect(tmp_path, device="cpu", quick=True, ops=["comm"], system="h200_sxm")
+    assert "--system" not in caplog.text
+    # a GPU the catalog has no profile system for (an H100 PCIe) is told the same
+    why = C.unusable_system(C.system_name("NVIDIA H100 PCIe"), "cuda:0", "NVIDIA H100 PCIe")
+    assert why is not None and "'h100_pcie'" in why and "no catalog GPU maps to" in why
+    assert C.unusable_system("b200_sxm", "cuda:0", "NVIDIA B200") is None

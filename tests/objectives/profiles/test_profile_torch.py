@@ -128,3 +128,35 @@ def test_space_keeps_each_engine_on_the_gpus_it_can_be_costed_on():
     assert {("torch", H200), ("torch", "MI300X"), ("vllm", "H100-SXM-80GB")} <= pairs  # MI300X: the roofline
     with pytest.raises(DSEError, match="'torch' has no kernel profile for any gpu of this space .*H200-SXM-141GB"):
         spaces.llm_serving("Llama-3.1-8B", gpus=["H100-SXM-80GB"], engines=["torch"])
+
+
+def test_building_a_root_refuses_to_replace_a_profile_of_another_source_without_force(tmp_path):
+    """`python -m objectives.profiles.build --root DIR` replaced a shipped profile of the same (system, engine,
+    version) without a word: a user's own H200 collection under torch 2.11.0+cu130 would overwrite the shipped
+    H200 torch profile. It refuses, naming the file and --force; the same --source (the project's own rebuild of
+    the shipped torch profile) is a rebuild, and --force replaces."""
+    shipped = next(e for e in json.loads((DATA_DIR / "index.json").read_text())["profiles"] if e["engine"] == "torch")
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(DATA_DIR / shipped["file"], out / shipped["file"])
+    (out / "index.json").write_text(json.dumps({"profiles": [shipped]}))
+    before = (out / shipped["file"]).read_bytes()
+    mine = tmp_path / "mine"                      # the user's collection: the same system, engine and version
+    shutil.copytree(COLLECTED, mine)
+    with pytest.raises(SystemExit, match=r"refusing to replace 1 profile.*h200_sxm__torch__2\.11\.0\+cu130\.npz"
+                                         r".*--force") as e:
+        build.main(["--root", str(mine), "--out", str(out)])
+    assert shipped["source"] in str(e.value)      # what it was built from
+    assert (out / shipped["file"]).read_bytes() == before
+    assert build.replaced(mine, out, shipped["source"], ("torch",)) == []
+    # the project's own rebuild: the shipped raw tables with the shipped --source, byte-identical
+    assert build.main(["--root", str(COLLECTED), "--out", str(out), "--source", shipped["source"]]) == 0
+    assert (out / shipped["file"]).read_bytes() == before
+    # a user's own rebuild of their own profile (same --root, so the same default source) needs no --force
+    other = tmp_path / "other"
+    assert build.main(["--root", str(mine), "--out", str(other)]) == 0
+    assert build.main(["--root", str(mine), "--out", str(other)]) == 0
+    # --force replaces
+    assert build.main(["--root", str(mine), "--out", str(out), "--force"]) == 0
+    idx = json.loads((out / "index.json").read_text())["profiles"]
+    assert [e["source"] for e in idx] == [f"kernel tables under {mine}"]

@@ -475,3 +475,25 @@ def test_bursty_arrivals_and_mixed_prompt_lengths_queue_longer_in_the_analytical
     assert 0.6 < ana["ttft_ms_p99"] / sim["ttft_ms_p99"] < 1.5, (ana["ttft_ms_p99"], sim["ttft_ms_p99"])
     # Poisson arrivals of fixed lengths: the M/D/1 queue (burst factor exactly 1)
     assert serving.ServingModel(MODEL, RATE4).burst == 1.0
+
+
+def test_dse_capacity_costs_a_quantized_checkpoint_in_its_own_format_by_default(capsys):
+    """`dse capacity` without --weight-dtype costs the checkpoint's format (inference.estimate's rule for
+    weight_dtype None): an FP8 checkpoint in fp8, not in bf16 (its default was "bf16")."""
+    from objectives.serving.cli import main
+
+    args = ["nvidia/Llama-3.1-70B-Instruct-FP8", "--gpu", "H200", "--tp", "4", "--ttft-ms", "2000", "--tpot-ms",
+            "200", "--analytical"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    slo = serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99")
+    fp8 = serving.capacity("nvidia/Llama-3.1-70B-Instruct-FP8", "H200", 4, weight_dtype="fp8", slo=slo,
+                           fidelity="analytical")["capacity_req_s"]
+    bf16 = serving.capacity("nvidia/Llama-3.1-70B-Instruct-FP8", "H200", 4, weight_dtype="bf16", slo=slo,
+                            fidelity="analytical")["capacity_req_s"]
+    assert f"{fp8:.3g}" != f"{bf16:.3g}"
+    assert f"tp=4 pp=1 fp8: holds {fp8:.3g} requests/s" in out
+    assert main([*args, "--weight-dtype", "bf16"]) == 0           # the flag still overrides it
+    assert f"tp=4 pp=1 bf16: holds {bf16:.3g} requests/s" in capsys.readouterr().out
+    assert main(["Llama-3.1-8B", "--gpu", "H100", "--tpot-ms", "100", "--analytical"]) == 0   # unquantized: bf16
+    assert "tp=1 pp=1 bf16: holds" in capsys.readouterr().out
