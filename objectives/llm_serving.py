@@ -24,7 +24,11 @@ the experts runs with one anyway; passed to every `inference.estimate` / `max_th
 model and to `serving.simulate`), moe_act_dtype [None: "auto"] ("auto", "bf16" or "mxfp8": the activations MXFP4
 experts such as gpt-oss's compute with in every pool, TensorRT-LLM OVERRIDE_QUANT_ALGO, SGLang
 ``--flashinfer-mxfp4-moe-precision``, vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8; "auto" each engine's default
-kernel; other experts ignore it; `inference.estimate`).
+kernel; other experts ignore it; `inference.estimate`), prefix_caching [True] (True or False: reuse the KV of
+prompt blocks already computed, vLLM ``--enable-prefix-caching``, SGLang's radix cache, TensorRT-LLM's
+``kv_cache_config.enable_block_reuse``; True by default, as every one of these engines defaults it; it changes
+only workloads whose requests carry prompt hash blocks, a Mooncake trace: the analytical model's hit rate is
+`serving.prefix`'s, the simulator's ``Scheduler(prefix_caching=)``; docs/prefix_caching.md).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -32,7 +36,8 @@ throughput_tok_s (whole deployment), requests_per_s (completed), usd_per_mtok (U
 joules_per_tok (J per output token), mem_per_gpu_gib (GiB), batch_size (sequences in flight per decode
 replica), quality (accuracy recovery of the precision format vs bf16, %; ``objectives.accuracy``), fits (1.0
 when the deployment runs), n_gpus, slo_attainment (fraction of requests meeting the SLO's per-request bounds),
-goodput_req_s (requests/s meeting them) and, with ``capacity=True``, capacity_req_s (highest open-loop rate
+goodput_req_s (requests/s meeting them), prefix_hit_rate (share of prompt tokens served from the prefix cache, 0..1;
+0 where caching is off or the workload's requests carry no hash blocks) and, with ``capacity=True``, capacity_req_s (highest open-loop rate
 meeting the SLO, requests/s; computed for the configurations that meet the SLO under the workload, NaN for the
 others). Analytical fidelity: `serving.ServingModel` (objectives/serving/analytical.py).
 Simulated fidelity: one ``serving.simulate`` run per configuration; a workload sent all at once with no
@@ -80,11 +85,12 @@ DEFAULTS: dict[str, Any] = {
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
     "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
+    "prefix_caching": True,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
-           "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus")
+           "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus", "prefix_hit_rate")
 _OPTIONAL = ("act_dtype", "kv_dtype", "moe_act_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
              "prefill_attn_dp")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
@@ -149,6 +155,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             attn_dp=_ints(c["attn_dp"], "attn_dp"), prefill_ep=np.asarray(c["prefill_ep"], dtype=object),
             prefill_attn_dp=np.asarray(c["prefill_attn_dp"], dtype=object),
             eplb=np.asarray(c["eplb"], dtype=object), moe_act_dtype=np.asarray(c["moe_act_dtype"], dtype=object),
+            prefix_caching=np.asarray(c["prefix_caching"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -315,11 +322,11 @@ class LLMServingObjective(CarriesModel):
         if w.concurrency is None and (w.rate is None or math.isinf(w.rate)) and w.trace is None:
             users = max(1, int(round(analytical["batch_size"])) * dp)
             return serving.Workload(concurrency=users, input_len=w.input_len, output_len=w.output_len,
-                                    n_requests=self.n_requests, seed=w.seed)
+                                    n_requests=self.n_requests, seed=w.seed, shared_prefix=w.shared_prefix)
         if w.n_requests is None and w.trace is None:
             return serving.Workload(concurrency=w.concurrency, rate=w.rate, arrival=w.arrival, cv=w.cv,
                                     input_len=w.input_len, output_len=w.output_len, n_requests=self.n_requests,
-                                    seed=w.seed)
+                                    seed=w.seed, shared_prefix=w.shared_prefix)
         return w
 
     def _simulate_one(self, cfg: Mapping[str, Any], analytical: pd.Series) -> dict[str, Any]:
@@ -331,7 +338,8 @@ class LLMServingObjective(CarriesModel):
         # the policy the analytical model models, chunked or not (serving.scheduler.MODELLED_POLICY)
         sched = serving.Scheduler.of_knobs(max_batch_size=int(cfg["max_batch_size"]),
                                            max_num_tokens=int(cfg["max_num_tokens"]),
-                                           chunked_prefill=bool(cfg["chunked_prefill"]), batching=str(cfg["batching"]))
+                                           chunked_prefill=bool(cfg["chunked_prefill"]), batching=str(cfg["batching"]),
+                                           prefix_caching=bool(cfg["prefix_caching"]))
         kw: dict[str, Any] = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"],
                                   kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp * adp),
                                   scheduler=sched, slo=self.slo)
@@ -366,6 +374,8 @@ class LLMServingObjective(CarriesModel):
             "joules_per_tok": float(analytical["joules_per_tok"]) * float(analytical["throughput_tok_s"]) / tput
             if tput > 0 else nan,
             "slo_attainment": float(m["slo_attainment"]), "goodput_req_s": float(m["goodput_req_s"]),
+            # NaN where nothing was looked up (caching off, no hash blocks): no prompt token served from cache
+            "prefix_hit_rate": float(np.nan_to_num(m["prefix_cache_hit_rate"], nan=0.0)),
         })
         return out
 
@@ -468,6 +478,9 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     if "eplb" in defaults and not isinstance(defaults["eplb"], (bool, np.bool_)):
         raise ObjectiveError(f"defaults eplb={defaults['eplb']!r}: must be True or False (an expert-parallel load "
                              f"balancer on or off)")
+    if "prefix_caching" in defaults and not isinstance(defaults["prefix_caching"], (bool, np.bool_)):
+        raise ObjectiveError(f"defaults prefix_caching={defaults['prefix_caching']!r}: must be True or False "
+                             f"(prefix caching on, every engine's default, or off)")
     if defaults.get("moe_act_dtype") is not None:
         from .inference.measured import MOE_ACT_DTYPES
         if defaults["moe_act_dtype"] not in MOE_ACT_DTYPES:

@@ -1,8 +1,8 @@
 """``llm_serving``: the whole deployment space of one LLM, composed from the smaller builders.
 
 Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep], [attn_dp] | weight_dtype, act_dtype, kv_dtype |
-[mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | [eplb] | max_batch_size,
-max_num_tokens, chunked_prefill | [batching] | [engine].
+[mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | [eplb] | [moe_act_dtype] |
+[prefix_caching] | max_batch_size, max_num_tokens, chunked_prefill | [batching] | [engine].
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
 (identical replicas have the same per-GPU and per-user metrics in the analytical model, so by default the
@@ -49,7 +49,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 prefill_tp: Sequence[int] | None = None, attn_dp: Sequence[int] | None = None,
                 prefill_ep: Sequence[int] | None = None,
                 prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None,
-                moe_act_dtypes: Sequence[str] | None = None) -> dse.Space:
+                moe_act_dtypes: Sequence[str] | None = None,
+                prefix_caching: Sequence[bool] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -77,7 +78,13 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     ``("auto", "bf16", "mxfp8")`` (`objectives.inference.measured.MOE_ACT_DTYPES`: "auto" each engine's default
     kernel; the objective's knob ``moe_act_dtype``, and `dse deploy` emits each engine's setting); active only
     where ``weight_dtype`` is fp4 (the MXFP4 checkpoint), and "mxfp8" only on GPUs with an MXFP8 MoE kernel
-    (Blackwell). Values every trial would fail on
+    (Blackwell). ``prefix_caching``: prefix caching as a knob, e.g. ``(False, True)`` (vLLM
+    ``--enable-prefix-caching`` / ``--no-enable-prefix-caching``, SGLang ``--disable-radix-cache``, TensorRT-LLM
+    ``kv_cache_config.enable_block_reuse``; every engine's default is on, and so is the objective's knob
+    ``prefix_caching`` where the space has none); active in every configuration (every prefill rank holds a
+    cache), it changes the predictions only under a workload whose requests carry prompt hash blocks (a Mooncake
+    trace, `serving.prefix`): over a synthetic workload both values give the same trial, so leave it out there.
+    Values every trial would fail on
     are refused here: EP on a dense model, EP above the experts, a prefill EP that no prefill TP x attention DP is
     a multiple of; ``eplb`` on a dense model or with values other than True / False; ``moe_act_dtypes`` on a model
     without MXFP4 experts, in a space without fp4 weights, with an unknown value, or "mxfp8" where no GPU of the
@@ -140,6 +147,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         parts.append(part)
         when["moe_act_dtype"] = cond
         cons.extend(rules)
+    if prefix_caching is not None:
+        parts.append(dse.Space(prefix_caching=dse.Categorical(_knob_values(
+            "prefix_caching", prefix_caching, lambda v: isinstance(v, bool), "True / False, e.g. (False, True) "
+            "(prefix caching off and on)"))))
     policies = [batching] if isinstance(batching, str) else list(dict.fromkeys(batching))
     if policies != ["continuous"] and "disagg" in modes:
         if len(modes) == 1:

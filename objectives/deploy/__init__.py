@@ -109,16 +109,22 @@ def _workload(workload: Any) -> dict[str, Any]:
         return {"input_len": 2048, "output_len": 256, "concurrency": None, "rate": math.inf, "n_requests": None}
     get = (lambda k: workload.get(k)) if isinstance(workload, Mapping) else (lambda k: getattr(workload, k, None))
     unknown = [k for k in workload if k not in ("input_len", "output_len", "concurrency", "rate", "n_requests",
-                                                "arrival", "cv", "seed")] if isinstance(workload, Mapping) else []
+                                                "arrival", "cv", "seed", "shared_prefix")] \
+        if isinstance(workload, Mapping) else []
     if unknown:
-        raise DeployError(f"workload keys {unknown} unknown; valid: input_len, output_len, concurrency, rate, n_requests")
+        raise DeployError(f"workload keys {unknown} unknown; valid: input_len, output_len, concurrency, rate, n_requests, "
+                          f"shared_prefix")
+    shared = get("shared_prefix") or 0
+    if isinstance(shared, bool) or not isinstance(shared, (int, np.integer)) or shared < 0:
+        raise DeployError(f"workload shared_prefix={shared!r}: must be a whole number of tokens >= 0 (the prefix every "
+                          f"prompt starts with)")
     if getattr(workload, "trace", None) is not None:
-        return _trace_workload(workload)
+        return {**_trace_workload(workload), "shared_prefix": int(shared)}
     rate = get("rate")
     return {"input_len": get("input_len") if get("input_len") is not None else 2048,
             "output_len": get("output_len") if get("output_len") is not None else 256,
             "concurrency": get("concurrency"), "rate": math.inf if rate is None and get("concurrency") is None else rate,
-            "n_requests": get("n_requests")}
+            "n_requests": get("n_requests"), "shared_prefix": int(shared)}
 
 
 def _trace_workload(workload: Any) -> dict[str, Any]:
@@ -164,10 +170,16 @@ def _benchmark(p: Plan, engine: str, lists: dict[str, FlagList], workload: Any, 
     key, program = PROGRAMS[engine]["bench"]
     fl = lists[key]
     hf = p.model.hf_id
+    shared = int(w.get("shared_prefix") or 0)      # tokens every prompt starts with (`Workload.shared_prefix`)
     if program == "vllm bench serve":
+        # vLLM's random dataset prepends one random prefix of --random-prefix-len tokens to every prompt, which
+        # then holds that many tokens more than --random-input-len (vllm/benchmarks/datasets.py, RandomDataset)
+        pre = min(shared, max(int(round(i_mean)) - 1, 0))
         argv: list[Any] = ["vllm", "bench", "serve", "--backend", "openai", "--base-url", url,
                            "--endpoint", "/v1/completions", "--model", hf, "--dataset-name", "random",
-                           "--random-input-len", int(round(i_mean)), "--random-output-len", int(round(o_mean))]
+                           "--random-input-len", int(round(i_mean)) - pre, "--random-output-len", int(round(o_mean))]
+        if pre:
+            argv += ["--random-prefix-len", pre]
         if i_hi > i_lo or o_hi > o_lo:   # vLLM draws lengths uniformly in [L (1 - r), L (1 + r)]
             r = max((i_hi - i_lo) / (i_hi + i_lo) if i_hi > i_lo else 0.0, (o_hi - o_lo) / (o_hi + o_lo) if o_hi > o_lo else 0.0)
             argv += ["--random-range-ratio", f"{r:.3g}"]
@@ -178,6 +190,10 @@ def _benchmark(p: Plan, engine: str, lists: dict[str, FlagList], workload: Any, 
                  "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
                  "--save-result", "--result-filename", f"bench-{engine}.json"]
     else:   # SGLang draws lengths uniformly in [L r, L]
+        if shared:
+            notes.append(f"the workload's prompts share their first {shared} tokens: SGLang's random dataset sends "
+                         "none shared (its generated-shared-prefix dataset, --dataset-name generated-shared-prefix, "
+                         "does), so this benchmark measures the radix cache with nothing to reuse")
         i_len, o_len = (i_hi if i_hi > i_lo else i_mean), (o_hi if o_hi > o_lo else o_mean)
         r = min(i_lo / i_hi if i_hi > i_lo else 1.0, o_lo / o_hi if o_hi > o_lo else 1.0)
         argv = ["python", "-m", "sglang.bench_serving", "--backend", "sglang", "--base-url", url, "--model", hf,
@@ -205,10 +221,11 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             max_batch_size (or batch_size / max_num_seqs), max_num_tokens, chunked_prefill, eplb (True: each
             worker with ep > 1 runs its engine's expert-parallel load balancer, :mod:`objectives.deploy.builders`),
             moe_act_dtype ("auto" / None, "bf16", "mxfp8": MXFP4 experts' activations; each worker gets its engine's
-            setting where it differs from the engine's default there);
+            setting where it differs from the engine's default there), prefix_caching (False: each engine's switch
+            that turns its prefix cache off; True, every engine's default, adds nothing);
             ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, agg,
-            256, 8192, chunked, no eplb, auto); a missing weight_dtype the checkpoint's format (fp8 for an FP8
-            checkpoint, bf16 for an unquantized one).
+            256, 8192, chunked, no eplb, auto, prefix caching on); a missing weight_dtype the checkpoint's format
+            (fp8 for an FP8 checkpoint, bf16 for an unquantized one).
         engine: "vllm", "sglang" or "trtllm".
         version: the engine release (default: the GPU's kernel-profile release, see :func:`engine_version`).
         model: catalog name or Hugging Face id (the commands use the catalog's Hugging Face id).

@@ -2,7 +2,7 @@
 
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
-``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
+``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``prefix_caching``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
 ``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
 workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else
 the decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
@@ -13,7 +13,14 @@ without expert parallelism (ep 1) has none to run. ``moe_act_dtype`` ("auto" / N
 activations MXFP4 experts compute with, as the cost model's knob) sets each engine's MXFP4 MoE precision where the
 model's experts are MXFP4 (fp4 weights of an MXFP4 checkpoint: gpt-oss) and the value is not the engine's default
 on the worker's GPU (`objectives.inference.measured.moe_act`); elsewhere it launches nothing ("mxfp8" on a GPU
-without an MXFP4 x MXFP8 MoE kernel is refused).
+without an MXFP4 x MXFP8 MoE kernel is refused). ``prefix_caching`` (as the cost model's knob) is on by default in
+all three engines, so only False launches a flag, the one that turns each engine's prefix cache off (defaults read
+from the engines' sources: vLLM ``CacheConfig.enable_prefix_caching: bool = True``, vllm/config/cache.py @
+002f10e0cfa1373a19a0d2756598a34b700d20e5, the V1 engine of both shipped releases, whose parsers make the flag
+negatable; SGLang ``--disable-radix-cache`` is a store_true switch of python/sglang/srt/server_args.py, so its radix
+cache is on unless given, and a disaggregated decode server runs without one whatever it is told; TensorRT-LLM
+``KvCacheConfig.enable_block_reuse`` defaults to True in tensorrt_llm/llmapi/llm_args.py, its docs'
+examples/kvcacheconfig.md turning it off with ``enable_block_reuse = False``).
 
 How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
 
@@ -34,6 +41,8 @@ moe_act_dtype      env VLLM_USE_FLASHINFER_MOE_     --flashinfer-mxfp4-moe-preci
 (MXFP4 experts,    MXFP4_MXFP8=1 (mxfp8; bf16 is    bf16 (bf16; mxfp8 is its            W4A16_MXFP4 (bf16; mxfp8,
 not the default)   its default)                     Blackwell default)                  W4A8_MXFP4_MXFP8, is its
                                                                                         Blackwell default)
+prefix_caching     --no-enable-prefix-caching       --disable-radix-cache               YAML kv_cache_config
+(False only)                                                                            .enable_block_reuse: false
 max_batch_size     --max-num-seqs                   --max-running-requests (x attn_dp:  --max_batch_size
 (per attn rank)                                     SGLang divides it by --dp-size)
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked, x  --max_num_tokens
@@ -114,7 +123,7 @@ KV: dict[str, dict[str, str | None]] = {
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "weight_dtype": "bf16",
                             "act_dtype": None, "kv_dtype": None, "mode": "agg", "prefill_replicas": None,
                             "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True, "eplb": False,
-                            "moe_act_dtype": None}
+                            "moe_act_dtype": None, "prefix_caching": True}
 ALIASES = {"batch_size": "max_batch_size", "max_num_seqs": "max_batch_size", "tensor_parallel": "tp"}
 
 
@@ -263,6 +272,7 @@ class Plan:
     prefill_attn_dp: int | None = None
     eplb: bool = False            # an expert-parallel load balancer in every worker with ep > 1
     moe_act_dtype: str = "auto"   # MXFP4 experts' activations (inference.measured.MOE_ACT_DTYPES)
+    prefix_caching: bool = True   # the engines' prefix cache (on: every engine's default)
 
     @property
     def gpus_per_replica(self) -> int:
@@ -279,7 +289,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
                                            "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb",
-                                           "moe_act_dtype")}
+                                           "moe_act_dtype", "prefix_caching")}
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
@@ -407,7 +417,7 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
-                moe_act_dtype=str(mad), **pre)
+                moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), **pre)
 
 
 def _mxfp4_experts(m: catalog.Model, weight_dtype: str) -> bool:
@@ -611,12 +621,28 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
                               f"({c.max_len} tokens of input and output)")
         argv += ["--max-model-len", c.max_len]
     argv += ["--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill"]
+    argv += _prefix_cache_args(c)
     argv += _kv_quant_args(c, replica)
     if role in ("prefill", "decode"):
         argv += ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
                                                      separators=(",", ":"))]
     flags, env = _moe_act_setting(c)
     return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
+
+
+def _prefix_cache_args(c: _Ctx) -> list[Any]:
+    """vLLM's / SGLang's switch that turns the prefix cache off where the plan has ``prefix_caching=False`` (on is
+    both engines' default: nothing to add); checked against the engine's flag list."""
+    if c.p.prefix_caching:
+        return []
+    what = "prefix_caching=False"
+    if c.engine == "vllm":
+        fl, program = c.fl("serve")
+        if not fl.flags(program).get("--enable-prefix-caching", {}).get("negatable"):
+            raise DeployError(f"vllm {fl.version} cannot run {what}: its `{program}` has no --no-enable-prefix-caching")
+        return ["--no-enable-prefix-caching"]
+    c.need("serve", "--disable-radix-cache", what)
+    return ["--disable-radix-cache"]
 
 
 def _kv_quant_args(c: _Ctx, replica: int) -> list[Any]:
@@ -654,6 +680,7 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--chunked-prefill-size", p.max_num_tokens * p.attn_dp]
     else:
         argv += ["--chunked-prefill-size", -1, "--max-prefill-tokens", p.max_num_tokens]
+    argv += _prefix_cache_args(c)
     argv += _kv_quant_args(c, replica)
     if role in ("prefill", "decode"):
         c.choice("serve", "--disaggregation-mode", role, "disaggregated serving")
@@ -679,6 +706,8 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
     kvc: dict[str, Any] = {"free_gpu_memory_fraction": 0.9}
     if kv:
         kvc["dtype"] = kv
+    if not p.prefix_caching:                  # block reuse is on by default (KvCacheConfig.enable_block_reuse)
+        kvc["enable_block_reuse"] = False
     opts["kv_cache_config"] = kvc
     y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
     if (r := _balancer(p)) is not None:

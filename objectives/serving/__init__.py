@@ -12,9 +12,11 @@ Vidur readers, shipped samples), scheduler (Scheduler, Pool, SLO, IterationCost)
 engine (the event loop), simulator (simulate, simulate_requests, simulate_costs), metrics, analytical (the
 vectorized analytical serving model that the simulator checks: ServingModel, Deployments), capacity (highest
 request rate meeting an SLO), steady_state (the closed-loop steady state as a view of the analytical model,
-whose closed form is `inference.max_throughput`'s), fidelity (predictions for the calibration rows).
+whose closed form is `inference.max_throughput`'s), fidelity (predictions for the calibration rows), prefix
+(prefix-cache hit rates of a trace's hash blocks at every cache capacity: the analytical model's counterpart of the
+simulator's prefix cache).
 """
-from . import fidelity, traces
+from . import fidelity, prefix, traces
 from .analytical import Deployments, ServingModel
 from .capacity import capacity
 from .metrics import METRIC_KEYS
@@ -26,4 +28,4 @@ from .workload import Dist, Workload, burstgpt_like
 
 __all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Trace", "traces", "Scheduler", "Pool", "SLO", "IterationCost",
            "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "METRIC_KEYS", "fidelity",
-           "ServingModel", "Deployments", "capacity", "SLO_METRICS", "SLO_STATISTICS"]
+           "ServingModel", "Deployments", "capacity", "SLO_METRICS", "SLO_STATISTICS", "prefix"]

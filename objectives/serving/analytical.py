@@ -64,6 +64,13 @@ Workloads and what the model does with them:
   Erlang-C wait for a decode slot (`run_wait` at the decode pool's capacity, fed at most the prefill pool's);
   TPOT = t_decode.
 
+- prefix caching (``prefix_caching``, on by default as in the engines; docs/prefix_caching.md): where the workload's
+  requests carry prompt hash blocks (a Mooncake trace) each prefill rank serves a share of the prompt tokens from
+  its cache (`prefix_hit_rate`: an LRU as large as its KV cache over the trace, `serving.prefix`); a request's
+  prefill computes the mean prompt less its mean cached tokens h, attending to the whole prompt
+  (`cached_prefill_ms`), and the steady state runs at that many prompt tokens a request, the KV staying whole. The
+  disaggregated closed loop (`disagg_closed_loop`) prices whole prompts.
+
 Percentiles the model does not estimate (closed loop, all at once, static and disaggregated decode) equal the mean:
 a screening value that the simulator then checks (``LLMServingObjective.confirm``).
 Cost: usd_per_mtok = GPU-hour price x GPUs / served output tokens (idle GPUs are paid for); joules_per_tok
@@ -88,7 +95,8 @@ from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import max_throughput_times
 from .bisection import bisect
 from .handoff import front_end, handoff_ms, host_ms, kv_read_ms
-from .scheduler import SLO
+from .prefix import PrefixTable, prefix_table
+from .scheduler import MIN_KV_SLOPE, SLO, Scheduler
 from .workload import Dist, Workload
 
 GIB = float(2**30)
@@ -115,7 +123,10 @@ class Deployments:
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
     balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too),
     moe_act_dtype ("auto" | "bf16" | "mxfp8": the activations MXFP4 experts compute with in every pool,
-    `inference.estimate`; default and missing entries "auto", each engine's default kernel).
+    `inference.estimate`; default and missing entries "auto", each engine's default kernel), prefix_caching (bool:
+    reuse the KV of prompt blocks already computed, vLLM ``--enable-prefix-caching``, SGLang's radix cache,
+    TensorRT-LLM's ``kv_cache_config.enable_block_reuse``; default and missing entries True, every engine's
+    default; it changes only workloads whose requests carry prompt hash blocks, `serving.prefix`).
     """
 
     gpu: np.ndarray
@@ -141,12 +152,15 @@ class Deployments:
     prefill_attn_dp: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's attn DP (None: attn_dp)
     eplb: np.ndarray = None  # type: ignore[assignment]             # expert-parallel load balancer (None: False)
     moe_act_dtype: np.ndarray = None  # type: ignore[assignment]    # MXFP4 experts' activations (None: "auto")
+    prefix_caching: np.ndarray = None  # type: ignore[assignment]   # prefix caching (None: True, the engines')
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
         object.__setattr__(self, "eplb", np.zeros(n0, dtype=bool) if self.eplb is None else
                            _bools("eplb", self.eplb))
         object.__setattr__(self, "moe_act_dtype", _moe_acts(self.moe_act_dtype, n0))
+        object.__setattr__(self, "prefix_caching", np.ones(n0, dtype=bool) if self.prefix_caching is None else
+                           _bools("prefix_caching", self.prefix_caching, missing=1))
         if self.prefill_gpu is None:
             object.__setattr__(self, "prefill_gpu", self.gpu.copy())
         if self.prefill_tp is None:
@@ -194,13 +208,15 @@ class Deployments:
            max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
            prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
-           prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None) -> Deployments:
+           prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
+           prefix_caching: Any = True) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
                     max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
                     prefill_gpu=prefill_gpu, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
-                    prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)
+                    prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
+                    prefix_caching=prefix_caching)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -228,12 +244,12 @@ class Deployments:
         return {f.name: getattr(self, f.name)[i] for f in fields(self)}
 
 
-def _bools(name: str, values: Any) -> np.ndarray:
-    """A yes / no knob per deployment (`inference.resolve.flag`; None / NaN entries: missing, False) as a bool
-    array; ValueError naming the knob and the bad value."""
+def _bools(name: str, values: Any, missing: int = 0) -> np.ndarray:
+    """A yes / no knob per deployment (`inference.resolve.flag`; None / NaN entries: missing, ``missing``) as a
+    bool array; ValueError naming the knob and the bad value."""
     from objectives.inference.resolve import flag
     try:
-        return np.asarray(flag(name, np.asarray(values, dtype=object), missing=0), dtype=bool).ravel()
+        return np.asarray(flag(name, np.asarray(values, dtype=object), missing=missing), dtype=bool).ravel()
     except TypeError as exc:
         raise ValueError(str(exc)) from None
 
@@ -263,6 +279,34 @@ def expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:
     return e[inv]
 
 
+def _prepared(kw: Mapping[str, Any], moe_dp: float | None = None) -> Any:
+    """`inference.core.prepare` of the `ServingModel._kw`-style arguments ``kw`` (one replica each), one entry per
+    deployment (a factorized preparation expanded to its rows)."""
+    from ..inference.core import prepare
+    p = prepare(kw["model"], kw["gpu"], kw["tp"], kw["pp"], kw["weight_dtype"], kw["act_dtype"], kw["kv_dtype"], 1,
+                kw["ep"], kw["efficiency"], kw["prices"], engine=kw["engine"], attn_dp=kw["attn_dp"], moe_dp=moe_dp,
+                eplb=kw["eplb"], moe_act_dtype=kw["moe_act_dtype"])
+    return p.take(p.inv) if p is not None and p.inv is not None else p
+
+
+def cached_prefill_ms(kw: Mapping[str, Any], batch: Any, input_len: float, hit: Any,
+                      moe_dp: float | None = None) -> np.ndarray:
+    """Time (ms) of a prefill of ``batch`` prompts of ``input_len`` tokens each, the first ``hit`` tokens of each
+    (one value per deployment) already in the prefix cache: the ``input_len - hit`` new tokens attend to the whole
+    prompt, sum over positions hit + 1 .. input_len = (input_len - hit)(input_len + hit + 1) / 2 query-key pairs a
+    prompt (`inference.estimate`'s prefill of the whole batch at once, priced with those tokens and pairs, as the
+    simulator prices the chunk after a cache hit; ``hit = 0`` gives `estimate`'s ``ttft_ms``). ``kw``: the
+    deployments' `ServingModel._kw`; at least one prompt token is computed."""
+    from ..inference.estimate import replica_time_s
+    p = _prepared(kw, moe_dp)
+    L = float(input_len)
+    h = np.clip(np.asarray(hit, dtype=float), 0.0, max(L - 1.0, 0.0))
+    B = np.asarray(batch, dtype=float)
+    new = L - h
+    return 1e3 * np.asarray(replica_time_s(p, B * new, B * new * (L + h + 1.0) * 0.5, 0.0, 0.0, B, B, prefill=True),
+                            dtype=float)
+
+
 class ServingModel:
     """The analytical serving model of one LLM under one workload (see the module docstring).
 
@@ -285,6 +329,7 @@ class ServingModel:
         self.efficiency = efficiency  # a calibrated profile's factors (None: the shipped fit)
         self.gpu_memory_utilization = gpu_memory_utilization
         self.kv_capacity_tokens = kv_capacity_tokens
+        self._prefix_tables: dict[int, PrefixTable | None] = {}   # per number of caches (`prefix_hit_rate`)
         # mean lengths of the requests the workload sends, in whole tokens (the iteration model counts tokens)
         self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
         # Kingman's G/G/1 factor on the prompts' queue waits: ca^2 + cs^2 (1 for Poisson arrivals of fixed lengths,
@@ -331,27 +376,77 @@ class ServingModel:
         return {**self._kw(d), "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
                 "attn_dp": d.prefill_attn_dp}
 
-    def _at(self, d: Deployments, N: np.ndarray) -> dict[str, np.ndarray]:
+    def _at(self, d: Deployments, N: np.ndarray, isl: Any = None) -> dict[str, np.ndarray]:
         """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
         flight, rounded up to whole sequences: the engine runs whole batches; a lone request decodes at batch 1).
         N of shape (n,), or (n, k): k occupancies per deployment, rows in that order (k > 1: the deployments
         broadcast as a column against N, so the calls of one bisection reuse one preparation of their
-        coefficients, `reusing_prepared`; k = 1 reads as (n,), the cheaper one-dimensional call)."""
+        coefficients, `reusing_prepared`; k = 1 reads as (n,), the cheaper one-dimensional call). ``isl``: the prompt
+        tokens a request prefills, one per deployment (prefix caching: its prompt less the cached tokens); None:
+        the workload's mean prompt."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
+        isl = self.input_len if isl is None else isl
         if np.ndim(N) == 2 and np.shape(N)[1] == 1:
             N = N[:, 0]
         if np.ndim(N) == 2:
             kw = {k: v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
                   for k, v in kw.items()}
             mnt = mnt[:, None]
-        return max_throughput_times(**kw, dp=1, input_len=self.input_len, output_len=self.output_len,
+            isl = isl[:, None] if np.ndim(isl) == 1 else isl
+        return max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
                                     max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), max_num_tokens=mnt,
                                     gpu_memory_utilization=self.gpu_memory_utilization,
                                     kv_capacity_tokens=self.kv_capacity_tokens)
 
     def _quantile_output(self, q: float) -> float:
         return float(np.quantile(self.outputs, q))
+
+    # -- prefix caching ----------------------------------------------------------------------------------------
+    def _prefix_table(self, caches: int) -> PrefixTable | None:
+        """The workload's `PrefixTable` dealt over ``caches`` caches (computed once per count)."""
+        if caches not in self._prefix_tables:
+            self._prefix_tables[caches] = prefix_table(self.workload, caches)
+        return self._prefix_tables[caches]
+
+    def prefix_hit_rate(self, d: Deployments) -> np.ndarray:
+        """Share of prompt tokens each deployment serves from its prefix cache (0..1; `serving.prefix`): 0 where
+        ``prefix_caching`` is off or the workload's requests carry no hash blocks (nothing is known to be shared).
+        The caches are the prefill ranks' (every rank of an aggregated deployment, the prefill pool's of a
+        disaggregated one), each holding as many blocks as its KV cache (the memory model's capacity in context
+        tokens, `inference.max_throughput`'s, in the simulator's blocks: ``Scheduler.kv_block_size`` tokens),
+        the requests dealt round robin over them."""
+        n = len(d)
+        out = np.zeros(n)
+        if n == 0 or not d.prefix_caching.any() or self._prefix_table(1) is None:
+            return out
+        i = np.flatnonzero(d.prefix_caching)
+        sd = d.take(i)
+        dis = sd.mode == "disagg"
+        kw = self._prefill_kw(sd)
+        for key, own in (("gpu", sd.gpu), ("tp", sd.tp), ("ep", sd.ep), ("attn_dp", sd.attn_dp)):
+            kw[key] = np.where(dis, kw[key], own)                 # an aggregated rank caches its own prompts
+        caches = np.where(dis, sd.prefill_replicas * sd.prefill_attn_dp, sd.dp * sd.attn_dp).astype(np.int64)
+        p = _prepared(kw)
+        mnt = sd.max_num_tokens.astype(float)
+        from ..inference import kv_pool
+        from ..inference.estimate import kv_capacity_tokens
+        cap = np.broadcast_to(np.asarray(kv_capacity_tokens(p, mnt, memory_setting=self.gpu_memory_utilization),
+                                         dtype=float), (len(i),))
+        if self.kv_capacity_tokens is not None:                   # it sizes aggregated and decode replicas
+            cap = np.where(dis, cap, np.broadcast_to(np.asarray(self.kv_capacity_tokens, dtype=float), (len(i),)))
+        slope = np.maximum(np.broadcast_to(np.asarray(kv_pool.seq_slope(p.sgl_pool > 0, p.kv_win_share, p.window),
+                                                      dtype=float), (len(i),)), MIN_KV_SLOPE)
+        bs = Scheduler.kv_block_size
+        tab1 = self._prefix_table(1)
+        assert tab1 is not None
+        blocks = np.maximum(np.floor(np.floor(cap / slope) / bs) * bs // tab1.block_tokens, 1.0)
+        for c in np.unique(caches):
+            tab = self._prefix_table(int(c))
+            assert tab is not None
+            m = caches == c
+            out[i[m]] = tab.hit_rate(blocks[m])
+        return out
 
     # -- the model ---------------------------------------------------------------------------------------------
     @reusing_prepared()
@@ -384,9 +479,27 @@ class ServingModel:
         mem = mt["mem_per_gpu_gib"].to_numpy(float).copy()
         fits = mt["fits"].to_numpy(bool).copy()
         n_gpus = mt["n_gpus"].to_numpy(float)
+        # prefix caching: the share of prompt tokens each deployment serves from its cache and the mean tokens a
+        # request's prefill skips (`prefix_hit_rate`; none without hash blocks or with the knob off, and then
+        # nothing below changes). The prompt's KV is whole (memory, the batch in flight, the decodes' context, the
+        # disaggregated handoff); its prefill computes isl_new tokens (`cached_prefill_ms` where a prompt is priced
+        # alone or in a prefill batch, the steady state at isl_new prompt tokens)
+        hit_rate = self.prefix_hit_rate(d)
+        hit = np.minimum(np.round(hit_rate * isl), isl - 1.0)         # whole tokens (the model counts tokens)
+        cached = hit > 0
+        isl_new: Any = isl - hit if cached.any() else isl
+        if cached.any():
+            c = np.flatnonzero(cached)
+            dc = d.take(c)
+            st = max_throughput_times(**self._kw(dc), dp=1, input_len=isl_new[c], output_len=osl,
+                                      max_batch_size=N[c], max_num_tokens=dc.max_num_tokens,
+                                      gpu_memory_utilization=self.gpu_memory_utilization,
+                                      kv_capacity_tokens=self.kv_capacity_tokens)
+            ttft[c], tpot[c] = st["ttft_ms"], st["tpot_ms"]
+            tput[c] = d.dp[c] * adp[c] * N[c] * osl / np.maximum(tpot[c] * osl, 1e-12) * 1e3
         q = {p: (ttft.copy(), tpot.copy()) for p in PERCENTILES}      # percentiles = means unless estimated below
         plain = ~d.chunked_prefill & ~dis
-        k = np.maximum(1.0, np.floor(d.max_num_tokens / isl))
+        k = np.maximum(1.0, np.floor(d.max_num_tokens / isl_new))
         wait_p = np.zeros(n)                                          # prefill-pool queue (disagg, open loop)
         pool_req = (np.full(n, np.nan), np.full(n, np.nan))           # disagg: prefill / decode pool capacity
         pre_reason = np.full(n, "", dtype=object)                     # disagg: why the prefill pool cannot run
@@ -399,6 +512,8 @@ class ServingModel:
             pf = inference.estimate(**pkw, batch_size=ks, input_len=isl, output_len=1,
                                     max_num_tokens=sb.max_num_tokens)
             t_pf = pf["ttft_ms"].to_numpy(float)
+            if cached[sub].any():
+                t_pf = np.where(cached[sub], cached_prefill_ms(pkw, ks, isl, hit[sub]), t_pf)
             dec = inference.estimate(**self._kw(sb), batch_size=N[sub], input_len=isl, output_len=osl,
                                      max_num_tokens=sb.max_num_tokens)
             t_dec = dec["tpot_ms"].to_numpy(float)
@@ -503,6 +618,8 @@ class ServingModel:
                     # what the run builds at the pool's capacity r_pre (its backlog when offered more than that)
                     t_one = inference.estimate(**pkw, batch_size=1, input_len=isl, output_len=1,
                                                max_num_tokens=sd.max_num_tokens)["ttft_ms"].to_numpy(float)
+                    if cached[i].any():
+                        t_one = np.where(cached[i], cached_prefill_ms(pkw, 1.0, isl, hit[i]), t_one)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_p / ks[d_mask]
                     g = self.burst
@@ -524,6 +641,8 @@ class ServingModel:
             ks = np.minimum(k[i], np.maximum(N[i], 1.0))
             t_pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
                                       max_num_tokens=sb.max_num_tokens)["ttft_ms"].to_numpy(float)
+            if cached[i].any():
+                t_pf = np.where(cached[i], cached_prefill_ms(self._kw(sb), ks, isl, hit[i]), t_pf)
             t_n, t_1 = (inference.estimate(**self._kw(sb), batch_size=bs, input_len=isl, output_len=osl,
                                            max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
                         for bs in (N[i], np.ones(len(i))))
@@ -554,7 +673,7 @@ class ServingModel:
             lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
             i = np.flatnonzero(open_agg)
             ranks = d.dp[i] * adp[i]                                  # each attention-DP rank its own share
-            o = self._open_loop(d.take(i), lam[i] / ranks, N[i], tput[i] / ranks / osl, plain[i], tpot[i])
+            o = self._open_loop(d.take(i), lam[i] / ranks, N[i], tput[i] / ranks / osl, plain[i], tpot[i], hit[i])
             N[i], ttft[i], tpot[i] = o["N"], o["ttft"], o["tpot"]
             for p in PERCENTILES:
                 q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
@@ -605,7 +724,7 @@ class ServingModel:
             "tok_s_per_gpu": tput / n_gpus, "tok_s_per_user": 1e3 / tpot, "throughput_tok_s": tput,
             "requests_per_s": served_req, "usd_per_mtok": usd,
             "joules_per_tok": mt["joules_per_tok"].to_numpy(float) * scale, "mem_per_gpu_gib": mem,
-            "batch_size": N, "fits": fits.astype(float), "n_gpus": n_gpus,
+            "batch_size": N, "fits": fits.astype(float), "n_gpus": n_gpus, "prefix_hit_rate": hit_rate,
         })
         # rate matching: what each pool of a disaggregated deployment can serve (requests/s; NaN in agg)
         out["prefill_pool_req_s"], out["decode_pool_req_s"] = pool_req
@@ -622,12 +741,16 @@ class ServingModel:
         return frame
 
     def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
-                   plain: np.ndarray, tpot_sat: np.ndarray) -> dict[str, np.ndarray]:
+                   plain: np.ndarray, tpot_sat: np.ndarray, hit: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Aggregated continuous batching of each replica at ``lam`` requests/s (see the module docstring):
         occupancy, mean and percentile TTFT/TPOT (ms). ``n_max``, ``x_max``, ``tpot_sat``: saturated occupancy,
-        requests/s and TPOT (ms)."""
+        requests/s and TPOT (ms). ``hit``: prompt tokens a request finds in the prefix cache (mean, one per
+        deployment; None or 0: none), which its prefill skips."""
         isl, osl = self.input_len, self.output_len
         n = len(d)
+        hit = np.zeros(n) if hit is None else np.asarray(hit, dtype=float)
+        cached = bool(np.any(hit > 0))
+        isl_new: Any = isl - hit if cached else isl                   # prompt tokens a request prefills
         lam_ms = lam / 1e3
         stable = lam < x_max * 0.999
         # occupancy N in (0.5, n_max]: lam = N / R(N), R = TTFT0 + (O - 1) TPOT(N); bisection on log N (below one
@@ -636,25 +759,27 @@ class ServingModel:
 
         def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
             k = mid.shape[1]
-            m = self._at(d, mid)
+            m = self._at(d, mid, isl_new if cached else None)
             resid = m["ttft_ms"] + max(osl - 1.0, 0.0) * m["tpot_ms"]
             over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
             return ~over.reshape(n, k)
 
         lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
         N = np.where(stable, np.sqrt(lo * hi), n_max)
-        at = self._at(d, N)
+        at = self._at(d, N, isl_new if cached else None)
         tpot = at["tpot_ms"]
         # prefill service: the prompt alone, plus the decode steps its chunks ride on
         one = inference.estimate(**self._kw(d), batch_size=1, input_len=isl, output_len=1,
                                  max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
-        n_it = np.maximum(osl, N * (isl + osl) / d.max_num_tokens)
+        if cached:
+            one = np.where(hit > 0, cached_prefill_ms(self._kw(d), 1.0, isl, hit), one)
+        n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
         t_it = tpot * osl / n_it                                      # mean iteration (ms)
         D = N * (osl - 1.0) / n_it
         budget = np.maximum(d.max_num_tokens - D, 1.0)
-        chunks = np.where(plain, 1.0, np.ceil(isl / budget))
-        dec_step = self._at(d, np.maximum(D, 1e-3))                    # an iteration of D decodes (+ its prompts)
-        t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl + osl) / d.max_num_tokens)
+        chunks = np.where(plain, 1.0, np.ceil(isl_new / budget))
+        dec_step = self._at(d, np.maximum(D, 1e-3), isl_new if cached else None)   # D decodes (+ their prompts)
+        t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl_new + osl) / d.max_num_tokens)
         S = one                                                       # prefill work of one prompt (ms)
         rho = np.minimum(lam_ms * S, 0.999)
         # the prompt's own iteration costs about its prefill (the decodes riding on it add memory traffic that
@@ -688,7 +813,8 @@ class ServingModel:
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, g * S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
                                               burst=g)
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq)["tpot_ms"], at["tpot_ms"])
+            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None)["tpot_ms"],
+                            at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
@@ -936,4 +1062,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
 
 
 __all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "expected_max", "run_wait",
-           "PERCENTILES"]
+           "cached_prefill_ms", "PERCENTILES"]

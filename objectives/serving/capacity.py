@@ -57,9 +57,10 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
     if isinstance(t, Trace) and t.has_arrivals and workload.rate is None and workload.concurrency is None:
         head = t.head(n_requests)
         if math.isfinite(head.rate):           # a trace sent all at once has no rate to scale: Poisson below
-            return Workload(trace=head.to_rate(float(rate)), seed=workload.seed)
+            return Workload(trace=head.to_rate(float(rate)), seed=workload.seed, shared_prefix=workload.shared_prefix)
     return Workload(rate=float(rate), arrival=workload.arrival, cv=workload.cv, input_len=workload.input_len,
-                    output_len=workload.output_len, n_requests=n_requests, seed=workload.seed, trace=t)
+                    output_len=workload.output_len, n_requests=n_requests, seed=workload.seed, trace=t,
+                    shared_prefix=workload.shared_prefix)
 
 
 @reusing_prepared()
@@ -98,7 +99,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                          f"{MODELLED_POLICY!r} (chunked prefill or not), got policy={s.policy!r}; use "
                          f"fidelity='simulated'")
     if w.concurrency is not None:        # closed loop: an open-loop search over Poisson rates of its lengths
-        w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed, trace=w.trace)
+        w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed, trace=w.trace,
+                     shared_prefix=w.shared_prefix)
     from ..inference.resolve import check_ep
     check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests))
@@ -106,7 +108,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
                        batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
-                       attn_dp=attn_dp)
+                       attn_dp=attn_dp, prefix_caching=s.prefix_caching)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}
     if fidelity == "analytical":

@@ -93,13 +93,16 @@ class Scheduler:
       the copy time added to the iteration that evicts or resumes it. A victim still prefilling is always
       recomputed. No new prompt is admitted in an iteration that preempted or while requests are swapped out.
     - ``prefix_caching``: reuse the KV of prompt blocks another request already computed (vLLM automatic
-      prefix caching). Only for workloads whose requests carry hash ids (Mooncake traces): request i's prompt
+      prefix caching, SGLang's radix cache, TensorRT-LLM's KV-cache block reuse; on by default, as in all three
+      engines: `objectives/serving/prefix.py` cites their defaults). Only for workloads whose requests carry hash ids (Mooncake traces): request i's prompt
       starts with the cached blocks of its hash-id list up to the first one not cached (at least one prompt
       token is always computed); those tokens skip prefill. Each prefill replica keeps an LRU cache of
       hash blocks holding as many tokens as its KV cache (``kv_blocks * kv_block_size``); a prompt's blocks
       enter it when its prefill completes (its first block most recent) and a hit refreshes them. The cached
       blocks are not charged against the running requests' KV (an optimistic bound on the hit rate when the
-      cache is full of running work). Metric: ``prefix_cache_hit_rate`` (cached / looked-up prompt tokens).
+      cache is full of running work). Metric: ``prefix_cache_hit_rate`` (cached / looked-up prompt tokens; NaN
+      where nothing was looked up: caching off, or no hash ids). The analytical model's counterpart:
+      `serving.prefix`.
     - ``frontend_ms``: the engine's API server in front of each replica (prefill worker, in disaggregated mode):
       a new request is held this long (ms) and one at a time, first come first served (parsing, tokenization and
       admission in a single front-end process), before the scheduler sees it; its TTFT counts the wait. 0 (default):
@@ -119,7 +122,7 @@ class Scheduler:
     kv_watermark: float = 0.01
     host_link_gbs: float | None = None
     batching: str = "continuous"
-    prefix_caching: bool = False
+    prefix_caching: bool = True
     admission: str = "auto"
     frontend_ms: float = 0.0
 
@@ -144,11 +147,11 @@ class Scheduler:
 
     @classmethod
     def of_knobs(cls, max_batch_size: int = 256, max_num_tokens: int = 8192, chunked_prefill: bool = True,
-                 batching: str = "continuous") -> Scheduler:
+                 batching: str = "continuous", prefix_caching: bool = True) -> Scheduler:
         """The simulator's scheduler for the analytical model's knobs (a study's max_batch_size, max_num_tokens,
-        chunked_prefill, batching): policy `MODELLED_POLICY`, chunked or not."""
+        chunked_prefill, batching, prefix_caching): policy `MODELLED_POLICY`, chunked or not."""
         return cls(max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill,
-                   policy=MODELLED_POLICY, batching=batching)
+                   policy=MODELLED_POLICY, batching=batching, prefix_caching=prefix_caching)
 
     def no_evict(self, cost: IterationCost) -> bool:
         """Whether a replica costed by `cost` admits whole sequences only (``admission``; "auto": its engine)."""

@@ -14,9 +14,9 @@ the model models (``scheduler.MODELLED_POLICY``, "decode_priority"). Not
 modelled, refused with ValueError: ``policy="prefill_first"`` (the closed form has no wave of prompts queueing
 behind each other, its TTFT would be 4-7x low) and ``chunk_size`` below ``max_num_tokens``. The KV cache is
 ``kv_capacity_tokens`` where the scheduler gives it, else the inference memory model's at the engine's
-``gpu_memory_utilization`` (`Scheduler.kv_tokens`, as the simulator sizes it). Ignored (no preemption or
-prefix reuse in a closed-loop fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs,
-prefix_caching.
+``gpu_memory_utilization`` (`Scheduler.kv_tokens`, as the simulator sizes it). ``prefix_caching`` as in the
+analytical model (it matters only for a workload with a ``shared_prefix``). Ignored (no preemption in a closed-loop
+fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs.
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     s = _check(workload, scheduler, dp)
     d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                        kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
-                       chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine)
+                       chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine,
+                       prefix_caching=s.prefix_caching)
     r = ServingModel(model, workload, gpu_memory_utilization=s.gpu_memory_utilization,
                      kv_capacity_tokens=s.kv_capacity_tokens).evaluate(d).iloc[0]
     if r["fits"] != 1.0:

@@ -19,6 +19,10 @@ from .traces import Trace, read_trace
 _DIST_KINDS = ("uniform", "normal", "lognormal")
 _ARRIVALS = ("poisson", "gamma")
 DEFAULT_N_REQUESTS = 2000
+#: Tokens per hash block of a synthetic shared prefix (``Workload.shared_prefix``): vLLM's KV-cache block,
+#: ``CacheConfig.DEFAULT_BLOCK_SIZE = 16`` (vllm/config/cache.py @ 002f10e0cfa1373a19a0d2756598a34b700d20e5), the
+#: granularity of its prefix-cache hits
+SHARED_PREFIX_BLOCK_TOKENS = 16
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")   # dse's own trace layout (serving.traces)
 
 
@@ -155,6 +159,11 @@ class Workload:
       ``Trace.scale_rate`` / ``sample`` / ``head`` / ``window`` replay it faster or in part. Stored as a `Trace`.
     - ``input_len`` / ``output_len``: tokens, fixed or a `Dist`. ``n_requests``: how many (default 2000, or
       the whole trace).
+    - ``shared_prefix``: tokens (counted in each prompt) that every request's prompt starts with, e.g. a system
+      prompt; 0 (default): nothing shared. Requests then carry hash blocks of `SHARED_PREFIX_BLOCK_TOKENS` tokens
+      (the prefix's blocks shared, the rest of each prompt its own), which prefix caching reuses in the simulator
+      and the analytical model (`serving.prefix`). A trace with hash ids states its own shared prefixes (refused
+      with it); a trace without them takes it as for drawn lengths.
     """
 
     concurrency: int | None = None
@@ -165,6 +174,7 @@ class Workload:
     output_len: Length = 256
     n_requests: int | None = None
     seed: int = 0
+    shared_prefix: int = 0
     trace: str | Path | pd.DataFrame | Trace | None = field(default=None, compare=False, repr=False)
     trace_sha256: str = field(default="", init=False)   # identifies the trace in comparisons, hashes and repr
 
@@ -189,6 +199,7 @@ class Workload:
                 raise ValueError(f"Workload {name}={v!r}: must be an integer >= 1 (tokens) or a serving.Dist")
         check_int("Workload", "n_requests", self.n_requests, lo=1, none_ok=True)
         check_int("Workload", "seed", self.seed, lo=0)
+        check_int("Workload", "shared_prefix", self.shared_prefix, lo=0, what="tokens every prompt starts with")
         if self.trace is not None and not isinstance(self.trace, (str, Path, pd.DataFrame, Trace)):
             raise TypeError(f"Workload trace={self.trace!r:.80}: must be a serving.Trace, a trace file path or a "
                             f"pandas DataFrame")
@@ -197,6 +208,9 @@ class Workload:
             if not t.has_arrivals and self.concurrency is None and self.rate is None:
                 raise ValueError(f"Workload trace {t.source} has no arrival times: give rate= (requests/s) or "
                                  f"concurrency= (users)")
+            if self.shared_prefix and t.hash_ids is not None:
+                raise ValueError(f"Workload shared_prefix={self.shared_prefix}: trace {t.source} carries hash ids, "
+                                 f"which state its own shared prefixes; leave shared_prefix=0")
             object.__setattr__(self, "trace", t)
             object.__setattr__(self, "trace_sha256", t.sha256())
 
@@ -270,7 +284,25 @@ class Workload:
             arr = None
         if self.rate is not None:
             arr = arrival_times(n, self.rate, self.arrival, self.cv, np.random.default_rng(s_arr))
+        if self.shared_prefix and hid is None:
+            hid, off = shared_prefix_blocks(inp, self.shared_prefix)
+            bt = SHARED_PREFIX_BLOCK_TOKENS
         return Requests(arr, inp, out, hid, off, bt)
+
+
+def shared_prefix_blocks(input_tokens: np.ndarray, shared: int,
+                         block_tokens: int = SHARED_PREFIX_BLOCK_TOKENS) -> tuple[np.ndarray, np.ndarray]:
+    """Hash blocks (ids, CSR offsets) of prompts of ``input_tokens`` tokens that all start with the same ``shared``
+    tokens: each prompt's ceil(length / block_tokens) blocks, its whole blocks inside the shared prefix numbered
+    0, 1, ... alike in every prompt, every other block an id of its own."""
+    inp = np.asarray(input_tokens, dtype=np.int64)
+    counts = -(-inp // block_tokens)
+    off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    total = int(off[-1])
+    pos = np.arange(total, dtype=np.int64) - np.repeat(off[:-1], counts)      # block index inside its prompt
+    common = np.repeat(np.minimum(inp, shared) // block_tokens, counts)
+    base = shared // block_tokens + 1
+    return np.where(pos < common, pos, base + np.arange(total, dtype=np.int64)), off
 
 
 def _mean_length(v: Length, seed: int) -> float:

@@ -257,8 +257,10 @@ def test_prefix_cache_lru_eviction_and_skipped_prefill():
     df = simulate_costs(cost, workload=w, scheduler=big, per_request=True)
     assert df["ttft_ms"].iloc[2] == pytest.approx(cost.time_ms(1, 1 * (999 + 1), 0, 0))
     assert df["ttft_ms"].iloc[0] == pytest.approx(cost.time_ms(1000, 1000 * 1001 / 2, 0, 0))
-    off = simulate_costs(cost, workload=w, scheduler=Scheduler(kv_capacity_tokens=2100))
-    assert math.isnan(off["prefix_cache_hit_rate"])                      # off by default
+    off = simulate_costs(cost, workload=w, scheduler=Scheduler(kv_capacity_tokens=2100, prefix_caching=False))
+    assert math.isnan(off["prefix_cache_hit_rate"])                      # nothing looked up
+    on = simulate_costs(cost, workload=w, scheduler=Scheduler(kv_capacity_tokens=2100))
+    assert on["prefix_cache_hit_rate"] == mb["prefix_cache_hit_rate"]    # on by default, as in the engines
     # a hit refreshes the blocks: A, C=A hit, B, D=A still cached with room for 4 blocks... and B [3,4] evicted
     # once E [5, 6] arrives (A's blocks were used more recently)
     w2 = _hashed([0, 1, 2, 3, 4, 5], [1000] * 6, [2] * 6, [[1, 2], [3, 4], [1, 2], [5, 6], [1, 2], [3, 4]])
@@ -294,7 +296,7 @@ def test_prefix_caching_on_the_mooncake_sample_cuts_ttft():
     t = traces.load_sample("mooncake_conversation").head(200)
     w = Workload(trace=t.to_rate(0.5))
     on = simulate_costs(Affine(), workload=w, scheduler=Scheduler(prefix_caching=True))
-    off = simulate_costs(Affine(), workload=w, scheduler=Scheduler())
+    off = simulate_costs(Affine(), workload=w, scheduler=Scheduler(prefix_caching=False))
     assert 0.02 < on["prefix_cache_hit_rate"] < 0.2
     assert on["ttft_ms_mean"] < off["ttft_ms_mean"]
     assert on["n_requests"] == off["n_requests"] == 200
