@@ -1008,23 +1008,33 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         nar = np.where(m["parallel_residual"] > 0, L, 2.0 * L - n_ffn_only)  # as ops.layer_costs' n_allreduce
         # the tables price the all-reduce inside one scale-up domain (a group spanning domains: its in-domain stage
         # over the whole message; core adds the scale-out stage, comm.Links.allreduce_out)
-        n_ar = np.minimum(tp, m.get("domain", tp))
-        big = tp > ar.axes[0][-1]
+        domain = m.get("domain", tp)
+        n_ar = np.minimum(tp, domain)
+        own_top = float(ar.axes[0][-1])
+        big = tp > own_top
         nccl = prof.table("comm.nccl_all_reduce") or ar
-        if prof.engine in MNNVL_ALLREDUCE_ENGINES:  # the engine's own all-reduce spans the whole NVLink domain
-            nccl = ar
-        # beyond the ranks NCCL was measured at (GB200's tables stop at one 4-GPU tray) the all-reduce is the
+        # the engine's own all-reduce runs where the whole group sits on the node its table was measured on (IPC
+        # buffers of one node); an MNNVL engine's also across the trays of one NVLink domain. A group beyond them
+        # (two HGX nodes; a GB200 tray-spanning group under vLLM / SGLang) runs NCCL, whose in-domain stage the
+        # NCCL table prices: vLLM's CustomAllreduce "is disabled because this process group spans across nodes",
+        # TensorRT-LLM's AllreduceOp falls back to NCCL without P2P / NVLink between the group's GPUs
+        # (ifFallbackToNCCL, cpp/tensorrt_llm/thop/allreduceOp.cpp)
+        own_ar = ~big | ((prof.engine in MNNVL_ALLREDUCE_ENGINES) & (tp <= domain))
+        # beyond the ranks a table was measured at (GB200's tables stop at one 4-GPU tray) the all-reduce is the
         # largest measured group's, scaled by the ring's traffic per rank 2 (n - 1) / n (NCCL's bus-bandwidth
         # relation); a linear extrapolation over the rank count would grow it without bound
-        n_top = float(nccl.axes[0][-1])
-        ring = np.maximum(n_ar - 1.0, 1.0) / np.maximum(n_ar, 1.0) * n_top / max(n_top - 1.0, 1.0)
-        t_wide = nccl(col(np.minimum(n_ar, n_top)), Mg * col(h)) * col(np.where(n_ar > n_top, ring, 1.0))
-        t_ar = hide(np.where(col(n_ar > ar.axes[0][-1]), t_wide,
-                             ar(col(np.minimum(n_ar, ar.axes[0][-1])), Mg * col(h))))
+        def ring_read(tab: Any) -> tuple[np.ndarray, np.ndarray]:
+            """(ms per all-reduce over `n_ar` ranks of table `tab`, its reach in tokens of a forward)."""
+            top = float(tab.axes[0][-1])
+            ring = np.maximum(n_ar - 1.0, 1.0) / np.maximum(n_ar, 1.0) * top / max(top - 1.0, 1.0)
+            n_in = col(np.minimum(n_ar, top))
+            return (tab(n_in, Mg * col(h)) * col(np.where(n_ar > top, ring, 1.0)),
+                    _m_reach(Mg * col(h), tab.reach(1, np.minimum(n_ar, top))))
+        t_own, r_own = ring_read(ar)
+        t_nccl, r_nccl = ring_read(nccl)
+        t_ar = hide(np.where(col(own_ar), t_own, t_nccl))
         inside &= ~big | (tp <= 1)
-        bound("tok", tp > 1, np.where(n_ar > ar.axes[0][-1],
-                                      _m_reach(Mg * col(h), nccl.reach(1, np.minimum(n_ar, n_top))),
-                                      _m_reach(Mg * col(h), ar.reach(1, np.minimum(n_ar, ar.axes[0][-1])))))
+        bound("tok", tp > 1, np.where(own_ar, r_own, r_nccl))
         tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)
     # LM head (bf16 GEMM over the vocabulary shard)
     hb = prof.table("gemm.bf16") or gt

@@ -970,7 +970,51 @@ def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[st
     return out
 
 
+#: systems whose collected collectives beyond a number of ranks ran on a degraded path of the collection machine,
+#: not on the GPUs' links: {system: the largest rank count whose cells are kept as measured}. aiconfigurator-core's
+#: L40S tables (NCCL 2.27.3 nccl-tests, and vLLM / SGLang / TensorRT-LLM, which fall back to NCCL on more than two
+#: PCIe GPUs) reach 19-20 GB/s of all-reduce bus bandwidth over 2 GPUs (PCIe Gen4 x16, ~25 GB/s per direction) but
+#: 3.7-5.1 GB/s over 4 and 1.5-2.3 GB/s over 8 at every message from 1 M elements up, where the RTX PRO 6000 and Arc
+#: Pro B60 boxes (PCIe, no NVLink either) keep 20-24 GB/s over 8; TensorRT-LLM's published L40S first-token latencies
+#: at TP 4 / 8 (Llama-2-70B, Falcon-180B fp8) are 2.5-8x below what those cells imply and match the catalog's PCIe
+#: link (docs/topology.md, "PCIe boxes")
+DEGRADED_COMM_RANKS: Mapping[str, int] = {"l40s": 2}
+
+
+def ring_from_ranks(t: Table, good: int) -> Table:
+    """Comm table `t` (GPUs, message elements) with its rank rows beyond `good` GPUs re-derived from the `good`-GPU
+    row: each such row keeps its own smallest-message latency and adds the `good` row's time above that latency
+    scaled by the ring's traffic per rank, (n - 1) / n over (good - 1) / good (all-reduce, all-gather,
+    reduce-scatter and all-to-all alike), never above what was measured; those cells count as not measured
+    (`Table.covered`), so a lookup there reports itself extrapolated. `good` must be a measured rank count below
+    the table's largest."""
+    ranks = t.axes[0]
+    if good not in ranks or good >= ranks[-1]:
+        raise ValueError(f"ring_from_ranks: good = {good} must be one of the table's rank counts below its largest "
+                         f"({ranks.tolist()})")
+    ms = np.exp(t.log_ms)
+    g = int(np.searchsorted(ranks, good))
+    base = ms[g] - ms[g, 0]
+    scale = (ranks - 1.0) / ranks / ((good - 1.0) / good)
+    derived = ms[:, :1] + scale[:, None] * base[None, :]
+    beyond = ranks > good
+    out = np.where(beyond[:, None], np.minimum(ms, derived), ms)
+    cov = np.ones(ms.shape, dtype=bool) if t.covered is None else np.asarray(t.covered, dtype=bool).copy()
+    cov[beyond] = False
+    return Table(t.names, t.axes, np.log(out), cov)
+
+
 def comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str, Table]:
+    """The engine's custom all-reduce and NCCL's collectives of `system` by (GPUs, message elements); a
+    `DEGRADED_COMM_RANKS` system's rank rows beyond its healthy ones re-derived (`ring_from_ranks`)."""
+    out = _comm_tables(root, system, engine, version)
+    good = DEGRADED_COMM_RANKS.get(system)
+    if good is not None:
+        out = {k: ring_from_ranks(t, good) for k, t in out.items()}
+    return out
+
+
+def _comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str, Table]:
     out: dict[str, Table] = {}
     vs = versions(root, system, "comm", engine)
     # the engine's custom all-reduce: the newest version not above the profile's, else the oldest newer one
