@@ -11,7 +11,9 @@ and the step that confirms an analytical front in the simulator.
     study.optimize(obj.confirming({"tok_s_per_user": "max", "usd_per_mtok": "min"}), batch_size=len(space.grid()))
 
 Configuration columns read (from the space, else ``defaults``, else the default in brackets): gpu, tp [1],
-pp [1], dp [1], ep [1], weight_dtype [bf16], act_dtype [the inference model's rule], kv_dtype [idem],
+pp [1], dp [1], ep [1], weight_dtype [None: the checkpoint's format, `inference.resolve`'s rule: fp8 for an FP8
+checkpoint, bf16 for an unquantized one; as `inference.estimate`, ``dse capacity`` and ``dse deploy``], act_dtype
+[the inference model's rule], kv_dtype [idem],
 mode [agg], prefill_replicas (disagg), attn_dp [1] (attention data-parallel ranks per replica: a replica runs on
 tp x pp x attn_dp GPUs, ep spreads the experts over its tp x attn_dp GPUs), prefill_gpu, prefill_tp, prefill_ep and
 prefill_attn_dp (disagg: the prefill pool's GPU type, TP, EP and attention DP per worker [gpu, tp, ep, attn_dp];
@@ -81,7 +83,7 @@ FIDELITIES = ("analytical", "simulated")
 
 #: Defaults for configuration columns a space does not have.
 DEFAULTS: dict[str, Any] = {
-    "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": "bf16", "act_dtype": None, "kv_dtype": None,
+    "tp": 1, "pp": 1, "dp": 1, "ep": 1, "weight_dtype": None, "act_dtype": None, "kv_dtype": None,
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
     "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
@@ -91,7 +93,7 @@ DEFAULTS: dict[str, Any] = {
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus", "prefix_hit_rate")
-_OPTIONAL = ("act_dtype", "kv_dtype", "moe_act_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
+_OPTIONAL = ("weight_dtype", "act_dtype", "kv_dtype", "moe_act_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
              "prefill_attn_dp")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {

@@ -54,6 +54,14 @@ longest request    --max-model-len                  --context-length            
 weights            --quantization (QUANT below)     --quantization (QUANT below)        the checkpoint's own quantization
 disagg             --kv-transfer-config (NIXL) +    --disaggregation-mode prefill|decode trtllm-serve disaggregated -c
                    vllm-router --vllm-pd-disagg..   + sglang_router --pd-disaggregation YAML (context/generation servers)
+worker spanning    one command a host:              one command a host: --nnodes        one mpirun over the hosts: mpirun
+hosts (tp x pp x   --distributed-executor-backend   --node-rank --dist-init-addr        -np GPUS -H host:n,...
+attn_dp GPUs more  mp --nnodes --node-rank          HOST:PORT                           trtllm-llmapi-launch trtllm-serve
+than a host's,     --master-addr --master-port,                                         ... --gpus_per_node n
+`_across_hosts`)   --headless past the first; with
+                   attn_dp: --data-parallel-size-
+                   local/-address/-rpc-port,
+                   --data-parallel-start-rank
 =================  ===============================  ==================================  ===================================
 """
 from __future__ import annotations
@@ -138,11 +146,16 @@ class Command:
     program: str
     checked_against: str
     env: Mapping[str, str] = field(default_factory=dict)
+    #: what starts the program on several hosts (TensorRT-LLM's ``mpirun ... trtllm-llmapi-launch``); its words
+    #: precede ``argv`` and are no part of the flag check
+    launcher: tuple[str, ...] = ()
+    #: the host it runs on where a worker spans hosts ("node-0", ...: placeholders for the hosts' addresses), "" else
+    node: str = ""
 
     def shell(self) -> str:
-        """The command as one shell line (environment assignments first)."""
+        """The command as one shell line (environment assignments first, then the launcher)."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        return (env + " " if env else "") + shlex.join(self.argv)
+        return (env + " " if env else "") + shlex.join((*self.launcher, *self.argv))
 
     def __str__(self) -> str:
         return self.shell()
@@ -198,7 +211,7 @@ class Deployment:
         if self.files:
             lines.append("# files the commands read (written beside this script by `-o DIR`)")
         for s in self.servers:
-            lines += [f"# {s.role} worker", s.shell() + " &"]
+            lines += [f"# {s.role} worker" + (f", on host {s.node}" if s.node else ""), s.shell() + " &"]
         if self.router:
             lines += ["# router (clients connect here)", self.router.shell() + " &"]
         if self.benchmark:
@@ -230,7 +243,8 @@ class Deployment:
         meta.write_text(json.dumps({
             "engine": self.engine, "version": self.version, "model": self.model, "hf_id": self.hf_id,
             "config": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.config.items()},
-            "commands": [{"role": c.role, "argv": list(c.argv), "env": dict(c.env), "checked_against": c.checked_against}
+            "commands": [{"role": c.role, "argv": list(c.argv), "env": dict(c.env), "checked_against": c.checked_against,
+                          **({"launcher": list(c.launcher)} if c.launcher else {}), **({"node": c.node} if c.node else {})}
                          for c in self.commands],
             "predicted": self.predicted, "notes": self.notes, "flag_lists": self.flag_lists}, indent=1, default=str))
         out.append(meta)
@@ -470,6 +484,7 @@ class _Ctx:
     base_port: int = 8000
     max_len: int | None = None        # longest request (input + output tokens) of the workload
     offsets: list[int] | None = None  # first GPU (counted over the whole deployment) of each server
+    node_prefix: str = "node-"        # the placeholder names of the hosts a worker spanning hosts runs on
 
     @property
     def gpus_per_node(self) -> int:
@@ -759,6 +774,93 @@ def _trtllm_serve(c: _Ctx, port: int, role: str, replica: int, yaml_name: str) -
     return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
 
 
+def _across_hosts(c: _Ctx, cmd: Command, replica: int) -> list[Command]:
+    """The commands that start worker ``replica`` (``cmd``: its one-host command) on the hosts it spans: itself
+    where its tp x pp x attn_dp GPUs fit one host (`_Ctx.gpus_per_node`), else each engine's multi-node launch over
+    k = GPUs / host size hosts, named ``node-<i>`` (placeholders for their addresses; the first holds rank 0, the
+    HTTP server and the rendezvous). DeployError where the worker does not fill whole hosts or the engine cannot
+    split it so. Flags checked against the release's list; where each engine documents the launch:
+
+    - vLLM, tensor / pipeline parallel over nodes: the multiprocessing executor with ``--nnodes --node-rank
+      --master-addr --master-port`` on every node and ``--headless`` (no API server) past node 0
+      (vllm/config/parallel.py ``ParallelConfig.nnodes`` / ``node_rank`` / ``master_addr``, "multi-node distributed
+      inference when distributed_executor_backend is mp", @ 00193b82b0e2d4faea5d3b4ea4f6c4c2bd9d057a; flags in the
+      0.14.0 and 0.24.0 lists). Attention data parallel: vLLM's data-parallel deployment over nodes, whole DP ranks
+      per node, ``--data-parallel-size-local --data-parallel-address --data-parallel-rpc-port`` and past node 0
+      ``--data-parallel-start-rank --headless`` (docs/serving/data_parallel_deployment.md; ``ParallelConfig
+      .data_parallel_size_local``, ibid.).
+    - SGLang: the same command on every node with ``--nnodes --node-rank --dist-init-addr HOST:PORT``
+      (python/sglang/srt/server_args.py ``nnodes``, ``node_rank``, ``dist_init_addr``; in the 0.5.10 and 0.5.14
+      lists); node 0 serves HTTP.
+    - TensorRT-LLM: one MPI job over the hosts, ``mpirun -np GPUS -H host:slots,... trtllm-llmapi-launch
+      trtllm-serve ...`` (docs/source/commands/trtllm-serve/trtllm-serve.rst, multi-node serving through
+      trtllm-llmapi-launch under mpirun or srun) with ``--gpus_per_node`` (tensorrt_llm/commands/serve.py
+      ``get_llm_args``: its default is the launching node's device_count(), @
+      00209af149e7774406881a37283dce303571eb11, the shipped list's commit); rank 0, on the first host, serves HTTP.
+      The environment reaches every rank through ``-x NAME``.
+    """
+    p = c.p
+    n, per = p.gpus_per_replica, c.gpus_per_node
+    if n <= per:
+        return [cmd]
+    layout = f"tp={p.tp} x pp={p.pp} x attn_dp={p.attn_dp}"
+    if n % per:
+        raise DeployError(f"a {p.gpu.name} worker of {n} GPUs ({layout}) spans {per}-GPU hosts without filling them: "
+                          f"the engines split a worker's ranks evenly over its hosts, so it needs a multiple of {per} "
+                          f"GPUs (catalog.gpus_per_host({p.gpu.name!r}) = {per})")
+    k = n // per
+    offset = c.offsets[replica] if c.offsets else replica * n
+    first = -(-offset // per)                           # the worker starts on a fresh host
+    hosts = [f"{c.node_prefix}{first + r}" for r in range(k)]
+    what = f"a worker of {n} GPUs ({layout}) over {k} {per}-GPU hosts"
+    port = c.base_port + 2000 + replica                 # its rendezvous port on its first host
+    env = {key: v for key, v in cmd.env.items() if key != "CUDA_VISIBLE_DEVICES"}
+    if c.engine == "trtllm":
+        c.need("serve", "--gpus_per_node", what)
+        launcher: list[str] = ["mpirun", "-np", str(n), "-H", ",".join(f"{h}:{per}" for h in hosts)]
+        for key in env:
+            launcher += ["-x", key]
+        return [dataclasses.replace(cmd, argv=(*cmd.argv, "--gpus_per_node", str(per)), env=env,
+                                    launcher=(*launcher, "trtllm-llmapi-launch"), node=hosts[0])]
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(per))
+    out = []
+    for r, host in enumerate(hosts):
+        if c.engine == "sglang":
+            for flag in ("--nnodes", "--node-rank", "--dist-init-addr"):
+                c.need("serve", flag, what)
+            extra: list[Any] = ["--nnodes", k, "--node-rank", r, "--dist-init-addr", f"{hosts[0]}:{port}"]
+        elif p.attn_dp > 1:
+            rank = p.tp * p.pp
+            if per % rank:
+                raise DeployError(f"vllm cannot run {what}: its data-parallel deployment over nodes places whole "
+                                  f"data-parallel ranks on each host, and a data-parallel rank (tp x pp = {rank} GPUs) "
+                                  f"does not fit a {per}-GPU host; use tp x pp dividing {per}, or sglang / trtllm")
+            local = per // rank
+            for flag in ("--data-parallel-size-local", "--data-parallel-address", "--data-parallel-rpc-port",
+                         "--data-parallel-start-rank", "--headless"):
+                c.need("serve", flag, what)
+            extra = ["--data-parallel-size-local", local, "--data-parallel-address", hosts[0],
+                     "--data-parallel-rpc-port", port]
+            if r:
+                extra += ["--data-parallel-start-rank", r * local, "--headless"]
+        else:
+            for flag in ("--nnodes", "--node-rank", "--master-addr", "--master-port", "--headless"):
+                c.need("serve", flag, what)
+            extra = ["--distributed-executor-backend", c.choice("serve", "--distributed-executor-backend", "mp", what),
+                     "--nnodes", k, "--node-rank", r, "--master-addr", hosts[0], "--master-port", port]
+            if r:
+                extra += ["--headless"]
+        argv = list(cmd.argv)
+        if c.engine == "vllm" and p.attn_dp > 1:          # right after --data-parallel-size, as vLLM's docs write it
+            i = argv.index("--data-parallel-size") + 2
+            argv[i:i] = [str(x) for x in extra[:6]]
+            argv += [str(x) for x in extra[6:]]
+        else:
+            argv += [str(x) for x in extra]
+        out.append(dataclasses.replace(cmd, argv=tuple(argv), env=dict(env), node=host))
+    return out
+
+
 def _yaml(d: Mapping[str, Any], indent: int = 0) -> str:
     """A small YAML writer for nested mappings of scalars and lists of scalars (what the engines' configs need)."""
     pad = "  " * indent
@@ -802,7 +904,9 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     types = [p.pool(r).gpu.name for r in roles]
     c.offsets = [sum(n for n, g in zip(sizes[:i], types[:i], strict=True) if g == types[i]) for i in range(len(roles))]
     per_type = {g: sum(n for n, t in zip(sizes, types, strict=True) if t == g) for g in dict.fromkeys(types)}
-    ctx = {r: dataclasses.replace(c, p=p.pool(r)) for r in dict.fromkeys(roles)}
+    # hosts of a worker spanning hosts, named per GPU type where pools run on machines of different types
+    ctx = {r: dataclasses.replace(c, p=p.pool(r), node_prefix=f"{p.pool(r).gpu.name}-node-" if len(per_type) > 1
+                                  else "node-") for r in dict.fromkeys(roles)}
     for r in ctx.values():
         _check_parallel(r)
     if p.eplb and all(r.p.ep == 1 for r in ctx.values()):
@@ -811,19 +915,23 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
         rc = ctx[role]
         if engine == "vllm":
-            servers.append(_vllm_serve(rc, port, role, i))
+            cmd = _vllm_serve(rc, port, role, i)
         elif engine == "sglang":
-            servers.append(_sglang_serve(rc, port, role, i))
+            cmd = _sglang_serve(rc, port, role, i)
         else:
             name = f"{'ctx' if role == 'prefill' else 'gen' if role == 'decode' else 'serve'}_options.yaml"
             if name not in files:
                 files[name] = _yaml(_trtllm_options(rc, role))
-            servers.append(_trtllm_serve(rc, port, role, i, name))
+            cmd = _trtllm_serve(rc, port, role, i, name)
+        servers += _across_hosts(rc, cmd, i)
     wide = [(n, ctx[r].gpus_per_node) for n, r in zip(sizes, roles, strict=True) if n > ctx[r].gpus_per_node]
     if wide:
         n, per_host = max(wide)
-        notes.append(f"one replica spans {n} GPUs, more than a {per_host}-GPU node: start it "
-                     f"with {engine}'s multi-node options (the commands show one node's view)")
+        how = "one mpirun over its hosts (from the first)" if engine == "trtllm" else \
+            "one command on each of its hosts (node rank 0 first)"
+        notes.append(f"a worker of {n} GPUs spans {n // per_host} hosts of {per_host} GPUs: {engine}'s multi-node "
+                     f"launch, {how}; replace node-0, node-1, ... by the hosts' addresses, and {host} in the router's "
+                     f"URLs by each worker's first host")
     elif len(per_type) > 1:
         counts = " and ".join(f"{n} {g} GPUs" for g, n in per_type.items())
         notes.append(f"{counts}: each pool on machines of its own GPU type (each numbers its GPUs from 0); start "

@@ -68,7 +68,9 @@ Workloads and what the model does with them:
   requests carry prompt hash blocks (a Mooncake trace) each prefill rank serves a share of the prompt tokens from
   its cache (`prefix_hit_rate`: an LRU as large as its KV cache over the trace, `serving.prefix`); a request's
   prefill computes the mean prompt less its mean cached tokens h, attending to the whole prompt
-  (`cached_prefill_ms`), and the steady state runs at that many prompt tokens a request, the KV staying whole. The
+  (`cached_prefill_ms`), and the steady state runs at that many prompt tokens a request, the KV staying whole, each
+  iteration also carrying the new tokens' attention over the cached ones and the decodes' reads of the cached
+  context (`cached_context_ms`). The
   disaggregated closed loop (`disagg_closed_loop`) prices whole prompts.
 
 Percentiles the model does not estimate (closed loop, all at once, static and disaggregated decode) equal the mean:
@@ -307,6 +309,34 @@ def cached_prefill_ms(kw: Mapping[str, Any], batch: Any, input_len: float, hit: 
                             dtype=float)
 
 
+def cached_context_ms(kw: Mapping[str, Any], N: Any, input_len: float, output_len: float, hit: Any,
+                      max_num_tokens: Any) -> np.ndarray:
+    """Time (ms) one iteration of `inference.max_throughput`'s steady state at prompts of ``input_len - hit``
+    tokens (the tokens a request prefills, ``hit`` of its ``input_len``-token prompt found in the prefix cache)
+    leaves out: the new tokens attend to the whole prompt, (input_len - hit)(input_len + hit + 1) / 2 query-key
+    pairs a prompt (as `cached_prefill_ms`), not (input_len - hit)(input_len - hit + 1) / 2, and the decodes read
+    the whole context, input_len + output_len / 2 tokens on average, not input_len - hit + output_len / 2. The
+    difference of `inference.estimate`'s replica time over the steady state's mean iteration (its work as
+    `inference.estimate.steady_work` counts it, ``N`` sequences in flight) with and without the cached context;
+    what the simulator's StepModel adds for that work. ``kw``: the deployments' `ServingModel._kw`, one entry per
+    deployment (n); ``N`` of shape (n,) or (n, k); ``hit`` and ``max_num_tokens`` one per deployment, or columns
+    (n, 1) with N of shape (n, k); 0 where nothing is cached."""
+    from ..inference.estimate import replica_time_s
+    p = _prepared(kw)
+    L, osl = float(input_len), float(output_len)
+    N = np.asarray(N, dtype=float)
+    h = np.broadcast_to(np.asarray(hit, dtype=float), N.shape)
+    mnt = np.broadcast_to(np.asarray(max_num_tokens, dtype=float), N.shape)
+    new = L - h
+    n_it = np.maximum(osl, N * (new + osl) / mnt)
+    T, D = N * new / n_it, N * (osl - 1.0) / n_it
+    S = D + N / n_it
+    work = [(T * (L + h + 1.0) * 0.5, D * (L + 0.5 * osl)), (T * (new + 1.0) * 0.5, D * (new + 0.5 * osl))]
+    # deployments along the last axis, as the prepared coefficients (one per deployment) broadcast
+    t = [np.asarray(replica_time_s(p, T.T, A.T, D.T, K.T, S.T, N.T), dtype=float).T for A, K in work]
+    return 1e3 * np.where(h > 0, t[0] - t[1], 0.0)
+
+
 class ServingModel:
     """The analytical serving model of one LLM under one workload (see the module docstring).
 
@@ -386,6 +416,8 @@ class ServingModel:
         the workload's mean prompt."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
+        kw1 = kw
+        cached = isl is not None
         isl = self.input_len if isl is None else isl
         if np.ndim(N) == 2 and np.shape(N)[1] == 1:
             N = N[:, 0]
@@ -394,10 +426,22 @@ class ServingModel:
                   for k, v in kw.items()}
             mnt = mnt[:, None]
             isl = isl[:, None] if np.ndim(isl) == 1 else isl
-        return max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
-                                    max_batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), max_num_tokens=mnt,
-                                    gpu_memory_utilization=self.gpu_memory_utilization,
-                                    kv_capacity_tokens=self.kv_capacity_tokens)
+        nb = np.maximum(np.ceil(N - 1e-9), 1.0)
+        out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
+                                   max_batch_size=nb, max_num_tokens=mnt,
+                                   gpu_memory_utilization=self.gpu_memory_utilization,
+                                   kv_capacity_tokens=self.kv_capacity_tokens)
+        if cached:
+            # prompts of isl tokens, the rest of the workload's mean prompt in the prefix cache: every iteration
+            # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
+            osl = self.output_len
+            extra = cached_context_ms(kw1, nb, self.input_len, osl, self.input_len - isl, mnt)
+            tpot, ttft = (np.asarray(out[k], dtype=float).reshape(np.shape(nb)) for k in ("tpot_ms", "ttft_ms"))
+            n_it = np.maximum(osl, nb * (isl + osl) / mnt)
+            t_it = tpot * osl / n_it
+            out = {"tpot_ms": (tpot + extra * n_it / osl).reshape(np.shape(out["tpot_ms"])),
+                   "ttft_ms": (ttft * (1.0 + extra / np.maximum(t_it, 1e-12))).reshape(np.shape(out["ttft_ms"]))}
+        return out
 
     def _quantile_output(self, q: float) -> float:
         return float(np.quantile(self.outputs, q))
@@ -490,11 +534,7 @@ class ServingModel:
         isl_new: Any = isl - hit if cached.any() else isl
         if cached.any():
             c = np.flatnonzero(cached)
-            dc = d.take(c)
-            st = max_throughput_times(**self._kw(dc), dp=1, input_len=isl_new[c], output_len=osl,
-                                      max_batch_size=N[c], max_num_tokens=dc.max_num_tokens,
-                                      gpu_memory_utilization=self.gpu_memory_utilization,
-                                      kv_capacity_tokens=self.kv_capacity_tokens)
+            st = self._at(d.take(c), N[c], isl_new[c])     # the cached context priced too (`cached_context_ms`)
             ttft[c], tpot[c] = st["ttft_ms"], st["tpot_ms"]
             tput[c] = d.dp[c] * adp[c] * N[c] * osl / np.maximum(tpot[c] * osl, 1e-12) * 1e3
         q = {p: (ttft.copy(), tpot.copy()) for p in PERCENTILES}      # percentiles = means unless estimated below
@@ -1062,4 +1102,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
 
 
 __all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "expected_max", "run_wait",
-           "cached_prefill_ms", "PERCENTILES"]
+           "cached_prefill_ms", "cached_context_ms", "PERCENTILES"]

@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", default=None, help="a request trace (any layout serving.read_trace knows: Azure "
                    "2023/2024, Mooncake JSONL, BurstGPT, Vidur, dse): its lengths, and its arrivals replayed at each "
                    "rate searched (instead of --input-len / --output-len / --arrival)")
+    p.add_argument("--shared-prefix", type=int, default=0, help="tokens (counted in --input-len) that every prompt "
+                   "starts with, e.g. a system prompt: served from the prefix cache after the first request "
+                   "(serving.Workload shared_prefix; not with a --trace that carries its own hash blocks)")
+    p.add_argument("--no-prefix-caching", action="store_true", help="turn the prefix cache off (vLLM "
+                   "--no-enable-prefix-caching, SGLang --disable-radix-cache, TensorRT-LLM enable_block_reuse: "
+                   "false); on by default, as every engine defaults it (serving.Scheduler prefix_caching)")
     p.add_argument("--n-requests", type=int, default=1000, help="requests per simulated rate")
     p.add_argument("--analytical", action="store_true", help="the analytical estimate only (no simulation)")
     p.add_argument("--target-rate", type=float, default=None,
@@ -76,13 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .capacity import MIN_RATE, capacity
 
         if args.trace is not None:       # the trace's own arrivals, replayed at each rate (serving.capacity)
-            w = Workload(trace=args.trace)
+            w = Workload(trace=args.trace, shared_prefix=args.shared_prefix)
             trace = f" on {w.trace!r}"
         else:
             w = Workload(rate=1.0, arrival=args.arrival, cv=args.cv, input_len=args.input_len,
-                         output_len=args.output_len, n_requests=args.n_requests)
+                         output_len=args.output_len, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
             trace = ""
-        s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens)
+        trace += _prefix_words(args)
+        s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens,
+                      prefix_caching=not args.no_prefix_caching)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
                      attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
@@ -108,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _prefix_words(args: argparse.Namespace) -> str:
+    """What the printed line says of the prefix cache: the shared prefix given, the cache turned off."""
+    words = f" with a {args.shared_prefix}-token shared prefix" if args.shared_prefix else ""
+    return words + (" (prefix caching off)" if args.no_prefix_caching else "")
+
+
 def _checkpoint_dtype(model: str) -> str:
     """The weight dtype a run without --weight-dtype is costed in: the checkpoint's format (`inference.resolve`'s
     rule for weight_dtype None), bf16 for an unquantized checkpoint."""
@@ -129,17 +143,19 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus,
                                input_len=args.input_len if args.trace is None else None)
     if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
-        w = Workload(trace=args.trace, n_requests=args.n_requests)
+        w = Workload(trace=args.trace, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
     else:
         w = Workload(rate=float(args.target_rate), arrival=args.arrival, cv=args.cv, input_len=args.input_len,
-                     output_len=args.output_len, n_requests=args.n_requests)
-    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests)
+                     output_len=args.output_len, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
+    # the knob for every configuration of the space (which has no prefix_caching column): on is the default
+    defaults = {"prefix_caching": False} if args.no_prefix_caching else {}
+    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests, defaults=defaults)
     row = smallest_deployment(space, obj, float(args.target_rate))
     keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "ep", "engine", "weight_dtype", "act_dtype", "kv_dtype",
                         "max_batch_size", "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok",
                         "slo_attainment", "source")
             if k in row.index and k != "fits"]
-    print(f"smallest deployment holding {args.target_rate:g} requests/s (simulated):")
+    print(f"smallest deployment holding {args.target_rate:g} requests/s{_prefix_words(args)} (simulated):")
     print(row[keys].to_string())
     return 0
 

@@ -289,3 +289,26 @@ def test_a_bad_eplb_value_is_refused_by_name():
         objectives.llm_serving_objective(MOE, defaults={"eplb": "on"})
     with pytest.raises(ValueError, match=r"eplb must be True or False .*got 'yes'"):
         serving.Deployments.of(gpu="H200", tp=8, eplb="yes")
+
+
+def test_a_space_without_weight_dtype_costs_the_checkpoints_format():
+    """A hand-built space with no weight_dtype column costs the checkpoint as it is (None: `inference.resolve`'s
+    rule, as `inference.estimate`, `dse capacity` and `dse deploy` do): an FP8 checkpoint in fp8 (it was costed in
+    bf16, twice its weights), at both fidelities; an explicit column and defaults= still win."""
+    fp8 = "Llama-3.1-70B-FP8"
+    w = {"concurrency": 16, "input_len": 1024, "output_len": 32, "n_requests": 32}
+    base = {"gpu": "H200", "tp": 4, "max_batch_size": 16}
+    for fidelity in ("analytical", "simulated"):
+        o = objectives.llm_serving_objective(fp8, workload=w, fidelity=fidelity, n_requests=32)
+        out = o(pd.DataFrame([base, {**base, "weight_dtype": "fp8"}, {**base, "weight_dtype": "bf16"}]))
+        assert (out["fits"] == 1).all()
+        cols = ["ttft_ms", "tpot_ms", "mem_per_gpu_gib"]
+        np.testing.assert_array_equal(out[cols].iloc[0].to_numpy(), out[cols].iloc[1].to_numpy())
+        assert out["mem_per_gpu_gib"].iloc[2] > out["mem_per_gpu_gib"].iloc[0] + 10, fidelity
+    # the unquantized checkpoint: bf16, as before
+    plain = objectives.llm_serving_objective(MODEL, workload=w)(pd.DataFrame([base, {**base, "weight_dtype": "bf16"}]))
+    np.testing.assert_array_equal(plain["tpot_ms"].iloc[0], plain["tpot_ms"].iloc[1])
+    # defaults= names a dtype for the missing column
+    o = objectives.llm_serving_objective(fp8, workload=w, defaults={"weight_dtype": "bf16"})
+    both = o(pd.DataFrame([base, {**base, "weight_dtype": "bf16"}]))
+    np.testing.assert_array_equal(both["tpot_ms"].iloc[0], both["tpot_ms"].iloc[1])

@@ -41,6 +41,7 @@ def _independent_check(cmd: deploy.Command) -> list[str]:
     tokens = shlex.split(cmd.shell())
     while tokens and "=" in tokens[0] and not tokens[0].startswith("-"):
         tokens.pop(0)   # environment assignments
+    tokens = tokens[len(cmd.launcher):]   # a launcher (mpirun ... trtllm-llmapi-launch) is no part of the program
     words = cmd.program.split()
     assert tokens[:len(words)] == words, (tokens[:len(words)], words)
     engine, version = cmd.checked_against.split(" ", 1)
@@ -746,7 +747,7 @@ def test_replicas_on_a_gb200_nvl72_number_their_gpus_within_a_4_gpu_compute_tray
         assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1", "2,3", "0,1"], gpu
     wide = deploy.commands({"gpu": "GB200", "tp": 8, "weight_dtype": "fp8"}, engine="vllm", model="Llama-3.1-70B",
                            workload=WORKLOAD)
-    assert any("spans 8 GPUs, more than a 4-GPU node" in n for n in wide.notes), wide.notes
+    assert any("a worker of 8 GPUs spans 2 hosts of 4 GPUs" in n for n in wide.notes), wide.notes
     # an 8-GPU server still holds two TP 4 replicas
     d = deploy.commands({"gpu": "H200", "tp": 4, "dp": 2}, engine="vllm", model="Llama-3.1-70B", workload=WORKLOAD)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in d.servers] == ["0,1,2,3", "4,5,6,7"]
@@ -763,3 +764,70 @@ def test_a_configuration_without_weight_dtype_deploys_the_checkpoints_format():
     d = deploy.commands({"gpu": "H200", "tp": 4, "weight_dtype": "bf16"}, engine="vllm",
                         model="nvidia/Llama-3.1-70B-Instruct-FP8")
     assert d.config["weight_dtype"] == "bf16"
+
+
+def test_a_worker_spanning_hosts_gets_each_engines_multi_node_launch():
+    """A worker larger than one host (TP 8 over two 4-GPU GB200 compute trays, TP 16 over two 8-GPU HGX servers):
+    vLLM and SGLang one command per host with their multi-node flags (vLLM --nnodes / --node-rank / --master-addr
+    with the mp executor, --headless past node 0; SGLang --nnodes / --node-rank / --dist-init-addr), TensorRT-LLM
+    one mpirun over the hosts through trtllm-llmapi-launch with --gpus_per_node; every flag in the release's list.
+    It emitted one host's view (CUDA_VISIBLE_DEVICES=0..7 on a 4-GPU tray) and a note to add the options by hand."""
+    for gpu, tp, per in (("GB200", 8, 4), ("H200", 16, 8)):
+        cfg = {"gpu": gpu, "tp": tp, "weight_dtype": "fp8", "kv_dtype": "fp8", "max_batch_size": 64}
+        devices = ",".join(str(i) for i in range(per))
+        v = deploy.commands(cfg, engine="vllm", model=LLAMA, workload=WORKLOAD)
+        assert [s.node for s in v.servers] == ["node-0", "node-1"]
+        for r, s in enumerate(v.servers):
+            w = _words(s)
+            assert f"--tensor-parallel-size {tp}" in w and "--distributed-executor-backend mp" in w
+            assert f"--nnodes 2 --node-rank {r} --master-addr node-0 --master-port " in w, w
+            assert ("--headless" in s.argv) == (r > 0)
+            assert s.env["CUDA_VISIBLE_DEVICES"] == devices and _independent_check(s) == []
+        g = deploy.commands(cfg, engine="sglang", model=LLAMA, workload=WORKLOAD)
+        assert [s.node for s in g.servers] == ["node-0", "node-1"]
+        port = g.servers[0].argv[g.servers[0].argv.index("--dist-init-addr") + 1]
+        for r, s in enumerate(g.servers):
+            assert f"--tp-size {tp}" in _words(s) and f"--nnodes 2 --node-rank {r} --dist-init-addr {port}" in _words(s)
+            assert port.startswith("node-0:") and s.env["CUDA_VISIBLE_DEVICES"] == devices
+        t = deploy.commands(cfg, engine="trtllm", model=LLAMA, workload=WORKLOAD)
+        assert len(t.servers) == 1
+        s = t.servers[0]
+        assert s.shell().startswith(f"mpirun -np {tp} -H node-0:{per},node-1:{per} trtllm-llmapi-launch trtllm-serve ")
+        assert f"--gpus_per_node {per}" in _words(s) and "CUDA_VISIBLE_DEVICES" not in s.env
+        assert _independent_check(s) == []
+        for d in (v, g, t):
+            assert d.check() == {} and not any("one node's view" in n for n in d.notes), d.notes
+            assert any("spans 2 hosts" in n for n in d.notes), d.notes
+    # two such replicas: each on hosts of its own
+    two = deploy.commands({"gpu": "GB200", "tp": 8, "dp": 2, "weight_dtype": "fp8"}, engine="sglang", model=LLAMA,
+                          workload=WORKLOAD)
+    assert [s.node for s in two.servers] == ["node-0", "node-1", "node-2", "node-3"]
+    assert "node-2:" in _words(two.servers[2]) and "--node-rank 0" in _words(two.servers[2])
+
+
+def test_attention_data_parallel_ranks_spread_over_hosts_in_vllms_spelling():
+    """vLLM's attention DP over two GB200 trays (tp 1 x attn_dp 8, wide EP): its data-parallel deployment across
+    nodes, --data-parallel-size-local ranks on each host, --data-parallel-start-rank and --headless past the first;
+    SGLang and TensorRT-LLM span the same hosts as for TP. A DP rank larger than a host is refused by name."""
+    cfg = {"gpu": "GB200", "tp": 1, "attn_dp": 8, "ep": 8, "weight_dtype": "fp8", "max_batch_size": 64}
+    v = deploy.commands(cfg, engine="vllm", model=QWEN, workload=WORKLOAD)
+    assert len(v.servers) == 2
+    for r, s in enumerate(v.servers):
+        w = _words(s)
+        assert "--data-parallel-size 8 --data-parallel-size-local 4 --data-parallel-address node-0" in w, w
+        assert ("--headless" in s.argv) == (r > 0) and ("--data-parallel-start-rank 4" in w) == (r > 0)
+        assert "--nnodes" not in s.argv
+    g = deploy.commands(cfg, engine="sglang", model=QWEN, workload=WORKLOAD)
+    assert len(g.servers) == 2 and all("--nnodes 2" in _words(s) for s in g.servers)
+    t = deploy.commands(cfg, engine="trtllm", model=QWEN, workload=WORKLOAD)
+    assert t.servers[0].launcher[:5] == ("mpirun", "-np", "8", "-H", "node-0:4,node-1:4")
+    with pytest.raises(DeployError, match=r"data-parallel rank .*8 GPUs.*4-GPU host"):
+        deploy.commands({**cfg, "tp": 8, "attn_dp": 2, "ep": 16}, engine="vllm", model=QWEN, workload=WORKLOAD)
+
+
+def test_a_worker_that_does_not_fill_whole_hosts_is_refused():
+    """A worker spanning hosts must fill each (the engines split its ranks evenly over the nodes): 6 GPUs over
+    4-GPU trays is refused naming the host size."""
+    with pytest.raises(DeployError, match=r"6 GPUs .* 4-GPU hosts"):
+        deploy.commands({"gpu": "GB200", "tp": 2, "pp": 3, "weight_dtype": "fp8"}, engine="vllm", model=LLAMA,
+                        workload=WORKLOAD)

@@ -246,3 +246,99 @@ def test_deploy_benchmark_sends_the_shared_prefix():
     with pytest.raises(DeployError, match="shared_prefix=-5"):
         deploy.commands({"gpu": "H100"}, engine="vllm", model="Llama-3.1-8B",
                         workload={"rate": 2.0, "shared_prefix": -5})
+
+
+# ---- the CLI: `dse capacity` reaches the knob and the workload's shared prefix --------------------------------
+
+def test_dse_capacity_takes_a_shared_prefix_and_turns_prefix_caching_off(capsys, monkeypatch):
+    """`dse capacity --shared-prefix N` (every prompt starts with the same N tokens: `Workload.shared_prefix`) and
+    `--no-prefix-caching` (`Scheduler.prefix_caching`, the engines' switch off) reach the capacity search, as
+    `serving.capacity` computes it with those arguments; the smallest-deployment search hands the knob to the
+    objective (defaults= prefix_caching) and the shared prefix to its workload."""
+    import sys
+
+    from objectives.serving import SLO, capacity
+    from objectives.serving.cli import main
+
+    capacity_module = sys.modules["objectives.serving.capacity"]   # the package's name `capacity` is the function
+
+    args = ["Llama-3.1-8B", "--gpu", "H100", "--weight-dtype", "fp8", "--ttft-ms", "300", "--tpot-ms", "100",
+            "--input-len", "4096", "--output-len", "64", "--analytical"]
+    slo = SLO(ttft_ms=300, tpot_ms=100, percentile="p99")
+
+    def want(shared: int, caching: bool) -> float:
+        w = Workload(rate=1.0, input_len=4096, output_len=64, n_requests=1000, shared_prefix=shared)
+        return capacity("Llama-3.1-8B", "H100", weight_dtype="fp8", slo=slo, workload=w, fidelity="analytical",
+                        scheduler=Scheduler(prefix_caching=caching))["capacity_req_s"]
+
+    got = {}
+    for extra, key in (([], (0, True)), (["--shared-prefix", "3072"], (3072, True)),
+                       (["--shared-prefix", "3072", "--no-prefix-caching"], (3072, False))):
+        assert main([*args, *extra]) == 0
+        out = capsys.readouterr().out
+        got[key] = want(*key)
+        assert f"holds {got[key]:.3g} requests/s" in out, (extra, out)
+    # the shared prefix raises the capacity only with the cache on
+    assert got[(3072, True)] > 1.2 * got[(0, True)]
+    assert f"{got[(3072, False)]:.3g}" == f"{got[(0, True)]:.3g}"
+    assert main([*args, "--shared-prefix", "-5"]) == 2
+    assert "shared_prefix=-5" in capsys.readouterr().err
+
+    seen = {}
+
+    def fake_smallest(space, obj, rate):
+        seen.update(defaults=dict(obj.defaults), shared=obj.workload.shared_prefix)
+        import pandas as pd
+        return pd.Series({"gpu": "H100", "n_gpus": 1})
+
+    monkeypatch.setattr(capacity_module, "smallest_deployment", fake_smallest)
+    assert main(["Llama-3.1-8B", "--target-rate", "4", "--gpus", "H100", "--max-gpus", "1", "--ttft-ms", "500",
+                 "--shared-prefix", "1024", "--no-prefix-caching"]) == 0
+    assert seen == {"defaults": {"prefix_caching": False}, "shared": 1024}
+
+
+# ---- the steady state of cached prompts: the new tokens attend to the whole prompt, the decodes read it all -----
+
+@pytest.mark.parametrize("engine", ["roofline", None])
+def test_the_steady_state_of_cached_prompts_prices_the_whole_context(engine):
+    """The steady state of requests whose prompts are 3/4 cached ran at a prompt of only its new tokens: their
+    attention over the cached tokens and the decodes' reads of the cached KV went uncounted (iteration 16.0 ms,
+    where the simulator's StepModel prices the same iteration's work at 27.2 ms: Llama-3.1-8B fp8 on an H100, 64
+    users, 8,192-token prompts sharing 6,144). Each iteration of the steady state now carries that work: on the
+    closed form (roofline) it is StepModel's iteration on the same chunk; on a measured profile (whose steady state
+    splits prefill and decode iterations) it adds what StepModel adds; an uncached deployment is unchanged."""
+    L, osl, mnt = 8192, 256, 8192
+    w = Workload(concurrency=64, input_len=L, output_len=osl, n_requests=400, shared_prefix=6144)
+    d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", engine=engine, max_num_tokens=mnt,
+                       prefix_caching=[False, True])
+    m = ServingModel("Llama-3.1-8B", w).evaluate(d)
+    sm = inference.StepModel("Llama-3.1-8B", "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", engine=engine)
+
+    def iteration(i, hit, whole):
+        """(the model's mean iteration, StepModel's on the same work: whole context or only the new tokens)"""
+        N, new = m["batch_size"].iloc[i], L - hit
+        n_it = max(osl, N * (new + osl) / mnt)
+        T, D = N * new / n_it, N * (osl - 1) / n_it
+        ctx = L if whole else new
+        return m["tpot_ms"].iloc[i] * osl / n_it, sm.time_ms(T, T * (ctx + hit * whole + 1) / 2, D, D * (ctx + osl / 2))
+
+    hit = min(round(m["prefix_hit_rate"].iloc[1] * L), L - 1)
+    assert hit > 6000
+    got, step = iteration(1, hit, True)
+    got0, step0 = iteration(0, 0, True)
+    _, step_new = iteration(1, hit, False)
+    if engine == "roofline":
+        assert got == pytest.approx(step, rel=2e-3)
+        assert got0 == pytest.approx(step0, rel=2e-3)
+    else:   # the measured profile's split iterations: what StepModel adds for the cached context, added
+        N, new = m["batch_size"].iloc[1], L - hit
+        short = inference.max_throughput("Llama-3.1-8B", "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8",
+                                         input_len=new, output_len=osl, max_batch_size=N, max_num_tokens=mnt)
+        as_new = short["tpot_ms"].iloc[0] * osl / max(osl, N * (new + osl) / mnt)
+        assert step > 1.5 * step_new
+        assert got - as_new == pytest.approx(step - step_new, rel=0.02)
+    # the uncached row: what max_throughput gives for whole prompts, unchanged
+    mt = inference.max_throughput("Llama-3.1-8B", "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", engine=engine,
+                                  input_len=L, output_len=osl, max_batch_size=m["batch_size"].iloc[0],
+                                  max_num_tokens=mnt)
+    assert m["tpot_ms"].iloc[0] == pytest.approx(mt["tpot_ms"].iloc[0], rel=1e-12)
