@@ -55,21 +55,37 @@ def read_results(paths: Sequence[str | Path], layout: str | None = None, **defau
     return pd.concat(frames, ignore_index=True)
 
 
+def _measured(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: (TTFT and TPOT both measured, a throughput measured, a static batch's TTFT alone measured)."""
+    from .silicon import _static, measured_throughput
+
+    both = (rows["ttft_ms"].notna() & rows["tpot_ms"].notna()).to_numpy()
+    thr = np.isfinite(measured_throughput(rows)[0])
+    ttft_only = (_static(rows) & rows["ttft_ms"].notna()).to_numpy()
+    return both, thr, ttft_only
+
+
 def not_fitted(rows: pd.DataFrame) -> np.ndarray:
-    """Why each row cannot enter a fit ("" where it can): `silicon.unpredictable`'s reasons, or no TTFT and TPOT."""
+    """Why each row cannot enter a fit ("" where it can): `silicon.unpredictable`'s reasons, or nothing measured the
+    fit scores (TTFT and TPOT both; an output throughput; a static batch's TTFT)."""
     from .silicon import unpredictable
 
     why = unpredictable(rows)
-    measured = (rows["ttft_ms"].notna() & rows["tpot_ms"].notna()).to_numpy()
-    return np.where((why == "") & ~measured, "no TTFT and TPOT measured both", why).astype(object)
+    both, thr, ttft_only = _measured(rows)
+    return np.where((why == "") & ~(both | thr | ttft_only), "no TTFT and TPOT measured both, nor a throughput",
+                    why).astype(object)
 
 
 def not_predicted(d: pd.DataFrame) -> np.ndarray:
-    """`not_fitted`'s reasons for rows scored by `silicon.scored` (predictions in ttft_pred / tpot_pred), plus
-    "does not fit" where the model ran the row and found no prediction (memory, heads or expert split)."""
+    """`not_fitted`'s reasons for rows scored by `silicon.scored` (predictions in ttft_pred / tpot_pred / thr_ape),
+    plus "does not fit" where the model ran the row and found no prediction for what it measured (memory, heads or
+    expert split)."""
     why = not_fitted(d)
-    return np.where((why == "") & (d["tpot_pred"].isna() | d["ttft_pred"].isna()).to_numpy(),
-                    "does not fit (memory, heads or expert split)", why).astype(object)
+    both, thr, ttft_only = _measured(d)
+    lat = (d["tpot_pred"].notna() & d["ttft_pred"].notna()).to_numpy()
+    ok = np.where(both, lat, True) & np.where(thr, d["thr_ape"].notna().to_numpy(), True) \
+        & np.where(ttft_only, d["ttft_pred"].notna().to_numpy(), True)
+    return np.where((why == "") & ~ok, "does not fit (memory, heads or expert split)", why).astype(object)
 
 
 def _first_rows(rows: pd.DataFrame, why: np.ndarray) -> str:
@@ -109,7 +125,8 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
     doc = {"format": FORMAT, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
            "inputs": [{"file": f, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()} for f in read],
            "rows": int(len(rows)), "skipped": skipped, "factors": factors,
-           "mdape_in_sample": {"ttft": float(d["ttft_ape"].median()), "tpot": float(d["tpot_ape"].median())},
+           "mdape_in_sample": {"ttft": float(d["ttft_ape"].median()), "tpot": float(d["tpot_ape"].median()),
+                               "throughput": float(d["thr_ape"].median())},
            "by_engine": mdape_by(d, ["engine"]).reset_index().to_dict(orient="records")}
     doc["sha256"] = hashlib.sha256(json.dumps(factors, sort_keys=True).encode()).hexdigest()
     Path(out).write_text(json.dumps(doc, indent=1, default=float) + "\n")
@@ -132,7 +149,8 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
 
     rows = read_results(paths, layout, **defaults)
     n_read = len(rows)
-    measured = rows["ttft_ms"].notna() & rows["tpot_ms"].notna()
+    both, thr, ttft_only = _measured(rows)
+    measured = both | thr | ttft_only
     rows = distinct_measurements(rows[measured])
     eff = load_profile(profile) if profile is not None else None
     d = scored(rows, eff)
@@ -147,7 +165,8 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
     ok = d["not_predicted"] == ""
     src = "the shipped factors" if profile is None else f"calibrated profile {profile}"
     lines = [f"# Check of the cost model on {', '.join(map(str, paths))} ({src}; nothing fitted)", "",
-             f"{n_read} rows read; {int(measured.sum())} with a TTFT and a TPOT; {len(d)} distinct measurements; "
+             f"{n_read} rows read; {int(measured.sum())} with a TTFT and a TPOT, a throughput or a static batch's "
+             f"TTFT; {len(d)} distinct measurements; "
              f"**{int(ok.sum())} predicted ({100.0 * ok.mean() if len(d) else 0.0:.1f} %)**.", ""]
     for reason, n in d.loc[~ok, "not_predicted"].value_counts().items():
         models = pd.unique(d.loc[d["not_predicted"] == reason, "model"])[:6]
@@ -155,7 +174,10 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
     if ok.any():
         lines += ["", f"**All predicted rows: TTFT MdAPE {d.loc[ok, 'ttft_ape'].median():.1f} %, TPOT MdAPE "
                       f"{d.loc[ok, 'tpot_ape'].median():.1f} %** (median predicted / measured: TTFT "
-                      f"{d.loc[ok, 'ttft_ratio'].median():.2f}, TPOT {d.loc[ok, 'tpot_ratio'].median():.2f})", ""]
+                      f"{d.loc[ok, 'ttft_ratio'].median():.2f}, TPOT {d.loc[ok, 'tpot_ratio'].median():.2f})"
+                      + (f"; throughput MdAPE {d.loc[ok, 'thr_ape'].median():.1f} % on the "
+                         f"{int(d.loc[ok, 'thr_ape'].notna().sum())} rows measuring one"
+                         if d.loc[ok, "thr_ape"].notna().any() else ""), ""]
         for by in (["engine"], ["gpu"], ["model"], ["mode", "engine"], ["load"], ["source"]):
             t = mdape_by(d, by)
             g = d[ok].groupby(by, observed=True)
@@ -246,8 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"dse calibrate: error: {exc}", file=sys.stderr)
         return 2
-    print(f"{doc['rows']} rows; TTFT MdAPE {doc['mdape_in_sample']['ttft']:.1f} %, TPOT MdAPE "
-          f"{doc['mdape_in_sample']['tpot']:.1f} % (in sample); wrote {a.out} (sha256 {doc['sha256'][:12]})")
+    mdape = doc["mdape_in_sample"]
+    thr = f", throughput MdAPE {mdape['throughput']:.1f} %" if mdape["throughput"] == mdape["throughput"] else ""
+    print(f"{doc['rows']} rows; TTFT MdAPE {mdape['ttft']:.1f} %, TPOT MdAPE {mdape['tpot']:.1f} %{thr} (in sample); "
+          f"wrote {a.out} (sha256 {doc['sha256'][:12]})")
     for reason, n in doc["skipped"].items():
         print(f"  left out, {reason}: {n} row(s)")
     return 0

@@ -188,6 +188,41 @@ def _moe_of(models: Any) -> dict[Any, bool | None]:
     return out
 
 
+def _static(rows: pd.DataFrame) -> pd.Series:
+    """Aggregated rows measured as a static batch of `batch_size` sequences (no clients): the published tables'
+    throughput, TTFT and latency rows, `inference.estimate`'s offline batch."""
+    return (rows["mode"] == "agg") & ~(rows["concurrency"] > 0) & (_column(rows, "batch_size") > 0)
+
+
+def _max_batch(rows: pd.DataFrame) -> pd.Series:
+    """Aggregated rows measured at the engine's own batch limit (kind "ifb": a max-throughput run of many requests
+    sent at once, e.g. trtllm-bench throughput), `inference.max_throughput` without clients."""
+    return ((rows["mode"] == "agg") & ~(rows["concurrency"] > 0) & ~(_column(rows, "batch_size") > 0)
+            & (_column(rows, "kind") == "ifb"))
+
+
+def _column(rows: pd.DataFrame, name: str) -> pd.Series:
+    """`rows[name]`, or NaN on every row where the frame has no such column (a hand-built frame)."""
+    return rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
+
+
+#: measured throughput columns and the prediction each is scored against
+THROUGHPUT_COLUMNS = (("throughput_tok_s", "thr_pred"), ("throughput_tok_s_gpu", "thr_gpu_pred"))
+
+
+def measured_throughput(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(measured output tokens/s, the prediction column it is scored against) per row: the deployment's total
+    where the row gives it, else per GPU; NaN / "" where it gives neither."""
+    val = np.full(len(rows), np.nan)
+    col = np.full(len(rows), "", dtype=object)
+    for meas, pred in reversed(THROUGHPUT_COLUMNS):
+        if meas in rows.columns:
+            v = rows[meas].to_numpy(float)
+            has = np.isfinite(v)
+            val, col = np.where(has, v, val), np.where(has, pred, col)
+    return val, col
+
+
 def unpredictable(rows: pd.DataFrame) -> np.ndarray:
     """Why each row cannot be predicted, the first reason that holds; "" where the model can run it (a deployment
     that then does not fit is its prediction's NaN). A row the model cannot read is left unpredicted; it does not
@@ -201,9 +236,14 @@ def unpredictable(rows: pd.DataFrame) -> np.ndarray:
         (~np.isin(_engine(rows), list(profiles.ENGINE_NAMES)),
          f"engine without kernel profiles (valid: {', '.join(profiles.ENGINE_NAMES)})"),
         (dis, "disaggregated row without worker counts"),
-        # a closed loop of C clients: a row measured at an offered request rate has no C (the simulator predicts it)
-        (((rows["mode"] == "agg") & ~(rows["concurrency"] > 0)).to_numpy(), "no client concurrency (an offered "
-                                                                              "request rate)"),
+        (~(rows["isl"] > 0).to_numpy(), "no prompt length"),
+        # a static TTFT table measures one output token (`predict`); every other row needs its output length
+        ((~(rows["osl"] > 0) & ~_static(rows)).to_numpy(), "no output length"),
+        # a closed loop of C clients, a static batch (`batch_size`, no clients: a throughput or latency table) or a
+        # max-throughput run (kind "ifb": the engine's own batch limit); a row measured at an offered request rate
+        # has none of them (the simulator predicts it)
+        (((rows["mode"] == "agg") & ~(rows["concurrency"] > 0) & ~_static(rows) & ~_max_batch(rows)).to_numpy(),
+         "no client concurrency (an offered request rate)"),
     ]
     return np.select([c for c, _ in reasons], [r for _, r in reasons], "").astype(object)
 
@@ -216,28 +256,45 @@ def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
-    """Predicted ttft_ms, tpot_ms and source for every row (NaN where the model cannot run the row: `unpredictable`
-    says why; or a deployment that does not fit). Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss: its MXFP4
-    experts)."""
-    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "source": ""}, index=rows.index)
+    """Predicted ttft_ms, tpot_ms, output throughput (thr_pred: the deployment's tokens/s, thr_gpu_pred: per GPU)
+    and source for every row (NaN where the model cannot run the row: `unpredictable` says why; or a deployment
+    that does not fit). Closed-loop rows through `inference.max_throughput` at their clients, static batches
+    through `inference.estimate` (an offline batch: no front end), max-throughput runs through `max_throughput` at
+    the engine's default budgets. Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss:
+    its MXFP4 experts)."""
+    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "thr_pred": np.nan, "thr_gpu_pred": np.nan,
+                        "source": ""}, index=rows.index)
     rows, moe = _known(rows)
     is_agg = (rows["mode"] == "agg").to_numpy()
-    agg = rows[is_agg]
-    if len(agg):
+    static, at_limit = _static(rows).to_numpy(), _max_batch(rows).to_numpy()
+    for part, how in ((is_agg & ~static & ~at_limit, "clients"), (is_agg & at_limit, "limit"),
+                      (is_agg & static, "static")):
+        agg = rows[part]
+        if not len(agg):
+            continue
         eng = _engine(agg)
-        wd, ad = model_dtypes(agg, moe[is_agg])
+        wd, ad = model_dtypes(agg, moe[part])
         gpus = catalog_gpus(agg["gpu"].to_numpy(object))
-        budgets = engine_budgets(eng, gpus)
-        r = inference.max_throughput(
-            model=checkpoints(agg), gpu=gpus,
-            tp=agg["tp"].to_numpy(float), pp=agg["pp"].fillna(1).to_numpy(float),
-            weight_dtype=wd, act_dtype=ad, input_len=agg["isl"].to_numpy(float),
-            output_len=agg["osl"].to_numpy(float), concurrency=agg["concurrency"].to_numpy(float),
-            ep=agg["moe_ep"].fillna(1).to_numpy(float), attn_dp=agg["attn_dp"].fillna(1).to_numpy(float),
-            max_batch_size=budgets[:, 0], max_num_tokens=budgets[:, 1], engine=eng, efficiency=eff)
+        tp, pp = agg["tp"].to_numpy(float), agg["pp"].fillna(1).to_numpy(float)
+        ep, adp = agg["moe_ep"].fillna(1).to_numpy(float), agg["attn_dp"].fillna(1).to_numpy(float)
+        common = dict(model=checkpoints(agg), gpu=gpus, tp=tp, pp=pp, weight_dtype=wd, act_dtype=ad,
+                      input_len=agg["isl"].to_numpy(float), ep=ep, attn_dp=adp, engine=eng, efficiency=eff)
+        if how == "static":
+            # replicas: the GPUs the row names over one replica's (a table's "8 GPUs" at TP 2 is four of them); a
+            # TTFT table measures one output token
+            dp = np.maximum(np.round(agg["n_gpus"].fillna(1).to_numpy(float) / (tp * pp * adp)), 1.0)
+            r = inference.estimate(**common, output_len=agg["osl"].fillna(1).to_numpy(float), dp=dp,
+                                   batch_size=agg["batch_size"].to_numpy(float))
+        else:
+            budgets = engine_budgets(eng, gpus)
+            r = inference.max_throughput(**common, output_len=agg["osl"].to_numpy(float),
+                                         concurrency=agg["concurrency"].to_numpy(float) if how == "clients" else None,
+                                         max_batch_size=budgets[:, 0], max_num_tokens=budgets[:, 1])
         ok = r["fits"].to_numpy()
         out.loc[agg.index, "ttft_pred"] = np.where(ok, r["ttft_ms"].to_numpy(), np.nan)
         out.loc[agg.index, "tpot_pred"] = np.where(ok, r["tpot_ms"].to_numpy(), np.nan)
+        out.loc[agg.index, "thr_pred"] = np.where(ok, r["throughput_tok_s"].to_numpy(), np.nan)
+        out.loc[agg.index, "thr_gpu_pred"] = np.where(ok, r["throughput_tok_s_per_gpu"].to_numpy(), np.nan)
         out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
     is_dis = (rows["mode"] == "disagg").to_numpy()
     dis = rows[is_dis]
@@ -348,9 +405,18 @@ def _is_moe(models: Any) -> np.ndarray:
 
 def _resid(rows: pd.DataFrame, eff: Efficiency, anchors: pd.DataFrame | None = None) -> np.ndarray:
     p = predict(rows, eff)
-    r = np.concatenate([np.log(p["ttft_pred"].to_numpy(float) / rows["ttft_ms"].to_numpy(float)),
-                        np.log(p["tpot_pred"].to_numpy(float) / rows["tpot_ms"].to_numpy(float)),
-                        _anchor_resid(anchors, eff)])
+    parts = [np.log(p["ttft_pred"].to_numpy(float) / rows["ttft_ms"].to_numpy(float)),
+             np.log(p["tpot_pred"].to_numpy(float) / rows["tpot_ms"].to_numpy(float))]
+    # rows that measured a throughput and not both latencies (the published tables' static batches and
+    # max-throughput runs): their output tokens/s too
+    thr, col = measured_throughput(rows)
+    only = np.isfinite(thr) & ~(rows["ttft_ms"].notna() & rows["tpot_ms"].notna()).to_numpy()
+    if only.any():
+        pred = np.full(len(rows), np.nan)
+        for _, c in THROUGHPUT_COLUMNS:
+            pred = np.where(col == c, p[c].to_numpy(float), pred)
+        parts.append(np.log(pred[only] / thr[only]))
+    r = np.concatenate(parts + [_anchor_resid(anchors, eff)])
     return np.where(np.isfinite(r), r, 3.0)
 
 
@@ -459,11 +525,17 @@ def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
 
 
 def scored(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
-    """`rows` with predictions and absolute percentage errors (%) of TTFT and TPOT."""
+    """`rows` with predictions and absolute percentage errors (%) of TTFT, TPOT and, where a row measured it, output
+    throughput (`thr_ape`: against the deployment's total where given, else per GPU)."""
     p = predict(rows, eff)
     d = rows.join(p)
     d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
     d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
+    thr, col = measured_throughput(rows)
+    pred = np.full(len(d), np.nan)
+    for _, c in THROUGHPUT_COLUMNS:
+        pred = np.where(col == c, d[c].to_numpy(float), pred)
+    d["thr_ape"] = ape(pred, thr)
     return d
 
 
@@ -479,10 +551,14 @@ def leave_one_model_out(rows: pd.DataFrame, base: Efficiency | None = None, max_
 
 
 def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Median APE (%) of TTFT and TPOT, rows and rows predicted per group."""
+    """Median APE (%) of TTFT and TPOT (and of throughput where rows measured it), rows and rows predicted per
+    group."""
     g = d.groupby(by, observed=True)
-    return pd.DataFrame({"rows": g.size(), "predicted": g["tpot_pred"].count(),
-                         "ttft_mdape": g["ttft_ape"].median(), "tpot_mdape": g["tpot_ape"].median()}).round(1)
+    out = pd.DataFrame({"rows": g.size(), "predicted": g["tpot_pred"].count(),
+                        "ttft_mdape": g["ttft_ape"].median(), "tpot_mdape": g["tpot_ape"].median()})
+    if "thr_ape" in d.columns and d["thr_ape"].notna().any():
+        out["throughput_mdape"] = g["thr_ape"].median()
+    return out.round(1)
 
 
 SILICON_FILE = "serving_silicon.csv"
@@ -518,9 +594,13 @@ def distinct_measurements(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _identity(rows: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    """The columns `cols` that `rows` has, as text, with TTFT and TPOT at 1 ms / 0.1 ms (the copies' rounding)."""
+    """The columns `cols` that `rows` has, as text, with TTFT and TPOT at 1 ms / 0.1 ms (the copies' rounding), the
+    output throughputs at 1 token/s, and a static batch's size (rows without clients: one table measures many)."""
+    extra = {f"_{c}": rows[c].round(0) for c, _ in THROUGHPUT_COLUMNS if c in rows.columns}
+    if "concurrency" in rows.columns:
+        extra["_static_batch"] = _column(rows, "batch_size").where(~(rows["concurrency"] > 0))
     return rows[[c for c in cols if c in rows.columns]].astype(str).assign(_t=rows["ttft_ms"].round(0),
-                                                                          _p=rows["tpot_ms"].round(1))
+                                                                          _p=rows["tpot_ms"].round(1), **extra)
 
 
 def _each_once(rows: pd.DataFrame) -> pd.DataFrame:

@@ -118,3 +118,38 @@ def test_rows_whose_deployment_does_not_fit_are_left_out_not_fitted_to_nan(tmp_p
                                          r".*big\.json: row 1 "):
         fit([p], tmp_path / "cal.json", max_nfev=2)
     assert not (tmp_path / "cal.json").exists()
+
+
+@needs_shared
+def test_the_published_layout_calibrates_from_static_batches_and_max_throughput_runs(tmp_path):
+    """The published tables hold no closed loop of clients: static batches (`batch_size`: throughput and latency
+    tables) and max-throughput runs (kind "ifb"). They are predicted as those (`inference.estimate`'s offline batch,
+    `max_throughput` at the engine's budgets) and fitted on their output throughput where they give no TTFT and
+    TPOT; a profile is written, scores better in sample than the shipped factors, and is usable."""
+    from objectives import inference
+    from objectives.calibration.silicon import predict
+
+    raw = pd.read_csv(PUBLISHED, dtype=str, keep_default_na=False)
+    keep = raw["model"].isin(["Llama-3.1-8B", "Llama-2-7B"]) & raw["gpu"].isin(["H100-SXM-80GB"])
+    small = tmp_path / "published.csv"
+    raw[keep].to_csv(small, index=False)
+    rows = read_measurements(small, layout="published")
+    static = rows[(rows["batch_size"] > 0) & rows["concurrency"].isna()].iloc[:1]
+    assert len(static) == 1
+    p = predict(static)
+    r = inference.estimate(static["model"].iloc[0], static["gpu"].iloc[0], tp=static["tp"].iloc[0],
+                           batch_size=static["batch_size"].iloc[0], input_len=static["isl"].iloc[0],
+                           output_len=static["osl"].iloc[0], weight_dtype=static["weight_dtype"].iloc[0],
+                           engine="trtllm")
+    assert p["thr_gpu_pred"].iloc[0] == pytest.approx(r["throughput_tok_s_per_gpu"].iloc[0], rel=1e-9)
+
+    before, _ = check([small])
+    out = tmp_path / "cal.json"
+    doc = fit([small], out, max_nfev=4)
+    assert doc["rows"] > 20 and 0 < doc["mdape_in_sample"]["throughput"] < 100
+    assert "no client concurrency (an offered request rate)" in doc["skipped"]   # the rows at a request rate
+    shipped = float(before.split("throughput MdAPE ")[1].split(" %")[0])
+    assert doc["mdape_in_sample"]["throughput"] <= shipped
+    got = inference.estimate("Llama-3.1-8B", "H100", batch_size=64, input_len=1024, output_len=128,
+                             engine="trtllm", profile=str(out))
+    assert got["fits"].all() and (got["tpot_ms"] > 0).all()
