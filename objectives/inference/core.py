@@ -171,7 +171,8 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
             engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
-            moe_dp: float | None = None, eplb: Any = False, moe_act_dtype: Any = None) -> Prepared | None:
+            moe_dp: float | None = None, eplb: Any = False, moe_act_dtype: Any = None,
+            collect: dict[str, Any] | None = None) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
     `rows`: the caller's other (already validated) per-row arguments by name, only to check that everything
@@ -182,7 +183,9 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     or bool array): an expert-parallel load balancer (EPLB) keeps the experts' load balanced, so EP > 1 rows read
     the measured balanced-routing MoE tables (`moe_bal.<format>`) before the skewed ones. `moe_act_dtype` (None /
     "auto", "bf16", "mxfp8", or an array of them): the activations MXFP4 experts compute with
-    (`measured.MOE_ACT_DTYPES`, `measured.moe_act`); ignored where the experts are not MXFP4."""
+    (`measured.MOE_ACT_DTYPES`, `measured.moe_act`); ignored where the experts are not MXFP4. `collect` (None:
+    the hot path; `breakdown`): a dict that receives the step coefficients' parts by component (`_prepare`); the
+    configurations are then prepared as they broadcast, neither memoized nor factorized."""
     if eff is None:
         eff = default_eff()
     elif not isinstance(eff, Efficiency):
@@ -212,6 +215,11 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     if 0 in row_shape:
         return None
     n_rows = int(np.prod(row_shape))
+    if collect is not None:  # the parts of the step (`breakdown`): the configurations as they broadcast
+        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
+                     engine_names, moe_dp, collect)
+        p.row_shape = row_shape
+        return p
     memo = _MEMO.get()
     key = None if memo is None else _memo_key(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
     if memo is not None and key is not None:
@@ -380,7 +388,12 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
 
 
 def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
-             engine_names, moe_dp: float | None = None) -> Prepared:
+             engine_names, moe_dp: float | None = None, collect: dict[str, Any] | None = None) -> Prepared:
+    """The step coefficients and memory terms of configurations as they broadcast. `collect` (None on the hot
+    path): a dict that receives, per component (`breakdown.COMPONENTS`), the parts of the per-token coefficient
+    `tok_s` ("tok_s"; its "attention" part: DeepSeek-V4's bounded spans, per prompt or decode token), of the fixed
+    time per forward `fixed_s` ("fixed_s") and of the time per sequence `ovh_seq_s` ("seq_s"), each summing to
+    the coefficient; and from `measured.build_curves` the parts of the measured curves."""
     # the engine each row named ("auto": none, the launch rules below do not apply), then "auto" resolved per GPU
     named = np.asarray(engine_names, dtype=object)[eng]
     engine_names, eng = resolve_auto_engine(tuple(engine_names), eng, grecs, gidx)
@@ -422,16 +435,19 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # token only the compressed entries
     grow_kv = np.where(m.v4 > 0, lc.kv_elems_per_token - lc.win_kv_elems_per_token, lc.kv_elems_per_token)
     dec_kv_s = np.maximum(grow_kv * kvb / kv_bw, lc.attn_flops_decode / dec_tput)
-    v4_tok_s = np.where(m.v4 > 0, np.maximum(lc.bounded_attn_flops_per_token / attn_tput,
-                                             lc.bounded_kv_elems_per_token * kvb / kv_bw), 0.0)
-    v4_tok_s = v4_tok_s + lc.hc_bytes_per_token / w_bw
-    elem_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
+    v4_attn_s = np.where(m.v4 > 0, np.maximum(lc.bounded_attn_flops_per_token / attn_tput,
+                                              lc.bounded_kv_elems_per_token * kvb / kv_bw), 0.0)
+    hc_s = lc.hc_bytes_per_token / w_bw
+    v4_tok_s = v4_attn_s + hc_s
+    elem0_s = eff["elementwise_passes"] * m.hidden * 2.0 * m.n_layers / w_bw
     # linear-attention layers (hybrid models): recurrence FLOPs per token, and each decoding sequence reads and
     # writes its constant state once per step (0 for plain transformers)
     rec_tok_s = lc.linear_flops_per_token / attn_tput
-    elem_s = elem_s + rec_tok_s
+    elem_s = elem0_s + rec_tok_s
+    res_s: Num = 0.0
     if np.any(lc.attn_res_bytes_per_token):  # Kimi-K3's attention residuals (no other model pays the term)
-        elem_s = elem_s + lc.attn_res_bytes_per_token / w_bw
+        res_s = lc.attn_res_bytes_per_token / w_bw
+        elem_s = elem_s + res_s
     state_s = 2.0 * lc.state_bytes_per_seq / kv_bw
     # --- collectives, each on the link it crosses: the scale-up domain of the GPU's system (catalog.system) inside
     # it, the scale-out network between domains (comm.Links; TP innermost, then attention DP / EP, then PP stages)
@@ -502,6 +518,20 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         c.sparse_s_pair = np.where(msa, lc.sparse_attn_flops_pair / attn_tput, 0.0)
         c.sparse_dec_s = np.where(msa, np.maximum(lc.sparse_kv_elems_per_token * kvb / kv_bw,
                                                   lc.sparse_attn_flops_pair / dec_tput), 0.0)
+    if collect is not None:  # the coefficients' parts (`breakdown`), as they are summed above
+        collect["tok_s"] = {"elementwise": elem0_s + res_s + hc_s, "linear_attention": rec_tok_s, "attention": v4_attn_s,
+                            "comm_tp": ar_n * ar_tok, "comm_ep": a2a_n * a2a_tok + gat_n * gat_tok, "comm_pp": pp_tok}
+        collect["fixed_s"] = {"comm_tp": fixed_scale * ar_n * ar_lat,
+                              "comm_ep": fixed_scale * (a2a_n * a2a_lat + gat_n * gat_lat),
+                              "comm_pp": fixed_scale * pp_lat, "host_step": fixed_scale * eff["overhead_step_ms"] * 1e-3,
+                              "per_layer": fixed_scale * eff["overhead_layer_us"] * 1e-6 * m.n_layers}
+        collect["seq_s"] = {"host_seq": eff["overhead_seq_us"] * 1e-6, "linear_attention": state_s}
+        # what a measured profile keeps in closed form of the collectives (`_attach_curves`)
+        collect["p2p_tok"] = {"comm_pp": pp_tok, "comm_tp": ar_n * m.hidden * 2.0 * ar_x_pb,
+                              "comm_ep": a2a_n * mw * 2.0 * a2a_x_pb + gat_n * gat_tok}
+        collect["p2p_lat"] = {"comm_pp": pp_lat, "comm_tp": ar_n * ar_x_lat,
+                              "comm_ep": a2a_n * a2a_x_lat + gat_n * gat_lat}
+        collect["elem_s"] = elem0_s + res_s
     engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
     # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
     c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
@@ -513,7 +543,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     src = 0
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
-                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb, mact, rec_tok_s)
+                             pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb, mact, rec_tok_s,
+                             collect)
     # --- validity
     # DeepSeek-V4's grouped output projection: each TP rank holds o_groups / tp whole groups (vLLM n_local_groups)
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0), m.swa_kv_heads)
@@ -609,13 +640,14 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
                    eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
                    moe_dp: float | None = None, eplb: Num = 0, moe_act: Num = 0,
-                   rec_tok_s: Num = 0.0) -> Any:
+                   rec_tok_s: Num = 0.0, collect: dict[str, Any] | None = None) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code. `engines`: each row's engine name. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs).
     `rec_tok_s` (in `elem_s`) and `state_s`: the linear-attention layers' closed-form recurrence, per token (s) and
-    per decoding sequence per step (s), dropped where a GDN / KDA table prices it (`build_curves`' fifth value)."""
+    per decoding sequence per step (s), dropped where a GDN / KDA table prices it (`build_curves`' fifth value).
+    `collect` (`_prepare`'s, None on the hot path): its parts replaced by the measured rows' where they move."""
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
@@ -642,7 +674,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
         for f in ("mamba_inner", "mamba_groups", "mamba_state"):
             fields[f] = getattr(m, f)
     curves, src, has, _, lin_tab = build_curves(fields, c, tp, ep, dt[act], dt[kvc], gpu_names, engines, eff, adp,
-                                                dt[w], moe_dp)
+                                                dt[w], moe_dp, collect)
 
     step_ms = eff.engine_table("engine_step_ms", engines, 1.0)
     seq_us = eff.engine_table("engine_seq_us", engines, 2.0)
@@ -672,6 +704,13 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.fixed_s = np.where(has, step_ms * 1e-3 + layer_s + p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)
     c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)
+    if collect is not None:  # the measured rows' parts of the coefficients set above (`_prepare`'s collect)
+        tok_m = {"elementwise": collect["elem_s"], "linear_attention": np.where(lin_tab, 0.0, rec_tok_s),
+                 "attention": 0.0, **collect["p2p_tok"]}
+        fixed_m = {"host_step": step_ms * 1e-3, "per_layer": layer_s, **collect["p2p_lat"]}
+        for key, new in (("tok_s", tok_m), ("fixed_s", fixed_m), ("seq_s", {"host_seq": seq_us * 1e-6,
+                                                                            "linear_attention": state_s})):
+            collect[key] = {name: np.where(has, new.get(name, 0.0), v) for name, v in collect[key].items()}
     c.curves = curves if np.any(has) else None  # no row on a profile: the closed form as it is
     return src
 

@@ -177,14 +177,60 @@ def attention_terms(c: Any, T: Num, A: Num, D: Num, K: Num, scalar: bool) -> Num
         return t
     T, A, D, K = (np.asarray(x, dtype=float) for x in (T, A, D, K))
     if np.any(A > 0):
-        s = 2.0 * A / np.maximum(T, 1e-30)
-        b = T / np.maximum(s, 1e-30)
-        # less than one whole prompt (a chunk's share of an iteration): that fraction of one prompt's time
-        t = t + np.where((A > 0) & (T > 0), grid_at(cv.ctx, b, s, cv.rows) * np.minimum(b, 1.0), 0.0)
+        t = t + context_s(cv, T, A)
     if np.any(K > 0):
-        t = t + np.where((K > 0) & (D > 0),
-                         grid_at(cv.gen, D, K / np.maximum(D, 1e-30), cv.rows) * np.minimum(D, 1.0), 0.0)
+        t = t + generation_s(cv, D, K)
     return t
+
+
+def context_points(T: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where `attention_terms` reads the context curve for T prompt tokens with A causal pairs: (batch T / s,
+    effective length s = 2A / T)."""
+    s = 2.0 * A / np.maximum(T, 1e-30)
+    return T / np.maximum(s, 1e-30), s
+
+
+def context_s(cv: Curves, T: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Seconds of the context-attention curve (`attention_terms`' prompt part; 0 where no prompt): a batch of
+    less than one whole prompt (a chunk's share of an iteration) pays that fraction of one prompt's time."""
+    b, s = context_points(T, A)
+    return np.where((A > 0) & (T > 0), grid_at(cv.ctx, b, s, cv.rows) * np.minimum(b, 1.0), 0.0)
+
+
+def generation_s(cv: Curves, D: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Seconds of the generation-attention curve (`attention_terms`' decode part): D sequences reading K cached
+    tokens, at batch D and mean KV length K / D (0 where none)."""
+    return np.where((K > 0) & (D > 0), grid_at(cv.gen, D, K / np.maximum(D, 1e-30), cv.rows) * np.minimum(D, 1.0),
+                    0.0)
+
+
+def share_at(share: np.ndarray, M: Num, rows: np.ndarray | None = None) -> np.ndarray:
+    """A (..., len(M_GRID)) curve of shares (a component's part of a summed token curve, `build_curves`'
+    ``collect``) at M: linear in the grid index between the two cells `curve_at` reads, held at the edge cells
+    beyond the grid (shares that sum to 1 on every cell still sum to 1)."""
+    share = np.asarray(share)
+    M = np.asarray(M, dtype=float)
+    shape = np.broadcast_shapes(M.shape, share.shape[:-1] if rows is None else rows.shape)
+    j, f = _pos(np.broadcast_to(M, shape), 0.0, M_STEPS, len(M_GRID))
+    f = np.clip(f, 0.0, 1.0)
+    lo = _gather(share, shape, j, rows=rows)
+    return lo + f * (_gather(share, shape, j + 1, rows=rows) - lo)
+
+
+def share_grid_at(share: np.ndarray, b: Num, s: Num, rows: np.ndarray | None = None) -> np.ndarray:
+    """`share_at` on a (..., len(B_GRID), len(S_GRID)) grid of shares at (batch b, length s): bilinear in the grid
+    indices `grid_at` reads, held at the edges."""
+    share = np.asarray(share)
+    b = np.asarray(b, dtype=float)
+    s = np.asarray(s, dtype=float)
+    shape = np.broadcast_shapes(b.shape, s.shape, share.shape[:-2] if rows is None else rows.shape)
+    i, fb = _pos(np.broadcast_to(b, shape), 0.0, 1.0, len(B_GRID))
+    j, fs = _pos(np.broadcast_to(s, shape), S_LO, 1.0, len(S_GRID))
+    fb, fs = np.clip(fb, 0.0, 1.0), np.clip(fs, 0.0, 1.0)
+    v00, v01 = _gather(share, shape, i, j, rows=rows), _gather(share, shape, i, j + 1, rows=rows)
+    v10, v11 = _gather(share, shape, i + 1, j, rows=rows), _gather(share, shape, i + 1, j + 1, rows=rows)
+    lo = v00 + fs * (v01 - v00)
+    return lo + fb * (v10 + fs * (v11 - v10) - lo)
 
 
 _NB = len(B_GRID)
@@ -434,8 +480,8 @@ _CURVE_COEFFS = ("lin_s_tok", "lin_s_half", "lin_mem_s", "n_experts", "top_k", "
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
                  kv_names: np.ndarray, gpu_names: np.ndarray, engines: np.ndarray, eff: Any,
-                 attn_dp: Num = 1.0, weight_names: Any = None,
-                 moe_dp: float | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple, np.ndarray]:
+                 attn_dp: Num = 1.0, weight_names: Any = None, moe_dp: float | None = None,
+                 collect: dict[str, Any] | None = None) -> tuple[Curves, np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Curves for every configuration (all arguments broadcast; string arrays hold one name per row), the
     per-row source code and a has-profile mask, the broadcast shape, and the rows whose linear-attention
     recurrence a kernel table priced (Gated DeltaNet, Kimi Delta Attention; `_profile_rows`: their closed-form
@@ -444,7 +490,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     (optional): each row's `moe_act_dtype` code (`MOE_ACT_DTYPES`; absent: "auto"). `moe_dp`: the attention-DP
     ranks whose tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose
     GPU has no profile for their engine, or whose compute dtype has no GEMM table, keep roofline curves (source
-    "roofline")."""
+    "roofline"). `collect` (None on the hot path; `breakdown`): a dict that receives the curves' parts as shares
+    of each grid cell, shaped like the curves: ``collect["tok"]`` {component (`TOK_PARTS`): shares of `tok`},
+    ``collect["ctx_lin"]`` / ``collect["gen_lin"]``: the linear-attention layers' share of `ctx` / `gen` (the rest is
+    softmax attention); `head` is the LM head alone. Shares are taken before the curves' monotone envelope."""
     from objectives import catalog, profiles
 
     bshape = np.broadcast_shapes(*(np.shape(v) for v in shape_fields.values()), np.shape(tp), np.shape(ep),
@@ -455,6 +504,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     src = np.zeros(n, dtype=np.int8)
     lin_tab = np.zeros(n, dtype=bool)
     reach = np.full((n, 2 + 4 * _NB), np.inf)
+    if collect is not None:  # rows without a profile keep the closed form (their parts: `breakdown`)
+        sh_tok = {name: np.zeros_like(cv.tok) for name in TOK_PARTS}
+        sh_ctx, sh_gen = np.zeros_like(cv.ctx), np.zeros_like(cv.gen)
     f = {k: _flat(v, bshape) for k, v in shape_fields.items()}
     tp_, ep_, adp = _flat(tp, bshape), _flat(ep, bshape), _flat(attn_dp, bshape)
     act = np.broadcast_to(np.asarray(act_names, dtype=object), bshape).ravel()
@@ -507,10 +559,18 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         at = prof.table("gemm.bf16") if attn16.any() else None
         mxr = bool(mx[rows[0]])
         ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
+        parts: dict[str, Any] | None = None if collect is None else {}
         (tok, head, ctx, gen), inside, lin_u, reach_u = _profile_rows(
             prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w, ma, mxr), at, attn16,
-            None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes))
+            None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes),
+            parts=parts)
         back = back.ravel()
+        if parts is not None:
+            for name in TOK_PARTS:
+                sh_tok[name][rows] = parts["tok"][name][back]
+            if parts["ctx_lin"] is not None:
+                sh_ctx[rows] = parts["ctx_lin"][back]
+                sh_gen[rows] = parts["gen_lin"][back]
         cv.tok[rows], cv.head[rows] = tok[back], head[back]
         if ctx is not None:
             cv.ctx[rows] = ctx[back]
@@ -524,6 +584,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     closed = (src == 0).reshape(bshape)
     # only the "interpolated" rows can change their source with their work: the others need no bound
     reach[src != S_INTERP] = np.inf
+    if collect is not None:
+        collect["tok"] = {name: v.reshape(bshape + v.shape[1:]) for name, v in sh_tok.items()}
+        collect["ctx_lin"] = sh_ctx.reshape(bshape + sh_ctx.shape[1:])
+        collect["gen_lin"] = sh_gen.reshape(bshape + sh_gen.shape[1:])
     curves = Curves(cv.tok.reshape(bshape + cv.tok.shape[1:]), cv.head.reshape(bshape + cv.head.shape[1:]),
                     cv.ctx.reshape(bshape + cv.ctx.shape[1:]), cv.gen.reshape(bshape + cv.gen.shape[1:]),
                     closed=closed if closed.any() else None,
@@ -684,6 +748,11 @@ def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.
     return out, rows, reach
 
 
+#: the parts of a measured token curve (`build_curves`' ``collect``): dense GEMMs (attention, linear-attention and
+#: latent projections, dense MLPs, shared experts), routed experts (fused-MoE table or grouped GEMMs), TP
+#: all-reduces, expert-parallel token exchange (all-to-all, DeepEP, all-gather + reduce-scatter), DeepSeek-V4's mHC
+TOK_PARTS = ("gemm", "moe", "comm_tp", "comm_ep", "elementwise")
+
 #: `_profile_rows`' curves (tok, head, ctx, gen) of its rows; ctx / gen None: the profile has no attention table
 _RowCurves = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
@@ -692,7 +761,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None,
-                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0)
+                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0), parts: dict[str, Any] | None = None
                   ) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); whether every lookup was inside the measured ranges of the shape axes (GEMM
@@ -705,11 +774,20 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     from device memory once (a model's weights are far larger than the L2 cache), so no GEMM or fused-MoE layer
     takes less than its weight bytes over the datasheet bandwidth. The kernel tables time one GEMM in a loop, which
     keeps weights that fit the L2 cache there; on GDDR parts with large L2s (L40S, RTX PRO 6000) many small-batch
-    cells run faster than their memory allows."""
+    cells run faster than their memory allows. `parts` (None on the hot path): a dict that receives the curves'
+    parts as shares of each cell (`build_curves`' ``collect``: "tok", "ctx_lin", "gen_lin")."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
     inside = np.ones(k, dtype=bool)
+    tok_parts: dict[str, Any] = {name: 0.0 for name in TOK_PARTS}
+    lin_parts: list[Any] = [0.0, 0.0]  # the linear-attention layers' kernels in ctx, gen (s)
+
+    def put(name: str, x: Any) -> Any:
+        """`x` (s on the M grid, a term of the token curve), recorded as component `name` where `parts` is asked."""
+        if parts is not None:
+            tok_parts[name] = tok_parts[name] + x
+        return x
     # the forward's tokens up to which the token curve's lookups stay on measured cells (`_m_reach`): "tok" for
     # every lookup, "routed" for the routed experts' GEMMs (they count where no fused-MoE table prices the layer)
     acc = {"tok": np.full(k, np.inf), "routed": np.full(k, np.inf)}
@@ -836,9 +914,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         qkv, lin = np.where(col(a16), qkv16, qkv), np.where(col(a16), lin16, lin)
         if swa16 is not None or swa is not None:
             swa = np.where(col(a16), zero if swa16 is None else swa16, zero if swa is None else swa)
-    tok = col(L_attn) * np.where(col(v4), 0.0, qkv) + lin
+    tok = put("gemm", col(L_attn) * np.where(col(v4), 0.0, qkv) + lin)
     if swa is not None:  # window layers with KV heads of their own
-        tok = tok + swa
+        tok = tok + put("gemm", swa)
     n_idx = m.get("n_idx", np.zeros(k))
     msa = n_idx > 0  # MiniMax sparse attention (GQA): its layers, span and indexer
     if msa.any():
@@ -848,20 +926,21 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t_idx = gemm(Mg, idx_n, col(h), gt, msa & ~a16)
         if attn_gt is not None and (a16 & msa).any():
             t_idx = np.where(col(a16), gemm(Mg, idx_n, col(h), attn_gt, msa & a16, False), t_idx)
-        tok = tok + np.where(col(msa), col(n_idx) * t_idx, 0.0)
+        tok = tok + put("gemm", np.where(col(msa), col(n_idx) * t_idx, 0.0))
     if v4.any():  # mHC: mixing the residual streams before and after each block, one layer's two sites a cell
         pre, post = prof.table("mhc.pre"), prof.table("mhc.post")
         inside &= ~v4 | pre.inside(1.0, h)
         bound("tok", v4, np.minimum(_m_reach(Mg, pre.reach(0, h)), _m_reach(Mg, post.reach(0, h))))
-        tok = tok + np.where(col(v4), col(L) * hide(pre(Mg, col(h)) + post(Mg, col(h))) * 1e-3, 0.0)
+        tok = tok + put("elementwise", np.where(col(v4), col(L) * hide(pre(Mg, col(h)) + post(Mg, col(h))) * 1e-3,
+                                                0.0))
     # MLPs: dense layers, shared experts and routed experts (grouped GEMM ~ E GEMMs of the tokens per expert)
     n_mat = np.where(m["gated"] > 0, 2.0, 1.0)
     n_moe = m["n_moe_layers"]
     n_dense = L - n_moe
     ffn = np.maximum(m["ffn"], 1.0)
     dense = (n_dense > 0) & (m["ffn"] > 0)  # ffn 0: mixer layers without an MLP block (Nemotron-3)
-    tok = tok + col(np.where(dense, n_dense, 0.0)) * (gemm(Mg, col(n_mat * ffn / tp), col(h), check=dense)
-                                                      + gemm(Mg, col(h), col(ffn / tp), check=dense))
+    tok = tok + put("gemm", col(np.where(dense, n_dense, 0.0)) * (gemm(Mg, col(n_mat * ffn / tp), col(h), check=dense)
+                                                                  + gemm(Mg, col(h), col(ffn / tp), check=dense)))
     if (n_moe > 0).any():
         ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
         # the routed experts' width: a latent MoE's latent, with its hidden -> latent -> hidden projections
@@ -975,6 +1054,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
         tok = tok + col(n_moe) * (np.where(overlap, np.maximum(shared, routed), shared + routed) + proj)
+        if parts is not None:  # overlapped streams: the routed experts, and what the shared ones add beyond them
+            put("moe", col(n_moe) * routed)
+            put("gemm", col(n_moe) * (np.where(overlap, np.maximum(shared - routed, 0.0), shared) + proj))
         # EP beyond the TP group (attention DP): dispatch and combine all-to-alls of the routed activations
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
@@ -988,12 +1070,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             n_g = np.minimum(np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp)), nccl_ar.axes[0][-1])
             t_g = nccl_ar(col(n_g), Mg * col(busy * hx)) * 1e-3
             bound("tok", gath, _m_reach(Mg * col(busy * hx), nccl_ar.reach(1, n_g)))
-            tok = tok + np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0)
+            tok = tok + put("comm_ep", np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0))
             wide = wide & ~gath
         # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
         t_deep, deep, r_deep = _deepep(prof, Mg / col(tp), ep, hx, topk, ne, m.get("domain", ep), wide)
         bound("tok", deep, r_deep)
-        tok = tok + np.where(col(deep), col(n_moe) * t_deep, 0.0)
+        tok = tok + put("comm_ep", np.where(col(deep), col(n_moe) * t_deep, 0.0))
         nccl_a2a = wide & ~deep
         if a2a is not None and nccl_a2a.any():
             # the table prices the ranks inside one scale-up domain; core adds the scale-out stage beyond it
@@ -1001,7 +1083,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             t_a2a = a2a(n_a2a, Mg * col(topk * hx)) * 1e-3
             inside &= ~nccl_a2a | (ep <= a2a.axes[0][-1])
             bound("tok", nccl_a2a, _m_reach(Mg * col(topk * hx), a2a.reach(1, n_a2a)))
-            tok = tok + np.where(col(nccl_a2a), 2.0 * col(n_moe) * t_a2a, 0.0)
+            tok = tok + put("comm_ep", np.where(col(nccl_a2a), 2.0 * col(n_moe) * t_a2a, 0.0))
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
     if ar is not None and (tp > 1).any():
@@ -1035,7 +1117,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         t_ar = hide(np.where(col(own_ar), t_own, t_nccl))
         inside &= ~big | (tp <= 1)
         bound("tok", tp > 1, np.where(own_ar, r_own, r_nccl))
-        tok = tok + np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0)
+        tok = tok + put("comm_tp", np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0))
     # LM head (bf16 GEMM over the vocabulary shard)
     hb = prof.table("gemm.bf16") or gt
     nc = np.clip(m["vocab"] / tp, 1.0, float(hb.axes[1][-1]))
@@ -1202,7 +1284,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         """The log-time curves `c` (context) and `g` (generation) plus each of the rows' `n_lin` linear layers at
         their measured kernel times `t_ctx` / `t_gen` (ms, isolated: `hide`)."""
         nl = np.where(rows, n_lin, 0.0)[:, None, None]
-        return np.log(np.exp(c) + nl * hide(t_ctx) * 1e-3), np.log(np.exp(g) + nl * hide(t_gen) * 1e-3)
+        lc, lg = nl * hide(t_ctx) * 1e-3, nl * hide(t_gen) * 1e-3
+        if parts is not None:
+            lin_parts[0], lin_parts[1] = lin_parts[0] + lc, lin_parts[1] + lg
+        return np.log(np.exp(c) + lc), np.log(np.exp(g) + lg)
 
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
         inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
@@ -1249,6 +1334,14 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # (the DSA decode module's cells spike at 2049 tokens of context, above 4097's), and along the batch (up to
     # ~7 % timing noise between neighbouring batches; the cells beyond the measured batch x length follow their
     # line's trend, `profiles.grid.extend_trend`, no longer a flat fill below what smaller batches measured)
+    if parts is not None:  # each part's share of every cell, before the envelope below
+        total = sum(tok_parts.values())
+        parts["tok"] = {name: np.broadcast_to(v / np.where(total > 0, total, 1.0), tok.shape)
+                        for name, v in tok_parts.items()}
+        parts["ctx_lin"] = parts["gen_lin"] = None
+        if ctx is not None and gen is not None:
+            parts["ctx_lin"] = np.broadcast_to(lin_parts[0] / np.exp(ctx), ctx.shape)
+            parts["gen_lin"] = np.broadcast_to(lin_parts[1] / np.exp(gen), gen.shape)
     tok, head = (monotone(np.log(np.maximum(c, 1e-12)), 1) for c in (tok, head))
     if ctx is not None:
         ctx = monotone(monotone(ctx, 2), 1)

@@ -443,6 +443,7 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
     T new prompt tokens (A causal query-key pairs among them) and D decode tokens that read K cached tokens,
     S sequences producing logits. `mx`/`pw` are np.maximum/np.power for arrays, builtin max/pow for floats.
     Each op: max(compute time, memory time); terms whose input is a literal 0 are skipped (saves time only).
+    The same forward by component: `breakdown.forward_parts` (keep the two in step; its tests check the sum).
     """
     M = D if _zero(T) else (T if _zero(D) else T + D)
     if c.curves is not None:
