@@ -29,6 +29,12 @@ Workloads and what the model does with them:
   M/D/1 wait times ca^2 + cs^2 (`Workload.variability`: the squared coefficients of variation of the arrival gaps,
   1 for Poisson, cv^2 for gamma, a trace's own, and of the prompt lengths, 0 when fixed), in the aggregated
   replicas and the disaggregated prefill pool alike; Poisson arrivals of fixed lengths keep the M/D/1 queue.
+  Prompt lengths that vary (a trace, a `Dist`), aggregated continuous batching under a rate: `_mixture` prices each
+  of a few length quantiles (`length_nodes`) with its own prefill (superlinear through attention), the wait from
+  the moments of those prefill times (Pollaczek-Khinchine / M^X/G/1 with a trace's index of dispersion of counts,
+  `Workload.arrival_dispersion`, in place of the gaps' CV^2), the TTFT percentiles from the mixture of each
+  length's prefill and the wait's distribution, and the TPOT percentiles from long prompts' chunks stalling the
+  decode steps of requests with few output tokens.
   Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
   the stationary wait, at most what a run of n = ``workload.size`` requests builds at the queue's capacity X
   (Poisson arrivals at lam = X: a reflected random walk, mean 0.53 sqrt(n) / X), and at a rate above X the run's
@@ -364,7 +370,14 @@ class ServingModel:
         self.input_len, self.output_len = (float(max(1, round(x))) for x in workload.mean_lengths())
         # Kingman's G/G/1 factor on the prompts' queue waits: ca^2 + cs^2 (1 for Poisson arrivals of fixed lengths,
         # the M/D/1 queue; bursty arrivals and mixed prompt lengths wait longer), `Workload.variability`
-        self.burst = float(sum(workload.variability()))
+        ca2, cs2 = workload.variability()
+        self.burst = float(sum((ca2, cs2)))
+        self._ca2_arrivals = ca2
+        # length mixtures (`_mixture`): prompt-length nodes (None when every prompt has the same length: the
+        # closed form above prices it exactly), output-length nodes, and a trace's index of dispersion of counts
+        self._len_nodes = length_nodes(workload) if cs2 > 0 else None
+        self._windows_ms = np.geomspace(1.0, 1e7, DISPERSION_WINDOWS)
+        self._idc = workload.arrival_dispersion(self._windows_ms / 1e3)
         if workload.trace is not None:
             self.outputs = np.sort(np.asarray(workload.requests().output_tokens, dtype=float))
         else:
@@ -378,6 +391,9 @@ class ServingModel:
         surv = 1.0 - np.searchsorted(d, np.arange(1.0, max(d[-1], 0.0) + 1.0), side="left") / len(d)
         dd = d[d >= 1].astype(np.int64)
         self._alive = float((np.cumsum(surv)[dd - 1] / dd).mean()) if len(dd) else 1.0
+        # output-length nodes of the requests that decode (two tokens or more: a TPOT), for the TPOT percentiles
+        dec = self.outputs[self.outputs >= 2]
+        self._out_nodes = quantile_nodes(dec if len(dec) else np.array([2.0]), OUTPUT_BINS)
 
     # -- the open-loop arrival rate ---------------------------------------------------------------------------
     @property
@@ -811,6 +827,7 @@ class ServingModel:
         # prefill service: the prompt alone, plus the decode steps its chunks ride on
         one = inference.estimate(**self._kw(d), batch_size=1, input_len=isl, output_len=1,
                                  max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+        one_full = one
         if cached:
             one = np.where(hit > 0, cached_prefill_ms(self._kw(d), 1.0, isl, hit), one)
         n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
@@ -857,7 +874,134 @@ class ServingModel:
                             at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
+        if self._len_nodes is not None:
+            mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
+                                host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable)
+            ttft = mix["ttft"]
+            for p in PERCENTILES:
+                qs[f"ttft_{p}"] = mix[f"ttft_{p}"]
+                qs[f"tpot_{p}"] = np.maximum(qs[f"tpot_{p}"], mix[f"tpot_{p}"])
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
+
+    def _mixture(self, d: Deployments, lam_ms: np.ndarray, cache_share: np.ndarray,
+                 budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
+                 slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: float, cap_ms: np.ndarray,
+                 stable: np.ndarray) -> dict[str, np.ndarray]:
+        """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
+        ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
+        L_j of weight w_j):
+
+        - a request's TTFT = its queue wait W + its own prefill service b_j = half an iteration + S(L_j) (its
+          prefill alone, `inference.estimate`, superlinear in L through attention) + a whole iteration per further
+          chunk of ``budget`` tokens + host time. The prompt queue is Kingman's G/G/1 on the prefill work with the
+          moments of the actual prefill times: utilisation rho = lam E[S], cs^2 = E[S^2] / E[S]^2 - 1 of the
+          S(L_j), the mean wait E[W] below, bounded by the run (`run_wait`). W is 0 or exponential beyond (mean
+          E[W] / P(W > 0)); the p-quantile of TTFT solves sum_j w_j P(b_j + W <= t) = p
+          (bisection on t), plus the slot wait's quantile (Erlang C, as the fixed-length form). Arrivals: a
+          trace's index of dispersion of counts I_s over one mean service time (requests arriving together: a
+          batch, M^X/G/1) and ca^2 over the queue's relaxation time (`_ca2`); E[W] = (rho (1 + cs^2) + (I_s - 1)
+          + rho max(ca^2 - I_s, 0)) E[S] / (2 (1 - rho)), Pollaczek-Khinchine for Poisson arrivals, Kingman's
+          rho (ca^2 + cs^2) for renewal ones; W > 0 with probability 1 - (1 - rho) / I_s.
+        - TPOT of a request with O output tokens (its mean over its O - 1 decode steps): the decode step at the
+          occupancy (``t_dec``) plus the prefill chunks riding on its steps, one chunk a step, each S(L_j) /
+          chunks_j: a prompt of length L_j arriving during the request's decoding stalls it by
+          S_j min(O - 1, chunks_j) / chunks_j; such prompts arrive at rate lam w_j, one or more in a life of
+          (O - 1) t_dec with probability 1 - exp(-lam w_j (O - 1) t_dec) (single big jump: the largest stall sets
+          the tail). A request that starts decoding behind a queue of prompts (probability p0, queued work
+          exponential of mean E[W] / p0 as above) carries a chunk every step until that work has run: a stall of
+          min(W, (O - 1) c) with c the work-weighted mean chunk. TPOT = t_dec + stall / (O - 1); its p-quantile
+          over requests (O from the output-length nodes, `OUTPUT_BINS`) solves P(TPOT > t) = 1 - p by bisection.
+          Short outputs hit by one long prompt make the p99; the result is at least the fixed-length form's
+          percentile (occupancy fluctuations).
+
+        ``cache_share``: the prefill work a request does against its whole prompt's (prefix caching; 1 without);
+        ``slot_mean``, ``erlang_c``, ``drain``: the slot wait's mean, probability and drain time (`_open_loop`);
+        ``stable``: rate below the replica's capacity (else the run's backlog)."""
+        nodes = self._len_nodes
+        assert nodes is not None
+        L, w = nodes
+        n, K = len(d), len(L)
+        est = inference.estimate(**_repeat(self._kw(d), n, K), batch_size=1.0, input_len=np.tile(L, n), output_len=1,
+                                 max_num_tokens=np.repeat(d.max_num_tokens, K))
+        S = est["ttft_ms"].to_numpy(float).reshape(n, K) * cache_share[:, None]      # prefill alone (ms)
+        ES = S @ w
+        ES2 = (S * S) @ w
+        cs2 = np.maximum(ES2 / np.maximum(ES * ES, 1e-300) - 1.0, 0.0)
+        rho = np.minimum(lam_ms * ES, 0.999)
+        # arrivals: I_s, a trace's index of dispersion over one mean service time (requests arriving together, a
+        # batch: M^X/G/1), and ca^2 over the queue's relaxation time (ca^2 + cs^2) E[S] / (1 - rho)^2, the time
+        # scale over which a heavily loaded queue's wait builds (its diffusion limit; a fixed point in ca^2).
+        # Poisson / gamma arrivals: I_s = 1 and ca^2 = `Workload.variability`'s
+        ca2, i_s = self._ca2(ES / np.maximum(1.0 - rho, 1e-3)), np.ones(n)
+        if self._idc is not None:
+            i_s = np.maximum(self._ca2(ES), 1.0)
+            for _ in range(CA2_FIXED_POINT_STEPS):
+                ca2 = self._ca2((ca2 + cs2) * ES / np.maximum(1.0 - rho, 1e-3) ** 2)
+        # mean wait: M^X/G/1 (Pollaczek-Khinchine with batches) where the arrivals are batches, plus Kingman's
+        # term for burstiness beyond the batches; Poisson arrivals: rho (1 + cs^2) E[S] / (2 (1 - rho)) exactly,
+        # renewal arrivals: Kingman's rho (ca^2 + cs^2) E[S] / (2 (1 - rho))
+        num = rho * (1.0 + cs2) + (i_s - 1.0) + rho * np.maximum(ca2 - i_s, 0.0)
+        g = cs2 + np.maximum(ca2, i_s)                                # the run's random-walk variance factor
+        chunks = np.where(plain[:, None], 1.0, np.ceil(L[None, :] / budget[:, None]))
+        b = (0.5 * t_it + host)[:, None] + S + np.where(plain[:, None], 0.0,
+                                                         (chunks - 1.0) * np.maximum(t_dec, t_it)[:, None])
+        # the stationary wait bounded by what the run builds at capacity, as the exponential tail's mean (beyond
+        # capacity the run's backlog, `run_wait`'s, is a floor on the percentiles below)
+        stationary = num * ES / (2 * (1 - rho))
+        wq = run_wait(stationary, n_req, np.minimum(lam_ms, cap_ms), cap_ms, burst=g)
+        out: dict[str, np.ndarray] = {"ttft": b @ w + run_wait(stationary + slot_mean, n_req, lam_ms, cap_ms,
+                                                               burst=g)}
+        # a request waits when the server is busy (rho) or it is not first of its batch (1 - 1 / I_s of them)
+        p0 = np.clip(1.0 - (1.0 - rho) / i_s, 1e-12, 1.0)
+        m = np.maximum(wq / p0, 1e-9)                                 # mean wait of a request that waits (ms)
+        outs, vo = self._out_nodes
+        t_life = (outs[None, :] - 1.0) * t_dec[:, None]              # decoding life without stalls (ms)
+        # a prompt's chunks ride one per iteration: a request decoding O - 1 steps meets at most O - 1 of them,
+        # each costing its share S / chunks of the prefill
+        stall = S[:, None, :] * np.minimum(outs[None, :, None] - 1.0, chunks[:, None, :]) / chunks[:, None, :]
+        # a step behind a queue of prompts carries a chunk of the prompt being prefilled, chosen by work share
+        c_full = ((S * S / chunks) @ w) / np.maximum(S @ w, 1e-300)
+        for p in PERCENTILES:
+            q = Z_Q[p]
+
+            def ttft_below(t: np.ndarray, q: float = q) -> np.ndarray:   # t: (n, k) -> P(TTFT <= t) < q
+                x = t[:, :, None] - b[:, None, :]
+                cdf = np.where(x >= 0, 1.0 - p0[:, None, None] * np.exp(-np.maximum(x, 0.0) / m[:, None, None]),
+                               0.0)
+                return (cdf * w).sum(axis=2) < q
+
+            hi = b.max(axis=1) + m * np.log(np.maximum(p0 / (1 - q), 1.0)) + 1.0
+            _, hi = bisect(b.min(axis=1) * 0.999, hi, ttft_below, TTFT_BISECTION_STEPS)
+            # the slot wait's quantile, bounded by what the run builds (no backlog: that is added once, below)
+            slot_q = run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
+                              n_req, np.minimum(lam_ms, cap_ms), cap_ms, p)
+            out[f"ttft_{p}"] = np.where(stable, hi, np.maximum(hi, b @ w + run_wait(np.zeros(n), n_req, lam_ms, cap_ms,
+                                                                                   p))) + slot_q
+
+            def tpot_tail(t: np.ndarray, q: float = q) -> np.ndarray:   # t: (n, k) -> P(TPOT > t) > 1 - q
+                need = (t[:, :, None] - t_dec[:, None, None]) * (outs[None, None, :] - 1.0)   # (n, k, O) stall
+                hit = stall[:, None, :, :] > need[..., None]           # (n, k, O, K)
+                rate = np.broadcast_to(lam_ms[:, None, None, None] * w * t_life[:, None, :, None], hit.shape)
+                # ... and a queue of prompts found at its start: every step carries a full chunk until the queued
+                # work (exponential tail of mean m, present with probability p0) has run
+                queue = np.where(need < (outs[None, None, :] - 1.0) * c_full[:, None, None],
+                                 p0[:, None, None] * np.exp(-need / m[:, None, None]), 0.0)
+                pr = 1.0 - np.exp(-(rate * hit).sum(axis=3)) * (1.0 - queue)
+                return (pr * vo).sum(axis=2) > 1 - q
+
+            top = t_dec + np.maximum(stall.max(axis=(1, 2)), c_full) + 1.0
+            _, hi = bisect(t_dec.copy(), top, tpot_tail, TTFT_BISECTION_STEPS)
+            out[f"tpot_{p}"] = hi
+        return out
+
+    def _ca2(self, tau_ms: np.ndarray) -> np.ndarray:
+        """Arrivals' squared variability for the prompt queue whose busy periods last ``tau_ms`` (ms, one per
+        deployment): a trace replayed with its own arrivals gives its index of dispersion of counts over that
+        window (`Workload.arrival_dispersion`, interpolated in log window), so a few long pauses between requests
+        do not count as bursts the queue feels; other workloads `Workload.variability`'s (1 Poisson, cv^2 gamma)."""
+        if self._idc is None:
+            return np.full(np.shape(tau_ms), self._ca2_arrivals)
+        return np.interp(np.log(np.maximum(tau_ms, 1e-9)), np.log(self._windows_ms), self._idc)
 
     @reusing_prepared()
     def capacity(self, d: Deployments, slo: SLO, *, tol: float = 0.01) -> np.ndarray:
@@ -887,6 +1031,46 @@ class ServingModel:
 
 
 Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+#: probability bins (edges) of the length nodes of a mixture (`length_nodes`): finer in the upper tail, where
+#: prefill times grow superlinearly with the prompt and the rare long prompts set the percentiles
+LENGTH_BINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995,
+               0.999, 1.0)
+#: probability bins of the output-length nodes (`quantile_nodes`): finer at the short end, where a stall per
+#: decode step is largest
+OUTPUT_BINS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.85, 1.0)
+#: halvings of the bisections on a TTFT / TPOT percentile of a length mixture (`ServingModel._mixture`): its
+#: bracket to ~1e-9 of its width
+TTFT_BISECTION_STEPS = 30
+#: fixed-point steps of the arrivals' ca^2 read at the queue's relaxation time (`ServingModel._mixture`)
+CA2_FIXED_POINT_STEPS = 4
+#: windows (log-spaced, 1 ms .. 10^4 s) at which `Workload.arrival_dispersion` is read once per workload
+DISPERSION_WINDOWS = 29
+
+
+def quantile_nodes(values: np.ndarray, edges: tuple[float, ...] = LENGTH_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """A distribution of ``values`` as a few nodes: the mean of the values in each probability bin of ``edges``
+    (sorted values, bin i holding ranks edges[i] .. edges[i + 1] of them) and the bin's share; empty bins are
+    dropped, shares sum to 1."""
+    v = np.sort(np.asarray(values, dtype=float))
+    cut = np.unique(np.round(np.asarray(edges) * len(v)).astype(np.int64))
+    sums = np.add.reduceat(v, cut[:-1])
+    cnt = np.diff(cut)
+    keep = cnt > 0
+    return sums[keep] / cnt[keep], cnt[keep] / cnt[keep].sum()
+
+
+def length_nodes(workload: Workload) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt-length nodes of ``workload`` (tokens, whole; `quantile_nodes`): the lengths of a trace's requests
+    (its first ``size``), else 20,000 seeded draws of its `Dist`."""
+    if workload.trace is not None:
+        x = np.asarray(workload.requests().input_tokens, dtype=float)
+    elif isinstance(workload.input_len, Dist):
+        x = workload.input_len.sample(np.random.default_rng(workload.seed), 20_000).astype(float)
+    else:
+        x = np.array([float(workload.input_len)])
+    L, w = quantile_nodes(x)
+    return np.maximum(np.round(L), 1.0), w
 
 #: occupancies per decode rank at which `disagg_closed_loop` prices a decode step (geometric from one sequence to
 #: the rank's max batch; log-log interpolation between them) and its bisection steps on the occupancy
@@ -1052,7 +1236,7 @@ RUN_WAIT = {"mean": 0.5319230405352436, "p50": 0.4052338073627873, "p90": 1.1803
 
 
 def run_wait(stationary: np.ndarray, n_req: float, lam: np.ndarray, cap: np.ndarray,
-             stat: str = "mean", *, burst: float = 1.0) -> np.ndarray:
+             stat: str = "mean", *, burst: float | np.ndarray = 1.0) -> np.ndarray:
     """Queue wait (ms; the mean, or the percentile ``stat``) of a run of ``n_req`` requests arriving at ``lam``
     per ms at a queue that serves ``cap`` per ms, from its ``stationary`` wait (the steady-state queue's, which
     grows without bound as lam nears cap): a finite run cannot build more than the random walk of its own
@@ -1060,10 +1244,10 @@ def run_wait(stationary: np.ndarray, n_req: float, lam: np.ndarray, cap: np.ndar
     grows to n (1/cap - 1/lam) by its last request, the mean request waiting half of that (a fraction q of it
     at percentile q). The one queueing rule of the aggregated replicas, the disaggregated prefill pool and the
     decode pool's admission. ``burst``: Kingman's ca^2 + cs^2 of the arrivals and the work (1: Poisson arrivals of
-    fixed work): the run's random walk has variance burst x n / cap^2."""
+    fixed work; one per queue or a scalar): the run's random walk has variance burst x n / cap^2."""
     lam = np.asarray(lam, dtype=float)
     cap = np.maximum(np.asarray(cap, dtype=float), 1e-300)
-    bound = RUN_WAIT[stat] * math.sqrt(max(n_req, 1.0) * burst) / cap
+    bound = RUN_WAIT[stat] * np.sqrt(max(n_req, 1.0) * np.asarray(burst, dtype=float)) / cap
     backlog = n_req * np.maximum(1.0 / cap - 1.0 / np.maximum(lam, 1e-300), 0.0)
     frac = 0.5 if stat == "mean" else Z_Q[stat]
     return np.maximum(np.minimum(stationary, bound), frac * backlog)

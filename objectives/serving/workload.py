@@ -257,6 +257,30 @@ class Workload:
         cs2 = float(inp.var() / inp.mean() ** 2) if inp is not None else 0.0
         return ca2, cs2
 
+    def arrival_dispersion(self, windows_s: np.ndarray) -> np.ndarray | None:
+        """Index of dispersion of counts (variance / mean of the number of arrivals in a window) of a trace replayed
+        with its own arrival times (its first ``size`` requests), one value per window of ``windows_s`` seconds;
+        None for every other workload (Poisson: 1 at every window, gamma renewal arrivals: from 1 in short
+        windows to cv^2 in long ones). The arrivals' burstiness as a queue feels it over its own time scale, where
+        the gaps' squared CV (`variability`) weighs a few long pauses as heavily as a storm of requests. A window
+        longer than 1/20 of the trace's span (too few windows to count) reads as the longest shorter one."""
+        if self.trace is None or self.rate is not None or self.concurrency is not None:
+            return None
+        arr = self._trace.arrival_s
+        if arr is None or self.size < 3:
+            return None
+        a = np.sort(np.asarray(arr[:self.size], dtype=np.float64))
+        span = float(a[-1] - a[0])
+        if not span > 0:
+            return None
+        w = np.minimum(np.asarray(windows_s, dtype=np.float64), span / 20.0)
+        out = np.empty(len(w))
+        for i, tau in enumerate(w):            # a few dozen windows, once per workload (not the hot path)
+            full = int(span // tau)
+            counts = np.bincount(np.minimum(((a - a[0]) // tau).astype(np.int64), full), minlength=full + 1)[:full]
+            out[i] = counts.var() / counts.mean() if counts.mean() > 0 else 1.0
+        return out
+
     @property
     def _trace(self) -> Trace:
         """The trace (a `Trace` once __post_init__ has read it; only called when trace is not None)."""
