@@ -573,7 +573,26 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     if p is None:
         return None, {}, isl, osl
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
-    res = _evaluate(p, dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv), _max_throughput_rows)
+    args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv)
+    res = _evaluate(p, args, _max_throughput_rows)
+    if conc is not None:
+        # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
+        # idle (dummy forwards), so only their tokens reach the routed experts (`prepare`'s moe_dp); one
+        # preparation per distinct number of busy ranks, its rows taken from it
+        adp = np.asarray(positive("attn_dp", attn_dp), dtype=float)
+        busy = np.minimum(adp, np.maximum(np.ceil(np.asarray(conc, dtype=float) / np.asarray(dp, dtype=float)), 1.0))
+        idle = busy < adp
+        if np.any(idle):
+            flat_busy = np.broadcast_to(np.where(idle, busy, 0.0), p.row_shape).ravel()
+            for v in np.unique(flat_busy[flat_busy > 0]):
+                q = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
+                            rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
+                            moe_act_dtype=moe_act_dtype, moe_dp=float(v))
+                assert q is not None  # the same arguments as `p`
+                sub = _evaluate(q, args, _max_throughput_rows)
+                sel = flat_busy == v
+                res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
+                       for k, col in res.items()}
     return p, res, isl, osl
 
 
