@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", default=None, help="output .html or .png (default: <name>-<kind>.html)")
 
     rep = sub.add_parser("report", help="write a self-contained offline HTML report")
-    rep.add_argument("name")
+    rep.add_argument("name", help="the study's name, or its study file (.py): then the report also holds the "
+                                  "sections its objective provides (report_sections)")
     _storage_arg(rep)
     rep.add_argument("-o", "--output", default=None, help="output .html (default: <name>-report.html)")
 
@@ -123,7 +124,7 @@ def cmd_run(args, worker: bool = False) -> int:
         from . import report
 
         out = (spec.path.resolve().parent if spec.path else Path.cwd()) / f"{spec.name}.html"
-        report.write(study.view(), out)
+        report.write(study.view(), out, sections=report.objective_sections(spec.evaluate, study))
         print(f"report: {out}")
     return 0
 
@@ -195,8 +196,16 @@ def cmd_plot(args) -> int:
 def cmd_report(args) -> int:
     from . import report
 
-    study = _load(args)
-    out = report.write(study.view(), Path(args.output or f"{study.name}-report.html"))
+    if args.name.endswith(".py"):   # a study file: its study, and its objective's own sections
+        from .spec import load_study_file
+        from .study import load_study
+
+        spec = load_study_file(args.name)
+        study = load_study(spec.name, storage=args.storage or spec.default_storage())
+        sections = report.objective_sections(spec.evaluate, study)
+    else:
+        study, sections = _load(args), []
+    out = report.write(study.view(), Path(args.output or f"{study.name}-report.html"), sections=sections)
     print(out)
     return 0
 

@@ -4,8 +4,12 @@
 with no network: plotly.js is inlined once in the page head, the rest is a little inline CSS and JS. Sections:
 summary, the Pareto front (interactive scatter per pair of objectives, and a sortable table of the front's
 configurations; clicking a row shows that point's hover in the scatters), parallel coordinates, per-knob
-sensitivity for each objective, and provenance (objectives, constraints, parameters, then the study's meta:
-space, optimizer and settings, seed, versions, storage).
+sensitivity for each objective, the objective's own sections if it provides any (:func:`objective_sections`),
+and provenance (objectives, constraints, parameters, then the study's meta: space, optimizer and settings, seed,
+versions, storage).
+
+A domain objective adds sections by defining ``report_sections(study) -> list[(title, html)]``: the engine knows
+nothing of what they show (an LLM serving objective draws where its front's latencies go).
 
 Script errors are recorded on the page itself (``data-dse-js-errors`` on ``<html>``) and each rendered plot
 gets ``data-dse-rendered="1"``, so a headless browser can check that the report works.
@@ -16,6 +20,8 @@ import dataclasses
 import html
 import itertools
 import json
+import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,9 @@ from . import __version__, plot
 from .errors import StudyError
 from .view import FRONT, INFEASIBLE, StudyView
 
-__all__ = ["write", "render"]
+__all__ = ["write", "render", "objective_sections"]
+
+log = logging.getLogger(__name__)
 
 #: Most objective pairs drawn as front scatters.
 MAX_PAIRS = 3
@@ -166,12 +174,43 @@ def _subsample(view: StudyView, max_points: int, seed: int) -> tuple[StudyView, 
     return dataclasses.replace(view, trials=view.trials[keep].reset_index(drop=True)), dropped
 
 
-def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
+def objective_sections(evaluate: Any, study: Any) -> list[tuple[str, str]]:
+    """The report sections an objective provides: ``evaluate.report_sections(study)`` (a list of (title, html)
+    pairs; the html is the objective's own markup, inserted as it is: it escapes its text), or [] when it has no
+    such method. A provider that raises is logged as a warning and left out (a study's report is still written);
+    one that returns something other than (str, str) pairs raises StudyError naming what it returned."""
+    provider = getattr(evaluate, "report_sections", None)
+    if not callable(provider):
+        return []
+    try:
+        sections = provider(study)
+    except Exception as exc:   # a domain section must not cost the study its report
+        log.warning("%s.report_sections failed, the report is written without its sections: %s",
+                    type(evaluate).__name__, exc)
+        return []
+    return _checked_sections(sections, f"{type(evaluate).__name__}.report_sections")
+
+
+def _checked_sections(sections: Any, who: str) -> list[tuple[str, str]]:
+    """`sections` as a list of (title, html) string pairs, or StudyError naming `who` and what was wrong."""
+    if isinstance(sections, (str, bytes)) or not isinstance(sections, Sequence):
+        raise StudyError(f"{who} must give a list of (title, html) pairs, got {type(sections).__name__}")
+    out = []
+    for i, sec in enumerate(sections):
+        if not (isinstance(sec, (tuple, list)) and len(sec) == 2 and all(isinstance(x, str) for x in sec)):
+            raise StudyError(f"{who}: section {i} must be a (title, html) pair of strings, got {sec!r:.80}")
+        out.append((sec[0], sec[1]))
+    return out
+
+
+def render(view: StudyView, *, max_points: int = 5000, seed: int = 0,
+           sections: Sequence[tuple[str, str]] = ()) -> str:
     """The report as one HTML string (see :func:`write`)."""
     import plotly.offline
 
     if not isinstance(view, StudyView):
         raise StudyError(f"report needs a StudyView, got {type(view).__name__}")
+    sections = _checked_sections(sections, "sections")
     if not isinstance(max_points, (int, np.integer)) or max_points < 1:
         raise StudyError(f"max_points must be a positive integer, got {max_points!r}")
     trials = view.trials
@@ -244,6 +283,11 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
         f'<div class="grid">{"".join(sens)}</div>'
     )
 
+    # ---- the objective's own sections (objective_sections), before the provenance
+    for i, (title, body) in enumerate(sections):
+        parts.append(f'<section class="dse-objective-section" id="objective-section-{i}"><h2>{_esc(title)}</h2>'
+                     f"{body}</section>")
+
     parts.append(f"<h2>Provenance</h2>{_provenance(view)}")
 
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -260,7 +304,8 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0) -> str:
     )
 
 
-def write(view: StudyView, path: str | Path, *, max_points: int = 5000, seed: int = 0) -> Path:
+def write(view: StudyView, path: str | Path, *, max_points: int = 5000, seed: int = 0,
+          sections: Sequence[tuple[str, str]] = ()) -> Path:
     """Write the study's report to `path` (one self-contained offline HTML file) and return the path.
 
     Args:
@@ -269,11 +314,13 @@ def write(view: StudyView, path: str | Path, *, max_points: int = 5000, seed: in
         max_points: most trials drawn in the scatters and parallel coordinates (every front trial is always
             drawn; the rest are a seeded random sample). Tables and sensitivity use every trial.
         seed: seed of that sample.
+        sections: extra (title, html) sections, shown before the provenance (an objective's:
+            :func:`objective_sections`); the html is inserted as it is.
     """
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise StudyError(f"a report is an HTML file; got {str(path)!r} (use a .html suffix)")
-    text = render(view, max_points=max_points, seed=seed)
+    text = render(view, max_points=max_points, seed=seed, sections=sections)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path

@@ -381,6 +381,42 @@ class LLMServingObjective(CarriesModel):
         })
         return out
 
+    # -- the study report ------------------------------------------------------------------------------------
+    def report_sections(self, study: Any) -> list[tuple[str, str]]:
+        """The study report's section (`dse.report.objective_sections`): where the served latency of the front's
+        knee and of its cheapest point (least usd_per_mtok) goes, by component (`inference.served_breakdown` at
+        the point's batch in flight and the workload's mean lengths). Aggregated deployments only."""
+        from .inference.breakdown import served_breakdown, served_html
+        front = study.pareto()
+        if front.empty:
+            return []
+        picks = [("knee", study.knee())]
+        if "usd_per_mtok" in front.columns:
+            cheap = front.loc[front["usd_per_mtok"].astype(float).idxmin()]
+            if int(cheap["number"]) == int(picks[0][1]["number"]):
+                picks = [("knee and cheapest", cheap)]
+            else:
+                picks.append(("cheapest", cheap))
+        points, sm = [], self.serving_model
+        for label, row in picks:
+            d = deployments(pd.DataFrame([row[study.space.names]]).reset_index(drop=True), self.defaults)
+            if d.mode[0] == "disagg":
+                continue
+            N = float(row["batch_size"]) if "batch_size" in row and np.isfinite(float(row["batch_size"])) else None
+            bd = served_breakdown(**sm._kw(d), input_len=self.input_len, output_len=self.output_len,
+                                  max_num_tokens=d.max_num_tokens, gpu_memory_utilization=sm.gpu_memory_utilization,
+                                  kv_capacity_tokens=sm.kv_capacity_tokens,
+                                  **({} if N is None else {"max_batch_size": max(math.ceil(N - 1e-9), 1)}))
+            points.append((f"{label} (trial {int(row['number'])})", bd))
+        if not points:
+            return []
+        note = ("<p class=\"sub\">The steady state <code>inference.max_throughput</code> prices at each point's "
+                "batch in flight (<code>inference.served_breakdown</code>, the workload's mean prompt and output): "
+                "a prefill-carrying iteration and a pure decode step by component, and the TTFT and TPOT they make "
+                "(the served metrics add queueing and percentiles). <code>dse breakdown --served</code> prints the "
+                "same.</p>")
+        return [("Where the latency goes (served steady state)", note + served_html(points))]
+
     # -- multi-fidelity --------------------------------------------------------------------------------------
     def confirming(self, objectives: Mapping[str, str], *, max_rounds: int = 50) -> ConfirmedLLMServing:
         """This objective with its front confirmed in the simulator (``dse.fidelity.Confirming``): each batch is
@@ -403,6 +439,10 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
                          label="simulated", max_rounds=max_rounds)
         self.objective = objective
         self.model, self.workload, self.slo = objective.model, objective.workload, objective.slo
+
+    def report_sections(self, study: Any) -> list[tuple[str, str]]:
+        """The objective's report sections (`LLMServingObjective.report_sections`)."""
+        return self.objective.report_sections(study)
 
     def report(self, study: Any, detail: Callable[[pd.DataFrame], str] | None = None) -> str | None:
         """How the simulation changed `study`'s front, read from its stored trials (a resumed study says it too):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .core import prepare
-from .estimate import DEFAULT_MAX_NUM_TOKENS, _with_profile, estimate
+from .estimate import DEFAULT_MAX_NUM_TOKENS, _with_profile, busy_ranks, estimate
 from .measured import (
     TOK_PARTS,
     context_points,
@@ -33,7 +33,7 @@ from .measured import (
     share_at,
     share_grid_at,
 )
-from .ops import StepCoeffs, sparse_prefill_pairs
+from .ops import StepCoeffs, forward_s, sparse_prefill_pairs
 from .resolve import positive
 
 Num = Any
@@ -177,3 +177,246 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
 
 
 __all__ = ["breakdown", "forward_parts", "COMPONENTS", "PHASES"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The served steady state: `max_throughput`'s iterations
+# ---------------------------------------------------------------------------------------------------------------
+
+#: the phases of `served_breakdown`: prefill_iteration / decode_step: ms per iteration of each kind;
+#: ttft: ms per request; tpot: ms per output token
+SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
+#: the TTFT's own terms beside the kernels': startup_wave: what the closed-loop run's start-up wave adds to the
+#: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
+#: engine's host time before it schedules a request (`engine_ttft_ms`) and the model's own (`attn_ttft_ms`);
+#: queue: the wait for a free slot when more clients than slots (`concurrency`)
+TTFT_TERMS = ("startup_wave", "front_end", "queue")
+SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS
+
+
+def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num
+                   ) -> dict[str, np.ndarray]:
+    """`estimate.replica_time_s` (s) of work w = (T, A, D, K, S) over `n` sequences, without the prefill's fill
+    factor (the steady state rotates its micro-batches), by component."""
+    m = np.minimum(p.pp, np.maximum(n, 1.0))
+    return forward_parts(p.coeffs, collect, *(np.asarray(x, dtype=float) / m for x in w))
+
+
+def _chunk_parts(p: Any, collect: dict[str, Any], t: Num, parts: dict[str, np.ndarray], T: Num, A: Num, D: Num,
+                 K: Num, N: Num) -> dict[str, np.ndarray]:
+    """`estimate.chunk_pass_s` by component: `parts` (an iteration of `t` s), or where pp > 1 and the prompt
+    chunk's own micro-batch passing every stage takes longer, that pass's parts."""
+    piped = np.asarray(p.pp) > 1
+    if not np.any(piped):
+        return parts
+    m = np.minimum(p.pp, np.maximum(N, 1.0))
+    lone_w = (T, A, D / m, K / m, D / m + 1.0)
+    take = piped & (forward_s(p.coeffs, *lone_w) > t)
+    lone = forward_parts(p.coeffs, collect, *lone_w)
+    return {k: np.where(take, lone[k], v) for k, v in parts.items()}
+
+
+def _scaled_sum(*terms: tuple[Num, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """sum of factor x parts, component by component."""
+    return {k: sum(f * parts[k] for f, parts in terms) for k in COMPONENTS}
+
+
+def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, isl: Num, osl: Num, mnt: Num,
+                    conc: Num) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+    """`served_breakdown`'s columns (iterations, prompt_tokens, decode_seqs, `SERVED_COMPONENTS` in ms), flat in
+    its row order (configuration-major, `SERVED_PHASES` within), of the configurations `prepare(**args, moe_dp=)`
+    gives, at `max_throughput`'s batch in flight N (flat, one per row); and their row shape."""
+    from .estimate import chunk_pass_s, group_prompt_work, replica_time_s, run_prompt_work, split_work, steady_work
+
+    collect: dict[str, Any] = {}
+    p = prepare(**args, moe_dp=moe_dp, collect=collect)
+    assert p is not None  # max_throughput returned rows
+    if p.coeffs.curves is not None:
+        collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
+    shape = p.row_shape
+    c = p.coeffs
+    N = N.reshape(shape)
+    # `estimate.steady_state` (keep in step): the mean iteration, or the prefill iteration and the pure decode step
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
+    piped = np.asarray(p.pp) > 1
+    split = (np.asarray(p.source_code) > 0) | (np.asarray(c.n_experts) > 0) | piped
+    mean = _replica_parts(p, collect, (T, A, D, K, S), N)
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
+    T_pf, D_pf, ctx = w_pf[0], w_pf[2], isl + 0.5 * osl
+    ch = T_pf / np.maximum(T_pf / isl, 1.0)
+    t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], N)
+    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, N),
+                      ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, N)
+    dec = _replica_parts(p, collect, w_dec, N)
+    zero = np.zeros(())
+    it_pf, it_dec = np.where(split, n_pf, n_it), np.where(split, n_dec, 0.0)
+    pre = {k: np.where(split, pf[k], mean[k]) for k in COMPONENTS}
+    step = {k: np.where(split, dec[k], zero) for k in COMPONENTS}
+    tpot = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
+    iter_s = sum(tpot.values()) * osl / n_it           # the mean iteration (s): cycle time / n_it
+    # `estimate.prefill_wait_s` (keep in step): measured rows, a run's steady wait and its start-up wave
+    measured = np.asarray(p.source_code) > 0
+    wait: dict[str, Any] = {k: zero for k in COMPONENTS}
+    wave_s: Any = zero
+    if np.any(measured):
+        ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt)
+        t_s = replica_time_s(p, *ws, N)
+        own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
+        steady = _scaled_sum((k0, own), (0.5, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
+        steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], N) + 0.5 * iter_s
+        t_w = replica_time_s(p, *ww, N)
+        wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, N) - t_w)
+        wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}
+        wave_s = np.where(measured, c.wave * np.maximum(wave - steady_s, 0.0), 0.0)
+    if not np.all(measured):   # `estimate._group_ttft_s`: the closed form's group of prompts
+        wg, chg, k = group_prompt_work(N, isl, osl, mnt)
+        own = _chunk_parts(p, collect, replica_time_s(p, *wg, N), _replica_parts(p, collect, wg, N), *chg, N)
+        wait = {name: np.where(measured, wait[name], k * own[name]) for name in COMPONENTS}
+    front = c.ttft_s + c.ttft_model_s
+    ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front, "queue": zero}
+    if conc is not None:   # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait
+        per = conc / (p.dp * p.attn_dp)
+        residency = sum(ttft.values()) + (osl - 1.0) * iter_s * n_it / osl
+        ttft["queue"] = np.maximum(per - N, 0.0) / N * residency
+    phases = (pre, step, ttft, tpot)
+    nan = np.full(N.size, np.nan)
+    flat = (lambda x: np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() if shape
+            else np.ravel(np.asarray(x, dtype=float)))
+    out: dict[str, np.ndarray] = {}
+    work = ((it_pf, it_dec, None, None), (np.where(split, T_pf, T), zero, None, None),
+            (np.where(split, D_pf, D), np.where(split, w_dec[2], zero), None, None))
+    for name, vals in zip(("iterations", "prompt_tokens", "decode_seqs"), work):
+        out[name] = np.column_stack([nan if v is None else flat(v) for v in vals]).ravel()
+    for name in SERVED_COMPONENTS:
+        out[name] = np.column_stack([flat(ph.get(name, 0.0)) * 1e3 for ph in phases]).ravel()
+    return out, shape
+
+
+def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None,
+                     act_dtype: Any = None, kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128,
+                     **kwargs: Any) -> pd.DataFrame:
+    """`max_throughput`'s served steady state split by component, in ms.
+
+    Arguments: `max_throughput`'s (every one, broadcast the same way, the same errors; no `interval`). Returns
+    four rows per configuration, configuration-major in `max_throughput`'s row order: ``row``, ``phase``
+    (`SERVED_PHASES`), ``iterations`` (iterations of that kind per request cycle of the N sequences in flight;
+    NaN on the ttft / tpot rows), ``prompt_tokens`` and ``decode_seqs`` (the iteration's work; NaN on ttft / tpot),
+    one column per `SERVED_COMPONENTS` entry, ``total_ms`` (their sum), then `max_throughput`'s configuration
+    columns (batch_size is N).
+
+    - prefill_iteration (ms per iteration): the iteration that carries a chunk of prompts (up to max_num_tokens
+      tokens) beside the other sequences' decodes, as `estimate.steady_state` prices it (`split_work`; with pp > 1
+      at least the chunk's own pass through every stage). Rows whose closed form prices one mean iteration
+      (roofline, dense, pp = 1) show that mean iteration here, every iteration carrying a share of the prompts.
+    - decode_step (ms per iteration): the pure decode step (zero, with 0 iterations, on the mean-iteration rows).
+    - tpot (ms per output token): iterations x each kind's parts / output_len, `max_throughput`'s tpot_ms.
+    - ttft (ms per request): the prompt's wait in the steady state by component (`estimate.prefill_wait_s`), then
+      its own terms (`TTFT_TERMS`): startup_wave, front_end, queue. Sums to `max_throughput`'s ttft_ms.
+
+    Meant to explain configurations (built as they broadcast, not factorized), not to sweep millions."""
+    from .estimate import DEFAULT_MAX_BATCH_SIZE, max_throughput
+    if "interval" in kwargs:
+        raise TypeError("served_breakdown() takes no interval= (a band has no components); call max_throughput() "
+                        "for bands")
+    df = max_throughput(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, input_len, output_len, **kwargs)
+    metrics = ("ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "throughput_tok_s_per_gpu", "mem_per_gpu_gib",
+               "usd_per_mtok", "joules_per_tok", "weights_gib", "kv_cache_gib")
+    config = [k for k in df.columns if k not in metrics]
+    extra = ("iterations", "prompt_tokens", "decode_seqs")
+    nph = len(SERVED_PHASES)
+    if not len(df):
+        cols: dict[str, Any] = {"row": np.empty(0, dtype=np.int64),
+                                "phase": pd.Categorical([], categories=SERVED_PHASES)}
+        cols.update({name: np.empty(0) for name in (*extra, *SERVED_COMPONENTS, "total_ms")})
+        return pd.concat([pd.DataFrame(cols), df[config].iloc[:0].reset_index(drop=True)], axis=1)
+    kw = dict(kwargs)
+    efficiency = _with_profile(kw.pop("efficiency", None), kw.pop("profile", None))
+    isl, osl = (np.asarray(positive(k, v), dtype=float) for k, v in
+                (("input_len", input_len), ("output_len", output_len)))
+    mnt = np.asarray(positive("max_num_tokens", kw.pop("max_num_tokens", DEFAULT_MAX_NUM_TOKENS)), dtype=float)
+    conc = kw.pop("concurrency", None)
+    conc = None if conc is None else np.asarray(positive("concurrency", conc), dtype=float)
+    rows = dict(input_len=isl, output_len=osl, max_num_tokens=mnt,
+                max_batch_size=positive("max_batch_size", kw.pop("max_batch_size", DEFAULT_MAX_BATCH_SIZE)))
+    kv = kw.pop("kv_capacity_tokens", None)
+    for name, v in (("concurrency", conc), ("kv_capacity_tokens", kv)):
+        if v is not None:
+            rows[name] = np.asarray(v)
+    kw.pop("gpu_memory_utilization", None)   # sizes N only: read off max_throughput's batch_size
+    dp, attn_dp = kw.pop("dp", 1), kw.pop("attn_dp", 1)
+    args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
+                engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
+                eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None))
+    N = df["batch_size"].to_numpy(float)
+    cols, shape = _served_columns(args, None, N, isl, osl, mnt, conc)
+    if conc is not None:
+        # `estimate._max_throughput_eval` (keep in step): fewer clients than a replica's attention-DP ranks, only
+        # the busy ranks' tokens reach the routed experts (`prepare`'s moe_dp), one preparation per busy count
+        flat_busy = busy_ranks(conc, dp, attn_dp, shape)
+        for v in np.unique(flat_busy[flat_busy > 0]):
+            sub, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc)
+            sel = np.repeat(flat_busy == v, nph)
+            cols = {k: np.where(sel, sub[k], col) for k, col in cols.items()}
+    n = len(df)
+    out: dict[str, Any] = {"row": np.repeat(np.arange(n, dtype=np.int64), nph),
+                           "phase": pd.Categorical.from_codes(np.tile(np.arange(nph), n), categories=SERVED_PHASES)}
+    out.update(cols)
+    out["total_ms"] = np.sum([out[name] for name in SERVED_COMPONENTS], axis=0)
+    cfg = df[config].iloc[np.repeat(np.arange(n), nph)].reset_index(drop=True)
+    return pd.concat([pd.DataFrame(out), cfg], axis=1)
+
+
+#: one colour per component in `served_html`'s bars (the kernels' first, then the host's, then the TTFT's own)
+_COLOURS = dict(zip(SERVED_COMPONENTS, (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+    "#bab0ac", "#6b4c9a", "#d37295", "#8cd17d", "#499894", "#fabfd2", "#79706e")))
+
+
+def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:
+    """HTML (a fragment: inline styles, no script) showing `served_breakdown`'s four rows of each point: a stacked
+    bar per iteration kind (prefill iteration, decode step; each bar's width is its share of the longest one) and
+    a table of every component that is not zero, ms per phase. `points`: (label, that point's four rows) pairs;
+    labels and values are escaped."""
+    import html
+
+    def esc(v: Any) -> str:
+        return html.escape(str(v), quote=True)
+
+    out = []
+    for label, bd in points:
+        rows = {ph: bd[bd["phase"] == ph].iloc[0] for ph in SERVED_PHASES}
+        shown = [c for c in SERVED_COMPONENTS if any(float(r[c]) != 0.0 for r in rows.values())]
+        r0 = rows["prefill_iteration"]
+        out.append(f'<div class="dse-served" data-label="{esc(label)}"><h3>{esc(label)}: {esc(r0["model"])} on '
+                   f'{esc(r0["gpu"])} tp={esc(r0["tp"])} pp={esc(r0["pp"])} ep={esc(r0["ep"])} '
+                   f'attn_dp={esc(r0["attn_dp"])}, {esc(r0["engine"])} ({esc(r0["source"])}), '
+                   f'{float(r0["batch_size"]):g} sequences in flight</h3>')
+        out.append(f'<p class="sub">TTFT {float(rows["ttft"]["total_ms"]):.4g} ms, TPOT {float(rows["tpot"]["total_ms"]):.4g}'
+                   f' ms; per request cycle {float(rows["prefill_iteration"]["iterations"]):.4g} prefill iterations '
+                   f'of {float(rows["prefill_iteration"]["prompt_tokens"]):.4g} prompt tokens and '
+                   f'{float(rows["decode_step"]["iterations"]):.4g} decode steps</p>')
+        longest = max(float(rows[ph]["total_ms"]) for ph in ("prefill_iteration", "decode_step")) or 1.0
+        for ph in ("prefill_iteration", "decode_step"):
+            r = rows[ph]
+            tot = float(r["total_ms"])
+            segs = "".join(
+                f'<span title="{esc(c)}: {float(r[c]):.3g} ms" data-component="{esc(c)}" style="display:inline-block;'
+                f'height:18px;width:{100.0 * float(r[c]) / tot:.3f}%;background:{_COLOURS[c]}"></span>'
+                for c in shown if tot > 0 and float(r[c]) > 0)
+            out.append(f'<div style="margin:4px 0"><span style="display:inline-block;width:220px;text-align:left">'
+                       f'{esc(ph.replace("_", " "))}: {tot:.4g} ms</span>'
+                       f'<span class="dse-bar" data-phase="{esc(ph)}" style="display:inline-flex;vertical-align:middle;'
+                       f'width:{max(60.0 * tot / longest, 0.5):.2f}%">{segs}</span></div>')
+        head = "".join(f"<th>{esc(h)}</th>" for h in ("prefill iteration ms", "decode step ms", "TTFT ms", "TPOT ms"))
+        body = "".join(
+            f'<tr><td class="s"><span style="color:{_COLOURS[c]}">&#9632;</span> {esc(c)}</td>'
+            + "".join(f"<td>{float(rows[ph][c]):.4g}</td>" for ph in SERVED_PHASES) + "</tr>" for c in shown)
+        body += '<tr><th class="s">total</th>' + "".join(f"<th>{float(rows[ph]['total_ms']):.4g}</th>"
+                                                         for ph in SERVED_PHASES) + "</tr>"
+        out.append(f'<table class="dse-served-table"><thead><tr><th class="s">component</th>{head}</tr></thead>'
+                   f"<tbody>{body}</tbody></table></div>")
+    return "".join(out)
+
+
+__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS"]

@@ -3,6 +3,7 @@
 A plugin command (entry-point group ``dse.commands``):
 
     dse breakdown Llama-3.1-70B --gpu H200 --tp 4 --batch-size 64 --input-len 2048 --output-len 256
+    dse breakdown Llama-3.1-70B --gpu H200 --tp 4 --served --input-len 2048 --output-len 256   # max_throughput's
     dse breakdown DeepSeek-V3 --gpu H200 --tp 8 --engine sglang --batch-size 32
     dse breakdown Qwen3-30B-A3B --gpu H100 --engine roofline          # the closed form
 """
@@ -31,7 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoint's format)")
     p.add_argument("--act-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
     p.add_argument("--kv-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
-    p.add_argument("--batch-size", type=int, default=1, help="sequences per replica (static batch)")
+    p.add_argument("--batch-size", type=int, default=None, help="sequences per replica (static batch; default 1)")
+    p.add_argument("--served", action="store_true", help="the served steady state instead of a static batch "
+                   "(inference.served_breakdown: max_throughput's prefill iteration, decode step, TTFT and TPOT)")
+    p.add_argument("--max-batch-size", type=int, default=None, help="--served: most sequences in flight per "
+                   "replica (default: max_throughput's)")
+    p.add_argument("--max-num-tokens", type=int, default=None, help="tokens per iteration (chunked prefill "
+                   "budget; default: the engine default)")
+    p.add_argument("--concurrency", type=int, default=None, help="--served: closed-loop clients (default: as many "
+                   "as slots)")
     p.add_argument("--input-len", type=int, default=1024, help="prompt tokens")
     p.add_argument("--output-len", type=int, default=128, help="output tokens (the decode step is their mean)")
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, name==version, or "
@@ -59,17 +68,62 @@ def format_table(bd: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def format_served(bd: pd.DataFrame) -> str:
+    """`inference.served_breakdown`'s four rows of one configuration as a table: per component (those not zero in
+    every phase), ms and % of the prefill iteration, the decode step, the TTFT and the TPOT, then the totals."""
+    from .breakdown import SERVED_COMPONENTS, SERVED_PHASES
+
+    rows = [bd[bd["phase"] == ph].iloc[0] for ph in SERVED_PHASES]
+    heads = ("prefill iter", "decode step", "ttft", "tpot")
+    lines = [f"{'component':<18}" + "".join(f" {h + ' ms':>15} {'%':>5}" for h in heads)]
+    for name in SERVED_COMPONENTS:
+        vals = [float(r[name]) for r in rows]
+        if not any(vals):
+            continue
+        lines.append(f"{name:<18}" + "".join(f" {v:>15,.3f} {100 * v / r['total_ms'] if r['total_ms'] else 0.0:>5.1f}"
+                                             for v, r in zip(vals, rows)))
+    lines.append(f"{'total':<18}" + "".join(f" {r['total_ms']:>15,.3f} {100.0 if r['total_ms'] else 0.0:>5.1f}"
+                                         for r in rows))
+    return "\n".join(lines)
+
+
+def _served_header(bd: pd.DataFrame) -> str:
+    """One line on the steady state: sequences in flight, each kind of iteration's count and work."""
+    pre, dec = (bd[bd["phase"] == ph].iloc[0] for ph in ("prefill_iteration", "decode_step"))
+    if float(dec["iterations"]) == 0.0:
+        return (f"steady state: {pre['batch_size']:g} sequences in flight; every one of the {pre['iterations']:,.2f} "
+                f"iterations per request cycle carries {pre['prompt_tokens']:,.0f} prompt tokens beside "
+                f"{pre['decode_seqs']:,.1f} decodes (the closed form's mean iteration)")
+    return (f"steady state: {pre['batch_size']:g} sequences in flight; per request cycle {pre['iterations']:,.2f} "
+            f"prefill iterations ({pre['prompt_tokens']:,.0f} prompt tokens + {pre['decode_seqs']:,.1f} decodes) and "
+            f"{dec['iterations']:,.2f} decode steps ({dec['decode_seqs']:,.1f} decodes)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the breakdown table; 0 on success, 2 with one clear line on stderr on error."""
-    from .breakdown import breakdown
+    from .breakdown import breakdown, served_breakdown
 
     args = build_parser().parse_args(list(argv) if argv is not None else None)
+    common = dict(tp=args.tp, pp=args.pp, weight_dtype=args.weight_dtype, act_dtype=args.act_dtype,
+                  kv_dtype=args.kv_dtype, input_len=args.input_len, output_len=args.output_len, ep=args.ep,
+                  attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, engine=args.engine,
+                  engine_profile=args.engine_profile)
+    if args.max_num_tokens is not None:
+        common["max_num_tokens"] = args.max_num_tokens
     try:
-        bd = breakdown(args.model, args.gpu, tp=args.tp, pp=args.pp, weight_dtype=args.weight_dtype,
-                       act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, batch_size=args.batch_size,
-                       input_len=args.input_len, output_len=args.output_len, ep=args.ep, attn_dp=args.attn_dp,
-                       eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, engine=args.engine,
-                       engine_profile=args.engine_profile)
+        if args.served:
+            if args.batch_size is not None:
+                raise ValueError(f"--batch-size {args.batch_size} sizes a static batch; with --served the batch in "
+                                 "flight is max_throughput's: give --max-batch-size or --concurrency")
+            served = {k: v for k, v in (("max_batch_size", args.max_batch_size), ("concurrency", args.concurrency))
+                      if v is not None}
+            bd = served_breakdown(args.model, args.gpu, **common, **served)
+        else:
+            for flag, v in (("--max-batch-size", args.max_batch_size), ("--concurrency", args.concurrency)):
+                if v is not None:
+                    raise ValueError(f"{flag} {v} applies to the served steady state: add --served")
+            bd = breakdown(args.model, args.gpu, batch_size=1 if args.batch_size is None else args.batch_size,
+                           **common)
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise
@@ -79,12 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = bd.iloc[0]
     layout = f"tp={r['tp']} pp={r['pp']}" + (f" attn_dp={r['attn_dp']}" if r["attn_dp"] != 1 else "") + \
         (f" ep={r['ep']}" if r["ep"] != 1 else "")
+    what = "served" if args.served else f"batch {r['batch_size']}"
     print(f"{r['model']} on {r['gpu']} {layout} {r['weight_dtype']} weights, engine {r['engine']} "
-          f"({r['source']}): batch {r['batch_size']}, {r['input_len']} prompt + {r['output_len']} output tokens")
+          f"({r['source']}): {what}, {r['input_len']} prompt + {r['output_len']} output tokens")
     if not bool(r["fits"]):
         print(f"note: this configuration does not fit ({r['reason']}); its times are still shown")
-    print(format_table(bd))
+    if args.served:
+        print(_served_header(bd))
+    print(format_served(bd) if args.served else format_table(bd))
     return 0
 
 
-__all__ = ["main", "build_parser", "format_table"]
+__all__ = ["main", "build_parser", "format_table", "format_served"]

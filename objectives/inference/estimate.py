@@ -440,18 +440,49 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     return ttft + np.maximum(conc - N, 0.0) / N * residency
 
 
-def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
-    """TTFT (s) of the closed form (roofline rows; the whole-group view it was fitted with): the N requests arrive
-    together and a prompt runs in the prefill-heavy iteration(s) beside the other sequences' decodes."""
+#: an iteration's work as `replica_time_s` takes it (T, A, D, K, S), and a prompt chunk's as `chunk_pass_s` (T, A, D, K)
+Work = tuple[Num, Num, Num, Num, Num]
+ChunkWork = tuple[Num, Num, Num, Num]
+
+
+def group_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Work, ChunkWork, Num]:
+    """The closed form's prefill-heavy iteration (`_group_ttft_s`): its work (T, A, D, K, S as `replica_time_s`
+    takes them), its prompt chunk's (T, A, D, K) and the factor on its time (the iterations a prompt takes)."""
     T = np.minimum(np.maximum(mnt - N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
     D = np.maximum(N - T / isl, 0.0)
     budget = np.maximum(mnt - D, 1.0)
     T = np.minimum(budget, N * isl)
     D = np.maximum(N - T / isl, 0.0)
-    t_pf = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
     ch = np.minimum(T, isl)
-    t_pf = chunk_pass_s(p, t_pf, ch, ch * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), N)
-    return np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget) * t_pf
+    k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
+    return ((T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl),
+            (ch, ch * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl)), k)
+
+
+def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
+    """TTFT (s) of the closed form (roofline rows; the whole-group view it was fitted with): the N requests arrive
+    together and a prompt runs in the prefill-heavy iteration(s) beside the other sequences' decodes."""
+    work, chunk, k = group_prompt_work(N, isl, osl, mnt)
+    return k * chunk_pass_s(p, replica_time_s(p, *work, N), *chunk, N)
+
+
+def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Work, Num, Work, Num, ChunkWork]:
+    """`_run_ttft_s`'s iterations: the steady state's work (T, A, D, K, S as `replica_time_s` takes them) and the
+    iterations a prompt's own chunks take; the start-up wave's work, its iterations before and with a prompt's
+    own, and that prompt chunk's (T, A, D, K)."""
+    budget = np.maximum(mnt - (N - 1.0), 1.0)
+    T = np.minimum(budget, isl)
+    D = np.maximum(N - T / isl, 0.0)
+    k0 = np.maximum(isl / budget, 1.0)
+    steady: Work = (T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl)
+    # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
+    T_w = np.minimum(mnt, N * isl)
+    D_w = 0.5 * np.maximum(N - T_w / isl, 0.0)
+    T_w = np.minimum(np.maximum(mnt - D_w, 1.0), N * isl)
+    k_w = 0.5 * (1.0 + N * isl / T_w)
+    ch = np.minimum(T_w, isl)
+    return (steady, k0, (T_w, T_w * (isl + 1.0) * 0.5, D_w, D_w * isl, D_w + T_w / isl), k_w,
+            (ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl))
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) -> Num:
@@ -462,22 +493,13 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     of that wave waits for half the wave's prefill iterations plus its own. Afterwards a request's prompt runs
     in the iterations after the one in progress when it arrives (half a mean iteration, `iter_s`), at the
     budget's rate beside the N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
-    (about 1 / the requests each client sends), fitted (`Efficiency`)."""
-    budget = np.maximum(mnt - (N - 1.0), 1.0)
-    T = np.minimum(budget, isl)
-    D = np.maximum(N - T / isl, 0.0)
-    k0 = np.maximum(isl / budget, 1.0)
-    t_s = replica_time_s(p, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl, N)
-    steady = k0 * chunk_pass_s(p, t_s, T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), N) + 0.5 * iter_s
-    # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
-    T_w = np.minimum(mnt, N * isl)
-    D_w = 0.5 * np.maximum(N - T_w / isl, 0.0)
-    T_w = np.minimum(np.maximum(mnt - D_w, 1.0), N * isl)
-    k_w = 0.5 * (1.0 + N * isl / T_w)
-    t_w = replica_time_s(p, T_w, T_w * (isl + 1.0) * 0.5, D_w, D_w * isl, D_w + T_w / isl, N)
+    (about 1 / the requests each client sends), fitted (`Efficiency`). The iterations: `run_prompt_work`."""
+    work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt)
+    t_s = replica_time_s(p, *work, N)
+    steady = k0 * chunk_pass_s(p, t_s, *work[:4], N) + 0.5 * iter_s
+    t_w = replica_time_s(p, *wave_work, N)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
-    ch = np.minimum(T_w, isl)
-    wave = k_w * t_w + (chunk_pass_s(p, t_w, ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl, N) - t_w)
+    wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, N) - t_w)
     w = p.coeffs.wave
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
 
@@ -579,11 +601,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
         # idle (dummy forwards), so only their tokens reach the routed experts (`prepare`'s moe_dp); one
         # preparation per distinct number of busy ranks, its rows taken from it
-        adp = np.asarray(positive("attn_dp", attn_dp), dtype=float)
-        busy = np.minimum(adp, np.maximum(np.ceil(np.asarray(conc, dtype=float) / np.asarray(dp, dtype=float)), 1.0))
-        idle = busy < adp
-        if np.any(idle):
-            flat_busy = np.broadcast_to(np.where(idle, busy, 0.0), p.row_shape).ravel()
+        flat_busy = busy_ranks(conc, dp, attn_dp, p.row_shape)
+        if np.any(flat_busy > 0):
             for v in np.unique(flat_busy[flat_busy > 0]):
                 q = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                             rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
@@ -594,6 +613,15 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                 res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
                        for k, col in res.items()}
     return p, res, isl, osl
+
+
+def busy_ranks(conc: Num, dp: Num, attn_dp: Num, row_shape: tuple[int, ...]) -> np.ndarray:
+    """Per row (flat over `row_shape`): the attention-DP ranks of a replica that hold a request when `conc`
+    closed-loop clients spread over `dp` replicas are fewer than its `attn_dp` ranks; 0 where every rank is busy."""
+    adp = np.asarray(positive("attn_dp", attn_dp), dtype=float)
+    busy = np.minimum(adp, np.maximum(np.ceil(np.asarray(conc, dtype=float) / np.asarray(positive("dp", dp),
+                                                                                         dtype=float)), 1.0))
+    return np.broadcast_to(np.where(busy < adp, busy, 0.0), row_shape).ravel()
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,

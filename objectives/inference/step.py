@@ -49,6 +49,9 @@ class StepModel:
         if code != R_OK:
             raise ValueError(f"StepModel({desc}): {REASONS[code]}")
         self._p = p
+        self._args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                          kv_dtype=kv_dtype, dp=1, ep=ep, eff=efficiency, engine_profile=engine_profile, engine=engine,
+                          attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)   # `breakdown` prepares again
         self.model_name = p.model_names[0]
         self.gpu_name = p.gpu_names[0]
         self.tp, self.pp = int(tp), int(pp)
@@ -126,6 +129,34 @@ class StepModel:
         t_pp: np.ndarray = replica_time_s(self._p, T, A, D, K, S, S)
         n_pf = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
         return 1e3 * np.where(T > 0, chunk_pass_s(self._p, t_pp, T / n_pf, A / n_pf, D, K, S), t_pp)
+
+    def breakdown(self, n_prefill_tokens: float, prefill_attn_pairs: float, n_decode_seqs: float,
+                  decode_kv_tokens: float, n_prefill_seqs: float | None = None) -> dict[str, float]:
+        """`time_ms` of ONE iteration (same arguments, scalars) split by component (`breakdown.COMPONENTS`), ms
+        each; the values sum to `time_ms` of the same work. With pp > 1 the iteration's micro-batch split, or the
+        prompt chunk's own pass through every stage where that takes longer, as `time_ms` prices it. Builds the
+        parts on each call (milliseconds): meant to explain an iteration, not for the simulator's loop."""
+        from .breakdown import COMPONENTS, forward_parts
+
+        args = (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens, n_prefill_seqs)
+        if any(isinstance(x, (list, tuple, np.ndarray)) for x in args):
+            raise TypeError(f"StepModel.breakdown takes scalars (one iteration), got {args!r:.120}")
+        T, A, D, K = (float(x) for x in args[:4])
+        n_pf = (1.0 if T > 0 else 0.0) if n_prefill_seqs is None else float(n_prefill_seqs)
+        collect: dict[str, Any] = {}
+        p = prepare(**self._args, collect=collect)
+        assert p is not None
+        if p.coeffs.curves is not None:
+            collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
+        S = D + n_pf
+        m = 1.0 if self.pp == 1 else min(self.pp, max(S, 1.0))
+        parts = forward_parts(p.coeffs, collect, T / m, A / m, D / m, K / m, S / m)
+        if self.pp > 1 and T > 0:   # `time_ms`: the chunk's micro-batch passing every stage, where longer
+            n = max(n_pf, 1.0)
+            lone = (T / n, A / n, D / m, K / m, D / m + 1.0)
+            if forward_s(self._c, *lone, max, pow) > forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow):
+                parts = forward_parts(p.coeffs, collect, *lone)
+        return {name: 1e3 * float(parts[name]) for name in COMPONENTS}
 
     def utilization(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
                     decode_kv_tokens: Any) -> Any:

@@ -74,6 +74,20 @@ def test_report(shared, tmp_path):
     out = tmp_path / "r.html"
     assert cli.main(["report", "shared", "--storage", shared, "-o", str(out)]) == 0
     assert out.stat().st_size > 100_000  # plotly.js is inlined: the file works offline
+    assert "objective-section" not in out.read_text(encoding="utf-8")   # a name: no objective at hand
+
+
+def test_report_of_a_study_file_holds_its_objectives_sections(shared, tmp_path):
+    """Given the study file, `dse report` has the objective, and shows the sections it provides (report_sections)."""
+    f = tmp_path / "with_sections.py"
+    f.write_text(STUDY_FILE.read_text() + "\nevaluate.report_sections = lambda s: [('From the objective', "
+                 "f'<p id=\"n\">{len(s.pareto())} on the front</p>')]\n")
+    out = tmp_path / "r.html"
+    assert cli.main(["report", str(f), "--storage", shared, "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    from dse.study import load_study
+    n = len(load_study("shared", storage=shared).pareto())
+    assert f'<h2>From the objective</h2><p id="n">{n} on the front</p>' in text and n > 0
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -230,3 +230,58 @@ def test_front_table_shows_trial_numbers_as_integers(tmp_path):
     cells = re.findall(r'<tr data-trial="(\d+)"><td data-v="(\d+)">([^<]*)</td>', table)
     assert cells and all(a == b == c for a, b, c in cells)   # 13740, not 1.374e+04
     assert sorted(int(a) for a, _, _ in cells) == sorted(v.pareto_numbers)
+
+
+# ---- an objective's own sections (objective_sections) --------------------------------------------------------
+
+
+class _WithSections:
+    """A stand-in objective that provides report sections (what a domain objective defines)."""
+
+    def __init__(self, sections):
+        self.sections = sections
+        self.seen = None
+
+    def __call__(self, cfg):   # pragma: no cover - never evaluated here
+        return {}
+
+    def report_sections(self, study):
+        self.seen = study
+        if isinstance(self.sections, Exception):
+            raise self.sections
+        return self.sections
+
+
+def test_an_objectives_sections_come_before_the_provenance(view, tmp_path):
+    obj = _WithSections([("Where <it> goes", '<div id="mine" data-x="1">bars</div>'), ("Second", "<p>two</p>")])
+    sections = report.objective_sections(obj, "the-study")
+    assert obj.seen == "the-study" and [t for t, _ in sections] == ["Where <it> goes", "Second"]
+    text = report.write(view, tmp_path / "s.html", sections=sections).read_text(encoding="utf-8")
+    first = text.index('id="objective-section-0"')
+    assert text.index("Per-knob sensitivity") < first < text.index('id="objective-section-1"') < text.index(
+        "<h2>Provenance</h2>")
+    assert "<h2>Where &lt;it&gt; goes</h2>" in text           # the title escaped, the html as the objective wrote it
+    assert '<div id="mine" data-x="1">bars</div>' in text
+    assert report.objective_sections(lambda cfg: {}, None) == []    # an objective without the method: none
+    assert "objective-section" not in report.render(view)
+
+
+def test_a_bad_or_failing_section_provider(view, caplog):
+    with pytest.raises(StudyError, match=r"_WithSections\.report_sections must give a list .*got str"):
+        report.objective_sections(_WithSections("<p>x</p>"), None)
+    with pytest.raises(StudyError, match=r"section 1 must be a \(title, html\) pair of strings, got \('b', 3\)"):
+        report.objective_sections(_WithSections([("a", "<p/>"), ("b", 3)]), None)
+    with pytest.raises(StudyError, match="sections: section 0 must be"):
+        report.render(view, sections=[("only a title",)])
+    with caplog.at_level("WARNING", logger="dse.report"):
+        assert report.objective_sections(_WithSections(RuntimeError("no profile")), None) == []
+    assert "report_sections failed" in caplog.text and "no profile" in caplog.text
+
+
+def test_an_objective_section_renders_in_chromium(chromium, view, tmp_path):
+    body = '<div id="mine"><span style="display:inline-block;width:40px;height:10px;background:#4e79a7"></span></div>'
+    page = report.write(view, tmp_path / "s.html", sections=[("Mine", body)])
+    out = run_chromium(chromium, page, tmp_path, "--dump-dom")
+    assert js_errors(out, out.stdout) == []
+    assert re.search(r'<section class="dse-objective-section" id="objective-section-0"><h2>Mine</h2><div id="mine">',
+                     out.stdout)

@@ -1,0 +1,182 @@
+"""`inference.served_breakdown` (max_throughput's steady state by component), `StepModel.breakdown` (one simulator
+iteration) and `dse breakdown --served`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives import inference
+from objectives.inference import core
+from objectives.inference.breakdown import COMPONENTS, SERVED_COMPONENTS, SERVED_PHASES, served_breakdown
+from objectives.inference.cli import main as cli_main
+from objectives.inference.estimate import chunk_pass_s, replica_time_s, split_work, steady_state, steady_work
+from tests.objectives.inference.test_breakdown import MODELS, _scaled
+
+LAYOUTS = (("H200", dict(tp=[[1], [8]])), ("B200", dict(tp=2)), ("H200", dict(tp=4, pp=2)),
+           ("H200", dict(tp=2, attn_dp=4, ep=8)), ("H200", dict(tp=8, concurrency=[64, 5000])),
+           # fewer clients than attention-DP ranks: only the busy ranks' tokens reach the experts
+           ("H200", dict(tp=1, attn_dp=8, ep=8, concurrency=[1, 3, 5, 64])))
+
+
+def _phase(bd: pd.DataFrame, phase: str) -> pd.DataFrame:
+    return bd[bd["phase"] == phase].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("engine", [None, "roofline"])
+@pytest.mark.parametrize("model", MODELS)
+def test_the_components_sum_to_max_throughputs_ttft_and_tpot_on_both_paths(model, engine):
+    for gpu, kw in LAYOUTS:
+        a = dict(input_len=[[1000], [8000]], output_len=300, engine=engine, **kw)
+        mt = inference.max_throughput(model, gpu, **a)
+        bd = served_breakdown(model, gpu, **a)
+        assert len(bd) == 4 * len(mt) and list(bd["phase"][:4]) == list(SERVED_PHASES)
+        parts = bd[list(SERVED_COMPONENTS)].to_numpy()
+        assert np.all(parts >= 0.0), (gpu, kw)
+        np.testing.assert_allclose(parts.sum(axis=1), bd["total_ms"], rtol=1e-12, atol=0)
+        for phase, col in (("ttft", "ttft_ms"), ("tpot", "tpot_ms")):
+            np.testing.assert_allclose(_phase(bd, phase)["total_ms"], mt[col], rtol=1e-9, atol=0, err_msg=(gpu, kw))
+        for col in ("model", "gpu", "tp", "pp", "ep", "attn_dp", "engine", "source", "batch_size", "input_len"):
+            assert list(bd[col][::4]) == list(mt[col]), col
+        # only the TTFT has its own terms; the iterations hold the kernels' and the host's
+        others = bd[bd["phase"] != "ttft"]
+        assert (others[["startup_wave", "front_end", "queue"]] == 0).all().all()
+        if "concurrency" not in kw:
+            assert (bd["queue"] == 0).all()
+
+
+@pytest.mark.parametrize("model, kw, engine", [
+    ("Llama-3.1-70B", dict(tp=4), None), ("Qwen3-30B-A3B", dict(tp=2), None), ("Qwen3-30B-A3B", dict(tp=2), "roofline"),
+    ("Llama-3.1-70B", dict(tp=4, pp=2), None), ("Llama-3.1-70B", dict(tp=4, pp=2), "roofline"),
+    ("DeepSeek-V3", dict(tp=8), None), ("DeepSeek-V3", dict(tp=8), "roofline")])
+def test_each_iteration_is_the_one_the_steady_state_prices(model, kw, engine):
+    """The prefill iteration and the pure decode step are `steady_state`'s own: their times (the chunk's pass
+    through every stage where pp > 1), their counts per request cycle, and together its mean iteration (every row
+    that splits: measured profiles, MoE models, pipelines; a dense model's closed form on one stage is the next
+    test's)."""
+    isl, osl, mnt = 3000.0, 400.0, 8192.0
+    bd = served_breakdown(model, "H200", input_len=isl, output_len=osl, engine=engine, **kw)
+    pre, dec = (_phase(bd, ph).iloc[0] for ph in ("prefill_iteration", "decode_step"))
+    N = float(pre["batch_size"])
+    p = core.prepare(model, "H200", kw["tp"], kw.get("pp", 1), engine=engine)
+    n_it = steady_work(N, isl, osl, mnt)[0]
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
+    ch = w_pf[0] / max(w_pf[0] / isl, 1.0)
+    t_p = chunk_pass_s(p, replica_time_s(p, *w_pf, N), ch, ch * (isl + 1) / 2, w_pf[2], w_pf[2] * (isl + osl / 2), N)
+    t_d = replica_time_s(p, *w_dec, N)
+    assert pre["total_ms"] == pytest.approx(1e3 * float(t_p), rel=1e-9)
+    assert dec["total_ms"] == pytest.approx(1e3 * float(t_d), rel=1e-9)
+    assert (pre["iterations"], dec["iterations"]) == pytest.approx((float(n_pf), float(n_dec)), rel=1e-12)
+    assert (pre["prompt_tokens"], pre["decode_seqs"], dec["prompt_tokens"]) == pytest.approx(
+        (float(w_pf[0]), float(w_pf[2]), 0.0))
+    t_mean = float(steady_state(p, N, isl, osl, mnt)[0])
+    assert (n_pf * pre["total_ms"] + n_dec * dec["total_ms"]) / n_it == pytest.approx(1e3 * t_mean, rel=1e-9)
+    assert pre["total_ms"] > dec["total_ms"] > 0
+    assert pre["attention_prefill"] > 0 and dec["attention_prefill"] == 0 and dec["attention_decode"] > 0
+
+
+def test_a_dense_roofline_row_shows_its_one_mean_iteration():
+    """The closed form of a dense model on one stage prices one mean iteration (each carries a share of the
+    prompts): it is the prefill row, with every iteration of the cycle; there are no pure decode steps."""
+    bd = served_breakdown("Llama-3.1-8B", "H200", input_len=1024, output_len=128, engine="roofline")
+    pre, dec, tpot = (_phase(bd, ph).iloc[0] for ph in ("prefill_iteration", "decode_step", "tpot"))
+    N = float(pre["batch_size"])
+    n_it, T, A, D, K, S = steady_work(N, 1024.0, 128.0, 8192.0)
+    p = core.prepare("Llama-3.1-8B", "H200", engine="roofline")
+    assert pre["iterations"] == pytest.approx(n_it) and dec["iterations"] == 0
+    assert pre["total_ms"] == pytest.approx(1e3 * float(replica_time_s(p, T, A, D, K, S, N)), rel=1e-9)
+    assert dec[list(SERVED_COMPONENTS)].sum() == 0
+    assert tpot["total_ms"] == pytest.approx(pre["total_ms"] * n_it / 128.0, rel=1e-12)
+
+
+def test_the_front_end_and_the_queue_are_the_ttfts_own_terms():
+    eff = core.default_eff()
+    table = dict(eff.params["engine_ttft_ms"])
+    slow = inference.efficiency.from_params({**eff.params, "engine_ttft_ms": {**table, "vllm": 40.0}})
+    args = dict(model="Llama-3.1-8B", gpu="H200", input_len=2000, output_len=200, engine=["vllm", "roofline"])
+    a, b = served_breakdown(**args), served_breakdown(**args, efficiency=slow)
+    fa, fb = _phase(a, "ttft")["front_end"], _phase(b, "ttft")["front_end"]
+    # the engine's host time (Llama has no model term of its own), none on the roofline
+    assert fb[0] == pytest.approx(40.0) and fa[0] != pytest.approx(40.0) and fb[1] == fa[1] == 0.0
+    kernels = [c for c in SERVED_COMPONENTS if c != "front_end"]
+    np.testing.assert_allclose(b[kernels].to_numpy(), a[kernels].to_numpy(), rtol=1e-12, atol=0)
+    # more closed-loop clients than slots: they queue for one, and only the queue grows
+    q = served_breakdown("Llama-3.1-8B", "H200", input_len=2000, output_len=200, max_batch_size=64,
+                         concurrency=[64, 256])
+    t0, t1 = _phase(q, "ttft").iloc[0], _phase(q, "ttft").iloc[1]
+    assert t0["queue"] == 0 and t1["queue"] > 2 * (t1["total_ms"] - t1["queue"])
+    assert t1[list(COMPONENTS)].to_numpy() == pytest.approx(t0[list(COMPONENTS)].to_numpy(), rel=1e-12)
+
+
+def test_a_slower_kernel_table_moves_its_own_component_only(monkeypatch):
+    args = dict(model="Llama-3.1-70B", gpu="H200", tp=4, input_len=2048, output_len=257, engine="vllm")
+    before = served_breakdown(**args)
+    _scaled(monkeypatch, "context_attention.bf16", 2.0)
+    after = served_breakdown(**args)
+    it = before["phase"].isin(["prefill_iteration", "decode_step", "tpot"]).to_numpy()
+    others = [c for c in COMPONENTS if c != "attention_prefill"]
+    np.testing.assert_allclose(after.loc[it, others].to_numpy(), before.loc[it, others].to_numpy(), rtol=1e-9)
+    grew = after["attention_prefill"] > 1.5 * before["attention_prefill"]
+    assert list(grew[it]) == [True, False, True]   # the decode step reads no prompt attention
+    np.testing.assert_allclose(_phase(after, "ttft")["total_ms"],
+                               inference.max_throughput(**args)["ttft_ms"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [dict(input_len=0), dict(output_len=-3), dict(model="No-Such-Model"),
+                                 dict(gpu="H999"), dict(engine="nope"), dict(tp=0), dict(max_batch_size=0),
+                                 dict(gpu_memory_utilization=1.5), dict(input_len=[1, 2], output_len=[1, 2, 3])])
+def test_bad_input_raises_as_max_throughput_does(bad):
+    args = {**dict(model="Llama-3.1-8B", gpu="H200"), **bad}
+    with pytest.raises(Exception) as want:
+        inference.max_throughput(**args)
+    with pytest.raises(type(want.value)) as got:
+        served_breakdown(**args)
+    assert str(got.value) == str(want.value)
+
+
+def test_no_band_and_no_configuration():
+    with pytest.raises(TypeError, match="interval"):
+        served_breakdown("Llama-3.1-8B", "H200", interval=0.8)
+    empty = served_breakdown("Llama-3.1-8B", "H200", input_len=np.array([], dtype=int))
+    assert len(empty) == 0 and {"row", "phase", "iterations", "total_ms", *SERVED_COMPONENTS} <= set(empty.columns)
+    assert inference.served_breakdown is served_breakdown
+
+
+# ---- the simulator's iteration -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("engine", [None, "roofline"])
+@pytest.mark.parametrize("model, tp, pp", [("Llama-3.1-70B", 4, 1), ("Llama-3.1-70B", 4, 2), ("Qwen3-30B-A3B", 2, 1),
+                                           ("Qwen3.5-35B-A3B", 2, 2), ("DeepSeek-V3", 8, 1)])
+def test_step_model_breakdown_sums_to_time_ms(model, tp, pp, engine):
+    sm = inference.StepModel(model, "H200", tp=tp, pp=pp, engine=engine)
+    works = [(2048, 2048 * 2049 / 2, 30, 30 * 3000), (0, 0, 64, 64 * 2000), (8000, 8000 * 4001, 5, 5000, 3),
+             (512, 512 * 513 / 2, 0, 0), (1, 1, 1, 100)]
+    for w in works:
+        parts = sm.breakdown(*w)
+        assert set(parts) == set(COMPONENTS) and all(v >= 0 for v in parts.values())
+        assert sum(parts.values()) == pytest.approx(sm.time_ms(*w), rel=1e-9), w
+    pure = sm.breakdown(0, 0, 64, 64 * 2000)
+    assert pure["attention_prefill"] == 0 and pure["attention_decode"] > 0
+    with pytest.raises(TypeError, match="scalars"):
+        sm.breakdown([1, 2], 0, 0, 0)
+
+
+# ---- dse breakdown --served ----------------------------------------------------------------------------------
+
+def test_dse_breakdown_served_prints_the_steady_state(capsys):
+    args = ["Llama-3.1-70B", "--gpu", "H200", "--tp", "4", "--served", "--input-len", "2048", "--output-len", "256"]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    bd = served_breakdown("Llama-3.1-70B", "H200", tp=4, input_len=2048, output_len=256)
+    pre = _phase(bd, "prefill_iteration").iloc[0]
+    assert f"{pre['batch_size']:g} sequences in flight" in out[1] and "decode steps" in out[1]
+    lines = {ln.split()[0]: ln.replace(",", "").split() for ln in out[3:]}
+    assert "gemm" in lines and "startup_wave" in lines and "moe" not in lines and "queue" not in lines
+    for i, phase in enumerate(SERVED_PHASES):
+        row = _phase(bd, phase).iloc[0]
+        assert float(lines["gemm"][1 + 2 * i]) == pytest.approx(row["gemm"], rel=1e-3, abs=1e-3)
+        assert float(lines["total"][1 + 2 * i]) == pytest.approx(row["total_ms"], rel=1e-3)
+    assert cli_main(["Llama-3.1-8B", "--gpu", "H200", "--served", "--batch-size", "8"]) == 2
+    assert "--max-batch-size" in capsys.readouterr().err
+    assert cli_main(["Llama-3.1-8B", "--gpu", "H200", "--concurrency", "8"]) == 2
+    assert "--served" in capsys.readouterr().err
