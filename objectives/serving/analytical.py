@@ -31,10 +31,13 @@ Workloads and what the model does with them:
   replicas and the disaggregated prefill pool alike; Poisson arrivals of fixed lengths keep the M/D/1 queue.
   Prompt lengths that vary (a trace, a `Dist`), aggregated continuous batching under a rate: `_mixture` prices each
   of a few length quantiles (`length_nodes`) with its own prefill (superlinear through attention), the wait from
-  the moments of those prefill times (Pollaczek-Khinchine / M^X/G/1 with a trace's index of dispersion of counts,
-  `Workload.arrival_dispersion`, in place of the gaps' CV^2), the TTFT percentiles from the mixture of each
-  length's prefill and the wait's distribution, and the TPOT percentiles from long prompts' chunks stalling the
-  decode steps of requests with few output tokens.
+  the moments of those prefill times (`batch_wait`: Pollaczek-Khinchine / M^X/G/1 with a trace's index of
+  dispersion of counts, `Workload.arrival_dispersion`, in place of the gaps' CV^2, and requests sharing a
+  timestamp as batches that may come regularly, `Workload.arrival_batches`), the TTFT percentiles from the mixture
+  of each length's prefill and the wait's distribution (`mixture_quantile`: 0, or a hyperexponential as wide as
+  the prefill times' third moment makes it, `wait_scv`), and the TPOT percentiles from long
+  prompts' chunks stalling the decode steps of requests with few output tokens. The disaggregated prefill pool
+  under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched rate.
   Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
   the stationary wait, at most what a run of n = ``workload.size`` requests builds at the queue's capacity X
   (Poisson arrivals at lam = X: a reflected random walk, mean 0.53 sqrt(n) / X), and at a rate above X the run's
@@ -378,6 +381,8 @@ class ServingModel:
         self._len_nodes = length_nodes(workload) if cs2 > 0 else None
         self._windows_ms = np.geomspace(1.0, 1e7, DISPERSION_WINDOWS)
         self._idc = workload.arrival_dispersion(self._windows_ms / 1e3)
+        # requests sharing an arrival time: E[X] of their number X (1: no ties)
+        self._batch = (workload.arrival_batches() or (1.0, 1.0))[0]
         if workload.trace is not None:
             self.outputs = np.sort(np.asarray(workload.requests().output_tokens, dtype=float))
         else:
@@ -674,6 +679,7 @@ class ServingModel:
                     # what the run builds at the pool's capacity r_pre (its backlog when offered more than that)
                     t_one = inference.estimate(**pkw, batch_size=1, input_len=isl, output_len=1,
                                                max_num_tokens=sd.max_num_tokens)["ttft_ms"].to_numpy(float)
+                    t_one_full = t_one
                     if cached[i].any():
                         t_one = np.where(cached[i], cached_prefill_ms(pkw, 1.0, isl, hit[i]), t_one)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
@@ -686,6 +692,29 @@ class ServingModel:
                                       + host + hand + slot_q[p])
                         q[p][1][i] = t_d
                     ttft[i] = host + t_one + wait_p[i] + hand + slot_mean
+                    if self._len_nodes is not None:
+                        # prompt lengths that vary: the aggregated replicas' mixture (`_mixture`) on the pool. Each
+                        # length node's prompt alone (`_prefill_nodes`, prefix caching's share as the mean
+                        # prompt's) is its own service; it holds the pool for that prefill at the batched rate,
+                        # S_j (t_p / ks) / t_one / n_p; the queue on that work (`_length_queue`: the work's
+                        # moments, a trace's batches and index of dispersion) instead of the M/D/1 wait with the
+                        # gaps' CV^2; TTFT percentiles from the mixture of each length's service and the wait
+                        L_w = self._len_nodes[1]
+                        own = self._prefill_nodes(pkw, sd.max_num_tokens) * (t_one / np.maximum(t_one_full, 1e-12)
+                                                                              )[:, None]
+                        per = (t_p / ks[d_mask]) / np.maximum(t_one, 1e-12) / n_p
+                        qu = self._length_queue(own * per[:, None], r)
+                        g_mix = qu["g"]
+                        wait_p[i] = run_wait(qu["stationary"], n_req, offered, r_pre, burst=g_mix)
+                        b = (host + hand)[:, None] + own
+                        m_w = np.maximum(run_wait(qu["stationary"], n_req, np.minimum(offered, r_pre), r_pre,
+                                                  burst=g_mix) / qu["p0"], 1e-9)
+                        over = offered >= r_pre * 0.999
+                        for p in PERCENTILES:
+                            hi = mixture_quantile(b, L_w, qu["p0"], m_w, Z_Q[p], qu["c2"])
+                            q[p][0][i] = np.where(over, np.maximum(hi, b @ L_w + run_wait(
+                                np.zeros(len(i)), n_req, offered, r_pre, p)), hi) + slot_q[p]
+                        ttft[i] = b @ L_w + wait_p[i] + slot_mean
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 pf_ok = pf["fits"].to_numpy(bool)[d_mask]
                 fits[i] &= pf_ok
@@ -895,13 +924,16 @@ class ServingModel:
           prefill alone, `inference.estimate`, superlinear in L through attention) + a whole iteration per further
           chunk of ``budget`` tokens + host time. The prompt queue is Kingman's G/G/1 on the prefill work with the
           moments of the actual prefill times: utilisation rho = lam E[S], cs^2 = E[S^2] / E[S]^2 - 1 of the
-          S(L_j), the mean wait E[W] below, bounded by the run (`run_wait`). W is 0 or exponential beyond (mean
-          E[W] / P(W > 0)); the p-quantile of TTFT solves sum_j w_j P(b_j + W <= t) = p
-          (bisection on t), plus the slot wait's quantile (Erlang C, as the fixed-length form). Arrivals: a
-          trace's index of dispersion of counts I_s over one mean service time (requests arriving together: a
-          batch, M^X/G/1) and ca^2 over the queue's relaxation time (`_ca2`); E[W] = (rho (1 + cs^2) + (I_s - 1)
-          + rho max(ca^2 - I_s, 0)) E[S] / (2 (1 - rho)), Pollaczek-Khinchine for Poisson arrivals, Kingman's
-          rho (ca^2 + cs^2) for renewal ones; W > 0 with probability 1 - (1 - rho) / I_s.
+          S(L_j), the mean wait E[W] below, bounded by the run (`run_wait`). W is 0, or beyond a hyperexponential
+          of mean E[W] / P(W > 0) and the squared CV `wait_scv` gives (Takacs' second moment: long prompts widen
+          it); the p-quantile of TTFT solves sum_j w_j P(b_j + W <= t) = p (`mixture_quantile`), plus the slot
+          wait's quantile (Erlang C, as the fixed-length form). Arrivals (`_length_queue`): a trace's index of
+          dispersion of counts I_s over one mean service time (requests arriving together: a batch, M^X/G/1) and
+          ca^2 over the queue's relaxation time (`_ca2`; with requests sharing timestamps, over at least
+          `BATCH_GAPS` of the batches' gaps); E[W] = `batch_wait` x E[S]: (I_s - 1) E[S] / 2 for the own batch's
+          earlier requests plus rho (ca^2 + cs^2) E[S] / (2 (1 - rho)) for the work it finds, scaled down where the
+          batches come more regularly than Poisson (Pollaczek-Khinchine for Poisson arrivals, Kingman for renewal
+          ones); W > 0 with probability 1 - (1 - P(a batch finds work)) / I_s.
         - TPOT of a request with O output tokens (its mean over its O - 1 decode steps): the decode step at the
           occupancy (``t_dec``) plus the prefill chunks riding on its steps, one chunk a step, each S(L_j) /
           chunks_j: a prompt of length L_j arriving during the request's decoding stalls it by
@@ -920,39 +952,19 @@ class ServingModel:
         nodes = self._len_nodes
         assert nodes is not None
         L, w = nodes
-        n, K = len(d), len(L)
-        est = inference.estimate(**_repeat(self._kw(d), n, K), batch_size=1.0, input_len=np.tile(L, n), output_len=1,
-                                 max_num_tokens=np.repeat(d.max_num_tokens, K))
-        S = est["ttft_ms"].to_numpy(float).reshape(n, K) * cache_share[:, None]      # prefill alone (ms)
-        ES = S @ w
-        ES2 = (S * S) @ w
-        cs2 = np.maximum(ES2 / np.maximum(ES * ES, 1e-300) - 1.0, 0.0)
-        rho = np.minimum(lam_ms * ES, 0.999)
-        # arrivals: I_s, a trace's index of dispersion over one mean service time (requests arriving together, a
-        # batch: M^X/G/1), and ca^2 over the queue's relaxation time (ca^2 + cs^2) E[S] / (1 - rho)^2, the time
-        # scale over which a heavily loaded queue's wait builds (its diffusion limit; a fixed point in ca^2).
-        # Poisson / gamma arrivals: I_s = 1 and ca^2 = `Workload.variability`'s
-        ca2, i_s = self._ca2(ES / np.maximum(1.0 - rho, 1e-3)), np.ones(n)
-        if self._idc is not None:
-            i_s = np.maximum(self._ca2(ES), 1.0)
-            for _ in range(CA2_FIXED_POINT_STEPS):
-                ca2 = self._ca2((ca2 + cs2) * ES / np.maximum(1.0 - rho, 1e-3) ** 2)
-        # mean wait: M^X/G/1 (Pollaczek-Khinchine with batches) where the arrivals are batches, plus Kingman's
-        # term for burstiness beyond the batches; Poisson arrivals: rho (1 + cs^2) E[S] / (2 (1 - rho)) exactly,
-        # renewal arrivals: Kingman's rho (ca^2 + cs^2) E[S] / (2 (1 - rho))
-        num = rho * (1.0 + cs2) + (i_s - 1.0) + rho * np.maximum(ca2 - i_s, 0.0)
-        g = cs2 + np.maximum(ca2, i_s)                                # the run's random-walk variance factor
+        n = len(d)
+        S = self._prefill_nodes(self._kw(d), d.max_num_tokens) * cache_share[:, None]   # prefill alone (ms)
+        qu = self._length_queue(S, lam_ms)
+        p0, g = qu["p0"], qu["g"]
         chunks = np.where(plain[:, None], 1.0, np.ceil(L[None, :] / budget[:, None]))
         b = (0.5 * t_it + host)[:, None] + S + np.where(plain[:, None], 0.0,
                                                          (chunks - 1.0) * np.maximum(t_dec, t_it)[:, None])
         # the stationary wait bounded by what the run builds at capacity, as the exponential tail's mean (beyond
         # capacity the run's backlog, `run_wait`'s, is a floor on the percentiles below)
-        stationary = num * ES / (2 * (1 - rho))
+        stationary = qu["stationary"]
         wq = run_wait(stationary, n_req, np.minimum(lam_ms, cap_ms), cap_ms, burst=g)
         out: dict[str, np.ndarray] = {"ttft": b @ w + run_wait(stationary + slot_mean, n_req, lam_ms, cap_ms,
                                                                burst=g)}
-        # a request waits when the server is busy (rho) or it is not first of its batch (1 - 1 / I_s of them)
-        p0 = np.clip(1.0 - (1.0 - rho) / i_s, 1e-12, 1.0)
         m = np.maximum(wq / p0, 1e-9)                                 # mean wait of a request that waits (ms)
         outs, vo = self._out_nodes
         t_life = (outs[None, :] - 1.0) * t_dec[:, None]              # decoding life without stalls (ms)
@@ -964,14 +976,7 @@ class ServingModel:
         for p in PERCENTILES:
             q = Z_Q[p]
 
-            def ttft_below(t: np.ndarray, q: float = q) -> np.ndarray:   # t: (n, k) -> P(TTFT <= t) < q
-                x = t[:, :, None] - b[:, None, :]
-                cdf = np.where(x >= 0, 1.0 - p0[:, None, None] * np.exp(-np.maximum(x, 0.0) / m[:, None, None]),
-                               0.0)
-                return (cdf * w).sum(axis=2) < q
-
-            hi = b.max(axis=1) + m * np.log(np.maximum(p0 / (1 - q), 1.0)) + 1.0
-            _, hi = bisect(b.min(axis=1) * 0.999, hi, ttft_below, TTFT_BISECTION_STEPS)
+            hi = mixture_quantile(b, w, p0, m, q, qu["c2"])
             # the slot wait's quantile, bounded by what the run builds (no backlog: that is added once, below)
             slot_q = run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
                               n_req, np.minimum(lam_ms, cap_ms), cap_ms, p)
@@ -994,14 +999,66 @@ class ServingModel:
             out[f"tpot_{p}"] = hi
         return out
 
-    def _ca2(self, tau_ms: np.ndarray) -> np.ndarray:
+    def _prefill_nodes(self, kw: Mapping[str, Any], max_num_tokens: np.ndarray) -> np.ndarray:
+        """Prefill time (ms) of one prompt alone at each prompt-length node (`length_nodes`), shape (n, K): one
+        `inference.estimate` of the n deployments' ``kw`` (their `_kw`, or a prefill pool's `_prefill_kw`) x K
+        lengths (superlinear in the length through attention)."""
+        nodes = self._len_nodes
+        assert nodes is not None
+        L = nodes[0]
+        n, K = len(max_num_tokens), len(L)
+        est = inference.estimate(**_repeat(dict(kw), n, K), batch_size=1.0, input_len=np.tile(L, n), output_len=1,
+                                 max_num_tokens=np.repeat(max_num_tokens, K))
+        return est["ttft_ms"].to_numpy(float).reshape(n, K)
+
+    def _length_queue(self, S: np.ndarray, lam_ms: np.ndarray) -> dict[str, np.ndarray]:
+        """The prompt queue of a length mixture: work S (ms, shape (n, K): what each length node's prompt holds
+        the queue's server for) arriving at ``lam_ms`` requests per ms (one per queue). Returns rho (utilisation
+        lam E[S], at most 0.999), cs2 (squared CV of the work), i_s and ca2 (the arrivals' index of dispersion
+        over one service time and over the queue's relaxation time), stationary (its mean wait, ms, `batch_wait`,
+        unbounded by the run), p0 (the probability of waiting) and g (the run's random-walk variance factor for
+        `run_wait`). The aggregated replicas' queue (`_mixture`) and the disaggregated prefill pool's."""
+        w = self._len_nodes[1] if self._len_nodes is not None else np.ones(S.shape[1]) / S.shape[1]
+        n = S.shape[0]
+        ES = S @ w
+        ES2 = (S * S) @ w
+        cs2 = np.maximum(ES2 / np.maximum(ES * ES, 1e-300) - 1.0, 0.0)
+        rho = np.minimum(lam_ms * ES, 0.999)
+        # arrivals: I_s, a trace's index of dispersion over one mean service time (requests arriving together, a
+        # batch: M^X/G/1), and ca^2 over the queue's relaxation time (ca^2 + cs^2) E[S] / (1 - rho)^2, the time
+        # scale over which a heavily loaded queue's wait builds (its diffusion limit; a fixed point in ca^2).
+        # Poisson / gamma arrivals: I_s = 1 and ca^2 = `Workload.variability`'s
+        ca2, i_s = self._ca2(ES / np.maximum(1.0 - rho, 1e-3)), np.ones(n)
+        if self._idc is not None:
+            # (its largest over windows up to that: requests arriving together stay a batch at any rate)
+            i_s = np.maximum(self._ca2(ES, peak=True), 1.0)
+            # requests sharing arrival times (batches, `Workload.arrival_batches`): the batches' own gaps
+            # count too, their squared CV being the index of dispersion over many of their gaps in the trace's own
+            # time (BATCH_GAPS of them; the trace's mean rate, whatever rate the replica is offered)
+            own = self.rate
+            gaps = BATCH_GAPS * self._batch / own * 1e3 if self._batch > 1 and own else 0.0
+            for _ in range(CA2_FIXED_POINT_STEPS):
+                ca2 = self._ca2(np.maximum((ca2 + cs2) * ES / np.maximum(1.0 - rho, 1e-3) ** 2, gaps))
+        # mean wait (`batch_wait`): the earlier requests of its own batch, (I_s - 1) E[S] / 2, plus the work the
+        # batch finds (Kingman on the batches, corrected for batches that come regularly)
+        wait_es, p_found = batch_wait(rho, cs2, ca2, i_s, self._batch)
+        # a request waits when its batch finds work (`batch_wait`: rho for Poisson batches) or it is not first of
+        # its batch (1 - 1 / I_s of them)
+        p0 = np.clip(1.0 - (1.0 - p_found) / i_s, 1e-12, 1.0)
+        # the wait's spread (`wait_scv`): long prompts make it far more variable than an exponential
+        c2 = wait_scv(S, w, lam_ms, rho, i_s, ca2, wait_es * ES, p_found, p0, self._batch > 1)
+        return {"rho": rho, "cs2": cs2, "i_s": i_s, "ca2": ca2, "stationary": wait_es * ES, "p0": p0, "c2": c2,
+                "g": cs2 + np.maximum(ca2, i_s)}
+
+    def _ca2(self, tau_ms: np.ndarray, peak: bool = False) -> np.ndarray:
         """Arrivals' squared variability for the prompt queue whose busy periods last ``tau_ms`` (ms, one per
         deployment): a trace replayed with its own arrivals gives its index of dispersion of counts over that
         window (`Workload.arrival_dispersion`, interpolated in log window), so a few long pauses between requests
         do not count as bursts the queue feels; other workloads `Workload.variability`'s (1 Poisson, cv^2 gamma)."""
         if self._idc is None:
             return np.full(np.shape(tau_ms), self._ca2_arrivals)
-        return np.interp(np.log(np.maximum(tau_ms, 1e-9)), np.log(self._windows_ms), self._idc)
+        idc = np.maximum.accumulate(self._idc) if peak else self._idc
+        return np.interp(np.log(np.maximum(tau_ms, 1e-9)), np.log(self._windows_ms), idc)
 
     @reusing_prepared()
     def capacity(self, d: Deployments, slo: SLO, *, tol: float = 0.01) -> np.ndarray:
@@ -1044,6 +1101,10 @@ OUTPUT_BINS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.85, 1.0
 TTFT_BISECTION_STEPS = 30
 #: fixed-point steps of the arrivals' ca^2 read at the queue's relaxation time (`ServingModel._mixture`)
 CA2_FIXED_POINT_STEPS = 4
+#: gaps between a trace's batches of requests (requests sharing one arrival time) over which the index of
+#: dispersion of counts reads as the batches' squared CV (`ServingModel._mixture`, `batch_wait`): a renewal
+#: process's index over a window of n gaps tends to its gaps' squared CV as n grows (within 1 / n)
+BATCH_GAPS = 10
 #: windows (log-spaced, 1 ms .. 10^4 s) at which `Workload.arrival_dispersion` is read once per workload
 DISPERSION_WINDOWS = 29
 
@@ -1071,6 +1132,91 @@ def length_nodes(workload: Workload) -> tuple[np.ndarray, np.ndarray]:
         x = np.array([float(workload.input_len)])
     L, w = quantile_nodes(x)
     return np.maximum(np.round(L), 1.0), w
+
+def wait_scv(S: np.ndarray, w: np.ndarray, lam_ms: np.ndarray, rho: np.ndarray, i_s: np.ndarray, ca2: np.ndarray,
+             mean: np.ndarray, p_found: np.ndarray, p0: np.ndarray, ties: bool = True) -> np.ndarray:
+    """Squared coefficient of variation of a prompt queue's wait given that it waits (one per row; 1: the
+    exponential), from its first two moments. ``S`` (n, K) the work of each length node of weight ``w``,
+    ``lam_ms`` requests per ms, ``rho`` utilisation, ``i_s`` the batches' E[X^2] / E[X], ``mean`` the mean wait
+    (ms, `batch_wait` x E[S]), ``p_found`` the chance a batch finds work and ``p0`` the chance a request waits
+    (`ServingModel._length_queue`). Two independent parts: the earlier requests of its own batch, k of them with
+    E[k] = (I_s - 1) / 2 and, where requests share arrival times (``ties``, `Workload.arrival_batches`),
+    Var k = E[k] (E[k] + 1) (geometric-like ranks), Var = E[k] Var S + Var k E[S]^2 (without ties: the
+    exponential's, Var = E^2); and the work the batch finds, with M/G/1's spread given a wait (Takacs: E[W^2] =
+    2 E[W]^2 + lam E[S^3] / (3 (1 - rho)); 1/3 + 2 rho / 3 for fixed work, 1 for exponential work, larger where
+    long prompts make E[S^3] large). Only the service's share (1 + cs^2) / (max(ca2, 1) + cs^2) of Kingman's
+    factor keeps that spread: arrivals bursty beyond their batches (``ca2`` >> cs^2, a trace's storms) wait as a
+    queue in heavy traffic does, exponentially. Clipped to [0.05, 50]."""
+    ES, ES2, ES3 = S @ w, (S * S) @ w, (S ** 3) @ w
+    ek = 0.5 * np.maximum(i_s - 1.0, 0.0)
+    own_mean = ek * ES
+    own_var = ek * np.maximum(ES2 - ES * ES, 0.0) + ek * (ek + 1.0) * ES * ES if ties else own_mean * own_mean
+    found = np.maximum(mean - own_mean, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mg1 = lam_ms * ES2 / (2.0 * (1.0 - rho))
+        mg1_2 = 2.0 * mg1 * mg1 + lam_ms * ES3 / (3.0 * (1.0 - rho))
+        c2_found = np.where(mg1 > 0, rho * mg1_2 / np.maximum(mg1 * mg1, 1e-300) - 1.0, 1.0)
+        pf = np.maximum(p_found, 1e-12)
+        found_var = pf * (c2_found + 1.0) * (found / pf) ** 2 - found ** 2
+        total = own_mean + found
+        second = (own_var + np.maximum(found_var, 0.0) + total * total) / p0
+        c2 = second / np.maximum((total / p0) ** 2, 1e-300) - 1.0
+    # the service's share of Kingman's (ca^2 + cs^2) keeps that spread (heavy-traffic bursts: exponential, c2 = 1)
+    cs2 = np.maximum(ES2 / np.maximum(ES * ES, 1e-300) - 1.0, 0.0)
+    c2 = 1.0 + (c2 - 1.0) * (1.0 + cs2) / (np.maximum(ca2, 1.0) + cs2)
+    return np.clip(np.where(total > 0, c2, 1.0), 0.05, 50.0)
+
+
+def mixture_quantile(b: np.ndarray, w: np.ndarray, p0: np.ndarray, m: np.ndarray, q: float,
+                     c2: np.ndarray | None = None) -> np.ndarray:
+    """The q-quantile (ms) of b_J + W over requests, one per row: J a length node of weight ``w`` (K,), b (n, K)
+    its own service (ms), W the queue wait, 0 with probability 1 - ``p0`` else of mean ``m`` (ms) and squared
+    CV ``c2`` (`wait_scv`; None: 1), one per row: a two-phase hyperexponential with balanced means where c2 > 1
+    (phase 1 with probability a = (1 + sqrt((c2 - 1) / (c2 + 1))) / 2 and mean m / (2 a), phase 2 mean
+    m / (2 (1 - a)): two exponentials, cheap in the bisection), else the exponential (a narrower wait is not
+    modelled); solves sum_j w_j P(b_j + W <= t) = q by bisection (TTFT_BISECTION_STEPS halvings)."""
+    c2 = np.ones_like(m) if c2 is None else np.maximum(c2, 1.0)
+    a = 0.5 * (1.0 + np.sqrt((c2 - 1.0) / (c2 + 1.0)))
+    r1, r2 = (2.0 * a / m)[:, None, None], (2.0 * (1.0 - a) / m)[:, None, None]
+    a3 = a[:, None, None]
+
+    def below(t: np.ndarray) -> np.ndarray:                        # t: (n, k) -> P(b_J + W <= t) < q
+        x = np.maximum(t[:, :, None] - b[:, None, :], 0.0)
+        tail = a3 * np.exp(-r1 * x) + (1.0 - a3) * np.exp(-r2 * x)
+        cdf = np.where(t[:, :, None] >= b[:, None, :], 1.0 - p0[:, None, None] * tail, 0.0)
+        return (cdf * w).sum(axis=2) < q
+
+    # the slower phase's (1 - u)-quantile bounds the mixture's
+    hi = b.max(axis=1) + m / (2.0 * (1.0 - a)) * np.log(np.maximum(p0 / (1 - q), 1.0)) + 1.0
+    _, hi = bisect(b.min(axis=1) * 0.999, hi, below, TTFT_BISECTION_STEPS)
+    return hi
+
+
+def batch_wait(rho: np.ndarray, cs2: np.ndarray, ca2: np.ndarray, i_s: np.ndarray,
+               batch: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean wait in a prompt queue, in units of the mean prefill E[S] (multiply by E[S] for ms), of requests that
+    arrive in batches (M^X/G/1 generalized to batches arriving as a renewal process, the textbook split): the
+    requests of its own batch served before it, (I_s - 1) / 2 (I_s = E[X^2] / E[X] of the batch size X, a
+    trace's index of dispersion of counts over one service time), plus the work the batch finds, Kingman's G/G/1
+    on the batches: rho (ca_b^2 + cB^2) E[B] / (2 (1 - rho)) with E[B] = E[X] E[S] the batch's work. The
+    requests' index of dispersion over the queue's time scale, ``ca2``, is E[X] ca_b^2 + I_s - E[X] for batches
+    of mean ``batch`` = E[X] (requests sharing one arrival time, `Workload.arrival_batches`), so the found work
+    is rho (ca2 + cs2) E[S] / (2 (1 - rho)) whatever E[X]; but where the batches come more regularly than Poisson
+    (ca_b^2 < 1: Mooncake's timestamps, ~9 requests each, 18 s apart at 0.5 req/s, drained in ~4 s) Kingman's
+    heavy-traffic form overstates that term at light load, and the Kraemer / Langenbach-Belz factor (Whitt, "The
+    Queueing Network Analyzer", Bell System Tech. J. 62(9), 1983, eq. 45) exp(-2 (1 - rho) (1 - ca_b^2)^2 /
+    (3 rho (ca_b^2 + cB^2))) scales it, with cB^2 = (cs2 + I_s - E[X]) / E[X] the batch work's squared CV.
+    Poisson requests (I_s = E[X] = ca2 = 1): Pollaczek-Khinchine rho (1 + cs2) / (2 (1 - rho)) exactly.
+    Returns (that mean wait, the probability that a batch finds work: rho, scaled by the same factor, so that
+    the found work's mean given a wait stays Kingman's)."""
+    x = max(float(batch), 1.0)
+    ca_b2 = np.maximum(ca2 - i_s + x, 0.0) / x
+    cb2 = np.maximum(cs2 + i_s - x, 0.0) / x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        klb = np.where(ca_b2 < 1.0, np.exp(-2.0 * (1.0 - rho) * (1.0 - ca_b2) ** 2
+                                           / np.maximum(3.0 * rho * (ca_b2 + cb2), 1e-300)), 1.0)
+    return 0.5 * (i_s - 1.0) + rho * (ca2 + cs2) * klb / (2.0 * (1.0 - rho)), rho * klb
+
 
 #: occupancies per decode rank at which `disagg_closed_loop` prices a decode step (geometric from one sequence to
 #: the rank's max batch; log-log interpolation between them) and its bisection steps on the occupancy

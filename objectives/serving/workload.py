@@ -281,6 +281,21 @@ class Workload:
             out[i] = counts.var() / counts.mean() if counts.mean() > 0 else 1.0
         return out
 
+    def arrival_batches(self) -> tuple[float, float] | None:
+        """Batches of requests sharing one arrival time in a trace replayed with its own arrival times (its first
+        ``size`` requests): (E[X], E[X^2] / E[X]) of the number X of requests at each distinct arrival time (both 1
+        without ties); None for every other workload. Coarse timestamps (Mooncake's: about 9 requests a
+        timestamp, E[X^2] / E[X] about 10) make batches that a queue serves one after another, and the batches
+        themselves may come far more regularly than their requests' counts suggest."""
+        if self.trace is None or self.rate is not None or self.concurrency is not None:
+            return None
+        arr = self._trace.arrival_s
+        if arr is None or self.size < 3:
+            return None
+        _, counts = np.unique(np.asarray(arr[:self.size], dtype=np.float64), return_counts=True)
+        x = counts.astype(np.float64)
+        return float(x.mean()), float((x * x).sum() / x.sum())
+
     @property
     def _trace(self) -> Trace:
         """The trace (a `Trace` once __post_init__ has read it; only called when trace is not None)."""

@@ -11,7 +11,7 @@ import pytest
 
 from objectives import serving
 from objectives.serving import Trace, traces
-from objectives.serving.analytical import Deployments, ServingModel, quantile_nodes
+from objectives.serving.analytical import Deployments, ServingModel, batch_wait, quantile_nodes, wait_scv
 
 MODEL = "Llama-3.1-8B"
 D8 = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
@@ -29,10 +29,12 @@ def _ratios(w: serving.Workload) -> dict[str, float]:
 @pytest.mark.parametrize("name,make,bounds", [
     # Mooncake conversation (40-120k-token prompts among short ones; requests arriving in clumps), Llama-3.1-8B
     # H100 fp8 at 0.5 req/s. Before: mean TTFT 0.21x, p50 0.23x, p99 0.29x, p99 TPOT 0.05x the simulator's
-    # (the mean prompt's prefill priced; long prompts' chunks stalling the decodes unseen). Now 1.33 / 1.77 / 0.99 /
-    # 1.50
+    # (the mean prompt's prefill priced; long prompts' chunks stalling the decodes unseen); with M^X/G/1 on its
+    # clumps 1.33 / 1.77 / 0.99 / 1.50 (the work a clump finds priced as if clumps came as Poisson: they come
+    # regularly, `batch_wait`; the wait's tail exponential where long prompts make it wider, `wait_scv`); now
+    # 1.00 / 1.12 / 1.04 / 1.50
     ("mooncake", lambda: traces.load_sample("mooncake_conversation").to_rate(0.5),
-     {"ttft_ms": (0.6, 2.0), "ttft_ms_p50": (0.5, 2.5), "ttft_ms_p99": (0.7, 1.5), "tpot_ms_p99": (0.6, 2.0)}),
+     {"ttft_ms": (0.8, 1.25), "ttft_ms_p50": (0.75, 1.3), "ttft_ms_p99": (0.8, 1.25), "tpot_ms_p99": (0.6, 2.0)}),
     # Azure 2023 code, its own arrivals x 8 (rate swings over minutes, a few long pauses). Before: 1.38 / 0.45 /
     # 2.67 / 0.19; now 0.77 / 0.58 / 1.43 / 0.63
     ("azure code", lambda: traces.load_sample("azure_code_2023").scale_rate(8.0),
@@ -52,7 +54,7 @@ def test_poisson_arrivals_of_a_length_mixture_track_the_simulator():
     w = serving.Workload(trace=traces.load_sample("mooncake_conversation"), rate=0.5)
     r = _ratios(w)
     assert 0.8 < r["ttft_ms"] < 1.25, r
-    assert 0.7 < r["ttft_ms_p99"] < 1.3, r
+    assert 0.85 < r["ttft_ms_p99"] < 1.2, r
     assert 0.7 < r["ttft_ms_p50"] < 1.6, r
     assert 0.5 < r["tpot_ms_p99"] < 2.5, r
 
@@ -103,12 +105,15 @@ def test_longer_prompts_never_lower_ttft_percentiles(workload):
     lambda k: serving.Workload(trace=traces.load_sample("azure_code_2023").scale_rate(k)),
 ])
 def test_more_load_never_lowers_ttft_or_tpot_percentiles(make):
+    # 1e-4: the index of dispersion of counts of regular clumps over a window tau is E[X^2] / E[X] - lam tau (a
+    # window holds one clump or none): it falls as the load rises (1e-5 of Mooncake's TTFT at a trickle, where the
+    # clump's own requests make all of the wait); a real rise of the wait with load is 1e-3 and more
     prev = None
     for k in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
         m = ServingModel("Llama-3.1-8B", make(k)).evaluate(DEPS)
         cur = m[["ttft_ms", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99"]].to_numpy(float)
         if prev is not None:
-            assert np.all(cur >= prev * (1 - 1e-9)), (k, prev, cur)
+            assert np.all(cur >= prev * (1 - 1e-4)), (k, prev, cur)
         prev = cur
 
 
@@ -145,3 +150,97 @@ def test_quantile_nodes_keep_the_mean_and_weights():
     assert w.sum() == pytest.approx(1.0) and np.all(np.diff(nodes) >= 0)
     assert nodes @ w == pytest.approx(x.mean(), rel=1e-9)
     assert nodes[-1] > np.quantile(x, 0.999)                       # the top bin: the longest prompts' mean
+
+
+def test_arrival_batches_count_requests_sharing_an_arrival_time():
+    """`Workload.arrival_batches`: (E[X], E[X^2] / E[X]) of the requests X at each distinct arrival time of a
+    trace with its own arrivals ((5, 5) for clumps of 5, (1, 1) without ties, (2, 2.5) for clumps of 1 and 3),
+    None where the arrivals are not the trace's."""
+    n = 400
+    t = np.repeat(np.arange(n // 5, dtype=float), 5)
+    lens = np.full(n, 100)
+    assert serving.Workload(trace=Trace(t, lens, lens)).arrival_batches() == pytest.approx((5.0, 5.0))
+    spread = np.arange(n, dtype=float) * 0.1
+    assert serving.Workload(trace=Trace(spread, lens, lens)).arrival_batches() == pytest.approx((1.0, 1.0))
+    mixed = np.repeat(np.arange(100, dtype=float), np.tile([1, 3], 50))
+    assert serving.Workload(trace=Trace(mixed, lens[:200], lens[:200])).arrival_batches() == \
+        pytest.approx((2.0, 2.5))
+    assert serving.Workload(trace=Trace(t, lens, lens), rate=2.0).arrival_batches() is None
+    assert serving.Workload(rate=2.0, input_len=100, output_len=10).arrival_batches() is None
+
+
+def test_batch_wait_is_pollaczek_khinchine_for_poisson_and_lower_for_regular_batches():
+    """`batch_wait` (units of E[S]): Poisson requests (I_s = E[X] = ca^2 = 1) give Pollaczek-Khinchine
+    rho (1 + cs^2) / (2 (1 - rho)); batches of 9 arriving as Poisson (ca^2 = I_s = 10) give M^X/G/1,
+    (I_s - 1) / 2 + rho (I_s + cs^2) / (2 (1 - rho)); the same batches arriving regularly (ca^2 near
+    I_s - E[X] + 0) wait for their own batch as much but find far less work, and the found work shrinks as the
+    batches' gaps grow more regular."""
+    rho, cs2 = np.array([0.2, 0.5, 0.8]), np.array([0.5, 5.0, 5.0])
+    one = np.ones(3)
+    np.testing.assert_allclose(batch_wait(rho, cs2, one, one, 1.0)[0], rho * (1 + cs2) / (2 * (1 - rho)), rtol=1e-12)
+    i_s = np.full(3, 10.0)
+    mx, busy = batch_wait(rho, cs2, i_s, i_s, 9.0)
+    np.testing.assert_allclose(mx, 4.5 + rho * (10 + cs2) / (2 * (1 - rho)), rtol=1e-12)
+    np.testing.assert_allclose(busy, rho, rtol=1e-12)                # Poisson batches find work at rho
+    regular = [batch_wait(rho, cs2, i_s - 9.0 + 9.0 * cb, i_s, 9.0)[0] for cb in (0.1, 0.5, 0.9)]
+    assert np.all(regular[0] < regular[1]) and np.all(regular[1] < regular[2]) and np.all(regular[2] < mx)
+    assert np.all(regular[0] >= 4.5)                                  # its own batch's earlier requests remain
+
+
+DISAGG = Deployments.of(gpu="H100", tp=1, dp=3, mode="disagg", prefill_replicas=1, weight_dtype="fp8", kv_dtype="fp8",
+                        prefix_caching=False)
+
+
+@pytest.mark.parametrize("name,make", [
+    # Before (the pool's M/D/1 on the mean prompt, the gaps' CV^2): mean / p50 / p99 TTFT 0.27 / 0.34 / 0.30x;
+    # now 1.00 / 1.10 / 1.05x
+    ("mooncake own arrivals", lambda: serving.Workload(trace=traces.load_sample("mooncake_conversation").to_rate(0.5))),
+    # before 0.54 / 1.13 / 0.17x; now 1.01 / 1.09 / 0.98x
+    ("mooncake lengths, Poisson", lambda: serving.Workload(trace=traces.load_sample("mooncake_conversation"),
+                                                           rate=0.5)),
+])
+def test_disaggregated_prefill_pool_prices_the_length_mixture(name, make):
+    """A disaggregated deployment (one prefill worker, two decode workers, Llama-3.1-8B H100) under Mooncake's
+    prompt lengths: the prefill pool's queue on each length's own prefill work (`ServingModel._length_queue`) and
+    the TTFT percentiles from the mixture (`mixture_quantile`), as the aggregated replicas'."""
+    w = make()
+    ana = ServingModel(MODEL, w).evaluate(DISAGG).iloc[0]
+    sim = serving.simulate(MODEL, "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", workload=w, mode="disagg",
+                           prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=2),
+                           scheduler=serving.Scheduler(prefix_caching=False))
+    r = {a: float(ana[a]) / float(sim[s]) for a, s in PAIRS[:3]}
+    assert 0.8 < r["ttft_ms"] < 1.25, (name, r)
+    assert 0.75 < r["ttft_ms_p50"] < 1.4, (name, r)
+    assert 0.8 < r["ttft_ms_p99"] < 1.25, (name, r)
+
+
+def test_disaggregated_fixed_prompt_lengths_keep_the_closed_form_bit_for_bit():
+    """A disaggregated deployment under a length mixture of one length takes the fixed-length form, bit for bit."""
+    fixed = serving.Workload(rate=4.0, input_len=2048, output_len=256, n_requests=500)
+    zero = serving.Workload(rate=4.0, input_len=serving.Dist("normal", mean=2048, std=0), output_len=256,
+                            n_requests=500)
+    pd.testing.assert_frame_equal(ServingModel(MODEL, fixed).evaluate(DISAGG), ServingModel(MODEL, zero).evaluate(DISAGG),
+                                  check_exact=True)
+
+
+def test_wait_spread_is_exponential_for_poisson_exponential_work_and_wider_for_long_prompts():
+    """`wait_scv`: Poisson arrivals of exponential work (M/M/1: the wait given a wait is exponential) give 1;
+    fixed work (M/D/1) 1/3 + 2 rho / 3 by Takacs; a few long prompts (a heavier third moment) more than 1; bursty
+    arrivals (ca^2 >> cs^2) pull it back towards 1 (heavy traffic)."""
+    rho = np.array([0.3, 0.6])
+    lam = rho / 1.0
+    one = np.ones(2)
+    x = np.linspace(0.0, 1.0, 20001)[1:-1]
+    expo = -np.log(1.0 - x)                                            # exponential work of mean ~1 (quantiles)
+    w = np.full(len(x), 1.0 / len(x))
+    S = np.tile(expo / (expo @ w), (2, 1))
+    def scv(S, w, ca2=one):
+        mean = lam * ((S * S) @ w) / (2 * (1 - rho))                # Pollaczek-Khinchine (ms)
+        return wait_scv(S, w, lam, rho, one, ca2, mean, rho, rho, ties=False)
+    np.testing.assert_allclose(scv(S, w), 1.0, rtol=2e-2)
+    fixed = np.ones((2, 1))
+    np.testing.assert_allclose(scv(fixed, np.ones(1)), 1.0 / 3.0 + 2.0 * rho / 3.0, rtol=1e-9)
+    heavy = np.tile(np.array([0.5, 20.0]), (2, 1))
+    hw = np.array([0.98, 0.02])
+    assert np.all(scv(heavy / (heavy @ hw)[:, None], hw) > 1.25)     # 1.56, 1.32: towards 1 as rho grows
+    assert np.all(scv(heavy / (heavy @ hw)[:, None], hw, ca2=np.full(2, 100.0)) < 1.2)
