@@ -13,19 +13,20 @@ from objectives.catalog import model_math
 from objectives.inference import estimate
 
 PROFILED = [(g, e) for g in profiles.SYSTEMS for e in profiles.available(g) if e != "torch"]
+MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-30B-A3B")
+#: the (model, GPU, engine) cases whose bf16 weights leave room on one GPU (Qwen3-30B-A3B's 61 GB do not on an L40S
+#: or an Arc Pro B60)
+CASES = [(m, g, e) for m in MODELS for g, e in PROFILED
+         if model_math.total_params(catalog.model(m)) * 2.0 < 0.9 * catalog.gpu(g).mem_gib * 2**30]
 
 
-@pytest.mark.parametrize("gpu,engine", PROFILED, ids=[f"{g}-{e}" for g, e in PROFILED])
-@pytest.mark.parametrize("model", ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-30B-A3B"])
-def test_batch_one_decode_reads_the_active_weights_at_most_at_the_memory_bandwidth(gpu, engine, model):
+@pytest.mark.parametrize("model,gpu,engine", CASES, ids=[f"{m.split('/')[-1]}-{g}-{e}" for m, g, e in CASES])
+def test_batch_one_decode_reads_the_active_weights_at_most_at_the_memory_bandwidth(model, gpu, engine):
     rec, g = catalog.model(model), catalog.gpu(gpu)
-    if g.mem_gib < 20:
-        pytest.skip(f"{gpu}: a 16-bit {model} does not fit its memory")
     r = estimate(model, gpu, tp=1, weight_dtype="bf16", batch_size=1, input_len=1024, output_len=128,
                  engine=engine)
     assert r["source"].iloc[0] in ("interpolated", "extrapolated"), "the row must read the engine's tables"
-    if not bool(r["fits"].iloc[0]):
-        pytest.skip(f"{model} bf16 does not fit one {gpu}")
+    assert bool(r["fits"].iloc[0]), f"{model} bf16 should fit one {gpu}"
     # the layers' active weights (the experts one token routes to) and the LM head, in bf16, once per step
     floor_ms = model_math.active_params(rec, input_embedding=False) * 2.0 / (g.mem_bw_tbs * 1e12) * 1e3
     assert float(r["tpot_ms"].iloc[0]) >= floor_ms, (gpu, engine, float(r["tpot_ms"].iloc[0]), floor_ms)
