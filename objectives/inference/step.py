@@ -1,6 +1,7 @@
 """`StepModel`: the time of one continuous-batching iteration, for the serving simulator."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -13,6 +14,18 @@ from .estimate import DEFAULT_MAX_NUM_TOKENS, chunk_pass_s, kv_capacity_tokens, 
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
 from .resolve import R_EP, R_OK, REASONS, check_ep, positive
+
+
+def _float_coeffs(p: Any) -> StepCoeffs:
+    """One configuration's step coefficients (`prepare`'s) as plain floats and lists, for the per-iteration float
+    path of `StepModel.time_ms`."""
+    c = StepCoeffs(**{f.name: float(np.asarray(getattr(p.coeffs, f.name)))
+                      for f in dataclasses.fields(StepCoeffs) if f.name != "curves"})
+    cv = p.coeffs.curves
+    if cv is not None:
+        c.curves = Curves(cv.tok.reshape(-1).tolist(), cv.head.reshape(-1).tolist(),
+                          cv.ctx.reshape(cv.ctx.shape[-2:]).tolist(), cv.gen.reshape(cv.gen.shape[-2:]).tolist())
+    return c
 
 
 class StepModel:
@@ -49,6 +62,10 @@ class StepModel:
         if code != R_OK:
             raise ValueError(f"StepModel({desc}): {REASONS[code]}")
         self._p = p
+        self.attn_dp: int = int(attn_dp)
+        """Attention data-parallel ranks of the replica; each schedules its own batch (the simulator runs one
+        scheduler per rank), every busy rank's tokens meeting at the routed experts."""
+        self._busy: dict[int, StepModel] = {}   # `busy_ranks`' step models, built on first use
         self._args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                           kv_dtype=kv_dtype, dp=1, ep=ep, eff=efficiency, engine_profile=engine_profile, engine=engine,
                           attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)   # `breakdown` prepares again
@@ -56,13 +73,7 @@ class StepModel:
         self.gpu_name = p.gpu_names[0]
         self.tp, self.pp = int(tp), int(pp)
         self.n_gpus: int = self.tp * self.pp
-        self._c = StepCoeffs(**{f.name: float(np.asarray(getattr(p.coeffs, f.name)))
-                                for f in dataclasses.fields(StepCoeffs) if f.name != "curves"})
-        cv = p.coeffs.curves
-        if cv is not None:  # one configuration: plain lists for the per-iteration float path
-            self._c.curves = Curves(cv.tok.reshape(-1).tolist(), cv.head.reshape(-1).tolist(),
-                                    cv.ctx.reshape(cv.ctx.shape[-2:]).tolist(),
-                                    cv.gen.reshape(cv.gen.shape[-2:]).tolist())
+        self._c = _float_coeffs(p)
         self.engine: str = str(p.engine_names[int(np.asarray(p.engine_code))])
         self.source: str = SOURCES[int(np.asarray(p.source_code))]
         """Where the iteration costs come from: roofline | interpolated | extrapolated (see inference.estimate)."""
@@ -84,6 +95,29 @@ class StepModel:
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
         `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its
         TTFT and end-to-end latency."""
+
+    def busy_ranks(self, busy: int) -> StepModel:
+        """The step model of one rank when only `busy` of the replica's `attn_dp` attention-DP ranks hold work
+        (the others idle, running dummy forwards): only the busy ranks' tokens reach the routed experts
+        (`prepare`'s ``moe_dp``, as `max_throughput` prices fewer clients than ranks). `busy` >= attn_dp (or a
+        replica without attention DP) is this model itself. Each count is prepared once, on first use
+        (milliseconds), and kept; its `time_ms` is as cheap as this one's. ValueError for a count below 1."""
+        if isinstance(busy, bool) or not isinstance(busy, (int, np.integer)) or busy < 1:
+            raise ValueError(f"StepModel.busy_ranks busy={busy!r}: must be an integer >= 1 (attention-DP ranks "
+                             f"holding work, at most attn_dp={self.attn_dp})")
+        if busy >= self.attn_dp:
+            return self
+        b = int(busy)
+        sm = self._busy.get(b)
+        if sm is None:
+            q = prepare(**self._args, moe_dp=float(b))
+            assert q is not None  # the arguments this model was built from
+            sm = copy.copy(self)
+            sm._p, sm._busy = q, {}
+            sm._args = {**self._args, "moe_dp": float(b)}   # `breakdown` prepares the same
+            sm._c = _float_coeffs(q)
+            self._busy[b] = sm
+        return sm
 
     def kv_seq_tokens(self, context: Any) -> Any:
         """Capacity (in kv_capacity_tokens' unit) one sequence of `context` tokens takes under this engine's KV

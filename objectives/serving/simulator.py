@@ -40,10 +40,51 @@ class PoolCosts:
     n_workers: int = 1
     scheduler: Scheduler | None = None
     host_link_gbs: float = HOST_LINK_GBS_DEFAULT
+    attn_dp: int = 1
+    """Scheduling ranks per model replica: each run of ``attn_dp`` consecutive workers is one replica's
+    attention-DP ranks, an iteration priced by ``cost.busy_ranks(ranks holding work)`` where the cost has it
+    (`StepModel.busy_ranks`); n_workers must be a multiple of it."""
 
     def __post_init__(self) -> None:
         if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int) or self.n_workers < 1:
             raise ValueError(f"pool n_workers={self.n_workers!r}: a pool needs an integer >= 1 workers")
+        if (isinstance(self.attn_dp, bool) or not isinstance(self.attn_dp, (int, np.integer)) or self.attn_dp < 1
+                or self.n_workers % self.attn_dp):
+            raise ValueError(f"pool attn_dp={self.attn_dp!r}: must be an integer >= 1 dividing n_workers="
+                             f"{self.n_workers} (the scheduling ranks of each replica)")
+
+
+def _couple_ranks(reps: list[_Replica], pool: PoolCosts) -> None:
+    """The attention-DP ranks of each replica of `pool` (consecutive runs of ``pool.attn_dp`` in `reps`) share the
+    routed experts: an iteration of a rank is priced with the ranks that hold work when it starts (requests
+    assigned and not gone, `_Replica.load`; the rank itself always counts), through
+    ``pool.cost.busy_ranks(busy)`` (`StepModel.busy_ranks`: only the busy ranks' tokens reach the experts). All
+    ranks busy: the cost's own `time_ms`, as before. A decode segment keeps the count it started with (a rank
+    whose neighbour turns busy or idle mid-segment is repriced at its next unit). Costs without ``busy_ranks``
+    and pools without attention DP are left as they are."""
+    adp = int(pool.attn_dp)
+    busy_ranks = getattr(pool.cost, "busy_ranks", None)
+    if adp == 1 or busy_ranks is None:
+        return
+    # index: busy ranks - 1; a count is prepared when first met (`busy_ranks`), all ranks busy is the cost itself
+    by_busy: list[Any] = [None] * (adp - 1) + [pool.cost.time_ms]
+
+    def priced(others: list[_Replica]) -> Any:
+        def tm(T: float, A: float, D: float, K: float) -> float:
+            b = 0
+            for r in others:
+                if r.load > 0:
+                    b += 1
+            f = by_busy[b]          # b others busy: b + 1 ranks
+            if f is None:
+                f = by_busy[b] = busy_ranks(b + 1).time_ms
+            return f(T, A, D, K)
+        return tm
+
+    for g in range(0, len(reps), adp):
+        group = reps[g:g + adp]
+        for rep in group:
+            rep.tm = priced([r for r in group if r is not rep])
 
 
 def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> None:
@@ -78,6 +119,7 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
         s = agg.scheduler or sched
         for i in range(agg.n_workers):
             reps.append(_Replica(eng, i, "agg", agg.cost, s, agg.host_link_gbs))
+        _couple_ranks(reps, agg)
         eng.front = reps
         _check_fits(req.input_tokens, total, reps[0], "serving")
     else:
@@ -87,6 +129,8 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
                  for i in range(prefill.n_workers)]
         back = [_Replica(eng, prefill.n_workers + i, "decode", decode.cost, ds, decode.host_link_gbs)
                 for i in range(decode.n_workers)]
+        _couple_ranks(front, prefill)
+        _couple_ranks(back, decode)
         eng.front, eng.back = front, back
         eng.kv_ms_per_tok = kv_ms_per_token
         eng.kv_fixed_ms = kv_fixed_ms
@@ -147,11 +191,12 @@ def _prefix_hit_rate(reps: list[_Replica]) -> float:
 def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
                    mode: str = "agg", dp: int = 1, prefill: PoolCosts | None = None, decode: PoolCosts | None = None,
                    slo: SLO | None = None, kv_link_gbs: float = 50.0, host_link_gbs: float = HOST_LINK_GBS_DEFAULT,
-                   routing: str = "least_loaded", per_request: bool = False) -> dict[str, float] | pd.DataFrame:
+                   routing: str = "least_loaded", per_request: bool = False,
+                   attn_dp: int = 1) -> dict[str, float] | pd.DataFrame:
     """Run the simulator on explicit iteration-cost objects (see `IterationCost`).
 
-    agg: ``dp`` replicas of ``cost``. disagg: ``prefill`` and ``decode`` `PoolCosts`, KV moved over
-    ``kv_link_gbs`` (GB/s). Returns the metric dict of `simulate`, or the per-request frame if ``per_request``.
+    agg: ``dp`` replicas of ``cost``, each of ``attn_dp`` scheduling ranks (`PoolCosts.attn_dp`). disagg:
+    ``prefill`` and ``decode`` `PoolCosts`, KV moved over ``kv_link_gbs`` (GB/s). Returns the metric dict of `simulate`, or the per-request frame if ``per_request``.
     """
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
@@ -160,8 +205,10 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
             raise ValueError("mode='agg' needs an iteration cost")
         if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
             raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
+        if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
+            raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
         sched = scheduler or Scheduler()
-        agg = PoolCosts(cost, dp, sched, sched.host_link_gbs or host_link_gbs)
+        agg = PoolCosts(cost, dp * attn_dp, sched, sched.host_link_gbs or host_link_gbs, attn_dp)
         eng, reps = _run(workload, agg, None, None, scheduler, 0.0, routing)
     else:
         _check_pools(prefill, decode)
@@ -239,8 +286,9 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
             raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
         sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff,
                          eplb, moe_act_dtype)
-        # each attention-DP rank schedules its own batch (its StepModel prices the shared experts)
-        agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name))
+        # each attention-DP rank schedules its own batch (its StepModel prices the shared experts with the ranks
+        # that hold work: `_couple_ranks`)
+        agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name), attn_dp)
         return _run(workload, agg, None, None, sched, 0.0, routing)
     _check_pools(prefill, decode)
     pcs = []
@@ -260,7 +308,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         # each attention-DP rank of a worker schedules its own batch (as in agg): n_workers x attn_dp ranks
         if p_adp > 1:
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * p_adp)
-        pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name)))
+        pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name), p_adp))
         sms.append(sm)
     pc, dc = pcs
     psm, dsm = sms  # the pools' step models (pc.cost, dc.cost)
