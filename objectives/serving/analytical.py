@@ -49,6 +49,8 @@ Workloads and what the model does with them:
 - without chunked prefill (whole prompts, still under the one policy the model has, ``scheduler.MODELLED_POLICY``:
   the decodes ride on the iteration that carries a prompt, which lasts about its prefill), open loop: as above,
   but decodes stall while prompts prefill (a fraction rho of the time): TPOT = pure decode step at N / (1 - rho).
+  Under a length mixture a prompt longer than the budget the decodes leave runs only alone: it waits for the
+  decodes in flight to drain (`drain_nodes`), holding the queue behind it (`ServingModel._mixture`).
 - without chunked prefill, closed loop or all at once: each cycle of N requests runs ceil(N / k)
   prefill-only iterations of k = max(1, max_num_tokens // input_len) prompts and O - 1 decode steps at N
   sequences; decodes stall during prefills; TTFT = one prefill iteration + half a decode step.
@@ -290,6 +292,50 @@ def expected_max(sorted_values: np.ndarray, n: np.ndarray) -> np.ndarray:
     return e[inv]
 
 
+#: points of the grid of residual decode steps on which `residual_tail` tabulates P(R > r)
+RESIDUAL_GRID = 257
+
+
+def residual_tail(decode_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The decode steps R left to a request in flight, for requests of ``decode_steps`` (O - 1 each, steps) caught
+    at a uniformly random step of their decoding (length-biased: long outputs are in flight longer): P(R > r) =
+    E[(D - r)+] / E[D] on a grid r = 0 .. max D of `RESIDUAL_GRID` points. Returns (r, P(R > r), E[D]); the tail
+    all zeros when no request decodes."""
+    dsteps = np.sort(np.maximum(np.asarray(decode_steps, dtype=float), 0.0))
+    top = float(dsteps[-1]) if len(dsteps) else 0.0
+    r = np.linspace(0.0, max(top, 1.0), RESIDUAL_GRID)
+    mean = float(dsteps.mean()) if len(dsteps) else 0.0
+    if mean <= 0.0:
+        return r, np.zeros_like(r), 0.0
+    # E[(D - r)+] from the sorted steps: sum of those above r minus r x their count
+    above = np.searchsorted(dsteps, r, side="right")
+    tail_sum = np.concatenate([np.cumsum(dsteps[::-1])[::-1], [0.0]])[above]
+    return r, (tail_sum - r * (len(dsteps) - above)) / (len(dsteps) * mean), mean
+
+
+#: probability bins of the drain a whole prompt waits for (`drain_nodes`): fine in the upper tail, which sets
+#: the TTFT percentiles
+DRAIN_BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+#: points per `DRAIN_BINS` bin over which a node's drain is averaged (its conditional mean)
+DRAIN_BIN_POINTS = 16
+
+
+def drain_nodes(residual: tuple[np.ndarray, np.ndarray, float], occupancy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode steps until every request in flight has finished, as nodes of its distribution: the max of n
+    residuals (`residual_tail`) for n Poisson of mean ``occupancy`` (sequences decoding, one per deployment), whose
+    CDF is exp(-occupancy P(R > r)) (the Poisson count's generating function at the residuals' CDF; no request in
+    flight, probability exp(-occupancy): 0 steps). Returns (steps, shape (n, M): each `DRAIN_BINS` bin's mean of
+    the quantile function, weights (M,): the bins' probabilities)."""
+    r, tail, _ = residual
+    edges = np.asarray(DRAIN_BINS)
+    frac = (np.arange(DRAIN_BIN_POINTS) + 0.5) / DRAIN_BIN_POINTS
+    u = (edges[:-1, None] + np.diff(edges)[:, None] * frac[None, :]).ravel()      # (M x points,)
+    occ = np.maximum(np.asarray(occupancy, dtype=float), 1e-300)
+    need = -np.log(u)[None, :] / occ[:, None]                    # P(R > r) at the u-quantile of the max
+    steps = np.interp(need, tail[::-1], r[::-1])                  # tail falls with r: interpolate reversed
+    return steps.reshape(len(occ), len(edges) - 1, DRAIN_BIN_POINTS).mean(axis=2), np.diff(edges)
+
+
 def _prepared(kw: Mapping[str, Any], moe_dp: float | None = None) -> Any:
     """`inference.core.prepare` of the `ServingModel._kw`-style arguments ``kw`` (one replica each), one entry per
     deployment (a factorized preparation expanded to its rows)."""
@@ -399,6 +445,9 @@ class ServingModel:
         # output-length nodes of the requests that decode (two tokens or more: a TPOT), for the TPOT percentiles
         dec = self.outputs[self.outputs >= 2]
         self._out_nodes = quantile_nodes(dec if len(dec) else np.array([2.0]), OUTPUT_BINS)
+        # whole prompts waiting for the running decodes to finish (`drain_nodes`): the decode steps left to a
+        # request in flight, tail P(R > r) on a grid of r, once per workload
+        self._residual = residual_tail(d)
 
     # -- the open-loop arrival rate ---------------------------------------------------------------------------
     @property
@@ -946,6 +995,11 @@ class ServingModel:
           Short outputs hit by one long prompt make the p99; the result is at least the fixed-length form's
           percentile (occupancy fluctuations).
 
+        - without chunked prefill, a prompt longer than ``budget`` runs only alone: it waits for the decodes in flight
+          to finish (`drain_nodes`: Poisson of Little's mean lam E[O - 1] t_dec, each its length-biased residual
+          steps, `residual_tail`); the drain's mean is work on the queue's server (the others' wait; capping the
+          prompt rate at 1 / E[work]), its distribution splits the prompt's own b_j into M nodes.
+
         ``cache_share``: the prefill work a request does against its whole prompt's (prefix caching; 1 without);
         ``slot_mean``, ``erlang_c``, ``drain``: the slot wait's mean, probability and drain time (`_open_loop`);
         ``stable``: rate below the replica's capacity (else the run's backlog)."""
@@ -954,16 +1008,35 @@ class ServingModel:
         L, w = nodes
         n = len(d)
         S = self._prefill_nodes(self._kw(d), d.max_num_tokens) * cache_share[:, None]   # prefill alone (ms)
-        qu = self._length_queue(S, lam_ms)
-        p0, g = qu["p0"], qu["g"]
+        # whole prompts (no chunked prefill) longer than the iteration's budget left by the decodes run alone: at
+        # the head of the queue such a prompt holds every prompt behind it (FCFS) while the decodes in flight
+        # run to their end (the simulator's engine: a prompt over the budget is scheduled only alone); that drain
+        # (decode steps at t_dec) is work on the prompt queue's server and part of the prompt's own TTFT
+        long = plain[:, None] & (L[None, :] > budget[:, None])
+        drains = long.any(axis=1)
         chunks = np.where(plain[:, None], 1.0, np.ceil(L[None, :] / budget[:, None]))
         b = (0.5 * t_it + host)[:, None] + S + np.where(plain[:, None], 0.0,
                                                          (chunks - 1.0) * np.maximum(t_dec, t_it)[:, None])
+        work, wx = S, w
+        if drains.any():
+            # the decodes in flight when it arrives (Little: lam x mean decode steps x t_dec; Poisson-distributed),
+            # their drain as M nodes (`drain_nodes`): each length node j splits into j x M, weights w_j x v_m
+            steps, v = drain_nodes(self._residual, lam_ms * self._residual[2] * t_dec)
+            held = np.where(long[:, :, None], (t_dec[:, None] * steps)[:, None, :], 0.0)          # (n, K, M) ms
+            work = S + held @ v
+            b = (b[:, :, None] + held).reshape(n, -1)
+            wx = (w[:, None] * v[None, :]).ravel()
+        qu = self._length_queue(work, lam_ms)
+        p0, g = qu["p0"], qu["g"]
+        if drains.any():
+            # where drains hold the queue the replica serves prompts at most at 1 / E[work] (below x_max)
+            cap_ms = np.where(drains, np.minimum(cap_ms, 1.0 / np.maximum(work @ w, 1e-300)), cap_ms)
+            stable = stable & ~(drains & (lam_ms >= cap_ms * 0.999))
         # the stationary wait bounded by what the run builds at capacity, as the exponential tail's mean (beyond
         # capacity the run's backlog, `run_wait`'s, is a floor on the percentiles below)
         stationary = qu["stationary"]
         wq = run_wait(stationary, n_req, np.minimum(lam_ms, cap_ms), cap_ms, burst=g)
-        out: dict[str, np.ndarray] = {"ttft": b @ w + run_wait(stationary + slot_mean, n_req, lam_ms, cap_ms,
+        out: dict[str, np.ndarray] = {"ttft": b @ wx + run_wait(stationary + slot_mean, n_req, lam_ms, cap_ms,
                                                                burst=g)}
         m = np.maximum(wq / p0, 1e-9)                                 # mean wait of a request that waits (ms)
         outs, vo = self._out_nodes
@@ -976,11 +1049,11 @@ class ServingModel:
         for p in PERCENTILES:
             q = Z_Q[p]
 
-            hi = mixture_quantile(b, w, p0, m, q, qu["c2"])
+            hi = mixture_quantile(b, wx, p0, m, q, qu["c2"])
             # the slot wait's quantile, bounded by what the run builds (no backlog: that is added once, below)
             slot_q = run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
                               n_req, np.minimum(lam_ms, cap_ms), cap_ms, p)
-            out[f"ttft_{p}"] = np.where(stable, hi, np.maximum(hi, b @ w + run_wait(np.zeros(n), n_req, lam_ms, cap_ms,
+            out[f"ttft_{p}"] = np.where(stable, hi, np.maximum(hi, b @ wx + run_wait(np.zeros(n), n_req, lam_ms, cap_ms,
                                                                                    p))) + slot_q
 
             def tpot_tail(t: np.ndarray, q: float = q) -> np.ndarray:   # t: (n, k) -> P(TPOT > t) > 1 - q
