@@ -223,6 +223,16 @@ def measured_throughput(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return val, col
 
 
+def throughput_pairs(rows: pd.DataFrame, pred: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(measured, predicted) output tokens/s per row (`measured_throughput`'s column of `predict`'s output `pred`,
+    aligned with `rows`); NaN where the row measured none."""
+    thr, col = measured_throughput(rows)
+    out = np.full(len(rows), np.nan)
+    for _, c in THROUGHPUT_COLUMNS:
+        out = np.where(col == c, pred[c].to_numpy(float), out)
+    return thr, out
+
+
 def unpredictable(rows: pd.DataFrame) -> np.ndarray:
     """Why each row cannot be predicted, the first reason that holds; "" where the model can run it (a deployment
     that then does not fit is its prediction's NaN). A row the model cannot read is left unpredicted; it does not
@@ -409,12 +419,9 @@ def _resid(rows: pd.DataFrame, eff: Efficiency, anchors: pd.DataFrame | None = N
              np.log(p["tpot_pred"].to_numpy(float) / rows["tpot_ms"].to_numpy(float))]
     # rows that measured a throughput and not both latencies (the published tables' static batches and
     # max-throughput runs): their output tokens/s too
-    thr, col = measured_throughput(rows)
+    thr, pred = throughput_pairs(rows, p)
     only = np.isfinite(thr) & ~(rows["ttft_ms"].notna() & rows["tpot_ms"].notna()).to_numpy()
     if only.any():
-        pred = np.full(len(rows), np.nan)
-        for _, c in THROUGHPUT_COLUMNS:
-            pred = np.where(col == c, p[c].to_numpy(float), pred)
         parts.append(np.log(pred[only] / thr[only]))
     r = np.concatenate(parts + [_anchor_resid(anchors, eff)])
     return np.where(np.isfinite(r), r, 3.0)
@@ -531,10 +538,7 @@ def scored(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     d = rows.join(p)
     d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
     d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
-    thr, col = measured_throughput(rows)
-    pred = np.full(len(d), np.nan)
-    for _, c in THROUGHPUT_COLUMNS:
-        pred = np.where(col == c, d[c].to_numpy(float), pred)
+    thr, pred = throughput_pairs(rows, p)
     d["thr_ape"] = ape(pred, thr)
     return d
 

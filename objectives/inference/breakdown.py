@@ -226,7 +226,16 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     """`served_breakdown`'s columns (iterations, prompt_tokens, decode_seqs, `SERVED_COMPONENTS` in ms), flat in
     its row order (configuration-major, `SERVED_PHASES` within), of the configurations `prepare(**args, moe_dp=)`
     gives, at `max_throughput`'s batch in flight N (flat, one per row); and their row shape."""
-    from .estimate import chunk_pass_s, group_prompt_work, replica_time_s, run_prompt_work, split_work, steady_work
+    from .estimate import (
+        chunk_pass_s,
+        group_prompt_work,
+        prefill_chunk,
+        replica_time_s,
+        run_prompt_work,
+        split_rows,
+        split_work,
+        steady_work,
+    )
 
     collect: dict[str, Any] = {}
     p = prepare(**args, moe_dp=moe_dp, collect=collect)
@@ -238,15 +247,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     N = N.reshape(shape)
     # `estimate.steady_state` (keep in step): the mean iteration, or the prefill iteration and the pure decode step
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
-    piped = np.asarray(p.pp) > 1
-    split = (np.asarray(p.source_code) > 0) | (np.asarray(c.n_experts) > 0) | piped
+    split = split_rows(p)
     mean = _replica_parts(p, collect, (T, A, D, K, S), N)
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
-    T_pf, D_pf, ctx = w_pf[0], w_pf[2], isl + 0.5 * osl
-    ch = T_pf / np.maximum(T_pf / isl, 1.0)
     t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], N)
-    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, N),
-                      ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, N)
+    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, N), *prefill_chunk(w_pf, isl, osl), N)
     dec = _replica_parts(p, collect, w_dec, N)
     zero = np.zeros(())
     it_pf, it_dec = np.where(split, n_pf, n_it), np.where(split, n_dec, 0.0)
@@ -283,8 +288,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     flat = (lambda x: np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() if shape
             else np.ravel(np.asarray(x, dtype=float)))
     out: dict[str, np.ndarray] = {}
-    work = ((it_pf, it_dec, None, None), (np.where(split, T_pf, T), zero, None, None),
-            (np.where(split, D_pf, D), np.where(split, w_dec[2], zero), None, None))
+    work = ((it_pf, it_dec, None, None), (np.where(split, w_pf[0], T), zero, None, None),
+            (np.where(split, w_pf[2], D), np.where(split, w_dec[2], zero), None, None))
     for name, vals in zip(("iterations", "prompt_tokens", "decode_seqs"), work):
         out[name] = np.column_stack([nan if v is None else flat(v) for v in vals]).ravel()
     for name in SERVED_COMPONENTS:

@@ -349,11 +349,7 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     pp > 1 each lasting at least one prompt chunk's pass through every stage, as in `StepModel.time_ms`) and pure
     decode steps."""
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
-    # MoE rows split on the roofline too (the experts an iteration touches grow concavely with its tokens), and
-    # so do pipelines (an iteration that carries a prompt chunk lasts at least that chunk's pass through every
-    # stage, which a mean iteration spread thinly over the micro-batches never shows)
-    piped = np.asarray(p.pp) > 1
-    split = (np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0) | piped
+    split = split_rows(p)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(split):
@@ -362,15 +358,29 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
-    T_pf, D_pf, ctx = w_pf[0], w_pf[2], isl + 0.5 * osl
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
-    ch = T_pf / np.maximum(T_pf / isl, 1.0)
-    t_p = chunk_pass_s(p, t_p, ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, N)
+    t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
         return t_split, n_it, D, b_split
     return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+
+
+def split_rows(p: Prepared) -> np.ndarray:
+    """The rows whose steady state mixes two kinds of iteration (`steady_state`): measured-profile rows, MoE rows on
+    the roofline too (the experts an iteration touches grow concavely with its tokens) and pipelines (an iteration
+    that carries a prompt chunk lasts at least that chunk's pass through every stage, which a mean iteration
+    spread thinly over the micro-batches never shows)."""
+    return (np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0) | (np.asarray(p.pp) > 1)
+
+
+def prefill_chunk(w_pf: tuple, isl: Num, osl: Num) -> tuple[Num, Num, Num, Num]:
+    """One prompt chunk of `split_work`'s prefill iteration `w_pf` and its decodes, (T, A, D, K) as `chunk_pass_s`
+    takes them (the decodes at a mean context of isl + osl / 2)."""
+    T_pf, D_pf = w_pf[0], w_pf[2]
+    ch = T_pf / np.maximum(T_pf / isl, 1.0)
+    return ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * (isl + 0.5 * osl)
 
 
 def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num) -> tuple[tuple, tuple, Num, Num]:

@@ -486,7 +486,7 @@ class ServingModel:
         the workload's mean prompt."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
-        kw1 = kw
+        per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
         cached = isl is not None
         isl = self.input_len if isl is None else isl
         if np.ndim(N) == 2 and np.shape(N)[1] == 1:
@@ -505,7 +505,7 @@ class ServingModel:
             # prompts of isl tokens, the rest of the workload's mean prompt in the prefix cache: every iteration
             # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
             osl = self.output_len
-            extra = cached_context_ms(kw1, nb, self.input_len, osl, self.input_len - isl, mnt)
+            extra = cached_context_ms(per_deployment, nb, self.input_len, osl, self.input_len - isl, mnt)
             tpot, ttft = (np.asarray(out[k], dtype=float).reshape(np.shape(nb)) for k in ("tpot_ms", "ttft_ms"))
             n_it = np.maximum(osl, nb * (isl + osl) / mnt)
             t_it = tpot * osl / n_it
