@@ -18,6 +18,7 @@ redundant expert copies that run with a load balancer anyway), so the grid holds
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from objectives.catalog import GPU, Model
 
 from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
 from .batching import batching as batching_space
-from .compose import compose, one_of
+from .compose import COUNT_LIMIT, compose, one_of
 from .hardware import gpu_records, hardware
 from .parallelism import ep_choices, model_record, parallelism
 from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
@@ -178,7 +179,39 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'"))
         cons.extend(_layout_rules(names, pools))
-    return compose(*parts, constraints=cons, when=when)
+    try:
+        space = compose(*parts, constraints=cons, when=when)
+    except SpaceError as exc:
+        if n_gpus is None:
+            raise
+        # every count asked for may be one no layout reaches: then say so (the same space over the node shapes)
+        try:
+            shapes = compose(hardware(gpus, max_gpus), *parts[1:], constraints=cons, when=when)
+        except SpaceError:
+            raise exc from None           # something else excludes everything: the rules' own message
+        _check_counts(shapes, n_gpus, with_dp, asked=True)
+        raise
+    if n_gpus is not None:
+        _check_counts(space, n_gpus, with_dp)
+    return space
+
+
+def _check_counts(space: dse.Space, n_gpus: Sequence[int], with_dp: bool, asked: bool = False) -> None:
+    """Refuse GPU counts a user asked for (``n_gpus``) that no configuration of ``space`` runs on: the grid would
+    drop them without a word (6 GPUs for a model whose TP and PP choices make no 6). ``asked``: ``space`` is the
+    same space over the default node-shape counts (none of ``n_gpus`` reached at all). Spaces too large to
+    enumerate at build time (`spaces.compose.COUNT_LIMIT`) are left as they are."""
+    params = space.params
+    if not space.is_discrete or math.prod(float(p.n_values) for p in params.values()) > COUNT_LIMIT:
+        return
+    reached = sorted({int(v) for v in space.grid()["n_gpus"].unique()})
+    missing = [int(c) for c in dict.fromkeys(n_gpus) if int(c) not in reached]
+    if missing:
+        hint = "" if with_dp else "; replicas=True adds data-parallel replicas (3 GPUs = 3 replicas of TP 1)"
+        which = "the node-shape counts it reaches" if asked else "the counts it does reach"
+        raise SpaceError(f"n_gpus {missing}: no configuration of the space runs on that many GPUs (a replica is "
+                         f"tp x pp x attn_dp GPUs of the TP {_choices(space, 'tp')} and PP {_choices(space, 'pp')} "
+                         f"choices){hint}; {which}: {reached}")
 
 
 def _opt_in_formats(model: str | Model) -> tuple[str, ...]:

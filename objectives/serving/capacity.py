@@ -35,6 +35,10 @@ MIN_RATE = 1e-4
 
 _STAT_KEY = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99"}
 
+#: fewest requests a simulated rate is measured on (``n_requests`` and a trace's length alike): a handful of
+#: requests replayed at any rate meet any SLO
+MIN_REQUESTS = 10
+
 
 def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
     """Whether simulated ``metrics`` (the keys of `simulate`) meet every bound of ``slo`` on its statistic."""
@@ -48,12 +52,22 @@ def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
     return True
 
 
+def _bounded(slo: SLO, fn: str) -> None:
+    """Refuse an SLO without a finite bound: every rate would hold it (the search would climb to its ceiling)."""
+    if not any(math.isfinite(b) for _, b in slo.constraints.values()):
+        raise ValueError(f"{fn} needs an SLO with at least one finite bound (ttft_ms, tpot_ms or e2e_ms, e.g. "
+                         f"{{'ttft_ms_p99': 2000}}), got {slo}: without one every request rate holds it")
+
+
 def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
     """``workload`` sending ``n_requests`` requests at ``rate`` requests/s: a trace with arrival times (and no rate
     or concurrency of its own) replays its own arrivals scaled to that mean rate (`Trace.to_rate`: its bursts
     kept); any other workload keeps its arrival process (Poisson, or gamma with its cv) and lengths (a trace's
     too) at that rate."""
     t = workload.trace
+    if isinstance(t, Trace) and min(len(t), n_requests) < MIN_REQUESTS:
+        raise ValueError(f"trace {t.source} has {len(t)} requests; a rate is measured on at least {MIN_REQUESTS} "
+                         f"(a few requests replayed at any rate meet any SLO): give a longer trace")
     if isinstance(t, Trace) and t.has_arrivals and workload.rate is None and workload.concurrency is None:
         head = t.head(n_requests)
         if math.isfinite(head.rate):           # a trace sent all at once has no rate to scale: Poisson below
@@ -82,10 +96,12 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     simulated metrics at the capacity (``metrics``; empty for the analytical fidelity).
     """
     slo = SLO.parse(slo)
+    _bounded(slo, "capacity")
     if fidelity not in ("simulated", "analytical"):
         raise ValueError(f"capacity fidelity={fidelity!r}: valid values are 'simulated', 'analytical'")
-    if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 10:
-        raise ValueError(f"capacity n_requests={n_requests!r}: give an integer >= 10 (requests per simulated rate)")
+    if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < MIN_REQUESTS:
+        raise ValueError(f"capacity n_requests={n_requests!r}: give an integer >= {MIN_REQUESTS} (requests per "
+                         f"simulated rate)")
     if not isinstance(eplb, (bool, np.bool_)):
         raise ValueError(f"capacity eplb={eplb!r}: must be True or False (an expert-parallel load balancer on or off)")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
@@ -171,6 +187,7 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
         raise ValueError(f"objective must come from objectives.llm_serving_objective(), got {type(objective).__name__}")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 < rate < math.inf):
         raise ValueError(f"rate={rate!r}: give a positive finite number of requests/s")
+    _bounded(objective.slo, "smallest_deployment")
     w = objective.workload
     at = llm_serving_objective(objective.model, workload=_at_rate(w, float(rate), w.n_requests or objective.n_requests),
                                slo=objective.slo, prices=objective.prices, defaults=objective.defaults,
@@ -203,4 +220,4 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
                      f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
 
 
-__all__ = ["capacity", "meets", "smallest_deployment"]
+__all__ = ["capacity", "meets", "smallest_deployment", "MIN_REQUESTS"]

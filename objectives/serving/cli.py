@@ -45,10 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tpot-ms", type=float, default=None, help="TPOT bound (ms)")
     p.add_argument("--e2e-ms", type=float, default=None, help="end-to-end latency bound (ms)")
     p.add_argument("--percentile", default="p99", help=f"statistic the bounds constrain: {', '.join(SLO_STATISTICS)}")
-    p.add_argument("--input-len", type=int, default=2048, help="prompt tokens")
-    p.add_argument("--output-len", type=int, default=256, help="output tokens")
-    p.add_argument("--arrival", default="poisson", help="poisson or gamma")
-    p.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gamma arrival gaps")
+    p.add_argument("--input-len", type=int, default=None, help="prompt tokens (default 2048; not with --trace)")
+    p.add_argument("--output-len", type=int, default=None, help="output tokens (default 256; not with --trace)")
+    p.add_argument("--arrival", default=None, help="poisson (default) or gamma (not with --trace)")
+    p.add_argument("--cv", type=float, default=None, help="coefficient of variation of gamma arrival gaps (default "
+                   "1; not with --trace)")
     p.add_argument("--trace", default=None, help="a request trace (any layout serving.read_trace knows: Azure "
                    "2023/2024, Mooncake JSONL, BurstGPT, Vidur, dse): its lengths, and its arrivals replayed at each "
                    "rate searched (instead of --input-len / --output-len / --arrival)")
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the capacity (or the smallest deployment); 0 on success, 2 with one clear line on stderr on error."""
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     try:
+        _synthetic_defaults(args)
         slo = SLO(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, e2e_ms=args.e2e_ms, percentile=args.percentile)
         if not slo.constraints:
             raise ValueError("give at least one bound: --ttft-ms, --tpot-ms or --e2e-ms")
@@ -116,6 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+#: the synthetic workload's options and their defaults (a trace gives its own lengths and arrivals)
+_SYNTHETIC = {"input_len": 2048, "output_len": 256, "arrival": "poisson", "cv": 1.0}
+
+
+def _synthetic_defaults(args: argparse.Namespace) -> None:
+    """Refuse synthetic-workload options beside --trace (its lengths and arrivals are the trace's: they were
+    dropped without a word), then fill their defaults."""
+    given = [k for k in _SYNTHETIC if getattr(args, k) is not None]
+    if args.trace is not None and given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"{flags}: --trace {args.trace} gives the prompt and output lengths and the arrivals; drop "
+                         f"{flags} (or drop --trace for a synthetic workload)")
+    for k, v in _SYNTHETIC.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+
+
 def _prefix_words(args: argparse.Namespace) -> str:
     """What the printed line says of the prefix cache: the shared prefix given, the cache turned off."""
     words = f" with a {args.shared_prefix}-token shared prefix" if args.shared_prefix else ""
@@ -130,8 +149,20 @@ def _checkpoint_dtype(model: str) -> str:
     return model_record(model).quant_weight_dtype or "bf16"
 
 
+#: deployment flags of one configuration and their defaults: --target-rate searches these over the space
+_ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "moe_act_dtype": None,
+                   "weight_dtype": None, "act_dtype": None, "kv_dtype": None, "max_batch_size": 256,
+                   "max_num_tokens": 8192, "engine": None}
+
+
 def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     import spaces
+
+    given = ["--" + k.replace("_", "-") for k, v in _ONE_DEPLOYMENT.items() if getattr(args, k) != v]
+    if given:
+        raise ValueError(f"{', '.join(given)}: --target-rate searches GPUs (--gpus), parallelism, precision and "
+                         f"batching over spaces.llm_serving's space (up to --max-gpus) and would ignore them; drop "
+                         f"them, or drop --target-rate for the capacity of that one deployment")
 
     from ..llm_serving import llm_serving_objective
     from .capacity import smallest_deployment

@@ -298,14 +298,16 @@ class SLO:
     @classmethod
     def parse(cls, spec: Any) -> SLO:
         """An SLO from an `SLO` or a mapping: {"ttft_ms": 2000, "tpot_ms": 200, "percentile": "p99"} or the metric
-        names themselves, {"ttft_ms_p99": 2000, "tpot_ms_p99": 200} (one statistic for all bounds). Unknown keys,
-        metrics or percentiles raise ValueError listing the valid ones."""
+        names themselves, {"ttft_ms_p99": 2000, "tpot_ms_p99": 200} (one statistic for all bounds; a bare name
+        without "percentile" is the mean's, so {"ttft_ms": 2000, "tpot_ms_p99": 200} mixes two and is refused).
+        Unknown keys, metrics or percentiles raise ValueError listing the valid ones."""
         if isinstance(spec, SLO):
             return spec
         if not isinstance(spec, Mapping):
             raise TypeError(f"slo must be a serving.SLO or a mapping, got {spec!r:.100}")
         fields: dict[str, Any] = {}
         stats: set[str] = set()
+        bare = False            # a key without a statistic: the mean's metric name, unless "percentile" says
         for key, value in spec.items():
             if key == "percentile":
                 fields["percentile"] = value
@@ -323,11 +325,16 @@ class SLO:
             fields[base] = value
             if base != key:
                 stats.add(stat)
+            else:
+                bare = True
+        if bare and stats and "percentile" not in fields:
+            stats.add("mean")           # {"ttft_ms": 2000, "tpot_ms_p99": 200}: ttft_ms is the mean TTFT's name
         if len(stats) > 1 or (stats and "percentile" in fields and fields["percentile"] not in stats):
             pct = fields.get("percentile")
             mixed = sorted(stats | ({pct} if pct is not None else set()))
             raise ValueError(f"slo {dict(spec)!r} mixes statistics {mixed}"
-                             f"; one SLO bounds one statistic ({', '.join(SLO_STATISTICS)})")
+                             f"; one SLO bounds one statistic ({', '.join(SLO_STATISTICS)}): name each bound at "
+                             f"it (ttft_ms_p99, tpot_ms_p99) or give bare names with 'percentile'")
         if stats:
             fields["percentile"] = stats.pop()
         return cls(**fields)

@@ -198,8 +198,7 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
     agg: ``dp`` replicas of ``cost``, each of ``attn_dp`` scheduling ranks (`PoolCosts.attn_dp`). disagg:
     ``prefill`` and ``decode`` `PoolCosts`, KV moved over ``kv_link_gbs`` (GB/s). Returns the metric dict of `simulate`, or the per-request frame if ``per_request``.
     """
-    if mode not in _MODES:
-        raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
+    _check_mode(mode, dp, prefill, decode)
     if mode == "agg":
         if cost is None:
             raise ValueError("mode='agg' needs an iteration cost")
@@ -220,6 +219,19 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
     if per_request:
         return _frame(eng, reps)
     return _metrics(eng, reps, slo)
+
+
+def _check_mode(mode: str, dp: Any, prefill: Any, decode: Any) -> None:
+    """Refuse arguments the mode would ignore: pools in aggregated mode, replicas ``dp`` in disaggregated mode
+    (its workers are each pool's ``n_workers``)."""
+    if mode not in _MODES:
+        raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
+    if mode == "agg" and (prefill is not None or decode is not None):
+        raise ValueError(f"prefill={prefill!r} / decode={decode!r}: pools of their own are for mode='disagg' (an "
+                         f"aggregated run of dp replicas would ignore them); pass mode='disagg' or drop them")
+    if mode == "disagg" and not (isinstance(dp, int) and not isinstance(dp, bool) and dp == 1):
+        raise ValueError(f"dp={dp!r}: a disaggregated deployment counts its workers per pool; give "
+                         f"prefill=serving.Pool(n_workers=...) and decode=serving.Pool(n_workers=...) and leave dp=1")
 
 
 def _check_pools(prefill: Any, decode: Any) -> None:
@@ -270,8 +282,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
            ep: int = 1, attn_dp: int = 1, profile: Any = None,
            eplb: bool = False, moe_act_dtype: str | None = None) -> tuple[_Engine, list[_Replica]]:
-    if mode not in _MODES:
-        raise ValueError(f"mode={mode!r}: valid modes are {', '.join(_MODES)}")
+    _check_mode(mode, dp, prefill, decode)
     eff = None
     if profile is not None:  # a calibrated profile (`dse calibrate`): its factors over the shipped fit
         from objectives.calibration.calibrate import load_profile

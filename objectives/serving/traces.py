@@ -22,18 +22,23 @@ Layouts (columns as the publishers name them):
   arrival times (a `Workload` then needs ``rate=`` or ``concurrency=``).
 - ``dse``: ``arrival_s`` (s), ``input_tokens``, ``output_tokens`` (what `Trace.frame` writes).
 
-Bad input raises ValueError naming the file, the line (1-based, header = line 1 for CSV) and the column, the
-value found and what is valid. Token counts must be integers >= 1 (``on_zero="drop"`` drops rows with a zero
+Files may be gzip-compressed (``.gz``: read as their content) and may start with a UTF-8 byte-order mark. Bad
+input raises ValueError naming the file, the line (1-based, header = line 1 for CSV) and the column, the
+value found and what is valid; a CSV row with more fields than its header is refused at its line (pandas would
+shift its columns under the header's names). Token counts must be integers >= 1 (``on_zero="drop"`` drops rows with a zero
 count instead); times must be finite and >= 0.
 """
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -88,8 +93,7 @@ class Trace:
                 raise ValueError(f"{source}: request {i} {name}={int(a[i])}: token counts are integers >= 1")
         if (hash_ids is None) != (hash_offsets is None):
             raise ValueError(f"{source}: give hash_ids and hash_offsets together")
-        if isinstance(block_tokens, bool) or not isinstance(block_tokens, (int, np.integer)) or block_tokens < 1:
-            raise ValueError(f"{source}: block_tokens={block_tokens!r} must be an integer >= 1 (tokens per hash block)")
+        _check_block_tokens(source, block_tokens)
         hid = off = None
         if hash_ids is not None:
             hid = np.asarray(hash_ids, dtype=np.int64)
@@ -97,6 +101,13 @@ class Trace:
             if off.shape != (n + 1,) or off[0] != 0 or off[-1] != len(hid) or (np.diff(off) < 0).any():
                 raise ValueError(f"{source}: hash_offsets must be {n + 1} non-decreasing offsets from 0 to "
                                  f"len(hash_ids)={len(hid)}")
+            over = np.diff(off) > max_blocks(inp, int(block_tokens))
+            if over.any():
+                i = int(np.flatnonzero(over)[0])
+                raise ValueError(f"{source}: request {i} has {int(off[i + 1] - off[i])} hash blocks for a prompt of "
+                                 f"{int(inp[i])} tokens: at most {int(max_blocks(inp[i], int(block_tokens)))} blocks "
+                                 f"of {int(block_tokens)} tokens (blocks past the prompt would be prefix-cache hits "
+                                 f"on tokens it does not have)")
         arr = None
         if arrival_s is not None:
             arr = np.asarray(arrival_s, dtype=np.float64)
@@ -187,7 +198,11 @@ class Trace:
     # ---- transformations (each returns a new Trace) -------------------------------------------------------
     def take(self, idx: Sequence[int] | np.ndarray) -> Trace:
         """The requests at positions ``idx`` (kept in arrival order)."""
-        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        raw = np.asarray(idx)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise ValueError(f"{self.source}: take() got index {raw.ravel()[0].item()!r} ({raw.dtype}); indices are "
+                             f"integer request positions")
+        idx = np.sort(raw.astype(np.int64).ravel())
         if len(idx) == 0:
             raise ValueError(f"{self.source}: take() needs at least one request index")
         if idx[0] < 0 or idx[-1] >= len(self):
@@ -206,10 +221,14 @@ class Trace:
 
     def sample(self, n: int, seed: int = 0) -> Trace:
         """``n`` requests drawn uniformly without replacement (seeded), in arrival order with their own arrival
-        times: the rate drops to about n / len of the original (``scale_rate`` brings it back)."""
+        times: the rate drops to about n / len of the original (``scale_rate`` brings it back). ``n`` above the
+        trace's length is refused (``n == len``: the trace itself)."""
         _check_count("sample", "n", n)
         _check_count("sample", "seed", seed, lo=0)
-        if n >= len(self):
+        if n > len(self):
+            raise ValueError(f"sample(n={n}): {self.source} holds {len(self)} requests; a sample without replacement "
+                             f"takes at most that many (the whole trace: n={len(self)})")
+        if n == len(self):
             return self
         idx = np.random.default_rng(seed).choice(len(self), size=n, replace=False)
         return self.take(idx)
@@ -239,7 +258,8 @@ class Trace:
 
     def to_rate(self, rate: float) -> Trace:
         """Replay scaled so that the mean arrival rate is ``rate`` requests/s (the shape of the arrivals kept)."""
-        if not (isinstance(rate, (int, float, np.integer, np.floating)) and math.isfinite(rate) and rate > 0):
+        if isinstance(rate, (bool, np.bool_)) or not (isinstance(rate, (int, float, np.integer, np.floating))
+                                                      and math.isfinite(rate) and rate > 0):
             raise ValueError(f"to_rate(rate={rate!r}): rate must be a finite number > 0 (requests/s)")
         r0 = self.rate
         if not math.isfinite(r0):
@@ -264,6 +284,17 @@ def _take_csr(flat: np.ndarray, off: np.ndarray, idx: np.ndarray) -> tuple[np.nd
         return np.empty(0, dtype=np.int64), new_off
     pos = np.repeat(off[idx] - new_off[:-1], lens) + np.arange(new_off[-1])
     return flat[pos], new_off
+
+
+def max_blocks(input_tokens: np.ndarray | int, block_tokens: int) -> np.ndarray:
+    """Hash blocks a prompt of ``input_tokens`` tokens holds at most: ceil(input_tokens / block_tokens) (Mooncake's
+    traces give exactly that many a prompt)."""
+    return -(-np.asarray(input_tokens, dtype=np.int64) // int(block_tokens))
+
+
+def _check_block_tokens(source: str, block_tokens: object) -> None:
+    if isinstance(block_tokens, bool) or not isinstance(block_tokens, (int, np.integer)) or block_tokens < 1:
+        raise ValueError(f"{source}: block_tokens={block_tokens!r} must be an integer >= 1 (tokens per hash block)")
 
 
 def _check_count(fn: str, name: str, v: object, lo: int = 1) -> None:
@@ -302,8 +333,10 @@ def _numbers(df: pd.DataFrame, col: str, path: str | None, *, tokens: bool) -> n
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         v = s.iloc[i]
-        what = "(missing)" if pd.isna(v) or (isinstance(v, str) and not v.strip()) else f"{v!r}"
         valid = "integer token counts >= 0" if tokens else "times in seconds, finite and >= 0"
+        if np.isinf(x[i]):
+            raise ValueError(f"{_loc(path, df, i, col)}: {_as_written(v)} is not a finite number; valid: {valid}")
+        what = "(missing)" if pd.isna(v) or (isinstance(v, str) and not v.strip()) else _as_written(v)
         raise ValueError(f"{_loc(path, df, i, col)}: non-numeric value {what}; valid: {valid}")
     valid = f"integer token counts >= 0 and below 2^31 ({MAX_TOKENS})" if tokens else "times in seconds >= 0"
     checks = [(x < 0, "negative")]
@@ -319,6 +352,13 @@ def _numbers(df: pd.DataFrame, col: str, path: str | None, *, tokens: bool) -> n
 def _shown(v: float) -> str:
     """A cell's number as written: -5, -1.5, 1e+23 (never numpy's np.int64(-5))."""
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else repr(float(v))
+
+
+def _as_written(v: object) -> str:
+    """A cell as written: a string quoted ('abc'), a number plain (1700000000, inf; never np.int64(...))."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        return _shown(float(v)) if math.isfinite(float(v)) else repr(float(v))
+    return repr(str(v)) if isinstance(v, str) else repr(v)
 
 
 def _zeros(df: pd.DataFrame, cols: Mapping[str, np.ndarray], path: str | None, on_zero: str,
@@ -342,16 +382,64 @@ def _zeros(df: pd.DataFrame, cols: Mapping[str, np.ndarray], path: str | None, o
     return keep
 
 
+def _gzipped(p: Path) -> bool:
+    return p.name.lower().endswith(".gz")
+
+
+def _open_text(p: Path) -> IO[str]:
+    """``p`` as UTF-8 text (a byte-order mark dropped; a ``.gz`` file decompressed)."""
+    if _gzipped(p):
+        return gzip.open(p, "rt", encoding="utf-8-sig", errors="replace", newline="")
+    return p.open("r", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _not_gzip(p: Path, exc: Exception) -> ValueError:
+    return ValueError(f"trace file {str(p)!r} ends in .gz but is not gzip-compressed ({exc}); rename it or "
+                      f"compress it with gzip")
+
+
 def _read_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"trace file {str(p)!r} does not exist")
     try:
-        df = pd.read_csv(p, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            # index_col=False: a row with a field more than the header is refused below, never read as an index
+            # that shifts every column one to the right (a trailing delimiter on every row is read as written)
+            df = pd.read_csv(p, skipinitialspace=True, index_col=False, encoding="utf-8-sig",
+                             compression="gzip" if _gzipped(p) else None)
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise _not_gzip(p, exc) from None
+    except pd.errors.ParserError as exc:
+        raise _wide_row(p) or ValueError(f"trace file {str(p)!r} is not a readable CSV: "
+                                         f"{str(exc).splitlines()[0]}") from None
+    except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"trace file {str(p)!r} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    parser = [w for w in caught if issubclass(w.category, pd.errors.ParserWarning)]
+    if parser:
+        raise _wide_row(p) or ValueError(f"trace file {str(p)!r} is not a readable CSV: {parser[0].message}")
     df.columns = [str(c).strip() for c in df.columns]
     return df, str(p)
+
+
+def _wide_row(p: Path) -> ValueError | None:
+    """The error for the first row of CSV file ``p`` with more fields than its header (a non-empty extra field
+    first; None if there is none). Only on the error path: one pass of the csv module over the file."""
+    with _open_text(p) as f:
+        rows = csv.reader(f, skipinitialspace=True)
+        header = next(rows, [])
+        first: tuple[int, int] | None = None
+        for row in rows:
+            if len(row) > len(header):
+                if any(x.strip() for x in row[len(header):]):
+                    first = (rows.line_num, len(row))
+                    break
+                first = first or (rows.line_num, len(row))
+    if first is None:
+        return None
+    return ValueError(f"trace file {str(p)!r}, line {first[0]}: {first[1]} fields, the header has {len(header)} "
+                      f"({header}); every row needs one field per column")
 
 
 def _frame_or_file(trace: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
@@ -374,7 +462,7 @@ def read_azure(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> T
     bad = ts.isna().to_numpy() | df["TIMESTAMP"].isna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{_loc(path, df, i, 'TIMESTAMP')}: {df['TIMESTAMP'].iloc[i]!r} is not a timestamp; valid: "
+        raise ValueError(f"{_loc(path, df, i, 'TIMESTAMP')}: {_as_written(df['TIMESTAMP'].iloc[i])} is not a timestamp; valid: "
                          f"ISO 8601 date and time such as '2023-11-16 18:17:03.9799600' or "
                          f"'2024-05-10 00:00:00.009930+00:00'")
     t = (ts - ts.min()).dt.total_seconds().to_numpy(np.float64)
@@ -428,8 +516,11 @@ def read_vidur(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> T
                  dropped=int((~keep).sum()))
 
 
-def read_dse(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> Trace:
-    """dse's own layout: arrival_s (s), input_tokens, output_tokens (what `Trace.frame` writes)."""
+def read_dse(trace: str | Path | pd.DataFrame, *, on_zero: str = "error",
+             block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> Trace:
+    """dse's own layout: arrival_s (s), input_tokens, output_tokens and optionally hash_ids (what `Trace.frame`
+    writes: lists of block ids, as JSON text such as ``[0, 1, 2]`` once written to a CSV file), blocks of
+    ``block_tokens`` tokens."""
     df, path = _frame_or_file(trace)
     _require(df, _DSE, path, "dse")
     t = _numbers(df, "arrival_s", path, tokens=False)
@@ -438,10 +529,21 @@ def read_dse(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> Tra
     keep = _zeros(df, {"input_tokens": inp, "output_tokens": out}, path, on_zero)
     hid = off = None
     if "hash_ids" in df.columns:
-        lists = [df["hash_ids"].iloc[i] for i in np.flatnonzero(keep)]
+        lists = [_json_list(df["hash_ids"].iloc[i]) for i in np.flatnonzero(keep)]
         hid, off = _csr(lists, lambda k: _loc(path, df, int(np.flatnonzero(keep)[k]), "hash_ids"))
-    return Trace(t[keep], inp[keep], out[keep], hash_ids=hid, hash_offsets=off,
+    return Trace(t[keep], inp[keep], out[keep], hash_ids=hid, hash_offsets=off, block_tokens=block_tokens,
                  source=f"{path or 'DataFrame'} (dse)", dropped=int((~keep).sum()))
+
+
+def _json_list(v: Any) -> Any:
+    """A hash_ids cell: a list as is; JSON text of a list (a frame written to CSV) parsed; anything else as is,
+    for `_csr` to refuse by name."""
+    if isinstance(v, str) and v.lstrip().startswith("["):
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+    return v
 
 
 def _csr(lists: Sequence[Any], where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
@@ -456,6 +558,22 @@ def _csr(lists: Sequence[Any], where: Callable[[int], str]) -> tuple[np.ndarray,
     return flat, off
 
 
+def _jsonl_lines(p: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of JSONL file ``p`` (a ``.gz`` decompressed, a byte-order mark dropped); a line that is
+    not UTF-8, or a .gz that is not gzip, is refused naming the file and the line."""
+    try:
+        with (gzip.open(p, "rb") if _gzipped(p) else p.open("rb")) as f:
+            for ln, raw in enumerate(f, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"trace file {str(p)!r}, line {ln}: not UTF-8 text (byte {exc.start + 1} of the "
+                                     f"line is {raw[exc.start:exc.start + 1]!r}); save the trace as UTF-8") from None
+                yield ln, text.removeprefix("\ufeff") if ln == 1 else text
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise _not_gzip(p, exc) from None
+
+
 def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS, on_zero: str = "error") -> Trace:
     """Mooncake JSONL: one object a line with timestamp (ms from the start), input_length, output_length and
     hash_ids (ids of the prompt's ``block_tokens``-token blocks; optional). Blank lines are skipped."""
@@ -464,6 +582,7 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
         raise ValueError(f"trace file {str(p)!r} does not exist")
     if on_zero not in _ON_ZERO:
         raise ValueError(f"on_zero={on_zero!r}: valid values are {', '.join(_ON_ZERO)}")
+    _check_block_tokens(f"trace file {str(p)!r}", block_tokens)
     ts: list[float] = []
     inp: list[int] = []
     out: list[int] = []
@@ -471,50 +590,53 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
     has_hash: bool | None = None
     dropped = 0
     where = f"trace file {str(p)!r}"
-    with p.open("r", encoding="utf-8") as f:
-        for ln, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}, line {ln}, column {exc.colno}: not valid JSON ({exc.msg}); each line "
-                                 f"must be one object with timestamp, input_length, output_length[, hash_ids]") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{where}, line {ln}: {line.strip()[:60]!r} is not a JSON object")
-            vals = []
-            for key, tok in (("timestamp", False), ("input_length", True), ("output_length", True)):
-                if key not in rec:
-                    raise ValueError(f"{where}, line {ln}: field {key!r} is missing; found {sorted(rec)}")
-                v = rec[key]
-                ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 \
-                    and (not tok or (float(v).is_integer() and v < MAX_TOKENS))
-                if not ok:
-                    valid = f"an integer token count >= 0 and below 2^31 ({MAX_TOKENS})" if tok else \
-                        "a time in ms, finite and >= 0"
-                    raise ValueError(f"{where}, line {ln}, field {key!r}: {v!r} is not {valid}")
-                vals.append(v)
-            h = rec.get("hash_ids")
-            if has_hash is None:
-                has_hash = h is not None
-            if (h is not None) != has_hash:
-                raise ValueError(f"{where}, line {ln}, field 'hash_ids': present on some lines only; give it on "
-                                 f"every line or on none")
-            if h is not None and (not isinstance(h, list) or any(
-                    isinstance(x, bool) or not isinstance(x, int) for x in h)):
-                raise ValueError(f"{where}, line {ln}, field 'hash_ids': {h!r:.60} is not a list of integers")
-            if vals[1] < 1 or vals[2] < 1:
-                if on_zero == "error":
-                    key = "input_length" if vals[1] < 1 else "output_length"
-                    raise ValueError(f"{where}, line {ln}, field {key!r}: 0 tokens; valid: integers >= 1 "
-                                     f"(on_zero='drop' drops such lines)")
-                dropped += 1
-                continue
-            ts.append(float(vals[0]) / 1e3)
-            inp.append(int(vals[1]))
-            out.append(int(vals[2]))
-            if h is not None:
-                hashes.append(h)
+    for ln, line in _jsonl_lines(p):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}, line {ln}, column {exc.colno}: not valid JSON ({exc.msg}); each line "
+                             f"must be one object with timestamp, input_length, output_length[, hash_ids]") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{where}, line {ln}: {line.strip()[:60]!r} is not a JSON object")
+        vals = []
+        for key, tok in (("timestamp", False), ("input_length", True), ("output_length", True)):
+            if key not in rec:
+                raise ValueError(f"{where}, line {ln}: field {key!r} is missing; found {sorted(rec)}")
+            v = rec[key]
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 \
+                and (not tok or (float(v).is_integer() and v < MAX_TOKENS))
+            if not ok:
+                valid = f"an integer token count >= 0 and below 2^31 ({MAX_TOKENS})" if tok else \
+                    "a time in ms, finite and >= 0"
+                raise ValueError(f"{where}, line {ln}, field {key!r}: {v!r} is not {valid}")
+            vals.append(v)
+        h = rec.get("hash_ids")
+        if has_hash is None:
+            has_hash = h is not None
+        if (h is not None) != has_hash:
+            raise ValueError(f"{where}, line {ln}, field 'hash_ids': present on some lines only; give it on "
+                             f"every line or on none")
+        if h is not None and (not isinstance(h, list) or any(
+                isinstance(x, bool) or not isinstance(x, int) for x in h)):
+            raise ValueError(f"{where}, line {ln}, field 'hash_ids': {h!r:.60} is not a list of integers")
+        if h is not None and len(h) > max_blocks(int(vals[1]), block_tokens):
+            raise ValueError(f"{where}, line {ln}, field 'hash_ids': {len(h)} blocks of {block_tokens} tokens "
+                             f"for a prompt of {int(vals[1])} tokens; at most "
+                             f"{int(max_blocks(int(vals[1]), block_tokens))} (ceil(input_length / {block_tokens}))")
+        if vals[1] < 1 or vals[2] < 1:
+            if on_zero == "error":
+                key = "input_length" if vals[1] < 1 else "output_length"
+                raise ValueError(f"{where}, line {ln}, field {key!r}: 0 tokens; valid: integers >= 1 "
+                                 f"(on_zero='drop' drops such lines)")
+            dropped += 1
+            continue
+        ts.append(float(vals[0]) / 1e3)
+        inp.append(int(vals[1]))
+        out.append(int(vals[2]))
+        if h is not None:
+            hashes.append(h)
     if not inp:
         raise ValueError(f"{where} has no requests")
     hid = off = None
@@ -530,10 +652,17 @@ def detect_layout(trace: str | Path | pd.DataFrame) -> str:
         p = Path(trace)
         if not p.is_file():
             raise ValueError(f"trace file {str(p)!r} does not exist")
-        if p.suffix.lower() in (".jsonl", ".json"):
+        inner = Path(p.name[:-3]) if _gzipped(p) else p          # conv.csv.gz: a .csv
+        if inner.suffix.lower() in (".jsonl", ".json"):
             return "mooncake"
-        with p.open("r", encoding="utf-8", errors="replace") as f:
-            header = f.readline()
+        try:
+            with _open_text(p) as f:
+                header = f.readline()
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise _not_gzip(p, exc) from None
+        if not header.strip():
+            raise ValueError(f"trace file {str(p)!r} is empty (no header line); a trace CSV starts with its column "
+                             f"names, e.g. {','.join(_AZURE)}")
         cols = [c.strip().strip('"') for c in header.rstrip("\r\n").split(",")]
         where = f"trace file {str(p)!r}"
     elif isinstance(trace, pd.DataFrame):

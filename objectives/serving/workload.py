@@ -152,7 +152,8 @@ class Workload:
     - ``concurrency=N``: closed loop, as benchmark clients measure (N users; each sends its next request the
       moment its previous one finishes; all N start at t=0).
     - ``rate=r`` (requests/s): open loop. ``arrival="poisson"`` (exponential gaps) or ``"gamma"`` with
-      coefficient of variation ``cv`` (cv > 1: bursty). ``rate=math.inf`` sends every request at t=0.
+      coefficient of variation ``cv`` (cv > 1: bursty; a cv other than 1 without ``arrival="gamma"`` is refused).
+      ``rate=math.inf`` sends every request at t=0.
     - ``trace``: a `serving.Trace`, or a path / DataFrame in any layout `serving.read_trace` knows (Azure
       2023/2024, Mooncake JSONL, BurstGPT, Vidur, dse's arrival_s/input_tokens/output_tokens). Its arrival times
       are used unless ``concurrency`` or ``rate`` is given (then only its lengths, and hash ids, are used);
@@ -188,6 +189,9 @@ class Workload:
             raise ValueError("Workload needs concurrency= (closed loop), rate= (open loop, req/s) or trace=")
         check_choice("Workload", "arrival", self.arrival, _ARRIVALS)
         check_real("Workload", "cv", self.cv, gt=0, what="coefficient of variation of the arrival gaps")
+        if self.cv != 1.0 and self.arrival != "gamma":
+            raise ValueError(f"Workload cv={self.cv!r} shapes gamma arrival gaps only; give arrival='gamma' with it "
+                             f"(arrival={self.arrival!r} ignores it) or leave cv=1")
         for name in ("input_len", "output_len"):
             v = getattr(self, name)
             if isinstance(v, Dist):

@@ -71,6 +71,7 @@ loads = st.one_of(st.builds(lambda c: {"concurrency": c}, st.integers(1, 40)),
 
 
 def _workload(load, inp, out, n, seed, cv=2.0):
+    cv = cv if load.get("arrival") == "gamma" else 1.0          # cv shapes gamma gaps only
     return Workload(**load, cv=cv, input_len=inp, output_len=out, n_requests=n, seed=seed)
 
 

@@ -180,14 +180,18 @@ def test_sample_and_scale_rate_properties(n, k, m, seed):
     lens = rng.integers(1, 6, n)
     ids = [list(rng.integers(0, 5, int(x))) for x in lens]
     off = np.concatenate([[0], np.cumsum(lens)])
-    t = Trace(arr, rng.integers(1, 100, n), rng.integers(1, 50, n), hash_ids=np.concatenate(ids),
+    t = Trace(arr, lens * 512 - rng.integers(0, 100, n), rng.integers(1, 50, n), hash_ids=np.concatenate(ids),
               hash_offsets=off)
     s = t.scale_rate(k)
     np.testing.assert_allclose(s.arrival_s * k, t.arrival_s, rtol=1e-12, atol=1e-12)
     if n > 1 and t.duration_s > 0:
         assert s.rate == pytest.approx(t.rate * k)
+    if m > n:                       # without replacement: at most the trace's requests
+        with pytest.raises(ValueError, match=f"sample\\(n={m}\\).*holds {n} requests"):
+            t.sample(m, seed=seed)
+        return
     sub = t.sample(m, seed=seed)
-    assert len(sub) == min(m, n) and np.all(np.diff(sub.arrival_s) >= 0)
+    assert len(sub) == m and np.all(np.diff(sub.arrival_s) >= 0)
     # each sampled request keeps its own lengths and blocks: find it in the original by (input, output, blocks)
     orig = {(int(t.input_tokens[i]), int(t.output_tokens[i]), tuple(t.blocks(i).tolist())) for i in range(n)}
     for i in range(len(sub)):

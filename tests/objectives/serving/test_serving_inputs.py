@@ -1,0 +1,126 @@
+"""The capacity search, SLO specs, workloads and simulate's deployment arguments as a serving engineer writes them
+(helper u14c's pass): a trace too short to measure a rate, an SLO mapping that mixes the mean's metric name with a
+percentile's, a gap CV given to Poisson arrivals, disaggregated pools given to an aggregated run."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import objectives
+from objectives import llm_serving_objective, serving
+from objectives.serving import SLO, Trace, Workload
+from objectives.serving.cli import main as capacity_main
+
+
+def _short_trace(n: int) -> Trace:
+    return Trace(np.arange(n) * 10.0, np.full(n, 400), np.full(n, 20), source=f"{n}-request trace")
+
+
+def test_capacity_refuses_a_trace_too_short_to_measure_a_rate():
+    # two requests replayed at any rate meet any SLO: the search climbed to 1.18e6 requests/s in 49 simulations
+    with pytest.raises(ValueError, match=r"2-request trace.*2 requests.*at least 10"):
+        serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 2000},
+                         workload=Workload(trace=_short_trace(2)))
+    # its lengths under a Poisson rate: the same two requests
+    with pytest.raises(ValueError, match=r"2-request trace.*at least 10"):
+        serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 2000},
+                         workload=Workload(trace=_short_trace(2), rate=1.0))
+
+
+def test_smallest_deployment_refuses_a_trace_too_short_to_measure_a_rate():
+    import spaces
+
+    obj = llm_serving_objective("Llama-3.1-8B", workload=Workload(trace=_short_trace(3)), slo={"ttft_ms_p99": 2000})
+    space = spaces.llm_serving("Llama-3.1-8B", ["H100"], max_gpus=1)
+    with pytest.raises(ValueError, match=r"3-request trace.*at least 10"):
+        objectives.smallest_deployment(space, obj, 5.0)
+
+
+def test_dse_capacity_says_the_trace_is_too_short(tmp_path, capsys):
+    p = tmp_path / "two.csv"
+    p.write_text("arrival_s,input_tokens,output_tokens\n0,400,20\n5,300,30\n")
+    assert capacity_main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "2000", "--trace", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "2 requests" in err and "at least 10" in err
+
+
+def test_a_ten_request_trace_is_searched():
+    r = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 2000}, workload=Workload(trace=_short_trace(10)),
+                         fidelity="analytical")
+    assert 0 < r["capacity_req_s"] < 1e4
+
+
+def test_slo_mapping_mixing_the_means_name_with_a_percentile_is_refused():
+    # "ttft_ms" is the mean TTFT's metric (SLO.constraints names it so): beside "tpot_ms_p99" it was read as p99
+    with pytest.raises(ValueError, match=re.escape("mixes statistics ['mean', 'p99']") + r".*percentile"):
+        SLO.parse({"ttft_ms": 2000, "tpot_ms_p99": 200})
+    # stated once with "percentile", bare keys take it; bare keys alone are means
+    assert SLO.parse({"ttft_ms": 2000, "tpot_ms_p99": 200, "percentile": "p99"}) == \
+        SLO(ttft_ms=2000, tpot_ms=200, percentile="p99")
+    assert SLO.parse({"ttft_ms": 2000, "tpot_ms": 200}) == SLO(ttft_ms=2000, tpot_ms=200)
+    assert SLO.parse({"e2e_ms_p50": 5000}).constraints == {"e2e_ms_p50": ("<=", 5000.0)}
+
+
+@pytest.mark.parametrize("kw", [dict(rate=4.0), dict(rate=4.0, arrival="poisson"), dict(concurrency=8)])
+def test_a_gap_cv_without_gamma_arrivals_is_refused(kw):
+    # cv shapes gamma gaps only: Poisson arrivals (the default) ignored cv=3 without a word, in the API and in
+    # `dse capacity --cv 3`
+    with pytest.raises(ValueError, match=r"cv=3.*arrival='gamma'"):
+        Workload(**kw, cv=3.0)
+    assert Workload(rate=4.0, arrival="gamma", cv=3.0).variability()[0] == pytest.approx(9.0)
+
+
+def test_dse_capacity_cv_without_gamma_is_refused(capsys):
+    assert capacity_main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "2000", "--cv", "3", "--analytical"]) == 2
+    assert "arrival='gamma'" in capsys.readouterr().err
+
+
+def test_simulate_refuses_pools_in_aggregated_mode_and_replicas_in_disaggregated_mode():
+    w = Workload(rate=2.0, input_len=512, output_len=32, n_requests=20)
+    # mode defaults to "agg": the H100 prefill pool was dropped without a word and 1 x H200 TP 1 simulated
+    with pytest.raises(ValueError, match=r"prefill=.*decode=.*mode='disagg'"):
+        serving.simulate("Llama-3.1-8B", "H200", workload=w, prefill=serving.Pool("H100", n_workers=2),
+                         decode=serving.Pool("H200"))
+    # disaggregated workers are counted per pool: dp=3 was ignored (one prefill + one decode worker ran)
+    with pytest.raises(ValueError, match=r"dp=3.*n_workers"):
+        serving.simulate("Llama-3.1-8B", "H200", workload=w, mode="disagg", dp=3, prefill=serving.Pool("H100"),
+                         decode=serving.Pool("H200"))
+    m = serving.simulate("Llama-3.1-8B", None, workload=w, mode="disagg", prefill=serving.Pool("H100"),
+                         decode=serving.Pool("H200"))
+    assert m["n_gpus"] == 2 and m["n_requests"] == 20
+
+
+@pytest.mark.parametrize("slo", [SLO(), {}, {"ttft_ms_p99": float("inf")}])
+def test_capacity_and_smallest_deployment_need_a_finite_bound(slo):
+    # no bound: every rate "holds"; the search climbed to 1.1e6 requests/s in 55 simulations (`dse capacity`
+    # refused it, the API did not), and smallest_deployment failed inside numpy ("zero-size array ...")
+    import spaces
+
+    with pytest.raises(ValueError, match=r"capacity needs an SLO with at least one finite bound.*ttft_ms"):
+        serving.capacity("Llama-3.1-8B", "H100", slo=slo, n_requests=100)
+    obj = llm_serving_objective("Llama-3.1-8B", workload=Workload(rate=4.0), slo=slo)
+    with pytest.raises(ValueError, match=r"smallest_deployment needs an SLO with at least one finite bound"):
+        objectives.smallest_deployment(spaces.llm_serving("Llama-3.1-8B", ["H100"], max_gpus=1), obj, 4.0)
+
+
+@pytest.mark.parametrize("extra", [["--input-len", "100"], ["--output-len", "50"], ["--arrival", "gamma", "--cv", "3"]])
+def test_dse_capacity_refuses_lengths_and_arrivals_beside_a_trace(tmp_path, capsys, extra):
+    # the trace gives both: --input-len 100 beside --trace was dropped without a word
+    p = tmp_path / "t.csv"
+    p.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{i},400,20\n" for i in range(12)))
+    assert capacity_main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "2000", "--trace", str(p), *extra,
+                          "--analytical"]) == 2
+    err = capsys.readouterr().err
+    assert extra[0] in err and "--trace" in err
+
+
+@pytest.mark.parametrize("extra", [["--tp", "4"], ["--weight-dtype", "fp8"], ["--engine", "sglang"],
+                                   ["--max-batch-size", "64"], ["--gpu", "H200"]])
+def test_dse_capacity_target_rate_refuses_the_deployment_flags_it_would_ignore(capsys, extra):
+    # --target-rate searches the space's GPUs, parallelism, precision and batching: --tp 4 or --weight-dtype fp8
+    # beside it were dropped without a word (the smallest deployment came out TP 1, bf16)
+    assert capacity_main(["Llama-3.1-8B", "--ttft-ms", "2000", "--target-rate", "5", "--gpus", "H100", *extra]) == 2
+    err = capsys.readouterr().err
+    assert extra[0] in err and "--target-rate" in err
