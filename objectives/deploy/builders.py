@@ -19,8 +19,11 @@ from the engines' sources: vLLM ``CacheConfig.enable_prefix_caching: bool = True
 002f10e0cfa1373a19a0d2756598a34b700d20e5, the V1 engine of both shipped releases, whose parsers make the flag
 negatable; SGLang ``--disable-radix-cache`` is a store_true switch of python/sglang/srt/server_args.py, so its radix
 cache is on unless given, and a disaggregated decode server runs without one whatever it is told; TensorRT-LLM
-``KvCacheConfig.enable_block_reuse`` defaults to True in tensorrt_llm/llmapi/llm_args.py, its docs'
-examples/kvcacheconfig.md turning it off with ``enable_block_reuse = False``).
+``KvCacheConfig.enable_block_reuse: bool = Field(default=True, ...)`` in tensorrt_llm/llmapi/llm_args.py, in every
+version of that file the code index holds, the pydantic ``BaseModel`` one of the 1.0 era and the ``StrictBaseModel``
+ones since). ``kv_dtype`` not given is the KV cache the study's cost model charged (`_study_kv`: the activation
+dtype, fp8 for fp4 activations); it is launched only where the engine's "auto" would store another
+(`_engine_auto_kv`: the checkpoint's KV format, else 16 bits), and a given "auto" leaves the engine its own.
 
 How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
 
@@ -48,7 +51,7 @@ max_batch_size     --max-num-seqs                   --max-running-requests (x at
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked, x  --max_num_tokens
 (per attn rank)                                     attn_dp, idem) /
                                                     --max-prefill-tokens
-chunked_prefill    --[no-]enable-chunked-prefill    --chunked-prefill-size -1 when off  --enable_chunked_prefill
+chunked_prefill    --[no-]enable-chunked-prefill    --chunked-prefill-size -1 when off  YAML enable_chunked_prefill: true
 kv_dtype           --kv-cache-dtype fp8|bfloat16    --kv-cache-dtype fp8_e4m3|bf16      YAML kv_cache_config.dtype: fp8
 longest request    --max-model-len                  --context-length                    --max_seq_len
 weights            --quantization (QUANT below)     --quantization (QUANT below)        the checkpoint's own quantization
@@ -137,7 +140,7 @@ ALIASES = {"batch_size": "max_batch_size", "max_num_seqs": "max_batch_size", "te
 
 @dataclass(frozen=True)
 class Command:
-    """One process to start: ``argv`` (program and flags), ``env`` (e.g. CUDA_VISIBLE_DEVICES), its role
+    """One process to start: ``argv`` (program and flags), ``env`` (e.g. CUDA_VISIBLE_DEVICES, `device_env`), its role
     ("serve", "prefill", "decode", "router", "benchmark"), and the flag list (command name + release) it was
     checked against."""
 
@@ -287,6 +290,7 @@ class Plan:
     eplb: bool = False            # an expert-parallel load balancer in every worker with ep > 1
     moe_act_dtype: str = "auto"   # MXFP4 experts' activations (inference.measured.MOE_ACT_DTYPES)
     prefix_caching: bool = True   # the engines' prefix cache (on: every engine's default)
+    kv_default: bool = False      # kv_dtype was not given: the study's own (`_study_kv`), launched where "auto" differs
 
     @property
     def gpus_per_replica(self) -> int:
@@ -386,7 +390,8 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
         raise DeployError(f"batching={batching!r}: the engines batch continuously (vLLM, SGLang, TensorRT-LLM); a "
                           "static-batching configuration has no launch flag. Valid: 'continuous'")
     kv = cfg.get("kv_dtype")
-    kv = "auto" if _missing(kv) else str(kv)
+    kv_default = _missing(kv)
+    kv = _study_kv(m, g, w, a) if kv_default else str(kv)
     if kv not in KV:
         raise DeployError(f"kv_dtype={kv!r} not allowed; valid: {sorted(KV)}")
     # disaggregated mode: the prefill pool's own GPU type and degrees (missing: the decode pool's)
@@ -431,7 +436,29 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
-                moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), **pre)
+                moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default, **pre)
+
+
+def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str) -> str:
+    """The KV-cache dtype the study's cost model charges a trial that names none (`inference.resolve.resolve_dtypes`:
+    the activation dtype for 16-bit and fp8 activations, fp8 for fp4 ones where the GPU has fp8, bf16 otherwise;
+    fp8 for compressed-attention models), the dtype its deployment must store."""
+    from objectives.catalog.types import DTYPES
+    from objectives.inference.resolve import dtype_codes, gpu_arrays, resolve_dtypes
+
+    _, kv, _, _ = resolve_dtypes(gpu_arrays([g], None), dtype_codes("weight_dtype", weight, False),
+                                 dtype_codes("act_dtype", act, False), dtype_codes("kv_dtype", None, True),
+                                 bool(m.is_compressed_attention))
+    return DTYPES[int(kv)]
+
+
+def _engine_auto_kv(m: catalog.Model) -> str:
+    """The KV-cache dtype each engine's "auto" stores for checkpoint ``m``: the format it ships KV scales for
+    (`Model.quant_kv_dtype`: a ModelOpt kv_cache_quant_algo / compressed-tensors kv_cache_scheme), else the model's
+    16-bit dtype (vLLM `resolve_kv_cache_dtype_string` + `CacheConfig.cache_dtype` "auto", vllm/utils/torch_utils.py
+    and vllm/config/cache.py; SGLang `ModelRunner.configure_kv_cache_dtype`, python/sglang/srt/model_executor/
+    model_runner.py; TensorRT-LLM `KvCacheConfig.dtype` "auto", which follows the checkpoint's metadata)."""
+    return m.quant_kv_dtype or "bf16"
 
 
 def _mxfp4_experts(m: catalog.Model, weight_dtype: str) -> bool:
@@ -485,6 +512,7 @@ class _Ctx:
     max_len: int | None = None        # longest request (input + output tokens) of the workload
     offsets: list[int] | None = None  # first GPU (counted over the whole deployment) of each server
     node_prefix: str = "node-"        # the placeholder names of the hosts a worker spanning hosts runs on
+    dp_stride: int = 1                # the largest attention-DP size of the deployment's pools
 
     @property
     def gpus_per_node(self) -> int:
@@ -514,18 +542,47 @@ class _Ctx:
         return Command(role, tuple(str(x) for x in argv), program, f"{fl.engine} {fl.version}", dict(env or {}))
 
     def devices(self, replica: int) -> dict[str, str]:
+        """The environment that pins worker ``replica`` to its GPUs of its host (`device_env`)."""
         n = self.p.gpus_per_replica
         first = (self.offsets[replica] if self.offsets else replica * n) % self.gpus_per_node
         if first + n > self.gpus_per_node:
             first = 0
-        return {"CUDA_VISIBLE_DEVICES": ",".join(str(first + i) for i in range(n))}
+        return {device_env(self.p.gpu): ",".join(str(first + i) for i in range(n))}
+
+
+def device_env(gpu: catalog.GPU) -> str:
+    """The environment variable that selects a process's devices on ``gpu``'s platform, as the engines read it
+    (vLLM's ``Platform.device_control_env_var``): CUDA_VISIBLE_DEVICES on NVIDIA (vllm/platforms/cuda.py),
+    HIP_VISIBLE_DEVICES on AMD (vllm/platforms/rocm.py `_sync_hip_cuda_env_vars`: CUDA_VISIBLE_DEVICES is
+    deprecated there; HIP honors HIP_VISIBLE_DEVICES for SGLang too), ZE_AFFINITY_MASK on Intel GPUs
+    (vllm/platforms/xpu.py), HABANA_VISIBLE_MODULES on Gaudi (the variable Ray leaves to vLLM's Gaudi plugin,
+    vllm/envs.py RAY_EXPERIMENTAL_NOSET_HABANA_VISIBLE_MODULES)."""
+    if gpu.vendor == "amd":
+        return "HIP_VISIBLE_DEVICES"
+    if gpu.vendor == "intel":
+        return "HABANA_VISIBLE_MODULES" if gpu.family.startswith("gaudi") else "ZE_AFFINITY_MASK"
+    return "CUDA_VISIBLE_DEVICES"
 
 
 def _kv_value(c: _Ctx) -> str | None:
-    v = KV[c.p.kv_dtype][c.engine]
+    """The engine's KV-cache dtype value ("" / "auto": none given, the engine's "auto"). A kv_dtype the trial did not
+    name is the study's (`_study_kv`) and is given only where the engine's "auto" would store another
+    (`_engine_auto_kv`); DeployError where the engine cannot store it."""
+    p = c.p
+    auto = _engine_auto_kv(p.model)
+    if p.kv_default and (p.kv_dtype == auto or {p.kv_dtype, auto} <= {"bf16", "fp16"}):
+        return ""   # 16 bits either way: "auto" stores the checkpoint's own 16-bit dtype (no --dtype is launched)
+    v = KV[p.kv_dtype][c.engine]
     if v is None:
-        raise DeployError(f"{c.engine} cannot store the KV cache as kv_dtype={c.p.kv_dtype!r}; it can: "
+        raise DeployError(f"{c.engine} cannot store the KV cache as kv_dtype={p.kv_dtype!r}; it can: "
                           f"{[k for k, e in KV.items() if e[c.engine] is not None]}")
+    if c.engine == "trtllm" and not v and p.kv_dtype in ("bf16", "fp16") and p.model.quant_kv_dtype == "fp8":
+        # TorchLlmArgs.sync_quant_config_with_kv_cache_config_dtype (tensorrt_llm/llmapi/llm_args.py) carries only
+        # dtype "fp8" into the quantization config; "auto" keeps the checkpoint's FP8 kv_cache_quant_algo
+        raise DeployError(f"trtllm cannot store the KV cache as kv_dtype={p.kv_dtype!r} for {p.model.hf_id}: the "
+                          f"checkpoint ships FP8 KV scales (kv_cache_quant_algo FP8), which TensorRT-LLM's "
+                          f"kv_cache_config.dtype 'auto' follows and no other value overrides; use kv_dtype='fp8', "
+                          f"a checkpoint without FP8 KV, or vllm / sglang")
     return v
 
 
@@ -627,22 +684,43 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--enable-eplb"]
         if r:
             argv += ["--eplb-config", json.dumps({"num_redundant_experts": r}, separators=(",", ":"))]
+    if p.max_num_tokens < p.max_batch_size:   # SchedulerConfig.verify_max_model_len refuses it at start-up
+        raise DeployError(f"vllm {c.version} cannot run max_num_tokens={p.max_num_tokens} with max_batch_size="
+                          f"{p.max_batch_size}: its --max-num-batched-tokens must be >= --max-num-seqs "
+                          f"(vllm/config/scheduler.py); use max_num_tokens >= {p.max_batch_size}")
     argv += ["--max-num-seqs", p.max_batch_size, "--max-num-batched-tokens", p.max_num_tokens]
     chunked = p.chunked_prefill if p.mode == "agg" else role == "decode"
-    if c.max_len:
-        if not chunked and p.max_num_tokens < c.max_len:
+    max_len = c.max_len
+    if not chunked and not max_len and not 0 < p.model.max_position <= p.max_num_tokens:
+        # without chunking vLLM refuses a maximum model length above --max-num-batched-tokens
+        # (SchedulerConfig.verify_max_model_len); with no longest request known it would be the model's context
+        max_len = p.max_num_tokens
+        c.notes.append(f"vllm without chunked prefill{' (the prefill workers)' if p.mode == 'disagg' else ''}: "
+                       f"--max-model-len {max_len}, the token budget (max_num_tokens), since vLLM refuses a longer "
+                       f"maximum model length without chunking; the workload names no longest request")
+    if max_len:
+        if not chunked and p.max_num_tokens < max_len:
             raise DeployError(f"vllm {c.version} cannot run chunked_prefill=False with max_num_tokens="
                               f"{p.max_num_tokens}: without chunking it needs max_num_tokens >= the longest request "
-                              f"({c.max_len} tokens of input and output)")
-        argv += ["--max-model-len", c.max_len]
+                              f"({max_len} tokens of input and output)")
+        argv += ["--max-model-len", max_len]
     argv += ["--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill"]
     argv += _prefix_cache_args(c)
     argv += _kv_quant_args(c, replica)
+    nixl: dict[str, str] = {}
     if role in ("prefill", "decode"):
         argv += ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
                                                      separators=(",", ":"))]
+        # each worker's NIXL handshake listener binds VLLM_NIXL_SIDE_CHANNEL_PORT + its data-parallel index
+        # (vllm/distributed/kv_transfer/kv_connector/v1/nixl/base_scheduler.py; vllm/envs.py, default 5600):
+        # workers sharing a host need ranges of their own
+        nixl = {"VLLM_NIXL_SIDE_CHANNEL_PORT": str(NIXL_SIDE_CHANNEL_PORT + replica * c.dp_stride)}
     flags, env = _moe_act_setting(c)
-    return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
+    return c.command(role, "serve", argv + flags, {**c.devices(replica), **nixl, **env})
+
+
+#: vLLM's default VLLM_NIXL_SIDE_CHANNEL_PORT (vllm/envs.py), the first disaggregated worker's
+NIXL_SIDE_CHANNEL_PORT = 5600
 
 
 def _prefix_cache_args(c: _Ctx) -> list[Any]:
@@ -717,6 +795,10 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if p.attn_dp > 1:
         opts["enable_attention_dp"] = True
+    if (p.chunked_prefill and p.mode == "agg") or role == "decode":
+        # the LLM API field every release reads (BaseLlmArgs.enable_chunked_prefill): trtllm-serve's
+        # --enable_chunked_prefill is newer than TensorRT-LLM 1.1.0 (absent from its documented options)
+        opts["enable_chunked_prefill"] = True
     kv = _kv_value(c)
     kvc: dict[str, Any] = {"free_gpu_memory_fraction": 0.9}
     if kv:
@@ -765,8 +847,6 @@ def _trtllm_serve(c: _Ctx, port: int, role: str, replica: int, yaml_name: str) -
         argv += ["--max_seq_len", c.max_len]
     argv += ["--max_batch_size", p.max_batch_size, "--max_num_tokens", p.max_num_tokens,
              "--kv_cache_free_gpu_memory_fraction", 0.9]
-    if (p.chunked_prefill and p.mode == "agg") or role == "decode":
-        argv += ["--enable_chunked_prefill"]
     if replica == 0:
         _quant_value(c)
     argv += ["--extra_llm_api_options", yaml_name]
@@ -814,7 +894,7 @@ def _across_hosts(c: _Ctx, cmd: Command, replica: int) -> list[Command]:
     hosts = [f"{c.node_prefix}{first + r}" for r in range(k)]
     what = f"a worker of {n} GPUs ({layout}) over {k} {per}-GPU hosts"
     port = c.base_port + 2000 + replica                 # its rendezvous port on its first host
-    env = {key: v for key, v in cmd.env.items() if key != "CUDA_VISIBLE_DEVICES"}
+    env = {key: v for key, v in cmd.env.items() if key != device_env(p.gpu)}
     if c.engine == "trtllm":
         c.need("serve", "--gpus_per_node", what)
         launcher: list[str] = ["mpirun", "-np", str(n), "-H", ",".join(f"{h}:{per}" for h in hosts)]
@@ -822,7 +902,7 @@ def _across_hosts(c: _Ctx, cmd: Command, replica: int) -> list[Command]:
             launcher += ["-x", key]
         return [dataclasses.replace(cmd, argv=(*cmd.argv, "--gpus_per_node", str(per)), env=env,
                                     launcher=(*launcher, "trtllm-llmapi-launch"), node=hosts[0])]
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(per))
+    env[device_env(p.gpu)] = ",".join(str(i) for i in range(per))
     out = []
     for r, host in enumerate(hosts):
         if c.engine == "sglang":
@@ -891,7 +971,8 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
           ) -> tuple[list[Command], Command | None, dict[str, str]]:
     """Servers, router and files of plan ``p`` on ``engine`` (flag lists ``lists``); ``max_len``: the longest
     request in tokens (the engines' maximum model length)."""
-    c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len)
+    c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len,
+             dp_stride=max(p.attn_dp, p.pool("prefill").attn_dp))
     files: dict[str, str] = {}
     servers: list[Command] = []
     roles = (["prefill"] * p.prefill_replicas + ["decode"] * (p.dp - p.prefill_replicas)) if p.mode == "disagg" \
@@ -920,9 +1001,9 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
             cmd = _sglang_serve(rc, port, role, i)
         else:
             name = f"{'ctx' if role == 'prefill' else 'gen' if role == 'decode' else 'serve'}_options.yaml"
+            cmd = _trtllm_serve(rc, port, role, i, name)   # first: a format it cannot run is the first refusal
             if name not in files:
                 files[name] = _yaml(_trtllm_options(rc, role))
-            cmd = _trtllm_serve(rc, port, role, i, name)
         servers += _across_hosts(rc, cmd, i)
     wide = [(n, ctx[r].gpus_per_node) for n, r in zip(sizes, roles, strict=True) if n > ctx[r].gpus_per_node]
     if wide:
@@ -939,6 +1020,10 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     elif sum(sizes) > c.gpus_per_node:
         notes.append(f"{sum(sizes)} GPUs in all: more than one {c.gpus_per_node}-GPU node; start each "
                      f"replica on its own node and replace {host} in the router's URLs")
+    if engine == "vllm" and p.mode == "disagg" and (wide or len(per_type) > 1 or sum(sizes) > c.gpus_per_node):
+        # the NIXL handshake listener binds VLLM_NIXL_SIDE_CHANNEL_HOST, "localhost" by default (vllm/envs.py)
+        notes.append("disaggregated workers on several hosts: set VLLM_NIXL_SIDE_CHANNEL_HOST to each worker's "
+                     "host address (vLLM's default, localhost, is unreachable from the other hosts' workers)")
     router = None
     urls = [f"http://{host}:{port}" for port in ports]
     if p.mode == "disagg":

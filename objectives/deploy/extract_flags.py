@@ -6,8 +6,9 @@ unpacked source tree. Three parser styles are read:
 
 - ``argparse``: every ``add_argument(...)`` call's option strings (string literals, and f-strings with their
   placeholders empty: sglang-router's ``f"--{prefix}policy"`` is ``--policy``), ``choices=`` when it is a literal
-  list or a module-level list constant, and whether the action takes no value (``store_true``/``store_false``,
-  ``BooleanOptionalAction``, which also accepts ``--no-FLAG``).
+  list or a module-level list constant, a literal ``nargs=`` (the routers' ``--prefill URL [BOOTSTRAP_PORT]``),
+  and whether the action takes no value (``store_true``/``store_false``, ``BooleanOptionalAction``, which also
+  accepts ``--no-FLAG``).
 - ``dataclass``: fields of the named classes become ``--field-name`` (vLLM's ``FrontendArgs``; SGLang's
   ``ServerArgs`` with ``A[T, Arg(aliases=..., choices=..., no_cli=...)]`` annotations; bool fields are switches,
   ``Literal[...]`` types give the choices).
@@ -58,6 +59,20 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
+    "vllm-0.26.0": Recipe("vllm", "0.26.0", "vllm==0.26.0", "vllm-project/vllm", {
+        "vllm serve": (
+            Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={
+                "--kv-cache-dtype": ("vllm/config/cache.py", "CacheDType"),
+                "--quantization": ("vllm/model_executor/layers/quantization/__init__.py", "QuantizationMethods")}),
+            Part("vllm/entrypoints/openai/cli_args.py"),
+            Part("vllm/entrypoints/openai/cli_args.py", "dataclass", ("BaseFrontendArgs", "FrontendArgs")),
+            Part("vllm/entrypoints/cli/serve.py"),
+        ),
+        "vllm bench serve": (
+            Part("vllm/benchmarks/serve.py"),
+            Part("vllm/benchmarks/datasets/datasets.py"),
+        ),
+    }),
     "vllm-0.24.0": Recipe("vllm", "0.24.0", "vllm==0.24.0", "vllm-project/vllm", {
         "vllm serve": (
             Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={
@@ -203,13 +218,16 @@ def _kw(call: ast.Call, name: str) -> ast.AST | None:
 
 
 class Flags:
-    """Flag names with what is known of them: takes no value (switch), accepts --no-FLAG, choices."""
+    """Flag names with what is known of them: takes no value (switch), accepts --no-FLAG, choices, nargs, the type
+    its value is read as ("int", "float" or "json"; absent: a string) and, for JSON of a config class, its fields
+    (json_keys)."""
 
     def __init__(self) -> None:
         self.flags: dict[str, dict[str, Any]] = {}
 
     def add(self, names: Iterable[str], *, switch: bool | None = None, negatable: bool = False,
-            choices: list[Any] | None = None) -> None:
+            choices: list[Any] | None = None, nargs: int | str | None = None, value_type: str | None = None,
+            json_keys: list[str] | None = None) -> None:
         names = [n for n in names if n.startswith("-") and len(n) > 1]
         for n in names:
             rec = self.flags.setdefault(n, {})
@@ -219,9 +237,23 @@ class Flags:
                 rec["negatable"] = True
             if choices is not None:
                 rec["choices"] = [c for c in choices if isinstance(c, (str, int, float, bool))]
+            if nargs is not None:
+                rec["nargs"] = nargs
+            if value_type is not None:
+                rec["type"] = value_type
+            if json_keys is not None:
+                rec["json_keys"] = json_keys
 
     def to_json(self) -> dict[str, dict[str, Any]]:
         return {k: self.flags[k] for k in sorted(self.flags)}
+
+
+def _nargs(call: ast.Call) -> int | str | None:
+    """An add_argument call's literal ``nargs=`` (an int, "?", "*" or "+"; None: one value, or not a literal)."""
+    n = _kw(call, "nargs")
+    if isinstance(n, ast.Constant) and isinstance(n.value, (int, str)) and not isinstance(n.value, bool):
+        return n.value
+    return None
 
 
 def _action_kind(call: ast.Call) -> tuple[bool | None, bool]:
@@ -257,6 +289,43 @@ def _type_names(ann: ast.AST) -> set[str]:
         elif isinstance(n, ast.Constant) and n.value is None:
             out.add("None")
     return out
+
+
+_NOT_A_TYPE = {"None", "Optional", "Union", "Annotated", "SkipValidation", "InitVar", "Field"}
+
+
+def _value_type(ann: ast.AST, classes: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> tuple[str | None, list[str] | None]:
+    """(type, JSON keys) a parser reads a field's value as, from its annotation: "int" (only int), "float" (float,
+    maybe int), "json" (a dict, or a config class of ``classes``, whose fields are the keys); (None, None) for
+    strings, Literals, bools, lists and anything else (vLLM's get_kwargs: int -> human_readable_int, float ->
+    float, dict / a dataclass -> JSON)."""
+    names = _type_names(ann) - _NOT_A_TYPE
+    if names & {"str", "Literal", "bool", "list", "List", "tuple", "Tuple", "set", "Callable", "Any"}:
+        return None, None
+    cls = sorted(n for n in names if n in (classes or {}))
+    if cls and classes is not None:
+        return "json", sorted(classes[cls[0]])
+    if names & {"dict", "Dict"}:
+        return "json", None
+    if names == {"int"}:
+        return "int", None
+    if "float" in names and names <= {"int", "float"}:
+        return "float", None
+    return None, None
+
+
+def _explicit_type(call: ast.Call, kw: str = "type") -> str | None:
+    """An add_argument / click option's literal ``type=``: int, float, json.loads (-> "json"), also wrapped in a
+    call (vLLM's ``optional_type(int)``); None otherwise (a string, or not known)."""
+    t = _kw(call, kw)
+    while isinstance(t, ast.Call) and len(t.args) == 1:
+        t = t.args[0]
+    if isinstance(t, ast.Attribute) and t.attr == "loads":
+        return "json"
+    if isinstance(t, ast.Name) and t.id in ("int", "float"):
+        return t.id
+    return None
 
 
 def _field_kind(ann: ast.AST, consts: Mapping[str, list[Any]]) -> tuple[bool | None, bool, list[Any] | None]:
@@ -305,17 +374,21 @@ def read_argparse(tree: ast.Module, out: Flags, literal_choices: Mapping[str, li
             if not names or not names[0].startswith("-"):
                 continue
             switch, negatable = _action_kind(node)
+            vtype, keys = _explicit_type(node), None
             ref = _kwargs_field(node, kw_vars) if fields else None
             if fields is not None and ref is not None and ref[1] in fields.get(ref[0], {}):
                 ann, mod_consts = fields[ref[0]][ref[1]]
                 switch, negatable, fch = _field_kind(ann, mod_consts)
                 if fch is not None:
                     out.add(names, choices=fch)
+                if not switch and fch is None:
+                    vtype, keys = _value_type(ann, fields)
             ch = _choices(_kw(node, "choices"), consts)
             for n in names:
                 if n in literal_choices:
                     ch = literal_choices[n]
-            out.add(names, switch=switch, negatable=negatable, choices=ch)
+            out.add(names, switch=switch, negatable=negatable, choices=ch, nargs=_nargs(node),
+                    value_type=None if switch or ch is not None else vtype, json_keys=keys)
 
 
 def _unwrap(ann: ast.AST) -> ast.AST:
@@ -362,7 +435,7 @@ def read_dataclass(tree: ast.Module, classes: tuple[str, ...], out: Flags, annot
                 aliases = [s for s in (_const_str(e) for e in getattr(al, "elts", [])) if s]
                 choices = _choices(_kw(meta, "choices"), consts)
                 if _kw(meta, "action") is not None:
-                    out.add([name, *aliases], choices=choices)
+                    out.add([name, *aliases], choices=choices, nargs=_nargs(meta))
                     continue
             inner = _unwrap(ann)
             if choices is None:
@@ -370,7 +443,10 @@ def read_dataclass(tree: ast.Module, classes: tuple[str, ...], out: Flags, annot
             is_bool = isinstance(inner, ast.Name) and inner.id == "bool"
             # SGLang: bool -> store_true; vLLM's get_kwargs: bool -> BooleanOptionalAction (accepts --no-FLAG)
             negatable = is_bool and meta is None
-            out.add([name, *aliases], switch=True if is_bool else False, negatable=negatable, choices=choices)
+            nargs = _nargs(meta) if isinstance(meta, ast.Call) else None
+            vtype = None if is_bool or choices is not None or nargs is not None else _value_type(inner)[0]
+            out.add([name, *aliases], switch=True if is_bool else False, negatable=negatable, choices=choices,
+                    nargs=nargs, value_type=vtype)
     missing = set(classes) - found
     if missing:
         raise ValueError(f"classes {sorted(missing)} not found")
@@ -388,7 +464,9 @@ def read_click(tree: ast.Module, commands: tuple[str, ...], out: Flags) -> None:
                 t = _kw(dec, "type")
                 if isinstance(t, ast.Call) and _name(t.func) in ("Choice", "ChoiceWithAlias") and t.args:
                     ch = _choices(t.args[0], _module_lists(tree))
-                out.add(names, switch=bool(isinstance(flag, ast.Constant) and flag.value), choices=ch)
+                switch = bool(isinstance(flag, ast.Constant) and flag.value)
+                out.add(names, switch=switch, choices=ch,
+                        value_type=None if switch or ch is not None else _explicit_type(dec))
     missing = set(commands) - found
     if missing:
         raise ValueError(f"command functions {sorted(missing)} not found")

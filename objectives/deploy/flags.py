@@ -32,7 +32,9 @@ def _vkey(v: str) -> tuple:
 
 @dataclass(frozen=True)
 class FlagList:
-    """One shipped list: ``commands`` maps a command (e.g. "vllm serve") to {flag: {switch, negatable, choices}}."""
+    """One shipped list: ``commands`` maps a command (e.g. "vllm serve") to {flag: {switch, negatable, choices,
+    nargs, type, json_keys}} (nargs: argparse's, where the source gives a literal one, absent: one value; type:
+    "int", "float" or "json", absent: a string; json_keys: the fields of the config class a JSON value holds)."""
 
     engine: str
     version: str
@@ -97,7 +99,8 @@ def flag_list(engine: str, version: str | None = None) -> tuple[FlagList, bool]:
 
 def unknown_flags(argv: Sequence[str] | str, flags: dict[str, dict[str, Any]]) -> list[str]:
     """Option tokens of ``argv`` (a token list or a shell line) that ``flags`` does not have, plus values outside a
-    flag's choices (as ``--flag=value``). ``--flag=value`` and ``--no-flag`` (for negatable flags) are understood.
+    flag's choices or not of its type (an int, a float, JSON of the recorded config fields), as ``--flag=value``.
+    ``--flag=value`` and ``--no-flag`` (for negatable flags) are understood.
     """
     tokens = shlex.split(argv) if isinstance(argv, str) else list(argv)
     bad: list[str] = []
@@ -120,9 +123,27 @@ def unknown_flags(argv: Sequence[str] | str, flags: dict[str, dict[str, Any]]) -
         if not eq and value is not None and not (value.startswith("-") and not _is_number(value)):
             i += 1
         ch = rec.get("choices")
-        if ch is not None and value is not None and value not in [str(c) for c in ch]:
+        if value is not None and ((ch is not None and value not in [str(c) for c in ch]) or not _readable(rec, value)):
             bad.append(f"{name}={value}")
     return bad
+
+
+def _readable(rec: dict[str, Any], value: str) -> bool:
+    """Whether a flag of record ``rec`` reads ``value`` as its recorded type (int, float, JSON holding only the
+    recorded config fields); True for strings."""
+    kind = rec.get("type")
+    try:
+        if kind == "int":
+            int(value)
+        elif kind == "float":
+            float(value)
+        elif kind == "json":
+            doc = json.loads(value)
+            keys = rec.get("json_keys")
+            return keys is None or (isinstance(doc, dict) and set(doc) <= set(keys))
+    except ValueError:
+        return False
+    return True
 
 
 def _is_number(s: str) -> bool:

@@ -73,6 +73,11 @@ def test_shipped_flag_lists_name_their_release_repository_and_commit():
     assert {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--kv-cache-dtype"} <= set(vllm)
     assert vllm["--enable-chunked-prefill"].get("negatable") is True   # a bool config field: BooleanOptionalAction
     assert "fp8" in vllm["--kv-cache-dtype"]["choices"] and "modelopt_fp4" in vllm["--quantization"]["choices"]
+    # value types read from the parser source: ints, floats, JSON of a config class with its fields
+    assert vllm["--max-num-seqs"]["type"] == "int" and vllm["--gpu-memory-utilization"]["type"] == "float"
+    assert vllm["--eplb-config"]["type"] == "json" and "num_redundant_experts" in vllm["--eplb-config"]["json_keys"]
+    router = docs["sglang-router-0.3.2"]["commands"]["python -m sglang_router.launch_router"]["flags"]
+    assert router["--prefill"]["nargs"] == "+"   # URL [BOOTSTRAP_PORT]
     sgl = docs["sglang-0.5.14"]["commands"]["python -m sglang.launch_server"]["flags"]
     assert {"--tp-size", "--enable-dp-attention", "--ep-size", "--max-running-requests"} <= set(sgl)
     assert sgl["--disaggregation-mode"]["choices"] == ["null", "prefill", "decode"]
@@ -83,7 +88,9 @@ def test_shipped_flag_lists_name_their_release_repository_and_commit():
 def test_flag_list_picks_the_exact_release_or_says_it_did_not():
     fl, exact = flag_list("vllm", "0.24.0")
     assert (fl.version, exact) == ("0.24.0", True)
-    fl, exact = flag_list("vllm", "0.26.0")   # newer than any shipped list: the nearest older one, flagged
+    fl, exact = flag_list("vllm", "0.26.0")   # the Arc Pro B60 profile's release
+    assert (fl.version, exact) == ("0.26.0", True)
+    fl, exact = flag_list("vllm", "0.25.1")   # no list of its own: the nearest older one, flagged
     assert fl.version == "0.24.0" and not exact
     with pytest.raises(DeployError, match="'tgi'"):
         flag_list("tgi")
@@ -95,6 +102,9 @@ def test_unknown_flags_reads_values_negations_and_choices():
     assert unknown_flags("--a 3 --on --no-on --kv=fp8 --kv auto", flags) == []
     assert unknown_flags(["--a", "-1", "--b", "x"], flags) == ["--b"]
     assert unknown_flags("--kv int8 --no-a", flags) == ["--kv=int8", "--no-a"]
+    typed = {"--n": {"type": "int"}, "--f": {"type": "float"}, "--j": {"type": "json", "json_keys": ["a"]}}
+    assert unknown_flags(['--n', '-1', '--f', 'inf', '--j', '{"a": 1}'], typed) == []
+    assert unknown_flags(['--n', '1.5', '--f', 'x', '--j', '{"b": 1}'], typed) == ["--n=1.5", "--f=x", '--j={"b": 1}']
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -137,9 +147,10 @@ def test_dense_tp_pp_in_each_engines_spelling():
         assert part in _words(g.servers[0]), part
     t = deploy.commands(cfg, engine="trtllm", model=model, workload=WORKLOAD)
     for part in ("--tp_size 4", "--pp_size 2", "--max_batch_size 128", "--max_num_tokens 8192",
-                 "--enable_chunked_prefill", "--kv_cache_free_gpu_memory_fraction 0.9", "--max_seq_len 2304"):
+                 "--kv_cache_free_gpu_memory_fraction 0.9", "--max_seq_len 2304"):
         assert part in _words(t.servers[0]), part
     assert yaml.safe_load(t.files["serve_options.yaml"])["kv_cache_config"]["dtype"] == "fp8"
+    assert yaml.safe_load(t.files["serve_options.yaml"])["enable_chunked_prefill"] is True
     assert t.version == "1.3.0rc20"   # the H100 kernel profile's release
     assert any("no flag list of that release" in n for n in t.notes)   # checked against the named commit instead
 
@@ -490,6 +501,10 @@ def test_extract_flags_reads_argparse_dataclass_and_click_sources(tmp_path):
             chunked: bool = True
             dtype: DType = "auto"
             seqs: int = 8
+            lb: LBConfig | None = None
+        class LBConfig:
+            slots: int = 0
+            window: float = 1.0
     '''))
     (pkg / "eng" / "args.py").write_text(textwrap.dedent('''
         import argparse
@@ -499,9 +514,12 @@ def test_extract_flags_reads_argparse_dataclass_and_click_sources(tmp_path):
             parser.add_argument("--tp", "-tp", type=int)
             parser.add_argument(f"--{prefix}policy", choices=CHOICES + ["c"])
             parser.add_argument("--flag", action="store_true")
+            parser.add_argument("--prefill", nargs="+", action="append")
             parser.add_argument("--chunked", **kw["chunked"])
             parser.add_argument("--kv-dtype", **{**kw["dtype"], "default": None})
             parser.add_argument("--seqs", **kw["seqs"])
+            parser.add_argument("--lb", **kw["lb"])
+            parser.add_argument("--rate", type=float)
         @dataclass
         class Server:
             model_path: A[str, Arg(help="m", aliases=["--model"])]
@@ -509,6 +527,7 @@ def test_extract_flags_reads_argparse_dataclass_and_click_sources(tmp_path):
             fast: A[bool, "go fast"] = False
             mode: A[Literal["x", "y"], "mode"] = "x"
         @click.option("--tp_size", "--tensor_parallel_size", type=int)
+        @click.option("--fraction", type=float)
         @click.option("--backend", type=click.Choice(["pytorch", "trt"]))
         @click.option("--chunk", is_flag=True)
         def serve(tp_size, backend, chunk):
@@ -522,14 +541,20 @@ def test_extract_flags_reads_argparse_dataclass_and_click_sources(tmp_path):
     doc = extract_flags.extract(recipe, extract_flags.Source(pkg))
     f = doc["commands"]["eng"]["flags"]
     assert set(f) == {"--tp", "-tp", "--policy", "--flag", "--chunked", "--kv-dtype", "--seqs", "--model-path",
-                      "--model", "--fast", "--mode"}
+                      "--model", "--fast", "--mode", "--prefill", "--lb", "--rate"}
+    assert f["--prefill"] == {"nargs": "+"} and "nargs" not in f["--tp"]
+    # the type each value is read as: explicit type=, a config field's annotation, JSON of a config class
+    assert f["--tp"]["type"] == "int" and f["--rate"]["type"] == "float" and f["--seqs"]["type"] == "int"
+    assert f["--lb"] == {"switch": False, "type": "json", "json_keys": ["slots", "window"]}
+    assert "type" not in f["--policy"] and "type" not in f["--kv-dtype"] and "type" not in f["--model-path"]
     assert f["--policy"]["choices"] == ["a", "b", "c"] and f["--flag"]["switch"] is True
     assert f["--chunked"] == {"switch": True, "negatable": True}
-    assert f["--kv-dtype"]["choices"] == ["auto", "fp8"] and f["--seqs"] == {"switch": False}
+    assert f["--kv-dtype"]["choices"] == ["auto", "fp8"] and f["--seqs"] == {"switch": False, "type": "int"}
     assert f["--fast"]["switch"] is True and f["--mode"]["choices"] == ["x", "y"]
     c = doc["commands"]["eng serve"]["flags"]
-    assert set(c) == {"--tp_size", "--tensor_parallel_size", "--backend", "--chunk"}
+    assert set(c) == {"--tp_size", "--tensor_parallel_size", "--backend", "--chunk", "--fraction"}
     assert c["--backend"]["choices"] == ["pytorch", "trt"] and c["--chunk"]["switch"] is True
+    assert c["--tp_size"]["type"] == "int" and c["--fraction"]["type"] == "float" and "type" not in c["--backend"]
     out = tmp_path / "eng.json"
     # the CLI writes the list with the release, repository and commit
     extract_flags.RECIPES["_test"] = recipe
