@@ -537,6 +537,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
     # how each engine sizes its KV-cache pool from the device memory
     sgl = kv_pool.is_sglang(engine_names)[eng]
+    # ... SGLang's by its new-token ratio, whatever ``engine_kv_reserve`` says (`admission`)
+    c.kv_ratio = np.asarray(sgl, dtype=float)
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
                                              float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables

@@ -86,10 +86,8 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   now (not fitted: no measured row here is bound by KV capacity). vLLM 0.5: its scheduler admits a waiting request
   when the free blocks hold its prompt (vllm/v1/core/sched/scheduler.py, `kv_cache_manager.allocate_slots`) and
   preempts the newest running one when a decode step finds none, so under load the running requests hold their
-  prompt plus on average half their output. SGLang 0.65: its PrefillAdder admits against the free tokens minus
-  each running request's remaining output (clipped at SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION, 4096) times
-  `new_token_ratio`, which starts at 0.7, decays towards 0.1 and is raised again on retraction; 0.65 = the mean
-  occupancy 0.5 plus half of a mid-range ratio of 0.3.
+  prompt plus on average half their output. SGLang admits by its new-token ratio, not by a share of the output:
+  its rows follow `inference.admission` whatever this table says of it.
 """
 from __future__ import annotations
 
@@ -150,7 +148,7 @@ def _default_params() -> dict[str, Any]:
         "device_mem_usable": 1.0,
         "act_mem_scale": 1.0,
         "kv_reserve_output_frac": 1.0,
-        "engine_kv_reserve": {"vllm": 0.5, "sglang": 0.65},
+        "engine_kv_reserve": {"vllm": 0.5},
         "baseline_build_mem_eff": 0.5,
         "tuned_build_fixed_eff": 0.8,
         # measured kernel profiles (engine != "roofline"): in-engine time vs the isolated kernel measurement

@@ -16,6 +16,7 @@ from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, memory, power
+from .admission import SGLANG
 from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import CHUNK_TOKENS, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
@@ -529,7 +530,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     (input_len + r x output_len)), r the share of the output the engine's admission policy holds blocks for
     (`Efficiency` ``engine_kv_reserve``: vLLM admits on the blocks a request holds now and preempts when they run
     out, so a loaded server's requests hold their prompt and half their output on average; TensorRT-LLM's default
-    guaranteed-no-evict scheduler reserves prompt + full output at admission: ``kv_reserve_output_frac``).
+    guaranteed-no-evict scheduler reserves prompt + full output at admission: ``kv_reserve_output_frac``). SGLang
+    admits by its new-token ratio (`inference.admission`): N = floor((capacity - input_len - min(output_len,
+    4096)) / per-request tokens) + 1, a running request counting its prompt, half its output and the ratio a
+    loaded server runs at (0.30) x its mean remaining output clipped at 4,096.
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
     the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
     chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
@@ -641,9 +645,14 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit)."""
     cap = kv_capacity_tokens(p, mnt, memory_setting=ms) if kv is None else kv
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
-    # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`)
-    per_seq = p.seq_tokens(isl + p.coeffs.kv_reserve * osl)
-    N = np.minimum(mbs, np.floor(cap / per_seq))
+    # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`); SGLang's rows by
+    # its new-token ratio on a loaded server, the last request admitted finding its prompt and clipped output free
+    sgl = np.asarray(p.coeffs.kv_ratio) > 0
+    per_seq = p.seq_tokens(np.where(sgl, SGLANG.steady_context(isl, osl), isl + p.coeffs.kv_reserve * osl))
+    fit = np.floor(cap / per_seq)
+    if np.any(sgl):
+        fit = np.where(sgl, SGLANG.steady_batch(cap, per_seq, p.seq_tokens(SGLANG.candidate(isl, osl))), fit)
+    N = np.minimum(mbs, fit)
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)
     if conc is not None:  # clients per replica: never more sequences in flight than clients

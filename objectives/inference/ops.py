@@ -422,6 +422,8 @@ class StepCoeffs:
     #: the share of a request's output its engine holds KV blocks for while it runs, on average over a loaded
     #: server (`Efficiency` ``engine_kv_reserve``, else ``kv_reserve_output_frac``): what bounds the batch in flight
     kv_reserve: Num = 1.0
+    #: 1.0 where the engine admits by SGLang's new-token ratio (`inference.admission`) instead of ``kv_reserve``
+    kv_ratio: Num = 0.0
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
     curves: Any = None

@@ -27,6 +27,7 @@ from typing import cast
 
 import numpy as np
 
+from ..inference.admission import SGLANG
 from .scheduler import IterationCost, Scheduler
 
 RTOL = 1e-3
@@ -93,8 +94,14 @@ class _Replica:
         self.swap = sched.preemption == "swap"
         self.swap_ms_per_tok = float(cost.kv_bytes_per_token) / (host_link_gbs * 1e9) * 1e3
         self.static = sched.batching == "static"
+        rule = sched.admission_rule(cost)
         # a disaggregated prefill worker holds the prompt only: it reserves no output either way
-        self.no_evict = sched.no_evict(cost) and role != "prefill"
+        self.no_evict = rule == "no_evict" and role != "prefill"
+        # SGLang's new-token ratio (`inference.admission`): an aggregated replica batching continuously
+        self.ntr = SGLANG if rule == "new_token_ratio" and role == "agg" and not self.static else None
+        self.ratio = SGLANG.init
+        self.retracted = False   # the unit about to run retracted: its decode step does not lower the ratio
+        self.fin: dict[int, int] = {}   # new-token ratio: each decoder's finish step (its remaining output + G)
         self.bq: deque[int] = deque()            # static batching: members of the batch not yet admitted
         # prefix cache (LRU of hash-block ids), only when asked for and the requests carry hash ids
         self.pc: OrderedDict[int, None] | None = None
@@ -148,6 +155,15 @@ class _Replica:
         q, m = divmod(s + B - 1, B)
         return self.Q + self.n * q + (sum(self.cnt[B - m:]) if m else 0) + self.X
 
+    def dec_blocks_at(self, s: np.ndarray) -> np.ndarray:
+        """`dec_blocks` at each of the steps `s` (an integer array), vectorized."""
+        if self.n == 0:
+            return np.zeros(len(s), dtype=np.int64)
+        B = self.B
+        q, m = np.divmod(s + B - 1, B)
+        suf = np.concatenate((np.cumsum(self.cnt[::-1])[::-1], [0]))     # suf[j] = sum(cnt[j:])
+        return self.Q + self.n * q + np.where(m > 0, suf[B - m], 0) + self.X
+
     def _whole_blocks(self, r: _Req) -> int:
         """KV blocks of request r's whole sequence: its prompt and its remaining output."""
         return -(-(r.prompt + r.out - r.gen) // self.B) + r.x
@@ -176,10 +192,14 @@ class _Replica:
         self.cnt[m] += 1
         r.epoch += 1
         heapq.heappush(self.heap, (self.G + r.out - r.gen, r.epoch, rid))
+        if self.ntr is not None:
+            self.fin[rid] = self.G + r.out - r.gen
         if r.first != r.first:          # NaN: a disaggregated handoff; its first token is this worker's
             self.fresh.append(rid)
 
-    def _remove_dec(self, r: _Req) -> None:
+    def _remove_dec(self, rid: int, r: _Req) -> None:
+        if self.ntr is not None:
+            del self.fin[rid]
         q, m = divmod(r.base, self.B)
         self.n -= 1
         self.S -= r.base
@@ -198,42 +218,121 @@ class _Replica:
 
     # ---- preemption ----------------------------------------------------------------------------------
     def _preempt_until_fits(self, t: float) -> float:
-        """Evict the most recently admitted requests until the next decode step fits. Returns swap ms."""
+        """Evict the most recently admitted requests until the next decode step fits (SGLang's admission: retract
+        as it does first, `_retract`). Returns swap ms."""
         extra = 0.0
-        eng = self.eng
+        if self.ntr is not None and self.n > 1 and self.pref_blocks + self.dec_blocks(self.G + 1) > self.cap:
+            extra += self._retract(t)
         while self.n and self.pref_blocks + self.dec_blocks(self.G + 1) > self.cap:
-            rid = next(reversed(self.running))
-            r = eng.reqs[rid]
-            self._unrun(rid, r)
-            r.npre += 1
-            self.npre += 1
-            r.last = t
-            if r.kv_ready == r.kv_ready:            # its KV still loading: give the blocks back, read it later
-                self._end_load(rid, r)
-                (self.bq if self.static else self.waiting).appendleft(rid)
-                continue
-            if r.pblocks > 0:                       # still prefilling
-                self.prefilling.remove(rid)
-                self.pref_blocks -= r.pblocks
-                r.pblocks = 0
-                r.prefilled = 0
-                r.resumed = r.gen > 0
-                (self.bq if self.static else self.waiting).appendleft(rid)
-                continue
-            kv = r.base + self.G
-            self._remove_dec(r)
-            if rid in self.fresh:                   # evicted before its first token: that comes with its recompute
-                self.fresh.remove(rid)
-            if self.swap:
-                r.swap_kv = kv
-                extra += kv * self.swap_ms_per_tok
-                self.swapped.appendleft(rid)
-            else:
-                r.prompt = r.inp + r.gen
-                r.prefilled = 0
-                r.resumed = True
-                (self.bq if self.static else self.waiting).appendleft(rid)
+            extra += self._evict(next(reversed(self.running)), t)
         return extra
+
+    def _evict(self, rid: int, t: float, back: bool = False) -> float:
+        """Preempt running request rid: its KV swapped out (``swap``) or freed for a recompute, when it is waiting
+        again at the front of the queue (at its back: `back`). Returns swap ms."""
+        r = self.eng.reqs[rid]
+        queue = self.bq if self.static else self.waiting
+        requeue = queue.append if back else queue.appendleft
+        self._unrun(rid, r)
+        r.npre += 1
+        self.npre += 1
+        r.last = t
+        if r.kv_ready == r.kv_ready:            # its KV still loading: give the blocks back, read it later
+            self._end_load(rid, r)
+            requeue(rid)
+            return 0.0
+        if r.pblocks > 0:                       # still prefilling
+            self.prefilling.remove(rid)
+            self.pref_blocks -= r.pblocks
+            r.pblocks = 0
+            r.prefilled = 0
+            r.resumed = r.gen > 0
+            requeue(rid)
+            return 0.0
+        kv = r.base + self.G
+        self._remove_dec(rid, r)
+        if rid in self.fresh:                   # evicted before its first token: that comes with its recompute
+            self.fresh.remove(rid)
+        if self.swap:
+            r.swap_kv = kv
+            self.swapped.appendleft(rid)
+            return kv * self.swap_ms_per_tok
+        r.prompt = r.inp + r.gen
+        r.prefilled = 0
+        r.resumed = True
+        requeue(rid)
+        return 0.0
+
+    def _decoders(self) -> list[int]:
+        """The running requests that decode (not prefilling, not loading a handed-off KV)."""
+        reqs = self.eng.reqs
+        return [rid for rid in self.running if reqs[rid].pblocks == 0 and reqs[rid].kv_ready != reqs[rid].kv_ready]
+
+    def _retract(self, t: float) -> float:
+        """SGLang's ``retract_decode`` (`inference.admission`): the decoders with the fewest output tokens (then
+        the longest prompts, then the latest admitted) go back to the end of the queue, at least one and never the
+        last, until the others have room for ``retract_steps`` more decode steps; the ratio becomes what those left
+        have used. Returns swap ms."""
+        ntr = self.ntr
+        assert ntr is not None
+        reqs = self.eng.reqs
+        G = self.G
+        dec = self._decoders()
+        order = [dec[j] for j in sorted(range(len(dec)), key=lambda j: (
+            reqs[dec[j]].gen + G - reqs[dec[j]].g_entry, -reqs[dec[j]].inp, -j))]
+        extra = 0.0
+        k = 0
+        while self.n > 1 and k < len(order) and (
+                k == 0 or self.pref_blocks + self.dec_blocks(G + ntr.retract_steps) > self.cap):
+            extra += self._evict(order[k], t, back=True)
+            k += 1
+        left = order[k:]
+        self.ratio = ntr.after_retract(float(sum(reqs[i].gen + G - reqs[i].g_entry for i in left)),
+                                       float(sum(reqs[i].out for i in left)), len(left))
+        self.retracted = True
+        return extra
+
+    def _outputs_left(self) -> tuple[float, np.ndarray]:
+        """The running requests' outputs SGLang's admission counts on beyond the KV they hold: the clipped whole
+        outputs of the prompts still prefilling (as in the round that admitted them), summed, and each decoder's
+        remaining output tokens (not clipped)."""
+        ntr = self.ntr
+        assert ntr is not None
+        reqs = self.eng.reqs
+        pf = float(sum(min(max(reqs[rid].out - reqs[rid].gen, 0), ntr.clip) for rid in self.prefilling))
+        return pf, np.fromiter(self.fin.values(), dtype=np.float64, count=len(self.fin)) - self.G
+
+    def _counted_on(self) -> float:
+        """Tokens SGLang's admission counts the running requests on beyond the KV they hold: the new-token ratio x
+        each decoder's clipped remaining output, and the prefilling prompts' clipped outputs (`_outputs_left`)."""
+        assert self.ntr is not None
+        pf, rem = self._outputs_left()
+        return pf + self.ratio * float(self.ntr.clipped(rem).sum())
+
+    def _candidate_tokens(self, r: _Req) -> int:
+        """Tokens request r must find free to be admitted under SGLang's rule: its prompt's blocks and its
+        clipped remaining output."""
+        assert self.ntr is not None
+        return (-(-r.prompt // self.B) + r.x) * self.B + int(self.ntr.clipped(r.out - r.gen))
+
+    def _gate_opens(self, K: int) -> int:
+        """The first of the next K decode steps after which SGLang's admission takes the head of the queue, its
+        ratio falling step by step (K when none does): no request finishes within them, so the decoders' held
+        tokens grow by one each per step and their remaining outputs fall by one."""
+        ntr = self.ntr
+        assert ntr is not None
+        G, B = self.G, self.B
+        pf, rem = self._outputs_left()
+        s = np.arange(1, K + 1, dtype=np.float64)
+        rs = np.sort(rem)
+        tail = np.concatenate((np.cumsum(rs[::-1])[::-1], [0.0]))     # sums of rs[i:]
+        over = np.searchsorted(rs, s + ntr.clip, side="right")          # those whose remainder stays above clip
+        counted = rs.sum() - len(rs) * s - (tail[over] - (len(rs) - over) * (s + ntr.clip))
+        ratio = np.maximum(self.ratio - (s - self.retracted) * ntr.decay, ntr.floor)
+        held = (self.pref_blocks + self.dec_blocks_at(G + 1 + s.astype(np.int64))) * B
+        room = (self.cap * B - held) - pf - ratio * counted
+        ok = np.flatnonzero(self._candidate_tokens(self.eng.reqs[self.waiting[0]]) < room)
+        return int(s[ok[0]]) if len(ok) else K
 
     # ---- scheduling ----------------------------------------------------------------------------------
     def deliver(self, rid: int, t: float) -> None:
@@ -293,6 +392,7 @@ class _Replica:
             if not self.loading and (self.running or self.waiting or self.swapped or self.bq):
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
             self.state = "idle"
+            self.ratio = SGLANG.init        # an idle SGLang server starts over at its initial ratio
             return
         self.t0 = t
         self.state = "busy"
@@ -340,11 +440,18 @@ class _Replica:
         free = self.cap - self.pref_blocks - self.dec_blocks(self.G + 1)
         if self.no_evict:  # whole sequences: what the running requests will hold when they finish
             free = min(free, self.cap - self.resv)
+        ntr = self.ntr
+        # SGLang: the free tokens less what the running requests count on (`inference.admission`); no watermark
+        room = free * B - self._counted_on() if ntr is not None else 0.0
         pc = self.pc
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
             r = reqs[rid]
-            floor = 0 if not self.running else self.wm
+            floor = 0 if not self.running or ntr is not None else self.wm
+            if ntr is not None:
+                tot = self._candidate_tokens(r)
+                if tot >= room:
+                    break
             # under no-evict a request also reserves the blocks of its remaining output
             rest = self._whole_blocks(r) - -(-r.prompt // B) - r.x if self.no_evict else 0
             if r.prefilled >= r.prompt:      # KV computed (disaggregated handoff): read it, then decode
@@ -378,6 +485,8 @@ class _Replica:
                 break
             if pc is not None:
                 self._pc_take(rid, r, hit)
+            if ntr is not None:
+                room -= tot
             src.popleft()
             self._run(rid, r)
             self.prefilling.append(rid)
@@ -475,6 +584,9 @@ class _Replica:
                 else:
                     hi = mid
             K = lo
+        if (self.ntr is not None and K > 1 and self.waiting and len(self.running) < self.maxb
+                and self.ratio > self.ntr.floor):
+            K = min(K, self._gate_opens(K))     # SGLang's falling ratio admits the queue's head mid-segment
         n = self.n
         kv0 = self.S + n * (G + 1)
         seg = self.seg = _integrate(self.tm, n, kv0, K)
@@ -513,6 +625,7 @@ class _Replica:
         eng = self.eng
         reqs = eng.reqs
         self.busy_ms += self.dt
+        G0 = self.G
         if self.fresh and (self.seg is not None or self.ndec):
             # the unit's first iteration decoded the handed-off requests admitted at its start: their first token
             t1 = self.t0 + self.seg[0][1] if self.seg is not None else t
@@ -541,6 +654,9 @@ class _Replica:
         elif self.n:
             self.stall += self.dt
         G = self.G
+        if self.ntr is not None and G > G0:   # SGLang lowers its ratio with each decode step that retracted nothing
+            self.ratio = self.ntr.decayed(self.ratio, G - G0 - self.retracted)
+            self.retracted = False
         heap = self.heap
         while heap and heap[0][0] <= G:
             gf, ep, rid = heapq.heappop(heap)
@@ -548,7 +664,7 @@ class _Replica:
             if r.epoch != ep:
                 continue
             self._unrun(rid, r)
-            self._remove_dec(r)
+            self._remove_dec(rid, r)
             self._finish(rid, r, t)
         for rid, c in self.chunks:
             r = reqs[rid]

@@ -23,13 +23,15 @@ _POLICIES = ("decode_priority", "prefill_first")
 MODELLED_POLICY = "decode_priority"
 _BATCHING = ("continuous", "static")
 _PREEMPTION = ("recompute", "swap")
-_ADMISSION = ("auto", "on_demand", "no_evict")
+_ADMISSION = ("auto", "on_demand", "no_evict", "new_token_ratio")
 #: engines whose default scheduler admits a request only when the KV cache can hold its whole sequence (prompt +
 #: max output) beside the whole sequences of those running, so nothing is ever evicted: TensorRT-LLM's
 #: capacity scheduler under its default policy GUARANTEED_NO_EVICT (the analytical model's fitted
-#: ``kv_reserve_output_frac``, 0.89, is the same reservation seen through the published tables). vLLM and SGLang
-#: admit on the blocks a prompt needs now and preempt when decodes run out (``Efficiency.engine_kv_reserve``)
+#: ``kv_reserve_output_frac``, 0.89, is the same reservation seen through the published tables). vLLM admits on
+#: the blocks a prompt needs now and preempts when decodes run out (``Efficiency.engine_kv_reserve``)
 NO_EVICT_ENGINES = ("trtllm",)
+#: engines that admit by SGLang's new-token ratio and retract as it does (`inference.admission`)
+NEW_TOKEN_RATIO_ENGINES = ("sglang",)
 
 
 @runtime_checkable
@@ -84,10 +86,18 @@ class Scheduler:
       the memory left), else rescales the capacity by gpu_memory_utilization / 0.9. New prompts are admitted (with their
       whole prompt reserved) while ``kv_watermark`` of the blocks stays free.
     - ``admission``: ``"on_demand"`` (a prompt is admitted when its blocks are free, decodes take blocks as they
-      grow: vLLM, SGLang), ``"no_evict"`` (a request is admitted only when its whole sequence, prompt + remaining
+      grow: vLLM), ``"no_evict"`` (a request is admitted only when its whole sequence, prompt + remaining
       output, fits beside the whole sequences of the running ones, so no decode ever runs out: TensorRT-LLM's
-      GUARANTEED_NO_EVICT), or ``"auto"`` (default: by the cost model's engine, `NO_EVICT_ENGINES`).
-    - ``preemption`` when a decode step finds no free block: the most recently admitted request is evicted;
+      GUARANTEED_NO_EVICT), ``"new_token_ratio"`` (SGLang's, `inference.admission`: a request is admitted when
+      its prompt and clipped remaining output fit in the free blocks less the new-token ratio x each running
+      request's clipped remaining output; the ratio falls from 0.7 to 0.098 over 600 decode steps, and when a
+      decode step finds no free block the running requests with the fewest output tokens are retracted, to the
+      back of the queue, until 20 more steps fit, the ratio raised to what those left have used; only an
+      aggregated replica, a disaggregated decode worker admits on demand), or ``"auto"`` (default: by the cost
+      model's engine, `NO_EVICT_ENGINES`, `NEW_TOKEN_RATIO_ENGINES`; continuous batching, static batching forms
+      its batches as described above).
+    - ``preemption`` when a decode step finds no free block: the most recently admitted request is evicted (under
+      ``"new_token_ratio"`` admission SGLang's retraction picks them first, as described there);
       ``"recompute"`` re-prefills its prompt and generated tokens later, ``"swap"`` copies its KV to host memory
       and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise),
       the copy time added to the iteration that evicts or resumes it. A victim still prefilling is always
@@ -153,11 +163,19 @@ class Scheduler:
         return cls(max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill,
                    policy=MODELLED_POLICY, batching=batching, prefix_caching=prefix_caching)
 
+    def admission_rule(self, cost: IterationCost) -> str:
+        """The admission of a replica costed by `cost`: ``admission``, or for "auto" its engine's
+        ("no_evict", "new_token_ratio" or "on_demand")."""
+        if self.admission != "auto":
+            return self.admission
+        engine = engine_key(getattr(cost, "engine", None))
+        if engine in NO_EVICT_ENGINES:
+            return "no_evict"
+        return "new_token_ratio" if engine in NEW_TOKEN_RATIO_ENGINES else "on_demand"
+
     def no_evict(self, cost: IterationCost) -> bool:
         """Whether a replica costed by `cost` admits whole sequences only (``admission``; "auto": its engine)."""
-        if self.admission != "auto":
-            return self.admission == "no_evict"
-        return engine_key(getattr(cost, "engine", None)) in NO_EVICT_ENGINES
+        return self.admission_rule(cost) == "no_evict"
 
     @property
     def chunk(self) -> int:

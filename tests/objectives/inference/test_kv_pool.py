@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from objectives import catalog, inference
 from objectives.inference import kv_pool
+from objectives.inference.admission import SGLANG
 from objectives.inference.efficiency import load_efficiency
 from objectives.serving.scheduler import Scheduler
 
@@ -166,6 +167,11 @@ def test_linear_layer_state_takes_capacity_per_sequence():
         kw = dict(tp=8, input_len=1024, output_len=1024, max_batch_size=100_000, engine=engine)
         n = inference.max_throughput("Qwen3.5-397B-A17B", "H200", **kw)["batch_size"].iloc[0]
         cap = inference.StepModel("Qwen3.5-397B-A17B", "H200", tp=8, engine=engine).kv_capacity_tokens
+        if engine == "sglang":     # its new-token ratio (`inference.admission`), the last one finding 2,048 free
+            ctx = float(SGLANG.steady_context(1024, 1024))
+            assert n == np.floor((cap - 2048 - state) / (ctx + state)) + 1
+            assert n < np.floor((cap - 2048) / ctx) + 1
+            continue
         ctx = 1024 + float(np.asarray(p.coeffs.kv_reserve)) * 1024
         assert n == np.floor(cap / (ctx + state)) and n < np.floor(cap / ctx)
     assert float(prepare("Llama-3.1-8B", "H100").state_tok) == 0.0      # a plain transformer holds none

@@ -64,7 +64,7 @@ schedulers = st.builds(
     Scheduler, max_batch_size=st.sampled_from([4, 16, 64]), max_num_tokens=st.sampled_from([256, 1024, 4096]),
     chunked_prefill=st.booleans(), policy=st.sampled_from(["decode_priority", "prefill_first"]),
     preemption=st.sampled_from(["recompute", "swap"]), kv_capacity_tokens=st.sampled_from([2000, 8000, 100_000]),
-    admission=st.sampled_from(["auto", "no_evict"]))
+    admission=st.sampled_from(["auto", "no_evict", "new_token_ratio"]))
 loads = st.one_of(st.builds(lambda c: {"concurrency": c}, st.integers(1, 40)),
                   st.builds(lambda r, a: {"rate": r, "arrival": a}, st.floats(0.5, 200.0),
                             st.sampled_from(["poisson", "gamma"])))

@@ -1,0 +1,131 @@
+"""SGLang's KV-cache admission: the new-token ratio its scheduler admits and retracts by, in one place for the closed
+form (`inference.max_throughput`'s batch in flight) and the serving simulator (`serving.Scheduler`'s
+``admission="new_token_ratio"``, SGLang's default there).
+
+What SGLang does (sglang/srt/managers/schedule_policy.py ``PrefillAdder``, scheduler.py ``update_running_batch``,
+schedule_batch.py ``retract_decode``; the defaults in global_config.py, read from the environment):
+
+- **Admission.** A waiting request is admitted when its prompt plus its whole remaining output, clipped at
+  ``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`` (4,096), is below the free tokens less what the running requests still
+  count on: ``new_token_ratio`` x each one's remaining output, clipped the same way
+  (``_get_running_request_total_token_offset``). Those admitted in the same round count their prompt and whole
+  clipped output; the first that does not fit stops the round (first come, first served).
+- **The ratio.** It starts at ``SGLANG_INIT_NEW_TOKEN_RATIO`` (0.7) x ``schedule_conservativeness`` (1.0) and
+  falls by (init - floor) / ``SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`` (600) with every decode step that needs no
+  retraction, to a floor of init x ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR`` (0.14): 0.098. An idle server starts over
+  at the initial ratio.
+- **Retraction.** When the next decode step finds too few free tokens (``check_decode_mem``), the running request
+  with the fewest output tokens (then the longest prompt) goes back to the waiting queue, its KV freed (it is
+  recomputed when readmitted), one after the other until the free tokens hold ``retract_decode_steps`` (20) more
+  steps of those left; the ratio is then set to (their output so far + 20 each) / (their output lengths + 1),
+  at most 1.
+
+Where a loaded server runs (`NewTokenRatio.steady_context`): once the request admitted last has its prompt in, the
+free tokens are its clipped output plus the ratio's share of the others' remaining outputs, room for the decodes of
+(1 + ratio x N / 2) mean gaps between two finishes (N requests, outputs within the clip). At the floor that is a
+few gaps (3.3 for 46 requests): the first longer gap runs the cache out, a retraction sets the ratio to about 1/2 (the
+output the requests left have produced over their output lengths, their outputs spread over their lengths) and it
+falls back. The ratio thus saws between 1/2 and the floor; the closed form takes the mean of that fall,
+(1/2 + floor) / 2 = 0.30 (`NewTokenRatio.loaded`; the serving simulator's time means, around it, are in
+docs/profiles.md). A running request then counts its prompt, half its output (what it holds on average) and that
+ratio x its mean clipped remaining output; the request about to be admitted its prompt and whole clipped output
+(`NewTokenRatio.candidate`). Tokens throughout; the closed form maps them through the engine's KV layout
+(`kv_pool.seq_tokens`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Num = Any
+
+
+@dataclass(frozen=True)
+class NewTokenRatio:
+    """SGLang's admission settings (see the module docstring): ``init`` the ratio a server starts with
+    (``SGLANG_INIT_NEW_TOKEN_RATIO`` x ``schedule_conservativeness``, at most 1), ``min_factor`` its floor over it
+    (``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR``), ``decay_steps`` the decode steps it takes from init to the floor
+    (``SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS``), ``retract_steps`` the decode steps a retraction frees room for
+    (``retract_decode_steps``), ``clip`` the most output tokens any estimate counts per request
+    (``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION``)."""
+
+    init: float = 0.7
+    min_factor: float = 0.14
+    decay_steps: float = 600.0
+    retract_steps: int = 20
+    clip: int = 4096
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("init", 0.0, 1.0), ("min_factor", 0.0, 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
+                raise ValueError(f"NewTokenRatio {name}={v!r}: must be a number in ({lo:g}, {hi:g}]")
+        if isinstance(self.decay_steps, bool) or not isinstance(self.decay_steps, (int, float)) or not (
+                math.isfinite(self.decay_steps) and self.decay_steps > 0):
+            raise ValueError(f"NewTokenRatio decay_steps={self.decay_steps!r}: must be a finite number > 0 "
+                             "(decode steps)")
+        for name in ("retract_steps", "clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"NewTokenRatio {name}={v!r}: must be an integer >= 1 (tokens per request)")
+
+    @property
+    def floor(self) -> float:
+        """The lowest ratio, where it settles without retractions."""
+        return min(self.init * self.min_factor, 1.0)
+
+    @property
+    def decay(self) -> float:
+        """What the ratio falls by per decode step without a retraction."""
+        return (self.init - self.floor) / self.decay_steps
+
+    @property
+    def loaded(self) -> float:
+        """The mean ratio of a server that retracts now and then: halfway from what a retraction leaves (1/2) to
+        the floor (the module docstring)."""
+        return 0.5 * (0.5 + self.floor)
+
+    def decayed(self, ratio: float, steps: int) -> float:
+        """The ratio after `steps` decode steps without a retraction."""
+        return max(ratio - steps * self.decay, self.floor)
+
+    def clipped(self, remaining: Num) -> Num:
+        """Output tokens (a request's remaining output, tokens) the estimates count: at most ``clip``."""
+        return np.minimum(np.maximum(remaining, 0), self.clip)
+
+    def candidate(self, prompt: Num, remaining: Num) -> Num:
+        """Tokens a waiting request must find free to be admitted (besides what the running ones count on): its
+        prompt to prefill and its remaining output, clipped."""
+        return prompt + self.clipped(remaining)
+
+    def after_retract(self, decoded: float, output: float, n: int) -> float:
+        """The ratio a retraction leaves: `decoded` output tokens of the `n` requests still running, of `output`
+        tokens they were asked for in all."""
+        return min(1.0, (decoded + self.retract_steps * n) / (output + 1.0))
+
+    def mean_clipped(self, osl: Num) -> Num:
+        """Mean clipped remaining output over requests whose remaining output is spread evenly over (0, osl]
+        tokens: osl / 2 up to ``clip``, clip - clip^2 / (2 osl) beyond."""
+        osl = np.asarray(osl, dtype=float)
+        c = float(self.clip)
+        return np.where(osl <= c, 0.5 * osl, c - c * c / (2.0 * np.maximum(osl, c)))
+
+    def steady_context(self, isl: Num, osl: Num) -> Num:
+        """Tokens one running request counts against admission on a loaded server, the running outputs spread
+        over their lengths: its prompt, half its output (held) and the `loaded` ratio x its mean clipped remaining
+        output (counted on)."""
+        return isl + 0.5 * np.asarray(osl, dtype=float) + self.loaded * self.mean_clipped(osl)
+
+    def steady_batch(self, capacity: Num, per_request: Num, head: Num) -> Num:
+        """Sequences in flight on a loaded server: the last one is admitted while the others count
+        `per_request` tokens each and it finds `head` free (its `candidate`), so N = floor((capacity - head) /
+        per_request) + 1; 0 where `head` does not fit at all (SGLang admits only below the free tokens)."""
+        cap = np.asarray(capacity, dtype=float)
+        return np.where(cap > head, np.floor(np.maximum(cap - head, 0.0) / per_request) + 1.0, 0.0)
+
+
+#: SGLang's defaults
+SGLANG = NewTokenRatio()
