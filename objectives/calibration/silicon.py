@@ -106,8 +106,10 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
 #: 1.3.0rc20/moe_perf.parquet, kernel_source moe_torch_flow_min_latency vs moe_torch_flow_cutlass, power_law_1.01,
 #: 1-64 tokens), and only the CUTLASS kernel for Kimi-K2.5's 384 experts, the table the profile reads; TensorRT-LLM
 #: also ships a TRTLLM-gen MoE backend beside CUTLASS. Which one a deployment ran is not in the rows, so the
-#: engine's in-engine MoE time relative to the table is fitted (bounds 0.4-1.5) where its rows identify it. The
-#: other engines' tables are the kernels they run: not fitted (1.0)
+#: engine's in-engine MoE time relative to the table is fitted (bounds 0.4-1.5) where its rows identify it; a fit
+#: without its rows (the fold that holds out Kimi-K2.5, its only model) keeps `efficiency.MOE_SCALE_PRIOR`
+#: (TRTLLM-gen over CUTLASS in its own tables), not the table as measured, which its rows rule out. The other
+#: engines' tables are the kernels they run: not fitted (1.0)
 MOE_SCALE_ENGINES = ("trtllm",)
 #: the attention kinds with a time of their own before the first token (`Efficiency` ``attn_ttft_ms``)
 ATTN_TTFT_KINDS = ("linear", "sparse")
@@ -472,7 +474,10 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     for name in PER_ENGINE_FACTORS:  # engines without rows
         eff = borrow(eff, name, engines)
     # ... and an engine without disaggregated rows the KV connector latency of those with them: its unfitted 0 ms
-    # would claim a connector without setup cost (SGLang's P/D deployments had been predicted so)
+    # would claim a connector without setup cost (SGLang's P/D deployments had been predicted so). Rows without any
+    # disaggregated row (the fold that holds out Kimi-K2.5, the slice's only disaggregated model) leave it at
+    # `base`'s: no derivation from the connectors' transfer path reaches the fitted latency, which vLLM's P/D work
+    # puts on orchestration rather than the transfer (docs/profiles.md twenty-sixth round)
     eff = borrow(eff, "engine_kv_ms", sorted(set(_engine(dis)) & set(engines)))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]

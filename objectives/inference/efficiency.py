@@ -69,7 +69,8 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   (`calibration.silicon.dense_anchors`).
 - ``profile_moe_scale[engine]``: the engine's fused-MoE layer in the engine vs its kernel table's measurement of
   it (the `moe.<format>` tables of `inference.measured.MOE_SCALE_FORMATS`, NVFP4; 1: as measured), fitted only for
-  the engines in `calibration.silicon.MOE_SCALE_ENGINES` (see there).
+  the engines in `calibration.silicon.MOE_SCALE_ENGINES` (see there); unfitted, `MOE_SCALE_PRIOR` (TensorRT-LLM:
+  its tables' faster NVFP4 kernel over the one they price) or 1.
 - ``engine_kv_gbs[engine]``: GB/s per GPU at which the engine's KV connector moves a prompt's KV cache from a
   prefill worker to a decode worker in a disaggregated deployment, when below the link's (a profile may set it;
   the silicon fit does not, its rows' two prompt lengths leave it unidentified): vLLM's NixlConnector has each decode TP rank post one NIXL READ of one descriptor per (layer,
@@ -118,6 +119,16 @@ FAMILY_FALLBACK = {"blackwell-ultra": "blackwell", "blackwell-rtx": "blackwell",
                    "xe2": "ada"}
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "efficiency.json"
+
+#: the unfitted ``profile_moe_scale`` of an engine whose fused-MoE table times its default kernel where the engine
+#: also ships a faster one for the format (the other engines: 1.0, their tables time the kernel they run): a fit
+#: without rows of the engine keeps it. TensorRT-LLM's NVFP4 table prices CUTLASS (`profiles.build.MOE_OPT_IN`),
+#: and its in-engine MoE, fitted on its only rows (Kimi-K2.5 on GB200), runs well below that table, about where its
+#: other NVFP4 kernel, TRTLLM-gen (the tables' min-latency lane; vLLM's and SGLang's GB200 NVFP4 lanes time the
+#: same kernel), runs. The prior is that kernel's time over CUTLASS's, the median over every cell both of the
+#: engine's lanes time on GB200 and B200 (1.3.0rc20, power-law routing, 1-16k tokens;
+#: `profiles.build.opt_in_moe_ratio`), rounded to two digits; docs/profiles.md twenty-sixth round
+MOE_SCALE_PRIOR = {"trtllm": 0.57}
 
 
 def _fam(v: float) -> dict[str, float]:
@@ -168,7 +179,7 @@ def _default_params() -> dict[str, Any]:
         # 48 us per layer beyond the engines' 19 us (docs/profiles.md, "The GPU-collected H200 profile")
         "profile_layer_us": {"vllm": 10.0, "sglang": 10.0, "trtllm": 10.0, "torch": 67.0},
         "profile_moe_layer_us": 0.0,
-        "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
+        "profile_moe_scale": {"vllm": 1.0, "sglang": 1.0, "torch": 1.0, **MOE_SCALE_PRIOR},
         # 0: not known, the KV handoff runs at the link's bandwidth (see the module docstring)
         "engine_kv_gbs": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         "engine_kv_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},

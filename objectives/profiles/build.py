@@ -781,6 +781,36 @@ def _skew_carried(df: pd.DataFrame) -> pd.DataFrame:
 #: (tensorrt_llm/_torch/model_config.py `resolve_moe_backend`: TRTLLM only for gpt-oss and DeepSeek-V4 on SM100 and
 #: for block-FP8 on SM100f), the lane the same tables time as `moe_torch_flow_cutlass`
 MOE_OPT_IN = {"trtllm": ("moe_torch_flow_min_latency",)}
+#: the systems whose TensorRT-LLM fused-MoE tables time both NVFP4 lanes (`MOE_OPT_IN`), which
+#: `efficiency.MOE_SCALE_PRIOR` is read from (`opt_in_moe_ratio`)
+MOE_SCALE_PRIOR_SYSTEMS = ("gb200", "b200_sxm")
+
+
+def opt_in_moe_ratio(paths: list[Path | pd.DataFrame], engine: str = "trtllm", dtype: str = "nvfp4",
+                     routing: str = "power_law_1.01") -> float:
+    """Median over the cells (shape, parallelism, tokens) that both lanes time of the `engine`'s opt-in fused-MoE
+    kernel (`MOE_OPT_IN`: TensorRT-LLM's TRTLLM-gen, its min-latency lane) over its default one (CUTLASS), in the
+    `dtype` tables of `paths` (moe_perf files or rows already read; cells pooled over them) under `routing` (the
+    skew the profile reads). The unitless ratio `efficiency.MOE_SCALE_PRIOR` holds for the engine's
+    `profile_moe_scale` where no row fits it."""
+    if engine not in MOE_OPT_IN:
+        raise ValueError(f"engine={engine!r}: no opt-in fused-MoE lane (valid: {', '.join(MOE_OPT_IN)})")
+    key = ["kernel_source", "num_tokens", *MOE_SHAPE]
+    ratios = []
+    for path in paths:
+        df = path if isinstance(path, pd.DataFrame) else _read(path, (*key, "moe_dtype", "distribution", "latency"))
+        df = df[(df["moe_dtype"] == dtype) & (df["distribution"] == routing)]
+        opt = df["kernel_source"].isin(MOE_OPT_IN[engine])
+        cells = key[1:]
+        own = df[opt].groupby(cells)["latency"].median()
+        default = df[~opt].groupby(cells)["latency"].median()
+        r = (own / default).dropna()
+        ratios.append(r.to_numpy(float))
+    pooled = np.concatenate(ratios) if ratios else np.zeros(0)
+    if not len(pooled):
+        raise ValueError(f"no cell of {dtype!r} under routing {routing!r} is timed by both {engine}'s lanes "
+                         f"({', '.join(MOE_OPT_IN[engine])} and its default) in the tables given")
+    return float(np.median(pooled))
 
 
 def moe_rows(paths: list[Path | pd.DataFrame], engine: str = "",
