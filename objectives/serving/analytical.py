@@ -36,7 +36,11 @@ Workloads and what the model does with them:
   timestamp as batches that may come regularly, `Workload.arrival_batches`), the TTFT percentiles from the mixture
   of each length's prefill and the wait's distribution (`mixture_quantile`: 0, or a hyperexponential as wide as
   the prefill times' third moment makes it, `wait_scv`), and the TPOT percentiles from long
-  prompts' chunks stalling the decode steps of requests with few output tokens. The disaggregated prefill pool
+  prompts' chunks stalling the decode steps of requests with few output tokens, no TPOT above the longest
+  iteration (max_num_tokens tokens). The replica's capacity there is the mean prompt's less the mixture's extra
+  attention (a Var(L)). A trace's own arrivals modulate the queue (`_modulated`): 20 windows of the run at their
+  own rates, a fluid backlog where a window exceeds the capacity (carried into the windows after it), a stationary
+  queue at the window's rate elsewhere. The disaggregated prefill pool
   under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched rate.
   Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
   the stationary wait, at most what a run of n = ``workload.size`` requests builds at the queue's capacity X
@@ -50,7 +54,8 @@ Workloads and what the model does with them:
   the decodes ride on the iteration that carries a prompt, which lasts about its prefill), open loop: as above,
   but decodes stall while prompts prefill (a fraction rho of the time): TPOT = pure decode step at N / (1 - rho).
   Under a length mixture a prompt longer than the budget the decodes leave runs only alone: it waits for the
-  decodes in flight to drain (`drain_nodes`), holding the queue behind it (`ServingModel._mixture`).
+  decodes in flight to drain (`drain_cdf`), holding the queue behind it (`ServingModel._mixture`), and stalls no
+  decode; the TPOT counts only the prompts that fit beside the decodes.
 - without chunked prefill, closed loop or all at once: each cycle of N requests runs ceil(N / k)
   prefill-only iterations of k = max(1, max_num_tokens // input_len) prompts and O - 1 decode steps at N
   sequences; decodes stall during prefills; TTFT = one prefill iteration + half a decode step.
@@ -325,15 +330,71 @@ def drain_nodes(residual: tuple[np.ndarray, np.ndarray, float], occupancy: np.nd
     residuals (`residual_tail`) for n Poisson of mean ``occupancy`` (sequences decoding, one per deployment), whose
     CDF is exp(-occupancy P(R > r)) (the Poisson count's generating function at the residuals' CDF; no request in
     flight, probability exp(-occupancy): 0 steps). Returns (steps, shape (n, M): each `DRAIN_BINS` bin's mean of
-    the quantile function, weights (M,): the bins' probabilities)."""
+    the quantile function, weights (M,): the bins' probabilities): `drain_cdf` of a queue found idle, read by
+    `cdf_nodes`."""
+    occ = np.atleast_1d(np.asarray(occupancy, dtype=float))
+    none = np.zeros(len(occ))
+    return cdf_nodes(residual[0], drain_cdf(residual, np.zeros(0), occ, none, none))
+
+
+def drain_cdf(residual: tuple[np.ndarray, np.ndarray, float], decode_steps: np.ndarray, occupancy: np.ndarray,
+              long_share: np.ndarray, busy: np.ndarray) -> np.ndarray:
+    """CDF (on `residual_tail`'s grid r of decode steps, shape (n, RESIDUAL_GRID)) of the drain a whole prompt over
+    the iteration's budget waits for at the head of the queue, one row per replica: with probability 1 - ``busy``
+    it found the queue empty, and the decodes in flight are Poisson of mean ``occupancy``, each its length-biased
+    residual (CDF exp(-occupancy P(R > r)), `drain_nodes`); with probability ``busy`` it found a backlog, and the
+    decodes in flight are those the replica admitted since the previous such prompt drained: that prompt (alone,
+    its decoding just begun) and the K prompts that fit the budget behind it (K geometric, P(K = k) =
+    p (1 - p)^k with p = ``long_share``, the share of prompts over the budget), each with its whole decode (steps
+    D from the sorted ``decode_steps``): the max of 1 + K draws of D, CDF p F(r) / (1 - (1 - p) F(r))."""
     r, tail, _ = residual
+    dsteps = np.sort(np.maximum(np.asarray(decode_steps, dtype=float), 0.0))
+    F = np.searchsorted(dsteps, r, side="right") / max(len(dsteps), 1)
+    p = np.clip(np.asarray(long_share, dtype=float), 1e-12, 1.0)[:, None]
+    backlog = p * F[None, :] / np.maximum(1.0 - (1.0 - p) * F[None, :], 1e-300)
+    idle = np.exp(-np.maximum(np.asarray(occupancy, dtype=float), 0.0)[:, None] * tail[None, :])
+    u = np.clip(np.asarray(busy, dtype=float), 0.0, 1.0)[:, None]
+    return (1.0 - u) * idle + u * backlog
+
+
+def cdf_nodes(r: np.ndarray, cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A distribution given by its CDF ``cdf`` (n, G) on the grid ``r`` (G,) as `DRAIN_BINS` nodes: each bin's
+    mean of the quantile function (linear between grid points; `DRAIN_BIN_POINTS` points a bin), one row each.
+    Returns (nodes (n, M), the bins' probabilities (M,))."""
     edges = np.asarray(DRAIN_BINS)
     frac = (np.arange(DRAIN_BIN_POINTS) + 0.5) / DRAIN_BIN_POINTS
-    u = (edges[:-1, None] + np.diff(edges)[:, None] * frac[None, :]).ravel()      # (M x points,)
-    occ = np.maximum(np.asarray(occupancy, dtype=float), 1e-300)
-    need = -np.log(u)[None, :] / occ[:, None]                    # P(R > r) at the u-quantile of the max
-    steps = np.interp(need, tail[::-1], r[::-1])                  # tail falls with r: interpolate reversed
-    return steps.reshape(len(occ), len(edges) - 1, DRAIN_BIN_POINTS).mean(axis=2), np.diff(edges)
+    u = (edges[:-1, None] + np.diff(edges)[:, None] * frac[None, :]).ravel()        # (U,)
+    n, G = cdf.shape
+    H = np.maximum.accumulate(np.clip(cdf, 0.0, 1.0), axis=1)
+    # every row's first grid point at or above u, in one search: rows offset by 2 (the CDFs lie in [0, 1])
+    off = 2.0 * np.arange(n)[:, None]
+    j = np.searchsorted((H + off).ravel(), (u[None, :] + off).ravel(), side="left").reshape(n, -1)
+    j = np.clip(j - G * np.arange(n)[:, None], 1, G - 1)
+    rows = np.arange(n)[:, None]
+    h0, h1 = H[rows, j - 1], H[rows, j]
+    t = np.clip((u[None, :] - h0) / np.maximum(h1 - h0, 1e-300), 0.0, 1.0)
+    steps = np.where(H[:, :1] >= u[None, :], r[0], r[j - 1] + t * (r[j] - r[j - 1]))
+    return steps.reshape(n, len(edges) - 1, DRAIN_BIN_POINTS).mean(axis=2), np.diff(edges)
+
+
+def weighted_nodes(values: np.ndarray, weights: np.ndarray, edges: tuple[float, ...] | None = None,
+                   points: int = DRAIN_BIN_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """A discrete distribution per row (``values`` (n, N), shared ``weights`` (N,) summing to 1) re-read as nodes
+    at the probability bins ``edges`` (None: `LENGTH_BINS`): each bin's mean of the row's quantile function over
+    ``points`` points a bin. Returns (nodes (n, M), the bins' probabilities (M,)), the same bins for every row."""
+    e = np.asarray(LENGTH_BINS if edges is None else edges)
+    u = (e[:-1, None] + np.diff(e)[:, None] * ((np.arange(points) + 0.5) / points)[None, :]).ravel()
+    n, N = values.shape
+    order = np.argsort(values, axis=1)
+    v = np.take_along_axis(values, order, axis=1)
+    cw = np.cumsum(np.asarray(weights, dtype=float)[order], axis=1)
+    cw = cw / cw[:, -1:]
+    # every row's first value whose cumulative weight reaches u, in one search: rows offset by 2
+    off = 2.0 * np.arange(n)[:, None]
+    j = np.searchsorted((cw + off).ravel(), (u[None, :] + off).ravel(), side="left").reshape(n, -1)
+    j = np.clip(j - N * np.arange(n)[:, None], 0, N - 1)
+    q = np.take_along_axis(v, j, axis=1)
+    return q.reshape(n, len(e) - 1, points).mean(axis=2), np.diff(e)
 
 
 def _prepared(kw: Mapping[str, Any], moe_dp: float | None = None) -> Any:
@@ -427,6 +488,8 @@ class ServingModel:
         self._len_nodes = length_nodes(workload) if cs2 > 0 else None
         self._windows_ms = np.geomspace(1.0, 1e7, DISPERSION_WINDOWS)
         self._idc = workload.arrival_dispersion(self._windows_ms / 1e3)
+        self._profile = workload.arrival_profile(MODULATION_WINDOWS)
+        self._idc_within = workload.arrival_dispersion(self._windows_ms / 1e3, demodulate=MODULATION_WINDOWS)
         # requests sharing an arrival time: E[X] of their number X (1: no ties)
         self._batch = (workload.arrival_batches() or (1.0, 1.0))[0]
         if workload.trace is not None:
@@ -448,6 +511,7 @@ class ServingModel:
         # whole prompts waiting for the running decodes to finish (`drain_nodes`): the decode steps left to a
         # request in flight, tail P(R > r) on a grid of r, once per workload
         self._residual = residual_tail(d)
+        self._decode_steps = np.sort(np.maximum(d, 0.0))
 
     # -- the open-loop arrival rate ---------------------------------------------------------------------------
     @property
@@ -937,6 +1001,7 @@ class ServingModel:
         g = self.burst                                                # Kingman: bursts and mixed lengths
         ttft = base + run_wait(g * rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms, burst=g)
         qs = {}
+        pure = t_dec                                                  # a decode step without prompts (plain rows)
         if plain.any():
             # whole prompts: decodes stall while a prompt prefills (its iteration lasts about its prefill), a
             # fraction rho of the time; between them a step decodes the N sequences alone
@@ -954,17 +1019,24 @@ class ServingModel:
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
-                                host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable)
+                                host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable,
+                                np.where(plain, pure, t_dec), one)
             ttft = mix["ttft"]
+            # whole prompts: the mixture's stalls (only the prompts that fit beside the decodes) replace the mean
+            # prompt's; every row: no decode step outlasts the longest iteration (`_mixture`'s "step_max")
+            tpot_fixed = tpot
+            tpot = np.minimum(np.where(plain, mix["tpot"], tpot), mix["step_max"])
             for p in PERCENTILES:
                 qs[f"ttft_{p}"] = mix[f"ttft_{p}"]
-                qs[f"tpot_{p}"] = np.maximum(qs[f"tpot_{p}"], mix[f"tpot_{p}"])
+                floor = np.where(plain, qs[f"tpot_{p}"] * mix["tpot"] / np.maximum(tpot_fixed, 1e-12), qs[f"tpot_{p}"])
+                qs[f"tpot_{p}"] = np.minimum(np.maximum(floor, mix[f"tpot_{p}"]), mix["step_max"])
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
 
     def _mixture(self, d: Deployments, lam_ms: np.ndarray, cache_share: np.ndarray,
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
                  slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: float, cap_ms: np.ndarray,
-                 stable: np.ndarray) -> dict[str, np.ndarray]:
+                 stable: np.ndarray, step: np.ndarray | None = None,
+                 s_mean: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
         ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
         L_j of weight w_j):
@@ -996,18 +1068,45 @@ class ServingModel:
           percentile (occupancy fluctuations).
 
         - without chunked prefill, a prompt longer than ``budget`` runs only alone: it waits for the decodes in flight
-          to finish (`drain_nodes`: Poisson of Little's mean lam E[O - 1] t_dec, each its length-biased residual
-          steps, `residual_tail`); the drain's mean is work on the queue's server (the others' wait; capping the
-          prompt rate at 1 / E[work]), its distribution splits the prompt's own b_j into M nodes.
+          to finish (`drain_cdf`: found idle, Poisson of Little's mean x E[O - 1] step at the rate x served, each
+          its length-biased residual steps, `residual_tail`; found behind a backlog, the whole decodes of the
+          previous such prompt and of the prompts that fit behind it; mixed by the queue's utilisation), the
+          queue held meanwhile (decode-only steps, ``step``, at the occupancy the served rate gives); the drain's
+          mean is work on the queue's server (the others' wait; the replica serves at most x* = 1 / (E[S] +
+          p_long step E[backlog drain])), its distribution splits the prompt's own b_j into M nodes. Such a
+          prompt stalls no decode: TPOT counts the prompts that fit (mean ``step`` / (1 - rho_fit)).
+        - no decode step outlasts the longest iteration (``step_max``: a prompt of max_num_tokens tokens alone, or
+          the heaviest chunk riding on the decodes): the TPOT mean and percentiles are at most that.
+        - the capacity (``cap_ms``, the steady state of the mean prompt) less the mixture's extra attention
+          a Var(L) (``s_mean``: the mean prompt's prefill alone).
+        - a trace's own arrivals (`Workload.arrival_profile`): the queue as a modulated arrival process over
+          `MODULATION_WINDOWS` windows (`_modulated`), each request waiting max(its window's fluid backlog, its
+          window's stationary queue).
 
         ``cache_share``: the prefill work a request does against its whole prompt's (prefix caching; 1 without);
         ``slot_mean``, ``erlang_c``, ``drain``: the slot wait's mean, probability and drain time (`_open_loop`);
-        ``stable``: rate below the replica's capacity (else the run's backlog)."""
+        ``stable``: rate below the replica's capacity (else the run's backlog); ``step``: a decode step between
+        prompts (ms; whole prompts: decode-only; None: ``t_dec``); ``s_mean``: the mean prompt's prefill alone (ms;
+        None: no capacity correction)."""
         nodes = self._len_nodes
         assert nodes is not None
         L, w = nodes
         n = len(d)
         S = self._prefill_nodes(self._kw(d), d.max_num_tokens) * cache_share[:, None]   # prefill alone (ms)
+        if s_mean is not None and L[-1] > self.input_len:
+            # the replica's capacity (``cap_ms``: the steady state of the mean prompt, whose prefill alone is
+            # ``s_mean``) less the mixture's extra attention: a prompt's prefill grows as c1 L + a L^2 once its
+            # compute binds (the fixed costs amortized over an iteration's batch), so prompts of mean length
+            # L-bar cost a Var(L) more on average than the mean prompt (Jensen). a: the second divided difference
+            # of the prefill at the mean, at the length node halfway to the longest, and at the longest
+            x0, x2 = self.input_len, float(L[-1])
+            j = int(np.clip(np.searchsorted(L, 0.5 * (x0 + x2)), 1, len(L) - 2))
+            x1 = float(L[j])
+            if x0 < x1 < x2:
+                var = float(((L - (L @ w)) ** 2) @ w)
+                a2 = ((S[:, -1] - S[:, j]) / (x2 - x1) - (S[:, j] - s_mean) / (x1 - x0)) / (x2 - x0)
+                cap_ms = 1.0 / (1.0 / np.maximum(cap_ms, 1e-300) + np.maximum(a2, 0.0) * var)
+                stable = stable & (lam_ms < cap_ms * 0.999)
         # whole prompts (no chunked prefill) longer than the iteration's budget left by the decodes run alone: at
         # the head of the queue such a prompt holds every prompt behind it (FCFS) while the decodes in flight
         # run to their end (the simulator's engine: a prompt over the budget is scheduled only alone); that drain
@@ -1017,20 +1116,50 @@ class ServingModel:
         chunks = np.where(plain[:, None], 1.0, np.ceil(L[None, :] / budget[:, None]))
         b = (0.5 * t_it + host)[:, None] + S + np.where(plain[:, None], 0.0,
                                                          (chunks - 1.0) * np.maximum(t_dec, t_it)[:, None])
+        step = t_dec if step is None else step                       # a decode step between prompts (ms)
         work, wx = S, w
+        served = np.minimum(lam_ms, cap_ms)                           # requests per ms the replica serves
         if drains.any():
-            # the decodes in flight when it arrives (Little: lam x mean decode steps x t_dec; Poisson-distributed),
-            # their drain as M nodes (`drain_nodes`): each length node j splits into j x M, weights w_j x v_m
-            steps, v = drain_nodes(self._residual, lam_ms * self._residual[2] * t_dec)
-            held = np.where(long[:, :, None], (t_dec[:, None] * steps)[:, None, :], 0.0)          # (n, K, M) ms
+            # the decodes in flight when it arrives (Little: the served rate x mean decode steps x a step;
+            # Poisson-distributed), their drain as M nodes (`drain_nodes`): each length node j splits into j x M,
+            # weights w_j x v_m. While a long prompt waits at the head the queue is held (FCFS): the steps decode
+            # only (``step``). The replica serves at most x* = 1 / E[work(x*)] (the drains of the decodes admitted
+            # at x*: each long prompt drains the previous one's whole decode and those of the prompts that fit
+            # behind it, `drain_cdf`), whatever it is offered
+            w_long = np.where(long, w, 0.0).sum(axis=1)
+            r_grid = self._residual[0]
+            backlog = drain_cdf(self._residual, self._decode_steps, np.zeros(n), w_long, np.ones(n))
+            e_full = np.trapezoid(1.0 - backlog, r_grid, axis=1)
+            # the decode step at the occupancy the served rate gives (Little: x E[D] step; a few fixed-point steps
+            # from the replica's occupancy, the drains holding it far below a full batch)
+            for _ in range(DECODE_FIXED_POINT_STEPS):
+                x_star = 1.0 / np.maximum(S @ w + w_long * step * e_full, 1e-300)
+                occ = np.minimum(lam_ms, x_star) * self._residual[2] * step
+                est = inference.estimate(**self._kw(d), batch_size=np.maximum(np.ceil(occ - 1e-9), 1.0),
+                                         input_len=self.input_len, output_len=self.output_len,
+                                         max_num_tokens=d.max_num_tokens)["tpot_ms"].to_numpy(float)
+                step = np.where(drains, np.minimum(est, step), step)
+            x_star = 1.0 / np.maximum(S @ w + w_long * step * e_full, 1e-300)
+            served = np.where(drains, np.minimum(served, x_star), served)
+            occ = served * self._residual[2] * step
+            idle = drain_cdf(self._residual, self._decode_steps, occ, w_long, np.zeros(n))
+            # the chance a long prompt finds a backlog: the server's utilisation rho = x E[work(rho)], work linear
+            # in rho (the idle drain's mean a, the backlog's a + c): rho = x a / (1 - x c)
+            e_idle = np.trapezoid(1.0 - idle, r_grid, axis=1)
+            a_w = S @ w + w_long * step * e_idle
+            c_w = w_long * step * (e_full - e_idle)
+            busy = np.clip(served * a_w / np.maximum(1.0 - served * c_w, 1e-300), 0.0, 1.0)
+            busy = np.where(served >= x_star * (1 - 1e-9), 1.0, busy)
+            steps, v = cdf_nodes(r_grid, (1.0 - busy[:, None]) * idle + busy[:, None] * backlog)
+            held = np.where(long[:, :, None], (step[:, None] * steps)[:, None, :], 0.0)          # (n, K, M) ms
             work = S + held @ v
             b = (b[:, :, None] + held).reshape(n, -1)
             wx = (w[:, None] * v[None, :]).ravel()
         qu = self._length_queue(work, lam_ms)
         p0, g = qu["p0"], qu["g"]
         if drains.any():
-            # where drains hold the queue the replica serves prompts at most at 1 / E[work] (below x_max)
-            cap_ms = np.where(drains, np.minimum(cap_ms, 1.0 / np.maximum(work @ w, 1e-300)), cap_ms)
+            # where drains hold the queue the replica serves prompts at most at x* (below x_max)
+            cap_ms = np.where(drains, np.minimum(cap_ms, x_star), cap_ms)
             stable = stable & ~(drains & (lam_ms >= cap_ms * 0.999))
         # the stationary wait bounded by what the run builds at capacity, as the exponential tail's mean (beyond
         # capacity the run's backlog, `run_wait`'s, is a floor on the percentiles below)
@@ -1039,25 +1168,62 @@ class ServingModel:
         out: dict[str, np.ndarray] = {"ttft": b @ wx + run_wait(stationary + slot_mean, n_req, lam_ms, cap_ms,
                                                                burst=g)}
         m = np.maximum(wq / p0, 1e-9)                                 # mean wait of a request that waits (ms)
+        # (each scheduling rank sees its share of the run's requests, over the run's span)
+        ranks = (d.dp * d.attn_dp).astype(float)
+        mod = self._modulated(work, lam_ms, cap_ms, n_req / ranks, qu["c2"]) if self._profile is not None else None
+        win: dict[str, np.ndarray] = {}
+        win_w = wx
+        if mod is not None:
+            # the TTFT nodes: each length node j (service b_j) in each window k (weight w_j x the window's share),
+            # waiting max(its fluid backlog, its local queue's wait)
+            # (whole prompts' drains split each length node in M: the service's distribution re-read at the
+            # length nodes' probability bins first, `weighted_nodes`, so that the windows multiply fewer nodes)
+            b_s, w_s = weighted_nodes(b, wx) if b.shape[1] > len(LENGTH_BINS) - 1 else (b, wx)
+            shape = (n, b_s.shape[1], len(mod["weights"]))
+            win_w = (w_s[:, None] * mod["weights"][None, :]).ravel()
+            keep = win_w > 0                                          # windows without requests weigh nothing
+            win = {k: np.broadcast_to(mod[k][:, None, :], shape).reshape(n, -1)[:, keep]
+                   for k in ("p0", "m", "c2", "fluid")}
+            win["b"] = np.broadcast_to(b_s[:, :, None], shape).reshape(n, -1)[:, keep]
+            win_w = win_w[keep]
+            # (the fluid carries the run's backlog; the slot wait only what the run builds at capacity)
+            out["ttft"] = b @ wx + mod["mean"] + run_wait(slot_mean, n_req, np.minimum(lam_ms, cap_ms), cap_ms, burst=g)
         outs, vo = self._out_nodes
-        t_life = (outs[None, :] - 1.0) * t_dec[:, None]              # decoding life without stalls (ms)
+        t_life = (outs[None, :] - 1.0) * step[:, None]               # decoding life without stalls (ms)
         # a prompt's chunks ride one per iteration: a request decoding O - 1 steps meets at most O - 1 of them,
-        # each costing its share S / chunks of the prefill
-        stall = S[:, None, :] * np.minimum(outs[None, :, None] - 1.0, chunks[:, None, :]) / chunks[:, None, :]
+        # each costing its share S / chunks of the prefill. A whole prompt over the budget stalls none: it runs
+        # once no decode is in flight
+        S_ride = np.where(long, 0.0, S)
+        stall = S_ride[:, None, :] * np.minimum(outs[None, :, None] - 1.0, chunks[:, None, :]) / chunks[:, None, :]
         # a step behind a queue of prompts carries a chunk of the prompt being prefilled, chosen by work share
-        c_full = ((S * S / chunks) @ w) / np.maximum(S @ w, 1e-300)
+        c_full = ((S_ride * S_ride / chunks) @ w) / np.maximum(S @ w, 1e-300)
+        # whole prompts, mean TPOT: a step lasts ``step`` but for the prefills of the prompts that fit beside the
+        # decodes, a share rho_fit = x E[S_fit] of the time the decodes are in flight (1 - x E[S_long]: a long
+        # prompt runs alone)
+        busy_long = np.minimum(served * (np.where(long, S, 0.0) @ w), 0.999)
+        rho_fit = np.minimum(served * (S_ride @ w) / (1.0 - busy_long), 0.999)
+        out["tpot"] = step / (1.0 - rho_fit)
+        # no decode step outlasts the longest iteration: a prompt of max_num_tokens tokens (the budget an iteration
+        # holds; the decodes riding on it overlap its compute) or a long prompt's chunk that rides on the decodes
+        budget_ms = inference.estimate(**self._kw(d), batch_size=1.0, input_len=d.max_num_tokens.astype(float),
+                                       output_len=1, max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+        out["step_max"] = np.maximum(np.maximum(budget_ms, (S_ride / chunks).max(axis=1)), step)
         for p in PERCENTILES:
             q = Z_Q[p]
 
-            hi = mixture_quantile(b, wx, p0, m, q, qu["c2"])
             # the slot wait's quantile, bounded by what the run builds (no backlog: that is added once, below)
             slot_q = run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
                               n_req, np.minimum(lam_ms, cap_ms), cap_ms, p)
-            out[f"ttft_{p}"] = np.where(stable, hi, np.maximum(hi, b @ wx + run_wait(np.zeros(n), n_req, lam_ms, cap_ms,
-                                                                                   p))) + slot_q
+            if mod is not None:
+                out[f"ttft_{p}"] = mixture_quantile(win["b"], win_w, win["p0"], win["m"], q, win["c2"],
+                                                    floor=win["fluid"], steps=MODULATED_BISECTION_STEPS) + slot_q
+            else:
+                hi = mixture_quantile(b, wx, p0, m, q, qu["c2"])
+                out[f"ttft_{p}"] = np.where(stable, hi, np.maximum(hi, b @ wx + run_wait(np.zeros(n), n_req, lam_ms,
+                                                                                       cap_ms, p))) + slot_q
 
             def tpot_tail(t: np.ndarray, q: float = q) -> np.ndarray:   # t: (n, k) -> P(TPOT > t) > 1 - q
-                need = (t[:, :, None] - t_dec[:, None, None]) * (outs[None, None, :] - 1.0)   # (n, k, O) stall
+                need = (t[:, :, None] - step[:, None, None]) * (outs[None, None, :] - 1.0)    # (n, k, O) stall
                 hit = stall[:, None, :, :] > need[..., None]           # (n, k, O, K)
                 rate = np.broadcast_to(lam_ms[:, None, None, None] * w * t_life[:, None, :, None], hit.shape)
                 # ... and a queue of prompts found at its start: every step carries a full chunk until the queued
@@ -1067,10 +1233,62 @@ class ServingModel:
                 pr = 1.0 - np.exp(-(rate * hit).sum(axis=3)) * (1.0 - queue)
                 return (pr * vo).sum(axis=2) > 1 - q
 
-            top = t_dec + np.maximum(stall.max(axis=(1, 2)), c_full) + 1.0
-            _, hi = bisect(t_dec.copy(), top, tpot_tail, TTFT_BISECTION_STEPS)
+            top = step + np.maximum(stall.max(axis=(1, 2)), c_full) + 1.0
+            _, hi = bisect(step.copy(), top, tpot_tail, TTFT_BISECTION_STEPS)
             out[f"tpot_{p}"] = hi
         return out
+
+    def _modulated(self, work: np.ndarray, lam_ms: np.ndarray, cap_ms: np.ndarray, n_req: np.ndarray,
+                   spread: np.ndarray) -> dict[str, np.ndarray]:
+        """The prompt queue under a trace's own arrivals as a modulated arrival process (pointwise stationary
+        fluid approximation): the run split into `MODULATION_WINDOWS` windows of equal length, window k bringing
+        a share r_k / W of the requests (`Workload.arrival_profile`, r_k: its rate over the mean). Over the windows
+        the queue is a fluid: the backlog (ms of wait) grows by (lam r_k / c - 1) per window length where the
+        window's rate lam r_k exceeds the capacity c (the replica's, at most 1 / E[work]) and drains where below
+        (reflected at 0), so a storm's backlog carries over into the quieter windows after it; inside a window the
+        queue is the stationary one at the window's rate (`_length_queue` at lam r_k, its arrivals' dispersion
+        read over at most one window), bounded by what the window's requests build (`run_wait`). ``work`` (n, K):
+        each length node's work on the queue's server (ms); ``lam_ms``, ``cap_ms``: requests per ms offered and
+        served at most; ``n_req``: the requests of the run this queue sees (one per row). Returns mean (the mean wait, ms), and per window (n, W):
+        fluid (its mean fluid backlog, ms), p0, m, c2 (the local queue's chance to wait, mean wait given a wait
+        and its squared CV, `mixture_quantile`'s), and weights (W,): each window's share of the requests."""
+        prof = self._profile
+        assert prof is not None and self._len_nodes is not None
+        w = self._len_nodes[1]
+        n, W = work.shape[0], len(prof)
+        es = np.maximum(work @ w, 1e-300)
+        c = np.maximum(np.minimum(cap_ms, 1.0 / es), 1e-300)           # requests per ms the queue serves
+        lam = np.maximum(lam_ms, 1e-300)
+        n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
+        dlt = n_run / lam / W                                          # a window's length (ms)
+        slope = (lam[:, None] * prof[None, :] / c[:, None] - 1.0) * dlt[:, None]   # backlog change per window (ms)
+        x = np.cumsum(slope, axis=1)
+        end = x - np.minimum(np.minimum.accumulate(x, axis=1), 0.0)
+        start = np.concatenate([np.zeros((n, 1)), end[:, :-1]], axis=1)
+        # the window's mean backlog: linear from its start, reflected at 0 where it drains within the window
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t0 = np.where(slope < 0, start / np.maximum(-slope, 1e-300), np.inf)
+        fluid = np.where(t0 >= 1.0, start + 0.5 * slope, 0.5 * start * np.minimum(t0, 1.0))
+        lam_k = (lam[:, None] * prof[None, :]).ravel()
+        served_k = np.minimum(lam_k, np.repeat(c, W))
+        own = self.rate
+        tau = (1e3 * self.workload.size / own / W) if own else math.inf   # a window in the trace's own time (ms)
+        qu = self._length_queue(np.repeat(work, W, axis=0), served_k, tau, within=True)
+        cap_k = np.repeat(cap_ms, W)
+        n_k = np.repeat(np.maximum(n_run / W, 1.0), W)
+        local = run_wait(qu["stationary"], n_k, served_k, cap_k, burst=qu["g"]).reshape(n, W)
+        weights = prof / prof.sum()
+        p0 = qu["p0"].reshape(n, W)
+        m = np.maximum(local / p0, 1e-9)
+        # the wait's spread: the whole run's queue's (``c2``, `wait_scv`), the windows differing in their means
+        c2 = np.broadcast_to(np.asarray(spread, dtype=float)[:, None], (n, W))
+        # a request waits for the larger of the two, max(F, X), not their sum: a window busy with a fluid backlog
+        # is the backlog's (the local fluctuations average out). E[max(F, X)] = F + E[(X - F)+], X 0 with
+        # probability 1 - p0, else `mixture_quantile`'s balanced hyperexponential of mean m and squared CV c2
+        a = 0.5 * (1.0 + np.sqrt((np.maximum(c2, 1.0) - 1.0) / (np.maximum(c2, 1.0) + 1.0)))
+        m1, m2 = m / (2.0 * a), m / (2.0 * (1.0 - a))
+        excess = p0 * (a * m1 * np.exp(-fluid / m1) + (1.0 - a) * m2 * np.exp(-fluid / m2))
+        return {"mean": (fluid + excess) @ weights, "fluid": fluid, "p0": p0, "m": m, "c2": c2, "weights": weights}
 
     def _prefill_nodes(self, kw: Mapping[str, Any], max_num_tokens: np.ndarray) -> np.ndarray:
         """Prefill time (ms) of one prompt alone at each prompt-length node (`length_nodes`), shape (n, K): one
@@ -1084,7 +1302,8 @@ class ServingModel:
                                  max_num_tokens=np.repeat(max_num_tokens, K))
         return est["ttft_ms"].to_numpy(float).reshape(n, K)
 
-    def _length_queue(self, S: np.ndarray, lam_ms: np.ndarray) -> dict[str, np.ndarray]:
+    def _length_queue(self, S: np.ndarray, lam_ms: np.ndarray, tau_max_ms: float = math.inf,
+                      within: bool = False) -> dict[str, np.ndarray]:
         """The prompt queue of a length mixture: work S (ms, shape (n, K): what each length node's prompt holds
         the queue's server for) arriving at ``lam_ms`` requests per ms (one per queue). Returns rho (utilisation
         lam E[S], at most 0.999), cs2 (squared CV of the work), i_s and ca2 (the arrivals' index of dispersion
@@ -1101,17 +1320,18 @@ class ServingModel:
         # batch: M^X/G/1), and ca^2 over the queue's relaxation time (ca^2 + cs^2) E[S] / (1 - rho)^2, the time
         # scale over which a heavily loaded queue's wait builds (its diffusion limit; a fixed point in ca^2).
         # Poisson / gamma arrivals: I_s = 1 and ca^2 = `Workload.variability`'s
-        ca2, i_s = self._ca2(ES / np.maximum(1.0 - rho, 1e-3)), np.ones(n)
+        ca2, i_s = self._ca2(np.minimum(ES / np.maximum(1.0 - rho, 1e-3), tau_max_ms), within=within), np.ones(n)
         if self._idc is not None:
             # (its largest over windows up to that: requests arriving together stay a batch at any rate)
-            i_s = np.maximum(self._ca2(ES, peak=True), 1.0)
+            i_s = np.maximum(self._ca2(ES, peak=True, within=within), 1.0)
             # requests sharing arrival times (batches, `Workload.arrival_batches`): the batches' own gaps
             # count too, their squared CV being the index of dispersion over many of their gaps in the trace's own
             # time (BATCH_GAPS of them; the trace's mean rate, whatever rate the replica is offered)
             own = self.rate
             gaps = BATCH_GAPS * self._batch / own * 1e3 if self._batch > 1 and own else 0.0
             for _ in range(CA2_FIXED_POINT_STEPS):
-                ca2 = self._ca2(np.maximum((ca2 + cs2) * ES / np.maximum(1.0 - rho, 1e-3) ** 2, gaps))
+                ca2 = self._ca2(np.minimum(np.maximum((ca2 + cs2) * ES / np.maximum(1.0 - rho, 1e-3) ** 2, gaps),
+                                           tau_max_ms), within=within)
         # mean wait (`batch_wait`): the earlier requests of its own batch, (I_s - 1) E[S] / 2, plus the work the
         # batch finds (Kingman on the batches, corrected for batches that come regularly)
         wait_es, p_found = batch_wait(rho, cs2, ca2, i_s, self._batch)
@@ -1123,14 +1343,18 @@ class ServingModel:
         return {"rho": rho, "cs2": cs2, "i_s": i_s, "ca2": ca2, "stationary": wait_es * ES, "p0": p0, "c2": c2,
                 "g": cs2 + np.maximum(ca2, i_s)}
 
-    def _ca2(self, tau_ms: np.ndarray, peak: bool = False) -> np.ndarray:
+    def _ca2(self, tau_ms: np.ndarray, peak: bool = False, within: bool = False) -> np.ndarray:
         """Arrivals' squared variability for the prompt queue whose busy periods last ``tau_ms`` (ms, one per
         deployment): a trace replayed with its own arrivals gives its index of dispersion of counts over that
         window (`Workload.arrival_dispersion`, interpolated in log window), so a few long pauses between requests
-        do not count as bursts the queue feels; other workloads `Workload.variability`'s (1 Poisson, cv^2 gamma)."""
+        do not count as bursts the queue feels; other workloads `Workload.variability`'s (1 Poisson, cv^2 gamma).
+        ``within``: the index of the arrivals within the `MODULATION_WINDOWS` windows (their rate's swings across
+        windows taken out, `Workload.arrival_dispersion`'s ``demodulate``), for the windows' own queues
+        (`_modulated`)."""
         if self._idc is None:
             return np.full(np.shape(tau_ms), self._ca2_arrivals)
-        idc = np.maximum.accumulate(self._idc) if peak else self._idc
+        idc = self._idc_within if within and self._idc_within is not None else self._idc
+        idc = np.maximum.accumulate(idc) if peak else idc
         return np.interp(np.log(np.maximum(tau_ms, 1e-9)), np.log(self._windows_ms), idc)
 
     @reusing_prepared()
@@ -1172,6 +1396,9 @@ OUTPUT_BINS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.85, 1.0
 #: halvings of the bisections on a TTFT / TPOT percentile of a length mixture (`ServingModel._mixture`): its
 #: bracket to ~1e-9 of its width
 TTFT_BISECTION_STEPS = 30
+#: halvings of the TTFT percentiles' bisection over a trace's windows (`ServingModel._modulated`: 20 times the
+#: nodes): the bracket to ~1e-6 of its width
+MODULATED_BISECTION_STEPS = 20
 #: fixed-point steps of the arrivals' ca^2 read at the queue's relaxation time (`ServingModel._mixture`)
 CA2_FIXED_POINT_STEPS = 4
 #: gaps between a trace's batches of requests (requests sharing one arrival time) over which the index of
@@ -1180,6 +1407,10 @@ CA2_FIXED_POINT_STEPS = 4
 BATCH_GAPS = 10
 #: windows (log-spaced, 1 ms .. 10^4 s) at which `Workload.arrival_dispersion` is read once per workload
 DISPERSION_WINDOWS = 29
+#: windows of equal length over which a trace's own arrivals modulate the prompt queue's rate
+#: (`Workload.arrival_profile`, `ServingModel._modulated`): as many as `Workload.arrival_dispersion` counts at its
+#: longest window (span / 20)
+MODULATION_WINDOWS = 20
 
 
 def quantile_nodes(values: np.ndarray, edges: tuple[float, ...] = LENGTH_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -1241,27 +1472,36 @@ def wait_scv(S: np.ndarray, w: np.ndarray, lam_ms: np.ndarray, rho: np.ndarray, 
 
 
 def mixture_quantile(b: np.ndarray, w: np.ndarray, p0: np.ndarray, m: np.ndarray, q: float,
-                     c2: np.ndarray | None = None) -> np.ndarray:
+                     c2: np.ndarray | None = None, floor: np.ndarray | None = None,
+                     steps: int = TTFT_BISECTION_STEPS) -> np.ndarray:
     """The q-quantile (ms) of b_J + W over requests, one per row: J a length node of weight ``w`` (K,), b (n, K)
     its own service (ms), W the queue wait, 0 with probability 1 - ``p0`` else of mean ``m`` (ms) and squared
     CV ``c2`` (`wait_scv`; None: 1), one per row: a two-phase hyperexponential with balanced means where c2 > 1
     (phase 1 with probability a = (1 + sqrt((c2 - 1) / (c2 + 1))) / 2 and mean m / (2 a), phase 2 mean
     m / (2 (1 - a)): two exponentials, cheap in the bisection), else the exponential (a narrower wait is not
-    modelled); solves sum_j w_j P(b_j + W <= t) = q by bisection (TTFT_BISECTION_STEPS halvings)."""
+    modelled); solves sum_j w_j P(b_j + W <= t) = q by bisection (TTFT_BISECTION_STEPS halvings). ``p0``, ``m``,
+    ``c2`` may also be one per node (n, K); ``floor`` (n, K; ms): a wait of at least that, max(floor_j, W) (a
+    fluid backlog, `ServingModel._modulated`); ``steps``: the bisection's halvings."""
     c2 = np.ones_like(m) if c2 is None else np.maximum(c2, 1.0)
     a = 0.5 * (1.0 + np.sqrt((c2 - 1.0) / (c2 + 1.0)))
-    r1, r2 = (2.0 * a / m)[:, None, None], (2.0 * (1.0 - a) / m)[:, None, None]
-    a3 = a[:, None, None]
+    # one wait per row (n,) or one per node (n, K): broadcast against (n, k points, K nodes)
+    col = (lambda x: x[:, None, None]) if np.ndim(m) == 1 else (lambda x: x[:, None, :])
+    r1, r2 = col(2.0 * a / m), col(2.0 * (1.0 - a) / m)
+    a3, p3 = col(a), col(np.broadcast_to(p0, np.shape(m)))
+
+    start = b if floor is None else b + floor                      # the least TTFT of each node
 
     def below(t: np.ndarray) -> np.ndarray:                        # t: (n, k) -> P(b_J + W <= t) < q
         x = np.maximum(t[:, :, None] - b[:, None, :], 0.0)
         tail = a3 * np.exp(-r1 * x) + (1.0 - a3) * np.exp(-r2 * x)
-        cdf = np.where(t[:, :, None] >= b[:, None, :], 1.0 - p0[:, None, None] * tail, 0.0)
+        cdf = np.where(t[:, :, None] >= start[:, None, :], 1.0 - p3 * tail, 0.0)
         return (cdf * w).sum(axis=2) < q
 
     # the slower phase's (1 - u)-quantile bounds the mixture's
-    hi = b.max(axis=1) + m / (2.0 * (1.0 - a)) * np.log(np.maximum(p0 / (1 - q), 1.0)) + 1.0
-    _, hi = bisect(b.min(axis=1) * 0.999, hi, below, TTFT_BISECTION_STEPS)
+    slow = m / (2.0 * (1.0 - a)) * np.log(np.maximum(np.broadcast_to(p0, np.shape(m)) / (1 - q), 1.0))
+    hi = (start + slow).max(axis=1) if np.ndim(m) == 2 else start.max(axis=1) + slow
+    hi = hi + 1.0
+    _, hi = bisect(start.min(axis=1) * 0.999, hi, below, steps)
     return hi
 
 
@@ -1454,7 +1694,7 @@ RUN_WAIT = {"mean": 0.5319230405352436, "p50": 0.4052338073627873, "p90": 1.1803
             "p99": 2.048274426082083}
 
 
-def run_wait(stationary: np.ndarray, n_req: float, lam: np.ndarray, cap: np.ndarray,
+def run_wait(stationary: np.ndarray, n_req: float | np.ndarray, lam: np.ndarray, cap: np.ndarray,
              stat: str = "mean", *, burst: float | np.ndarray = 1.0) -> np.ndarray:
     """Queue wait (ms; the mean, or the percentile ``stat``) of a run of ``n_req`` requests arriving at ``lam``
     per ms at a queue that serves ``cap`` per ms, from its ``stationary`` wait (the steady-state queue's, which
@@ -1462,11 +1702,11 @@ def run_wait(stationary: np.ndarray, n_req: float, lam: np.ndarray, cap: np.ndar
     arrivals (RUN_WAIT: ~0.53 sqrt(n) / cap on average at lam = cap), and past its capacity the queue of the run
     grows to n (1/cap - 1/lam) by its last request, the mean request waiting half of that (a fraction q of it
     at percentile q). The one queueing rule of the aggregated replicas, the disaggregated prefill pool and the
-    decode pool's admission. ``burst``: Kingman's ca^2 + cs^2 of the arrivals and the work (1: Poisson arrivals of
+    decode pool's admission. ``n_req``: a scalar, or one per queue. ``burst``: Kingman's ca^2 + cs^2 of the arrivals and the work (1: Poisson arrivals of
     fixed work; one per queue or a scalar): the run's random walk has variance burst x n / cap^2."""
     lam = np.asarray(lam, dtype=float)
     cap = np.maximum(np.asarray(cap, dtype=float), 1e-300)
-    bound = RUN_WAIT[stat] * np.sqrt(max(n_req, 1.0) * np.asarray(burst, dtype=float)) / cap
+    bound = RUN_WAIT[stat] * np.sqrt(np.maximum(n_req, 1.0) * np.asarray(burst, dtype=float)) / cap
     backlog = n_req * np.maximum(1.0 / cap - 1.0 / np.maximum(lam, 1e-300), 0.0)
     frac = 0.5 if stat == "mean" else Z_Q[stat]
     return np.maximum(np.minimum(stationary, bound), frac * backlog)

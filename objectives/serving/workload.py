@@ -261,13 +261,16 @@ class Workload:
         cs2 = float(inp.var() / inp.mean() ** 2) if inp is not None else 0.0
         return ca2, cs2
 
-    def arrival_dispersion(self, windows_s: np.ndarray) -> np.ndarray | None:
+    def arrival_dispersion(self, windows_s: np.ndarray, demodulate: int | None = None) -> np.ndarray | None:
         """Index of dispersion of counts (variance / mean of the number of arrivals in a window) of a trace replayed
         with its own arrival times (its first ``size`` requests), one value per window of ``windows_s`` seconds;
         None for every other workload (Poisson: 1 at every window, gamma renewal arrivals: from 1 in short
         windows to cv^2 in long ones). The arrivals' burstiness as a queue feels it over its own time scale, where
         the gaps' squared CV (`variability`) weighs a few long pauses as heavily as a storm of requests. A window
-        longer than 1/20 of the trace's span (too few windows to count) reads as the longest shorter one."""
+        longer than 1/20 of the trace's span (too few windows to count) reads as the longest shorter one.
+        ``demodulate``: the index within that many windows of equal length (`arrival_profile`): time warped so
+        that every window carries the mean rate (a window's arrivals spread over a span in proportion to its
+        count), the rate's swings across windows taken out."""
         if self.trace is None or self.rate is not None or self.concurrency is not None:
             return None
         arr = self._trace.arrival_s
@@ -277,6 +280,12 @@ class Workload:
         span = float(a[-1] - a[0])
         if not span > 0:
             return None
+        if demodulate is not None:
+            prof = self.arrival_profile(demodulate)
+            assert prof is not None                # the same trace, arrivals and span
+            edges = a[0] + span * np.arange(demodulate + 1) / demodulate
+            cum = np.concatenate([[0.0], np.cumsum(prof)]) / demodulate      # share of the requests up to each edge
+            a = a[0] + np.interp(a, edges, cum) * span
         w = np.minimum(np.asarray(windows_s, dtype=np.float64), span / 20.0)
         out = np.empty(len(w))
         for i, tau in enumerate(w):            # a few dozen windows, once per workload (not the hot path)
@@ -284,6 +293,25 @@ class Workload:
             counts = np.bincount(np.minimum(((a - a[0]) // tau).astype(np.int64), full), minlength=full + 1)[:full]
             out[i] = counts.var() / counts.mean() if counts.mean() > 0 else 1.0
         return out
+
+    def arrival_profile(self, windows: int) -> np.ndarray | None:
+        """How a trace replayed with its own arrival times (its first ``size`` requests) spreads its requests over
+        its span: the span cut into ``windows`` windows of equal length, each window's count over the mean count
+        (mean 1; a window of twice the mean rate reads 2). None for every other workload, as
+        `arrival_dispersion`."""
+        check_int("Workload.arrival_profile", "windows", windows)
+        if self.trace is None or self.rate is not None or self.concurrency is not None:
+            return None
+        arr = self._trace.arrival_s
+        if arr is None or self.size < 3:
+            return None
+        a = np.sort(np.asarray(arr[:self.size], dtype=np.float64))
+        span = float(a[-1] - a[0])
+        if not span > 0:
+            return None
+        k = np.minimum(((a - a[0]) / span * windows).astype(np.int64), windows - 1)
+        counts = np.bincount(k, minlength=windows).astype(np.float64)
+        return counts / counts.mean()
 
     def arrival_batches(self) -> tuple[float, float] | None:
         """Batches of requests sharing one arrival time in a trace replayed with its own arrival times (its first
