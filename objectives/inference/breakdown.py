@@ -75,6 +75,8 @@ def forward_parts(c: StepCoeffs, parts: dict[str, Any], T: Num, A: Num, D: Num, 
         add(name, v)
     for name, v in parts["seq_s"].items():
         add(name, (D + S) * v)
+    for name, v in parts["dec_s"].items():
+        add(name, D * v)
     cv = c.curves
     closed = _closed_parts(c, parts, T, A, D, K, S)
     if cv is None:

@@ -392,8 +392,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     """The step coefficients and memory terms of configurations as they broadcast. `collect` (None on the hot
     path): a dict that receives, per component (`breakdown.COMPONENTS`), the parts of the per-token coefficient
     `tok_s` ("tok_s"; its "attention" part: DeepSeek-V4's bounded spans, per prompt or decode token), of the fixed
-    time per forward `fixed_s` ("fixed_s") and of the time per sequence `ovh_seq_s` ("seq_s"), each summing to
-    the coefficient; and from `measured.build_curves` the parts of the measured curves."""
+    time per forward `fixed_s` ("fixed_s"), of the time per sequence `ovh_seq_s` ("seq_s") and of the time per
+    decoding sequence `state_seq_s` ("dec_s"), each summing to the coefficient; and from `measured.build_curves`
+    the parts of the measured curves."""
     # the engine each row named ("auto": none, the launch rules below do not apply), then "auto" resolved per GPU
     named = np.asarray(engine_names, dtype=object)[eng]
     engine_names, eng = resolve_auto_engine(tuple(engine_names), eng, grecs, gidx)
@@ -503,7 +504,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         head_mem_s=lc.head_params * memory.embed_bytes_per_param(wb) / w_bw,
         fixed_s=fixed_scale * (comm_fixed + eff["overhead_step_ms"] * 1e-3
                                + eff["overhead_layer_us"] * 1e-6 * m.n_layers),
-        comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6 + state_s,
+        comm_fixed_s=fixed_scale * comm_fixed, ovh_seq_s=eff["overhead_seq_us"] * 1e-6, state_seq_s=state_s,
     )
     if np.any(m.idx_block > 0):
         # MiniMax sparse attention: the sparse layers' GQA work is bounded by the attended span (`ops.sparse_s`);
@@ -525,7 +526,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
                               "comm_ep": fixed_scale * (a2a_n * a2a_lat + gat_n * gat_lat),
                               "comm_pp": fixed_scale * pp_lat, "host_step": fixed_scale * eff["overhead_step_ms"] * 1e-3,
                               "per_layer": fixed_scale * eff["overhead_layer_us"] * 1e-6 * m.n_layers}
-        collect["seq_s"] = {"host_seq": eff["overhead_seq_us"] * 1e-6, "linear_attention": state_s}
+        collect["seq_s"] = {"host_seq": eff["overhead_seq_us"] * 1e-6}
+        collect["dec_s"] = {"linear_attention": state_s}
         # what a measured profile keeps in closed form of the collectives (`_attach_curves`)
         collect["p2p_tok"] = {"comm_pp": pp_tok, "comm_tp": ar_n * m.hidden * 2.0 * ar_x_pb,
                               "comm_ep": a2a_n * mw * 2.0 * a2a_x_pb + gat_n * gat_tok}
@@ -705,13 +707,14 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
                + np.asarray(fields["n_moe_layers"], dtype=float) * float(eff["profile_moe_layer_us"])) * 1e-6
     c.fixed_s = np.where(has, step_ms * 1e-3 + layer_s + p2p_lat, c.fixed_s)
     c.comm_fixed_s = np.where(has, p2p_lat, c.comm_fixed_s)
-    c.ovh_seq_s = np.where(has, seq_us * 1e-6 + state_s, c.ovh_seq_s)
+    c.ovh_seq_s = np.where(has, seq_us * 1e-6, c.ovh_seq_s)
+    c.state_seq_s = np.where(has, state_s, c.state_seq_s)
     if collect is not None:  # the measured rows' parts of the coefficients set above (`_prepare`'s collect)
         tok_m = {"elementwise": collect["elem_s"], "linear_attention": np.where(lin_tab, 0.0, rec_tok_s),
                  "attention": 0.0, **collect["p2p_tok"]}
         fixed_m = {"host_step": step_ms * 1e-3, "per_layer": layer_s, **collect["p2p_lat"]}
-        for key, new in (("tok_s", tok_m), ("fixed_s", fixed_m), ("seq_s", {"host_seq": seq_us * 1e-6,
-                                                                            "linear_attention": state_s})):
+        for key, new in (("tok_s", tok_m), ("fixed_s", fixed_m), ("seq_s", {"host_seq": seq_us * 1e-6}),
+                         ("dec_s", {"linear_attention": state_s})):
             collect[key] = {name: np.where(has, new.get(name, 0.0), v) for name, v in collect[key].items()}
     c.curves = curves if np.any(has) else None  # no row on a profile: the closed form as it is
     return src

@@ -411,7 +411,11 @@ class StepCoeffs:
     head_mem_s: Num      # ... weight streaming s
     fixed_s: Num         # per-forward s: host/launch overhead + collective latencies
     comm_fixed_s: Num    # the collective-latency part of fixed_s (GPU waits on the link)
-    ovh_seq_s: Num       # per-sequence per-iteration host overhead, s
+    ovh_seq_s: Num       # the engine's host time per sequence per iteration, s (charged per decode and logit row)
+    #: linear-attention (Gated DeltaNet, Mamba-2, KDA) state traffic per decoding sequence per step: its constant
+    #: state read and written back once, s; GPU work (0 for plain transformers, and where a kernel table prices it).
+    #: A prompt's one state write at the end of its prefill is not charged (small beside the prefill's recurrence)
+    state_seq_s: Num = 0.0
     #: a served request's host time before the engine schedules it (API server, tokenization), s
     ttft_s: Num = 0.0
     #: ... and the model's own time before its first token (`Efficiency` ``attn_ttft_ms``: linear / sparse
@@ -461,7 +465,7 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
         t = t + K * c.dec_kv_s
     if not _zero(c.sparse_span):
         t = t + sparse_s(c, T, A, D, K, mx)
-    t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+    t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s) + D * c.state_seq_s
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
 
 
@@ -489,7 +493,7 @@ def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: 
         t = curve_at1(cv.tok, M) + curve_at1(cv.head, S)
     else:
         t = curve_at(cv.tok, M, cv.rows) + curve_at(cv.head, S, cv.rows)
-    t = t + attention_terms(c, T, A, D, K, scalar) + M * c.tok_s
+    t = t + attention_terms(c, T, A, D, K, scalar) + M * c.tok_s + D * c.state_seq_s
     t = t + c.fixed_s + (D + S) * c.ovh_seq_s
     closed = None if scalar else cv.closed_rows()
     if closed is not None:  # rows no profile costs (a GPU without one, in a mixed batch): the closed form exactly

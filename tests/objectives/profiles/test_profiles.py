@@ -602,7 +602,7 @@ def test_kimi_k3_kda_layers_follow_the_kda_tables(monkeypatch):
 
 
 def test_linear_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it():
-    """The closed form's per-sequence state read and write (ovh_seq_s) leaves Kimi-K3's and Qwen3.5's decode where
+    """The closed form's per-sequence state read and write (state_seq_s) leaves Kimi-K3's and Qwen3.5's decode where
     the KDA / Gated DeltaNet tables price it (it would be counted twice); a GPU whose profile has no KDA table
     (A100) keeps it and says "extrapolated"."""
     from objectives.inference.core import prepare
@@ -610,7 +610,8 @@ def test_linear_rows_on_a_table_drop_the_closed_form_recurrence_others_keep_it()
     def seq_terms(model, gpu, engine):
         pr = prepare(model, gpu, tp=8, engine=engine)
         seq_s = float(np.squeeze(pr.eff.engine_table("engine_seq_us", np.array([engine], dtype=object), 2.0))) * 1e-6
-        return float(np.squeeze(pr.coeffs.ovh_seq_s)), seq_s, float(np.squeeze(pr.lc.state_bytes_per_seq))
+        return (float(np.squeeze(pr.coeffs.ovh_seq_s + pr.coeffs.state_seq_s)), seq_s,
+                float(np.squeeze(pr.lc.state_bytes_per_seq)))
 
     ovh, seq_s, state = seq_terms("moonshotai/Kimi-K3", "B200", "sglang")
     assert state > 0 and ovh == pytest.approx(seq_s, rel=1e-12)
@@ -741,14 +742,15 @@ def test_mamba2_tables_move_only_mamba2_rows(monkeypatch):
 
 def test_mamba2_rows_keep_the_closed_form_scan_and_state_update():
     """Mamba-2's tables time its conv alone: Nemotron-3 Nano keeps the closed form's per-sequence state read and
-    write (ovh_seq_s) beside them, as a GPU without the tables (A100, "extrapolated") does; Kimi-K3's KDA rows,
+    write (state_seq_s) beside them, as a GPU without the tables (A100, "extrapolated") does; Kimi-K3's KDA rows,
     whose tables price the whole recurrence, drop it."""
     from objectives.inference.core import prepare
 
     def seq_terms(model, gpu, engine, tp):
         pr = prepare(model, gpu, tp=tp, engine=engine)
         seq_s = float(np.squeeze(pr.eff.engine_table("engine_seq_us", np.array([engine], dtype=object), 2.0))) * 1e-6
-        return float(np.squeeze(pr.coeffs.ovh_seq_s)), seq_s, float(np.squeeze(pr.lc.state_bytes_per_seq))
+        return (float(np.squeeze(pr.coeffs.ovh_seq_s + pr.coeffs.state_seq_s)), seq_s,
+                float(np.squeeze(pr.lc.state_bytes_per_seq)))
 
     for gpu in ("B200", "A100-SXM-80GB"):
         ovh, seq_s, state = seq_terms("Nemotron-3-Nano-30B-A3B", gpu, "sglang", 1)
