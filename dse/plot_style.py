@@ -87,6 +87,10 @@ def hover_data(view: StudyView, df: pd.DataFrame, label: str = "") -> tuple[np.n
         if col in df:
             lines.append(f"<i>{html.escape(col)}</i> = %{{customdata[{len(cols)}]}}")
             cols.append(_fmt(df[col]))
+    for col in view.labels:   # text the objective returned beside its numbers (where they come from)
+        if col in df:
+            lines.append(f"<i>{html.escape(col)}</i> = %{{customdata[{len(cols)}]}}")
+            cols.append(_escape(_fmt(df[col])))
     data = np.column_stack(cols).astype(object) if len(df) else np.empty((0, len(cols)), dtype=object)
     return data, "<br>".join(lines) + "<extra></extra>"
 

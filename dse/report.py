@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import __version__, plot
 from .errors import StudyError
-from .view import FRONT, INFEASIBLE, StudyView
+from .view import FRONT, INFEASIBLE, StudyView, label_columns
 
 __all__ = ["write", "render", "objective_sections"]
 
@@ -254,7 +254,10 @@ def render(view: StudyView, *, max_points: int = 5000, seed: int = 0,
         f'<div class="grid">{"".join(front_divs)}</div>'
     )
     fr = view.front()
-    cols = ["number", *view.params, *[m for m in view.metrics if m in fr.columns]]
+    # the objective's text labels that say something on the front (where its numbers come from; not an empty
+    # `reason` that only infeasible trials fill)
+    labels = label_columns(fr[[c for c in view.labels if c in fr.columns]], ())
+    cols = ["number", *view.params, *[m for m in view.metrics if m in fr.columns], *labels]
     parts.append(
         f"<h3>Front configurations ({len(fr)})</h3>"
         '<p class="sub">Click a column header to sort; click a row to show that point in the scatters.</p>'

@@ -16,6 +16,8 @@ import pandas as pd
 
 from .errors import StudyError
 from .space import Space
+from .view import label_columns
+from .vocabulary import TRIAL_COLUMNS
 
 
 @dataclass
@@ -153,7 +155,13 @@ def front_table(study, columns: list[str] | None = None, limit: int | None = 40)
         varying = [p for p in study.space.names if front[p].map(repr).nunique() > 1]
         const = [p for p in study.space.names if p not in varying]
         checked = [c for c in study.spec.checked.values() if c not in study.constraints]   # band ends checked
-        columns = list(dict.fromkeys(["number", *varying, *study.objectives, *study.constraints, *checked]))
+        # the objective's text labels of its rows (where the numbers come from): a column where they vary on the
+        # front, the "same on the whole front" line where they do not
+        labels = label_columns(front, [*TRIAL_COLUMNS, *study.space.names, *study.objectives, *study.constraints])
+        vary_labels = [c for c in labels if front[c].map(repr).nunique() > 1]
+        const += [c for c in labels if c not in vary_labels]
+        columns = list(dict.fromkeys(["number", *varying, *study.objectives, *study.constraints, *checked,
+                                      *vary_labels]))
     else:
         const = []
         unknown = [c for c in columns if c not in front.columns]

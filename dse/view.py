@@ -6,6 +6,7 @@ a StudyView and nothing else, so they work for any study, however it was stored.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,13 @@ class StudyView:
         rest = [c for c in self.trials.columns if c not in skip and c not in self.objectives]
         return list(self.objectives) + [c for c in rest if _is_numeric(self.trials[c])]
 
+    @property
+    def labels(self) -> list[str]:
+        """Text metric columns (what an objective says about a row beside its numbers, e.g. where they come from):
+        every column that is neither a base column, a parameter nor numeric, holding a value on a complete trial."""
+        done = self.trials[self.trials["state"].astype(str) == "complete"]
+        return label_columns(done, [*BASE_COLUMNS, *self.params, *self.objectives])
+
     def complete(self) -> pd.DataFrame:
         """Complete trials (failed and running ones dropped), with a ``category`` column:
         "front" (in ``pareto_numbers``), "dominated" (feasible, not on the front) or "infeasible"."""
@@ -156,6 +164,20 @@ class StudyView:
             return self.objectives[metric]
         op = self.constraints.get(metric, ("<=", 0.0))[0]
         return "max" if op in (">=", ">") else "min"
+
+
+def label_columns(rows: pd.DataFrame, skip: Iterable[str]) -> list[str]:
+    """The text columns of `rows` outside `skip` that hold a value (not missing, not empty) on some row: an
+    objective's labels of its results, shown beside the metrics (`StudyView.labels`, `dse.spec.front_table`)."""
+    skipped = set(skip)
+    out = []
+    for c in rows.columns:
+        if c in skipped or _is_numeric(rows[c]):
+            continue
+        v = rows[c]
+        if (v.notna() & (v.astype(str).str.strip() != "")).any():
+            out.append(str(c))
+    return out
 
 
 def _is_numeric(s: pd.Series) -> bool:

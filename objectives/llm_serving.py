@@ -126,10 +126,17 @@ def _column(df: pd.DataFrame, name: str, defaults: Mapping[str, Any], n: int) ->
 
 
 def _ints(x: np.ndarray, name: str) -> np.ndarray:
+    """A degree or batch-limit column as int64: whole numbers >= 1 (2.0 and "2" are 2); a fractional, missing or
+    non-positive value raises ObjectiveError naming the column and the value (truncating tp=2.5 to 2 costed
+    another deployment)."""
     try:
-        return np.asarray(x, dtype=float).astype(np.int64)
+        f = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
         raise ObjectiveError(f"column {name!r} must hold integers, got {x[:3].tolist()}") from None
+    bad = ~(f >= 1) | (f % 1 != 0)
+    if bad.any():
+        raise ObjectiveError(f"column {name!r}: {np.asarray(x, dtype=object)[bad][0]!r} must be a whole number >= 1")
+    return f.astype(np.int64)
 
 
 def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> Deployments:
@@ -199,7 +206,7 @@ class LLMServingObjective(CarriesModel):
         if profile is not None:
             from .calibration.calibrate import load_profile, profile_provenance
             efficiency = load_profile(profile)
-            version = f"{version}+profile.{str(efficiency.meta.get('sha256', ''))[:12] or 'unhashed'}"
+            version = f"{version}+profile.{str(efficiency.meta['sha256'])[:12]}"  # the factors' hash
             inputs = {"calibrated_profile": profile_provenance(profile, efficiency)}
         self.interval = interval
         self.confidence = confidence

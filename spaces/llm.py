@@ -93,7 +93,13 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
     `objectives.inference.resolve.layout_invalid`), in each pool.
     """
+    _lists(n_gpus=n_gpus, tp=tp, pp=pp, ep=ep, formats=formats, kv_dtypes=kv_dtypes, max_batch_sizes=max_batch_sizes,
+           max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, modes=modes, batching=batching,
+           engines=engines, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
+           prefill_attn_dp=prefill_attn_dp)
     modes = tuple(dict.fromkeys(modes))
+    if engines is not None:
+        engines = _engine_names(engines)
     with_dp = replicas or "disagg" in modes
     par = parallelism(model, max_gpus, tp=tp, pp=pp, dp=with_dp, ep=ep)
     adp = "1"                                    # the attention-DP factor of a (decode) replica's GPU count
@@ -101,6 +107,17 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         wide = ep_choices(model_record(model), max_gpus, uneven=True) if ep is None else []
         par = _with_attn_dp(par, _degrees("attn_dp", attn_dp, max_gpus), wide)
         adp = "attn_dp"
+    if ep is not None and "ep" in par.params:
+        # an EP no replica's tp x attn_dp GPUs can hold would fail every configuration it is in
+        groups = sorted({t * a for t in _choices(par, "tp")
+                         for a in (_choices(par, "attn_dp") if "attn_dp" in par.params else [1])})
+        never = [e for e in _choices(par, "ep") if not any(g % e == 0 for g in groups)]
+        if never:
+            valid = [e for e in ep_choices(model_record(model), max_gpus, uneven=True)
+                     if any(g % e == 0 for g in groups)]
+            raise SpaceError(f"ep={never} divides no replica's tp x attn_dp ({groups}): every configuration with "
+                             f"it would fail; valid ep here: {valid} (or give attn_dp / tp values whose product "
+                             f"it divides)")
     parts = [
         hardware(gpus, max_gpus, n_gpus=n_gpus),
         par,
@@ -161,15 +178,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     parts.append(batching_space(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len,
                                 batching=policies))
     if engines is not None:
-        from objectives.profiles import resolve_engine
-        names = [str(e) for e in dict.fromkeys(engines)]
-        if not names:
-            raise SpaceError("engines=[]: give at least one of 'vllm', 'sglang', 'trtllm' (or leave it None)")
-        for e in names:
-            try:
-                resolve_engine(e)
-            except ValueError as exc:
-                raise SpaceError(f"engines: {exc}") from None
+        names = list(engines)
         parts.append(dse.Space(engine=dse.Categorical(names)))
         gpu_choices = {"gpu": _choices(parts[0], "gpu")}
         if own_pools:
@@ -252,6 +261,28 @@ def _degrees(label: str, given: Sequence[int], max_gpus: int) -> list[int]:
     return vals
 
 
+def _lists(**knobs: Any) -> None:
+    """SpaceError for a knob given one value where a sequence of values goes (``tp=8``: a TypeError; ``formats=
+    "fp8"``: read as ['f', 'p', '8']), naming it and the list it likely meant."""
+    for name, v in knobs.items():
+        if v is not None and (isinstance(v, (str, bytes, bool, np.bool_)) or not hasattr(v, "__iter__")):
+            raise SpaceError(f"{name}={v!r}: not a sequence; give the values to search as a list, e.g. "
+                             f"{name}=[{v!r}]")
+
+
+def _engine_names(engines: Sequence[str]) -> list[str]:
+    """The ``engines`` knob's values: each engine once, under the name the cost model's rows carry
+    (`profiles.engine_label`: " VLLM " and "vllm" are one, "vllm@0.24.0" is "vllm==0.24.0"); SpaceError naming
+    an unknown one or an empty list."""
+    from objectives.profiles import engine_label
+    if not list(engines):
+        raise SpaceError("engines=[]: give at least one of 'vllm', 'sglang', 'trtllm' (or leave it None)")
+    try:
+        return list(dict.fromkeys(engine_label(e) for e in engines))
+    except ValueError as exc:
+        raise SpaceError(f"engines: {exc}") from None
+
+
 def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[str]:
     """Constraints keeping each engine on the GPUs it can be costed on: a GPU with measured kernel profiles but
     none for this engine (or version) fails every trial (the `torch` profile exists for the H200 only, vLLM 0.14
@@ -265,13 +296,20 @@ def _engine_rules(engines: Sequence[str], gpus: dict[str, list[Any]]) -> list[st
         name, ver = profiles.resolve_engine(e)
         vendors = profiles.ENGINE_VENDORS.get(name)
         for param, names in gpus.items():
-            bad, foreign = [], []
+            bad, foreign, versions = [], [], {}
             for g in names:
                 have = profiles.available(g) if profiles.system_of(g) else None
                 if vendor_invalid(name, catalog.gpu(g).vendor):
                     foreign.append(g)
                 elif have is not None and (name not in have or (ver is not None and ver not in have[name])):
                     bad.append(g)
+                    versions[g] = have.get(name, [])
+            # a version asked for by name that no profiled GPU of the space has (a typo, a release not measured):
+            # the space would keep only the GPUs without profiles, costed on the roofline whatever the version
+            if ver is not None and versions and len(versions) == sum(bool(profiles.system_of(g)) for g in names):
+                raise SpaceError(f"engines: {e!r}: no {name} {ver} kernel profile for any profiled {param} of this "
+                                 "space; versions there: " + "; ".join(f"{g}: {', '.join(v) or 'none'}"
+                                                                       for g, v in versions.items()))
             if len(foreign) == len(names):
                 raise SpaceError(f"engines: {e!r} runs on {' / '.join(vendors or ())} GPUs only, and no {param} of "
                                  f"this space is one ({', '.join(map(str, names))})")

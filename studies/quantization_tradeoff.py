@@ -36,7 +36,7 @@ study = dse.StudySpec(
     optimizer="grid",
     batch_size=32768,              # the whole grid in one batch: its front is the study's front, simulated once
     show=["weight_dtype", "act_dtype", "kv_dtype", "gpu", "n_gpus", "tp", "pp", "max_batch_size", "quality",
-          "usd_per_mtok", "tpot_ms", "tok_s_per_gpu", "ttft_ms", "fidelity"],
+          "usd_per_mtok", "tpot_ms", "tok_s_per_gpu", "ttft_ms", "fidelity", "source"],
 )
 
 if __name__ == "__main__":

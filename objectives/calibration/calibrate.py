@@ -128,9 +128,25 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
            "mdape_in_sample": {"ttft": float(d["ttft_ape"].median()), "tpot": float(d["tpot_ape"].median()),
                                "throughput": float(d["thr_ape"].median())},
            "by_engine": mdape_by(d, ["engine"]).reset_index().to_dict(orient="records")}
-    doc["sha256"] = hashlib.sha256(json.dumps(factors, sort_keys=True).encode()).hexdigest()
-    Path(out).write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    doc["sha256"] = factors_sha256(factors)
+    doc = _strict(doc)  # a metric no row measures (NaN) is null: the file is JSON any tool reads
+    Path(out).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     return doc
+
+
+def _strict(x: Any) -> Any:
+    """`x` with every NaN or infinite number (numpy's too) as None and numpy numbers as Python ones: strict JSON."""
+    if isinstance(x, dict):
+        return {str(k): _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x
 
 
 #: client concurrency bands of the check's load table
@@ -172,12 +188,20 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
         models = pd.unique(d.loc[d["not_predicted"] == reason, "model"])[:6]
         lines.append(f"- not predicted, {reason}: {n} ({', '.join(map(str, models))})")
     if ok.any():
-        lines += ["", f"**All predicted rows: TTFT MdAPE {d.loc[ok, 'ttft_ape'].median():.1f} %, TPOT MdAPE "
-                      f"{d.loc[ok, 'tpot_ape'].median():.1f} %** (median predicted / measured: TTFT "
-                      f"{d.loc[ok, 'ttft_ratio'].median():.2f}, TPOT {d.loc[ok, 'tpot_ratio'].median():.2f})"
-                      + (f"; throughput MdAPE {d.loc[ok, 'thr_ape'].median():.1f} % on the "
-                         f"{int(d.loc[ok, 'thr_ape'].notna().sum())} rows measuring one"
-                         if d.loc[ok, "thr_ape"].notna().any() else ""), ""]
+        scored_, ratio = {}, {}
+        for m in ("ttft", "tpot"):  # a metric no predicted row measures is said so, not printed as "nan %"
+            ape, r = d.loc[ok, f"{m}_ape"], d.loc[ok, f"{m}_ratio"]
+            scored_[m] = f"{ape.median():.1f} %" if ape.notna().any() else None
+            ratio[m] = f"{r.median():.2f}" if r.notna().any() else None
+        have = [m for m in scored_ if scored_[m] is not None]
+        lines += ["", "**All predicted rows" + "".join(f"{', ' if i else ': '}{m.upper()} MdAPE {scored_[m]}"
+                                                    for i, m in enumerate(have)) + "**"
+                  + (" (median predicted / measured: " + ", ".join(f"{m.upper()} {ratio[m]}" for m in have) + ")"
+                     if have else "")
+                  + "".join(f"; {m.upper()}: no row measures one" for m in scored_ if scored_[m] is None)
+                  + (f"; throughput MdAPE {d.loc[ok, 'thr_ape'].median():.1f} % on the "
+                     f"{int(d.loc[ok, 'thr_ape'].notna().sum())} rows measuring one"
+                     if d.loc[ok, "thr_ape"].notna().any() else ""), ""]
         for by in (["engine"], ["gpu"], ["model"], ["mode", "engine"], ["load"], ["source"]):
             t = mdape_by(d, by)
             g = d[ok].groupby(by, observed=True)
@@ -185,6 +209,13 @@ def check(paths: Sequence[str | Path], *, layout: str | None = None, profile: st
             t["tpot_ratio"] = g["tpot_ratio"].median().round(2)
             lines += [_md(t), ""]
     return "\n".join(lines), d
+
+
+def factors_sha256(factors: dict[str, Any]) -> str:
+    """The hash of a calibrated profile's factors (dotted name -> value, values as floats): what `fit` records in
+    the file and `load_profile` recomputes from the factors it reads, so an edited file is another model."""
+    plain = {str(k): float(v) for k, v in factors.items()}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
 
 
 def _get(params: Any, dotted: str) -> float:
@@ -199,7 +230,14 @@ def load_profile(path: str | Path, base: Efficiency | None = None) -> Efficiency
     and what is wrong."""
     from objectives.inference.core import default_eff
 
+    if not str(path).strip():
+        raise ValueError(f"profile={str(path)!r}: empty; give the calibrated profile file `dse calibrate RESULTS -o "
+                         "FILE.json` wrote, or None for the shipped factors")
     p = Path(path)
+    if p.suffix.lower() == ".npz":
+        raise ValueError(f"{p}: a measured kernel profile (.npz), not a calibrated profile: the model picks a GPU's "
+                         "kernel tables with engine= ('vllm', 'sglang==0.5.14', ...; objectives.profiles.available); "
+                         "profile= takes the JSON `dse calibrate RESULTS -o FILE.json` writes")
     try:
         doc = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
@@ -219,13 +257,15 @@ def load_profile(path: str | Path, base: Efficiency | None = None) -> Efficiency
             d[k] = dict(d[k])
             d = d[k]
         d[keys[-1]] = float(v)
-    meta = {"calibrated_profile": str(p), "sha256": doc.get("sha256", "")}
+    # the hash of the factors read, not the one the file records: a factor edited after `dse calibrate` wrote the
+    # file (or a file written by hand) is a model of its own in a study's version and provenance
+    meta = {"calibrated_profile": str(p), "sha256": factors_sha256(doc["factors"])}
     return from_params(params, meta)
 
 
 def profile_provenance(path: str | Path, eff: Efficiency) -> dict[str, str]:
     """What a study records of the calibrated profile it was costed with: the file (absolute path), the sha256 of
-    its bytes, and the factors' hash `fit` wrote into it (`load_profile` keeps it in `eff.meta`)."""
+    its bytes, and the hash of the factors read from it (`factors_sha256`; `load_profile` keeps it in `eff.meta`)."""
     p = Path(path).resolve()
     return {"file": str(p), "file_sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
             "sha256": str(eff.meta.get("sha256", ""))}
@@ -268,10 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"dse calibrate: error: {exc}", file=sys.stderr)
         return 2
-    mdape = doc["mdape_in_sample"]
-    thr = f", throughput MdAPE {mdape['throughput']:.1f} %" if mdape["throughput"] == mdape["throughput"] else ""
-    print(f"{doc['rows']} rows; TTFT MdAPE {mdape['ttft']:.1f} %, TPOT MdAPE {mdape['tpot']:.1f} %{thr} (in sample); "
-          f"wrote {a.out} (sha256 {doc['sha256'][:12]})")
+    mdape = doc["mdape_in_sample"]   # None: no row measures that metric
+    scores = ", ".join(f"{name} MdAPE {mdape[k]:.1f} %" for k, name in
+                       (("ttft", "TTFT"), ("tpot", "TPOT"), ("throughput", "throughput")) if mdape[k] is not None)
+    none = "".join(f"; {name}: no row measures one" for k, name in (("ttft", "TTFT"), ("tpot", "TPOT"))
+                   if mdape[k] is None)
+    print(f"{doc['rows']} rows; {scores} (in sample){none}; wrote {a.out} (sha256 {doc['sha256'][:12]})")
     for reason, n in doc["skipped"].items():
         print(f"  left out, {reason}: {n} row(s)")
     return 0

@@ -12,11 +12,19 @@ Layouts (``layout=`` or detected from the path and its columns/keys):
   concurrency is ``silicon_concurrency=`` in ``silicon_data_source``, else the ``_c<N>_`` part of ``id``.
 - ``"vllm_json"``: what ``vllm bench serve --save-result`` (or ``benchmarks/benchmark_serving.py``) writes: one JSON
   object per file, or several, one per line, with ``--append-result``; a directory reads every ``*.json`` in it
-  except the ``*.pytorch.json`` companions. The JSON has no deployment: it comes from ``--metadata key=value``
+  and its subfolders except the ``*.pytorch.json`` companions, the calibrated profiles ``dse calibrate`` wrote and
+  a ``vllm bench sweep serve`` combination's ``summary.json`` (its ``run=N.json`` files are read; named on its
+  own, a summary is its runs). The JSON has no deployment: it comes from ``--metadata key=value``
   entries (vLLM stores each as a top-level string key of the result) and, where the file does not say, from the
-  keyword defaults (``gpu=``, ``tp=``, ``weight_dtype=`` required; ``engine=``, ``engine_version=``, ``pp=``,
-  ``attn_dp=``, ``moe_tp=``, ``moe_ep=``, ``moe_dtype=``, ``kv_dtype=``, ``mode=``, ``model=`` and the disagg pool
-  keys optional).
+  keyword defaults (``gpu=``, ``tp=`` required, ``weight_dtype=`` too for a model the catalog does not know,
+  else the checkpoint's own format, what ``vllm serve`` runs; ``engine=`` (a name, or "vllm==0.11.0" /
+  "vllm@0.11.0" with its version), ``engine_version=``, ``pp=``, ``attn_dp=``, ``moe_tp=``, ``moe_ep=``,
+  ``moe_dtype=``, ``kv_dtype=``, ``mode=``, ``model=`` and the disagg pool keys optional). The serve flags' names
+  are read too (``tensor_parallel_size``, ``data_parallel_size`` / ``dp_size`` as attention-DP ranks,
+  ``enable_expert_parallel``: EP = tp x dp, ``quantization``, ``kv_cache_dtype``), and ``gpu`` may be the device
+  name nvidia-smi prints. Only a closed loop is read as one: ``max_concurrency`` at the default rate (inf), capped
+  at ``num_prompts``; an offered ``request_rate`` (a cap under it bounds, not sets, the requests in flight) and a
+  ``--ramp-up-strategy`` run have no client concurrency.
 - ``"published"``: the published-measurements CSV (``../shared/calibration/published_measurements.csv``) read and
   classified by `objectives.calibration.data`; its one-metric-per-row records are grouped into one row per
   (source, deployment, load point).
@@ -100,6 +108,8 @@ QUANT_DTYPES: Mapping[str, str] = {
     "fp4": "fp4", "nvfp4": "fp4", "mxfp4": "fp4", "w4a8_mxfp4_fp8": "fp4", "nvfp4_wo": "fp4", "w4a16_nvfp4": "fp4",
     "w4a16_mxfp4": "fp4", "w4a8_mxfp4_mxfp8": "fp4", "w4a8_mxfp4_mxfp8_trtllm": "fp4", "w4a16_mxfp4_cutlass": "fp4",
     "int4": "int4", "int4_wo": "int4", "w4a16": "int4", "awq": "int4", "gptq": "int4", "w4afp8": "int4",
+    # vLLM's --quantization names of the same formats: ModelOpt FP8 checkpoints, the Marlin kernels of AWQ / GPTQ
+    "modelopt": "fp8", "awq_marlin": "int4", "gptq_marlin": "int4",
     "int8": "int8", "int8_wo": "int8", "w8a16": "int8", "w8a8": "int8", "int8_sq": "int8", "sq": "int8",
 }
 #: schemes that fix the GEMM's compute (activation) dtype apart from the weights' (aiconfigurator-core's
@@ -107,6 +117,7 @@ QUANT_DTYPES: Mapping[str, str] = {
 #: The others compute in their weights' dtype where the GPU can (the cost model's default)
 QUANT_ACT: Mapping[str, str] = {
     "int4_wo": "bf16", "int8_wo": "bf16", "w4a16": "bf16", "w8a16": "bf16", "awq": "bf16", "gptq": "bf16",
+    "awq_marlin": "bf16", "gptq_marlin": "bf16",
     "nvfp4_wo": "bf16", "w4a16_nvfp4": "bf16", "w4a16_mxfp4": "bf16", "w4a16_mxfp4_cutlass": "bf16",
     "w4afp8": "fp8", "w4a8_mxfp4_fp8": "fp8", "w4a8_mxfp4_mxfp8": "fp8", "w4a8_mxfp4_mxfp8_trtllm": "fp8",
     "sq": "int8", "int8_sq": "int8", "w8a8": "int8",
@@ -341,8 +352,14 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
 #: deployment keys taken from --metadata entries in the JSON or from the keyword defaults, with their aliases
 _META_ALIASES: Mapping[str, tuple[str, ...]] = {
     "gpu": ("gpu", "system", "gpu_type"), "tp": ("tp", "tp_size", "tensor_parallel_size"),
-    "pp": ("pp", "pp_size", "pipeline_parallel_size"), "attn_dp": ("attn_dp", "attention_dp_size", "dp_attention"),
+    "pp": ("pp", "pp_size", "pipeline_parallel_size"),
+    # the engine's data-parallel ranks behind one endpoint (vllm serve --data-parallel-size, SGLang --dp-size): each
+    # schedules its own requests, attention data parallel for an MoE model (the experts span them), for a dense
+    # model the same as replicas
+    "attn_dp": ("attn_dp", "attention_dp_size", "dp_attention", "data_parallel_size", "dp_size", "dp"),
     "moe_tp": ("moe_tp", "moe_tp_size"), "moe_ep": ("moe_ep", "moe_ep_size", "ep", "ep_size"),
+    # vllm serve --enable-expert-parallel: the experts spread over all tp x data-parallel ranks (EP = tp x dp)
+    "expert_parallel": ("enable_expert_parallel", "expert_parallel"),
     "engine": ("engine",), "engine_version": ("engine_version", "vllm_version", "version"),
     "weight_dtype": ("weight_dtype", "quantization", "dtype"), "moe_dtype": ("moe_dtype",),
     "kv_dtype": ("kv_dtype", "kv_cache_dtype"), "mode": ("mode",), "model": ("model",),
@@ -350,6 +367,25 @@ _META_ALIASES: Mapping[str, tuple[str, ...]] = {
 }
 _META_INT = {"tp", "pp", "attn_dp", "moe_tp", "moe_ep"} | {f"{p}_{f}" for p in ("prefill", "decode")
                                                           for f in POOL_FIELDS}
+
+
+def _is_result(obj: Any) -> bool:
+    """Whether a JSON value is a vllm bench serve result object (its request counts and mean latencies)."""
+    return isinstance(obj, dict) and "completed" in obj and "mean_ttft_ms" in obj
+
+
+def _result_files(folder: Path) -> list[Path]:
+    """The result files under `folder`, its subfolders too (`vllm bench sweep serve -o DIR` writes
+    DIR/<timestamp>/<combination>/run=N.json): every *.json but the ``.pytorch.json`` companions and a sweep's
+    ``summary.json`` (the list of the run files beside it: read, it would count each run twice)."""
+    out = []
+    for f in sorted(folder.rglob("*.json")):
+        if f.name.endswith(".pytorch.json"):
+            continue
+        if f.name == "summary.json" and any(f.parent.glob("run=*.json")):
+            continue
+        out.append(f)
+    return out
 
 
 def _json_records(path: Path) -> list[dict[str, Any]]:
@@ -368,6 +404,9 @@ def _json_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: record {len(recs) + 1}: not valid JSON ({e.msg} at line {e.lineno} column "
                              f"{e.colno})") from None
+        if isinstance(obj, list) and obj and all(_is_result(x) for x in obj):
+            recs.extend(obj)   # `vllm bench sweep serve`'s summary.json: the runs of one combination
+            continue
         if isinstance(obj, list):
             raise ValueError(f"{path}: record {len(recs) + 1}: a JSON list, not a vllm bench serve result object "
                              "(a '.pytorch.json' companion file? pass the result file itself)")
@@ -381,17 +420,80 @@ def _json_records(path: Path) -> list[dict[str, Any]]:
 
 def _meta_value(key: str, rec: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
     for alias in _META_ALIASES[key]:
-        if alias in rec and rec[alias] not in (None, ""):
-            return rec[alias]
+        # `vllm bench sweep serve` merges its parameters as the sweep file spells them ("tensor-parallel-size")
+        for k in dict.fromkeys((alias, alias.replace("_", "-"))):
+            if k in rec and rec[k] not in (None, ""):
+                return rec[k]
     for alias in _META_ALIASES[key]:
         if alias in defaults and defaults[alias] is not None:
             return defaults[alias]
     return None
 
 
+#: KV-cache formats a result may record (vllm serve --kv-cache-dtype, SGLang --kv-cache-dtype; "auto": the
+#: model's dtype) -> the catalog dtype the cost model stores the cache in
+KV_DTYPES: Mapping[str, str | None] = {
+    "auto": None, "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16",
+    "fp8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "fp8_inc": "fp8", "fp4": "fp4", "nvfp4": "fp4",
+    "int8": "int8"}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _checkpoint_format(model: str) -> str | None:
+    """The weight format `vllm serve <model>` runs when not told otherwise: the checkpoint's own quantization
+    scheme (its quantization_config / hf_quant_config.json, as the catalog read it), "bf16" for an unquantized
+    one; None for a model the catalog does not know."""
+    from objectives import catalog
+    try:
+        m = catalog.model(model)
+    except (KeyError, ValueError):
+        return None
+    if not m.quant_weight_dtype:
+        return "bf16"
+    return m.quant_scheme if quant_dtype(m.quant_scheme) == m.quant_weight_dtype else m.quant_weight_dtype
+
+
+def _engine_of(engine: Any, path: Path, n: int) -> tuple[str, str | None]:
+    """(engine, version or None) of a result's engine ("vllm", "TensorRT-LLM", "vllm@0.11.0", "sglang==0.5.14": the
+    forms `inference.estimate`'s engine= takes); anything else raises naming the file, the record and the valid
+    names."""
+    from objectives.profiles import resolve_engine
+    try:
+        key, version = resolve_engine(engine)
+    except ValueError:
+        key, version = "", None
+    if key not in ENGINES.values():
+        raise _fail(path, n, "engine", f"unknown engine {engine!r}; valid: {sorted(ENGINES)} (optionally with a "
+                    "version: 'vllm==0.11.0' or 'vllm@0.11.0')")
+    return key, version
+
+
+def _kv_dtype_of(kv: Any, path: Path, n: int) -> str | None:
+    """The catalog dtype of a recorded KV-cache format (`KV_DTYPES`; None for "auto"), or ValueError naming the
+    file, the record and the valid formats."""
+    s = str(kv).strip().lower()
+    if s not in KV_DTYPES:
+        raise _fail(path, n, "kv_dtype", f"unknown KV-cache dtype {kv!r}; valid: {list(KV_DTYPES)}")
+    return KV_DTYPES[s]
+
+
+def _flag(v: Any, path: Path, n: int, column: str) -> bool:
+    """A --metadata flag ("true" / "false", any case; a JSON bool) as a bool; None: False."""
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    s = str(v).strip().lower()
+    if s not in _TRUE + _FALSE:
+        raise _fail(path, n, column, f"{v!r} is not a flag; valid: {', '.join(_TRUE + _FALSE[:-1])}")
+    return s in _TRUE
+
+
 def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {c: (None if c in _STR_COLUMNS else np.nan) for c in COLUMNS}
     row.update(source_file=str(path), source_row=n, layout="vllm_json", kind="serving")
+    from .calibrate import FORMAT as PROFILE_FORMAT
+    if rec.get("format") == PROFILE_FORMAT:
+        raise ValueError(f"{path}: a calibrated profile (dse calibrate's output), not a vllm bench serve result: "
+                         "give it as profile= (--profile), not as results to fit")
     if "model_id" not in rec and "mean_ttft_ms" not in rec:
         raise _fail(path, n, "model_id", "missing: this JSON is not a vllm bench serve --save-result file")
 
@@ -427,13 +529,25 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
     row["throughput_tok_s"] = num("output_throughput", False)
     row["request_throughput"] = num("request_throughput", False)
     rate = num("request_rate", False)
-    row["request_rate"] = rate
     conc = num("max_concurrency", False)
-    if math.isnan(conc) and math.isinf(rate):  # every prompt issued at once: all of them in flight
-        conc = num("num_prompts", False)
-    row["concurrency"] = conc
+    prompts = num("num_prompts", False)
+    if rec.get("ramp_up_strategy") not in (None, ""):
+        # --ramp-up-strategy: the rate ramps from --ramp-up-start-rps to --ramp-up-end-rps (vLLM writes the
+        # request rate "inf" it requires then): neither one offered rate nor a closed loop of clients
+        rate = conc = math.nan
+    elif math.isfinite(rate):
+        # an offered rate: a --max-concurrency cap bounds the requests in flight, the rate sets them (a server
+        # faster than the rate holds fewer): not a closed loop of that many clients
+        conc = math.nan
+    elif math.isnan(conc) and math.isinf(rate):  # every prompt issued at once: all of them in flight
+        conc = prompts
+    elif prompts > 0:  # a cap above the prompts sent: no more than those were ever in flight
+        conc = min(conc, prompts)
+    row["request_rate"], row["concurrency"] = rate, conc
     meta = {k: _meta_value(k, rec, defaults) for k in _META_ALIASES}
     model = meta["model"] if meta["model"] is not None else rec.get("model_id")
+    if meta["weight_dtype"] is None and model:
+        meta["weight_dtype"] = _checkpoint_format(str(model))
     missing = [k for k in ("gpu", "tp", "weight_dtype") if meta[k] is None] + ([] if model else ["model"])
     if missing:
         raise _fail(path, n, missing[0],
@@ -448,8 +562,11 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
             fv = float(v)
         except (TypeError, ValueError):
             raise _fail(path, n, k, f"{v!r} is not a number") from None
-        if not fv >= 1 and not (k.endswith("batch_size") and fv > 0):
-            raise _fail(path, n, k, f"{v!r} must be a positive count")
+        if k.endswith("batch_size"):  # a batch per rank may be a mean
+            if not fv > 0:
+                raise _fail(path, n, k, f"{v!r} must be a positive count")
+        elif not (fv >= 1 and fv == int(fv)):  # GPUs and workers come whole
+            raise _fail(path, n, k, f"{v!r} must be a whole number >= 1")
         meta[k] = fv
     mode = str(meta["mode"] or "agg").strip().lower()
     if mode not in ("agg", "disagg"):
@@ -460,24 +577,29 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
                     f"tables for (engines: {', '.join(sorted(set(ENGINES.values())))}); if that server ran one of "
                     "them, say which with --metadata engine=<name> (or engine= / --engine)")
     engine = meta["engine"] if meta["engine"] is not None else BACKEND_ENGINES.get(backend, "vllm")
-    engine = str(engine).strip().lower()
-    if engine not in ENGINES:
-        raise _fail(path, n, "engine", f"unknown engine {engine!r}; valid: {sorted(ENGINES)}")
-    row.update(model=str(model), gpu=str(meta["gpu"]), engine=ENGINES[engine], mode=mode,
-               engine_version=None if meta["engine_version"] is None else str(meta["engine_version"]))
+    name, version = _engine_of(engine, path, n)
+    if meta["engine_version"] is not None:  # an engine_version key wins over a version inside the engine's name
+        version = str(meta["engine_version"]).strip()
+    row.update(model=str(model), gpu=str(meta["gpu"]), engine=name, mode=mode, engine_version=version)
     wq = str(meta["weight_dtype"]).strip()
     row["weight_quant"], row["weight_dtype"] = wq, _dtype_of(wq, path, n, "weight_dtype")
     mq = str(meta["moe_dtype"]).strip() if meta["moe_dtype"] is not None else wq
     row["moe_quant"], row["moe_dtype"] = mq, _dtype_of(mq, path, n, "moe_dtype")
     if meta["kv_dtype"] is not None:
-        kv = str(meta["kv_dtype"]).strip().lower()
-        row["kv_dtype"] = QUANT_DTYPES.get(kv, kv) if kv != "auto" else None
+        row["kv_dtype"] = _kv_dtype_of(meta["kv_dtype"], path, n)
+    expert_parallel = _flag(meta["expert_parallel"], path, n, "enable_expert_parallel")
     if mode == "agg":
         row["tp"] = meta["tp"]
         for k in ("pp", "attn_dp"):
             row[k] = meta[k] if meta[k] is not None else 1.0
-        row["moe_tp"] = meta["moe_tp"] if meta["moe_tp"] is not None else 1.0
-        row["moe_ep"] = meta["moe_ep"] if meta["moe_ep"] is not None else 1.0
+        gpus = row["tp"] * row["attn_dp"]   # the GPUs a replica's experts spread over
+        row["moe_ep"] = meta["moe_ep"] if meta["moe_ep"] is not None else gpus if expert_parallel else 1.0
+        # expert TP: the rest of those GPUs (as the silicon reader fills it); given, it must cover them with the EP
+        row["moe_tp"] = meta["moe_tp"] if meta["moe_tp"] is not None else max(gpus / row["moe_ep"], 1.0)
+        if meta["moe_tp"] is not None and row["moe_tp"] * row["moe_ep"] != gpus:
+            raise _fail(path, n, "moe_tp", f"moe_tp x moe_ep = {row['moe_tp']:g} x {row['moe_ep']:g} = "
+                        f"{row['moe_tp'] * row['moe_ep']:g}, not the tp x attn_dp = {row['tp']:g} x "
+                        f"{row['attn_dp']:g} = {gpus:g} GPUs the experts spread over")
         row["n_gpus"] = row["tp"] * row["pp"] * row["attn_dp"]
     else:
         for pre in ("prefill", "decode"):
@@ -499,9 +621,9 @@ def read_vllm_json(path: str | Path, **defaults: Any) -> pd.DataFrame:
     """`vllm bench serve --save-result` JSON (a file or a directory of them) -> normalized rows."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json"))
+        files = _result_files(p)
         if not files:
-            raise ValueError(f"{p}: no vllm bench serve result (*.json) in this directory")
+            raise ValueError(f"{p}: no vllm bench serve result (*.json) in this directory or below")
     elif p.exists():
         files = [p]
     else:
@@ -509,10 +631,18 @@ def read_vllm_json(path: str | Path, **defaults: Any) -> pd.DataFrame:
     unknown = set(defaults) - {a for al in _META_ALIASES.values() for a in al}
     if unknown:
         raise TypeError(f"read_measurements: unknown keyword(s) {sorted(unknown)}; valid: {sorted(_META_ALIASES)}")
+    from .calibrate import FORMAT as PROFILE_FORMAT
     rows = []
     for f in files:
-        for n, rec in enumerate(_json_records(f), start=1):
+        recs = _json_records(f)
+        if p.is_dir() and len(recs) == 1 and recs[0].get("format") == PROFILE_FORMAT:
+            # a calibrated profile `dse calibrate -o` wrote into the results folder: no measurement
+            log.info("%s: a calibrated profile (dse calibrate's output), not a result: passed over", f)
+            continue
+        for n, rec in enumerate(recs, start=1):
             rows.append(_vllm_row(rec, f, n, defaults))
+    if not rows:
+        raise ValueError(f"{p}: no vllm bench serve result in it (only calibrated profiles)")
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for c in COLUMNS:
         if c not in _STR_COLUMNS:

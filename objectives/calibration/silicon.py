@@ -14,6 +14,7 @@ others.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -148,19 +149,29 @@ def _with(eff: Efficiency, specs: list, x: np.ndarray) -> Efficiency:
 
 
 def catalog_gpus(names: Any) -> np.ndarray:
-    """The catalog GPU of each row's `gpu`: a kernel-table system name ("h200_sxm": `GPU_OF_SYSTEM`) or a catalog
-    name or alias ("H200-SXM-141GB", "H200"; what `dse calibrate --gpu` and the published tables give); None where
-    neither resolves."""
+    """The catalog GPU of each row's `gpu`: a kernel-table system name ("h200_sxm": `GPU_OF_SYSTEM`), a catalog
+    name or alias ("H200-SXM-141GB", "H200"; what `dse calibrate --gpu` and the published tables give) or a device
+    name as nvidia-smi prints it ("NVIDIA H100 80GB HBM3": what a user records with --metadata); None where none
+    resolves."""
     from objectives import catalog
+    from objectives.profiles.collect import system_name
     out: dict[Any, str | None] = {}
     for n in pd.unique(pd.Series(names, dtype=object)):
         if n in GPU_OF_SYSTEM:
             out[n] = GPU_OF_SYSTEM[n]
             continue
-        try:
-            out[n] = catalog.gpu(str(n)).name
-        except (KeyError, ValueError):
-            out[n] = None
+        out[n] = None
+        # a device name as nvidia-smi / rocm-smi / torch print it ("NVIDIA H100 80GB HBM3", "AMD Instinct MI300X"):
+        # the part after the vendor is a catalog alias, else the collector's device-name rule gives the system
+        bare = re.sub(r"^\s*(NVIDIA|AMD|Tesla|Intel)\s+", "", str(n), flags=re.I)
+        for name in dict.fromkeys((str(n), bare)):
+            try:
+                out[n] = catalog.gpu(name).name
+                break
+            except (KeyError, ValueError):
+                continue
+        if out[n] is None and bare != str(n):
+            out[n] = GPU_OF_SYSTEM.get(system_name(str(n)))
     return np.array([out[n] for n in names], dtype=object)
 
 
@@ -188,6 +199,13 @@ def _moe_of(models: Any) -> dict[Any, bool | None]:
         except (KeyError, ValueError):
             out[m] = None
     return out
+
+
+def _kv_dtypes(rows: pd.DataFrame) -> np.ndarray:
+    """The KV-cache dtype each row measured (None where the source does not say: the model's default for the
+    weights), as `inference.estimate` takes it."""
+    kv = _column(rows, "kv_dtype").to_numpy(object)
+    return np.array([x if isinstance(x, str) and x else None for x in kv], dtype=object)
 
 
 def _static(rows: pd.DataFrame) -> pd.Series:
@@ -290,7 +308,8 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         tp, pp = agg["tp"].to_numpy(float), agg["pp"].fillna(1).to_numpy(float)
         ep, adp = agg["moe_ep"].fillna(1).to_numpy(float), agg["attn_dp"].fillna(1).to_numpy(float)
         common = dict(model=checkpoints(agg), gpu=gpus, tp=tp, pp=pp, weight_dtype=wd, act_dtype=ad,
-                      input_len=agg["isl"].to_numpy(float), ep=ep, attn_dp=adp, engine=eng, efficiency=eff)
+                      kv_dtype=_kv_dtypes(agg), input_len=agg["isl"].to_numpy(float), ep=ep, attn_dp=adp, engine=eng,
+                      efficiency=eff)
         if how == "static":
             # replicas: the GPUs the row names over one replica's (a table's "8 GPUs" at TP 2 is four of them); a
             # TTFT table measures one output token
@@ -335,6 +354,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     def pool(prefix: str) -> dict[str, Any]:
         return dict(model=models, gpu=gpu, tp=dis[f"{prefix}_tp"].to_numpy(float),
                     pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=wd, act_dtype=ad,
+                    kv_dtype=_kv_dtypes(dis),
                     ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
                     attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=eng, efficiency=eff)
     pk, dk = pool("prefill"), pool("decode")

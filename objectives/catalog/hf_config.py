@@ -268,8 +268,9 @@ def _gpt_oss(c: _Cfg) -> dict[str, Any]:
     window = c.opt_int("sliding_window", 0)
     if window:
         types = c.opt("layer_types", None)
-        # without layer_types, gpt-oss alternates: even layers sliding, odd layers full
-        n_sliding = (sum(t == "sliding_attention" for t in types) if types is not None
+        # without layer_types, gpt-oss alternates: even layers sliding, odd layers full; with it, one known kind
+        # per layer (`_sliding_types`)
+        n_sliding = (_sliding_types(c, types, d["n_layers"]) if types is not None
                      else (d["n_layers"] + 1) // 2)
         d.update(sliding_window=window, n_sliding_layers=n_sliding)
     return d
@@ -473,6 +474,12 @@ def _llama4(c: _Cfg) -> dict[str, Any]:
         if rope is None:
             every = c.opt_int("no_rope_layer_interval", 4, minimum=1)
             rope = [int((i + 1) % every != 0) for i in range(L)]
+        bad = sorted({r for r in rope if r not in (0, 1)}, key=str) if isinstance(rope, (list, tuple)) else [rope]
+        if bad or len(rope) != L:
+            raise CatalogError(f"config.json for {c.arch}: no_rope_layers must hold a 1 (RoPE, chunked attention) "
+                               f"or 0 (global NoPE) flag for each of the {L} layers (got "
+                               f"{len(rope) if isinstance(rope, (list, tuple)) else rope!r} entries, other values "
+                               f"{bad})")
         d.update(sliding_window=chunk, n_sliding_layers=int(sum(1 for r in rope if r)))
     return d
 

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, name==version, or "
                    "roofline for the closed form); default: the GPU's newest vLLM profile")
     p.add_argument("--engine-profile", default="standard", help="standard, tuned or baseline builds")
+    p.add_argument("--profile", default=None, help="a calibrated profile (`dse calibrate RESULTS -o FILE.json`): "
+                   "its engine factors over the shipped ones")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -110,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   engine_profile=args.engine_profile)
     if args.max_num_tokens is not None:
         common["max_num_tokens"] = args.max_num_tokens
+    if args.profile is not None:
+        common["profile"] = args.profile
     try:
         if args.served:
             if args.batch_size is not None:
@@ -135,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f" ep={r['ep']}" if r["ep"] != 1 else "")
     what = "served" if args.served else f"batch {r['batch_size']}"
     print(f"{r['model']} on {r['gpu']} {layout} {r['weight_dtype']} weights, engine {r['engine']} "
-          f"({r['source']}): {what}, {r['input_len']} prompt + {r['output_len']} output tokens")
+          f"({r['source']}): {what}, {r['input_len']} prompt + {r['output_len']} output tokens"
+          + (f"; engine factors of the calibrated profile {args.profile}" if args.profile is not None else ""))
     if not bool(r["fits"]):
         print(f"note: this configuration does not fit ({r['reason']}); its times are still shown")
     if args.served:

@@ -592,7 +592,7 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
     """(distinct normalized engine names, int code(s) into them) of the `engine` argument: "roofline" (closed
     form only), "auto" (vLLM's newest profile where the GPU has one), "vllm" / "sglang" / "trtllm" (newest
     version), or "name==version"; a scalar or an array. Unknown names raise ValueError listing the valid ones."""
-    from objectives.profiles import resolve_engine
+    from objectives.profiles import engine_label
 
     def norm(e: Any) -> str:
         if e is None or (isinstance(e, float) and e != e) or e is pd.NA:  # None, or a column's empty cell
@@ -600,13 +600,12 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
         if str(e).strip().lower() in ("roofline", "auto"):
             return str(e).strip().lower()
         try:
-            name, ver = resolve_engine(e)
+            return engine_label(e)
         except ValueError as exc:
             if str(exc).startswith("unknown engine"):
                 raise ValueError(f"{exc}, or 'auto' / None (the GPU's newest profile, vLLM's where it has one), "
                                  "or 'roofline' (the closed form)") from None
             raise
-        return name if ver is None else f"{name}=={ver}"
     if isinstance(engine, (list, tuple, np.ndarray, pd.Series)):
         arr = np.asarray(engine, dtype=object)
         # each distinct spelling normalized once (a column of a million rows holds a handful of engines)

@@ -18,6 +18,7 @@ from .profile import (
                       KernelProfile,
                       available,
                       engine_key,
+                      engine_label,
                       load,
                       read,
                       resolve_engine,
@@ -25,5 +26,5 @@ from .profile import (
                       system_of,
 )
 
-__all__ = ["Table", "KernelProfile", "available", "engine_key", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
+__all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR"]

@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -1290,6 +1291,12 @@ def main(argv: list[str] | None = None) -> int:
                          f"--engine / --version), build into another --out, or pass --force to replace them")
     done = build_all(root, Path(a.out), source, engines=engines)
     print(f"{len(done)} profiles written to {a.out}")
+    from .profile import GPU_OF_SYSTEM
+    valid = ", ".join(f"{s} ({g})" for s, g in sorted(GPU_OF_SYSTEM.items()))
+    for p in done:   # the model looks a GPU's profile up by its system name only (`profile.SYSTEMS`)
+        if p.system not in GPU_OF_SYSTEM:
+            print(f"warning: {p.key}: system {p.system!r} is no catalog GPU's kernel-table system, so no GPU reads "
+                  f"this profile; collect again with --system NAME (valid: {valid})", file=sys.stderr)
     return 0
 
 

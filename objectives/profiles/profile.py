@@ -200,6 +200,13 @@ def resolve_engine(engine: Any) -> tuple[str, str | None]:
     return key, (str(ver).strip() if ver else None)
 
 
+def engine_label(engine: Any) -> str:
+    """The canonical spelling of an engine (`resolve_engine`): 'vllm' for ' VLLM ', 'vllm==0.24.0' for
+    'vllm@0.24.0', the name result rows carry in their ``engine`` column. Unknown names raise as there."""
+    name, ver = resolve_engine(engine)
+    return name if ver is None else f"{name}=={ver}"
+
+
 def _newest(vs: list[str]) -> str:
     from .build import _vkey
     return sorted(vs, key=_vkey)[-1]

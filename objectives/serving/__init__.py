@@ -19,7 +19,7 @@ simulator's prefix cache).
 from . import fidelity, prefix, traces
 from .analytical import Deployments, ServingModel
 from .capacity import capacity
-from .metrics import METRIC_KEYS
+from .metrics import LABEL_KEYS, METRIC_KEYS
 from .scheduler import SLO, SLO_METRICS, SLO_STATISTICS, IterationCost, Pool, Scheduler
 from .simulator import PoolCosts, simulate, simulate_costs, simulate_requests
 from .steady_state import steady_state
@@ -27,5 +27,5 @@ from .traces import Trace, read_trace
 from .workload import Dist, Workload, burstgpt_like
 
 __all__ = ["Workload", "Dist", "burstgpt_like", "read_trace", "Trace", "traces", "Scheduler", "Pool", "SLO", "IterationCost",
-           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "METRIC_KEYS", "fidelity",
+           "PoolCosts", "simulate", "simulate_requests", "simulate_costs", "steady_state", "METRIC_KEYS", "LABEL_KEYS", "fidelity",
            "ServingModel", "Deployments", "capacity", "SLO_METRICS", "SLO_STATISTICS", "prefix"]

@@ -14,6 +14,10 @@ METRIC_KEYS = tuple(
     + ["throughput_tok_s", "throughput_tok_s_per_gpu", "tok_s_per_user", "requests_per_s", "slo_attainment",
        "goodput_req_s", "gpu_busy_frac", "kv_usage_mean", "kv_usage_max", "preemptions", "n_requests", "n_gpus",
        "duration_s", "prefix_cache_hit_rate"])
+#: text keys `serving.simulate` adds to the metrics: where its numbers come from, as `inference.estimate`'s rows say
+#: it (``source``: the least certain of its pools' step models, `inference.measured.BY_CERTAINTY`; ``engine``: whose
+#: kernel tables cost the iterations, "roofline" for the closed form)
+LABEL_KEYS = ("source", "engine")
 
 
 def _stats(name: str, x: np.ndarray) -> dict[str, float]:

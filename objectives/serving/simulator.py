@@ -352,8 +352,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              slo: SLO | None = None, kv_link_gbs: float | None = None,
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
              attn_dp: int = 1, interval: float | None = None, profile: Any = None,
-             eplb: bool = False, moe_act_dtype: str | None = None) -> dict[str, float]:
-    """Simulate serving `workload` on a deployment; returns a dict of metrics.
+             eplb: bool = False, moe_act_dtype: str | None = None) -> dict[str, Any]:
+    """Simulate serving `workload` on a deployment; returns a dict of metrics (`METRIC_KEYS`, numbers) and of where
+    they come from (`LABEL_KEYS`: ``source`` and ``engine``, text).
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
     mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, EP, attention DP and
@@ -397,16 +398,20 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         check_level(interval)
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile, eplb, moe_act_dtype)
-    m = _metrics(eng, reps, slo)
-    if interval is None:
-        return m
-    from objectives.uncertainty import serving_intervals
+    m: dict[str, Any] = dict(_metrics(eng, reps, slo))
 
     def key(role: str) -> tuple[str, str, str]:
         # _build prices every replica with a StepModel (IterationCost does not promise source/engine/gpu_name)
         c = cast("StepModel", next(r.cost for r in reps if r.role == role))
         return str(c.source), str(c.engine), str(c.gpu_name)
     main = key("agg" if mode == "agg" else "decode")
+    from objectives.inference.measured import BY_CERTAINTY
+    pools = [main] if mode == "agg" else [main, key("prefill")]
+    m["source"] = max((k[0] for k in pools), key=BY_CERTAINTY.index)   # the least certain pool's
+    m["engine"] = main[1]
+    if interval is None:
+        return m
+    from objectives.uncertainty import serving_intervals
     return {**m, **serving_intervals(m, interval, source=main[0], engine=main[1], gpu=main[2],
                                      prefill=None if mode == "agg" else key("prefill"))}
 

@@ -394,7 +394,7 @@ def test_architecture_example_and_requests_frame():
     s = Scheduler(max_batch_size=256, max_num_tokens=8192, chunked_prefill=True)
     m = serving.simulate(model="Llama-3.1-70B", gpu="H200-SXM-141GB", tp=4, weight_dtype="fp8", kv_dtype="fp8",
                          workload=w, scheduler=s, mode="agg")
-    assert set(m) == set(serving.METRIC_KEYS)
+    assert set(m) == set(serving.METRIC_KEYS) | set(serving.LABEL_KEYS)   # numbers, and where they come from
     assert m["n_gpus"] == 4 and m["n_requests"] == 300 and m["preemptions"] == 0
     assert m["ttft_ms_p50"] <= m["ttft_ms_p90"] <= m["ttft_ms_p99"]
     assert 0 < m["gpu_busy_frac"] <= 1 and 0 < m["kv_usage_mean"] <= m["kv_usage_max"] <= 1
