@@ -108,12 +108,13 @@ def _closed_parts(c: StepCoeffs, parts: dict[str, Any], T: np.ndarray, A: np.nda
     attention (DeepSeek-V4's bounded spans per token included), the LM head."""
     M = T + D
     ne = np.asarray(c.n_experts, dtype=float)
-    E = ne * (1.0 - np.power(1.0 - c.top_k / np.maximum(ne, 1.0), M))
+    Mx = M * c.moe_ranks  # the tokens at the experts (`ops.forward_s`)
+    E = ne * (1.0 - np.power(1.0 - c.top_k / np.maximum(ne, 1.0), Mx))
     v4 = parts["tok_s"]["attention"]
     span = c.sparse_span
     return {
         "gemm": np.maximum(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s),
-        "moe": np.where(ne > 0, np.maximum(c.exp_s_tok * M * c.top_k + c.exp_s_half * E, c.exp_mem_s * E), 0.0),
+        "moe": np.where(ne > 0, np.maximum(c.exp_s_tok * Mx * c.top_k + c.exp_s_half * E, c.exp_mem_s * E), 0.0),
         "attention_prefill": (A * c.attn_s_pair + sparse_prefill_pairs(c, T, A) * c.sparse_s_pair + T * v4),
         "attention_decode": K * c.dec_kv_s + np.minimum(K, D * span) * c.sparse_dec_s + D * v4,
         "lm_head": np.maximum(c.head_s_row * S + c.head_s_half, c.head_mem_s),

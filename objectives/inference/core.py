@@ -18,7 +18,7 @@ from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import FAMILIES, LINKS, Efficiency, load_efficiency
 from .measured import Curves, build_curves, moe_act_unsupported
-from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs
+from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_ranks
 from .resolve import (
     MAX_DEGREE,
     PROFILES,
@@ -491,6 +491,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
     dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
     lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
+    # per routed expert and token the GPU's 1 / attn_dp share of the expert (`expert_params`); the tokens that
+    # meet at the experts are those of every busy attention-DP rank (`StepCoeffs.moe_ranks`)
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
     head_s_row = 2.0 * lc.head_params / head_tput
@@ -499,7 +501,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     c = StepCoeffs(
         lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, dense_wb, a16) / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
-        n_experts=slots, top_k=m.top_k, attn_s_pair=lc.attn_flops_prefill / attn_tput, dec_kv_s=dec_kv_s,
+        n_experts=slots, top_k=m.top_k, moe_ranks=moe_ranks(adp, moe_dp), attn_s_pair=lc.attn_flops_prefill / attn_tput,
+        dec_kv_s=dec_kv_s,
         tok_s=tok_s, head_s_row=head_s_row, head_s_half=head_s_row * m_half,
         head_mem_s=lc.head_params * memory.embed_bytes_per_param(wb) / w_bw,
         fixed_s=fixed_scale * (comm_fixed + eff["overhead_step_ms"] * 1e-3

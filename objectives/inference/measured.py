@@ -29,6 +29,8 @@ from objectives.catalog.types import DTYPE_BYTES
 from objectives.profiles import engine_key
 from objectives.profiles.grid import monotone
 
+from .ops import moe_ranks
+
 Num = Any
 
 #: tokens (M) and logit rows (S): half-octave grid 1 .. 2**17
@@ -452,8 +454,9 @@ def _roofline_curves(c: Any, n: int) -> Curves:
     tok = np.maximum(col(c.lin_s_tok) * Mg + col(c.lin_s_half), col(c.lin_mem_s))
     ne = col(c.n_experts)
     if np.any(ne > 0):
-        E = ne * (1.0 - np.power(1.0 - col(c.top_k) / np.maximum(ne, 1.0), Mg))
-        tok = tok + np.maximum(col(c.exp_s_tok) * Mg * col(c.top_k) + col(c.exp_s_half) * E, col(c.exp_mem_s) * E)
+        Mx = Mg * col(c.moe_ranks)  # the tokens at the experts (`ops.forward_s`)
+        E = ne * (1.0 - np.power(1.0 - col(c.top_k) / np.maximum(ne, 1.0), Mx))
+        tok = tok + np.maximum(col(c.exp_s_tok) * Mx * col(c.top_k) + col(c.exp_s_half) * E, col(c.exp_mem_s) * E)
     head = np.maximum(col(c.head_s_row) * Mg + col(c.head_s_half), col(c.head_mem_s))
     b = B_GRID[None, :, None]
     s = S_GRID[None, None, :]
@@ -473,9 +476,9 @@ def _flat(x: Num, shape: tuple) -> np.ndarray:
 
 
 #: the closed-form coefficients `_roofline_curves` reads
-_CURVE_COEFFS = ("lin_s_tok", "lin_s_half", "lin_mem_s", "n_experts", "top_k", "exp_s_tok", "exp_s_half",
-                 "exp_mem_s", "head_s_row", "head_s_half", "head_mem_s", "attn_s_pair", "dec_kv_s", "sparse_span",
-                 "sparse_s_pair", "sparse_dec_s")
+_CURVE_COEFFS = ("lin_s_tok", "lin_s_half", "lin_mem_s", "n_experts", "top_k", "moe_ranks", "exp_s_tok",
+                 "exp_s_half", "exp_mem_s", "head_s_row", "head_s_half", "head_mem_s", "attn_s_pair", "dec_kv_s",
+                 "sparse_span", "sparse_s_pair", "sparse_dec_s")
 
 
 def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, act_names: np.ndarray,
@@ -668,11 +671,33 @@ MNNVL_ALLREDUCE_ENGINES = ("trtllm",)
 #: `mapping.moe_ep_size <= top_k` (MNNVL / DeepEP all-to-alls only beyond) and then run allgather / reducescatter
 #: (tensorrt_llm/_torch/distributed/ops.py). Kimi-K2.5's TRT-LLM prefill pools (EP 4, top-8) are such groups
 ALLGATHER_MOE_ENGINES = ("trtllm",)
-#: GPUs of the node the DeepEP tables were measured on (node_num 1: EP over one node's GPUs)
+#: the largest EP group whose dispatch / combine the DeepEP tables price (DeepEP's intranode kernels: one 8-GPU
+#: node's NVLink peers; beyond it NCCL's all-to-all); also the GPUs the tables were measured on, except
+#: `DEEPEP_TABLE_GPUS`
 DEEPEP_NODE_GPUS = 8
+#: profile systems whose DeepEP tables (node_num 1: EP over one node's GPUs) were measured on fewer GPUs than
+#: DEEPEP_NODE_GPUS: a GB200 / GB300 NVL72 compute tray of 4 (aiconfigurator-core's systems/gb200.yaml and
+#: gb300.yaml, num_gpus_per_node 4; the same package's vLLM and TensorRT-LLM DeepEP rows there, moe_a2a_perf,
+#: record ep_size 4 at node_num 1, where the HGX systems' record 8)
+DEEPEP_TABLE_GPUS = {"gb200": 4, "gb300": 4}
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
 #: dispatch buffer, num_max_dispatch_tokens_per_rank = 128: decode batches); beyond it the normal kernels (prefill)
 DEEPEP_LL_MAX_TOKENS = 128.0
+
+
+def ranks_beyond(tab: Any, n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ms, reach in tokens of a forward) of collective table `tab` (GPUs, message elements) over `n` GPUs of one
+    scale-up domain (per row) at `x` message elements (per row x M_GRID). Up to the largest group the table measured
+    (`top` GPUs) the cell itself; beyond it, inside the domain, the largest group's time scaled by each GPU's
+    traffic, (n - 1) / n over (top - 1) / top: a ring all-reduce moves 2 (n - 1) / n of the message per GPU (NCCL's
+    bus-bandwidth relation), an all-to-all sends (n - 1) / n of each rank's tokens off its GPU, each over the GPU's
+    own NVLink ports (GB200 / GB300: the tables stop at one 4-GPU tray of the 72-GPU domain). Not extrapolated
+    along the rank axis, which would grow it without bound."""
+    top = float(tab.axes[0][-1])
+    n_in = np.minimum(n, top)
+    traffic = np.maximum(n - 1.0, 1.0) / np.maximum(n, 1.0) * top / max(top - 1.0, 1.0)
+    t = tab(n_in[:, None], x) * np.where(n > top, traffic, 1.0)[:, None]
+    return t, _m_reach(x, tab.reach(1, n_in))
 
 
 def _keyed_hidden(prof: Any, name: str, h: np.ndarray, topk: np.ndarray,
@@ -717,8 +742,9 @@ def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.
     (k, len(M_GRID)), and the rows they price: EP across attention-DP ranks (`wide`) within one node
     (EP <= DEEPEP_NODE_GPUS GPUs, inside the scale-up domain) whose (top-k, experts) was measured at hiddens
     bracketing the model's (log-interpolated between them). Low-latency kernels up to DEEPEP_LL_MAX_TOKENS tokens
-    per rank (decode), normal kernels beyond (prefill). The tables were measured with EP over all 8 GPUs; a smaller
-    EP group sends (ep - 1) / ep of the routed tokens off the GPU instead of 7/8: the tokens are scaled by that. Third:
+    per rank (decode), normal kernels beyond (prefill). The tables were measured with EP over the G GPUs of one node
+    (8; `DEEPEP_TABLE_GPUS`: 4 on an NVL72 tray); another EP group sends (ep - 1) / ep of the routed tokens off
+    the GPU instead of (G - 1) / G, over the same per-GPU NVLink ports: the tokens are scaled by that. Third:
     per row, the forward's tokens (on tpr's M grid) up to which the tables' cells read were measured (`_m_reach`)."""
     rows = wide & (ep <= np.minimum(DEEPEP_NODE_GPUS, domain))
     out = np.zeros(tpr.shape)
@@ -734,8 +760,8 @@ def _deepep(prof: Any, tpr: np.ndarray, ep: np.ndarray, h: np.ndarray, topk: np.
             parts.append((kind, name, lo, hi, w))
     if not rows.any():
         return out, rows, reach
-    n_eff = tpr * ((np.maximum(ep, 2.0) - 1.0) / np.maximum(ep, 2.0) * DEEPEP_NODE_GPUS
-                   / (DEEPEP_NODE_GPUS - 1.0))[:, None]
+    g = float(DEEPEP_TABLE_GPUS.get(prof.system, DEEPEP_NODE_GPUS))
+    n_eff = tpr * ((np.maximum(ep, 2.0) - 1.0) / np.maximum(ep, 2.0) * g / (g - 1.0))[:, None]
     ll = tpr <= DEEPEP_LL_MAX_TOKENS
     for kind, name, lo, hi, w in parts:
         tab = prof.table(name)
@@ -958,7 +984,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         ep_world = ep
         etp = np.maximum(tp * attn_dp / ep_world, 1.0)
         # the tokens that meet at the experts: every attention-DP rank's batch (`moe_dp`: only that many ranks')
-        busy = attn_dp if moe_dp is None else moe_dp
+        busy = moe_ranks(attn_dp, moe_dp)
         # the expert copies the EP ranks hold (resolve.expert_slots: redundant ones where ep does not divide the
         # experts), routing balanced over them; the tables below are keyed by the model's own expert count
         sl = np.maximum(m.get("expert_slots", ne), ne)
@@ -1067,9 +1093,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
         nccl_ar = prof.table("comm.nccl_all_reduce")
         if gath.any() and nccl_ar is not None:
-            n_g = np.minimum(np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp)), nccl_ar.axes[0][-1])
-            t_g = nccl_ar(col(n_g), Mg * col(busy * hx)) * 1e-3
-            bound("tok", gath, _m_reach(Mg * col(busy * hx), nccl_ar.reach(1, n_g)))
+            n_g = np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp))
+            t_g, r_g = ranks_beyond(nccl_ar, n_g, Mg * col(busy * hx))
+            t_g = t_g * 1e-3
+            inside &= ~gath | (n_g <= nccl_ar.axes[0][-1])
+            bound("tok", gath, r_g)
             tok = tok + put("comm_ep", np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0))
             wide = wide & ~gath
         # inside one node: DeepEP's dispatch / combine kernels, measured at the model's (hidden, top-k, experts)
@@ -1078,11 +1106,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         tok = tok + put("comm_ep", np.where(col(deep), col(n_moe) * t_deep, 0.0))
         nccl_a2a = wide & ~deep
         if a2a is not None and nccl_a2a.any():
-            # the table prices the ranks inside one scale-up domain; core adds the scale-out stage beyond it
-            n_a2a = col(np.minimum(np.minimum(ep, m.get("domain", ep)), a2a.axes[0][-1]))
-            t_a2a = a2a(n_a2a, Mg * col(topk * hx)) * 1e-3
+            # the table prices the ranks inside one scale-up domain (beyond its largest group by each GPU's
+            # traffic, `ranks_beyond`); core adds the scale-out stage beyond the domain
+            t_a2a, r_a2a = ranks_beyond(a2a, np.minimum(ep, m.get("domain", ep)), Mg * col(topk * hx))
+            t_a2a = t_a2a * 1e-3
             inside &= ~nccl_a2a | (ep <= a2a.axes[0][-1])
-            bound("tok", nccl_a2a, _m_reach(Mg * col(topk * hx), a2a.reach(1, n_a2a)))
+            bound("tok", nccl_a2a, r_a2a)
             tok = tok + put("comm_ep", np.where(col(nccl_a2a), 2.0 * col(n_moe) * t_a2a, 0.0))
     # tensor-parallel all-reduces at M x hidden elements (engine's custom all-reduce, NCCL beyond its range)
     ar = prof.table("comm.custom_allreduce") or prof.table("comm.nccl_all_reduce")
@@ -1103,17 +1132,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # (ifFallbackToNCCL, cpp/tensorrt_llm/thop/allreduceOp.cpp)
         own_ar = ~big | ((prof.engine in MNNVL_ALLREDUCE_ENGINES) & (tp <= domain))
         # beyond the ranks a table was measured at (GB200's tables stop at one 4-GPU tray) the all-reduce is the
-        # largest measured group's, scaled by the ring's traffic per rank 2 (n - 1) / n (NCCL's bus-bandwidth
-        # relation); a linear extrapolation over the rank count would grow it without bound
-        def ring_read(tab: Any) -> tuple[np.ndarray, np.ndarray]:
-            """(ms per all-reduce over `n_ar` ranks of table `tab`, its reach in tokens of a forward)."""
-            top = float(tab.axes[0][-1])
-            ring = np.maximum(n_ar - 1.0, 1.0) / np.maximum(n_ar, 1.0) * top / max(top - 1.0, 1.0)
-            n_in = col(np.minimum(n_ar, top))
-            return (tab(n_in, Mg * col(h)) * col(np.where(n_ar > top, ring, 1.0)),
-                    _m_reach(Mg * col(h), tab.reach(1, np.minimum(n_ar, top))))
-        t_own, r_own = ring_read(ar)
-        t_nccl, r_nccl = ring_read(nccl)
+        # largest measured group's, scaled by the ring's traffic per rank (`ranks_beyond`)
+        t_own, r_own = ranks_beyond(ar, n_ar, Mg * col(h))
+        t_nccl, r_nccl = ranks_beyond(nccl, n_ar, Mg * col(h))
         t_ar = hide(np.where(col(own_ar), t_own, t_nccl))
         inside &= ~big | (tp <= 1)
         bound("tok", tp > 1, np.where(own_ar, r_own, r_nccl))

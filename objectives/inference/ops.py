@@ -416,6 +416,10 @@ class StepCoeffs:
     #: state read and written back once, s; GPU work (0 for plain transformers, and where a kernel table prices it).
     #: A prompt's one state write at the end of its prefill is not charged (small beside the prefill's recurrence)
     state_seq_s: Num = 0.0
+    #: attention-DP ranks whose tokens meet at a GPU's routed experts in one forward (`moe_ranks`): each rank runs
+    #: its own batch, so the experts see moe_ranks x the forward's tokens while `exp_*` hold the GPU's 1 / attn_dp
+    #: share of each expert; 1 without attention DP
+    moe_ranks: Num = 1.0
     #: a served request's host time before the engine schedules it (API server, tokenization), s
     ttft_s: Num = 0.0
     #: ... and the model's own time before its first token (`Efficiency` ``attn_ttft_ms``: linear / sparse
@@ -456,9 +460,11 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
         return _forward_measured(c, T, A, D, K, S, M, mx is max)
     t = mx(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s)
     if not _zero(c.n_experts) and not (isinstance(c.n_experts, np.ndarray) and not c.n_experts.any()):
-        # MoE: expected number of distinct experts touched by M tokens choosing top_k of n_experts
-        E = c.n_experts * (1.0 - pw(1.0 - c.top_k / mx(c.n_experts, 1.0), M))
-        t = t + mx(c.exp_s_tok * M * c.top_k + c.exp_s_half * E, c.exp_mem_s * E)
+        # MoE: expected number of distinct experts touched by the Mx tokens at the experts (every busy
+        # attention-DP rank's M) choosing top_k of n_experts
+        Mx = M * c.moe_ranks
+        E = c.n_experts * (1.0 - pw(1.0 - c.top_k / mx(c.n_experts, 1.0), Mx))
+        t = t + mx(c.exp_s_tok * Mx * c.top_k + c.exp_s_half * E, c.exp_mem_s * E)
     if not _zero(A):
         t = t + A * c.attn_s_pair
     if not _zero(K):
@@ -467,6 +473,13 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
         t = t + sparse_s(c, T, A, D, K, mx)
     t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s) + D * c.state_seq_s
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
+
+
+def moe_ranks(attn_dp: Num, moe_dp: Num | None = None) -> Num:
+    """The attention-DP ranks whose tokens meet at a GPU's routed experts in one forward (`StepCoeffs.moe_ranks`):
+    `moe_dp` (the busy ranks, `core.prepare`; a scalar or per row) where given, at most attn_dp; else all attn_dp
+    of them."""
+    return attn_dp if moe_dp is None else np.minimum(np.asarray(moe_dp, dtype=float), attn_dp)
 
 
 def sparse_prefill_pairs(c: StepCoeffs, T: Num, A: Num, mx: Callable = np.maximum) -> Num:
@@ -512,5 +525,5 @@ def busy_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
     return forward_s(c, T, A, D, K, S) - idle_s(c, D, S)
 
 
-__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "busy_s", "idle_s", "sparse_s",
-           "sparse_prefill_pairs"]
+__all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "moe_ranks", "busy_s", "idle_s",
+           "sparse_s", "sparse_prefill_pairs"]

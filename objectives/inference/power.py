@@ -124,7 +124,7 @@ def compute_s(c: Any, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
     M = T + D
     t = c.lin_s_tok * M + c.head_s_row * S
     if not (isinstance(c.n_experts, (int, float)) and c.n_experts == 0):
-        t = t + c.exp_s_tok * M * c.top_k
+        t = t + c.exp_s_tok * M * c.moe_ranks * c.top_k
     if not (isinstance(c.sparse_span, (int, float)) and c.sparse_span == 0):  # MiniMax sparse attention's prefill
         t = t + sparse_prefill_pairs(c, T, A) * c.sparse_s_pair
     return t + A * c.attn_s_pair
