@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 "engine_profile": "rows whose notes name the TensorRT-LLM 0.16 tuning guide's Baseline engine "
                                   "(trtllm-build default flags) are predicted with engine_profile='baseline' "
                                   "(factor baseline_build_mem_eff), its tuned engines (multiple profiles, GEMM "
-                                  "plugin, reduce fusion) with 'tuned' (factor tuned_build_fixed_eff), all others "
-                                  "(build flags not stated) with 'standard'",
+                                  "plugin, reduce fusion) on TensorRT-LLM's measured profile (engine 'trtllm', "
+                                  "no factor of their own), all others (build flags not stated) with 'standard'",
             }
         meta["mdape"] = {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()}
         eff = type(eff)(eff.params, meta)

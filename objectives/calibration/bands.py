@@ -46,7 +46,8 @@ def _frame(**cols: Any) -> pd.DataFrame:
 
 
 def published_residuals(path: str | None = None, max_nfev: int = 10) -> tuple[pd.DataFrame, Path]:
-    """Leave-one-source-out residuals of the published static rows (roofline path, shipped factors as the start)."""
+    """Leave-one-source-out residuals of the published static rows (roofline path, the tuned builds' rows on
+    TensorRT-LLM's measured profile; shipped factors as the start)."""
     from objectives.inference.efficiency import load_efficiency
 
     from .data import load
@@ -57,7 +58,9 @@ def published_residuals(path: str | None = None, max_nfev: int = 10) -> tuple[pd
     df = mark_unknown(df)
     d = loso(df, load_efficiency(), max_nfev=max_nfev)
     metric = d["class"].astype(str).replace({"itl": "tpot"}).to_numpy(object)
-    return _frame(kind="inference", set="published", source="roofline", engine="roofline",
+    path = d["path"].astype(str).to_numpy(object)   # the closed form, or a tuned build's measured profile
+    return _frame(kind="inference", set="published", source=np.where(path == "roofline", "roofline", "measured"),
+                  engine=path,
                   family=d["family"].astype(str).to_numpy(object), metric=metric,
                   unit="published:" + d["engine"].astype(str),
                   resid=np.log(d["value"].to_numpy(float) / d["pred"].to_numpy(float))), p

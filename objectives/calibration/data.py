@@ -47,6 +47,27 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: TensorRT-LLM releases in order: 0.x is release x; 1.0 follows 0.21 (the last 0.x release), so 1.y is 22 + y
+LAST_ZERO_RELEASE = 21
+
+
+def release_index(engine: str) -> float:
+    """Position of a TensorRT-LLM release in the release sequence, from an `engine` label of the published table
+    ("TensorRT-LLM 0.13.0" -> 13, "TensorRT-LLM 0.7a" -> 7, "TensorRT-LLM 1.0 (...)" -> 22, "TensorRT-LLM 1.1/1.2
+    (...)" -> 23.5, the mean of a range); NaN for any other engine (vLLM, NIM, MLPerf submissions) and for a
+    TensorRT-LLM major version the sequence does not hold yet. Raises TypeError for a non-string label."""
+    if not isinstance(engine, str):
+        raise TypeError(f"engine label must be a string, got {engine!r}")
+    m = re.match(r"TensorRT-LLM (\d+)\.(\d+)(?:[.\w]*)(?:/(\d+)\.(\d+))?", engine.strip())
+    if not m:
+        return float("nan")
+
+    def idx(major: str, minor: str) -> float:
+        return {0: float(minor), 1: float(LAST_ZERO_RELEASE + 1 + int(minor))}.get(int(major), float("nan"))
+    lo = idx(m.group(1), m.group(2))
+    return lo if m.group(3) is None else (lo + idx(m.group(3), m.group(4))) / 2.0
+
+
 def _num(note: str, pattern: str) -> float:
     m = re.search(pattern, note, flags=re.I)
     return float(m.group(1)) if m else np.nan
@@ -87,8 +108,9 @@ def classify(df: pd.DataFrame) -> pd.DataFrame:
     df["max_num_tokens"] = [_num(n, r"max num tokens (\d+)") for n in note]
     # engine build (objectives.inference.resolve.PROFILES): the TensorRT-LLM 0.16 tuning guide's "Baseline" engine
     # (trtllm-build default flags; notes say "Baseline" / "baseline engine") and its tuned engines (page
-    # tuning-max-batch-size-and-max-num-tokens: multiple profiles, GEMM plugin, reduce fusion); every other row
-    # comes from a benchmark table that does not state its build flags ("standard")
+    # tuning-max-batch-size-and-max-num-tokens: multiple profiles, GEMM plugin, reduce fusion; predicted on
+    # TensorRT-LLM's measured profile, `predict.row_engines`); every other row comes from a benchmark table that
+    # does not state its build flags ("standard")
     df["engine_profile"] = np.where(note.str.contains(r"\bBaseline\b|baseline engine", regex=True), "baseline",
                                     np.where(note.str.contains("tuning-max-batch-size-and-max-num-tokens",
                                                                regex=False), "tuned", "standard"))

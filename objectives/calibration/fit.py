@@ -19,6 +19,7 @@ from scipy.optimize import least_squares
 from objectives.inference.efficiency import Efficiency, default_efficiency, from_params, with_family_fallbacks
 from objectives.inference.resolve import _PREC_OF
 
+from .data import release_index
 from .predict import STATIC_KINDS, predict
 
 PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
@@ -34,7 +35,7 @@ BOUNDS = {
     "overhead_step_ms": (0.0, 5.0), "overhead_layer_us": (0.0, 60.0), "overhead_seq_us": (0.0, 30.0),
     "moe_gemm_eff": (0.2, 1.0), "elementwise_passes": (2.0, 40.0), "kv_mem_fraction": (0.5, 0.97),
     "kv_reserve_output_frac": (0.3, 1.0), "runtime_reserve_gib": (0.5, 12.0), "device_mem_usable": (0.8, 1.0), "int4_dequant_eff": (0.3, 1.0),
-    "baseline_build_mem_eff": (0.2, 1.0), "tuned_build_fixed_eff": (0.1, 1.5),
+    "baseline_build_mem_eff": (0.2, 1.0), "release_speed_step": (0.95, 1.05),
 }
 
 
@@ -74,7 +75,9 @@ def _set(d: dict, path: tuple[str, ...], v: float) -> None:
 
 
 def build_spec(df: pd.DataFrame) -> Spec:
-    """Factors identifiable from the fit rows of `df` (catalog lookups give families, links, precisions)."""
+    """Factors identifiable from the fit rows of `df` (catalog lookups give families, links, precisions). Rows of
+    tuned builds identify none of their own (`tuned_build_fixed_eff` is not fitted): they are predicted on
+    TensorRT-LLM's measured profile (`predict.row_engines`)."""
     from objectives import catalog
 
     fit = df[df["kind"].isin(STATIC_KINDS)]
@@ -101,10 +104,10 @@ def build_spec(df: pd.DataFrame) -> Spec:
               ("act_mem_scale",)]
     if fit["model"].str.contains("Mixtral|MoE|A3B|A22B|gpt-oss|DeepSeek", case=False).any():
         paths.append(("moe_gemm_eff",))
+    if fit["engine"].astype(str).map(release_index).dropna().nunique() > 1:   # tables of several releases
+        paths.append(("release_speed_step",))
     if "engine_profile" in fit.columns and (fit["engine_profile"] == "baseline").any():
         paths.append(("baseline_build_mem_eff",))
-    if "engine_profile" in fit.columns and (fit["engine_profile"] == "tuned").any():
-        paths.append(("tuned_build_fixed_eff",))
     return Spec(paths)
 
 

@@ -7,8 +7,11 @@ import numpy as np
 import pandas as pd
 
 from objectives import inference
+from objectives.inference.core import default_eff
 from objectives.inference.efficiency import Efficiency
 from objectives.inference.estimate import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS
+
+from .data import release_index
 
 STATIC_KINDS = ("static", "ttft", "latency", "ifb")
 
@@ -20,6 +23,18 @@ BENCH_KV_FRACTION = 0.95
 #: the heuristic's caps: 4096 requests (decoder buffers), 32768 tokens (activation buffers) (tuning.py
 #: finetune_setting)
 BENCH_MAX_REQUESTS, BENCH_MAX_TOKENS = 4096.0, 32768.0
+#: the engine whose measured kernel profile prices the rows of a tuned TensorRT-LLM build (`engine_profile`
+#: "tuned": the 0.16 tuning guide's engines with the GEMM plugin, reduce fusion, multiple profiles and paged
+#: context attention). Those flags switch on the kernels TensorRT-LLM's own tables time (cuBLASLt GEMMs, its
+#: all-reduce kernel, paged context FMHA; `inference.measured`); the closed form's factors describe the
+#: benchmark tables' trtllm-bench builds (multiple profiles and paged context FMHA only, tensorrt_llm/bench/build),
+#: so only a factor fitted on the one source with tuned builds could carry the difference there
+TUNED_BUILD_ENGINE = "trtllm"
+#: the TensorRT-LLM release (`data.release_index`) the closed form's fitted factors describe: the published tables
+#: of release r are predicted `release_speed_step` ** (r - REFERENCE_RELEASE) times as fast. 0.16 (December 2024)
+#: lies within two releases of the fit rows' mean release (14.3), so the fitted level stays where the mixed tables
+#: had put it
+REFERENCE_RELEASE = 16.0
 
 
 def mark_unknown(df: pd.DataFrame) -> pd.DataFrame:
@@ -101,10 +116,35 @@ def bench_settings(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return mbs, mnt
 
 
+def row_engines(df: pd.DataFrame, engine: Any = "roofline") -> np.ndarray:
+    """The engine (`inference.estimate`'s `engine`) that predicts each row of `df`: `engine`, except that on the
+    roofline the rows of a tuned TensorRT-LLM build (`engine_profile` "tuned") take `TUNED_BUILD_ENGINE`'s
+    measured profile."""
+    out = np.full(len(df), engine, dtype=object)
+    if isinstance(engine, str) and engine == "roofline" and "engine_profile" in df.columns:
+        out[(df["engine_profile"] == "tuned").to_numpy()] = TUNED_BUILD_ENGINE
+    return out
+
+
+def release_speed(df: pd.DataFrame, eff: Efficiency | None, engines: np.ndarray) -> np.ndarray:
+    """Speed of each row's engine release relative to `REFERENCE_RELEASE` (`Efficiency` ``release_speed_step``
+    per release, `data.release_index` of the row's `engine` label): the closed form's rows of TensorRT-LLM
+    releases; 1 for other engines' rows and for rows on a measured profile (`engines`, as `row_engines` gives:
+    its kernel tables carry their own release)."""
+    step = float((eff or default_eff())["release_speed_step"])
+    labels = df["engine"].astype(str)
+    rel = labels.map({e: release_index(e) for e in labels.unique()}).to_numpy(float)
+    on = np.isfinite(rel) & (np.asarray(engines, dtype=object) == "roofline")
+    return np.where(on, step ** np.where(on, rel - REFERENCE_RELEASE, 0.0), 1.0)
+
+
 def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = "roofline") -> np.ndarray:
     """Predicted value of each row's metric (NaN for serving/excluded rows), aligned with `df`; `engine` as in
-    `inference.estimate` (default: the roofline with fitted factors, which the published tables fit)."""
+    `inference.estimate` (default: the roofline with fitted factors, which the published tables fit; rows of a
+    tuned build on TensorRT-LLM's measured profile, `row_engines`); a closed-form row of a TensorRT-LLM release
+    other than `REFERENCE_RELEASE` runs `release_speed` times as fast (throughputs x, latencies / that ratio)."""
     pred = np.full(len(df), np.nan)
+    engines = row_engines(df, engine)
     kind = df["kind"].to_numpy()
     metric = df["metric"].to_numpy()
     st = np.isin(kind, ["static", "ttft", "latency"])
@@ -112,7 +152,7 @@ def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = "roof
         d = df[st]
         out = inference.estimate(**_args(d), batch_size=d["batch_size"].to_numpy(float),
                                  input_len=d["input_len"].to_numpy(float),
-                                 output_len=d["output_len_eff"].to_numpy(float), efficiency=eff, engine=engine)
+                                 output_len=d["output_len_eff"].to_numpy(float), efficiency=eff, engine=engines[st])
         m = metric[st]
         v = np.select(
             [m == "throughput_out_tok_s", m == "throughput_out_tok_s_per_gpu", m == "ttft_ms", m == "itl_ms",
@@ -133,13 +173,16 @@ def predict(df: pd.DataFrame, eff: Efficiency | None = None, engine: Any = "roof
         mnt = np.where(np.isnan(mnt), np.where(bench, b_mnt, DEFAULT_MAX_NUM_TOKENS), mnt)
         out = inference.max_throughput(
             **_args(d), input_len=d["input_len"].to_numpy(float), output_len=d["output_len"].to_numpy(float),
-            max_batch_size=mbs, max_num_tokens=mnt, efficiency=eff, engine=engine)
+            max_batch_size=mbs, max_num_tokens=mnt, efficiency=eff, engine=engines[ib])
         m = metric[ib]
         v = np.select([m == "throughput_out_tok_s", m == "throughput_out_tok_s_per_gpu", m == "requests_per_s"],
                       [out["throughput_tok_s"], out["throughput_tok_s_per_gpu"],
                        out["throughput_tok_s"] / d["output_len"].to_numpy(float)], np.nan)
         pred[ib] = v
-    return pred
+    speed = release_speed(df, eff, engines)
+    m = metric.astype(str)
+    rate = np.char.startswith(m, "throughput") | (m == "requests_per_s")
+    return np.where(rate, pred * speed, pred / speed)
 
 
 def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pandas as pd
 from objectives.inference.efficiency import Efficiency, default_efficiency
 
 from .fit import Spec, build_spec, fit, metric_class
-from .predict import STATIC_KINDS, ape, predict
+from .predict import STATIC_KINDS, ape, predict, row_engines
 
 FIDELITY_DIR = Path(__file__).resolve().parents[1] / "data" / "fidelity"
 TARGETS = {"throughput": 8.0, "ttft": 12.0, "itl": 8.0, "family": 12.0}
@@ -26,9 +26,11 @@ def family_of(gpus: pd.Series) -> pd.Series:
 
 
 def scored(df: pd.DataFrame, eff: Efficiency) -> pd.DataFrame:
-    """The fit rows with pred, ape, metric class and GPU family."""
+    """The fit rows with pred, the engine that predicted them (path: `predict.row_engines`), ape, metric class and
+    GPU family."""
     d = df[df["kind"].isin(STATIC_KINDS)].copy()
     d["pred"] = predict(d, eff)
+    d["path"] = row_engines(d)
     d["ape"] = ape(d["pred"].to_numpy(), d["value"].to_numpy(float))
     d["class"] = metric_class(d["metric"])
     d["family"] = family_of(d["gpu"])
@@ -48,11 +50,17 @@ def tables(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def fold_base(rows: pd.DataFrame, train: pd.DataFrame, eff: Efficiency) -> tuple[Efficiency, list[str]]:
     """The starting factors of a leave-one-source-out refit on `train` (a subset of `rows`, the rows `eff` was
     fitted on): `eff`, except the factors `rows` identify and `train` does not (`fit.build_spec`: e.g. the build
-    profile factors of the one source with tuned and baseline builds), which return to their unfitted defaults.
-    Left at `eff`'s values they would carry the held-out source's own fit into its prediction.
-    Returns (base, names of the factors reset)."""
+    profile factor of the one source with baseline builds), which return to their unfitted defaults; and, where
+    the held-out rows hold the silicon fit's dense anchors (`silicon.is_anchor`: that source's tuned builds,
+    predicted on TensorRT-LLM's measured profile, `predict.row_engines`), every factor that fit sets
+    (`silicon.fitted_paths`), since the anchors took part in it. Left at `eff`'s values they would carry the
+    held-out source's own fit into its prediction. Returns (base, names of the factors reset)."""
+    from .silicon import fitted_paths, is_anchor
+
     seen = set(build_spec(train).paths)
     unseen = [p for p in build_spec(rows).paths if p not in seen]
+    if is_anchor(rows).any() and not is_anchor(train).any():
+        unseen += fitted_paths()
     if not unseen:
         return eff, []
     spec = Spec(unseen)
@@ -94,10 +102,11 @@ def _loso_sections(meta: dict[str, Any]) -> list[str]:
         target = [HELD_OUT_TARGETS.get(str(c)) for c in lc.index]
         lc["target_%"] = ["" if t is None else t for t in target]
         lc["met"] = ["" if t is None else "yes" if m <= t else "no" for m, t in zip(lc["MdAPE_%"], target)]
-        out += ["Per metric, against the held-out targets of issue 13 (a held-out engine version's speed-up over "
-                "the releases around it is what no shared factor carries; in a source's fold the factors only that "
-                "source identifies are at their unfitted defaults, so a metric whose rows all come from one source "
-                "is predicted as a new source's would be):", "", _md(lc), ""]
+        out += ["Per metric, against the held-out targets of issue 13 (a held-out engine version runs at the "
+                "release trend fitted on the others, `release_speed_step` per release; what it gains or loses "
+                "beyond that trend no shared factor carries; in a source's fold the factors only that source "
+                "identifies are at their unfitted defaults, so a metric whose rows all come from one source is "
+                "predicted as a new source's would be):", "", _md(lc), ""]
     return out
 
 
@@ -235,11 +244,14 @@ def write_report(df: pd.DataFrame, eff: Efficiency, out_dir: Path = FIDELITY_DIR
               "The six static ITL rows are one configuration (Llama-3.3-70B TP4 H100 bf16, batch 1, TensorRT-LLM "
               "0.16 tuning guide) measured with two engine builds: the Baseline build (trtllm-build default "
               "flags, ~31 ms) and the tuned build (multiple profiles, GEMM plugin, reduce fusion, ~14.7 ms). The "
-              "rows are predicted with the `engine_profile` their note states (`baseline` / `tuned`); the "
-              "factors `baseline_build_mem_eff` (nine Baseline rows: ITL, TTFT, throughput, e2e) and "
-              "`tuned_build_fixed_eff` (16 tuned rows) are fitted on them. Two distinct values and dedicated "
-              "factors: their small error is a fit, not a validation; the serving rows (simulator, engine_profile "
-              "'standard', no ITL-specific factor) are the independent check. The 22 vLLM 0.5.4 rows "
+              "Baseline rows are predicted by the closed form with `engine_profile='baseline'` and the factor "
+              "`baseline_build_mem_eff`, fitted on its nine rows (ITL, TTFT, throughput, e2e): a fit, not a "
+              "validation. The tuned rows are predicted on TensorRT-LLM's measured kernel profile (`engine="
+              "'trtllm'`: cuBLASLt GEMMs, the engine's all-reduce and attention kernels, the kernels those flags "
+              "switch on), with no factor of their own; the silicon fit pins its per-layer time with them (its "
+              "dense anchors), so held out (leave-one-source-out) every factor of that fit is at its default. The "
+              "serving rows (simulator, engine_profile 'standard', no ITL-specific factor) are a further check. "
+              "The 22 vLLM 0.5.4 rows "
               "(ShareGPT, request rate inf) are not predicted: the mean lengths of the 320 sampled ShareGPT "
               "prompts/outputs are not published with them, and lengths are not invented.", ""]
     parts += ["## GH200", "",

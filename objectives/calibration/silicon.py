@@ -402,19 +402,36 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
                          "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)
 
 
+def is_anchor(df: pd.DataFrame) -> np.ndarray:
+    """Which rows of the classified published table (`calibration.data.load`) are `dense_anchors`: batch-1
+    inter-token latencies (kind "latency", metric itl_ms) of tuned builds of dense models."""
+    m = ((df["kind"] == "latency") & (df["metric"] == "itl_ms") & (df["engine_profile"] == "tuned")).to_numpy(copy=True)
+    if m.any():
+        m[m] = ~_is_moe(df["model"].to_numpy(object)[m])
+    return m
+
+
 def dense_anchors(path: str | None = None) -> pd.DataFrame:
     """Decode steps of dense models in the published tables (`calibration.data.load`): the batch-1 inter-token
-    latencies of TensorRT-LLM's tuning guide with its tuned build flags (Llama-3.3-70B, H100, TP 4). The silicon
-    slice holds MoE models only, whose rows see a layer's small kernels and an MoE layer's own together; these
-    rows pin the part every layer pays (`profile_layer_us`), so that it does not carry routing work into dense
-    models. Empty when the published file is absent."""
+    latencies of TensorRT-LLM's tuning guide with its tuned build flags (Llama-3.3-70B, H100, TP 4; `is_anchor`).
+    The silicon slice holds MoE models only, whose rows see a layer's small kernels and an MoE layer's own
+    together; these rows pin the part every layer pays (`profile_layer_us`), so that it does not carry routing work
+    into dense models. Empty when the published file is absent."""
     from .data import load
     try:
         df, _ = load(path)
     except (FileNotFoundError, OSError):
         return pd.DataFrame()
-    d = df[(df["kind"] == "latency") & (df["metric"] == "itl_ms") & (df["engine_profile"] == "tuned")]
-    return d[~_is_moe(d["model"])]
+    return df[is_anchor(df)]
+
+
+def fitted_paths() -> list[tuple[str, ...]]:
+    """Every factor `fit_engine_factors` may fit (each engine's, every optional group): the factors the dense
+    anchors take part in fitting, which a published source holding them must not see in its held-out prediction
+    (`report.fold_base`)."""
+    every = sorted(ENGINE_BUDGETS)
+    specs = _factor_specs(every, every, dense=True, moe=True, agg=every, special_attn=True)
+    return list(dict.fromkeys(p for s in specs for p in s[0]))
 
 
 def _anchor_resid(anchors: pd.DataFrame, eff: Efficiency) -> np.ndarray:

@@ -35,9 +35,16 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   flags: no GEMM plugin, one optimization profile, no reduce fusion; the TensorRT-LLM 0.16 tuning guide's
   "Baseline"), the fraction of the standard weight-streaming rate its GEMMs reach; prefill (large-M,
   compute-bound) is unaffected, decode (weight-streaming) slows down. Fitted on the nine rows naming that build.
-- ``tuned_build_fixed_eff``: for ``engine_profile="tuned"`` (that guide's tuned flags: multiple profiles, GEMM
-  plugin, paged context attention, reduce fusion), the factor on the per-forward fixed time (host/launch
-  overhead, collective latencies). Fitted on the 16 rows naming that build.
+- ``tuned_build_fixed_eff``: for ``engine_profile="tuned"`` on the roofline (that guide's tuned flags: multiple
+  profiles, GEMM plugin, paged context attention, reduce fusion), the factor on the per-forward fixed time
+  (host/launch overhead, collective latencies). Hand-set, not fitted: the calibration predicts the rows of that
+  build on TensorRT-LLM's measured profile (`calibration.predict.row_engines`), whose tables time the kernels
+  those flags switch on; ``engine="trtllm"`` prices such a build.
+- ``release_speed_step``: speed ratio of one TensorRT-LLM release over the one before, as the published tables of
+  successive releases show it (the same configurations run faster in later releases' tables); the calibration
+  predicts a table of release r at ``release_speed_step ** (r - 16)`` times the fitted model's speed
+  (`calibration.predict.release_speed`, `calibration.data.release_index`), so the other factors describe
+  TensorRT-LLM 0.16. The model's own predictions do not use it. Fitted on the published tables.
 - ``profile_gemm_scale[engine]``, ``profile_attn_scale``: factor from a measured kernel's isolated latency (the
   profile) to its time inside the engine's forward pass; ``profile_moe_eff``: a routed-expert grouped GEMM's
   efficiency relative to a dense GEMM of the same tokens per expert; ``profile_launch_us[engine]``: the part of
@@ -162,6 +169,7 @@ def _default_params() -> dict[str, Any]:
         "engine_kv_reserve": {"vllm": 0.5},
         "baseline_build_mem_eff": 0.5,
         "tuned_build_fixed_eff": 0.8,
+        "release_speed_step": 1.0,
         # measured kernel profiles (engine != "roofline"): in-engine time vs the isolated kernel measurement
         # `torch` (the collector's PyTorch kernels) is not fitted: its tables and a whole step
         # (objectives.profiles.reference_step) are both timed as CUDA-graph replays, so no host or launch time

@@ -298,7 +298,8 @@ def dtype_codes(name: str, x: Any, allow_none: bool) -> Num:
 #:   (trtllm-bench / perf-overview, Triton, NIM; every calibration row but the 25 of the 0.16 tuning guide);
 #: - "tuned": the TensorRT-LLM 0.16 tuning guide's tuned build (multiple optimization profiles, GEMM plugin, paged
 #:   context attention, reduce fusion): the per-forward fixed time (launch/host overhead and collective
-#:   latencies) scaled by `tuned_build_fixed_eff` (fused all-reduce + norm, fewer launches);
+#:   latencies) scaled by `tuned_build_fixed_eff` (fused all-reduce + norm, fewer launches; hand-set: the
+#:   calibration prices that build on TensorRT-LLM's measured profile, `engine="trtllm"`);
 #: - "baseline": that guide's Baseline (trtllm-build default flags: no GEMM plugin, one profile, no reduce
 #:   fusion), whose GEMMs stream weights at a fraction `baseline_build_mem_eff` of the standard rate (decode
 #:   slows down; compute-bound prefill does not).

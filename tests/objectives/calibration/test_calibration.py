@@ -258,16 +258,104 @@ def test_report_writes_the_leave_one_source_out_it_is_given(tmp_path):
 def test_a_held_out_source_is_predicted_without_the_factors_only_it_identifies():
     """Leave-one-source-out starts each refit from the full fit, except the factors that only the held-out source
     identifies: those return to their unfitted defaults (TensorRT-LLM 0.16's tuning guide is the one source with
-    tuned and baseline builds), so no part of the held-out rows' own fit enters their prediction."""
+    baseline builds, and its tuned builds' batch-1 decode steps are the silicon fit's dense anchors, so every factor
+    that fit sets returns to its default too), so no part of the held-out rows' own fit enters their prediction."""
+    from objectives.calibration import silicon
     from objectives.calibration.report import fold_base
     from objectives.inference.efficiency import default_efficiency
 
     df = mark_unknown(cdata.load()[0])
     eff = load_efficiency()
     base, reset = fold_base(df, df[df["engine"] != "TensorRT-LLM 0.16.0"], eff)
-    assert reset == ["baseline_build_mem_eff", "tuned_build_fixed_eff"]
-    for name in reset:
-        assert base.params[name] == default_efficiency().params[name] != eff.params[name]
+    assert reset[0] == "baseline_build_mem_eff" and "tuned_build_fixed_eff" not in reset
+    assert reset[1:] == [".".join(p) for p in silicon.fitted_paths()]
+    assert {"profile_layer_us.trtllm", "profile_launch_us.trtllm", "engine_step_ms.trtllm"} <= set(reset)
+    dflt = default_efficiency().params
+    assert base.params["baseline_build_mem_eff"] == dflt["baseline_build_mem_eff"] != eff.params["baseline_build_mem_eff"]
+    assert base.params["profile_layer_us"] == dflt["profile_layer_us"] != eff.params["profile_layer_us"]
     assert base.params["mem_eff"] == eff.params["mem_eff"]          # what the other sources identify stays
     same, none = fold_base(df, df[df["engine"] != "TensorRT-LLM 0.13.0"], eff)
     assert same is eff and none == []
+
+
+def _tuned_rows() -> pd.DataFrame:
+    """The tuning guide's batch-1 latency rows of one configuration (Llama-3.3-70B bf16, four H100s, 2048 / 2048):
+    a tuned build's ITL and TTFT, and the Baseline build's ITL."""
+    out = []
+    for prof, metric in (("tuned", "itl_ms"), ("tuned", "ttft_ms"), ("baseline", "itl_ms")):
+        out.append(dict(model="Llama-3.3-70B", gpu="H100-SXM-80GB", n_gpus=4, tp=4, pp=1, weight_dtype="bf16",
+                        act_dtype="bf16", kv_dtype=np.nan, engine="TensorRT-LLM 0.16.0", batch_size=1.0,
+                        input_len=2048.0, output_len=2048.0, output_len_eff=2048.0, metric=metric, value=1.0,
+                        kind="latency", source_note="trtllm-bench latency", engine_profile=prof,
+                        max_batch_size=np.nan, max_num_tokens=np.nan))
+    return pd.DataFrame(out)
+
+
+def test_tuned_builds_are_predicted_on_tensorrt_llm_measured_profile():
+    """A tuned build (GEMM plugin, reduce fusion, multiple profiles, paged context attention) runs the kernels
+    TensorRT-LLM's tables time: its rows are predicted on that measured profile, not by the closed form with a factor
+    only that source's rows could fit; the Baseline build stays on the closed form."""
+    import copy
+
+    from objectives import inference
+    from objectives.calibration.fit import build_spec
+    from objectives.calibration.predict import TUNED_BUILD_ENGINE, row_engines
+    from objectives.inference.efficiency import Efficiency
+
+    d = _tuned_rows()
+    assert TUNED_BUILD_ENGINE == "trtllm"
+    assert list(row_engines(d)) == ["trtllm", "trtllm", "roofline"]
+    assert list(row_engines(d, "vllm")) == ["vllm"] * 3                  # another engine asked for: every row
+    eff = load_efficiency()
+    got = predict(d, eff)
+    ref = inference.estimate("Llama-3.3-70B", "H100-SXM-80GB", tp=4, weight_dtype="bf16", batch_size=1,
+                             input_len=2048, output_len=2048, engine=["trtllm", "roofline"],
+                             engine_profile=["tuned", "baseline"], efficiency=eff)
+    np.testing.assert_allclose(got, [ref["tpot_ms"][0], ref["ttft_ms"][0], ref["tpot_ms"][1]], rtol=1e-9)
+    # no closed-form build factor reaches a tuned row, and none is fitted for it
+    params = copy.deepcopy(dict(eff.params))
+    params["tuned_build_fixed_eff"] = 0.2
+    np.testing.assert_allclose(predict(d, Efficiency(params, eff.meta))[:2], got[:2], rtol=1e-12)
+    names = [p[0] for p in build_spec(d).paths]
+    assert "tuned_build_fixed_eff" not in names and "baseline_build_mem_eff" in names
+
+
+def test_release_index_orders_the_tensorrt_llm_releases():
+    from objectives.calibration.data import release_index
+
+    assert release_index("TensorRT-LLM 0.13.0") == 13 and release_index("TensorRT-LLM 0.7a") == 7
+    assert release_index("TensorRT-LLM 1.0 (doc revision 00f37686)") == 22        # 1.0 follows 0.21
+    assert release_index("TensorRT-LLM 1.1/1.2 (doc revision 03e27c7d)") == 23.5   # a range: its middle
+    assert release_index("TensorRT-LLM 0.14.0 + Triton") == 14
+    for other in ("vLLM 0.5.4", "NVIDIA NIM 1.8.0", "TensorRT-LLM (MLPerf v4.1)", "TensorRT-LLM 2.0"):
+        assert np.isnan(release_index(other))
+    with pytest.raises(TypeError, match="engine label"):
+        release_index(13.0)  # type: ignore[arg-type]
+
+
+def test_a_table_of_another_release_runs_at_the_release_trend_speed():
+    """The closed form's factors describe TensorRT-LLM 0.16 (`REFERENCE_RELEASE`); a table of release r is
+    predicted release_speed_step ** (r - 16) times as fast: throughputs up, latencies down. Rows on a measured
+    profile (tuned builds) and rows of other engines keep their prediction; the factor is fitted only where the
+    fit rows hold tables of more than one release."""
+    import copy
+
+    from objectives.calibration.fit import build_spec
+    from objectives.calibration.predict import REFERENCE_RELEASE, release_speed, row_engines
+    from objectives.inference.efficiency import Efficiency
+
+    assert REFERENCE_RELEASE == 16.0
+    d = pd.concat([_ifb_rows([("TensorRT-LLM 0.13.0", BENCH, "Llama-3.1-8B", "H100-SXM-80GB", 1, "fp8", 128, 128),
+                              ("vLLM 0.5.4", "", "Llama-3.1-8B", "H100-SXM-80GB", 1, "fp8", 128, 128)]),
+                   _tuned_rows().assign(engine="TensorRT-LLM 0.20.0")], ignore_index=True)
+    d.loc[4, "engine_profile"] = "standard"                 # the third latency row: the closed form, release 20
+    eff = load_efficiency()
+    params = copy.deepcopy(dict(eff.params))
+    params["release_speed_step"] = 1.02
+    fast = Efficiency(params, eff.meta)
+    flat = Efficiency({**params, "release_speed_step": 1.0}, eff.meta)
+    ratio = predict(d, fast) / predict(d, flat)
+    np.testing.assert_allclose(ratio, [1.02 ** -3, 1.0, 1.0, 1.0, 1.02 ** -4], rtol=1e-9)
+    np.testing.assert_allclose(release_speed(d, fast, row_engines(d)), [1.02 ** -3, 1.0, 1.0, 1.0, 1.02 ** 4])
+    names = lambda rows: [p[0] for p in build_spec(rows).paths]  # noqa: E731
+    assert "release_speed_step" in names(d) and "release_speed_step" not in names(d.iloc[:1])
