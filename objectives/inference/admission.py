@@ -31,6 +31,22 @@ docs/profiles.md). A running request then counts its prompt, half its output (wh
 ratio x its mean clipped remaining output; the request about to be admitted its prompt and whole clipped output
 (`NewTokenRatio.candidate`). Tokens throughout; the closed form maps them through the engine's KV layout
 (`kv_pool.seq_tokens`).
+
+Past the clip (outputs above 4,096 tokens) admission counts only the clip of each remaining output: it lets in more
+than the cache holds once the outputs grow, and retraction, not admission, bounds the batch: the cache stays full
+of requests holding their prompt and half their output on average (`past_clip`, `held`). Where the cache bounds
+the batch (more clients than sequences in flight), a loaded server retracts now and then (`churn`): the retracted
+request prefills its prompt and output so far again and waits at the back of the queue again (`stints`).
+
+What a retraction keeps (schedule_batch.py ``release_req`` / ``retract_decode`` with the radix cache, SGLang's
+default): the tokens after the request's cached prefix (its output) are freed; the prompt, inserted into the radix
+tree when its prefill ended (``cache_unfinished_req``), stays there unlocked (``dec_lock_ref``) and is evicted only
+as the free tokens need it; readmitted, the request (``reset_for_retract``: prompt + output so far to prefill)
+re-uses whatever of its prompt ``match_prefix`` still finds. On a KV-bound server that is almost nothing: a
+retraction comes when the free and evictable tokens have run out, so the retracted prompts are the oldest
+evictable entries and the least recently used eviction takes them as soon as the few free tokens the retraction
+leaves are used, long before the request is at the front of the queue again (the serving simulator's full
+recompute; the figures are in docs/profiles.md).
 """
 from __future__ import annotations
 
@@ -129,3 +145,44 @@ class NewTokenRatio:
 
 #: SGLang's defaults
 SGLANG = NewTokenRatio()
+
+#: Output tokens a KV-bound SGLang server decodes, all its running requests together, per retraction (`churn`):
+#: read off the serving simulator's SGLang runs (its median over models, lengths and client counts; the spread is in
+#: docs/profiles.md), not derived
+DECODED_PER_RETRACTION = 7500.0
+#: A retracted request's output so far, over its output length (`churn`), read off the same runs
+RETRACTED_AT = 1.0 / 3.0
+
+
+def past_clip(osl: Num, ntr: NewTokenRatio = SGLANG) -> Num:
+    """Where admission counts less than a request's whole output (`osl` tokens above ``clip``): it admits more
+    than the cache holds once the outputs grow, so retraction, not admission, bounds the batch (`held`)."""
+    return np.asarray(osl, dtype=float) > ntr.clip
+
+
+def held(isl: Num, osl: Num) -> Num:
+    """Tokens one request holds on average over its life in the batch (its prompt and half its output): what a
+    cache that retraction keeps full divides into the batch past the clip (`past_clip`), N = capacity / held."""
+    return isl + 0.5 * np.asarray(osl, dtype=float)
+
+
+def churn(isl: Num, osl: Num, binds: Num) -> tuple[Num, Num]:
+    """SGLang's retraction churn on a loaded server: (retractions per request, prompt tokens each one recomputes).
+
+    Where the cache bounds the batch (`binds`: fewer sequences in flight than clients) a retraction comes every
+    `DECODED_PER_RETRACTION` output tokens decoded, so a request of `osl` output tokens is retracted osl /
+    DECODED_PER_RETRACTION times on average; 0 elsewhere. A retracted request goes to the back of the queue and,
+    readmitted, prefills its prompt and its output so far (`RETRACTED_AT` x osl) again: SGLang keeps the prompt's KV
+    in its radix cache on retraction, but as the least recently used entry it is the first evicted once the free
+    tokens run out (within a few decode steps), long before the request reaches the front of the queue again.
+    """
+    osl = np.asarray(osl, dtype=float)
+    rho = np.where(binds, osl / DECODED_PER_RETRACTION, 0.0)
+    return rho, isl + RETRACTED_AT * osl
+
+
+def stints(wait: Num, rho: Num) -> Num:
+    """The queue wait (s) of one stint when a request waits `wait` s in all, in 1 + `rho` stints: first come,
+    first served, a retracted request queues at the back like a new one, so each stint is as long (the first before
+    its first token, the others counted in its time per output token)."""
+    return wait / (1.0 + np.asarray(rho, dtype=float))

@@ -16,7 +16,7 @@ from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, memory, power
-from .admission import SGLANG
+from .admission import SGLANG, churn, held, past_clip, stints
 from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import CHUNK_TOKENS, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
@@ -533,7 +533,12 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     guaranteed-no-evict scheduler reserves prompt + full output at admission: ``kv_reserve_output_frac``). SGLang
     admits by its new-token ratio (`inference.admission`): N = floor((capacity - input_len - min(output_len,
     4096)) / per-request tokens) + 1, a running request counting its prompt, half its output and the ratio a
-    loaded server runs at (0.30) x its mean remaining output clipped at 4,096.
+    loaded server runs at (0.30) x its mean remaining output clipped at 4,096; past that clip admission lets in
+    more than the cache holds and retraction keeps it full: N = capacity / (input_len + output_len / 2). Where
+    SGLang's cache bounds the batch (N below the clients), its retraction churn (`admission.churn`): each request is
+    retracted output_len / ``admission.DECODED_PER_RETRACTION`` times on average, prefills its prompt and output so
+    far again (the cycle grows by that work) and queues again at the back, so of its wait for a slot one stint of
+    1 + that many comes before its first token and the others (and the prefills again) go into its tpot.
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
     the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
     chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
@@ -629,6 +634,18 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     return p, res, isl, osl
 
 
+def recompute_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, redo: Num) -> Num:
+    """Replica time (s) one retracted request's prefill again adds: `redo` prompt tokens in chunks of at most
+    `mnt` beside the N running decodes (their mean context isl + osl / 2), each chunk's iteration less the pure
+    decode step it replaces."""
+    n_ch = np.maximum(np.ceil(redo / mnt), 1.0)
+    T = redo / n_ch
+    K = N * (isl + 0.5 * np.asarray(osl, dtype=float))
+    t_mix, _ = _time_busy(p, (T, redo * (redo + 1.0) * 0.5 / n_ch, N, K, N + 1.0), N)
+    t_dec, _ = _time_busy(p, (0.0, 0.0, N, K, N), N)
+    return n_ch * np.maximum(t_mix - t_dec, 0.0)
+
+
 def busy_ranks(conc: Num, dp: Num, attn_dp: Num, row_shape: tuple[int, ...]) -> np.ndarray:
     """Per row (flat over `row_shape`): the attention-DP ranks of a replica that hold a request when `conc`
     closed-loop clients spread over `dp` replicas are fewer than its `attn_dp` ranks; 0 where every rank is busy."""
@@ -651,17 +668,36 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     per_seq = p.seq_tokens(np.where(sgl, SGLANG.steady_context(isl, osl), isl + p.coeffs.kv_reserve * osl))
     fit = np.floor(cap / per_seq)
     if np.any(sgl):
-        fit = np.where(sgl, SGLANG.steady_batch(cap, per_seq, p.seq_tokens(SGLANG.candidate(isl, osl))), fit)
+        gate = SGLANG.steady_batch(cap, per_seq, p.seq_tokens(SGLANG.candidate(isl, osl)))
+        # past the clip admission lets in more than the cache holds and retraction keeps it full
+        full = np.where(past_clip(osl) & (gate > 0), np.floor(cap / p.seq_tokens(held(isl, osl))), 0.0)
+        fit = np.where(sgl, np.maximum(gate, full), fit)
     N = np.minimum(mbs, fit)
+    kv_bound = (fit <= mbs) & (N >= 1)   # the cache, not max_batch_size, bounds the batch (and it fits)
     ok_mem = N >= 1
     N = np.maximum(N, 1.0)
+    rho = np.zeros(np.shape(N))
     if conc is not None:  # clients per replica: never more sequences in flight than clients
         conc = conc / (p.dp * p.attn_dp)
         N = np.minimum(N, np.ceil(conc))
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
-    tput = p.dp * p.attn_dp * N * osl / (n_it * t)
-    tpot = t * n_it / osl
-    ttft = prefill_wait_s(p, N, isl, osl, mnt, conc, t * n_it)
+    cycle = t * n_it
+    if conc is not None and np.any(sgl):
+        # SGLang's retraction churn where its cache bounds the batch below the clients: each retraction's prompt and
+        # output so far prefilled again beside the running decodes, and its wait at the back of the queue
+        rho, redo = churn(isl, osl, sgl & kv_bound & (N < np.ceil(conc)))
+        rho = np.broadcast_to(rho, np.broadcast_shapes(np.shape(rho), np.shape(cycle)))
+        cycle = np.where(rho > 0, cycle + N * rho * recompute_s(p, N, isl, osl, mnt, redo), cycle)
+    tput = p.dp * p.attn_dp * N * osl / cycle
+    tpot = cycle / osl
+    ttft = prefill_wait_s(p, N, isl, osl, mnt, conc, cycle)
+    if np.any(rho > 0):
+        # 1 + rho stints in the queue, the same length each (`admission.stints`): the first before the first
+        # token, the others (and their prefill again) between two output tokens
+        ttft0 = prefill_wait_s(p, N, isl, osl, mnt, None, cycle)
+        wait = stints(np.maximum(conc - N, 0.0) / N * ((1.0 + rho) * ttft0 + (osl - 1.0) * tpot), rho)
+        ttft = np.where(rho > 0, ttft0 + wait, ttft)
+        tpot = np.where(rho > 0, tpot + rho * (wait + ttft0) / np.maximum(osl - 1.0, 1.0), tpot)
     e2e = ttft + (osl - 1.0) * tpot
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq
