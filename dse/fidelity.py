@@ -12,7 +12,9 @@ configuration on it has been checked. A checked configuration that violates a co
 reason in its metric ``confirm_reason`` (``"latency_p99 = 3.1 > 2"``); the objectives keep their screening values
 (the checked values go to ``<objective>_<label>``) unless ``replace_objectives``, and each constrained metric's
 screening value is kept as ``<metric>_screen``. Metric ``fidelity`` says which rows were checked (``label``) and
-which were only screened (``"screen"``).
+which were only screened (``"screen"``). ``failure``: a text metric of the check that says why it refused a
+configuration (empty where it did not); the reason then carries it after the constraint the refusal violates
+(``"fits = 0 != 1: no room for the KV cache"``).
 
 A configuration on the study's front is on the front of the batch it was evaluated in, so the study's front holds
 checked configurations only, whatever the optimizer; with the whole grid in one batch the checks are exactly the
@@ -80,7 +82,7 @@ def violated(reasons: Iterable[str]) -> list[str]:
     """The constraint metrics named by confirmation reasons (``"latency_p99 = 3.1 > 2"`` -> ``latency_p99``; a
     constraint met with a confidence names the band end it is checked on: ``"latency_p99_hi = 3.1 > 2 (confidence
     0.9)"`` -> ``latency_p99_hi``), sorted, each once."""
-    return sorted({str(r).split(" = ")[0].split(" missing")[0] for r in reasons if str(r)})
+    return sorted({str(r).split(": ")[0].split(" = ")[0].split(" missing")[0] for r in reasons if str(r)})
 
 
 def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]] | None:
@@ -126,10 +128,12 @@ def _run(fn: Callable, configs: pd.DataFrame) -> pd.DataFrame:
 
 def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objectives: Mapping[str, str],
             constraints: Mapping[str, Sequence] | None = None, *, label: str = "confirmed",
-            max_rounds: int = 50, replace_objectives: bool = False) -> tuple[pd.DataFrame, Confirmation]:
+            max_rounds: int = 50, replace_objectives: bool = False,
+            failure: str | None = None) -> tuple[pd.DataFrame, Confirmation]:
     """Confirm the front of one batch (see the module docstring): returns the batch's metrics with the checked
-    rows updated, and a :class:`Confirmation`. ``configs`` and ``metrics`` are row-aligned."""
-    cons = _check_args(objectives, constraints or {}, label, max_rounds)
+    rows updated, and a :class:`Confirmation`. ``configs`` and ``metrics`` are row-aligned. ``failure``: the check's
+    text metric naming why it refused a configuration (`refusals`)."""
+    cons = _check_args(objectives, constraints or {}, label, max_rounds, failure)
     names, dirs = list(objectives), [objectives[k] for k in objectives]
     configs = configs.reset_index(drop=True)
     m = metrics.reset_index(drop=True).copy()
@@ -181,6 +185,8 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
             m.loc[todo, target] = new[c].to_numpy()
         m.loc[todo, "fidelity"] = label
         reasons = violations(m.iloc[todo], cons)
+        if failure is not None:
+            reasons = refusals(reasons, new[failure] if failure in new else None, todo.tolist(), failure)
         m.loc[todo, "confirm_reason"] = reasons
         for j, r in zip(todo, reasons):
             if r:
@@ -191,8 +197,29 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
     return m, res
 
 
+def refusals(reasons: Sequence[str], texts: pd.Series | None, rows: Sequence[int], failure: str) -> list[str]:
+    """``reasons`` (`violations` of checked ``rows``) with the check's own reason where it refused one: the text
+    of its metric ``failure`` (``texts``, row-aligned; None or NaN / empty: no refusal) after the constraint the
+    refusal violates (``"fits = 0 != 1: <text>"``). A refusal that violates no constraint would stay on the front
+    with its screening values: ObjectiveError, naming it (the check must make a refused configuration violate a
+    constraint, e.g. ``fits == 1``)."""
+    out = list(reasons)
+    if texts is None:
+        return out
+    for k, t in enumerate(texts.tolist()):
+        if not isinstance(t, str) or not t.strip():
+            continue
+        if not out[k]:
+            raise ObjectiveError(f"the check refused configuration {int(rows[k])} ({t!r} in metric {failure!r}) but "
+                                 f"it violates no constraint, so it would stay on the front with its screening "
+                                 f"values: have the check set a constrained metric where it refuses (e.g. fits = 0 "
+                                 f"with the constraint fits == 1)")
+        out[k] = f"{out[k]}: {t.strip()}"
+    return out
+
+
 def _check_args(objectives: Mapping[str, str], constraints: Mapping[str, Sequence], label: str,
-                max_rounds: int) -> dict[str, Constraint]:
+                max_rounds: int, failure: str | None = None) -> dict[str, Constraint]:
     """The validated constraints (`dse.metric_constraints.check_constraints`); ObjectiveError on any bad argument."""
     if not isinstance(objectives, Mapping) or not objectives:
         raise ObjectiveError(f"objectives={objectives!r}: give {{metric: 'min' | 'max'}}")
@@ -204,6 +231,9 @@ def _check_args(objectives: Mapping[str, str], constraints: Mapping[str, Sequenc
         raise ObjectiveError(f"label={label!r}: give a non-empty string other than 'screen'")
     if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
         raise ObjectiveError(f"max_rounds={max_rounds!r}: give an integer >= 1")
+    if failure is not None and (not isinstance(failure, str) or not failure):
+        raise ObjectiveError(f"failure={failure!r}: give the name of a text metric the check fills where it refuses a "
+                             f"configuration, or None")
     return cons
 
 
@@ -211,14 +241,15 @@ class Confirming:
     """A vectorized objective: ``screen`` on every configuration, ``check`` on each batch's front until the front
     holds only checked configurations that meet ``constraints`` (see the module docstring).
 
-    Attributes: screen, check, objectives, constraints, label, max_rounds, replace_objectives; history (the
+    Attributes: screen, check, objectives, constraints, label, max_rounds, replace_objectives, failure (the
+    check's text metric naming why it refused a configuration, None: none; see `confirm`); history (the
     :class:`Confirmation` of every batch evaluated so far, in this process).
     """
 
     def __init__(self, screen: Callable, check: Callable, objectives: Mapping[str, str],
                  constraints: Mapping[str, Sequence] | None = None, *, label: str = "confirmed",
-                 max_rounds: int = 50, replace_objectives: bool = False) -> None:
-        cons = _check_args(objectives, constraints or {}, label, max_rounds)
+                 max_rounds: int = 50, replace_objectives: bool = False, failure: str | None = None) -> None:
+        cons = _check_args(objectives, constraints or {}, label, max_rounds, failure)
         if not is_vectorized(screen):
             raise ObjectiveError("Confirming needs a vectorized screen objective (@dse.vectorized: DataFrame -> "
                                  "DataFrame)")
@@ -226,6 +257,7 @@ class Confirming:
         self.objectives = dict(objectives)
         self.constraints = cons
         self.label, self.max_rounds, self.replace_objectives = label, max_rounds, replace_objectives
+        self.failure = failure
         self.history: list[Confirmation] = []
         info = objective_info(screen)
         vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"),
@@ -236,7 +268,8 @@ class Confirming:
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         metrics = self.screen(df)
         out, res = confirm(df, metrics, self.check, self.objectives, self.constraints, label=self.label,
-                           max_rounds=self.max_rounds, replace_objectives=self.replace_objectives)
+                           max_rounds=self.max_rounds, replace_objectives=self.replace_objectives,
+                           failure=self.failure)
         self.history.append(res)
         log.info("%s", res.summary())
         return out
@@ -253,4 +286,4 @@ class Confirming:
                 f"batch(es), {len(rejected)} left the front{why}")
 
 
-__all__ = ["Confirmation", "Confirming", "confirm", "violations", "violated", "stored_confirmation"]
+__all__ = ["Confirmation", "Confirming", "confirm", "violations", "violated", "refusals", "stored_confirmation"]

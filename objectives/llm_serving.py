@@ -442,8 +442,9 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
     `dse.fidelity.Confirming`, plus ``objective`` and its model, workload and slo."""
 
     def __init__(self, objective: LLMServingObjective, objectives: Mapping[str, str], max_rounds: int = 50) -> None:
+        # a configuration the simulator refuses gets fits = 0 and the simulator's own words in metric "reason"
         super().__init__(objective, objective.at_fidelity("simulated"), objectives, objective.constraints,
-                         label="simulated", max_rounds=max_rounds)
+                         label="simulated", max_rounds=max_rounds, failure="reason")
         self.objective = objective
         self.model, self.workload, self.slo = objective.model, objective.workload, objective.slo
 

@@ -197,10 +197,13 @@ def itl_table(d: pd.DataFrame, srows: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _md(t: pd.DataFrame) -> str:
+    """``t`` as a markdown table, each column in its own type: counts as integers beside float columns (a row read
+    whole, as `iterrows` reads it, takes one dtype and printed "274.0")."""
     cols = [t.index.name or ""] + list(t.columns)
     lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in t.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.to_numpy()]) + " |")
+    values = [t[c].tolist() for c in t.columns]        # per column: Python ints stay ints
+    for i, idx in enumerate(t.index):
+        lines.append("| " + " | ".join([str(idx)] + [str(v[i]) for v in values]) + " |")
     return "\n".join(lines)
 
 

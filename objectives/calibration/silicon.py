@@ -14,7 +14,6 @@ others.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,24 +153,18 @@ def catalog_gpus(names: Any) -> np.ndarray:
     name as nvidia-smi prints it ("NVIDIA H100 80GB HBM3": what a user records with --metadata); None where none
     resolves."""
     from objectives import catalog
+    from objectives.catalog.names import device_name_candidates
     from objectives.profiles.collect import system_name
     out: dict[Any, str | None] = {}
     for n in pd.unique(pd.Series(names, dtype=object)):
         if n in GPU_OF_SYSTEM:
             out[n] = GPU_OF_SYSTEM[n]
             continue
-        out[n] = None
-        # a device name as nvidia-smi / rocm-smi / torch print it ("NVIDIA H100 80GB HBM3", "AMD Instinct MI300X"):
-        # the part after the vendor is a catalog alias, else the collector's device-name rule gives the system
-        bare = re.sub(r"^\s*(NVIDIA|AMD|Tesla|Intel)\s+", "", str(n), flags=re.I)
-        for name in dict.fromkeys((str(n), bare)):
-            try:
-                out[n] = catalog.gpu(name).name
-                break
-            except (KeyError, ValueError):
-                continue
-        if out[n] is None and bare != str(n):
-            out[n] = GPU_OF_SYSTEM.get(system_name(str(n)))
+        try:    # a catalog name, alias or device name ("NVIDIA H100 80GB HBM3": the catalog's one resolver)
+            out[n] = catalog.gpu(str(n)).name
+        except (KeyError, ValueError):
+            # a device name the catalog does not know: the collector's device-name rule gives the system
+            out[n] = GPU_OF_SYSTEM.get(system_name(str(n))) if device_name_candidates(str(n)) else None
     return np.array([out[n] for n in names], dtype=object)
 
 

@@ -118,6 +118,39 @@ def close_matches(name: str, keys: Mapping[str, str], n: int = 5) -> list[str]:
     return out
 
 
+#: the vendor a driver prints before the product (nvidia-smi "NVIDIA H100 80GB HBM3", "Tesla V100-SXM2-32GB";
+#: rocm-smi / torch "AMD Instinct MI300X"; Intel's "Intel(R) Arc(TM) Pro B60 Graphics"), and trademark marks
+_DEVICE_VENDOR = re.compile(r"^\s*(?:NVIDIA|AMD|Tesla|Intel)(?:\((?:R|TM)\))?\s+", re.IGNORECASE)
+_DEVICE_MARKS = re.compile(r"\((?:R|TM)\)", re.IGNORECASE)
+#: one word a driver prints after the product: the memory it counts ("80GB", "144G"), its type ("HBM3", "HBM3e"),
+#: "Graphics"
+_DEVICE_TAIL_WORD = re.compile(r"^(?:(\d+(?:\.\d+)?)\s*GB?|(HBM\w*)|Graphics)$", re.IGNORECASE)
+
+
+def device_name_candidates(name: str) -> list[tuple[str, float | None, bool]]:
+    """Names to look a driver's device name up by, after the name itself: without its vendor and marks
+    ("NVIDIA H100 80GB HBM3" -> "H100 80GB HBM3"), then without the words after the product ("H100"), each with
+    the memory those words name (GB, None where none) and whether they name a memory type (HBM...). Empty where
+    `name` carries neither a vendor nor such words."""
+    bare = " ".join(_DEVICE_MARKS.sub(" ", _DEVICE_VENDOR.sub("", str(name))).split())
+    words = bare.split(" ")
+    size: float | None = None
+    hbm = False
+    while len(words) > 1:
+        m = _DEVICE_TAIL_WORD.match(words[-1])
+        if m is None:
+            break
+        if m.group(1) is not None:
+            size = float(m.group(1))
+        hbm = hbm or m.group(2) is not None
+        words.pop()
+    out: list[tuple[str, float | None, bool]] = [(bare, None, False)] if bare != str(name).strip() else []
+    product = " ".join(words)
+    if product != bare:
+        out.append((product, size, hbm))
+    return out
+
+
 def unknown_name_message(kind: str, name: object, keys: Mapping[str, str], known: Iterable[str], hint: str) -> str:
     """The message of an unknown-name error: the bad value, close matches, and where to find all names."""
     matches = close_matches(str(name), keys)

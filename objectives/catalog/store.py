@@ -23,7 +23,14 @@ from .checks import validate_model
 from .errors import CatalogError
 from .gpu_records import gpu_from_mapping, read_gpu_file, validate_gpu
 from .hf_config import model_from_hf_config
-from .names import model_name_candidates, normalize, quant_from_suffix, unknown_name_message, without_revision
+from .names import (
+    device_name_candidates,
+    model_name_candidates,
+    normalize,
+    quant_from_suffix,
+    unknown_name_message,
+    without_revision,
+)
 from .types import DTYPES, GPU, Model, Sourced
 
 #: Directory of the shipped data (gpus.toml and models/*.json).
@@ -119,12 +126,34 @@ class Catalog:
 
     def _gpu_name(self, name: str) -> str:
         canon = self._gpu_keys.get(normalize(name)) if isinstance(name, str) else None
+        if canon is None and isinstance(name, str):
+            canon = self._device_gpu(name)
         if canon is None:
             raise CatalogError(unknown_name_message("GPU", name, self._gpu_keys, self.gpus(), "catalog.gpus()"))
         return canon
 
+    def _device_gpu(self, name: str) -> str | None:
+        """The catalog GPU a driver's device name stands for (`names.device_name_candidates`: "NVIDIA H100 80GB HBM3"
+        -> H100-SXM-80GB), resolved in code so the data file (and its digest in study versions) stays as it is;
+        None where none matches. Memory the name gives must be the GPU's (GB, rounded), except a superchip's
+        module memory without a memory type ("NVIDIA GH200 480GB": the Grace CPU's LPDDR5X counted); else
+        `CatalogError` naming both."""
+        for cand, size_gb, hbm in device_name_candidates(name):
+            canon = self._gpu_keys.get(normalize(cand))
+            if canon is None:
+                continue
+            g = self._gpus[canon]
+            if size_gb is None or round(size_gb) == round(g.mem_gb) or \
+                    (g.form_factor == "superchip" and not hbm and size_gb > g.mem_gb):
+                return canon
+            raise CatalogError(f"GPU {name!r}: the device name gives {size_gb:g} GB of memory, but the catalog's "
+                               f"{canon} (matched by {cand!r}) has {g.mem_gb:g} GB; register the device "
+                               f"(catalog.register_gpu) or give a catalog name (catalog.gpus())")
+        return None
+
     def gpu(self, name: str) -> GPU:
-        """The GPU for a canonical name or alias (case- and separator-insensitive). Unknown: `CatalogError`."""
+        """The GPU for a canonical name, alias (case- and separator-insensitive) or a driver's device name
+        ("NVIDIA H100 80GB HBM3", `_device_gpu`). Unknown: `CatalogError`."""
         return self._gpus[self._gpu_name(name)]
 
     def gpus(self) -> list[str]:

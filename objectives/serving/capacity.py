@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,7 +83,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated",
-             eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1) -> dict[str, Any]:
+             eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1,
+             profile: str | Path | None = None) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
     deployment still meets ``slo``.
 
@@ -92,8 +94,11 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     balancer (as in `simulate`). ``moe_act_dtype``: the MXFP4 experts' activations (None / "auto", "bf16",
     "mxfp8"; as in `simulate`). ``attn_dp``: attention data-parallel ranks per replica, each scheduling its own
     requests, with ``ep`` spreading the experts over the replica's tp x attn_dp GPUs (as in `simulate`; e.g. a
-    wide-EP replica tp=1, attn_dp=8, ep=8). Returns capacity_req_s, analytical_req_s, n_simulations and the
-    simulated metrics at the capacity (``metrics``; empty for the analytical fidelity).
+    wide-EP replica tp=1, attn_dp=8, ep=8). ``profile``: a calibrated profile file (`dse calibrate RESULTS -o
+    FILE.json`) whose factors cost the analytical screen and every simulated rate (as in `simulate` and
+    `inference.estimate`). Returns capacity_req_s, analytical_req_s, n_simulations, the simulated metrics at the
+    capacity (``metrics``; empty for the analytical fidelity) and ``profile`` (the calibrated profile's file, file
+    hash and factors' hash, `calibration.calibrate.profile_provenance`; None without one).
     """
     slo = SLO.parse(slo)
     _bounded(slo, "capacity")
@@ -119,14 +124,20 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                      shared_prefix=w.shared_prefix)
     from ..inference.resolve import check_ep
     check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
-    sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests))
+    efficiency, provenance = None, None
+    if profile is not None:     # a calibrated profile (`dse calibrate`): read once, a bad file named before any search
+        from ..calibration.calibrate import load_profile, profile_provenance
+        efficiency = load_profile(profile)
+        provenance = profile_provenance(profile, efficiency)
+    sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests), efficiency=efficiency)
     d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
                        batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
                        attn_dp=attn_dp, prefix_caching=s.prefix_caching)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
-    out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {}}
+    out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
+                           "profile": provenance}
     if fidelity == "analytical":
         return out
     runs: dict[float, dict[str, float]] = {}
@@ -134,7 +145,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     def held(rate: float) -> bool:
         m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
                      scheduler=s, dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb),
-                     moe_act_dtype=moe_act_dtype)
+                     moe_act_dtype=moe_act_dtype, profile=profile)
         runs[rate] = m
         return meets(m, slo)
 
@@ -191,7 +202,7 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
     w = objective.workload
     at = llm_serving_objective(objective.model, workload=_at_rate(w, float(rate), w.n_requests or objective.n_requests),
                                slo=objective.slo, prices=objective.prices, defaults=objective.defaults,
-                               n_requests=objective.n_requests)
+                               n_requests=objective.n_requests, profile=objective.profile)
     grid = space.grid()
     ana = at(grid)
     ok = (ana["fits"] == 1.0).to_numpy().copy()

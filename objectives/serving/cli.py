@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-num-tokens", type=int, default=8192)
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, or roofline for the "
                    "closed form); default: the GPU's newest vLLM profile, the roofline where it has none")
+    p.add_argument("--profile", default=None, help="a calibrated profile (`dse calibrate RESULTS -o FILE.json`): "
+                   "its factors cost the analytical screen and the simulations (serving.capacity profile=)")
     p.add_argument("--ttft-ms", type=float, default=None, help="TTFT bound (ms)")
     p.add_argument("--tpot-ms", type=float, default=None, help="TPOT bound (ms)")
     p.add_argument("--e2e-ms", type=float, default=None, help="end-to-end latency bound (ms)")
@@ -95,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       prefix_caching=not args.no_prefix_caching)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
-                     attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated")
+                     attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype,
+                     n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated",
+                     profile=args.profile)
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise
@@ -103,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     bounds = ", ".join(f"{m} <= {b:g} ms" for m, (_, b) in slo.constraints.items())
     weights = args.weight_dtype or _checkpoint_dtype(args.model)
-    how = "analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests"
+    how = ("analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests") \
+        + _profile_words(args)
     layout = f"tp={args.tp} pp={args.pp}" + (f" attn_dp={args.attn_dp}" if args.attn_dp != 1 else "") + \
         (f" ep={args.ep}" if args.ep != 1 else "")
     if r["capacity_req_s"] == 0 and r["metrics"]:
@@ -133,6 +138,11 @@ def _synthetic_defaults(args: argparse.Namespace) -> None:
     for k, v in _SYNTHETIC.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+
+
+def _profile_words(args: argparse.Namespace) -> str:
+    """What the printed line says of the model's factors: a calibrated profile's, where one was given."""
+    return f"; engine factors of the calibrated profile {args.profile}" if args.profile is not None else ""
 
 
 def _prefix_words(args: argparse.Namespace) -> str:
@@ -180,13 +190,15 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
                      output_len=args.output_len, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
     # the knob for every configuration of the space (which has no prefix_caching column): on is the default
     defaults = {"prefix_caching": False} if args.no_prefix_caching else {}
-    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests, defaults=defaults)
+    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests, defaults=defaults,
+                                profile=args.profile)
     row = smallest_deployment(space, obj, float(args.target_rate))
     keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "ep", "engine", "weight_dtype", "act_dtype", "kv_dtype",
                         "max_batch_size", "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok",
                         "slo_attainment", "source")
             if k in row.index and k != "fits"]
-    print(f"smallest deployment holding {args.target_rate:g} requests/s{_prefix_words(args)} (simulated):")
+    print(f"smallest deployment holding {args.target_rate:g} requests/s{_prefix_words(args)} (simulated"
+          f"{_profile_words(args)}):")
     print(row[keys].to_string())
     return 0
 

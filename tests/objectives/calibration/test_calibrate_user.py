@@ -153,3 +153,33 @@ def test_the_published_layout_calibrates_from_static_batches_and_max_throughput_
     got = inference.estimate("Llama-3.1-8B", "H100", batch_size=64, input_len=1024, output_len=128,
                              engine="trtllm", profile=str(out))
     assert got["fits"].all() and (got["tpot_ms"] > 0).all()
+
+
+def test_report_tables_print_counts_as_integers_beside_float_columns():
+    from objectives.calibration.report import _md
+    t = pd.DataFrame({"rows": [4, 274], "predicted": [4, 270], "MdAPE_%": [6.2, 13.0]},
+                     index=pd.Index(["a", "b"], name="engine"))
+    text = _md(t)
+    assert "| a | 4 | 4 | 6.2 |" in text and "| b | 274 | 270 | 13.0 |" in text
+    assert "4.0" not in text and "274.0" not in text
+
+
+@needs_shared
+def test_check_tables_print_row_counts_as_integers(tmp_path):
+    small = tmp_path / "silicon.csv"
+    rows = pd.read_csv(SILICON)
+    rows[rows["model_path"] == "MiniMaxAI/MiniMax-M2.5"].head(6).to_csv(small, index=False)
+    text, d = check([small])
+    lines = text.splitlines()
+    seen = 0
+    for i, ln in enumerate(lines):
+        if ln.startswith("|---"):                     # a table: its header above, its rows below
+            head = [c.strip() for c in lines[i - 1].strip("|").split("|")]
+            cols = [head.index(c) for c in ("rows", "predicted")]
+            for row in lines[i + 1:]:
+                if not row.startswith("| "):
+                    break
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                assert all(cells[j].isdigit() for j in cols), row
+                seen += 1
+    assert seen

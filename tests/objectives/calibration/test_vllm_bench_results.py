@@ -138,7 +138,8 @@ def test_vllm_quantization_names_set_the_weight_format(tmp_path, scheme, want):
 
 @pytest.mark.parametrize("name,gpu", [("NVIDIA H100 80GB HBM3", "H100-SXM-80GB"), ("NVIDIA H100 NVL", "H100-NVL"),
                                       ("NVIDIA H200", "H200-SXM-141GB"), ("NVIDIA A100-SXM4-80GB", "A100-SXM-80GB"),
-                                      ("AMD Instinct MI300X", "MI300X"), ("NVIDIA B200", "B200")])
+                                      ("AMD Instinct MI300X", "MI300X"), ("NVIDIA B200", "B200"),
+                                      ("NVIDIA GH200 480GB", "GH200-96GB")])
 def test_the_device_name_nvidia_smi_prints_is_the_gpu(name, gpu):
     # --metadata gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" (or torch's device name)
     from objectives.calibration.silicon import catalog_gpus

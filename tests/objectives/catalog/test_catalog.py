@@ -120,6 +120,36 @@ def test_gpu_aliases_resolve(alias, canonical):
     assert catalog.gpu(alias).name == canonical
 
 
+@pytest.mark.parametrize("device,canonical", [
+    ("NVIDIA H100 80GB HBM3", "H100-SXM-80GB"), ("NVIDIA B200", "B200"), ("NVIDIA GH200 480GB", "GH200-96GB"),
+    ("NVIDIA H200", "H200-SXM-141GB"), ("NVIDIA A100-SXM4-40GB", "A100-SXM-40GB"), ("NVIDIA H100 NVL", "H100-NVL"),
+    ("NVIDIA A100 80GB PCIe", "A100-PCIe-80GB"), ("AMD Instinct MI300X", "MI300X"),
+    ("Tesla V100-SXM2-32GB", "V100-SXM2-32GB"), ("Intel(R) Arc(TM) Pro B60 Graphics", "Arc-Pro-B60"),
+])
+def test_device_names_as_drivers_print_them_resolve(device, canonical):
+    # nvidia-smi --query-gpu=name, rocm-smi, torch.cuda.get_device_name / torch.xpu: the vendor, and after the
+    # product the memory the driver counts ("80GB HBM3"; a GH200 module's "480GB" counts the Grace CPU's LPDDR)
+    assert catalog.gpu(device).name == canonical
+
+
+def test_a_device_name_whose_memory_is_not_the_catalog_gpus_is_refused_naming_both():
+    # a 144 GB HBM3e GH200 is not the catalog's 96 GB GH200; an 80 GB H800 is no catalog GPU at all
+    with pytest.raises(CatalogError, match=r"144 GB.*GH200-96GB.*96 GB"):
+        catalog.gpu("NVIDIA GH200 144G HBM3e")
+    with pytest.raises(CatalogError, match=r"unknown GPU 'NVIDIA H800 80GB HBM3'"):
+        catalog.gpu("NVIDIA H800 80GB HBM3")
+
+
+def test_estimate_takes_a_device_name_and_the_data_digest_stays():
+    from objectives import inference
+    from objectives.provenance import SERVING_DATA, data_digest
+    before = data_digest(SERVING_DATA)
+    a = inference.estimate("Llama-3.1-8B", "NVIDIA H100 80GB HBM3", batch_size=8, input_len=512, output_len=64)
+    b = inference.estimate("Llama-3.1-8B", "H100-SXM-80GB", batch_size=8, input_len=512, output_len=64)
+    assert a["ttft_ms"].iloc[0] == b["ttft_ms"].iloc[0] and a["tpot_ms"].iloc[0] == b["tpot_ms"].iloc[0]
+    assert data_digest(SERVING_DATA) == before
+
+
 @pytest.mark.parametrize("hf_id,name", [
     ("meta-llama/Llama-3.1-70B", "Llama-3.1-70B"), ("meta-llama/Meta-Llama-3.1-70B", "Llama-3.1-70B"),
     ("meta-llama/Llama-3.1-70B-Instruct", "Llama-3.1-70B"), ("meta-llama/Meta-Llama-3.1-8B-Instruct", "Llama-3.1-8B"),

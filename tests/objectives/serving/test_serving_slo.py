@@ -497,3 +497,40 @@ def test_dse_capacity_costs_a_quantized_checkpoint_in_its_own_format_by_default(
     assert f"tp=4 pp=1 bf16: holds {bf16:.3g} requests/s" in capsys.readouterr().out
     assert main(["Llama-3.1-8B", "--gpu", "H100", "--tpot-ms", "100", "--analytical"]) == 0   # unquantized: bf16
     assert "tp=1 pp=1 bf16: holds" in capsys.readouterr().out
+
+
+def test_a_configuration_the_check_refuses_leaves_the_front_with_the_checks_own_reason():
+    """A check that refuses a configuration (fits 0, its reason in a text metric) had it leave the front as
+    "fits = 0 != 1" (or "<metric> missing"): the constraint checked, not why. The text metric the objective names
+    (``failure=``) is carried into ``confirm_reason``."""
+    from dse.fidelity import Confirming, violated
+    configs = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    screen = pd.DataFrame({"a": [3.0, 2.0, 1.0], "lat": [1.0, 1.0, 1.0], "fits": [1.0, 1.0, 1.0]})
+    cons = {"lat": ("<=", 2.0), "fits": ("==", 1.0)}
+
+    def slow(cfg):      # x=1 refused with a reason of its own, x=2 too slow, x=3 fine
+        if cfg["x"] == 1:
+            return {"fits": 0.0, "why": "request 0 needs 9000 KV tokens but a replica holds 8000"}
+        return {"a": 4.0 - cfg["x"], "lat": 9.0 if cfg["x"] == 2 else 1.0, "fits": 1.0, "why": ""}
+
+    out, res = confirm(configs, screen, slow, {"a": "max"}, cons, label="sim")
+    assert out["confirm_reason"].iloc[0] == "fits = 0 != 1"          # without a failure metric: the constraint only
+    out, res = confirm(configs, screen, slow, {"a": "max"}, cons, label="sim", failure="why")
+    assert out["confirm_reason"].iloc[0] == "fits = 0 != 1: request 0 needs 9000 KV tokens but a replica holds 8000"
+    assert out["confirm_reason"].iloc[1] == "lat = 9 > 2" and out["confirm_reason"].iloc[2] == ""
+    assert violated(res.rejected.values()) == ["fits", "lat"] and res.front == [2]
+    assert "violating fits, lat" in res.summary()
+    # a refusal that violates no constraint would stay on the front with its screening values: said, not kept
+    with pytest.raises(dse.ObjectiveError, match=r"refused configuration 0 \('request 0 needs.*'\) but it violates "
+                                                 r"no constraint"):
+        confirm(configs, screen, slow, {"a": "max"}, {"lat": ("<=", 2.0)}, label="sim", failure="why")
+    with pytest.raises(dse.ObjectiveError, match=r"failure=3: give the name of a text metric"):
+        Confirming(lambda df: df, slow, {"a": "max"}, cons, failure=3)
+
+
+def test_the_confirmed_serving_objective_names_the_simulators_reason_metric():
+    from objectives import llm_serving_objective
+    obj = llm_serving_objective("Llama-3.1-8B", workload={"rate": 1.0, "input_len": 512, "output_len": 64},
+                                slo={"ttft_ms_p99": 2000})
+    ev = obj.confirming({"usd_per_mtok": "min"})
+    assert ev.failure == "reason"
