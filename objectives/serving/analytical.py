@@ -39,14 +39,19 @@ Workloads and what the model does with them:
   prompts' chunks stalling the decode steps of requests with few output tokens, no TPOT above the longest
   iteration (max_num_tokens tokens). The replica's capacity there is the mean prompt's less the mixture's extra
   attention (a Var(L)). A trace's own arrivals modulate the queue (`_modulated`): 20 windows of the run at their
-  own rates, a fluid backlog where a window exceeds the capacity (carried into the windows after it), a stationary
-  queue at the window's rate elsewhere. The disaggregated prefill pool
-  under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched rate.
+  own rates, a fluid backlog where the windows' arrivals outrun the replica (carried into the windows after it),
+  a stationary queue at the window's rate elsewhere; the replica starts empty and admits while it holds a free
+  slot, so a storm first fills the slots its quieter past left free (`_slot_fluid`: each slot frees one
+  residency after its admission), and the wait for a slot is each window's (Erlang C at the window's
+  occupancy). The disaggregated prefill pool under a length mixture uses the same queue (`_length_queue`) on
+  each length's work at the pool's batched rate.
   Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
-  the stationary wait, at most what a run of n = ``workload.size`` requests builds at the queue's capacity X
+  the stationary wait, at most what a run of n requests builds at the queue's capacity X
   (Poisson arrivals at lam = X: a reflected random walk, mean 0.53 sqrt(n) / X), and at a rate above X the run's
   backlog: its queue grows to n (1 / X - 1 / r) by the last request, half of that on average ahead of a request
-  (aggregated: X the replica's saturated request rate).
+  (aggregated: X the saturated request rate of a scheduling rank, n = ``workload.size`` / (dp x attn_dp) its share
+  of the run, r its share of the rate; the disaggregated pools and static batching: X and r the pool's or the
+  deployment's, n the whole run — the same backlog n (1 / X - 1 / r) either way).
   E2E_q = TTFT_q + (O_q - 1) TPOT_q with O_q the output-length quantile. ``slo_attainment`` multiplies the
   probabilities of meeting the TTFT bound (queue tail) and the TPOT bound (normal around the mean TPOT with the
   p90 spread); ``goodput_req_s`` = served rate x attainment.
@@ -871,7 +876,8 @@ class ServingModel:
             lam = np.broadcast_to(np.asarray(lam_total, dtype=float), (n,))
             i = np.flatnonzero(open_agg)
             ranks = d.dp[i] * adp[i]                                  # each attention-DP rank its own share
-            o = self._open_loop(d.take(i), lam[i] / ranks, N[i], tput[i] / ranks / osl, plain[i], tpot[i], hit[i])
+            o = self._open_loop(d.take(i), lam[i] / ranks, N[i], tput[i] / ranks / osl, plain[i], tpot[i],
+                                self.workload.size / ranks, hit[i])
             N[i], ttft[i], tpot[i] = o["N"], o["ttft"], o["tpot"]
             for p in PERCENTILES:
                 q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
@@ -939,11 +945,13 @@ class ServingModel:
         return frame
 
     def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
-                   plain: np.ndarray, tpot_sat: np.ndarray, hit: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   plain: np.ndarray, tpot_sat: np.ndarray, n_req: np.ndarray,
+                   hit: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Aggregated continuous batching of each replica at ``lam`` requests/s (see the module docstring):
         occupancy, mean and percentile TTFT/TPOT (ms). ``n_max``, ``x_max``, ``tpot_sat``: saturated occupancy,
-        requests/s and TPOT (ms). ``hit``: prompt tokens a request finds in the prefix cache (mean, one per
-        deployment; None or 0: none), which its prefill skips."""
+        requests/s and TPOT (ms), like ``lam`` per scheduling rank; ``n_req``: the requests of the run each rank
+        receives (its share, which sets its queue's backlog past capacity, `run_wait`). ``hit``: prompt tokens a
+        request finds in the prefix cache (mean, one per deployment; None or 0: none), which its prefill skips."""
         isl, osl = self.input_len, self.output_len
         n = len(d)
         hit = np.zeros(n) if hit is None else np.asarray(hit, dtype=float)
@@ -992,8 +1000,8 @@ class ServingModel:
         erlang_c = _erlang_c(slots, a)
         drain = resid / (slots - a)                                   # mean wait of a request that waits (ms)
         # the stationary waits (prefill work, then a slot), bounded by what this run of requests builds at the
-        # replica's capacity x_max (its backlog when the rate exceeds it)
-        n_req = float(self.workload.size)
+        # replica's capacity x_max (its backlog when the rate exceeds it), over the rank's share of the run
+        n_req = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
         cap_ms = x_max / 1e3
         # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term)
         host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())[0]
@@ -1019,7 +1027,7 @@ class ServingModel:
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
-                                host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable,
+                                host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable, n_max, resid,
                                 np.where(plain, pure, t_dec), one)
             ttft = mix["ttft"]
             # whole prompts: the mixture's stalls (only the prompts that fit beside the decodes) replace the mean
@@ -1034,8 +1042,8 @@ class ServingModel:
 
     def _mixture(self, d: Deployments, lam_ms: np.ndarray, cache_share: np.ndarray,
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
-                 slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: float, cap_ms: np.ndarray,
-                 stable: np.ndarray, step: np.ndarray | None = None,
+                 slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: np.ndarray, cap_ms: np.ndarray,
+                 stable: np.ndarray, slots: np.ndarray, resid: np.ndarray, step: np.ndarray | None = None,
                  s_mean: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
         ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
@@ -1085,6 +1093,8 @@ class ServingModel:
 
         ``cache_share``: the prefill work a request does against its whole prompt's (prefix caching; 1 without);
         ``slot_mean``, ``erlang_c``, ``drain``: the slot wait's mean, probability and drain time (`_open_loop`);
+        ``slots``, ``resid``: the sequences a rank holds at most and a sequence's residency (ms) at ``lam_ms``
+        (a trace's windows, `_modulated`);
         ``stable``: rate below the replica's capacity (else the run's backlog); ``step``: a decode step between
         prompts (ms; whole prompts: decode-only; None: ``t_dec``); ``s_mean``: the mean prompt's prefill alone (ms;
         None: no capacity correction)."""
@@ -1168,9 +1178,9 @@ class ServingModel:
         out: dict[str, np.ndarray] = {"ttft": b @ wx + run_wait(stationary + slot_mean, n_req, lam_ms, cap_ms,
                                                                burst=g)}
         m = np.maximum(wq / p0, 1e-9)                                 # mean wait of a request that waits (ms)
-        # (each scheduling rank sees its share of the run's requests, over the run's span)
-        ranks = (d.dp * d.attn_dp).astype(float)
-        mod = self._modulated(work, lam_ms, cap_ms, n_req / ranks, qu["c2"]) if self._profile is not None else None
+        # (each scheduling rank sees its share of the run's requests, ``n_req``, over the run's span)
+        mod = (self._modulated(work, lam_ms, cap_ms, n_req, qu["c2"], slots, resid) if self._profile is not None
+               else None)
         win: dict[str, np.ndarray] = {}
         win_w = wx
         if mod is not None:
@@ -1186,8 +1196,8 @@ class ServingModel:
                    for k in ("p0", "m", "c2", "fluid")}
             win["b"] = np.broadcast_to(b_s[:, :, None], shape).reshape(n, -1)[:, keep]
             win_w = win_w[keep]
-            # (the fluid carries the run's backlog; the slot wait only what the run builds at capacity)
-            out["ttft"] = b @ wx + mod["mean"] + run_wait(slot_mean, n_req, np.minimum(lam_ms, cap_ms), cap_ms, burst=g)
+            # (the fluid carries the run's backlog; the slot wait is each window's, at the slots the fluid holds)
+            out["ttft"] = b @ wx + mod["mean"] + mod["slot"]["mean"]
         outs, vo = self._out_nodes
         t_life = (outs[None, :] - 1.0) * step[:, None]               # decoding life without stalls (ms)
         # a prompt's chunks ride one per iteration: a request decoding O - 1 steps meets at most O - 1 of them,
@@ -1211,9 +1221,10 @@ class ServingModel:
         for p in PERCENTILES:
             q = Z_Q[p]
 
-            # the slot wait's quantile, bounded by what the run builds (no backlog: that is added once, below)
-            slot_q = run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
-                              n_req, np.minimum(lam_ms, cap_ms), cap_ms, p)
+            # the slot wait's quantile, bounded by what the run builds (no backlog: that is added once, below; a
+            # trace's windows: the windows' own, `_modulated`)
+            slot_q = (run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
+                               n_req, np.minimum(lam_ms, cap_ms), cap_ms, p) if mod is None else mod["slot"][p])
             if mod is not None:
                 out[f"ttft_{p}"] = mixture_quantile(win["b"], win_w, win["p0"], win["m"], q, win["c2"],
                                                     floor=win["fluid"], steps=MODULATED_BISECTION_STEPS) + slot_q
@@ -1239,17 +1250,21 @@ class ServingModel:
         return out
 
     def _modulated(self, work: np.ndarray, lam_ms: np.ndarray, cap_ms: np.ndarray, n_req: np.ndarray,
-                   spread: np.ndarray) -> dict[str, np.ndarray]:
+                   spread: np.ndarray, slots: np.ndarray, resid: np.ndarray) -> dict[str, np.ndarray]:
         """The prompt queue under a trace's own arrivals as a modulated arrival process (pointwise stationary
         fluid approximation): the run split into `MODULATION_WINDOWS` windows of equal length, window k bringing
         a share r_k / W of the requests (`Workload.arrival_profile`, r_k: its rate over the mean). Over the windows
-        the queue is a fluid: the backlog (ms of wait) grows by (lam r_k / c - 1) per window length where the
-        window's rate lam r_k exceeds the capacity c (the replica's, at most 1 / E[work]) and drains where below
-        (reflected at 0), so a storm's backlog carries over into the quieter windows after it; inside a window the
-        queue is the stationary one at the window's rate (`_length_queue` at lam r_k, its arrivals' dispersion
-        read over at most one window), bounded by what the window's requests build (`run_wait`). ``work`` (n, K):
-        each length node's work on the queue's server (ms); ``lam_ms``, ``cap_ms``: requests per ms offered and
-        served at most; ``n_req``: the requests of the run this queue sees (one per row). Returns mean (the mean wait, ms), and per window (n, W):
+        the queue is a fluid (`_slot_fluid`): the replica admits prompts while it holds a free slot, at most 1 /
+        E[work] per ms with no decode in flight, and a slot frees one residency after its admission, so a storm
+        fills the slots its quieter past left free before it queues, and with every slot taken the backlog grows at
+        lam r_k - c (c: the replica's capacity, at most 1 / E[work]) and carries over into the quieter windows after
+        it; inside a window the queue is the stationary one at the window's rate (`_length_queue` at lam r_k, its
+        arrivals' dispersion read over at most one window), bounded by what the window's requests build
+        (`run_wait`), and the wait for a slot Erlang C at the sequences the fluid holds in the window (each held
+        ``resid`` ms), so bounded too. ``work`` (n, K): each length node's work on the queue's server (ms); ``lam_ms``,
+        ``cap_ms``: requests per ms offered and served at most; ``n_req``: the requests of the run this queue
+        sees (one per row); ``slots``: the sequences it holds at most (its saturated batch). Returns mean (the
+        mean wait, ms), slot (the slot wait's mean and percentiles, ms, over the windows), and per window (n, W):
         fluid (its mean fluid backlog, ms), p0, m, c2 (the local queue's chance to wait, mean wait given a wait
         and its squared CV, `mixture_quantile`'s), and weights (W,): each window's share of the requests."""
         prof = self._profile
@@ -1257,18 +1272,13 @@ class ServingModel:
         w = self._len_nodes[1]
         n, W = work.shape[0], len(prof)
         es = np.maximum(work @ w, 1e-300)
-        c = np.maximum(np.minimum(cap_ms, 1.0 / es), 1e-300)           # requests per ms the queue serves
+        mu = 1.0 / es                                                  # prompts per ms the prefill work admits
+        c = np.maximum(np.minimum(cap_ms, mu), 1e-300)                 # ... and the replica serves, batch full
         lam = np.maximum(lam_ms, 1e-300)
         n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
         dlt = n_run / lam / W                                          # a window's length (ms)
-        slope = (lam[:, None] * prof[None, :] / c[:, None] - 1.0) * dlt[:, None]   # backlog change per window (ms)
-        x = np.cumsum(slope, axis=1)
-        end = x - np.minimum(np.minimum.accumulate(x, axis=1), 0.0)
-        start = np.concatenate([np.zeros((n, 1)), end[:, :-1]], axis=1)
-        # the window's mean backlog: linear from its start, reflected at 0 where it drains within the window
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t0 = np.where(slope < 0, start / np.maximum(-slope, 1e-300), np.inf)
-        fluid = np.where(t0 >= 1.0, start + 0.5 * slope, 0.5 * start * np.minimum(t0, 1.0))
+        fluid, held = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, np.broadcast_to(slots, (n,)),
+                                       *self._out_nodes)
         lam_k = (lam[:, None] * prof[None, :]).ravel()
         served_k = np.minimum(lam_k, np.repeat(c, W))
         own = self.rate
@@ -1288,7 +1298,62 @@ class ServingModel:
         a = 0.5 * (1.0 + np.sqrt((np.maximum(c2, 1.0) - 1.0) / (np.maximum(c2, 1.0) + 1.0)))
         m1, m2 = m / (2.0 * a), m / (2.0 * (1.0 - a))
         excess = p0 * (a * m1 * np.exp(-fluid / m1) + (1.0 - a) * m2 * np.exp(-fluid / m2))
-        return {"mean": (fluid + excess) @ weights, "fluid": fluid, "p0": p0, "m": m, "c2": c2, "weights": weights}
+        # the wait for a free slot in each window: Erlang C at the sequences the window holds (the fluid's), each
+        # held ``resid``, bounded by what the window's requests build (the whole run's occupancy would charge a
+        # storm's full batch to every window; a full batch's own backlog is the fluid's)
+        cs = np.maximum(np.floor(slots), 1.0)[:, None]
+        a_k = np.minimum(held, cs * 0.999)
+        ec = _erlang_c(np.broadcast_to(cs, a_k.shape), a_k)
+        dr = resid[:, None] / (cs - a_k)
+        slot = {"mean": run_wait((ec * dr).ravel(), n_k, served_k, cap_k).reshape(n, W) @ weights}
+        for p in PERCENTILES:
+            q = Z_Q[p]
+            s_q = np.where(ec > 1 - q, dr * np.log(np.maximum(ec / (1 - q), 1.0)), 0.0).ravel()
+            slot[p] = run_wait(s_q, n_k, served_k, cap_k, p).reshape(n, W) @ weights
+        return {"mean": (fluid + excess) @ weights, "fluid": fluid, "p0": p0, "m": m, "c2": c2, "weights": weights,
+                "slot": slot}
+
+    @staticmethod
+    def _slot_fluid(lam_k: np.ndarray, dlt: np.ndarray, mu: np.ndarray, cap: np.ndarray, slots: np.ndarray,
+                    outs: np.ndarray, v_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean fluid wait (ms) and sequences in flight in each window of a modulated run (``lam_k`` (n, W): each
+        window's arrivals per ms; ``dlt`` (n,): a window's length, ms) at a replica that admits a prompt while it
+        holds a free slot, at most ``mu`` per ms with no decode in flight (its prefill work; the decodes in flight
+        ride on its iterations, so the rate falls linearly to ``cap`` with a full batch), and holds at most
+        ``slots`` sequences. A sequence of O output tokens (``outs``, weights ``v_out``: the output-length nodes)
+        holds its slot O / E[O] x R (R = slots / ``cap``: the full batch's residency, ``cap`` the requests per ms
+        the replica serves with every slot taken, at most ``mu``), so a slot frees that long after its admission.
+        The run starts empty; a storm first fills the free slots (the decodes in flight lag the arrivals by their
+        residencies), and only a full batch, or prompts faster than that rate, leave a queue; a queued prompt
+        waits the queue over the rate it is admitted at. Integrated in `SLOT_FLUID_STEPS` steps per window, vectorized
+        over the rows. A replica whose batch stays full queues as the reflected fluid of the rate over ``cap``."""
+        n, W = lam_k.shape
+        T = W * SLOT_FLUID_STEPS
+        h = dlt / SLOT_FLUID_STEPS                                     # a step (ms)
+        r_full = slots / np.maximum(cap, 1e-300)
+        # each output node's residency in steps (at least one), one row per deployment
+        lag = np.maximum(np.rint((outs / max(float(outs @ v_out), 1e-300))[None, :] * (r_full / h)[:, None]), 1)
+        lag = lag.astype(np.int64)
+        adm_hist = np.zeros((n, T + 1))                                # admissions per step (index t + 1)
+        rows = np.arange(n)[:, None]
+        held = np.zeros(n)                                             # sequences in flight
+        queue = np.zeros(n)                                            # prompts waiting
+        fluid, inflight = np.zeros((n, W)), np.zeros((n, W))
+        for t in range(T):
+            k = t // SLOT_FLUID_STEPS
+            want = queue + lam_k[:, k] * h
+            done = adm_hist[rows, np.maximum(t + 1 - lag, 0)] @ v_out    # admitted one residency ago
+            stay = np.maximum(held - done, 0.0)
+            free = np.maximum(slots - stay, 0.0)
+            # the decodes in flight ride on the prompts' iterations: the prompts' rate falls from ``mu`` (none)
+            # to ``cap`` (a full batch)
+            rate = mu - (mu - cap) * np.minimum(stay / np.maximum(slots, 1e-300), 1.0)
+            adm = np.minimum(want, np.minimum(rate * h, free))
+            adm_hist[:, t + 1] = adm
+            held, queue = stay + adm, want - adm
+            fluid[:, k] += queue / np.maximum(adm / h, cap)
+            inflight[:, k] += held
+        return fluid / SLOT_FLUID_STEPS, inflight / SLOT_FLUID_STEPS
 
     def _prefill_nodes(self, kw: Mapping[str, Any], max_num_tokens: np.ndarray) -> np.ndarray:
         """Prefill time (ms) of one prompt alone at each prompt-length node (`length_nodes`), shape (n, K): one
@@ -1411,6 +1476,8 @@ DISPERSION_WINDOWS = 29
 #: (`Workload.arrival_profile`, `ServingModel._modulated`): as many as `Workload.arrival_dispersion` counts at its
 #: longest window (span / 20)
 MODULATION_WINDOWS = 20
+#: integration steps per window of `ServingModel._slot_fluid`
+SLOT_FLUID_STEPS = 8
 
 
 def quantile_nodes(values: np.ndarray, edges: tuple[float, ...] = LENGTH_BINS) -> tuple[np.ndarray, np.ndarray]:
