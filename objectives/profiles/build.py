@@ -228,7 +228,9 @@ def gemm_tables(path: Path, twin: Path | None = None, peers: list[Path] | None =
         name = GEMM_DTYPES.get(str(raw))
         if name is None or name in out:
             continue
-        t = _table(d, ["m", "n", "k"], [0, 1, 2], size_axis=0)
+        # a line the collector stopped one m short of the others (the largest n x k) goes on along its trend in m:
+        # an edge fill at its last time would make it fall along n and hold every lookup beyond the grid flat
+        t = _table(d, ["m", "n", "k"], [0, 1, 2], size_axis=0, trend_axis=0)
         if t is None:
             log.info("%s: gemm dtype %s too sparse, dropped", path, raw)
         else:

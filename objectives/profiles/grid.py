@@ -2,7 +2,9 @@
 
 A `Table` holds latencies (ms) on the Cartesian product of sorted axes. Lookups interpolate multilinearly in
 log(axis) / log(latency) space, one `searchsorted` per axis for a whole array of points; outside an axis' range the
-edge segment's slope extrapolates (a GEMM twice the largest measured M takes about twice as long). `inside`
+edge segment's slope extrapolates (a GEMM twice the largest measured M takes about twice as long), held on a work
+axis (`WORK_EXPONENT`) to what the work allows: the time never falls as the size grows and grows at most as the work
+does. `inside`
 says whether a point lies within the range of every axis; `covered` (the cells the collector measured, or that lie
 between measured cells of a line) and `reach` say how far along a size axis the lookups stay on such cells: the
 builders fill the rest of the grid (`extend_trend`, `extend_proportional`, `fill_gaps`' edges), and a lookup there
@@ -11,10 +13,24 @@ is an extrapolation, which is what `source` reports.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+#: axis name -> the exponent of a kernel's work in that axis (its time past the measured range grows at most as
+#: size**exponent once the GPU is full, and never falls as the size grows): `Table.__call__` holds the edge segment's
+#: log-log slope to [0, exponent] beyond either end of such an axis. GEMM rows / columns / depth, tokens, batch,
+#: KV length, heads, channels, message bytes: linear; a context (prefill) table's prompt length `isl`: quadratic
+#: (a prompt of s tokens attends s (s + 1) / 2 query-key pairs). Axes not named here (a rank count `num_gpus`,
+#: whose callers hold it to the table's range and scale beyond it themselves; a shape index `shape_key`) keep the
+#: edge segment's slope.
+WORK_EXPONENT: Mapping[str, float] = {
+    **dict.fromkeys(("m", "n", "k", "num_tokens", "batch_size", "kv_len", "seq_len", "num_heads",
+                     "num_key_value_heads", "num_v_heads", "conv_channels", "hidden_size", "message_size"), 1.0),
+    "isl": 2.0,
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,10 @@ class Table:
                              f"values of shape {self.log_ms.shape}")
 
     def __call__(self, *points: Any) -> np.ndarray:
-        """Latency (ms) at `points` (one array per axis, broadcast together)."""
+        """Latency (ms) at `points` (one array per axis, broadcast together): multilinear in log-log between the
+        cells; beyond either end of an axis along the edge segment's slope, held to [0, `WORK_EXPONENT`] on a work
+        axis (each of the interpolated lines, axis by axis: where no slope is held, exactly the multilinear
+        extrapolation)."""
         pts = np.broadcast_arrays(*[np.asarray(p, dtype=float) for p in points])
         shape = pts[0].shape
         idx, frac = [], []
@@ -55,17 +74,24 @@ class Table:
             i = np.clip(np.searchsorted(la, lx, side="right") - 1, 0, len(a) - 2)
             idx.append(i)
             frac.append((lx - la[i]) / (la[i + 1] - la[i]))
-        out = np.zeros(idx[0].shape)
         d = len(self.axes)
-        for corner in range(1 << d):
-            w = np.ones_like(out)
-            ix = []
-            for ax in range(d):
-                bit = (corner >> ax) & 1
-                w = w * (frac[ax] if bit else 1.0 - frac[ax])
-                ix.append(idx[ax] + bit)
-            out += w * self.log_ms[tuple(ix)]
-        return np.exp(out).reshape(shape)
+        # the 2**d corner values in one gather (row c: corner c, whose bit ax says which end of cell idx[ax] it
+        # reads), reduced axis by axis from the last (the highest bit: rows [:half] its lower end, [half:] its upper)
+        bits = np.arange(1 << d)
+        vals = self.log_ms[tuple(idx[ax][None, :] + ((bits[:, None] >> ax) & 1) for ax in range(d))]
+        for ax in reversed(range(d)):
+            half = vals.shape[0] // 2
+            lo, rise = vals[:half], vals[half:] - vals[:half]
+            f = frac[ax]
+            cap = WORK_EXPONENT.get(self.names[ax])
+            if cap is None or not np.any((f < 0.0) | (f > 1.0)):
+                vals = lo + f * rise
+                continue
+            a = self.axes[ax]
+            fin = np.clip(f, 0.0, 1.0)
+            step = cap * np.log(a[idx[ax] + 1] / a[idx[ax]])
+            vals = lo + fin * rise + (f - fin) * np.clip(rise, 0.0, step)
+        return np.exp(vals[0]).reshape(shape)
 
     def proportional_beyond(self, axis: int, *points: Any) -> np.ndarray:
         """Latency (ms) at `points` as `__call__`, except beyond the largest measured value of `axis`: there in

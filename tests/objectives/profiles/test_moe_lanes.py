@@ -160,3 +160,20 @@ def test_a_bf16_gemm_cell_far_slower_than_the_other_engines_same_kernel_is_bound
     assert SHARED_GEMM_DTYPES == ("bfloat16",)
     assert float(out["bf16"](64.0, 2048.0, 2048.0)) == pytest.approx(0.08 * TWIN_SLACK)
     assert float(out["fp8"](64.0, 2048.0, 2048.0)) == pytest.approx(0.08 * 1.6)
+
+
+def test_a_gemm_line_the_collector_stopped_early_goes_on_along_its_trend_in_m(tmp_path):
+    """The collectors stop the largest (n, k) shapes one m short of the others (TensorRT-LLM's H100 fp8 table: 32,768
+    x 65,536 x 16,384 not timed): the unmeasured cell went on at the last measured m's time (`fill_gaps`' edge), so
+    its line fell along n (42 ms at n = 51,200, 25 ms at 65,536 in that table) and every lookup beyond m = 32,768 held
+    it flat. Past a line's last measured m it follows its last cells' trend (`grid.extend_trend`: slope in [0, 1])."""
+    from objectives.profiles.build import gemm_tables
+    cells = [(m, n, k) for m in (1024, 2048, 4096) for n in (1024, 2048) for k in (1024, 2048)
+             if not (m == 4096 and n == 2048)]
+    frame = pd.DataFrame({"gemm_dtype": "bfloat16", "m": [c[0] for c in cells], "n": [c[1] for c in cells],
+                          "k": [c[2] for c in cells],
+                          "latency": [1e-6 * m * n * k / 2**20 for m, n, k in cells]})
+    frame.to_parquet(tmp_path / "own.parquet")
+    t = gemm_tables(tmp_path / "own.parquet")["bf16"]
+    assert float(t(4096.0, 2048.0, 2048.0)) == pytest.approx(2.0 * float(t(2048.0, 2048.0, 2048.0)), rel=1e-6)
+    assert float(t(4096.0, 2048.0, 1024.0)) >= float(t(4096.0, 1024.0, 1024.0))

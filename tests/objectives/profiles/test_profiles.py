@@ -52,6 +52,56 @@ def test_a_token_axis_extrapolates_in_proportion_not_along_a_bent_edge():
     assert bent.proportional_beyond(0, *pts) == pytest.approx(bent(*pts), rel=1e-12)
 
 
+def test_a_quick_profile_gemm_grows_at_most_linearly_beyond_its_measured_sizes():
+    """A CPU-collected quick profile (n, k <= 256, time growing faster than the work at its last cells: cache
+    effects) filed under a GPU: a 14,336-wide GEMM read off its edge slopes took 8.9e7 ms a prefill. Beyond an
+    axis' range a GEMM's time grows at most in proportion to that axis (its work), and never falls."""
+    m = np.array([1.0, 16.0, 256.0])
+    nk = np.array([32.0, 64.0, 128.0, 256.0])
+    # superlinear in n and k at the edge (slope 1.6 per axis between 128 and 256)
+    lat = 1e-3 * m[:, None, None] * (nk[None, :, None] * nk[None, None, :] / 1024.0) ** 1.6
+    t = Table(("m", "n", "k"), (m, nk, nk), np.log(lat))
+    edge = float(t(256.0, 256.0, 256.0))
+    far = float(t(256.0, 14336.0, 14336.0))
+    assert edge <= far <= edge * (14336.0 / 256.0) ** 2 * (1 + 1e-9)
+    # a falling edge (the last cell timed fast) holds the edge value, it does not fall further
+    dip = Table(t.names, t.axes, t.log_ms.copy())
+    dip.log_ms[:, -1, :] -= np.log(5.0)
+    assert float(dip(16.0, 1024.0, 64.0)) == pytest.approx(float(dip(16.0, 256.0, 64.0)), rel=1e-12)
+
+
+def test_context_attention_may_grow_quadratically_in_the_prompt_length_beyond_its_range():
+    """A prompt's attention pairs grow as its length squared: the `isl` axis of a context table extrapolates with
+    the edge slope up to 2 (`grid.WORK_EXPONENT`), a batch axis up to 1."""
+    b = np.array([1.0, 2.0, 4.0])
+    s = np.array([1024.0, 2048.0, 4096.0])
+    lat = 1e-6 * b[:, None] ** 1.3 * s[None, :] ** 2
+    t = Table(("batch_size", "isl"), (b, s), np.log(lat))
+    assert float(t(1.0, 16384.0)) == pytest.approx(1e-6 * 16384.0 ** 2, rel=1e-9)
+    assert float(t(16.0, 1024.0)) == pytest.approx(float(t(4.0, 1024.0)) * 4.0, rel=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(-3.0, 3.0), min_size=12, max_size=12), st.floats(1.0, 64.0), st.floats(1.0, 64.0),
+       st.integers(0, 2), st.sampled_from(["m", "n", "k", "kv_len", "message_size", "num_tokens"]))
+def test_extrapolated_times_are_monotone_and_at_most_linear_in_a_work_axis(vals, r1, r2, axis, name):
+    """Whatever the cells (noise, kernel switches at the edge), beyond either end of a work axis the time never
+    falls as the size grows and grows at most in proportion to it."""
+    a0 = np.array([4.0, 8.0, 32.0])
+    a1 = np.array([2.0, 16.0, 64.0, 128.0])
+    names = (name, "other") if axis != 1 else ("other", name)
+    t = Table(names, (a0, a1), np.asarray(vals).reshape(3, 4))
+    ax = 0 if axis != 1 else 1
+    lo_r, hi_r = sorted((r1, r2))
+    other = 5.0 if ax == 1 else 20.0
+    for x1, x2 in ((t.axes[ax][-1] * lo_r, t.axes[ax][-1] * hi_r), (t.axes[ax][0] / hi_r, t.axes[ax][0] / lo_r)):
+        p1 = (x1, other) if ax == 0 else (other, x1)
+        p2 = (x2, other) if ax == 0 else (other, x2)
+        t1, t2 = float(t(*p1)), float(t(*p2))
+        assert t1 <= t2 * (1 + 1e-9)
+        assert t2 <= t1 * (x2 / x1) * (1 + 1e-9)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.floats(1.0, 64.0), st.floats(1.0, 64.0), st.floats(128.0, 1024.0))
 def test_table_is_monotone_where_the_data_is(m1, m2, n):
