@@ -249,10 +249,10 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     c = p.coeffs
     N = N.reshape(shape)
     # `estimate.steady_state` (keep in step): the mean iteration, or the prefill iteration and the pure decode step
-    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, c.prefill_alone)
     split = split_rows(p)
     mean = _replica_parts(p, collect, (T, A, D, K, S), N)
-    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, c.prefill_alone)
     t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], N)
     pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, N), *prefill_chunk(w_pf, isl, osl), N)
     dec = _replica_parts(p, collect, w_dec, N)
@@ -267,7 +267,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     wait: dict[str, Any] = {k: zero for k in COMPONENTS}
     wave_s: Any = zero
     if np.any(measured):
-        ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt)
+        ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt, c.prefill_alone)
         t_s = replica_time_s(p, *ws, N)
         own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
         steady = _scaled_sum((k0, own), (0.5, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
@@ -277,7 +277,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}
         wave_s = np.where(measured, c.wave * np.maximum(wave - steady_s, 0.0), 0.0)
     if not np.all(measured):   # `estimate._group_ttft_s`: the closed form's group of prompts
-        wg, chg, k = group_prompt_work(N, isl, osl, mnt)
+        wg, chg, k = group_prompt_work(N, isl, osl, mnt, c.prefill_alone)
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, N), _replica_parts(p, collect, wg, N), *chg, N)
         wait = {name: np.where(measured, wait[name], k * own[name]) for name in COMPONENTS}
     front = c.ttft_s + c.ttft_model_s

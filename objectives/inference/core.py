@@ -13,6 +13,7 @@ import pandas as pd
 
 from objectives.catalog.model_math import expert_width
 from objectives.catalog.types import DTYPES
+from objectives.profiles import prefill_alone_mask
 
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
@@ -544,6 +545,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     sgl = kv_pool.is_sglang(engine_names)[eng]
     # ... SGLang's by its new-token ratio, whatever ``engine_kv_reserve`` says (`admission`)
     c.kv_ratio = np.asarray(sgl, dtype=float)
+    # ... and whether it runs prefill batches alone, the decodes paused (`profiles.PREFILL_ALONE_ENGINES`)
+    c.prefill_alone = prefill_alone_mask(engine_names)[eng]
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
                                              float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables

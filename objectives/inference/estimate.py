@@ -348,8 +348,10 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     tokens reading a mean context of isl + osl / 2. Rows costed from a measured profile, MoE rows and pipelines
     instead mix two kinds of iteration, as engines run them: N isl / max_num_tokens full prefill iterations (with
     pp > 1 each lasting at least one prompt chunk's pass through every stage, as in `StepModel.time_ms`) and pure
-    decode steps."""
-    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt)
+    decode steps. An engine that runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) always splits: its
+    prefill batches carry no decodes and pause them (`split_work`)."""
+    alone = p.coeffs.prefill_alone
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
     split = split_rows(p)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
@@ -358,7 +360,7 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
-    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, alone)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
@@ -372,8 +374,9 @@ def split_rows(p: Prepared) -> np.ndarray:
     """The rows whose steady state mixes two kinds of iteration (`steady_state`): measured-profile rows, MoE rows on
     the roofline too (the experts an iteration touches grow concavely with its tokens) and pipelines (an iteration
     that carries a prompt chunk lasts at least that chunk's pass through every stage, which a mean iteration
-    spread thinly over the micro-batches never shows)."""
-    return (np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0) | (np.asarray(p.pp) > 1)
+    spread thinly over the micro-batches never shows), and the rows of an engine that runs prefill batches alone."""
+    return ((np.asarray(p.source_code) > 0) | (np.asarray(p.coeffs.n_experts) > 0) | (np.asarray(p.pp) > 1)
+            | (np.asarray(p.coeffs.prefill_alone) > 0))
 
 
 def prefill_chunk(w_pf: tuple, isl: Num, osl: Num) -> tuple[Num, Num, Num, Num]:
@@ -384,12 +387,14 @@ def prefill_chunk(w_pf: tuple, isl: Num, osl: Num) -> tuple[Num, Num, Num, Num]:
     return ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * (isl + 0.5 * osl)
 
 
-def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num) -> tuple[tuple, tuple, Num, Num]:
+def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0) -> tuple[tuple, tuple, Num, Num]:
     """The two kinds of iteration of `steady_state`'s split: (the prefill iteration's work (T, A, D, K, S), a pure
-    decode step's, how many of each per request cycle of `n_it` iterations)."""
+    decode step's, how many of each per request cycle of `n_it` iterations). `alone` (per row, `Coeffs.
+    prefill_alone`): 1 where the engine runs prefill batches alone, so its prefill iteration carries no decodes
+    and each request's osl - 1 decode steps are separate iterations (`steady_work`)."""
     T_pf = np.minimum(mnt, N * isl)
     n_pf = np.minimum(N * isl / T_pf, n_it)
-    D_pf = np.clip(N - T_pf / isl, 0.0, N)
+    D_pf = np.where(np.asarray(alone) > 0, 0.0, np.clip(N - T_pf / isl, 0.0, N))
     n_dec = np.maximum(n_it - n_pf, 0.0)
     D_dec = np.clip((N * (osl - 1.0) - n_pf * D_pf) / np.maximum(n_dec, 1e-9), 0.0, N)
     ctx = isl + 0.5 * osl
@@ -407,10 +412,13 @@ def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num) -> tuple[
     return t, busy_s(p.coeffs, *w)
 
 
-def steady_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num, Num, Num]:
+def steady_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> tuple[Num, Num, Num, Num, Num, Num]:
     """The work of one iteration of `steady_state`: (n_it iterations per cycle, T prompt tokens, A prompt
-    query-key pairs, D decode tokens, K cached tokens they read, S logit rows) per iteration."""
-    n_it = np.maximum(osl, N * (isl + osl) / mnt)
+    query-key pairs, D decode tokens, K cached tokens they read, S logit rows) per iteration. `alone` (per row,
+    `Coeffs.prefill_alone`): 1 where the engine runs prefill batches alone, the decodes paused: a cycle then holds
+    the N x isl / max_num_tokens prefill batches (at least one) and osl - 1 decode steps that every request runs."""
+    mixed = np.maximum(osl, N * (isl + osl) / mnt)
+    n_it = np.where(np.asarray(alone) > 0, np.maximum(N * isl / mnt, 1.0) + osl - 1.0, mixed)
     T = N * isl / n_it
     A = N * isl * (isl + 1.0) * 0.5 / n_it
     D = N * (osl - 1.0) / n_it
@@ -436,12 +444,16 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
 
     With `conc` clients per replica above the N slots, a request also waits for a slot: (conc - N) / N x its
     residency time (Little's law: conc - N waiting, N / residency requests/s served). `cycle_s`: the steady
-    state's iteration time x iterations per request cycle, when the caller has it."""
+    state's iteration time x iterations per request cycle, when the caller has it. An engine that runs prefill
+    batches alone (``Coeffs.prefill_alone``: SGLang) prefills a prompt with the whole budget and no decodes beside
+    it (`run_prompt_work`, `group_prompt_work`)."""
     measured = np.asarray(p.source_code) > 0
+    alone = p.coeffs.prefill_alone
     if cycle_s is None and (conc is not None or np.any(measured)):
         t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
         cycle_s = t * n_it
-    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt)[0]) if np.any(measured) else 0.0
+    ttft = (_run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt, alone)[0])
+            if np.any(measured) else 0.0)
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
     ttft = ttft + p.coeffs.ttft_s + p.coeffs.ttft_model_s
@@ -456,14 +468,16 @@ Work = tuple[Num, Num, Num, Num, Num]
 ChunkWork = tuple[Num, Num, Num, Num]
 
 
-def group_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Work, ChunkWork, Num]:
+def group_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> tuple[Work, ChunkWork, Num]:
     """The closed form's prefill-heavy iteration (`_group_ttft_s`): its work (T, A, D, K, S as `replica_time_s`
-    takes them), its prompt chunk's (T, A, D, K) and the factor on its time (the iterations a prompt takes)."""
-    T = np.minimum(np.maximum(mnt - N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
-    D = np.maximum(N - T / isl, 0.0)
+    takes them), its prompt chunk's (T, A, D, K) and the factor on its time (the iterations a prompt takes).
+    `alone` (per row): 1 where the engine runs prefill batches alone: no decodes beside the prompts."""
+    keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
+    T = np.minimum(np.maximum(mnt - keep * N, 1.0) + isl, N * isl)        # ~ budget, after the fixed point below
+    D = keep * np.maximum(N - T / isl, 0.0)
     budget = np.maximum(mnt - D, 1.0)
     T = np.minimum(budget, N * isl)
-    D = np.maximum(N - T / isl, 0.0)
+    D = keep * np.maximum(N - T / isl, 0.0)
     ch = np.minimum(T, isl)
     k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
     return ((T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl),
@@ -473,22 +487,25 @@ def group_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Work, Chunk
 def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
     """TTFT (s) of the closed form (roofline rows; the whole-group view it was fitted with): the N requests arrive
     together and a prompt runs in the prefill-heavy iteration(s) beside the other sequences' decodes."""
-    work, chunk, k = group_prompt_work(N, isl, osl, mnt)
+    work, chunk, k = group_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     return k * chunk_pass_s(p, replica_time_s(p, *work, N), *chunk, N)
 
 
-def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Work, Num, Work, Num, ChunkWork]:
+def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
+                    ) -> tuple[Work, Num, Work, Num, ChunkWork]:
     """`_run_ttft_s`'s iterations: the steady state's work (T, A, D, K, S as `replica_time_s` takes them) and the
     iterations a prompt's own chunks take; the start-up wave's work, its iterations before and with a prompt's
-    own, and that prompt chunk's (T, A, D, K)."""
-    budget = np.maximum(mnt - (N - 1.0), 1.0)
+    own, and that prompt chunk's (T, A, D, K). `alone` (per row, `Coeffs.prefill_alone`): 1 where the engine runs
+    prefill batches alone: the running decodes neither take budget from a prompt nor run beside it."""
+    keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
+    budget = np.maximum(mnt - keep * (N - 1.0), 1.0)
     T = np.minimum(budget, isl)
-    D = np.maximum(N - T / isl, 0.0)
+    D = keep * np.maximum(N - T / isl, 0.0)
     k0 = np.maximum(isl / budget, 1.0)
     steady: Work = (T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl)
     # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
     T_w = np.minimum(mnt, N * isl)
-    D_w = 0.5 * np.maximum(N - T_w / isl, 0.0)
+    D_w = keep * 0.5 * np.maximum(N - T_w / isl, 0.0)
     T_w = np.minimum(np.maximum(mnt - D_w, 1.0), N * isl)
     k_w = 0.5 * (1.0 + N * isl / T_w)
     ch = np.minimum(T_w, isl)
@@ -505,7 +522,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     in the iterations after the one in progress when it arrives (half a mean iteration, `iter_s`), at the
     budget's rate beside the N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
     (about 1 / the requests each client sends), fitted (`Efficiency`). The iterations: `run_prompt_work`."""
-    work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt)
+    work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     t_s = replica_time_s(p, *work, N)
     steady = k0 * chunk_pass_s(p, t_s, *work[:4], N) + 0.5 * iter_s
     t_w = replica_time_s(p, *wave_work, N)
@@ -541,7 +558,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     1 + that many comes before its first token and the others (and the prefills again) go into its tpot.
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
     the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
-    chunks with decode tokens). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
+    chunks with decode tokens; SGLang runs its prefill batches alone and pauses the decodes meanwhile,
+    ``Coeffs.prefill_alone``: `steady_work`). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
     request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
     of the prefill-heavy iteration(s) that carry the request's prompt beside the running decodes (see
     `prefill_wait_s`), plus the wait for a free slot when `concurrency` (closed-loop clients of the whole
@@ -637,13 +655,16 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
 def recompute_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, redo: Num) -> Num:
     """Replica time (s) one retracted request's prefill again adds: `redo` prompt tokens in chunks of at most
     `mnt` beside the N running decodes (their mean context isl + osl / 2), each chunk's iteration less the pure
-    decode step it replaces."""
+    decode step it replaces; where the engine runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) each
+    chunk is a batch of its own that the decodes wait for, its whole time added."""
     n_ch = np.maximum(np.ceil(redo / mnt), 1.0)
     T = redo / n_ch
+    A = redo * (redo + 1.0) * 0.5 / n_ch
     K = N * (isl + 0.5 * np.asarray(osl, dtype=float))
-    t_mix, _ = _time_busy(p, (T, redo * (redo + 1.0) * 0.5 / n_ch, N, K, N + 1.0), N)
+    t_mix, _ = _time_busy(p, (T, A, N, K, N + 1.0), N)
     t_dec, _ = _time_busy(p, (0.0, 0.0, N, K, N), N)
-    return n_ch * np.maximum(t_mix - t_dec, 0.0)
+    t_own, _ = _time_busy(p, (T, A, 0.0, 0.0, 1.0), N)
+    return n_ch * np.where(np.asarray(p.coeffs.prefill_alone) > 0, t_own, np.maximum(t_mix - t_dec, 0.0))
 
 
 def busy_ranks(conc: Num, dp: Num, attn_dp: Num, row_shape: tuple[int, ...]) -> np.ndarray:
@@ -704,7 +725,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(ok_mem, R_OK, R_MEM))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
-    _, T, A, D, K, S = steady_work(N, isl, osl, mnt)
+    _, T, A, D, K, S = steady_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
@@ -722,5 +743,7 @@ def _steady_source(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> np.ndar
     cv = p.coeffs.curves
     if cv is None or cv.reach is None:   # nothing bounds the rows: their source as prepared
         return np.asarray(p.source_code).astype(np.int8)
-    (T, A, D_pf, K_pf, S_pf), (_, _, D, K, S), _, _ = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt)[0])
+    alone = p.coeffs.prefill_alone
+    (T, A, D_pf, K_pf, S_pf), (_, _, D, K, S), _, _ = split_work(N, isl, osl, mnt,
+                                                                 steady_work(N, isl, osl, mnt, alone)[0], alone)
     return replica_source(p, np.maximum(T + D_pf, D), np.maximum(S_pf, S), (T, A), ((D_pf, K_pf), (D, K)), N)

@@ -432,6 +432,9 @@ class StepCoeffs:
     kv_reserve: Num = 1.0
     #: 1.0 where the engine admits by SGLang's new-token ratio (`inference.admission`) instead of ``kv_reserve``
     kv_ratio: Num = 0.0
+    #: 1.0 where the engine runs a waiting prompt's prefill as a batch of its own, the running decodes paused
+    #: (`profiles.PREFILL_ALONE_ENGINES`: SGLang), 0.0 where it mixes prompt chunks into decode iterations
+    prefill_alone: Num = 0.0
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
     curves: Any = None

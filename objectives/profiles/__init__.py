@@ -14,17 +14,21 @@ from .profile import (
                       ENGINE_NAMES,
                       ENGINE_VENDORS,
                       GPU_OF_SYSTEM,
+                      PREFILL_ALONE_ENGINES,
                       SYSTEMS,
                       KernelProfile,
                       available,
                       engine_key,
                       engine_label,
                       load,
+                      prefill_alone_mask,
                       read,
                       resolve_engine,
                       runs_on,
+                      runs_prefill_alone,
                       system_of,
 )
 
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
-           "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR"]
+           "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
+           "runs_prefill_alone"]

@@ -187,6 +187,26 @@ def engine_key(engine: Any) -> str:
     return ENGINE_ALIASES.get(name, name)
 
 
+#: engines that run a waiting prompt's prefill as a batch of its own while the running decodes pause, instead of
+#: mixing prompt chunks into decode iterations: SGLang, whose ``enable_mixed_chunk`` is off by default
+#: (python/sglang/srt/server_args.py, 0.5.9 to 0.5.14; ``Scheduler.get_next_batch_to_run`` in
+#: python/sglang/srt/managers/scheduler.py runs a new prefill batch first, else the decode batch). Its prefill batch
+#: holds up to chunked_prefill_size prompt tokens, the running decodes taking none of them; a prompt longer than
+#: that runs one chunk per prefill batch. The closed form (`inference.estimate`, ``Coeffs.prefill_alone``) and the
+#: simulator (`serving.Scheduler` policy "auto" -> "prefill_first") read it here
+PREFILL_ALONE_ENGINES = ("sglang",)
+
+
+def runs_prefill_alone(engine: Any) -> bool:
+    """Whether `engine` (any spelling `engine_key` takes) runs prefill batches alone (`PREFILL_ALONE_ENGINES`)."""
+    return engine_key(engine) in PREFILL_ALONE_ENGINES
+
+
+def prefill_alone_mask(engines: Any) -> np.ndarray:
+    """1.0 for each engine name that runs prefill batches alone (`runs_prefill_alone`), else 0.0."""
+    return np.array([1.0 if runs_prefill_alone(e) else 0.0 for e in engines], dtype=float)
+
+
 def resolve_engine(engine: Any) -> tuple[str, str | None]:
     """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version or None). A separator
     with no version after it ('sglang==') is refused: it names no version, and the newest would be a guess."""

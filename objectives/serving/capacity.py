@@ -115,10 +115,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     if not isinstance(w, Workload):
         raise ValueError(f"workload must be a serving.Workload, got {w!r:.80}")
     s = scheduler if scheduler is not None else Scheduler()
-    if s.policy != MODELLED_POLICY and fidelity == "analytical":
+    if not s.models_policy(engine) and fidelity == "analytical":
         raise ValueError(f"capacity fidelity='analytical': the analytical model models Scheduler policy="
-                         f"{MODELLED_POLICY!r} (chunked prefill or not), got policy={s.policy!r}; use "
-                         f"fidelity='simulated'")
+                         f"{Scheduler().policy_of(engine)!r} here (the engine's own, policy={MODELLED_POLICY!r}; "
+                         f"chunked prefill or not), got policy={s.policy!r}; use fidelity='simulated'")
     if w.concurrency is not None:        # closed loop: an open-loop search over Poisson rates of its lengths
         w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed, trace=w.trace,
                      shared_prefix=w.shared_prefix)

@@ -90,7 +90,7 @@ class _Replica:
         self.maxt = sched.max_num_tokens
         self.chunk = sched.chunk
         self.chunked = sched.chunked_prefill
-        self.dprio = sched.policy == "decode_priority"
+        self.dprio = sched.policy_rule(cost) == "decode_priority"
         self.swap = sched.preemption == "swap"
         self.swap_ms_per_tok = float(cost.kv_bytes_per_token) / (host_link_gbs * 1e9) * 1e3
         self.static = sched.batching == "static"

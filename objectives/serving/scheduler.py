@@ -9,18 +9,21 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..profiles import engine_key
+from ..profiles import engine_key, runs_prefill_alone
 from .workload import check_bool, check_choice, check_int, check_real
 
-_POLICIES = ("decode_priority", "prefill_first")
+_POLICIES = ("auto", "decode_priority", "prefill_first")
 #: The iteration policy the analytical serving model (`ServingModel`, `steady_state`) models, with or without
-#: chunked prefill: every iteration schedules each running decode and prompts fill the rest of the token budget
-#: (chunks, or whole prompts without chunked prefill: an iteration carrying one lasts about its prefill, the decodes
-#: riding on it); vLLM v1's scheduler. The one mapping of the scheduler knobs to a simulator policy
-#: (`Scheduler.of_knobs`): the objective's simulated fidelity, the capacity search and `steady_state` use it.
-#: Without chunked prefill the model's rows match it, not "prefill_first" (Llama-3.1-8B, H100, 2048/256 tokens:
-#: 64 users on 2 replicas, TTFT 190 ms analytical, 187 decode_priority, 817 prefill_first; 20 req/s: 87, 114, 849).
-MODELLED_POLICY = "decode_priority"
+#: chunked prefill: each engine's own ("auto", `Scheduler.policy_rule`). vLLM's and TensorRT-LLM's schedule every
+#: running decode and prompts fill the rest of the token budget (chunks, or whole prompts without chunked prefill:
+#: an iteration carrying one lasts about its prefill, the decodes riding on it; "decode_priority"); SGLang's runs a
+#: waiting prompt's prefill as a batch of its own and pauses the decodes ("prefill_first",
+#: `profiles.PREFILL_ALONE_ENGINES`), as the closed form does (`inference.estimate.steady_work`). The one mapping
+#: of the scheduler knobs to a simulator policy (`Scheduler.of_knobs`): the objective's simulated fidelity, the
+#: capacity search and `steady_state` use it. Without chunked prefill vLLM's rows match "decode_priority", not
+#: "prefill_first" (Llama-3.1-8B, H100, 2048/256 tokens: 64 users on 2 replicas, TTFT 190 ms analytical, 187
+#: decode_priority, 817 prefill_first; 20 req/s: 87, 114, 849).
+MODELLED_POLICY = "auto"
 _BATCHING = ("continuous", "static")
 _PREEMPTION = ("recompute", "swap")
 _ADMISSION = ("auto", "on_demand", "no_evict", "new_token_ratio")
@@ -76,8 +79,10 @@ class Scheduler:
     - ``chunked_prefill``: split prompts into chunks of at most ``chunk_size`` (default: max_num_tokens);
       without it a prompt is prefilled whole (alone if it exceeds the token budget).
     - ``policy``: ``"decode_priority"`` (every running decode is scheduled, prefill chunks fill the rest of the
-      budget: vLLM v1, Sarathi-Serve) or ``"prefill_first"`` (an iteration with admissible prefill work runs
-      prefill only and decodes wait: vLLM v0 default).
+      budget: vLLM v1, TensorRT-LLM, Sarathi-Serve), ``"prefill_first"`` (an iteration with admissible prefill
+      work runs prefill only and decodes wait: SGLang's default, ``enable_mixed_chunk`` off; vLLM v0's default) or
+      ``"auto"`` (default: by the cost model's engine, `profiles.PREFILL_ALONE_ENGINES` prefill first, the others
+      and a cost without an engine decode priority; `policy_rule`).
     - KV cache: paged, blocks of ``kv_block_size`` tokens; capacity ``kv_capacity_tokens`` tokens, default the
       analytical model's ``kv_capacity_tokens`` (its memory model gives the KV cache a fraction, about 0.9, of
       the memory left after weights, activations for max_num_tokens and the runtime reserve, or the engine's own
@@ -124,7 +129,7 @@ class Scheduler:
     max_num_tokens: int = 8192
     chunked_prefill: bool = True
     chunk_size: int | None = None
-    policy: str = "decode_priority"
+    policy: str = "auto"
     preemption: str = "recompute"
     kv_block_size: int = 16
     gpu_memory_utilization: float | None = None
@@ -172,6 +177,24 @@ class Scheduler:
         if engine in NO_EVICT_ENGINES:
             return "no_evict"
         return "new_token_ratio" if engine in NEW_TOKEN_RATIO_ENGINES else "on_demand"
+
+    def policy_rule(self, cost: IterationCost) -> str:
+        """The iteration policy of a replica costed by `cost`: ``policy``, or for "auto" its engine's
+        (`policy_of`)."""
+        return self.policy_of(getattr(cost, "engine", None))
+
+    def policy_of(self, engine: Any) -> str:
+        """The iteration policy on `engine` (a name `profiles.engine_key` takes, or None): ``policy``, or for "auto"
+        the engine's own: "prefill_first" where it runs prefill batches alone (`profiles.runs_prefill_alone`),
+        else "decode_priority"."""
+        if self.policy != "auto":
+            return self.policy
+        return "prefill_first" if runs_prefill_alone(engine) else "decode_priority"
+
+    def models_policy(self, engine: Any) -> bool:
+        """Whether the analytical model (`MODELLED_POLICY`: each engine's own) models this scheduler's policy on
+        `engine`: "auto", or the policy "auto" resolves to there."""
+        return self.policy in (MODELLED_POLICY, Scheduler().policy_of(engine))
 
     def no_evict(self, cost: IterationCost) -> bool:
         """Whether a replica costed by `cost` admits whole sequences only (``admission``; "auto": its engine)."""

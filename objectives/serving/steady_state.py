@@ -10,9 +10,9 @@ simulator checks it (tests/objectives/serving/test_serving_steady.py).
 
 Scheduler features mapped: ``max_batch_size``, ``max_num_tokens``, ``chunked_prefill`` (off: each cycle's prompts
 prefill whole, the decodes riding on their iterations), ``batching`` ("continuous" | "static"), under the policy
-the model models (``scheduler.MODELLED_POLICY``, "decode_priority"). Not
-modelled, refused with ValueError: ``policy="prefill_first"`` (the closed form has no wave of prompts queueing
-behind each other, its TTFT would be 4-7x low) and ``chunk_size`` below ``max_num_tokens``. The KV cache is
+the model models (``scheduler.MODELLED_POLICY``, "auto": each engine's own, `Scheduler.policy_of`). Not
+modelled, refused with ValueError: a policy other than the engine's, e.g. ``policy="prefill_first"`` on vLLM (the
+closed form has no wave of prompts queueing behind each other, its TTFT would be 4-7x low) and ``chunk_size`` below ``max_num_tokens``. The KV cache is
 ``kv_capacity_tokens`` where the scheduler gives it, else the inference memory model's at the engine's
 ``gpu_memory_utilization`` (`Scheduler.kv_tokens`, as the simulator sizes it). ``prefix_caching`` as in the
 analytical model (it matters only for a workload with a ``shared_prefix``). Ignored (no preemption in a closed-loop
@@ -25,11 +25,11 @@ from typing import Any
 
 from .analytical import Deployments, ServingModel
 from .metrics import METRIC_KEYS
-from .scheduler import MODELLED_POLICY, Scheduler
+from .scheduler import Scheduler
 from .workload import Workload
 
 
-def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
+def _check(workload: Any, scheduler: Any, dp: Any, engine: Any = None) -> Scheduler:
     if not isinstance(workload, Workload) or not workload.closed_loop or not workload.fixed_lengths:
         raise ValueError("steady_state needs a closed-loop workload (concurrency=N) with fixed input_len and "
                          f"output_len; got {workload!r}; use simulate for the others")
@@ -39,8 +39,8 @@ def _check(workload: Any, scheduler: Any, dp: Any) -> Scheduler:
     if not isinstance(s, Scheduler):
         raise ValueError(f"scheduler must be a serving.Scheduler, got {type(s).__name__}")
     unmodelled = []
-    if s.policy != MODELLED_POLICY:
-        unmodelled.append(f"policy={s.policy!r} (valid here: {MODELLED_POLICY!r})")
+    if not s.models_policy(engine):
+        unmodelled.append(f"policy={s.policy!r} (valid here: {Scheduler().policy_of(engine)!r})")
     if s.chunk_size is not None and s.chunk_size < s.max_num_tokens:
         unmodelled.append(f"chunk_size={s.chunk_size} below max_num_tokens={s.max_num_tokens}")
     if unmodelled:
@@ -58,7 +58,7 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     Percentiles other than p50 (= the mean), kv_usage_max and the SLO metrics: NaN. ValueError for a workload
     that is not closed-loop with fixed lengths, a scheduler feature the model lacks, or a deployment that cannot
     run (the inference model's reason)."""
-    s = _check(workload, scheduler, dp)
+    s = _check(workload, scheduler, dp, engine)
     d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                        kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
                        chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine,

@@ -318,7 +318,9 @@ def test_non_chunked_prefill_is_one_policy_in_every_fidelity():
 
     knobs = dict(max_batch_size=256, max_num_tokens=8192, chunked_prefill=False)
     s = serving.Scheduler.of_knobs(**knobs)
-    assert s.policy == MODELLED_POLICY == "decode_priority" and not s.chunked_prefill
+    assert s.policy == MODELLED_POLICY == "auto" and not s.chunked_prefill
+    assert s.policy_of("roofline") == s.policy_of("vllm") == "decode_priority"
+    assert s.policy_of("sglang") == "prefill_first"     # SGLang's prefill batches run alone
     w = serving.Workload(rate=19.5, input_len=2048, output_len=256, n_requests=400)
     o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, n_requests=400)
     # the closed form, whose capacity sits just above this rate (the policy, not the engine, is under test)

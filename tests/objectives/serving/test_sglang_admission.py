@@ -26,8 +26,10 @@ class FlatCost:
         return 1.0
 
 
-#: one-token KV blocks, every prompt in one iteration, no cap on the batch
-SCHED = Scheduler(max_batch_size=64, max_num_tokens=16384, kv_block_size=1)
+#: one-token KV blocks, every prompt in one iteration, no cap on the batch; the decodes ride on prefill iterations
+#: (the hand counts below are of admission; SGLang's own policy, prefill batches alone, is tested in
+#: tests/objectives/inference/test_prefill_alone.py)
+SCHED = Scheduler(max_batch_size=64, max_num_tokens=16384, kv_block_size=1, policy="decode_priority")
 
 
 def test_sglang_defaults_as_its_global_config_sets_them():
