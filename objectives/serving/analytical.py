@@ -55,8 +55,9 @@ Workloads and what the model does with them:
   E2E_q = TTFT_q + (O_q - 1) TPOT_q with O_q the output-length quantile. ``slo_attainment`` multiplies the
   probabilities of meeting the TTFT bound (queue tail) and the TPOT bound (normal around the mean TPOT with the
   p90 spread); ``goodput_req_s`` = served rate x attainment.
-- without chunked prefill (whole prompts, still under the one policy the model has, ``scheduler.MODELLED_POLICY``:
-  the decodes ride on the iteration that carries a prompt, which lasts about its prefill), open loop: as above,
+- without chunked prefill (whole prompts, still under the policy the model has, ``scheduler.MODELLED_POLICY``,
+  "auto": on vLLM / TensorRT-LLM the decodes ride on the iteration that carries a prompt, which lasts about its
+  prefill; SGLang's prefill batches run alone, `profiles.PREFILL_ALONE_ENGINES`), open loop: as above,
   but decodes stall while prompts prefill (a fraction rho of the time): TPOT = pure decode step at N / (1 - rho).
   Under a length mixture a prompt longer than the budget the decodes leave runs only alone: it waits for the
   decodes in flight to drain (`drain_cdf`), holding the queue behind it (`ServingModel._mixture`), and stalls no

