@@ -58,35 +58,28 @@ class Recipe:
     commands: Mapping[str, tuple[Part, ...]]
 
 
+def _vllm_recipe(version: str) -> Recipe:
+    """The recipe of a vLLM release from 0.24 on (`vllm serve`'s engine, config and front-end arguments; `vllm bench
+    serve`'s and its datasets' package)."""
+    return Recipe("vllm", version, f"vllm=={version}", "vllm-project/vllm", {
+        "vllm serve": (
+            Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={
+                "--kv-cache-dtype": ("vllm/config/cache.py", "CacheDType"),
+                "--quantization": ("vllm/model_executor/layers/quantization/__init__.py", "QuantizationMethods")}),
+            Part("vllm/entrypoints/openai/cli_args.py"),
+            Part("vllm/entrypoints/openai/cli_args.py", "dataclass", ("BaseFrontendArgs", "FrontendArgs")),
+            Part("vllm/entrypoints/cli/serve.py"),
+        ),
+        "vllm bench serve": (
+            Part("vllm/benchmarks/serve.py"),
+            Part("vllm/benchmarks/datasets/datasets.py"),
+        ),
+    })
+
+
 RECIPES: dict[str, Recipe] = {
-    "vllm-0.26.0": Recipe("vllm", "0.26.0", "vllm==0.26.0", "vllm-project/vllm", {
-        "vllm serve": (
-            Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={
-                "--kv-cache-dtype": ("vllm/config/cache.py", "CacheDType"),
-                "--quantization": ("vllm/model_executor/layers/quantization/__init__.py", "QuantizationMethods")}),
-            Part("vllm/entrypoints/openai/cli_args.py"),
-            Part("vllm/entrypoints/openai/cli_args.py", "dataclass", ("BaseFrontendArgs", "FrontendArgs")),
-            Part("vllm/entrypoints/cli/serve.py"),
-        ),
-        "vllm bench serve": (
-            Part("vllm/benchmarks/serve.py"),
-            Part("vllm/benchmarks/datasets/datasets.py"),
-        ),
-    }),
-    "vllm-0.24.0": Recipe("vllm", "0.24.0", "vllm==0.24.0", "vllm-project/vllm", {
-        "vllm serve": (
-            Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={
-                "--kv-cache-dtype": ("vllm/config/cache.py", "CacheDType"),
-                "--quantization": ("vllm/model_executor/layers/quantization/__init__.py", "QuantizationMethods")}),
-            Part("vllm/entrypoints/openai/cli_args.py"),
-            Part("vllm/entrypoints/openai/cli_args.py", "dataclass", ("BaseFrontendArgs", "FrontendArgs")),
-            Part("vllm/entrypoints/cli/serve.py"),
-        ),
-        "vllm bench serve": (
-            Part("vllm/benchmarks/serve.py"),
-            Part("vllm/benchmarks/datasets/datasets.py"),
-        ),
-    }),
+    "vllm-0.26.0": _vllm_recipe("0.26.0"),
+    "vllm-0.24.0": _vllm_recipe("0.24.0"),
     "vllm-0.14.0": Recipe("vllm", "0.14.0", "vllm==0.14.0", "vllm-project/vllm", {
         "vllm serve": (
             Part("vllm/engine/arg_utils.py", config_dirs=("vllm/config/",), literal_choices={

@@ -261,6 +261,18 @@ class Workload:
         cs2 = float(inp.var() / inp.mean() ** 2) if inp is not None else 0.0
         return ca2, cs2
 
+    def _replayed_arrivals(self) -> tuple[np.ndarray, float] | None:
+        """The sorted arrival times (s) of a trace replayed with its own arrivals (its first ``size`` requests) and
+        their span (s); None for every other workload, a trace without times, fewer than 3 requests or no span."""
+        if self.trace is None or self.rate is not None or self.concurrency is not None:
+            return None
+        arr = self._trace.arrival_s
+        if arr is None or self.size < 3:
+            return None
+        a = np.sort(np.asarray(arr[:self.size], dtype=np.float64))
+        span = float(a[-1] - a[0])
+        return (a, span) if span > 0 else None
+
     def arrival_dispersion(self, windows_s: np.ndarray, demodulate: int | None = None) -> np.ndarray | None:
         """Index of dispersion of counts (variance / mean of the number of arrivals in a window) of a trace replayed
         with its own arrival times (its first ``size`` requests), one value per window of ``windows_s`` seconds;
@@ -271,15 +283,10 @@ class Workload:
         ``demodulate``: the index within that many windows of equal length (`arrival_profile`): time warped so
         that every window carries the mean rate (a window's arrivals spread over a span in proportion to its
         count), the rate's swings across windows taken out."""
-        if self.trace is None or self.rate is not None or self.concurrency is not None:
+        got = self._replayed_arrivals()
+        if got is None:
             return None
-        arr = self._trace.arrival_s
-        if arr is None or self.size < 3:
-            return None
-        a = np.sort(np.asarray(arr[:self.size], dtype=np.float64))
-        span = float(a[-1] - a[0])
-        if not span > 0:
-            return None
+        a, span = got
         if demodulate is not None:
             prof = self.arrival_profile(demodulate)
             assert prof is not None                # the same trace, arrivals and span
@@ -300,15 +307,10 @@ class Workload:
         (mean 1; a window of twice the mean rate reads 2). None for every other workload, as
         `arrival_dispersion`."""
         check_int("Workload.arrival_profile", "windows", windows)
-        if self.trace is None or self.rate is not None or self.concurrency is not None:
+        got = self._replayed_arrivals()
+        if got is None:
             return None
-        arr = self._trace.arrival_s
-        if arr is None or self.size < 3:
-            return None
-        a = np.sort(np.asarray(arr[:self.size], dtype=np.float64))
-        span = float(a[-1] - a[0])
-        if not span > 0:
-            return None
+        a, span = got
         k = np.minimum(((a - a[0]) / span * windows).astype(np.int64), windows - 1)
         counts = np.bincount(k, minlength=windows).astype(np.float64)
         return counts / counts.mean()
