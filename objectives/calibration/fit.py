@@ -20,7 +20,7 @@ from objectives.inference.efficiency import Efficiency, default_efficiency, from
 from objectives.inference.resolve import _PREC_OF
 
 from .data import release_index
-from .predict import STATIC_KINDS, predict
+from .predict import STATIC_KINDS, TREND_FIRST_RELEASE, predict
 
 PRECS = ("bf16", "fp8", "fp4", "int8", "tf32")
 
@@ -104,7 +104,8 @@ def build_spec(df: pd.DataFrame) -> Spec:
               ("act_mem_scale",)]
     if fit["model"].str.contains("Mixtral|MoE|A3B|A22B|gpt-oss|DeepSeek", case=False).any():
         paths.append(("moe_gemm_eff",))
-    if fit["engine"].astype(str).map(release_index).dropna().nunique() > 1:   # tables of several releases
+    rel = fit["engine"].astype(str).map(release_index)
+    if rel[rel >= TREND_FIRST_RELEASE].nunique() > 1:   # tables of several releases on the trend
         paths.append(("release_speed_step",))
     if "engine_profile" in fit.columns and (fit["engine_profile"] == "baseline").any():
         paths.append(("baseline_build_mem_eff",))

@@ -42,7 +42,8 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   those flags switch on; ``engine="trtllm"`` prices such a build.
 - ``release_speed_step``: speed ratio of one TensorRT-LLM release over the one before, as the published tables of
   successive releases show it (the same configurations run faster in later releases' tables); the calibration
-  predicts a table of release r at ``release_speed_step ** (r - 16)`` times the fitted model's speed
+  predicts a trtllm-bench table of release r (0.13 on, `calibration.predict.TREND_FIRST_RELEASE`; the static-batch
+  tables of 0.5-0.9 are another harness, off the trend) at ``release_speed_step ** (r - 16)`` times the fitted model's speed
   (`calibration.predict.release_speed`, `calibration.data.release_index`), so the other factors describe
   TensorRT-LLM 0.16. The model's own predictions do not use it. Fitted on the published tables.
 - ``profile_gemm_scale[engine]``, ``profile_attn_scale``: factor from a measured kernel's isolated latency (the
