@@ -235,6 +235,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         prefill_chunk,
         replica_time_s,
         run_prompt_work,
+        slot_wait_s,
         split_rows,
         split_work,
         steady_work,
@@ -284,8 +285,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front, "queue": zero}
     if conc is not None:   # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait
         per = conc / (p.dp * p.attn_dp)
-        residency = sum(ttft.values()) + (osl - 1.0) * iter_s * n_it / osl
-        ttft["queue"] = np.maximum(per - N, 0.0) / N * residency
+        ttft["queue"] = slot_wait_s(N, per, sum(ttft.values()) + (osl - 1.0) * iter_s * n_it / osl)
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)
     flat = (lambda x: np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() if shape

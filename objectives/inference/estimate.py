@@ -459,8 +459,13 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     ttft = ttft + p.coeffs.ttft_s + p.coeffs.ttft_model_s
     if conc is None:
         return ttft
-    residency = ttft + (osl - 1.0) * cycle_s / osl
-    return ttft + np.maximum(conc - N, 0.0) / N * residency
+    return ttft + slot_wait_s(N, conc, ttft + (osl - 1.0) * cycle_s / osl)
+
+
+def slot_wait_s(N: Num, conc: Num, residency: Num) -> Num:
+    """The wait (s) for one of N slots with `conc` closed-loop clients per replica, each request holding its slot
+    `residency` s: (conc - N) / N x residency (Little's law: conc - N waiting, N / residency requests/s served)."""
+    return np.maximum(conc - N, 0.0) / N * residency
 
 
 #: an iteration's work as `replica_time_s` takes it (T, A, D, K, S), and a prompt chunk's as `chunk_pass_s` (T, A, D, K)
@@ -711,12 +716,12 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         cycle = np.where(rho > 0, cycle + N * rho * recompute_s(p, N, isl, osl, mnt, redo), cycle)
     tput = p.dp * p.attn_dp * N * osl / cycle
     tpot = cycle / osl
-    ttft = prefill_wait_s(p, N, isl, osl, mnt, conc, cycle)
+    ttft0 = prefill_wait_s(p, N, isl, osl, mnt, None, cycle)    # before any wait for a slot
+    ttft = ttft0 if conc is None else ttft0 + slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle / osl)
     if np.any(rho > 0):
         # 1 + rho stints in the queue, the same length each (`admission.stints`): the first before the first
         # token, the others (and their prefill again) between two output tokens
-        ttft0 = prefill_wait_s(p, N, isl, osl, mnt, None, cycle)
-        wait = stints(np.maximum(conc - N, 0.0) / N * ((1.0 + rho) * ttft0 + (osl - 1.0) * tpot), rho)
+        wait = stints(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * tpot), rho)
         ttft = np.where(rho > 0, ttft0 + wait, ttft)
         tpot = np.where(rho > 0, tpot + rho * (wait + ttft0) / np.maximum(osl - 1.0, 1.0), tpot)
     e2e = ttft + (osl - 1.0) * tpot
