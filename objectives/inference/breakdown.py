@@ -192,9 +192,15 @@ SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: the TTFT's own terms beside the kernels': startup_wave: what the closed-loop run's start-up wave adds to the
 #: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
 #: engine's host time before it schedules a request (`engine_ttft_ms`) and the model's own (`attn_ttft_ms`);
-#: queue: the wait for a free slot when more clients than slots (`concurrency`)
+#: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
+#: first of its stints)
 TTFT_TERMS = ("startup_wave", "front_end", "queue")
-SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS
+#: SGLang's retraction churn where its cache bounds the batch below the clients (`estimate.retraction_churn`):
+#: recompute: the retracted requests' prompts and outputs so far prefilled again, their share of the request cycle
+#: (in the TPOT; in the TTFT the half mean iteration a prompt waits for on measured rows); requeue: a retracted
+#: request's later stints in the queue and its prompt wait again, per output token (TPOT only)
+CHURN_TERMS = ("recompute", "requeue")
+SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS
 
 
 def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num
@@ -225,17 +231,20 @@ def _scaled_sum(*terms: tuple[Num, dict[str, np.ndarray]]) -> dict[str, np.ndarr
 
 
 def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, isl: Num, osl: Num, mnt: Num,
-                    conc: Num) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+                    conc: Num, ms: float | None) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
     """`served_breakdown`'s columns (iterations, prompt_tokens, decode_seqs, `SERVED_COMPONENTS` in ms), flat in
     its row order (configuration-major, `SERVED_PHASES` within), of the configurations `prepare(**args, moe_dp=)`
-    gives, at `max_throughput`'s batch in flight N (flat, one per row); and their row shape."""
+    gives, at `max_throughput`'s batch in flight N (flat, one per row); and their row shape. `ms`: the engine's
+    memory setting (None: its default), for where the cache bounds the batch (`estimate.served_batch`)."""
     from .estimate import (
         chunk_pass_s,
         group_prompt_work,
         prefill_chunk,
+        queue_waits,
         replica_time_s,
+        retraction_churn,
         run_prompt_work,
-        slot_wait_s,
+        served_batch,
         split_rows,
         split_work,
         steady_work,
@@ -261,8 +270,16 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     it_pf, it_dec = np.where(split, n_pf, n_it), np.where(split, n_dec, 0.0)
     pre = {k: np.where(split, pf[k], mean[k]) for k in COMPONENTS}
     step = {k: np.where(split, dec[k], zero) for k in COMPONENTS}
-    tpot = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
-    iter_s = sum(tpot.values()) * osl / n_it           # the mean iteration (s): cycle time / n_it
+    tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
+    # `estimate._max_throughput_rows` (keep in step): SGLang's retraction churn adds its prefills again to the cycle
+    rows = args["rows"]
+    kv = rows.get("kv_capacity_tokens")
+    _, kv_bound, _, _ = served_batch(p, isl, osl, np.asarray(rows["max_batch_size"], dtype=float), mnt, ms,
+                                     None if kv is None else np.asarray(kv, dtype=float))
+    per = None if conc is None else conc / (p.dp * p.attn_dp)      # clients per replica
+    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, per, kv_bound)
+    cycle_s = sum(tpot.values()) * osl + redo_s
+    iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
     # `estimate.prefill_wait_s` (keep in step): measured rows, a run's steady wait and its start-up wave
     measured = np.asarray(p.source_code) > 0
     wait: dict[str, Any] = {k: zero for k in COMPONENTS}
@@ -272,6 +289,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         t_s = replica_time_s(p, *ws, N)
         own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
         steady = _scaled_sum((k0, own), (0.5, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
+        steady["recompute"] = 0.5 * redo_s / n_it
         steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], N) + 0.5 * iter_s
         t_w = replica_time_s(p, *ww, N)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, N) - t_w)
@@ -280,12 +298,13 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     if not np.all(measured):   # `estimate._group_ttft_s`: the closed form's group of prompts
         wg, chg, k = group_prompt_work(N, isl, osl, mnt, c.prefill_alone)
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, N), _replica_parts(p, collect, wg, N), *chg, N)
-        wait = {name: np.where(measured, wait[name], k * own[name]) for name in COMPONENTS}
+        wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
+                for name in (*COMPONENTS, "recompute")}
     front = c.ttft_s + c.ttft_model_s
-    ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front, "queue": zero}
-    if conc is not None:   # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait
-        per = conc / (p.dp * p.attn_dp)
-        ttft["queue"] = slot_wait_s(N, per, sum(ttft.values()) + (osl - 1.0) * iter_s * n_it / osl)
+    ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
+    # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
+    ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho)
+    tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)
     flat = (lambda x: np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() if shape
@@ -320,6 +339,11 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     - tpot (ms per output token): iterations x each kind's parts / output_len, `max_throughput`'s tpot_ms.
     - ttft (ms per request): the prompt's wait in the steady state by component (`estimate.prefill_wait_s`), then
       its own terms (`TTFT_TERMS`): startup_wave, front_end, queue. Sums to `max_throughput`'s ttft_ms.
+    - SGLang's retraction churn where its cache bounds the batch below the clients (`CHURN_TERMS`, zero
+      elsewhere, `estimate.retraction_churn` and `estimate.queue_waits`, the functions `max_throughput` calls):
+      recompute (the prefills again: their share of the cycle in the tpot, and on measured rows of the half mean
+      iteration in the ttft) and requeue (tpot: the later stints in the queue and the prompt wait again); the
+      queue is then the first of 1 + rho stints.
 
     Meant to explain configurations (built as they broadcast, not factorized), not to sweep millions."""
     from .estimate import DEFAULT_MAX_BATCH_SIZE, max_throughput
@@ -350,20 +374,21 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     for name, v in (("concurrency", conc), ("kv_capacity_tokens", kv)):
         if v is not None:
             rows[name] = np.asarray(v)
-    kw.pop("gpu_memory_utilization", None)   # sizes N only: read off max_throughput's batch_size
+    ms = kw.pop("gpu_memory_utilization", None)   # sizes N (read off max_throughput's batch_size) and the churn
+    ms = None if ms is None else float(ms)
     dp, attn_dp = kw.pop("dp", 1), kw.pop("attn_dp", 1)
     args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                 kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
                 eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None))
     N = df["batch_size"].to_numpy(float)
-    cols, shape = _served_columns(args, None, N, isl, osl, mnt, conc)
+    cols, shape = _served_columns(args, None, N, isl, osl, mnt, conc, ms)
     if conc is not None:
         # `estimate._max_throughput_eval` (keep in step): fewer clients than a replica's attention-DP ranks, only
         # the busy ranks' tokens reach the routed experts (`prepare`'s moe_dp), one preparation per busy count
         flat_busy = busy_ranks(conc, dp, attn_dp, shape)
         for v in np.unique(flat_busy[flat_busy > 0]):
-            sub, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc)
+            sub, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc, ms)
             sel = np.repeat(flat_busy == v, nph)
             cols = {k: np.where(sel, sub[k], col) for k, col in cols.items()}
     n = len(df)
@@ -375,10 +400,10 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     return pd.concat([pd.DataFrame(out), cfg], axis=1)
 
 
-#: one colour per component in `served_html`'s bars (the kernels' first, then the host's, then the TTFT's own)
+#: one colour per component in `served_html`'s bars (the kernels' first, then the host's, the TTFT's own, the churn's)
 _COLOURS = dict(zip(SERVED_COMPONENTS, (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-    "#bab0ac", "#6b4c9a", "#d37295", "#8cd17d", "#499894", "#fabfd2", "#79706e")))
+    "#bab0ac", "#6b4c9a", "#d37295", "#8cd17d", "#499894", "#fabfd2", "#79706e", "#b6992d", "#f1ce63")))
 
 
 def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:
@@ -427,4 +452,4 @@ def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:
     return "".join(out)
 
 
-__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS"]
+__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS", "CHURN_TERMS"]

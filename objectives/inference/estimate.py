@@ -681,11 +681,12 @@ def busy_ranks(conc: Num, dp: Num, attn_dp: Num, row_shape: tuple[int, ...]) -> 
     return np.broadcast_to(np.where(busy < adp, busy, 0.0), row_shape).ravel()
 
 
-def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
-                         kv: Num = None, factors: power.PowerFactors | None = None) -> dict[str, Num]:
-    """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
-    `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
-    of the memory model's (None); `factors`: the power model's factors (default: the shipped fit)."""
+def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float | None = None, kv: Num = None
+                 ) -> tuple[Num, Num, Num, Num]:
+    """`max_throughput`'s batch in flight per replica before the clients bound it: (N >= 1 sequences, where the KV
+    cache and not `mbs` bounds it, where at least one sequence fits, tokens one sequence holds at admission). `ms`:
+    the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead of the
+    memory model's (None)."""
     cap = kv_capacity_tokens(p, mnt, memory_setting=ms) if kv is None else kv
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
     # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`); SGLang's rows by
@@ -700,30 +701,58 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         fit = np.where(sgl, np.maximum(gate, full), fit)
     N = np.minimum(mbs, fit)
     kv_bound = (fit <= mbs) & (N >= 1)   # the cache, not max_batch_size, bounds the batch (and it fits)
-    ok_mem = N >= 1
-    N = np.maximum(N, 1.0)
-    rho = np.zeros(np.shape(N))
+    return np.maximum(N, 1.0), kv_bound, N >= 1, per_seq
+
+
+def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num
+                     ) -> tuple[Num, Num]:
+    """SGLang's retraction churn where its cache bounds the batch below the clients (`admission.churn`): (retractions
+    per request, replica time (s) their prefills again add to a request cycle of the N sequences in flight); zeros
+    elsewhere. `conc`: clients per replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s."""
+    sgl = np.asarray(p.coeffs.kv_ratio) > 0
+    if conc is None or not np.any(sgl):
+        return np.zeros(np.shape(N)), np.zeros(np.shape(N))
+    # each retraction's prompt and output so far prefilled again beside the running decodes
+    rho, redo = churn(isl, osl, sgl & kv_bound & (N < np.ceil(conc)))
+    rho = np.broadcast_to(rho, np.broadcast_shapes(np.shape(rho), np.shape(N)))
+    return rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0)
+
+
+def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num) -> tuple[Num, Num]:
+    """A request's waits for one of N slots with `conc` closed-loop clients per replica (None: none): (s before
+    its first token, s per output token after it). `ttft0`: its TTFT before any wait (s); `cycle_s`: the request
+    cycle (s, the churn's prefills again in); `rho`: its retractions (`retraction_churn`). Without churn the whole
+    wait (`slot_wait_s`) comes first; with it 1 + rho stints of the same length (`admission.stints`): the first
+    before the first token, the others and their prefill again between two output tokens."""
+    if conc is None:
+        return 0.0, 0.0
+    first = slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle_s / osl)
+    if not np.any(rho > 0):
+        return first, 0.0
+    wait = stints(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * (cycle_s / osl)), rho)
+    return (np.where(rho > 0, wait, first),
+            np.where(rho > 0, rho * (wait + ttft0) / np.maximum(osl - 1.0, 1.0), 0.0))
+
+
+def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
+                         kv: Num = None, factors: power.PowerFactors | None = None) -> dict[str, Num]:
+    """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
+    `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
+    of the memory model's (None); `factors`: the power model's factors (default: the shipped fit)."""
+    N, kv_bound, ok_mem, per_seq = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     if conc is not None:  # clients per replica: never more sequences in flight than clients
         conc = conc / (p.dp * p.attn_dp)
         N = np.minimum(N, np.ceil(conc))
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
+    # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
+    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound)
     cycle = t * n_it
-    if conc is not None and np.any(sgl):
-        # SGLang's retraction churn where its cache bounds the batch below the clients: each retraction's prompt and
-        # output so far prefilled again beside the running decodes, and its wait at the back of the queue
-        rho, redo = churn(isl, osl, sgl & kv_bound & (N < np.ceil(conc)))
-        rho = np.broadcast_to(rho, np.broadcast_shapes(np.shape(rho), np.shape(cycle)))
-        cycle = np.where(rho > 0, cycle + N * rho * recompute_s(p, N, isl, osl, mnt, redo), cycle)
-    tput = p.dp * p.attn_dp * N * osl / cycle
-    tpot = cycle / osl
+    cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt, None, cycle)    # before any wait for a slot
-    ttft = ttft0 if conc is None else ttft0 + slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle / osl)
-    if np.any(rho > 0):
-        # 1 + rho stints in the queue, the same length each (`admission.stints`): the first before the first
-        # token, the others (and their prefill again) between two output tokens
-        wait = stints(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * tpot), rho)
-        ttft = np.where(rho > 0, ttft0 + wait, ttft)
-        tpot = np.where(rho > 0, tpot + rho * (wait + ttft0) / np.maximum(osl - 1.0, 1.0), tpot)
+    queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho)
+    ttft = ttft0 + queue
+    tpot = cycle / osl + requeue
+    tput = p.dp * p.attn_dp * N * osl / cycle
     e2e = ttft + (osl - 1.0) * tpot
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq

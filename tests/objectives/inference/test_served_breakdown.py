@@ -8,9 +8,23 @@ import pytest
 
 from objectives import inference
 from objectives.inference import core
-from objectives.inference.breakdown import COMPONENTS, SERVED_COMPONENTS, SERVED_PHASES, served_breakdown
+from objectives.inference.admission import churn
+from objectives.inference.breakdown import (
+    COMPONENTS,
+    SERVED_COMPONENTS,
+    SERVED_PHASES,
+    served_breakdown,
+    served_html,
+)
 from objectives.inference.cli import main as cli_main
-from objectives.inference.estimate import chunk_pass_s, replica_time_s, split_work, steady_state, steady_work
+from objectives.inference.estimate import (
+    chunk_pass_s,
+    recompute_s,
+    replica_time_s,
+    split_work,
+    steady_state,
+    steady_work,
+)
 from tests.objectives.inference.test_breakdown import MODELS, _scaled
 
 LAYOUTS = (("H200", dict(tp=[[1], [8]])), ("B200", dict(tp=2)), ("H200", dict(tp=4, pp=2)),
@@ -108,6 +122,68 @@ def test_the_front_end_and_the_queue_are_the_ttfts_own_terms():
     assert t1[list(COMPONENTS)].to_numpy() == pytest.approx(t0[list(COMPONENTS)].to_numpy(), rel=1e-12)
 
 
+@pytest.mark.parametrize("gpu", ["H100-SXM-80GB", "H100-PCIe-80GB"])   # SGLang's measured profile, the roofline
+def test_sglangs_retraction_churn_has_components_of_its_own(gpu):
+    """Where SGLang's cache bounds the batch below the clients, `max_throughput` adds its retraction churn
+    (`estimate.retraction_churn`): the breakdown shows it as `recompute` (the prefills again, their share of the
+    cycle) and `requeue` (the later stints in the queue and the prompt wait again, one more TTFT per retraction,
+    spread over the output tokens); the phases still sum to `max_throughput`'s ttft_ms / tpot_ms on the KV-bound rows
+    and on the others (1k / 8k at 64 clients: TTFT 230 s / TPOT 48.6 ms against the pre-churn 477 s / 17.8 ms)."""
+    isl, mnt = 1024.0, 8192.0
+    a = dict(engine="sglang", input_len=int(isl), output_len=[[1024], [8192]], concurrency=[4, 16, 64, 256])
+    mt = inference.max_throughput("Qwen3-30B-A3B", gpu, **a)
+    bd = served_breakdown("Qwen3-30B-A3B", gpu, **a)
+    ttft, tpot = _phase(bd, "ttft"), _phase(bd, "tpot")
+    np.testing.assert_allclose(ttft["total_ms"], mt["ttft_ms"], rtol=1e-9, atol=0)
+    np.testing.assert_allclose(tpot["total_ms"], mt["tpot_ms"], rtol=1e-9, atol=0)
+    parts = bd[list(SERVED_COMPONENTS)].to_numpy()
+    assert np.all(parts >= 0.0)
+    np.testing.assert_allclose(parts.sum(axis=1), bd["total_ms"], rtol=1e-12, atol=0)
+    # the churn only where the cache binds (fewer in flight than clients), only in the TTFT and TPOT
+    conc = np.tile([4.0, 16.0, 64.0, 256.0], 2)
+    osl = np.repeat([1024.0, 8192.0], 4)
+    N = mt["batch_size"].to_numpy(float)
+    churned = (tpot["recompute"] > 0).to_numpy()
+    assert list(churned) == list(N < conc) and churned.any() and not churned.all()
+    assert (tpot.loc[churned, "requeue"] > 0).all() and (tpot.loc[~churned, ["recompute", "requeue"]] == 0).all().all()
+    others = bd[bd["phase"].isin(["prefill_iteration", "decode_step"])]
+    assert (others[["recompute", "requeue"]] == 0).all().all() and (ttft["requeue"] == 0).all()
+    # recompute: N x rho prefills again of the prompt and a third of the output per cycle of osl tokens
+    p = core.prepare("Qwen3-30B-A3B", gpu, engine="sglang")
+    rho, redo = churn(isl, osl, churned)
+    redo_s = N * rho * np.array([float(recompute_s(p, n, isl, o, mnt, r)) for n, o, r in zip(N, osl, redo)])
+    np.testing.assert_allclose(tpot["recompute"], 1e3 * redo_s / osl, rtol=1e-9)
+    # requeue: each retraction waits a stint as long as the first and prefills again (one more TTFT)
+    np.testing.assert_allclose(tpot["requeue"] * (osl - 1.0), rho * ttft["total_ms"], rtol=1e-9)
+    # the issue's row: one H100 (measured profile), 64 clients of 1k / 8k, N = 15
+    if gpu == "H100-SXM-80GB":
+        i = 6
+        assert N[i] == 15 and mt["ttft_ms"][i] == pytest.approx(230e3, rel=0.01)
+        assert mt["tpot_ms"][i] == pytest.approx(48.6, rel=0.01)
+        kernels = tpot.loc[i, list(COMPONENTS)].sum()
+        assert kernels == pytest.approx(17.8, rel=0.01) and tpot.loc[i, "requeue"] > kernels
+        assert ttft.loc[i, "recompute"] > 0          # the half mean iteration a prompt waits for grows
+    else:
+        assert (ttft["recompute"] == 0).all()       # the closed form's group of prompts: no mean iteration in it
+    # the report's table shows the churn's rows (each component has its colour)
+    html = served_html([("churn", bd[bd["row"] == 6])])
+    assert "requeue" in html and "recompute" in html and f"{tpot['total_ms'][6]:.4g}" in html
+
+
+def test_the_churn_follows_the_caches_size():
+    """`kv_capacity_tokens` and `gpu_memory_utilization` size the cache, and so where it binds: the breakdown's
+    churn follows them as `max_throughput`'s does."""
+    a = dict(engine="sglang", input_len=1024, output_len=1024, concurrency=64)
+    free = served_breakdown("Llama-3.1-8B", "H100", **a)
+    assert (free["recompute"] == 0).all()
+    for kw in (dict(kv_capacity_tokens=40_000), dict(gpu_memory_utilization=0.3)):
+        mt = inference.max_throughput("Llama-3.1-8B", "H100", **a, **kw)
+        bd = served_breakdown("Llama-3.1-8B", "H100", **a, **kw)
+        assert float(mt["batch_size"].iloc[0]) < 64 and float(_phase(bd, "tpot")["recompute"].iloc[0]) > 0, kw
+        for phase, col in (("ttft", "ttft_ms"), ("tpot", "tpot_ms")):
+            np.testing.assert_allclose(_phase(bd, phase)["total_ms"], mt[col], rtol=1e-9, atol=0, err_msg=str(kw))
+
+
 def test_a_slower_kernel_table_moves_its_own_component_only(monkeypatch):
     args = dict(model="Llama-3.1-70B", gpu="H200", tp=4, input_len=2048, output_len=257, engine="vllm")
     before = served_breakdown(**args)
@@ -176,6 +252,15 @@ def test_dse_breakdown_served_prints_the_steady_state(capsys):
         row = _phase(bd, phase).iloc[0]
         assert float(lines["gemm"][1 + 2 * i]) == pytest.approx(row["gemm"], rel=1e-3, abs=1e-3)
         assert float(lines["total"][1 + 2 * i]) == pytest.approx(row["total_ms"], rel=1e-3)
+    # SGLang's retraction churn where its cache binds (64 clients, 15 in flight): rows of its own
+    assert cli_main(["Qwen3-30B-A3B", "--gpu", "H100", "--engine", "sglang", "--served", "--input-len", "1024",
+                     "--output-len", "8192", "--concurrency", "64"]) == 0
+    lines = {ln.split()[0]: ln.replace(",", "").split() for ln in capsys.readouterr().out.splitlines()[3:]}
+    mt = inference.max_throughput("Qwen3-30B-A3B", "H100", engine="sglang", input_len=1024, output_len=8192,
+                                  concurrency=64)
+    assert float(lines["recompute"][7]) > 0 and float(lines["requeue"][7]) > 0 and float(lines["requeue"][5]) == 0
+    assert float(lines["total"][5]) == pytest.approx(mt["ttft_ms"][0], rel=1e-3)
+    assert float(lines["total"][7]) == pytest.approx(mt["tpot_ms"][0], rel=1e-3)
     assert cli_main(["Llama-3.1-8B", "--gpu", "H200", "--served", "--batch-size", "8"]) == 2
     assert "--max-batch-size" in capsys.readouterr().err
     assert cli_main(["Llama-3.1-8B", "--gpu", "H200", "--concurrency", "8"]) == 2
