@@ -26,7 +26,10 @@ the experts runs with one anyway; passed to every `inference.estimate` / `max_th
 model and to `serving.simulate`), moe_act_dtype [None: "auto"] ("auto", "bf16" or "mxfp8": the activations MXFP4
 experts such as gpt-oss's compute with in every pool, TensorRT-LLM OVERRIDE_QUANT_ALGO, SGLang
 ``--flashinfer-mxfp4-moe-precision``, vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8; "auto" each engine's default
-kernel; other experts ignore it; `inference.estimate`), prefix_caching [True] (True or False: reuse the KV of
+kernel; other experts ignore it; `inference.estimate`), moe_a2a [None: "auto"] ("auto", "allgather" or "deepep":
+how every pool's EP group across attention-DP ranks exchanges its tokens, SGLang ``--moe-a2a-backend``, vLLM
+``--all2all-backend``; "auto" each engine's rule; a value other than "auto" on a dense model, without such an EP
+group or on an engine that does not run it gives fits 0 with a reason; `inference.estimate`), prefix_caching [True] (True or False: reuse the KV of
 prompt blocks already computed, vLLM ``--enable-prefix-caching``, SGLang's radix cache, TensorRT-LLM's
 ``kv_cache_config.enable_block_reuse``; True by default, as every one of these engines defaults it; it changes
 only workloads whose requests carry prompt hash blocks, a Mooncake trace: the analytical model's hit rate is
@@ -87,13 +90,13 @@ DEFAULTS: dict[str, Any] = {
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
     "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
-    "prefix_caching": True,
+    "prefix_caching": True, "moe_a2a": None,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus", "prefix_hit_rate")
-_OPTIONAL = ("weight_dtype", "act_dtype", "kv_dtype", "moe_act_dtype", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
+_OPTIONAL = ("weight_dtype", "act_dtype", "kv_dtype", "moe_act_dtype", "moe_a2a", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
              "prefill_attn_dp")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {
@@ -165,6 +168,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             prefill_attn_dp=np.asarray(c["prefill_attn_dp"], dtype=object),
             eplb=np.asarray(c["eplb"], dtype=object), moe_act_dtype=np.asarray(c["moe_act_dtype"], dtype=object),
             prefix_caching=np.asarray(c["prefix_caching"], dtype=object),
+            moe_a2a=np.asarray(c["moe_a2a"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -364,7 +368,7 @@ class LLMServingObjective(CarriesModel):
         try:
             m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
                                  ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]),
-                                 moe_act_dtype=str(cfg["moe_act_dtype"]), **kw)
+                                 moe_act_dtype=str(cfg["moe_act_dtype"]), moe_a2a=str(cfg["moe_a2a"]), **kw)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])
@@ -537,6 +541,11 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
             raise ObjectiveError(f"defaults moe_act_dtype={defaults['moe_act_dtype']!r}: valid: "
                                  f"{', '.join(MOE_ACT_DTYPES)} or None (the MXFP4 experts' activations; None and "
                                  f"'auto': each engine's default kernel)")
+    if defaults.get("moe_a2a") is not None:
+        from .inference.measured import MOE_A2A
+        if defaults["moe_a2a"] not in MOE_A2A:
+            raise ObjectiveError(f"defaults moe_a2a={defaults['moe_a2a']!r}: valid: {', '.join(MOE_A2A)} or None (the "
+                                 f"EP token exchange; None and 'auto': each engine's rule)")
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
     from .uncertainty import check_level, level_for_confidence

@@ -2,6 +2,7 @@
 
 Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep], [attn_dp] | weight_dtype, act_dtype, kv_dtype |
 [mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | [eplb] | [moe_act_dtype] |
+[moe_a2a] |
 [prefix_caching] | max_batch_size, max_num_tokens, chunked_prefill | [batching] | [engine].
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
@@ -51,7 +52,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 prefill_ep: Sequence[int] | None = None,
                 prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None,
                 moe_act_dtypes: Sequence[str] | None = None,
-                prefix_caching: Sequence[bool] | None = None) -> dse.Space:
+                prefix_caching: Sequence[bool] | None = None, moe_a2a: Sequence[str] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -79,7 +80,14 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     ``("auto", "bf16", "mxfp8")`` (`objectives.inference.measured.MOE_ACT_DTYPES`: "auto" each engine's default
     kernel; the objective's knob ``moe_act_dtype``, and `dse deploy` emits each engine's setting); active only
     where ``weight_dtype`` is fp4 (the MXFP4 checkpoint), and "mxfp8" only on GPUs with an MXFP8 MoE kernel
-    (Blackwell). ``prefix_caching``: prefix caching as a knob, e.g. ``(False, True)`` (vLLM
+    (Blackwell). ``moe_a2a`` (MoE models with attention DP or EP): how an EP group across attention-DP ranks
+    exchanges its tokens as a knob ``moe_a2a``, e.g. ``("allgather", "deepep")``
+    (`objectives.inference.measured.MOE_A2A`: "auto" each engine's rule; SGLang ``--moe-a2a-backend``, vLLM
+    ``--all2all-backend``; the objective's knob ``moe_a2a``, and `dse deploy` emits each engine's flags); active
+    only where the (decode) pool's EP is above 1 and spans attention-DP ranks (attn_dp > 1 or ep not dividing tp),
+    and with a prefill pool of its own a value other than "auto" only where that pool's EP does too (the knob
+    applies to every pool); with ``engines``, a value only under the engines that run it
+    (`objectives.inference.resolve.moe_a2a_invalid`: TensorRT-LLM no "deepep"). ``prefix_caching``: prefix caching as a knob, e.g. ``(False, True)`` (vLLM
     ``--enable-prefix-caching`` / ``--no-enable-prefix-caching``, SGLang ``--disable-radix-cache``, TensorRT-LLM
     ``kv_cache_config.enable_block_reuse``; every engine's default is on, and so is the objective's knob
     ``prefix_caching`` where the space has none); active in every configuration (every prefill rank holds a
@@ -89,7 +97,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     are refused here: EP on a dense model, EP above the experts, a prefill EP that no prefill TP x attention DP is
     a multiple of; ``eplb`` on a dense model or with values other than True / False; ``moe_act_dtypes`` on a model
     without MXFP4 experts, in a space without fp4 weights, with an unknown value, or "mxfp8" where no GPU of the
-    space has the kernel; with ``engines``,
+    space has the kernel; ``moe_a2a`` on a dense model, in a space without EP above 1, with an unknown value, or
+    with a value none of the ``engines`` runs; with ``engines``,
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
     `objectives.inference.resolve.layout_invalid`), in each pool.
     """
@@ -164,6 +173,12 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                                      _choices(parts[0], "gpu"), pool_gpus, engines)
         parts.append(part)
         when["moe_act_dtype"] = cond
+        cons.extend(rules)
+    if moe_a2a is not None:
+        part, cond, rules = _moe_a2a(model, moe_a2a, par, adp, engines,
+                                     (p_ep, p_adp) if own_pools else None)
+        parts.append(part)
+        when["moe_a2a"] = cond
         cons.extend(rules)
     if prefix_caching is not None:
         parts.append(dse.Space(prefix_caching=dse.Categorical(_knob_values(
@@ -428,6 +443,46 @@ def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) ->
     cond = " or ".join(f"({p} > 1 and {e} % {p} == 0)" for p in ("ep", *([prefill_ep] if prefill_ep else [])))
     return dse.Space(eplb=dse.Categorical(vals)), cond
 
+
+
+def _moe_a2a(model: str | Model, values: Sequence[str], par: dse.Space, adp: str, engines: Sequence[str] | None,
+             prefill: tuple[str, str] | None) -> tuple[dse.Space, str, list[str]]:
+    """The ``moe_a2a`` knob, its condition (active where the pool's EP group spans attention-DP ranks: ep > 1 with
+    attention DP or not dividing tp; ``adp``: the attention-DP factor, a parameter name or "1") and its rules (a
+    value other than "auto" in disaggregated mode only where the prefill pool's EP spans its attention-DP ranks
+    too, ``prefill``: its (EP, attention-DP) expressions where it is a pool of its own; with ``engines``, each value
+    only under the engines that run it, `objectives.inference.resolve.moe_a2a_invalid`). SpaceError (a
+    ValueError) for a dense model, a space without EP above 1, a value that is not one of `MOE_A2A`, or one that
+    none of the ``engines`` runs."""
+    from objectives.inference.measured import MOE_A2A
+    from objectives.inference.resolve import moe_a2a_invalid
+
+    m = model_record(model)
+    vals = _knob_values("moe_a2a", values, lambda v: isinstance(v, str) and v in MOE_A2A,
+                        f"{', '.join(MOE_A2A)}, e.g. ('allgather', 'deepep') (how an EP group across attention-DP "
+                        f"ranks exchanges its tokens)")
+    if not m.is_moe:
+        raise SpaceError(f"moe_a2a={values!r}: the EP token exchange is a knob of mixture-of-experts models; "
+                         f"{m.name} is dense, so every value would give the same trial")
+    if "ep" not in par.params or max(_choices(par, "ep")) <= 1:
+        raise SpaceError(f"moe_a2a={values!r}: the space has no EP above 1 (give ep or attn_dp values), so no "
+                         f"configuration exchanges tokens between EP ranks")
+    rules = []
+    for v in (x for x in vals if x != "auto"):
+        runs = [e for e in dict.fromkeys(str(x) for x in engines or ())
+                if not moe_a2a_invalid(v, e, m.n_experts, 1, 2, 2)]
+        if engines is not None and not runs:
+            raise SpaceError(f"moe_a2a={values!r}: {v!r} runs under none of the engines {list(engines)} "
+                             f"(objectives.inference.measured.MOE_A2A_ENGINES); every trial with it would fail")
+        for e in dict.fromkeys(str(x) for x in engines or ()):
+            if e not in runs:
+                rules.append(f"moe_a2a != {v!r} or engine != {e!r}")
+    if prefill is not None and len(vals) > (1 if "auto" in vals else 0):
+        p_ep, p_adp = prefill
+        rules.append(f"moe_a2a == 'auto' or mode != 'disagg' or ({p_ep} > 1 and ({p_adp} > 1 or "
+                     f"prefill_tp % {p_ep} != 0))")
+    cond = f"ep > 1 and ({adp} > 1 or tp % ep != 0)"
+    return dse.Space(moe_a2a=dse.Categorical(vals)), cond, rules
 
 
 def _moe_act(model: str | Model, values: Sequence[str], weights: Sequence[str], gpus: Sequence[str],

@@ -225,7 +225,9 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             max_batch_size (or batch_size / max_num_seqs), max_num_tokens, chunked_prefill, eplb (True: each
             worker with ep > 1 runs its engine's expert-parallel load balancer, :mod:`objectives.deploy.builders`),
             moe_act_dtype ("auto" / None, "bf16", "mxfp8": MXFP4 experts' activations; each worker gets its engine's
-            setting where it differs from the engine's default there), prefix_caching (False: each engine's switch
+            setting where it differs from the engine's default there), moe_a2a ("auto" / None, "allgather",
+            "deepep": each worker gets its engine's all-to-all backend, SGLang --moe-a2a-backend, vLLM
+            --all2all-backend; refused where the worker cannot run it), prefix_caching (False: each engine's switch
             that turns its prefix cache off; True, every engine's default, adds nothing);
             ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, agg,
             256, 8192, chunked, no eplb, auto, prefix caching on); a missing weight_dtype the checkpoint's format

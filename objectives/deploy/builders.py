@@ -2,7 +2,7 @@
 
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
-``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``prefix_caching``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
+``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``moe_a2a``, ``prefix_caching``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
 ``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
 workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else
 the decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
@@ -13,7 +13,11 @@ without expert parallelism (ep 1) has none to run. ``moe_act_dtype`` ("auto" / N
 activations MXFP4 experts compute with, as the cost model's knob) sets each engine's MXFP4 MoE precision where the
 model's experts are MXFP4 (fp4 weights of an MXFP4 checkpoint: gpt-oss) and the value is not the engine's default
 on the worker's GPU (`objectives.inference.measured.moe_act`); elsewhere it launches nothing ("mxfp8" on a GPU
-without an MXFP4 x MXFP8 MoE kernel is refused). ``prefix_caching`` (as the cost model's knob) is on by default in
+without an MXFP4 x MXFP8 MoE kernel is refused). ``moe_a2a`` ("auto" / None, "allgather", "deepep": how an EP
+group across attention-DP ranks exchanges its tokens, as the cost model's knob) launches each engine's all-to-all
+backend in every worker; "auto" launches nothing, and a worker whose layout or engine cannot run the value (a dense
+model, no EP group across attention-DP ranks, TensorRT-LLM's "deepep": `objectives.inference.resolve.moe_a2a_invalid`)
+is refused. ``prefix_caching`` (as the cost model's knob) is on by default in
 all three engines, so only False launches a flag, the one that turns each engine's prefix cache off (defaults read
 from the engines' sources: vLLM ``CacheConfig.enable_prefix_caching: bool = True``, vllm/config/cache.py @
 002f10e0cfa1373a19a0d2756598a34b700d20e5, the V1 engine of both shipped releases, whose parsers make the flag
@@ -44,6 +48,11 @@ moe_act_dtype      env VLLM_USE_FLASHINFER_MOE_     --flashinfer-mxfp4-moe-preci
 (MXFP4 experts,    MXFP4_MXFP8=1 (mxfp8; bf16 is    bf16 (bf16; mxfp8 is its            W4A16_MXFP4 (bf16; mxfp8,
 not the default)   its default)                     Blackwell default)                  W4A8_MXFP4_MXFP8, is its
                                                                                         Blackwell default)
+moe_a2a            --all2all-backend                --moe-a2a-backend none (allgather)  env TRTLLM_FORCE_ALLTOALL_
+(not "auto")       allgather_reducescatter, or      / deepep --deepep-mode auto         METHOD=NotEnabled (allgather;
+                   deepep_high_throughput (agg,     (agg; normal on prefill workers,    deepep: refused, its WIDEEP
+                   prefill) / deepep_low_latency    low_latency on decode workers)      backend is not in the recorded
+                   (decode workers)                                                     LLM API options)
 prefix_caching     --no-enable-prefix-caching       --disable-radix-cache               YAML kv_cache_config
 (False only)                                                                            .enable_block_reuse: false
 max_batch_size     --max-num-seqs                   --max-running-requests (x attn_dp:  --max_batch_size
@@ -81,7 +90,14 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
-from objectives.inference.measured import MOE_ACT_DTYPES, MXFP8_MOE, MXFP8_MOE_FAMILIES, moe_act, mxfp8_moe_able
+from objectives.inference.measured import (
+    MOE_A2A,
+    MOE_ACT_DTYPES,
+    MXFP8_MOE,
+    MXFP8_MOE_FAMILIES,
+    moe_act,
+    mxfp8_moe_able,
+)
 from objectives.inference.resolve import layout_invalid, valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
@@ -289,6 +305,7 @@ class Plan:
     prefill_attn_dp: int | None = None
     eplb: bool = False            # an expert-parallel load balancer in every worker with ep > 1
     moe_act_dtype: str = "auto"   # MXFP4 experts' activations (inference.measured.MOE_ACT_DTYPES)
+    moe_a2a: str = "auto"         # the EP token exchange across attention-DP ranks (inference.measured.MOE_A2A)
     prefix_caching: bool = True   # the engines' prefix cache (on: every engine's default)
     kv_default: bool = False      # kv_dtype was not given: the study's own (`_study_kv`), launched where "auto" differs
 
@@ -307,7 +324,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
                                            "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb",
-                                           "moe_act_dtype", "prefix_caching")}
+                                           "moe_act_dtype", "moe_a2a", "prefix_caching")}
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
@@ -432,11 +449,17 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
                 able = [n for n in catalog.gpus() if catalog.gpu(n).family in MXFP8_MOE_FAMILIES]
                 raise DeployError(f"moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 activations on "
                                   f"{gpu.name} ({gpu.family}); GPUs with that kernel: {able}")
+    xa = cfg.get("moe_a2a")
+    xa = "auto" if _missing(xa) else xa
+    if xa not in MOE_A2A:
+        raise DeployError(f"moe_a2a={xa!r} not allowed; valid: {', '.join(MOE_A2A)} or None (how an EP group across "
+                          f"attention-DP ranks exchanges its tokens; None / 'auto': each engine's rule)")
     return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
-                moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default, **pre)
+                moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default,
+                moe_a2a=str(xa), **pre)
 
 
 def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str) -> str:
@@ -495,6 +518,40 @@ def _moe_act_setting(c: _Ctx) -> tuple[list[Any], dict[str, str]]:
         return [], {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
     raise DeployError(f"{c.engine} {c.version} has no setting for {what} (its default there is the other "
                       f"precision)")
+
+
+def _moe_a2a_setting(c: _Ctx, role: str) -> tuple[list[Any], dict[str, str]]:
+    """(flags, environment) that set a worker's EP token exchange to the plan's ``moe_a2a``: nothing for "auto";
+    DeployError where the worker's layout or engine cannot run it (`resolve.moe_a2a_invalid`, the cost model's
+    rule) or its release's flag list lacks the flag or value. SGLang: --moe-a2a-backend none / deepep with
+    --deepep-mode (auto in an aggregated worker, normal on prefill workers, low_latency on decode workers:
+    python/sglang/srt/server_args.py); vLLM: --all2all-backend allgather_reducescatter, deepep_high_throughput
+    (aggregated and prefill workers: any token count per dispatch) or deepep_low_latency (decode workers);
+    TensorRT-LLM "allgather": TRTLLM_FORCE_ALLTOALL_METHOD=NotEnabled (the fused-MoE modules'
+    select_alltoall_method_type reads it first)."""
+    from objectives.inference.resolve import R_MOE_A2A, REASONS, moe_a2a_invalid
+    p = c.p
+    if p.moe_a2a == "auto":
+        return [], {}
+    what = f"moe_a2a={p.moe_a2a!r} on {'its ' + role + ' workers' if role in ('prefill', 'decode') else 'a worker'} " \
+           f"(tp={p.tp}, attn_dp={p.attn_dp}, ep={p.ep})"
+    if moe_a2a_invalid(p.moe_a2a, c.engine, p.model.n_experts, p.tp, p.attn_dp, p.ep):
+        raise DeployError(f"{c.engine} {c.version} cannot run {what}: {REASONS[R_MOE_A2A]}")
+    deep = p.moe_a2a == "deepep"
+    if c.engine == "sglang":
+        c.need("serve", "--moe-a2a-backend", what)
+        flags = ["--moe-a2a-backend", c.choice("serve", "--moe-a2a-backend", "deepep" if deep else "none", what)]
+        if deep:
+            mode = {"prefill": "normal", "decode": "low_latency"}.get(role, "auto")
+            c.need("serve", "--deepep-mode", what)
+            flags += ["--deepep-mode", c.choice("serve", "--deepep-mode", mode, what)]
+        return flags, {}
+    if c.engine == "vllm":
+        c.need("serve", "--all2all-backend", what)
+        value = ("deepep_low_latency" if role == "decode" else "deepep_high_throughput") if deep else \
+            "allgather_reducescatter"
+        return ["--all2all-backend", c.choice("serve", "--all2all-backend", value, what)], {}
+    return [], {"TRTLLM_FORCE_ALLTOALL_METHOD": "NotEnabled"}
 
 
 # ------------------------------------------------------------------------------------------------- builders
@@ -716,7 +773,8 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         # workers sharing a host need ranges of their own
         nixl = {"VLLM_NIXL_SIDE_CHANNEL_PORT": str(NIXL_SIDE_CHANNEL_PORT + replica * c.dp_stride)}
     flags, env = _moe_act_setting(c)
-    return c.command(role, "serve", argv + flags, {**c.devices(replica), **nixl, **env})
+    xflags, xenv = _moe_a2a_setting(c, role)
+    return c.command(role, "serve", argv + flags + xflags, {**c.devices(replica), **nixl, **env, **xenv})
 
 
 #: vLLM's default VLLM_NIXL_SIDE_CHANNEL_PORT (vllm/envs.py), the first disaggregated worker's
@@ -782,7 +840,8 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         if role == "prefill":
             argv += ["--disaggregation-bootstrap-port", _bootstrap_port(c, replica)]
     flags, env = _moe_act_setting(c)
-    return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
+    xflags, xenv = _moe_a2a_setting(c, role)
+    return c.command(role, "serve", argv + flags + xflags, {**c.devices(replica), **env, **xenv})
 
 
 def _bootstrap_port(c: _Ctx, replica: int) -> int:
@@ -851,7 +910,8 @@ def _trtllm_serve(c: _Ctx, port: int, role: str, replica: int, yaml_name: str) -
         _quant_value(c)
     argv += ["--extra_llm_api_options", yaml_name]
     flags, env = _moe_act_setting(c)
-    return c.command(role, "serve", argv + flags, {**c.devices(replica), **env})
+    xflags, xenv = _moe_a2a_setting(c, role)
+    return c.command(role, "serve", argv + flags + xflags, {**c.devices(replica), **env, **xenv})
 
 
 def _across_hosts(c: _Ctx, cmd: Command, replica: int) -> list[Command]:

@@ -156,7 +156,7 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
                 kw.pop("prices", None), rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None),
                 attn_dp=kw.pop("attn_dp", 1), moe_dp=kw.pop("moe_dp", None), eplb=kw.pop("eplb", False),
-                moe_act_dtype=kw.pop("moe_act_dtype", None), collect=collect)
+                moe_act_dtype=kw.pop("moe_act_dtype", None), moe_a2a=kw.pop("moe_a2a", None), collect=collect)
     assert p is not None  # estimate returned rows
     if p.coeffs.curves is not None:
         collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
@@ -380,7 +380,8 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                 kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
-                eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None))
+                eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None),
+                moe_a2a=kw.pop("moe_a2a", None))
     N = df["batch_size"].to_numpy(float)
     cols, shape = _served_columns(args, None, N, isl, osl, mnt, conc, ms)
     if conc is not None:

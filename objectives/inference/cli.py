@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eplb", action="store_true", help="an expert-parallel load balancer (balanced expert load "
                    "where ep > 1)")
     p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts: auto, bf16 or mxfp8")
+    p.add_argument("--moe-a2a", default=None, help="EP token exchange across attention-DP ranks: auto, allgather or "
+                   "deepep")
     p.add_argument("--weight-dtype", default=None, help="bf16, fp16, fp8, int8, int4 or fp4 (default: the "
                    "checkpoint's format)")
     p.add_argument("--act-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
@@ -108,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     common = dict(tp=args.tp, pp=args.pp, weight_dtype=args.weight_dtype, act_dtype=args.act_dtype,
                   kv_dtype=args.kv_dtype, input_len=args.input_len, output_len=args.output_len, ep=args.ep,
-                  attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, engine=args.engine,
+                  attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, moe_a2a=args.moe_a2a,
+                  engine=args.engine,
                   engine_profile=args.engine_profile)
     if args.max_num_tokens is not None:
         common["max_num_tokens"] = args.max_num_tokens

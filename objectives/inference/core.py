@@ -25,6 +25,7 @@ from .resolve import (
     PROFILES,
     R_EP,
     R_LAYOUT,
+    R_MOE_A2A,
     R_MOE_ACT,
     R_NET,
     R_OK,
@@ -46,6 +47,8 @@ from .resolve import (
     int_code,
     layout_invalid,
     link_lookup,
+    moe_a2a_codes,
+    moe_a2a_invalid,
     moe_act_codes,
     positive,
     resolve_dtypes,
@@ -85,6 +88,7 @@ class Prepared:
     attn_dp: Num                # attention data-parallel ranks inside one deployment (share the experts)
     eplb: Num                   # 1: an expert-parallel load balancer keeps the experts' load balanced (0 / 1)
     moe_act: Num                # MXFP4 experts' activations asked for (measured.MOE_ACT_DTYPES code; 0: auto)
+    moe_a2a: Num                # the EP token exchange asked for (measured.MOE_A2A code; 0: auto)
     n_gpus: Num                 # tp x pp x attn_dp x dp
     weight_code: Num
     act_code: Num
@@ -120,7 +124,7 @@ class Prepared:
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
-    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
+    _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "moe_a2a", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
                    "engine_code", "source_code", "weights_gpu",
                    "kv_tok_gpu", "kv_win_share", "window", "act_tok_gpu", "reserve_gpu", "mem_gpu", "pool_gpu", "kv_share", "act_pooled", "state_tok", "sgl_pool", "reason",
                    "idle_w", "tdp_w", "price",
@@ -172,7 +176,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
             kv_dtype: Any = None, dp: Any = 1, ep: Any = 1, eff: Efficiency | None = None,
             prices: Any = None, rows: Mapping[str, Any] | None = None,
             engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
-            moe_dp: float | None = None, eplb: Any = False, moe_act_dtype: Any = None,
+            moe_dp: float | None = None, eplb: Any = False, moe_act_dtype: Any = None, moe_a2a: Any = None,
             collect: dict[str, Any] | None = None) -> Prepared | None:
     """Validate the configuration arguments and compute the step coefficients and memory terms.
 
@@ -184,7 +188,10 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     or bool array): an expert-parallel load balancer (EPLB) keeps the experts' load balanced, so EP > 1 rows read
     the measured balanced-routing MoE tables (`moe_bal.<format>`) before the skewed ones. `moe_act_dtype` (None /
     "auto", "bf16", "mxfp8", or an array of them): the activations MXFP4 experts compute with
-    (`measured.MOE_ACT_DTYPES`, `measured.moe_act`); ignored where the experts are not MXFP4. `collect` (None:
+    (`measured.MOE_ACT_DTYPES`, `measured.moe_act`); ignored where the experts are not MXFP4. `moe_a2a` (None /
+    "auto", "allgather", "deepep", or an array of them): how an EP group spanning attention-DP ranks exchanges its
+    tokens (`measured.MOE_A2A`); a value other than "auto" where none runs is fits=False (R_MOE_A2A,
+    `resolve.moe_a2a_invalid`). `collect` (None:
     the hot path; `breakdown`): a dict that receives the step coefficients' parts by component (`_prepare`); the
     configurations are then prepared as they broadcast, neither memoized nor factorized."""
     if eff is None:
@@ -202,22 +209,23 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     adp = positive("attn_dp", attn_dp, upper=MAX_DEGREE)
     lb = flag("eplb", eplb)
     mact = moe_act_codes(moe_act_dtype)
+    xa = moe_a2a_codes(moe_a2a)
     w = checkpoint_weight_codes(dtype_codes("weight_dtype", weight_dtype, allow_none=True), mrecs, midx)
     a = dtype_codes("act_dtype", act_dtype, allow_none=True)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
     # engine codes as given ("auto" kept: `_prepare` resolves it per GPU and knows which rows named their engine)
     engine_names, eng = engine_codes(engine)
-    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact]
+    cols = [midx, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa]
     shape = broadcast_shape(model=midx, gpu=gidx, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=w, act_dtype=a,
                             kv_dtype=k, engine_profile=prof, engine=eng, attn_dp=adp, eplb=lb,
-                            moe_act_dtype=mact)
+                            moe_act_dtype=mact, moe_a2a=xa)
     row_shape = broadcast_shape(config=np.empty(shape), **(rows or {}))
     if 0 in row_shape:
         return None
     n_rows = int(np.prod(row_shape))
     if collect is not None:  # the parts of the step (`breakdown`): the configurations as they broadcast
-        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
+        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
                      engine_names, moe_dp, collect)
         p.row_shape = row_shape
         return p
@@ -231,7 +239,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
         p = _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
         size = (0 if p.inv is None else int(np.max(p.inv)) + 1) + n_rows // 256  # distinct configs, row index
     else:
-        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
+        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
                      engine_names, moe_dp)
         p.row_shape = row_shape
         size = n_rows
@@ -372,8 +380,8 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     args = [v if v is not None else (0 if i < 2 and cols[i] is None else cols[i]) for i, v in enumerate(vals)]
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
-    tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact = args[2:]
-    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
+    tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa = args[2:]
+    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
                    engine_names, moe_dp)
 
     def collapse(v):
@@ -388,7 +396,7 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     return Prepared(**fields)
 
 
-def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, eff, prices,
+def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
              engine_names, moe_dp: float | None = None, collect: dict[str, Any] | None = None) -> Prepared:
     """The step coefficients and memory terms of configurations as they broadcast. `collect` (None on the hot
     path): a dict that receives, per component (`breakdown.COMPONENTS`), the parts of the per-token coefficient
@@ -413,6 +421,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     mx_experts = (m.mx4 > 0) & (np.asarray(w) == DTYPES.index("fp4")) & (m.n_experts > 0)
     mact = np.where(mx_experts, mact, 0)
     mact = mact if np.ndim(mact) else int(mact)
+    # the EP token exchange matters for MoE models only (a dense row's "auto", so equal rows stay equal; a choice
+    # asked for there is refused below, R_MOE_A2A)
+    xa_moe = np.where(m.n_experts > 0, xa, 0)
     wb, ab, kvb = dtype_bytes(w), dtype_bytes(act), dtype_bytes(kvc)
     lc = layer_costs(m, tp)
     # attention DP: the tp x attn_dp GPUs of a deployment hold each expert once between them
@@ -554,7 +565,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     if any(e != "roofline" for e in engine_names):
         src = _attach_curves(c, m, lc, tp, pp, ep, act, kvc, grecs, gidx, engines, eff, elem_s,
                              pp_tok + x_tok, pp_lat + x_lat, adp, w, state_s, domain, moe_dp, lb, mact, rec_tok_s,
-                             collect)
+                             collect, moe_a2a=xa_moe)
     # --- validity
     # DeepSeek-V4's grouped output projection: each TP rank holds o_groups / tp whole groups (vLLM n_local_groups)
     heads_bad = tp_invalid(m.n_heads, m.n_kv_heads, tp, np.where(m.v4 > 0, m.o_groups, 0.0), m.swa_kv_heads)
@@ -565,12 +576,14 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     ven_bad = vendor_invalid(named, vendors[gidx] if gidx is not None else vendors[0])
     mact_bad = moe_act_unsupported(mact, mx_experts, np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)],
                                    engines)
+    xa_bad = moe_a2a_invalid(xa, engines, m.n_experts, tp, adp, ep)
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
         no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, np.where(mact_bad, R_MOE_ACT,
                                                                                           R_OK)))))))
+    reason = np.where((reason == R_OK) & xa_bad, R_MOE_A2A, reason)
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
-        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
+        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact, moe_a2a=xa, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full, except
@@ -649,14 +662,15 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
                    eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
                    moe_dp: float | None = None, eplb: Num = 0, moe_act: Num = 0,
-                   rec_tok_s: Num = 0.0, collect: dict[str, Any] | None = None) -> Any:
+                   rec_tok_s: Num = 0.0, collect: dict[str, Any] | None = None, moe_a2a: Num = 0) -> Any:
     """Give `c` measured curves where a profile exists and move the terms they replace out of the closed form;
     returns the per-row source code. `engines`: each row's engine name. `p2p_tok` / `p2p_lat`: the closed-form communication the profile does not
     measure (per token s / fixed s of one forward): the pipeline transfers, and the scale-out stage of collectives
     whose group spans scale-up domains (the profile's tables cover ranks inside one domain, `domain` GPUs).
     `rec_tok_s` (in `elem_s`) and `state_s`: the linear-attention layers' closed-form recurrence, per token (s) and
     per decoding sequence per step (s), dropped where a GDN / KDA table prices it (`build_curves`' fifth value).
-    `collect` (`_prepare`'s, None on the hot path): its parts replaced by the measured rows' where they move."""
+    `collect` (`_prepare`'s, None on the hot path): its parts replaced by the measured rows' where they move.
+    `moe_a2a`: each row's EP token exchange (`measured.MOE_A2A` code; 0: auto)."""
     gpu_names = np.array([r.name for r in grecs], dtype=object)[0 if gidx is None else gidx]
     dt = np.array(DTYPES, dtype=object)
     fields = {f: getattr(m, f) for f in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
@@ -671,6 +685,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["eplb"] = np.where(np.asarray(ep) > 1, np.asarray(eplb, dtype=float), 0.0)
     if np.any(np.asarray(moe_act) > 0):  # MXFP4 experts' activations asked for (absent: each engine's default)
         fields["moe_act"] = np.asarray(moe_act, dtype=float)
+    if np.any(np.asarray(moe_a2a) > 0):  # the EP token exchange asked for (absent: each engine's rule)
+        fields["moe_a2a"] = np.asarray(moe_a2a, dtype=float)
     # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
               "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):

@@ -19,7 +19,7 @@ from . import kv_pool, memory, power
 from .admission import SGLANG, churn, held, past_clip, stints
 from .core import Prepared, prepare
 from .efficiency import Efficiency
-from .measured import CHUNK_TOKENS, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
+from .measured import CHUNK_TOKENS, MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
 from .resolve import PROFILES, R_MEM, R_OK, REASONS, positive
 
@@ -148,6 +148,7 @@ def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]
         out[k] = p.column(k, np.int64)
     out["eplb"] = p.column("eplb", bool)
     out["moe_act_dtype"] = _categorical(MOE_ACT_DTYPES, p.column("moe_act", np.int8))
+    out["moe_a2a"] = _categorical(MOE_A2A, p.column("moe_a2a", np.int8))
     for k, f in (("weight_dtype", "weight_code"), ("act_dtype", "act_code"), ("kv_dtype", "kv_code")):
         out[k] = _categorical(DTYPES, p.column(f, np.int8))
     out["engine_profile"] = _categorical(PROFILES, p.column("profile_code", np.int8))
@@ -178,6 +179,7 @@ def _empty_frame(extra: tuple[str, ...]) -> pd.DataFrame:
         out[k] = np.empty(0, dtype=np.int64)
     out["eplb"] = np.empty(0, dtype=bool)
     out["moe_act_dtype"] = pd.Categorical([], categories=list(MOE_ACT_DTYPES))
+    out["moe_a2a"] = pd.Categorical([], categories=list(MOE_A2A))
     for k in ("weight_dtype", "act_dtype", "kv_dtype"):
         out[k] = pd.Categorical([], categories=list(DTYPES))
     out["engine_profile"] = pd.Categorical([], categories=list(PROFILES))
@@ -202,7 +204,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None, moe_dp: float | None = None,
-             eplb: Any = False, moe_act_dtype: Any = None) -> pd.DataFrame:
+             eplb: Any = False, moe_act_dtype: Any = None, moe_a2a: Any = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -242,7 +244,17 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     "bf16" (TensorRT-LLM OVERRIDE_QUANT_ALGO=W4A16_MXFP4, SGLang --flashinfer-mxfp4-moe-precision bf16), "mxfp8"
     (vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1); measured profiles read that activation's fused-MoE table (the
     closed form ignores it). Experts that are not MXFP4 ignore it (the column then says "auto"); "mxfp8" on MXFP4
-    experts before Blackwell is fits=False with a `reason`. `profile`: a calibrated profile file written by
+    experts before Blackwell is fits=False with a `reason`. `moe_a2a` (may be an array): how an MoE layer whose EP
+    group spans attention-DP ranks exchanges its tokens, `measured.MOE_A2A`: None / "auto" (default) each engine's
+    rule as before the knob (TensorRT-LLM all-gather + reduce-scatter up to EP = top-k; DeepEP's tables inside one
+    node; NCCL's all-to-all beyond; the experts as the fused-MoE tables time them, over all the group's tokens);
+    "allgather" (SGLang --moe-a2a-backend none, vLLM --all2all-backend allgather_reducescatter, TensorRT-LLM
+    TRTLLM_FORCE_ALLTOALL_METHOD=NotEnabled): the group's tokens gathered on every rank at any EP size; "deepep"
+    (vLLM and SGLang): DeepEP's dispatch / combine (low-latency kernels up to 128 tokens per rank, normal beyond,
+    as SGLang's --deepep-mode auto; NCCL's all-to-all beyond one node) and the experts priced on the tokens
+    dispatched to them (source "extrapolated": read at a smaller EP size). A value other than "auto" on a dense
+    model, without an EP group across attention-DP ranks, or on an engine that does not run it is fits=False
+    with a `reason` (`resolve.moe_a2a_invalid`). `profile`: a calibrated profile file written by
     `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
@@ -268,7 +280,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                 rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp, eplb=eplb,
-                moe_act_dtype=moe_act_dtype)
+                moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
@@ -545,7 +557,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None,
                    gpu_memory_utilization: float | None = None,
-                   kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None) -> pd.DataFrame:
+                   kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
+                   moe_a2a: Any = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -580,7 +593,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     (a whole number >= 1, or an array of them, one per row), instead of what the memory model gives it (as `serving.Scheduler(kv_capacity_tokens=)`: it takes precedence
     over `gpu_memory_utilization`, and the memory columns count the KV the batch holds, not the capacity).
     `eplb`: an expert-parallel load balancer, as in `estimate`; `moe_act_dtype`: the MXFP4 experts' activations, as
-    in `estimate`.
+    in `estimate`; `moe_a2a`: the EP token exchange, as in `estimate`.
     """
     if interval is not None:
         check_level(interval)
@@ -589,7 +602,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
         max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, concurrency=concurrency, prices=prices,
         engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, efficiency=efficiency, profile=profile,
         gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb,
-        moe_act_dtype=moe_act_dtype)
+        moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
@@ -612,8 +625,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          prices: Mapping[str, float] | None = None, engine_profile: Any = "standard",
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
-                         kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None
-                         ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
+                         kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
+                         moe_a2a: Any = None) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
     lengths as validated); (None, {}, ...) for zero configurations."""
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
@@ -633,7 +646,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     if kv is not None:
         rows["kv_capacity_tokens"] = kv
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
-                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)
+                engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
+                moe_a2a=moe_a2a)
     if p is None:
         return None, {}, isl, osl
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
@@ -648,7 +662,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
             for v in np.unique(flat_busy[flat_busy > 0]):
                 q = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
                             rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
-                            moe_act_dtype=moe_act_dtype, moe_dp=float(v))
+                            moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, moe_dp=float(v))
                 assert q is not None  # the same arguments as `p`
                 sub = _evaluate(q, args, _max_throughput_rows)
                 sel = flat_busy == v

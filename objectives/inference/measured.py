@@ -680,6 +680,21 @@ DEEPEP_NODE_GPUS = 8
 #: gb300.yaml, num_gpus_per_node 4; the same package's vLLM and TensorRT-LLM DeepEP rows there, moe_a2a_perf,
 #: record ep_size 4 at node_num 1, where the HGX systems' record 8)
 DEEPEP_TABLE_GPUS = {"gb200": 4, "gb300": 4}
+#: values of the `moe_a2a` knob: how an MoE layer's EP group spanning attention-DP ranks exchanges its tokens.
+#: "auto": each engine's rule as priced before the knob (TensorRT-LLM all-gather + reduce-scatter for EP groups no
+#: larger than top-k, `ALLGATHER_MOE_ENGINES`; DeepEP's tables inside one node; NCCL's all-to-all beyond; the experts
+#: as the engine's fused-MoE table measured them, over all the group's tokens); "allgather": every rank gathers the
+#: group's tokens and reduce-scatters the experts' outputs at any EP size (SGLang --moe-a2a-backend none, vLLM
+#: --all2all-backend allgather_reducescatter, TensorRT-LLM TRTLLM_FORCE_ALLTOALL_METHOD=NotEnabled); "deepep": DeepEP's
+#: dispatch / combine (SGLang --moe-a2a-backend deepep --deepep-mode auto, vLLM deepep_high_throughput /
+#: deepep_low_latency), the experts priced on the tokens dispatched to them
+MOE_A2A = ("auto", "allgather", "deepep")
+#: the `moe_a2a` values other than "auto" each engine runs (`resolve.moe_a2a_invalid`; the shipped flag lists:
+#: SGLang 0.5.10 / 0.5.14 --moe-a2a-backend {none, deepep, ...}, vLLM 0.14-0.26 --all2all-backend {...,
+#: allgather_reducescatter, deepep_high_throughput, deepep_low_latency}). TensorRT-LLM's DeepEP all-to-all needs
+#: moe_config.backend WIDEEP, which its shipped YAML list does not hold; its all-gather path is an environment
+#: switch (TRTLLM_FORCE_ALLTOALL_METHOD=NotEnabled, read by the fused-MoE modules' select_alltoall_method_type)
+MOE_A2A_ENGINES = {"vllm": ("allgather", "deepep"), "sglang": ("allgather", "deepep"), "trtllm": ("allgather",)}
 #: tokens per rank up to which an MoE layer's all-to-alls run DeepEP's low-latency kernels (SGLang's default
 #: dispatch buffer, num_max_dispatch_tokens_per_rank = 128: decode batches); beyond it the normal kernels (prefill)
 DEEPEP_LL_MAX_TOKENS = 128.0
@@ -1003,7 +1018,21 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # within a few %)
         n_split = etp * ep_world
         one = np.ones(k)
-        own = [(np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1), one, one) for a in (etp, one, n_split)]
+        no = np.zeros(k, dtype=bool)
+        own = [(np.stack([hx, moe_ffn, topk, ne, a, n_split / a], axis=1), one, one, no) for a in (etp, one, n_split)]
+        # moe_a2a "deepep" (`MOE_A2A` code 2): a rank's experts see only the tokens dispatched to them, not the
+        # group's every token slot the engines' fused-MoE tables time (vLLM's and SGLang's collectors run the layer
+        # over all M x top-k slots with an expert map, its routing, activation and reduction on each). Such a rank
+        # does 1 / ep of the layer one GPU holding all the experts would do over the group's tokens, each expert
+        # loaded as there: the table at a smaller EP size e' (1 first, the least all-token work, then 2, 4, ...),
+        # rho = (S / ep) / (E / e') of its layer without the neighbour rule's one-token floor (below): no all-token
+        # work stays on the rank (the layer's launch is then shared too, a few µs under-priced); the experts' weight
+        # streaming floor `t_mem` still holds. Ranks taken as evenly loaded (the table's routing skew is within one
+        # GPU's experts). Such rows say extrapolated (read at an EP size not their own)
+        dep = m.get("moe_a2a", np.zeros(k)) == MOE_A2A.index("deepep")
+        if dep.any():
+            off = np.where(dep, 0.0, 1.0)  # their own EP size's cells are not what they run
+            own = [(np.column_stack([s[:, :-1], s[:, -1] * off]), ts, r, sh) for s, ts, r, sh in own]
         # else a neighbouring EP size e' the table has: an EP size that does not divide the experts (redundant
         # slots, S in all) at the nearest dividing sizes below and above; a dividing size the table lacks (H100's
         # TensorRT-LLM MXFP4 table holds gpt-oss-120b's 128 experts from EP 2 up, not EP 1) at twice and half of
@@ -1020,6 +1049,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         for f2 in (2.0, 0.5):
             ep2 = ep_world * f2
             near.append((ep2, ~uneven & (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0)))
+        if dep.any():
+            near = [(ep2, ok & ~dep) for ep2, ok in near]
+            e2 = 1.0
+            while e2 < float(np.max(np.where(dep, ep_world, 0.0))):
+                near.append((np.full(k, e2), dep & (e2 < ep_world) & (np.mod(ne, e2) == 0)))
+                e2 *= 2.0
         # a load-balanced deployment (EPLB) reads each candidate's balanced-routing cells before its skewed ones
         # (the checkpoint's format still decides the kernel: a format without balanced cells is read skewed before
         # the next format is tried). TensorRT-LLM's balanced cells, where its wide-EP table timed its balancer at
@@ -1027,7 +1062,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         bal = m.get("eplb", np.zeros(k)) > 0
         rest = [(f, c) for f in moe_formats for c in own] + [
             (f, (np.stack([hx, moe_ffn, topk, ne, etp, np.where(ok, ep2, 0.0)], axis=1), ne / sl,
-                 (sl / ep_world) / (ne / np.maximum(ep2, 1.0))))
+                 (sl / ep_world) / (ne / np.maximum(ep2, 1.0)), dep))
             for ep2, ok in near for f in moe_formats]
 
         # the experts' weights the batch routes to stream from device memory (the weight-streaming floor; the
@@ -1041,7 +1076,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             neighbour's EP size (not measured at this one)."""
             priced, near_ep = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
             done = (n_moe <= 0) | ~rows
-            for fmt, (shapes, tok_scale, rho) in rest:
+            for fmt, (shapes, tok_scale, rho, share) in rest:
                 for fam in fams:
                     tab = prof.table(f"{fam}.{fmt}")
                     if tab is None or done.all():
@@ -1057,7 +1092,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         bound("tok", hit > 0, _m_reach(Mg * col(busy * tok_scale), tab.reach(1, r)))
                         if np.any(rho != 1.0):
                             t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
-                            t = np.maximum(col(rho) * t - col(rho - 1.0) * t1, np.where(col(rho) >= 1.0, t, 0.0))
+                            t = np.where(col(share), col(rho) * t, np.maximum(col(rho) * t - col(rho - 1.0) * t1,
+                                                                             np.where(col(rho) >= 1.0, t, 0.0)))
                         out = np.where(col(hit > 0), np.maximum(hide(t) * 1e-3 * g_scale * scale, t_mem), out)
                         done |= hit > 0
                         priced |= hit > 0
@@ -1075,7 +1111,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             lower = col(bal & priced) & (skew < routed)
             routed = np.where(lower, skew, routed)
             near_ep = near_ep | (lower.any(axis=1) & skew_near)
-        inside &= ~near_ep
+        inside &= ~near_ep & ~(dep & ~priced0)  # DeepEP rows no table priced: the grouped GEMMs' guess
         # an engine that runs the shared experts on a second CUDA stream beside the routed ones (up to a token
         # count) pays the longer of the two there, not their sum
         overlap = Mg <= SHARED_EXPERT_STREAM_TOKENS.get(prof.engine, 0.0)
@@ -1091,6 +1127,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # moves an all-reduce's bytes of the gathered tokens (all-reduce = reduce-scatter + all-gather), priced on
         # NCCL's all-reduce table over the group's ranks in the domain (a bound: the gather moves fp4 activations)
         gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
+        a2a_code = m.get("moe_a2a", np.zeros(k))  # the knob (`MOE_A2A`): all-gather / DeepEP whatever the engine's rule
+        gath = np.where(a2a_code == MOE_A2A.index("allgather"), wide,
+                        gath & (a2a_code != MOE_A2A.index("deepep")))
         nccl_ar = prof.table("comm.nccl_all_reduce")
         if gath.any() and nccl_ar is not None:
             n_g = np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp))

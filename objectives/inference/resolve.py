@@ -17,7 +17,8 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
   activations, tp not dividing the attention heads, ep not dividing tp x attn_dp (or above the experts), out
   of memory, and a deployment (tp x pp x attn_dp GPUs) larger than the GPU's scale-up domain where its system
   has no scale-out network, and moe_act_dtype "mxfp8" on MXFP4 experts where the GPU has no MXFP8 MoE kernel
-  (before Blackwell). An ep that does not divide the experts is valid (`expert_slots`: redundant copies).
+  (before Blackwell), and a moe_a2a other than "auto" where no token exchange across attention-DP ranks runs it
+  (`moe_a2a_invalid`). An ep that does not divide the experts is valid (`expert_slots`: redundant copies).
   KV heads: tp > n_kv_heads is allowed (KV heads replicated, as vLLM and TensorRT-LLM do); tp < n_kv_heads must
   divide them.
 """
@@ -68,8 +69,11 @@ REASONS = (
     "moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 activations on this GPU (block-scaled MXFP8 "
     "tensor cores: Blackwell only, inference.measured.MXFP8_MOE_FAMILIES), or not this engine (on the RTX PRO 6000: "
     "TensorRT-LLM only, inference.measured.MXFP8_MOE)",
+    "moe_a2a 'allgather' / 'deepep' needs an MoE model whose EP group spans attention-DP ranks (ep > 1 with "
+    "attn_dp > 1, or ep not dividing tp) on an engine that runs it: vLLM and SGLang 'allgather' or 'deepep', "
+    "TensorRT-LLM 'allgather' only, the roofline none (inference.measured.MOE_A2A_ENGINES); 'auto' runs everywhere",
 )
-R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT = range(10)
+R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A = range(11)
 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
@@ -97,6 +101,30 @@ def layout_invalid(engine: Any, tp: Num, attn_dp: Num, ep: Num = 1) -> Num:
     trt = (kind == "trtllm") & (attn_dp > 1) & (tp > 1)
     vllm = (kind == "vllm") & (ep > 1) & (ep != tp * attn_dp)
     return trt | vllm
+
+
+def moe_a2a_invalid(choice: Any, engine: Any, n_experts: Num, tp: Num, attn_dp: Num, ep: Num) -> Num:
+    """The `moe_a2a` rule (R_MOE_A2A), vectorized over the choices (`measured.MOE_A2A` names or codes), engine
+    names and degrees: True where a choice other than "auto" cannot run, i.e. the model has no experts, its EP
+    group does not span attention-DP ranks (ep 1, or EP inside the TP group without attention DP: every rank
+    already holds every token, no token exchange to choose), or the engine does not run that exchange
+    (`measured.MOE_A2A_ENGINES`; the roofline none). The one home of the rule: `prepare` (R_MOE_A2A), the spaces'
+    rules and `dse deploy`."""
+    from .measured import MOE_A2A, MOE_A2A_ENGINES
+    c = np.asarray(choice)
+    code = c if c.dtype.kind in "iuf" else np.vectorize(MOE_A2A.index, otypes=[int])(c.astype(str))
+    if not np.any(code > 0):   # "auto" everywhere (the hot path): nothing to refuse
+        return np.zeros(np.broadcast_shapes(np.shape(code), np.shape(engine), np.shape(n_experts), np.shape(tp),
+                                            np.shape(attn_dp), np.shape(ep)), dtype=bool)
+    names = np.asarray(engine, dtype=object)
+    uniq, inv = np.unique(names.astype(str), return_inverse=True)
+    runs = np.array([[MOE_A2A[i] in MOE_A2A_ENGINES.get(engine_key(u), ()) for i in range(len(MOE_A2A))]
+                     for u in uniq], dtype=bool)
+    code, eidx = np.broadcast_arrays(np.asarray(code, dtype=int), inv.reshape(names.shape))
+    tp, attn_dp, ep = np.asarray(tp), np.asarray(attn_dp), np.asarray(ep)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wide = (ep > 1) & ((np.mod(tp, np.maximum(ep, 1)) != 0) | (attn_dp > 1))
+    return (code > 0) & ((np.asarray(n_experts) <= 0) | ~wide | ~runs[eidx, code])
 
 
 def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0, swa_n_kv_heads: Num = 0) -> Num:
@@ -312,6 +340,15 @@ def moe_act_codes(x: Any) -> Num:
     the valid ones."""
     from .measured import MOE_ACT_DTYPES
     c = choice_codes("moe_act_dtype", x, MOE_ACT_DTYPES, allow_none=True)
+    return max(c, 0) if np.ndim(c) == 0 else np.maximum(c, 0).astype(np.int8)
+
+
+def moe_a2a_codes(x: Any) -> Num:
+    """The `moe_a2a` argument (None, "auto", "allgather", "deepep", or an array of them) -> index into
+    `measured.MOE_A2A` (None: 0, "auto"); anything else raises ValueError / TypeError naming the value and the
+    valid ones."""
+    from .measured import MOE_A2A
+    c = choice_codes("moe_a2a", x, MOE_A2A, allow_none=True)
     return max(c, 0) if np.ndim(c) == 0 else np.maximum(c, 0).astype(np.int8)
 
 

@@ -13,7 +13,7 @@ from .efficiency import Efficiency
 from .estimate import DEFAULT_MAX_NUM_TOKENS, chunk_pass_s, kv_capacity_tokens, replica_time_s
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
-from .resolve import R_EP, R_OK, REASONS, check_ep, positive
+from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
 
 
 def _float_coeffs(p: Any) -> StepCoeffs:
@@ -41,24 +41,27 @@ class StepModel:
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
                  engine: Any = None, attn_dp: int = 1, efficiency: Efficiency | None = None,
-                 eplb: bool = False, moe_act_dtype: str | None = None) -> None:
+                 eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> None:
         for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("attn_dp", attn_dp), ("max_num_tokens", max_num_tokens)):
             if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
         for name, arg in (("model", model), ("gpu", gpu), ("weight_dtype", weight_dtype), ("act_dtype", act_dtype),
                           ("kv_dtype", kv_dtype), ("engine_profile", engine_profile), ("engine", engine), ("eplb", eplb),
-                          ("moe_act_dtype", moe_act_dtype)):
+                          ("moe_act_dtype", moe_act_dtype), ("moe_a2a", moe_a2a)):
             if isinstance(arg, (list, tuple, np.ndarray)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {arg!r:.80}")
         positive("max_num_tokens", max_num_tokens)
         p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, 1, ep, efficiency, None,
                     engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
-                    moe_act_dtype=moe_act_dtype)
+                    moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
         assert p is not None  # None only when the arguments broadcast to zero rows; all are scalars here
         code = int(np.asarray(p.reason))
         desc = f"{p.model_names[0]} on {p.gpu_names[0]} tp={tp} pp={pp} weight_dtype={weight_dtype}"
         if code == R_EP:   # the rule's own message: the bad ep and the valid ones
             check_ep(model, ep, tp, attn_dp, who=f"StepModel({desc}): ")
+        if code == R_MOE_A2A:  # name the value asked for and the layout it was asked on
+            raise ValueError(f"StepModel({desc} ep={ep} attn_dp={attn_dp} engine={engine}): "
+                             f"moe_a2a={moe_a2a!r} not valid here; {REASONS[code]}")
         if code != R_OK:
             raise ValueError(f"StepModel({desc}): {REASONS[code]}")
         self._p = p
@@ -68,7 +71,8 @@ class StepModel:
         self._busy: dict[int, StepModel] = {}   # `busy_ranks`' step models, built on first use
         self._args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                           kv_dtype=kv_dtype, dp=1, ep=ep, eff=efficiency, engine_profile=engine_profile, engine=engine,
-                          attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype)   # `breakdown` prepares again
+                          attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
+                          moe_a2a=moe_a2a)   # `breakdown` prepares again
         self.model_name = p.model_names[0]
         self.gpu_name = p.gpu_names[0]
         self.tp, self.pp = int(tp), int(pp)

@@ -147,7 +147,9 @@ class Deployments:
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
     balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too),
     moe_act_dtype ("auto" | "bf16" | "mxfp8": the activations MXFP4 experts compute with in every pool,
-    `inference.estimate`; default and missing entries "auto", each engine's default kernel), prefix_caching (bool:
+    `inference.estimate`; default and missing entries "auto", each engine's default kernel), moe_a2a ("auto" |
+    "allgather" | "deepep": how every pool's EP group exchanges its tokens across attention-DP ranks,
+    `inference.estimate`; default and missing entries "auto"), prefix_caching (bool:
     reuse the KV of prompt blocks already computed, vLLM ``--enable-prefix-caching``, SGLang's radix cache,
     TensorRT-LLM's ``kv_cache_config.enable_block_reuse``; default and missing entries True, every engine's
     default; it changes only workloads whose requests carry prompt hash blocks, `serving.prefix`).
@@ -176,13 +178,15 @@ class Deployments:
     prefill_attn_dp: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's attn DP (None: attn_dp)
     eplb: np.ndarray = None  # type: ignore[assignment]             # expert-parallel load balancer (None: False)
     moe_act_dtype: np.ndarray = None  # type: ignore[assignment]    # MXFP4 experts' activations (None: "auto")
+    moe_a2a: np.ndarray = None  # type: ignore[assignment]          # EP token exchange (None: "auto")
     prefix_caching: np.ndarray = None  # type: ignore[assignment]   # prefix caching (None: True, the engines')
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
         object.__setattr__(self, "eplb", np.zeros(n0, dtype=bool) if self.eplb is None else
                            _bools("eplb", self.eplb))
-        object.__setattr__(self, "moe_act_dtype", _moe_acts(self.moe_act_dtype, n0))
+        object.__setattr__(self, "moe_act_dtype", _choices("moe_act_dtype", self.moe_act_dtype, n0))
+        object.__setattr__(self, "moe_a2a", _choices("moe_a2a", self.moe_a2a, n0))
         object.__setattr__(self, "prefix_caching", np.ones(n0, dtype=bool) if self.prefix_caching is None else
                            _bools("prefix_caching", self.prefix_caching, missing=1))
         if self.prefill_gpu is None:
@@ -233,14 +237,14 @@ class Deployments:
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
            prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
            prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-           prefix_caching: Any = True) -> Deployments:
+           prefix_caching: Any = True, moe_a2a: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
                     max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
                     prefill_gpu=prefill_gpu, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
                     prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
-                    prefix_caching=prefix_caching)
+                    prefix_caching=prefix_caching, moe_a2a=moe_a2a)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -278,18 +282,19 @@ def _bools(name: str, values: Any, missing: int = 0) -> np.ndarray:
         raise ValueError(str(exc)) from None
 
 
-def _moe_acts(values: Any, n: int) -> np.ndarray:
-    """The `moe_act_dtype` knob per deployment as an object array of `inference.measured.MOE_ACT_DTYPES` names
+def _choices(name: str, values: Any, n: int) -> np.ndarray:
+    """A categorical "auto"-default knob per deployment (``name``: "moe_act_dtype", its names
+    `inference.measured.MOE_ACT_DTYPES`; "moe_a2a", `inference.measured.MOE_A2A`) as an object array of names
     (None / NaN: missing, "auto"); ValueError naming the first bad value and the valid ones."""
-    from objectives.inference.measured import MOE_ACT_DTYPES
+    from objectives.inference.measured import MOE_A2A, MOE_ACT_DTYPES
+    valid = {"moe_act_dtype": MOE_ACT_DTYPES, "moe_a2a": MOE_A2A}[name]
     if values is None:
         return np.full(n, "auto", dtype=object)
     a = np.asarray(values, dtype=object).ravel()
     out = np.array(["auto" if pd.isna(v) else v for v in a], dtype=object) if len(a) else a
-    bad = [v for v in out if not (isinstance(v, str) and v in MOE_ACT_DTYPES)]
+    bad = [v for v in out if not (isinstance(v, str) and v in valid)]
     if bad:
-        raise ValueError(f"moe_act_dtype={bad[0]!r} not allowed; valid: {', '.join(MOE_ACT_DTYPES)} (or None: "
-                         f"the engine's default)")
+        raise ValueError(f"{name}={bad[0]!r} not allowed; valid: {', '.join(valid)} (or None: the engine's default)")
     return out
 
 
@@ -409,7 +414,7 @@ def _prepared(kw: Mapping[str, Any], moe_dp: float | None = None) -> Any:
     from ..inference.core import prepare
     p = prepare(kw["model"], kw["gpu"], kw["tp"], kw["pp"], kw["weight_dtype"], kw["act_dtype"], kw["kv_dtype"], 1,
                 kw["ep"], kw["efficiency"], kw["prices"], engine=kw["engine"], attn_dp=kw["attn_dp"], moe_dp=moe_dp,
-                eplb=kw["eplb"], moe_act_dtype=kw["moe_act_dtype"])
+                eplb=kw["eplb"], moe_act_dtype=kw["moe_act_dtype"], moe_a2a=kw.get("moe_a2a"))
     return p.take(p.inv) if p is not None and p.inv is not None else p
 
 
@@ -539,7 +544,8 @@ class ServingModel:
     def _kw(self, d: Deployments) -> dict[str, Any]:
         return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
                     act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, attn_dp=d.attn_dp, prices=self.prices,
-                    engine=d.engine, efficiency=self.efficiency, eplb=d.eplb, moe_act_dtype=d.moe_act_dtype)
+                    engine=d.engine, efficiency=self.efficiency, eplb=d.eplb, moe_act_dtype=d.moe_act_dtype,
+                    moe_a2a=d.moe_a2a)
 
     def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
         """`_kw` of the prefill pool: its own GPU type, TP, EP and attention DP (the deployment's own in agg)."""

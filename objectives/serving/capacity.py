@@ -84,7 +84,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated",
              eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1,
-             profile: str | Path | None = None) -> dict[str, Any]:
+             profile: str | Path | None = None, moe_a2a: str | None = None) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
     deployment still meets ``slo``.
 
@@ -92,7 +92,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     2048 / 256 tokens); its rate is what the search varies. ``fidelity="analytical"`` returns the analytical
     model's capacity only. ``tol``: relative width of the final bracket. ``eplb``: an expert-parallel load
     balancer (as in `simulate`). ``moe_act_dtype``: the MXFP4 experts' activations (None / "auto", "bf16",
-    "mxfp8"; as in `simulate`). ``attn_dp``: attention data-parallel ranks per replica, each scheduling its own
+    "mxfp8"; as in `simulate`). ``moe_a2a``: the EP token exchange (None / "auto", "allgather", "deepep"; as in
+    `simulate`). ``attn_dp``: attention data-parallel ranks per replica, each scheduling its own
     requests, with ``ep`` spreading the experts over the replica's tp x attn_dp GPUs (as in `simulate`; e.g. a
     wide-EP replica tp=1, attn_dp=8, ep=8). ``profile``: a calibrated profile file (`dse calibrate RESULTS -o
     FILE.json`) whose factors cost the analytical screen and every simulated rate (as in `simulate` and
@@ -134,7 +135,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
                        batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
-                       attn_dp=attn_dp, prefix_caching=s.prefix_caching)
+                       attn_dp=attn_dp, prefix_caching=s.prefix_caching, moe_a2a=moe_a2a)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
                            "profile": provenance}
@@ -145,7 +146,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     def held(rate: float) -> bool:
         m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
                      scheduler=s, dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb),
-                     moe_act_dtype=moe_act_dtype, profile=profile)
+                     moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, profile=profile)
         runs[rate] = m
         return meets(m, slo)
 

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
     p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts (gpt-oss): auto (the "
                    "engine's default kernel), bf16 or mxfp8 (objectives.inference.measured.MOE_ACT_DTYPES)")
+    p.add_argument("--moe-a2a", default=None, help="how an EP group across attention-DP ranks exchanges its "
+                   "tokens: auto (the engine's rule), allgather or deepep (objectives.inference.measured.MOE_A2A)")
     p.add_argument("--weight-dtype", default=None, help="bf16, fp16, fp8, int8, int4 or fp4 (default: the "
                    "checkpoint's format, e.g. fp8 for an FP8 checkpoint, bf16 for an unquantized one; "
                    "inference.estimate's rule)")
@@ -97,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       prefix_caching=not args.no_prefix_caching)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
-                     attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype,
+                     attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, moe_a2a=args.moe_a2a,
                      n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated",
                      profile=args.profile)
     except (ValueError, TypeError, KeyError, LookupError) as exc:
@@ -160,7 +162,7 @@ def _checkpoint_dtype(model: str) -> str:
 
 
 #: deployment flags of one configuration and their defaults: --target-rate searches these over the space
-_ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "moe_act_dtype": None,
+_ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "moe_act_dtype": None, "moe_a2a": None,
                    "weight_dtype": None, "act_dtype": None, "kv_dtype": None, "max_batch_size": 256,
                    "max_num_tokens": 8192, "engine": None}
 

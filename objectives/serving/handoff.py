@@ -46,7 +46,7 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
     prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
                    kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=kw.get("engine"),
                    attn_dp=kw.get("attn_dp", 1), eplb=kw.get("eplb", False),
-                   moe_act_dtype=kw.get("moe_act_dtype"))
+                   moe_act_dtype=kw.get("moe_act_dtype"), moe_a2a=kw.get("moe_a2a"))
     if prep is None:
         return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object)
 

@@ -260,11 +260,11 @@ def _host_link(sched: Scheduler, gpu_name: str) -> float:
 def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act_dtype: str | None,
                 kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1,
                 attn_dp: int = 1, efficiency: Any = None, eplb: bool = False,
-                moe_act_dtype: str | None = None) -> StepModel:
+                moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> StepModel:
     from objectives.inference import StepModel
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                      max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp,
-                     efficiency=efficiency, eplb=eplb, moe_act_dtype=moe_act_dtype)
+                     efficiency=efficiency, eplb=eplb, moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
 
 
 def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) -> None:
@@ -281,7 +281,8 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
            ep: int = 1, attn_dp: int = 1, profile: Any = None,
-           eplb: bool = False, moe_act_dtype: str | None = None) -> tuple[_Engine, list[_Replica]]:
+           eplb: bool = False, moe_act_dtype: str | None = None,
+           moe_a2a: str | None = None) -> tuple[_Engine, list[_Replica]]:
     _check_mode(mode, dp, prefill, decode)
     eff = None
     if profile is not None:  # a calibrated profile (`dse calibrate`): its factors over the shipped fit
@@ -296,7 +297,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
             raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
         sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff,
-                         eplb, moe_act_dtype)
+                         eplb, moe_act_dtype, moe_a2a)
         # each attention-DP rank schedules its own batch (its StepModel prices the shared experts with the ranks
         # that hold work: `_couple_ranks`)
         agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name), attn_dp)
@@ -315,7 +316,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         _check_pool_parallel(model, role, p_tp, p_ep, p_adp)
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, p_tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, pool.kv_dtype or kv_dtype,
-                         ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype)
+                         ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype, moe_a2a)
         # each attention-DP rank of a worker schedules its own batch (as in agg): n_workers x attn_dp ranks
         if p_adp > 1:
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * p_adp)
@@ -352,7 +353,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              slo: SLO | None = None, kv_link_gbs: float | None = None,
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
              attn_dp: int = 1, interval: float | None = None, profile: Any = None,
-             eplb: bool = False, moe_act_dtype: str | None = None) -> dict[str, Any]:
+             eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> dict[str, Any]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics (`METRIC_KEYS`, numbers) and of where
     they come from (`LABEL_KEYS`: ``source`` and ``engine``, text).
 
@@ -385,7 +386,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     data-parallel ranks per replica, each scheduling its own requests (``dp`` stays independent replicas);
     ``eplb``: an expert-parallel load balancer runs in every pool (balanced expert load, `inference.estimate`);
     ``moe_act_dtype``: the activations MXFP4 experts compute with in every pool (None / "auto", "bf16", "mxfp8";
-    `inference.estimate`).
+    `inference.estimate`); ``moe_a2a``: how every pool's EP group exchanges its tokens across attention-DP ranks
+    (None / "auto", "allgather", "deepep"; `inference.estimate`: a pool it cannot run raises ValueError naming it).
     ``interval``: a band level strictly between 0 and 1 (e.g. 0.8): adds ``<key>_lo`` / ``<key>_hi`` for the
     latency (ttft, tpot, itl, e2e: mean and percentiles), throughput and tok_s_per_user keys: the inference
     model's split-conformal band for the step model's source, engine and GPU family (the prefill pool's for TTFT
@@ -397,7 +399,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         from objectives.uncertainty import check_level
         check_level(interval)
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
-                       prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile, eplb, moe_act_dtype)
+                       prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile, eplb, moe_act_dtype,
+                       moe_a2a)
     m: dict[str, Any] = dict(_metrics(eng, reps, slo))
 
     def key(role: str) -> tuple[str, str, str]:
@@ -421,13 +424,14 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
                       scheduler: Scheduler | None = None, mode: str = "agg", dp: int = 1, prefill: Pool | None = None,
                       decode: Pool | None = None, kv_link_gbs: float | None = None,
                       routing: str = "least_loaded", engine: Any = None, ep: int = 1,
-                      attn_dp: int = 1, eplb: bool = False, moe_act_dtype: str | None = None) -> pd.DataFrame:
+                      attn_dp: int = 1, eplb: bool = False, moe_act_dtype: str | None = None,
+                      moe_a2a: str | None = None) -> pd.DataFrame:
     """Per-request records of `simulate`: arrival_s, first_token_s, finish_s, ttft_ms, tpot_ms, e2e_ms,
     input_tokens, output_tokens, tokens_emitted (counted by the engine), preemptions, replica (the one that finished it), prefill_replica (disagg, else
     -1), kv_transfer_ms. One row per request, in workload order."""
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, eplb=eplb,
-                       moe_act_dtype=moe_act_dtype)
+                       moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
     return _frame(eng, reps)
 
 

@@ -90,7 +90,7 @@ def _parse(cmd: deploy.Command) -> argparse.Namespace:
 
 def _configs() -> list[tuple[dict, str]]:
     """Dense and MoE, TP / PP / attention DP / EP, EPLB with and without redundant experts, every weight format,
-    KV dtypes, chunked prefill and prefix caching off, disaggregated, multi-host workers, on each profiled GPU
+    the EP token exchange (moe_a2a), KV dtypes, chunked prefill and prefix caching off, disaggregated, multi-host workers, on each profiled GPU
     generation (its own releases: A100 the 0.14.0 / 0.5.10 lists, the Arc Pro B60 vLLM 0.26.0, the others 0.24.0 /
     0.5.14) and an AMD GPU."""
     out: list[tuple[dict, str]] = []
@@ -106,7 +106,8 @@ def _configs() -> list[tuple[dict, str]]:
                                   {"weight_dtype": "int4", "act_dtype": "bf16"}, {"weight_dtype": "fp4"},
                                   {"weight_dtype": "fp4", "moe_act_dtype": "bf16"},
                                   {"weight_dtype": "fp4", "act_dtype": "fp4"},
-                                  {"weight_dtype": "int8", "act_dtype": "int8"}):
+                                  {"weight_dtype": "int8", "act_dtype": "int8"},
+                                  {"moe_a2a": "allgather"}, {"moe_a2a": "deepep"}):
                         c = {"gpu": gpu, "tp": tp, "pp": pp, "attn_dp": attn, "ep": ep, "mode": mode, **extra}
                         if mode == "disagg":
                             c.update(dp=2, prefill_replicas=1)
