@@ -23,6 +23,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,14 +79,18 @@ def not_fitted(rows: pd.DataFrame) -> np.ndarray:
 
 def not_predicted(d: pd.DataFrame) -> np.ndarray:
     """`not_fitted`'s reasons for rows scored by `silicon.scored` (predictions in ttft_pred / tpot_pred / thr_ape),
-    plus "does not fit" where the model ran the row and found no prediction for what it measured (memory, heads or
-    expert split)."""
+    plus, where the model ran the row and found no prediction for what it measured, the cost model's reason
+    (`silicon.predict`'s ``unfit_reason``: memory, a layout the engine does not run, heads or expert split; for a
+    disaggregated row its pool's) or, where it gives none, "does not fit (memory, heads or expert split)"."""
     why = not_fitted(d)
     both, thr, ttft_only = _measured(d)
     lat = (d["tpot_pred"].notna() & d["ttft_pred"].notna()).to_numpy()
     ok = np.where(both, lat, True) & np.where(thr, d["thr_ape"].notna().to_numpy(), True) \
         & np.where(ttft_only, d["ttft_pred"].notna().to_numpy(), True)
-    return np.where((why == "") & ~ok, "does not fit (memory, heads or expert split)", why).astype(object)
+    reason = d["unfit_reason"].fillna("").astype(str).to_numpy(object) if "unfit_reason" in d else \
+        np.full(len(d), "", dtype=object)
+    unfit = np.where(reason != "", reason, "does not fit (memory, heads or expert split)")
+    return np.where((why == "") & ~ok, unfit, why).astype(object)
 
 
 def _first_rows(rows: pd.DataFrame, why: np.ndarray) -> str:
@@ -247,15 +252,24 @@ def load_profile(path: str | Path, base: Efficiency | None = None) -> Efficiency
     import copy
     params = copy.deepcopy(dict((base or default_eff()).params))
     for dotted, v in doc["factors"].items():
-        if not isinstance(v, (int, float)) or v != v or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise ValueError(f"{p}: factor {dotted!r} = {v!r} is not a positive number")
         keys = dotted.split(".")
+        unknown = ValueError(f"{p}: unknown factor {dotted!r}; a factor is a dotted path to one number of the "
+                             "efficiency parameters, as `dse calibrate` writes them ('engine_step_ms.vllm')")
         d = params
+        # every name down to the number must exist: a misspelt engine ("engine_step_ms.vlm") would otherwise set a
+        # factor nothing reads, and a group's name ("engine_step_ms") replace its engines' values by one number
         for k in keys[:-1]:
-            if k not in d:
-                raise ValueError(f"{p}: unknown factor {dotted!r}")
+            if not isinstance(d.get(k), dict):
+                raise unknown
             d[k] = dict(d[k])
             d = d[k]
+        if keys[-1] not in d:
+            raise unknown
+        if isinstance(d[keys[-1]], dict):
+            raise ValueError(f"{p}: factor {dotted!r} names a group of factors, not one: give "
+                             f"{', '.join(f'{dotted}.{k}' for k in d[keys[-1]])}")
         d[keys[-1]] = float(v)
     # the hash of the factors read, not the one the file records: a factor edited after `dse calibrate` wrote the
     # file (or a file written by hand) is a model of its own in a study's version and provenance

@@ -165,20 +165,24 @@ def _require_columns(df: pd.DataFrame, path: Path, required: tuple[str, ...], la
 
 
 def _numeric(df: pd.DataFrame, path: Path, column: str, required: pd.Series | np.ndarray | bool = False,
-             positive: bool = False) -> np.ndarray:
-    """Column as float; a non-numeric cell, or an empty/non-positive one where `required`, raises ValueError."""
+             positive: bool = False, where: pd.Series | np.ndarray | bool | None = None) -> np.ndarray:
+    """Column as float; a non-numeric or non-finite cell ("inf"), or an empty one where `required`, raises
+    ValueError naming the file, row and column; with `positive`, so does a value <= 0 where `required` (`where`: on
+    these rows whenever one is given, required or not)."""
     raw = df[column]
     vals = pd.to_numeric(raw, errors="coerce").to_numpy(float)
     text = raw.astype(object).where(raw.notna(), None)
     bad_text = np.array([t is not None and str(t).strip() != "" for t in text]) & np.isnan(vals)
+    bad_text |= np.isinf(vals)
     req = np.broadcast_to(np.asarray(required, dtype=bool), vals.shape)
     bad = bad_text | (req & np.isnan(vals))
     if positive:
-        bad |= req & ~np.isnan(vals) & ~(vals > 0)
+        scope = req if where is None else req | np.broadcast_to(np.asarray(where, dtype=bool), vals.shape)
+        bad |= scope & ~np.isnan(vals) & ~(vals > 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         v = raw.iloc[i]
-        what = (f"{v!r} is not a number" if bad_text[i] else
+        what = (f"{v!r} is not a {'finite ' if np.isinf(vals[i]) else ''}number" if bad_text[i] else
                 "empty, a number is required here" if np.isnan(vals[i]) else f"{v!r} must be positive")
         raise _fail(path, i + 1, column, what)
     return vals
@@ -303,8 +307,20 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
     def shape(pre: str, rows: np.ndarray) -> dict[str, np.ndarray]:
         """A pool's layout on `rows`: its TP size is required; an empty PP, attention-DP or expert-parallel size
         is 1 (a dense model's rows need not fill the MoE columns), an empty expert TP the rest of the pool's
-        GPUs (tp x attention DP / EP); NaN on the other rows."""
-        v = {k: _numeric(df, p, pre + col, rows & (k == "tp"), True) for k, col in pool.items()}
+        GPUs (tp x attention DP / EP); a 0 in those optional sizes or the batch is read as empty (an exporter's
+        "not used"), a negative one refused; NaN on the other rows."""
+        optional = ("pp", "attn_dp", "moe_tp", "moe_ep", "batch_size")
+        v = {}
+        for k, col in pool.items():
+            x = _numeric(df, p, pre + col, rows & (k == "tp"), True)
+            if k in optional:
+                neg = rows & (x < 0)
+                if neg.any():
+                    i = int(np.flatnonzero(neg)[0])
+                    raise _fail(p, i + 1, pre + col, f"{df[pre + col].iloc[i]!r} must be positive (0 or empty: "
+                                "not used)")
+                x = np.where(x == 0, np.nan, x)
+            v[k] = x
         for k in ("pp", "attn_dp", "moe_ep"):
             v[k] = np.where(np.isnan(v[k]), 1.0, v[k])
         v["moe_tp"] = np.where(np.isnan(v["moe_tp"]), np.maximum(v["tp"] * v["attn_dp"] / v["moe_ep"], 1.0),
@@ -314,7 +330,7 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
         out[k] = x
     for pre in ("prefill", "decode"):
         # worker counts and batches may be absent (the rows then do not say what was deployed)
-        out[f"{pre}_workers"] = np.where(dis, _numeric(df, p, f"{pre}_num_workers", False, True), np.nan)
+        out[f"{pre}_workers"] = np.where(dis, _numeric(df, p, f"{pre}_num_workers", False, True, where=dis), np.nan)
         for k, x in shape(f"{pre}_", dis).items():
             out[f"{pre}_{k}"] = x
     # concurrency: silicon_concurrency= in the data source, else _c<N>_ in the id, else (agg) the batch per

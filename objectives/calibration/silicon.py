@@ -281,12 +281,12 @@ def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     """Predicted ttft_ms, tpot_ms, output throughput (thr_pred: the deployment's tokens/s, thr_gpu_pred: per GPU)
     and source for every row (NaN where the model cannot run the row: `unpredictable` says why; or a deployment
-    that does not fit). Closed-loop rows through `inference.max_throughput` at their clients, static batches
+    that does not fit: `unfit_reason`, the cost model's reason, for a disaggregated row its pool's, "" elsewhere). Closed-loop rows through `inference.max_throughput` at their clients, static batches
     through `inference.estimate` (an offline batch: no front end), max-throughput runs through `max_throughput` at
     the engine's default budgets. Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss:
     its MXFP4 experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "thr_pred": np.nan, "thr_gpu_pred": np.nan,
-                        "source": ""}, index=rows.index)
+                        "source": "", "unfit_reason": ""}, index=rows.index)
     rows, moe = _known(rows)
     is_agg = (rows["mode"] == "agg").to_numpy()
     static, at_limit = _static(rows).to_numpy(), _max_batch(rows).to_numpy()
@@ -320,10 +320,12 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         out.loc[agg.index, "thr_pred"] = np.where(ok, r["throughput_tok_s"].to_numpy(), np.nan)
         out.loc[agg.index, "thr_gpu_pred"] = np.where(ok, r["throughput_tok_s_per_gpu"].to_numpy(), np.nan)
         out.loc[agg.index, "source"] = r["source"].astype(str).to_numpy()
+        out.loc[agg.index, "unfit_reason"] = np.where(ok, "", r["reason"].astype(str).to_numpy())
     is_dis = (rows["mode"] == "disagg").to_numpy()
     dis = rows[is_dis]
     if len(dis):
-        out.loc[dis.index, ["ttft_pred", "tpot_pred", "source"]] = _predict_disagg(dis, eff, moe[is_dis])
+        out.loc[dis.index, ["ttft_pred", "tpot_pred", "source", "unfit_reason"]] = _predict_disagg(dis, eff,
+                                                                                                  moe[is_dis])
     return out
 
 
@@ -391,8 +393,12 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     # engine's reserved share of the output per sequence); `decode_fits` prices every sequence at its full length
     # at once, which on-demand admission never holds
     ok = r["prefill_fits"] & (r["decode_fits"] | held["fits"].to_numpy(bool))
+    # where a pool does not fit, its reason (the prefill pool's first), as an aggregated row's
+    why = np.where(r["prefill_fits"], "", "prefill pool: " + r["prefill_reason"].astype(str))
+    why = np.where(ok | (why != ""), why, "decode pool: " + held["reason"].astype(str).to_numpy(str))
     return pd.DataFrame({"ttft_pred": np.where(ok, r["ttft_ms"], np.nan),
-                         "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"]}, index=dis.index)
+                         "tpot_pred": np.where(ok, r["tpot_ms"], np.nan), "source": r["source"],
+                         "unfit_reason": why}, index=dis.index)
 
 
 def is_anchor(df: pd.DataFrame) -> np.ndarray:

@@ -81,8 +81,9 @@ def quant_from_suffix(name: str) -> tuple[str, str, str, str, str] | None:
     """(base id, suffix as written, weight dtype, scheme, kv dtype) for an id ending in a weight-format tag, else None.
 
     "Qwen/Qwen3-235B-A22B-FP8" -> ("Qwen/Qwen3-235B-A22B", "FP8", "fp8", "fp8_block", ""). A bare "FP8" means
-    per-tensor scales for NVIDIA's ModelOpt releases ("nvidia/...-FP8", which also ship FP8 KV-cache scales) and
-    128x128 block scales otherwise (Qwen, DeepSeek, GLM, MiniMax releases). NVIDIA's NVFP4 releases carry FP8
+    per-tensor scales for NVIDIA's ModelOpt releases ("nvidia/...-FP8", which also ship FP8 KV-cache scales),
+    per-channel scales for Meta's ("meta-llama/Llama-3.1-405B-Instruct-FP8": ``fbgemm_fp8``) and 128x128 block
+    scales otherwise (Qwen, DeepSeek, GLM, MiniMax releases). NVIDIA's NVFP4 releases carry FP8
     KV-cache scales as well.
     """
     name = str(name).strip()
@@ -93,6 +94,8 @@ def quant_from_suffix(name: str) -> tuple[str, str, str, str, str] | None:
     nvidia = name.lower().startswith("nvidia/")
     if tag in ("fp8", "fp8kv"):
         dtype, scheme = ("fp8", "fp8_per_tensor") if nvidia else ("fp8", "fp8_block")
+        if name.lower().startswith("meta-llama/"):  # Meta's own FP8 releases: fbgemm_fp8 (per-channel weights)
+            scheme = "fp8_per_channel"
     else:
         dtype, scheme = _QUANT_BY_TAG[tag]
     kv = "fp8" if nvidia and dtype in ("fp8", "fp4") else ""

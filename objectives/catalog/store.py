@@ -38,6 +38,11 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
 
+def _format(m: Model) -> tuple[str, str, str]:
+    """A checkpoint's weight format: (weight dtype, scheme, KV-cache dtype), as `quant_from_suffix` names them."""
+    return m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype
+
+
 class Catalog:
     """GPUs and models by canonical name, alias or Hugging Face id.
 
@@ -52,6 +57,7 @@ class Catalog:
         self._gpu_keys: dict[str, str] = {}        # normalized name/alias -> canonical name
         self._models: dict[str, Model] = {}
         self._model_keys: dict[str, str] = {}
+        self._derived: set[str] = set()            # quantized variants derived from an id (`_quantized_variant`)
         self._gpu_cols: dict[str, np.ndarray] | None = None
         self._model_cols: dict[str, np.ndarray] | None = None
 
@@ -80,6 +86,7 @@ class Catalog:
             new._gpu_keys = dict(self._gpu_keys)
             new._models = dict(self._models)
             new._model_keys = dict(self._model_keys)
+            new._derived = set(self._derived)
             return new
 
     # ---------------------------------------------------------------- GPUs
@@ -239,9 +246,12 @@ class Catalog:
                 if n is None:
                     continue
                 canon = self._find_model(n)
-                if canon is not None:
-                    return canon
                 quant = quant_from_suffix(n)
+                # a variant another publisher's id derived (its repository name is this id's) answers only where
+                # its format is the one this id names
+                if canon is not None and not (quant is not None and canon in self._derived
+                                              and _format(self._models[canon]) != quant[2:]):
+                    return canon
                 if quant is not None and self._find_model(quant[0]) is not None:
                     return self._quantized_variant(name, *quant)
         raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), "catalog.models()"))
@@ -274,11 +284,21 @@ class Catalog:
                                                     "catalog.models()"))
         variant = f"{base}-{tag}"
         with self._lock:
+            have = self._models.get(variant)
+            if have is not None and _format(have) != (dtype, scheme, kv):
+                # another publisher's release under the same tag in another format (NVIDIA's per-tensor FP8 with
+                # FP8 KV-cache scales, Meta's per-channel FP8): a record of its own, whichever id was asked first
+                variant = f"{variant}-{scheme}" + (f"-kv-{kv}" if kv else "")
             if variant not in self._models:
-                rec = dataclasses.replace(self._models[base], name=variant, hf_id=name if "/" in name else "",
+                # the id is its Hub id unless its repository name already answers to another publisher's variant
+                own = "/" in name and normalize(name.rsplit("/", 1)[-1]) not in self._model_keys
+                rec = dataclasses.replace(self._models[base], name=variant, hf_id=name if own else "",
                                           aliases=(), quant_weight_dtype=dtype, quant_scheme=scheme,
                                           quant_kv_dtype=kv)
                 self.register_model(rec)
+                self._derived.add(variant)
+                if "/" in name and not own:
+                    self._model_keys.setdefault(normalize(name), variant)
             elif "/" in name:
                 self._model_keys.setdefault(normalize(name), variant)
         return variant

@@ -116,7 +116,7 @@ from .. import inference
 from ..catalog import gpu_table
 from ..inference.comm import kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
-from ..inference.estimate import max_throughput_times
+from ..inference.estimate import busy_ranks, max_throughput_times
 from .bisection import bisect
 from .handoff import front_end, handoff_ms, host_ms, kv_read_ms
 from .prefix import PrefixTable, prefix_table
@@ -1694,9 +1694,20 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     cap = np.maximum(np.minimum(np.floor(b_d), np.ceil(conc / n_d)), 1.0)
     u = np.linspace(0.0, 1.0, DECODE_GRID)
     grid = np.round(np.exp(np.log(cap)[:, None] * u[None, :]))      # whole sequences
-    dec = inference.estimate(**_repeat(decode_kw, n, DECODE_GRID), batch_size=grid.ravel(),
-                             input_len=np.repeat(isl, DECODE_GRID), output_len=np.repeat(osl, DECODE_GRID))
-    log_t = np.log(np.maximum(dec["tpot_ms"].to_numpy(float).reshape(n, DECODE_GRID), 1e-12))
+    dec_kw = dict(**_repeat(decode_kw, n, DECODE_GRID), batch_size=grid.ravel(),
+                  input_len=np.repeat(isl, DECODE_GRID), output_len=np.repeat(osl, DECODE_GRID))
+    dec = inference.estimate(**dec_kw)
+    t_step = dec["tpot_ms"].to_numpy(float)
+    # fewer clients than a decode worker's attention-DP ranks: only the ranks holding a sequence run it, the others
+    # idle, so only their tokens reach the routed experts (`estimate`'s moe_dp), as `max_throughput` prices an
+    # aggregated replica with fewer clients than ranks (`busy_ranks`; the decode grid's one sequence per rank
+    # would put every rank's token through the experts)
+    adp = np.broadcast_to(np.asarray(decode_kw.get("attn_dp", 1), dtype=float), (n,))
+    busy = busy_ranks(conc, np.maximum(np.round(n_d / adp), 1.0), adp, (n,))
+    for v in np.unique(busy[busy > 0]):
+        sel = np.repeat(busy == v, DECODE_GRID)
+        t_step = np.where(sel, inference.estimate(**dec_kw, moe_dp=float(v))["tpot_ms"].to_numpy(float), t_step)
+    log_t = np.log(np.maximum(t_step.reshape(n, DECODE_GRID), 1e-12))
     log_b = np.log(grid)
     rows = np.arange(n)
     # the wait of a prompt in a group of clients in phase: half the group's prefill rounds beyond its own

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from dse.evaluation import objective_info
 from objectives import llm_serving_objective
 from objectives.calibration.calibrate import factors_sha256, load_profile
@@ -97,3 +99,18 @@ def test_a_kernel_profile_or_an_empty_name_passed_as_profile_says_what_profile_t
     with pytest.raises(ValueError) as e:
         inference.estimate(model="Llama-3.1-8B", gpu="H100", profile="")
     assert "profile=''" in str(e.value) and "dse calibrate" in str(e.value)
+
+
+@pytest.mark.parametrize("factors,expect", [
+    ({"engine_step_ms.vlm": 0.4}, "unknown factor 'engine_step_ms.vlm'"),           # a misspelt engine
+    ({"engine_step_ms.vllm.fast": 0.4}, "unknown factor 'engine_step_ms.vllm.fast'"),
+    ({"engine_step_ms": 0.4}, "names a group of factors, not one: give engine_step_ms.vllm"),
+    ({"engine_step_ms.vllm": float("inf")}, "is not a positive number"),
+    ({"engine_step_ms.vllm": True}, "is not a positive number"),
+])
+def test_a_factor_nothing_reads_is_refused_by_name(tmp_path, factors, expect):
+    p = tmp_path / "cal.json"
+    p.write_text(json.dumps({"format": "dse-calibrated-profile/1", "factors": factors}))  # inf: JSON's Infinity
+    with pytest.raises(ValueError, match=str(p)) as e:
+        load_profile(p)
+    assert expect in str(e.value)

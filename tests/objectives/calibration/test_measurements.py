@@ -123,6 +123,10 @@ def test_silicon_missing_column(tmp_path):
     (3, "tp_size", "", "empty, a number is required"),          # an agg row needs its pool's TP
     (80, "decode_tp_size", "", "empty, a number is required"),  # a disagg row needs its pools' shape
     (2, "osl", "-5", "must be positive"),
+    (7, "silicon_tpot_ms", "inf", "'inf' is not a finite number"),   # a measurement, not a number to score
+    (3, "batch_size", "-4", "must be positive"),                    # an optional size: 0 is "not used", < 0 wrong
+    (3, "moe_ep_size", "-2", "must be positive"),
+    (80, "decode_num_workers", "0", "must be positive"),            # a disagg pool of no workers
     (9, "gemm_quant_mode", "fp6", "unknown quantization 'fp6'"),
     (4, "mode", "hybrid", "valid: 'agg', 'disagg'"),
     (6, "backend", "tgi", "unknown engine 'tgi'"),

@@ -95,6 +95,25 @@ def test_a_lone_prompt_on_an_attention_dp_prefill_pool_sends_only_its_tokens_to_
     assert pf1[0] == pytest.approx(pf1[1], rel=1e-9)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_fewer_clients_than_decode_ranks_send_only_their_tokens_to_the_experts(engine):
+    """A decode pool of one attention-DP 8 worker serving one or four clients: only the ranks holding a sequence
+    run it, so its MoE layers see those sequences' tokens, not one per rank. Its TPOT is then the aggregated
+    deployment's of the same layout at the same clients (`max_throughput` prices those with `busy_ranks`), where
+    one sequence priced on every rank made it 1.3-1.6x that (DeepSeek-V3, 8 x H200)."""
+    from objectives import inference
+
+    rows = pd.concat([_rows(model="deepseek-ai/DeepSeek-V3", engine=engine, gpu="h200_sxm", weight_dtype="fp8",
+                            concurrency=c, prefill_tp=8.0, prefill_moe_ep=1.0, decode_workers=1.0, decode_tp=1.0,
+                            decode_attn_dp=8.0, decode_moe_ep=8.0, decode_batch_size=1.0) for c in (1.0, 4.0, 16.0)],
+                     ignore_index=True)
+    tpot = silicon.predict(rows)["tpot_pred"].to_numpy(float)
+    agg = inference.max_throughput("DeepSeek-V3", "H200", tp=1, attn_dp=8, ep=8, engine=engine, input_len=1024,
+                                   output_len=1024, concurrency=[1.0, 4.0])["tpot_ms"].to_numpy(float)
+    assert tpot[:2] == pytest.approx(agg, rel=0.03)
+    assert tpot[0] < tpot[1] < tpot[2]     # more busy ranks, more tokens through the experts
+
+
 def test_disagg_rows_price_the_prefill_pool_once(monkeypatch):
     """`_predict_disagg` reads the lone prompt's KV size from the same prefill estimates the closed loop prices
     the pool with (`serving.analytical.prefill_estimates`, passed as `prefill_est`): one prefill estimate per

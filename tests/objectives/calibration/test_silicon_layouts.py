@@ -144,6 +144,22 @@ def test_the_families_outside_the_slice_are_predicted_in_the_silicon_layout(tmp_
     assert set(p["source"]) <= {"interpolated", "extrapolated"}
 
 
+def test_zero_in_an_optional_size_reads_as_not_used_and_the_row_is_predicted(tmp_path):
+    """An exporter's 0 for sizes a deployment does not use (a dense model's expert sizes, an agg row's disagg
+    pools): read as empty, the row predicted like the one without them, not the whole file refused by the cost
+    model (ep=0 raised from `inference.max_throughput` for every row)."""
+    from objectives.calibration.calibrate import check
+
+    plain = _row(silicon_ttft_ms=40, silicon_tpot_ms=4, moe_tp_size="", moe_ep_size="")
+    zeros = _row(silicon_ttft_ms=41, silicon_tpot_ms=5, moe_tp_size=0, moe_ep_size=0, pp_size=0,
+                 prefill_num_workers=0, decode_tp_size=0)
+    d = read_measurements(_write(tmp_path, [plain, zeros]))
+    assert d[["pp", "attn_dp", "moe_tp", "moe_ep"]].to_numpy().tolist() == [[1, 1, 1, 1]] * 2
+    _, s = check([_write(tmp_path, [plain, zeros])])
+    assert (s["not_predicted"] == "").all()
+    assert s["tpot_pred"].iloc[1] == pytest.approx(s["tpot_pred"].iloc[0])
+
+
 def test_check_scores_without_fitting_and_says_why_rows_are_not_predicted(tmp_path):
     """`dse calibrate --check`: the shipped factors on the user's rows, nothing fitted; each row not predicted is
     counted with its reason; the per-row predictions go to a CSV."""
@@ -158,21 +174,32 @@ def test_check_scores_without_fitting_and_says_why_rows_are_not_predicted(tmp_pa
             _row(system="tpu_v5e", silicon_ttft_ms=70),
             _row(mode="disagg", id="d_c8_", prefill_tp_size=1, decode_tp_size=1, silicon_ttft_ms=80),
             _row(model_path="deepseek-ai/DeepSeek-V3", precision="fp8", gemm_quant_mode="fp8_block",
-                 moe_quant_mode="fp8_block", tp_size=1, silicon_ttft_ms=90)]
+                 moe_quant_mode="fp8_block", tp_size=1, silicon_ttft_ms=90),
+            # attention TP 2 x DP 2 on TensorRT-LLM (whose attention DP runs attention unsplit): the cost model's
+            # own reason, not a guess among memory, heads and experts
+            _row(model_path="Qwen/Qwen3-30B-A3B", precision="bf16", gemm_quant_mode="", backend="trtllm",
+                 tp_size=2, attention_dp_size=2, moe_tp_size=1, moe_ep_size=4, batch_size=4, silicon_ttft_ms=100),
+            # a disaggregated deployment whose prefill pool (one H100 for DeepSeek-V3) does not hold the weights
+            _row(model_path="deepseek-ai/DeepSeek-V3", precision="fp8", gemm_quant_mode="fp8_block",
+                 moe_quant_mode="fp8_block", mode="disagg", id="dd_c8_", prefill_num_workers=1, prefill_tp_size=1,
+                 decode_num_workers=1, decode_tp_size=8, decode_moe_ep_size=8, silicon_ttft_ms=110)]
     path = _write(tmp_path, rows)
     text, d = check([path])
     assert default_eff().params["engine_ttft_ms"]["vllm"] == before   # nothing was fitted
-    assert "6 distinct measurements" in text and "**2 predicted (33.3 %)**" in text
-    assert d["not_predicted"].tolist() == ["", "", "model not in the catalog", "system without a catalog GPU",
-                                           "disaggregated row without worker counts",
-                                           "does not fit (memory, heads or expert split)"]
+    assert "8 distinct measurements" in text and "**2 predicted (25.0 %)**" in text
+    assert d["not_predicted"].tolist()[:5] == ["", "", "model not in the catalog", "system without a catalog GPU",
+                                               "disaggregated row without worker counts"]
+    assert d["not_predicted"].iloc[5].startswith("does not fit: weights + KV cache")
+    assert d["not_predicted"].iloc[6].startswith("the engine cannot run this layout: TensorRT-LLM's attention DP")
+    assert d["not_predicted"].iloc[7].startswith("prefill pool: does not fit: weights + KV cache")
+    assert "- not predicted, the engine cannot run this layout" in text
     # a longer prompt takes longer to its first token; errors against each row's own measurement
     assert d["ttft_pred"].iloc[0] > d["ttft_pred"].iloc[1]
     assert d["ttft_ratio"].iloc[1] == pytest.approx(d["ttft_pred"].iloc[1] / 50)
     assert d["tpot_ape"].iloc[0] == pytest.approx(100 * abs(d["tpot_pred"].iloc[0] / 4 - 1))
     out = tmp_path / "pred.csv"
     assert main(["calibrate", str(path), "--check", "--predictions", str(out)]) == 0
-    assert len(pd.read_csv(out)) == 6
+    assert len(pd.read_csv(out)) == 8
     assert main(["calibrate", str(path)]) == 2    # neither --check nor -o: nothing to do, said so
 
 

@@ -309,6 +309,23 @@ def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dt
     assert cat.model_table([hf_id])["name"][0] == name
 
 
+@pytest.mark.parametrize("first", [0, 1])
+def test_two_publishers_fp8_releases_keep_their_own_formats_whichever_is_asked_first(first):
+    # NVIDIA's ModelOpt FP8 (per-tensor, FP8 KV-cache scales) and Meta's fbgemm FP8 (per-channel) of one
+    # architecture: both derive "<base>-FP8"; the second asked must not take the first's scheme and KV dtype
+    ids = {"nvidia/Llama-3.1-405B-Instruct-FP8": ("fp8", "fp8_per_tensor", "fp8"),
+           "meta-llama/Llama-3.1-405B-Instruct-FP8": ("fp8", "fp8_per_channel", "")}
+    order = list(ids)[first:] + list(ids)[:first]
+    cat = Catalog.from_data()
+    got = {i: cat.model(i) for i in order}
+    for i, fmt in ids.items():
+        assert (got[i].quant_weight_dtype, got[i].quant_scheme, got[i].quant_kv_dtype) == fmt
+        assert cat.model(i) is got[i]
+        assert got[i].n_layers == cat.model("Llama-3.1-405B").n_layers
+    assert got[order[0]].name == "Llama-3.1-405B-FP8"
+    assert len({m.name for m in got.values()}) == 2
+
+
 def test_a_revision_tag_of_an_unknown_architecture_is_still_refused_by_its_own_name():
     cat = Catalog.from_data()
     with pytest.raises(CatalogError, match=r"unknown model 'nvidia/Llama-3_1-Nemotron-Ultra-253B-v1'"):
