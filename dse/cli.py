@@ -252,9 +252,22 @@ def plugin_commands() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     plugins = plugin_commands()
+    if argv[:1] == ["--debug"] and argv[1:2] and argv[1] in plugins:   # `dse --debug PLUGIN ...`: the plugin's own
+        argv = [argv[1], *argv[2:], "--debug"]
     if argv and argv[0] in plugins:
         fn = plugins[argv[0]].load()
         return int(fn(argv[1:]))
+    first = next((a for a in argv if not a.startswith("-")), None)     # the command, after global options
+    if first is not None and first not in COMMANDS:
+        # argparse would list the engine's commands only as the valid choices, not the plugins'
+        import difflib
+
+        names = [*COMMANDS, *sorted(plugins)]
+        close = difflib.get_close_matches(first, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"dse: error: unknown command {first!r}{hint}; valid commands: {', '.join(names)} (each takes "
+              f"--help)", file=sys.stderr)
+        return EXIT_ERROR
     parser = build_parser()
     if plugins:
         parser.epilog = "more commands: " + ", ".join(sorted(plugins)) + " (each takes --help)"

@@ -89,6 +89,10 @@ def export(study: Study, path: str | os.PathLike, format: str | None = None, lay
     if fmt not in aliases:
         raise StudyError(f"export format {fmt!r} is not supported; valid formats are parquet, csv, netcdf")
     fmt = aliases[fmt]
+    if _is_sqlite(path):
+        raise StudyError(f"export to {str(path)!r}: that file is a SQLite database (a study storage, perhaps this "
+                         f"study's own), which the {fmt} file would overwrite; give another output path (-o) or "
+                         f"delete it first")
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "netcdf":
         ds = to_xarray(study, layout)
@@ -103,6 +107,19 @@ def export(study: Study, path: str | os.PathLike, format: str | None = None, lay
     else:
         df.to_csv(path, index=False)
     return path
+
+#: the first bytes of every SQLite 3 database file (sqlite.org/fileformat.html, "The Database Header")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is an existing SQLite database file (its header), e.g. a study's storage."""
+    try:
+        with path.open("rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
 
 def to_optuna(study: Study, url: Any = None, study_name: str | None = None) -> Any:
     """Copy the study into an Optuna storage (for optuna-dashboard); returns the optuna.Study.

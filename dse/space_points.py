@@ -75,9 +75,27 @@ class SpacePoints(SpaceRules):
         return out
 
     def no_feasible_point(self) -> SpaceError:
-        """The error of a space whose constraints exclude every configuration (sampling it, or its empty grid)."""
+        """The error of a space whose constraints exclude every configuration (sampling it, or its empty grid),
+        naming the constraints that no combination of their own parameters' values meets, where one does."""
         labels = [lab for _, lab in self._constraint_labels()]
+        alone = [f"constraint {e.text!r} holds for no value of "
+                 + ", ".join(f"{n} {self._params[n].values().tolist()}" for n in e.names)
+                 for e in self._exprs if self._never_holds(e)]
+        if alone:
+            return SpaceError(f"the space has no feasible point: {'; '.join(alone)} (all constraints: {labels})")
         return SpaceError(f"the space has no feasible point: constraints {labels} exclude every configuration")
+
+    def _never_holds(self, expr: Expr, limit: int = 100_000) -> bool:
+        """Whether ``expr`` is false on every combination of the values of the parameters it names (discrete,
+        always active ones; at most ``limit`` combinations, else False: not checked)."""
+        params = [self._params[n] for n in expr.names]
+        if not params or any(not p.is_discrete or n in self._conds for n, p in zip(expr.names, params)) \
+                or math.prod(float(p.n_values) for p in params) > limit:
+            return False
+        grids = np.meshgrid(*[p.values() for p in params], indexing="ij")
+        cols = {n: g.ravel() for n, g in zip(expr.names, grids)}
+        k = len(next(iter(cols.values())))
+        return not expr.evaluate(cols, k, missing={n: np.zeros(k, dtype=bool) for n in expr.names}).any()
 
     def _sample_fallback(self, n: int, rng: np.random.Generator, have: int, drawn: int) -> pd.DataFrame:
         labels = [lab for _, lab in self._constraint_labels()]

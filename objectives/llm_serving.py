@@ -76,7 +76,7 @@ from dse import ObjectiveError
 from . import serving
 from .catalog.carry import CarriesModel
 from .inference.core import reusing_prepared
-from .provenance import SERVING_DATA, data_digest
+from .provenance import SERVING_DATA, data_digest, setup_digest
 from .serving.analytical import Deployments, ServingModel
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,11 @@ class LLMServingObjective(CarriesModel):
             dataclasses.replace(workload, n_requests=n_requests)
         self.serving_model = ServingModel(model, sized, self.prices, efficiency)
         self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
-        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=version, inputs=inputs)
+        # ... and what else the numbers depend on: a study resumed with another workload says so (`setup_digest`)
+        setup = setup_digest(model, workload, slo, sorted((self.prices or {}).items()),
+                             sorted(self.defaults.items()), n_requests, capacity, interval, confidence,
+                             None if constraints is None else sorted((self.given_constraints or {}).items()))
+        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=f"{version}+setup.{setup}", inputs=inputs)
         self.dse_band_level = interval   # declared to the engine (dse.ObjectiveSpec.check_objective)
 
     def __repr__(self) -> str:

@@ -34,3 +34,10 @@ def data_digest(parts: tuple[str, ...] = SERVING_DATA) -> str:
     except metadata.PackageNotFoundError:
         pass
     return h.hexdigest()[:12]
+
+
+def setup_digest(*parts: object) -> str:
+    """The first 12 hex digits of a sha256 over the ``repr`` of ``parts``: what an objective's numbers depend on
+    besides the shipped data (its model, workload, SLO, prices...), so that a study resumed with other ones says so
+    (`dse.Study.optimize` warns) instead of showing the front of the old ones as the new one's."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]

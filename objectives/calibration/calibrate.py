@@ -299,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.add_argument(f"--{k.replace('_', '-')}", dest=k, default=None, help=f"{k} for files that do not say")
     ap.add_argument("--tp", type=int, default=None)
     ap.add_argument("--max-nfev", type=int, default=30)
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(list(argv) if argv is not None else None)
     defaults = {k: getattr(a, k) for k in ("gpu", "engine", "engine_version", "model", "weight_dtype", "tp")
                 if getattr(a, k) is not None}
@@ -306,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             text, rows = check(a.results, layout=a.layout, profile=a.profile, **defaults)
         except (ValueError, TypeError, OSError) as exc:
+            if a.debug:
+                raise
             print(f"dse calibrate: error: {exc}", file=sys.stderr)
             return 2
         print(text)
@@ -320,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         doc = fit(a.results, a.out, layout=a.layout, max_nfev=a.max_nfev, **defaults)
     except (ValueError, TypeError, OSError) as exc:
+        if a.debug:
+            raise
         print(f"dse calibrate: error: {exc}", file=sys.stderr)
         return 2
     mdape = doc["mdape_in_sample"]   # None: no row measures that metric

@@ -95,7 +95,10 @@ Workloads and what the model does with them:
   context (`cached_context_ms`). The
   disaggregated closed loop (`disagg_closed_loop`) prices whole prompts.
 
-Percentiles the model does not estimate (closed loop, all at once, static and disaggregated decode) equal the mean:
+Static batching below its capacity under a rate: a batch holds one cycle's arrivals and a request waits for the
+batch running when it arrives (`ServingModel._static_open_loop`: the residual of a length-biased cycle).
+Percentiles the model does not estimate (closed loop, all at once, static batching but its TTFT under a rate, and
+disaggregated decode) equal the mean:
 a screening value that the simulator then checks (``LLMServingObjective.confirm``).
 Cost: usd_per_mtok = GPU-hour price x GPUs / served output tokens (idle GPUs are paid for); joules_per_tok
 scales the saturated steady state's energy per token the same way (same mean power).
@@ -128,6 +131,10 @@ GIB = float(2**30)
 Z = {"p50": 0.0, "p90": 1.2815515655446004, "p99": 2.3263478740408408}
 PERCENTILES = ("p50", "p90", "p99")
 BISECTION_STEPS = 10
+#: halvings of the static batch's size under a rate (`ServingModel._static_open_loop`: numpy only, on [1, n_max])
+STATIC_BATCH_STEPS = 30
+#: equal-weight nodes of the output lengths for the longest output of a static batch (`_static_open_loop`)
+STATIC_OUTPUT_NODES = 128
 #: fixed-point steps of a disaggregated decode rank's occupancy below its full batch (Little's law)
 DECODE_FIXED_POINT_STEPS = 3
 
@@ -901,9 +908,19 @@ class ServingModel:
                 j = i[over]
                 cap_ms, lam_ms = served_req[j] / 1e3, lam[j] / 1e3
                 n_req = float(self.workload.size)
-                ttft[j] = ttft[j] + run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms)
+                # below capacity a request waits for the batch running when it arrives (`_static_open_loop`, with
+                # the static block's step costs above: its rows are these, j == flatnonzero(stat)); past it, the
+                # run's backlog
+                parts = {"ks": ks, "t_pf": t_pf, "t_1": t_1, "slope": slope}
+                st = self._static_open_loop(d.take(j), lam_ms / (d.dp[j] * adp[j]), N[j], parts, hit[j])
+                held = st["stable"]
+                N[j] = np.where(held, st["N"], N[j])
+                tpot[j] = np.where(held, st["tpot"], tpot[j])
+                ttft[j] = np.where(held, st["ttft"], ttft[j]) + run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms)
                 for p in PERCENTILES:
-                    q[p][0][j] = q[p][0][j] + run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms, p)
+                    q[p][0][j] = np.where(held, st[f"ttft_{p}"], q[p][0][j]) + \
+                        run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms, p)
+                    q[p][1][j] = tpot[j]
             served_req[i] = np.minimum(served_req[i], lam[i])
             tput[i] = served_req[i] * osl
         base = mt["throughput_tok_s"].to_numpy(float)
@@ -950,6 +967,84 @@ class ServingModel:
         frame.attrs["resolved"] = mt[["weight_dtype", "act_dtype", "kv_dtype", "source", "engine", "gpu"]].reset_index(
             drop=True)
         return frame
+
+    def _static_open_loop(self, d: Deployments, lam_ms: np.ndarray, n_max: np.ndarray, parts: Mapping[str, Any],
+                          hit: np.ndarray) -> dict[str, Any]:
+        """Static batching of each replica at ``lam_ms`` requests per ms (per scheduling rank) below its capacity:
+        an idle replica takes every request waiting (at most ``n_max``) and runs that batch to its end, so a
+        request arriving meanwhile waits for the rest of it. The batch holds the arrivals of one cycle, or the one
+        request that ends an idle time: with x = lam E[T(n)] arrivals a cycle, a busy period runs e^x cycles on
+        average and an idle one lasts 1 / lam, so n = x + e^-x (between 1 and n_max; bisection) and the replica
+        is busy a share u = x / n of the time (x e^x / (x e^x + 1)). A cycle T: its prompts' prefill iterations, then M - 1
+        decode steps of t(1) - slope plus the batch's sequence-steps n (O - 1) x slope (the saturated batch's
+        form), M the longest of its n outputs (`STATIC_OUTPUT_NODES` equal-weight nodes of the workload's
+        outputs, P(M <= v_j) = ((j + 1) / K)^n; one value for fixed lengths). An arrival finds the replica busy
+        with probability u and then waits the
+        residual of a length-biased cycle, P(R > r) = E[(T - r)+] / E[T]: mean u E[T^2] / (2 E[T]) (u T / 2 for
+        fixed lengths), and p-quantile where u P(R > w) = 1 - p. TTFT = that wait + the batch's own prefill.
+        ``parts``: the saturated rows' ks (prompts per prefill iteration), t_pf (ms, one such iteration), t_1
+        and slope (ms, decode step); ``hit``: cached prompt tokens. ``stable``: the rows below capacity (n(n_max)
+        < n_max); the others keep the saturated batch and the run's backlog."""
+        isl, osl = self.input_len, self.output_len
+        ks, t_pf, t_1, slope = (np.asarray(parts[k], dtype=float) for k in ("ks", "t_pf", "t_1", "slope"))
+        kw = self._kw(d)
+        one = inference.estimate(**kw, batch_size=1.0, input_len=isl, output_len=1,
+                                 max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+        if np.any(hit > 0):
+            one = np.where(hit > 0, cached_prefill_ms(kw, 1.0, isl, hit), one)
+        steps = max(osl - 1.0, 0.0)
+
+        def prefill(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # n prompts in iterations of ks: whole ones at t_pf, the last of r prompts between one prompt's and t_pf
+            full = np.floor(n / ks)
+            r = n - full * ks
+            part = np.where(r > 0, one + (np.maximum(r, 1.0) - 1.0) * (t_pf - one) / np.maximum(ks - 1.0, 1.0), 0.0)
+            return full * t_pf + part, np.ceil(n / ks - 1e-9)
+
+        def cycle(n: np.ndarray) -> np.ndarray:
+            batch_steps = np.maximum(expected_max(self.outputs, n) - 1.0, steps)
+            return prefill(n)[0] + batch_steps * (t_1 - slope) + n * steps * slope
+
+        lam = np.asarray(lam_ms, dtype=float)
+        n_max = np.maximum(np.asarray(n_max, dtype=float), 1.0)
+
+        def batch(n: np.ndarray) -> np.ndarray:
+            # requests per cycle: x = lam T(n) arrive during one; a busy period runs e^x cycles on average (each
+            # follows while an arrival came, 1 - e^-x), an idle one 1 / lam: n = x / u = x + e^-x
+            x = lam * cycle(n)
+            return x + np.exp(-x)
+
+        stable = batch(n_max) < n_max
+        lo, hi = np.ones_like(n_max), n_max.copy()
+        for _ in range(STATIC_BATCH_STEPS):                           # plain numpy: no cost-model call
+            mid = 0.5 * (lo + hi)
+            grow = batch(mid) > mid
+            lo, hi = np.where(grow, mid, lo), np.where(grow, hi, mid)
+        n = np.where(stable, 0.5 * (lo + hi), n_max)
+        pf, n_pf = prefill(n)
+        # the cycle's distribution over the longest output M of its n requests (rows x nodes)
+        K = STATIC_OUTPUT_NODES
+        v = np.quantile(self.outputs, (np.arange(K) + 0.5) / K)
+        cdf = (np.arange(K) + 1.0) / K
+        prob = cdf[None, :] ** n[:, None] - (cdf - 1.0 / K)[None, :] ** n[:, None]
+        T = (pf + n * steps * slope)[:, None] + np.maximum(v - 1.0, 0.0)[None, :] * (t_1 - slope)[:, None]
+        ET = (prob * T).sum(axis=1)
+        u = np.clip(lam * ET / n, 0.0, 1.0)                            # the busy share of the time
+        own = pf * (n_pf + 1.0) / (2.0 * np.maximum(n_pf, 1.0))      # a prompt's first token, in its batch
+        out = {"N": n, "stable": stable, "ttft": own + u * (prob * T * T).sum(axis=1) / (2.0 * np.maximum(ET, 1e-12)),
+               "tpot": t_1 + (n - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(steps, 1.0)}
+
+        def tail(w: np.ndarray) -> np.ndarray:                        # u P(R > w), decreasing in w
+            return u * (prob * np.maximum(T - w[:, None], 0.0)).sum(axis=1) / np.maximum(ET, 1e-12)
+
+        for p in PERCENTILES:
+            lo_w, hi_w = np.zeros_like(ET), T.max(axis=1)
+            for _ in range(STATIC_BATCH_STEPS):
+                mid = 0.5 * (lo_w + hi_w)
+                above = tail(mid) > 1.0 - Z_Q[p]
+                lo_w, hi_w = np.where(above, mid, lo_w), np.where(above, hi_w, mid)
+            out[f"ttft_{p}"] = own + 0.5 * (lo_w + hi_w)
+        return out
 
     def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
                    plain: np.ndarray, tpot_sat: np.ndarray, n_req: np.ndarray,

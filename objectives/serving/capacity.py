@@ -36,6 +36,9 @@ MIN_RATE = 1e-4
 
 _STAT_KEY = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99"}
 
+#: requests a simulated rate is measured on where neither `capacity`'s ``n_requests`` nor the workload's says
+DEFAULT_N_REQUESTS = 1000
+
 #: fewest requests a simulated rate is measured on (``n_requests`` and a trace's length alike): a handful of
 #: requests replayed at any rate meet any SLO
 MIN_REQUESTS = 10
@@ -82,14 +85,16 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
 def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
-             n_requests: int = 1000, tol: float = 0.05, fidelity: str = "simulated",
+             n_requests: int | None = None, tol: float = 0.05, fidelity: str = "simulated",
              eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1,
              profile: str | Path | None = None, moe_a2a: str | None = None) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
     deployment still meets ``slo``.
 
     ``workload`` gives the arrival process (Poisson by default, or gamma with its cv) and the lengths (default
-    2048 / 256 tokens); its rate is what the search varies. ``fidelity="analytical"`` returns the analytical
+    2048 / 256 tokens); its rate is what the search varies. ``n_requests``: requests a simulated rate is measured
+    on (default: the workload's ``n_requests``, else `DEFAULT_N_REQUESTS`; giving both, they must agree; a trace
+    replays its first that many). ``fidelity="analytical"`` returns the analytical
     model's capacity only. ``tol``: relative width of the final bracket. ``eplb``: an expert-parallel load
     balancer (as in `simulate`). ``moe_act_dtype``: the MXFP4 experts' activations (None / "auto", "bf16",
     "mxfp8"; as in `simulate`). ``moe_a2a``: the EP token exchange (None / "auto", "allgather", "deepep"; as in
@@ -105,6 +110,11 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     _bounded(slo, "capacity")
     if fidelity not in ("simulated", "analytical"):
         raise ValueError(f"capacity fidelity={fidelity!r}: valid values are 'simulated', 'analytical'")
+    own = workload.n_requests if isinstance(workload, Workload) else None
+    if n_requests is not None and own is not None and n_requests != own:
+        raise ValueError(f"capacity n_requests={n_requests!r} and workload n_requests={own}: give one (requests per "
+                         f"simulated rate), or the same in both")
+    n_requests = n_requests if n_requests is not None else own if own is not None else DEFAULT_N_REQUESTS
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < MIN_REQUESTS:
         raise ValueError(f"capacity n_requests={n_requests!r}: give an integer >= {MIN_REQUESTS} (requests per "
                          f"simulated rate)")
@@ -137,6 +147,12 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                        batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
                        attn_dp=attn_dp, prefix_caching=s.prefix_caching, moe_a2a=moe_a2a)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
+    if ana == 0:        # no rate, or no deployment: one that cannot run is refused with its reason, not "holds 0"
+        ev = sm.evaluate(d, slo)
+        if not ev["fits"].iloc[0]:
+            raise ValueError(f"{_name(model)} on {_name(gpu)} tp={tp} pp={pp} dp={dp}"
+                             + (f" ep={ep}" if ep != 1 else "") + (f" attn_dp={attn_dp}" if attn_dp != 1 else "")
+                             + f" does not run: {ev['reason'].iloc[0]}")
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
                            "profile": provenance}
     if fidelity == "analytical":

@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .capacity import MIN_RATE, capacity
 
         if args.trace is not None:       # the trace's own arrivals, replayed at each rate (serving.capacity)
-            w = Workload(trace=args.trace, shared_prefix=args.shared_prefix)
-            trace = f" on {w.trace!r}"
+            w = _trace_workload(args)
+            trace = f" on {w.trace!r}" + ("" if w.rate is None else " (its lengths at Poisson arrivals)")
         else:
             w = Workload(rate=1.0, arrival=args.arrival, cv=args.cv, input_len=args.input_len,
                          output_len=args.output_len, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
@@ -123,6 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{r['capacity_req_s']:.3g} requests/s at {bounds}{trace} ({how}; analytical estimate "
           f"{r['analytical_req_s']:.3g})")
     return 0
+
+
+def _trace_workload(args: argparse.Namespace, n_requests: int | None = None) -> Workload:
+    """The workload of --trace: its own arrivals replayed at each rate searched, or, for a trace of lengths only
+    (a Vidur length file), its lengths at Poisson arrivals of each rate (`capacity._at_rate` sets the rate)."""
+    from .traces import read_trace
+
+    t = read_trace(args.trace)
+    return Workload(trace=t, n_requests=n_requests, shared_prefix=args.shared_prefix,
+                    rate=None if t.has_arrivals else 1.0)
 
 
 #: the synthetic workload's options and their defaults (a trace gives its own lengths and arrivals)
@@ -186,7 +196,7 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus,
                                input_len=args.input_len if args.trace is None else None)
     if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
-        w = Workload(trace=args.trace, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
+        w = _trace_workload(args, n_requests=args.n_requests)
     else:
         w = Workload(rate=float(args.target_rate), arrival=args.arrival, cv=args.cv, input_len=args.input_len,
                      output_len=args.output_len, n_requests=args.n_requests, shared_prefix=args.shared_prefix)

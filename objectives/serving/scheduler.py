@@ -347,6 +347,7 @@ class SLO:
         if not isinstance(spec, Mapping):
             raise TypeError(f"slo must be a serving.SLO or a mapping, got {spec!r:.100}")
         fields: dict[str, Any] = {}
+        keys: dict[str, Any] = {}   # the key that bounded each metric
         stats: set[str] = set()
         bare = False            # a key without a statistic: the mean's metric name, unless "percentile" says
         for key, value in spec.items():
@@ -363,6 +364,10 @@ class SLO:
                 valid = [SLO.metric_name(m, s) for m in SLO_METRICS for s in SLO_STATISTICS]
                 raise ValueError(f"slo key {key!r} is unknown; valid keys: {', '.join(valid)} and 'percentile' "
                                  f"(statistics: {', '.join(SLO_STATISTICS)})")
+            if base in keys:
+                raise ValueError(f"slo {dict(spec)!r}: {base} is bounded twice ({keys[base]!r} and {key!r}); one SLO "
+                                 f"bounds each metric once, on one statistic ({', '.join(SLO_STATISTICS)})")
+            keys[base] = key
             fields[base] = value
             if base != key:
                 stats.add(stat)

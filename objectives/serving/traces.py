@@ -309,11 +309,34 @@ def _where(path: str | None) -> str:
 
 
 def _loc(path: str | None, df: pd.DataFrame, i: int, col: str) -> str:
-    """'file 'x.csv', line 7, column 'ContextTokens' (2)' for a CSV (header = line 1), or 'row 5' of a frame."""
+    """'file 'x.csv', line 7, column 'ContextTokens' (2)' for a CSV (the line data row ``i`` starts on,
+    `_row_line`), or 'row 5' of a frame."""
     j = list(df.columns).index(col) + 1
     if path is None:
         return f"trace DataFrame row {i}, column {col!r} ({j})"
-    return f"trace file {path!r}, line {i + 2}, column {col!r} ({j})"
+    return f"trace file {path!r}, line {_row_line(Path(path), i)}, column {col!r} ({j})"
+
+
+def _blank(row: Sequence[str]) -> bool:
+    """A CSV record pandas skips (``skip_blank_lines``): an empty or whitespace-only line."""
+    return len(row) <= 1 and not "".join(row).strip()
+
+
+def _row_line(p: Path, i: int) -> int:
+    """The 1-based line of CSV file ``p`` on which data row ``i`` (0-based, as pandas numbers the rows it reads)
+    starts: blank and whitespace-only lines, which pandas skips, and quoted fields spanning lines counted. Only on
+    the error path: one pass of the csv module over the file."""
+    with _open_text(p) as f:
+        rows = csv.reader(f, skipinitialspace=True)
+        seen, end = -1, 0                     # data rows read (-1: the header not yet), the last record's end line
+        for row in rows:
+            start, end = end + 1, rows.line_num
+            if _blank(row):
+                continue
+            if seen == i:
+                return start
+            seen += 1
+    return i + 2                              # not reached for a row pandas read: the header + 1 line a row
 
 
 def _require(df: pd.DataFrame, cols: Sequence[str], path: str | None, layout: str) -> None:
@@ -428,7 +451,7 @@ def _wide_row(p: Path) -> ValueError | None:
     first; None if there is none). Only on the error path: one pass of the csv module over the file."""
     with _open_text(p) as f:
         rows = csv.reader(f, skipinitialspace=True)
-        header = next(rows, [])
+        header = next((row for row in rows if not _blank(row)), [])
         first: tuple[int, int] | None = None
         for row in rows:
             if len(row) > len(header):
@@ -657,7 +680,7 @@ def detect_layout(trace: str | Path | pd.DataFrame) -> str:
             return "mooncake"
         try:
             with _open_text(p) as f:
-                header = f.readline()
+                header = next((line for line in f if line.strip()), "")     # pandas skips blank lines before it
         except (gzip.BadGzipFile, EOFError) as exc:
             raise _not_gzip(p, exc) from None
         if not header.strip():

@@ -7,7 +7,7 @@ stretches the same arrival pattern and keeps the same lengths.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple, cast
 
@@ -150,13 +150,14 @@ class Workload:
     """What clients send.
 
     - ``concurrency=N``: closed loop, as benchmark clients measure (N users; each sends its next request the
-      moment its previous one finishes; all N start at t=0).
+      moment its previous one finishes; all N start at t=0; an ``arrival`` process beside it is refused).
     - ``rate=r`` (requests/s): open loop. ``arrival="poisson"`` (exponential gaps) or ``"gamma"`` with
       coefficient of variation ``cv`` (cv > 1: bursty; a cv other than 1 without ``arrival="gamma"`` is refused).
       ``rate=math.inf`` sends every request at t=0.
     - ``trace``: a `serving.Trace`, or a path / DataFrame in any layout `serving.read_trace` knows (Azure
       2023/2024, Mooncake JSONL, BurstGPT, Vidur, dse's arrival_s/input_tokens/output_tokens). Its arrival times
-      are used unless ``concurrency`` or ``rate`` is given (then only its lengths, and hash ids, are used);
+      are used unless ``concurrency`` or ``rate`` is given (then only its lengths, and hash ids, are used;
+      ``input_len`` / ``output_len``, and ``arrival`` / ``cv`` without ``rate``, are refused beside it);
       ``Trace.scale_rate`` / ``sample`` / ``head`` / ``window`` replay it faster or in part. Stored as a `Trace`.
     - ``input_len`` / ``output_len``: tokens, fixed or a `Dist`. ``n_requests``: how many (default 2000, or
       the whole trace).
@@ -192,6 +193,10 @@ class Workload:
         if self.cv != 1.0 and self.arrival != "gamma":
             raise ValueError(f"Workload cv={self.cv!r} shapes gamma arrival gaps only; give arrival='gamma' with it "
                              f"(arrival={self.arrival!r} ignores it) or leave cv=1")
+        if self.concurrency is not None and self.arrival != "poisson":
+            raise ValueError(f"Workload arrival={self.arrival!r}: a closed loop (concurrency={self.concurrency}) "
+                             f"sends each user's next request when its last one finishes, with no arrival process; "
+                             f"give rate= for {self.arrival} arrivals, or leave arrival='poisson' and cv=1")
         for name in ("input_len", "output_len"):
             v = getattr(self, name)
             if isinstance(v, Dist):
@@ -208,6 +213,7 @@ class Workload:
             raise TypeError(f"Workload trace={self.trace!r:.80}: must be a serving.Trace, a trace file path or a "
                             f"pandas DataFrame")
         if self.trace is not None:
+            _check_trace_fields(self)
             t = read_trace(self.trace)
             if not t.has_arrivals and self.concurrency is None and self.rate is None:
                 raise ValueError(f"Workload trace {t.source} has no arrival times: give rate= (requests/s) or "
@@ -361,6 +367,22 @@ class Workload:
             hid, off = shared_prefix_blocks(inp, self.shared_prefix)
             bt = SHARED_PREFIX_BLOCK_TOKENS
         return Requests(arr, inp, out, hid, off, bt)
+
+
+def _check_trace_fields(w: Workload) -> None:
+    """Refuse the fields a trace workload would ignore: lengths (the trace gives every request's), and an arrival
+    process beside the trace's own arrival times (replayed unless rate= or concurrency= is given). Lengths equal to
+    the defaults cannot be told from omitted ones (what `serving.capacity` passes along)."""
+    default = {f.name: f.default for f in fields(Workload)}
+    given = [f"{name}={getattr(w, name)!r}" for name in ("input_len", "output_len")
+             if isinstance(getattr(w, name), Dist) or getattr(w, name) != default[name]]
+    if given:
+        raise ValueError(f"Workload {', '.join(given)}: a trace gives every request's prompt and output lengths, so "
+                         f"these would be ignored; drop them (or drop trace= for drawn lengths)")
+    if w.rate is None and w.concurrency is None and (w.arrival != "poisson" or w.cv != 1.0):
+        raise ValueError(f"Workload arrival={w.arrival!r}, cv={w.cv!r}: the trace's own arrival times are replayed "
+                         f"(Trace.scale_rate / to_rate replay them faster), so these would be ignored; give rate= "
+                         f"(requests/s) to send the trace's requests at {w.arrival} arrivals instead")
 
 
 def shared_prefix_blocks(input_tokens: np.ndarray, shared: int,

@@ -158,3 +158,46 @@ def test_dashboard_command_serves_the_study_on_loopback(shared):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("argv", [["simulate"], ["capcity", "--gpu", "H100"], ["simulate", "--help"]])
+def test_an_unknown_command_lists_every_command_and_the_closest(argv, monkeypatch, capsys):
+    # argparse listed only the engine's own commands as the valid choices, not the plugin ones (capacity, deploy...)
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {"capacity": None, "deploy": None})
+    assert cli.main(argv) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("dse: error") and repr(argv[0]) in err
+    for name in (*cli.COMMANDS, "capacity", "deploy"):
+        assert name in err
+    if argv[0] == "capcity":
+        assert "did you mean 'capacity'" in err
+
+
+def test_the_global_debug_flag_reaches_a_plugin_command(monkeypatch):
+    # `dse --debug capacity ...` (the README's spelling: --debug shows tracebacks) said "invalid choice: 'capacity'"
+    seen = []
+
+    class Plugin:
+        def load(self):
+            return lambda argv: seen.append(list(argv)) or 0
+
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {"capacity": Plugin()})
+    assert cli.main(["--debug", "capacity", "Llama", "--gpu", "H100"]) == 0
+    assert seen == [["Llama", "--gpu", "H100", "--debug"]]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "netcdf"])
+def test_export_onto_a_study_database_is_refused_and_the_study_kept(shared, tmp_path, fmt, capsys):
+    # `dse export NAME --format csv -o studies/NAME.db` (-o for --storage) wrote the CSV over the SQLite file: the
+    # study and every other one in that file were gone ("file is not a database")
+    import sqlite3
+
+    db = tmp_path / "copy.db"
+    with sqlite3.connect(shared.removeprefix("sqlite:///")) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)               # the study's whole state (a file copy would miss its write-ahead log)
+    before = db.read_bytes()
+    assert cli.main(["export", "shared", "--storage", str(db), "--format", fmt, "-o", str(db)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "SQLite database" in err and str(db) in err and len(err.strip().splitlines()) == 1
+    assert db.read_bytes() == before
+    assert cli.main(["list", "--storage", str(db)]) == 0 and "shared" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -539,3 +540,15 @@ def test_column_dtypes_are_fixed_per_parameter():
         assert df["mode"].dtype == object and df["k"].dtype == np.float64
         assert df["f"].dtype == object and df["c"].dtype == object
     assert only_b.grid()["k"].tolist() == [2.0, 2.0, 3.0, 3.0]
+
+
+def test_an_empty_space_names_the_constraint_that_alone_excludes_everything():
+    # "constraints [7 rules] exclude every configuration": the one that no value of its parameters meets was not said
+    s = Space(tp=Categorical([1, 2]), mbs=Categorical([256]), mnt=Categorical([64]),
+              constraints=["tp <= 8", "mnt >= mbs", "tp * 2 <= 8"])
+    with pytest.raises(SpaceError, match=re.escape("constraint 'mnt >= mbs' holds for no value of mnt [64], mbs [256]")
+                       + r".*all constraints"):
+        s.sample(3, seed=0)
+    both = Space(a=Int(1, 3), b=Int(1, 3), constraints=["a > b", "b > a"])     # only together
+    with pytest.raises(SpaceError, match=r"the space has no feasible point: constraints \['a > b', 'b > a'\] exclude"):
+        both.sample(3, seed=0)

@@ -27,7 +27,7 @@ def test_the_serving_and_training_objectives_carry_the_digest():
     from objectives import llm_serving_objective
     from objectives.training import training_objective
     ev = llm_serving_objective("Llama-3.1-8B")
-    assert objective_info(ev)["version"] == f"2+data.{provenance.data_digest(provenance.SERVING_DATA)}"
+    assert objective_info(ev)["version"].startswith(f"2+data.{provenance.data_digest(provenance.SERVING_DATA)}+setup.")
     tr = training_objective("Llama-3.1-8B", seq_len=4096, global_batch=256, tokens=1e9)
     assert objective_info(tr)["version"].endswith(f"+data.{provenance.data_digest(provenance.TRAINING_DATA)}")
 
@@ -64,3 +64,40 @@ def test_a_calibrated_profile_is_named_with_its_hashes_in_the_study_provenance(t
     from dse.cli import main
     assert main(["show", "prov", "--storage", f"sqlite:///{tmp_path / 'prov.db'}"]) == 0
     assert f"input calibrated_profile: file={prof.resolve()}, file_sha256=" in capsys.readouterr().out
+
+
+def test_the_serving_objectives_version_follows_its_model_workload_and_prices(tmp_path, caplog):
+    """A study resumed with another workload (the study file's rate 8 -> 12 req/s) printed the old front, every
+    number of it at 8 req/s, without a word: the objective's name and version were the same. The version now
+    carries a digest of what the numbers depend on besides the shipped data, so the engine says so on resume."""
+    import logging
+
+    import dse
+    import spaces
+    from dse.evaluation import objective_info
+    from objectives import llm_serving_objective, serving
+
+    def version(model="Llama-3.1-8B", **kw):
+        return objective_info(llm_serving_objective(model, **kw))["version"]
+
+    w = serving.Workload(rate=8.0, input_len=2048, output_len=256)
+    base = version(workload=w)
+    assert base == version(workload=serving.Workload(rate=8.0, input_len=2048, output_len=256))
+    assert version(workload=w, fidelity="simulated") == base          # one model, two fidelities
+    others = [version(workload=serving.Workload(rate=12.0, input_len=2048, output_len=256)),
+              version(workload=serving.Workload(rate=8.0, input_len=1024, output_len=256)),
+              version("Llama-3.1-70B", workload=w), version(workload=w, prices={"H100": 9.0}),
+              version(workload=w, n_requests=500), version(workload=w, defaults={"engine": "sglang"})]
+    assert len({base, *others}) == 1 + len(others)
+    assert objective_info(llm_serving_objective("Llama-3.1-8B", workload=w).confirming(
+        {"tok_s_per_gpu": "max"}))["version"] == base
+
+    space = spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], max_gpus=1, input_len=2048)
+    url = f"sqlite:///{tmp_path / 'resume.db'}"
+    study = dse.create_study("resume", space=space, objectives={"tok_s_per_gpu": "max"}, storage=url)
+    study.optimize(llm_serving_objective("Llama-3.1-8B", workload=w), optimizer="random", n_trials=3, seed=0)
+    with caplog.at_level(logging.WARNING, logger="dse"):
+        dse.load_study("resume", storage=url).optimize(
+            llm_serving_objective("Llama-3.1-8B", workload=serving.Workload(rate=12.0, input_len=2048, output_len=256)),
+            optimizer="random", n_trials=1, seed=1)
+    assert "holds 3 finished trials evaluated by" in caplog.text

@@ -114,3 +114,15 @@ def test_a_factor_nothing_reads_is_refused_by_name(tmp_path, factors, expect):
     with pytest.raises(ValueError, match=str(p)) as e:
         load_profile(p)
     assert expect in str(e.value)
+
+
+def test_dse_calibrate_takes_debug_like_the_other_commands(tmp_path, capsys):
+    """`dse --debug calibrate ...` hands --debug to the command (as to capacity, deploy, breakdown): calibrate had
+    no such flag and stopped at "unrecognized arguments"; with it an error shows its traceback."""
+    import pytest
+
+    from objectives.calibration.calibrate import main
+    missing = str(tmp_path / "missing.csv")
+    assert main([missing, "--check"]) == 2 and "dse calibrate: error" in capsys.readouterr().err
+    with pytest.raises((ValueError, OSError)):
+        main([missing, "--check", "--debug"])

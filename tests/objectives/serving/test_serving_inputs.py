@@ -124,3 +124,97 @@ def test_dse_capacity_target_rate_refuses_the_deployment_flags_it_would_ignore(c
     assert capacity_main(["Llama-3.1-8B", "--ttft-ms", "2000", "--target-rate", "5", "--gpus", "H100", *extra]) == 2
     err = capsys.readouterr().err
     assert extra[0] in err and "--target-rate" in err
+
+
+# ---- helper u14d's pass ------------------------------------------------------------------------------------------
+
+AZURE_SAMPLE = serving.traces.sample_path("azure_conv_2023")
+
+
+@pytest.mark.parametrize("kw, named", [
+    (dict(input_len=512), "input_len=512"), (dict(output_len=64), "output_len=64"),
+    (dict(input_len=serving.Dist("uniform", low=100, high=200)), "input_len"),
+    (dict(rate=4.0, output_len=64), "output_len=64")])
+def test_lengths_beside_a_trace_are_refused(kw, named):
+    # a trace gives every request's lengths: Workload(trace=t, input_len=512) simulated the trace's 1,155-token mean
+    # prompts without a word (`dse capacity --trace --input-len` was refused, the API was not)
+    with pytest.raises(ValueError, match=re.escape(named) + r".*trace.*lengths"):
+        Workload(trace=AZURE_SAMPLE, **kw)
+
+
+@pytest.mark.parametrize("kw, named", [
+    (dict(arrival="gamma"), "arrival='gamma'"), (dict(arrival="gamma", cv=3.0), "arrival='gamma'")])
+def test_an_arrival_process_beside_a_traces_own_arrivals_is_refused(kw, named):
+    # the trace's own arrival times are replayed unless rate= or concurrency= is given: gamma gaps were dropped
+    with pytest.raises(ValueError, match=re.escape(named) + r".*own arrival times.*rate="):
+        Workload(trace=AZURE_SAMPLE, **kw)
+    w = Workload(trace=AZURE_SAMPLE, rate=2.0, **kw)          # with a rate, the trace's lengths at gamma gaps
+    assert w.variability()[0] == pytest.approx(kw.get("cv", 1.0) ** 2)
+
+
+def test_an_arrival_process_in_a_closed_loop_is_refused():
+    # clients of a closed loop send on completion: arrival='gamma' (with or without cv) shaped nothing
+    with pytest.raises(ValueError, match=r"arrival='gamma'.*closed loop"):
+        Workload(concurrency=8, arrival="gamma")
+    with pytest.raises(ValueError, match=r"arrival='gamma'.*closed loop"):
+        Workload(concurrency=8, arrival="gamma", cv=2.0)
+
+
+def test_the_defaults_and_what_the_library_builds_stay_valid():
+    t = serving.read_trace(AZURE_SAMPLE)
+    assert Workload(trace=t).mean_lengths()[0] == pytest.approx(float(t.input_tokens.mean()))
+    assert Workload(trace=t, concurrency=4).closed_loop
+    from objectives.serving.capacity import _at_rate
+    for w in (Workload(trace=t), Workload(trace=t, rate=3.0, arrival="gamma", cv=2.0), Workload(concurrency=4),
+              Workload(rate=2.0, arrival="gamma", cv=2.0, input_len=300, output_len=30)):
+        assert _at_rate(w, 5.0, 100).size == 100
+
+
+def test_a_metric_bounded_twice_in_an_slo_mapping_is_refused():
+    # {"ttft_ms_p99": 2000, "ttft_ms": 1000, "percentile": "p99"}: the later key silently replaced the earlier bound
+    with pytest.raises(ValueError, match=r"ttft_ms.*bounded twice.*'ttft_ms_p99'.*'ttft_ms'"):
+        SLO.parse({"ttft_ms_p99": 2000, "ttft_ms": 1000, "percentile": "p99"})
+    with pytest.raises(ValueError, match=r"ttft_ms.*bounded twice"):
+        SLO.parse({"ttft_ms_mean": 2000, "ttft_ms": 1000})
+    assert SLO.parse({"ttft_ms_mean": 2000, "tpot_ms": 100}) == SLO(ttft_ms=2000, tpot_ms=100)
+
+
+@pytest.mark.parametrize("gpu, tp, why", [("H100", 3, "tp does not divide the attention heads"),
+                                          ("L40S", 1, "does not fit")])
+def test_the_analytical_capacity_of_a_deployment_that_cannot_run_names_why(gpu, tp, why, capsys):
+    # 70B bf16 on one L40S, or TP 3 over 64 heads: `dse capacity --analytical` printed "holds 0 requests/s" (a
+    # deployment too slow for the SLO); the simulated search already refused it with the reason
+    slo = {"ttft_ms_p99": 1000}
+    with pytest.raises(ValueError, match=why):
+        serving.capacity("Llama-3.1-70B", gpu, tp=tp, slo=slo, fidelity="analytical")
+    assert capacity_main(["Llama-3.1-70B", "--gpu", gpu, "--tp", str(tp), "--ttft-ms", "1000", "--analytical"]) == 2
+    assert why in capsys.readouterr().err
+    tight = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 1.0}, fidelity="analytical")
+    assert tight["capacity_req_s"] == 0.0          # it runs, but no rate meets a 1 ms TTFT: 0 as before
+
+
+def test_dse_capacity_replays_a_length_only_trace_at_poisson_rates(tmp_path, capsys):
+    # a Vidur length-only trace (no arrived_at): `dse capacity --trace` stopped at "give rate= (requests/s) or
+    # concurrency= (users)", API words a command-line user cannot act on; the search sets the rate itself
+    p = tmp_path / "lengths.csv"
+    p.write_text("num_prefill_tokens,num_decode_tokens\n" + "".join(f"{300 + 7 * i},{20 + i % 9}\n" for i in range(60)))
+    assert capacity_main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "1000", "--trace", str(p), "--analytical"]) == 0
+    out = capsys.readouterr().out
+    assert "holds" in out and "lengths.csv" in out and "Poisson arrivals" in out
+    api = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 1000}, fidelity="analytical",
+                           workload=Workload(trace=p, rate=1.0))
+    assert f"{api['capacity_req_s']:.3g} requests/s" in out
+
+
+def test_capacity_simulates_the_workloads_own_request_count():
+    # Workload(rate=1, n_requests=50) searched with 1,000 requests a rate (capacity's own default) without a word
+    w = Workload(rate=1.0, input_len=512, output_len=32, n_requests=50)
+    r = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200}, workload=w)
+    assert r["metrics"]["n_requests"] == 50
+    assert serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200}, workload=w,
+                            n_requests=50)["capacity_req_s"] == r["capacity_req_s"]
+    with pytest.raises(ValueError, match=r"n_requests=200.*n_requests=50"):
+        serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200}, workload=w, n_requests=200)
+    plain = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200},
+                             workload=Workload(rate=1.0, input_len=512, output_len=32))
+    assert plain["metrics"]["n_requests"] == 1000              # the default where neither says

@@ -152,3 +152,40 @@ def test_a_frame_written_to_csv_reads_back_with_its_hash_blocks(tmp_path):
                 hash_offsets=np.array([0, 2, 4]), block_tokens=64)
     t64.frame().to_csv(p, index=False)
     assert traces.read_dse(p, block_tokens=64) == t64
+
+
+# ---- helper u14d's pass ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("blank", ["\n", "   \n", "\t\n", "\r\n"])
+def test_a_bad_cell_after_blank_lines_is_named_at_its_own_line(tmp_path, blank):
+    # pandas skips empty and whitespace-only lines: the line named was the row's position + 2, one line short per
+    # blank line above it (files joined with `cat`, spreadsheets saved with empty rows)
+    p = _write(tmp_path, "gaps.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n"
+               + blank + blank + "2023-11-16 18:15:47.0,396,109\n2023-11-16 18:15:48.0,-3,20\n")
+    with pytest.raises(ValueError, match=re.escape(f"trace file {str(p)!r}, line 6, column 'ContextTokens' (2): -3 "
+                                                   "is negative")):
+        serving.read_trace(p)
+
+
+def test_a_bad_cell_after_a_quoted_multiline_field_is_named_at_its_own_line(tmp_path):
+    # a quoted field may span lines (BurstGPT's Model column written by a spreadsheet): the next row's line follows it
+    p = _write(tmp_path, "bg.csv", "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+               '0,"Chat\nGPT",100,10,110,Conversation log\n\n1.5,GPT-4,,20,20,Conversation log\n')
+    with pytest.raises(ValueError, match=re.escape(f"trace file {str(p)!r}, line 5, column 'Request tokens' (3): "
+                                                   "non-numeric value (missing)")):
+        serving.read_trace(p)
+
+
+def test_blank_lines_before_the_header_and_in_a_gz_count_too(tmp_path):
+    text = "\n\narrival_s,input_tokens,output_tokens\n0,100,10\n\n1,abc,5\n"
+    for name, data in (("lead.csv", text), ("lead.csv.gz", gzip.compress(text.encode()))):
+        p = _write(tmp_path, name, data)
+        with pytest.raises(ValueError, match=re.escape(f"trace file {str(p)!r}, line 6, column 'input_tokens' (2): "
+                                                       "non-numeric value 'abc'")):
+            serving.read_trace(p)
+
+
+def test_a_wide_row_after_blank_lines_before_the_header_is_counted_against_the_header(tmp_path):
+    p = _write(tmp_path, "lead.csv", "\narrival_s,input_tokens,output_tokens\n0,100,10\n1,200,20,6\n")
+    with pytest.raises(ValueError, match=re.escape(f"trace file {str(p)!r}, line 4: 4 fields, the header has 3")):
+        serving.read_trace(p)
