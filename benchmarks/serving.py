@@ -2,7 +2,8 @@
 (closed loop, concurrency 64, 2,000 requests of 2048/256 tokens, Llama-3.1-70B fp8 TP4 on H200, the
 ARCHITECTURE example), with event skipping (closed-form decode segments) and, as a same-run reference, the same
 engine stepping every decode iteration. Vidur (the peer) is timed only if it can run here; its pip wheel ships
-no profiling data (the predictors need it), so its documented figure is printed instead.
+no profiling data (the predictors need it), so its documented figure is printed instead. Last, the CPU time of
+one configuration's capacity search (`serving.capacity`, target <= 1 s).
 
     .venv/bin/python benchmarks/serving.py [--repeat 5]
 """
@@ -18,6 +19,7 @@ from objectives.serving.simulator import PoolCosts, _run
 
 VIDUR_DOCUMENTED_REQ_S = 170.0  # Vidur on this machine, per issue 4 (after minutes of training its predictors)
 TARGET_REQ_S = 20_000.0
+TARGET_CAPACITY_S = 1.0         # one configuration's capacity search, CPU seconds
 
 
 def _one_core() -> None:
@@ -45,6 +47,20 @@ def bench(repeat: int, skip: bool) -> tuple[float, dict]:
     return w.size / best, m
 
 
+def bench_capacity(repeat: int) -> tuple[float, float, dict]:
+    """CPU seconds of one `serving.capacity` search (Llama-3.1-70B fp8 TP4 on H200, p99 TTFT <= 2 s, TPOT <= 200
+    ms, 2048/256 tokens): (first call, its profile loaded with it; best of `repeat` further calls; the result)."""
+    def one() -> tuple[float, dict]:
+        t = time.process_time()
+        r = serving.capacity("Llama-3.1-70B", "H200", tp=4, weight_dtype="fp8", kv_dtype="fp8",
+                             slo=serving.SLO(ttft_ms=2000, tpot_ms=200, percentile="p99"),
+                             workload=serving.Workload(rate=1.0, input_len=2048, output_len=256))
+        return time.process_time() - t, r
+
+    first, r = one()
+    return first, min(one()[0] for _ in range(repeat)), r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
@@ -60,6 +76,11 @@ def main() -> None:
     ref, r = bench(max(1, args.repeat // 2), skip=False)
     print(f"same engine stepping every iteration ({r['iterations']:,} iterations): {ref:,.0f} requests/s "
           f"-> event skipping is {rate / ref:.1f}x faster (measured in this run)")
+    first, best, c = bench_capacity(args.repeat)
+    print(f"serving.capacity, one configuration (same model and GPU, p99 TTFT <= 2 s, TPOT <= 200 ms): "
+          f"{c['capacity_req_s']:.2f} req/s (analytical {c['analytical_req_s']:.2f}, {c['n_simulations']} "
+          f"simulations) in {best:.2f} s CPU (best of {args.repeat}; first call {first:.2f} s), target <= "
+          f"{TARGET_CAPACITY_S:.0f} s")
     print(f"Vidur: not measured (its wheel has no profiling data for its predictors); documented figure "
           f"~{VIDUR_DOCUMENTED_REQ_S:.0f} requests/s -> ratio ~{rate / VIDUR_DOCUMENTED_REQ_S:,.0f}x (documented)")
 

@@ -155,9 +155,8 @@ class Encoder:
 
     def _arrays(self, df: pd.DataFrame) -> list[np.ndarray]:
         """The columns ``names`` of ``df`` as numpy arrays. A frame of exactly those columns, in that order, all of
-        one numeric dtype (an all-Float space) is converted in one call; otherwise column by column (a few
-        microseconds each, where pandas' block indexing costs ~0.1 ms per call on the small batches the
-        optimizers tell every generation)."""
+        one numeric dtype (an all-Float space) is converted in one call; otherwise column by column (cheaper than
+        pandas' block indexing on the small batches the optimizers tell every generation)."""
         if df.shape[1] == self.n_var and list(df.columns) == self.names:
             dtypes = set(df.dtypes)
             if len(dtypes) == 1 and dtypes.pop().kind in "iuf":

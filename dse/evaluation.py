@@ -29,10 +29,14 @@ from .vocabulary import BAND_END
 BAND_LEVEL_ATTR = "dse_band_level"
 #: Attribute holding the inputs (user files and their hashes) an objective declares with ``vectorized(inputs=...)``
 INPUTS_ATTR = "dse_inputs"
+#: Attribute holding the units of the metrics an objective returns, ``((name suffix, unit), ...)`` read before the
+#: engine's own (`dse.plot_style.UNIT_SUFFIXES`); declared with ``vectorized(units=...)``
+UNITS_ATTR = "dse_units"
 
 
 def vectorized(fn: Callable | None = None, *, name: str | None = None, version: str | None = None,
-               band_level: float | None = None, inputs: Mapping[str, Any] | None = None):
+               band_level: float | None = None, inputs: Mapping[str, Any] | None = None,
+               units: Sequence[tuple[str, str]] | None = None):
     """Mark an objective as a batch callable: it takes a DataFrame of configurations, returns a DataFrame of metrics.
 
     Usable bare (``@dse.vectorized``) or with provenance (``@dse.vectorized(name="roofline", version="1.2")``).
@@ -40,6 +44,8 @@ def vectorized(fn: Callable | None = None, *, name: str | None = None, version: 
     ends the objective returns (sets ``dse_band_level``; a per-configuration objective sets that attribute itself).
     ``inputs``: the user's files (or other inputs) the objective's numbers depend on, as plain JSON data (e.g.
     ``{"calibration": {"file": ..., "sha256": ...}}``); stored with the study's provenance beside the version.
+    ``units``: (metric-name suffix, unit) pairs, first match wins, that name the units of the metrics the objective
+    returns (``("tok_s", "tokens/s")``); stored with the study, read by the plots' axis titles.
     """
 
     def mark(f: Callable) -> Callable:
@@ -52,6 +58,8 @@ def vectorized(fn: Callable | None = None, *, name: str | None = None, version: 
             setattr(f, BAND_LEVEL_ATTR, band_level)
         if inputs is not None:
             setattr(f, INPUTS_ATTR, to_plain(dict(inputs)))
+        if units is not None:
+            setattr(f, UNITS_ATTR, tuple((str(s), str(u)) for s, u in units))
         return f
 
     return mark(fn) if fn is not None else mark
@@ -79,6 +87,9 @@ def objective_info(fn: Callable) -> dict[str, Any]:
     inputs = getattr(fn, INPUTS_ATTR, None)
     if isinstance(inputs, Mapping) and inputs:
         info["inputs"] = dict(inputs)
+    units = getattr(fn, UNITS_ATTR, None)
+    if units:
+        info["units"] = [[str(s), str(u)] for s, u in units]
     return info
 
 

@@ -261,7 +261,7 @@ class Confirming:
         self.history: list[Confirmation] = []
         info = objective_info(screen)
         vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"),
-                   inputs=info.get("inputs"))
+                   inputs=info.get("inputs"), units=info.get("units"))
         if hasattr(screen, BAND_LEVEL_ATTR):   # the band level the screen declares (both fidelities share it)
             setattr(self, BAND_LEVEL_ATTR, getattr(screen, BAND_LEVEL_ATTR))
 

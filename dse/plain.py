@@ -18,8 +18,8 @@ def to_plain(x: Any) -> Any:
 
 def plain_values(df: pd.DataFrame, *, none_for_missing: bool = False) -> tuple[list[str], np.ndarray]:
     """Column names and the (n, d) object array of the frame's values as plain Python objects (float, int, str,
-    bool), from one conversion of the whole frame (reading columns one by one costs ~8 us each under pandas 3's
-    string-labelled columns). ``none_for_missing``: NaN, None and NA all become None."""
+    bool), from one conversion of the whole frame (reading columns one by one is slow under pandas 3's
+    string-labelled columns; docs/optimizers.md). ``none_for_missing``: NaN, None and NA all become None."""
     cols = [str(c) for c in df.columns]
     values = df.to_numpy(dtype=object)
     if none_for_missing:

@@ -5,6 +5,7 @@ bands, and colouring by a column.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
@@ -96,31 +97,36 @@ def hover_data(view: StudyView, df: pd.DataFrame, label: str = "") -> tuple[np.n
 
 
 #: Unit of a metric read from its name's suffix (the naming convention of the metrics a study stores:
-#: ``tpot_ms``, ``usd_per_mtok``, ``mem_per_gpu_gib``...): (suffix, unit), the first matching suffix wins.
+#: ``latency_ms``, ``mem_gib``, ``cost_usd``...): (suffix, unit), the first matching suffix wins. An objective
+#: names the units of its own metrics (``dse.vectorized(units=...)``, stored with the study), read first.
 UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("tok_s_per_gpu", "tokens/s per GPU"), ("tok_s_per_user", "tokens/s per user"), ("tok_s", "tokens/s"),
-    ("tokens_per_s_per_gpu", "tokens/s per GPU"), ("tokens_per_s", "tokens/s"), ("req_s", "requests/s"),
-    ("requests_per_s", "requests/s"), ("tflops_per_gpu", "TFLOP/s per GPU"), ("tb_s", "TB/s"),
-    ("usd_per_mtok", "USD per million tokens"), ("usd_per_run", "USD"), ("_usd", "USD"), ("mwh_per_run", "MWh"),
-    ("joules_per_tok", "J/token"), ("_ms", "ms"), ("_us", "\u00b5s"), ("_s", "s"), ("_h", "h"), ("_gib", "GiB"),
-    ("_gb", "GB"), ("_pct", "%"), ("_w", "W"),
+    ("req_s", "requests/s"), ("requests_per_s", "requests/s"), ("tb_s", "TB/s"), ("usd_per_run", "USD"),
+    ("_usd", "USD"), ("mwh_per_run", "MWh"), ("_ms", "ms"), ("_us", "\u00b5s"), ("_s", "s"), ("_h", "h"),
+    ("_gib", "GiB"), ("_gb", "GB"), ("_pct", "%"), ("_w", "W"),
 )
 
 #: A positive metric spanning at least this ratio (max / min) over the plotted points gets a log axis.
 LOG_AXIS_RATIO = 100.0
 
 
-def unit_of(metric: str) -> str | None:
-    """The unit of ``metric`` from its name's suffix (``UNIT_SUFFIXES``), or None when the name does not say."""
+def unit_of(metric: str, units: Iterable[Sequence[str]] = ()) -> str | None:
+    """The unit of ``metric`` from its name's suffix: the objective's ``units`` ((suffix, unit) pairs, as
+    ``dse.vectorized(units=...)`` declares them), then ``UNIT_SUFFIXES``; None when the name does not say."""
     low = metric.lower()
-    for suffix, unit in UNIT_SUFFIXES:
-        if low.endswith(suffix):
+    for suffix, unit in (*units, *UNIT_SUFFIXES):
+        if low.endswith(suffix.lower()):
             return unit
     return None
 
 
+def _objective_units(view: StudyView) -> list[Sequence[str]]:
+    """The units the study's objective declared (stored with its provenance), as (suffix, unit) pairs."""
+    stored = (view.meta.get("objective") or {}).get("units") or []
+    return [u for u in stored if isinstance(u, (list, tuple)) and len(u) == 2 and all(isinstance(x, str) for x in u)]
+
+
 def _axis_title(view: StudyView, metric: str) -> str:
-    unit = unit_of(metric)
+    unit = unit_of(metric, _objective_units(view))
     name = f"{metric} [{unit}]" if unit else metric
     if metric in view.objectives:
         return f"{name} ({view.objectives[metric]})"

@@ -76,6 +76,7 @@ from dse import ObjectiveError
 from . import serving
 from .catalog.carry import CarriesModel
 from .inference.core import reusing_prepared
+from .metric_units import METRIC_UNITS
 from .provenance import SERVING_DATA, data_digest, setup_digest
 from .serving.analytical import Deployments, ServingModel
 
@@ -234,7 +235,8 @@ class LLMServingObjective(CarriesModel):
         setup = setup_digest(model, workload, slo, sorted((self.prices or {}).items()),
                              sorted(self.defaults.items()), n_requests, capacity, interval, confidence,
                              None if constraints is None else sorted((self.given_constraints or {}).items()))
-        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=f"{version}+setup.{setup}", inputs=inputs)
+        dse.vectorized(self, name=f"llm_serving/{fidelity}", version=f"{version}+setup.{setup}", inputs=inputs,
+                       units=METRIC_UNITS)
         self.dse_band_level = interval   # declared to the engine (dse.ObjectiveSpec.check_objective)
 
     def __repr__(self) -> str:

@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from objectives import catalog, inference, serving
 from objectives.catalog.carry import CarriesModel
+from objectives.metric_units import METRIC_UNITS
 
 log = logging.getLogger(__name__)
 
@@ -436,6 +437,7 @@ class MixObjective(CarriesModel):
     weight_dtype: str | None = None
     scheduler: serving.Scheduler | None = None
     dse_name: str = "objectives.mix.MixObjective"
+    dse_units: ClassVar[tuple[tuple[str, str], ...]] = METRIC_UNITS   # read by dse.objective_info
     _tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -32,8 +32,8 @@ OPTIMIZERS: dict[str, type[BaseOptimizer]] = {
 }
 
 #: ``choose_auto``: a discrete space with at most this many feasible points is enumerated when no budget is given
-#: (vectorized objective: the flagship's 21,120 points evaluate in 0.07 s and its 72,600-point variant in 0.17 s
-#: (benchmarks/optimizers.py), and the engine grids 1e6 points end to end in under 5 s (benchmarks/engine.py)).
+#: (vectorized objective: enumerating costs less than any optimizer's run up to this size; benchmarks/optimizers.py
+#: and benchmarks/engine.py, figures in docs/optimizers.md).
 AUTO_GRID_MAX_VECTORIZED = 1_000_000
 #: ... and for a per-configuration (possibly expensive) objective.
 AUTO_GRID_MAX_SCALAR = 1_000
@@ -57,14 +57,13 @@ def choose_auto(space: Any, n_objectives: int, *, vectorized: bool, budget: int 
     1. ``"grid"`` when the space is discrete and its feasible points can all be evaluated: ``space.size <= budget``
        when a budget (number of trials) is given, else ``space.size <= 1_000_000`` for a vectorized objective and
        ``<= 1_000`` for a per-configuration one. Enumerating gives the exact front, and a vectorized cost model
-       enumerates the flagship serving space (21,120 points) in 0.07 s.
+       enumerates such a grid faster than any optimizer runs.
     2. ``"tpe"`` for a per-configuration (not ``@vectorized``, so presumably expensive) objective with a budget of
-       at most 500 trials: it needs the fewest evaluations (flagship: 0.95 of the exact front's hypervolume at 100
-       evaluations, nsga2 0.79), while its own cost (Optuna's multi-objective TPE, ~10-35 ms per trial, growing
-       with the history) is negligible next to an expensive evaluation.
+       at most 500 trials: it needs the fewest evaluations, while its own cost per trial (Optuna's multi-objective
+       TPE, growing with the history) is negligible next to an expensive evaluation.
     3. ``"nsga2"`` otherwise: cheap per trial, vectorized batches of a population; with its grid-projection repair
-       it reaches 0.99 of the flagship's exact front within 2 % of the grid and beats Optuna's and pymoo's NSGA-II
-       at every budget.
+       it nears the exact front's hypervolume with a small share of the grid, ahead of Optuna's and pymoo's NSGA-II
+       at every budget (docs/optimizers.md).
     """
     if n_objectives < 1:
         raise OptimizerError(f"n_objectives={n_objectives!r} must be a positive integer")

@@ -12,10 +12,9 @@ deprecated there). A failed trial (NaN in F) is told as ``TrialState.FAIL``.
 
 On a discrete space of at most ``repair.PROJECT_MAX`` feasible points (setting ``project=True``, the default), a
 proposal that breaks the space's rules or repeats a seen configuration is told back as FAIL (so the sampler's
-history stays small: on the flagship serving space 98 % of raw proposals break a rule) and replaced by the
-NEAREST VALID UNSEEN configuration (``repair.Projector``), which is returned instead and reaches the sampler as a
-completed trial when it is told. Measured on the flagship space (benchmarks/optimizers.py): without projection
-TPE needed 76 s for 300 evaluations, most of it spent on rejected proposals.
+history stays small where most raw proposals break a rule) and replaced by the NEAREST VALID UNSEEN configuration
+(``repair.Projector``), which is returned instead and reaches the sampler as a completed trial when it is told:
+without projection the time goes to rejected proposals (benchmarks/optimizers.py; figures in docs/optimizers.md).
 
 Otherwise (``project=False``, continuous or larger spaces) a proposal that the optimizer cannot return is told back
 immediately and another is asked (at most ``max_rounds`` rounds), then the rest is drawn with ``space.sample``:

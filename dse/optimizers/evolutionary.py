@@ -15,8 +15,8 @@ optimizer told every stored trial at once rebuilds its population by the same su
    or ``space.sample``), the subset that covers every value of every parameter most evenly
    (``repair.stratified``), so rare values that matter (FP4, which only one GPU runs) are there from the start.
    A space of real (unstepped Float) parameters only gets a Latin hypercube instead (pymoo's ``sampling_lhs``):
-   exactly one point in each of the ``n`` equal bins of every column, the optimum of the same criterion, in
-   well under a millisecond (the greedy pick over a 10n pool took ~20 ms for 100 points of 30 columns).
+   exactly one point in each of the ``n`` equal bins of every column: the optimum of the same criterion, drawn
+   directly instead of picked greedily from a pool.
 2. Otherwise offspring: binary tournaments (feasibility, domination, crowding / random for NSGA-III), then
    ``MixedCrossover`` and ``MixedMutation`` (per column kind, see ``operators``), plus a uniform reset of ordinal
    discrete genes (``reset_mutation`` genes per child on average: polynomial mutation alone rarely jumps far on a
@@ -31,9 +31,9 @@ optimizer told every stored trial at once rebuilds its population by the same su
      ``space.sample``.
    On an exhausted discrete space ask returns fewer rows, then none.
 
-Defaults come from benchmarks/optimizers.py (hypervolume ratio to the exact front; docs/optimizers.md): a small
-population (20) with projection repair reaches 0.99 of the flagship serving space's exact front within 2 % of its
-grid, where population 100 with discard-and-resample stayed near 0.5-0.9 at 1,000 evaluations.
+Defaults come from benchmarks/optimizers.py (hypervolume ratio to the exact front; figures in docs/optimizers.md):
+a small population (20) with projection repair, which came far closer to the exact front at a few hundred
+evaluations than population 100 with discard-and-resample.
 """
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ class NSGA2Optimizer(BaseOptimizer):
         return rep.projector if isinstance(rep, ProjectionRepair) else None
 
     def _make_survival(self) -> Any:
-        # imported here: the module pulls in scipy.spatial (~0.2 s), needed only by the evolutionary optimizers
+        # imported here: the module pulls in scipy.spatial (slow to import), needed only by the evolutionary optimizers
         from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
 
         return get_crowding_function("cd")

@@ -1,8 +1,8 @@
 """Repair by projection onto the valid set, and stratified initial populations, for the evolutionary optimizers.
 
-On ML-systems spaces most random combinations are invalid (the flagship serving space keeps 1.7 % of the product
-of its domains: TP x PP must equal the GPU count, FP4 needs FP4 activations and a Blackwell GPU, ...), so a child
-of crossover and mutation usually breaks a rule. Discarding it and trying again degenerates into random sampling.
+On ML-systems spaces most random combinations are invalid (TP x PP must equal the GPU count, FP4 needs FP4
+activations and a Blackwell GPU, ...; docs/optimizers.md gives the share on the flagship space), so a child of
+crossover and mutation usually breaks a rule. Discarding it and trying again degenerates into random sampling.
 
 ``Projector`` instead holds the whole grid of a discrete space (up to ``PROJECT_MAX`` points, encoded as small
 integer codes, built once) and maps a child to the NEAREST VALID configuration NOT YET SEEN: fewest parameters

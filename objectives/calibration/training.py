@@ -248,10 +248,9 @@ def predict(cfg: pd.DataFrame, fac: Factors) -> np.ndarray:
     return estimate(factors=fac, **_args(cfg))["tokens_per_s_per_gpu"].to_numpy()
 
 
-#: weight of the log-prior pulling each factor to its prior, chosen among 0.005, 0.02, 0.08, 0.2, 0.5 by the
-#: leave-one-source-out MdAPE of the first model (10.1 % at 0.2 and 0.5, 12.0 % at 0.02, 14.3 % at 0.005); re-checked
-#: on the current one: 6.4 % at 0.05 (but Megatron 2024 9.8 %, NeMo 9.4 %), 6.6 % at 0.1 and 0.2, 6.8 % at 0.5: a
-#: looser fit chases llm-foundry, the largest source
+#: weight of the log-prior pulling each factor to its prior, chosen by the leave-one-source-out MdAPE among 0.005 to
+#: 0.5 and re-checked on the current model (figures in docs/training.md): a looser fit chases llm-foundry, the
+#: largest source
 REG = 0.2
 #: factors fitted (dotted paths); the others keep their priors
 FITTED = ("gemm_eff.volta.16bit", "gemm_eff.ampere.16bit", "gemm_eff.hopper.16bit", "gemm_eff.hopper.fp8",

@@ -104,7 +104,6 @@ records where a shipped copy was taken from. Multi-token-prediction heads (`num_
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
@@ -112,7 +111,7 @@ from typing import Any
 
 from .checks import check_hybrid, validate_model
 from .errors import CatalogError
-from .quant import MODELOPT_ALGOS, attention_kept_16bit, checkpoint_quant, load_quant_config
+from .quant import MODELOPT_ALGOS, attention_kept_16bit, checkpoint_quant, json_mapping, load_quant_config
 from .types import Model
 
 _MISSING = object()
@@ -1082,18 +1081,8 @@ def checkpoint_files(cfg: Mapping[str, Any] | str | PathLike[str]) -> tuple[Any,
 
 def load_config(cfg: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
     """A config mapping, or the JSON file at a path, as a dict."""
-    if isinstance(cfg, Mapping):
-        return dict(cfg)
-    if isinstance(cfg, (str, PathLike)):
-        p = Path(cfg)
-        try:
-            return json.loads(p.read_text())
-        except FileNotFoundError:
-            raise CatalogError(f"config file not found: {str(p)!r} (model_from_hf_config downloads nothing: "
-                               "pass a local config.json path or a dict)") from None
-        except json.JSONDecodeError as exc:
-            raise CatalogError(f"config file {str(p)!r} is not valid JSON: {exc}") from None
-    raise CatalogError(f"expected a config mapping or a path to config.json, got {type(cfg).__name__}")
+    return json_mapping(cfg, "config", "a config mapping or a path to config.json",
+                        " (model_from_hf_config downloads nothing: pass a local config.json path or a dict)")
 
 
 def _text_part(d: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -54,19 +54,26 @@ _KV_ALGOS = {"FP8": "fp8", "NVFP4": "fp4", "INT8": "int8"}
 _BITS = {"fp8": 8, "int8": 8, "fp4": 4, "int4": 4}
 
 
-def load_quant_config(q: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
-    """An hf_quant_config mapping, or the JSON file at a path, as a dict."""
-    if isinstance(q, Mapping):
-        return dict(q)
-    if isinstance(q, (str, PathLike)):
-        p = Path(q)
+def json_mapping(src: Mapping[str, Any] | str | PathLike[str], what: str, expected: str,
+                 not_found_hint: str = "") -> dict[str, Any]:
+    """A mapping, or the JSON file at a path, as a dict; CatalogError naming `what` (the file's kind) when the file
+    is missing (`not_found_hint` appended) or not JSON, and `expected` when `src` is neither."""
+    if isinstance(src, Mapping):
+        return dict(src)
+    if isinstance(src, (str, PathLike)):
+        p = Path(src)
         try:
             return json.loads(p.read_text())
         except FileNotFoundError:
-            raise CatalogError(f"hf_quant_config file not found: {str(p)!r}") from None
+            raise CatalogError(f"{what} file not found: {str(p)!r}{not_found_hint}") from None
         except json.JSONDecodeError as exc:
-            raise CatalogError(f"hf_quant_config file {str(p)!r} is not valid JSON: {exc}") from None
-    raise CatalogError(f"expected an hf_quant_config mapping or a path, got {type(q).__name__}")
+            raise CatalogError(f"{what} file {str(p)!r} is not valid JSON: {exc}") from None
+    raise CatalogError(f"expected {expected}, got {type(src).__name__}")
+
+
+def load_quant_config(q: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
+    """An hf_quant_config mapping, or the JSON file at a path, as a dict."""
+    return json_mapping(q, "hf_quant_config", "an hf_quant_config mapping or a path")
 
 
 def _modelopt(q: Mapping[str, Any], where: str) -> Quant:
@@ -203,4 +210,4 @@ def attention_kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, A
 
 
 __all__ = ["MODELOPT_ALGOS", "attention_kept_16bit", "checkpoint_quant", "from_hf_quant_config",
-           "from_quantization_config", "load_quant_config"]
+           "from_quantization_config", "json_mapping", "load_quant_config"]

@@ -37,6 +37,21 @@ from .types import DTYPES, GPU, Model, Sourced
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
+def _claim_names(key_map: Mapping[str, str], name: str, keys: Iterable[str], registered: bool, *, overwrite: bool,
+                 what: str, keys_are: str, owner_is: str) -> dict[str, str]:
+    """A copy of `key_map` (normalized name / alias -> canonical name) in which `keys` name `name`, the names an
+    entry it replaces had dropped. CatalogError if `name` is `registered` and not `overwrite`, or a key already
+    names another entry (`what`, `keys_are`, `owner_is`: the words of the message)."""
+    if registered and not overwrite:
+        raise CatalogError(f"{what} {name!r} is already in the catalog; pass overwrite=True to replace it")
+    keys = list(keys)
+    for k in keys:
+        owner = key_map.get(k)
+        if owner is not None and owner != name:
+            raise CatalogError(f"{what} {name!r}: {keys_are} {k!r} already names {owner_is}{owner!r}")
+    kept = {k: v for k, v in key_map.items() if v != name} if registered else dict(key_map)
+    return {**kept, **dict.fromkeys(keys, name)}
+
 
 def _format(m: Model) -> tuple[str, str, str]:
     """A checkpoint's weight format: (weight dtype, scheme, KV-cache dtype), as `quant_from_suffix` names them."""
@@ -94,19 +109,12 @@ class Catalog:
         gpu = validate_gpu(gpu)
         keys = [normalize(gpu.name)] + [normalize(a) for a in gpu.aliases]
         with self._lock:
-            if gpu.name in self._gpus and not overwrite:
-                raise CatalogError(f"GPU {gpu.name!r} is already in the catalog; pass overwrite=True to replace it")
-            for k in keys:
-                owner = self._gpu_keys.get(k)
-                if owner is not None and owner != gpu.name:
-                    raise CatalogError(f"GPU {gpu.name!r}: name or alias {k!r} already names GPU {owner!r}")
-            if gpu.name in self._gpus:  # overwrite: drop the old aliases
-                self._gpu_keys = {k: v for k, v in self._gpu_keys.items() if v != gpu.name}
+            names = _claim_names(self._gpu_keys, gpu.name, keys, gpu.name in self._gpus, overwrite=overwrite,
+                                 what="GPU", keys_are="name or alias", owner_is="GPU ")
             self._gpus[gpu.name] = gpu
             self._gpu_sourced[gpu.name] = dict(sourced) if sourced else {
                 k: Sourced(value=self._field_value(gpu, k), source=s) for k, s in gpu.sources.items()}
-            for k in keys:
-                self._gpu_keys[k] = gpu.name
+            self._gpu_keys = names
             self._gpu_cols = None
         return gpu
 
@@ -205,17 +213,10 @@ class Catalog:
         if model.hf_id:
             keys |= {normalize(model.hf_id), normalize(model.hf_id.rsplit("/", 1)[-1])}
         with self._lock:
-            if model.name in self._models and not overwrite:
-                raise CatalogError(f"model {model.name!r} is already in the catalog; pass overwrite=True to replace it")
-            for k in keys:
-                owner = self._model_keys.get(k)
-                if owner is not None and owner != model.name:
-                    raise CatalogError(f"model {model.name!r}: name, id or alias {k!r} already names {owner!r}")
-            if model.name in self._models:
-                self._model_keys = {k: v for k, v in self._model_keys.items() if v != model.name}
+            names = _claim_names(self._model_keys, model.name, keys, model.name in self._models, overwrite=overwrite,
+                                 what="model", keys_are="name, id or alias", owner_is="")
             self._models[model.name] = model
-            for k in keys:
-                self._model_keys[k] = model.name
+            self._model_keys = names
             self._model_cols = None
         return model
 

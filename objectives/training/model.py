@@ -447,15 +447,14 @@ def _holds_objects(v: Any) -> bool:
     return a.dtype.kind == "O"
 
 
-def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any = 1, cp: Any = 1, ep: Any = 1, vp: Any = 1,
-             sequence_parallel: Any = True, zero_stage: Any = 1, recompute: Any = "selective", seq_len: Any = 4096,
-             micro_batch: Any = 1, global_batch: Any = 1024, precision: Any = "bf16", offload: Any = None,
-             finetune: Any = None, tokens: Any = None, lora_rank: Any = 16, scale_up_gpus: Any = None,
-             scale_out_gbps: Any = None, tp_comm_overlap: Any = False, ep_comm_overlap: Any = False,
-                     flash_attention: Any = True, cross_entropy: Any = "fused", uneven_pp: bool = False,
-                     factors: Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any, pp: Any, cp: Any, ep: Any, vp: Any,
+                    sequence_parallel: Any, zero_stage: Any, recompute: Any, seq_len: Any, micro_batch: Any,
+                    global_batch: Any, precision: Any, offload: Any, finetune: Any, tokens: Any, lora_rank: Any,
+                    scale_up_gpus: Any, scale_out_gbps: Any, tp_comm_overlap: Any, ep_comm_overlap: Any,
+                    flash_attention: Any, cross_entropy: Any, uneven_pp: bool,
+                    factors: Factors | None) -> tuple[np.ndarray, np.ndarray]:
     """`estimate` on at most a few chunks of configurations: (float block, one row per column of FLOAT_COLUMNS;
-    fits). Arguments as in `estimate`."""
+    fits). Arguments as in `estimate`, every one given (their defaults are `estimate`'s)."""
     fac = factors or default_factors()
     # ---------------------------------------------------------------- categorical arguments
     m_recs, m_code = _categories("model", model, (), None)
@@ -618,7 +617,7 @@ def _estimate_block(model: Any, gpu: Any, n_gpus: Any, *, tp: Any = 1, pp: Any =
         # LM head on the last stage: counted on the bottleneck only when it is the single stage (pp = 1); with pp > 1
         # the stages are taken as balanced for it (Megatron-Core's account_for_loss_in_pipeline_split); counting it on
         # top of an even split improves NeMo's Nemotron-22B (pp 4, 256k vocabulary) but raises the leave-one-source-out
-        # MdAPE from 10.1 to 10.9 % (docs/training.md)
+        # MdAPE (docs/training.md)
         # routed experts: a grouped GEMM per local expert whose rows are the tokens routed to it, top_k x ep / experts
         # of the micro-batch's tokens (the ep GPUs of the group send theirs), not all of them
         m_exp = np.maximum(tok_mb * mv["top_k"] * ep_ / np.maximum(mv["n_experts"], 1.0), 1.0)

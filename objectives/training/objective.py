@@ -16,6 +16,7 @@ import pandas as pd
 import dse
 
 from ..catalog.carry import CarriesModel
+from ..metric_units import METRIC_UNITS
 from ..provenance import TRAINING_DATA, data_digest
 from .model import estimate
 
@@ -37,7 +38,8 @@ class TrainingObjective(CarriesModel):
         self.uneven_pp = uneven_pp
         self.finetune = finetune
         self.defaults = {**DEFAULTS, **(defaults or {})}
-        dse.vectorized(self, name="training/analytical", version=f"{VERSION}+data.{data_digest(TRAINING_DATA)}")
+        dse.vectorized(self, name="training/analytical", version=f"{VERSION}+data.{data_digest(TRAINING_DATA)}",
+                       units=METRIC_UNITS)
 
     @property
     def constraints(self) -> dict[str, tuple[str, float]]:

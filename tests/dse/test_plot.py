@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
+import dse
 from dse import plot
 from dse.errors import StudyError
 from dse.plot import StudyView
@@ -442,5 +443,25 @@ def test_a_heavy_tailed_metric_gets_a_log_axis_and_titles_carry_units():
     assert mpl.axes[0].get_xscale() == "log" and mpl.axes[0].get_yscale() == "linear"
     assert plot.heavy_tailed(np.array([1.0, 99.0])) is False and plot.heavy_tailed(np.array([1.0, np.nan, 100.0]))
     assert not plot.heavy_tailed(np.array([-1.0, 500.0]))   # not all positive: no log axis
-    assert [plot.unit_of(m) for m in ("tpot_ms", "usd_per_mtok", "tok_s_per_gpu", "throughput_tok_s", "f1")] == [
-        "ms", "USD per million tokens", "tokens/s per GPU", "tokens/s", None]
+    # the engine knows generic suffixes; an objective's own units ((suffix, unit) pairs) are read first
+    assert [plot.unit_of(m) for m in ("tpot_ms", "cost_usd", "mem_gib", "tok_s_per_gpu", "f1")] == [
+        "ms", "USD", "GiB", None, None]
+    units = [("tok_s_per_gpu", "tokens/s per GPU"), ("tok_s", "tokens/s"), ("_ms", "milliseconds")]
+    assert [plot.unit_of(m, units) for m in ("tok_s_per_gpu", "throughput_tok_s", "tpot_ms", "mem_gib")] == [
+        "tokens/s per GPU", "tokens/s", "milliseconds", "GiB"]
+
+
+def test_axis_titles_carry_the_units_the_objective_declared(tmp_path):
+    @dse.vectorized(name="units-toy", units=[("_widgets_s", "widgets/s")])
+    def f(df: pd.DataFrame) -> pd.DataFrame:
+        x = df["x"].to_numpy(float)
+        return pd.DataFrame({"out_widgets_s": x, "lat_ms": 10.0 - x})
+
+    study = dse.create_study("units", dse.Space(x=dse.Int(1, 5)), {"out_widgets_s": "max", "lat_ms": "min"},
+                             storage=f"sqlite:///{tmp_path / 'u.db'}")
+    study.optimize(f, optimizer="grid", progress=False)
+    view = dse.load_study("units", storage=f"sqlite:///{tmp_path / 'u.db'}").view()
+    assert view.meta["objective"]["units"] == [["_widgets_s", "widgets/s"]]
+    fig = plot.front(view, "out_widgets_s", "lat_ms")
+    assert fig.layout.xaxis.title.text.startswith("out_widgets_s [widgets/s]")
+    assert fig.layout.yaxis.title.text.startswith("lat_ms [ms]")

@@ -102,7 +102,8 @@ def _pid_metrics(config):
 
 
 def test_dask_backend_on_a_real_local_cluster(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         worker_pids = set(client.run(os.getpid).values())
@@ -116,7 +117,6 @@ def test_dask_backend_on_a_real_local_cluster(tmp_path):
 
 
 def test_dask_backend_needs_a_reachable_scheduler(tmp_path):
-    pytest.importorskip("distributed")
     study = dse.create_study("nodask", dse.Space(b=dse.Int(1, 5)), {"f1": "min"}, storage=f"sqlite:///{tmp_path/'d.db'}")
     with pytest.raises(dse.OptimizerError, match="127.0.0.1:9"):
         study.optimize(_pid_metrics, optimizer="random", n_trials=3, backend="dask", address="tcp://127.0.0.1:9",

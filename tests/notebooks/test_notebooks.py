@@ -3,12 +3,11 @@ fails on any cell error, and writes its studies into a temporary folder, never i
 import json
 import sys
 
+import nbclient
 import nbformat
 import pytest
 
 from tests.helpers import ROOT
-
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

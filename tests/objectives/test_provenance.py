@@ -32,6 +32,26 @@ def test_the_serving_and_training_objectives_carry_the_digest():
     assert objective_info(tr)["version"].endswith(f"+data.{provenance.data_digest(provenance.TRAINING_DATA)}")
 
 
+def test_the_objectives_declare_the_units_of_their_metrics_to_the_engine():
+    """The engine's plots know generic units alone (ms, GiB, USD); tokens/s per GPU and USD per million tokens are
+    the objectives' own, declared with their provenance (through a confirming wrapper too)."""
+    from dse.evaluation import objective_info
+    from dse.plot import unit_of
+    from objectives import llm_serving_objective
+    from objectives.metric_units import METRIC_UNITS
+    from objectives.mix import MixObjective
+    from objectives.training import training_objective
+
+    want = [list(u) for u in METRIC_UNITS]
+    ev = llm_serving_objective("Llama-3.1-8B")
+    assert objective_info(ev)["units"] == want
+    assert objective_info(ev.confirming({"tok_s_per_gpu": "max"}))["units"] == want
+    assert objective_info(training_objective("Llama-3.1-8B", seq_len=4096, global_batch=256, tokens=1e9))["units"] == want
+    assert MixObjective.dse_units == METRIC_UNITS
+    assert [unit_of(m, METRIC_UNITS) for m in ("tok_s_per_gpu", "usd_per_mtok", "tflops_per_gpu", "tpot_ms")] == [
+        "tokens/s per GPU", "USD per million tokens", "TFLOP/s per GPU", "ms"]
+
+
 def test_a_calibrated_profile_is_named_with_its_hashes_in_the_study_provenance(tmp_path, capsys):
     """`llm_serving_objective(..., profile=f)`: the study's stored objective names the file, its bytes' sha256 and
     the factors' hash (the version carries the hash alone), through `.confirming` and a run too."""

@@ -88,26 +88,28 @@ def _integrity(path: Path) -> str:
         con.close()
 
 
-def test_four_processes_one_sqlite_file(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"  # does not exist yet: the 4 processes race to create the schema and the study
-    url = f"sqlite:///{db}"
+def race_four_workers(url: str, tmp_path: Path, busy_s: list[float], timeout_s: float) -> list[str]:
+    """4 worker processes x 500 trials of study "shared" started together on `url` (`busy_s`: each one's busy
+    timeout): each exits cleanly; their logs. Exactly one of them created the study."""
     go = tmp_path / "go"
     logs = [tmp_path / f"w{i}.log" for i in range(4)]
-    # two with the default busy timeout, two with 1 ms: SQLite gives up at once and our retry loop does the work
-    procs = [_spawn(url, "shared", seed=i, n_total=500, go=go, log=logs[i], busy_s=30.0 if i % 2 else 0.001)
-             for i in range(4)]
+    procs = [_spawn(url, "shared", seed=i, n_total=500, go=go, log=logs[i], busy_s=busy_s[i]) for i in range(4)]
     try:
         _wait_ready(logs, procs)
         go.touch()
         for proc, log in zip(procs, logs):
-            assert proc.wait(timeout=240) == 0, log.read_text()
+            assert proc.wait(timeout=timeout_s) == 0, log.read_text()
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
     texts = [log.read_text() for log in logs]
-    assert all("exit" in t and "Error" not in t for t in texts), texts
-    assert sum(t.count("created") for t in texts) == 1  # exactly one process created the study
+    assert sum(t.count("created") for t in texts) == 1, texts  # exactly one process created the study
+    return texts
+
+
+def check_the_raced_study(url: str) -> None:
+    """The study the 4 workers of `race_four_workers` shared: 2,000 complete trials, each result on its own."""
     st = open_storage(url)
     sid = st.get_study("shared")["id"]
     df = st.load_trials(sid)
@@ -117,6 +119,15 @@ def test_four_processes_one_sqlite_file(tmp_path: Path) -> None:
     assert df["worker"].value_counts().tolist() == [500] * 4
     assert all(m["y"] == 2 * p["x"] for p, m in zip(df["params"], df["metrics"]))  # each result on its own trial
     st.close()
+
+
+def test_four_processes_one_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"  # does not exist yet: the 4 processes race to create the schema and the study
+    url = f"sqlite:///{db}"
+    # two with the default busy timeout, two with 1 ms: SQLite gives up at once and our retry loop does the work
+    texts = race_four_workers(url, tmp_path, [0.001, 30.0, 0.001, 30.0], timeout_s=240)
+    assert all("exit" in t and "Error" not in t for t in texts), texts
+    check_the_raced_study(url)
     assert _integrity(db) == "ok"
 
 

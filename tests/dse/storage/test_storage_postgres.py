@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from dse.errors import StorageError, StudyError
 from dse.storage import open_storage
-from tests.dse.storage.test_storage_concurrency import _spawn, _wait_ready
+from tests.dse.storage.test_storage_concurrency import check_the_raced_study, race_four_workers
 from tests.helpers import pg_server
 from tests.helpers.pg_server import postgres_db_url, postgres_url  # noqa: F401 - fixtures (one server: config.stash)
 
@@ -96,26 +96,5 @@ def test_wrong_password_is_a_clear_error(postgres_url: str) -> None:  # noqa: F8
 @pytest.mark.postgres
 def test_four_processes_postgres(postgres_db_url: str, tmp_path: Path) -> None:  # noqa: F811
     """4 worker processes x 500 trials race to create schema and study, then reserve/finish concurrently."""
-    go = tmp_path / "go"
-    logs = [tmp_path / f"w{i}.log" for i in range(4)]
-    procs = [_spawn(postgres_db_url, "shared", seed=i, n_total=500, go=go, log=logs[i], busy_s=30.0)
-             for i in range(4)]
-    try:
-        _wait_ready(logs, procs)
-        go.touch()
-        for proc, log in zip(procs, logs):
-            assert proc.wait(timeout=300) == 0, log.read_text()
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    texts = [log.read_text() for log in logs]
-    assert sum(t.count("created") for t in texts) == 1, texts
-    st = open_storage(postgres_db_url)
-    sid = st.get_study("shared")["id"]
-    df = st.load_trials(sid)
-    assert df["number"].tolist() == list(range(2000))  # exactly 2000 unique numbers 0..1999
-    assert (df["state"] == "complete").all() and st.count_trials(sid) == 2000
-    assert df["worker"].value_counts().tolist() == [500] * 4
-    assert all(m["y"] == 2 * p["x"] for p, m in zip(df["params"], df["metrics"]))
-    st.close()
+    race_four_workers(postgres_db_url, tmp_path, [30.0] * 4, timeout_s=300)
+    check_the_raced_study(postgres_db_url)

@@ -163,6 +163,7 @@ def test_the_yaml_files_hold_only_keys_of_the_release():
     has, and each cache transceiver backend is among the recorded choices."""
     fl, _ = flag_list("trtllm")
     api = fl.yaml["extra_llm_api_options"]
+    seen: set[str] = set()     # what the configurations exercised: each branch below is checked at least once
     for cfg, model in _configs():
         try:
             d = deploy.commands(cfg, engine="trtllm", model=model, workload=WORKLOAD)
@@ -172,13 +173,18 @@ def test_the_yaml_files_hold_only_keys_of_the_release():
             doc = yaml.safe_load(text)
             if name == "disagg_config.yaml":
                 assert set(doc) <= set(fl.yaml["disaggregated"]["keys"]), doc
+                seen.add(name)
                 continue
             assert set(doc) <= set(api["keys"]), (name, doc)
             assert set(doc["kv_cache_config"]) <= set(api["kv_cache_config"]), doc
+            seen.add("extra_llm_api_options")
             if "moe_config" in doc:
                 assert set(doc["moe_config"]["load_balancer"]) <= set(api["moe_config.load_balancer"])
+                seen.add("moe_config")
             if "cache_transceiver_config" in doc:
                 assert doc["cache_transceiver_config"]["backend"] in api["cache_transceiver_config"]["backend"]
+                seen.add("cache_transceiver_config")
+    assert seen == {"disagg_config.yaml", "extra_llm_api_options", "moe_config", "cache_transceiver_config"}, seen
 
 
 # ------------------------------------------------------------------------------------------------ KV cache dtype

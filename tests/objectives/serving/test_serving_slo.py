@@ -2,8 +2,6 @@
 capacity search, the `dse capacity` command, and confirming a front by simulation (dse.fidelity)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,17 +114,15 @@ def test_slower_arrivals_lower_latency_and_raise_cost_per_token():
 # -- capacity -----------------------------------------------------------------------------------------------------
 
 def test_capacity_is_the_edge_of_the_slo():
-    t0 = time.process_time()
+    # its speed (target <= 1 s CPU) is benchmarks/serving.py's, not a unit test's
     r = serving.capacity(MODEL, "H200", tp=4, weight_dtype="fp8", kv_dtype="fp8", slo=P99,
                          workload=serving.Workload(rate=1.0, input_len=2048, output_len=256))
-    cpu = time.process_time() - t0
     cap = r["capacity_req_s"]
     assert 0.8 < cap / r["analytical_req_s"] < 1.25 and r["n_simulations"] >= 2
     assert meets(r["metrics"], P99)
     w = serving.Workload(rate=cap * 1.3, input_len=2048, output_len=256, n_requests=1000)
     above = serving.simulate(MODEL, "H200", tp=4, weight_dtype="fp8", kv_dtype="fp8", workload=w)
     assert not meets(above, P99)
-    assert cpu < 3.0, cpu        # target <= 1 s on one quiet core (docs: measured); slack for a loaded CI machine
 
 
 def test_capacity_metric_and_analytical_capacity_are_monotone():
