@@ -689,7 +689,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
         fields["moe_a2a"] = np.asarray(moe_a2a, dtype=float)
     # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
-              "n_hca", "hc_mult", "mx4", "fp8blk", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
+              "n_hca", "hc_mult", "mx4", "fp8blk", "fp8tok", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
         fields[f] = getattr(m, f)
     fields["lin_kda"] = m.lin_kda  # Kimi Delta Attention rows: the profile's KDA tables price their recurrence
     if np.any(m.idx_block > 0):  # MiniMax sparse attention: its span, indexer and layers (absent: none)

@@ -519,9 +519,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     wts = act if weight_names is None else np.broadcast_to(np.asarray(weight_names, dtype=object), bshape).ravel()
     mx = (f["mx4"] > 0 if "mx4" in f else np.zeros(n, dtype=bool)).astype(int)
     blk = (f["fp8blk"] > 0 if "fp8blk" in f else np.zeros(n, dtype=bool)).astype(int)
+    ptok = (f["fp8tok"] > 0 if "fp8tok" in f else np.zeros(n, dtype=bool)).astype(int)
     # the MoE activation knob (`MOE_ACT_DTYPES` code; absent: "auto" on every row)
     mact = f["moe_act"].astype(int) if "moe_act" in f else np.zeros(n, dtype=int)
-    codes = _group_codes(gpus, engs, act, kvn, wts, mx, blk, mact)
+    codes = _group_codes(gpus, engs, act, kvn, wts, mx, blk, ptok, mact)
     mdp = adp if moe_dp is None else np.minimum(adp, moe_dp)
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
@@ -534,6 +535,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         gt = prof.table(_GEMM_TABLE.get(a, ""))
         if a == "fp8" and blk[rows[0]] and e in BLOCK_FP8_GEMM_ENGINES:
             gt = prof.table("gemm.fp8_block") or gt
+        elif a == "fp8" and not blk[rows[0]] and not ptok[rows[0]]:  # per-tensor FP8: the static activation scale
+            gt = prof.table("gemm.fp8_static") or gt
         wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
         w_bytes = gt_bytes = DTYPE_BYTES.get(a, 2.0)  # bytes per weight: the checkpoint's, the table's
         if w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
@@ -635,6 +638,12 @@ class _FlatCoeffs:
         return _flat(getattr(self._c, name), self._shape)
 
 
+#: A per-tensor FP8 checkpoint (ModelOpt's FP8, nvidia/*-FP8; an engine's own FP8 quantization of a 16-bit one)
+#: carries a static activation scale: where the profile holds `gemm.fp8_static` (`profiles.build.
+#: DYNAMIC_FP8_GEMM_ENGINES`: TensorRT-LLM, whose `gemm.fp8` times the dynamic scale) its GEMMs read that table.
+#: Per-channel FP8 (`Model.quant_scheme` "fp8_per_channel": Meta's FBGEMM releases, compressed-tensors' FP8-dynamic)
+#: scales its activations per token at run time and keeps `gemm.fp8`, as block-scaled FP8 does where it has no
+#: block table.
 #: engines whose `gemm.fp8_block` table times the block-scaled FP8 GEMM (128 x 128 weight blocks, 1 x 128 activation
 #: groups) they run for a block-quantized FP8 checkpoint (DeepSeek-V3 / R1, Qwen3-FP8): TensorRT-LLM (FP8 block
 #: scales linear) and SGLang. Their per-tensor `gemm.fp8` tables time another kernel; TensorRT-LLM's costs ~7 us more

@@ -77,6 +77,7 @@ class ModelShape:
     dense8: Num = 0.0         # 1.0: non-expert weights stay FP8 when the experts are 4-bit (Model.dense_weight_dtype)
     mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
     fp8blk: Num = 0.0         # 1.0: the checkpoint's FP8 is block-scaled (the GEMM tables it reads)
+    fp8tok: Num = 0.0         # 1.0: the checkpoint's FP8 activations are scaled per token at run time (per-channel)
     # ---- GQA shapes beyond one head width and one KV-head count (0.0: as head_dim / n_kv_heads) ---------------
     gqa_v_head: Num = 0.0     # value head width where it differs from head_dim (MiMo-V2-Flash: 128 vs 192)
     swa_kv_heads: Num = 0.0   # KV heads of the `n_win` window layers where they differ (MiMo-V2-Flash: 8 vs 4)
@@ -189,6 +190,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "dense8": lambda m: float(m.dense_weight_dtype == "fp8"),
         "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
         "fp8blk": lambda m: float(m.quant_scheme == "fp8_block"),
+        "fp8tok": lambda m: float(m.quant_scheme == "fp8_per_channel"),
         "gqa_v_head": lambda m: float(m.v_head_dim) if not m.kv_lora_rank and m.v_head_dim != m.head_dim else 0.0,
         "swa_kv_heads": lambda m: (float(m.swa_n_kv_heads) if mm.n_sliding_layers(m)
                                    and m.swa_n_kv_heads not in (0, m.n_kv_heads) else 0.0),

@@ -5,7 +5,9 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 
 - GEMM latency by (m, n, k) per GEMM dtype (bf16, fp8 per-tensor, fp8 block-scaled, fp4/NVFP4, weight-only int);
   m thinned to powers of two and a few midpoints (the +1 tile-edge rows are dropped), n and k kept whole;
-  the fastest kernel per cell (what the engine's heuristics choose from).
+  the fastest kernel per cell (what the engine's heuristics choose from). Where the engine's fp8 rows time a
+  dynamic activation scale (TensorRT-LLM) also `gemm.fp8_static`: those rows less the scale's measured overhead
+  (`static_fp8_gemm`), the GEMM a checkpoint with static activation scales runs.
 - Context attention by (batch, input length, query heads per GPU) and generation attention by (batch, KV length,
   KV heads per GPU), head_dim 128, full attention, per KV-cache dtype (the median over the other head count).
   Context grids stop at a total token count (batch x length); a length's larger batches are extended in
@@ -57,8 +59,10 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
+from objectives import catalog
+
 from .grid import Table, covered_cells, extend_proportional, extend_trend, fill_gaps, monotone, pivot
-from .profile import DATA_DIR, KernelProfile, save
+from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, save
 
 log = logging.getLogger(__name__)
 
@@ -1075,6 +1079,44 @@ def _comm_tables(root: Path, system: str, engine: str, version: str) -> dict[str
     return out
 
 
+#: engines whose `fp8` GEMM rows time the per-tensor FP8 Linear with a dynamic activation scale, and whose
+#: `quantize/<engine>/<version>/computescale_perf.parquet` times that scale's overhead at the same (m, k): the
+#: profile also carries `gemm.fp8_static` (`static_fp8_gemm`), the Linear with the checkpoint's static activation
+#: scale. TensorRT-LLM: aiconfigurator's collector (collector/trtllm/collect_gemm.py) loads fp8 weights without an
+#: `input_scale`, so `FP8QDQLinearMethod.apply` runs `quantize_e4m3_per_tensor` (amax, scale, quantize) before the
+#: GEMM; its compute-scale collector (collect_computescale.py) times that against `static_quantize_e4m3_per_tensor`
+#: (the path with the checkpoint's `input_scale`, ModelOpt's FP8). vLLM's and SGLang's fp8 rows time their own fused
+#: quantize (their overhead tables read 0-1.2 us at decode sizes against TensorRT-LLM's 7-9 us) and are not listed
+DYNAMIC_FP8_GEMM_ENGINES = ("trtllm",)
+#: the compute-scale overhead table of `DYNAMIC_FP8_GEMM_ENGINES`, under `quantize/<engine>/<version>/`
+COMPUTE_SCALE_FILE = "computescale_perf.parquet"
+
+
+def static_fp8_gemm(dyn: Table, path: Path, fp8_tflops: float, mem_tbs: float) -> Table | None:
+    """The per-tensor FP8 GEMM with a static activation scale: `dyn` (the `gemm.fp8` table, dynamic scale, by
+    (m, n, k), ms) less the compute-scale overhead `path` measured by (m, k) (ms; the overhead is the dynamic
+    quantize less the static one, so the static quantize stays in), at least the GEMM's roofline on the datasheet
+    (`fp8_tflops` dense FP8 TFLOP/s, `mem_tbs` TB/s: FP8 weights and activations in, 16-bit results out; the two
+    tables are timed apart, so a noisy cell of either cannot take a cell below what the GPU can do) or the dynamic
+    cell where that is lower (a weight the L2 cache holds in the collector's loop), and not falling as m grows (`grid.monotone`). None if the overhead table is too sparse. Its `covered` cells are `dyn`'s. The
+    collector writes max(0, dynamic - static): its 0 cells (21 of L40S's 1,628 and 15 of the RTX PRO 6000's, all at
+    4k-33k tokens, where the neighbouring cells read 10-60 us) are two noisy timings, filled from their neighbours."""
+    df = pd.read_parquet(path)
+    if missing := [c for c in ("m", "k", "latency") if c not in df.columns]:
+        raise ValueError(f"{path}: missing column(s) {missing}; a compute-scale table needs m, k, latency")
+    if "quant_dtype" in df.columns:
+        df = df[df["quant_dtype"].astype(str) == "fp8"]
+    lat = pd.to_numeric(df["latency"], errors="coerce").to_numpy(float)
+    cs = _table(df[np.isfinite(lat) & (lat > 0) & df["m"].isin(M_KEEP).to_numpy()], ["m", "k"], [0, 1])
+    if cs is None:
+        log.info("%s: compute-scale table too sparse, no gemm.fp8_static", path)
+        return None
+    m, n, k = np.meshgrid(*dyn.axes, indexing="ij")
+    roof = np.maximum(2.0 * m * n * k / (fp8_tflops * 1e12), (n * k + m * k + 2.0 * m * n) / (mem_tbs * 1e12)) * 1e3
+    ms = np.maximum(np.exp(dyn.log_ms) - cs(m, k), np.minimum(roof, np.exp(dyn.log_ms)))
+    return Table(dyn.names, dyn.axes, monotone(np.log(ms), 0), dyn.covered)
+
+
 def build_one(root: Path, system: str, engine: str, version: str, source: str) -> KernelProfile | None:
     """The compact profile of one (system, engine, version), or None without GEMM tables."""
     base = root / system
@@ -1087,6 +1129,12 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
         return None
     if system in WEIGHT_ONLY_FP8_SYSTEMS and "gemm.fp8" in tables:
         tables["gemm.fp8_wo"] = tables.pop("gemm.fp8")
+    f_cs = _table_upto(root, system, "quantize", engine, version, COMPUTE_SCALE_FILE)
+    gpu = catalog.gpu(GPU_OF_SYSTEM[system]) if system in GPU_OF_SYSTEM else None
+    if engine in DYNAMIC_FP8_GEMM_ENGINES and "gemm.fp8" in tables and f_cs is not None and gpu is not None \
+            and gpu.supports("fp8"):
+        if (fp8_st := static_fp8_gemm(tables["gemm.fp8"], f_cs, gpu.peak_tflops["fp8"], gpu.mem_bw_tbs)) is not None:
+            tables["gemm.fp8_static"] = fp8_st
     avs = versions(root, system, "attention", engine)
     av = [v for v in avs if _vkey(v) <= _vkey(version)] or avs
     if av:

@@ -13,16 +13,16 @@ KIMI = dict(model="moonshotai/Kimi-K2.5", gpu="B200", tp=8, batch_size=8, input_
             engine="vllm")
 
 
-def _slow_bf16_gemms(monkeypatch: pytest.MonkeyPatch, factor: float) -> None:
-    """Every profile's gemm.bf16 table `factor` x slower."""
+def _slow_bf16_gemms(monkeypatch: pytest.MonkeyPatch, factor: float, name: str = "gemm.bf16") -> None:
+    """Every profile's table `name` (gemm.bf16) `factor` x slower."""
     load = profiles.load
 
     def slow(*a, **kw):
         p = load(*a, **kw)
-        if p is None or p.table("gemm.bf16") is None:
+        if p is None or p.table(name) is None:
             return p
-        t = p.table("gemm.bf16")
-        tables = {**p.tables, "gemm.bf16": Table(t.names, t.axes, t.log_ms + np.log(factor))}
+        t = p.table(name)
+        tables = {**p.tables, name: Table(t.names, t.axes, t.log_ms + np.log(factor))}
         return dataclasses.replace(p, tables=tables)
     monkeypatch.setattr(profiles, "load", slow)
 
@@ -247,8 +247,10 @@ def test_a_block_fp8_checkpoint_reads_the_block_scaled_gemm_table_where_the_engi
     base = {e: tpot(e) for e in ("vllm", "sglang", "trtllm")}
     # vLLM's block table is a flat host-time floor: both checkpoints read its per-tensor table
     assert base["vllm"][0] == base["vllm"][1]
-    # TensorRT-LLM's block-scaled GEMM at decode sizes is its per-tensor one less the dynamic activation scale
-    assert base["trtllm"][0] < 0.95 * base["trtllm"][1]
+    # TensorRT-LLM's block-scaled GEMM at decode sizes is near its per-tensor one with a static activation scale
+    # (`gemm.fp8_static`; its dynamic-scale `gemm.fp8` is ~7 us per GEMM above both)
+    assert base["trtllm"][0] != base["trtllm"][1]
+    assert abs(base["trtllm"][0] / base["trtllm"][1] - 1.0) < 0.05
     assert base["sglang"][0] != base["sglang"][1]
     # the block table is what moved: doubling it moves the block checkpoint alone
     load = profiles.load
@@ -296,3 +298,20 @@ def test_mxfp4_experts_run_the_kernel_each_engine_defaults_to_on_blackwell(monke
             assert np.all(now > 1.3 * base[c]), c
     # TensorRT-LLM's own MXFP8 kernel, not the bf16 one its table also times (2-3x slower at decode batches)
     assert base[("B200", "trtllm")][1] < 1.2 * base[("B200", "sglang")][1]
+
+
+def test_a_per_tensor_fp8_checkpoint_reads_tensorrt_llms_static_scale_gemm_and_a_per_channel_one_does_not(monkeypatch):
+    # nvidia's ModelOpt FP8 (per tensor, static activation scale), the bf16 checkpoint served in FP8 (TensorRT-LLM
+    # quantizes it with ModelOpt: static), Meta's FP8 (per-channel weights, activations scaled per token at run time)
+    kw = dict(gpu="H200", tp=8, weight_dtype="fp8", batch_size=4, input_len=1024, output_len=256)
+    models = ["nvidia/Llama-3.1-405B-Instruct-FP8", "Llama-3.1-405B", "meta-llama/Llama-3.1-405B-Instruct-FP8"]
+
+    def tpot(engine: str) -> np.ndarray:
+        return inference.estimate(model=models, engine=engine, **kw)["tpot_ms"].to_numpy()
+
+    base = {e: tpot(e) for e in ("vllm", "trtllm")}
+    assert base["trtllm"][0] == base["trtllm"][1] and base["trtllm"][0] < 0.9 * base["trtllm"][2]
+    _slow_bf16_gemms(monkeypatch, 2.0, "gemm.fp8_static")   # only TensorRT-LLM's per-tensor rows move
+    now = tpot("trtllm")
+    assert np.all(now[:2] > 1.1 * base["trtllm"][:2]) and now[2] == base["trtllm"][2]
+    assert np.array_equal(tpot("vllm"), base["vllm"])
