@@ -15,7 +15,9 @@ Workloads and what the model does with them:
 - all at once (``rate=inf``, the max-throughput benchmark): the saturated steady state, sequences in flight
   N = min(max_batch_size, KV-cache capacity); no queue (its length depends on the request count).
 - closed loop (``concurrency=C``): N = min(that, ceil(C / replicas)); what a user's cycle C / X (X: requests/s)
-  leaves beyond the service time is the wait for a slot, counted in TTFT (Little's law).
+  leaves beyond the service time is the wait for a slot, counted in TTFT (Little's law). Under a prompt-length
+  mixture each request also costs its prefill's excess over the mean prompt's (`_attention_excess`: a Var(L)), the
+  replica's rate 1 / (1 / X + excess) and its decode steps stretched alike.
 - open loop (``rate=r`` requests/s, Poisson or gamma arrivals, or a trace's arrivals): each replica receives
   r / replicas. Aggregated continuous batching: the occupancy N solves r_rep = N / R(N) (Little's law, R the
   residency TTFT + (O - 1) TPOT, found by bisection over N).
@@ -43,8 +45,14 @@ Workloads and what the model does with them:
   a stationary queue at the window's rate elsewhere; the replica starts empty and admits while it holds a free
   slot, so a storm first fills the slots its quieter past left free (`_slot_fluid`: each slot frees one
   residency after its admission), and the wait for a slot is each window's (Erlang C at the window's
-  occupancy). The disaggregated prefill pool under a length mixture uses the same queue (`_length_queue`) on
-  each length's work at the pool's batched rate.
+  occupancy). There a window's decode step is t_dec(its sequences) / (1 - rho_k), rho_k the share of its time its
+  prompts' prefills hold the iterations (`_window_steps`), and a request's TPOT the mean step over its decode
+  from its admission on (`_window_tpot`): a storm slows every decode that runs beside it. The disaggregated prefill
+  pool under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched
+  rate, and under a trace's own arrivals the same windows (no slots: a prompt leaves the pool when prefilled),
+  each decode rank's slots filling over them (`_slot_fluid`).
+  Past its capacity a replica's run starts empty: it fills its batch at the prompts' rate before anything
+  queues, so its backlog trails the linear one by about a batch (`_start_backlog`; fixed prompt lengths).
   Every queue wait (these two; the disaggregated prefill pool and decode admission below) is the run's, `run_wait`:
   the stationary wait, at most what a run of n requests builds at the queue's capacity X
   (Poisson arrivals at lam = X: a reflected random walk, mean 0.53 sqrt(n) / X), and at a rate above X the run's
@@ -69,6 +77,7 @@ Workloads and what the model does with them:
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
   t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish. Under an open-loop rate
   it serves at most that rate and, offered more than its batches hold, adds the run's backlog (`run_wait`) to TTFT.
+  Under a prompt-length mixture the batch's prefill is longer by its requests' excess (`_attention_excess`).
 - disaggregated, closed loop: `disagg_closed_loop` (C clients coupling the pools: X = C / (TTFT + (O - 1) TPOT),
   the decode pool's occupancy from Little's law, the prefill pool's queue at its capacity; its docstring).
 - disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
@@ -106,7 +115,7 @@ scales the saturated steady state's energy per token the same way (same mean pow
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -507,6 +516,7 @@ class ServingModel:
         self._windows_ms = np.geomspace(1.0, 1e7, DISPERSION_WINDOWS)
         self._idc = workload.arrival_dispersion(self._windows_ms / 1e3)
         self._profile = workload.arrival_profile(MODULATION_WINDOWS)
+        self._tokens = workload.prompt_profile(MODULATION_WINDOWS)    # each window's mean prompt over the run's
         self._idc_within = workload.arrival_dispersion(self._windows_ms / 1e3, demodulate=MODULATION_WINDOWS)
         # requests sharing an arrival time: E[X] of their number X (1: no ties)
         self._batch = (workload.arrival_batches() or (1.0, 1.0))[0]
@@ -842,7 +852,39 @@ class ServingModel:
                         m_w = np.maximum(run_wait(qu["stationary"], n_req, np.minimum(offered, r_pre), r_pre,
                                                   burst=g_mix) / qu["p0"], 1e-9)
                         over = offered >= r_pre * 0.999
+                        # a trace's own arrivals: the pool's queue over the run's windows (`_modulated`: a fluid
+                        # backlog where a window's prompts outrun the pool, carried into the windows after it, the
+                        # window's own stationary queue elsewhere), as the aggregated replicas'; a prompt holds no
+                        # slot in the pool (it leaves when prefilled), so no slot fluid or slot wait there
+                        mod = (self._modulated(own * per[:, None], offered, r_pre, np.full(len(i), n_req), qu["c2"],
+                                               np.full(len(i), np.inf), np.zeros(len(i)))
+                               if self._profile is not None else None)
+                        if mod is not None:
+                            wait_p[i] = mod["mean"]
+                            # ... and each decode rank's slots over the same windows (`_slot_fluid`): fed the
+                            # window's prompts, at most what the prefill pool passes, a storm fills the slots its
+                            # quieter past left free before it queues; the queue past a full batch is a fluid floor
+                            # added to the prefill pool's, the wait for a slot each window's (`window_slot_wait`)
+                            W = len(mod["weights"])
+                            lam_rank, cap_rank = offered / n_d, r_dec / n_d
+                            pass_rank = r_pre / n_d
+                            prof = self._profile                      # each window's rate over the mean
+                            assert prof is not None
+                            lam_k = np.minimum(lam_rank[:, None] * prof[None, :], pass_rank[:, None])
+                            n_rank = n_req / n_d                     # each decode rank's share of the run
+                            fl_d, held_d, _ = self._slot_fluid(lam_k, n_rank / lam_rank / W,
+                                                               np.maximum(pass_rank, cap_rank), cap_rank, slots,
+                                                               *self._out_nodes)
+                            served_k = np.minimum(lam_k, cap_rank[:, None]).ravel()
+                            slot_w = window_slot_wait(held_d, slots, 0.5 * steps * t_d, np.repeat(np.maximum(
+                                n_rank / W, 1.0), W), served_k, np.repeat(cap_rank, W), mod["weights"])
+                            slot_mean = fl_d @ mod["weights"] + slot_w["mean"]
+                            slot_q = {p: slot_w[p] for p in PERCENTILES}
+                            mod = {**mod, "fluid": mod["fluid"] + fl_d}
                         for p in PERCENTILES:
+                            if mod is not None:
+                                q[p][0][i] = window_quantile(b, L_w, mod, Z_Q[p]) + slot_q[p]
+                                continue
                             hi = mixture_quantile(b, L_w, qu["p0"], m_w, Z_Q[p], qu["c2"])
                             q[p][0][i] = np.where(over, np.maximum(hi, b @ L_w + run_wait(
                                 np.zeros(len(i)), n_req, offered, r_pre, p)), hi) + slot_q[p]
@@ -868,10 +910,20 @@ class ServingModel:
             seq_steps = N[i] * max(osl - 1.0, 0.0)
             t_decode = batch_steps * (t_1 - slope) + seq_steps * slope
             n_pf = np.ceil(N[i] / ks)
-            cycle = n_pf * t_pf + t_decode
+            # (a length mixture's prompts cost their extra prefill work over the mean prompt's each, `_excess`)
+            cycle = n_pf * t_pf + t_decode + (N[i] * self._excess(sb) if self._len_nodes is not None else 0.0)
             tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
             tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
+        if conc is not None and self._len_nodes is not None and (~dis & ~stat).any():
+            # closed loop under a length mixture: each replica's cycle also holds its requests' extra prefill work
+            # over the mean prompt's (`_attention_excess`, ms per request), spread over its iterations as the
+            # prompts are, so its rate is 1 / (1 / X + excess) and its decode steps stretch alike; the first token
+            # keeps the mean prompt's (a prompt's chunks fill whole iterations, E[L] / budget of them)
+            j = np.flatnonzero(~dis & ~stat)
+            x_rep = tput[j] / osl / (d.dp[j] * adp[j]) / 1e3         # requests per ms a replica completes
+            stretch = 1.0 + x_rep * self._excess(d.take(j))
+            tput[j], tpot[j] = tput[j] / stretch, tpot[j] * stretch
         for p in PERCENTILES:                                    # rows not estimated below: percentile = mean
             keep = ~(dis & (lam_total is not None))
             q[p][0][keep] = ttft[keep]
@@ -1109,7 +1161,12 @@ class ServingModel:
         host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())[0]
         base = base + host
         g = self.burst                                                # Kingman: bursts and mixed lengths
-        ttft = base + run_wait(g * rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms, burst=g)
+        # past capacity, the run's backlog from an empty start (`_start_backlog`; fixed prompt lengths: the length
+        # mixture's own queue, `_mixture`, keeps the linear backlog or a trace's windows)
+        start = (self._start_backlog(lam_ms, n_req, S, cap_ms, n_max, ~stable) if self._len_nodes is None
+                 else {k: None for k in ("mean", *PERCENTILES)})
+        ttft = base + run_wait(g * rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms, burst=g,
+                               backlog=start["mean"])
         qs = {}
         pure = t_dec                                                  # a decode step without prompts (plain rows)
         if plain.any():
@@ -1121,7 +1178,7 @@ class ServingModel:
         for p in PERCENTILES:
             slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, g * S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
-                                              burst=g)
+                                              burst=g, backlog=start[p])
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
             at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None)["tpot_ms"],
                             at["tpot_ms"])
@@ -1136,11 +1193,75 @@ class ServingModel:
             # prompt's; every row: no decode step outlasts the longest iteration (`_mixture`'s "step_max")
             tpot_fixed = tpot
             tpot = np.minimum(np.where(plain, mix["tpot"], tpot), mix["step_max"])
+            if "tpot_window" in mix:                                  # a trace's windows (`_window_tpot`)
+                tpot = mix["tpot_window"]
             for p in PERCENTILES:
                 qs[f"ttft_{p}"] = mix[f"ttft_{p}"]
                 floor = np.where(plain, qs[f"tpot_{p}"] * mix["tpot"] / np.maximum(tpot_fixed, 1e-12), qs[f"tpot_{p}"])
                 qs[f"tpot_{p}"] = np.minimum(np.maximum(floor, mix[f"tpot_{p}"]), mix["step_max"])
         return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
+
+    def _start_backlog(self, lam_ms: np.ndarray, n_req: np.ndarray, S: np.ndarray, cap_ms: np.ndarray,
+                       slots: np.ndarray, over: np.ndarray) -> dict[str, np.ndarray | None]:
+        """The run's backlog wait (ms; "mean" and `PERCENTILES` over the run's requests, one per row; None where no
+        row is ``over`` its capacity) of an aggregated replica offered ``lam_ms`` requests per ms past its capacity
+        ``cap_ms``, a run of ``n_req`` requests: it starts empty and admits the first ones at its prompts' rate
+        (1 / ``S``, S the prefill alone, ms) into its ``slots`` free slots, which free one residency later
+        (`_slot_fluid` at a constant rate over `START_WINDOWS` windows), so its queue grows only once its batch
+        is full, a batch's worth of requests behind the linear n (1 / cap - 1 / lam) (`run_wait`), which counts
+        as if the replica had served at its capacity from the first request on. The rows below capacity keep
+        `run_wait`'s (no backlog: 0); the percentile of the backlog over the run's windows, each a share 1 / W."""
+        out: dict[str, np.ndarray | None] = {k: None for k in ("mean", *PERCENTILES)}
+        if not over.any():
+            return out
+        n, W = len(lam_ms), START_WINDOWS
+        j = np.flatnonzero(over)
+        lam = np.maximum(np.asarray(lam_ms, dtype=float)[j], 1e-300)
+        n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))[j]
+        fl, _, _ = self._slot_fluid(np.repeat(lam[:, None], W, axis=1), n_run / lam / W,
+                                    1.0 / np.maximum(S[j], 1e-300), np.minimum(cap_ms[j], 1.0 / np.maximum(S[j], 1e-300)),
+                                    np.maximum(np.floor(slots[j]), 1.0), *self._out_nodes, per_window=START_STEPS)
+        # the requests' quantiles: the windows' means sorted, each at its window's middle (a share 1 / W each),
+        # linear between them and beyond the last (the queue still growing at the run's end)
+        fs = np.sort(fl, axis=1)
+        full = {"mean": fl.mean(axis=1)}
+        for p in PERCENTILES:
+            x = Z_Q[p] * W - 0.5
+            lo = int(np.clip(np.floor(x), 0, W - 2))
+            full[p] = np.maximum(fs[:, lo] + (x - lo) * (fs[:, lo + 1] - fs[:, lo]), 0.0)
+        for key, v in full.items():
+            col = np.zeros(n)
+            col[j] = v
+            out[key] = col
+        return out
+
+    def _excess(self, d: Deployments) -> np.ndarray:
+        """`_attention_excess` of deployments ``d`` (ms per request: the prompt-length mixture's prefill work over
+        its mean prompt's, each prompt alone on the deployment's own GPUs)."""
+        s_mean = inference.estimate(**self._kw(d), batch_size=1, input_len=self.input_len, output_len=1,
+                                    max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+        return self._attention_excess(self._prefill_nodes(self._kw(d), d.max_num_tokens), s_mean)
+
+    def _attention_excess(self, S: np.ndarray, s_mean: np.ndarray) -> np.ndarray:
+        """The extra prefill work (ms per request, one per row) of the workload's prompt-length mixture over its mean
+        prompt's: a prompt's prefill grows as c1 L + a L^2 once its compute binds (the fixed costs amortized over an
+        iteration's batch), so prompts of mean length L-bar cost a Var(L) more on average than the mean prompt
+        (Jensen). a: the second divided difference of the prefill alone (``S`` (n, K) at the length nodes,
+        ``s_mean`` (n,) at the mean prompt, ms) at the mean, at the length node halfway to the longest, and at the
+        longest; 0 where the nodes do not straddle the mean."""
+        assert self._len_nodes is not None
+        L, w = self._len_nodes
+        n = S.shape[0]
+        x0, x2 = self.input_len, float(L[-1])
+        if not x2 > x0:
+            return np.zeros(n)
+        j = int(np.clip(np.searchsorted(L, 0.5 * (x0 + x2)), 1, len(L) - 2))
+        x1 = float(L[j])
+        if not x0 < x1 < x2:
+            return np.zeros(n)
+        var = float(((L - (L @ w)) ** 2) @ w)
+        a2 = ((S[:, -1] - S[:, j]) / (x2 - x1) - (S[:, j] - s_mean) / (x1 - x0)) / (x2 - x0)
+        return np.maximum(a2, 0.0) * var
 
     def _mixture(self, d: Deployments, lam_ms: np.ndarray, cache_share: np.ndarray,
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
@@ -1205,20 +1326,11 @@ class ServingModel:
         L, w = nodes
         n = len(d)
         S = self._prefill_nodes(self._kw(d), d.max_num_tokens) * cache_share[:, None]   # prefill alone (ms)
-        if s_mean is not None and L[-1] > self.input_len:
-            # the replica's capacity (``cap_ms``: the steady state of the mean prompt, whose prefill alone is
-            # ``s_mean``) less the mixture's extra attention: a prompt's prefill grows as c1 L + a L^2 once its
-            # compute binds (the fixed costs amortized over an iteration's batch), so prompts of mean length
-            # L-bar cost a Var(L) more on average than the mean prompt (Jensen). a: the second divided difference
-            # of the prefill at the mean, at the length node halfway to the longest, and at the longest
-            x0, x2 = self.input_len, float(L[-1])
-            j = int(np.clip(np.searchsorted(L, 0.5 * (x0 + x2)), 1, len(L) - 2))
-            x1 = float(L[j])
-            if x0 < x1 < x2:
-                var = float(((L - (L @ w)) ** 2) @ w)
-                a2 = ((S[:, -1] - S[:, j]) / (x2 - x1) - (S[:, j] - s_mean) / (x1 - x0)) / (x2 - x0)
-                cap_ms = 1.0 / (1.0 / np.maximum(cap_ms, 1e-300) + np.maximum(a2, 0.0) * var)
-                stable = stable & (lam_ms < cap_ms * 0.999)
+        if s_mean is not None:
+            # the replica's capacity (``cap_ms``: the steady state of the mean prompt) less the mixture's extra
+            # attention (`_attention_excess`)
+            cap_ms = 1.0 / (1.0 / np.maximum(cap_ms, 1e-300) + self._attention_excess(S, s_mean))
+            stable = stable & (lam_ms < cap_ms * 0.999)
         # whole prompts (no chunked prefill) longer than the iteration's budget left by the decodes run alone: at
         # the head of the queue such a prompt holds every prompt behind it (FCFS) while the decodes in flight
         # run to their end (the simulator's engine: a prompt over the budget is scheduled only alone); that drain
@@ -1281,23 +1393,21 @@ class ServingModel:
                                                                burst=g)}
         m = np.maximum(wq / p0, 1e-9)                                 # mean wait of a request that waits (ms)
         # (each scheduling rank sees its share of the run's requests, ``n_req``, over the run's span)
-        mod = (self._modulated(work, lam_ms, cap_ms, n_req, qu["c2"], slots, resid) if self._profile is not None
-               else None)
-        win: dict[str, np.ndarray] = {}
-        win_w = wx
+        # no decode step outlasts the longest iteration: a prompt of max_num_tokens tokens (the budget an iteration
+        # holds; the decodes riding on it overlap its compute) or a long prompt's chunk that rides on the decodes
+        # (a whole prompt over the budget rides on none: it runs once no decode is in flight)
+        S_ride = np.where(long, 0.0, S)
+        budget_ms = inference.estimate(**self._kw(d), batch_size=1.0, input_len=d.max_num_tokens.astype(float),
+                                       output_len=1, max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+        step_max = np.maximum(np.maximum(budget_ms, (S_ride / chunks).max(axis=1)), step)
+        es_ride, es_long = S_ride @ w, np.where(long, S, 0.0) @ w
+
+        def window_steps(held: np.ndarray, adm: np.ndarray) -> np.ndarray:
+            return self._window_steps(d, held, adm, es_ride, es_long, step_max)
+
+        mod = (self._modulated(work, lam_ms, cap_ms, n_req, qu["c2"], slots, resid, window_steps)
+               if self._profile is not None else None)
         if mod is not None:
-            # the TTFT nodes: each length node j (service b_j) in each window k (weight w_j x the window's share),
-            # waiting max(its fluid backlog, its local queue's wait)
-            # (whole prompts' drains split each length node in M: the service's distribution re-read at the
-            # length nodes' probability bins first, `weighted_nodes`, so that the windows multiply fewer nodes)
-            b_s, w_s = weighted_nodes(b, wx) if b.shape[1] > len(LENGTH_BINS) - 1 else (b, wx)
-            shape = (n, b_s.shape[1], len(mod["weights"]))
-            win_w = (w_s[:, None] * mod["weights"][None, :]).ravel()
-            keep = win_w > 0                                          # windows without requests weigh nothing
-            win = {k: np.broadcast_to(mod[k][:, None, :], shape).reshape(n, -1)[:, keep]
-                   for k in ("p0", "m", "c2", "fluid")}
-            win["b"] = np.broadcast_to(b_s[:, :, None], shape).reshape(n, -1)[:, keep]
-            win_w = win_w[keep]
             # (the fluid carries the run's backlog; the slot wait is each window's, at the slots the fluid holds)
             out["ttft"] = b @ wx + mod["mean"] + mod["slot"]["mean"]
         outs, vo = self._out_nodes
@@ -1305,7 +1415,6 @@ class ServingModel:
         # a prompt's chunks ride one per iteration: a request decoding O - 1 steps meets at most O - 1 of them,
         # each costing its share S / chunks of the prefill. A whole prompt over the budget stalls none: it runs
         # once no decode is in flight
-        S_ride = np.where(long, 0.0, S)
         stall = S_ride[:, None, :] * np.minimum(outs[None, :, None] - 1.0, chunks[:, None, :]) / chunks[:, None, :]
         # a step behind a queue of prompts carries a chunk of the prompt being prefilled, chosen by work share
         c_full = ((S_ride * S_ride / chunks) @ w) / np.maximum(S @ w, 1e-300)
@@ -1315,11 +1424,7 @@ class ServingModel:
         busy_long = np.minimum(served * (np.where(long, S, 0.0) @ w), 0.999)
         rho_fit = np.minimum(served * (S_ride @ w) / (1.0 - busy_long), 0.999)
         out["tpot"] = step / (1.0 - rho_fit)
-        # no decode step outlasts the longest iteration: a prompt of max_num_tokens tokens (the budget an iteration
-        # holds; the decodes riding on it overlap its compute) or a long prompt's chunk that rides on the decodes
-        budget_ms = inference.estimate(**self._kw(d), batch_size=1.0, input_len=d.max_num_tokens.astype(float),
-                                       output_len=1, max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
-        out["step_max"] = np.maximum(np.maximum(budget_ms, (S_ride / chunks).max(axis=1)), step)
+        out["step_max"] = step_max
         for p in PERCENTILES:
             q = Z_Q[p]
 
@@ -1328,8 +1433,7 @@ class ServingModel:
             slot_q = (run_wait(np.where(erlang_c > 1 - q, drain * np.log(np.maximum(erlang_c / (1 - q), 1.0)), 0.0),
                                n_req, np.minimum(lam_ms, cap_ms), cap_ms, p) if mod is None else mod["slot"][p])
             if mod is not None:
-                out[f"ttft_{p}"] = mixture_quantile(win["b"], win_w, win["p0"], win["m"], q, win["c2"],
-                                                    floor=win["fluid"], steps=MODULATED_BISECTION_STEPS) + slot_q
+                out[f"ttft_{p}"] = window_quantile(b, wx, mod, q) + slot_q
             else:
                 hi = mixture_quantile(b, wx, p0, m, q, qu["c2"])
                 out[f"ttft_{p}"] = np.where(stable, hi, np.maximum(hi, b @ wx + run_wait(np.zeros(n), n_req, lam_ms,
@@ -1349,13 +1453,73 @@ class ServingModel:
             top = step + np.maximum(stall.max(axis=(1, 2)), c_full) + 1.0
             _, hi = bisect(step.copy(), top, tpot_tail, TTFT_BISECTION_STEPS)
             out[f"tpot_{p}"] = hi
+        if mod is not None:
+            # a trace's windows: a storm's prompts fill the iterations its decodes run in (`_window_tpot`)
+            wt = self._window_tpot(mod)
+            out["tpot_window"] = wt["mean"]
+            for p in PERCENTILES:
+                out[f"tpot_{p}"] = np.maximum(out[f"tpot_{p}"], wt[p])
+        return out
+
+    def _window_steps(self, d: Deployments, held: np.ndarray, adm: np.ndarray, es_ride: np.ndarray,
+                      es_long: np.ndarray, step_max: np.ndarray) -> np.ndarray:
+        """The mean decode step (ms, (n, W)) in each window of a trace (`_modulated`) that holds ``held`` sequences
+        and admits ``adm`` prompts per ms (n, W): each prompt holds the decodes' iterations for its prefill (the
+        decodes ride on it; ``es_ride``: the mean prefill, ms, of a prompt that rides, 0 for those that run alone,
+        whose mean ``es_long`` keeps no decode in flight), so a share rho = adm es_ride / (1 - adm es_long) of the
+        time carries prompts and a step lasts t_dec(held) / (1 - rho) (t_dec: a decode-only step at the sequences
+        the window holds, `inference.estimate`), at most ``step_max`` (the longest iteration)."""
+        n, W = held.shape
+        pure = inference.estimate(**_repeat(self._kw(d), n, W), batch_size=np.maximum(np.ceil(held.ravel() - 1e-9),
+                                                                                         1.0),
+                                  input_len=self.input_len, output_len=self.output_len,
+                                  max_num_tokens=np.repeat(d.max_num_tokens, W))["tpot_ms"].to_numpy(float)
+        busy_long = np.minimum(adm * es_long[:, None], 0.999)
+        rho = np.minimum(adm * es_ride[:, None] / (1.0 - busy_long), 0.999)
+        return np.minimum(pure.reshape(n, W) / (1.0 - rho), step_max[:, None])
+
+    def _window_tpot(self, mod: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """TPOT (ms; the mean and `PERCENTILES` over requests) of a replica under a trace's windows (`_modulated`'s
+        ``mod``: each window's mean decode step, `_window_steps`, the prompts it admits per ms, a window's length):
+        a request's TPOT is the mean step over its O - 1 decode steps from its admission on (`SLOT_FLUID_STEPS`
+        admission points in each window, the output-length nodes), so a storm's prompts slow every request that
+        decodes through it; requests weigh by their window's admissions."""
+        tp, adm, dlt = mod["steps"], mod["admitted"], mod["dlt"]
+        n, W = tp.shape
+        # tokens decoded by the end of each window (window units of time: x in [0, W])
+        C = np.concatenate([np.zeros((n, 1)), np.cumsum(dlt[:, None] / tp, axis=1)], axis=1)       # (n, W + 1)
+        J = SLOT_FLUID_STEPS
+        x0 = (np.arange(W * J) + 0.5) / J                                                 # admission points
+        k0 = (x0 // 1).astype(np.int64)
+        c0 = C[:, k0] + (x0 - k0)[None, :] * (C[:, k0 + 1] - C[:, k0])                    # (n, P) tokens so far
+        outs, v = self._out_nodes
+        steps = np.maximum(outs - 1.0, 1.0)
+        target = c0[:, :, None] + steps[None, None, :]                                   # (n, P, O)
+        k1 = (C[:, None, None, :] <= target[..., None]).sum(axis=3) - 1                   # window it ends in
+        k1c = np.minimum(k1, W - 1)
+        rows = np.arange(n)[:, None, None]
+        x1 = k1c + (target - C[rows, k1c]) * tp[rows, k1c] / dlt[:, None, None]           # past the end: last step
+        tpot = (x1 - x0[None, :, None]) * dlt[:, None, None] / steps[None, None, :]
+        wts = (adm[:, k0][:, :, None] * v[None, None, :]).reshape(n, -1)
+        tpot = tpot.reshape(n, -1)
+        tot = np.maximum(wts.sum(axis=1), 1e-300)
+        out = {"mean": (tpot * wts).sum(axis=1) / tot}
+        order = np.argsort(tpot, axis=1)
+        ts = np.take_along_axis(tpot, order, axis=1)
+        cw = np.cumsum(np.take_along_axis(wts, order, axis=1), axis=1) / tot[:, None]
+        for p in PERCENTILES:
+            j = np.minimum((cw < Z_Q[p]).sum(axis=1), ts.shape[1] - 1)
+            out[p] = ts[np.arange(n), j]
         return out
 
     def _modulated(self, work: np.ndarray, lam_ms: np.ndarray, cap_ms: np.ndarray, n_req: np.ndarray,
-                   spread: np.ndarray, slots: np.ndarray, resid: np.ndarray) -> dict[str, np.ndarray]:
+                   spread: np.ndarray, slots: np.ndarray, resid: np.ndarray,
+                   window_steps: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+                   ) -> dict[str, np.ndarray]:
         """The prompt queue under a trace's own arrivals as a modulated arrival process (pointwise stationary
         fluid approximation): the run split into `MODULATION_WINDOWS` windows of equal length, window k bringing
-        a share r_k / W of the requests (`Workload.arrival_profile`, r_k: its rate over the mean). Over the windows
+        a share r_k / W of the requests (`Workload.arrival_profile`, r_k: its rate over the mean) whose prompts
+        are tok_k x the run's mean (`Workload.prompt_profile`: their prefill work in proportion). Over the windows
         the queue is a fluid (`_slot_fluid`): the replica admits prompts while it holds a free slot, at most 1 /
         E[work] per ms with no decode in flight, and a slot frees one residency after its admission, so a storm
         fills the slots its quieter past left free before it queues, and with every slot taken the backlog grows at
@@ -1365,28 +1529,50 @@ class ServingModel:
         (`run_wait`), and the wait for a slot Erlang C at the sequences the fluid holds in the window (each held
         ``resid`` ms), so bounded too. ``work`` (n, K): each length node's work on the queue's server (ms); ``lam_ms``,
         ``cap_ms``: requests per ms offered and served at most; ``n_req``: the requests of the run this queue
-        sees (one per row); ``slots``: the sequences it holds at most (its saturated batch). Returns mean (the
+        sees (one per row); ``slots``: the sequences it holds at most (its saturated batch; inf: no slot limit, as in
+        a disaggregated prefill pool, whose prompts leave when prefilled); ``window_steps``: None, or a callable
+        (sequences held, prompts admitted per ms; both (n, W)) -> each window's mean decode step (ms,
+        `_window_steps`) for the decodes' side. Returns mean (the
         mean wait, ms), slot (the slot wait's mean and percentiles, ms, over the windows), and per window (n, W):
         fluid (its mean fluid backlog, ms), p0, m, c2 (the local queue's chance to wait, mean wait given a wait
-        and its squared CV, `mixture_quantile`'s), and weights (W,): each window's share of the requests."""
+        and its squared CV, `mixture_quantile`'s), and weights (W,): each window's share of the requests; with
+        ``window_steps`` also steps (each window's mean decode step, ms), admitted (prompts per ms) and dlt (a
+        window's length, ms, (n,)), the decodes' side as `_window_tpot` takes it."""
         prof = self._profile
         assert prof is not None and self._len_nodes is not None
         w = self._len_nodes[1]
         n, W = work.shape[0], len(prof)
         es = np.maximum(work @ w, 1e-300)
-        mu = 1.0 / es                                                  # prompts per ms the prefill work admits
-        c = np.maximum(np.minimum(cap_ms, mu), 1e-300)                 # ... and the replica serves, batch full
+        # each window's prompts: its mean prompt over the run's (`Workload.prompt_profile`), their prefill work in
+        # proportion, so a window of longer prompts admits fewer per ms and its replica serves fewer
+        tok = self._tokens if self._tokens is not None else np.ones(W)
+        mu = 1.0 / (es[:, None] * tok[None, :])                        # prompts per ms the prefill work admits
+        cap_w = 1.0 / (1.0 / np.maximum(cap_ms, 1e-300)[:, None] + es[:, None] * (tok - 1.0))
+        c = np.maximum(np.minimum(cap_w, mu), 1e-300)                  # ... and the replica serves, batch full
         lam = np.maximum(lam_ms, 1e-300)
         n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
         dlt = n_run / lam / W                                          # a window's length (ms)
-        fluid, held = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, np.broadcast_to(slots, (n,)),
-                                       *self._out_nodes)
+        slots = np.broadcast_to(np.asarray(slots, dtype=float), (n,))
+        fluid, held, admitted = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots,
+                                                 *self._out_nodes)
+        decode: dict[str, np.ndarray] = {}
+        if window_steps is not None:
+            # the decodes' side (`_window_tpot`): a sequence holds its slot for its decode at its window's own step
+            # (`_window_steps`; O x E[step]), not the full batch's residency, so the fluid again with each window's
+            # residency for the sequences and prompts each window's steps see. (The queue's side keeps the full
+            # batch's residency: these steps at a full batch sustain less than the steady state's capacity ``cap``
+            # that the fluid queues at, so that fluid's slots fill too soon near capacity; docs/serving_slo.md)
+            # (the prompts' prefill work per window in units of the run's mean prompt: admissions x ``tok``)
+            steps = window_steps(held, admitted * tok)
+            _, held_d, adm_d = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots, *self._out_nodes,
+                                                resid=(self._out_nodes[0] @ self._out_nodes[1]) * steps)
+            decode = {"steps": window_steps(held_d, adm_d * tok), "admitted": adm_d, "dlt": dlt}
         lam_k = (lam[:, None] * prof[None, :]).ravel()
-        served_k = np.minimum(lam_k, np.repeat(c, W))
+        served_k = np.minimum(lam_k, c.ravel())
         own = self.rate
         tau = (1e3 * self.workload.size / own / W) if own else math.inf   # a window in the trace's own time (ms)
-        qu = self._length_queue(np.repeat(work, W, axis=0), served_k, tau, within=True)
-        cap_k = np.repeat(cap_ms, W)
+        qu = self._length_queue(np.repeat(work, W, axis=0) * np.tile(tok, n)[:, None], served_k, tau, within=True)
+        cap_k = cap_w.ravel()
         n_k = np.repeat(np.maximum(n_run / W, 1.0), W)
         local = run_wait(qu["stationary"], n_k, served_k, cap_k, burst=qu["g"]).reshape(n, W)
         weights = prof / prof.sum()
@@ -1400,26 +1586,19 @@ class ServingModel:
         a = 0.5 * (1.0 + np.sqrt((np.maximum(c2, 1.0) - 1.0) / (np.maximum(c2, 1.0) + 1.0)))
         m1, m2 = m / (2.0 * a), m / (2.0 * (1.0 - a))
         excess = p0 * (a * m1 * np.exp(-fluid / m1) + (1.0 - a) * m2 * np.exp(-fluid / m2))
-        # the wait for a free slot in each window: Erlang C at the sequences the window holds (the fluid's), each
-        # held ``resid``, bounded by what the window's requests build (the whole run's occupancy would charge a
-        # storm's full batch to every window; a full batch's own backlog is the fluid's)
-        cs = np.maximum(np.floor(slots), 1.0)[:, None]
-        a_k = np.minimum(held, cs * 0.999)
-        ec = _erlang_c(np.broadcast_to(cs, a_k.shape), a_k)
-        dr = resid[:, None] / (cs - a_k)
-        slot = {"mean": run_wait((ec * dr).ravel(), n_k, served_k, cap_k).reshape(n, W) @ weights}
-        for p in PERCENTILES:
-            q = Z_Q[p]
-            s_q = np.where(ec > 1 - q, dr * np.log(np.maximum(ec / (1 - q), 1.0)), 0.0).ravel()
-            slot[p] = run_wait(s_q, n_k, served_k, cap_k, p).reshape(n, W) @ weights
+        # the wait for a free slot in each window (`window_slot_wait`; no slot limit, ``slots`` infinite: none)
+        slot = window_slot_wait(held, slots, resid, n_k, served_k, cap_k, weights)
         return {"mean": (fluid + excess) @ weights, "fluid": fluid, "p0": p0, "m": m, "c2": c2, "weights": weights,
-                "slot": slot}
+                "slot": slot, **decode}
 
     @staticmethod
     def _slot_fluid(lam_k: np.ndarray, dlt: np.ndarray, mu: np.ndarray, cap: np.ndarray, slots: np.ndarray,
-                    outs: np.ndarray, v_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean fluid wait (ms) and sequences in flight in each window of a modulated run (``lam_k`` (n, W): each
-        window's arrivals per ms; ``dlt`` (n,): a window's length, ms) at a replica that admits a prompt while it
+                    outs: np.ndarray, v_out: np.ndarray, resid: np.ndarray | None = None,
+                    per_window: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean fluid wait (ms), sequences in flight and prompts admitted per ms in each window of a modulated run
+        (``lam_k`` (n, W): each
+        window's arrivals per ms; ``dlt`` (n,): a window's length, ms; ``mu``, ``cap``: one per row or one per row
+        and window) at a replica that admits a prompt while it
         holds a free slot, at most ``mu`` per ms with no decode in flight (its prefill work; the decodes in flight
         ride on its iterations, so the rate falls linearly to ``cap`` with a full batch), and holds at most
         ``slots`` sequences. A sequence of O output tokens (``outs``, weights ``v_out``: the output-length nodes)
@@ -1427,35 +1606,42 @@ class ServingModel:
         the replica serves with every slot taken, at most ``mu``), so a slot frees that long after its admission.
         The run starts empty; a storm first fills the free slots (the decodes in flight lag the arrivals by their
         residencies), and only a full batch, or prompts faster than that rate, leave a queue; a queued prompt
-        waits the queue over the rate it is admitted at. Integrated in `SLOT_FLUID_STEPS` steps per window, vectorized
-        over the rows. A replica whose batch stays full queues as the reflected fluid of the rate over ``cap``."""
+        waits the queue over the rate it is admitted at. Integrated in ``per_window`` steps per window (None:
+        `SLOT_FLUID_STEPS`), vectorized over the rows. A replica whose batch stays full queues as the reflected fluid of the rate over ``cap``."""
         n, W = lam_k.shape
-        T = W * SLOT_FLUID_STEPS
-        h = dlt / SLOT_FLUID_STEPS                                     # a step (ms)
-        r_full = slots / np.maximum(cap, 1e-300)
-        # each output node's residency in steps (at least one), one row per deployment
-        lag = np.maximum(np.rint((outs / max(float(outs @ v_out), 1e-300))[None, :] * (r_full / h)[:, None]), 1)
-        lag = lag.astype(np.int64)
-        adm_hist = np.zeros((n, T + 1))                                # admissions per step (index t + 1)
-        rows = np.arange(n)[:, None]
+        per_window = SLOT_FLUID_STEPS if per_window is None else per_window
+        T = W * per_window
+        h = dlt / per_window                                     # a step (ms)
+        # (``mu``, ``cap``: one per row, or one per row and window)
+        mu_w, cap_w = (np.broadcast_to(x[:, None] if np.ndim(x) == 1 else x, (n, W)) for x in (mu, cap))
+        r_full = slots[:, None] / np.maximum(cap_w, 1e-300)
+        # each output node's residency in steps (at least one), one row per deployment and window of admission
+        # (no slot limit, ``slots`` infinite: a slot never frees within the run, and none is ever needed)
+        res = r_full if resid is None else resid
+        lag = np.clip(np.rint((outs / max(float(outs @ v_out), 1e-300))[None, None, :]
+                              * (res / h[:, None])[:, :, None]), 1, T + 1).astype(np.int64)       # (n, W, O)
+        freed = np.zeros((n, 2 * T + 3))                               # slots freed per step (index t + 1)
+        rows = np.broadcast_to(np.arange(n)[:, None], (n, len(outs)))
         held = np.zeros(n)                                             # sequences in flight
         queue = np.zeros(n)                                            # prompts waiting
-        fluid, inflight = np.zeros((n, W)), np.zeros((n, W))
+        fluid, inflight, admitted = np.zeros((n, W)), np.zeros((n, W)), np.zeros((n, W))
         for t in range(T):
-            k = t // SLOT_FLUID_STEPS
+            k = t // per_window
+            mu, cap = mu_w[:, k], cap_w[:, k]
             want = queue + lam_k[:, k] * h
-            done = adm_hist[rows, np.maximum(t + 1 - lag, 0)] @ v_out    # admitted one residency ago
+            done = freed[:, t + 1]                                     # admitted one residency ago
             stay = np.maximum(held - done, 0.0)
             free = np.maximum(slots - stay, 0.0)
             # the decodes in flight ride on the prompts' iterations: the prompts' rate falls from ``mu`` (none)
             # to ``cap`` (a full batch)
             rate = mu - (mu - cap) * np.minimum(stay / np.maximum(slots, 1e-300), 1.0)
             adm = np.minimum(want, np.minimum(rate * h, free))
-            adm_hist[:, t + 1] = adm
+            np.add.at(freed, (rows, t + 1 + lag[:, k, :]), adm[:, None] * v_out[None, :])
             held, queue = stay + adm, want - adm
             fluid[:, k] += queue / np.maximum(adm / h, cap)
             inflight[:, k] += held
-        return fluid / SLOT_FLUID_STEPS, inflight / SLOT_FLUID_STEPS
+            admitted[:, k] += adm / h
+        return fluid / per_window, inflight / per_window, admitted / per_window
 
     def _prefill_nodes(self, kw: Mapping[str, Any], max_num_tokens: np.ndarray) -> np.ndarray:
         """Prefill time (ms) of one prompt alone at each prompt-length node (`length_nodes`), shape (n, K): one
@@ -1578,6 +1764,10 @@ DISPERSION_WINDOWS = 29
 #: (`Workload.arrival_profile`, `ServingModel._modulated`): as many as `Workload.arrival_dispersion` counts at its
 #: longest window (span / 20)
 MODULATION_WINDOWS = 20
+#: windows and integration steps per window of the constant-rate run's fluid from an empty start
+#: (`ServingModel._start_backlog`)
+START_WINDOWS = 10
+START_STEPS = 4
 #: integration steps per window of `ServingModel._slot_fluid`
 SLOT_FLUID_STEPS = 8
 
@@ -1672,6 +1862,46 @@ def mixture_quantile(b: np.ndarray, w: np.ndarray, p0: np.ndarray, m: np.ndarray
     hi = hi + 1.0
     _, hi = bisect(start.min(axis=1) * 0.999, hi, below, steps)
     return hi
+
+
+def window_slot_wait(held: np.ndarray, slots: np.ndarray, resid: np.ndarray, n_k: np.ndarray, served_k: np.ndarray,
+                     cap_k: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The wait for a free slot (ms; "mean" and each of `PERCENTILES`, averaged over a trace's windows by their
+    ``weights`` (W,)) of a queue holding ``held`` (n, W) sequences in each window (`ServingModel._slot_fluid`'s), at
+    most ``slots`` (n,; inf: no slot limit, no wait) each held ``resid`` (n,; ms): Erlang C at the window's
+    occupancy, bounded by what the window's requests build (`run_wait` with ``n_k``, ``served_k``, ``cap_k``, one
+    per row and window, flattened): the whole run's occupancy would charge a storm's full batch to every window,
+    and a full batch's own backlog is the fluid's."""
+    n, W = held.shape
+    limited = np.isfinite(slots)[:, None]
+    cs = np.where(limited, np.maximum(np.floor(np.where(limited[:, 0], slots, 1.0)), 1.0)[:, None], 1.0)
+    a_k = np.where(limited, np.minimum(held, cs * 0.999), 0.0)
+    ec = np.where(limited, _erlang_c(np.broadcast_to(cs, a_k.shape), a_k), 0.0)
+    dr = resid[:, None] / (cs - a_k)
+    slot = {"mean": run_wait((ec * dr).ravel(), n_k, served_k, cap_k).reshape(n, W) @ weights}
+    for p in PERCENTILES:
+        q = Z_Q[p]
+        s_q = np.where(ec > 1 - q, dr * np.log(np.maximum(ec / (1 - q), 1.0)), 0.0).ravel()
+        slot[p] = run_wait(s_q, n_k, served_k, cap_k, p).reshape(n, W) @ weights
+    return slot
+
+
+def window_quantile(b: np.ndarray, w: np.ndarray, mod: Mapping[str, np.ndarray], q: float) -> np.ndarray:
+    """The q-quantile (ms) of b_J + W over the requests of a trace's windows (`ServingModel._modulated`'s ``mod``),
+    one per row: each service node j (b (n, K) ms, weights w (K,)) in each window k (weight w_j x the window's
+    share of the requests) waits max(the window's fluid backlog, its local queue's wait) (`mixture_quantile` with
+    the window's p0, m, c2 and the fluid as the floor). Services split finer than the length nodes (whole
+    prompts' drains) are re-read at the length nodes' probability bins first (`weighted_nodes`), so that the
+    windows multiply fewer nodes."""
+    n = b.shape[0]
+    b_s, w_s = weighted_nodes(b, w) if b.shape[1] > len(LENGTH_BINS) - 1 else (b, w)
+    shape = (n, b_s.shape[1], len(mod["weights"]))
+    win_w = (w_s[:, None] * mod["weights"][None, :]).ravel()
+    keep = win_w > 0                                                  # windows without requests weigh nothing
+    win = {k: np.broadcast_to(mod[k][:, None, :], shape).reshape(n, -1)[:, keep] for k in ("p0", "m", "c2", "fluid")}
+    b_w = np.broadcast_to(b_s[:, :, None], shape).reshape(n, -1)[:, keep]
+    return mixture_quantile(b_w, win_w[keep], win["p0"], win["m"], q, win["c2"], floor=win["fluid"],
+                            steps=MODULATED_BISECTION_STEPS)
 
 
 def batch_wait(rho: np.ndarray, cs2: np.ndarray, ca2: np.ndarray, i_s: np.ndarray,
@@ -1875,7 +2105,7 @@ RUN_WAIT = {"mean": 0.5319230405352436, "p50": 0.4052338073627873, "p90": 1.1803
 
 
 def run_wait(stationary: np.ndarray, n_req: float | np.ndarray, lam: np.ndarray, cap: np.ndarray,
-             stat: str = "mean", *, burst: float | np.ndarray = 1.0) -> np.ndarray:
+             stat: str = "mean", *, burst: float | np.ndarray = 1.0, backlog: np.ndarray | None = None) -> np.ndarray:
     """Queue wait (ms; the mean, or the percentile ``stat``) of a run of ``n_req`` requests arriving at ``lam``
     per ms at a queue that serves ``cap`` per ms, from its ``stationary`` wait (the steady-state queue's, which
     grows without bound as lam nears cap): a finite run cannot build more than the random walk of its own
@@ -1883,13 +2113,16 @@ def run_wait(stationary: np.ndarray, n_req: float | np.ndarray, lam: np.ndarray,
     grows to n (1/cap - 1/lam) by its last request, the mean request waiting half of that (a fraction q of it
     at percentile q). The one queueing rule of the aggregated replicas, the disaggregated prefill pool and the
     decode pool's admission. ``n_req``: a scalar, or one per queue. ``burst``: Kingman's ca^2 + cs^2 of the arrivals and the work (1: Poisson arrivals of
-    fixed work; one per queue or a scalar): the run's random walk has variance burst x n / cap^2."""
+    fixed work; one per queue or a scalar): the run's random walk has variance burst x n / cap^2. ``backlog``: the
+    run's backlog wait at ``stat`` (ms, one per queue) where the caller has it in place of that linear growth (an
+    aggregated replica that starts empty, `ServingModel._start_backlog`)."""
     lam = np.asarray(lam, dtype=float)
     cap = np.maximum(np.asarray(cap, dtype=float), 1e-300)
     bound = RUN_WAIT[stat] * np.sqrt(np.maximum(n_req, 1.0) * np.asarray(burst, dtype=float)) / cap
-    backlog = n_req * np.maximum(1.0 / cap - 1.0 / np.maximum(lam, 1e-300), 0.0)
-    frac = 0.5 if stat == "mean" else Z_Q[stat]
-    return np.maximum(np.minimum(stationary, bound), frac * backlog)
+    if backlog is None:
+        frac = 0.5 if stat == "mean" else Z_Q[stat]
+        backlog = frac * n_req * np.maximum(1.0 / cap - 1.0 / np.maximum(lam, 1e-300), 0.0)
+    return np.maximum(np.minimum(stationary, bound), backlog)
 
 
 def _mdl_quantile(rho: np.ndarray, S: np.ndarray, q: float) -> np.ndarray:

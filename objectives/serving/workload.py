@@ -307,19 +307,41 @@ class Workload:
             out[i] = counts.var() / counts.mean() if counts.mean() > 0 else 1.0
         return out
 
+    def _windows(self, windows: int, who: str) -> np.ndarray | None:
+        """Each request's window (0 .. ``windows`` - 1) of a trace replayed with its own arrival times (its first
+        ``size`` requests, in arrival order): the span cut into ``windows`` windows of equal length; None for every
+        other workload (`_replayed_arrivals`). ``who``: the caller named in a bad ``windows``' message."""
+        check_int(who, "windows", windows)
+        got = self._replayed_arrivals()
+        if got is None:
+            return None
+        a, span = got
+        return np.minimum(((a - a[0]) / span * windows).astype(np.int64), windows - 1)
+
     def arrival_profile(self, windows: int) -> np.ndarray | None:
         """How a trace replayed with its own arrival times (its first ``size`` requests) spreads its requests over
         its span: the span cut into ``windows`` windows of equal length, each window's count over the mean count
         (mean 1; a window of twice the mean rate reads 2). None for every other workload, as
         `arrival_dispersion`."""
-        check_int("Workload.arrival_profile", "windows", windows)
-        got = self._replayed_arrivals()
-        if got is None:
+        k = self._windows(windows, "Workload.arrival_profile")
+        if k is None:
             return None
-        a, span = got
-        k = np.minimum(((a - a[0]) / span * windows).astype(np.int64), windows - 1)
         counts = np.bincount(k, minlength=windows).astype(np.float64)
         return counts / counts.mean()
+
+    def prompt_profile(self, windows: int) -> np.ndarray | None:
+        """The mean prompt length of each of `arrival_profile`'s windows over the run's mean prompt (1 where a window
+        holds no request): a trace whose storms bring longer prompts than its quiet stretches reads above 1 there.
+        None where `arrival_profile` is."""
+        k = self._windows(windows, "Workload.prompt_profile")
+        arr = self._trace.arrival_s if k is not None else None
+        if k is None or arr is None:
+            return None
+        order = np.argsort(np.asarray(arr[:self.size], dtype=np.float64), kind="stable")   # arrival order, as k
+        tokens = np.asarray(self._trace.input_tokens[:self.size], dtype=np.float64)[order]
+        counts = np.bincount(k, minlength=windows).astype(np.float64)
+        sums = np.bincount(k, weights=tokens, minlength=windows)
+        return np.where(counts > 0, sums / np.maximum(counts, 1.0) / max(float(tokens.mean()), 1e-300), 1.0)
 
     def arrival_batches(self) -> tuple[float, float] | None:
         """Batches of requests sharing one arrival time in a trace replayed with its own arrival times (its first
