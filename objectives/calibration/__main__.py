@@ -5,6 +5,10 @@ fit:    fit the efficiency factors on the calibration CSV, write objectives/data
 report: write objectives/data/fidelity/report.md and predicted_vs_measured.png from the fitted factors (--loso:
         rerun the leave-one-source-out refits from them and report those, per engine version and per metric).
 --kind training: the training model instead (objectives/data/training/factors.json; report prints its tables).
+--loaded: the fit's objective also holds the loaded-server rows (ITL, throughput) on the analytical serving model.
+--hold NAMES: a full fit (or --stability) holds these factors at their hand-set defaults.
+--stability N: full refits from the defaults on the rows and on N bootstrap resamples; prints each factor's spread
+        and each run's in-sample and loaded-server (simulator) MdAPE; writes nothing.
 bands:  held-out (leave-one-source-out / leave-one-model-out) residuals of the published, silicon and training rows
         -> objectives/data/uncertainty.json (split-conformal bands, objectives/uncertainty.py) and the honesty
         check objectives/data/fidelity/bands.md. Run it after any refit (fit, silicon, --kind training).
@@ -20,8 +24,8 @@ from objectives.inference.core import reload_default_eff
 from objectives.inference.efficiency import DATA_FILE, FAMILY_FALLBACK, load_efficiency
 
 from .data import load, sha256
-from .fit import fit, only_spec
-from .predict import mark_unknown
+from .fit import LOADED_CLASSES, fit, held_spec, only_spec
+from .predict import STATIC_KINDS, mark_unknown
 from .report import TARGETS, itl_table, loso, loso_summary, mdape_table, scored, serving_rows, text_tables, write_report
 
 
@@ -41,6 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, metavar="NAME[,NAME...]",
                     help="fit: refit only these factors (top-level names, e.g. device_mem_usable) from the factors "
                          "in --out, holding every other factor and keeping the file's fit record")
+    ap.add_argument("--loaded", action="store_true",
+                    help="fit: bring the loaded-server rows (ITL and throughput of the serving rows, on the analytical "
+                         "serving model) into the objective")
+    ap.add_argument("--hold", default=None, metavar="NAME[,NAME...]",
+                    help="fit (full or --stability): hold these factors at their hand-set defaults instead of fitting "
+                         "them (e.g. kv_mem_fraction,kv_reserve_output_frac,device_mem_usable: the engines' documented "
+                         "settings, objectives/inference/efficiency.py)")
+    ap.add_argument("--stability", type=int, default=None, metavar="N",
+                    help="fit: instead of fitting, refit every factor from its default on the rows and on N bootstrap "
+                         "resamples and report each factor's spread and each run's scores (writes nothing)")
     ap.add_argument("--max-nfev", type=int, default=400)
     ap.add_argument("--kind", choices=["inference", "training"], default="inference",
                     help="cost model to fit or report (training: objectives/calibration/training.py)")
@@ -75,8 +89,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     df = mark_unknown(df)
+    hold = tuple(n.strip() for n in (args.hold or "").split(",") if n.strip())
+    if args.command == "fit" and args.stability is not None:
+        from .stability import run as run_stability
+        try:
+            start = load_efficiency(args.out)
+        except FileNotFoundError:
+            start = load_efficiency()
+        try:
+            factors, scores = run_stability(df, start, n_boot=max(args.stability, 0), loaded=args.loaded,
+                                            max_nfev=args.max_nfev, hold=hold)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"full refits from the defaults{' (loaded-server rows in the objective)' if args.loaded else ''}; "
+              f"factors per run:\n{factors.to_string(float_format=lambda v: f'{v:.4g}')}\n")
+        print(f"MdAPE % per run (fit rows in sample; loaded-server rows on the simulator):\n{scores.to_string()}")
+        return 0
     if args.command == "fit":
         base, spec = None, None          # a full fit from the defaults
+        if hold and not args.only:       # less the factors held at their defaults
+            try:
+                spec = held_spec(df[df["kind"].isin(STATIC_KINDS)], list(hold))
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         if args.only:                    # or the named factors from the file's values
             try:
                 base = load_efficiency(args.out)
@@ -84,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             except (FileNotFoundError, ValueError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-        eff, info = fit(df, base=base, spec=spec, max_nfev=args.max_nfev)
+        eff, info = fit(df, base=base, spec=spec, max_nfev=args.max_nfev, loaded=args.loaded)
         d = scored(df, eff)
-        if base is not None and spec is not None:
+        if base is not None and spec is not None and args.only:
             # the file's held-out figures were measured on the factors before this refit
             meta = {k: v for k, v in base.meta.items() if not k.startswith("loso")}
             meta["refit_only"] = {
@@ -103,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 "excluded": {k: int(v) for k, v in df[df["kind"] == "excluded"]["why"].value_counts().items()},
                 "method": "scipy.optimize.least_squares, soft-L1 loss on log(pred/measured), metric-class weights, "
                           "light log-prior to the hand-set defaults; bounds in objectives/calibration/fit.py",
-                "fitted_factors": info["names"], "nfev": info["nfev"],
+                "fitted_factors": info["names"], "nfev": info["nfev"], "held_at_defaults": list(hold),
                 "family_fallback": {f: f"no calibration rows: the per-family factors are copies of the fitted {src} "
                                        f"factors (written below under '{f}')" for f, src in FAMILY_FALLBACK.items()},
                 "engine_profile": "rows whose notes name the TensorRT-LLM 0.16 tuning guide's Baseline engine "
@@ -112,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
                                   "plugin, reduce fusion) on TensorRT-LLM's measured profile (engine 'trtllm', "
                                   "no factor of their own), all others (build flags not stated) with 'standard'",
             }
+        if args.loaded:
+            meta["loaded_rows_in_fit"] = {
+                "rows": info["n_loaded_rows"], "classes": list(LOADED_CLASSES),
+                "model": "serving rows of kind 'serving' predicted by the analytical serving model "
+                         "(objectives.serving.fidelity.predict_analytical) inside the objective; scored on the "
+                         "simulator (report.serving_rows), so their figures are in sample"}
         meta["mdape"] = {str(k): float(v) for k, v in d.groupby("class")["ape"].median().items()}
         eff = type(eff)(eff.params, meta)
         if not args.no_loso:
@@ -122,10 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text_tables(d))
         print(f"overall MdAPE {d['ape'].median():.1f} % over {len(d)} rows; targets {TARGETS}")
         if Path(args.out).resolve() == Path(DATA_FILE).resolve():
-            reload_default_eff()  # the simulator's StepModels use the shipped file: the one just written
-            srows, msg = serving_rows(df)
-        else:
-            srows, msg = None, f"serving rows: not predicted (they run with the shipped factors, not {args.out})"
+            reload_default_eff()  # code that reads the shipped file sees the one just written
+        srows, msg = serving_rows(df, eff)
         if srows is None:
             print(msg)
         else:

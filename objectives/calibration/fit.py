@@ -124,6 +124,55 @@ def only_spec(df: pd.DataFrame, names: list[str]) -> Spec:
     return Spec([p for p in spec.paths if p[0] in names])
 
 
+#: metric classes of the loaded-server rows (kind "serving") that `fit(loaded=True)` brings into its objective: those
+#: on which the analytical serving model (`serving.fidelity.predict_analytical`, the stand-in for the simulator that
+#: `report.serving_rows` scores them with) tracks the simulator. Their TTFT is left out: at saturation it is the
+#: queue's, which the two models count differently (rows of 500 requests issued at once)
+LOADED_CLASSES = ("itl", "throughput")
+
+
+def loaded_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The loaded-server rows of `df` (kind "serving") in `LOADED_CLASSES` that describe a load with fixed lengths
+    (`serving.fidelity.workload_for`)."""
+    from objectives.serving.fidelity import workload_for
+
+    rows = df[df["kind"] == "serving"]
+    rows = rows[np.isin(metric_class(rows["metric"]), LOADED_CLASSES)]
+    has = np.array([workload_for(r) is not None for _, r in rows.iterrows()], dtype=bool)
+    return rows[has]
+
+
+def predict_loaded(rows: pd.DataFrame, eff: Efficiency) -> np.ndarray:
+    """The analytical serving model's value of each loaded-server row's metric with the factors `eff`."""
+    from objectives.serving import fidelity
+
+    return fidelity.metric_values(rows, fidelity.predict_analytical(rows, eff))
+
+
+def class_weights(cls: np.ndarray) -> np.ndarray:
+    """Per-row weight of each metric class: like at least a quarter of the rows (TTFT and ITL are few but have
+    targets), at most `MAX_CLASS_WEIGHT`."""
+    n = len(cls)
+    w = np.ones(n)
+    for c in np.unique(cls):
+        k = (cls == c).sum()
+        w[cls == c] = min(MAX_CLASS_WEIGHT, max(1.0, 0.25 * n / k))
+    return w
+
+
+def held_spec(df: pd.DataFrame, names: list[str]) -> Spec:
+    """The factors of `build_spec(df)` except those whose top-level name is in `names` (held at the starting
+    factors' values: in a fit from the defaults, the hand-set defaults of `efficiency.py`). Raises ValueError naming
+    a name that is not a factor these rows identify, and listing those that are."""
+    spec = build_spec(df)
+    fittable = list(dict.fromkeys(p[0] for p in spec.paths))
+    bad = [n for n in names if n not in fittable]
+    if bad:
+        raise ValueError(f"cannot hold {', '.join(map(repr, bad))}: the factors these rows identify are "
+                         f"{', '.join(fittable)}")
+    return Spec([p for p in spec.paths if p[0] not in names])
+
+
 def metric_class(metric: pd.Series) -> np.ndarray:
     m = metric.astype(str).to_numpy()
     return np.where(np.char.startswith(m.astype(str), "throughput") | (m == "requests_per_s"), "throughput",
@@ -131,34 +180,67 @@ def metric_class(metric: pd.Series) -> np.ndarray:
 
 
 def fit(df: pd.DataFrame, base: Efficiency | None = None, reg: float = 0.02, max_nfev: int = 400,
-        spec: Spec | None = None, verbose: int = 0) -> tuple[Efficiency, dict]:
-    """Fit on the rows of `df` with kind in STATIC_KINDS. Returns (fitted Efficiency, info)."""
+        spec: Spec | None = None, verbose: int = 0, loaded: bool = False) -> tuple[Efficiency, dict]:
+    """Fit on the rows of `df` with kind in STATIC_KINDS. Returns (fitted Efficiency, info).
+
+    `loaded`: the loaded-server rows of `df` (`loaded_rows`) join the objective, predicted by the analytical serving
+    model (`predict_loaded`) as classes of their own ("loaded itl", "loaded throughput"), weighted like the others
+    (`class_weights`). Their finite differences are taken only for the factors those rows identify
+    (`build_spec` of them), the others leaving them unchanged by construction."""
     base = base or default_efficiency()
     rows = df[df["kind"].isin(STATIC_KINDS)].reset_index(drop=True)
     spec = spec or build_spec(rows)
     meas = rows["value"].to_numpy(float)
     cls = metric_class(rows["metric"])
     n = len(rows)
-    # each metric class weighs like at least a quarter of the rows (TTFT and ITL are few but have targets)
-    w = np.ones(n)
-    for c in np.unique(cls):
-        k = (cls == c).sum()
-        w[cls == c] = min(MAX_CLASS_WEIGHT, max(1.0, 0.25 * n / k))
     x0 = spec.x0(base)
     lo, hi = spec.bounds()
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
     prior = x0.copy()
+    lrows = loaded_rows(df).reset_index(drop=True) if loaded else df.iloc[:0]
+    if len(lrows):
+        lrows = lrows[np.isfinite(predict_loaded(lrows, spec.to_eff(x0, base)))].reset_index(drop=True)
+    lmeas = lrows["value"].to_numpy(float)
+    w = class_weights(np.concatenate([cls, np.char.add("loaded ", metric_class(lrows["metric"]).astype(str))]))
+    wl = w[n:]
+    w = w[:n]
+
+    def parts(x: np.ndarray, with_loaded: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        eff = spec.to_eff(x, base)
+        r = w * np.log(np.maximum(predict(rows, eff), 1e-9) / meas)
+        rl = wl * np.log(np.maximum(predict_loaded(lrows, eff), 1e-9) / lmeas) if with_loaded and len(lrows) \
+            else np.zeros(len(lrows))
+        return np.where(np.isfinite(r), r, 5.0), np.where(np.isfinite(rl), rl, 5.0)
 
     def resid(x: np.ndarray) -> np.ndarray:
-        eff = spec.to_eff(x, base)
-        pred = predict(rows, eff)
-        r = w * np.log(np.maximum(pred, 1e-9) / meas)
-        r = np.where(np.isfinite(r), r, 5.0)
-        return np.concatenate([r, np.sqrt(reg) * np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))])
+        r, rl = parts(x)
+        return np.concatenate([r, rl, np.sqrt(reg) * np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))])
 
+    kw: dict[str, Any] = {"diff_step": 1e-3}
+    if len(lrows):
+        sees = set(build_spec(lrows.assign(kind="static")).paths)
+        touches = np.array([p in sees for p in spec.paths])
+
+        def jac(x: np.ndarray) -> np.ndarray:
+            """Forward differences (steps as least_squares' 2-point scheme with diff_step 1e-3, turned back at a
+            bound); the loaded rows' part only for the factors they identify."""
+            r0, rl0 = parts(x)
+            J = np.zeros((n + len(lrows) + len(x), len(x)))
+            for j in range(len(x)):
+                h = 1e-3 * max(1.0, abs(x[j]))
+                h = -h if x[j] + h > hi[j] else h
+                xj = x.copy()
+                xj[j] += h
+                r, rl = parts(xj, bool(touches[j]))
+                J[:n, j] = (r - r0) / h
+                if touches[j]:
+                    J[n:n + len(lrows), j] = (rl - rl0) / h
+                J[n + len(lrows) + j, j] = np.sqrt(reg) / x[j]   # d log(x / prior) / dx
+            return J
+        kw = {"jac": jac}
     res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05, x_scale="jac",
-                        max_nfev=max_nfev, verbose=verbose, diff_step=1e-3)
+                        max_nfev=max_nfev, verbose=verbose, **kw)
     eff = with_family_fallbacks(spec.to_eff(res.x, base))
     info = {"nfev": int(res.nfev), "cost": float(res.cost), "status": int(res.status), "names": spec.names(),
-            "x": res.x.tolist(), "n_rows": n}
+            "x": res.x.tolist(), "n_rows": n, "n_loaded_rows": int(len(lrows))}
     return eff, info

@@ -110,27 +110,19 @@ def _loso_sections(meta: dict[str, Any]) -> list[str]:
     return out
 
 
-def serving_rows(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    """Serving rows predicted by objectives.serving.fidelity.predict when that module is importable."""
+def serving_rows(df: pd.DataFrame, eff: Efficiency | None = None) -> tuple[pd.DataFrame | None, str]:
+    """Serving rows predicted by objectives.serving.fidelity.predict when that module is importable, with the
+    factors `eff` (default: the shipped fit)."""
     rows = df[df["kind"] == "serving"].copy()
     try:
         from objectives.serving import fidelity
     except Exception as exc:  # noqa: BLE001 - any import failure means the simulator is not available
         return None, f"serving rows: simulator not available ({type(exc).__name__}: {exc})"
     try:
-        pred = fidelity.predict(rows)
+        pred = fidelity.predict(rows, efficiency=eff)
     except Exception as exc:  # noqa: BLE001 - report, never crash the fit
         return None, f"serving rows: objectives.serving.fidelity.predict failed ({type(exc).__name__}: {exc})"
-    col = {"ttft_ms": "ttft_ms", "itl_ms": "itl_ms", "throughput_out_tok_s": "throughput_tok_s",
-           "requests_per_s": "requests_per_s"}
-    vals = np.full(len(rows), np.nan)
-    pred = pred.reset_index(drop=True)
-    for i, m in enumerate(rows["metric"].to_numpy()):
-        c = col.get(m, m)
-        if c in pred.columns:
-            vals[i] = pred[c].iloc[i]
-        elif m in pred.columns:
-            vals[i] = pred[m].iloc[i]
+    vals = fidelity.metric_values(rows, pred)
     rows["pred"] = vals
     rows["ape"] = ape(vals, rows["value"].to_numpy(float))
     rows["class"] = metric_class(rows["metric"])

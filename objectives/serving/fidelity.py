@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from objectives.inference.efficiency import Efficiency
+
 from .scheduler import Scheduler
 from .simulator import simulate
 from .workload import Workload
@@ -64,11 +66,12 @@ def workload_for(row: pd.Series | dict, seed: int = 0) -> Workload | None:
 
 
 def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 0,
-            engine: Any = "roofline") -> pd.DataFrame:
+            engine: Any = "roofline", efficiency: Efficiency | None = None) -> pd.DataFrame:
     """Predicted ttft_ms (mean), itl_ms (mean, token-weighted), tpot_ms (mean), throughput_out_tok_s (whole
     deployment) and requests_per_s for each row (same index as `rows`). One simulation per distinct
     configuration; deterministic for a given seed. `engine` as in `serving.simulate` (default: the closed form,
-    whose factors the published tables fit)."""
+    whose factors the published tables fit); `efficiency`: factors in place of the shipped fit (a calibration's
+    candidate, `calibration.report.serving_rows`)."""
     if not isinstance(rows, pd.DataFrame):
         raise ValueError(f"predict needs a pandas DataFrame of calibration rows, got {type(rows).__name__}")
     need = ["model", "gpu", "tp", "weight_dtype", "input_len", "output_len", "source_note"]
@@ -88,11 +91,56 @@ def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 
                _str(row.get("act_dtype")), _str(row.get("kv_dtype")), w)
         if key not in cache:
             m = simulate(key[0], key[1], tp=tp, pp=pp, weight_dtype=key[4], act_dtype=key[5], kv_dtype=key[6],
-                         workload=w, scheduler=scheduler, engine=engine)
+                         workload=w, scheduler=scheduler, engine=engine, profile=efficiency)
             cache[key] = m
         m = cache[key]
         out.loc[idx] = [m["ttft_ms_mean"], m["itl_ms_mean"], m["tpot_ms_mean"], m["throughput_tok_s"],
                         m["requests_per_s"]]
+    return out
+
+
+def predict_analytical(rows: pd.DataFrame, efficiency: Efficiency | None = None,
+                       scheduler: Scheduler | None = None) -> pd.DataFrame:
+    """`predict`'s columns from the analytical serving model (`serving.ServingModel` on the closed form, the model
+    `simulate` checks) instead of the simulator: about a hundredth of its cost, cheap enough for a calibration
+    objective. ttft_ms and tpot_ms are the model's means; itl_ms is its mean tpot (with fixed lengths a request's
+    tokens are evenly spread, so the token-weighted inter-token latency and the mean TPOT agree); scheduler
+    budgets as `predict`'s (`Scheduler()` defaults). One evaluation per (model, workload), every deployment of it
+    at once; rows without a load or fixed lengths get NaN."""
+    from .analytical import Deployments, ServingModel
+
+    sched = scheduler if scheduler is not None else Scheduler()
+    out = pd.DataFrame(np.nan, index=rows.index, columns=list(OUT_COLUMNS))
+    groups: dict[tuple, list[tuple[Any, tuple]]] = {}
+    for idx, row in rows.iterrows():
+        w = workload_for(row)
+        if w is None:
+            continue
+        dep = (row["gpu"], int(_num(row.get("tp")) or 1), int(_num(row.get("pp")) or 1),
+               _str(row.get("weight_dtype")) or "bf16", _str(row.get("act_dtype")), _str(row.get("kv_dtype")))
+        groups.setdefault((row["model"], w), []).append((idx, dep))
+    for (model, w), members in groups.items():
+        deps = list(dict.fromkeys(dep for _, dep in members))
+        cols = list(zip(*deps))
+        d = Deployments.of(gpu=list(cols[0]), tp=list(cols[1]), pp=list(cols[2]), weight_dtype=list(cols[3]),
+                           act_dtype=list(cols[4]), kv_dtype=list(cols[5]), max_batch_size=sched.max_batch_size,
+                           max_num_tokens=sched.max_num_tokens, engine="roofline")
+        m = ServingModel(model, w, efficiency=efficiency).evaluate(d)
+        at = {dep: i for i, dep in enumerate(deps)}
+        for idx, dep in members:
+            r = m.iloc[at[dep]]
+            out.loc[idx] = [r["ttft_ms"], r["tpot_ms"], r["tpot_ms"], r["throughput_tok_s"], r["requests_per_s"]]
+    return out
+
+
+def metric_values(rows: pd.DataFrame, pred: pd.DataFrame) -> np.ndarray:
+    """Each row's own metric (`rows`' ``metric`` column) picked from `predict`'s or `predict_analytical`'s columns
+    (`pred`, same index); NaN for a metric neither gives."""
+    metric = rows["metric"].astype(str).to_numpy()
+    out = np.full(len(rows), np.nan)
+    for c in OUT_COLUMNS:
+        sel = metric == c
+        out[sel] = pred[c].to_numpy(float)[sel]
     return out
 
 
@@ -109,4 +157,4 @@ def mdape(rows: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
     return res
 
 
-__all__ = ["predict", "workload_for", "mdape", "OUT_COLUMNS"]
+__all__ = ["predict", "predict_analytical", "metric_values", "workload_for", "mdape", "OUT_COLUMNS"]

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from objectives.inference.efficiency import Efficiency
+
 from .engine import _Engine, _Replica
 from .handoff import connector_gbs, connector_ms, front_end_passes
 from .metrics import itl_distribution, summarize
@@ -285,7 +287,9 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            moe_a2a: str | None = None) -> tuple[_Engine, list[_Replica]]:
     _check_mode(mode, dp, prefill, decode)
     eff = None
-    if profile is not None:  # a calibrated profile (`dse calibrate`): its factors over the shipped fit
+    if isinstance(profile, Efficiency):   # factors in hand (a calibration's candidate fit)
+        eff = profile
+    elif profile is not None:  # a calibrated profile (`dse calibrate`): its factors over the shipped fit
         from objectives.calibration.calibrate import load_profile
         eff = load_profile(profile)
     sched = scheduler if scheduler is not None else Scheduler()
@@ -393,7 +397,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     model's split-conformal band for the step model's source, engine and GPU family (the prefill pool's for TTFT
     in disagg), applied to the simulated value (`objectives.uncertainty.serving_intervals`).
     ``profile``: a calibrated profile file (`dse calibrate`) whose engine factors cost the iterations, as in
-    `inference.estimate(..., profile=)`.
+    `inference.estimate(..., profile=)`, or an `Efficiency` whose factors cost them in place of the shipped fit.
     """
     if interval is not None:
         from objectives.uncertainty import check_level

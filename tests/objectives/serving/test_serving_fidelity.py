@@ -61,3 +61,40 @@ def test_rows_without_lengths_or_load_get_nan():
     assert fidelity.predict(r).isna().all().all()
     with pytest.raises(ValueError, match="lack column"):
         fidelity.predict(r.drop(columns=["gpu"]))
+
+
+def test_analytical_stand_in_tracks_the_simulator(rows, pred):
+    """`predict_analytical` (the calibration's cheap stand-in) gives every row the simulator predicts, aligned, and
+    follows it where it stands in: the median ITL within 5 %, the median throughput within 2 % (TTFT at saturation
+    is the queue's and is not asked of it)."""
+    ana = fidelity.predict_analytical(rows)
+    assert ana.index.equals(rows.index)
+    assert np.isfinite(ana.to_numpy(float)).all()
+    itl = fidelity.metric_values(rows, ana)[rows["metric"].to_numpy() == "itl_ms"]
+    sim = fidelity.metric_values(rows, pred)[rows["metric"].to_numpy() == "itl_ms"]
+    assert abs(np.median(itl / sim) - 1.0) <= 0.05
+    tp = (rows["metric"] == "throughput_out_tok_s").to_numpy()
+    assert abs(np.median(fidelity.metric_values(rows, ana)[tp] / fidelity.metric_values(rows, pred)[tp]) - 1) <= 0.02
+
+
+def test_metric_values_pick_each_rows_own_metric(rows, pred):
+    v = fidelity.metric_values(rows, pred)
+    for metric in ("ttft_ms", "itl_ms", "throughput_out_tok_s"):
+        sel = (rows["metric"] == metric).to_numpy()
+        assert np.array_equal(v[sel], pred[metric].to_numpy(float)[sel])
+    odd = rows.iloc[:1].assign(metric="joules")
+    assert np.isnan(fidelity.metric_values(odd, pred.iloc[:1])).all()
+
+
+def test_candidate_factors_cost_the_simulation(rows):
+    """`predict(..., efficiency=)` and `predict_analytical(..., efficiency=)` price the iterations with the factors
+    given, not the shipped ones: a slower per-step overhead lengthens every ITL of a lightly loaded server."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import from_params
+
+    light = rows[(rows["concurrency"] == 1) & (rows["metric"] == "itl_ms")]
+    assert len(light)
+    slow = from_params({**default_eff().params, "overhead_step_ms": default_eff()["overhead_step_ms"] + 5.0})
+    for f in (fidelity.predict, fidelity.predict_analytical):
+        base, slower = f(light)["itl_ms"].to_numpy(), f(light, efficiency=slow)["itl_ms"].to_numpy()
+        assert (slower > base + 4.0).all(), (f.__name__, base, slower)
