@@ -96,6 +96,27 @@ def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame,
     return checked, left, violated(left["confirm_reason"])
 
 
+def column_fidelity(front: pd.DataFrame, columns: Sequence[str]) -> str | None:
+    """One line saying, for a front whose rows were checked (``fidelity`` not ``"screen"``), which of the shown
+    ``columns`` hold screening values and which the check's: an objective with a ``<objective>_<label>`` column
+    kept its screening value (the checked one is there), a metric with a ``<metric>_screen`` column holds the
+    checked value (the screening one is there). None where no row was checked or no shown column is either."""
+    if "fidelity" not in front:
+        return None
+    labels = sorted({str(v) for v in front["fidelity"].dropna() if str(v) != "screen"})
+    parts = []
+    for label in labels:
+        screened = [c for c in columns if f"{c}_{label}" in front]
+        checked = [c for c in columns if f"{c}_screen" in front]
+        if screened:
+            parts.append(f"{', '.join(screened)}: screening values (the {label} ones in "
+                         f"{', '.join(f'{c}_{label}' for c in screened)})")
+        if checked:
+            parts.append(f"{', '.join(checked)}: {label} values (the screening ones in "
+                         f"{', '.join(f'{c}_screen' for c in checked)})")
+    return f"front checked at fidelity {', '.join(map(repr, labels))}: " + "; ".join(parts) if parts else None
+
+
 def violations(metrics: pd.DataFrame, constraints: Mapping[str, Sequence]) -> list[str]:
     """The first violated constraint of each row as text, '' where all hold (a missing or NaN value violates).
     A constraint ``(op, bound, confidence)`` is checked on the metric's pessimistic band end
@@ -286,4 +307,4 @@ class Confirming:
                 f"batch(es), {len(rejected)} left the front{why}")
 
 
-__all__ = ["Confirmation", "Confirming", "confirm", "violations", "violated", "refusals", "stored_confirmation"]
+__all__ = ["Confirmation", "Confirming", "column_fidelity", "confirm", "violations", "violated", "refusals", "stored_confirmation"]

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import StudyError
+from .fidelity import column_fidelity
 from .space import Space
 from .view import label_columns
 from .vocabulary import TRIAL_COLUMNS
@@ -188,4 +189,6 @@ def front_table(study, columns: list[str] | None = None, limit: int | None = 40)
     lines.append(body.to_string(index=False))
     if limit is not None and len(view) > limit:
         lines.append(f"... {len(view) - limit} more (use --all)")
+    if (sources := column_fidelity(front, list(view.columns))) is not None:    # a confirmed front's mixed columns
+        lines.append(sources)
     return "\n".join(lines)

@@ -217,7 +217,12 @@ MAX_COUNT = 2 ** 31 - 1
 
 
 def _show(x: Any) -> str:
-    """A short repr of an argument value for error messages."""
+    """A short repr of an argument value for error messages: an array or a pandas column as the plain list of its
+    values (``['fp8', 'fp3']``, not numpy's ``array([...], dtype=object)``), a numpy scalar as its Python value."""
+    if isinstance(x, (np.ndarray, pd.Series, pd.Index, np.generic)):
+        x = np.asarray(x).tolist()
+        if isinstance(x, list):   # an object array's numpy scalars stay numpy in tolist()
+            x = [v.item() if isinstance(v, np.generic) else v for v in x]
     r = repr(x)
     return r if len(r) <= 80 else r[:77] + "..."
 
@@ -308,8 +313,9 @@ def choice_codes(name: str, x: Any, choices: tuple[str, ...], allow_none: bool) 
     for i, u in enumerate(uniq):
         if not isinstance(u, str):
             raise TypeError(f"{name} must be {valid} (or an array of them), got {_show(u)} in {_show(x)}")
-        if u not in table_of:
-            raise ValueError(f"unknown {name} {u!r} in {_show(x)}; known: {', '.join(choices)}")
+        if u not in table_of:      # the list shown only where it holds other values too
+            where = f" in {_show(x)}" if len(uniq) > 1 else ""
+            raise ValueError(f"unknown {name} {u!r}{where}; known: {', '.join(choices)}")
         table[i] = table_of[u]
     if (codes < 0).any() and not allow_none:
         raise ValueError(f"{name} must be {valid}, got a missing value (None/NaN) in {_show(x)}")

@@ -11,6 +11,14 @@ The analytical model (`ServingModel.capacity`, vectorized; the scheduler's knobs
 a rate is held when the simulated run of ``n_requests`` requests at that rate (the workload's arrival process and
 lengths, its own rate replaced; a trace's own arrivals replayed at that mean rate, `Trace.to_rate`) meets every
 bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT).
+
+A disaggregated deployment is given as `simulate` takes it: ``mode="disagg"`` with a ``prefill`` and a ``decode``
+`Pool` (each its own GPU type, TP, EP, attention DP and worker count; a pool's None fields inherit capacity's
+arguments), the analytical model pricing it as the objective does (``prefill_replicas`` prefill workers of
+``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp``, the rest decode: `Deployments`):
+
+    serving.capacity("Llama-3.1-70B", "H200", tp=4, weight_dtype="fp8", slo=..., mode="disagg",
+                     prefill=serving.Pool(gpu="H100", tp=4, n_workers=1), decode=serving.Pool(n_workers=2))
 """
 from __future__ import annotations
 
@@ -25,8 +33,8 @@ import pandas as pd
 from ..inference.core import reusing_prepared
 from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
-from .scheduler import MODELLED_POLICY, SLO, Scheduler
-from .simulator import simulate
+from .scheduler import MODELLED_POLICY, SLO, Pool, Scheduler
+from .simulator import _check_mode, _check_pool_parallel, _check_pools, simulate
 from .traces import Trace
 from .workload import Workload
 
@@ -87,9 +95,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int | None = None, tol: float = 0.05, fidelity: str = "simulated",
              eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1,
-             profile: str | Path | None = None, moe_a2a: str | None = None) -> dict[str, Any]:
-    """Highest open-loop request rate (requests/s, whole deployment of ``dp`` aggregated replicas) at which the
-    deployment still meets ``slo``.
+             profile: str | Path | None = None, moe_a2a: str | None = None, mode: str = "agg",
+             prefill: Pool | None = None, decode: Pool | None = None) -> dict[str, Any]:
+    """Highest open-loop request rate (requests/s, whole deployment: ``dp`` aggregated replicas, or both pools of
+    a disaggregated one) at which the deployment still meets ``slo``.
 
     ``workload`` gives the arrival process (Poisson by default, or gamma with its cv) and the lengths (default
     2048 / 256 tokens); its rate is what the search varies. ``n_requests``: requests a simulated rate is measured
@@ -105,6 +114,11 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     `inference.estimate`). Returns capacity_req_s, analytical_req_s, n_simulations, the simulated metrics at the
     capacity (``metrics``; empty for the analytical fidelity) and ``profile`` (the calibrated profile's file, file
     hash and factors' hash, `calibration.calibrate.profile_provenance`; None without one).
+    ``mode="disagg"``: a ``prefill`` and a ``decode`` `Pool` (as in `simulate`; ``dp`` stays 1, the workers are
+    the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``ep`` and ``attn_dp``). The
+    analytical model holds one pipeline depth, one set of dtypes and one scheduler for both pools, so a pool's own
+    ``pp``, dtypes or scheduler other than capacity's are refused (give them to capacity). It then also returns
+    ``prefill_pool_req_s`` and ``decode_pool_req_s`` (analytical: the rate each pool can serve; the smaller binds).
     """
     slo = SLO.parse(slo)
     _bounded(slo, "capacity")
@@ -133,28 +147,35 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     if w.concurrency is not None:        # closed loop: an open-loop search over Poisson rates of its lengths
         w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed, trace=w.trace,
                      shared_prefix=w.shared_prefix)
-    from ..inference.resolve import check_ep
-    check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
+    _check_mode(mode, dp, prefill, decode)
+    pools = _pool_knobs(model, gpu, tp, pp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, s, prefill, decode) \
+        if mode == "disagg" else {}
+    if not pools:
+        from ..inference.resolve import check_ep
+        check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
     efficiency, provenance = None, None
     if profile is not None:     # a calibrated profile (`dse calibrate`): read once, a bad file named before any search
         from ..calibration.calibrate import load_profile, profile_provenance
         efficiency = load_profile(profile)
         provenance = profile_provenance(profile, efficiency)
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests), efficiency=efficiency)
-    d = Deployments.of(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype,
+    layout = {**dict(gpu=_name(gpu, gpu=True), tp=tp, dp=dp, ep=ep, attn_dp=attn_dp), **pools}
+    d = Deployments.of(pp=pp, weight_dtype=weight_dtype,
                        act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
                        batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
-                       attn_dp=attn_dp, prefix_caching=s.prefix_caching, moe_a2a=moe_a2a)
+                       prefix_caching=s.prefix_caching, moe_a2a=moe_a2a, **layout)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
-    if ana == 0:        # no rate, or no deployment: one that cannot run is refused with its reason, not "holds 0"
-        ev = sm.evaluate(d, slo)
-        if not ev["fits"].iloc[0]:
-            raise ValueError(f"{_name(model)} on {_name(gpu)} tp={tp} pp={pp} dp={dp}"
-                             + (f" ep={ep}" if ep != 1 else "") + (f" attn_dp={attn_dp}" if attn_dp != 1 else "")
-                             + f" does not run: {ev['reason'].iloc[0]}")
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
                            "profile": provenance}
+    if ana == 0 or pools:   # no rate, or no deployment: one that cannot run is refused with its reason, not "holds 0"
+        ev = sm.evaluate(d, slo, rate=max(ana, MIN_RATE))
+        if not ev["fits"].iloc[0]:
+            raise ValueError(f"{_name(model)} on {deployment_words(gpu, tp, pp, dp, ep, attn_dp, prefill, decode)} "
+                             f"does not run: {ev['reason'].iloc[0]}")
+        if pools:           # rate matching: what each pool serves (requests/s); the smaller binds
+            out.update(prefill_pool_req_s=float(ev["prefill_pool_req_s"].iloc[0]),
+                       decode_pool_req_s=float(ev["decode_pool_req_s"].iloc[0]))
     if fidelity == "analytical":
         return out
     runs: dict[float, dict[str, float]] = {}
@@ -162,7 +183,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     def held(rate: float) -> bool:
         m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
                      scheduler=s, dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb),
-                     moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, profile=profile)
+                     moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, profile=profile, mode=mode, prefill=prefill,
+                     decode=decode)
         runs[rate] = m
         return meets(m, slo)
 
@@ -190,6 +212,54 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         else:
             hi = mid
     return {**out, "capacity_req_s": lo, "n_simulations": len(runs), "metrics": runs[lo]}
+
+
+def deployment_words(gpu: Any, tp: int, pp: int, dp: int = 1, ep: int = 1, attn_dp: int = 1,
+                     prefill: Pool | None = None, decode: Pool | None = None) -> str:
+    """A deployment in words: "2 x H200 tp=4 pp=1" (``dp`` aggregated replicas), or, given its pools (None fields
+    taking ``gpu``, ``tp``, ``ep``, ``attn_dp``, as in `simulate`), "1 x H100 tp=4 pp=1 prefill + 2 x H200 tp=4
+    pp=1 decode"."""
+    def one(g: Any, t: int, e: int, a: int) -> str:
+        return f"{_name(g)} tp={t} pp={pp}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
+    if prefill is None or decode is None:
+        return f"{dp} x {one(gpu, tp, ep, attn_dp)}"
+
+    def pool(p: Pool, role: str) -> str:
+        shown = one(p.gpu if p.gpu is not None else gpu, p.tp or tp, p.ep or ep, p.attn_dp or attn_dp)
+        return f"{p.n_workers} x {shown} {role}"
+    return f"{pool(prefill, 'prefill')} + {pool(decode, 'decode')}"
+
+
+def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, weight_dtype: str | None,
+                act_dtype: str | None, kv_dtype: str | None, sched: Scheduler, prefill: Any,
+                decode: Any) -> dict[str, Any]:
+    """The analytical model's knobs of a disaggregated deployment (`Deployments`: the decode pool in gpu / tp /
+    ep / attn_dp, the prefill pool in prefill_*, dp the workers of both, prefill_replicas the prefill pool's),
+    from `simulate`'s pools (None fields inherit capacity's arguments). Refuses, naming the pool, a pool that is
+    not a `Pool`, a pool EP the inference model cannot run (`inference.resolve.check_ep`, with the valid ones), and
+    a pool's own pp / dtypes / scheduler, which the analytical model (one of each for both pools) would drop."""
+    _check_pools(prefill, decode)
+    given = {"pp": pp, "weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype, "scheduler": sched}
+    knobs: dict[str, Any] = {}
+    for role, pool in (("prefill", prefill), ("decode", decode)):
+        if not isinstance(pool, Pool):
+            raise ValueError(f"capacity {role}={pool!r:.80}: give a serving.Pool (gpu, tp, ep, attn_dp, n_workers)")
+        for k, v in given.items():
+            own = getattr(pool, k)
+            if own is not None and own != v:
+                raise ValueError(f"capacity {role} pool {k}={own!r:.80}: the analytical model holds one {k} for both "
+                                 f"pools ({v!r:.80} here); give {k}= to capacity instead, or leave the pool's None")
+        p_tp = pool.tp if pool.tp is not None else tp
+        p_ep = pool.ep if pool.ep is not None else ep
+        p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp
+        _check_pool_parallel(model, role, p_tp, p_ep, p_adp)
+        g = _name(pool.gpu if pool.gpu is not None else gpu)
+        if role == "prefill":
+            knobs.update(prefill_gpu=g, prefill_tp=p_tp, prefill_ep=p_ep, prefill_attn_dp=p_adp,
+                         prefill_replicas=pool.n_workers)
+        else:
+            knobs.update(gpu=g, tp=p_tp, ep=p_ep, attn_dp=p_adp)
+    return {**knobs, "mode": "disagg", "dp": prefill.n_workers + decode.n_workers}
 
 
 def _name(x: Any, gpu: bool = False) -> Any:
@@ -248,4 +318,4 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
                      f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
 
 
-__all__ = ["capacity", "meets", "smallest_deployment", "MIN_REQUESTS"]
+__all__ = ["capacity", "deployment_words", "meets", "smallest_deployment", "MIN_REQUESTS"]

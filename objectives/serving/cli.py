@@ -6,6 +6,9 @@ A plugin command (entry-point group ``dse.commands``):
     dse capacity Llama-3.1-70B --gpu H200 --tp 4 --weight-dtype fp8 --ttft-ms 2000 --tpot-ms 200 --percentile p99
     dse capacity Llama-3.1-70B --target-rate 20 --gpus H100,H200,B200 --max-gpus 8 --ttft-ms 2000 --tpot-ms 200
     dse capacity Llama-3.1-8B --gpu H100 --ttft-ms 1000 --trace AzureLLMInferenceTrace_conv.csv   # a trace replayed
+    dse capacity Llama-3.1-70B --mode disagg --prefill-gpu H100 --prefill-tp 4 --prefill-workers 1 \
+        --gpu H200 --tp 4 --decode-workers 2 --weight-dtype fp8 --ttft-ms 2000 --tpot-ms 200   # xPyD pools
+    dse capacity Llama-3.1-70B --target-rate 20 --gpus H100,H200 --modes agg,disagg --ttft-ms 2000 --tpot-ms 200
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .scheduler import SLO, SLO_STATISTICS, Scheduler
+from .scheduler import SLO, SLO_STATISTICS, Pool, Scheduler
 from .workload import Workload
 
 
@@ -24,7 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu", help="GPU of the deployment (capacity of one deployment)")
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--pp", type=int, default=1)
-    p.add_argument("--dp", type=int, default=1, help="replicas")
+    p.add_argument("--dp", type=int, default=1, help="replicas (aggregated mode)")
+    p.add_argument("--mode", default="agg", help="agg (replicas of --tp x --pp x --attn-dp GPUs) or disagg: a prefill "
+                   "pool of --prefill-workers and a decode pool of --decode-workers (--gpu, --tp, --ep and --attn-dp "
+                   "are the decode pool's; serving.capacity mode=, prefill=, decode=)")
+    p.add_argument("--prefill-workers", type=int, default=None, help="disagg: prefill workers (default 1)")
+    p.add_argument("--decode-workers", type=int, default=None, help="disagg: decode workers (default 1)")
+    p.add_argument("--prefill-gpu", default=None, help="disagg: the prefill pool's GPU type (default --gpu)")
+    p.add_argument("--prefill-tp", type=int, default=None, help="disagg: the prefill pool's TP (default --tp)")
+    p.add_argument("--prefill-ep", type=int, default=None, help="disagg: the prefill pool's EP (default --ep)")
+    p.add_argument("--prefill-attn-dp", type=int, default=None, help="disagg: the prefill pool's attention DP "
+                   "(default --attn-dp)")
     p.add_argument("--ep", type=int, default=1, help="expert parallelism over the tp x attn-dp GPUs of a replica")
     p.add_argument("--attn-dp", type=int, default=1, help="attention data-parallel ranks per replica (each "
                    "schedules its own requests; e.g. --tp 1 --attn-dp 8 --ep 8, wide EP)")
@@ -69,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests/s: find the smallest deployment (over --gpus, --max-gpus) that holds it")
     p.add_argument("--gpus", default=None, help="comma-separated GPU types for --target-rate")
     p.add_argument("--max-gpus", type=int, default=8, help="largest deployment for --target-rate")
+    p.add_argument("--modes", default="agg", help="comma-separated deployment modes --target-rate searches: agg, "
+                   "disagg (spaces.llm_serving modes=; disagg: prefill and decode pools, each its GPU type and TP)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -85,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _smallest(args, slo)
         if not args.gpu:
             raise ValueError("give --gpu (capacity of one deployment) or --target-rate with --gpus (smallest deployment)")
-        from .capacity import MIN_RATE, capacity
+        from .capacity import MIN_RATE, capacity, deployment_words
 
         if args.trace is not None:       # the trace's own arrivals, replayed at each rate (serving.capacity)
             w = _trace_workload(args)
@@ -97,11 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         trace += _prefix_words(args)
         s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens,
                       prefix_caching=not args.no_prefix_caching)
+        pools = _pools(args)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
                      attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, moe_a2a=args.moe_a2a,
                      n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated",
-                     profile=args.profile)
+                     profile=args.profile, mode=args.mode, prefill=pools.get("prefill"),
+                     decode=pools.get("decode"))
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise
@@ -111,18 +128,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights = args.weight_dtype or _checkpoint_dtype(args.model)
     how = ("analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests") \
         + _profile_words(args)
-    layout = f"tp={args.tp} pp={args.pp}" + (f" attn_dp={args.attn_dp}" if args.attn_dp != 1 else "") + \
-        (f" ep={args.ep}" if args.ep != 1 else "")
+    where = deployment_words(args.gpu, args.tp, args.pp, args.dp, args.ep, args.attn_dp, pools.get("prefill"),
+                             pools.get("decode"))
+    if pools:   # rate matching: which pool binds (analytical)
+        how += (f"; analytical pools: prefill {r['prefill_pool_req_s']:.3g}, decode {r['decode_pool_req_s']:.3g} "
+                f"requests/s")
     if r["capacity_req_s"] == 0 and r["metrics"]:
         got = ", ".join(f"{m} = {r['metrics'][m.replace('_ms', '_ms_mean') if m.endswith('_ms') else m]:.4g} ms"
                         for m in slo.constraints)
-        print(f"{args.model} on {args.dp} x {args.gpu} {layout} {weights}: meets {bounds}{trace} at no "
+        print(f"{args.model} on {where} {weights}: meets {bounds}{trace} at no "
               f"request rate: even at {MIN_RATE:g} requests/s it gives {got} ({how})")
         return 0
-    print(f"{args.model} on {args.dp} x {args.gpu} {layout} {weights}: holds "
+    print(f"{args.model} on {where} {weights}: holds "
           f"{r['capacity_req_s']:.3g} requests/s at {bounds}{trace} ({how}; analytical estimate "
           f"{r['analytical_req_s']:.3g})")
     return 0
+
+
+#: the disaggregated pools' flags (`_pools`): refused in aggregated mode, where nothing would read them
+_POOL_FLAGS = ("prefill_workers", "decode_workers", "prefill_gpu", "prefill_tp", "prefill_ep", "prefill_attn_dp")
+
+
+def _pools(args: argparse.Namespace) -> dict[str, Pool]:
+    """`capacity`'s ``prefill`` / ``decode`` pools of --mode disagg (the decode pool takes --gpu, --tp, --ep and
+    --attn-dp, as `serving.capacity`'s pools inherit them; the prefill pool its --prefill-* flags, default the same);
+    {} in aggregated mode, where a pool flag given is refused. A bad --mode lists the valid ones (`simulate`'s)."""
+    from .simulator import _MODES
+
+    if args.mode not in _MODES:
+        raise ValueError(f"--mode {args.mode}: valid modes are {', '.join(_MODES)}")
+    given = ["--" + k.replace("_", "-") for k in _POOL_FLAGS if getattr(args, k) is not None]
+    if args.mode == "agg":
+        if given:
+            raise ValueError(f"{', '.join(given)}: pools are for --mode disagg (an aggregated deployment of --dp "
+                             f"replicas would ignore them); add --mode disagg or drop them")
+        return {}
+    if args.dp != 1:
+        raise ValueError(f"--dp {args.dp}: a disaggregated deployment counts its workers per pool; give "
+                         f"--prefill-workers and --decode-workers instead")
+    return {"prefill": Pool(gpu=args.prefill_gpu, tp=args.prefill_tp, ep=args.prefill_ep, attn_dp=args.prefill_attn_dp,
+                            n_workers=args.prefill_workers if args.prefill_workers is not None else 1),
+            "decode": Pool(n_workers=args.decode_workers if args.decode_workers is not None else 1)}
 
 
 def _trace_workload(args: argparse.Namespace, n_requests: int | None = None) -> Workload:
@@ -174,7 +220,8 @@ def _checkpoint_dtype(model: str) -> str:
 #: deployment flags of one configuration and their defaults: --target-rate searches these over the space
 _ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "moe_act_dtype": None, "moe_a2a": None,
                    "weight_dtype": None, "act_dtype": None, "kv_dtype": None, "max_batch_size": 256,
-                   "max_num_tokens": 8192, "engine": None}
+                   "max_num_tokens": 8192, "engine": None, "mode": "agg",
+                   **{k: None for k in _POOL_FLAGS}}
 
 
 def _smallest(args: argparse.Namespace, slo: SLO) -> int:
@@ -193,7 +240,8 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
         raise ValueError("--target-rate needs --gpus (comma-separated GPU types to search)")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
     # a trace's prompts vary in length: no whole-prompt rule from one input length then
-    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus,
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, modes=modes,
                                input_len=args.input_len if args.trace is None else None)
     if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
         w = _trace_workload(args, n_requests=args.n_requests)
@@ -205,7 +253,8 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests, defaults=defaults,
                                 profile=args.profile)
     row = smallest_deployment(space, obj, float(args.target_rate))
-    keys = [k for k in ("gpu", "n_gpus", "tp", "pp", "ep", "engine", "weight_dtype", "act_dtype", "kv_dtype",
+    keys = [k for k in ("mode", "gpu", "n_gpus", "tp", "pp", "ep", "dp", "prefill_replicas", "prefill_gpu",
+                        "prefill_tp", "prefill_ep", "prefill_attn_dp", "engine", "weight_dtype", "act_dtype", "kv_dtype",
                         "max_batch_size", "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok",
                         "slo_attainment", "source")
             if k in row.index and k != "fits"]

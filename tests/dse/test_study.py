@@ -725,6 +725,36 @@ def test_confirming_checks_the_band_end_of_a_confidence_constraint():
         Confirming(screen, check, {"y": "max"}, {"lat": ("==", 7, 0.9)})
 
 
+def test_the_front_table_of_a_confirmed_front_says_which_columns_are_checked():
+    """A confirmed front keeps its objectives' screening values beside checked constraint metrics: the table says
+    which shown column is which (and where the other value is); an unconfirmed front's table says nothing."""
+    from dse.fidelity import Confirming
+    from dse.spec import front_table
+
+    @dse.vectorized
+    def screen(df):
+        x = df["x"].to_numpy(float)
+        return pd.DataFrame({"y": x, "lat": 10 * x})
+
+    @dse.vectorized
+    def check(df):
+        x = df["x"].to_numpy(float)
+        return pd.DataFrame({"y": 0.5 * x, "lat": 12 * x})
+
+    ev = Confirming(screen, check, {"y": "max"}, {"lat": ("<=", 7)}, label="slow")
+    s = dse.create_study("cft", dse.Space(x=dse.Float(0, 1, step=0.1)), {"y": "max"}, constraints={"lat": ("<=", 7)},
+                         storage=":memory:")
+    s.optimize(ev, optimizer="grid", batch_size=11, progress=False)
+    last = front_table(s).splitlines()[-1]
+    assert last == ("front checked at fidelity 'slow': y: screening values (the slow ones in y_slow); lat: slow "
+                    "values (the screening ones in lat_screen)")
+    assert s.best()["y"] == pytest.approx(0.5) and s.best()["y_slow"] == pytest.approx(0.25)
+    plain = dse.create_study("plain", dse.Space(x=dse.Float(0, 1, step=0.1)), {"y": "max"},
+                             constraints={"lat": ("<=", 7)}, storage=":memory:")
+    plain.optimize(screen, optimizer="grid", batch_size=11, progress=False)
+    assert "fidelity" not in front_table(plain)
+
+
 def test_view_and_report_state_the_confidence():
     from dse import report
     from dse.view import StudyView

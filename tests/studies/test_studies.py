@@ -74,6 +74,12 @@ def test_flagship_through_the_cli(tmp_path):
     header = next(line for line in out.splitlines() if "tok_s_per_gpu" in line and "gpu" in line)
     for col in ("gpu", "n_gpus", "tp", "weight_dtype", "max_batch_size", "tok_s_per_user", "usd_per_mtok"):
         assert col in header.split()
+    # the front keeps the analytical objectives beside simulated SLO metrics: the table says which is which, and
+    # shows the simulated tokens/s per user beside the analytical one
+    assert "tok_s_per_user_simulated" in header.split()
+    assert ("front checked at fidelity 'simulated': tok_s_per_gpu, tok_s_per_user, usd_per_mtok: screening values "
+            "(the simulated ones in tok_s_per_gpu_simulated, tok_s_per_user_simulated, usd_per_mtok_simulated); "
+            "ttft_ms_p99, tpot_ms_p99: simulated values") in out
     assert (tmp_path / "llm_serving.html").stat().st_size > 10_000
     assert db.exists()
     study = dse.load_study("llm_serving", storage=f"sqlite:///{db}")

@@ -86,6 +86,17 @@ def test_unknown_names_and_dtypes():
         est(model="Llama-9-8B", gpu="H100")
     with pytest.raises(ValueError, match="known"):
         est(model="Llama-3.1-8B", gpu="H100", weight_dtype="fp7")
+    # a dtype column (numpy or pandas) names the bad value plainly, with the valid ones, never numpy's repr
+    valid = "known: fp32, tf32, bf16, fp16, fp8, int8, int4, fp4"
+    for col in (np.array(["fp3"], dtype=object), pd.Series(["fp3"])):
+        with pytest.raises(ValueError) as e:
+            est(model="Llama-3.1-8B", gpu="H100", weight_dtype=col)
+        assert str(e.value) == f"unknown weight_dtype 'fp3'; {valid}"
+    with pytest.raises(ValueError) as e:
+        est(model="Llama-3.1-8B", gpu=["H100", "H100"], kv_dtype=np.array(["fp8", "fp3"], dtype=object))
+    assert str(e.value) == f"unknown kv_dtype 'fp3' in ['fp8', 'fp3']; {valid}"
+    with pytest.raises(TypeError, match=r"got 2.0 in \[2.0, 'fp8'\]"):
+        est(model="Llama-3.1-8B", gpu=["H100", "H100"], act_dtype=np.array([np.float64(2.0), "fp8"], dtype=object))
 
 
 def test_max_throughput_picks_kv_bound_batch():

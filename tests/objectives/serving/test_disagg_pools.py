@@ -11,6 +11,7 @@ import pytest
 import dse
 import objectives
 from objectives import serving
+from objectives.serving.capacity import meets
 
 MOE = "Qwen3-30B-A3B"          # 128 experts, 32 heads, 4 KV heads
 H200 = "H200-SXM-141GB"
@@ -459,3 +460,133 @@ def test_capacity_of_an_attention_dp_deployment_and_its_command(capsys):
                  "1024", "--output-len", "128", "--analytical"]) == 0
     out = capsys.readouterr().out
     assert "attn_dp=8" in out and f"holds {got['capacity_req_s']:.3g} requests/s" in out
+
+
+# -- capacity of a disaggregated deployment (serving.capacity / dse capacity) ------------------------------------
+
+DENSE, H100 = "Llama-3.1-8B", "H100-SXM-80GB"
+#: short prompts, long outputs: one prefill worker serves ~136 req/s, each decode worker ~14 (analytical)
+DECODE_HEAVY = serving.Workload(rate=1.0, input_len=512, output_len=1024)
+TIGHT = serving.SLO(ttft_ms=1000, tpot_ms=25, percentile="p99")
+
+
+def _disagg_capacity(n_decode: int, **kw):
+    return serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, workload=DECODE_HEAVY,
+                            mode="disagg", prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=n_decode),
+                            **kw)
+
+
+def test_disaggregated_capacity_rises_with_decode_workers_until_prefill_binds():
+    """The analytical capacity of 1 prefill + N decode workers grows with N while the decode pool binds (below its
+    rate), then stops at the prefill pool's rate; it is the objective's capacity_req_s of the same row."""
+    got = {n: _disagg_capacity(n, fidelity="analytical", tol=0.02) for n in (1, 2, 4, 12, 24)}
+    caps = [got[n]["capacity_req_s"] for n in (1, 2, 4, 12, 24)]
+    pre = got[1]["prefill_pool_req_s"]
+    assert all(r["prefill_pool_req_s"] == pytest.approx(pre) for r in got.values())     # the prefill pool unchanged
+    assert caps[0] < caps[1] < caps[2] < caps[3]
+    for n in (1, 2, 4):           # decode binds: capacity just under the decode pool's rate, in proportion to N
+        assert got[n]["decode_pool_req_s"] < pre
+        assert 0.9 * got[n]["decode_pool_req_s"] < got[n]["capacity_req_s"] <= got[n]["decode_pool_req_s"]
+    assert caps[2] == pytest.approx(2 * caps[1], rel=0.05)
+    for n in (12, 24):            # prefill binds: more decode workers add nothing
+        assert got[n]["decode_pool_req_s"] > pre and 0.9 * pre < got[n]["capacity_req_s"] <= pre
+    assert caps[4] == pytest.approx(caps[3], rel=1e-9)
+    o = objectives.llm_serving_objective(DENSE, workload=DECODE_HEAVY, slo=TIGHT, capacity=True)
+    row = pd.DataFrame([dict(gpu=H100, tp=1, pp=1, dp=3, weight_dtype="fp8", kv_dtype="fp8", mode="disagg",
+                             prefill_replicas=1)])
+    assert o(row)["capacity_req_s"].iloc[0] == pytest.approx(got[2]["capacity_req_s"], rel=1e-9)
+
+
+def test_simulated_disaggregated_capacity_is_the_edge_of_the_slo_in_simulation():
+    """The simulated capacity meets the SLO when its rate is simulated (the same pools, workload and requests) and
+    a rate 10 % above does not; near the analytical one."""
+    r = _disagg_capacity(2)
+    cap = r["capacity_req_s"]
+    assert r["n_simulations"] >= 2 and meets(r["metrics"], TIGHT)
+    assert 0.8 < cap / r["analytical_req_s"] < 1.4
+    for f, ok in ((1.0, True), (1.1, False)):
+        w = serving.Workload(rate=cap * f, input_len=512, output_len=1024, n_requests=1000)
+        m = serving.simulate(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", workload=w, mode="disagg",
+                             prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=2))
+        assert meets(m, TIGHT) is ok, (f, m["ttft_ms_p99"], m["tpot_ms_p99"])
+
+
+def test_disaggregated_capacity_refuses_bad_pools_naming_them():
+    with pytest.raises(ValueError, match=r"mode='disagg' needs decode workers: decode=None"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool())
+    with pytest.raises(ValueError, match=r"needs prefill workers: prefill='H100'; pass prefill=serving.Pool"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill="H100", decode=serving.Pool())
+    with pytest.raises(ValueError, match=r"dp=2: a disaggregated deployment counts its workers per pool"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", dp=2, prefill=serving.Pool(), decode=serving.Pool())
+    with pytest.raises(ValueError, match=r"pools of their own are for mode='disagg'"):
+        serving.capacity(DENSE, H100, slo=TIGHT, decode=serving.Pool())
+    with pytest.raises(ValueError, match=r"mode='dis': valid modes are agg, disagg"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="dis")
+    with pytest.raises(ValueError, match=r"capacity prefill pool pp=2: the analytical model holds one pp for both "
+                                         r"pools \(1 here\)"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(pp=2), decode=serving.Pool())
+    with pytest.raises(ValueError, match=r"capacity decode pool kv_dtype='bf16'.*\('fp8' here\)"):
+        serving.capacity(DENSE, H100, kv_dtype="fp8", slo=TIGHT, mode="disagg", prefill=serving.Pool(),
+                         decode=serving.Pool(kv_dtype="bf16"))
+    with pytest.raises(ValueError, match=r"prefill pool ep=2:.*Llama-3.1-8B is dense \(valid: ep=1\)"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(ep=2), decode=serving.Pool())
+    with pytest.raises(ValueError, match=r"decode pool ep=3 .*valid ep: "):
+        serving.capacity(MOE, H200, tp=4, slo=TIGHT, mode="disagg", prefill=serving.Pool(), decode=serving.Pool(ep=3))
+    with pytest.raises(ValueError, match=r"Llama-3.1-70B on 1 x L40S tp=1 pp=1 prefill \+ 1 x L40S tp=1 pp=1 "
+                                         r"decode does not run: does not fit"):
+        serving.capacity("Llama-3.1-70B", "L40S", weight_dtype="bf16", slo=TIGHT, mode="disagg",
+                         prefill=serving.Pool(), decode=serving.Pool(), fidelity="analytical")
+
+
+def test_capacity_command_takes_disaggregated_pools(capsys):
+    from objectives.serving.cli import main
+
+    base = [DENSE, "--gpu", H100, "--weight-dtype", "fp8", "--kv-dtype", "fp8", "--ttft-ms", "1000", "--tpot-ms",
+            "25", "--input-len", "512", "--output-len", "1024", "--analytical"]
+    assert main([*base, "--mode", "disagg", "--decode-workers", "2"]) == 0
+    out = capsys.readouterr().out
+    cap = _disagg_capacity(2, fidelity="analytical")
+    assert f"1 x {H100} tp=1 pp=1 prefill + 2 x {H100} tp=1 pp=1 decode fp8: holds " \
+           f"{cap['capacity_req_s']:.3g} requests/s" in out
+    assert f"analytical pools: prefill {cap['prefill_pool_req_s']:.3g}, decode {cap['decode_pool_req_s']:.3g}" in out
+    assert main([*base, "--prefill-tp", "2"]) == 2
+    assert "--prefill-tp: pools are for --mode disagg" in capsys.readouterr().err
+    assert main([*base, "--mode", "disagg", "--dp", "2"]) == 2
+    assert "--dp 2: a disaggregated deployment counts its workers per pool" in capsys.readouterr().err
+    assert main([*base[:1], "--target-rate", "5", "--gpus", H100, "--mode", "disagg", "--ttft-ms", "1000"]) == 2
+    assert "--mode: --target-rate searches" in capsys.readouterr().err
+
+
+def test_smallest_disaggregated_deployment_holds_the_rate_and_its_capacity_says_so(capsys):
+    """`smallest_deployment` over a disaggregated space (and `dse capacity --target-rate --modes disagg`): the
+    deployment found holds the rate in simulation, its analytical capacity (`serving.capacity` with its pools) is
+    at least that rate, and one decode worker fewer is below it."""
+    import spaces
+    from objectives.serving.cli import main
+
+    space = spaces.llm_serving(DENSE, [H100], max_gpus=4, modes=("disagg",), formats=("w8a16",), kv_dtypes=("fp8",),
+                               max_batch_sizes=(256,), max_num_tokens=(2048,), input_len=512)
+    w = serving.Workload(rate=30.0, input_len=512, output_len=1024, n_requests=1000)
+    obj = objectives.llm_serving_objective(DENSE, workload=w, slo=TIGHT)
+    row = objectives.smallest_deployment(space, obj, 30.0)
+    assert row["mode"] == "disagg" and all(row[k] <= b for k, (_, b) in TIGHT.constraints.items())
+    n_p, n_d = int(row["prefill_replicas"]), int(row["dp"] - row["prefill_replicas"])
+    caps = [_disagg_capacity_of(row, n_p, n, fidelity="analytical")["capacity_req_s"] for n in (n_d - 1, n_d)]
+    assert caps[0] < 30.0 <= caps[1] * 1.05, caps
+    assert main([DENSE, "--target-rate", "30", "--gpus", H100, "--max-gpus", "4", "--modes", "disagg", "--ttft-ms",
+                 "1000", "--tpot-ms", "25", "--percentile", "p99", "--input-len", "512", "--output-len", "1024"]) == 0
+    out = capsys.readouterr().out
+    assert "smallest deployment holding 30 requests/s" in out and "disagg" in out
+
+
+def _disagg_capacity_of(row: pd.Series, n_prefill: int, n_decode: int, **kw):
+    return serving.capacity(DENSE, row["gpu"], int(row["tp"]), weight_dtype=row["weight_dtype"],
+                            kv_dtype=row["kv_dtype"], slo=TIGHT, workload=DECODE_HEAVY, mode="disagg",
+                            scheduler=serving.Scheduler(max_num_tokens=int(row["max_num_tokens"])),
+                            prefill=serving.Pool(gpu=row.get("prefill_gpu") or None, tp=_int(row.get("prefill_tp")),
+                                                 n_workers=n_prefill),
+                            decode=serving.Pool(n_workers=n_decode), **kw)
+
+
+def _int(v):
+    return None if v is None or pd.isna(v) else int(v)
