@@ -100,13 +100,16 @@ def predict(rows: pd.DataFrame, scheduler: Scheduler | None = None, seed: int = 
 
 
 def predict_analytical(rows: pd.DataFrame, efficiency: Efficiency | None = None,
-                       scheduler: Scheduler | None = None) -> pd.DataFrame:
+                       scheduler: Scheduler | None = None, engine: Any = "roofline") -> pd.DataFrame:
     """`predict`'s columns from the analytical serving model (`serving.ServingModel` on the closed form, the model
     `simulate` checks) instead of the simulator: about a hundredth of its cost, cheap enough for a calibration
     objective. ttft_ms and tpot_ms are the model's means; itl_ms is its mean tpot (with fixed lengths a request's
     tokens are evenly spread, so the token-weighted inter-token latency and the mean TPOT agree); scheduler
-    budgets as `predict`'s (`Scheduler()` defaults). One evaluation per (model, workload), every deployment of it
-    at once; rows without a load or fixed lengths get NaN."""
+    budgets as `predict`'s (`Scheduler()` defaults). `engine`: the cost model's engine for every row (default the
+    closed form, whose factors the published tables fit; "vllm", "sglang", "trtllm": that engine's measured kernel
+    profile with the silicon fit's engine factors, front end included, as `serving.analytical.Deployments`
+    takes it). One evaluation per (model, workload), every deployment of it at once; rows without a load or fixed
+    lengths get NaN."""
     from .analytical import Deployments, ServingModel
 
     sched = scheduler if scheduler is not None else Scheduler()
@@ -124,7 +127,7 @@ def predict_analytical(rows: pd.DataFrame, efficiency: Efficiency | None = None,
         cols = list(zip(*deps))
         d = Deployments.of(gpu=list(cols[0]), tp=list(cols[1]), pp=list(cols[2]), weight_dtype=list(cols[3]),
                            act_dtype=list(cols[4]), kv_dtype=list(cols[5]), max_batch_size=sched.max_batch_size,
-                           max_num_tokens=sched.max_num_tokens, engine="roofline")
+                           max_num_tokens=sched.max_num_tokens, engine=engine)
         m = ServingModel(model, w, efficiency=efficiency).evaluate(d)
         at = {dep: i for i, dep in enumerate(deps)}
         for idx, dep in members:

@@ -98,3 +98,22 @@ def test_candidate_factors_cost_the_simulation(rows):
     for f in (fidelity.predict, fidelity.predict_analytical):
         base, slower = f(light)["itl_ms"].to_numpy(), f(light, efficiency=slow)["itl_ms"].to_numpy()
         assert (slower > base + 4.0).all(), (f.__name__, base, slower)
+
+
+def test_analytical_on_an_engine_profile(rows):
+    """`predict_analytical(..., engine=)` costs the rows on that engine's measured profile with the silicon fit's
+    engine factors: the lightly loaded TTFT carries the engine's per-request front end (``engine_ttft_ms``), which
+    the closed form (the default engine) does not, and nothing else about a light row's TTFT depends on it."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import from_params
+
+    light = rows[rows["source_note"].str.contains("QPS=2 ", regex=False) & (rows["metric"] == "ttft_ms")]
+    assert len(light)
+    params = default_eff().params
+    plus = from_params({**params, "engine_ttft_ms": {k: v + 20.0 for k, v in params["engine_ttft_ms"].items()}})
+    for engine in ("vllm", "trtllm"):
+        base = fidelity.predict_analytical(light, engine=engine)["ttft_ms"].to_numpy()
+        more = fidelity.predict_analytical(light, efficiency=plus, engine=engine)["ttft_ms"].to_numpy()
+        assert np.allclose(more - base, 20.0, atol=1.0), (engine, more - base)
+    roof = fidelity.predict_analytical(light)["ttft_ms"].to_numpy()
+    assert np.allclose(fidelity.predict_analytical(light, efficiency=plus)["ttft_ms"].to_numpy(), roof)
