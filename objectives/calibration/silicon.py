@@ -633,9 +633,10 @@ def distinct_measurements(rows: pd.DataFrame) -> pd.DataFrame:
 
     Some runs are exported under two deployments (the same TTFT and TPOT, to the rounding, labelled e.g. TP 4 EP 4
     in one dump and TP 16 EP 4 in another): one label is wrong and nothing in the row says which, so such a
-    measurement is dropped, every copy of it (`ambiguous_deployments` lists them)."""
+    measurement is dropped, every copy of it (`ambiguous_deployments` lists them). So is a whole sweep whose decode
+    steps another deployment on a different number of GPUs repeats at every load they share (`_twin_sweeps`)."""
     once = _each_once(rows)
-    return once[~_ambiguous(once)].copy()
+    return once[~_dropped(once)].copy()
 
 
 def _identity(rows: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -663,11 +664,64 @@ def _ambiguous(rows: pd.DataFrame) -> pd.Series:
     return n_labels > 1
 
 
+#: `_twin_sweeps`: two deployments' sweeps are one run under two labels when their TPOT agree within this share at
+#: every one of at least `TWIN_MIN_LOADS` shared concurrencies
+TWIN_TPOT_REL = 0.02
+TWIN_MIN_LOADS = 3
+
+
+def _twin_sweeps(rows: pd.DataFrame) -> pd.Series:
+    """Mask of the aggregated closed-loop rows of a sweep (one model, engine, release, GPU, dtypes and lengths over
+    several concurrencies) whose TPOT another deployment of the same sweep on a different number of GPUs (tp x pp x
+    attn_dp) matches within `TWIN_TPOT_REL` at each of at least `TWIN_MIN_LOADS` shared concurrencies: every row
+    of both deployments. Doubling or quadrupling the GPUs does not leave a decode step unchanged at every load, so
+    one of the two labels is wrong, and nothing says which. The silicon file's MiniMax-M2.5 rows labelled attention
+    DP (TP 2 x DP 2 EP 4, TP 4 x DP 4 EP 16) repeat the TP 2 EP 2 / TP 4 EP 4 rows so (largest difference 0.6-1.3 %
+    over 3-7 loads; the next closest pair of sweeps differs by 13 % at one load: docs/profiles.md)."""
+    out = pd.Series(False, index=rows.index)
+    need = ("mode", "concurrency", "tpot_ms", "tp")
+    if not all(c in rows.columns for c in need):
+        return out
+    agg = rows[(rows["mode"] == "agg") & (rows["concurrency"] > 0) & (rows["tpot_ms"] > 0)]
+    if agg.empty:
+        return out
+    dep = [c for c in _DEPLOYMENT_KEY if c in agg.columns]
+    sweep = [c for c in _MEASUREMENT_KEY if c not in _DEPLOYMENT_KEY and c != "concurrency" and c in agg.columns]
+    keys = agg[sweep + ["engine_version"] if "engine_version" in agg.columns else sweep].astype(str)
+    gpus = (agg["tp"] * _column(agg, "pp").fillna(1) * _column(agg, "attn_dp").fillna(1)).to_numpy(float)
+    f = pd.DataFrame({"sweep": keys.groupby(list(keys.columns), dropna=False).ngroup().to_numpy(),
+                      "dep": agg[dep].astype(str).groupby(dep, dropna=False).ngroup().to_numpy(),
+                      "gpus": gpus, "conc": agg["concurrency"].to_numpy(float),
+                      "tpot": agg["tpot_ms"].to_numpy(float)}, index=agg.index)
+    pairs = f.reset_index(names="row").merge(f.reset_index(names="row"), on=["sweep", "conc"], suffixes=("_a", "_b"))
+    pairs = pairs[(pairs["dep_a"] < pairs["dep_b"]) & (pairs["gpus_a"] != pairs["gpus_b"])]
+    if pairs.empty:
+        return out
+    pairs = pairs.assign(rel=(pairs["tpot_a"] / pairs["tpot_b"] - 1.0).abs())
+    # at each shared load its closest pair of rows (a deployment may have several runs at one load)
+    group = ["sweep", "dep_a", "dep_b"]
+    closest = pairs.groupby(group + ["conc"])["rel"].min()
+    per = closest.groupby(level=group).agg(["size", "max"])
+    twins = per[(per["size"] >= TWIN_MIN_LOADS) & (per["max"] <= TWIN_TPOT_REL)].index
+    # the rows of those pairs that repeat each other (another run of either deployment at the same load stays)
+    hit = pairs.set_index(group).index.isin(twins) & (pairs["rel"] <= TWIN_TPOT_REL).to_numpy()
+    out.loc[pd.unique(np.concatenate([pairs["row_a"].to_numpy()[hit], pairs["row_b"].to_numpy()[hit]]))] = True
+    return out
+
+
+def _dropped(once: pd.DataFrame) -> pd.Series:
+    """Mask of the rows of `once` (each copy counted once) that one run reports under two deployments: the same
+    TTFT and TPOT to the rounding (`_ambiguous`), then, among the others, the sweeps another deployment repeats
+    (`_twin_sweeps`)."""
+    amb = _ambiguous(once)
+    return amb | _twin_sweeps(once[~amb]).reindex(once.index, fill_value=False)
+
+
 def ambiguous_deployments(rows: pd.DataFrame) -> pd.DataFrame:
     """The usable rows (one per distinct label) that `distinct_measurements` drops because one run is reported
     under several deployments."""
     once = _each_once(rows)
-    return once[_ambiguous(once)].copy()
+    return once[_dropped(once)].copy()
 
 
 def _ambiguous_section(p: Any) -> list[str]:
@@ -683,8 +737,10 @@ def _ambiguous_section(p: Any) -> list[str]:
     table = amb.groupby(by, dropna=False).size().rename("runs").reset_index()
     return ["## Dropped: one run under two deployments", "",
             f"{len(amb)} rows (one per label) report a run that another dump reports with the same TTFT and TPOT "
-            "(to 1 ms / 0.1 ms) under another deployment; one label is wrong and the rows do not say which, so "
-            "none of them is fitted or scored (`silicon.ambiguous_deployments`):", "", _md(table), ""]
+            "(to 1 ms / 0.1 ms) under another deployment, or belong to a sweep whose TPOT a deployment on another "
+            f"number of GPUs repeats within {TWIN_TPOT_REL:.0%} at every load they share (at least "
+            f"{TWIN_MIN_LOADS}); one label is wrong and the rows do not say which, so none of them is fitted or "
+            "scored (`silicon.ambiguous_deployments`):", "", _md(table), ""]
 
 
 def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:

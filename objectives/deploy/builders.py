@@ -15,7 +15,8 @@ model's experts are MXFP4 (fp4 weights of an MXFP4 checkpoint: gpt-oss) and the 
 on the worker's GPU (`objectives.inference.measured.moe_act`); elsewhere it launches nothing ("mxfp8" on a GPU
 without an MXFP4 x MXFP8 MoE kernel is refused). ``moe_a2a`` ("auto" / None, "allgather", "deepep": how an EP
 group across attention-DP ranks exchanges its tokens, as the cost model's knob) launches each engine's all-to-all
-backend in every worker; "auto" launches nothing, and a worker whose layout or engine cannot run the value (a dense
+backend in every worker; "auto" launches nothing (the engine's default, which the cost model's "auto" prices:
+`objectives.inference.measured.MOE_A2A_AUTO`), and a worker whose layout or engine cannot run the value (a dense
 model, no EP group across attention-DP ranks, TensorRT-LLM's "deepep": `objectives.inference.resolve.moe_a2a_invalid`)
 is refused. ``prefix_caching`` (as the cost model's knob) is on by default in
 all three engines, so only False launches a flag, the one that turns each engine's prefix cache off (defaults read

@@ -245,9 +245,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     (vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1); measured profiles read that activation's fused-MoE table (the
     closed form ignores it). Experts that are not MXFP4 ignore it (the column then says "auto"); "mxfp8" on MXFP4
     experts before Blackwell is fits=False with a `reason`. `moe_a2a` (may be an array): how an MoE layer whose EP
-    group spans attention-DP ranks exchanges its tokens, `measured.MOE_A2A`: None / "auto" (default) each engine's
-    rule as before the knob (TensorRT-LLM all-gather + reduce-scatter up to EP = top-k; DeepEP's tables inside one
-    node; NCCL's all-to-all beyond; the experts as the fused-MoE tables time them, over all the group's tokens);
+    group spans attention-DP ranks exchanges its tokens, `measured.MOE_A2A`: None / "auto" (default) what each
+    engine launches without a flag (`measured.MOE_A2A_AUTO`: vLLM and SGLang all-gather + reduce-scatter;
+    TensorRT-LLM the same up to EP = top-k, beyond it DeepEP's tables inside one node and NCCL's all-to-all beyond;
+    the experts as the fused-MoE tables time them, over all the group's tokens);
     "allgather" (SGLang --moe-a2a-backend none, vLLM --all2all-backend allgather_reducescatter, TensorRT-LLM
     TRTLLM_FORCE_ALLTOALL_METHOD=NotEnabled): the group's tokens gathered on every rank at any EP size; "deepep"
     (vLLM and SGLang): DeepEP's dispatch / combine (low-latency kernels up to 128 tokens per rank, normal beyond,

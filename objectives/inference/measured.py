@@ -689,10 +689,21 @@ DEEPEP_NODE_GPUS = 8
 #: gb300.yaml, num_gpus_per_node 4; the same package's vLLM and TensorRT-LLM DeepEP rows there, moe_a2a_perf,
 #: record ep_size 4 at node_num 1, where the HGX systems' record 8)
 DEEPEP_TABLE_GPUS = {"gb200": 4, "gb300": 4}
+#: the exchange an engine runs for an EP group spanning attention-DP ranks when its launch sets none (what "auto"
+#: prices, and what `dse deploy` launches for "auto": no flag): all-gather + reduce-scatter. vLLM's
+#: `ParallelConfig.all2all_backend` defaults to "allgather_reducescatter" in every shipped release (0.14 / 0.24 /
+#: 0.26; vllm/config/parallel.py, before it the VLLM_ALL2ALL_BACKEND default with 0.14's choice list); SGLang's
+#: `ServerArgs.moe_a2a_backend` to "none" (0.5.10 / 0.5.14, python/sglang/srt/server_args.py), whose DP-attention
+#: path gathers the ranks' tokens before the experts and scatters them after. An engine absent here keeps its rule
+#: (TensorRT-LLM: `ALLGATHER_MOE_ENGINES` up to top-k, DeepEP's tables inside a node and NCCL's all-to-all beyond).
+#: A shipped release whose default differs (vLLM's proposed GB200 / GB300 one-sided NVLink default, PR #54268) would
+#: need the release here, as `dse deploy` launches its default for "auto"
+MOE_A2A_AUTO = {"vllm": "allgather", "sglang": "allgather"}
 #: values of the `moe_a2a` knob: how an MoE layer's EP group spanning attention-DP ranks exchanges its tokens.
-#: "auto": each engine's rule as priced before the knob (TensorRT-LLM all-gather + reduce-scatter for EP groups no
-#: larger than top-k, `ALLGATHER_MOE_ENGINES`; DeepEP's tables inside one node; NCCL's all-to-all beyond; the experts
-#: as the engine's fused-MoE table measured them, over all the group's tokens); "allgather": every rank gathers the
+#: "auto": what each engine launches without a flag (`MOE_A2A_AUTO`: vLLM and SGLang all-gather; TensorRT-LLM
+#: all-gather + reduce-scatter for EP groups no larger than top-k, `ALLGATHER_MOE_ENGINES`, DeepEP's tables inside one
+#: node and NCCL's all-to-all beyond; the experts as the engine's fused-MoE table measured them, over all the group's
+#: tokens); "allgather": every rank gathers the
 #: group's tokens and reduce-scatters the experts' outputs at any EP size (SGLang --moe-a2a-backend none, vLLM
 #: --all2all-backend allgather_reducescatter, TensorRT-LLM TRTLLM_FORCE_ALLTOALL_METHOD=NotEnabled); "deepep": DeepEP's
 #: dispatch / combine (SGLang --moe-a2a-backend deepep --deepep-mode auto, vLLM deepep_high_throughput /
@@ -1135,7 +1146,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # tokens gathered on every GPU of the group, the experts' partial outputs reduce-scattered back; the pair
         # moves an all-reduce's bytes of the gathered tokens (all-reduce = reduce-scatter + all-gather), priced on
         # NCCL's all-reduce table over the group's ranks in the domain (a bound: the gather moves fp4 activations)
-        gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
+        # (and an engine whose launch default gathers at any EP size, `MOE_A2A_AUTO`: vLLM, SGLang)
+        if MOE_A2A_AUTO.get(prof.engine) == "allgather":
+            gath = wide
+        else:
+            gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
         a2a_code = m.get("moe_a2a", np.zeros(k))  # the knob (`MOE_A2A`): all-gather / DeepEP whatever the engine's rule
         gath = np.where(a2a_code == MOE_A2A.index("allgather"), wide,
                         gath & (a2a_code != MOE_A2A.index("deepep")))

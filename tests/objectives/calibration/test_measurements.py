@@ -345,6 +345,41 @@ def test_a_run_exported_under_two_deployments_is_dropped_with_every_copy(silicon
     assert sorted(amb["tp"]) == sorted([rows["tp"].iloc[3], rows["tp"].iloc[3] * 4])
 
 
+def _sweep(row: pd.Series, loads: list[float], tpot: list[float], **deployment: float) -> pd.DataFrame:
+    """One deployment's closed-loop sweep built from a silicon row: `row` at each of `loads` clients with the
+    given TPOT (ms), TTFT 10 x TPOT, relabelled with `deployment` (tp, attn_dp, moe_ep)."""
+    out = pd.DataFrame([row] * len(loads)).reset_index(drop=True)
+    return out.assign(concurrency=loads, tpot_ms=tpot, ttft_ms=[10.0 * t for t in tpot], **deployment)
+
+
+def test_a_sweep_another_deployment_repeats_on_other_gpus_is_dropped(silicon):
+    """Two deployments of one sweep on different numbers of GPUs whose decode steps agree within 2 % at every one of
+    >= 3 shared loads are one run under two labels (the silicon file's attention-DP MiniMax-M2.5 rows): both are
+    dropped. A real second deployment (TPOT 5 % off at one load), the same GPUs under another expert layout, or
+    only two shared loads keep every row."""
+    from objectives.calibration.silicon import ambiguous_deployments, distinct_measurements
+
+    row = silicon[(silicon["mode"] == "agg") & (silicon["concurrency"] > 0)].iloc[0]
+    loads, tpot = [4.0, 8.0, 16.0, 32.0], [10.0, 12.0, 15.0, 20.0]
+    a = _sweep(row, loads, tpot, tp=2.0, attn_dp=1.0, moe_ep=2.0)
+    other = _sweep(row, [8.0, 16.0, 32.0], [9.0, 11.0, 14.0], tp=4.0, attn_dp=1.0, moe_ep=1.0)
+
+    def kept(b: pd.DataFrame) -> int:
+        return len(distinct_measurements(pd.concat([a, b, other], ignore_index=True)))
+    # TP 2 x attention DP 2 (4 GPUs) measuring TP 2's steps within 0.3-0.8 % and its TTFT 3 % off
+    twin = _sweep(row, loads, [t * f for t, f in zip(tpot, (1.003, 0.995, 1.008, 1.0))], tp=2.0, attn_dp=2.0,
+                  moe_ep=4.0).assign(ttft_ms=lambda d: d["ttft_ms"] * 1.03)
+    assert kept(twin) == len(other)
+    amb = ambiguous_deployments(pd.concat([a, twin, other], ignore_index=True))
+    assert sorted(set(zip(amb["tp"], amb["attn_dp"]))) == [(2.0, 1.0), (2.0, 2.0)] and len(amb) == 8
+    # one load 5 % apart: two deployments
+    assert kept(twin.assign(tpot_ms=[t * f for t, f in zip(tpot, (1.003, 1.05, 1.0, 1.0))])) == 11
+    # the same 2 GPUs with another expert layout may decode alike
+    assert kept(twin.assign(attn_dp=1.0)) == 11
+    # two shared loads do not make a sweep
+    assert kept(twin.head(2)) == 9
+
+
 def test_check_reads_vllm_results_with_a_catalog_gpu_name(capsys):
     """`dse calibrate results/ --check --gpu H200-SXM-141GB ...`: the catalog name works as the system name does;
     the closed-loop result is predicted, the open-loop one (2 req/s, no concurrency) is counted with its reason."""

@@ -1,6 +1,7 @@
-"""The EP token-exchange knob (`moe_a2a`): "auto" is the model as before bit for bit, "allgather" and "deepep" move
-the price the way their kernels move the work, the rows no engine runs are refused by name, and the knob reaches
-max_throughput, StepModel, the analytical serving model and the simulator."""
+"""The EP token-exchange knob (`moe_a2a`): "auto" is what each engine launches without a flag (vLLM and SGLang:
+all-gather), "allgather" and "deepep" move the price the way their kernels move the work, the rows no engine runs
+are refused by name, and the knob reaches max_throughput, StepModel, the analytical serving model and the
+simulator."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from objectives import inference, serving
-from objectives.inference.measured import MOE_A2A, MOE_A2A_ENGINES
+from objectives.inference.measured import MOE_A2A, MOE_A2A_AUTO, MOE_A2A_ENGINES
 from objectives.inference.resolve import R_MOE_A2A, R_OK, REASONS, moe_a2a_codes, moe_a2a_invalid
 from objectives.serving.analytical import Deployments
 
@@ -48,7 +49,7 @@ def test_deepep_on_dispatched_tokens_is_cheaper_than_all_gather_at_wide_ep_with_
     """GB200 NVL72, EP 32 over 32 attention-DP ranks, 8 / 64 sequences per rank: the all-gather path ships every
     rank's tokens to all 32 and its experts work over all of them; DeepEP sends each token to its top-8 ranks and the
     experts see only those. Both the prompt (TTFT) and the decode step (TPOT) come out cheaper, and the experts on
-    dispatched tokens are cheaper than the engine's default (all-token tables with the same all-to-all)."""
+    dispatched tokens are cheaper than the engine's default (all-gather, all-token tables)."""
     ag, dep, auto = (_est(model, engine=engine, moe_a2a=v) for v in ("allgather", "deepep", "auto"))
     assert dep["fits"].all() and ag["fits"].all()
     assert (dep["tpot_ms"] < ag["tpot_ms"]).all() and (dep["ttft_ms"] < ag["ttft_ms"]).all()
@@ -70,13 +71,23 @@ def test_allgather_matches_tensorrt_llms_own_rule_up_to_top_k_and_costs_more_bey
     assert ag["tpot_ms"].iloc[0] == pytest.approx(auto["tpot_ms"].iloc[0], rel=0.05)
 
 
-def test_inside_one_node_vllm_allgather_trades_deepeps_tables_for_the_all_reduce_bytes():
-    """H200, EP 8: "auto" prices vLLM's exchange with DeepEP's measured kernels; "allgather" with NCCL's all-reduce
-    of the group's tokens. The experts are the same all-token tables in both, so only the exchange moves (a few %)."""
-    auto, ag = (_est(gpu="H200-SXM-141GB", attn_dp=8, ep=8, moe_a2a=v) for v in ("auto", "allgather"))
-    assert not np.allclose(auto["ttft_ms"], ag["ttft_ms"], rtol=1e-6)
-    assert np.allclose(auto["ttft_ms"], ag["ttft_ms"], rtol=0.1) and np.allclose(auto["tpot_ms"], ag["tpot_ms"],
-                                                                                  rtol=0.1)
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+@pytest.mark.parametrize("gpu, attn_dp", [("H200-SXM-141GB", 8), ("GB200", 32)])
+def test_auto_prices_what_vllm_and_sglang_launch_without_a_flag_the_all_gather(engine, gpu, attn_dp):
+    """vLLM's all2all_backend and SGLang's moe_a2a_backend default to all-gather + reduce-scatter ("none" under DP
+    attention), which `dse deploy` launches for "auto" (no flag): "auto" is "allgather" bit for bit there, and
+    DeepEP (its tables, the experts on dispatched tokens) is a different price, only on request."""
+    auto, ag, dep = (_est(gpu=gpu, attn_dp=attn_dp, ep=attn_dp, engine=engine, moe_a2a=v)
+                     for v in ("auto", "allgather", "deepep"))
+    for col in ("ttft_ms", "tpot_ms"):
+        pd.testing.assert_series_equal(auto[col], ag[col], check_exact=True)
+        assert not np.allclose(auto[col], dep[col], rtol=1e-3)
+    assert MOE_A2A_AUTO == {"vllm": "allgather", "sglang": "allgather"}
+    parts = inference.breakdown(DSV3, gpu, tp=1, attn_dp=attn_dp, ep=attn_dp, weight_dtype="fp8", engine=engine,
+                                batch_size=64, input_len=2048, output_len=256)
+    ag_parts = inference.breakdown(DSV3, gpu, tp=1, attn_dp=attn_dp, ep=attn_dp, weight_dtype="fp8",
+                                   engine=engine, batch_size=64, input_len=2048, output_len=256, moe_a2a="allgather")
+    np.testing.assert_array_equal(parts["comm_ep"].to_numpy(), ag_parts["comm_ep"].to_numpy())
 
 
 @pytest.mark.parametrize("model, tp, attn_dp, ep, engine, value", [

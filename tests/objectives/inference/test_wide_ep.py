@@ -19,11 +19,12 @@ from objectives.profiles import profile as kprofile
 MODEL, GPU = "DeepSeek-V3", "GB200"
 
 
-def _parts(engine: str, eps: list[int], batch: int, phase: str, tp: int = 1) -> pd.DataFrame:
-    """`breakdown`'s rows of DeepSeek-V3 fp8 on GB200 at tp x attn_dp = ep GPUs (attn_dp = ep / tp)."""
+def _parts(engine: str, eps: list[int], batch: int, phase: str, tp: int = 1, **kw) -> pd.DataFrame:
+    """`breakdown`'s rows of DeepSeek-V3 fp8 on GB200 at tp x attn_dp = ep GPUs (attn_dp = ep / tp); `kw`: more
+    `breakdown` arguments."""
     eps_a = np.asarray(eps)
     b = inference.breakdown(MODEL, GPU, tp=tp, ep=eps_a, attn_dp=eps_a // tp, weight_dtype="fp8",
-                            batch_size=batch, input_len=1024, output_len=256, engine=engine)
+                            batch_size=batch, input_len=1024, output_len=256, engine=engine, **kw)
     return b[b.phase == phase].reset_index(drop=True)
 
 
@@ -56,13 +57,14 @@ def test_all_to_all_beyond_the_measured_ranks_follows_the_bytes_each_gpu_sends(e
     """GB200's NCCL all-to-all table stops at one 4-GPU tray; inside the 72-GPU NVLink domain a rank of a larger
     EP group sends (ep - 1) / ep of its routed tokens off the GPU over the same per-GPU NVLink bandwidth: the
     largest measured group's time scaled by that traffic ((n - 1) / n over (top - 1) / top), not held at 4 ranks
-    and not grown with the rank count. Prefill (bandwidth-bound messages)."""
+    and not grown with the rank count. Prefill (bandwidth-bound messages). A DeepEP deployment (moe_a2a "deepep":
+    DeepEP's tables inside one tray, NCCL's all-to-all beyond); the engines' default launch gathers instead."""
     prof = kprofile.load(GPU, engine)
     assert prof is not None
     top = float(prof.table("comm.nccl_alltoall").axes[0][-1])
     assert top < 16  # the case under test: EP groups beyond the table's ranks
     eps = [16, 32, 64, 72]
-    ep_ms = _parts(engine, eps, 64, "prefill")["comm_ep"].to_numpy()
+    ep_ms = _parts(engine, eps, 64, "prefill", moe_a2a="deepep")["comm_ep"].to_numpy()
     traffic = np.array([(n - 1.0) / n / ((top - 1.0) / top) for n in eps])
     per_traffic = ep_ms / traffic
     # the scale-out stage stays out: every group fits the NVL72 domain

@@ -101,12 +101,17 @@ KW = dict(model="moonshotai/Kimi-K2.5", gpu="B200", weight_dtype="fp4", input_le
 
 
 def test_ep8_attention_dp_step_prices_dispatch_and_combine_from_deepep(monkeypatch):
-    base = inference.estimate(**KW, tp=1, attn_dp=8, ep=8)
+    """A DeepEP deployment (moe_a2a "deepep") reads the tables; vLLM's default launch (all-gather +
+    reduce-scatter: "auto") does not."""
+    base = inference.estimate(**KW, tp=1, attn_dp=8, ep=8, moe_a2a="deepep")
+    auto = inference.estimate(**KW, tp=1, attn_dp=8, ep=8)
     monkeypatch.setattr(profiles, "load", _scaled(10.0))
-    slow = inference.estimate(**KW, tp=1, attn_dp=8, ep=8)
+    slow = inference.estimate(**KW, tp=1, attn_dp=8, ep=8, moe_a2a="deepep")
     # 61 layers x (dispatch + combine) at ~8-64 tokens per rank: tens of µs each, x10
     assert np.all(slow["tpot_ms"].to_numpy() > base["tpot_ms"].to_numpy() + 5.0)
     assert np.all(slow["ttft_ms"].to_numpy() > base["ttft_ms"].to_numpy())
+    same = inference.estimate(**KW, tp=1, attn_dp=8, ep=8)
+    np.testing.assert_array_equal(same["tpot_ms"].to_numpy(), auto["tpot_ms"].to_numpy())
 
 
 def test_ep_beyond_one_node_keeps_the_nccl_path(monkeypatch):
