@@ -10,7 +10,14 @@ The analytical model (`ServingModel.capacity`, vectorized; the scheduler's knobs
 ``scheduler.MODELLED_POLICY``) brackets the rate; the simulator, under the scheduler given, then bisects it:
 a rate is held when the simulated run of ``n_requests`` requests at that rate (the workload's arrival process and
 lengths, its own rate replaced; a trace's own arrivals replayed at that mean rate, `Trace.to_rate`) meets every
-bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT).
+bound of the SLO on its statistic (e.g. p99 TTFT and p99 TPOT) over the run's steady part: the requests between
+the first and the last L to arrive, L the requests in the run's batches (Little's law: its arrival rate x mean
+time from first token to finish, `simulator.in_flight`), the first L filling the batches from empty and the last
+L arriving while they drain. A run of fewer than `STEADY_RUNS` x L requests has no steady part (every request in
+a batch at once, none queued: such a run meets bounds at rates far above the steady state's) and does not hold
+its rate. When that, and not the SLO, ends the search, a given ``n_requests`` is refused naming the minimum, and
+the default is raised to it and the search rerun (``n_requests`` in the result; at most `STEADY_RUNS` x the
+deployment's slots, `steady_slots`, which no batch exceeds).
 
 A disaggregated deployment is given as `simulate` takes it: ``mode="disagg"`` with a ``prefill`` and a ``decode``
 `Pool` (each its own GPU type, TP, EP, attention DP and worker count; a pool's None fields inherit capacity's
@@ -34,7 +41,7 @@ from ..inference.core import reusing_prepared
 from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Pool, Scheduler
-from .simulator import _check_mode, _check_pool_parallel, _check_pools, simulate
+from .simulator import STEADY_RUNS, _check_mode, _check_pool_parallel, _check_pools, simulate
 from .traces import Trace
 from .workload import Workload
 
@@ -50,6 +57,9 @@ DEFAULT_N_REQUESTS = 1000
 #: fewest requests a simulated rate is measured on (``n_requests`` and a trace's length alike): a handful of
 #: requests replayed at any rate meet any SLO
 MIN_REQUESTS = 10
+
+#: requests/s at which the memory model's batch is saturated (the slots a deployment holds at most)
+_SATURATING_RATE = 1e6
 
 
 def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
@@ -80,13 +90,21 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
     if isinstance(t, Trace) and min(len(t), n_requests) < MIN_REQUESTS:
         raise ValueError(f"trace {t.source} has {len(t)} requests; a rate is measured on at least {MIN_REQUESTS} "
                          f"(a few requests replayed at any rate meet any SLO): give a longer trace")
-    if isinstance(t, Trace) and t.has_arrivals and workload.rate is None and workload.concurrency is None:
+    if _replays(workload):
+        assert isinstance(t, Trace)
         head = t.head(n_requests)
         if math.isfinite(head.rate):           # a trace sent all at once has no rate to scale: Poisson below
             return Workload(trace=head.to_rate(float(rate)), seed=workload.seed, shared_prefix=workload.shared_prefix)
     return Workload(rate=float(rate), arrival=workload.arrival, cv=workload.cv, input_len=workload.input_len,
                     output_len=workload.output_len, n_requests=n_requests, seed=workload.seed, trace=t,
                     shared_prefix=workload.shared_prefix)
+
+
+def _replays(workload: Workload) -> bool:
+    """Whether a simulated rate replays ``workload``'s trace (its own arrivals, its first n_requests, scaled to the
+    rate) rather than drawing arrivals of its own (`_at_rate`)."""
+    t = workload.trace
+    return isinstance(t, Trace) and t.has_arrivals and workload.rate is None and workload.concurrency is None
 
 
 @reusing_prepared()
@@ -112,8 +130,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     wide-EP replica tp=1, attn_dp=8, ep=8). ``profile``: a calibrated profile file (`dse calibrate RESULTS -o
     FILE.json`) whose factors cost the analytical screen and every simulated rate (as in `simulate` and
     `inference.estimate`). Returns capacity_req_s, analytical_req_s, n_simulations, the simulated metrics at the
-    capacity (``metrics``; empty for the analytical fidelity) and ``profile`` (the calibrated profile's file, file
-    hash and factors' hash, `calibration.calibrate.profile_provenance`; None without one).
+    capacity (``metrics``, over the run's steady part, with its ``steady_requests`` and ``in_flight``; empty for
+    the analytical fidelity), ``n_requests`` (simulated: the requests each rate ran) and ``profile`` (the
+    calibrated profile's file, file hash and factors' hash, `calibration.calibrate.profile_provenance`; None
+    without one).
     ``mode="disagg"``: a ``prefill`` and a ``decode`` `Pool` (as in `simulate`; ``dp`` stays 1, the workers are
     the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``ep`` and ``attn_dp``). The
     analytical model holds one pipeline depth, one set of dtypes and one scheduler for both pools, so a pool's own
@@ -128,6 +148,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     if n_requests is not None and own is not None and n_requests != own:
         raise ValueError(f"capacity n_requests={n_requests!r} and workload n_requests={own}: give one (requests per "
                          f"simulated rate), or the same in both")
+    given = n_requests is not None or own is not None        # the caller's count: refused when too short, not raised
     n_requests = n_requests if n_requests is not None else own if own is not None else DEFAULT_N_REQUESTS
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < MIN_REQUESTS:
         raise ValueError(f"capacity n_requests={n_requests!r}: give an integer >= {MIN_REQUESTS} (requests per "
@@ -178,15 +199,60 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                        decode_pool_req_s=float(ev["decode_pool_req_s"].iloc[0]))
     if fidelity == "analytical":
         return out
+    slots = steady_slots(sm, d)
+    # requests a steady state near the analytical capacity needs (its batches there x 2, up to the slots): the
+    # default is raised to it, and a refusal asks for at least it
+    near = STEADY_RUNS * min(slots, math.ceil(2 * steady_slots(sm, d, ana)))
+    if not given:
+        n_requests = max(n_requests, near)
+    words = deployment_words(gpu, tp, pp, dp, ep, attn_dp, prefill, decode)
+    while True:
+        res = _search(lambda rate, n, discard: simulate(
+            model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n), scheduler=s,
+            dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
+            moe_a2a=moe_a2a, profile=profile, mode=mode, prefill=prefill, decode=decode, discard=discard),
+            ana, slo, tol, n_requests)
+        short = res.pop("short")
+        # the run at the lowest rate that failed had no steady part for the requests in its batches: the request
+        # count, not the SLO, ended the search. A short run underestimates them (its requests live in the warm-up):
+        # twice as many asked for, up to the slots, and no fewer than near the analytical capacity
+        if short is None or n_requests >= STEADY_RUNS * slots:     # (no batch holds more than the slots)
+            return {**out, **res, "n_requests": n_requests}
+        need = max(near, STEADY_RUNS * min(slots, math.ceil(2 * short[1])))
+        t = w.trace if isinstance(w.trace, Trace) and _replays(w) else None      # a trace replayed whole
+        if given or (t is not None and len(t) < need):
+            raise ValueError(
+                f"capacity n_requests={n_requests} is too few to measure {words} at {short[0]:.3g} req/s: it holds "
+                f"{short[1]:.0f} requests in its batches there (up to {slots}), and a run of fewer than "
+                f"{STEADY_RUNS} x them is all warm-up (batches filling from empty, no queue) and drain, which would "
+                f"hold rates above its steady state; give n_requests >= {need}"
+                + (f" (trace {t.source} has {len(t)})" if t is not None else ""))
+        n_requests = min(STEADY_RUNS * slots, max(need, 2 * n_requests))
+
+
+def _search(run: Any, ana: float, slo: SLO, tol: float, n: int) -> dict[str, Any]:
+    """Bisect the highest rate at which ``run(rate, n, discard)`` (simulated metrics; over the run's steady part
+    with ``discard="steady"``) meets ``slo``, from the analytical ``ana``: capacity_req_s, n_simulations, metrics
+    (at the capacity) and ``short``: (rate, requests in the batches) when the lowest rate that fails does because
+    its run had no steady part, the whole run meeting the SLO (a transient a longer run may not hold), else None.
+    A run is held only with a steady part; one without is also measured whole (an overload fails even so)."""
     runs: dict[float, dict[str, float]] = {}
+    transient: set[float] = set()                 # rates whose run had no steady part and met the SLO whole
+    sims = 0
 
     def held(rate: float) -> bool:
-        m = simulate(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n_requests),
-                     scheduler=s, dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb),
-                     moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, profile=profile, mode=mode, prefill=prefill,
-                     decode=decode)
-        runs[rate] = m
+        nonlocal sims
+        runs[rate] = m = run(rate, n, "steady")
+        sims += 1
+        if m["steady_requests"] == 0:
+            sims += 1
+            if meets(run(rate, n, 0), slo):
+                transient.add(rate)
         return meets(m, slo)
+
+    def done(cap: float, at: float, hi: float) -> dict[str, Any]:
+        short = (hi, float(runs[hi]["in_flight"])) if hi in transient else None
+        return {"capacity_req_s": cap, "n_simulations": sims, "metrics": runs[at], "short": short}
 
     # bracket [lo held, hi not held] around the analytical estimate, then bisect to tol
     start = ana if ana > 0 else 0.1
@@ -198,20 +264,30 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                 break
     else:
         if not held(MIN_RATE):     # requests one at a time miss it too: no rate holds (one run, not ~40 halvings)
-            return {**out, "capacity_req_s": 0.0, "n_simulations": len(runs), "metrics": runs[MIN_RATE]}
+            return done(0.0, MIN_RATE, MIN_RATE)
         hi = lo
         lo = lo / 1.25
         while not held(lo):
             hi, lo = lo, lo / 1.25
             if lo < MIN_RATE:
-                return {**out, "capacity_req_s": 0.0, "n_simulations": len(runs), "metrics": runs[hi]}
+                return done(0.0, hi, hi)
     while (hi - lo) / hi > tol:
         mid = math.sqrt(lo * hi)
         if held(mid):
             lo = mid
         else:
             hi = mid
-    return {**out, "capacity_req_s": lo, "n_simulations": len(runs), "metrics": runs[lo]}
+    return done(lo, lo, hi)
+
+
+def steady_slots(sm: ServingModel, d: Deployments, rate: float = _SATURATING_RATE) -> int:
+    """Sequences the (one) deployment ``d`` holds in its batches over its aggregated or decode ranks at ``rate``
+    requests/s (analytical, `ServingModel.evaluate`'s batch_size per rank x its ranks: replicas, or decode
+    workers, x attention-DP ranks); by default at a saturating rate: its slots, the scheduler's max_batch_size
+    or the KV cache, whichever binds."""
+    batch = float(sm.evaluate(d, rate=max(rate, MIN_RATE))["batch_size"].iloc[0])
+    ranks = (d.dp[0] - (d.prefill_replicas[0] if d.mode[0] == "disagg" else 0)) * d.attn_dp[0]
+    return max(1, math.ceil(batch - 1e-9)) * int(ranks)
 
 
 def deployment_words(gpu: Any, tp: int, pp: int, dp: int = 1, ep: int = 1, attn_dp: int = 1,
@@ -318,4 +394,4 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
                      f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
 
 
-__all__ = ["capacity", "deployment_words", "meets", "smallest_deployment", "MIN_REQUESTS"]
+__all__ = ["capacity", "deployment_words", "meets", "smallest_deployment", "steady_slots", "MIN_REQUESTS"]

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prefix-caching", action="store_true", help="turn the prefix cache off (vLLM "
                    "--no-enable-prefix-caching, SGLang --disable-radix-cache, TensorRT-LLM enable_block_reuse: "
                    "false); on by default, as every engine defaults it (serving.Scheduler prefix_caching)")
-    p.add_argument("--n-requests", type=int, default=1000, help="requests per simulated rate")
+    p.add_argument("--n-requests", type=int, default=None, help="requests per simulated rate (default 1000; "
+                   "capacity raises it where the runs would end in their warm-up, and refuses one given too few)")
     p.add_argument("--analytical", action="store_true", help="the analytical estimate only (no simulation)")
     p.add_argument("--target-rate", type=float, default=None,
                    help="requests/s: find the smallest deployment (over --gpus, --max-gpus) that holds it")
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     bounds = ", ".join(f"{m} <= {b:g} ms" for m, (_, b) in slo.constraints.items())
     weights = args.weight_dtype or _checkpoint_dtype(args.model)
-    how = ("analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {args.n_requests} requests") \
+    how = ("analytical" if args.analytical else f"simulated, {r['n_simulations']} runs of {r['n_requests']} requests") \
         + _profile_words(args)
     where = deployment_words(args.gpu, args.tp, args.pp, args.dp, args.ep, args.attn_dp, pools.get("prefill"),
                              pools.get("decode"))
@@ -234,23 +235,24 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
                          f"them, or drop --target-rate for the capacity of that one deployment")
 
     from ..llm_serving import llm_serving_objective
-    from .capacity import smallest_deployment
+    from .capacity import DEFAULT_N_REQUESTS, smallest_deployment
 
     if not args.gpus:
         raise ValueError("--target-rate needs --gpus (comma-separated GPU types to search)")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
     # a trace's prompts vary in length: no whole-prompt rule from one input length then
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    n = args.n_requests if args.n_requests is not None else DEFAULT_N_REQUESTS
     space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, modes=modes,
                                input_len=args.input_len if args.trace is None else None)
     if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
-        w = _trace_workload(args, n_requests=args.n_requests)
+        w = _trace_workload(args, n_requests=n)
     else:
         w = Workload(rate=float(args.target_rate), arrival=args.arrival, cv=args.cv, input_len=args.input_len,
-                     output_len=args.output_len, n_requests=args.n_requests, shared_prefix=args.shared_prefix)
+                     output_len=args.output_len, n_requests=n, shared_prefix=args.shared_prefix)
     # the knob for every configuration of the space (which has no prefix_caching column): on is the default
     defaults = {"prefix_caching": False} if args.no_prefix_caching else {}
-    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=args.n_requests, defaults=defaults,
+    obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=n, defaults=defaults,
                                 profile=args.profile)
     row = smallest_deployment(space, obj, float(args.target_rate))
     keys = [k for k in ("mode", "gpu", "n_gpus", "tp", "pp", "ep", "dp", "prefill_replicas", "prefill_gpu",

@@ -65,12 +65,17 @@ def itl_distribution(iters: list[tuple[float, int]], segs: list[tuple[int, int, 
 
 def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarray, busy_gpu_ms: float,
               n_gpus: int, kv_area: float, n_replicas: int, kv_max: float, slo: SLO | None,
-              prefix_cache_hit_rate: float = math.nan) -> dict[str, float]:
-    """The metric dict of `simulate` (times in ms, rates per second, fractions in [0, 1])."""
-    ttft = df["ttft_ms"].to_numpy()
-    tpot = df["tpot_ms"].to_numpy()
-    e2e = df["e2e_ms"].to_numpy()
-    out = df["output_tokens"].to_numpy()
+              prefix_cache_hit_rate: float = math.nan, steady: np.ndarray | None = None) -> dict[str, float]:
+    """The metric dict of `simulate` (times in ms, rates per second, fractions in [0, 1]).
+
+    ``steady``: a mask of the requests (rows of ``df``) the per-request latencies (TTFT, TPOT, E2E: mean and
+    percentiles, the ITL mean) and the SLO attainment are measured on (None: all); throughput, duration, the ITL
+    percentiles (iteration durations) and the counts stay the whole run's, goodput is attainment x requests/s."""
+    keep = slice(None) if steady is None else np.asarray(steady, dtype=bool)
+    ttft = df["ttft_ms"].to_numpy()[keep]
+    tpot = df["tpot_ms"].to_numpy()[keep]
+    e2e = df["e2e_ms"].to_numpy()[keep]
+    out = df["output_tokens"].to_numpy()[keep]
     duration_ms = float(df["finish_s"].max() * 1e3) if len(df) else 0.0
     dur_s = duration_ms / 1e3
     m: dict[str, float] = {}
@@ -85,7 +90,7 @@ def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarr
     else:
         m.update({f"itl_ms_{k}": math.nan for k, _ in QUANTILES})
     m.update(_stats("e2e_ms", e2e))
-    m["throughput_tok_s"] = float(out.sum() / dur_s) if dur_s > 0 else math.nan
+    m["throughput_tok_s"] = float(df["output_tokens"].to_numpy().sum() / dur_s) if dur_s > 0 else math.nan
     m["throughput_tok_s_per_gpu"] = m["throughput_tok_s"] / n_gpus
     m["tok_s_per_user"] = 1e3 / m["tpot_ms_mean"] if m["tpot_ms_mean"] > 0 else math.nan
     m["requests_per_s"] = len(df) / dur_s if dur_s > 0 else math.nan
@@ -93,15 +98,17 @@ def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarr
         m["slo_attainment"] = math.nan
         m["goodput_req_s"] = math.nan
     else:
-        good = np.ones(len(df), dtype=bool)
+        good = np.ones(len(ttft), dtype=bool)
         if slo.ttft_ms is not None:
             good &= ttft <= slo.ttft_ms
         if slo.tpot_ms is not None:
             good &= ~(tpot > slo.tpot_ms)          # NaN TPOT (1 output token) does not violate
         if slo.e2e_ms is not None:
             good &= e2e <= slo.e2e_ms
-        m["slo_attainment"] = float(good.mean()) if len(df) else math.nan
-        m["goodput_req_s"] = float(good.sum() / dur_s) if dur_s > 0 else math.nan
+        m["slo_attainment"] = float(good.mean()) if len(good) else math.nan
+        # requests/s meeting the SLO: the steady requests' share of the whole run's rate
+        m["goodput_req_s"] = (float(good.sum() / dur_s) if steady is None else m["slo_attainment"]
+                              * m["requests_per_s"]) if dur_s > 0 else math.nan
     m["gpu_busy_frac"] = busy_gpu_ms / (duration_ms * n_gpus) if duration_ms > 0 else math.nan
     m["kv_usage_mean"] = kv_area / (duration_ms * n_replicas) if duration_ms > 0 else math.nan
     m["kv_usage_max"] = float(kv_max)

@@ -7,6 +7,7 @@ same engine on any object with the `IterationCost` members (used for tests and w
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -172,16 +173,64 @@ def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
     })
 
 
-def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None) -> dict[str, float]:
+#: a run's steady part, in requests in its batches (`in_flight`): the first and the last that many to arrive are its
+#: warm-up and drain, and a run of fewer than this many times them has no steady part (`steady_mask`)
+STEADY_RUNS = 3
+
+
+def in_flight(arrival_s: np.ndarray, first_s: np.ndarray, finish_s: np.ndarray) -> float:
+    """Requests in the batches over a run, on average, by Little's law: the arrival rate (requests / s over the
+    arrivals' span) x the mean time from first token to finish (s; the wait for a slot and the prefill are the
+    TTFT's, so a queue, which grows with the run, does not count). inf for requests that all arrive at once, 0
+    for fewer than two."""
+    n = len(arrival_s)
+    if n < 2:
+        return 0.0
+    span = float(np.max(arrival_s) - np.min(arrival_s))
+    if not span > 0:
+        return math.inf
+    return (n - 1) / span * float(np.mean(finish_s - first_s))
+
+
+def steady_mask(arrival_s: np.ndarray, first_s: np.ndarray, finish_s: np.ndarray,
+                discard: int | str) -> tuple[np.ndarray | None, float]:
+    """The requests of a run's steady part and the requests left out at each end: all but the first and the last
+    ``discard`` to arrive (the warm-up, batches filling from empty, and the drain after the last arrival). None
+    for ``discard`` 0 (all). ``discard="steady"``: the run's requests in its batches (`in_flight`, rounded up), none
+    kept when the run holds fewer than `STEADY_RUNS` x them (it never leaves its warm-up and drain)."""
+    n = len(arrival_s)
+    if discard == "steady":
+        lf = in_flight(arrival_s, first_s, finish_s)
+        discard = n if STEADY_RUNS * math.ceil(lf) > n else math.ceil(lf)
+    elif isinstance(discard, bool) or not isinstance(discard, (int, np.integer)) or discard < 0:
+        raise ValueError(f"discard={discard!r}: give an integer >= 0 (requests left out at each end of the run) or "
+                         f"'steady' (the run's requests in its batches)")
+    elif 2 * discard >= n > 0:
+        raise ValueError(f"discard={discard} at each end of a run of {n} requests leaves none to measure: give "
+                         f"more than {2 * discard} requests")
+    if discard == 0:
+        return None, 0.0
+    keep = np.zeros(n, dtype=bool)
+    keep[np.argsort(arrival_s, kind="stable")[discard:max(n - discard, discard)]] = True
+    return keep, float(discard)
+
+
+def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None, discard: int | str = 0) -> dict[str, float]:
     if slo is not None and not isinstance(slo, SLO):
         raise ValueError(f"slo must be a serving.SLO or None, got {slo!r}")
     df = _frame(eng, reps)
+    times = (df["arrival_s"].to_numpy(), df["first_token_s"].to_numpy(), df["finish_s"].to_numpy())
+    steady, _ = steady_mask(*times, discard)
     v, w = itl_distribution(eng.iters, eng.segs, eng.gaps)
-    return summarize(df, itl_values=v, itl_weights=w,
-                     busy_gpu_ms=sum(r.busy_ms * r.n_gpus for r in reps),
-                     n_gpus=sum(r.n_gpus for r in reps), kv_area=sum(r.kv_area for r in reps),
-                     n_replicas=len(reps), kv_max=max(r.kv_max for r in reps), slo=slo,
-                     prefix_cache_hit_rate=_prefix_hit_rate(reps))
+    m = summarize(df, itl_values=v, itl_weights=w,
+                  busy_gpu_ms=sum(r.busy_ms * r.n_gpus for r in reps),
+                  n_gpus=sum(r.n_gpus for r in reps), kv_area=sum(r.kv_area for r in reps),
+                  n_replicas=len(reps), kv_max=max(r.kv_max for r in reps), slo=slo,
+                  prefix_cache_hit_rate=_prefix_hit_rate(reps), steady=steady)
+    if discard != 0:        # the steady part's size, and the requests in the batches it was cut by
+        m["steady_requests"] = int(len(df) if steady is None else steady.sum())
+        m["in_flight"] = in_flight(*times)
+    return m
 
 
 def _prefix_hit_rate(reps: list[_Replica]) -> float:
@@ -357,7 +406,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              slo: SLO | None = None, kv_link_gbs: float | None = None,
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
              attn_dp: int = 1, interval: float | None = None, profile: Any = None,
-             eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> dict[str, Any]:
+             eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
+             discard: int | str = 0) -> dict[str, Any]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics (`METRIC_KEYS`, numbers) and of where
     they come from (`LABEL_KEYS`: ``source`` and ``engine``, text).
 
@@ -398,6 +448,12 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     in disagg), applied to the simulated value (`objectives.uncertainty.serving_intervals`).
     ``profile``: a calibrated profile file (`dse calibrate`) whose engine factors cost the iterations, as in
     `inference.estimate(..., profile=)`, or an `Efficiency` whose factors cost them in place of the shipped fit.
+    ``discard``: requests left out at each end of the run, by arrival (`steady_mask`: the warm-up while the
+    batches fill from empty and the drain after the last arrival), or "steady": the run's requests in its batches
+    (Little's law, `in_flight`), and none measured when the run is shorter than `STEADY_RUNS` x them. The
+    per-request latencies (TTFT, TPOT, E2E, the ITL mean) and the SLO attainment are then the steady part's (NaN
+    when it is empty); throughput, ITL percentiles and the counts stay the whole run's; ``steady_requests`` and
+    ``in_flight`` are added. `serving.capacity` measures every rate so.
     """
     if interval is not None:
         from objectives.uncertainty import check_level
@@ -405,7 +461,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile, eplb, moe_act_dtype,
                        moe_a2a)
-    m: dict[str, Any] = dict(_metrics(eng, reps, slo))
+    m: dict[str, Any] = dict(_metrics(eng, reps, slo, discard))
 
     def key(role: str) -> tuple[str, str, str]:
         # _build prices every replica with a StepModel (IterationCost does not promise source/engine/gpu_name)
@@ -439,5 +495,5 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
     return _frame(eng, reps)
 
 
-__all__ = ["simulate", "simulate_requests", "simulate_costs", "PoolCosts", "HOST_LINK_GBS"]
+__all__ = ["simulate", "simulate_requests", "simulate_costs", "steady_mask", "in_flight", "STEADY_RUNS", "PoolCosts", "HOST_LINK_GBS"]
 

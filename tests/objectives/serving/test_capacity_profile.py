@@ -37,7 +37,7 @@ def test_capacity_is_costed_with_the_calibrated_profile(tmp_path):
 
 def test_simulated_capacity_runs_every_rate_with_the_profile(tmp_path):
     p = _profile(tmp_path, 300.0)     # TTFT at least 300 ms of 400: far less rate holds
-    kw = dict(DEPLOY, slo=SLO, workload=W, n_requests=60, tol=0.25)
+    kw = dict(DEPLOY, slo=SLO, workload=W, n_requests=600, tol=0.25)    # 3 x the ~90 in its batches, x 2
     base = serving.capacity(**kw)
     cal = serving.capacity(**kw, profile=str(p))
     assert cal["capacity_req_s"] < base["capacity_req_s"]
