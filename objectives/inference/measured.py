@@ -537,6 +537,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
             gt = prof.table("gemm.fp8_block") or gt
         elif a == "fp8" and not blk[rows[0]] and not ptok[rows[0]]:  # per-tensor FP8: the static activation scale
             gt = prof.table("gemm.fp8_static") or gt
+        # NVFP4 GEMMs whose input the engine hands over already quantized (`FUSED_FP4_GEMM`)
+        fgt = prof.table(FUSED_FP4_GEMM) if a == "fp4" and w == a else None
         wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
         w_bytes = gt_bytes = DTYPE_BYTES.get(a, 2.0)  # bytes per weight: the checkpoint's, the table's
         if w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
@@ -569,7 +571,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         (tok, head, ctx, gen), inside, lin_u, reach_u = _profile_rows(
             prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w, ma, mxr), at, attn16,
             None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes),
-            parts=parts)
+            parts=parts, fused_gt=fgt)
         back = back.ravel()
         if parts is not None:
             for name in TOK_PARTS:
@@ -654,6 +656,17 @@ class _FlatCoeffs:
 #: profile without the block table keeps the per-tensor one too: SGLang's RTX PRO 6000 tables time no block GEMM (its
 #: Hopper / Blackwell ones time DeepGEMM's, an SM90 / SM100 kernel), and vLLM's there hold 518 scattered cells
 BLOCK_FP8_GEMM_ENGINES = ("sglang", "trtllm")
+#: Where the profile holds `gemm.fp4_fused` (`profiles.build.FUSED_FP4_GEMM_ENGINES`: TensorRT-LLM, whose `gemm.fp4`
+#: times the NVFP4 activation quantize kernel with the GEMM) an NVFP4 checkpoint's GEMMs whose input the engine
+#: quantizes in the kernel before read it: the fused QKV projection and a dense layer's gate / up projection where
+#: the layer has a TP group and a hidden size above `FUSED_NORM_MIN_HIDDEN` (the all-reduce + residual + RMSNorm +
+#: NVFP4 quantize kernel, TensorRT-LLM's LlamaDecoderLayer PRE_MLP_FUSION / POST_MLP_FUSION), and the output
+#: projection (the attention kernel writes NVFP4). The down projection (SwiGLU's 16-bit output), MLA's projections,
+#: shared and routed experts and the other rows' QKV and gate / up keep `gemm.fp4`.
+FUSED_FP4_GEMM = "gemm.fp4_fused"
+#: the hidden size above which TensorRT-LLM fuses the all-reduce, RMSNorm and quantize (LlamaDecoderLayer:
+#: `enable_fusion &= hidden_size > 4096`, "Disable fusion for small models due to accuracy issues")
+FUSED_NORM_MIN_HIDDEN = 4096
 #: fused-MoE tables whose in-engine time `profile_moe_scale` scales: the NVFP4 tables, the ones its fitted rows read
 #: (TensorRT-LLM's Kimi-K2.5 NVFP4 rows on GB200, whose table holds only the CUTLASS kernel at that shape while the
 #: engine also ships a faster one there: `calibration.silicon.MOE_SCALE_ENGINES`). Other formats keep their
@@ -822,8 +835,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_dp: np.ndarray, eff: Any, wo: float = 1.0, moe_formats: tuple[str, ...] = (),
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None,
-                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0), parts: dict[str, Any] | None = None
-                  ) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
+                  dram: tuple[float, float, float] = (np.inf, 2.0, 2.0), parts: dict[str, Any] | None = None,
+                  fused_gt: Any = None) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); whether every lookup was inside the measured ranges of the shape axes (GEMM
     N and K, heads, ranks, measured expert shapes); the rows whose linear-attention recurrence a kernel table priced
@@ -836,7 +849,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     takes less than its weight bytes over the datasheet bandwidth. The kernel tables time one GEMM in a loop, which
     keeps weights that fit the L2 cache there; on GDDR parts with large L2s (L40S, RTX PRO 6000) many small-batch
     cells run faster than their memory allows. `parts` (None on the hot path): a dict that receives the curves'
-    parts as shares of each cell (`build_curves`' ``collect``: "tok", "ctx_lin", "gen_lin")."""
+    parts as shares of each cell (`build_curves`' ``collect``: "tok", "ctx_lin", "gen_lin"). `fused_gt`: `gt` less
+    the activation quantize kernel, for the GEMMs whose input the engine quantizes in the kernel before
+    (`FUSED_FP4_GEMM`; None: every GEMM reads `gt`)."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -882,12 +897,13 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if into is not None and np.any(use):
             bound(into, use, _m_reach(M, table.reach(0, nn, kk)))
         t = table(M, nn, kk)
-        if wo < 1.0 and table is gt and quant:  # weight-only: the weight-streaming time (GEMM at M = 1) shrinks
+        own = table is gt or (fused_gt is not None and table is fused_gt)  # the checkpoint's format
+        if wo < 1.0 and own and quant:  # weight-only: the weight-streaming time (GEMM at M = 1) shrinks
             t1 = table(1.0, nn, kk)
             t = np.maximum(t - (1.0 - wo) * t1, wo * t1)
         # the weights stream from device memory in a forward (the weight-streaming floor); the bf16 table
         # (attention projections kept 16-bit, the LM head) holds 2-byte weights
-        b = (w_bytes if quant else gt_bytes) if table is gt else 2.0
+        b = (w_bytes if quant else gt_bytes) if own else 2.0
         return np.maximum(hide(t) * g_scale, nn * kk * (b / bw * 1e3)) * 1e-3
 
     def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray, table: Any = gt,
@@ -897,6 +913,20 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         top = float(table.axes[1][-1])
         nc = np.clip(n_total, 1.0, top)
         return n_total / nc * gemm(M, nc, kk, table, check=False, quant=quant, into=into, rows=rows)
+
+    # the GEMM input the engine quantizes in the kernel before (`FUSED_FP4_GEMM`): in the fused all-reduce + norm
+    # where the layer has a TP group (tp > 1) and a hidden size above 4,096 (TensorRT-LLM's LlamaDecoderLayer turns
+    # the fusion off below), in the attention kernel for the output projection
+    tp_fused = (tp > 1) & (m["hidden"] > FUSED_NORM_MIN_HIDDEN)
+
+    def pre_quantized(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any, check: Any, quant: bool,
+                      where: Any = True) -> np.ndarray:
+        """`gemm` of an input quantized before it (on `fused_gt` for the rows `where`) where `table` is `gt`."""
+        if fused_gt is None or table is not gt:
+            return gemm(M, nn, kk, table, check, quant)
+        where = np.broadcast_to(np.asarray(where, dtype=bool), (k,))
+        t = gemm(M, nn, kk, fused_gt, check & where, quant)
+        return t if where.all() else np.where(col(where), t, gemm(M, nn, kk, table, check & ~where, quant))
 
     L, h = m["n_layers"], m["hidden"]
     nh, nkv, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
@@ -930,8 +960,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         (s)."""
         gqa = ~mla & ~v4 & (L_attn > 0) & use
         qkv_n = q_dim * (1.0 + gate) / tp + kvh * (hd + vd)  # fused QKV: keys of hd, values of vd per KV head
-        qkv = (gemm(Mg, col(qkv_n), col(h), table, gqa, quant)
-               + gemm(Mg, col(h), col(nh * vd / tp), table, gqa, quant))
+        qkv = (pre_quantized(Mg, col(qkv_n), col(h), table, gqa, quant, tp_fused)
+               + pre_quantized(Mg, col(h), col(nh * vd / tp), table, gqa, quant))
         own = gqa & ((swa_kvh != kvh) | own_hd) & (n_win_l > 0)
         swa = None
         if own.any():
@@ -1000,8 +1030,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     n_dense = L - n_moe
     ffn = np.maximum(m["ffn"], 1.0)
     dense = (n_dense > 0) & (m["ffn"] > 0)  # ffn 0: mixer layers without an MLP block (Nemotron-3)
-    tok = tok + put("gemm", col(np.where(dense, n_dense, 0.0)) * (gemm(Mg, col(n_mat * ffn / tp), col(h), check=dense)
-                                                                  + gemm(Mg, col(h), col(ffn / tp), check=dense)))
+    tok = tok + put("gemm", col(np.where(dense, n_dense, 0.0)) * (
+        pre_quantized(Mg, col(n_mat * ffn / tp), col(h), gt, dense, True, tp_fused)
+        + gemm(Mg, col(h), col(ffn / tp), check=dense)))
     if (n_moe > 0).any():
         ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
         # the routed experts' width: a latent MoE's latent, with its hidden -> latent -> hidden projections

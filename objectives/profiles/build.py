@@ -7,7 +7,9 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
   m thinned to powers of two and a few midpoints (the +1 tile-edge rows are dropped), n and k kept whole;
   the fastest kernel per cell (what the engine's heuristics choose from). Where the engine's fp8 rows time a
   dynamic activation scale (TensorRT-LLM) also `gemm.fp8_static`: those rows less the scale's measured overhead
-  (`static_fp8_gemm`), the GEMM a checkpoint with static activation scales runs.
+  (`static_fp8_gemm`), the GEMM a checkpoint with static activation scales runs. Where the engine's fp4 rows
+  include the activation's NVFP4 quantize kernel that its serving path fuses into the norm / all-reduce / attention
+  (TensorRT-LLM) also `gemm.fp4_fused`: those rows less that kernel (`fused_fp4_gemm`).
 - Context attention by (batch, input length, query heads per GPU) and generation attention by (batch, KV length,
   KV heads per GPU), head_dim 128, full attention, per KV-cache dtype (the median over the other head count).
   Context grids stop at a total token count (batch x length); a length's larger batches are extended in
@@ -1096,25 +1098,64 @@ def static_fp8_gemm(dyn: Table, path: Path, fp8_tflops: float, mem_tbs: float) -
     """The per-tensor FP8 GEMM with a static activation scale: `dyn` (the `gemm.fp8` table, dynamic scale, by
     (m, n, k), ms) less the compute-scale overhead `path` measured by (m, k) (ms; the overhead is the dynamic
     quantize less the static one, so the static quantize stays in), at least the GEMM's roofline on the datasheet
-    (`fp8_tflops` dense FP8 TFLOP/s, `mem_tbs` TB/s: FP8 weights and activations in, 16-bit results out; the two
-    tables are timed apart, so a noisy cell of either cannot take a cell below what the GPU can do) or the dynamic
-    cell where that is lower (a weight the L2 cache holds in the collector's loop), and not falling as m grows (`grid.monotone`). None if the overhead table is too sparse. Its `covered` cells are `dyn`'s. The
-    collector writes max(0, dynamic - static): its 0 cells (21 of L40S's 1,628 and 15 of the RTX PRO 6000's, all at
-    4k-33k tokens, where the neighbouring cells read 10-60 us) are two noisy timings, filled from their neighbours."""
+    (`fp8_tflops` dense FP8 TFLOP/s, `mem_tbs` TB/s: FP8 weights and activations in, 16-bit results out), as
+    `less_quantize`. None if the overhead table is too sparse. The collector writes max(0, dynamic - static): its 0
+    cells (21 of L40S's 1,628 and 15 of the RTX PRO 6000's, all at 4k-33k tokens, where the neighbouring cells read
+    10-60 us) are two noisy timings, filled from their neighbours."""
+    return less_quantize(dyn, path, fp8_tflops, mem_tbs, 1.0)
+
+
+def less_quantize(t: Table, path: Path, tflops: float, mem_tbs: float, in_bytes: float) -> Table | None:
+    """GEMM table `t` (by (m, n, k), ms) less an activation-quantize kernel timed apart by (m, k) in `path` (an
+    aiconfigurator quantize table, ms; its fp8 rows, cells <= 0 dropped and filled from their neighbours), at least
+    the GEMM's roofline on the datasheet (`tflops` dense TFLOP/s of the GEMM's format, `mem_tbs` TB/s; `in_bytes`
+    bytes per weight and per activation element in, 16-bit results out: the two tables are timed apart, so a noisy
+    cell of either cannot take a cell below what the GPU can do) or `t`'s cell where that is lower (a weight the L2
+    cache holds in the collector's loop), and not falling as m grows (`grid.monotone`). None if the quantize table
+    is too sparse. Its `covered` cells are `t`'s."""
     df = pd.read_parquet(path)
     if missing := [c for c in ("m", "k", "latency") if c not in df.columns]:
-        raise ValueError(f"{path}: missing column(s) {missing}; a compute-scale table needs m, k, latency")
+        raise ValueError(f"{path}: missing column(s) {missing}; a quantize table needs m, k, latency")
     if "quant_dtype" in df.columns:
         df = df[df["quant_dtype"].astype(str) == "fp8"]
     lat = pd.to_numeric(df["latency"], errors="coerce").to_numpy(float)
-    cs = _table(df[np.isfinite(lat) & (lat > 0) & df["m"].isin(M_KEEP).to_numpy()], ["m", "k"], [0, 1])
-    if cs is None:
-        log.info("%s: compute-scale table too sparse, no gemm.fp8_static", path)
+    q = _table(df[np.isfinite(lat) & (lat > 0) & df["m"].isin(M_KEEP).to_numpy()], ["m", "k"], [0, 1])
+    if q is None:
+        log.info("%s: quantize table too sparse", path)
         return None
-    m, n, k = np.meshgrid(*dyn.axes, indexing="ij")
-    roof = np.maximum(2.0 * m * n * k / (fp8_tflops * 1e12), (n * k + m * k + 2.0 * m * n) / (mem_tbs * 1e12)) * 1e3
-    ms = np.maximum(np.exp(dyn.log_ms) - cs(m, k), np.minimum(roof, np.exp(dyn.log_ms)))
-    return Table(dyn.names, dyn.axes, monotone(np.log(ms), 0), dyn.covered)
+    m, n, k = np.meshgrid(*t.axes, indexing="ij")
+    roof = np.maximum(2.0 * m * n * k / (tflops * 1e12),
+                      (in_bytes * (n * k + m * k) + 2.0 * m * n) / (mem_tbs * 1e12)) * 1e3
+    ms = np.maximum(np.exp(t.log_ms) - q(m, k), np.minimum(roof, np.exp(t.log_ms)))
+    return Table(t.names, t.axes, monotone(np.log(ms), 0), t.covered)
+
+
+#: engines whose `fp4` GEMM rows time the NVFP4 Linear on a 16-bit input, its activation quantize kernel included,
+#: and whose serving path hands most NVFP4 GEMMs an input already in NVFP4: the profile also carries
+#: `gemm.fp4_fused`, those rows less the quantize kernel (`fused_fp4_gemm`). TensorRT-LLM: aiconfigurator's
+#: collector (collector/trtllm/collect_gemm.py) loads the NVFP4 Linear with a static `input_scale` and feeds it a
+#: bf16 tensor, so `NVFP4LinearMethod` runs `fp4_quantize` before `nvfp4_gemm`. In serving (`_torch/models/
+#: modeling_llama.py` LlamaDecoderLayer, TP > 1) the all-reduce + residual + RMSNorm + NVFP4 quantize is one kernel
+#: (`AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_NVFP4`) that feeds gate_up (PRE_MLP_FUSION) and the next layer's
+#: QKV (POST_MLP_FUSION), and the TRTLLM attention backend writes o_proj's input in NVFP4 (`support_nvfp4_output`,
+#: on by default); down_proj takes SwiGLU's 16-bit output and quantizes it apart (`measured._profile_rows`).
+FUSED_FP4_GEMM_ENGINES = ("trtllm",)
+#: the quantize table that stands for the NVFP4 activation quantize of `FUSED_FP4_GEMM_ENGINES`, under
+#: `quantize/<engine>/<version>/`. aiconfigurator ships no fp4-quantize table (every quantize table holds fp8 rows
+#: only); its `scale_matrix` times TensorRT-LLM's static per-tensor FP8 quantize (`static_quantize_e4m3_per_tensor`)
+#: on the same (m, k) grid: the same one-pass kernel over the m x k 16-bit activation (FP4 writes 0.56 bytes an
+#: element where FP8 writes 1)
+FP4_QUANTIZE_PROXY_FILE = "scale_matrix_perf.parquet"
+#: bytes per NVFP4 element: 4 bits and one E4M3 scale per 16 elements
+NVFP4_BYTES = 0.5 + 1.0 / 16
+
+
+def fused_fp4_gemm(fp4: Table, path: Path, fp4_tflops: float, mem_tbs: float) -> Table | None:
+    """The NVFP4 GEMM on an input already quantized: `fp4` (the `gemm.fp4` table, quantize kernel included, by
+    (m, n, k), ms) less the quantize kernel `path` (`FP4_QUANTIZE_PROXY_FILE`, by (m, k), ms), at least the NVFP4
+    GEMM's roofline on the datasheet (`fp4_tflops` dense FP4 TFLOP/s, `mem_tbs` TB/s), as `less_quantize`. None if
+    the quantize table is too sparse."""
+    return less_quantize(fp4, path, fp4_tflops, mem_tbs, NVFP4_BYTES)
 
 
 def build_one(root: Path, system: str, engine: str, version: str, source: str) -> KernelProfile | None:
@@ -1135,6 +1176,11 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             and gpu.supports("fp8"):
         if (fp8_st := static_fp8_gemm(tables["gemm.fp8"], f_cs, gpu.peak_tflops["fp8"], gpu.mem_bw_tbs)) is not None:
             tables["gemm.fp8_static"] = fp8_st
+    f_q4 = _table_upto(root, system, "quantize", engine, version, FP4_QUANTIZE_PROXY_FILE)
+    if engine in FUSED_FP4_GEMM_ENGINES and "gemm.fp4" in tables and f_q4 is not None and gpu is not None \
+            and gpu.supports("fp4"):
+        if (fp4_f := fused_fp4_gemm(tables["gemm.fp4"], f_q4, gpu.peak_tflops["fp4"], gpu.mem_bw_tbs)) is not None:
+            tables["gemm.fp4_fused"] = fp4_f
     avs = versions(root, system, "attention", engine)
     av = [v for v in avs if _vkey(v) <= _vkey(version)] or avs
     if av:

@@ -315,3 +315,29 @@ def test_a_per_tensor_fp8_checkpoint_reads_tensorrt_llms_static_scale_gemm_and_a
     now = tpot("trtllm")
     assert np.all(now[:2] > 1.1 * base["trtllm"][:2]) and now[2] == base["trtllm"][2]
     assert np.array_equal(tpot("vllm"), base["vllm"])
+
+
+def _decode_gemm_ms(tp: int) -> float:
+    """The decode step's GEMM part (ms) of Llama-3.1-70B NVFP4 on B200 under TensorRT-LLM, batch 4."""
+    from objectives.inference.breakdown import breakdown
+    r = breakdown("Llama-3.1-70B", "B200", tp=tp, weight_dtype="fp4", kv_dtype="fp8", batch_size=4,
+                  input_len=1024, output_len=1024, engine="trtllm")
+    return float(r.loc[r["phase"] == "decode", "gemm"].iloc[0])
+
+
+def test_tensorrt_llm_nvfp4_gemms_fed_a_quantized_input_read_the_fused_table(monkeypatch):
+    """TensorRT-LLM quantizes an NVFP4 GEMM's input in the kernel before it where it can: the fused all-reduce +
+    RMSNorm kernel for QKV and gate / up (TP > 1 only), the attention kernel for O; down_proj's input (SwiGLU's
+    16-bit output) is quantized apart. So at TP 8 three of a layer's four GEMMs read `gemm.fp4_fused`, at TP 1 one."""
+    base = {tp: _decode_gemm_ms(tp) for tp in (1, 8)}
+    with monkeypatch.context() as mp:
+        _slow_bf16_gemms(mp, 3.0, "gemm.fp4_fused")
+        fused = {tp: _decode_gemm_ms(tp) - base[tp] for tp in (1, 8)}
+    with monkeypatch.context() as mp:
+        _slow_bf16_gemms(mp, 3.0, "gemm.fp4")
+        apart = {tp: _decode_gemm_ms(tp) - base[tp] for tp in (1, 8)}
+    assert all(v > 0 for v in (*fused.values(), *apart.values())), (fused, apart)
+    # TP 8: QKV, O and gate / up (the widest) on the fused table against down alone on the other
+    assert fused[8] > 2.0 * apart[8], (fused, apart)
+    # TP 1: only O (the smallest of the four) on the fused table
+    assert fused[1] < 0.5 * apart[1], (fused, apart)

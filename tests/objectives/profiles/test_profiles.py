@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,23 +196,33 @@ def test_dense_decode_at_tp8_and_small_batch_is_near_what_the_engines_run():
                 assert np.all(t < 0.95 * b["tpot_ms"].to_numpy()), (gpu, t.round(2).tolist())
 
 
+def _gemm_and_quantize_tables(tmp_path, dtype: str, gemm_ms: tuple[float, float], quant_ms: float,
+                              zero: tuple[int, int] | None = None) -> tuple[Any, dict, dict]:
+    """A synthetic GEMM table of `dtype` (gemm_ms[0] + gemm_ms[1] x m n k / 2^30 ms) and a quantize table by (m, k)
+    (quant_ms + 1e-7 x m k / 1024 ms; the cell `zero` 0) under `tmp_path` (g.parquet, q.parquet): the built GEMM
+    Table and both tables' cells."""
+    from objectives.profiles.build import GEMM_DTYPES, gemm_tables
+    ms, nk = [1, 8, 64, 512], [1024, 8192]
+    cells = [(m, n, k) for m in ms for n in nk for k in nk]
+    g = {c: gemm_ms[0] + gemm_ms[1] * c[0] * c[1] * c[2] / 2**30 for c in cells}
+    pd.DataFrame({"gemm_dtype": dtype, "m": [c[0] for c in cells], "n": [c[1] for c in cells],
+                  "k": [c[2] for c in cells], "latency": list(g.values())}).to_parquet(tmp_path / "g.parquet")
+    q = {(m, k): quant_ms + 1e-7 * m * k / 1024 for m in ms for k in nk}
+    if zero is not None:
+        q[zero] = 0.0
+    pd.DataFrame({"m": [m for m, _ in q], "k": [k for _, k in q], "quant_dtype": "fp8",
+                  "latency": list(q.values())}).to_parquet(tmp_path / "q.parquet")
+    return gemm_tables(tmp_path / "g.parquet")[GEMM_DTYPES[dtype]], g, q
+
+
 def test_the_static_scale_fp8_gemm_is_the_dynamic_one_less_its_measured_scale_overhead(tmp_path):
     """TensorRT-LLM's fp8 rows time the Linear with a dynamic activation scale; its compute-scale table times that
     scale's overhead by (m, k). The static-scale GEMM is the difference, never below the GEMM's roofline (nor the
     dynamic cell, where that lies below the roofline), and a 0 overhead cell (two noisy timings) is filled from its
     neighbours."""
-    from objectives.profiles.build import gemm_tables, static_fp8_gemm
-    ms, nk = [1, 8, 64, 512], [1024, 8192]
-    cells = [(m, n, k) for m in ms for n in nk for k in nk]
-    dyn_ms = {c: 0.008 + 0.002 * c[0] * c[1] * c[2] / 2**30 for c in cells}
-    pd.DataFrame({"gemm_dtype": "fp8", "m": [c[0] for c in cells], "n": [c[1] for c in cells],
-                  "k": [c[2] for c in cells], "latency": list(dyn_ms.values())}).to_parquet(tmp_path / "g.parquet")
-    over = {(m, k): 0.007 + 1e-7 * m * k / 1024 for m in ms for k in nk}
-    over[(64, 8192)] = 0.0
-    pd.DataFrame({"m": [m for m, _ in over], "k": [k for _, k in over], "quant_dtype": "fp8",
-                  "latency": list(over.values())}).to_parquet(tmp_path / "cs.parquet")
-    dyn = gemm_tables(tmp_path / "g.parquet")["fp8"]
-    st = static_fp8_gemm(dyn, tmp_path / "cs.parquet", fp8_tflops=1979.0, mem_tbs=4.8)
+    from objectives.profiles.build import static_fp8_gemm
+    dyn, dyn_ms, over = _gemm_and_quantize_tables(tmp_path, "fp8", (0.008, 0.002), 0.007, zero=(64, 8192))
+    st = static_fp8_gemm(dyn, tmp_path / "q.parquet", fp8_tflops=1979.0, mem_tbs=4.8)
     assert st is not None and st.names == dyn.names
     assert float(st(512.0, 8192.0, 8192.0)) == pytest.approx(dyn_ms[(512, 8192, 8192)] - over[(512, 8192)], rel=1e-6)
     # the 0 cell reads its neighbours' overhead, not none
@@ -223,7 +234,7 @@ def test_the_static_scale_fp8_gemm_is_the_dynamic_one_less_its_measured_scale_ov
     # 8 tokens through an 8192 x 1024 weight: 8.2 us less 7.0 us would beat the 8 MiB of weights at 4.8 TB/s
     assert float(st(8.0, 8192.0, 1024.0)) == pytest.approx((8192 * 1024 + 8 * 1024 + 2 * 8 * 8192) / 4.8e9)
     # a dynamic cell already below the roofline (an L2-resident weight in the collector's loop) is kept, not raised
-    fast = static_fp8_gemm(dyn, tmp_path / "cs.parquet", fp8_tflops=1979.0, mem_tbs=0.1)
+    fast = static_fp8_gemm(dyn, tmp_path / "q.parquet", fp8_tflops=1979.0, mem_tbs=0.1)
     assert np.all(fast.log_ms <= dyn.log_ms + 1e-12)
 
 
@@ -240,6 +251,37 @@ def test_tensorrt_llms_shipped_profiles_carry_the_static_scale_fp8_gemm_and_the_
             assert other.table("gemm.fp8_static") is None
             ratio = float(st(4.0, n, k).sum() / other.table("gemm.fp8")(4.0, n, k).sum())
             assert 0.8 < ratio < 1.2, (gpu, e, ratio)
+
+
+def test_the_fused_fp4_gemm_is_the_fp4_one_less_its_quantize_kernel(tmp_path):
+    """TensorRT-LLM's fp4 rows time the NVFP4 Linear on a 16-bit input, its fp4_quantize kernel included; the GEMMs
+    the engine hands an NVFP4 input read that table less the quantize kernel (by (m, k)), never below the NVFP4
+    GEMM's roofline: 4-bit weights and activations with an E4M3 scale per 16 elements, 16-bit results."""
+    from objectives.profiles.build import NVFP4_BYTES, fused_fp4_gemm
+    fp4, fp4_ms, q = _gemm_and_quantize_tables(tmp_path, "nvfp4", (0.006, 0.001), 0.002)
+    fused = fused_fp4_gemm(fp4, tmp_path / "q.parquet", fp4_tflops=9000.0, mem_tbs=7.7)
+    assert fused is not None and fused.names == fp4.names
+    assert float(fused(512.0, 8192.0, 8192.0)) == pytest.approx(fp4_ms[(512, 8192, 8192)] - q[(512, 8192)], rel=1e-6)
+    assert float(fused(1.0, 1024.0, 8192.0)) == pytest.approx(fp4_ms[(1, 1024, 8192)] - q[(1, 8192)], rel=1e-6)
+    # one token through an 8192 x 8192 weight: 6.1 us less 2.0 us would beat its 37.7 MB at 7.7 TB/s (4.9 us)
+    roof = (NVFP4_BYTES * (8192 * 8192 + 8192) + 2 * 8192) / 7.7e12 * 1e3
+    assert fp4_ms[(1, 8192, 8192)] - q[(1, 8192)] < roof
+    assert float(fused(1.0, 8192.0, 8192.0)) == pytest.approx(roof)
+    assert np.all(fused.log_ms <= fp4.log_ms + 1e-12)
+
+
+def test_tensorrt_llms_blackwell_profiles_carry_the_fused_fp4_gemm_and_the_others_do_not():
+    """Only TensorRT-LLM's NVFP4 rows time the activation quantize with the GEMM (`FUSED_FP4_GEMM_ENGINES`): at
+    Llama-70B's TP 8 shapes and 4 tokens its fused table is 1.5-3 us (the quantize kernel's time) below `gemm.fp4`.
+    GPUs without NVFP4 GEMMs carry neither."""
+    n, k = np.array([1280.0, 8192.0, 7168.0, 8192.0]), np.array([8192.0, 1024.0, 8192.0, 3584.0])
+    for gpu in ("B200", "GB200"):
+        trt = profiles.load(gpu, "trtllm", full=False)
+        d = trt.table("gemm.fp4")(4.0, n, k) - trt.table("gemm.fp4_fused")(4.0, n, k)
+        assert np.all((d > 0.0015) & (d < 0.003)), (gpu, d)
+        for e in ("vllm", "sglang"):
+            assert profiles.load(gpu, e, full=False).table("gemm.fp4_fused") is None
+    assert profiles.load("H200-SXM-141GB", "trtllm", full=False).table("gemm.fp4_fused") is None
 
 
 def test_shipped_profiles_cover_the_main_gpus_and_engines():
