@@ -451,11 +451,12 @@ def _moe_a2a(model: str | Model, values: Sequence[str], par: dse.Space, adp: str
     attention DP or not dividing tp; ``adp``: the attention-DP factor, a parameter name or "1") and its rules (a
     value other than "auto" in disaggregated mode only where the prefill pool's EP spans its attention-DP ranks
     too, ``prefill``: its (EP, attention-DP) expressions where it is a pool of its own; with ``engines``, each value
-    only under the engines that run it, `objectives.inference.resolve.moe_a2a_invalid`). SpaceError (a
+    only under the engines that run it, `objectives.inference.resolve.moe_a2a_invalid`, and not beside "auto" where
+    it is what "auto" launches, `MOE_A2A_AUTO`: the same trial twice). SpaceError (a
     ValueError) for a dense model, a space without EP above 1, a value that is not one of `MOE_A2A`, or one that
     none of the ``engines`` runs."""
-    from objectives.inference.measured import MOE_A2A
-    from objectives.inference.resolve import moe_a2a_invalid
+    from objectives.inference.measured import MOE_A2A, MOE_A2A_AUTO
+    from objectives.inference.resolve import engine_key, moe_a2a_invalid
 
     m = model_record(model)
     vals = _knob_values("moe_a2a", values, lambda v: isinstance(v, str) and v in MOE_A2A,
@@ -475,7 +476,8 @@ def _moe_a2a(model: str | Model, values: Sequence[str], par: dse.Space, adp: str
             raise SpaceError(f"moe_a2a={values!r}: {v!r} runs under none of the engines {list(engines)} "
                              f"(objectives.inference.measured.MOE_A2A_ENGINES); every trial with it would fail")
         for e in dict.fromkeys(str(x) for x in engines or ()):
-            if e not in runs:
+            # an engine that does not run it, or whose "auto" already launches it (the same trial twice)
+            if e not in runs or ("auto" in vals and MOE_A2A_AUTO.get(engine_key(e)) == v):
                 rules.append(f"moe_a2a != {v!r} or engine != {e!r}")
     if prefill is not None and len(vals) > (1 if "auto" in vals else 0):
         p_ep, p_adp = prefill

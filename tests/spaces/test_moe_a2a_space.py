@@ -36,6 +36,16 @@ def test_with_an_engine_knob_deepep_stays_off_tensorrt_llm():
     assert set(g.loc[g["moe_a2a"] == "allgather", "engine"]) == {"vllm", "sglang", "trtllm"}
 
 
+def test_allgather_beside_auto_is_kept_only_where_auto_launches_something_else():
+    """vLLM's and SGLang's "auto" is their all-gather (`MOE_A2A_AUTO`): beside "auto" the space offers "allgather"
+    only to TensorRT-LLM, whose "auto" differs, instead of evaluating the same trial twice."""
+    s = spaces.llm_serving(DSV3, ["H200-SXM-141GB"], 8, tp=[1], attn_dp=[8], moe_a2a=("auto", "allgather"),
+                           engines=["vllm", "sglang", "trtllm"], **KW)
+    g = s.grid()
+    assert set(g.loc[g["moe_a2a"] == "allgather", "engine"]) == {"trtllm"}
+    assert set(g.loc[g["moe_a2a"] == "auto", "engine"]) == {"vllm", "sglang", "trtllm"}
+
+
 def test_a_prefill_pool_of_its_own_takes_a_value_only_where_its_ep_spans_its_ranks_too():
     s = spaces.llm_serving(DSV3, ["H200-SXM-141GB"], 16, tp=[1, 8], attn_dp=[8], modes=("disagg",), prefill_tp=[1, 8],
                            prefill_ep=[8], prefill_attn_dp=[1, 8], moe_a2a=("auto", "deepep"), **KW)
