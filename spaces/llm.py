@@ -444,7 +444,6 @@ def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) ->
     return dse.Space(eplb=dse.Categorical(vals)), cond
 
 
-
 def _moe_a2a(model: str | Model, values: Sequence[str], par: dse.Space, adp: str, engines: Sequence[str] | None,
              prefill: tuple[str, str] | None) -> tuple[dse.Space, str, list[str]]:
     """The ``moe_a2a`` knob, its condition (active where the pool's EP group spans attention-DP ranks: ep > 1 with
@@ -469,13 +468,13 @@ def _moe_a2a(model: str | Model, values: Sequence[str], par: dse.Space, adp: str
         raise SpaceError(f"moe_a2a={values!r}: the space has no EP above 1 (give ep or attn_dp values), so no "
                          f"configuration exchanges tokens between EP ranks")
     rules = []
+    names = list(dict.fromkeys(str(x) for x in engines or ()))
     for v in (x for x in vals if x != "auto"):
-        runs = [e for e in dict.fromkeys(str(x) for x in engines or ())
-                if not moe_a2a_invalid(v, e, m.n_experts, 1, 2, 2)]
+        runs = [e for e in names if not moe_a2a_invalid(v, e, m.n_experts, 1, 2, 2)]
         if engines is not None and not runs:
             raise SpaceError(f"moe_a2a={values!r}: {v!r} runs under none of the engines {list(engines)} "
                              f"(objectives.inference.measured.MOE_A2A_ENGINES); every trial with it would fail")
-        for e in dict.fromkeys(str(x) for x in engines or ()):
+        for e in names:
             # an engine that does not run it, or whose "auto" already launches it (the same trial twice)
             if e not in runs or ("auto" in vals and MOE_A2A_AUTO.get(engine_key(e)) == v):
                 rules.append(f"moe_a2a != {v!r} or engine != {e!r}")

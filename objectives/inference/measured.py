@@ -1180,8 +1180,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # (and an engine whose launch default gathers at any EP size, `MOE_A2A_AUTO`: vLLM, SGLang)
         if MOE_A2A_AUTO.get(prof.engine) == "allgather":
             gath = wide
+        elif prof.engine in ALLGATHER_MOE_ENGINES:
+            gath = wide & (ep <= topk)
         else:
-            gath = wide & (ep <= topk) if prof.engine in ALLGATHER_MOE_ENGINES else np.zeros(k, dtype=bool)
+            gath = np.zeros(k, dtype=bool)
         a2a_code = m.get("moe_a2a", np.zeros(k))  # the knob (`MOE_A2A`): all-gather / DeepEP whatever the engine's rule
         gath = np.where(a2a_code == MOE_A2A.index("allgather"), wide,
                         gath & (a2a_code != MOE_A2A.index("deepep")))
