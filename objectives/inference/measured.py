@@ -1100,6 +1100,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         for f2 in (2.0, 0.5):
             ep2 = ep_world * f2
             near.append((ep2, ~uneven & (ep2 >= 1.0) & (np.mod(ne, np.maximum(ep2, 1.0)) == 0)))
+        near_all = list(near)   # the neighbours of every row (DeepEP rows read their runner there, below)
         if dep.any():
             near = [(ep2, ok & ~dep) for ep2, ok in near]
             e2 = 1.0
@@ -1120,19 +1121,20 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         # experts touched under balanced routing), whichever table prices the layer
         t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
 
-        def read(fams: tuple[str, ...], rows: np.ndarray, out: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def read(fams: tuple[str, ...], rows: np.ndarray, out: np.ndarray, cands: list | None = None,
+                 used: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             """The routed experts' time (s, on the M grid) of `rows` from the first table of `fams` per candidate
-            that measured its shape (`out` where none did), the rows some table priced, and those read at a
-            neighbour's EP size (not measured at this one)."""
+            (`cands`, default `rest`: (format, (shapes, token scale, rho, share))) that measured its shape (`out`
+            where none did), the rows some table priced, and those read at a neighbour's EP size (not measured at
+            this one); `used`: the grid points whose reach the lookups bound (None: all)."""
             priced, near_ep = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
             done = (n_moe <= 0) | ~rows
-            for fmt, (shapes, tok_scale, rho, share) in rest:
+            for fmt, (shapes, tok_scale, rho, share) in rest if cands is None else cands:
                 for fam in fams:
                     tab = prof.table(f"{fam}.{fmt}")
                     if tab is None or done.all():
                         continue
-                    hit = prof.shape_index(f"{fam}.{fmt}", shapes) * ~done * (bal if fam == "moe_bal" else True)
+                    hit = prof.shape_index(f"{fam}.{fmt}", shapes) * ~done * (bal if fam.endswith("_bal") else True)
                     if hit.any():
                         scale = moe_scale if fmt in MOE_SCALE_FORMATS else 1.0
                         r = col(np.maximum(hit, 1).astype(float))
@@ -1140,7 +1142,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         # compute-bound there, and engines chunk a larger batch: vLLM's fused MoE runs 32k-token
                         # chunks)
                         t = tab.proportional_beyond(1, r, Mg * col(busy * tok_scale))
-                        bound("tok", hit > 0, _m_reach(Mg * col(busy * tok_scale), tab.reach(1, r)))
+                        bound("tok", hit > 0, _m_reach(Mg * col(busy * tok_scale), tab.reach(1, r), used))
                         if np.any(rho != 1.0):
                             t1 = tab.proportional_beyond(1, r, np.ones_like(Mg))
                             t = np.where(col(share), col(rho) * t, np.maximum(col(rho) * t - col(rho - 1.0) * t1,
@@ -1151,14 +1153,41 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         near_ep |= (hit > 0) & ((tok_scale != 1.0) | (rho != 1.0))
             return out, priced, near_ep
 
-        routed, priced0, near_ep = read(("moe_bal", "moe") if bal.any() else ("moe",), np.ones(k, dtype=bool),
-                                        routed)
+        # a DeepEP deployment on an engine whose profile holds its DeepEP MoE runner (SGLang: `moe_deepep_*`,
+        # profiles.build.deepep_moe_tables) reads that runner at its own EP size: the busiest rank's experts on
+        # the tokens dispatched to them, the low-latency layout up to DEEPEP_LL_MAX_TOKENS tokens per rank (as the
+        # dispatch, `_deepep`), the normal one beyond; the checkpoint's own format only (the runner's kernels are
+        # block-FP8 DeepGEMM), no expert TP. An EP size the runner lacks is read at a neighbour's (`near_all`,
+        # extrapolated): rho x its layer, as a DeepEP row's fused-table reading above (no all-token work and no
+        # one-token time to keep: the runner's smallest cells already stream every local expert's weights)
+        run = dep & (etp <= 1.0)
+        run_done = np.zeros(k, dtype=bool)
+        if run.any() and any(prof.table(f"moe_deepep_ll.{f}") is not None for f in moe_formats[:1]):
+            every = np.ones(k, dtype=bool)
+            at_ep = [(np.stack([hx, moe_ffn, topk, ne, one, ep_world], axis=1), one, one, no)] + [
+                (np.stack([hx, moe_ffn, topk, ne, one, np.where(ok, ep2, 0.0)], axis=1), ne / sl,
+                 (sl / ep_world) / (ne / np.maximum(ep2, 1.0)), every) for ep2, ok in near_all]
+            cands = [(f, c) for f in moe_formats[:1] for c in at_ep]
+            ll = Mg / col(tp) <= DEEPEP_LL_MAX_TOKENS
+            before = acc["tok"].copy()
+            got = [read((f"moe_deepep_{kd}_bal", f"moe_deepep_{kd}") if bal.any() else (f"moe_deepep_{kd}",),
+                        run, routed, cands, used) for kd, used in (("ll", ll), ("normal", ~ll))]
+            run_done = got[0][1] & got[1][1]
+            # a row only one layout priced keeps the fused-table reading, and no reach of the runner's tables
+            acc["tok"] = np.where(run_done, acc["tok"], before)
+            run_routed = np.where(ll, got[0][0], got[1][0])
+            run_near = got[0][2] | got[1][2]
+        routed, priced0, near_ep = read(("moe_bal", "moe") if bal.any() else ("moe",), ~run_done, routed)
+        if run_done.any():
+            routed = np.where(col(run_done), run_routed, routed)
+            priced0 |= run_done
+            near_ep = np.where(run_done, run_near, near_ep)
         bound("tok", ~priced0, acc["routed"])  # the grouped GEMMs price the layer where no table did
         if bal.any():
             # a balancer places the experts, it does not route tokens to more of them: where the skewed routing's
             # cell is faster (few tokens touching fewer distinct experts than balanced routing does, L40S's
             # TensorRT-LLM table up to ~160 tokens), the layer with one is no slower than without
-            skew, priced, skew_near = read(("moe",), bal, routed)
+            skew, priced, skew_near = read(("moe",), bal & ~run_done, routed)
             lower = col(bal & priced) & (skew < routed)
             routed = np.where(lower, skew, routed)
             near_ep = near_ep | (lower.any(axis=1) & skew_near)

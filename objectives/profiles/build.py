@@ -29,6 +29,9 @@ of aiconfigurator-core's tables (latency in ms). What is kept, per (system, engi
 - DeepEP dispatch / combine inside one node (EP over its 8 GPUs) by (tokens per rank) per measured (hidden,
   top-k, experts): low-latency kernels (decode) and normal kernels (prefill, fastest SM setting per cell). Measured
   under SGLang; the same library kernels stand in for every engine's profile on that GPU.
+- SGLang's DeepEP MoE runner (`moe_deepep_{ll,normal}[_bal].*`, SGLang profiles only): one EP rank's experts on the
+  tokens dispatched to it, keyed as the fused-MoE layer, at DeepSeek-V3's shape and the families of its format,
+  top-k and expert count carried from it (`deepep_moe_tables`).
 - Linear-attention layers: Gated DeltaNet's conv + recurrence by (tokens, value heads per GPU), Kimi Delta
   Attention's (`kda_tables`: prompts by batch and length, decode steps by sequences, per value heads per GPU;
   TensorRT-LLM's profile on SGLang's tables, `KDA_LANES`), and Mamba-2's short conv (`mamba2_tables`: prompts by
@@ -1009,6 +1012,100 @@ def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[st
     return out
 
 
+#: SGLang's DeepEP MoE runner (`--moe-a2a-backend deepep`, DeepGEMM experts; aiconfigurator-core
+#: `systems/data/<system>/moe/sglang/<version>/`, collector/sglang/collect_wideep_deepep_moe.py): one EP rank's
+#: expert compute (`run_moe_core`: grouped GEMMs and activation on the tokens DeepEP dispatched to it, no dispatch /
+#: combine) at DeepSeek-V3's shape, block FP8, EP 2-256 (simulated on 2 GPUs with 256 / (EP / 2) experts), per global
+#: token count (the collector's tokens per rank x EP, as the fused tables' num_tokens), power-law routing with the
+#: busiest rank swapped to the timed one (helper.py `power_law_deepep_{prefill,decode}`) or uniform routing.
+#: (file, kind): "ll" the low-latency layout (masked grouped GEMM over <= 128 tokens per rank, under CUDA graphs:
+#: decode), "normal" the contiguous layout (each expert's tokens padded to 128, timed eagerly: prefill)
+DEEPEP_MOE_FILES = (("wideep_generation_moe_perf.parquet", "ll"), ("wideep_context_moe_perf.parquet", "normal"))
+#: engines whose DeepEP backend runs that runner (the tables are SGLang's own)
+DEEPEP_MOE_ENGINES = ("sglang",)
+
+
+def deepep_moe_rows(root: Path, system: str, engine: str, version: str) -> dict[str, pd.DataFrame]:
+    """The DeepEP MoE runner's rows (`DEEPEP_MOE_FILES`) of `engine`'s newest version up to the profile's `version`
+    holding both files, per kind ("ll", "normal"), in `moe_rows`' layout (`_rank` 0: power law 1.01, the skew the
+    fused tables carry; 1: uniform, read as balanced). Empty for engines outside `DEEPEP_MOE_ENGINES`."""
+    if engine not in DEEPEP_MOE_ENGINES:
+        return {}
+    vs = [v for v in versions(root, system, "moe", engine) if _vkey(v) <= _vkey(version)
+          and all((root / system / "moe" / engine / v / f).exists() for f, _ in DEEPEP_MOE_FILES)]
+    if not vs:
+        return {}
+    out = {}
+    for fname, kind in DEEPEP_MOE_FILES:
+        df = _read(root / system / "moe" / engine / vs[-1] / fname,
+                   ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE)
+        df = df.assign(distribution=df["distribution"].replace({"uniform": "balanced"}))
+        rows = moe_rows([df], engine)
+        if rows:
+            out[kind] = rows[0]
+    return out
+
+
+def deepep_moe_carried(runner: pd.DataFrame, fused: list[pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple]]:
+    """The runner's rows (`deepep_moe_rows`, one kind) and, for each other family of the fused tables' rows
+    (`moe_rows`) that shares a runner family's format, top-k and expert count, rows carried from the nearest such
+    runner family U the way `_ungrouped` carries a family's EP scaling: t(e, T) = t_F(1, T) x t_U,runner(e, T) /
+    t_U(1, T), the family's and U's EP 1 fused curves (the first table holding each), each routing from its own, at
+    every token count the runner measured (the ratio t_F(1, T) / t_U(1, T) held beyond the fused curves' last cell,
+    where the measured path reads both in proportion to the tokens).
+    Second: the carried families (MOE_FAMILY tuples), whose cells are extrapolations."""
+    if not len(runner) or not fused:
+        return runner, []
+    keys = ["moe_dtype", *MOE_SHAPE]
+    run_fams = set(map(tuple, runner[list(MOE_FAMILY)].drop_duplicates().itertuples(index=False)))
+    ep1: dict[tuple, pd.DataFrame] = {}
+    for df in fused:   # newest table first: a family's EP 1 curves from the first table holding them
+        d = df[(df["moe_tp_size"] == 1) & (df["moe_ep_size"] == 1)]
+        for fam, g in d.groupby(list(MOE_FAMILY)):
+            ep1.setdefault(tuple(fam), g.groupby(["_rank", "num_tokens"])["latency"].min().unstack("num_tokens"))
+    run = runner.groupby([*keys, "_rank", "num_tokens"])["latency"].min().unstack("num_tokens")
+    new_rows: list[pd.DataFrame] = []
+    carried: list[tuple] = []
+    for fam, f1 in ep1.items():
+        if fam in run_fams or (u := _nearest_family(fam, run_fams)) is None or u not in ep1:
+            continue
+        u1, before = ep1[u], len(new_rows)
+        for (*_, ep, rk) in [i for i in run.index if tuple(i[:5]) == u and i[5] == 1]:
+            if rk not in f1.index or rk not in u1.index:
+                continue
+            ratio, t = (f1.loc[rk] / u1.loc[rk]).dropna(), run.loc[(*u, 1, ep, rk)].dropna()
+            if len(ratio) < 2:
+                continue
+            # between the fused curves' cells log-interpolated, beyond them held (both read in proportion there)
+            t = t * np.interp(np.log(t.index.to_numpy(float)), np.log(ratio.index.to_numpy(float)), ratio.to_numpy())
+            if len(t) >= 2:
+                new_rows.append(_family_rows(fam, int(ep), t, int(rk)))
+        if len(new_rows) > before:
+            carried.append(fam)
+    return pd.concat([runner, *new_rows], ignore_index=True), carried
+
+
+def deepep_moe_tables(runner: Mapping[str, pd.DataFrame], fused: list[pd.DataFrame]
+                      ) -> dict[str, tuple[Table, np.ndarray]]:
+    """The DeepEP MoE runner's layer per kind and weight format, keyed as the fused tables (`moe_tables_of`):
+    `moe_deepep_<kind>.<format>` (power-law routing, the busiest rank) and `moe_deepep_<kind>_bal.<format>` (the
+    uniform routing an `eplb` deployment aims at, no slower than the skewed cell), with the families of the same
+    format, top-k and expert count carried from them (`deepep_moe_carried`; their cells not `covered`)."""
+    out: dict[str, tuple[Table, np.ndarray]] = {}
+    for kind, rows in runner.items():
+        rows, carried = deepep_moe_carried(rows, fused)
+        for suffix, bal in (("", False), ("_bal", True)):
+            for fmt, (t, shapes) in moe_tables_of([rows], balanced=bal).items():
+                mine = np.array([(fmt, *s[:4]) in set(carried) for s in shapes.tolist()] + [False] * (
+                    len(t.axes[0]) - len(shapes)))
+                if mine.any():
+                    cov = np.ones(t.log_ms.shape, dtype=bool) if t.covered is None else t.covered.copy()
+                    cov[mine] = False
+                    t = Table(t.names, t.axes, t.log_ms, cov)
+                out[f"moe_deepep_{kind}{suffix}.{fmt}"] = (t, shapes)
+    return out
+
+
 #: systems whose collected collectives beyond a number of ranks ran on a degraded path of the collection machine,
 #: not on the GPUs' links: {system: the largest rank count whose cells are kept as measured}. aiconfigurator-core's
 #: L40S tables (NCCL 2.27.3 nccl-tests, and vLLM / SGLang / TensorRT-LLM, which fall back to NCCL on more than two
@@ -1275,6 +1372,9 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     for k, (t, shp) in moe_tables_of(rows, balanced=True, gain=gain).items():
         tables[f"moe_bal.{k}"] = t
         keys[f"moe_bal.{k}"] = shp
+    for k, (t, shp) in deepep_moe_tables(deepep_moe_rows(root, system, engine, version), rows).items():
+        tables[k] = t
+        keys[k] = shp
     return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
 
 

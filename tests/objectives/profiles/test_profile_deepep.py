@@ -80,8 +80,8 @@ def test_an_unmeasured_hidden_size_interpolates_between_measured_shapes():
     assert lo[2] == 0                                 # no measured (top-k, experts): no DeepEP
 
 
-def _scaled(factor: float):
-    """profiles.load whose DeepEP tables take `factor` x as long."""
+def _scaled(factor: float, names: tuple[str, ...] | list[str] = tuple(NAMES)):
+    """profiles.load whose tables `names` (default: the DeepEP ones) take `factor` x as long, where it has them."""
     real = profiles.load
 
     def load(gpu, engine, version=None, full=None):
@@ -89,9 +89,9 @@ def _scaled(factor: float):
         if p is None:
             return p
         tables = dict(p.tables)
-        for n in NAMES:
-            t = tables[n]
-            tables[n] = Table(t.names, t.axes, t.log_ms + np.log(factor))
+        for n in names:
+            if (t := tables.get(n)) is not None:
+                tables[n] = Table(t.names, t.axes, t.log_ms + np.log(factor), t.covered)
         return dataclasses.replace(p, tables=tables)
     return load
 
