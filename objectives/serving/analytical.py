@@ -77,7 +77,9 @@ Workloads and what the model does with them:
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
   t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish. Under an open-loop rate
   it serves at most that rate and, offered more than its batches hold, adds the run's backlog (`run_wait`) to TTFT.
-  Under a prompt-length mixture the batch's prefill is longer by its requests' excess (`_attention_excess`).
+  Under a prompt-length mixture the batch's prefill is longer by its requests' excess (`_attention_excess`), and a
+  request decodes at the prefill chunks' pace while the batch's later prompts prefill (`ServingModel._static_tpot`:
+  the mean over output lengths, a request of few tokens finishing there).
 - disaggregated, closed loop: `disagg_closed_loop` (C clients coupling the pools: X = C / (TTFT + (O - 1) TPOT),
   the decode pool's occupancy from Little's law, the prefill pool's queue at its capacity; its docstring).
 - disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
@@ -105,7 +107,8 @@ Workloads and what the model does with them:
   disaggregated closed loop (`disagg_closed_loop`) prices whole prompts.
 
 Static batching below its capacity under a rate: a batch holds one cycle's arrivals and a request waits for the
-batch running when it arrives (`ServingModel._static_open_loop`: the residual of a length-biased cycle).
+batch running when it arrives (`ServingModel._static_open_loop`: the residual of a length-biased cycle; under a
+prompt-length mixture the cycle carries the prompts' extra work and spreads with their prefill times).
 Percentiles the model does not estimate (closed loop, all at once, static batching but its TTFT under a rate, and
 disaggregated decode) equal the mean:
 a screening value that the simulator then checks (``LLMServingObjective.confirm``).
@@ -142,8 +145,14 @@ PERCENTILES = ("p50", "p90", "p99")
 BISECTION_STEPS = 10
 #: halvings of the static batch's size under a rate (`ServingModel._static_open_loop`: numpy only, on [1, n_max])
 STATIC_BATCH_STEPS = 30
-#: equal-weight nodes of the output lengths for the longest output of a static batch (`_static_open_loop`)
-STATIC_OUTPUT_NODES = 128
+#: probability bins of the output lengths for the longest output of a static batch (`_static_open_loop`): 1 %
+#: wide, finer in the upper tail, each node its bin's mean (`quantile_nodes`), so a trace's few longest outputs keep
+#: their weight in the cycle's second moment (equal-weight quantile midpoints dropped them)
+STATIC_OUTPUT_BINS = tuple(float(x) for x in np.linspace(0.0, 0.96, 97)) + (0.97, 0.98, 0.99, 0.995, 0.998, 0.999,
+                                                                           1.0)
+#: equal-weight nodes of a request's place in its static batch: the prefill left after its first token
+#: (`ServingModel._static_tpot`)
+STATIC_RANK_NODES = 16
 #: fixed-point steps of a disaggregated decode rank's occupancy below its full batch (Little's law)
 DECODE_FIXED_POINT_STEPS = 3
 
@@ -520,8 +529,17 @@ class ServingModel:
         self._idc_within = workload.arrival_dispersion(self._windows_ms / 1e3, demodulate=MODULATION_WINDOWS)
         # requests sharing an arrival time: E[X] of their number X (1: no ties)
         self._batch = (workload.arrival_batches() or (1.0, 1.0))[0]
+        # the prompt a decoding sequence holds in the KV cache on average: its prompt weighted by its decode steps,
+        # E[L (O - 1)] / E[O - 1] (a trace's long prompts that come with long outputs stay longer; independent
+        # draws: the mean prompt), `_kv_excess`
+        self._kv_prompt = self.input_len
         if workload.trace is not None:
-            self.outputs = np.sort(np.asarray(workload.requests().output_tokens, dtype=float))
+            reqs = workload.requests()
+            self.outputs = np.sort(np.asarray(reqs.output_tokens, dtype=float))
+            steps_o = np.maximum(np.asarray(reqs.output_tokens, dtype=float) - 1.0, 0.0)
+            if steps_o.sum() > 0:
+                self._kv_prompt = float(max(1, round(float(np.asarray(reqs.input_tokens, dtype=float) @ steps_o
+                                                           / steps_o.sum()))))   # whole tokens
         else:
             if isinstance(workload.output_len, Dist):
                 self.outputs = np.sort(workload.output_len.sample(np.random.default_rng(workload.seed), 20_000)
@@ -911,10 +929,13 @@ class ServingModel:
             t_decode = batch_steps * (t_1 - slope) + seq_steps * slope
             n_pf = np.ceil(N[i] / ks)
             # (a length mixture's prompts cost their extra prefill work over the mean prompt's each, `_excess`)
-            cycle = n_pf * t_pf + t_decode + (N[i] * self._excess(sb) if self._len_nodes is not None else 0.0)
+            excess = self._excess(sb) if self._len_nodes is not None else np.zeros(len(i))
+            cycle = n_pf * t_pf + t_decode + N[i] * excess
             tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
             tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
+            if self._len_nodes is not None:
+                tpot[i] = self._static_tpot(sb, N[i], ks, t_pf, excess, t_1 + (N[i] - 1.0) * self._alive * slope)
         if conc is not None and self._len_nodes is not None and (~dis & ~stat).any():
             # closed loop under a length mixture: each replica's cycle also holds its requests' extra prefill work
             # over the mean prompt's (`_attention_excess`, ms per request), spread over its iterations as the
@@ -963,7 +984,7 @@ class ServingModel:
                 # below capacity a request waits for the batch running when it arrives (`_static_open_loop`, with
                 # the static block's step costs above: its rows are these, j == flatnonzero(stat)); past it, the
                 # run's backlog
-                parts = {"ks": ks, "t_pf": t_pf, "t_1": t_1, "slope": slope}
+                parts = {"ks": ks, "t_pf": t_pf, "t_1": t_1, "slope": slope, "excess": excess}
                 st = self._static_open_loop(d.take(j), lam_ms / (d.dp[j] * adp[j]), N[j], parts, hit[j])
                 held = st["stable"]
                 N[j] = np.where(held, st["N"], N[j])
@@ -1029,16 +1050,19 @@ class ServingModel:
         average and an idle one lasts 1 / lam, so n = x + e^-x (between 1 and n_max; bisection) and the replica
         is busy a share u = x / n of the time (x e^x / (x e^x + 1)). A cycle T: its prompts' prefill iterations, then M - 1
         decode steps of t(1) - slope plus the batch's sequence-steps n (O - 1) x slope (the saturated batch's
-        form), M the longest of its n outputs (`STATIC_OUTPUT_NODES` equal-weight nodes of the workload's
-        outputs, P(M <= v_j) = ((j + 1) / K)^n; one value for fixed lengths). An arrival finds the replica busy
+        form), M the longest of its n outputs (the workload's outputs in `STATIC_OUTPUT_BINS`, P(M <= v_j) = F_j^n,
+        F_j the bins' cumulative share; one value for fixed lengths). An arrival finds the replica busy
         with probability u and then waits the
         residual of a length-biased cycle, P(R > r) = E[(T - r)+] / E[T]: mean u E[T^2] / (2 E[T]) (u T / 2 for
         fixed lengths), and p-quantile where u P(R > w) = 1 - p. TTFT = that wait + the batch's own prefill.
+        Under a prompt-length mixture each prompt also costs its extra prefill work over the mean prompt's
+        (``excess``, `_attention_excess`), and the TPOT is `_static_tpot`'s.
         ``parts``: the saturated rows' ks (prompts per prefill iteration), t_pf (ms, one such iteration), t_1
-        and slope (ms, decode step); ``hit``: cached prompt tokens. ``stable``: the rows below capacity (n(n_max)
+        and slope (ms, decode step), excess (ms per request); ``hit``: cached prompt tokens. ``stable``: the rows below capacity (n(n_max)
         < n_max); the others keep the saturated batch and the run's backlog."""
         isl, osl = self.input_len, self.output_len
-        ks, t_pf, t_1, slope = (np.asarray(parts[k], dtype=float) for k in ("ks", "t_pf", "t_1", "slope"))
+        ks, t_pf, t_1, slope, excess = (np.asarray(parts[k], dtype=float)
+                                        for k in ("ks", "t_pf", "t_1", "slope", "excess"))
         kw = self._kw(d)
         one = inference.estimate(**kw, batch_size=1.0, input_len=isl, output_len=1,
                                  max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
@@ -1051,7 +1075,7 @@ class ServingModel:
             full = np.floor(n / ks)
             r = n - full * ks
             part = np.where(r > 0, one + (np.maximum(r, 1.0) - 1.0) * (t_pf - one) / np.maximum(ks - 1.0, 1.0), 0.0)
-            return full * t_pf + part, np.ceil(n / ks - 1e-9)
+            return full * t_pf + part + n * excess, np.ceil(n / ks - 1e-9)
 
         def cycle(n: np.ndarray) -> np.ndarray:
             batch_steps = np.maximum(expected_max(self.outputs, n) - 1.0, steps)
@@ -1075,16 +1099,30 @@ class ServingModel:
         n = np.where(stable, 0.5 * (lo + hi), n_max)
         pf, n_pf = prefill(n)
         # the cycle's distribution over the longest output M of its n requests (rows x nodes)
-        K = STATIC_OUTPUT_NODES
-        v = np.quantile(self.outputs, (np.arange(K) + 0.5) / K)
-        cdf = (np.arange(K) + 1.0) / K
-        prob = cdf[None, :] ** n[:, None] - (cdf - 1.0 / K)[None, :] ** n[:, None]
+        v, w_v = quantile_nodes(self.outputs, STATIC_OUTPUT_BINS)
+        cdf = np.minimum(np.cumsum(w_v), 1.0)
+        prob = cdf[None, :] ** n[:, None] - (cdf - w_v)[None, :] ** n[:, None]
         T = (pf + n * steps * slope)[:, None] + np.maximum(v - 1.0, 0.0)[None, :] * (t_1 - slope)[:, None]
+        if self._len_nodes is not None:
+            # a length mixture's batch prefills its own prompts: the cycle spreads by sqrt(n) times one prompt's
+            # prefill about the mixture's mean (each length node's prompt alone, `_prefill_nodes`; exact for a
+            # batch of one), independent of its longest output
+            S = self._prefill_nodes(kw, d.max_num_tokens)
+            if np.any(hit > 0):
+                full = inference.estimate(**kw, batch_size=1.0, input_len=isl, output_len=1,
+                                          max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+                S = S * (one / np.maximum(full, 1e-12))[:, None]
+            L_w = self._len_nodes[1]
+            dev = np.sqrt(n)[:, None] * (S - (S @ L_w)[:, None])
+            T = np.maximum(T[:, :, None] + dev[:, None, :], 0.0).reshape(len(n), -1)
+            prob = (prob[:, :, None] * L_w[None, None, :]).reshape(len(n), -1)
         ET = (prob * T).sum(axis=1)
         u = np.clip(lam * ET / n, 0.0, 1.0)                            # the busy share of the time
         own = pf * (n_pf + 1.0) / (2.0 * np.maximum(n_pf, 1.0))      # a prompt's first token, in its batch
+        t_dec = t_1 + (n - 1.0) * self._alive * slope
         out = {"N": n, "stable": stable, "ttft": own + u * (prob * T * T).sum(axis=1) / (2.0 * np.maximum(ET, 1e-12)),
-               "tpot": t_1 + (n - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(steps, 1.0)}
+               "tpot": t_dec + (n_pf - 1.0) * 0.5 * t_pf / max(steps, 1.0) if self._len_nodes is None else
+               self._static_tpot(d, n, ks, t_pf, excess, t_dec)}
 
         def tail(w: np.ndarray) -> np.ndarray:                        # u P(R > w), decreasing in w
             return u * (prob * np.maximum(T - w[:, None], 0.0)).sum(axis=1) / np.maximum(ET, 1e-12)
@@ -1097,6 +1135,32 @@ class ServingModel:
                 lo_w, hi_w = np.where(above, mid, lo_w), np.where(above, hi_w, mid)
             out[f"ttft_{p}"] = own + 0.5 * (lo_w + hi_w)
         return out
+
+    def _static_tpot(self, d: Deployments, n: np.ndarray, ks: np.ndarray, t_pf: np.ndarray, excess: np.ndarray,
+                     t_dec: np.ndarray) -> np.ndarray:
+        """Mean TPOT (ms) of a static batch's requests under a prompt-length mixture. A request's first token comes
+        when its own prompt is prefilled; it then decodes one token per iteration while the batch's later prompts
+        prefill, and at the decode step ``t_dec`` after. A prompt's prefill is ``t_pf / ks + excess`` (ms: its share
+        of an iteration of ks mean prompts plus the mixture's extra work), an iteration while the batch prefills
+        that per token times max_num_tokens (chunks fill the budget across prompts; without chunked prefill ks
+        whole prompts). The prefill left after a request's first token, R, is uniform on [0, (n - 1) x a prompt's
+        prefill] (its place in the batch, `STATIC_RANK_NODES` nodes; the chunks' boundaries fall anywhere in a
+        mixture); a request of O output tokens decodes m = R / t_it of its steps there: TPOT = t_it where O - 1 <= m
+        (it finishes while the batch prefills), else (R + (O - 1 - m) t_dec) / (O - 1). The mean over the
+        output-length nodes of the requests that decode (``_out_nodes``) and the places, not the mean stall over
+        the mean output: with long prompts a request of few output tokens decodes at the chunks' pace. ``n``
+        (sequences), ``ks`` (prompts per iteration), ``t_pf`` (ms per iteration), ``excess`` (ms per request),
+        ``t_dec`` (ms): one per row of ``d``."""
+        per = t_pf / ks + excess                                      # ms of prefill per prompt
+        t_it = per * np.where(d.chunked_prefill, d.max_num_tokens / self.input_len, ks)
+        rest = np.maximum(n - 1.0, 0.0) * per
+        u = (np.arange(STATIC_RANK_NODES) + 0.5) / STATIC_RANK_NODES
+        R = rest[:, None, None] * u[None, :, None]                       # rows x places x outputs
+        outs, wo = self._out_nodes
+        steps = np.maximum(outs - 1.0, 1.0)[None, None, :]
+        m = R / np.maximum(t_it, 1e-12)[:, None, None]
+        tpot = np.where(steps <= m, t_it[:, None, None], (R + (steps - m) * t_dec[:, None, None]) / steps)
+        return tpot.mean(axis=1) @ wo
 
     def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
                    plain: np.ndarray, tpot_sat: np.ndarray, n_req: np.ndarray,
@@ -1242,6 +1306,34 @@ class ServingModel:
                                     max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
         return self._attention_excess(self._prefill_nodes(self._kw(d), d.max_num_tokens), s_mean)
 
+    def _kv_excess(self, d: Deployments, n_max: np.ndarray) -> np.ndarray:
+        """The extra decode time (ms per request, one per row) of a replica whose KV cache binds its batch
+        (``n_max`` sequences per scheduling rank below its max_batch_size) when the sequences decoding hold a
+        longer prompt than the mean: a sequence's prompt stays in the cache for its decode steps, so the cache
+        holds prompts weighted by their output, E[L (O - 1)] / E[O - 1] tokens (``_kv_prompt``), and the same
+        cache holds n' = n_max (L-bar + O-bar / 2) / (that + O-bar / 2) of them: each request's O-bar - 1 decode
+        steps are shared by fewer sequences, (O-bar - 1) (t(n') / n' - t(n_max) / n_max) more (t:
+        `inference.estimate`'s decode step at that many sequences of that prompt). 0 where the batch is slot-bound
+        or the weighting changes nothing (and on attention-DP replicas, left as they were)."""
+        n = len(d)
+        isl, osl = self.input_len, self.output_len
+        held = self._kv_prompt
+        bound = (n_max < d.max_batch_size * (1 - 1e-9)) & (d.attn_dp == 1)
+        if held == isl or not bound.any() or osl <= 1:
+            return np.zeros(n)
+        i = np.flatnonzero(bound)
+        di = d.take(i)
+        n0 = np.maximum(np.round(n_max[i]), 1.0)
+        n1 = np.clip(n0 * (isl + 0.5 * osl) / (held + 0.5 * osl), 1.0, di.max_batch_size.astype(float))
+        lo1 = np.floor(n1)
+        t0, t_lo, t_hi = (inference.estimate(**self._kw(di), batch_size=b, input_len=L, output_len=osl,
+                                             max_num_tokens=di.max_num_tokens)["tpot_ms"].to_numpy(float)
+                          for b, L in ((n0, isl), (lo1, held), (lo1 + 1.0, held)))
+        t1 = t_lo + (n1 - lo1) * (t_hi - t_lo)                        # the step between whole batches (ms)
+        out = np.zeros(n)
+        out[i] = (osl - 1.0) * (t1 / n1 - t0 / n0)
+        return out
+
     def _attention_excess(self, S: np.ndarray, s_mean: np.ndarray) -> np.ndarray:
         """The extra prefill work (ms per request, one per row) of the workload's prompt-length mixture over its mean
         prompt's: a prompt's prefill grows as c1 L + a L^2 once its compute binds (the fixed costs amortized over an
@@ -1309,7 +1401,9 @@ class ServingModel:
         - no decode step outlasts the longest iteration (``step_max``: a prompt of max_num_tokens tokens alone, or
           the heaviest chunk riding on the decodes): the TPOT mean and percentiles are at most that.
         - the capacity (``cap_ms``, the steady state of the mean prompt) less the mixture's extra attention
-          a Var(L) (``s_mean``: the mean prompt's prefill alone).
+          a Var(L) (``s_mean``: the mean prompt's prefill alone) and, on a replica whose KV cache binds its batch,
+          the decode steps of the fewer sequences it holds where long prompts come with long outputs
+          (`_kv_excess`).
         - a trace's own arrivals (`Workload.arrival_profile`): the queue as a modulated arrival process over
           `MODULATION_WINDOWS` windows (`_modulated`), each request waiting max(its window's fluid backlog, its
           window's stationary queue).
@@ -1328,8 +1422,10 @@ class ServingModel:
         S = self._prefill_nodes(self._kw(d), d.max_num_tokens) * cache_share[:, None]   # prefill alone (ms)
         if s_mean is not None:
             # the replica's capacity (``cap_ms``: the steady state of the mean prompt) less the mixture's extra
-            # attention (`_attention_excess`)
-            cap_ms = 1.0 / (1.0 / np.maximum(cap_ms, 1e-300) + self._attention_excess(S, s_mean))
+            # attention (`_attention_excess`) and, where the KV cache binds the batch, the decode steps of the
+            # fewer sequences it holds where long prompts come with long outputs (`_kv_excess`)
+            cap_ms = 1.0 / (1.0 / np.maximum(cap_ms, 1e-300) + self._attention_excess(S, s_mean)
+                            + self._kv_excess(d, slots))
             stable = stable & (lam_ms < cap_ms * 0.999)
         # whole prompts (no chunked prefill) longer than the iteration's budget left by the decodes run alone: at
         # the head of the queue such a prompt holds every prompt behind it (FCFS) while the decodes in flight
