@@ -11,7 +11,8 @@ the checked metrics in their rows, re-checks the constraints on them, and repeat
 configuration on it has been checked. A checked configuration that violates a constraint leaves the front with the
 reason in its metric ``confirm_reason`` (``"latency_p99 = 3.1 > 2"``); the objectives keep their screening values
 (the checked values go to ``<objective>_<label>``) unless ``replace_objectives``, and each constrained metric's
-screening value is kept as ``<metric>_screen``. Metric ``fidelity`` says which rows were checked (``label``) and
+screening value is kept as ``<metric>_screen`` (an objective that is also a constrained metric takes its checked
+value, as every constrained metric does: the constraint is judged on it). Metric ``fidelity`` says which rows were checked (``label``) and
 which were only screened (``"screen"``). ``failure``: a text metric of the check that says why it refused a
 configuration (empty where it did not); the reason then carries it after the constraint the refusal violates
 (``"fits = 0 != 1: no room for the KV cache"``).
@@ -94,6 +95,19 @@ def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame,
     checked = trials[trials["fidelity"] == label]
     left = checked[checked["confirm_reason"].astype(str) != ""]
     return checked, left, violated(left["confirm_reason"])
+
+
+def screening_values(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` with every checked metric's screening value back in its own column: ``<metric>_screen`` where a
+    row was checked (a constrained metric holds the checked value there), the column as stored elsewhere. What the
+    screen alone gave each row, e.g. to compare with a later check."""
+    out = trials.copy()
+    for c in trials.columns:
+        base = str(c)[: -len("_screen")]
+        if str(c).endswith("_screen") and base in trials:
+            screened = pd.to_numeric(trials[c], errors="coerce")
+            out[base] = screened.where(screened.notna(), trials[base])
+    return out
 
 
 def column_fidelity(front: pd.DataFrame, columns: Sequence[str]) -> str | None:
@@ -198,7 +212,10 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
                     m[f"{k}_screen"] = np.nan
                 m.loc[todo, f"{k}_screen"] = m[k].iloc[todo].to_numpy()
         for c in new.columns:
-            target = f"{c}_{label}" if (c in objectives and not replace_objectives) else c
+            # an objective keeps its screening value unless a constraint is checked on it: that one must be
+            # judged, and stored for the study to judge, on its checked value
+            kept = c in objectives and not replace_objectives and c not in checked_on
+            target = f"{c}_{label}" if kept else c
             if target not in m:
                 m[target] = np.nan if pd.api.types.is_numeric_dtype(new[c]) else None
             if not pd.api.types.is_numeric_dtype(new[c]) and pd.api.types.is_numeric_dtype(m[target]):
@@ -307,4 +324,4 @@ class Confirming:
                 f"batch(es), {len(rejected)} left the front{why}")
 
 
-__all__ = ["Confirmation", "Confirming", "column_fidelity", "confirm", "violations", "violated", "refusals", "stored_confirmation"]
+__all__ = ["Confirmation", "Confirming", "column_fidelity", "screening_values", "confirm", "violations", "violated", "refusals", "stored_confirmation"]

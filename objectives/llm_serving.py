@@ -443,7 +443,9 @@ class LLMServingObjective(CarriesModel):
         constrained metrics (the SLO's percentiles, fits) and the other metrics of the checked configurations are
         the simulated ones; the objectives keep their analytical values (simulated values in
         ``<objective>_simulated``), so that a systematic few-percent difference between the fidelities does not
-        reorder the whole front. Give the study the whole grid in one batch for the fewest simulations."""
+        reorder the whole front; an objective that the SLO also bounds (e.g. minimizing ``ttft_ms_p99`` under a p99
+        TTFT bound) takes its simulated value, on which the bound is judged (its analytical one in
+        ``<objective>_screen``). Give the study the whole grid in one batch for the fewest simulations."""
         return ConfirmedLLMServing(self, objectives, max_rounds)
 
 
@@ -608,7 +610,9 @@ class MultiFidelityResult:
     """What :func:`multi_fidelity` found.
 
     Attributes:
-        analytical: the analytical front (one row per trial: parameters and analytical metrics).
+        analytical: the analytical front (one row per trial: parameters and analytical metrics; in a study
+            whose front was confirmed, ``objective.confirming``, each simulated metric's analytical value from its
+            ``<metric>_screen`` column).
         simulated: the same configurations with the simulator's metrics (same row order), plus ``feasible``
             (the study's constraints re-checked on the simulated metrics) and ``on_front`` (non-dominated among
             the feasible simulated points).
@@ -648,7 +652,8 @@ def multi_fidelity(study: Any, objective: LLMServingObjective, *, top: int | Non
         raise ObjectiveError(f"study {study.name!r} has no feasible front to re-evaluate")
     if top is not None:
         front = front.head(int(top))
-    front = front.reset_index(drop=True)
+    # a confirmed study stores its checked metrics simulated: compare the analytical ones (``<metric>_screen``)
+    front = dse.fidelity.screening_values(front.reset_index(drop=True))
     params = front[study.space.names]
     sim = objective.at_fidelity("simulated", n_requests)(params)
     sim = sim.drop(columns=[c for c in sim.columns if c in params.columns])

@@ -28,12 +28,13 @@ import numpy as np
 
 import dse
 from dse import SpaceError
+from objectives import catalog
 from objectives.catalog import GPU, Model
 
 from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
 from .batching import batching as batching_space
 from .compose import COUNT_LIMIT, compose, one_of
-from .hardware import gpu_records, hardware
+from .hardware import check_count, gpu_records, hardware
 from .parallelism import ep_choices, model_record, parallelism
 from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
 from .serving import serving
@@ -58,7 +59,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
     :func:`spaces.quantization`, :func:`spaces.batching`, :func:`spaces.serving`). ``modes``: ("agg",),
     ("disagg",) or both. ``replicas``: enumerate DP > 1 in aggregated mode too. ``input_len`` (tokens): adds
-    the rule that without chunked prefill one iteration must hold a whole prompt. ``batching``: scheduler
+    the rule that without chunked prefill one iteration must hold a whole prompt (a disaggregated deployment's
+    prefill pool runs without chunking: its ``max_num_tokens`` too). ``batching``: scheduler
     policies, ``("continuous", "static")`` adds a ``batching`` knob (aggregated mode only). ``engines``: serving
     engines as a search dimension (``["vllm", "sglang", "trtllm"]``, optionally ``"name==version"``): the cost
     model uses each engine's measured kernel profile where the GPU has one (else the roofline); unknown engines
@@ -161,6 +163,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     # in disaggregated mode the prefill pool runs whole prompts and the decode pool no prompts: chunking is an
     # aggregated-mode knob
     when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes else {}
+    if "disagg" in modes and input_len is not None:
+        # ... so its token budget holds a whole prompt, as the aggregated rule without chunking (`batching`) says
+        # (vLLM and TensorRT-LLM refuse a longer prompt unchunked; `dse deploy` launches the prefill pool so)
+        cons.append(f"mode != 'disagg' or max_num_tokens >= {check_count('input_len', input_len)}")
     if own_pools and len(modes) > 1:
         when.update({name: "mode == 'disagg'" for name in pool_params})
     if eplb is not None:
@@ -263,6 +269,12 @@ def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GP
     rules = quantization(list(dict.fromkeys([*_choices(hw, "gpu"), *names])), formats=formats,
                          kv_dtypes=kv_dtypes, opt_in=OPT_IN_FORMATS).constraints
     cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]
+    # the KV crosses a scale-out network between pools on two GPU types (`inference.comm.kv_transfer_gbs`): a GPU
+    # whose system has none (a PCIe box) pairs only with its own type, inside its box
+    both = list(dict.fromkeys([*_choices(hw, "gpu"), *names]))
+    alone = [g for g, out in zip(both, catalog.topology(both)["scale_out_gbs"]) if not out > 0]
+    if alone:
+        cons.append(f"prefill_gpu == gpu or (prefill_gpu not in {tuple(alone)!r} and gpu not in {tuple(alone)!r})")
     return dse.Space(prefill_gpu=dse.Categorical(list(names)), prefill_tp=dse.Categorical(tps)), cons
 
 

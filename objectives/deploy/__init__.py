@@ -303,6 +303,10 @@ def for_trial(study: Any, trial: int, engine: str, storage: str | None = None, *
     config, metrics, mdl, wl, predicted_for = trial_inputs(study, trial, storage=storage, model=model,
                                                            workload=workload, study_file=study_file)
     d = commands(config, engine=engine, version=version, model=mdl, workload=wl, predicted=metrics)
+    if wl is None:
+        d.notes.insert(0, "the study's workload is not known (no study file names it): the benchmark sends the "
+                          "default, 2048 / 256-token prompts all at once, not the workload the predictions are for; "
+                          "pass --study-file (workload=) to benchmark the study's own")
     if predicted_for is not None and engine_key(predicted_for) != d.engine:
         d.notes.append(f"trial {trial} was predicted for engine {predicted_for!r}, not {d.engine!r}: compare the "
                        "benchmark with care")

@@ -182,6 +182,20 @@ def _gpu_topology_by_name(gpu: Any) -> tuple[Num, Num, Num, Num]:
     return tuple(c.reshape(arr.shape) if arr.ndim else c[0] for c in cols)  # type: ignore[return-value]
 
 
+def kv_link_missing(prefill_gpu: Any, decode_gpu: Any) -> str:
+    """Why no link moves the KV between a disaggregated deployment's pools on these GPUs, where `kv_transfer_gbs`
+    is NaN: the pools do not fit one scale-up domain of one GPU type, and the named GPUs' systems have no
+    scale-out network in the catalog."""
+    from objectives import catalog
+    names = list(dict.fromkeys(catalog.gpu(g).name for g in (prefill_gpu, decode_gpu)))
+    top = catalog.topology(names)
+    alone = [g for g, o in zip(names, top["scale_out_gbs"]) if not o > 0]
+    return (f"KV transfer: the prefill pool ({catalog.gpu(prefill_gpu).name}) and the decode pool "
+            f"({catalog.gpu(decode_gpu).name}) do not fit one scale-up domain of one GPU type, and "
+            f"{' and '.join(alone)} {'has' if len(alone) == 1 else 'have'} no scale-out network in the catalog "
+            f"(objectives/data/systems/systems.toml): no link moves the KV between them")
+
+
 def kv_transfer_gbs(prefill_gpu: Any, prefill_tp: Num, decode_gpu: Any, decode_tp: Num, total_gpus: Num) -> Num:
     """GB/s that move one prompt's KV cache from a prefill worker to a decode worker (disaggregated serving), on
     the link between the pools' GPUs: the scale-up link (per GPU x the smaller TP group, each GPU sending its own

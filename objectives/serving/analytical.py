@@ -129,7 +129,7 @@ from scipy.stats import poisson
 
 from .. import inference
 from ..catalog import gpu_table
-from ..inference.comm import kv_transfer_gbs
+from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
 from .bisection import bisect
@@ -681,9 +681,10 @@ class ServingModel:
         joules_per_tok, mem_per_gpu_gib, batch_size (sequences in flight per decode replica), fits, n_gpus,
         slo_attainment and goodput_req_s (with ``slo``), reason, source, prefill_pool_req_s and
         decode_pool_req_s (requests/s each pool of a disaggregated deployment can serve: rate matching; NaN in agg). ``rate`` (requests/s, scalar or one per
-        deployment) overrides the workload's open-loop rate."""
+        deployment) overrides the workload's open-loop rate; under a closed-loop workload it runs the same lengths
+        open loop at that rate (the users' count, and their limit on the batch, set aside)."""
         isl, osl = self.input_len, self.output_len
-        conc = self.workload.concurrency
+        conc = self.workload.concurrency if rate is None else None
         lam_total = self.rate if rate is None else rate
         kw = self._kw(d)
         n = len(d)
@@ -795,6 +796,9 @@ class ServingModel:
                 link = np.where(no_net, np.minimum(gpu_table(gname)["link_bw_gbs"].astype(float),
                                                    gpu_table(pname)["link_bw_gbs"].astype(float)), link)
                 fits[i] &= ~no_net
+                link_reason = np.full(len(i), "", dtype=object)
+                for pos in np.flatnonzero(no_net):
+                    link_reason[pos] = kv_link_missing(pname[pos], gname[pos])
                 # ... through the engine's KV connector (its latency per request, its rate where slower); the
                 # engine's host time once per pass of its P/D front end (`serving.handoff`, as the silicon slice's
                 # disaggregated rows are predicted)
@@ -910,7 +914,8 @@ class ServingModel:
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 pf_ok = pf["fits"].to_numpy(bool)[d_mask]
                 fits[i] &= pf_ok
-                pre_reason[i] = np.where(pf_ok, "", "prefill pool: " + pf["reason"].astype(str).to_numpy(object)[d_mask])
+                pre_reason[i] = np.where(pf_ok, link_reason,
+                                         "prefill pool: " + pf["reason"].astype(str).to_numpy(object)[d_mask])
         stat = (d.batching == "static") & ~dis
         if stat.any():
             i = np.flatnonzero(stat)
@@ -1016,11 +1021,21 @@ class ServingModel:
         out: dict[str, Any] = {
             "ttft_ms": ttft, "tpot_ms": tpot, "e2e_ms": ttft + max(osl - 1.0, 0.0) * tpot,
         }
+        # a request's E2E is its TTFT plus its output tokens times its own TPOT. The TTFT and TPOT tails come
+        # together (both from the load a request meets) and add; the output length is the request's own, and
+        # its deviation from the median adds in quadrature (the longest outputs are not also the ones whose
+        # TPOT is highest: that tail is short requests' few steps stalled by prompts). Fixed lengths: the sum.
+        o50 = self._quantile_output(0.5)
+        e50 = q["p50"][0] + max(o50 - 1.0, 0.0) * q["p50"][1]
         for p in PERCENTILES:
             out[f"ttft_ms_{p}"] = q[p][0]
             out[f"tpot_ms_{p}"] = q[p][1]
             o_q = self._quantile_output({"p50": 0.5, "p90": 0.9, "p99": 0.99}[p])
-            out[f"e2e_ms_{p}"] = q[p][0] + max(o_q - 1.0, 0.0) * q[p][1]
+            if o_q > o50:
+                load = np.maximum(q[p][0] + (o50 - 1.0) * q[p][1] - e50, 0.0)
+                out[f"e2e_ms_{p}"] = e50 + np.hypot(load, (o_q - o50) * q["p50"][1])
+            else:
+                out[f"e2e_ms_{p}"] = q[p][0] + max(o_q - 1.0, 0.0) * q[p][1]
         out.update({
             "tok_s_per_gpu": tput / n_gpus, "tok_s_per_user": 1e3 / tpot, "throughput_tok_s": tput,
             "requests_per_s": served_req, "usd_per_mtok": usd,

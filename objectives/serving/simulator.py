@@ -378,14 +378,13 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
     pc, dc = pcs
     psm, dsm = sms  # the pools' step models (pc.cost, dc.cost)
     if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
-        from objectives.inference.comm import kv_transfer_gbs
+        from objectives.inference.comm import kv_link_missing, kv_transfer_gbs
         from objectives.inference.core import default_eff
         total = pc.n_workers * pc.cost.n_gpus + dc.n_workers * dc.cost.n_gpus
         kv_link_gbs = float(kv_transfer_gbs(psm.gpu_name, psm.tp, dsm.gpu_name, dsm.tp, total))
         if not kv_link_gbs > 0:
-            raise ValueError(f"disaggregated pools of {total} GPUs ({psm.gpu_name} prefill, {dsm.gpu_name} "
-                             f"decode) span more than one scale-up domain and the catalog has no scale-out network "
-                             f"for them (objectives/data/systems/systems.toml): pass kv_link_gbs= (GB/s)")
+            raise ValueError(f"disaggregated pools of {total} GPUs: {kv_link_missing(psm.gpu_name, dsm.gpu_name)}; "
+                             f"pass kv_link_gbs= (GB/s)")
         # ... through the engine's KV connector: its rate where slower (per GPU: the shards move in parallel) and
         # its latency per request
         shards = min(psm.tp, dsm.tp)

@@ -223,6 +223,11 @@ class Workload:
                                  f"which state its own shared prefixes; leave shared_prefix=0")
             object.__setattr__(self, "trace", t)
             object.__setattr__(self, "trace_sha256", t.sha256())
+        longest = _longest_prompt(self)
+        if self.shared_prefix and longest is not None and self.shared_prefix > longest:
+            raise ValueError(f"Workload shared_prefix={self.shared_prefix} tokens: the longest prompt is {longest} "
+                             f"tokens, and the shared prefix is counted in each prompt; give at most {longest} (a "
+                             f"prompt shorter than the prefix is all prefix)")
 
     @property
     def closed_loop(self) -> bool:
@@ -405,6 +410,18 @@ def _check_trace_fields(w: Workload) -> None:
         raise ValueError(f"Workload arrival={w.arrival!r}, cv={w.cv!r}: the trace's own arrival times are replayed "
                          f"(Trace.scale_rate / to_rate replay them faster), so these would be ignored; give rate= "
                          f"(requests/s) to send the trace's requests at {w.arrival} arrivals instead")
+
+
+def _longest_prompt(w: Workload) -> int | None:
+    """The longest prompt ``w`` can send (tokens): the trace's longest, a fixed ``input_len``, a `Dist`'s ``max``
+    (or a uniform one's ``high``); None where it has no bound."""
+    if isinstance(w.trace, Trace):
+        return int(w.trace.input_tokens.max())
+    v = w.input_len
+    if not isinstance(v, Dist):
+        return int(v)
+    bounds = [b for b in (v.max, v.high if v.kind == "uniform" else None) if b is not None]
+    return int(min(bounds)) if bounds else None
 
 
 def shared_prefix_blocks(input_tokens: np.ndarray, shared: int,

@@ -725,11 +725,8 @@ def test_confirming_checks_the_band_end_of_a_confidence_constraint():
         Confirming(screen, check, {"y": "max"}, {"lat": ("==", 7, 0.9)})
 
 
-def test_the_front_table_of_a_confirmed_front_says_which_columns_are_checked():
-    """A confirmed front keeps its objectives' screening values beside checked constraint metrics: the table says
-    which shown column is which (and where the other value is); an unconfirmed front's table says nothing."""
-    from dse.fidelity import Confirming
-    from dse.spec import front_table
+def _two_fidelities(y: float, lat: float):
+    """A screen (y = x, lat = 10 x) and a check (y = ``y`` x, lat = ``lat`` x) of the configurations' x."""
 
     @dse.vectorized
     def screen(df):
@@ -739,8 +736,18 @@ def test_the_front_table_of_a_confirmed_front_says_which_columns_are_checked():
     @dse.vectorized
     def check(df):
         x = df["x"].to_numpy(float)
-        return pd.DataFrame({"y": 0.5 * x, "lat": 12 * x})
+        return pd.DataFrame({"y": y * x, "lat": lat * x})
 
+    return screen, check
+
+
+def test_the_front_table_of_a_confirmed_front_says_which_columns_are_checked():
+    """A confirmed front keeps its objectives' screening values beside checked constraint metrics: the table says
+    which shown column is which (and where the other value is); an unconfirmed front's table says nothing."""
+    from dse.fidelity import Confirming
+    from dse.spec import front_table
+
+    screen, check = _two_fidelities(y=0.5, lat=12)
     ev = Confirming(screen, check, {"y": "max"}, {"lat": ("<=", 7)}, label="slow")
     s = dse.create_study("cft", dse.Space(x=dse.Float(0, 1, step=0.1)), {"y": "max"}, constraints={"lat": ("<=", 7)},
                          storage=":memory:")
@@ -753,6 +760,29 @@ def test_the_front_table_of_a_confirmed_front_says_which_columns_are_checked():
                              constraints={"lat": ("<=", 7)}, storage=":memory:")
     plain.optimize(screen, optimizer="grid", batch_size=11, progress=False)
     assert "fidelity" not in front_table(plain)
+
+
+def test_a_constrained_objective_is_judged_on_its_checked_value():
+    """A metric that is both an objective and a constraint ("least p90 TTFT, with p90 TTFT <= bound") is checked on
+    its checked value: a configuration that meets the bound on screening but misses it when checked leaves the front,
+    and the study stores the checked value (the screening one in ``<metric>_screen``)."""
+    from dse.fidelity import Confirming
+    from dse.spec import front_table
+
+    screen, check = _two_fidelities(y=1.0, lat=20)
+    ev = Confirming(screen, check, {"y": "max", "lat": "min"}, {"lat": ("<=", 7)}, label="slow")
+    s = dse.create_study("cfl", dse.Space(x=dse.Float(0, 1, step=0.1)), {"y": "max", "lat": "min"},
+                         constraints={"lat": ("<=", 7)}, storage=":memory:")
+    s.optimize(ev, optimizer="grid", batch_size=11, progress=False)
+    front = s.pareto()
+    assert len(front) and (front["fidelity"] == "slow").all()
+    assert (front["lat"] <= 7).all() and front["x"].max() == pytest.approx(0.3)     # 20 x <= 7 in the check
+    assert np.allclose(front["lat"], 20 * front["x"]) and np.allclose(front["lat_screen"], 10 * front["x"])
+    t = s.trials.set_index("x").sort_index()
+    assert t.loc[0.6, "fidelity"] == "slow" and t.loc[0.6, "confirm_reason"] == "lat = 12 > 7"
+    assert not t.loc[0.6, "feasible"]
+    assert front_table(s).splitlines()[-1] == ("front checked at fidelity 'slow': y: screening values (the slow ones "
+                                                "in y_slow); lat: slow values (the screening ones in lat_screen)")
 
 
 def test_view_and_report_state_the_confidence():

@@ -311,3 +311,25 @@ def test_a_space_without_weight_dtype_costs_the_checkpoints_format():
     o = objectives.llm_serving_objective(fp8, workload=w, defaults={"weight_dtype": "bf16"})
     both = o(pd.DataFrame([base, {**base, "weight_dtype": "bf16"}]))
     np.testing.assert_array_equal(both["tpot_ms"].iloc[0], both["tpot_ms"].iloc[1])
+
+
+def test_multi_fidelity_of_a_confirmed_study_compares_the_analytical_values(tmp_path):
+    """A confirmed study stores its constrained metrics simulated (the analytical ones in ``<metric>_screen``):
+    multi_fidelity's analytical front and its errors read the analytical values, not the simulated ones twice."""
+    model = "Llama-3.1-8B"
+    space = spaces.llm_serving(model, ["H100"], 2, formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(64,),
+                               max_num_tokens=(8192,), chunked_prefill=(True,))
+    obj = objectives.llm_serving_objective(model, workload=serving.Workload(rate=6.0, input_len=1024, output_len=128),
+                                           slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100}, n_requests=300)
+    goals = {"tok_s_per_gpu": "max", "tok_s_per_user": "max"}
+    ev = obj.confirming(goals)
+    study = dse.create_study("mfc", space, goals, constraints=ev.constraints, storage=f"sqlite:///{tmp_path / 'm.db'}")
+    study.optimize(ev, optimizer="grid", batch_size=1000, progress=False)
+    front = study.pareto()
+    assert len(front) and (front["fidelity"] == "simulated").all()
+    res = objectives.multi_fidelity(study, obj)
+    for m in ("ttft_ms_p99", "tpot_ms_p99"):
+        np.testing.assert_allclose(res.analytical[m], front[f"{m}_screen"])
+        np.testing.assert_allclose(res.simulated[m], front[m])            # the same simulation, run again
+        gap = np.median(np.abs(front[m] - front[f"{m}_screen"]) / front[m])
+        assert gap > 0 and res.errors[m] == pytest.approx(gap)

@@ -265,6 +265,8 @@ def brute_llm(model, gpus, max_gpus, modes, mbs, mnt, input_len):
                             for c in ((True, False) if mode == "agg" or len(modes) == 1 else (None,)):
                                 if c is False and t < input_len:
                                     continue
+                                if mode == "disagg" and t < input_len:     # its prefill pool runs whole prompts
+                                    continue
                                 head = (g, n, *p, w, a, kv)
                                 tail = ((mode, pr) if len(modes) > 1 else ()) + (b, t, c)
                                 out.add(head + tail)
@@ -422,3 +424,28 @@ def test_a_space_whose_rules_exclude_every_configuration_is_refused_when_built()
                             formats=["fp4", "fp8"])
     g = ok.grid()
     assert set(g.loc[g["mode"] == "disagg", "prefill_gpu"]) == {"H100-SXM-80GB", "B200"}
+
+
+def test_prefill_and_decode_gpus_with_no_link_between_them_are_not_paired():
+    """A prefill pool on a GPU whose system has no scale-out network (an L40S box) cannot hand its KV to a decode
+    pool on another system: such pairs were in the space and every one of their trials was unfit."""
+    sp = spaces.llm_serving("Llama-3.1-8B", ["H100", "L40S"], 4, modes=("disagg",), prefill_gpus=["H100", "L40S"],
+                            formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(64,), max_num_tokens=(8192,))
+    g = sp.grid()
+    assert set(zip(g["prefill_gpu"], g["gpu"])) == {("H100-SXM-80GB", "H100-SXM-80GB"), ("L40S", "L40S")}
+    with pytest.raises(dse.SpaceError, match="no feasible point.*prefill_gpu"):
+        spaces.llm_serving("Llama-3.1-8B", ["H100"], 4, modes=("disagg",), prefill_gpus=["L40S"], formats=["fp8"])
+
+
+def test_a_disaggregated_prefill_pool_holds_a_whole_prompt_in_its_token_budget():
+    """The prefill pool of a disaggregated deployment runs whole prompts (no chunking; `dse deploy` launches it so):
+    with ``input_len`` given, its token budget must hold one, as the aggregated rule without chunking says. A
+    budget of 2,048 tokens for 16,384-token prompts was in the space, priced, and refused by `dse deploy`."""
+    sp = spaces.llm_serving("Llama-3.1-8B", ["H100"], 4, modes=("agg", "disagg"), input_len=16384,
+                            max_num_tokens=(2048, 16384), formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(64,))
+    g = sp.grid()
+    dis = g[g["mode"] == "disagg"]
+    assert len(dis) and set(dis["max_num_tokens"]) == {16384}
+    assert set(g.loc[g["mode"] == "agg", "max_num_tokens"]) == {2048, 16384}        # chunked aggregated rows stay
+    with pytest.raises(dse.SpaceError, match="no feasible point.*max_num_tokens >= 16384"):
+        spaces.llm_serving("Llama-3.1-8B", ["H100"], 4, modes=("disagg",), input_len=16384, max_num_tokens=(2048,))

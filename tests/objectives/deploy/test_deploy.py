@@ -442,6 +442,12 @@ def test_for_trial_errors_name_the_trial(tiny_study, tmp_path):
                               "fits": 1.0}, optimizer="grid", progress=False)
     with pytest.raises(DeployError, match=r"records no model.*--model"):
         deploy.for_trial(other, 0, "vllm")
+    # a model given, the workload still unknown: the benchmark's default workload is said to be one, not the study's
+    # (it read "workload sends everything at once (rate=inf)" beside predictions of another workload)
+    unknown = deploy.for_trial(other, 0, "vllm", model=LLAMA)
+    assert any(n.startswith("the study's workload is not known") and "--study-file" in n for n in unknown.notes)
+    assert not any("study's workload is not known" in n for n in deploy.for_trial("tiny_deploy", 0, "vllm",
+                                                                                   storage=url).notes)
 
 
 def test_trials_that_cannot_be_deployed_are_named(tmp_path):

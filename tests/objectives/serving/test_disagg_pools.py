@@ -590,3 +590,17 @@ def _disagg_capacity_of(row: pd.Series, n_prefill: int, n_decode: int, **kw):
 
 def _int(v):
     return None if v is None or pd.isna(v) else int(v)
+
+
+def test_pools_with_no_network_between_them_say_why_they_do_not_fit():
+    """An L40S box has no scale-out network in the catalog: its prefill pool cannot hand its KV to a decode pool on
+    another system. The row is unfit with its reason (it was fits = 0 with an empty reason, at both fidelities)."""
+    rows = pd.DataFrame([dict(gpu="H100-SXM-80GB", n_gpus=2, tp=1, pp=1, dp=2, weight_dtype="fp8", act_dtype="fp8",
+                              kv_dtype="fp8", mode="disagg", prefill_replicas=1, prefill_gpu=g, prefill_tp=1,
+                              max_batch_size=64, max_num_tokens=8192) for g in ("L40S", "H100-SXM-80GB")])
+    w = serving.Workload(rate=4.0, input_len=1024, output_len=128)
+    obj = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, slo={"ttft_ms_p99": 2000}, n_requests=200)
+    for out in (obj(rows), obj.at_fidelity("simulated")(rows)):
+        assert out["fits"].tolist() == [0.0, 1.0]
+        assert out["reason"].iloc[1] == ""
+        assert "L40S" in out["reason"].iloc[0] and "scale-out network" in out["reason"].iloc[0]

@@ -10,7 +10,7 @@ import spaces
 from dse import ObjectiveError, SpaceError
 from objectives import deploy, inference
 from objectives.deploy import DeployError
-from objectives.serving import Scheduler, Trace, Workload, simulate, simulate_costs, traces
+from objectives.serving import Dist, Scheduler, Trace, Workload, simulate, simulate_costs, traces
 from objectives.serving.analytical import Deployments, ServingModel, cached_prefill_ms
 from objectives.serving.prefix import prefix_table
 
@@ -218,6 +218,15 @@ def test_shared_prefix_bad_values_are_named():
         Workload(rate=1.0, shared_prefix=1.5)
     with pytest.raises(ValueError, match="carries hash ids"):
         Workload(trace=traces.load_sample("mooncake_conversation").head(10), shared_prefix=512)
+    # a prefix longer than every prompt it is counted in (a typo: 20480 for 2048) was capped at the prompt silently
+    with pytest.raises(ValueError, match=r"shared_prefix=2048 .*longest prompt.* 1024 tokens"):
+        Workload(rate=1.0, input_len=1024, shared_prefix=2048)
+    with pytest.raises(ValueError, match=r"shared_prefix=300 .*longest prompt.* 200 tokens"):
+        Workload(trace=traces.Trace(np.array([0.0, 1.0]), [100, 200], [5, 5]), shared_prefix=300)
+    with pytest.raises(ValueError, match=r"shared_prefix=600 .*longest prompt.* 500 tokens"):
+        Workload(rate=1.0, input_len=Dist("uniform", low=100, high=900, max=500), shared_prefix=600)
+    assert Workload(rate=1.0, input_len=1024, shared_prefix=1024).shared_prefix == 1024    # all of it, as written
+    assert Workload(rate=1.0, input_len=Dist("normal", mean=512, std=256), shared_prefix=600).shared_prefix == 600
 
 
 def test_objective_simulates_the_shared_prefix_it_was_given():

@@ -71,6 +71,27 @@ def test_open_loop_percentiles_agree_with_the_simulator():
     np.testing.assert_allclose(a["goodput_req_s"], a["requests_per_s"] * a["slo_attainment"])
 
 
+def test_e2e_percentiles_do_not_add_the_output_lengths_tail_to_the_tpots_tail():
+    """A request's end-to-end latency is its TTFT plus its output tokens times its own TPOT: the longest outputs
+    do not also get the highest TPOT (that tail comes from short requests stalled by prompts). The analytical
+    percentiles added the three p-quantiles (lognormal outputs: p99 1.34x the simulator's); the output length's
+    deviation now adds in quadrature to the load's (TTFT and TPOT together), so fixed lengths keep their sum."""
+    D = serving.Dist
+    row = pd.DataFrame([cfg(gpu="H100-SXM-80GB", tp=1, max_batch_size=128)])
+    for out, tol in ((D("lognormal", mean=256, std=400), 0.15), (D("uniform", low=16, high=1024), 0.06)):
+        w = serving.Workload(rate=10.0 if out.kind == "lognormal" else 4.0, input_len=1024, output_len=out,
+                             n_requests=3000)
+        o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, slo={"e2e_ms_p99": 1e9})
+        a, s = o(row).iloc[0], o.at_fidelity("simulated")(row).iloc[0]
+        for p in ("p90", "p99"):
+            assert abs(a[f"e2e_ms_{p}"] / s[f"e2e_ms_{p}"] - 1.0) < tol, (out.kind, p, a[f"e2e_ms_{p}"],
+                                                                           s[f"e2e_ms_{p}"])
+    w = serving.Workload(rate=10.0, input_len=1024, output_len=256)
+    a = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, slo={"e2e_ms_p99": 1e9})(row).iloc[0]
+    for p in ("p50", "p90", "p99"):
+        assert a[f"e2e_ms_{p}"] == pytest.approx(a[f"ttft_ms_{p}"] + 255 * a[f"tpot_ms_{p}"], rel=1e-12)
+
+
 def test_open_loop_ttft_pays_the_engines_front_end_and_large_batches_agree():
     """The engine's API-server time (engine_ttft_ms, as the simulator charges it) is in every open-loop TTFT
     statistic once; a batch of 4,100 deployments (prepared per distinct configuration) gives the lone one's row."""
@@ -134,6 +155,18 @@ def test_capacity_metric_and_analytical_capacity_are_monotone():
     assert cap[0] < cap[1] < cap[2]
     with pytest.raises(ValueError, match="fidelity"):
         serving.capacity(MODEL, "H200", slo=P99, fidelity="exact")
+
+
+def test_capacity_metric_of_a_closed_loop_study_is_an_open_loop_rate():
+    """capacity_req_s is the highest open-loop rate meeting the SLO. Under a closed-loop study workload (16 users)
+    the analytical model's rate override kept the users' slot limit (max_batch_size cut to 16): 12.2 req/s for an
+    H100 whose 16 users are served 17.4 req/s within the SLO, and an open-loop capacity of 38.3 req/s."""
+    row = pd.DataFrame([cfg(gpu="H100-SXM-80GB", tp=1)])
+    slo = serving.SLO(ttft_ms=500, percentile="p99")
+    caps = [objectives.llm_serving_objective("Llama-3.1-8B", workload=dict(w, input_len=1024, output_len=128), slo=slo,
+                                             capacity=True)(row)["capacity_req_s"].iloc[0]
+            for w in ({"concurrency": 16}, {"rate": 4.0})]
+    assert caps[0] == pytest.approx(caps[1], rel=1e-9) and caps[1] > 30
 
 
 def test_smallest_deployment_meets_the_target_rate():
