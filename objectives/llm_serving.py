@@ -46,7 +46,10 @@ goodput_req_s (requests/s meeting them), prefix_hit_rate (share of prompt tokens
 meeting the SLO, requests/s; computed for the configurations that meet the SLO under the workload, NaN for the
 others). Analytical fidelity: `serving.ServingModel` (objectives/serving/analytical.py).
 Simulated fidelity: one ``serving.simulate`` run per configuration; a workload sent all at once with no
-concurrency is simulated closed-loop at the analytical batch (dp x N users).
+concurrency is simulated closed-loop at the analytical batch (dp x N users). A workload arriving at a rate or as a
+trace's own times has its per-request latencies and attainment measured over the run's steady part, as
+`serving.capacity` judges a rate (`serving.capacity.steady_run`; throughput stays the whole run's); a closed loop
+and requests sent all at once are measured whole.
 
 Uncertainty bands (``interval=0.8``): ``<m>_lo`` / ``<m>_hi`` for m in `BANDED` (the split-conformal prediction
 interval of `objectives.uncertainty`, keyed by each configuration's source, engine and GPU family; the simulated
@@ -79,6 +82,8 @@ from .inference.core import reusing_prepared
 from .metric_units import METRIC_UNITS
 from .provenance import SERVING_DATA, data_digest, setup_digest
 from .serving.analytical import Deployments, ServingModel
+from .serving.capacity import SETTLE_RUNS, replays, steady_judged, steady_run, steady_slots
+from .serving.simulator import STEADY_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +327,7 @@ class LLMServingObjective(CarriesModel):
         """Metrics of every configuration from the discrete-event simulator (one run per configuration; a
         configuration the simulator cannot run keeps its analytical values and fits = 0)."""
         ana = self.analytical(d)
-        rows = [self._simulate_one(d.row(i), ana.iloc[i]) for i in range(len(ana))]
+        rows = [self._simulate_one(d, i, ana.iloc[i]) for i in range(len(ana))]
         sim = pd.DataFrame(rows, index=ana.index)
         out = ana.copy()
         for c in sim.columns:
@@ -348,10 +353,17 @@ class LLMServingObjective(CarriesModel):
                                     seed=w.seed, shared_prefix=w.shared_prefix)
         return w
 
-    def _simulate_one(self, cfg: Mapping[str, Any], analytical: pd.Series) -> dict[str, Any]:
+    def _simulate_one(self, d: Deployments, i: int, analytical: pd.Series) -> dict[str, Any]:
+        """Simulated metrics of configuration ``i`` of ``d``. A workload that arrives at a rate or as a trace's
+        own times is judged on its run's steady part, as `serving.capacity` judges a rate
+        (`capacity.steady_run`: the batches' warm-up and drain left out; a run without a steady part, or one still
+        filling its batches, is run again longer, up to `capacity.SETTLE_RUNS` x `STEADY_RUNS` x the deployment's
+        slots, where the objective's ``n_requests`` sized it: a workload's own count or trace is run as given). A
+        closed loop and requests sent all at once are judged on the whole run."""
         nan = float("nan")
         if not analytical["fits"]:
             return {"fits": 0.0}
+        cfg = d.row(i)
         dp = int(cfg["dp"])
         adp = int(cfg["attn_dp"])
         # the policy the analytical model models, chunked or not (serving.scheduler.MODELLED_POLICY)
@@ -364,17 +376,32 @@ class LLMServingObjective(CarriesModel):
                                   scheduler=sched, slo=self.slo)
         if cfg["mode"] == "disagg":
             n_p = int(cfg["prefill_replicas"])
-            # each pool its own GPU type, TP, EP and attention DP; the decode pool takes the deployment's ep / attn_dp
+            # each pool its own GPU type, TP, PP, EP, attention DP and dtypes; the decode pool takes the deployment's
+            pdt = [v if isinstance(v, str) else None for v in (cfg["prefill_weight_dtype"], cfg["prefill_act_dtype"],
+                                                                  cfg["prefill_kv_dtype"])]
             kw.update(mode="disagg", prefill=serving.Pool(gpu=cfg["prefill_gpu"], tp=int(cfg["prefill_tp"]),
-                                                          ep=int(cfg["prefill_ep"]), attn_dp=int(cfg["prefill_attn_dp"]),
-                                                          n_workers=n_p),
+                                                          pp=int(cfg["prefill_pp"]), ep=int(cfg["prefill_ep"]),
+                                                          attn_dp=int(cfg["prefill_attn_dp"]), n_workers=n_p,
+                                                          weight_dtype=pdt[0], act_dtype=pdt[1], kv_dtype=pdt[2]),
                       decode=serving.Pool(n_workers=dp - n_p))
         else:
             kw.update(mode="agg", dp=dp)
+        wl: serving.Workload = kw.pop("workload")
+
+        def run(n: int, discard: int | str) -> dict[str, Any]:
+            return serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
+                                    ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]),
+                                    moe_act_dtype=str(cfg["moe_act_dtype"]), moe_a2a=str(cfg["moe_a2a"]),
+                                    workload=wl if n == wl.size else dataclasses.replace(wl, n_requests=n),
+                                    discard=discard, **kw)
         try:
-            m = serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
-                                 ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]),
-                                 moe_act_dtype=str(cfg["moe_act_dtype"]), moe_a2a=str(cfg["moe_a2a"]), **kw)
+            if steady_judged(wl):
+                sized = self.workload.n_requests is None and self.workload.trace is None   # n_requests ours to raise
+                m, _, _ = steady_run(run, wl.size, self.slo, stationary=not replays(wl), most=(lambda: STEADY_RUNS
+                                     * SETTLE_RUNS * steady_slots(self.serving_model, d.take(np.array([i]))))
+                                     if sized else None)
+            else:
+                m = run(wl.size, 0)
         except ValueError as exc:   # the simulator refuses a replica it cannot run (e.g. no room for KV)
             return {"fits": 0.0, "reason": str(exc).splitlines()[0]}
         tpot = float(m["tpot_ms_mean"])

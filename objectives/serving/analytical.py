@@ -166,7 +166,9 @@ class Deployments:
     dtype (None: the inference model's default), mode ("agg" | "disagg"), prefill_replicas (disagg: replicas of the
     prefill pool, the rest decode; 0 in agg), prefill_gpu / prefill_tp / prefill_ep / prefill_attn_dp (disagg: the
     prefill pool's GPU type, TP, EP and attention DP per worker; default gpu / tp / ep / attn_dp, which then
-    describe the decode pool); a replica runs on tp x pp x attn_dp GPUs,
+    describe the decode pool), prefill_pp / prefill_weight_dtype / prefill_act_dtype / prefill_kv_dtype (disagg:
+    the prefill pool's pipeline depth and dtypes; default pp and the dtypes, the decode pool's); a replica runs on
+    tp x pp x attn_dp GPUs,
     max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline), eplb (bool: an
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
@@ -205,6 +207,10 @@ class Deployments:
     moe_act_dtype: np.ndarray = None  # type: ignore[assignment]    # MXFP4 experts' activations (None: "auto")
     moe_a2a: np.ndarray = None  # type: ignore[assignment]          # EP token exchange (None: "auto")
     prefix_caching: np.ndarray = None  # type: ignore[assignment]   # prefix caching (None: True, the engines')
+    prefill_pp: np.ndarray = None  # type: ignore[assignment]       # disagg: prefill pool's PP (None: pp)
+    prefill_weight_dtype: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's (None: weight_dtype)
+    prefill_act_dtype: np.ndarray = None  # type: ignore[assignment]     # disagg: prefill pool's (None: act_dtype)
+    prefill_kv_dtype: np.ndarray = None  # type: ignore[assignment]      # disagg: prefill pool's (None: kv_dtype)
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
@@ -219,7 +225,8 @@ class Deployments:
         if self.prefill_tp is None:
             object.__setattr__(self, "prefill_tp", self.tp.copy())
         # per-pool degrees: missing entries (None / NaN: an inactive knob) take the decode pool's (attn_dp: 1)
-        for name, like in (("attn_dp", None), ("prefill_ep", "ep"), ("prefill_attn_dp", "attn_dp")):
+        for name, like in (("attn_dp", None), ("prefill_ep", "ep"), ("prefill_attn_dp", "attn_dp"),
+                           ("prefill_pp", "pp")):
             v = getattr(self, name)
             base = np.ones(n0) if like is None else np.asarray(getattr(self, like), dtype=float)
             x = base.copy() if v is None else \
@@ -230,6 +237,14 @@ class Deployments:
                 if bad.any():
                     raise ValueError(f"Deployments {name}={float(x[bad][0]):g}: must be an integer >= 1")
             object.__setattr__(self, name, x.astype(np.int64) if len(x) == n0 else x)
+        for name in ("weight_dtype", "act_dtype", "kv_dtype"):      # the prefill pool's dtypes: missing, the decode's
+            own = np.asarray(getattr(self, name), dtype=object)
+            v = getattr(self, "prefill_" + name)
+            pv = own.copy() if v is None else np.asarray(v, dtype=object)
+            if len(pv) == n0:
+                pv = np.array([o if x is None or (isinstance(x, float) and x != x) else x for x, o in zip(pv, own)],
+                              dtype=object)
+            object.__setattr__(self, "prefill_" + name, pv)
         pg = np.asarray(self.prefill_gpu, dtype=object)
         miss = np.array([v is None or (isinstance(v, float) and v != v) for v in pg], dtype=bool) if n0 else \
             np.zeros(0, dtype=bool)
@@ -262,14 +277,18 @@ class Deployments:
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
            prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
            prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-           prefix_caching: Any = True, moe_a2a: Any = None) -> Deployments:
+           prefix_caching: Any = True, moe_a2a: Any = None, prefill_pp: Any = None,
+           prefill_weight_dtype: Any = None, prefill_act_dtype: Any = None,
+           prefill_kv_dtype: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
                     max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, batching=batching, engine=engine,
                     prefill_gpu=prefill_gpu, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
                     prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
-                    prefix_caching=prefix_caching, moe_a2a=moe_a2a)
+                    prefix_caching=prefix_caching, moe_a2a=moe_a2a, prefill_pp=prefill_pp,
+                    prefill_weight_dtype=prefill_weight_dtype, prefill_act_dtype=prefill_act_dtype,
+                    prefill_kv_dtype=prefill_kv_dtype)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -583,9 +602,11 @@ class ServingModel:
                     moe_a2a=d.moe_a2a)
 
     def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
-        """`_kw` of the prefill pool: its own GPU type, TP, EP and attention DP (the deployment's own in agg)."""
+        """`_kw` of the prefill pool: its own GPU type, TP, PP, EP, attention DP and dtypes (the deployment's own
+        in agg)."""
         return {**self._kw(d), "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
-                "attn_dp": d.prefill_attn_dp}
+                "attn_dp": d.prefill_attn_dp, "pp": d.prefill_pp, "weight_dtype": d.prefill_weight_dtype,
+                "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}
 
     def _at(self, d: Deployments, N: np.ndarray, isl: Any = None) -> dict[str, np.ndarray]:
         """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
@@ -649,7 +670,8 @@ class ServingModel:
         sd = d.take(i)
         dis = sd.mode == "disagg"
         kw = self._prefill_kw(sd)
-        for key, own in (("gpu", sd.gpu), ("tp", sd.tp), ("ep", sd.ep), ("attn_dp", sd.attn_dp)):
+        for key, own in (("gpu", sd.gpu), ("tp", sd.tp), ("ep", sd.ep), ("attn_dp", sd.attn_dp), ("pp", sd.pp),
+                         ("weight_dtype", sd.weight_dtype), ("act_dtype", sd.act_dtype), ("kv_dtype", sd.kv_dtype)):
             kw[key] = np.where(dis, kw[key], own)                 # an aggregated rank caches its own prompts
         caches = np.where(dis, sd.prefill_replicas * sd.prefill_attn_dp, sd.dp * sd.attn_dp).astype(np.int64)
         p = _prepared(kw)
@@ -789,7 +811,7 @@ class ServingModel:
                 # scale-out network: inference.comm.kv_transfer_gbs, per GPU here); no network known: not runnable
                 tp_i, ptp_i = d.tp[i].astype(float), d.prefill_tp[i].astype(float)
                 gname, pname = d.gpu[i].astype(str), d.prefill_gpu[i].astype(str)
-                pool_gpus = (w_p * ptp_i * d.prefill_attn_dp[i] + w_d * tp_i * adp[i]) * d.pp[i]
+                pool_gpus = w_p * ptp_i * d.prefill_attn_dp[i] * d.prefill_pp[i] + w_d * tp_i * adp[i] * d.pp[i]
                 # the prefill worker's KV shards (one per prefill TP rank) move in parallel
                 link = kv_transfer_gbs(pname, ptp_i, gname, tp_i, pool_gpus) / np.minimum(ptp_i, tp_i)
                 no_net = ~np.isfinite(link)
@@ -1010,10 +1032,10 @@ class ServingModel:
             i = np.flatnonzero(dis)
             j = np.searchsorted(sub, i)
             n_p, n_d = d.prefill_replicas[i].astype(float), (d.dp[i] - d.prefill_replicas[i]).astype(float)
-            gpus_p = n_p * d.prefill_tp[i] * d.pp[i] * d.prefill_attn_dp[i]
+            gpus_p = n_p * d.prefill_tp[i] * d.prefill_pp[i] * d.prefill_attn_dp[i]
             gpus_d = n_d * d.tp[i] * d.pp[i] * adp[i]
             hourly_d = mt["usd_per_mtok"].to_numpy(float)[i] * base[i] / n_gpus[i]          # per GPU
-            pf_gpus = (d.prefill_tp[i] * d.pp[i] * d.prefill_attn_dp[i]).astype(float)
+            pf_gpus = (d.prefill_tp[i] * d.prefill_pp[i] * d.prefill_attn_dp[i]).astype(float)
             hourly_p = pf["usd_per_mtok"].to_numpy(float)[j] * pf["throughput_tok_s"].to_numpy(float)[j] / pf_gpus
             usd[i] = (hourly_d * gpus_d + hourly_p * gpus_p) / np.maximum(tput[i], 1e-12)
             n_gpus = n_gpus.copy()

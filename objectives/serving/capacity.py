@@ -15,14 +15,21 @@ the first and the last L to arrive, L the requests in the run's batches (Little'
 time from first token to finish, `simulator.in_flight`), the first L filling the batches from empty and the last
 L arriving while they drain. A run of fewer than `STEADY_RUNS` x L requests has no steady part (every request in
 a batch at once, none queued: such a run meets bounds at rates far above the steady state's) and does not hold
-its rate. When that, and not the SLO, ends the search, a given ``n_requests`` is refused naming the minimum, and
-the default is raised to it and the search rerun (``n_requests`` in the result; at most `STEADY_RUNS` x the
-deployment's slots, `steady_slots`, which no batch exceeds).
+its rate. Nor does a run whose steady part meets the SLO while the requests in the system still grow by more
+than ``tol`` of its arrivals (`simulator.steady_growth`; Poisson or gamma arrivals, not a trace's own, whose rate
+varies): near a slot-bound deployment's capacity the batches fill over several residencies (each sequence added
+slows every step), so a short run ends before they are full and before any queue forms. When either, and not the
+SLO, ends the search, a given ``n_requests`` is refused naming the minimum, and the default is raised and the
+search rerun (``n_requests`` in the result; at most `STEADY_RUNS` x the deployment's slots, `steady_slots`, which
+no batch exceeds, for a run without a steady part, `SETTLE_RUNS` times that for one still growing).
+`steady_verdict` is that judgement, and `steady_run` applies it to one workload (the study objective's simulated
+fidelity: its front confirmation and `smallest_deployment`).
 
 A disaggregated deployment is given as `simulate` takes it: ``mode="disagg"`` with a ``prefill`` and a ``decode``
-`Pool` (each its own GPU type, TP, EP, attention DP and worker count; a pool's None fields inherit capacity's
-arguments), the analytical model pricing it as the objective does (``prefill_replicas`` prefill workers of
-``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp``, the rest decode: `Deployments`):
+`Pool` (each its own GPU type, TP, PP, EP, attention DP, dtypes and worker count; a pool's None fields inherit
+capacity's arguments), the analytical model pricing it as the objective does (``prefill_replicas`` prefill
+workers of ``prefill_gpu`` / ``prefill_tp`` / ``prefill_pp`` / ``prefill_ep`` / ``prefill_attn_dp`` /
+``prefill_*_dtype``, the rest decode: `Deployments`):
 
     serving.capacity("Llama-3.1-70B", "H200", tp=4, weight_dtype="fp8", slo=..., mode="disagg",
                      prefill=serving.Pool(gpu="H100", tp=4, n_workers=1), decode=serving.Pool(n_workers=2))
@@ -30,7 +37,7 @@ arguments), the analytical model pricing it as the objective does (``prefill_rep
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +65,18 @@ DEFAULT_N_REQUESTS = 1000
 #: requests replayed at any rate meet any SLO
 MIN_REQUESTS = 10
 
+#: relative width of the final bracket of a capacity search, and the growth of the requests in the system (a share of
+#: a steady part's arrivals) above which a run that meets the SLO is still a transient (`steady_verdict`)
+DEFAULT_TOL = 0.05
+
 #: requests/s at which the memory model's batch is saturated (the slots a deployment holds at most)
 _SATURATING_RATE = 1e6
+
+#: the default run is raised up to this many times `STEADY_RUNS` x the deployment's slots while a rate that meets
+#: the SLO was still growing over its steady part (its batches filling, or a queue: `simulator.steady_growth`);
+#: near a slot-bound deployment's capacity its batches fill over several residencies (each sequence added slows
+#: every step), not the one Little's law discards
+SETTLE_RUNS = 8
 
 
 def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
@@ -72,6 +89,59 @@ def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
         if not v <= bound:          # NaN fails
             return False
     return True
+
+
+def steady_verdict(steady: Mapping[str, float], slo: SLO, tol: float = DEFAULT_TOL, *,
+                   stationary: bool = True) -> str:
+    """How a simulated run measured over its steady part (`simulate(discard="steady")`'s metrics) stands against
+    ``slo``, as `capacity` judges each rate: "held" (its steady part meets every bound and, for ``stationary``
+    arrivals, a rate or gamma process, keeps up with them: the requests in the system grew by at most ``tol`` of
+    its arrivals, `simulator.steady_growth`), "missed" (its steady part misses a bound), "empty" (the run had no
+    steady part: a longer run is needed) or "growing" (met the SLO while its batches still filled or a queue
+    built: a longer run is needed; a trace's own arrivals, whose rate varies, are not checked so)."""
+    if steady["steady_requests"] == 0:
+        return "empty"
+    if not meets(steady, slo):
+        return "missed"
+    if stationary and not float(steady["steady_growth"]) <= tol:
+        return "growing"
+    return "held"
+
+
+def steady_run(run: Callable[[int, int | str], Mapping[str, Any]], n: int, slo: SLO, *, stationary: bool = True,
+               most: Callable[[], int] | None = None, tol: float = DEFAULT_TOL) -> tuple[dict[str, Any], str, int]:
+    """One workload simulated and judged as `capacity` judges a rate: ``run(n, discard)`` (`simulate`'s metrics of
+    ``n`` requests, ``discard`` as `simulate` takes it) over its steady part, `steady_verdict` with ``stationary``
+    and ``tol``. A transient ("empty": no steady part; "growing": met the SLO while the system still grew) is run
+    again with twice the requests (at least `STEADY_RUNS` x twice the requests in its batches) up to ``most()``
+    (requests; None: never raised). Returns (metrics, verdict, requests run); a run still without a steady part
+    is measured whole (its metrics then the whole run's, ``steady_requests`` 0: what the requests given show)."""
+    cap = None
+    while True:
+        m = dict(run(n, "steady"))
+        verdict = steady_verdict(m, slo, tol, stationary=stationary)
+        if verdict in ("held", "missed") or most is None:
+            break
+        cap = most() if cap is None else cap
+        if n >= cap:
+            break
+        grow = STEADY_RUNS * math.ceil(2 * float(m["in_flight"])) if verdict == "empty" else 0
+        n = min(cap, max(2 * n, grow))
+    if verdict == "empty":
+        m = {**run(n, 0), "steady_requests": 0, "in_flight": m["in_flight"], "steady_growth": math.nan}
+    return m, verdict, n
+
+
+def steady_judged(workload: Workload) -> bool:
+    """Whether ``workload`` is judged on its run's steady part (`simulate(discard="steady")`, `steady_verdict`):
+    arrivals at a finite rate (Poisson or gamma) or a trace's own arrival times, as a server meets them in service
+    (it was not empty when they came, nor drained after). A closed loop (its clients' start is the benchmark's),
+    requests sent all at once, and a trace without times (all at once) are judged on the whole run."""
+    if workload.concurrency is not None:
+        return False
+    if workload.rate is not None:
+        return math.isfinite(workload.rate)
+    return workload._replayed_arrivals() is not None     # a trace's own times, not all at once
 
 
 def _bounded(slo: SLO, fn: str) -> None:
@@ -90,7 +160,7 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
     if isinstance(t, Trace) and min(len(t), n_requests) < MIN_REQUESTS:
         raise ValueError(f"trace {t.source} has {len(t)} requests; a rate is measured on at least {MIN_REQUESTS} "
                          f"(a few requests replayed at any rate meet any SLO): give a longer trace")
-    if _replays(workload):
+    if replays(workload):
         assert isinstance(t, Trace)
         head = t.head(n_requests)
         if math.isfinite(head.rate):           # a trace sent all at once has no rate to scale: Poisson below
@@ -100,7 +170,7 @@ def _at_rate(workload: Workload, rate: float, n_requests: int) -> Workload:
                     shared_prefix=workload.shared_prefix)
 
 
-def _replays(workload: Workload) -> bool:
+def replays(workload: Workload) -> bool:
     """Whether a simulated rate replays ``workload``'s trace (its own arrivals, its first n_requests, scaled to the
     rate) rather than drawing arrivals of its own (`_at_rate`)."""
     t = workload.trace
@@ -111,7 +181,7 @@ def _replays(workload: Workload) -> bool:
 def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
-             n_requests: int | None = None, tol: float = 0.05, fidelity: str = "simulated",
+             n_requests: int | None = None, tol: float = DEFAULT_TOL, fidelity: str = "simulated",
              eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1,
              profile: str | Path | None = None, moe_a2a: str | None = None, mode: str = "agg",
              prefill: Pool | None = None, decode: Pool | None = None) -> dict[str, Any]:
@@ -135,9 +205,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     calibrated profile's file, file hash and factors' hash, `calibration.calibrate.profile_provenance`; None
     without one).
     ``mode="disagg"``: a ``prefill`` and a ``decode`` `Pool` (as in `simulate`; ``dp`` stays 1, the workers are
-    the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``ep`` and ``attn_dp``). The
-    analytical model holds one pipeline depth, one set of dtypes and one scheduler for both pools, so a pool's own
-    ``pp``, dtypes or scheduler other than capacity's are refused (give them to capacity). It then also returns
+    the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp`` and the
+    dtypes: each pool may have its own pipeline depth and weight / activation / KV dtypes, an unknown dtype
+    refused naming the known ones). The analytical model holds one scheduler for both pools, so a pool's own
+    scheduler other than capacity's is refused (give it to capacity). It then also returns
     ``prefill_pool_req_s`` and ``decode_pool_req_s`` (analytical: the rate each pool can serve; the smaller binds).
     """
     slo = SLO.parse(slo)
@@ -180,9 +251,9 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         efficiency = load_profile(profile)
         provenance = profile_provenance(profile, efficiency)
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests), efficiency=efficiency)
-    layout = {**dict(gpu=_name(gpu, gpu=True), tp=tp, dp=dp, ep=ep, attn_dp=attn_dp), **pools}
-    d = Deployments.of(pp=pp, weight_dtype=weight_dtype,
-                       act_dtype=act_dtype, kv_dtype=kv_dtype, max_batch_size=s.max_batch_size,
+    layout = {**dict(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=attn_dp, weight_dtype=weight_dtype,
+                     act_dtype=act_dtype, kv_dtype=kv_dtype), **pools}
+    d = Deployments.of(max_batch_size=s.max_batch_size,
                        max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
                        batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
                        prefix_caching=s.prefix_caching, moe_a2a=moe_a2a, **layout)
@@ -211,47 +282,61 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
             model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n), scheduler=s,
             dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
             moe_a2a=moe_a2a, profile=profile, mode=mode, prefill=prefill, decode=decode, discard=discard),
-            ana, slo, tol, n_requests)
+            ana, slo, tol, n_requests, stationary=not replays(w))
         short = res.pop("short")
-        # the run at the lowest rate that failed had no steady part for the requests in its batches: the request
-        # count, not the SLO, ended the search. A short run underestimates them (its requests live in the warm-up):
-        # twice as many asked for, up to the slots, and no fewer than near the analytical capacity
-        if short is None or n_requests >= STEADY_RUNS * slots:     # (no batch holds more than the slots)
+        # the run at the lowest rate that failed was a transient: the request count, not the SLO, ended the search.
+        # "empty": no steady part for the requests in its batches; a short run underestimates them (its requests
+        # live in the warm-up): twice as many asked for, up to the slots, and no fewer than near the analytical
+        # capacity. "growing": its batches still filled (or a queue built) over its steady part: twice as many, up
+        # to SETTLE_RUNS x that
+        cap = STEADY_RUNS * slots * (SETTLE_RUNS if short is not None and short[2] == "growing" else 1)
+        if short is None or n_requests >= cap:      # (no batch holds more than the slots)
             return {**out, **res, "n_requests": n_requests}
-        need = max(near, STEADY_RUNS * min(slots, math.ceil(2 * short[1])))
-        t = w.trace if isinstance(w.trace, Trace) and _replays(w) else None      # a trace replayed whole
+        need = max(near, STEADY_RUNS * min(slots, math.ceil(2 * short[1])) if short[2] == "empty" else
+                   min(cap, 2 * n_requests))
+        t = w.trace if isinstance(w.trace, Trace) and replays(w) else None      # a trace replayed whole
         if given or (t is not None and len(t) < need):
-            raise ValueError(
-                f"capacity n_requests={n_requests} is too few to measure {words} at {short[0]:.3g} req/s: it holds "
-                f"{short[1]:.0f} requests in its batches there (up to {slots}), and a run of fewer than "
-                f"{STEADY_RUNS} x them is all warm-up (batches filling from empty, no queue) and drain, which would "
-                f"hold rates above its steady state; give n_requests >= {need}"
-                + (f" (trace {t.source} has {len(t)})" if t is not None else ""))
-        n_requests = min(STEADY_RUNS * slots, max(need, 2 * n_requests))
+            why = (f"it holds {short[1]:.0f} requests in its batches there (up to {slots}), and a run of fewer than "
+                   f"{STEADY_RUNS} x them is all warm-up (batches filling from empty, no queue) and drain, which "
+                   f"would hold rates above its steady state") if short[2] == "empty" else (
+                   f"over the run's steady part the requests in the system (queued or in a batch) still grew by "
+                   f"{100 * short[3]:.0f} % of its arrivals (more than tol={tol:g}): its batches were still filling "
+                   f"or a queue building, which a longer run would show")
+            raise ValueError(f"capacity n_requests={n_requests} is too few to measure {words} at {short[0]:.3g} "
+                             f"req/s: {why}; give n_requests >= {need}"
+                             + (f" (trace {t.source} has {len(t)})" if t is not None else ""))
+        n_requests = min(cap, max(need, 2 * n_requests))
 
 
-def _search(run: Any, ana: float, slo: SLO, tol: float, n: int) -> dict[str, Any]:
+def _search(run: Any, ana: float, slo: SLO, tol: float, n: int, stationary: bool = True) -> dict[str, Any]:
     """Bisect the highest rate at which ``run(rate, n, discard)`` (simulated metrics; over the run's steady part
     with ``discard="steady"``) meets ``slo``, from the analytical ``ana``: capacity_req_s, n_simulations, metrics
-    (at the capacity) and ``short``: (rate, requests in the batches) when the lowest rate that fails does because
-    its run had no steady part, the whole run meeting the SLO (a transient a longer run may not hold), else None.
-    A run is held only with a steady part; one without is also measured whole (an overload fails even so)."""
+    (at the capacity) and ``short``: (rate, requests in the batches, why, growth) when the lowest rate that fails
+    does only because its run was a transient (a longer run may not hold it), else None: "empty", its run had no
+    steady part and met the SLO whole; "growing", its steady part met the SLO while the requests in the system
+    still grew by more than ``tol`` of its arrivals (`simulator.steady_growth`: batches still filling, or a queue
+    building; checked for ``stationary`` arrivals, a rate or gamma process, not a trace's own, whose rate varies).
+    A run is held only with a steady part that meets the SLO and, for stationary arrivals, keeps up with them."""
     runs: dict[float, dict[str, float]] = {}
-    transient: set[float] = set()                 # rates whose run had no steady part and met the SLO whole
+    transient: dict[float, str] = {}    # rates met only by a transient: "empty" (no steady part) or "growing"
     sims = 0
 
     def held(rate: float) -> bool:
         nonlocal sims
         runs[rate] = m = run(rate, n, "steady")
         sims += 1
-        if m["steady_requests"] == 0:
+        verdict = steady_verdict(m, slo, tol, stationary=stationary)
+        if verdict == "empty":      # also measured whole: an overload fails even so, a transient is marked
             sims += 1
             if meets(run(rate, n, 0), slo):
-                transient.add(rate)
-        return meets(m, slo)
+                transient[rate] = verdict
+        elif verdict == "growing":  # met while the system still grew: not yet steady
+            transient[rate] = verdict
+        return verdict == "held"
 
     def done(cap: float, at: float, hi: float) -> dict[str, Any]:
-        short = (hi, float(runs[hi]["in_flight"])) if hi in transient else None
+        short = (hi, float(runs[hi]["in_flight"]), transient[hi], float(runs[hi]["steady_growth"])) \
+            if hi in transient else None
         return {"capacity_req_s": cap, "n_simulations": sims, "metrics": runs[at], "short": short}
 
     # bracket [lo held, hi not held] around the analytical estimate, then bisect to tol
@@ -293,16 +378,18 @@ def steady_slots(sm: ServingModel, d: Deployments, rate: float = _SATURATING_RAT
 def deployment_words(gpu: Any, tp: int, pp: int, dp: int = 1, ep: int = 1, attn_dp: int = 1,
                      prefill: Pool | None = None, decode: Pool | None = None) -> str:
     """A deployment in words: "2 x H200 tp=4 pp=1" (``dp`` aggregated replicas), or, given its pools (None fields
-    taking ``gpu``, ``tp``, ``ep``, ``attn_dp``, as in `simulate`), "1 x H100 tp=4 pp=1 prefill + 2 x H200 tp=4
-    pp=1 decode"."""
-    def one(g: Any, t: int, e: int, a: int) -> str:
-        return f"{_name(g)} tp={t} pp={pp}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
+    taking ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp``, as in `simulate`; a pool's own dtypes shown), "1 x H100
+    tp=4 pp=1 prefill + 2 x H200 tp=4 pp=1 decode"."""
+    def one(g: Any, t: int, e: int, a: int, depth: int = pp) -> str:
+        return f"{_name(g)} tp={t} pp={depth}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
     if prefill is None or decode is None:
         return f"{dp} x {one(gpu, tp, ep, attn_dp)}"
 
     def pool(p: Pool, role: str) -> str:
-        shown = one(p.gpu if p.gpu is not None else gpu, p.tp or tp, p.ep or ep, p.attn_dp or attn_dp)
-        return f"{p.n_workers} x {shown} {role}"
+        shown = one(p.gpu if p.gpu is not None else gpu, p.tp or tp, p.ep or ep, p.attn_dp or attn_dp, p.pp or pp)
+        dtypes = "".join(f" {k}={getattr(p, k)}" for k in ("weight_dtype", "act_dtype", "kv_dtype")
+                         if getattr(p, k) is not None)
+        return f"{p.n_workers} x {shown}{dtypes} {role}"
     return f"{pool(prefill, 'prefill')} + {pool(decode, 'decode')}"
 
 
@@ -310,31 +397,41 @@ def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, w
                 act_dtype: str | None, kv_dtype: str | None, sched: Scheduler, prefill: Any,
                 decode: Any) -> dict[str, Any]:
     """The analytical model's knobs of a disaggregated deployment (`Deployments`: the decode pool in gpu / tp /
-    ep / attn_dp, the prefill pool in prefill_*, dp the workers of both, prefill_replicas the prefill pool's),
-    from `simulate`'s pools (None fields inherit capacity's arguments). Refuses, naming the pool, a pool that is
-    not a `Pool`, a pool EP the inference model cannot run (`inference.resolve.check_ep`, with the valid ones), and
-    a pool's own pp / dtypes / scheduler, which the analytical model (one of each for both pools) would drop."""
+    pp / ep / attn_dp / dtypes, the prefill pool in prefill_*, dp the workers of both, prefill_replicas the prefill
+    pool's), from `simulate`'s pools (None fields inherit capacity's arguments). Refuses, naming the pool, a pool
+    that is not a `Pool`, a pool EP the inference model cannot run (`inference.resolve.check_ep`, with the valid
+    ones), a dtype the inference model does not know (`inference.resolve.dtype_codes`, with the valid ones)
+    and a pool's own scheduler, which the analytical model (one for both pools) would drop."""
+    from ..inference.resolve import dtype_codes
     _check_pools(prefill, decode)
-    given = {"pp": pp, "weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype, "scheduler": sched}
     knobs: dict[str, Any] = {}
     for role, pool in (("prefill", prefill), ("decode", decode)):
         if not isinstance(pool, Pool):
-            raise ValueError(f"capacity {role}={pool!r:.80}: give a serving.Pool (gpu, tp, ep, attn_dp, n_workers)")
-        for k, v in given.items():
-            own = getattr(pool, k)
-            if own is not None and own != v:
-                raise ValueError(f"capacity {role} pool {k}={own!r:.80}: the analytical model holds one {k} for both "
-                                 f"pools ({v!r:.80} here); give {k}= to capacity instead, or leave the pool's None")
+            raise ValueError(f"capacity {role}={pool!r:.80}: give a serving.Pool (gpu, tp, pp, ep, attn_dp, "
+                             f"weight_dtype, act_dtype, kv_dtype, n_workers)")
+        if pool.scheduler is not None and pool.scheduler != sched:
+            raise ValueError(f"capacity {role} pool scheduler={pool.scheduler!r:.80}: the analytical model holds one "
+                             f"scheduler for both pools ({sched!r:.80} here); give scheduler= to capacity instead, or "
+                             f"leave the pool's None")
         p_tp = pool.tp if pool.tp is not None else tp
         p_ep = pool.ep if pool.ep is not None else ep
         p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp
         _check_pool_parallel(model, role, p_tp, p_ep, p_adp)
+        own = {"pp": pool.pp if pool.pp is not None else pp,
+               "weight_dtype": pool.weight_dtype if pool.weight_dtype is not None else weight_dtype,
+               "act_dtype": pool.act_dtype if pool.act_dtype is not None else act_dtype,
+               "kv_dtype": pool.kv_dtype if pool.kv_dtype is not None else kv_dtype}
+        for k in ("weight_dtype", "act_dtype", "kv_dtype"):
+            try:
+                dtype_codes(k, own[k], allow_none=True)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"capacity {role} pool: {exc}") from None
         g = _name(pool.gpu if pool.gpu is not None else gpu)
         if role == "prefill":
             knobs.update(prefill_gpu=g, prefill_tp=p_tp, prefill_ep=p_ep, prefill_attn_dp=p_adp,
-                         prefill_replicas=pool.n_workers)
+                         prefill_replicas=pool.n_workers, **{"prefill_" + k: v for k, v in own.items()})
         else:
-            knobs.update(gpu=g, tp=p_tp, ep=p_ep, attn_dp=p_adp)
+            knobs.update(gpu=g, tp=p_tp, ep=p_ep, attn_dp=p_adp, **own)
     return {**knobs, "mode": "disagg", "dp": prefill.n_workers + decode.n_workers}
 
 
@@ -394,4 +491,5 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
                      f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
 
 
-__all__ = ["capacity", "deployment_words", "meets", "smallest_deployment", "steady_slots", "MIN_REQUESTS"]
+__all__ = ["capacity", "deployment_words", "meets", "smallest_deployment", "steady_judged", "steady_slots",
+           "replays", "steady_run", "steady_verdict", "DEFAULT_TOL", "MIN_REQUESTS", "SETTLE_RUNS"]

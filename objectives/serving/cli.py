@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefill-ep", type=int, default=None, help="disagg: the prefill pool's EP (default --ep)")
     p.add_argument("--prefill-attn-dp", type=int, default=None, help="disagg: the prefill pool's attention DP "
                    "(default --attn-dp)")
+    p.add_argument("--prefill-pp", type=int, default=None, help="disagg: the prefill pool's PP (default --pp)")
+    p.add_argument("--prefill-weight-dtype", default=None, help="disagg: the prefill pool's weight dtype (default "
+                   "--weight-dtype)")
+    p.add_argument("--prefill-act-dtype", default=None, help="disagg: the prefill pool's activation dtype (default "
+                   "--act-dtype)")
+    p.add_argument("--prefill-kv-dtype", default=None, help="disagg: the prefill pool's KV dtype (default "
+                   "--kv-dtype)")
     p.add_argument("--ep", type=int, default=1, help="expert parallelism over the tp x attn-dp GPUs of a replica")
     p.add_argument("--attn-dp", type=int, default=1, help="attention data-parallel ranks per replica (each "
                    "schedules its own requests; e.g. --tp 1 --attn-dp 8 --ep 8, wide EP)")
@@ -147,12 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: the disaggregated pools' flags (`_pools`): refused in aggregated mode, where nothing would read them
-_POOL_FLAGS = ("prefill_workers", "decode_workers", "prefill_gpu", "prefill_tp", "prefill_ep", "prefill_attn_dp")
+_POOL_FLAGS = ("prefill_workers", "decode_workers", "prefill_gpu", "prefill_tp", "prefill_ep", "prefill_attn_dp",
+               "prefill_pp", "prefill_weight_dtype", "prefill_act_dtype", "prefill_kv_dtype")
 
 
 def _pools(args: argparse.Namespace) -> dict[str, Pool]:
-    """`capacity`'s ``prefill`` / ``decode`` pools of --mode disagg (the decode pool takes --gpu, --tp, --ep and
-    --attn-dp, as `serving.capacity`'s pools inherit them; the prefill pool its --prefill-* flags, default the same);
+    """`capacity`'s ``prefill`` / ``decode`` pools of --mode disagg (the decode pool takes --gpu, --tp, --pp, --ep,
+    --attn-dp and the dtypes, as `serving.capacity`'s pools inherit them; the prefill pool its --prefill-* flags,
+    default the same);
     {} in aggregated mode, where a pool flag given is refused. A bad --mode lists the valid ones (`simulate`'s)."""
     from .simulator import _MODES
 
@@ -168,6 +177,8 @@ def _pools(args: argparse.Namespace) -> dict[str, Pool]:
         raise ValueError(f"--dp {args.dp}: a disaggregated deployment counts its workers per pool; give "
                          f"--prefill-workers and --decode-workers instead")
     return {"prefill": Pool(gpu=args.prefill_gpu, tp=args.prefill_tp, ep=args.prefill_ep, attn_dp=args.prefill_attn_dp,
+                            pp=args.prefill_pp, weight_dtype=args.prefill_weight_dtype,
+                            act_dtype=args.prefill_act_dtype, kv_dtype=args.prefill_kv_dtype,
                             n_workers=args.prefill_workers if args.prefill_workers is not None else 1),
             "decode": Pool(n_workers=args.decode_workers if args.decode_workers is not None else 1)}
 

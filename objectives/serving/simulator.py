@@ -192,6 +192,35 @@ def in_flight(arrival_s: np.ndarray, first_s: np.ndarray, finish_s: np.ndarray) 
     return (n - 1) / span * float(np.mean(finish_s - first_s))
 
 
+#: share of a run's steady part, at each of its ends, over which `steady_growth` averages the requests in the system
+GROWTH_EDGE = 0.1
+
+#: standard deviations of the requests in the system over a steady part within which `steady_growth` reads no growth
+#: (a stationary system's own fluctuation; a steady climb from one end to the other is ~3.5 of them)
+GROWTH_NOISE = 2.0
+
+
+def steady_growth(arrival_s: np.ndarray, finish_s: np.ndarray, keep: np.ndarray | None) -> float:
+    """How much the requests in the system (arrived, not finished: queued or in a batch) grew over a run's steady
+    part (``keep``, `steady_mask`; None: the whole run), as a fraction of the requests that arrived in it: the
+    number in the system at the arrivals of the part's last `GROWTH_EDGE`, on average, less that at its first
+    (averaged to smooth the arrivals' noise), over the part's arrivals; 0 where that rise is within `GROWTH_NOISE`
+    standard deviations of the number over the part (a stationary system's own fluctuation). A deployment serving
+    its rate finishes what arrives (0); one still filling its batches, or falling behind (a queue), does not: the
+    growth is the share of the arrivals it did not finish, 1 - served / offered rate. NaN for an empty part."""
+    o = np.argsort(arrival_s, kind="stable")
+    a = np.asarray(arrival_s, dtype=float)[o]
+    sel = np.ones(len(a), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)[o]
+    idx = np.flatnonzero(sel)
+    if len(idx) < 2:
+        return math.nan
+    # in the system at each arrival: the arrivals before it (itself included) less the requests finished by then
+    n_sys = idx + 1 - np.searchsorted(np.sort(np.asarray(finish_s, dtype=float)), a[idx], side="right")
+    k = max(1, int(round(GROWTH_EDGE * len(idx))))
+    rise = float(n_sys[-k:].mean() - n_sys[:k].mean())
+    return rise / (len(idx) - k) if rise > GROWTH_NOISE * float(n_sys.std()) else 0.0
+
+
 def steady_mask(arrival_s: np.ndarray, first_s: np.ndarray, finish_s: np.ndarray,
                 discard: int | str) -> tuple[np.ndarray | None, float]:
     """The requests of a run's steady part and the requests left out at each end: all but the first and the last
@@ -230,6 +259,7 @@ def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None, discard: int |
     if discard != 0:        # the steady part's size, and the requests in the batches it was cut by
         m["steady_requests"] = int(len(df) if steady is None else steady.sum())
         m["in_flight"] = in_flight(*times)
+        m["steady_growth"] = steady_growth(times[0], times[2], steady) if m["steady_requests"] else math.nan
     return m
 
 
@@ -451,8 +481,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     batches fill from empty and the drain after the last arrival), or "steady": the run's requests in its batches
     (Little's law, `in_flight`), and none measured when the run is shorter than `STEADY_RUNS` x them. The
     per-request latencies (TTFT, TPOT, E2E, the ITL mean) and the SLO attainment are then the steady part's (NaN
-    when it is empty); throughput, ITL percentiles and the counts stay the whole run's; ``steady_requests`` and
-    ``in_flight`` are added. `serving.capacity` measures every rate so.
+    when it is empty); throughput, ITL percentiles and the counts stay the whole run's; ``steady_requests``,
+    ``in_flight`` and ``steady_growth`` (the requests in the system's growth over the steady part, a fraction of its
+    arrivals: ~0 where the deployment keeps up, `steady_growth`) are added. `serving.capacity` measures every rate so.
     """
     if interval is not None:
         from objectives.uncertainty import check_level
@@ -494,5 +525,5 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
     return _frame(eng, reps)
 
 
-__all__ = ["simulate", "simulate_requests", "simulate_costs", "steady_mask", "in_flight", "STEADY_RUNS", "PoolCosts", "HOST_LINK_GBS"]
+__all__ = ["simulate", "simulate_requests", "simulate_costs", "steady_mask", "steady_growth", "in_flight", "STEADY_RUNS", "PoolCosts", "HOST_LINK_GBS"]
 

@@ -339,9 +339,11 @@ def test_simulated_objective_replays_the_trace():
     w = Workload(trace=t)
     cfg = pd.DataFrame({"gpu": ["H100-SXM-80GB"], "tp": [1]})
     got = objectives.llm_serving_objective("Llama-3.1-8B", workload=w, fidelity="simulated")(cfg)
+    # the trace's own arrivals: latencies over the run's steady part, as capacity judges a rate (throughput whole)
     m = serving.simulate("Llama-3.1-8B", "H100-SXM-80GB", workload=w,
                          scheduler=Scheduler(max_batch_size=256, max_num_tokens=8192),
-                         slo=serving.SLO(ttft_ms=2000.0, tpot_ms=50.0))
+                         slo=serving.SLO(ttft_ms=2000.0, tpot_ms=50.0), discard="steady")
+    assert 0 < m["steady_requests"] < 200
     assert got["ttft_ms"].iloc[0] == pytest.approx(m["ttft_ms_mean"])
     assert got["ttft_ms_p99"].iloc[0] == pytest.approx(m["ttft_ms_p99"])
     assert got["throughput_tok_s"].iloc[0] == pytest.approx(m["throughput_tok_s"])
