@@ -525,7 +525,8 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: 
     """The aggregated rows replayed in the serving simulator (`serving.simulate(..., engine=<row's engine>)`: C
     closed-loop clients, `requests_per_client` x C requests, the engine's default budgets) with the shipped
     factors: `rows` plus ttft_pred / tpot_pred (mean) and their APE (%). A check of the iteration-level dynamics
-    (waves, chunked prefill, queueing) beside the closed form that `predict` fits; NaN where it cannot run.
+    (waves, chunked prefill, queueing) beside the closed form that `predict` fits, on the deployment `predict`
+    prices (the checkpoint, parallel layout and dtypes each row ran); NaN where it cannot run.
     `output_spread` > 0 draws each request's output length uniformly within that share of the row's (0.05: +-5 %),
     which desynchronizes the clients: with every length equal, clients that start together finish together and
     send their prompts in waves for the whole run. `input_spread` does the same to the prompts, and `frontend_ms`
@@ -540,6 +541,9 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: 
     known, moe = _known(rows)
     agg = known[(known["mode"] == "agg").to_numpy()]
     wd, ad = model_dtypes(agg, moe[(known["mode"] == "agg").to_numpy()])
+    # the deployment `predict` prices: the checkpoint each row ran (a block-scaled FP8 release of a base id) and
+    # its measured KV dtype
+    models, kvd = checkpoints(agg), _kv_dtypes(agg)
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
@@ -553,8 +557,9 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: 
         wl = serving.Workload(concurrency=c, input_len=in_len, output_len=out_len,
                               n_requests=max(requests_per_client * c, 64))
         try:
-            m = serving.simulate(r["model"], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]), weight_dtype=wd[j],
-                                 act_dtype=ad[j], workload=wl, engine=str(r["engine"]).lower(),
+            m = serving.simulate(models[j], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]),
+                                 pp=int(r["pp"]) if r["pp"] == r["pp"] else 1, weight_dtype=wd[j],
+                                 act_dtype=ad[j], kv_dtype=kvd[j], workload=wl, engine=str(r["engine"]).lower(),
                                  ep=int(r["moe_ep"]) if r["moe_ep"] == r["moe_ep"] else 1,
                                  attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
                                  scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=mnt,

@@ -205,3 +205,32 @@ def test_a_pipelines_loaded_ttft_is_never_below_its_idle_prompt(engine):
     flat = inference.max_throughput("Llama-3.1-70B", "H100", tp=4, weight_dtype="fp8", input_len=1024,
                                     output_len=1024, concurrency=1, engine=engine)
     assert ttft.min() >= 0.95 * float(flat["ttft_ms"].iloc[0])
+
+
+@pytest.mark.parametrize("model,gpu,tp,wd,n,i,o,mnt", [
+    ("Llama-3.1-8B", "H100-SXM-80GB", 1, "fp8", 64, 2048, 256, 8192),
+    ("Qwen3-30B-A3B", "H100-SXM-80GB", 1, "fp8", 128, 1024, 512, 8192),
+    # linear attention: the model's own time before its first token (`attn_ttft_ms`), once per request in both
+    ("Qwen/Qwen3.5-397B-A17B", "B200", 4, "fp4", 16, 1024, 1024, 16384),
+])
+def test_sglang_fixed_length_clients_replay_the_closed_forms_full_wave(model, gpu, tp, wd, n, i, o, mnt):
+    """SGLang runs a waiting prompt's prefill as a batch of its own and pauses the decodes (prefill first), so
+    fixed-length clients that start together prefill in the same batches, decode in lockstep and finish together,
+    every round: the simulator's mean TTFT is the closed form's start-up wave, `max_throughput` with SGLang's
+    ``ttft_wave`` at 1 (same prefill batches of the token budget, same front-end time once per request), and far
+    above its steady state (share 0). A cost charged per chunk or per iteration in one path only breaks this."""
+    from objectives.inference.core import default_eff
+    from objectives.inference.efficiency import Efficiency
+
+    base = default_eff()
+
+    def closed(share: float) -> float:
+        eff = Efficiency({**base.params, "ttft_wave": {**base.params["ttft_wave"], "sglang": share}}, base.meta)
+        return float(inference.max_throughput(model, gpu, tp=tp, weight_dtype=wd, input_len=i, output_len=o,
+                                              concurrency=n, engine="sglang", max_batch_size=1024,
+                                              max_num_tokens=mnt, efficiency=eff)["ttft_ms"].iloc[0])
+    w = serving.Workload(concurrency=n, input_len=i, output_len=o, n_requests=10 * n)
+    sim = serving.simulate(model, gpu, tp=tp, weight_dtype=wd, workload=w, engine="sglang",
+                           scheduler=serving.Scheduler(max_batch_size=1024, max_num_tokens=mnt))
+    assert sim["ttft_ms_mean"] == pytest.approx(closed(1.0), rel=5e-3)
+    assert sim["ttft_ms_mean"] > 1.5 * closed(0.0)
