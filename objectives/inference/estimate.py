@@ -353,6 +353,17 @@ def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS
     return np.maximum(np.floor(share * free / p.kv_tok_gpu), 0.0)
 
 
+def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS) -> Num:
+    """The smallest memory setting, in the engine's own meaning (`kv_capacity_tokens`' ``memory_setting``), at which
+    `kv_capacity_tokens` holds one token: for the engines whose setting is the pool's share of the device (vLLM,
+    SGLang) (weights + runtime reserve + the activations the pool holds + one token's KV) / device memory, above 1
+    where no setting fits; NaN for the others (TensorRT-LLM, the roofline), whose setting shares out the memory
+    the weights leave, so that none makes room where they leave none."""
+    whole = kv_pool.share_of_device(p.engine_names)[np.asarray(p.engine_code)]
+    held = p.weights_gpu + p.reserve_gpu + p.act_pooled * p.act_tok_gpu * max_num_tokens + p.kv_tok_gpu
+    return np.where(whole, held / p.mem_gpu, np.nan)
+
+
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
@@ -755,8 +766,11 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit)."""
     N, kv_bound, ok_mem, per_seq = served_batch(p, isl, osl, mbs, mnt, ms, kv)
+    ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
+    in_flight = ranks * N
     if conc is not None:  # clients per replica: never more sequences in flight than clients
-        conc = conc / (p.dp * p.attn_dp)
+        in_flight = np.minimum(ranks * np.minimum(N, np.ceil(conc / ranks)), conc)  # fewer clients than slots
+        conc = conc / ranks
         N = np.minimum(N, np.ceil(conc))
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
     # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
@@ -767,7 +781,9 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho)
     ttft = ttft0 + queue
     tpot = cycle / osl + requeue
-    tput = p.dp * p.attn_dp * N * osl / cycle
+    # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
+    # pace, and `conc` clients spread over more slots than they fill keep only `conc` in flight
+    tput = in_flight * osl / cycle
     e2e = ttft + (osl - 1.0) * tpot
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq

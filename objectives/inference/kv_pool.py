@@ -64,6 +64,16 @@ MIB = float(2**20)
 SHARE_OF_DEVICE = ("vllm", "sglang")
 #: vLLM's default share of the device memory it may use (vllm/config/cache.py CacheConfig.gpu_memory_utilization)
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
+#: each engine's own name of its memory setting (what `Scheduler(gpu_memory_utilization=)` and `max_throughput(
+#: gpu_memory_utilization=)` stand for on it); the roofline's is the fitted ``kv_mem_fraction``
+MEMORY_FLAGS = {"vllm": "gpu_memory_utilization", "sglang": "mem_fraction_static",
+                "trtllm": "kv_cache_free_gpu_memory_fraction", "roofline": "kv_mem_fraction"}
+
+
+def memory_flag(engine: str) -> str:
+    """The name of `engine`'s memory setting in its own spelling (`MEMORY_FLAGS`; a name or "name==version")."""
+    key = engine_key(engine)
+    return MEMORY_FLAGS.get(key, MEMORY_FLAGS["roofline"])
 
 #: SGLang's defaults by the GPU's memory (sglang/srt/server_args.py `_handle_gpu_memory_settings`): (below this
 #: many GiB, chunked_prefill_size, cuda_graph_max_bs at tp_size < 4, at tp_size >= 4)

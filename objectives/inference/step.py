@@ -10,7 +10,7 @@ import numpy as np
 from . import kv_pool, memory, power
 from .core import prepare
 from .efficiency import Efficiency
-from .estimate import DEFAULT_MAX_NUM_TOKENS, chunk_pass_s, kv_capacity_tokens, replica_time_s
+from .estimate import DEFAULT_MAX_NUM_TOKENS, chunk_pass_s, kv_capacity_tokens, memory_setting_needed, replica_time_s
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
 from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
@@ -28,6 +28,30 @@ def _float_coeffs(p: Any) -> StepCoeffs:
     return c
 
 
+def _no_kv_room(p: Any, max_num_tokens: float, setting: float | None) -> str:
+    """Why a replica has no KV cache, for its refusal: the weights per GPU, the engine's memory setting in force
+    (named in its own spelling, `kv_pool.memory_flag`) and, where a larger one of a share-of-device engine
+    (vLLM, SGLang) would make room, the smallest such setting and how to pass it."""
+    engine = str(p.engine_names[int(np.asarray(p.engine_code))])
+    flag = kv_pool.memory_flag(engine)
+    whole = bool(kv_pool.share_of_device([engine])[0])
+    if setting is None:
+        now = (f"{engine}'s default {flag} ({float(np.asarray(p.pool_gpu / p.mem_gpu)):.3f} of the device)" if whole
+               else f"{engine}'s default {flag}")
+    else:
+        now = f"{flag}={setting:g}"
+    why = (f"no room left for the KV cache: {float(np.asarray(p.weights_gpu)) / memory.GIB:.1f} GiB of weights per "
+           f"GPU of {float(np.asarray(p.mem_gpu)) / memory.GIB:.1f} GiB at {now}")
+    need = float(np.asarray(memory_setting_needed(p, max_num_tokens)))
+    if whole and need <= 1.0:
+        up = np.ceil(need * 100.0) / 100.0
+        why += (f"; it fits from {flag} {need:.3f} (serving.Scheduler(gpu_memory_utilization={up:.2f}), "
+                f"max_throughput(gpu_memory_utilization=...)), or on more GPUs")
+    else:
+        why += "; more GPUs (tp, pp, ep) or smaller weights"
+    return why
+
+
 class StepModel:
     """Iteration-time model of one model replica (tp x pp GPUs) for a scheduler that mixes prefill chunks and
     decode tokens in each iteration. Uses the same per-op cost code as `estimate` (`ops.forward_s`).
@@ -35,13 +59,21 @@ class StepModel:
     Construction resolves the model/GPU/dtypes once and precomputes float coefficients, so a scalar
     `time_ms` call is plain float arithmetic (a few µs). Raises ValueError when the configuration cannot run
     (unsupported precision, tp not dividing the heads, weights not fitting): the simulator needs a valid replica.
+    ``memory_setting``: the engine's memory flag in its own meaning, in (0, 1] (`kv_capacity_at`: vLLM's
+    gpu_memory_utilization, SGLang's mem_fraction_static, TensorRT-LLM's kv_cache_free_gpu_memory_fraction; None:
+    the engine's default): ``kv_capacity_tokens`` and the check that a KV cache fits at all are taken at it.
     """
 
     def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
                  act_dtype: str | None = None, kv_dtype: str | None = None, *, ep: int = 1,
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
                  engine: Any = None, attn_dp: int = 1, efficiency: Efficiency | None = None,
-                 eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> None:
+                 eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
+                 memory_setting: float | None = None) -> None:
+        if memory_setting is not None and (isinstance(memory_setting, bool) or not isinstance(
+                memory_setting, (int, float, np.floating, np.integer)) or not 0.0 < float(memory_setting) <= 1.0):
+            raise ValueError(f"StepModel memory_setting={memory_setting!r}: the engine's memory flag, a share in "
+                             f"(0, 1], or None for its default")
         for name, v in (("tp", tp), ("pp", pp), ("ep", ep), ("attn_dp", attn_dp), ("max_num_tokens", max_num_tokens)):
             if np.ndim(v) != 0 or isinstance(v, (list, tuple)):
                 raise TypeError(f"StepModel {name} must be a scalar (one replica), got {v!r:.80}")
@@ -83,11 +115,13 @@ class StepModel:
         """Where the iteration costs come from: roofline | interpolated | extrapolated (see inference.estimate)."""
         self.kv_bytes_per_token: float = float(p.kv_tok_gpu) * self.n_gpus
         """KV-cache bytes per token of context for the whole replica (all its GPUs)."""
-        cap = float(kv_capacity_tokens(p, float(max_num_tokens)))
+        ms = None if memory_setting is None else float(memory_setting)
+        cap = float(kv_capacity_tokens(p, float(max_num_tokens), memory_setting=ms))
         if cap < 1:
-            raise ValueError(f"StepModel({desc}): {REASONS[5]} (no room left for the KV cache)")
+            raise ValueError(f"StepModel({desc}): {REASONS[5]} ({_no_kv_room(p, float(max_num_tokens), ms)})")
         self.kv_capacity_tokens: int = int(cap)
-        """KV-cache tokens that fit per replica after weights, activations (max_num_tokens) and runtime reserve."""
+        """KV-cache tokens that fit per replica after weights, activations (max_num_tokens) and runtime reserve, at
+        the engine's memory setting (``memory_setting``, else its default)."""
         self.kv_slope: float = float(kv_pool.seq_slope(p.sgl_pool > 0, p.kv_win_share, p.window))
         """Capacity (in kv_capacity_tokens' unit) each further token of a long context takes: 1 for a plain
         transformer, less where window-bounded layers stop growing (`kv_pool.seq_slope`)."""

@@ -963,6 +963,11 @@ class ServingModel:
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
             if self._len_nodes is not None:
                 tpot[i] = self._static_tpot(sb, N[i], ks, t_pf, excess, t_1 + (N[i] - 1.0) * self._alive * slope)
+        if conc is not None and (~dis).any():
+            # a closed loop holds at most its clients in flight: N on each of a replica's dp x attn_dp ranks is the
+            # busiest rank's ceil(conc / ranks), fewer clients leave the other slots empty (`max_throughput` so)
+            j = np.flatnonzero(~dis)
+            tput[j] = tput[j] * np.minimum(1.0, conc / np.maximum(replicas[j] * N[j], 1.0))
         if conc is not None and self._len_nodes is not None and (~dis & ~stat).any():
             # closed loop under a length mixture: each replica's cycle also holds its requests' extra prefill work
             # over the mean prompt's (`_attention_excess`, ms per request), spread over its iterations as the

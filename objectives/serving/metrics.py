@@ -37,40 +37,76 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: list[float])
     return v[np.minimum(idx, len(v) - 1)]
 
 
-def itl_distribution(iters: list[tuple[float, int]], segs: list[tuple[int, int, float, float]],
-                     gaps: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Inter-token gaps (ms) and their weights (tokens): single iterations, expanded decode segments (linear
-    iteration times inside a piece), and the long gaps of preempted requests."""
-    parts_v, parts_w = [], []
-    if iters:
-        a = np.asarray(iters, dtype=np.float64)
-        parts_v.append(a[:, 0])
-        parts_w.append(a[:, 1])
-    if segs:
-        s = np.asarray(segs, dtype=np.float64)
-        n, K, a0, b0 = s[:, 0], s[:, 1].astype(np.int64), s[:, 2], s[:, 3]
-        total = int(K.sum())
-        starts = np.cumsum(K) - K
-        k = np.arange(total) - np.repeat(starts, K)
-        frac = k / np.repeat(np.maximum(K - 1, 1), K)
-        parts_v.append(np.repeat(a0, K) + np.repeat(b0 - a0, K) * frac)
-        parts_w.append(np.repeat(n, K))
+def itl_quantiles(iters: list[tuple[float, int]], segs: list[tuple[int, int, float, float]], gaps: list[float],
+                  qs: list[float]) -> np.ndarray:
+    """Quantiles `qs` (inverted CDF, as `weighted_quantiles`) of the inter-token gaps (ms) weighted by the tokens
+    they emit: single iterations ``(ms, tokens)``, decode segments ``(tokens, K, first ms, last ms)`` of K
+    iterations whose times step linearly from the first to the last (iteration k: first + (last - first) x
+    k / (K - 1)), and the long gaps of preempted requests (one token each). Each quantile is the smallest gap whose
+    cumulative weight reaches q of the total, found by bisection on the gap's value with every segment's K gaps
+    counted in closed form, so a long run's millions of iterations are never listed one by one. NaN for every q
+    where there is no gap."""
+    it = np.asarray(iters, dtype=np.float64).reshape(-1, 2)
+    pv, pw = ([it[:, 0]], [it[:, 1]]) if len(it) else ([], [])
     if gaps:
-        parts_v.append(np.asarray(gaps, dtype=np.float64))
-        parts_w.append(np.ones(len(gaps)))
-    if not parts_v:
-        return np.empty(0), np.empty(0)
-    return np.concatenate(parts_v), np.concatenate(parts_w)
+        pv.append(np.asarray(gaps, dtype=np.float64))
+        pw.append(np.ones(len(gaps)))
+    v = np.concatenate(pv) if pv else np.empty(0)
+    order = np.argsort(v, kind="stable")
+    v, cw = v[order], np.cumsum(np.concatenate(pw)[order]) if pv else np.empty(0)
+    sg = np.asarray(segs, dtype=np.float64).reshape(-1, 4)
+    n, K, a, b = sg[:, 0], sg[:, 1], sg[:, 2], sg[:, 3]
+    step = (b - a) / np.maximum(K - 1.0, 1.0)        # ms from one iteration of a segment to the next
+    up, down = step > 0, step < 0
+    total = (cw[-1] if len(cw) else 0.0) + float((n * K).sum())
+    if not total > 0:
+        return np.full(len(qs), np.nan)
+
+    def below(x: float) -> tuple[float, float]:
+        """(weight of the gaps <= x, the largest gap <= x; -inf where none)."""
+        i = int(np.searchsorted(v, x, side="right"))
+        w = cw[i - 1] if i else 0.0
+        top = v[i - 1] if i else -np.inf
+        if len(sg):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = (x - a) / step
+                cnt = np.where(up, np.floor(r) + 1.0, np.where(down, K - np.ceil(r), np.where(a <= x, K, 0.0)))
+            cnt = np.clip(cnt, 0.0, K)
+            w += float((n * cnt).sum())
+            # the largest of each segment's gaps <= x: iteration cnt - 1 (rising) or K - cnt (falling)
+            k = np.where(down, K - cnt, cnt - 1.0)
+            val = a + (b - a) * (k / np.maximum(K - 1.0, 1.0))
+            if (cnt > 0).any():
+                top = max(top, float(val[cnt > 0].max()))
+        return w, top
+
+    lo0 = min(v[0] if len(v) else np.inf, float(np.minimum(a, b).min()) if len(sg) else np.inf)
+    hi0 = max(v[-1] if len(v) else -np.inf, float(np.maximum(a, b).max()) if len(sg) else -np.inf)
+    out = np.empty(len(qs))
+    for j, q in enumerate(qs):
+        target = q * total
+        lo, hi = lo0 - 1.0, hi0              # weight below lo: none < target; below hi: all >= target
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if not lo < mid < hi:
+                break
+            if below(mid)[0] >= target:
+                hi = mid
+            else:
+                lo = mid
+        out[j] = below(hi)[1]                # the gap the bisection closed on
+    return out
 
 
-def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarray, busy_gpu_ms: float,
+def summarize(df: pd.DataFrame, *, itl_q: np.ndarray, busy_gpu_ms: float,
               n_gpus: int, kv_area: float, n_replicas: int, kv_max: float, slo: SLO | None,
               prefix_cache_hit_rate: float = math.nan, steady: np.ndarray | None = None) -> dict[str, float]:
     """The metric dict of `simulate` (times in ms, rates per second, fractions in [0, 1]).
 
     ``steady``: a mask of the requests (rows of ``df``) the per-request latencies (TTFT, TPOT, E2E: mean and
     percentiles, the ITL mean) and the SLO attainment are measured on (None: all); throughput, duration, the ITL
-    percentiles (iteration durations) and the counts stay the whole run's, goodput is attainment x requests/s."""
+    percentiles (iteration durations) and the counts stay the whole run's, goodput is attainment x requests/s.
+    ``itl_q``: the ITL percentiles of `QUANTILES` (`itl_quantiles`, ms)."""
     keep = slice(None) if steady is None else np.asarray(steady, dtype=bool)
     ttft = df["ttft_ms"].to_numpy()[keep]
     tpot = df["tpot_ms"].to_numpy()[keep]
@@ -84,9 +120,8 @@ def summarize(df: pd.DataFrame, *, itl_values: np.ndarray, itl_weights: np.ndarr
     multi = out > 1
     n_gaps = float((out[multi] - 1).sum())
     m["itl_ms_mean"] = float((e2e[multi] - ttft[multi]).sum() / n_gaps) if n_gaps else math.nan
-    if len(itl_values) and n_gaps:
-        qv = weighted_quantiles(itl_values, itl_weights, [q for _, q in QUANTILES])
-        m.update({f"itl_ms_{k}": float(v) for (k, _), v in zip(QUANTILES, qv)})
+    if n_gaps:
+        m.update({f"itl_ms_{k}": float(v) for (k, _), v in zip(QUANTILES, itl_q)})
     else:
         m.update({f"itl_ms_{k}": math.nan for k, _ in QUANTILES})
     m.update(_stats("e2e_ms", e2e))

@@ -18,7 +18,7 @@ from objectives.inference.efficiency import Efficiency
 
 from .engine import _Engine, _Replica
 from .handoff import connector_gbs, connector_ms, front_end_passes
-from .metrics import itl_distribution, summarize
+from .metrics import QUANTILES, itl_quantiles, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .workload import Workload
 
@@ -250,8 +250,8 @@ def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None, discard: int |
     df = _frame(eng, reps)
     times = (df["arrival_s"].to_numpy(), df["first_token_s"].to_numpy(), df["finish_s"].to_numpy())
     steady, _ = steady_mask(*times, discard)
-    v, w = itl_distribution(eng.iters, eng.segs, eng.gaps)
-    m = summarize(df, itl_values=v, itl_weights=w,
+    itl_q = itl_quantiles(eng.iters, eng.segs, eng.gaps, [q for _, q in QUANTILES])
+    m = summarize(df, itl_q=itl_q,
                   busy_gpu_ms=sum(r.busy_ms * r.n_gpus for r in reps),
                   n_gpus=sum(r.n_gpus for r in reps), kv_area=sum(r.kv_area for r in reps),
                   n_replicas=len(reps), kv_max=max(r.kv_max for r in reps), slo=slo,
@@ -343,9 +343,11 @@ def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None
                 attn_dp: int = 1, efficiency: Any = None, eplb: bool = False,
                 moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> StepModel:
     from objectives.inference import StepModel
+    # the scheduler's memory setting decides whether the replica fits, as it sizes its cache (`Scheduler.kv_tokens`)
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                      max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp,
-                     efficiency=efficiency, eplb=eplb, moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
+                     efficiency=efficiency, eplb=eplb, moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a,
+                     memory_setting=sched.gpu_memory_utilization)
 
 
 def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) -> None:

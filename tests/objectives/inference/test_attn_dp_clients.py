@@ -34,3 +34,18 @@ def test_rows_with_a_client_per_rank_are_priced_as_before_and_the_mix_matches_ea
     # two replicas (dp 2) of eight ranks: two clients keep one rank of each busy, as one client does one replica
     two = inference.max_throughput(**KW, concurrency=2, dp=2, engine="vllm")
     np.testing.assert_allclose(two["ttft_ms"].iloc[0], mixed["ttft_ms"].iloc[2], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("dp", "attn_dp", "conc"), [(1, 8, 1), (1, 8, 3), (2, 1, 1), (4, 1, 6), (2, 8, 5)])
+def test_throughput_counts_the_clients_in_flight_not_a_full_rank_each(dp, attn_dp, conc):
+    """`conc` clients on dp x attn_dp ranks keep at most `conc` requests in flight: one client on eight attention-DP
+    ranks had read 8x its own token rate (gpt-oss-120b, H200, SGLang: 1,530 tok/s from one client at 5.2 ms a
+    token), six clients on four replicas 8 of them (helper u13f's user pass)."""
+    kw = (dict(KW, attn_dp=attn_dp, ep=attn_dp) if attn_dp > 1 else
+          dict(model="Llama-3.1-8B", gpu="H100", input_len=8192, output_len=1024))
+    r = inference.max_throughput(**kw, dp=dp, engine="vllm", concurrency=conc).iloc[0]
+    assert r["fits"]
+    n = int(r["batch_size"])
+    assert n == int(np.ceil(conc / (dp * attn_dp)))
+    # every client in flight emits one token per tpot (its cycle / output_len); there are `conc` of them
+    assert r["throughput_tok_s"] == pytest.approx(conc * 1e3 / r["tpot_ms"], rel=1e-9)

@@ -70,6 +70,22 @@ def test_steady_state_is_the_inference_closed_form():
     assert ss["tpot_ms_mean"] == pytest.approx(mt["tpot_ms"], rel=1e-9)
 
 
+@pytest.mark.parametrize(("dp", "conc"), [(2, 1), (4, 6), (3, 4)])
+def test_fewer_clients_than_replica_slots_keep_only_the_clients_in_flight(dp, conc):
+    """`conc` clients over more slots than they fill (dp replicas, ceil(conc / dp) slots each): the closed form, as
+    the simulator, carries `conc` sequences, not ceil(conc / dp) on every replica (helper u13f's user pass: one client
+    on two replicas read twice the simulator's throughput, six on four replicas 8 / 6 of it); the view agrees with
+    `max_throughput` at that concurrency."""
+    w = serving.Workload(concurrency=conc, input_len=1024, output_len=256, n_requests=10 * conc)
+    kw = dict(weight_dtype="fp8", dp=dp, engine="vllm")
+    ss = serving.steady_state("Llama-3.1-8B", "H100", workload=w, **kw)
+    sim = serving.simulate("Llama-3.1-8B", "H100", workload=w, **kw)
+    mt = inference.max_throughput("Llama-3.1-8B", "H100", input_len=1024, output_len=256, concurrency=conc,
+                                  **kw).iloc[0]
+    assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.05)
+    assert ss["throughput_tok_s"] == pytest.approx(mt["throughput_tok_s"], rel=1e-9)
+
+
 def test_steady_state_refuses_open_loop_and_drawn_lengths():
     with pytest.raises(ValueError, match="closed-loop"):
         serving.steady_state("Llama-3.1-8B", "H100", workload=serving.Workload(rate=2.0))
