@@ -540,6 +540,8 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
             metric's ``_hi`` end for ``<=``, ``_lo`` for ``>=``); a confidence sets the band level as
             ``confidence=`` does (one confidence for all of them, `BANDED` metrics only; ``confidence=`` and
             ``interval=``, if given too, must agree). ``objective.constraints`` returns them with ``fits == 1``.
+            With ``slo=`` given too, every metric the SLO bounds must be among them (ObjectiveError otherwise:
+            the study checks these constraints, not the SLO's).
     """
     from .catalog import model as model_record
 
@@ -556,6 +558,7 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         workload = serving.Workload(**w)
     if not isinstance(workload, serving.Workload):
         raise ObjectiveError(f"workload must be a serving.Workload or a mapping of its fields, got {workload!r:.100}")
+    slo_given = slo is not None
     try:
         slo = serving.SLO(ttft_ms=2000.0, tpot_ms=50.0) if slo is None else serving.SLO.parse(slo)
     except (TypeError, ValueError) as exc:
@@ -586,6 +589,13 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     from .uncertainty import check_level, level_for_confidence
     if constraints is not None:
         constraints, confidence = _constraint_confidence(constraints, confidence)
+        # the given constraints are the study's: an SLO bound left out of them would go unchecked
+        unchecked = {m: c for m, c in slo.constraints.items() if m not in constraints} if slo_given else {}
+        if unchecked:
+            bounds = ", ".join(f"{m} {op} {b:g}" for m, (op, b) in unchecked.items())
+            raise ObjectiveError(f"constraints={constraints} replace the SLO's bounds as the study's constraints, so "
+                                 f"the SLO's {bounds} would not be checked: add {sorted(unchecked)} to constraints= "
+                                 f"(with the same bound, or a confidence), or give slo= alone")
     try:
         if interval is not None:
             interval = check_level(interval)

@@ -7,7 +7,10 @@
   goes into one iteration, so ``max_num_tokens >= input_len`` is required (when ``input_len`` is given).
 - ``batching`` (only when more than continuous batching is asked for): ``"continuous"`` (iteration-level: requests
   join and leave the running batch every iteration) or ``"static"`` (request-level: a batch runs until its last
-  request finishes and nobody joins meanwhile); `serving.Scheduler(batching=...)`.
+  request finishes and nobody joins meanwhile); `serving.Scheduler(batching=...)`. With both policies
+  ``chunked_prefill`` is a knob of continuous batching only (``when="batching == 'continuous'"``): a static batch's
+  rows run the objective's default, since the analytical model prices a static batch's prefill alike either way
+  (two trials of one configuration otherwise).
 """
 from __future__ import annotations
 
@@ -53,8 +56,9 @@ def batching(max_batch_sizes: Sequence[int] = MAX_BATCH_SIZES, max_num_tokens: S
     params = dict(
         max_batch_size=dse.Categorical(_counts("max_batch_sizes", max_batch_sizes)),
         max_num_tokens=dse.Categorical(_counts("max_num_tokens", max_num_tokens)),
-        chunked_prefill=dse.Categorical(chunked),
     )
     if policies != ["continuous"]:
         params["batching"] = dse.Categorical(policies)
+    both = len(policies) > 1
+    params["chunked_prefill"] = dse.Categorical(chunked, when="batching == 'continuous'" if both else None)
     return dse.Space(params, constraints=cons)

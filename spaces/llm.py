@@ -196,6 +196,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
             raise SpaceError(f"batching={policies}: static batching is modelled in aggregated mode only; add 'agg' "
                              f"to modes or keep batching=('continuous',)")
         when["batching"] = "mode == 'agg'"
+        if len(policies) > 1:   # chunked_prefill has its own condition, batching == 'continuous' (agg mode only)
+            when.pop("chunked_prefill", None)
     parts.append(batching_space(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len,
                                 batching=policies))
     if engines is not None:

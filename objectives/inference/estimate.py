@@ -364,7 +364,8 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
     return np.where(whole, held / p.mem_gpu, np.nan)
 
 
-def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num, Num, Num, Num]:
+def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None
+                 ) -> tuple[Num, Num, Num, Num]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -373,7 +374,9 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     instead mix two kinds of iteration, as engines run them: N isl / max_num_tokens full prefill iterations (with
     pp > 1 each lasting at least one prompt chunk's pass through every stage, as in `StepModel.time_ms`) and pure
     decode steps. An engine that runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) always splits: its
-    prefill batches carry no decodes and pause them (`split_work`)."""
+    prefill batches carry no decodes and pause them (`split_work`). `prompts` (per row; None: no bound): the most
+    prompts one prefill iteration carries, where requests arrive apart rather than in the closed loop's groups
+    (`split_work`)."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
     split = split_rows(p)
@@ -384,7 +387,7 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> tuple[Num
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
-    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, alone)
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, alone, prompts)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
@@ -411,12 +414,18 @@ def prefill_chunk(w_pf: tuple, isl: Num, osl: Num) -> tuple[Num, Num, Num, Num]:
     return ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * (isl + 0.5 * osl)
 
 
-def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0) -> tuple[tuple, tuple, Num, Num]:
+def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0, prompts: Num = None
+               ) -> tuple[tuple, tuple, Num, Num]:
     """The two kinds of iteration of `steady_state`'s split: (the prefill iteration's work (T, A, D, K, S), a pure
     decode step's, how many of each per request cycle of `n_it` iterations). `alone` (per row, `Coeffs.
     prefill_alone`): 1 where the engine runs prefill batches alone, so its prefill iteration carries no decodes
-    and each request's osl - 1 decode steps are separate iterations (`steady_work`)."""
+    and each request's osl - 1 decode steps are separate iterations (`steady_work`). `prompts` (per row, >= 1;
+    None: no bound): the most prompts a prefill iteration carries, fewer than the budget holds where requests
+    arrive apart (an open loop, `serving`'s analytical model): the cycle's prompts then take more, smaller prefill
+    iterations, each with pp > 1 still lasting a prompt chunk's pass through every stage (`chunk_pass_s`)."""
     T_pf = np.minimum(mnt, N * isl)
+    if prompts is not None:
+        T_pf = np.minimum(T_pf, np.maximum(prompts, 1.0) * isl)
     n_pf = np.minimum(N * isl / T_pf, n_it)
     D_pf = np.where(np.asarray(alone) > 0, 0.0, np.clip(N - T_pf / isl, 0.0, N))
     n_dec = np.maximum(n_it - n_pf, 0.0)
@@ -638,9 +647,12 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
                          kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-                         moe_a2a: Any = None) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
+                         moe_a2a: Any = None, prompts_at_once: Any = None
+                         ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
-    lengths as validated); (None, {}, ...) for zero configurations."""
+    lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
+    many as the budget holds, the closed loop's groups): the most prompts one prefill iteration of the steady
+    state carries (`split_work`), for callers whose requests arrive apart."""
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -657,13 +669,17 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         rows["concurrency"] = conc
     if kv is not None:
         rows["kv_capacity_tokens"] = kv
+    prompts = (None if prompts_at_once is None
+               else positive("prompts_at_once", prompts_at_once, integer=False, upper=np.inf))
+    if prompts is not None:
+        rows["prompts_at_once"] = prompts
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                 moe_a2a=moe_a2a)
     if p is None:
         return None, {}, isl, osl
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
-    args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv)
+    args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts)
     res = _evaluate(p, args, _max_throughput_rows)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
@@ -761,10 +777,12 @@ def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num)
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
-                         kv: Num = None, factors: power.PowerFactors | None = None) -> dict[str, Num]:
+                         kv: Num = None, factors: power.PowerFactors | None = None, prompts: Num = None
+                         ) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
-    of the memory model's (None); `factors`: the power model's factors (default: the shipped fit)."""
+    of the memory model's (None); `factors`: the power model's factors (default: the shipped fit); `prompts`: the
+    most prompts a prefill iteration carries (`split_work`; None: no bound)."""
     N, kv_bound, ok_mem, per_seq = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
     in_flight = ranks * N
@@ -772,7 +790,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         in_flight = np.minimum(ranks * np.minimum(N, np.ceil(conc / ranks)), conc)  # fewer clients than slots
         conc = conc / ranks
         N = np.minimum(N, np.ceil(conc))
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt)
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt, prompts)
     # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound)
     cycle = t * n_it

@@ -26,7 +26,9 @@ Workloads and what the model does with them:
   rho = r_rep x prefill time; mean wait rho S / (2 (1 - rho)); tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S))
   for the percentiles) + the wait for one of the n_max slots (sequences in flight: M/M/c with c = n_max, offered
   load N, Erlang C; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
-  requests in flight is Poisson around N, M/G/inf).
+  requests in flight is Poisson around N, M/G/inf). With pp > 1 the steady state's prefill iterations hold the
+  prompts that arrive together (`_prompts_at_once`), not the closed loop's budget-sized groups: a prompt that
+  arrives alone holds every decode for its whole pass through the stages, as the simulator and the engines run it.
   Bursty arrivals and mixed prompt lengths: the prompt queue's wait (mean and tail) is Kingman's G/G/1, the
   M/D/1 wait times ca^2 + cs^2 (`Workload.variability`: the squared coefficients of variation of the arrival gaps,
   1 for Poisson, cv^2 for gamma, a trace's own, and of the prompt lengths, 0 when fixed), in the aggregated
@@ -508,6 +510,20 @@ def cached_context_ms(kw: Mapping[str, Any], N: Any, input_len: float, output_le
     return 1e3 * np.where(h > 0, t[0] - t[1], 0.0)
 
 
+def _prompts_at_once(x: np.ndarray, pp: np.ndarray) -> np.ndarray:
+    """The mean prompts one prefill iteration carries under an open loop, per deployment: ``x`` = arrival rate x
+    one prompt's prefill (the prompts that arrive while one prefills). An iteration takes the prompts that arrived
+    during the one before: a run of prefill iterations starts with one prompt and goes on while prompts arrived
+    meanwhile (each time with probability 1 - e^-x, Poisson), so it holds e^x iterations and 1 + x e^x prompts on
+    average: x + e^-x prompts an iteration (1 at low load, x at high load). Only where pp > 1 (inf elsewhere: no
+    bound, the closed loop's groups the steady state was fitted with): a pipeline overlaps the micro-batches of
+    prompts that arrive together, while a prompt that arrives alone holds every decode for its whole pass through
+    the stages (vLLM's batch queue and SGLang's micro-batches: a decode's next token waits behind the prompt's
+    micro-batch on each stage); at pp = 1 an iteration's prompts cost about their tokens' worth however grouped."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.asarray(pp) > 1, x + np.exp(-x), np.inf)
+
+
 class ServingModel:
     """The analytical serving model of one LLM under one workload (see the module docstring).
 
@@ -608,14 +624,15 @@ class ServingModel:
                 "attn_dp": d.prefill_attn_dp, "pp": d.prefill_pp, "weight_dtype": d.prefill_weight_dtype,
                 "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}
 
-    def _at(self, d: Deployments, N: np.ndarray, isl: Any = None) -> dict[str, np.ndarray]:
+    def _at(self, d: Deployments, N: np.ndarray, isl: Any = None, prompts: Any = None) -> dict[str, np.ndarray]:
         """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
         flight, rounded up to whole sequences: the engine runs whole batches; a lone request decodes at batch 1).
         N of shape (n,), or (n, k): k occupancies per deployment, rows in that order (k > 1: the deployments
         broadcast as a column against N, so the calls of one bisection reuse one preparation of their
         coefficients, `reusing_prepared`; k = 1 reads as (n,), the cheaper one-dimensional call). ``isl``: the prompt
         tokens a request prefills, one per deployment (prefix caching: its prompt less the cached tokens); None:
-        the workload's mean prompt."""
+        the workload's mean prompt. ``prompts``: the most prompts one prefill iteration carries, one per deployment
+        (`inference.estimate.split_work`; None: as many as the budget holds, the closed loop's groups)."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
         per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
@@ -628,11 +645,12 @@ class ServingModel:
                   for k, v in kw.items()}
             mnt = mnt[:, None]
             isl = isl[:, None] if np.ndim(isl) == 1 else isl
+            prompts = None if prompts is None else np.asarray(prompts, dtype=float)[:, None]
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
         out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
                                    max_batch_size=nb, max_num_tokens=mnt,
                                    gpu_memory_utilization=self.gpu_memory_utilization,
-                                   kv_capacity_tokens=self.kv_capacity_tokens)
+                                   kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts)
         if cached:
             # prompts of isl tokens, the rest of the workload's mean prompt in the prefix cache: every iteration
             # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
@@ -1222,30 +1240,31 @@ class ServingModel:
         # occupancy N in (0.5, n_max]: lam = N / R(N), R = TTFT0 + (O - 1) TPOT(N); bisection on log N (below one
         # sequence the batch costs as one)
         lam_row = np.broadcast_to(np.asarray(lam_ms, dtype=float), (n,))
-
-        def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
-            k = mid.shape[1]
-            m = self._at(d, mid, isl_new if cached else None)
-            resid = m["ttft_ms"] + max(osl - 1.0, 0.0) * m["tpot_ms"]
-            over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
-            return ~over.reshape(n, k)
-
-        lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
-        N = np.where(stable, np.sqrt(lo * hi), n_max)
-        at = self._at(d, N, isl_new if cached else None)
-        tpot = at["tpot_ms"]
         # prefill service: the prompt alone, plus the decode steps its chunks ride on
         one = inference.estimate(**self._kw(d), batch_size=1, input_len=isl, output_len=1,
                                  max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
         one_full = one
         if cached:
             one = np.where(hit > 0, cached_prefill_ms(self._kw(d), 1.0, isl, hit), one)
+        grouped = _prompts_at_once(lam_row * one, d.pp)
+
+        def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
+            k = mid.shape[1]
+            m = self._at(d, mid, isl_new if cached else None, grouped)
+            resid = m["ttft_ms"] + max(osl - 1.0, 0.0) * m["tpot_ms"]
+            over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
+            return ~over.reshape(n, k)
+
+        lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
+        N = np.where(stable, np.sqrt(lo * hi), n_max)
+        at = self._at(d, N, isl_new if cached else None, grouped)
+        tpot = at["tpot_ms"]
         n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
         t_it = tpot * osl / n_it                                      # mean iteration (ms)
         D = N * (osl - 1.0) / n_it
         budget = np.maximum(d.max_num_tokens - D, 1.0)
         chunks = np.where(plain, 1.0, np.ceil(isl_new / budget))
-        dec_step = self._at(d, np.maximum(D, 1e-3), isl_new if cached else None)   # D decodes (+ their prompts)
+        dec_step = self._at(d, np.maximum(D, 1e-3), isl_new if cached else None, grouped)  # D decodes (+ prompts)
         t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl_new + osl) / d.max_num_tokens)
         S = one                                                       # prefill work of one prompt (ms)
         rho = np.minimum(lam_ms * S, 0.999)
@@ -1286,7 +1305,7 @@ class ServingModel:
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, g * S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
                                               burst=g, backlog=start[p])
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None)["tpot_ms"],
+            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None, grouped)["tpot_ms"],
                             at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)

@@ -348,11 +348,14 @@ def _require(df: pd.DataFrame, cols: Sequence[str], path: str | None, layout: st
         raise ValueError(f"{_where(path)} has no rows")
 
 
-def _numbers(df: pd.DataFrame, col: str, path: str | None, *, tokens: bool) -> np.ndarray:
-    """Column as float64, refusing missing, non-numeric, negative or (tokens) non-integer values."""
+def _numbers(df: pd.DataFrame, col: str, path: str | None, *, tokens: bool,
+             among: np.ndarray | None = None) -> np.ndarray:
+    """Column as float64, refusing missing, non-numeric, negative or (tokens) non-integer values in the rows
+    ``among`` selects (default all; the others' values are returned as read, NaN where not numbers)."""
     s = df[col]
     x = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    bad = ~np.isfinite(x)
+    sel = np.ones(len(x), dtype=bool) if among is None else among
+    bad = ~np.isfinite(x) & sel
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         v = s.iloc[i]
@@ -366,6 +369,7 @@ def _numbers(df: pd.DataFrame, col: str, path: str | None, *, tokens: bool) -> n
     if tokens:
         checks += [(x != np.rint(x), "not an integer"), (x >= MAX_TOKENS, "too large")]
     for bad, what in checks:
+        bad = bad & sel
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"{_loc(path, df, i, col)}: {_shown(x[i])} is {what}; valid: {valid}")
@@ -517,11 +521,12 @@ def read_burstgpt(trace: str | Path | pd.DataFrame, *, models: Sequence[str] | N
         if unknown:
             raise ValueError(f"{_where(path)}: {col} {unknown} not in the trace; values present: {present}")
         keep &= df[col].isin(vals).to_numpy()
-    t = _numbers(df, "Timestamp", path, tokens=False)
-    inp = _numbers(df, "Request tokens", path, tokens=True)
-    out = _numbers(df, "Response tokens", path, tokens=True)
     if not keep.any():
         raise ValueError(f"{_where(path)}: no row matches models={models!r} log_types={log_types!r}")
+    # only the rows kept are read: another model's malformed row does not refuse the file
+    t = _numbers(df, "Timestamp", path, tokens=False, among=keep)
+    inp = _numbers(df, "Request tokens", path, tokens=True, among=keep)
+    out = _numbers(df, "Response tokens", path, tokens=True, among=keep)
     idx = np.flatnonzero(_zeros(df, {"Request tokens": inp, "Response tokens": out}, path, on_zero, among=keep))
     return Trace(t[idx], inp[idx], out[idx], source=f"{path or 'DataFrame'} (burstgpt)",
                  dropped=int(keep.sum() - len(idx)))
@@ -574,8 +579,8 @@ def _csr(lists: Sequence[Any], where: Callable[[int], str]) -> tuple[np.ndarray,
     off = np.zeros(len(lists) + 1, dtype=np.int64)
     for k, v in enumerate(lists):
         if not isinstance(v, (list, tuple, np.ndarray)) or any(
-                isinstance(h, bool) or not isinstance(h, (int, np.integer)) for h in v):
-            raise ValueError(f"{where(k)}: {v!r:.80} is not a list of integer block ids")
+                isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 0 for h in v):
+            raise ValueError(f"{where(k)}: {v!r:.80} is not a list of integer block ids >= 0")
         off[k + 1] = off[k] + len(v)
     flat = np.fromiter((h for v in lists for h in v), dtype=np.int64, count=int(off[-1]))
     return flat, off
@@ -642,8 +647,9 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
             raise ValueError(f"{where}, line {ln}, field 'hash_ids': present on some lines only; give it on "
                              f"every line or on none")
         if h is not None and (not isinstance(h, list) or any(
-                isinstance(x, bool) or not isinstance(x, int) for x in h)):
-            raise ValueError(f"{where}, line {ln}, field 'hash_ids': {h!r:.60} is not a list of integers")
+                isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in h)):
+            raise ValueError(f"{where}, line {ln}, field 'hash_ids': {h!r:.60} is not a list of integers >= 0 "
+                             f"(block hashes)")
         if h is not None and len(h) > max_blocks(int(vals[1]), block_tokens):
             raise ValueError(f"{where}, line {ln}, field 'hash_ids': {len(h)} blocks of {block_tokens} tokens "
                              f"for a prompt of {int(vals[1])} tokens; at most "

@@ -106,6 +106,34 @@ def test_space_knob_only_when_asked_for():
         spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], 8, batching=("static",), modes=("disagg",))
 
 
+def test_chunked_prefill_is_a_knob_of_continuous_batching_only_in_a_space_with_both():
+    """The analytical model prices a static batch's prefill alike with and without chunking, so a space of both
+    policies held two trials of every static configuration (identical rows). chunked_prefill is now active only
+    where batching == 'continuous' (agg mode), the static rows running the objective's default."""
+    import objectives
+    import spaces
+
+    for modes in (("agg",), ("agg", "disagg")):
+        sp = spaces.llm_serving("Llama-3.1-8B", ["H100-SXM-80GB"], 8, batching=("continuous", "static"), modes=modes,
+                                max_batch_sizes=(64,), max_num_tokens=(8192,))
+        assert sp.params["chunked_prefill"].when == "batching == 'continuous'"
+        g = sp.grid()
+        static = g["batching"] == "static"
+        assert static.any() and g.loc[static, "chunked_prefill"].isna().all()
+        assert set(g.loc[g["batching"] == "continuous", "chunked_prefill"]) == {True, False}
+        assert not g.loc[static].drop(columns="chunked_prefill").astype(str).duplicated().any()
+        if "mode" in g:
+            assert g.loc[g["mode"] == "disagg", "chunked_prefill"].isna().all()
+    # the static rows' metrics are those of the default (what the two trials both gave)
+    row = dict(gpu="H100-SXM-80GB", tp=1, max_batch_size=64, batching="static")
+    cfg = pd.DataFrame([{**row, "chunked_prefill": None}, {**row, "chunked_prefill": True},
+                        {**row, "chunked_prefill": False}])
+    m = objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(rate=2.0, input_len=512, output_len=64))(cfg)
+    assert m["tpot_ms"].nunique() == 1 and m["ttft_ms"].nunique() == 1
+    # one policy: the knob as before
+    assert spaces.batching(batching=("static",)).params["chunked_prefill"].when is None
+
+
 def test_objective_prices_static_batching_and_agrees_with_the_simulator():
     import objectives
     from dse import ObjectiveError

@@ -100,6 +100,12 @@ def test_burstgpt_layout_filters_and_drops_failures(tmp_path):
         traces.read_burstgpt(p, models=["Claude"])
     with pytest.raises(ValueError, match=r"line 3, column 'Response tokens' \(4\): 0 tokens"):
         traces.read_burstgpt(p, on_zero="error")
+    # a malformed row of a model filtered out does not refuse the file; the same row kept is refused by line
+    q = tmp_path / "BurstGPT_2.csv"
+    q.write_text(p.read_text() + "140,GPT-4,12.5,x,0,API log\n")
+    assert traces.read_burstgpt(q, models=["ChatGPT"]).input_tokens.tolist() == [472, 1360]
+    with pytest.raises(ValueError, match=r"line 6, column 'Request tokens' \(3\): 12.5 is not an integer"):
+        traces.read_burstgpt(q, models=["GPT-4"])
 
 
 def test_vidur_layouts_with_and_without_arrivals(tmp_path):
@@ -162,6 +168,9 @@ def test_bad_mooncake_lines(tmp_path):
         ('{"timestamp": 3, "input_length": 1, "hash_ids": [1]}', r"line 2: field 'output_length' is missing"),
         ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": [1]', r"line 2, column \d+: not valid JSON"),
         ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": ["a"]}', r"line 2, field 'hash_ids'"),
+        # a negative block hash was accepted (ids are hashes: a sign is a corrupt line)
+        ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": [-3]}',
+         r"line 2, field 'hash_ids': \[-3\] is not a list of integers >= 0"),
         ('{"timestamp": 3, "input_length": 1, "output_length": 2}', r"line 2, field 'hash_ids': present on some"),
     ]
     for line, msg in cases:

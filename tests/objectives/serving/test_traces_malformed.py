@@ -148,6 +148,10 @@ def test_a_frame_written_to_csv_reads_back_with_its_hash_blocks(tmp_path):
     bad.write_text('arrival_s,input_tokens,output_tokens,hash_ids\n0,600,5,"[0, 1]"\n1,600,5,"[0, x]"\n')
     with pytest.raises(ValueError, match=re.escape(f"trace file {str(bad)!r}, line 3, column 'hash_ids' (4)")):
         serving.read_trace(bad)
+    bad.write_text('arrival_s,input_tokens,output_tokens,hash_ids\n0,600,5,"[0, 1]"\n1,600,5,"[0, -1]"\n')
+    with pytest.raises(ValueError, match=re.escape(f"{str(bad)!r}, line 3, column 'hash_ids' (4): [0, -1] is not "
+                                                   "a list of integer block ids >= 0")):
+        serving.read_trace(bad)
     t64 = Trace(np.array([0.0, 1.0]), np.array([100, 100]), np.array([5, 5]), hash_ids=np.array([0, 1, 0, 2]),
                 hash_offsets=np.array([0, 2, 4]), block_tokens=64)
     t64.frame().to_csv(p, index=False)
