@@ -17,6 +17,7 @@ change moves its own component.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -200,7 +201,11 @@ TTFT_TERMS = ("startup_wave", "front_end", "queue")
 #: (in the TPOT; in the TTFT the half mean iteration a prompt waits for on measured rows); requeue: a retracted
 #: request's later stints in the queue and its prompt wait again, per output token (TPOT only)
 CHURN_TERMS = ("recompute", "requeue")
-SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS
+#: attention-DP ranks in lockstep (`estimate.rank_wait_s`): rank_wait: what a rank waits for the other ranks' prompt
+#: chunks, per prefill iteration of its own (and its share of the tpot; in the ttft the half mean iteration a
+#: prompt waits for on measured rows)
+LOCKSTEP_TERMS = ("rank_wait",)
+SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS
 
 
 def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num
@@ -241,13 +246,16 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         group_prompt_work,
         prefill_chunk,
         queue_waits,
+        rank_wait_s,
         replica_time_s,
         retraction_churn,
         run_prompt_work,
         served_batch,
+        solo_chunk_s,
         split_rows,
         split_work,
         steady_work,
+        steps_in_lockstep,
     )
 
     collect: dict[str, Any] = {}
@@ -271,6 +279,17 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     pre = {k: np.where(split, pf[k], mean[k]) for k in COMPONENTS}
     step = {k: np.where(split, dec[k], zero) for k in COMPONENTS}
     tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
+    # `estimate.steady_state` (keep in step): attention-DP ranks in lockstep wait for each other's prompt chunks
+    pre["rank_wait"] = zero
+    if steps_in_lockstep(p):
+        one = prepare(**args, moe_dp=1.0)
+        assert one is not None
+        ps = replace(p, solo=one.coeffs)
+        t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), N)
+        t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], N)
+        pre["rank_wait"] = np.where(split, rank_wait_s(ps, t_chunk, solo_chunk_s(ps, w_pf, isl, osl, N), t_dec,
+                                                       n_pf / np.maximum(n_it, 1e-300)), 0.0)
+    tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction churn adds its prefills again to the cycle
     rows = args["rows"]
     kv = rows.get("kv_capacity_tokens")
@@ -290,6 +309,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
         steady = _scaled_sum((k0, own), (0.5, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
         steady["recompute"] = 0.5 * redo_s / n_it
+        steady["rank_wait"] = 0.5 * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
         steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], N) + 0.5 * iter_s
         t_w = replica_time_s(p, *ww, N)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, N) - t_w)
@@ -299,7 +319,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         wg, chg, k = group_prompt_work(N, isl, osl, mnt, c.prefill_alone)
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, N), _replica_parts(p, collect, wg, N), *chg, N)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
-                for name in (*COMPONENTS, "recompute")}
+                for name in (*COMPONENTS, "recompute", "rank_wait")}
     front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints

@@ -122,6 +122,10 @@ class Prepared:
     #: `inv` (flat, one entry per row of the broadcast result) says which; None: fields broadcast directly
     inv: np.ndarray | None = None
     row_shape: tuple = ()        # broadcast shape of all arguments (configurations x per-row arguments)
+    #: attention DP in lockstep (`estimate.rank_wait_s`): the coefficients of one rank's forward with only its
+    #: own tokens at the routed experts (`prepare`'s moe_dp=1), the iteration in which that rank alone carries a
+    #: prompt chunk; None: not prepared (the steady state then prices the ranks' prompt chunks together)
+    solo: StepCoeffs | None = None
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "moe_a2a", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
@@ -136,8 +140,9 @@ class Prepared:
         fields = {f: getattr(self, f) for f in Prepared.__dataclass_fields__}
         for f in self._ROW_FIELDS:
             fields[f] = fn(fields[f])
-        fields["coeffs"] = StepCoeffs(**{f: fn(getattr(self.coeffs, f)) for f in StepCoeffs.__dataclass_fields__
-                                         if f != "curves"}, curves=self.coeffs.curves)
+        fields["coeffs"] = _map_coeffs(self.coeffs, fn)
+        if self.solo is not None:
+            fields["solo"] = _map_coeffs(self.solo, fn)
         fields["shape"] = ModelShape(**{f: fn(getattr(self.shape, f)) for f in ModelShape.__dataclass_fields__})
         return fields
 
@@ -150,8 +155,10 @@ class Prepared:
         """The rows `idx` (positions into the distinct configurations) as a plain Prepared: array fields
         gathered, scalars kept. Used on blocks of rows, so gathered arrays stay cache-sized."""
         fields = self.map_rows(lambda v: v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v)
-        if self.coeffs.curves is not None:
-            fields["coeffs"].curves = self.coeffs.curves.take(idx)
+        for name in ("coeffs", "solo"):
+            own = getattr(self, name)
+            if own is not None and own.curves is not None:
+                fields[name].curves = own.curves.take(idx)
         fields["lc"] = None
         fields["inv"] = None
         return Prepared(**fields)
@@ -165,6 +172,12 @@ class Prepared:
         if np.ndim(v) == 0:
             return np.full(n, v, dtype=dtype)
         return np.broadcast_to(np.asarray(v, dtype=dtype), self.row_shape).ravel()
+
+
+def _map_coeffs(c: StepCoeffs, fn: Any) -> StepCoeffs:
+    """`c` with ``fn`` applied to every field but its curves (kept as they are; `Prepared.take` gathers them)."""
+    return StepCoeffs(**{f: fn(getattr(c, f)) for f in StepCoeffs.__dataclass_fields__ if f != "curves"},
+                      curves=c.curves)
 
 
 #: above this many configurations, config-level arguments are factorized: the coefficients are computed once per

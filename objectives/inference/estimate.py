@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -390,11 +391,53 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, alone, prompts)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
+    if p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' prompt chunks a rank waits for
+        t_p = t_p + rank_wait_s(p, t_p, solo_chunk_s(p, w_pf, isl, osl, N), t_d, n_pf / np.maximum(n_it, 1e-300))
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
         return t_split, n_it, D, b_split
     return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+
+
+def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, f: Num) -> Num:
+    """Attention-DP ranks in lockstep: what a rank waits (s) for the other ranks' prompt chunks, per iteration that
+    carries one of its own (MoE rows with R = `StepCoeffs.moe_ranks` > 1 busy ranks and `Prepared.solo` set; 0
+    elsewhere). `t_all`: the prefill iteration with every rank's chunk at the experts, `t_one`: with this rank's
+    chunk alone there (`Prepared.solo`), `t_dec`: the pure decode step (s); `f` (per row): the share of a rank's
+    iterations that carry a prompt chunk (`split_work`).
+
+    The ranks step together through every MoE layer's collectives (vLLM also syncs the ranks' batch sizes every step
+    and pads an idle rank with a dummy batch; SGLang's and TensorRT-LLM's attention DP do the same), so a step lasts
+    as long as its slowest rank's forward, and prompt chunks land on the ranks independently: k ~ Binomial(R, f)
+    ranks carry one in a step. A step with k >= 1 of them lasts t_one + (k - 1) d, d = (t_all - t_one) / (R - 1)
+    (each other chunk's tokens at the experts), one with none t_dec; the expectation over k, (1 - f)^R t_dec
+    + q t_one + (R f - q) d with q = 1 - (1 - f)^R, exceeds the mix where the ranks' chunks all meet in the same
+    steps, f t_all + (1 - f) t_dec, by (q - f) (t_one - d - t_dec): per own chunk (q - f) / f x the step a lone
+    chunk adds beyond its tokens at the experts (at least 0)."""
+    R = np.asarray(p.coeffs.moe_ranks, dtype=float)
+    on = (R > 1.0) & (np.asarray(p.coeffs.n_experts) > 0) & (p.solo is not None)
+    if not np.any(on):
+        return np.zeros(np.shape(t_all))
+    f = np.clip(np.asarray(f, dtype=float), 1e-12, 1.0)
+    Rs = np.where(on, R, 2.0)
+    q = 1.0 - np.power(1.0 - f, Rs)
+    lone = np.maximum(t_one - (t_all - t_one) / (Rs - 1.0) - t_dec, 0.0)
+    return np.where(on, (q - f) / f * lone, 0.0)
+
+
+def steps_in_lockstep(p: Prepared) -> bool:
+    """Whether any row of `p` has attention-DP ranks that step together through MoE layers (attn_dp > 1 on an MoE
+    model): then `max_throughput` prepares `Prepared.solo` for `rank_wait_s`."""
+    return bool(np.any((np.asarray(p.attn_dp) > 1) & (np.asarray(p.coeffs.n_experts) > 0)))
+
+
+def solo_chunk_s(p: Prepared, w_pf: tuple, isl: Num, osl: Num, N: Num) -> Num:
+    """`split_work`'s prefill iteration `w_pf` (s) with only this rank's tokens at the routed experts
+    (`Prepared.solo`, which must be set), as `steady_state` prices the prefill iteration otherwise."""
+    assert p.solo is not None
+    q = replace(p, coeffs=p.solo, solo=None)
+    return chunk_pass_s(q, _time_busy(q, w_pf, N)[0], *prefill_chunk(w_pf, isl, osl), N)
 
 
 def split_rows(p: Prepared) -> np.ndarray:
@@ -614,7 +657,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     (a whole number >= 1, or an array of them, one per row), instead of what the memory model gives it (as `serving.Scheduler(kv_capacity_tokens=)`: it takes precedence
     over `gpu_memory_utilization`, and the memory columns count the KV the batch holds, not the capacity).
     `eplb`: an expert-parallel load balancer, as in `estimate`; `moe_act_dtype`: the MXFP4 experts' activations, as
-    in `estimate`; `moe_a2a`: the EP token exchange, as in `estimate`.
+    in `estimate`; `moe_a2a`: the EP token exchange, as in `estimate`. Attention-DP ranks of an MoE model step in
+    lockstep: each rank's cycle also holds its waits for the other ranks' prompt chunks (`rank_wait_s`).
     """
     if interval is not None:
         check_level(interval)
@@ -678,6 +722,15 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                 moe_a2a=moe_a2a)
     if p is None:
         return None, {}, isl, osl
+    solo = None
+    if steps_in_lockstep(p):
+        # attention-DP ranks in lockstep (`rank_wait_s`): one rank's prompt chunk alone at the experts
+        one = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
+                      engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
+                      moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, moe_dp=1.0)
+        assert one is not None  # the same arguments as `p`
+        solo = one.coeffs
+        p = replace(p, solo=solo)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts)
     res = _evaluate(p, args, _max_throughput_rows)
@@ -692,7 +745,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                             rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
                             moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, moe_dp=float(v))
                 assert q is not None  # the same arguments as `p`
-                sub = _evaluate(q, args, _max_throughput_rows)
+                sub = _evaluate(replace(q, solo=solo), args, _max_throughput_rows)
                 sel = flat_busy == v
                 res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
                        for k, col in res.items()}

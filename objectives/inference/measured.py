@@ -748,6 +748,39 @@ def ranks_beyond(tab: Any, n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np
     return t, _m_reach(x, tab.reach(1, n_in))
 
 
+#: engines whose attention-DP MoE all-gather + reduce-scatter runs over the DP group (the attn_dp ranks that share a
+#: TP rank: each TP rank already holds its DP rank's tokens), not over all tp x attn_dp GPUs: vLLM's
+#: `AgRsAll2AllManager` (vllm/distributed/device_communicators/all2all.py) all_gatherv's the hidden states and
+#: reduce_scatterv's the experts' outputs over `get_dp_group()`. SGLang's DP attention gathers over its whole
+#: --tp-size group (the model's tp x attn_dp); TensorRT-LLM's attention DP runs tp 1 (`resolve.layout_invalid`)
+DP_GROUP_GATHER_ENGINES = ("vllm",)
+
+
+def _gather_scatter(prof: Any, nccl_ar: Any, tp: np.ndarray, attn_dp: np.ndarray, domain: np.ndarray,
+                    x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """An attention-DP MoE layer's all-gather of `x` gathered message elements (per row x M_GRID: every busy
+    rank's tokens, what NCCL's all-gather and reduce-scatter tables are keyed by: the gathered buffer, nccl-tests'
+    convention, so that each moves about half an all-reduce's bytes of the same message) plus the reduce-scatter
+    of the experts' outputs back: (ms, reach in tokens, the group's GPUs inside one scale-up domain, the largest
+    group the tables measured). The group: `DP_GROUP_GATHER_ENGINES`' DP group (attn_dp ranks, tp apart, so
+    domain / tp of them share a domain), else all tp x attn_dp GPUs. A profile without the two tables prices the
+    pair as one all-reduce of the message (`ranks_beyond` on `nccl_ar`). A group with one rank inside a domain
+    has no in-domain stage (core prices the scale-out one)."""
+    ag, rs = prof.table("comm.nccl_all_gather"), prof.table("comm.nccl_reduce_scatter")
+    if prof.engine in DP_GROUP_GATHER_ENGINES:
+        n_g = np.minimum(attn_dp, np.maximum(np.floor(domain / np.maximum(tp, 1.0)), 1.0))
+    else:
+        n_g = np.minimum(tp * attn_dp, domain)
+    if ag is None or rs is None:
+        t, r = ranks_beyond(nccl_ar, n_g, x)
+        return t, r, n_g, float(nccl_ar.axes[0][-1])
+    t_ag, r_ag = ranks_beyond(ag, n_g, x)
+    t_rs, r_rs = ranks_beyond(rs, n_g, x)
+    alone = (n_g < 2.0)[:, None]
+    return (np.where(alone, 0.0, t_ag + t_rs), np.where(n_g < 2.0, np.inf, np.minimum(r_ag, r_rs)), n_g,
+            float(min(ag.axes[0][-1], rs.axes[0][-1])))
+
+
 def _keyed_hidden(prof: Any, name: str, h: np.ndarray, topk: np.ndarray,
                   ne: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows (1..K) of keyed table `name` (keys: hidden, top-k, experts) bracketing each configuration's hidden size
@@ -1203,9 +1236,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         a2a = prof.table("comm.nccl_alltoall")
         wide = (ep > 1) & ((np.mod(tp, ep) != 0) | (attn_dp > 1))
         # an engine that keeps all-gather + reduce-scatter for EP groups no larger than top-k: the busy ranks'
-        # tokens gathered on every GPU of the group, the experts' partial outputs reduce-scattered back; the pair
-        # moves an all-reduce's bytes of the gathered tokens (all-reduce = reduce-scatter + all-gather), priced on
-        # NCCL's all-reduce table over the group's ranks in the domain (a bound: the gather moves fp4 activations)
+        # tokens gathered on every GPU of the group, the experts' partial outputs reduce-scattered back, each on
+        # its own NCCL table over the group's ranks in the domain (`_gather_scatter`; a bound: the gather moves
+        # fp4 activations)
         # (and an engine whose launch default gathers at any EP size, `MOE_A2A_AUTO`: vLLM, SGLang)
         if MOE_A2A_AUTO.get(prof.engine) == "allgather":
             gath = wide
@@ -1218,10 +1251,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         gath & (a2a_code != MOE_A2A.index("deepep")))
         nccl_ar = prof.table("comm.nccl_all_reduce")
         if gath.any() and nccl_ar is not None:
-            n_g = np.minimum(tp * attn_dp, m.get("domain", tp * attn_dp))
-            t_g, r_g = ranks_beyond(nccl_ar, n_g, Mg * col(busy * hx))
+            t_g, r_g, n_g, top_g = _gather_scatter(prof, nccl_ar, tp, attn_dp, m.get("domain", tp * attn_dp),
+                                                   Mg * col(busy * hx))
             t_g = t_g * 1e-3
-            inside &= ~gath | (n_g <= nccl_ar.axes[0][-1])
+            inside &= ~gath | (n_g <= top_g)
             bound("tok", gath, r_g)
             tok = tok + put("comm_ep", np.where(col(gath), col(n_moe) * hide(t_g * 1e3) * 1e-3, 0.0))
             wide = wide & ~gath

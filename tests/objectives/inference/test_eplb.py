@@ -264,7 +264,9 @@ def test_a_tensorrt_llm_balanced_deployment_is_slower_with_its_balancers_gain_th
         even = inference.max_throughput(DSR1, "GB200", **kw)
     finally:
         load.cache_clear()
-    for col in ("ttft_ms", "tpot_ms"):
+    # (the TPOT also holds the 32 ranks' lockstep waits for each other's prompt chunks, `estimate.rank_wait_s`,
+    # which the balancer hardly shortens: a smaller share of it is the experts')
+    for col, more in (("ttft_ms", 1.02), ("tpot_ms", 1.005)):
         a, b = real[col].to_numpy(float), even[col].to_numpy(float)
         assert a[0] == b[0]                       # no balancer: the skewed tables, untouched
-        assert a[1] > b[1] * 1.02 and a[1] < a[0]  # the balancer gains, less than an even split would
+        assert a[1] > b[1] * more and a[1] < a[0]  # the balancer gains, less than an even split would

@@ -1,0 +1,128 @@
+"""Attention-DP ranks in lockstep (`estimate.rank_wait_s`): a step lasts as long as its slowest rank's forward, so
+each rank also waits for the other ranks' prompt chunks; and vLLM's all-gather + reduce-scatter is priced on the
+profiles' own all-gather and reduce-scatter tables over its DP group (`measured._gather_scatter`)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from math import comb
+
+import numpy as np
+import pytest
+
+from objectives import inference, profiles
+from objectives.inference.core import prepare
+from objectives.inference.estimate import rank_wait_s, split_work, steady_state, steady_work
+from objectives.inference.measured import M_GRID, _gather_scatter
+
+MODEL = "Qwen3-30B-A3B"       # 128 experts, top-8
+
+
+def _prepared(attn_dp: int = 2, ep: int = 2, tp: int = 1, engine: str = "vllm", moe_dp: float | None = None):
+    p = prepare(MODEL, "H200-SXM-141GB", tp, 1, None, None, None, 1, ep, None, None, engine=engine, attn_dp=attn_dp,
+                moe_dp=moe_dp)
+    assert p is not None
+    return p
+
+
+@pytest.mark.parametrize("R", [2, 4, 8])
+@pytest.mark.parametrize("f", [0.01, 0.2, 0.7])
+def test_the_wait_is_the_binomial_expectation_of_the_slowest_rank_beyond_the_aligned_mix(R, f):
+    """k ~ Binomial(R, f) ranks carry a chunk in a step; the step with k >= 1 lasts t_one + (k - 1) d, with none
+    t_dec. The expectation, written out term by term, less the aligned mix f t_all + (1 - f) t_dec, is f times the
+    wait per own chunk."""
+    p = _prepared(attn_dp=R, ep=R)
+    p = replace(p, solo=p.coeffs, coeffs=replace(p.coeffs, moe_ranks=float(R)))
+    t_all, t_one, t_dec = 0.200, 0.150, 0.020
+    d = (t_all - t_one) / (R - 1)
+    expect = sum(comb(R, k) * f ** k * (1 - f) ** (R - k) * (t_dec if k == 0 else t_one + (k - 1) * d)
+                 for k in range(R + 1))
+    wait = rank_wait_s(p, t_all, t_one, t_dec, f)
+    np.testing.assert_allclose(f * wait, expect - (f * t_all + (1 - f) * t_dec), rtol=1e-12)
+    assert wait > 0.0
+
+
+def test_no_wait_for_one_rank_a_dense_row_or_without_the_solo_coefficients():
+    p = _prepared(attn_dp=2, ep=2)
+    assert rank_wait_s(p, 0.2, 0.15, 0.02, 0.1) == 0.0                      # solo unset
+    one = replace(p, solo=p.coeffs, coeffs=replace(p.coeffs, moe_ranks=1.0))
+    assert rank_wait_s(one, 0.2, 0.15, 0.02, 0.1) == 0.0                    # a lone busy rank
+    dense = replace(p, solo=p.coeffs, coeffs=replace(p.coeffs, n_experts=0.0))
+    assert rank_wait_s(dense, 0.2, 0.15, 0.02, 0.1) == 0.0
+    two = replace(p, solo=p.coeffs)
+    assert rank_wait_s(two, 0.2, 0.15, 0.02, 0.1) > 0.0
+    # a lone chunk that adds nothing beyond its tokens at the experts makes nobody wait (never negative)
+    assert rank_wait_s(two, 0.2, 0.1, 0.1, 0.1) == 0.0
+
+
+def test_max_throughput_adds_the_wait_to_the_attention_dp_rows_and_leaves_the_others_alone():
+    """The prompt-heavy steady state (8k prompts, 1k outputs, 128 clients per rank): the lockstep cycle is the one
+    `steady_state` prices without the solo coefficients plus the wait; tp-only rows are bit-for-bit the same."""
+    isl, osl, mnt = 8192.0, 1024.0, 8192.0
+    r = inference.max_throughput(MODEL, "H200-SXM-141GB", attn_dp=2, ep=2, engine="vllm", input_len=isl,
+                                 output_len=osl, concurrency=256, max_num_tokens=mnt)
+    N = float(r["batch_size"].iloc[0])            # sequences in flight per rank (the KV cache may bound them)
+    assert N >= 32
+    p = _prepared(attn_dp=2, ep=2)
+    solo = _prepared(attn_dp=2, ep=2, moe_dp=1.0).coeffs
+    t0, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
+    t1, _, _, _ = steady_state(replace(p, solo=solo), N, isl, osl, mnt)
+    _, _, n_pf, _ = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt)[0])
+    assert t1 > t0 * 1.02                      # the other rank's 8k-token chunks stall this one's decodes
+    assert n_pf / n_it == pytest.approx(N * isl / mnt / n_it)
+    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(t1 * n_it / osl * 1e3, rel=1e-9)
+    a = inference.max_throughput(MODEL, "H200-SXM-141GB", tp=2, engine="vllm", input_len=isl, output_len=osl,
+                                 concurrency=N, max_num_tokens=mnt)
+    assert float(a["tpot_ms"].iloc[0]) == pytest.approx(steady_state(_prepared(1, 1, tp=2), N, isl, osl, mnt)[0]
+                                                        * n_it / osl * 1e3, rel=1e-12)
+
+
+def test_more_ranks_wait_more():
+    kw = dict(input_len=8192, output_len=1024, engine="vllm", max_num_tokens=8192)
+    t = [float(inference.max_throughput(MODEL, "H200-SXM-141GB", attn_dp=r, ep=r, concurrency=64 * r,
+                                        **kw)["tpot_ms"].iloc[0]) for r in (2, 4, 8)]
+    assert t[0] < t[1] < t[2]
+
+
+@pytest.mark.parametrize("gpu", ["B200", "H100-SXM-80GB"])
+def test_the_all_gather_and_reduce_scatter_tables_hold_the_gathered_message(gpu):
+    """nccl-tests' convention: the size of an all-gather is its gathered output, of a reduce-scatter its input, so
+    at bandwidth-bound sizes each moves about half an all-reduce's bytes of the same message on any rank count (a
+    per-rank size would put the all-gather at n / 2 x the all-reduce)."""
+    prof = profiles.load(gpu, "vllm")
+    ar, ag, rs = (prof.table(f"comm.nccl_{op}") for op in ("all_reduce", "all_gather", "reduce_scatter"))
+    for n in (2.0, 4.0, 8.0):
+        full = float(ar(n, 2.0 ** 26).item())
+        ratio_ag, ratio_rs = float(ag(n, 2.0 ** 26).item()) / full, float(rs(n, 2.0 ** 26).item()) / full
+        assert 0.4 < ratio_ag < 0.8 and 0.4 < ratio_rs < 0.8, (n, ratio_ag, ratio_rs)
+
+
+def test_vllm_gathers_over_its_dp_group_on_the_all_gather_and_reduce_scatter_tables():
+    """vLLM's AgRsAll2AllManager gathers over the DP group (attn_dp ranks, tp apart: domain / tp of them in one
+    domain); SGLang over all tp x attn_dp GPUs; the time is the all-gather's plus the reduce-scatter's cell."""
+    x = M_GRID[None, :] * 4096.0        # the gathered tokens' elements over the forward's token grid
+    for engine, tp, adp, domain, n_expect in (("vllm", 2, 2, 8, 2), ("vllm", 4, 4, 8, 2), ("vllm", 8, 2, 8, 1),
+                                              ("sglang", 2, 2, 8, 4), ("sglang", 4, 4, 8, 8)):
+        prof = profiles.load("B200", engine)
+        nccl_ar = prof.table("comm.nccl_all_reduce")
+        t, _, n_g, _ = _gather_scatter(prof, nccl_ar, np.array([tp]), np.array([adp]), np.array([domain]), x)
+        assert n_g.tolist() == [n_expect], engine
+        if n_expect < 2:
+            assert np.all(t == 0.0)                      # no in-domain stage
+            continue
+        n = np.array([[float(n_expect)]])
+        own = prof.table("comm.nccl_all_gather")(n, x) + prof.table("comm.nccl_reduce_scatter")(n, x)
+        np.testing.assert_allclose(t, own, rtol=1e-12)
+        # at decode-sized messages two collectives' launch and latency, not one all-reduce's
+        assert np.all((t > nccl_ar(n, x))[:, M_GRID <= 64])
+
+
+def test_a_factorized_sweep_carries_the_solo_coefficients_row_by_row():
+    """Above `core._FACTORIZE_MIN` configurations the preparation is factorized and evaluated in blocks
+    (`Prepared.take`): each row's lockstep wait is the one its own call prices."""
+    adp = np.tile([1, 2, 4, 2, 1], 1000)
+    gpus = np.array(["H200-SXM-141GB", "B200"] * 2500, dtype=object)
+    kw = dict(engine="vllm", input_len=2048, output_len=512, concurrency=256)
+    big = inference.max_throughput(MODEL, gpus, attn_dp=adp, ep=adp, **kw)
+    for k in (0, 1, 2, 3, 7):
+        one = inference.max_throughput(MODEL, gpus[k], attn_dp=int(adp[k]), ep=int(adp[k]), **kw)
+        assert float(big["tpot_ms"].iloc[k]) == pytest.approx(float(one["tpot_ms"].iloc[0]), rel=1e-12)
