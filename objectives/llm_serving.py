@@ -346,11 +346,12 @@ class LLMServingObjective(CarriesModel):
         if w.concurrency is None and (w.rate is None or math.isinf(w.rate)) and w.trace is None:
             users = max(1, int(round(analytical["batch_size"])) * dp)
             return serving.Workload(concurrency=users, input_len=w.input_len, output_len=w.output_len,
-                                    n_requests=self.n_requests, seed=w.seed, shared_prefix=w.shared_prefix)
+                                    n_requests=self.n_requests, seed=w.seed, shared_prefix=w.shared_prefix,
+                                    output_spread=w.output_spread)
         if w.n_requests is None and w.trace is None:
             return serving.Workload(concurrency=w.concurrency, rate=w.rate, arrival=w.arrival, cv=w.cv,
                                     input_len=w.input_len, output_len=w.output_len, n_requests=self.n_requests,
-                                    seed=w.seed, shared_prefix=w.shared_prefix)
+                                    seed=w.seed, shared_prefix=w.shared_prefix, output_spread=w.output_spread)
         return w
 
     def _simulate_one(self, d: Deployments, i: int, analytical: pd.Series) -> dict[str, Any]:

@@ -155,7 +155,9 @@ def ttft_vs_simulator(eff: Efficiency | None = None, cases=TTFT_CASES) -> pd.Dat
         mt = inference.max_throughput(m, g, tp=tp, weight_dtype=w, input_len=isl, output_len=osl, max_batch_size=256,
                                       max_num_tokens=8192, concurrency=conc, efficiency=eff).iloc[0]
         c = int(conc or mt["batch_size"])
-        wl = serving.Workload(concurrency=c, input_len=isl, output_len=osl, n_requests=8 * c)
+        # every length exactly as given (output_spread=0): the lockstep clients whose steady state the closed
+        # form prices
+        wl = serving.Workload(concurrency=c, input_len=isl, output_len=osl, n_requests=8 * c, output_spread=0)
         r = serving.simulate_requests(m, g, tp=tp, weight_dtype=w, workload=wl,
                                       scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192))
         ss = r.iloc[3 * c:-c]

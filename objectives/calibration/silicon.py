@@ -520,23 +520,26 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}
 
 
-def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: float = 0.0,
+def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: float | None = None,
               input_spread: float = 0.0, frontend_ms: float = 0.0) -> pd.DataFrame:
     """The aggregated rows replayed in the serving simulator (`serving.simulate(..., engine=<row's engine>)`: C
     closed-loop clients, `requests_per_client` x C requests, the engine's default budgets) with the shipped
     factors: `rows` plus ttft_pred / tpot_pred (mean) and their APE (%). A check of the iteration-level dynamics
     (waves, chunked prefill, queueing) beside the closed form that `predict` fits, on the deployment `predict`
     prices (the checkpoint, parallel layout and dtypes each row ran); NaN where it cannot run.
-    `output_spread` > 0 draws each request's output length uniformly within that share of the row's (0.05: +-5 %),
-    which desynchronizes the clients: with every length equal, clients that start together finish together and
-    send their prompts in waves for the whole run. `input_spread` does the same to the prompts, and `frontend_ms`
-    puts the engine's API server in front of each replica (`serving.Scheduler.frontend_ms`)."""
+    `output_spread`: `serving.Workload.output_spread`, each request's output length drawn within that share of the
+    row's (None: the workload's default; 0: every output exactly the row's, which keeps the clients that start
+    together in one wave for the whole run). `input_spread` > 0 draws the prompts uniformly within that share of
+    the row's, and `frontend_ms` puts the engine's API server in front of each replica
+    (`serving.Scheduler.frontend_ms`)."""
     from objectives import serving
 
-    for name, v in (("output_spread", output_spread), ("input_spread", input_spread)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-            raise ValueError(f"{name}={v!r}: a share of the row's length in [0, 1)")
+    if output_spread is not None:
+        serving.Workload(concurrency=1, output_spread=output_spread)   # a bad value refused by name here
+    if isinstance(input_spread, bool) or not isinstance(input_spread, (int, float)) or not 0 <= input_spread < 1:
+        raise ValueError(f"input_spread={input_spread!r}: a share of the row's length in [0, 1)")
     serving.Scheduler(frontend_ms=frontend_ms)   # a bad value refused by name here, not as a row that cannot run
+    spread: dict[str, Any] = {} if output_spread is None else {"output_spread": output_spread}
 
     known, moe = _known(rows)
     agg = known[(known["mode"] == "agg").to_numpy()]
@@ -548,14 +551,11 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: 
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
         mbs, mnt = (int(x) for x in engine_budgets([str(r["engine"]).lower()], catalog_gpus([r["gpu"]]))[0])
-        osl = int(r["osl"])
-        out_len: Any = osl if not output_spread else serving.Dist(
-            "uniform", low=max(1, round(osl * (1 - output_spread))), high=round(osl * (1 + output_spread)))
         isl = int(r["isl"])
         in_len: Any = isl if not input_spread else serving.Dist(
             "uniform", low=max(1, round(isl * (1 - input_spread))), high=round(isl * (1 + input_spread)))
-        wl = serving.Workload(concurrency=c, input_len=in_len, output_len=out_len,
-                              n_requests=max(requests_per_client * c, 64))
+        wl = serving.Workload(concurrency=c, input_len=in_len, output_len=int(r["osl"]),
+                              n_requests=max(requests_per_client * c, 64), **spread)
         try:
             m = serving.simulate(models[j], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]),
                                  pp=int(r["pp"]) if r["pp"] == r["pp"] else 1, weight_dtype=wd[j],
@@ -823,28 +823,32 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
                   _md(mdape_by(lo, ["engine"])), "", _md(mdape_by(lo, ["mode", "engine"])), "",
                   f"All rows: TTFT MdAPE {lo['ttft_ape'].median():.1f} %, TPOT MdAPE "
                   f"{lo['tpot_ape'].median():.1f} % (targets: TTFT <= 20 %, TPOT <= 10 %).", ""]
+    from objectives.serving.workload import DEFAULT_OUTPUT_SPREAD
+
     sim = simulated(rows)
     parts += ["## The serving simulator on the aggregated rows (shipped factors, 10 x C requests per row)", "",
+              "Each row's C closed-loop clients with `serving.Workload`'s default output spread (each output drawn "
+              f"within +-{DEFAULT_OUTPUT_SPREAD:.0%} of the row's length, `output_spread`).", "",
               _md(mdape_by(sim, ["model", "engine"])), "",
               f"All aggregated rows: TTFT MdAPE {sim['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{sim['tpot_ape'].median():.1f} %, {int(sim['tpot_pred'].notna().sum())} of {len(sim)} simulated.", ""]
-    # the clients' synchronization, per load: every length fixed (as the rows state) against outputs spread +-5 %,
-    # and prompts and outputs +-10 % behind a 5 ms API server per replica (a candidate client and front-end model,
-    # not fitted: `simulate`'s default stays fixed lengths without a front end)
-    spread = simulated(rows, output_spread=0.05)
+    # the clients' synchronization, per load: the default spread against every length exactly the row's, and
+    # prompts and outputs +-10 % behind a 5 ms API server per replica (a candidate client and front-end model,
+    # not fitted: `simulate` has no front end by default)
+    exact = simulated(rows, output_spread=0.0)
     fe = simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)
-    replays = pd.concat([sim.assign(outputs="fixed"), spread.assign(outputs="+-5 %"),
+    replays = pd.concat([sim.assign(outputs="default spread"), exact.assign(outputs="exact"),
                          fe.assign(outputs="+-10 %, front end 5 ms")])
     replays["clients"] = pd.cut(replays["concurrency"], [0, 16, 64, np.inf],
                                 labels=["C <= 16", "C 32-64", "C >= 128"])
-    both = replays[replays["outputs"].isin(["fixed", "+-5 %"])]
+    both = replays[replays["outputs"].isin(["default spread", "exact"])]
     parts += ["### Clients in waves or desynchronized", "",
-              "The same replay with each request's output drawn uniformly within +-5 % of the row's length "
-              "(`simulated(rows, output_spread=0.05)`): the clients desynchronize after the first round, where "
-              "with fixed lengths the C clients that start together send their prompts together for the whole "
-              "run. Per concurrency:", "", _md(mdape_by(both, ["clients", "outputs"])), "",
-              f"All aggregated rows with outputs +-5 %: TTFT MdAPE {spread['ttft_ape'].median():.1f} %, TPOT MdAPE "
-              f"{spread['tpot_ape'].median():.1f} %.", ""]
+              "The same replay with every output exactly the row's length (`simulated(rows, output_spread=0)`): "
+              "the C clients that start together finish together and send their prompts together for the whole "
+              "run, where with the default spread they desynchronize after the first round. Per engine and "
+              "concurrency:", "", _md(mdape_by(both, ["engine", "clients", "outputs"])), "",
+              f"All aggregated rows with exact lengths: TTFT MdAPE {exact['ttft_ape'].median():.1f} %, TPOT MdAPE "
+              f"{exact['tpot_ape'].median():.1f} %.", ""]
     parts += ["### Spread lengths behind an API server", "",
               "Prompts and outputs drawn within +-10 % of the row's, each replica's requests passing one at a time "
               "through a 5 ms front end (`simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)`; "

@@ -24,6 +24,12 @@ DEFAULT_N_REQUESTS = 2000
 #: granularity of its prefix-cache hits
 SHARED_PREFIX_BLOCK_TOKENS = 16
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")   # dse's own trace layout (serving.traces)
+#: ``Workload.output_spread``'s default: a closed loop's fixed output length is drawn within +-2 % per request
+#: (chosen leaving one model out on the silicon slice's benchmark runs, docs/profiles.md twenty-eighth round)
+DEFAULT_OUTPUT_SPREAD = 0.02
+#: spawn key of the output spread's own seeded stream (`Workload.requests`; keys 0-2 are the arrivals', the prompts'
+#: and the outputs' streams, 3 is left for a client-side stream), so that drawing the spread moves no other draw
+_SPREAD_STREAM = 4
 
 
 # ---- field validation shared by Workload, Dist and the scheduler/pool/SLO settings --------------------------------
@@ -166,6 +172,15 @@ class Workload:
       (the prefix's blocks shared, the rest of each prompt its own), which prefix caching reuses in the simulator
       and the analytical model (`serving.prefix`). A trace with hash ids states its own shared prefixes (refused
       with it); a trace without them takes it as for drawn lengths.
+    - ``output_spread``: a closed loop with a fixed (integer) ``output_len`` draws each request's output length
+      uniformly from the integers within +-``output_spread`` of it (a share: 0.02 is +-2 %, at least one token
+      either side; the mean is kept), from a seeded stream of its own. Benchmark clients that all send the same
+      lengths do not stay in lockstep: the first round is a wave, later rounds mostly are not, where exactly equal
+      lengths make simulated clients finish together and send their prompts in one wave every round. Default
+      `DEFAULT_OUTPUT_SPREAD`; 0: every output exactly ``output_len``. Only the drawn requests (`requests`, hence
+      `serving.simulate`) see it: the analytical model and `steady_state` price the stated length, whose start-up
+      wave the closed form weighs by its fitted share. Open-loop, trace and `Dist` lengths have no use for it: a
+      value other than 0 or the default is refused there.
     """
 
     concurrency: int | None = None
@@ -177,6 +192,7 @@ class Workload:
     n_requests: int | None = None
     seed: int = 0
     shared_prefix: int = 0
+    output_spread: float = DEFAULT_OUTPUT_SPREAD
     trace: str | Path | pd.DataFrame | Trace | None = field(default=None, compare=False, repr=False)
     trace_sha256: str = field(default="", init=False)   # identifies the trace in comparisons, hashes and repr
 
@@ -209,6 +225,11 @@ class Workload:
         check_int("Workload", "n_requests", self.n_requests, lo=1, none_ok=True)
         check_int("Workload", "seed", self.seed, lo=0)
         check_int("Workload", "shared_prefix", self.shared_prefix, lo=0, what="tokens every prompt starts with")
+        check_real("Workload", "output_spread", self.output_spread, ge=0, lt=1,
+                   what="share of a closed loop's fixed output_len within which each output is drawn; 0: exact")
+        if self.output_spread not in (0, DEFAULT_OUTPUT_SPREAD) and not self._spreads_outputs:
+            raise ValueError(f"Workload output_spread={self.output_spread!r} spreads a closed loop's fixed (integer) "
+                             f"output_len; this workload ({self._lengths_desc()}) has no use for it: drop it")
         if self.trace is not None and not isinstance(self.trace, (str, Path, pd.DataFrame, Trace)):
             raise TypeError(f"Workload trace={self.trace!r:.80}: must be a serving.Trace, a trace file path or a "
                             f"pandas DataFrame")
@@ -232,6 +253,19 @@ class Workload:
     @property
     def closed_loop(self) -> bool:
         return self.concurrency is not None
+
+    @property
+    def _spreads_outputs(self) -> bool:
+        """Whether ``output_spread`` applies: a closed loop of drawn requests with an integer ``output_len``."""
+        return self.concurrency is not None and self.trace is None and not isinstance(self.output_len, Dist)
+
+    def _lengths_desc(self) -> str:
+        """How this workload sends, for messages: its loop and where its output lengths come from."""
+        loop = f"concurrency={self.concurrency}" if self.concurrency is not None else (
+            f"rate={self.rate}" if self.rate is not None else "the trace's own arrivals")
+        outs = "a trace's outputs" if self.trace is not None else (
+            "a Dist output_len" if isinstance(self.output_len, Dist) else f"output_len={self.output_len}")
+        return f"{loop}, {outs}"
 
     @property
     def size(self) -> int:
@@ -387,6 +421,9 @@ class Workload:
         else:
             inp = _lengths(self.input_len, np.random.default_rng(s_in), n)
             out = _lengths(self.output_len, np.random.default_rng(s_out), n)
+            if self.output_spread and self._spreads_outputs:
+                rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_SPREAD_STREAM,)))
+                out = spread_lengths(int(cast(int, self.output_len)), self.output_spread, rng, n)
             arr = None
         if self.rate is not None:
             arr = arrival_times(n, self.rate, self.arrival, self.cv, np.random.default_rng(s_arr))
@@ -437,6 +474,16 @@ def shared_prefix_blocks(input_tokens: np.ndarray, shared: int,
     common = np.repeat(np.minimum(inp, shared) // block_tokens, counts)
     base = shared // block_tokens + 1
     return np.where(pos < common, pos, base + np.arange(total, dtype=np.int64)), off
+
+
+def spread_lengths(length: int, spread: float, rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` integer lengths (tokens, int64) uniform over ``length`` +- h, h = round(``spread`` x ``length``) but at
+    least 1 and at most ``length`` - 1 (so the mean stays ``length`` and every draw >= 1; a 1-token length stays
+    1); ``spread`` 0: all ``length``."""
+    h = min(max(1, round(spread * length)), length - 1) if spread > 0 else 0
+    if h <= 0:
+        return np.full(n, length, dtype=np.int64)
+    return (length + rng.integers(-h, h, size=n, endpoint=True)).astype(np.int64)
 
 
 def _mean_length(v: Length, seed: int) -> float:

@@ -333,3 +333,17 @@ def test_multi_fidelity_of_a_confirmed_study_compares_the_analytical_values(tmp_
         np.testing.assert_allclose(res.simulated[m], front[m])            # the same simulation, run again
         gap = np.median(np.abs(front[m] - front[f"{m}_screen"]) / front[m])
         assert gap > 0 and res.errors[m] == pytest.approx(gap)
+
+
+def test_the_simulated_workload_keeps_the_output_spread():
+    """The closed loop the simulated fidelity runs (a flood's users, or the study's closed loop sized to its
+    n_requests) keeps the study workload's `output_spread`: exact lengths stay exact."""
+    row = pd.Series({"batch_size": 6.0})
+    for w in (serving.Workload(rate=math.inf, input_len=512, output_len=64, output_spread=0),
+              serving.Workload(concurrency=8, input_len=512, output_len=64, output_spread=0)):
+        obj = objectives.llm_serving_objective(MODEL, workload=w, fidelity="simulated", n_requests=40)
+        got = obj._workload_for(row, 2)
+        assert got.closed_loop and got.output_spread == 0.0 and (got.requests().output_tokens == 64).all()
+    spread = objectives.llm_serving_objective(MODEL, workload=serving.Workload(rate=math.inf, output_len=64),
+                                              fidelity="simulated", n_requests=40)._workload_for(row, 2)
+    assert spread.concurrency == 12 and spread.output_spread == serving.Workload(concurrency=1).output_spread > 0

@@ -129,9 +129,10 @@ def test_dense_anchors_pin_the_layer_time_and_moe_rows_alone_do_not_fit_it(rows)
 
 
 def test_the_simulator_replay_desynchronizes_clients_when_outputs_spread():
-    """`simulated(..., output_spread=)`: with every length fixed the C clients that start together prefill
-    together each round (MiniMax-M2.5 on four B300s, vLLM, 8 clients, 1k / 1k: every prompt waits for the
-    other seven's); with outputs spread +-5 % they drift apart and a prompt mostly runs beside decodes."""
+    """`simulated(..., output_spread=)`: with every length exactly the row's the C clients that start together
+    prefill together each round (MiniMax-M2.5 on four B300s, vLLM, 8 clients, 1k / 1k: every prompt waits for the
+    other seven's); with outputs spread (`serving.Workload`'s default +-2 %, or +-5 %) they drift apart and a
+    prompt mostly runs beside decodes."""
     try:
         r, _ = silicon.load_rows()
     except FileNotFoundError:
@@ -140,12 +141,14 @@ def test_the_simulator_replay_desynchronizes_clients_when_outputs_spread():
             & (r["weight_dtype"] == "fp8") & (r["concurrency"] == 8) & (r["isl"] == 1024) & (r["osl"] == 1024)
             & (r["mode"] == "agg")].head(1)
     assert len(one) == 1
-    fixed = silicon.simulated(one).iloc[0]
+    fixed = silicon.simulated(one, output_spread=0.0).iloc[0]
+    default = silicon.simulated(one).iloc[0]
     spread = silicon.simulated(one, output_spread=0.05).iloc[0]
-    assert spread["ttft_pred"] < 0.75 * fixed["ttft_pred"]
-    assert spread["tpot_pred"] == pytest.approx(fixed["tpot_pred"], rel=0.05)
-    for bad in (-0.1, 1.0, True, "0.05"):
-        with pytest.raises(ValueError, match=r"output_spread=.*\[0, 1\)"):
+    for s in (default, spread):
+        assert s["ttft_pred"] < 0.75 * fixed["ttft_pred"]
+        assert s["tpot_pred"] == pytest.approx(fixed["tpot_pred"], rel=0.05)
+    for bad, err in ((-0.1, ValueError), (1.0, ValueError), (True, TypeError), ("0.05", TypeError)):
+        with pytest.raises(err, match=r"output_spread="):
             silicon.simulated(one, output_spread=bad)
         with pytest.raises(ValueError, match=r"input_spread=.*\[0, 1\)"):
             silicon.simulated(one, input_spread=bad)
@@ -157,7 +160,7 @@ def test_the_simulator_replay_desynchronizes_clients_when_outputs_spread():
 
 
 def test_the_simulator_replay_on_sglang_is_the_closed_form_with_a_full_wave():
-    """Under SGLang's prefill-first schedule fixed-length closed-loop clients stay in full waves every round, so the
+    """Under SGLang's prefill-first schedule exact-length closed-loop clients stay in full waves every round, so the
     replay's mean TTFT is the closed form's (`predict`) with the wave's share at 1: the two price the same prefill
     batches and per-request front-end time for the same deployment. That holds for a row measured on a
     block-scaled FP8 checkpoint (GLM-5 on eight B200s, ``fp8_block``), which the replay must run as
@@ -181,6 +184,6 @@ def test_the_simulator_replay_on_sglang_is_the_closed_form_with_a_full_wave():
     params["ttft_wave"] = {**params["ttft_wave"], "sglang": 1.0}
     full = silicon.predict(pick, Efficiency(params, base.meta))
     shipped = silicon.predict(pick)
-    sim = silicon.simulated(pick)
+    sim = silicon.simulated(pick, output_spread=0.0)       # every length exactly the row's: waves every round
     assert sim["ttft_pred"].to_numpy() == pytest.approx(full["ttft_pred"].to_numpy(), rel=2e-3)
     assert (sim["ttft_pred"] > 1.5 * shipped["ttft_pred"]).all()

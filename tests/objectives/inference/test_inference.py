@@ -341,7 +341,8 @@ def test_max_throughput_ttft_matches_simulated_steady_state(isl, osl):
                                   max_batch_size=mbs, max_num_tokens=8192, engine="roofline").iloc[0]
     assert mt["batch_size"] == mbs
     assert mt["ttft_ms"] > mt["tpot_ms"] * (osl / max(osl, mbs * (isl + osl) / 8192))  # > the mean iteration
-    wl = serving.Workload(concurrency=mbs, input_len=isl, output_len=osl, n_requests=mbs * 8)
+    # exactly equal lengths (output_spread=0): the lockstep clients whose steady state the closed form prices
+    wl = serving.Workload(concurrency=mbs, input_len=isl, output_len=osl, n_requests=mbs * 8, output_spread=0)
     r = serving.simulate_requests("Llama-3.1-8B", "H100", weight_dtype="fp8", workload=wl, engine="roofline",
                                   scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=8192))
     steady = r.iloc[3 * mbs:-mbs]

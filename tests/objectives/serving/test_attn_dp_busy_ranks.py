@@ -42,7 +42,7 @@ def test_a_client_per_rank_is_priced_as_before(c):
     replicas priced without the coupling: `simulate_costs` on the step model, attn_dp not given)."""
     sched = serving.Scheduler()
     sm = StepModel(**KW, engine="vllm", max_num_tokens=sched.max_num_tokens)
-    w = serving.Workload(concurrency=c, input_len=ISL, output_len=OSL, n_requests=4 * c)
+    w = serving.Workload(concurrency=c, input_len=ISL, output_len=OSL, n_requests=4 * c, output_spread=0)
     a = serving.simulate(**KW, engine="vllm", workload=w, scheduler=sched)
     b = simulate_costs(sm, workload=w, scheduler=sched, dp=8, host_link_gbs=64.0)
     for k in ("ttft_ms_mean", "tpot_ms_mean", "ttft_ms_p99", "tpot_ms_p99", "e2e_ms_mean"):

@@ -283,7 +283,7 @@ def test_kv_pressure_preempts_and_still_finishes():
 
 def test_decode_segments_match_stepping_one_iteration_at_a_time():
     """The closed-form skipping gives the same times as a per-token reference for a batch-1 request."""
-    w = Workload(concurrency=1, input_len=100, output_len=50, n_requests=3)
+    w = Workload(concurrency=1, input_len=100, output_len=50, n_requests=3, output_spread=0)
     df = simulate_costs(COST, workload=w, per_request=True)
     t = 0.0
     for _ in range(3):
@@ -390,7 +390,7 @@ def test_bad_input_names_the_value(tmp_path):
 # ---- the shipped path: real StepModel ---------------------------------------------------------------------
 
 def test_architecture_example_and_requests_frame():
-    w = Workload(concurrency=64, input_len=2048, output_len=256, n_requests=300)
+    w = Workload(concurrency=64, input_len=2048, output_len=256, n_requests=300, output_spread=0)
     s = Scheduler(max_batch_size=256, max_num_tokens=8192, chunked_prefill=True)
     m = serving.simulate(model="Llama-3.1-70B", gpu="H200-SXM-141GB", tp=4, weight_dtype="fp8", kv_dtype="fp8",
                          workload=w, scheduler=s, mode="agg")
@@ -477,7 +477,7 @@ def test_event_skipping_equals_stepping_every_iteration(load, inp, out, sched, n
 
 
 def test_itl_percentiles_match_per_token_gaps():
-    w = Workload(concurrency=1, input_len=100, output_len=400, n_requests=2)
+    w = Workload(concurrency=1, input_len=100, output_len=400, n_requests=2, output_spread=0)
     m = simulate_costs(COST, workload=w)
     gaps = np.tile([COST.time_ms(0, 0, 1, 100 + k + 1) for k in range(399)], 2)
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
@@ -512,7 +512,7 @@ def test_gpu_memory_utilization_scales_the_cache():
 
 _SETTINGS = {
     serving.Workload: (dict(concurrency=4), ["concurrency", "rate", "arrival", "cv", "input_len", "output_len",
-                                             "n_requests", "seed", "trace"]),
+                                             "n_requests", "seed", "output_spread", "trace"]),
     serving.Dist: (dict(kind="normal", mean=100, std=10), ["kind", "low", "high", "mean", "std", "min", "max"]),
     Scheduler: (dict(), [f.name for f in dataclasses.fields(Scheduler)]),
     serving.Pool: (dict(), [f.name for f in dataclasses.fields(serving.Pool) if f.name != "gpu"]),
@@ -569,7 +569,7 @@ def test_window_and_state_set_how_many_sequences_the_cache_holds(state):
                                      (dict(state=float("inf")), r"WindowCost.kv_seq_tokens\(2000\) = inf"),
                                      (dict(state=-5000.0), r"WindowCost.kv_seq_tokens\(2000\) = -")])
 def test_a_cost_with_a_bad_kv_layout_is_refused_by_name(bad, msg):
-    w = Workload(concurrency=4, input_len=1000, output_len=1000, n_requests=8, seed=0)
+    w = Workload(concurrency=4, input_len=1000, output_len=1000, n_requests=8, seed=0, output_spread=0)
     with pytest.raises(ValueError, match=msg):
         simulate_costs(WindowCost(**bad), workload=w)
 

@@ -57,7 +57,7 @@ def test_the_simulator_admits_by_sglangs_new_token_ratio():
     after the first k where (5,001 - 5 k)(1 - ratio) exceeds 2,000. Six whole requests do not fit: the sixth,
     with the fewest output tokens, is retracted before the first four finish. vLLM's rule (on demand) admits 9
     at once."""
-    w = Workload(concurrency=10, input_len=1000, output_len=1000, n_requests=10)
+    w = Workload(concurrency=10, input_len=1000, output_len=1000, n_requests=10, output_spread=0)
     d = simulate_costs(FlatCost(), workload=w, scheduler=SCHED, per_request=True)
     ttft = np.sort(d["ttft_ms"].to_numpy())
     k = next(k for k in range(2, 1000) if (5001 - 5 * k) * (1 - SGLANG.decayed(0.7, k - 1)) > 2000)
@@ -78,7 +78,7 @@ def test_the_simulator_retracts_as_sglang_does():
     when A finishes at 8,000 ms, B (6,001 + 2,099) when C does. C recomputes in iteration 8,001 and decodes its
     4,099 tokens left: 12,100 ms; B recomputes in 12,101 and decodes 2,098: 14,199 ms. vLLM admits all three at
     once, evicts the latest admitted first and re-admits at the front of its queue."""
-    w = Workload(concurrency=3, input_len=100, output_len=8000, n_requests=3)
+    w = Workload(concurrency=3, input_len=100, output_len=8000, n_requests=3, output_spread=0)
     d = simulate_costs(FlatCost(kv_capacity_tokens=12_000), workload=w, scheduler=SCHED, per_request=True)
     assert list(d["ttft_ms"]) == pytest.approx([1.0, 1.0, 2.0])
     assert list(d["preemptions"]) == [0, 1, 1]
