@@ -10,7 +10,14 @@ import numpy as np
 from . import kv_pool, memory, power
 from .core import prepare
 from .efficiency import Efficiency
-from .estimate import DEFAULT_MAX_NUM_TOKENS, chunk_pass_s, kv_capacity_tokens, memory_setting_needed, replica_time_s
+from .estimate import (
+    DEFAULT_MAX_NUM_TOKENS,
+    chunk_pass_s,
+    kv_capacity_tokens,
+    memory_setting_needed,
+    replica_time_s,
+    steps_in_lockstep,
+)
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
 from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
@@ -100,6 +107,10 @@ class StepModel:
         self.attn_dp: int = int(attn_dp)
         """Attention data-parallel ranks of the replica; each schedules its own batch (the simulator runs one
         scheduler per rank), every busy rank's tokens meeting at the routed experts."""
+        self.steps_in_lockstep: bool = steps_in_lockstep(p)
+        """Whether the attention-DP ranks step together (attn_dp > 1 on an MoE model: every rank's tokens meet at
+        the routed experts' collectives each step; `estimate.steps_in_lockstep`); the simulator then runs them in
+        lockstep (`serving.simulator._couple_ranks`)."""
         self._busy: dict[int, StepModel] = {}   # `busy_ranks`' step models, built on first use
         self._args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                           kv_dtype=kv_dtype, dp=1, ep=ep, eff=efficiency, engine_profile=engine_profile, engine=engine,

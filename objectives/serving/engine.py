@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -145,6 +146,11 @@ class _Replica:
         self.stall = 0.0
         self.fresh: list[int] = []   # handed-off requests admitted to decode, their first token not yet out
         self.loading: list[int] = []  # handed-off requests holding blocks here while their KV is read
+        self.group: _Group | None = None   # the attention-DP ranks it steps in lockstep with (`_Group`), if any
+        # in lockstep: time_ms(T, A, D, K, X) of its iteration when the group's other ranks put X tokens through the
+        # shared experts in the same step (set by `simulator._couple_ranks`; None: `tm`, whatever the others run)
+        self.tm_with: Callable[[float, float, float, float, float], float] | None = None
+        self.work = (0.0, 0.0, 0, 0, 0.0)   # the current iteration's (prefill tokens, pairs, decodes, KV, extra ms)
 
     # ---- KV accounting -------------------------------------------------------------------------------
     def dec_blocks(self, s: int) -> int:
@@ -356,7 +362,11 @@ class _Replica:
 
     def wake(self, t: float) -> None:
         """Something to schedule at `t` (a request delivered, a loading request's KV arrived): an idle replica
-        starts, a running decode segment stops at its next iteration boundary."""
+        starts, a running decode segment stops at its next iteration boundary (a rank in lockstep: its group's,
+        `_Group.wake`)."""
+        if self.group is not None:
+            self.group.wake(self, t)
+            return
         if self.state == "idle":
             self.state = "pending"
             self.eng.push(t, _START, self)
@@ -364,6 +374,18 @@ class _Replica:
             self._cut(t)       # (a static batch admits nobody until it is done: no need to stop the segment)
 
     def start(self, t: float) -> None:
+        """Begin this replica's next unit at `t` (`_begin`), a decode segment planned in closed form."""
+        K = self._begin(t)
+        if K < 0:
+            return
+        if K:
+            self._plan_segment(t, K)
+        self.eng.push(self.end, _END, self, self.version)
+
+    def _begin(self, t: float) -> int:
+        """Schedule the unit starting at `t`: -1 when there is nothing to run (the replica goes idle), 0 for one
+        iteration (its chunks, decoders and duration `dt` set), else K >= 1: the decoders alone may run a segment of
+        up to K iterations (`_segment_len`), to be planned (`_plan_segment`)."""
         eng = self.eng
         B = self.B
         npre = self.npre
@@ -393,7 +415,7 @@ class _Replica:
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
             self.state = "idle"
             self.ratio = SGLANG.init        # an idle SGLang server starts over at its initial ratio
-            return
+            return -1
         self.t0 = t
         self.state = "busy"
         self.version += 1
@@ -406,11 +428,11 @@ class _Replica:
                 pairs += c * (eng.reqs[rid].prefilled + (c + 1) * 0.5)
             kv = self.S + ndec * (self.G + 1) if ndec else 0
             self.dt = self.tm(p, pairs, ndec, kv) + extra
+            self.work = (p, pairs, ndec, kv, extra)
             self.chunks, self.ndec, self.seg = chunks, ndec, None
             self.end = t + self.dt
-        else:
-            self._plan_segment(t)
-        eng.push(self.end, _END, self, self.version)
+            return 0
+        return self._segment_len()
 
     def _schedule_prefill(self, t: float, admit: bool) -> list[tuple[int, int]]:
         """Prefill chunks of this iteration: continuing prompts first, then new admissions. A request's whole
@@ -564,7 +586,9 @@ class _Replica:
             return rem
         return 0
 
-    def _plan_segment(self, t: float) -> None:
+    def _segment_len(self) -> int:
+        """Decode iterations the decoders may run before anything changes: the first finish, the KV cache running
+        out, SGLang's admission opening (1 without event skipping)."""
         heap = self.heap
         reqs = self.eng.reqs
         while True:                                   # drop stale entries
@@ -587,37 +611,29 @@ class _Replica:
         if (self.ntr is not None and K > 1 and self.waiting and len(self.running) < self.maxb
                 and self.ratio > self.ntr.floor):
             K = min(K, self._gate_opens(K))     # SGLang's falling ratio admits the queue's head mid-segment
+        return K
+
+    def _decode_ms(self, k: int) -> float:
+        """Time (ms) of the k-th (from 0) of the decoders' next decode iterations, nothing else in the batch."""
         n = self.n
-        kv0 = self.S + n * (G + 1)
-        seg = self.seg = _integrate(self.tm, n, kv0, K)
+        return self.tm(0, 0, n, self.S + n * (self.G + 1) + k * n)
+
+    def _plan_segment(self, t: float, K: int) -> None:
+        """The unit from `t` is a decode segment of K iterations, summed in closed form (`_integrate`)."""
+        self._set_segment(t, _integrate(self._decode_ms, K))
+
+    def _set_segment(self, t: float, seg: list[_Piece]) -> None:
+        """The unit from `t` decodes through the pieces `seg`."""
+        self.seg = seg
         self.dt = sum(p[0] * (p[1] + p[2]) * 0.5 for p in seg)
         self.end = t + self.dt
-        self.chunks, self.ndec = [], n
+        self.chunks, self.ndec = [], self.n
 
     def _cut(self, ta: float) -> None:
         """Shorten the running segment to end at its first iteration boundary at or after ta."""
-        target = ta - self.t0
-        done = 0.0
-        pieces: list[_Piece] = []
         assert self.seg is not None  # deliver() cuts only a running decode segment
-        for K, a, b in self.seg:
-            dur = K * (a + b) * 0.5
-            if done + dur < target - 1e-9:
-                pieces.append((K, a, b))
-                done += dur
-                continue
-            m = _iters_to_reach(K, a, b, target - done)
-            if m < K:
-                b2 = a + (b - a) * (m - 1) / (K - 1) if K > 1 else a
-                pieces.append((m, a, b2))
-                done += m * (a + b2) * 0.5
-            else:
-                pieces.append((K, a, b))
-                done += dur
-            break
-        self.seg = pieces
-        self.dt = done
-        self.end = self.t0 + done
+        self.seg, self.dt = _cut_pieces(self.seg, ta - self.t0)
+        self.end = self.t0 + self.dt
         self.version += 1
         self.eng.push(self.end, _END, self, self.version)
 
@@ -704,7 +720,8 @@ class _Replica:
         if self.u0 > self.kv_max:
             self.kv_max = self.u0
         self.state = "pending"
-        eng.push(t, _START, self)
+        if self.group is None:      # a rank in lockstep starts with its group (`_Group.commit`)
+            eng.push(t, _START, self)
 
     def _finish(self, rid: int, r: _Req, t: float) -> None:
         r.finish = t
@@ -713,16 +730,146 @@ class _Replica:
         self.eng.on_finish(rid, t)
 
 
+class _Group:
+    """The attention-DP ranks of one replica stepping in lockstep (vLLM syncs its DP ranks' batches every step and
+    runs dummy batches on the idle ones; SGLang's DP attention gathers every rank's batch each step; TensorRT-LLM's
+    attention DP likewise): every rank's MoE layers meet at collectives over the group, so a step of the group
+    starts on all ranks together and lasts as long as its slowest rank's. Each rank forms its own batch with its
+    own scheduler (`_Replica._begin`), its iteration priced with the tokens the other ranks run in the same step
+    (`_Replica.tm_with`, else `_Replica.tm`); a rank with nothing to run
+    waits for the group (its dummy batch is not priced), and a rank that gets work mid-step joins at the group's
+    next step. The group runs a decode segment (`_integrate`, each iteration the slowest rank's) only when every
+    busy rank decodes alone, up to the first rank's change (a finish, the KV cache running out, SGLang's admission
+    opening); an arrival or a KV read done at any rank cuts it at the next step boundary. The event loop drives a
+    group as it drives a replica (`idx`, `state`, `version`, `start`, `commit`)."""
+
+    def __init__(self, eng: _Engine, ranks: list[_Replica]) -> None:
+        self.eng, self.ranks = eng, ranks
+        self.idx = ranks[0].idx      # its commits order with the replicas' by this index
+        self.state = "idle"          # idle | pending (a start queued) | busy
+        self.version = 0
+        self.t0 = 0.0
+        self.end = 0.0
+        self.seg: list[_Piece] | None = None   # the running decode segment, shared by its busy ranks
+        self.busy: list[_Replica] = []
+        for r in ranks:
+            r.group = self
+
+    def wake(self, rank: _Replica, t: float) -> None:
+        """Something to schedule at rank `rank` at `t`: it takes part in the group's next step, which starts now
+        when the group is idle; a running decode segment stops at its next step boundary (not for a busy rank of a
+        static batch, which admits nobody until it is done)."""
+        joins = rank.state == "idle"
+        if joins:
+            rank.state = "pending"
+        if self.state == "idle":
+            self.state = "pending"
+            self.eng.push(t, _START, self)
+        elif (self.state == "busy" and self.seg is not None and t < self.end
+              and (joins or not rank.static)):
+            self._cut(t)
+
+    def start(self, t: float) -> None:
+        """The group's next step (or decode segment) from `t`: each waiting rank schedules its own batch; the step
+        lasts as long as the slowest rank's."""
+        busy: list[_Replica] = []
+        ks: list[int] = []
+        for r in self.ranks:
+            if r.state != "pending":
+                continue
+            k = r._begin(t)
+            if k >= 0:
+                busy.append(r)
+                ks.append(k)
+        self.busy = busy
+        if not busy:
+            self.state = "idle"
+            return
+        self.state = "busy"
+        self.version += 1
+        self.t0 = t
+        if min(ks) > 0:      # every busy rank decodes alone: one segment, to the first rank's change
+            N = sum(r.n for r in busy)
+            pr = [(r.tm_with, r.n, r.S + r.n * (r.G + 1), N - r.n) if r.tm_with is not None
+                  else (lambda T, A, D, K, X, f=r.tm: f(T, A, D, K), r.n, r.S + r.n * (r.G + 1), 0) for r in busy]
+            seg = self.seg = _integrate(lambda k: max(f(0, 0, n, kv + k * n, x) for f, n, kv, x in pr), min(ks))
+            for r in busy:
+                r._set_segment(t, list(seg))
+            dt = busy[0].dt
+        else:
+            self.seg = None
+            for r, k in zip(busy, ks):
+                if k > 0:    # its decoders take one step with the others' prefill
+                    r.seg, r.chunks, r.ndec = None, [], r.n
+                    r.work = (0, 0, r.n, r.S + r.n * (r.G + 1), 0.0)
+            X = sum(r.work[0] + r.work[2] for r in busy)
+            dt = 0.0
+            for r in busy:
+                p, pairs, nd, kv, extra = r.work
+                f = r.tm_with
+                d = (f(p, pairs, nd, kv, X - p - nd) if f is not None else r.tm(p, pairs, nd, kv)) + extra
+                dt = max(dt, d)
+            for r in busy:
+                r.dt = dt
+                r.end = t + dt
+        self.end = t + dt
+        self.eng.push(self.end, _END, self, self.version)
+
+    def _cut(self, ta: float) -> None:
+        """Shorten the running segment to end at its first step boundary at or after ta, on every busy rank."""
+        assert self.seg is not None
+        self.seg, dt = _cut_pieces(self.seg, ta - self.t0)
+        self.end = self.t0 + dt
+        for r in self.busy:
+            r.seg, r.dt, r.end = list(self.seg), dt, self.end
+        self.version += 1
+        self.eng.push(self.end, _END, self, self.version)
+
+    def commit(self, t: float) -> None:
+        """The step ends at `t` on every busy rank (`_Replica.commit`); the next one starts at `t`, after the
+        arrivals at `t`."""
+        self.state = "pending"
+        for r in self.busy:
+            r.commit(t)
+        self.busy = []
+        self.seg = None
+        self.eng.push(t, _START, self)
+
+
 #: a piece of a decode segment: (K iterations, time of the first, time of the last), times linear in between
 _Piece = tuple[int, float, float]
 
 
-def _integrate(tm, n: int, kv0: float, K: int) -> list[_Piece]:
-    """Pieces (K_i, first, last) whose linear interpolation approximates time_ms(0, 0, n, kv0 + k*n)."""
-    a = tm(0, 0, n, kv0)
+def _cut_pieces(seg: list[_Piece], target: float) -> tuple[list[_Piece], float]:
+    """The decode segment `seg` cut at its first iteration boundary at or after `target` ms from its start: its
+    pieces up to there and their duration (ms)."""
+    done = 0.0
+    pieces: list[_Piece] = []
+    for K, a, b in seg:
+        dur = K * (a + b) * 0.5
+        if done + dur < target - 1e-9:
+            pieces.append((K, a, b))
+            done += dur
+            continue
+        m = _iters_to_reach(K, a, b, target - done)
+        if m < K:
+            b2 = a + (b - a) * (m - 1) / (K - 1) if K > 1 else a
+            pieces.append((m, a, b2))
+            done += m * (a + b2) * 0.5
+        else:
+            pieces.append((K, a, b))
+            done += dur
+        break
+    return pieces, done
+
+
+def _integrate(f, K: int) -> list[_Piece]:
+    """Pieces (K_i, first, last) whose linear interpolation approximates the iteration times f(k), k = 0 .. K - 1
+    (ms; `_Replica._decode_ms`: time_ms(0, 0, n, kv0 + k*n))."""
+    a = f(0)
     if K == 1:
         return [(1, a, a)]
-    b = tm(0, 0, n, kv0 + (K - 1) * n)
+    b = f(K - 1)
     out: list[_Piece] = []
     stack = [(0, K, a, b)]
     while stack:
@@ -731,12 +878,12 @@ def _integrate(tm, n: int, kv0: float, K: int) -> list[_Piece]:
             out.append((Kp, fa, fb))
             continue
         m = (Kp - 1) // 2
-        fm = tm(0, 0, n, kv0 + (k0 + m) * n)
+        fm = f(k0 + m)
         lin = fa + (fb - fa) * m / (Kp - 1)
         if abs(fm - lin) <= RTOL * abs(fm):
             out.append((Kp, fa, fb))
             continue
-        fm1 = tm(0, 0, n, kv0 + (k0 + m + 1) * n)
+        fm1 = f(k0 + m + 1)
         stack.append((k0 + m + 1, Kp - m - 1, fm1, fb))
         stack.append((k0, m + 1, fa, fm))
     return out

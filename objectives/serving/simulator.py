@@ -16,7 +16,7 @@ import pandas as pd
 
 from objectives.inference.efficiency import Efficiency
 
-from .engine import _Engine, _Replica
+from .engine import _Engine, _Group, _Replica
 from .handoff import connector_gbs, connector_ms, front_end_passes
 from .metrics import QUANTILES, itl_quantiles, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
@@ -46,7 +46,8 @@ class PoolCosts:
     attn_dp: int = 1
     """Scheduling ranks per model replica: each run of ``attn_dp`` consecutive workers is one replica's
     attention-DP ranks, an iteration priced by ``cost.busy_ranks(ranks holding work)`` where the cost has it
-    (`StepModel.busy_ranks`); n_workers must be a multiple of it."""
+    (`StepModel.busy_ranks`), the ranks stepping in lockstep unless the cost's ``steps_in_lockstep`` is False
+    (`_couple_ranks`); n_workers must be a multiple of it."""
 
     def __post_init__(self) -> None:
         if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int) or self.n_workers < 1:
@@ -63,31 +64,65 @@ def _couple_ranks(reps: list[_Replica], pool: PoolCosts) -> None:
     assigned and not gone, `_Replica.load`; the rank itself always counts), through
     ``pool.cost.busy_ranks(busy)`` (`StepModel.busy_ranks`: only the busy ranks' tokens reach the experts). All
     ranks busy: the cost's own `time_ms`, as before. A decode segment keeps the count it started with (a rank
-    whose neighbour turns busy or idle mid-segment is repriced at its next unit). Costs without ``busy_ranks``
-    and pools without attention DP are left as they are."""
+    whose neighbour turns busy or idle mid-segment is repriced at its next unit). The ranks of a replica step in
+    lockstep (`engine._Group`: a step lasts as long as the slowest rank's) unless the cost says its ranks do not
+    meet at MoE layers (``steps_in_lockstep`` False: `StepModel` of a dense model; a cost without the attribute
+    steps in lockstep). In lockstep a rank's iteration is priced with the tokens the group's other ranks put
+    through the experts in the same step, X (`_Replica.tm_with`): between its price alone (one busy rank) at X = 0
+    and its price with b busy neighbours at X = b x its own tokens (the aligned price above), linearly in X, and
+    never above the latter; the step lasts the slowest rank's. Costs without ``busy_ranks`` keep their own price;
+    pools without attention DP are left as they are."""
     adp = int(pool.attn_dp)
+    if adp == 1:
+        return
+    if getattr(pool.cost, "steps_in_lockstep", True):
+        for g in range(0, len(reps), adp):
+            _Group(reps[0].eng, reps[g:g + adp])
     busy_ranks = getattr(pool.cost, "busy_ranks", None)
-    if adp == 1 or busy_ranks is None:
+    if busy_ranks is None:
         return
     # index: busy ranks - 1; a count is prepared when first met (`busy_ranks`), all ranks busy is the cost itself
     by_busy: list[Any] = [None] * (adp - 1) + [pool.cost.time_ms]
 
+    def at(b: int) -> Any:
+        """time_ms of a rank when it and b others hold work."""
+        f = by_busy[b]
+        if f is None:
+            f = by_busy[b] = busy_ranks(b + 1).time_ms
+        return f
+
+    def others_busy(others: list[_Replica]) -> int:
+        b = 0
+        for r in others:
+            if r.load > 0:
+                b += 1
+        return b
+
     def priced(others: list[_Replica]) -> Any:
         def tm(T: float, A: float, D: float, K: float) -> float:
-            b = 0
-            for r in others:
-                if r.load > 0:
-                    b += 1
-            f = by_busy[b]          # b others busy: b + 1 ranks
-            if f is None:
-                f = by_busy[b] = busy_ranks(b + 1).time_ms
-            return f(T, A, D, K)
+            return at(others_busy(others))(T, A, D, K)
+        return tm
+
+    def in_step(others: list[_Replica]) -> Any:
+        # the rank's price with its b busy neighbours' tokens at the experts (`priced`) presumes each of them sends
+        # as many as it does; when they send X in all, fewer, it moves towards its price alone, linearly in X
+        def tm(T: float, A: float, D: float, K: float, X: float) -> float:
+            b = others_busy(others)
+            t_b = at(b)(T, A, D, K)
+            x = T + D
+            if b == 0 or not x > 0 or X >= b * x:
+                return t_b
+            t_1 = at(0)(T, A, D, K)
+            return t_1 + (t_b - t_1) * (X / (b * x))
         return tm
 
     for g in range(0, len(reps), adp):
         group = reps[g:g + adp]
         for rep in group:
-            rep.tm = priced([r for r in group if r is not rep])
+            others = [r for r in group if r is not rep]
+            rep.tm = priced(others)
+            if rep.group is not None:
+                rep.tm_with = in_step(others)
 
 
 def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> None:

@@ -17,7 +17,8 @@ ISL, OSL = 8192, 256
 
 
 def _sim(c: int, engine: str, **kw) -> dict:
-    w = serving.Workload(concurrency=c, input_len=ISL, output_len=OSL, n_requests=max(4 * c, 8))
+    w = serving.Workload(concurrency=c, input_len=ISL, output_len=OSL, n_requests=max(4 * c, 8),
+                         output_spread=0)   # clients in step: c prompts meet at the experts every round
     return serving.simulate(**KW, engine=engine, workload=w, **kw)
 
 
