@@ -594,9 +594,11 @@ def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[n
 
 
 #: fused-MoE kernels an engine runs (by default, or where a deployment asks for them) that its own lane did not
-#: measure, read from the lane of another engine that measured the same kernel: (engine, moe_dtype) -> (system name
-#: prefixes, moe_ep_size (None: every EP size), lane engine, the lane's kernel_source, fill only: True to borrow
-#: only the shapes the engine's own tables of that format lack, False to shadow its own rows).
+#: measure, read from the lane of another engine that measured the same kernel: (engine, moe_dtype, lane engine) ->
+#: (system name prefixes, moe_ep_size (None: every EP size), the lane's kernel_source, how the rows join the
+#: engine's own (`BORROW_MODES`): "shadow" its rows of the shapes the lane timed, "fill" only the shapes its own
+#: tables of that format lack, "pool" with its newest table's rows, each cell the fastest kernel's). Where two
+#: lanes lend one format in "shadow" or "fill", the first listed shadows the second's shapes; pooled lanes pool.
 #: - SGLang serves MXFP4 MoE checkpoints (gpt-oss) on SM90 at EP 1 with OpenAI's triton_kernels
 #:   (sglang/srt/server_args.py, _handle_gpt_oss_family: moe_runner_backend "triton_kernel" when ep_size == 1, not
 #:   SM100/SM120/ROCm and triton_kernels is available); its own Hopper lane timed the generic fused_moe_triton
@@ -608,21 +610,47 @@ def _keyed(d: pd.DataFrame, shape_cols: list[str], tokens: str) -> tuple[tuple[n
 #:   kernel) at gpt-oss's too. Where both lanes timed one FlashInfer TRTLLM-gen kernel they agree: B200 MXFP4 x BF16
 #:   at gpt-oss-120b's shape, vLLM / SGLang median 0.99-1.02 per EP / TP layout; MXFP4 x MXFP8 at DeepSeek-V4's
 #:   shapes 1.01-1.16 (vLLM's modular kernel the slower), 1.29 at TP 16
-BORROWED_MOE: dict[tuple[str, str], tuple[tuple[str, ...], int | None, str, str, bool]] = {
-    ("sglang", "w4a16_mxfp4"): (("h100", "h200", "gh200"), 1, "vllm",
-                                "vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic", False),
-    ("vllm", "w4a8_mxfp4_mxfp8"): (("b200", "b300", "gb200", "gb300"), None, "sglang",
-                                   "sglang_flashinfer_trtllm_moe", True),
+#: - TensorRT-LLM serves block-FP8 MoE checkpoints (DeepSeek-V3 / R1, Qwen3-FP8, GLM, MiniMax) on SM100 / SM103
+#:   with TRTLLMGenFusedMoE: `ModelConfig.resolve_moe_backend` (tensorrt_llm/_torch/model_config.py, 1.3.0rc20)
+#:   returns "TRTLLM" for FP8_BLOCK_SCALES when `is_sm_100f()` under the default moe_config.backend "AUTO". Its
+#:   Blackwell lane timed DeepGEMM's grouped GEMMs instead (collector/trtllm/collect_moe.py pins
+#:   `moe_backend = "deepgemm"` for fp8_block on SM100f, kernel_source "deepgemm", while its own comment states the
+#:   AUTO resolution). SGLang's (`sglang_flashinfer_trtllm_moe`) and vLLM's
+#:   (`..._flashinfer_trtllm_trtllmfp8expertsmonolithic`) lanes timed the TRTLLM-gen FP8 block-scale MoE (FlashInfer's
+#:   `trtllm_fp8_block_scale_moe`, routing fused, the 1 x 128 activation quantize run before it as TensorRT-LLM's
+#:   `fp8_quantize_1x128` is), agreeing within 1-3 % (median per cell, B200 / B300 / GB200 / GB300); SGLang's holds
+#:   more shapes. DeepGEMM over that kernel at the shapes both timed (B200, power law and balanced): median 1.41 at
+#:   one token, 1.32 at 2-8, 1.18 at 16-64, 0.98 at 128-1,024, 0.68 from 2,048 (docs/profiles.md, twenty-eighth
+#:   round). Those lanes ran FlashInfer's kernel without its autotuner (collector/{sglang,vllm}/collect_moe.py call
+#:   none; the engines tune it at warm-up, TensorRT-LLM's `fp8_block_scale_moe_runner` through its AutoTuner, as
+#:   TensorRT-LLM's collector tuned DeepGEMM), and at 8k tokens it reads
+#:   1.3-1.7x the same lanes' bf16 TRTLLM-gen layer (Qwen3-30B-A3B / 235B-A22B shapes), which a tuned FP8 kernel on
+#:   twice the tensor throughput is not: the rows are pooled, each cell the faster of DeepGEMM's and TRTLLM-gen's (the
+#:   block-FP8 grouped GEMM on the same FP8 MMA), so decode reads TRTLLM-gen and large prefills DeepGEMM
+_BLACKWELL = ("b200", "b300", "gb200", "gb300")
+#: how `BORROWED_MOE` rows join the engine's own
+BORROW_MODES = ("shadow", "fill", "pool")
+BORROWED_MOE: dict[tuple[str, str, str], tuple[tuple[str, ...], int | None, str, str]] = {
+    ("sglang", "w4a16_mxfp4", "vllm"): (("h100", "h200", "gh200"), 1,
+                                        "vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic", "shadow"),
+    ("vllm", "w4a8_mxfp4_mxfp8", "sglang"): (_BLACKWELL, None, "sglang_flashinfer_trtllm_moe", "fill"),
+    ("trtllm", "fp8_block", "sglang"): (_BLACKWELL, None, "sglang_flashinfer_trtllm_moe", "pool"),
+    ("trtllm", "fp8_block", "vllm"): (_BLACKWELL, None,
+                                      "vllm_fp8moe_flashinfer_trtllm_trtllmfp8expertsmonolithic", "pool"),
 }
 
 
-def borrowed_moe_rows(root: Path, system: str, engine: str, fill: bool = False) -> list[pd.DataFrame]:
-    """The `BORROWED_MOE` rows that apply to (system, engine) with that `fill` flag, from the lane engine's newest
-    moe_perf table on the same system (empty where that table or kernel is absent). `build_one` puts the fill-only
-    ones after the engine's own tables, whose shapes then shadow them (`moe_tables_of`), the others before."""
+def borrowed_moe_rows(root: Path, system: str, engine: str, mode: str = "shadow") -> list[pd.DataFrame]:
+    """The `BORROWED_MOE` rows that apply to (system, engine) in that `mode` (`BORROW_MODES`), from the lane
+    engine's newest moe_perf table on the same system (empty where that table or kernel is absent), each with the
+    corrections the lane's own profile makes (`lane_rows`). `build_one` puts the "fill" ones after the engine's own
+    tables, whose shapes then shadow them (`moe_tables_of`), the "shadow" ones before, and hands the "pool" ones to
+    `moe_rows`."""
+    if mode not in BORROW_MODES:
+        raise ValueError(f"mode={mode!r}: valid {', '.join(BORROW_MODES)}")
     out = []
-    for (eng, dtype), (prefixes, ep, lane, kernel, fills) in BORROWED_MOE.items():
-        if eng != engine or fills != fill or not system.startswith(prefixes):
+    for (eng, dtype, lane), (prefixes, ep, kernel, how) in BORROWED_MOE.items():
+        if eng != engine or how != mode or not system.startswith(prefixes):
             continue
         path = _newest_table(root, system, "moe", lane, "moe_perf.parquet")
         if path is None:
@@ -631,7 +659,7 @@ def borrowed_moe_rows(root: Path, system: str, engine: str, fill: bool = False) 
         rows = df[(df["moe_dtype"] == dtype) & (df["kernel_source"] == kernel)]
         if ep is not None:
             rows = rows[rows["moe_ep_size"] == ep]
-        if len(rows):
+        if len(rows := lane_rows(rows, lane)):
             out.append(rows)
     return out
 
@@ -826,14 +854,16 @@ def opt_in_moe_ratio(paths: list[Path | pd.DataFrame], engine: str = "trtllm", d
 
 
 def moe_rows(paths: list[Path | pd.DataFrame], engine: str = "",
-             twins: Mapping[Path, Path] | None = None) -> list[pd.DataFrame]:
+             twins: Mapping[Path, Path] | None = None, pooled: list[pd.DataFrame] | None = None) -> list[pd.DataFrame]:
     """The rows `moe_tables` keys, one frame per table of `paths` (moe_perf tables newest first: files, or rows
     already read), each read once: the formats of MOE_DTYPES; a file's cells bounded by its `twins` entry (the same
     version's table on a `TWIN_SYSTEMS` system: `_twin_bounded`); kernels `engine` runs only when asked left out
     (`MOE_OPT_IN`); routing ranked (`_rank` 0 power law, 1 balanced; other routings dropped); a file's family whose
     skewed rows fail `SKEW_EP1_LIMIT` carried from its balanced ones (`_skew_carried`) and, for
-    GROUPED_GATE_ENGINES, its grouped-gate shapes carried from plain-routed ones (`_ungrouped`). Rows already read
-    are borrowed from another lane as they are. Tables left empty are dropped."""
+    GROUPED_GATE_ENGINES, its grouped-gate shapes carried from plain-routed ones (`_ungrouped`): `lane_rows`. Rows
+    already read are borrowed from another lane as they are (`borrowed_moe_rows` corrects them as their lane's
+    profile does); `pooled` rows join the first file's (routing ranked), so that each cell is the fastest kernel's
+    of both, or stand alone without a file. Tables left empty are dropped."""
     cols = ("moe_dtype", "num_tokens", "distribution", "latency") + MOE_SHAPE
     out = []
     for path in paths:
@@ -844,17 +874,33 @@ def moe_rows(paths: list[Path | pd.DataFrame], engine: str = "",
             df = _twin_bounded(df, _read(twins[path], cols), MOE_CELL)
         if "kernel_source" in df.columns:   # `MOE_OPT_IN`
             df = df[~df["kernel_source"].isin(MOE_OPT_IN.get(engine, ()))]
-        # the routing skew engines see (power law, alpha 1.01) where measured for a shape, else balanced
-        rank = df["distribution"].map({"power_law_1.01": 0, "balanced": 1}).fillna(9)
-        df = df.assign(_rank=rank)[rank < 9]
-        if df.empty:
-            continue
-        if not borrowed:
-            df = _skew_carried(df)
-            if engine in GROUPED_GATE_ENGINES:
-                df = _ungrouped(df)
-        out.append(df)
+        df = _ranked(df) if borrowed else lane_rows(df, engine)
+        if pooled and not borrowed:
+            df, pooled = pd.concat([df, *(_ranked(p) for p in pooled)], ignore_index=True), None
+        if not df.empty:
+            out.append(df)
+    if pooled:
+        out += [d for p in pooled if not (d := _ranked(p)).empty]
     return out
+
+
+def _ranked(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the routing ranked: `_rank` 0 power law (alpha 1.01, the skew engines see), 1 balanced (read where
+    a shape has no power-law rows); rows of other routings dropped."""
+    rank = df["distribution"].map({"power_law_1.01": 0, "balanced": 1}).fillna(9)
+    return df.assign(_rank=rank)[rank < 9]
+
+
+def lane_rows(df: pd.DataFrame, engine: str) -> pd.DataFrame:
+    """One moe_perf table's rows as `engine`'s profile keeps them (`moe_rows`): routing ranked (`_ranked`), the
+    skewed rows of a family that fail `SKEW_EP1_LIMIT` carried from its balanced ones (`_skew_carried`) and, where
+    `engine`'s collector routes through the model's grouped gate (GROUPED_GATE_ENGINES), its grouped-gate shapes
+    carried from plain-routed ones (`_ungrouped`)."""
+    df = _ranked(df)
+    if df.empty:
+        return df
+    df = _skew_carried(df)
+    return _ungrouped(df) if engine in GROUPED_GATE_ENGINES else df
 
 
 def moe_tables(paths: list[Path | pd.DataFrame], balanced: bool = False, engine: str = "",
@@ -1360,9 +1406,9 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
     mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
     paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
     moe_src: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine), *(p for p in paths if p.exists()),
-                                          *borrowed_moe_rows(root, system, engine, fill=True)]
+                                          *borrowed_moe_rows(root, system, engine, "fill")]
     twin = {p: tp for p in paths if p.exists() and (tp := _twin_of(root, system, p)) is not None}
-    rows = moe_rows(moe_src, engine, twin)
+    rows = moe_rows(moe_src, engine, twin, pooled=borrowed_moe_rows(root, system, engine, "pool"))
     for k, (t, shp) in moe_tables_of(rows).items():
         tables[f"moe.{k}"] = t
         keys[f"moe.{k}"] = shp

@@ -177,3 +177,79 @@ def test_a_gemm_line_the_collector_stopped_early_goes_on_along_its_trend_in_m(tm
     t = gemm_tables(tmp_path / "own.parquet")["bf16"]
     assert float(t(4096.0, 2048.0, 2048.0)) == pytest.approx(2.0 * float(t(2048.0, 2048.0, 2048.0)), rel=1e-6)
     assert float(t(4096.0, 2048.0, 1024.0)) >= float(t(4096.0, 1024.0, 1024.0))
+
+
+def _fp8_block_rows(kernel: str, scale: float, tokens: np.ndarray = T, h: int = 2048,
+                    f: int = 768) -> pd.DataFrame:
+    """A Qwen3-30B-A3B-like block-FP8 family at EP 1 (power law): latency = scale x sqrt(tokens) ms."""
+    return pd.DataFrame({"framework": "x", "moe_dtype": "fp8_block", "kernel_source": kernel, "hidden_size": h,
+                         "inter_size": f, "topk": 8, "num_experts": 128, "moe_tp_size": 1, "moe_ep_size": 1,
+                         "num_tokens": tokens, "distribution": PL, "latency": scale * np.sqrt(tokens)})
+
+
+def _lane_table(root, system: str, engine: str, version: str, df: pd.DataFrame) -> None:
+    d = root / system / "moe" / engine / version
+    d.mkdir(parents=True)
+    df.to_parquet(d / "moe_perf.parquet")
+
+
+def test_tensorrt_llms_blackwell_block_fp8_moe_pools_the_trtllm_gen_lanes_with_deepgemm(tmp_path):
+    """TensorRT-LLM serves block-FP8 MoE on SM100 with TRTLLM-gen (`resolve_moe_backend`), its own Blackwell lane
+    timed DeepGEMM: the profile pools SGLang's and vLLM's TRTLLM-gen rows with DeepGEMM's, each cell the faster
+    (TRTLLM-gen at decode sizes, DeepGEMM at large prefills, where the lanes ran the kernel untuned); a shape no lane
+    timed keeps DeepGEMM's; Hopper and the other engines borrow nothing."""
+    from objectives.profiles.build import BORROWED_MOE, borrowed_moe_rows, moe_rows, moe_tables_of
+    assert ("trtllm", "fp8_block", "sglang") in BORROWED_MOE
+    # DeepGEMM: slow at few tokens (its fixed cost), fast at many; TRTLLM-gen the other way round (crossing at 64)
+    deepgemm = pd.concat([_fp8_block_rows("deepgemm", 0.065), _fp8_block_rows("deepgemm", 0.2, h=7168, f=2048)])
+    trtllm_gen = 0.02 * np.sqrt(T) * np.where(T > 64, np.sqrt(T / 64), 1.0)
+    sg = _fp8_block_rows("sglang_flashinfer_trtllm_moe", 1.0).assign(latency=trtllm_gen)
+    vl = _fp8_block_rows("vllm_fp8moe_flashinfer_trtllm_trtllmfp8expertsmonolithic", 1.0).assign(
+        latency=trtllm_gen * 1.02)
+    for system in ("b200_sxm", "h200_sxm"):
+        _lane_table(tmp_path, system, "trtllm", "1.3.0rc20", deepgemm.assign(kernel_source="deepgemm"))
+        _lane_table(tmp_path, system, "sglang", "0.5.14", sg)
+        _lane_table(tmp_path, system, "vllm", "0.24.0", vl)
+    pooled = borrowed_moe_rows(tmp_path, "b200_sxm", "trtllm", "pool")
+    assert len(pooled) == 2 and {k for p in pooled for k in p["kernel_source"]} == {
+        "sglang_flashinfer_trtllm_moe", "vllm_fp8moe_flashinfer_trtllm_trtllmfp8expertsmonolithic"}
+    own = tmp_path / "b200_sxm" / "moe" / "trtllm" / "1.3.0rc20" / "moe_perf.parquet"
+    table, keys = moe_tables_of(moe_rows([own], "trtllm", pooled=pooled))["fp8_block"]
+    at = {tuple(int(x) for x in k): i + 1.0 for i, k in enumerate(keys)}
+    qwen = np.array([float(table(at[(2048, 768, 8, 128, 1, 1)], t)) for t in T])
+    assert qwen == pytest.approx(np.minimum(trtllm_gen, 0.065 * np.sqrt(T)))
+    assert qwen[0] == pytest.approx(0.02) and qwen[-1] == pytest.approx(0.065 * np.sqrt(T[-1]))
+    # a wider family no lane timed: DeepGEMM's rows stand
+    wide = np.array([float(table(at[(7168, 2048, 8, 128, 1, 1)], t)) for t in T])
+    assert wide == pytest.approx(0.2 * np.sqrt(T))
+    # without its own table the lanes' rows stand alone; Hopper, SGLang and vLLM borrow nothing
+    alone, _ = moe_tables_of(moe_rows([], "trtllm", pooled=pooled))["fp8_block"]
+    assert float(alone(1.0, 1.0)) == pytest.approx(0.02)
+    assert borrowed_moe_rows(tmp_path, "h200_sxm", "trtllm", "pool") == []
+    assert borrowed_moe_rows(tmp_path, "b200_sxm", "sglang", "pool") == []
+    with pytest.raises(ValueError, match="valid shadow, fill, pool"):
+        borrowed_moe_rows(tmp_path, "b200_sxm", "trtllm", "both")
+
+
+@pytest.mark.parametrize("gpu", ["B200", "GB200"])
+def test_block_fp8_moe_decodes_no_slower_than_bf16_under_tensorrt_llm_on_blackwell(gpu):
+    """The shipped tables at Qwen3's shapes: TensorRT-LLM's block-FP8 MoE layer (its TRTLLM-gen serving kernel)
+    at 1-64 tokens at most its bf16 layer (CUTLASS) and at most the DeepGEMM it timed (1.9x bf16 at one token for
+    Qwen3-30B-A3B before); from 1k tokens it is DeepGEMM's or faster."""
+    pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
+    from objectives import profiles
+    from objectives.profiles.build import aiconfigurator_root, moe_rows, moe_tables_of
+    prof = profiles.load(gpu, "trtllm")
+    system = {"B200": "b200_sxm", "GB200": "gb200"}[gpu]
+    deepgemm, dkeys = moe_tables_of(moe_rows([aiconfigurator_root() / system / "moe" / "trtllm" / "1.3.0rc20"
+                                              / "moe_perf.parquet"], "trtllm"))["fp8_block"]
+    small, large = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 64.0]), np.array([1024.0, 4096.0, 8192.0])
+    for shape in ((2048, 768, 8, 128, 1, 1), (4096, 1536, 8, 128, 1, 8), (4096, 1536, 8, 128, 4, 2)):
+        k = np.array([shape], dtype=float)
+        fp8, bf16 = (prof.table(f"moe.{f}")(np.full(len(small), prof.shape_index(f"moe.{f}", k)[0]), small)
+                     for f in ("fp8_block", "bfloat16"))
+        i = [n + 1.0 for n, kk in enumerate(dkeys) if tuple(int(x) for x in kk) == shape][0]
+        assert (fp8 <= bf16).all(), (shape, fp8 / bf16)
+        assert (fp8 <= deepgemm(np.full(len(small), i), small) * (1 + 1e-9)).all()
+        big = prof.table("moe.fp8_block")(np.full(len(large), prof.shape_index("moe.fp8_block", k)[0]), large)
+        assert (big <= deepgemm(np.full(len(large), i), large) * (1 + 1e-9)).all()
