@@ -47,6 +47,12 @@ retraction comes when the free and evictable tokens have run out, so the retract
 evictable entries and the least recently used eviction takes them as soon as the few free tokens the retraction
 leaves are used, long before the request is at the front of the queue again (the serving simulator's full
 recompute; the figures are in docs/profiles.md).
+
+vLLM's preemption churn (`preemption_churn`, `front_stints`) is here too, beside SGLang's: vLLM V1 admits on the
+blocks a prompt needs now, preempts the request admitted last when a decode step finds no free block, puts it at the
+front of the queue and, with its prefix cache on (its default), frees its blocks with their hashes, tail first, so
+that its recompute finds what of its prefix the allocations since have left (the serving simulator's
+`engine._Replica._keep`).
 """
 from __future__ import annotations
 
@@ -179,6 +185,52 @@ def churn(isl: Num, osl: Num, binds: Num) -> tuple[Num, Num]:
     osl = np.asarray(osl, dtype=float)
     rho = np.where(binds, osl / DECODED_PER_RETRACTION, 0.0)
     return rho, isl + RETRACTED_AT * osl
+
+
+#: A preempted vLLM request's output so far, over its output length (`preemption_churn`): read off the serving
+#: simulator's KV-bound vLLM runs (the last admitted is preempted, mostly soon after its prefill; spread in
+#: docs/profiles.md), not derived
+PREEMPTED_AT = 0.25
+#: The share of a preempted vLLM request's prompt and output so far that its prefix cache still holds when it is
+#: readmitted (vLLM V1 frees the blocks with their hashes, tail first; `serving.engine._Replica._keep`), read off
+#: the same runs
+PREEMPTED_KEPT = 0.6
+
+
+def preemption_churn(isl: Num, osl: Num, binds: Num) -> tuple[Num, Num]:
+    """vLLM's recompute preemption on a loaded server: (preemptions per request, prompt tokens each one prefills
+    again).
+
+    vLLM V1 admits a waiting request when the free blocks hold its prompt (no output reserved) and, when a decode
+    step finds no free block, preempts the running request admitted last (vllm/v1/core/sched/scheduler.py
+    ``schedule``, ``_preempt_request``), which waits at the front of the queue and is recomputed when readmitted.
+    Where the cache bounds the batch (`binds`: fewer sequences in flight than clients) each finish frees a whole
+    sequence that admission fills again at once, and the output the running requests decode until the next finish
+    (`osl` tokens in all) runs the cache out: preempted requests each holding about what a running one holds on
+    average (`held`), osl / held(isl, osl) per request (the serving simulator's runs: 1k / 8k 1.5-2.3 against 1.6,
+    8k / 8k 0.5-0.65 against 0.67); 0 elsewhere. A preempted request prefills its prompt and its output so far
+    (`PREEMPTED_AT` x osl) again, less what its prefix cache still holds (`PREEMPTED_KEPT`)."""
+    osl = np.asarray(osl, dtype=float)
+    rho = np.where(binds, osl / held(isl, osl), 0.0)
+    return rho, (1.0 - PREEMPTED_KEPT) * (isl + PREEMPTED_AT * osl)
+
+
+#: Request cycles (a request's time in the batch, s) a preempted vLLM request waits on average before it runs again
+#: (`front_stints`): read off the serving simulator's KV-bound vLLM runs (0.47-0.86, spread in docs/profiles.md)
+PREEMPT_WAIT_CYCLES = 0.5
+
+
+def front_stints(wait: Num, rho: Num, cycle_s: Num) -> tuple[Num, Num]:
+    """vLLM's split of a request's queue wait (`wait` s in all, `rho` preemptions, `cycle_s` its time in the
+    batch): (s before its first token, s after each preemption). A preempted request waits at the front of the queue
+    (``_preempt_request``: ``prepend_request``), not at its back as SGLang's retracted one (`stints`); readmitted
+    it is the newest running again, the first preempted, so it runs again only once the finishes of those admitted
+    before it make room: `PREEMPT_WAIT_CYCLES` of a cycle each. The rest of its wait comes before its first token,
+    at least one stint of the back-of-queue split (`stints`): a new request queues behind the preempted ones, which
+    the front holds ahead of it (where the clients are few, the simulator's first stint is no shorter)."""
+    rho = np.asarray(rho, dtype=float)
+    after = np.minimum(PREEMPT_WAIT_CYCLES * np.asarray(cycle_s, dtype=float), wait / np.maximum(rho, 1e-12))
+    return np.maximum(wait - rho * after, stints(wait, rho)), after
 
 
 def stints(wait: Num, rho: Num) -> Num:

@@ -196,7 +196,8 @@ SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
 #: first of its stints)
 TTFT_TERMS = ("startup_wave", "front_end", "queue")
-#: SGLang's retraction churn where its cache bounds the batch below the clients (`estimate.retraction_churn`):
+#: SGLang's retraction churn and vLLM's preemption churn where the cache bounds the batch below the clients
+#: (`estimate.retraction_churn`):
 #: recompute: the retracted requests' prompts and outputs so far prefilled again, their share of the request cycle
 #: (in the TPOT; in the TTFT the half mean iteration a prompt waits for on measured rows); requeue: a retracted
 #: request's later stints in the queue and its prompt wait again, per output token (TPOT only)
@@ -290,7 +291,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         pre["rank_wait"] = np.where(split, rank_wait_s(ps, t_chunk, solo_chunk_s(ps, w_pf, isl, osl, N), t_dec,
                                                        n_pf / np.maximum(n_it, 1e-300)), 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
-    # `estimate._max_throughput_rows` (keep in step): SGLang's retraction churn adds its prefills again to the cycle
+    # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
+    # prefills again to the cycle
     rows = args["rows"]
     kv = rows.get("kv_capacity_tokens")
     _, kv_bound, _, _ = served_batch(p, isl, osl, np.asarray(rows["max_batch_size"], dtype=float), mnt, ms,
@@ -323,7 +325,9 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
-    ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho)
+    # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
+    ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
+                                                 np.asarray(c.kv_preempt) > 0)
     tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)

@@ -569,6 +569,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     sgl = kv_pool.is_sglang(engine_names)[eng]
     # ... SGLang's by its new-token ratio, whatever ``engine_kv_reserve`` says (`admission`)
     c.kv_ratio = np.asarray(sgl, dtype=float)
+    # ... and the others it lists admit on the blocks a prompt needs now and preempt (`admission.preemption_churn`)
+    c.kv_preempt = np.asarray(~sgl & np.isfinite(eff.engine_table("engine_kv_reserve", engines, np.nan)), dtype=float)
     # ... and whether it runs prefill batches alone, the decodes paused (`profiles.PREFILL_ALONE_ENGINES`)
     c.prefill_alone = prefill_alone_mask(engine_names)[eng]
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),

@@ -95,7 +95,9 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   now (not fitted: no measured row here is bound by KV capacity). vLLM 0.5: its scheduler admits a waiting request
   when the free blocks hold its prompt (vllm/v1/core/sched/scheduler.py, `kv_cache_manager.allocate_slots`) and
   preempts the newest running one when a decode step finds none, so under load the running requests hold their
-  prompt plus on average half their output. SGLang admits by its new-token ratio, not by a share of the output:
+  prompt plus on average half their output; where that bounds the batch below the clients, the engines listed here
+  also pay the preemptions' recompute and requeue waits (`StepCoeffs.kv_preempt`, `admission.preemption_churn`).
+  SGLang admits by its new-token ratio, not by a share of the output:
   its rows follow `inference.admission` whatever this table says of it.
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, memory, power
-from .admission import SGLANG, churn, held, past_clip, stints
+from .admission import SGLANG, churn, front_stints, held, past_clip, preemption_churn, stints
 from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import CHUNK_TOKENS, MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
@@ -801,32 +801,44 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
 
 def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num
                      ) -> tuple[Num, Num]:
-    """SGLang's retraction churn where its cache bounds the batch below the clients (`admission.churn`): (retractions
-    per request, replica time (s) their prefills again add to a request cycle of the N sequences in flight); zeros
-    elsewhere. `conc`: clients per replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s."""
+    """SGLang's retraction churn (`admission.churn`) and vLLM's preemption churn (`admission.preemption_churn`)
+    where the cache bounds the batch below the clients: (retractions or preemptions per request, replica time (s)
+    their prefills again add to a request cycle of the N sequences in flight); zeros elsewhere. `conc`: clients per
+    replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s."""
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
-    if conc is None or not np.any(sgl):
+    pre = np.asarray(p.coeffs.kv_preempt) > 0
+    if conc is None or not np.any(sgl | pre):
         return np.zeros(np.shape(N)), np.zeros(np.shape(N))
-    # each retraction's prompt and output so far prefilled again beside the running decodes
-    rho, redo = churn(isl, osl, sgl & kv_bound & (N < np.ceil(conc)))
-    rho = np.broadcast_to(rho, np.broadcast_shapes(np.shape(rho), np.shape(N)))
+    # each retraction's (preemption's) prompt and output so far prefilled again beside the running decodes
+    binds = kv_bound & (N < np.ceil(conc))
+    rho_s, redo_s = churn(isl, osl, sgl & binds)
+    rho_v, redo_v = preemption_churn(isl, osl, pre & binds)
+    per_req = np.where(sgl, rho_s, rho_v)
+    rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
+    redo = np.where(sgl, redo_s, redo_v)
     return rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0)
 
 
-def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num) -> tuple[Num, Num]:
+def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False
+                ) -> tuple[Num, Num]:
     """A request's waits for one of N slots with `conc` closed-loop clients per replica (None: none): (s before
     its first token, s per output token after it). `ttft0`: its TTFT before any wait (s); `cycle_s`: the request
-    cycle (s, the churn's prefills again in); `rho`: its retractions (`retraction_churn`). Without churn the whole
-    wait (`slot_wait_s`) comes first; with it 1 + rho stints of the same length (`admission.stints`): the first
-    before the first token, the others and their prefill again between two output tokens."""
+    cycle (s, the churn's prefills again in); `rho`: its retractions or preemptions (`retraction_churn`); `front`
+    (per row): where a preempted request waits at the front of the queue (vLLM, `admission.front_stints`), else at
+    its back (SGLang). Without churn the whole wait (`slot_wait_s`) comes first; with it 1 + rho stints: of the same
+    length at the back (`admission.stints`), at the front the others `front_stints`'; the first before the first
+    token, the others and their prefill again between two output tokens."""
     if conc is None:
         return 0.0, 0.0
     first = slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle_s / osl)
     if not np.any(rho > 0):
         return first, 0.0
-    wait = stints(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * (cycle_s / osl)), rho)
+    total = slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * (cycle_s / osl))
+    back = stints(total, rho)
+    head, after = front_stints(total, rho, cycle_s)
+    wait, after = np.where(front, head, back), np.where(front, after, back)
     return (np.where(rho > 0, wait, first),
-            np.where(rho > 0, rho * (wait + ttft0) / np.maximum(osl - 1.0, 1.0), 0.0))
+            np.where(rho > 0, rho * (after + ttft0) / np.maximum(osl - 1.0, 1.0), 0.0))
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
@@ -849,7 +861,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt, None, cycle)    # before any wait for a slot
-    queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho)
+    queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + queue
     tpot = cycle / osl + requeue
     # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the

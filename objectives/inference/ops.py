@@ -434,6 +434,9 @@ class StepCoeffs:
     kv_reserve: Num = 1.0
     #: 1.0 where the engine admits by SGLang's new-token ratio (`inference.admission`) instead of ``kv_reserve``
     kv_ratio: Num = 0.0
+    #: 1.0 where the engine admits on the blocks a prompt needs now and preempts the newest running request when a
+    #: decode step finds none (the engines ``engine_kv_reserve`` lists: vLLM; `admission.preemption_churn`)
+    kv_preempt: Num = 0.0
     #: 1.0 where the engine runs a waiting prompt's prefill as a batch of its own, the running decodes paused
     #: (`profiles.PREFILL_ALONE_ENGINES`: SGLang), 0.0 where it mixes prompt chunks into decode iterations
     prefill_alone: Num = 0.0

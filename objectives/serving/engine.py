@@ -112,6 +112,13 @@ class _Replica:
         if sched.prefix_caching and eng.hash_off is not None and role != "decode":
             self.pc = OrderedDict()
             self.pc_cap = max(1, self.cap * self.B // eng.block_tokens)
+        # vLLM's recompute preemption with its prefix cache on (`_keep`): the free queue's order of the preempted
+        # requests' cached blocks among the free ones, [rid, blocks] segments oldest first (rid -1: others)
+        self.keep = (rule == "on_demand" and sched.prefix_caching and not self.swap and not self.static
+                     and role != "prefill")
+        self.fq: deque[list[int]] = deque()
+        self.fq_n = 0         # blocks the segments hold
+        self.kept: dict[int, list[int]] = {}    # preempted request -> its segment (its cached prefix blocks)
         self.waiting: deque[int] = deque()
         self.swapped: deque[int] = deque()
         self.running: dict[int, None] = {}     # admission order (LIFO preemption)
@@ -248,6 +255,8 @@ class _Replica:
             requeue(rid)
             return 0.0
         if r.pblocks > 0:                       # still prefilling
+            if self.keep:
+                self._keep(rid, r.prefilled, r.pblocks)
             self.prefilling.remove(rid)
             self.pref_blocks -= r.pblocks
             r.pblocks = 0
@@ -256,6 +265,8 @@ class _Replica:
             requeue(rid)
             return 0.0
         kv = r.base + self.G
+        if self.keep:
+            self._keep(rid, kv, -(-kv // self.B) + r.x)
         self._remove_dec(rid, r)
         if rid in self.fresh:                   # evicted before its first token: that comes with its recompute
             self.fresh.remove(rid)
@@ -268,6 +279,70 @@ class _Replica:
         r.resumed = True
         requeue(rid)
         return 0.0
+
+    def _free_queue(self) -> None:
+        """Bring the free queue's segments to the free blocks: what was allocated since the last call (decode
+        growth, admissions) left from its head, the oldest freed first; free blocks not in it (a finished request's)
+        join its tail as others'. Called before anything joins it (a finish, a preemption) or leaves it from the
+        middle (a kept request readmitted), so allocations and frees keep their order."""
+        free = self.cap - self.pref_blocks - self.dec_blocks(self.G)
+        fq = self.fq
+        over = self.fq_n - free
+        while over > 0 and fq:
+            seg = fq[0]
+            d = min(seg[1], over)
+            seg[1] -= d
+            over -= d
+            self.fq_n -= d
+            if seg[1] == 0:
+                fq.popleft()
+                if seg[0] >= 0 and self.kept.get(seg[0]) is seg:
+                    del self.kept[seg[0]]
+        if over < 0:
+            self._push(-1, -over)
+
+    def _push(self, rid: int, blocks: int) -> None:
+        """`blocks` free blocks join the free queue's tail (rid >= 0: request rid's cached prefix)."""
+        if blocks <= 0:
+            return
+        fq = self.fq
+        if rid < 0 and fq and fq[-1][0] < 0:
+            fq[-1][1] += blocks
+        else:
+            fq.append([rid, blocks])
+            if rid >= 0:
+                self.kept[rid] = fq[-1]
+        self.fq_n += blocks
+
+    def _keep(self, rid: int, kv: int, held: int) -> None:
+        """Preempted request rid (`kv` tokens of KV computed, `held` blocks held) frees its blocks as vLLM V1 does
+        with its prefix cache on (kv_cache_manager.py ``free``: "in reverse order so that the tail blocks are
+        evicted first"; scheduler.py ``_preempt_request``): its partial and reserved blocks first, then its full
+        blocks, which keep their hashes. Allocations take free blocks from the queue's head (block_pool.py
+        ``get_new_blocks``), so its prefix survives until as many blocks as were free before it, and its own tail,
+        have been allocated again."""
+        if not self.kept:                # nothing cached to follow: start the queue over
+            self.fq.clear()
+            self.fq_n = 0
+        self._free_queue()
+        full = kv // self.B
+        self._push(-1, held - full)
+        self._push(rid, full)
+
+    def _kept_hit(self, rid: int, r: _Req) -> int:
+        """Tokens of waiting request rid's prompt (its prompt and output so far after a recompute preemption) still
+        cached from before its preemption (`_keep`), at most its prompt less one token, whole blocks
+        (kv_cache_manager.py ``get_computed_blocks``: the last token is recomputed for its logits)."""
+        self._free_queue()
+        seg = self.kept.get(rid)
+        return 0 if seg is None else min(seg[1] * self.B, (r.prompt - 1) // self.B * self.B)
+
+    def _take_kept(self, rid: int) -> None:
+        """Readmitted request rid's cached blocks leave the free queue (block_pool.py ``touch``)."""
+        seg = self.kept.pop(rid)
+        self.fq_n -= seg[1]
+        seg[1] = 0
+        self.fq.remove(seg)
 
     def _decoders(self) -> list[int]:
         """The running requests that decode (not prefilling, not loading a handed-off KV)."""
@@ -502,11 +577,15 @@ class _Replica:
             if free - need - rest < floor:
                 break
             hit = self._pc_peek(rid, r) if pc is not None else 0
-            c = self._chunk_len(r.prompt - hit, budget, full and not chunks)
+            kept = self._kept_hit(rid, r) if rid in self.kept else 0
+            c = self._chunk_len(r.prompt - max(hit, kept), budget, full and not chunks)
             if c == 0:
                 break
             if pc is not None:
                 self._pc_take(rid, r, hit)
+            if rid in self.kept:
+                self._take_kept(rid)
+                r.prefilled = max(r.prefilled, kept)
             if ntr is not None:
                 room -= tot
             src.popleft()
@@ -674,6 +753,8 @@ class _Replica:
             self.ratio = self.ntr.decayed(self.ratio, G - G0 - self.retracted)
             self.retracted = False
         heap = self.heap
+        if self.kept and heap and heap[0][0] <= G:
+            self._free_queue()    # the decodes' new blocks left the free queue before the finishes join it
         while heap and heap[0][0] <= G:
             gf, ep, rid = heapq.heappop(heap)
             r = reqs[rid]

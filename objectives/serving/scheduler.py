@@ -107,6 +107,10 @@ class Scheduler:
       and back over ``host_link_gbs`` (GB/s each way; default PCIe: 64 for Hopper/Blackwell, 32 otherwise),
       the copy time added to the iteration that evicts or resumes it. A victim still prefilling is always
       recomputed. No new prompt is admitted in an iteration that preempted or while requests are swapped out.
+      With ``prefix_caching`` under on-demand admission (vLLM V1, whose prefix cache is on by default) a recomputed
+      victim's full blocks stay cached among the free ones, its tail the first to be allocated again, and readmitted
+      it prefills only what of its prompt and output so far the allocations since have taken
+      (`engine._Replica._keep`).
     - ``prefix_caching``: reuse the KV of prompt blocks another request already computed (vLLM automatic
       prefix caching, SGLang's radix cache, TensorRT-LLM's KV-cache block reuse; on by default, as in all three
       engines: `objectives/serving/prefix.py` cites their defaults). Only for workloads whose requests carry hash ids (Mooncake traces): request i's prompt

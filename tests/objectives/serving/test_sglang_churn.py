@@ -43,8 +43,9 @@ def test_past_the_clip_retraction_bounds_the_batch():
 
 def test_no_churn_where_the_cache_does_not_bind():
     """As many clients as the cache holds, another engine, or max_batch_size (not the cache) bounding the batch: no
-    retraction, TPOT the cycle's and TTFT unchanged by the churn (e2e = TTFT + (osl - 1) x TPOT throughout)."""
-    for conc, engine, mbs in ((8, "sglang", 4096), (64, "vllm", 4096), (64, "sglang", 8)):
+    retraction, TPOT the cycle's and TTFT unchanged by the churn (e2e = TTFT + (osl - 1) x TPOT throughout).
+    (vLLM's preemption churn: test_vllm_preemption_churn; TensorRT-LLM admits whole sequences, never preempts.)"""
+    for conc, engine, mbs in ((8, "sglang", 4096), (64, "trtllm", 4096), (64, "sglang", 8)):
         r = _closed(1024, 8192, conc, engine, mbs)
         assert r["tpot_ms"] == pytest.approx(8192 * 1e3 / r["throughput_tok_s"] * r["batch_size"] / 8192, rel=1e-9)
     r = _closed(1024, 8192, 64)
