@@ -136,7 +136,8 @@ def test_a_storm_first_fills_the_free_slots(load, before):
     sim = serving.simulate(MODEL, "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", workload=w,
                            scheduler=serving.Scheduler(prefix_caching=False))
     r = {a: float(ana[a]) / float(sim[s]) for a, s in PAIRS[:2]}
-    assert 0.7 < r["ttft_ms"] < 1.7, (r, before)
+    # at 0.95x saturation the mean wait moves ~1 / (1 - rho): a 1 % shift of the step costs (a refit) moves it ~20 %
+    assert 0.7 < r["ttft_ms"] < 1.8, (r, before)
     assert 0.75 < r["ttft_ms_p99"] < 1.3, (r, before)
 
 

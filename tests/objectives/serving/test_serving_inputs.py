@@ -207,13 +207,13 @@ def test_dse_capacity_replays_a_length_only_trace_at_poisson_rates(tmp_path, cap
 
 
 def test_capacity_simulates_the_workloads_own_request_count():
-    # Workload(rate=1, n_requests=400) searched with 1,000 requests a rate (capacity's own default) without a word
-    w = Workload(rate=1.0, input_len=512, output_len=32, n_requests=400)
+    # Workload(rate=1, n_requests=800) searched with 1,000 requests a rate (capacity's own default) without a word
+    w = Workload(rate=1.0, input_len=512, output_len=32, n_requests=800)
     r = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200}, workload=w)
-    assert r["metrics"]["n_requests"] == 400 == r["n_requests"]
+    assert r["metrics"]["n_requests"] == 800 == r["n_requests"]
     assert serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200}, workload=w,
-                            n_requests=400)["capacity_req_s"] == r["capacity_req_s"]
-    with pytest.raises(ValueError, match=r"n_requests=500.*n_requests=400"):
+                            n_requests=800)["capacity_req_s"] == r["capacity_req_s"]
+    with pytest.raises(ValueError, match=r"n_requests=500.*n_requests=800"):
         serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200}, workload=w, n_requests=500)
     plain = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200},
                              workload=Workload(rate=1.0, input_len=512, output_len=32))
