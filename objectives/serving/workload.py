@@ -483,7 +483,7 @@ def spread_lengths(length: int, spread: float, rng: np.random.Generator, n: int)
     h = min(max(1, round(spread * length)), length - 1) if spread > 0 else 0
     if h <= 0:
         return np.full(n, length, dtype=np.int64)
-    return (length + rng.integers(-h, h, size=n, endpoint=True)).astype(np.int64)
+    return Dist("uniform", low=length - h, high=length + h).sample(rng, n)
 
 
 def _mean_length(v: Length, seed: int) -> float:
