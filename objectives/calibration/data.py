@@ -114,9 +114,21 @@ def classify(df: pd.DataFrame) -> pd.DataFrame:
     df["engine_profile"] = np.where(note.str.contains(r"\bBaseline\b|baseline engine", regex=True), "baseline",
                                     np.where(note.str.contains("tuning-max-batch-size-and-max-num-tokens",
                                                                regex=False), "tuned", "standard"))
-    df["engine_family"] = np.where(engine.str.startswith("vLLM"), "vllm",
-                                   np.where(engine.str.contains("NIM"), "nim", "trtllm"))
+    df["engine_family"] = engine_families(engine)
     return df
+
+
+#: an engine label's family by its leading name, case-insensitive ("TensorRT-LLM 0.13.0", "vLLM 0.5.4", "SGLang
+#: 0.5.9", "NVIDIA NIM 1.8.0"), first match wins
+_FAMILIES = ((r"^(?:tensorrt[-_ ]?llm|trt[-_]?llm)\b", "trtllm"), (r"^vllm\b", "vllm"), (r"^sglang\b", "sglang"),
+             (r"\bnim\b", "nim"))
+
+
+def engine_families(labels: pd.Series) -> np.ndarray:
+    """The engine family of each published row's `engine` label (`_FAMILIES`); "" for a label naming none."""
+    low = labels.fillna("").astype(str).str.strip().str.lower()
+    return np.select([low.str.contains(pat, regex=True).to_numpy() for pat, _ in _FAMILIES],
+                     [fam for _, fam in _FAMILIES], "").astype(object)
 
 
 def load(path: str | Path | None = None) -> tuple[pd.DataFrame, Path]:

@@ -564,6 +564,12 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
     model = meta["model"] if meta["model"] is not None else rec.get("model_id")
     if meta["weight_dtype"] is None and model:
         meta["weight_dtype"] = _checkpoint_format(str(model))
+        if meta["weight_dtype"] is None:  # the checkpoint's format comes from the catalog, which lacks the model
+            raise _fail(path, n, "model" if meta["model"] is not None else "model_id",
+                        f"{str(model)!r} is not in the catalog, so neither its checkpoint's format nor its shapes "
+                        "are known: name its config.json or checkpoint folder as the model (--metadata model=PATH, "
+                        "or model=PATH), which gives both, or register it (catalog.register_model); weight_dtype= "
+                        "alone reads the row, which is then not predicted")
     missing = [k for k in ("gpu", "tp", "weight_dtype") if meta[k] is None] + ([] if model else ["model"])
     if missing:
         raise _fail(path, n, missing[0],
@@ -691,6 +697,11 @@ def read_published(path: str | Path | None = None) -> pd.DataFrame:
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise _fail(p, i + 1, "metric", f"{raw['metric'].iloc[i]!r}; valid: {sorted(_PUBLISHED_METRICS)}")
     df, _ = data.load(p)
+    unknown = (df["engine_family"] == "").to_numpy()
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        raise _fail(p, i + 1, "engine", f"{df['engine'].iloc[i]!r}: unknown engine; a label starts with the engine's "
+                    "name and its version: 'TensorRT-LLM 1.0', 'vLLM 0.11.0', 'SGLang 0.5.9' or 'NVIDIA NIM 1.8.0'")
     df = df.assign(_row=np.arange(1, len(df) + 1))
     groups = df.groupby(_PUBLISHED_KEY, dropna=False, sort=False)
     rows = []
@@ -748,10 +759,12 @@ def detect_layout(path: str | Path) -> str:
         head = fh.read(4096)
     if head.lstrip().startswith("{"):
         return "vllm_json"
-    header = {h.strip() for h in head.splitlines()[0].split(",")} if head else set()
-    if {"silicon_ttft_ms", "silicon_tpot_ms"} <= header:
+    header = {h.strip().strip('"') for h in head.splitlines()[0].split(",")} if head else set()
+    # a layout's marking columns: a file with one of them is that layout, its reader naming any it lacks (a silicon
+    # CSV without its TPOT column is not of an unknown layout)
+    if header & {"silicon_ttft_ms", "silicon_tpot_ms", "silicon_data_source"}:
         return "silicon"
-    if {"metric", "value", "source_url"} <= header:
+    if "source_url" in header or {"metric", "value"} <= header:
         return "published"
     raise ValueError(f"{p}: row 0 (header): unknown layout; a silicon CSV has columns silicon_ttft_ms and "
                      "silicon_tpot_ms, a published-measurements CSV has source_url, metric and value, a vllm bench "

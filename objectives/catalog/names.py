@@ -53,14 +53,16 @@ def model_name_candidates(name: str) -> list[str]:
 #: Checkpoint-id suffixes that name a weight format (quantized releases of a known architecture), matched at the
 #: end of the id, case-insensitively: pattern -> (weight dtype, scheme). "FP8" alone depends on the publisher (see
 #: `quant_from_suffix`).
+#: Red Hat's (Neural Magic's) releases put "quantized." before the tag ("...-Instruct-quantized.w4a16").
 _QUANT_SUFFIX = re.compile(
-    r"[-_](nvfp4|mxfp4|fp4|fp8(?:[-_](?:dynamic|static(?:[-_]per[-_]?tensor)?|block|kv))?|awq(?:[-_]int4)?|"
-    r"gptq(?:[-_]int[48])?|bnb[-_][48]bit|w4a16|w8a8|int4|int8)$", re.IGNORECASE)
+    r"[-_](?:quantized[._-])?(nvfp4|mxfp4|fp4|fp8(?:[-_](?:dynamic|static(?:[-_]per[-_]?tensor)?|block|kv))?|"
+    r"awq(?:[-_]int4)?|gptq(?:[-_]int[48])?|bnb[-_][48]bit|w4a16|w8a8|w8a16|int4|int8)$", re.IGNORECASE)
 _QUANT_BY_TAG = {
     "nvfp4": ("fp4", "nvfp4"), "mxfp4": ("fp4", "mxfp4"), "fp4": ("fp4", "nvfp4"), "awq": ("int4", "int4_awq"),
     "gptq": ("int4", "int4_gptq"), "gptqint4": ("int4", "int4_gptq"), "gptqint8": ("int8", "int8_gptq"),
     "awqint4": ("int4", "int4_awq"), "bnb4bit": ("int4", "bnb_4bit"), "bnb8bit": ("int8", "bnb_int8"),
-    "w4a16": ("int4", "int4_group"), "w8a8": ("int8", "int8_sq"), "int4": ("int4", "int4_group"),
+    "w4a16": ("int4", "int4_group"), "w8a8": ("int8", "int8_sq"), "w8a16": ("int8", "int8_wo"),
+    "int4": ("int4", "int4_group"),
     "int8": ("int8", "int8_sq"), "fp8dynamic": ("fp8", "fp8_per_channel"), "fp8block": ("fp8", "fp8_block"),
     "fp8static": ("fp8", "fp8_per_tensor"), "fp8staticpertensor": ("fp8", "fp8_per_tensor"),
 }
@@ -81,25 +83,32 @@ def quant_from_suffix(name: str) -> tuple[str, str, str, str, str] | None:
     """(base id, suffix as written, weight dtype, scheme, kv dtype) for an id ending in a weight-format tag, else None.
 
     "Qwen/Qwen3-235B-A22B-FP8" -> ("Qwen/Qwen3-235B-A22B", "FP8", "fp8", "fp8_block", ""). A bare "FP8" means
-    per-tensor scales for NVIDIA's ModelOpt releases ("nvidia/...-FP8", which also ship FP8 KV-cache scales),
-    per-channel scales for Meta's ("meta-llama/Llama-3.1-405B-Instruct-FP8": ``fbgemm_fp8``) and 128x128 block
-    scales otherwise (Qwen, DeepSeek, GLM, MiniMax releases). NVIDIA's NVFP4 releases carry FP8
-    KV-cache scales as well.
+    per-tensor scales for NVIDIA's ModelOpt releases ("nvidia/...-FP8", which also ship FP8 KV-cache scales) and
+    for Red Hat's / Neural Magic's ("RedHatAI/...-FP8": static per-tensor weights and activations, no KV-cache
+    scales), per-channel scales for Meta's ("meta-llama/Llama-3.1-405B-Instruct-FP8": ``fbgemm_fp8``) and 128x128
+    block scales otherwise (Qwen, DeepSeek, GLM, MiniMax releases). NVIDIA's NVFP4 releases carry FP8 KV-cache
+    scales as well, and so does any "-FP8-KV" release.
     """
     name = str(name).strip()
     m = _QUANT_SUFFIX.search(name)
     if m is None:
         return None
     tag = normalize(m.group(1))
-    nvidia = name.lower().startswith("nvidia/")
+    publisher = name.split("/", 1)[0].lower() if "/" in name else ""
+    nvidia = publisher == "nvidia"
     if tag in ("fp8", "fp8kv"):
-        dtype, scheme = ("fp8", "fp8_per_tensor") if nvidia else ("fp8", "fp8_block")
-        if name.lower().startswith("meta-llama/"):  # Meta's own FP8 releases: fbgemm_fp8 (per-channel weights)
+        dtype, scheme = ("fp8", "fp8_per_tensor") if publisher in _PER_TENSOR_FP8 else ("fp8", "fp8_block")
+        if publisher == "meta-llama":  # Meta's own FP8 releases: fbgemm_fp8 (per-channel weights)
             scheme = "fp8_per_channel"
     else:
         dtype, scheme = _QUANT_BY_TAG[tag]
-    kv = "fp8" if nvidia and dtype in ("fp8", "fp4") else ""
+    kv = "fp8" if (nvidia and dtype in ("fp8", "fp4")) or tag == "fp8kv" else ""
     return name[: m.start()], m.group(1), dtype, scheme, kv
+
+
+#: publishers whose bare "-FP8" releases hold per-tensor scales: NVIDIA's ModelOpt FP8, Red Hat's (formerly Neural
+#: Magic's) AutoFP8 / llm-compressor static FP8 (their per-channel releases say "-FP8-dynamic")
+_PER_TENSOR_FP8 = ("nvidia", "redhatai", "neuralmagic")
 
 
 def close_matches(name: str, keys: Mapping[str, str], n: int = 5) -> list[str]:

@@ -58,6 +58,18 @@ def _format(m: Model) -> tuple[str, str, str]:
     return m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype
 
 
+#: where an unknown model's message points: the shipped names, and the config.json any other model is read from
+_MODELS_HINT = ("catalog.models(); a model not shipped is read from its config.json: give the path of that file or "
+                "of its checkpoint folder as the model")
+
+
+def _other_publisher(name: str, m: Model) -> bool:
+    """Whether Hub id `name` ("owner/repo") is published by none of the owners of `m`'s Hub id and aliases (False
+    where either names no owner)."""
+    owners = {i.split("/", 1)[0].lower() for i in (m.hf_id, *m.aliases) if "/" in i}
+    return "/" in name and bool(owners) and name.split("/", 1)[0].lower() not in owners
+
+
 class Catalog:
     """GPUs and models by canonical name, alias or Hugging Face id.
 
@@ -248,14 +260,16 @@ class Catalog:
                     continue
                 canon = self._find_model(n)
                 quant = quant_from_suffix(n)
-                # a variant another publisher's id derived (its repository name is this id's) answers only where
-                # its format is the one this id names
-                if canon is not None and not (quant is not None and canon in self._derived
-                                              and _format(self._models[canon]) != quant[2:]):
+                # a variant another publisher's id derived, or a shipped checkpoint of another publisher, whose
+                # repository name is this id's answers only where its format is the one this id names
+                # ("RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8" is not NVIDIA's ModelOpt checkpoint of that name)
+                if canon is not None and not (quant is not None and _format(self._models[canon]) != quant[2:]
+                                              and (canon in self._derived
+                                                   or _other_publisher(n, self._models[canon]))):
                     return canon
                 if quant is not None and self._find_model(quant[0]) is not None:
                     return self._quantized_variant(name, *quant)
-        raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), "catalog.models()"))
+        raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), _MODELS_HINT))
 
     def _local_checkpoint(self, name: str) -> str | None:
         """Register (once) the model of a local config.json or checkpoint folder named by its path, under that path
@@ -281,8 +295,7 @@ class Catalog:
         unknown-model error with close matches."""
         base = self._find_model(base_id)
         if base is None:
-            raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(),
-                                                    "catalog.models()"))
+            raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), _MODELS_HINT))
         variant = f"{base}-{tag}"
         with self._lock:
             have = self._models.get(variant)

@@ -192,8 +192,14 @@ def _table(df: pd.DataFrame, axes: list[str], fill_order: list[int], per_prompt:
     """`per_prompt`: the first axis counts prompts whose work adds up (`extend_proportional` along it first);
     `size_axis`: an axis along which the latency cannot fall (`grid.monotone`, after the gaps are filled);
     `trend_axis`: an axis beyond whose last measured cell each line goes on as its last cells trend
-    (`grid.extend_trend`, before the gaps are filled)."""
+    (`grid.extend_trend`, before the gaps are filled). None (with a warning) where an axis holds fewer than two
+    values, and where the cells are too sparse to fill."""
     ax, v = pivot(df, axes)
+    if single := [f"{n} = {', '.join(f'{x:g}' for x in a) or 'none'}" for n, a in zip(axes, ax) if len(a) < 2]:
+        # one value along an axis (a collection at one rank count: `collect --ranks 2`) makes no curve over it
+        log.warning("table over %s measured at one value only (%s): not built (the model prices it on the roofline); "
+                    "measure two or more", tuple(axes), ", ".join(single))
+        return None
     covered = covered_cells(np.isfinite(v))  # what the fills below add is beyond the measured cells
     if per_prompt:
         v = extend_proportional(v, 0, ax[0])

@@ -287,6 +287,24 @@ def test_published_bad_value_and_metric(tmp_path):
         read_measurements(p, layout="published")
 
 
+@needs_shared
+def test_a_published_rows_engine_is_read_from_its_label_and_an_unknown_one_is_refused(tmp_path):
+    """A user's own published-layout CSV names its engine in the label ("SGLang 0.5.9", "vllm 0.11.0"): every label
+    that did not start with "vLLM" or hold "NIM" had been read as TensorRT-LLM, an unknown server's included."""
+    df = pd.read_csv(PUBLISHED, dtype=str, keep_default_na=False).head(6)
+    df.loc[0:1, "engine"] = "SGLang 0.5.9"
+    df.loc[2:3, "engine"] = "vllm 0.11.0"
+    p = tmp_path / "mine.csv"
+    df.to_csv(p, index=False)
+    r = read_measurements(p).sort_values("source_row")
+    assert list(r["engine"]) == ["sglang", "sglang", "vllm", "vllm", "trtllm", "trtllm"]
+    assert list(r["engine_version"])[:4] == ["0.5.9", "0.5.9", "0.11.0", "0.11.0"]
+    df.loc[4, "engine"] = "FooServe 1.0"
+    df.to_csv(p, index=False)
+    with pytest.raises(ValueError, match=r"mine.csv: row 5, column 'engine': 'FooServe 1.0': unknown engine"):
+        read_measurements(p)
+
+
 # ---------------------------------------------------------------------------------------------------- layouts
 
 
@@ -299,6 +317,20 @@ def test_unknown_layout(tmp_path):
         read_measurements(p)
     with pytest.raises(FileNotFoundError):
         read_measurements(tmp_path / "missing.csv")
+
+
+@needs_shared
+@pytest.mark.parametrize("layout, drop", [("silicon", "silicon_tpot_ms"), ("silicon", "silicon_ttft_ms"),
+                                          ("published", "source_url"), ("published", "metric")])
+def test_a_file_of_a_layout_missing_one_of_its_marking_columns_names_that_column(tmp_path, layout, drop):
+    """A silicon CSV without its TPOT column (or a published CSV without its source_url) is that layout missing a
+    column: the error names the column, as `layout=` given does, not "unknown layout"."""
+    src = SILICON if layout == "silicon" else PUBLISHED
+    p = tmp_path / "mine.csv"
+    pd.read_csv(src, dtype=str, nrows=5).drop(columns=[drop]).to_csv(p, index=False)
+    assert M.detect_layout(p) == layout
+    with pytest.raises(ValueError, match=rf"mine.csv: row 0 \(header\): missing column\(s\) \['{drop}'\]"):
+        read_measurements(p)
 
 
 @needs_shared

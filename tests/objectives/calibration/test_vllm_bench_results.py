@@ -209,6 +209,23 @@ def test_a_result_without_weight_dtype_takes_the_checkpoints_format(tmp_path, mo
         read_measurements(_result(tmp_path, "u.json", drop=("weight_dtype",), model_id="acme/NotAModel-7B"))
 
 
+def test_a_result_of_a_model_the_catalog_does_not_know_says_so_and_how_to_name_its_config(tmp_path):
+    """Without weight_dtype the reader takes the checkpoint's format from the catalog: for an unknown model the error
+    says that is why, and that its config.json (a path as the model) both gives the format and lets the row be
+    predicted; it blamed weight_dtype alone, and with weight_dtype given the row was then refused as unknown."""
+    with pytest.raises(ValueError, match=r"u.json: row 1, column 'model_id': 'acme/NotAModel-7B' is not in the "
+                                         r"catalog.*config\.json.*weight_dtype"):
+        read_measurements(_result(tmp_path, "u.json", drop=("weight_dtype",), model_id="acme/NotAModel-7B"))
+    cfg = tmp_path / "NotAModel-7B"
+    cfg.mkdir()
+    (cfg / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256}))
+    r = read_measurements(_result(tmp_path, "p.json", drop=("weight_dtype",), model_id="acme/NotAModel-7B",
+                                  model=str(cfg))).iloc[0]
+    assert (r["model"], r["weight_dtype"]) == (str(cfg), "bf16")
+
+
 def test_the_expert_split_of_a_result_covers_its_gpus(tmp_path):
     # COLUMNS: moe_tp x moe_ep = tp x attn_dp (the silicon reader fills moe_tp so); a vLLM row had moe_tp 1 at TP 8
     r = read_measurements(_result(tmp_path, tp="8")).iloc[0]

@@ -326,6 +326,53 @@ def test_two_publishers_fp8_releases_keep_their_own_formats_whichever_is_asked_f
     assert len({m.name for m in got.values()}) == 2
 
 
+@pytest.mark.parametrize("hf_id,fmt", [
+    # Red Hat's (Neural Magic's) "-FP8" releases: static per-tensor FP8 weights and activations (AutoFP8 /
+    # llm-compressor), no KV-cache scales; their "-FP8-KV" releases carry FP8 KV-cache scales
+    ("RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8", ("fp8", "fp8_per_tensor", "")),
+    ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", ("fp8", "fp8_per_tensor", "")),
+    ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8-KV", ("fp8", "fp8_per_tensor", "fp8")),
+    # the same repository name as a shipped checkpoint of another publisher (NVIDIA's ModelOpt FP8 with FP8 KV
+    # scales; Qwen's block FP8): the id's own publisher's format, not the shipped record's
+    ("RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8", ("fp8", "fp8_per_tensor", "")),
+    ("nvidia/Qwen3-235B-A22B-FP8", ("fp8", "fp8_per_tensor", "fp8")),
+    # Red Hat's "-quantized.w4a16" / ".w8a8" / ".w8a16" releases (compressed-tensors INT4 / INT8)
+    ("RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16", ("int4", "int4_group", "")),
+    ("RedHatAI/Meta-Llama-3.1-70B-Instruct-quantized.w8a8", ("int8", "int8_sq", "")),
+    ("neuralmagic/Meta-Llama-3.1-8B-Instruct-quantized.w8a16", ("int8", "int8_wo", "")),
+])
+def test_a_publishers_release_takes_that_publishers_format(hf_id, fmt):
+    cat = Catalog.from_data()
+    m = cat.model(hf_id)
+    assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == fmt
+    base = cat.model(hf_id.split("/")[1].replace("Meta-", "").split("-Instruct")[0])
+    assert (m.n_layers, m.hidden, m.n_experts) == (base.n_layers, base.hidden, base.n_experts)
+    assert cat.model(hf_id) is m
+
+
+def test_the_shipped_checkpoints_keep_their_own_ids_and_fine_tunes():
+    """The guard above leaves a shipped checkpoint its own publisher's ids and their fine-tunes."""
+    cat = Catalog.from_data()
+    assert cat.model("nvidia/Llama-3.1-70B-Instruct-FP8").name == "Llama-3.1-70B-FP8"
+    assert cat.model("Qwen/Qwen3-235B-A22B-Thinking-2507-FP8").name == "Qwen3-235B-A22B-FP8"
+    assert cat.model("Llama-3.1-70B-Instruct-FP8").name == "Llama-3.1-70B-FP8"  # no publisher: the shipped one
+
+
+def test_kimi_k2_thinking_is_its_int4_checkpoint_not_the_fp8_instruct_one():
+    """moonshotai/Kimi-K2-Thinking ships INT4 routed experts (compressed-tensors, quantization-aware trained, the
+    format Kimi-K2.5 adopted) on Kimi-K2's shapes: the "-Thinking" fine-tune rule had priced it as Kimi-K2-Instruct's
+    block FP8, twice its experts' bytes."""
+    cat = Catalog.from_data()
+    m, k2, k25 = cat.model("moonshotai/Kimi-K2-Thinking"), cat.model("Kimi-K2"), cat.model("Kimi-K2.5")
+    assert (m.quant_weight_dtype, m.quant_scheme) == (k25.quant_weight_dtype, k25.quant_scheme) == ("int4",
+                                                                                                    "int4_group")
+    assert dataclasses.replace(m, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
+                               max_position=0) == \
+        dataclasses.replace(k2, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
+                            max_position=0)
+    assert cat.model("moonshotai/Kimi-K2-Instruct-0905").name == "Kimi-K2"
+
+
 def test_a_revision_tag_of_an_unknown_architecture_is_still_refused_by_its_own_name():
     cat = Catalog.from_data()
     with pytest.raises(CatalogError, match=r"unknown model 'nvidia/Llama-3_1-Nemotron-Ultra-253B-v1'"):

@@ -168,6 +168,18 @@ def test_quantized_release_ids_with_compound_format_tags(hub_id, base, dtype, sc
     assert (m.n_layers, m.hidden, m.n_kv_heads) == (ref.n_layers, ref.hidden, ref.n_kv_heads)
 
 
+@pytest.mark.parametrize("name", ["Qwen/Qwen3-14B", "microsoft/phi-4", "acme/NoSuchModel-FP8"])
+def test_an_unknown_model_says_a_config_json_path_names_it(name, tmp_path):
+    """A model the catalog does not ship (Qwen3-14B, phi-4, ...) is costed from its config.json: the error says so,
+    and the path it suggests works."""
+    with pytest.raises(catalog.CatalogError, match=r"unknown model .*config\.json"):
+        catalog.Catalog.from_data().model(name)
+    d = tmp_path / name.split("/")[1]
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(DENSE))
+    assert catalog.Catalog.from_data().model(str(d)).n_layers == DENSE["num_hidden_layers"]
+
+
 def test_a_training_study_of_a_registered_model_runs_in_worker_processes(tmp_path):
     """The training objective (and every other objective naming its model: `catalog.carry.CarriesModel`) carries
     a model registered at run time into the study's worker processes, as the serving objective does; it kept the

@@ -69,6 +69,22 @@ def test_build_from_collector_output_keeps_the_other_profiles_of_the_index(tmp_p
     assert got == pytest.approx(float(best["latency"].min()), rel=1e-4)
 
 
+@needs_torch
+def test_a_collection_with_one_rank_count_builds_without_its_comm_table_and_says_why(tmp_path, caplog):
+    """`collect --ranks 2` (gloo on CPU, or a box with two GPUs) measures all-reduce at one rank count: no curve over
+    ranks can be made of it. The build keeps the GEMM and attention tables and drops that table with a log line
+    naming the axis, instead of failing on it (it raised from `Table` and built nothing)."""
+    raw = tmp_path / "raw"
+    collect.collect(raw, device="cpu", quick=True, system="test_cpu", engine="torch", version="9.9", ranks=[2],
+                    dtypes="fp32", ops=["gemm", "comm"])
+    assert any(raw.rglob("custom_allreduce_perf.parquet"))
+    with caplog.at_level("WARNING", logger="objectives.profiles.build"):
+        done = build.build_all(raw, tmp_path / "out", "my CPU", engines=build.engines_in(raw))
+    assert len(done) == 1 and "gemm.fp32" in done[0].tables
+    assert "custom_allreduce" not in done[0].tables
+    assert "one value only (num_gpus = 2)" in caplog.text
+
+
 def test_model_composes_the_measured_h200_steps_from_the_collected_kernels():
     r = reference_step.compare(STEPS)
     assert set(r["engine"]) == {"torch"} and len(r) == 13
