@@ -96,14 +96,15 @@ DEFAULTS: dict[str, Any] = {
     "mode": "agg", "prefill_replicas": None, "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True,
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
     "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
-    "prefix_caching": True, "moe_a2a": None,
+    "prefix_caching": True, "moe_a2a": None, "prefill_pp": None, "prefill_weight_dtype": None,
+    "prefill_act_dtype": None, "prefill_kv_dtype": None,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus", "prefix_hit_rate")
 _OPTIONAL = ("weight_dtype", "act_dtype", "kv_dtype", "moe_act_dtype", "moe_a2a", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
-             "prefill_attn_dp")
+             "prefill_attn_dp", "prefill_pp", "prefill_weight_dtype", "prefill_act_dtype", "prefill_kv_dtype")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {
     "ttft_ms": ("ttft", 1), "tpot_ms": ("tpot", 1), "e2e_ms": ("e2e", 1), "tok_s_per_gpu": ("throughput", 1),
@@ -175,6 +176,9 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             eplb=np.asarray(c["eplb"], dtype=object), moe_act_dtype=np.asarray(c["moe_act_dtype"], dtype=object),
             prefix_caching=np.asarray(c["prefix_caching"], dtype=object),
             moe_a2a=np.asarray(c["moe_a2a"], dtype=object),
+            # the prefill pool's own PP and dtypes (disaggregated mode; missing: the decode pool's)
+            **{k: np.asarray(c[k], dtype=object) for k in ("prefill_pp", "prefill_weight_dtype", "prefill_act_dtype",
+                                                           "prefill_kv_dtype")},
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -285,7 +289,10 @@ class LLMServingObjective(CarriesModel):
         self._warn_unpriced(d)
         resolved = mt.attrs.get("resolved")
         if resolved is not None:
-            mt.insert(mt.columns.get_loc("fits"), "quality", _quality(resolved))
+            # a disaggregated deployment's prefill pool computes the prompt's KV cache: the lower of its pools'
+            pre = mt.attrs.get("resolved_prefill")
+            q = _quality(resolved) if pre is None else np.minimum(_quality(resolved), _quality(pre))
+            mt.insert(mt.columns.get_loc("fits"), "quality", q)
         if self.capacity:
             # only where the SLO holds at the workload's own load (the others hold less than it: NaN)
             cap = np.full(len(d), np.nan)

@@ -28,6 +28,7 @@ import numpy as np
 
 import dse
 from dse import SpaceError
+from dse.space import Param
 from objectives import catalog
 from objectives.catalog import GPU, Model
 
@@ -35,7 +36,7 @@ from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
 from .batching import batching as batching_space
 from .compose import COUNT_LIMIT, compose, one_of
 from .hardware import check_count, gpu_records, hardware
-from .parallelism import ep_choices, model_record, parallelism
+from .parallelism import ep_choices, model_record, parallelism, pp_choices, tp_choices
 from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
 from .serving import serving
 
@@ -53,7 +54,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 prefill_ep: Sequence[int] | None = None,
                 prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None,
                 moe_act_dtypes: Sequence[str] | None = None,
-                prefix_caching: Sequence[bool] | None = None, moe_a2a: Sequence[str] | None = None) -> dse.Space:
+                prefix_caching: Sequence[bool] | None = None, moe_a2a: Sequence[str] | None = None,
+                prefill_pp: Sequence[int] | None = None, prefill_formats: Sequence[str] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -71,7 +73,15 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     tp x pp x attn_dp GPUs and EP spreads the experts over its tp x attn_dp GPUs; in disaggregated mode the decode
     pool's). ``prefill_ep`` / ``prefill_attn_dp`` (disaggregated mode, MoE models for EP): the prefill pool's own
     EP and attention DP (default: the decode pool's ``ep`` / ``attn_dp``), e.g. prefill TP 8 EP 8 with a wide-EP
-    decode pool. With ``attn_dp`` and no ``ep``, the EP choices also hold each replica's whole tp x attn_dp (up to
+    decode pool. ``prefill_pp`` / ``prefill_formats`` (disaggregated mode): the prefill pool's own pipeline depth
+    (default: the decode pool's ``pp``) and (weight, activation) format (names of `spaces.quantization.FORMATS`,
+    each refused where no prefill GPU computes in it; default: the decode pool's ``weight_dtype`` /
+    ``act_dtype``), as knobs ``prefill_pp``, ``prefill_weight_dtype``, ``prefill_act_dtype``, e.g. an fp8 prefill
+    pool beside a bf16 decode pool. A prefill TP or PP given may be any the model splits into up to ``max_gpus``,
+    whatever the decode pool's choices. The KV-cache dtype stays one for both pools: the KV moves as stored (vLLM's
+    NixlConnector refuses a peer whose ``cache_dtype`` differs, `compute_nixl_compatibility_hash` in
+    vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py). With ``attn_dp`` and no ``ep``, the EP
+    choices also hold each replica's whole tp x attn_dp (up to
     the experts), as wide-EP deployments run: EP 72 over 72 attention-DP ranks, with redundant expert copies where
     it does not divide the experts. ``eplb`` (MoE models): an expert-parallel load balancer as a knob, e.g.
     ``(False, True)`` (vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load balancer; the cost model prices
@@ -107,7 +117,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     _lists(n_gpus=n_gpus, tp=tp, pp=pp, ep=ep, formats=formats, kv_dtypes=kv_dtypes, max_batch_sizes=max_batch_sizes,
            max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, modes=modes, batching=batching,
            engines=engines, prefill_tp=prefill_tp, attn_dp=attn_dp, prefill_ep=prefill_ep,
-           prefill_attn_dp=prefill_attn_dp)
+           prefill_attn_dp=prefill_attn_dp, prefill_pp=prefill_pp, prefill_formats=prefill_formats)
     modes = tuple(dict.fromkeys(modes))
     if engines is not None:
         engines = _engine_names(engines)
@@ -134,11 +144,12 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         par,
         quantization(gpus, formats=formats, kv_dtypes=kv_dtypes, opt_in=_opt_in_formats(model)),
     ]
-    own_pools = any(v is not None for v in (prefill_gpus, prefill_tp, prefill_ep, prefill_attn_dp))
+    own_pools = any(v is not None for v in (prefill_gpus, prefill_tp, prefill_ep, prefill_attn_dp, prefill_pp,
+                                            prefill_formats))
     if own_pools and "disagg" not in modes:
-        raise SpaceError(f"prefill_gpus / prefill_tp / prefill_ep / prefill_attn_dp give the prefill pool of a "
-                         f"disaggregated deployment its own GPU, TP, EP and attention DP; add 'disagg' to "
-                         f"modes={list(modes)}")
+        raise SpaceError(f"prefill_gpus / prefill_tp / prefill_ep / prefill_attn_dp / prefill_pp / prefill_formats "
+                         f"give the prefill pool of a disaggregated deployment its own GPU, TP, EP, attention DP, PP "
+                         f"and format; add 'disagg' to modes={list(modes)}")
     cons = [f"tp * pp * {adp} * dp == n_gpus" if with_dp else f"tp * pp * {adp} == n_gpus"]
     if own_pools:
         cons = [f"tp * pp * {adp} * dp == n_gpus or mode == 'disagg'"]
@@ -148,15 +159,17 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
             cons.append("prefill_replicas < dp")
     pool_params: list[str] = []
     if own_pools:
-        pool, rules = _prefill_pool(parts[0], parts[1], gpus if prefill_gpus is None else prefill_gpus, prefill_tp,
-                                    formats, kv_dtypes)
+        pool, rules = _prefill_pool(model, max_gpus, parts[0], parts[1],
+                                    gpus if prefill_gpus is None else prefill_gpus, prefill_tp, formats, kv_dtypes,
+                                    prefill_pp, prefill_formats)
+        p_pp = "prefill_pp" if prefill_pp is not None else "pp"
         extra, p_ep, p_adp, ep_rules = _prefill_parallel(model, par, pool, prefill_ep, prefill_attn_dp, adp, max_gpus)
         pool = dse.Space({**pool.params, **extra})
         pool_params = list(pool.params)
         parts.append(pool)
         cons.extend(rules + ep_rules)
         # GPUs per pool (the prefill parameters are inactive in aggregated mode, where this holds vacuously)
-        cons.append(f"prefill_replicas * prefill_tp * {p_adp} * pp + (dp - prefill_replicas) * tp * {adp} * pp "
+        cons.append(f"prefill_replicas * prefill_tp * {p_adp} * {p_pp} + (dp - prefill_replicas) * tp * {adp} * pp "
                     f"== n_gpus")
     if with_dp and not replicas and "agg" in modes:     # a disaggregated deployment needs its dp > 1 workers
         cons.append("dp == 1 or mode == 'disagg'" if "disagg" in modes else "dp == 1")
@@ -252,32 +265,63 @@ def _opt_in_formats(model: str | Model) -> tuple[str, ...]:
     return OPT_IN_FORMATS if model_record(model).quant_weight_dtype == "fp4" else ()
 
 
-def _prefill_pool(hw: dse.Space, par: dse.Space, prefill_gpus: Sequence[str | GPU] | str,
+def _prefill_pool(model: str | Model, max_gpus: int, hw: dse.Space, par: dse.Space,
+                  prefill_gpus: Sequence[str | GPU] | str,
                   prefill_tp: Sequence[int] | None, formats: Sequence[str] | None,
-                  kv_dtypes: Sequence[str]) -> tuple[dse.Space, list[str]]:
-    """The ``prefill_gpu`` and ``prefill_tp`` parameters, and the precision rules of ``gpu`` restated for
-    ``prefill_gpu`` (a format the prefill GPU cannot run is refused here, not left to fail every trial)."""
+                  kv_dtypes: Sequence[str], prefill_pp: Sequence[int] | None = None,
+                  prefill_formats: Sequence[str] | None = None) -> tuple[dse.Space, list[str]]:
+    """The ``prefill_gpu`` and ``prefill_tp`` parameters (with ``prefill_pp`` / ``prefill_formats``: the
+    ``prefill_pp``, ``prefill_weight_dtype`` and ``prefill_act_dtype`` ones too; the pool's TP and PP by default
+    the space's choices, given, any the model splits into up to ``max_gpus``, whatever the decode pool's), and the
+    precision rules of
+    ``gpu`` restated for ``prefill_gpu`` over the prefill pool's format (the decode pool's, or its own): a format the
+    prefill GPU cannot run is refused here, not left to fail every trial."""
     names = _choices(hardware(prefill_gpus, 8), "gpu")         # catalog names, unknown GPUs refused
-    allowed_tp = _choices(par, "tp")
-    tps = allowed_tp if prefill_tp is None else sorted(dict.fromkeys(int(t) for t in prefill_tp))
+    m = model_record(model)
+    tps = _choices(par, "tp") if prefill_tp is None else sorted(dict.fromkeys(int(t) for t in prefill_tp))
+    allowed_tp = tp_choices(m, max_gpus)
     bad = [t for t in tps if t not in allowed_tp]
     if bad or not tps:
         raise SpaceError(f"prefill_tp={list(prefill_tp or [])!r}: {bad or 'empty'} not allowed; valid TP values for "
-                         f"this model and space: {allowed_tp}")
-    idle = idle_gpus(gpu_records(names), list(formats)) if formats is not None else []   # default: each runs bf16
+                         f"{m.name} up to max_gpus={max_gpus}: {allowed_tp}")
+    params: dict[str, Param] = {"prefill_gpu": dse.Categorical(list(names)), "prefill_tp": dse.Categorical(tps)}
+    if prefill_pp is not None:
+        allowed_pp = pp_choices(m, max_gpus)
+        pps = sorted(dict.fromkeys(prefill_pp))
+        bad = [x for x in pps if x not in allowed_pp]
+        if bad or not pps:
+            raise SpaceError(f"prefill_pp={list(prefill_pp)!r}: {bad or 'empty'} not allowed; valid PP values for "
+                             f"{m.name} up to max_gpus={max_gpus}: {allowed_pp}")
+        params["prefill_pp"] = dse.Categorical(pps)
+    own = list(formats) if formats is not None else None
+    if prefill_formats is not None:
+        own = list(prefill_formats)
+    idle = idle_gpus(gpu_records(names), own) if own is not None else []   # default: each runs bf16
     if idle:
-        raise SpaceError(f"prefill_gpus {idle} run none of the formats {list(formats or [])}: no disaggregated "
+        raise SpaceError(f"prefill_gpus {idle} run none of the formats {own}: no disaggregated "
                          f"configuration would use them; drop them or add a format they run")
-    rules = quantization(list(dict.fromkeys([*_choices(hw, "gpu"), *names])), formats=formats,
-                         kv_dtypes=kv_dtypes, opt_in=OPT_IN_FORMATS).constraints
-    cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules if isinstance(c, str) and re.search(r"\bgpu\b", c)]
+    if prefill_formats is None:
+        rules = quantization(list(dict.fromkeys([*_choices(hw, "gpu"), *names])), formats=formats,
+                             kv_dtypes=kv_dtypes, opt_in=OPT_IN_FORMATS).constraints
+        cons = [re.sub(r"\bgpu\b", "prefill_gpu", c) for c in rules
+                if isinstance(c, str) and re.search(r"\bgpu\b", c)]
+    else:
+        # the prefill pool's own (weight, activation) format: quantization's parameters and rules over the prefill
+        # GPUs, renamed to the pool's
+        try:
+            q = quantization(names, formats=prefill_formats, kv_dtypes=kv_dtypes, opt_in=OPT_IN_FORMATS)
+        except SpaceError as exc:
+            raise SpaceError(f"prefill {exc}") from None
+        params.update(prefill_weight_dtype=q.params["weight_dtype"], prefill_act_dtype=q.params["act_dtype"])
+        cons = [re.sub(r"\b(gpu|weight_dtype|act_dtype)\b", r"prefill_\1", c) for c in q.constraints
+                if isinstance(c, str)]
     # the KV crosses a scale-out network between pools on two GPU types (`inference.comm.kv_transfer_gbs`): a GPU
     # whose system has none (a PCIe box) pairs only with its own type, inside its box
     both = list(dict.fromkeys([*_choices(hw, "gpu"), *names]))
     alone = [g for g, out in zip(both, catalog.topology(both)["scale_out_gbs"]) if not out > 0]
     if alone:
         cons.append(f"prefill_gpu == gpu or (prefill_gpu not in {tuple(alone)!r} and gpu not in {tuple(alone)!r})")
-    return dse.Space(prefill_gpu=dse.Categorical(list(names)), prefill_tp=dse.Categorical(tps)), cons
+    return dse.Space(params), cons
 
 
 def _degrees(label: str, given: Sequence[int], max_gpus: int) -> list[int]:

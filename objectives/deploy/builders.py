@@ -4,8 +4,10 @@ A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, 
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
 ``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``moe_a2a``, ``prefix_caching``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
 ``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
-workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` where the trial has them, else
-the decode workers' gpu / tp / ep / attn_dp, and each worker gets its own pool's EP / attention-DP flags below).
+workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` / ``prefill_pp`` /
+``prefill_weight_dtype`` / ``prefill_act_dtype`` where the trial has them, else the decode workers' gpu / tp / ep /
+attn_dp / pp / format, and each worker gets its own pool's EP / attention-DP / PP / quantization flags below; one
+KV-cache dtype for both pools, a ``prefill_kv_dtype`` other than ``kv_dtype`` refused: the KV moves as stored).
 ``eplb`` (an expert-parallel load balancer, as the cost model's ``eplb``) switches each engine's load balancer on
 in every worker with ep > 1; a worker whose ep does not divide the experts runs it whatever ``eplb`` says (its R
 redundant expert copies are placed by it, R = `objectives.inference.resolve.redundant_experts`), and a worker
@@ -304,6 +306,9 @@ class Plan:
     prefill_tp: int | None = None
     prefill_ep: int | None = None
     prefill_attn_dp: int | None = None
+    prefill_pp: int | None = None
+    prefill_weight_dtype: str | None = None      # the prefill workers' own format (None: the decode workers')
+    prefill_act_dtype: str | None = None
     eplb: bool = False            # an expert-parallel load balancer in every worker with ep > 1
     moe_act_dtype: str = "auto"   # MXFP4 experts' activations (inference.measured.MOE_ACT_DTYPES)
     moe_a2a: str = "auto"         # the EP token exchange across attention-DP ranks (inference.measured.MOE_A2A)
@@ -316,11 +321,14 @@ class Plan:
 
     def pool(self, role: str) -> Plan:
         """The plan of one worker of ``role``: a prefill worker of a disaggregated deployment runs on its pool's
-        GPU type, TP, EP and attention DP; every other worker on the plan's own."""
+        GPU type, TP, EP, attention DP, PP and (weight, activation) format; every other worker on the plan's own."""
         if role != "prefill" or self.mode != "disagg":
             return self
         return dataclasses.replace(self, gpu=self.prefill_gpu or self.gpu, tp=self.prefill_tp or self.tp,
-                                   ep=self.prefill_ep or self.ep, attn_dp=self.prefill_attn_dp or self.attn_dp)
+                                   ep=self.prefill_ep or self.ep, attn_dp=self.prefill_attn_dp or self.attn_dp,
+                                   pp=self.prefill_pp or self.pp,
+                                   weight_dtype=self.prefill_weight_dtype or self.weight_dtype,
+                                   act_dtype=self.prefill_act_dtype or self.act_dtype)
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
@@ -330,7 +338,8 @@ class Plan:
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
             pre = self.pool("prefill")
-            d.update(prefill_gpu=pre.gpu.name, prefill_tp=pre.tp, prefill_ep=pre.ep, prefill_attn_dp=pre.attn_dp)
+            d.update(prefill_gpu=pre.gpu.name, prefill_tp=pre.tp, prefill_ep=pre.ep, prefill_attn_dp=pre.attn_dp,
+                     prefill_pp=pre.pp, prefill_weight_dtype=pre.weight_dtype, prefill_act_dtype=pre.act_dtype)
         return d
 
 
@@ -412,33 +421,45 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
     kv = _study_kv(m, g, w, a) if kv_default else str(kv)
     if kv not in KV:
         raise DeployError(f"kv_dtype={kv!r} not allowed; valid: {sorted(KV)}")
-    # disaggregated mode: the prefill pool's own GPU type and degrees (missing: the decode pool's)
-    pg, pre = g, {"prefill_tp": ints["tp"], "prefill_ep": ints["ep"], "prefill_attn_dp": ints["attn_dp"]}
+    # disaggregated mode: the prefill pool's own GPU type, degrees and format (missing: the decode pool's)
+    pg, pre = g, {"prefill_tp": ints["tp"], "prefill_ep": ints["ep"], "prefill_attn_dp": ints["attn_dp"],
+                  "prefill_pp": ints["pp"]}
+    pw, pa = w, a
     if mode == "disagg":
         if not _missing(cfg.get("prefill_gpu")):
             pg = catalog.gpu(str(cfg["prefill_gpu"]))
         pre = {k: (v if _missing(cfg.get(k)) else _int(cfg, k)) for k, v in pre.items()}
+        pw, pa = _prefill_format(cfg, pg, w, a)
+        pkv = cfg.get("prefill_kv_dtype")
+        if not _missing(pkv) and str(pkv) != kv:
+            raise DeployError(f"prefill_kv_dtype={pkv!r} with kv_dtype={kv!r}: the prefill workers hand their KV "
+                              f"cache to the decode workers as stored, so both pools store one dtype (vLLM's "
+                              f"NixlConnector refuses a peer whose cache_dtype differs, compute_nixl_compatibility_hash)"
+                              f"; drop prefill_kv_dtype or give it kv_dtype's value")
     n_gpus: Any = cfg.get("n_gpus")
     total = ints["tp"] * ints["pp"] * ints["attn_dp"] * ints["dp"]
     if mode == "disagg":
-        total = pr * pre["prefill_tp"] * ints["pp"] * pre["prefill_attn_dp"] + \
+        total = pr * pre["prefill_tp"] * pre["prefill_pp"] * pre["prefill_attn_dp"] + \
             (ints["dp"] - pr) * ints["tp"] * ints["pp"] * ints["attn_dp"]
         if not _missing(n_gpus) and int(float(n_gpus)) != total:
-            raise DeployError(f"n_gpus={n_gpus!r} does not match the pools' GPUs: prefill_replicas x prefill_tp x pp x "
-                              f"prefill_attn_dp + (dp - prefill_replicas) x tp x pp x attn_dp = {pr} x "
-                              f"{pre['prefill_tp']} x {ints['pp']} x {pre['prefill_attn_dp']} + {ints['dp'] - pr} x "
-                              f"{ints['tp']} x {ints['pp']} x {ints['attn_dp']} = {total}")
+            raise DeployError(f"n_gpus={n_gpus!r} does not match the pools' GPUs: prefill_replicas x prefill_tp x "
+                              f"prefill_pp x prefill_attn_dp + (dp - prefill_replicas) x tp x pp x attn_dp = {pr} x "
+                              f"{pre['prefill_tp']} x {pre['prefill_pp']} x {pre['prefill_attn_dp']} + "
+                              f"{ints['dp'] - pr} x {ints['tp']} x {ints['pp']} x {ints['attn_dp']} = {total}")
     elif not _missing(n_gpus) and int(float(n_gpus)) != total:
         raise DeployError(f"n_gpus={n_gpus!r} does not match tp x pp x attn_dp x dp = {ints['tp']} x {ints['pp']} x "
                           f"{ints['attn_dp']} x {ints['dp']} = {total}")
     for key, ep in (("ep", ints["ep"]), ("prefill_ep", pre["prefill_ep"])):
         if ep > 1 and not m.is_moe:
             raise DeployError(f"{key}={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense")
-    for gpu in ([g] if pg is g or pg.name == g.name else [g, pg]):
-        if a in ("fp8", "int8", "fp4") and not gpu.supports(a):
-            able = [n for n in catalog.gpus() if catalog.gpu(n).supports(a)]
-            raise DeployError(f"act_dtype={a!r} (weight_dtype={w!r}) needs {a} tensor cores; {gpu.name} "
-                              f"({gpu.family}) has none. GPUs that compute in {a}: {able}")
+    pools = [(g, w, a, "")]
+    if pg.name != g.name or (pw, pa) != (w, a):
+        pools.append((pg, pw, pa, "prefill_" if (pw, pa) != (w, a) else ""))
+    for gpu, wt, at, key in pools:
+        if at in ("fp8", "int8", "fp4") and not gpu.supports(at):
+            able = [n for n in catalog.gpus() if catalog.gpu(n).supports(at)]
+            raise DeployError(f"{key}act_dtype={at!r} ({key}weight_dtype={wt!r}) needs {at} tensor cores; "
+                              f"{gpu.name} ({gpu.family}) has none. GPUs that compute in {at}: {able}")
     mad = cfg.get("moe_act_dtype")
     mad = "auto" if _missing(mad) else mad
     if mad not in MOE_ACT_DTYPES:
@@ -460,7 +481,22 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
                 moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default,
-                moe_a2a=str(xa), **pre)
+                moe_a2a=str(xa), prefill_weight_dtype=pw, prefill_act_dtype=pa, **pre)
+
+
+def _prefill_format(cfg: Mapping[str, Any], pg: catalog.GPU, w: str, a: str) -> tuple[str, str]:
+    """The prefill workers' (weight, activation) format: ``prefill_weight_dtype`` / ``prefill_act_dtype`` where the
+    configuration gives them (a missing activation dtype: the prefill GPU's default for that weight,
+    `_default_act`), else the decode workers' (``w``, ``a``); DeployError for a pair that is no deployable format."""
+    pw_raw, pa_raw = cfg.get("prefill_weight_dtype"), cfg.get("prefill_act_dtype")
+    if _missing(pw_raw) and _missing(pa_raw):
+        return w, a
+    pw = w if _missing(pw_raw) else str(pw_raw)
+    pa = _default_act(pg, pw) if _missing(pa_raw) else str(pa_raw)
+    if (pw, pa) not in QUANT:
+        raise DeployError(f"(prefill_weight_dtype, prefill_act_dtype)=({pw!r}, {pa!r}) is not a deployable format; "
+                          f"valid: {sorted(QUANT)}")
+    return pw, pa
 
 
 def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog.types import DTYPES
 from . import kv_pool, memory, power
 from .core import prepare
 from .efficiency import Efficiency
@@ -124,6 +125,8 @@ class StepModel:
         self.engine: str = str(p.engine_names[int(np.asarray(p.engine_code))])
         self.source: str = SOURCES[int(np.asarray(p.source_code))]
         """Where the iteration costs come from: roofline | interpolated | extrapolated (see inference.estimate)."""
+        self.kv_dtype: str = DTYPES[int(np.asarray(p.kv_code))]
+        """The KV cache's dtype as resolved (the one given, else `inference.resolve`'s rule on the GPU and format)."""
         self.kv_bytes_per_token: float = float(p.kv_tok_gpu) * self.n_gpus
         """KV-cache bytes per token of context for the whole replica (all its GPUs)."""
         ms = None if memory_setting is None else float(memory_setting)

@@ -119,6 +119,7 @@ scales the saturated steady state's energy per token the same way (same mean pow
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -135,7 +136,7 @@ from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
 from .bisection import bisect
-from .handoff import front_end, handoff_ms, host_ms, kv_read_ms
+from .handoff import connector_engines, front_end, handoff_ms, host_ms, kv_read_ms, pool_engines
 from .prefix import PrefixTable, prefix_table
 from .scheduler import MIN_KV_SLOPE, SLO, Scheduler
 from .workload import Dist, Workload
@@ -745,6 +746,7 @@ class ServingModel:
         mem = mt["mem_per_gpu_gib"].to_numpy(float).copy()
         fits = mt["fits"].to_numpy(bool).copy()
         n_gpus = mt["n_gpus"].to_numpy(float)
+        d = _one_kv_dtype(d, dis, mt["kv_dtype"].to_numpy(object))
         # prefix caching: the share of prompt tokens each deployment serves from its cache and the mean tokens a
         # request's prefill skips (`prefix_hit_rate`; none without hash blocks or with the knob off, and then
         # nothing below changes). The prompt's KV is whole (memory, the batch in flight, the decodes' context, the
@@ -765,6 +767,9 @@ class ServingModel:
         wait_p = np.zeros(n)                                          # prefill-pool queue (disagg, open loop)
         pool_req = (np.full(n, np.nan), np.full(n, np.nan))           # disagg: prefill / decode pool capacity
         pre_reason = np.full(n, "", dtype=object)                     # disagg: why the prefill pool cannot run
+        # each row's prefill pool's resolved format (the deployment's own in agg): the quality proxy takes the lower
+        fmt = ["weight_dtype", "act_dtype", "kv_dtype"]
+        pre_fmt = mt[fmt].reset_index(drop=True)
         if plain.any() or dis.any():
             sub = np.flatnonzero(plain | dis)
             sb = d.take(sub)
@@ -839,14 +844,21 @@ class ServingModel:
                 link_reason = np.full(len(i), "", dtype=object)
                 for pos in np.flatnonzero(no_net):
                     link_reason[pos] = kv_link_missing(pname[pos], gname[pos])
-                # ... through the engine's KV connector (its latency per request, its rate where slower); the
-                # engine's host time once per pass of its P/D front end (`serving.handoff`, as the silicon slice's
+                # ... as stored: pools given two KV dtypes do not run (`kv_dtype_mismatch`)
+                p_kv, d_kv = pf["kv_dtype"].to_numpy(object)[d_mask], mt["kv_dtype"].to_numpy(object)[i]
+                for pos in np.flatnonzero(p_kv != d_kv):
+                    fits[i[pos]] = False
+                    link_reason[pos] = kv_dtype_mismatch(p_kv[pos], d_kv[pos])
+                # ... through the engine's KV connector (its latency per request, its rate where slower; the
+                # deployment's engine whichever pool is priced on the roofline, `connector_engines`); the engine's
+                # host time once per pass of its P/D front end (`serving.handoff`, as the silicon slice's
                 # disaggregated rows are predicted)
                 eff = self.efficiency if self.efficiency is not None else default_eff()
                 sd = d.take(i)
                 pkw = self._prefill_kw(sd)
                 host, _, engines = front_end(pkw, len(i), eff)
-                xfer_ms = kv_read_ms(kv_bytes, link, engines, eff)
+                kv_engines = connector_engines(engines, pool_engines(self._kw(sd), len(i)))
+                xfer_ms = kv_read_ms(kv_bytes, link, kv_engines, eff)
                 tput[i] = r * osl * 1e3
                 hand = handoff_ms(t_d, xfer_ms, N[i])
                 ttft[i] = host + t_p + hand
@@ -954,6 +966,7 @@ class ServingModel:
                 mem[i] = np.maximum(mem[i], pf["mem_per_gpu_gib"].to_numpy(float)[d_mask])
                 pf_ok = pf["fits"].to_numpy(bool)[d_mask]
                 fits[i] &= pf_ok
+                pre_fmt.loc[i, fmt] = pf[fmt].to_numpy(object)[d_mask]
                 pre_reason[i] = np.where(pf_ok, link_reason,
                                          "prefill pool: " + pf["reason"].astype(str).to_numpy(object)[d_mask])
         stat = (d.batching == "static") & ~dis
@@ -1099,6 +1112,7 @@ class ServingModel:
         frame["source"] = mt["source"].astype(str).to_numpy(object)
         frame.attrs["resolved"] = mt[["weight_dtype", "act_dtype", "kv_dtype", "source", "engine", "gpu"]].reset_index(
             drop=True)
+        frame.attrs["resolved_prefill"] = pre_fmt
         return frame
 
     def _static_open_loop(self, d: Deployments, lam_ms: np.ndarray, n_max: np.ndarray, parts: Mapping[str, Any],
@@ -2099,6 +2113,30 @@ def _repeat(kw: Mapping[str, Any], n: int, g: int) -> dict[str, Any]:
             for k, v in kw.items()}
 
 
+def kv_dtype_mismatch(prefill_kv: Any, decode_kv: Any) -> str:
+    """Why a disaggregated deployment whose pools store the KV cache in two dtypes does not run: the prompt's KV
+    moves from the prefill worker to the decode worker as stored (block by block, no conversion), and vLLM's
+    NixlConnector refuses a peer whose ``cache_dtype`` differs (`compute_nixl_compatibility_hash`,
+    vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py)."""
+    return (f"the prefill pool stores its KV cache in {prefill_kv}, the decode pool in {decode_kv}: the KV moves "
+            f"between them as stored (vLLM's NixlConnector refuses a peer whose cache_dtype differs); give both "
+            f"pools one kv_dtype")
+
+
+def _one_kv_dtype(d: Deployments, dis: np.ndarray, decode_kv: np.ndarray) -> Deployments:
+    """``d`` with the prefill pool of each disaggregated deployment that names no KV dtype (prefill_kv_dtype and
+    kv_dtype None) storing the decode pool's as resolved (``decode_kv``, `inference.resolve`'s rule on the decode
+    pool's GPU and format): one dtype for both pools (`kv_dtype_mismatch`), not one resolved per pool (an A100
+    prefill pool of fp8 weights computes in bf16 and would store bf16 KV beside an H100 decode pool's fp8)."""
+    pkv = d.prefill_kv_dtype
+    miss = dis & np.array([v is None or (isinstance(v, float) and v != v) for v in pkv], dtype=bool)
+    if not miss.any():
+        return d
+    out = copy.copy(d)
+    object.__setattr__(out, "prefill_kv_dtype", np.where(miss, decode_kv, np.asarray(pkv, dtype=object)))
+    return out
+
+
 def prefill_estimates(prefill_kw: Mapping[str, Any], input_len: Any, prefill_batch: Any) -> pd.DataFrame:
     """`inference.estimate` of a prefill pool's worker at two batches per deployment, rows interleaved (2 i: a lone
     prompt, its attention-DP rank the only busy one; 2 i + 1: a full batch of max(floor(prefill_batch), 1) prompts
@@ -2314,5 +2352,5 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     return np.clip(ok, 0.0, 1.0)
 
 
-__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "prefill_estimates", "expected_max", "run_wait",
+__all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "kv_dtype_mismatch", "prefill_estimates", "expected_max", "run_wait",
            "cached_prefill_ms", "cached_context_ms", "PERCENTILES"]

@@ -36,6 +36,7 @@ workers of ``prefill_gpu`` / ``prefill_tp`` / ``prefill_pp`` / ``prefill_ep`` / 
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -207,8 +208,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     ``mode="disagg"``: a ``prefill`` and a ``decode`` `Pool` (as in `simulate`; ``dp`` stays 1, the workers are
     the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp`` and the
     dtypes: each pool may have its own pipeline depth and weight / activation / KV dtypes, an unknown dtype
-    refused naming the known ones). The analytical model holds one scheduler for both pools, so a pool's own
-    scheduler other than capacity's is refused (give it to capacity). It then also returns
+    refused naming the known ones). Each pool may have its own scheduler (``Pool(scheduler=)``, else
+    ``scheduler``), which the simulations run; the analytical model holds the batch knobs (`ANALYTICAL_KNOBS`)
+    once for both pools, so the pools' schedulers must agree on those (refused naming the knob where they do not;
+    the others, e.g. ``frontend_ms``, may differ). It then also returns
     ``prefill_pool_req_s`` and ``decode_pool_req_s`` (analytical: the rate each pool can serve; the smaller binds).
     """
     slo = SLO.parse(slo)
@@ -240,8 +243,11 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         w = Workload(rate=1.0, input_len=w.input_len, output_len=w.output_len, seed=w.seed, trace=w.trace,
                      shared_prefix=w.shared_prefix)
     _check_mode(mode, dp, prefill, decode)
-    pools = _pool_knobs(model, gpu, tp, pp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, s, prefill, decode) \
+    pools = _pool_knobs(model, gpu, tp, pp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, prefill, decode) \
         if mode == "disagg" else {}
+    # the batch knobs the analytical model holds (once for both pools: from their own schedulers where given; the
+    # simulations run each pool's own, else `s`)
+    ks = _pool_scheduler(s, prefill, decode, engine, fidelity) if pools and prefill and decode else s
     if not pools:
         from ..inference.resolve import check_ep
         check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
@@ -253,10 +259,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests), efficiency=efficiency)
     layout = {**dict(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=attn_dp, weight_dtype=weight_dtype,
                      act_dtype=act_dtype, kv_dtype=kv_dtype), **pools}
-    d = Deployments.of(max_batch_size=s.max_batch_size,
-                       max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                       batching=s.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
-                       prefix_caching=s.prefix_caching, moe_a2a=moe_a2a, **layout)
+    d = Deployments.of(max_batch_size=ks.max_batch_size,
+                       max_num_tokens=ks.max_num_tokens, chunked_prefill=ks.chunked_prefill,
+                       batching=ks.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
+                       prefix_caching=ks.prefix_caching, moe_a2a=moe_a2a, **layout)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
                            "profile": provenance}
@@ -381,7 +387,7 @@ def deployment_words(gpu: Any, tp: int, pp: int, dp: int = 1, ep: int = 1, attn_
     taking ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp``, as in `simulate`; a pool's own dtypes shown), "1 x H100
     tp=4 pp=1 prefill + 2 x H200 tp=4 pp=1 decode"."""
     def one(g: Any, t: int, e: int, a: int, depth: int = pp) -> str:
-        return f"{_name(g)} tp={t} pp={depth}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
+        return f"{_name(g, gpu=True)} tp={t} pp={depth}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
     if prefill is None or decode is None:
         return f"{dp} x {one(gpu, tp, ep, attn_dp)}"
 
@@ -394,14 +400,12 @@ def deployment_words(gpu: Any, tp: int, pp: int, dp: int = 1, ep: int = 1, attn_
 
 
 def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, weight_dtype: str | None,
-                act_dtype: str | None, kv_dtype: str | None, sched: Scheduler, prefill: Any,
-                decode: Any) -> dict[str, Any]:
+                act_dtype: str | None, kv_dtype: str | None, prefill: Any, decode: Any) -> dict[str, Any]:
     """The analytical model's knobs of a disaggregated deployment (`Deployments`: the decode pool in gpu / tp /
     pp / ep / attn_dp / dtypes, the prefill pool in prefill_*, dp the workers of both, prefill_replicas the prefill
     pool's), from `simulate`'s pools (None fields inherit capacity's arguments). Refuses, naming the pool, a pool
     that is not a `Pool`, a pool EP the inference model cannot run (`inference.resolve.check_ep`, with the valid
-    ones), a dtype the inference model does not know (`inference.resolve.dtype_codes`, with the valid ones)
-    and a pool's own scheduler, which the analytical model (one for both pools) would drop."""
+    ones) and a dtype the inference model does not know (`inference.resolve.dtype_codes`, with the valid ones)."""
     from ..inference.resolve import dtype_codes
     _check_pools(prefill, decode)
     knobs: dict[str, Any] = {}
@@ -409,10 +413,6 @@ def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, w
         if not isinstance(pool, Pool):
             raise ValueError(f"capacity {role}={pool!r:.80}: give a serving.Pool (gpu, tp, pp, ep, attn_dp, "
                              f"weight_dtype, act_dtype, kv_dtype, n_workers)")
-        if pool.scheduler is not None and pool.scheduler != sched:
-            raise ValueError(f"capacity {role} pool scheduler={pool.scheduler!r:.80}: the analytical model holds one "
-                             f"scheduler for both pools ({sched!r:.80} here); give scheduler= to capacity instead, or "
-                             f"leave the pool's None")
         p_tp = pool.tp if pool.tp is not None else tp
         p_ep = pool.ep if pool.ep is not None else ep
         p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp
@@ -435,8 +435,42 @@ def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, w
     return {**knobs, "mode": "disagg", "dp": prefill.n_workers + decode.n_workers}
 
 
+#: the scheduler's knobs the analytical model holds once per deployment (`Deployments`; `Scheduler.of_knobs`' own
+#: arguments): a disaggregated deployment's pools must agree on them
+ANALYTICAL_KNOBS = tuple(inspect.signature(Scheduler.of_knobs).parameters)
+
+
+def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, fidelity: str) -> Scheduler:
+    """The scheduler the analytical model prices a disaggregated deployment with: each pool's own
+    (``Pool(scheduler=)``, else capacity's ``sched``, as `simulate` runs them), which must agree on the knobs the
+    model holds once for both pools (`ANALYTICAL_KNOBS`: ValueError naming the knob and both values); the others
+    (the API server's ``frontend_ms``, ``admission``, ``preemption``, ...) are the simulator's, per pool. At the
+    analytical fidelity a pool's policy the model does not model is refused, as capacity's own is."""
+    own = {role: (p.scheduler if p.scheduler is not None else sched, p.scheduler is None)
+           for role, p in (("prefill", prefill), ("decode", decode))}
+    for k in ANALYTICAL_KNOBS:
+        (pv, p_cap), (dv, d_cap) = ((getattr(x, k), c) for x, c in own.values())
+        if pv != dv:
+            first, second = ("decode", "prefill") if d_cap is False and p_cap else ("prefill", "decode")
+            vals = {"prefill": (pv, p_cap), "decode": (dv, d_cap)}
+            tag = {r: " (capacity's scheduler)" if vals[r][1] else "" for r in vals}
+            raise ValueError(f"capacity pools' schedulers: the {first} pool's {k}={vals[first][0]!r}{tag[first]}, "
+                             f"the {second} pool's {vals[second][0]!r}{tag[second]}: the analytical model holds one "
+                             f"{k} for both pools; give both pools the same (or scheduler= to capacity)")
+    for role, (ps, _) in own.items():
+        if fidelity == "analytical" and not ps.models_policy(engine):
+            raise ValueError(f"capacity {role} pool scheduler policy={ps.policy!r}: the analytical model models "
+                             f"policy={Scheduler().policy_of(engine)!r} here (the engine's own); use "
+                             f"fidelity='simulated'")
+    return own["decode"][0]
+
+
 def _name(x: Any, gpu: bool = False) -> Any:
-    """A catalog record's name (the analytical model takes names)."""
+    """A catalog record's name (the analytical model takes names); ``gpu``: a GPU's, an alias ("H100") by the
+    catalog's name for it."""
+    if gpu and isinstance(x, str):
+        from ..catalog import gpu as catalog_gpu
+        return catalog_gpu(x).name
     return getattr(x, "name", x)
 
 
@@ -491,5 +525,5 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
                      f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
 
 
-__all__ = ["capacity", "deployment_words", "meets", "smallest_deployment", "steady_judged", "steady_slots",
+__all__ = ["ANALYTICAL_KNOBS", "capacity", "deployment_words", "meets", "smallest_deployment", "steady_judged", "steady_slots",
            "replays", "steady_run", "steady_verdict", "DEFAULT_TOL", "MIN_REQUESTS", "SETTLE_RUNS"]

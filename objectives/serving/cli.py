@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "inference.estimate's rule)")
     p.add_argument("--act-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
     p.add_argument("--kv-dtype", default=None, help="default: the inference model's rule (inference.resolve)")
+    p.add_argument("--batching", default=None, help="continuous (default: requests join and leave the running batch "
+                   "every iteration) or static (request-level batches run to their last request: serving.Scheduler "
+                   "batching=; aggregated mode only); with --target-rate, comma-separated values the space searches "
+                   "(spaces.llm_serving batching=)")
     p.add_argument("--max-batch-size", type=int, default=256)
     p.add_argument("--max-num-tokens", type=int, default=8192)
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, or roofline for the "
@@ -119,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace = ""
         trace += _prefix_words(args)
         s = Scheduler(max_batch_size=args.max_batch_size, max_num_tokens=args.max_num_tokens,
-                      prefix_caching=not args.no_prefix_caching)
+                      prefix_caching=not args.no_prefix_caching, batching=_batching(args)[0])
+        if s.batching != "continuous":
+            trace += f" ({s.batching} batching)"
         pools = _pools(args)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
@@ -151,6 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{r['capacity_req_s']:.3g} requests/s at {bounds}{trace} ({how}; analytical estimate "
           f"{r['analytical_req_s']:.3g})")
     return 0
+
+
+def _batching(args: argparse.Namespace) -> tuple[str, ...]:
+    """The batching policies of --batching (default continuous): one for the capacity of one deployment, the
+    space's knob values (comma-separated) for --target-rate; an unknown one refused listing the valid ones
+    (`Scheduler`'s)."""
+    from .scheduler import _BATCHING
+
+    vals = tuple(dict.fromkeys(v.strip() for v in (args.batching or "continuous").split(",") if v.strip()))
+    bad = [v for v in vals if v not in _BATCHING]
+    if bad or not vals:
+        raise ValueError(f"--batching {args.batching}: valid values are {', '.join(_BATCHING)}")
+    if len(vals) > 1 and args.target_rate is None:
+        raise ValueError(f"--batching {args.batching}: one deployment has one batching policy; several are for "
+                         f"--target-rate (the space's knob)")
+    return vals
 
 
 #: the disaggregated pools' flags (`_pools`): refused in aggregated mode, where nothing would read them
@@ -254,8 +276,10 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     # a trace's prompts vary in length: no whole-prompt rule from one input length then
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     n = args.n_requests if args.n_requests is not None else DEFAULT_N_REQUESTS
+    # a disaggregated deployment's pools each choose their GPU type and TP (the space's default TP values)
     space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, modes=modes,
-                               input_len=args.input_len if args.trace is None else None)
+                               input_len=args.input_len if args.trace is None else None, batching=_batching(args),
+                               prefill_gpus=gpus if "disagg" in modes else None)
     if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
         w = _trace_workload(args, n_requests=n)
     else:
@@ -267,8 +291,9 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
                                 profile=args.profile)
     row = smallest_deployment(space, obj, float(args.target_rate))
     keys = [k for k in ("mode", "gpu", "n_gpus", "tp", "pp", "ep", "dp", "prefill_replicas", "prefill_gpu",
-                        "prefill_tp", "prefill_ep", "prefill_attn_dp", "engine", "weight_dtype", "act_dtype", "kv_dtype",
-                        "max_batch_size", "max_num_tokens", "chunked_prefill", *slo.constraints, "usd_per_mtok",
+                        "prefill_tp", "prefill_ep", "prefill_attn_dp", "prefill_pp", "prefill_weight_dtype",
+                        "prefill_act_dtype", "engine", "weight_dtype", "act_dtype", "kv_dtype",
+                        "max_batch_size", "max_num_tokens", "chunked_prefill", "batching", *slo.constraints, "usd_per_mtok",
                         "slo_attainment", "source")
             if k in row.index and k != "fits"]
     print(f"smallest deployment holding {args.target_rate:g} requests/s{_prefix_words(args)} (simulated"

@@ -6,7 +6,8 @@ its first token, in one place for the simulator (`simulate`), the analytical ser
   units of the engine's per-request host time (`engine_ttft_ms`);
 - the KV read (`kv_read_ms`): the engine's KV connector's latency per request (the fitted ``engine_kv_ms``) and
   the bytes at the link's rate between the pools' GPUs (`inference.comm.kv_transfer_gbs`), or the connector's
-  where it is slower (the fitted ``engine_kv_gbs``; 0: not known);
+  where it is slower (the fitted ``engine_kv_gbs``; 0: not known), of the deployment's engine whichever pool's GPU
+  has no profile (`connector_engines`);
 - the decode worker's iteration boundaries and the iteration that emits the first token (`handoff_ms`).
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inference.core import prepare
+from ..inference.core import auto_engine, engine_codes, prepare
 from ..profiles import engine_key
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
@@ -81,6 +82,41 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray,
     return host * front_end_passes(engines) + model, wave, engines
 
 
+def pool_engines(pool_kw: Mapping[str, Any], n: int) -> np.ndarray:
+    """The engine that costs each of `n` pools (`pool_kw`: their `inference.estimate` arguments): the `engine`
+    argument, None / "auto" resolved per GPU as `prepare` resolves it (`auto_engine`: vLLM's profile where the GPU
+    has one, else "roofline"), without preparing the pools' costs."""
+    names, codes = engine_codes(pool_kw.get("engine"))
+    named = np.asarray(names, dtype=object)[np.broadcast_to(np.asarray(codes), (n,))]
+    if "auto" not in names:
+        return named.copy()
+    gpus = np.broadcast_to(np.asarray(pool_kw["gpu"], dtype=object), (n,))
+    uniq, inv = np.unique(np.array([str(getattr(g, "name", g)) for g in gpus], dtype=object), return_inverse=True)
+    auto = np.array([auto_engine(g) for g in uniq], dtype=object)[inv.ravel()]
+    return np.where(named == "auto", auto, named)
+
+
+def connector_engines(prefill_engines: Any, decode_engines: Any) -> np.ndarray:
+    """The engine whose KV connector moves each deployment's prompts (its ``engine_kv_ms`` / ``engine_kv_gbs``),
+    from the engines that cost its prefill and decode pools: the decode pool's, else, where that pool is priced on
+    the roofline (no profile of its GPU), the prefill pool's; "roofline" only where both are.
+
+    One engine serves both pools of a P/D deployment and its connector runs on both sides, so a pool's GPU without
+    a profile does not take the connector away: an MI300X prefill pool (roofline) with an H100 decode pool (vLLM)
+    hands its KV over vLLM's NixlConnector. The decode side is read first because that is where the handoff's
+    latency falls: vLLM's NixlConnector has the decode worker post the NIXL reads when its scheduler admits the
+    request (`start_load_kv` -> `_read_blocks`, after the first-contact `_nixl_handshake` with the prefill engine)
+    and poll their completion once per engine step (`get_finished` -> `_pop_done_transfers`), the prefill worker
+    only holding the blocks until the read's notification (`request_finished`; vllm/distributed/kv_transfer/
+    kv_connector/v1/nixl_connector.py). Auto-resolved engines differ only between a profiled and a roofline
+    pool (`auto_engine`), and a named engine is both pools', so the order moves no deployment whose pools are
+    both profiled."""
+    pre = np.asarray(prefill_engines, dtype=object)
+    dec = np.broadcast_to(np.asarray(decode_engines, dtype=object), pre.shape)
+    roof = np.array([engine_key(e) == "roofline" for e in dec.ravel()], dtype=bool).reshape(pre.shape)
+    return np.where(roof, pre, dec)
+
+
 def connector_gbs(link_gbs: Any, engines: Any, eff: Any) -> np.ndarray:
     """GB/s (per GPU, as `link_gbs`) at which a prompt's KV moves between the pools: the link's, or the engine's
     KV connector's where the efficiency factors know it and it is slower (``engine_kv_gbs[engine]`` of `eff`, an
@@ -120,5 +156,5 @@ def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
     return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
 
 
-__all__ = ["DISAGG_FRONT_END_PASSES", "connector_gbs", "connector_ms", "front_end", "front_end_passes", "handoff_ms",
-           "host_ms", "kv_read_ms"]
+__all__ = ["DISAGG_FRONT_END_PASSES", "connector_engines", "connector_gbs", "connector_ms", "front_end",
+           "front_end_passes", "handoff_ms", "host_ms", "kv_read_ms", "pool_engines"]

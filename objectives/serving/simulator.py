@@ -17,7 +17,7 @@ import pandas as pd
 from objectives.inference.efficiency import Efficiency
 
 from .engine import _Engine, _Group, _Replica
-from .handoff import connector_gbs, connector_ms, front_end_passes
+from .handoff import connector_engines, connector_gbs, connector_ms, front_end_passes
 from .metrics import QUANTILES, itl_quantiles, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .workload import Workload
@@ -423,9 +423,10 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name), attn_dp)
         return _run(workload, agg, None, None, sched, 0.0, routing)
     _check_pools(prefill, decode)
-    pcs = []
-    sms: list[StepModel] = []
-    for role, pool in (("prefill", prefill), ("decode", decode)):
+    built: dict[str, tuple[PoolCosts, StepModel]] = {}
+    # the decode pool first: a prefill pool naming no KV dtype stores the decode pool's as resolved (the KV moves
+    # between them as stored: one dtype for both, `analytical.kv_dtype_mismatch`)
+    for role, pool in (("decode", decode), ("prefill", prefill)):
         if not isinstance(pool, Pool):
             raise ValueError(f"disagg pools must be serving.Pool, got {pool!r}")
         ps = pool.scheduler or sched
@@ -434,16 +435,20 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp
         p_tp = pool.tp or tp
         _check_pool_parallel(model, role, p_tp, p_ep, p_adp)
+        p_kv = pool.kv_dtype or kv_dtype
+        if role == "prefill" and p_kv is None:
+            p_kv = built["decode"][1].kv_dtype
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, p_tp, pool.pp or pp,
-                         pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, pool.kv_dtype or kv_dtype,
+                         pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, p_kv,
                          ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype, moe_a2a)
+        if role == "prefill" and sm.kv_dtype != built["decode"][1].kv_dtype:
+            from .analytical import kv_dtype_mismatch
+            raise ValueError(kv_dtype_mismatch(sm.kv_dtype, built["decode"][1].kv_dtype))
         # each attention-DP rank of a worker schedules its own batch (as in agg): n_workers x attn_dp ranks
         if p_adp > 1:
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * p_adp)
-        pcs.append(PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name), p_adp))
-        sms.append(sm)
-    pc, dc = pcs
-    psm, dsm = sms  # the pools' step models (pc.cost, dc.cost)
+        built[role] = (PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name), p_adp), sm)
+    (pc, psm), (dc, dsm) = built["prefill"], built["decode"]   # the pools' costs and step models
     if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
         from objectives.inference.comm import kv_link_missing, kv_transfer_gbs
         from objectives.inference.core import default_eff
@@ -453,11 +458,13 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
             raise ValueError(f"disaggregated pools of {total} GPUs: {kv_link_missing(psm.gpu_name, dsm.gpu_name)}; "
                              f"pass kv_link_gbs= (GB/s)")
         # ... through the engine's KV connector: its rate where slower (per GPU: the shards move in parallel) and
-        # its latency per request
+        # its latency per request (the deployment's engine whichever pool is priced on the roofline,
+        # `connector_engines`)
         shards = min(psm.tp, dsm.tp)
         e = eff if eff is not None else default_eff()
-        kv_link_gbs = float(connector_gbs(kv_link_gbs / shards, [psm.engine], e)[0]) * shards
-        kv_fixed_ms = float(connector_ms([psm.engine], e)[0])
+        kv_engine = connector_engines([psm.engine], [dsm.engine])
+        kv_link_gbs = float(connector_gbs(kv_link_gbs / shards, kv_engine, e)[0]) * shards
+        kv_fixed_ms = float(connector_ms(kv_engine, e)[0])
     elif not kv_link_gbs > 0:
         raise ValueError(f"kv_link_gbs={kv_link_gbs!r}: must be > 0 GB/s")
     else:  # the caller's link stands for the whole transfer

@@ -23,15 +23,16 @@ PDD = dict(mode="disagg", prefill=serving.Pool(n_workers=1), decode=serving.Pool
 
 def test_a_request_count_that_never_leaves_its_warm_up_is_refused_naming_the_minimum():
     # the lowest rate that failed: its run had no steady part, or its batches still filled over it
-    with pytest.raises(ValueError, match=r"n_requests=500 is too few to measure 1 x H100 .* decode at .* req/s: "
-                                         r"(it holds \d+ requests in its batches there \(up to 512\)|over the run's "
+    with pytest.raises(ValueError, match=r"n_requests=500 is too few to measure 1 x H100-SXM-80GB .* decode at .* "
+                                         r"req/s: (it holds \d+ requests in its batches there \(up to 512\)|over the run's "
                                          r"steady part the requests in the system .* still grew by \d+ % of its "
                                          r"arrivals).* give n_requests >= (\d+)") as e:
         serving.capacity(MODEL, GPU, weight_dtype="fp8", slo=SLO, workload=LONG, n_requests=500, **PDD)
     need = int(str(e.value).rsplit(">= ", 1)[1])
     assert 500 < need <= STEADY_RUNS * 512
     # the aggregated search too (3 x 256 slots), and a tiny run that "held" a million requests/s
-    with pytest.raises(ValueError, match=r"n_requests=100 is too few to measure 3 x H100 .* give n_requests >= \d+"):
+    with pytest.raises(ValueError, match=r"n_requests=100 is too few to measure 3 x H100-SXM-80GB .* give "
+                                         r"n_requests >= \d+"):
         serving.capacity(MODEL, GPU, weight_dtype="fp8", slo=SLO, workload=LONG, n_requests=100, dp=3)
 
 

@@ -524,8 +524,9 @@ def test_disaggregated_capacity_refuses_bad_pools_naming_them():
         serving.capacity(DENSE, H100, slo=TIGHT, decode=serving.Pool())
     with pytest.raises(ValueError, match=r"mode='dis': valid modes are agg, disagg"):
         serving.capacity(DENSE, H100, slo=TIGHT, mode="dis")
-    with pytest.raises(ValueError, match=r"capacity decode pool scheduler=.*the analytical model holds one "
-                                         r"scheduler for both pools"):
+    with pytest.raises(ValueError, match=r"capacity pools' schedulers: the decode pool's max_batch_size=64, the "
+                                         r"prefill pool's 256 \(capacity's scheduler\): the analytical model holds "
+                                         r"one max_batch_size"):
         serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(),
                          decode=serving.Pool(scheduler=serving.Scheduler(max_batch_size=64)))
     with pytest.raises(ValueError, match=r"capacity prefill pool: unknown kv_dtype 'int3'; known: fp32, .*fp8"):
@@ -578,16 +579,18 @@ def test_capacity_command_takes_disaggregated_pools(capsys):
     assert f"analytical pools: prefill {cap['prefill_pool_req_s']:.3g}, decode {cap['decode_pool_req_s']:.3g}" in out
     assert main([*base, "--prefill-tp", "2"]) == 2
     assert "--prefill-tp: pools are for --mode disagg" in capsys.readouterr().err
-    # the prefill pool's own pipeline depth and dtypes
+    # the prefill pool's own pipeline depth and dtypes (its KV cache the decode pool's: it moves as stored)
     assert main([*base, "--mode", "disagg", "--decode-workers", "2", "--prefill-pp", "2", "--prefill-weight-dtype",
-                 "bf16", "--prefill-kv-dtype", "bf16"]) == 0
+                 "bf16", "--prefill-kv-dtype", "fp8"]) == 0
     own = serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, workload=DECODE_HEAVY,
-                           mode="disagg", prefill=serving.Pool(pp=2, weight_dtype="bf16", kv_dtype="bf16"),
+                           mode="disagg", prefill=serving.Pool(pp=2, weight_dtype="bf16", kv_dtype="fp8"),
                            decode=serving.Pool(n_workers=2), fidelity="analytical")
-    assert f"1 x {H100} tp=1 pp=2 weight_dtype=bf16 kv_dtype=bf16 prefill + 2 x {H100} tp=1 pp=1 decode" in \
+    assert f"1 x {H100} tp=1 pp=2 weight_dtype=bf16 kv_dtype=fp8 prefill + 2 x {H100} tp=1 pp=1 decode" in \
         (out := capsys.readouterr().out)
     assert f"analytical pools: prefill {own['prefill_pool_req_s']:.3g}" in out
     assert own["prefill_pool_req_s"] != cap["prefill_pool_req_s"]
+    assert main([*base, "--mode", "disagg", "--prefill-kv-dtype", "bf16"]) == 2
+    assert "the prefill pool stores its KV cache in bf16, the decode pool in fp8" in capsys.readouterr().err
     assert main([*base, "--mode", "disagg", "--prefill-act-dtype", "fp5"]) == 2
     assert "capacity prefill pool: unknown act_dtype 'fp5'; known: " in capsys.readouterr().err
     assert main([*base, "--prefill-pp", "2"]) == 2
@@ -645,3 +648,181 @@ def test_pools_with_no_network_between_them_say_why_they_do_not_fit():
         assert out["fits"].tolist() == [0.0, 1.0]
         assert out["reason"].iloc[1] == ""
         assert "L40S" in out["reason"].iloc[0] and "scale-out network" in out["reason"].iloc[0]
+
+
+def test_a_roofline_prefill_pool_pays_the_engines_kv_connector_in_both_fidelities():
+    """The KV connector runs in both pools (one engine, e.g. vLLM's NixlConnector on either side) and its latency
+    per request (``engine_kv_ms``) is the deployment's, whichever pool's GPU has no profile: an MI300X prefill pool
+    (the roofline: no profile) handing its KV to an H100 decode pool (vLLM's profile) pays vLLM's connector, as an
+    H100 prefill pool does (it paid none: TTFT 39 against 287 ms), in the analytical model and the simulator."""
+    from objectives.inference.core import default_eff
+
+    w = serving.Workload(rate=2.0, input_len=2048, output_len=128)
+    o = objectives.llm_serving_objective(DENSE, workload=w, n_requests=300)
+    base = dict(gpu=H100, tp=1, pp=1, dp=2, weight_dtype="fp8", kv_dtype="fp8", mode="disagg", prefill_replicas=1,
+                max_batch_size=256, max_num_tokens=8192, chunked_prefill=True, prefill_tp=1)
+    rows = pd.DataFrame([{**base, "prefill_gpu": "MI300X"}, {**base, "prefill_gpu": "MI300X", "engine": "roofline"},
+                         {**base, "prefill_gpu": "MI300X", "gpu": "MI300X", "dp": 2}])
+    kv_ms = default_eff().params["engine_kv_ms"]["vllm"]
+    for out in (o(rows), o.at_fidelity("simulated")(rows)):
+        assert (out["fits"] == 1).all()
+        # the same deployment priced on the roofline throughout pays no connector (no engine to read it from): the
+        # auto-resolved one pays vLLM's on top of it (its decode steps are vLLM's, a few ms apart; measured
+        # 179.2 / 178.9 ms against the connector's 180.7)
+        assert out["ttft_ms"].iloc[0] - out["ttft_ms"].iloc[1] == pytest.approx(kv_ms, rel=0.05), \
+            out["ttft_ms"].tolist()
+        # both pools on the roofline: no engine anywhere, no connector latency
+        assert out["ttft_ms"].iloc[2] < 0.5 * kv_ms
+
+
+def test_capacity_takes_each_pools_own_scheduler_where_the_analytical_model_can():
+    """A pool's own scheduler (`Pool(scheduler=)`, as `simulate` takes it) reaches capacity's simulations; the
+    analytical model prices the batch knobs it holds once for both pools (max_batch_size, max_num_tokens,
+    chunked_prefill, batching, prefix_caching) from the pools' schedulers where they agree, knobs it does not hold
+    (the API server's frontend_ms, the policy where it is the engine's own) may differ per pool, and knobs that
+    differ between the pools, or a policy it does not model at the analytical fidelity, are refused naming them."""
+    small = serving.Scheduler(max_batch_size=16, max_num_tokens=2048)
+
+    def ana(prefill, decode, **kw):
+        return serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, workload=DECODE_HEAVY,
+                                mode="disagg", prefill=prefill, decode=decode, fidelity="analytical", **kw)
+    own = ana(serving.Pool(scheduler=small), serving.Pool(n_workers=2, scheduler=small))
+    given = ana(serving.Pool(), serving.Pool(n_workers=2), scheduler=small)
+    plain = ana(serving.Pool(), serving.Pool(n_workers=2))
+    assert own["capacity_req_s"] == given["capacity_req_s"]
+    assert own["decode_pool_req_s"] == given["decode_pool_req_s"] < 0.5 * plain["decode_pool_req_s"]   # 16 slots
+    # the front end's time is the simulator's (its own per pool), not a knob the analytical model holds
+    front = ana(serving.Pool(scheduler=serving.Scheduler(frontend_ms=5.0)), serving.Pool(n_workers=2))
+    assert front["capacity_req_s"] == plain["capacity_req_s"]
+    with pytest.raises(ValueError, match=r"the prefill pool's max_num_tokens=2048, the decode pool's 8192 "
+                                         r"\(capacity's scheduler\)"):
+        ana(serving.Pool(scheduler=serving.Scheduler(max_num_tokens=2048)), serving.Pool())
+    with pytest.raises(ValueError, match=r"capacity prefill pool scheduler policy='prefill_first': the analytical "
+                                         r"model models policy='decode_priority' here"):
+        ana(serving.Pool(scheduler=serving.Scheduler(policy="prefill_first")), serving.Pool())
+
+
+def test_space_gives_the_prefill_pool_its_own_pipeline_depth_and_format():
+    """`spaces.llm_serving(prefill_pp=, prefill_formats=)`: the prefill pool's PP and (weight, activation) format as
+    search dimensions, counted in the pools' GPUs, priced by the objective (a bf16 prefill pool prefills slower, the
+    decode pool unchanged) and launched by `dse deploy` (the prefill workers' own --pipeline-parallel-size and
+    --quantization); what every trial would fail on is refused at space build."""
+    import spaces
+    from dse import SpaceError
+    from objectives import deploy
+
+    kw = dict(max_gpus=4, modes=("disagg",), formats=("fp8",), kv_dtypes=("fp8",), max_batch_sizes=(256,),
+              max_num_tokens=(8192,), input_len=2048)
+    space = spaces.llm_serving(DENSE, [H100], prefill_pp=[1, 2], prefill_formats=["fp8", "bf16"], **kw)
+    g = space.grid()
+    assert set(g["prefill_pp"]) == {1, 2} and set(g["prefill_weight_dtype"]) == {"fp8", "bf16"}
+    assert set(zip(g["prefill_weight_dtype"], g["prefill_act_dtype"])) == {("fp8", "fp8"), ("bf16", "bf16")}
+    assert (g["prefill_replicas"] * g["prefill_tp"] * g["prefill_pp"] + (g["dp"] - g["prefill_replicas"]) * g["tp"]
+            * g["pp"] == g["n_gpus"]).all()
+    one = g[(g["dp"] == 2) & (g["tp"] == 1) & (g["prefill_tp"] == 1) & (g["prefill_pp"] == 1)]
+    assert len(one) == 2
+    o = objectives.llm_serving_objective(DENSE, workload=serving.Workload(rate=4.0, input_len=2048, output_len=128),
+                                         n_requests=200)
+    ev = o(one.reset_index(drop=True)).set_axis(one["prefill_weight_dtype"].tolist())
+    assert ev.loc["bf16", "prefill_pool_req_s"] < 0.8 * ev.loc["fp8", "prefill_pool_req_s"]
+    assert ev.loc["bf16", "decode_pool_req_s"] == pytest.approx(ev.loc["fp8", "decode_pool_req_s"], rel=1e-12)
+    deep = g[(g["prefill_pp"] == 2) & (g["prefill_weight_dtype"] == "fp8")].iloc[0]
+    assert o(deep.to_frame().T.reset_index(drop=True))["n_gpus"].iloc[0] == deep["n_gpus"]
+    # dse deploy: each pool's own PP and format
+    row = {**one[one["prefill_weight_dtype"] == "bf16"].iloc[0].to_dict(), "prefill_pp": 2, "n_gpus": 3}
+    d = deploy.commands(row, engine="vllm", model=DENSE)
+    pre, dec = (" ".join(map(str, s.argv)) for s in d.servers)
+    assert "--pipeline-parallel-size 2" in pre and "--quantization" not in pre
+    assert "--pipeline-parallel-size 1" in dec and "--quantization fp8" in dec
+    assert (d.config["prefill_pp"], d.config["prefill_weight_dtype"]) == (2, "bf16")
+    from objectives.deploy.flags import DeployError
+    with pytest.raises(DeployError, match=r"prefill_kv_dtype='bf16' with kv_dtype='fp8': .* both pools store one"):
+        deploy.commands({**row, "prefill_kv_dtype": "bf16"}, engine="vllm", model=DENSE)
+    with pytest.raises(DeployError, match=r"act_dtype='fp8' .*A100-SXM-80GB \(ampere\) has none"):
+        deploy.commands({**row, "prefill_gpu": "A100-SXM-80GB", "prefill_weight_dtype": "fp8",
+                         "prefill_act_dtype": "fp8"}, engine="vllm", model=DENSE)
+    # the pools' degrees are each their own: a decode pool restricted to TP 4 / 8 and PP 1 beside a prefill pool of
+    # TP 2 and PP 2 (the prefill TP / PP were refused unless among the decode pool's choices)
+    own = spaces.llm_serving("Llama-3.1-70B", ["H200-SXM-141GB"], max_gpus=16, modes=("disagg",), tp=[4, 8], pp=[1],
+                             prefill_gpus=["H100-SXM-80GB"], prefill_tp=[2], prefill_pp=[2], formats=("fp8",),
+                             kv_dtypes=("fp8",), max_batch_sizes=(256,), max_num_tokens=(8192,)).grid()
+    assert set(own["prefill_tp"]) == {2} and set(own["prefill_pp"]) == {2} and {4} <= set(own["tp"]) <= {4, 8}
+    # refused at build: a PP the model cannot split into, a format no prefill GPU runs, pools for agg only
+    with pytest.raises(SpaceError, match=r"prefill_pp=\[3\]: \[3\] not allowed; valid PP values for "
+                                         r"Llama-3.1-8B up to max_gpus=4: \[1, 2, 4\]"):
+        spaces.llm_serving(DENSE, [H100], prefill_pp=[3], **kw)
+    with pytest.raises(SpaceError, match=r"prefill_gpus \['H100-SXM-80GB'\] run none of the formats \['fp4'\]"):
+        spaces.llm_serving(DENSE, [H100], prefill_formats=["fp4"], **kw)
+    with pytest.raises(SpaceError, match=r"prefill_pp / prefill_formats"):
+        spaces.llm_serving(DENSE, [H100], prefill_pp=[2], max_gpus=4)
+
+
+def test_both_pools_store_one_kv_dtype():
+    """The prompt's KV moves from the prefill pool to the decode pool as stored, so one deployment stores it in one
+    dtype (vLLM's NixlConnector refuses a peer whose cache_dtype differs): a prefill pool without a KV dtype of its
+    own stores the decode pool's as resolved (an A100 prefill pool of fp8 weights computes in bf16 and, resolved on
+    its own, stored bf16 KV beside an H100 decode pool's fp8), and pools given different ones do not run, in the
+    analytical model, `serving.capacity` and `simulate`."""
+    w = serving.Workload(rate=2.0, input_len=1024, output_len=64, n_requests=60)
+    sm = serving.ServingModel(DENSE, w)
+    pools = dict(gpu=H100, weight_dtype="fp8", mode="disagg", dp=2, prefill_replicas=1, prefill_gpu="A100-SXM-80GB")
+    ev = sm.evaluate(serving.Deployments.of(**pools, kv_dtype=[None, "fp8", "fp8"],
+                                            prefill_kv_dtype=[None, None, "bf16"]))
+    assert ev["fits"].tolist() == [1.0, 1.0, 0.0]
+    assert ev["ttft_ms"].iloc[0] == ev["ttft_ms"].iloc[1]
+    assert ev["prefill_pool_req_s"].iloc[0] == ev["prefill_pool_req_s"].iloc[1]
+    assert "prefill pool stores its KV cache in bf16, the decode pool in fp8" in ev["reason"].iloc[2]
+    with pytest.raises(ValueError, match=r"prefill pool stores its KV cache in bf16, the decode pool in fp8"):
+        serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, mode="disagg",
+                         prefill=serving.Pool(kv_dtype="bf16"), decode=serving.Pool(), fidelity="analytical")
+    sim = dict(workload=w, mode="disagg", decode=serving.Pool(), weight_dtype="fp8")
+    with pytest.raises(ValueError, match=r"prefill pool stores its KV cache in bf16, the decode pool in fp8"):
+        serving.simulate(DENSE, H100, kv_dtype="fp8", prefill=serving.Pool(kv_dtype="bf16"), **sim)
+    own = serving.simulate(DENSE, H100, prefill=serving.Pool(gpu="A100-SXM-80GB"), **sim)
+    fp8 = serving.simulate(DENSE, H100, kv_dtype="fp8", prefill=serving.Pool(gpu="A100-SXM-80GB"), **sim)
+    assert own["ttft_ms_mean"] == fp8["ttft_ms_mean"]
+
+
+def test_target_rate_over_disaggregated_modes_lets_each_pool_choose_its_gpu_and_tp(monkeypatch, capsys):
+    """`dse capacity --target-rate --gpus H100,H200 --modes disagg` searches prefill and decode pools each with its
+    own GPU type and TP (as its help says: the space's ``prefill_gpus`` / ``prefill_tp``; it searched pools of one
+    GPU type and TP), and the printed deployment names GPUs by their catalog names."""
+    import importlib
+
+    from objectives.serving.cli import main
+
+    cap_mod = importlib.import_module("objectives.serving.capacity")    # the module (serving.capacity: its function)
+
+    seen = {}
+
+    def fake(space, objective, rate, **kw):
+        seen["space"] = space
+        return pd.Series({"mode": "disagg", "gpu": "H200-SXM-141GB", "n_gpus": 3, "tp": 1, "prefill_gpu": H100,
+                          "prefill_tp": 1, "fits": 1.0})
+    monkeypatch.setattr(cap_mod, "smallest_deployment", fake)
+    assert main([DENSE, "--target-rate", "30", "--gpus", "H100,H200", "--max-gpus", "4", "--modes", "disagg",
+                 "--ttft-ms", "1000", "--tpot-ms", "25", "--input-len", "512", "--output-len", "1024"]) == 0
+    params = seen["space"].params
+    assert set(params["prefill_gpu"].choices) == {H100, "H200-SXM-141GB"}
+    assert set(params["prefill_tp"].choices) == set(params["tp"].choices)
+    assert "prefill_gpu" in capsys.readouterr().out
+    from objectives.serving.capacity import deployment_words
+    assert deployment_words("H200", 1, 1, prefill=serving.Pool(gpu="H100"), decode=serving.Pool()) == \
+        f"1 x {H100} tp=1 pp=1 prefill + 1 x H200-SXM-141GB tp=1 pp=1 decode"
+
+
+def test_quality_of_a_disaggregated_deployment_is_its_lower_precision_pools():
+    """The prefill pool computes the prompt's KV cache (and the decode pool every output token from it), so a
+    deployment's quality proxy is the lower of its two pools' formats: an fp8 prefill pool beside a bf16 decode pool
+    reads fp8's accuracy recovery, not bf16's (the objective read the decode pool's only)."""
+    from objectives import accuracy
+
+    o = objectives.llm_serving_objective(DENSE, workload=serving.Workload(rate=2.0, input_len=1024, output_len=64),
+                                         n_requests=100)
+    row = dict(gpu=H100, tp=1, pp=1, dp=2, mode="disagg", prefill_replicas=1, weight_dtype="bf16", act_dtype="bf16",
+               kv_dtype="fp8", max_batch_size=64, max_num_tokens=8192)
+    out = o(pd.DataFrame([{**row, "prefill_weight_dtype": "fp8", "prefill_act_dtype": "fp8"},
+                          {**row, "prefill_weight_dtype": "bf16", "prefill_act_dtype": "bf16"}, row]))
+    fp8, bf16 = accuracy.quality("fp8", "fp8", "fp8"), accuracy.quality("bf16", "bf16", "fp8")
+    assert fp8 < bf16
+    assert out["quality"].tolist() == [pytest.approx(fp8), pytest.approx(bf16), pytest.approx(bf16)]

@@ -196,3 +196,35 @@ def test_static_batching_below_capacity_waits_for_the_batch_running_when_a_reque
     assert ana["ttft_ms_p99"] == pytest.approx(sim["ttft_ms_p99"], rel=0.1 if output_len == 256 else 0.45)
     assert ana["ttft_ms_p99"] > 1.5 * ana["ttft_ms"]            # the residual of a cycle, not the batch's prefill
     assert ana["tpot_ms"] == pytest.approx(sim["tpot_ms"], rel=0.05)
+
+
+def test_capacity_command_takes_static_batching(capsys):
+    """`dse capacity --batching static` is `serving.capacity` under Scheduler(batching="static") (the simulator's
+    and the space's policy), printed as such; a bad value lists the valid ones, a disaggregated deployment (whose
+    pools the model batches continuously) is refused with the reason, and --target-rate searches the space's
+    static-batched deployments."""
+    from objectives.serving.cli import main
+
+    model, gpu = "Llama-3.1-8B", "H100-SXM-80GB"
+    w = serving.Workload(rate=1.0, input_len=512, output_len=128)
+    slo = serving.SLO(ttft_ms=2000, tpot_ms=50, percentile="p99")
+    base = [model, "--gpu", gpu, "--weight-dtype", "fp8", "--kv-dtype", "fp8", "--ttft-ms", "2000", "--tpot-ms", "50",
+            "--input-len", "512", "--output-len", "128", "--analytical"]
+    kw = dict(weight_dtype="fp8", kv_dtype="fp8", slo=slo, workload=w, fidelity="analytical")
+    static = serving.capacity(model, gpu, scheduler=serving.Scheduler(batching="static"), **kw)["capacity_req_s"]
+    cont = serving.capacity(model, gpu, **kw)["capacity_req_s"]
+    assert static < cont
+    assert main([*base, "--batching", "static"]) == 0
+    out = capsys.readouterr().out
+    assert f"holds {static:.3g} requests/s" in out and "static batching" in out
+    assert main(base) == 0
+    assert f"holds {cont:.3g} requests/s" in capsys.readouterr().out
+    assert main([*base, "--batching", "stat"]) == 2
+    assert "--batching stat: valid values are continuous, static" in capsys.readouterr().err
+    assert main([*base, "--batching", "static", "--mode", "disagg"]) == 2
+    assert "batching 'static' is modelled in aggregated mode only" in capsys.readouterr().err
+    assert main([model, "--target-rate", "2", "--gpus", gpu, "--max-gpus", "1", "--batching", "static",
+                 "--ttft-ms", "2000", "--tpot-ms", "50", "--input-len", "512", "--output-len", "128",
+                 "--n-requests", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "smallest deployment holding 2 requests/s" in out and "static" in out
