@@ -245,6 +245,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     from .estimate import (
         chunk_pass_s,
         group_prompt_work,
+        pipeline_budget,
         prefill_chunk,
         queue_waits,
         rank_wait_s,
@@ -267,11 +268,12 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     shape = p.row_shape
     c = p.coeffs
     N = N.reshape(shape)
+    mnt_it = pipeline_budget(p, mnt)     # `estimate._max_throughput_rows` (keep in step): pp batches' budgets
     # `estimate.steady_state` (keep in step): the mean iteration, or the prefill iteration and the pure decode step
-    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, c.prefill_alone)
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, c.prefill_alone)
     split = split_rows(p)
     mean = _replica_parts(p, collect, (T, A, D, K, S), N)
-    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, c.prefill_alone)
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt_it, n_it, c.prefill_alone)
     t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], N)
     pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, N), *prefill_chunk(w_pf, isl, osl), N)
     dec = _replica_parts(p, collect, w_dec, N)
@@ -306,7 +308,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     wait: dict[str, Any] = {k: zero for k in COMPONENTS}
     wave_s: Any = zero
     if np.any(measured):
-        ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt, c.prefill_alone)
+        ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
         t_s = replica_time_s(p, *ws, N)
         own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
         steady = _scaled_sum((k0, own), (0.5, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
@@ -318,7 +320,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}
         wave_s = np.where(measured, c.wave * np.maximum(wave - steady_s, 0.0), 0.0)
     if not np.all(measured):   # `estimate._group_ttft_s`: the closed form's group of prompts
-        wg, chg, k = group_prompt_work(N, isl, osl, mnt, c.prefill_alone)
+        wg, chg, k = group_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, N), _replica_parts(p, collect, wg, N), *chg, N)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
                 for name in (*COMPONENTS, "recompute", "rank_wait")}

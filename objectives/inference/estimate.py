@@ -855,12 +855,16 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         in_flight = np.minimum(ranks * np.minimum(N, np.ceil(conc / ranks)), conc)  # fewer clients than slots
         conc = conc / ranks
         N = np.minimum(N, np.ceil(conc))
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt, prompts)
+    # the tokens one iteration of the steady state carries: with pp > 1 stages the engine keeps up to pp batches in
+    # flight, each with its own budget of mnt tokens (vLLM's batch queue, SGLang's micro-batches), the prompts
+    # queued beyond one budget going into the next batches (`pipeline_budget`)
+    mnt_it = pipeline_budget(p, mnt)
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts)
     # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
-    ttft0 = prefill_wait_s(p, N, isl, osl, mnt, None, cycle)    # before any wait for a slot
+    ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + queue
     tpot = cycle / osl + requeue
@@ -873,7 +877,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(ok_mem, R_OK, R_MEM))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
-    _, T, A, D, K, S = steady_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
+    _, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)
     pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
@@ -881,8 +885,19 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
         "joules_per_tok": power.joules_per_token(pw, p.n_gpus, 1.0, tput),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason, "batch_size": N,
-        "source": _steady_source(p, N, isl, osl, mnt),
+        "source": _steady_source(p, N, isl, osl, mnt_it),
     }
+
+
+def pipeline_budget(p: Prepared, mnt: Num) -> Num:
+    """Tokens one iteration of the steady state carries (each sequence advancing once): ``mnt`` (max_num_tokens,
+    the budget of one batch) x pp, where pp > 1 stages keep up to pp batches in flight, each with its own budget
+    (vLLM v1's batch queue of max_concurrent_batches = pp, SGLang's pp micro-batches; the simulator's
+    `serving.engine._Replica._schedule_prefill`); ``mnt`` where pp == 1."""
+    pp = np.asarray(p.pp)
+    if np.all(pp == 1):
+        return mnt
+    return np.where(pp > 1, mnt * pp, mnt)
 
 
 def _steady_source(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> np.ndarray:

@@ -27,8 +27,12 @@ Workloads and what the model does with them:
   for the percentiles) + the wait for one of the n_max slots (sequences in flight: M/M/c with c = n_max, offered
   load N, Erlang C; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
   requests in flight is Poisson around N, M/G/inf). With pp > 1 the steady state's prefill iterations hold the
-  prompts that arrive together (`_prompts_at_once`), not the closed loop's budget-sized groups: a prompt that
-  arrives alone holds every decode for its whole pass through the stages, as the simulator and the engines run it.
+  prompts that arrive together (`_prompts_at_once`, over the iteration a prompt rides on beside the decodes,
+  `ride_ms`), not the closed loop's budget-sized groups: a prompt that arrives alone holds every decode for its
+  whole pass through the stages, as the simulator and the engines run it; prompts that arrive apart go into the
+  next of the pp batches in flight, so the prompt queue passes pp prompts per prefill (`_prompt_lanes`), and the
+  rate held is what the full batch serves at that grouping (at most the closed loop's). A disaggregated prefill
+  worker with pp > 1 keeps pp batches in flight at saturation (`cached_prefill_ms(pipelined=True)`).
   Bursty arrivals and mixed prompt lengths: the prompt queue's wait (mean and tail) is Kingman's G/G/1, the
   M/D/1 wait times ca^2 + cs^2 (`Workload.variability`: the squared coefficients of variation of the arrival gaps,
   1 for Poisson, cv^2 for gamma, a trace's own, and of the prompt lengths, 0 when fixed), in the aggregated
@@ -466,19 +470,26 @@ def _prepared(kw: Mapping[str, Any], moe_dp: float | None = None) -> Any:
 
 
 def cached_prefill_ms(kw: Mapping[str, Any], batch: Any, input_len: float, hit: Any,
-                      moe_dp: float | None = None) -> np.ndarray:
+                      moe_dp: float | None = None, pipelined: bool = False) -> np.ndarray:
     """Time (ms) of a prefill of ``batch`` prompts of ``input_len`` tokens each, the first ``hit`` tokens of each
     (one value per deployment) already in the prefix cache: the ``input_len - hit`` new tokens attend to the whole
     prompt, sum over positions hit + 1 .. input_len = (input_len - hit)(input_len + hit + 1) / 2 query-key pairs a
     prompt (`inference.estimate`'s prefill of the whole batch at once, priced with those tokens and pairs, as the
     simulator prices the chunk after a cache hit; ``hit = 0`` gives `estimate`'s ``ttft_ms``). ``kw``: the
-    deployments' `ServingModel._kw`; at least one prompt token is computed."""
+    deployments' `ServingModel._kw`; at least one prompt token is computed. ``pipelined``: instead, the time
+    (ms) per batch of a worker whose pipeline is kept full of such batches (pp of them in flight, each passing
+    every stage: the batch's forward through all stages / pp; the batch's own prefill where pp = 1), the rate a
+    saturated prefill worker serves batches at (vLLM's batch queue, SGLang's micro-batches)."""
     from ..inference.estimate import replica_time_s
     p = _prepared(kw, moe_dp)
     L = float(input_len)
     h = np.clip(np.asarray(hit, dtype=float), 0.0, max(L - 1.0, 0.0))
     B = np.asarray(batch, dtype=float)
     new = L - h
+    if pipelined:   # pp batches of B prompts split over the pp micro-batches: one batch's pass, per pp batches
+        P = np.asarray(p.pp, dtype=float)
+        return 1e3 * np.asarray(replica_time_s(p, P * B * new, P * B * new * (L + h + 1.0) * 0.5, 0.0, 0.0, P * B,
+                                               P * B) / P, dtype=float)
     return 1e3 * np.asarray(replica_time_s(p, B * new, B * new * (L + h + 1.0) * 0.5, 0.0, 0.0, B, B, prefill=True),
                             dtype=float)
 
@@ -513,16 +524,46 @@ def cached_context_ms(kw: Mapping[str, Any], N: Any, input_len: float, output_le
 
 def _prompts_at_once(x: np.ndarray, pp: np.ndarray) -> np.ndarray:
     """The mean prompts one prefill iteration carries under an open loop, per deployment: ``x`` = arrival rate x
-    one prompt's prefill (the prompts that arrive while one prefills). An iteration takes the prompts that arrived
-    during the one before: a run of prefill iterations starts with one prompt and goes on while prompts arrived
-    meanwhile (each time with probability 1 - e^-x, Poisson), so it holds e^x iterations and 1 + x e^x prompts on
-    average: x + e^-x prompts an iteration (1 at low load, x at high load). Only where pp > 1 (inf elsewhere: no
-    bound, the closed loop's groups the steady state was fitted with): a pipeline overlaps the micro-batches of
-    prompts that arrive together, while a prompt that arrives alone holds every decode for its whole pass through
-    the stages (vLLM's batch queue and SGLang's micro-batches: a decode's next token waits behind the prompt's
-    micro-batch on each stage); at pp = 1 an iteration's prompts cost about their tokens' worth however grouped."""
+    the iteration a prompt rides on (the prompts that arrive while one prefills, `ride_ms`). An iteration takes the
+    prompts that arrived during the one before: a run of prefill iterations starts with one prompt and goes on while
+    prompts arrived meanwhile (each time with probability 1 - e^-x, Poisson), so it holds e^x iterations and
+    1 + x e^x prompts on average: x + e^-x prompts an iteration (1 at low load, x at high load). Only where pp > 1
+    (inf elsewhere: no bound, the closed loop's groups the steady state was fitted with): a pipeline overlaps the
+    micro-batches of prompts that arrive together, while a prompt that arrives alone holds every decode for its whole
+    pass through the stages (vLLM's batch queue and SGLang's micro-batches: a decode's next token waits behind the
+    prompt's micro-batch on each stage); at pp = 1 an iteration's prompts cost about their tokens' worth however
+    grouped."""
     x = np.asarray(x, dtype=float)
     return np.where(np.asarray(pp) > 1, x + np.exp(-x), np.inf)
+
+
+def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_tokens: Any) -> np.ndarray:
+    """Time (ms) of an iteration that carries one prompt's first chunk (min(input_len, max_num_tokens) tokens)
+    beside the other N - 1 sequences' decodes (their mean context input_len + output_len / 2): how long the iteration
+    a prompt arrives during lasts, with pp > 1 its micro-batch passing every stage with its share of the decodes
+    (`inference.estimate.chunk_pass_s`, as `StepModel.time_ms`). ``p``: prepared deployments, one entry each
+    (`_prepared`); ``N`` of shape (n,) or (n, k); ``input_len`` and ``max_num_tokens`` one per deployment."""
+    from ..inference.estimate import chunk_pass_s, replica_time_s
+    N = np.asarray(N, dtype=float)
+    col = (lambda v: np.asarray(v, dtype=float)[:, None]) if N.ndim == 2 else (lambda v: np.asarray(v, dtype=float))
+    L = col(input_len) + 0.0 * N
+    T = np.minimum(L, col(max_num_tokens))
+    A = T * (T + 1.0) * 0.5
+    D = np.maximum(N - 1.0, 0.0)
+    K = D * (L + 0.5 * float(output_len))
+    # deployments along the last axis, as the prepared coefficients (one per deployment) broadcast
+    t = replica_time_s(p, T.T, A.T, D.T, K.T, (D + 1.0).T, N.T)
+    return 1e3 * np.asarray(chunk_pass_s(p, t, T.T, A.T, D.T, K.T, N.T), dtype=float).T
+
+
+def _prompt_lanes(pp: np.ndarray) -> np.ndarray:
+    """Prompts the open loop's prompt queue passes at once: pp where pp > 1 (the engine keeps up to pp batches in
+    flight with decodes cycling in them, and a prompt arriving while another passes the stages goes into the next
+    batch formed, a stage behind it: vLLM's batch queue, SGLang's micro-batches, the simulator's
+    `serving.engine._Replica._begin`), else 1. The queue's service per prompt is its prefill / lanes; its own pass
+    through every stage stays its whole prefill."""
+    pp = np.asarray(pp, dtype=float)
+    return np.where(pp > 1, pp, 1.0)
 
 
 class ServingModel:
@@ -633,6 +674,7 @@ class ServingModel:
         coefficients, `reusing_prepared`; k = 1 reads as (n,), the cheaper one-dimensional call). ``isl``: the prompt
         tokens a request prefills, one per deployment (prefix caching: its prompt less the cached tokens); None:
         the workload's mean prompt. ``prompts``: the most prompts one prefill iteration carries, one per deployment
+        (or one per occupancy, N's shape)
         (`inference.estimate.split_work`; None: as many as the budget holds, the closed loop's groups)."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
@@ -641,12 +683,14 @@ class ServingModel:
         isl = self.input_len if isl is None else isl
         if np.ndim(N) == 2 and np.shape(N)[1] == 1:
             N = N[:, 0]
+            prompts = None if prompts is None or np.ndim(prompts) < 2 else np.asarray(prompts)[:, 0]
         if np.ndim(N) == 2:
             kw = {k: v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
                   for k, v in kw.items()}
             mnt = mnt[:, None]
             isl = isl[:, None] if np.ndim(isl) == 1 else isl
-            prompts = None if prompts is None else np.asarray(prompts, dtype=float)[:, None]
+            prompts = None if prompts is None else (np.asarray(prompts, dtype=float)[:, None] if np.ndim(prompts) < 2
+                                                    else np.asarray(prompts, dtype=float))
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
         out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
                                    max_batch_size=nb, max_num_tokens=mnt,
@@ -801,7 +845,17 @@ class ServingModel:
                 n_d = w_d * adp[i]
                 t_p, t_d = t_pf[d_mask], t_dec[d_mask].copy()
                 steps = max(osl - 1.0, 1.0)
-                r_pre = n_p * ks[d_mask] / t_p                       # requests per ms the prefill pool can do
+                # the pool's batch interval at saturation: a worker with pp > 1 stages keeps up to pp batches of
+                # ks prompts in flight, each with its own token budget (vLLM's batch queue, SGLang's micro-
+                # batches; the simulator's `_Replica._schedule_prefill`), so the stages pass pp batches in one
+                # batch's pass, not in one pipelined batch's fill and drain (`cached_prefill_ms(pipelined=True)`)
+                t_rate = t_p
+                pipe = np.flatnonzero(d.prefill_pp[i] > 1)
+                if len(pipe):
+                    t_rate = t_p.copy()
+                    t_rate[pipe] = cached_prefill_ms(self._prefill_kw(d.take(i[pipe])), ks[d_mask][pipe], isl,
+                                                     hit[i[pipe]], pipelined=True)
+                r_pre = n_p * ks[d_mask] / t_rate                    # requests per ms the prefill pool can do
                 r_dec = n_d * N[i] / (steps * t_d)                    # ... and the decode pool
                 r = np.minimum(r_pre, r_dec)
                 pool_req[0][i], pool_req[1][i] = r_pre * 1e3, r_dec * 1e3           # requests/s each pool can do
@@ -899,7 +953,7 @@ class ServingModel:
                     if cached[i].any():
                         t_one = np.where(cached[i], cached_prefill_ms(pkw, 1.0, isl, hit[i]), t_one)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
-                    S = t_p / ks[d_mask]
+                    S = t_rate / ks[d_mask]
                     g = self.burst
                     wait_p[i] = run_wait(g * rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre, burst=g)
                     for p in PERCENTILES:
@@ -912,13 +966,13 @@ class ServingModel:
                         # prompt lengths that vary: the aggregated replicas' mixture (`_mixture`) on the pool. Each
                         # length node's prompt alone (`_prefill_nodes`, prefix caching's share as the mean
                         # prompt's) is its own service; it holds the pool for that prefill at the batched rate,
-                        # S_j (t_p / ks) / t_one / n_p; the queue on that work (`_length_queue`: the work's
+                        # S_j (t_rate / ks) / t_one / n_p; the queue on that work (`_length_queue`: the work's
                         # moments, a trace's batches and index of dispersion) instead of the M/D/1 wait with the
                         # gaps' CV^2; TTFT percentiles from the mixture of each length's service and the wait
                         L_w = self._len_nodes[1]
                         own = self._prefill_nodes(pkw, sd.max_num_tokens) * (t_one / np.maximum(t_one_full, 1e-12)
                                                                               )[:, None]
-                        per = (t_p / ks[d_mask]) / np.maximum(t_one, 1e-12) / n_p
+                        per = (t_rate / ks[d_mask]) / np.maximum(t_one, 1e-12) / n_p
                         qu = self._length_queue(own * per[:, None], r)
                         g_mix = qu["g"]
                         wait_p[i] = run_wait(qu["stationary"], n_req, offered, r_pre, burst=g_mix)
@@ -1031,7 +1085,8 @@ class ServingModel:
             N[i], ttft[i], tpot[i] = o["N"], o["ttft"], o["tpot"]
             for p in PERCENTILES:
                 q[p][0][i], q[p][1][i] = o[f"ttft_{p}"], o[f"tpot_{p}"]
-            served_req[i] = np.minimum(lam[i], served_req[i])
+            # (pp > 1: the open loop's own saturated rate, `_open_loop`'s x_max, where below the closed loop's)
+            served_req[i] = np.minimum(lam[i], np.where(d.pp[i] > 1, o["x_max"] * ranks, served_req[i]))
             tput[i] = served_req[i] * osl
         if lam_total is not None and (~open_agg).any():
             # the other rows (static batching, disaggregated) serve at most the offered rate, whatever else the
@@ -1260,17 +1315,47 @@ class ServingModel:
         one_full = one
         if cached:
             one = np.where(hit > 0, cached_prefill_ms(self._kw(d), 1.0, isl, hit), one)
-        grouped = _prompts_at_once(lam_row * one, d.pp)
+        # prompts one prefill iteration carries (`_prompts_at_once`, x = rate x how long the iteration a prompt
+        # arrives during lasts): with pp > 1 the iteration carrying a prompt beside the decodes of the occupancy
+        # (`ride_ms`; it lasts longer than the prompt alone, and more prompts arrive meanwhile), else no bound
+        alone = _prompts_at_once(lam_row * one, d.pp)
+        piped = np.flatnonzero(np.asarray(d.pp) > 1)
+        prep = _prepared(self._kw(d.take(piped))) if len(piped) else None
+        isl_row = np.broadcast_to(np.asarray(isl_new, dtype=float), (n,))
+
+        def grouping(occ: np.ndarray) -> np.ndarray:                  # occupancy (n,) or (n, k) -> prompts
+            occ = np.asarray(occ, dtype=float)
+            g = np.array(np.broadcast_to(alone[:, None] if occ.ndim == 2 else alone, occ.shape))
+            if len(piped):
+                two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
+                g[piped] = _prompts_at_once(two(lam_row[piped]) * ride_ms(prep, occ[piped], isl_row[piped], osl,
+                                                                          d.max_num_tokens[piped]), two(d.pp[piped]))
+            return g
+
+        if len(piped):
+            # where pp > 1 the closed loop's saturated rate x_max prices its budget-sized prompt groups pipelined;
+            # the open loop's prompts arrive a few at a time, each group holding the decodes for its pass: what
+            # n_max sequences in flight serve at that grouping bounds the rate held
+            sat = self._at(d.take(piped), n_max[piped], isl_new[piped] if cached else None, grouping(n_max)[piped])
+            resid_sat = one[piped] + max(osl - 1.0, 0.0) * sat["tpot_ms"]
+            x_max = x_max.copy()
+            x_max[piped] = np.minimum(x_max[piped], 1e3 * n_max[piped] / np.maximum(resid_sat, 1e-12))
 
         def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
             k = mid.shape[1]
-            m = self._at(d, mid, isl_new if cached else None, grouped)
-            resid = m["ttft_ms"] + max(osl - 1.0, 0.0) * m["tpot_ms"]
+            m = self._at(d, mid, isl_new if cached else None, grouping(mid))
+            # a sequence's residency in the batch: its first token, then its decode steps. With pp > 1 the open
+            # loop's own: from its admission, its prefill (`one`, a prompt spread over the pipeline's batches
+            # rather than queued behind the closed loop's group of prompts, whose first token `_at` gives)
+            first = m["ttft_ms"] if not len(piped) else np.where(
+                (np.asarray(d.pp) > 1)[:, None], one[:, None], np.reshape(m["ttft_ms"], (n, k))).ravel()
+            resid = first + max(osl - 1.0, 0.0) * m["tpot_ms"]
             over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
             return ~over.reshape(n, k)
 
         lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
         N = np.where(stable, np.sqrt(lo * hi), n_max)
+        grouped = grouping(N)
         at = self._at(d, N, isl_new if cached else None, grouped)
         tpot = at["tpot_ms"]
         n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
@@ -1282,6 +1367,10 @@ class ServingModel:
         t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl_new + osl) / d.max_num_tokens)
         S = one                                                       # prefill work of one prompt (ms)
         rho = np.minimum(lam_ms * S, 0.999)
+        # the prompt queue: with pp > 1 its server passes pp prompts per prefill (`_prompt_lanes`): M/D/1 on S / pp;
+        # a prompt's own pass stays S (below)
+        S_q = S / _prompt_lanes(d.pp)
+        rho_q = np.minimum(lam_ms * S_q, 0.999)
         # the prompt's own iteration costs about its prefill (the decodes riding on it add memory traffic that
         # overlaps its compute); every further chunk waits a whole iteration
         base = 0.5 * t_it + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
@@ -1304,7 +1393,7 @@ class ServingModel:
         # mixture's own queue, `_mixture`, keeps the linear backlog or a trace's windows)
         start = (self._start_backlog(lam_ms, n_req, S, cap_ms, n_max, ~stable) if self._len_nodes is None
                  else {k: None for k in ("mean", *PERCENTILES)})
-        ttft = base + run_wait(g * rho * S / (2 * (1 - rho)) + erlang_c * drain, n_req, lam_ms, cap_ms, burst=g,
+        ttft = base + run_wait(g * rho_q * S_q / (2 * (1 - rho_q)) + erlang_c * drain, n_req, lam_ms, cap_ms, burst=g,
                                backlog=start["mean"])
         qs = {}
         pure = t_dec                                                  # a decode step without prompts (plain rows)
@@ -1316,10 +1405,10 @@ class ServingModel:
             tpot = np.where(plain, np.where(stable, pure / (1.0 - rho), tpot_sat), tpot)
         for p in PERCENTILES:
             slot_q = np.where(erlang_c > 1 - Z_Q[p], drain * np.log(np.maximum(erlang_c / (1 - Z_Q[p]), 1.0)), 0.0)
-            qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho, g * S, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
+            qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho_q, g * S_q, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
                                               burst=g, backlog=start[p])
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None, grouped)["tpot_ms"],
+            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None, grouping(Nq))["tpot_ms"],
                             at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
@@ -1338,7 +1427,7 @@ class ServingModel:
                 qs[f"ttft_{p}"] = mix[f"ttft_{p}"]
                 floor = np.where(plain, qs[f"tpot_{p}"] * mix["tpot"] / np.maximum(tpot_fixed, 1e-12), qs[f"tpot_{p}"])
                 qs[f"tpot_{p}"] = np.minimum(np.maximum(floor, mix[f"tpot_{p}"]), mix["step_max"])
-        return {"N": N, "ttft": ttft, "tpot": tpot, **qs}
+        return {"N": N, "ttft": ttft, "tpot": tpot, "x_max": x_max, **qs}
 
     def _start_backlog(self, lam_ms: np.ndarray, n_req: np.ndarray, S: np.ndarray, cap_ms: np.ndarray,
                        slots: np.ndarray, over: np.ndarray) -> dict[str, np.ndarray | None]:
@@ -1550,6 +1639,7 @@ class ServingModel:
             work = S + held @ v
             b = (b[:, :, None] + held).reshape(n, -1)
             wx = (w[:, None] * v[None, :]).ravel()
+        work = work / _prompt_lanes(d.pp)[:, None]     # the queue's work: pp > 1 passes pp prompts at once
         qu = self._length_queue(work, lam_ms)
         p0, g = qu["p0"], qu["g"]
         if drains.any():
@@ -2353,4 +2443,4 @@ def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
 
 
 __all__ = ["Deployments", "ServingModel", "disagg_closed_loop", "kv_dtype_mismatch", "prefill_estimates", "expected_max", "run_wait",
-           "cached_prefill_ms", "cached_context_ms", "PERCENTILES"]
+           "cached_prefill_ms", "cached_context_ms", "ride_ms", "PERCENTILES"]

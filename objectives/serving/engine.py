@@ -89,6 +89,9 @@ class _Replica:
         self.wm = int(sched.kv_watermark * self.cap)
         self.maxb = sched.max_batch_size
         self.maxt = sched.max_num_tokens
+        # pipeline stages (StepModel.pp; 1 for a cost without stages): up to pp batches in flight, each with its own
+        # token budget (`_schedule_prefill`)
+        self.pp = max(int(getattr(cost, "pp", 1)), 1)
         self.chunk = sched.chunk
         self.chunked = sched.chunked_prefill
         self.dprio = sched.policy_rule(cost) == "decode_priority"
@@ -502,7 +505,19 @@ class _Replica:
                 p += c
                 pairs += c * (eng.reqs[rid].prefilled + (c + 1) * 0.5)
             kv = self.S + ndec * (self.G + 1) if ndec else 0
-            self.dt = self.tm(p, pairs, ndec, kv) + extra
+            # pp > 1: the micro-batches the iteration's prompts pass the stages in (`StepModel.time_ms`'s
+            # n_prefill_seqs; the iteration lasts at least one of them passing every stage). The engine forms a
+            # batch each time one in flight returns and puts every prompt waiting then into it: with decodes
+            # cycling in up to pp batches, prompts that arrived apart land in different batches (one each, as
+            # many as there are batches); prompts beyond one token budget fill the next batches
+            # (`_schedule_prefill`); else one batch holds them all (a lone prompt's whole pass holds the decodes).
+            # Ranks in lockstep are priced by their group (`_Group.start`), one batch each
+            k = 1
+            if self.pp > 1:
+                slots = -(-int(p + (ndec if self.dprio else 0)) // self.maxt)
+                k = min(max(slots, min(len(chunks), self.n)), self.pp)
+            self.dt = (self.tm(p, pairs, ndec, kv) if k <= 1 else
+                       self.cost.time_ms(p, pairs, ndec, kv, k)) + extra  # type: ignore[call-arg]
             self.work = (p, pairs, ndec, kv, extra)
             self.chunks, self.ndec, self.seg = chunks, ndec, None
             self.end = t + self.dt
@@ -514,8 +529,12 @@ class _Replica:
         prompt is reserved in the KV cache when it is admitted, so later chunks never wait for blocks."""
         reqs = self.eng.reqs
         B = self.B
-        budget = self.maxt - (self.n if self.dprio else 0)
-        full = budget == self.maxt
+        # with pp > 1 stages the engine keeps up to pp batches in flight, each with its own token budget (vLLM v1's
+        # batch queue of max_concurrent_batches = pp, SGLang's pp micro-batches): prompts queued beyond one budget
+        # go into the next batches, which pass the stages behind the first. Ranks in lockstep keep one budget.
+        top = self.maxt * (self.pp if self.group is None else 1)
+        budget = top - (self.n if self.dprio else 0)
+        full = budget == top
         chunks: list[tuple[int, int]] = []
         for rid in self.prefilling:
             if budget <= 0:

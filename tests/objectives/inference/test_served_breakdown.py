@@ -19,6 +19,7 @@ from objectives.inference.breakdown import (
 from objectives.inference.cli import main as cli_main
 from objectives.inference.estimate import (
     chunk_pass_s,
+    pipeline_budget,
     recompute_s,
     replica_time_s,
     split_work,
@@ -73,6 +74,8 @@ def test_each_iteration_is_the_one_the_steady_state_prices(model, kw, engine):
     pre, dec = (_phase(bd, ph).iloc[0] for ph in ("prefill_iteration", "decode_step"))
     N = float(pre["batch_size"])
     p = core.prepare(model, "H200", kw["tp"], kw.get("pp", 1), engine=engine)
+    mnt = float(pipeline_budget(p, mnt))     # pp > 1: pp batches in flight, each with its own budget
+    assert mnt == 8192.0 * kw.get("pp", 1)
     n_it = steady_work(N, isl, osl, mnt)[0]
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it)
     ch = w_pf[0] / max(w_pf[0] / isl, 1.0)
