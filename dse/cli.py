@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="export trials (or full grid results) to Parquet, CSV or netCDF")
     exp.add_argument("name")
     _storage_arg(exp)
-    exp.add_argument("--format", choices=["parquet", "csv", "netcdf"], default="parquet")
+    exp.add_argument("--format", choices=["parquet", "csv", "netcdf"], default=None,
+                     help="default: from the -o extension (.parquet, .csv, .nc), else parquet")
     exp.add_argument("--layout", choices=["auto", "grid", "trials"], default="auto",
                      help="netCDF only: one dimension per parameter (grid), one 'trial' dimension (trials), or the "
                           "grid when its cells are mostly filled (auto)")
@@ -171,7 +172,7 @@ def cmd_show(args) -> int:
 
 def cmd_export(args) -> int:
     study = _load(args)
-    ext = {"parquet": "parquet", "csv": "csv", "netcdf": "nc"}[args.format]
+    ext = {"parquet": "parquet", "csv": "csv", "netcdf": "nc"}[args.format or "parquet"]
     out = study.export(args.output or f"{study.name}.{ext}", format=args.format, layout=args.layout)
     print(out)
     return 0

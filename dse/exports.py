@@ -84,11 +84,18 @@ def export(study: Study, path: str | os.PathLike, format: str | None = None, lay
     """Write the trials (or full grid results) to Parquet, CSV or netCDF, chosen by `format` or the extension;
     netCDF holds `to_xarray(study, layout)`."""
     path = Path(path)
-    fmt = (format or path.suffix.lstrip(".")).lower()
     aliases = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "netcdf": "netcdf", "nc": "netcdf"}
+    by_ext = aliases.get(path.suffix.lstrip(".").lower())
+    if format is None and by_ext is None:
+        raise StudyError(f"export to {str(path)!r}: its extension names no format; give the format (--format "
+                         f"parquet, csv or netcdf) or an extension .parquet, .csv or .nc")
+    fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in aliases:
         raise StudyError(f"export format {fmt!r} is not supported; valid formats are parquet, csv, netcdf")
     fmt = aliases[fmt]
+    if by_ext is not None and by_ext != fmt:
+        raise StudyError(f"export to {str(path)!r}: format {format!r} contradicts the file's extension (a {by_ext} "
+                         f"file); drop the format to write {by_ext}, or name the file for {fmt}")
     if _is_sqlite(path):
         raise StudyError(f"export to {str(path)!r}: that file is a SQLite database (a study storage, perhaps this "
                          f"study's own), which the {fmt} file would overwrite; give another output path (-o) or "

@@ -566,6 +566,13 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         workload = serving.Workload(**w)
     if not isinstance(workload, serving.Workload):
         raise ObjectiveError(f"workload must be a serving.Workload or a mapping of its fields, got {workload!r:.100}")
+    context = model_record(model).max_position
+    if context > 0 and (longest := workload.longest_request()) is not None and longest[0] > context:
+        which = "" if longest[1] is None else f", request {longest[1]} of trace {getattr(workload.trace, 'source', '')}"
+        raise ObjectiveError(f"workload: the longest request ({longest[0]} tokens of prompt and output{which}) "
+                             f"exceeds {name}'s context of {context} tokens (max_position_embeddings); the engines "
+                             f"refuse it (dse deploy too): shorten the requests, or cut the trace (Trace.take, "
+                             f"head, window)")
     slo_given = slo is not None
     try:
         slo = serving.SLO(ttft_ms=2000.0, tpot_ms=50.0) if slo is None else serving.SLO.parse(slo)

@@ -32,10 +32,10 @@ from dse.space import Param
 from objectives import catalog
 from objectives.catalog import GPU, Model
 
-from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS
+from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS, unchunked_tokens
 from .batching import batching as batching_space
 from .compose import COUNT_LIMIT, compose, one_of
-from .hardware import check_count, gpu_records, hardware
+from .hardware import gpu_records, hardware
 from .parallelism import ep_choices, model_record, parallelism, pp_choices, tp_choices
 from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
 from .serving import serving
@@ -47,7 +47,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 formats: Sequence[str] | None = None, kv_dtypes: Sequence[str] = KV_DTYPES,
                 max_batch_sizes: Sequence[int] = MAX_BATCH_SIZES, max_num_tokens: Sequence[int] = MAX_NUM_TOKENS,
                 chunked_prefill: Sequence[bool] = (True, False), modes: Sequence[str] = ("agg",),
-                replicas: bool = False, input_len: int | None = None,
+                replicas: bool = False, input_len: int | None = None, output_len: int | None = None,
                 batching: Sequence[str] = ("continuous",),
                 engines: Sequence[str] | None = None, prefill_gpus: Sequence[str | GPU] | str | None = None,
                 prefill_tp: Sequence[int] | None = None, attn_dp: Sequence[int] | None = None,
@@ -62,7 +62,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     :func:`spaces.quantization`, :func:`spaces.batching`, :func:`spaces.serving`). ``modes``: ("agg",),
     ("disagg",) or both. ``replicas``: enumerate DP > 1 in aggregated mode too. ``input_len`` (tokens): adds
     the rule that without chunked prefill one iteration must hold a whole prompt (a disaggregated deployment's
-    prefill pool runs without chunking: its ``max_num_tokens`` too). ``batching``: scheduler
+    prefill pool runs without chunking: its ``max_num_tokens`` too); ``output_len`` (tokens) makes it the longest
+    request, prompt + output (vLLM refuses less unchunked; `spaces.batching`). ``batching``: scheduler
     policies, ``("continuous", "static")`` adds a ``batching`` knob (aggregated mode only). ``engines``: serving
     engines as a search dimension (``["vllm", "sglang", "trtllm"]``, optionally ``"name==version"``): the cost
     model uses each engine's measured kernel profile where the GPU has one (else the roofline); unknown engines
@@ -176,10 +177,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     # in disaggregated mode the prefill pool runs whole prompts and the decode pool no prompts: chunking is an
     # aggregated-mode knob
     when = {"chunked_prefill": "mode == 'agg'"} if "disagg" in modes else {}
-    if "disagg" in modes and input_len is not None:
+    if "disagg" in modes and (longest := unchunked_tokens(input_len, output_len)) is not None:
         # ... so its token budget holds a whole prompt, as the aggregated rule without chunking (`batching`) says
         # (vLLM and TensorRT-LLM refuse a longer prompt unchunked; `dse deploy` launches the prefill pool so)
-        cons.append(f"mode != 'disagg' or max_num_tokens >= {check_count('input_len', input_len)}")
+        cons.append(f"mode != 'disagg' or max_num_tokens >= {longest}")
     if own_pools and len(modes) > 1:
         when.update({name: "mode == 'disagg'" for name in pool_params})
     if eplb is not None:
@@ -212,7 +213,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if len(policies) > 1:   # chunked_prefill has its own condition, batching == 'continuous' (agg mode only)
             when.pop("chunked_prefill", None)
     parts.append(batching_space(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len,
-                                batching=policies))
+                                output_len=output_len, batching=policies))
     if engines is not None:
         names = list(engines)
         parts.append(dse.Space(engine=dse.Categorical(names)))

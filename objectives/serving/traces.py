@@ -48,6 +48,9 @@ LAYOUTS = ("azure", "mooncake", "burstgpt", "vidur", "dse")
 #: Token counts a trace may hold: below 2^31 (an int64 count converted from a larger float would overflow)
 MAX_TOKENS = 2 ** 31
 
+#: Hash-block ids a trace may hold: below 2^63 (they are stored as int64)
+MAX_HASH = 2 ** 63
+
 #: Tokens per Mooncake hash block (the FAST'25 release hashes prompts in 512-token blocks).
 MOONCAKE_BLOCK_TOKENS = 512
 
@@ -579,8 +582,8 @@ def _csr(lists: Sequence[Any], where: Callable[[int], str]) -> tuple[np.ndarray,
     off = np.zeros(len(lists) + 1, dtype=np.int64)
     for k, v in enumerate(lists):
         if not isinstance(v, (list, tuple, np.ndarray)) or any(
-                isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 0 for h in v):
-            raise ValueError(f"{where(k)}: {v!r:.80} is not a list of integer block ids >= 0")
+                isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h < MAX_HASH for h in v):
+            raise ValueError(f"{where(k)}: {v!r:.80} is not a list of integer block ids >= 0 and below 2^63")
         off[k + 1] = off[k] + len(v)
     flat = np.fromiter((h for v in lists for h in v), dtype=np.int64, count=int(off[-1]))
     return flat, off
@@ -647,9 +650,9 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
             raise ValueError(f"{where}, line {ln}, field 'hash_ids': present on some lines only; give it on "
                              f"every line or on none")
         if h is not None and (not isinstance(h, list) or any(
-                isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in h)):
+                isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < MAX_HASH for x in h)):
             raise ValueError(f"{where}, line {ln}, field 'hash_ids': {h!r:.60} is not a list of integers >= 0 "
-                             f"(block hashes)")
+                             f"and below 2^63 (block hashes)")
         if h is not None and len(h) > max_blocks(int(vals[1]), block_tokens):
             raise ValueError(f"{where}, line {ln}, field 'hash_ids': {len(h)} blocks of {block_tokens} tokens "
                              f"for a prompt of {int(vals[1])} tokens; at most "

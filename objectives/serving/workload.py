@@ -275,6 +275,18 @@ class Workload:
             return min(n, self.n_requests) if self.n_requests is not None else n
         return self.n_requests if self.n_requests is not None else DEFAULT_N_REQUESTS
 
+    def longest_request(self) -> tuple[int, int | None] | None:
+        """(tokens, request index) of the longest request the workload sends, prompt + output: a trace's longest
+        among its first ``size`` requests (with its position), fixed lengths' sum (index None), or the sum of the
+        upper bounds of `Dist` lengths (a ``max``, or a uniform's ``high``); None where a `Dist` is unbounded."""
+        if self.trace is not None:
+            n = self.size
+            total = np.asarray(self._trace.input_tokens[:n], dtype=np.int64) + self._trace.output_tokens[:n]
+            i = int(np.argmax(total))
+            return int(total[i]), i
+        bounds = [_upper(v) for v in (self.input_len, self.output_len)]
+        return None if None in bounds else (sum(cast(int, b) for b in bounds), None)
+
     def mean_lengths(self) -> tuple[float, float]:
         """Mean input and output length (tokens) of the requests the workload sends: the trace's (its first
         ``size`` requests), else the means of ``input_len`` / ``output_len`` (a `Dist`'s mean after rounding
@@ -431,6 +443,15 @@ class Workload:
             hid, off = shared_prefix_blocks(inp, self.shared_prefix)
             bt = SHARED_PREFIX_BLOCK_TOKENS
         return Requests(arr, inp, out, hid, off, bt)
+
+
+def _upper(v: Length) -> int | None:
+    """The largest token count a length takes: a fixed one itself; a `Dist`'s ``max``, or a uniform's ``high``
+    (None for an unbounded normal or lognormal)."""
+    if not isinstance(v, Dist):
+        return int(v)
+    highs = [int(math.floor(h)) for h in (v.max, v.high if v.kind == "uniform" else None) if h is not None]
+    return min(highs) if highs else None
 
 
 def _check_trace_fields(w: Workload) -> None:

@@ -201,3 +201,24 @@ def test_export_onto_a_study_database_is_refused_and_the_study_kept(shared, tmp_
     assert "SQLite database" in err and str(db) in err and len(err.strip().splitlines()) == 1
     assert db.read_bytes() == before
     assert cli.main(["list", "--storage", str(db)]) == 0 and "shared" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ext, magic", [("csv", b"number,"), ("parquet", b"PAR1"), ("nc", b"\x89HDF")])
+def test_export_format_follows_the_output_extension(shared, tmp_path, ext, magic):
+    # `dse export NAME -o x.csv` (no --format) wrote Parquet bytes into x.csv: --format's default won over the
+    # extension
+    out = tmp_path / f"x.{ext}"
+    assert cli.main(["export", "shared", "--storage", shared, "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_export_format_contradicting_the_extension_is_refused(shared, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    assert cli.main(["export", "shared", "--storage", shared, "--format", "parquet", "-o", str(out)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "'parquet'" in err and "x.csv" in err and "csv" in err and not out.exists()
+    # an extension that names no format leaves the choice to --format, and without one the message says what is valid
+    assert cli.main(["export", "shared", "--storage", shared, "--format", "csv", "-o", str(tmp_path / "x.txt")]) == 0
+    assert cli.main(["export", "shared", "--storage", shared, "-o", str(tmp_path / "y.txt")]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "y.txt" in err and "--format" in err and ".parquet" in err

@@ -449,3 +449,22 @@ def test_a_disaggregated_prefill_pool_holds_a_whole_prompt_in_its_token_budget()
     assert set(g.loc[g["mode"] == "agg", "max_num_tokens"]) == {2048, 16384}        # chunked aggregated rows stay
     with pytest.raises(dse.SpaceError, match="no feasible point.*max_num_tokens >= 16384"):
         spaces.llm_serving("Llama-3.1-8B", ["H100"], 4, modes=("disagg",), input_len=16384, max_num_tokens=(2048,))
+
+
+def test_without_chunking_the_token_budget_holds_the_longest_request():
+    """vLLM refuses --max-num-batched-tokens below --max-model-len without chunked prefill, and `dse deploy` sets
+    --max-model-len to the longest request (prompt + output). The flagship's space kept max_num_tokens=2048
+    unchunked for 2,048-token prompts with 256-token outputs: the screen rated them at ~10 req/s, the simulator
+    (a prompt of the whole budget waits until no decode runs) at under 1 (p99 TTFT ~2,000 s), and `dse deploy`
+    refused them. With ``output_len`` the rule counts the whole request, in both modes."""
+    s = spaces.batching((64,), (2048, 2304, 8192), input_len=2048, output_len=256)
+    assert rows(s.grid()) == {(64, t, True) for t in (2048, 2304, 8192)} | {(64, 2304, False), (64, 8192, False)}
+    assert rows(spaces.batching((64,), (2048,), input_len=2048).grid()) == {(64, 2048, True), (64, 2048, False)}
+    with pytest.raises(dse.SpaceError, match="output_len.*input_len"):
+        spaces.batching((64,), (2048,), output_len=256)
+    sp = spaces.llm_serving("Llama-3.1-8B", ["H100"], 4, modes=("agg", "disagg"), input_len=2048, output_len=256,
+                            max_num_tokens=(2048, 4096), formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(64,))
+    g = sp.grid()
+    unchunked = g[(g["mode"] == "disagg") | (g["chunked_prefill"] == False)]  # noqa: E712  (NaN where inactive)
+    assert len(unchunked) and set(unchunked["max_num_tokens"]) == {4096}
+    assert 2048 in set(g["max_num_tokens"])                                   # chunked aggregated rows stay

@@ -172,6 +172,9 @@ def test_bad_mooncake_lines(tmp_path):
         ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": [-3]}',
          r"line 2, field 'hash_ids': \[-3\] is not a list of integers >= 0"),
         ('{"timestamp": 3, "input_length": 1, "output_length": 2}', r"line 2, field 'hash_ids': present on some"),
+        # a block hash past int64 overflowed building the id array (OverflowError, no file or line)
+        ('{"timestamp": 3, "input_length": 1, "output_length": 2, "hash_ids": [9223372036854775808]}',
+         r"line 2, field 'hash_ids': \[9223372036854775808\] is not a list of integers >= 0 and below 2\^63"),
     ]
     for line, msg in cases:
         p.write_text(good + line + "\n")
@@ -248,6 +251,30 @@ def test_objective_uses_the_traces_lengths():
     m_trace = obj(cfg)
     m_fixed = objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(rate=math.inf))(cfg)
     assert m_trace["tpot_ms"].iloc[0] != pytest.approx(m_fixed["tpot_ms"].iloc[0], rel=1e-3)
+
+
+def test_objective_refuses_requests_longer_than_the_models_context():
+    """A trace of 200,000-token prompts for Llama-3.1-8B (131,072 positions) was priced and simulated as fitting
+    (fits = 1, TTFT ~14 s), a study built on it, and only `dse deploy` refused it: the engines reject a request
+    longer than the model's context. The objective refuses it when built, naming the longest request and the
+    context; a shorter head of the same trace is accepted."""
+    import objectives
+    from dse import ObjectiveError
+
+    inp = np.full(30, 1000)
+    inp[7] = 200_000
+    t = Trace(np.arange(30.0), inp, np.full(30, 10), source="long.csv")
+    with pytest.raises(ObjectiveError, match=r"longest request \(200010 tokens.*request 7.*Llama-3.1-8B's context "
+                                             r"of 131072 tokens"):
+        objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(trace=t))
+    objectives.llm_serving_objective("Llama-3.1-8B", workload=Workload(trace=t.head(7)))
+    with pytest.raises(ObjectiveError, match=r"longest request \(4352 tokens.*Llama-2-7B's context of 4096"):
+        objectives.llm_serving_objective("Llama-2-7B", workload=Workload(rate=1.0, input_len=4096, output_len=256))
+    with pytest.raises(ObjectiveError, match=r"longest request \(5000 tokens"):
+        objectives.llm_serving_objective("Llama-2-7B", workload=Workload(
+            rate=1.0, input_len=serving.Dist("uniform", low=100, high=4000), output_len=1000))
+    objectives.llm_serving_objective("Llama-2-7B", workload=Workload(rate=1.0, input_len=3840, output_len=256))
+    assert Workload(rate=1.0, input_len=serving.Dist("lognormal", mean=100, std=50)).longest_request() is None
 
 
 # ---- prefix caching on hash ids -----------------------------------------------------------------------------------
