@@ -9,6 +9,9 @@ report: write objectives/data/fidelity/report.md and predicted_vs_measured.png f
 --hold NAMES: a full fit (or --stability) holds these factors at their hand-set defaults.
 --stability N: full refits from the defaults on the rows and on N bootstrap resamples; prints each factor's spread
         and each run's in-sample and loaded-server (simulator) MdAPE; writes nothing.
+network: fit the scale-out network's latency and share of line rate (the efficiency file's "roce" link) on
+        aiconfigurator-core's internode DeepEP kernel tables and print them (objectives/calibration/network.py);
+        writes nothing: the shipped values are in objectives/inference/efficiency.py and efficiency.json.
 bands:  held-out (leave-one-source-out / leave-one-model-out) residuals of the published, silicon and training rows
         -> objectives/data/uncertainty.json (split-conformal bands, objectives/uncertainty.py) and the honesty
         check objectives/data/fidelity/bands.md. Run it after any refit (fit, silicon, --kind training).
@@ -32,7 +35,7 @@ from .report import TARGETS, itl_table, loso, loso_summary, mdape_table, scored,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m objectives.calibration", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["fit", "report", "silicon", "bands"],
+    ap.add_argument("command", choices=["fit", "report", "silicon", "bands", "network"],
                     help="silicon: fit the engine-level factors of the measured-profile path on "
                          "serving_silicon.csv (into the efficiency JSON) and write the leave-one-model-out "
                          "report objectives/data/fidelity/silicon.md")
@@ -69,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "network":
+        from .network import run as run_network
+        print(run_network())
         return 0
     if args.command == "silicon":
         from .silicon import run as run_silicon

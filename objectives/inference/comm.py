@@ -8,7 +8,9 @@ Model: time = latency + bytes x algorithm factor / (link bandwidth x efficiency)
 - all-reduce over n GPUs spanning k = ceil(n / d) domains of d GPUs (hierarchical, as NCCL/RCCL run it on
   rail-optimized clusters): all-reduce of the whole message among the d GPUs of each domain (reduce-scatter +
   all-gather, scale-up link), and between them an all-reduce over the k domains of each GPU's 1/d shard through its
-  own NIC share (scale-out link): the latencies of both stages add.
+  own NIC share (scale-out link): the latencies of both stages add. The network stage is two exchanges among the k
+  domains in sequence (its reduce-scatter and all-gather phases), each priced as one all-to-all's exchange
+  (`OUT_ALLREDUCE_PHASES`).
 - all-to-all over n GPUs (MoE dispatch/combine, each token to top_k experts): inside one domain each GPU sends
   top_k (n - 1) / n of its tokens' activations; across k domains a token reaches each other domain it needs once
   over the network (per-node deduplication, as DeepEP does), concurrently with the scale-up traffic (the slower
@@ -28,6 +30,11 @@ import numpy as np
 
 Num = Any
 
+
+#: exchanges among the domains in sequence in an all-reduce's network stage (a reduce-scatter then an all-gather of
+#: the shards, or a tree's reduce then broadcast): the scale-out latency ("roce" `ar_latency_us` + `ar_hop_us` per
+#: extra domain) is fitted on one exchange, DeepEP's internode dispatch or combine (objectives/calibration/network.py)
+OUT_ALLREDUCE_PHASES = 2.0
 
 #: ranks up to which the latency grows by one hop per rank (a ring: the range the factors were fitted on, one node);
 #: beyond, by a tree's depth, log2(n), scaled to meet the ring's hops at this size
@@ -96,7 +103,7 @@ class Links:
         """(latency s, s per byte of message) of a hierarchical all-reduce over `n` GPUs."""
         inner, k = self.split(n)
         lat = (allreduce_latency_s(inner, self.up_lat_us, self.up_hop_us)
-               + allreduce_latency_s(k, self.out_lat_us, self.out_hop_us))
+               + OUT_ALLREDUCE_PHASES * allreduce_latency_s(k, self.out_lat_us, self.out_hop_us))
         per_byte = (allreduce_s_per_byte(inner, self.up_gbs, self.up_eff)
                     + allreduce_s_per_byte(k, self._out_gbs(), self.out_eff) / inner)
         return lat, per_byte
@@ -104,7 +111,7 @@ class Links:
     def allreduce_out(self, n: Num) -> tuple[Num, Num]:
         """The scale-out stage alone of `allreduce` (latency s, s per byte of message): 0 inside one domain."""
         inner, k = self.split(n)
-        return (allreduce_latency_s(k, self.out_lat_us, self.out_hop_us),
+        return (OUT_ALLREDUCE_PHASES * allreduce_latency_s(k, self.out_lat_us, self.out_hop_us),
                 allreduce_s_per_byte(k, self._out_gbs(), self.out_eff) / inner)
 
     def alltoall(self, n: Num, fanout: Num = 1.0) -> tuple[Num, Num]:

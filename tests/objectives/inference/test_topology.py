@@ -113,8 +113,9 @@ def test_tp16_on_two_hgx_nodes_buys_no_decode_speed_over_tp8_in_one():
     """Llama-3.1-405B fp8 on H100 HGX nodes (8 GPUs on NVLink, 400 Gb/s per GPU between nodes).
 
     TP 16 halves each GPU's weight stream and GEMMs, but every one of the 252 all-reduces of a decode step now
-    also crosses InfiniBand (+~24 µs latency each, and a 1/8 shard at 25 GB/s effective): the step is no faster
-    than TP 8 inside one node (within 10 %), so the 16 GPUs serve about half the tokens per GPU. On a single NVLink
+    also crosses InfiniBand (+~21 µs latency each, two exchanges of the scale-out latency fitted on DeepEP's
+    internode kernels, and a 1/8 shard at 0.81 x 50 GB/s): the step is at most ~10 % faster than TP 8 inside one
+    node (0.91-0.94 x), so the 16 GPUs serve little more than half the tokens per GPU (0.55-0.56 x). On a single NVLink
     domain (GB200 NVL72) the same TP 16 is clearly faster than TP 8; before topology (all on NVLink) the H100
     TP 16 step came out 12 % faster at batch 256, which is what the issue reported. (The closed form; the default
     engine's measured tables: `test_tp16_gains_more_inside_one_nvlink_domain_on_measured_collectives`.)"""
@@ -124,17 +125,18 @@ def test_tp16_on_two_hgx_nodes_buys_no_decode_speed_over_tp8_in_one():
         t8, t16 = r.tpot_ms.to_numpy()
         assert t16 > 0.9 * t8, (b, t8, t16)
         per_gpu = r.throughput_tok_s_per_gpu.to_numpy()
-        assert per_gpu[1] < 0.56 * per_gpu[0]
+        assert per_gpu[1] < 0.58 * per_gpu[0]
         g = inference.estimate(LLAMA405, "GB200", tp=[8, 16], weight_dtype="fp8", batch_size=b, input_len=2048,
                                output_len=256, engine="roofline")
         g8, g16 = g.tpot_ms.to_numpy()
         assert g16 < 0.93 * g8, (b, g8, g16)
         # the cross-node collectives are what costs: TP 16's communication exceeds TP 8's at every batch
         assert _comm_s("H100", 16, b) > _comm_s("H100", 8, b)
-    # prefill (large messages, bandwidth-bound): TP 16 across IB is no faster than TP 8 either
+    # prefill (large messages, bandwidth-bound): TP 16 across IB buys little either (0.87 x TP 8's time with twice
+    # the GPUs: the all-reduces' network stage, 1/8 shards at 0.81 x 50 GB/s, costs more than the halved GEMMs save)
     r = inference.estimate(LLAMA405, "H100", tp=[8, 16], weight_dtype="fp8", batch_size=8, input_len=4096,
                            output_len=2, engine="roofline")
-    assert r.ttft_ms.iloc[1] > 0.95 * r.ttft_ms.iloc[0]
+    assert r.ttft_ms.iloc[1] > 0.8 * r.ttft_ms.iloc[0]
 
 
 @pytest.mark.parametrize("engine", [None, "trtllm", "sglang"])
