@@ -23,6 +23,7 @@ from scipy.optimize import least_squares
 
 from objectives import inference, profiles
 from objectives.inference.efficiency import Efficiency
+from objectives.inference.lockstep import BENCHMARK_ROUNDS
 
 from .measurements import checkpoints, model_dtypes
 
@@ -520,7 +521,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}
 
 
-def simulated(rows: pd.DataFrame, requests_per_client: int = 10, output_spread: float | None = None,
+def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, output_spread: float | None = None,
               input_spread: float = 0.0, frontend_ms: float = 0.0) -> pd.DataFrame:
     """The aggregated rows replayed in the serving simulator (`serving.simulate(..., engine=<row's engine>)`: C
     closed-loop clients, `requests_per_client` x C requests, the engine's default budgets) with the shipped

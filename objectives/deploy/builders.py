@@ -2,7 +2,8 @@
 
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
-``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``moe_a2a``, ``prefix_caching``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
+``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``moe_a2a``, ``prefix_caching``,
+``adp_balance``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
 ``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
 workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` / ``prefill_pp`` /
 ``prefill_weight_dtype`` / ``prefill_act_dtype`` where the trial has them, else the decode workers' gpu / tp / ep /
@@ -56,6 +57,10 @@ moe_a2a            --all2all-backend                --moe-a2a-backend none (allg
                    deepep_high_throughput (agg,     (agg; normal on prefill workers,    deepep: refused, its WIDEEP
                    prefill) / deepep_low_latency    low_latency on decode workers)      backend is not in the recorded
                    (decode workers)                                                     LLM API options)
+adp_balance        refused (no such balance)        refused (no such balance)           YAML attention_dp_config
+(True only; needs                                                                       .enable_balance: true,
+attn_dp > 1)                                                                            .batching_wait_iters: 10,
+                                                                                        .timeout_iters: 50
 prefix_caching     --no-enable-prefix-caching       --disable-radix-cache               YAML kv_cache_config
 (False only)                                                                            .enable_block_reuse: false
 max_batch_size     --max-num-seqs                   --max-running-requests (x attn_dp:  --max_batch_size
@@ -93,6 +98,7 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
+from objectives.inference.lockstep import TRTLLM_BATCHING_WAIT_ITERS, TRTLLM_TIMEOUT_ITERS
 from objectives.inference.measured import (
     MOE_A2A,
     MOE_ACT_DTYPES,
@@ -153,7 +159,7 @@ KV: dict[str, dict[str, str | None]] = {
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "weight_dtype": "bf16",
                             "act_dtype": None, "kv_dtype": None, "mode": "agg", "prefill_replicas": None,
                             "max_batch_size": 256, "max_num_tokens": 8192, "chunked_prefill": True, "eplb": False,
-                            "moe_act_dtype": None, "prefix_caching": True}
+                            "moe_act_dtype": None, "prefix_caching": True, "adp_balance": False}
 ALIASES = {"batch_size": "max_batch_size", "max_num_seqs": "max_batch_size", "tensor_parallel": "tp"}
 
 
@@ -313,6 +319,7 @@ class Plan:
     moe_act_dtype: str = "auto"   # MXFP4 experts' activations (inference.measured.MOE_ACT_DTYPES)
     moe_a2a: str = "auto"         # the EP token exchange across attention-DP ranks (inference.measured.MOE_A2A)
     prefix_caching: bool = True   # the engines' prefix cache (on: every engine's default)
+    adp_balance: bool = False     # TensorRT-LLM's attention-DP balance (off: its default; inference.lockstep)
     kv_default: bool = False      # kv_dtype was not given: the study's own (`_study_kv`), launched where "auto" differs
 
     @property
@@ -333,7 +340,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("tp", "pp", "dp", "ep", "attn_dp", "weight_dtype", "act_dtype", "kv_dtype",
                                            "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb",
-                                           "moe_act_dtype", "moe_a2a", "prefix_caching")}
+                                           "moe_act_dtype", "moe_a2a", "prefix_caching", "adp_balance")}
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
@@ -481,7 +488,8 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
                 moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default,
-                moe_a2a=str(xa), prefill_weight_dtype=pw, prefill_act_dtype=pa, **pre)
+                moe_a2a=str(xa), prefill_weight_dtype=pw, prefill_act_dtype=pa,
+                adp_balance=_bool(cfg, "adp_balance"), **pre)
 
 
 def _prefill_format(cfg: Mapping[str, Any], pg: catalog.GPU, w: str, a: str) -> tuple[str, str]:
@@ -891,6 +899,10 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if p.attn_dp > 1:
         opts["enable_attention_dp"] = True
+        if p.adp_balance:     # AttentionDpConfig, its default iterations spelled out (`inference.lockstep`)
+            opts["attention_dp_config"] = {"enable_balance": True,
+                                           "batching_wait_iters": TRTLLM_BATCHING_WAIT_ITERS,
+                                           "timeout_iters": TRTLLM_TIMEOUT_ITERS}
     if (p.chunked_prefill and p.mode == "agg") or role == "decode":
         # the LLM API field every release reads (BaseLlmArgs.enable_chunked_prefill): trtllm-serve's
         # --enable_chunked_prefill is newer than TensorRT-LLM 1.1.0 (absent from its documented options)
@@ -927,7 +939,9 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
         if role == "prefill":
             opts["disable_overlap_scheduler"] = True
     unknown = [k for k in opts if k not in y.get("keys", [])] + \
-              [f"kv_cache_config.{k}" for k in kvc if k not in y.get("kv_cache_config", [])]
+              [f"kv_cache_config.{k}" for k in kvc if k not in y.get("kv_cache_config", [])] + \
+              [f"attention_dp_config.{k}" for k in opts.get("attention_dp_config", {})
+               if k not in y.get("attention_dp_config", [])]
     if unknown:
         raise DeployError(f"trtllm {c.lists['trtllm'].version} LLM API options have no {unknown}")
     return opts
@@ -1087,6 +1101,12 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
                                   else "node-") for r in dict.fromkeys(roles)}
     for r in ctx.values():
         _check_parallel(r)
+    if p.adp_balance and c.engine != "trtllm":
+        raise DeployError(f"adp_balance=True: {c.engine} has no attention-DP balance (TensorRT-LLM's "
+                          f"attention_dp_config.enable_balance); leave it False for {c.engine}")
+    if p.adp_balance and all(r.p.attn_dp == 1 for r in ctx.values()):
+        raise DeployError("adp_balance=True balances the prompts of attention-DP ranks: no worker runs attention "
+                          "DP (attn_dp=1)")
     if p.eplb and all(r.p.ep == 1 for r in ctx.values()):
         notes.append("eplb=True: no worker runs expert parallelism (ep=1), so no expert-parallel load balancer is "
                      "launched (the study's cost model ignores eplb there too)")

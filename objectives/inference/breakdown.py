@@ -248,6 +248,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         pipeline_budget,
         prefill_chunk,
         queue_waits,
+        rank_overlap,
         rank_wait_s,
         replica_time_s,
         retraction_churn,
@@ -291,7 +292,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), N)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], N)
         pre["rank_wait"] = np.where(split, rank_wait_s(ps, t_chunk, solo_chunk_s(ps, w_pf, isl, osl, N), t_dec,
-                                                       n_pf / np.maximum(n_it, 1e-300)), 0.0)
+                                                       rank_overlap(ps, N, isl, osl, w_pf[0], n_it)), 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
     # prefills again to the cycle

@@ -16,7 +16,7 @@ import pandas as pd
 from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
-from . import kv_pool, memory, power
+from . import kv_pool, lockstep, memory, power
 from .admission import SGLANG, churn, front_stints, held, past_clip, preemption_churn, stints
 from .core import Prepared, prepare
 from .efficiency import Efficiency
@@ -365,8 +365,8 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
     return np.where(whole, held / p.mem_gpu, np.nan)
 
 
-def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None
-                 ) -> tuple[Num, Num, Num, Num]:
+def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
+                 balance: lockstep.AdpBalance | None = None) -> tuple[Num, Num, Num, Num]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -377,7 +377,8 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     decode steps. An engine that runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) always splits: its
     prefill batches carry no decodes and pause them (`split_work`). `prompts` (per row; None: no bound): the most
     prompts one prefill iteration carries, where requests arrive apart rather than in the closed loop's groups
-    (`split_work`)."""
+    (`split_work`). `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
+    lines the attention-DP ranks' prompts up (`rank_overlap`)."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
     split = split_rows(p)
@@ -392,7 +393,8 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
     if p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' prompt chunks a rank waits for
-        t_p = t_p + rank_wait_s(p, t_p, solo_chunk_s(p, w_pf, isl, osl, N), t_d, n_pf / np.maximum(n_it, 1e-300))
+        t_p = t_p + rank_wait_s(p, t_p, solo_chunk_s(p, w_pf, isl, osl, N), t_d,
+                                rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance))
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
@@ -400,30 +402,52 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
 
 
-def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, f: Num) -> Num:
+def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -> Num:
     """Attention-DP ranks in lockstep: what a rank waits (s) for the other ranks' prompt chunks, per iteration that
-    carries one of its own (MoE rows with R = `StepCoeffs.moe_ranks` > 1 busy ranks and `Prepared.solo` set; 0
-    elsewhere). `t_all`: the prefill iteration with every rank's chunk at the experts, `t_one`: with this rank's
-    chunk alone there (`Prepared.solo`), `t_dec`: the pure decode step (s); `f` (per row): the share of a rank's
-    iterations that carry a prompt chunk (`split_work`).
+    carries a full chunk of its own (MoE rows with R = `StepCoeffs.moe_ranks` > 1 busy ranks and `Prepared.solo`
+    set; 0 elsewhere). `t_all`: the prefill iteration with every rank's chunk at the experts, `t_one`: with this
+    rank's chunk alone there (`Prepared.solo`), `t_dec`: the pure decode step (s); `overlap` (per row,
+    `rank_overlap`): the prompt tokens a step's slowest rank holds beyond the rank's own, per own token.
 
     The ranks step together through every MoE layer's collectives (vLLM also syncs the ranks' batch sizes every step
     and pads an idle rank with a dummy batch; SGLang's and TensorRT-LLM's attention DP do the same), so a step lasts
-    as long as its slowest rank's forward, and prompt chunks land on the ranks independently: k ~ Binomial(R, f)
-    ranks carry one in a step. A step with k >= 1 of them lasts t_one + (k - 1) d, d = (t_all - t_one) / (R - 1)
-    (each other chunk's tokens at the experts), one with none t_dec; the expectation over k, (1 - f)^R t_dec
-    + q t_one + (R f - q) d with q = 1 - (1 - f)^R, exceeds the mix where the ranks' chunks all meet in the same
-    steps, f t_all + (1 - f) t_dec, by (q - f) (t_one - d - t_dec): per own chunk (q - f) / f x the step a lone
-    chunk adds beyond its tokens at the experts (at least 0)."""
+    as long as its slowest rank's forward: the pure decode step, plus the slowest rank's own prompt tokens at the
+    lone chunk's rate beyond the experts, (t_one - d - t_dec) per full chunk, plus every rank's prompt tokens at the
+    experts, d = (t_all - t_one) / (R - 1) per full chunk. Summed over a cycle the experts' part is what the
+    aligned mix prices (every rank's chunk in the same steps, t_all); the slowest rank's own part exceeds the
+    rank's own by `overlap` x its tokens: per own full chunk `overlap` x (t_one - d - t_dec) (at least 0)."""
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
     on = (R > 1.0) & (np.asarray(p.coeffs.n_experts) > 0) & (p.solo is not None)
     if not np.any(on):
         return np.zeros(np.shape(t_all))
-    f = np.clip(np.asarray(f, dtype=float), 1e-12, 1.0)
     Rs = np.where(on, R, 2.0)
-    q = 1.0 - np.power(1.0 - f, Rs)
     lone = np.maximum(t_one - (t_all - t_one) / (Rs - 1.0) - t_dec, 0.0)
-    return np.where(on, (q - f) / f * lone, 0.0)
+    return np.where(on, np.asarray(overlap, dtype=float) * lone, 0.0)
+
+
+def rank_overlap(p: Prepared, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, prompts: Num = None,
+                 balance: lockstep.AdpBalance | None = None) -> Num:
+    """`lockstep.overlap_factor` of `p`'s rows (their busy ranks `StepCoeffs.moe_ranks`; 0 where fewer than two):
+    N requests in flight a rank, full prefill chunks of `T_pf` tokens, `n_it` iterations a cycle; closed-loop
+    clients' waves unless `prompts` is given (`split_work`: requests arriving apart, an open loop); `balance`:
+    TensorRT-LLM's attention-DP balance (None: off)."""
+    R = np.asarray(p.coeffs.moe_ranks, dtype=float)
+    return np.where(R > 1.0, lockstep.overlap_factor(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it,
+                                                     apart=prompts is not None, balance=balance), 0.0)
+
+
+def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, iter_s: Num, prompts: Num = None,
+                   balance: lockstep.AdpBalance | None = None) -> Num:
+    """What a prompt waits (s) for TensorRT-LLM's attention-DP balance to release it (`lockstep.balance_hold_steps`
+    mean iterations of `iter_s` s each) on `p`'s rows whose ranks step in lockstep (`Prepared.solo` set, two or more
+    busy ranks); 0 elsewhere and without `balance`."""
+    R = np.asarray(p.coeffs.moe_ranks, dtype=float)
+    if balance is None or p.solo is None or not np.any(R > 1.0):
+        return np.zeros(np.shape(iter_s))
+    T_pf = split_work(N, isl, osl, mnt, n_it, p.coeffs.prefill_alone, prompts)[0][0]
+    hold = lockstep.balance_hold_steps(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it, apart=prompts is not None,
+                                       balance=balance)
+    return np.where(R > 1.0, hold * iter_s, 0.0)
 
 
 def steps_in_lockstep(p: Prepared) -> bool:
@@ -622,7 +646,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
              profile: Any = None, interval: float | None = None,
                    gpu_memory_utilization: float | None = None,
                    kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-                   moe_a2a: Any = None) -> pd.DataFrame:
+                   moe_a2a: Any = None, adp_balance: Any = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -658,7 +682,12 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     over `gpu_memory_utilization`, and the memory columns count the KV the batch holds, not the capacity).
     `eplb`: an expert-parallel load balancer, as in `estimate`; `moe_act_dtype`: the MXFP4 experts' activations, as
     in `estimate`; `moe_a2a`: the EP token exchange, as in `estimate`. Attention-DP ranks of an MoE model step in
-    lockstep: each rank's cycle also holds its waits for the other ranks' prompt chunks (`rank_wait_s`).
+    lockstep: each rank's cycle also holds its waits for the other ranks' prompt chunks (`rank_wait_s`), as the
+    closed loop's clients send them (`lockstep`). `adp_balance`: TensorRT-LLM's attention-DP balance
+    (``attention_dp_config.enable_balance``): None / False (off, every engine's default), True (TensorRT-LLM's
+    default iterations) or a `lockstep.AdpBalance`; it holds the prompts back until the ranks' run together
+    (`lockstep.AdpBalance`), so the ranks wait less for each other and each prompt waits for its release
+    (`balance_hold_s`). Only TensorRT-LLM has it (`dse deploy` launches it there); other rows read it as a what-if.
     """
     if interval is not None:
         check_level(interval)
@@ -667,7 +696,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
         max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, concurrency=concurrency, prices=prices,
         engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, efficiency=efficiency, profile=profile,
         gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb,
-        moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
+        moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, adp_balance=adp_balance)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
@@ -691,12 +720,13 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
                          kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-                         moe_a2a: Any = None, prompts_at_once: Any = None
+                         moe_a2a: Any = None, prompts_at_once: Any = None, adp_balance: Any = None
                          ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
     lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
     many as the budget holds, the closed loop's groups): the most prompts one prefill iteration of the steady
-    state carries (`split_work`), for callers whose requests arrive apart."""
+    state carries (`split_work`), for callers whose requests arrive apart. `adp_balance`: as `max_throughput`'s."""
+    balance = lockstep.as_balance(adp_balance)
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -732,7 +762,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         solo = one.coeffs
         p = replace(p, solo=solo)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
-    args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts)
+    args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
+                balance=balance)
     res = _evaluate(p, args, _max_throughput_rows)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
@@ -842,12 +873,14 @@ def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num,
 
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
-                         kv: Num = None, factors: power.PowerFactors | None = None, prompts: Num = None
+                         kv: Num = None, factors: power.PowerFactors | None = None, prompts: Num = None,
+                         balance: lockstep.AdpBalance | None = None
                          ) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit); `prompts`: the
-    most prompts a prefill iteration carries (`split_work`; None: no bound)."""
+    most prompts a prefill iteration carries (`split_work`; None: no bound); `balance`: TensorRT-LLM's attention-DP
+    balance (`lockstep.AdpBalance`; None: off)."""
     N, kv_bound, ok_mem, per_seq = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
     in_flight = ranks * N
@@ -859,12 +892,14 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # flight, each with its own budget of mnt tokens (vLLM's batch queue, SGLang's micro-batches), the prompts
     # queued beyond one budget going into the next batches (`pipeline_budget`)
     mnt_it = pipeline_budget(p, mnt)
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts)
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance)
     # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot
+    if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
+        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, cycle / n_it, prompts, balance)
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + queue
     tpot = cycle / osl + requeue

@@ -161,6 +161,8 @@ class _Replica:
         # shared experts in the same step (set by `simulator._couple_ranks`; None: `tm`, whatever the others run)
         self.tm_with: Callable[[float, float, float, float, float], float] | None = None
         self.work = (0.0, 0.0, 0, 0, 0.0)   # the current iteration's (prefill tokens, pairs, decodes, KV, extra ms)
+        self.adp_balance = sched.adp_balance   # TensorRT-LLM's attention-DP balance (`_Group._release`), or None
+        self.hold = False     # in lockstep under adp_balance: its prompts are held back this step
 
     # ---- KV accounting -------------------------------------------------------------------------------
     def dec_blocks(self, s: int) -> int:
@@ -487,7 +489,7 @@ class _Replica:
             self._add_dec(rid, r)
             r.swap_kv = 0
         # no new admissions while requests are swapped out or right after a preemption (as vLLM)
-        chunks = self._schedule_prefill(t, admit=not self.swapped and self.npre == npre)
+        chunks = [] if self.hold else self._schedule_prefill(t, admit=not self.swapped and self.npre == npre)
         if not chunks and self.n == 0:
             if not self.loading and (self.running or self.waiting or self.swapped or self.bq):
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
@@ -841,7 +843,9 @@ class _Group:
     next step. The group runs a decode segment (`_integrate`, each iteration the slowest rank's) only when every
     busy rank decodes alone, up to the first rank's change (a finish, the KV cache running out, SGLang's admission
     opening); an arrival or a KV read done at any rank cuts it at the next step boundary. The event loop drives a
-    group as it drives a replica (`idx`, `state`, `version`, `start`, `commit`)."""
+    group as it drives a replica (`idx`, `state`, `version`, `start`, `commit`). Under TensorRT-LLM's attention-DP
+    balance (`Scheduler.adp_balance`) each step first decides whether the ranks' prompts run or wait (`_release`);
+    while one waits the group steps one iteration at a time."""
 
     def __init__(self, eng: _Engine, ranks: list[_Replica]) -> None:
         self.eng, self.ranks = eng, ranks
@@ -854,6 +858,35 @@ class _Group:
         self.busy: list[_Replica] = []
         for r in ranks:
             r.group = self
+        self.balance = ranks[0].adp_balance
+        self.bal_wait = 0            # the balance's counters (`_release`): iterations since the last release
+        self.bal_batch = 0           # and iterations every rank has held a prompt
+        self.all_gen = False         # every rank held decodes at this step's start (the counter's rule)
+
+    def _release(self) -> bool:
+        """TensorRT-LLM's attention-DP balance at this step (tensorrt_llm/_torch/pyexecutor/py_executor.py,
+        ``PyExecutor._balance_adp_requests``): whether the ranks' prompts run now (True) or are held back. When
+        every rank has a prompt to schedule and room for it, the counter of waits resets and, while every rank
+        has decodes, the prompts wait ``batching_wait_iters`` iterations before they all run; otherwise the counter
+        counts the iteration and the prompts run at ``timeout_iters`` of them, or at once where a rank has no
+        decodes."""
+        b = self.balance
+        assert b is not None
+        ranks = self.ranks
+        all_gen = self.all_gen = all(r.n > 0 for r in ranks)
+        if all((r.prefilling or r.waiting) and r.n < r.maxb for r in ranks):
+            self.bal_wait = 0
+            if all_gen:
+                if self.bal_batch < b.batching_wait_iters:
+                    self.bal_batch += 1
+                    return False
+                self.bal_batch = 0
+            return True
+        self.bal_wait += 1
+        if self.bal_wait >= b.timeout_iters or not all_gen:
+            self.bal_wait = 0
+            return True
+        return False
 
     def wake(self, rank: _Replica, t: float) -> None:
         """Something to schedule at rank `rank` at `t`: it takes part in the group's next step, which starts now
@@ -874,6 +907,12 @@ class _Group:
         lasts as long as the slowest rank's."""
         busy: list[_Replica] = []
         ks: list[int] = []
+        waiting = False       # a prompt held back by the balance: step one iteration at a time
+        if self.balance is not None:
+            hold = not self._release()
+            waiting = hold and any(r.prefilling or r.waiting for r in self.ranks)
+            for r in self.ranks:
+                r.hold = hold
         for r in self.ranks:
             if r.state != "pending":
                 continue
@@ -892,7 +931,8 @@ class _Group:
             N = sum(r.n for r in busy)
             pr = [(r.tm_with, r.n, r.S + r.n * (r.G + 1), N - r.n) if r.tm_with is not None
                   else (lambda T, A, D, K, X, f=r.tm: f(T, A, D, K), r.n, r.S + r.n * (r.G + 1), 0) for r in busy]
-            seg = self.seg = _integrate(lambda k: max(f(0, 0, n, kv + k * n, x) for f, n, kv, x in pr), min(ks))
+            seg = self.seg = _integrate(lambda k: max(f(0, 0, n, kv + k * n, x) for f, n, kv, x in pr),
+                                        1 if waiting else min(ks))
             for r in busy:
                 r._set_segment(t, list(seg))
             dt = busy[0].dt
@@ -929,6 +969,11 @@ class _Group:
         """The step ends at `t` on every busy rank (`_Replica.commit`); the next one starts at `t`, after the
         arrivals at `t`."""
         self.state = "pending"
+        if self.balance is not None and self.seg is not None:
+            # the segment's iterations after its first, each counted as the balance counts a step without a
+            # prompt on every rank (`_release`): reset where a rank has no decodes, else released at the timeout
+            more = sum(K for K, _, _ in self.seg) - 1
+            self.bal_wait = (self.bal_wait + more) % max(self.balance.timeout_iters, 1) if self.all_gen else 0
         for r in self.busy:
             r.commit(t)
         self.busy = []

@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..inference.lockstep import AdpBalance, as_balance
 from ..profiles import engine_key, runs_prefill_alone
 from .workload import check_bool, check_choice, check_int, check_real
 
@@ -127,6 +128,12 @@ class Scheduler:
       admission in a single front-end process), before the scheduler sees it; its TTFT counts the wait. 0 (default):
       requests reach the scheduler as they arrive. It caps a replica at 1000 / frontend_ms new requests/s and
       spreads a burst of arrivals over as many multiples of it.
+    - ``adp_balance``: TensorRT-LLM's attention-DP balance (``attention_dp_config.enable_balance``): None / False
+      (off, every engine's default), True (TensorRT-LLM's default ``batching_wait_iters`` 10 and ``timeout_iters``
+      50) or an `objectives.inference.lockstep.AdpBalance`. The attention-DP ranks of a replica that step in
+      lockstep then hold their prompts back, as `AdpBalance` says, so that they prefill in the same steps
+      (`engine._Group`); stored as an `AdpBalance` or None. Only TensorRT-LLM has it (`dse deploy` launches it
+      there); on another engine's cost it runs as a what-if.
     """
 
     max_batch_size: int = 256
@@ -144,6 +151,7 @@ class Scheduler:
     prefix_caching: bool = True
     admission: str = "auto"
     frontend_ms: float = 0.0
+    adp_balance: AdpBalance | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
@@ -160,6 +168,7 @@ class Scheduler:
         check_bool("Scheduler", "prefix_caching", self.prefix_caching)
         check_choice("Scheduler", "admission", self.admission, _ADMISSION)
         check_real("Scheduler", "frontend_ms", self.frontend_ms, ge=0, what="ms per new request")
+        object.__setattr__(self, "adp_balance", as_balance(self.adp_balance))
         if self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")

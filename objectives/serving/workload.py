@@ -14,6 +14,7 @@ from typing import NamedTuple, cast
 import numpy as np
 import pandas as pd
 
+from ..inference.lockstep import BENCHMARK_OUTPUT_SPREAD
 from .traces import Trace, read_trace
 
 _DIST_KINDS = ("uniform", "normal", "lognormal")
@@ -25,8 +26,9 @@ DEFAULT_N_REQUESTS = 2000
 SHARED_PREFIX_BLOCK_TOKENS = 16
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")   # dse's own trace layout (serving.traces)
 #: ``Workload.output_spread``'s default: a closed loop's fixed output length is drawn within +-2 % per request
-#: (chosen leaving one model out on the silicon slice's benchmark runs, docs/profiles.md twenty-eighth round)
-DEFAULT_OUTPUT_SPREAD = 0.02
+#: (chosen leaving one model out on the silicon slice's benchmark runs, docs/profiles.md twenty-eighth round); one
+#: value with the closed form's attention-DP arrival windows (`inference.lockstep`)
+DEFAULT_OUTPUT_SPREAD = BENCHMARK_OUTPUT_SPREAD
 #: spawn key of the output spread's own seeded stream (`Workload.requests`; keys 0-2 are the arrivals', the prompts'
 #: and the outputs' streams, 3 is left for a client-side stream), so that drawing the spread moves no other draw
 _SPREAD_STREAM = 4

@@ -167,6 +167,24 @@ def test_moe_expert_parallel_and_attention_dp():
     assert yaml.safe_load(t.files["serve_options.yaml"])["enable_attention_dp"] is True
 
 
+def test_trtllm_attention_dp_balance_is_launched_in_its_yaml_and_refused_elsewhere():
+    """adp_balance=True: TensorRT-LLM's attention_dp_config with its default iterations (`inference.lockstep`);
+    vLLM and SGLang have no such balance, and without attention DP there is nothing to balance."""
+    cfg = {"gpu": "GB200", "tp": 1, "attn_dp": 8, "ep": 8, "weight_dtype": "fp4", "adp_balance": True}
+    t = deploy.commands(cfg, engine="trtllm", model="deepseek-ai/DeepSeek-R1", workload=WORKLOAD)
+    assert yaml.safe_load(t.files["serve_options.yaml"])["attention_dp_config"] == {
+        "enable_balance": True, "batching_wait_iters": 10, "timeout_iters": 50}
+    off = deploy.commands({**cfg, "adp_balance": False}, engine="trtllm", model="deepseek-ai/DeepSeek-R1",
+                          workload=WORKLOAD)
+    assert "attention_dp_config" not in yaml.safe_load(off.files["serve_options.yaml"])
+    for engine in ("vllm", "sglang"):
+        with pytest.raises(DeployError, match="no attention-DP balance"):
+            deploy.commands(cfg, engine=engine, model="deepseek-ai/DeepSeek-R1", workload=WORKLOAD)
+    with pytest.raises(DeployError, match="attn_dp=1"):
+        deploy.commands({**cfg, "attn_dp": 1, "tp": 8}, engine="trtllm", model="deepseek-ai/DeepSeek-R1",
+                        workload=WORKLOAD)
+
+
 def test_attention_dp_keeps_each_ranks_batch_and_token_budget():
     """The cost model's max_batch_size and max_num_tokens are each attention-DP rank's (every rank schedules its
     own batch). SGLang divides --max-running-requests and --chunked-prefill-size by --dp-size under

@@ -107,7 +107,9 @@ def _configs() -> list[tuple[dict, str]]:
                                   {"weight_dtype": "fp4", "moe_act_dtype": "bf16"},
                                   {"weight_dtype": "fp4", "act_dtype": "fp4"},
                                   {"weight_dtype": "int8", "act_dtype": "int8"},
-                                  {"moe_a2a": "allgather"}, {"moe_a2a": "deepep"}):
+                                  {"moe_a2a": "allgather"}, {"moe_a2a": "deepep"}, {"adp_balance": True}):
+                        if extra.get("adp_balance") and attn == 1:
+                            continue          # a balance of attention-DP ranks: refused without them
                         c = {"gpu": gpu, "tp": tp, "pp": pp, "attn_dp": attn, "ep": ep, "mode": mode, **extra}
                         if mode == "disagg":
                             c.update(dp=2, prefill_replicas=1)
@@ -181,10 +183,14 @@ def test_the_yaml_files_hold_only_keys_of_the_release():
             if "moe_config" in doc:
                 assert set(doc["moe_config"]["load_balancer"]) <= set(api["moe_config.load_balancer"])
                 seen.add("moe_config")
+            if "attention_dp_config" in doc:
+                assert set(doc["attention_dp_config"]) <= set(api["attention_dp_config"]), doc
+                seen.add("attention_dp_config")
             if "cache_transceiver_config" in doc:
                 assert doc["cache_transceiver_config"]["backend"] in api["cache_transceiver_config"]["backend"]
                 seen.add("cache_transceiver_config")
-    assert seen == {"disagg_config.yaml", "extra_llm_api_options", "moe_config", "cache_transceiver_config"}, seen
+    assert seen == {"disagg_config.yaml", "extra_llm_api_options", "moe_config", "cache_transceiver_config",
+                    "attention_dp_config"}, seen
 
 
 # ------------------------------------------------------------------------------------------------ KV cache dtype

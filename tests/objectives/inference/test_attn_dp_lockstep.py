@@ -1,10 +1,12 @@
 """Attention-DP ranks in lockstep (`estimate.rank_wait_s`): a step lasts as long as its slowest rank's forward, so
-each rank also waits for the other ranks' prompt chunks; and vLLM's all-gather + reduce-scatter is priced on the
-profiles' own all-gather and reduce-scatter tables over its DP group (`measured._gather_scatter`)."""
+each rank also waits for the other ranks' prompt chunks, by how much the slowest rank's prompts exceed its own as the
+clients send them (`lockstep`: the closed loop's waves, requests arriving apart, TensorRT-LLM's attention-DP balance);
+and vLLM's all-gather + reduce-scatter is priced on the profiles' own all-gather and reduce-scatter tables over its DP
+group (`measured._gather_scatter`)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from math import comb
+from math import factorial
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from objectives import inference, profiles
 from objectives.inference.core import prepare
 from objectives.inference.estimate import rank_wait_s, split_work, steady_state, steady_work
+from objectives.inference.lockstep import AdpBalance, overlap_factor, release_period, slowest_rank_excess
 from objectives.inference.measured import M_GRID, _gather_scatter
 
 MODEL = "Qwen3-30B-A3B"       # 128 experts, top-8
@@ -25,20 +28,63 @@ def _prepared(attn_dp: int = 2, ep: int = 2, tp: int = 1, engine: str = "vllm", 
 
 
 @pytest.mark.parametrize("R", [2, 4, 8])
-@pytest.mark.parametrize("f", [0.01, 0.2, 0.7])
-def test_the_wait_is_the_binomial_expectation_of_the_slowest_rank_beyond_the_aligned_mix(R, f):
-    """k ~ Binomial(R, f) ranks carry a chunk in a step; the step with k >= 1 lasts t_one + (k - 1) d, with none
-    t_dec. The expectation, written out term by term, less the aligned mix f t_all + (1 - f) t_dec, is f times the
-    wait per own chunk."""
+@pytest.mark.parametrize("overlap", [0.05, 1.0, 6.0])
+def test_the_wait_is_the_overlap_times_what_a_lone_chunk_adds_beyond_its_tokens_at_the_experts(R, overlap):
+    """A step lasts the decode step, plus the slowest rank's own prompt tokens at the lone chunk's rate beyond the
+    experts, plus every rank's tokens at the experts: per own full chunk the rank waits `overlap` x (t_one - d -
+    t_dec), d = (t_all - t_one) / (R - 1)."""
     p = _prepared(attn_dp=R, ep=R)
     p = replace(p, solo=p.coeffs, coeffs=replace(p.coeffs, moe_ranks=float(R)))
     t_all, t_one, t_dec = 0.200, 0.150, 0.020
-    d = (t_all - t_one) / (R - 1)
-    expect = sum(comb(R, k) * f ** k * (1 - f) ** (R - k) * (t_dec if k == 0 else t_one + (k - 1) * d)
-                 for k in range(R + 1))
-    wait = rank_wait_s(p, t_all, t_one, t_dec, f)
-    np.testing.assert_allclose(f * wait, expect - (f * t_all + (1 - f) * t_dec), rtol=1e-12)
-    assert wait > 0.0
+    lone = t_one - (t_all - t_one) / (R - 1) - t_dec
+    assert rank_wait_s(p, t_all, t_one, t_dec, overlap) == pytest.approx(overlap * lone, rel=1e-12)
+
+
+def _slowest_by_enumeration(lam: float, g: float, R: int, top: int = 40) -> float:
+    """E[min(max of R Poisson(lam), g)] / E[min(Poisson(lam), g)] - 1, by summing over every joint count."""
+    pmf = np.array([np.exp(-lam) * lam ** n / factorial(n) for n in range(top)])
+    cdf = np.cumsum(pmf)
+    cap = np.minimum(np.arange(top), g)
+    pmax = np.diff(cdf ** R, prepend=0.0)          # P(max = n)
+    return float(np.sum(pmax * cap) / np.sum(pmf * cap) - 1.0)
+
+
+@pytest.mark.parametrize("lam", [0.01, 0.3, 2.0, 9.0])
+@pytest.mark.parametrize("g", [1.0, 2.5, 8.0])
+@pytest.mark.parametrize("R", [2, 3, 32])
+def test_the_slowest_ranks_excess_is_its_expected_prompts_over_a_ranks_own(lam, g, R):
+    assert slowest_rank_excess(lam, g, R) == pytest.approx(_slowest_by_enumeration(lam, g, R), rel=1e-9, abs=1e-12)
+
+
+def test_a_prompt_longer_than_the_budget_counts_in_full_chunks():
+    """g < 1: each prompt is 1 / g full chunks, lam / g chunks a step, at most one a step (Bernoulli-like)."""
+    p = -np.expm1(-0.01 / 0.25)
+    assert slowest_rank_excess(0.01, 0.25, 4) == pytest.approx((1 - (1 - p) ** 4) / p - 1, rel=1e-9)
+
+
+def test_the_overlap_between_aligned_and_independent_ranks():
+    """Prompts far apart on R ranks never meet (overlap R - 1); a full chunk on every rank every step always does
+    (0); the closed loop's waves meet more than requests arriving apart; exact lengths keep every round aligned."""
+    assert slowest_rank_excess(1e-7, 8, 32) == pytest.approx(31.0, rel=1e-5)
+    assert slowest_rank_excess(400.0, 8, 32) == pytest.approx(0.0, abs=1e-9)
+    args = (32, 64, 1024, 1024, 8192, 1024)
+    waves, apart = overlap_factor(*args), overlap_factor(*args, apart=True)
+    assert 0.0 < waves < apart < 31.0
+    assert overlap_factor(*args, spread=0.0) == 0.0
+    assert overlap_factor(*args, spread=0.1) > waves          # wider drifts spread the waves
+    assert overlap_factor(*args, rounds=30) > waves           # and so do longer runs
+    # the first round (all prompts at once) counts as aligned: one round is no wait
+    assert overlap_factor(*args, rounds=1) == 0.0
+    # TensorRT-LLM's attention-DP balance lines the ranks' prompts up
+    assert overlap_factor(*args, balance=AdpBalance()) < 0.1 * waves
+    assert overlap_factor(*args, apart=True, balance=AdpBalance()) < 0.2 * apart
+
+
+def test_the_balance_releases_at_the_timeout_or_after_every_rank_has_a_prompt():
+    b = AdpBalance()
+    assert float(release_period(1e-6, 8, b)) == pytest.approx(50.0, rel=1e-4)
+    assert float(release_period(50.0, 8, b)) == pytest.approx(1.0 + 10.0, rel=1e-9)
+    assert 11.0 < float(release_period(0.3, 8, b)) < 50.0
 
 
 def test_no_wait_for_one_rank_a_dense_row_or_without_the_solo_coefficients():

@@ -1,0 +1,123 @@
+"""TensorRT-LLM's attention-DP balance in the serving simulator (`Scheduler.adp_balance`, `engine._Group._release`):
+while every rank decodes, a prompt waits until every rank has one (then ``batching_wait_iters`` more iterations) or
+until ``timeout_iters`` iterations have passed since the last release; and in the closed form
+(`inference.max_throughput(adp_balance=...)`), which it brings back towards the aligned ranks' cycle."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives import inference, serving
+from objectives.inference.lockstep import AdpBalance
+from objectives.serving import PoolCosts, Scheduler, Workload, simulate_costs
+from objectives.serving.simulator import _frame, _run
+from tests.objectives.serving.test_serving import AffineCost
+
+
+@dataclass(frozen=True)
+class Flat(AffineCost):
+    """A decode step of exactly `fixed` ms whatever the batch; its attention-DP ranks step together."""
+
+    per_seq: float = 0.0
+    per_kv: float = 0.0
+    steps_in_lockstep: bool = True
+
+
+FLAT = Flat()
+SHORT = 16
+PROMPT_MS = FLAT.time_ms(SHORT, SHORT * (SHORT + 1) / 2, 0, 0)       # a 16-token prompt's step (8.8 ms)
+
+
+def _late(n_late: int, balance: AdpBalance | None) -> pd.DataFrame:
+    """Two ranks each decoding one long request from t = 0; at 100 ms `n_late` short prompts (2 output tokens)."""
+    trace = pd.DataFrame({"arrival_s": [0.0, 0.0] + [0.1] * n_late, "input_tokens": [SHORT] * (2 + n_late),
+                          "output_tokens": [400, 400] + [2] * n_late})
+    return simulate_costs(FLAT, workload=Workload(trace=trace), attn_dp=2, per_request=True,
+                          scheduler=Scheduler(adp_balance=balance))
+
+
+def test_a_lone_prompt_waits_for_the_timeout_counted_from_the_last_release():
+    """The first prompts run at once (no rank decodes yet): that is the last release. The late prompt reaches one
+    rank only, so it runs at the 50th iteration after that one (each 8 ms), not at the next step boundary."""
+    off, on = _late(1, None), _late(1, AdpBalance())
+    assert list(on["replica"]) == [0, 1, 0]
+    boundary = PROMPT_MS + 12 * FLAT.fixed                  # the first step boundary after 100 ms
+    np.testing.assert_allclose(off["first_token_s"].iloc[2] * 1e3, boundary + PROMPT_MS, rtol=1e-9)
+    np.testing.assert_allclose(on["first_token_s"].iloc[2] * 1e3, PROMPT_MS + 49 * FLAT.fixed + PROMPT_MS, rtol=1e-9)
+    short = _late(1, AdpBalance(timeout_iters=20))
+    np.testing.assert_allclose(short["first_token_s"].iloc[2] * 1e3, PROMPT_MS + 19 * FLAT.fixed + PROMPT_MS,
+                               rtol=1e-9)
+
+
+def test_prompts_on_every_rank_run_after_the_batching_wait():
+    off, on = _late(2, None), _late(2, AdpBalance())
+    assert sorted(on["replica"].iloc[2:]) == [0, 1]
+    boundary = PROMPT_MS + 12 * FLAT.fixed
+    np.testing.assert_allclose(off["first_token_s"].iloc[2:] * 1e3, boundary + PROMPT_MS, rtol=1e-9)
+    # ten iterations held (every rank has a prompt and decodes), the eleventh runs them
+    np.testing.assert_allclose(on["first_token_s"].iloc[2:] * 1e3, boundary + 10 * FLAT.fixed + PROMPT_MS,
+                               rtol=1e-9)
+    waitless = _late(2, AdpBalance(batching_wait_iters=0))
+    np.testing.assert_allclose(waitless["first_token_s"].iloc[2:], off["first_token_s"].iloc[2:], rtol=1e-12)
+
+
+def test_the_balance_leaves_ranks_apart_and_single_ranks_alone():
+    trace = pd.DataFrame({"arrival_s": [0.0, 0.0, 0.1], "input_tokens": [SHORT] * 3, "output_tokens": [400, 400, 2]})
+    w = Workload(trace=trace)
+    for cost, adp in ((Flat(steps_in_lockstep=False), 2), (FLAT, 1)):
+        off = simulate_costs(cost, workload=w, attn_dp=adp, per_request=True)
+        on = simulate_costs(cost, workload=w, attn_dp=adp, per_request=True, scheduler=Scheduler(adp_balance=True))
+        pd.testing.assert_frame_equal(off, on)
+
+
+@pytest.mark.parametrize("attn_dp", [2, 4])
+def test_segments_under_the_balance_equal_stepping_every_iteration(attn_dp):
+    """The group's multi-iteration decode segments advance the balance's counter as many iterations (the same
+    engine stepping one iteration at a time gives the same times), and the balance moved them."""
+    w = Workload(rate=30.0, n_requests=160, seed=5, input_len=serving.Dist("uniform", low=100, high=3000),
+                 output_len=serving.Dist("uniform", low=20, high=300))
+
+    def frames(skip: bool, bal: AdpBalance | None) -> pd.DataFrame:
+        s = Scheduler(max_num_tokens=2048, adp_balance=bal)
+        eng, reps = _run(w, PoolCosts(FLAT, 2 * attn_dp, s, attn_dp=attn_dp), None, None, s, 0.0, "least_loaded",
+                         skip=skip)
+        return _frame(eng, reps)
+
+    seg, step = frames(True, AdpBalance()), frames(False, AdpBalance())
+    for k in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(seg[k], step[k], rtol=2e-4)
+    off = frames(True, None)
+    assert seg["ttft_ms"].mean() > off["ttft_ms"].mean() + 5 * FLAT.fixed
+
+
+def test_scheduler_reads_the_knob():
+    assert Scheduler().adp_balance is None and Scheduler(adp_balance=False).adp_balance is None
+    assert Scheduler(adp_balance=True).adp_balance == AdpBalance(10, 50)
+    with pytest.raises(TypeError, match="adp_balance"):
+        Scheduler(adp_balance="yes")
+    with pytest.raises(ValueError, match="timeout_iters"):
+        AdpBalance(timeout_iters=-1)
+
+
+KW = dict(model="deepseek-ai/DeepSeek-R1", gpu="GB200", tp=1, attn_dp=8, ep=8, weight_dtype="fp4",
+          engine="trtllm")
+
+
+def test_wide_ep_closed_loop_simulator_and_closed_form_agree_with_and_without_the_balance():
+    """DeepSeek-R1 NVFP4 on eight GB200 ranks, 32 clients a rank, 1k / 1k, ten requests a client (the closed form's
+    benchmark run, `lockstep.BENCHMARK_ROUNDS`): the closed form's TPOT within 10 % of the simulator's, with and
+    without the balance, which lowers both (the ranks' prompts run together) and lengthens the TTFT of both."""
+    C = 8 * 32
+    w = Workload(concurrency=C, input_len=1024, output_len=1024, n_requests=10 * C, seed=0)
+    out = {}
+    for bal in (False, True):
+        sim = serving.simulate(**KW, workload=w, scheduler=Scheduler(adp_balance=bal))
+        cf = inference.max_throughput(**KW, input_len=1024, output_len=1024, concurrency=C, adp_balance=bal)
+        out[bal] = (sim["tpot_ms_mean"], float(cf["tpot_ms"].iloc[0]), sim["ttft_ms_mean"],
+                    float(cf["ttft_ms"].iloc[0]))
+        assert out[bal][1] == pytest.approx(out[bal][0], rel=0.10), out
+    assert out[True][0] < out[False][0] and out[True][1] < out[False][1]
+    assert out[True][2] > out[False][2] and out[True][3] > out[False][3]
