@@ -522,7 +522,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
 
 
 def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, output_spread: float | None = None,
-              input_spread: float = 0.0, frontend_ms: float = 0.0) -> pd.DataFrame:
+              input_spread: float = 0.0, frontend_ms: float | None = None) -> pd.DataFrame:
     """The aggregated rows replayed in the serving simulator (`serving.simulate(..., engine=<row's engine>)`: C
     closed-loop clients, `requests_per_client` x C requests, the engine's default budgets) with the shipped
     factors: `rows` plus ttft_pred / tpot_pred (mean) and their APE (%). A check of the iteration-level dynamics
@@ -531,8 +531,8 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     `output_spread`: `serving.Workload.output_spread`, each request's output length drawn within that share of the
     row's (None: the workload's default; 0: every output exactly the row's, which keeps the clients that start
     together in one wave for the whole run). `input_spread` > 0 draws the prompts uniformly within that share of
-    the row's, and `frontend_ms` puts the engine's API server in front of each replica
-    (`serving.Scheduler.frontend_ms`)."""
+    the row's, and `frontend_ms` is the engine's API server's hold in front of each replica
+    (`serving.Scheduler.frontend_ms`; None: the scheduler's default)."""
     from objectives import serving
 
     if output_spread is not None:
@@ -824,37 +824,45 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
                   _md(mdape_by(lo, ["engine"])), "", _md(mdape_by(lo, ["mode", "engine"])), "",
                   f"All rows: TTFT MdAPE {lo['ttft_ape'].median():.1f} %, TPOT MdAPE "
                   f"{lo['tpot_ape'].median():.1f} % (targets: TTFT <= 20 %, TPOT <= 10 %).", ""]
+    from objectives.serving.scheduler import API_SERVER_MS
     from objectives.serving.workload import DEFAULT_OUTPUT_SPREAD
 
     sim = simulated(rows)
     parts += ["## The serving simulator on the aggregated rows (shipped factors, 10 x C requests per row)", "",
               "Each row's C closed-loop clients with `serving.Workload`'s default output spread (each output drawn "
-              f"within +-{DEFAULT_OUTPUT_SPREAD:.0%} of the row's length, `output_spread`).", "",
+              f"within +-{DEFAULT_OUTPUT_SPREAD:.0%} of the row's length, `output_spread`), through the engine's API "
+              f"server (each new request held {API_SERVER_MS:g} ms, one at a time, before the scheduler sees it: "
+              "`serving.Scheduler.frontend_ms`'s default).", "",
               _md(mdape_by(sim, ["model", "engine"])), "",
               f"All aggregated rows: TTFT MdAPE {sim['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{sim['tpot_ape'].median():.1f} %, {int(sim['tpot_pred'].notna().sum())} of {len(sim)} simulated.", ""]
-    # the clients' synchronization, per load: the default spread against every length exactly the row's, and
-    # prompts and outputs +-10 % behind a 5 ms API server per replica (a candidate client and front-end model,
-    # not fitted: `simulate` has no front end by default)
+    # the clients' synchronization, per load: the default spread against every length exactly the row's and
+    # against no API server (a client's next request then reaches the scheduler on the iteration boundary its
+    # previous one finished at), and prompts and outputs +-10 % behind a 5 ms API server per replica
     exact = simulated(rows, output_spread=0.0)
+    bare = simulated(rows, frontend_ms=0.0)
     fe = simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)
-    replays = pd.concat([sim.assign(outputs="default spread"), exact.assign(outputs="exact"),
-                         fe.assign(outputs="+-10 %, front end 5 ms")])
+    replays = pd.concat([sim.assign(outputs="default"), exact.assign(outputs="exact"),
+                         bare.assign(outputs="no API server"), fe.assign(outputs="+-10 %, front end 5 ms")])
     replays["clients"] = pd.cut(replays["concurrency"], [0, 16, 64, np.inf],
                                 labels=["C <= 16", "C 32-64", "C >= 128"])
-    both = replays[replays["outputs"].isin(["default spread", "exact"])]
+    both = replays[replays["outputs"].isin(["default", "exact", "no API server"])]
     parts += ["### Clients in waves or desynchronized", "",
               "The same replay with every output exactly the row's length (`simulated(rows, output_spread=0)`): "
               "the C clients that start together finish together and send their prompts together for the whole "
-              "run, where with the default spread they desynchronize after the first round. Per engine and "
-              "concurrency:", "", _md(mdape_by(both, ["engine", "clients", "outputs"])), "",
+              "run, where with the default spread they desynchronize after the first round; and without the API "
+              "server's hold (`simulated(rows, frontend_ms=0)`), where a client's next request reaches the "
+              "scheduler on the very iteration boundary its previous one finished at and never waits for the "
+              "iteration in progress. Per engine and concurrency:", "",
+              _md(mdape_by(both, ["engine", "clients", "outputs"])), "",
               f"All aggregated rows with exact lengths: TTFT MdAPE {exact['ttft_ape'].median():.1f} %, TPOT MdAPE "
-              f"{exact['tpot_ape'].median():.1f} %.", ""]
+              f"{exact['tpot_ape'].median():.1f} %; without the API server: {bare['ttft_ape'].median():.1f} %, "
+              f"{bare['tpot_ape'].median():.1f} %.", ""]
     parts += ["### Spread lengths behind an API server", "",
               "Prompts and outputs drawn within +-10 % of the row's, each replica's requests passing one at a time "
               "through a 5 ms front end (`simulated(rows, output_spread=0.1, input_spread=0.1, frontend_ms=5.0)`; "
               "`serving.Scheduler.frontend_ms`). Both are assumptions about the harness and the engine that the "
-              "rows do not state; neither is the default. Per engine and concurrency:", "",
+              "rows do not state; neither is the default (+-2 % outputs, 2 ms). Per engine and concurrency:", "",
               _md(mdape_by(replays, ["engine", "outputs"])), "", _md(mdape_by(replays, ["clients", "outputs"])), "",
               f"All aggregated rows: TTFT MdAPE {fe['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{fe['tpot_ape'].median():.1f} %.", ""]

@@ -143,6 +143,9 @@ class StepModel:
         self._mnt = float(max_num_tokens)
         self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
         self.price_usd_per_hour: float = float(p.price) * self.n_gpus
+        self.front_end_ms: float = float(np.asarray(p.coeffs.ttft_s)) * 1e3
+        """The engine's API-server time of a request before its scheduler sees it (`engine_ttft_ms` of a profile row,
+        0 on the roofline): part of `ttft_host_ms`."""
         self.ttft_host_ms: float = float(np.asarray(p.coeffs.ttft_s) + np.asarray(p.coeffs.ttft_model_s)) * 1e3
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
         `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its

@@ -136,7 +136,7 @@ class _Replica:
         self.G = 0            # decode steps done
         self.X = 0            # sum of the decoders' extra blocks (`_Req.x`)
         self.load = 0         # requests assigned and not yet gone (routing)
-        self.fe_ms = float(sched.frontend_ms) if role != "decode" else 0.0   # the API server (new requests only)
+        self.fe_ms = sched.frontend_for(cost) if role != "decode" else 0.0   # the API server (new requests only)
         self.fe_free = 0.0    # when it is free for the next request
         self.state = "idle"
         self.version = 0

@@ -36,6 +36,14 @@ _ADMISSION = ("auto", "on_demand", "no_evict", "new_token_ratio")
 NO_EVICT_ENGINES = ("trtllm",)
 #: engines that admit by SGLang's new-token ratio and retract as it does (`inference.admission`)
 NEW_TOKEN_RATIO_ENGINES = ("sglang",)
+#: ms the engine's API server holds each new request, one at a time, where the iteration cost has an engine's front
+#: end (`Scheduler.frontend_ms` None; a profile row's ``front_end_ms`` > 0): vLLM's OpenAI server and SGLang's
+#: tokenizer manager parse, tokenize and hand each request to the scheduler process in one Python process. Its
+#: physical effect in a closed loop: a client's next request reaches the scheduler after the iteration that
+#: finished its previous one has ended and the next has begun, and waits for it (with no front end it would arrive
+#: exactly on the boundary and never wait). Any hold shorter than an iteration has that effect: the silicon replay
+#: scores 1, 2 and 5 ms alike (docs/profiles.md, twenty-ninth round)
+API_SERVER_MS = 2.0
 
 
 @runtime_checkable
@@ -125,9 +133,12 @@ class Scheduler:
       `serving.prefix`.
     - ``frontend_ms``: the engine's API server in front of each replica (prefill worker, in disaggregated mode):
       a new request is held this long (ms) and one at a time, first come first served (parsing, tokenization and
-      admission in a single front-end process), before the scheduler sees it; its TTFT counts the wait. 0 (default):
+      admission in a single front-end process), before the scheduler sees it; its TTFT counts the wait. 0:
       requests reach the scheduler as they arrive. It caps a replica at 1000 / frontend_ms new requests/s and
-      spreads a burst of arrivals over as many multiples of it.
+      spreads a burst of arrivals over as many multiples of it. None (default): `API_SERVER_MS` where the iteration
+      cost has an engine's front end (a measured profile's ``front_end_ms`` > 0), else 0 (`frontend_for`). The
+      hold is part of that front end's time: the host time the simulator adds to each request after the engine
+      (`StepModel.ttft_host_ms`) drops by it, down to 0, so a request alone sees the same TTFT.
     - ``adp_balance``: TensorRT-LLM's attention-DP balance (``attention_dp_config.enable_balance``): None / False
       (off, every engine's default), True (TensorRT-LLM's default ``batching_wait_iters`` 10 and ``timeout_iters``
       50) or an `objectives.inference.lockstep.AdpBalance`. The attention-DP ranks of a replica that step in
@@ -150,7 +161,7 @@ class Scheduler:
     batching: str = "continuous"
     prefix_caching: bool = True
     admission: str = "auto"
-    frontend_ms: float = 0.0
+    frontend_ms: float | None = None
     adp_balance: AdpBalance | None = None
 
     def __post_init__(self) -> None:
@@ -167,11 +178,18 @@ class Scheduler:
         check_choice("Scheduler", "batching", self.batching, _BATCHING)
         check_bool("Scheduler", "prefix_caching", self.prefix_caching)
         check_choice("Scheduler", "admission", self.admission, _ADMISSION)
-        check_real("Scheduler", "frontend_ms", self.frontend_ms, ge=0, what="ms per new request")
+        check_real("Scheduler", "frontend_ms", self.frontend_ms, ge=0, none_ok=True, what="ms per new request")
         object.__setattr__(self, "adp_balance", as_balance(self.adp_balance))
         if self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")
+
+    def frontend_for(self, cost: object) -> float:
+        """ms the API server holds each new request in front of a replica priced by `cost` (``frontend_ms``; None:
+        `API_SERVER_MS` where `cost` has an engine's front end, ``front_end_ms`` > 0, else 0)."""
+        if self.frontend_ms is not None:
+            return float(self.frontend_ms)
+        return API_SERVER_MS if float(getattr(cost, "front_end_ms", 0.0)) > 0.0 else 0.0
 
     @classmethod
     def of_knobs(cls, max_batch_size: int = 256, max_num_tokens: int = 8192, chunked_prefill: bool = True,

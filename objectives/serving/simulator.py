@@ -183,10 +183,13 @@ def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
     r = eng.reqs
     # the front-end's host time before the engine schedules a request (API server, tokenization): it delays the
     # request's first token and its end, not the GPUs; a disaggregated request pays it once per pass of the
-    # engine's P/D front end (`serving.handoff`)
+    # engine's P/D front end (`serving.handoff`). The API server's hold in front of the scheduler
+    # (`Scheduler.frontend_for`) is a part of it, already in the engine's times
     host_s = float(getattr(reps[0].cost, "ttft_host_ms", 0.0)) / 1e3 if reps else 0.0
     if reps and eng.back:
         host_s *= float(front_end_passes([getattr(reps[0].cost, "engine", None)])[0])
+    if reps:
+        host_s = max(host_s - reps[0].fe_ms / 1e3, 0.0)
     arrival = np.array([x.arrival for x in r]) / 1e3
     first = np.array([x.first for x in r]) / 1e3 + host_s
     finish = np.array([x.finish for x in r]) / 1e3 + host_s

@@ -184,6 +184,7 @@ def test_the_simulator_replay_on_sglang_is_the_closed_form_with_a_full_wave():
     params["ttft_wave"] = {**params["ttft_wave"], "sglang": 1.0}
     full = silicon.predict(pick, Efficiency(params, base.meta))
     shipped = silicon.predict(pick)
-    sim = silicon.simulated(pick, output_spread=0.0)       # every length exactly the row's: waves every round
+    # every length exactly the row's, every wave arriving at once (no API server's hold): waves every round
+    sim = silicon.simulated(pick, output_spread=0.0, frontend_ms=0.0)
     assert sim["ttft_pred"].to_numpy() == pytest.approx(full["ttft_pred"].to_numpy(), rel=2e-3)
     assert (sim["ttft_pred"] > 1.5 * shipped["ttft_pred"]).all()

@@ -1,11 +1,14 @@
 """The engine's API server in front of each replica (`Scheduler.frontend_ms`): new requests pass one at a time."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from objectives.serving import PoolCosts, Scheduler, Workload, simulate_costs
-from tests.objectives.serving.test_serving import COST
+from objectives.serving import Dist, PoolCosts, Scheduler, Workload, simulate_costs
+from objectives.serving.scheduler import API_SERVER_MS
+from tests.objectives.serving.test_serving import COST, AffineCost
 
 
 def test_a_burst_passes_the_front_end_one_request_at_a_time():
@@ -44,3 +47,46 @@ def test_only_new_requests_pass_it_not_a_disaggregated_handoff():
 def test_a_bad_front_end_time_is_refused_by_name(bad):
     with pytest.raises((ValueError, TypeError), match="frontend_ms"):
         Scheduler(frontend_ms=bad)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontCost(AffineCost):
+    """The affine cost with an engine's front end, as a measured profile's `StepModel` has one: `front_end_ms` of
+    API-server time before the scheduler, inside `ttft_host_ms` (ms)."""
+
+    front_end_ms: float = 30.0
+    ttft_host_ms: float = 30.0
+
+
+FRONT = FrontCost()
+
+
+def test_the_default_holds_requests_only_where_the_cost_has_an_engines_front_end():
+    assert Scheduler().frontend_for(FRONT) == API_SERVER_MS > 0
+    assert Scheduler().frontend_for(COST) == 0.0                    # the roofline's cost: no front end
+    assert Scheduler(frontend_ms=0.0).frontend_for(FRONT) == 0.0
+    assert Scheduler(frontend_ms=7.0).frontend_for(COST) == 7.0
+
+
+def test_a_request_alone_keeps_its_ttft_the_hold_is_part_of_the_host_time():
+    # requests far apart reach an idle engine: the hold moves API_SERVER_MS of the host time before the scheduler
+    w = Workload(rate=0.01, input_len=500, output_len=20, n_requests=4, seed=0)
+    held = simulate_costs(FRONT, workload=w, scheduler=Scheduler(), per_request=True)
+    none = simulate_costs(FRONT, workload=w, scheduler=Scheduler(frontend_ms=0.0), per_request=True)
+    np.testing.assert_allclose(held["ttft_ms"], none["ttft_ms"], rtol=1e-9)
+    np.testing.assert_allclose(held["e2e_ms"], none["e2e_ms"], rtol=1e-9)
+    assert none["ttft_ms"].min() > FRONT.ttft_host_ms               # the host time is in both
+
+
+def test_a_closed_loop_request_waits_for_the_iteration_its_predecessor_ended_before():
+    # 8 clients with outputs of different lengths: a finishing request's client sends its next one at the end of an
+    # iteration, where the engine starts the next one at once. Without a front end that request reaches the
+    # scheduler exactly on the boundary and joins the iteration that starts there; through the API server it comes
+    # API_SERVER_MS later and waits for that iteration (>= COST.fixed ms) to end
+    w = Workload(concurrency=8, input_len=200, output_len=Dist("uniform", low=20, high=60), n_requests=400, seed=3)
+    held = simulate_costs(FRONT, workload=w, scheduler=Scheduler(), per_request=True)
+    none = simulate_costs(FRONT, workload=w, scheduler=Scheduler(frontend_ms=0.0), per_request=True)
+    later = held["arrival_s"] > 0                                   # after the start-up wave
+    extra = held["ttft_ms"][later].mean() - none["ttft_ms"][later].mean()
+    assert extra > 0.5 * FRONT.fixed                                # about one iteration, not the 2 ms hold
+    assert held["tpot_ms"].mean() == pytest.approx(none["tpot_ms"].mean(), rel=0.05)

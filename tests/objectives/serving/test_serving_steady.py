@@ -47,9 +47,10 @@ CASES = [
 @pytest.mark.parametrize("model,gpu,tp,wd,n,i,o,kw,dp", CASES)
 def test_simulator_agrees_with_steady_state(model, gpu, tp, wd, n, i, o, kw, dp, engine):
     # exactly equal lengths (output_spread=0): the clients the closed form prices, whose waves it weighs by the
-    # engine's ttft_wave share (1 where unfitted, the roofline's), in the simulator too
+    # engine's ttft_wave share (1 where unfitted, the roofline's), in the simulator too; no API server's hold
+    # (frontend_ms=0), which splits a profile row's waves (the first request reaches the scheduler alone)
     w = serving.Workload(concurrency=n, input_len=i, output_len=o, n_requests=20 * n, output_spread=0)
-    s = serving.Scheduler(**kw)
+    s = serving.Scheduler(**kw, frontend_ms=0.0)
     sim = serving.simulate(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp, engine=engine)
     ss = serving.steady_state(model, gpu, tp=tp, weight_dtype=wd, workload=w, scheduler=s, dp=dp, engine=engine)
     assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.20)
@@ -247,8 +248,9 @@ def test_sglang_fixed_length_clients_replay_the_closed_forms_full_wave(model, gp
         return float(inference.max_throughput(model, gpu, tp=tp, weight_dtype=wd, input_len=i, output_len=o,
                                               concurrency=n, engine="sglang", max_batch_size=1024,
                                               max_num_tokens=mnt, efficiency=eff)["ttft_ms"].iloc[0])
+    # the wave arriving at once (no API server's hold, frontend_ms=0), as the closed form's wave does
     w = serving.Workload(concurrency=n, input_len=i, output_len=o, n_requests=10 * n, output_spread=0)
     sim = serving.simulate(model, gpu, tp=tp, weight_dtype=wd, workload=w, engine="sglang",
-                           scheduler=serving.Scheduler(max_batch_size=1024, max_num_tokens=mnt))
+                           scheduler=serving.Scheduler(max_batch_size=1024, max_num_tokens=mnt, frontend_ms=0.0))
     assert sim["ttft_ms_mean"] == pytest.approx(closed(1.0), rel=5e-3)
     assert sim["ttft_ms_mean"] > 1.5 * closed(0.0)
