@@ -188,16 +188,16 @@ def churn(isl: Num, osl: Num, binds: Num) -> tuple[Num, Num]:
 
 
 #: A preempted vLLM request's output so far, over its output length (`preemption_churn`): read off the serving
-#: simulator's KV-bound vLLM runs (the last admitted is preempted, mostly soon after its prefill; spread in
-#: docs/profiles.md), not derived
-PREEMPTED_AT = 0.25
+#: simulator's KV-bound vLLM runs (the last admitted is preempted, often again soon after it is readmitted; spread
+#: in docs/profiles.md), not derived
+PREEMPTED_AT = 0.3
 #: The share of a preempted vLLM request's prompt and output so far that its prefix cache still holds when it is
 #: readmitted (vLLM V1 frees the blocks with their hashes, tail first; `serving.engine._Replica._keep`), read off
 #: the same runs
-PREEMPTED_KEPT = 0.6
+PREEMPTED_KEPT = 0.55
 
 
-def preemption_churn(isl: Num, osl: Num, binds: Num) -> tuple[Num, Num]:
+def preemption_churn(isl: Num, osl: Num, binds: Num, cached: Num = True) -> tuple[Num, Num]:
     """vLLM's recompute preemption on a loaded server: (preemptions per request, prompt tokens each one prefills
     again).
 
@@ -205,19 +205,22 @@ def preemption_churn(isl: Num, osl: Num, binds: Num) -> tuple[Num, Num]:
     step finds no free block, preempts the running request admitted last (vllm/v1/core/sched/scheduler.py
     ``schedule``, ``_preempt_request``), which waits at the front of the queue and is recomputed when readmitted.
     Where the cache bounds the batch (`binds`: fewer sequences in flight than clients) each finish frees a whole
-    sequence that admission fills again at once, and the output the running requests decode until the next finish
-    (`osl` tokens in all) runs the cache out: preempted requests each holding about what a running one holds on
-    average (`held`), osl / held(isl, osl) per request (the serving simulator's runs: 1k / 8k 1.5-2.3 against 1.6,
-    8k / 8k 0.5-0.65 against 0.67); 0 elsewhere. A preempted request prefills its prompt and its output so far
-    (`PREEMPTED_AT` x osl) again, less what its prefix cache still holds (`PREEMPTED_KEPT`)."""
+    sequence that admission fills again at once, and the output the running requests decode (`osl` tokens a
+    request) runs the cache out: each preemption frees what the request admitted last holds, its prompt and its
+    output so far (`PREEMPTED_AT` x osl), so osl / (isl + PREEMPTED_AT x osl) preemptions per request; 0 elsewhere.
+    A preempted request prefills those tokens again, less what its prefix cache still holds (`PREEMPTED_KEPT`)
+    where `cached` (per row: the prefix cache on, vLLM V1's default; off, ``--no-enable-prefix-caching``, it
+    recomputes them all). The spread against the serving simulator is in docs/profiles.md."""
     osl = np.asarray(osl, dtype=float)
-    rho = np.where(binds, osl / held(isl, osl), 0.0)
-    return rho, (1.0 - PREEMPTED_KEPT) * (isl + PREEMPTED_AT * osl)
+    freed = isl + PREEMPTED_AT * osl
+    rho = np.where(binds, osl / freed, 0.0)
+    return rho, (1.0 - np.where(cached, PREEMPTED_KEPT, 0.0)) * freed
 
 
 #: Request cycles (a request's time in the batch, s) a preempted vLLM request waits on average before it runs again
-#: (`front_stints`): read off the serving simulator's KV-bound vLLM runs (0.47-0.86, spread in docs/profiles.md)
-PREEMPT_WAIT_CYCLES = 0.5
+#: (`front_stints`): fitted to the serving simulator's KV-bound vLLM runs' TPOT (their measured wait and recompute
+#: 0.11-0.25 cycles; spread in docs/profiles.md)
+PREEMPT_WAIT_CYCLES = 0.3
 
 
 def front_stints(wait: Num, rho: Num, cycle_s: Num) -> tuple[Num, Num]:

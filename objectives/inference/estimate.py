@@ -22,7 +22,7 @@ from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import CHUNK_TOKENS, MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
-from .resolve import PROFILES, R_MEM, R_OK, REASONS, positive
+from .resolve import PROFILES, R_MEM, R_OK, REASONS, flag, positive
 
 Num = Any
 
@@ -646,7 +646,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
              profile: Any = None, interval: float | None = None,
                    gpu_memory_utilization: float | None = None,
                    kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-                   moe_a2a: Any = None, adp_balance: Any = None) -> pd.DataFrame:
+                   moe_a2a: Any = None, adp_balance: Any = None,
+                   prefix_caching: Any = True) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -688,6 +689,9 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     default iterations) or a `lockstep.AdpBalance`; it holds the prompts back until the ranks' run together
     (`lockstep.AdpBalance`), so the ranks wait less for each other and each prompt waits for its release
     (`balance_hold_s`). Only TensorRT-LLM has it (`dse deploy` launches it there); other rows read it as a what-if.
+    `prefix_caching` (bool, or one per row; default True, the engines' default): whether a vLLM request preempted
+    where the cache binds finds what of its prompt and output so far its prefix cache kept (`admission.
+    preemption_churn`); off, it prefills them all again.
     """
     if interval is not None:
         check_level(interval)
@@ -696,7 +700,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
         max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, concurrency=concurrency, prices=prices,
         engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, efficiency=efficiency, profile=profile,
         gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb,
-        moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, adp_balance=adp_balance)
+        moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, adp_balance=adp_balance,
+        prefix_caching=prefix_caching)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
@@ -720,7 +725,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
                          kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-                         moe_a2a: Any = None, prompts_at_once: Any = None, adp_balance: Any = None
+                         moe_a2a: Any = None, prompts_at_once: Any = None, adp_balance: Any = None,
+                          prefix_caching: Any = True
                          ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
     lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
@@ -747,6 +753,9 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                else positive("prompts_at_once", prompts_at_once, integer=False, upper=np.inf))
     if prompts is not None:
         rows["prompts_at_once"] = prompts
+    cached = flag("prefix_caching", prefix_caching)
+    if np.ndim(cached):
+        rows["prefix_caching"] = cached
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                 moe_a2a=moe_a2a)
@@ -763,7 +772,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         p = replace(p, solo=solo)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
-                balance=balance)
+                balance=balance, cached=cached)
     res = _evaluate(p, args, _max_throughput_rows)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
@@ -830,12 +839,13 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
     return np.maximum(N, 1.0), kv_bound, N >= 1, per_seq
 
 
-def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num
-                     ) -> tuple[Num, Num]:
+def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num,
+                     cached: Num = True) -> tuple[Num, Num]:
     """SGLang's retraction churn (`admission.churn`) and vLLM's preemption churn (`admission.preemption_churn`)
     where the cache bounds the batch below the clients: (retractions or preemptions per request, replica time (s)
     their prefills again add to a request cycle of the N sequences in flight); zeros elsewhere. `conc`: clients per
-    replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s."""
+    replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s; `cached` (per row): vLLM's prefix
+    cache on."""
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
     pre = np.asarray(p.coeffs.kv_preempt) > 0
     if conc is None or not np.any(sgl | pre):
@@ -843,7 +853,7 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
     # each retraction's (preemption's) prompt and output so far prefilled again beside the running decodes
     binds = kv_bound & (N < np.ceil(conc))
     rho_s, redo_s = churn(isl, osl, sgl & binds)
-    rho_v, redo_v = preemption_churn(isl, osl, pre & binds)
+    rho_v, redo_v = preemption_churn(isl, osl, pre & binds, cached)
     per_req = np.where(sgl, rho_s, rho_v)
     rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
     redo = np.where(sgl, redo_s, redo_v)
@@ -874,13 +884,13 @@ def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num,
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
                          kv: Num = None, factors: power.PowerFactors | None = None, prompts: Num = None,
-                         balance: lockstep.AdpBalance | None = None
+                         balance: lockstep.AdpBalance | None = None, cached: Num = True
                          ) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit); `prompts`: the
     most prompts a prefill iteration carries (`split_work`; None: no bound); `balance`: TensorRT-LLM's attention-DP
-    balance (`lockstep.AdpBalance`; None: off)."""
+    balance (`lockstep.AdpBalance`; None: off); `cached`: vLLM's prefix cache on (`retraction_churn`)."""
     N, kv_bound, ok_mem, per_seq = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
     in_flight = ranks * N
@@ -894,7 +904,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     mnt_it = pipeline_budget(p, mnt)
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance)
     # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
-    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound)
+    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot

@@ -782,7 +782,7 @@ class ServingModel:
         mt = inference.max_throughput(**kw, dp=d.dp, input_len=isl, output_len=osl, max_batch_size=mbs,
                                       max_num_tokens=d.max_num_tokens,
                                       gpu_memory_utilization=self.gpu_memory_utilization,
-                                      kv_capacity_tokens=self.kv_capacity_tokens)
+                                      kv_capacity_tokens=self.kv_capacity_tokens, prefix_caching=d.prefix_caching)
         N = mt["batch_size"].to_numpy(float).copy()
         ttft = mt["ttft_ms"].to_numpy(float).copy()
         tpot = mt["tpot_ms"].to_numpy(float).copy()

@@ -86,7 +86,7 @@ class _Replica:
         self.cap = sched.kv_blocks(cost)
         # blocks each request holds beyond its context's (window-bounded layers, linear-layer state), set on delivery
         self.xb: list[int] | None = eng.extra_blocks(sched, cost)
-        self.wm = int(sched.kv_watermark * self.cap)
+        self.wm = int(sched.watermark(cost) * self.cap)
         self.maxb = sched.max_batch_size
         self.maxt = sched.max_num_tokens
         # pipeline stages (StepModel.pp; 1 for a cost without stages): up to pp batches in flight, each with its own
@@ -119,6 +119,9 @@ class _Replica:
         # requests' cached blocks among the free ones, [rid, blocks] segments oldest first (rid -1: others)
         self.keep = (rule == "on_demand" and sched.prefix_caching and not self.swap and not self.static
                      and role != "prefill")
+        # vLLM V1 (on-demand admission, recompute preemption, continuous batching: `Scheduler.allocates_by_chunk`)
+        # gives a prompt the blocks of the chunk it runs, not its whole prompt (`_grow`)
+        self.by_chunk = sched.allocates_by_chunk(cost)
         self.fq: deque[list[int]] = deque()
         self.fq_n = 0         # blocks the segments hold
         self.kept: dict[int, list[int]] = {}    # preempted request -> its segment (its cached prefix blocks)
@@ -528,7 +531,10 @@ class _Replica:
 
     def _schedule_prefill(self, t: float, admit: bool) -> list[tuple[int, int]]:
         """Prefill chunks of this iteration: continuing prompts first, then new admissions. A request's whole
-        prompt is reserved in the KV cache when it is admitted, so later chunks never wait for blocks."""
+        prompt is reserved in the KV cache when it is admitted, so later chunks never wait for blocks; where the
+        replica allocates by chunk (`by_chunk`, vLLM V1) admission still asks the whole prompt's blocks free, each
+        chunk takes its own blocks when it runs (`_grow`), and no new request is admitted in an iteration whose
+        chunks preempted."""
         reqs = self.eng.reqs
         B = self.B
         # with pp > 1 stages the engine keeps up to pp batches in flight, each with its own token budget (vLLM v1's
@@ -538,15 +544,21 @@ class _Replica:
         budget = top - (self.n if self.dprio else 0)
         full = budget == top
         chunks: list[tuple[int, int]] = []
-        for rid in self.prefilling:
+        npre = self.npre
+        for rid in list(self.prefilling) if self.by_chunk else self.prefilling:
             if budget <= 0:
                 break
             r = reqs[rid]
+            if r.pblocks == 0:               # preempted by an earlier chunk of this iteration (`_grow`)
+                continue
             c = self._chunk_len(r.prompt - r.prefilled, budget, full and not chunks)
             if c == 0:
                 break
+            if self.by_chunk and not self._grow(rid, r, c, t):
+                break                        # it preempted itself: vLLM schedules no later running request
             budget -= c
             chunks.append((rid, c))
+        admit = admit and self.npre == npre
         if self.static:
             if admit and not self.running and not self.bq and self.waiting:
                 self._form_batch()
@@ -612,12 +624,31 @@ class _Replica:
             src.popleft()
             self._run(rid, r)
             self.prefilling.append(rid)
+            if self.by_chunk:                # its cached prefix and this chunk (kv_cache_manager.allocate_slots)
+                need = -(-(r.prefilled + c) // B) + r.x
             r.pblocks = need
             self.pref_blocks += need
             free -= need + rest
             budget -= c
             chunks.append((rid, c))
         return chunks
+
+    def _grow(self, rid: int, r: _Req, c: int, t: float) -> bool:
+        """Prefilling request rid takes the blocks its next chunk of `c` tokens needs, as vLLM V1 does for a running
+        request (vllm/v1/core/sched/scheduler.py ``schedule``: ``allocate_slots`` for the tokens it runs; when the free
+        blocks fall short, the running request admitted last is preempted, ``_preempt_request``, until they do or
+        the request itself was). The decoders' next step is already counted (`_preempt_until_fits`). False: it
+        preempted itself."""
+        more = -(-(r.prefilled + c) // self.B) + r.x - r.pblocks
+        while more > self.cap - self.pref_blocks - self.dec_blocks(self.G + 1):
+            victim = next(reversed(self.running))
+            self._evict(victim, t)
+            if victim == rid:
+                return False
+        if more > 0:
+            r.pblocks += more
+            self.pref_blocks += more
+        return True
 
     def _form_batch(self) -> None:
         """Static batching: the next batch is the longest run of waiting requests (at most max_batch_size)

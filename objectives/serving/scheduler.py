@@ -44,6 +44,9 @@ NEW_TOKEN_RATIO_ENGINES = ("sglang",)
 #: exactly on the boundary and never wait). Any hold shorter than an iteration has that effect: the silicon replay
 #: scores 1, 2 and 5 ms alike (docs/profiles.md, twenty-ninth round)
 API_SERVER_MS = 2.0
+#: engines that give a prompt the KV blocks of the chunk it runs, not its whole prompt, and keep no watermark: vLLM
+#: V1 (`Scheduler.allocates_by_chunk`)
+BY_CHUNK_ENGINES = ("vllm",)
 
 
 @runtime_checkable
@@ -98,7 +101,11 @@ class Scheduler:
       rule: `objectives.inference.kv_pool`). A ``gpu_memory_utilization`` sizes it in the engine's meaning
       (``cost.kv_capacity_at`` where the cost object has it: vLLM's share of the device memory, TensorRT-LLM's of
       the memory left), else rescales the capacity by gpu_memory_utilization / 0.9. New prompts are admitted (with their
-      whole prompt reserved) while ``kv_watermark`` of the blocks stays free.
+      whole prompt reserved) while ``kv_watermark`` of the blocks stays free (`watermark`; None, the default: the
+      engine's own, 0 for vLLM V1). vLLM V1 (`allocates_by_chunk`) admits a prompt when the free blocks hold its
+      whole prompt (``scheduler_reserve_full_isl``, its default) but gives it the blocks of each chunk only when
+      the chunk runs: the decodes meanwhile take what it counted on, and a chunk that finds too few free blocks
+      preempts the running request admitted last, itself if it is that one.
     - ``admission``: ``"on_demand"`` (a prompt is admitted when its blocks are free, decodes take blocks as they
       grow: vLLM), ``"no_evict"`` (a request is admitted only when its whole sequence, prompt + remaining
       output, fits beside the whole sequences of the running ones, so no decode ever runs out: TensorRT-LLM's
@@ -156,7 +163,7 @@ class Scheduler:
     kv_block_size: int = 16
     gpu_memory_utilization: float | None = None
     kv_capacity_tokens: int | None = None
-    kv_watermark: float = 0.01
+    kv_watermark: float | None = None
     host_link_gbs: float | None = None
     batching: str = "continuous"
     prefix_caching: bool = True
@@ -173,7 +180,7 @@ class Scheduler:
         check_choice("Scheduler", "preemption", self.preemption, _PREEMPTION)
         check_real("Scheduler", "gpu_memory_utilization", self.gpu_memory_utilization, gt=0, le=1, none_ok=True)
         check_int("Scheduler", "kv_capacity_tokens", self.kv_capacity_tokens, lo=1, none_ok=True, what="tokens")
-        check_real("Scheduler", "kv_watermark", self.kv_watermark, ge=0, lt=1)
+        check_real("Scheduler", "kv_watermark", self.kv_watermark, ge=0, lt=1, none_ok=True)
         check_real("Scheduler", "host_link_gbs", self.host_link_gbs, gt=0, none_ok=True, what="GB/s")
         check_choice("Scheduler", "batching", self.batching, _BATCHING)
         check_bool("Scheduler", "prefix_caching", self.prefix_caching)
@@ -208,6 +215,25 @@ class Scheduler:
         if engine in NO_EVICT_ENGINES:
             return "no_evict"
         return "new_token_ratio" if engine in NEW_TOKEN_RATIO_ENGINES else "on_demand"
+
+    def allocates_by_chunk(self, cost: IterationCost) -> bool:
+        """Whether a replica costed by `cost` gives a prompt its blocks chunk by chunk as vLLM V1 does
+        (kv_cache_manager.py ``allocate_slots`` for the tokens a step runs; scheduler.py ``schedule``): a cost of
+        an engine in `BY_CHUNK_ENGINES` admitting on demand, with recompute preemption and continuous batching.
+        Elsewhere the whole prompt's blocks are allocated at admission (vLLM V0's block manager, which also
+        swapped; a cost of another engine or of none admitting on demand; static batches; TensorRT-LLM's and
+        SGLang's admissions, which count the whole prompt)."""
+        return (engine_key(getattr(cost, "engine", None)) in BY_CHUNK_ENGINES
+                and self.admission_rule(cost) == "on_demand" and self.preemption == "recompute"
+                and self.batching == "continuous")
+
+    def watermark(self, cost: IterationCost) -> float:
+        """The share of the KV blocks a replica costed by `cost` keeps free when it admits a prompt beside running
+        requests: ``kv_watermark``, or for None its engine's: 0 where it allocates by chunk (vLLM V1: no watermark
+        before ``--watermark``, whose default is 0.0), else 0.01 (vLLM V0's, this simulator's former default)."""
+        if self.kv_watermark is not None:
+            return self.kv_watermark
+        return 0.0 if self.allocates_by_chunk(cost) else 0.01
 
     def policy_rule(self, cost: IterationCost) -> str:
         """The iteration policy of a replica costed by `cost`: ``policy``, or for "auto" its engine's

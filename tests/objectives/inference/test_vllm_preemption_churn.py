@@ -14,7 +14,6 @@ from objectives.inference.admission import (
     PREEMPTED_AT,
     PREEMPTED_KEPT,
     front_stints,
-    held,
     preemption_churn,
     stints,
 )
@@ -29,14 +28,30 @@ def _closed(isl: int, osl: int, conc: int, engine: str = "vllm") -> dict[str, fl
 
 
 def test_preemptions_and_their_recompute():
+    """Each preemption frees the victim's prompt and output so far: osl / (isl + PREEMPTED_AT x osl) per request
+    where the cache binds; the prefix cache (on) keeps PREEMPTED_KEPT of what it prefills again, off none."""
+    freed = 1024 + PREEMPTED_AT * 8192
     rho, redo = preemption_churn(np.array([1024, 1024]), np.array([8192, 8192]), np.array([True, False]))
-    assert rho.tolist() == [8192 / float(held(1024, 8192)), 0.0]
-    assert redo.tolist() == pytest.approx([(1 - PREEMPTED_KEPT) * (1024 + PREEMPTED_AT * 8192)] * 2)
+    assert rho.tolist() == pytest.approx([8192 / freed, 0.0])
+    assert redo.tolist() == pytest.approx([(1 - PREEMPTED_KEPT) * freed] * 2)
+    _, redo_off = preemption_churn(1024, 8192, True, np.array([True, False]))
+    assert redo_off.tolist() == pytest.approx([(1 - PREEMPTED_KEPT) * freed, freed])
+
+
+def test_max_throughput_prices_the_recompute_without_the_prefix_cache():
+    """A KV-bound vLLM closed loop (256 clients of 1k / 8k): with the prefix cache off each preemption prefills its
+    whole prompt and output so far again, so the request cycle is longer; one row per setting, True the default."""
+    kw = dict(tp=1, engine="vllm", input_len=1024, output_len=8192, concurrency=256)
+    on, off = inference.max_throughput(M, G, prefix_caching=[True, False], **kw)["tpot_ms"].to_numpy()
+    assert off > on
+    assert float(inference.max_throughput(M, G, **kw)["tpot_ms"].iloc[0]) == pytest.approx(on, rel=1e-12)
+    with pytest.raises(TypeError, match="prefix_caching"):
+        inference.max_throughput(M, G, prefix_caching="yes", **kw)
 
 
 def test_a_preempted_request_waits_at_the_front():
-    """Half a cycle per preemption after the first token, the rest of the wait before it; never less before it
-    than the back-of-queue split's first stint, never more after it than the whole wait."""
+    """PREEMPT_WAIT_CYCLES of a cycle per preemption after the first token, the rest of the wait before it; never
+    less before it than the back-of-queue split's first stint, never more after it than the whole wait."""
     first, after = front_stints(1000.0, 2.0, 200.0)
     assert float(after) == PREEMPT_WAIT_CYCLES * 200.0 and float(first) == 1000.0 - 2.0 * float(after)
     first, after = front_stints(90.0, 2.0, 200.0)        # little wait: the first stint is still a third of it

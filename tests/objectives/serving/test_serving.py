@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from objectives import serving
+from objectives.inference.lockstep import AdpBalance
 from objectives.serving import PoolCosts, Scheduler, Workload, simulate_costs
 
 
@@ -538,9 +539,11 @@ def test_settings_fields_are_type_checked(cls, data):
         msg = str(exc)
         assert name in msg or repr(value) in msg, msg
         return
-    # accepted: the field holds a value of a sensible type (never a string where a number belongs, never NaN)
+    # accepted: the field holds a value of a sensible type (never a string where a number belongs, never NaN); a
+    # knob normalized to its own validated settings object (``adp_balance=True`` -> `AdpBalance`) counts as one
     v = getattr(obj, name)
-    assert v is None or isinstance(v, (str, bool, int, float, np.integer, np.floating, pd.DataFrame)), (name, v)
+    assert v is None or isinstance(v, (str, bool, int, float, np.integer, np.floating, pd.DataFrame,
+                                       AdpBalance)), (name, v)
     if isinstance(v, (float, np.floating)):
         assert not math.isnan(v), (name, v)
 

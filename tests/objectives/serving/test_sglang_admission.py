@@ -3,7 +3,7 @@ its decode loop, in the serving simulator (hand-computed cases on a cost of one 
 the closed form (`inference.max_throughput`), and the two agreeing where the cache binds."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -55,8 +55,8 @@ def test_the_simulator_admits_by_sglangs_new_token_ratio():
     waits for the ratio to fall by (0.7 - 0.098) / 600 per decode step: after iteration k the 5 hold 5,001 - 5 k
     tokens beside the next step's and count on (5,001 - 5 k) x the ratio of k - 1 steps; it enters the iteration
     after the first k where (5,001 - 5 k)(1 - ratio) exceeds 2,000. Six whole requests do not fit: the sixth,
-    with the fewest output tokens, is retracted before the first four finish. vLLM's rule (on demand) admits 9
-    at once."""
+    with the fewest output tokens, is retracted before the first four finish. vLLM V1's rule (on demand, no
+    watermark) admits all 10 at once and preempts at the first decode step; a 1 % watermark (vLLM V0's) admits 9."""
     w = Workload(concurrency=10, input_len=1000, output_len=1000, n_requests=10, output_spread=0)
     d = simulate_costs(FlatCost(), workload=w, scheduler=SCHED, per_request=True)
     ttft = np.sort(d["ttft_ms"].to_numpy())
@@ -65,6 +65,10 @@ def test_the_simulator_admits_by_sglangs_new_token_ratio():
     assert ttft[6] > 1000.0                                    # the seventh waits for a request to finish
     assert list(d["preemptions"]) == [0] * 5 + [1] + [0] * 4
     vllm = simulate_costs(FlatCost(engine="vllm"), workload=w, scheduler=SCHED, per_request=True)
+    assert int((vllm["ttft_ms"] <= 1.0).sum()) == 10
+    assert int(vllm["preemptions"].sum()) > 0
+    vllm = simulate_costs(FlatCost(engine="vllm"), workload=w, scheduler=replace(SCHED, kv_watermark=0.01),
+                          per_request=True)
     assert int((vllm["ttft_ms"] <= 1.0).sum()) == 9
 
 
