@@ -50,6 +50,10 @@ MODELOPT_ALGOS: dict[str, tuple[str, str]] = {
     "INT8_WO": ("int8", "int8_wo"),
     "INT4_WO": ("int4", "int4_wo"),
 }
+#: int8 schemes whose checkpoints engines run weight-only, with 16-bit activations (vLLM's Machete / Marlin
+#: W8A16 kernels for compressed-tensors W8A16 and GPTQ 8-bit, TensorRT-LLM's weight-only plugin for ModelOpt's
+#: INT8_WO): `inference.core.checkpoint_act_codes` defaults their act_dtype to bf16, not int8 (W8A8)
+WEIGHT_ONLY_INT8_SCHEMES = ("int8_wo", "int8_gptq")
 _KV_ALGOS = {"FP8": "fp8", "NVFP4": "fp4", "INT8": "int8"}
 _BITS = {"fp8": 8, "int8": 8, "fp4": 4, "int4": 4}
 
@@ -118,6 +122,9 @@ def _compressed_tensors(q: Mapping[str, Any], where: str) -> Quant:
         raise CatalogError(f"{where}: compressed-tensors config has no config_groups weights to read the format from")
     w = weights[0]
     bits, kind, strategy = int(w.get("num_bits", 0)), str(w.get("type", "")), str(w.get("strategy", ""))
+    if kind == "int" and bits == 8 and not any(isinstance(g, Mapping) and g.get("input_activations")
+                                               for g in groups.values()):
+        return "int8", "int8_wo", kv_dtype  # W8A16: 16-bit activations
     if kind == "int" and bits in (4, 8):
         return f"int{bits}", f"int{bits}_{strategy or 'group'}", kv_dtype
     if kind == "float" and bits == 8:

@@ -131,6 +131,7 @@ QUANT: dict[tuple[str, str], dict[str, str | None]] = {
     ("fp8", "fp8"): {"vllm": "fp8", "sglang": "fp8"},          # online per-tensor fp8 of a 16-bit checkpoint
     ("fp8", "bf16"): {"vllm": "fp8", "sglang": "fp8"},         # weight-only fp8 (Marlin where the GPU lacks fp8)
     ("int8", "int8"): {"vllm": None, "sglang": "w8a8_int8"},  # vLLM: a compressed-tensors W8A8 checkpoint, detected
+    ("int8", "bf16"): {"vllm": None, "sglang": None},  # W8A16 / GPTQ 8-bit: both read the checkpoint's own config
     ("int4", "bf16"): {"vllm": "awq_marlin", "sglang": "awq_marlin"},
     ("fp4", "fp4"): {"vllm": "modelopt_fp4", "sglang": "modelopt_fp4"},
     # an NVFP4 checkpoint before Blackwell: both engines' ModelOpt FP4 path falls back to their FP4 Marlin W4A16
@@ -142,6 +143,7 @@ QUANT: dict[tuple[str, str], dict[str, str | None]] = {
 #: What checkpoint a quantized format needs (the engines do not quantize these online).
 CHECKPOINT: dict[tuple[str, str], str] = {
     ("int8", "int8"): "a W8A8 int8 (SmoothQuant) checkpoint of the model",
+    ("int8", "bf16"): "a W8A16 int8 (compressed-tensors or GPTQ 8-bit) checkpoint of the model",
     ("int4", "bf16"): "an AWQ int4 checkpoint of the model",
     ("fp4", "fp4"): "an NVFP4 (ModelOpt) checkpoint of the model",
     ("fp4", "bf16"): "an NVFP4 (ModelOpt) or MXFP4 checkpoint of the model",

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from objectives.catalog.model_math import expert_width
+from objectives.catalog.quant import WEIGHT_ONLY_INT8_SCHEMES
 from objectives.catalog.types import DTYPES
 from objectives.profiles import prefill_alone_mask
 
@@ -224,7 +225,7 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
     mact = moe_act_codes(moe_act_dtype)
     xa = moe_a2a_codes(moe_a2a)
     w = checkpoint_weight_codes(dtype_codes("weight_dtype", weight_dtype, allow_none=True), mrecs, midx)
-    a = dtype_codes("act_dtype", act_dtype, allow_none=True)
+    a = checkpoint_act_codes(dtype_codes("act_dtype", act_dtype, allow_none=True), w, mrecs, midx)
     k = dtype_codes("kv_dtype", kv_dtype, allow_none=True)
     prof = choice_codes("engine_profile", engine_profile, PROFILES, allow_none=False)
     # engine codes as given ("auto" kept: `_prepare` resolves it per GPU and knows which rows named their engine)
@@ -334,6 +335,20 @@ def checkpoint_weight_codes(w: Any, mrecs: list, midx: np.ndarray | None) -> Any
         return w
     ck = np.array([int_code(r.quant_weight_dtype or "bf16") for r in mrecs], dtype=np.int64)
     out = np.where(np.asarray(w) < 0, ck[0] if midx is None else ck[midx], w)
+    return int(out) if out.ndim == 0 else out
+
+
+def checkpoint_act_codes(a: Any, w: Any, mrecs: list, midx: np.ndarray | None) -> Any:
+    """Activation-dtype codes with None (-1) set to bf16 on the rows whose weights are their checkpoint's weight-only
+    int8 format (`catalog.quant.WEIGHT_ONLY_INT8_SCHEMES`: W8A16, GPTQ 8-bit), which engines compute with 16-bit
+    activations; other None rows stay -1 for `resolve_dtypes`' rule (int8 weights compute in int8: W8A8)."""
+    if np.all(np.asarray(a) >= 0):
+        return a
+    wo = np.array([r.quant_weight_dtype == "int8" and r.quant_scheme in WEIGHT_ONLY_INT8_SCHEMES for r in mrecs])
+    if not wo.any():
+        return a
+    row_wo = wo[0] if midx is None else wo[midx]
+    out = np.where((np.asarray(a) < 0) & row_wo & (np.asarray(w) == int_code("int8")), int_code("bf16"), a)
     return int(out) if out.ndim == 0 else out
 
 

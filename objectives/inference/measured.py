@@ -342,7 +342,23 @@ S_ROOF, S_INTERP, S_EXTRAP = range(3)
 #: the sources from the most to the least certain (a choice between otherwise equal configurations prefers the first)
 BY_CERTAINTY = ("interpolated", "extrapolated", "roofline")
 #: GEMM table of each activation (compute) dtype
-_GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4": "gemm.fp4"}
+_GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4": "gemm.fp4", "int8": "gemm.int8"}
+#: W8A8 int8 GEMMs (SmoothQuant / compressed-tensors W8A8 checkpoints computing in int8: vLLM's CUTLASS
+#: `cutlass_scaled_mm` int8 kernels, SGLang's sgl-kernel `int8_scaled_mm`, TensorRT-LLM's SmoothQuant GEMM) where the
+#: profile has no `gemm.int8` table (aiconfigurator-core times one only in TensorRT-LLM 1.0.0's A100 table, `sq`):
+#: borrowed from the lane with the same weight bytes and tensor-core rate, the FP8 GEMM, where the GPU's dense int8
+#: rate equals its fp8 rate (Hopper, Ada, B200 / GB200, RTX PRO 6000: one byte per weight, the same MMA throughput):
+#: `gemm.fp8_static` where the profile has it (TensorRT-LLM, whose `gemm.fp8` adds a dynamic activation-quantize
+#: kernel that its SmoothQuant GEMM does not run: the plugin takes int8 input quantized in the RMSNorm before it, and
+#: its measured A100 table carries no such kernel), else `gemm.fp8` (vLLM and SGLang quantize W8A8 int8 activations
+#: per token at run time in a kernel of their own, `scaled_int8_quant` / `per_token_quant_int8`, as their FP8 table
+#: quantizes its input);
+#: elsewhere (A100: no fp8; B300 / GB300: int8 at a thirtieth of fp8) `gemm.bf16` with the weight-streaming time
+#: (the GEMM at M = 1) at one byte per weight and the rest at the bf16 / int8 peak ratio (`borrowed_gemm`). On A100,
+#: TensorRT-LLM's measured SmoothQuant GEMM reads 0.53 of its bf16 GEMM at one token, 0.61 at 8-512, 0.52 at 4,096
+#: (weights of at least 4,096 x 4,096); this rule reads 0.5. The cells are not measured in that format: a row's
+#: `source` stays "interpolated" at most, as for the weight-only formats priced on their activation's table
+INT8_GEMM_LANE = ("gemm.fp8_static", "gemm.fp8")
 #: fused-MoE tables (`moe.<format>`) to try, in order, for a weight dtype: MoE checkpoints in FP8 are block-scaled
 #: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss); the first table that measured the model's shape
 #: is read (a table holds the shapes of the checkpoints in that format)
@@ -533,6 +549,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         if prof is None:
             continue
         gt = prof.table(_GEMM_TABLE.get(a, ""))
+        rate = 1.0  # the compute part of a borrowed GEMM over the table's (`borrowed_gemm`)
+        if gt is None and a == "int8":
+            gt, rate = borrowed_gemm(prof, catalog.gpu(g).peak_tflops)
         if a == "fp8" and blk[rows[0]] and e in BLOCK_FP8_GEMM_ENGINES:
             gt = prof.table("gemm.fp8_block") or gt
         elif a == "fp8" and not blk[rows[0]] and not ptok[rows[0]]:  # per-tensor FP8: the static activation scale
@@ -541,7 +560,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         fgt = prof.table(FUSED_FP4_GEMM) if a == "fp4" and w == a else None
         wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
         w_bytes = gt_bytes = DTYPE_BYTES.get(a, 2.0)  # bytes per weight: the checkpoint's, the table's
-        if w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
+        if a == "int8" and gt is not None and gt is prof.table("gemm.bf16"):  # int8 on the 16-bit table: half
+            # its weight bytes stream
+            wo, gt_bytes = w_bytes / DTYPE_BYTES["bf16"], DTYPE_BYTES["bf16"]
+        elif w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
             own = prof.table(f"gemm.{w}_wo")
             gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
             w_bytes = DTYPE_BYTES[w]
@@ -571,7 +593,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         (tok, head, ctx, gen), inside, lin_u, reach_u = _profile_rows(
             prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w, ma, mxr), at, attn16,
             None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes),
-            parts=parts, fused_gt=fgt)
+            parts=parts, fused_gt=fgt, rate=rate)
         back = back.ravel()
         if parts is not None:
             for name in TOK_PARTS:
@@ -619,6 +641,21 @@ def has_v4_tables(prof: Any, hidden: float) -> bool:
     mHC tables."""
     names = [f"dsv4_{st}.{kd}_h{int(hidden)}" for kd in V4_MODULES for st in ("context", "generation")]
     return all(prof.table(n) is not None for n in [*names, "mhc.pre", "mhc.post"])
+
+
+def borrowed_gemm(prof: Any, peaks: Any) -> tuple[Any, float]:
+    """The table a W8A8 int8 GEMM reads where `prof` has no `gemm.int8` (`INT8_GEMM_LANE`) and the scale of its
+    compute part (the time beyond the GEMM at M = 1, the weight-streaming time) over the table's: the first FP8
+    table of `INT8_GEMM_LANE` at 1.0 where the GPU's dense int8 peak (`peaks`: `GPU.peak_tflops`, TOPS) equals
+    its fp8 peak, else `gemm.bf16` at the bf16 / int8 peak ratio (the caller streams its weights at one byte);
+    (None, 1.0) without either."""
+    i8, f8, b16 = (float(peaks.get(x, 0.0)) for x in ("int8", "fp8", "bf16"))
+    if i8 > 0 and f8 == i8:
+        for name in INT8_GEMM_LANE:
+            if (t := prof.table(name)) is not None:
+                return t, 1.0
+    t = prof.table("gemm.bf16")
+    return (t, b16 / i8) if t is not None and i8 > 0 and b16 > 0 else (None, 1.0)
 
 
 def _group_codes(*arrays: np.ndarray) -> np.ndarray:
@@ -869,7 +906,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None,
                   dram: tuple[float, float, float] = (np.inf, 2.0, 2.0), parts: dict[str, Any] | None = None,
-                  fused_gt: Any = None) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
+                  fused_gt: Any = None, rate: float = 1.0) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); whether every lookup was inside the measured ranges of the shape axes (GEMM
     N and K, heads, ranks, measured expert shapes); the rows whose linear-attention recurrence a kernel table priced
@@ -884,7 +921,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     cells run faster than their memory allows. `parts` (None on the hot path): a dict that receives the curves'
     parts as shares of each cell (`build_curves`' ``collect``: "tok", "ctx_lin", "gen_lin"). `fused_gt`: `gt` less
     the activation quantize kernel, for the GEMMs whose input the engine quantizes in the kernel before
-    (`FUSED_FP4_GEMM`; None: every GEMM reads `gt`)."""
+    (`FUSED_FP4_GEMM`; None: every GEMM reads `gt`). `rate`: the compute part of `gt`'s GEMMs in the checkpoint's
+    format (beyond the GEMM at M = 1) over the table's (`borrowed_gemm`: int8 on the bf16 table)."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -931,9 +969,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             bound(into, use, _m_reach(M, table.reach(0, nn, kk)))
         t = table(M, nn, kk)
         own = table is gt or (fused_gt is not None and table is fused_gt)  # the checkpoint's format
-        if wo < 1.0 and own and quant:  # weight-only: the weight-streaming time (GEMM at M = 1) shrinks
-            t1 = table(1.0, nn, kk)
-            t = np.maximum(t - (1.0 - wo) * t1, wo * t1)
+        if (wo < 1.0 or rate != 1.0) and own and quant:  # fewer weight bytes: the weight-streaming time (GEMM
+            t1 = table(1.0, nn, kk)  # at M = 1) shrinks; the compute beyond it at `rate`
+            t = wo * t1 + rate * np.maximum(t - t1, 0.0)
         # the weights stream from device memory in a forward (the weight-streaming floor); the bf16 table
         # (attention projections kept 16-bit, the LM head) holds 2-byte weights
         b = (w_bytes if quant else gt_bytes) if own else 2.0

@@ -6,7 +6,8 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 - weight_dtype None -> the checkpoint's format (`Model.quant_weight_dtype`, from its quantization config: an FP8 /
   FP8-block checkpoint fp8, NVFP4 / MXFP4 fp4, int4-group int4), bf16 for an unquantized one.
 - act_dtype None -> the weight dtype when the GPU computes in it (fp8 on Ada/Hopper+, fp4 on Blackwell, int8,
-  bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...). fp32 weights compute in tf32.
+  bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...); a weight-only int8 checkpoint (W8A16,
+  GPTQ 8-bit: `core.checkpoint_act_codes`) bf16. fp32 weights compute in tf32.
 - kv_dtype None -> the activation dtype for bf16/fp16/fp8; fp8 for fp4 activations (bf16 where the GPU has no
   fp8); bf16 otherwise, int8 activations included (the engines' "auto" KV cache of a W8A8-int8 checkpoint is the
   model's 16-bit dtype; an int8 KV cache is TensorRT-LLM's opt-in). DeepSeek-V4: fp8 wherever the GPU has it (its

@@ -71,8 +71,11 @@ from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, save
 
 log = logging.getLogger(__name__)
 
+#: raw gemm_dtype -> table name (`gemm.<name>`); "sq": TensorRT-LLM's SmoothQuant W8A8 int8 GEMM (per-token
+#: activation and per-channel weight scales; aiconfigurator-core's A100 TensorRT-LLM 1.0.0 table), the table int8
+#: compute reads (`inference.measured.INT8_GEMM_LANE` where a profile lacks it)
 GEMM_DTYPES = {"bfloat16": "bf16", "float16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
-               "int4_wo": "int4_wo", "int8_wo": "int8_wo", "float32": "fp32"}
+               "int4_wo": "int4_wo", "int8_wo": "int8_wo", "sq": "int8", "float32": "fp32"}
 #: systems without FP8 matrix engines, whose `fp8` GEMM rows time FP8 weights dequantized to a 16-bit GEMM: kept as
 #: `gemm.fp8_wo` (the weight-only table `inference.measured` reads for FP8 weights computed in 16 bits), not as an
 #: FP8 GEMM. Intel's Arc Pro B60: aiconfigurator-core's b60.yaml ("B60 has no native FP8 matrix-compute support, so

@@ -107,6 +107,7 @@ def _configs() -> list[tuple[dict, str]]:
                                   {"weight_dtype": "fp4", "moe_act_dtype": "bf16"},
                                   {"weight_dtype": "fp4", "act_dtype": "fp4"},
                                   {"weight_dtype": "int8", "act_dtype": "int8"},
+                                  {"weight_dtype": "int8", "act_dtype": "bf16"},
                                   {"moe_a2a": "allgather"}, {"moe_a2a": "deepep"}, {"adp_balance": True}):
                         if extra.get("adp_balance") and attn == 1:
                             continue          # a balance of attention-DP ranks: refused without them

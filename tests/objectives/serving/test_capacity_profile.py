@@ -76,7 +76,7 @@ def test_smallest_deployment_screens_with_the_objectives_profile(tmp_path):
     import spaces
     from objectives import llm_serving_objective
     from objectives.serving.capacity import smallest_deployment
-    # formats with vLLM kernel tables on the H100 (int8 w8a8 is costed by the roofline, which no engine factor costs)
+    # formats with vLLM kernel tables of their own on the H100 (int8 w8a8 borrows the fp8 one)
     space = spaces.llm_serving("Llama-3.1-8B", ["H100"], max_gpus=1, formats=["bf16", "fp8"],
                                max_batch_sizes=(64,), max_num_tokens=(8192,))
     slow = tmp_path / "slow.json"      # 5 s more on every TTFT, on every engine
