@@ -113,7 +113,9 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     space has the kernel; ``moe_a2a`` on a dense model, in a space without EP above 1, with an unknown value, or
     with a value none of the ``engines`` runs; with ``engines``,
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
-    `objectives.inference.resolve.layout_invalid`), in each pool.
+    `objectives.inference.resolve.layout_invalid`), in each pool; and a block-FP8 checkpoint at its own fp8 weights on
+    a (tp, attn_dp, ep) whose TP shards its 128-wide weight blocks do not tile, under each engine and GPU
+    (`objectives.inference.resolve.block_fp8_invalid`: vLLM refuses Qwen3-235B-A22B-FP8 at TP 8 without EP).
     """
     _lists(n_gpus=n_gpus, tp=tp, pp=pp, ep=ep, formats=formats, kv_dtypes=kv_dtypes, max_batch_sizes=max_batch_sizes,
            max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, modes=modes, batching=batching,
@@ -225,6 +227,14 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'"))
         cons.extend(_layout_rules(names, pools))
+    # a block-FP8 checkpoint's weight blocks must tile every TP shard (in each pool, under each engine)
+    choices = {n: _choices(part, n) for part in parts for n in part.params
+               if isinstance(part.params[n], dse.Categorical)}
+    fp8_pools: list[tuple[str, str, str, str | None, str]] = [
+        ("tp", adp, "ep" if "ep" in par.params else "1", None, "gpu")]
+    if own_pools:
+        fp8_pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'", "prefill_gpu"))
+    cons.extend(_block_fp8_rules(model, engines, choices, fp8_pools))
     try:
         space = compose(*parts, constraints=cons, when=when)
     except SpaceError as exc:
@@ -409,6 +419,46 @@ def _layout_rules(engines: Sequence[str], pools: Sequence[tuple[str, str, str, s
                 rules.append(f"{pre} or {adp} == 1 or {tp} == 1")
             if ep != "1" and layout_invalid(e, 4, 1, 2):           # EP short of every rank
                 rules.append(f"{pre} or {ep} == 1 or {ep} == {tp} * {adp}")
+    return rules
+
+
+def _block_fp8_rules(model: str | Model, engines: Sequence[str] | None, choices: dict[str, list[Any]],
+                     pools: Sequence[tuple[str, str, str, str | None, str]]) -> list[str]:
+    """Constraints keeping a block-FP8 checkpoint served in its own format (weight_dtype fp8) on the layouts whose
+    TP shards its 128 x 128 weight blocks tile (`inference.resolve.block_fp8_invalid`, the rule's one home), in
+    each pool: (its tp, attention-DP and EP parameter names, "1" where the space has none, the condition it exists
+    under, its GPU parameter). ``choices``: each parameter's values. Every (tp, attn_dp) a rule names keeps the EP
+    sizes that run there; where the rule differs by GPU (SGLang's padded MoE runner on SM100), per GPU."""
+    from objectives.inference.efficiency import FAMILIES
+    from objectives.inference.ops import block_fp8_columns
+    from objectives.inference.resolve import block_fp8_invalid
+    m = model_record(model)
+    if m.quant_scheme != "fp8_block" or "fp8" not in choices.get("weight_dtype", []):
+        return []
+    c = block_fp8_columns(m)
+    rules = []
+    named: list[str | None] = list(engines) if engines else [None]
+    for e in named:
+        for tp, adp, ep, cond, gpu in pools:
+            guard = "weight_dtype != 'fp8'" + (f" or engine != {e!r}" if e else "") + (f" or not ({cond})" if cond
+                                                                                       else "")
+            tps, adps = choices[tp], (choices[adp] if adp != "1" else [1])
+            eps = choices[ep] if ep != "1" else [1]
+            by_bad: dict[frozenset, list[Any]] = {}
+            for g in choices[gpu]:
+                fam = catalog.gpu(g).family
+                code = FAMILIES.index(fam) if fam in FAMILIES else FAMILIES.index("hopper")
+                bad = frozenset((t, a, x) for t in tps for a in adps for x in eps
+                                if block_fp8_invalid(e or "roofline", code, c["arch_padded"], True, c["moe_ffn"],
+                                                     c["n_experts"], c["attn_out"], c["dense_ffn"],
+                                                     c["shared_ffn"], t, a, x))
+                by_bad.setdefault(bad, []).append(g)
+            for bad, gs in by_bad.items():
+                where = f" or {gpu} not in ({', '.join(repr(g) for g in gs)},)" if len(by_bad) > 1 else ""
+                for t, a in sorted({(t, a) for t, a, _ in bad}):
+                    ok = [x for x in eps if (t, a, x) not in bad]
+                    rules.append(f"{guard}{where} or {tp} != {t}" + (f" or {adp} != {a}" if adp != "1" else "")
+                                 + (f" or {ep} in ({', '.join(map(str, ok))},)" if ok else ""))
     return rules
 
 

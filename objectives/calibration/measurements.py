@@ -136,6 +136,15 @@ BACKEND_ENGINES: Mapping[str, str] = {"sglang": "sglang", "tensorrt-llm": "trtll
 #: results are refused unless the metadata names the engine behind them
 OTHER_SERVERS = ("tgi", "lmdeploy", "deepspeed-mii", "scalellm", "llama.cpp")
 
+#: the quantization schemes of a silicon row whose KV cache the harness launched in fp8: aiconfigurator deploys
+#: with the KV dtype its SDK infers from the checkpoint's quantization, fp8 for an fp8, fp8_block or nvfp4
+#: checkpoint whatever its kv_cache_quant_algo (`_infer_quant_modes_from_raw_config`, aiconfigurator_core/sdk/
+#: models/helpers.py), which its generator writes as the engine's --kv-cache-dtype / kv_cache_config.dtype
+#: (src/aiconfigurator/generator/module_bridge.py, config/backend_config_mapping.yaml), and predicts its silicon
+#: rows so (tools/accuracy_regression_testing/predict_silicon_sample.py leaves the KV mode to that inference);
+#: other schemes (int4_wo, 16-bit) keep the model's 16-bit cache there, the cost model's default
+SILICON_FP8_KV_QUANT = ("fp8", "fp8_block", "nvfp4")
+
 SILICON_REQUIRED = ("id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision",
                     "mode", "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
                     "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms",
@@ -355,6 +364,10 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
             raise _fail(p, i + 1, col, "empty and column 'precision' is empty too")
         out[f"{kind}_quant"] = scheme.str.strip().to_numpy(object)
         out[f"{kind}_dtype"] = np.array([_dtype_of(s, p, i + 1, col) for i, s in enumerate(scheme)], dtype=object)
+    # the KV cache: the harness's own rule (`SILICON_FP8_KV_QUANT`), not the engines' "auto"
+    fp8_kv = np.isin(np.char.lower(out["weight_quant"].astype(str)), SILICON_FP8_KV_QUANT) | np.isin(
+        np.char.lower(out["moe_quant"].astype(str)), SILICON_FP8_KV_QUANT)
+    out["kv_dtype"] = np.array(["fp8" if f else None for f in fp8_kv], dtype=object)
     out["n_gpus"] = np.where(agg, out["tp"] * out["pp"] * out["attn_dp"],
                              sum(out[f"{q}_workers"] * out[f"{q}_tp"] * out[f"{q}_pp"] * out[f"{q}_attn_dp"]
                                  for q in ("prefill", "decode")))

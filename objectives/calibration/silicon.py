@@ -195,6 +195,35 @@ def _moe_of(models: Any) -> dict[Any, bool | None]:
     return out
 
 
+def launched_ep(rows: pd.DataFrame) -> np.ndarray:
+    """Each aggregated row's EP size as its engine ran it: the row's ``moe_ep`` (1 where empty), except where that
+    label shards a block-FP8 checkpoint's experts into widths that are not whole 128-wide blocks, which vLLM and
+    SGLang refuse at load (`inference.resolve.block_fp8_problem`): such a run was launched with expert parallel
+    over its tp x attention-DP ranks (vLLM's MiniMax-M2 recipe serves TP 8 with ``--enable-expert-parallel``),
+    read as ep = tp x attn_dp. The silicon slice's MiniMax-M2.5 rows on vLLM 0.18.0, H200, labelled TP 8 with
+    expert TP 8, are such runs."""
+    from objectives import catalog
+    from objectives.inference.resolve import block_fp8_problem
+    ep = rows["moe_ep"].fillna(1).to_numpy(float).copy()
+    tp, adp = rows["tp"].to_numpy(float), rows["attn_dp"].fillna(1).to_numpy(float)
+    models, gpus, engines = checkpoints(rows), catalog_gpus(rows["gpu"].to_numpy(object)), _engine(rows)
+    wd, _ = model_dtypes(rows, [True] * len(rows))
+    seen: dict[tuple[Any, ...], bool] = {}
+    for i in np.flatnonzero((ep == 1) & (tp * adp > 1) & (wd == "fp8")):
+        key = (str(models[i]), gpus[i], engines[i], tp[i], adp[i])
+        if key not in seen:
+            try:
+                m = models[i] if not isinstance(models[i], str) else catalog.model(models[i])
+                fam = catalog.gpu(gpus[i]).family if gpus[i] is not None else "hopper"
+                seen[key] = bool(m.quant_scheme == "fp8_block" and block_fp8_problem(
+                    m, engines[i], fam, int(tp[i]), int(adp[i]), 1))
+            except (KeyError, ValueError):
+                seen[key] = False
+        if seen[key]:
+            ep[i] = tp[i] * adp[i]
+    return ep
+
+
 def _kv_dtypes(rows: pd.DataFrame) -> np.ndarray:
     """The KV-cache dtype each row measured (None where the source does not say: the model's default for the
     weights), as `inference.estimate` takes it."""
@@ -300,7 +329,7 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         wd, ad = model_dtypes(agg, moe[part])
         gpus = catalog_gpus(agg["gpu"].to_numpy(object))
         tp, pp = agg["tp"].to_numpy(float), agg["pp"].fillna(1).to_numpy(float)
-        ep, adp = agg["moe_ep"].fillna(1).to_numpy(float), agg["attn_dp"].fillna(1).to_numpy(float)
+        ep, adp = launched_ep(agg), agg["attn_dp"].fillna(1).to_numpy(float)
         common = dict(model=checkpoints(agg), gpu=gpus, tp=tp, pp=pp, weight_dtype=wd, act_dtype=ad,
                       kv_dtype=_kv_dtypes(agg), input_len=agg["isl"].to_numpy(float), ep=ep, attn_dp=adp, engine=eng,
                       efficiency=eff)
@@ -547,7 +576,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     wd, ad = model_dtypes(agg, moe[(known["mode"] == "agg").to_numpy()])
     # the deployment `predict` prices: the checkpoint each row ran (a block-scaled FP8 release of a base id) and
     # its measured KV dtype
-    models, kvd = checkpoints(agg), _kv_dtypes(agg)
+    models, kvd, eps = checkpoints(agg), _kv_dtypes(agg), launched_ep(agg)
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
@@ -561,7 +590,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
             m = serving.simulate(models[j], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]),
                                  pp=int(r["pp"]) if r["pp"] == r["pp"] else 1, weight_dtype=wd[j],
                                  act_dtype=ad[j], kv_dtype=kvd[j], workload=wl, engine=str(r["engine"]).lower(),
-                                 ep=int(r["moe_ep"]) if r["moe_ep"] == r["moe_ep"] else 1,
+                                 ep=int(eps[j]),
                                  attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
                                  scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=mnt,
                                                              frontend_ms=frontend_ms))

@@ -198,6 +198,13 @@ class Model:
         return self.n_csa_layers + self.n_hca_layers > 0
 
     @property
+    def is_deepseek_sparse(self) -> bool:
+        """DeepSeek sparse attention (DeepSeek-V3.2, GLM-5): an MLA model with a lightning indexer (index_topk),
+        not DeepSeek-V4's compressed attention nor MiniMax's block-sparse GQA."""
+        return bool(self.index_topk and self.kv_lora_rank and not self.is_compressed_attention
+                    and not self.index_block)
+
+    @property
     def n_attention_layers(self) -> int:
         """Softmax-attention layers (full, sliding-window or sparse): the layers that hold a KV cache."""
         return self.n_layers - self.n_linear_attn_layers - self.n_ffn_only_layers

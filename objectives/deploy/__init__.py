@@ -234,8 +234,9 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, agg,
             256, 8192, chunked, no eplb, auto, prefix caching on); a missing weight_dtype the checkpoint's format
             (fp8 for an FP8 checkpoint, bf16 for an unquantized one); a missing kv_dtype the KV cache the study's
-            cost model charges (the activation dtype; fp8 for fp4 activations), set explicitly where the engine's
-            "auto" would store another.
+            cost model charges on the engine (the engine's "auto" for a checkpoint in its own format, else the
+            activation dtype; fp8 for fp4 activations), set explicitly where the engine's "auto" would store another.
+            A block-FP8 checkpoint on a layout its 128-wide weight blocks do not tile is refused (DeployError).
         engine: "vllm", "sglang" or "trtllm".
         version: the engine release (default: the GPU's kernel-profile release, see :func:`engine_version`).
         model: catalog name or Hugging Face id (the commands use the catalog's Hugging Face id).

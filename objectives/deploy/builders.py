@@ -29,9 +29,12 @@ negatable; SGLang ``--disable-radix-cache`` is a store_true switch of python/sgl
 cache is on unless given, and a disaggregated decode server runs without one whatever it is told; TensorRT-LLM
 ``KvCacheConfig.enable_block_reuse: bool = Field(default=True, ...)`` in tensorrt_llm/llmapi/llm_args.py, in every
 version of that file the code index holds, the pydantic ``BaseModel`` one of the 1.0 era and the ``StrictBaseModel``
-ones since). ``kv_dtype`` not given is the KV cache the study's cost model charged (`_study_kv`: the activation
-dtype, fp8 for fp4 activations); it is launched only where the engine's "auto" would store another
-(`_engine_auto_kv`: the checkpoint's KV format, else 16 bits), and a given "auto" leaves the engine its own.
+ones since). ``kv_dtype`` not given is the KV cache the study's cost model charged on the engine (`_study_kv`: the
+engine's "auto" for a checkpoint served in its own format, else the activation dtype, fp8 for fp4 activations); it
+is launched only where the engine's "auto" would store another (`_engine_auto_kv`: the checkpoint's KV format, else
+16 bits; SGLang's DeepSeek sparse attention fp8 on Blackwell), and a given "auto" leaves the engine its own. A
+block-FP8 checkpoint served in its own format on a layout whose TP shards its 128-wide weight blocks do not tile is
+refused (`objectives.inference.resolve.block_fp8_problem`: the shard, the rule, the EP / TP that would run).
 
 How each knob is spelled (the engine's flag list at the profile's release checks every flag emitted):
 
@@ -107,7 +110,7 @@ from objectives.inference.measured import (
     moe_act,
     mxfp8_moe_able,
 )
-from objectives.inference.resolve import layout_invalid, valid_ep_sizes
+from objectives.inference.resolve import block_fp8_problem, layout_invalid, valid_ep_sizes
 
 from .flags import DeployError, FlagList, flag_list, unknown_flags
 
@@ -509,25 +512,42 @@ def _prefill_format(cfg: Mapping[str, Any], pg: catalog.GPU, w: str, a: str) -> 
     return pw, pa
 
 
-def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str) -> str:
-    """The KV-cache dtype the study's cost model charges a trial that names none (`inference.resolve.resolve_dtypes`:
-    the activation dtype for 16-bit and fp8 activations, fp8 for fp4 ones where the GPU has fp8, bf16 otherwise;
-    fp8 for compressed-attention models), the dtype its deployment must store."""
+def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str, engine: str = "roofline") -> str:
+    """The KV-cache dtype the study's cost model charges a trial on ``engine`` that names none
+    (`inference.resolve.resolve_dtypes`: the engines' "auto" for the checkpoint where the weights are its own
+    format, the activation dtype, or fp8 for fp4 activations, elsewhere; fp8 for compressed-attention models;
+    SGLang's own rule for DeepSeek sparse attention, `inference.resolve.engine_kv_rule`), the dtype its deployment
+    must store."""
     from objectives.catalog.types import DTYPES
-    from objectives.inference.resolve import dtype_codes, gpu_arrays, resolve_dtypes
+    from objectives.inference.efficiency import FAMILIES
+    from objectives.inference.resolve import dtype_codes, engine_kv_rule, gpu_arrays, resolve_dtypes
 
+    fam = FAMILIES.index(g.family) if g.family in FAMILIES else FAMILIES.index("hopper")
+    eng8, eng16 = engine_kv_rule(engine, fam, m.is_deepseek_sparse)
     _, kv, _, _ = resolve_dtypes(gpu_arrays([g], None), dtype_codes("weight_dtype", weight, False),
                                  dtype_codes("act_dtype", act, False), dtype_codes("kv_dtype", None, True),
-                                 bool(m.is_compressed_attention))
+                                 bool(m.is_compressed_attention) | eng8,
+                                 DTYPES.index(m.quant_weight_dtype) if m.quant_weight_dtype else -1,
+                                 m.quant_kv_dtype == "fp8", eng16)
     return DTYPES[int(kv)]
 
 
-def _engine_auto_kv(m: catalog.Model) -> str:
-    """The KV-cache dtype each engine's "auto" stores for checkpoint ``m``: the format it ships KV scales for
-    (`Model.quant_kv_dtype`: a ModelOpt kv_cache_quant_algo / compressed-tensors kv_cache_scheme), else the model's
-    16-bit dtype (vLLM `resolve_kv_cache_dtype_string` + `CacheConfig.cache_dtype` "auto", vllm/utils/torch_utils.py
-    and vllm/config/cache.py; SGLang `ModelRunner.configure_kv_cache_dtype`, python/sglang/srt/model_executor/
-    model_runner.py; TensorRT-LLM `KvCacheConfig.dtype` "auto", which follows the checkpoint's metadata)."""
+def _engine_auto_kv(m: catalog.Model, engine: str = "roofline", g: catalog.GPU | None = None) -> str:
+    """The KV-cache dtype ``engine``'s "auto" stores for checkpoint ``m`` on ``g``: the format it ships KV scales
+    for (`Model.quant_kv_dtype`: a ModelOpt kv_cache_quant_algo / compressed-tensors kv_cache_scheme), else the
+    model's 16-bit dtype (vLLM `resolve_kv_cache_dtype_string` + `CacheConfig.cache_dtype` "auto", vllm/utils/
+    torch_utils.py and vllm/config/cache.py; SGLang `configure_kv_cache_dtype`, python/sglang/srt/mem_cache/
+    kv_cache_dtype.py; TensorRT-LLM `KvCacheConfig.dtype` "auto", which follows the checkpoint's metadata), except
+    where the engine fixes it (SGLang's DeepSeek sparse attention: fp8 on Blackwell, bf16 before;
+    `inference.resolve.engine_kv_rule`)."""
+    from objectives.inference.efficiency import FAMILIES
+    from objectives.inference.resolve import engine_kv_rule
+
+    if g is not None:
+        fam = FAMILIES.index(g.family) if g.family in FAMILIES else FAMILIES.index("hopper")
+        eng8, eng16 = engine_kv_rule(engine, fam, m.is_deepseek_sparse)
+        if eng8 or eng16:
+            return "fp8" if eng8 and g.supports("fp8") else "bf16"
     return m.quant_kv_dtype or "bf16"
 
 
@@ -673,17 +693,18 @@ def _kv_value(c: _Ctx) -> str | None:
     name is the study's (`_study_kv`) and is given only where the engine's "auto" would store another
     (`_engine_auto_kv`); DeployError where the engine cannot store it."""
     p = c.p
-    auto = _engine_auto_kv(p.model)
-    if p.kv_default and (p.kv_dtype == auto or {p.kv_dtype, auto} <= {"bf16", "fp16"}):
+    auto = _engine_auto_kv(p.model, c.engine, p.gpu)
+    kv = p.kv_dtype     # the study's on this engine where not given (`build`), one dtype for both pools
+    if p.kv_default and (kv == auto or {kv, auto} <= {"bf16", "fp16"}):
         return ""   # 16 bits either way: "auto" stores the checkpoint's own 16-bit dtype (no --dtype is launched)
-    v = KV[p.kv_dtype][c.engine]
+    v = KV[kv][c.engine]
     if v is None:
-        raise DeployError(f"{c.engine} cannot store the KV cache as kv_dtype={p.kv_dtype!r}; it can: "
+        raise DeployError(f"{c.engine} cannot store the KV cache as kv_dtype={kv!r}; it can: "
                           f"{[k for k, e in KV.items() if e[c.engine] is not None]}")
-    if c.engine == "trtllm" and not v and p.kv_dtype in ("bf16", "fp16") and p.model.quant_kv_dtype == "fp8":
+    if c.engine == "trtllm" and not v and kv in ("bf16", "fp16") and p.model.quant_kv_dtype == "fp8":
         # TorchLlmArgs.sync_quant_config_with_kv_cache_config_dtype (tensorrt_llm/llmapi/llm_args.py) carries only
         # dtype "fp8" into the quantization config; "auto" keeps the checkpoint's FP8 kv_cache_quant_algo
-        raise DeployError(f"trtllm cannot store the KV cache as kv_dtype={p.kv_dtype!r} for {p.model.hf_id}: the "
+        raise DeployError(f"trtllm cannot store the KV cache as kv_dtype={kv!r} for {p.model.hf_id}: the "
                           f"checkpoint ships FP8 KV scales (kv_cache_quant_algo FP8), which TensorRT-LLM's "
                           f"kv_cache_config.dtype 'auto' follows and no other value overrides; use kv_dtype='fp8', "
                           f"a checkpoint without FP8 KV, or vllm / sglang")
@@ -728,6 +749,11 @@ def _quant_flag(c: _Ctx) -> str | None:
 
 def _check_parallel(c: _Ctx) -> None:
     p = c.p
+    if p.model.quant_scheme == "fp8_block" and p.weight_dtype == "fp8":
+        # the checkpoint's own 128 x 128 blocks must tile every TP shard (the cost model's R_BLOCK)
+        why = block_fp8_problem(p.model, c.engine, p.gpu.family, p.tp, p.attn_dp, p.ep)
+        if why:
+            raise DeployError(f"{c.engine} {c.version} cannot run tp={p.tp} attn_dp={p.attn_dp} ep={p.ep}: {why}")
     if p.attn_dp > 1:
         if c.engine == "vllm":
             c.need("serve", "--data-parallel-size", f"attn_dp={p.attn_dp}")
@@ -1084,6 +1110,9 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
           ) -> tuple[list[Command], Command | None, dict[str, str]]:
     """Servers, router and files of plan ``p`` on ``engine`` (flag lists ``lists``); ``max_len``: the longest
     request in tokens (the engines' maximum model length)."""
+    if p.kv_default:    # the KV cache the study priced on this engine (its rule may differ from the engine-free one
+        # `plan` recorded: SGLang's DeepSeek sparse attention), the decode workers' and so the deployment's
+        p = dataclasses.replace(p, kv_dtype=_study_kv(p.model, p.gpu, p.weight_dtype, p.act_dtype, engine))
     c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len,
              dp_stride=max(p.attn_dp, p.pool("prefill").attn_dp))
     files: dict[str, str] = {}

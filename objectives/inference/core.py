@@ -24,6 +24,7 @@ from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_ranks
 from .resolve import (
     MAX_DEGREE,
     PROFILES,
+    R_BLOCK,
     R_EP,
     R_LAYOUT,
     R_MOE_A2A,
@@ -35,11 +36,13 @@ from .resolve import (
     act_peak,
     attn_16bit,
     bf16_peak,
+    block_fp8_invalid,
     broadcast_shape,
     choice_codes,
     dtype_bytes,
     dtype_codes,
     eff_lookup,
+    engine_kv_rule,
     ep_invalid,
     expert_slots,
     flag,
@@ -444,7 +447,10 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     slots = expert_slots(m.n_experts, ep)
     lb = np.where(slots > m.n_experts, 1, lb)
     lb = lb if np.ndim(lb) else int(lb)
-    act, kvc, prec, reason = resolve_dtypes(g, w, a, k, m.v4 > 0)
+    # the KV cache not asked for: the engines' "auto" for the checkpoint (its own format: its KV scales or 16
+    # bits), an engine's own rule (SGLang's DeepSeek sparse attention), DeepSeek-V4's fp8 layout
+    kv_eng8, kv_eng16 = engine_kv_rule(np.asarray(engine_names, dtype=object)[eng], g.family, m.dsa > 0)
+    act, kvc, prec, reason = resolve_dtypes(g, w, a, k, (m.v4 > 0) | kv_eng8, m.ckpt_w - 1.0, m.kv8 > 0, kv_eng16)
     # the MoE activation knob matters for MXFP4 experts only (elsewhere "auto", so equal rows stay equal)
     mx_experts = (m.mx4 > 0) & (np.asarray(w) == DTYPES.index("fp4")) & (m.n_experts > 0)
     mact = np.where(mx_experts, mact, 0)
@@ -607,10 +613,15 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     mact_bad = moe_act_unsupported(mact, mx_experts, np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)],
                                    engines)
     xa_bad = moe_a2a_invalid(xa, engines, m.n_experts, tp, adp, ep)
+    # a block-FP8 checkpoint served in its own format: its 128-wide weight blocks must tile every TP shard
+    own_block = (m.fp8blk > 0) & (np.asarray(w) == DTYPES.index("fp8")) & (m.ckpt_w - 1.0 == DTYPES.index("fp8"))
+    blk_bad = block_fp8_invalid(engines, fam, m.sgl_pad, own_block, m.moe_ffn, m.n_experts, m.attn_out,
+                                m.dense_ffn, m.shared_ffn, tp, adp, ep) if np.any(own_block) else False
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
         no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, np.where(mact_bad, R_MOE_ACT,
                                                                                           R_OK)))))))
     reason = np.where((reason == R_OK) & xa_bad, R_MOE_A2A, reason)
+    reason = np.where((reason == R_OK) & blk_bad, R_BLOCK, reason)
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact, moe_a2a=xa, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from objectives.catalog.model_math import expert_width
+from objectives.catalog.types import DTYPES
 
 Num = Any  # float or np.ndarray
 
@@ -78,6 +79,13 @@ class ModelShape:
     mx4: Num = 0.0            # 1.0: the checkpoint's 4-bit format is MXFP4 (the fused-MoE kernel tables it reads)
     fp8blk: Num = 0.0         # 1.0: the checkpoint's FP8 is block-scaled (the GEMM tables it reads)
     fp8tok: Num = 0.0         # 1.0: the checkpoint's FP8 activations are scaled per token at run time (per-channel)
+    # ---- the checkpoint's own format as the engines launch it (0.0: an unquantized checkpoint) ------------------
+    ckpt_w: Num = 0.0         # 1 + the code (catalog DTYPES) of the checkpoint's weight format (0: unquantized)
+    kv8: Num = 0.0            # 1.0: the checkpoint ships FP8 KV-cache scales (its "auto" KV cache is fp8)
+    attn_out: Num = 0.0       # the attention output projection's input, heads x value width (0: not checked)
+    dense_ffn: Num = 0.0      # the dense MLP layers' FFN width (0: the model has none)
+    sgl_pad: Num = 0.0        # 1.0: SGLang pads this architecture's expert shards on SM100 (block_fp8_invalid)
+    dsa: Num = 0.0            # 1.0: DeepSeek sparse attention (Model.is_deepseek_sparse; engine_kv_rule)
     # ---- GQA shapes beyond one head width and one KV-head count (0.0: as head_dim / n_kv_heads) ---------------
     gqa_v_head: Num = 0.0     # value head width where it differs from head_dim (MiMo-V2-Flash: 128 vs 192)
     swa_kv_heads: Num = 0.0   # KV heads of the `n_win` window layers where they differ (MiMo-V2-Flash: 8 vs 4)
@@ -191,6 +199,12 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "mx4": lambda m: float(m.quant_scheme == "mxfp4"),
         "fp8blk": lambda m: float(m.quant_scheme == "fp8_block"),
         "fp8tok": lambda m: float(m.quant_scheme == "fp8_per_channel"),
+        "ckpt_w": lambda m: float(DTYPES.index(m.quant_weight_dtype) + 1) if m.quant_weight_dtype else 0.0,
+        "kv8": lambda m: float(m.quant_kv_dtype == "fp8"),
+        "attn_out": lambda m: block_fp8_columns(m)["attn_out"],
+        "dense_ffn": lambda m: block_fp8_columns(m)["dense_ffn"],
+        "sgl_pad": lambda m: block_fp8_columns(m)["arch_padded"],
+        "dsa": lambda m: float(m.is_deepseek_sparse),
         "gqa_v_head": lambda m: float(m.v_head_dim) if not m.kv_lora_rank and m.v_head_dim != m.head_dim else 0.0,
         "swa_kv_heads": lambda m: (float(m.swa_n_kv_heads) if mm.n_sliding_layers(m)
                                    and m.swa_n_kv_heads not in (0, m.n_kv_heads) else 0.0),
@@ -205,6 +219,22 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "mamba_groups": lambda m: float(m.linear_num_k_heads) if _is_mamba2(m) else 0.0,
         "mamba_state": lambda m: float(m.linear_head_k_dim) if _is_mamba2(m) else 0.0,
     }
+
+
+def block_fp8_columns(m: Any) -> dict[str, float]:
+    """The widths of a model record that a block-FP8 checkpoint's TP shards must tile (`resolve.block_fp8_invalid`):
+    ``moe_ffn`` and ``n_experts`` (the routed experts), ``attn_out`` (the attention output projection's input,
+    heads x value width; 0 for DeepSeek-V4, whose grouped low-rank output projection is split by whole groups),
+    ``dense_ffn`` (the FFN of the dense MLP layers: a dense model's, an MoE model's first_k_dense / interleaved
+    dense layers'; 0: none), ``shared_ffn`` and ``arch_padded`` (1.0: SGLang's SM100 MoE runner pads this
+    architecture's expert shards, `resolve.SGLANG_PADDED_MOE_ARCHS`)."""
+    from .resolve import SGLANG_PADDED_MOE_ARCHS
+    v_width = m.v_head_dim if m.kv_lora_rank else (m.v_head_dim or m.head_dim)
+    dense = (not m.is_moe) or m.first_k_dense > 0 or m.moe_layer_freq > 1
+    return {"moe_ffn": float(m.moe_ffn), "n_experts": float(m.n_experts),
+            "attn_out": 0.0 if m.is_compressed_attention else float(m.n_heads * v_width),
+            "dense_ffn": float(m.ffn) if dense else 0.0, "shared_ffn": float(m.shared_ffn),
+            "arch_padded": float(m.architecture in SGLANG_PADDED_MOE_ARCHS)}
 
 
 @dataclass

@@ -8,10 +8,16 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 - act_dtype None -> the weight dtype when the GPU computes in it (fp8 on Ada/Hopper+, fp4 on Blackwell, int8,
   bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...); a weight-only int8 checkpoint (W8A16,
   GPTQ 8-bit: `core.checkpoint_act_codes`) bf16. fp32 weights compute in tf32.
-- kv_dtype None -> the activation dtype for bf16/fp16/fp8; fp8 for fp4 activations (bf16 where the GPU has no
-  fp8); bf16 otherwise, int8 activations included (the engines' "auto" KV cache of a W8A8-int8 checkpoint is the
-  model's 16-bit dtype; an int8 KV cache is TensorRT-LLM's opt-in). DeepSeek-V4: fp8 wherever the GPU has it (its
-  engines' cache layout).
+- kv_dtype None -> what the engines' "auto" stores for the checkpoint where the weights are the checkpoint's own
+  quantized format (`Model.quant_weight_dtype`): fp8 where it ships FP8 KV scales (`Model.quant_kv_dtype`: a
+  ModelOpt kv_cache_quant_algo / compressed-tensors kv_cache_scheme) and the GPU has fp8, else the model's 16-bit
+  dtype (an FP8 block checkpoint such as Qwen3-*-FP8 or MiniMax-M2.5, an MXFP4 one such as gpt-oss). Otherwise
+  (an unquantized checkpoint, or weights in a format other than the checkpoint's: a substitute checkpoint) the
+  activation dtype for bf16/fp16/fp8; fp8 for fp4 activations (bf16 where the GPU has no fp8); bf16 otherwise,
+  int8 activations included (the engines' "auto" KV cache of a W8A8-int8 checkpoint is the model's 16-bit dtype;
+  an int8 KV cache is TensorRT-LLM's opt-in). DeepSeek-V4: fp8 wherever the GPU has it (its engines' cache
+  layout). SGLang's DeepSeek sparse attention (DeepSeek-V3.2, GLM-5): fp8 on Blackwell, bf16 elsewhere, whatever
+  the checkpoint (`engine_kv_rule`).
 - Unknown dtype names and non-positive sizes/lengths/parallel degrees raise ValueError. Configurations that are
   well-formed but cannot run give fits=False and a `reason` (never an exception), so a sweep never crashes:
   an activation precision the GPU cannot compute in (fp8 before Ada/Hopper, fp4 before Blackwell), int4
@@ -19,7 +25,9 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
   of memory, and a deployment (tp x pp x attn_dp GPUs) larger than the GPU's scale-up domain where its system
   has no scale-out network, and moe_act_dtype "mxfp8" on MXFP4 experts where the GPU has no MXFP8 MoE kernel
   (before Blackwell), and a moe_a2a other than "auto" where no token exchange across attention-DP ranks runs it
-  (`moe_a2a_invalid`). An ep that does not divide the experts is valid (`expert_slots`: redundant copies).
+  (`moe_a2a_invalid`), and a block-FP8 checkpoint (128 x 128 weight blocks) whose TP-sharded expert FFN, or a
+  dense layer's row-parallel input, is not a whole number of blocks (`block_fp8_invalid`). An ep that does not
+  divide the experts is valid (`expert_slots`: redundant copies).
   KV heads: tp > n_kv_heads is allowed (KV heads replicated, as vLLM and TensorRT-LLM do); tp < n_kv_heads must
   divide them.
 """
@@ -73,8 +81,13 @@ REASONS = (
     "moe_a2a 'allgather' / 'deepep' needs an MoE model whose EP group spans attention-DP ranks (ep > 1 with "
     "attn_dp > 1, or ep not dividing tp) on an engine that runs it: vLLM and SGLang 'allgather' or 'deepep', "
     "TensorRT-LLM 'allgather' only, the roofline none (inference.measured.MOE_A2A_ENGINES); 'auto' runs everywhere",
+    "a block-FP8 checkpoint's 128 x 128 weight blocks do not tile this layout: its TP-sharded expert FFN "
+    "(moe_intermediate_size / (tp x attn_dp / ep)) or a dense layer's sharded input (attention output, dense or "
+    "shared-expert FFN over tp) is not a multiple of 128, which vLLM, SGLang (before Blackwell) and TensorRT-LLM "
+    "refuse at load (resolve.block_fp8_invalid); raise ep (whole experts per rank) or lower tp",
 )
-R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A = range(11)
+(R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A,
+ R_BLOCK) = range(12)
 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
@@ -164,6 +177,126 @@ def expert_slots(n_experts: Num, ep: Num) -> Num:
     ep = np.maximum(np.asarray(ep, dtype=float), 1.0)
     out = np.where(n_experts > 0, np.ceil(n_experts / ep) * ep, n_experts)
     return out if out.ndim else float(out)
+
+
+def expert_tp(tp: Num, attn_dp: Num, ep: Num) -> Num:
+    """The tensor-parallel degree inside each expert: the tp x attn_dp GPUs of a replica over its ``ep`` EP ranks
+    (at least 1), how vLLM (``FusedMoE``: tp x dp without expert parallelism, 1 with it), SGLang (``--tp-size`` /
+    ``--ep-size``) and TensorRT-LLM (``moe_tp_size``) split each expert's FFN."""
+    return np.maximum(np.asarray(tp) * np.asarray(attn_dp) / np.maximum(np.asarray(ep), 1), 1.0)
+
+
+#: the weight block of block-FP8 checkpoints (``weight_block_size`` [128, 128]: DeepSeek-V3, Qwen3-*-FP8,
+#: MiniMax-M2.5, GLM-5-FP8, ...), the unit every TP shard of their weights must be a whole number of
+FP8_BLOCK = 128
+#: GPU families on which SGLang pads an expert shard to the block instead of refusing it: its FlashInfer TRTLLM-gen
+#: MoE runner, chosen by default for FP8 checkpoints of the architectures below on SM100 (compute capability 10.x:
+#: B200, B300, GB200, GB300; `ServerArgs._handle_model_specific_adjustments`, python/sglang/srt/server_args.py),
+#: rounds ``intermediate_size_per_partition`` up to a multiple of 128 (`FusedMoE.__init__`, python/sglang/srt/
+#: layers/moe/fused_moe_triton/layer.py)
+SGLANG_PADDED_MOE_FAMILIES = ("blackwell", "blackwell-ultra")
+SGLANG_PADDED_MOE_ARCHS = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "Qwen3MoeForCausalLM",
+                           "Qwen3VLMoeForConditionalGeneration")
+#: GPU families on which SGLang's DeepSeek sparse attention (DeepSeek-V3.2, GLM-5: `is_deepseek_nsa`) keeps an fp8
+#: KV cache by default ("auto" -> fp8_e4m3 where the compute capability's major is >= 10, else bfloat16, whatever
+#: the checkpoint: `ServerArgs._set_default_nsa_kv_cache_dtype`, python/sglang/srt/server_args.py)
+SGLANG_DSA_FP8_KV_FAMILIES = ("blackwell", "blackwell-ultra", "blackwell-rtx")
+
+
+def _family_in(family: Num, names: tuple[str, ...]) -> Num:
+    """Mask of GPU family codes (indices into `efficiency.FAMILIES`) that are among ``names``."""
+    return np.isin(np.asarray(family, dtype=int), [FAMILIES.index(f) for f in names])
+
+
+def engine_kinds(engines: Any) -> Num:
+    """Each engine name's kind ("vllm", "sglang", "trtllm", "roofline", ...: `profiles.engine_key`), vectorized."""
+    names = np.asarray(engines, dtype=object)
+    uniq, inv = np.unique(names.astype(str), return_inverse=True)
+    return np.reshape(np.array([engine_key(u) for u in uniq], dtype=object)[inv], names.shape)
+
+
+def engine_kv_rule(engine: Any, family: Num, dsa: Num) -> tuple[Num, Num]:
+    """(fp8, 16-bit): masks of the rows whose engine fixes the default KV cache whatever the checkpoint says, by
+    engine name (or kind), GPU family code and whether the model has DeepSeek sparse attention (``dsa``: an MLA
+    lightning indexer, DeepSeek-V3.2 / GLM-5). SGLang's "auto" for such models is fp8 on the
+    `SGLANG_DSA_FP8_KV_FAMILIES`, bf16 elsewhere; vLLM's and TensorRT-LLM's "auto" follow the checkpoint
+    (`resolve_dtypes`). The one home of the rule: `prepare` and `dse deploy`'s KV flags."""
+    sgl = (engine_kinds(engine) == "sglang") & np.asarray(dsa, dtype=bool)
+    fp8 = _family_in(family, SGLANG_DSA_FP8_KV_FAMILIES)
+    return sgl & fp8, sgl & ~fp8
+
+
+def block_fp8_widths(moe_ffn: Num, n_experts: Num, attn_out: Num, dense_ffn: Num, shared_ffn: Num, tp: Num,
+                     attn_dp: Num, ep: Num) -> tuple[Num, Num]:
+    """(expert shard, smallest off-block dense shard): the widths a block-FP8 checkpoint's layers take on one GPU.
+    The expert shard is ``moe_ffn`` / `expert_tp` (the N of gate/up and the K of down: vLLM and SGLang
+    ``Fp8MoEMethod.create_weights`` check both against the block), NaN for a dense model; the dense shard is the
+    first of the attention output projection's input (``attn_out``: heads x value width), the dense MLPs' FFN
+    (``dense_ffn``, 0: none) and the shared expert's (``shared_ffn``, 0: none), each over ``tp``, that is not a
+    multiple of `FP8_BLOCK` where ``tp`` > 1 (row-parallel inputs: vLLM ``validate_fp8_block_shape``, vllm/
+    model_executor/layers/quantization/utils/fp8_utils.py; SGLang ``Fp8LinearMethod``), NaN where all are. Merged
+    column layers (QKV, gate/up) are split by whole heads / the same FFN, and vLLM skips their check since v0.13
+    (``allow_fp8_block_shape_mismatch``)."""
+    tp = np.asarray(tp, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exp = np.where(np.asarray(n_experts) > 0, np.asarray(moe_ffn) / expert_tp(tp, attn_dp, ep), np.nan)
+        dense = np.full(np.broadcast_shapes(np.shape(attn_out), np.shape(dense_ffn), np.shape(shared_ffn),
+                                            tp.shape), np.nan)
+        for width in (shared_ffn, dense_ffn, attn_out):   # the first off-block one wins (attention first)
+            w = np.asarray(width, dtype=float) / tp
+            dense = np.where((np.asarray(width) > 0) & (tp > 1) & (np.mod(w, FP8_BLOCK) != 0), w, dense)
+    return exp, dense
+
+
+def block_fp8_invalid(engine: Any, family: Num, arch_padded: Num, own_block: Num, moe_ffn: Num, n_experts: Num,
+                      attn_out: Num, dense_ffn: Num, shared_ffn: Num, tp: Num, attn_dp: Num, ep: Num) -> Num:
+    """The block-FP8 layout rule (R_BLOCK), vectorized: True where a block-FP8 checkpoint served in its own format
+    (``own_block``) shards a layer into widths that are not whole 128-wide blocks (`block_fp8_widths`): an expert
+    shard (every engine: vLLM ``Fp8MoEMethod.create_weights`` "The output_size of gate's and up's weight = 192 is
+    not divisible by weight quantization block_n = 128", the same check in SGLang's; TensorRT-LLM's block-scale
+    MoE keeps ceil(N / 128) scales per shard and aiconfigurator's collector skips such shapes, collector/trtllm/
+    collect_moe.py), except SGLang on the `SGLANG_PADDED_MOE_FAMILIES` for the `SGLANG_PADDED_MOE_ARCHS`
+    (``arch_padded``), whose FlashInfer TRTLLM-gen runner pads the shard; or a dense layer's row-parallel input
+    shard (vLLM and SGLang ``Fp8LinearMethod``; TensorRT-LLM likewise). The roofline and "auto" take the rule of
+    vLLM and TensorRT-LLM. The one home of the rule: `prepare` (R_BLOCK), the spaces' rules and `dse deploy`."""
+    exp, dense = block_fp8_widths(moe_ffn, n_experts, attn_out, dense_ffn, shared_ffn, tp, attn_dp, ep)
+    padded = ((engine_kinds(engine) == "sglang") & _family_in(family, SGLANG_PADDED_MOE_FAMILIES)
+              & np.asarray(arch_padded, dtype=bool))
+    exp_bad = np.isfinite(exp) & (np.mod(np.nan_to_num(exp), FP8_BLOCK) != 0) & ~padded
+    return np.asarray(own_block, dtype=bool) & (exp_bad | np.isfinite(dense))
+
+
+def block_fp8_problem(m: Model, engine: str, family: str, tp: int, attn_dp: int, ep: int) -> str:
+    """Why a block-FP8 checkpoint ``m`` served in its own format cannot run at this layout under ``engine`` on a
+    GPU of ``family`` (`block_fp8_invalid`): the layer, its shard width, the rule and the layouts that would tile
+    (an ep giving whole experts, the expert TP or tp values whose shards are whole blocks); "" where it runs."""
+    from .ops import block_fp8_columns
+    c = block_fp8_columns(m)
+    fam = FAMILIES.index(family) if family in FAMILIES else FAMILIES.index("hopper")
+
+    def bad(t: int, a: int, e: int) -> bool:
+        return bool(block_fp8_invalid(engine, fam, c["arch_padded"], True, c["moe_ffn"], c["n_experts"],
+                                      c["attn_out"], c["dense_ffn"], c["shared_ffn"], t, a, e))
+
+    if not bad(tp, attn_dp, ep):
+        return ""
+    exp, dense = block_fp8_widths(c["moe_ffn"], c["n_experts"], c["attn_out"], c["dense_ffn"], c["shared_ffn"], tp,
+                                  attn_dp, ep)
+    if np.isfinite(dense):
+        ok = [t for t in range(1, 17) if not tp_invalid(m.n_heads, m.n_kv_heads, t)
+              and not np.isfinite(block_fp8_widths(0, 0, c["attn_out"], c["dense_ffn"], c["shared_ffn"], t, 1,
+                                                   1)[1])]
+        what = f"a dense layer's row-parallel input shard is {float(dense):g} wide at tp={tp}"
+        fix = f"use a tp whose shards are whole blocks: {ok}"
+    else:
+        etp = float(expert_tp(tp, attn_dp, ep))
+        whole = [t for t in range(1, 65) if m.moe_ffn % t == 0 and (m.moe_ffn // t) % FP8_BLOCK == 0]
+        what = (f"its expert FFN shard is moe_intermediate_size {m.moe_ffn} / expert TP {etp:g} (tp x attn_dp / ep "
+                f"= {tp} x {attn_dp} / {ep}) = {float(exp):g} wide")
+        fix = f"use ep={tp * attn_dp} (whole experts on every rank) or an expert TP in {whole}"
+    return (f"{m.name} is a block-FP8 checkpoint ({FP8_BLOCK} x {FP8_BLOCK} weight blocks): {what}, not a multiple "
+            f"of {FP8_BLOCK}, which {engine} refuses at load (vLLM: \"The output_size of gate's and up's weight = "
+            f"... is not divisible by weight quantization block_n = {FP8_BLOCK}\"); {fix}")
 
 
 def redundant_experts(n_experts: int, ep: int) -> int:
@@ -497,9 +630,18 @@ def _pick(table: np.ndarray, code: Num) -> Num:
     return np.take_along_axis(t, np.broadcast_to(code, shape)[..., None], axis=-1)[..., 0]
 
 
-def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num, kv_fp8: Num = False) -> tuple[Num, Num, Num, Num]:
-    """(act code, kv code, precision-group index, reason code) after the default rules (module docstring);
-    `kv_fp8`: rows whose architecture keeps an FP8 KV cache by default (DeepSeek-V4) where the GPU has FP8."""
+def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num, kv_fp8: Num = False, ckpt_w: Num = -1,
+                   ckpt_kv8: Num = False, kv16: Num = False) -> tuple[Num, Num, Num, Num]:
+    """(act code, kv code, precision-group index, reason code) after the default rules (module docstring).
+    `ckpt_w`: the code of the checkpoint's own quantized weight format (`Model.quant_weight_dtype`; -1: an
+    unquantized checkpoint); where the weights `w` are it, a KV cache not asked for is what the engines' "auto"
+    stores for that checkpoint: fp8 where it ships FP8 KV scales (`ckpt_kv8`, `Model.quant_kv_dtype`) and the GPU
+    has FP8, else 16 bits (vLLM `resolve_kv_cache_dtype_string`, vllm/utils/torch_utils.py; SGLang
+    `configure_kv_cache_dtype`, its kv_cache_quant_algo; TensorRT-LLM `KvCacheConfig.dtype` "auto", the
+    checkpoint's kv_cache_quant_algo, None for a block-FP8 checkpoint: `ModelConfig.load_hf_quant_config`).
+    `kv_fp8`: rows whose architecture or engine keeps an FP8 KV cache by default (DeepSeek-V4; `engine_kv_rule`)
+    where the GPU has FP8; `kv16`: rows whose engine keeps a 16-bit one whatever the checkpoint
+    (`engine_kv_rule`)."""
     w, a, kv = np.asarray(w), np.asarray(a), np.asarray(kv)
     supp = g.peaks[g.index] > 0  # [..., len(DTYPES)] per config
     w_supported = _pick(supp, w)
@@ -511,6 +653,9 @@ def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num, kv_fp8: Num = False) -
     kv_for = np.where(np.isin(act, [_D["bf16"], _D["fp16"], _D["fp8"]]), act,
                       np.where(act == _D["fp4"], np.where(fp8_ok, _D["fp8"], _D["bf16"]),
                                _D["bf16"]))
+    own = (np.asarray(ckpt_w) >= 0) & (w == np.asarray(ckpt_w))
+    kv_for = np.where(own, np.where(np.asarray(ckpt_kv8, dtype=bool) & fp8_ok, _D["fp8"], _D["bf16"]), kv_for)
+    kv_for = np.where(np.asarray(kv16, dtype=bool), _D["bf16"], kv_for)
     kv_for = np.where(np.asarray(kv_fp8) & fp8_ok, _D["fp8"], kv_for)
     kvc = np.where(kv < 0, kv_for, kv)
     reason = np.where(act == _D["int4"], R_INT4, np.where(_pick(supp, act), R_OK, R_PREC))

@@ -219,8 +219,8 @@ MOE = "Qwen/Qwen3-235B-A22B-FP8"
 
 
 def moe_cfg(**kw):
-    """Qwen3-235B (128 experts) on 8 H200s with vLLM's profile: 8 attention-DP ranks with EP 8 (wide EP), or
-    TP 8 without EP."""
+    """Qwen3-235B (128 experts) on 8 H200s with vLLM's profile: 8 attention-DP ranks with EP 8 (wide EP), or on 4
+    with TP 4 without EP (TP 8 would shard its 1536-wide block-FP8 experts 192 wide, off the 128 block)."""
     base = dict(gpu="H200-SXM-141GB", tp=1, attn_dp=8, ep=8, pp=1, weight_dtype="fp8", kv_dtype="fp8",
                 engine="vllm", max_batch_size=64, max_num_tokens=8192, chunked_prefill=True)
     return {**base, **kw}
@@ -230,7 +230,7 @@ def test_eplb_prices_the_experts_balanced_where_ep_is_above_one():
     # 256 clients: 32 sequences per attention-DP rank of the EP 8 rows
     o = objectives.llm_serving_objective(MOE, workload={"concurrency": 256, "input_len": 1024, "output_len": 128})
     rows = pd.DataFrame([moe_cfg(eplb=False), moe_cfg(eplb=True),
-                         moe_cfg(tp=8, attn_dp=1, ep=1, eplb=False), moe_cfg(tp=8, attn_dp=1, ep=1, eplb=True)])
+                         moe_cfg(tp=4, attn_dp=1, ep=1, eplb=False), moe_cfg(tp=4, attn_dp=1, ep=1, eplb=True)])
     out = o(rows)
     assert (out["fits"] == 1).all()
     # EP 8: the measured balanced-routing MoE tables, a different TTFT and TPOT
@@ -255,9 +255,9 @@ def test_eplb_prices_the_experts_balanced_where_ep_is_above_one():
 
 
 def test_eplb_reaches_every_pool_and_the_simulator():
-    # disaggregated: the prefill pool runs EP 8 over 8 attention-DP ranks, the decode pool TP 8 without EP (32
+    # disaggregated: the prefill pool runs EP 8 over 8 attention-DP ranks, the decode pool TP 4 without EP (32
     # clients: the prefill pool, not the decode slots, sets the first token)
-    dis = dict(mode="disagg", dp=2, prefill_replicas=1, tp=8, attn_dp=1, ep=1, prefill_gpu="H200-SXM-141GB",
+    dis = dict(mode="disagg", dp=2, prefill_replicas=1, tp=4, attn_dp=1, ep=1, prefill_gpu="H200-SXM-141GB",
                prefill_tp=1, prefill_ep=8, prefill_attn_dp=8, chunked_prefill=None)
     o = objectives.llm_serving_objective(MOE, workload={"concurrency": 32, "input_len": 1024, "output_len": 64})
     a = o(pd.DataFrame([moe_cfg(**dis, eplb=False), moe_cfg(**dis, eplb=True)]))
@@ -266,8 +266,8 @@ def test_eplb_reaches_every_pool_and_the_simulator():
     # attention-DP rank: the measured balanced and skewed MoE tables part from a few tokens per rank up
     w = {"concurrency": 128, "input_len": 1024, "output_len": 64, "n_requests": 128}
     sim = objectives.llm_serving_objective(MOE, workload=w, fidelity="simulated", n_requests=128)
-    s = sim(pd.DataFrame([moe_cfg(eplb=False), moe_cfg(eplb=True), moe_cfg(tp=8, attn_dp=1, ep=1, eplb=False),
-                          moe_cfg(tp=8, attn_dp=1, ep=1, eplb=True)]))
+    s = sim(pd.DataFrame([moe_cfg(eplb=False), moe_cfg(eplb=True), moe_cfg(tp=4, attn_dp=1, ep=1, eplb=False),
+                          moe_cfg(tp=4, attn_dp=1, ep=1, eplb=True)]))
     assert (s["fits"] == 1).all()
     assert s["ttft_ms"].iloc[1] != pytest.approx(s["ttft_ms"].iloc[0], rel=1e-3)
     assert s["tpot_ms"].iloc[1] != pytest.approx(s["tpot_ms"].iloc[0], rel=1e-3)

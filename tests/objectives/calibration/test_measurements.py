@@ -99,6 +99,17 @@ def test_silicon_deployments_and_concurrency(silicon):
         ("vllm", "0.19.0", 4.0, 1024.0, 1024.0, 128.0)
 
 
+@needs_shared
+def test_silicon_kv_cache_is_the_harness_fp8_for_fp8_and_nvfp4_checkpoints(silicon):
+    """aiconfigurator launches fp8, fp8_block and nvfp4 checkpoints with an fp8 KV cache (its SDK's inference,
+    written by its generator as --kv-cache-dtype), not the engines' "auto"; int4_wo and 16-bit rows state none (the
+    cost model's default: 16 bits)."""
+    s = silicon
+    fp8 = s["moe_quant"].isin(M.SILICON_FP8_KV_QUANT)
+    assert (s.loc[fp8, "kv_dtype"] == "fp8").all() and s.loc[~fp8, "kv_dtype"].isna().all()
+    assert fp8.sum() == 364 + 311 + 378 and (~fp8).sum() == 90 + 80
+
+
 def _silicon_copy(tmp_path: Path, edit) -> Path:
     df = pd.read_csv(SILICON, dtype=str, keep_default_na=False)
     df = edit(df)

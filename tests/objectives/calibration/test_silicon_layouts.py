@@ -118,8 +118,9 @@ def test_the_families_outside_the_slice_are_predicted_in_the_silicon_layout(tmp_
         ("meta-llama/Meta-Llama-3.1-70B", "fp8", "fp8", "", ("h200_sxm", "b200_sxm"), [(4, 1, 1), (8, 1, 1)]),
         ("nvidia/Llama-3.1-70B-Instruct-FP8", "fp8", "fp8", "", ("h100_sxm",), [(2, 1, 1)]),
         ("Qwen/Qwen3-32B-FP8-Static-PerTensor", "fp8", "fp8_static", "", ("h200_sxm",), [(2, 1, 1)]),
+        # (TP 8 without EP shards the 1536-wide block-FP8 experts 192 wide: refused, R_BLOCK; TP 4 runs it)
         ("Qwen/Qwen3-235B-A22B-FP8", "fp8", "fp8_block", "fp8_block", ("h200_sxm", "b200_sxm"),
-         [(8, 1, 1), (4, 1, 4), (1, 8, 8)]),
+         [(4, 1, 1), (8, 1, 8), (4, 1, 4), (1, 8, 8)]),
         ("deepseek-ai/DeepSeek-V3", "fp8", "fp8_block", "fp8_block", ("h200_sxm", "b200_sxm"), [(8, 1, 8)]),
         ("nvidia/DeepSeek-V3.1-NVFP4", "fp4", "nvfp4", "nvfp4", ("b200_sxm",), [(4, 1, 1), (1, 8, 8)]),
         ("openai/gpt-oss-120b", "mxfp4", "bfloat16", "w4a16_mxfp4", ("h100_sxm", "h200_sxm"), [(1, 1, 1), (4, 1, 1)]),
@@ -224,3 +225,20 @@ def test_rows_measured_from_a_block_fp8_release_run_a_block_scaled_checkpoint() 
     est = inference.estimate(model=[got[0], "zai-org/GLM-5-FP8"], gpu="B200", tp=8, weight_dtype="fp8",
                              batch_size=4, input_len=1024, output_len=256, engine="sglang")
     assert est["tpot_ms"].iloc[0] == pytest.approx(est["tpot_ms"].iloc[1], rel=1e-9)
+
+
+def test_a_block_fp8_expert_shard_the_engine_refuses_reads_as_expert_parallel(tmp_path):
+    """MiniMax-M2.5 (block FP8, expert FFN 1,536) at TP 8 without EP shards each expert 192 wide, which vLLM refuses
+    at load: such a measured run was launched with expert parallel over its 8 ranks; TP 4 (384, three blocks) and a
+    bf16 run keep their label."""
+    mm = dict(model_path="MiniMaxAI/MiniMax-M2.5", system="h200_sxm", moe_quant_mode="fp8")
+    d = read_measurements(_write(tmp_path, [
+        _row(**mm, tp_size=8, moe_tp_size=8), _row(**mm, tp_size=4, moe_tp_size=4),
+        _row(**{**mm, "precision": "bf16", "gemm_quant_mode": "", "moe_quant_mode": ""}, tp_size=8, moe_tp_size=8)]))
+    assert silicon.launched_ep(d).tolist() == [8.0, 1.0, 1.0]
+    p = silicon.predict(d)
+    assert p["unfit_reason"].iloc[0] == "" and np.isfinite(p["tpot_pred"].iloc[0])
+    # as labelled, the cost model refuses the layout, naming the block rule
+    r = inference.estimate("MiniMaxAI/MiniMax-M2.5", "H200-SXM-141GB", tp=8, weight_dtype="fp8", batch_size=8,
+                           input_len=1024, output_len=1024, engine="vllm")
+    assert not bool(r["fits"].iloc[0]) and "block" in str(r["reason"].iloc[0]).lower()

@@ -16,6 +16,7 @@ from objectives.catalog import model_math as mm
 from objectives.catalog.quant import checkpoint_quant, from_hf_quant_config, from_quantization_config
 from objectives.inference import memory
 from objectives.inference.ops import ModelShape, layer_costs
+from objectives.inference.resolve import R_BLOCK, REASONS
 from tests.helpers import SHARED
 
 
@@ -563,12 +564,20 @@ def test_every_catalog_model_is_costed_on_a_rack(engine):
     names = np.array(catalog.models(), dtype=object)
     r = inference.estimate(names, "GB200", tp=8, pp=4, batch_size=16, input_len=2048, output_len=256, engine=engine)
     heads = r["reason"].str.startswith("tp does not divide").to_numpy()
-    if heads.any():
+    # block-FP8 checkpoints whose 128-wide blocks TP 8 does not tile (R_BLOCK): TP 2 x EP 2 keeps whole experts
+    blocks = (r["reason"] == REASONS[R_BLOCK]).to_numpy()
+    assert set(names[blocks]) >= {"Qwen3-235B-A22B-FP8", "MiniMax-M2.5", "Step-3.7-Flash-FP8"}
+    if heads.any() or blocks.any():
         r1 = inference.estimate(names[heads], "GB200", tp=1, batch_size=16, input_len=2048, output_len=256,
                                 engine=engine)
-        r = pd.concat([r[~heads], r1], ignore_index=True)
+        r2 = inference.estimate(names[blocks], "GB200", tp=2, pp=4, ep=2, batch_size=16, input_len=2048,
+                                output_len=256, engine=engine)
+        r = pd.concat([r[~heads & ~blocks], r1, r2], ignore_index=True)
     ok = r["fits"].astype(bool) & (r["tpot_ms"] > 0) & (r["ttft_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))
-    assert ok.all(), r.loc[~ok, ["model", "reason"]]
+    # a block-FP8 record whose experts are no whole number of blocks runs on no layout (a variant other tests
+    # register, e.g. Nemotron-3-Nano's 1856-wide experts): refused by name everywhere
+    never = (r["reason"] == REASONS[R_BLOCK]) & r["model"].map(lambda n: catalog.model(n).moe_ffn % 128 != 0)
+    assert (ok | never).all(), r.loc[~ok, ["model", "reason"]]
     assert {"Qwen3-Coder-480B-A35B-Instruct", "GLM-5.1-FP8", "Kimi-K2.6-NVFP4", "Qwen3-VL-8B-Instruct"} <= set(names)
 
 
@@ -696,10 +705,11 @@ def test_nemotron_3_5_lightning_reads_its_modelopt_mixed_precision_config():
 
 @pytest.mark.parametrize("engine", [None, "vllm"])
 def test_new_aiconfigurator_models_run_through_the_estimator(engine):
-    ids = ["stepfun-ai/Step-3.7-Flash", "stepfun-ai/Step-3.7-Flash-FP8",
-           "nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4", "XiaomiMiMo/MiMo-V2-Flash"]
-    for i in ids:
-        df = inference.estimate(model=i, gpu="H200", tp=8, batch_size=[1, 64], input_len=1024, output_len=1024,
+    # (Step-3.7-Flash-FP8 at TP 2: its 1280-wide experts and shared expert over TP 8 are off the 128 block)
+    ids = {"stepfun-ai/Step-3.7-Flash": 8, "stepfun-ai/Step-3.7-Flash-FP8": 2,
+           "nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4": 8, "XiaomiMiMo/MiMo-V2-Flash": 8}
+    for i, tp in ids.items():
+        df = inference.estimate(model=i, gpu="H200", tp=tp, batch_size=[1, 64], input_len=1024, output_len=1024,
                                 engine=engine)
         assert df["fits"].all(), df["reason"].tolist()
         t = df[["ttft_ms", "tpot_ms"]].to_numpy(float)

@@ -16,7 +16,7 @@ from typing import NoReturn
 import pytest
 import yaml
 
-from objectives import catalog, deploy
+from objectives import catalog, deploy, inference
 from objectives.deploy.flags import DeployError, flag_list
 
 LLAMA = "Llama-3.1-70B"
@@ -238,15 +238,21 @@ def test_a_trial_without_kv_dtype_gets_the_kv_cache_the_study_predicted(engine, 
                            model=LLAMA).config["kv_dtype"] == "auto"
 
 
-def test_fp4_weights_on_hopper_keep_the_predicted_16_bit_kv_cache_of_a_checkpoint_with_fp8_kv_scales():
-    """W4A16 (NVFP4 Marlin on Hopper): the study predicts a bf16 KV cache (bf16 activations), but the checkpoint
-    ships FP8 KV scales (`Model.quant_kv_dtype`), which vLLM's and SGLang's "auto" follow: the deployment says
-    bf16. TensorRT-LLM cannot run this format at all (its FP4 GEMMs need Blackwell)."""
+def test_fp4_weights_on_hopper_price_the_fp8_kv_cache_of_a_checkpoint_with_fp8_kv_scales():
+    """W4A16 (NVFP4 Marlin on Hopper) of a checkpoint that ships FP8 KV scales (`Model.quant_kv_dtype`): vLLM's and
+    SGLang's "auto" store its KV cache in fp8 whatever the activations (the checkpoint's kv_cache_quant_algo), so the
+    study prices fp8 (`inference.resolve.resolve_dtypes`) and the deployment leaves the engine its "auto"; a bf16
+    KV cache asked for is launched as bf16. TensorRT-LLM cannot run this format at all (its FP4 GEMMs need
+    Blackwell)."""
     model = "nvidia/DeepSeek-R1-0528-FP4"
     assert catalog.model(model).quant_kv_dtype == "fp8"
     cfg = {"gpu": "H200", "tp": 8, "weight_dtype": "fp4", "act_dtype": "bf16"}
     for engine, bf16 in (("vllm", "bfloat16"), ("sglang", "bf16")):
+        priced = inference.estimate(model, "H200", tp=8, weight_dtype="fp4", act_dtype="bf16", engine=engine,
+                                    batch_size=1, input_len=128, output_len=16)
         d = deploy.commands(cfg, engine=engine, model=model, workload=WORKLOAD)
+        assert priced["kv_dtype"].iloc[0] == d.config["kv_dtype"] == "fp8" and _kv_flag(d) is None, engine
+        d = deploy.commands({**cfg, "kv_dtype": "bf16"}, engine=engine, model=model, workload=WORKLOAD)
         assert d.config["kv_dtype"] == "bf16" and _kv_flag(d) == bf16, engine
 
 

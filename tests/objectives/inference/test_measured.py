@@ -237,8 +237,9 @@ def test_an_mla_model_is_bounded_by_its_own_attention_tables_not_the_gqa_ones():
 
 
 def test_a_block_fp8_checkpoint_reads_the_block_scaled_gemm_table_where_the_engine_measured_it(monkeypatch):
-    # the same architecture in FP8: Qwen's block-scaled release, and the bf16 checkpoint quantized per tensor
-    kw = dict(gpu="H200", tp=4, weight_dtype="fp8", batch_size=1, input_len=1024, output_len=256)
+    # the same architecture in FP8: Qwen's block-scaled release, and the bf16 checkpoint quantized per tensor (one
+    # KV cache for both: the block checkpoint's "auto" one is 16-bit, the substitute's fp8)
+    kw = dict(gpu="H200", tp=4, weight_dtype="fp8", kv_dtype="fp8", batch_size=1, input_len=1024, output_len=256)
     pair = ["Qwen/Qwen3-235B-A22B-FP8", "Qwen/Qwen3-235B-A22B"]
 
     def tpot(engine: str) -> np.ndarray:

@@ -85,9 +85,10 @@ def test_mxfp8_is_a_reason_where_no_engine_has_the_kernel_and_the_knob_is_inert_
     assert h["reason"].tolist()[2] == REASONS[R_MOE_ACT] and "mxfp8" in REASONS[R_MOE_ACT]
     assert h["tpot_ms"].iloc[1] == h["tpot_ms"].iloc[0]                     # bf16 is every Hopper default
     # experts that are not MXFP4 (a dense model, an FP8 MoE, gpt-oss served at 16-bit weights) ignore it
-    for model, gpu, w in (("Llama-3.1-8B", "H200", None), ("Qwen/Qwen3-235B-A22B-FP8", "B200", None),
-                          (GPT, "B200", "bf16")):
-        r = inference.estimate(model, gpu, tp=8, weight_dtype=w, engine="trtllm",
+    # (the block-FP8 MoE at EP 8: its 1536-wide experts split over TP 8 are off the 128 block, R_BLOCK)
+    for model, gpu, w, ep in (("Llama-3.1-8B", "H200", None, 1), ("Qwen/Qwen3-235B-A22B-FP8", "B200", None, 8),
+                              (GPT, "B200", "bf16", 1)):
+        r = inference.estimate(model, gpu, tp=8, ep=ep, weight_dtype=w, engine="trtllm",
                                moe_act_dtype=["auto", "bf16", "mxfp8"])
         assert r["fits"].all() and (r["moe_act_dtype"] == "auto").all()
         assert r["tpot_ms"].nunique() == 1 and r["ttft_ms"].nunique() == 1
