@@ -556,7 +556,8 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     if fidelity not in FIDELITIES:
         raise ObjectiveError(f"fidelity={fidelity!r}: valid fidelities are {FIDELITIES} (multi-fidelity: "
                              f"objective.confirming(objectives) or objectives.multi_fidelity(study, objective))")
-    name = model_record(model).name
+    record = model_record(model)
+    name = record.name
     if workload is None:
         workload = serving.Workload(rate=math.inf, input_len=2048, output_len=256)
     elif isinstance(workload, Mapping):
@@ -566,7 +567,7 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         workload = serving.Workload(**w)
     if not isinstance(workload, serving.Workload):
         raise ObjectiveError(f"workload must be a serving.Workload or a mapping of its fields, got {workload!r:.100}")
-    context = model_record(model).max_position
+    context = record.max_position
     if context > 0 and (longest := workload.longest_request()) is not None and longest[0] > context:
         which = "" if longest[1] is None else f", request {longest[1]} of trace {getattr(workload.trace, 'source', '')}"
         raise ObjectiveError(f"workload: the longest request ({longest[0]} tokens of prompt and output{which}) "

@@ -429,9 +429,8 @@ def _block_fp8_rules(model: str | Model, engines: Sequence[str] | None, choices:
     each pool: (its tp, attention-DP and EP parameter names, "1" where the space has none, the condition it exists
     under, its GPU parameter). ``choices``: each parameter's values. Every (tp, attn_dp) a rule names keeps the EP
     sizes that run there; where the rule differs by GPU (SGLang's padded MoE runner on SM100), per GPU."""
-    from objectives.inference.efficiency import FAMILIES
     from objectives.inference.ops import block_fp8_columns
-    from objectives.inference.resolve import block_fp8_invalid
+    from objectives.inference.resolve import block_fp8_invalid, family_code
     m = model_record(model)
     if m.quant_scheme != "fp8_block" or "fp8" not in choices.get("weight_dtype", []):
         return []
@@ -446,8 +445,7 @@ def _block_fp8_rules(model: str | Model, engines: Sequence[str] | None, choices:
             eps = choices[ep] if ep != "1" else [1]
             by_bad: dict[frozenset, list[Any]] = {}
             for g in choices[gpu]:
-                fam = catalog.gpu(g).family
-                code = FAMILIES.index(fam) if fam in FAMILIES else FAMILIES.index("hopper")
+                code = family_code(catalog.gpu(g).family)
                 bad = frozenset((t, a, x) for t in tps for a in adps for x in eps
                                 if block_fp8_invalid(e or "roofline", code, c["arch_padded"], True, c["moe_ffn"],
                                                      c["n_experts"], c["attn_out"], c["dense_ffn"],

@@ -519,11 +519,9 @@ def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str, engine: s
     SGLang's own rule for DeepSeek sparse attention, `inference.resolve.engine_kv_rule`), the dtype its deployment
     must store."""
     from objectives.catalog.types import DTYPES
-    from objectives.inference.efficiency import FAMILIES
-    from objectives.inference.resolve import dtype_codes, engine_kv_rule, gpu_arrays, resolve_dtypes
+    from objectives.inference.resolve import dtype_codes, engine_kv_rule, family_code, gpu_arrays, resolve_dtypes
 
-    fam = FAMILIES.index(g.family) if g.family in FAMILIES else FAMILIES.index("hopper")
-    eng8, eng16 = engine_kv_rule(engine, fam, m.is_deepseek_sparse)
+    eng8, eng16 = engine_kv_rule(engine, family_code(g.family), m.is_deepseek_sparse)
     _, kv, _, _ = resolve_dtypes(gpu_arrays([g], None), dtype_codes("weight_dtype", weight, False),
                                  dtype_codes("act_dtype", act, False), dtype_codes("kv_dtype", None, True),
                                  bool(m.is_compressed_attention) | eng8,
@@ -532,7 +530,7 @@ def _study_kv(m: catalog.Model, g: catalog.GPU, weight: str, act: str, engine: s
     return DTYPES[int(kv)]
 
 
-def _engine_auto_kv(m: catalog.Model, engine: str = "roofline", g: catalog.GPU | None = None) -> str:
+def _engine_auto_kv(m: catalog.Model, engine: str, g: catalog.GPU) -> str:
     """The KV-cache dtype ``engine``'s "auto" stores for checkpoint ``m`` on ``g``: the format it ships KV scales
     for (`Model.quant_kv_dtype`: a ModelOpt kv_cache_quant_algo / compressed-tensors kv_cache_scheme), else the
     model's 16-bit dtype (vLLM `resolve_kv_cache_dtype_string` + `CacheConfig.cache_dtype` "auto", vllm/utils/
@@ -540,14 +538,11 @@ def _engine_auto_kv(m: catalog.Model, engine: str = "roofline", g: catalog.GPU |
     kv_cache_dtype.py; TensorRT-LLM `KvCacheConfig.dtype` "auto", which follows the checkpoint's metadata), except
     where the engine fixes it (SGLang's DeepSeek sparse attention: fp8 on Blackwell, bf16 before;
     `inference.resolve.engine_kv_rule`)."""
-    from objectives.inference.efficiency import FAMILIES
-    from objectives.inference.resolve import engine_kv_rule
+    from objectives.inference.resolve import engine_kv_rule, family_code
 
-    if g is not None:
-        fam = FAMILIES.index(g.family) if g.family in FAMILIES else FAMILIES.index("hopper")
-        eng8, eng16 = engine_kv_rule(engine, fam, m.is_deepseek_sparse)
-        if eng8 or eng16:
-            return "fp8" if eng8 and g.supports("fp8") else "bf16"
+    eng8, eng16 = engine_kv_rule(engine, family_code(g.family), m.is_deepseek_sparse)
+    if eng8 or eng16:
+        return "fp8" if eng8 and g.supports("fp8") else "bf16"
     return m.quant_kv_dtype or "bf16"
 
 

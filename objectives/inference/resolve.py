@@ -272,7 +272,7 @@ def block_fp8_problem(m: Model, engine: str, family: str, tp: int, attn_dp: int,
     (an ep giving whole experts, the expert TP or tp values whose shards are whole blocks); "" where it runs."""
     from .ops import block_fp8_columns
     c = block_fp8_columns(m)
-    fam = FAMILIES.index(family) if family in FAMILIES else FAMILIES.index("hopper")
+    fam = family_code(family)
 
     def bad(t: int, a: int, e: int) -> bool:
         return bool(block_fp8_invalid(engine, fam, c["arch_padded"], True, c["moe_ffn"], c["n_experts"],
@@ -592,15 +592,19 @@ class GPUArrays:
     index: Num         # per-config record index (0 for a scalar)
 
 
+def family_code(family: str) -> int:
+    """A GPU family's index in `FAMILIES`, as the cost model's arrays hold it; a family without fitted factors
+    ("rdna", a new part) takes hopper's."""
+    return FAMILIES.index(family if family in FAMILIES else "hopper")
+
+
 def gpu_arrays(recs: list, index: np.ndarray | None, prices: Any = None) -> GPUArrays:
     def col(f):
         c = np.array([float(f(g)) for g in recs])
         return float(c[0]) if index is None else c[index]
 
     def fam(g):
-        if g.family not in FAMILIES:
-            return FAMILIES.index("hopper")
-        return FAMILIES.index(g.family)
+        return family_code(g.family)
 
     def price(g):
         if prices is not None and g.name in prices:
