@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from objectives.inference.comm import remote_copies
+
 #: where the multi-node DeepEP tables are (system, engine folder, version) under aiconfigurator-core's systems/data
 INTERNODE_TABLES = (("h100_sxm", "sglang", "0.5.6.post2"), ("h200_sxm", "sglang", "0.5.6.post2"))
 #: tokens a rank at or below which a low-latency kernel's time is its latency (the fewest the tables hold is 1-2)
@@ -63,13 +65,6 @@ def internode_tables(root: Path | None = None) -> pd.DataFrame:
             keys = ["system", "kind", "node_num", "num_token", "hidden", "top_k", "experts"]
             parts.append(rows.groupby(keys, as_index=False)["t_us"].min())
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def remote_copies(nodes: Any, top_k: Any) -> Any:
-    """Copies of a token sent over the network in one dispatch over `nodes` nodes, each node holding an equal share
-    of the experts and receiving a token once if any of its `top_k` experts is there (`comm.Links.alltoall`)."""
-    k = np.asarray(nodes, dtype=float)
-    return (k - 1.0) * (1.0 - np.power(1.0 - 1.0 / k, top_k))
 
 
 def token_bytes(hidden: Any, fp8_dispatch: bool = True) -> Any:

@@ -74,6 +74,14 @@ def p2p_s_per_byte(link_gbs: Num, bw_eff: Num) -> Num:
     return 1.0 / (link_gbs * 1e9 * bw_eff)
 
 
+def remote_copies(domains: Num, fanout: Num) -> Num:
+    """Copies of a token sent over the network in one all-to-all over `domains` scale-up domains (nodes) that each
+    hold an equal share of its `fanout` destinations (MoE dispatch: top_k experts), a domain receiving one copy if any
+    of them is there (DeepEP-style per-node deduplication): (k - 1) (1 - (1 - 1/k)^fanout) on average."""
+    k = np.asarray(domains, dtype=float)
+    return (k - 1.0) * (1.0 - np.power(1.0 - 1.0 / k, fanout))
+
+
 @dataclass
 class Links:
     """The two links of a deployment, per configuration (arrays broadcast): the scale-up domain of `domain` GPUs
@@ -124,7 +132,7 @@ class Links:
         inner, k = self.split(n)
         n_ = np.maximum(n, 1.0)
         up = np.where(n > 1, fanout * (inner - 1.0) / n_ / (self.up_gbs * 1e9 * self.up_eff), 0.0)
-        remote = (k - 1.0) * (1.0 - np.power(1.0 - 1.0 / k, fanout))
+        remote = remote_copies(k, fanout)
         out = remote / (self._out_gbs() * 1e9 * self.out_eff)
         return allreduce_latency_s(k, self.out_lat_us, self.out_hop_us), np.maximum(up, out)
 
