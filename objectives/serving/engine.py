@@ -465,6 +465,11 @@ class _Replica:
             self._plan_segment(t, K)
         self.eng.push(self.end, _END, self, self.version)
 
+    def tm_in_step(self, T: float, A: float, D: float, K: float, X: float) -> float:
+        """ms of its iteration (T prompt tokens, A query-key pairs, D decodes, K KV tokens read) in a lockstep step
+        whose other ranks put X tokens through the shared experts (`tm_with`; without it, `tm`, X unused)."""
+        return self.tm_with(T, A, D, K, X) if self.tm_with is not None else self.tm(T, A, D, K)
+
     def _begin(self, t: float) -> int:
         """Schedule the unit starting at `t`: -1 when there is nothing to run (the replica goes idle), 0 for one
         iteration (its chunks, decoders and duration `dt` set), else K >= 1: the decoders alone may run a segment of
@@ -516,16 +521,17 @@ class _Replica:
             # cycling in up to pp batches, prompts that arrived apart land in different batches (one each, as
             # many as there are batches); prompts beyond one token budget fill the next batches
             # (`_schedule_prefill`); else one batch holds them all (a lone prompt's whole pass holds the decodes).
-            # Ranks in lockstep are priced by their group (`_Group.start`), one batch each
-            k = 1
-            if self.pp > 1:
-                slots = -(-int(p + (ndec if self.dprio else 0)) // self.maxt)
-                k = min(max(slots, min(len(chunks), self.n)), self.pp)
-            self.dt = (self.tm(p, pairs, ndec, kv) if k <= 1 else
-                       self.cost.time_ms(p, pairs, ndec, kv, k)) + extra  # type: ignore[call-arg]
+            # Ranks in lockstep are priced by their group (`_Group.start` sets their dt and end), one batch each
             self.work = (p, pairs, ndec, kv, extra)
             self.chunks, self.ndec, self.seg = chunks, ndec, None
-            self.end = t + self.dt
+            if self.group is None:
+                k = 1
+                if self.pp > 1:
+                    slots = -(-int(p + (ndec if self.dprio else 0)) // self.maxt)
+                    k = min(max(slots, min(len(chunks), self.n)), self.pp)
+                self.dt = (self.tm(p, pairs, ndec, kv) if k <= 1 else
+                           self.cost.time_ms(p, pairs, ndec, kv, k)) + extra  # type: ignore[call-arg]
+                self.end = t + self.dt
             return 0
         return self._segment_len()
 
@@ -960,9 +966,8 @@ class _Group:
         self.t0 = t
         if min(ks) > 0:      # every busy rank decodes alone: one segment, to the first rank's change
             N = sum(r.n for r in busy)
-            pr = [(r.tm_with, r.n, r.S + r.n * (r.G + 1), N - r.n) if r.tm_with is not None
-                  else (lambda T, A, D, K, X, f=r.tm: f(T, A, D, K), r.n, r.S + r.n * (r.G + 1), 0) for r in busy]
-            seg = self.seg = _integrate(lambda k: max(f(0, 0, n, kv + k * n, x) for f, n, kv, x in pr),
+            pr = [(r, r.n, r.S + r.n * (r.G + 1), N - r.n) for r in busy]
+            seg = self.seg = _integrate(lambda k: max(r.tm_in_step(0, 0, n, kv + k * n, x) for r, n, kv, x in pr),
                                         1 if waiting else min(ks))
             for r in busy:
                 r._set_segment(t, list(seg))
@@ -977,8 +982,7 @@ class _Group:
             dt = 0.0
             for r in busy:
                 p, pairs, nd, kv, extra = r.work
-                f = r.tm_with
-                d = (f(p, pairs, nd, kv, X - p - nd) if f is not None else r.tm(p, pairs, nd, kv)) + extra
+                d = r.tm_in_step(p, pairs, nd, kv, X - p - nd) + extra
                 dt = max(dt, d)
             for r in busy:
                 r.dt = dt
