@@ -857,7 +857,8 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
     from objectives.serving.workload import DEFAULT_OUTPUT_SPREAD
 
     sim = simulated(rows)
-    parts += ["## The serving simulator on the aggregated rows (shipped factors, 10 x C requests per row)", "",
+    parts += [f"## The serving simulator on the aggregated rows (shipped factors, {BENCHMARK_ROUNDS} x C requests per row)",
+              "",
               "Each row's C closed-loop clients with `serving.Workload`'s default output spread (each output drawn "
               f"within +-{DEFAULT_OUTPUT_SPREAD:.0%} of the row's length, `output_spread`), through the engine's API "
               f"server (each new request held {API_SERVER_MS:g} ms, one at a time, before the scheduler sees it: "
