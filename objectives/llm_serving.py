@@ -33,7 +33,11 @@ group or on an engine that does not run it gives fits 0 with a reason; `inferenc
 prompt blocks already computed, vLLM ``--enable-prefix-caching``, SGLang's radix cache, TensorRT-LLM's
 ``kv_cache_config.enable_block_reuse``; True by default, as every one of these engines defaults it; it changes
 only workloads whose requests carry prompt hash blocks, a Mooncake trace: the analytical model's hit rate is
-`serving.prefix`'s, the simulator's ``Scheduler(prefix_caching=)``; docs/prefix_caching.md).
+`serving.prefix`'s, the simulator's ``Scheduler(prefix_caching=)``; docs/prefix_caching.md), adp_balance [False]
+(True or False: TensorRT-LLM's attention-DP balance, ``attention_dp_config.enable_balance`` at its default
+iterations: it holds the attention-DP ranks' prompts back until they run together, `inference.max_throughput`'s
+``adp_balance`` and the simulator's ``Scheduler(adp_balance=)``; it changes only aggregated MoE deployments with
+attn_dp > 1; TensorRT-LLM alone has it, other engines' rows read it as a what-if and `dse deploy` refuses it there).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -79,6 +83,7 @@ from dse import ObjectiveError
 from . import serving
 from .catalog.carry import CarriesModel
 from .inference.core import reusing_prepared
+from .inference.lockstep import AdpBalance
 from .metric_units import METRIC_UNITS
 from .provenance import SERVING_DATA, data_digest, setup_digest
 from .serving.analytical import Deployments, ServingModel
@@ -97,7 +102,7 @@ DEFAULTS: dict[str, Any] = {
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
     "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
     "prefix_caching": True, "moe_a2a": None, "prefill_pp": None, "prefill_weight_dtype": None,
-    "prefill_act_dtype": None, "prefill_kv_dtype": None,
+    "prefill_act_dtype": None, "prefill_kv_dtype": None, "adp_balance": False,
 }
 
 #: Metrics every fidelity returns.
@@ -179,6 +184,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             # the prefill pool's own PP and dtypes (disaggregated mode; missing: the decode pool's)
             **{k: np.asarray(c[k], dtype=object) for k in ("prefill_pp", "prefill_weight_dtype", "prefill_act_dtype",
                                                            "prefill_kv_dtype")},
+            adp_balance=np.asarray(c["adp_balance"], dtype=object),
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -379,6 +385,8 @@ class LLMServingObjective(CarriesModel):
                                            max_num_tokens=int(cfg["max_num_tokens"]),
                                            chunked_prefill=bool(cfg["chunked_prefill"]), batching=str(cfg["batching"]),
                                            prefix_caching=bool(cfg["prefix_caching"]))
+        if cfg["adp_balance"]:      # TensorRT-LLM's attention-DP balance at its default iterations
+            sched = dataclasses.replace(sched, adp_balance=AdpBalance())
         kw: dict[str, Any] = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"],
                                   kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp * adp),
                                   scheduler=sched, slo=self.slo)
@@ -457,7 +465,8 @@ class LLMServingObjective(CarriesModel):
             N = float(row["batch_size"]) if "batch_size" in row and np.isfinite(float(row["batch_size"])) else None
             bd = served_breakdown(**sm._kw(d), input_len=self.input_len, output_len=self.output_len,
                                   max_num_tokens=d.max_num_tokens, gpu_memory_utilization=sm.gpu_memory_utilization,
-                                  kv_capacity_tokens=sm.kv_capacity_tokens,
+                                  kv_capacity_tokens=sm.kv_capacity_tokens, prefix_caching=d.prefix_caching,
+                                  adp_balance=d.adp_balance,
                                   **({} if N is None else {"max_batch_size": max(math.ceil(N - 1e-9), 1)}))
             points.append((f"{label} (trial {int(row['number'])})", bd))
         if not points:

@@ -3,7 +3,7 @@
 Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep], [attn_dp] | weight_dtype, act_dtype, kv_dtype |
 [mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | [eplb] | [moe_act_dtype] |
 [moe_a2a] |
-[prefix_caching] | max_batch_size, max_num_tokens, chunked_prefill | [batching] | [engine].
+[prefix_caching] | max_batch_size, max_num_tokens, chunked_prefill | [batching] | [engine] | [adp_balance].
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
 (identical replicas have the same per-GPU and per-user metrics in the analytical model, so by default the
@@ -55,7 +55,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 prefill_attn_dp: Sequence[int] | None = None, eplb: Sequence[bool] | None = None,
                 moe_act_dtypes: Sequence[str] | None = None,
                 prefix_caching: Sequence[bool] | None = None, moe_a2a: Sequence[str] | None = None,
-                prefill_pp: Sequence[int] | None = None, prefill_formats: Sequence[str] | None = None) -> dse.Space:
+                prefill_pp: Sequence[int] | None = None, prefill_formats: Sequence[str] | None = None,
+                adp_balance: Sequence[bool] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -106,15 +107,24 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     ``prefix_caching`` where the space has none); active in every configuration (every prefill rank holds a
     cache), it changes the predictions only under a workload whose requests carry prompt hash blocks (a Mooncake
     trace, `serving.prefix`): over a synthetic workload both values give the same trial, so leave it out there.
+    ``adp_balance`` (MoE models, with ``attn_dp`` and an ``engines`` knob holding TensorRT-LLM): TensorRT-LLM's
+    attention-DP balance as a knob, e.g. ``(False, True)`` (``attention_dp_config.enable_balance``; the objective's
+    knob ``adp_balance``, `inference.max_throughput`'s, and `dse deploy` emits the YAML); active only where the
+    engine is TensorRT-LLM, attn_dp > 1 and the mode aggregated, the only trials it changes (the other engines
+    have no such balance and `dse deploy` refuses it there; without attention DP, or on a dense model, no ranks
+    step in lockstep; a disaggregated prefill pool has no decodes to hold its prompts for, a decode pool no
+    prompts).
     Values every trial would fail on
-    are refused here: EP on a dense model, EP above the experts, a prefill EP that no prefill TP x attention DP is
+    are refused here: ``adp_balance`` on a dense model, without an attn_dp value above 1, without TensorRT-LLM among
+    the ``engines``, without aggregated mode, or with values other than True / False; EP on a dense model, EP
+    above the experts, a prefill EP that no prefill TP x attention DP is
     a multiple of; ``eplb`` on a dense model or with values other than True / False; ``moe_act_dtypes`` on a model
     without MXFP4 experts, in a space without fp4 weights, with an unknown value, or "mxfp8" where no GPU of the
     space has the kernel; ``moe_a2a`` on a dense model, in a space without EP above 1, with an unknown value, or
     with a value none of the ``engines`` runs; with ``engines``,
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
-    `objectives.inference.resolve.layout_invalid`), in each pool; and a block-FP8 checkpoint at its own fp8 weights on
-    a (tp, attn_dp, ep) whose TP shards its 128-wide weight blocks do not tile, under each engine and GPU
+    `objectives.inference.resolve.layout_invalid`), in each pool; and a block-FP8 checkpoint at its own fp8 weights
+    (each pool's: ``prefill_weight_dtype`` for a prefill pool with ``prefill_formats``) on a (tp, attn_dp, ep) whose TP shards its 128-wide weight blocks do not tile, under each engine and GPU
     (`objectives.inference.resolve.block_fp8_invalid`: vLLM refuses Qwen3-235B-A22B-FP8 at TP 8 without EP).
     """
     _lists(n_gpus=n_gpus, tp=tp, pp=pp, ep=ep, formats=formats, kv_dtypes=kv_dtypes, max_batch_sizes=max_batch_sizes,
@@ -227,13 +237,18 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'"))
         cons.extend(_layout_rules(names, pools))
+    if adp_balance is not None:         # placed after the engine its condition names
+        part, cond = _adp_balance(model, adp_balance, engines, par, modes)
+        parts.append(part)
+        when["adp_balance"] = cond
     # a block-FP8 checkpoint's weight blocks must tile every TP shard (in each pool, under each engine)
     choices = {n: _choices(part, n) for part in parts for n in part.params
                if isinstance(part.params[n], dse.Categorical)}
-    fp8_pools: list[tuple[str, str, str, str | None, str]] = [
-        ("tp", adp, "ep" if "ep" in par.params else "1", None, "gpu")]
+    fp8_pools: list[tuple[str, str, str, str | None, str, str]] = [
+        ("tp", adp, "ep" if "ep" in par.params else "1", None, "gpu", "weight_dtype")]
     if own_pools:
-        fp8_pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'", "prefill_gpu"))
+        fp8_pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'", "prefill_gpu",
+                          "prefill_weight_dtype" if prefill_formats is not None else "weight_dtype"))
     cons.extend(_block_fp8_rules(model, engines, choices, fp8_pools))
     try:
         space = compose(*parts, constraints=cons, when=when)
@@ -423,24 +438,27 @@ def _layout_rules(engines: Sequence[str], pools: Sequence[tuple[str, str, str, s
 
 
 def _block_fp8_rules(model: str | Model, engines: Sequence[str] | None, choices: dict[str, list[Any]],
-                     pools: Sequence[tuple[str, str, str, str | None, str]]) -> list[str]:
-    """Constraints keeping a block-FP8 checkpoint served in its own format (weight_dtype fp8) on the layouts whose
-    TP shards its 128 x 128 weight blocks tile (`inference.resolve.block_fp8_invalid`, the rule's one home), in
-    each pool: (its tp, attention-DP and EP parameter names, "1" where the space has none, the condition it exists
-    under, its GPU parameter). ``choices``: each parameter's values. Every (tp, attn_dp) a rule names keeps the EP
-    sizes that run there; where the rule differs by GPU (SGLang's padded MoE runner on SM100), per GPU."""
+                     pools: Sequence[tuple[str, str, str, str | None, str, str]]) -> list[str]:
+    """Constraints keeping a block-FP8 checkpoint served in its own format (fp8 weights) on the layouts whose TP
+    shards its 128 x 128 weight blocks tile (`inference.resolve.block_fp8_invalid`, the rule's one home), in each
+    pool: (its tp, attention-DP and EP parameter names, "1" where the space has none, the condition it exists
+    under, its GPU parameter, its weight-format parameter: ``prefill_weight_dtype`` for a prefill pool with a format
+    of its own, each pool's guard on its own weights). ``choices``: each parameter's values. Every (tp, attn_dp) a
+    rule names keeps the EP sizes that run there; where the rule differs by GPU (SGLang's padded MoE runner on
+    SM100), per GPU."""
     from objectives.inference.ops import block_fp8_columns
     from objectives.inference.resolve import block_fp8_invalid, family_code
     m = model_record(model)
-    if m.quant_scheme != "fp8_block" or "fp8" not in choices.get("weight_dtype", []):
+    pools = [pool for pool in pools if "fp8" in choices.get(pool[5], [])]
+    if m.quant_scheme != "fp8_block" or not pools:
         return []
     c = block_fp8_columns(m)
     rules = []
     named: list[str | None] = list(engines) if engines else [None]
     for e in named:
-        for tp, adp, ep, cond, gpu in pools:
-            guard = "weight_dtype != 'fp8'" + (f" or engine != {e!r}" if e else "") + (f" or not ({cond})" if cond
-                                                                                       else "")
+        for tp, adp, ep, cond, gpu, weight in pools:
+            guard = f"{weight} != 'fp8'" + (f" or engine != {e!r}" if e else "") + (f" or not ({cond})" if cond
+                                                                                    else "")
             tps, adps = choices[tp], (choices[adp] if adp != "1" else [1])
             eps = choices[ep] if ep != "1" else [1]
             by_bad: dict[frozenset, list[Any]] = {}
@@ -549,6 +567,37 @@ def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) ->
     e = m.n_experts
     cond = " or ".join(f"({p} > 1 and {e} % {p} == 0)" for p in ("ep", *([prefill_ep] if prefill_ep else [])))
     return dse.Space(eplb=dse.Categorical(vals)), cond
+
+
+def _adp_balance(model: str | Model, values: Sequence[bool], engines: Sequence[str] | None, par: dse.Space,
+                 modes: Sequence[str]) -> tuple[dse.Space, str]:
+    """The ``adp_balance`` knob and its condition: active where the engine has the balance
+    (`inference.lockstep.ADP_BALANCE_ENGINES`), attn_dp > 1 (the ranks of an MoE model step in lockstep) and the
+    mode is aggregated, the trials it changes. SpaceError (a ValueError) for a value that is not True / False, a
+    dense model, a space without attn_dp above 1, without such an engine among ``engines`` or without
+    aggregated mode: every trial would be the same with either value, or fail (`dse deploy` refuses the balance on
+    other engines)."""
+    from objectives.inference.lockstep import ADP_BALANCE_ENGINES
+    from objectives.profiles import engine_key
+    vals = _knob_values("adp_balance", values, lambda v: isinstance(v, bool), "True / False, e.g. (False, True) "
+                        "(TensorRT-LLM's attention-DP balance off and on)")
+    m = model_record(model)
+    why = None
+    if not m.is_moe:
+        why = f"{m.name} is dense: its attention-DP ranks never step in lockstep, so every value gives the same trial"
+    elif "attn_dp" not in par.params or max(_choices(par, "attn_dp")) <= 1:
+        why = "the space has no attn_dp above 1 (give attn_dp values): no ranks to balance"
+    elif "agg" not in modes:
+        why = ("a disaggregated pool has nothing to balance (the prefill pool runs no decodes to hold its prompts "
+               "for, the decode pool no prompts); add 'agg' to modes")
+    runs = [e for e in (engines or ()) if engine_key(e) in ADP_BALANCE_ENGINES]
+    if why is None and not runs:
+        why = (f"only {', '.join(ADP_BALANCE_ENGINES)} has an attention-DP balance (`dse deploy` refuses it on the "
+               f"others); give engines=[..., 'trtllm'] (engines={None if engines is None else list(engines)})")
+    if why is not None:
+        raise SpaceError(f"adp_balance={values!r}: {why}")
+    cond = f"{one_of('engine', runs)} and attn_dp > 1" + (" and mode == 'agg'" if "disagg" in modes else "")
+    return dse.Space(adp_balance=dse.Categorical(vals)), cond
 
 
 def _moe_a2a(model: str | Model, values: Sequence[str], par: dse.Space, adp: str, engines: Sequence[str] | None,

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .core import prepare
 from .estimate import DEFAULT_MAX_NUM_TOKENS, _with_profile, busy_ranks, estimate
+from .lockstep import AdpBalance, balance_rows
 from .measured import (
     TOK_PARTS,
     context_points,
@@ -35,7 +36,7 @@ from .measured import (
     share_grid_at,
 )
 from .ops import StepCoeffs, forward_s, sparse_prefill_pairs
-from .resolve import positive
+from .resolve import flag, positive
 
 Num = Any
 
@@ -202,10 +203,11 @@ TTFT_TERMS = ("startup_wave", "front_end", "queue")
 #: (in the TPOT; in the TTFT the half mean iteration a prompt waits for on measured rows); requeue: a retracted
 #: request's later stints in the queue and its prompt wait again, per output token (TPOT only)
 CHURN_TERMS = ("recompute", "requeue")
-#: attention-DP ranks in lockstep (`estimate.rank_wait_s`): rank_wait: what a rank waits for the other ranks' prompt
-#: chunks, per prefill iteration of its own (and its share of the tpot; in the ttft the half mean iteration a
-#: prompt waits for on measured rows)
-LOCKSTEP_TERMS = ("rank_wait",)
+#: attention-DP ranks in lockstep (`estimate.lockstep_wait_s`): rank_wait: what a rank waits for the other ranks'
+#: prompt chunks, per prefill iteration of its own (and its share of the tpot; in the ttft the half mean iteration a
+#: prompt waits for on measured rows); balance_hold: with TensorRT-LLM's attention-DP balance (``adp_balance``), what
+#: a prompt waits for its release (ttft only, `estimate.balance_hold_s`)
+LOCKSTEP_TERMS = ("rank_wait", "balance_hold")
 SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS
 
 
@@ -237,24 +239,29 @@ def _scaled_sum(*terms: tuple[Num, dict[str, np.ndarray]]) -> dict[str, np.ndarr
 
 
 def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, isl: Num, osl: Num, mnt: Num,
-                    conc: Num, ms: float | None) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+                    conc: Num, ms: float | None, balance: AdpBalance | None = None, cached: Num = True,
+                    solo: StepCoeffs | None = None
+                    ) -> tuple[dict[str, np.ndarray], tuple[int, ...], StepCoeffs | None]:
     """`served_breakdown`'s columns (iterations, prompt_tokens, decode_seqs, `SERVED_COMPONENTS` in ms), flat in
     its row order (configuration-major, `SERVED_PHASES` within), of the configurations `prepare(**args, moe_dp=)`
-    gives, at `max_throughput`'s batch in flight N (flat, one per row); and their row shape. `ms`: the engine's
-    memory setting (None: its default), for where the cache bounds the batch (`estimate.served_batch`)."""
+    gives, at `max_throughput`'s batch in flight N (flat, one per row); their row shape; and the lone rank's
+    coefficients of attention-DP ranks in lockstep (`Prepared.solo`, None where none steps so). `ms`: the engine's
+    memory setting (None: its default), for where the cache bounds the batch (`estimate.served_batch`);
+    `balance`: TensorRT-LLM's attention-DP balance (None: off); `cached` (per row): vLLM's prefix cache on
+    (`estimate.retraction_churn`); `solo`: the lone rank's coefficients an earlier call prepared (prepared here
+    where None and the ranks step in lockstep: `max_throughput` prepares them once for every busy-rank count)."""
     from .estimate import (
+        balance_hold_s,
         chunk_pass_s,
         group_prompt_work,
+        lockstep_wait_s,
         pipeline_budget,
         prefill_chunk,
         queue_waits,
-        rank_overlap,
-        rank_wait_s,
         replica_time_s,
         retraction_churn,
         run_prompt_work,
         served_batch,
-        solo_chunk_s,
         split_rows,
         split_work,
         steady_work,
@@ -264,6 +271,13 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     collect: dict[str, Any] = {}
     p = prepare(**args, moe_dp=moe_dp, collect=collect)
     assert p is not None  # max_throughput returned rows
+    if solo is None and steps_in_lockstep(p):
+        # attention-DP ranks in lockstep (`estimate.rank_wait_s`): one rank's prompt chunk alone at the experts
+        one = prepare(**args, moe_dp=1.0)
+        assert one is not None  # the same arguments as `p`
+        solo = one.coeffs
+    if solo is not None:
+        p = replace(p, solo=solo)
     if p.coeffs.curves is not None:
         collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
     shape = p.row_shape
@@ -283,16 +297,13 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     pre = {k: np.where(split, pf[k], mean[k]) for k in COMPONENTS}
     step = {k: np.where(split, dec[k], zero) for k in COMPONENTS}
     tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
-    # `estimate.steady_state` (keep in step): attention-DP ranks in lockstep wait for each other's prompt chunks
+    # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
-    if steps_in_lockstep(p):
-        one = prepare(**args, moe_dp=1.0)
-        assert one is not None
-        ps = replace(p, solo=one.coeffs)
+    if p.solo is not None:
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), N)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], N)
-        pre["rank_wait"] = np.where(split, rank_wait_s(ps, t_chunk, solo_chunk_s(ps, w_pf, isl, osl, N), t_dec,
-                                                       rank_overlap(ps, N, isl, osl, w_pf[0], n_it)), 0.0)
+        pre["rank_wait"] = np.where(split, lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, n_it,
+                                                           balance=balance), 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
     # prefills again to the cycle
@@ -301,7 +312,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     _, kv_bound, _, _ = served_batch(p, isl, osl, np.asarray(rows["max_batch_size"], dtype=float), mnt, ms,
                                      None if kv is None else np.asarray(kv, dtype=float))
     per = None if conc is None else conc / (p.dp * p.attn_dp)      # clients per replica
-    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, per, kv_bound)
+    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, per, kv_bound, np.asarray(cached) > 0)
     cycle_s = sum(tpot.values()) * osl + redo_s
     iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
     # `estimate.prefill_wait_s` (keep in step): measured rows, a run's steady wait and its start-up wave
@@ -327,6 +338,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
                 for name in (*COMPONENTS, "recompute", "rank_wait")}
     front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
+    # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
+    ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it, iter_s, None, balance)
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
@@ -343,7 +356,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         out[name] = np.column_stack([nan if v is None else flat(v) for v in vals]).ravel()
     for name in SERVED_COMPONENTS:
         out[name] = np.column_stack([flat(ph.get(name, 0.0)) * 1e3 for ph in phases]).ravel()
-    return out, shape
+    return out, shape, solo
 
 
 def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None,
@@ -370,7 +383,12 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
       elsewhere, `estimate.retraction_churn` and `estimate.queue_waits`, the functions `max_throughput` calls):
       recompute (the prefills again: their share of the cycle in the tpot, and on measured rows of the half mean
       iteration in the ttft) and requeue (tpot: the later stints in the queue and the prompt wait again); the
-      queue is then the first of 1 + rho stints.
+      queue is then the first of 1 + rho stints; `prefix_caching` as `max_throughput`'s (vLLM's preempted requests
+      find their cached prefix, or prefill it all again).
+    - attention-DP ranks of an MoE model in lockstep (`LOCKSTEP_TERMS`): rank_wait (the prefill iteration's wait
+      for the other ranks' prompt chunks, `estimate.lockstep_wait_s`, and its share of the tpot and ttft) and, with
+      `adp_balance` (as `max_throughput`'s, one value or one per row), balance_hold (ttft: the prompt's wait for
+      the balance's release, `estimate.balance_hold_s`).
 
     Meant to explain configurations (built as they broadcast, not factorized), not to sweep millions."""
     from .estimate import DEFAULT_MAX_BATCH_SIZE, max_throughput
@@ -404,19 +422,39 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     ms = kw.pop("gpu_memory_utilization", None)   # sizes N (read off max_throughput's batch_size) and the churn
     ms = None if ms is None else float(ms)
     dp, attn_dp = kw.pop("dp", 1), kw.pop("attn_dp", 1)
+    # `estimate._max_throughput_eval`: its attention-DP balance and prefix cache, one value or one per row
+    balance, balanced = balance_rows(kw.pop("adp_balance", None))
+    cached = flag("prefix_caching", kw.pop("prefix_caching", True))
+    if np.ndim(cached):
+        rows["prefix_caching"] = cached
+    if balanced is not None:
+        rows["adp_balance"] = balanced
     args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                 kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
                 eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None),
                 moe_a2a=kw.pop("moe_a2a", None))
     N = df["batch_size"].to_numpy(float)
-    cols, shape = _served_columns(args, None, N, isl, osl, mnt, conc, ms)
+    solo: StepCoeffs | None = None
+
+    def columns(moe_dp: float | None) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+        """`_served_columns` with the balance on the rows that have it (`estimate._evaluate_balanced`), the lone
+        rank's coefficients prepared once."""
+        nonlocal solo
+        got, shape, solo = _served_columns(args, moe_dp, N, isl, osl, mnt, conc, ms, balance, cached, solo)
+        if balance is None or balanced is None or solo is None or bool(np.all(balanced)):
+            return got, shape
+        off, _, _ = _served_columns(args, moe_dp, N, isl, osl, mnt, conc, ms, None, cached, solo)
+        on = np.repeat(np.broadcast_to(balanced, shape).ravel() if shape else np.ravel(balanced), nph)
+        return {k: np.where(on, v, off[k]) for k, v in got.items()}, shape
+
+    cols, shape = columns(None)
     if conc is not None:
         # `estimate._max_throughput_eval` (keep in step): fewer clients than a replica's attention-DP ranks, only
         # the busy ranks' tokens reach the routed experts (`prepare`'s moe_dp), one preparation per busy count
         flat_busy = busy_ranks(conc, dp, attn_dp, shape)
         for v in np.unique(flat_busy[flat_busy > 0]):
-            sub, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc, ms)
+            sub, _ = columns(float(v))
             sel = np.repeat(flat_busy == v, nph)
             cols = {k: np.where(sel, sub[k], col) for k, col in cols.items()}
     n = len(df)
@@ -431,7 +469,8 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
 #: one colour per component in `served_html`'s bars (the kernels' first, then the host's, the TTFT's own, the churn's)
 _COLOURS = dict(zip(SERVED_COMPONENTS, (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-    "#bab0ac", "#6b4c9a", "#d37295", "#8cd17d", "#499894", "#fabfd2", "#79706e", "#b6992d", "#f1ce63")))
+    "#bab0ac", "#6b4c9a", "#d37295", "#8cd17d", "#499894", "#fabfd2", "#79706e", "#b6992d", "#f1ce63", "#86bcb6",
+    "#d4a6c8")))
 
 
 def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:

@@ -393,13 +393,26 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
     if p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' prompt chunks a rank waits for
-        t_p = t_p + rank_wait_s(p, t_p, solo_chunk_s(p, w_pf, isl, osl, N), t_d,
-                                rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance))
+        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, n_it, prompts, balance)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
         return t_split, n_it, D, b_split
     return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+
+
+def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num, osl: Num, N: Num, n_it: Num,
+                    prompts: Num = None, balance: lockstep.AdpBalance | None = None) -> Num:
+    """What a rank waits (s) for the other attention-DP ranks' prompt chunks, per prefill iteration of its own, in
+    `steady_state`'s mix (`rank_wait_s` with this rank's chunk alone priced on `Prepared.solo` and `rank_overlap`;
+    0 where `p.solo` is None): the one home of the wait that `steady_state` adds to its prefill iteration and
+    `breakdown.served_breakdown` shows as ``rank_wait``. `t_chunk`: `split_work`'s prefill iteration `w_pf` as
+    `chunk_pass_s` prices it, `t_dec`: the pure decode step (s); N, `n_it`, `prompts`, `balance` as
+    `rank_overlap`."""
+    if p.solo is None:
+        return np.zeros(np.shape(t_chunk))
+    return rank_wait_s(p, t_chunk, solo_chunk_s(p, w_pf, isl, osl, N), t_dec,
+                       rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance))
 
 
 def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -> Num:
@@ -688,7 +701,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     (``attention_dp_config.enable_balance``): None / False (off, every engine's default), True (TensorRT-LLM's
     default iterations) or a `lockstep.AdpBalance`; it holds the prompts back until the ranks' run together
     (`lockstep.AdpBalance`), so the ranks wait less for each other and each prompt waits for its release
-    (`balance_hold_s`). Only TensorRT-LLM has it (`dse deploy` launches it there); other rows read it as a what-if.
+    (`balance_hold_s`); or one bool per row (True: TensorRT-LLM's default iterations). Only TensorRT-LLM has it
+    (`dse deploy` launches it there); other rows read it as a what-if.
     `prefix_caching` (bool, or one per row; default True, the engines' default): whether a vLLM request preempted
     where the cache binds finds what of its prompt and output so far its prefix cache kept (`admission.
     preemption_churn`); off, it prefills them all again.
@@ -732,7 +746,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
     many as the budget holds, the closed loop's groups): the most prompts one prefill iteration of the steady
     state carries (`split_work`), for callers whose requests arrive apart. `adp_balance`: as `max_throughput`'s."""
-    balance = lockstep.as_balance(adp_balance)
+    balance, balanced = lockstep.balance_rows(adp_balance)
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -756,6 +770,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     cached = flag("prefix_caching", prefix_caching)
     if np.ndim(cached):
         rows["prefix_caching"] = cached
+    if balanced is not None:
+        rows["adp_balance"] = balanced
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                 moe_a2a=moe_a2a)
@@ -773,7 +789,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
                 balance=balance, cached=cached)
-    res = _evaluate(p, args, _max_throughput_rows)
+    res = _evaluate_balanced(p, args, balanced)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
         # idle (dummy forwards), so only their tokens reach the routed experts (`prepare`'s moe_dp); one
@@ -785,11 +801,23 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                             rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
                             moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, moe_dp=float(v))
                 assert q is not None  # the same arguments as `p`
-                sub = _evaluate(replace(q, solo=solo), args, _max_throughput_rows)
+                sub = _evaluate_balanced(replace(q, solo=solo), args, balanced)
                 sel = flat_busy == v
                 res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
                        for k, col in res.items()}
     return p, res, isl, osl
+
+
+def _evaluate_balanced(p: Prepared, args: dict[str, Any], balanced: np.ndarray | None) -> dict[str, np.ndarray]:
+    """`_evaluate` of `_max_throughput_rows` with ``args``' balance on the rows `balanced` holds True and off on the
+    others (None: ``args``' balance on every row). The balance changes only rows whose ranks step in lockstep
+    (`Prepared.solo`), so the rows are evaluated twice only where both values meet such rows."""
+    res = _evaluate(p, args, _max_throughput_rows)
+    if balanced is None or args["balance"] is None or p.solo is None or bool(np.all(balanced)):
+        return res
+    on = np.broadcast_to(balanced, p.row_shape).ravel() if p.row_shape else np.ravel(balanced)
+    off = _evaluate(p, {**args, "balance": None}, _max_throughput_rows)
+    return {k: np.where(on, v, off[k]) if np.shape(v) == on.shape else v for k, v in res.items()}
 
 
 def recompute_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, redo: Num) -> Num:

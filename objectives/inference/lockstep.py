@@ -49,6 +49,9 @@ BENCHMARK_ROUNDS = 10
 #: ``batching_wait_iters`` 10)
 TRTLLM_BATCHING_WAIT_ITERS = 10
 TRTLLM_TIMEOUT_ITERS = 50
+#: the engines that have an attention-DP balance (`AdpBalance`): TensorRT-LLM alone (vLLM and SGLang schedule each
+#: attention-DP rank's prompts on their own)
+ADP_BALANCE_ENGINES = ("trtllm",)
 #: the most prompt counts the Poisson sums run over (a step's slowest rank beyond it is as good as certain to be full)
 _MAX_TERMS = 512
 
@@ -160,6 +163,19 @@ def as_balance(value: object) -> AdpBalance | None:
     if isinstance(value, AdpBalance):
         return value
     raise TypeError(f"adp_balance={value!r}: True, False / None (off, the default) or an AdpBalance")
+
+
+def balance_rows(value: object) -> tuple[AdpBalance | None, np.ndarray | None]:
+    """The ``adp_balance`` knob of `estimate.max_throughput`, a value for every row (`as_balance`) or one bool per
+    row: (the `AdpBalance` of the rows that have one, None where no row has; the per-row bools where an array was
+    given, else None). A per-row True is TensorRT-LLM's default iterations."""
+    if value is None or isinstance(value, (bool, np.bool_, AdpBalance, str, bytes)) or not hasattr(value, "__len__"):
+        return as_balance(value.item() if isinstance(value, np.bool_) else value), None
+    from .resolve import flag
+    on = np.asarray(flag("adp_balance", value), dtype=bool)
+    if not on.any():
+        return None, on
+    return AdpBalance(), on
 
 
 def release_period(lam: Num, R: Num, balance: AdpBalance) -> np.ndarray:

@@ -186,7 +186,10 @@ class Deployments:
     `inference.estimate`; default and missing entries "auto"), prefix_caching (bool:
     reuse the KV of prompt blocks already computed, vLLM ``--enable-prefix-caching``, SGLang's radix cache,
     TensorRT-LLM's ``kv_cache_config.enable_block_reuse``; default and missing entries True, every engine's
-    default; it changes only workloads whose requests carry prompt hash blocks, `serving.prefix`).
+    default; it changes only workloads whose requests carry prompt hash blocks, `serving.prefix`), adp_balance
+    (bool: TensorRT-LLM's attention-DP balance, ``attention_dp_config.enable_balance`` at its default iterations,
+    `inference.max_throughput`'s ``adp_balance``; it changes aggregated MoE deployments whose attention-DP ranks
+    step in lockstep, attn_dp > 1; default and missing entries False, the engine's default).
     """
 
     gpu: np.ndarray
@@ -218,9 +221,12 @@ class Deployments:
     prefill_weight_dtype: np.ndarray = None  # type: ignore[assignment]  # disagg: prefill pool's (None: weight_dtype)
     prefill_act_dtype: np.ndarray = None  # type: ignore[assignment]     # disagg: prefill pool's (None: act_dtype)
     prefill_kv_dtype: np.ndarray = None  # type: ignore[assignment]      # disagg: prefill pool's (None: kv_dtype)
+    adp_balance: np.ndarray = None  # type: ignore[assignment]      # TensorRT-LLM's attention-DP balance (None: False)
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
+        object.__setattr__(self, "adp_balance", np.zeros(n0, dtype=bool) if self.adp_balance is None else
+                           _bools("adp_balance", self.adp_balance))
         object.__setattr__(self, "eplb", np.zeros(n0, dtype=bool) if self.eplb is None else
                            _bools("eplb", self.eplb))
         object.__setattr__(self, "moe_act_dtype", _choices("moe_act_dtype", self.moe_act_dtype, n0))
@@ -286,7 +292,7 @@ class Deployments:
            prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
            prefix_caching: Any = True, moe_a2a: Any = None, prefill_pp: Any = None,
            prefill_weight_dtype: Any = None, prefill_act_dtype: Any = None,
-           prefill_kv_dtype: Any = None) -> Deployments:
+           prefill_kv_dtype: Any = None, adp_balance: Any = False) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
@@ -295,7 +301,7 @@ class Deployments:
                     prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                     prefix_caching=prefix_caching, moe_a2a=moe_a2a, prefill_pp=prefill_pp,
                     prefill_weight_dtype=prefill_weight_dtype, prefill_act_dtype=prefill_act_dtype,
-                    prefill_kv_dtype=prefill_kv_dtype)
+                    prefill_kv_dtype=prefill_kv_dtype, adp_balance=adp_balance)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -692,7 +698,10 @@ class ServingModel:
             prompts = None if prompts is None else (np.asarray(prompts, dtype=float)[:, None] if np.ndim(prompts) < 2
                                                     else np.asarray(prompts, dtype=float))
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
-        out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
+        bal = d.adp_balance if d.adp_balance.any() else None
+        if bal is not None and np.ndim(N) == 2:
+            bal = bal[:, None]
+        out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len, adp_balance=bal,
                                    max_batch_size=nb, max_num_tokens=mnt,
                                    gpu_memory_utilization=self.gpu_memory_utilization,
                                    kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts)
@@ -782,7 +791,8 @@ class ServingModel:
         mt = inference.max_throughput(**kw, dp=d.dp, input_len=isl, output_len=osl, max_batch_size=mbs,
                                       max_num_tokens=d.max_num_tokens,
                                       gpu_memory_utilization=self.gpu_memory_utilization,
-                                      kv_capacity_tokens=self.kv_capacity_tokens, prefix_caching=d.prefix_caching)
+                                      kv_capacity_tokens=self.kv_capacity_tokens, prefix_caching=d.prefix_caching,
+                                      adp_balance=d.adp_balance if d.adp_balance.any() else None)
         N = mt["batch_size"].to_numpy(float).copy()
         ttft = mt["ttft_ms"].to_numpy(float).copy()
         tpot = mt["tpot_ms"].to_numpy(float).copy()

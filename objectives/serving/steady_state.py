@@ -16,7 +16,8 @@ closed form has no wave of prompts queueing behind each other, its TTFT would be
 ``kv_capacity_tokens`` where the scheduler gives it, else the inference memory model's at the engine's
 ``gpu_memory_utilization`` (`Scheduler.kv_tokens`, as the simulator sizes it). ``prefix_caching`` as in the
 analytical model (it matters only for a workload with a ``shared_prefix``). Ignored (no preemption in a closed-loop
-fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs.
+fixed-length steady state): preemption, kv_block_size, kv_watermark, host_link_gbs; adp_balance (one rank a replica
+here, no attention-DP ranks to balance).
 """
 from __future__ import annotations
 

@@ -8,10 +8,15 @@
 """
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import spaces
+from dse import SpaceError
 from objectives import catalog, deploy, inference
 from objectives.deploy.flags import DeployError
 from objectives.inference.resolve import R_BLOCK, REASONS, block_fp8_problem
@@ -148,3 +153,80 @@ def test_the_space_refuses_the_layouts_every_trial_would_fail_on():
     r = inference.estimate(model=QWEN, gpu=fp8["gpu"].to_numpy(object), tp=8, ep=fp8["ep"].to_numpy(float),
                            engine=fp8["engine"].to_numpy(object), **KW)
     assert not np.isin(r["reason"].to_numpy(object), [REASONS[R_BLOCK]]).any()
+
+
+#: a disaggregated space of QWEN on two GPUs whose prefill pool has a format of its own (the knobs the cases vary)
+_POOLS = dict(max_gpus=16, modes=("disagg",), tp=[8], max_batch_sizes=[64], max_num_tokens=[8192],
+              chunked_prefill=[True])
+
+
+def _pool_problems(grid, engine_default: str = "roofline") -> list[str]:
+    """`block_fp8_problem` of each pool of each row of a space's grid whose own weights are the checkpoint's fp8 (the
+    decode pool's knobs, the prefill pool's own where it has them); the non-empty ones."""
+    m = catalog.model(QWEN)
+    out = []
+
+    def get(r, name, base, default=1):
+        v = r.get(name)
+        if v is None or (isinstance(v, float) and v != v):
+            v = r.get(base, default) if base else default
+        return default if v is None or (isinstance(v, float) and v != v) else v
+    for _, r in grid.iterrows():
+        pools = [(r["weight_dtype"], r["gpu"], r["tp"], get(r, "attn_dp", None), get(r, "ep", None))]
+        if r.get("mode") == "disagg":
+            pools.append((get(r, "prefill_weight_dtype", "weight_dtype"), get(r, "prefill_gpu", "gpu"),
+                          get(r, "prefill_tp", "tp"), get(r, "prefill_attn_dp", "attn_dp"),
+                          get(r, "prefill_ep", "ep")))
+        for w, gpu, tp, adp, ep in pools:
+            if w == "fp8":
+                why = block_fp8_problem(m, str(r.get("engine", engine_default)), catalog.gpu(gpu).family,
+                                        int(tp), int(adp), int(ep))
+                if why:
+                    out.append(why)
+    return out
+
+
+def test_each_pool_guards_the_block_rule_on_its_own_weights():
+    """A bf16 decode pool beside an fp8 prefill pool at TP 8 without EP: the prefill pool's 192-wide expert shards
+    are refused (the rule once read the decode pool's weight_dtype and kept it, which `dse deploy` then refused);
+    an fp8 decode pool no longer restricts a bf16 prefill pool (another checkpoint: no blocks), which keeps EP 1."""
+    g = spaces.llm_serving(QWEN, ["H200-SXM-141GB"], formats=["bf16"], prefill_formats=["fp8"], prefill_tp=[4, 8],
+                           engines=["vllm"], ep=[1, 8], **_POOLS).grid()
+    assert len(g) and not _pool_problems(g)
+    assert set(zip(g["prefill_tp"], g["ep"])) == {(8, 8)}           # vLLM: tp 4 and tp 8 at ep 1 refused
+    g = spaces.llm_serving(QWEN, ["H200-SXM-141GB"], formats=["fp8"], prefill_formats=["bf16"], prefill_tp=[8],
+                           engines=["vllm"], ep=[1, 8], prefill_ep=[1, 8], **_POOLS).grid()
+    assert set(zip(g["ep"], g["prefill_ep"])) == {(8, 1), (8, 8)}     # the decode pool at ep 8 only
+    for _, r in g.iterrows():     # dse deploy runs every pool of every trial
+        deploy.commands(r.to_dict(), engine="vllm", model=QWEN, workload={"input_len": 1024, "output_len": 128})
+
+
+@settings(max_examples=12, deadline=None)
+@given(engines=st.sampled_from([None, ["vllm"], ["sglang"], ["vllm", "sglang", "trtllm"]]),
+       formats=st.sampled_from([["fp8"], ["bf16"], ["fp8", "bf16"]]),
+       prefill_formats=st.sampled_from([None, ["fp8"], ["bf16"], ["fp8", "bf16"]]),
+       gpus=st.sampled_from([["H200-SXM-141GB"], ["B200"], ["H200-SXM-141GB", "B200"]]),
+       prefill_tp=st.sampled_from([None, [4, 8], [2, 8]]), ep=st.sampled_from([[1, 8], [1, 2, 4, 8]]))
+def test_the_space_yields_exactly_the_layouts_every_pool_runs(engines, formats, prefill_formats, gpus, prefill_tp,
+                                                              ep):
+    """Property: the space keeps every configuration whose pools all pass `block_fp8_problem` at their own
+    weights (`dse deploy`'s check) and no other: its grid is the grid without the block rule less the rows
+    some pool fails."""
+    import spaces.llm as llm
+    kw = dict(_POOLS, formats=formats, prefill_formats=prefill_formats, engines=engines, prefill_tp=prefill_tp,
+              ep=ep, prefill_gpus=gpus)
+    if prefill_formats is None and prefill_tp is None:
+        kw["prefill_ep"] = ep                   # a prefill pool of its own all the same
+    try:
+        g = spaces.llm_serving(QWEN, gpus, **kw).grid()
+    except SpaceError:
+        g = None
+    with mock.patch.object(llm, "_block_fp8_rules", lambda *a, **k: []):
+        free = spaces.llm_serving(QWEN, gpus, **kw).grid()
+    keep = [not _pool_problems(free.iloc[[i]]) for i in range(len(free))]
+    want = free[keep].reset_index(drop=True)
+    if g is None:
+        assert not len(want)
+        return
+    cols = list(free.columns)
+    assert g[cols].reset_index(drop=True).equals(want[cols].reset_index(drop=True))

@@ -187,6 +187,66 @@ def test_the_churn_follows_the_caches_size():
             np.testing.assert_allclose(_phase(bd, phase)["total_ms"], mt[col], rtol=1e-9, atol=0, err_msg=str(kw))
 
 
+@pytest.mark.parametrize("cached", [True, False, [True, False]])
+def test_the_parts_add_up_with_the_prefix_cache_on_and_off(cached):
+    """vLLM's preemption churn where the cache binds: off, a preempted request prefills its prompt and output so far
+    again (`admission.preemption_churn`), on, its cache kept some; the breakdown prices the churn with the same
+    knob as `max_throughput` (one value or one per row), so its phases still add up to max_throughput's."""
+    a = dict(engine="vllm", input_len=1024, output_len=1024, concurrency=64, kv_capacity_tokens=40_000)
+    mt = inference.max_throughput("Llama-3.1-8B", "H100", **a, prefix_caching=cached)
+    bd = served_breakdown("Llama-3.1-8B", "H100", **a, prefix_caching=cached)
+    for phase, col in (("ttft", "ttft_ms"), ("tpot", "tpot_ms")):
+        np.testing.assert_allclose(_phase(bd, phase)["total_ms"], mt[col], rtol=1e-9, atol=0)
+    redo = _phase(bd, "tpot")["recompute"].to_numpy()
+    on = _phase(served_breakdown("Llama-3.1-8B", "H100", **a), "tpot")["recompute"].iloc[0]
+    flags = np.atleast_1d(cached)
+    assert on > 0 and list(redo > 1.5 * on) == [not f for f in flags]
+
+
+@pytest.mark.parametrize("balance", [None, True, [True, False]])
+def test_the_parts_add_up_with_the_attention_dp_balance_on_and_off(balance):
+    """TensorRT-LLM's attention-DP balance lines the ranks' prompts up (less `rank_wait`) and holds each prompt
+    back until its release (`balance_hold`, in the TTFT only); the breakdown prices both with the same knob as
+    `max_throughput` (one value or one per row), so its phases still add up to max_throughput's."""
+    a = dict(model="Qwen3-30B-A3B", gpu="B200", tp=1, attn_dp=8, ep=8, engine="trtllm", input_len=[1024, 4096],
+             output_len=512, concurrency=[[16], [256]])
+    mt = inference.max_throughput(**a, adp_balance=balance)
+    bd = served_breakdown(**a, adp_balance=balance)
+    for phase, col in (("ttft", "ttft_ms"), ("tpot", "tpot_ms")):
+        np.testing.assert_allclose(_phase(bd, phase)["total_ms"], mt[col], rtol=1e-9, atol=0)
+    parts = bd[list(SERVED_COMPONENTS)].to_numpy()
+    assert np.all(parts >= 0.0)
+    np.testing.assert_allclose(parts.sum(axis=1), bd["total_ms"], rtol=1e-12, atol=0)
+    off = served_breakdown(**a)
+    on = np.resize(np.asarray(bool(balance) if not isinstance(balance, list) else balance), 4)
+    hold = _phase(bd, "ttft")["balance_hold"].to_numpy()
+    wait, wait0 = (_phase(x, "prefill_iteration")["rank_wait"].to_numpy() for x in (bd, off))
+    assert list(hold > 0) == list(on) and (bd.loc[bd["phase"] != "ttft", "balance_hold"] == 0).all()
+    assert np.all(wait[on] < 0.5 * wait0[on]) and np.array_equal(wait[~on], wait0[~on])
+    # the report's table shows the lockstep terms (each component has its colour: rank_wait once had none)
+    html = served_html([("lockstep", bd[bd["row"] == 0])])
+    assert "rank_wait" in html and ("balance_hold" in html) == bool(on[0])
+
+
+def test_the_lone_rank_is_prepared_once_for_every_busy_rank_count(monkeypatch):
+    """`Prepared.solo` (one rank's prompt chunk alone at the experts) is prepared once, as `max_throughput`
+    prepares it, not again for each count of busy ranks (fewer clients than attention-DP ranks)."""
+    import importlib
+    breakdown = importlib.import_module("objectives.inference.breakdown")
+    calls = []
+    real = breakdown.prepare
+
+    def counting(*args, **kw):
+        calls.append(kw.get("moe_dp"))
+        return real(*args, **kw)
+    monkeypatch.setattr(breakdown, "prepare", counting)
+    a = dict(model="Qwen3-30B-A3B", gpu="H200", tp=1, attn_dp=8, ep=8, concurrency=[1, 3, 5, 64])
+    bd = served_breakdown(**a)
+    # the rows, the lone rank, then the rows at each of the three busy counts (1, 3 and 5 ranks)
+    assert calls == [None, 1.0, 1.0, 3.0, 5.0]
+    np.testing.assert_allclose(_phase(bd, "ttft")["total_ms"], inference.max_throughput(**a)["ttft_ms"], rtol=1e-9)
+
+
 def test_a_slower_kernel_table_moves_its_own_component_only(monkeypatch):
     args = dict(model="Llama-3.1-70B", gpu="H200", tp=4, input_len=2048, output_len=257, engine="vllm")
     before = served_breakdown(**args)

@@ -4,7 +4,7 @@ until ``timeout_iters`` iterations have passed since the last release; and in th
 (`inference.max_throughput(adp_balance=...)`), which it brings back towards the aligned ranks' cycle."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -121,3 +121,61 @@ def test_wide_ep_closed_loop_simulator_and_closed_form_agree_with_and_without_th
         assert out[bal][1] == pytest.approx(out[bal][0], rel=0.10), out
     assert out[True][0] < out[False][0] and out[True][1] < out[False][1]
     assert out[True][2] > out[False][2] and out[True][3] > out[False][3]
+
+
+# ---- the knob everywhere max_throughput has it: per row, the serving model, the objective ------------------
+
+QWEN_TRT = dict(model="Qwen3-30B-A3B", gpu="B200", tp=1, attn_dp=4, ep=4, engine="trtllm")
+
+
+def test_max_throughput_takes_the_balance_one_per_row():
+    """One bool per row prices each row as the scalar knob would; rows whose ranks do not step in lockstep (dense
+    attention-DP ranks, attn_dp 1) are the same either way."""
+    a = dict(QWEN_TRT, attn_dp=[4, 4, 1], input_len=2048, output_len=256, concurrency=128)
+    mixed = inference.max_throughput(**a, adp_balance=[True, False, True])
+    on, off = (inference.max_throughput(**a, adp_balance=b) for b in (True, False))
+    for col in ("ttft_ms", "tpot_ms", "throughput_tok_s"):
+        want = np.where([True, False, True], on[col], off[col])
+        np.testing.assert_array_equal(mixed[col].to_numpy(), want)
+    assert on["ttft_ms"].iloc[0] > off["ttft_ms"].iloc[0] and on["ttft_ms"].iloc[2] == off["ttft_ms"].iloc[2]
+    with pytest.raises(ValueError, match="adp_balance"):
+        inference.max_throughput(**a, adp_balance=[1, 2, 0])
+
+
+def test_the_objective_and_the_serving_model_price_the_balance_as_max_throughput():
+    """`llm_serving_objective`'s knob ``adp_balance`` (default False) reaches `inference.max_throughput` through the
+    serving model, per configuration; the trials that carry it differ from those that do not exactly as the closed
+    form's balance says."""
+    from objectives import llm_serving_objective
+    w = Workload(concurrency=128, input_len=2048, output_len=256)
+    obj = llm_serving_objective("Qwen3-30B-A3B", workload=w)
+    cfg = pd.DataFrame({"gpu": "B200", "tp": 1, "attn_dp": 4, "ep": 4, "engine": "trtllm",
+                        "adp_balance": [False, True, np.nan]})     # NaN: an inactive knob, the default
+    m = obj(cfg)
+    mt = {b: inference.max_throughput(**QWEN_TRT, input_len=2048, output_len=256, concurrency=128,
+                                      max_batch_size=32, max_num_tokens=8192, adp_balance=b) for b in (False, True)}
+    for i, b in enumerate((False, True, False)):
+        assert m["ttft_ms"].iloc[i] == pytest.approx(float(mt[b]["ttft_ms"].iloc[0]), rel=1e-9), i
+        assert m["tpot_ms"].iloc[i] == pytest.approx(float(mt[b]["tpot_ms"].iloc[0]), rel=1e-9), i
+    assert m["ttft_ms"].iloc[1] > m["ttft_ms"].iloc[0]
+    d = serving.Deployments.of(gpu="B200", tp=1, attn_dp=4, ep=4, engine="trtllm", adp_balance=[False, True])
+    assert list(d.adp_balance) == [False, True]
+    assert list(serving.Deployments.of(gpu="B200").adp_balance) == [False]
+    with pytest.raises(ValueError, match="adp_balance"):
+        serving.Deployments.of(gpu="B200", adp_balance="yes")
+
+
+def test_the_objectives_simulated_fidelity_runs_the_balance():
+    """The simulated fidelity gives the simulator's scheduler the trial's balance (`Scheduler.adp_balance`)."""
+    from objectives import llm_serving_objective
+    w = Workload(concurrency=64, input_len=1024, output_len=64)
+    obj = llm_serving_objective("Qwen3-30B-A3B", workload=w, fidelity="simulated", n_requests=192)
+    m = obj(pd.DataFrame({"gpu": "B200", "tp": 1, "attn_dp": 4, "ep": 4, "engine": "trtllm",
+                          "adp_balance": [False, True]}))
+    sim = {b: serving.simulate(**QWEN_TRT, workload=Workload(concurrency=64, input_len=1024, output_len=64,
+                                                             n_requests=192),
+                               scheduler=replace(Scheduler.of_knobs(), adp_balance=b), discard=0)["ttft_ms_mean"]
+           for b in (False, True)}
+    assert m["ttft_ms"].tolist() == pytest.approx([sim[False], sim[True]], rel=1e-9)
+    assert sim[True] != sim[False]
+
