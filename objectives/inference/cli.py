@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "budget; default: the engine default)")
     p.add_argument("--concurrency", type=int, default=None, help="--served: closed-loop clients (default: as many "
                    "as slots)")
+    p.add_argument("--no-prefix-caching", action="store_true", help="--served: the engine's prefix cache off (a "
+                   "preempted sequence recomputes its whole context; every engine's default is on)")
+    p.add_argument("--adp-balance", action="store_true", help="--served: TensorRT-LLM's attention-DP balance "
+                   "(attention_dp_config.enable_balance; attn-dp > 1 only)")
     p.add_argument("--input-len", type=int, default=1024, help="prompt tokens")
     p.add_argument("--output-len", type=int, default=128, help="output tokens (the decode step is their mean)")
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, name==version, or "
@@ -103,6 +107,21 @@ def _served_header(bd: pd.DataFrame) -> str:
             f"{dec['iterations']:,.2f} decode steps ({dec['decode_seqs']:,.1f} decodes)")
 
 
+def _check_balance(args: argparse.Namespace) -> None:
+    """Refuse ``--adp-balance`` where it would change nothing: it balances the prompts of attention-DP ranks of the
+    engines that have the balance (`lockstep.ADP_BALANCE_ENGINES`)."""
+    from .lockstep import ADP_BALANCE_ENGINES
+    from .resolve import engine_kinds
+
+    kind = str(engine_kinds(args.engine or "vllm"))
+    if kind not in ADP_BALANCE_ENGINES:
+        raise ValueError(f"--adp-balance: engine {args.engine or 'vllm (the default)'} has no attention-DP balance; "
+                         f"it is {', '.join(ADP_BALANCE_ENGINES)}'s (--engine trtllm)")
+    if args.attn_dp <= 1:
+        raise ValueError(f"--adp-balance balances the prompts of attention-DP ranks: --attn-dp {args.attn_dp} has "
+                         "one rank (give --attn-dp 2 or more)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the breakdown table; 0 on success, 2 with one clear line on stderr on error."""
     from .breakdown import breakdown, served_breakdown
@@ -124,11 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "flight is max_throughput's: give --max-batch-size or --concurrency")
             served = {k: v for k, v in (("max_batch_size", args.max_batch_size), ("concurrency", args.concurrency))
                       if v is not None}
+            if args.adp_balance:
+                _check_balance(args)
+            served.update(prefix_caching=not args.no_prefix_caching, adp_balance=args.adp_balance)
             bd = served_breakdown(args.model, args.gpu, **common, **served)
         else:
-            for flag, v in (("--max-batch-size", args.max_batch_size), ("--concurrency", args.concurrency)):
+            for flag, v in (("--max-batch-size", args.max_batch_size), ("--concurrency", args.concurrency),
+                            ("--no-prefix-caching", args.no_prefix_caching or None),
+                            ("--adp-balance", args.adp_balance or None)):
                 if v is not None:
-                    raise ValueError(f"{flag} {v} applies to the served steady state: add --served")
+                    given = flag if v is True else f"{flag} {v}"
+                    raise ValueError(f"{given} applies to the served steady state: add --served")
             bd = breakdown(args.model, args.gpu, batch_size=1 if args.batch_size is None else args.batch_size,
                            **common)
     except (ValueError, TypeError, KeyError, LookupError) as exc:

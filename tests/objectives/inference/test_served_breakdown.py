@@ -328,3 +328,29 @@ def test_dse_breakdown_served_prints_the_steady_state(capsys):
     assert "--max-batch-size" in capsys.readouterr().err
     assert cli_main(["Llama-3.1-8B", "--gpu", "H200", "--concurrency", "8"]) == 2
     assert "--served" in capsys.readouterr().err
+
+
+def test_dse_breakdown_served_knobs_reach_max_throughput(capsys):
+    """--no-prefix-caching and --adp-balance price what max_throughput prices with them; --adp-balance is refused
+    where it would change nothing (an engine without the balance, one attention-DP rank) and without --served."""
+    base = ["Qwen3-30B-A3B", "--gpu", "H200", "--served", "--input-len", "2048", "--output-len", "256"]
+    adp = ["--attn-dp", "8", "--ep", "8", "--engine", "trtllm", "--concurrency", "64"]
+    for flags, kw in ((["--adp-balance"], dict(adp_balance=True)),
+                      (["--no-prefix-caching"], dict(prefix_caching=False))):
+        assert cli_main(base + adp + flags) == 0
+        lines = {ln.split()[0]: ln.replace(",", "").split() for ln in capsys.readouterr().out.splitlines()[3:]}
+        mt = inference.max_throughput("Qwen3-30B-A3B", "H200", attn_dp=8, ep=8, engine="trtllm", input_len=2048,
+                                      output_len=256, concurrency=64, **kw)
+        assert float(lines["total"][5]) == pytest.approx(mt["ttft_ms"][0], rel=1e-3)
+        assert float(lines["total"][7]) == pytest.approx(mt["tpot_ms"][0], rel=1e-3)
+    off = inference.max_throughput("Qwen3-30B-A3B", "H200", attn_dp=8, ep=8, engine="trtllm", input_len=2048,
+                                   output_len=256, concurrency=64)
+    on = inference.max_throughput("Qwen3-30B-A3B", "H200", attn_dp=8, ep=8, engine="trtllm", input_len=2048,
+                                  output_len=256, concurrency=64, adp_balance=True)
+    assert on["ttft_ms"][0] != pytest.approx(off["ttft_ms"][0], rel=1e-3)   # the flag reached the model
+    assert cli_main(base + ["--adp-balance"]) == 2
+    assert "no attention-DP balance" in capsys.readouterr().err
+    assert cli_main(base + ["--engine", "trtllm", "--adp-balance"]) == 2
+    assert "--attn-dp 1" in capsys.readouterr().err
+    assert cli_main(base[:3] + ["--adp-balance"]) == 2
+    assert "--served" in capsys.readouterr().err
