@@ -30,8 +30,9 @@ Workloads and what the model does with them:
   prompts that arrive together (`_prompts_at_once`, over the iteration a prompt rides on beside the decodes,
   `ride_ms`), not the closed loop's budget-sized groups: a prompt that arrives alone holds every decode for its
   whole pass through the stages, as the simulator and the engines run it; prompts that arrive apart go into the
-  next of the pp batches in flight, so the prompt queue passes pp prompts per prefill (`_prompt_lanes`), and the
-  rate held is what the full batch serves at that grouping (at most the closed loop's). A disaggregated prefill
+  next of the pp batches in flight, so the prompt queue passes pp prompts per prefill (`_prompt_lanes`), a prompt
+  waits for the next return of the min(pp, N) batches in flight rather than the iteration's end (`_returns`), and
+  the rate held is what the full batch serves at that grouping (at most the closed loop's). A disaggregated prefill
   worker with pp > 1 keeps pp batches in flight at saturation (`cached_prefill_ms(pipelined=True)`).
   Bursty arrivals and mixed prompt lengths: the prompt queue's wait (mean and tail) is Kingman's G/G/1, the
   M/D/1 wait times ca^2 + cs^2 (`Workload.variability`: the squared coefficients of variation of the arrival gaps,
@@ -570,6 +571,15 @@ def _prompt_lanes(pp: np.ndarray) -> np.ndarray:
     through every stage stays its whole prefill."""
     pp = np.asarray(pp, dtype=float)
     return np.where(pp > 1, pp, 1.0)
+
+
+def _returns(pp: np.ndarray, N: np.ndarray) -> np.ndarray:
+    """Returns per iteration of the batches in flight, when the engine forms its next batch: min(pp, N) where
+    pp > 1 (the N sequences in flight split over up to pp batches, as `StepModel.time_ms` prices an iteration; vLLM's
+    batch queue, SGLang's and TensorRT-LLM's pp loops form a batch at each return, `serving.engine._Replica.
+    _next_return`), else 1 (the iteration's end)."""
+    pp = np.asarray(pp, dtype=float)
+    return np.where(pp > 1, np.minimum(pp, np.maximum(N, 1.0)), 1.0)
 
 
 class ServingModel:
@@ -1381,9 +1391,12 @@ class ServingModel:
         # a prompt's own pass stays S (below)
         S_q = S / _prompt_lanes(d.pp)
         rho_q = np.minimum(lam_ms * S_q, 0.999)
-        # the prompt's own iteration costs about its prefill (the decodes riding on it add memory traffic that
-        # overlaps its compute); every further chunk waits a whole iteration
-        base = 0.5 * t_it + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
+        # the prompt first waits for the batch it goes into: the next iteration's (half of one on average), with
+        # pp > 1 the next return of the min(pp, N) batches in flight (`_returns`); its own iteration costs about
+        # its prefill (the decodes riding on it add memory traffic that overlaps its compute); every further chunk
+        # waits a whole iteration
+        board = 0.5 * t_it / _returns(d.pp, N)
+        base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
         # the wait for a free slot: N sequences in flight on average, at most n_max at once (an M/M/c queue with
         # c = n_max slots each held for a residency R: Erlang C gives the probability of waiting)
         resid = N / np.maximum(lam_ms, 1e-300)
@@ -1425,7 +1438,7 @@ class ServingModel:
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
                                 host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable, n_max, resid,
-                                np.where(plain, pure, t_dec), one)
+                                np.where(plain, pure, t_dec), one, board)
             ttft = mix["ttft"]
             # whole prompts: the mixture's stalls (only the prompts that fit beside the decodes) replace the mean
             # prompt's; every row: no decode step outlasts the longest iteration (`_mixture`'s "step_max")
@@ -1533,7 +1546,7 @@ class ServingModel:
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
                  slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: np.ndarray, cap_ms: np.ndarray,
                  stable: np.ndarray, slots: np.ndarray, resid: np.ndarray, step: np.ndarray | None = None,
-                 s_mean: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 s_mean: np.ndarray | None = None, board: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
         ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
         L_j of weight w_j):
@@ -1588,7 +1601,8 @@ class ServingModel:
         (a trace's windows, `_modulated`);
         ``stable``: rate below the replica's capacity (else the run's backlog); ``step``: a decode step between
         prompts (ms; whole prompts: decode-only; None: ``t_dec``); ``s_mean``: the mean prompt's prefill alone (ms;
-        None: no capacity correction)."""
+        None: no capacity correction); ``board``: a prompt's wait for the batch it goes into (ms; `_open_loop`;
+        None: half an iteration)."""
         nodes = self._len_nodes
         assert nodes is not None
         L, w = nodes
@@ -1608,7 +1622,7 @@ class ServingModel:
         long = plain[:, None] & (L[None, :] > budget[:, None])
         drains = long.any(axis=1)
         chunks = np.where(plain[:, None], 1.0, np.ceil(L[None, :] / budget[:, None]))
-        b = (0.5 * t_it + host)[:, None] + S + np.where(plain[:, None], 0.0,
+        b = ((0.5 * t_it if board is None else board) + host)[:, None] + S + np.where(plain[:, None], 0.0,
                                                          (chunks - 1.0) * np.maximum(t_dec, t_it)[:, None])
         step = t_dec if step is None else step                       # a decode step between prompts (ms)
         work, wx = S, w

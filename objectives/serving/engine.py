@@ -33,8 +33,9 @@ from .scheduler import IterationCost, Scheduler
 
 RTOL = 1e-3
 
-# event kinds; priorities at equal time: commits, then arrivals, then starts
-_END, _ARRIVE, _KV, _START = 0, 1, 2, 3
+# event kinds; priorities at equal time: commits, then arrivals, then starts (then a pipelined prefill worker's
+# prompts whose pass ends before their iteration's, `_Replica._pipe_starts`)
+_END, _ARRIVE, _KV, _START, _DONE = 0, 1, 2, 3, 4
 #: events are ordered by their time in buckets of 1 / EVENT_BUCKETS_PER_MS ms (1 ns, centred on its multiples, where
 #: costs given in round numbers put exact ties), then by kind (commits before arrivals before starts), then commits
 #: by replica: replicas whose iterations end together (in exact arithmetic:
@@ -48,7 +49,7 @@ EVENT_BUCKETS_PER_MS = 1e6
 class _Req:
     __slots__ = ("inp", "out", "prompt", "prefilled", "gen", "base", "epoch", "arrival", "first", "finish",
                  "last", "npre", "pblocks", "resumed", "swap_kv", "rep", "prep", "xfer_ms", "g_entry", "kv_ready",
-                 "whole", "x")
+                 "whole", "x", "ready")
     inp: int
     out: int
     prompt: int        # tokens to prefill (input, or input + generated after a recompute preemption)
@@ -71,6 +72,7 @@ class _Req:
     kv_ready: float    # disaggregated handoff: when its KV has arrived at the decode worker (NaN: not loading)
     whole: int         # running: KV blocks of its whole sequence (prompt + remaining output) counted in `resv`
     x: int             # blocks its replica's KV layout holds beyond its context (Scheduler.kv_extra_blocks)
+    ready: float       # pp > 1: the next return of a batch in flight after it reached the scheduler (`_next_return`)
 
 
 class _Replica:
@@ -92,6 +94,10 @@ class _Replica:
         # pipeline stages (StepModel.pp; 1 for a cost without stages): up to pp batches in flight, each with its own
         # token budget (`_schedule_prefill`)
         self.pp = max(int(getattr(cost, "pp", 1)), 1)
+        self.k = 1            # pp > 1: the micro-batches the current iteration's prompts pass the stages in
+        self.t_prev = 0.0     # pp > 1: when the unit before the current one started
+        self.pgate = 0.0      # pp > 1: when the last prompt's micro-batch leaves the first stage (`_pipe_starts`)
+        self.adv: dict[int, float] = {}   # pp > 1: prompts of the current iteration started before it (ms ahead)
         self.chunk = sched.chunk
         self.chunked = sched.chunked_prefill
         self.dprio = sched.policy_rule(cost) == "decode_priority"
@@ -439,9 +445,38 @@ class _Replica:
         self.eng.push(self.fe_free, _ARRIVE, self, rid)
 
     def enqueue(self, rid: int, t: float) -> None:
-        self.eng.reqs[rid].x = 0 if self.xb is None else self.xb[rid]
+        r = self.eng.reqs[rid]
+        r.x = 0 if self.xb is None else self.xb[rid]
         self.waiting.append(rid)
         self.wake(t)
+        if self.pp > 1 and self.group is None and self.role != "decode":
+            r.ready = self._next_return(t)
+
+    def _next_return(self, t: float) -> float:
+        """With pp > 1 stages: when a request reaching the scheduler at `t` can first go into a batch. vLLM's
+        batch queue (vllm/v1/engine/core.py ``step_with_batch_queue``: when nothing new is schedulable it blocks on
+        the oldest batch in flight), SGLang's pp loop (scheduler_pp_mixin.py ``event_loop_pp``: each micro-batch
+        slot is formed right after the next slot's result is processed) and TensorRT-LLM's
+        (py_executor.py ``_executor_loop_pp``: each micro-batch slot is scheduled, from the requests not in flight,
+        once the oldest slot is finalized) form the next batch at the next return of a batch in flight and put
+        every request then waiting into it. The iteration running at `t` returns its m micro-batches (m as
+        `StepModel.time_ms` splits it: min(pp, sequences), its prompts' own k, `_begin`; SGLang's pp loop runs a
+        prompt alone in the micro-batch being formed while the others go on decoding) one every 1 / m of it; at
+        `t` when the replica is not running one (it starts now), at the unit's end where `t` is not in its last
+        iteration (a static batch's segment, not cut)."""
+        if self.state != "busy" or t >= self.end:
+            return t
+        if self.seg is not None:
+            span = self.seg[-1][2]                   # the segment's last iteration (it was cut after `t`: `wake`)
+            m = min(self.pp, max(self.n, 1))
+        else:                                        # (decodes a prompt run alone pauses cycle in the others)
+            span = self.dt
+            m = min(self.pp, max(self.n + self.k, 1))
+        start = self.end - span
+        if t < start or m <= 1:
+            return self.end
+        step = span / m
+        return min(start + math.ceil((t - start) / step - 1e-9) * step, self.end)
 
     def wake(self, t: float) -> None:
         """Something to schedule at `t` (a request delivered, a loading request's KV arrived): an idle replica
@@ -504,6 +539,7 @@ class _Replica:
             self.state = "idle"
             self.ratio = SGLANG.init        # an idle SGLang server starts over at its initial ratio
             return -1
+        self.t_prev = self.t0
         self.t0 = t
         self.state = "busy"
         self.version += 1
@@ -532,8 +568,42 @@ class _Replica:
                 self.dt = (self.tm(p, pairs, ndec, kv) if k <= 1 else
                            self.cost.time_ms(p, pairs, ndec, kv, k)) + extra  # type: ignore[call-arg]
                 self.end = t + self.dt
+                if self.pp > 1:
+                    self.k = k
+                    if chunks:
+                        self._pipe_starts(t)
             return 0
         return self._segment_len()
+
+    def _pipe_starts(self, t: float) -> None:
+        """pp > 1: the prompts this iteration (from `t`) finishes whose micro-batch the engine started before it.
+        A prompt that reached the scheduler during the unit before goes into the batch formed at the next return
+        (`_Req.ready`, `_next_return`), not at this iteration's start, and enters the first stage once the prompt
+        before it has left it (one stage, 1 / pp of its pass, behind: `pgate`); its pass then lasts this iteration
+        (whose time is its micro-batch's pass through every stage, `StepModel.time_ms`), so its first token comes
+        `t` - start before the iteration's end (at most the iteration: `adv`). The iteration itself, and the
+        decodes riding on it, keep their time: the pipeline's throughput. A prefill worker hands such a prompt
+        off when its pass ends (a `_DONE` event), an aggregated replica stamps its first token then (`commit`)."""
+        reqs = self.eng.reqs
+        step = self.dt / self.pp
+        gate = self.pgate
+        now = 0                  # prompts that start with the iteration, in its k micro-batches
+        for rid, c in self.chunks:
+            r = reqs[rid]
+            if r.prefilled + c < r.prompt:
+                continue
+            s = t
+            if r.gen == 0 and not r.resumed and r.ready >= self.t_prev:
+                s = min(max(r.ready, gate), t)
+            if s < t:            # its own micro-batch, formed at its return
+                gate = s + step
+                adv = min(t - s, self.dt)
+                self.adv[rid] = adv
+                if self.role == "prefill":
+                    self.eng.push(self.end - adv, _DONE, self, rid)
+            else:
+                now += 1
+        self.pgate = max(gate, t) + min(now, self.k) * step if now else gate
 
     def _schedule_prefill(self, t: float, admit: bool) -> list[tuple[int, int]]:
         """Prefill chunks of this iteration: continuing prompts first, then new admissions. A request's whole
@@ -821,36 +891,9 @@ class _Replica:
             self._unrun(rid, r)
             self._remove_dec(rid, r)
             self._finish(rid, r, t)
+        adv = self.adv
         for rid, c in self.chunks:
-            r = reqs[rid]
-            r.prefilled += c
-            if r.prefilled < r.prompt:
-                continue
-            self.prefilling.remove(rid)
-            self.pref_blocks -= r.pblocks
-            r.pblocks = 0
-            if self.pc is not None:
-                self._pc_insert(rid)
-            r.gen += 1
-            w = self._whole_blocks(r)
-            self.resv += w - r.whole
-            r.whole = w
-            if r.first != r.first:      # NaN: first token
-                r.first = t
-            elif r.resumed:
-                eng.gaps.append(t - r.last)
-            r.resumed = False
-            r.last = t
-            if r.gen >= r.out:
-                self._unrun(rid, r)
-                self._finish(rid, r, t)
-            elif self.role == "prefill":
-                self._unrun(rid, r)
-                self.load -= 1
-                r.prep = self.idx
-                eng.handoff(rid, t)
-            else:
-                self._add_dec(rid, r)
+            self._chunk_done(rid, c, t, adv.pop(rid, 0.0) if adv else 0.0)
         self.chunks = []
         u1 = (self.pref_blocks + self.dec_blocks(G)) / self.cap
         self.kv_area += self.dt * (self.u0 + u1) * 0.5
@@ -861,6 +904,51 @@ class _Replica:
         self.state = "pending"
         if self.group is None:      # a rank in lockstep starts with its group (`_Group.commit`)
             eng.push(t, _START, self)
+
+    def _chunk_done(self, rid: int, c: int, t: float, adv: float = 0.0) -> None:
+        """Request rid's chunk of `c` tokens has run (at `t`); a prompt it finishes emits its first token `adv` ms
+        before (its micro-batch started before the iteration: `_pipe_starts`), then decodes here, finishes or is
+        handed off."""
+        eng = self.eng
+        r = eng.reqs[rid]
+        r.prefilled += c
+        if r.prefilled < r.prompt:
+            return
+        self.prefilling.remove(rid)
+        self.pref_blocks -= r.pblocks
+        r.pblocks = 0
+        if self.pc is not None:
+            self._pc_insert(rid)
+        r.gen += 1
+        w = self._whole_blocks(r)
+        self.resv += w - r.whole
+        r.whole = w
+        if r.first != r.first:      # NaN: first token
+            r.first = t - adv
+        elif r.resumed:
+            eng.gaps.append(t - r.last)
+        r.resumed = False
+        r.last = t
+        if r.gen >= r.out:
+            self._unrun(rid, r)
+            self._finish(rid, r, t)
+        elif self.role == "prefill":
+            self._unrun(rid, r)
+            self.load -= 1
+            r.prep = self.idx
+            eng.handoff(rid, t)
+        else:
+            self._add_dec(rid, r)
+
+    def done_early(self, rid: int, t: float) -> None:
+        """A pipelined prefill worker's prompt whose pass ends at `t`, before its iteration's (`_pipe_starts`):
+        its KV is complete and handed off now."""
+        for j, (x, c) in enumerate(self.chunks):
+            if x == rid:
+                del self.chunks[j]
+                del self.adv[rid]
+                self._chunk_done(rid, c, t)
+                return
 
     def _finish(self, rid: int, r: _Req, t: float) -> None:
         r.finish = t
@@ -1100,7 +1188,7 @@ class _Engine:
         n = len(inp)
         nan = float("nan")
         self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan, 0,
-                          0) for i, o in zip(inp.tolist(), out.tolist())]
+                          0, nan) for i, o in zip(inp.tolist(), out.tolist())]
         self.context = np.asarray(inp, dtype=np.int64) + np.asarray(out, dtype=np.int64)
         self._xb: dict[tuple[int, int], list[int] | None] = {}   # extra blocks per (scheduler, cost)
         self.n = n
@@ -1194,6 +1282,8 @@ class _Engine:
                 rep.start(t)
             elif kind == _KV:
                 rep.wake(t)
+            elif kind == _DONE:
+                rep.done_early(ver, t)
             elif rep is None:
                 self._arrive(ver, t)
                 if arrival_ms is not None and self.concurrency is None and self.next_req < self.n:

@@ -132,6 +132,41 @@ def test_prompts_queued_beyond_one_budget_fill_the_pipelines_next_batches():
     assert 0.45 * ttft[1] < ttft[2] < 0.6 * ttft[1], ttft
 
 
+def test_a_prompt_arriving_mid_round_goes_into_the_batch_formed_at_the_next_return():
+    """With pp > 1 the engines form their next batch each time one in flight returns (vLLM's batch queue, SGLang's
+    and TensorRT-LLM's pp loops), so a prompt arriving while another prompt passes the stages starts a stage behind
+    it, not after it. The simulator ran a round of the pp batches as one iteration: the second prompt waited for
+    the first's whole pass (TTFT 1.42x the first's at PP 4, as at PP 1). 16 sequences decoding, two 4,096-token
+    prompts 180 ms apart on a 70B TP 2 replica: at PP 4 the second's TTFT is the first's (its own pass after a
+    return, 1/4 of an iteration apart); at PP 1 it still waits for the first's iteration."""
+    from objectives.serving.traces import Trace
+
+    arr = np.r_[np.zeros(16), 2.0, 2.18]
+    w = serving.Workload(trace=Trace(arr, np.r_[np.full(16, 128), 4096, 4096], np.r_[np.full(16, 3000), 2, 2]))
+    ttft = {pp: serving.simulate_requests("Llama-3.1-70B", "H100-SXM-80GB", 2, pp, weight_dtype="fp8",
+                                          kv_dtype="fp8", workload=w)["ttft_ms"].to_numpy()[16:] for pp in (1, 4)}
+    assert ttft[4][1] < 1.1 * ttft[4][0], ttft
+    assert ttft[1][1] > 1.3 * ttft[1][0], ttft
+
+
+def test_a_pipelined_prefill_worker_hands_a_prompt_off_when_its_own_pass_ends():
+    """A disaggregated prefill worker with pp = 4 running two batches of prompts (a budget each) returns one half
+    way through their pass; a prompt arriving before then goes into the batch formed there and its pass ends with
+    theirs (it cannot overtake them), where the simulator had it wait for their round and then pass alone: its
+    first token came a prefill pass (33 ms) after theirs. 8B H100, 2,048-token prompts: one alone, then eight (two
+    budgets of 8,192 tokens), then one 60 ms in."""
+    from objectives.serving.traces import Trace
+
+    arr = np.r_[0.0, 0.001 + np.arange(8) * 0.001, 0.06]
+    w = serving.Workload(trace=Trace(arr, np.full(10, 2048), np.full(10, 4)))
+    r = serving.simulate_requests("Llama-3.1-8B", "H100-SXM-80GB", 1, 1, weight_dtype="fp8", workload=w,
+                                  mode="disagg", prefill=serving.Pool(n_workers=1, pp=4),
+                                  decode=serving.Pool(n_workers=1), scheduler=serving.Scheduler(max_num_tokens=8192))
+    first = r["first_token_s"].to_numpy() * 1e3
+    assert first[9] < first[8] + 5.0, first
+    assert first[0] < first[8] - 50.0, first
+
+
 @pytest.mark.parametrize("mode", ["agg", "disagg"])
 def test_a_pipelines_analytical_capacity_is_the_simulators(mode):
     """Capacity of PP 2 deployments near saturation, analytical against simulated (issue 14): an aggregated
