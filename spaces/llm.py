@@ -36,7 +36,7 @@ from .batching import MAX_BATCH_SIZES, MAX_NUM_TOKENS, unchunked_tokens
 from .batching import batching as batching_space
 from .compose import COUNT_LIMIT, compose, one_of
 from .hardware import gpu_records, hardware
-from .parallelism import ep_choices, model_record, parallelism, pp_choices, tp_choices
+from .parallelism import ep_choices, model_record, parallelism, pick_pp, pick_tp
 from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
 from .serving import serving
 
@@ -304,21 +304,10 @@ def _prefill_pool(model: str | Model, max_gpus: int, hw: dse.Space, par: dse.Spa
     prefill GPU cannot run is refused here, not left to fail every trial."""
     names = _choices(hardware(prefill_gpus, 8), "gpu")         # catalog names, unknown GPUs refused
     m = model_record(model)
-    tps = _choices(par, "tp") if prefill_tp is None else sorted(dict.fromkeys(int(t) for t in prefill_tp))
-    allowed_tp = tp_choices(m, max_gpus)
-    bad = [t for t in tps if t not in allowed_tp]
-    if bad or not tps:
-        raise SpaceError(f"prefill_tp={list(prefill_tp or [])!r}: {bad or 'empty'} not allowed; valid TP values for "
-                         f"{m.name} up to max_gpus={max_gpus}: {allowed_tp}")
+    tps = _choices(par, "tp") if prefill_tp is None else sorted(pick_tp(m, max_gpus, prefill_tp, "prefill_tp"))
     params: dict[str, Param] = {"prefill_gpu": dse.Categorical(list(names)), "prefill_tp": dse.Categorical(tps)}
     if prefill_pp is not None:
-        allowed_pp = pp_choices(m, max_gpus)
-        pps = sorted(dict.fromkeys(prefill_pp))
-        bad = [x for x in pps if x not in allowed_pp]
-        if bad or not pps:
-            raise SpaceError(f"prefill_pp={list(prefill_pp)!r}: {bad or 'empty'} not allowed; valid PP values for "
-                             f"{m.name} up to max_gpus={max_gpus}: {allowed_pp}")
-        params["prefill_pp"] = dse.Categorical(pps)
+        params["prefill_pp"] = dse.Categorical(sorted(pick_pp(m, max_gpus, prefill_pp, "prefill_pp")))
     own = list(formats) if formats is not None else None
     if prefill_formats is not None:
         own = list(prefill_formats)

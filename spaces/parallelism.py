@@ -69,6 +69,19 @@ def _pick(label: str, given: Sequence[int] | None, valid: list[int], rule: str, 
     return vals
 
 
+def pick_tp(m: Model, max_gpus: int, given: Sequence[int] | None = None, label: str = "tp") -> list[int]:
+    """The TP degrees ``given`` as argument ``label`` (None: every valid one, `tp_choices`), each an integer that
+    splits the heads of ``m`` up to ``max_gpus``; SpaceError naming a bad one and the rule."""
+    return _pick(label, given, tp_choices(m, max_gpus), f"must divide the {m.n_heads} attention heads and divide "
+                 f"or be a multiple of the {m.n_kv_heads} KV heads", max_gpus)
+
+
+def pick_pp(m: Model, max_gpus: int, given: Sequence[int] | None = None, label: str = "pp") -> list[int]:
+    """The PP degrees ``given`` as argument ``label`` (None: every valid one, `pp_choices`), each an integer that
+    divides the layers of ``m`` up to ``max_gpus``; SpaceError naming a bad one and the rule."""
+    return _pick(label, given, pp_choices(m, max_gpus), f"must divide the {m.n_layers} layers", max_gpus)
+
+
 def parallelism(model: str | Model, max_gpus: int = 8, *, tp: Sequence[int] | None = None,
                 pp: Sequence[int] | None = None, dp: bool | Sequence[int] = True,
                 ep: Sequence[int] | None = None) -> dse.Space:
@@ -80,10 +93,8 @@ def parallelism(model: str | Model, max_gpus: int = 8, *, tp: Sequence[int] | No
     m = model_record(model)
     check_count("max_gpus", max_gpus)
     params: dict[str, Param] = {
-        "tp": dse.Categorical(_pick("tp", tp, tp_choices(m, max_gpus), f"must divide the {m.n_heads} attention "
-                                    f"heads and divide or be a multiple of the {m.n_kv_heads} KV heads", max_gpus)),
-        "pp": dse.Categorical(_pick("pp", pp, pp_choices(m, max_gpus), f"must divide the {m.n_layers} layers",
-                                    max_gpus)),
+        "tp": dse.Categorical(pick_tp(m, max_gpus, tp)),
+        "pp": dse.Categorical(pick_pp(m, max_gpus, pp)),
     }
     cons = []
     product = "tp * pp"

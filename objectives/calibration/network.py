@@ -40,22 +40,14 @@ def internode_tables(root: Path | None = None) -> pd.DataFrame:
     """Rows of the multi-node DeepEP tables: system, kind ("ll" / "normal"), node_num, num_token (a rank), hidden,
     top_k, experts, and t_us, dispatch + combine (µs; the normal kernels' fastest SM setting). Empty when
     aiconfigurator-core is not installed or holds no such table."""
-    from objectives.profiles.build import DEEPEP_FILES, aiconfigurator_root
+    from objectives.profiles.build import aiconfigurator_root, deepep_frames
 
     root = aiconfigurator_root() if root is None else root
     if root is None:
         return pd.DataFrame()
     parts = []
     for system, engine, version in INTERNODE_TABLES:
-        d = root / system / "comm" / engine / version
-        for fname, kind, cols in DEEPEP_FILES:
-            if not (d / fname).exists():
-                continue
-            df = pd.read_parquet(d / fname)
-            missing = [c for c in ("node_num", "num_token", "hidden_size", "num_topk", "num_experts",
-                                   *cols.values()) if c not in df.columns]
-            if missing:
-                raise ValueError(f"{d / fname}: missing column(s) {missing}")
+        for _, kind, cols, df in deepep_frames(root / system / "comm" / engine / version):
             t = sum(pd.to_numeric(df[c], errors="coerce") for c in cols.values())
             rows = pd.DataFrame({"system": system, "kind": kind, "node_num": df["node_num"].astype(int),
                                  "num_token": df["num_token"].astype(float), "hidden": df["hidden_size"].astype(float),

@@ -195,19 +195,22 @@ def _moe_of(models: Any) -> dict[Any, bool | None]:
     return out
 
 
-def launched_ep(rows: pd.DataFrame) -> np.ndarray:
+def launched_ep(rows: pd.DataFrame, models: Any = None, gpus: Any = None, weight_dtypes: Any = None) -> np.ndarray:
     """Each aggregated row's EP size as its engine ran it: the row's ``moe_ep`` (1 where empty), except where that
     label shards a block-FP8 checkpoint's experts into widths that are not whole 128-wide blocks, which vLLM and
     SGLang refuse at load (`inference.resolve.block_fp8_problem`): such a run was launched with expert parallel
     over its tp x attention-DP ranks (vLLM's MiniMax-M2 recipe serves TP 8 with ``--enable-expert-parallel``),
     read as ep = tp x attn_dp. The silicon slice's MiniMax-M2.5 rows on vLLM 0.18.0, H200, labelled TP 8 with
-    expert TP 8, are such runs."""
+    expert TP 8, are such runs. ``models``, ``gpus``, ``weight_dtypes``: the rows' `checkpoints`, `catalog_gpus`
+    and `model_dtypes` weights where the caller has them (None: read here, every row's experts counted)."""
     from objectives import catalog
     from objectives.inference.resolve import block_fp8_problem
     ep = rows["moe_ep"].fillna(1).to_numpy(float).copy()
     tp, adp = rows["tp"].to_numpy(float), rows["attn_dp"].fillna(1).to_numpy(float)
-    models, gpus, engines = checkpoints(rows), catalog_gpus(rows["gpu"].to_numpy(object)), _engine(rows)
-    wd, _ = model_dtypes(rows, [True] * len(rows))
+    models = checkpoints(rows) if models is None else models
+    gpus = catalog_gpus(rows["gpu"].to_numpy(object)) if gpus is None else gpus
+    wd = model_dtypes(rows, [True] * len(rows))[0] if weight_dtypes is None else weight_dtypes
+    engines = _engine(rows)
     seen: dict[tuple[Any, ...], bool] = {}
     for i in np.flatnonzero((ep == 1) & (tp * adp > 1) & (wd == "fp8")):
         key = (str(models[i]), gpus[i], engines[i], tp[i], adp[i])
@@ -329,8 +332,9 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         wd, ad = model_dtypes(agg, moe[part])
         gpus = catalog_gpus(agg["gpu"].to_numpy(object))
         tp, pp = agg["tp"].to_numpy(float), agg["pp"].fillna(1).to_numpy(float)
-        ep, adp = launched_ep(agg), agg["attn_dp"].fillna(1).to_numpy(float)
-        common = dict(model=checkpoints(agg), gpu=gpus, tp=tp, pp=pp, weight_dtype=wd, act_dtype=ad,
+        models = checkpoints(agg)
+        ep, adp = launched_ep(agg, models, gpus, wd), agg["attn_dp"].fillna(1).to_numpy(float)
+        common = dict(model=models, gpu=gpus, tp=tp, pp=pp, weight_dtype=wd, act_dtype=ad,
                       kv_dtype=_kv_dtypes(agg), input_len=agg["isl"].to_numpy(float), ep=ep, attn_dp=adp, engine=eng,
                       efficiency=eff)
         if how == "static":
@@ -576,18 +580,19 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     wd, ad = model_dtypes(agg, moe[(known["mode"] == "agg").to_numpy()])
     # the deployment `predict` prices: the checkpoint each row ran (a block-scaled FP8 release of a base id) and
     # its measured KV dtype
-    models, kvd, eps = checkpoints(agg), _kv_dtypes(agg), launched_ep(agg)
+    models, gpus, kvd = checkpoints(agg), catalog_gpus(agg["gpu"].to_numpy(object)), _kv_dtypes(agg)
+    eps = launched_ep(agg, models, gpus, wd)
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
-        mbs, mnt = (int(x) for x in engine_budgets([str(r["engine"]).lower()], catalog_gpus([r["gpu"]]))[0])
+        mbs, mnt = (int(x) for x in engine_budgets([str(r["engine"]).lower()], gpus[j:j + 1])[0])
         isl = int(r["isl"])
         in_len: Any = isl if not input_spread else serving.Dist(
             "uniform", low=max(1, round(isl * (1 - input_spread))), high=round(isl * (1 + input_spread)))
         wl = serving.Workload(concurrency=c, input_len=in_len, output_len=int(r["osl"]),
                               n_requests=max(requests_per_client * c, 64), **spread)
         try:
-            m = serving.simulate(models[j], catalog_gpus([r["gpu"]])[0], tp=int(r["tp"]),
+            m = serving.simulate(models[j], gpus[j], tp=int(r["tp"]),
                                  pp=int(r["pp"]) if r["pp"] == r["pp"] else 1, weight_dtype=wd[j],
                                  act_dtype=ad[j], kv_dtype=kvd[j], workload=wl, engine=str(r["engine"]).lower(),
                                  ep=int(eps[j]),

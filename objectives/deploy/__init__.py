@@ -248,7 +248,7 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
     Raises DeployError naming the value for an unknown engine or a configuration the engine cannot run.
     """
     engine = check_engine(engine)
-    p = plan(config, model)
+    p = plan(config, model, engine)
     notes: list[str] = []
     if engine == "trtllm" and p.gpu.vendor != "nvidia":
         raise DeployError(f"engine='trtllm' runs on NVIDIA GPUs only; gpu={p.gpu.name!r} is {p.gpu.vendor}")

@@ -392,8 +392,10 @@ def _default_act(gpu: catalog.GPU, weight: str) -> str:
     return weight if gpu.supports(weight) else "bf16"
 
 
-def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
-    """Validate a configuration mapping into a :class:`Plan`; DeployError naming any bad value."""
+def plan(config: Mapping[str, Any], model: str | None = None, engine: str = "roofline") -> Plan:
+    """Validate a configuration mapping into a :class:`Plan`; DeployError naming any bad value. ``engine``: the
+    engine whose KV rule a missing ``kv_dtype`` follows (`_study_kv`; "roofline": none), before a
+    ``prefill_kv_dtype`` is compared with it."""
     cfg = {ALIASES.get(k, k): v for k, v in dict(config).items()}
     model_name = model or cfg.get("model")
     if _missing(model_name):
@@ -430,7 +432,7 @@ def plan(config: Mapping[str, Any], model: str | None = None) -> Plan:
                           "static-batching configuration has no launch flag. Valid: 'continuous'")
     kv = cfg.get("kv_dtype")
     kv_default = _missing(kv)
-    kv = _study_kv(m, g, w, a) if kv_default else str(kv)
+    kv = _study_kv(m, g, w, a, engine) if kv_default else str(kv)
     if kv not in KV:
         raise DeployError(f"kv_dtype={kv!r} not allowed; valid: {sorted(KV)}")
     # disaggregated mode: the prefill pool's own GPU type, degrees and format (missing: the decode pool's)
@@ -1106,7 +1108,7 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     """Servers, router and files of plan ``p`` on ``engine`` (flag lists ``lists``); ``max_len``: the longest
     request in tokens (the engines' maximum model length)."""
     if p.kv_default:    # the KV cache the study priced on this engine (its rule may differ from the engine-free one
-        # `plan` recorded: SGLang's DeepSeek sparse attention), the decode workers' and so the deployment's
+        # of a plan made without it: SGLang's DeepSeek sparse attention), the decode workers' and so the deployment's
         p = dataclasses.replace(p, kv_dtype=_study_kv(p.model, p.gpu, p.weight_dtype, p.act_dtype, engine))
     c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len,
              dp_stride=max(p.attn_dp, p.pool("prefill").attn_dp))

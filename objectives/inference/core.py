@@ -449,7 +449,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     lb = lb if np.ndim(lb) else int(lb)
     # the KV cache not asked for: the engines' "auto" for the checkpoint (its own format: its KV scales or 16
     # bits), an engine's own rule (SGLang's DeepSeek sparse attention), DeepSeek-V4's fp8 layout
-    kv_eng8, kv_eng16 = engine_kv_rule(np.asarray(engine_names, dtype=object)[eng], g.family, m.dsa > 0)
+    engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
+    kv_eng8, kv_eng16 = engine_kv_rule(engines, g.family, m.dsa > 0)
     act, kvc, prec, reason = resolve_dtypes(g, w, a, k, (m.v4 > 0) | kv_eng8, m.ckpt_w - 1.0, m.kv8 > 0, kv_eng16)
     # the MoE activation knob matters for MXFP4 experts only (elsewhere "auto", so equal rows stay equal)
     mx_experts = (m.mx4 > 0) & (np.asarray(w) == DTYPES.index("fp4")) & (m.n_experts > 0)
@@ -583,15 +584,16 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         collect["p2p_lat"] = {"comm_pp": pp_lat, "comm_tp": ar_n * ar_x_lat,
                               "comm_ep": a2a_n * a2a_x_lat + gat_n * gat_lat}
         collect["elem_s"] = elem0_s + res_s
-    engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
-    # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile)
-    c.kv_reserve = eff.engine_table("engine_kv_reserve", engines, float(eff["kv_reserve_output_frac"]))
+    # the KV cache each engine's admission policy holds per running request (by engine, with or without a profile;
+    # NaN where ``engine_kv_reserve`` does not list the engine, which then holds the default)
+    listed = eff.engine_table("engine_kv_reserve", engines, np.nan)
+    c.kv_reserve = np.where(np.isnan(listed), float(eff["kv_reserve_output_frac"]), listed)
     # how each engine sizes its KV-cache pool from the device memory
     sgl = kv_pool.is_sglang(engine_names)[eng]
     # ... SGLang's by its new-token ratio, whatever ``engine_kv_reserve`` says (`admission`)
     c.kv_ratio = np.asarray(sgl, dtype=float)
     # ... and the others it lists admit on the blocks a prompt needs now and preempt (`admission.preemption_churn`)
-    c.kv_preempt = np.asarray(~sgl & np.isfinite(eff.engine_table("engine_kv_reserve", engines, np.nan)), dtype=float)
+    c.kv_preempt = np.asarray(~sgl & np.isfinite(listed), dtype=float)
     # ... and whether it runs prefill batches alone, the decodes paused (`profiles.PREFILL_ALONE_ENGINES`)
     c.prefill_alone = prefill_alone_mask(engine_names)[eng]
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),

@@ -100,36 +100,45 @@ def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray, rows: np.ndarray 
     return _gather(np.ascontiguousarray(c), shape, *idx)
 
 
-def curve_at(curve: np.ndarray, M: Num, rows: np.ndarray | None = None) -> np.ndarray:
-    """Seconds at M (tokens or rows) from a (..., len(M_GRID)) log-seconds curve (`rows`: see `_gather`)."""
+def _linear(curve: Any, M: Num, rows: np.ndarray | None, held: bool) -> np.ndarray:
+    """A (..., len(M_GRID)) curve at M, linear in the grid index between its two neighbouring cells (`rows`: see
+    `_gather`); beyond the grid extrapolated from the edge cells, or, ``held``, the edge cell's value."""
     curve = np.asarray(curve)
     M = np.asarray(M, dtype=float)
     shape = np.broadcast_shapes(M.shape, curve.shape[:-1] if rows is None else rows.shape)
-    M = np.broadcast_to(M, shape)
-    j, f = _pos(M, 0.0, M_STEPS, len(M_GRID))
+    j, f = _pos(np.broadcast_to(M, shape), 0.0, M_STEPS, len(M_GRID))
+    if held:
+        f = np.clip(f, 0.0, 1.0)
     lo = _gather(curve, shape, j, rows=rows)
-    hi = _gather(curve, shape, j + 1, rows=rows)
-    return np.exp(lo + f * (hi - lo))
+    return lo + f * (_gather(curve, shape, j + 1, rows=rows) - lo)
+
+
+def _bilinear(grid: Any, b: Num, s: Num, rows: np.ndarray | None, held: bool) -> np.ndarray:
+    """A (..., len(B_GRID), len(S_GRID)) grid at (batch b, length s), bilinear in the grid indices (`rows`: see
+    `_gather`); beyond the grid extrapolated from the edge cells, or, ``held``, the edge cells' values."""
+    grid = np.asarray(grid)
+    b = np.asarray(b, dtype=float)
+    s = np.asarray(s, dtype=float)
+    shape = np.broadcast_shapes(b.shape, s.shape, grid.shape[:-2] if rows is None else rows.shape)
+    i, fb = _pos(np.broadcast_to(b, shape), 0.0, 1.0, len(B_GRID))
+    j, fs = _pos(np.broadcast_to(s, shape), S_LO, 1.0, len(S_GRID))
+    if held:
+        fb, fs = np.clip(fb, 0.0, 1.0), np.clip(fs, 0.0, 1.0)
+    v00, v01 = _gather(grid, shape, i, j, rows=rows), _gather(grid, shape, i, j + 1, rows=rows)
+    v10, v11 = _gather(grid, shape, i + 1, j, rows=rows), _gather(grid, shape, i + 1, j + 1, rows=rows)
+    lo = v00 + fs * (v01 - v00)
+    return lo + fb * (v10 + fs * (v11 - v10) - lo)
+
+
+def curve_at(curve: np.ndarray, M: Num, rows: np.ndarray | None = None) -> np.ndarray:
+    """Seconds at M (tokens or rows) from a (..., len(M_GRID)) log-seconds curve (`rows`: see `_gather`)."""
+    return np.exp(_linear(curve, M, rows, held=False))
 
 
 def grid_at(grid: np.ndarray, b: Num, s: Num, rows: np.ndarray | None = None) -> np.ndarray:
     """Seconds at (batch b, length s) from a (..., len(B_GRID), len(S_GRID)) log-seconds grid (bilinear in
     log-log, extrapolating beyond the edges)."""
-    grid = np.asarray(grid)
-    b = np.asarray(b, dtype=float)
-    s = np.asarray(s, dtype=float)
-    shape = np.broadcast_shapes(b.shape, s.shape, grid.shape[:-2] if rows is None else rows.shape)
-    b = np.broadcast_to(b, shape)
-    s = np.broadcast_to(s, shape)
-    i, fb = _pos(b, 0.0, 1.0, len(B_GRID))
-    j, fs = _pos(s, S_LO, 1.0, len(S_GRID))
-    v00 = _gather(grid, shape, i, j, rows=rows)
-    v01 = _gather(grid, shape, i, j + 1, rows=rows)
-    v10 = _gather(grid, shape, i + 1, j, rows=rows)
-    v11 = _gather(grid, shape, i + 1, j + 1, rows=rows)
-    lo = v00 + fs * (v01 - v00)
-    hi = v10 + fs * (v11 - v10)
-    return np.exp(lo + fb * (hi - lo))
+    return np.exp(_bilinear(grid, b, s, rows, held=False))
 
 
 _M_TOP, _B_TOP, _S_TOP = len(M_GRID) - 2, len(B_GRID) - 2, len(S_GRID) - 2  # last cell of each grid
@@ -210,29 +219,13 @@ def share_at(share: np.ndarray, M: Num, rows: np.ndarray | None = None) -> np.nd
     """A (..., len(M_GRID)) curve of shares (a component's part of a summed token curve, `build_curves`'
     ``collect``) at M: linear in the grid index between the two cells `curve_at` reads, held at the edge cells
     beyond the grid (shares that sum to 1 on every cell still sum to 1)."""
-    share = np.asarray(share)
-    M = np.asarray(M, dtype=float)
-    shape = np.broadcast_shapes(M.shape, share.shape[:-1] if rows is None else rows.shape)
-    j, f = _pos(np.broadcast_to(M, shape), 0.0, M_STEPS, len(M_GRID))
-    f = np.clip(f, 0.0, 1.0)
-    lo = _gather(share, shape, j, rows=rows)
-    return lo + f * (_gather(share, shape, j + 1, rows=rows) - lo)
+    return _linear(share, M, rows, held=True)
 
 
 def share_grid_at(share: np.ndarray, b: Num, s: Num, rows: np.ndarray | None = None) -> np.ndarray:
     """`share_at` on a (..., len(B_GRID), len(S_GRID)) grid of shares at (batch b, length s): bilinear in the grid
     indices `grid_at` reads, held at the edges."""
-    share = np.asarray(share)
-    b = np.asarray(b, dtype=float)
-    s = np.asarray(s, dtype=float)
-    shape = np.broadcast_shapes(b.shape, s.shape, share.shape[:-2] if rows is None else rows.shape)
-    i, fb = _pos(np.broadcast_to(b, shape), 0.0, 1.0, len(B_GRID))
-    j, fs = _pos(np.broadcast_to(s, shape), S_LO, 1.0, len(S_GRID))
-    fb, fs = np.clip(fb, 0.0, 1.0), np.clip(fs, 0.0, 1.0)
-    v00, v01 = _gather(share, shape, i, j, rows=rows), _gather(share, shape, i, j + 1, rows=rows)
-    v10, v11 = _gather(share, shape, i + 1, j, rows=rows), _gather(share, shape, i + 1, j + 1, rows=rows)
-    lo = v00 + fs * (v01 - v00)
-    return lo + fb * (v10 + fs * (v11 - v10) - lo)
+    return _bilinear(share, b, s, rows, held=True)
 
 
 _NB = len(B_GRID)

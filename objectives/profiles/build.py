@@ -57,7 +57,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -1032,6 +1032,21 @@ DEEPEP_FILES = (("wideep_deepep_ll_perf.parquet", "ll",
 DEEPEP_SHAPE = ("hidden_size", "num_topk", "num_experts")
 
 
+def deepep_frames(d: Path) -> Iterator[tuple[Path, str, dict[str, str], pd.DataFrame]]:
+    """(file, kind, {op: time column (µs)}, rows) of each DeepEP kernel table (`DEEPEP_FILES`) in the folder `d`, every
+    node count, as read; ValueError naming a file without the node count, tokens per rank, shape
+    (`DEEPEP_SHAPE`) or time columns. The one reader of those tables: the in-node profile tables
+    (`deepep_tables`) and the scale-out network fit (`objectives.calibration.network.internode_tables`)."""
+    for fname, kind, cols in DEEPEP_FILES:
+        if not (d / fname).exists():
+            continue
+        df = pd.read_parquet(d / fname)
+        missing = [c for c in ("node_num", "num_token", *DEEPEP_SHAPE, *cols.values()) if c not in df.columns]
+        if missing:
+            raise ValueError(f"{d / fname}: missing column(s) {missing}")
+        yield d / fname, kind, cols, df
+
+
 def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[str, tuple[Table, np.ndarray]]:
     """DeepEP dispatch / combine kernel time (ms) inside one node (the tables' node_num 1: EP over the node's GPUs)
     by (shape index 1..K, tokens per rank), keyed by (hidden, top-k, experts): `deepep_ll_{dispatch,combine}`
@@ -1046,13 +1061,7 @@ def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[st
     own = [v for v in vs if _vkey(v) <= _vkey(version)] if engine == "sglang" else []
     d = root / system / "comm" / "sglang" / (own or vs)[-1]
     out: dict[str, tuple[Table, np.ndarray]] = {}
-    for fname, kind, cols in DEEPEP_FILES:
-        if not (d / fname).exists():
-            continue
-        df = pd.read_parquet(d / fname)
-        missing = [c for c in ("node_num", "num_token", *DEEPEP_SHAPE, *cols.values()) if c not in df.columns]
-        if missing:
-            raise ValueError(f"{d / fname}: missing column(s) {missing}")
+    for path, kind, cols, df in deepep_frames(d):
         df = df[df["node_num"] == 1]
         for op, col in cols.items():
             t_ms = pd.to_numeric(df[col], errors="coerce") * 1e-3
@@ -1061,7 +1070,7 @@ def deepep_tables(root: Path, system: str, engine: str, version: str) -> dict[st
                 continue
             ax, v, shapes, cov = _keyed(dd, list(DEEPEP_SHAPE), "num_token")  # duplicates (SM settings): fastest
             if not np.isfinite(v).all() or len(ax[1]) < 2:
-                log.info("%s: %s %s has unmeasured shapes, dropped", d / fname, kind, op)
+                log.info("%s: %s %s has unmeasured shapes, dropped", path, kind, op)
                 continue
             out[f"deepep_{kind}_{op}"] = (Table(("shape_key", "num_tokens"), ax, v, cov), shapes)
     return out

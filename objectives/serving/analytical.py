@@ -141,7 +141,7 @@ from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
 from .bisection import bisect
-from .handoff import connector_engines, front_end, handoff_ms, host_ms, kv_read_ms, pool_engines
+from .handoff import connector_engines, front_end, handoff_ms, host_ms, kv_read_ms
 from .prefix import PrefixTable, prefix_table
 from .scheduler import MIN_KV_SLOPE, SLO, Scheduler
 from .workload import Dist, Workload
@@ -697,16 +697,19 @@ class ServingModel:
         per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
         cached = isl is not None
         isl = self.input_len if isl is None else isl
+        if prompts is not None:
+            prompts = np.asarray(prompts, dtype=float)
         if np.ndim(N) == 2 and np.shape(N)[1] == 1:
             N = N[:, 0]
-            prompts = None if prompts is None or np.ndim(prompts) < 2 else np.asarray(prompts)[:, 0]
+            if prompts is not None and prompts.ndim == 2:   # one per occupancy: its one column
+                prompts = prompts[:, 0]
         if np.ndim(N) == 2:
             kw = {k: v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v
                   for k, v in kw.items()}
             mnt = mnt[:, None]
             isl = isl[:, None] if np.ndim(isl) == 1 else isl
-            prompts = None if prompts is None else (np.asarray(prompts, dtype=float)[:, None] if np.ndim(prompts) < 2
-                                                    else np.asarray(prompts, dtype=float))
+            if prompts is not None and prompts.ndim == 1:   # one per deployment: a column against N
+                prompts = prompts[:, None]
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
         bal = d.adp_balance if d.adp_balance.any() else None
         if bal is not None and np.ndim(N) == 2:
@@ -931,7 +934,7 @@ class ServingModel:
                 sd = d.take(i)
                 pkw = self._prefill_kw(sd)
                 host, _, engines = front_end(pkw, len(i), eff)
-                kv_engines = connector_engines(engines, pool_engines(self._kw(sd), len(i)))
+                kv_engines = connector_engines(engines, mt["engine"].to_numpy(object)[i])   # decode pool's, resolved
                 xfer_ms = kv_read_ms(kv_bytes, link, kv_engines, eff)
                 tput[i] = r * osl * 1e3
                 hand = handoff_ms(t_d, xfer_ms, N[i])

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inference.core import auto_engine, engine_codes, prepare
+from ..inference.core import prepare
 from ..profiles import engine_key
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
@@ -82,20 +82,6 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray,
     return host * front_end_passes(engines) + model, wave, engines
 
 
-def pool_engines(pool_kw: Mapping[str, Any], n: int) -> np.ndarray:
-    """The engine that costs each of `n` pools (`pool_kw`: their `inference.estimate` arguments): the `engine`
-    argument, None / "auto" resolved per GPU as `prepare` resolves it (`auto_engine`: vLLM's profile where the GPU
-    has one, else "roofline"), without preparing the pools' costs."""
-    names, codes = engine_codes(pool_kw.get("engine"))
-    named = np.asarray(names, dtype=object)[np.broadcast_to(np.asarray(codes), (n,))]
-    if "auto" not in names:
-        return named.copy()
-    gpus = np.broadcast_to(np.asarray(pool_kw["gpu"], dtype=object), (n,))
-    uniq, inv = np.unique(np.array([str(getattr(g, "name", g)) for g in gpus], dtype=object), return_inverse=True)
-    auto = np.array([auto_engine(g) for g in uniq], dtype=object)[inv.ravel()]
-    return np.where(named == "auto", auto, named)
-
-
 def connector_engines(prefill_engines: Any, decode_engines: Any) -> np.ndarray:
     """The engine whose KV connector moves each deployment's prompts (its ``engine_kv_ms`` / ``engine_kv_gbs``),
     from the engines that cost its prefill and decode pools: the decode pool's, else, where that pool is priced on
@@ -157,4 +143,4 @@ def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
 
 
 __all__ = ["DISAGG_FRONT_END_PASSES", "connector_engines", "connector_gbs", "connector_ms", "front_end",
-           "front_end_passes", "handoff_ms", "host_ms", "kv_read_ms", "pool_engines"]
+           "front_end_passes", "handoff_ms", "host_ms", "kv_read_ms"]

@@ -320,15 +320,23 @@ class Workload:
         cs2 = float(inp.var() / inp.mean() ** 2) if inp is not None else 0.0
         return ca2, cs2
 
-    def _replayed_arrivals(self) -> tuple[np.ndarray, float] | None:
-        """The sorted arrival times (s) of a trace replayed with its own arrivals (its first ``size`` requests) and
-        their span (s); None for every other workload, a trace without times, fewer than 3 requests or no span."""
+    def _own_arrivals(self) -> np.ndarray | None:
+        """The arrival times (s, float64, in the trace's order) of a trace replayed with its own arrivals (its first
+        ``size`` requests); None for every other workload, a trace without times or fewer than 3 requests."""
         if self.trace is None or self.rate is not None or self.concurrency is not None:
             return None
         arr = self._trace.arrival_s
         if arr is None or self.size < 3:
             return None
-        a = np.sort(np.asarray(arr[:self.size], dtype=np.float64))
+        return np.asarray(arr[:self.size], dtype=np.float64)
+
+    def _replayed_arrivals(self) -> tuple[np.ndarray, float] | None:
+        """The sorted arrival times (s) of a trace replayed with its own arrivals (`_own_arrivals`) and their span
+        (s); None for every other workload, a trace without times, fewer than 3 requests or no span."""
+        own = self._own_arrivals()
+        if own is None:
+            return None
+        a = np.sort(own)
         span = float(a[-1] - a[0])
         return (a, span) if span > 0 else None
 
@@ -387,10 +395,10 @@ class Workload:
         holds no request): a trace whose storms bring longer prompts than its quiet stretches reads above 1 there.
         None where `arrival_profile` is."""
         k = self._windows(windows, "Workload.prompt_profile")
-        arr = self._trace.arrival_s if k is not None else None
+        arr = self._own_arrivals() if k is not None else None
         if k is None or arr is None:
             return None
-        order = np.argsort(np.asarray(arr[:self.size], dtype=np.float64), kind="stable")   # arrival order, as k
+        order = np.argsort(arr, kind="stable")   # arrival order, as k
         tokens = np.asarray(self._trace.input_tokens[:self.size], dtype=np.float64)[order]
         counts = np.bincount(k, minlength=windows).astype(np.float64)
         sums = np.bincount(k, weights=tokens, minlength=windows)
@@ -402,12 +410,10 @@ class Workload:
         without ties); None for every other workload. Coarse timestamps (Mooncake's: about 9 requests a
         timestamp, E[X^2] / E[X] about 10) make batches that a queue serves one after another, and the batches
         themselves may come far more regularly than their requests' counts suggest."""
-        if self.trace is None or self.rate is not None or self.concurrency is not None:
+        arr = self._own_arrivals()
+        if arr is None:
             return None
-        arr = self._trace.arrival_s
-        if arr is None or self.size < 3:
-            return None
-        _, counts = np.unique(np.asarray(arr[:self.size], dtype=np.float64), return_counts=True)
+        _, counts = np.unique(arr, return_counts=True)
         x = counts.astype(np.float64)
         return float(x.mean()), float((x * x).sum() / x.sum())
 

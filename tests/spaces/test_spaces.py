@@ -329,8 +329,12 @@ def test_disaggregated_pools_choose_their_own_gpu_and_tp():
     assert mixed.any()
     with pytest.raises(dse.SpaceError, match="add .disagg. to modes"):
         spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, prefill_gpus=["H100"])
-    with pytest.raises(dse.SpaceError, match=r"prefill_tp=\[3\]: \[3\] not allowed; valid TP values"):
+    with pytest.raises(dse.SpaceError, match=r"prefill_tp=\[3\]: \[3\] not allowed \(must divide the 64 attention "
+                                             r"heads .*\); valid up to max_gpus=8: \[1, 2, 4, 8\]"):
         spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, modes=("disagg",), prefill_tp=[3])
+    # the space's own TP / PP check (`parallelism.pick_tp`): a non-integer degree is refused, not truncated to 2
+    with pytest.raises(dse.SpaceError, match=r"prefill_tp value must be an integer >= 1, got 2.5"):
+        spaces.llm_serving("Llama-3.1-70B", ["H100"], 8, modes=("disagg",), prefill_tp=[2.5])
 
 
 def test_llm_serving_eplb_knob_only_where_it_changes_the_deployment():

@@ -93,6 +93,20 @@ def test_deploy_launches_the_engines_auto_for_the_kv_cache_it_priced():
     assert argv[argv.index("--kv-cache-dtype") + 1] == "fp8"
 
 
+def test_deploy_compares_the_prefill_kv_dtype_with_the_engines_kv_cache():
+    """A disaggregated GLM-5-FP8 on B200 without kv_dtype stores SGLang's DSA cache, fp8 (vLLM's: the checkpoint's
+    16 bits): a prefill_kv_dtype is held against that, after the engine's KV rule. `plan` had compared it with the
+    engine-free bf16, refusing SGLang's valid fp8 pair and passing a bf16 prefill pool beside an fp8 decode pool."""
+    cfg = {"gpu": "B200", "tp": 8, "ep": 8, "dp": 2, "mode": "disagg", "prefill_replicas": 1}
+    wl = {"input_len": 1024, "output_len": 128}
+    for engine, kv, other in (("sglang", "fp8", "bf16"), ("vllm", "bf16", "fp8")):
+        assert _kv(model="GLM-5-FP8", gpu="B200", tp=8, ep=8, engine=engine) == [kv]
+        d = deploy.commands({**cfg, "prefill_kv_dtype": kv}, engine=engine, model="GLM-5-FP8", workload=wl)
+        assert d.config["kv_dtype"] == kv and not any("--kv-cache-dtype" in s.argv for s in d.servers)
+        with pytest.raises(DeployError, match=f"prefill_kv_dtype='{other}' with kv_dtype='{kv}'"):
+            deploy.commands({**cfg, "prefill_kv_dtype": other}, engine=engine, model="GLM-5-FP8", workload=wl)
+
+
 # ------------------------------------------------------------------------------------------ block-FP8 layouts
 def _fit(**kw) -> tuple[list[bool], list[str]]:
     r = inference.estimate(**{**KW, **kw})

@@ -748,8 +748,8 @@ def test_space_gives_the_prefill_pool_its_own_pipeline_depth_and_format():
                              kv_dtypes=("fp8",), max_batch_sizes=(256,), max_num_tokens=(8192,)).grid()
     assert set(own["prefill_tp"]) == {2} and set(own["prefill_pp"]) == {2} and {4} <= set(own["tp"]) <= {4, 8}
     # refused at build: a PP the model cannot split into, a format no prefill GPU runs, pools for agg only
-    with pytest.raises(SpaceError, match=r"prefill_pp=\[3\]: \[3\] not allowed; valid PP values for "
-                                         r"Llama-3.1-8B up to max_gpus=4: \[1, 2, 4\]"):
+    with pytest.raises(SpaceError, match=r"prefill_pp=\[3\]: \[3\] not allowed \(must divide the 32 layers\); "
+                                         r"valid up to max_gpus=4: \[1, 2, 4\]"):
         spaces.llm_serving(DENSE, [H100], prefill_pp=[3], **kw)
     with pytest.raises(SpaceError, match=r"prefill_gpus \['H100-SXM-80GB'\] run none of the formats \['fp4'\]"):
         spaces.llm_serving(DENSE, [H100], prefill_formats=["fp4"], **kw)

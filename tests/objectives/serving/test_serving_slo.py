@@ -118,6 +118,26 @@ def test_a_prompt_that_arrives_alone_holds_the_pipelines_decodes_for_its_whole_p
     assert 0.85 * tpot[1] < tpot[4] < tpot[2] < tpot[1]
 
 
+def test_a_prompt_bound_per_deployment_holds_at_one_occupancy_column():
+    """`ServingModel._at` takes the prompts one prefill iteration carries one per deployment or one per occupancy;
+    with occupancies of shape (n, 1) (read as (n,)) a bound of shape (n,) had been dropped, the PP 2 row's TPOT
+    priced as the closed loop's budget-sized groups (13.9 ms here instead of 20.7 with one prompt an iteration)."""
+    from objectives.serving.analytical import Deployments, ServingModel
+
+    d = Deployments.of(gpu="H100", tp=1, pp=[1, 2], weight_dtype="fp8", kv_dtype="fp8", engine="roofline")
+    m = ServingModel("Llama-3.1-8B", serving.Workload(rate=4.0, input_len=2048, output_len=128, n_requests=500))
+    occ, one = np.array([32.0, 64.0]), np.ones(2)
+    flat = m._at(d, occ, prompts=one)
+    free = m._at(d, occ)
+    assert flat["tpot_ms"][1] > 1.2 * free["tpot_ms"][1]     # the bound matters where pp > 1 ...
+    assert flat["tpot_ms"][0] == free["tpot_ms"][0]           # ... and not at pp 1
+    for n_col, bound in ((occ[:, None], one), (occ[:, None], one[:, None]), (np.c_[occ, occ], one)):
+        got = m._at(d, n_col, prompts=bound)
+        for key in ("ttft_ms", "tpot_ms"):
+            assert np.reshape(got[key], (2, -1)) == pytest.approx(np.c_[flat[key]] * np.ones((1, n_col.shape[1])),
+                                                                  rel=1e-12), (n_col.shape, np.shape(bound), key)
+
+
 def test_prompts_queued_beyond_one_budget_fill_the_pipelines_next_batches():
     """With pp > 1 the engine keeps up to pp batches in flight, each with its own token budget (vLLM v1's batch
     queue of max_concurrent_batches = pp, SGLang's pp micro-batches): prompts queued beyond one budget go into the
