@@ -101,7 +101,7 @@ from typing import Any
 import numpy as np
 
 from objectives import catalog
-from objectives.inference.lockstep import TRTLLM_BATCHING_WAIT_ITERS, TRTLLM_TIMEOUT_ITERS
+from objectives.inference.lockstep import ADP_BALANCE_ENGINES, TRTLLM_BATCHING_WAIT_ITERS, TRTLLM_TIMEOUT_ITERS
 from objectives.inference.measured import (
     MOE_A2A,
     MOE_ACT_DTYPES,
@@ -1129,7 +1129,7 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
                                   else "node-") for r in dict.fromkeys(roles)}
     for r in ctx.values():
         _check_parallel(r)
-    if p.adp_balance and c.engine != "trtllm":
+    if p.adp_balance and c.engine not in ADP_BALANCE_ENGINES:
         raise DeployError(f"adp_balance=True: {c.engine} has no attention-DP balance (TensorRT-LLM's "
                           f"attention_dp_config.enable_balance); leave it False for {c.engine}")
     if p.adp_balance and all(r.p.attn_dp == 1 for r in ctx.values()):
