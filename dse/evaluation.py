@@ -101,6 +101,52 @@ def objective_change(before: Mapping[str, Any] | None, info: Mapping[str, Any]) 
     return f"{before.get('name')} {before.get('version')}", f"{info.get('name')} {info.get('version')}"
 
 
+def objective_differences(before: Mapping[str, Any], info: Mapping[str, Any], width: int = 160) -> list[str]:
+    """What differs between a study's stored objective provenance ``before`` and ``info`` (`objective_info`), in
+    words, one entry per difference: the name; the parts of a version written as ``a+b+c`` that differ (the whole
+    version otherwise); and each entry of the declared ``inputs`` (one level into a nested mapping, e.g.
+    ``inputs.setup.workload``) that was added, dropped or changed, values cut to ``width`` characters from a little
+    before where the two first differ."""
+    def short(v: Any, start: int = 0) -> str:
+        text = v if isinstance(v, str) else repr(v)
+        head = "..." if start else ""
+        return head + (text[start:] if len(text) - start <= width else text[start:start + width - 3] + "...")
+
+    def pair(x: Any, y: Any) -> str:
+        """``x -> y``, both cut from a little before where their texts first differ."""
+        a, b = (v if isinstance(v, str) else repr(v) for v in (x, y))
+        i = next((k for k, (p, q) in enumerate(zip(a, b)) if p != q), min(len(a), len(b)))
+        start = max(0, i - width // 4) if i > width // 2 else 0
+        return f"{short(a, start)} -> {short(b, start)}"
+
+    out: list[str] = []
+    if before.get("name") != info.get("name"):
+        out.append(f"name {pair(before.get('name'), info.get('name'))}")
+    was, now = str(before.get("version")), str(info.get("version"))
+    if was != now:
+        a, b = was.split("+"), now.split("+")
+        if len(a) == len(b):
+            out += [f"version part {pair(x, y)}" for x, y in zip(a, b) if x != y]
+        else:
+            out.append(f"version {pair(was, now)}")
+
+    def walk(x: Any, y: Any, path: str, depth: int) -> None:
+        if x == y:
+            return
+        if depth and isinstance(x, Mapping) and isinstance(y, Mapping):
+            for k in dict.fromkeys([*x, *y]):
+                if k not in y:
+                    out.append(f"{path}.{k} dropped (was {short(x[k])})")
+                elif k not in x:
+                    out.append(f"{path}.{k} added: {short(y[k])}")
+                else:
+                    walk(x[k], y[k], f"{path}.{k}", depth - 1)
+            return
+        out.append(f"{path}: {pair(x, y)}")
+    walk(before.get("inputs") or {}, info.get("inputs") or {}, "inputs", 2)
+    return out
+
+
 class TrialTimeout(Exception):
     """Raised inside an evaluation that ran past the per-trial timeout."""
 

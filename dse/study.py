@@ -22,7 +22,7 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import OptimizerError, StudyError
-from .evaluation import is_vectorized, objective_change, objective_info
+from .evaluation import is_vectorized, objective_change, objective_differences, objective_info
 from .metric_constraints import Constraint
 from .objective import ObjectiveSpec
 from .optimizers.batch import Batch
@@ -277,6 +277,11 @@ class Study:
 
         Ctrl-C stops cleanly: every finished trial is kept; the interrupted batch is marked aborted and retried
         by the next optimize() call.
+
+        A study holding complete trials of an objective of another name or version (`dse.objective_info`; e.g. a
+        study file whose workload was edited) is refused with StudyError naming what changed
+        (`evaluation.objective_differences`), before anything runs or is stored: its front would rank numbers of
+        both. Give the study another name or storage, or delete it, to evaluate the new objective.
         """
         from .optimizers import choose_auto, get_optimizer
 
@@ -298,11 +303,17 @@ class Study:
         opt = get_optimizer(name, self.space, len(self.spec.names), seed=seed, **optimizer_settings)
         info = objective_info(evaluate)
         if (was := objective_change(self.meta.get("objective"), info)) and (
-                n := self._storage.count_trials(self._id, states=FINISHED_STATES)):
-            logger.warning("study %r holds %d finished trials evaluated by %s; this run evaluates with %s: its front "
-                           "will rank numbers of both. To compare like with like, start a new study (another name "
-                           "or storage) or delete this one (dse.delete_study(%r, storage=%r))",
-                           self.name, n, was[0], was[1], self.name, self.storage_url)
+                n := self._storage.count_trials(self._id, states=("complete",))):
+            # its front would rank numbers of two objectives (e.g. a study file's workload edited): refused, as is
+            # (trials that all failed put no number on the front: a fixed objective resumes them)
+            differ = "; ".join(objective_differences(self.meta.get("objective") or {}, info))
+            raise StudyError(
+                f"study {self.name!r} holds {n} complete trials evaluated by {was[0]}; this run's objective is "
+                f"{was[1]} ({differ}): its front would rank numbers of both, so nothing was run and nothing stored "
+                f"changed. To evaluate the new objective, give the study another name (StudySpec name=, or "
+                f"dse.create_study) or storage (dse run --storage), or delete this one "
+                f"(dse.delete_study({self.name!r}, storage={self.storage_url!r})); to go on with this one, run it "
+                f"with the objective it was evaluated by")
         run = {
             "optimizer": name,
             "requested_optimizer": optimizer,

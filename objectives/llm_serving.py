@@ -222,7 +222,8 @@ class LLMServingObjective(CarriesModel):
         self.carry_model()   # its record travels into worker processes (`catalog.carry.CarriesModel`)
         self.profile = profile
         # the shipped data's digest, and a calibrated profile's hash (`dse calibrate`), go into the provenance
-        efficiency, version, inputs = None, f"{VERSION}+data.{data_digest(SERVING_DATA)}", None
+        efficiency, version = None, f"{VERSION}+data.{data_digest(SERVING_DATA)}"
+        inputs: dict[str, Any] = {}
         if profile is not None:
             from .calibration.calibrate import load_profile, profile_provenance
             efficiency = load_profile(profile)
@@ -246,10 +247,16 @@ class LLMServingObjective(CarriesModel):
             dataclasses.replace(workload, n_requests=n_requests)
         self.serving_model = ServingModel(model, sized, self.prices, efficiency)
         self.input_len, self.output_len = self.serving_model.input_len, self.serving_model.output_len
-        # ... and what else the numbers depend on: a study resumed with another workload says so (`setup_digest`)
-        setup = setup_digest(model, workload, slo, sorted((self.prices or {}).items()),
-                             sorted(self.defaults.items()), n_requests, capacity, interval, confidence,
-                             None if constraints is None else sorted((self.given_constraints or {}).items()))
+        # ... and what else the numbers depend on: a study resumed with another workload is refused (`setup_digest`)
+        parts = {"model": model, "workload": workload, "slo": slo, "prices": sorted((self.prices or {}).items()),
+                 "defaults": sorted(self.defaults.items()), "n_requests": n_requests, "capacity": capacity,
+                 "interval": interval, "confidence": confidence,
+                 "constraints": None if constraints is None else sorted((self.given_constraints or {}).items())}
+        setup = setup_digest(*parts.values())
+        # ... each of them in words, so that a study refused on resume names the one that changed
+        # (`dse.evaluation.objective_differences`)
+        inputs["setup"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+                           for k, v in parts.items()}
         dse.vectorized(self, name=f"llm_serving/{fidelity}", version=f"{version}+setup.{setup}", inputs=inputs,
                        units=METRIC_UNITS)
         self.dse_band_level = interval   # declared to the engine (dse.ObjectiveSpec.check_objective)
@@ -576,13 +583,8 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         workload = serving.Workload(**w)
     if not isinstance(workload, serving.Workload):
         raise ObjectiveError(f"workload must be a serving.Workload or a mapping of its fields, got {workload!r:.100}")
-    context = record.max_position
-    if context > 0 and (longest := workload.longest_request()) is not None and longest[0] > context:
-        which = "" if longest[1] is None else f", request {longest[1]} of trace {getattr(workload.trace, 'source', '')}"
-        raise ObjectiveError(f"workload: the longest request ({longest[0]} tokens of prompt and output{which}) "
-                             f"exceeds {name}'s context of {context} tokens (max_position_embeddings); the engines "
-                             f"refuse it (dse deploy too): shorten the requests, or cut the trace (Trace.take, "
-                             f"head, window)")
+    if (refusal := workload.exceeds_context(record)) is not None:     # (dse deploy and simulate refuse it too)
+        raise ObjectiveError(f"workload: {refusal}")
     slo_given = slo is not None
     try:
         slo = serving.SLO(ttft_ms=2000.0, tpot_ms=50.0) if slo is None else serving.SLO.parse(slo)

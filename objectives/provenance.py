@@ -1,5 +1,5 @@
 """One short digest of the data a cost model's numbers come from, for a study's provenance: a study resumed after
-the shipped factors, catalogs or kernel profiles changed says so (`dse.Study.optimize` warns) instead of ranking
+the shipped factors, catalogs or kernel profiles changed is refused (`dse.Study.optimize`) instead of ranking
 numbers of two models on one front."""
 from __future__ import annotations
 
@@ -38,6 +38,6 @@ def data_digest(parts: tuple[str, ...] = SERVING_DATA) -> str:
 
 def setup_digest(*parts: object) -> str:
     """The first 12 hex digits of a sha256 over the ``repr`` of ``parts``: what an objective's numbers depend on
-    besides the shipped data (its model, workload, SLO, prices...), so that a study resumed with other ones says so
-    (`dse.Study.optimize` warns) instead of showing the front of the old ones as the new one's."""
+    besides the shipped data (its model, workload, SLO, prices...), so that a study resumed with other ones is refused
+    (`dse.Study.optimize`) instead of showing the front of the old ones as the new one's."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..serving.workload import context_refusal
 from .builders import ENGINES, PROGRAMS, Command, Deployment, Plan, build, plan
 from .flags import DeployError, FlagList, flag_list, shipped, unknown_flags
 
@@ -273,9 +274,8 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
         else None
     if w.get("max_len") is not None:       # a trace: its longest request (the sum of the longest input and output
         max_len = int(w["max_len"])         # need not be one request's)
-    if max_len is not None and max_len > p.model.max_position > 0:
-        raise DeployError(f"the workload's longest request ({max_len} tokens) exceeds {p.model.name}'s context of "
-                          f"{p.model.max_position} tokens")
+    if max_len is not None and (refusal := context_refusal(p.model, max_len)) is not None:
+        raise DeployError(refusal)
     servers, router, files = build(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len)
     bench = _benchmark(p, engine, lists, workload, pred, notes, base_port)
     labels = {c.program: next(fl.label() for fl in lists.values() if c.checked_against == f"{fl.engine} {fl.version}")

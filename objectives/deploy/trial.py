@@ -46,11 +46,30 @@ def _from_study_file(study: Any, study_file: str | None) -> tuple[str | None, An
                 raise DeployError(f"study file {str(f)!r} defines study {spec.name!r}, not {study.name!r}")
             continue
         ev = spec.evaluate
+        _same_setup(study, ev, f)
         defaults = getattr(ev, "defaults", None)
         if defaults is None:   # a confirming objective (`objective.confirming(...)`) holds the objective
             defaults = getattr(getattr(ev, "objective", None), "defaults", None)
         return getattr(ev, "model", None), getattr(ev, "workload", None), dict(defaults or {})
     return None, None, {}
+
+
+def _same_setup(study: Any, evaluate: Any, path: Path) -> None:
+    """Refuse a study file whose objective's arguments (model, workload, SLO, defaults...: the setup part of its
+    version and the ``setup`` it declares, `llm_serving`) are not those the study's trials were evaluated with:
+    its workload would be benchmarked beside predictions made for another (e.g. the file edited after the run)."""
+    from dse.evaluation import objective_differences, objective_info
+
+    stored = study.meta.get("objective") or {}
+    if not stored:
+        return
+    changed = [d for d in objective_differences(stored, objective_info(evaluate))
+               if d.startswith(("inputs.setup", "version part setup."))]
+    if changed:
+        raise DeployError(f"study file {str(path)!r} evaluates with other arguments than study {study.name!r} was "
+                          f"run with ({'; '.join(changed)}): its trials' predictions are for the stored ones; pass "
+                          f"the study file it was run with (--study-file), or the model and workload (--model, "
+                          f"workload=)")
 
 
 def trial_inputs(study: Any, trial: int, *, storage: str | None = None, model: str | None = None,

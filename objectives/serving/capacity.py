@@ -36,6 +36,7 @@ workers of ``prefill_gpu`` / ``prefill_tp`` / ``prefill_pp`` / ``prefill_ep`` / 
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -49,7 +50,7 @@ from ..inference.core import reusing_prepared
 from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Pool, Scheduler
-from .simulator import STEADY_RUNS, _check_mode, _check_pool_parallel, _check_pools, simulate
+from .simulator import STEADY_RUNS, _check_mode, _check_pool_parallel, _check_pools, check_context, simulate
 from .traces import Trace
 from .workload import Workload
 
@@ -185,7 +186,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              n_requests: int | None = None, tol: float = DEFAULT_TOL, fidelity: str = "simulated",
              eplb: bool = False, moe_act_dtype: str | None = None, attn_dp: int = 1,
              profile: str | Path | None = None, moe_a2a: str | None = None, mode: str = "agg",
-             prefill: Pool | None = None, decode: Pool | None = None) -> dict[str, Any]:
+             prefill: Pool | None = None, decode: Pool | None = None, adp_balance: Any = None) -> dict[str, Any]:
     """Highest open-loop request rate (requests/s, whole deployment: ``dp`` aggregated replicas, or both pools of
     a disaggregated one) at which the deployment still meets ``slo``.
 
@@ -210,9 +211,14 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     dtypes: each pool may have its own pipeline depth and weight / activation / KV dtypes, an unknown dtype
     refused naming the known ones). Each pool may have its own scheduler (``Pool(scheduler=)``, else
     ``scheduler``), which the simulations run; the analytical model holds the batch knobs (`ANALYTICAL_KNOBS`)
-    once for both pools, so the pools' schedulers must agree on those (refused naming the knob where they do not;
-    the others, e.g. ``frontend_ms``, may differ). It then also returns
-    ``prefill_pool_req_s`` and ``decode_pool_req_s`` (analytical: the rate each pool can serve; the smaller binds).
+    once for both pools, the decode pool's (`_pool_scheduler`): pools whose schedulers differ in them are priced
+    in the simulations only (the analytical estimate starts the search; ``fidelity="analytical"`` refuses them,
+    naming the knobs). It then also returns ``prefill_pool_req_s`` and ``decode_pool_req_s`` (analytical: the rate
+    each pool can serve, the smaller binding; ``prefill_pool_req_s`` NaN where the pools' schedulers differ).
+    ``adp_balance``: TensorRT-LLM's attention-DP balance (True, or an `inference.lockstep.AdpBalance`; None / False
+    off), as ``Scheduler(adp_balance=)`` sets it, in every scheduler the simulations run (capacity's and the
+    pools' own; one that sets another balance is refused); the analytical model does not price it
+    (``fidelity="analytical"`` refuses it), so its estimate only starts the search.
     """
     slo = SLO.parse(slo)
     _bounded(slo, "capacity")
@@ -235,6 +241,14 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     if not isinstance(w, Workload):
         raise ValueError(f"workload must be a serving.Workload, got {w!r:.80}")
     s = scheduler if scheduler is not None else Scheduler()
+    if not isinstance(s, Scheduler):
+        raise ValueError(f"capacity scheduler must be a serving.Scheduler, got {s!r:.80}")
+    if adp_balance is not None and adp_balance is not False:
+        s, prefill, decode = _balanced(adp_balance, s, prefill, decode)
+    pool_scheds = [p.scheduler for p in (prefill, decode) if isinstance(p, Pool) and p.scheduler is not None]
+    if fidelity == "analytical" and any(x.adp_balance is not None for x in (s, *pool_scheds)):
+        raise ValueError("capacity adp_balance: the analytical model does not price TensorRT-LLM's attention-DP "
+                         "balance; use fidelity='simulated' (dse capacity without --analytical)")
     if not s.models_policy(engine) and fidelity == "analytical":
         raise ValueError(f"capacity fidelity='analytical': the analytical model models Scheduler policy="
                          f"{Scheduler().policy_of(engine)!r} here (the engine's own, policy={MODELLED_POLICY!r}; "
@@ -245,9 +259,9 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     _check_mode(mode, dp, prefill, decode)
     pools = _pool_knobs(model, gpu, tp, pp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, prefill, decode) \
         if mode == "disagg" else {}
-    # the batch knobs the analytical model holds (once for both pools: from their own schedulers where given; the
-    # simulations run each pool's own, else `s`)
-    ks = _pool_scheduler(s, prefill, decode, engine, fidelity) if pools and prefill and decode else s
+    # the batch knobs the analytical model holds (once for both pools: the decode pool's; the simulations run each
+    # pool's own, else `s`)
+    ks, differ = _pool_scheduler(s, prefill, decode, engine, fidelity) if pools and prefill and decode else (s, [])
     if not pools:
         from ..inference.resolve import check_ep
         check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
@@ -256,6 +270,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         from ..calibration.calibrate import load_profile, profile_provenance
         efficiency = load_profile(profile)
         provenance = profile_provenance(profile, efficiency)
+    # the requests a rate sends (a trace's first n_requests), before any search: each simulated rate would refuse them
+    check_context(model, dataclasses.replace(w, n_requests=n_requests))
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests), efficiency=efficiency)
     layout = {**dict(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=attn_dp, weight_dtype=weight_dtype,
                      act_dtype=act_dtype, kv_dtype=kv_dtype), **pools}
@@ -272,7 +288,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
             raise ValueError(f"{_name(model)} on {deployment_words(gpu, tp, pp, dp, ep, attn_dp, prefill, decode)} "
                              f"does not run: {ev['reason'].iloc[0]}")
         if pools:           # rate matching: what each pool serves (requests/s); the smaller binds
-            out.update(prefill_pool_req_s=float(ev["prefill_pool_req_s"].iloc[0]),
+            # (a prefill pool whose scheduler differs from the decode pool's is not priced with its own: NaN)
+            out.update(prefill_pool_req_s=math.nan if differ else float(ev["prefill_pool_req_s"].iloc[0]),
                        decode_pool_req_s=float(ev["decode_pool_req_s"].iloc[0]))
     if fidelity == "analytical":
         return out
@@ -312,6 +329,24 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
                              f"req/s: {why}; give n_requests >= {need}"
                              + (f" (trace {t.source} has {len(t)})" if t is not None else ""))
         n_requests = min(cap, max(need, 2 * n_requests))
+
+
+def _balanced(adp_balance: Any, sched: Scheduler, prefill: Pool | None, decode: Pool | None
+              ) -> tuple[Scheduler, Pool | None, Pool | None]:
+    """``sched`` and the pools' own schedulers with TensorRT-LLM's attention-DP balance ``adp_balance`` (as
+    ``Scheduler(adp_balance=)`` reads it); a scheduler that already sets another balance is refused, naming it."""
+    from ..inference.lockstep import as_balance
+    balance = as_balance(adp_balance)
+
+    def one(x: Scheduler, who: str) -> Scheduler:
+        if x.adp_balance is not None and x.adp_balance != balance:
+            raise ValueError(f"capacity adp_balance={adp_balance!r} and {who} adp_balance={x.adp_balance!r}: give "
+                             f"one, or the same in both")
+        return dataclasses.replace(x, adp_balance=balance)
+    pools = [p if not isinstance(p, Pool) or p.scheduler is None else
+             dataclasses.replace(p, scheduler=one(p.scheduler, f"the {role} pool's scheduler"))
+             for role, p in (("prefill", prefill), ("decode", decode))]
+    return one(sched, "scheduler"), pools[0], pools[1]
 
 
 def _search(run: Any, ana: float, slo: SLO, tol: float, n: int, stationary: bool = True) -> dict[str, Any]:
@@ -440,29 +475,30 @@ def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, w
 ANALYTICAL_KNOBS = tuple(inspect.signature(Scheduler.of_knobs).parameters)
 
 
-def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, fidelity: str) -> Scheduler:
-    """The scheduler the analytical model prices a disaggregated deployment with: each pool's own
-    (``Pool(scheduler=)``, else capacity's ``sched``, as `simulate` runs them), which must agree on the knobs the
-    model holds once for both pools (`ANALYTICAL_KNOBS`: ValueError naming the knob and both values); the others
-    (the API server's ``frontend_ms``, ``admission``, ``preemption``, ...) are the simulator's, per pool. At the
-    analytical fidelity a pool's policy the model does not model is refused, as capacity's own is."""
-    own = {role: (p.scheduler if p.scheduler is not None else sched, p.scheduler is None)
-           for role, p in (("prefill", prefill), ("decode", decode))}
-    for k in ANALYTICAL_KNOBS:
-        (pv, p_cap), (dv, d_cap) = ((getattr(x, k), c) for x, c in own.values())
-        if pv != dv:
-            first, second = ("decode", "prefill") if d_cap is False and p_cap else ("prefill", "decode")
-            vals = {"prefill": (pv, p_cap), "decode": (dv, d_cap)}
-            tag = {r: " (capacity's scheduler)" if vals[r][1] else "" for r in vals}
-            raise ValueError(f"capacity pools' schedulers: the {first} pool's {k}={vals[first][0]!r}{tag[first]}, "
-                             f"the {second} pool's {vals[second][0]!r}{tag[second]}: the analytical model holds one "
-                             f"{k} for both pools; give both pools the same (or scheduler= to capacity)")
-    for role, (ps, _) in own.items():
-        if fidelity == "analytical" and not ps.models_policy(engine):
-            raise ValueError(f"capacity {role} pool scheduler policy={ps.policy!r}: the analytical model models "
-                             f"policy={Scheduler().policy_of(engine)!r} here (the engine's own); use "
-                             f"fidelity='simulated'")
-    return own["decode"][0]
+def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, fidelity: str
+                    ) -> tuple[Scheduler, list[str]]:
+    """The scheduler the analytical model prices a disaggregated deployment with, and the knobs of
+    `ANALYTICAL_KNOBS` (those it holds once per deployment) in which the pools' schedulers differ, in words. The
+    simulations run each pool's own scheduler (``Pool(scheduler=)``, else capacity's ``sched``); the analytical
+    model takes the decode pool's, whose batch and KV slots hold the steady state. Where the prefill pool's differs
+    in one of those knobs, the analytical estimate (and its prefill pool rate) prices the prefill pool with the
+    decode pool's, so it only starts the simulated search; ``fidelity="analytical"`` refuses it, naming the knobs.
+    A pool policy the model does not model is refused at the analytical fidelity, as capacity's own is."""
+    ps = prefill.scheduler if prefill.scheduler is not None else sched
+    ds = decode.scheduler if decode.scheduler is not None else sched
+    differ = [f"{k} (prefill {getattr(ps, k)!r}, decode {getattr(ds, k)!r})" for k in ANALYTICAL_KNOBS
+              if getattr(ps, k) != getattr(ds, k)]
+    if fidelity == "analytical":
+        if differ:
+            raise ValueError(f"capacity pools' schedulers differ in {', '.join(differ)}: the analytical model holds "
+                             f"one value of each for both pools; use fidelity='simulated' (dse capacity without "
+                             f"--analytical: each pool runs its own scheduler) or give both pools the same")
+        for role, s in (("prefill", ps), ("decode", ds)):
+            if not s.models_policy(engine):
+                raise ValueError(f"capacity {role} pool scheduler policy={s.policy!r}: the analytical model models "
+                                 f"policy={Scheduler().policy_of(engine)!r} here (the engine's own); use "
+                                 f"fidelity='simulated'")
+    return ds, differ
 
 
 def _name(x: Any, gpu: bool = False) -> Any:

@@ -13,6 +13,7 @@ A plugin command (entry-point group ``dse.commands``):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -45,9 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "--act-dtype)")
     p.add_argument("--prefill-kv-dtype", default=None, help="disagg: the prefill pool's KV dtype (default "
                    "--kv-dtype)")
+    p.add_argument("--prefill-max-batch-size", type=int, default=None, help="disagg: the prefill pool's "
+                   "max_batch_size (default --max-batch-size; one that differs is priced in the simulations only)")
+    p.add_argument("--prefill-max-num-tokens", type=int, default=None, help="disagg: the prefill pool's token budget "
+                   "per iteration (default --max-num-tokens; one that differs is priced in the simulations only)")
     p.add_argument("--ep", type=int, default=1, help="expert parallelism over the tp x attn-dp GPUs of a replica")
     p.add_argument("--attn-dp", type=int, default=1, help="attention data-parallel ranks per replica (each "
                    "schedules its own requests; e.g. --tp 1 --attn-dp 8 --ep 8, wide EP)")
+    p.add_argument("--adp-balance", action="store_true", help="TensorRT-LLM's attention-DP balance "
+                   "(attention_dp_config.enable_balance, its default iterations; needs --attn-dp > 1 in a pool): "
+                   "simulated only, the analytical estimate starts the search (serving.capacity adp_balance=)")
     p.add_argument("--eplb", action="store_true", help="an expert-parallel load balancer (vLLM / SGLang "
                    "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
     p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts (gpt-oss): auto (the "
@@ -126,13 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       prefix_caching=not args.no_prefix_caching, batching=_batching(args)[0])
         if s.batching != "continuous":
             trace += f" ({s.batching} batching)"
-        pools = _pools(args)
+        pools = _pools(args, s)
         r = capacity(args.model, args.gpu, args.tp, args.pp, args.weight_dtype, args.act_dtype, args.kv_dtype,
                      slo=slo, workload=w, scheduler=s, dp=args.dp, engine=args.engine, ep=args.ep,
                      attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, moe_a2a=args.moe_a2a,
                      n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated",
                      profile=args.profile, mode=args.mode, prefill=pools.get("prefill"),
-                     decode=pools.get("decode"))
+                     decode=pools.get("decode"), adp_balance=args.adp_balance or None)
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise
@@ -144,9 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         + _profile_words(args)
     where = deployment_words(args.gpu, args.tp, args.pp, args.dp, args.ep, args.attn_dp, pools.get("prefill"),
                              pools.get("decode"))
-    if pools:   # rate matching: which pool binds (analytical)
-        how += (f"; analytical pools: prefill {r['prefill_pool_req_s']:.3g}, decode {r['decode_pool_req_s']:.3g} "
-                f"requests/s")
+    if args.adp_balance:
+        where += " with TensorRT-LLM's attention-DP balance"
+    if pools:   # rate matching: which pool binds (analytical; NaN where the prefill pool's scheduler differs)
+        pre = r["prefill_pool_req_s"]
+        how += ("; analytical pools: prefill " + (f"{pre:.3g}" if pre == pre else "not priced (its own scheduler)")
+                + f", decode {r['decode_pool_req_s']:.3g} requests/s")
     if r["capacity_req_s"] == 0 and r["metrics"]:
         got = ", ".join(f"{m} = {r['metrics'][m.replace('_ms', '_ms_mean') if m.endswith('_ms') else m]:.4g} ms"
                         for m in slo.constraints)
@@ -177,14 +188,15 @@ def _batching(args: argparse.Namespace) -> tuple[str, ...]:
 
 #: the disaggregated pools' flags (`_pools`): refused in aggregated mode, where nothing would read them
 _POOL_FLAGS = ("prefill_workers", "decode_workers", "prefill_gpu", "prefill_tp", "prefill_ep", "prefill_attn_dp",
-               "prefill_pp", "prefill_weight_dtype", "prefill_act_dtype", "prefill_kv_dtype")
+               "prefill_pp", "prefill_weight_dtype", "prefill_act_dtype", "prefill_kv_dtype", "prefill_max_batch_size",
+               "prefill_max_num_tokens")
 
 
-def _pools(args: argparse.Namespace) -> dict[str, Pool]:
+def _pools(args: argparse.Namespace, sched: Scheduler) -> dict[str, Pool]:
     """`capacity`'s ``prefill`` / ``decode`` pools of --mode disagg (the decode pool takes --gpu, --tp, --pp, --ep,
     --attn-dp and the dtypes, as `serving.capacity`'s pools inherit them; the prefill pool its --prefill-* flags,
-    default the same);
-    {} in aggregated mode, where a pool flag given is refused. A bad --mode lists the valid ones (`simulate`'s)."""
+    default the same; --prefill-max-batch-size / --prefill-max-num-tokens: the prefill pool's own scheduler,
+    ``sched`` with them); {} in aggregated mode, where a pool flag given is refused. A bad --mode lists the valid ones (`simulate`'s)."""
     from .simulator import _MODES
 
     if args.mode not in _MODES:
@@ -201,8 +213,17 @@ def _pools(args: argparse.Namespace) -> dict[str, Pool]:
     return {"prefill": Pool(gpu=args.prefill_gpu, tp=args.prefill_tp, ep=args.prefill_ep, attn_dp=args.prefill_attn_dp,
                             pp=args.prefill_pp, weight_dtype=args.prefill_weight_dtype,
                             act_dtype=args.prefill_act_dtype, kv_dtype=args.prefill_kv_dtype,
-                            n_workers=args.prefill_workers if args.prefill_workers is not None else 1),
+                            n_workers=args.prefill_workers if args.prefill_workers is not None else 1,
+                            scheduler=_prefill_scheduler(args, sched)),
             "decode": Pool(n_workers=args.decode_workers if args.decode_workers is not None else 1)}
+
+
+def _prefill_scheduler(args: argparse.Namespace, sched: Scheduler) -> Scheduler | None:
+    """The prefill pool's own scheduler: ``sched`` with --prefill-max-batch-size / --prefill-max-num-tokens; None
+    (capacity's scheduler) without them."""
+    own = {k: v for k, v in (("max_batch_size", args.prefill_max_batch_size),
+                             ("max_num_tokens", args.prefill_max_num_tokens)) if v is not None}
+    return dataclasses.replace(sched, **own) if own else None
 
 
 def _trace_workload(args: argparse.Namespace, n_requests: int | None = None) -> Workload:
@@ -252,7 +273,8 @@ def _checkpoint_dtype(model: str) -> str:
 
 
 #: deployment flags of one configuration and their defaults: --target-rate searches these over the space
-_ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "moe_act_dtype": None, "moe_a2a": None,
+_ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "adp_balance": False,
+                   "moe_act_dtype": None, "moe_a2a": None,
                    "weight_dtype": None, "act_dtype": None, "kv_dtype": None, "max_batch_size": 256,
                    "max_num_tokens": 8192, "engine": None, "mode": "agg",
                    **{k: None for k in _POOL_FLAGS}}

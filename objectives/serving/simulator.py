@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -282,9 +283,20 @@ def steady_mask(arrival_s: np.ndarray, first_s: np.ndarray, finish_s: np.ndarray
     return keep, float(discard)
 
 
+def _as_slo(slo: SLO | Mapping[str, Any] | None) -> SLO | None:
+    """``slo`` as an `SLO` (a mapping read by `SLO.parse`, as `capacity` and the objective take it; None stays);
+    anything else refused with ValueError."""
+    if slo is None:
+        return None
+    try:
+        return SLO.parse(slo)
+    except TypeError:
+        raise ValueError(f"slo must be a serving.SLO, a mapping such as {{'ttft_ms_p99': 2000}} or None, got "
+                         f"{slo!r:.100}") from None
+
+
 def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None, discard: int | str = 0) -> dict[str, float]:
-    if slo is not None and not isinstance(slo, SLO):
-        raise ValueError(f"slo must be a serving.SLO or None, got {slo!r}")
+    slo = _as_slo(slo)
     df = _frame(eng, reps)
     times = (df["arrival_s"].to_numpy(), df["first_token_s"].to_numpy(), df["finish_s"].to_numpy())
     steady, _ = steady_mask(*times, discard)
@@ -318,6 +330,7 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
     ``prefill`` and ``decode`` `PoolCosts`, KV moved over ``kv_link_gbs`` (GB/s). Returns the metric dict of `simulate`, or the per-request frame if ``per_request``.
     """
     _check_mode(mode, dp, prefill, decode)
+    slo = _as_slo(slo)
     if mode == "agg":
         if cost is None:
             raise ValueError("mode='agg' needs an iteration cost")
@@ -388,6 +401,17 @@ def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None
                      memory_setting=sched.gpu_memory_utilization)
 
 
+def check_context(model: Any, workload: Workload) -> None:
+    """ValueError where the engines refuse ``workload`` on ``model`` (a catalog name or `Model`): its longest
+    request exceeds the model's context (`Workload.exceeds_context`, the objective's check)."""
+    from objectives.catalog import Model
+    from objectives.catalog import model as model_record
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a serving.Workload, got {type(workload).__name__}")
+    if (refusal := workload.exceeds_context(model if isinstance(model, Model) else model_record(model))) is not None:
+        raise ValueError(refusal)
+
+
 def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) -> None:
     """A pool's EP / attention DP the step model can run, refused with the pool named: whole numbers, and the
     inference model's expert-parallel rule (`inference.resolve.check_ep`, the one StepModel applies)."""
@@ -398,6 +422,14 @@ def _check_pool_parallel(model: Any, role: str, tp: int, ep: int, attn_dp: int) 
     check_ep(model, int(ep), int(tp), int(attn_dp), who=f"{role} pool ")
 
 
+def _check_balance(pools: list[tuple[Scheduler, int]]) -> None:
+    """Refuse TensorRT-LLM's attention-DP balance (``Scheduler.adp_balance``) where no pool (scheduler, attention-DP
+    ranks per replica) runs attention DP: it balances the prompts of a replica's ranks, and would change nothing."""
+    if any(s.adp_balance is not None for s, _ in pools) and all(int(a) == 1 for _, a in pools):
+        raise ValueError("Scheduler adp_balance balances the prompts of a replica's attention-DP ranks: no pool runs "
+                         "attention DP (attn_dp=1); give attn_dp > 1 or drop adp_balance")
+
+
 def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act_dtype: str | None, kv_dtype: str | None,
            workload: Workload, scheduler: Scheduler | None, mode: str, dp: int, prefill: Pool | None,
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
@@ -405,6 +437,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            eplb: bool = False, moe_act_dtype: str | None = None,
            moe_a2a: str | None = None) -> tuple[_Engine, list[_Replica]]:
     _check_mode(mode, dp, prefill, decode)
+    check_context(model, workload)
     eff = None
     if isinstance(profile, Efficiency):   # factors in hand (a calibration's candidate fit)
         eff = profile
@@ -419,6 +452,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
             raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
         if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
             raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
+        _check_balance([(sched, attn_dp)])
         sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff,
                          eplb, moe_act_dtype, moe_a2a)
         # each attention-DP rank schedules its own batch (its StepModel prices the shared experts with the ranks
@@ -452,6 +486,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
             pool = dataclasses.replace(pool, n_workers=pool.n_workers * p_adp)
         built[role] = (PoolCosts(sm, pool.n_workers, ps, _host_link(ps, sm.gpu_name), p_adp), sm)
     (pc, psm), (dc, dsm) = built["prefill"], built["decode"]   # the pools' costs and step models
+    _check_balance([(c.scheduler or sched, c.attn_dp) for c in (pc, dc)])
     if kv_link_gbs is None:  # the link between the pools' GPUs: one scale-up domain, else the scale-out network
         from objectives.inference.comm import kv_link_missing, kv_transfer_gbs
         from objectives.inference.core import default_eff
@@ -479,7 +514,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
 def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
              mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
-             slo: SLO | None = None, kv_link_gbs: float | None = None,
+             slo: SLO | Mapping[str, Any] | None = None, kv_link_gbs: float | None = None,
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
              attn_dp: int = 1, interval: float | None = None, profile: Any = None,
              eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
@@ -505,8 +540,8 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
 
     Keys (times in ms): ttft_ms_*, tpot_ms_*, itl_ms_*, e2e_ms_* for * in mean, p50, p90, p99;
     throughput_tok_s (output tokens/s, whole deployment), throughput_tok_s_per_gpu, tok_s_per_user
-    (1000 / mean TPOT), requests_per_s, slo_attainment and goodput_req_s (NaN without ``slo``), gpu_busy_frac,
-    kv_usage_mean, kv_usage_max (fractions of the KV cache), preemptions, n_requests, n_gpus, duration_s,
+    (1000 / mean TPOT), requests_per_s, slo_attainment and goodput_req_s (NaN without ``slo``: an `SLO`, or a
+    mapping `SLO.parse` reads, as `capacity` takes it), gpu_busy_frac, kv_usage_mean, kv_usage_max (fractions of the KV cache), preemptions, n_requests, n_gpus, duration_s,
     prefix_cache_hit_rate (cached / looked-up prompt tokens; NaN unless ``Scheduler(prefix_caching=True)`` and the
     workload's requests carry hash ids).
     TPOT per request = (e2e - TTFT) / (output tokens - 1), requests with one output token excluded; the ITL mean
@@ -535,6 +570,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     if interval is not None:
         from objectives.uncertainty import check_level
         check_level(interval)
+    slo = _as_slo(slo)      # a bad one before the run
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile, eplb, moe_act_dtype,
                        moe_a2a)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -289,6 +289,17 @@ class Workload:
         bounds = [_upper(v) for v in (self.input_len, self.output_len)]
         return None if None in bounds else (sum(cast(int, b) for b in bounds), None)
 
+    def exceeds_context(self, model: Any) -> str | None:
+        """Why the engines refuse this workload on ``model`` (a catalog `Model`): its longest request
+        (`longest_request`: the trace's, named by its position, or the lengths' upper bounds) exceeds the model's
+        context (`context_refusal`); None when it fits, or where a `Dist` length is unbounded."""
+        longest = self.longest_request()
+        if longest is None:
+            return None
+        tokens, i = longest
+        which = "" if i is None else f", request {i} in arrival order of trace {self._trace.source}"
+        return context_refusal(model, tokens, which)
+
     def mean_lengths(self) -> tuple[float, float]:
         """Mean input and output length (tokens) of the requests the workload sends: the trace's (its first
         ``size`` requests), else the means of ``input_len`` / ``output_len`` (a `Dist`'s mean after rounding
@@ -451,6 +462,19 @@ class Workload:
             hid, off = shared_prefix_blocks(inp, self.shared_prefix)
             bt = SHARED_PREFIX_BLOCK_TOKENS
         return Requests(arr, inp, out, hid, off, bt)
+
+
+def context_refusal(model: Any, tokens: int, which: str = "") -> str | None:
+    """Why the engines refuse a request of ``tokens`` tokens (prompt and output) on ``model`` (a catalog `Model`):
+    it exceeds the model's context (``max_position``, its config's max_position_embeddings; 0 where unknown: never
+    refused); None when it fits. ``which`` names the request in the message (e.g. ", request 7 of trace x.csv").
+    The one check of the objective, `simulate`, `capacity` and `dse deploy`."""
+    context = int(getattr(model, "max_position", 0) or 0)
+    if not context > 0 or tokens <= context:
+        return None
+    return (f"the workload's longest request ({tokens} tokens of prompt and output{which}) exceeds "
+            f"{model.name}'s context of {context} tokens (max_position_embeddings): the engines refuse it; shorten "
+            f"the requests, or cut the trace (Trace.take, head, window)")
 
 
 def _upper(v: Length) -> int | None:

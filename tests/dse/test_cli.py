@@ -222,3 +222,40 @@ def test_export_format_contradicting_the_extension_is_refused(shared, tmp_path, 
     assert cli.main(["export", "shared", "--storage", shared, "-o", str(tmp_path / "y.txt")]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert "y.txt" in err and "--format" in err and ".parquet" in err
+
+
+_EDITED_STUDY = '''
+import dse
+
+RATE = {rate}
+
+
+@dse.vectorized(name="toy-serving", version=f"1+setup.{{RATE}}", inputs={{"setup": {{"rate": RATE}}}})
+def evaluate(df):
+    return df.assign(f1=df["b"] * RATE, f2=1.0 / df["b"])[["f1", "f2"]]
+
+
+study = dse.StudySpec(name="edited", space=dse.Space(b=dse.Int(1, 20)), objectives={{"f1": "min", "f2": "min"}},
+                      evaluate=evaluate, optimizer="grid", report=False)
+'''
+
+
+def test_run_refuses_a_study_file_whose_objective_changed(tmp_path, capsys):
+    """A user edits the study file's workload (here RATE) and runs it again: `dse run` resumed the stored study,
+    warned, and printed a front ranking numbers of both workloads. It stops with one line naming what changed and
+    how to start fresh, leaving the stored trials as they were; another --storage starts fresh."""
+    f = tmp_path / "edited.py"
+    f.write_text(_EDITED_STUDY.format(rate=8))
+    assert cli.main(["run", str(f), "--no-progress", "--no-report"]) == 0
+    capsys.readouterr()
+    f.write_text(_EDITED_STUDY.format(rate=12))
+    assert cli.main(["run", str(f), "--no-progress", "--no-report"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "dse: error: study 'edited' holds 20 complete trials evaluated by toy-serving 1+setup.8" in err
+    assert "inputs.setup.rate: 8 -> 12" in err and "another name" in err and "delete_study('edited'" in err
+    import dse
+    url = f"sqlite:///{tmp_path / 'edited.db'}"
+    assert dse.load_study("edited", storage=url).trials["f1"].max() == 20 * 8       # kept as they were
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert cli.main(["run", str(f), "--storage", fresh, "--no-progress", "--no-report"]) == 0
+    assert dse.load_study("edited", storage=fresh).trials["f1"].max() == 20 * 12

@@ -163,22 +163,39 @@ def test_resume_continues_without_duplicates(db_url):
     assert not t[make_space().names].duplicated().any()
 
 
-def test_resuming_with_another_objective_version_warns_that_the_front_mixes_two_models(db_url, caplog):
-    def versioned(version: str):
+def test_resuming_with_another_objective_is_refused_naming_what_changed(db_url, caplog):
+    """A study resumed with another objective (a study file's workload edited) only warned and ranked the old
+    numbers beside the new ones on one front. It is refused, naming what changed (the version's parts, the declared
+    inputs), saying how to start fresh, with nothing run and nothing stored changed; the old objective resumes."""
+    def versioned(version: str, **inputs):
         def f(df: pd.DataFrame) -> pd.DataFrame:
             return toy_vec(df)
-        return dse.vectorized(f, name="toy", version=version)
+        return dse.vectorized(f, name="toy", version=version, inputs=inputs or None)
     s = dse.create_study("v", make_space(), OBJECTIVES, storage=db_url)
     with caplog.at_level("WARNING", logger="dse"):
-        s.optimize(versioned("1"), optimizer="random", n_trials=10, seed=0, progress=False)
-        s.optimize(versioned("1"), optimizer="random", n_trials=10, seed=1, progress=False)   # a plain resume
+        s.optimize(versioned("1+setup.a", setup={"rate": 8}), optimizer="random", n_trials=10, seed=0, progress=False)
+        s.optimize(versioned("1+setup.a", setup={"rate": 8}), optimizer="random", n_trials=10, seed=1,
+                   progress=False)   # a plain resume
     assert not caplog.records
-    with caplog.at_level("WARNING", logger="dse"):
-        dse.load_study("v", storage=db_url).optimize(versioned("2"), optimizer="random", n_trials=10, seed=2,
-                                                      progress=False)
-    msg = " ".join(r.getMessage() for r in caplog.records)
-    assert "20 finished trials evaluated by toy 1" in msg and "with toy 2" in msg and "delete_study('v'" in msg
-    assert len(s.trials) == 30 and s.meta["objective"]["version"] == "2"
+    meta = dse.load_study("v", storage=db_url).meta
+    with pytest.raises(dse.StudyError) as err:
+        dse.load_study("v", storage=db_url).optimize(versioned("1+setup.b", setup={"rate": 12}), optimizer="random",
+                                                      n_trials=10, seed=2, progress=False)
+    msg = str(err.value)
+    assert "holds 20 complete trials evaluated by toy 1+setup.a; this run's objective is toy 1+setup.b" in msg
+    assert "version part setup.a -> setup.b; inputs.setup.rate: 8 -> 12" in msg and "delete_study('v'" in msg
+    assert "another name" in msg
+    again = dse.load_study("v", storage=db_url)
+    assert len(again.trials) == 20 and again.meta == meta
+    with pytest.raises(dse.StudyError, match=r"name toy -> other"):
+        again.optimize(dse.vectorized(lambda df: toy_vec(df), name="other", version="1+setup.a"),
+                       optimizer="random", n_trials=1, progress=False)
+    again.optimize(versioned("1+setup.a", setup={"rate": 8}), optimizer="random", n_trials=5, seed=3, progress=False)
+    assert len(again.trials) == 25
+    # an empty study (no finished trial) takes any objective
+    fresh = dse.create_study("w", make_space(), OBJECTIVES, storage=db_url)
+    fresh.optimize(versioned("2"), optimizer="random", n_trials=1, seed=0, progress=False)
+    assert fresh.meta["objective"]["version"] == "2"
 
 
 def test_max_trials_completes_exactly_the_total(db_url):
@@ -497,7 +514,7 @@ def test_an_interrupted_grid_gives_its_claims_back(db_url):
     s = dse.create_study("claims2", make_space(), OBJECTIVES, storage=db_url)
     calls = []
 
-    @dse.vectorized
+    @dse.vectorized(name="toy-vec", version="1")     # toy_vec's own: the study resumes with it
     def stop_second_batch(df):
         calls.append(len(df))
         if len(calls) == 2:

@@ -73,24 +73,27 @@ def test_a_calibrated_profile_is_named_with_its_hashes_in_the_study_provenance(t
     from objectives.calibration.calibrate import factors_sha256
     want = {"calibrated_profile": {"file": str(prof.resolve()), "file_sha256": hashlib.sha256(prof.read_bytes())
                                    .hexdigest(), "sha256": factors_sha256(factors)}}
-    assert objective_info(ev)["inputs"] == want
-    assert objective_info(ev.confirming({"tok_s_per_gpu": "max"}))["inputs"] == want
-    assert "inputs" not in objective_info(llm_serving_objective("Llama-3.1-8B"))
+    # (beside the objective's setup in words, `test_a_study_resumed_with_another_workload_is_refused_naming_it`)
+    assert objective_info(ev)["inputs"]["calibrated_profile"] == want["calibrated_profile"]
+    assert objective_info(ev.confirming({"tok_s_per_gpu": "max"}))["inputs"] == objective_info(ev)["inputs"]
+    assert "calibrated_profile" not in objective_info(llm_serving_objective("Llama-3.1-8B"))["inputs"]
     space = spaces.llm_serving("Llama-3.1-8B", ["H200-SXM-141GB"], max_gpus=1, input_len=2048)
     study = dse.create_study("prov", space=space, objectives={"tok_s_per_gpu": "max"},
                              storage=f"sqlite:///{tmp_path / 'prov.db'}")
     study.optimize(ev, optimizer="random", n_trials=4, seed=0)
-    assert dse.load_study("prov", storage=f"sqlite:///{tmp_path / 'prov.db'}").meta["objective"]["inputs"] == want
+    assert dse.load_study("prov", storage=f"sqlite:///{tmp_path / 'prov.db'}").meta["objective"]["inputs"]["calibrated_profile"] == \
+        want["calibrated_profile"]
     from dse.cli import main
     assert main(["show", "prov", "--storage", f"sqlite:///{tmp_path / 'prov.db'}"]) == 0
     assert f"input calibrated_profile: file={prof.resolve()}, file_sha256=" in capsys.readouterr().out
 
 
-def test_the_serving_objectives_version_follows_its_model_workload_and_prices(tmp_path, caplog):
+def test_the_serving_objectives_version_follows_its_model_workload_and_prices(tmp_path):
     """A study resumed with another workload (the study file's rate 8 -> 12 req/s) printed the old front, every
     number of it at 8 req/s, without a word: the objective's name and version were the same. The version now
-    carries a digest of what the numbers depend on besides the shipped data, so the engine says so on resume."""
-    import logging
+    carries a digest of what the numbers depend on besides the shipped data, and its setup in words, so the engine
+    refuses the resume naming the argument that changed (it only warned, and kept the old numbers on the front)."""
+    import pytest
 
     import dse
     import spaces
@@ -116,8 +119,8 @@ def test_the_serving_objectives_version_follows_its_model_workload_and_prices(tm
     url = f"sqlite:///{tmp_path / 'resume.db'}"
     study = dse.create_study("resume", space=space, objectives={"tok_s_per_gpu": "max"}, storage=url)
     study.optimize(llm_serving_objective("Llama-3.1-8B", workload=w), optimizer="random", n_trials=3, seed=0)
-    with caplog.at_level(logging.WARNING, logger="dse"):
+    with pytest.raises(dse.StudyError, match=r"holds 3 complete trials evaluated by .*inputs\.setup\.workload: "
+                                             r"Workload\(concurrency=None, rate=8\.0.* -> .*rate=12\.0"):
         dse.load_study("resume", storage=url).optimize(
             llm_serving_objective("Llama-3.1-8B", workload=serving.Workload(rate=12.0, input_len=2048, output_len=256)),
             optimizer="random", n_trials=1, seed=1)
-    assert "holds 3 finished trials evaluated by" in caplog.text

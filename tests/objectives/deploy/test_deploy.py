@@ -447,6 +447,24 @@ def test_for_trial_reads_a_real_study(tiny_study):
     assert "--max-concurrency 4" in _words(d.benchmark)
 
 
+def test_for_trial_refuses_a_study_file_edited_after_the_run(tiny_study, tmp_path):
+    """The study file's workload edited after the run (32 -> 64 clients): `dse deploy` benchmarked the new workload
+    beside the predictions of the old one. It refuses that file, naming what changed; the file the study was run
+    with, or a model and workload given (no file read), are taken as before."""
+    study, url, f = tiny_study
+    edited = tmp_path / "tiny_deploy.py"
+    edited.write_text(textwrap.dedent(STUDY_FILE).replace("concurrency=32", "concurrency=64"))
+    with pytest.raises(DeployError, match=r"evaluates with other arguments than study 'tiny_deploy' was run with "
+                                          r"\(version part setup\.\w+ -> setup\.\w+; inputs\.setup\.workload: "
+                                          r"Workload\(concurrency=32, .* -> Workload\(concurrency=64, "):
+        deploy.for_trial("tiny_deploy", 0, "vllm", storage=url, study_file=str(edited))
+    assert "--max-concurrency 32" in _words(deploy.for_trial("tiny_deploy", 0, "vllm", storage=url,
+                                                             study_file=str(f)).benchmark)
+    given = deploy.for_trial("tiny_deploy", 0, "vllm", storage=url, study_file=str(edited), model=LLAMA,
+                             workload={"concurrency": 4, "input_len": 100, "output_len": 10})
+    assert "--max-concurrency 4" in _words(given.benchmark)
+
+
 def test_for_trial_errors_name_the_trial(tiny_study, tmp_path):
     study, url, _ = tiny_study
     with pytest.raises(DeployError, match=r"trial 999 does not exist in study 'tiny_deploy' \(8 trials; numbers 0..7\)"):

@@ -3,6 +3,7 @@ the simulator, the analytical serving model, the objective, the space and `dse d
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -524,10 +525,10 @@ def test_disaggregated_capacity_refuses_bad_pools_naming_them():
         serving.capacity(DENSE, H100, slo=TIGHT, decode=serving.Pool())
     with pytest.raises(ValueError, match=r"mode='dis': valid modes are agg, disagg"):
         serving.capacity(DENSE, H100, slo=TIGHT, mode="dis")
-    with pytest.raises(ValueError, match=r"capacity pools' schedulers: the decode pool's max_batch_size=64, the "
-                                         r"prefill pool's 256 \(capacity's scheduler\): the analytical model holds "
-                                         r"one max_batch_size"):
-        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(),
+    with pytest.raises(ValueError, match=r"capacity pools' schedulers differ in max_batch_size \(prefill 256, decode "
+                                         r"64\): the analytical model holds one value of each for both pools; use "
+                                         r"fidelity='simulated'"):
+        serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(), fidelity="analytical",
                          decode=serving.Pool(scheduler=serving.Scheduler(max_batch_size=64)))
     with pytest.raises(ValueError, match=r"capacity prefill pool: unknown kv_dtype 'int3'; known: fp32, .*fp8"):
         serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(kv_dtype="int3"),
@@ -694,12 +695,31 @@ def test_capacity_takes_each_pools_own_scheduler_where_the_analytical_model_can(
     # the front end's time is the simulator's (its own per pool), not a knob the analytical model holds
     front = ana(serving.Pool(scheduler=serving.Scheduler(frontend_ms=5.0)), serving.Pool(n_workers=2))
     assert front["capacity_req_s"] == plain["capacity_req_s"]
-    with pytest.raises(ValueError, match=r"the prefill pool's max_num_tokens=2048, the decode pool's 8192 "
-                                         r"\(capacity's scheduler\)"):
+    with pytest.raises(ValueError, match=r"schedulers differ in max_num_tokens \(prefill 2048, decode 8192\)"):
         ana(serving.Pool(scheduler=serving.Scheduler(max_num_tokens=2048)), serving.Pool())
     with pytest.raises(ValueError, match=r"capacity prefill pool scheduler policy='prefill_first': the analytical "
                                          r"model models policy='decode_priority' here"):
         ana(serving.Pool(scheduler=serving.Scheduler(policy="prefill_first")), serving.Pool())
+
+
+def test_capacity_simulates_pools_whose_schedulers_differ_in_the_analytical_knobs():
+    """Pools whose schedulers differ in a knob the analytical model holds once (a decode pool of 8 slots beside a
+    prefill pool of 256: TensorRT-LLM's disaggregated configs set each server's own) were refused. The simulations
+    run each pool's own; the analytical estimate prices both with the decode pool's (whose slots hold the steady
+    state) and only starts the search, its prefill pool rate not priced (NaN). The capacity is the decode pool's
+    8 slots', as where both pools have them, and far below the 256-slot deployment's."""
+    few = serving.Scheduler(max_batch_size=8)
+    mixed = serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, workload=DECODE_HEAVY,
+                             mode="disagg", prefill=serving.Pool(n_workers=1),
+                             decode=serving.Pool(n_workers=2, scheduler=few), tol=0.1)
+    both = _disagg_capacity(2, scheduler=few, tol=0.1)
+    plain = _disagg_capacity(2, tol=0.1, fidelity="analytical")
+    assert math.isnan(mixed["prefill_pool_req_s"]) and not math.isnan(both["prefill_pool_req_s"])
+    assert mixed["analytical_req_s"] == both["analytical_req_s"]
+    assert mixed["decode_pool_req_s"] == both["decode_pool_req_s"] < 0.2 * plain["decode_pool_req_s"]
+    assert mixed["n_simulations"] >= 2
+    assert mixed["capacity_req_s"] == pytest.approx(both["capacity_req_s"], rel=0.15)
+    assert mixed["capacity_req_s"] < 0.3 * plain["capacity_req_s"]
 
 
 def test_space_gives_the_prefill_pool_its_own_pipeline_depth_and_format():

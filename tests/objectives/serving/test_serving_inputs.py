@@ -218,3 +218,23 @@ def test_capacity_simulates_the_workloads_own_request_count():
     plain = serving.capacity("Llama-3.1-8B", "H100", slo={"ttft_ms_p99": 200},
                              workload=Workload(rate=1.0, input_len=512, output_len=32))
     assert plain["metrics"]["n_requests"] == 1000              # the default where neither says
+
+
+def test_simulate_takes_an_slo_mapping_as_capacity_does_and_refuses_a_bad_one_before_the_run():
+    """`capacity(slo={"ttft_ms_p99": 500})` and the objective read an SLO mapping; `simulate` refused the same
+    mapping ("slo must be a serving.SLO or None"), and only after running the whole simulation. It reads it
+    (`SLO.parse`) to the same attainment as the `SLO`, and refuses an unknown key, listing the valid ones, before
+    it runs anything."""
+    import time
+
+    w = Workload(rate=4.0, input_len=1024, output_len=128, n_requests=200)
+    by_map = serving.simulate("Llama-3.1-8B", "H100", workload=w, slo={"ttft_ms_p99": 60})
+    by_slo = serving.simulate("Llama-3.1-8B", "H100", workload=w, slo=SLO(ttft_ms=60, percentile="p99"))
+    assert by_map["slo_attainment"] == by_slo["slo_attainment"] and 0 < by_map["slo_attainment"] < 1
+    big = Workload(rate=4.0, input_len=1024, output_len=128, n_requests=20_000)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"slo key 'ttft_p99' is unknown; valid keys: ttft_ms, ttft_ms_p50"):
+        serving.simulate("Llama-3.1-8B", "H100", workload=big, slo={"ttft_p99": 500})
+    assert time.perf_counter() - t0 < 0.5          # (a 20,000-request run takes seconds)
+    with pytest.raises(ValueError, match=r"slo must be a serving.SLO, a mapping .* or None, got 500"):
+        serving.simulate("Llama-3.1-8B", "H100", workload=w, slo=500)

@@ -277,6 +277,51 @@ def test_objective_refuses_requests_longer_than_the_models_context():
     assert Workload(rate=1.0, input_len=serving.Dist("lognormal", mean=100, std=50)).longest_request() is None
 
 
+def test_simulate_capacity_and_deploy_refuse_requests_longer_than_the_models_context(tmp_path, capsys):
+    """`serving.simulate`, `serving.capacity` and `dse capacity` priced and simulated a trace whose request 7 holds
+    200,000 tokens on Llama-3.1-8B (131,072 positions), which the objective refuses: the engines reject it. They
+    refuse it with the objective's own words (`Workload.exceeds_context`: the request, the trace, the model's
+    max_position_embeddings), before any search; `dse deploy` says the same; the trace's head is accepted."""
+    from objectives import deploy
+    from objectives.serving.cli import main
+
+    inp = np.full(30, 1000)
+    inp[7] = 200_000
+    t = Trace(np.arange(30.0), inp, np.full(30, 10), source="long.csv")
+    words = (r"the workload's longest request \(200010 tokens of prompt and output, request 7 in arrival order of "
+             r"trace long.csv\) exceeds Llama-3.1-8B's context of 131072 tokens \(max_position_embeddings\)")
+    with pytest.raises(ValueError, match=words):
+        serving.simulate("Llama-3.1-8B", "H100", workload=Workload(trace=t))
+    with pytest.raises(ValueError, match=words):
+        serving.simulate_requests("Llama-3.1-8B", "H100", workload=Workload(trace=t), mode="disagg",
+                                  prefill=serving.Pool(), decode=serving.Pool())
+    for fidelity in ("analytical", "simulated"):
+        with pytest.raises(ValueError, match=words):
+            serving.capacity("Llama-3.1-8B", "H100", workload=Workload(trace=t), slo={"ttft_ms_p99": 2000},
+                             fidelity=fidelity)
+    assert serving.simulate("Llama-3.1-8B", "H100", workload=Workload(trace=t.head(7)))["n_requests"] == 7
+    # capacity replays the trace's first n_requests: a long request past them is not sent
+    late = Trace(np.arange(30.0), np.roll(inp, 18), np.full(30, 10), source="late.csv")    # request 25 the long one
+    assert serving.capacity("Llama-3.1-8B", "H100", workload=Workload(trace=late), slo={"ttft_ms_p99": 2000},
+                            fidelity="analytical", n_requests=20)["capacity_req_s"] > 0
+    with pytest.raises(ValueError, match=r"request 25 in arrival order of trace late.csv"):
+        serving.capacity("Llama-3.1-8B", "H100", workload=Workload(trace=late), slo={"ttft_ms_p99": 2000},
+                         fidelity="analytical", n_requests=26)
+    with pytest.raises(ValueError, match=r"longest request \(4352 tokens of prompt and output\) exceeds Llama-2-7B's "
+                                         r"context of 4096"):
+        serving.simulate("Llama-2-7B", "H100", workload=Workload(rate=1.0, input_len=4096, output_len=256))
+    f = tmp_path / "long.csv"
+    pd.DataFrame({"arrival_s": t.arrival_s, "input_tokens": t.input_tokens, "output_tokens": t.output_tokens}
+                 ).to_csv(f, index=False)
+    assert main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "2000", "--trace", str(f), "--analytical"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the workload's longest request (200010 tokens" in err and "request 7 in arrival order" in err
+    with pytest.raises(deploy.DeployError, match=r"longest request \(4352 tokens of prompt and output\) exceeds "
+                                                 r"Llama-2-7B's context of 4096 tokens \(max_position_embeddings\)"):
+        deploy.commands({"gpu": "H100"}, engine="vllm", model="Llama-2-7B",
+                        workload={"concurrency": 4, "input_len": 4096, "output_len": 256})
+
+
 # ---- prefix caching on hash ids -----------------------------------------------------------------------------------
 
 def _hashed(arrival_s, inp, out, blocks, block_tokens=512) -> Workload:
