@@ -251,6 +251,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     (`estimate.retraction_churn`); `solo`: the lone rank's coefficients an earlier call prepared (prepared here
     where None and the ranks step in lockstep: `max_throughput` prepares them once for every busy-rank count)."""
     from .estimate import (
+        arrival_wait_iters,
         balance_hold_s,
         chunk_pass_s,
         group_prompt_work,
@@ -323,10 +324,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
         t_s = replica_time_s(p, *ws, N)
         own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
-        steady = _scaled_sum((k0, own), (0.5, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
-        steady["recompute"] = 0.5 * redo_s / n_it
-        steady["rank_wait"] = 0.5 * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
-        steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], N) + 0.5 * iter_s
+        wait_it = arrival_wait_iters(p)
+        steady = _scaled_sum((k0, own), (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
+        steady["recompute"] = wait_it * redo_s / n_it
+        steady["rank_wait"] = wait_it * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
+        steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], N) + wait_it * iter_s
         t_w = replica_time_s(p, *ww, N)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, N) - t_w)
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}

@@ -14,7 +14,7 @@ import pandas as pd
 from objectives.catalog.model_math import expert_width
 from objectives.catalog.quant import WEIGHT_ONLY_INT8_SCHEMES
 from objectives.catalog.types import DTYPES
-from objectives.profiles import prefill_alone_mask
+from objectives.profiles import overlap_mask, prefill_alone_mask
 
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
@@ -596,6 +596,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     c.kv_preempt = np.asarray(~sgl & np.isfinite(listed), dtype=float)
     # ... and whether it runs prefill batches alone, the decodes paused (`profiles.PREFILL_ALONE_ENGINES`)
     c.prefill_alone = prefill_alone_mask(engine_names)[eng]
+    # ... and whether it forms its next batch while the current one runs (`profiles.OVERLAP_ENGINES`)
+    c.overlap = overlap_mask(engine_names)[eng]
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
                                              float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables

@@ -631,18 +631,26 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
             (ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl))
 
 
+def arrival_wait_iters(p: Prepared) -> Num:
+    """Mean iterations (per row) a new request of the steady state waits before the iteration that runs its
+    prompt: half the one in progress when it arrives, and where the engine forms its next batch while the current
+    one runs (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received."""
+    return 0.5 + np.asarray(p.coeffs.overlap, dtype=float)
+
+
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) -> Num:
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
     all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
     together and are prefilled first come, first served in full iterations beside the decodes of the prompts
     already done (on average half of those before it, at about the prompt's length of context), so a request
     of that wave waits for half the wave's prefill iterations plus its own. Afterwards a request's prompt runs
-    in the iterations after the one in progress when it arrives (half a mean iteration, `iter_s`), at the
-    budget's rate beside the N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
+    in the iterations after the one in progress when it arrives (half a mean iteration, `iter_s`; one more where
+    the next one was formed before the request was received: `arrival_wait_iters`), at the budget's rate beside the
+    N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
     (about 1 / the requests each client sends), fitted (`Efficiency`). The iterations: `run_prompt_work`."""
     work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     t_s = replica_time_s(p, *work, N)
-    steady = k0 * chunk_pass_s(p, t_s, *work[:4], N) + 0.5 * iter_s
+    steady = k0 * chunk_pass_s(p, t_s, *work[:4], N) + arrival_wait_iters(p) * iter_s
     t_w = replica_time_s(p, *wave_work, N)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, N) - t_w)

@@ -470,6 +470,9 @@ class StepCoeffs:
     #: 1.0 where the engine runs a waiting prompt's prefill as a batch of its own, the running decodes paused
     #: (`profiles.PREFILL_ALONE_ENGINES`: SGLang), 0.0 where it mixes prompt chunks into decode iterations
     prefill_alone: Num = 0.0
+    #: 1.0 where the engine forms its next batch while the current one runs (`profiles.OVERLAP_ENGINES`: SGLang's
+    #: overlap scheduler), so a new request waits one more iteration (`estimate.arrival_wait_iters`), else 0.0
+    overlap: Num = 0.0
     #: measured-profile curves (objectives.inference.measured.Curves) replacing the GEMM, MoE, all-reduce,
     #: LM-head and attention terms above; None: the closed form (roofline with fitted factors) alone
     curves: Any = None

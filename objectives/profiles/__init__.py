@@ -14,6 +14,7 @@ from .profile import (
                       ENGINE_NAMES,
                       ENGINE_VENDORS,
                       GPU_OF_SYSTEM,
+                      OVERLAP_ENGINES,
                       PREFILL_ALONE_ENGINES,
                       SYSTEMS,
                       KernelProfile,
@@ -21,6 +22,7 @@ from .profile import (
                       engine_key,
                       engine_label,
                       load,
+                      overlap_mask,
                       prefill_alone_mask,
                       read,
                       resolve_engine,
@@ -31,4 +33,4 @@ from .profile import (
 
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
-           "runs_prefill_alone"]
+           "runs_prefill_alone", "OVERLAP_ENGINES", "overlap_mask"]

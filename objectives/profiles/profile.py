@@ -197,6 +197,22 @@ def engine_key(engine: Any) -> str:
 PREFILL_ALONE_ENGINES = ("sglang",)
 
 
+#: engines whose scheduler forms and launches the next batch while the current one runs on the GPU: SGLang's
+#: ``event_loop_overlap`` (python/sglang/srt/managers/scheduler.py; the default unless ``--disable-overlap-schedule``,
+#: which speculative decoding's first version sets), whose loop receives new requests, forms batch N+1 and launches it
+#: right after launching batch N, then waits for N's results. A request that reaches the scheduler while N runs is
+#: received when N's results are in, after N+1 was formed: it joins N+2, one iteration later than where each batch is
+#: formed when the previous one ends. The closed form (``Coeffs.overlap``: `inference.estimate.arrival_wait_iters`)
+#: and the simulator (`serving.Scheduler.overlaps`) read it here
+OVERLAP_ENGINES = ("sglang",)
+
+
+def overlap_mask(engines: Any) -> np.ndarray:
+    """1.0 for each engine name that forms its next batch while the current one runs (`OVERLAP_ENGINES`), else
+    0.0."""
+    return np.array([1.0 if engine_key(e) in OVERLAP_ENGINES else 0.0 for e in engines], dtype=float)
+
+
 def runs_prefill_alone(engine: Any) -> bool:
     """Whether `engine` (any spelling `engine_key` takes) runs prefill batches alone (`PREFILL_ALONE_ENGINES`)."""
     return engine_key(engine) in PREFILL_ALONE_ENGINES

@@ -43,6 +43,9 @@ _END, _ARRIVE, _KV, _START, _DONE = 0, 1, 2, 3, 4
 #: time) that differ in the last bits, and that noise must not decide which commits an arrival sees, nor whether
 #: it cuts a running segment. Each event keeps its exact time
 EVENT_BUCKETS_PER_MS = 1e6
+#: ms past an iteration boundary that stands for "after it" where an overlapping scheduler's lag is placed
+#: (`_Replica.enqueue`): far below any iteration, far above the boundaries' rounding
+LAG_EPS_MS = 1e-6
 
 
 @dataclass
@@ -147,6 +150,11 @@ class _Replica:
         self.load = 0         # requests assigned and not yet gone (routing)
         self.fe_ms = sched.frontend_for(cost) if role != "decode" else 0.0   # the API server (new requests only)
         self.fe_free = 0.0    # when it is free for the next request
+        # an overlapping scheduler (`Scheduler.overlaps`, SGLang): a new request that arrives during an iteration is
+        # received at its end and joins the iteration after the next (`enqueue`); `seen` holds, for such a request
+        # still waiting, the end of the iteration it arrived in. Ranks in lockstep (`_Group`) are not lagged
+        self.lag = sched.overlaps(cost) and role != "decode"
+        self.seen: dict[int, float] = {}
         self.state = "idle"
         self.version = 0
         # current unit
@@ -448,6 +456,13 @@ class _Replica:
         r = self.eng.reqs[rid]
         r.x = 0 if self.xb is None else self.xb[rid]
         self.waiting.append(rid)
+        if self.lag and self.group is None and self.state == "busy":
+            # the next iteration was formed when the one in progress began: received at that one's end (b1), the
+            # request can join the iteration after it, so a decode segment stops at the boundary after b1
+            b1 = self.end if self.seg is None else self.t0 + _cut_pieces(self.seg, t - self.t0)[1]
+            self.seen[rid] = b1
+            self.wake(b1 + LAG_EPS_MS)
+            return
         self.wake(t)
         if self.pp > 1 and self.group is None and self.role != "decode":
             r.ready = self._next_return(t)
@@ -478,6 +493,11 @@ class _Replica:
         step = span / m
         return min(start + math.ceil((t - start) / step - 1e-9) * step, self.end)
 
+    def _unseen(self, rid: int, t: float) -> bool:
+        """Whether waiting request rid cannot join the iteration starting at `t` because the overlapping scheduler
+        formed that iteration before it received rid (`enqueue`)."""
+        return rid in self.seen and self.seen[rid] >= t - LAG_EPS_MS * 0.5
+
     def wake(self, t: float) -> None:
         """Something to schedule at `t` (a request delivered, a loading request's KV arrived): an idle replica
         starts, a running decode segment stops at its next iteration boundary (a rank in lockstep: its group's,
@@ -498,6 +518,10 @@ class _Replica:
             return
         if K:
             self._plan_segment(t, K)
+            if self.seg is not None and self.waiting and self._unseen(self.waiting[-1], t):
+                # a request received at this iteration's end joins the next one (`enqueue`): one decode step
+                self.seg, self.dt = _cut_pieces(self.seg, LAG_EPS_MS)
+                self.end = t + self.dt
         self.eng.push(self.end, _END, self, self.version)
 
     def tm_in_step(self, T: float, A: float, D: float, K: float, X: float) -> float:
@@ -652,6 +676,10 @@ class _Replica:
         pc = self.pc
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
+            if self.seen and self._unseen(rid, t) and (self.n or chunks or self.prefilling):
+                break                        # formed before rid was received (`enqueue`); with nothing else to
+                                             # run the loop would have received it while idle
+            self.seen.pop(rid, None)
             r = reqs[rid]
             floor = 0 if not self.running or ntr is not None else self.wm
             if ntr is not None:
