@@ -457,7 +457,7 @@ def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num,
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
     if balance is None or p.solo is None or not np.any(R > 1.0):
         return np.zeros(np.shape(iter_s))
-    T_pf = split_work(N, isl, osl, mnt, n_it, p.coeffs.prefill_alone, prompts)[0][0]
+    T_pf = chunk_tokens(N, isl, mnt, prompts)
     hold = lockstep.balance_hold_steps(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it, apart=prompts is not None,
                                        balance=balance)
     return np.where(R > 1.0, hold * iter_s, 0.0)
@@ -494,6 +494,13 @@ def prefill_chunk(w_pf: tuple, isl: Num, osl: Num) -> tuple[Num, Num, Num, Num]:
     return ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * (isl + 0.5 * osl)
 
 
+def chunk_tokens(N: Num, isl: Num, mnt: Num, prompts: Num = None) -> Num:
+    """The prompt tokens of `split_work`'s prefill iteration: a full budget of `mnt` tokens, at most the N requests'
+    prompts of `isl` tokens and, where `prompts` bounds them (requests arriving apart), that many prompts."""
+    T_pf = np.minimum(mnt, N * isl)
+    return T_pf if prompts is None else np.minimum(T_pf, np.maximum(prompts, 1.0) * isl)
+
+
 def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0, prompts: Num = None
                ) -> tuple[tuple, tuple, Num, Num]:
     """The two kinds of iteration of `steady_state`'s split: (the prefill iteration's work (T, A, D, K, S), a pure
@@ -503,9 +510,7 @@ def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0
     None: no bound): the most prompts a prefill iteration carries, fewer than the budget holds where requests
     arrive apart (an open loop, `serving`'s analytical model): the cycle's prompts then take more, smaller prefill
     iterations, each with pp > 1 still lasting a prompt chunk's pass through every stage (`chunk_pass_s`)."""
-    T_pf = np.minimum(mnt, N * isl)
-    if prompts is not None:
-        T_pf = np.minimum(T_pf, np.maximum(prompts, 1.0) * isl)
+    T_pf = chunk_tokens(N, isl, mnt, prompts)
     n_pf = np.minimum(N * isl / T_pf, n_it)
     D_pf = np.where(np.asarray(alone) > 0, 0.0, np.clip(N - T_pf / isl, 0.0, N))
     n_dec = np.maximum(n_it - n_pf, 0.0)

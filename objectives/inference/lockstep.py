@@ -26,7 +26,7 @@ TensorRT-LLM's attention-DP balance (`AdpBalance`, ``attention_dp_config.enable_
 ranks' prompts back so that they run together: a rank's prompts wait until every rank has one (then
 ``batching_wait_iters`` more iterations), or ``timeout_iters`` iterations since the last release (`release_period`).
 The prompts then run in releases of lam x that period a rank, all ranks' in the same step, each prompt waiting
-about half a period first (`balance_hold_steps`).
+the rest of the period it arrives in first, and a round's last prompts the timeout (`balance_hold_steps`).
 """
 from __future__ import annotations
 
@@ -76,20 +76,36 @@ def slowest_rank_excess(lam: Num, g: Num, R: Num) -> np.ndarray:
 
 
 def arrival_rates(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool = False,
-                  spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS) -> np.ndarray:
+                  spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS,
+                  chunk_steps: float = 1.0) -> np.ndarray:
     """Prompts reaching one rank a step while they arrive (the module docstring), one per round of a closed-loop
     run after its first (last axis, `rounds` - 1 long): N requests in flight a rank, prompts of `isl` and outputs
     of `osl` tokens (outputs drifting within +-`spread`), full prefill chunks of `T_pf` tokens, `n_it` iterations
-    a cycle; `apart`: requests arriving apart at the steady rate N / n_it (last axis 1 long)."""
+    a cycle; `apart`: requests arriving apart at the steady rate N / n_it (last axis 1 long). `chunk_steps`: the
+    iterations each of the first round's full chunks takes (1; TensorRT-LLM's attention-DP balance holds each
+    chunk after the first batching_wait_iters more, which spreads every later round as much)."""
     N, isl, osl, T_pf, n_it = (np.asarray(x, dtype=float) for x in (N, isl, osl, T_pf, n_it))
     n_it = np.maximum(n_it, 1.0)
     if apart:
         return (N / n_it)[..., None]
-    n_pf = np.minimum(N * isl / np.maximum(T_pf, 1e-300), n_it)
+    n_pf = np.minimum(N * isl / np.maximum(T_pf, 1e-300) * chunk_steps, n_it)
     h = np.maximum(1.0, np.round(spread * osl)) if spread > 0 else np.zeros_like(osl)
     k = np.arange(2.0, rounds + 1.0)                                 # rounds after the first, all-at-once one
     window = np.minimum(np.sqrt(n_pf[..., None] ** 2 + (2.0 * h[..., None]) ** 2 * (k - 1.0)), n_it[..., None])
     return N[..., None] / window
+
+
+def _per_round(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool, spread: float,
+               rounds: int, balance: AdpBalance | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                      np.ndarray]:
+    """`arrival_rates` (lam, prompts a rank and step, one per round on the last axis; under `balance` each of the
+    first round's chunks held batching_wait_iters more) with R, N and the prompts a full chunk holds, g = T_pf /
+    isl, each on a trailing axis of 1 to broadcast against it: (lam, R, N, g)."""
+    steps = 1.0 if balance is None else float(balance.batching_wait_iters) + 1.0
+    lam = arrival_rates(N, isl, osl, T_pf, n_it, apart, spread, rounds, steps)
+    R, N = np.asarray(R, dtype=float)[..., None], np.asarray(N, dtype=float)[..., None]
+    g = (np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300))[..., None]
+    return lam, R, N, g
 
 
 def overlap_factor(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool = False,
@@ -99,11 +115,9 @@ def overlap_factor(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apa
     module docstring): R attention-DP ranks, the rest as `arrival_rates`. Closed loop: the mean over a run of
     `rounds` requests a client (the first round, all at once, 0); `apart`: at the steady rate. `balance`
     (`AdpBalance`): the prompts of each `release_period` run together (at most the N a rank holds)."""
-    lam = arrival_rates(N, isl, osl, T_pf, n_it, apart, spread, rounds)
-    R, N = np.asarray(R, dtype=float)[..., None], np.asarray(N, dtype=float)[..., None]
+    lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
     if not apart and spread <= 0:       # exactly equal lengths: every round's full chunks meet as the first's
         return np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1])
-    g = (np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300))[..., None]
     if balance is not None:
         lam = np.minimum(lam * release_period(lam, R, balance), N)
     share = 1.0 if apart else 1.0 / float(rounds)
@@ -114,21 +128,28 @@ def balance_hold_steps(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num,
                        balance: AdpBalance | None = None, spread: float = BENCHMARK_OUTPUT_SPREAD,
                        rounds: int = BENCHMARK_ROUNDS) -> np.ndarray:
     """Iterations a prompt waits for `balance`'s release on average (0 without it), the rest as `overlap_factor`.
-    A round's N prompts a rank arrive over N / lam iterations (`arrival_rates`); a release runs at most a full
-    chunk's g prompts a rank and, with every rank holding prompts, comes every batching_wait_iters + 1 iterations,
-    so the round drains over at least N / g of those. A prompt waits half a `release_period`, plus half of what
-    the draining outlasts the arrivals. The first round of a closed loop arrives at once, the ranks without decodes
-    yet: its first release runs at once, the others one drain period apart."""
-    lam = arrival_rates(N, isl, osl, T_pf, n_it, apart, spread, rounds)
-    R, N = np.asarray(R, dtype=float)[..., None], np.asarray(N, dtype=float)[..., None]
+    A round's N prompts a rank arrive over N / lam iterations (`arrival_rates`, each of the first round's chunks
+    held batching_wait_iters more, which spreads the later rounds as much); a release runs at most a full chunk's g
+    prompts a rank and, with every rank holding prompts, comes every batching_wait_iters + 1 iterations, so the
+    round drains over at least N / g of those. A prompt arriving at a steady rate waits the rest of the release
+    period it arrives in, E[P^2] / (2 E[P]) of the periods P (`release_moments`: a long timeout period holds more
+    of the arrivals than a short one), plus half of what the draining outlasts the arrivals. The closed loop's
+    rounds end: the prompts that arrived since the last release (lam x that rest a rank) see no more prompts
+    reach the other ranks and wait for the timeout (timeout_iters from the last release, their arrival on average
+    half the rest after it) unless every rank already holds one. The first round of a closed loop arrives at
+    once, the ranks without decodes yet: its first release runs at once, the others one drain period apart."""
+    lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
     if balance is None:
         return np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1])
-    g = (np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300))[..., None]
     cycle = float(balance.batching_wait_iters) + 1.0
     drain = np.maximum(N / np.maximum(g, 1e-300), 1.0) * cycle                 # iterations to release N a rank
-    hold = 0.5 * (release_period(lam, R, balance) + np.maximum(drain - N / lam, 0.0))
+    mean, square = release_moments(lam, R, balance)
+    rest = 0.5 * square / mean
+    hold = rest + 0.5 * np.maximum(drain - N / lam, 0.0)
     if apart:
         return hold[..., 0]
+    late = np.minimum(lam * rest, N) / N * (1.0 - (-np.expm1(-lam * rest)) ** R)     # a round's stranded share
+    hold = hold + late * np.maximum(float(balance.timeout_iters) - 1.5 * rest, 0.0)
     first = 0.5 * np.maximum(drain[..., 0] - cycle, 0.0)
     return (first + np.sum(hold, axis=-1)) / float(rounds)
 
@@ -178,16 +199,24 @@ def balance_rows(value: object) -> tuple[AdpBalance | None, np.ndarray | None]:
     return AdpBalance(), on
 
 
-def release_period(lam: Num, R: Num, balance: AdpBalance) -> np.ndarray:
-    """Mean iterations between two releases of `balance` when prompts reach each of R ranks at lam a step
-    (Poisson): J iterations after a release every rank has one (P(J <= j) = (1 - e^(-lam j))^R); the next release
-    is batching_wait_iters later if J < timeout_iters, else at timeout_iters."""
+def release_moments(lam: Num, R: Num, balance: AdpBalance) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and mean square (iterations, iterations^2) of the period P between two releases of `balance` when
+    prompts reach each of R ranks at lam a step (Poisson): J iterations after a release every rank has one
+    (P(J <= j) = (1 - e^(-lam j))^R); the next release is batching_wait_iters later if J < timeout_iters, else at
+    timeout_iters."""
     lam, R = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(R, dtype=float))
     T, W = int(balance.timeout_iters), float(balance.batching_wait_iters)
     if T <= 1:
-        return np.full(lam.shape, max(float(T), 1.0))
+        one = np.full(lam.shape, max(float(T), 1.0))
+        return one, one * one
     j = np.arange(1.0, float(T))                                    # J = 1 .. T - 1
     cdf = (-np.expm1(-lam[..., None] * j)) ** R[..., None]
     pj = np.diff(cdf, prepend=0.0, axis=-1)
-    return np.sum(pj * (j + W), axis=-1) + (1.0 - cdf[..., -1]) * T
+    late = 1.0 - cdf[..., -1]                                       # no release before the timeout
+    return (np.sum(pj * (j + W), axis=-1) + late * T,
+            np.sum(pj * (j + W) ** 2, axis=-1) + late * float(T) ** 2)
 
+
+def release_period(lam: Num, R: Num, balance: AdpBalance) -> np.ndarray:
+    """Mean iterations between two releases of `balance` (`release_moments`' first)."""
+    return release_moments(lam, R, balance)[0]

@@ -14,7 +14,15 @@ import pytest
 from objectives import inference, profiles
 from objectives.inference.core import prepare
 from objectives.inference.estimate import rank_wait_s, split_work, steady_state, steady_work
-from objectives.inference.lockstep import AdpBalance, overlap_factor, release_period, slowest_rank_excess
+from objectives.inference.lockstep import (
+    AdpBalance,
+    arrival_rates,
+    balance_hold_steps,
+    overlap_factor,
+    release_moments,
+    release_period,
+    slowest_rank_excess,
+)
 from objectives.inference.measured import M_GRID, _gather_scatter
 
 MODEL = "Qwen3-30B-A3B"       # 128 experts, top-8
@@ -85,6 +93,32 @@ def test_the_balance_releases_at_the_timeout_or_after_every_rank_has_a_prompt():
     assert float(release_period(1e-6, 8, b)) == pytest.approx(50.0, rel=1e-4)
     assert float(release_period(50.0, 8, b)) == pytest.approx(1.0 + 10.0, rel=1e-9)
     assert 11.0 < float(release_period(0.3, 8, b)) < 50.0
+
+
+def test_the_balance_periods_second_moment_weighs_the_timeout_periods_a_prompt_more_likely_arrives_in():
+    """A prompt arriving at a steady rate waits E[P^2] / (2 E[P]) (the rest of the period it arrives in): half the
+    period where every period is as long (every release at the timeout, or every one batching_wait_iters after all
+    ranks have a prompt), more than half the mean where short and timeout periods mix."""
+    b = AdpBalance()
+    for lam in (1e-6, 50.0):
+        mean, square = release_moments(lam, 8, b)
+        assert float(square) == pytest.approx(float(mean) ** 2, rel=1e-3)
+    mean, square = release_moments(0.15, 8, b)
+    assert float(mean) == pytest.approx(float(release_period(0.15, 8, b)), rel=1e-12)
+    assert float(square) > 1.05 * float(mean) ** 2
+    assert float(release_moments(0.05, 8, AdpBalance(timeout_iters=1))[1]) == 1.0
+
+
+def test_the_balance_spreads_the_closed_loops_rounds_as_it_holds_the_first_rounds_chunks():
+    """Each of the first round's chunks waits batching_wait_iters more under the balance, so the later rounds'
+    prompts reach a rank spread as wide: lower rates, and a shorter hold at a load whose every round the budget
+    drains only chunk by chunk (128 clients a rank, 1k prompts, 8k-token budget: 16 chunks)."""
+    args = (128, 1024, 1024, 8192, 1024)
+    assert np.all(arrival_rates(*args, chunk_steps=11.0) < arrival_rates(*args))
+    hold = float(balance_hold_steps(4, *args, balance=AdpBalance()))
+    assert 10.0 < hold < 35.0                  # the simulator's: ~20 iterations (test_adp_balance)
+    cut = AdpBalance(batching_wait_iters=0)    # nothing held between chunks: the rounds as without the balance
+    assert float(balance_hold_steps(4, *args, balance=cut)) < 0.5 * hold
 
 
 def test_no_wait_for_one_rank_a_dense_row_or_without_the_solo_coefficients():
