@@ -217,8 +217,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     each pool can serve, the smaller binding; ``prefill_pool_req_s`` NaN where the pools' schedulers differ).
     ``adp_balance``: TensorRT-LLM's attention-DP balance (True, or an `inference.lockstep.AdpBalance`; None / False
     off), as ``Scheduler(adp_balance=)`` sets it, in every scheduler the simulations run (capacity's and the
-    pools' own; one that sets another balance is refused); the analytical model does not price it
-    (``fidelity="analytical"`` refuses it), so its estimate only starts the search.
+    pools' own; one that sets another balance is refused); the analytical model prices the default iterations
+    (`Deployments.adp_balance`) and refuses others with ``fidelity="analytical"``.
     """
     slo = SLO.parse(slo)
     _bounded(slo, "capacity")
@@ -246,9 +246,12 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     if adp_balance is not None and adp_balance is not False:
         s, prefill, decode = _balanced(adp_balance, s, prefill, decode)
     pool_scheds = [p.scheduler for p in (prefill, decode) if isinstance(p, Pool) and p.scheduler is not None]
-    if fidelity == "analytical" and any(x.adp_balance is not None for x in (s, *pool_scheds)):
-        raise ValueError("capacity adp_balance: the analytical model does not price TensorRT-LLM's attention-DP "
-                         "balance; use fidelity='simulated' (dse capacity without --analytical)")
+    from ..inference.lockstep import AdpBalance
+    balances = {x.adp_balance for x in (s, *pool_scheds)} - {None}
+    if fidelity == "analytical" and balances - {AdpBalance()}:
+        raise ValueError(f"capacity adp_balance={next(iter(balances - {AdpBalance()}))!r}: the analytical model "
+                         "prices TensorRT-LLM's attention-DP balance at its default iterations only; use "
+                         "fidelity='simulated' (dse capacity without --analytical)")
     if not s.models_policy(engine) and fidelity == "analytical":
         raise ValueError(f"capacity fidelity='analytical': the analytical model models Scheduler policy="
                          f"{Scheduler().policy_of(engine)!r} here (the engine's own, policy={MODELLED_POLICY!r}; "
@@ -278,7 +281,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     d = Deployments.of(max_batch_size=ks.max_batch_size,
                        max_num_tokens=ks.max_num_tokens, chunked_prefill=ks.chunked_prefill,
                        batching=ks.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
-                       prefix_caching=ks.prefix_caching, moe_a2a=moe_a2a, **layout)
+                       prefix_caching=ks.prefix_caching, moe_a2a=moe_a2a, adp_balance=bool(balances), **layout)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
                            "profile": provenance}

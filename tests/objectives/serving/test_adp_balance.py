@@ -184,33 +184,37 @@ def test_capacity_takes_the_balance_into_its_simulations(capsys):
     """`serving.capacity` and `dse capacity` had no way to turn the balance on (a knob of `max_throughput`,
     `Scheduler` and `dse deploy`). ``adp_balance=`` / ``--adp-balance`` put it in every scheduler the simulations
     run: the capacity found is the one a balanced run holds (its metrics those of a balanced simulation at that
-    rate) and not the unbalanced one's. The analytical model does not price it (refused there), a balance with no
-    attention-DP rank to balance is refused, as is a scheduler already set to another balance."""
+    rate) and not the unbalanced one's. The analytical estimate prices the default balance (`Deployments.adp_balance`)
+    and refuses other iterations; a balance
+    with no attention-DP rank to balance is refused, as is a scheduler already set to another balance."""
     from objectives.serving.capacity import capacity
     from objectives.serving.cli import main
 
     kw = dict(model="Qwen3-30B-A3B", gpu="H200", attn_dp=4, ep=4, engine="trtllm",
               slo={"ttft_ms_p99": 2000, "tpot_ms_p99": 100}, tol=0.1)
     on, off = capacity(**kw, adp_balance=True), capacity(**kw)
-    assert on["capacity_req_s"] != off["capacity_req_s"] and on["analytical_req_s"] == off["analytical_req_s"]
+    assert on["capacity_req_s"] != off["capacity_req_s"] and on["analytical_req_s"] != off["analytical_req_s"]
     w = Workload(rate=on["capacity_req_s"], input_len=2048, output_len=256, n_requests=on["n_requests"])
     for bal, same in ((True, True), (False, False)):
         sim = serving.simulate(kw["model"], kw["gpu"], attn_dp=4, ep=4, engine="trtllm", workload=w,
                                scheduler=Scheduler(adp_balance=bal), discard="steady")
         assert (sim["ttft_ms_p99"] == on["metrics"]["ttft_ms_p99"]) is same
-    with pytest.raises(ValueError, match=r"the analytical model does not price TensorRT-LLM's attention-DP balance"):
-        capacity(**kw, adp_balance=True, fidelity="analytical")
-    with pytest.raises(ValueError, match=r"the analytical model does not price"):      # the scheduler's own too
-        capacity(**kw, scheduler=Scheduler(adp_balance=True), fidelity="analytical")
+    assert capacity(**kw, adp_balance=True, fidelity="analytical")["capacity_req_s"] == on["analytical_req_s"]
+    assert capacity(**kw, fidelity="analytical")["capacity_req_s"] == off["analytical_req_s"]
+    assert capacity(**kw, scheduler=Scheduler(adp_balance=True),           # the scheduler's own too
+                    fidelity="analytical")["capacity_req_s"] == on["analytical_req_s"]
+    with pytest.raises(ValueError, match=r"at its default iterations only"):
+        capacity(**kw, adp_balance=AdpBalance(timeout_iters=20), fidelity="analytical")
     with pytest.raises(ValueError, match=r"no pool runs attention DP \(attn_dp=1\)"):
         capacity(**{**kw, "attn_dp": 1, "ep": 1}, adp_balance=True)
     with pytest.raises(ValueError, match=r"capacity adp_balance=True and scheduler adp_balance=AdpBalance\("
                                          r"batching_wait_iters=5"):
         capacity(**kw, adp_balance=True, scheduler=Scheduler(adp_balance=AdpBalance(batching_wait_iters=5)))
     assert main(["Qwen3-30B-A3B", "--gpu", "H200", "--attn-dp", "4", "--ep", "4", "--engine", "trtllm",
-                 "--ttft-ms", "2000", "--tpot-ms", "100", "--adp-balance", "--n-requests",
-                 str(on["n_requests"])]) == 0
-    assert "attn_dp=4 ep=4 with TensorRT-LLM's attention-DP balance" in capsys.readouterr().out
+                 "--ttft-ms", "2000", "--tpot-ms", "100", "--adp-balance", "--analytical"]) == 0
+    out = capsys.readouterr().out
+    assert "attn_dp=4 ep=4 with TensorRT-LLM's attention-DP balance" in out
+    assert f"{capacity(**{**kw, 'tol': 0.05}, adp_balance=True, fidelity='analytical')['capacity_req_s']:.1f}" in out
     assert main(["Qwen3-30B-A3B", "--target-rate", "10", "--gpus", "H200", "--ttft-ms", "2000",
                  "--adp-balance"]) == 2
     assert "--adp-balance: --target-rate searches" in capsys.readouterr().err
