@@ -352,6 +352,42 @@ _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4
 #: (weights of at least 4,096 x 4,096); this rule reads 0.5. The cells are not measured in that format: a row's
 #: `source` stays "interpolated" at most, as for the weight-only formats priced on their activation's table
 INT8_GEMM_LANE = ("gemm.fp8_static", "gemm.fp8")
+#: Weight-only GEMMs (W4A16 / W8A16: AWQ / GPTQ int4 and int8, compressed-tensors W4A16 / W8A16, NVFP4 or FP8
+#: weights computing in 16 bits): the kernel streams the packed weights and converts them to the activation dtype in
+#: its main loop, one conversion (and group scale) per weight element per M tile, ahead of the same tensor-core MMA
+#: as the 16-bit GEMM: vLLM's Marlin (gptq_marlin_gemm: int4 / int8 / FP8 / FP4 weights dequantized in registers
+#: between the shared-memory load and `mma.sync`) and Machete (SM90, wgmma after the in-register conversion),
+#: TensorRT-LLM's fpA_intB CUTLASS GEMM (cutlass_kernels/fpA_intB_gemm: the `FastInterleavedAndBiasedNumericArrayConverter`
+#: inside the mainloop). At small M the kernel is memory-bound on the packed bytes (the conversions hide under the
+#: weight stream); at large M the conversions are work per weight element per M tile, a constant share of the
+#: MMA's work per tile: the compute part of the GEMM (beyond the GEMM at M = 1) is the activation's times a factor.
+#: Where the profile has no table of the kernel (every profile but A100 TensorRT-LLM's `gemm.int4_wo` /
+#: `gemm.int8_wo`) the GEMM reads its activation dtype's table at the packed bytes and that factor
+#: (`weight_only_rate`). Fitted on the one pair of tables that measures it, A100 TensorRT-LLM 1.0.0 `int4_wo` /
+#: `int8_wo` over `bf16`: the median of (t(M) - t(1)) / (t_bf16(M) - t_bf16(1)) over M 2,048-8,192 and N, K
+#: 1,024-32,768 (docs/profiles.md, thirtieth round); by bits per weight (fp4 weights take the 4-bit factor, fp8
+#: the 8-bit one); "int8" is W8A8 int8 (SmoothQuant) over bf16 on the same tables, the compute scale of
+#: `QUANT_TABLE_CAP`'s bound for `gemm.int8`
+QUANT_COMPUTE = {"4bit": 1.08, "8bit": 1.04, "int8": 0.54}
+#: A quantized kernel's own GEMM table (`gemm.int4_wo`, `gemm.int8_wo`, `gemm.int8`: aiconfigurator-core's A100
+#: TensorRT-LLM 1.0.0 tables, the only ones) is read no higher than its activation dtype's table at the packed
+#: weight bytes: the weight-streaming time (the GEMM at M = 1) times the bytes' ratio plus the compute beyond it
+#: times `QUANT_COMPUTE`. The tables sit on a floor at small M that grows with K and not N (int4 at M = 8: ~25 us
+#: at K = 8,192 whatever N from 1,024 to 8,192, ~13 us at K = 1,024; bf16 ~8 us over its bytes), a K loop without
+#: split-K in one CTA column, which TensorRT-LLM's autotuner (WeightOnlyQuantGemmRunner's tactics per power-of-2
+#: token bucket) picks away from in the engine; the SmoothQuant table's one-token cells read half its 2-8-token
+#: ones. At large M the bound and the tables agree (the factors are their medians)
+QUANT_TABLE_CAP = ("gemm.int4_wo", "gemm.int8_wo", "gemm.int8")
+
+
+def weight_only_rate(weight: str) -> float:
+    """The compute part (beyond the GEMM at M = 1) of a weight-only GEMM whose weights are in `weight` over its
+    activation dtype's GEMM of the same shape (`QUANT_COMPUTE`: 4-bit formats at the 4-bit factor, 8-bit ones at
+    the 8-bit one; 1.0 for a 16-bit or wider weight)."""
+    nbytes = DTYPE_BYTES.get(weight, 2.0)
+    return QUANT_COMPUTE["4bit"] if nbytes <= 0.5 else QUANT_COMPUTE["8bit"] if nbytes <= 1.0 else 1.0
+
+
 #: fused-MoE tables (`moe.<format>`) to try, in order, for a weight dtype: MoE checkpoints in FP8 are block-scaled
 #: (DeepSeek, Qwen, MiniMax), 4-bit ones NVFP4 or MXFP4 (gpt-oss); the first table that measured the model's shape
 #: is read (a table holds the shapes of the checkpoints in that format)
@@ -553,14 +589,23 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         fgt = prof.table(FUSED_FP4_GEMM) if a == "fp4" and w == a else None
         wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
         w_bytes = gt_bytes = DTYPE_BYTES.get(a, 2.0)  # bytes per weight: the checkpoint's, the table's
+        cap = None  # the bound a quantized table's GEMM may not exceed (`QUANT_TABLE_CAP`)
         if a == "int8" and gt is not None and gt is prof.table("gemm.bf16"):  # int8 on the 16-bit table: half
             # its weight bytes stream
             wo, gt_bytes = w_bytes / DTYPE_BYTES["bf16"], DTYPE_BYTES["bf16"]
         elif w != a and DTYPE_BYTES.get(w, 2.0) < DTYPE_BYTES.get(a, 2.0):
             own = prof.table(f"gemm.{w}_wo")
-            gt, wo = (own, 1.0) if own is not None else (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a])
+            wo_rate = weight_only_rate(w)
+            if own is not None:  # the weight-only kernel's own table, bounded by the activation's at packed bytes
+                capped = gt is not None and f"gemm.{w}_wo" in QUANT_TABLE_CAP
+                cap = (gt, DTYPE_BYTES[w] / DTYPE_BYTES[a], rate * wo_rate) if capped else None
+                gt, wo, gt_bytes = own, 1.0, DTYPE_BYTES[w]
+            else:  # the activation dtype's table: the weights stream packed, the dequantization adds compute
+                wo, rate = DTYPE_BYTES[w] / DTYPE_BYTES[a], rate * wo_rate
             w_bytes = DTYPE_BYTES[w]
-            gt_bytes = w_bytes if own is not None else gt_bytes
+        elif a == "int8" and gt is not None and gt is prof.table("gemm.int8") and "gemm.int8" in QUANT_TABLE_CAP \
+                and (b16 := prof.table("gemm.bf16")) is not None:  # W8A8 int8 on its own kernel's table
+            cap = (b16, w_bytes / DTYPE_BYTES["bf16"], QUANT_COMPUTE["int8"])
         if gt is None:
             continue
         # DeepSeek-V4 rows need the profile's attention-module and mHC tables at their hidden size; without them
@@ -586,7 +631,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         (tok, head, ctx, gen), inside, lin_u, reach_u = _profile_rows(
             prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w, ma, mxr), at, attn16,
             None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes),
-            parts=parts, fused_gt=fgt, rate=rate)
+            parts=parts, fused_gt=fgt, rate=rate, cap=cap)
         back = back.ravel()
         if parts is not None:
             for name in TOK_PARTS:
@@ -899,7 +944,8 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   attn_gt: Any = None, attn16: np.ndarray | None = None,
                   moe_dp: np.ndarray | None = None,
                   dram: tuple[float, float, float] = (np.inf, 2.0, 2.0), parts: dict[str, Any] | None = None,
-                  fused_gt: Any = None, rate: float = 1.0) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
+                  fused_gt: Any = None, rate: float = 1.0,
+                  cap: tuple[Any, float, float] | None = None) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); whether every lookup was inside the measured ranges of the shape axes (GEMM
     N and K, heads, ranks, measured expert shapes); the rows whose linear-attention recurrence a kernel table priced
@@ -915,7 +961,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     parts as shares of each cell (`build_curves`' ``collect``: "tok", "ctx_lin", "gen_lin"). `fused_gt`: `gt` less
     the activation quantize kernel, for the GEMMs whose input the engine quantizes in the kernel before
     (`FUSED_FP4_GEMM`; None: every GEMM reads `gt`). `rate`: the compute part of `gt`'s GEMMs in the checkpoint's
-    format (beyond the GEMM at M = 1) over the table's (`borrowed_gemm`: int8 on the bf16 table)."""
+    format (beyond the GEMM at M = 1) over the table's (`borrowed_gemm`: int8 on the bf16 table; a weight-only
+    format on its activation's table: `weight_only_rate`). `cap`: (table, weight-streaming scale, compute scale),
+    the bound `gt`'s GEMMs in the checkpoint's format may not exceed where `gt` is a quantized kernel's own table
+    (`QUANT_TABLE_CAP`): that table's GEMM at M = 1 times the scale plus the compute beyond it times the other."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -965,6 +1014,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if (wo < 1.0 or rate != 1.0) and own and quant:  # fewer weight bytes: the weight-streaming time (GEMM
             t1 = table(1.0, nn, kk)  # at M = 1) shrinks; the compute beyond it at `rate`
             t = wo * t1 + rate * np.maximum(t - t1, 0.0)
+        if cap is not None and own and quant:  # a quantized table above its activation's at packed bytes
+            ct, c_wo, c_rate = cap
+            c1 = ct(1.0, nn, kk)
+            t = np.minimum(t, c_wo * c1 + c_rate * np.maximum(ct(M, nn, kk) - c1, 0.0))
         # the weights stream from device memory in a forward (the weight-streaming floor); the bf16 table
         # (attention projections kept 16-bit, the LM head) holds 2-byte weights
         b = (w_bytes if quant else gt_bytes) if own else 2.0
