@@ -371,7 +371,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     from objectives.inference.comm import kv_transfer_gbs
     from objectives.inference.core import default_eff
     from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
-    from objectives.serving.handoff import front_end, kv_read_ms
+    from objectives.serving.handoff import first_token_forwards, front_end, kv_read_ms
 
     eng = _engine(dis)
     gpu = catalog_gpus(dis["gpu"].to_numpy(object))
@@ -422,7 +422,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     host, wave, _ = front_end(pk, len(dis), factors)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
-                           prefill_est=pf)
+                           prefill_est=pf, forwards=first_token_forwards(eng))
     # the decode rank holds the batch its admission policy lets into the KV cache (`held`, prompt plus the
     # engine's reserved share of the output per sequence); `decode_fits` prices every sequence at its full length
     # at once, which on-demand admission never holds
@@ -547,7 +547,9 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     # would claim a connector without setup cost (SGLang's P/D deployments had been predicted so). Rows without any
     # disaggregated row (the fold that holds out Kimi-K2.5, the slice's only disaggregated model) leave it at
     # `base`'s: no derivation from the connectors' transfer path reaches the fitted latency, which vLLM's P/D work
-    # puts on orchestration rather than the transfer (docs/profiles.md twenty-sixth round)
+    # puts on orchestration rather than the transfer (docs/profiles.md twenty-sixth round), and no fixed wait in
+    # either engine's handoff code does (the thirtieth round's reading: NixlConnector, TensorRT-LLM's executor loop
+    # and NIXL agent connection, Dynamo's handlers)
     eff = borrow(eff, "engine_kv_ms", sorted(set(_engine(dis)) & set(engines)))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]

@@ -141,7 +141,7 @@ from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
 from .bisection import bisect
-from .handoff import connector_engines, front_end, handoff_ms, host_ms, kv_read_ms
+from .handoff import connector_engines, first_token_forwards, front_end, handoff_ms, host_ms, kv_read_ms
 from .prefix import PrefixTable, prefix_table
 from .scheduler import MIN_KV_SLOPE, SLO, Scheduler
 from .workload import Dist, Workload
@@ -937,7 +937,8 @@ class ServingModel:
                 kv_engines = connector_engines(engines, mt["engine"].to_numpy(object)[i])   # decode pool's, resolved
                 xfer_ms = kv_read_ms(kv_bytes, link, kv_engines, eff)
                 tput[i] = r * osl * 1e3
-                hand = handoff_ms(t_d, xfer_ms, N[i])
+                fwd = first_token_forwards(kv_engines)
+                hand = handoff_ms(t_d, xfer_ms, N[i], fwd)
                 ttft[i] = host + t_p + hand
                 tpot[i] = t_d
                 if conc is not None:
@@ -945,7 +946,7 @@ class ServingModel:
                     # the silicon slice's disaggregated measurements are predicted with); the first token from the
                     # decode worker and independent clients, as the simulator counts them
                     cl = disagg_closed_loop(pkw, self._kw(sd), isl, osl, float(conc), n_p, n_d,
-                                            ks[d_mask], slots, xfer_ms, host_ms=host)
+                                            ks[d_mask], slots, xfer_ms, host_ms=host, forwards=fwd)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
@@ -2277,7 +2278,7 @@ def prefill_estimates(prefill_kw: Mapping[str, Any], input_len: Any, prefill_bat
 def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, Any], input_len: Any, output_len: Any,
                        concurrency: Any, prefill_ranks: Any, decode_ranks: Any, prefill_batch: Any,
                        decode_batch: Any, xfer_ms: Any, host_ms: Any = 0.0, wave: Any = 0.0,
-                       prefill_est: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+                       prefill_est: pd.DataFrame | None = None, forwards: Any = 1.0) -> dict[str, np.ndarray]:
     """C closed-loop clients on disaggregated deployments (one entry per deployment, arrays broadcast).
 
     `prefill_kw` / `decode_kw`: the pools' `inference.estimate` arguments per worker (model, GPU, TP, EP, attention
@@ -2299,15 +2300,17 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     other clients' sequences on the rank): vLLM's P/D proxy (its NIXL connector's toy proxy) posts the request to
     the prefill server with max_tokens=1, discards that token and streams the decode server's output, and
     TensorRT-LLM's disaggregated server sends a context-only request, then streams the generation server's
-    responses; so the client's first token comes from the decode worker. `host_ms` is counted once per request, as the aggregated closed form
-    counts it (the engine's fitted per-request host time; the decode server's own admission of the request is
-    not known apart from it). The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
+    responses; so the client's first token comes from the decode worker (TensorRT-LLM's as it admits the request,
+    `forwards`). `host_ms` is the caller's per-request host time (`serving.handoff.front_end`: the engine's fitted
+    per-request host time once per pass of its P/D front end). The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
     is found by bisection; at the decode pool's max batch the remaining clients wait for a slot (their wait is
     counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes the queue absorb
     the clients instead (rho -> 1).
 
     `prefill_est`: the pool's `prefill_estimates(prefill_kw, input_len, prefill_batch)` where the caller already
-    has them (else computed here).
+    has them (else computed here). `forwards`: the decode iterations from the request's admission with its KV to
+    its first token (`serving.handoff.first_token_forwards` of the engine: 1, or 0 where the engine sends the
+    prefill's token at admission).
 
     Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
     decode_req_per_ms (each pool's capacity), prefill_fits, prefill_reason, decode_fits, decode_reason}."""
@@ -2317,9 +2320,9 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     n = int(np.broadcast(isl, osl, conc, np.asarray(prefill_ranks), np.asarray(decode_ranks),
                          np.asarray(prefill_batch), np.asarray(decode_batch)).size)
     isl, osl, conc = (np.broadcast_to(x, (n,)).astype(float) for x in (isl, osl, conc))
-    n_p, n_d, k_p, b_d, xfer, host, wv = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
-                                          for x in (prefill_ranks, decode_ranks, prefill_batch, decode_batch,
-                                                    xfer_ms, host_ms, wave))
+    n_p, n_d, k_p, b_d, xfer, host, wv, fwd = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
+                                               for x in (prefill_ranks, decode_ranks, prefill_batch, decode_batch,
+                                                         xfer_ms, host_ms, wave, forwards))
     k_p = np.maximum(np.floor(k_p), 1.0)
     steps = np.maximum(osl - 1.0, 1.0)
     # prefill: a lone prompt (what a request arriving at an idle rank costs) and a full batch (the pool's capacity)
@@ -2368,7 +2371,7 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         rho = x / np.maximum(r_pre, 1e-300)
         with np.errstate(divide="ignore", invalid="ignore"):
             wait = np.where(rho < 1.0, np.maximum(rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p, burst), np.inf)
-        ttft = host + wait + t_one + handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0))
+        ttft = host + wait + t_one + handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0), fwd)
         return ttft, tpot, x
 
     lo, hi = np.full(n, 1e-3), cap.copy()

@@ -173,6 +173,9 @@ class _Replica:
         self.stall = 0.0
         self.fresh: list[int] = []   # handed-off requests admitted to decode, their first token not yet out
         self.loading: list[int] = []  # handed-off requests holding blocks here while their KV is read
+        # a handed-off request's first token leaves as it is admitted with its KV, not after an iteration
+        # (`serving.handoff.FIRST_TOKEN_AT_ADMISSION`; set by `simulator._run` for a decode pool)
+        self.first_at_admit = False
         self.group: _Group | None = None   # the attention-DP ranks it steps in lockstep with (`_Group`), if any
         # in lockstep: time_ms(T, A, D, K, X) of its iteration when the group's other ranks put X tokens through the
         # shared experts in the same step (set by `simulator._couple_ranks`; None: `tm`, whatever the others run)
@@ -231,6 +234,16 @@ class _Replica:
             self.fin[rid] = self.G + r.out - r.gen
         if r.first != r.first:          # NaN: a disaggregated handoff; its first token is this worker's
             self.fresh.append(rid)
+
+    def _add_handed_off(self, rid: int, r: _Req, t: float) -> None:
+        """A handed-off request with its KV in place starts decoding at `t`: its first token with this worker's first
+        iteration (`_add_dec`, `commit`), or at `t` where the engine sends the prefill's token as it admits it
+        (`first_at_admit`; a request of one output token still takes its iteration)."""
+        if self.first_at_admit and r.first != r.first and r.out > 1:
+            r.first = t
+            r.last = t
+            r.gen = 1
+        self._add_dec(rid, r)
 
     def _remove_dec(self, rid: int, r: _Req) -> None:
         if self.ntr is not None:
@@ -540,7 +553,7 @@ class _Replica:
             for rid in [x for x in self.loading if eng.reqs[x].kv_ready <= t + 1e-9]:
                 r = eng.reqs[rid]
                 self._end_load(rid, r)
-                self._add_dec(rid, r)
+                self._add_handed_off(rid, r, t)
         extra = self._preempt_until_fits(t) if self.n else 0.0
         # swap-ins first
         while self.swapped and len(self.running) < self.maxb:
@@ -705,7 +718,7 @@ class _Replica:
                     r.kv_ready = t + r.xfer_ms
                     self.eng.push(r.kv_ready, _KV, self)
                     continue
-                self._add_dec(rid, r)
+                self._add_handed_off(rid, r, t)
                 if self.dprio:
                     budget -= 1
                     full = False

@@ -8,7 +8,8 @@ its first token, in one place for the simulator (`simulate`), the analytical ser
   the bytes at the link's rate between the pools' GPUs (`inference.comm.kv_transfer_gbs`), or the connector's
   where it is slower (the fitted ``engine_kv_gbs``; 0: not known), of the deployment's engine whichever pool's GPU
   has no profile (`connector_engines`);
-- the decode worker's iteration boundaries and the iteration that emits the first token (`handoff_ms`).
+- the decode worker's iteration boundaries and the iteration that emits the first token, or none where the engine
+  sends the prefill's token at admission (`handoff_ms`, `first_token_forwards`).
 """
 from __future__ import annotations
 
@@ -20,17 +21,21 @@ import numpy as np
 from ..inference.core import prepare
 from ..profiles import engine_key
 
-#: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission) a
-#: disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host time.
-#: vLLM's P/D proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, `_handle_completions`) posts the
-#: client's request body, prompt text included, to a prefill OpenAI server (max_tokens=1, non-streaming, whose
+#: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission, the response
+#: path back) a disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host
+#: time. vLLM's P/D proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, `_handle_completions`) posts
+#: the client's request body, prompt text included, to a prefill OpenAI server (max_tokens=1, non-streaming, whose
 #: response it reads whole) and then the same body plus kv_transfer_params to a decode OpenAI server, which parses,
 #: tokenizes and admits it again: two passes. TensorRT-LLM's rows here run under NVIDIA Dynamo (the
-#: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend preprocesses (tokenizes) a
-#: request once and routes the preprocessed request to the prefill and then the decode worker (ai-dynamo/dynamo
-#: docs/design_docs/disagg_serving.md, "Router Orchestration": Frontend -> PrefillRouter "Preprocessed Request"):
-#: one pass. Engines not listed: one
-DISAGG_FRONT_END_PASSES = {"vllm": 2.0}
+#: ai-dynamo/tensorrtllm-runtime image in their `silicon_data_source`), whose frontend parses and tokenizes a request
+#: once (ai-dynamo/dynamo docs/design_docs/disagg_serving.md, "Router Orchestration"), but whose prefill and decode
+#: workers each submit it to their own TensorRT-LLM executor and return its output through Dynamo's request plane,
+#: the prefill worker's context-only response read whole before the decode leg starts (components/backends/trtllm/
+#: src/dynamo/trtllm/request_handlers/handlers.py: PrefillHandler.generate and DecodeHandler.generate each run
+#: handler_base.generate_locally -> `engine.llm.generate_async`): the admission and the response path, what a pass
+#: is besides the tokenization, twice; two passes less one tokenization, counted as two (tokenizing a prompt of a
+#: few thousand tokens is a small part of a pass). Engines not listed: one
+DISAGG_FRONT_END_PASSES = {"vllm": 2.0, "trtllm": 2.0}
 
 
 def front_end_passes(engines: Any) -> np.ndarray:
@@ -126,21 +131,44 @@ def kv_read_ms(kv_bytes: Any, link_gbs: Any, engines: Any, eff: Any) -> np.ndarr
     return connector_ms(engines, eff) + np.asarray(kv_bytes, dtype=float) / (rate * 1e9) * 1e3
 
 
-def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any) -> Any:
+#: engines whose decode worker sends a handed-off request's first token when it schedules the request after its KV
+#: has arrived, before that iteration's forward: TensorRT-LLM's generation server returns the context server's
+#: token (carried in the request's disaggregated params) from `_handle_first_token_response`, which the executor loop
+#: calls for the scheduled generation requests at their first decoding iteration ahead of `_forward_step`
+#: (tensorrt_llm/_torch/pyexecutor/py_executor.py), and Dynamo's decode worker streams that response to the client
+#: (handler_base.generate_locally). vLLM's decode server instead loads all but the prompt's last token and computes
+#: that one in a forward that samples the first token (the NixlConnector scheduler; vllm-project/vllm#50913 proposes
+#: seeding the prefill's token instead). Engines not listed: the forward
+FIRST_TOKEN_AT_ADMISSION = ("trtllm",)
+
+
+def first_token_forwards(engines: Any) -> np.ndarray:
+    """Decode iterations between a handed-off request's admission with its KV in place and its first token, per
+    entry of `engines` (engine names; None / roofline: 1): 0 where the engine sends the prefill's token at once
+    (`FIRST_TOKEN_AT_ADMISSION`), else 1."""
+    return np.array([0.0 if engine_key(e) in FIRST_TOKEN_AT_ADMISSION else 1.0 for e in np.ravel(engines)])
+
+
+def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any, forwards: Any = 1.0) -> Any:
     """Time (ms) from a prompt's prefill to its first token at the decode worker, which decodes iterations of
-    `step_ms` at a mean `occupancy` of sequences per rank; `xfer_ms`: the KV read on the link.
+    `step_ms` at a mean `occupancy` of sequences per rank; `xfer_ms`: the KV read on the link; `forwards`: the
+    iterations from the admission after the read to the first token (`first_token_forwards`: 1, the forward that
+    samples it; 0, the prefill's token sent at admission).
 
     A busy worker (decoding anything: chance 1 - exp(-occupancy), occupancies Poisson) admits the request at its
     next iteration boundary (half an iteration on average), allocates its blocks and starts the read there (vLLM's
     NIXL connector: start_load_kv in the step that schedules it), sees the read done at the first boundary after
     it (one iteration when the read is shorter than half of one, else the read plus half an iteration: a
-    continuous form of the boundary's ceiling) and decodes the first token in the next iteration. An idle worker
-    starts at once and wakes when the KV is in: the read and one iteration. The simulator runs the same steps."""
+    continuous form of the boundary's ceiling) and sends the first token `forwards` iterations later. An idle
+    worker starts at once and wakes when the KV is in: the read and `forwards` iterations. The simulator runs the
+    same steps."""
     step = np.asarray(step_ms, dtype=float)
     xfer = np.asarray(xfer_ms, dtype=float)
+    fwd = np.asarray(forwards, dtype=float) * step
     busy = -np.expm1(-np.asarray(occupancy, dtype=float))
-    return busy * (1.5 * step + np.maximum(step, xfer + 0.5 * step)) + (1.0 - busy) * (xfer + step)
+    return busy * (0.5 * step + np.maximum(step, xfer + 0.5 * step) + fwd) + (1.0 - busy) * (xfer + fwd)
 
 
-__all__ = ["DISAGG_FRONT_END_PASSES", "connector_engines", "connector_gbs", "connector_ms", "front_end",
-           "front_end_passes", "handoff_ms", "host_ms", "kv_read_ms"]
+__all__ = ["DISAGG_FRONT_END_PASSES", "FIRST_TOKEN_AT_ADMISSION", "connector_engines", "connector_gbs",
+           "connector_ms", "first_token_forwards", "front_end", "front_end_passes", "handoff_ms", "host_ms",
+           "kv_read_ms"]

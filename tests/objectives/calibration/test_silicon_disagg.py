@@ -55,12 +55,13 @@ def test_disagg_first_token_comes_from_the_decode_worker():
     assert r["ttft_pred"].iloc[0] >= e["ttft_ms"].iloc[0] + host + tpot * 0.99
 
 
-@pytest.mark.parametrize("engine, passes", [("vllm", 2.0), ("trtllm", 1.0)])
+@pytest.mark.parametrize("engine, passes", [("vllm", 2.0), ("trtllm", 2.0), ("sglang", 1.0)])
 def test_disagg_rows_pay_the_front_end_time_the_aggregated_form_reads(engine, passes):
     """The host time of a disaggregated request is the step coefficients' (the engine's engine_ttft_ms), the same
     as the aggregated closed form's, not a second reading; paid once per API-server pass of the engine's P/D front
-    end: vLLM's proxy posts the request to the prefill and then the decode OpenAI server (two), Dynamo's frontend
-    (the TensorRT-LLM rows) tokenizes once."""
+    end: vLLM's proxy posts the request to the prefill and then the decode OpenAI server (two); Dynamo's frontend
+    (the TensorRT-LLM rows) tokenizes once, but its prefill and its decode worker each admit the request into their
+    own executor and return its output (two); engines not listed (SGLang): one."""
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
     from objectives.serving.handoff import DISAGG_FRONT_END_PASSES

@@ -362,6 +362,30 @@ def test_the_simulated_handoff_at_an_idle_decode_worker_is_the_read_and_one_iter
     assert lo["ttft_ms"].median() == pytest.approx(pre + handoff_ms(step1, xfer, 0.0), rel=0.02)
 
 
+def test_tensorrt_llm_sends_the_prefill_token_as_its_decode_worker_admits_the_request(monkeypatch):
+    """TensorRT-LLM's generation server returns the context server's token when it schedules the request after
+    the KV read, ahead of that iteration's forward (`handoff.FIRST_TOKEN_AT_ADMISSION`); vLLM's decode server
+    samples it in a forward. A lone client at an idle decode worker: the simulator's TTFT is one decode iteration
+    (its TPOT) shorter than with the forward, the TPOT the same; the closed form's handoff one iteration shorter,
+    idle or busy."""
+    from objectives.serving import handoff
+
+    assert handoff.first_token_forwards(["trtllm", "vllm", "sglang", None, "roofline"]).tolist() == [0, 1, 1, 1, 1]
+    occ = np.array([0.0, 0.5, 3.0, 1e3])
+    np.testing.assert_allclose(handoff.handoff_ms(10.0, 3.0, occ, 0.0), handoff.handoff_ms(10.0, 3.0, occ) - 10.0)
+    w = serving.Workload(concurrency=1, input_len=1024, output_len=64, n_requests=8, output_spread=0.0)
+
+    def run() -> dict:
+        return serving.simulate("Llama-3.1-8B", "H100", weight_dtype="fp8", workload=w, engine="trtllm",
+                                mode="disagg", prefill=serving.Pool(tp=1), decode=serving.Pool(tp=1))
+    at_admit = run()
+    monkeypatch.setattr(handoff, "FIRST_TOKEN_AT_ADMISSION", ())
+    forward = run()
+    step = forward["tpot_ms_mean"]
+    assert at_admit["tpot_ms_mean"] == pytest.approx(step, rel=1e-3)
+    assert forward["ttft_ms_mean"] - at_admit["ttft_ms_mean"] == pytest.approx(step, rel=0.02)
+
+
 def test_the_engines_pd_front_end_and_kv_connector_in_both_fidelities(tmp_path):
     """vLLM's P/D proxy makes a request pass two API servers (its host time twice) and its KV connector may be
     slower than the link (`engine_kv_gbs`): the analytical model and the simulator both count them
