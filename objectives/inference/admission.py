@@ -217,6 +217,45 @@ def preemption_churn(isl: Num, osl: Num, binds: Num, cached: Num = True) -> tupl
     return rho, (1.0 - np.where(cached, PREEMPTED_KEPT, 0.0)) * freed
 
 
+def wave_overflow(share: Num, isl: Num, osl: Num) -> tuple[Num, Num, Num]:
+    """vLLM's preemptions where its N sequences in flight fit the cache on average but not at the end of a wave:
+    (preemptions per request, tokens each one frees and prefills again before its prefix cache, the overflow's
+    share u of the half output the average leaves room for, 0-1).
+
+    Closed-loop clients that start together run in waves: their prompts are admitted together (vLLM admits on a
+    prompt's blocks) and grow together, so at the end of a wave the cache must hold N x (isl + osl), not the
+    average N x (isl + osl / 2) that `estimate.served_batch` admits by. `share`: the tokens of context each of the
+    N holds at the end of a wave beyond its share of the cache (capacity / N; > 0 where the wave overflows, at most
+    osl / 2 where the average fits). The cache runs out `share` decode steps before the wave ends; from then the
+    request admitted last is preempted whenever a step needs blocks, until the survivors finish. A victim falls on
+    average halfway through that window, holding its prompt and all but share / 2 of its output: it frees
+    isl + osl - share / 2 tokens, and the wave sheds N x share, so share / (isl + osl - share / 2) preemptions per
+    request and wave. The waves do not die out in the serving simulator: lengths exact or within +-2 %
+    (`Workload.output_spread`) keep the survivors' next requests together and the victims' as a smaller wave behind
+    them, and the rate holds over 30 requests a client (docs/profiles.md, thirtieth round)."""
+    osl = np.asarray(osl, dtype=float)
+    share = np.clip(np.asarray(share, dtype=float), 0.0, 0.5 * osl)
+    freed = isl + osl - 0.5 * share
+    return share / freed, freed, 2.0 * share / osl
+
+
+#: The head-of-line wait behind a wave's overflow (`overflow_wait`), in request cycles per preemption at a full
+#: overflow (u = 1): read off the serving simulator's vLLM closed loops that fit the cache on average but not at
+#: the end of their waves (centred on 60 of them: Llama-3.1-8B on an H100, 1k-8k tokens in and out, 16-200
+#: clients, overflow shares 0.25-1; spread in docs/profiles.md), not derived
+OVERFLOW_WAIT = 0.075
+
+
+def overflow_wait(rho: Num, u: Num) -> Num:
+    """Request cycles a new request waits on average behind a wave's overflow (`wave_overflow`: `rho` preemptions
+    per request, `u` the overflow's share): vLLM V1 admits first come, first served and stops at the first waiting
+    request whose blocks are not free, so a preempted request at the front of the queue holds every prompt that
+    arrives behind it until the finishes free its prompt and output so far. Prompts arrive in that window in
+    proportion to the victims and to the window's length (u), and wait on average a part of it (u again):
+    `OVERFLOW_WAIT` x rho x u^2 cycles. Where nothing overflows, 0."""
+    return OVERFLOW_WAIT * np.asarray(rho, dtype=float) * np.square(u)
+
+
 #: Request cycles (a request's time in the batch, s) a preempted vLLM request waits on average before it runs again
 #: (`front_stints`): fitted to the serving simulator's KV-bound vLLM runs' TPOT (their measured wait and recompute
 #: 0.11-0.25 cycles; spread in docs/profiles.md)

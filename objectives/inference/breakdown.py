@@ -195,7 +195,8 @@ SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
 #: engine's host time before it schedules a request (`engine_ttft_ms`) and the model's own (`attn_ttft_ms`);
 #: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
-#: first of its stints)
+#: first of its stints), and behind vLLM's preempted requests where a wave overflows the cache
+#: (`admission.overflow_wait`)
 TTFT_TERMS = ("startup_wave", "front_end", "queue")
 #: SGLang's retraction churn and vLLM's preemption churn where the cache bounds the batch below the clients
 #: (`estimate.retraction_churn`):
@@ -310,10 +311,10 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # prefills again to the cycle
     rows = args["rows"]
     kv = rows.get("kv_capacity_tokens")
-    _, kv_bound, _, _ = served_batch(p, isl, osl, np.asarray(rows["max_batch_size"], dtype=float), mnt, ms,
-                                     None if kv is None else np.asarray(kv, dtype=float))
+    _, kv_bound, _, _, cap = served_batch(p, isl, osl, np.asarray(rows["max_batch_size"], dtype=float), mnt, ms,
+                                          None if kv is None else np.asarray(kv, dtype=float))
     per = None if conc is None else conc / (p.dp * p.attn_dp)      # clients per replica
-    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, per, kv_bound, np.asarray(cached) > 0)
+    rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, per, kv_bound, np.asarray(cached) > 0, cap=cap)
     cycle_s = sum(tpot.values()) * osl + redo_s
     iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
     # `estimate.prefill_wait_s` (keep in step): measured rows, a run's steady wait and its start-up wave
@@ -346,6 +347,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
                                                  np.asarray(c.kv_preempt) > 0)
+    ttft["queue"] = ttft["queue"] + hold * cycle_s     # behind a wave's overflow (vLLM)
     tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)

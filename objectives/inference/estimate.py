@@ -17,7 +17,18 @@ from objectives.catalog.types import DTYPES
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, lockstep, memory, power
-from .admission import SGLANG, churn, front_stints, held, past_clip, preemption_churn, stints
+from .admission import (
+    PREEMPTED_KEPT,
+    SGLANG,
+    churn,
+    front_stints,
+    held,
+    overflow_wait,
+    past_clip,
+    preemption_churn,
+    stints,
+    wave_overflow,
+)
 from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import CHUNK_TOKENS, MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
@@ -688,7 +699,11 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     SGLang's cache bounds the batch (N below the clients), its retraction churn (`admission.churn`): each request is
     retracted output_len / ``admission.DECODED_PER_RETRACTION`` times on average, prefills its prompt and output so
     far again (the cycle grows by that work) and queues again at the back, so of its wait for a slot one stint of
-    1 + that many comes before its first token and the others (and the prefills again) go into its tpot.
+    1 + that many comes before its first token and the others (and the prefills again) go into its tpot. vLLM's
+    clients that fit the cache on average but not at the end of their waves (concurrency x (input_len +
+    output_len) above it) are preempted as each wave overflows (`admission.wave_overflow`): the prefills again go
+    into the cycle, and the prompts queued behind a preempted request at the front of the queue wait
+    `admission.overflow_wait` cycles before their first token.
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
     the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
     chunks with decode tokens; SGLang runs its prefill batches alone and pauses the decodes meanwhile,
@@ -858,9 +873,10 @@ def busy_ranks(conc: Num, dp: Num, attn_dp: Num, row_shape: tuple[int, ...]) -> 
 
 
 def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float | None = None, kv: Num = None
-                 ) -> tuple[Num, Num, Num, Num]:
+                 ) -> tuple[Num, Num, Num, Num, Num]:
     """`max_throughput`'s batch in flight per replica before the clients bound it: (N >= 1 sequences, where the KV
-    cache and not `mbs` bounds it, where at least one sequence fits, tokens one sequence holds at admission). `ms`:
+    cache and not `mbs` bounds it, where at least one sequence fits, tokens one sequence holds at admission, the KV
+    capacity per replica in the cache's tokens). `ms`:
     the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead of the
     memory model's (None)."""
     cap = kv_capacity_tokens(p, mnt, memory_setting=ms) if kv is None else kv
@@ -877,28 +893,46 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
         fit = np.where(sgl, np.maximum(gate, full), fit)
     N = np.minimum(mbs, fit)
     kv_bound = (fit <= mbs) & (N >= 1)   # the cache, not max_batch_size, bounds the batch (and it fits)
-    return np.maximum(N, 1.0), kv_bound, N >= 1, per_seq
+    return np.maximum(N, 1.0), kv_bound, N >= 1, per_seq, cap
 
 
 def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num,
-                     cached: Num = True) -> tuple[Num, Num]:
+                     cached: Num = True, cap: Num = None) -> tuple[Num, Num, Num]:
     """SGLang's retraction churn (`admission.churn`) and vLLM's preemption churn (`admission.preemption_churn`)
-    where the cache bounds the batch below the clients: (retractions or preemptions per request, replica time (s)
-    their prefills again add to a request cycle of the N sequences in flight); zeros elsewhere. `conc`: clients per
-    replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s; `cached` (per row): vLLM's prefix
-    cache on."""
+    where the cache bounds the batch below the clients, and vLLM's preemptions where its N sequences fit the cache on
+    average but overflow it at the end of their waves (`admission.wave_overflow`): (retractions or preemptions per
+    request, replica time (s) their prefills again add to a request cycle of the N sequences in flight, request
+    cycles a new request waits behind a wave's overflow, `admission.overflow_wait`); zeros elsewhere. `conc`: clients
+    per replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s; `cached` (per row): vLLM's prefix
+    cache on; `cap`: the KV capacity per replica in the cache's tokens (`served_batch`'s; None: no wave overflow)."""
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
     pre = np.asarray(p.coeffs.kv_preempt) > 0
+    zero = np.zeros(np.shape(N))
     if conc is None or not np.any(sgl | pre):
-        return np.zeros(np.shape(N)), np.zeros(np.shape(N))
+        return zero, zero, zero
     # each retraction's (preemption's) prompt and output so far prefilled again beside the running decodes
     binds = kv_bound & (N < np.ceil(conc))
     rho_s, redo_s = churn(isl, osl, sgl & binds)
     rho_v, redo_v = preemption_churn(isl, osl, pre & binds, cached)
+    hold: Num = 0.0
+    # every client in flight at once (no queue to stagger them): they run in waves
+    waves = pre & ~binds & (N >= np.ceil(conc))
+    if cap is not None and np.any(waves):
+        # a wave's peak, N x (isl + osl), beyond the cache: the context each sequence holds beyond its share,
+        # through the layout's tokens over the half output the average leaves room for
+        whole, half = p.seq_tokens(isl + np.asarray(osl, dtype=float)), p.seq_tokens(isl + 0.5 * np.asarray(osl))
+        over = whole - cap / np.maximum(N, 1.0)
+        share = np.where(waves & (over > 0),
+                         over * 0.5 * osl / np.maximum(whole - half, 1e-9), 0.0)
+        rho_o, freed, u = wave_overflow(share, isl, osl)
+        rho_v = np.where(share > 0, rho_o, rho_v)
+        redo_v = np.where(share > 0, (1.0 - np.where(cached, PREEMPTED_KEPT, 0.0)) * freed, redo_v)
+        hold = np.where(share > 0, overflow_wait(rho_o, u), 0.0)
     per_req = np.where(sgl, rho_s, rho_v)
     rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
     redo = np.where(sgl, redo_s, redo_v)
-    return rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0)
+    return (rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0),
+            np.where(sgl, 0.0, hold) + zero)
 
 
 def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False
@@ -932,7 +966,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit); `prompts`: the
     most prompts a prefill iteration carries (`split_work`; None: no bound); `balance`: TensorRT-LLM's attention-DP
     balance (`lockstep.AdpBalance`; None: off); `cached`: vLLM's prefix cache on (`retraction_churn`)."""
-    N, kv_bound, ok_mem, per_seq = served_batch(p, isl, osl, mbs, mnt, ms, kv)
+    N, kv_bound, ok_mem, per_seq, cap = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
     in_flight = ranks * N
     if conc is not None:  # clients per replica: never more sequences in flight than clients
@@ -944,15 +978,15 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # queued beyond one budget going into the next batches (`pipeline_budget`)
     mnt_it = pipeline_budget(p, mnt)
     t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance)
-    # SGLang's retraction churn (`retraction_churn`): the cycle grows by the prefills again
-    rho, redo_s = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0)
+    # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
+    rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
         ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, cycle / n_it, prompts, balance)
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
-    ttft = ttft0 + queue
+    ttft = ttft0 + queue + hold * cycle     # behind a wave's overflow (vLLM)
     tpot = cycle / osl + requeue
     # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
     # pace, and `conc` clients spread over more slots than they fill keep only `conc` in flight

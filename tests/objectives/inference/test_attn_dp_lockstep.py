@@ -135,13 +135,15 @@ def test_no_wait_for_one_rank_a_dense_row_or_without_the_solo_coefficients():
 
 
 def test_max_throughput_adds_the_wait_to_the_attention_dp_rows_and_leaves_the_others_alone():
-    """The prompt-heavy steady state (8k prompts, 1k outputs, as many clients per rank as its KV cache holds; more
-    would add vLLM's preemption churn, `admission.preemption_churn`): the lockstep cycle is the one `steady_state`
-    prices without the solo coefficients plus the wait; tp-only rows are bit-for-bit the same."""
+    """The prompt-heavy steady state (8k prompts, 1k outputs, as many clients per rank as its KV cache holds at the
+    end of their waves; more would add vLLM's preemptions, `admission.preemption_churn` and `wave_overflow`): the
+    lockstep cycle is the one `steady_state` prices without the solo coefficients plus the wait; tp-only rows are
+    bit-for-bit the same."""
     isl, osl, mnt = 8192.0, 1024.0, 8192.0
     kw = dict(attn_dp=2, ep=2, engine="vllm", input_len=isl, output_len=osl, max_num_tokens=mnt)
     full = inference.max_throughput(MODEL, "H200-SXM-141GB", concurrency=256, **kw)
-    N = float(full["batch_size"].iloc[0])         # sequences in flight per rank (the KV cache may bound them)
+    # sequences per rank whose wave's peak, N x (isl + osl), the KV cache holds (it admits N x (isl + osl / 2))
+    N = float(np.floor(float(full["batch_size"].iloc[0]) * (isl + osl / 2) / (isl + osl)) - 1.0)
     r = inference.max_throughput(MODEL, "H200-SXM-141GB", concurrency=2 * N, **kw)
     assert N >= 32
     p = _prepared(attn_dp=2, ep=2)
