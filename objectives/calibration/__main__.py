@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="calibration CSV (default <repo>/../shared/calibration/...)")
     ap.add_argument("--out", default=str(DATA_FILE), help="efficiency JSON to write/read")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits")
+    ap.add_argument("--logo", action="store_true",
+                    help="silicon: also leave one GPU out (one more refit per GPU) and report it and the factors "
+                         "each GPU's rows pull")
     ap.add_argument("--loso", action="store_true",
                     help="report: rerun the leave-one-source-out refits (about a minute) instead of the ones the "
                          "efficiency file records, and report them per engine version and per metric")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "silicon":
         from .silicon import run as run_silicon
-        print(run_silicon(args.data, args.out, loso=not args.no_loso))
+        print(run_silicon(args.data, args.out, loso=not args.no_loso, logo=args.logo))
         return 0
     if args.kind == "training":
         from .training import run as run_training

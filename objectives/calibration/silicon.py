@@ -626,15 +626,44 @@ def scored(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     return d
 
 
+def leave_one_out(rows: pd.DataFrame, by: str, base: Efficiency | None = None, max_nfev: int = 40,
+                  anchors: pd.DataFrame | None = None,
+                  factors: dict[Any, dict[str, float]] | None = None) -> pd.DataFrame:
+    """Each group's rows (one value of column `by`: "model", "gpu", ...) predicted with engine factors fitted on
+    the other groups' rows (and `anchors`). `factors`: a dict that receives, per held-out value, the fold's fitted
+    factors (`fit_engine_factors`' names and values), to see which of them the held-out rows pull."""
+    parts = []
+    for value in sorted(rows[by].unique()):
+        train, test = rows[rows[by] != value], rows[rows[by] == value]
+        eff, info = fit_engine_factors(train, base, max_nfev=max_nfev, anchors=anchors)
+        if factors is not None:
+            factors[value] = dict(zip(info["names"], (float(x) for x in info["x"])))
+        parts.append(scored(test, eff))
+    return pd.concat(parts).loc[rows.index]
+
+
+def factor_shifts(folds: dict[Any, dict[str, float]], fitted: dict[str, float],
+                  threshold: float = 0.1) -> pd.DataFrame:
+    """Each fold's fitted factors over the same factors fitted on every row (`leave_one_out`'s `factors` against
+    `fit_engine_factors`' names and values): one column per held-out group, the factors that some fold moves by
+    more than `threshold` (a share, either way) as rows; factors a fold did not fit are NaN."""
+    ratio = pd.DataFrame({k: pd.Series(v) for k, v in folds.items()}).div(pd.Series(fitted), axis=0)
+    moved = (np.abs(np.log(ratio.astype(float))) > np.log1p(threshold)).any(axis=1)
+    return ratio[moved].round(3)
+
+
 def leave_one_model_out(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 40,
                         anchors: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each model's rows predicted with engine factors fitted on the other models' rows (and `anchors`)."""
-    parts = []
-    for model in sorted(rows["model"].unique()):
-        train, test = rows[rows["model"] != model], rows[rows["model"] == model]
-        eff, _ = fit_engine_factors(train, base, max_nfev=max_nfev, anchors=anchors)
-        parts.append(scored(test, eff))
-    return pd.concat(parts).loc[rows.index]
+    return leave_one_out(rows, "model", base, max_nfev=max_nfev, anchors=anchors)
+
+
+def leave_one_gpu_out(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 40,
+                      anchors: pd.DataFrame | None = None,
+                      factors: dict[Any, dict[str, float]] | None = None) -> pd.DataFrame:
+    """Each GPU's rows predicted with engine factors fitted on the other GPUs' rows (and `anchors`): whether the
+    engine factors carry to a GPU they never saw (`leave_one_out`, `factors` as there)."""
+    return leave_one_out(rows, "gpu", base, max_nfev=max_nfev, anchors=anchors, factors=factors)
 
 
 def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -796,10 +825,12 @@ def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:
     return distinct_measurements(rows[usable(rows)]), p
 
 
-def run(path: str | None = None, out: str | None = None, loso: bool = True, max_nfev: int = 30) -> str:
+def run(path: str | None = None, out: str | None = None, loso: bool = True, max_nfev: int = 30,
+        logo: bool = False) -> str:
     """Fit the engine factors on every silicon row, merge them into the efficiency JSON (`out`), and write
     objectives/data/fidelity/silicon.md with in-sample and leave-one-model-out MdAPE per model, engine and GPU.
-    Returns the report text."""
+    `logo`: also leave one GPU out (`leave_one_gpu_out`: one more refit per GPU) and report which factors the
+    held-out GPU's rows pull (`factor_shifts`). Returns the report text."""
     import datetime as _dt
     import json
     from pathlib import Path
@@ -860,6 +891,18 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
                   _md(mdape_by(lo, ["engine"])), "", _md(mdape_by(lo, ["mode", "engine"])), "",
                   f"All rows: TTFT MdAPE {lo['ttft_ape'].median():.1f} %, TPOT MdAPE "
                   f"{lo['tpot_ape'].median():.1f} % (targets: TTFT <= 20 %, TPOT <= 10 %).", ""]
+    if logo:
+        folds: dict[Any, dict[str, float]] = {}
+        lg = leave_one_gpu_out(rows, base, max_nfev=max_nfev, anchors=anchors, factors=folds)
+        summary["leave_one_gpu_out"] = _summary(lg)
+        shifts = factor_shifts(folds, dict(zip(info["names"], (float(x) for x in info["x"]))))
+        parts += ["## Leave one GPU out (factors fitted on the other GPUs' rows)", "",
+                  _md(mdape_by(lg, ["gpu"])), "", _md(mdape_by(lg, ["gpu", "model", "engine"])), "",
+                  f"All rows: TTFT MdAPE {lg['ttft_ape'].median():.1f} %, TPOT MdAPE "
+                  f"{lg['tpot_ape'].median():.1f} %.", "",
+                  "Factors a fold without the GPU's rows fits more than 10 % away from the fit on all rows (fold / "
+                  "all rows; `factor_shifts`): the ones the held-out GPU's rows pull.", "",
+                  _md(shifts) if len(shifts) else "(none)", ""]
     from objectives.serving.scheduler import API_SERVER_MS
     from objectives.serving.workload import DEFAULT_OUTPUT_SPREAD
 

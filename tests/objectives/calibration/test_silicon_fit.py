@@ -188,3 +188,39 @@ def test_the_simulator_replay_on_sglang_is_the_closed_form_with_a_full_wave():
     sim = silicon.simulated(pick, output_spread=0.0, frontend_ms=0.0)
     assert sim["ttft_pred"].to_numpy() == pytest.approx(full["ttft_pred"].to_numpy(), rel=2e-3)
     assert (sim["ttft_pred"] > 1.5 * shipped["ttft_pred"]).all()
+
+
+def test_leave_one_gpu_out_predicts_each_gpu_with_a_fit_that_never_saw_it():
+    """`leave_one_gpu_out`: each GPU's rows scored with the factors fitted on the other GPUs' rows alone (the
+    check of whether a factor is GPU-specific), in the rows' own order, and each fold's factors reported."""
+    try:
+        r, _ = silicon.load_rows()
+    except FileNotFoundError:
+        pytest.skip("the silicon measurements (../shared/calibration) are not in this checkout")
+    vllm = r[(r["mode"] == "agg") & (r["engine"].str.lower() == "vllm")
+             & (r["model"] == "MiniMaxAI/MiniMax-M2.5")]
+    rows = pd.concat([vllm[vllm["gpu"] == g].head(2) for g in ("b200_sxm", "h200_sxm")]).iloc[::-1]
+    base = Efficiency(copy.deepcopy(dict(default_efficiency().params)), default_efficiency().meta)
+    factors: dict = {}
+    lo = silicon.leave_one_gpu_out(rows, base, max_nfev=2, factors=factors)
+    assert list(lo.index) == list(rows.index) and lo["tpot_pred"].notna().all()
+    assert set(factors) == {"b200_sxm", "h200_sxm"}
+    # the H200 rows are those of a fit on the B200 rows alone, and that fold's factors are what it reports
+    eff, info = silicon.fit_engine_factors(rows[rows["gpu"] == "b200_sxm"], base, max_nfev=2)
+    h200 = rows["gpu"] == "h200_sxm"
+    np.testing.assert_allclose(lo.loc[h200, "tpot_pred"], silicon.scored(rows[h200], eff)["tpot_pred"], rtol=1e-9)
+    assert factors["h200_sxm"] == pytest.approx(dict(zip(info["names"], info["x"])))
+    # the two folds saw different rows: their fitted factors differ
+    assert factors["h200_sxm"] != pytest.approx(factors["b200_sxm"])
+
+
+def test_factor_shifts_lists_the_factors_a_fold_moves_past_the_threshold_either_way():
+    fitted = {"a.vllm": 2.0, "b": 1.0, "c": 10.0}
+    folds = {"h100_sxm": {"a.vllm": 2.1, "b": 0.5, "c": 10.0}, "b200_sxm": {"a.vllm": 2.0, "b": 1.05}}
+    s = silicon.factor_shifts(folds, fitted)
+    # b halves in one fold (a 2x move down counts as one up); a moves 5 % and c not at all: neither is listed
+    assert list(s.index) == ["b"] and s.loc["b", "h100_sxm"] == pytest.approx(0.5)
+    assert s.loc["b", "b200_sxm"] == pytest.approx(1.05)
+    assert list(silicon.factor_shifts(folds, fitted, threshold=0.04).index) == ["a.vllm", "b"]
+    # a factor one fold did not fit reads NaN in that column, not a shift
+    assert np.isnan(silicon.factor_shifts({**folds, "gb200": {"c": 10.0}}, fitted).loc["b", "gb200"])
