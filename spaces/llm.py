@@ -226,6 +226,13 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
             when.pop("chunked_prefill", None)
     parts.append(batching_space(max_batch_sizes, max_num_tokens, chunked_prefill, input_len=input_len,
                                 output_len=output_len, batching=policies))
+    # each pool: its tp, attention-DP and EP parameters ("1" where the space has none), the condition it exists
+    # under, its GPU and weight parameters
+    pools: list[tuple[str, str, str, str | None, str, str]] = [
+        ("tp", adp, "ep" if "ep" in par.params else "1", None, "gpu", "weight_dtype")]
+    if own_pools:
+        pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'", "prefill_gpu",
+                      "prefill_weight_dtype" if prefill_formats is not None else "weight_dtype"))
     if engines is not None:
         names = list(engines)
         parts.append(dse.Space(engine=dse.Categorical(names)))
@@ -233,10 +240,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         if own_pools:
             gpu_choices["prefill_gpu"] = _choices(pool, "prefill_gpu")
         cons.extend(_engine_rules(names, gpu_choices))
-        pools: list[tuple[str, str, str, str | None]] = [("tp", adp, "ep" if "ep" in par.params else "1", None)]
-        if own_pools:
-            pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'"))
-        cons.extend(_layout_rules(names, pools))
+        cons.extend(_layout_rules(names, [pl[:4] for pl in pools]))
     if adp_balance is not None:         # placed after the engine its condition names
         part, cond = _adp_balance(model, adp_balance, engines, par, modes)
         parts.append(part)
@@ -244,12 +248,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     # a block-FP8 checkpoint's weight blocks must tile every TP shard (in each pool, under each engine)
     choices = {n: _choices(part, n) for part in parts for n in part.params
                if isinstance(part.params[n], dse.Categorical)}
-    fp8_pools: list[tuple[str, str, str, str | None, str, str]] = [
-        ("tp", adp, "ep" if "ep" in par.params else "1", None, "gpu", "weight_dtype")]
-    if own_pools:
-        fp8_pools.append(("prefill_tp", p_adp, p_ep, "mode == 'disagg'", "prefill_gpu",
-                          "prefill_weight_dtype" if prefill_formats is not None else "weight_dtype"))
-    cons.extend(_block_fp8_rules(model, engines, choices, fp8_pools))
+    cons.extend(_block_fp8_rules(model, engines, choices, pools))
     try:
         space = compose(*parts, constraints=cons, when=when)
     except SpaceError as exc:

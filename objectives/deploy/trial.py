@@ -64,7 +64,7 @@ def _same_setup(study: Any, evaluate: Any, path: Path) -> None:
     if not stored:
         return
     changed = [d for d in objective_differences(stored, objective_info(evaluate))
-               if d.startswith(("inputs.setup", "version part setup."))]
+               if d.startswith(("inputs.setup.", "version part setup."))]
     if changed:
         raise DeployError(f"study file {str(path)!r} evaluates with other arguments than study {study.name!r} was "
                           f"run with ({'; '.join(changed)}): its trials' predictions are for the stored ones; pass "

@@ -214,7 +214,13 @@ def preemption_churn(isl: Num, osl: Num, binds: Num, cached: Num = True) -> tupl
     osl = np.asarray(osl, dtype=float)
     freed = isl + PREEMPTED_AT * osl
     rho = np.where(binds, osl / freed, 0.0)
-    return rho, (1.0 - np.where(cached, PREEMPTED_KEPT, 0.0)) * freed
+    return rho, recomputed(freed, cached)
+
+
+def recomputed(freed: Num, cached: Num) -> Num:
+    """Tokens a preempted vLLM request prefills again of the ``freed`` it held: all of them without its prefix
+    cache, less what the cache still holds (`PREEMPTED_KEPT`) where ``cached`` (per row)."""
+    return (1.0 - np.where(cached, PREEMPTED_KEPT, 0.0)) * freed
 
 
 def wave_overflow(share: Num, isl: Num, osl: Num) -> tuple[Num, Num, Num]:

@@ -110,13 +110,17 @@ def _served_header(bd: pd.DataFrame) -> str:
 def _check_balance(args: argparse.Namespace) -> None:
     """Refuse ``--adp-balance`` where it would change nothing: it balances the prompts of attention-DP ranks of the
     engines that have the balance (`lockstep.ADP_BALANCE_ENGINES`)."""
-    from .lockstep import ADP_BALANCE_ENGINES
-    from .resolve import engine_kinds
+    from objectives import catalog
+    from objectives.profiles import engine_key
 
-    kind = str(engine_kinds(args.engine or "vllm"))
-    if kind not in ADP_BALANCE_ENGINES:
-        raise ValueError(f"--adp-balance: engine {args.engine or 'vllm (the default)'} has no attention-DP balance; "
-                         f"it is {', '.join(ADP_BALANCE_ENGINES)}'s (--engine trtllm)")
+    from .core import auto_engine
+    from .lockstep import ADP_BALANCE_ENGINES
+
+    given = args.engine not in (None, "auto")
+    name = args.engine if given else auto_engine(catalog.gpu(args.gpu).name)
+    if engine_key(name) not in ADP_BALANCE_ENGINES:
+        raise ValueError(f"--adp-balance: engine {name}{'' if given else ' (the default on ' + args.gpu + ')'} has no "
+                         f"attention-DP balance; it is {', '.join(ADP_BALANCE_ENGINES)}'s (--engine trtllm)")
     if args.attn_dp <= 1:
         raise ValueError(f"--adp-balance balances the prompts of attention-DP ranks: --attn-dp {args.attn_dp} has "
                          "one rank (give --attn-dp 2 or more)")

@@ -18,7 +18,6 @@ from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, lockstep, memory, power
 from .admission import (
-    PREEMPTED_KEPT,
     SGLANG,
     churn,
     front_stints,
@@ -26,6 +25,7 @@ from .admission import (
     overflow_wait,
     past_clip,
     preemption_churn,
+    recomputed,
     stints,
     wave_overflow,
 )
@@ -914,7 +914,7 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
     binds = kv_bound & (N < np.ceil(conc))
     rho_s, redo_s = churn(isl, osl, sgl & binds)
     rho_v, redo_v = preemption_churn(isl, osl, pre & binds, cached)
-    hold: Num = 0.0
+    hold: Num = zero
     # every client in flight at once (no queue to stagger them): they run in waves
     waves = pre & ~binds & (N >= np.ceil(conc))
     if cap is not None and np.any(waves):
@@ -926,13 +926,12 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
                          over * 0.5 * osl / np.maximum(whole - half, 1e-9), 0.0)
         rho_o, freed, u = wave_overflow(share, isl, osl)
         rho_v = np.where(share > 0, rho_o, rho_v)
-        redo_v = np.where(share > 0, (1.0 - np.where(cached, PREEMPTED_KEPT, 0.0)) * freed, redo_v)
+        redo_v = np.where(share > 0, recomputed(freed, cached), redo_v)
         hold = np.where(share > 0, overflow_wait(rho_o, u), 0.0)
     per_req = np.where(sgl, rho_s, rho_v)
     rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
     redo = np.where(sgl, redo_s, redo_v)
-    return (rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0),
-            np.where(sgl, 0.0, hold) + zero)
+    return rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0), hold + zero
 
 
 def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False

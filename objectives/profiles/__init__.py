@@ -23,6 +23,7 @@ from .profile import (
                       engine_label,
                       load,
                       overlap_mask,
+                      overlaps,
                       prefill_alone_mask,
                       read,
                       resolve_engine,
@@ -33,4 +34,4 @@ from .profile import (
 
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
-           "runs_prefill_alone", "OVERLAP_ENGINES", "overlap_mask"]
+           "runs_prefill_alone", "OVERLAP_ENGINES", "overlap_mask", "overlaps"]

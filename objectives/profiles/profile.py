@@ -207,10 +207,15 @@ PREFILL_ALONE_ENGINES = ("sglang",)
 OVERLAP_ENGINES = ("sglang",)
 
 
+def overlaps(engine: Any) -> bool:
+    """Whether `engine` (any spelling `engine_key` takes) forms its next batch while the current one runs
+    (`OVERLAP_ENGINES`)."""
+    return engine_key(engine) in OVERLAP_ENGINES
+
+
 def overlap_mask(engines: Any) -> np.ndarray:
-    """1.0 for each engine name that forms its next batch while the current one runs (`OVERLAP_ENGINES`), else
-    0.0."""
-    return np.array([1.0 if engine_key(e) in OVERLAP_ENGINES else 0.0 for e in engines], dtype=float)
+    """1.0 for each engine name that forms its next batch while the current one runs (`overlaps`), else 0.0."""
+    return np.array([1.0 if overlaps(e) else 0.0 for e in engines], dtype=float)
 
 
 def runs_prefill_alone(engine: Any) -> bool:

@@ -323,6 +323,12 @@ class Deployments:
     def __len__(self) -> int:
         return len(self.gpu)
 
+    @property
+    def balance(self) -> np.ndarray | None:
+        """`adp_balance` as `inference.max_throughput` takes it: the per-deployment bools, None where none
+        balances."""
+        return self.adp_balance if self.adp_balance.any() else None
+
     def take(self, idx: np.ndarray) -> Deployments:
         return Deployments(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
@@ -695,6 +701,7 @@ class ServingModel:
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
         per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
+        kw = {**kw, "adp_balance": d.balance}
         cached = isl is not None
         isl = self.input_len if isl is None else isl
         if prompts is not None:
@@ -711,10 +718,7 @@ class ServingModel:
             if prompts is not None and prompts.ndim == 1:   # one per deployment: a column against N
                 prompts = prompts[:, None]
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
-        bal = d.adp_balance if d.adp_balance.any() else None
-        if bal is not None and np.ndim(N) == 2:
-            bal = bal[:, None]
-        out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len, adp_balance=bal,
+        out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
                                    max_batch_size=nb, max_num_tokens=mnt,
                                    gpu_memory_utilization=self.gpu_memory_utilization,
                                    kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts)
@@ -805,7 +809,7 @@ class ServingModel:
                                       max_num_tokens=d.max_num_tokens,
                                       gpu_memory_utilization=self.gpu_memory_utilization,
                                       kv_capacity_tokens=self.kv_capacity_tokens, prefix_caching=d.prefix_caching,
-                                      adp_balance=d.adp_balance if d.adp_balance.any() else None)
+                                      adp_balance=d.balance)
         N = mt["batch_size"].to_numpy(float).copy()
         ttft = mt["ttft_ms"].to_numpy(float).copy()
         tpot = mt["tpot_ms"].to_numpy(float).copy()
@@ -1442,7 +1446,7 @@ class ServingModel:
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
                                 host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable, n_max, resid,
-                                np.where(plain, pure, t_dec), one, board)
+                                np.where(plain, pure, t_dec), one, board=board)
             ttft = mix["ttft"]
             # whole prompts: the mixture's stalls (only the prompts that fit beside the decodes) replace the mean
             # prompt's; every row: no decode step outlasts the longest iteration (`_mixture`'s "step_max")
@@ -1550,7 +1554,7 @@ class ServingModel:
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
                  slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: np.ndarray, cap_ms: np.ndarray,
                  stable: np.ndarray, slots: np.ndarray, resid: np.ndarray, step: np.ndarray | None = None,
-                 s_mean: np.ndarray | None = None, board: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 s_mean: np.ndarray | None = None, *, board: np.ndarray) -> dict[str, np.ndarray]:
         """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
         ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
         L_j of weight w_j):
@@ -1605,8 +1609,7 @@ class ServingModel:
         (a trace's windows, `_modulated`);
         ``stable``: rate below the replica's capacity (else the run's backlog); ``step``: a decode step between
         prompts (ms; whole prompts: decode-only; None: ``t_dec``); ``s_mean``: the mean prompt's prefill alone (ms;
-        None: no capacity correction); ``board``: a prompt's wait for the batch it goes into (ms; `_open_loop`;
-        None: half an iteration)."""
+        None: no capacity correction); ``board``: a prompt's wait for the batch it goes into (ms; `_open_loop`'s)."""
         nodes = self._len_nodes
         assert nodes is not None
         L, w = nodes
@@ -1626,7 +1629,7 @@ class ServingModel:
         long = plain[:, None] & (L[None, :] > budget[:, None])
         drains = long.any(axis=1)
         chunks = np.where(plain[:, None], 1.0, np.ceil(L[None, :] / budget[:, None]))
-        b = ((0.5 * t_it if board is None else board) + host)[:, None] + S + np.where(plain[:, None], 0.0,
+        b = (board + host)[:, None] + S + np.where(plain[:, None], 0.0,
                                                          (chunks - 1.0) * np.maximum(t_dec, t_it)[:, None])
         step = t_dec if step is None else step                       # a decode step between prompts (ms)
         work, wx = S, w

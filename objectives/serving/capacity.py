@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.core import reusing_prepared
+from ..inference.lockstep import AdpBalance, as_balance
 from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Pool, Scheduler
@@ -243,13 +244,12 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     s = scheduler if scheduler is not None else Scheduler()
     if not isinstance(s, Scheduler):
         raise ValueError(f"capacity scheduler must be a serving.Scheduler, got {s!r:.80}")
-    if adp_balance is not None and adp_balance is not False:
+    if as_balance(adp_balance) is not None:
         s, prefill, decode = _balanced(adp_balance, s, prefill, decode)
     pool_scheds = [p.scheduler for p in (prefill, decode) if isinstance(p, Pool) and p.scheduler is not None]
-    from ..inference.lockstep import AdpBalance
     balances = {x.adp_balance for x in (s, *pool_scheds)} - {None}
-    if fidelity == "analytical" and balances - {AdpBalance()}:
-        raise ValueError(f"capacity adp_balance={next(iter(balances - {AdpBalance()}))!r}: the analytical model "
+    if fidelity == "analytical" and (odd := balances - {AdpBalance()}):
+        raise ValueError(f"capacity adp_balance={next(iter(odd))!r}: the analytical model "
                          "prices TensorRT-LLM's attention-DP balance at its default iterations only; use "
                          "fidelity='simulated' (dse capacity without --analytical)")
     if not s.models_policy(engine) and fidelity == "analytical":
@@ -338,7 +338,6 @@ def _balanced(adp_balance: Any, sched: Scheduler, prefill: Pool | None, decode: 
               ) -> tuple[Scheduler, Pool | None, Pool | None]:
     """``sched`` and the pools' own schedulers with TensorRT-LLM's attention-DP balance ``adp_balance`` (as
     ``Scheduler(adp_balance=)`` reads it); a scheduler that already sets another balance is refused, naming it."""
-    from ..inference.lockstep import as_balance
     balance = as_balance(adp_balance)
 
     def one(x: Scheduler, who: str) -> Scheduler:

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "schedules its own requests; e.g. --tp 1 --attn-dp 8 --ep 8, wide EP)")
     p.add_argument("--adp-balance", action="store_true", help="TensorRT-LLM's attention-DP balance "
                    "(attention_dp_config.enable_balance, its default iterations; needs --attn-dp > 1 in a pool): "
-                   "simulated only, the analytical estimate starts the search (serving.capacity adp_balance=)")
+                   "in every simulation and the analytical estimate (serving.capacity adp_balance=)")
     p.add_argument("--eplb", action="store_true", help="an expert-parallel load balancer (vLLM / SGLang "
                    "--enable-eplb, TensorRT-LLM's MoE load balancer): balanced expert load where ep > 1")
     p.add_argument("--moe-act-dtype", default=None, help="activations of MXFP4 experts (gpt-oss): auto (the "
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      attn_dp=args.attn_dp, eplb=args.eplb, moe_act_dtype=args.moe_act_dtype, moe_a2a=args.moe_a2a,
                      n_requests=args.n_requests, fidelity="analytical" if args.analytical else "simulated",
                      profile=args.profile, mode=args.mode, prefill=pools.get("prefill"),
-                     decode=pools.get("decode"), adp_balance=args.adp_balance or None)
+                     decode=pools.get("decode"), adp_balance=args.adp_balance)
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise

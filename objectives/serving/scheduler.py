@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..inference.lockstep import AdpBalance, as_balance
-from ..profiles import engine_key, overlap_mask, runs_prefill_alone
+from ..profiles import engine_key, overlaps, runs_prefill_alone
 from .workload import check_bool, check_choice, check_int, check_real
 
 _POLICIES = ("auto", "decode_priority", "prefill_first")
@@ -231,7 +231,7 @@ class Scheduler:
         """Whether a replica costed by `cost` forms its next batch while the current one runs (SGLang's overlap
         scheduler, `profiles.OVERLAP_ENGINES`): a request arriving during an iteration then waits for the iteration
         after the next one. Continuous batching only (a static batch admits nobody while it runs)."""
-        return bool(overlap_mask([getattr(cost, "engine", None)])[0]) and self.batching == "continuous"
+        return overlaps(getattr(cost, "engine", None)) and self.batching == "continuous"
 
     def watermark(self, cost: IterationCost) -> float:
         """The share of the KV blocks a replica costed by `cost` keeps free when it admits a prompt beside running

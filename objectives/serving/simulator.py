@@ -302,7 +302,7 @@ def _as_slo(slo: SLO | Mapping[str, Any] | None) -> SLO | None:
 
 
 def _metrics(eng: _Engine, reps: list[_Replica], slo: SLO | None, discard: int | str = 0) -> dict[str, float]:
-    slo = _as_slo(slo)
+    """The run's metrics (`summarize`); ``slo``: already read (`_as_slo`: its callers check it before the run)."""
     df = _frame(eng, reps)
     times = (df["arrival_s"].to_numpy(), df["first_token_s"].to_numpy(), df["finish_s"].to_numpy())
     steady, _ = steady_mask(*times, discard)

@@ -465,6 +465,29 @@ def test_for_trial_refuses_a_study_file_edited_after_the_run(tiny_study, tmp_pat
     assert "--max-concurrency 4" in _words(given.benchmark)
 
 
+def test_a_study_stored_before_its_objective_declared_its_setup_is_not_refused(tmp_path):
+    """Studies stored before the serving objective declared its arguments (``inputs.setup``) hold only the setup
+    part of its version: their study file is taken where that part is the same ("inputs.setup added" is no
+    change of arguments) and refused where it differs."""
+    import types
+
+    from dse.evaluation import objective_info
+    from objectives import llm_serving_objective, serving
+    from objectives.deploy.trial import _same_setup
+
+    ev = llm_serving_objective("Llama-3.1-70B", workload=serving.Workload(concurrency=32, input_len=1024,
+                                                                           output_len=128))
+    now = objective_info(ev)
+    assert "setup" in now["inputs"]
+    old = {**now, "inputs": {k: v for k, v in now["inputs"].items() if k != "setup"}}
+    _same_setup(types.SimpleNamespace(meta={"objective": old}, name="old"), ev, tmp_path / "f.py")
+    parts = str(now["version"]).split("+")
+    i = next(k for k, x in enumerate(parts) if x.startswith("setup."))
+    other = {**old, "version": "+".join(parts[:i] + ["setup.0000"] + parts[i + 1:])}
+    with pytest.raises(DeployError, match=r"version part setup\.\w+ -> setup\.\w+"):
+        _same_setup(types.SimpleNamespace(meta={"objective": other}, name="old"), ev, tmp_path / "f.py")
+
+
 def test_for_trial_errors_name_the_trial(tiny_study, tmp_path):
     study, url, _ = tiny_study
     with pytest.raises(DeployError, match=r"trial 999 does not exist in study 'tiny_deploy' \(8 trials; numbers 0..7\)"):
