@@ -147,6 +147,18 @@ def objective_differences(before: Mapping[str, Any], info: Mapping[str, Any], wi
     return out
 
 
+def objective_refusal(study: str, storage_url: str, n: int, before: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    """Why a study holding ``n`` complete trials of the objective ``before`` (its stored provenance) is not resumed
+    with the objective ``info`` (`objective_info`), what differs (`objective_differences`) and how to go on."""
+    was = objective_change(before, info) or ("?", "?")
+    differ = "; ".join(objective_differences(before, info))
+    return (f"study {study!r} holds {n} complete trials evaluated by {was[0]}; this run's objective is {was[1]} "
+            f"({differ}): its front would rank numbers of both, so nothing was run and nothing stored changed. To "
+            f"evaluate the new objective, give the study another name (StudySpec name=, or dse.create_study) or "
+            f"storage (dse run --storage), or delete this one (dse.delete_study({study!r}, storage={storage_url!r})); "
+            f"to go on with this one, run it with the objective it was evaluated by")
+
+
 class TrialTimeout(Exception):
     """Raised inside an evaluation that ran past the per-trial timeout."""
 

@@ -22,7 +22,7 @@ import pandas as pd
 from . import __version__
 from . import pareto as _pareto
 from .errors import OptimizerError, StudyError
-from .evaluation import is_vectorized, objective_change, objective_differences, objective_info
+from .evaluation import is_vectorized, objective_change, objective_info, objective_refusal
 from .metric_constraints import Constraint
 from .objective import ObjectiveSpec
 from .optimizers.batch import Batch
@@ -302,18 +302,11 @@ class Study:
             raise OptimizerError("optimizer 'grid' needs a discrete space (every Float with step=); use 'nsga2' or 'random'")
         opt = get_optimizer(name, self.space, len(self.spec.names), seed=seed, **optimizer_settings)
         info = objective_info(evaluate)
-        if (was := objective_change(self.meta.get("objective"), info)) and (
+        if objective_change(self.meta.get("objective"), info) and (
                 n := self._storage.count_trials(self._id, states=("complete",))):
             # its front would rank numbers of two objectives (e.g. a study file's workload edited): refused, as is
             # (trials that all failed put no number on the front: a fixed objective resumes them)
-            differ = "; ".join(objective_differences(self.meta.get("objective") or {}, info))
-            raise StudyError(
-                f"study {self.name!r} holds {n} complete trials evaluated by {was[0]}; this run's objective is "
-                f"{was[1]} ({differ}): its front would rank numbers of both, so nothing was run and nothing stored "
-                f"changed. To evaluate the new objective, give the study another name (StudySpec name=, or "
-                f"dse.create_study) or storage (dse run --storage), or delete this one "
-                f"(dse.delete_study({self.name!r}, storage={self.storage_url!r})); to go on with this one, run it "
-                f"with the objective it was evaluated by")
+            raise StudyError(objective_refusal(self.name, self.storage_url, n, self.meta.get("objective") or {}, info))
         run = {
             "optimizer": name,
             "requested_optimizer": optimizer,

@@ -157,16 +157,19 @@ def test_a_prompt_arriving_mid_round_goes_into_the_batch_formed_at_the_next_retu
     and TensorRT-LLM's pp loops), so a prompt arriving while another prompt passes the stages starts a stage behind
     it, not after it. The simulator ran a round of the pp batches as one iteration: the second prompt waited for
     the first's whole pass (TTFT 1.42x the first's at PP 4, as at PP 1). 16 sequences decoding, two 4,096-token
-    prompts 180 ms apart on a 70B TP 2 replica: at PP 4 the second's TTFT is the first's (its own pass after a
-    return, 1/4 of an iteration apart); at PP 1 it still waits for the first's iteration."""
+    prompts 180 ms apart on a 70B TP 2 replica: at PP 4 the second's TTFT is the first's plus at most the wait for
+    the next return (a quarter of the round that carries the first's pass, about its TTFT; where it lands between
+    two returns moves with the fitted factors: 0.99-1.2x), and below what PP 1 gives it; at PP 1 it still waits for
+    the first's iteration."""
     from objectives.serving.traces import Trace
 
     arr = np.r_[np.zeros(16), 2.0, 2.18]
     w = serving.Workload(trace=Trace(arr, np.r_[np.full(16, 128), 4096, 4096], np.r_[np.full(16, 3000), 2, 2]))
     ttft = {pp: serving.simulate_requests("Llama-3.1-70B", "H100-SXM-80GB", 2, pp, weight_dtype="fp8",
                                           kv_dtype="fp8", workload=w)["ttft_ms"].to_numpy()[16:] for pp in (1, 4)}
-    assert ttft[4][1] < 1.1 * ttft[4][0], ttft
+    assert ttft[4][1] < 1.25 * ttft[4][0], ttft
     assert ttft[1][1] > 1.3 * ttft[1][0], ttft
+    assert ttft[4][1] / ttft[4][0] < ttft[1][1] / ttft[1][0] - 0.1, ttft
 
 
 def test_a_pipelined_prefill_worker_hands_a_prompt_off_when_its_own_pass_ends():
