@@ -201,14 +201,19 @@ def capacity_table(model: Any, types: Sequence[ReplicaType], input_len: np.ndarr
     tps = np.array([t.tp for t in types])[:, None, None]
     isl = np.maximum(np.round(np.asarray(input_len, dtype=float)), 1.0)[None, :, None]
     osl = np.maximum(np.round(np.asarray(output_len, dtype=float)), 2.0)[None, :, None]
-    grid = [b for b in BATCH_GRID if b <= sched.max_batch_size] or [sched.max_batch_size]
+    # budgets the scheduler leaves to the engine: its own on each type's GPU (`Scheduler.resolved`)
+    own = [sched.resolved(engine, t.gpu) for t in types]
+    mbs = np.array([float(s.max_batch_size or 1) for s in own])[:, None, None]
+    top = int(mbs.max())
+    grid = [b for b in BATCH_GRID if b <= top] or [top]
     nb = np.asarray(grid, dtype=float)[None, None, :]
     df = inference.max_throughput(model, gpus, tp=tps, weight_dtype=weight_dtype, input_len=isl, output_len=osl,
-                                  max_batch_size=nb, concurrency=nb, max_num_tokens=sched.max_num_tokens,
+                                  max_batch_size=np.minimum(nb, mbs), concurrency=nb,
+                                  max_num_tokens=np.array([float(s.max_num_tokens or 1) for s in own])[:, None, None],
                                   engine=engine)
     shape = (len(types), isl.shape[1], nb.shape[2])
     ok = (df["fits"].to_numpy(bool) & (df["ttft_ms"].to_numpy() <= slo.ttft_ms)
-          & (df["tpot_ms"].to_numpy() <= slo.tpot_ms)).reshape(shape)
+          & (df["tpot_ms"].to_numpy() <= slo.tpot_ms)).reshape(shape) & (nb <= mbs)   # a type's own batch at most
     tput = np.where(ok, df["throughput_tok_s"].to_numpy().reshape(shape), 0.0)
     return (tput.max(axis=2) / osl[0, :, 0][None, :]).T
 

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from objectives import inference, profiles
+from objectives.inference import resolve
 from objectives.inference.efficiency import Efficiency
 from objectives.inference.lockstep import BENCHMARK_ROUNDS
 
@@ -29,25 +30,6 @@ from .measurements import checkpoints, model_dtypes
 
 #: catalog GPU of each kernel-table system name
 GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
-
-#: scheduler budgets each engine runs with by default (what a benchmark that does not set them gets):
-#: vLLM's max_num_seqs / max_num_batched_tokens for its OpenAI server on data-center GPUs, SGLang's
-#: chunked_prefill_size on H100/H200 (`engine_budgets`: by GPU memory), TensorRT-LLM's trtllm-serve
-#: max_batch_size / max_num_tokens
-ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
-
-
-def engine_budgets(engines: Any, gpus: Any) -> np.ndarray:
-    """(max batch, max tokens per iteration) each row's engine runs with by default on its catalog GPU, (n, 2).
-    SGLang's token budget is its chunked_prefill_size, which follows the GPU's memory (`kv_pool.sglang_defaults`)."""
-    from objectives import catalog
-    from objectives.inference.kv_pool import sglang_defaults
-    out = np.array([ENGINE_BUDGETS.get(str(e), (2048, 8192)) for e in engines], dtype=float).reshape(-1, 2)
-    mem = {g: catalog.gpu(g).mem_gib for g in pd.unique(pd.Series(gpus, dtype=object)) if g is not None}
-    for i, (e, g) in enumerate(zip(engines, gpus)):
-        if e == "sglang" and g is not None:
-            out[i, 1] = float(sglang_defaults(mem[g], 1)[0])
-    return out
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
 ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "attn_ttft_ms", "profile_gemm_scale",
@@ -61,7 +43,7 @@ ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "att
 def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True, moe: bool = True,
                   agg: Sequence[str] | None = None, special_attn: bool = False
                   ) -> list[tuple[list[tuple[str, ...]], float, float]]:
-    every = list(ENGINE_BUDGETS)
+    every = list(resolve.ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
     # an engine whose rows are all disaggregated (`agg`: the engines with aggregated rows of models without linear or
@@ -344,7 +326,7 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
             r = inference.estimate(**common, output_len=agg["osl"].fillna(1).to_numpy(float), dp=dp,
                                    batch_size=agg["batch_size"].to_numpy(float))
         else:
-            budgets = engine_budgets(eng, gpus)
+            budgets = resolve.engine_budgets(eng, gpus)
             r = inference.max_throughput(**common, output_len=agg["osl"].to_numpy(float),
                                          concurrency=agg["concurrency"].to_numpy(float) if how == "clients" else None,
                                          max_batch_size=budgets[:, 0], max_num_tokens=budgets[:, 1])
@@ -390,7 +372,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     ranks = {x: dis[f"{x}_workers"].to_numpy(float) * dis[f"{x}_attn_dp"].fillna(1).to_numpy(float)
              for x in ("prefill", "decode")}
     # the pools' configured batch sizes (the engines' max batch per rank); rows without them: the engine's default
-    budgets = engine_budgets(eng, gpu)
+    budgets = resolve.engine_budgets(eng, gpu)
     bp = dis["prefill_batch_size"].to_numpy(float) if "prefill_batch_size" in dis else np.full(len(dis), np.nan)
     bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
     by_budget = np.maximum(np.floor(budgets[:, 1] / isl), 1.0)
@@ -462,7 +444,7 @@ def fitted_paths() -> list[tuple[str, ...]]:
     """Every factor `fit_engine_factors` may fit (each engine's, every optional group): the factors the dense
     anchors take part in fitting, which a published source holding them must not see in its held-out prediction
     (`report.fold_base`)."""
-    every = sorted(ENGINE_BUDGETS)
+    every = sorted(resolve.ENGINE_BUDGETS)
     specs = _factor_specs(every, every, dense=True, moe=True, agg=every, special_attn=True)
     return list(dict.fromkeys(p for s in specs for p in s[0]))
 
@@ -536,7 +518,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
 
     def borrow(eff: Efficiency, name: str, fitted: Sequence[str]) -> Efficiency:
         """Engines outside `fitted` take the geometric mean of the fitted engines' factor `name`."""
-        absent = [e for e in ENGINE_BUDGETS if e not in fitted]
+        absent = [e for e in resolve.ENGINE_BUDGETS if e not in fitted]
         if not fitted or not absent:
             return eff
         mean = float(np.exp(np.mean([np.log(eff.params[name][e]) for e in fitted])))
@@ -587,7 +569,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
-        mbs, mnt = (int(x) for x in engine_budgets([str(r["engine"]).lower()], gpus[j:j + 1])[0])
+        mbs, mnt = (int(x) for x in resolve.engine_budgets([str(r["engine"]).lower()], gpus[j:j + 1])[0])
         isl = int(r["isl"])
         in_len: Any = isl if not input_spread else serving.Dist(
             "uniform", low=max(1, round(isl * (1 - input_spread))), high=round(isl * (1 + input_spread)))

@@ -252,6 +252,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     (`estimate.retraction_churn`); `solo`: the lone rank's coefficients an earlier call prepared (prepared here
     where None and the ranks step in lockstep: `max_throughput` prepares them once for every busy-rank count)."""
     from .estimate import (
+        _engine_budgets,
         arrival_wait_iters,
         balance_hold_s,
         chunk_pass_s,
@@ -273,6 +274,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     collect: dict[str, Any] = {}
     p = prepare(**args, moe_dp=moe_dp, collect=collect)
     assert p is not None  # max_throughput returned rows
+    # budgets not given: each row's engine's own, as `max_throughput` takes them
+    mbs, mnt = _engine_budgets(p, args["rows"].get("max_batch_size"), mnt)
     if solo is None and steps_in_lockstep(p):
         # attention-DP ranks in lockstep (`estimate.rank_wait_s`): one rank's prompt chunk alone at the experts
         one = prepare(**args, moe_dp=1.0)
@@ -311,7 +314,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # prefills again to the cycle
     rows = args["rows"]
     kv = rows.get("kv_capacity_tokens")
-    _, kv_bound, _, _, cap = served_batch(p, isl, osl, np.asarray(rows["max_batch_size"], dtype=float), mnt, ms,
+    _, kv_bound, _, _, cap = served_batch(p, isl, osl, np.asarray(mbs, dtype=float), mnt, ms,
                                           None if kv is None else np.asarray(kv, dtype=float))
     per = None if conc is None else conc / (p.dp * p.attn_dp)      # clients per replica
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, per, kv_bound, np.asarray(cached) > 0, cap=cap)
@@ -395,7 +398,7 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
       the balance's release, `estimate.balance_hold_s`).
 
     Meant to explain configurations (built as they broadcast, not factorized), not to sweep millions."""
-    from .estimate import DEFAULT_MAX_BATCH_SIZE, max_throughput
+    from .estimate import max_throughput
     if "interval" in kwargs:
         raise TypeError("served_breakdown() takes no interval= (a band has no components); call max_throughput() "
                         "for bands")
@@ -414,11 +417,16 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     efficiency = _with_profile(kw.pop("efficiency", None), kw.pop("profile", None))
     isl, osl = (np.asarray(positive(k, v), dtype=float) for k, v in
                 (("input_len", input_len), ("output_len", output_len)))
-    mnt = np.asarray(positive("max_num_tokens", kw.pop("max_num_tokens", DEFAULT_MAX_NUM_TOKENS)), dtype=float)
+    # budgets as `max_throughput`'s: None, each row's engine's own (`_served_columns`)
+    mnt_given, mbs_given = kw.pop("max_num_tokens", None), kw.pop("max_batch_size", None)
+    mnt = None
     conc = kw.pop("concurrency", None)
     conc = None if conc is None else np.asarray(positive("concurrency", conc), dtype=float)
-    rows = dict(input_len=isl, output_len=osl, max_num_tokens=mnt,
-                max_batch_size=positive("max_batch_size", kw.pop("max_batch_size", DEFAULT_MAX_BATCH_SIZE)))
+    rows: dict[str, Any] = dict(input_len=isl, output_len=osl)
+    if mnt_given is not None:
+        rows["max_num_tokens"] = mnt = np.asarray(positive("max_num_tokens", mnt_given), dtype=float)
+    if mbs_given is not None:
+        rows["max_batch_size"] = positive("max_batch_size", mbs_given)
     kv = kw.pop("kv_capacity_tokens", None)
     for name, v in (("concurrency", conc), ("kv_capacity_tokens", kv)):
         if v is not None:

@@ -33,7 +33,7 @@ from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import CHUNK_TOKENS, MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
-from .resolve import PROFILES, R_MEM, R_OK, REASONS, flag, positive
+from .resolve import PROFILES, R_MEM, R_OK, REASONS, engine_budget, flag, positive
 
 Num = Any
 
@@ -676,7 +676,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
 
 def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
-                   max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE, max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS,
+                   max_batch_size: Any = None, max_num_tokens: Any = None,
                    concurrency: Any = None, prices: Mapping[str, float] | None = None,
                    engine_profile: Any = "standard", engine: Any = None, attn_dp: Any = 1,
                    efficiency: Efficiency | None = None,
@@ -705,8 +705,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     into the cycle, and the prompts queued behind a preempted request at the front of the queue wait
     `admission.overflow_wait` cycles before their first token.
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
-    the best. Iterations carry at most `max_num_tokens` tokens (chunked prefill mixes prompt
-    chunks with decode tokens; SGLang runs its prefill batches alone and pauses the decodes meanwhile,
+    the best. `max_batch_size` / `max_num_tokens` (None, the default: each row's engine's own, as its server starts
+    without them: `resolve.engine_budgets`; the roofline's `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`, as
+    `serving.Scheduler()` resolves them per engine too). Iterations carry at most `max_num_tokens` tokens (chunked
+    prefill mixes prompt chunks with decode tokens; SGLang runs its prefill batches alone and pauses the decodes meanwhile,
     ``Coeffs.prefill_alone``: `steady_work`). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
     request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
     of the prefill-heavy iteration(s) that carry the request's prompt beside the running decodes (see
@@ -761,8 +763,8 @@ def max_throughput_times(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
 
 def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None,
                          act_dtype: Any = None, kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *,
-                         dp: Any = 1, ep: Any = 1, max_batch_size: Any = DEFAULT_MAX_BATCH_SIZE,
-                         max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, concurrency: Any = None,
+                         dp: Any = 1, ep: Any = 1, max_batch_size: Any = None,
+                         max_num_tokens: Any = None, concurrency: Any = None,
                          prices: Mapping[str, float] | None = None, engine_profile: Any = "standard",
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
@@ -782,11 +784,14 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     efficiency = _with_profile(efficiency, profile)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
-    mbs = positive("max_batch_size", max_batch_size)
-    mnt = positive("max_num_tokens", max_num_tokens)
+    mbs = None if max_batch_size is None else positive("max_batch_size", max_batch_size)
+    mnt = None if max_num_tokens is None else positive("max_num_tokens", max_num_tokens)
     conc = None if concurrency is None else positive("concurrency", concurrency)
     kv = None if kv_capacity_tokens is None else positive("kv_capacity_tokens", kv_capacity_tokens)
-    rows = dict(input_len=isl, output_len=osl, max_batch_size=mbs, max_num_tokens=mnt)
+    rows = dict(input_len=isl, output_len=osl)
+    for name, v in (("max_batch_size", mbs), ("max_num_tokens", mnt)):
+        if v is not None:
+            rows[name] = v
     if conc is not None:
         rows["concurrency"] = conc
     if kv is not None:
@@ -805,6 +810,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                 moe_a2a=moe_a2a)
     if p is None:
         return None, {}, isl, osl
+    if mbs is None or mnt is None:
+        mbs, mnt = _engine_budgets(p, mbs, mnt)
     solo = None
     if steps_in_lockstep(p):
         # attention-DP ranks in lockstep (`rank_wait_s`): one rank's prompt chunk alone at the experts
@@ -834,6 +841,21 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                 res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
                        for k, col in res.items()}
     return p, res, isl, osl
+
+
+def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
+    """`mbs` / `mnt` (max sequences, max tokens per iteration), each None replaced by its row's engine's default on
+    its GPU (`resolve.engine_budgets`; rows on the roofline: `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`),
+    arrays of p.row_shape."""
+    # one look-up per distinct (engine, GPU) pair of the rows (a sweep of millions holds a handful)
+    keys = np.stack([p.column("engine_code", np.int64), p.column("gpu_index", np.int64)], axis=1)
+    pairs, inv = np.unique(keys, axis=0, return_inverse=True)
+    mem = p.column("mem_gpu", float)[np.unique(inv, return_index=True)[1]]
+    b = np.array([engine_budget(p.engine_names[e], m / memory.GIB, str(p.gpu_names[g]),
+                                (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS))
+                  for (e, g), m in zip(pairs, mem)], dtype=float).reshape(-1, 2)[np.ravel(inv)]
+    return (b[:, 0].reshape(p.row_shape) if mbs is None else mbs,
+            b[:, 1].reshape(p.row_shape) if mnt is None else mnt)
 
 
 def _evaluate_balanced(p: Prepared, args: dict[str, Any], balanced: np.ndarray | None) -> dict[str, np.ndarray]:

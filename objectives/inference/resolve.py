@@ -344,6 +344,55 @@ def _lookup(kind: str, x: Any) -> Any:
     return fn(x)
 
 
+#: scheduler budgets (max sequences in flight, max tokens per iteration) each engine runs with when its launch does
+#: not set them, on a data-center GPU (`engine_budgets` applies the rules by GPU): vLLM's OpenAI server max_num_seqs /
+#: max_num_batched_tokens (vllm/engine/arg_utils.py ``EngineArgs.get_batch_defaults``: 1024 / 8192 on a device of
+#: >= 70 GiB that is not an A100, else 256 / 2048, `VLLM_SMALL_BUDGETS`); SGLang's chunked_prefill_size
+#: (python/sglang/srt/server_args.py ``_handle_gpu_memory_settings``: by GPU memory, `kv_pool.sglang_defaults`) beside
+#: a max batch of 1024 (its max_running_requests is unset by default, min(KV pool tokens / 2, the request pool's
+#: size) at start-up: 1024 stands for it); TensorRT-LLM's max_batch_size / max_num_tokens (tensorrt_llm/llmapi/
+#: llm_args.py ``BaseLlmArgs``: 2048 / 8192, trtllm-serve's defaults)
+ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
+#: vLLM's OpenAI server budgets on a device below `VLLM_LARGE_GIB` or an A100 (``get_batch_defaults``)
+VLLM_SMALL_BUDGETS = (256, 2048)
+VLLM_LARGE_GIB = 70.0
+#: the closed form's budgets where a row names no engine (`inference.max_throughput` on the roofline: the published
+#: fit's, TensorRT-LLM's trtllm-bench defaults)
+ROOFLINE_BUDGETS = (2048, 8192)
+
+
+def engine_budget(engine: Any, mem_gib: float | None = None, gpu_name: str = "",
+                  fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> tuple[float, float]:
+    """(max sequences, max tokens per iteration) `engine` (any spelling `engine_key` takes) runs with by default on
+    a GPU of `mem_gib` GiB named `gpu_name` (None: the data-center GPU `ENGINE_BUDGETS` holds for). SGLang's token
+    budget is its chunked_prefill_size, which follows the GPU's memory (`kv_pool.sglang_defaults`); vLLM's are
+    smaller below `VLLM_LARGE_GIB` or on an A100 (`VLLM_SMALL_BUDGETS`). `fallback`: an engine that is not one of
+    `ENGINE_BUDGETS` (the roofline)."""
+    from .kv_pool import sglang_defaults
+    k = engine_key(engine)
+    b = ENGINE_BUDGETS.get(k, fallback)
+    if mem_gib is not None and k == "sglang":
+        b = (b[0], int(sglang_defaults(mem_gib, 1)[0]))
+    elif mem_gib is not None and k == "vllm" and (mem_gib < VLLM_LARGE_GIB or "a100" in gpu_name.lower()):
+        b = VLLM_SMALL_BUDGETS
+    return float(b[0]), float(b[1])
+
+
+def engine_budgets(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> np.ndarray:
+    """`engine_budget` of each row (engine, GPU: a catalog name or `GPU` record, None for the data-center GPU
+    `ENGINE_BUDGETS` holds for), (n, 2) floats; each distinct pair worked out once."""
+    seen: dict[tuple[Any, Any], tuple[float, float]] = {}
+    out = np.empty((len(engines), 2), dtype=float)
+    for i, (e, g) in enumerate(zip(engines, gpus)):
+        pair = (e, g if g is None or isinstance(g, str) else id(g))
+        if pair not in seen:
+            rec = None if g is None else _lookup("gpu", g)
+            seen[pair] = engine_budget(e, None if rec is None else rec.mem_gib, "" if rec is None else rec.name,
+                                       fallback)
+        out[i] = seen[pair]
+    return out
+
+
 #: largest accepted parallel degree (tp, pp, dp, ep) and token/sequence count (batch, lengths, budgets): far
 #: beyond any real deployment, small enough that every derived quantity stays finite in float64
 MAX_DEGREE = 2 ** 20

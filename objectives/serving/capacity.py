@@ -244,6 +244,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     s = scheduler if scheduler is not None else Scheduler()
     if not isinstance(s, Scheduler):
         raise ValueError(f"capacity scheduler must be a serving.Scheduler, got {s!r:.80}")
+    s = s.resolved(engine, gpu)     # budgets left to the engine: its own on `gpu`
     if as_balance(adp_balance) is not None:
         s, prefill, decode = _balanced(adp_balance, s, prefill, decode)
     pool_scheds = [p.scheduler for p in (prefill, decode) if isinstance(p, Pool) and p.scheduler is not None]
@@ -264,7 +265,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         if mode == "disagg" else {}
     # the batch knobs the analytical model holds (once for both pools: the decode pool's; the simulations run each
     # pool's own, else `s`)
-    ks, differ = _pool_scheduler(s, prefill, decode, engine, fidelity) if pools and prefill and decode else (s, [])
+    ks, differ = _pool_scheduler(s, prefill, decode, engine, fidelity, gpu) if pools and prefill and decode \
+        else (s, [])
     if not pools:
         from ..inference.resolve import check_ep
         check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
@@ -477,7 +479,7 @@ def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, w
 ANALYTICAL_KNOBS = tuple(inspect.signature(Scheduler.of_knobs).parameters)
 
 
-def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, fidelity: str
+def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, fidelity: str, gpu: Any = None
                     ) -> tuple[Scheduler, list[str]]:
     """The scheduler the analytical model prices a disaggregated deployment with, and the knobs of
     `ANALYTICAL_KNOBS` (those it holds once per deployment) in which the pools' schedulers differ, in words. The
@@ -485,9 +487,12 @@ def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, 
     model takes the decode pool's, whose batch and KV slots hold the steady state. Where the prefill pool's differs
     in one of those knobs, the analytical estimate (and its prefill pool rate) prices the prefill pool with the
     decode pool's, so it only starts the simulated search; ``fidelity="analytical"`` refuses it, naming the knobs.
-    A pool policy the model does not model is refused at the analytical fidelity, as capacity's own is."""
-    ps = prefill.scheduler if prefill.scheduler is not None else sched
-    ds = decode.scheduler if decode.scheduler is not None else sched
+    A pool policy the model does not model is refused at the analytical fidelity, as capacity's own is. Budgets a
+    pool's scheduler leaves to the engine are its engine's on the pool's GPU (else `gpu`), `Scheduler.resolved`."""
+    ps = (prefill.scheduler if prefill.scheduler is not None else sched).resolved(
+        engine, prefill.gpu if prefill.gpu is not None else gpu)
+    ds = (decode.scheduler if decode.scheduler is not None else sched).resolved(
+        engine, decode.gpu if decode.gpu is not None else gpu)
     differ = [f"{k} (prefill {getattr(ps, k)!r}, decode {getattr(ds, k)!r})" for k in ANALYTICAL_KNOBS
               if getattr(ps, k) != getattr(ds, k)]
     if fidelity == "analytical":

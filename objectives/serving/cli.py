@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "every iteration) or static (request-level batches run to their last request: serving.Scheduler "
                    "batching=; aggregated mode only); with --target-rate, comma-separated values the space searches "
                    "(spaces.llm_serving batching=)")
-    p.add_argument("--max-batch-size", type=int, default=256)
-    p.add_argument("--max-num-tokens", type=int, default=8192)
+    p.add_argument("--max-batch-size", type=int, default=None, help="most sequences in flight per replica "
+                   "(default: the engine's own, serving.Scheduler max_batch_size=None)")
+    p.add_argument("--max-num-tokens", type=int, default=None, help="tokens per iteration (default: the engine's "
+                   "own, serving.Scheduler max_num_tokens=None)")
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, or roofline for the "
                    "closed form); default: the GPU's newest vLLM profile, the roofline where it has none")
     p.add_argument("--profile", default=None, help="a calibrated profile (`dse calibrate RESULTS -o FILE.json`): "
@@ -275,8 +277,8 @@ def _checkpoint_dtype(model: str) -> str:
 #: deployment flags of one configuration and their defaults: --target-rate searches these over the space
 _ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "adp_balance": False,
                    "moe_act_dtype": None, "moe_a2a": None,
-                   "weight_dtype": None, "act_dtype": None, "kv_dtype": None, "max_batch_size": 256,
-                   "max_num_tokens": 8192, "engine": None, "mode": "agg",
+                   "weight_dtype": None, "act_dtype": None, "kv_dtype": None, "max_batch_size": None,
+                   "max_num_tokens": None, "engine": None, "mode": "agg",
                    **{k: None for k in _POOL_FLAGS}}
 
 

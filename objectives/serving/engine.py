@@ -85,6 +85,8 @@ class _Replica:
                  host_link_gbs: float) -> None:
         self.eng, self.idx, self.role = eng, idx, role
         self.cost = cost
+        sched = sched.for_cost(cost)    # budgets left to the engine: its own (`Scheduler.resolved`)
+        assert sched.max_batch_size is not None and sched.max_num_tokens is not None
         self.tm = cost.time_ms
         self.n_gpus = int(cost.n_gpus)
         self.B = sched.kv_block_size

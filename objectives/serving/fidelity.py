@@ -9,8 +9,8 @@ measured values are never read.
 Settings the sources do not give, and what is used instead (documented, not fitted):
 - number of requests: the note's "N requests" when present, else 10 x concurrency (at least 100);
 - lengths: the rows' input_len / output_len, fixed (the sources give no distributions);
-- scheduler: `Scheduler()` defaults (max_batch_size 256, max_num_tokens 8192, chunked prefill, decode
-  priority, recompute preemption): in-flight batching as TensorRT-LLM (NIM's LLM backend) runs it;
+- scheduler: `Scheduler()` defaults (on the closed form max_batch_size 256, max_num_tokens 8192; an engine's own
+  budgets on its profile, `Scheduler.resolved`; chunked prefill, decode priority, recompute preemption): in-flight batching as TensorRT-LLM (NIM's LLM backend) runs it;
 - KV dtype: the row's kv_dtype, else the analytical model's default for the weight/activation dtypes.
 Rows without input or output length (variable-length datasets) get NaN predictions.
 """
@@ -125,9 +125,10 @@ def predict_analytical(rows: pd.DataFrame, efficiency: Efficiency | None = None,
     for (model, w), members in groups.items():
         deps = list(dict.fromkeys(dep for _, dep in members))
         cols = list(zip(*deps))
+        at_gpu = [sched.resolved(engine, g) for g in cols[0]]    # budgets left to the engine: its own on each GPU
         d = Deployments.of(gpu=list(cols[0]), tp=list(cols[1]), pp=list(cols[2]), weight_dtype=list(cols[3]),
-                           act_dtype=list(cols[4]), kv_dtype=list(cols[5]), max_batch_size=sched.max_batch_size,
-                           max_num_tokens=sched.max_num_tokens, engine=engine)
+                           act_dtype=list(cols[4]), kv_dtype=list(cols[5]), max_batch_size=[s.max_batch_size for s in at_gpu],
+                           max_num_tokens=[s.max_num_tokens for s in at_gpu], engine=engine)
         m = ServingModel(model, w, efficiency=efficiency).evaluate(d)
         at = {dep: i for i, dep in enumerate(deps)}
         for idx, dep in members:

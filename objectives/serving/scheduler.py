@@ -2,6 +2,7 @@
 `simulator.py`), and the `IterationCost` protocol the simulator needs from the analytical model."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ NEW_TOKEN_RATIO_ENGINES = ("sglang",)
 #: exactly on the boundary and never wait). Any hold shorter than an iteration has that effect: the silicon replay
 #: scores 1, 2 and 5 ms alike (docs/profiles.md, twenty-ninth round)
 API_SERVER_MS = 2.0
+#: the simulator's (max_batch_size, max_num_tokens) where a replica has no engine (the roofline): its former defaults
+SIMULATOR_BUDGETS = (256, 8192)
 #: engines that give a prompt the KV blocks of the chunk it runs, not its whole prompt, and keep no watermark: vLLM
 #: V1 (`Scheduler.allocates_by_chunk`)
 BY_CHUNK_ENGINES = ("vllm",)
@@ -88,6 +91,9 @@ class Scheduler:
 
     - ``max_batch_size``: sequences running at once (vLLM max_num_seqs).
     - ``max_num_tokens``: tokens per iteration (decode tokens + prefill chunk tokens).
+      None (the default, each): the replica's engine's own where it meets its engine and GPU (`resolved`,
+      `inference.resolve.engine_budgets`: vLLM's OpenAI server, SGLang's chunked_prefill_size by GPU memory,
+      trtllm-serve's, as `inference.max_throughput` takes them), `SIMULATOR_BUDGETS` on the roofline.
     - ``chunked_prefill``: split prompts into chunks of at most ``chunk_size`` (default: max_num_tokens);
       without it a prompt is prefilled whole (alone if it exceeds the token budget).
     - ``policy``: ``"decode_priority"`` (every running decode is scheduled, prefill chunks fill the rest of the
@@ -154,8 +160,8 @@ class Scheduler:
       there); on another engine's cost it runs as a what-if.
     """
 
-    max_batch_size: int = 256
-    max_num_tokens: int = 8192
+    max_batch_size: int | None = None
+    max_num_tokens: int | None = None
     chunked_prefill: bool = True
     chunk_size: int | None = None
     policy: str = "auto"
@@ -172,8 +178,9 @@ class Scheduler:
     adp_balance: AdpBalance | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_num_tokens", "kv_block_size"):
-            check_int("Scheduler", name, getattr(self, name), lo=1)
+        for name in ("max_batch_size", "max_num_tokens"):
+            check_int("Scheduler", name, getattr(self, name), lo=1, none_ok=True)
+        check_int("Scheduler", "kv_block_size", self.kv_block_size, lo=1)
         check_bool("Scheduler", "chunked_prefill", self.chunked_prefill)
         check_int("Scheduler", "chunk_size", self.chunk_size, lo=1, none_ok=True, what="tokens")
         check_choice("Scheduler", "policy", self.policy, _POLICIES)
@@ -187,9 +194,32 @@ class Scheduler:
         check_choice("Scheduler", "admission", self.admission, _ADMISSION)
         check_real("Scheduler", "frontend_ms", self.frontend_ms, ge=0, none_ok=True, what="ms per new request")
         object.__setattr__(self, "adp_balance", as_balance(self.adp_balance))
-        if self.max_num_tokens < self.max_batch_size:
+        if self.max_num_tokens is not None and self.max_batch_size is not None and \
+                self.max_num_tokens < self.max_batch_size:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")
+
+    def resolved(self, engine: Any, gpu: Any = None) -> Scheduler:
+        """This scheduler with ``max_batch_size`` / ``max_num_tokens`` None replaced by what `engine` (a name
+        `profiles.engine_key` takes; None or "auto": `gpu`'s default engine, `inference.core.auto_engine`;
+        "roofline": `SIMULATOR_BUDGETS`) runs with by default on `gpu` (a catalog name or `GPU` record; None: a
+        data-center GPU), `inference.resolve.engine_budgets`; itself where both are set. ValueError as the
+        constructor's where a set max_batch_size exceeds the engine's token budget."""
+        if self.max_batch_size is not None and self.max_num_tokens is not None:
+            return self
+        from objectives.inference.core import auto_engine
+        from objectives.inference.resolve import engine_budgets
+        if (engine is None or engine_key(engine) == "auto") and gpu is not None:
+            from objectives.catalog import gpu as catalog_gpu
+            engine = auto_engine((catalog_gpu(gpu) if isinstance(gpu, str) else gpu).name)
+        mbs, mnt = (int(x) for x in engine_budgets([engine], [gpu], fallback=SIMULATOR_BUDGETS)[0])
+        return dataclasses.replace(self, max_batch_size=mbs if self.max_batch_size is None else self.max_batch_size,
+                                   max_num_tokens=mnt if self.max_num_tokens is None else self.max_num_tokens)
+
+    def for_cost(self, cost: object) -> Scheduler:
+        """`resolved` for a replica priced by `cost`: its ``engine`` and ``gpu_name`` where it has them (a
+        `StepModel`), else the roofline's budgets."""
+        return self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None))
 
     def frontend_for(self, cost: object) -> float:
         """ms the API server holds each new request in front of a replica priced by `cost` (``frontend_ms``; None:
@@ -265,7 +295,8 @@ class Scheduler:
 
     @property
     def chunk(self) -> int:
-        """Largest prefill chunk, tokens."""
+        """Largest prefill chunk, tokens (a scheduler `resolved` for its engine)."""
+        assert self.max_num_tokens is not None, "Scheduler.chunk of a scheduler not resolved for its engine"
         return min(self.chunk_size or self.max_num_tokens, self.max_num_tokens)
 
     def kv_blocks(self, cost: IterationCost) -> int:

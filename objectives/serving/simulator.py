@@ -401,6 +401,7 @@ def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None
                 moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> StepModel:
     from objectives.inference import StepModel
     # the scheduler's memory setting decides whether the replica fits, as it sizes its cache (`Scheduler.kv_tokens`)
+    assert sched.max_num_tokens is not None, "_step_model takes a scheduler resolved for its engine"
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                      max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp,
                      efficiency=efficiency, eplb=eplb, moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a,
@@ -459,6 +460,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
             raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
         _check_balance([(sched, attn_dp)])
+        sched = sched.resolved(engine, gpu)   # budgets left to the engine: its own
         sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff,
                          eplb, moe_act_dtype, moe_a2a)
         # each attention-DP rank schedules its own batch (its StepModel prices the shared experts with the ranks
@@ -472,7 +474,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
     for role, pool in (("decode", decode), ("prefill", prefill)):
         if not isinstance(pool, Pool):
             raise ValueError(f"disagg pools must be serving.Pool, got {pool!r}")
-        ps = pool.scheduler or sched
+        ps = (pool.scheduler or sched).resolved(engine, pool.gpu if pool.gpu is not None else gpu)
         # None fields inherit simulate's arguments (ep and attn_dp too)
         p_ep = pool.ep if pool.ep is not None else ep
         p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp

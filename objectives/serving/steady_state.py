@@ -30,7 +30,7 @@ from .scheduler import Scheduler
 from .workload import Workload
 
 
-def _check(workload: Any, scheduler: Any, dp: Any, engine: Any = None) -> Scheduler:
+def _check(workload: Any, scheduler: Any, dp: Any, engine: Any = None, gpu: Any = None) -> Scheduler:
     if not isinstance(workload, Workload) or not workload.closed_loop or not workload.fixed_lengths:
         raise ValueError("steady_state needs a closed-loop workload (concurrency=N) with fixed input_len and "
                          f"output_len; got {workload!r}; use simulate for the others")
@@ -39,6 +39,8 @@ def _check(workload: Any, scheduler: Any, dp: Any, engine: Any = None) -> Schedu
     s = scheduler if scheduler is not None else Scheduler()
     if not isinstance(s, Scheduler):
         raise ValueError(f"scheduler must be a serving.Scheduler, got {type(s).__name__}")
+    s = s.resolved(engine, gpu)     # budgets left to the engine: its own on `gpu`
+    assert s.max_num_tokens is not None
     unmodelled = []
     if not s.models_policy(engine):
         unmodelled.append(f"policy={s.policy!r} (valid here: {Scheduler().policy_of(engine)!r})")
@@ -59,7 +61,7 @@ def steady_state(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: s
     Percentiles other than p50 (= the mean), kv_usage_max and the SLO metrics: NaN. ValueError for a workload
     that is not closed-loop with fixed lengths, a scheduler feature the model lacks, or a deployment that cannot
     run (the inference model's reason)."""
-    s = _check(workload, scheduler, dp, engine)
+    s = _check(workload, scheduler, dp, engine, gpu)
     d = Deployments.of(gpu=gpu, tp=tp, pp=pp, dp=dp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                        kv_dtype=kv_dtype, max_batch_size=s.max_batch_size, max_num_tokens=s.max_num_tokens,
                        chunked_prefill=s.chunked_prefill, batching=s.batching, engine=engine,

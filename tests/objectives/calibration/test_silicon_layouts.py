@@ -12,6 +12,7 @@ import pytest
 from objectives import inference, profiles
 from objectives.calibration import silicon
 from objectives.calibration.measurements import SILICON_REQUIRED, model_dtypes, quant_dtype, read_measurements
+from objectives.inference import resolve
 
 #: aiconfigurator-core 0.12.0's GEMMQuantMode and MoEQuantMode member names (aiconfigurator_core/sdk/common.py)
 #: with the weight dtype and the compute dtype each stands for
@@ -207,7 +208,7 @@ def test_check_scores_without_fitting_and_says_why_rows_are_not_predicted(tmp_pa
 def test_each_engine_runs_its_default_budgets_on_each_gpu():
     """SGLang sizes its default prefill chunk by the GPU's memory (4,096 tokens on an L40S's 48 GB, 8,192 on H100 /
     H200, 16,384 on B200 and larger); vLLM's OpenAI server and trtllm-serve keep theirs everywhere."""
-    got = silicon.engine_budgets(["sglang", "sglang", "sglang", "vllm", "trtllm", "sglang"],
+    got = resolve.engine_budgets(["sglang", "sglang", "sglang", "vllm", "trtllm", "sglang"],
                                  ["H100-SXM-80GB", "H200-SXM-141GB", "B200", "B200", "B200", "L40S"])
     assert got.tolist() == [[1024, 8192], [1024, 8192], [1024, 16384], [1024, 8192], [2048, 8192], [1024, 4096]]
 

@@ -41,7 +41,7 @@ def test_more_busy_ranks_never_make_a_prompt_faster():
 def test_a_client_per_rank_is_priced_as_before(c):
     """Every rank busy from the first iteration to the last: the cost's own time_ms, bit for bit (the same
     replicas priced without the coupling: `simulate_costs` on the step model, attn_dp not given)."""
-    sched = serving.Scheduler()
+    sched = serving.Scheduler().resolved("vllm", KW["gpu"])    # vLLM's own budgets, as simulate takes them
     sm = StepModel(**KW, engine="vllm", max_num_tokens=sched.max_num_tokens)
     w = serving.Workload(concurrency=c, input_len=ISL, output_len=OSL, n_requests=4 * c, output_spread=0)
     a = serving.simulate(**KW, engine="vllm", workload=w, scheduler=sched)

@@ -19,6 +19,8 @@ MODEL, GPU = "Llama-3.1-8B", "H100"
 SLO = serving.SLO(ttft_ms=1000, tpot_ms=25, percentile="p99")
 LONG = serving.Workload(rate=1.0, input_len=512, output_len=1024)
 PDD = dict(mode="disagg", prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=2))
+#: the budgets these runs were sized for (256 slots a replica: the simulator's former default, not vLLM's 1024)
+BUDGETS = serving.Scheduler(max_batch_size=256, max_num_tokens=8192)
 
 
 def test_a_request_count_that_never_leaves_its_warm_up_is_refused_naming_the_minimum():
@@ -27,13 +29,15 @@ def test_a_request_count_that_never_leaves_its_warm_up_is_refused_naming_the_min
                                          r"req/s: (it holds \d+ requests in its batches there \(up to 512\)|over the run's "
                                          r"steady part the requests in the system .* still grew by \d+ % of its "
                                          r"arrivals).* give n_requests >= (\d+)") as e:
-        serving.capacity(MODEL, GPU, weight_dtype="fp8", slo=SLO, workload=LONG, n_requests=500, **PDD)
+        serving.capacity(MODEL, GPU, weight_dtype="fp8", slo=SLO, workload=LONG, n_requests=500, scheduler=BUDGETS,
+                         **PDD)
     need = int(str(e.value).rsplit(">= ", 1)[1])
     assert 500 < need <= STEADY_RUNS * 512
     # the aggregated search too (3 x 256 slots), and a tiny run that "held" a million requests/s
     with pytest.raises(ValueError, match=r"n_requests=100 is too few to measure 3 x H100-SXM-80GB .* give "
                                          r"n_requests >= \d+"):
-        serving.capacity(MODEL, GPU, weight_dtype="fp8", slo=SLO, workload=LONG, n_requests=100, dp=3)
+        serving.capacity(MODEL, GPU, weight_dtype="fp8", slo=SLO, workload=LONG, n_requests=100, dp=3,
+                         scheduler=BUDGETS)
 
 
 def test_the_default_request_count_rises_until_a_rate_is_measured_in_a_steady_state():
@@ -51,7 +55,8 @@ def test_a_rate_met_while_the_batches_still_fill_is_a_transient_that_a_longer_ru
     requests in the system still climb towards the 768 slots there (no queue yet); 5,000 requests queue and miss."""
     def at(n):
         w = serving.Workload(rate=41.0, input_len=512, output_len=1024, n_requests=n)
-        return serving.simulate(MODEL, GPU, weight_dtype="fp8", dp=3, workload=w, slo=SLO, discard="steady")
+        return serving.simulate(MODEL, GPU, weight_dtype="fp8", dp=3, workload=w, slo=SLO, discard="steady",
+                                scheduler=BUDGETS)
     short, long = at(2304), at(5000)
     assert meets(short, SLO) and short["steady_growth"] > 0.15
     assert steady_verdict(short, SLO) == "growing"

@@ -475,7 +475,9 @@ def test_capacity_of_an_attention_dp_deployment_and_its_command(capsys):
     kw = dict(tp=1, ep=8, weight_dtype="fp8", kv_dtype="fp8", engine="vllm")
     got = serving.capacity(moe, H200, attn_dp=8, slo=slo, workload=w, fidelity="analytical", n_requests=200, **kw)
     sm = serving.ServingModel(moe, serving.Workload(rate=1.0, input_len=1024, output_len=128, n_requests=200))
-    d = serving.Deployments.of(gpu=H200, attn_dp=8, **kw)
+    own = serving.Scheduler().resolved("vllm", H200)     # capacity's default budgets: vLLM's own
+    d = serving.Deployments.of(gpu=H200, attn_dp=8, max_batch_size=own.max_batch_size,
+                               max_num_tokens=own.max_num_tokens, **kw)
     assert got["capacity_req_s"] > 0
     assert got["capacity_req_s"] == pytest.approx(float(sm.capacity(d, slo, tol=0.05)[0]), rel=1e-9)
     with pytest.raises(ValueError, match=r"ep=8 must divide the tp x attn_dp = 1 x 1 = 1 GPUs.*valid ep: 1"):
@@ -498,7 +500,7 @@ TIGHT = serving.SLO(ttft_ms=1000, tpot_ms=25, percentile="p99")
 def _disagg_capacity(n_decode: int, **kw):
     return serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, workload=DECODE_HEAVY,
                             mode="disagg", prefill=serving.Pool(n_workers=1), decode=serving.Pool(n_workers=n_decode),
-                            **kw)
+                            **{"scheduler": serving.Scheduler(max_batch_size=256, max_num_tokens=8192), **kw})
 
 
 def test_disaggregated_capacity_rises_with_decode_workers_until_prefill_binds():
@@ -549,7 +551,7 @@ def test_disaggregated_capacity_refuses_bad_pools_naming_them():
         serving.capacity(DENSE, H100, slo=TIGHT, decode=serving.Pool())
     with pytest.raises(ValueError, match=r"mode='dis': valid modes are agg, disagg"):
         serving.capacity(DENSE, H100, slo=TIGHT, mode="dis")
-    with pytest.raises(ValueError, match=r"capacity pools' schedulers differ in max_batch_size \(prefill 256, decode "
+    with pytest.raises(ValueError, match=r"capacity pools' schedulers differ in max_batch_size \(prefill 1024, decode "
                                          r"64\): the analytical model holds one value of each for both pools; use "
                                          r"fidelity='simulated'"):
         serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(), fidelity="analytical",
@@ -598,7 +600,7 @@ def test_capacity_command_takes_disaggregated_pools(capsys):
             "25", "--input-len", "512", "--output-len", "1024", "--analytical"]
     assert main([*base, "--mode", "disagg", "--decode-workers", "2"]) == 0
     out = capsys.readouterr().out
-    cap = _disagg_capacity(2, fidelity="analytical")
+    cap = _disagg_capacity(2, fidelity="analytical", scheduler=serving.Scheduler())   # the engine's budgets
     assert f"1 x {H100} tp=1 pp=1 prefill + 2 x {H100} tp=1 pp=1 decode fp8: holds " \
            f"{cap['capacity_req_s']:.3g} requests/s" in out
     assert f"analytical pools: prefill {cap['prefill_pool_req_s']:.3g}, decode {cap['decode_pool_req_s']:.3g}" in out

@@ -134,7 +134,8 @@ def test_a_storm_first_fills_the_free_slots(load, before):
     d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     ana = ServingModel(MODEL, w).evaluate(d).iloc[0]
     sim = serving.simulate(MODEL, "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", workload=w,
-                           scheduler=serving.Scheduler(prefix_caching=False))
+                           scheduler=serving.Scheduler(prefix_caching=False, max_batch_size=256,
+                                                     max_num_tokens=8192))
     r = {a: float(ana[a]) / float(sim[s]) for a, s in PAIRS[:2]}
     # at 0.95x saturation the mean wait moves ~1 / (1 - rho): a 1 % shift of the step costs (a refit) moves it ~20 %
     assert 0.7 < r["ttft_ms"] < 1.8, (r, before)
@@ -171,7 +172,7 @@ def _disagg_ratios(trace: str, load: float, n_prefill: int) -> dict[str, float]:
     cap = float(ServingModel(MODEL, serving.Workload(trace=tr)).evaluate(d, rate=1e9)["requests_per_s"].iloc[0])
     w = serving.Workload(trace=tr.to_rate(load * cap))
     ana = ServingModel(MODEL, w).evaluate(d).iloc[0]
-    sch = serving.Scheduler(prefix_caching=False)
+    sch = serving.Scheduler(prefix_caching=False, max_batch_size=256, max_num_tokens=8192)   # Deployments.of's
     sim = serving.simulate(MODEL, "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", workload=w, mode="disagg",
                            prefill=Pool(n_workers=n_prefill, scheduler=sch), decode=Pool(n_workers=1, scheduler=sch),
                            scheduler=sch)

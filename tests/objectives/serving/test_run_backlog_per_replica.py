@@ -24,7 +24,8 @@ def _pair(dp: int, load: float, cap: float) -> tuple[dict[str, float], dict[str,
     d = Deployments.of(gpu="H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     a = ServingModel(MODEL, w).evaluate(d).iloc[0]
     s = serving.simulate(MODEL, "H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", workload=w,
-                         scheduler=serving.Scheduler(prefix_caching=False))
+                         scheduler=serving.Scheduler(prefix_caching=False, max_batch_size=256,
+                                                     max_num_tokens=8192))     # Deployments.of's budgets
     return ({"mean": float(a["ttft_ms"]), "p99": float(a["ttft_ms_p99"])},
             {"mean": float(s["ttft_ms_mean"]), "p99": float(s["ttft_ms_p99"])})
 

@@ -1,0 +1,91 @@
+"""Each engine's default scheduler budgets (max sequences in flight, max tokens per iteration): one table
+(`inference.resolve.engine_budgets`) for `inference.max_throughput`, `serving.Scheduler` (so `serving.simulate`) and
+the silicon fit; explicit values win everywhere."""
+from __future__ import annotations
+
+import pytest
+
+from objectives import inference, serving
+from objectives.inference import resolve
+from objectives.inference.estimate import DEFAULT_MAX_BATCH_SIZE
+from objectives.serving.simulator import _build
+
+
+def test_each_engine_s_budgets_follow_its_gpu():
+    # vLLM's OpenAI server: 1024 / 8192 on >= 70 GiB but an A100, else 256 / 2048; SGLang's chunk by memory;
+    # trtllm-serve's 2048 / 8192 everywhere; the roofline the caller's fallback
+    got = resolve.engine_budgets(["vllm", "vllm", "vllm==0.24.0", "sglang", "sglang", "trtllm", "roofline", "vllm"],
+                                 ["H200-SXM-141GB", "L40S", "A100-SXM-80GB", "B200", "L40S", "L40S", "H100", None])
+    assert got.tolist() == [[1024, 8192], [256, 2048], [256, 2048], [1024, 16384], [1024, 4096], [2048, 8192],
+                            [2048, 8192], [1024, 8192]]
+    assert resolve.engine_budgets(["roofline"], ["H100"], fallback=(256, 8192)).tolist() == [[256, 8192]]
+
+
+def test_scheduler_leaves_its_budgets_to_the_engine_and_keeps_what_it_is_given():
+    s = serving.Scheduler()
+    assert (s.max_batch_size, s.max_num_tokens) == (None, None)
+    for engine, gpu, want in (("trtllm", "H200", (2048, 8192)), ("sglang", "B200", (1024, 16384)),
+                              ("vllm", "L40S", (256, 2048)), ("roofline", "H200", (256, 8192)),
+                              (None, "H100", (1024, 8192)), ("auto", "H100", (1024, 8192)), (None, None, (256, 8192))):
+        r = s.resolved(engine, gpu)
+        assert (r.max_batch_size, r.max_num_tokens) == want, (engine, gpu)
+    r = serving.Scheduler(max_batch_size=64).resolved("sglang", "B200")
+    assert (r.max_batch_size, r.max_num_tokens) == (64, 16384)
+    assert serving.Scheduler(max_batch_size=64, max_num_tokens=512).resolved("trtllm", "H200") == \
+        serving.Scheduler(max_batch_size=64, max_num_tokens=512)
+    # the constructor's refusal, word for word, where a given batch exceeds the engine's token budget
+    with pytest.raises(ValueError, match=r"^Scheduler max_num_tokens=2048 is below max_batch_size=4096: every "
+                                         r"running sequence needs a token per iteration$"):
+        serving.Scheduler(max_batch_size=4096).resolved("vllm", "L40S")
+    with pytest.raises(ValueError, match="max_num_tokens=100 is below max_batch_size=200"):
+        serving.Scheduler(max_batch_size=200, max_num_tokens=100)
+    with pytest.raises(ValueError, match="max_batch_size"):
+        serving.Scheduler(max_batch_size=0)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_simulate_and_max_throughput_default_to_the_same_engine_budgets(engine):
+    # short requests of a small model: the KV cache holds thousands, so the batch in flight at saturation is the
+    # engine's max_batch_size in both APIs (TensorRT-LLM's 2048, not the simulator's former 256)
+    mt = inference.max_throughput("Llama-3.1-8B", "H200", engine=engine, input_len=64, output_len=64)
+    want = resolve.engine_budgets([engine], ["H200-SXM-141GB"])[0]
+    assert float(mt["batch_size"].iloc[0]) == want[0]
+    w = serving.Workload(concurrency=8, input_len=64, output_len=4, n_requests=8)
+    _, reps = _build("Llama-3.1-8B", "H200", 1, 1, None, None, None, w, None, "agg", 1, None, None, None,
+                     "least_loaded", engine)
+    assert (reps[0].maxb, reps[0].maxt) == tuple(want)
+    # an explicit value still wins in both
+    mt = inference.max_throughput("Llama-3.1-8B", "H200", engine=engine, input_len=64, output_len=64,
+                                  max_batch_size=100)
+    assert float(mt["batch_size"].iloc[0]) == 100
+    _, reps = _build("Llama-3.1-8B", "H200", 1, 1, None, None, None, w, serving.Scheduler(max_batch_size=100),
+                     "agg", 1, None, None, None, "least_loaded", engine)
+    assert (reps[0].maxb, reps[0].maxt) == (100, want[1])
+
+
+def test_the_roofline_keeps_each_api_s_former_budgets():
+    mt = inference.max_throughput("Llama-3.1-8B", "H200", engine="roofline", input_len=64, output_len=64)
+    assert float(mt["batch_size"].iloc[0]) == DEFAULT_MAX_BATCH_SIZE == 2048
+    w = serving.Workload(concurrency=8, input_len=64, output_len=4, n_requests=8)
+    _, reps = _build("Llama-3.1-8B", "H200", 1, 1, None, None, None, w, None, "agg", 1, None, None, None,
+                     "least_loaded", "roofline")
+    assert (reps[0].maxb, reps[0].maxt) == (256, 8192)
+
+
+def test_vllm_s_small_gpu_token_budget_reaches_the_closed_form_and_the_simulator():
+    # on an L40S vLLM's server runs 2,048-token iterations: a 6,000-token prompt takes three chunks, not one, in
+    # both APIs; its own (256, 2048) by default, the former (256, 8192) only when given
+    kw = dict(input_len=6000, output_len=16)
+    own = inference.max_throughput("Llama-3.1-8B", "L40S", engine="vllm", concurrency=4, **kw)
+    given = inference.max_throughput("Llama-3.1-8B", "L40S", engine="vllm", concurrency=4, max_batch_size=256,
+                                     max_num_tokens=2048, **kw)
+    wide = inference.max_throughput("Llama-3.1-8B", "L40S", engine="vllm", concurrency=4, max_batch_size=256,
+                                    max_num_tokens=8192, **kw)
+    assert own["ttft_ms"].iloc[0] == given["ttft_ms"].iloc[0] != wide["ttft_ms"].iloc[0]
+    w = serving.Workload(concurrency=4, **kw, n_requests=8)
+    sim = serving.simulate("Llama-3.1-8B", "L40S", engine="vllm", workload=w)
+    sim_given = serving.simulate("Llama-3.1-8B", "L40S", engine="vllm", workload=w,
+                                 scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=2048))
+    sim_wide = serving.simulate("Llama-3.1-8B", "L40S", engine="vllm", workload=w,
+                                scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192))
+    assert sim["ttft_ms_mean"] == sim_given["ttft_ms_mean"] != sim_wide["ttft_ms_mean"]
