@@ -31,15 +31,15 @@ from .admission import (
 )
 from .core import Prepared, prepare
 from .efficiency import Efficiency
-from .measured import CHUNK_TOKENS, MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
+from .measured import MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
-from .resolve import PROFILES, R_MEM, R_OK, REASONS, engine_budget, flag, positive
+from .resolve import PROFILES, R_MEM, R_OK, REASONS, ROOFLINE_BUDGETS, engine_budget, flag, positive
 
 Num = Any
 
-#: Engine defaults used when the caller does not say (TensorRT-LLM trtllm-bench / tuning guide defaults).
-DEFAULT_MAX_BATCH_SIZE = 2048
-DEFAULT_MAX_NUM_TOKENS = int(CHUNK_TOKENS)
+#: Budgets used when the caller does not say and the row has no engine (`resolve.ROOFLINE_BUDGETS`: TensorRT-LLM
+#: trtllm-bench / tuning guide defaults)
+DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS = ROOFLINE_BUDGETS
 
 
 def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False) -> Num:
@@ -851,8 +851,7 @@ def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
     keys = np.stack([p.column("engine_code", np.int64), p.column("gpu_index", np.int64)], axis=1)
     pairs, inv = np.unique(keys, axis=0, return_inverse=True)
     mem = p.column("mem_gpu", float)[np.unique(inv, return_index=True)[1]]
-    b = np.array([engine_budget(p.engine_names[e], m / memory.GIB, str(p.gpu_names[g]),
-                                (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS))
+    b = np.array([engine_budget(p.engine_names[e], m / memory.GIB, str(p.gpu_names[g]))
                   for (e, g), m in zip(pairs, mem)], dtype=float).reshape(-1, 2)[np.ravel(inv)]
     return (b[:, 0].reshape(p.row_shape) if mbs is None else mbs,
             b[:, 1].reshape(p.row_shape) if mnt is None else mnt)
