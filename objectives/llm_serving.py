@@ -83,7 +83,6 @@ from dse import ObjectiveError
 from . import serving
 from .catalog.carry import CarriesModel
 from .inference.core import reusing_prepared
-from .inference.lockstep import AdpBalance
 from .metric_units import METRIC_UNITS
 from .provenance import SERVING_DATA, data_digest, setup_digest
 from .serving.analytical import Deployments, ServingModel
@@ -391,9 +390,8 @@ class LLMServingObjective(CarriesModel):
         sched = serving.Scheduler.of_knobs(max_batch_size=int(cfg["max_batch_size"]),
                                            max_num_tokens=int(cfg["max_num_tokens"]),
                                            chunked_prefill=bool(cfg["chunked_prefill"]), batching=str(cfg["batching"]),
-                                           prefix_caching=bool(cfg["prefix_caching"]))
-        if cfg["adp_balance"]:      # TensorRT-LLM's attention-DP balance at its default iterations
-            sched = dataclasses.replace(sched, adp_balance=AdpBalance())
+                                           prefix_caching=bool(cfg["prefix_caching"]),
+                                           adp_balance=bool(cfg["adp_balance"]))
         kw: dict[str, Any] = dict(weight_dtype=cfg["weight_dtype"], act_dtype=cfg["act_dtype"],
                                   kv_dtype=cfg["kv_dtype"], workload=self._workload_for(analytical, dp * adp),
                                   scheduler=sched, slo=self.slo)

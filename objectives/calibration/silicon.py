@@ -177,21 +177,19 @@ def _moe_of(models: Any) -> dict[Any, bool | None]:
     return out
 
 
-def launched_ep(rows: pd.DataFrame, models: Any = None, gpus: Any = None, weight_dtypes: Any = None) -> np.ndarray:
+def launched_ep(rows: pd.DataFrame, models: Any, gpus: Any, weight_dtypes: Any) -> np.ndarray:
     """Each aggregated row's EP size as its engine ran it: the row's ``moe_ep`` (1 where empty), except where that
     label shards a block-FP8 checkpoint's experts into widths that are not whole 128-wide blocks, which vLLM and
     SGLang refuse at load (`inference.resolve.block_fp8_problem`): such a run was launched with expert parallel
     over its tp x attention-DP ranks (vLLM's MiniMax-M2 recipe serves TP 8 with ``--enable-expert-parallel``),
     read as ep = tp x attn_dp. The silicon slice's MiniMax-M2.5 rows on vLLM 0.18.0, H200, labelled TP 8 with
     expert TP 8, are such runs. ``models``, ``gpus``, ``weight_dtypes``: the rows' `checkpoints`, `catalog_gpus`
-    and `model_dtypes` weights where the caller has them (None: read here, every row's experts counted)."""
+    and `model_dtypes` weights, one per row (as `predict` and `simulated` hold them)."""
     from objectives import catalog
     from objectives.inference.resolve import block_fp8_problem
     ep = rows["moe_ep"].fillna(1).to_numpy(float).copy()
     tp, adp = rows["tp"].to_numpy(float), rows["attn_dp"].fillna(1).to_numpy(float)
-    models = checkpoints(rows) if models is None else models
-    gpus = catalog_gpus(rows["gpu"].to_numpy(object)) if gpus is None else gpus
-    wd = model_dtypes(rows, [True] * len(rows))[0] if weight_dtypes is None else weight_dtypes
+    wd = np.asarray(weight_dtypes, dtype=object)
     engines = _engine(rows)
     seen: dict[tuple[Any, ...], bool] = {}
     for i in np.flatnonzero((ep == 1) & (tp * adp > 1) & (wd == "fp8")):

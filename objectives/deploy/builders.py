@@ -1106,10 +1106,8 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
           host: str = "localhost", base_port: int = 8000, max_len: int | None = None
           ) -> tuple[list[Command], Command | None, dict[str, str]]:
     """Servers, router and files of plan ``p`` on ``engine`` (flag lists ``lists``); ``max_len``: the longest
-    request in tokens (the engines' maximum model length)."""
-    if p.kv_default:    # the KV cache the study priced on this engine (its rule may differ from the engine-free one
-        # of a plan made without it: SGLang's DeepSeek sparse attention), the decode workers' and so the deployment's
-        p = dataclasses.replace(p, kv_dtype=_study_kv(p.model, p.gpu, p.weight_dtype, p.act_dtype, engine))
+    request in tokens (the engines' maximum model length). ``p`` is planned for ``engine`` (`plan(config, model,
+    engine)`): a missing ``kv_dtype`` is the KV cache the study priced on that engine (`_study_kv`)."""
     c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len,
              dp_stride=max(p.attn_dp, p.pool("prefill").attn_dp))
     files: dict[str, str] = {}

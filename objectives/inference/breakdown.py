@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .core import prepare
-from .estimate import DEFAULT_MAX_NUM_TOKENS, _with_profile, busy_ranks, estimate
-from .lockstep import AdpBalance, balance_rows
+from .estimate import DEFAULT_MAX_NUM_TOKENS, _knob_rows, _with_profile, busy_ranks, estimate
+from .lockstep import AdpBalance
 from .measured import (
     TOK_PARTS,
     context_points,
@@ -36,7 +36,7 @@ from .measured import (
     share_grid_at,
 )
 from .ops import StepCoeffs, forward_s, sparse_prefill_pairs
-from .resolve import flag, positive
+from .resolve import positive
 
 Num = Any
 
@@ -204,10 +204,10 @@ TTFT_TERMS = ("startup_wave", "front_end", "queue")
 #: (in the TPOT; in the TTFT the half mean iteration a prompt waits for on measured rows); requeue: a retracted
 #: request's later stints in the queue and its prompt wait again, per output token (TPOT only)
 CHURN_TERMS = ("recompute", "requeue")
-#: attention-DP ranks in lockstep (`estimate.lockstep_wait_s`): rank_wait: what a rank waits for the other ranks'
-#: prompt chunks, per prefill iteration of its own (and its share of the tpot; in the ttft the half mean iteration a
-#: prompt waits for on measured rows); balance_hold: with TensorRT-LLM's attention-DP balance (``adp_balance``), what
-#: a prompt waits for its release (ttft only, `estimate.balance_hold_s`)
+#: attention-DP ranks in lockstep (`estimate.lockstep_wait_s`, `estimate.lockstep_terms`): rank_wait: what a rank
+#: waits for the other ranks' prompt chunks, per prefill iteration of its own (and its share of the tpot; in the ttft
+#: the half mean iteration a prompt waits for on measured rows); balance_hold: with TensorRT-LLM's attention-DP
+#: balance (``adp_balance``), what a prompt waits for its release (ttft only, `estimate.balance_hold_s`)
 LOCKSTEP_TERMS = ("rank_wait", "balance_hold")
 SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS
 
@@ -241,22 +241,24 @@ def _scaled_sum(*terms: tuple[Num, dict[str, np.ndarray]]) -> dict[str, np.ndarr
 
 def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, isl: Num, osl: Num, mnt: Num,
                     conc: Num, ms: float | None, balance: AdpBalance | None = None, cached: Num = True,
-                    solo: StepCoeffs | None = None
+                    solo: StepCoeffs | None = None, balance_on: Num = True
                     ) -> tuple[dict[str, np.ndarray], tuple[int, ...], StepCoeffs | None]:
     """`served_breakdown`'s columns (iterations, prompt_tokens, decode_seqs, `SERVED_COMPONENTS` in ms), flat in
     its row order (configuration-major, `SERVED_PHASES` within), of the configurations `prepare(**args, moe_dp=)`
     gives, at `max_throughput`'s batch in flight N (flat, one per row); their row shape; and the lone rank's
     coefficients of attention-DP ranks in lockstep (`Prepared.solo`, None where none steps so). `ms`: the engine's
     memory setting (None: its default), for where the cache bounds the batch (`estimate.served_batch`);
-    `balance`: TensorRT-LLM's attention-DP balance (None: off); `cached` (per row): vLLM's prefix cache on
-    (`estimate.retraction_churn`); `solo`: the lone rank's coefficients an earlier call prepared (prepared here
-    where None and the ranks step in lockstep: `max_throughput` prepares them once for every busy-rank count)."""
+    `balance`: TensorRT-LLM's attention-DP balance (None: off) on the rows `balance_on` holds true (per row; True:
+    every row); `cached` (per row): vLLM's prefix cache on (`estimate.retraction_churn`); `solo`: the lone rank's
+    coefficients an earlier call prepared (prepared here where None and the ranks step in lockstep: `max_throughput`
+    prepares them once for every busy-rank count)."""
     from .estimate import (
         _engine_budgets,
         arrival_wait_iters,
         balance_hold_s,
         chunk_pass_s,
         group_prompt_work,
+        lockstep_terms,
         lockstep_wait_s,
         pipeline_budget,
         prefill_chunk,
@@ -304,11 +306,12 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
+    hold_it = None
     if p.solo is not None:
+        overlap, hold_it = lockstep_terms(p, N, isl, osl, w_pf[0], n_it, None, balance, balance_on)
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), N)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], N)
-        pre["rank_wait"] = np.where(split, lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, n_it,
-                                                           balance=balance), 0.0)
+        pre["rank_wait"] = np.where(split, lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, overlap), 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
     # prefills again to the cycle
@@ -345,7 +348,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
-    ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it, iter_s, None, balance)
+    ttft["balance_hold"] = balance_hold_s(p, hold_it, iter_s, balance_on)
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
@@ -434,39 +437,22 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     ms = kw.pop("gpu_memory_utilization", None)   # sizes N (read off max_throughput's batch_size) and the churn
     ms = None if ms is None else float(ms)
     dp, attn_dp = kw.pop("dp", 1), kw.pop("attn_dp", 1)
-    # `estimate._max_throughput_eval`: its attention-DP balance and prefix cache, one value or one per row
-    balance, balanced = balance_rows(kw.pop("adp_balance", None))
-    cached = flag("prefix_caching", kw.pop("prefix_caching", True))
-    if np.ndim(cached):
-        rows["prefix_caching"] = cached
-    if balanced is not None:
-        rows["adp_balance"] = balanced
+    # `estimate._max_throughput_eval`'s attention-DP balance and prefix cache, one value or one per row
+    balance, balanced, cached = _knob_rows(rows, kw.pop("adp_balance", None), kw.pop("prefix_caching", True))
     args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                 kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
                 eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None),
                 moe_a2a=kw.pop("moe_a2a", None))
     N = df["batch_size"].to_numpy(float)
-    solo: StepCoeffs | None = None
-
-    def columns(moe_dp: float | None) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
-        """`_served_columns` with the balance on the rows that have it (`estimate._evaluate_balanced`), the lone
-        rank's coefficients prepared once."""
-        nonlocal solo
-        got, shape, solo = _served_columns(args, moe_dp, N, isl, osl, mnt, conc, ms, balance, cached, solo)
-        if balance is None or balanced is None or solo is None or bool(np.all(balanced)):
-            return got, shape
-        off, _, _ = _served_columns(args, moe_dp, N, isl, osl, mnt, conc, ms, None, cached, solo)
-        on = np.repeat(np.broadcast_to(balanced, shape).ravel() if shape else np.ravel(balanced), nph)
-        return {k: np.where(on, v, off[k]) for k, v in got.items()}, shape
-
-    cols, shape = columns(None)
+    on = True if balanced is None else balanced      # the rows the balance applies to
+    cols, shape, solo = _served_columns(args, None, N, isl, osl, mnt, conc, ms, balance, cached, None, on)
     if conc is not None:
         # `estimate._max_throughput_eval` (keep in step): fewer clients than a replica's attention-DP ranks, only
         # the busy ranks' tokens reach the routed experts (`prepare`'s moe_dp), one preparation per busy count
         flat_busy = busy_ranks(conc, dp, attn_dp, shape)
         for v in np.unique(flat_busy[flat_busy > 0]):
-            sub, _ = columns(float(v))
+            sub, _, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc, ms, balance, cached, solo, on)
             sel = np.repeat(flat_busy == v, nph)
             cols = {k: np.where(sel, sub[k], col) for k, col in cols.items()}
     n = len(df)

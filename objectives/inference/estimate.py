@@ -33,7 +33,7 @@ from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
-from .resolve import PROFILES, R_MEM, R_OK, REASONS, ROOFLINE_BUDGETS, engine_budget, flag, positive
+from .resolve import PROFILES, R_MEM, R_OK, REASONS, ROOFLINE_BUDGETS, engine_budgets, flag, positive
 
 Num = Any
 
@@ -377,7 +377,7 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
 
 
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
-                 balance: lockstep.AdpBalance | None = None) -> tuple[Num, Num, Num, Num]:
+                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> tuple[Num, Num, Num, Num]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -389,41 +389,51 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     prefill batches carry no decodes and pause them (`split_work`). `prompts` (per row; None: no bound): the most
     prompts one prefill iteration carries, where requests arrive apart rather than in the closed loop's groups
     (`split_work`). `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
-    lines the attention-DP ranks' prompts up (`rank_overlap`)."""
+    lines the attention-DP ranks' prompts up (`lockstep_terms`), on the rows `balance_on` holds true (per row, or
+    True: every row)."""
+    return _steady_state(p, N, isl, osl, mnt, prompts, balance, balance_on)[:4]
+
+
+def _steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
+                  balance: lockstep.AdpBalance | None = None, balance_on: Num = True
+                  ) -> tuple[Num, Num, Num, Num, Num | None]:
+    """`steady_state`, and the iterations a prompt waits for `balance`'s release (`lockstep_terms`, worked out with
+    the ranks' overlap the prefill iteration holds; None where `p.solo` is None or none waits)."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
     split = split_rows(p)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
-        if not np.any(split):
-            return t, n_it, D, busy
+        if not np.any(split):   # no MoE row, so none in lockstep (`Prepared.solo` None)
+            return t, n_it, D, busy, None
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, alone, prompts)
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
+    hold = None
     if p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' prompt chunks a rank waits for
-        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, n_it, prompts, balance)
+        overlap, hold = lockstep_terms(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
+        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, overlap)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
-        return t_split, n_it, D, b_split
-    return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+        return t_split, n_it, D, b_split, hold
+    return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy), hold
 
 
-def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num, osl: Num, N: Num, n_it: Num,
-                    prompts: Num = None, balance: lockstep.AdpBalance | None = None) -> Num:
+def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num, osl: Num, N: Num,
+                    overlap: Num) -> Num:
     """What a rank waits (s) for the other attention-DP ranks' prompt chunks, per prefill iteration of its own, in
-    `steady_state`'s mix (`rank_wait_s` with this rank's chunk alone priced on `Prepared.solo` and `rank_overlap`;
-    0 where `p.solo` is None): the one home of the wait that `steady_state` adds to its prefill iteration and
+    `steady_state`'s mix (`rank_wait_s` with this rank's chunk alone priced on `Prepared.solo`; 0 where `p.solo` is
+    None): the one home of the wait that `steady_state` adds to its prefill iteration and
     `breakdown.served_breakdown` shows as ``rank_wait``. `t_chunk`: `split_work`'s prefill iteration `w_pf` as
-    `chunk_pass_s` prices it, `t_dec`: the pure decode step (s); N, `n_it`, `prompts`, `balance` as
-    `rank_overlap`."""
+    `chunk_pass_s` prices it, `t_dec`: the pure decode step (s); `overlap`: the rows' overlap factor
+    (`lockstep_terms`)."""
     if p.solo is None:
         return np.zeros(np.shape(t_chunk))
-    return rank_wait_s(p, t_chunk, solo_chunk_s(p, w_pf, isl, osl, N), t_dec,
-                       rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance))
+    return rank_wait_s(p, t_chunk, solo_chunk_s(p, w_pf, isl, osl, N), t_dec, overlap)
 
 
 def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -> Num:
@@ -431,7 +441,7 @@ def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -
     carries a full chunk of its own (MoE rows with R = `StepCoeffs.moe_ranks` > 1 busy ranks and `Prepared.solo`
     set; 0 elsewhere). `t_all`: the prefill iteration with every rank's chunk at the experts, `t_one`: with this
     rank's chunk alone there (`Prepared.solo`), `t_dec`: the pure decode step (s); `overlap` (per row,
-    `rank_overlap`): the prompt tokens a step's slowest rank holds beyond the rank's own, per own token.
+    `lockstep_terms`): the prompt tokens a step's slowest rank holds beyond the rank's own, per own token.
 
     The ranks step together through every MoE layer's collectives (vLLM also syncs the ranks' batch sizes every step
     and pads an idle rank with a dummy batch; SGLang's and TensorRT-LLM's attention DP do the same), so a step lasts
@@ -449,29 +459,32 @@ def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -
     return np.where(on, np.asarray(overlap, dtype=float) * lone, 0.0)
 
 
-def rank_overlap(p: Prepared, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, prompts: Num = None,
-                 balance: lockstep.AdpBalance | None = None) -> Num:
-    """`lockstep.overlap_factor` of `p`'s rows (their busy ranks `StepCoeffs.moe_ranks`; 0 where fewer than two):
-    N requests in flight a rank, full prefill chunks of `T_pf` tokens, `n_it` iterations a cycle; closed-loop
-    clients' waves unless `prompts` is given (`split_work`: requests arriving apart, an open loop); `balance`:
-    TensorRT-LLM's attention-DP balance (None: off)."""
+def lockstep_terms(p: Prepared, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, prompts: Num = None,
+                   balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> tuple[Num, Num | None]:
+    """Attention-DP ranks in lockstep on `p`'s rows (their busy ranks `StepCoeffs.moe_ranks`), from one
+    `lockstep.balance_terms`: (`lockstep.overlap_factor`, 0 where fewer than two ranks; the iterations a prompt
+    waits for `balance`'s release, `lockstep.balance_hold_steps`, which `balance_hold_s` prices, None without
+    `balance`, `Prepared.solo` or two busy ranks on any row). N requests in flight a rank, full prefill chunks of
+    `T_pf` tokens (`chunk_tokens`), `n_it` iterations a cycle; closed-loop clients' waves unless `prompts` is given
+    (`split_work`: requests arriving apart, an open loop); `balance`: TensorRT-LLM's attention-DP balance (None:
+    off) on the rows `balance_on` holds true (per row; True: every row), the others without it."""
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
-    return np.where(R > 1.0, lockstep.overlap_factor(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it,
-                                                     apart=prompts is not None, balance=balance), 0.0)
+    args = (np.maximum(R, 2.0), N, isl, osl, T_pf, n_it)
+    f, hold = lockstep.balance_terms(*args, apart=prompts is not None, balance=balance)
+    if balance is not None and not np.all(balance_on):
+        f = np.where(np.asarray(balance_on) > 0, f, lockstep.overlap_factor(*args, apart=prompts is not None))
+    held = balance is not None and p.solo is not None and bool(np.any(R > 1.0))
+    return np.where(R > 1.0, f, 0.0), hold if held else None
 
 
-def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, iter_s: Num, prompts: Num = None,
-                   balance: lockstep.AdpBalance | None = None) -> Num:
-    """What a prompt waits (s) for TensorRT-LLM's attention-DP balance to release it (`lockstep.balance_hold_steps`
-    mean iterations of `iter_s` s each) on `p`'s rows whose ranks step in lockstep (`Prepared.solo` set, two or more
-    busy ranks); 0 elsewhere and without `balance`."""
-    R = np.asarray(p.coeffs.moe_ranks, dtype=float)
-    if balance is None or p.solo is None or not np.any(R > 1.0):
+def balance_hold_s(p: Prepared, hold: Num | None, iter_s: Num, balance_on: Num = True) -> Num:
+    """What a prompt waits (s) for TensorRT-LLM's attention-DP balance to release it: `hold` mean iterations
+    (`lockstep_terms`; None: none) of `iter_s` s each, on `p`'s rows with two or more busy ranks that `balance_on`
+    holds true (per row; True: every row); 0 elsewhere."""
+    if hold is None:
         return np.zeros(np.shape(iter_s))
-    T_pf = chunk_tokens(N, isl, mnt, prompts)
-    hold = lockstep.balance_hold_steps(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it, apart=prompts is not None,
-                                       balance=balance)
-    return np.where(R > 1.0, hold * iter_s, 0.0)
+    R = np.asarray(p.coeffs.moe_ranks, dtype=float)
+    return np.where((R > 1.0) & (np.asarray(balance_on) > 0), hold * iter_s, 0.0)
 
 
 def steps_in_lockstep(p: Prepared) -> bool:
@@ -776,7 +789,6 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
     many as the budget holds, the closed loop's groups): the most prompts one prefill iteration of the steady
     state carries (`split_work`), for callers whose requests arrive apart. `adp_balance`: as `max_throughput`'s."""
-    balance, balanced = lockstep.balance_rows(adp_balance)
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -800,11 +812,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                else positive("prompts_at_once", prompts_at_once, integer=False, upper=np.inf))
     if prompts is not None:
         rows["prompts_at_once"] = prompts
-    cached = flag("prefix_caching", prefix_caching)
-    if np.ndim(cached):
-        rows["prefix_caching"] = cached
-    if balanced is not None:
-        rows["adp_balance"] = balanced
+    balance, balanced, cached = _knob_rows(rows, adp_balance, prefix_caching)
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                 moe_a2a=moe_a2a)
@@ -823,8 +831,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         p = replace(p, solo=solo)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
-                balance=balance, cached=cached)
-    res = _evaluate_balanced(p, args, balanced)
+                balance=balance, cached=cached, balance_on=True if balanced is None else balanced)
+    res = _evaluate(p, args, _max_throughput_rows)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
         # idle (dummy forwards), so only their tokens reach the routed experts (`prepare`'s moe_dp); one
@@ -836,7 +844,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                             rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
                             moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, moe_dp=float(v))
                 assert q is not None  # the same arguments as `p`
-                sub = _evaluate_balanced(replace(q, solo=solo), args, balanced)
+                sub = _evaluate(replace(q, solo=solo), args, _max_throughput_rows)
                 sel = flat_busy == v
                 res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
                        for k, col in res.items()}
@@ -851,22 +859,26 @@ def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
     keys = np.stack([p.column("engine_code", np.int64), p.column("gpu_index", np.int64)], axis=1)
     pairs, inv = np.unique(keys, axis=0, return_inverse=True)
     mem = p.column("mem_gpu", float)[np.unique(inv, return_index=True)[1]]
-    b = np.array([engine_budget(p.engine_names[e], m / memory.GIB, str(p.gpu_names[g]))
-                  for (e, g), m in zip(pairs, mem)], dtype=float).reshape(-1, 2)[np.ravel(inv)]
+    b = engine_budgets([p.engine_names[e] for e, _ in pairs],
+                       [(m / memory.GIB, str(p.gpu_names[g])) for (_, g), m in zip(pairs, mem)])[np.ravel(inv)]
     return (b[:, 0].reshape(p.row_shape) if mbs is None else mbs,
             b[:, 1].reshape(p.row_shape) if mnt is None else mnt)
 
 
-def _evaluate_balanced(p: Prepared, args: dict[str, Any], balanced: np.ndarray | None) -> dict[str, np.ndarray]:
-    """`_evaluate` of `_max_throughput_rows` with ``args``' balance on the rows `balanced` holds True and off on the
-    others (None: ``args``' balance on every row). The balance changes only rows whose ranks step in lockstep
-    (`Prepared.solo`), so the rows are evaluated twice only where both values meet such rows."""
-    res = _evaluate(p, args, _max_throughput_rows)
-    if balanced is None or args["balance"] is None or p.solo is None or bool(np.all(balanced)):
-        return res
-    on = np.broadcast_to(balanced, p.row_shape).ravel() if p.row_shape else np.ravel(balanced)
-    off = _evaluate(p, {**args, "balance": None}, _max_throughput_rows)
-    return {k: np.where(on, v, off[k]) if np.shape(v) == on.shape else v for k, v in res.items()}
+def _knob_rows(rows: dict[str, Any], adp_balance: Any, prefix_caching: Any
+               ) -> tuple[lockstep.AdpBalance | None, np.ndarray | None, Num]:
+    """`max_throughput`'s ``adp_balance`` and ``prefix_caching`` knobs as it prices them: (the attention-DP balance
+    of the rows that have one, its per-row bools where one per row was given, else None: `lockstep.balance_rows`;
+    the prefix cache on, one bool or one per row: `resolve.flag`), each per-row value also added to `rows` (the
+    per-row arguments `prepare` broadcasts). The one home of these knobs for `_max_throughput_eval` and
+    `breakdown.served_breakdown`."""
+    balance, balanced = lockstep.balance_rows(adp_balance)
+    cached = flag("prefix_caching", prefix_caching)
+    if np.ndim(cached):
+        rows["prefix_caching"] = cached
+    if balanced is not None:
+        rows["adp_balance"] = balanced
+    return balance, balanced, cached
 
 
 def recompute_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, redo: Num) -> Num:
@@ -979,13 +991,14 @@ def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num,
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
                          kv: Num = None, factors: power.PowerFactors | None = None, prompts: Num = None,
-                         balance: lockstep.AdpBalance | None = None, cached: Num = True
+                         balance: lockstep.AdpBalance | None = None, cached: Num = True, balance_on: Num = True
                          ) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit); `prompts`: the
     most prompts a prefill iteration carries (`split_work`; None: no bound); `balance`: TensorRT-LLM's attention-DP
-    balance (`lockstep.AdpBalance`; None: off); `cached`: vLLM's prefix cache on (`retraction_churn`)."""
+    balance (`lockstep.AdpBalance`; None: off) on the rows `balance_on` holds true (per row; True: every row);
+    `cached`: vLLM's prefix cache on (`retraction_churn`)."""
     N, kv_bound, ok_mem, per_seq, cap = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
     in_flight = ranks * N
@@ -997,14 +1010,14 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # flight, each with its own budget of mnt tokens (vLLM's batch queue, SGLang's micro-batches), the prompts
     # queued beyond one budget going into the next batches (`pipeline_budget`)
     mnt_it = pipeline_budget(p, mnt)
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance)
+    t, n_it, D, busy, hold_it = _steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on)
     # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot
-    if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
-        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, cycle / n_it, prompts, balance)
+    if hold_it is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
+        ttft0 = ttft0 + balance_hold_s(p, hold_it, cycle / n_it, balance_on)
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + queue + hold * cycle     # behind a wave's overflow (vLLM)
     tpot = cycle / osl + requeue

@@ -116,10 +116,19 @@ def overlap_factor(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apa
     `rounds` requests a client (the first round, all at once, 0); `apart`: at the steady rate. `balance`
     (`AdpBalance`): the prompts of each `release_period` run together (at most the N a rank holds)."""
     lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
+    aligned = not apart and spread <= 0
+    period = None if balance is None or aligned else release_period(lam, R, balance)
+    return _overlap(lam, R, N, g, apart, spread, rounds, period)
+
+
+def _overlap(lam: np.ndarray, R: np.ndarray, N: np.ndarray, g: np.ndarray, apart: bool, spread: float,
+             rounds: int, period: np.ndarray | None) -> np.ndarray:
+    """`overlap_factor` of `_per_round`'s arrays; `period`: the balance's mean release period (iterations,
+    `release_period`), None without a balance."""
     if not apart and spread <= 0:       # exactly equal lengths: every round's full chunks meet as the first's
         return np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1])
-    if balance is not None:
-        lam = np.minimum(lam * release_period(lam, R, balance), N)
+    if period is not None:
+        lam = np.minimum(lam * period, N)
     share = 1.0 if apart else 1.0 / float(rounds)
     return np.sum(slowest_rank_excess(lam, g, R), axis=-1) * share
 
@@ -141,9 +150,30 @@ def balance_hold_steps(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num,
     lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
     if balance is None:
         return np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1])
+    return _hold(lam, R, N, g, apart, rounds, balance, release_moments(lam, R, balance))
+
+
+def balance_terms(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool = False,
+                  balance: AdpBalance | None = None, spread: float = BENCHMARK_OUTPUT_SPREAD,
+                  rounds: int = BENCHMARK_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+    """(`overlap_factor`, `balance_hold_steps`) of the same rows (arguments as theirs), their per-round arrival
+    rates (`arrival_rates`) and the balance's release periods (`release_moments`) worked out once."""
+    lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
+    if balance is None:
+        return (_overlap(lam, R, N, g, apart, spread, rounds, None),
+                np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1]))
+    moments = release_moments(lam, R, balance)
+    return _overlap(lam, R, N, g, apart, spread, rounds, moments[0]), _hold(lam, R, N, g, apart, rounds, balance,
+                                                                          moments)
+
+
+def _hold(lam: np.ndarray, R: np.ndarray, N: np.ndarray, g: np.ndarray, apart: bool, rounds: int,
+          balance: AdpBalance, moments: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """`balance_hold_steps` of `_per_round`'s arrays under `balance`, whose release periods' mean and mean square
+    (`release_moments`) are `moments`."""
     cycle = float(balance.batching_wait_iters) + 1.0
     drain = np.maximum(N / np.maximum(g, 1e-300), 1.0) * cycle                 # iterations to release N a rank
-    mean, square = release_moments(lam, R, balance)
+    mean, square = moments
     rest = 0.5 * square / mean
     hold = rest + 0.5 * np.maximum(drain - N / lam, 0.0)
     if apart:

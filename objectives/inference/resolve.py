@@ -380,15 +380,16 @@ def engine_budget(engine: Any, mem_gib: float | None = None, gpu_name: str = "",
 
 def engine_budgets(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> np.ndarray:
     """`engine_budget` of each row (engine, GPU: a catalog name or `GPU` record, None for the data-center GPU
-    `ENGINE_BUDGETS` holds for), (n, 2) floats; each distinct pair worked out once."""
+    `ENGINE_BUDGETS` holds for, or its (memory in GiB, name) as a prepared configuration holds it), (n, 2) floats;
+    each distinct pair worked out once."""
     seen: dict[tuple[Any, Any], tuple[float, float]] = {}
     out = np.empty((len(engines), 2), dtype=float)
     for i, (e, g) in enumerate(zip(engines, gpus)):
-        pair = (e, g if g is None or isinstance(g, str) else id(g))
+        pair = (e, g if g is None or isinstance(g, (str, tuple)) else id(g))
         if pair not in seen:
-            rec = None if g is None else _lookup("gpu", g)
-            seen[pair] = engine_budget(e, None if rec is None else rec.mem_gib, "" if rec is None else rec.name,
-                                       fallback)
+            rec = None if g is None or isinstance(g, tuple) else _lookup("gpu", g)
+            mem, name = g if isinstance(g, tuple) else (None, "") if rec is None else (rec.mem_gib, rec.name)
+            seen[pair] = engine_budget(e, mem, name, fallback)
         out[i] = seen[pair]
     return out
 

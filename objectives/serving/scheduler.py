@@ -230,11 +230,13 @@ class Scheduler:
 
     @classmethod
     def of_knobs(cls, max_batch_size: int = 256, max_num_tokens: int = 8192, chunked_prefill: bool = True,
-                 batching: str = "continuous", prefix_caching: bool = True) -> Scheduler:
+                 batching: str = "continuous", prefix_caching: bool = True, adp_balance: bool = False) -> Scheduler:
         """The simulator's scheduler for the analytical model's knobs (a study's max_batch_size, max_num_tokens,
-        chunked_prefill, batching, prefix_caching): policy `MODELLED_POLICY`, chunked or not."""
+        chunked_prefill, batching, prefix_caching, adp_balance): policy `MODELLED_POLICY`, chunked or not;
+        ``adp_balance`` True: TensorRT-LLM's attention-DP balance at its default iterations (`AdpBalance`)."""
         return cls(max_batch_size=max_batch_size, max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill,
-                   policy=MODELLED_POLICY, batching=batching, prefix_caching=prefix_caching)
+                   policy=MODELLED_POLICY, batching=batching, prefix_caching=prefix_caching,
+                   adp_balance=as_balance(adp_balance))
 
     def admission_rule(self, cost: IterationCost) -> str:
         """The admission of a replica costed by `cost`: ``admission``, or for "auto" its engine's

@@ -340,10 +340,7 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
     if mode == "agg":
         if cost is None:
             raise ValueError("mode='agg' needs an iteration cost")
-        if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
-            raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
-        if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
-            raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
+        check_replicas(dp, attn_dp)
         sched = scheduler or Scheduler()
         agg = PoolCosts(cost, dp * attn_dp, sched, sched.host_link_gbs or host_link_gbs, attn_dp)
         eng, reps = _run(workload, agg, None, None, scheduler, 0.0, routing)
@@ -357,6 +354,15 @@ def simulate_costs(cost: IterationCost | None = None, *, workload: Workload, sch
     if per_request:
         return _frame(eng, reps)
     return _metrics(eng, reps, slo)
+
+
+def check_replicas(dp: Any, attn_dp: Any = 1) -> None:
+    """Refuse an aggregated deployment's ``dp`` (replicas) or ``attn_dp`` (attention data-parallel ranks per
+    replica) that is not a whole number >= 1, naming it."""
+    if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
+        raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
+    if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
+        raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
 
 
 def _check_mode(mode: str, dp: Any, prefill: Any, decode: Any) -> None:
@@ -455,10 +461,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
     if not isinstance(sched, Scheduler):
         raise ValueError(f"scheduler must be a serving.Scheduler, got {type(sched).__name__}")
     if mode == "agg":
-        if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
-            raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
-        if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1:
-            raise ValueError(f"attn_dp={attn_dp!r}: must be an integer >= 1 (attention data-parallel ranks)")
+        check_replicas(dp, attn_dp)
         _check_balance([(sched, attn_dp)])
         sched = sched.resolved(engine, gpu)   # budgets left to the engine: its own
         sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff,

@@ -27,6 +27,7 @@ from typing import Any
 from .analytical import Deployments, ServingModel
 from .metrics import METRIC_KEYS
 from .scheduler import Scheduler
+from .simulator import check_replicas
 from .workload import Workload
 
 
@@ -34,8 +35,7 @@ def _check(workload: Any, scheduler: Any, dp: Any, engine: Any = None, gpu: Any 
     if not isinstance(workload, Workload) or not workload.closed_loop or not workload.fixed_lengths:
         raise ValueError("steady_state needs a closed-loop workload (concurrency=N) with fixed input_len and "
                          f"output_len; got {workload!r}; use simulate for the others")
-    if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
-        raise ValueError(f"dp={dp!r}: must be an integer >= 1 (replicas)")
+    check_replicas(dp)
     s = scheduler if scheduler is not None else Scheduler()
     if not isinstance(s, Scheduler):
         raise ValueError(f"scheduler must be a serving.Scheduler, got {type(s).__name__}")

@@ -236,7 +236,9 @@ def test_a_block_fp8_expert_shard_the_engine_refuses_reads_as_expert_parallel(tm
     d = read_measurements(_write(tmp_path, [
         _row(**mm, tp_size=8, moe_tp_size=8), _row(**mm, tp_size=4, moe_tp_size=4),
         _row(**{**mm, "precision": "bf16", "gemm_quant_mode": "", "moe_quant_mode": ""}, tp_size=8, moe_tp_size=8)]))
-    assert silicon.launched_ep(d).tolist() == [8.0, 1.0, 1.0]
+    wd = silicon.model_dtypes(d, [True] * len(d))[0]
+    got = silicon.launched_ep(d, silicon.checkpoints(d), silicon.catalog_gpus(d["gpu"].to_numpy(object)), wd)
+    assert got.tolist() == [8.0, 1.0, 1.0]
     p = silicon.predict(d)
     assert p["unfit_reason"].iloc[0] == "" and np.isfinite(p["tpot_pred"].iloc[0])
     # as labelled, the cost model refuses the layout, naming the block rule

@@ -362,7 +362,7 @@ def test_an_engine_release_without_attention_dp_is_refused(tmp_path):
     flags = {k: v for k, v in sgl.commands["python -m sglang.launch_server"].items() if k != "--enable-dp-attention"}
     old = FlagList("sglang", "0.0.1", sgl.repository, "x", "test", {**sgl.commands,
                    "python -m sglang.launch_server": flags}, {}, tmp_path / "x.json")
-    p = deploy.plan(TRIALS["moe_ep_attn_dp"][0], QWEN)
+    p = deploy.plan(TRIALS["moe_ep_attn_dp"][0], QWEN, "sglang")
     router, _ = flag_list("sglang-router")
     with pytest.raises(DeployError, match=r"sglang 0.0.1 cannot run attn_dp=8: .* has no --enable-dp-attention"):
         builders.build(p, "sglang", "0.0.1", {"sglang": old, "sglang-router": router}, [])
@@ -386,8 +386,8 @@ def test_an_engine_release_without_fp4_is_refused_naming_the_value(tmp_path):
     cfg = {"gpu": "B200", "tp": 2, "weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8"}
     with pytest.raises(DeployError, match=r"vllm 0\.0\.1 cannot run weight_dtype='fp4' act_dtype='fp4': "
                                           r"--quantization 'modelopt_fp4' is not among its choices"):
-        builders.build(deploy.plan(cfg, LLAMA), "vllm", "0.0.1", {"vllm": old, "vllm-router": router}, [])
-    assert builders.build(deploy.plan(cfg, LLAMA), "vllm", "0.24.0", {"vllm": vllm, "vllm-router": router}, [])
+        builders.build(deploy.plan(cfg, LLAMA, "vllm"), "vllm", "0.0.1", {"vllm": old, "vllm-router": router}, [])
+    assert builders.build(deploy.plan(cfg, LLAMA, "vllm"), "vllm", "0.24.0", {"vllm": vllm, "vllm-router": router}, [])
     for engine in deploy.ENGINES:
         with pytest.raises(DeployError, match=r"act_dtype='fp4'.*H100-SXM-80GB \(hopper\) has none.*'B200'"):
             deploy.commands({**cfg, "gpu": "H100-SXM-80GB"}, engine=engine, model=LLAMA)
@@ -744,9 +744,10 @@ def test_an_engine_release_without_eplb_is_refused_by_name(tmp_path):
     router, _ = flag_list("sglang-router")
     cfg, model = TRIALS["moe_ep_attn_dp"]
     with pytest.raises(DeployError, match=r"sglang 0\.0\.1 cannot run eplb=True \(ep=8\): .* has no --enable-eplb"):
-        builders.build(deploy.plan({**cfg, "eplb": True}, model), "sglang", "0.0.1",
+        builders.build(deploy.plan({**cfg, "eplb": True}, model, "sglang"), "sglang", "0.0.1",
                        {"sglang": old, "sglang-router": router}, [])
-    assert builders.build(deploy.plan(cfg, model), "sglang", "0.0.1", {"sglang": old, "sglang-router": router}, [])
+    assert builders.build(deploy.plan(cfg, model, "sglang"), "sglang", "0.0.1",
+                          {"sglang": old, "sglang-router": router}, [])
 
 
 EPLB_STUDY = '''

@@ -18,6 +18,7 @@ from objectives.inference.lockstep import (
     AdpBalance,
     arrival_rates,
     balance_hold_steps,
+    balance_terms,
     overlap_factor,
     release_moments,
     release_period,
@@ -119,6 +120,19 @@ def test_the_balance_spreads_the_closed_loops_rounds_as_it_holds_the_first_round
     assert 10.0 < hold < 35.0                  # the simulator's: ~20 iterations (test_adp_balance)
     cut = AdpBalance(batching_wait_iters=0)    # nothing held between chunks: the rounds as without the balance
     assert float(balance_hold_steps(4, *args, balance=cut)) < 0.5 * hold
+
+
+@pytest.mark.parametrize("apart", [False, True])
+@pytest.mark.parametrize("balance", [None, AdpBalance(), AdpBalance(batching_wait_iters=3, timeout_iters=20)])
+def test_the_balance_terms_are_the_overlap_and_the_hold_from_one_set_of_rates(apart, balance):
+    """`balance_terms` works out the per-round rates and release periods once for both terms: bit for bit
+    `overlap_factor` and `balance_hold_steps` (zero without a balance), row by row over a sweep."""
+    args = (np.array([2.0, 4.0, 8.0])[:, None], np.array([8.0, 64.0, 256.0]), 1024.0, 1024.0, 8192.0,
+            np.array([1024.0, 1200.0, 4096.0]))
+    f, hold = balance_terms(*args, apart=apart, balance=balance)
+    np.testing.assert_array_equal(f, overlap_factor(*args, apart=apart, balance=balance))
+    np.testing.assert_array_equal(hold, balance_hold_steps(*args, apart=apart, balance=balance))
+    assert f.shape == hold.shape == (3, 3) and np.all(f > 0) and (np.all(hold > 0) if balance else not hold.any())
 
 
 def test_no_wait_for_one_rank_a_dense_row_or_without_the_solo_coefficients():

@@ -203,6 +203,20 @@ def test_the_parts_add_up_with_the_prefix_cache_on_and_off(cached):
     assert on > 0 and list(redo > 1.5 * on) == [not f for f in flags]
 
 
+def test_the_balance_one_per_row_splits_each_row_as_the_scalar_knob_does():
+    """A per-row ``adp_balance`` (priced in one pass) gives each row's components exactly as the scalar knob
+    does, the busy-rank preparations (few clients) included."""
+    a = dict(model="Qwen3-30B-A3B", gpu="B200", tp=1, attn_dp=8, ep=8, engine="trtllm", input_len=[1024, 4096],
+             output_len=512, concurrency=[[4], [256]])
+    flags = np.array([[True, False], [False, True]])
+    mixed = served_breakdown(**a, adp_balance=flags)
+    on, off = (served_breakdown(**a, adp_balance=b) for b in (True, False))
+    rows = np.repeat(flags.ravel(), len(SERVED_PHASES))
+    for col in (*SERVED_COMPONENTS, "total_ms"):
+        np.testing.assert_array_equal(mixed[col].to_numpy(), np.where(rows, on[col], off[col]))
+    assert (on["balance_hold"] > 0).any() and not (off["balance_hold"] > 0).any()
+
+
 @pytest.mark.parametrize("balance", [None, True, [True, False]])
 def test_the_parts_add_up_with_the_attention_dp_balance_on_and_off(balance):
     """TensorRT-LLM's attention-DP balance lines the ranks' prompts up (less `rank_wait`) and holds each prompt

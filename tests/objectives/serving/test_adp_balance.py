@@ -128,6 +128,16 @@ def test_wide_ep_closed_loop_simulator_and_closed_form_agree_with_and_without_th
 QWEN_TRT = dict(model="Qwen3-30B-A3B", gpu="B200", tp=1, attn_dp=4, ep=4, engine="trtllm")
 
 
+def test_the_simulators_scheduler_of_the_knobs_takes_the_balance():
+    """`Scheduler.of_knobs(adp_balance=)`: a study's bool, True as TensorRT-LLM's default iterations, False off
+    (the default); the other knobs as given."""
+    assert Scheduler.of_knobs().adp_balance is None and Scheduler.of_knobs(adp_balance=False).adp_balance is None
+    on = Scheduler.of_knobs(max_batch_size=64, prefix_caching=False, adp_balance=True)
+    assert on.adp_balance == AdpBalance() and on == replace(Scheduler.of_knobs(max_batch_size=64,
+                                                                                 prefix_caching=False),
+                                                            adp_balance=AdpBalance())
+
+
 def test_max_throughput_takes_the_balance_one_per_row():
     """One bool per row prices each row as the scalar knob would; rows whose ranks do not step in lockstep (dense
     attention-DP ranks, attn_dp 1) are the same either way."""

@@ -89,6 +89,17 @@ def test_pool_attn_dp_must_divide_the_workers():
         PoolCosts(sm, 8, attn_dp=0)
     with pytest.raises(ValueError, match="attn_dp=0"):
         simulate_costs(sm, workload=serving.Workload(concurrency=1, n_requests=1), attn_dp=0)
+    # the replicas and ranks of simulate_costs, simulate and steady_state: one check, one message
+    w = serving.Workload(concurrency=1, n_requests=1, input_len=128, output_len=8)
+    for call in (lambda **k: simulate_costs(sm, workload=w, **k),
+                 lambda **k: serving.simulate("Llama-3.1-8B", "H100", workload=w, **k)):
+        for bad in (0, True, 1.5):
+            with pytest.raises(ValueError, match=rf"^dp={bad!r}: must be an integer >= 1 \(replicas\)$"):
+                call(dp=bad)
+        with pytest.raises(ValueError, match=r"^attn_dp=True: must be an integer >= 1 \(attention data-parallel"):
+            call(attn_dp=True)
+    with pytest.raises(ValueError, match=r"^dp=0: must be an integer >= 1 \(replicas\)$"):
+        serving.steady_state("Llama-3.1-8B", "H100", workload=w, dp=0)
 
 
 def test_disaggregated_prefill_ranks_see_their_own_busy_count():

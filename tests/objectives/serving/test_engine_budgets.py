@@ -19,6 +19,12 @@ def test_each_engine_s_budgets_follow_its_gpu():
     assert got.tolist() == [[1024, 8192], [256, 2048], [256, 2048], [1024, 16384], [1024, 4096], [2048, 8192],
                             [2048, 8192], [1024, 8192]]
     assert resolve.engine_budgets(["roofline"], ["H100"], fallback=(256, 8192)).tolist() == [[256, 8192]]
+    # a GPU as a prepared configuration holds it, (memory GiB, name), prices as its record (`estimate`'s defaults)
+    gpus = ["H200-SXM-141GB", "L40S", "A100-SXM-80GB", "B200"]
+    held = [(g.mem_gib, g.name) for g in map(resolve._lookup, ["gpu"] * 4, gpus)]
+    engines = ["vllm", "vllm", "vllm", "sglang"]
+    assert resolve.engine_budgets(engines, held).tolist() == resolve.engine_budgets(engines, gpus).tolist()
+    assert resolve.engine_budgets(["vllm"], [(40.0, "X")]).tolist() == [[256, 2048]]   # below 70 GiB
 
 
 def test_scheduler_leaves_its_budgets_to_the_engine_and_keeps_what_it_is_given():
