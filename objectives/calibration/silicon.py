@@ -323,11 +323,9 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
             dp = np.maximum(np.round(agg["n_gpus"].fillna(1).to_numpy(float) / (tp * pp * adp)), 1.0)
             r = inference.estimate(**common, output_len=agg["osl"].fillna(1).to_numpy(float), dp=dp,
                                    batch_size=agg["batch_size"].to_numpy(float))
-        else:
-            budgets = resolve.engine_budgets(eng, gpus)
+        else:       # at the engine's default budgets (`max_throughput`'s None)
             r = inference.max_throughput(**common, output_len=agg["osl"].to_numpy(float),
-                                         concurrency=agg["concurrency"].to_numpy(float) if how == "clients" else None,
-                                         max_batch_size=budgets[:, 0], max_num_tokens=budgets[:, 1])
+                                         concurrency=agg["concurrency"].to_numpy(float) if how == "clients" else None)
         ok = r["fits"].to_numpy()
         out.loc[agg.index, "ttft_pred"] = np.where(ok, r["ttft_ms"].to_numpy(), np.nan)
         out.loc[agg.index, "tpot_pred"] = np.where(ok, r["tpot_ms"].to_numpy(), np.nan)
@@ -567,7 +565,6 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
     for j, (i, r) in enumerate(agg.iterrows()):
         c = int(r["concurrency"])
-        mbs, mnt = (int(x) for x in resolve.engine_budgets([str(r["engine"]).lower()], gpus[j:j + 1])[0])
         isl = int(r["isl"])
         in_len: Any = isl if not input_spread else serving.Dist(
             "uniform", low=max(1, round(isl * (1 - input_spread))), high=round(isl * (1 + input_spread)))
@@ -579,8 +576,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
                                  act_dtype=ad[j], kv_dtype=kvd[j], workload=wl, engine=str(r["engine"]).lower(),
                                  ep=int(eps[j]),
                                  attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
-                                 scheduler=serving.Scheduler(max_batch_size=mbs, max_num_tokens=mnt,
-                                                             frontend_ms=frontend_ms))
+                                 scheduler=serving.Scheduler(frontend_ms=frontend_ms))   # the engine's budgets
         except ValueError:  # a deployment the simulator refuses (does not fit, heads not divisible)
             continue
         out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])

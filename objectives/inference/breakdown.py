@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .core import prepare
-from .estimate import DEFAULT_MAX_NUM_TOKENS, _knob_rows, _with_profile, busy_ranks, estimate
+from .estimate import _knob_rows, _with_profile, busy_ranks, estimate
 from .lockstep import AdpBalance
 from .measured import (
     TOK_PARTS,
@@ -152,10 +152,14 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
     efficiency = _with_profile(kw.pop("efficiency", None), kw.pop("profile", None))
     B, isl, osl = (np.asarray(positive(k, v), dtype=float) for k, v in
                    (("batch_size", batch_size), ("input_len", input_len), ("output_len", output_len)))
-    mnt = positive("max_num_tokens", kw.pop("max_num_tokens", DEFAULT_MAX_NUM_TOKENS))
+    # the rows as `estimate` lays them out (its max_num_tokens sizes activations only: the memory, not the times)
+    rows: dict[str, Any] = dict(batch_size=B, input_len=isl, output_len=osl)
+    mnt = kw.pop("max_num_tokens", None)
+    if mnt is not None:
+        rows["max_num_tokens"] = positive("max_num_tokens", mnt)
     collect: dict[str, Any] = {}
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, kw.pop("dp", 1), kw.pop("ep", 1), efficiency,
-                kw.pop("prices", None), rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
+                kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None),
                 attn_dp=kw.pop("attn_dp", 1), moe_dp=kw.pop("moe_dp", None), eplb=kw.pop("eplb", False),
                 moe_act_dtype=kw.pop("moe_act_dtype", None), moe_a2a=kw.pop("moe_a2a", None), collect=collect)

@@ -169,7 +169,11 @@ class Prepared:
 
     def column(self, name: str, dtype: Any) -> np.ndarray:
         """A config-level field as one flat column of the result (length prod(row_shape), at least 1)."""
-        v = getattr(self, name)
+        return self.rows_of(getattr(self, name), dtype)
+
+    def rows_of(self, v: Num, dtype: Any) -> np.ndarray:
+        """A config-level value (shaped as this Prepared's fields: one per distinct configuration where `inv` is
+        set, else broadcasting to row_shape) as one flat column of the result (`column`)."""
         n = int(np.prod(self.row_shape)) if self.row_shape else 1
         if self.inv is not None and isinstance(v, np.ndarray) and v.ndim > 0:
             return np.asarray(v).astype(dtype)[self.inv]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from objectives.catalog.types import DTYPES
+from objectives.profiles import engine_key
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, lockstep, memory, power
@@ -33,7 +34,18 @@ from .core import Prepared, prepare
 from .efficiency import Efficiency
 from .measured import MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
-from .resolve import PROFILES, R_MEM, R_OK, REASONS, ROOFLINE_BUDGETS, engine_budgets, flag, positive
+from .resolve import (
+    POOL_BATCH_ENGINES,
+    PROFILES,
+    R_MEM,
+    R_OK,
+    REASONS,
+    ROOFLINE_BUDGETS,
+    engine_budgets,
+    flag,
+    pool_batch,
+    positive,
+)
 
 Num = Any
 
@@ -213,7 +225,7 @@ def _with_profile(efficiency: Efficiency | None, profile: Any) -> Efficiency | N
 def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
-             max_num_tokens: Any = DEFAULT_MAX_NUM_TOKENS, engine_profile: Any = "standard",
+             max_num_tokens: Any = None, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None, moe_dp: float | None = None,
              eplb: Any = False, moe_act_dtype: Any = None, moe_a2a: Any = None) -> pd.DataFrame:
@@ -229,7 +241,9 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     name / alias / `GPU`), tp, pp, dp (replicas), ep (expert parallel inside the TP group), weight/act/kv dtype
     (see `objectives.inference.resolve` for the default rules), batch_size, input_len, output_len (tokens).
     `prices`: {gpu name: USD per GPU-hour} overrides. `max_num_tokens`: activation buffer size for the memory
-    model (engines run long prefills in chunks of at most this many tokens). `engine_profile`: "standard" (the
+    model (engines run long prefills in chunks of at most this many tokens; None, the default: each row's engine's
+    own token budget on its GPU, as `max_throughput` takes it, `resolve.engine_budgets`; the roofline's
+    `DEFAULT_MAX_NUM_TOKENS`). `engine_profile`: "standard" (the
     published benchmark builds; default), "tuned" or "baseline" (the TensorRT-LLM tuning guide's tuned and
     default-flag builds; see `resolve.PROFILES` and the factors in `efficiency`); may be an array.
     `engine`: the serving engine whose measured kernel profile costs the GEMMs, attention, experts and
@@ -289,13 +303,17 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     B = positive("batch_size", batch_size)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
-    mnt = positive("max_num_tokens", max_num_tokens)
-    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices,
-                rows=dict(batch_size=B, input_len=isl, output_len=osl, max_num_tokens=mnt),
+    mnt = None if max_num_tokens is None else positive("max_num_tokens", max_num_tokens)
+    rows = dict(batch_size=B, input_len=isl, output_len=osl)
+    if mnt is not None:
+        rows["max_num_tokens"] = mnt
+    p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, moe_dp=moe_dp, eplb=eplb,
                 moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
+    if mnt is None:
+        mnt = _engine_budgets(p, 1.0, None)[1]
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
     return _banded(_frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl}), interval)
 
@@ -853,16 +871,25 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
 
 def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
     """`mbs` / `mnt` (max sequences, max tokens per iteration), each None replaced by its row's engine's default on
-    its GPU (`resolve.engine_budgets`; rows on the roofline: `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`),
-    arrays of p.row_shape."""
-    # one look-up per distinct (engine, GPU) pair of the rows (a sweep of millions holds a handful)
-    keys = np.stack([p.column("engine_code", np.int64), p.column("gpu_index", np.int64)], axis=1)
-    pairs, inv = np.unique(keys, axis=0, return_inverse=True)
-    mem = p.column("mem_gpu", float)[np.unique(inv, return_index=True)[1]]
-    b = engine_budgets([p.engine_names[e] for e, _ in pairs],
-                       [(m / memory.GIB, str(p.gpu_names[g])) for (_, g), m in zip(pairs, mem)])[np.ravel(inv)]
-    return (b[:, 0].reshape(p.row_shape) if mbs is None else mbs,
-            b[:, 1].reshape(p.row_shape) if mnt is None else mnt)
+    its GPU (`resolve.engine_budgets`; rows on the roofline: `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`): a
+    float where every row takes the same, else an array of p.row_shape. The max sequences of an engine whose own
+    follow its KV pool (`resolve.POOL_BATCH_ENGINES`: SGLang) are NaN, which `served_batch` resolves on the pool."""
+    # one look-up per distinct (engine, GPU) pair of the configurations (a sweep of millions holds a handful)
+    e, g, m = np.broadcast_arrays(np.asarray(p.engine_code), np.asarray(p.gpu_index), np.asarray(p.mem_gpu, float))
+    pairs, first, inv = np.unique(np.stack([e.ravel(), g.ravel()], axis=1).astype(np.int64), axis=0,
+                                  return_index=True, return_inverse=True)
+    names = [p.engine_names[ei] for ei, _ in pairs]
+    table = engine_budgets(names, [(mi / memory.GIB, str(p.gpu_names[gi]))
+                                   for (_, gi), mi in zip(pairs, m.ravel()[first])])
+    table[[engine_key(n) in POOL_BATCH_ENGINES for n in names], 0] = np.nan
+
+    def rows(col: np.ndarray) -> Num:
+        v = col[np.ravel(inv)].reshape(e.shape)
+        if len(np.unique(v)) == 1:
+            return float(v.flat[0])
+        return p.rows_of(v, float).reshape(p.row_shape)
+
+    return (rows(table[:, 0]) if mbs is None else mbs, rows(table[:, 1]) if mnt is None else mnt)
 
 
 def _knob_rows(rows: dict[str, Any], adp_balance: Any, prefix_caching: Any
@@ -913,6 +940,9 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
     the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead of the
     memory model's (None)."""
     cap = kv_capacity_tokens(p, mnt, memory_setting=ms) if kv is None else kv
+    mbs = np.asarray(mbs, dtype=float)
+    if np.any(np.isnan(mbs)):     # the engine's own max sequences by its KV pool (`_engine_budgets`: SGLang's)
+        mbs = np.where(np.isnan(mbs), pool_batch(cap, p.shape.context, mnt), mbs)
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
     # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`); SGLang's rows by
     # its new-token ratio on a loaded server, the last request admitted finding its prompt and clipped output free

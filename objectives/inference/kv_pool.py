@@ -106,6 +106,29 @@ def sglang_reserved_bytes(mem_bytes: Num, tp: Num, pp: Num, attn_dp: Num) -> Num
     return res * MIB
 
 
+#: SGLang's request pool when ``--max-running-requests`` is unset (python/sglang/srt/mem_cache/
+#: kv_cache_configurator.py ``resolve_max_num_reqs``; model_runner.py ``init_memory_pool`` with tp_worker.py's
+#: ``min(max_total_num_tokens // 2, req_to_token_pool.size)`` before it): int(KV tokens / context_len x
+#: `SGLANG_REQS_PER_CONTEXT`) clipped to `SGLANG_REQ_POOL`, at most KV tokens // 2, per attention-DP worker
+SGLANG_REQS_PER_CONTEXT = 512
+SGLANG_REQ_POOL = (2048, 4096)
+#: SGLang's context length where the model's config states none (configs/model_config.py ``get_context_length``)
+SGLANG_DEFAULT_CONTEXT = 2048
+
+
+def sglang_max_running_requests(kv_tokens: Num, context_len: Num) -> Num:
+    """SGLang's max_running_requests at start-up without the flag (sequences per attention-DP worker): its request
+    pool, int(`kv_tokens` / `context_len` x 512) clipped to [2048, 4096], at most `kv_tokens` // 2 (`kv_tokens`: the
+    worker's KV pool in tokens; `context_len`: the model's context, 0 where unknown: 2048 as SGLang's own fallback),
+    at least 1. The linear-attention state pool's cap (``max_mamba_cache_size`` / ratio) is not applied, as its
+    split is not modelled (module docstring). Arrays broadcast."""
+    kv = np.floor(np.asarray(kv_tokens, dtype=float))
+    ctx = np.asarray(context_len, dtype=float)
+    ctx = np.where(ctx > 0, ctx, float(SGLANG_DEFAULT_CONTEXT))
+    pool = np.clip(np.floor(kv / ctx * SGLANG_REQS_PER_CONTEXT), *SGLANG_REQ_POOL)
+    return np.maximum(np.minimum(pool, np.floor(kv / 2.0)), 1.0)
+
+
 #: SGLang's window pool: tokens per token of its full-attention pool (sglang/srt/server_args.py
 #: ``swa_full_tokens_ratio``)
 SGLANG_SWA_FULL_TOKENS_RATIO = 0.8

@@ -101,6 +101,8 @@ class ModelShape:
     mamba_inner: Num = 0.0    # > 0: the linear layers are Mamba-2: heads x head dim (whole model; conv channels)
     mamba_groups: Num = 0.0   # ... B / C groups (n_groups; split over tp, at least one per GPU)
     mamba_state: Num = 0.0    # ... SSM state dim (d_state): each group's B and C add 2 x this conv channels
+    # ---- serving ----------------------------------------------------------------------------------------------------
+    context: Num = 0.0        # the model's context length, tokens (config max_position_embeddings; 0: unknown)
 
     @classmethod
     def from_models(cls, models: list, index: np.ndarray | None = None) -> ModelShape:
@@ -117,7 +119,7 @@ class ModelShape:
         for k, attr in f.items():
             col = np.array([float(getattr(m, attr)) for m in models])
             vals[k] = float(col[0]) if index is None else col[index]
-        for k, fn in _hybrid_columns().items():
+        for k, fn in {**_hybrid_columns(), "context": lambda m: getattr(m, "max_position", 0) or 0}.items():
             col = np.array([float(fn(m)) for m in models])
             # all-equal (usually all-zero) columns stay scalars: plain transformers pay nothing for these fields
             vals[k] = float(col[0]) if index is None or (col == col[0]).all() else col[index]

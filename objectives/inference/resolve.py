@@ -349,15 +349,18 @@ def _lookup(kind: str, x: Any) -> Any:
 #: max_num_batched_tokens (vllm/engine/arg_utils.py ``EngineArgs.get_batch_defaults``: 1024 / 8192 on a device of
 #: >= 70 GiB that is not an A100, else 256 / 2048, `VLLM_SMALL_BUDGETS`); SGLang's chunked_prefill_size
 #: (python/sglang/srt/server_args.py ``_handle_gpu_memory_settings``: by GPU memory, `kv_pool.sglang_defaults`) beside
-#: a max batch of 1024 (its max_running_requests is unset by default, min(KV pool tokens / 2, the request pool's
-#: size) at start-up: 1024 stands for it); TensorRT-LLM's max_batch_size / max_num_tokens (tensorrt_llm/llmapi/
-#: llm_args.py ``BaseLlmArgs``: 2048 / 8192, trtllm-serve's defaults)
-ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (1024, 8192), "trtllm": (2048, 8192)}
+#: its max_running_requests, which follows the KV pool at start-up (`pool_batch` where the pool is known: the closed
+#: form's `served_batch`, `serving.Scheduler.for_cost`; 2048, the rule's floor on any pool of >= 4096 tokens, where
+#: it is not); TensorRT-LLM's max_batch_size / max_num_tokens (tensorrt_llm/llmapi/llm_args.py ``BaseLlmArgs``: 2048 /
+#: 8192, trtllm-serve's defaults)
+ENGINE_BUDGETS = {"vllm": (1024, 8192), "sglang": (2048, 8192), "trtllm": (2048, 8192)}
+#: engines whose default max sequences follow the KV pool they start with (`pool_batch`)
+POOL_BATCH_ENGINES = ("sglang",)
 #: vLLM's OpenAI server budgets on a device below `VLLM_LARGE_GIB` or an A100 (``get_batch_defaults``)
 VLLM_SMALL_BUDGETS = (256, 2048)
 VLLM_LARGE_GIB = 70.0
-#: the closed form's budgets where a row names no engine (`inference.max_throughput` on the roofline: the published
-#: fit's, TensorRT-LLM's trtllm-bench defaults)
+#: the closed form's budgets where a row names no engine (`inference.max_throughput` and `inference.estimate` on the
+#: roofline: the published fit's, TensorRT-LLM's trtllm-bench defaults)
 ROOFLINE_BUDGETS = (2048, 8192)
 
 
@@ -365,9 +368,10 @@ def engine_budget(engine: Any, mem_gib: float | None = None, gpu_name: str = "",
                   fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> tuple[float, float]:
     """(max sequences, max tokens per iteration) `engine` (any spelling `engine_key` takes) runs with by default on
     a GPU of `mem_gib` GiB named `gpu_name` (None: the data-center GPU `ENGINE_BUDGETS` holds for). SGLang's token
-    budget is its chunked_prefill_size, which follows the GPU's memory (`kv_pool.sglang_defaults`); vLLM's are
-    smaller below `VLLM_LARGE_GIB` or on an A100 (`VLLM_SMALL_BUDGETS`). `fallback`: an engine that is not one of
-    `ENGINE_BUDGETS` (the roofline)."""
+    budget is its chunked_prefill_size, which follows the GPU's memory (`kv_pool.sglang_defaults`), and its max
+    sequences follow its KV pool (`pool_batch`, where the pool is known; here `ENGINE_BUDGETS`' stand-in); vLLM's
+    are smaller below `VLLM_LARGE_GIB` or on an A100 (`VLLM_SMALL_BUDGETS`). `fallback`: an engine that is not one
+    of `ENGINE_BUDGETS` (the roofline)."""
     from .kv_pool import sglang_defaults
     k = engine_key(engine)
     b = ENGINE_BUDGETS.get(k, fallback)
@@ -378,10 +382,28 @@ def engine_budget(engine: Any, mem_gib: float | None = None, gpu_name: str = "",
     return float(b[0]), float(b[1])
 
 
+def pool_batch(kv_tokens: Any, context_len: Any, max_num_tokens: Any) -> Any:
+    """The max sequences of an engine of `POOL_BATCH_ENGINES` (SGLang) on a KV pool of `kv_tokens` tokens per
+    attention-DP worker for a model of `context_len` tokens (`kv_pool.sglang_max_running_requests`), at most its
+    `max_num_tokens` (the closed form and the simulator give each running sequence a token of the iteration's
+    budget). Arrays broadcast."""
+    from .kv_pool import sglang_max_running_requests
+    return np.minimum(sglang_max_running_requests(kv_tokens, context_len), max_num_tokens)
+
+
+def default_engine(engine: Any, gpu: Any) -> Any:
+    """`engine`, or where it is None or "auto" and `gpu` (a catalog name or `GPU` record) is given, the engine
+    that means on that GPU (`core.auto_engine`)."""
+    if gpu is None or not (engine is None or engine_key(engine) in ("", "auto")):
+        return engine
+    from .core import auto_engine
+    return auto_engine(_lookup("gpu", gpu).name)
+
+
 def engine_budgets(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> np.ndarray:
-    """`engine_budget` of each row (engine, GPU: a catalog name or `GPU` record, None for the data-center GPU
-    `ENGINE_BUDGETS` holds for, or its (memory in GiB, name) as a prepared configuration holds it), (n, 2) floats;
-    each distinct pair worked out once."""
+    """`engine_budget` of each row (engine: None or "auto" is the GPU's default engine, `core.auto_engine`; GPU: a
+    catalog name or `GPU` record, None for the data-center GPU `ENGINE_BUDGETS` holds for, or its (memory in GiB,
+    name) as a prepared configuration holds it), (n, 2) floats; each distinct pair worked out once."""
     seen: dict[tuple[Any, Any], tuple[float, float]] = {}
     out = np.empty((len(engines), 2), dtype=float)
     for i, (e, g) in enumerate(zip(engines, gpus)):
@@ -389,7 +411,7 @@ def engine_budgets(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE
         if pair not in seen:
             rec = None if g is None or isinstance(g, tuple) else _lookup("gpu", g)
             mem, name = g if isinstance(g, tuple) else (None, "") if rec is None else (rec.mem_gib, rec.name)
-            seen[pair] = engine_budget(e, mem, name, fallback)
+            seen[pair] = engine_budget(default_engine(e, rec), mem, name, fallback)
         out[i] = seen[pair]
     return out
 

@@ -174,6 +174,12 @@ class StepModel:
             self._busy[b] = sm
         return sm
 
+    @property
+    def context_len(self) -> int:
+        """The model's context length, tokens (its config's max_position_embeddings; 0 where unknown): what SGLang
+        sizes its request pool by (`Scheduler.for_cost`)."""
+        return int(np.max(self._p.shape.context))
+
     def kv_seq_tokens(self, context: Any) -> Any:
         """Capacity (in kv_capacity_tokens' unit) one sequence of `context` tokens takes under this engine's KV
         layout: window-bounded layers at most their window (SGLang: in a pool of their own), the linear layers'

@@ -140,10 +140,11 @@ from ..catalog import gpu_table
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
+from ..inference.resolve import engine_budgets
 from .bisection import bisect
 from .handoff import connector_engines, first_token_forwards, front_end, handoff_ms, host_ms, kv_read_ms
 from .prefix import PrefixTable, prefix_table
-from .scheduler import MIN_KV_SLOPE, SLO, Scheduler
+from .scheduler import MIN_KV_SLOPE, SIMULATOR_BUDGETS, SLO, Scheduler
 from .workload import Dist, Workload
 
 GIB = float(2**30)
@@ -177,7 +178,10 @@ class Deployments:
     describe the decode pool), prefill_pp / prefill_weight_dtype / prefill_act_dtype / prefill_kv_dtype (disagg:
     the prefill pool's pipeline depth and dtypes; default pp and the dtypes, the decode pool's); a replica runs on
     tp x pp x attn_dp GPUs,
-    max_batch_size (sequences), max_num_tokens (tokens per iteration), chunked_prefill (bool),
+    max_batch_size (sequences), max_num_tokens (tokens per iteration; `of`'s None, the default, and None
+    entries: the deployment's engine's own on its GPU, `Scheduler.resolved`'s, `inference.resolve.engine_budgets`;
+    SGLang's max sequences, which follow its KV pool, there its table's stand-in as no model is named; the
+    roofline's 256 / 8,192, `scheduler.SIMULATOR_BUDGETS`), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline), eplb (bool: an
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
     balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too),
@@ -287,7 +291,7 @@ class Deployments:
     @classmethod
     def of(cls, gpu: Any, tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, weight_dtype: Any = None,
            act_dtype: Any = None, kv_dtype: Any = None, mode: Any = "agg", prefill_replicas: Any = 0,
-           max_batch_size: Any = 256, max_num_tokens: Any = 8192, chunked_prefill: Any = True,
+           max_batch_size: Any = None, max_num_tokens: Any = None, chunked_prefill: Any = True,
            batching: Any = "continuous", engine: Any = None, prefill_gpu: Any = None,
            prefill_tp: Any = None, attn_dp: Any = 1, prefill_ep: Any = None,
            prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
@@ -315,6 +319,14 @@ class Deployments:
                 a = np.empty(n, dtype=object)
                 a[:] = [v] * n
             out[k] = a
+        # budgets left to the engine (None entries): its own on the deployment's GPU, as `Scheduler.resolved`
+        own = None
+        for j, k in enumerate(("max_batch_size", "max_num_tokens")):
+            miss = np.array([v is None or (isinstance(v, float) and v != v) for v in out[k]], dtype=bool)
+            if miss.any():
+                if own is None:
+                    own = engine_budgets(out["engine"], out["gpu"], fallback=SIMULATOR_BUDGETS)
+                out[k] = np.where(miss, own[:, j], out[k])
         for k in ("tp", "pp", "dp", "ep", "attn_dp", "prefill_replicas", "max_batch_size", "max_num_tokens"):
             out[k] = out[k].astype(np.int64)
         out["chunked_prefill"] = out["chunked_prefill"].astype(bool)

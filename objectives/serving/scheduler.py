@@ -199,27 +199,33 @@ class Scheduler:
             raise ValueError(f"Scheduler max_num_tokens={self.max_num_tokens} is below max_batch_size="
                              f"{self.max_batch_size}: every running sequence needs a token per iteration")
 
-    def resolved(self, engine: Any, gpu: Any = None) -> Scheduler:
+    def resolved(self, engine: Any, gpu: Any = None, kv_tokens: int | None = None, context_len: int = 0
+                 ) -> Scheduler:
         """This scheduler with ``max_batch_size`` / ``max_num_tokens`` None replaced by what `engine` (a name
         `profiles.engine_key` takes; None or "auto": `gpu`'s default engine, `inference.core.auto_engine`;
         "roofline": `SIMULATOR_BUDGETS`) runs with by default on `gpu` (a catalog name or `GPU` record; None: a
-        data-center GPU), `inference.resolve.engine_budgets`; itself where both are set. ValueError as the
-        constructor's where a set max_batch_size exceeds the engine's token budget."""
+        data-center GPU), `inference.resolve.engine_budgets`; itself where both are set. An engine whose max
+        sequences follow its KV pool (SGLang, `inference.resolve.pool_batch`) takes them from `kv_tokens` (the
+        replica's pool, tokens) and the model's `context_len` where given (`for_cost`), else the table's stand-in.
+        ValueError as the constructor's where a set max_batch_size exceeds the engine's token budget."""
         if self.max_batch_size is not None and self.max_num_tokens is not None:
             return self
-        from objectives.inference.core import auto_engine
-        from objectives.inference.resolve import engine_budgets
-        if (engine is None or engine_key(engine) == "auto") and gpu is not None:
-            from objectives.catalog import gpu as catalog_gpu
-            engine = auto_engine((catalog_gpu(gpu) if isinstance(gpu, str) else gpu).name)
+        from objectives.inference.resolve import POOL_BATCH_ENGINES, default_engine, engine_budgets, pool_batch
+        engine = default_engine(engine, gpu)
         mbs, mnt = (int(x) for x in engine_budgets([engine], [gpu], fallback=SIMULATOR_BUDGETS)[0])
+        if self.max_num_tokens is not None:
+            mnt = self.max_num_tokens
+        if kv_tokens is not None and engine_key(engine) in POOL_BATCH_ENGINES:
+            mbs = int(pool_batch(kv_tokens, context_len, mnt))
         return dataclasses.replace(self, max_batch_size=mbs if self.max_batch_size is None else self.max_batch_size,
-                                   max_num_tokens=mnt if self.max_num_tokens is None else self.max_num_tokens)
+                                   max_num_tokens=mnt)
 
     def for_cost(self, cost: object) -> Scheduler:
-        """`resolved` for a replica priced by `cost`: its ``engine`` and ``gpu_name`` where it has them (a
-        `StepModel`), else the roofline's budgets."""
-        return self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None))
+        """`resolved` for a replica priced by `cost`: its ``engine``, ``gpu_name``, KV pool (`kv_tokens`) and
+        model's ``context_len`` where it has them (a `StepModel`), else the roofline's budgets."""
+        kv = self.kv_tokens(cost) if hasattr(cost, "kv_capacity_tokens") else None   # type: ignore[arg-type]
+        return self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None), kv,
+                             int(getattr(cost, "context_len", 0)))
 
     def frontend_for(self, cost: object) -> float:
         """ms the API server holds each new request in front of a replica priced by `cost` (``frontend_ms``; None:

@@ -463,9 +463,9 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
     if mode == "agg":
         check_replicas(dp, attn_dp)
         _check_balance([(sched, attn_dp)])
-        sched = sched.resolved(engine, gpu)   # budgets left to the engine: its own
-        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched, engine, ep, attn_dp, eff,
-                         eplb, moe_act_dtype, moe_a2a)
+        sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched.resolved(engine, gpu), engine,
+                         ep, attn_dp, eff, eplb, moe_act_dtype, moe_a2a)
+        sched = sched.for_cost(sm)   # budgets left to the engine: its own (SGLang's max sequences by its KV pool)
         # each attention-DP rank schedules its own batch (its StepModel prices the shared experts with the ranks
         # that hold work: `_couple_ranks`)
         agg = PoolCosts(sm, dp * attn_dp, sched, _host_link(sched, sm.gpu_name), attn_dp)
@@ -477,7 +477,8 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
     for role, pool in (("decode", decode), ("prefill", prefill)):
         if not isinstance(pool, Pool):
             raise ValueError(f"disagg pools must be serving.Pool, got {pool!r}")
-        ps = (pool.scheduler or sched).resolved(engine, pool.gpu if pool.gpu is not None else gpu)
+        own = pool.scheduler or sched
+        ps = own.resolved(engine, pool.gpu if pool.gpu is not None else gpu)
         # None fields inherit simulate's arguments (ep and attn_dp too)
         p_ep = pool.ep if pool.ep is not None else ep
         p_adp = pool.attn_dp if pool.attn_dp is not None else attn_dp
@@ -489,6 +490,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, p_tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, p_kv,
                          ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype, moe_a2a)
+        ps = own.for_cost(sm)   # budgets left to the engine: its own (SGLang's max sequences by its KV pool)
         if role == "prefill" and sm.kv_dtype != built["decode"][1].kv_dtype:
             from .analytical import kv_dtype_mismatch
             raise ValueError(kv_dtype_mismatch(sm.kv_dtype, built["decode"][1].kv_dtype))

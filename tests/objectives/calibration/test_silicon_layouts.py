@@ -210,7 +210,7 @@ def test_each_engine_runs_its_default_budgets_on_each_gpu():
     H200, 16,384 on B200 and larger); vLLM's OpenAI server and trtllm-serve keep theirs everywhere."""
     got = resolve.engine_budgets(["sglang", "sglang", "sglang", "vllm", "trtllm", "sglang"],
                                  ["H100-SXM-80GB", "H200-SXM-141GB", "B200", "B200", "B200", "L40S"])
-    assert got.tolist() == [[1024, 8192], [1024, 8192], [1024, 16384], [1024, 8192], [2048, 8192], [1024, 4096]]
+    assert got.tolist() == [[2048, 8192], [2048, 8192], [2048, 16384], [1024, 8192], [2048, 8192], [2048, 4096]]
 
 
 def test_rows_measured_from_a_block_fp8_release_run_a_block_scaled_checkpoint() -> None:

@@ -13,7 +13,7 @@ from objectives.serving.analytical import Deployments, ServingModel
 
 SLO = {"ttft_ms": 400, "percentile": "p99"}
 W = serving.Workload(rate=1.0, input_len=1024, output_len=64)
-#: 256 sequences a replica (Deployments.of's budgets; vLLM's own 1,024 reach saturation before the TTFT bound)
+#: 256 sequences a replica (vLLM's own 1,024 reach saturation before the TTFT bound)
 DEPLOY = dict(model="Llama-3.1-8B", gpu="H100", tp=1, weight_dtype="fp8", engine="vllm",
               scheduler=serving.Scheduler(max_batch_size=256, max_num_tokens=8192))
 
@@ -32,7 +32,7 @@ def test_capacity_is_costed_with_the_calibrated_profile(tmp_path):
     # the analytical screen is the serving model with the profile's factors, as the objective builds it
     sm = ServingModel("Llama-3.1-8B", serving.Workload(rate=1.0, input_len=1024, output_len=64, n_requests=1000),
                       efficiency=load_profile(p))
-    d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", engine="vllm")
+    d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", engine="vllm", max_batch_size=256, max_num_tokens=8192)
     assert cal["capacity_req_s"] == pytest.approx(float(sm.capacity(d, serving.SLO.parse(SLO), tol=0.05)[0]))
     assert cal["profile"]["sha256"] == load_profile(p).meta["sha256"] and base["profile"] is None
 

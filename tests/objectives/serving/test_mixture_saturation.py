@@ -13,13 +13,16 @@ from objectives.serving import traces
 from objectives.serving.analytical import Deployments, ServingModel
 
 MODEL = "Llama-3.1-8B"
+#: the analytical side's budgets these bands were sized on (Deployments.of's former default; its own is now the
+#: engine's, vLLM's 1,024 / 8,192 on an H100)
+FORMER = dict(max_batch_size=256, max_num_tokens=8192)
 PAIRS = (("ttft_ms", "ttft_ms_mean"), ("ttft_ms_p99", "ttft_ms_p99"), ("tpot_ms", "tpot_ms_mean"),
          ("tpot_ms_p99", "tpot_ms_p99"))
 
 
 def _ratios(trace: str, rate: float, chunked: bool) -> dict[str, float]:
     w = serving.Workload(trace=traces.load_sample(trace).to_rate(rate))
-    d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False,
+    d = Deployments.of(**FORMER, gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False,
                        chunked_prefill=chunked)
     ana = ServingModel(MODEL, w).evaluate(d).iloc[0]
     sim = serving.simulate(MODEL, "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", workload=w,
@@ -73,7 +76,7 @@ def test_a_trace_storm_is_a_fluid_backlog_over_its_windows(trace, rate, model, g
     20 windows drives a fluid backlog where it exceeds the capacity, carried into the windows after it, and a
     stationary queue at the window's own rate (its arrivals' dispersion within the window) elsewhere."""
     w = serving.Workload(trace=traces.load_sample(trace).to_rate(rate))
-    d = Deployments.of(gpu=gpu, tp=tp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
+    d = Deployments.of(**FORMER, gpu=gpu, tp=tp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     ana = ServingModel(model, w).evaluate(d).iloc[0]
     sim = serving.simulate(model, gpu, tp=tp, weight_dtype="fp8", kv_dtype="fp8", workload=w,
                            scheduler=serving.Scheduler(prefix_caching=False))
@@ -113,7 +116,7 @@ def test_a_storm_split_over_replicas_is_a_shorter_run_each(dp):
     1.0 s on 1 / 2 / 4 replicas). Before: p99 TTFT 2.7x (dp 2) and 5.5x (dp 4) the simulator's (every replica
     priced with the whole run)."""
     w = serving.Workload(trace=traces.load_sample("azure_code_2023").scale_rate(8.0 * dp))
-    d = Deployments.of(gpu="H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
+    d = Deployments.of(**FORMER, gpu="H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     ana = ServingModel(MODEL, w).evaluate(d).iloc[0]
     sim = serving.simulate(MODEL, "H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", workload=w,
                            scheduler=serving.Scheduler(prefix_caching=False))
@@ -131,7 +134,7 @@ def test_a_storm_first_fills_the_free_slots(load, before):
     the full batch's capacity queued, and the slot wait the whole run's, at its mean occupancy near the full
     batch)."""
     w = serving.Workload(trace=traces.load_sample("azure_conv_2023").to_rate(load * 30.36))
-    d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
+    d = Deployments.of(**FORMER, gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     ana = ServingModel(MODEL, w).evaluate(d).iloc[0]
     sim = serving.simulate(MODEL, "H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", workload=w,
                            scheduler=serving.Scheduler(prefix_caching=False, max_batch_size=256,
@@ -167,7 +170,7 @@ def _disagg_ratios(trace: str, load: float, n_prefill: int) -> dict[str, float]:
     decode worker, the trace's own arrivals at ``load`` x the model's capacity of the deployment."""
     from objectives.serving.scheduler import Pool
     tr = traces.load_sample(trace)
-    d = Deployments.of(gpu="H100", tp=1, dp=n_prefill + 1, mode="disagg", prefill_replicas=n_prefill,
+    d = Deployments.of(**FORMER, gpu="H100", tp=1, dp=n_prefill + 1, mode="disagg", prefill_replicas=n_prefill,
                        weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     cap = float(ServingModel(MODEL, serving.Workload(trace=tr)).evaluate(d, rate=1e9)["requests_per_s"].iloc[0])
     w = serving.Workload(trace=tr.to_rate(load * cap))
@@ -235,7 +238,7 @@ def test_a_window_of_longer_prompts_queues_longer():
     the simulator's."""
     from objectives.serving.scheduler import Pool
     tr = traces.load_sample("azure_conv_2023")
-    d = Deployments.of(gpu="H100", tp=4, dp=2, mode="disagg", prefill_replicas=1, weight_dtype="fp8", kv_dtype="fp8",
+    d = Deployments.of(**FORMER, gpu="H100", tp=4, dp=2, mode="disagg", prefill_replicas=1, weight_dtype="fp8", kv_dtype="fp8",
                        prefix_caching=False)
     cap = float(ServingModel("Llama-3.1-70B", serving.Workload(trace=tr)).evaluate(d, rate=1e9)["requests_per_s"].iloc[0])
     w = serving.Workload(trace=tr.to_rate(0.8 * cap))

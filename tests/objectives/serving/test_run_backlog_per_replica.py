@@ -8,20 +8,23 @@ from objectives import serving
 from objectives.serving.analytical import Deployments, ServingModel
 
 MODEL = "Llama-3.1-8B"
+#: the analytical side's budgets these bands were sized on (Deployments.of's former default; its own is now the
+#: engine's, vLLM's 1,024 / 8,192 on an H100)
+FORMER = dict(max_batch_size=256, max_num_tokens=8192)
 ISL, OSL, N_REQ = 2048, 128, 1200
 
 
 def _capacity() -> float:
     """Saturated request rate (req/s) of one Llama-3.1-8B H100 fp8 replica on 2,048 / 128-token requests."""
     w = serving.Workload(rate=1.0, input_len=ISL, output_len=OSL, n_requests=N_REQ)
-    d = Deployments.of(gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
+    d = Deployments.of(**FORMER, gpu="H100", tp=1, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     return float(ServingModel(MODEL, w).evaluate(d, rate=1e9)["requests_per_s"].iloc[0])
 
 
 def _pair(dp: int, load: float, cap: float) -> tuple[dict[str, float], dict[str, float]]:
     """Analytical and simulated mean / p99 TTFT (ms) of dp replicas offered ``load`` x their capacity."""
     w = serving.Workload(rate=load * cap * dp, input_len=ISL, output_len=OSL, n_requests=N_REQ)
-    d = Deployments.of(gpu="H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
+    d = Deployments.of(**FORMER, gpu="H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", prefix_caching=False)
     a = ServingModel(MODEL, w).evaluate(d).iloc[0]
     s = serving.simulate(MODEL, "H100", tp=1, dp=dp, weight_dtype="fp8", kv_dtype="fp8", workload=w,
                          scheduler=serving.Scheduler(prefix_caching=False, max_batch_size=256,
