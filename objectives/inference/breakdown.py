@@ -208,10 +208,11 @@ TTFT_TERMS = ("startup_wave", "front_end", "queue")
 #: (in the TPOT; in the TTFT the half mean iteration a prompt waits for on measured rows); requeue: a retracted
 #: request's later stints in the queue and its prompt wait again, per output token (TPOT only)
 CHURN_TERMS = ("recompute", "requeue")
-#: attention-DP ranks in lockstep (`estimate.lockstep_wait_s`, `estimate.lockstep_terms`): rank_wait: what a rank
-#: waits for the other ranks' prompt chunks, per prefill iteration of its own (and its share of the tpot; in the ttft
-#: the half mean iteration a prompt waits for on measured rows); balance_hold: with TensorRT-LLM's attention-DP
-#: balance (``adp_balance``), what a prompt waits for its release (ttft only, `estimate.balance_hold_s`)
+#: attention-DP ranks in lockstep (`estimate.lockstep_wait_s`): rank_wait: what a rank waits for the other ranks'
+#: prompt chunks, per prefill iteration of its own (and its share of the tpot; in the ttft the half mean iteration a
+#: prompt waits for on measured rows); balance_hold: with TensorRT-LLM's attention-DP balance (``adp_balance``), what
+#: the balance adds to a prompt's wait: its hold and release less the prompt wait priced without it (ttft only,
+#: `estimate.balance_hold_s`)
 LOCKSTEP_TERMS = ("rank_wait", "balance_hold")
 SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS
 
@@ -262,11 +263,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         balance_hold_s,
         chunk_pass_s,
         group_prompt_work,
-        lockstep_terms,
         lockstep_wait_s,
         pipeline_budget,
         prefill_chunk,
         queue_waits,
+        rank_overlap,
         replica_time_s,
         retraction_churn,
         run_prompt_work,
@@ -310,9 +311,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
-    hold_it = None
     if p.solo is not None:
-        overlap, hold_it = lockstep_terms(p, N, isl, osl, w_pf[0], n_it, None, balance, balance_on)
+        overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, None, balance, balance_on)
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), N)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], N)
         pre["rank_wait"] = np.where(split, lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, overlap), 0.0)
@@ -352,7 +352,9 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
-    ttft["balance_hold"] = balance_hold_s(p, hold_it, iter_s, balance_on)
+    ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it,
+                                          sum(v for k, v in ttft.items() if k != "front_end"), None, balance,
+                                          balance_on)
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,

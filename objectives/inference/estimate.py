@@ -407,38 +407,42 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     prefill batches carry no decodes and pause them (`split_work`). `prompts` (per row; None: no bound): the most
     prompts one prefill iteration carries, where requests arrive apart rather than in the closed loop's groups
     (`split_work`). `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
-    lines the attention-DP ranks' prompts up (`lockstep_terms`), on the rows `balance_on` holds true (per row, or
+    lines the attention-DP ranks' prompts up (`rank_overlap`), on the rows `balance_on` holds true (per row, or
     True: every row)."""
-    return _steady_state(p, N, isl, osl, mnt, prompts, balance, balance_on)[:4]
-
-
-def _steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
-                  balance: lockstep.AdpBalance | None = None, balance_on: Num = True
-                  ) -> tuple[Num, Num, Num, Num, Num | None]:
-    """`steady_state`, and the iterations a prompt waits for `balance`'s release (`lockstep_terms`, worked out with
-    the ranks' overlap the prefill iteration holds; None where `p.solo` is None or none waits)."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
     split = split_rows(p)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(split):   # no MoE row, so none in lockstep (`Prepared.solo` None)
-            return t, n_it, D, busy, None
+            return t, n_it, D, busy
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
-    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, alone, prompts)
-    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
-    t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
-    hold = None
-    if p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' prompt chunks a rank waits for
-        overlap, hold = lockstep_terms(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
-        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, overlap)
+    (t_p, b_p), (t_d, b_d), n_pf, n_dec = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance,
+                                                      balance_on=balance_on)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
-        return t_split, n_it, D, b_split, hold
-    return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy), hold
+        return t_split, n_it, D, b_split
+    return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+
+
+def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, prompts: Num = None,
+                balance: lockstep.AdpBalance | None = None, wait: bool = True, balance_on: Num = True
+                ) -> tuple[tuple[Num, Num], tuple[Num, Num], Num, Num]:
+    """`steady_state`'s two kinds of iteration priced (`split_work`): ((the prefill iteration s, its busy s), (the
+    pure decode step s, its busy s), how many of each per request cycle of `n_it` iterations). The prefill
+    iteration passes its chunk through every stage (`chunk_pass_s`) and, with attention-DP ranks in lockstep and
+    `wait`, holds the wait for the other ranks' chunks (`lockstep_wait_s`; without `wait`: every rank's full chunk
+    in the same step, none waiting for another's). Arguments as `steady_state`'s."""
+    w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, p.coeffs.prefill_alone, prompts)
+    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
+    t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
+    if wait and p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' chunks a rank waits for
+        overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
+        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, overlap)
+    return (t_p, b_p), (t_d, b_d), n_pf, n_dec
 
 
 def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num, osl: Num, N: Num,
@@ -448,7 +452,7 @@ def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num
     None): the one home of the wait that `steady_state` adds to its prefill iteration and
     `breakdown.served_breakdown` shows as ``rank_wait``. `t_chunk`: `split_work`'s prefill iteration `w_pf` as
     `chunk_pass_s` prices it, `t_dec`: the pure decode step (s); `overlap`: the rows' overlap factor
-    (`lockstep_terms`)."""
+    (`rank_overlap`)."""
     if p.solo is None:
         return np.zeros(np.shape(t_chunk))
     return rank_wait_s(p, t_chunk, solo_chunk_s(p, w_pf, isl, osl, N), t_dec, overlap)
@@ -459,7 +463,7 @@ def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -
     carries a full chunk of its own (MoE rows with R = `StepCoeffs.moe_ranks` > 1 busy ranks and `Prepared.solo`
     set; 0 elsewhere). `t_all`: the prefill iteration with every rank's chunk at the experts, `t_one`: with this
     rank's chunk alone there (`Prepared.solo`), `t_dec`: the pure decode step (s); `overlap` (per row,
-    `lockstep_terms`): the prompt tokens a step's slowest rank holds beyond the rank's own, per own token.
+    `rank_overlap`): the prompt tokens a step's slowest rank holds beyond the rank's own, per own token.
 
     The ranks step together through every MoE layer's collectives (vLLM also syncs the ranks' batch sizes every step
     and pads an idle rank with a dummy batch; SGLang's and TensorRT-LLM's attention DP do the same), so a step lasts
@@ -477,32 +481,38 @@ def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -
     return np.where(on, np.asarray(overlap, dtype=float) * lone, 0.0)
 
 
-def lockstep_terms(p: Prepared, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, prompts: Num = None,
-                   balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> tuple[Num, Num | None]:
-    """Attention-DP ranks in lockstep on `p`'s rows (their busy ranks `StepCoeffs.moe_ranks`), from one
-    `lockstep.balance_terms`: (`lockstep.overlap_factor`, 0 where fewer than two ranks; the iterations a prompt
-    waits for `balance`'s release, `lockstep.balance_hold_steps`, which `balance_hold_s` prices, None without
-    `balance`, `Prepared.solo` or two busy ranks on any row). N requests in flight a rank, full prefill chunks of
-    `T_pf` tokens (`chunk_tokens`), `n_it` iterations a cycle; closed-loop clients' waves unless `prompts` is given
-    (`split_work`: requests arriving apart, an open loop); `balance`: TensorRT-LLM's attention-DP balance (None:
-    off) on the rows `balance_on` holds true (per row; True: every row), the others without it."""
+def rank_overlap(p: Prepared, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, prompts: Num = None,
+                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> Num:
+    """`lockstep.overlap_factor` of `p`'s rows (their busy ranks `StepCoeffs.moe_ranks`; 0 where fewer than two):
+    N requests in flight a rank, full prefill chunks of `T_pf` tokens, `n_it` iterations a cycle; closed-loop
+    clients' waves unless `prompts` is given (`split_work`: requests arriving apart, an open loop); `balance`:
+    TensorRT-LLM's attention-DP balance (None: off) on the rows `balance_on` holds true (per row; True: every row),
+    the others without it."""
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
     args = (np.maximum(R, 2.0), N, isl, osl, T_pf, n_it)
-    f, hold = lockstep.balance_terms(*args, apart=prompts is not None, balance=balance)
+    f = lockstep.overlap_factor(*args, apart=prompts is not None, balance=balance)
     if balance is not None and not np.all(balance_on):
         f = np.where(np.asarray(balance_on) > 0, f, lockstep.overlap_factor(*args, apart=prompts is not None))
-    held = balance is not None and p.solo is not None and bool(np.any(R > 1.0))
-    return np.where(R > 1.0, f, 0.0), hold if held else None
+    return np.where(R > 1.0, f, 0.0)
 
 
-def balance_hold_s(p: Prepared, hold: Num | None, iter_s: Num, balance_on: Num = True) -> Num:
-    """What a prompt waits (s) for TensorRT-LLM's attention-DP balance to release it: `hold` mean iterations
-    (`lockstep_terms`; None: none) of `iter_s` s each, on `p`'s rows with two or more busy ranks that `balance_on`
-    holds true (per row; True: every row); 0 elsewhere."""
-    if hold is None:
-        return np.zeros(np.shape(iter_s))
+def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, base_s: Num, prompts: Num = None,
+                   balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> Num:
+    """What TensorRT-LLM's attention-DP balance adds (s) to a prompt's wait for its first token on `p`'s rows whose
+    ranks step in lockstep (`Prepared.solo` set, two or more busy ranks) and that `balance_on` holds true (per row;
+    True: every row); 0 elsewhere and without `balance`. Under the balance the prompt waits for its release and
+    runs in it beside the other prompts released with it: `lockstep.balance_ttft` with `split_steps`' decode step
+    and full prefill iteration (every rank's full chunk in it, none waiting for another's), its iterations counted
+    from the prompt's arrival; less `base_s` (per row), the wait `prefill_wait_s` prices without the balance before
+    the front end's time."""
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
-    return np.where((R > 1.0) & (np.asarray(balance_on) > 0), hold * iter_s, 0.0)
+    if balance is None or p.solo is None or not np.any(R > 1.0):
+        return np.zeros(np.shape(base_s))
+    T_pf = chunk_tokens(N, isl, mnt, prompts)
+    (t_full, _), (t_dec, _), _, _ = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance, wait=False)
+    wait = lockstep.balance_ttft(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it, t_full, t_dec,
+                                 apart=prompts is not None, balance=balance)
+    return np.where((R > 1.0) & (np.asarray(balance_on) > 0), wait - base_s, 0.0)
 
 
 def steps_in_lockstep(p: Prepared) -> bool:
@@ -1040,14 +1050,15 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # flight, each with its own budget of mnt tokens (vLLM's batch queue, SGLang's micro-batches), the prompts
     # queued beyond one budget going into the next batches (`pipeline_budget`)
     mnt_it = pipeline_budget(p, mnt)
-    t, n_it, D, busy, hold_it = _steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on)
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on)
     # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot
-    if hold_it is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
-        ttft0 = ttft0 + balance_hold_s(p, hold_it, cycle / n_it, balance_on)
+    if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
+        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - p.coeffs.ttft_s - p.coeffs.ttft_model_s,
+                                       prompts, balance, balance_on)
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + queue + hold * cycle     # behind a wave's overflow (vLLM)
     tpot = cycle / osl + requeue

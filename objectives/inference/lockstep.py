@@ -25,8 +25,10 @@ counts in full chunks: lam / g chunks a step, at most one.
 TensorRT-LLM's attention-DP balance (`AdpBalance`, ``attention_dp_config.enable_balance``; off by default) holds the
 ranks' prompts back so that they run together: a rank's prompts wait until every rank has one (then
 ``batching_wait_iters`` more iterations), or ``timeout_iters`` iterations since the last release (`release_period`).
-The prompts then run in releases of lam x that period a rank, all ranks' in the same step, each prompt waiting
-the rest of the period it arrives in first, and a round's last prompts the timeout (`balance_hold_steps`).
+The prompts then run in releases of lam x that period a rank (at most a full chunk; the others wait for the next
+releases), all ranks' in the same step, each prompt waiting the rest of the period it arrives in first, and a
+round's last prompts the timeout; the holds spread the next round's arrivals as the outputs' drift does, and the
+first round's chunks run one release after another (`balance_ttft`).
 """
 from __future__ import annotations
 
@@ -88,24 +90,114 @@ def arrival_rates(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool 
     n_it = np.maximum(n_it, 1.0)
     if apart:
         return (N / n_it)[..., None]
-    n_pf = np.minimum(N * isl / np.maximum(T_pf, 1e-300) * chunk_steps, n_it)
-    h = np.maximum(1.0, np.round(spread * osl)) if spread > 0 else np.zeros_like(osl)
+    n_pf, h = _first_window(N, isl, osl, T_pf, n_it, spread, chunk_steps)
     k = np.arange(2.0, rounds + 1.0)                                 # rounds after the first, all-at-once one
     window = np.minimum(np.sqrt(n_pf[..., None] ** 2 + (2.0 * h[..., None]) ** 2 * (k - 1.0)), n_it[..., None])
     return N[..., None] / window
 
 
+def _first_window(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,
+                  spread: float, chunk_steps: float) -> tuple[np.ndarray, np.ndarray]:
+    """`arrival_rates`' first round's spread and the output drift: (n_pf, the iterations the first round's full
+    chunks take, `chunk_steps` each, at most the cycle's `n_it`; h, the drift in tokens, hence decode steps)."""
+    n_pf = np.minimum(N * isl / np.maximum(T_pf, 1e-300) * chunk_steps, np.maximum(n_it, 1.0))
+    h = np.maximum(1.0, np.round(spread * osl)) if spread > 0 else np.zeros_like(osl)
+    return n_pf, h
+
+
 def _per_round(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool, spread: float,
                rounds: int, balance: AdpBalance | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                       np.ndarray]:
-    """`arrival_rates` (lam, prompts a rank and step, one per round on the last axis; under `balance` each of the
-    first round's chunks held batching_wait_iters more) with R, N and the prompts a full chunk holds, g = T_pf /
-    isl, each on a trailing axis of 1 to broadcast against it: (lam, R, N, g)."""
-    steps = 1.0 if balance is None else float(balance.batching_wait_iters) + 1.0
-    lam = arrival_rates(N, isl, osl, T_pf, n_it, apart, spread, rounds, steps)
-    R, N = np.asarray(R, dtype=float)[..., None], np.asarray(N, dtype=float)[..., None]
-    g = (np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300))[..., None]
-    return lam, R, N, g
+    """`arrival_rates` (lam, prompts a rank and step, one per round on the last axis) with R, N and the prompts a
+    full chunk holds, g = T_pf / isl, each on a trailing axis of 1 to broadcast against it: (lam, R, N, g). Under
+    `balance` the closed loop's rounds spread further as the balance holds their prompts (`_balance_rounds`)."""
+    R, N_, g = (np.asarray(R, dtype=float)[..., None], np.asarray(N, dtype=float)[..., None],
+                (np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300))[..., None])
+    if balance is None:
+        lam = arrival_rates(N, isl, osl, T_pf, n_it, apart, spread, rounds)
+    else:
+        lam = _balance_rounds(R[..., 0], N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)[0]
+    return lam, R, N_, g
+
+
+def _balance_rounds(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool, spread: float,
+                    rounds: int, balance: AdpBalance) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Under `balance`, round by round after the first of a closed loop (last axis, `rounds` - 1 long; `apart`:
+    the steady rate, 1 long): (lam, the prompts reaching a rank a step, and `_hold`'s mean iterations held,
+    releases of other prompts waited through and share of a full chunk a release runs). Each of the first round's
+    chunks is held batching_wait_iters more (`arrival_rates(chunk_steps=)`), and every round's holds spread the
+    next round's arrivals as the outputs' drift does: holds of variance s^2 widen the window by a uniform one of
+    that variance, 12 s^2 in the square, so round k's window is sqrt(n_pf^2 + (k - 1) (2 h)^2 + 12 x the holds'
+    variances of the rounds before it), at most the cycle."""
+    R, N, isl, osl, T_pf, n_it = (np.asarray(x, dtype=float) for x in (R, N, isl, osl, T_pf, n_it))
+    g = T_pf / np.maximum(isl, 1e-300)
+    if apart:
+        lam = arrival_rates(N, isl, osl, T_pf, n_it, True, spread, rounds)
+        mean, _, passed, share = _hold(lam[..., 0], R, N, g, n_it, balance, closed=False)
+        return lam, mean[..., None], passed[..., None], share[..., None]
+    n_pf, h = _first_window(N, isl, osl, T_pf, n_it, spread, float(balance.batching_wait_iters) + 1.0)
+    square = n_pf ** 2
+    out: list[tuple[np.ndarray, ...]] = []
+    for _ in range(2, rounds + 1):
+        square = square + (2.0 * h) ** 2
+        lam = N / np.minimum(np.sqrt(square), np.maximum(n_it, 1.0))
+        mean, var, passed, share = _hold(lam, R, N, g, n_it, balance, closed=True)
+        out.append((lam, mean, passed, share))
+        square = square + 12.0 * var
+    shape = np.broadcast_shapes(R.shape, N.shape, g.shape, n_it.shape, osl.shape) + (len(out),)
+    lam, mean, passed, share = (np.broadcast_to(np.stack([o[i] for o in out], axis=-1), shape) if out
+                                else np.zeros(shape) for i in range(4))
+    return lam, mean, passed, share
+
+
+def _overflow(mu: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The releases a prompt waits beyond the first after it arrives, on average, when n ~ Poisson(`mu`) prompts
+    reach a rank between two releases and each release runs at most `g` of them, first come first served: the
+    i-th (from 0) waits floor(i / g) more, E[sum over i < n of floor(i / g)] / mu. `g` below 1 (a prompt longer
+    than the budget) counts in full chunks, as `slowest_rank_excess`."""
+    mu, g = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(g, dtype=float))
+    long = g < 1.0
+    mu = np.maximum(np.where(long, mu / np.maximum(g, 1e-300), mu), 1e-300)
+    g = np.where(long, 1.0, g)
+    top = float(np.max(np.ceil(mu + 10.0 * np.sqrt(mu) + 12.0), initial=1.0))
+    m = np.arange(min(int(top), _MAX_TERMS), dtype=float)           # n = 0 .. terms - 1
+    lm, gm = mu[..., None], g[..., None]
+    pmf = np.exp(m * np.log(lm) - lm - gammaln(m + 1.0))
+    waits = np.cumsum(np.floor(m / gm), axis=-1) - np.floor(m / gm)    # sum over i < n of floor(i / g)
+    return np.sum(pmf * waits, axis=-1) / mu
+
+
+def _hold(lam: np.ndarray, R: np.ndarray, N: np.ndarray, g: np.ndarray, n_it: np.ndarray, balance: AdpBalance,
+          closed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a prompt reaching a rank at lam a step waits for `balance`'s release: (mean iterations, their
+    variance, the releases of other prompts it waits through, the share of a full chunk a release runs a rank).
+    It waits the rest of the release period it arrives in, E[P^2] / (2 E[P]) of the periods P on average and
+    E[P^3] / (3 E[P]) in the square (`release_moments`: a long timeout period holds more of the arrivals than a
+    short one). A release runs at most a full chunk's g prompts a rank: of the lam E[P] that reach a rank
+    between two releases the ones beyond g wait for the next releases (`_overflow`), each batching_wait_iters + 1
+    iterations on (every rank holds prompts then); and a round's N prompts drain over at least N / g of those, at
+    one release a drain period: what the draining outlasts the `n_it` iterations of a request's cycle every prompt
+    waits (a standing queue: the balance, not the decodes, then paces the cycle), and half of what it outlasts
+    the arrivals (N / lam iterations) beyond that, uniform over it. `closed` (a closed loop's round ends): the
+    prompts that arrived since the last release (lam x that rest a rank) see no more prompts reach the other
+    ranks and wait for the timeout (timeout_iters from the last release, their arrival on average half the rest
+    after it) unless every rank already holds one. The variance takes the overflow's waits as exponential
+    (standard deviation their mean)."""
+    cycle = float(balance.batching_wait_iters) + 1.0
+    drain = np.maximum(N / np.maximum(g, 1e-300), 1.0) * cycle                 # iterations to release N a rank
+    m1, m2, m3 = release_moments(lam, R, balance, powers=(1, 2, 3))
+    rest = 0.5 * m2 / m1
+    standing = np.maximum(drain - np.maximum(n_it, 1.0), 0.0)
+    over = np.maximum(drain - N / lam - standing, 0.0)
+    more = _overflow(lam * m1, g)
+    mean = rest + standing + 0.5 * over + more * cycle
+    var = np.maximum(m3 / (3.0 * m1) - rest ** 2, 0.0) + over ** 2 / 12.0 + (more * cycle) ** 2
+    if closed:
+        late = np.minimum(lam * rest, N) / N * (1.0 - (-np.expm1(-lam * rest)) ** R)    # a round's stranded share
+        extra = np.maximum(float(balance.timeout_iters) - 1.5 * rest, 0.0)
+        mean = mean + late * extra
+        var = var + late * (1.0 - late) * extra ** 2
+    return mean, var, more + (standing + 0.5 * over) / cycle, np.minimum(lam * m1 / np.maximum(g, 1e-300), 1.0)
 
 
 def overlap_factor(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool = False,
@@ -116,72 +208,43 @@ def overlap_factor(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apa
     `rounds` requests a client (the first round, all at once, 0); `apart`: at the steady rate. `balance`
     (`AdpBalance`): the prompts of each `release_period` run together (at most the N a rank holds)."""
     lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
-    aligned = not apart and spread <= 0
-    period = None if balance is None or aligned else release_period(lam, R, balance)
-    return _overlap(lam, R, N, g, apart, spread, rounds, period)
-
-
-def _overlap(lam: np.ndarray, R: np.ndarray, N: np.ndarray, g: np.ndarray, apart: bool, spread: float,
-             rounds: int, period: np.ndarray | None) -> np.ndarray:
-    """`overlap_factor` of `_per_round`'s arrays; `period`: the balance's mean release period (iterations,
-    `release_period`), None without a balance."""
     if not apart and spread <= 0:       # exactly equal lengths: every round's full chunks meet as the first's
         return np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1])
-    if period is not None:
-        lam = np.minimum(lam * period, N)
+    if balance is not None:
+        lam = np.minimum(lam * release_period(lam, R, balance), N)
     share = 1.0 if apart else 1.0 / float(rounds)
     return np.sum(slowest_rank_excess(lam, g, R), axis=-1) * share
 
 
-def balance_hold_steps(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool = False,
-                       balance: AdpBalance | None = None, spread: float = BENCHMARK_OUTPUT_SPREAD,
-                       rounds: int = BENCHMARK_ROUNDS) -> np.ndarray:
-    """Iterations a prompt waits for `balance`'s release on average (0 without it), the rest as `overlap_factor`.
-    A round's N prompts a rank arrive over N / lam iterations (`arrival_rates`, each of the first round's chunks
-    held batching_wait_iters more, which spreads the later rounds as much); a release runs at most a full chunk's g
-    prompts a rank and, with every rank holding prompts, comes every batching_wait_iters + 1 iterations, so the
-    round drains over at least N / g of those. A prompt arriving at a steady rate waits the rest of the release
-    period it arrives in, E[P^2] / (2 E[P]) of the periods P (`release_moments`: a long timeout period holds more
-    of the arrivals than a short one), plus half of what the draining outlasts the arrivals. The closed loop's
-    rounds end: the prompts that arrived since the last release (lam x that rest a rank) see no more prompts
-    reach the other ranks and wait for the timeout (timeout_iters from the last release, their arrival on average
-    half the rest after it) unless every rank already holds one. The first round of a closed loop arrives at
-    once, the ranks without decodes yet: its first release runs at once, the others one drain period apart."""
-    lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
+def balance_ttft(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, t_full: Num, t_dec: Num,
+                 apart: bool = False, balance: AdpBalance | None = None, spread: float = BENCHMARK_OUTPUT_SPREAD,
+                 rounds: int = BENCHMARK_ROUNDS) -> np.ndarray:
+    """Under `balance`, the mean time from a prompt's arrival (at an iteration's end) to the end of the release
+    iteration that runs it, in the units of `t_full` (the iteration that runs a full chunk of `T_pf` prompt tokens
+    on every rank) and `t_dec` (a pure decode step); the rest as `overlap_factor`. 0 without `balance`.
+
+    A release iteration runs lam E[P] prompts a rank (`_hold`: at most a full chunk), priced as that share of the
+    full chunk's prompt time beside the decodes: t_dec + share (t_full - t_dec), a prompt longer than the chunk in
+    as many releases as it has chunks, each after batching_wait_iters decode steps; a prompt waits `_hold`'s mean
+    iterations, pure decode steps, and the releases of other prompts among them. The later rounds at
+    `_balance_rounds`' rates. The first round of a closed loop arrives at once, the ranks without decodes yet:
+    its first release runs a full chunk at once, the others one after another batching_wait_iters decode steps
+    apart, so its mean prompt waits half of its N / g releases but one."""
     if balance is None:
-        return np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1])
-    return _hold(lam, R, N, g, apart, rounds, balance, release_moments(lam, R, balance))
-
-
-def balance_terms(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool = False,
-                  balance: AdpBalance | None = None, spread: float = BENCHMARK_OUTPUT_SPREAD,
-                  rounds: int = BENCHMARK_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
-    """(`overlap_factor`, `balance_hold_steps`) of the same rows (arguments as theirs), their per-round arrival
-    rates (`arrival_rates`) and the balance's release periods (`release_moments`) worked out once."""
-    lam, R, N, g = _per_round(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
-    if balance is None:
-        return (_overlap(lam, R, N, g, apart, spread, rounds, None),
-                np.zeros(np.broadcast_shapes(lam.shape, R.shape, N.shape)[:-1]))
-    moments = release_moments(lam, R, balance)
-    return _overlap(lam, R, N, g, apart, spread, rounds, moments[0]), _hold(lam, R, N, g, apart, rounds, balance,
-                                                                          moments)
-
-
-def _hold(lam: np.ndarray, R: np.ndarray, N: np.ndarray, g: np.ndarray, apart: bool, rounds: int,
-          balance: AdpBalance, moments: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """`balance_hold_steps` of `_per_round`'s arrays under `balance`, whose release periods' mean and mean square
-    (`release_moments`) are `moments`."""
-    cycle = float(balance.batching_wait_iters) + 1.0
-    drain = np.maximum(N / np.maximum(g, 1e-300), 1.0) * cycle                 # iterations to release N a rank
-    mean, square = moments
-    rest = 0.5 * square / mean
-    hold = rest + 0.5 * np.maximum(drain - N / lam, 0.0)
+        return np.zeros(np.broadcast_shapes(*(np.shape(x) for x in (R, N, isl, osl, T_pf, n_it, t_full, t_dec))))
+    _, hold, passed, share = _balance_rounds(R, N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)
+    N, g = np.asarray(N, dtype=float), np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300)
+    t_full, t_dec = np.asarray(t_full, dtype=float)[..., None], np.asarray(t_dec, dtype=float)[..., None]
+    own = share * np.maximum(t_full - t_dec, 0.0)                   # a release's prompts beyond a decode step
+    chunks = np.maximum(1.0 / np.maximum(g, 1e-300), 1.0)[..., None]     # a longer prompt's releases of its own
+    wait = float(balance.batching_wait_iters) * t_dec
+    later = chunks * (t_dec + own) + (chunks - 1.0) * wait + hold * t_dec + passed * own
     if apart:
-        return hold[..., 0]
-    late = np.minimum(lam * rest, N) / N * (1.0 - (-np.expm1(-lam * rest)) ** R)     # a round's stranded share
-    hold = hold + late * np.maximum(float(balance.timeout_iters) - 1.5 * rest, 0.0)
-    first = 0.5 * np.maximum(drain[..., 0] - cycle, 0.0)
-    return (first + np.sum(hold, axis=-1)) / float(rounds)
+        return later[..., 0]
+    first = 0.5 * np.maximum(N / np.maximum(g, 1e-300) - 1.0, 0.0)              # releases waited through
+    t_full, t_dec, chunks, wait = t_full[..., 0], t_dec[..., 0], chunks[..., 0], wait[..., 0]
+    start = chunks * t_full + (chunks - 1.0) * wait + first * (wait + t_full)
+    return (start + np.sum(later, axis=-1)) / float(rounds)
 
 
 @dataclass(frozen=True)
@@ -229,22 +292,22 @@ def balance_rows(value: object) -> tuple[AdpBalance | None, np.ndarray | None]:
     return AdpBalance(), on
 
 
-def release_moments(lam: Num, R: Num, balance: AdpBalance) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and mean square (iterations, iterations^2) of the period P between two releases of `balance` when
-    prompts reach each of R ranks at lam a step (Poisson): J iterations after a release every rank has one
-    (P(J <= j) = (1 - e^(-lam j))^R); the next release is batching_wait_iters later if J < timeout_iters, else at
-    timeout_iters."""
+def release_moments(lam: Num, R: Num, balance: AdpBalance, powers: tuple[int, ...] = (1, 2)
+                    ) -> tuple[np.ndarray, ...]:
+    """The moments E[P^n] (iterations^n, one per n of `powers`; default the mean and mean square) of the period P
+    between two releases of `balance` when prompts reach each of R ranks at lam a step (Poisson): J iterations
+    after a release every rank has one (P(J <= j) = (1 - e^(-lam j))^R); the next release is batching_wait_iters
+    later if J < timeout_iters, else at timeout_iters."""
     lam, R = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(R, dtype=float))
     T, W = int(balance.timeout_iters), float(balance.batching_wait_iters)
     if T <= 1:
         one = np.full(lam.shape, max(float(T), 1.0))
-        return one, one * one
+        return tuple(one ** n for n in powers)
     j = np.arange(1.0, float(T))                                    # J = 1 .. T - 1
     cdf = (-np.expm1(-lam[..., None] * j)) ** R[..., None]
     pj = np.diff(cdf, prepend=0.0, axis=-1)
     late = 1.0 - cdf[..., -1]                                       # no release before the timeout
-    return (np.sum(pj * (j + W), axis=-1) + late * T,
-            np.sum(pj * (j + W) ** 2, axis=-1) + late * float(T) ** 2)
+    return tuple(np.sum(pj * (j + W) ** n, axis=-1) + late * float(T) ** n for n in powers)
 
 
 def release_period(lam: Num, R: Num, balance: AdpBalance) -> np.ndarray:

@@ -16,9 +16,10 @@ from objectives.inference.core import prepare
 from objectives.inference.estimate import rank_wait_s, split_work, steady_state, steady_work
 from objectives.inference.lockstep import (
     AdpBalance,
+    _balance_rounds,
+    _overflow,
     arrival_rates,
-    balance_hold_steps,
-    balance_terms,
+    balance_ttft,
     overlap_factor,
     release_moments,
     release_period,
@@ -113,26 +114,59 @@ def test_the_balance_periods_second_moment_weighs_the_timeout_periods_a_prompt_m
 def test_the_balance_spreads_the_closed_loops_rounds_as_it_holds_the_first_rounds_chunks():
     """Each of the first round's chunks waits batching_wait_iters more under the balance, so the later rounds'
     prompts reach a rank spread as wide: lower rates, and a shorter hold at a load whose every round the budget
-    drains only chunk by chunk (128 clients a rank, 1k prompts, 8k-token budget: 16 chunks)."""
+    drains only chunk by chunk (128 clients a rank, 1k prompts, 8k-token budget: 16 chunks). Every iteration
+    priced 1 (t_full = t_dec), `balance_ttft` counts the iterations from a prompt's arrival to its first token."""
     args = (128, 1024, 1024, 8192, 1024)
     assert np.all(arrival_rates(*args, chunk_steps=11.0) < arrival_rates(*args))
-    hold = float(balance_hold_steps(4, *args, balance=AdpBalance()))
+    hold = float(balance_ttft(4, *args, 1.0, 1.0, balance=AdpBalance())) - 1.0
     assert 10.0 < hold < 35.0                  # the simulator's: ~20 iterations (test_adp_balance)
     cut = AdpBalance(batching_wait_iters=0)    # nothing held between chunks: the rounds as without the balance
-    assert float(balance_hold_steps(4, *args, balance=cut)) < 0.5 * hold
+    assert float(balance_ttft(4, *args, 1.0, 1.0, balance=cut)) - 1.0 < 0.5 * hold
 
 
-@pytest.mark.parametrize("apart", [False, True])
-@pytest.mark.parametrize("balance", [None, AdpBalance(), AdpBalance(batching_wait_iters=3, timeout_iters=20)])
-def test_the_balance_terms_are_the_overlap_and_the_hold_from_one_set_of_rates(apart, balance):
-    """`balance_terms` works out the per-round rates and release periods once for both terms: bit for bit
-    `overlap_factor` and `balance_hold_steps` (zero without a balance), row by row over a sweep."""
-    args = (np.array([2.0, 4.0, 8.0])[:, None], np.array([8.0, 64.0, 256.0]), 1024.0, 1024.0, 8192.0,
-            np.array([1024.0, 1200.0, 4096.0]))
-    f, hold = balance_terms(*args, apart=apart, balance=balance)
-    np.testing.assert_array_equal(f, overlap_factor(*args, apart=apart, balance=balance))
-    np.testing.assert_array_equal(hold, balance_hold_steps(*args, apart=apart, balance=balance))
-    assert f.shape == hold.shape == (3, 3) and np.all(f > 0) and (np.all(hold > 0) if balance else not hold.any())
+def test_the_holds_spread_the_next_rounds_arrivals_further():
+    """A round's holds add their spread to the next round's arrivals as the outputs' drift does: from the third
+    round on the prompts reach a rank at a lower rate than the first round's chunks and the drift alone give (the
+    simulator, 8 ranks x 32 clients, 1k / 1k: windows of 60 -> 216 iterations over rounds 2-10)."""
+    args = (32, 1024, 1024, 8192, 1024)
+    drift = arrival_rates(*args, chunk_steps=11.0)
+    lam = _balance_rounds(8, *args, False, 0.02, 10, AdpBalance())[0]
+    assert lam[0] == pytest.approx(drift[0], rel=1e-12)
+    assert np.all(lam[1:] < drift[1:]) and 32.0 / lam[-1] > 1.15 * 32.0 / drift[-1]
+
+
+def test_a_releases_prompts_beyond_its_chunk_wait_for_the_next_releases():
+    """n ~ Poisson(mu) prompts between two releases, g a release: the i-th waits floor(i / g) releases more. One a
+    release: E[n (n - 1) / 2] / mu = mu / 2; a chunk that holds them all: none; a prompt of two chunks counts as
+    two prompts of one."""
+    assert float(_overflow(3.0, 1.0)) == pytest.approx(1.5, rel=1e-9)
+    n = np.arange(60.0)
+    pmf = np.array([np.exp(-2.5) * 2.5 ** k / factorial(int(k)) for k in n])
+    brute = sum(p * sum(i // 2 for i in range(int(k))) for p, k in zip(pmf, n)) / 2.5
+    assert float(_overflow(2.5, 2.0)) == pytest.approx(brute, rel=1e-9)
+    assert float(_overflow(0.5, 64.0)) < 1e-12
+    assert float(_overflow(1.5, 0.5)) == pytest.approx(float(_overflow(3.0, 1.0)), rel=1e-9)
+
+
+def test_the_first_rounds_releases_each_run_a_full_chunk_after_batching_wait_iters_decode_steps():
+    """A closed loop's first round (all 32 prompts a rank at once, 8 a full chunk): its first release at once,
+    the three others batching_wait_iters decode steps apart; the mean prompt waits 1.5 of them, each release a
+    full chunk's iteration (0.5 s here, decode steps 20 ms)."""
+    got = balance_ttft(8, 32, 1024, 1024, 8192, 1024, 0.5, 0.02, balance=AdpBalance(), rounds=1)
+    assert float(got) == pytest.approx(0.5 + 1.5 * (10 * 0.02 + 0.5), rel=1e-12)
+
+
+def test_a_release_runs_its_share_of_a_full_chunk_and_a_drain_longer_than_the_cycle_queues_every_prompt():
+    """The release iteration costs the decode step plus the share of a full chunk it runs (more prompts a rank, a
+    longer release); where a round's N / g releases, one every batching_wait_iters + 1 iterations, outlast the
+    cycle's n_it, every prompt waits that much behind the standing queue (8k prompts, one a chunk, 128 a rank:
+    1,408 iterations against 1,024)."""
+    b = AdpBalance()
+    light, busy = (balance_ttft(8, N, 1024, 1024, 8192, 1024, 0.5, 0.02, apart=True, balance=b) for N in (8, 32))
+    assert 0.02 < float(light) < float(busy)
+    assert float(balance_ttft(8, 32, 1024, 1024, 8192, 1024, 0.6, 0.02, apart=True, balance=b)) > float(busy)
+    drained = float(balance_ttft(8, 128, 8192, 1024, 8192, 1024, 1.0, 1.0, apart=True, balance=b))
+    assert drained > 128 * 11 - 1024
 
 
 def test_no_wait_for_one_rank_a_dense_row_or_without_the_solo_coefficients():
