@@ -101,8 +101,9 @@ Workloads and what the model does with them:
   `inference.comm.kv_transfer_gbs`, and the iteration that decodes the first token) +
   under an open-loop rate the same M/D/1 wait on the prefill pool (a prompt arriving at a free worker runs alone;
   `run_wait` at the pool's capacity: a prefill pool offered more than it holds queues the run's backlog) and an
-  Erlang-C wait for a decode slot (`run_wait` at the decode pool's capacity, fed at most the prefill pool's);
-  TPOT = t_decode.
+  Erlang-C wait for a decode slot (handoffs go to the least-loaded decode rank: the chance to wait over the whole
+  pool's slots, the wait for the rank's own; `run_wait` at the decode pool's capacity, fed at most the prefill
+  pool's); TPOT = t_decode.
 
 - prefix caching (``prefix_caching``, on by default as in the engines; docs/prefix_caching.md): where the workload's
   requests carry prompt hash blocks (a Mooncake trace) each prefill rank serves a share of the prompt tokens from
@@ -181,7 +182,9 @@ class Deployments:
     max_batch_size (sequences), max_num_tokens (tokens per iteration; `of`'s None, the default, and None
     entries: the deployment's engine's own on its GPU, `Scheduler.resolved`'s, `inference.resolve.engine_budgets`;
     SGLang's max sequences, which follow its KV pool, there its table's stand-in as no model is named; the
-    roofline's 256 / 8,192, `scheduler.SIMULATOR_BUDGETS`), chunked_prefill (bool),
+    roofline's 256 / 8,192, `scheduler.SIMULATOR_BUDGETS`), prefill_max_batch_size / prefill_max_num_tokens
+    (disagg: the prefill pool's own; default and missing entries the deployment's, which then are the decode
+    pool's), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline), eplb (bool: an
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
     balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too),
@@ -227,6 +230,9 @@ class Deployments:
     prefill_act_dtype: np.ndarray = None  # type: ignore[assignment]     # disagg: prefill pool's (None: act_dtype)
     prefill_kv_dtype: np.ndarray = None  # type: ignore[assignment]      # disagg: prefill pool's (None: kv_dtype)
     adp_balance: np.ndarray = None  # type: ignore[assignment]      # TensorRT-LLM's attention-DP balance (None: False)
+    # disagg: the prefill pool's max_batch_size and max_num_tokens (None: the deployment's)
+    prefill_max_batch_size: np.ndarray = None  # type: ignore[assignment]
+    prefill_max_num_tokens: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
@@ -244,7 +250,8 @@ class Deployments:
             object.__setattr__(self, "prefill_tp", self.tp.copy())
         # per-pool degrees: missing entries (None / NaN: an inactive knob) take the decode pool's (attn_dp: 1)
         for name, like in (("attn_dp", None), ("prefill_ep", "ep"), ("prefill_attn_dp", "attn_dp"),
-                           ("prefill_pp", "pp")):
+                           ("prefill_pp", "pp"), ("prefill_max_batch_size", "max_batch_size"),
+                           ("prefill_max_num_tokens", "max_num_tokens")):
             v = getattr(self, name)
             base = np.ones(n0) if like is None else np.asarray(getattr(self, like), dtype=float)
             x = base.copy() if v is None else \
@@ -297,7 +304,8 @@ class Deployments:
            prefill_attn_dp: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
            prefix_caching: Any = True, moe_a2a: Any = None, prefill_pp: Any = None,
            prefill_weight_dtype: Any = None, prefill_act_dtype: Any = None,
-           prefill_kv_dtype: Any = None, adp_balance: Any = False) -> Deployments:
+           prefill_kv_dtype: Any = None, adp_balance: Any = False, prefill_max_batch_size: Any = None,
+           prefill_max_num_tokens: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
@@ -306,7 +314,8 @@ class Deployments:
                     prefill_attn_dp=prefill_attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                     prefix_caching=prefix_caching, moe_a2a=moe_a2a, prefill_pp=prefill_pp,
                     prefill_weight_dtype=prefill_weight_dtype, prefill_act_dtype=prefill_act_dtype,
-                    prefill_kv_dtype=prefill_kv_dtype, adp_balance=adp_balance)
+                    prefill_kv_dtype=prefill_kv_dtype, adp_balance=adp_balance,
+                    prefill_max_batch_size=prefill_max_batch_size, prefill_max_num_tokens=prefill_max_num_tokens)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -857,10 +866,21 @@ class ServingModel:
             sub = np.flatnonzero(plain | dis)
             sb = d.take(sub)
             ks = np.minimum(k[sub], np.maximum(N[sub], 1.0))
+            # a disaggregated prefill rank batches the prompts its own token budget holds, at most its own max
+            # batch and, under a closed loop, the clients' share of a rank (`prefill_max_batch_size` /
+            # `prefill_max_num_tokens`: a P/D launch sets each server's; default the deployment's), not the decode
+            # rank's batch in flight
+            d_sub = dis[sub]
+            if d_sub.any():
+                p_mbs = sb.prefill_max_batch_size[d_sub].astype(float)
+                if conc is not None:
+                    p_mbs = np.minimum(p_mbs, np.ceil(conc / (sb.prefill_replicas[d_sub] * sb.prefill_attn_dp[d_sub])))
+                ks[d_sub] = np.maximum(np.minimum(np.floor(sb.prefill_max_num_tokens[d_sub] / np.broadcast_to(
+                    isl_new, (n,))[sub][d_sub]), p_mbs), 1.0)
+            budget = np.where(d_sub, sb.prefill_max_num_tokens, sb.max_num_tokens)   # the prompts' pool's
             # prompts run on the prefill pool's GPU type, TP, EP and attention DP (the deployment's own in agg)
             pkw = self._prefill_kw(sb)
-            pf = inference.estimate(**pkw, batch_size=ks, input_len=isl, output_len=1,
-                                    max_num_tokens=sb.max_num_tokens)
+            pf = inference.estimate(**pkw, batch_size=ks, input_len=isl, output_len=1, max_num_tokens=budget)
             t_pf = pf["ttft_ms"].to_numpy(float)
             if cached[sub].any():
                 t_pf = np.where(cached[sub], cached_prefill_ms(pkw, ks, isl, hit[sub]), t_pf)
@@ -916,11 +936,13 @@ class ServingModel:
                         est = inference.estimate(**self._kw(dj), batch_size=np.ceil(occ - 1e-9), input_len=isl,
                                                  output_len=osl, max_num_tokens=dj.max_num_tokens)
                         occ = np.clip(lam_rank * steps * est["tpot_ms"].to_numpy(float), 1.0, occ)
-                    occ = np.ceil(occ - 1e-9)
-                    est = inference.estimate(**self._kw(dj), batch_size=occ, input_len=isl,
+                    # the step at the whole sequences the rank runs at most of the time; the occupancy itself stays
+                    # Little's law's (the slots' offered load below: a rounded-up occupancy overstated it, 5 for 4.2
+                    # of 8 slots, doubling the chance to wait)
+                    est = inference.estimate(**self._kw(dj), batch_size=np.ceil(occ - 1e-9), input_len=isl,
                                              output_len=osl, max_num_tokens=dj.max_num_tokens)
                     t_d[j] = est["tpot_ms"].to_numpy(float)
-                    N[i[j]] = occ
+                    N[i[j]] = np.clip(lam_rank * steps * t_d[j], 1e-9, occ)
                 # KV bytes of one prompt on each prefill GPU (the estimate's per-GPU KV of ks prompts)
                 kv_bytes = pf["kv_cache_gib"].to_numpy(float)[d_mask] * GIB / ks[d_mask]
                 # each GPU's KV shard crosses the link between the pools' GPUs (one scale-up domain, else the
@@ -968,14 +990,21 @@ class ServingModel:
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
                 slot_mean = np.zeros(len(i))
                 if lam_total is not None:
-                    # a request whose KV arrives while every decode slot is taken waits for one: c = the replica's
-                    # slots, offered load = its occupancy; Erlang C for the chance to wait and, the residencies being
-                    # nearly fixed (same lengths), half the M/M/c wait (M/D/c, Cosmetatos' approximation); the wait
-                    # delays the first token, the decode worker's (bounded by what the run builds at the decode
-                    # pool's capacity, its backlog when the prefill pool hands it more than that)
-                    a = np.minimum(N[i], slots * 0.999)
-                    c_wait = _erlang_c(np.maximum(np.floor(slots), 1.0), a)
-                    drain = 0.5 * steps * t_d / np.maximum(slots - a, 1e-9)
+                    # a request whose KV arrives while every decode slot is taken waits for one. The handoff goes to
+                    # the least-loaded decode rank (the simulator's routing, `engine._Engine._route`), so a request
+                    # waits only when every rank of the pool is full: Erlang C over the pool's slots (n_d ranks x
+                    # slots, offered load n_d x each rank's occupancy) for the chance to wait; it then waits at the
+                    # one rank it went to, for that rank's slots, the M/M/c wait of a rank as the aggregated
+                    # replicas' (`_open_loop`): with fixed residencies a waiting request mostly waits for the next of
+                    # its rank's slots to free, not for a queue ahead, so the heavy-traffic halving of M/D/c does not
+                    # hold there. A rank's own Erlang C (each rank fed its share at random) put 2 decode workers of 8
+                    # slots 30 % below the simulator's capacity. The wait delays the first token, the decode worker's
+                    # (bounded by what the run builds at the decode pool's capacity, its backlog when the prefill
+                    # pool hands it more than that)
+                    c_rank = np.maximum(np.floor(slots), 1.0)
+                    a = np.minimum(N[i], c_rank * 0.999)
+                    c_wait = _erlang_c(c_rank * n_d, a * n_d)
+                    drain = steps * t_d / np.maximum(c_rank - a, 1e-9)
                     n_req = float(self.workload.size)
                     lam_d = np.minimum(offered, r_pre)                # the prefill pool passes at most its capacity
                     for p in PERCENTILES:
@@ -988,7 +1017,7 @@ class ServingModel:
                     # rate (utilisation rho = served / prefill capacity, service per prompt S / n_p), bounded by
                     # what the run builds at the pool's capacity r_pre (its backlog when offered more than that)
                     t_one = inference.estimate(**pkw, batch_size=1, input_len=isl, output_len=1,
-                                               max_num_tokens=sd.max_num_tokens)["ttft_ms"].to_numpy(float)
+                                               max_num_tokens=sd.prefill_max_num_tokens)["ttft_ms"].to_numpy(float)
                     t_one_full = t_one
                     if cached[i].any():
                         t_one = np.where(cached[i], cached_prefill_ms(pkw, 1.0, isl, hit[i]), t_one)
@@ -1010,7 +1039,7 @@ class ServingModel:
                         # moments, a trace's batches and index of dispersion) instead of the M/D/1 wait with the
                         # gaps' CV^2; TTFT percentiles from the mixture of each length's service and the wait
                         L_w = self._len_nodes[1]
-                        own = self._prefill_nodes(pkw, sd.max_num_tokens) * (t_one / np.maximum(t_one_full, 1e-12)
+                        own = self._prefill_nodes(pkw, sd.prefill_max_num_tokens) * (t_one / np.maximum(t_one_full, 1e-12)
                                                                               )[:, None]
                         per = (t_rate / ks[d_mask]) / np.maximum(t_one, 1e-12) / n_p
                         qu = self._length_queue(own * per[:, None], r)

@@ -211,11 +211,13 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp`` and the
     dtypes: each pool may have its own pipeline depth and weight / activation / KV dtypes, an unknown dtype
     refused naming the known ones). Each pool may have its own scheduler (``Pool(scheduler=)``, else
-    ``scheduler``), which the simulations run; the analytical model holds the batch knobs (`ANALYTICAL_KNOBS`)
-    once for both pools, the decode pool's (`_pool_scheduler`): pools whose schedulers differ in them are priced
-    in the simulations only (the analytical estimate starts the search; ``fidelity="analytical"`` refuses them,
-    naming the knobs). It then also returns ``prefill_pool_req_s`` and ``decode_pool_req_s`` (analytical: the rate
-    each pool can serve, the smaller binding; ``prefill_pool_req_s`` NaN where the pools' schedulers differ).
+    ``scheduler``), which the simulations run; the analytical model prices each pool's max_batch_size and
+    max_num_tokens (`Deployments.prefill_max_batch_size` / ``prefill_max_num_tokens``) and holds the other batch
+    knobs (`ANALYTICAL_KNOBS`) once for both pools, the decode pool's (`_pool_scheduler`): pools whose schedulers
+    differ in those are priced in the simulations only (the analytical estimate starts the search;
+    ``fidelity="analytical"`` refuses them, naming the knobs). It then also returns ``prefill_pool_req_s`` and
+    ``decode_pool_req_s`` (analytical: the rate each pool can serve, the smaller binding; ``prefill_pool_req_s`` NaN
+    where the pools' schedulers differ in a knob held once).
     ``adp_balance``: TensorRT-LLM's attention-DP balance (True, or an `inference.lockstep.AdpBalance`; None / False
     off), as ``Scheduler(adp_balance=)`` sets it, in every scheduler the simulations run (capacity's and the
     pools' own; one that sets another balance is refused); the analytical model prices the default iterations
@@ -263,10 +265,10 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     _check_mode(mode, dp, prefill, decode)
     pools = _pool_knobs(model, gpu, tp, pp, ep, attn_dp, weight_dtype, act_dtype, kv_dtype, prefill, decode) \
         if mode == "disagg" else {}
-    # the batch knobs the analytical model holds (once for both pools: the decode pool's; the simulations run each
-    # pool's own, else `s`)
-    ks, differ = _pool_scheduler(s, prefill, decode, engine, fidelity, gpu) if pools and prefill and decode \
-        else (s, [])
+    # the batch knobs the analytical model holds (once for both pools: the decode pool's, but each pool's
+    # max_batch_size and max_num_tokens; the simulations run each pool's own, else `s`)
+    ks, differ, prefill_knobs = _pool_scheduler(s, prefill, decode, engine, fidelity, gpu) \
+        if pools and prefill and decode else (s, [], {})
     if not pools:
         from ..inference.resolve import check_ep
         check_ep(model, int(ep), int(tp), int(attn_dp))       # the bad ep and the valid ones, before any search
@@ -283,7 +285,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     d = Deployments.of(max_batch_size=ks.max_batch_size,
                        max_num_tokens=ks.max_num_tokens, chunked_prefill=ks.chunked_prefill,
                        batching=ks.batching, engine=engine, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
-                       prefix_caching=ks.prefix_caching, moe_a2a=moe_a2a, adp_balance=bool(balances), **layout)
+                       prefix_caching=ks.prefix_caching, moe_a2a=moe_a2a, adp_balance=bool(balances), **prefill_knobs,
+                       **layout)
     ana = float(sm.capacity(d, slo, tol=tol)[0])
     out: dict[str, Any] = {"capacity_req_s": ana, "analytical_req_s": ana, "n_simulations": 0, "metrics": {},
                            "profile": provenance}
@@ -293,7 +296,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
             raise ValueError(f"{_name(model)} on {deployment_words(gpu, tp, pp, dp, ep, attn_dp, prefill, decode)} "
                              f"does not run: {ev['reason'].iloc[0]}")
         if pools:           # rate matching: what each pool serves (requests/s); the smaller binds
-            # (a prefill pool whose scheduler differs from the decode pool's is not priced with its own: NaN)
+            # (a prefill pool whose scheduler differs from the decode pool's in a knob held once is not priced
+            # with its own: NaN)
             out.update(prefill_pool_req_s=math.nan if differ else float(ev["prefill_pool_req_s"].iloc[0]),
                        decode_pool_req_s=float(ev["decode_pool_req_s"].iloc[0]))
     if fidelity == "analytical":
@@ -477,16 +481,21 @@ def _pool_knobs(model: Any, gpu: Any, tp: int, pp: int, ep: int, attn_dp: int, w
 #: the scheduler's knobs the analytical model holds once per deployment (`Deployments`; `Scheduler.of_knobs`' own
 #: arguments): a disaggregated deployment's pools must agree on them
 ANALYTICAL_KNOBS = tuple(inspect.signature(Scheduler.of_knobs).parameters)
+#: the batch knobs the analytical model prices per pool of a disaggregated deployment (`Deployments`'
+#: ``prefill_max_batch_size`` / ``prefill_max_num_tokens``: a prefill rank batches the prompts its own budget holds)
+POOL_KNOBS = ("max_batch_size", "max_num_tokens")
 
 
 def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, fidelity: str, gpu: Any = None
-                    ) -> tuple[Scheduler, list[str]]:
-    """The scheduler the analytical model prices a disaggregated deployment with, and the knobs of
-    `ANALYTICAL_KNOBS` (those it holds once per deployment) in which the pools' schedulers differ, in words. The
-    simulations run each pool's own scheduler (``Pool(scheduler=)``, else capacity's ``sched``); the analytical
-    model takes the decode pool's, whose batch and KV slots hold the steady state. Where the prefill pool's differs
-    in one of those knobs, the analytical estimate (and its prefill pool rate) prices the prefill pool with the
-    decode pool's, so it only starts the simulated search; ``fidelity="analytical"`` refuses it, naming the knobs.
+                    ) -> tuple[Scheduler, list[str], dict[str, int]]:
+    """The scheduler the analytical model prices a disaggregated deployment with, the knobs of
+    `ANALYTICAL_KNOBS` it holds once per deployment in which the pools' schedulers differ, in words, and the
+    prefill pool's own `POOL_KNOBS` (`Deployments.of`'s ``prefill_max_batch_size`` / ``prefill_max_num_tokens``).
+    The simulations run each pool's own scheduler (``Pool(scheduler=)``, else capacity's ``sched``); the analytical
+    model takes the decode pool's, whose batch and KV slots hold the steady state, and the prefill pool's batch
+    knobs. Where the prefill pool's differs in another of those knobs, the analytical estimate (and its prefill pool
+    rate) prices the prefill pool with the decode pool's, so it only starts the simulated search;
+    ``fidelity="analytical"`` refuses it, naming the knobs.
     A pool policy the model does not model is refused at the analytical fidelity, as capacity's own is. Budgets a
     pool's scheduler leaves to the engine are its engine's on the pool's GPU (else `gpu`), `Scheduler.resolved`."""
     ps = (prefill.scheduler if prefill.scheduler is not None else sched).resolved(
@@ -494,7 +503,7 @@ def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, 
     ds = (decode.scheduler if decode.scheduler is not None else sched).resolved(
         engine, decode.gpu if decode.gpu is not None else gpu)
     differ = [f"{k} (prefill {getattr(ps, k)!r}, decode {getattr(ds, k)!r})" for k in ANALYTICAL_KNOBS
-              if getattr(ps, k) != getattr(ds, k)]
+              if k not in POOL_KNOBS and getattr(ps, k) != getattr(ds, k)]
     if fidelity == "analytical":
         if differ:
             raise ValueError(f"capacity pools' schedulers differ in {', '.join(differ)}: the analytical model holds "
@@ -505,7 +514,7 @@ def _pool_scheduler(sched: Scheduler, prefill: Pool, decode: Pool, engine: Any, 
                 raise ValueError(f"capacity {role} pool scheduler policy={s.policy!r}: the analytical model models "
                                  f"policy={Scheduler().policy_of(engine)!r} here (the engine's own); use "
                                  f"fidelity='simulated'")
-    return ds, differ
+    return ds, differ, {f"prefill_{k}": getattr(ps, k) for k in POOL_KNOBS}
 
 
 def _name(x: Any, gpu: bool = False) -> Any:
@@ -568,5 +577,5 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
                      f"{objective.slo} at {rate:g} requests/s in simulation; raise candidates= or widen the space")
 
 
-__all__ = ["ANALYTICAL_KNOBS", "capacity", "deployment_words", "meets", "smallest_deployment", "steady_judged", "steady_slots",
+__all__ = ["ANALYTICAL_KNOBS", "POOL_KNOBS", "capacity", "deployment_words", "meets", "smallest_deployment", "steady_judged", "steady_slots",
            "replays", "steady_run", "steady_verdict", "DEFAULT_TOL", "MIN_REQUESTS", "SETTLE_RUNS"]

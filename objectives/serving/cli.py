@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefill-kv-dtype", default=None, help="disagg: the prefill pool's KV dtype (default "
                    "--kv-dtype)")
     p.add_argument("--prefill-max-batch-size", type=int, default=None, help="disagg: the prefill pool's "
-                   "max_batch_size (default --max-batch-size; one that differs is priced in the simulations only)")
+                   "max_batch_size (default --max-batch-size)")
     p.add_argument("--prefill-max-num-tokens", type=int, default=None, help="disagg: the prefill pool's token budget "
-                   "per iteration (default --max-num-tokens; one that differs is priced in the simulations only)")
+                   "per iteration (default --max-num-tokens)")
     p.add_argument("--ep", type=int, default=1, help="expert parallelism over the tp x attn-dp GPUs of a replica")
     p.add_argument("--attn-dp", type=int, default=1, help="attention data-parallel ranks per replica (each "
                    "schedules its own requests; e.g. --tp 1 --attn-dp 8 --ep 8, wide EP)")
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              pools.get("decode"))
     if args.adp_balance:
         where += " with TensorRT-LLM's attention-DP balance"
-    if pools:   # rate matching: which pool binds (analytical; NaN where the prefill pool's scheduler differs)
+    if pools:   # rate matching: which pool binds (analytical; NaN where the pools' schedulers differ in a knob held once)
         pre = r["prefill_pool_req_s"]
         how += ("; analytical pools: prefill " + (f"{pre:.3g}" if pre == pre else "not priced (its own scheduler)")
                 + f", decode {r['decode_pool_req_s']:.3g} requests/s")
