@@ -15,7 +15,7 @@ from . import __version__
 from .errors import DSEError, StudyError
 from .objective import ObjectiveSpec
 from .space import Space
-from .storage import BaseStorage, open_storage
+from .storage import BaseStorage, default_url, open_storage, sqlite_file
 from .study import Study
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
@@ -131,6 +131,13 @@ def load_study(
     Constraints given as callables cannot be stored: pass them back in `callables` (function name -> function).
     """
     _check_name(name)
+    if not isinstance(storage, BaseStorage):
+        url = default_url(name) if storage is None else storage
+        if (f := sqlite_file(url)) is not None and not f.is_file():
+            # opening it would create an empty database there: a misspelt name would leave a file behind
+            there = sorted(p.stem for p in f.parent.glob("*.db")) if f.parent.is_dir() else []
+            raise StudyError(f"no study named {name!r}: no study database {str(f)!r} (nothing was created); study "
+                             f"databases in {str(f.parent)!r}: {there} (`dse list`; --storage names another)")
     st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
     rec = st.get_study(name)
     if rec is None:

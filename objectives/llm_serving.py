@@ -576,6 +576,10 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         workload = serving.Workload(rate=math.inf, input_len=2048, output_len=256)
     elif isinstance(workload, Mapping):
         w = dict(workload)
+        known = [f.name for f in dataclasses.fields(serving.Workload) if f.init]
+        if unknown := [k for k in w if k not in known]:
+            raise ObjectiveError(f"workload names unknown field(s) {unknown}; valid: {', '.join(known)} "
+                                 f"(serving.Workload)")
         if "concurrency" not in w and "rate" not in w and "trace" not in w:
             w["rate"] = math.inf
         workload = serving.Workload(**w)
@@ -609,6 +613,7 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         if defaults["moe_a2a"] not in MOE_A2A:
             raise ObjectiveError(f"defaults moe_a2a={defaults['moe_a2a']!r}: valid: {', '.join(MOE_A2A)} or None (the "
                                  f"EP token exchange; None and 'auto': each engine's rule)")
+    _check_defaults(defaults)
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
     from .uncertainty import check_level, level_for_confidence
@@ -638,6 +643,46 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
                                    interval, confidence, profile, constraints)
     except ValueError as exc:  # a bad profile file: named with what is wrong
         raise ObjectiveError(str(exc)) from None
+
+
+#: the knobs `_check_defaults` checks, by kind: catalog GPUs, dtypes, degrees and batch limits (whole numbers >= 1;
+#: the prefill pool's may be None: the decode pool's), yes / no knobs, and categorical ones with their valid values
+_GPU_KNOBS = ("gpu", "prefill_gpu")
+_DTYPE_KNOBS = ("weight_dtype", "act_dtype", "kv_dtype", "prefill_weight_dtype", "prefill_act_dtype",
+                "prefill_kv_dtype")
+_INT_KNOBS = ("tp", "pp", "dp", "ep", "attn_dp", "max_batch_size", "max_num_tokens", "prefill_replicas", "prefill_tp",
+              "prefill_ep", "prefill_attn_dp", "prefill_pp")
+_BOOL_KNOBS = ("chunked_prefill", "adp_balance")          # eplb, prefix_caching: checked before, with their meaning
+_CHOICE_KNOBS = {"mode": ("agg", "disagg"), "batching": ("continuous", "static")}
+
+
+def _check_defaults(defaults: Mapping[str, Any]) -> None:
+    """Refuse, when the objective is built, a default knob value that every configuration taking it would fail
+    on (each trial of a space without that column), naming the knob, the value and the valid ones: the checks a
+    trial's column meets (the catalog's GPU names, `inference.resolve`'s dtypes and engine names, whole numbers
+    >= 1, True / False). Combinations (an engine's versions on a GPU, a layout) stay the trials' to judge: a
+    space's own columns may replace the defaults they depend on."""
+    from .catalog import CatalogError
+    from .catalog import gpu as gpu_record
+    from .inference.core import engine_codes
+    from .inference.resolve import DTYPES, choice_codes, flag
+    for k, v in defaults.items():
+        try:
+            if k in _GPU_KNOBS and v is not None:
+                gpu_record(v)
+            elif k in _DTYPE_KNOBS:
+                choice_codes(k, v, DTYPES, allow_none=True)
+            elif k == "engine":
+                engine_codes(v)
+            elif k in _INT_KNOBS and (v is not None or not k.startswith("prefill_")):
+                _ints(np.array([v], dtype=object), k)
+            elif k in _BOOL_KNOBS:
+                flag(k, v)
+            elif k in _CHOICE_KNOBS and v not in _CHOICE_KNOBS[k]:
+                raise ValueError(f"valid: {', '.join(_CHOICE_KNOBS[k])}")
+        except (CatalogError, ValueError, TypeError) as exc:
+            msg = str(exc).removeprefix(f"column {k!r}: ")
+            raise ObjectiveError(f"defaults {k}={v!r}: {msg}") from None
 
 
 def _constraint_confidence(constraints: Mapping[str, Any], confidence: Any) -> tuple[dict[str, tuple], Any]:

@@ -13,7 +13,8 @@ from dse.storage.schema import SCHEMA_VERSION, STATES
 from dse.storage.sql import MEMORY, VALID_URLS, SQLStorage, mask_url
 
 __all__ = [
-    "BaseStorage", "SQLStorage", "open_storage", "default_url", "mask_url", "MEMORY", "SCHEMA_VERSION", "STATES",
+    "BaseStorage", "SQLStorage", "open_storage", "default_url", "sqlite_file", "mask_url", "MEMORY", "SCHEMA_VERSION",
+    "STATES",
 ]
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -36,6 +37,22 @@ def default_url(study_name: str, root: str | Path = "studies") -> str:
             "or pass storage= explicitly"
         )
     return "sqlite:///" + (Path(root) / f"{study_name}.db").as_posix()
+
+
+def sqlite_file(url: str | Path) -> Path | None:
+    """The database file a storage URL or path (as `open_storage` takes it) names, where it names a SQLite file
+    (``sqlite:///studies/x.db``, ``studies/x.db``); None for any other storage (PostgreSQL, in memory)."""
+    url = str(url)
+    if "://" not in url:
+        return Path(url) if url.lower().endswith(_SQLITE_SUFFIXES) else None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None
+    db = u.database
+    return Path(db) if u.get_backend_name() == "sqlite" and db and db != ":memory:" else None
 
 
 def open_storage(url: str | Path | None, study_name: str | None = None) -> BaseStorage:

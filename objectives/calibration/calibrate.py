@@ -111,11 +111,9 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
     naming each reason with the first file and row it holds for; nothing is written then."""
     from .silicon import fit_engine_factors, mdape_by, scored
 
+    check_output(out, "-o")
     rows = read_results(paths, layout, **defaults)
     read = [str(Path(f).resolve()) for f in pd.unique(rows["source_file"])]
-    if str(Path(out).resolve()) in read:
-        raise ValueError(f"-o {out} is one of the results read: writing the profile there would replace those "
-                         "measurements; give another file")
     why = not_fitted(rows)
     if (why == "").any():  # rows the shipped factors find no prediction for would fit nothing
         why[why == ""] = not_predicted(scored(rows[why == ""]))
@@ -137,6 +135,36 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
     doc = _strict(doc)  # a metric no row measures (NaN) is null: the file is JSON any tool reads
     Path(out).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     return doc
+
+
+#: what each output option of `dse calibrate` may replace: a file of the kind it writes (a refit replaces its own
+#: calibrated profile, a rerun of the check its predictions), told by its content (`_written_by`)
+_OUTPUTS = {"-o": "a calibrated profile", "--predictions": "a predictions CSV (--check --predictions)"}
+
+
+def _written_by(p: Path, flag: str) -> bool:
+    """Whether file ``p`` is what ``flag`` writes: a calibrated profile (JSON of `FORMAT`), or a predictions CSV
+    (its header holds ttft_pred and tpot_pred)."""
+    try:
+        if flag == "-o":
+            return bool(json.loads(p.read_text()).get("format") == FORMAT)
+        with p.open(encoding="utf-8", errors="replace") as f:
+            header = f.readline().strip().split(",")
+        return {"ttft_pred", "tpot_pred"} <= set(header)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_output(out: str | Path, flag: str) -> None:
+    """Refuse, before any file is read or fitted, an output path (``flag``: "-o" or "--predictions") whose
+    writing would lose what it holds: a folder, or an existing file other than one that option wrote (a study
+    database, a results file, anything else)."""
+    p = Path(out)
+    if p.is_dir():
+        raise ValueError(f"{flag} {str(p)!r} is a folder; give a file path")
+    if p.exists() and not _written_by(p, flag):
+        raise ValueError(f"{flag} {str(p)!r} already exists and is not {_OUTPUTS[flag]}: writing there would "
+                         f"replace what it holds; give another path, or delete it first")
 
 
 def _strict(x: Any) -> Any:
@@ -243,6 +271,10 @@ def load_profile(path: str | Path, base: Efficiency | None = None) -> Efficiency
         raise ValueError(f"{p}: a measured kernel profile (.npz), not a calibrated profile: the model picks a GPU's "
                          "kernel tables with engine= ('vllm', 'sglang==0.5.14', ...; objectives.profiles.available); "
                          "profile= takes the JSON `dse calibrate RESULTS -o FILE.json` writes")
+    if not p.is_file():
+        raise ValueError(f"profile file {str(p)!r} {'is a folder' if p.is_dir() else 'does not exist'}: give the "
+                         f"calibrated profile file `dse calibrate RESULTS -o FILE.json` wrote, or None for the "
+                         f"shipped factors")
     try:
         doc = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
@@ -305,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if getattr(a, k) is not None}
     if a.check:
         try:
+            if a.predictions:
+                check_output(a.predictions, "--predictions")
             text, rows = check(a.results, layout=a.layout, profile=a.profile, **defaults)
         except (ValueError, TypeError, OSError) as exc:
             if a.debug:

@@ -320,4 +320,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m objectives.deploy`` (and ``dse deploy``): print or write a trial's launch commands."""
     from .cli import main as _main
 
-    return _main(argv)
+    return _main(argv, prog="python -m objectives.deploy")

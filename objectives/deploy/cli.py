@@ -10,7 +10,7 @@ from dse import DSEError
 from .builders import ENGINES
 
 
-def build_parser(prog: str = "python -m objectives.deploy") -> argparse.ArgumentParser:
+def build_parser(prog: str = "dse deploy") -> argparse.ArgumentParser:
     """The argument parser of the deploy command (``dse deploy`` takes the same arguments)."""
     ap = argparse.ArgumentParser(prog=prog, description="Launch commands (serve, router, benchmark) of a study's "
                                  "trial, in the engine's own flag spelling.")
@@ -27,11 +27,12 @@ def build_parser(prog: str = "python -m objectives.deploy") -> argparse.Argument
     return ap
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print (or with -o write) the launch commands; 0 on success, 2 with one clear line on stderr on error."""
+def main(argv: Sequence[str] | None = None, prog: str = "dse deploy") -> int:
+    """Print (or with -o write) the launch commands; 0 on success, 2 with one clear line on stderr on error.
+    ``prog``: the command's name in usage and argument errors."""
     from . import for_trial
 
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    args = build_parser(prog).parse_args(list(argv) if argv is not None else None)
     try:
         d = for_trial(args.study, args.trial, args.engine, storage=args.storage, model=args.model,
                       version=args.version, study_file=args.study_file)

@@ -175,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           + (f"; engine factors of the calibrated profile {args.profile}" if args.profile is not None else ""))
     if not bool(r["fits"]):
         print(f"note: this configuration does not fit ({r['reason']}); its times are still shown")
+    from objectives.catalog import model as model_record
+    from objectives.serving.workload import context_refusal
+    if (long := context_refusal(model_record(args.model), int(r["input_len"]) + int(r["output_len"]),
+                                fix="give --input-len and --output-len within it")) is not None:
+        print(f"note: {long}; its times are still shown")
     if args.served:
         print(_served_header(bd))
     print(format_served(bd) if args.served else format_table(bd))

@@ -1540,6 +1540,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = Path(a.root) if a.root else aiconfigurator_root()
+    if a.root and (root is None or not root.is_dir()):
+        raise SystemExit(f"--root {a.root!r} is not a folder: give the folder a collector wrote "
+                         f"(<system>/<op>/<engine>/<version>/*.parquet, e.g. python -m objectives.profiles.collect "
+                         f"--out DIR)")
     if root is None or not root.is_dir():
         raise SystemExit("no kernel tables: install the profiles extra (pip install -e '.[profiles]') or pass --root")
     source = a.source or ("aiconfigurator-core " + _aic_version() + " (Apache-2.0, NVIDIA): systems/data"

@@ -26,7 +26,8 @@ Files may be gzip-compressed (``.gz``: read as their content) and may start with
 input raises ValueError naming the file, the line (1-based, header = line 1 for CSV) and the column, the
 value found and what is valid; a CSV row with more fields than its header is refused at its line (pandas would
 shift its columns under the header's names). Token counts must be integers >= 1 (``on_zero="drop"`` drops rows with a zero
-count instead); times must be finite and >= 0.
+count instead); times must be finite and >= 0. Each request keeps its record in the file (`Trace.rows`), so a
+later refusal (a request longer than the model's context) names its line too (`Trace.where`).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,28 @@ _DSE = ("arrival_s", "input_tokens", "output_tokens")
 _ON_ZERO = ("error", "drop")
 
 
+class Origin(NamedTuple):
+    """Where a trace's requests were read from, to name one by its place there (`Trace.where`): ``kind`` "csv"
+    (records: 0-based data rows as pandas numbers them, named by the file's line), "jsonl" (records: 1-based lines)
+    or "frame" (records: 0-based rows of a DataFrame; ``path`` None)."""
+
+    kind: str
+    path: str | None = None
+
+    def name(self, record: int) -> str:
+        """Record ``record`` named for messages: "line 7 of trace file 'x.csv'" or "row 5 of the trace DataFrame"
+        (a CSV's line found by one pass over the file: only on an error's path)."""
+        if self.path is None:
+            return f"row {record} of the trace DataFrame"
+        line = _row_line(Path(self.path), record) if self.kind == "csv" else record
+        return f"line {line} of trace file {self.path!r}"
+
+
+def _origin(path: str | None) -> Origin:
+    """The `Origin` of a CSV file's or DataFrame's rows (`_frame_or_file`'s path; None for a DataFrame)."""
+    return Origin("frame") if path is None else Origin("csv", path)
+
+
 class Trace:
     """Requests of a trace in normalized form (read-only arrays, sorted by arrival).
 
@@ -73,15 +96,18 @@ class Trace:
         block_tokens: tokens per hash block (512 for Mooncake).
         source: where the trace came from (file and layout), for messages.
         dropped: rows the reader dropped (failed requests, ``on_zero="drop"``).
+        rows: each request's record in the file or DataFrame the readers took it from (int64: the 0-based data row
+            of a CSV file or DataFrame, the 1-based line of a JSONL file; None for a trace built from arrays), with
+            ``origin`` (`Origin`: the file and how its records are numbered); `where` names request i by it.
     """
 
     __slots__ = ("arrival_s", "input_tokens", "output_tokens", "hash_ids", "hash_offsets", "block_tokens", "source",
-                 "dropped", "_sha")
+                 "dropped", "rows", "origin", "_sha")
 
     def __init__(self, arrival_s: np.ndarray | None, input_tokens: np.ndarray, output_tokens: np.ndarray, *,
                  hash_ids: np.ndarray | None = None, hash_offsets: np.ndarray | None = None,
                  block_tokens: int = MOONCAKE_BLOCK_TOKENS, source: str = "trace", dropped: int = 0,
-                 _sorted: bool = False) -> None:
+                 rows: np.ndarray | None = None, origin: Origin | None = None, _sorted: bool = False) -> None:
         inp = np.asarray(input_tokens, dtype=np.int64)
         out = np.asarray(output_tokens, dtype=np.int64)
         n = len(inp)
@@ -96,6 +122,11 @@ class Trace:
                 raise ValueError(f"{source}: request {i} {name}={int(a[i])}: token counts are integers >= 1")
         if (hash_ids is None) != (hash_offsets is None):
             raise ValueError(f"{source}: give hash_ids and hash_offsets together")
+        if (rows is None) != (origin is None):
+            raise ValueError(f"{source}: give rows and origin together")
+        rec = None if rows is None else np.asarray(rows, dtype=np.int64)
+        if rec is not None and rec.shape != inp.shape:
+            raise ValueError(f"{source}: rows has shape {rec.shape}, expected {inp.shape}")
         _check_block_tokens(source, block_tokens)
         hid = off = None
         if hash_ids is not None:
@@ -123,6 +154,7 @@ class Trace:
             if not _sorted and (np.diff(arr) < 0).any():
                 order = np.argsort(arr, kind="stable")
                 arr, inp, out = arr[order], inp[order], out[order]
+                rec = rec[order] if rec is not None else None
                 if hid is not None and off is not None:
                     hid, off = _take_csr(hid, off, order)
             arr = arr - arr[0]
@@ -134,6 +166,8 @@ class Trace:
         self.block_tokens = int(block_tokens)
         self.source = str(source)
         self.dropped = int(dropped)
+        self.rows = _frozen(rec) if rec is not None else None
+        self.origin = origin if rec is not None else None
         self._sha: str | None = None
 
     # ---- views --------------------------------------------------------------------------------------------
@@ -168,6 +202,15 @@ class Trace:
         if self.hash_ids is None or off is None:
             return np.empty(0, dtype=np.int64)
         return self.hash_ids[off[i]:off[i + 1]]
+
+    def where(self, i: int) -> str:
+        """Request ``i`` (its position in arrival order) named for messages by where it was read: "line 7 of trace
+        file 'x.csv'" (blank lines and quoted fields spanning lines counted, as the readers' errors count them),
+        "row 5 of the trace DataFrame", or "request 3 in arrival order of trace <source>" for a trace built from
+        arrays."""
+        if self.rows is None or self.origin is None:
+            return f"request {i} in arrival order of trace {self.source}"
+        return self.origin.name(int(self.rows[i]))
 
     def frame(self) -> pd.DataFrame:
         """The trace as a DataFrame: arrival_s (if any), input_tokens, output_tokens, and hash_ids (lists) if
@@ -215,7 +258,8 @@ class Trace:
             hid, off = _take_csr(self.hash_ids, self.hash_offsets, idx)
         return Trace(None if self.arrival_s is None else self.arrival_s[idx], self.input_tokens[idx],
                      self.output_tokens[idx], hash_ids=hid, hash_offsets=off, block_tokens=self.block_tokens,
-                     source=self.source, dropped=self.dropped, _sorted=True)
+                     source=self.source, dropped=self.dropped,
+                     rows=None if self.rows is None else self.rows[idx], origin=self.origin, _sorted=True)
 
     def head(self, n: int) -> Trace:
         """The first ``n`` requests (all when n >= len)."""
@@ -257,7 +301,8 @@ class Trace:
             raise ValueError(f"{self.source} has no arrival times to scale")
         return Trace(self.arrival_s / float(k), self.input_tokens, self.output_tokens, hash_ids=self.hash_ids,
                      hash_offsets=self.hash_offsets, block_tokens=self.block_tokens,
-                     source=f"{self.source} x{k:g} rate", dropped=self.dropped, _sorted=True)
+                     source=f"{self.source} x{k:g} rate", dropped=self.dropped, rows=self.rows, origin=self.origin,
+                     _sorted=True)
 
     def to_rate(self, rate: float) -> Trace:
         """Replay scaled so that the mean arrival rate is ``rate`` requests/s (the shape of the arrivals kept)."""
@@ -499,7 +544,8 @@ def read_azure(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> T
     inp = _numbers(df, "ContextTokens", path, tokens=True)
     out = _numbers(df, "GeneratedTokens", path, tokens=True)
     keep = _zeros(df, {"ContextTokens": inp, "GeneratedTokens": out}, path, on_zero)
-    return Trace(t[keep], inp[keep], out[keep], source=f"{path or 'DataFrame'} (azure)", dropped=int((~keep).sum()))
+    return Trace(t[keep], inp[keep], out[keep], source=f"{path or 'DataFrame'} (azure)", dropped=int((~keep).sum()),
+                 rows=np.flatnonzero(keep), origin=_origin(path))
 
 
 def read_burstgpt(trace: str | Path | pd.DataFrame, *, models: Sequence[str] | None = None,
@@ -532,7 +578,7 @@ def read_burstgpt(trace: str | Path | pd.DataFrame, *, models: Sequence[str] | N
     out = _numbers(df, "Response tokens", path, tokens=True, among=keep)
     idx = np.flatnonzero(_zeros(df, {"Request tokens": inp, "Response tokens": out}, path, on_zero, among=keep))
     return Trace(t[idx], inp[idx], out[idx], source=f"{path or 'DataFrame'} (burstgpt)",
-                 dropped=int(keep.sum() - len(idx)))
+                 dropped=int(keep.sum() - len(idx)), rows=idx, origin=_origin(path))
 
 
 def read_vidur(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> Trace:
@@ -544,7 +590,7 @@ def read_vidur(trace: str | Path | pd.DataFrame, *, on_zero: str = "error") -> T
     out = _numbers(df, "num_decode_tokens", path, tokens=True)
     keep = _zeros(df, {"num_prefill_tokens": inp, "num_decode_tokens": out}, path, on_zero)
     return Trace(None if t is None else t[keep], inp[keep], out[keep], source=f"{path or 'DataFrame'} (vidur)",
-                 dropped=int((~keep).sum()))
+                 dropped=int((~keep).sum()), rows=np.flatnonzero(keep), origin=_origin(path))
 
 
 def read_dse(trace: str | Path | pd.DataFrame, *, on_zero: str = "error",
@@ -563,7 +609,8 @@ def read_dse(trace: str | Path | pd.DataFrame, *, on_zero: str = "error",
         lists = [_json_list(df["hash_ids"].iloc[i]) for i in np.flatnonzero(keep)]
         hid, off = _csr(lists, lambda k: _loc(path, df, int(np.flatnonzero(keep)[k]), "hash_ids"))
     return Trace(t[keep], inp[keep], out[keep], hash_ids=hid, hash_offsets=off, block_tokens=block_tokens,
-                 source=f"{path or 'DataFrame'} (dse)", dropped=int((~keep).sum()))
+                 source=f"{path or 'DataFrame'} (dse)", dropped=int((~keep).sum()), rows=np.flatnonzero(keep),
+                 origin=_origin(path))
 
 
 def _json_list(v: Any) -> Any:
@@ -617,6 +664,7 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
     ts: list[float] = []
     inp: list[int] = []
     out: list[int] = []
+    lines: list[int] = []
     hashes: list[list[int]] = []
     has_hash: bool | None = None
     dropped = 0
@@ -667,6 +715,7 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
         ts.append(float(vals[0]) / 1e3)
         inp.append(int(vals[1]))
         out.append(int(vals[2]))
+        lines.append(ln)
         if h is not None:
             hashes.append(h)
     if not inp:
@@ -675,7 +724,8 @@ def read_mooncake(path: str | Path, *, block_tokens: int = MOONCAKE_BLOCK_TOKENS
     if has_hash:
         hid, off = _csr(hashes, lambda k: f"{where}, request {k}")
     return Trace(np.array(ts), np.array(inp), np.array(out), hash_ids=hid, hash_offsets=off,
-                 block_tokens=block_tokens, source=f"{str(p)} (mooncake)", dropped=dropped)
+                 block_tokens=block_tokens, source=f"{str(p)} (mooncake)", dropped=dropped, rows=np.array(lines),
+                 origin=Origin("jsonl", str(p)))
 
 
 def detect_layout(trace: str | Path | pd.DataFrame) -> str:
@@ -750,5 +800,5 @@ def load_sample(name: str) -> Trace:
     return read_trace(sample_path(name))
 
 
-__all__ = ["Trace", "LAYOUTS", "SAMPLES", "read_trace", "read_azure", "read_mooncake", "read_burstgpt", "read_vidur",
+__all__ = ["Trace", "Origin", "LAYOUTS", "SAMPLES", "read_trace", "read_azure", "read_mooncake", "read_burstgpt", "read_vidur",
            "read_dse", "detect_layout", "sample_path", "load_sample", "MOONCAKE_BLOCK_TOKENS"]

@@ -279,8 +279,9 @@ class Workload:
 
     def longest_request(self) -> tuple[int, int | None] | None:
         """(tokens, request index) of the longest request the workload sends, prompt + output: a trace's longest
-        among its first ``size`` requests (with its position), fixed lengths' sum (index None), or the sum of the
-        upper bounds of `Dist` lengths (a ``max``, or a uniform's ``high``); None where a `Dist` is unbounded."""
+        among its first ``size`` requests (with its position in arrival order), fixed lengths' sum (index None), or
+        the sum of the upper bounds of `Dist` lengths (a ``max``, or a uniform's ``high``); None where a `Dist` is
+        unbounded (`exceeds_context` then checks the requests drawn)."""
         if self.trace is not None:
             n = self.size
             total = np.asarray(self._trace.input_tokens[:n], dtype=np.int64) + self._trace.output_tokens[:n]
@@ -290,15 +291,42 @@ class Workload:
         return None if None in bounds else (sum(cast(int, b) for b in bounds), None)
 
     def exceeds_context(self, model: Any) -> str | None:
-        """Why the engines refuse this workload on ``model`` (a catalog `Model`): its longest request
-        (`longest_request`: the trace's, named by its position, or the lengths' upper bounds) exceeds the model's
-        context (`context_refusal`); None when it fits, or where a `Dist` length is unbounded."""
+        """Why the engines refuse this workload on ``model`` (a catalog `Model`): a request longer than the model's
+        context (`context_refusal`); None when every one fits. A trace's longest (`longest_request`) is named by its
+        file and line (`Trace.where`), fixed lengths and bounded `Dist` lengths by their upper bounds. An unbounded
+        `Dist` (normal, lognormal without ``max``) is judged on the requests the workload sends (`requests`' own
+        seeded draws, which `serving.simulate` sends): where any of them exceeds the context it is refused with the
+        share of them that do (the distribution's mass above the context, as drawn), never clipped or dropped
+        silently: the engines refuse such a request (vLLM and SGLang answer an error for a prompt and output past
+        --max-model-len / --context-length, they do not truncate it) and pricing the rest would price another
+        workload. ``Dist(..., max=)`` bounds the lengths (draws clipped there)."""
         longest = self.longest_request()
-        if longest is None:
+        if longest is not None:
+            tokens, i = longest
+            if i is not None:
+                return context_refusal(model, tokens, f", {self._trace.where(i)}")
+            return context_refusal(model, tokens, fix="shorten input_len / output_len (a Dist's max= or high=)")
+        context = _context(model)
+        if not context:
             return None
-        tokens, i = longest
-        which = "" if i is None else f", request {i} in arrival order of trace {self._trace.source}"
-        return context_refusal(model, tokens, which)
+        inp, out = self._drawn_lengths()
+        total = inp + out
+        over = total > context
+        if not over.any():
+            return None
+        i = int(np.argmax(total))
+        names = ("input_len", "output_len")
+        bounds = [_upper(getattr(self, name)) for name in names]
+        unbounded = " and ".join(name for name, b in zip(names, bounds, strict=True) if b is None)
+        plural = "s" if bounds.count(None) == 2 else ""
+        fix = (f"bound the {unbounded} Dist{plural} with max= (draws clipped there), the prompt's and output's "
+               f"bounds summing to at most {context} tokens")
+        if bounds.count(None) == 1 and (other := max(b or 0 for b in bounds)) < context:
+            fix += f": {unbounded}=Dist(..., max={context - other})"
+        return context_refusal(model, int(total[i]),
+                               f", request {i} of the {len(total)} drawn from the unbounded {unbounded} (seed "
+                               f"{self.seed}), one of {int(over.sum())} ({100.0 * over.mean():.3g} %) above the "
+                               f"context", fix=fix)
 
     def mean_lengths(self) -> tuple[float, float]:
         """Mean input and output length (tokens) of the requests the workload sends: the trace's (its first
@@ -437,10 +465,23 @@ class Workload:
     def fixed_lengths(self) -> bool:
         return self.trace is None and not isinstance(self.input_len, Dist) and not isinstance(self.output_len, Dist)
 
+    def _drawn_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Input and output lengths (tokens, int64) of the ``size`` requests a workload without a trace sends:
+        ``input_len`` / ``output_len`` drawn from their own seeded streams, a closed loop's fixed output spread by
+        ``output_spread`` (`spread_lengths`)."""
+        n = self.size
+        _, s_in, s_out = np.random.SeedSequence(self.seed).spawn(3)
+        inp = _lengths(self.input_len, np.random.default_rng(s_in), n)
+        out = _lengths(self.output_len, np.random.default_rng(s_out), n)
+        if self.output_spread and self._spreads_outputs:
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_SPREAD_STREAM,)))
+            out = spread_lengths(int(cast(int, self.output_len)), self.output_spread, rng, n)
+        return inp, out
+
     def requests(self) -> Requests:
         """Draw the requests (deterministic for a given seed)."""
         n = self.size
-        s_arr, s_in, s_out = np.random.SeedSequence(self.seed).spawn(3)
+        s_arr = np.random.SeedSequence(self.seed).spawn(3)[0]
         hid = off = None
         bt = 0
         if self.trace is not None:
@@ -450,11 +491,7 @@ class Workload:
             if t.hash_ids is not None:
                 hid, off, bt = t.hash_ids, t.hash_offsets, t.block_tokens
         else:
-            inp = _lengths(self.input_len, np.random.default_rng(s_in), n)
-            out = _lengths(self.output_len, np.random.default_rng(s_out), n)
-            if self.output_spread and self._spreads_outputs:
-                rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_SPREAD_STREAM,)))
-                out = spread_lengths(int(cast(int, self.output_len)), self.output_spread, rng, n)
+            inp, out = self._drawn_lengths()
             arr = None
         if self.rate is not None:
             arr = arrival_times(n, self.rate, self.arrival, self.cv, np.random.default_rng(s_arr))
@@ -464,17 +501,22 @@ class Workload:
         return Requests(arr, inp, out, hid, off, bt)
 
 
-def context_refusal(model: Any, tokens: int, which: str = "") -> str | None:
+def _context(model: Any) -> int:
+    """The model's context in tokens (``max_position``, its config's max_position_embeddings; 0 where unknown)."""
+    return int(getattr(model, "max_position", 0) or 0)
+
+
+def context_refusal(model: Any, tokens: int, which: str = "",
+                    fix: str = "shorten the requests, or cut the trace (Trace.take, head, window)") -> str | None:
     """Why the engines refuse a request of ``tokens`` tokens (prompt and output) on ``model`` (a catalog `Model`):
-    it exceeds the model's context (``max_position``, its config's max_position_embeddings; 0 where unknown: never
-    refused); None when it fits. ``which`` names the request in the message (e.g. ", request 7 of trace x.csv").
+    it exceeds the model's context (`_context`; 0 where unknown: never refused); None when it fits. ``which`` names
+    the request in the message (e.g. ", line 9 of trace file 'x.csv'"), ``fix`` says what to do.
     The one check of the objective, `simulate`, `capacity` and `dse deploy`."""
-    context = int(getattr(model, "max_position", 0) or 0)
+    context = _context(model)
     if not context > 0 or tokens <= context:
         return None
     return (f"the workload's longest request ({tokens} tokens of prompt and output{which}) exceeds "
-            f"{model.name}'s context of {context} tokens (max_position_embeddings): the engines refuse it; shorten "
-            f"the requests, or cut the trace (Trace.take, head, window)")
+            f"{model.name}'s context of {context} tokens (max_position_embeddings): the engines refuse it; {fix}")
 
 
 def _upper(v: Length) -> int | None:

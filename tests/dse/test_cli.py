@@ -259,3 +259,20 @@ def test_run_refuses_a_study_file_whose_objective_changed(tmp_path, capsys):
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert cli.main(["run", str(f), "--storage", fresh, "--no-progress", "--no-report"]) == 0
     assert dse.load_study("edited", storage=fresh).trials["f1"].max() == 20 * 12
+
+
+@pytest.mark.parametrize("argv", [["show", "nosuch"], ["export", "nosuch", "-o", "x.csv"], ["plot", "nosuch"],
+                                  ["report", "nosuch", "-o", "r.html"], ["show", "s", "--storage", "typo.db"],
+                                  ["show", "s", "--storage", "sqlite:///sub/typo.db"]])
+def test_a_misspelt_study_leaves_no_database_behind(argv, tmp_path, monkeypatch, capsys):
+    """`dse show nosuch` (export, plot, report; or a misspelt --storage file) opened the storage to look the study
+    up, which created an empty 53 KB database (and a studies/ folder) under the typo, listed by `dse list` from
+    then on. A SQLite file that does not exist holds no study: refused before it is opened, nothing created."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert cli.main(argv) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    name = argv[1]
+    path = "studies/nosuch.db" if "--storage" not in argv else argv[-1].removeprefix("sqlite:///")
+    assert err.startswith(f"dse: error: no study named {name!r}: no study database {path!r} (nothing was created)")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["sub"]

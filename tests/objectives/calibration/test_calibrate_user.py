@@ -49,10 +49,10 @@ def test_results_the_model_cannot_use_name_file_row_and_reason_and_write_nothing
     msg = str(e.value)
     assert f"{unknown}: row 1" in msg and "model not in the catalog" in msg and "acme/NotAModel-7B" in msg
     assert not out.exists()
-    # the profile never replaces a results file
+    # the profile never replaces a results file (refused before it is read: not a calibrated profile)
     mine = tmp_path / "mine.json"
     mine.write_text(VLLM_A.read_text())
-    with pytest.raises(ValueError, match="one of the results read"):
+    with pytest.raises(ValueError, match="already exists and is not a calibrated profile"):
         fit([mine], mine, max_nfev=2)
     assert mine.read_text() == VLLM_A.read_text()
 
@@ -183,3 +183,37 @@ def test_check_tables_print_row_counts_as_integers(tmp_path):
                 assert all(cells[j].isdigit() for j in cols), row
                 seen += 1
     assert seen
+
+
+@needs_shared
+def test_outputs_never_replace_a_file_they_did_not_write(tmp_path, capsys):
+    """`dse calibrate RESULTS -o studies/x.db` fitted for minutes, then wrote the profile over the study database;
+    `--check --predictions results.csv` wrote the predictions over a measurements file. Both refuse such a path
+    before reading anything (a folder too), naming it; a file they wrote themselves is replaced, as a rerun
+    expects. Nothing is written on refusal."""
+    from dse.cli import main
+
+    small = tmp_path / "silicon.csv"
+    pd.read_csv(SILICON, dtype=str, keep_default_na=False).head(6).to_csv(small, index=False)
+    db = tmp_path / "study.db"
+    db.write_bytes(b"SQLite format 3\x00" + bytes(100))
+    before = small.read_bytes()
+    for argv, flag, path in ((["-o", str(db)], "-o", db), (["-o", str(small)], "-o", small),
+                             (["--check", "--predictions", str(small)], "--predictions", small),
+                             (["-o", str(tmp_path)], "-o", tmp_path)):
+        assert main(["calibrate", str(small), *argv]) == 2
+        err = capsys.readouterr().err
+        assert f"dse calibrate: error: {flag} {str(path)!r} " in err, err
+        assert ("is a folder" if path == tmp_path else "already exists and is not a") in err, err
+    assert small.read_bytes() == before and db.read_bytes()[:15] == b"SQLite format 3"
+    preds = tmp_path / "preds.csv"
+    for _ in range(2):                                # a rerun replaces its own predictions
+        assert main(["calibrate", str(small), "--check", "--predictions", str(preds)]) == 0
+        assert f"wrote {preds}" in capsys.readouterr().out
+    assert {"ttft_pred", "tpot_pred"} <= set(pd.read_csv(preds).columns)
+    prof = tmp_path / "mine.json"
+    prof.write_text(json.dumps({"format": "dse-calibrated-profile/1", "factors": {}}))
+    from objectives.calibration.calibrate import check_output
+    check_output(prof, "-o")                          # a calibrated profile: a refit may replace it
+    with pytest.raises(ValueError, match="already exists and is not a calibrated profile"):
+        check_output(preds, "-o")

@@ -170,3 +170,30 @@ def test_dse_breakdown_is_registered_as_a_domain_command(capsys):
     assert "breakdown" not in COMMANDS
     assert dse_main(["breakdown", "Llama-3.1-8B", "--gpu", "H999"]) == 2
     assert "unknown GPU 'H999'" in capsys.readouterr().err
+
+
+def test_a_request_beyond_the_models_context_is_noted(capsys):
+    """`dse breakdown Llama-3.1-8B --input-len 200000` printed a 16.9 s prefill for a prompt past the model's
+    131,072 positions, which every engine refuses, as if it were servable: a note says so (the objective's,
+    `simulate`'s and `dse deploy`'s check, `serving.workload.context_refusal`), beside the times."""
+    assert cli_main(["Llama-3.1-8B", "--gpu", "H100", "--input-len", "200000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: the workload's longest request (200128 tokens of prompt and output) exceeds Llama-3.1-8B's " \
+           "context of 131072 tokens (max_position_embeddings): the engines refuse it; give --input-len and " \
+           "--output-len within it; its times are still shown" in out
+    assert cli_main(["Llama-3.1-8B", "--gpu", "H100", "--input-len", "130000"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_deploy_usage_names_the_command_it_was_called_as(capsys):
+    """`dse deploy --help` printed "usage: python -m objectives.deploy": each entry point names itself."""
+    import subprocess
+    import sys
+
+    from dse.cli import main as dse_main
+    with pytest.raises(SystemExit):
+        dse_main(["deploy", "--help"])
+    assert capsys.readouterr().out.startswith("usage: dse deploy ")
+    r = subprocess.run([sys.executable, "-m", "objectives.deploy", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m objectives.deploy ")

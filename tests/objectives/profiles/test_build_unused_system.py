@@ -21,3 +21,13 @@ def test_a_profile_no_gpu_reads_is_named_at_build(tmp_path, capsys, system, unus
     assert "1 profiles written" in out.out
     said = f"{system}/torch/mine" in out.err and "no catalog GPU" in out.err and "h100_sxm" in out.err
     assert said == unused, out.err
+
+
+def test_a_root_that_is_not_a_folder_is_named(tmp_path):
+    """`build --root typo` said "no kernel tables: install the profiles extra ... or pass --root" to a user who
+    had passed --root: the folder given is named instead."""
+    with pytest.raises(SystemExit) as e:
+        build.main(["--root", str(tmp_path / "typo"), "--out", str(tmp_path / "out")])
+    assert str(e.value).startswith(f"--root {str(tmp_path / 'typo')!r} is not a folder: give the folder a collector "
+                                   f"wrote")
+    assert not (tmp_path / "out").exists()

@@ -62,7 +62,9 @@ def test_cli_takes_a_profile_and_prints_it(tmp_path, capsys):
     assert f"engine factors of the calibrated profile {p}" in out
     assert main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "400", "--analytical", "--profile",
                  str(tmp_path / "missing.json")]) == 2
-    assert "missing.json" in capsys.readouterr().err
+    # named as missing, not as a JSON parse of nothing ("[Errno 2] No such file or directory")
+    assert f"error: profile file {str(tmp_path / 'missing.json')!r} does not exist: give the calibrated profile " \
+           f"file `dse calibrate RESULTS -o FILE.json` wrote" in capsys.readouterr().err
 
 
 def test_cli_smallest_deployment_takes_the_profile_to_the_objective(tmp_path, capsys):

@@ -2,6 +2,7 @@
 the simulator (prefix caching on Mooncake hash ids) and the analytical objective."""
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -315,11 +316,101 @@ def test_simulate_capacity_and_deploy_refuse_requests_longer_than_the_models_con
                  ).to_csv(f, index=False)
     assert main(["Llama-3.1-8B", "--gpu", "H100", "--ttft-ms", "2000", "--trace", str(f), "--analytical"]) == 2
     err = capsys.readouterr().err
-    assert "error: the workload's longest request (200010 tokens" in err and "request 7 in arrival order" in err
+    assert "error: the workload's longest request (200010 tokens" in err and f"line 9 of trace file {str(f)!r}" in err
     with pytest.raises(deploy.DeployError, match=r"longest request \(4352 tokens of prompt and output\) exceeds "
                                                  r"Llama-2-7B's context of 4096 tokens \(max_position_embeddings\)"):
         deploy.commands({"gpu": "H100"}, engine="vllm", model="Llama-2-7B",
                         workload={"concurrency": 4, "input_len": 4096, "output_len": 256})
+
+
+_LONG_FILES = {   # layout: (file name, text with a 5,000-token request on line 5, after a blank line and a dropped row)
+    "azure": ("azure.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:09.0,100,10\n"
+                           "2023-11-16 18:17:04.0,200,10\n\n2023-11-16 18:17:03.0,4990,10\n"
+                           "2023-11-16 18:17:05.0,300,10\n"),
+    "burstgpt": ("BurstGPT.csv", "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                                 "9,ChatGPT,100,10,110,Conversation log\n4,ChatGPT,200,0,200,Conversation log\n"
+                                 "\n3,ChatGPT,4990,10,5000,Conversation log\n5,ChatGPT,300,10,310,Conversation log\n"),
+    "vidur": ("vidur.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n9,100,10\n4,200,10\n\n3,4990,10\n"
+                           "5,300,10\n"),
+    "dse": ("dse.csv", "arrival_s,input_tokens,output_tokens\n9,100,10\n4,200,10\n\n3,4990,10\n5,300,10\n"),
+    "mooncake": ("mooncake.jsonl", "".join(json.dumps({"timestamp": ts, "input_length": i, "output_length": 10}) + "\n"
+                                           if ts is not None else "\n" for ts, i in
+                                           ((None, 0), (9000, 100), (4000, 200), (None, 0), (3000, 4990),
+                                            (5000, 300)))),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_LONG_FILES))
+def test_a_request_longer_than_the_context_is_named_by_its_file_and_line(tmp_path, layout):
+    """A trace's request longer than the model's context was named by its position in arrival order ("request 0
+    in arrival order of trace x.csv"), which no editor shows: every reader keeps each request's record, and the
+    refusal names the file and line (blank lines and a dropped failed request before it counted), after the
+    sort by arrival and through head / take / scale_rate; a DataFrame's by its row."""
+    from objectives.catalog import model
+
+    name, text = _LONG_FILES[layout]
+    f = tmp_path / name
+    f.write_text(text)
+    t = traces.read_trace(f)
+    assert t.input_tokens[0] == 4990                   # sorted by arrival: the long request first
+    where = f"line 5 of trace file {str(f)!r}"
+    assert t.where(0) == where and t.where(len(t) - 1) == f"line 2 of trace file {str(f)!r}"
+    llama2 = model("Llama-2-7B")                       # 4,096 positions
+    msg = Workload(trace=f).exceeds_context(llama2)
+    assert msg is not None and f"(5000 tokens of prompt and output, {where}) exceeds Llama-2-7B's context" in msg
+    for part in (t.head(2), t.take([0, len(t) - 1]), t.scale_rate(2.0)):
+        assert part.where(0) == where
+    assert t.take([1, 2]).where(0) != where and Workload(trace=t.take([1, 2])).exceeds_context(llama2) is None
+    with pytest.raises(ValueError, match=re.escape(where)):
+        serving.simulate("Llama-2-7B", "H100", workload=Workload(trace=f))
+    if layout != "mooncake":
+        df = pd.read_csv(f, skipinitialspace=True)
+        assert "row 2 of the trace DataFrame" in Workload(trace=df).exceeds_context(llama2)
+    gz = tmp_path / (name + ".gz")
+    gz.write_bytes(gzip.compress(text.encode()))
+    assert f"line 5 of trace file {str(gz)!r}" in Workload(trace=gz).exceeds_context(llama2)
+
+
+def test_an_unbounded_length_distribution_is_checked_against_the_context():
+    """An unbounded `Dist` (lognormal, normal without max=) was never checked against the context: a lognormal
+    prompt of mean 1,024 and std 1,500 on Llama-2-7B (4,096 positions) was priced and simulated with 4.7 % of its
+    requests longer than the engines accept. The requests the workload sends (its own seeded draws) decide: any
+    above the context refuses the workload, naming the longest, the share above and the max= that bounds it;
+    a bounded or narrow one is accepted, and the objective and `simulate` refuse as the workload does."""
+    import objectives
+    from dse import ObjectiveError
+    from objectives.catalog import model
+
+    llama2 = model("Llama-2-7B")
+    heavy = serving.Dist("lognormal", mean=1024, std=1500)
+    w = Workload(rate=1.0, input_len=heavy, output_len=256)
+    r = w.requests()
+    total = r.input_tokens + r.output_tokens
+    share = 100.0 * float((total > 4096).mean())
+    assert 1.0 < share < 20.0
+    msg = w.exceeds_context(llama2)
+    assert msg is not None and msg.startswith(
+        f"the workload's longest request ({int(total.max())} tokens of prompt and output, request "
+        f"{int(np.argmax(total))} of the 2000 drawn from the unbounded input_len (seed 0), one of "
+        f"{int((total > 4096).sum())} ({share:.3g} %) above the context) exceeds Llama-2-7B's context of 4096")
+    assert msg.endswith("input_len=Dist(..., max=3840)")
+    with pytest.raises(ObjectiveError, match=re.escape("input_len=Dist(..., max=3840)")):
+        objectives.llm_serving_objective("Llama-2-7B", workload=w)
+    with pytest.raises(ValueError, match=r"\(seed 0\), one of"):
+        serving.simulate("Llama-2-7B", "H100", workload=w)
+    both = Workload(rate=1.0, input_len=heavy, output_len=serving.Dist("normal", mean=300, std=500))
+    assert "unbounded input_len and output_len (seed 0)" in both.exceeds_context(llama2)
+    assert "bound the input_len and output_len Dists with max=" in both.exceeds_context(llama2)
+    # bounded (max=), narrow, or on a model whose context holds every draw: accepted
+    assert Workload(rate=1.0, input_len=serving.Dist("lognormal", mean=1024, std=1500, max=3840),
+                    output_len=256).exceeds_context(llama2) is None
+    assert Workload(rate=1.0, input_len=serving.Dist("normal", mean=1024, std=100),
+                    output_len=256).exceeds_context(llama2) is None
+    assert w.exceeds_context(model("Llama-3.1-8B")) is None
+    # the refusal follows the requests sent: the first 20 draws of the same stream, refused exactly when one is over
+    for n in (20, 50, 2000):
+        few = Workload(rate=1.0, input_len=heavy, output_len=256, n_requests=n)
+        assert (few.exceeds_context(llama2) is None) == bool((few.requests().input_tokens <= 3840).all())
 
 
 # ---- prefix caching on hash ids -----------------------------------------------------------------------------------
