@@ -274,6 +274,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         served_batch,
         split_rows,
         split_work,
+        steady_lanes,
         steady_work,
         steps_in_lockstep,
     )
@@ -301,9 +302,10 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     split = split_rows(p)
     mean = _replica_parts(p, collect, (T, A, D, K, S), N)
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt_it, n_it, c.prefill_alone)
-    t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], N)
-    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, N), *prefill_chunk(w_pf, isl, osl), N)
-    dec = _replica_parts(p, collect, w_dec, N)
+    L = steady_lanes(p, N, isl, osl, mnt_it)          # pp > 1: the batches in flight (`estimate.steady_state`)
+    t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], L)
+    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, L), *prefill_chunk(w_pf, isl, osl), L)
+    dec = _replica_parts(p, collect, w_dec, L)
     zero = np.zeros(())
     it_pf, it_dec = np.where(split, n_pf, n_it), np.where(split, n_dec, 0.0)
     pre = {k: np.where(split, pf[k], mean[k]) for k in COMPONENTS}
@@ -313,8 +315,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     pre["rank_wait"] = zero
     if p.solo is not None:
         overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, None, balance, balance_on)
-        t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), N)
-        t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], N)
+        t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), L)
+        t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], L)
         pre["rank_wait"] = np.where(split, lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, overlap), 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
@@ -333,20 +335,20 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     wave_s: Any = zero
     if np.any(measured):
         ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
-        t_s = replica_time_s(p, *ws, N)
-        own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, N), *ws[:4], N)
+        t_s = replica_time_s(p, *ws, L)
+        own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, L), *ws[:4], L)
         wait_it = arrival_wait_iters(p)
         steady = _scaled_sum((k0, own), (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
         steady["recompute"] = wait_it * redo_s / n_it
         steady["rank_wait"] = wait_it * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
-        steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], N) + wait_it * iter_s
-        t_w = replica_time_s(p, *ww, N)
-        wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, N) - t_w)
+        steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], L) + wait_it * iter_s
+        t_w = replica_time_s(p, *ww, L)
+        wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, L) - t_w)
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}
         wave_s = np.where(measured, c.wave * np.maximum(wave - steady_s, 0.0), 0.0)
     if not np.all(measured):   # `estimate._group_ttft_s`: the closed form's group of prompts
         wg, chg, k = group_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
-        own = _chunk_parts(p, collect, replica_time_s(p, *wg, N), _replica_parts(p, collect, wg, N), *chg, N)
+        own = _chunk_parts(p, collect, replica_time_s(p, *wg, L), _replica_parts(p, collect, wg, L), *chg, L)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
                 for name in (*COMPONENTS, "recompute", "rank_wait")}
     front = c.ttft_s + c.ttft_model_s

@@ -395,7 +395,8 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
 
 
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
-                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> tuple[Num, Num, Num, Num]:
+                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None
+                 ) -> tuple[Num, Num, Num, Num]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -408,7 +409,8 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     prompts one prefill iteration carries, where requests arrive apart rather than in the closed loop's groups
     (`split_work`). `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
     lines the attention-DP ranks' prompts up (`rank_overlap`), on the rows `balance_on` holds true (per row, or
-    True: every row)."""
+    True: every row). `lanes` (per row; None: none): the batches in flight a pipeline keeps at least
+    (`steady_lanes`' floor), where an open loop's load has opened them."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
     split = split_rows(p)
@@ -420,7 +422,7 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
     (t_p, b_p), (t_d, b_d), n_pf, n_dec = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance,
-                                                      balance_on=balance_on)
+                                                      balance_on=balance_on, lanes=lanes)
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     if np.all(split):
@@ -429,16 +431,18 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
 
 
 def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, prompts: Num = None,
-                balance: lockstep.AdpBalance | None = None, wait: bool = True, balance_on: Num = True
-                ) -> tuple[tuple[Num, Num], tuple[Num, Num], Num, Num]:
+                balance: lockstep.AdpBalance | None = None, wait: bool = True, balance_on: Num = True,
+                lanes: Num = None) -> tuple[tuple[Num, Num], tuple[Num, Num], Num, Num]:
     """`steady_state`'s two kinds of iteration priced (`split_work`): ((the prefill iteration s, its busy s), (the
-    pure decode step s, its busy s), how many of each per request cycle of `n_it` iterations). The prefill
-    iteration passes its chunk through every stage (`chunk_pass_s`) and, with attention-DP ranks in lockstep and
-    `wait`, holds the wait for the other ranks' chunks (`lockstep_wait_s`; without `wait`: every rank's full chunk
-    in the same step, none waiting for another's). Arguments as `steady_state`'s."""
+    pure decode step s, its busy s), how many of each per request cycle of `n_it` iterations), the work split over
+    a pipeline's batches in flight (`steady_lanes`). The prefill iteration passes its chunk through every stage
+    (`chunk_pass_s`) and, with attention-DP ranks in lockstep and `wait`, holds the wait for the other ranks'
+    chunks (`lockstep_wait_s`; without `wait`: every rank's full chunk in the same step, none waiting for
+    another's). Arguments as `steady_state`'s."""
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, p.coeffs.prefill_alone, prompts)
-    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, N), _time_busy(p, w_dec, N)
-    t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), N)
+    L = steady_lanes(p, N, isl, osl, mnt, prompts, lanes)   # pp > 1: the batches in flight the work is split over
+    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, L), _time_busy(p, w_dec, L)
+    t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), L)
     if wait and p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' chunks a rank waits for
         overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
         t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, overlap)
@@ -663,7 +667,8 @@ def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
     """TTFT (s) of the closed form (roofline rows; the whole-group view it was fitted with): the N requests arrive
     together and a prompt runs in the prefill-heavy iteration(s) beside the other sequences' decodes."""
     work, chunk, k = group_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
-    return k * chunk_pass_s(p, replica_time_s(p, *work, N), *chunk, N)
+    L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
+    return k * chunk_pass_s(p, replica_time_s(p, *work, L), *chunk, L)
 
 
 def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
@@ -706,11 +711,12 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
     (about 1 / the requests each client sends), fitted (`Efficiency`). The iterations: `run_prompt_work`."""
     work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
-    t_s = replica_time_s(p, *work, N)
-    steady = k0 * chunk_pass_s(p, t_s, *work[:4], N) + arrival_wait_iters(p) * iter_s
-    t_w = replica_time_s(p, *wave_work, N)
+    L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
+    t_s = replica_time_s(p, *work, L)
+    steady = k0 * chunk_pass_s(p, t_s, *work[:4], L) + arrival_wait_iters(p) * iter_s
+    t_w = replica_time_s(p, *wave_work, L)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
-    wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, N) - t_w)
+    wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)
     w = p.coeffs.wave
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
 
@@ -810,13 +816,16 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
                          profile: Any = None, gpu_memory_utilization: float | None = None,
                          kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
-                         moe_a2a: Any = None, prompts_at_once: Any = None, adp_balance: Any = None,
+                         moe_a2a: Any = None, prompts_at_once: Any = None, lanes_at_least: Any = None,
+                         adp_balance: Any = None,
                           prefix_caching: Any = True
                          ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
     lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
     many as the budget holds, the closed loop's groups): the most prompts one prefill iteration of the steady
-    state carries (`split_work`), for callers whose requests arrive apart. `adp_balance`: as `max_throughput`'s."""
+    state carries (`split_work`), for callers whose requests arrive apart; `lanes_at_least` (per row, >= 1; None:
+    none): the batches in flight a pipeline keeps at least (`steady_lanes`), where such a caller's load opened
+    them. `adp_balance`: as `max_throughput`'s."""
     if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
             isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
@@ -841,6 +850,10 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     if prompts is not None:
         rows["prompts_at_once"] = prompts
     balance, balanced, cached = _knob_rows(rows, adp_balance, prefix_caching)
+    lanes = (None if lanes_at_least is None
+             else positive("lanes_at_least", lanes_at_least, integer=False, upper=np.inf))
+    if lanes is not None:
+        rows["lanes_at_least"] = lanes
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, dp, ep, efficiency, prices, rows=rows,
                 engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb, moe_act_dtype=moe_act_dtype,
                 moe_a2a=moe_a2a)
@@ -859,7 +872,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         p = replace(p, solo=solo)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
-                balance=balance, cached=cached, balance_on=True if balanced is None else balanced)
+                balance=balance, cached=cached, balance_on=True if balanced is None else balanced, lanes=lanes)
     res = _evaluate(p, args, _max_throughput_rows)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
@@ -1031,14 +1044,16 @@ def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num,
 
 def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, conc: Num, ms: float | None = None,
                          kv: Num = None, factors: power.PowerFactors | None = None, prompts: Num = None,
-                         balance: lockstep.AdpBalance | None = None, cached: Num = True, balance_on: Num = True
+                         balance: lockstep.AdpBalance | None = None, cached: Num = True, balance_on: Num = True,
+                         lanes: Num = None
                          ) -> dict[str, Num]:
     """The formulas of `max_throughput` on rows that broadcast together (a whole small sweep or one block).
     `ms`: the engine's memory setting (None: its default); `kv`: the KV capacity per replica in tokens instead
     of the memory model's (None); `factors`: the power model's factors (default: the shipped fit); `prompts`: the
     most prompts a prefill iteration carries (`split_work`; None: no bound); `balance`: TensorRT-LLM's attention-DP
     balance (`lockstep.AdpBalance`; None: off) on the rows `balance_on` holds true (per row; True: every row);
-    `cached`: vLLM's prefix cache on (`retraction_churn`)."""
+    `cached`: vLLM's prefix cache on (`retraction_churn`); `lanes`: a pipeline's batches in flight at least
+    (`steady_lanes`; None: none)."""
     N, kv_bound, ok_mem, per_seq, cap = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
     in_flight = ranks * N
@@ -1050,7 +1065,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # flight, each with its own budget of mnt tokens (vLLM's batch queue, SGLang's micro-batches), the prompts
     # queued beyond one budget going into the next batches (`pipeline_budget`)
     mnt_it = pipeline_budget(p, mnt)
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on)
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on, lanes)
     # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
@@ -1081,6 +1096,42 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason, "batch_size": N,
         "source": _steady_source(p, N, isl, osl, mnt_it),
     }
+
+
+def pipeline_lanes(pp: Num, seqs: Num, tokens: Num, mnt: Num) -> Num:
+    """Batches a pipeline of `pp` stages keeps in flight (its lanes) as the engines run it: one until a schedule
+    overflows a budget of `mnt` tokens, the leftovers opening further batches (at most pp, at most one a sequence).
+    vLLM V1's batch queue (vllm/v1/engine/core.py ``step_with_batch_queue``) schedules every request not in flight
+    into one batch and, with nothing else schedulable, blocks on the oldest batch in flight; SGLang's
+    ``event_loop_pp`` and TensorRT-LLM's ``_executor_loop_pp`` form each micro-batch slot from the requests not in
+    flight and block on the next slot's result, so an empty slot stays empty. A request keeps the batch it entered
+    (its next step waits for that batch's return) and a new one joins the next batch to return, so a batch lives
+    while it holds requests. `tokens`: what one round of the steady state schedules (the decodes and the prompt
+    tokens beside them). Scalars or arrays; 1 where pp == 1. The simulator keeps each request's batch
+    (`serving.engine._Replica._pipe_lanes`)."""
+    need = np.ceil(np.asarray(tokens, dtype=float) / np.maximum(mnt, 1.0) - 1e-9)
+    return np.clip(np.minimum(need, np.minimum(pp, np.maximum(seqs, 1.0))), 1.0, None)
+
+
+def steady_lanes(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None, floor: Num = None) -> Num:
+    """`pipeline_lanes` of `steady_state`'s rows: what its prefill iteration schedules (`split_work`'s prompt tokens
+    and decodes) against one batch's budget, `mnt` being `pipeline_budget`'s (pp budgets). In the closed loop
+    (`prompts` None) the N clients' first prompts arrive together, and the batches that start-up wave opens live
+    on with their requests: N x isl tokens at least. `floor` (per row; None: 1): batches the load has opened
+    already (an open loop beyond one batch's capacity, `serving.analytical`), which live on with their requests.
+    N where pp == 1 (`replica_time_s` splits nothing there)."""
+    pp = np.asarray(p.pp, dtype=float)
+    if np.all(pp == 1):
+        return N
+    w_pf = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt, p.coeffs.prefill_alone)[0],
+                      p.coeffs.prefill_alone, prompts)[0]
+    tokens = w_pf[0] + w_pf[2]
+    if prompts is None:
+        tokens = np.maximum(tokens, N * isl)
+    L = pipeline_lanes(pp, N, tokens, mnt / pp)
+    if floor is not None:
+        L = np.maximum(L, np.minimum(floor, np.minimum(pp, np.maximum(N, 1.0))))
+    return np.where(pp > 1, L, N)
 
 
 def pipeline_budget(p: Prepared, mnt: Num) -> Num:

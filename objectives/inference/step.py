@@ -194,12 +194,13 @@ class StepModel:
         return int(kv_capacity_tokens(self._p, self._mnt, memory_setting=float(gpu_memory_utilization)))
 
     def time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
-                n_prefill_seqs: Any = None) -> Any:
+                n_prefill_seqs: Any = None, lanes: Any = None) -> Any:
         """Time (ms) of ONE iteration: `n_prefill_tokens` new prompt tokens in total, `prefill_attn_pairs` =
         sum over prefill chunks of chunk_len x (ctx_before + (chunk_len + 1) / 2) query-key pairs,
         `n_decode_seqs` sequences decoding one token each, reading `decode_kv_tokens` cached tokens in total.
         `n_prefill_seqs`: prefill chunks that finish their prompt and sample a token (LM head rows); default 1
-        when there are prefill tokens. Scalars -> float; arrays broadcast -> ndarray."""
+        when there are prefill tokens. `lanes` (pp > 1): the batches in flight the work is split over
+        (`estimate.pipeline_lanes`; None: min(pp, sequences)). Scalars -> float; arrays broadcast -> ndarray."""
         T, A, D, K = n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens
         if n_prefill_seqs is None:
             n_prefill_seqs = (T > 0) * 1.0 if not isinstance(T, np.ndarray) else (T > 0).astype(float)
@@ -212,7 +213,7 @@ class StepModel:
         if scalar:
             if self.pp == 1:
                 return 1e3 * forward_s(self._c, T, A, D, K, S, max, pow)
-            m = min(self.pp, max(D + n_prefill_seqs, 1.0))
+            m = min(self.pp, max(D + n_prefill_seqs, 1.0), self.pp if lanes is None else max(lanes, 1.0))
             t = forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow)
             if T > 0:  # `estimate.chunk_pass_s`, scalar: the chunk's micro-batch with its share of the decodes
                 n = max(n_prefill_seqs, 1.0)
@@ -221,9 +222,10 @@ class StepModel:
         T, A, D, K, S = (np.asarray(x, dtype=float) for x in (T, A, D, K, S))
         if self.pp == 1:
             return 1e3 * forward_s(self._c, T, A, D, K, S)
-        t_pp: np.ndarray = replica_time_s(self._p, T, A, D, K, S, S)
+        m = S if lanes is None else np.minimum(S, np.maximum(np.asarray(lanes, dtype=float), 1.0))
+        t_pp: np.ndarray = replica_time_s(self._p, T, A, D, K, S, m)
         n_pf = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
-        return 1e3 * np.where(T > 0, chunk_pass_s(self._p, t_pp, T / n_pf, A / n_pf, D, K, S), t_pp)
+        return 1e3 * np.where(T > 0, chunk_pass_s(self._p, t_pp, T / n_pf, A / n_pf, D, K, m), t_pp)
 
     def breakdown(self, n_prefill_tokens: float, prefill_attn_pairs: float, n_decode_seqs: float,
                   decode_kv_tokens: float, n_prefill_seqs: float | None = None) -> dict[str, float]:

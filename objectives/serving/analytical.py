@@ -30,8 +30,8 @@ Workloads and what the model does with them:
   prompts that arrive together (`_prompts_at_once`, over the iteration a prompt rides on beside the decodes,
   `ride_ms`), not the closed loop's budget-sized groups: a prompt that arrives alone holds every decode for its
   whole pass through the stages, as the simulator and the engines run it; prompts that arrive apart go into the
-  next of the pp batches in flight, so the prompt queue passes pp prompts per prefill (`_prompt_lanes`), a prompt
-  waits for the next return of the min(pp, N) batches in flight rather than the iteration's end (`_returns`), and
+  next of the batches in flight, which the engines open only when a schedule overflows a budget (`_lanes`), so
+  the prompt queue passes a prompt per batch in flight and a prompt waits for the next return of one, and
   the rate held is what the full batch serves at that grouping (at most the closed loop's). A disaggregated prefill
   worker with pp > 1 keeps pp batches in flight at saturation (`cached_prefill_ms(pipelined=True)`).
   Bursty arrivals and mixed prompt lengths: the prompt queue's wait (mean and tail) is Kingman's G/G/1, the
@@ -134,7 +134,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
-from scipy.stats import poisson
+from scipy.stats import nbinom, poisson
 
 from .. import inference
 from ..catalog import gpu_table
@@ -571,13 +571,15 @@ def _prompts_at_once(x: np.ndarray, pp: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(pp) > 1, x + np.exp(-x), np.inf)
 
 
-def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_tokens: Any) -> np.ndarray:
+def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_tokens: Any,
+            lanes: Any = 1.0) -> np.ndarray:
     """Time (ms) of an iteration that carries one prompt's first chunk (min(input_len, max_num_tokens) tokens)
     beside the other N - 1 sequences' decodes (their mean context input_len + output_len / 2): how long the iteration
     a prompt arrives during lasts, with pp > 1 its micro-batch passing every stage with its share of the decodes
     (`inference.estimate.chunk_pass_s`, as `StepModel.time_ms`). ``p``: prepared deployments, one entry each
-    (`_prepared`); ``N`` of shape (n,) or (n, k); ``input_len`` and ``max_num_tokens`` one per deployment."""
-    from ..inference.estimate import chunk_pass_s, replica_time_s
+    (`_prepared`); ``N`` of shape (n,) or (n, k); ``input_len`` and ``max_num_tokens`` one per deployment;
+    ``lanes``: the batches in flight at least (`_lanes_opened`), N's shape or one per deployment."""
+    from ..inference.estimate import chunk_pass_s, pipeline_lanes, replica_time_s
     N = np.asarray(N, dtype=float)
     col = (lambda v: np.asarray(v, dtype=float)[:, None]) if N.ndim == 2 else (lambda v: np.asarray(v, dtype=float))
     L = col(input_len) + 0.0 * N
@@ -585,28 +587,70 @@ def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_to
     A = T * (T + 1.0) * 0.5
     D = np.maximum(N - 1.0, 0.0)
     K = D * (L + 0.5 * float(output_len))
+    # the batches in flight: those the load keeps open, or more where this round overflows a budget
+    lanes = np.maximum(pipeline_lanes(col(p.pp), N, T + D, col(max_num_tokens)),
+                       np.minimum(lanes, np.minimum(col(p.pp), np.maximum(N, 1.0))))
     # deployments along the last axis, as the prepared coefficients (one per deployment) broadcast
-    t = replica_time_s(p, T.T, A.T, D.T, K.T, (D + 1.0).T, N.T)
-    return 1e3 * np.asarray(chunk_pass_s(p, t, T.T, A.T, D.T, K.T, N.T), dtype=float).T
+    t = replica_time_s(p, T.T, A.T, D.T, K.T, (D + 1.0).T, lanes.T)
+    return 1e3 * np.asarray(chunk_pass_s(p, t, T.T, A.T, D.T, K.T, lanes.T), dtype=float).T
 
 
-def _prompt_lanes(pp: np.ndarray) -> np.ndarray:
-    """Prompts the open loop's prompt queue passes at once: pp where pp > 1 (the engine keeps up to pp batches in
-    flight with decodes cycling in them, and a prompt arriving while another passes the stages goes into the next
-    batch formed, a stage behind it: vLLM's batch queue, SGLang's micro-batches, the simulator's
-    `serving.engine._Replica._begin`), else 1. The queue's service per prompt is its prefill / lanes; its own pass
-    through every stage stays its whole prefill."""
-    pp = np.asarray(pp, dtype=float)
-    return np.where(pp > 1, pp, 1.0)
+def _lanes(d: Any, N: np.ndarray, prompts: np.ndarray, isl: Any) -> np.ndarray:
+    """The batches in flight of each deployment's replicas at occupancy N (`inference.estimate.pipeline_lanes`,
+    the engines' rule: one until a schedule overflows a budget, so a pipeline keeps one batch at low load) with
+    `prompts` (`_prompts_at_once`) of `isl` tokens beside the N sequences' decodes in a round: when the engine forms
+    its next batch (each return, `_next_return` in the simulator) and how many prompts its queue passes at once.
+    1 where pp == 1."""
+    from ..inference.estimate import pipeline_lanes
+    pp = np.asarray(d.pp, dtype=float)
+    N = np.asarray(N, dtype=float)
+    mnt = np.asarray(d.max_num_tokens, dtype=float)
+    T = np.minimum(np.minimum(np.asarray(prompts, dtype=float), np.maximum(N, 1.0)) * isl, pp * mnt)
+    return np.where(pp > 1, pipeline_lanes(pp, N, T + np.maximum(N - T / isl, 0.0), mnt), 1.0)
 
 
-def _returns(pp: np.ndarray, N: np.ndarray) -> np.ndarray:
-    """Returns per iteration of the batches in flight, when the engine forms its next batch: min(pp, N) where
-    pp > 1 (the N sequences in flight split over up to pp batches, as `StepModel.time_ms` prices an iteration; vLLM's
-    batch queue, SGLang's and TensorRT-LLM's pp loops form a batch at each return, `serving.engine._Replica.
-    _next_return`), else 1 (the iteration's end)."""
-    pp = np.asarray(pp, dtype=float)
-    return np.where(pp > 1, np.minimum(pp, np.maximum(N, 1.0)), 1.0)
+def _lanes_opened(pp: np.ndarray, lam: np.ndarray, held: Any, overflows: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(the batches in flight an open loop at `lam` requests/s keeps open, the rate its replicas hold at most), per
+    deployment with pp > 1 stages. The engines keep one batch in flight until a schedule overflows a budget
+    (`_lanes`), and a batch lives while it holds requests: a load beyond what the batches in flight serve fills
+    their slots, and a schedule then admits the prompts of the sequences that finished since the batch's last
+    return; where such a burst overflows a budget (`overflows(lanes)`) the engine opens another batch, else the
+    replica stays saturated on the batches it has. `held(lanes)`: requests/s the replica holds over that many
+    batches. The rate held is that of the most batches a saturated replica opens."""
+    lanes = np.ones_like(pp)
+    cap = held(lanes)
+    x_max = cap.copy()
+    done = lam < cap * 0.999
+    grow = np.ones(pp.shape, dtype=bool)          # the saturated replica still opens batches
+    for k in range(2, int(pp.max()) + 1):
+        grow &= (pp >= k) & overflows(np.minimum(float(k - 1), pp))
+        if not np.any(grow):
+            break
+        c = held(np.where(grow, float(k), lanes))
+        x_max = np.where(grow, c, x_max)
+        step = grow & ~done
+        lanes = np.where(step, float(k), lanes)
+        done |= step & (lam < c * 0.999)
+    return lanes, x_max
+
+
+def _burst_opens(lam_ms: np.ndarray, round_ms: np.ndarray, prefill_ms: np.ndarray, N: np.ndarray,
+                 lanes: np.ndarray, isl: np.ndarray, mnt: np.ndarray, n_req: np.ndarray) -> np.ndarray:
+    """Whether an open loop's prompts, over a run of `n_req` requests at `lam_ms` per ms, overflow a budget of
+    `mnt` tokens at least once in a batch's schedule and so open another batch (which then lives on with its
+    requests, `_lanes`): each of the `lanes` batches returns once a round of `round_ms` and takes the prompts that
+    arrived since the last return, lam x round / lanes on average, beside its N / lanes decodes; a prompt in the
+    batch lengthens the next round by its prefill (`prefill_ms`), so the counts cluster: negative binomial with that
+    mean and variance mean / (1 - a), a = lam x prefill / lanes (a >= 1: the batches' prefill alone outruns them, a
+    burst is certain). Opens where the run's expected overflows reach one: its `n_req` prompts, each the start of
+    a round that may take more than (mnt - N / lanes) / isl prompts."""
+    a = lam_ms * prefill_ms / lanes
+    mu = np.maximum(lam_ms * round_ms / lanes, 1e-12)
+    q = np.clip(1.0 - a, 1e-9, 1.0)                          # the negative binomial's p = mean / variance
+    size = mu * q / np.maximum(1.0 - q, 1e-12)
+    room = np.maximum(np.ceil((mnt - N / lanes) / isl - 1e-9), 1.0)
+    tail = np.where(q >= 1.0, poisson.sf(room - 1.0, mu), nbinom.sf(room - 1.0, np.maximum(size, 1e-12), q))
+    return (a >= 1.0) | (n_req * tail >= 1.0)
 
 
 class ServingModel:
@@ -709,7 +753,8 @@ class ServingModel:
                 "attn_dp": d.prefill_attn_dp, "pp": d.prefill_pp, "weight_dtype": d.prefill_weight_dtype,
                 "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}
 
-    def _at(self, d: Deployments, N: np.ndarray, isl: Any = None, prompts: Any = None) -> dict[str, np.ndarray]:
+    def _at(self, d: Deployments, N: np.ndarray, isl: Any = None, prompts: Any = None,
+            lanes: Any = None) -> dict[str, np.ndarray]:
         """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
         flight, rounded up to whole sequences: the engine runs whole batches; a lone request decodes at batch 1).
         N of shape (n,), or (n, k): k occupancies per deployment, rows in that order (k > 1: the deployments
@@ -718,7 +763,8 @@ class ServingModel:
         tokens a request prefills, one per deployment (prefix caching: its prompt less the cached tokens); None:
         the workload's mean prompt. ``prompts``: the most prompts one prefill iteration carries, one per deployment
         (or one per occupancy, N's shape)
-        (`inference.estimate.split_work`; None: as many as the budget holds, the closed loop's groups)."""
+        (`inference.estimate.split_work`; None: as many as the budget holds, the closed loop's groups). ``lanes``:
+        the batches in flight a pipeline keeps at least, one per deployment (`_lanes_opened`; None: none)."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
         per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
@@ -738,11 +784,14 @@ class ServingModel:
             isl = isl[:, None] if np.ndim(isl) == 1 else isl
             if prompts is not None and prompts.ndim == 1:   # one per deployment: a column against N
                 prompts = prompts[:, None]
+            if lanes is not None:
+                lanes = np.asarray(lanes, dtype=float)[:, None]
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
         out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
                                    max_batch_size=nb, max_num_tokens=mnt,
                                    gpu_memory_utilization=self.gpu_memory_utilization,
-                                   kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts)
+                                   kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts,
+                                   lanes_at_least=lanes)
         if cached:
             # prompts of isl tokens, the rest of the workload's mean prompt in the prefix cache: every iteration
             # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
@@ -1392,27 +1441,51 @@ class ServingModel:
         prep = _prepared(self._kw(d.take(piped))) if len(piped) else None
         isl_row = np.broadcast_to(np.asarray(isl_new, dtype=float), (n,))
 
+        # pp > 1: the batches in flight the load keeps open (`_lanes_opened`; 1 elsewhere), each request riding
+        # the batch it entered
+        opened = np.ones(n)
+
         def grouping(occ: np.ndarray) -> np.ndarray:                  # occupancy (n,) or (n, k) -> prompts
             occ = np.asarray(occ, dtype=float)
             g = np.array(np.broadcast_to(alone[:, None] if occ.ndim == 2 else alone, occ.shape))
             if len(piped):
                 two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
                 g[piped] = _prompts_at_once(two(lam_row[piped]) * ride_ms(prep, occ[piped], isl_row[piped], osl,
-                                                                          d.max_num_tokens[piped]), two(d.pp[piped]))
+                                                                          d.max_num_tokens[piped],
+                                                                          two(opened[piped])), two(d.pp[piped]))
             return g
 
         if len(piped):
             # where pp > 1 the closed loop's saturated rate x_max prices its budget-sized prompt groups pipelined;
             # the open loop's prompts arrive a few at a time, each group holding the decodes for its pass: what
-            # n_max sequences in flight serve at that grouping bounds the rate held
-            sat = self._at(d.take(piped), n_max[piped], isl_new[piped] if cached else None, grouping(n_max)[piped])
-            resid_sat = one[piped] + max(osl - 1.0, 0.0) * sat["tpot_ms"]
+            # n_max sequences in flight serve at that grouping bounds the rate held. The engines keep one batch in
+            # flight until a schedule overflows a budget: a load beyond what one batch serves builds a queue until
+            # one does, and the batches it opens live on with their requests (`_lanes_opened`)
+            sub = d.take(piped)
+            x_closed = x_max[piped].copy()
+
+            def held(lanes: np.ndarray) -> np.ndarray:                # requests/s n_max serve over `lanes`
+                opened[piped] = lanes
+                sat = self._at(sub, n_max[piped], isl_new[piped] if cached else None, grouping(n_max)[piped], lanes)
+                resid_sat = one[piped] + max(osl - 1.0, 0.0) * sat["tpot_ms"]
+                return np.minimum(x_closed, 1e3 * n_max[piped] / np.maximum(resid_sat, 1e-12))
+
+            def overflows(lanes: np.ndarray) -> np.ndarray:
+                # a saturated batch admits the prompts of its sequences that finished during its round, n_max /
+                # (lanes x osl) on average (Poisson): a burst (mean + 3 sd) overflows the budget beside its decodes
+                mu = n_max[piped] / (lanes * osl)
+                return (mu + 3.0 * np.sqrt(mu)) * isl_row[piped] + n_max[piped] / lanes > d.max_num_tokens[piped]
+
+            opened[piped], cap = _lanes_opened(np.asarray(d.pp, dtype=float)[piped],
+                                               np.broadcast_to(np.asarray(lam, dtype=float), (n,))[piped], held,
+                                               overflows)
             x_max = x_max.copy()
-            x_max[piped] = np.minimum(x_max[piped], 1e3 * n_max[piped] / np.maximum(resid_sat, 1e-12))
+            x_max[piped] = cap
+            stable = lam < x_max * 0.999
 
         def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
             k = mid.shape[1]
-            m = self._at(d, mid, isl_new if cached else None, grouping(mid))
+            m = self._at(d, mid, isl_new if cached else None, grouping(mid), opened)
             # a sequence's residency in the batch: its first token, then its decode steps. With pp > 1 the open
             # loop's own: from its admission, its prefill (`one`, a prompt spread over the pipeline's batches
             # rather than queued behind the closed loop's group of prompts, whose first token `_at` gives)
@@ -1424,27 +1497,47 @@ class ServingModel:
 
         lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
         N = np.where(stable, np.sqrt(lo * hi), n_max)
+        n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
+        for _ in range(int(np.max(d.pp)) - 1 if len(piped) else 0):
+            # pp > 1: a burst of prompts arriving over the run overflows a budget and opens another batch, which
+            # lives on (`_burst_opens`); the occupancy again over the batches then in flight
+            t_round = self._at(d, N, isl_new if cached else None, grouping(N), opened)["tpot_ms"] * osl / np.maximum(
+                osl, N * (isl_new + osl) / d.max_num_tokens)
+            more = np.zeros(n, dtype=bool)
+            more[piped] = (opened[piped] < d.pp[piped]) & _burst_opens(
+                lam_row[piped], t_round[piped], one[piped], N[piped], opened[piped], isl_row[piped],
+                d.max_num_tokens[piped], n_run[piped])
+            if not more.any():
+                break
+            opened[more] += 1.0
+            x_max = x_max.copy()
+            x_max[piped] = np.maximum(x_max[piped], held(opened[piped]))
+            stable = lam < x_max * 0.999
+            lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
+            N = np.where(stable, np.sqrt(lo * hi), n_max)
         grouped = grouping(N)
-        at = self._at(d, N, isl_new if cached else None, grouped)
+        at = self._at(d, N, isl_new if cached else None, grouped, opened)
         tpot = at["tpot_ms"]
         n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
         t_it = tpot * osl / n_it                                      # mean iteration (ms)
         D = N * (osl - 1.0) / n_it
         budget = np.maximum(d.max_num_tokens - D, 1.0)
         chunks = np.where(plain, 1.0, np.ceil(isl_new / budget))
-        dec_step = self._at(d, np.maximum(D, 1e-3), isl_new if cached else None, grouped)  # D decodes (+ prompts)
+        dec_step = self._at(d, np.maximum(D, 1e-3), isl_new if cached else None, grouped,  # D decodes (+ prompts)
+                            opened)
         t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl_new + osl) / d.max_num_tokens)
         S = one                                                       # prefill work of one prompt (ms)
         rho = np.minimum(lam_ms * S, 0.999)
-        # the prompt queue: with pp > 1 its server passes pp prompts per prefill (`_prompt_lanes`): M/D/1 on S / pp;
-        # a prompt's own pass stays S (below)
-        S_q = S / _prompt_lanes(d.pp)
+        # the prompt queue: with pp > 1 its server passes a prompt per batch in flight (`_lanes`): M/D/1 on
+        # S / lanes; a prompt's own pass stays S (below)
+        lanes = np.maximum(_lanes(d, N, grouped, isl_new), np.minimum(opened, np.maximum(N, 1.0)))
+        S_q = S / lanes
         rho_q = np.minimum(lam_ms * S_q, 0.999)
         # the prompt first waits for the batch it goes into: the next iteration's (half of one on average), with
-        # pp > 1 the next return of the min(pp, N) batches in flight (`_returns`); its own iteration costs about
-        # its prefill (the decodes riding on it add memory traffic that overlaps its compute); every further chunk
-        # waits a whole iteration
-        board = 0.5 * t_it / _returns(d.pp, N)
+        # pp > 1 the next return of the batches in flight (`_lanes`); its own iteration costs about its prefill
+        # (the decodes riding on it add memory traffic that overlaps its compute); every further chunk waits a
+        # whole iteration
+        board = 0.5 * t_it / lanes
         base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
         # the wait for a free slot: N sequences in flight on average, at most n_max at once (an M/M/c queue with
         # c = n_max slots each held for a residency R: Erlang C gives the probability of waiting)
@@ -1480,14 +1573,15 @@ class ServingModel:
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho_q, g * S_q, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
                                               burst=g, backlog=start[p])
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            at_q = np.where(Nq > N * (1 + 1e-9), self._at(d, Nq, isl_new if cached else None, grouping(Nq))["tpot_ms"],
+            at_q = np.where(Nq > N * (1 + 1e-9),
+                            self._at(d, Nq, isl_new if cached else None, grouping(Nq), opened)["tpot_ms"],
                             at["tpot_ms"])
             # whole-prompt rows scale with their mean (the stall fraction is the same)
             qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
                                 host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable, n_max, resid,
-                                np.where(plain, pure, t_dec), one, board=board)
+                                np.where(plain, pure, t_dec), one, board=board, lanes=lanes)
             ttft = mix["ttft"]
             # whole prompts: the mixture's stalls (only the prompts that fit beside the decodes) replace the mean
             # prompt's; every row: no decode step outlasts the longest iteration (`_mixture`'s "step_max")
@@ -1595,7 +1689,7 @@ class ServingModel:
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
                  slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: np.ndarray, cap_ms: np.ndarray,
                  stable: np.ndarray, slots: np.ndarray, resid: np.ndarray, step: np.ndarray | None = None,
-                 s_mean: np.ndarray | None = None, *, board: np.ndarray) -> dict[str, np.ndarray]:
+                 s_mean: np.ndarray | None = None, *, board: np.ndarray, lanes: np.ndarray) -> dict[str, np.ndarray]:
         """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
         ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
         L_j of weight w_j):
@@ -1711,7 +1805,7 @@ class ServingModel:
             work = S + held @ v
             b = (b[:, :, None] + held).reshape(n, -1)
             wx = (w[:, None] * v[None, :]).ravel()
-        work = work / _prompt_lanes(d.pp)[:, None]     # the queue's work: pp > 1 passes pp prompts at once
+        work = work / lanes[:, None]     # the queue's work: pp > 1 passes a prompt per batch in flight (`_lanes`)
         qu = self._length_queue(work, lam_ms)
         p0, g = qu["p0"], qu["g"]
         if drains.any():

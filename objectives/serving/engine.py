@@ -100,6 +100,10 @@ class _Replica:
         # token budget (`_schedule_prefill`)
         self.pp = max(int(getattr(cost, "pp", 1)), 1)
         self.k = 1            # pp > 1: the micro-batches the current iteration's prompts pass the stages in
+        # pp > 1: the batch in flight (lane) each running request rides and how many the current unit keeps
+        # (`_pipe_lanes`: one until a schedule overflows a budget, each living while it holds requests)
+        self.lane: dict[int, int] = {}
+        self.lanes = 1
         self.t_prev = 0.0     # pp > 1: when the unit before the current one started
         self.pgate = 0.0      # pp > 1: when the last prompt's micro-batch leaves the first stage (`_pipe_starts`)
         self.adv: dict[int, float] = {}   # pp > 1: prompts of the current iteration started before it (ms ahead)
@@ -489,19 +493,14 @@ class _Replica:
         slot is formed right after the next slot's result is processed) and TensorRT-LLM's
         (py_executor.py ``_executor_loop_pp``: each micro-batch slot is scheduled, from the requests not in flight,
         once the oldest slot is finalized) form the next batch at the next return of a batch in flight and put
-        every request then waiting into it. The iteration running at `t` returns its m micro-batches (m as
-        `StepModel.time_ms` splits it: min(pp, sequences), its prompts' own k, `_begin`; SGLang's pp loop runs a
-        prompt alone in the micro-batch being formed while the others go on decoding) one every 1 / m of it; at
-        `t` when the replica is not running one (it starts now), at the unit's end where `t` is not in its last
-        iteration (a static batch's segment, not cut)."""
+        every request then waiting into it. The iteration running at `t` returns its batches in flight (`lanes`,
+        `_pipe_lanes`: one until a schedule overflows a budget, so at low load the round's end) one every 1 / lanes
+        of it; at `t` when the replica is not running one (it starts now), at the unit's end where `t` is not in its
+        last iteration (a static batch's segment, not cut)."""
         if self.state != "busy" or t >= self.end:
             return t
-        if self.seg is not None:
-            span = self.seg[-1][2]                   # the segment's last iteration (it was cut after `t`: `wake`)
-            m = min(self.pp, max(self.n, 1))
-        else:                                        # (decodes a prompt run alone pauses cycle in the others)
-            span = self.dt
-            m = min(self.pp, max(self.n + self.k, 1))
+        span = self.seg[-1][2] if self.seg is not None else self.dt   # a segment: its last iteration (cut after
+        m = self.lanes                                                  # `t`: `wake`); its batches in flight
         start = self.end - span
         if t < start or m <= 1:
             return self.end
@@ -602,17 +601,64 @@ class _Replica:
             if self.group is None:
                 k = 1
                 if self.pp > 1:
-                    slots = -(-int(p + (ndec if self.dprio else 0)) // self.maxt)
-                    k = min(max(slots, min(len(chunks), self.n)), self.pp)
-                self.dt = (self.tm(p, pairs, ndec, kv) if k <= 1 else
-                           self.cost.time_ms(p, pairs, ndec, kv, k)) + extra  # type: ignore[call-arg]
+                    k, self.lanes = self._pipe_lanes(chunks, ndec)
+                self.dt = (self.tm(p, pairs, ndec, kv) if self.pp <= 1 else
+                           self.cost.time_ms(p, pairs, ndec, kv, k, lanes=self.lanes)) + extra  # type: ignore[call-arg]
                 self.end = t + self.dt
                 if self.pp > 1:
                     self.k = k
                     if chunks:
                         self._pipe_starts(t)
             return 0
+        if self.pp > 1 and self.group is None:
+            self.lanes = self._pipe_lanes([], self.n)[1]
         return self._segment_len()
+
+    def _pipe_lanes(self, chunks: list[tuple[int, int]], ndec: int) -> tuple[int, int]:
+        """pp > 1: (the micro-batches this iteration's prompts ride, the batches in flight) as the engines keep them
+        (`inference.estimate.pipeline_lanes`): one batch until a schedule overflows a budget of `maxt` tokens, the
+        leftovers opening a new one, and a batch lives while it holds requests. Each running request keeps the
+        batch (`lane`) it entered; its decodes
+        (`ndec` of them ride this iteration) cost a token of that batch's budget. A new prompt joins the batch in
+        flight that carries the fewest tokens (the next to return, as prompts arrive spread over a round); what
+        overflows its budget goes into a new batch while fewer than pp are in flight, else into the next to return
+        (the last holds the prompt). Lanes are priced as an even split (`StepModel.time_ms` ``lanes``)."""
+        lane = {rid: self.lane[rid] for rid in self.running if rid in self.lane}
+        load = [0] * self.pp
+        held = [False] * self.pp
+        for j in lane.values():
+            held[j] = True
+        if ndec:
+            pre = set(self.prefilling)
+            for rid in self.running:
+                if rid not in pre:
+                    at = lane.get(rid)
+                    if at is None:           # decoding here without a batch (a handoff, a swap-in): the lightest
+                        at = lane[rid] = min(range(self.pp), key=lambda i: (not held[i], load[i]))
+                        held[at] = True
+                    load[at] += 1
+        rides: set[int] = set()
+        for rid, c in chunks:
+            at = lane.get(rid)
+            j = min(range(self.pp), key=lambda i: (not held[i], load[i])) if at is None else at
+            while load[j] + c > self.maxt:
+                # the rest into a new batch while fewer than pp are in flight, else into the next to return
+                room = [i for i in range(self.pp) if i != j and load[i] < self.maxt]
+                if not room:
+                    break
+                fill = min(self.maxt - load[j], c)
+                if fill > 0:
+                    load[j] += fill
+                    c -= fill
+                    rides.add(j)
+                j = min(room, key=lambda i: (held[i], load[i]))
+                held[j] = True
+            load[j] += c
+            held[j] = True
+            rides.add(j)
+            lane[rid] = j
+        self.lane = lane
+        return max(len(rides), 1), max(sum(1 for x in load if x > 0), 1)
 
     def _pipe_starts(self, t: float) -> None:
         """pp > 1: the prompts this iteration (from `t`) finishes whose micro-batch the engine started before it.
@@ -864,8 +910,12 @@ class _Replica:
         return K
 
     def _decode_ms(self, k: int) -> float:
-        """Time (ms) of the k-th (from 0) of the decoders' next decode iterations, nothing else in the batch."""
+        """Time (ms) of the k-th (from 0) of the decoders' next decode iterations, nothing else in the batch
+        (pp > 1: in the batches they ride, `_pipe_lanes`)."""
         n = self.n
+        if self.pp > 1 and self.group is None:
+            return self.cost.time_ms(0, 0, n, self.S + n * (self.G + 1) + k * n,  # type: ignore[call-arg]
+                                     lanes=self.lanes)
         return self.tm(0, 0, n, self.S + n * (self.G + 1) + k * n)
 
     def _plan_segment(self, t: float, K: int) -> None:
