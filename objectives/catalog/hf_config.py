@@ -111,7 +111,7 @@ from typing import Any
 
 from .checks import check_hybrid, validate_model
 from .errors import CatalogError
-from .quant import MODELOPT_ALGOS, attention_kept_16bit, checkpoint_quant, json_mapping, load_quant_config
+from .quant import MODELOPT_ALGOS, MODULE_NAMES, checkpoint_quant, json_mapping, kept_16bit, load_quant_config
 from .types import Model
 
 _MISSING = object()
@@ -728,6 +728,24 @@ def _deepseek_v4(c: _Cfg) -> dict[str, Any]:
     )
 
 
+def _kept_modules(t: Mapping[str, Any], hfq: Mapping[str, Any] | None, model_type: str,
+                  fields: dict[str, Any]) -> None:
+    """Which module classes the checkpoint's exclude / ignore list keeps out of its format (`quant.kept_16bit`):
+    `attn_16bit_weights` where every layer's attention is, and the shares of the MoE layers' shared experts and of
+    the other layers' dense MLPs (MoE layers: index i >= first_k_dense with (i + 1) % moe_layer_freq == 0, as
+    `model_math.n_moe_layers`). Gemma 4's MoE layers hold a dense MLP ("mlp") beside the routed experts, recorded as
+    the shared expert."""
+    L = fields["n_layers"]
+    moe = ([i for i in range(L) if i >= fields.get("first_k_dense", 0)
+            and (i + 1) % max(int(fields.get("moe_layer_freq", 1) or 1), 1) == 0]
+           if fields.get("n_experts", 0) else [])
+    names = {**MODULE_NAMES, "shared_experts": ("mlp.down_proj",)} if model_type == "gemma4" else MODULE_NAMES
+    share = kept_16bit(t, hfq, {"attention": range(L), "shared_experts": moe if fields.get("shared_ffn") else [],
+                                "dense_mlp": sorted(set(range(L)) - set(moe))}, names)
+    fields.update(attn_16bit_weights=share["attention"] >= 1.0, shared_16bit_share=share["shared_experts"],
+                  dense_mlp_16bit_share=share["dense_mlp"])
+
+
 def _v4_expert_quant(t: Mapping[str, Any], fields: dict[str, Any]) -> None:
     """DeepSeek-V4 checkpoints keep their routed experts in 4 bits (`expert_dtype` "fp4": MXFP4, DeepSeek's own;
     NVIDIA's NVFP4 variants quantize only the experts) and every other weight in FP8 block scales: the checkpoint's
@@ -1148,8 +1166,8 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
     hfq_map = None if hfq is None else load_quant_config(hfq)
     w, scheme, kv = checkpoint_quant(t, hfq_map)
     fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
-    if w:  # a quantized checkpoint that leaves every layer's attention projections in 16 bits
-        fields["attn_16bit_weights"] = attention_kept_16bit(t, hfq_map, fields["n_layers"])
+    if w:  # the modules a quantized checkpoint leaves in 16 bits
+        _kept_modules(t, hfq_map, model_type, fields)
     _v4_expert_quant(t, fields)
     _msa_dense_quant(t, hfq_map, fields)
     fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))

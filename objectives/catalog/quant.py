@@ -190,31 +190,88 @@ def checkpoint_quant(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] 
 
 
 #: module-name prefixes of a decoder layer in the checkpoints' quantization exclude lists (plain decoders,
-#: multimodal wrappers' language models)
-_LAYER_PREFIXES = ("model.layers", "model.language_model.layers", "language_model.model.layers", "layers")
+#: multimodal wrappers' language models, Nemotron-H's backbone)
+_LAYER_PREFIXES = ("model.layers", "model.language_model.layers", "language_model.model.layers", "layers",
+                   "backbone.layers")
+#: the module classes of a decoder layer whose weight format the cost model prices apart, each with the module
+#: paths inside a layer that name it in the checkpoints' conventions (alternatives: a checkpoint has one of them;
+#: a projection stands for its module, as the engines refuse a fused layer whose shards differ in format):
+#: "attention" (the softmax-attention projections; GQA and MLA both have an o_proj), "shared_experts" (DeepSeek /
+#: Kimi / GLM `shared_experts`, Qwen `shared_expert`) and "dense_mlp" (the MLP of a layer without routed experts)
+MODULE_NAMES: dict[str, tuple[str, ...]] = {
+    "attention": ("self_attn.o_proj", "self_attn.q_proj", "mixer.o_proj"),
+    "shared_experts": ("mlp.shared_experts.down_proj", "mlp.shared_expert.down_proj"),
+    "dense_mlp": ("mlp.down_proj",),
+}
 
 
-def attention_kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None, n_layers: int) -> bool:
-    """True when the checkpoint's quantization config (the hf_quant_config when given, as `checkpoint_quant` reads
-    it, else `quantization_config`) keeps every one of the `n_layers` layers' attention projections out of its
-    format: its ModelOpt `exclude_modules`, or `ignore` / `modules_to_not_convert`, match each layer's
-    `self_attn` (Gemma-4-31B-IT-NVFP4 lists "model.language_model.layers.<i>.self_attn*" for every layer)."""
-    from fnmatch import fnmatchcase
-
+def exclude_patterns(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None) -> list[str]:
+    """The module patterns a checkpoint keeps out of its weight format: the hf_quant_config's ModelOpt
+    `exclude_modules` when given (as `checkpoint_quant` reads it), else `quantization_config`'s (top level or its
+    `text_config`) `ignore` (compressed-tensors, ModelOpt's config.json spelling), `exclude_modules` or
+    `modules_to_not_convert` (transformers' fp8 / mxfp4 / bitsandbytes); [] where it lists none."""
     if hf_quant_config is not None:
-        inner = hf_quant_config.get("quantization", hf_quant_config)
-        patterns = inner.get("exclude_modules") if isinstance(inner, Mapping) else None
+        q: Any = hf_quant_config.get("quantization", hf_quant_config)
     else:
         q = cfg.get("quantization_config")
         if q is None and isinstance(cfg.get("text_config"), Mapping):
             q = cfg["text_config"].get("quantization_config")
-        patterns = (q.get("ignore") or q.get("modules_to_not_convert")) if isinstance(q, Mapping) else None
-    if not isinstance(patterns, (list, tuple)) or not patterns or n_layers <= 0:
-        return False
-    pats = [str(p) for p in patterns]
-    return all(any(fnmatchcase(f"{pre}.{i}.self_attn.q_proj", p) for pre in _LAYER_PREFIXES for p in pats)
-               for i in range(n_layers))
+    if not isinstance(q, Mapping):
+        return []
+    pats = q.get("exclude_modules") or q.get("ignore") or q.get("modules_to_not_convert")
+    return [str(p) for p in pats] if isinstance(pats, (list, tuple)) else []
 
 
-__all__ = ["MODELOPT_ALGOS", "attention_kept_16bit", "checkpoint_quant", "from_hf_quant_config",
-           "from_quantization_config", "json_mapping", "load_quant_config"]
+def module_excluded(name: str, patterns: list[str]) -> bool:
+    """Whether module `name` (a dotted path, e.g. "model.layers.3.mlp.shared_experts.down_proj") is kept out of
+    the format by one of `patterns`, matched as the engines match them: "re:<regex>" matched from the name's start
+    (compressed-tensors' `ignore`, vLLM `_is_equal_or_regex_match` / SGLang alike), a pattern with `*`, `?` or `[`
+    as a glob over the whole name (ModelOpt's `exclude_modules`, vLLM `fnmatch` / SGLang `fullmatch`), any other
+    string as the name itself or a run of its dotted segments (vLLM's ModelOpt substring fallback, transformers'
+    `modules_to_not_convert`; whole segments, so that the router "mlp.gate" never keeps "mlp.gate_proj" out). A
+    glob that names a module keeps its submodules out too (gpt-oss's "model.layers.*.self_attn"; vLLM reads
+    ModelOpt's "path*" as "path" and "path.*")."""
+    import re
+    from fnmatch import fnmatchcase
+
+    parts = name.split(".")
+    modules = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]  # the module and those holding it
+    for p in patterns:
+        if p.startswith("re:"):
+            if re.match(p[3:], name):
+                return True
+        elif any(ch in p for ch in "*?["):
+            if any(fnmatchcase(mod, p) for mod in modules):
+                return True
+        elif f".{p}." in f".{name}.":
+            return True
+    return False
+
+
+def kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None,
+               layers: Mapping[str, range | list[int]],
+               names: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, float]:
+    """Per module class (`layers`' keys, e.g. those of `MODULE_NAMES`), the share (0-1) of its layers (`layers`'
+    indices) whose module the checkpoint's quantization config keeps out of its weight format (`exclude_patterns`,
+    `module_excluded`): the engines load those weights as stored, in 16 bits, and run their GEMMs unquantized.
+    `names`: the module paths of each class inside a layer (default `MODULE_NAMES`); a layer's module is kept when
+    one of them under one of the layer prefixes is. A class without layers reads 0. Kimi-K2.5's compressed-tensors
+    int4 `ignore` ("re:.*self_attn.*", "re:.*shared_experts.*", "re:.*mlp\\.(gate|up|gate_up|down)_proj.*") keeps
+    attention, shared experts and the dense first layer's MLP: only its routed experts are int4."""
+    pats = exclude_patterns(cfg, hf_quant_config)
+    names = MODULE_NAMES if names is None else names
+    out: dict[str, float] = {}
+    for cls, idx in layers.items():
+        idx = list(idx)
+        if not pats or not idx:
+            out[cls] = 0.0
+            continue
+        kept = sum(1 for i in idx if any(module_excluded(f"{pre}.{i}.{n}", pats)
+                                         for pre in _LAYER_PREFIXES for n in names[cls]))
+        out[cls] = kept / len(idx)
+    return out
+
+
+__all__ = ["MODELOPT_ALGOS", "MODULE_NAMES", "checkpoint_quant", "exclude_patterns",
+           "from_hf_quant_config", "from_quantization_config", "json_mapping", "kept_16bit", "load_quant_config",
+           "module_excluded"]

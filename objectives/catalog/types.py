@@ -178,6 +178,12 @@ class Model:
     # format (Gemma-4-31B-IT-NVFP4): they are costed at 16 bits, as 4-bit MoE checkpoints always are
     # (`inference.resolve.ATTN_16BIT_WEIGHTS`); this carries it to dense checkpoints
     attn_16bit_weights: bool = False
+    # The share (0-1) of the MoE layers whose shared experts, and of the other layers whose dense MLP, the
+    # checkpoint's quantization config keeps out of its weight format (`catalog.quant.kept_16bit`: Kimi-K2.5's int4
+    # and Kimi-K2.6's NVFP4 keep both; GLM-5.1-NVFP4 and Qwen3.5-397B-A17B-NVFP4 their shared experts): served in
+    # the checkpoint's own format those GEMMs run and stream at 16 bits (`inference.core`, `inference.measured`)
+    shared_16bit_share: float = 0.0
+    dense_mlp_16bit_share: float = 0.0
     # Attention residuals (Kimi-K3 `attn_res_block_size`): each layer's attention and MLP inputs are a softmax mix
     # of the block-level outputs of earlier layers instead of a plain residual sum; 0: a plain residual. Its
     # weights are one vector per site (not counted, as norms); its cost is elementwise traffic per token

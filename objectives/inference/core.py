@@ -49,6 +49,7 @@ from .resolve import (
     gemm_eff,
     gpu_arrays,
     int_code,
+    kept_mlp_16bit,
     layout_invalid,
     link_lookup,
     moe_a2a_codes,
@@ -539,6 +540,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
     # and stream at bf16
     a16 = np.where(attn_16bit(w, lc.n_moe_layers, m.attn16w) & (m.dense8 <= 0), lc.attn_params, 0.0)
+    # ... and where served in its own format, the shared experts and dense MLPs its exclude list keeps out of it
+    sh16, mlp16 = kept_mlp_16bit(m, w)
+    a16 = a16 + sh16 * lc.shared_params + mlp16 * lc.dense_mlp_params
     # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
     dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
     lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
@@ -729,6 +733,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["n_moe_layers"] = lc.n_moe_layers
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers, m.attn16w)  # attention projections on the 16-bit GEMM table
+    fields["sh16"], fields["mlp16"] = kept_mlp_16bit(m, w)  # ... the shares of shared experts and dense MLPs there
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     # an expert-parallel load balancer (EPLB): the experts' balanced-routing tables where measured
     fields["eplb"] = np.where(np.asarray(ep) > 1, np.asarray(eplb, dtype=float), 0.0)

@@ -534,7 +534,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     per-row source code and a has-profile mask, the broadcast shape, and the rows whose linear-attention
     recurrence a kernel table priced (Gated DeltaNet, Kimi Delta Attention; `_profile_rows`: their closed-form
     recurrence terms are to be dropped). `shape_fields["attn16"]`: the rows whose attention projections run the
-    16-bit GEMM table (`resolve.attn_16bit`); `shape_fields["moe_act"]`
+    16-bit GEMM table (`resolve.attn_16bit`); `shape_fields["sh16"]` / `["mlp16"]` (optional): the share of each
+    row's shared-expert / dense-MLP layers that runs there too (`resolve.kept_mlp_16bit`); `shape_fields["moe_act"]`
     (optional): each row's `moe_act_dtype` code (`MOE_ACT_DTYPES`; absent: "auto"). `moe_dp`: the attention-DP
     ranks whose tokens reach the routed experts in one forward (None: all attn_dp of them; `prepare`). Rows whose
     GPU has no profile for their engine, or whose compute dtype has no GEMM table, keep roofline curves (source
@@ -624,7 +625,8 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         u = rows[first]
         sub = {kk: v[u] for kk, v in f.items()}
         attn16 = sub["attn16"] > 0
-        at = prof.table("gemm.bf16") if attn16.any() else None
+        kept16 = attn16 | (sub.get("sh16", 0.0) > 0) | (sub.get("mlp16", 0.0) > 0)
+        at = prof.table("gemm.bf16") if np.any(kept16) else None
         mxr = bool(mx[rows[0]])
         ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
         parts: dict[str, Any] | None = None if collect is None else {}
@@ -1147,9 +1149,26 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     n_dense = L - n_moe
     ffn = np.maximum(m["ffn"], 1.0)
     dense = (n_dense > 0) & (m["ffn"] > 0)  # ffn 0: mixer layers without an MLP block (Nemotron-3)
-    tok = tok + put("gemm", col(np.where(dense, n_dense, 0.0)) * (
-        pre_quantized(Mg, col(n_mat * ffn / tp), col(h), gt, dense, True, tp_fused)
-        + gemm(Mg, col(h), col(ffn / tp), check=dense)))
+
+    def kept(share: np.ndarray, on: np.ndarray, n_in: np.ndarray, n_out: np.ndarray, fused: bool) -> np.ndarray:
+        """An MLP's up (gate + up: `n_in` columns) and down (`n_out` inputs) GEMMs (s) of rows `on`: the `share`
+        of their layers the checkpoint keeps in 16 bits on `attn_gt` (unquantized), the rest in its format (the up
+        GEMM's input quantized before it where `fused`, `pre_quantized`)."""
+        f = share if attn_gt is not None else np.zeros(k)
+        q_on, h_on = on & (f < 1.0), on & (f > 0.0)
+        t = np.zeros((k, len(M_GRID)))
+        if q_on.any():
+            up = (pre_quantized(Mg, col(n_in), col(h), gt, q_on, True, tp_fused) if fused
+                  else gemm(Mg, col(n_in), col(h), check=q_on))
+            t = up + gemm(Mg, col(h), col(n_out), check=q_on)
+        if h_on.any():
+            t16 = gemm(Mg, col(n_in), col(h), attn_gt, h_on, False) + gemm(Mg, col(h), col(n_out), attn_gt, h_on,
+                                                                            False)
+            t = col(1.0 - f) * t + col(f) * np.where(col(h_on), t16, 0.0)
+        return t
+    zeros = np.zeros(k)
+    tok = tok + put("gemm", col(np.where(dense, n_dense, 0.0)) * kept(m.get("mlp16", zeros), dense, n_mat * ffn / tp,
+                                                                       ffn / tp, True))
     if (n_moe > 0).any():
         ne, topk = np.maximum(m["n_experts"], 1.0), np.maximum(m["top_k"], 1.0)
         # the routed experts' width: a latent MoE's latent, with its hidden -> latent -> hidden projections
@@ -1161,8 +1180,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                         + gemm(Mg, col(h), col(np.maximum(lat, 1.0)), check=latent), 0.0)
         sh = np.maximum(m["shared_ffn"], 1.0)
         shared = np.where(col(m["shared_ffn"] > 0),
-                          gemm(Mg, col(n_mat * sh / tp), col(h), check=m["shared_ffn"] > 0)
-                          + gemm(Mg, col(h), col(sh / tp), check=m["shared_ffn"] > 0), 0.0)
+                          kept(m.get("sh16", zeros), m["shared_ffn"] > 0, n_mat * sh / tp, sh / tp, False), 0.0)
         # experts: EP ranks split the experts, the rest of the TP group (x attention DP) splits each expert
         ep_world = ep
         etp = np.maximum(tp * attn_dp / ep_world, 1.0)

@@ -91,6 +91,8 @@ class ModelShape:
     swa_kv_heads: Num = 0.0   # KV heads of the `n_win` window layers where they differ (MiMo-V2-Flash: 8 vs 4)
     swa_head: Num = 0.0       # head width (q, k, v, o) of the window layers where it differs (Gemma 4: 256 vs 512)
     attn16w: Num = 0.0        # 1.0: a 4-bit checkpoint keeps every attention projection in 16 bits (even dense)
+    sh16w: Num = 0.0          # share of the MoE layers whose shared experts the checkpoint keeps in 16 bits
+    mlp16w: Num = 0.0         # share of the other layers whose dense MLP the checkpoint keeps in 16 bits
     # ---- Kimi-K3 (0.0 for every other model) ---------------------------------------------------------------------
     lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (their own kernel tables, `measured`)
     attn_res_bytes: Num = 0.0  # attention-residual mixing traffic per token, all layers, bytes (catalog model_math)
@@ -213,6 +215,8 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "swa_head": lambda m: (float(m.swa_head_dim) if mm.n_sliding_layers(m)
                                and m.swa_head_dim not in (0, m.head_dim) else 0.0),
         "attn16w": lambda m: float(m.attn_16bit_weights),
+        "sh16w": lambda m: float(m.shared_16bit_share),
+        "mlp16w": lambda m: float(m.dense_mlp_16bit_share),
         "lin_kda": lambda m: float(m.linear_attn_kind == "kda" and m.n_linear_attn_layers > 0),
         "attn_res_bytes": mm.attn_res_bytes_per_token,
         "idx_block": lambda m: float(m.index_block) if mm.n_index_layers(m) else 0.0,
@@ -268,6 +272,8 @@ class LayerCosts:
                                          # keys (the MLA; the rest is the indexer, which scores every key)
     attn_params: Num = 0.0               # the attention projections (softmax and linear layers) inside
                                          # dense_params: what 4-bit MoE checkpoints keep in 16 bits
+    shared_params: Num = 0.0             # the MoE layers' shared experts inside dense_params
+    dense_mlp_params: Num = 0.0          # the dense MLP layers inside dense_params
     # ---- DeepSeek-V4 (0.0 otherwise): kv_elems_per_token holds every layer's window entry (win_kv_elems_per_token)
     # plus the compressed entries; the attention terms above hold only the work that grows with the context
     # (HCA pairs, the CSA indexer's scores); what each query does in its bounded spans (the window, the CSA top-k)
@@ -411,7 +417,8 @@ def layer_costs(m: ModelShape, tp: Num) -> LayerCosts:
                       act, win_kv_elems_per_token=n_win * kv_win_layer, win_attn_flops_pair=n_win * win_pair,
                       window_tokens=m.window, state_bytes_per_seq=m.n_lin * m.lin_state_bytes / tp,
                       linear_flops_per_token=m.n_lin * m.lin_flops / tp, sparse_topk=m.idx_topk,
-                      sparse_attn_flops_pair=sparse, attn_params=attn_all,
+                      sparse_attn_flops_pair=sparse, attn_params=attn_all, shared_params=n_moe * shared,
+                      dense_mlp_params=n_dense * dense_mlp,
                       bounded_attn_flops_per_token=bounded * v4_pair, bounded_kv_elems_per_token=bounded * m.v4_entry,
                       held_state_bytes_per_seq=m.v4_state,
                       # per layer, two sites: mixing the hc_mult FP32 streams into one bf16 input (read them,

@@ -749,6 +749,15 @@ def attn_16bit(w: Num, n_moe_layers: Num, kept: Num = 0.0) -> Num:
     return np.isin(w, _ATTN16_CODES) & ((np.asarray(n_moe_layers) > 0) | (np.asarray(kept) > 0))
 
 
+def kept_mlp_16bit(m: Any, w: Num) -> tuple[Num, Num]:
+    """The shares of the MoE layers' shared experts and of the dense MLP layers that stay 16-bit (`ModelShape`
+    `sh16w`, `mlp16w`: what the checkpoint's exclude list keeps out of its format, `Model.shared_16bit_share`) where
+    the configuration serves the checkpoint in its own quantized format (weight code `w` = `ckpt_w` - 1), not
+    where the checkpoint keeps every non-expert weight in FP8 (`dense8`, DeepSeek-V4); 0 elsewhere."""
+    own = (np.asarray(m.ckpt_w) > 0) & (np.asarray(w) == np.asarray(m.ckpt_w) - 1.0) & (np.asarray(m.dense8) <= 0)
+    return np.where(own, m.sh16w, 0.0), np.where(own, m.mlp16w, 0.0)
+
+
 def act_peak(g: GPUArrays, act: Num) -> Num:
     """Dense peak FLOP/s of each config's GPU in its activation precision (bf16 peak where unsupported)."""
     pk = g.peaks[g.index, act]

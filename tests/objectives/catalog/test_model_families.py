@@ -367,8 +367,12 @@ def test_kimi_k2_thinking_is_its_int4_checkpoint_not_the_fp8_instruct_one():
     m, k2, k25 = cat.model("moonshotai/Kimi-K2-Thinking"), cat.model("Kimi-K2"), cat.model("Kimi-K2.5")
     assert (m.quant_weight_dtype, m.quant_scheme) == (k25.quant_weight_dtype, k25.quant_scheme) == ("int4",
                                                                                                     "int4_group")
+    # its ignore list keeps attention, shared experts and the dense first layer's MLP in 16 bits (Kimi-K2.5's)
+    kept = (m.attn_16bit_weights, m.shared_16bit_share, m.dense_mlp_16bit_share)
+    assert kept == (k25.attn_16bit_weights, k25.shared_16bit_share, k25.dense_mlp_16bit_share) == (True, 1.0, 1.0)
     assert dataclasses.replace(m, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
-                               max_position=0) == \
+                               max_position=0, attn_16bit_weights=False, shared_16bit_share=0.0,
+                               dense_mlp_16bit_share=0.0) == \
         dataclasses.replace(k2, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
                             max_position=0)
     assert cat.model("moonshotai/Kimi-K2-Instruct-0905").name == "Kimi-K2"
@@ -809,7 +813,7 @@ def test_gemma_4_full_and_window_layers_have_their_own_kv_heads_and_head_widths(
     assert (fp4.quant_weight_dtype, fp4.quant_scheme, fp4.quant_kv_dtype) == ("fp4", "nvfp4", "fp8")
     assert dataclasses.replace(fp4, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
                                quant_weight_dtype="", quant_scheme="", quant_kv_dtype="",
-                               attn_16bit_weights=False) == m
+                               attn_16bit_weights=False, shared_16bit_share=0.0) == m
 
 
 def test_gemma_4_31b_reads_the_dense_shape_and_keeps_the_nvfp4_attention_in_16_bits():

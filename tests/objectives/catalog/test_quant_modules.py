@@ -1,0 +1,115 @@
+"""Which modules a quantized checkpoint keeps out of its weight format (`catalog.quant.kept_16bit`), read off every
+shipped config, and what the cost model makes of it (16-bit shared experts and dense MLPs)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from objectives import catalog, inference
+from objectives.catalog import DATA_DIR
+from objectives.catalog.quant import kept_16bit, module_excluded
+from objectives.catalog.types import DTYPE_BYTES
+from objectives.inference.ops import ModelShape, layer_costs
+
+
+def test_patterns_match_as_the_engines_match_them():
+    """compressed-tensors "re:" patterns are regexes matched from the name's start (vLLM's re.match), globs match
+    the whole module path or a module holding it, plain names whole dotted segments."""
+    kimi = ["lm_head", r"re:.*self_attn.*", r"re:.*shared_experts.*", r"re:.*mlp\.(gate|up|gate_up|down)_proj.*"]
+    assert module_excluded("language_model.model.layers.0.mlp.down_proj", kimi)
+    assert module_excluded("model.layers.7.mlp.shared_experts.gate_proj", kimi)
+    assert module_excluded("model.layers.7.self_attn.kv_b_proj", kimi)
+    assert not module_excluded("model.layers.7.mlp.experts.3.down_proj", kimi)  # routed experts: int4
+    assert not module_excluded("model.layers.7.self_attn.o_proj", ["re:self_attn"])  # re.match: from the start
+    # a glob naming a module keeps its projections out (gpt-oss); "path*" the module and its children (ModelOpt)
+    assert module_excluded("model.layers.3.self_attn.o_proj", ["model.layers.*.self_attn"])
+    assert module_excluded("model.layers.0.mlp.down_proj", ["model.layers.0*"])
+    assert not module_excluded("model.layers.3.mlp.down_proj", ["model.layers.*.self_attn"])
+    # plain names: whole segments, the router "gate" is not the MLP's gate_proj
+    assert module_excluded("model.layers.3.mlp.gate", ["gate"])
+    assert not module_excluded("model.layers.3.mlp.gate_proj", ["gate", "lm_head"])
+    assert module_excluded("model.layers.3.mlp.shared_experts.up_proj", ["model.layers.3.mlp.shared_experts"])
+
+
+def test_kept_16bit_shares_per_layer_and_without_a_list():
+    cfg = {"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": [
+        "model.layers.0*", "model.layers.2.mlp.shared_experts*", "model.layers.3.mlp.shared_experts*"]}}
+    share = kept_16bit(cfg, None, {"shared_experts": range(1, 5), "dense_mlp": [0], "attention": range(5)})
+    assert share == {"shared_experts": 0.5, "dense_mlp": 1.0, "attention": 0.2}
+    assert kept_16bit({"quantization_config": {"quant_method": "fp8"}}, None, {"dense_mlp": [0]}) == {"dense_mlp": 0.0}
+    assert kept_16bit(cfg, None, {"dense_mlp": []}) == {"dense_mlp": 0.0}
+    # the hf_quant_config's exclude_modules, not the config's, where one is given (as the engines read it)
+    hfq = {"quantization": {"quant_algo": "NVFP4", "exclude_modules": ["model.layers.*.mlp*"]}}
+    assert kept_16bit(cfg, hfq, {"dense_mlp": [0], "shared_experts": [1]}) == {"dense_mlp": 1.0,
+                                                                                  "shared_experts": 1.0}
+
+
+#: every shipped quantized checkpoint: (attention of every layer kept, share of the MoE layers' shared experts
+#: kept, share of the dense-MLP layers kept), read by hand off its exclude / ignore list. Kimi's int4 and K2.6+
+#: NVFP4, GLM-5.1+ NVFP4 (layers 0-2 whole, shared experts), Qwen3.5's NVFP4 (shared_expert), Gemma 4 26B (its
+#: "mlp" beside the experts, recorded as the shared expert); gpt-oss's "model.layers.*.self_attn". GLM-5-NVFP4 and
+#: Kimi-K2.5-NVFP4 list only attention; the FP8 releases only norms, routers and the head. DeepSeek-V4's NVFP4
+#: keeps its non-expert weights in FP8 (`dense_weight_dtype`), not 16 bits; the hybrids (Qwen3.5, Nemotron-3)
+#: exclude their softmax layers' attention but not every layer's
+SHIPPED = {
+    "DeepSeek-R1": (False, 0, 0), "DeepSeek-V3.2": (False, 0, 0), "DeepSeek-V3": (False, 0, 0),
+    "DeepSeek-V4-Flash-FP8": (False, 0, 0), "DeepSeek-V4-Flash-NVFP4": (False, 0, 0),
+    "DeepSeek-V4-Flash": (False, 0, 0), "DeepSeek-V4-Pro-FP8": (False, 0, 0), "DeepSeek-V4-Pro-NVFP4": (False, 0, 0),
+    "DeepSeek-V4-Pro": (False, 0, 0),
+    "GLM-5-FP8": (False, 0, 0), "GLM-5-NVFP4": (True, 0, 0), "GLM-5.1-FP8": (False, 0, 0),
+    "GLM-5.1-NVFP4": (True, 1, 1), "GLM-5.2-FP8": (False, 0, 0), "GLM-5.2-NVFP4": (True, 1, 1),
+    "GLM-5.3-FP8": (False, 0, 0), "GLM-5.3-NVFP4": (True, 1, 1),
+    "Gemma-4-26B-A4B-NVFP4": (True, 1, 0), "Gemma-4-31B-IT-NVFP4": (True, 0, 0),
+    "Kimi-K2-Thinking": (True, 1, 1), "Kimi-K2.5-NVFP4": (True, 0, 0), "Kimi-K2.5": (True, 1, 1),
+    "Kimi-K2.6-NVFP4": (True, 1, 1), "Kimi-K2.7-Code-NVFP4": (True, 1, 1), "Kimi-K2": (False, 0, 0),
+    "Kimi-K3": (True, 1, 1), "Llama-3.1-70B-FP8": (False, 0, 0), "MiMo-V2-Flash": (False, 0, 0),
+    "MiniMax-M2.5-NVFP4": (True, 0, 0), "MiniMax-M2.5": (False, 0, 0), "MiniMax-M2.7-NVFP4": (True, 0, 0),
+    "MiniMax-M2.7": (False, 0, 0), "MiniMax-M3-NVFP4": (False, 0, 0),
+    "Nemotron-3-Nano-30B-A3B-NVFP4": (False, 0, 0), "Nemotron-3-Super-120B-A12B-FP8": (False, 0, 0),
+    "Nemotron-3-Super-120B-A12B-NVFP4": (False, 0, 0), "Nemotron-3-Ultra-550B-A55B-FP8": (False, 0, 0),
+    "Nemotron-3-Ultra-550B-A55B-NVFP4": (False, 0, 0), "Nemotron-3.5-Lightning-30B-A3B-NVFP4": (False, 0, 0),
+    "Qwen3-235B-A22B-FP8": (False, 0, 0), "Qwen3.5-397B-A17B-NVFP4": (False, 1, 0),
+    "Qwen3.6-27B-NVFP4": (False, 0, 0), "Qwen3.6-35B-A3B-NVFP4": (False, 0, 0), "Step-3.7-Flash-FP8": (False, 0, 0),
+    "gpt-oss-120b": (True, 0, 0), "gpt-oss-20b": (True, 0, 0),
+}
+
+
+def test_every_shipped_quantized_checkpoint_reads_its_kept_modules():
+    quantized = set()
+    for path in sorted((DATA_DIR / "models").glob("*.json")):
+        m = catalog.model_from_hf_config(path)
+        if m.quant_weight_dtype:
+            quantized.add(path.stem)
+            assert (m.attn_16bit_weights, m.shared_16bit_share, m.dense_mlp_16bit_share) == SHIPPED[path.stem], \
+                path.stem
+        else:
+            assert (m.attn_16bit_weights, m.shared_16bit_share, m.dense_mlp_16bit_share) == (False, 0.0, 0.0)
+    assert quantized == set(SHIPPED)  # a new quantized config needs its line here
+
+
+def test_kimi_int4_prices_shared_experts_and_dense_layer_at_16_bits():
+    """Kimi-K2.5's int4 checkpoint served as shipped: its shared experts (60 MoE layers) and dense first layer's MLP
+    are held at 2 bytes a weight instead of int4's 0.5, on every engine's path; served in another format (fp8: a
+    requantization the list does not describe) they follow that format."""
+    m = catalog.model("moonshotai/Kimi-K2.5")
+    q = dataclasses.replace(m, name="k25-all-int4", hf_id="", aliases=(), shared_16bit_share=0.0,
+                            dense_mlp_16bit_share=0.0)
+    tp = 8
+    lc = layer_costs(ModelShape.from_models([m]), float(tp))
+    assert lc.shared_params == 60 * 3 * m.hidden * m.shared_ffn / tp
+    assert lc.dense_mlp_params == 1 * 3 * m.hidden * m.ffn / tp
+    extra = (lc.shared_params + lc.dense_mlp_params) * (2.0 - DTYPE_BYTES["int4"])
+    for engine in ("vllm", "trtllm", "roofline"):
+        kw = dict(gpu="H200", tp=tp, batch_size=[1, 64], input_len=2048, output_len=256, engine=engine)
+        own, all4 = inference.estimate([m, m], **kw), inference.estimate([q, q], **kw)
+        assert (own["weight_dtype"] == "int4").all()
+        assert ((own["weights_gib"] - all4["weights_gib"]) * 2**30).to_numpy() == pytest.approx([extra] * 2,
+                                                                                              rel=1e-9)
+        # the step differs (16-bit GEMMs: other tables / rates, more bytes streamed)
+        assert not np.allclose(own["ttft_ms"].to_numpy(), all4["ttft_ms"].to_numpy(), rtol=1e-6), engine
+        fp8 = dict(kw, weight_dtype="fp8", gpu="B200")
+        a, b = inference.estimate([m, m], **fp8), inference.estimate([q, q], **fp8)
+        cols = ["ttft_ms", "tpot_ms", "weights_gib"]
+        assert a[cols].to_numpy().tolist() == b[cols].to_numpy().tolist()
