@@ -71,8 +71,11 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     out += [([("profile_layer_us", e) for e in every], 1.0, 100.0)] if dense else []
     out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
-    # the models' own time before the first token: one value for the linear and the sparse kind (a held-out model
-    # of one kind takes the other's), fitted where rows hold such models
+    # the linear-attention models' own time before the first token, fitted where rows hold such models
+    # (`special_attn`). The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's
+    # measured prefill module (`measured.build_curves`, `dsa_context`), whose length-dependent time the one
+    # constant per request had stood in for (203 ms shared with the linear kind, which under-priced GLM-5's 8k
+    # prompts and over-priced its 1k ones); a held-out linear model no longer borrows that stand-in
     out += [([("attn_ttft_ms", k) for k in ATTN_TTFT_KINDS], 0.1, 1000.0)] if special_attn else []
     # the KV connector's latency per request, per engine with disaggregated rows (`disagg`): only those identify
     # it. Its bandwidth (`engine_kv_gbs`) is not fitted: the rows' two prompt lengths leave it unidentified
@@ -94,14 +97,15 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
 #: (TRTLLM-gen over CUTLASS in its own tables), not the table as measured, which its rows rule out. The other
 #: engines' tables are the kernels they run: not fitted (1.0)
 MOE_SCALE_ENGINES = ("trtllm",)
-#: the attention kinds with a time of their own before the first token (`Efficiency` ``attn_ttft_ms``)
-ATTN_TTFT_KINDS = ("linear", "sparse")
+#: the attention kinds whose time of their own before the first token is fitted (`Efficiency` ``attn_ttft_ms``;
+#: "sparse" keeps its default: `_factor_specs`)
+ATTN_TTFT_KINDS = ("linear",)
 
 
-def _special_attn(models: Any) -> np.ndarray:
-    """Whether each model has linear (Gated DeltaNet) or sparse (DSA) attention layers."""
+def _special_attn(models: Any, sparse: bool = True) -> np.ndarray:
+    """Whether each model has linear (Gated DeltaNet) or, with `sparse`, sparse (DSA) attention layers."""
     from objectives import catalog
-    kinds = {m: bool(catalog.model(m).n_linear_attn_layers or catalog.model(m).index_topk)
+    kinds = {m: bool(catalog.model(m).n_linear_attn_layers or (sparse and catalog.model(m).index_topk))
              for m in pd.unique(np.asarray(models))}
     return np.array([kinds[m] for m in models], dtype=bool)
 
@@ -494,7 +498,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     std_agg = rows[(rows["mode"] == "agg").to_numpy() & ~special]
     specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
                           moe=bool(moe.any()), agg=sorted(set(_engine(std_agg)) & set(engines)),
-                          special_attn=bool(special.any()))
+                          special_attn=bool(_special_attn(rows["model"].to_numpy(object), sparse=False).any()))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])

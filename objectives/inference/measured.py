@@ -1527,22 +1527,34 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             inside &= ~mla | (mg.inside(1.0, 1024.0, hq[:, 0, 0]) & mc.inside(1.0, 1024.0, hq[:, 0, 0]))
             c_hi = np.where(col(mla), _len_reach(mc, heads), c_hi)
             g_hi = np.where(col(mla), _len_reach(mg, heads), g_hi)
-            # DeepSeek sparse attention decode (lightning indexer, top-k, sparse MLA), measured as whole modules:
-            # the module less this model's projection GEMMs (already in the token curve) at the same tokens
+            # DeepSeek sparse attention (lightning indexer, top-k, sparse MLA), measured as whole modules: the
+            # module less this model's projection GEMMs (already in the token curve) at the same tokens (decode: b
+            # tokens; prefill: b prompts of s tokens, b x s). The prefill module is what the engine runs on a prompt
+            # (indexer scores over the causal pairs, top-k per query, sparse MLA over the selected keys), not the
+            # dense MLA kernel: SGLang's B200 table, GLM-5's 8 heads per GPU, one prompt of 8,192 tokens: 2.7 ms per
+            # layer with projections, the dense MLA kernel 0.19 ms
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
             dsa_timed = np.zeros(k, dtype=bool)
+            log_qkv = np.log(np.maximum(qkv, 1e-30))[:, None, None, :]
             for arch, hid in (("glm5", 6144.0), ("deepseek_v32", 7168.0)):
-                tab = by_kv(f"dsa_generation.{arch}")
+                tab, tab_c = by_kv(f"dsa_generation.{arch}"), by_kv(f"dsa_context.{arch}")
                 rows_ = dsa & (h == hid)
                 if tab is None or not rows_.any():
                     continue
                 dsa_timed |= rows_
+                n_l = (L_attn * a_scale)[:, None, None]
                 proj = qkv[:, (np.log2(B_GRID) * M_STEPS).astype(int)][:, :, None]
                 t_mod = hide(tab(b3, s3, hq)) * 1e-3
-                t_d = np.maximum(t_mod - proj, 0.2 * t_mod) * (L_attn * a_scale)[:, None, None]
+                t_d = np.maximum(t_mod - proj, 0.2 * t_mod) * n_l
                 gen = np.where(rows_[:, None, None], np.log(np.maximum(t_d, 1e-12)), gen)
                 inside &= ~rows_ | tab.inside(1.0, 1024.0, hq[:, 0, 0])
                 g_hi = np.where(col(rows_), np.minimum(g_hi, _len_reach(tab, heads)), g_hi)
+                if tab_c is not None:  # a profile without the prefill module keeps the dense MLA kernel's
+                    t_mod = hide(tab_c(b3, s3, hq)) * 1e-3
+                    t_p = np.maximum(t_mod - curve_at(log_qkv, b3 * s3), 0.2 * t_mod) * n_l
+                    ctx = np.where(rows_[:, None, None], np.log(np.maximum(t_p, 1e-12)), ctx)
+                    inside &= ~rows_ | tab_c.inside(1.0, 1024.0, hq[:, 0, 0])
+                    c_hi = np.where(col(rows_), np.minimum(c_hi, _len_reach(tab_c, heads)), c_hi)
             # a profile without the module table (A100, L40S, RTX PRO 6000: the sparse MLA kernels are SM90 /
             # SM100 ones): the decode keeps the dense MLA kernel's time, not measured for this attention, so the
             # row says "extrapolated", as a KDA or MiniMax sparse-attention row without its tables does

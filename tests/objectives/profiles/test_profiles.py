@@ -940,6 +940,19 @@ def test_sparse_attention_decode_costs_the_measured_module():
     assert step > 78 * 0.5 * float(tab(4.0, 1152.0, 8.0))
 
 
+def test_sparse_attention_prefill_costs_the_measured_module():
+    # the prompt's attention is SGLang's DSA prefill module (indexer scores, top-k, sparse MLA), not the dense MLA
+    # kernel's time: one 8,192-token prompt of GLM-5 at 8 heads per GPU, 78 layers, each at least the module less
+    # its projections (the dense MLA kernel alone is ~15x below the module there)
+    p = profiles.load("B200", "sglang", full=False)
+    tab, dense = p.table("dsa_context.glm5.fp8"), p.table("mla_context.fp8")
+    assert tab is not None and float(tab(1.0, 8192.0, 8.0)) > 5 * float(dense(1.0, 8192.0, 8.0))
+    bd = inference.breakdown("zhipuai/GLM-5", "B200", tp=8, weight_dtype="fp8", kv_dtype="fp8", batch_size=1,
+                             input_len=8192, output_len=2, engine="sglang")
+    attn = float(bd.loc[bd["phase"] == "prefill", "attention_prefill"].iloc[0])
+    assert attn > 78 * 0.5 * float(tab(1.0, 8192.0, 8.0))
+
+
 def test_context_tables_extend_a_token_capped_grid_per_prompt(tmp_path):
     from objectives.profiles.build import attention_tables, dsa_tables
     # a context-attention grid measured while batch x length <= 8192 tokens, time linear in the tokens
