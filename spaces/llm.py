@@ -19,12 +19,14 @@ redundant expert copies that run with a load balancer anyway), so the grid holds
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import dse
 from dse import SpaceError
@@ -37,8 +39,12 @@ from .batching import batching as batching_space
 from .compose import COUNT_LIMIT, compose, one_of
 from .hardware import gpu_records, hardware
 from .parallelism import ep_choices, model_record, parallelism, pick_pp, pick_tp
-from .quantization import KV_DTYPES, OPT_IN_FORMATS, idle_gpus, quantization
+from .quantization import FORMATS, KV_DTYPES, OPT_IN_FORMATS, format_ok, idle_gpus, quantization
 from .serving import serving
+
+_log = logging.getLogger(__name__)
+#: the most GPUs `_check_memory` looks for a layout at, to say how many would hold a model (GPUs)
+_FIT_SEARCH_GPUS = 1024
 
 
 def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: int = 8, *,
@@ -125,7 +131,10 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
     `objectives.inference.resolve.layout_invalid`), in each pool; and a block-FP8 checkpoint at its own fp8 weights
     (each pool's: ``prefill_weight_dtype`` for a prefill pool with ``prefill_formats``) on a (tp, attn_dp, ep) whose TP shards its 128-wide weight blocks do not tile, under each engine and GPU
-    (`objectives.inference.resolve.block_fp8_invalid`: vLLM refuses Qwen3-235B-A22B-FP8 at TP 8 without EP).
+    (`objectives.inference.resolve.block_fp8_invalid`: vLLM refuses Qwen3-235B-A22B-FP8 at TP 8 without EP); and a
+    model that no GPU of the space holds in any of its layouts and formats (its least memory above the whole GPU's,
+    `_check_memory`: the message names the GPUs, the memory needed and what would hold it, more GPUs or a smaller
+    format), a warning naming the GPUs that hold it nowhere where others of the space do.
     """
     _lists(n_gpus=n_gpus, tp=tp, pp=pp, ep=ep, formats=formats, kv_dtypes=kv_dtypes, max_batch_sizes=max_batch_sizes,
            max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, modes=modes, batching=batching,
@@ -245,6 +254,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         part, cond = _adp_balance(model, adp_balance, engines, par, modes)
         parts.append(part)
         when["adp_balance"] = cond
+    # a model the space's GPUs hold in none of its layouts and formats: every trial would fail (out of memory)
+    _check_memory(model, parts[0], par, parts[2], adp)
     # a block-FP8 checkpoint's weight blocks must tile every TP shard (in each pool, under each engine)
     choices = {n: _choices(part, n) for part in parts for n in part.params
                if isinstance(part.params[n], dse.Categorical)}
@@ -264,6 +275,116 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     if n_gpus is not None:
         _check_counts(space, n_gpus, with_dp)
     return space
+
+
+def _check_memory(model: str | Model, hw: dse.Space, par: dse.Space, quant: dse.Space, adp: str) -> None:
+    """Refuse a space whose GPUs hold ``model`` in none of its layouts and formats: at every (gpu, tp, pp,
+    attention DP, EP, weight and activation format) of ``hw`` x ``par`` x ``quant`` (a decode pool's layout: every
+    trial has one) the least memory a trial takes needs more than the whole GPU (`_lightest`: weights, runtime
+    reserve, one token's KV cache and activations; every engine's pool is a share of the device), so every trial
+    would fail (fits=0). The SpaceError names the model, each GPU, the memory its lightest configuration needs
+    against the GPU's and what would hold it (`_memory_short`). Where only some of the GPUs hold it nowhere, a
+    warning names them (their trials stay: fits is a constraint a study may mean to explore). Layouts are the ones
+    within the GPU counts offered (tp x pp x attention DP at most ``n_gpus``); spaces too large to enumerate
+    (`spaces.compose.COUNT_LIMIT`) are left as they are."""
+    try:
+        base = compose(hw, par, quant, constraints=[f"tp * pp * {adp} <= n_gpus"])
+    except SpaceError:
+        return                                   # the composed space says why nothing is left
+    if not base.is_discrete or math.prod(float(p.n_values) for p in base.params.values()) > COUNT_LIMIT:
+        return
+    keys = [k for k in ("gpu", "tp", "pp", "attn_dp", "ep", "weight_dtype", "act_dtype") if k in base.params]
+    rows = base.grid()[keys].drop_duplicates().reset_index(drop=True)
+    if rows.empty:
+        return
+    judged, over, est = _lightest(model, rows)
+    gpu = rows["gpu"].to_numpy()
+    gpus = list(dict.fromkeys(gpu))
+    none = [g for g in gpus if judged[gpu == g].any() and (over | ~judged)[gpu == g].all()]
+    if not none:
+        return
+    m = model_record(model)
+    why = "; ".join(_memory_short(m, g, est[judged & (gpu == g)], rows) for g in none)
+    if len(none) < len(gpus):
+        _log.warning("llm_serving space: %s fits on none of %s in any layout and format of the space, so every "
+                     "trial on %s fails (out of memory): %s", m.name, none, "it" if len(none) == 1 else "them", why)
+        return
+    raise SpaceError(f"{m.name} fits on no GPU of this space in any of its layouts and formats, so every trial would "
+                     f"fail (out of memory): {why}")
+
+
+def _lightest(model: str | Model, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(judged, over, estimate) of ``model`` over ``rows`` (gpu, tp, pp and where present attn_dp, ep,
+    weight_dtype, act_dtype) at the least memory a trial takes: `inference.estimate` of one request of one prompt and
+    one output token on the closed form (the memory model is every engine's; no kernel profile is read). judged:
+    the rows no other rule refuses (reason "" or out of memory); over: the rows whose memory per GPU exceeds the
+    whole GPU's (which no engine's pool, a share of it, holds)."""
+    from objectives import inference
+    from objectives.inference.resolve import R_MEM, REASONS
+    kw = {k: rows[k].to_numpy() for k in ("attn_dp", "ep", "weight_dtype", "act_dtype") if k in rows}
+    est = inference.estimate(model, rows["gpu"].to_numpy(object), tp=rows["tp"].to_numpy(), pp=rows["pp"].to_numpy(),
+                             batch_size=1, input_len=1, output_len=1, engine="roofline", **kw)
+    judged = est["reason"].astype(str).isin(["", REASONS[R_MEM]]).to_numpy()
+    mem = np.array([catalog.gpu(g).mem_gib for g in rows["gpu"]])
+    return judged, est["mem_per_gpu_gib"].to_numpy() > mem, est
+
+
+def _memory_short(m: Model, gpu: str, est: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """What ``gpu`` lacks to hold ``m`` (``est``: its judged rows of `_lightest`) and what would hold it: the fewest
+    GPUs of its type in the space's formats (`_fewest_gpus`) and the formats it runs outside the space
+    (`spaces.quantization.FORMATS`) that the space's layouts hold."""
+    best = est.iloc[int(np.argmin(est["mem_per_gpu_gib"].to_numpy()))]
+    layout = " ".join(f"{k}={int(best[k])}" for k in ("tp", "pp", "attn_dp", "ep") if k in rows)
+    rec = catalog.gpu(gpu)
+    text = (f"on {gpu} ({rec.mem_gib:.1f} GiB) its lightest configuration ({layout}, {best['weight_dtype']} weights) "
+            f"needs {float(best['mem_per_gpu_gib']):.1f} GiB per GPU, its weights alone "
+            f"{float(best['weights_gib']):.1f} GiB")
+    fixes = []
+    mine = rows[rows["gpu"] == gpu]
+    pairs = list(dict.fromkeys(zip(mine["weight_dtype"], mine["act_dtype"], strict=True)))
+    n = _fewest_gpus(m, gpu, pairs)
+    if isinstance(n, tuple):
+        fixes.append(f"at least {n[0]} {gpu} GPUs in {n[1]} (max_gpus >= {n[0]}, e.g. {n[2]})")
+    else:
+        text += f"; no number of {gpu} GPUs holds it in the space's formats ({n})"
+    other = [(f, wa) for f, wa in FORMATS.items()
+             if wa not in pairs and f not in OPT_IN_FORMATS and format_ok(rec, *wa)]
+    if other:
+        lay = mine.drop(columns=["weight_dtype", "act_dtype"]).drop_duplicates()
+        cand = lay.loc[lay.index.repeat(len(other))].reset_index(drop=True)
+        cand["weight_dtype"] = [wa[0] for _, wa in other] * len(lay)
+        cand["act_dtype"] = [wa[1] for _, wa in other] * len(lay)
+        judged, over, _ = _lightest(m, cand)
+        held = judged & ~over
+        ok = [f for f, (w, a) in other
+              if (held & (cand["weight_dtype"] == w).to_numpy() & (cand["act_dtype"] == a).to_numpy()).any()]
+        if ok:
+            fixes.append(f"a smaller format on the space's layouts (formats={ok})")
+    return f"{text}; it would fit {''.join(f'with {f} or ' for f in fixes)}on a GPU with more memory"
+
+
+def _fewest_gpus(m: Model, gpu: str, pairs: Sequence[tuple[str, str]]) -> tuple[int, str, str] | str:
+    """(GPUs, weight format, layout) of the fewest ``gpu`` GPUs holding ``m`` (one replica of tp x pp, by
+    `_lightest`) in one of the (weight_dtype, act_dtype) ``pairs``, up to `_FIT_SEARCH_GPUS`; where none does, why:
+    the reason (`inference.resolve.REASONS`) of the smallest layout whose memory would hold it, or that none
+    does."""
+    from .parallelism import pp_choices, tp_choices
+    tps = tp_choices(m, min(_FIT_SEARCH_GPUS, max(m.n_heads, 1)))
+    layouts = [(t, p) for t in tps for p in pp_choices(m, _FIT_SEARCH_GPUS) if t * p <= _FIT_SEARCH_GPUS]
+    rows = pd.DataFrame([(gpu, t, p, w, a) for t, p in layouts for w, a in pairs],
+                        columns=["gpu", "tp", "pp", "weight_dtype", "act_dtype"])
+    judged, over, est = _lightest(m, rows)
+    size = (rows["tp"] * rows["pp"]).to_numpy()
+    ok = judged & ~over
+    if not ok.any():
+        room = ~over & ~judged
+        if not room.any():
+            return f"out of memory up to {_FIT_SEARCH_GPUS} GPUs"
+        j = int(np.flatnonzero(room)[np.argmin(size[room])])
+        return f"from {int(size[j])} GPUs on, where its memory would hold it: {est['reason'].astype(str).iloc[j]}"
+    j = int(np.flatnonzero(ok)[np.lexsort((rows["pp"].to_numpy()[ok], size[ok]))[0]])   # the fewest, least pp
+    r = rows.iloc[j]
+    return int(size[j]), str(r["weight_dtype"]), f"tp={int(r['tp'])} pp={int(r['pp'])}"
 
 
 def _check_counts(space: dse.Space, n_gpus: Sequence[int], with_dp: bool, asked: bool = False) -> None:

@@ -173,10 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{r['model']} on {r['gpu']} {layout} {r['weight_dtype']} weights, engine {r['engine']} "
           f"({r['source']}): {what}, {r['input_len']} prompt + {r['output_len']} output tokens"
           + (f"; engine factors of the calibrated profile {args.profile}" if args.profile is not None else ""))
-    if not bool(r["fits"]):
-        print(f"note: this configuration does not fit ({r['reason']}); its times are still shown")
     from objectives.catalog import model as model_record
     from objectives.serving.workload import context_refusal
+
+    from .resolve import R_CONTEXT, REASONS
+    if not bool(r["fits"]) and str(r["reason"]) != REASONS[R_CONTEXT]:   # the context: the fuller note below
+        print(f"note: this configuration does not fit ({r['reason']}); its times are still shown")
     if (long := context_refusal(model_record(args.model), int(r["input_len"]) + int(r["output_len"]),
                                 fix="give --input-len and --output-len within it")) is not None:
         print(f"note: {long}; its times are still shown")

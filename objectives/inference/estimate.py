@@ -37,10 +37,12 @@ from .ops import busy_s, forward_s, idle_s
 from .resolve import (
     POOL_BATCH_ENGINES,
     PROFILES,
+    R_CONTEXT,
     R_MEM,
     R_OK,
     REASONS,
     ROOFLINE_BUDGETS,
+    context_invalid,
     engine_budgets,
     flag,
     pool_batch,
@@ -347,7 +349,9 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     # what the engine's KV-cache pool rule lets this batch take (kv_pool: activations outside it where the engine
     # reserves them separately)
     held = mem - (1.0 - p.act_pooled) * act
-    reason = np.where(p.reason != R_OK, p.reason, np.where((held > p.pool_gpu) | (mem > p.mem_gpu), R_MEM, R_OK))
+    reason = np.where(p.reason != R_OK, p.reason, np.where(
+        context_invalid(p.shape.context, isl + osl), R_CONTEXT,
+        np.where((held > p.pool_gpu) | (mem > p.mem_gpu), R_MEM, R_OK)))
     # energy per GPU by phase: compute-bound prefill, memory-bound decode steps (power.phase_energy_j)
     e_gpu = (power.phase_energy_j(p.idle_w, p.tdp_w, ttft, busy_p, replica_compute_s(p, Tp, Ap, 0.0, 0.0, B, B),
                                   factors)
@@ -1084,7 +1088,8 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
-    reason = np.where(p.reason != R_OK, p.reason, np.where(ok_mem, R_OK, R_MEM))
+    reason = np.where(p.reason != R_OK, p.reason, np.where(context_invalid(p.shape.context, isl + osl), R_CONTEXT,
+                                                           np.where(ok_mem, R_OK, R_MEM)))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
     _, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)
     pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t

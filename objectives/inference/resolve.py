@@ -26,8 +26,9 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
   has no scale-out network, and moe_act_dtype "mxfp8" on MXFP4 experts where the GPU has no MXFP8 MoE kernel
   (before Blackwell), and a moe_a2a other than "auto" where no token exchange across attention-DP ranks runs it
   (`moe_a2a_invalid`), and a block-FP8 checkpoint (128 x 128 weight blocks) whose TP-sharded expert FFN, or a
-  dense layer's row-parallel input, is not a whole number of blocks (`block_fp8_invalid`). An ep that does not
-  divide the experts is valid (`expert_slots`: redundant copies).
+  dense layer's row-parallel input, is not a whole number of blocks (`block_fp8_invalid`), and a request
+  (input_len + output_len) longer than the model's context (`context_invalid`; judged before memory). An ep that
+  does not divide the experts is valid (`expert_slots`: redundant copies).
   KV heads: tp > n_kv_heads is allowed (KV heads replicated, as vLLM and TensorRT-LLM do); tp < n_kv_heads must
   divide them.
 """
@@ -85,9 +86,12 @@ REASONS = (
     "(moe_intermediate_size / (tp x attn_dp / ep)) or a dense layer's sharded input (attention output, dense or "
     "shared-expert FFN over tp) is not a multiple of 128, which vLLM, SGLang (before Blackwell) and TensorRT-LLM "
     "refuse at load (resolve.block_fp8_invalid); raise ep (whole experts per rank) or lower tp",
+    "the request (input_len + output_len) is longer than the model's context (max_position_embeddings): the "
+    "engines refuse it (vLLM's --max-model-len, SGLang's --context-length, TensorRT-LLM's max_seq_len; "
+    "resolve.context_invalid); shorten the request",
 )
 (R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A,
- R_BLOCK) = range(12)
+ R_BLOCK, R_CONTEXT) = range(13)
 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
@@ -139,6 +143,16 @@ def moe_a2a_invalid(choice: Any, engine: Any, n_experts: Num, tp: Num, attn_dp: 
     with np.errstate(divide="ignore", invalid="ignore"):
         wide = (ep > 1) & ((np.mod(tp, np.maximum(ep, 1)) != 0) | (attn_dp > 1))
     return (code > 0) & ((np.asarray(n_experts) <= 0) | ~wide | ~runs[eidx, code])
+
+
+def context_invalid(context: Num, tokens: Num) -> Num:
+    """The context rule (R_CONTEXT), vectorized: True where a request of ``tokens`` tokens (prompt and output) is
+    longer than the model's ``context`` (tokens, its config's max_position_embeddings; 0 where unknown: never
+    refused), which the engines refuse rather than truncate. The one home of the rule: `estimate` and
+    `max_throughput` (R_CONTEXT), `serving.workload.context_refusal` (the objective, `simulate`, `capacity`,
+    `dse deploy`)."""
+    context = np.asarray(context)
+    return (context > 0) & (np.asarray(tokens) > context)
 
 
 def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0, swa_n_kv_heads: Num = 0) -> Num:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.lockstep import BENCHMARK_OUTPUT_SPREAD
+from ..inference.resolve import context_invalid
 from .traces import Trace, read_trace
 
 _DIST_KINDS = ("uniform", "normal", "lognormal")
@@ -311,7 +312,7 @@ class Workload:
             return None
         inp, out = self._drawn_lengths()
         total = inp + out
-        over = total > context
+        over = context_invalid(context, total)
         if not over.any():
             return None
         i = int(np.argmax(total))
@@ -513,7 +514,7 @@ def context_refusal(model: Any, tokens: int, which: str = "",
     the request in the message (e.g. ", line 9 of trace file 'x.csv'"), ``fix`` says what to do.
     The one check of the objective, `simulate`, `capacity` and `dse deploy`."""
     context = _context(model)
-    if not context > 0 or tokens <= context:
+    if not context_invalid(context, tokens):
         return None
     return (f"the workload's longest request ({tokens} tokens of prompt and output{which}) exceeds "
             f"{model.name}'s context of {context} tokens (max_position_embeddings): the engines refuse it; {fix}")

@@ -1,0 +1,80 @@
+"""Requests longer than the model's context: `estimate` and `max_throughput` give such rows fits=False with a reason
+of their own (R_CONTEXT), as the engines refuse them; the rule is the one `serving.workload.context_refusal` applies."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from objectives import catalog, inference
+from objectives.inference.efficiency import default_efficiency
+from objectives.inference.resolve import R_CONTEXT, R_MEM, REASONS, context_invalid
+from objectives.serving.workload import context_refusal
+
+EFF = default_efficiency()  # tests do not depend on the fitted file
+MODEL = "Llama-3.1-8B"
+
+
+def _lengths(context: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_len, output_len) pairs below, at and past ``context`` tokens of prompt and output."""
+    return np.array([1000, context - 100, context - 99, context, context - 1]), np.array([100, 100, 100, 1, 1])
+
+
+def test_estimate_and_max_throughput_refuse_requests_past_the_context():
+    context = catalog.model(MODEL).max_position
+    assert context > 0
+    isl, osl = _lengths(context)
+    over = isl + osl > context                          # only the last two of the middle three go past it
+    assert over.tolist() == [False, False, True, True, False]
+    for fn, kw in ((inference.estimate, {"batch_size": 1}), (inference.max_throughput, {})):
+        df = fn(MODEL, "H200", input_len=isl, output_len=osl, engine="roofline", efficiency=EFF, **kw)
+        assert (df["fits"].to_numpy() == ~over).all(), fn.__name__
+        assert (df["reason"].astype(str).to_numpy()[over] == REASONS[R_CONTEXT]).all()
+        assert (df["reason"].astype(str).to_numpy()[~over] == "").all()
+        # the prediction itself is still priced: only the verdict changes
+        assert np.isfinite(df["ttft_ms"].to_numpy()).all()
+
+
+def test_context_checked_before_memory():
+    # a request past the context on a GPU it does not fit either: the context is named (fixing memory would not help)
+    context = catalog.model("Llama-3.1-70B").max_position
+    df = inference.estimate("Llama-3.1-70B", "L4", input_len=[1000, context], output_len=100, engine="roofline",
+                            efficiency=EFF)
+    assert df["reason"].astype(str).tolist() == [REASONS[R_MEM], REASONS[R_CONTEXT]]
+
+
+def test_model_without_a_known_context_is_never_refused_for_length():
+    m = dataclasses.replace(catalog.model(MODEL), max_position=0)
+    df = inference.max_throughput(m, "H200", input_len=10**6, output_len=10, engine="roofline", efficiency=EFF)
+    assert str(df["reason"].iloc[0]) != REASONS[R_CONTEXT]
+
+
+def test_one_rule_with_the_workload_check():
+    m = catalog.model(MODEL)
+    c = m.max_position
+    tokens = np.array([1, c - 1, c, c + 1, 10 * c])
+    vec = context_invalid(c, tokens)
+    assert vec.tolist() == [False, False, False, True, True]
+    assert [context_refusal(m, int(t)) is not None for t in tokens] == vec.tolist()
+    assert not context_invalid(0, tokens).any()          # unknown context: never refused
+
+
+def test_mixed_models_each_judged_on_its_own_context():
+    small = dataclasses.replace(catalog.model(MODEL), name="short", max_position=4096)
+    df = inference.estimate([small, catalog.model(MODEL)], "H200", input_len=8000, output_len=100,
+                            engine="roofline", efficiency=EFF)
+    assert df["fits"].tolist() == [False, True]
+    assert isinstance(df["reason"].dtype, pd.CategoricalDtype)
+    assert str(df["reason"].iloc[0]) == REASONS[R_CONTEXT]
+
+
+def test_large_sweep_factorized_rows():
+    # above the factorizing threshold the per-model context is gathered per row, as every other model column
+    small = dataclasses.replace(catalog.model(MODEL), name="short", max_position=4096)
+    models = np.array([small, catalog.model(MODEL)], dtype=object)[np.arange(6000) % 2]
+    isl = np.where(np.arange(6000) % 3 == 0, 8000, 1000)
+    df = inference.max_throughput(models, "H200", input_len=isl, output_len=64, engine="roofline", efficiency=EFF)
+    want = (np.arange(6000) % 2 == 0) & (isl == 8000)
+    assert (df["fits"].to_numpy() == ~want).all()
+    assert (df["reason"].astype(str).to_numpy()[want] == REASONS[R_CONTEXT]).all()
