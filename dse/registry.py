@@ -120,6 +120,20 @@ def _space_diff(a: Space, b: Space) -> str:
     return f"constraints: stored {list(map(str, a.constraints))}, given {list(map(str, b.constraints))}"
 
 
+def _existing_storage(storage: str | BaseStorage | None, name: str | None = None) -> BaseStorage:
+    """`storage` opened (None: `name`'s default), refusing a SQLite file that does not exist: opening it would
+    create an empty database there, so a misspelt name would leave a file behind."""
+    if isinstance(storage, BaseStorage):
+        return storage
+    url = storage if storage is not None else None if name is None else default_url(name)
+    if url is not None and (f := sqlite_file(url)) is not None and not f.is_file():
+        there = sorted(p.stem for p in f.parent.glob("*.db")) if f.parent.is_dir() else []
+        what = f"no study named {name!r}: " if name is not None else ""
+        raise StudyError(f"{what}no study database {str(f)!r} (nothing was created); study databases in "
+                         f"{str(f.parent)!r}: {there} (`dse list`; --storage names another)")
+    return open_storage(storage, name)
+
+
 def load_study(
     name: str,
     *,
@@ -131,14 +145,7 @@ def load_study(
     Constraints given as callables cannot be stored: pass them back in `callables` (function name -> function).
     """
     _check_name(name)
-    if not isinstance(storage, BaseStorage):
-        url = default_url(name) if storage is None else storage
-        if (f := sqlite_file(url)) is not None and not f.is_file():
-            # opening it would create an empty database there: a misspelt name would leave a file behind
-            there = sorted(p.stem for p in f.parent.glob("*.db")) if f.parent.is_dir() else []
-            raise StudyError(f"no study named {name!r}: no study database {str(f)!r} (nothing was created); study "
-                             f"databases in {str(f.parent)!r}: {there} (`dse list`; --storage names another)")
-    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    st = _existing_storage(storage, name)
     rec = st.get_study(name)
     if rec is None:
         names = list(st.list_studies()["name"]) if hasattr(st, "list_studies") else []
@@ -152,7 +159,7 @@ def load_study(
 def list_studies(storage: str | BaseStorage | None = None, root: str | os.PathLike = "studies") -> pd.DataFrame:
     """Studies in a storage; with storage=None, every SQLite study file under `root`."""
     if storage is not None:
-        st = storage if isinstance(storage, BaseStorage) else open_storage(storage)
+        st = _existing_storage(storage)
         df = st.list_studies()
         df.insert(1, "storage", st.url)
         return df
@@ -172,7 +179,7 @@ def list_studies(storage: str | BaseStorage | None = None, root: str | os.PathLi
 def delete_study(name: str, *, storage: str | BaseStorage | None = None) -> None:
     """Delete a study and its trials."""
     _check_name(name)
-    st = storage if isinstance(storage, BaseStorage) else open_storage(storage, name)
+    st = _existing_storage(storage, name)
     if st.get_study(name) is None:
         raise StudyError(f"no study named {name!r} in {st.url}")
     st.delete_study(name)

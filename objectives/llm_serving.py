@@ -596,23 +596,6 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     unknown = [k for k in defaults if k not in DEFAULTS and k != "gpu"]
     if unknown:
         raise ObjectiveError(f"defaults name unknown knobs {unknown}; valid: {['gpu', *DEFAULTS]}")
-    if "eplb" in defaults and not isinstance(defaults["eplb"], (bool, np.bool_)):
-        raise ObjectiveError(f"defaults eplb={defaults['eplb']!r}: must be True or False (an expert-parallel load "
-                             f"balancer on or off)")
-    if "prefix_caching" in defaults and not isinstance(defaults["prefix_caching"], (bool, np.bool_)):
-        raise ObjectiveError(f"defaults prefix_caching={defaults['prefix_caching']!r}: must be True or False "
-                             f"(prefix caching on, every engine's default, or off)")
-    if defaults.get("moe_act_dtype") is not None:
-        from .inference.measured import MOE_ACT_DTYPES
-        if defaults["moe_act_dtype"] not in MOE_ACT_DTYPES:
-            raise ObjectiveError(f"defaults moe_act_dtype={defaults['moe_act_dtype']!r}: valid: "
-                                 f"{', '.join(MOE_ACT_DTYPES)} or None (the MXFP4 experts' activations; None and "
-                                 f"'auto': each engine's default kernel)")
-    if defaults.get("moe_a2a") is not None:
-        from .inference.measured import MOE_A2A
-        if defaults["moe_a2a"] not in MOE_A2A:
-            raise ObjectiveError(f"defaults moe_a2a={defaults['moe_a2a']!r}: valid: {', '.join(MOE_A2A)} or None (the "
-                                 f"EP token exchange; None and 'auto': each engine's rule)")
     _check_defaults(defaults)
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
@@ -652,7 +635,10 @@ _DTYPE_KNOBS = ("weight_dtype", "act_dtype", "kv_dtype", "prefill_weight_dtype",
                 "prefill_kv_dtype")
 _INT_KNOBS = ("tp", "pp", "dp", "ep", "attn_dp", "max_batch_size", "max_num_tokens", "prefill_replicas", "prefill_tp",
               "prefill_ep", "prefill_attn_dp", "prefill_pp")
-_BOOL_KNOBS = ("chunked_prefill", "adp_balance")          # eplb, prefix_caching: checked before, with their meaning
+_BOOL_KNOBS = ("chunked_prefill", "adp_balance")
+#: knobs that must be a bool itself, with what it means
+_STRICT_BOOL_KNOBS = {"eplb": "an expert-parallel load balancer on or off",
+                      "prefix_caching": "prefix caching on, every engine's default, or off"}
 _CHOICE_KNOBS = {"mode": ("agg", "disagg"), "batching": ("continuous", "static")}
 
 
@@ -665,9 +651,18 @@ def _check_defaults(defaults: Mapping[str, Any]) -> None:
     from .catalog import CatalogError
     from .catalog import gpu as gpu_record
     from .inference.core import engine_codes
+    from .inference.measured import MOE_A2A, MOE_ACT_DTYPES
     from .inference.resolve import DTYPES, choice_codes, flag
     for k, v in defaults.items():
         try:
+            if k in _STRICT_BOOL_KNOBS and not isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"must be True or False ({_STRICT_BOOL_KNOBS[k]})")
+            if k == "moe_act_dtype" and v is not None and v not in MOE_ACT_DTYPES:
+                raise ValueError(f"valid: {', '.join(MOE_ACT_DTYPES)} or None (the MXFP4 experts' activations; None "
+                                 f"and 'auto': each engine's default kernel)")
+            if k == "moe_a2a" and v is not None and v not in MOE_A2A:
+                raise ValueError(f"valid: {', '.join(MOE_A2A)} or None (the EP token exchange; None and 'auto': each "
+                                 f"engine's rule)")
             if k in _GPU_KNOBS and v is not None:
                 gpu_record(v)
             elif k in _DTYPE_KNOBS:

@@ -351,9 +351,7 @@ def _memory_short(m: Model, gpu: str, est: pd.DataFrame, rows: pd.DataFrame) -> 
              if wa not in pairs and f not in OPT_IN_FORMATS and format_ok(rec, *wa)]
     if other:
         lay = mine.drop(columns=["weight_dtype", "act_dtype"]).drop_duplicates()
-        cand = lay.loc[lay.index.repeat(len(other))].reset_index(drop=True)
-        cand["weight_dtype"] = [wa[0] for _, wa in other] * len(lay)
-        cand["act_dtype"] = [wa[1] for _, wa in other] * len(lay)
+        cand = lay.merge(pd.DataFrame([wa for _, wa in other], columns=["weight_dtype", "act_dtype"]), how="cross")
         judged, over, _ = _lightest(m, cand)
         held = judged & ~over
         ok = [f for f, (w, a) in other

@@ -267,7 +267,6 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         pipeline_budget,
         prefill_chunk,
         queue_waits,
-        rank_overlap,
         replica_time_s,
         retraction_churn,
         run_prompt_work,
@@ -314,10 +313,10 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
     if p.solo is not None:
-        overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, None, balance, balance_on)
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), L)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], L)
-        pre["rank_wait"] = np.where(split, lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, overlap), 0.0)
+        rank_wait = lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, n_it, balance=balance, balance_on=balance_on)
+        pre["rank_wait"] = np.where(split, rank_wait, 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
     # prefills again to the cycle
@@ -446,14 +445,13 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     ms = None if ms is None else float(ms)
     dp, attn_dp = kw.pop("dp", 1), kw.pop("attn_dp", 1)
     # `estimate._max_throughput_eval`'s attention-DP balance and prefix cache, one value or one per row
-    balance, balanced, cached = _knob_rows(rows, kw.pop("adp_balance", None), kw.pop("prefix_caching", True))
+    balance, on, cached = _knob_rows(rows, kw.pop("adp_balance", None), kw.pop("prefix_caching", True))
     args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                 kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
                 eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None),
                 moe_a2a=kw.pop("moe_a2a", None))
     N = df["batch_size"].to_numpy(float)
-    on = True if balanced is None else balanced      # the rows the balance applies to
     cols, shape, solo = _served_columns(args, None, N, isl, osl, mnt, conc, ms, balance, cached, None, on)
     if conc is not None:
         # `estimate._max_throughput_eval` (keep in step): fewer clients than a replica's attention-DP ranks, only

@@ -760,8 +760,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
     attn = eff["attn_ttft_ms"]
     c.ttft_model_s = np.where(has, (np.where(np.asarray(fields["n_lin"]) > 0, float(attn["linear"]), 0.0)
-                                    # fitted on DeepSeek sparse attention (MLA) rows; DeepSeek-V4's modules are
-                                    # measured whole, indexer included
+                                    # DeepSeek sparse attention (MLA): 0 since its measured prefill module
+                                    # prices the indexer (a calibration may still set it); DeepSeek-V4's
+                                    # modules are measured whole, indexer included
                                     + np.where((np.asarray(fields["idx_topk"]) > 0)
                                                & (np.asarray(fields["v4"]) <= 0)
                                                # not MiniMax sparse attention (GQA): no row fitted it

@@ -448,21 +448,21 @@ def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, pr
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, L), _time_busy(p, w_dec, L)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), L)
     if wait and p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' chunks a rank waits for
-        overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
-        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, overlap)
+        t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, n_it, prompts, balance, balance_on)
     return (t_p, b_p), (t_d, b_d), n_pf, n_dec
 
 
-def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num, osl: Num, N: Num,
-                    overlap: Num) -> Num:
+def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num, osl: Num, N: Num, n_it: Num,
+                    prompts: Num = None, balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> Num:
     """What a rank waits (s) for the other attention-DP ranks' prompt chunks, per prefill iteration of its own, in
     `steady_state`'s mix (`rank_wait_s` with this rank's chunk alone priced on `Prepared.solo`; 0 where `p.solo` is
     None): the one home of the wait that `steady_state` adds to its prefill iteration and
     `breakdown.served_breakdown` shows as ``rank_wait``. `t_chunk`: `split_work`'s prefill iteration `w_pf` as
-    `chunk_pass_s` prices it, `t_dec`: the pure decode step (s); `overlap`: the rows' overlap factor
-    (`rank_overlap`)."""
+    `chunk_pass_s` prices it, `t_dec`: the pure decode step (s); the ranks' overlap from `n_it`, `prompts`,
+    `balance` and `balance_on` as `rank_overlap` takes them."""
     if p.solo is None:
         return np.zeros(np.shape(t_chunk))
+    overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
     return rank_wait_s(p, t_chunk, solo_chunk_s(p, w_pf, isl, osl, N), t_dec, overlap)
 
 
@@ -853,7 +853,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                else positive("prompts_at_once", prompts_at_once, integer=False, upper=np.inf))
     if prompts is not None:
         rows["prompts_at_once"] = prompts
-    balance, balanced, cached = _knob_rows(rows, adp_balance, prefix_caching)
+    balance, balance_on, cached = _knob_rows(rows, adp_balance, prefix_caching)
     lanes = (None if lanes_at_least is None
              else positive("lanes_at_least", lanes_at_least, integer=False, upper=np.inf))
     if lanes is not None:
@@ -876,7 +876,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         p = replace(p, solo=solo)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
-                balance=balance, cached=cached, balance_on=True if balanced is None else balanced, lanes=lanes)
+                balance=balance, cached=cached, balance_on=balance_on, lanes=lanes)
     res = _evaluate(p, args, _max_throughput_rows)
     if conc is not None:
         # fewer clients than a replica's attention-DP ranks: only the ranks holding a request run it, the others
@@ -920,9 +920,10 @@ def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
 
 
 def _knob_rows(rows: dict[str, Any], adp_balance: Any, prefix_caching: Any
-               ) -> tuple[lockstep.AdpBalance | None, np.ndarray | None, Num]:
+               ) -> tuple[lockstep.AdpBalance | None, Num, Num]:
     """`max_throughput`'s ``adp_balance`` and ``prefix_caching`` knobs as it prices them: (the attention-DP balance
-    of the rows that have one, its per-row bools where one per row was given, else None: `lockstep.balance_rows`;
+    of the rows that have one, the rows it applies to: its per-row bools where one per row was given, else True
+    (`lockstep.balance_rows`);
     the prefix cache on, one bool or one per row: `resolve.flag`), each per-row value also added to `rows` (the
     per-row arguments `prepare` broadcasts). The one home of these knobs for `_max_throughput_eval` and
     `breakdown.served_breakdown`."""
@@ -932,7 +933,7 @@ def _knob_rows(rows: dict[str, Any], adp_balance: Any, prefix_caching: Any
         rows["prefix_caching"] = cached
     if balanced is not None:
         rows["adp_balance"] = balanced
-    return balance, balanced, cached
+    return balance, True if balanced is None else balanced, cached
 
 
 def recompute_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, redo: Num) -> Num:

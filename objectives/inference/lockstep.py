@@ -113,7 +113,7 @@ def _per_round(R: Num, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: 
     `balance` the closed loop's rounds spread further as the balance holds their prompts (`_balance_rounds`)."""
     R, N_, g = (np.asarray(R, dtype=float)[..., None], np.asarray(N, dtype=float)[..., None],
                 (np.asarray(T_pf, dtype=float) / np.maximum(np.asarray(isl, dtype=float), 1e-300))[..., None])
-    if balance is None:
+    if balance is None or apart:    # apart: the steady rate, which the balance does not spread
         lam = arrival_rates(N, isl, osl, T_pf, n_it, apart, spread, rounds)
     else:
         lam = _balance_rounds(R[..., 0], N, isl, osl, T_pf, n_it, apart, spread, rounds, balance)[0]
@@ -312,4 +312,4 @@ def release_moments(lam: Num, R: Num, balance: AdpBalance, powers: tuple[int, ..
 
 def release_period(lam: Num, R: Num, balance: AdpBalance) -> np.ndarray:
     """Mean iterations between two releases of `balance` (`release_moments`' first)."""
-    return release_moments(lam, R, balance)[0]
+    return release_moments(lam, R, balance, powers=(1,))[0]

@@ -276,3 +276,16 @@ def test_a_misspelt_study_leaves_no_database_behind(argv, tmp_path, monkeypatch,
     path = "studies/nosuch.db" if "--storage" not in argv else argv[-1].removeprefix("sqlite:///")
     assert err.startswith(f"dse: error: no study named {name!r}: no study database {path!r} (nothing was created)")
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["sub"]
+
+
+def test_delete_and_list_leave_no_database_behind(tmp_path, monkeypatch):
+    """`delete_study` and `list_studies(storage=...)` opened a misspelt SQLite file, creating an empty database;
+    like `load_study` they refuse a file that does not exist and create nothing."""
+    import dse
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(dse.StudyError, match=r"no study named 'nosuch': no study database 'studies/nosuch.db'"):
+        dse.delete_study("nosuch")
+    with pytest.raises(dse.StudyError, match=r"^no study database 'typo.db' \(nothing was created\)"):
+        dse.list_studies(storage="typo.db")
+    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "studies" / "nosuch.db").exists()
