@@ -590,12 +590,10 @@ class _Replica:
                 pairs += c * (eng.reqs[rid].prefilled + (c + 1) * 0.5)
             kv = self.S + ndec * (self.G + 1) if ndec else 0
             # pp > 1: the micro-batches the iteration's prompts pass the stages in (`StepModel.time_ms`'s
-            # n_prefill_seqs; the iteration lasts at least one of them passing every stage). The engine forms a
-            # batch each time one in flight returns and puts every prompt waiting then into it: with decodes
-            # cycling in up to pp batches, prompts that arrived apart land in different batches (one each, as
-            # many as there are batches); prompts beyond one token budget fill the next batches
-            # (`_schedule_prefill`); else one batch holds them all (a lone prompt's whole pass holds the decodes).
-            # Ranks in lockstep are priced by their group (`_Group.start` sets their dt and end), one batch each
+            # n_prefill_seqs; the iteration lasts at least one of them passing every stage) and the batches in
+            # flight (`_pipe_lanes`: one until a schedule overflows the token budget, each request keeping its
+            # batch). Ranks in lockstep are priced by their group (`_Group.start` sets their dt and end), one
+            # batch each
             self.work = (p, pairs, ndec, kv, extra)
             self.chunks, self.ndec, self.seg = chunks, ndec, None
             if self.group is None:

@@ -223,7 +223,9 @@ class Scheduler:
     def for_cost(self, cost: object) -> Scheduler:
         """`resolved` for a replica priced by `cost`: its ``engine``, ``gpu_name``, KV pool (`kv_tokens`) and
         model's ``context_len`` where it has them (a `StepModel`), else the roofline's budgets."""
-        kv = self.kv_tokens(cost) if hasattr(cost, "kv_capacity_tokens") else None   # type: ignore[arg-type]
+        # the pool only sizes a max_batch_size left to the engine
+        kv = (self.kv_tokens(cost) if self.max_batch_size is None and hasattr(cost, "kv_capacity_tokens")  # type: ignore[arg-type]
+              else None)
         return self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None), kv,
                              int(getattr(cost, "context_len", 0)))
 
