@@ -20,12 +20,13 @@ Workloads and what the model does with them:
   replica's rate 1 / (1 / X + excess) and its decode steps stretched alike.
 - open loop (``rate=r`` requests/s, Poisson or gamma arrivals, or a trace's arrivals): each replica receives
   r / replicas. Aggregated continuous batching: the occupancy N solves r_rep = N / R(N) (Little's law, R the
-  residency TTFT + (O - 1) TPOT, found by bisection over N).
+  residency from admission, the prompt's prefill + (O - 1) TPOT, found by bisection over N).
   TTFT = half an iteration (the one in progress) + the prompt's prefill (alone; the decodes riding on its
   iteration overlap it) + a whole iteration per further chunk + the wait for earlier prompts, an M/D/1 queue on the prefill work (utilisation
   rho = r_rep x prefill time; mean wait rho S / (2 (1 - rho)); tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S))
-  for the percentiles) + the wait for one of the n_max slots (sequences in flight: M/M/c with c = n_max, offered
-  load N, Erlang C; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
+  for the percentiles) + the wait for one of the n_max slots (sequences in flight; a request goes to the
+  least-loaded of the dp x attention-DP ranks, so Erlang C over all their slots at offered load N per rank, the
+  pooled M/M/c wait, halved for fixed output lengths, `slot_wait`; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
   requests in flight is Poisson around N, M/G/inf). With pp > 1 the steady state's prefill iterations hold the
   prompts that arrive together (`_prompts_at_once`, over the iteration a prompt rides on beside the decodes,
   `ride_ms`), not the closed loop's budget-sized groups: a prompt that arrives alone holds every decode for its
@@ -101,8 +102,8 @@ Workloads and what the model does with them:
   `inference.comm.kv_transfer_gbs`, and the iteration that decodes the first token) +
   under an open-loop rate the same M/D/1 wait on the prefill pool (a prompt arriving at a free worker runs alone;
   `run_wait` at the pool's capacity: a prefill pool offered more than it holds queues the run's backlog) and an
-  Erlang-C wait for a decode slot (handoffs go to the least-loaded decode rank: the chance to wait over the whole
-  pool's slots, the wait for the rank's own; `run_wait` at the decode pool's capacity, fed at most the prefill
+  Erlang-C wait for a decode slot (handoffs go to the least-loaded decode rank: the chance to wait and the wait
+  over the whole pool's slots, `slot_wait`; `run_wait` at the decode pool's capacity, fed at most the prefill
   pool's); TPOT = t_decode.
 
 - prefix caching (``prefix_caching``, on by default as in the engines; docs/prefix_caching.md): where the workload's
@@ -718,6 +719,9 @@ class ServingModel:
         # output-length nodes of the requests that decode (two tokens or more: a TPOT), for the TPOT percentiles
         dec = self.outputs[self.outputs >= 2]
         self._out_nodes = quantile_nodes(dec if len(dec) else np.array([2.0]), OUTPUT_BINS)
+        # the output lengths' squared coefficient of variation: a slot's residency varies as they do (`slot_wait`)
+        o = np.asarray(self.outputs, dtype=float)
+        self._out_cs2 = float(o.var() / max(o.mean(), 1e-300) ** 2) if len(o) else 0.0
         # whole prompts waiting for the running decodes to finish (`drain_nodes`): the decode steps left to a
         # request in flight, tail P(R > r) on a grid of r, once per workload
         self._residual = residual_tail(d)
@@ -1039,21 +1043,13 @@ class ServingModel:
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
                 slot_mean = np.zeros(len(i))
                 if lam_total is not None:
-                    # a request whose KV arrives while every decode slot is taken waits for one. The handoff goes to
-                    # the least-loaded decode rank (the simulator's routing, `engine._Engine._route`), so a request
-                    # waits only when every rank of the pool is full: Erlang C over the pool's slots (n_d ranks x
-                    # slots, offered load n_d x each rank's occupancy) for the chance to wait; it then waits at the
-                    # one rank it went to, for that rank's slots, the M/M/c wait of a rank as the aggregated
-                    # replicas' (`_open_loop`): with fixed residencies a waiting request mostly waits for the next of
-                    # its rank's slots to free, not for a queue ahead, so the heavy-traffic halving of M/D/c does not
-                    # hold there. A rank's own Erlang C (each rank fed its share at random) put 2 decode workers of 8
-                    # slots 30 % below the simulator's capacity. The wait delays the first token, the decode worker's
-                    # (bounded by what the run builds at the decode pool's capacity, its backlog when the prefill
-                    # pool hands it more than that)
-                    c_rank = np.maximum(np.floor(slots), 1.0)
-                    a = np.minimum(N[i], c_rank * 0.999)
-                    c_wait = _erlang_c(c_rank * n_d, a * n_d)
-                    drain = steps * t_d / np.maximum(c_rank - a, 1e-9)
+                    # a request whose KV arrives while every decode slot is taken waits for one: the handoff goes to
+                    # the least-loaded decode rank, so it waits only when every rank of the pool is full, then as one
+                    # pooled queue (`slot_wait`, as the aggregated replicas'). A rank's own Erlang C (each rank fed
+                    # its share at random) put 2 decode workers of 8 slots 30 % below the simulator's capacity. The
+                    # wait delays the first token, the decode worker's (bounded by what the run builds at the decode
+                    # pool's capacity, its backlog when the prefill pool hands it more than that)
+                    c_wait, drain = slot_wait(slots, N[i], steps * t_d, n_d)
                     n_req = float(self.workload.size)
                     lam_d = np.minimum(offered, r_pre)                # the prefill pool passes at most its capacity
                     for p in PERCENTILES:
@@ -1486,11 +1482,11 @@ class ServingModel:
         def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
             k = mid.shape[1]
             m = self._at(d, mid, isl_new if cached else None, grouping(mid), opened)
-            # a sequence's residency in the batch: its first token, then its decode steps. With pp > 1 the open
-            # loop's own: from its admission, its prefill (`one`, a prompt spread over the pipeline's batches
-            # rather than queued behind the closed loop's group of prompts, whose first token `_at` gives)
-            first = m["ttft_ms"] if not len(piped) else np.where(
-                (np.asarray(d.pp) > 1)[:, None], one[:, None], np.reshape(m["ttft_ms"], (n, k))).ravel()
+            # a sequence's residency in the batch: from its admission, its prefill (`one`; with pp > 1 a prompt
+            # spread over the pipeline's batches), then its decode steps; not the closed loop's first token (`_at`'s),
+            # which waits behind the closed loop's whole group of prompts and so held each sequence longer than
+            # the open loop does, more in flight at a rate than the simulator holds
+            first = np.broadcast_to(one[:, None], (n, k)).ravel()
             resid = first + max(osl - 1.0, 0.0) * m["tpot_ms"]
             over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
             return ~over.reshape(n, k)
@@ -1539,13 +1535,12 @@ class ServingModel:
         # whole iteration
         board = 0.5 * t_it / lanes
         base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
-        # the wait for a free slot: N sequences in flight on average, at most n_max at once (an M/M/c queue with
-        # c = n_max slots each held for a residency R: Erlang C gives the probability of waiting)
+        # the wait for a free slot: N sequences in flight on average, at most n_max at once, each held for a
+        # residency R; a request goes to the least-loaded of the deployment's dp x attention-DP ranks (the
+        # simulator's routing), so it waits only when every rank is full (`slot_wait`)
         resid = N / np.maximum(lam_ms, 1e-300)
-        slots = np.maximum(np.floor(n_max), 1.0)
-        a = np.minimum(N, slots * 0.999)
-        erlang_c = _erlang_c(slots, a)
-        drain = resid / (slots - a)                                   # mean wait of a request that waits (ms)
+        ranks = (d.dp * d.attn_dp).astype(float)
+        erlang_c, drain = slot_wait(n_max, N, resid, ranks, self._out_cs2)
         # the stationary waits (prefill work, then a slot), bounded by what this run of requests builds at the
         # replica's capacity x_max (its backlog when the rate exceeds it), over the rank's share of the run
         n_req = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
@@ -1832,7 +1827,8 @@ class ServingModel:
         def window_steps(held: np.ndarray, adm: np.ndarray) -> np.ndarray:
             return self._window_steps(d, held, adm, es_ride, es_long, step_max)
 
-        mod = (self._modulated(work, lam_ms, cap_ms, n_req, qu["c2"], slots, resid, window_steps)
+        mod = (self._modulated(work, lam_ms, cap_ms, n_req, qu["c2"], slots, resid, window_steps,
+                               ranks=(d.dp * d.attn_dp).astype(float))
                if self._profile is not None else None)
         if mod is not None:
             # (the fluid carries the run's backlog; the slot wait is each window's, at the slots the fluid holds)
@@ -1941,8 +1937,8 @@ class ServingModel:
 
     def _modulated(self, work: np.ndarray, lam_ms: np.ndarray, cap_ms: np.ndarray, n_req: np.ndarray,
                    spread: np.ndarray, slots: np.ndarray, resid: np.ndarray,
-                   window_steps: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-                   ) -> dict[str, np.ndarray]:
+                   window_steps: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, *,
+                   ranks: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The prompt queue under a trace's own arrivals as a modulated arrival process (pointwise stationary
         fluid approximation): the run split into `MODULATION_WINDOWS` windows of equal length, window k bringing
         a share r_k / W of the requests (`Workload.arrival_profile`, r_k: its rate over the mean) whose prompts
@@ -1959,7 +1955,8 @@ class ServingModel:
         sees (one per row); ``slots``: the sequences it holds at most (its saturated batch; inf: no slot limit, as in
         a disaggregated prefill pool, whose prompts leave when prefilled); ``window_steps``: None, or a callable
         (sequences held, prompts admitted per ms; both (n, W)) -> each window's mean decode step (ms,
-        `_window_steps`) for the decodes' side. Returns mean (the
+        `_window_steps`) for the decodes' side; ``ranks``: the ranks a request goes to the least-loaded of, each
+        such a queue (one per row; None: one; the slot wait, `window_slot_wait`). Returns mean (the
         mean wait, ms), slot (the slot wait's mean and percentiles, ms, over the windows), and per window (n, W):
         fluid (its mean fluid backlog, ms), p0, m, c2 (the local queue's chance to wait, mean wait given a wait
         and its squared CV, `mixture_quantile`'s), and weights (W,): each window's share of the requests; with
@@ -1985,15 +1982,21 @@ class ServingModel:
         decode: dict[str, np.ndarray] = {}
         if window_steps is not None:
             # the decodes' side (`_window_tpot`): a sequence holds its slot for its decode at its window's own step
-            # (`_window_steps`; O x E[step]), not the full batch's residency, so the fluid again with each window's
-            # residency for the sequences and prompts each window's steps see. (The queue's side keeps the full
-            # batch's residency: these steps at a full batch sustain less than the steady state's capacity ``cap``
-            # that the fluid queues at, so that fluid's slots fill too soon near capacity; docs/serving_slo.md)
+            # (`_window_steps`; O x E[step]), not the full batch's residency slots / cap (the queue's side keeps
+            # that: these steps at a full batch sustain less than the steady state's capacity ``cap`` that the
+            # fluid queues at, so that fluid's slots fill too soon near capacity; docs/serving_slo.md). The held
+            # sequences and the steps set each other (a slower step holds each sequence longer, more are held, the
+            # step slows): a few fixed-point rounds from the lightest batch up (one sequence a window), the
+            # fixed point a run that starts empty reaches (seeded with the queue side's held sequences instead, a
+            # deep batch's storm windows were charged the steps of sequences held for the full batch's residency)
             # (the prompts' prefill work per window in units of the run's mean prompt: admissions x ``tok``)
-            steps = window_steps(held, admitted * tok)
-            _, held_d, adm_d = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots, *self._out_nodes,
-                                                resid=(self._out_nodes[0] @ self._out_nodes[1]) * steps)
-            decode = {"steps": window_steps(held_d, adm_d * tok), "admitted": adm_d, "dlt": dlt}
+            steps = window_steps(np.ones_like(held), admitted * tok)
+            mean_out = self._out_nodes[0] @ self._out_nodes[1]
+            for _ in range(DECODE_FIXED_POINT_STEPS):
+                _, held_d, adm_d = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots,
+                                                    *self._out_nodes, resid=mean_out * steps)
+                steps = window_steps(held_d, adm_d * tok)
+            decode = {"steps": steps, "admitted": adm_d, "dlt": dlt}
         lam_k = (lam[:, None] * prof[None, :]).ravel()
         served_k = np.minimum(lam_k, c.ravel())
         own = self.rate
@@ -2014,7 +2017,7 @@ class ServingModel:
         m1, m2 = m / (2.0 * a), m / (2.0 * (1.0 - a))
         excess = p0 * (a * m1 * np.exp(-fluid / m1) + (1.0 - a) * m2 * np.exp(-fluid / m2))
         # the wait for a free slot in each window (`window_slot_wait`; no slot limit, ``slots`` infinite: none)
-        slot = window_slot_wait(held, slots, resid, n_k, served_k, cap_k, weights)
+        slot = window_slot_wait(held, slots, resid, n_k, served_k, cap_k, weights, ranks)
         return {"mean": (fluid + excess) @ weights, "fluid": fluid, "p0": p0, "m": m, "c2": c2, "weights": weights,
                 "slot": slot, **decode}
 
@@ -2292,19 +2295,21 @@ def mixture_quantile(b: np.ndarray, w: np.ndarray, p0: np.ndarray, m: np.ndarray
 
 
 def window_slot_wait(held: np.ndarray, slots: np.ndarray, resid: np.ndarray, n_k: np.ndarray, served_k: np.ndarray,
-                     cap_k: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+                     cap_k: np.ndarray, weights: np.ndarray, ranks: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
     """The wait for a free slot (ms; "mean" and each of `PERCENTILES`, averaged over a trace's windows by their
     ``weights`` (W,)) of a queue holding ``held`` (n, W) sequences in each window (`ServingModel._slot_fluid`'s), at
-    most ``slots`` (n,; inf: no slot limit, no wait) each held ``resid`` (n,; ms): Erlang C at the window's
-    occupancy, bounded by what the window's requests build (`run_wait` with ``n_k``, ``served_k``, ``cap_k``, one
-    per row and window, flattened): the whole run's occupancy would charge a storm's full batch to every window,
-    and a full batch's own backlog is the fluid's."""
+    most ``slots`` (n,; inf: no slot limit, no wait) each held ``resid`` (n,; ms): `slot_wait` at the window's
+    occupancy (``ranks``, n,: the queue is one of that many, a request going to the least-loaded; None: one),
+    bounded by what the window's requests build (`run_wait` with ``n_k``, ``served_k``, ``cap_k``, one per row and
+    window, flattened): the whole run's occupancy would charge a storm's full batch to every window, and a full
+    batch's own backlog is the fluid's."""
     n, W = held.shape
     limited = np.isfinite(slots)[:, None]
-    cs = np.where(limited, np.maximum(np.floor(np.where(limited[:, 0], slots, 1.0)), 1.0)[:, None], 1.0)
-    a_k = np.where(limited, np.minimum(held, cs * 0.999), 0.0)
-    ec = np.where(limited, _erlang_c(np.broadcast_to(cs, a_k.shape), a_k), 0.0)
-    dr = resid[:, None] / (cs - a_k)
+    cs = np.where(limited[:, 0], slots, 1.0)[:, None]
+    r = np.ones(n) if ranks is None else np.asarray(ranks, dtype=float)
+    ec, dr = slot_wait(np.broadcast_to(cs, held.shape), np.where(limited, held, 0.0), resid[:, None], r[:, None])
+    ec = np.where(limited, ec, 0.0)
     slot = {"mean": run_wait((ec * dr).ravel(), n_k, served_k, cap_k).reshape(n, W) @ weights}
     for p in PERCENTILES:
         q = Z_Q[p]
@@ -2586,6 +2591,25 @@ def _mdl_quantile(rho: np.ndarray, S: np.ndarray, q: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         w = rho * S / (2 * (1 - rho)) * np.log(np.maximum(rho / (1 - q), 1.0)) / np.maximum(rho, 1e-12)
     return np.where(rho > 1 - q, w, 0.0)
+
+
+def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any = 1.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The wait for a free slot of requests routed to the least-loaded of ``ranks`` ranks (the simulator's
+    routing, `engine._Engine._route`: an aggregated deployment's dp x attention-DP ranks, a disaggregated decode
+    pool's), each holding at most ``slots`` sequences (whole ones) with ``occupancy`` in flight on average (its
+    offered load, Erlangs), each sequence held ``resid`` ms; all broadcast together. A request waits only when every
+    rank is full: Erlang C over the pool's ranks x slots at ranks x the occupancy for the chance to wait; the
+    waiting requests join the shortest queues, so they wait as one pooled M/M/c queue, resid / (ranks (slots -
+    occupancy)), not for their own rank's next slot alone; times (1 + ``cs2``) / 2 for residencies of squared
+    coefficient of variation ``cs2`` (Allen-Cunneen's G/G/c form with Poisson arrivals: half the M/M/c wait where
+    every request holds its slot equally long, as fixed output lengths do; the default 1 keeps M/M/c). Returns (the
+    chance to wait, the mean wait of a request that waits, ms)."""
+    c = np.maximum(np.floor(np.asarray(slots, dtype=float)), 1.0)
+    a = np.minimum(np.asarray(occupancy, dtype=float), c * 0.999)
+    r = np.asarray(ranks, dtype=float)
+    spread = 0.5 * (1.0 + np.asarray(cs2, dtype=float))
+    return _erlang_c(c * r, a * r), spread * np.asarray(resid, dtype=float) / np.maximum(r * (c - a), 1e-9)
 
 
 def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
