@@ -1494,11 +1494,12 @@ class ServingModel:
         lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
         N = np.where(stable, np.sqrt(lo * hi), n_max)
         n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
+        at = None       # `_at` at the final N (the burst loop's last, where it ends without opening a batch)
         for _ in range(int(np.max(d.pp)) - 1 if len(piped) else 0):
             # pp > 1: a burst of prompts arriving over the run overflows a budget and opens another batch, which
             # lives on (`_burst_opens`); the occupancy again over the batches then in flight
-            t_round = self._at(d, N, isl_new if cached else None, grouping(N), opened)["tpot_ms"] * osl / np.maximum(
-                osl, N * (isl_new + osl) / d.max_num_tokens)
+            at = self._at(d, N, isl_new if cached else None, grouping(N), opened)
+            t_round = at["tpot_ms"] * osl / np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
             more = np.zeros(n, dtype=bool)
             more[piped] = (opened[piped] < d.pp[piped]) & _burst_opens(
                 lam_row[piped], t_round[piped], one[piped], N[piped], opened[piped], isl_row[piped],
@@ -1511,8 +1512,10 @@ class ServingModel:
             stable = lam < x_max * 0.999
             lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
             N = np.where(stable, np.sqrt(lo * hi), n_max)
+            at = None
         grouped = grouping(N)
-        at = self._at(d, N, isl_new if cached else None, grouped, opened)
+        if at is None:
+            at = self._at(d, N, isl_new if cached else None, grouped, opened)
         tpot = at["tpot_ms"]
         n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
         t_it = tpot * osl / n_it                                      # mean iteration (ms)
