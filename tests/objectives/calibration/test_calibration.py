@@ -130,8 +130,9 @@ def test_silicon_fit_moves_a_front_end_time_whose_default_is_zero():
     fresh = default_efficiency()
     assert fresh.params["engine_ttft_ms"]["sglang"] == 0.0
     eff, info = silicon.fit_engine_factors(rows, Efficiency(dict(fresh.params), fresh.meta), max_nfev=8)
-    # these rows measure 100-350 ms for a prefill of a few tens of ms: most of it is the front end
-    assert eff.params["engine_ttft_ms"]["sglang"] > 30.0
+    # these rows measure 100-350 ms for a prefill of a few tens of ms (GLM-5's DSA prefill module, priced since
+    # the thirty-first round, a few tens more): tens of ms of it are the front end
+    assert eff.params["engine_ttft_ms"]["sglang"] > 10.0
 
 
 def test_allreduce_beyond_measured_ranks_follows_the_ring():

@@ -566,15 +566,16 @@ def test_every_catalog_model_is_costed_on_a_rack(engine):
     from objectives import inference
 
     names = np.array(catalog.models(), dtype=object)
-    r = inference.estimate(names, "GB200", tp=8, pp=4, batch_size=16, input_len=2048, output_len=256, engine=engine)
+    # prompts of 1,792 tokens: Falcon's 2,048-token context holds them with their outputs
+    r = inference.estimate(names, "GB200", tp=8, pp=4, batch_size=16, input_len=1792, output_len=256, engine=engine)
     heads = r["reason"].str.startswith("tp does not divide").to_numpy()
     # block-FP8 checkpoints whose 128-wide blocks TP 8 does not tile (R_BLOCK): TP 2 x EP 2 keeps whole experts
     blocks = (r["reason"] == REASONS[R_BLOCK]).to_numpy()
     assert set(names[blocks]) >= {"Qwen3-235B-A22B-FP8", "MiniMax-M2.5", "Step-3.7-Flash-FP8"}
     if heads.any() or blocks.any():
-        r1 = inference.estimate(names[heads], "GB200", tp=1, batch_size=16, input_len=2048, output_len=256,
+        r1 = inference.estimate(names[heads], "GB200", tp=1, batch_size=16, input_len=1792, output_len=256,
                                 engine=engine)
-        r2 = inference.estimate(names[blocks], "GB200", tp=2, pp=4, ep=2, batch_size=16, input_len=2048,
+        r2 = inference.estimate(names[blocks], "GB200", tp=2, pp=4, ep=2, batch_size=16, input_len=1792,
                                 output_len=256, engine=engine)
         r = pd.concat([r[~heads & ~blocks], r1, r2], ignore_index=True)
     ok = r["fits"].astype(bool) & (r["tpot_ms"] > 0) & (r["ttft_ms"] > 0) & np.isfinite(r["tpot_ms"].astype(float))
@@ -1040,9 +1041,10 @@ def test_nemotron_mamba2_layers_read_the_conv_tables_on_every_engine(engine):
     2,560 and Nemotron-3 Nano (64 heads of 64, 8 groups of 128) at TP 4 1,024 + 512 = 1,536, both inside the
     measured 1,536 .. 20,480 ("interpolated"); the Nano at TP 8 holds 512 + 256 = 768 and Nemotron-3 Super (128
     heads) 1,024 + 256 = 1,280: "extrapolated" (the Gated DeltaNet table that stood in before measured Super's 16
-    heads per GPU). The batch of 64 prompts of 16,384 tokens is past the tokens the tables measured either way."""
+    heads per GPU). The batch of 64 prompts of 7,936 tokens (Nemotron-H-56B's context less the output) is past the
+    tokens the tables measured either way."""
     assert [catalog.model(n).linear_head_k_dim for n in ("Nemotron-H-56B", "Nemotron-3-Nano-30B-A3B")] == [256, 128]
-    kw = dict(gpu="B200", batch_size=[1, 64], input_len=[1024, 16384], output_len=256, engine=engine)
+    kw = dict(gpu="B200", batch_size=[1, 64], input_len=[1024, 7936], output_len=256, engine=engine)
     inside = "roofline" if engine == "roofline" else "interpolated"
     outside = "roofline" if engine == "roofline" else "extrapolated"
     for model, tp, src in (("Nemotron-H-56B", 8, inside), ("Nemotron-3-Nano-30B-A3B", 4, inside),
