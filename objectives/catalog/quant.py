@@ -19,8 +19,11 @@ naming the method or algorithm, so an unknown format never silently costs as 16-
 """
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -231,21 +234,30 @@ def module_excluded(name: str, patterns: list[str]) -> bool:
     `modules_to_not_convert`; whole segments, so that the router "mlp.gate" never keeps "mlp.gate_proj" out). A
     glob that names a module keeps its submodules out too (gpt-oss's "model.layers.*.self_attn"; vLLM reads
     ModelOpt's "path*" as "path" and "path.*")."""
-    import re
-    from fnmatch import fnmatchcase
+    return _matcher(tuple(patterns))(name)
 
-    parts = name.split(".")
-    modules = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]  # the module and those holding it
-    for p in patterns:
-        if p.startswith("re:"):
-            if re.match(p[3:], name):
-                return True
-        elif any(ch in p for ch in "*?["):
-            if any(fnmatchcase(mod, p) for mod in modules):
-                return True
-        elif f".{p}." in f".{name}.":
+
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """`module_excluded` for one pattern list, compiled once: its regexes, its globs as one alternation of their
+    `fnmatch.translate` forms (what `fnmatchcase` matches each with), its plain names. An exclude list of a few
+    hundred globs (ModelOpt names every layer's modules) is matched in one pass per name."""
+    regexes = [re.compile(p[3:]) for p in patterns if p.startswith("re:")]
+    globs = [p for p in patterns if not p.startswith("re:") and any(ch in p for ch in "*?[")]
+    plain = [p for p in patterns if not p.startswith("re:") and not any(ch in p for ch in "*?[")]
+    glob = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
+
+    def excluded(name: str) -> bool:
+        if any(r.match(name) for r in regexes):
             return True
-    return False
+        if glob is not None:
+            parts = name.split(".")
+            if any(glob.match(".".join(parts[:i])) for i in range(len(parts), 0, -1)):  # the module, its holders
+                return True
+        wrapped = f".{name}."
+        return any(f".{p}." in wrapped for p in plain)
+
+    return excluded
 
 
 def kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None,
@@ -266,8 +278,8 @@ def kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None
         if not pats or not idx:
             out[cls] = 0.0
             continue
-        kept = sum(1 for i in idx if any(module_excluded(f"{pre}.{i}.{n}", pats)
-                                         for pre in _LAYER_PREFIXES for n in names[cls]))
+        excluded = _matcher(tuple(pats))
+        kept = sum(1 for i in idx if any(excluded(f"{pre}.{i}.{n}") for pre in _LAYER_PREFIXES for n in names[cls]))
         out[cls] = kept / len(idx)
     return out
 
