@@ -1104,7 +1104,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     }
 
 
-def pipeline_lanes(pp: Num, seqs: Num, tokens: Num, mnt: Num) -> Num:
+def pipeline_lanes(pp: Num, seqs: Num, tokens: Num, mnt: Num, floor: Num = None) -> Num:
     """Batches a pipeline of `pp` stages keeps in flight (its lanes) as the engines run it: one until a schedule
     overflows a budget of `mnt` tokens, the leftovers opening further batches (at most pp, at most one a sequence).
     vLLM V1's batch queue (vllm/v1/engine/core.py ``step_with_batch_queue``) schedules every request not in flight
@@ -1113,10 +1113,13 @@ def pipeline_lanes(pp: Num, seqs: Num, tokens: Num, mnt: Num) -> Num:
     flight and block on the next slot's result, so an empty slot stays empty. A request keeps the batch it entered
     (its next step waits for that batch's return) and a new one joins the next batch to return, so a batch lives
     while it holds requests. `tokens`: what one round of the steady state schedules (the decodes and the prompt
-    tokens beside them). Scalars or arrays; 1 where pp == 1. The simulator keeps each request's batch
-    (`serving.engine._Replica._pipe_lanes`)."""
+    tokens beside them). `floor` (None: none): batches the load has opened already, which live on with their
+    requests (within the same at most pp, one a sequence). Scalars or arrays; 1 where pp == 1. The simulator keeps
+    each request's batch (`serving.engine._Replica._pipe_lanes`)."""
+    cap = np.minimum(pp, np.maximum(seqs, 1.0))
     need = np.ceil(np.asarray(tokens, dtype=float) / np.maximum(mnt, 1.0) - 1e-9)
-    return np.clip(np.minimum(need, np.minimum(pp, np.maximum(seqs, 1.0))), 1.0, None)
+    lanes = np.clip(np.minimum(need, cap), 1.0, None)
+    return lanes if floor is None else np.maximum(lanes, np.minimum(floor, cap))
 
 
 def steady_lanes(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None, floor: Num = None) -> Num:
@@ -1134,10 +1137,7 @@ def steady_lanes(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     tokens = w_pf[0] + w_pf[2]
     if prompts is None:
         tokens = np.maximum(tokens, N * isl)
-    L = pipeline_lanes(pp, N, tokens, mnt / pp)
-    if floor is not None:
-        L = np.maximum(L, np.minimum(floor, np.minimum(pp, np.maximum(N, 1.0))))
-    return np.where(pp > 1, L, N)
+    return np.where(pp > 1, pipeline_lanes(pp, N, tokens, mnt / pp, floor), N)
 
 
 def pipeline_budget(p: Prepared, mnt: Num) -> Num:

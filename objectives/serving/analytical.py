@@ -589,25 +589,24 @@ def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_to
     D = np.maximum(N - 1.0, 0.0)
     K = D * (L + 0.5 * float(output_len))
     # the batches in flight: those the load keeps open, or more where this round overflows a budget
-    lanes = np.maximum(pipeline_lanes(col(p.pp), N, T + D, col(max_num_tokens)),
-                       np.minimum(lanes, np.minimum(col(p.pp), np.maximum(N, 1.0))))
+    lanes = pipeline_lanes(col(p.pp), N, T + D, col(max_num_tokens), lanes)
     # deployments along the last axis, as the prepared coefficients (one per deployment) broadcast
     t = replica_time_s(p, T.T, A.T, D.T, K.T, (D + 1.0).T, lanes.T)
     return 1e3 * np.asarray(chunk_pass_s(p, t, T.T, A.T, D.T, K.T, lanes.T), dtype=float).T
 
 
-def _lanes(d: Any, N: np.ndarray, prompts: np.ndarray, isl: Any) -> np.ndarray:
+def _lanes(d: Any, N: np.ndarray, prompts: np.ndarray, isl: Any, floor: Any = None) -> np.ndarray:
     """The batches in flight of each deployment's replicas at occupancy N (`inference.estimate.pipeline_lanes`,
     the engines' rule: one until a schedule overflows a budget, so a pipeline keeps one batch at low load) with
     `prompts` (`_prompts_at_once`) of `isl` tokens beside the N sequences' decodes in a round: when the engine forms
     its next batch (each return, `_next_return` in the simulator) and how many prompts its queue passes at once.
-    1 where pp == 1."""
+    1 where pp == 1. `floor`: the batches the load keeps open (`_lanes_opened`; None: none)."""
     from ..inference.estimate import pipeline_lanes
     pp = np.asarray(d.pp, dtype=float)
     N = np.asarray(N, dtype=float)
     mnt = np.asarray(d.max_num_tokens, dtype=float)
     T = np.minimum(np.minimum(np.asarray(prompts, dtype=float), np.maximum(N, 1.0)) * isl, pp * mnt)
-    return np.where(pp > 1, pipeline_lanes(pp, N, T + np.maximum(N - T / isl, 0.0), mnt), 1.0)
+    return pipeline_lanes(pp, N, T + np.maximum(N - T / isl, 0.0), mnt, floor)
 
 
 def _lanes_opened(pp: np.ndarray, lam: np.ndarray, held: Any, overflows: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -1529,7 +1528,7 @@ class ServingModel:
         rho = np.minimum(lam_ms * S, 0.999)
         # the prompt queue: with pp > 1 its server passes a prompt per batch in flight (`_lanes`): M/D/1 on
         # S / lanes; a prompt's own pass stays S (below)
-        lanes = np.maximum(_lanes(d, N, grouped, isl_new), np.minimum(opened, np.maximum(N, 1.0)))
+        lanes = _lanes(d, N, grouped, isl_new, opened)
         S_q = S / lanes
         rho_q = np.minimum(lam_ms * S_q, 0.999)
         # the prompt first waits for the batch it goes into: the next iteration's (half of one on average), with
