@@ -268,12 +268,10 @@ class Deployments:
             v = getattr(self, "prefill_" + name)
             pv = own.copy() if v is None else np.asarray(v, dtype=object)
             if len(pv) == n0:
-                pv = np.array([o if x is None or (isinstance(x, float) and x != x) else x for x, o in zip(pv, own)],
-                              dtype=object)
+                pv = np.where(_unset(pv), own, pv)
             object.__setattr__(self, "prefill_" + name, pv)
         pg = np.asarray(self.prefill_gpu, dtype=object)
-        miss = np.array([v is None or (isinstance(v, float) and v != v) for v in pg], dtype=bool) if n0 else \
-            np.zeros(0, dtype=bool)
+        miss = _unset(pg)
         object.__setattr__(self, "prefill_gpu", np.where(miss, self.gpu, pg))
         ptp = pd.to_numeric(pd.Series(self.prefill_tp, dtype=object), errors="coerce").to_numpy(float)
         object.__setattr__(self, "prefill_tp", np.where(np.isnan(ptp), self.tp, ptp).astype(np.int64))
@@ -332,7 +330,7 @@ class Deployments:
         # budgets left to the engine (None entries): its own on the deployment's GPU, as `Scheduler.resolved`
         own = None
         for j, k in enumerate(("max_batch_size", "max_num_tokens")):
-            miss = np.array([v is None or (isinstance(v, float) and v != v) for v in out[k]], dtype=bool)
+            miss = _unset(out[k])
             if miss.any():
                 if own is None:
                     own = engine_budgets(out["engine"], out["gpu"], fallback=SIMULATOR_BUDGETS)
@@ -570,6 +568,12 @@ def _prompts_at_once(x: np.ndarray, pp: np.ndarray) -> np.ndarray:
     grouped."""
     x = np.asarray(x, dtype=float)
     return np.where(np.asarray(pp) > 1, x + np.exp(-x), np.inf)
+
+
+def _unset(values: Any) -> np.ndarray:
+    """Per entry of `values` (a sequence of knob values), whether it is left unset: None, or a float NaN (a
+    column's empty cell)."""
+    return np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
 
 
 def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_tokens: Any,
@@ -2392,7 +2396,7 @@ def _one_kv_dtype(d: Deployments, dis: np.ndarray, decode_kv: np.ndarray) -> Dep
     pool's GPU and format): one dtype for both pools (`kv_dtype_mismatch`), not one resolved per pool (an A100
     prefill pool of fp8 weights computes in bf16 and would store bf16 KV beside an H100 decode pool's fp8)."""
     pkv = d.prefill_kv_dtype
-    miss = dis & np.array([v is None or (isinstance(v, float) and v != v) for v in pkv], dtype=bool)
+    miss = dis & _unset(pkv)
     if not miss.any():
         return d
     out = copy.copy(d)
