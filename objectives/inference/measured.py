@@ -1531,8 +1531,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             # module less this model's projection GEMMs (already in the token curve) at the same tokens (decode: b
             # tokens; prefill: b prompts of s tokens, b x s). The prefill module is what the engine runs on a prompt
             # (indexer scores over the causal pairs, top-k per query, sparse MLA over the selected keys), not the
-            # dense MLA kernel: SGLang's B200 table, GLM-5's 8 heads per GPU, one prompt of 8,192 tokens: 2.7 ms per
-            # layer with projections, the dense MLA kernel 0.19 ms
+            # dense MLA kernel: SGLang's B200 table, GLM-5's 8 heads per GPU, one prompt of 8,192 tokens: 2.35 ms per
+            # layer with projections, the dense MLA kernel 0.19 ms (the table holds prompts without a cached prefix:
+            # `profiles.build.dsa_tables`; one whose keys fit the indexer's top-k runs SGLang's dense MHA path)
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
             dsa_timed = np.zeros(k, dtype=bool)
             log_qkv = np.log(np.maximum(qkv, 1e-30))[:, None, None, :]

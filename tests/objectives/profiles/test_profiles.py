@@ -953,6 +953,31 @@ def test_sparse_attention_prefill_costs_the_measured_module():
     assert attn > 78 * 0.5 * float(tab(1.0, 8192.0, 8.0))
 
 
+def test_dsa_context_tables_time_a_prompt_without_a_cached_prefix(tmp_path):
+    from objectives.profiles.build import dsa_tables
+    # SGLang's DSA prefill module timed after cached prefixes too: a prefix that takes the keys past the indexer's
+    # top-k switches a short prompt from dense MHA to the indexer path (here 3x dearer); the table is the prompt alone
+    cells = [(b, s) for b in (1, 2, 4) for s in (1024, 2048, 4096)]
+    base = pd.DataFrame({"op_name": "dsa_context_module", "architecture": "GlmMoeDsaForCausalLM",
+                         "batch_size": [b for b, _ in cells], "isl": [s for _, s in cells], "num_heads": 8,
+                         "kv_cache_dtype": "fp8", "step": 0, "gemm_type": "fp8_block",
+                         "latency": [b * s * 1e-3 for b, s in cells]})
+    df = pd.concat([base, base.assign(num_heads=16, latency=base["latency"] * 2),
+                    *(base.assign(step=p, latency=base["latency"] * 3) for p in (4096, 8192, 16384))])
+    df.to_parquet(tmp_path / "ctx.parquet")
+    t = dsa_tables(tmp_path / "ctx.parquet", "context")["glm5.fp8"]
+    assert float(t(2.0, 2048.0, 8.0)) == pytest.approx(2 * 2.048, rel=1e-6)
+    assert float(t(1.0, 1024.0, 16.0)) == pytest.approx(2 * 1.024, rel=1e-6)
+    # the generation module's KV length is prefix + isl already: every step is kept
+    gen = base.assign(op_name="dsa_generation_module", isl=1, step=base["isl"] - 1)
+    pd.concat([gen, gen.assign(num_heads=16)]).to_parquet(tmp_path / "gen.parquet")
+    assert list(dsa_tables(tmp_path / "gen.parquet", "generation")["glm5.fp8"].axes[1]) == [1024.0, 2048.0, 4096.0]
+    # the shipped B300 SGLang table: a 1k GLM-5 prompt runs the dense path, well below a 4k prompt's indexer path
+    # (as the median over prefixes it read 1.40 ms against 1.46)
+    shipped = profiles.load("B300", "sglang", full=False).table("dsa_context.glm5.fp8")
+    assert float(shipped(1.0, 1024.0, 8.0)) < 0.6 * float(shipped(1.0, 4096.0, 8.0))
+
+
 def test_context_tables_extend_a_token_capped_grid_per_prompt(tmp_path):
     from objectives.profiles.build import attention_tables, dsa_tables
     # a context-attention grid measured while batch x length <= 8192 tokens, time linear in the tokens
