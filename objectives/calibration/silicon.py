@@ -211,6 +211,31 @@ def launched_ep(rows: pd.DataFrame, models: Any, gpus: Any, weight_dtypes: Any) 
     return ep
 
 
+def launched_tp(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with the SGLang aggregated rows the silicon slice labels tp = T x E, moe_tp = T, moe_ep = E (T, E > 1,
+    no attention DP) read as the run SGLang launched, ``--tp T --ep E`` on T GPUs: tp = T, expert TP T / E (SGLang's
+    ``moe_tp_size = tp_size // ep_size``), n_gpus = T x pp. Every such label in the slice whose run another row
+    also reports does so under (T, 1, E) with the same TTFT and TPOT: Qwen3.5 0.5.9 "TP 16, moe_tp 4, EP 4" on B200
+    is the TP 4 EP 4 run, "TP 64, moe_tp 8, EP 8" on H200 the TP 8 EP 8 one; read so, the B300 0.5.10.post1 NVFP4
+    "TP 4, moe_tp 2, EP 2" sweep is ``--tp 2 --ep 2`` on two GPUs (docs/profiles.md, thirty-second round). Other
+    engines' rows and any other label are kept as given."""
+    need = ("engine", "mode", "tp", "moe_tp", "moe_ep")
+    if rows.empty or not all(c in rows.columns for c in need):
+        return rows
+    tp, mtp, ep = (rows[c].to_numpy(float) for c in ("tp", "moe_tp", "moe_ep"))
+    adp = _column(rows, "attn_dp").fillna(1).to_numpy(float)
+    hit = ((_engine(rows) == "sglang") & (rows["mode"] == "agg").to_numpy() & (mtp > 1) & (ep > 1) & (adp == 1)
+           & np.isclose(tp, mtp * ep) & (np.mod(mtp, np.where(ep > 0, ep, 1.0)) == 0))
+    if not hit.any():
+        return rows
+    out = rows.copy()
+    out.loc[hit, "tp"] = mtp[hit]
+    out.loc[hit, "moe_tp"] = mtp[hit] / ep[hit]
+    if "n_gpus" in out.columns:
+        out.loc[hit, "n_gpus"] = mtp[hit] * _column(rows, "pp").fillna(1).to_numpy(float)[hit]
+    return out
+
+
 def _kv_dtypes(rows: pd.DataFrame) -> np.ndarray:
     """The KV-cache dtype each row measured (None where the source does not say: the model's default for the
     weights), as `inference.estimate` takes it."""
@@ -780,7 +805,7 @@ def _ambiguous_section(p: Any) -> list[str]:
     from .measurements import read_measurements
     from .report import _md
 
-    raw = read_measurements(p, layout="silicon")
+    raw = launched_tp(read_measurements(p, layout="silicon"))
     amb = ambiguous_deployments(raw[usable(raw)])
     if amb.empty:
         return []
@@ -795,13 +820,13 @@ def _ambiguous_section(p: Any) -> list[str]:
 
 
 def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:
-    """The silicon slice, normalized (`measurements.read_measurements`), restricted to predictable rows, each
-    measurement once (`distinct_measurements`)."""
+    """The silicon slice, normalized (`measurements.read_measurements`, SGLang's expert-parallel labels as launched:
+    `launched_tp`), restricted to predictable rows, each measurement once (`distinct_measurements`)."""
     from .data import data_path
     from .measurements import read_measurements
 
     p = data_path(path) if path else data_path().parent / SILICON_FILE
-    rows = read_measurements(p, layout="silicon")
+    rows = launched_tp(read_measurements(p, layout="silicon"))
     return distinct_measurements(rows[usable(rows)]), p
 
 

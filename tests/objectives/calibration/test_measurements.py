@@ -438,3 +438,45 @@ def test_check_reads_vllm_results_with_a_catalog_gpu_name(capsys):
     assert main(["calibrate", str(VLLM_DIR), "--check", "--gpu", "H200-SXM-141GB", "--tp", "1",
                  "--weight-dtype", "bf16"]) == 0
     assert "1 predicted (50.0 %)" in capsys.readouterr().out
+
+
+def test_sglang_expert_parallel_labels_read_as_the_launch(silicon):
+    """The slice labels an SGLang ``--tp T --ep E`` run tp = T x E, moe_tp = T (its TP 4 EP 4 and TP 8 EP 8 runs
+    are exported so beside their (T, 1, E) copies): `launched_tp` reads such a label as T GPUs with expert TP
+    T / E, so the two copies are one measurement and no longer dropped as ambiguous. Labels that already name
+    the launch, attention-DP rows, expert TP alone and other engines keep theirs."""
+    from objectives.calibration.silicon import distinct_measurements, launched_tp
+
+    row = silicon[(silicon["mode"] == "agg") & (silicon["concurrency"] > 0)].iloc[0]
+    labels = [("sglang", 4.0, 2.0, 2.0, 1.0), ("sglang", 16.0, 4.0, 4.0, 1.0), ("sglang", 4.0, 1.0, 4.0, 1.0),
+              ("sglang", 4.0, 4.0, 1.0, 1.0), ("sglang", 8.0, 2.0, 4.0, 1.0), ("sglang", 4.0, 2.0, 4.0, 2.0),
+              ("vllm", 4.0, 2.0, 2.0, 1.0)]
+    rows = pd.DataFrame([row] * len(labels)).reset_index(drop=True)
+    rows = rows.assign(engine=[e for e, *_ in labels], tp=[t for _, t, *_ in labels],
+                       moe_tp=[m for *_, m, _, _ in labels], moe_ep=[e for *_, e, _ in labels],
+                       attn_dp=[a for *_, a in labels], pp=1.0, concurrency=np.arange(len(labels)) + 1.0)
+    rows["n_gpus"] = rows["tp"] * rows["attn_dp"]
+    got = launched_tp(rows)
+    assert got["tp"].tolist() == [2.0, 4.0, 4.0, 4.0, 8.0, 4.0, 4.0]
+    assert got["moe_tp"].tolist() == [1.0, 1.0, 1.0, 4.0, 2.0, 2.0, 2.0]
+    assert got["n_gpus"].tolist() == [2.0, 4.0, 4.0, 4.0, 8.0, 8.0, 4.0]
+    assert rows["tp"].tolist()[:2] == [4.0, 16.0]     # the input frame is left as given
+    # one run exported as (16, 4, 4) and as (4, 1, 4): dropped as ambiguous as labelled, one measurement as launched
+    run = pd.DataFrame([row, row]).reset_index(drop=True).assign(engine="sglang", tp=[16.0, 4.0],
+                                                                  moe_tp=[4.0, 1.0], moe_ep=4.0, attn_dp=1.0)
+    assert len(distinct_measurements(run)) == 0
+    once = distinct_measurements(launched_tp(run))
+    assert len(once) == 1 and once["tp"].iloc[0] == 4.0 and once["moe_tp"].iloc[0] == 1.0
+
+
+@needs_shared
+def test_the_slice_holds_no_sglang_label_of_tp_times_ep():
+    """As loaded (`silicon.load_rows`), no SGLang row keeps a tp = moe_tp x moe_ep label with both above 1, and
+    the Qwen3.5 NVFP4 0.5.10.post1 expert-parallel sweep on B300 is the two-GPU ``--tp 2 --ep 2`` run."""
+    from objectives.calibration import silicon as S
+
+    rows, _ = S.load_rows()
+    sg = rows[rows["engine"] == "sglang"]
+    assert not ((sg["moe_tp"] > 1) & (sg["moe_ep"] > 1)).any()
+    ep2 = sg[(sg["engine_version"] == "0.5.10.post1") & (sg["moe_ep"] == 2)]
+    assert len(ep2) == 12 and set(ep2["tp"]) == {2.0} and set(ep2["n_gpus"]) == {2.0}
