@@ -71,8 +71,8 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     out += [([("profile_layer_us", e) for e in every], 1.0, 100.0)] if dense else []
     out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
     out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
-    # the linear-attention models' own time before the first token, fitted where rows hold such models
-    # (`special_attn`). The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's
+    # the linear-attention models' own time before the first token (a Triton compile for the prompt forward's new
+    # token count, `profiles.JIT_PREFILL_KINDS`), fitted where rows pay it (`special_attn`: `_compiles_prefill`). The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's
     # measured prefill module (`measured.build_curves`, `dsa_context`), whose length-dependent time the one
     # constant per request had stood in for (203 ms shared with the linear kind, which under-priced GLM-5's 8k
     # prompts and over-priced its 1k ones); a held-out linear model no longer borrows that stand-in
@@ -102,12 +102,22 @@ MOE_SCALE_ENGINES = ("trtllm",)
 ATTN_TTFT_KINDS = ("linear",)
 
 
-def _special_attn(models: Any, sparse: bool = True) -> np.ndarray:
-    """Whether each model has linear (Gated DeltaNet) or, with `sparse`, sparse (DSA) attention layers."""
+def _special_attn(models: Any) -> np.ndarray:
+    """Whether each model has linear (Gated DeltaNet) or sparse (DSA) attention layers."""
     from objectives import catalog
-    kinds = {m: bool(catalog.model(m).n_linear_attn_layers or (sparse and catalog.model(m).index_topk))
+    kinds = {m: bool(catalog.model(m).n_linear_attn_layers or catalog.model(m).index_topk)
              for m in pd.unique(np.asarray(models))}
     return np.array([kinds[m] for m in models], dtype=bool)
+
+
+def _compiles_prefill(rows: pd.DataFrame) -> np.ndarray:
+    """Whether each row's prompt forward compiles a kernel for a new token count (`profiles.JIT_PREFILL_KINDS`: a
+    Gated DeltaNet or KDA model on an engine whose FLA L2 norm specializes on it): the rows that identify
+    ``attn_ttft_ms["linear"]``."""
+    from objectives import catalog
+    kinds = {m: catalog.model(m).linear_attn_kind if catalog.model(m).n_linear_attn_layers else ""
+             for m in pd.unique(rows["model"].to_numpy(object))}
+    return profiles.jit_prefill_rows(_engine(rows), [kinds[m] for m in rows["model"]])
 
 
 #: the factors fitted per engine (the others are shared): an engine without rows in a fit gets the geometric mean
@@ -523,7 +533,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     std_agg = rows[(rows["mode"] == "agg").to_numpy() & ~special]
     specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
                           moe=bool(moe.any()), agg=sorted(set(_engine(std_agg)) & set(engines)),
-                          special_attn=bool(_special_attn(rows["model"].to_numpy(object), sparse=False).any()))
+                          special_attn=bool(_compiles_prefill(rows).any()))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])

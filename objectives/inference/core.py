@@ -14,7 +14,7 @@ import pandas as pd
 from objectives.catalog.model_math import expert_width
 from objectives.catalog.quant import WEIGHT_ONLY_INT8_SCHEMES
 from objectives.catalog.types import DTYPES
-from objectives.profiles import overlap_mask, prefill_alone_mask
+from objectives.profiles import jit_prefill_rows, overlap_rows, prefill_alone_mask
 
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
@@ -604,8 +604,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     c.kv_preempt = np.asarray(~sgl & np.isfinite(listed), dtype=float)
     # ... and whether it runs prefill batches alone, the decodes paused (`profiles.PREFILL_ALONE_ENGINES`)
     c.prefill_alone = prefill_alone_mask(engine_names)[eng]
-    # ... and whether it forms its next batch while the current one runs (`profiles.OVERLAP_ENGINES`)
-    c.overlap = overlap_mask(engine_names)[eng]
+    # ... and whether it forms its next batch while the current one runs (`profiles.OVERLAP_ENGINES`; not for the
+    # hybrid models whose recurrent state its radix cache keeps: `profiles.NO_OVERLAP_LINEAR_KINDS`)
+    c.overlap = overlap_rows(np.asarray(engine_names, dtype=object)[eng], linear_kind(m))
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
                                              float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables
@@ -712,6 +713,13 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
     return tuple(names), (int(new) if new.ndim == 0 else new)
 
 
+def linear_kind(m: ModelShape) -> np.ndarray:
+    """Each row's linear-attention kind (`Model.linear_attn_kind`): "gdn", "kda", "mamba2", or "" for a model
+    without linear-attention layers."""
+    n_lin, kda, mamba = (np.asarray(getattr(m, f), dtype=float) for f in ("n_lin", "lin_kda", "mamba_inner"))
+    return np.where(n_lin <= 0, "", np.where(kda > 0, "kda", np.where(mamba > 0, "mamba2", "gdn"))).astype(object)
+
+
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
                    eff, elem_s, p2p_tok, p2p_lat, adp, w, state_s, domain: Num = np.inf,
                    moe_dp: float | None = None, eplb: Num = 0, moe_act: Num = 0,
@@ -759,7 +767,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     seq_us = eff.engine_table("engine_seq_us", engines, 2.0)
     c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
     attn = eff["attn_ttft_ms"]
-    c.ttft_model_s = np.where(has, (np.where(np.asarray(fields["n_lin"]) > 0, float(attn["linear"]), 0.0)
+    # the linear kind's: a Triton compile for the prompt forward's new token count, on the engines whose Gated
+    # DeltaNet / KDA prefill specializes a kernel on it (`profiles.JIT_PREFILL_KINDS`)
+    c.ttft_model_s = np.where(has, (np.where(jit_prefill_rows(engines, linear_kind(m)), float(attn["linear"]), 0.0)
                                     # DeepSeek sparse attention (MLA): 0 since its measured prefill module
                                     # prices the indexer (a calibration may still set it); DeepSeek-V4's
                                     # modules are measured whole, indexer included
@@ -796,4 +806,4 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     return src
 
 
-__all__ = ["Prepared", "prepare", "reusing_prepared", "auto_engine", "default_eff", "int_code"]
+__all__ = ["Prepared", "prepare", "reusing_prepared", "auto_engine", "default_eff", "int_code", "linear_kind"]

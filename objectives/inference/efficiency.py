@@ -62,13 +62,13 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
-  offline static batch; ``attn_ttft_ms[kind]``: what a request of a model with linear (Gated DeltaNet) or sparse
-  (DSA) attention layers adds before its first token on a profile row, whatever the engine (ms; 0 for other
-  models). The silicon slice cannot tell it from the engine's time: its SGLang rows are its only models of those
-  kinds (Qwen3.5, GLM-5), which run on no other engine there. The fit puts that time on the models (SGLang's API
-  server then shares vLLM's, as TensorRT-LLM's does) because an API server's path does not depend on the
-  attention kind, while those models' attention runs kernels compiled and autotuned per shape (triton /
-  tilelang) that the tables time warm; ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
+  offline static batch; ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
+  layers adds before its first token on a profile row (ms; 0 for other models). The linear kind's is a Triton
+  compile: SGLang's and TensorRT-LLM's Gated DeltaNet / KDA prefill specializes FLA's L2-norm kernel on the
+  forward's token count, so a prompt forward of a count not met before compiles it inline
+  (`profiles.JIT_PREFILL_KINDS`; not on vLLM, not for Mamba-2); fitted on the silicon slice's SGLang Qwen3.5 rows
+  (SGLang's API server then shares vLLM's, as TensorRT-LLM's does: an API server's path does not depend on the
+  attention kind). The sparse kind's, paid on any engine, is not fitted (0: the DSA prefill module prices it); ``profile_layer_us``: time per layer per forward of the small kernels the profile's tables
   do not hold (norms, rotary embedding, KV-cache write, activation), µs, every layer, per engine (the silicon
   fit shares one value among vLLM, SGLang and TensorRT-LLM; `torch`'s is its own unfused layer's);
   ``profile_moe_layer_us``: what an MoE layer adds to it (router GEMM, top-k selection, the experts' input

@@ -175,6 +175,13 @@ class StepModel:
         return sm
 
     @property
+    def overlap_scheduler(self) -> bool:
+        """Whether the engine forms its next batch while the current one runs, for this model (``Coeffs.overlap``:
+        SGLang's overlap scheduler, off for the hybrid models its radix cache keeps the state of,
+        `profiles.NO_OVERLAP_LINEAR_KINDS`)."""
+        return bool(self._c.overlap > 0)
+
+    @property
     def context_len(self) -> int:
         """The model's context length, tokens (its config's max_position_embeddings; 0 where unknown): what SGLang
         sizes its request pool by (`Scheduler.for_cost`)."""

@@ -14,6 +14,8 @@ from .profile import (
                       ENGINE_NAMES,
                       ENGINE_VENDORS,
                       GPU_OF_SYSTEM,
+                      JIT_PREFILL_KINDS,
+                      NO_OVERLAP_LINEAR_KINDS,
                       OVERLAP_ENGINES,
                       PREFILL_ALONE_ENGINES,
                       SYSTEMS,
@@ -21,8 +23,10 @@ from .profile import (
                       available,
                       engine_key,
                       engine_label,
+                      jit_prefill_rows,
                       load,
                       overlap_mask,
+                      overlap_rows,
                       overlaps,
                       prefill_alone_mask,
                       read,
@@ -34,4 +38,5 @@ from .profile import (
 
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
-           "runs_prefill_alone", "OVERLAP_ENGINES", "overlap_mask", "overlaps"]
+           "runs_prefill_alone", "OVERLAP_ENGINES", "overlap_mask", "overlaps",
+           "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows"]

@@ -218,6 +218,54 @@ def overlap_mask(engines: Any) -> np.ndarray:
     return np.array([1.0 if overlaps(e) else 0.0 for e in engines], dtype=float)
 
 
+#: linear-attention kinds (`Model.linear_attn_kind`) whose models an engine of `OVERLAP_ENGINES` serves without its
+#: overlap scheduler. SGLang keeps a hybrid model's recurrent state in its radix cache (`MambaRadixCache`) and, in
+#: the default ``--mamba-scheduler-strategy no_buffer`` without speculative decoding, turns the overlap schedule
+#: off ("mamba no_buffer is not compatible with overlap schedule": ``ServerArgs._handle_mamba_radix_cache`` in
+#: python/sglang/srt/server_args.py, called for Qwen3-Next / Qwen3.5 by ``_handle_qwen_family``, which on Blackwell
+#: also picks the triton attention backend there, and for Nemotron-H's Mamba-2). Speculative decoding's first
+#: version turns it off too. Kimi's KDA models pass ``support_mamba_cache=False``: the radix cache goes, the overlap
+#: schedule stays. The closed form (``Coeffs.overlap``) and the simulator (`inference.StepModel.overlap_scheduler`)
+#: read it here
+NO_OVERLAP_LINEAR_KINDS = {"sglang": ("gdn", "mamba2")}
+
+
+def overlap_rows(engines: Any, kinds: Any) -> np.ndarray:
+    """1.0 for each (engine name, linear-attention kind: "" for none) pair whose engine forms its next batch while
+    the current one runs for that model (`overlaps`, less `NO_OVERLAP_LINEAR_KINDS`), else 0.0; arrays of one
+    shape (or broadcasting)."""
+    e, k = np.broadcast_arrays(np.asarray(engines, dtype=object), np.asarray(kinds, dtype=object))
+    pairs, inverse = np.unique(np.stack([e.ravel().astype(str), k.ravel().astype(str)], axis=1), axis=0,
+                               return_inverse=True)
+    vals = np.array([1.0 if overlaps(en) and kd not in NO_OVERLAP_LINEAR_KINDS.get(engine_key(en), ()) else 0.0
+                     for en, kd in pairs], dtype=float)
+    return vals[np.ravel(inverse)].reshape(e.shape)
+
+
+#: engines whose prefill of a Gated DeltaNet or Kimi Delta Attention layer JIT-compiles a Triton kernel for every
+#: token count it has not met, on the forward's critical path, and the kinds that run it. Their copies of FLA's
+#: ``l2norm_fwd_kernel`` (the q / k L2 norm before the chunked scan, shared by the GDN and KDA paths) declare the
+#: forward's token count ``T`` a ``tl.constexpr``, so every new count is a new specialization compiled inline in
+#: the scheduler (prefill and mixed forwards; CUDA-graph decode replays freeze it): SGLang
+#: python/sglang/srt/layers/attention/fla/l2norm.py until sgl-project/sglang#31558 (2026-07-17; #23448 and
+#: #30403 describe the compile on the serving path); TensorRT-LLM's copy of SGLang's
+#: (tensorrt_llm/_torch/modules/fla/l2norm.py). vLLM's default L2 norm (``l2norm_fwd_kernel2``) takes the count at
+#: run time. Mamba-2 layers run no such norm. A served request whose prompt forward meets a new count pays one
+#: compile before its first token (`Efficiency` ``attn_ttft_ms["linear"]``, a host's compile time, fitted); the
+#: silicon slice's SGLang releases (0.5.9, 0.5.10.post1, nightlies of February and April 2026) predate the fix
+JIT_PREFILL_KINDS = {"sglang": ("gdn", "kda"), "trtllm": ("gdn", "kda")}
+
+
+def jit_prefill_rows(engines: Any, kinds: Any) -> np.ndarray:
+    """True for each (engine name, linear-attention kind) pair whose prompt forward compiles a kernel for a new
+    token count (`JIT_PREFILL_KINDS`); arrays of one shape (or broadcasting)."""
+    e, k = np.broadcast_arrays(np.asarray(engines, dtype=object), np.asarray(kinds, dtype=object))
+    pairs, inverse = np.unique(np.stack([e.ravel().astype(str), k.ravel().astype(str)], axis=1), axis=0,
+                               return_inverse=True)
+    vals = np.array([kd in JIT_PREFILL_KINDS.get(engine_key(en), ()) for en, kd in pairs], dtype=bool)
+    return vals[np.ravel(inverse)].reshape(e.shape)
+
+
 def runs_prefill_alone(engine: Any) -> bool:
     """Whether `engine` (any spelling `engine_key` takes) runs prefill batches alone (`PREFILL_ALONE_ENGINES`)."""
     return engine_key(engine) in PREFILL_ALONE_ENGINES

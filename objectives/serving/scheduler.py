@@ -270,8 +270,12 @@ class Scheduler:
     def overlaps(self, cost: IterationCost) -> bool:
         """Whether a replica costed by `cost` forms its next batch while the current one runs (SGLang's overlap
         scheduler, `profiles.OVERLAP_ENGINES`): a request arriving during an iteration then waits for the iteration
-        after the next one. Continuous batching only (a static batch admits nobody while it runs)."""
-        return overlaps(getattr(cost, "engine", None)) and self.batching == "continuous"
+        after the next one. Continuous batching only (a static batch admits nobody while it runs). A cost that says
+        for its model (`inference.StepModel.overlap_scheduler`: SGLang serves hybrid models whose state its radix
+        cache keeps without it, `profiles.NO_OVERLAP_LINEAR_KINDS`) decides; else its engine does."""
+        own = getattr(cost, "overlap_scheduler", None)
+        on = bool(own) if own is not None else overlaps(getattr(cost, "engine", None))
+        return on and self.batching == "continuous"
 
     def watermark(self, cost: IterationCost) -> float:
         """The share of the KV blocks a replica costed by `cost` keeps free when it admits a prompt beside running

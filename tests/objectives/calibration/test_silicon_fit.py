@@ -52,6 +52,11 @@ def test_an_engine_seen_only_on_linear_or_sparse_attention_models_shares_the_api
     prompts run the measured sparse-attention prefill module."""
     special = silicon._special_attn(rows["model"].to_numpy(object))
     assert special[(rows["engine"].str.lower() == "sglang").to_numpy()].all()
+    # the linear kind's time is a compile where the engine's FLA L2 norm specializes on the token count: the
+    # SGLang Qwen3.5 rows pay it, GLM-5's (DSA) and the vLLM rows do not
+    pays = silicon._compiles_prefill(rows)
+    assert pays.any() and np.array_equal(pays, rows["model"].str.contains("Qwen3.5").to_numpy()
+                                         & (rows["engine"].str.lower() == "sglang").to_numpy())
     assert not special[(rows["engine"].str.lower() == "vllm").to_numpy()].any()
     base = default_efficiency()
     eff, info = silicon.fit_engine_factors(rows, Efficiency(copy.deepcopy(dict(base.params)), base.meta), max_nfev=1)

@@ -1036,10 +1036,11 @@ def test_closed_loop_ttft_mixes_the_start_up_wave_and_the_steady_state():
     assert ttft(1.0, 32, 8192) > 8.0 * ttft(0.0, 32, 8192)
 
 
-def test_a_linear_or_sparse_attention_models_own_first_token_time_is_paid_once_on_any_engine():
-    """attn_ttft_ms adds to the TTFT of a model with linear (Qwen3.5) or sparse (GLM-5) attention layers on every
-    engine, to a standard model's on none, and once per request in a disaggregated deployment (the engine's API
-    server time counts once per pass of its P/D front end: vLLM's two)."""
+def test_a_linear_attention_models_compile_is_paid_where_its_engine_specializes_and_a_sparse_ones_anywhere():
+    """attn_ttft_ms["linear"] (a Triton compile per new prompt-forward token count, `profiles.JIT_PREFILL_KINDS`)
+    adds to the TTFT of a Gated DeltaNet (Qwen3.5) or KDA (Kimi-K3) model on SGLang and TensorRT-LLM, whose FLA
+    L2 norm specializes on the token count, not on vLLM, and never to a Mamba-2 model (Nemotron-3); the sparse
+    kind's (GLM-5) on every engine, a standard model's on none; once per request in a disaggregated deployment."""
     from objectives.inference.core import default_eff
     from objectives.inference.efficiency import Efficiency
     from objectives.serving.handoff import front_end
@@ -1049,16 +1050,19 @@ def test_a_linear_or_sparse_attention_models_own_first_token_time_is_paid_once_o
     def effs(ms: float) -> Efficiency:
         return Efficiency({**base.params, "attn_ttft_ms": {"linear": ms, "sparse": 2.0 * ms}}, base.meta)
 
-    def ttft(model: str, engine: str, ms: float) -> float:
-        return float(inference.max_throughput(model, "B200", tp=8, weight_dtype="fp8", input_len=1024,
-                                              output_len=256, concurrency=4, engine=engine,
-                                              efficiency=effs(ms))["ttft_ms"].iloc[0])
-    for engine in ("vllm", "sglang", "trtllm"):
-        assert ttft("Qwen/Qwen3.5-397B-A17B", engine, 50.0) - ttft("Qwen/Qwen3.5-397B-A17B", engine, 0.0) \
-            == pytest.approx(50.0, rel=1e-6)
-        assert ttft("zhipuai/GLM-5", engine, 50.0) - ttft("zhipuai/GLM-5", engine, 0.0) == pytest.approx(100.0, rel=1e-6)
-        assert ttft("Qwen3-235B-A22B", engine, 50.0) == pytest.approx(ttft("Qwen3-235B-A22B", engine, 0.0), rel=1e-9)
-    kw = dict(model="Qwen/Qwen3.5-397B-A17B", gpu="B200", tp=8, weight_dtype="fp8", engine="vllm")
+    def added(model: str, engine: str, wd: str = "fp8", gpu: str = "B200") -> float:
+        def ttft(ms: float) -> float:
+            return float(inference.max_throughput(model, gpu, tp=8, weight_dtype=wd, input_len=1024,
+                                                  output_len=256, concurrency=4, engine=engine,
+                                                  efficiency=effs(ms))["ttft_ms"].iloc[0])
+        return ttft(50.0) - ttft(0.0)
+    for engine, paid in (("vllm", 0.0), ("sglang", 50.0), ("trtllm", 50.0)):
+        assert added("Qwen/Qwen3.5-397B-A17B", engine) == pytest.approx(paid, abs=1e-6)
+        assert added("zhipuai/GLM-5", engine) == pytest.approx(100.0, rel=1e-6)
+        assert added("Qwen3-235B-A22B", engine) == pytest.approx(0.0, abs=1e-9)
+    assert added("Kimi-K3", "sglang", "fp4", "B300") == pytest.approx(50.0, rel=1e-6)
+    assert added("Nemotron-3-Super-120B-A12B-FP8", "sglang") == pytest.approx(0.0, abs=1e-9)
+    kw = dict(model="Qwen/Qwen3.5-397B-A17B", gpu="B200", tp=8, weight_dtype="fp8", engine="sglang")
     (h0, _, _), (h1, _, _) = (front_end(kw, 1, effs(ms)) for ms in (0.0, 50.0))
     assert h1[0] - h0[0] == pytest.approx(50.0, rel=1e-6)
 

@@ -47,6 +47,24 @@ def test_the_engine_fact_lives_in_one_place():
     assert not Scheduler(batching="static").overlaps(FlatCost("sglang"))
 
 
+def test_sglang_serves_the_hybrid_models_its_radix_cache_holds_without_the_overlap_scheduler():
+    """SGLang turns its overlap schedule off for Gated DeltaNet (Qwen3.5) and Mamba-2 (Nemotron-3) models, whose
+    state its radix cache keeps in no_buffer mode, not for KDA (Kimi-K3: no radix cache) nor standard models:
+    the closed form waits half an iteration for them, and the simulator's replica forms no batch ahead."""
+    from objectives.inference import StepModel
+
+    assert profiles.NO_OVERLAP_LINEAR_KINDS == {"sglang": ("gdn", "mamba2")}
+    np.testing.assert_array_equal(
+        profiles.overlap_rows(["sglang", "sglang", "sglang", "sglang==0.5.9", "vllm"], ["", "gdn", "kda", "mamba2", ""]),
+        [1.0, 0.0, 1.0, 0.0, 0.0])
+    for model, wd, on in (("Qwen/Qwen3.5-397B-A17B", "fp8", False), ("Nemotron-3-Super-120B-A12B-FP8", "fp8", False),
+                          ("Kimi-K3", "fp4", True), ("Qwen3-235B-A22B", "fp8", True)):
+        p = core.prepare(model, "B300", tp=8, weight_dtype=wd, engine="sglang")
+        assert arrival_wait_iters(p) == pytest.approx(1.5 if on else 0.5), model
+        cost = StepModel(model, "B300", tp=8, weight_dtype=wd, engine="sglang")
+        assert cost.overlap_scheduler is on and Scheduler().overlaps(cost) is on, model
+
+
 def test_a_request_arriving_mid_iteration_joins_the_one_after_the_next():
     """A decodes from t = 1 ms (its prefill alone on an idle replica: TTFT 1 ms, no lag). B arrives at 10.5 ms,
     inside the iteration [10, 11): SGLang formed [11, 12) when it launched [10, 11), so B's prefill runs in
