@@ -18,7 +18,6 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -86,19 +85,14 @@ def _check_storage(url: Any) -> Any:
             f"dashboard storage must be an SQLAlchemy URL such as 'sqlite:///studies/name.db' or "
             f"'postgresql://user@host/db', got {url!r}"
         )
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from .storage import sqlite_file
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError as e:
-        raise StorageError(f"cannot parse storage URL {url!r}: {e}") from None
-    if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
-        if not db or db == ":memory:":
-            raise StorageError(f"storage URL {url!r} names no SQLite file; the dashboard needs a stored study")
-        if not Path(db).is_file():
-            raise StorageError(f"no SQLite database at {str(Path(db).resolve())!r} (from storage URL {url!r})")
+    db = sqlite_file(url)
+    if db is not None:
+        if not db.is_file():
+            raise StorageError(f"no SQLite database at {str(db.resolve())!r} (from storage URL {url!r})")
+    elif url.lower().startswith("sqlite"):      # in memory, or no file SQLAlchemy can read off it
+        raise StorageError(f"storage URL {url!r} names no SQLite file; the dashboard needs a stored study")
     return url
 
 

@@ -19,7 +19,6 @@ redundant expert copies that run with a load balancer anyway), so the grid holds
 """
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -42,7 +41,6 @@ from .parallelism import ep_choices, model_record, parallelism, pick_pp, pick_tp
 from .quantization import FORMATS, KV_DTYPES, OPT_IN_FORMATS, format_ok, idle_gpus, quantization
 from .serving import serving
 
-_log = logging.getLogger(__name__)
 #: the most GPUs `_check_memory` looks for a layout at, to say how many would hold a model (GPUs)
 _FIT_SEARCH_GPUS = 1024
 
@@ -134,7 +132,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     (`objectives.inference.resolve.block_fp8_invalid`: vLLM refuses Qwen3-235B-A22B-FP8 at TP 8 without EP); and a
     model that no GPU of the space holds in any of its layouts and formats (its least memory above the whole GPU's,
     `_check_memory`: the message names the GPUs, the memory needed and what would hold it, more GPUs or a smaller
-    format), a warning naming the GPUs that hold it nowhere where others of the space do.
+    format), as is one where only some of its GPUs hold it nowhere (naming them, the most GPUs of each the space
+    offers, and the GPUs that hold it).
     """
     _lists(n_gpus=n_gpus, tp=tp, pp=pp, ep=ep, formats=formats, kv_dtypes=kv_dtypes, max_batch_sizes=max_batch_sizes,
            max_num_tokens=max_num_tokens, chunked_prefill=chunked_prefill, modes=modes, batching=batching,
@@ -283,8 +282,9 @@ def _check_memory(model: str | Model, hw: dse.Space, par: dse.Space, quant: dse.
     trial has one) the least memory a trial takes needs more than the whole GPU (`_lightest`: weights, runtime
     reserve, one token's KV cache and activations; every engine's pool is a share of the device), so every trial
     would fail (fits=0). The SpaceError names the model, each GPU, the memory its lightest configuration needs
-    against the GPU's and what would hold it (`_memory_short`). Where only some of the GPUs hold it nowhere, a
-    warning names them (their trials stay: fits is a constraint a study may mean to explore). Layouts are the ones
+    against the GPU's and what would hold it (`_memory_short`). Where only some of the GPUs hold it nowhere, every
+    trial on those would fail as well: the space is refused too, naming them, the most GPUs of each it offers and
+    the GPUs that hold it (a space refuses a combination that every trial would fail on). Layouts are the ones
     within the GPU counts offered (tp x pp x attention DP at most ``n_gpus``); spaces too large to enumerate
     (`spaces.compose.COUNT_LIMIT`) are left as they are."""
     try:
@@ -294,7 +294,8 @@ def _check_memory(model: str | Model, hw: dse.Space, par: dse.Space, quant: dse.
     if not base.is_discrete or math.prod(float(p.n_values) for p in base.params.values()) > COUNT_LIMIT:
         return
     keys = [k for k in ("gpu", "tp", "pp", "attn_dp", "ep", "weight_dtype", "act_dtype") if k in base.params]
-    rows = base.grid()[keys].drop_duplicates().reset_index(drop=True)
+    grid = base.grid()
+    rows = grid[keys].drop_duplicates().reset_index(drop=True)
     if rows.empty:
         return
     judged, over, est = _lightest(model, rows)
@@ -306,9 +307,12 @@ def _check_memory(model: str | Model, hw: dse.Space, par: dse.Space, quant: dse.
     m = model_record(model)
     why = "; ".join(_memory_short(m, g, est[judged & (gpu == g)], rows) for g in none)
     if len(none) < len(gpus):
-        _log.warning("llm_serving space: %s fits on none of %s in any layout and format of the space, so every "
-                     "trial on %s fails (out of memory): %s", m.name, none, "it" if len(none) == 1 else "them", why)
-        return
+        most = grid.groupby("gpu")["n_gpus"].max()
+        counts = ", ".join(f"{int(most[g])} {g}" for g in none)
+        held = [g for g in gpus if g not in none]
+        raise SpaceError(f"{m.name} fits on none of {none} in any layout and format of the space (at most {counts} "
+                         f"GPUs), so every trial on {'it' if len(none) == 1 else 'them'} would fail (out of memory): "
+                         f"{why}. Valid: the GPUs that hold it, gpus={held}, or the GPU count or format named above")
     raise SpaceError(f"{m.name} fits on no GPU of this space in any of its layouts and formats, so every trial would "
                      f"fail (out of memory): {why}")
 

@@ -111,7 +111,16 @@ from typing import Any
 
 from .checks import check_hybrid, validate_model
 from .errors import CatalogError
-from .quant import MODELOPT_ALGOS, MODULE_NAMES, checkpoint_quant, json_mapping, kept_16bit, load_quant_config
+from .quant import (
+    LINEAR_ATTN_NAMES,
+    MODELOPT_ALGOS,
+    MODULE_NAMES,
+    checkpoint_quant,
+    json_mapping,
+    kept_16bit,
+    load_quant_config,
+    stored_shares,
+)
 from .types import Model
 
 _MISSING = object()
@@ -744,6 +753,38 @@ def _kept_modules(t: Mapping[str, Any], hfq: Mapping[str, Any] | None, model_typ
                                 "dense_mlp": sorted(set(range(L)) - set(moe))}, names)
     fields.update(attn_16bit_weights=share["attention"] >= 1.0, shared_16bit_share=share["shared_experts"],
                   dense_mlp_16bit_share=share["dense_mlp"])
+    mixers = _mixer_layers(t, model_type, fields)
+    if fields.get("n_experts", 0) and fields["quant_weight_dtype"] in ("fp4", "int4") and mixers is not None:
+        # a 4-bit MoE checkpoint's attention: in the format (or FP8) where its config says the layers are
+        stored = stored_shares(t, hfq, {"attention": mixers[0], "linear": mixers[1]},
+                               {"attention": MODULE_NAMES["attention"], "linear": LINEAR_ATTN_NAMES},
+                               fields["quant_weight_dtype"])
+        if stored is not None:
+            fields["attn_quant_shares"] = (*stored["attention"], *stored["linear"])
+
+
+def _mixer_layers(t: Mapping[str, Any], model_type: str, fields: Mapping[str, Any]
+                  ) -> tuple[list[int], list[int]] | None:
+    """The checkpoint's layer indices of its softmax-attention and of its linear-attention layers (the module paths
+    its quantization config names): Nemotron-H's blocks by `hybrid_override_pattern` / `layers_block_type` ("*" and
+    "M"; its MoE and MLP blocks are layers of their own there), Qwen3.5 / Qwen3-Next's by `layer_types` (or the
+    full-attention interval), every layer's attention in a model without linear layers; None for other hybrids."""
+    L = int(fields["n_layers"])
+    if model_type == "nemotron_h":
+        blocks = t.get("layers_block_type")
+        pattern = (str(t["hybrid_override_pattern"]) if t.get("hybrid_override_pattern") is not None else
+                   "".join(_NEMOTRON_BLOCKS.get(str(b), "?") for b in blocks or ()))
+        return [i for i, b in enumerate(pattern) if b == "*"], [i for i, b in enumerate(pattern) if b == "M"]
+    if not fields.get("n_linear_attn_layers", 0):
+        return list(range(L)), []
+    if fields.get("linear_attn_kind") == "gdn":
+        types = t.get("layer_types")
+        if types is None:
+            every = max(int(t.get("full_attention_interval", 0) or 0), 1)
+            types = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(L)]
+        return ([i for i, k in enumerate(types) if k == "full_attention"],
+                [i for i, k in enumerate(types) if k == "linear_attention"])
+    return None
 
 
 def _v4_expert_quant(t: Mapping[str, Any], fields: dict[str, Any]) -> None:
@@ -1103,6 +1144,35 @@ def load_config(cfg: Mapping[str, Any] | str | PathLike[str]) -> dict[str, Any]:
                         " (model_from_hf_config downloads nothing: pass a local config.json path or a dict)")
 
 
+#: RoPE types whose `factor` vLLM does not apply to the context (`_rope_context`)
+_ROPE_UNSCALED = ("su", "longrope", "llama3")
+
+
+def _rope_context(t: Mapping[str, Any], model_type: str, max_position: int) -> int:
+    """The context a config's RoPE scaling serves, as vLLM derives it (vllm/config/model.py
+    `_get_and_verify_max_len`): a `rope_scaling` / `rope_parameters` (one, or one per layer type) of a type other
+    than su / longrope / llama3 multiplies the context by its `factor`, a yarn one from its
+    `original_max_position_embeddings` (a Qwen config given yarn factor 4 over 32,768: 131,072); Gemma 3's context
+    is scaled already. Where that is more than `max_position` (the config's max_position_embeddings) it is the
+    context, else `max_position` stays (Kimi-K2-Thinking states 262,144 beside a yarn 32 x 4,096, which SGLang's
+    `get_context_length` serves unscaled)."""
+    rope = t.get("rope_scaling") or t.get("rope_parameters")
+    if not isinstance(rope, Mapping) or "gemma3" in model_type:
+        return max_position
+    per = list(rope.values()) if rope and all(isinstance(v, Mapping) for v in rope.values()) else [rope]
+    derived, factor = float(max_position), 1.0
+    for rp in per:
+        kind = str(rp.get("rope_type", rp.get("type", "")) or "")
+        if kind in _ROPE_UNSCALED:
+            continue
+        f = rp.get("factor", factor)
+        factor = float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 else factor
+        orig = rp.get("original_max_position_embeddings")
+        if kind == "yarn" and isinstance(orig, int) and not isinstance(orig, bool) and orig > 0:
+            derived = float(orig)
+    return max(max_position, int(derived * factor))
+
+
 def _text_part(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The language-model part of a config and its model_type: multimodal wrappers (Llama 4, Qwen3.5, Kimi-K2.5,
     Gemma 3) nest it under `text_config`; top-level keys it lacks (tie_word_embeddings, quantization) carry over."""
@@ -1160,6 +1230,7 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
             raise CatalogError(f"config.json for {label}: num_attention_heads={fields['n_heads']} is not a "
                                f"multiple of the KV heads {kv}")
     check_hybrid(fields, f"config.json for {label}")
+    fields["max_position"] = _rope_context(t, model_type, int(fields.get("max_position", 0) or 0))
     hfq = hf_quant_config if hf_quant_config is not None else d.get("hf_quant_config", t.get("hf_quant_config"))
     if hfq is None:
         hfq = beside

@@ -206,6 +206,10 @@ MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "shared_experts": ("mlp.shared_experts.down_proj", "mlp.shared_expert.down_proj"),
     "dense_mlp": ("mlp.down_proj",),
 }
+#: the projections that name a linear-attention (Gated DeltaNet `linear_attn`, Mamba-2 `mixer`) layer's module in the
+#: checkpoints' conventions, as `MODULE_NAMES` does the softmax attention's
+LINEAR_ATTN_NAMES: tuple[str, ...] = ("linear_attn.out_proj", "linear_attn.in_proj_qkv", "mixer.out_proj",
+                                      "mixer.in_proj")
 
 
 def exclude_patterns(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None) -> list[str]:
@@ -284,6 +288,54 @@ def kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None
     return out
 
 
-__all__ = ["MODELOPT_ALGOS", "MODULE_NAMES", "checkpoint_quant", "exclude_patterns",
+def stored_shares(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None,
+                  layers: Mapping[str, range | list[int]], names: Mapping[str, tuple[str, ...]], fmt: str
+                  ) -> dict[str, tuple[float, float]] | None:
+    """Per module class (`layers`' keys, each with its module paths inside a layer in `names`), the shares (0-1)
+    of its layers (`layers`' indices, the checkpoint's numbering) whose module the checkpoint stores in its own
+    weight format `fmt` (a catalog dtype, e.g. "fp4") and in FP8; the rest are stored in 16 bits. A ModelOpt
+    MIXED_PRECISION config says it module by module (`quantized_layers`: each module's own quant_algo, a module
+    it does not list left unquantized; Qwen3.6-35B-A3B-NVFP4's FP8 attention beside its NVFP4 experts); an
+    exclude / ignore list (`exclude_patterns`) by what it keeps out (the rest in `fmt`; Nemotron-3-Nano's NVFP4
+    Mamba layers beside its 16-bit attention). None where the config says neither (a bare quant_algo: which
+    modules it covers is left to the engines)."""
+    q: Any = (hf_quant_config.get("quantization", hf_quant_config) if hf_quant_config is not None
+              else cfg.get("quantization_config"))
+    if q is None and hf_quant_config is None and isinstance(cfg.get("text_config"), Mapping):
+        q = cfg["text_config"].get("quantization_config")
+    listed = q.get("quantized_layers") if isinstance(q, Mapping) else None
+    pats = exclude_patterns(cfg, hf_quant_config)
+    if not isinstance(listed, Mapping) and not pats:
+        return None
+
+    def stored(path: str) -> str:
+        """The catalog dtype module `path` is stored in ("" for 16 bits)."""
+        if not isinstance(listed, Mapping):
+            return "" if _matcher(tuple(pats))(path) else fmt
+        parts = path.split(".")
+        for i in range(len(parts), 0, -1):      # the module, or a module holding it, listed with its algorithm
+            v = listed.get(".".join(parts[:i]))
+            if isinstance(v, Mapping):
+                return MODELOPT_ALGOS.get(str(v.get("quant_algo", "")).upper(), ("", ""))[0]
+        return ""
+
+    out: dict[str, tuple[float, float]] = {}
+    for cls, idx in layers.items():
+        idx = list(idx)
+        if not idx:
+            out[cls] = (0.0, 0.0)
+            continue
+        # a layer's module: its first path the checkpoint names (a listed one; with an exclude list, any kept out)
+        got = []
+        for i in idx:
+            paths = [f"{pre}.{i}.{n}" for pre in _LAYER_PREFIXES for n in names[cls]]
+            kinds = [stored(p) for p in paths]
+            got.append("" if "" in kinds and not isinstance(listed, Mapping) else
+                       next((k for k in kinds if k), ""))
+        out[cls] = (sum(k == fmt for k in got) / len(idx), sum(k == "fp8" and fmt != "fp8" for k in got) / len(idx))
+    return out
+
+
+__all__ = ["LINEAR_ATTN_NAMES", "MODELOPT_ALGOS", "MODULE_NAMES", "checkpoint_quant", "exclude_patterns",
            "from_hf_quant_config", "from_quantization_config", "json_mapping", "kept_16bit", "load_quant_config",
-           "module_excluded"]
+           "module_excluded", "stored_shares"]

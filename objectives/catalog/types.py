@@ -184,6 +184,13 @@ class Model:
     # the checkpoint's own format those GEMMs run and stream at 16 bits (`inference.core`, `inference.measured`)
     shared_16bit_share: float = 0.0
     dense_mlp_16bit_share: float = 0.0
+    # A 4-bit MoE checkpoint whose quantization config says which attention projections it quantizes
+    # (`catalog.quant.stored_shares`): the shares (0-1) of its softmax-attention layers stored in its own weight
+    # format and in FP8, then of its linear-attention layers likewise (the rest 16-bit; Qwen3.6-35B-A3B-NVFP4: FP8
+    # attention, Nemotron-3-Nano-NVFP4: most Mamba layers in NVFP4). Served in its own format those projections
+    # run and stream so (`inference.resolve.attn_weight_params`); (): the config does not say, the engines' rule
+    # (`inference.resolve.ATTN_16BIT_WEIGHTS`: 16 bits)
+    attn_quant_shares: tuple[float, ...] = ()
     # Attention residuals (Kimi-K3 `attn_res_block_size`): each layer's attention and MLP inputs are a softmax mix
     # of the block-level outputs of earlier layers instead of a plain residual sum; 0: a plain residual. Its
     # weights are one vector per site (not counted, as norms); its cost is elementwise traffic per token

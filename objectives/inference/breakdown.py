@@ -312,9 +312,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
+    steps = None      # `estimate.split_steps`' full prefill iteration and decode step without the ranks' wait
     if p.solo is not None:
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), L)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], L)
+        steps = (t_chunk, t_dec)
         rank_wait = lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, n_it, balance=balance, balance_on=balance_on)
         pre["rank_wait"] = np.where(split, rank_wait, 0.0)
     tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
@@ -355,7 +357,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
     ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it,
                                           sum(v for k, v in ttft.items() if k != "front_end"), None, balance,
-                                          balance_on)
+                                          balance_on, steps)
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,

@@ -35,6 +35,7 @@ from .resolve import (
     R_VENDOR,
     act_peak,
     attn_16bit,
+    attn_weight_params,
     bf16_peak,
     block_fp8_invalid,
     broadcast_shape,
@@ -538,14 +539,19 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     x_lat = ar_n * ar_x_lat + a2a_n * a2a_x_lat + gat_n * gat_lat
     m_half = eff_lookup(eff, "gemm_m_half", fam)
     # 4-bit MoE checkpoints keep the attention projections in 16 bits (resolve.ATTN_16BIT_WEIGHTS): those GEMMs run
-    # and stream at bf16
-    a16 = np.where(attn_16bit(w, lc.n_moe_layers, m.attn16w) & (m.dense8 <= 0), lc.attn_params, 0.0)
+    # and stream at bf16, but those their config stores in its format or FP8 (`attn_weight_params`)
+    a16, a8 = attn_weight_params(m, w, lc.n_moe_layers, lc.attn_params, m.n_lin * m.lin_params / tp)
     # ... and where served in its own format, the shared experts and dense MLPs its exclude list keeps out of it
     sh16, mlp16 = kept_mlp_16bit(m, w)
     a16 = a16 + sh16 * lc.shared_params + mlp16 * lc.dense_mlp_params
     # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
     dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
-    lin_s_tok = 2.0 * (lc.dense_params - a16) / gemm_tput + 2.0 * a16 / head_tput
+    lin_s_tok = 2.0 * (lc.dense_params - a16 - a8) / gemm_tput + 2.0 * a16 / head_tput
+    if np.any(a8 > 0):    # FP8 GEMMs (precision group 1) where the GPU computes FP8, else weight-only at bf16
+        f8 = int_code("fp8")
+        fp8_tput = np.where(g.peaks[g.index, f8] > 0, act_peak(g, f8) * gemm_eff(eff, fam, 1),
+                            head_tput * tp_loss) / tp_loss
+        lin_s_tok = lin_s_tok + 2.0 * a8 / fp8_tput
     # per routed expert and token the GPU's 1 / attn_dp share of the expert (`expert_params`); the tokens that
     # meet at the experts are those of every busy attention-DP rank (`StepCoeffs.moe_ranks`)
     moe_tput = gemm_tput * eff["moe_gemm_eff"]
@@ -554,7 +560,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + gat_n * gat_lat + pp_lat
     tok_s = elem_s + v4_tok_s + ar_n * ar_tok + a2a_n * a2a_tok + gat_n * gat_tok + pp_tok
     c = StepCoeffs(
-        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, dense_wb, a16) / w_bw,
+        lin_s_tok=lin_s_tok, lin_s_half=lin_s_tok * m_half, lin_mem_s=memory.dense_bytes_gpu(lc, dense_wb, a16, a8) / w_bw,
         exp_s_tok=exp_s_tok, exp_s_half=exp_s_tok * m_half, exp_mem_s=lc.expert_params * wb / w_bw,
         n_experts=slots, top_k=m.top_k, moe_ranks=moe_ranks(adp, moe_dp), attn_s_pair=lc.attn_flops_prefill / attn_tput,
         dec_kv_s=dec_kv_s,
@@ -638,7 +644,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact, moe_a2a=xa, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
-        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb),
+        kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb, a8),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full, except
         # DeepSeek-V4, whose own pool holds each layer's window apart from the compressed entries (one pool here)
@@ -742,6 +748,9 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers, m.attn16w)  # attention projections on the 16-bit GEMM table
     fields["sh16"], fields["mlp16"] = kept_mlp_16bit(m, w)  # ... the shares of shared experts and dense MLPs there
+    said = (fields["attn16"] & (m.dense8 <= 0) & (m.aq_set > 0) & (np.asarray(w) == m.ckpt_w - 1.0)).astype(float)
+    if np.any(said > 0):    # ... but what its config stores in its format or FP8 (`resolve.attn_weight_params`)
+        fields.update(aq_said=said, aq_fmt=m.aq_fmt, aq8=m.aq8, lq_fmt=m.lq_fmt, lq8=m.lq8)
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there
     # an expert-parallel load balancer (EPLB): the experts' balanced-routing tables where measured
     fields["eplb"] = np.where(np.asarray(ep) > 1, np.asarray(eplb, dtype=float), 0.0)

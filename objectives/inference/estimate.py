@@ -47,6 +47,7 @@ from .resolve import (
     flag,
     pool_batch,
     positive,
+    serves_past_context,
 )
 
 Num = Any
@@ -350,7 +351,7 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     # reserves them separately)
     held = mem - (1.0 - p.act_pooled) * act
     reason = np.where(p.reason != R_OK, p.reason, np.where(
-        context_invalid(p.shape.context, isl + osl), R_CONTEXT,
+        context_invalid(p.shape.context, isl + osl, _past_context(p)), R_CONTEXT,
         np.where((held > p.pool_gpu) | (mem > p.mem_gpu), R_MEM, R_OK)))
     # energy per GPU by phase: compute-bound prefill, memory-bound decode steps (power.phase_energy_j)
     e_gpu = (power.phase_energy_j(p.idle_w, p.tdp_w, ttft, busy_p, replica_compute_s(p, Tp, Ap, 0.0, 0.0, B, B),
@@ -505,19 +506,24 @@ def rank_overlap(p: Prepared, N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, 
 
 
 def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, base_s: Num, prompts: Num = None,
-                   balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> Num:
+                   balance: lockstep.AdpBalance | None = None, balance_on: Num = True,
+                   steps: tuple[Num, Num] | None = None) -> Num:
     """What TensorRT-LLM's attention-DP balance adds (s) to a prompt's wait for its first token on `p`'s rows whose
     ranks step in lockstep (`Prepared.solo` set, two or more busy ranks) and that `balance_on` holds true (per row;
     True: every row); 0 elsewhere and without `balance`. Under the balance the prompt waits for its release and
     runs in it beside the other prompts released with it: `lockstep.balance_ttft` with `split_steps`' decode step
     and full prefill iteration (every rank's full chunk in it, none waiting for another's), its iterations counted
     from the prompt's arrival; less `base_s` (per row), the wait `prefill_wait_s` prices without the balance before
-    the front end's time."""
+    the front end's time. `steps`: those two (full prefill iteration s, decode step s) where the caller has them
+    priced (`breakdown`); None: priced here."""
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
     if balance is None or p.solo is None or not np.any(R > 1.0):
         return np.zeros(np.shape(base_s))
     T_pf = chunk_tokens(N, isl, mnt, prompts)
-    (t_full, _), (t_dec, _), _, _ = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance, wait=False)
+    if steps is None:
+        (t_full, _), (t_dec, _), _, _ = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance, wait=False)
+    else:
+        t_full, t_dec = steps
     wait = lockstep.balance_ttft(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it, t_full, t_dec,
                                  apart=prompts is not None, balance=balance)
     return np.where((R > 1.0) & (np.asarray(balance_on) > 0), wait - base_s, 0.0)
@@ -896,6 +902,12 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     return p, res, isl, osl
 
 
+def _past_context(p: Prepared) -> np.ndarray:
+    """Per configuration, whether its engine serves past the model's context (`resolve.serves_past_context`, one
+    look-up per engine name)."""
+    return serves_past_context(np.asarray(p.engine_names, dtype=object))[np.asarray(p.engine_code, dtype=int)]
+
+
 def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
     """`mbs` / `mnt` (max sequences, max tokens per iteration), each None replaced by its row's engine's default on
     its GPU (`resolve.engine_budgets`; rows on the roofline: `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`): a
@@ -1089,7 +1101,8 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     w = p.weights_gpu
     kv = p.kv_tok_gpu * N * per_seq
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
-    reason = np.where(p.reason != R_OK, p.reason, np.where(context_invalid(p.shape.context, isl + osl), R_CONTEXT,
+    reason = np.where(p.reason != R_OK, p.reason, np.where(context_invalid(p.shape.context, isl + osl,
+                                                                           _past_context(p)), R_CONTEXT,
                                                            np.where(ok_mem, R_OK, R_MEM)))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
     _, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)

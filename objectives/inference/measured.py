@@ -1118,9 +1118,23 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         return qkv, lin, swa
     a16 = np.zeros(k, dtype=bool) if attn_gt is None or attn16 is None else attn16
     zero = np.zeros((k, len(M_GRID)))
-    qkv, lin, swa = projections(gt, True, ~a16) if not a16.all() else (zero, zero, None)
+    # rows whose checkpoint's config stores some of those layers in its format or FP8 (`resolve.attn_weight_params`)
+    said = a16 & (m.get("aq_said", np.zeros(k)) > 0)
+    fmt = ~a16 | (said & ((m.get("aq_fmt", np.zeros(k)) > 0) | (m.get("lq_fmt", np.zeros(k)) > 0)))
+    qkv, lin, swa = projections(gt, True, fmt) if fmt.any() else (zero, zero, None)
     if a16.any():
         qkv16, lin16, swa16 = projections(attn_gt, False, a16)
+        if said.any():  # each layer kind's shares: its format's table, FP8's (the 16-bit one where unmeasured), 16 bits
+            # (ModelOpt's FP8 layers: per-tensor, a static activation scale, as an FP8 checkpoint's own GEMMs read)
+            t8 = prof.table("gemm.fp8_static") or prof.table("gemm.fp8")
+            qkv8, lin8, _ = projections(t8, True, said) if t8 is not None else (qkv16, lin16, None)
+
+            def mix(f: np.ndarray, s8: np.ndarray, x: np.ndarray, x8: np.ndarray, x16: np.ndarray) -> np.ndarray:
+                f, s8 = col(f), col(s8)
+                return (np.where(f > 0, f * x, 0.0) + np.where(s8 > 0, s8 * x8, 0.0)
+                        + np.where(f + s8 < 1.0, (1.0 - f - s8) * x16, 0.0))
+            qkv16 = np.where(col(said), mix(m["aq_fmt"], m["aq8"], qkv, qkv8, qkv16), qkv16)
+            lin16 = np.where(col(said), mix(m["lq_fmt"], m["lq8"], lin, lin8, lin16), lin16)
         qkv, lin = np.where(col(a16), qkv16, qkv), np.where(col(a16), lin16, lin)
         if swa16 is not None or swa is not None:
             swa = np.where(col(a16), zero if swa16 is None else swa16, zero if swa is None else swa)

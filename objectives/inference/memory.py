@@ -17,18 +17,19 @@ def embed_bytes_per_param(wb: Num) -> Num:
     return np.maximum(wb, 2.0)
 
 
-def dense_bytes_gpu(lc: LayerCosts, wb: Num, attn16_params: Num = 0.0) -> Num:
+def dense_bytes_gpu(lc: LayerCosts, wb: Num, attn16_params: Num = 0.0, attn8_params: Num = 0.0) -> Num:
     """Bytes of one GPU's dense (non-expert) transformer weights, all layers: `wb` bytes a parameter, except
-    `attn16_params` of them (a 4-bit MoE checkpoint's attention projections) at 16 bits."""
-    return (lc.dense_params - attn16_params) * wb + attn16_params * 2.0
+    `attn16_params` of them (a 4-bit MoE checkpoint's attention projections) at 16 bits and `attn8_params` (those
+    its config stores in FP8, `resolve.attn_weight_params`) at 8."""
+    return (lc.dense_params - attn16_params - attn8_params) * wb + attn16_params * 2.0 + attn8_params * 1.0
 
 
 def weights_bytes_gpu(lc: LayerCosts, n_experts: Num, wb: Num, pp: Num, attn16_params: Num = 0.0,
-                      dense_wb: Num | None = None) -> Num:
+                      dense_wb: Num | None = None, attn8_params: Num = 0.0) -> Num:
     """Weight bytes held by one GPU: transformer layers split over TP (in `lc`) and PP, embeddings/LM head too;
-    `attn16_params` as in `dense_bytes_gpu`; `dense_wb`: bytes per non-expert parameter where a checkpoint keeps
+    `attn16_params` and `attn8_params` as in `dense_bytes_gpu`; `dense_wb`: bytes per non-expert parameter where a checkpoint keeps
     them wider than its experts (None: `wb`)."""
-    body = (dense_bytes_gpu(lc, wb if dense_wb is None else dense_wb, attn16_params)
+    body = (dense_bytes_gpu(lc, wb if dense_wb is None else dense_wb, attn16_params, attn8_params)
             + lc.expert_params * n_experts * wb)
     return (body + lc.embed_params * embed_bytes_per_param(wb)) / pp
 

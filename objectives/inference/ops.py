@@ -93,6 +93,11 @@ class ModelShape:
     attn16w: Num = 0.0        # 1.0: a 4-bit checkpoint keeps every attention projection in 16 bits (even dense)
     sh16w: Num = 0.0          # share of the MoE layers whose shared experts the checkpoint keeps in 16 bits
     mlp16w: Num = 0.0         # share of the other layers whose dense MLP the checkpoint keeps in 16 bits
+    aq_set: Num = 0.0         # 1.0: a 4-bit MoE checkpoint's config says which attention it quantizes (the 4 below)
+    aq_fmt: Num = 0.0         # share of the softmax-attention layers stored in the checkpoint's own format
+    aq8: Num = 0.0            # ... stored in FP8
+    lq_fmt: Num = 0.0         # share of the linear-attention layers stored in the checkpoint's own format
+    lq8: Num = 0.0            # ... stored in FP8
     # ---- Kimi-K3 (0.0 for every other model) ---------------------------------------------------------------------
     lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (their own kernel tables, `measured`)
     attn_res_bytes: Num = 0.0  # attention-residual mixing traffic per token, all layers, bytes (catalog model_math)
@@ -217,6 +222,11 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "attn16w": lambda m: float(m.attn_16bit_weights),
         "sh16w": lambda m: float(m.shared_16bit_share),
         "mlp16w": lambda m: float(m.dense_mlp_16bit_share),
+        "aq_set": lambda m: float(len(m.attn_quant_shares) == 4),
+        "aq_fmt": lambda m: float(m.attn_quant_shares[0]) if m.attn_quant_shares else 0.0,
+        "aq8": lambda m: float(m.attn_quant_shares[1]) if m.attn_quant_shares else 0.0,
+        "lq_fmt": lambda m: float(m.attn_quant_shares[2]) if m.attn_quant_shares else 0.0,
+        "lq8": lambda m: float(m.attn_quant_shares[3]) if m.attn_quant_shares else 0.0,
         "lin_kda": lambda m: float(m.linear_attn_kind == "kda" and m.n_linear_attn_layers > 0),
         "attn_res_bytes": mm.attn_res_bytes_per_token,
         "idx_block": lambda m: float(m.index_block) if mm.n_index_layers(m) else 0.0,

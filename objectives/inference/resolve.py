@@ -87,8 +87,8 @@ REASONS = (
     "shared-expert FFN over tp) is not a multiple of 128, which vLLM, SGLang (before Blackwell) and TensorRT-LLM "
     "refuse at load (resolve.block_fp8_invalid); raise ep (whole experts per rank) or lower tp",
     "the request (input_len + output_len) is longer than the model's context (max_position_embeddings): the "
-    "engines refuse it (vLLM's --max-model-len, SGLang's --context-length, TensorRT-LLM's max_seq_len; "
-    "resolve.context_invalid); shorten the request",
+    "engines refuse it (vLLM's --max-model-len, SGLang's --context-length; TensorRT-LLM builds the max_seq_len "
+    "asked for, resolve.CONTEXT_PAST_ENGINES; resolve.context_invalid); shorten the request",
 )
 (R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A,
  R_BLOCK, R_CONTEXT) = range(13)
@@ -145,14 +145,27 @@ def moe_a2a_invalid(choice: Any, engine: Any, n_experts: Num, tp: Num, attn_dp: 
     return (code > 0) & ((np.asarray(n_experts) <= 0) | ~wide | ~runs[eidx, code])
 
 
-def context_invalid(context: Num, tokens: Num) -> Num:
+#: engine kinds that serve a request past the model's context: TensorRT-LLM builds its engine for the max_seq_len
+#: asked for (trtllm-build --max_seq_len, formerly --max_input_len + --max_output_len) and only warns where that
+#: exceeds max_position_embeddings x the rotary scaling ("the model accuracy might be affected",
+#: tensorrt_llm/builder.py `build`), as its published GPT-J / Falcon-180B / Llama-2 tables ran 2048 + 2048 and
+#: 128 + 4096 tokens
+CONTEXT_PAST_ENGINES = ("trtllm",)
+
+
+def context_invalid(context: Num, tokens: Num, past: Num = False) -> Num:
     """The context rule (R_CONTEXT), vectorized: True where a request of ``tokens`` tokens (prompt and output) is
     longer than the model's ``context`` (tokens, its config's max_position_embeddings; 0 where unknown: never
-    refused), which the engines refuse rather than truncate. The one home of the rule: `estimate` and
-    `max_throughput` (R_CONTEXT), `serving.workload.context_refusal` (the objective, `simulate`, `capacity`,
-    `dse deploy`)."""
+    refused), which the engines refuse rather than truncate, but on the rows ``past`` (their engine serves past
+    the context, `serves_past_context`). The one home of the rule: `estimate` and `max_throughput` (R_CONTEXT),
+    `serving.workload.context_refusal` (the objective, `simulate`, `capacity`, `dse deploy`)."""
     context = np.asarray(context)
-    return (context > 0) & (np.asarray(tokens) > context)
+    return (context > 0) & (np.asarray(tokens) > context) & ~np.asarray(past, dtype=bool)
+
+
+def serves_past_context(engines: Any) -> Num:
+    """Mask of the engine names (or kinds) of `CONTEXT_PAST_ENGINES`, vectorized."""
+    return np.isin(engine_kinds(engines), CONTEXT_PAST_ENGINES)
 
 
 def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0, swa_n_kv_heads: Num = 0) -> Num:
@@ -761,6 +774,21 @@ def attn_16bit(w: Num, n_moe_layers: Num, kept: Num = 0.0) -> Num:
     (weight code `w`), MoE models, and models whose checkpoint keeps them out of its format (`kept` > 0:
     `Model.attn_16bit_weights`, e.g. the dense Gemma-4-31B-IT-NVFP4)."""
     return np.isin(w, _ATTN16_CODES) & ((np.asarray(n_moe_layers) > 0) | (np.asarray(kept) > 0))
+
+
+def attn_weight_params(m: Any, w: Num, n_moe_layers: Num, attn_params: Num, lin_params: Num) -> tuple[Num, Num]:
+    """The attention projection parameters (per GPU; `attn_params` all of them, `lin_params` the linear-attention
+    layers' among them) a configuration runs and streams at 16 bits and at FP8: at a weight format in
+    ATTN_16BIT_WEIGHTS on a MoE model (or a checkpoint that keeps them out, `attn_16bit`) all at 16 bits, unless
+    it serves the checkpoint in its own format (weight code `w` = `ckpt_w` - 1) and the checkpoint's config says
+    which layers it quantizes (`ModelShape.aq_set`, `Model.attn_quant_shares`): those in its own format, FP8 the
+    FP8 ones, 16 bits the rest. None where the checkpoint keeps every non-expert weight in FP8 (`dense8`)."""
+    rule = attn_16bit(w, n_moe_layers, m.attn16w) & (np.asarray(m.dense8) <= 0)
+    said = rule & (np.asarray(m.aq_set) > 0) & (np.asarray(w) == np.asarray(m.ckpt_w) - 1.0)
+    soft = np.asarray(attn_params) - lin_params
+    a16 = np.where(said, soft * (1.0 - m.aq_fmt - m.aq8) + lin_params * (1.0 - m.lq_fmt - m.lq8),
+                   np.where(rule, attn_params, 0.0))
+    return a16, np.where(said, soft * m.aq8 + lin_params * m.lq8, 0.0)
 
 
 def kept_mlp_16bit(m: Any, w: Num) -> tuple[Num, Num]:

@@ -246,9 +246,12 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     s = scheduler if scheduler is not None else Scheduler()
     if not isinstance(s, Scheduler):
         raise ValueError(f"capacity scheduler must be a serving.Scheduler, got {s!r:.80}")
-    s = s.resolved(engine, gpu)     # budgets left to the engine: its own on `gpu`
     if as_balance(adp_balance) is not None:
         s, prefill, decode = _balanced(adp_balance, s, prefill, decode)
+    # the simulations take the scheduler as given, as `simulate` does, so budgets left to the engine are its own on
+    # the replica (SGLang's max sequences by its KV pool, `Scheduler.for_cost`); the analytical screen and the checks
+    # below its budgets on `gpu`
+    run, s = s, s.resolved(engine, gpu)
     pool_scheds = [p.scheduler for p in (prefill, decode) if isinstance(p, Pool) and p.scheduler is not None]
     balances = {x.adp_balance for x in (s, *pool_scheds)} - {None}
     if fidelity == "analytical" and (odd := balances - {AdpBalance()}):
@@ -311,7 +314,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     words = deployment_words(gpu, tp, pp, dp, ep, attn_dp, prefill, decode)
     while True:
         res = _search(lambda rate, n, discard: simulate(
-            model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n), scheduler=s,
+            model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload=_at_rate(w, rate, n), scheduler=run,
             dp=dp, engine=engine, ep=ep, attn_dp=attn_dp, slo=slo, eplb=bool(eplb), moe_act_dtype=moe_act_dtype,
             moe_a2a=moe_a2a, profile=profile, mode=mode, prefill=prefill, decode=decode, discard=discard),
             ana, slo, tol, n_requests, stationary=not replays(w))

@@ -1,6 +1,6 @@
 """A space whose GPUs hold the model in none of its layouts and formats is refused when it is built (every trial
-would fail out of memory), naming the model, the GPU, the memory needed against the GPU's and what would hold it; a
-space where only some GPUs hold it nowhere is built with a warning naming them."""
+would fail out of memory), naming the model, the GPU, the memory needed against the GPU's and what would hold it; so
+is a space where only some GPUs hold it nowhere (every trial on those would fail), naming them."""
 from __future__ import annotations
 
 import logging
@@ -57,12 +57,16 @@ def test_gpu_type_that_never_holds_it_says_so():
         spaces.llm_serving("Llama-3.1-405B", ["L4"], max_gpus=8)
 
 
-def test_some_gpus_hold_it_nowhere_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="spaces.llm"):
-        space = spaces.llm_serving("Llama-3.1-405B", ["L4", "H200"], max_gpus=8)
-    assert set(space.grid()["gpu"]) == {"L4", "H200-SXM-141GB"}    # the trials stay: fits is the study's to judge
-    warned = [r.getMessage() for r in caplog.records if r.name == "spaces.llm"]
-    assert len(warned) == 1 and "fits on none of ['L4']" in warned[0] and "H200" not in warned[0]
+def test_some_gpus_hold_it_nowhere_is_refused_naming_them():
+    # every trial on the L4s would fail: the space refuses them, naming the most L4s it offers, the memory needed
+    # and what is valid (the GPUs that hold it); the H200s alone build
+    with pytest.raises(SpaceError) as exc:
+        spaces.llm_serving("Llama-3.1-405B", ["L4", "H200"], max_gpus=8)
+    msg = str(exc.value)
+    assert "Llama-3.1-405B fits on none of ['L4']" in msg and "(at most 8 L4 GPUs)" in msg
+    assert "on L4 (22.5 GiB) its lightest configuration" in msg and "every trial on it would fail" in msg
+    assert "Valid: the GPUs that hold it, gpus=['H200-SXM-141GB']" in msg
+    assert set(spaces.llm_serving("Llama-3.1-405B", ["H200"], max_gpus=8).grid()["gpu"]) == {"H200-SXM-141GB"}
 
 
 def test_spaces_that_fit_say_nothing(caplog):

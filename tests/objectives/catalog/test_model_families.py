@@ -372,7 +372,7 @@ def test_kimi_k2_thinking_is_its_int4_checkpoint_not_the_fp8_instruct_one():
     assert kept == (k25.attn_16bit_weights, k25.shared_16bit_share, k25.dense_mlp_16bit_share) == (True, 1.0, 1.0)
     assert dataclasses.replace(m, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
                                max_position=0, attn_16bit_weights=False, shared_16bit_share=0.0,
-                               dense_mlp_16bit_share=0.0) == \
+                               dense_mlp_16bit_share=0.0, attn_quant_shares=()) == \
         dataclasses.replace(k2, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
                             max_position=0)
     assert cat.model("moonshotai/Kimi-K2-Instruct-0905").name == "Kimi-K2"
@@ -814,7 +814,7 @@ def test_gemma_4_full_and_window_layers_have_their_own_kv_heads_and_head_widths(
     assert (fp4.quant_weight_dtype, fp4.quant_scheme, fp4.quant_kv_dtype) == ("fp4", "nvfp4", "fp8")
     assert dataclasses.replace(fp4, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
                                quant_weight_dtype="", quant_scheme="", quant_kv_dtype="",
-                               attn_16bit_weights=False, shared_16bit_share=0.0) == m
+                               attn_16bit_weights=False, shared_16bit_share=0.0, attn_quant_shares=()) == m
 
 
 def test_gemma_4_31b_reads_the_dense_shape_and_keeps_the_nvfp4_attention_in_16_bits():
@@ -1105,7 +1105,7 @@ def test_minimax_m3_reads_its_sparse_attention_and_counts_by_hand():
     q = catalog.model("nvidia/MiniMax-M3-NVFP4")
     assert dataclasses.replace(q, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
                                architecture=m.architecture, quant_weight_dtype="", quant_scheme="",
-                               dense_weight_dtype="", multimodal=False) == m
+                               dense_weight_dtype="", multimodal=False, attn_quant_shares=()) == m
     assert (q.quant_weight_dtype, q.quant_scheme, q.dense_weight_dtype, q.multimodal) == ("fp4", "nvfp4", "fp8", True)
 
 

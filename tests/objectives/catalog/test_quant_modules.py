@@ -113,3 +113,45 @@ def test_kimi_int4_prices_shared_experts_and_dense_layer_at_16_bits():
         a, b = inference.estimate([m, m], **fp8), inference.estimate([q, q], **fp8)
         cols = ["ttft_ms", "tpot_ms", "weights_gib"]
         assert a[cols].to_numpy().tolist() == b[cols].to_numpy().tolist()
+
+
+def test_4bit_moe_checkpoints_read_which_attention_they_quantize():
+    """A 4-bit MoE checkpoint's attention is 16-bit unless its config stores it otherwise (`quant.stored_shares`):
+    (softmax layers in the format, in FP8, linear layers in the format, in FP8), read off the configs by hand.
+    Qwen3.6-35B-A3B-NVFP4's MIXED_PRECISION lists every attention and Gated DeltaNet projection in FP8;
+    Nemotron-3-Nano's NVFP4 exclude list keeps its 6 attention layers and 6 of its 23 Mamba layers out (17 in
+    NVFP4); Nemotron-3.5-Lightning's MIXED_PRECISION stores its Mamba layers in FP8 and excludes attention; GLM-5's
+    exclude list keeps attention out; a bare quant_algo (Nemotron-3-Super's) says nothing."""
+    got = {n: catalog.model(n).attn_quant_shares for n in (
+        "Qwen3.6-35B-A3B-NVFP4", "Nemotron-3-Nano-30B-A3B-NVFP4", "Nemotron-3.5-Lightning-30B-A3B-NVFP4",
+        "GLM-5-NVFP4", "Nemotron-3-Super-120B-A12B-NVFP4", "Qwen3.5-397B-A17B-NVFP4", "gpt-oss-120b")}
+    assert got == {"Qwen3.6-35B-A3B-NVFP4": (0.0, 1.0, 0.0, 1.0),
+                   "Nemotron-3-Nano-30B-A3B-NVFP4": (0.0, 0.0, 17 / 23, 0.0),
+                   "Nemotron-3.5-Lightning-30B-A3B-NVFP4": (0.0, 0.0, 0.0, 1.0),
+                   "GLM-5-NVFP4": (0.0,) * 4, "Nemotron-3-Super-120B-A12B-NVFP4": (),
+                   "Qwen3.5-397B-A17B-NVFP4": (0.0,) * 4, "gpt-oss-120b": (0.0,) * 4}
+    # dense checkpoints keep their own rule (`attn_16bit_weights`)
+    assert catalog.model("nvidia/Qwen3.6-27B-NVFP4").attn_quant_shares == ()
+
+
+@pytest.mark.parametrize("engine", ["vllm", "roofline"])
+def test_attention_a_4bit_moe_checkpoint_quantizes_is_priced_in_its_stored_format(engine):
+    """Served in its own format, the attention a 4-bit MoE checkpoint's config stores in FP8 is held at 1 byte a
+    weight and the Mamba layers it stores in NVFP4 at the format's bytes, instead of the engines' 16-bit rule (the
+    record with no statement, `attn_quant_shares` ()); served in another format the statement does not apply."""
+    kw = dict(gpu="B200", tp=1, batch_size=[1, 64], input_len=2048, output_len=256, engine=engine)
+    for name, soft8, lin4, lin8 in (("Qwen3.6-35B-A3B-NVFP4", 1.0, 0.0, 1.0),
+                                    ("Nemotron-3-Nano-30B-A3B-NVFP4", 0.0, 17 / 23, 0.0)):
+        m = catalog.model(name)
+        rule = dataclasses.replace(m, name=f"{name}-rule", hf_id="", aliases=(), attn_quant_shares=())
+        lc = layer_costs(ModelShape.from_models([m]), 1.0)
+        lin = m.n_linear_attn_layers * float(np.ravel(ModelShape.from_models([m]).lin_params)[0])
+        soft = float(np.ravel(lc.attn_params)[0]) - lin
+        saved = (soft * soft8 + lin * lin8) * (2.0 - 1.0) + lin * lin4 * (2.0 - DTYPE_BYTES["fp4"])
+        own, r = inference.estimate([m, m], **kw), inference.estimate([rule, rule], **kw)
+        assert ((r["weights_gib"] - own["weights_gib"]) * 2**30).to_numpy() == pytest.approx([saved] * 2, rel=1e-9)
+        assert saved > 0.5 * 2**30
+        assert (own["tpot_ms"] < r["tpot_ms"]).all(), name
+        a, b = (inference.estimate([x, x], **dict(kw, weight_dtype="fp8")) for x in (m, rule))
+        cols = ["ttft_ms", "tpot_ms", "weights_gib"]
+        assert a[cols].to_numpy().tolist() == b[cols].to_numpy().tolist()

@@ -224,3 +224,26 @@ def test_a_training_study_of_a_registered_model_runs_in_worker_processes(tmp_pat
         assert catalog.model(m.name) == m and back.record == m
     finally:
         catalog.store._default = cat
+
+
+def test_a_yarn_rope_scaling_serves_the_scaled_context(tmp_path):
+    """A config that states yarn RoPE scaling (Qwen's long-context recipe: factor 4 over 32,768 positions) serves
+    original_max_position_embeddings x factor, as vLLM derives it (`_get_and_verify_max_len`), in the record and in
+    what the cost model checks a request against; llama3 scaling, which vLLM does not apply, and a yarn below the
+    stated max_position_embeddings leave it as stated."""
+    short = {**DENSE, "max_position_embeddings": 32768, "_name_or_path": "acme/Acme-24B-yarn"}
+    yarn = {**short, "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}
+    m, base = (catalog.model_from_hf_config(_checkpoint(tmp_path, c, name=n)) for n, c in (("y", yarn), ("s", short)))
+    assert (m.max_position, base.max_position) == (131072, 32768)
+    # the older "type" spelling and transformers v5's rope_parameters read alike
+    old = {**short, "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}
+    v5 = {**short, "rope_parameters": yarn["rope_scaling"]}
+    assert {catalog.model_from_hf_config(_checkpoint(tmp_path, c, name=n)).max_position
+            for n, c in (("o", old), ("v", v5))} == {131072}
+    df = inference.estimate([m, base], gpu="H200", tp=2, batch_size=1, input_len=65536, output_len=1024)
+    assert df["fits"].tolist() == [True, False]
+    llama3 = {**short, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192,
+                                        "low_freq_factor": 1.0, "high_freq_factor": 4.0}}
+    below = {**DENSE, "rope_scaling": {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 4096}}
+    assert [catalog.model_from_hf_config(_checkpoint(tmp_path, c, name=n)).max_position
+            for n, c in (("l3", llama3), ("b", below))] == [32768, 131072]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from objectives import catalog, inference
 from objectives.inference.efficiency import default_efficiency
-from objectives.inference.resolve import R_CONTEXT, R_MEM, REASONS, context_invalid
+from objectives.inference.resolve import R_CONTEXT, R_MEM, REASONS, context_invalid, serves_past_context
 from objectives.serving.workload import context_refusal
 
 EFF = default_efficiency()  # tests do not depend on the fitted file
@@ -78,3 +78,21 @@ def test_large_sweep_factorized_rows():
     want = (np.arange(6000) % 2 == 0) & (isl == 8000)
     assert (df["fits"].to_numpy() == ~want).all()
     assert (df["reason"].astype(str).to_numpy()[want] == REASONS[R_CONTEXT]).all()
+
+
+def test_tensorrt_llm_serves_past_the_context():
+    """TensorRT-LLM builds its engine for the max_seq_len asked for and only warns past max_position_embeddings
+    (tensorrt_llm/builder.py `build`), as its published tables ran GPT-J-6B at 2,048 + 2,048 tokens of a 2,048
+    context: its rows are judged on memory alone, vLLM's, SGLang's and the closed form's still refused (one sweep,
+    and in max_throughput)."""
+    assert catalog.model("GPT-J-6B").max_position == 2048
+    engines = ["trtllm", "vllm", "sglang", "roofline"]
+    for fn, kw in ((inference.estimate, {"batch_size": 8}), (inference.max_throughput, {})):
+        df = fn("GPT-J-6B", "H100", input_len=2048, output_len=2048, engine=engines, efficiency=EFF, **kw)
+        assert df["fits"].tolist() == [True, False, False, False], fn.__name__
+        assert df["reason"].astype(str).tolist()[1:] == [REASONS[R_CONTEXT]] * 3
+    # past the context and past memory: memory is named on TensorRT-LLM
+    big = inference.estimate("GPT-J-6B", "H100", batch_size=64, input_len=2048, output_len=2048, engine="trtllm",
+                             efficiency=EFF)
+    assert str(big["reason"].iloc[0]) == REASONS[R_MEM]
+    assert context_invalid(2048, 4096, serves_past_context(["trtllm", "vllm"])).tolist() == [False, True]

@@ -109,6 +109,30 @@ def test_sglang_s_max_sequences_follow_its_kv_pool():
     assert br["total_ms"].notna().all()
 
 
+
+def test_simulated_capacity_runs_sglang_with_the_max_sequences_simulate_sizes(monkeypatch):
+    # capacity's simulations take the scheduler as `simulate` does: SGLang's max sequences by the replica's KV pool
+    # (3,539 for Llama-3.1-8B on one H200), not the 2,048 stand-in of a scheduler resolved without the pool
+    from objectives.serving import simulator
+
+    class Ran(Exception):
+        pass
+
+    seen = []
+
+    def first_run(workload, agg, *args, **kwargs):
+        seen.append(agg.scheduler.max_batch_size)
+        raise Ran
+
+    monkeypatch.setattr(simulator, "_run", first_run)
+    with pytest.raises(Ran):
+        serving.simulate("Llama-3.1-8B", "H200", engine="sglang", workload=serving.Workload(rate=1.0))
+    with pytest.raises(Ran):
+        serving.capacity("Llama-3.1-8B", "H200", engine="sglang", slo={"ttft_ms": 2000, "percentile": "p99"})
+    sm = inference.StepModel("Llama-3.1-8B", "H200", engine="sglang", max_num_tokens=16384)
+    rule = int(kv_pool.sglang_max_running_requests(sm.kv_capacity_tokens, 131072))
+    assert seen == [rule, rule] and rule > 2048
+
 def test_estimate_and_deployments_take_the_engine_s_budgets():
     # estimate's max_num_tokens (its activation buffer) and Deployments.of's budgets default to the engine's own:
     # vLLM on an L40S 2,048 tokens, SGLang on a B200 16,384; the roofline keeps each API's former values
