@@ -144,6 +144,14 @@ OTHER_SERVERS = ("tgi", "lmdeploy", "deepspeed-mii", "scalellm", "llama.cpp")
 #: rows so (tools/accuracy_regression_testing/predict_silicon_sample.py leaves the KV mode to that inference);
 #: other schemes (int4_wo, 16-bit) keep the model's 16-bit cache there, the cost model's default
 SILICON_FP8_KV_QUANT = ("fp8", "fp8_block", "nvfp4")
+#: GPU families (`catalog.GPU.family`) whose silicon rows measure the engine's own KV default ("auto", the cost
+#: model's None: vLLM's 16-bit cache for an FP8 checkpoint without FP8 KV scales, vllm/config/cache.py
+#: ``CacheConfig.cache_dtype = "auto"``; SGLang's bfloat16 for DeepSeek sparse attention below compute capability
+#: 10, server_args.py ``_set_default_nsa_kv_cache_dtype``) rather than `SILICON_FP8_KV_QUANT`'s fp8. The file
+#: records no launch flags; the rows say which pool ran where their closed loops outgrow it (the sequences in
+#: flight past the knee, TPOT flat and TTFT whole request lifetimes: a 16-bit pool's count on the Hopper rows of
+#: two engines and models, an fp8 pool's on the Blackwell ones, docs/profiles.md, thirty-second round)
+SILICON_AUTO_KV_FAMILIES = ("hopper",)
 
 SILICON_REQUIRED = ("id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision",
                     "mode", "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
@@ -263,6 +271,15 @@ def checkpoints(rows: pd.DataFrame) -> np.ndarray:
     return models
 
 
+def _system_families(systems: Any) -> np.ndarray:
+    """The catalog GPU family (`catalog.GPU.family`: "hopper", "blackwell", ...) of each kernel-table system name
+    ("h100_sxm": `profiles.GPU_OF_SYSTEM`); "" where the name is not one."""
+    from objectives import catalog
+    from objectives.profiles import GPU_OF_SYSTEM
+    fam = {s: catalog.gpu(g).family for s, g in GPU_OF_SYSTEM.items()}
+    return np.array([fam.get(s, "") if isinstance(s, str) else "" for s in systems], dtype=object)
+
+
 def _empty_frame(n: int) -> dict[str, Any]:
     return {c: (np.full(n, None, dtype=object) if c in _STR_COLUMNS else np.full(n, np.nan)) for c in COLUMNS}
 
@@ -364,9 +381,11 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
             raise _fail(p, i + 1, col, "empty and column 'precision' is empty too")
         out[f"{kind}_quant"] = scheme.str.strip().to_numpy(object)
         out[f"{kind}_dtype"] = np.array([_dtype_of(s, p, i + 1, col) for i, s in enumerate(scheme)], dtype=object)
-    # the KV cache: the harness's own rule (`SILICON_FP8_KV_QUANT`), not the engines' "auto"
-    fp8_kv = np.isin(np.char.lower(out["weight_quant"].astype(str)), SILICON_FP8_KV_QUANT) | np.isin(
-        np.char.lower(out["moe_quant"].astype(str)), SILICON_FP8_KV_QUANT)
+    # the KV cache: the harness's own rule (`SILICON_FP8_KV_QUANT`), not the engines' "auto", except on the GPU
+    # families whose rows kept "auto" (`SILICON_AUTO_KV_FAMILIES`)
+    fp8_kv = (np.isin(np.char.lower(out["weight_quant"].astype(str)), SILICON_FP8_KV_QUANT) | np.isin(
+        np.char.lower(out["moe_quant"].astype(str)), SILICON_FP8_KV_QUANT)) & ~np.isin(
+        _system_families(out["gpu"]), SILICON_AUTO_KV_FAMILIES)
     out["kv_dtype"] = np.array(["fp8" if f else None for f in fp8_kv], dtype=object)
     out["n_gpus"] = np.where(agg, out["tp"] * out["pp"] * out["attn_dp"],
                              sum(out[f"{q}_workers"] * out[f"{q}_tp"] * out[f"{q}_pp"] * out[f"{q}_attn_dp"]

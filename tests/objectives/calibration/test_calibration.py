@@ -130,9 +130,11 @@ def test_silicon_fit_moves_a_front_end_time_whose_default_is_zero():
     fresh = default_efficiency()
     assert fresh.params["engine_ttft_ms"]["sglang"] == 0.0
     eff, info = silicon.fit_engine_factors(rows, Efficiency(dict(fresh.params), fresh.meta), max_nfev=8)
-    # these rows measure 100-350 ms for a prefill of a few tens of ms (GLM-5's DSA prefill module, priced since
-    # the thirty-first round, a few tens more): tens of ms of it are the front end
-    assert eff.params["engine_ttft_ms"]["sglang"] > 10.0
+    # off its lower bound (0.1 ms) by an order of magnitude: a prior pinned there would hold it at the bound. These
+    # 30 rows alone settle near 3 ms since the thirty-second round (GLM-5's H200 rows run SGLang's bf16 DSA cache,
+    # `measurements.SILICON_AUTO_KV_FAMILIES`, and the subset trades the front end against profile_attn_scale);
+    # the fit over every row keeps ~35 ms
+    assert eff.params["engine_ttft_ms"]["sglang"] > 1.0
 
 
 def test_allreduce_beyond_measured_ranks_follows_the_ring():

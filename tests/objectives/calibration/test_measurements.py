@@ -103,11 +103,28 @@ def test_silicon_deployments_and_concurrency(silicon):
 def test_silicon_kv_cache_is_the_harness_fp8_for_fp8_and_nvfp4_checkpoints(silicon):
     """aiconfigurator launches fp8, fp8_block and nvfp4 checkpoints with an fp8 KV cache (its SDK's inference,
     written by its generator as --kv-cache-dtype), not the engines' "auto"; int4_wo and 16-bit rows state none (the
-    cost model's default: 16 bits)."""
+    cost model's default: 16 bits). The Hopper rows (H100, H200) state none either: they measure the engines' "auto"
+    (`SILICON_AUTO_KV_FAMILIES`)."""
     s = silicon
     fp8 = s["moe_quant"].isin(M.SILICON_FP8_KV_QUANT)
-    assert (s.loc[fp8, "kv_dtype"] == "fp8").all() and s.loc[~fp8, "kv_dtype"].isna().all()
-    assert fp8.sum() == 364 + 311 + 378 and (~fp8).sum() == 90 + 80
+    hopper = s["gpu"].isin(["h100_sxm", "h200_sxm"])
+    assert (s.loc[fp8 & ~hopper, "kv_dtype"] == "fp8").all() and s.loc[~fp8 | hopper, "kv_dtype"].isna().all()
+    assert fp8.sum() == 364 + 311 + 378 and (fp8 & hopper).sum() == 189 and (~fp8).sum() == 90 + 80
+
+
+@needs_shared
+def test_silicon_kv_cache_follows_the_rows_gpu_family(tmp_path):
+    """The same fp8 row read on a Hopper system keeps the engine's "auto" cache (kv_dtype None), on Blackwell and
+    on a family the rule does not name (Ampere) the harness's fp8; a system that is no kernel-table name keeps the
+    fp8 rule."""
+    def edit(d: pd.DataFrame) -> pd.DataFrame:
+        d = d.iloc[:5].copy()
+        assert (d["gemm_quant_mode"] == "fp8").all()
+        d["system"] = ["h100_sxm", "h200_sxm", "b200_sxm", "a100_sxm", "my_cluster"]
+        return d
+    s = read_measurements(_silicon_copy(tmp_path, edit), layout="silicon")
+    assert s["kv_dtype"].isna().tolist() == [True, True, False, False, False]
+    assert (s["kv_dtype"].iloc[2:] == "fp8").all()
 
 
 def _silicon_copy(tmp_path: Path, edit) -> Path:

@@ -245,3 +245,23 @@ def test_a_block_fp8_expert_shard_the_engine_refuses_reads_as_expert_parallel(tm
     r = inference.estimate("MiniMaxAI/MiniMax-M2.5", "H200-SXM-141GB", tp=8, weight_dtype="fp8", batch_size=8,
                            input_len=1024, output_len=1024, engine="vllm")
     assert not bool(r["fits"].iloc[0]) and "block" in str(r["reason"].iloc[0]).lower()
+
+
+def test_a_hopper_closed_loop_beyond_the_auto_kv_pool_queues_whole_request_lifetimes(tmp_path):
+    """MiniMax-M2.5 fp8 on 4 x H100 (vLLM, TP 4 / EP 4, 8k / 1k): the Hopper rows keep vLLM's "auto" 16-bit cache
+    (`measurements.SILICON_AUTO_KV_FAMILIES`), about 30 sequences of 9k, so from 32 clients on the batch stops
+    growing (TPOT flat) and at 64 clients the clients beyond the pool wait about a whole request lifetime for a
+    finishing request's blocks; the fp8 pool the Blackwell rows keep holds twice as many (TPOT still growing)."""
+    rows = [_row(id=f"m_c{c}_", silicon_data_source=f"test; silicon_concurrency={c}", backend_version="0.18.0",
+                 model_path="MiniMaxAI/MiniMax-M2.5", system=system, isl=8192, osl=1024, moe_quant_mode="fp8",
+                 batch_size=c, tp_size=4, moe_ep_size=4)
+            for system in ("h100_sxm", "b200_sxm") for c in (32, 64)]
+    d = read_measurements(_write(tmp_path, rows))
+    p = silicon.predict(d)
+    hop, bw = p.iloc[:2], p.iloc[2:]
+    tpot = hop["tpot_pred"].to_numpy()
+    assert tpot[1] / tpot[0] < 1.05                                 # the batch stopped growing
+    assert hop["ttft_pred"].iloc[1] > 0.5 * 1024 * tpot[1]          # half of 64 clients wait a lifetime
+    assert hop["ttft_pred"].iloc[0] < 0.25 * 1024 * tpot[0]         # 32 clients: a few wait
+    assert bw["tpot_pred"].iloc[1] / bw["tpot_pred"].iloc[0] > 1.2  # the fp8 pool holds all 64 on B200
+    assert d["kv_dtype"].iloc[:2].isna().all() and (d["kv_dtype"].iloc[2:] == "fp8").all()
