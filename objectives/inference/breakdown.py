@@ -301,7 +301,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     split = split_rows(p)
     mean = _replica_parts(p, collect, (T, A, D, K, S), N)
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt_it, n_it, c.prefill_alone)
-    L = steady_lanes(p, N, isl, osl, mnt_it)          # pp > 1: the batches in flight (`estimate.steady_state`)
+    L = steady_lanes(p, N, isl, osl, mnt_it, w_pf=w_pf)   # pp > 1: the batches in flight (`estimate.steady_state`)
     t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], L)
     pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, L), *prefill_chunk(w_pf, isl, osl), L)
     dec = _replica_parts(p, collect, w_dec, L)

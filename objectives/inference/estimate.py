@@ -417,7 +417,7 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     True: every row). `lanes` (per row; None: none): the batches in flight a pipeline keeps at least
     (`steady_lanes`' floor), where an open loop's load has opened them."""
     alone = p.coeffs.prefill_alone
-    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone)
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone, prompts)
     split = split_rows(p)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
@@ -445,7 +445,7 @@ def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, pr
     chunks (`lockstep_wait_s`; without `wait`: every rank's full chunk in the same step, none waiting for
     another's). Arguments as `steady_state`'s."""
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, p.coeffs.prefill_alone, prompts)
-    L = steady_lanes(p, N, isl, osl, mnt, prompts, lanes)   # pp > 1: the batches in flight the work is split over
+    L = steady_lanes(p, N, isl, osl, mnt, prompts, lanes, w_pf)   # pp > 1: the batches the work is split over
     (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, L), _time_busy(p, w_dec, L)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), L)
     if wait and p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' chunks a rank waits for
@@ -596,13 +596,17 @@ def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num) -> tuple[
     return t, busy_s(p.coeffs, *w)
 
 
-def steady_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> tuple[Num, Num, Num, Num, Num, Num]:
+def steady_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0,
+                prompts: Num = None) -> tuple[Num, Num, Num, Num, Num, Num]:
     """The work of one iteration of `steady_state`: (n_it iterations per cycle, T prompt tokens, A prompt
     query-key pairs, D decode tokens, K cached tokens they read, S logit rows) per iteration. `alone` (per row,
     `Coeffs.prefill_alone`): 1 where the engine runs prefill batches alone, the decodes paused: a cycle then holds
-    the N x isl / max_num_tokens prefill batches (at least one) and osl - 1 decode steps that every request runs."""
+    the N x isl / max_num_tokens prefill batches (at least one; where `prompts` bounds a batch, `chunk_tokens`,
+    the more batches of that many prompts) and osl - 1 decode steps that every request runs."""
     mixed = np.maximum(osl, N * (isl + osl) / mnt)
-    n_it = np.where(np.asarray(alone) > 0, np.maximum(N * isl / mnt, 1.0) + osl - 1.0, mixed)
+    n_pf = np.maximum(N * isl / mnt, 1.0) if prompts is None else np.maximum(N * isl / chunk_tokens(N, isl, mnt,
+                                                                                                    prompts), 1.0)
+    n_it = np.where(np.asarray(alone) > 0, n_pf + osl - 1.0, mixed)
     T = N * isl / n_it
     A = N * isl * (isl + 1.0) * 0.5 / n_it
     D = N * (osl - 1.0) / n_it
@@ -706,8 +710,9 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
 def arrival_wait_iters(p: Prepared) -> Num:
     """Mean iterations (per row) a new request of the steady state waits before the iteration that runs its
     prompt: half the one in progress when it arrives, and where the engine forms its next batch while the current
-    one runs (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received."""
-    return 0.5 + np.asarray(p.coeffs.overlap, dtype=float)
+    one runs (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received;
+    not with pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``) instead of the overlap loop."""
+    return 0.5 + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1)
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) -> Num:
@@ -1105,7 +1110,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
                                                                            _past_context(p)), R_CONTEXT,
                                                            np.where(ok_mem, R_OK, R_MEM)))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
-    _, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)
+    _, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone, prompts)
     pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
@@ -1135,18 +1140,21 @@ def pipeline_lanes(pp: Num, seqs: Num, tokens: Num, mnt: Num, floor: Num = None)
     return lanes if floor is None else np.maximum(lanes, np.minimum(floor, cap))
 
 
-def steady_lanes(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None, floor: Num = None) -> Num:
+def steady_lanes(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None, floor: Num = None,
+                 w_pf: tuple | None = None) -> Num:
     """`pipeline_lanes` of `steady_state`'s rows: what its prefill iteration schedules (`split_work`'s prompt tokens
     and decodes) against one batch's budget, `mnt` being `pipeline_budget`'s (pp budgets). In the closed loop
     (`prompts` None) the N clients' first prompts arrive together, and the batches that start-up wave opens live
     on with their requests: N x isl tokens at least. `floor` (per row; None: 1): batches the load has opened
     already (an open loop beyond one batch's capacity, `serving.analytical`), which live on with their requests.
+    `w_pf`: `split_work`'s prefill iteration of the same arguments where the caller has it (None: derived here).
     N where pp == 1 (`replica_time_s` splits nothing there)."""
     pp = np.asarray(p.pp, dtype=float)
     if np.all(pp == 1):
         return N
-    w_pf = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt, p.coeffs.prefill_alone)[0],
-                      p.coeffs.prefill_alone, prompts)[0]
+    if w_pf is None:
+        w_pf = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt, p.coeffs.prefill_alone)[0],
+                          p.coeffs.prefill_alone, prompts)[0]
     tokens = w_pf[0] + w_pf[2]
     if prompts is None:
         tokens = np.maximum(tokens, N * isl)

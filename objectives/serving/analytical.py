@@ -1444,8 +1444,16 @@ class ServingModel:
         # the batch it entered
         opened = np.ones(n)
 
-        def grouping(occ: np.ndarray) -> np.ndarray:                  # occupancy (n,) or (n, k) -> prompts
+        def grouping(occ: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+            """occupancy (n,) or (n, k) -> prompts an iteration carries; `rows`: occ's deployments (None: all)
+            where they are some of the piped ones (`piped`)"""
             occ = np.asarray(occ, dtype=float)
+            if rows is not None:
+                assert prep is not None       # rows are piped ones
+                two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
+                return _prompts_at_once(two(lam_row[rows]) * ride_ms(prep.take(np.searchsorted(piped, rows)), occ,
+                                                                     isl_row[rows], osl, d.max_num_tokens[rows],
+                                                                     two(opened[rows])), two(d.pp[rows]))
             g = np.array(np.broadcast_to(alone[:, None] if occ.ndim == 2 else alone, occ.shape))
             if len(piped):
                 two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
@@ -1482,20 +1490,30 @@ class ServingModel:
             x_max[piped] = cap
             stable = lam < x_max * 0.999
 
-        def serves_less(mid: np.ndarray) -> np.ndarray:               # mid in flight serves at most lam
-            k = mid.shape[1]
-            m = self._at(d, mid, isl_new if cached else None, grouping(mid), opened)
-            # a sequence's residency in the batch: from its admission, its prefill (`one`; with pp > 1 a prompt
-            # spread over the pipeline's batches), then its decode steps; not the closed loop's first token (`_at`'s),
-            # which waits behind the closed loop's whole group of prompts and so held each sequence longer than
-            # the open loop does, more in flight at a rate than the simulator holds
-            first = np.broadcast_to(one[:, None], (n, k)).ravel()
-            resid = first + max(osl - 1.0, 0.0) * m["tpot_ms"]
-            over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row, k)
-            return ~over.reshape(n, k)
+        def occupancy(rows: np.ndarray | None = None) -> np.ndarray:
+            """The occupancy (sequences in flight) each deployment's replicas hold at lam: N / R(N) = lam,
+            bisected on log N; `rows`: only those deployments, some of the piped ones (None: all)."""
+            dr = d if rows is None else d.take(rows)
+            at = slice(None) if rows is None else rows
+            nr = len(dr)
 
-        lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
-        N = np.where(stable, np.sqrt(lo * hi), n_max)
+            def serves_less(mid: np.ndarray) -> np.ndarray:           # mid in flight serves at most lam
+                k = mid.shape[1]
+                m = self._at(dr, mid, isl_new[at] if cached else None, grouping(mid, rows), opened[at])
+                # a sequence's residency in the batch: from its admission, its prefill (`one`; with pp > 1 a
+                # prompt spread over the pipeline's batches), then its decode steps; not the closed loop's first
+                # token (`_at`'s), which waits behind the closed loop's whole group of prompts and so held each
+                # sequence longer than the open loop does, more in flight at a rate than the simulator holds
+                first = np.broadcast_to(one[at][:, None], (nr, k)).ravel()
+                resid = first + max(osl - 1.0, 0.0) * m["tpot_ms"]
+                over = mid.ravel() / np.maximum(resid, 1e-12) > np.repeat(lam_row[at], k)
+                return ~over.reshape(nr, k)
+
+            lo, hi = bisect(np.full(nr, 0.5), np.maximum(n_max[at], 0.5), serves_less, BISECTION_STEPS,
+                            geometric=True)
+            return np.where(stable[at], np.sqrt(lo * hi), n_max[at])
+
+        N = occupancy()
         n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
         at = None       # `_at` at the final N (the burst loop's last, where it ends without opening a batch)
         for _ in range(int(np.max(d.pp)) - 1 if len(piped) else 0):
@@ -1513,8 +1531,8 @@ class ServingModel:
             x_max = x_max.copy()
             x_max[piped] = np.maximum(x_max[piped], held(opened[piped]))
             stable = lam < x_max * 0.999
-            lo, hi = bisect(np.full(n, 0.5), np.maximum(n_max, 0.5), serves_less, BISECTION_STEPS, geometric=True)
-            N = np.where(stable, np.sqrt(lo * hi), n_max)
+            N = N.copy()
+            N[more] = occupancy(np.flatnonzero(more))                 # only the rows that opened a batch
             at = None
         grouped = grouping(N)
         if at is None:

@@ -107,6 +107,7 @@ class _Replica:
         self.t_prev = 0.0     # pp > 1: when the unit before the current one started
         self.pgate = 0.0      # pp > 1: when the last prompt's micro-batch leaves the first stage (`_pipe_starts`)
         self.adv: dict[int, float] = {}   # pp > 1: prompts of the current iteration started before it (ms ahead)
+        self.paused: list[int] = []   # pp > 1: decoders the current iteration's prefill pauses, the others decoding
         self.chunk = sched.chunk
         self.chunked = sched.chunked_prefill
         self.dprio = sched.policy_rule(cost) == "decode_priority"
@@ -158,8 +159,10 @@ class _Replica:
         self.fe_free = 0.0    # when it is free for the next request
         # an overlapping scheduler (`Scheduler.overlaps`, SGLang): a new request that arrives during an iteration is
         # received at its end and joins the iteration after the next (`enqueue`); `seen` holds, for such a request
-        # still waiting, the end of the iteration it arrived in. Ranks in lockstep (`_Group`) are not lagged
-        self.lag = sched.overlaps(cost) and role != "decode"
+        # still waiting, the end of the iteration it arrived in. Ranks in lockstep (`_Group`) are not lagged, nor
+        # pipelines: SGLang runs ``event_loop_pp`` where pp > 1 (scheduler.py's dispatch checks pp_size before the
+        # overlap loop), whose slots take the requests received at their turn (`_next_return`)
+        self.lag = sched.overlaps(cost) and role != "decode" and self.pp <= 1
         self.seen: dict[int, float] = {}
         self.state = "idle"
         self.version = 0
@@ -262,6 +265,25 @@ class _Replica:
         self.cnt[m] -= 1
         r.epoch += 1
         r.gen += self.G - r.g_entry       # one token per decode step since it started decoding
+
+    def _pause_dec(self, rid: int, r: _Req) -> None:
+        """Decoder rid sits out the decode step about to be counted (its batch ran a prefill alone, `_pipe_lanes`):
+        one token fewer in its KV and its finish one step later, the other decoders' step counter unchanged."""
+        B = self.B
+        q, m = divmod(r.base, B)
+        self.Q -= q
+        self.cnt[m] -= 1
+        r.base -= 1
+        q, m = divmod(r.base, B)
+        self.Q += q
+        self.cnt[m] += 1
+        self.S -= 1
+        r.g_entry += 1                    # `_remove_dec` counts its tokens from g_entry
+        r.epoch += 1
+        fin = r.g_entry + r.out - r.gen
+        heapq.heappush(self.heap, (fin, r.epoch, rid))
+        if self.ntr is not None:
+            self.fin[rid] = fin
 
     def _end_load(self, rid: int, r: _Req) -> None:
         """A request stops loading its KV (read done, or evicted): its reserved blocks leave the prefill count."""
@@ -588,18 +610,26 @@ class _Replica:
             for rid, c in chunks:
                 p += c
                 pairs += c * (eng.reqs[rid].prefilled + (c + 1) * 0.5)
-            kv = self.S + ndec * (self.G + 1) if ndec else 0
             # pp > 1: the micro-batches the iteration's prompts pass the stages in (`StepModel.time_ms`'s
             # n_prefill_seqs; the iteration lasts at least one of them passing every stage) and the batches in
             # flight (`_pipe_lanes`: one until a schedule overflows the token budget, each request keeping its
-            # batch). Ranks in lockstep are priced by their group (`_Group.start` sets their dt and end), one
-            # batch each
+            # batch). A prefill batch run alone (SGLang) pauses the decodes of the batches its prompts go into only
+            # (`paused`), the other batches' decodes ride the round. Ranks in lockstep are priced by their group
+            # (`_Group.start` sets their dt and end), one batch each
+            k = 1
+            self.paused = []
+            S = self.S
+            if self.pp > 1 and self.group is None:
+                alone = bool(chunks) and not ndec
+                k, self.lanes, paused = self._pipe_lanes(chunks, ndec, alone)
+                if alone and len(paused) < self.n:      # some batches decode beside the prompts' (`_pause_dec`)
+                    self.paused = paused
+                    ndec = self.n - len(paused)
+                    S -= sum(eng.reqs[rid].base for rid in paused)
+            kv = S + ndec * (self.G + 1) if ndec else 0
             self.work = (p, pairs, ndec, kv, extra)
             self.chunks, self.ndec, self.seg = chunks, ndec, None
             if self.group is None:
-                k = 1
-                if self.pp > 1:
-                    k, self.lanes = self._pipe_lanes(chunks, ndec)
                 self.dt = (self.tm(p, pairs, ndec, kv) if self.pp <= 1 else
                            self.cost.time_ms(p, pairs, ndec, kv, k, lanes=self.lanes)) + extra  # type: ignore[call-arg]
                 self.end = t + self.dt
@@ -612,33 +642,41 @@ class _Replica:
             self.lanes = self._pipe_lanes([], self.n)[1]
         return self._segment_len()
 
-    def _pipe_lanes(self, chunks: list[tuple[int, int]], ndec: int) -> tuple[int, int]:
-        """pp > 1: (the micro-batches this iteration's prompts ride, the batches in flight) as the engines keep them
-        (`inference.estimate.pipeline_lanes`): one batch until a schedule overflows a budget of `maxt` tokens, the
-        leftovers opening a new one, and a batch lives while it holds requests. Each running request keeps the
-        batch (`lane`) it entered; its decodes
+    def _pipe_lanes(self, chunks: list[tuple[int, int]], ndec: int,
+                    alone: bool = False) -> tuple[int, int, list[int]]:
+        """pp > 1: (the micro-batches this iteration's prompts ride, the batches in flight, the decoders whose
+        batch a prefill run alone pauses) as the engines keep them (`inference.estimate.pipeline_lanes`): one batch
+        until a schedule overflows a budget of `maxt` tokens, the leftovers opening a new one, and a batch lives
+        while it holds requests. Each running request keeps the batch (`lane`) it entered; its decodes
         (`ndec` of them ride this iteration) cost a token of that batch's budget. A new prompt joins the batch in
         flight that carries the fewest tokens (the next to return, as prompts arrive spread over a round); what
         overflows its budget goes into a new batch while fewer than pp are in flight, else into the next to return
-        (the last holds the prompt). Lanes are priced as an even split (`StepModel.time_ms` ``lanes``)."""
+        (the last holds the prompt). Lanes are priced as an even split (`StepModel.time_ms` ``lanes``).
+        `alone` (a prefill run alone: SGLang): the prompts take no budget from the decodes (its prefill batch holds
+        prompts only, `PrefillAdder`), and SGLang's ``event_loop_pp`` (scheduler_pp_mixin.py) forms a micro-batch
+        slot from that slot's own running batch: ``get_next_batch_to_run`` returns the prefill batch in place of
+        that slot's decode, so only the decodes of the batches the prompts go into pause (the list returned; []
+        where `alone` is False), the other slots decode in the same round."""
         lane = {rid: self.lane[rid] for rid in self.running if rid in self.lane}
         load = [0] * self.pp
+        dec = [0] * self.pp             # `alone`: the decoders each batch holds (not the prompts' budget)
         held = [False] * self.pp
         for j in lane.values():
             held[j] = True
-        if ndec:
+        count = load if ndec else dec
+        if ndec or alone:
             pre = set(self.prefilling)
             for rid in self.running:
                 if rid not in pre:
                     at = lane.get(rid)
                     if at is None:           # decoding here without a batch (a handoff, a swap-in): the lightest
-                        at = lane[rid] = min(range(self.pp), key=lambda i: (not held[i], load[i]))
+                        at = lane[rid] = min(range(self.pp), key=lambda i: (not held[i], load[i] + dec[i]))
                         held[at] = True
-                    load[at] += 1
+                    count[at] += 1
         rides: set[int] = set()
         for rid, c in chunks:
             at = lane.get(rid)
-            j = min(range(self.pp), key=lambda i: (not held[i], load[i])) if at is None else at
+            j = min(range(self.pp), key=lambda i: (not held[i], load[i] + dec[i])) if at is None else at
             while load[j] + c > self.maxt:
                 # the rest into a new batch while fewer than pp are in flight, else into the next to return
                 room = [i for i in range(self.pp) if i != j and load[i] < self.maxt]
@@ -656,7 +694,11 @@ class _Replica:
             rides.add(j)
             lane[rid] = j
         self.lane = lane
-        return max(len(rides), 1), max(sum(1 for x in load if x > 0), 1)
+        lanes = max(sum(1 for x, y in zip(load, dec) if x > 0 or y > 0), 1)
+        if not alone:
+            return max(len(rides), 1), lanes, []
+        pre = set(self.prefilling)
+        return max(len(rides), 1), lanes, [rid for rid in self.running if rid not in pre and lane.get(rid) in rides]
 
     def _pipe_starts(self, t: float) -> None:
         """pp > 1: the prompts this iteration (from `t`) finishes whose micro-batch the engine started before it.
@@ -962,6 +1004,9 @@ class _Replica:
             self.G += K
             self.seg = None
         elif self.ndec:
+            for rid in self.paused:    # their batch ran a prefill alone: no token this step
+                self._pause_dec(rid, reqs[rid])
+            self.paused = []
             self.G += 1
             eng.iters.append((self.dt + self.stall, self.ndec))
             self.stall = 0.0

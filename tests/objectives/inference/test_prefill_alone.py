@@ -47,6 +47,21 @@ def test_steady_state_pauses_the_decodes_for_each_prefill_batch():
     assert w_pf_m[2] > 0.0                                   # vLLM's prefill iteration carries decodes
 
 
+def test_prefill_batches_of_a_few_prompts_lengthen_the_cycle_and_keep_every_decode_step():
+    """An open loop's prompts arrive a few at a time (`split_work`'s ``prompts``): a prefill batch run alone then
+    holds that many prompts, so a cycle holds N / prompts prefill batches beside the osl - 1 decode steps every
+    request still runs. The cycle had counted full-budget batches (N x isl / budget) while the split priced the
+    smaller ones: its decode steps came short (SGLang PP 4 under load: 176 of 255, TPOT 0.54x the simulator's)."""
+    mnt, prompts = 4 * MNT, 1.3
+    n_it = steady_work(N, ISL, OSL, mnt, alone=1.0, prompts=prompts)[0]
+    assert n_it == pytest.approx(N / prompts + OSL - 1.0)
+    assert steady_work(N, ISL, OSL, mnt, alone=1.0, prompts=None)[0] == steady_work(N, ISL, OSL, mnt, alone=1.0)[0]
+    assert steady_work(N, ISL, OSL, mnt, prompts=prompts)[0] == steady_work(N, ISL, OSL, mnt)[0]   # mixed: as before
+    w_pf, w_dec, npf, ndec = split_work(N, ISL, OSL, mnt, n_it, alone=1.0, prompts=prompts)
+    assert npf == pytest.approx(N / prompts)
+    assert ndec * w_dec[2] == pytest.approx(N * (OSL - 1.0))  # every request's decode steps, none clipped away
+
+
 def test_a_prompt_runs_with_the_whole_budget_and_no_decodes():
     steady, k0, wave, k_w, chunk = run_prompt_work(N, 12000.0, OSL, MNT, alone=1.0)
     assert steady[0] == MNT and steady[2] == 0.0 and k0 == pytest.approx(12000.0 / MNT)
