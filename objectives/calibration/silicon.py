@@ -380,6 +380,25 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     return out
 
 
+def _pool_batches(dis: pd.DataFrame, eng: np.ndarray, gpu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prompts a prefill rank runs in one iteration, sequences a decode rank holds) of each disaggregated row's
+    deployment: the pools' configured batch sizes (the engines' max batch per rank), the engine's default where a
+    row has none (`resolve.engine_budgets` of its engine `eng` on its catalog GPU `gpu`)."""
+    budgets = resolve.engine_budgets(eng, gpu)
+    isl = dis["isl"].to_numpy(float)
+    bp = dis["prefill_batch_size"].to_numpy(float) if "prefill_batch_size" in dis else np.full(len(dis), np.nan)
+    bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
+    by_budget = np.maximum(np.floor(budgets[:, 1] / isl), 1.0)
+    # a vLLM prefill server batches the prompts its token budget holds (max_num_batched_tokens; its only per-server
+    # limit is max_num_seqs, which a P/D launch leaves at its default): the rows' prefill_batch_size of 1 is the
+    # planner's figure, not a setting vLLM runs with (one TP4 prefill worker passes ~44 req/s of 1k prompts at
+    # 1,024 clients, twice what one prompt per iteration allows). TensorRT-LLM's context servers run the
+    # max_batch_size their config sets
+    bp = np.where(np.isfinite(bp), np.where(eng == "vllm", np.maximum(bp, by_budget), bp), by_budget)
+    bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
+    return bp, bd
+
+
 def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) -> pd.DataFrame:
     """Disaggregated rows through the analytical serving model's closed loop (`serving.analytical.
     disagg_closed_loop`): the measured deployment's prefill and decode pools with their configured batch sizes as
@@ -406,18 +425,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     pk, dk = pool("prefill"), pool("decode")
     ranks = {x: dis[f"{x}_workers"].to_numpy(float) * dis[f"{x}_attn_dp"].fillna(1).to_numpy(float)
              for x in ("prefill", "decode")}
-    # the pools' configured batch sizes (the engines' max batch per rank); rows without them: the engine's default
-    budgets = resolve.engine_budgets(eng, gpu)
-    bp = dis["prefill_batch_size"].to_numpy(float) if "prefill_batch_size" in dis else np.full(len(dis), np.nan)
-    bd = dis["decode_batch_size"].to_numpy(float) if "decode_batch_size" in dis else np.full(len(dis), np.nan)
-    by_budget = np.maximum(np.floor(budgets[:, 1] / isl), 1.0)
-    # a vLLM prefill server batches the prompts its token budget holds (max_num_batched_tokens; its only per-server
-    # limit is max_num_seqs, which a P/D launch leaves at its default): the rows' prefill_batch_size of 1 is the
-    # planner's figure, not a setting vLLM runs with (one TP4 prefill worker passes ~44 req/s of 1k prompts at
-    # 1,024 clients, twice what one prompt per iteration allows). TensorRT-LLM's context servers run the
-    # max_batch_size their config sets
-    bp = np.where(np.isfinite(bp), np.where(eng == "vllm", np.maximum(bp, by_budget), bp), by_budget)
-    bd = np.where(np.isfinite(bd), bd, budgets[:, 0])
+    bp, bd = _pool_batches(dis, eng, gpu)
     # ... and a decode rank holds no more sequences than its KV cache admits under the engine's admission policy
     # (`max_throughput`'s batch), the clients beyond them waiting for a slot as on an aggregated server: a planner's
     # decode batch larger than the cache left every such row unpredicted
@@ -620,6 +628,53 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
             continue
         out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])
     d = rows[rows["mode"] == "agg"].join(out)
+    d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
+    d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
+    return d
+
+
+def simulated_disagg(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS,
+                     output_spread: float | None = None, eff: Efficiency | None = None) -> pd.DataFrame:
+    """The disaggregated rows replayed in the serving simulator (`serving.simulate(..., mode="disagg")`: C
+    closed-loop clients, `requests_per_client` x C requests, each row's prefill and decode pools with the batch
+    sizes `predict` runs them at, `_pool_batches`), costed with `eff` (an Efficiency; None: the shipped fit):
+    `rows`' disaggregated rows plus ttft_pred / tpot_pred (mean) and their APE (%); NaN where the simulator refuses
+    the deployment. The iteration-level check of what the closed form (`_predict_disagg`) prices: the start-up
+    wave, the prefill worker's iteration boundaries (attention-DP ranks stepping in lockstep) and the decode
+    worker's. `output_spread`: as in `simulated`."""
+    from objectives import serving
+
+    if output_spread is not None:
+        serving.Workload(concurrency=1, output_spread=output_spread)   # a bad value refused by name here
+    spread: dict[str, Any] = {} if output_spread is None else {"output_spread": output_spread}
+    known, moe = _known(rows)
+    is_dis = (known["mode"] == "disagg").to_numpy()
+    dis = known[is_dis]
+    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=dis.index)
+    eng = _engine(dis)
+    gpus = catalog_gpus(dis["gpu"].to_numpy(object))
+    wd, ad = model_dtypes(dis, moe[is_dis])
+    models, kvd = checkpoints(dis), _kv_dtypes(dis)
+    bp, bd = _pool_batches(dis, eng, gpus)
+
+    def pool(r: pd.Series, prefix: str, batch: float, j: int) -> Any:
+        def knob(name: str) -> int:
+            v = r[f"{prefix}_{name}"]
+            return int(v) if v == v else 1
+        return serving.Pool(gpu=gpus[j], tp=knob("tp"), pp=knob("pp"), ep=knob("moe_ep"), attn_dp=knob("attn_dp"),
+                            n_workers=knob("workers"), scheduler=serving.Scheduler(max_batch_size=int(batch)))
+    for j, (i, r) in enumerate(dis.iterrows()):
+        c = int(r["concurrency"])
+        wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=int(r["osl"]),
+                              n_requests=max(requests_per_client * c, 64), **spread)
+        try:
+            m = serving.simulate(models[j], gpus[j], weight_dtype=wd[j], act_dtype=ad[j], kv_dtype=kvd[j],
+                                 workload=wl, engine=str(eng[j]), mode="disagg", prefill=pool(r, "prefill", bp[j], j),
+                                 decode=pool(r, "decode", bd[j], j), profile=eff)
+        except ValueError:  # a deployment the simulator refuses (does not fit, heads not divisible)
+            continue
+        out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])
+    d = rows[rows["mode"] == "disagg"].join(out)
     d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
     d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
     return d

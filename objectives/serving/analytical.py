@@ -2453,16 +2453,17 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     attention-DP ranks, each its own batch); `prefill_batch` / `decode_batch`: the most prompts a prefill rank runs
     in one iteration and the most sequences a decode rank holds (the engines' configured max batch sizes);
     `xfer_ms`: one prompt's KV handoff on the link between the pools; `host_ms`: the engine's host time before a
-    request is scheduled (API server, tokenization); `wave`: how synchronized the clients stay (the engine factor
-    ``ttft_wave`` of the aggregated closed form: 0 independent arrivals, 1 all C clients in phase).
+    request is scheduled (API server, tokenization); `wave`: the start-up wave's share of the run's mean TTFT (the
+    engine factor ``ttft_wave`` of the aggregated closed form: 0 none, 1 every prompt waits as the first ones).
 
     The pools couple through the clients: a client's cycle is TTFT + (O - 1) TPOT, so the deployment completes
     X = C / (TTFT + (O - 1) TPOT) requests per ms. With n_d sequences in flight per decode rank, TPOT is the pure
     decode step t_d(n_d) (a decode pool runs no prompts) and X = decode_ranks n_d / ((O - 1) t_d(n_d)) (Little's
     law on the decode pool); the prefill pool, offered X, queues at utilisation rho = X / its capacity (M/D/1 on
-    the pool's work, as the open loop) and, clients with equal lengths staying in phase, in groups of
-    G = 1 + wave (C - 1) prompts arriving together: a prompt waits for half the group's prefill rounds beyond its
-    own (rounds of prefill_ranks x prefill_batch prompts; the larger of the two waits); TTFT = host + queue + the
+    the pool's work, as the open loop); the run's start-up wave (the C clients' first prompts arriving together,
+    each waiting for half the wave's prefill rounds beyond its own, rounds of prefill_ranks x prefill_batch
+    prompts) is `wave`'s share of the mean wait, as in the aggregated closed form (`inference.estimate.
+    _run_ttft_s`: (1 - wave) steady + wave max(start-up, steady)); TTFT = host + queue + the
     prompt's prefill (alone, t_p(1)) + the handoff to the decode worker (`handoff_ms`, its busy chance from the
     other clients' sequences on the rank): vLLM's P/D proxy (its NIXL connector's toy proxy) posts the request to
     the prefill server with max_tokens=1, discards that token and streams the decode server's output, and
@@ -2517,8 +2518,10 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     log_t = np.log(np.maximum(t_step.reshape(n, DECODE_GRID), 1e-12))
     log_b = np.log(grid)
     rows = np.arange(n)
-    # the wait of a prompt in a group of clients in phase: half the group's prefill rounds beyond its own
-    burst = np.maximum((1.0 + wv * (conc - 1.0)) / (n_p * k_p) - 1.0, 0.0) * 0.5 * t_k
+    # the start-up wave: the C clients' first prompts arrive together and are prefilled first come, first served
+    # in rounds of n_p x k_p prompts, each waiting for half the wave's rounds beyond its own; `wave` is that wave's
+    # share of the run's mean TTFT, as in the aggregated closed form (`inference.estimate._run_ttft_s`)
+    start_wave = np.maximum(conc / (n_p * k_p) - 1.0, 0.0) * 0.5 * t_k
 
     def grid_pos(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The decode grid's point at or below `occ` per deployment, and the next one's weight."""
@@ -2537,7 +2540,8 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         x = n_d * occ / (steps * tpot)                              # requests per ms through the decode pool
         rho = x / np.maximum(r_pre, 1e-300)
         with np.errstate(divide="ignore", invalid="ignore"):
-            wait = np.where(rho < 1.0, np.maximum(rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p, burst), np.inf)
+            steady = rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p
+            wait = np.where(rho < 1.0, (1.0 - wv) * steady + wv * np.maximum(start_wave, steady), np.inf)
         ttft = host + wait + t_one + handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0), fwd)
         return ttft, tpot, x
 

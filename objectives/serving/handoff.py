@@ -69,7 +69,7 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
 
 def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
     """(a request's host time in ms before its first token, one API-server pass plus the model's own
-    ``attn_ttft_ms``; clients' synchronization ``ttft_wave``) of `n` deployments (`pool_kw`: their
+    ``attn_ttft_ms``; the start-up wave's share of the mean ``ttft_wave``) of `n` deployments (`pool_kw`: their
     `inference.estimate` arguments; `eff` an Efficiency), as the closed form reads them (`prepare`'s step
     coefficients; roofline rows: no host time, wave 1)."""
     host, model, wave, _ = _engine_terms(pool_kw, n, eff)
@@ -77,7 +77,7 @@ def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, n
 
 
 def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(host ms, clients' synchronization, engine) of `n` disaggregated deployments' requests at their prefill
+    """(host ms, the start-up wave's share, engine) of `n` disaggregated deployments' requests at their prefill
     pools (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request
     host time once per pass of its P/D front end (`front_end_passes`) plus the model's own once (`host_ms`),
     ``ttft_wave``, and the engine that costs each deployment (the `engine` argument with the default, None /

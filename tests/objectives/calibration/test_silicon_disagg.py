@@ -275,3 +275,29 @@ def test_a_decode_batch_beyond_the_kv_cache_queues_instead_of_leaving_the_row_un
     assert np.isfinite(ttft).all() and np.isfinite(tpot).all()
     assert ttft[1] > 10 * ttft[0]
     assert tpot[1] >= tpot[0]
+
+
+def test_the_disaggregated_rows_replay_in_the_simulator_as_the_closed_form_prices_them():
+    """`simulated_disagg` replays each disaggregated row's pools in the serving simulator with the factors given:
+    four clients on four one-sequence decode workers find their worker idle, so the KV connector's latency per
+    request adds to TTFT whole, in the replay as in the closed form, and the two agree where nothing queues; a
+    bad output spread is refused by name, and the aggregated rows are not replayed here."""
+    from objectives.inference.core import default_eff
+
+    rows = pd.concat([_rows(concurrency=4.0, decode_batch_size=1.0),
+                      _rows(engine="trtllm", concurrency=4.0, decode_batch_size=1.0, prefill_tp=1.0,
+                            prefill_attn_dp=4.0),
+                      _rows(mode="agg", tp=4.0, attn_dp=1.0, moe_ep=4.0)], ignore_index=True)
+    eff = default_eff()
+    at = {ms: silicon._with(eff, [([("engine_kv_ms", "trtllm"), ("engine_kv_ms", "vllm")], 0.0, 0.0)],
+                            np.array([ms])) for ms in (0.0, 100.0)}
+    sim = {ms: silicon.simulated_disagg(rows, eff=e) for ms, e in at.items()}
+    assert list(sim[0.0].index) == [0, 1]
+    added = sim[100.0]["ttft_pred"].to_numpy() - sim[0.0]["ttft_pred"].to_numpy()
+    assert added == pytest.approx([100.0, 100.0], rel=1e-3)
+    closed = silicon.predict(rows.iloc[:2], at[0.0])
+    assert sim[0.0]["ttft_pred"].to_numpy() == pytest.approx(closed["ttft_pred"].to_numpy(), rel=0.05)
+    assert sim[0.0]["tpot_pred"].to_numpy() == pytest.approx(closed["tpot_pred"].to_numpy(), rel=0.05)
+    assert np.isfinite(sim[0.0]["ttft_ape"]).all()
+    with pytest.raises(ValueError, match="output_spread"):
+        silicon.simulated_disagg(rows, output_spread=-0.1)

@@ -311,10 +311,24 @@ def test_closed_loop_first_token_from_the_decode_worker():
 
 
 def test_closed_loop_clients_in_phase_wait_for_their_group():
-    """Clients with equal lengths that stay in phase reach the prefill pool in groups: a prompt waits for the
-    prompts of its group ahead of it."""
+    """Clients that all wait as the start-up wave does (wave 1: every prompt arrives with the other C - 1) wait for
+    the prompts ahead of them."""
     apart, phase = (_closed_loop(np.array([32.0]), prefill_batch=1, wave=w) for w in (0.0, 1.0))
     assert phase["ttft_ms"][0] > 2 * apart["ttft_ms"][0]
+
+
+def test_closed_loop_start_up_wave_is_its_share_of_the_mean():
+    """The run's first C prompts arrive together and are prefilled in rounds of prefill_ranks x prefill_batch, each
+    waiting for half the wave's rounds beyond its own; `wave` is that wave's share of the mean TTFT, as in the
+    aggregated closed form: 8 and 16 clients on 4 one-prompt ranks add wave x (C / 4 - 1) x t_k / 2 less wave x the
+    small steady wait (a wave of 1 + wave (C - 1) clients, the former reading, reached no second round here)."""
+    from objectives.serving.analytical import prefill_estimates
+    kw = dict(model="Llama-3.1-8B", gpu=H200, tp=1, weight_dtype="fp8", kv_dtype="fp8")
+    t_k = prefill_estimates(kw, np.array([2048.0]), np.array([1.0]))["ttft_ms"].to_numpy()[1]
+    for c in (4.0, 8.0, 16.0):
+        r0, rw = (_closed_loop(np.array([c]), prefill_ranks=4, wave=w) for w in (0.0, 0.2))
+        added = rw["ttft_ms"][0] - r0["ttft_ms"][0]
+        assert added == pytest.approx(0.2 * max(c / 4.0 - 1.0, 0.0) * 0.5 * t_k, rel=0.1, abs=1e-6)
 
 
 def test_serving_model_closed_loop_disagg_keeps_the_clients():
