@@ -747,6 +747,16 @@ def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.round(1)
 
 
+def collected(rows: pd.DataFrame) -> pd.Series:
+    """The day each row's benchmark ran ("YYYY-MM-DD", the source's ``measured=`` field in `note`; "" where the
+    source does not say): the grouping that separates a collection's own offsets from an engine's or a GPU's, e.g.
+    ``mdape_by(d.assign(month=collected(d).str[:7]), ["engine", "gpu", "month"])``. Never an input to a prediction."""
+    if "note" not in rows.columns:
+        raise ValueError(f"collected needs the rows' 'note' column (read_measurements' layout); got {list(rows.columns)}")
+    day = rows["note"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})", expand=False)
+    return day.fillna("").rename("collected")
+
+
 SILICON_FILE = "serving_silicon.csv"
 
 #: what identifies one measurement: the deployment, lengths and load, with its TTFT and TPOT (`distinct_measurements`).
@@ -942,6 +952,10 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
              "## In-sample (engine factors fitted on all rows)", "",
              _md(mdape_by(ins, ["model", "engine"])), "", _md(mdape_by(ins, ["gpu"])), "",
              _md(mdape_by(ins, ["mode", "engine"])), "",
+             "By collection month (the source's `measured=` day, `collected`: sweeps of one deployment measured "
+             "in different months can differ by more than the model's error):", "",
+             _md(mdape_by(ins.assign(month=collected(ins).str[:7].replace("", "unknown")), ["engine", "gpu", "month"])),
+             "",
              f"All rows: TTFT MdAPE {ins['ttft_ape'].median():.1f} %, TPOT MdAPE {ins['tpot_ape'].median():.1f} %, "
              f"{int(ins['tpot_pred'].notna().sum())} of {len(ins)} predicted.", ""]
     summary: dict[str, Any] = {"in_sample": _summary(ins)}

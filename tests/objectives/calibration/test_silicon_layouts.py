@@ -265,3 +265,15 @@ def test_a_hopper_closed_loop_beyond_the_auto_kv_pool_queues_whole_request_lifet
     assert hop["ttft_pred"].iloc[0] < 0.25 * 1024 * tpot[0]         # 32 clients: a few wait
     assert bw["tpot_pred"].iloc[1] / bw["tpot_pred"].iloc[0] > 1.2  # the fp8 pool holds all 64 on B200
     assert d["kv_dtype"].iloc[:2].isna().all() and (d["kv_dtype"].iloc[2:] == "fp8").all()
+
+
+def test_collected_reads_each_rows_benchmark_day_from_its_source_and_leaves_the_rest_blank(tmp_path):
+    src = ["source_file=2026-03-25.csv; model=Kimi-K2.5; silicon_concurrency=8; measured=2026-03-11T16:59:40Z; "
+           "wip=False; image=vllm/vllm-openai:v0.17.0",
+           "db-dump/2026-04-27; config_id=636; silicon_concurrency=8; measured=2026-04-20T00:00:00.000Z",
+           "source_file=qwen3.5-397b-gap-analysis.csv; silicon_concurrency=8"]
+    rows = read_measurements(_write(tmp_path, [_row(id=f"r{i}_c8_", silicon_data_source=s) for i, s in enumerate(src)]),
+                             layout="silicon")
+    assert silicon.collected(rows).tolist() == ["2026-03-11", "2026-04-20", ""]
+    with pytest.raises(ValueError, match="note"):
+        silicon.collected(rows.drop(columns="note"))
