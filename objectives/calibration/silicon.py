@@ -221,28 +221,55 @@ def launched_ep(rows: pd.DataFrame, models: Any, gpus: Any, weight_dtypes: Any) 
     return ep
 
 
+#: `launched_tp`: the silicon slice's vLLM runs labelled tp T x attention DP T x EP T x T (ids "tpT_epT") that were
+#: measured before this day ran as TP T x EP T; those measured from it on as attention DP T x EP T (ISO date)
+SILICON_VLLM_DP_SINCE = "2026-04-08"
+
+
 def launched_tp(rows: pd.DataFrame) -> pd.DataFrame:
-    """`rows` with the SGLang aggregated rows the silicon slice labels tp = T x E, moe_tp = T, moe_ep = E (T, E > 1,
-    no attention DP) read as the run SGLang launched, ``--tp T --ep E`` on T GPUs: tp = T, expert TP T / E (SGLang's
-    ``moe_tp_size = tp_size // ep_size``), n_gpus = T x pp. Every such label in the slice whose run another row
-    also reports does so under (T, 1, E) with the same TTFT and TPOT: Qwen3.5 0.5.9 "TP 16, moe_tp 4, EP 4" on B200
-    is the TP 4 EP 4 run, "TP 64, moe_tp 8, EP 8" on H200 the TP 8 EP 8 one; read so, the B300 0.5.10.post1 NVFP4
-    "TP 4, moe_tp 2, EP 2" sweep is ``--tp 2 --ep 2`` on two GPUs (docs/profiles.md, thirty-second round). Other
-    engines' rows and any other label are kept as given."""
+    """`rows` with the silicon slice's expert-parallel labels that count more GPUs than the run had read as launched.
+
+    SGLang: the aggregated rows labelled tp = T x E, moe_tp = T, moe_ep = E (T, E > 1, no attention DP) are
+    ``--tp T --ep E`` on T GPUs: tp = T, expert TP T / E (SGLang's ``moe_tp_size = tp_size // ep_size``), n_gpus =
+    T x pp. Every such label in the slice whose run another row also reports does so under (T, 1, E) with the same
+    TTFT and TPOT: Qwen3.5 0.5.9 "TP 16, moe_tp 4, EP 4" on B200 is the TP 4 EP 4 run, "TP 64, moe_tp 8, EP 8" on
+    H200 the TP 8 EP 8 one; read so, the B300 0.5.10.post1 NVFP4 "TP 4, moe_tp 2, EP 2" sweep is ``--tp 2 --ep 2``
+    on two GPUs.
+
+    vLLM: the aggregated rows labelled tp T x attention DP T x EP T x T (T > 1, expert TP 1; ids "tpT_epT", the
+    batch the clients / T) are a "TP T, EP T, attention DP" entry whose exporter applied vLLM's EP = TP x DP
+    (``--enable-expert-parallel``) to T twice: the run had T GPUs, as the KV pool's knees show. The runs measured
+    before `SILICON_VLLM_DP_SINCE` are read TP T x EP T (no attention DP, the batch the clients): another export
+    reports them so (the same TTFT and TPOT, or the same decode steps at every shared load), and the model agrees.
+    Those measured from that day on (no copies) are read attention DP T x TP 1 x EP T, the reading their decode
+    steps follow at high load; so are rows without a measured date. Figures: docs/profiles.md, thirty-second round.
+    Other engines' rows and any other label are kept as given; the input frame is not modified."""
     need = ("engine", "mode", "tp", "moe_tp", "moe_ep")
     if rows.empty or not all(c in rows.columns for c in need):
         return rows
     tp, mtp, ep = (rows[c].to_numpy(float) for c in ("tp", "moe_tp", "moe_ep"))
     adp = _column(rows, "attn_dp").fillna(1).to_numpy(float)
-    hit = ((_engine(rows) == "sglang") & (rows["mode"] == "agg").to_numpy() & (mtp > 1) & (ep > 1) & (adp == 1)
-           & np.isclose(tp, mtp * ep) & (np.mod(mtp, np.where(ep > 0, ep, 1.0)) == 0))
-    if not hit.any():
+    pp = _column(rows, "pp").fillna(1).to_numpy(float)
+    eng, agg = _engine(rows), (rows["mode"] == "agg").to_numpy()
+    sgl = ((eng == "sglang") & agg & (mtp > 1) & (ep > 1) & (adp == 1) & np.isclose(tp, mtp * ep)
+           & (np.mod(mtp, np.where(ep > 0, ep, 1.0)) == 0))
+    vdp = (eng == "vllm") & agg & (tp > 1) & (adp == tp) & np.isclose(ep, tp * tp) & (mtp == 1)
+    if not (sgl.any() or vdp.any()):
         return rows
+    measured = _column(rows, "note").astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    early = vdp & (measured < SILICON_VLLM_DP_SINCE).to_numpy(bool)
+    late = vdp & ~early
     out = rows.copy()
-    out.loc[hit, "tp"] = mtp[hit]
-    out.loc[hit, "moe_tp"] = mtp[hit] / ep[hit]
+    out["tp"] = np.where(sgl, mtp, np.where(late, 1.0, tp))
+    out["moe_tp"] = np.where(sgl, mtp / np.where(sgl, ep, 1.0), mtp)
+    out["moe_ep"] = np.where(vdp, tp, ep)
+    if "attn_dp" in out.columns:
+        out.loc[early, "attn_dp"] = 1.0
+    if "batch_size" in out.columns:
+        out.loc[early, "batch_size"] = out["batch_size"].to_numpy(float)[early] * tp[early]
     if "n_gpus" in out.columns:
-        out.loc[hit, "n_gpus"] = mtp[hit] * _column(rows, "pp").fillna(1).to_numpy(float)[hit]
+        hit = sgl | vdp
+        out.loc[hit, "n_gpus"] = (np.where(sgl, mtp, tp) * pp)[hit]
     return out
 
 
@@ -827,8 +854,9 @@ def _twin_sweeps(rows: pd.DataFrame) -> pd.Series:
     attn_dp) matches within `TWIN_TPOT_REL` at each of at least `TWIN_MIN_LOADS` shared concurrencies: every row
     of both deployments. Doubling or quadrupling the GPUs does not leave a decode step unchanged at every load, so
     one of the two labels is wrong, and nothing says which. The silicon file's MiniMax-M2.5 rows labelled attention
-    DP (TP 2 x DP 2 EP 4, TP 4 x DP 4 EP 16) repeat the TP 2 EP 2 / TP 4 EP 4 rows so (largest difference 0.6-1.3 %
-    over 3-7 loads; the next closest pair of sweeps differs by 13 % at one load: docs/profiles.md)."""
+    DP (TP 2 x DP 2 EP 4, TP 4 x DP 4 EP 16) repeated the TP 2 EP 2 / TP 4 EP 4 rows so (largest difference 0.6-1.3 %
+    over 3-7 loads; the next closest pair of sweeps differs by 13 % at one load: docs/profiles.md); `launched_tp`
+    now reads those labels as launched, and the rule drops nothing else in the slice."""
     out = pd.Series(False, index=rows.index)
     need = ("mode", "concurrency", "tpot_ms", "tp")
     if not all(c in rows.columns for c in need):

@@ -497,3 +497,59 @@ def test_the_slice_holds_no_sglang_label_of_tp_times_ep():
     assert not ((sg["moe_tp"] > 1) & (sg["moe_ep"] > 1)).any()
     ep2 = sg[(sg["engine_version"] == "0.5.10.post1") & (sg["moe_ep"] == 2)]
     assert len(ep2) == 12 and set(ep2["tp"]) == {2.0} and set(ep2["n_gpus"]) == {2.0}
+
+
+def test_vllm_attention_dp_labels_counting_t_squared_gpus_read_as_t_gpus(silicon):
+    """The slice's vLLM "TP T, EP T, attention DP" rows are labelled tp T x attention DP T x EP T x T (vLLM's EP =
+    TP x DP applied to T twice): `launched_tp` reads them as T GPUs, TP T x EP T (the batch the clients) for runs
+    measured before `SILICON_VLLM_DP_SINCE`, attention DP T x TP 1 x EP T from then on and where no date is given.
+    A vLLM label whose EP is TP x DP over the GPUs it names, SGLang rows and disaggregated pools keep theirs."""
+    from objectives.calibration.silicon import SILICON_VLLM_DP_SINCE, distinct_measurements, launched_tp
+
+    assert SILICON_VLLM_DP_SINCE == "2026-04-08"
+    row = silicon[(silicon["mode"] == "agg") & (silicon["concurrency"] > 0)].iloc[0]
+    old, new = "config_id=1; measured=2026-03-27T00:00:00.000Z", "config_id=2; measured=2026-04-21T00:00:00.000Z"
+    # (engine, tp, attn_dp, moe_ep, note)
+    labels = [("vllm", 4.0, 4.0, 16.0, old), ("vllm", 2.0, 2.0, 4.0, new), ("vllm", 4.0, 4.0, 16.0, ""),
+              ("vllm", 1.0, 4.0, 4.0, old), ("vllm", 2.0, 2.0, 2.0, old), ("sglang", 4.0, 4.0, 16.0, old)]
+    rows = pd.DataFrame([row] * len(labels)).reset_index(drop=True)
+    rows = rows.assign(engine=[x[0] for x in labels], tp=[x[1] for x in labels], attn_dp=[x[2] for x in labels],
+                       moe_ep=[x[3] for x in labels], note=[x[4] for x in labels], moe_tp=1.0, pp=1.0,
+                       concurrency=64.0)
+    rows["batch_size"] = rows["concurrency"] / rows["attn_dp"]
+    rows["n_gpus"] = rows["tp"] * rows["attn_dp"]
+    got = launched_tp(rows)
+    assert got["tp"].tolist() == [4.0, 1.0, 1.0, 1.0, 2.0, 4.0]
+    assert got["attn_dp"].tolist() == [1.0, 2.0, 4.0, 4.0, 2.0, 4.0]
+    assert got["moe_ep"].tolist() == [4.0, 2.0, 4.0, 4.0, 2.0, 16.0]
+    assert got["moe_tp"].tolist() == [1.0] * 6
+    assert got["n_gpus"].tolist() == [4.0, 2.0, 4.0, 4.0, 4.0, 16.0]
+    assert got["batch_size"].tolist() == [64.0, 32.0, 16.0, 16.0, 32.0, 16.0]
+    assert rows["tp"].tolist()[:3] == [4.0, 2.0, 4.0] and rows["n_gpus"].iloc[0] == 16.0   # input left as given
+    # one run exported as TP 4 x DP 4 x EP 16 (batch 16 a rank) and as TP 4 EP 4: ambiguous as labelled, once read
+    run = pd.DataFrame([row, row]).reset_index(drop=True).assign(engine="vllm", tp=4.0, attn_dp=[4.0, 1.0],
+                                                                  moe_ep=[16.0, 4.0], moe_tp=1.0, note=old)
+    assert len(distinct_measurements(run)) == 0
+    once = distinct_measurements(launched_tp(run))
+    assert len(once) == 1 and (once["tp"].iloc[0], once["attn_dp"].iloc[0], once["moe_ep"].iloc[0]) == (4, 1, 4)
+
+
+@needs_shared
+def test_the_slice_holds_no_vllm_label_of_t_squared_gpus():
+    """As loaded, no vLLM row keeps the tp T x attention DP T x EP T x T label; the Kimi-K2.5 B200 0.17.0 runs that
+    another export reports as TP 4 EP 4 count once (15 loads), and the MiniMax-M2.5 H100 8k / 1k sweep, labelled 16
+    GPUs, queues at 32-64 clients as 4 GPUs' pool does (TTFT within 0.6-1.7x; as labelled 0.03-0.2x)."""
+    from objectives.calibration import silicon as S
+
+    rows, _ = S.load_rows()
+    v = rows[rows["engine"] == "vllm"]
+    assert not ((v["tp"] > 1) & (v["attn_dp"] == v["tp"]) & (v["moe_ep"] == v["tp"] ** 2)).any()
+    kimi = v[v["model"].str.contains("Kimi") & (v["gpu"] == "b200_sxm") & (v["engine_version"] == "0.17.0")
+             & (v["tp"] == 4) & (v["moe_ep"] == 4)]
+    assert len(kimi) >= 25 and len(kimi[["isl", "osl", "concurrency"]].drop_duplicates()) == 15
+    h100 = v[v["model"].str.contains("MiniMax") & (v["gpu"] == "h100_sxm") & (v["isl"] == 8192)
+             & (v["concurrency"] >= 32) & (v["n_gpus"] == 4)]
+    assert len(h100) >= 2
+    p = S.predict(h100)
+    ratio = (p["ttft_pred"] / h100["ttft_ms"]).to_numpy()
+    assert ((ratio > 0.6) & (ratio < 1.7)).all()
