@@ -262,6 +262,52 @@ def overflow_wait(rho: Num, u: Num) -> Num:
     return OVERFLOW_WAIT * np.asarray(rho, dtype=float) * np.square(u)
 
 
+def wave_retraction(share: Num, isl: Num, osl: Num) -> tuple[Num, Num, Num]:
+    """SGLang's counterpart of `wave_overflow`: retractions where its N sequences in flight fit the cache on
+    average but not at the end of a wave: (retractions per request, tokens each retracted request frees and
+    prefills again, the overflow's share u of the half output the average leaves room for, 0-1).
+
+    The clients' requests are admitted together (each counts its prompt and clipped output, so a pool that holds
+    the average admits them all) and grow together; `share` as in `wave_overflow` (context tokens each holds at the
+    wave's end beyond its share of the cache). From context x0 = isl + osl - share on, each decode step finds too
+    few free tokens and ``retract_decode`` (schedule_batch.py) sends requests back to the waiting queue until the
+    others have room: at context x the cache holds cap / x of them, so N x share / (isl + osl) of the N leave the
+    wave (cap / x0 = N) and are retracted at x with density cap / x^2, a victim's mean context
+    ln(x1 / x0) / (1 / x0 - 1 / x1) (x1 = isl + osl), all of which it prefills again (the radix cache has evicted
+    its prompt by then: the module docstring). Unlike vLLM's victim (front of the queue, readmitted at once and
+    preempted again) a retracted request waits at the back of the queue, readmitted only after the survivors
+    finish, so each leaves the wave once."""
+    osl = np.asarray(osl, dtype=float)
+    share = np.clip(np.asarray(share, dtype=float), 0.0, 0.5 * osl)
+    x1 = isl + osl
+    x0 = x1 - share
+    gap = 1.0 / x0 - 1.0 / x1
+    freed = np.where(share > 0, np.log(x1 / x0) / np.where(gap > 0, gap, 1.0), x1)
+    return share / x1, freed, 2.0 * share / osl
+
+
+#: The part of SGLang's wait behind a wave's retractions that runs in request cycles (`retraction_wait`): fitted with
+#: the other part (one decay span of the ratio, 0.97 free) to the serving simulator's SGLang closed loops that fit the
+#: pool on average but not at the end of their waves (22 of them: GLM-5 fp8 on 8 x H200 and Llama-3.1-8B on an H100,
+#: 1k-4k prompts, 2k-16k outputs, 16-128 clients, overflow shares 0.46-0.92; spread in docs/profiles.md), not derived
+RETRACT_WAIT_CYCLES = 0.03
+
+
+def retraction_wait(rho: Num, u: Num, osl: Num, ntr: NewTokenRatio = SGLANG) -> Num:
+    """Request cycles a new request waits on average behind a wave's retractions (`wave_retraction`: `rho`
+    retractions per request, `u` the overflow's share; `osl` output tokens, a cycle's decode steps): a retraction
+    sets the new-token ratio to what the survivors have decoded (1/2 or more near a wave's end,
+    `NewTokenRatio.after_retract`) and admission counts that share of their remaining outputs, so the prompts of the
+    clients whose requests finish wait behind the retracted requests (readmitted first: they went to the queue
+    before them) until the ratio has decayed (``decay_steps`` decode steps from init to the floor); those that
+    arrive while the readmitted requests fill the pool wait for their finishes, a part of a cycle. As in vLLM's
+    `overflow_wait`, in proportion to the victims and to the window (u) and a part of it (u again):
+    rho x u^2 x (``decay_steps`` / osl + `RETRACT_WAIT_CYCLES`) cycles. Where nothing overflows, 0."""
+    osl = np.asarray(osl, dtype=float)
+    return np.asarray(rho, dtype=float) * np.square(u) * (ntr.decay_steps / np.maximum(osl, 1.0)
+                                                          + RETRACT_WAIT_CYCLES)
+
+
 #: Request cycles (a request's time in the batch, s) a preempted vLLM request waits on average before it runs again
 #: (`front_stints`): fitted to the serving simulator's KV-bound vLLM runs' TPOT (their measured wait and recompute
 #: 0.11-0.25 cycles; spread in docs/profiles.md)

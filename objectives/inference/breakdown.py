@@ -199,8 +199,8 @@ SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
 #: engine's host time before it schedules a request (`engine_ttft_ms`) and the model's own (`attn_ttft_ms`);
 #: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
-#: first of its stints), and behind vLLM's preempted requests where a wave overflows the cache
-#: (`admission.overflow_wait`)
+#: first of its stints), and behind vLLM's preempted requests (SGLang's retracted ones) where a wave overflows the
+#: cache (`admission.overflow_wait`, `admission.retraction_wait`)
 TTFT_TERMS = ("startup_wave", "front_end", "queue")
 #: SGLang's retraction churn and vLLM's preemption churn where the cache bounds the batch below the clients
 #: (`estimate.retraction_churn`):

@@ -27,8 +27,10 @@ from .admission import (
     past_clip,
     preemption_churn,
     recomputed,
+    retraction_wait,
     stints,
     wave_overflow,
+    wave_retraction,
 )
 from .core import Prepared, prepare
 from .efficiency import Efficiency
@@ -765,7 +767,9 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     clients that fit the cache on average but not at the end of their waves (concurrency x (input_len +
     output_len) above it) are preempted as each wave overflows (`admission.wave_overflow`): the prefills again go
     into the cycle, and the prompts queued behind a preempted request at the front of the queue wait
-    `admission.overflow_wait` cycles before their first token.
+    `admission.overflow_wait` cycles before their first token; SGLang's there retract each victim once, to the back
+    of the queue (`admission.wave_retraction`: its prompt and output so far prefilled again in the cycle), and the
+    prompts behind them wait for the ratio to decay and the readmitted to finish (`admission.retraction_wait`).
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
     the best. `max_batch_size` / `max_num_tokens` (None, the default: each row's engine's own, as its server starts
     without them: `resolve.engine_budgets`; the roofline's `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`, as
@@ -1007,10 +1011,11 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
 def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num,
                      cached: Num = True, cap: Num = None) -> tuple[Num, Num, Num]:
     """SGLang's retraction churn (`admission.churn`) and vLLM's preemption churn (`admission.preemption_churn`)
-    where the cache bounds the batch below the clients, and vLLM's preemptions where its N sequences fit the cache on
-    average but overflow it at the end of their waves (`admission.wave_overflow`): (retractions or preemptions per
-    request, replica time (s) their prefills again add to a request cycle of the N sequences in flight, request
-    cycles a new request waits behind a wave's overflow, `admission.overflow_wait`); zeros elsewhere. `conc`: clients
+    where the cache bounds the batch below the clients, and vLLM's preemptions (SGLang's retractions) where its N
+    sequences fit the cache on average but overflow it at the end of their waves (`admission.wave_overflow`,
+    `admission.wave_retraction`): (retractions or preemptions per request, replica time (s) their prefills again add
+    to a request cycle of the N sequences in flight, request cycles a new request waits behind a wave's overflow,
+    `admission.overflow_wait`, `admission.retraction_wait`); zeros elsewhere. `conc`: clients
     per replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s; `cached` (per row): vLLM's prefix
     cache on; `cap`: the KV capacity per replica in the cache's tokens (`served_batch`'s; None: no wave overflow)."""
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
@@ -1024,7 +1029,7 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
     rho_v, redo_v = preemption_churn(isl, osl, pre & binds, cached)
     hold: Num = zero
     # every client in flight at once (no queue to stagger them): they run in waves
-    waves = pre & ~binds & (N >= np.ceil(conc))
+    waves = (pre | sgl) & ~binds & (N >= np.ceil(conc))
     if cap is not None and np.any(waves):
         # a wave's peak, N x (isl + osl), beyond the cache: the context each sequence holds beyond its share,
         # through the layout's tokens over the half output the average leaves room for
@@ -1035,7 +1040,11 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
         rho_o, freed, u = wave_overflow(share, isl, osl)
         rho_v = np.where(share > 0, rho_o, rho_v)
         redo_v = np.where(share > 0, recomputed(freed, cached), redo_v)
-        hold = np.where(share > 0, overflow_wait(rho_o, u), 0.0)
+        # SGLang retracts to the back of the queue: each victim leaves its wave once, recomputed in full
+        rho_r, freed_r, _ = wave_retraction(share, isl, osl)
+        rho_s = np.where(sgl & (share > 0), rho_r, rho_s)
+        redo_s = np.where(sgl & (share > 0), freed_r, redo_s)
+        hold = np.where(share > 0, np.where(sgl, retraction_wait(rho_r, u, osl), overflow_wait(rho_o, u)), 0.0)
     per_req = np.where(sgl, rho_s, rho_v)
     rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
     redo = np.where(sgl, redo_s, redo_v)
