@@ -33,8 +33,11 @@ Workloads and what the model does with them:
   whole pass through the stages, as the simulator and the engines run it; prompts that arrive apart go into the
   next of the batches in flight, which the engines open only when a schedule overflows a budget (`_lanes`), so
   the prompt queue passes a prompt per batch in flight and a prompt waits for the next return of one, and
-  the rate held is what the full batch serves at that grouping (at most the closed loop's). A disaggregated prefill
-  worker with pp > 1 keeps pp batches in flight at saturation (`cached_prefill_ms(pipelined=True)`).
+  the rate held is what the full batch serves at that grouping (at most the closed loop's). A run that opens more
+  batches starts on one, its occupancy building from empty until a round first overflows a budget (`_pipe_start`):
+  its requests blend the one-batch start's and the opened batches' states. A disaggregated prefill worker with
+  pp > 1 keeps pp batches in flight at saturation (`cached_prefill_ms(pipelined=True)`), below it one until a
+  schedule overflows a budget (`_pool_pipe_service`).
   Bursty arrivals and mixed prompt lengths: the prompt queue's wait (mean and tail) is Kingman's G/G/1, the
   M/D/1 wait times ca^2 + cs^2 (`Workload.variability`: the squared coefficients of variation of the arrival gaps,
   1 for Poisson, cv^2 for gamma, a trace's own, and of the prompt lengths, 0 when fixed), in the aggregated
@@ -638,23 +641,121 @@ def _lanes_opened(pp: np.ndarray, lam: np.ndarray, held: Any, overflows: Any) ->
     return lanes, x_max
 
 
-def _burst_opens(lam_ms: np.ndarray, round_ms: np.ndarray, prefill_ms: np.ndarray, N: np.ndarray,
-                 lanes: np.ndarray, isl: np.ndarray, mnt: np.ndarray, n_req: np.ndarray) -> np.ndarray:
-    """Whether an open loop's prompts, over a run of `n_req` requests at `lam_ms` per ms, overflow a budget of
-    `mnt` tokens at least once in a batch's schedule and so open another batch (which then lives on with its
-    requests, `_lanes`): each of the `lanes` batches returns once a round of `round_ms` and takes the prompts that
-    arrived since the last return, lam x round / lanes on average, beside its N / lanes decodes; a prompt in the
-    batch lengthens the next round by its prefill (`prefill_ms`), so the counts cluster: negative binomial with that
-    mean and variance mean / (1 - a), a = lam x prefill / lanes (a >= 1: the batches' prefill alone outruns them, a
-    burst is certain). Opens where the run's expected overflows reach one: its `n_req` prompts, each the start of
-    a round that may take more than (mnt - N / lanes) / isl prompts."""
+def _burst_tail(lam_ms: np.ndarray, round_ms: np.ndarray, prefill_ms: np.ndarray, N: np.ndarray,
+                lanes: Any, isl: Any, mnt: Any) -> np.ndarray:
+    """The probability that an open loop's prompt starts a round whose prompts overflow a budget of `mnt` tokens
+    in a batch's schedule (and so open another batch, `_lanes`): each of the `lanes` batches returns once a round
+    of `round_ms` and takes the prompts that arrived since the last return, lam x round / lanes on average, beside
+    its N / lanes decodes; a prompt in the batch lengthens the next round by its prefill (`prefill_ms`), so the
+    counts cluster: negative binomial with that mean and variance mean / (1 - a), a = lam x prefill / lanes
+    (a >= 1: the batches' prefill alone outruns them, a burst is certain: 1). A round overflows where it takes
+    more than (mnt - N / lanes) / isl prompts. Arrays broadcast (`lam_ms` per ms, times in ms)."""
     a = lam_ms * prefill_ms / lanes
     mu = np.maximum(lam_ms * round_ms / lanes, 1e-12)
     q = np.clip(1.0 - a, 1e-9, 1.0)                          # the negative binomial's p = mean / variance
     size = mu * q / np.maximum(1.0 - q, 1e-12)
     room = np.maximum(np.ceil((mnt - N / lanes) / isl - 1e-9), 1.0)
     tail = np.where(q >= 1.0, poisson.sf(room - 1.0, mu), nbinom.sf(room - 1.0, np.maximum(size, 1e-12), q))
-    return (a >= 1.0) | (n_req * tail >= 1.0)
+    return np.where(a >= 1.0, 1.0, tail)
+
+
+def _burst_opens(lam_ms: np.ndarray, round_ms: np.ndarray, prefill_ms: np.ndarray, N: np.ndarray,
+                 lanes: np.ndarray, isl: np.ndarray, mnt: np.ndarray, n_req: np.ndarray) -> np.ndarray:
+    """Whether an open loop's prompts, over a run of `n_req` requests at `lam_ms` per ms, overflow a budget of
+    `mnt` tokens at least once in a batch's schedule and so open another batch (which then lives on with its
+    requests, `_lanes`): where the run's expected overflows (its `n_req` prompts, each the start of a round that
+    overflows with `_burst_tail`'s probability at occupancy N) reach one."""
+    return (lam_ms * prefill_ms / lanes >= 1.0) | (n_req * _burst_tail(lam_ms, round_ms, prefill_ms, N, lanes, isl, mnt)
+                                                    >= 1.0)
+
+
+def _pipe_start(lam_ms: np.ndarray, n_req: np.ndarray, N: np.ndarray, round_ms: np.ndarray,
+                hazard_ms: np.ndarray, steps: float, t_max: np.ndarray) -> dict[str, np.ndarray]:
+    """A pipeline's start on one batch until a schedule first overflows a budget and opens a second (`_lanes`),
+    one row per replica offered `lam_ms` requests per ms over a run of `n_req`. The run starts empty and its
+    occupancy builds at the arrival rate (the first sequences leave only a residency later, and the residency
+    lengthens as the batch grows) until the one-batch state's, N's last column; each round's prompts overflow at
+    rate `hazard_ms` (per ms: lam x `_burst_tail`), which grows with the occupancy as the rounds lengthen
+    (`round_ms`, ms). The first overflow comes at T with P(T > t) = exp(-H(t)), H the hazard's integral, and at
+    the latest at `t_max` (ms; one per row: where the one batch serves less than the arrivals, its prompt queue
+    grows linearly until it holds more than a budget's prompts, inf elsewhere); over
+    t < min(T, run): "share", the expected share of the run's requests that arrive before it (lam E[min(T, run)] /
+    n_req); "N", their mean occupancy at arrival; "tokens", the share of the run's decode steps (`steps` a
+    request) taken before it (each sequence steps once a round); "round", the rounds' mean time per decode step
+    there (ms). `N`, `round_ms`, `hazard_ms`: (rows, k), k increasing occupancies from 0 to the one-batch state's,
+    each reached at N / lam (its last point's values hold beyond it)."""
+    lam = np.maximum(np.asarray(lam_ms, dtype=float), 1e-300)
+    n_req = np.asarray(n_req, dtype=float)
+    run = np.minimum(n_req / lam, np.asarray(t_max, dtype=float))
+    t = np.minimum(N / lam[:, None], run[:, None])                       # ms, clipped to the run
+    dt = np.diff(t, axis=1)
+    H = np.concatenate([np.zeros((len(N), 1)), np.cumsum(0.5 * (hazard_ms[:, :-1] + hazard_ms[:, 1:]) * dt,
+                                                         axis=1)], axis=1)
+    surv = np.exp(-H)
+    # beyond the last point: constant values, the survival exp(-H_K - h_K (t - t_K)) up to the run's end
+    rest = np.maximum(run - N[:, -1] / lam, 0.0)
+    x = hazard_ms[:, -1] * rest
+    tail = surv[:, -1] * rest * np.where(x > 1e-12, -np.expm1(-x) / np.maximum(x, 1e-300), 1.0)
+
+    def integral(g: np.ndarray) -> np.ndarray:                           # E[int_0^min(T, run) g dt]
+        f = g * surv
+        return (0.5 * (f[:, :-1] + f[:, 1:]) * dt).sum(axis=1) + g[:, -1] * tail
+
+    per_step = N / np.maximum(round_ms, 1e-12)                           # decode steps per ms
+    t1, occ, tok = integral(np.ones_like(N)), integral(N), integral(per_step)
+    return {"share": np.clip(lam * t1 / np.maximum(n_req, 1e-300), 0.0, 1.0),
+            "N": occ / np.maximum(t1, 1e-300),
+            "tokens": np.clip(tok / np.maximum(n_req * max(steps, 1.0), 1e-300), 0.0, 1.0),
+            "round": np.where(tok > 0, occ / np.maximum(tok, 1e-300), round_ms[:, 0])}
+
+
+def _pool_pipe_service(pp: np.ndarray, lam_ms: np.ndarray, pass_ms: np.ndarray, batched_ms: np.ndarray,
+                       isl: np.ndarray, mnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(service per prompt (ms), utilisation, the most prompts its queue holds) of the prompt queue of a
+    disaggregated prefill worker with `pp` > 1 stages offered `lam_ms` prompts per ms. The engines keep one batch
+    in flight until a schedule overflows a budget of `mnt` tokens (`inference.estimate.pipeline_lanes`), so the
+    worker passes a prompt per batch in flight, each taking its pass through every stage (`pass_ms`, the prompt
+    alone); the batches in flight are those the prompts that arrive together open (`_prompts_at_once` over a
+    pass, `isl` tokens each), the service no shorter than the saturated pipeline's per prompt (`batched_ms`, pp
+    batches of the pool's batch in flight). A batch of a prefill worker lives for its pass only (its prompts leave
+    prefilled), so where one batch's passes fall behind the arrivals the queue grows until it holds more than a
+    budget's prompts (the third value, max(floor(mnt / isl), 1)), whose schedule overflows into another batch:
+    the queue stays within that many prompts."""
+    from ..inference.estimate import pipeline_lanes
+    prompts = _prompts_at_once(lam_ms * pass_ms, pp)
+    lanes = pipeline_lanes(pp, prompts, prompts * isl, mnt)
+    S = np.maximum(pass_ms / lanes, batched_ms)
+    return S, np.minimum(lam_ms * S, 0.999), np.maximum(np.floor(mnt / isl), 1.0)
+
+
+def _mix_quantile(share: np.ndarray, first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],
+                  level: str) -> np.ndarray:
+    """The `level` percentile of a mixture of two distributions, each known by its `PERCENTILES` (`first` and
+    `second`: {"p50": ..., ...}, one value per row), `share` (per row) of the mass in the first: each survival
+    function log-linear between its percentiles (from 1 at 0, beyond its p99 on the slope from its p90), the
+    mixture's solved by bisection between the two distributions' own percentiles."""
+    levels = [Z_Q[p] for p in PERCENTILES]
+
+    def log_surv(x: np.ndarray, qs: Mapping[str, np.ndarray]) -> np.ndarray:
+        xs = [np.zeros_like(x)] + [np.asarray(qs[p], dtype=float) for p in PERCENTILES]
+        ls = [0.0] + [math.log(1.0 - z) for z in levels]
+        out = np.zeros_like(x)
+        for j in range(len(xs) - 1, 0, -1):      # the last segment also beyond its end; lower ones where x falls
+            lo, hi = xs[j - 1], np.maximum(xs[j], xs[j - 1] + 1e-9)
+            line = ls[j - 1] + (x - lo) / (hi - lo) * (ls[j] - ls[j - 1])
+            out = line if j == len(xs) - 1 else np.where(x <= hi, line, out)
+        return np.minimum(out, 0.0)
+
+    a, b = np.asarray(first[level], dtype=float), np.asarray(second[level], dtype=float)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    target = 1.0 - Z_Q[level]
+    s = np.asarray(share, dtype=float)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        surv = s * np.exp(log_surv(mid, first)) + (1.0 - s) * np.exp(log_surv(mid, second))
+        above = surv > target
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return 0.5 * (lo + hi)
 
 
 class ServingModel:
@@ -1071,12 +1172,28 @@ class ServingModel:
                         t_one = np.where(cached[i], cached_prefill_ms(pkw, 1.0, isl, hit[i]), t_one)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_rate / ks[d_mask]
+                    # pp > 1: a worker keeps one batch in flight until a schedule overflows a budget, as the
+                    # aggregated replicas (`_lanes`): its queue passes a prompt per batch in flight, each prompt's
+                    # pass through every stage (`t_one`), and where one batch falls behind the arrivals the queue
+                    # holds up to a budget's prompts before another opens, spread about evenly between none and
+                    # that many (its mean wait at most half of them over the worker's rate); never below the
+                    # saturated pipeline's queue (`t_rate`, the budget's batches in flight)
+                    S1, rho1, most = S, rho, np.full(len(i), np.inf)
+                    if len(pipe):
+                        S1, rho1 = S.copy(), rho.copy()
+                        S1[pipe], rho1[pipe], room = _pool_pipe_service(
+                            d.prefill_pp[i[pipe]].astype(float), r[pipe] / n_p[pipe], t_one[pipe], S[pipe],
+                            np.broadcast_to(np.asarray(isl_new, dtype=float), (n,))[i[pipe]],
+                            sd.prefill_max_num_tokens[pipe].astype(float))
+                        most[pipe] = room / np.maximum(r[pipe] / n_p[pipe], 1e-300)
                     g = self.burst
-                    wait_p[i] = run_wait(g * rho * S / (2 * (1 - rho)) / n_p, n_req, offered, r_pre, burst=g)
+                    md1 = g * rho * S / (2 * (1 - rho)) / n_p
+                    wait_p[i] = run_wait(np.maximum(md1, np.minimum(g * rho1 * S1 / (2 * (1 - rho1)) / n_p, 0.5 * most)),
+                                         n_req, offered, r_pre, burst=g)
                     for p in PERCENTILES:
-                        q[p][0][i] = (t_one + run_wait(_mdl_quantile(rho, g * S / n_p, Z_Q[p]), n_req, offered, r_pre,
-                                                       p, burst=g)
-                                      + host + hand + slot_q[p])
+                        md1_q = _mdl_quantile(rho, g * S / n_p, Z_Q[p])
+                        wq = np.maximum(md1_q, np.minimum(_mdl_quantile(rho1, g * S1 / n_p, Z_Q[p]), Z_Q[p] * most))
+                        q[p][0][i] = (t_one + run_wait(wq, n_req, offered, r_pre, p, burst=g) + host + hand + slot_q[p])
                         q[p][1][i] = t_d
                     ttft[i] = host + t_one + wait_p[i] + hand + slot_mean
                     if self._len_nodes is not None:
@@ -1410,14 +1527,22 @@ class ServingModel:
 
     def _open_loop(self, d: Deployments, lam: np.ndarray, n_max: np.ndarray, x_max: np.ndarray,
                    plain: np.ndarray, tpot_sat: np.ndarray, n_req: np.ndarray,
-                   hit: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   hit: np.ndarray | None = None, *, one_batch: bool = False) -> dict[str, np.ndarray]:
         """Aggregated continuous batching of each replica at ``lam`` requests/s (see the module docstring):
         occupancy, mean and percentile TTFT/TPOT (ms). ``n_max``, ``x_max``, ``tpot_sat``: saturated occupancy,
         requests/s and TPOT (ms), like ``lam`` per scheduling rank; ``n_req``: the requests of the run each rank
         receives (its share, which sets its queue's backlog past capacity, `run_wait`). ``hit``: prompt tokens a
-        request finds in the prefix cache (mean, one per deployment; None or 0: none), which its prefill skips."""
+        request finds in the prefix cache (mean, one per deployment; None or 0: none), which its prefill skips.
+        pp > 1: a run that opens more than one batch in flight (`_lanes_opened`, `_burst_opens`) starts on one
+        (`_lanes`: the engines open another when a schedule overflows a budget), so its requests blend the
+        one-batch state's (the share that arrives before the first overflow, `_pipe_start`) and the opened
+        batches' state: mean TTFT by that share, mean TPOT by the share of decode steps taken before it, the
+        percentiles of the mixture (`_mix_quantile`). ``one_batch``: price the one-batch state alone (no batch
+        opened) at the occupancy of the run's start, over the requests that arrive before the first overflow, and
+        return `_pipe_start`'s values as "start_share", "start_tokens", "start_round" (1, 1, 0 where pp == 1)."""
         isl, osl = self.input_len, self.output_len
         n = len(d)
+        args = (lam, n_max, x_max, plain, tpot_sat, n_req, hit)       # the one-batch state's call (below)
         hit = np.zeros(n) if hit is None else np.asarray(hit, dtype=float)
         cached = bool(np.any(hit > 0))
         isl_new: Any = isl - hit if cached else isl                   # prompt tokens a request prefills
@@ -1483,9 +1608,12 @@ class ServingModel:
                 mu = n_max[piped] / (lanes * osl)
                 return (mu + 3.0 * np.sqrt(mu)) * isl_row[piped] + n_max[piped] / lanes > d.max_num_tokens[piped]
 
-            opened[piped], cap = _lanes_opened(np.asarray(d.pp, dtype=float)[piped],
-                                               np.broadcast_to(np.asarray(lam, dtype=float), (n,))[piped], held,
-                                               overflows)
+            if one_batch:
+                cap = held(np.ones(len(piped)))
+            else:
+                opened[piped], cap = _lanes_opened(np.asarray(d.pp, dtype=float)[piped],
+                                                   np.broadcast_to(np.asarray(lam, dtype=float), (n,))[piped], held,
+                                                   overflows)
             x_max = x_max.copy()
             x_max[piped] = cap
             stable = lam < x_max * 0.999
@@ -1516,7 +1644,7 @@ class ServingModel:
         N = occupancy()
         n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
         at = None       # `_at` at the final N (the burst loop's last, where it ends without opening a batch)
-        for _ in range(int(np.max(d.pp)) - 1 if len(piped) else 0):
+        for _ in range(int(np.max(d.pp)) - 1 if len(piped) and not one_batch else 0):
             # pp > 1: a burst of prompts arriving over the run overflows a budget and opens another batch, which
             # lives on (`_burst_opens`); the occupancy again over the batches then in flight
             at = self._at(d, N, isl_new if cached else None, grouping(N), opened)
@@ -1534,6 +1662,33 @@ class ServingModel:
             N = N.copy()
             N[more] = occupancy(np.flatnonzero(more))                 # only the rows that opened a batch
             at = None
+        begin = {"share": np.ones(n), "tokens": np.ones(n), "round": np.zeros(n)}
+        if one_batch and len(piped):
+            # the requests before the first overflow (`_pipe_start`): the occupancy builds from an empty start
+            # toward the one-batch state's N, each round's prompts overflowing with `_burst_tail`'s probability;
+            # they meet its mean occupancy over that stretch
+            Ng = N[piped, None] * np.linspace(0.0, 1.0, PIPE_START_POINTS)[None, :]
+            occ = np.maximum(Ng, 0.5)
+            tp = self._at(d.take(piped), occ, isl_new[piped] if cached else None, grouping(occ, piped),
+                          opened[piped])["tpot_ms"].reshape(Ng.shape)
+            col = (lambda v: np.broadcast_to(np.asarray(v, dtype=float), (n,))[piped, None])
+            rnd = tp * osl / np.maximum(osl, Ng * (col(isl_new) + osl) / col(d.max_num_tokens))
+            # an engine that runs its prefill batches alone (SGLang) forms one from the prompts that arrived
+            # during the iteration before, its prompts beside no decodes; the others' batches return once a round
+            assert prep is not None
+            alone_pf = np.broadcast_to(np.asarray(prep.coeffs.prefill_alone, dtype=bool), (len(piped),))[:, None]
+            hazard = col(lam_row) * _burst_tail(col(lam_row), np.where(alone_pf, col(one), rnd), col(one),
+                                                np.where(alone_pf, 0.0, Ng), 1.0, col(isl_new), col(d.max_num_tokens))
+            # past the one batch's rate its prompt queue grows linearly and overflows once it holds more than
+            # a budget's prompts
+            room = np.maximum(np.ceil(d.max_num_tokens[piped] / isl_row[piped] - 1e-9), 1.0)
+            over = lam_row[piped] - x_max[piped] / 1e3
+            t_q = np.where(over > 0, room / np.maximum(over, 1e-300), np.inf)
+            st = _pipe_start(lam_row[piped], n_run[piped], Ng, rnd, hazard, osl - 1.0, t_q)
+            for k in begin:
+                begin[k][piped] = st[k]
+            N = N.copy()
+            N[piped] = np.maximum(np.minimum(N[piped], st["N"]), 0.5)
         grouped = grouping(N)
         if at is None:
             at = self._at(d, N, isl_new if cached else None, grouped, opened)
@@ -1568,6 +1723,8 @@ class ServingModel:
         # the stationary waits (prefill work, then a slot), bounded by what this run of requests builds at the
         # replica's capacity x_max (its backlog when the rate exceeds it), over the rank's share of the run
         n_req = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
+        if one_batch:
+            n_req = np.maximum(n_req * begin["share"], 1.0)    # the requests before the first overflow
         cap_ms = x_max / 1e3
         # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term)
         host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())[0]
@@ -1612,7 +1769,30 @@ class ServingModel:
                 qs[f"ttft_{p}"] = mix[f"ttft_{p}"]
                 floor = np.where(plain, qs[f"tpot_{p}"] * mix["tpot"] / np.maximum(tpot_fixed, 1e-12), qs[f"tpot_{p}"])
                 qs[f"tpot_{p}"] = np.minimum(np.maximum(floor, mix[f"tpot_{p}"]), mix["step_max"])
-        return {"N": N, "ttft": ttft, "tpot": tpot, "x_max": x_max, **qs}
+        out = {"N": N, "ttft": ttft, "tpot": tpot, "x_max": x_max, **qs}
+        if one_batch:
+            return {**out, **{f"start_{k}": v for k, v in begin.items()}}
+        two = np.flatnonzero((np.asarray(d.pp) > 1) & (opened > 1))
+        if len(two):
+            # the run's start on one batch, until a schedule first overflows a budget (`_pipe_start`): the requests
+            # that arrive before it meet the one-batch state's TTFT (mean by their share, percentiles of the
+            # mixture), and the decode steps taken before it its rounds (TPOT by their share, each percentile
+            # moving with the mean)
+            pick = (lambda v: v if v is None or np.ndim(v) == 0 else np.asarray(v)[two])
+            o1 = self._open_loop(d.take(two), *(pick(v) for v in args), one_batch=True)
+            s1, s_tok = o1["start_share"], o1["start_tokens"]
+            out["ttft"] = out["ttft"].copy()
+            out["ttft"][two] = s1 * o1["ttft"] + (1.0 - s1) * ttft[two]
+            out["tpot"] = out["tpot"].copy()
+            out["tpot"][two] = s_tok * o1["start_round"] + (1.0 - s_tok) * tpot[two]
+            for p in PERCENTILES:
+                out[f"ttft_{p}"] = np.array(qs[f"ttft_{p}"], dtype=float)
+                out[f"ttft_{p}"][two] = _mix_quantile(s1, {q: o1[f"ttft_{q}"] for q in PERCENTILES},
+                                                      {q: np.asarray(qs[f"ttft_{q}"], dtype=float)[two]
+                                                       for q in PERCENTILES}, p)
+                out[f"tpot_{p}"] = np.array(qs[f"tpot_{p}"], dtype=float)
+                out[f"tpot_{p}"][two] += out["tpot"][two] - tpot[two]
+        return out
 
     def _start_backlog(self, lam_ms: np.ndarray, n_req: np.ndarray, S: np.ndarray, cap_ms: np.ndarray,
                        slots: np.ndarray, over: np.ndarray) -> dict[str, np.ndarray | None]:
@@ -2221,6 +2401,9 @@ MODULATION_WINDOWS = 20
 #: windows and integration steps per window of the constant-rate run's fluid from an empty start
 #: (`ServingModel._start_backlog`)
 START_WINDOWS = 10
+#: occupancies of a pipeline's one-batch build-up from an empty start (`_pipe_start`), evenly from 0 to the
+#: one-batch state's
+PIPE_START_POINTS = 24
 START_STEPS = 4
 #: integration steps per window of `ServingModel._slot_fluid`
 SLOT_FLUID_STEPS = 8
