@@ -20,14 +20,20 @@ Workloads and what the model does with them:
   replica's rate 1 / (1 / X + excess) and its decode steps stretched alike.
 - open loop (``rate=r`` requests/s, Poisson or gamma arrivals, or a trace's arrivals): each replica receives
   r / replicas. Aggregated continuous batching: the occupancy N solves r_rep = N / R(N) (Little's law, R the
-  residency from admission, the prompt's prefill + (O - 1) TPOT, found by bisection over N).
-  TTFT = half an iteration (the one in progress) + the prompt's prefill (alone; the decodes riding on its
-  iteration overlap it) + a whole iteration per further chunk + the wait for earlier prompts, an M/D/1 queue on the prefill work (utilisation
+  residency from admission, the prompt's prefill + (O - 1) TPOT, found by bisection over N). With pp = 1 and the
+  decodes riding beside the prompts (not SGLang's prefill batches) an iteration carries the prompts that arrived
+  during the one before (`_riding_prompts`), not the closed loop's budget-sized groups.
+  TTFT = half an iteration (the one in progress) + the prompt's prefill (alone) + a whole iteration per further
+  chunk + the wait for earlier prompts, an M/D/1 queue on the prefill work (utilisation
   rho = r_rep x prefill time; mean wait rho S / (2 (1 - rho)); tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S))
-  for the percentiles) + the wait for one of the n_max slots (sequences in flight; a request goes to the
+  for the percentiles) + (pp = 1, decodes riding) the rest of the iteration that carries it: the decodes of the
+  sequences in flight and the prompts that arrived during the iteration before, length-biased
+  (`ServingModel._shared_iteration`) + the wait for one of the n_max slots (sequences in flight; a request goes to the
   least-loaded of the dp x attention-DP ranks, so Erlang C over all their slots at offered load N per rank, the
-  pooled M/M/c wait, halved for fixed output lengths, `slot_wait`; its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N) (the number of
-  requests in flight is Poisson around N, M/G/inf). With pp > 1 the steady state's prefill iterations hold the
+  pooled M/M/c wait, halved for fixed output lengths (Allen-Cunneen), drained at the full batch's pace, `slot_wait`;
+  its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N)
+  (the number of requests in flight is Poisson around N, M/G/inf; with decodes riding wider where the residency
+  grows with N, an Ornstein-Uhlenbeck occupancy averaged over a request's life). With pp > 1 the steady state's prefill iterations hold the
   prompts that arrive together (`_prompts_at_once`, over the iteration a prompt rides on beside the decodes,
   `ride_ms`), not the closed loop's budget-sized groups: a prompt that arrives alone holds every decode for its
   whole pass through the stages, as the simulator and the engines run it; prompts that arrive apart go into the
@@ -167,6 +173,8 @@ STATIC_OUTPUT_BINS = tuple(float(x) for x in np.linspace(0.0, 0.96, 97)) + (0.97
 #: equal-weight nodes of a request's place in its static batch: the prefill left after its first token
 #: (`ServingModel._static_tpot`)
 STATIC_RANK_NODES = 16
+#: fixed-point steps of the prompts an open loop's iteration carries beside the decodes (`_riding_prompts`)
+RIDING_STEPS = 2
 #: fixed-point steps of a disaggregated decode rank's occupancy below its full batch (Little's law)
 DECODE_FIXED_POINT_STEPS = 3
 
@@ -573,6 +581,32 @@ def _prompts_at_once(x: np.ndarray, pp: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(pp) > 1, x + np.exp(-x), np.inf)
 
 
+def _riding_prompts(p: Any, N: np.ndarray, lam_ms: np.ndarray, input_len: np.ndarray, output_len: float,
+                    max_num_tokens: np.ndarray) -> np.ndarray:
+    """The mean prompts one iteration that carries prompts holds under an open loop of ``lam_ms`` requests per ms
+    at occupancy ``N`` (pp == 1, the decodes riding beside the prompts): those that arrived during the iteration
+    before, x + e^-x with x = rate x that iteration (`_prompts_at_once`'s count; the iteration `ride_ms` with that
+    many prompts: a fixed point from the fewest, `RIDING_STEPS` steps), at least the N prompts of a cycle spread
+    over its max(O, N (I + O) / max_num_tokens) iterations and at most N. ``p``: prepared deployments (`_prepared`);
+    ``N`` (n,) or (n, k); ``lam_ms``, ``input_len`` (I, tokens a request prefills) and ``max_num_tokens`` one per
+    deployment."""
+    N = np.asarray(N, dtype=float)
+    col = (lambda v: np.asarray(v, dtype=float)[:, None]) if N.ndim == 2 else (lambda v: np.asarray(v, dtype=float))
+    n_it = np.maximum(output_len, N * (col(input_len) + output_len) / col(max_num_tokens))
+    least = np.maximum(N / n_it, 1.0)
+    k = least
+    for _ in range(RIDING_STEPS):
+        x = col(lam_ms) * ride_ms(p, N, input_len, output_len, max_num_tokens, prompts=k)
+        k = np.minimum(np.maximum(x + np.exp(-x), least), np.maximum(N, 1.0))
+    return k
+
+
+def _prefill_alone(d: Any) -> np.ndarray:
+    """1.0 for each deployment of ``d`` whose engine runs prefill batches alone (`profiles.prefill_alone_mask`)."""
+    from ..profiles import prefill_alone_mask
+    return prefill_alone_mask(list(d.engine))
+
+
 def _unset(values: Any) -> np.ndarray:
     """Per entry of `values` (a sequence of knob values), whether it is left unset: None, or a float NaN (a
     column's empty cell)."""
@@ -580,25 +614,32 @@ def _unset(values: Any) -> np.ndarray:
 
 
 def ride_ms(p: Any, N: np.ndarray, input_len: Any, output_len: float, max_num_tokens: Any,
-            lanes: Any = 1.0) -> np.ndarray:
+            lanes: Any = 1.0, prompts: Any = 1.0) -> np.ndarray:
     """Time (ms) of an iteration that carries one prompt's first chunk (min(input_len, max_num_tokens) tokens)
     beside the other N - 1 sequences' decodes (their mean context input_len + output_len / 2): how long the iteration
     a prompt arrives during lasts, with pp > 1 its micro-batch passing every stage with its share of the decodes
     (`inference.estimate.chunk_pass_s`, as `StepModel.time_ms`). ``p``: prepared deployments, one entry each
     (`_prepared`); ``N`` of shape (n,) or (n, k); ``input_len`` and ``max_num_tokens`` one per deployment;
-    ``lanes``: the batches in flight at least (`_lanes_opened`), N's shape or one per deployment."""
+    ``lanes``: the batches in flight at least (`_lanes_opened`), N's shape or one per deployment; ``prompts``
+    (>= 1, N's shape or one per deployment; default one): the prompts whose first chunks the iteration carries
+    (together at most max_num_tokens tokens) beside the other N - prompts sequences' decodes."""
     from ..inference.estimate import chunk_pass_s, pipeline_lanes, replica_time_s
     N = np.asarray(N, dtype=float)
     col = (lambda v: np.asarray(v, dtype=float)[:, None]) if N.ndim == 2 else (lambda v: np.asarray(v, dtype=float))
     L = col(input_len) + 0.0 * N
-    T = np.minimum(L, col(max_num_tokens))
-    A = T * (T + 1.0) * 0.5
-    D = np.maximum(N - 1.0, 0.0)
+    k = np.asarray(prompts, dtype=float)
+    if k.ndim == 1 and N.ndim == 2:
+        k = k[:, None]
+    T = np.minimum(k * L, col(max_num_tokens))
+    c = T / k                                                     # each prompt's chunk
+    A = k * c * (c + 1.0) * 0.5
+    D = np.maximum(N - k, 0.0)
     K = D * (L + 0.5 * float(output_len))
     # the batches in flight: those the load keeps open, or more where this round overflows a budget
-    lanes = pipeline_lanes(col(p.pp), N, T + D, col(max_num_tokens), lanes)
+    pp = np.broadcast_to(np.asarray(p.pp, dtype=float), N.shape[:1])   # (a preparation may hold one for all)
+    lanes = pipeline_lanes(col(pp), N, T + D, col(max_num_tokens), lanes)
     # deployments along the last axis, as the prepared coefficients (one per deployment) broadcast
-    t = replica_time_s(p, T.T, A.T, D.T, K.T, (D + 1.0).T, lanes.T)
+    t = replica_time_s(p, T.T, A.T, D.T, K.T, (D + k).T, lanes.T)
     return 1e3 * np.asarray(chunk_pass_s(p, t, T.T, A.T, D.T, K.T, lanes.T), dtype=float).T
 
 
@@ -1149,7 +1190,10 @@ class ServingModel:
                 if lam_total is not None:
                     # a request whose KV arrives while every decode slot is taken waits for one: the handoff goes to
                     # the least-loaded decode rank, so it waits only when every rank of the pool is full, then as one
-                    # pooled queue (`slot_wait`, as the aggregated replicas'). A rank's own Erlang C (each rank fed
+                    # pooled queue (`slot_wait`, as the aggregated replicas', but M/M/c: the prefill pool hands its
+                    # batches of prompts over together, arrivals burstier than Poisson, which Allen-Cunneen's
+                    # (ca^2 + cs^2) / 2 keeps near 1 with fixed outputs; halving it put 1 / 2 / 4 decode workers of
+                    # 8 slots at 1.14-1.17x the simulated capacity). A rank's own Erlang C (each rank fed
                     # its share at random) put 2 decode workers of 8 slots 30 % below the simulator's capacity. The
                     # wait delays the first token, the decode worker's (bounded by what the run builds at the decode
                     # pool's capacity, its backlog when the prefill pool hands it more than that)
@@ -1564,6 +1608,13 @@ class ServingModel:
         piped = np.flatnonzero(np.asarray(d.pp) > 1)
         prep = _prepared(self._kw(d.take(piped))) if len(piped) else None
         isl_row = np.broadcast_to(np.asarray(isl_new, dtype=float), (n,))
+        # pp == 1 where the decodes ride on the iterations that carry prompts (not SGLang's prefill batches, which
+        # run alone): such an iteration also carries the prompts that arrived during the one before, not the
+        # closed loop's budget-sized groups (whose prefill iterations hold no decodes); a prompt beside the
+        # decodes overlaps their memory traffic, so the steady state priced with the groups ran each step too long
+        # (`_riding_prompts`)
+        riding = np.flatnonzero((np.asarray(d.pp) == 1) & (_prefill_alone(d) == 0))
+        prep_r = _prepared(self._kw(d.take(riding))) if len(riding) else None
 
         # pp > 1: the batches in flight the load keeps open (`_lanes_opened`; 1 elsewhere), each request riding
         # the batch it entered
@@ -1580,8 +1631,11 @@ class ServingModel:
                                                                      isl_row[rows], osl, d.max_num_tokens[rows],
                                                                      two(opened[rows])), two(d.pp[rows]))
             g = np.array(np.broadcast_to(alone[:, None] if occ.ndim == 2 else alone, occ.shape))
+            two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
+            if len(riding):
+                g[riding] = _riding_prompts(prep_r, occ[riding], lam_row[riding], isl_row[riding], osl,
+                                            np.asarray(d.max_num_tokens, dtype=float)[riding])
             if len(piped):
-                two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
                 g[piped] = _prompts_at_once(two(lam_row[piped]) * ride_ms(prep, occ[piped], isl_row[piped], osl,
                                                                           d.max_num_tokens[piped],
                                                                           two(opened[piped])), two(d.pp[piped]))
@@ -1714,12 +1768,18 @@ class ServingModel:
         # whole iteration
         board = 0.5 * t_it / lanes
         base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
+        if len(riding):
+            base = base + self._shared_iteration(prep_r, riding, N, lam_ms * S, S, t_it, isl_row, d.max_num_tokens)
         # the wait for a free slot: N sequences in flight on average, at most n_max at once, each held for a
         # residency R; a request goes to the least-loaded of the deployment's dp x attention-DP ranks (the
         # simulator's routing), so it waits only when every rank is full (`slot_wait`)
         resid = N / np.maximum(lam_ms, 1e-300)
         ranks = (d.dp * d.attn_dp).astype(float)
-        erlang_c, drain = slot_wait(n_max, N, resid, ranks, self._out_cs2)
+        # ... the waiting requests drain at the full batch's pace (its residency: the prefill, then the decode
+        # steps of n_max sequences; `slot_wait`'s resid_full)
+        full = self._at(d, n_max, isl_new if cached else None, grouping(n_max), opened)["tpot_ms"]
+        resid_full = one + max(osl - 1.0, 0.0) * full
+        erlang_c, drain = slot_wait(n_max, N, resid, ranks, self._out_cs2, resid_full)
         # the stationary waits (prefill work, then a slot), bounded by what this run of requests builds at the
         # replica's capacity x_max (its backlog when the rate exceeds it), over the rank's share of the run
         n_req = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
@@ -1749,11 +1809,28 @@ class ServingModel:
             qs[f"ttft_{p}"] = base + run_wait(_mdl_quantile(rho_q, g * S_q, Z_Q[p]) + slot_q, n_req, lam_ms, cap_ms, p,
                                               burst=g, backlog=start[p])
             Nq = np.minimum(N + Z[p] * np.sqrt(N), n_max)
-            at_q = np.where(Nq > N * (1 + 1e-9),
-                            self._at(d, Nq, isl_new if cached else None, grouping(Nq), opened)["tpot_ms"],
-                            at["tpot_ms"])
+            raw_q = np.where(Nq > N * (1 + 1e-9),
+                             self._at(d, Nq, isl_new if cached else None, grouping(Nq), opened)["tpot_ms"],
+                             at["tpot_ms"])
+            if len(riding) and Z[p] > 0 and self._len_nodes is None:   # (length mixtures: their own spread)
+                # the riding rows' occupancy spreads wider than Poisson: a sequence's residency grows with the
+                # sequences held (elasticity e = d ln R / d ln N, read off the step at N and Nq), so a surplus
+                # holds itself longer, and the occupancy's diffusion dN = (rate - N / R(N)) dt + noise (2 rate)
+                # has variance N / (1 - e) (Ornstein-Uhlenbeck about N, relaxing in R / (1 - e); the simulator's
+                # TPOT varies 15-25 ms over the deciles of a run at 1,024 slots, 0.8x capacity, for a mean of 18);
+                # a request's TPOT averages it over its life R, which keeps 2 (u - 1 + e^-u) / u^2 of it, u = 1 - e
+                e = np.zeros(n)
+                e[riding] = np.clip(np.log(np.maximum(raw_q, 1e-12) / np.maximum(at["tpot_ms"], 1e-12))[riding]
+                                    / np.log(np.maximum(Nq / np.maximum(N, 1e-12), 1.0 + 1e-9))[riding], 0.0, 0.9)
+                u = 1.0 - e
+                Nw = np.minimum(N + Z[p] * np.sqrt(N / u * 2.0 * (u - 1.0 + np.exp(-u)) / (u * u)), n_max)
+                wide = (e > 0) & (np.abs(Nw - Nq) > 1e-9 * Nq)
+                if wide.any():
+                    raw_q = np.where(wide, self._at(d, Nw, isl_new if cached else None, grouping(Nw), opened)["tpot_ms"],
+                                     raw_q)
+                    Nq = np.where(wide, Nw, Nq)
             # whole-prompt rows scale with their mean (the stall fraction is the same)
-            qs[f"tpot_{p}"] = np.where(plain, tpot * at_q / at["tpot_ms"], at_q)
+            qs[f"tpot_{p}"] = np.where(plain, tpot * raw_q / at["tpot_ms"], raw_q)
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
                                 host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable, n_max, resid,
@@ -1792,6 +1869,38 @@ class ServingModel:
                                                        for q in PERCENTILES}, p)
                 out[f"tpot_{p}"] = np.array(qs[f"tpot_{p}"], dtype=float)
                 out[f"tpot_{p}"][two] += out["tpot"][two] - tpot[two]
+        return out
+
+    def _shared_iteration(self, p: Any, riding: np.ndarray, N: np.ndarray, rho: np.ndarray, S: np.ndarray,
+                          t_it: np.ndarray, isl: np.ndarray, max_num_tokens: np.ndarray) -> np.ndarray:
+        """What a prompt's first token waits (ms, one per deployment; 0 but at the ``riding`` rows: pp == 1, the
+        decodes riding on the iterations that carry prompts) beyond half a mean iteration, its prefill alone and
+        the M/D/1 queue of earlier prompts: an open loop's iterations run back to back, and the one a prompt goes
+        into carries (1) the decodes of the other N - 1 sequences (`ride_ms` at N less a lone prompt's), (2) every
+        prompt that arrived during the iteration before, those after it too (its whole iteration is its first
+        token's), each adding s (ms: `ride_ms` with two prompts less with one; the decodes' memory traffic a
+        prompt's compute overlaps is the first prompt's, once an iteration): rho_s = rate x s of work per ms of
+        that iteration, which the arrival finds length-biased: E_lb = E[T^2] / E[T] = ``t_it`` + g s rho_s /
+        (1 - rho_s^2) (an iteration's prompts are Poisson, g = `burst` times, over the one before: T' = d + s K,
+        K ~ Poisson(rate T), Var T = g s^2 rate E[T] / (1 - rho_s^2)). Together rho_s E_lb for (2) and half the
+        bias, (E_lb - t_it) / 2, in the residual iteration, less the M/D/1 queue's mean already counted,
+        g rho S / (2 (1 - rho)) (rho = rate x ``S``, one prompt's prefill alone, ms). The simulator's iterations
+        (1,024 slots, 0.95x capacity): the arrival waits 34 ms for the iteration in progress and its own lasts
+        76 ms with 2.7 prompts, where half a mean iteration and a lone prompt read 25 and 16."""
+        out = np.zeros(len(N))
+        r = np.minimum(np.asarray(rho, dtype=float)[riding], 0.999)
+        Nr = np.asarray(N, dtype=float)[riding]
+        args = (isl[riding], float(self.output_len), np.asarray(max_num_tokens, dtype=float)[riding])
+        decodes = ride_ms(p, Nr, *args) - ride_ms(p, np.ones_like(Nr), *args)
+        # each other prompt adds its prefill beside the decodes (`ride_ms` with two prompts less with one: the
+        # decodes' memory traffic its compute overlaps is the first prompt's, once an iteration)
+        share = np.clip((ride_ms(p, np.maximum(Nr, 2.0), *args, prompts=2.0) - ride_ms(p, np.maximum(Nr, 2.0), *args))
+                        / np.maximum(S[riding], 1e-12), 0.0, 1.0)
+        s, rs = S[riding] * share, np.minimum(r * share, 0.999)
+        g = self.burst
+        e_lb = t_it[riding] + g * s * rs / (1.0 - rs * rs)
+        out[riding] = np.maximum(np.maximum(decodes, 0.0) + rs * e_lb + 0.5 * (e_lb - t_it[riding])
+                                 - g * r * S[riding] / (2.0 * (1.0 - r)), 0.0)
         return out
 
     def _start_backlog(self, lam_ms: np.ndarray, n_req: np.ndarray, S: np.ndarray, cap_ms: np.ndarray,
@@ -2201,6 +2310,10 @@ class ServingModel:
                                                     *self._out_nodes, resid=mean_out * steps)
                 steps = window_steps(held_d, adm_d * tok)
             decode = {"steps": steps, "admitted": adm_d, "dlt": dlt}
+            # the wait for a slot at the sequences the decodes hold, each for its decode at its window's step (the
+            # queue side's full-batch residency held a 256-slot replica near full through the Azure conversation
+            # storm, whose simulated run never holds 256: TTFT 1.32x there, 0.82x at 1,024 slots)
+            held, resid = held_d, mean_out * steps
         lam_k = (lam[:, None] * prof[None, :]).ravel()
         served_k = np.minimum(lam_k, c.ravel())
         own = self.rate
@@ -2221,7 +2334,7 @@ class ServingModel:
         m1, m2 = m / (2.0 * a), m / (2.0 * (1.0 - a))
         excess = p0 * (a * m1 * np.exp(-fluid / m1) + (1.0 - a) * m2 * np.exp(-fluid / m2))
         # the wait for a free slot in each window (`window_slot_wait`; no slot limit, ``slots`` infinite: none)
-        slot = window_slot_wait(held, slots, resid, n_k, served_k, cap_k, weights, ranks)
+        slot = window_slot_wait(held, slots, resid, n_k, served_k, cap_k, weights, ranks, self._out_cs2)
         return {"mean": (fluid + excess) @ weights, "fluid": fluid, "p0": p0, "m": m, "c2": c2, "weights": weights,
                 "slot": slot, **decode}
 
@@ -2502,12 +2615,13 @@ def mixture_quantile(b: np.ndarray, w: np.ndarray, p0: np.ndarray, m: np.ndarray
 
 
 def window_slot_wait(held: np.ndarray, slots: np.ndarray, resid: np.ndarray, n_k: np.ndarray, served_k: np.ndarray,
-                     cap_k: np.ndarray, weights: np.ndarray, ranks: np.ndarray | None = None
+                     cap_k: np.ndarray, weights: np.ndarray, ranks: np.ndarray | None = None, cs2: float = 1.0
                      ) -> dict[str, np.ndarray]:
     """The wait for a free slot (ms; "mean" and each of `PERCENTILES`, averaged over a trace's windows by their
     ``weights`` (W,)) of a queue holding ``held`` (n, W) sequences in each window (`ServingModel._slot_fluid`'s), at
-    most ``slots`` (n,; inf: no slot limit, no wait) each held ``resid`` (n,; ms): `slot_wait` at the window's
-    occupancy (``ranks``, n,: the queue is one of that many, a request going to the least-loaded; None: one),
+    most ``slots`` (n,; inf: no slot limit, no wait) each held ``resid`` (n, or n, W; ms): `slot_wait` at the window's
+    occupancy (``ranks``, n,: the queue is one of that many, a request going to the least-loaded; None: one; ``cs2``:
+    the residencies' squared coefficient of variation, Allen-Cunneen's spread as `slot_wait` takes it, 1: M/M/c),
     bounded by what the window's requests build (`run_wait` with ``n_k``, ``served_k``, ``cap_k``, one per row and
     window, flattened): the whole run's occupancy would charge a storm's full batch to every window, and a full
     batch's own backlog is the fluid's."""
@@ -2515,7 +2629,8 @@ def window_slot_wait(held: np.ndarray, slots: np.ndarray, resid: np.ndarray, n_k
     limited = np.isfinite(slots)[:, None]
     cs = np.where(limited[:, 0], slots, 1.0)[:, None]
     r = np.ones(n) if ranks is None else np.asarray(ranks, dtype=float)
-    ec, dr = slot_wait(np.broadcast_to(cs, held.shape), np.where(limited, held, 0.0), resid[:, None], r[:, None])
+    res = resid[:, None] if np.ndim(resid) == 1 else resid
+    ec, dr = slot_wait(np.broadcast_to(cs, held.shape), np.where(limited, held, 0.0), res, r[:, None], cs2)
     ec = np.where(limited, ec, 0.0)
     slot = {"mean": run_wait((ec * dr).ravel(), n_k, served_k, cap_k).reshape(n, W) @ weights}
     for p in PERCENTILES:
@@ -2804,7 +2919,7 @@ def _mdl_quantile(rho: np.ndarray, S: np.ndarray, q: float) -> np.ndarray:
     return np.where(rho > 1 - q, w, 0.0)
 
 
-def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any = 1.0
+def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any = 1.0, resid_full: Any = None
               ) -> tuple[np.ndarray, np.ndarray]:
     """The wait for a free slot of requests routed to the least-loaded of ``ranks`` ranks (the simulator's
     routing, `engine._Engine._route`: an aggregated deployment's dp x attention-DP ranks, a disaggregated decode
@@ -2814,13 +2929,23 @@ def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any
     waiting requests join the shortest queues, so they wait as one pooled M/M/c queue, resid / (ranks (slots -
     occupancy)), not for their own rank's next slot alone; times (1 + ``cs2``) / 2 for residencies of squared
     coefficient of variation ``cs2`` (Allen-Cunneen's G/G/c form with Poisson arrivals: half the M/M/c wait where
-    every request holds its slot equally long, as fixed output lengths do; the default 1 keeps M/M/c). Returns (the
-    chance to wait, the mean wait of a request that waits, ms)."""
+    every request holds its slot equally long, as fixed output lengths do; the default 1 keeps M/M/c).
+    ``resid_full`` (ms; None: ``resid``): a sequence's residency when every slot is taken. A request waits only
+    then, and the slots free at that pace, not the mean occupancy's: where a full batch steps slower (its decode
+    step grows with the sequences) the queue drains at slots / resid_full against the arrivals, occupancy / resid
+    per ms, so a waiting request waits resid_full / (ranks (slots - occupancy x resid_full / resid)) (the state's
+    own service rate in the M/M/c wait; 32 slots of an 8B H100 replica at 0.95x capacity: 1,280 ms full for 1,140
+    at the mean, the simulator's wait for a slot 2.4x the mean's M/D/c). Returns (the chance to wait, the mean wait
+    of a request that waits, ms)."""
     c = np.maximum(np.floor(np.asarray(slots, dtype=float)), 1.0)
     a = np.minimum(np.asarray(occupancy, dtype=float), c * 0.999)
     r = np.asarray(ranks, dtype=float)
     spread = 0.5 * (1.0 + np.asarray(cs2, dtype=float))
-    return _erlang_c(c * r, a * r), spread * np.asarray(resid, dtype=float) / np.maximum(r * (c - a), 1e-9)
+    if resid_full is None:
+        return _erlang_c(c * r, a * r), spread * np.asarray(resid, dtype=float) / np.maximum(r * (c - a), 1e-9)
+    full = np.maximum(np.asarray(resid_full, dtype=float), np.asarray(resid, dtype=float))
+    load = a * full / np.maximum(np.asarray(resid, dtype=float), 1e-300)    # arrivals over a full residency
+    return _erlang_c(c * r, a * r), spread * full / np.maximum(r * (c - load), 1e-9)
 
 
 def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
