@@ -461,8 +461,10 @@ class _Replica:
 
     def _gate_opens(self, K: int) -> int:
         """The first of the next K decode steps after which SGLang's admission takes the head of the queue, its
-        ratio falling step by step (K when none does): no request finishes within them, so the decoders' held
-        tokens grow by one each per step and their remaining outputs fall by one."""
+        ratio falling step by step to its floor (K when none does): no request finishes within them, so the
+        decoders' held tokens grow by one each per step and their remaining outputs fall by one. The held KV
+        counts in whole blocks, so between two block boundaries the room grows by the ratio x the decoders each
+        step, at the floor ratio too."""
         ntr = self.ntr
         assert ntr is not None
         G, B = self.G, self.B
@@ -640,6 +642,8 @@ class _Replica:
             return 0
         if self.pp > 1 and self.group is None:
             self.lanes = self._pipe_lanes([], self.n)[1]
+        if self.npre != npre and (self.waiting or self.bq):
+            return 1      # a preemption kept the queue out of this iteration only: the next one may admit its head
         return self._segment_len()
 
     def _pipe_lanes(self, chunks: list[tuple[int, int]], ndec: int,
@@ -944,9 +948,10 @@ class _Replica:
                 else:
                     hi = mid
             K = lo
-        if (self.ntr is not None and K > 1 and self.waiting and len(self.running) < self.maxb
-                and self.ratio > self.ntr.floor):
-            K = min(K, self._gate_opens(K))     # SGLang's falling ratio admits the queue's head mid-segment
+        if self.ntr is not None and K > 1 and self.waiting and len(self.running) < self.maxb:
+            # SGLang's admission may take the queue's head mid-segment, at its floor ratio too: the remaining
+            # outputs it counts on fall a token a step while the held KV grows a block at a time (`_gate_opens`)
+            K = min(K, self._gate_opens(K))
         return K
 
     def _decode_ms(self, k: int) -> float:
@@ -1122,7 +1127,9 @@ class _Group:
         self.balance = ranks[0].adp_balance
         self.bal_wait = 0            # the balance's counters (`_release`): iterations since the last release
         self.bal_batch = 0           # and iterations every rank has held a prompt
-        self.all_gen = False         # every rank held decodes at this step's start (the counter's rule)
+        # the running segment's rule for the balance (`_count`): every rank holds a prompt with room, every rank
+        # decodes (the ranks' state after their batches were formed, the same at each of its iterations)
+        self.seg_rule = (False, False)
 
     def _release(self) -> bool:
         """TensorRT-LLM's attention-DP balance at this step (tensorrt_llm/_torch/pyexecutor/py_executor.py,
@@ -1134,7 +1141,7 @@ class _Group:
         b = self.balance
         assert b is not None
         ranks = self.ranks
-        all_gen = self.all_gen = all(r.n > 0 for r in ranks)
+        all_gen = all(r.n > 0 for r in ranks)
         if all((r.prefilling or r.waiting) and r.n < r.maxb for r in ranks):
             self.bal_wait = 0
             if all_gen:
@@ -1149,10 +1156,32 @@ class _Group:
             return True
         return False
 
+    def _count(self, steps: int) -> None:
+        """The balance's counters after a decode segment's `steps` iterations beyond its first, each counted as
+        `_release` counts a step, in closed form: at their starts no rank's queue, prompts or decoders differ from
+        the segment's start once its batches were formed (`seg_rule`; no prompt is admitted, released or not,
+        nothing finishes before its end, and an arrival cuts it at the end of the iteration it comes in), so every
+        step takes the same branch. Where every rank holds a prompt with room for it (queued, the cache or SGLang's
+        admission keeping it out) the wait for a full batch cycles over ``batching_wait_iters`` + 1 steps while
+        every rank decodes; otherwise the timeout counter runs, reset at each step where a rank has no decodes."""
+        b = self.balance
+        assert b is not None
+        if steps <= 0:
+            return
+        held, all_gen = self.seg_rule
+        if held:
+            self.bal_wait = 0
+            if all_gen:
+                self.bal_batch = (self.bal_batch + steps) % (b.batching_wait_iters + 1)
+        elif all_gen:
+            self.bal_wait = (self.bal_wait + steps) % max(b.timeout_iters, 1)
+        else:
+            self.bal_wait = 0
+
     def wake(self, rank: _Replica, t: float) -> None:
         """Something to schedule at rank `rank` at `t`: it takes part in the group's next step, which starts now
         when the group is idle; a running decode segment stops at its next step boundary (not for a busy rank of a
-        static batch, which admits nobody until it is done)."""
+        static batch, which admits nobody until it is done, unless the balance counts its queue: `_count`)."""
         joins = rank.state == "idle"
         if joins:
             rank.state = "pending"
@@ -1160,7 +1189,7 @@ class _Group:
             self.state = "pending"
             self.eng.push(t, _START, self)
         elif (self.state == "busy" and self.seg is not None and t < self.end
-              and (joins or not rank.static)):
+              and (joins or not rank.static or self.balance is not None)):
             self._cut(t)
 
     def start(self, t: float) -> None:
@@ -1171,7 +1200,7 @@ class _Group:
         waiting = False       # a prompt held back by the balance: step one iteration at a time
         if self.balance is not None:
             hold = not self._release()
-            waiting = hold and any(r.prefilling or r.waiting for r in self.ranks)
+            waiting = hold and any(r.prefilling or r.waiting or r.bq for r in self.ranks)
             for r in self.ranks:
                 r.hold = hold
         for r in self.ranks:
@@ -1193,6 +1222,9 @@ class _Group:
             pr = [(r, r.n, r.S + r.n * (r.G + 1), N - r.n) for r in busy]
             seg = self.seg = _integrate(lambda k: max(r.tm_in_step(0, 0, n, kv + k * n, x) for r, n, kv, x in pr),
                                         1 if waiting else min(ks))
+            if self.balance is not None:
+                rs = self.ranks
+                self.seg_rule = (all((r.prefilling or r.waiting) and r.n < r.maxb for r in rs), all(r.n > 0 for r in rs))
             for r in busy:
                 r._set_segment(t, list(seg))
             dt = busy[0].dt
@@ -1229,10 +1261,7 @@ class _Group:
         arrivals at `t`."""
         self.state = "pending"
         if self.balance is not None and self.seg is not None:
-            # the segment's iterations after its first, each counted as the balance counts a step without a
-            # prompt on every rank (`_release`): reset where a rank has no decodes, else released at the timeout
-            more = sum(K for K, _, _ in self.seg) - 1
-            self.bal_wait = (self.bal_wait + more) % max(self.balance.timeout_iters, 1) if self.all_gen else 0
+            self._count(sum(K for K, _, _ in self.seg) - 1)
         for r in self.busy:
             r.commit(t)
         self.busy = []

@@ -461,6 +461,13 @@ def test_swap_costs_host_link_time():
 @example(load={"concurrency": 6}, inp=serving.Dist("lognormal", mean=20, std=1, max=600), out=15,
          sched=Scheduler(max_batch_size=4, max_num_tokens=256, chunked_prefill=False, policy="decode_priority",
                          preemption="recompute", kv_capacity_tokens=2000), n=14, seed=2, dp=2)
+# SGLang's admission at its floor ratio: the head of the queue got in mid-stretch as the decoders' remaining outputs
+# fell within a KV block, which the segment did not look for (it searched only while the ratio was falling)
+@example(load={"concurrency": 4}, inp=serving.Dist("lognormal", mean=397, std=433, max=600),
+         out=serving.Dist("lognormal", mean=85, std=197, max=600),
+         sched=Scheduler(max_batch_size=4, max_num_tokens=1024, chunked_prefill=False, policy="decode_priority",
+                         preemption="recompute", kv_capacity_tokens=2000, admission="new_token_ratio"),
+         n=27, seed=2, dp=1)
 def test_event_skipping_equals_stepping_every_iteration(load, inp, out, sched, n, seed, dp):
     """Closed-form decode segments (finish heap, exact KV-block search, cuts at arrivals) reproduce the same
     engine stepping one iteration at a time: same preemptions, same times (the cost is affine, so the
@@ -476,6 +483,74 @@ def test_event_skipping_equals_stepping_every_iteration(load, inp, out, sched, n
     for c in ("first_token_s", "finish_s"):
         np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-12)
 
+
+
+@dataclass(frozen=True)
+class EngineCost(AffineCost):
+    """`AffineCost` naming its engine (its policy, admission and overlap follow it); attention-DP ranks in lockstep."""
+
+    engine: str | None = None
+    steps_in_lockstep: bool = True
+
+
+@dataclass(frozen=True)
+class EngineWindowCost(WindowCost):
+    """`WindowCost` naming its engine; attention-DP ranks in lockstep."""
+
+    engine: str | None = None
+    steps_in_lockstep: bool = True
+
+
+def _skipping_agrees(w: Workload, sched: Scheduler, **pools) -> None:
+    """The engine with event skipping and stepping every iteration (`simulator._run`: agg, or prefill and decode
+    pools) preempt the same requests and emit their tokens at the same times."""
+    from objectives.serving.simulator import _frame, _run
+    frames = []
+    for skip in (True, False):
+        eng, _ = _run(w, pools.get("agg"), pools.get("prefill"), pools.get("decode"), sched, pools.get("kv_ms", 0.0),
+                      "least_loaded", skip=skip, kv_fixed_ms=pools.get("kv_fixed_ms", 0.0))
+        frames.append(_frame(eng))
+    a, b = frames
+    np.testing.assert_array_equal(a["preemptions"], b["preemptions"])
+    for c in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-12)
+
+
+# randomized counterexamples (attention-DP ranks under TensorRT-LLM's balance, `engine._Group`): a segment counted its
+# iterations as steps without a prompt on every rank while every rank held one (the cache or SGLang's admission
+# keeping it out); requests arriving in a segment's last iteration must not count in its earlier ones; a static
+# rank's batch members held back by the balance did not stop the group's segment
+@pytest.mark.parametrize("cost, sched, load, inp, out, n", [
+    (EngineCost(engine="sglang"),
+     Scheduler(max_batch_size=64, max_num_tokens=1024, policy="prefill_first", kv_capacity_tokens=2000,
+               admission="new_token_ratio", adp_balance=AdpBalance(batching_wait_iters=1, timeout_iters=29)),
+     {"rate": 97.15753899807694, "arrival": "gamma"}, 540, serving.Dist("lognormal", mean=98, std=197, max=600), 24),
+    (EngineWindowCost(engine="trtllm"),
+     Scheduler(max_batch_size=64, max_num_tokens=4096, chunked_prefill=False, policy="decode_priority",
+               preemption="swap", kv_capacity_tokens=100_000, admission="no_evict", frontend_ms=0.7,
+               adp_balance=AdpBalance(batching_wait_iters=1, timeout_iters=5)),
+     {"rate": 37.46086265504827, "arrival": "gamma"}, serving.Dist("lognormal", mean=285, std=481, max=600), 307, 21),
+    (EngineWindowCost(engine="sglang"),
+     Scheduler(max_batch_size=64, max_num_tokens=1024, chunked_prefill=False, policy="prefill_first",
+               kv_capacity_tokens=100_000, batching="static", prefix_caching=False, admission="no_evict",
+               adp_balance=AdpBalance(batching_wait_iters=2, timeout_iters=8)),
+     {"rate": 44.23740849374678, "arrival": "gamma"}, 279, 153, 23),
+])
+def test_event_skipping_equals_stepping_under_the_adp_balance(cost, sched, load, inp, out, n):
+    _skipping_agrees(_workload(load, inp, out, n, 0), sched, agg=PoolCosts(cost, 2, sched, attn_dp=2))
+
+
+def test_event_skipping_equals_stepping_after_a_preemption_on_a_decode_pool():
+    """A recompute preemption keeps the queue out of its iteration only (as vLLM): the next one may readmit the
+    request it preempted (here a handed-off request whose KV read is done, on a disaggregated decode worker), so no
+    decode segment starts from a preempting iteration while requests wait."""
+    sched = Scheduler(max_batch_size=64, max_num_tokens=1024, chunked_prefill=False, policy="prefill_first",
+                      kv_capacity_tokens=2000)
+    cost = EngineCost(engine="vllm", steps_in_lockstep=False)
+    w = _workload({"concurrency": 25}, serving.Dist("lognormal", mean=196, std=292, max=600),
+                  serving.Dist("lognormal", mean=142, std=5, max=600), 52, 0)
+    _skipping_agrees(w, sched, prefill=PoolCosts(cost, 1, sched), decode=PoolCosts(cost, 2, sched), kv_ms=0.01,
+                     kv_fixed_ms=0.5)
 
 def test_itl_percentiles_match_per_token_gaps():
     w = Workload(concurrency=1, input_len=100, output_len=400, n_requests=2, output_spread=0)
