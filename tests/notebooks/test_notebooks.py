@@ -38,14 +38,16 @@ def test_stored_without_outputs(path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name} is stored with outputs"
 
 
-@pytest.mark.timeout(120)
+# generous limits: they catch a hung kernel, not a slow one (one cell runs the flagship study, ~30 s alone on a
+# 2-core machine, minutes when that machine is shared); speed is judged in benchmarks/
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path, kernel_dir, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir))
     monkeypatch.setenv("DSE_NOTEBOOK_DIR", str(tmp_path / "work"))
     before = {p.name for p in (ROOT / "studies").iterdir()} | {p.name for p in (ROOT / "notebooks").iterdir()}
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="dse-test", timeout=60,
+    client = nbclient.NotebookClient(nb, kernel_name="dse-test", timeout=300,
                                      resources={"metadata": {"path": str(ROOT / "notebooks")}})
     client.execute()   # raises CellExecutionError on the first failing cell
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
