@@ -70,7 +70,8 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     # an MoE model's rows see only the sum), and an MoE layer's own, identified by MoE models
     out += [([("profile_layer_us", e) for e in every], 1.0, 100.0)] if dense else []
     out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
-    out += [([("ttft_wave", e) for e in every], 0.01, 1.0)]
+    # ttft_wave is not fitted: the share of a run's requests in its start-up wave, 1 / BENCHMARK_ROUNDS (its
+    # default); the later rounds' queue is priced (`lockstep.round_queue`) instead of made up for by a larger share
     # the linear-attention models' own time before the first token (a Triton compile for the prompt forward's new
     # token count, `profiles.JIT_PREFILL_KINDS`), fitted where rows pay it (`special_attn`: `_compiles_prefill`). The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's
     # measured prefill module (`measured.build_curves`, `dsa_context`), whose length-dependent time the one

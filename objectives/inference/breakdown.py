@@ -269,6 +269,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         queue_waits,
         replica_time_s,
         retraction_churn,
+        round_prompt_work,
         run_prompt_work,
         served_batch,
         split_rows,
@@ -335,14 +336,18 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     wait: dict[str, Any] = {k: zero for k in COMPONENTS}
     wave_s: Any = zero
     if np.any(measured):
-        ws, k0, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
+        _, _, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
+        ws, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
         t_s = replica_time_s(p, *ws, L)
-        own = _chunk_parts(p, collect, t_s, _replica_parts(p, collect, ws, L), *ws[:4], L)
-        wait_it = arrival_wait_iters(p)
-        steady = _scaled_sum((k0, own), (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
+        own_parts = _replica_parts(p, collect, ws, L)
+        own = _chunk_parts(p, collect, t_s, own_parts, *ws[:4], L)
+        wait_it = arrival_wait_iters(p) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
+        steady = _scaled_sum((k0, own), (k_own, own_parts), *((k, _replica_parts(p, collect, w, L)) for w, k in waits),
+                             (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
         steady["recompute"] = wait_it * redo_s / n_it
         steady["rank_wait"] = wait_it * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
-        steady_s = k0 * chunk_pass_s(p, t_s, *ws[:4], L) + wait_it * iter_s
+        steady_s = (k0 * chunk_pass_s(p, t_s, *ws[:4], L) + k_own * t_s
+                    + sum(k * replica_time_s(p, *w, L) for w, k in waits) + wait_it * iter_s)
         t_w = replica_time_s(p, *ww, L)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, L) - t_w)
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}

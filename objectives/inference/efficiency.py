@@ -50,14 +50,12 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   profile) to its time inside the engine's forward pass; ``profile_moe_eff``: a routed-expert grouped GEMM's
   efficiency relative to a dense GEMM of the same tokens per expert; ``profile_launch_us[engine]``: the part of
   each isolated kernel time (GEMM, all-reduce) that CUDA graphs and overlap hide inside the engine, µs.
-- ``ttft_wave[engine]``: the share of a closed-loop run's mean TTFT that its start-up wave carries (all clients
-  send at once, their prompts queue first come, first served; afterwards each prompt runs in the iterations after
-  the one in progress: `inference.estimate._run_ttft_s`), about 1 / the requests each client sends, plus what
-  keeps later groups together; a value per engine, since the schedulers differ in what keeps a group together
-  (SGLang runs a waiting prompt's prefill as its own batch and pauses the decodes; vLLM and TensorRT-LLM mix
-  prompt chunks into decode iterations, so a group's requests start decoding at different times and drift
-  apart). The silicon fit shares one value: fitted per engine it followed the one or two models each engine has
-  (docs/profiles.md).
+- ``ttft_wave[engine]``: the share of a closed-loop run's requests in its start-up wave (all clients send at once,
+  their prompts queue first come, first served; the later rounds' prompts arrive in clumps and queue in the
+  budget: `inference.estimate._run_ttft_s`, `inference.lockstep.round_queue`): 1 / the requests each client
+  sends, 1 / `lockstep.BENCHMARK_ROUNDS` by default (what the silicon runs hold), not fitted (it had been, 0.175,
+  as a compensator for a steady state without the later rounds' queue: docs/profiles.md thirty-second round);
+  1 replays fixed-length clients whose every round is a wave.
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
@@ -182,7 +180,8 @@ def _default_params() -> dict[str, Any]:
         "profile_attn_scale": 1.0,
         "profile_moe_eff": 0.8,
         "profile_launch_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
-        "ttft_wave": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 1.0},
+        # 1 / lockstep.BENCHMARK_ROUNDS (lockstep imports this module through resolve)
+        "ttft_wave": {"vllm": 0.1, "sglang": 0.1, "trtllm": 0.1, "torch": 1.0},
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},

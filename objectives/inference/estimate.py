@@ -709,6 +709,33 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
             (ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl))
 
 
+def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
+                      ) -> tuple[Work, Num, Num, list[tuple[Work, Num]]]:
+    """`_run_ttft_s`'s steady state, a closed loop's rounds after its start-up wave: (the work of a prompt's own
+    iteration(s) (T, A, D, K, S as `replica_time_s` takes them), how many of them, how many more of that kind it
+    waits for (the one in progress), and the other iterations it waits for: (work, how many) each). The prompts of a
+    round arrive in clumps (the wave's prefill order, kept by the clients: `lockstep.round_queue`): a prompt's
+    iteration holds the others that arrived with it (its tokens, at most the budget); where they outrun the budget
+    it queues for full-budget iterations; it arrives inside an iteration of the window, half of it ahead: a prompt-
+    carrying one (`busy` of them) or a decode step of the N sequences; and a prompt longer than the budget ends in a
+    partial chunk that the next queued prompt (`busy`) fills to a full iteration. `alone` (per row,
+    `Coeffs.prefill_alone`): 1 where the engine runs prefill batches alone: no decodes beside the prompts, the whole
+    budget theirs."""
+    keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
+    budget = np.maximum(mnt - keep * (N - 1.0), 1.0)
+    T = np.minimum(budget, isl)
+    D = keep * np.maximum(N - T / isl, 0.0)
+    k0 = np.maximum(isl / budget, 1.0)
+    others, queued, busy = lockstep.round_queue(N, isl, osl, budget, steady_work(N, isl, osl, mnt, alone)[0], alone)
+
+    def beside(T: Num) -> Work:     # T prompt tokens beside the D decodes
+        return (T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl)
+    own = beside(np.minimum(budget, T * (1.0 + others)))
+    decode: Work = (0.0, 0.0, N, N * (isl + 0.5 * osl), N)
+    tail = (np.ceil(k0 - 1e-9) - k0) * busy         # the partial last chunk's iteration, filled
+    return own, k0, 0.5 * busy, [(decode, 0.5 * (1.0 - busy)), (beside(np.minimum(budget, N * isl)), queued + tail)]
+
+
 def arrival_wait_iters(p: Prepared) -> Num:
     """Mean iterations (per row) a new request of the steady state waits before the iteration that runs its
     prompt: half the one in progress when it arrives, and where the engine forms its next batch while the current
@@ -722,15 +749,22 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
     together and are prefilled first come, first served in full iterations beside the decodes of the prompts
     already done (on average half of those before it, at about the prompt's length of context), so a request
-    of that wave waits for half the wave's prefill iterations plus its own. Afterwards a request's prompt runs
-    in the iterations after the one in progress when it arrives (half a mean iteration, `iter_s`; one more where
-    the next one was formed before the request was received: `arrival_wait_iters`), at the budget's rate beside the
-    N - 1 other sequences decoding. `ttft_wave` is the share of the wave in the mean
-    (about 1 / the requests each client sends), fitted (`Efficiency`). The iterations: `run_prompt_work`."""
-    work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
+    of that wave waits for half the wave's prefill iterations plus its own. Afterwards the clients keep the
+    wave's order: a round's requests finish about as their prompts were prefilled, so the next round's prompts
+    arrive in a window of about the wave's prefill iterations, widened round by round by the outputs' drift
+    (`lockstep.arrival_rates`). A prompt then waits for half the iteration in progress when it arrives (one of
+    the window's: prompt-carrying or a decode step; one mean iteration, `iter_s`, more where the next one was
+    formed before the request was received: `arrival_wait_iters`), for the prompts ahead of it in the budget
+    (`lockstep.round_queue`: M/D/1 in full-budget iterations), and runs in an iteration that also holds the
+    prompts that arrived with it, beside the N - 1 other sequences decoding; a prompt longer than the budget
+    ends in a partial chunk that the next prompt fills. `ttft_wave` is the share of the run's requests in the
+    wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`."""
+    _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
-    t_s = replica_time_s(p, *work, L)
-    steady = k0 * chunk_pass_s(p, t_s, *work[:4], L) + arrival_wait_iters(p) * iter_s
+    own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
+    t_s = replica_time_s(p, *own, L)
+    steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
+              + sum(k * replica_time_s(p, *w, L) for w, k in waits) + (arrival_wait_iters(p) - 0.5) * iter_s)
     t_w = replica_time_s(p, *wave_work, L)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)

@@ -96,6 +96,50 @@ def arrival_rates(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool 
     return N[..., None] / window
 
 
+def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0.0,
+                spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A closed loop's prompts after its first round, queued in one replica's prompt budget: (the other prompts that
+    share a prompt's own iteration, the full-budget iterations it waits for, and the share of the window's
+    iterations that carry prompt tokens, each its mean over the `rounds` - 1 rounds after the first). Round k's
+    prompts arrive in a window (`arrival_rates`: the first round's prefill order, kept by the clients, widened by
+    the outputs' drift), at lam a step. An iteration takes at most g = `T_pf` / `isl` of them (a prompt longer than
+    the budget: 1 / g iterations of its own). A prompt's iteration also holds those that arrived with it: lam more
+    on average (Poisson arrivals see the time average, PASTA), at most g - 1. Where lam nears g the prompts queue:
+    M/D/1 at rho = lam / g, a prompt's service 1 / g iterations, Wq = rho / (2 (1 - rho)) / g, scaled by the
+    arrivals' variability (Kingman: Wq grows with (ca^2 + cs^2) / 2, cs = 0): the window's spread beyond the first
+    round's regular order is the drift's, Poisson-like, so ca^2 = 1 - (n_pf / window)^2 (equal outputs keep the
+    order and do not queue); a window whose prompts outrun the budget (rho >= 1: the second round's window is about
+    the first round's prefill) is held at rho = 1 - 1 / sqrt(N) (a critically loaded queue of N arrivals waits ~
+    sqrt(N) / 2 services). An engine that runs prefill batches alone (`alone` > 0, per row: SGLang, whose
+    ``Scheduler.get_next_batch_to_run``, python/sglang/srt/managers/scheduler.py, returns a waiting prompt's prefill
+    batch in place of the decode batch) pauses the decodes while prompts wait, so no request finishes and no prompt
+    arrives during a prefill: a prompt waits for half the others of its own decode step beyond its batch (half of
+    lam + 1 - g, at g a batch), not for a queue carried over. An iteration of the window carries prompt tokens with
+    probability 1 - exp(-lam / min(g, 1)) (a prompt longer than the budget keeps 1 / g of them busy). `N`, `isl`,
+    `osl`, `T_pf` (prompt tokens an iteration holds), `n_it` (iterations a cycle), `alone`: per row; arrays
+    broadcast."""
+    N, isl, T_pf = (np.asarray(x, dtype=float) for x in (N, isl, T_pf))
+    if rounds < 2:
+        z = np.zeros(np.broadcast_shapes(N.shape, isl.shape, T_pf.shape, np.shape(osl), np.shape(n_it)))
+        return z, z, z
+    lam = arrival_rates(N, isl, osl, T_pf, n_it, spread=spread, rounds=rounds)
+    g = (T_pf / np.maximum(isl, 1e-300))[..., None]
+    others = np.minimum(lam, np.maximum(g - 1.0, 0.0))
+    rho = np.minimum(lam / np.maximum(g, 1e-300), np.maximum(1.0 - 1.0 / np.sqrt(np.maximum(N, 1.0)), 0.0)[..., None])
+    # the arrivals' variability: the drift's share of the window (the first round's order itself is regular)
+    n_pf, _ = _first_window(N, isl, np.asarray(osl, dtype=float), T_pf, np.asarray(n_it, dtype=float), spread, 1.0)
+    ca2 = np.clip(1.0 - (n_pf[..., None] * lam / N[..., None]) ** 2, 0.0, 1.0)     # 1 - (n_pf / window)^2
+    wait = ca2 * rho / (2.0 * (1.0 - rho)) / np.maximum(g, 1e-300)
+    # prefill batches alone: the decodes pause while prompts wait, so no request finishes and no prompt arrives
+    # meanwhile; a prompt waits only for those that arrived in its own decode step beyond its own batch's g,
+    # half of them, at g a batch
+    wait = np.where(np.asarray(alone, dtype=float)[..., None] > 0,
+                    0.5 * np.maximum(lam + 1.0 - g, 0.0) / np.maximum(g, 1e-300), wait)
+    busy = -np.expm1(-lam / np.minimum(g, 1.0))
+    return np.mean(others, axis=-1), np.mean(wait, axis=-1), np.mean(busy, axis=-1)
+
+
 def _first_window(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,
                   spread: float, chunk_steps: float) -> tuple[np.ndarray, np.ndarray]:
     """`arrival_rates`' first round's spread and the output drift: (n_pf, the iterations the first round's full

@@ -1,0 +1,73 @@
+"""A closed loop's rounds after its start-up wave (`lockstep.round_queue`, `estimate.round_prompt_work`): the
+prompts keep arriving in clumps, share iterations and queue in the budget; the closed form's steady state follows
+the simulator's later rounds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from objectives import inference, serving
+from objectives.calibration import silicon
+from objectives.inference.core import default_eff
+from objectives.inference.efficiency import Efficiency, default_efficiency
+from objectives.inference.lockstep import BENCHMARK_ROUNDS, arrival_rates, round_queue
+
+
+def test_a_round_in_the_first_rounds_regular_order_does_not_queue_and_the_drift_makes_it_queue():
+    # exactly equal outputs: every round arrives in the first round's order, one prompt a full-budget iteration
+    # (rho = 1 held at 1 - 1 / sqrt(N)), but regularly spaced (ca^2 = 0): a D/D/1 queue, no wait
+    others, queued, busy = round_queue(64.0, 8192.0, 1024.0, 8192.0, 1087.0, spread=0.0)
+    assert queued == 0.0
+    assert others == 0.0                      # a full-budget prompt shares its iteration with none
+    assert busy == pytest.approx(1.0 - np.exp(-1.0))
+    # drifting outputs widen the window (Poisson-like beyond the first round's order): the prompts queue
+    assert round_queue(64.0, 8192.0, 1024.0, 8192.0, 1087.0)[1] > 0.1
+
+
+def test_the_queue_is_m_d_1_at_the_rounds_rate_scaled_by_the_drifts_share_of_the_window():
+    lam = arrival_rates(256.0, 1024.0, 1024.0, 8192.0, 1056.0)
+    others, queued, _ = round_queue(256.0, 1024.0, 1024.0, 8192.0, 1056.0)
+    assert others == pytest.approx(np.mean(np.minimum(lam, 7.0)))
+    rho, n_pf = lam / 8.0, 256.0 * 1024.0 / 8192.0
+    ca2 = 1.0 - (n_pf * lam / 256.0) ** 2
+    assert queued == pytest.approx(np.mean(ca2 * rho / (2.0 * (1.0 - rho)) / 8.0))
+
+
+def test_prefill_batches_alone_wait_only_for_the_prompts_of_their_own_decode_step():
+    """SGLang pauses the decodes while prompts wait, so none arrive meanwhile: half of the others of the same
+    decode step beyond its batch's g, whatever the queue an engine mixing chunks into decodes would carry."""
+    lam = arrival_rates(64.0, 8192.0, 1024.0, 8192.0, 1087.0)
+    queued = round_queue(64.0, 8192.0, 1024.0, 8192.0, 1087.0, alone=1.0)[1]
+    assert queued == pytest.approx(np.mean(0.5 * lam))
+    assert round_queue(256.0, 1024.0, 1024.0, 16384.0, 1040.0, alone=1.0)[1] == 0.0    # all fit in one batch
+
+
+def test_more_clients_queue_longer_and_a_single_round_has_no_later_rounds():
+    q = [round_queue(n, 8192.0, 1024.0, 8192.0, 1024.0 + n)[1] for n in (4.0, 16.0, 64.0)]
+    assert q[0] < q[1] < q[2]
+    assert all(float(x) == 0.0 for x in round_queue(64.0, 8192.0, 1024.0, 8192.0, 1087.0, rounds=1))
+
+
+def test_the_wave_share_is_what_a_benchmark_run_holds_and_is_not_fitted():
+    share = default_efficiency().params["ttft_wave"]
+    assert all(share[e] == pytest.approx(1.0 / BENCHMARK_ROUNDS) for e in ("vllm", "sglang", "trtllm"))
+    assert not any(p[0] == "ttft_wave" for p in silicon.fitted_paths())
+
+
+@pytest.mark.parametrize("engine,isl,clients", [("vllm", 8192, 64), ("vllm", 1024, 256), ("sglang", 8192, 64),
+                                                ("trtllm", 8192, 16)])
+def test_the_closed_forms_steady_state_follows_the_simulators_later_rounds(engine, isl, clients):
+    """The simulator's requests after the first round (arriving once a client's previous one finished) against
+    `max_throughput` with no start-up wave (``ttft_wave`` 0) and no front end on either side: within 20 % (the
+    steady state without the rounds' clumps priced 0.4-0.7 of them at these loads)."""
+    base = default_eff()
+    eff = Efficiency({**base.params, "ttft_wave": {e: 0.0 for e in base.params["ttft_wave"]},
+                      "engine_ttft_ms": 0.0}, base.meta)
+    kw = dict(weight_dtype="fp8", engine=engine)
+    closed = float(inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", input_len=isl, output_len=1024,
+                                            concurrency=clients, efficiency=eff, **kw)["ttft_ms"].iloc[0])
+    w = serving.Workload(concurrency=clients, input_len=isl, output_len=1024, n_requests=BENCHMARK_ROUNDS * clients)
+    q = serving.simulate_requests("Llama-3.1-8B", "H100-SXM-80GB", workload=w,
+                                  scheduler=serving.Scheduler(frontend_ms=0.0), **kw)
+    later = q.loc[q["arrival_s"] > 0, "ttft_ms"].mean()
+    assert closed == pytest.approx(later, rel=0.2)
