@@ -308,6 +308,27 @@ def retraction_wait(rho: Num, u: Num, osl: Num, ntr: NewTokenRatio = SGLANG) -> 
                                                           + RETRACT_WAIT_CYCLES)
 
 
+#: How fast a queue of clients beyond the N sequences in flight dissolves a closed loop's waves (`queue_blend`): the
+#: queue churn's weight per (conc - N) / N, read off the serving simulator's SGLang and vLLM closed loops at N /
+#: clients 0.5-1 (Llama-3.1-8B on an H100 with 1.8k-10k tokens a client, GLM-5 fp8 on 8 x H200; 1k-2k prompts,
+#: 4k-16k outputs, 32-128 clients: 2-4 fit within 0.05 in median log TTFT error, 3 the best of them both; spread
+#: in docs/profiles.md), not derived
+QUEUE_BLEND = 3.0
+
+
+def queue_blend(N: Num, conc: Num) -> Num:
+    """The weight (0-1) of the queue churn (SGLang's `churn`, vLLM's `preemption_churn`) against the waves'
+    retractions or preemptions (`wave_retraction`, `wave_overflow` and their waits) where `conc` closed-loop clients
+    queue for N < conc slots: `QUEUE_BLEND` x (conc / N - 1), at most 1; 0 where all clients fit.
+
+    The N admitted start a wave together and still overflow the cache at its end, as where all clients fit (the
+    wave path, the limit N = conc); the conc - N queued enter one by one as the wave's finishes and victims free
+    room, so each cycle a share (conc - N) / N of the batch is admitted out of step with the wave and the waves
+    dissolve into the queue's steady churn, complete (weight 1) from conc = N (1 + 1 / `QUEUE_BLEND`) on."""
+    N = np.asarray(N, dtype=float)
+    return np.clip(QUEUE_BLEND * (np.asarray(conc, dtype=float) / np.maximum(N, 1.0) - 1.0), 0.0, 1.0)
+
+
 #: Request cycles (a request's time in the batch, s) a preempted vLLM request waits on average before it runs again
 #: (`front_stints`): fitted to the serving simulator's KV-bound vLLM runs' TPOT (their measured wait and recompute
 #: 0.11-0.25 cycles; spread in docs/profiles.md)

@@ -367,7 +367,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
                                                  np.asarray(c.kv_preempt) > 0)
-    ttft["queue"] = ttft["queue"] + hold * cycle_s     # behind a wave's overflow (vLLM)
+    ttft["queue"] = np.maximum(ttft["queue"], hold * cycle_s)     # behind a wave's overflow (`retraction_churn`)
     tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)

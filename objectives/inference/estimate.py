@@ -26,6 +26,7 @@ from .admission import (
     overflow_wait,
     past_clip,
     preemption_churn,
+    queue_blend,
     recomputed,
     retraction_wait,
     stints,
@@ -804,6 +805,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     `admission.overflow_wait` cycles before their first token; SGLang's there retract each victim once, to the back
     of the queue (`admission.wave_retraction`: its prompt and output so far prefilled again in the cycle), and the
     prompts behind them wait for the ratio to decay and the readmitted to finish (`admission.retraction_wait`).
+    Just past the cache (N a little below the clients) both engines' N admitted still overflow at their waves'
+    end, and the queue of the others dissolves the waves into the churn as it grows (`admission.queue_blend`).
     Throughput grows with N (weights are read once per iteration for all sequences), so the largest feasible N is
     the best. `max_batch_size` / `max_num_tokens` (None, the default: each row's engine's own, as its server starts
     without them: `resolve.engine_budgets`; the roofline's `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`, as
@@ -1049,7 +1052,10 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
     sequences fit the cache on average but overflow it at the end of their waves (`admission.wave_overflow`,
     `admission.wave_retraction`): (retractions or preemptions per request, replica time (s) their prefills again add
     to a request cycle of the N sequences in flight, request cycles a new request waits behind a wave's overflow,
-    `admission.overflow_wait`, `admission.retraction_wait`); zeros elsewhere. `conc`: clients
+    `admission.overflow_wait`, `admission.retraction_wait`); zeros elsewhere. Just past the cache (N a little
+    below the clients) the N admitted still run in waves that overflow, the queue of the others dissolving them as
+    it grows: the two mixed by `admission.queue_blend` (`blend_churn`), the waves' wait weighted alike and
+    overlapping the wait for a slot (the TTFT takes the longer of the two). `conc`: clients
     per replica (None: as many as slots, no churn); `kv_bound`: `served_batch`'s; `cached` (per row): vLLM's prefix
     cache on; `cap`: the KV capacity per replica in the cache's tokens (`served_batch`'s; None: no wave overflow)."""
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
@@ -1062,8 +1068,9 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
     rho_s, redo_s = churn(isl, osl, sgl & binds)
     rho_v, redo_v = preemption_churn(isl, osl, pre & binds, cached)
     hold: Num = zero
-    # every client in flight at once (no queue to stagger them): they run in waves
-    waves = (pre | sgl) & ~binds & (N >= np.ceil(conc))
+    # every client in flight at once (no queue to stagger them): they run in waves; the N admitted run in waves
+    # beside a queue of clients too, which dissolves them as it grows (`admission.queue_blend`)
+    waves = (pre | sgl) & (binds | (N >= np.ceil(conc)))
     if cap is not None and np.any(waves):
         # a wave's peak, N x (isl + osl), beyond the cache: the context each sequence holds beyond its share,
         # through the layout's tokens over the half output the average leaves room for
@@ -1071,18 +1078,29 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
         over = whole - cap / np.maximum(N, 1.0)
         share = np.where(waves & (over > 0),
                          over * 0.5 * osl / np.maximum(whole - half, 1e-9), 0.0)
+        w = np.where(binds, queue_blend(N, conc), 0.0)     # the queue churn's weight, 0 where all clients fit
         rho_o, freed, u = wave_overflow(share, isl, osl)
-        rho_v = np.where(share > 0, rho_o, rho_v)
-        redo_v = np.where(share > 0, recomputed(freed, cached), redo_v)
+        rho_v, redo_v = blend_churn(w, (rho_o, recomputed(freed, cached)), (rho_v, redo_v), pre & (share > 0))
         # SGLang retracts to the back of the queue: each victim leaves its wave once, recomputed in full
         rho_r, freed_r, _ = wave_retraction(share, isl, osl)
-        rho_s = np.where(sgl & (share > 0), rho_r, rho_s)
-        redo_s = np.where(sgl & (share > 0), freed_r, redo_s)
-        hold = np.where(share > 0, np.where(sgl, retraction_wait(rho_r, u, osl), overflow_wait(rho_o, u)), 0.0)
+        rho_s, redo_s = blend_churn(w, (rho_r, freed_r), (rho_s, redo_s), sgl & (share > 0))
+        hold = np.where(share > 0, (1.0 - w) * np.where(sgl, retraction_wait(rho_r, u, osl), overflow_wait(rho_o, u)),
+                        0.0)
     per_req = np.where(sgl, rho_s, rho_v)
     rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
     redo = np.where(sgl, redo_s, redo_v)
     return rho, np.where(rho > 0, N * rho * recompute_s(p, N, isl, osl, mnt, redo), 0.0), hold + zero
+
+
+def blend_churn(w: Num, wave: tuple[Num, Num], queue: tuple[Num, Num], on: Num) -> tuple[Num, Num]:
+    """Retractions or preemptions per request and the tokens each prefills again where a wave overflows (`on`):
+    the waves' (`wave`) and the queue churn's (`queue`) mixed by the queue's weight `w` (`admission.queue_blend`;
+    the tokens weighted by each part's rate); the queue churn's elsewhere."""
+    rho = (1.0 - w) * wave[0] + w * queue[0]
+    redo = ((1.0 - w) * wave[0] * wave[1] + w * queue[0] * queue[1]) / np.maximum(rho, 1e-12)
+    mixed, waves = on & (w > 0) & (w < 1), on & (w <= 0)
+    return (np.where(mixed, rho, np.where(waves, wave[0], queue[0])),
+            np.where(mixed, redo, np.where(waves, wave[1], queue[1])))
 
 
 def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False
@@ -1140,7 +1158,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - p.coeffs.ttft_s - p.coeffs.ttft_model_s,
                                        prompts, balance, balance_on)
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
-    ttft = ttft0 + queue + hold * cycle     # behind a wave's overflow (vLLM)
+    ttft = ttft0 + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
     tpot = cycle / osl + requeue
     # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
     # pace, and `conc` clients spread over more slots than they fill keep only `conc` in flight
