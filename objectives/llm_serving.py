@@ -585,8 +585,6 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
         workload = serving.Workload(**w)
     if not isinstance(workload, serving.Workload):
         raise ObjectiveError(f"workload must be a serving.Workload or a mapping of its fields, got {workload!r:.100}")
-    if (refusal := workload.exceeds_context(record)) is not None:     # (dse deploy and simulate refuse it too)
-        raise ObjectiveError(f"workload: {refusal}")
     slo_given = slo is not None
     try:
         slo = serving.SLO(ttft_ms=2000.0, tpot_ms=50.0) if slo is None else serving.SLO.parse(slo)
@@ -597,6 +595,9 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     if unknown:
         raise ObjectiveError(f"defaults name unknown knobs {unknown}; valid: {['gpu', *DEFAULTS]}")
     _check_defaults(defaults)
+    # judged on the defaults' engine (None: the GPU's vLLM); dse deploy and simulate refuse it too, on their own engine
+    if (refusal := workload.exceeds_context(record, defaults.get("engine"))) is not None:
+        raise ObjectiveError(f"workload: {refusal}")
     if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
         raise ObjectiveError(f"n_requests={n_requests!r} must be a positive integer")
     from .uncertainty import check_level, level_for_confidence

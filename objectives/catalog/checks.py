@@ -42,6 +42,12 @@ def validate_model(model: Model) -> Model:
     if model.moe_latent and not (model.n_experts and 0 < model.moe_latent < model.hidden):
         raise CatalogError(f"model {model.name!r}: moe_latent={model.moe_latent!r} needs an MoE model and "
                            f"0 < moe_latent < hidden ({model.hidden})")
+    s = model.attn_quant_shares
+    if s and (len(s) != 4 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+                                      for x in s) or s[0] + s[1] > 1 or s[2] + s[3] > 1):
+        raise CatalogError(f"model {model.name!r}: attn_quant_shares={s!r} must be () or 4 shares in 0-1 (softmax "
+                           "attention in the checkpoint's format, in FP8, then linear attention in its format, in "
+                           "FP8), each pair summing to at most 1")
     check_hybrid({f: getattr(model, f) for f in ("n_layers", "n_linear_attn_layers", "linear_attn_kind",
                                                   "linear_num_k_heads", "linear_num_v_heads", "linear_head_k_dim",
                                                   "linear_head_v_dim")}, f"model {model.name!r}")

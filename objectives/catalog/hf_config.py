@@ -1165,6 +1165,9 @@ def _rope_context(t: Mapping[str, Any], model_type: str, max_position: int) -> i
         kind = str(rp.get("rope_type", rp.get("type", "")) or "")
         if kind in _ROPE_UNSCALED:
             continue
+        # the last layer type's factor wins, as in vLLM (vllm/config/model.py `_get_and_verify_max_len`:
+        # ``scaling_factor = rp.get("factor", scaling_factor)`` per layer type, "This assumes all layer types have
+        # the same scaling factor"), not the largest
         f = rp.get("factor", factor)
         factor = float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 else factor
         orig = rp.get("original_max_position_embeddings")

@@ -212,17 +212,24 @@ LINEAR_ATTN_NAMES: tuple[str, ...] = ("linear_attn.out_proj", "linear_attn.in_pr
                                       "mixer.in_proj")
 
 
+def _quant_section(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None) -> Any:
+    """The quantization section a checkpoint's config gives: the hf_quant_config's `quantization` (or itself) when
+    given, else `quantization_config` at the top level or in its `text_config`; None where there is none (not
+    checked to be a mapping: the callers do)."""
+    if hf_quant_config is not None:
+        return hf_quant_config.get("quantization", hf_quant_config)
+    q = cfg.get("quantization_config")
+    if q is None and isinstance(cfg.get("text_config"), Mapping):
+        q = cfg["text_config"].get("quantization_config")
+    return q
+
+
 def exclude_patterns(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None) -> list[str]:
     """The module patterns a checkpoint keeps out of its weight format: the hf_quant_config's ModelOpt
     `exclude_modules` when given (as `checkpoint_quant` reads it), else `quantization_config`'s (top level or its
     `text_config`) `ignore` (compressed-tensors, ModelOpt's config.json spelling), `exclude_modules` or
     `modules_to_not_convert` (transformers' fp8 / mxfp4 / bitsandbytes); [] where it lists none."""
-    if hf_quant_config is not None:
-        q: Any = hf_quant_config.get("quantization", hf_quant_config)
-    else:
-        q = cfg.get("quantization_config")
-        if q is None and isinstance(cfg.get("text_config"), Mapping):
-            q = cfg["text_config"].get("quantization_config")
+    q = _quant_section(cfg, hf_quant_config)
     if not isinstance(q, Mapping):
         return []
     pats = q.get("exclude_modules") or q.get("ignore") or q.get("modules_to_not_convert")
@@ -274,17 +281,22 @@ def kept_16bit(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None
     one of them under one of the layer prefixes is. A class without layers reads 0. Kimi-K2.5's compressed-tensors
     int4 `ignore` ("re:.*self_attn.*", "re:.*shared_experts.*", "re:.*mlp\\.(gate|up|gate_up|down)_proj.*") keeps
     attention, shared experts and the dense first layer's MLP: only its routed experts are int4."""
-    pats = exclude_patterns(cfg, hf_quant_config)
-    names = MODULE_NAMES if names is None else names
-    out: dict[str, float] = {}
+    counts = _kept_counts(exclude_patterns(cfg, hf_quant_config), layers, MODULE_NAMES if names is None else names)
+    return {cls: kept / n if n else 0.0 for cls, (kept, n) in counts.items()}
+
+
+def _kept_counts(pats: list[str], layers: Mapping[str, range | list[int]], names: Mapping[str, tuple[str, ...]]
+                 ) -> dict[str, tuple[int, int]]:
+    """Per module class, (layers whose module the exclude patterns `pats` keep out of the format, layers): the
+    counts `kept_16bit` and `stored_shares`' exclude-list branch read (a layer's module is kept when one of its
+    `names` under one of the layer prefixes is); (0, n) without patterns."""
+    excluded = _matcher(tuple(pats))
+    out: dict[str, tuple[int, int]] = {}
     for cls, idx in layers.items():
         idx = list(idx)
-        if not pats or not idx:
-            out[cls] = 0.0
-            continue
-        excluded = _matcher(tuple(pats))
-        kept = sum(1 for i in idx if any(excluded(f"{pre}.{i}.{n}") for pre in _LAYER_PREFIXES for n in names[cls]))
-        out[cls] = kept / len(idx)
+        kept = sum(1 for i in idx if any(excluded(f"{pre}.{i}.{n}") for pre in _LAYER_PREFIXES
+                                         for n in names[cls])) if pats else 0
+        out[cls] = (kept, len(idx))
     return out
 
 
@@ -299,19 +311,18 @@ def stored_shares(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | N
     exclude / ignore list (`exclude_patterns`) by what it keeps out (the rest in `fmt`; Nemotron-3-Nano's NVFP4
     Mamba layers beside its 16-bit attention). None where the config says neither (a bare quant_algo: which
     modules it covers is left to the engines)."""
-    q: Any = (hf_quant_config.get("quantization", hf_quant_config) if hf_quant_config is not None
-              else cfg.get("quantization_config"))
-    if q is None and hf_quant_config is None and isinstance(cfg.get("text_config"), Mapping):
-        q = cfg["text_config"].get("quantization_config")
+    q = _quant_section(cfg, hf_quant_config)
     listed = q.get("quantized_layers") if isinstance(q, Mapping) else None
     pats = exclude_patterns(cfg, hf_quant_config)
-    if not isinstance(listed, Mapping) and not pats:
-        return None
+    if not isinstance(listed, Mapping):
+        if not pats:
+            return None
+        # an exclude list: what it keeps out 16-bit (`kept_16bit`'s counts), the rest in the format, none in FP8
+        return {cls: ((n - kept) / n if n else 0.0, 0.0)
+                for cls, (kept, n) in _kept_counts(pats, layers, names).items()}
 
     def stored(path: str) -> str:
         """The catalog dtype module `path` is stored in ("" for 16 bits)."""
-        if not isinstance(listed, Mapping):
-            return "" if _matcher(tuple(pats))(path) else fmt
         parts = path.split(".")
         for i in range(len(parts), 0, -1):      # the module, or a module holding it, listed with its algorithm
             v = listed.get(".".join(parts[:i]))
@@ -325,13 +336,12 @@ def stored_shares(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | N
         if not idx:
             out[cls] = (0.0, 0.0)
             continue
-        # a layer's module: its first path the checkpoint names (a listed one; with an exclude list, any kept out)
+        # a layer's module: its first path the checkpoint lists
         got = []
         for i in idx:
             paths = [f"{pre}.{i}.{n}" for pre in _LAYER_PREFIXES for n in names[cls]]
             kinds = [stored(p) for p in paths]
-            got.append("" if "" in kinds and not isinstance(listed, Mapping) else
-                       next((k for k in kinds if k), ""))
+            got.append(next((k for k in kinds if k), ""))
         out[cls] = (sum(k == fmt for k in got) / len(idx), sum(k == "fp8" and fmt != "fp8" for k in got) / len(idx))
     return out
 

@@ -274,7 +274,7 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
         else None
     if w.get("max_len") is not None:       # a trace: its longest request (the sum of the longest input and output
         max_len = int(w["max_len"])         # need not be one request's)
-    if max_len is not None and (refusal := context_refusal(p.model, max_len)) is not None:
+    if max_len is not None and (refusal := context_refusal(p.model, max_len, engine=engine)) is not None:
         raise DeployError(refusal)
     servers, router, files = build(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len)
     bench = _benchmark(p, engine, lists, workload, pred, notes, base_port)

@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not bool(r["fits"]) and str(r["reason"]) != REASONS[R_CONTEXT]:   # the context: the fuller note below
         print(f"note: this configuration does not fit ({r['reason']}); its times are still shown")
     if (long := context_refusal(model_record(args.model), int(r["input_len"]) + int(r["output_len"]),
-                                fix="give --input-len and --output-len within it")) is not None:
+                                fix="give --input-len and --output-len within it", engine=r["engine"])) is not None:
         print(f"note: {long}; its times are still shown")
     if args.served:
         print(_served_header(bd))

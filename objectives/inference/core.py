@@ -20,7 +20,7 @@ from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import FAMILIES, LINKS, Efficiency, load_efficiency
 from .measured import Curves, build_curves, moe_act_unsupported
-from .ops import LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_ranks
+from .ops import LINEAR_KINDS, LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_ranks
 from .resolve import (
     MAX_DEGREE,
     PROFILES,
@@ -35,6 +35,7 @@ from .resolve import (
     R_VENDOR,
     act_peak,
     attn_16bit,
+    attn_said,
     attn_weight_params,
     bf16_peak,
     block_fp8_invalid,
@@ -720,10 +721,9 @@ def resolve_auto_engine(engine_names: tuple[str, ...], eng: Any, grecs: list, gi
 
 
 def linear_kind(m: ModelShape) -> np.ndarray:
-    """Each row's linear-attention kind (`Model.linear_attn_kind`): "gdn", "kda", "mamba2", or "" for a model
-    without linear-attention layers."""
-    n_lin, kda, mamba = (np.asarray(getattr(m, f), dtype=float) for f in ("n_lin", "lin_kda", "mamba_inner"))
-    return np.where(n_lin <= 0, "", np.where(kda > 0, "kda", np.where(mamba > 0, "mamba2", "gdn"))).astype(object)
+    """Each row's linear-attention kind (`Model.linear_attn_kind`, `ModelShape.lin_kind`): "gdn", "kda", "mamba2",
+    or "" for a model without linear-attention layers."""
+    return np.asarray(np.asarray(LINEAR_KINDS, dtype=object)[np.asarray(m.lin_kind, dtype=int)], dtype=object)
 
 
 def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act, kvc, grecs, gidx, engines,
@@ -748,7 +748,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     fields["expert_slots"] = expert_slots(m.n_experts, ep)  # what the replica's EP ranks hold (redundant copies)
     fields["attn16"] = attn_16bit(w, lc.n_moe_layers, m.attn16w)  # attention projections on the 16-bit GEMM table
     fields["sh16"], fields["mlp16"] = kept_mlp_16bit(m, w)  # ... the shares of shared experts and dense MLPs there
-    said = (fields["attn16"] & (m.dense8 <= 0) & (m.aq_set > 0) & (np.asarray(w) == m.ckpt_w - 1.0)).astype(float)
+    said = attn_said(m, w, lc.n_moe_layers).astype(float)
     if np.any(said > 0):    # ... but what its config stores in its format or FP8 (`resolve.attn_weight_params`)
         fields.update(aq_said=said, aq_fmt=m.aq_fmt, aq8=m.aq8, lq_fmt=m.lq_fmt, lq8=m.lq8)
     fields["domain"] = domain  # GPUs per scale-up domain: the measured collective tables stop there

@@ -1082,10 +1082,10 @@ def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Nu
         rho_o, freed, u = wave_overflow(share, isl, osl)
         rho_v, redo_v = blend_churn(w, (rho_o, recomputed(freed, cached)), (rho_v, redo_v), pre & (share > 0))
         # SGLang retracts to the back of the queue: each victim leaves its wave once, recomputed in full
-        rho_r, freed_r, _ = wave_retraction(share, isl, osl)
+        rho_r, freed_r, u_r = wave_retraction(share, isl, osl)
         rho_s, redo_s = blend_churn(w, (rho_r, freed_r), (rho_s, redo_s), sgl & (share > 0))
-        hold = np.where(share > 0, (1.0 - w) * np.where(sgl, retraction_wait(rho_r, u, osl), overflow_wait(rho_o, u)),
-                        0.0)
+        hold = np.where(share > 0, (1.0 - w) * np.where(sgl, retraction_wait(rho_r, u_r, osl),
+                                                        overflow_wait(rho_o, u)), 0.0)
     per_req = np.where(sgl, rho_s, rho_v)
     rho = np.broadcast_to(per_req, np.broadcast_shapes(np.shape(per_req), np.shape(N)))
     redo = np.where(sgl, redo_s, redo_v)

@@ -352,6 +352,14 @@ _GEMM_TABLE = {"bf16": "gemm.bf16", "fp16": "gemm.bf16", "fp8": "gemm.fp8", "fp4
 #: (weights of at least 4,096 x 4,096); this rule reads 0.5. The cells are not measured in that format: a row's
 #: `source` stays "interpolated" at most, as for the weight-only formats priced on their activation's table
 INT8_GEMM_LANE = ("gemm.fp8_static", "gemm.fp8")
+
+
+def _static_fp8_table(prof: Any) -> Any:
+    """The first table of `INT8_GEMM_LANE` that `prof` holds (the FP8 GEMM with a static activation scale where
+    measured, else the dynamic one); None without either."""
+    return next((t for name in INT8_GEMM_LANE if (t := prof.table(name)) is not None), None)
+
+
 #: Weight-only GEMMs (W4A16 / W8A16: AWQ / GPTQ int4 and int8, compressed-tensors W4A16 / W8A16, NVFP4 or FP8
 #: weights computing in 16 bits): the kernel streams the packed weights and converts them to the activation dtype in
 #: its main loop, one conversion (and group scale) per weight element per M tile, ahead of the same tensor-core MMA
@@ -585,7 +593,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         if a == "fp8" and blk[rows[0]] and e in BLOCK_FP8_GEMM_ENGINES:
             gt = prof.table("gemm.fp8_block") or gt
         elif a == "fp8" and not blk[rows[0]] and not ptok[rows[0]]:  # per-tensor FP8: the static activation scale
-            gt = prof.table("gemm.fp8_static") or gt
+            gt = _static_fp8_table(prof) or gt
         # NVFP4 GEMMs whose input the engine hands over already quantized (`FUSED_FP4_GEMM`)
         fgt = prof.table(FUSED_FP4_GEMM) if a == "fp4" and w == a else None
         wo = 1.0  # weight-only formats stream fewer weight bytes than the activation dtype's GEMM
@@ -690,10 +698,8 @@ def borrowed_gemm(prof: Any, peaks: Any) -> tuple[Any, float]:
     its fp8 peak, else `gemm.bf16` at the bf16 / int8 peak ratio (the caller streams its weights at one byte);
     (None, 1.0) without either."""
     i8, f8, b16 = (float(peaks.get(x, 0.0)) for x in ("int8", "fp8", "bf16"))
-    if i8 > 0 and f8 == i8:
-        for name in INT8_GEMM_LANE:
-            if (t := prof.table(name)) is not None:
-                return t, 1.0
+    if i8 > 0 and f8 == i8 and (t := _static_fp8_table(prof)) is not None:
+        return t, 1.0
     t = prof.table("gemm.bf16")
     return (t, b16 / i8) if t is not None and i8 > 0 and b16 > 0 else (None, 1.0)
 
@@ -1126,7 +1132,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         qkv16, lin16, swa16 = projections(attn_gt, False, a16)
         if said.any():  # each layer kind's shares: its format's table, FP8's (the 16-bit one where unmeasured), 16 bits
             # (ModelOpt's FP8 layers: per-tensor, a static activation scale, as an FP8 checkpoint's own GEMMs read)
-            t8 = prof.table("gemm.fp8_static") or prof.table("gemm.fp8")
+            t8 = _static_fp8_table(prof)
             qkv8, lin8, _ = projections(t8, True, said) if t8 is not None else (qkv16, lin16, None)
 
             def mix(f: np.ndarray, s8: np.ndarray, x: np.ndarray, x8: np.ndarray, x16: np.ndarray) -> np.ndarray:
@@ -1545,9 +1551,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
             # module less this model's projection GEMMs (already in the token curve) at the same tokens (decode: b
             # tokens; prefill: b prompts of s tokens, b x s). The prefill module is what the engine runs on a prompt
             # (indexer scores over the causal pairs, top-k per query, sparse MLA over the selected keys), not the
-            # dense MLA kernel: SGLang's B200 table, GLM-5's 8 heads per GPU, one prompt of 8,192 tokens: 2.35 ms per
-            # layer with projections, the dense MLA kernel 0.19 ms (the table holds prompts without a cached prefix:
-            # `profiles.build.dsa_tables`; one whose keys fit the indexer's top-k runs SGLang's dense MHA path)
+            # dense MLA kernel, which is an order of magnitude cheaper at long prompts (docs/profiles.md, thirty-second
+            # round; the table holds prompts without a cached prefix: `profiles.build.dsa_tables`; one whose keys fit
+            # the indexer's top-k runs SGLang's dense MHA path)
             dsa = mla & (m.get("idx_topk", np.zeros(k)) > 0)
             dsa_timed = np.zeros(k, dtype=bool)
             log_qkv = np.log(np.maximum(qkv, 1e-30))[:, None, None, :]

@@ -100,6 +100,7 @@ class ModelShape:
     lq8: Num = 0.0            # ... stored in FP8
     # ---- Kimi-K3 (0.0 for every other model) ---------------------------------------------------------------------
     lin_kda: Num = 0.0        # 1.0: the linear layers are Kimi Delta Attention (their own kernel tables, `measured`)
+    lin_kind: Num = 0.0       # the linear layers' kind, its index in LINEAR_KINDS (0: no linear-attention layers)
     attn_res_bytes: Num = 0.0  # attention-residual mixing traffic per token, all layers, bytes (catalog model_math)
     # ---- MiniMax sparse attention on GQA (0.0 for every other model; `Model.index_block`) ----------------------
     idx_block: Num = 0.0      # the indexer's block, tokens (> 0: MiniMax sparse attention; idx_topk its span)
@@ -167,6 +168,10 @@ def _is_mamba2(m: Any) -> bool:
     return bool(m.linear_attn_kind == "mamba2" and m.n_linear_attn_layers > 0)
 
 
+#: the linear-attention kinds (`Model.linear_attn_kind`) by their code in `ModelShape.lin_kind`; "": none
+LINEAR_KINDS = ("", "gdn", "kda", "mamba2")
+
+
 def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
     """ModelShape fields derived from a `Model` for hybrid, windowed and sparse attention (see `layer_costs`)."""
     from objectives.catalog import model_math as mm
@@ -228,6 +233,7 @@ def _hybrid_columns() -> dict[str, Callable[[Any], float]]:
         "lq_fmt": lambda m: float(m.attn_quant_shares[2]) if m.attn_quant_shares else 0.0,
         "lq8": lambda m: float(m.attn_quant_shares[3]) if m.attn_quant_shares else 0.0,
         "lin_kda": lambda m: float(m.linear_attn_kind == "kda" and m.n_linear_attn_layers > 0),
+        "lin_kind": lambda m: float(LINEAR_KINDS.index(m.linear_attn_kind)) if mm.n_linear_layers(m) > 0 else 0.0,
         "attn_res_bytes": mm.attn_res_bytes_per_token,
         "idx_block": lambda m: float(m.index_block) if mm.n_index_layers(m) else 0.0,
         "n_idx": mm.n_index_layers,

@@ -776,15 +776,25 @@ def attn_16bit(w: Num, n_moe_layers: Num, kept: Num = 0.0) -> Num:
     return np.isin(w, _ATTN16_CODES) & ((np.asarray(n_moe_layers) > 0) | (np.asarray(kept) > 0))
 
 
-def attn_weight_params(m: Any, w: Num, n_moe_layers: Num, attn_params: Num, lin_params: Num) -> tuple[Num, Num]:
-    """The attention projection parameters (per GPU; `attn_params` all of them, `lin_params` the linear-attention
-    layers' among them) a configuration runs and streams at 16 bits and at FP8: at a weight format in
-    ATTN_16BIT_WEIGHTS on a MoE model (or a checkpoint that keeps them out, `attn_16bit`) all at 16 bits, unless
-    it serves the checkpoint in its own format (weight code `w` = `ckpt_w` - 1) and the checkpoint's config says
-    which layers it quantizes (`ModelShape.aq_set`, `Model.attn_quant_shares`): those in its own format, FP8 the
-    FP8 ones, 16 bits the rest. None where the checkpoint keeps every non-expert weight in FP8 (`dense8`)."""
+def attn_said(m: Any, w: Num, n_moe_layers: Num) -> Num:
+    """Mask of the configurations whose attention the 16-bit rule (`attn_16bit`, not where the checkpoint keeps
+    every non-expert weight in FP8, ``dense8``) would hold at 16 bits but whose checkpoint's config says which
+    layers it quantizes (`ModelShape.aq_set`, `Model.attn_quant_shares`) and which serve it in its own format
+    (weight code `w` = `ckpt_w` - 1). The one home of the mask: `attn_weight_params` and the measured curves
+    (`core._attach_curves`)."""
     rule = attn_16bit(w, n_moe_layers, m.attn16w) & (np.asarray(m.dense8) <= 0)
-    said = rule & (np.asarray(m.aq_set) > 0) & (np.asarray(w) == np.asarray(m.ckpt_w) - 1.0)
+    return rule & (np.asarray(m.aq_set) > 0) & (np.asarray(w) == np.asarray(m.ckpt_w) - 1.0)
+
+
+def attn_weight_params(m: Any, w: Num, n_moe_layers: Num, attn_params: Num, lin_params: Num) -> tuple[Num, Num]:
+    """The attention projection parameters (parameters per GPU, all layers, split over tp; `attn_params` all of
+    them, `lin_params` the linear-attention layers' among them) a configuration runs and streams at 16 bits and
+    at FP8: at a weight format in ATTN_16BIT_WEIGHTS on a MoE model (or a checkpoint that keeps them out,
+    `attn_16bit`) all at 16 bits, unless it serves the checkpoint in its own format and the checkpoint's config
+    says which layers it quantizes (`attn_said`): those in its own format, FP8 the FP8 ones, 16 bits the rest.
+    (0, 0) where the checkpoint keeps every non-expert weight in FP8 (`dense8`)."""
+    rule = attn_16bit(w, n_moe_layers, m.attn16w) & (np.asarray(m.dense8) <= 0)
+    said = attn_said(m, w, n_moe_layers)
     soft = np.asarray(attn_params) - lin_params
     a16 = np.where(said, soft * (1.0 - m.aq_fmt - m.aq8) + lin_params * (1.0 - m.lq_fmt - m.lq8),
                    np.where(rule, attn_params, 0.0))

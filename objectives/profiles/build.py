@@ -332,11 +332,10 @@ def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     KV-cache dtype: context by (batch, input length, heads per GPU) without a cached prefix (step 0), generation
     by (batch, KV length, heads per GPU); FP8 block-scaled projections where measured (`_module_tables`).
 
-    The context tables time each (batch, length) after cached prefixes of 0 to ~200k tokens too (SGLang 0.5.14:
-    26 prefixes a cell; TensorRT-LLM and vLLM: 0 and 128). A prefix changes the path: SGLang runs a prompt whose
-    keys (prefix + prompt) fit the indexer's top-k as dense MHA and a longer one through the indexer and sparse
-    MLA (B300, GLM-5, 8 heads, one 1,024-token prompt: 0.79 ms a layer at prefix 0, 1.40 ms from prefix 1,536 on).
-    The cell median over the prefixes priced a prompt after the median prefix (~12k tokens)."""
+    The context tables time each (batch, length) after cached prefixes too; a prefix changes the path (SGLang runs
+    a prompt whose keys, prefix + prompt, fit the indexer's top-k as dense MHA and a longer one through the
+    indexer and sparse MLA), so the rows kept are those without a cached prefix (step 0), not a median over the
+    prefixes (docs/profiles.md, thirty-second round, has the figures)."""
     df = _read(path, ("op_name", "architecture", "batch_size", "isl", "num_heads", "kv_cache_dtype", "step",
                       "latency"))
     df = df[df["op_name"] == f"dsa_{kind}_module"]

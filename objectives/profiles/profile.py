@@ -11,7 +11,7 @@ import functools
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,8 +214,9 @@ def overlaps(engine: Any) -> bool:
 
 
 def overlap_mask(engines: Any) -> np.ndarray:
-    """1.0 for each engine name that forms its next batch while the current one runs (`overlaps`), else 0.0."""
-    return np.array([1.0 if overlaps(e) else 0.0 for e in engines], dtype=float)
+    """1.0 for each engine name that forms its next batch while the current one runs (`overlaps`), else 0.0: the
+    rows of `overlap_rows` for models without linear-attention layers."""
+    return overlap_rows(list(engines), "")
 
 
 #: linear-attention kinds (`Model.linear_attn_kind`) whose models an engine of `OVERLAP_ENGINES` serves without its
@@ -234,11 +235,17 @@ def overlap_rows(engines: Any, kinds: Any) -> np.ndarray:
     """1.0 for each (engine name, linear-attention kind: "" for none) pair whose engine forms its next batch while
     the current one runs for that model (`overlaps`, less `NO_OVERLAP_LINEAR_KINDS`), else 0.0; arrays of one
     shape (or broadcasting)."""
+    return _engine_kind_rows(engines, kinds, lambda en, kd: overlaps(en) and kd not in
+                             NO_OVERLAP_LINEAR_KINDS.get(engine_key(en), ())).astype(float)
+
+
+def _engine_kind_rows(engines: Any, kinds: Any, rule: Callable[[str, str], bool]) -> np.ndarray:
+    """`rule` (engine name, linear-attention kind) -> bool for each pair of `engines` and `kinds` (arrays of one
+    shape, or broadcasting), evaluated once per distinct pair."""
     e, k = np.broadcast_arrays(np.asarray(engines, dtype=object), np.asarray(kinds, dtype=object))
     pairs, inverse = np.unique(np.stack([e.ravel().astype(str), k.ravel().astype(str)], axis=1), axis=0,
                                return_inverse=True)
-    vals = np.array([1.0 if overlaps(en) and kd not in NO_OVERLAP_LINEAR_KINDS.get(engine_key(en), ()) else 0.0
-                     for en, kd in pairs], dtype=float)
+    vals = np.array([bool(rule(en, kd)) for en, kd in pairs], dtype=bool)
     return vals[np.ravel(inverse)].reshape(e.shape)
 
 
@@ -259,11 +266,7 @@ JIT_PREFILL_KINDS = {"sglang": ("gdn", "kda"), "trtllm": ("gdn", "kda")}
 def jit_prefill_rows(engines: Any, kinds: Any) -> np.ndarray:
     """True for each (engine name, linear-attention kind) pair whose prompt forward compiles a kernel for a new
     token count (`JIT_PREFILL_KINDS`); arrays of one shape (or broadcasting)."""
-    e, k = np.broadcast_arrays(np.asarray(engines, dtype=object), np.asarray(kinds, dtype=object))
-    pairs, inverse = np.unique(np.stack([e.ravel().astype(str), k.ravel().astype(str)], axis=1), axis=0,
-                               return_inverse=True)
-    vals = np.array([kd in JIT_PREFILL_KINDS.get(engine_key(en), ()) for en, kd in pairs], dtype=bool)
-    return vals[np.ravel(inverse)].reshape(e.shape)
+    return _engine_kind_rows(engines, kinds, lambda en, kd: kd in JIT_PREFILL_KINDS.get(engine_key(en), ()))
 
 
 def runs_prefill_alone(engine: Any) -> bool:

@@ -281,7 +281,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
         efficiency = load_profile(profile)
         provenance = profile_provenance(profile, efficiency)
     # the requests a rate sends (a trace's first n_requests), before any search: each simulated rate would refuse them
-    check_context(model, dataclasses.replace(w, n_requests=n_requests))
+    check_context(model, dataclasses.replace(w, n_requests=n_requests), engine)
     sm = ServingModel(_name(model), _at_rate(w, 1.0, n_requests), efficiency=efficiency)
     layout = {**dict(gpu=_name(gpu, gpu=True), tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=attn_dp, weight_dtype=weight_dtype,
                      act_dtype=act_dtype, kv_dtype=kv_dtype), **pools}

@@ -414,14 +414,16 @@ def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None
                      memory_setting=sched.gpu_memory_utilization)
 
 
-def check_context(model: Any, workload: Workload) -> None:
-    """ValueError where the engines refuse ``workload`` on ``model`` (a catalog name or `Model`): its longest
-    request exceeds the model's context (`Workload.exceeds_context`, the objective's check)."""
+def check_context(model: Any, workload: Workload, engine: Any = None) -> None:
+    """ValueError where ``engine`` (a name; None: the default vLLM) refuses ``workload`` on ``model`` (a catalog
+    name or `Model`): its longest request exceeds the model's context (`Workload.exceeds_context`, the objective's
+    check; TensorRT-LLM serves past it)."""
     from objectives.catalog import Model
     from objectives.catalog import model as model_record
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a serving.Workload, got {type(workload).__name__}")
-    if (refusal := workload.exceeds_context(model if isinstance(model, Model) else model_record(model))) is not None:
+    if (refusal := workload.exceeds_context(model if isinstance(model, Model) else model_record(model),
+                                            engine)) is not None:
         raise ValueError(refusal)
 
 
@@ -450,7 +452,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            eplb: bool = False, moe_act_dtype: str | None = None,
            moe_a2a: str | None = None) -> tuple[_Engine, list[_Replica]]:
     _check_mode(mode, dp, prefill, decode)
-    check_context(model, workload)
+    check_context(model, workload, engine)
     eff = None
     if isinstance(profile, Efficiency):   # factors in hand (a calibration's candidate fit)
         eff = profile

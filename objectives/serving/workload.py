@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.lockstep import BENCHMARK_OUTPUT_SPREAD
-from ..inference.resolve import context_invalid
+from ..inference.resolve import context_invalid, serves_past_context
 from .traces import Trace, read_trace
 
 _DIST_KINDS = ("uniform", "normal", "lognormal")
@@ -291,9 +291,10 @@ class Workload:
         bounds = [_upper(v) for v in (self.input_len, self.output_len)]
         return None if None in bounds else (sum(cast(int, b) for b in bounds), None)
 
-    def exceeds_context(self, model: Any) -> str | None:
-        """Why the engines refuse this workload on ``model`` (a catalog `Model`): a request longer than the model's
-        context (`context_refusal`); None when every one fits. A trace's longest (`longest_request`) is named by its
+    def exceeds_context(self, model: Any, engine: Any = None) -> str | None:
+        """Why ``engine`` (a name, None: the default vLLM) refuses this workload on ``model`` (a catalog `Model`): a
+        request longer than the model's context (`context_refusal`, TensorRT-LLM serving past it); None when every
+        one fits. A trace's longest (`longest_request`) is named by its
         file and line (`Trace.where`), fixed lengths and bounded `Dist` lengths by their upper bounds. An unbounded
         `Dist` (normal, lognormal without ``max``) is judged on the requests the workload sends (`requests`' own
         seeded draws, which `serving.simulate` sends): where any of them exceeds the context it is refused with the
@@ -305,14 +306,15 @@ class Workload:
         if longest is not None:
             tokens, i = longest
             if i is not None:
-                return context_refusal(model, tokens, f", {self._trace.where(i)}")
-            return context_refusal(model, tokens, fix="shorten input_len / output_len (a Dist's max= or high=)")
+                return context_refusal(model, tokens, f", {self._trace.where(i)}", engine=engine)
+            return context_refusal(model, tokens, fix="shorten input_len / output_len (a Dist's max= or high=)",
+                                   engine=engine)
         context = _context(model)
         if not context:
             return None
         inp, out = self._drawn_lengths()
         total = inp + out
-        over = context_invalid(context, total)
+        over = context_invalid(context, total, _past(engine))
         if not over.any():
             return None
         i = int(np.argmax(total))
@@ -327,7 +329,7 @@ class Workload:
         return context_refusal(model, int(total[i]),
                                f", request {i} of the {len(total)} drawn from the unbounded {unbounded} (seed "
                                f"{self.seed}), one of {int(over.sum())} ({100.0 * over.mean():.3g} %) above the "
-                               f"context", fix=fix)
+                               f"context", fix=fix, engine=engine)
 
     def mean_lengths(self) -> tuple[float, float]:
         """Mean input and output length (tokens) of the requests the workload sends: the trace's (its first
@@ -507,17 +509,27 @@ def _context(model: Any) -> int:
     return int(getattr(model, "max_position", 0) or 0)
 
 
+def _past(engine: Any) -> bool:
+    """Whether ``engine`` (a name; None: the default vLLM) serves past the model's context
+    (`inference.resolve.serves_past_context`, the rule `estimate` applies)."""
+    return engine is not None and bool(serves_past_context([engine])[0])
+
+
 def context_refusal(model: Any, tokens: int, which: str = "",
-                    fix: str = "shorten the requests, or cut the trace (Trace.take, head, window)") -> str | None:
-    """Why the engines refuse a request of ``tokens`` tokens (prompt and output) on ``model`` (a catalog `Model`):
-    it exceeds the model's context (`_context`; 0 where unknown: never refused); None when it fits. ``which`` names
-    the request in the message (e.g. ", line 9 of trace file 'x.csv'"), ``fix`` says what to do.
-    The one check of the objective, `simulate`, `capacity` and `dse deploy`."""
+                    fix: str = "shorten the requests, or cut the trace (Trace.take, head, window)",
+                    engine: Any = None) -> str | None:
+    """Why ``engine`` (a name; None: the default vLLM) refuses a request of ``tokens`` tokens (prompt and output) on
+    ``model`` (a catalog `Model`): it exceeds the model's context (`_context`; 0 where unknown: never refused) on
+    an engine that does not serve past it (`inference.resolve.context_invalid`, TensorRT-LLM does); None when it
+    fits. ``which`` names the request in the message (e.g. ", line 9 of trace file 'x.csv'"), ``fix`` says what to
+    do. The one check of the objective, `simulate`, `capacity` and `dse deploy`."""
     context = _context(model)
-    if not context_invalid(context, tokens):
+    if not context_invalid(context, tokens, _past(engine)):
         return None
+    who = "the engines refuse it" if engine is None else f"engine {engine!r} refuses it"
     return (f"the workload's longest request ({tokens} tokens of prompt and output{which}) exceeds "
-            f"{model.name}'s context of {context} tokens (max_position_embeddings): the engines refuse it; {fix}")
+            f"{model.name}'s context of {context} tokens (max_position_embeddings): {who} (TensorRT-LLM serves "
+            f"past it, inference.resolve.CONTEXT_PAST_ENGINES); {fix}")
 
 
 def _upper(v: Length) -> int | None:

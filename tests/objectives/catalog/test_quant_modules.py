@@ -134,6 +134,20 @@ def test_4bit_moe_checkpoints_read_which_attention_they_quantize():
     assert catalog.model("nvidia/Qwen3.6-27B-NVFP4").attn_quant_shares == ()
 
 
+@pytest.mark.parametrize("shares", [(0.5,), (0.0, 1.0, 0.0), (0.9, 0.9, 0.0, 0.0), (0.0, 0.0, 0.6, 0.6),
+                                    (-0.1, 0.0, 0.0, 0.0), (0.0, 1.5, 0.0, 0.0), (0.0,) * 5])
+def test_attn_quant_shares_checked_on_a_user_record(shares):
+    """A user record's attn_quant_shares is () or four shares in 0-1, each pair summing to at most 1: a short tuple
+    died in the cost model with a bare IndexError, a pair over 1 gave negative 16-bit parameters silently."""
+    from objectives.catalog.errors import CatalogError
+    m = dataclasses.replace(catalog.model("Qwen3.6-35B-A3B-NVFP4"), attn_quant_shares=shares)
+    with pytest.raises(CatalogError, match=r"attn_quant_shares=.*\(\) or 4 shares in 0-1.*each pair summing to at "
+                                           r"most 1"):
+        inference.estimate(m, "B200", input_len=1024, output_len=128)
+    ok = dataclasses.replace(m, attn_quant_shares=(0.5, 0.5, 0.25, 0.0))
+    assert bool(inference.estimate(ok, "B200", input_len=1024, output_len=128)["fits"].iloc[0])
+
+
 @pytest.mark.parametrize("engine", ["vllm", "roofline"])
 def test_attention_a_4bit_moe_checkpoint_quantizes_is_priced_in_its_stored_format(engine):
     """Served in its own format, the attention a 4-bit MoE checkpoint's config stores in FP8 is held at 1 byte a
@@ -155,3 +169,48 @@ def test_attention_a_4bit_moe_checkpoint_quantizes_is_priced_in_its_stored_forma
         a, b = (inference.estimate([x, x], **dict(kw, weight_dtype="fp8")) for x in (m, rule))
         cols = ["ttft_ms", "tpot_ms", "weights_gib"]
         assert a[cols].to_numpy().tolist() == b[cols].to_numpy().tolist()
+
+
+def test_stored_shares_parent_module_and_an_int4_layer_in_an_fp4_checkpoint():
+    """`quant.stored_shares` on a MIXED_PRECISION list: a layer whose parent module (`self_attn`) is listed takes
+    its algorithm; a layer listed in INT4 in an fp4 checkpoint is neither in the format nor FP8 (counted 16-bit,
+    the cost model's rule for what it does not price); an unlisted layer is 16-bit. An exclude list: the kept
+    share 16-bit, the rest in the format (`kept_16bit`'s counts)."""
+    from objectives.catalog.quant import stored_shares
+    listed = {"model.layers.0.self_attn": {"quant_algo": "FP8"},
+              "model.layers.1.self_attn.o_proj": {"quant_algo": "NVFP4"},
+              "model.layers.2.self_attn.o_proj": {"quant_algo": "W4A16_AWQ"}}
+    cfg = {"quantization_config": {"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
+                                   "quantized_layers": listed}}
+    names = {"attention": ("self_attn.o_proj",)}
+    got = stored_shares(cfg, None, {"attention": range(4)}, names, "fp4")
+    assert got == {"attention": (0.25, 0.25)}
+    assert stored_shares(cfg, None, {"attention": []}, names, "fp4") == {"attention": (0.0, 0.0)}
+    excl = {"quantization_config": {"ignore": ["model.layers.0.self_attn"]}}
+    assert stored_shares(excl, None, {"attention": range(4)}, names, "fp4") == {"attention": (0.75, 0.0)}
+    assert stored_shares({"quantization_config": {"quant_algo": "NVFP4"}}, None, {"attention": range(4)}, names,
+                         "fp4") is None
+
+
+def test_fp8_attention_of_an_int4_moe_checkpoint_on_a_gpu_without_fp8():
+    """Attention an int4 MoE checkpoint's config stores in FP8, on A100 (no FP8): the closed form computes those
+    GEMMs weight-only at bf16 (`core`'s fp8_tput fallback: the prompt's time as at 16 bits) while streaming one byte
+    a weight (a shorter TPOT); the measured curves read the 16-bit table for them where the profile holds no FP8
+    GEMM (`measured._static_fp8_table` None: as 16-bit attention). On H100 both price the FP8 GEMMs faster."""
+    base = catalog.model("Qwen3.6-35B-A3B-NVFP4")
+    assert base.attn_quant_shares == (0.0, 1.0, 0.0, 1.0)
+    i4 = dataclasses.replace(base, name="int4-fp8-attn", quant_weight_dtype="int4", quant_scheme="int4_awq")
+    i16 = dataclasses.replace(i4, name="int4-16bit-attn", attn_quant_shares=(0.0,) * 4)
+
+    def run(gpu: str, engine: str) -> tuple[np.ndarray, np.ndarray]:
+        df = inference.estimate([i4, i16], gpu, batch_size=1, input_len=1024, output_len=128, engine=engine)
+        assert df["weight_dtype"].astype(str).tolist() == ["int4", "int4"]
+        return df["ttft_ms"].to_numpy(), df["tpot_ms"].to_numpy()
+
+    ttft, tpot = run("A100", "roofline")
+    assert ttft[0] == ttft[1] and tpot[0] < tpot[1]
+    ttft, tpot = run("A100", "vllm")
+    assert ttft[0] == ttft[1] and tpot[0] == tpot[1]
+    for engine in ("roofline", "vllm"):
+        ttft, tpot = run("H100", engine)
+        assert ttft[0] < ttft[1] and tpot[0] < tpot[1], engine

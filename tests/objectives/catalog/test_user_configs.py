@@ -247,3 +247,34 @@ def test_a_yarn_rope_scaling_serves_the_scaled_context(tmp_path):
     below = {**DENSE, "rope_scaling": {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 4096}}
     assert [catalog.model_from_hf_config(_checkpoint(tmp_path, c, name=n)).max_position
             for n, c in (("l3", llama3), ("b", below))] == [32768, 131072]
+
+
+def test_rope_context_per_layer_type_and_dynamic():
+    """`_rope_context` with one RoPE entry per layer type (transformers v5's nested rope_parameters) and a
+    "dynamic" type: as vLLM's `_get_and_verify_max_len` (vllm/config/model.py), the last layer type's factor wins
+    (it assumes they agree), a type without a factor ("default") keeps the one before, a yarn entry scales its
+    original_max_position_embeddings, llama3 / longrope entries are skipped; "dynamic" multiplies the context."""
+    from objectives.catalog.hf_config import _rope_context
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    assert _rope_context({"rope_parameters": {"full_attention": yarn, "sliding_attention": {"rope_type": "default"}}},
+                         "qwen3", 32768) == 131072
+    two = {"full_attention": {"rope_type": "linear", "factor": 2.0},
+           "sliding_attention": {"rope_type": "linear", "factor": 4.0}}
+    assert _rope_context({"rope_parameters": two}, "x", 4096) == 16384
+    assert _rope_context({"rope_parameters": dict(reversed(list(two.items())))}, "x", 4096) == 8192
+    assert _rope_context({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "llama", 4096) == 8192
+    assert _rope_context({"rope_parameters": {"full_attention": {"rope_type": "llama3", "factor": 8.0},
+                                              "sliding_attention": {"rope_type": "longrope", "factor": 4.0}}},
+                         "x", 8192) == 8192
+    assert _rope_context({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "gemma3_text", 4096) == 4096
+
+
+def test_mixer_layers_interval_fallback_and_other_hybrids():
+    """`_mixer_layers`: a Gated DeltaNet hybrid without `layer_types` reads its softmax layers off
+    `full_attention_interval` (every 4th: 3, 7); a plain transformer's every layer is attention; a hybrid of
+    another kind (KDA) gives None (its modules' paths are not read)."""
+    from objectives.catalog.hf_config import _mixer_layers
+    gdn = {"n_layers": 8, "n_linear_attn_layers": 6, "linear_attn_kind": "gdn"}
+    assert _mixer_layers({"full_attention_interval": 4}, "qwen3_next", gdn) == ([3, 7], [0, 1, 2, 4, 5, 6])
+    assert _mixer_layers({}, "llama", {"n_layers": 3}) == ([0, 1, 2], [])
+    assert _mixer_layers({}, "kimi_linear", {**gdn, "linear_attn_kind": "kda"}) is None

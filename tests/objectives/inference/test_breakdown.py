@@ -179,9 +179,13 @@ def test_a_request_beyond_the_models_context_is_noted(capsys):
     assert cli_main(["Llama-3.1-8B", "--gpu", "H100", "--input-len", "200000"]) == 0
     out = capsys.readouterr().out
     assert "note: the workload's longest request (200128 tokens of prompt and output) exceeds Llama-3.1-8B's " \
-           "context of 131072 tokens (max_position_embeddings): the engines refuse it; give --input-len and " \
-           "--output-len within it; its times are still shown" in out
+           "context of 131072 tokens (max_position_embeddings): engine 'vllm' refuses it (TensorRT-LLM serves " \
+           "past it, inference.resolve.CONTEXT_PAST_ENGINES); give --input-len and --output-len within it; its " \
+           "times are still shown" in out
     assert out.count("note:") == 1             # the row's own reason (R_CONTEXT) is that note, not a second one
+    # TensorRT-LLM serves past the context (`resolve.context_invalid`): no note
+    assert cli_main(["Llama-3.1-8B", "--gpu", "H100", "--input-len", "200000", "--engine", "trtllm"]) == 0
+    assert "exceeds" not in capsys.readouterr().out
     assert cli_main(["Llama-3.1-8B", "--gpu", "H100", "--input-len", "130000"]) == 0
     assert "note:" not in capsys.readouterr().out
 

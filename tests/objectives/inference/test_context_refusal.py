@@ -96,3 +96,40 @@ def test_tensorrt_llm_serves_past_the_context():
                              efficiency=EFF)
     assert str(big["reason"].iloc[0]) == REASONS[R_MEM]
     assert context_invalid(2048, 4096, serves_past_context(["trtllm", "vllm"])).tolist() == [False, True]
+
+
+def test_simulate_serves_what_max_throughput_serves_past_the_context():
+    """The serving side (`Workload.exceeds_context`, `serving.simulate`, `capacity`, the objective, `dse deploy`)
+    follows `context_invalid`'s engine rule: GPT-J-6B at 2,048 + 2,048 tokens of a 2,048 context is served by
+    TensorRT-LLM in `simulate` as in `max_throughput`, and still refused on vLLM and SGLang, naming the request's
+    tokens, the engine and the context."""
+    import pytest
+
+    from objectives import serving
+    from objectives.deploy import DeployError, commands
+    from objectives.llm_serving import ObjectiveError, llm_serving_objective
+    m = catalog.model("GPT-J-6B")
+    w = serving.Workload(concurrency=2, input_len=2048, output_len=2048, n_requests=4)
+    mt = inference.max_throughput("GPT-J-6B", "H100", input_len=2048, output_len=2048, engine="trtllm")
+    assert bool(mt["fits"].iloc[0])
+    out = serving.simulate("GPT-J-6B", "H100", workload=w, engine="trtllm")
+    assert out["throughput_tok_s"] > 0
+    assert w.exceeds_context(m, "trtllm") is None
+    assert context_refusal(m, 4096, engine="trtllm") is None
+    for engine in ("vllm", "sglang", None):
+        msg = w.exceeds_context(m, engine)
+        assert msg is not None and "4096 tokens" in msg and "context of 2048 tokens" in msg
+        assert msg == context_refusal(m, 4096, fix="shorten input_len / output_len (a Dist's max= or high=)",
+                                      engine=engine)
+    with pytest.raises(ValueError, match=r"\(4096 tokens .*context of 2048 tokens.*engine 'vllm' refuses it"):
+        serving.simulate("GPT-J-6B", "H100", workload=w, engine="vllm")
+    with pytest.raises(ValueError, match=r"engine 'sglang' refuses it.*TensorRT-LLM serves past it"):
+        serving.simulate("GPT-J-6B", "H100", workload=w, engine="sglang")
+    # the objective judges the defaults' engine; dse deploy its own
+    wd = {"concurrency": 2, "input_len": 2048, "output_len": 2048}
+    llm_serving_objective("GPT-J-6B", workload=wd, defaults={"gpu": "H100", "engine": "trtllm"})
+    with pytest.raises(ObjectiveError, match=r"context of 2048 tokens"):
+        llm_serving_objective("GPT-J-6B", workload=wd, defaults={"gpu": "H100"})
+    with pytest.raises(DeployError, match=r"context of 2048 tokens.*engine 'vllm'"):
+        commands({"gpu": "H100"}, engine="vllm", model="GPT-J-6B", workload=wd)
+    assert commands({"gpu": "H100"}, engine="trtllm", model="GPT-J-6B", workload=wd).engine == "trtllm"
