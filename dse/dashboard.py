@@ -88,11 +88,17 @@ def _check_storage(url: Any) -> Any:
     from .storage import sqlite_file
 
     db = sqlite_file(url)
-    if db is not None:
-        if not db.is_file():
-            raise StorageError(f"no SQLite database at {str(db.resolve())!r} (from storage URL {url!r})")
-    elif url.lower().startswith("sqlite"):      # in memory, or no file SQLAlchemy can read off it
-        raise StorageError(f"storage URL {url!r} names no SQLite file; the dashboard needs a stored study")
+    if db is None:      # not a SQLite file: an unparseable URL, another backend, or SQLite in memory
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError as e:
+            raise StorageError(f"cannot parse storage URL {url!r}: {e}") from None
+        if backend == "sqlite":
+            raise StorageError(f"storage URL {url!r} names no SQLite file; the dashboard needs a stored study")
+    elif not db.is_file():
+        raise StorageError(f"no SQLite database at {str(db.resolve())!r} (from storage URL {url!r})")
     return url
 
 

@@ -9,7 +9,8 @@ Layouts (``layout=`` or detected from the path and its columns/keys):
 - ``"silicon"``: aiconfigurator-core's silicon CSV (``../shared/calibration/serving_silicon.csv``): one row per
   closed-loop measurement, ``mode`` agg (``tp_size``, ``pp_size``, ``attention_dp_size``, ``moe_tp_size``,
   ``moe_ep_size``, ``batch_size`` per attention-DP rank) or disagg (``prefill_*`` / ``decode_*`` pools); the
-  concurrency is ``silicon_concurrency=`` in ``silicon_data_source``, else the ``_c<N>_`` part of ``id``.
+  concurrency is ``silicon_concurrency=`` in ``silicon_data_source``, else the ``_c<N>_`` part of ``id``. The
+  expert-parallel labels that count more GPUs than the run had are read as launched (`launched_tp`).
 - ``"vllm_json"``: what ``vllm bench serve --save-result`` (or ``benchmarks/benchmark_serving.py``) writes: one JSON
   object per file, or several, one per line, with ``--append-result``; a directory reads every ``*.json`` in it
   and its subfolders except the ``*.pytorch.json`` companions, the calibrated profiles ``dse calibrate`` wrote and
@@ -271,13 +272,106 @@ def checkpoints(rows: pd.DataFrame) -> np.ndarray:
     return models
 
 
-def _system_families(systems: Any) -> np.ndarray:
-    """The catalog GPU family (`catalog.GPU.family`: "hopper", "blackwell", ...) of each kernel-table system name
-    ("h100_sxm": `profiles.GPU_OF_SYSTEM`); "" where the name is not one."""
+def _column(rows: pd.DataFrame, name: str) -> pd.Series:
+    """`rows[name]`, or NaN on every row where the frame has no such column (a hand-built frame)."""
+    return rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
+
+
+def _engine(rows: pd.DataFrame) -> np.ndarray:
+    return rows["engine"].astype(str).str.lower().to_numpy(object)
+
+
+def catalog_gpus(names: Any) -> np.ndarray:
+    """The catalog GPU of each row's `gpu`: a kernel-table system name ("h200_sxm": `profiles.GPU_OF_SYSTEM`), a
+    catalog name or alias ("H200-SXM-141GB", "H200"; what `dse calibrate --gpu` and the published tables give) or a
+    device name as nvidia-smi prints it ("NVIDIA H100 80GB HBM3": what a user records with --metadata); None where
+    none resolves."""
+    from objectives import catalog, profiles
+    from objectives.catalog.names import device_name_candidates
+    from objectives.profiles.collect import system_name
+    out: dict[Any, str | None] = {}
+    for n in pd.unique(pd.Series(names, dtype=object)):
+        if n in profiles.GPU_OF_SYSTEM:
+            out[n] = profiles.GPU_OF_SYSTEM[n]
+            continue
+        try:    # a catalog name, alias or device name ("NVIDIA H100 80GB HBM3": the catalog's one resolver)
+            out[n] = catalog.gpu(str(n)).name
+        except (KeyError, ValueError):
+            # a device name the catalog does not know: the collector's device-name rule gives the system
+            out[n] = profiles.GPU_OF_SYSTEM.get(system_name(str(n))) if device_name_candidates(str(n)) else None
+    return np.array([out[n] for n in names], dtype=object)
+
+
+def _gpu_families(names: Any) -> np.ndarray:
+    """The catalog GPU family (`catalog.GPU.family`: "hopper", "blackwell", ...) of each row's `gpu`, resolved as
+    `catalog_gpus` resolves it; "" where none resolves."""
     from objectives import catalog
-    from objectives.profiles import GPU_OF_SYSTEM
-    fam = {s: catalog.gpu(g).family for s, g in GPU_OF_SYSTEM.items()}
-    return np.array([fam.get(s, "") if isinstance(s, str) else "" for s in systems], dtype=object)
+    return np.array([catalog.gpu(g).family if g else "" for g in catalog_gpus(names)], dtype=object)
+
+
+def collected(rows: pd.DataFrame) -> pd.Series:
+    """The day each row's benchmark ran ("YYYY-MM-DD", the source's ``measured=`` field in `note`; "" where the
+    source does not say): the grouping that separates a collection's own offsets from an engine's or a GPU's, e.g.
+    ``mdape_by(d.assign(month=collected(d).str[:7]), ["engine", "gpu", "month"])``. Never an input to a prediction."""
+    if "note" not in rows.columns:
+        raise ValueError(f"collected needs the rows' 'note' column (read_measurements' layout); got "
+                         f"{list(rows.columns)}")
+    day = rows["note"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})", expand=False)
+    return day.fillna("").rename("collected")
+
+
+#: `launched_tp`: the silicon slice's vLLM runs labelled tp T x attention DP T x EP T x T (ids "tpT_epT") that were
+#: measured before this day ran as TP T x EP T; those measured from it on as attention DP T x EP T (ISO date)
+SILICON_VLLM_DP_SINCE = "2026-04-08"
+
+
+def launched_tp(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with the silicon slice's expert-parallel labels that count more GPUs than the run had read as launched.
+
+    SGLang: the aggregated rows labelled tp = T x E, moe_tp = T, moe_ep = E (T, E > 1, no attention DP) are
+    ``--tp T --ep E`` on T GPUs: tp = T, expert TP T / E (SGLang's ``moe_tp_size = tp_size // ep_size``), n_gpus =
+    T x pp. Every such label in the slice whose run another row also reports does so under (T, 1, E) with the same
+    TTFT and TPOT: Qwen3.5 0.5.9 "TP 16, moe_tp 4, EP 4" on B200 is the TP 4 EP 4 run, "TP 64, moe_tp 8, EP 8" on
+    H200 the TP 8 EP 8 one; read so, the B300 0.5.10.post1 NVFP4 "TP 4, moe_tp 2, EP 2" sweep is ``--tp 2 --ep 2``
+    on two GPUs.
+
+    vLLM: the aggregated rows labelled tp T x attention DP T x EP T x T (T > 1, expert TP 1; ids "tpT_epT", the
+    batch the clients / T) are a "TP T, EP T, attention DP" entry whose exporter applied vLLM's EP = TP x DP
+    (``--enable-expert-parallel``) to T twice: the run had T GPUs, as the KV pool's knees show. The runs measured
+    before `SILICON_VLLM_DP_SINCE` are read TP T x EP T (no attention DP, the batch the clients): another export
+    reports them so (the same TTFT and TPOT, or the same decode steps at every shared load), and the model agrees.
+    Those measured from that day on (no copies) are read attention DP T x TP 1 x EP T, the reading their decode
+    steps follow at high load; so are rows without a measured date. Figures: docs/profiles.md, thirty-second round.
+    Other engines' rows and any other label are kept as given; the input frame is not modified. `read_silicon`
+    applies it to every row it reads, so every reader of a silicon file sees the launched layout."""
+    need = ("engine", "mode", "tp", "moe_tp", "moe_ep")
+    if rows.empty or not all(c in rows.columns for c in need):
+        return rows
+    tp, mtp, ep = (rows[c].to_numpy(float) for c in ("tp", "moe_tp", "moe_ep"))
+    adp = _column(rows, "attn_dp").fillna(1).to_numpy(float)
+    pp = _column(rows, "pp").fillna(1).to_numpy(float)
+    eng, agg = _engine(rows), (rows["mode"] == "agg").to_numpy()
+    sgl = ((eng == "sglang") & agg & (mtp > 1) & (ep > 1) & (adp == 1) & np.isclose(tp, mtp * ep)
+           & (np.mod(mtp, np.where(ep > 0, ep, 1.0)) == 0))
+    vdp = (eng == "vllm") & agg & (tp > 1) & (adp == tp) & np.isclose(ep, tp * tp) & (mtp == 1)
+    if not (sgl.any() or vdp.any()):
+        return rows
+    # rows without a measured day are late ("" sorts before any day, hence the explicit guard)
+    day = collected(rows) if "note" in rows.columns else pd.Series("", index=rows.index)
+    early = vdp & ((day != "") & (day < SILICON_VLLM_DP_SINCE)).to_numpy(bool)
+    late = vdp & ~early
+    out = rows.copy()
+    out["tp"] = np.where(sgl, mtp, np.where(late, 1.0, tp))
+    out["moe_tp"] = np.where(sgl, mtp / np.where(sgl, ep, 1.0), mtp)
+    out["moe_ep"] = np.where(vdp, tp, ep)
+    if "attn_dp" in out.columns:
+        out.loc[early, "attn_dp"] = 1.0
+    if "batch_size" in out.columns:
+        out.loc[early, "batch_size"] = out["batch_size"].to_numpy(float)[early] * tp[early]
+    if "n_gpus" in out.columns:
+        hit = sgl | vdp
+        out.loc[hit, "n_gpus"] = (np.where(sgl, mtp, tp) * pp)[hit]
+    return out
 
 
 def _empty_frame(n: int) -> dict[str, Any]:
@@ -294,7 +388,8 @@ def _finish(cols: dict[str, Any]) -> pd.DataFrame:
 
 
 def read_silicon(path: str | Path) -> pd.DataFrame:
-    """aiconfigurator-core's silicon CSV -> normalized rows (see the module docstring)."""
+    """aiconfigurator-core's silicon CSV -> normalized rows (see the module docstring), the expert-parallel labels
+    that count more GPUs than the run had read as launched (`launched_tp`)."""
     p = Path(path)
     df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
     _require_columns(df, p, SILICON_REQUIRED, "silicon")
@@ -385,14 +480,14 @@ def read_silicon(path: str | Path) -> pd.DataFrame:
     # families whose rows kept "auto" (`SILICON_AUTO_KV_FAMILIES`)
     fp8_kv = (np.isin(np.char.lower(out["weight_quant"].astype(str)), SILICON_FP8_KV_QUANT) | np.isin(
         np.char.lower(out["moe_quant"].astype(str)), SILICON_FP8_KV_QUANT)) & ~np.isin(
-        _system_families(out["gpu"]), SILICON_AUTO_KV_FAMILIES)
+        _gpu_families(out["gpu"]), SILICON_AUTO_KV_FAMILIES)
     out["kv_dtype"] = np.array(["fp8" if f else None for f in fp8_kv], dtype=object)
     out["n_gpus"] = np.where(agg, out["tp"] * out["pp"] * out["attn_dp"],
                              sum(out[f"{q}_workers"] * out[f"{q}_tp"] * out[f"{q}_pp"] * out[f"{q}_attn_dp"]
                                  for q in ("prefill", "decode")))
     out["kind"][:] = "serving"
     out["note"] = src.to_numpy(object)
-    return _finish(out)
+    return launched_tp(_finish(out))
 
 
 # ---------------------------------------------------------------------------------------------------- vLLM JSON

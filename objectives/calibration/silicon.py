@@ -14,7 +14,7 @@ others.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,10 @@ from objectives.inference import resolve
 from objectives.inference.efficiency import Efficiency
 from objectives.inference.lockstep import BENCHMARK_ROUNDS
 
-from .measurements import checkpoints, model_dtypes
+# the silicon reader's helpers live in measurements (one reader: `read_silicon`); re-exported here
+from .measurements import SILICON_VLLM_DP_SINCE as SILICON_VLLM_DP_SINCE
+from .measurements import _column, _engine, catalog_gpus, checkpoints, collected, model_dtypes
+from .measurements import launched_tp as launched_tp
 
 #: catalog GPU of each kernel-table system name
 GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
@@ -73,10 +76,11 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     # ttft_wave is not fitted: the share of a run's requests in its start-up wave, 1 / BENCHMARK_ROUNDS (its
     # default); the later rounds' queue is priced (`lockstep.round_queue`) instead of made up for by a larger share
     # the linear-attention models' own time before the first token (a Triton compile for the prompt forward's new
-    # token count, `profiles.JIT_PREFILL_KINDS`), fitted where rows pay it (`special_attn`: `_compiles_prefill`). The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's
-    # measured prefill module (`measured.build_curves`, `dsa_context`), whose length-dependent time the one
-    # constant per request had stood in for (203 ms shared with the linear kind, which under-priced GLM-5's 8k
-    # prompts and over-priced its 1k ones); a held-out linear model no longer borrows that stand-in
+    # token count, `profiles.JIT_PREFILL_KINDS`), fitted where rows pay it (`special_attn`: `_compiles_prefill`).
+    # The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's measured prefill module
+    # (`measured.build_curves`, `dsa_context`), whose length-dependent time the one constant per request had stood
+    # in for (203 ms shared with the linear kind, which under-priced GLM-5's 8k prompts and over-priced its 1k
+    # ones); a held-out linear model no longer borrows that stand-in
     out += [([("attn_ttft_ms", k) for k in ATTN_TTFT_KINDS], 0.1, 1000.0)] if special_attn else []
     # the KV connector's latency per request, per engine with disaggregated rows (`disagg`): only those identify
     # it. Its bandwidth (`engine_kv_gbs`) is not fitted: the rows' two prompt lengths leave it unidentified
@@ -145,27 +149,6 @@ def _with(eff: Efficiency, specs: list, x: np.ndarray) -> Efficiency:
     return Efficiency(params, eff.meta)
 
 
-def catalog_gpus(names: Any) -> np.ndarray:
-    """The catalog GPU of each row's `gpu`: a kernel-table system name ("h200_sxm": `GPU_OF_SYSTEM`), a catalog
-    name or alias ("H200-SXM-141GB", "H200"; what `dse calibrate --gpu` and the published tables give) or a device
-    name as nvidia-smi prints it ("NVIDIA H100 80GB HBM3": what a user records with --metadata); None where none
-    resolves."""
-    from objectives import catalog
-    from objectives.catalog.names import device_name_candidates
-    from objectives.profiles.collect import system_name
-    out: dict[Any, str | None] = {}
-    for n in pd.unique(pd.Series(names, dtype=object)):
-        if n in GPU_OF_SYSTEM:
-            out[n] = GPU_OF_SYSTEM[n]
-            continue
-        try:    # a catalog name, alias or device name ("NVIDIA H100 80GB HBM3": the catalog's one resolver)
-            out[n] = catalog.gpu(str(n)).name
-        except (KeyError, ValueError):
-            # a device name the catalog does not know: the collector's device-name rule gives the system
-            out[n] = GPU_OF_SYSTEM.get(system_name(str(n))) if device_name_candidates(str(n)) else None
-    return np.array([out[n] for n in names], dtype=object)
-
-
 def usable(rows: pd.DataFrame) -> pd.Series:
     """Rows the model can predict: a catalog GPU for the system, a TTFT and TPOT, and worker counts for disagg."""
     ok = pd.Series(catalog_gpus(rows["gpu"].to_numpy(object)) != None, index=rows.index)  # noqa: E711
@@ -174,10 +157,6 @@ def usable(rows: pd.DataFrame) -> pd.Series:
     if dis.any() and "prefill_workers" in rows.columns:
         ok &= ~dis | (rows["prefill_workers"].notna() & rows["decode_workers"].notna())
     return ok
-
-
-def _engine(rows: pd.DataFrame) -> np.ndarray:
-    return rows["engine"].astype(str).str.lower().to_numpy(object)
 
 
 def _moe_of(models: Any) -> dict[Any, bool | None]:
@@ -222,58 +201,6 @@ def launched_ep(rows: pd.DataFrame, models: Any, gpus: Any, weight_dtypes: Any) 
     return ep
 
 
-#: `launched_tp`: the silicon slice's vLLM runs labelled tp T x attention DP T x EP T x T (ids "tpT_epT") that were
-#: measured before this day ran as TP T x EP T; those measured from it on as attention DP T x EP T (ISO date)
-SILICON_VLLM_DP_SINCE = "2026-04-08"
-
-
-def launched_tp(rows: pd.DataFrame) -> pd.DataFrame:
-    """`rows` with the silicon slice's expert-parallel labels that count more GPUs than the run had read as launched.
-
-    SGLang: the aggregated rows labelled tp = T x E, moe_tp = T, moe_ep = E (T, E > 1, no attention DP) are
-    ``--tp T --ep E`` on T GPUs: tp = T, expert TP T / E (SGLang's ``moe_tp_size = tp_size // ep_size``), n_gpus =
-    T x pp. Every such label in the slice whose run another row also reports does so under (T, 1, E) with the same
-    TTFT and TPOT: Qwen3.5 0.5.9 "TP 16, moe_tp 4, EP 4" on B200 is the TP 4 EP 4 run, "TP 64, moe_tp 8, EP 8" on
-    H200 the TP 8 EP 8 one; read so, the B300 0.5.10.post1 NVFP4 "TP 4, moe_tp 2, EP 2" sweep is ``--tp 2 --ep 2``
-    on two GPUs.
-
-    vLLM: the aggregated rows labelled tp T x attention DP T x EP T x T (T > 1, expert TP 1; ids "tpT_epT", the
-    batch the clients / T) are a "TP T, EP T, attention DP" entry whose exporter applied vLLM's EP = TP x DP
-    (``--enable-expert-parallel``) to T twice: the run had T GPUs, as the KV pool's knees show. The runs measured
-    before `SILICON_VLLM_DP_SINCE` are read TP T x EP T (no attention DP, the batch the clients): another export
-    reports them so (the same TTFT and TPOT, or the same decode steps at every shared load), and the model agrees.
-    Those measured from that day on (no copies) are read attention DP T x TP 1 x EP T, the reading their decode
-    steps follow at high load; so are rows without a measured date. Figures: docs/profiles.md, thirty-second round.
-    Other engines' rows and any other label are kept as given; the input frame is not modified."""
-    need = ("engine", "mode", "tp", "moe_tp", "moe_ep")
-    if rows.empty or not all(c in rows.columns for c in need):
-        return rows
-    tp, mtp, ep = (rows[c].to_numpy(float) for c in ("tp", "moe_tp", "moe_ep"))
-    adp = _column(rows, "attn_dp").fillna(1).to_numpy(float)
-    pp = _column(rows, "pp").fillna(1).to_numpy(float)
-    eng, agg = _engine(rows), (rows["mode"] == "agg").to_numpy()
-    sgl = ((eng == "sglang") & agg & (mtp > 1) & (ep > 1) & (adp == 1) & np.isclose(tp, mtp * ep)
-           & (np.mod(mtp, np.where(ep > 0, ep, 1.0)) == 0))
-    vdp = (eng == "vllm") & agg & (tp > 1) & (adp == tp) & np.isclose(ep, tp * tp) & (mtp == 1)
-    if not (sgl.any() or vdp.any()):
-        return rows
-    measured = _column(rows, "note").astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
-    early = vdp & (measured < SILICON_VLLM_DP_SINCE).to_numpy(bool)
-    late = vdp & ~early
-    out = rows.copy()
-    out["tp"] = np.where(sgl, mtp, np.where(late, 1.0, tp))
-    out["moe_tp"] = np.where(sgl, mtp / np.where(sgl, ep, 1.0), mtp)
-    out["moe_ep"] = np.where(vdp, tp, ep)
-    if "attn_dp" in out.columns:
-        out.loc[early, "attn_dp"] = 1.0
-    if "batch_size" in out.columns:
-        out.loc[early, "batch_size"] = out["batch_size"].to_numpy(float)[early] * tp[early]
-    if "n_gpus" in out.columns:
-        hit = sgl | vdp
-        out.loc[hit, "n_gpus"] = (np.where(sgl, mtp, tp) * pp)[hit]
-    return out
-
-
 def _kv_dtypes(rows: pd.DataFrame) -> np.ndarray:
     """The KV-cache dtype each row measured (None where the source does not say: the model's default for the
     weights), as `inference.estimate` takes it."""
@@ -292,11 +219,6 @@ def _max_batch(rows: pd.DataFrame) -> pd.Series:
     sent at once, e.g. trtllm-bench throughput), `inference.max_throughput` without clients."""
     return ((rows["mode"] == "agg") & ~(rows["concurrency"] > 0) & ~(_column(rows, "batch_size") > 0)
             & (_column(rows, "kind") == "ifb"))
-
-
-def _column(rows: pd.DataFrame, name: str) -> pd.Series:
-    """`rows[name]`, or NaN on every row where the frame has no such column (a hand-built frame)."""
-    return rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
 
 
 #: measured throughput columns and the prediction each is scored against
@@ -361,9 +283,10 @@ def _known(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
     """Predicted ttft_ms, tpot_ms, output throughput (thr_pred: the deployment's tokens/s, thr_gpu_pred: per GPU)
     and source for every row (NaN where the model cannot run the row: `unpredictable` says why; or a deployment
-    that does not fit: `unfit_reason`, the cost model's reason, for a disaggregated row its pool's, "" elsewhere). Closed-loop rows through `inference.max_throughput` at their clients, static batches
-    through `inference.estimate` (an offline batch: no front end), max-throughput runs through `max_throughput` at
-    the engine's default budgets. Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss:
+    that does not fit: `unfit_reason`, the cost model's reason, for a disaggregated row its pool's, "" elsewhere).
+    Closed-loop rows through `inference.max_throughput` at their clients, static batches through
+    `inference.estimate` (an offline batch: no front end), max-throughput runs through `max_throughput` at the
+    engine's default budgets. Weights and compute run in the dtypes of `measurements.model_dtypes` (gpt-oss:
     its MXFP4 experts)."""
     out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan, "thr_pred": np.nan, "thr_gpu_pred": np.nan,
                         "source": "", "unfit_reason": ""}, index=rows.index)
@@ -628,7 +551,6 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     if isinstance(input_spread, bool) or not isinstance(input_spread, (int, float)) or not 0 <= input_spread < 1:
         raise ValueError(f"input_spread={input_spread!r}: a share of the row's length in [0, 1)")
     serving.Scheduler(frontend_ms=frontend_ms)   # a bad value refused by name here, not as a row that cannot run
-    spread: dict[str, Any] = {} if output_spread is None else {"output_spread": output_spread}
 
     known, moe = _known(rows)
     agg = known[(known["mode"] == "agg").to_numpy()]
@@ -637,28 +559,18 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     # its measured KV dtype
     models, gpus, kvd = checkpoints(agg), catalog_gpus(agg["gpu"].to_numpy(object)), _kv_dtypes(agg)
     eps = launched_ep(agg, models, gpus, wd)
-    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=agg.index)
-    for j, (i, r) in enumerate(agg.iterrows()):
-        c = int(r["concurrency"])
-        isl = int(r["isl"])
-        in_len: Any = isl if not input_spread else serving.Dist(
+
+    def prompt(isl: int) -> Any:
+        return isl if not input_spread else serving.Dist(
             "uniform", low=max(1, round(isl * (1 - input_spread))), high=round(isl * (1 + input_spread)))
-        wl = serving.Workload(concurrency=c, input_len=in_len, output_len=int(r["osl"]),
-                              n_requests=max(requests_per_client * c, 64), **spread)
-        try:
-            m = serving.simulate(models[j], gpus[j], tp=int(r["tp"]),
-                                 pp=int(r["pp"]) if r["pp"] == r["pp"] else 1, weight_dtype=wd[j],
-                                 act_dtype=ad[j], kv_dtype=kvd[j], workload=wl, engine=str(r["engine"]).lower(),
-                                 ep=int(eps[j]),
-                                 attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
-                                 scheduler=serving.Scheduler(frontend_ms=frontend_ms))   # the engine's budgets
-        except ValueError:  # a deployment the simulator refuses (does not fit, heads not divisible)
-            continue
-        out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])
-    d = rows[rows["mode"] == "agg"].join(out)
-    d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
-    d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
-    return d
+
+    def one(j: int, r: pd.Series, wl: Any) -> Any:
+        return serving.simulate(models[j], gpus[j], tp=int(r["tp"]), pp=int(r["pp"]) if r["pp"] == r["pp"] else 1,
+                                weight_dtype=wd[j], act_dtype=ad[j], kv_dtype=kvd[j], workload=wl,
+                                engine=str(r["engine"]).lower(), ep=int(eps[j]),
+                                attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
+                                scheduler=serving.Scheduler(frontend_ms=frontend_ms))   # the engine's budgets
+    return _replay(rows, "agg", agg, one, requests_per_client, output_spread, prompt)
 
 
 def simulated_disagg(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS,
@@ -674,11 +586,9 @@ def simulated_disagg(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_RO
 
     if output_spread is not None:
         serving.Workload(concurrency=1, output_spread=output_spread)   # a bad value refused by name here
-    spread: dict[str, Any] = {} if output_spread is None else {"output_spread": output_spread}
     known, moe = _known(rows)
     is_dis = (known["mode"] == "disagg").to_numpy()
     dis = known[is_dis]
-    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=dis.index)
     eng = _engine(dis)
     gpus = catalog_gpus(dis["gpu"].to_numpy(object))
     wd, ad = model_dtypes(dis, moe[is_dis])
@@ -691,18 +601,36 @@ def simulated_disagg(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_RO
             return int(v) if v == v else 1
         return serving.Pool(gpu=gpus[j], tp=knob("tp"), pp=knob("pp"), ep=knob("moe_ep"), attn_dp=knob("attn_dp"),
                             n_workers=knob("workers"), scheduler=serving.Scheduler(max_batch_size=int(batch)))
-    for j, (i, r) in enumerate(dis.iterrows()):
-        c = int(r["concurrency"])
-        wl = serving.Workload(concurrency=c, input_len=int(r["isl"]), output_len=int(r["osl"]),
-                              n_requests=max(requests_per_client * c, 64), **spread)
+
+    def one(j: int, r: pd.Series, wl: Any) -> Any:
+        return serving.simulate(models[j], gpus[j], weight_dtype=wd[j], act_dtype=ad[j], kv_dtype=kvd[j],
+                                workload=wl, engine=str(eng[j]), mode="disagg", prefill=pool(r, "prefill", bp[j], j),
+                                decode=pool(r, "decode", bd[j], j), profile=eff)
+    return _replay(rows, "disagg", dis, one, requests_per_client, output_spread)
+
+
+def _replay(rows: pd.DataFrame, mode: str, sub: pd.DataFrame, call: Callable[[int, pd.Series, Any], Any],
+            requests_per_client: int, output_spread: float | None,
+            prompt: Callable[[int], Any] | None = None) -> pd.DataFrame:
+    """The replay `simulated` and `simulated_disagg` share: each of `sub`'s rows (`rows`' predictable `mode` rows, in
+    order) as C closed-loop clients (`requests_per_client` x C requests, at least 64; `output_spread` as in
+    `simulated`; prompts `prompt(isl)`, None: the row's isl tokens) in the simulator call `call(j, row, workload)`
+    makes; `rows`' `mode` rows joined with ttft_pred / tpot_pred (mean, ms; NaN where the simulator refuses the
+    deployment: does not fit, heads not divisible) and their APE (%)."""
+    from objectives import serving
+
+    spread: dict[str, Any] = {} if output_spread is None else {"output_spread": output_spread}
+    out = pd.DataFrame({"ttft_pred": np.nan, "tpot_pred": np.nan}, index=sub.index)
+    for j, (i, r) in enumerate(sub.iterrows()):
+        c, isl = int(r["concurrency"]), int(r["isl"])
+        wl = serving.Workload(concurrency=c, input_len=isl if prompt is None else prompt(isl),
+                              output_len=int(r["osl"]), n_requests=max(requests_per_client * c, 64), **spread)
         try:
-            m = serving.simulate(models[j], gpus[j], weight_dtype=wd[j], act_dtype=ad[j], kv_dtype=kvd[j],
-                                 workload=wl, engine=str(eng[j]), mode="disagg", prefill=pool(r, "prefill", bp[j], j),
-                                 decode=pool(r, "decode", bd[j], j), profile=eff)
-        except ValueError:  # a deployment the simulator refuses (does not fit, heads not divisible)
+            m = call(j, r, wl)
+        except ValueError:  # a deployment the simulator refuses
             continue
         out.loc[i] = (m["ttft_ms_mean"], m["tpot_ms_mean"])
-    d = rows[rows["mode"] == "disagg"].join(out)
+    d = rows[rows["mode"] == mode].join(out)
     d["ttft_ape"] = ape(d["ttft_pred"].to_numpy(float), d["ttft_ms"].to_numpy(float))
     d["tpot_ape"] = ape(d["tpot_pred"].to_numpy(float), d["tpot_ms"].to_numpy(float))
     return d
@@ -775,16 +703,6 @@ def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.round(1)
 
 
-def collected(rows: pd.DataFrame) -> pd.Series:
-    """The day each row's benchmark ran ("YYYY-MM-DD", the source's ``measured=`` field in `note`; "" where the
-    source does not say): the grouping that separates a collection's own offsets from an engine's or a GPU's, e.g.
-    ``mdape_by(d.assign(month=collected(d).str[:7]), ["engine", "gpu", "month"])``. Never an input to a prediction."""
-    if "note" not in rows.columns:
-        raise ValueError(f"collected needs the rows' 'note' column (read_measurements' layout); got {list(rows.columns)}")
-    day = rows["note"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})", expand=False)
-    return day.fillna("").rename("collected")
-
-
 SILICON_FILE = "serving_silicon.csv"
 
 #: what identifies one measurement: the deployment, lengths and load, with its TTFT and TPOT (`distinct_measurements`).
@@ -854,10 +772,8 @@ def _twin_sweeps(rows: pd.DataFrame) -> pd.Series:
     several concurrencies) whose TPOT another deployment of the same sweep on a different number of GPUs (tp x pp x
     attn_dp) matches within `TWIN_TPOT_REL` at each of at least `TWIN_MIN_LOADS` shared concurrencies: every row
     of both deployments. Doubling or quadrupling the GPUs does not leave a decode step unchanged at every load, so
-    one of the two labels is wrong, and nothing says which. The silicon file's MiniMax-M2.5 rows labelled attention
-    DP (TP 2 x DP 2 EP 4, TP 4 x DP 4 EP 16) repeated the TP 2 EP 2 / TP 4 EP 4 rows so (largest difference 0.6-1.3 %
-    over 3-7 loads; the next closest pair of sweeps differs by 13 % at one load: docs/profiles.md); `launched_tp`
-    now reads those labels as launched, and the rule drops nothing else in the slice."""
+    one of the two labels is wrong, and nothing says which. What the rule dropped in the silicon slice, and how
+    close the nearest pairs it keeps come: docs/profiles.md (`_twin_sweeps`)."""
     out = pd.Series(False, index=rows.index)
     need = ("mode", "concurrency", "tpot_ms", "tp")
     if not all(c in rows.columns for c in need):
@@ -909,7 +825,7 @@ def _ambiguous_section(p: Any) -> list[str]:
     from .measurements import read_measurements
     from .report import _md
 
-    raw = launched_tp(read_measurements(p, layout="silicon"))
+    raw = read_measurements(p, layout="silicon")
     amb = ambiguous_deployments(raw[usable(raw)])
     if amb.empty:
         return []
@@ -930,7 +846,7 @@ def load_rows(path: str | None = None) -> tuple[pd.DataFrame, Any]:
     from .measurements import read_measurements
 
     p = data_path(path) if path else data_path().parent / SILICON_FILE
-    rows = launched_tp(read_measurements(p, layout="silicon"))
+    rows = read_measurements(p, layout="silicon")
     return distinct_measurements(rows[usable(rows)]), p
 
 

@@ -102,6 +102,11 @@ def test_bad_input(tmp_path, storage_url):
         dashboard.serve("studies/toy.db")
     with pytest.raises(StorageError, match="names no SQLite file"):
         dashboard.serve("sqlite://")
+    with pytest.raises(StorageError, match="names no SQLite file"):
+        dashboard.serve("sqlite+pysqlite:///:memory:")
+    # an unparseable URL is refused here by name, not later inside Optuna
+    with pytest.raises(StorageError, match=r"cannot parse storage URL 'not valid://x'"):
+        dashboard.serve("not valid://x")
     with pytest.raises(StudyError, match=r"port must be an integer in 0\.\.65535.*70000"):
         dashboard.serve(storage_url, port=70000)
     with pytest.raises(StudyError, match="host"):

@@ -115,16 +115,18 @@ def test_silicon_kv_cache_is_the_harness_fp8_for_fp8_and_nvfp4_checkpoints(silic
 @needs_shared
 def test_silicon_kv_cache_follows_the_rows_gpu_family(tmp_path):
     """The same fp8 row read on a Hopper system keeps the engine's "auto" cache (kv_dtype None), on Blackwell and
-    on a family the rule does not name (Ampere) the harness's fp8; a system that is no kernel-table name keeps the
-    fp8 rule."""
+    on a family the rule does not name (Ampere) the harness's fp8; the system resolves as pricing resolves it
+    (`catalog_gpus`: a kernel-table name, a catalog name or a device name), and one that resolves to no GPU keeps
+    the fp8 rule."""
     def edit(d: pd.DataFrame) -> pd.DataFrame:
-        d = d.iloc[:5].copy()
+        d = d.iloc[:7].copy()
         assert (d["gemm_quant_mode"] == "fp8").all()
-        d["system"] = ["h100_sxm", "h200_sxm", "b200_sxm", "a100_sxm", "my_cluster"]
+        d["system"] = ["h100_sxm", "h200_sxm", "b200_sxm", "a100_sxm", "my_cluster", "H100-SXM-80GB",
+                       "NVIDIA H100 80GB HBM3"]
         return d
     s = read_measurements(_silicon_copy(tmp_path, edit), layout="silicon")
-    assert s["kv_dtype"].isna().tolist() == [True, True, False, False, False]
-    assert (s["kv_dtype"].iloc[2:] == "fp8").all()
+    assert s["kv_dtype"].isna().tolist() == [True, True, False, False, False, True, True]
+    assert (s["kv_dtype"].iloc[2:5] == "fp8").all()
 
 
 def _silicon_copy(tmp_path: Path, edit) -> Path:
@@ -532,6 +534,74 @@ def test_vllm_attention_dp_labels_counting_t_squared_gpus_read_as_t_gpus(silicon
     assert len(distinct_measurements(run)) == 0
     once = distinct_measurements(launched_tp(run))
     assert len(once) == 1 and (once["tp"].iloc[0], once["attn_dp"].iloc[0], once["moe_ep"].iloc[0]) == (4, 1, 4)
+
+
+_EARLY, _LATE = "config_id=1; measured=2026-03-27T00:00:00.000Z", "config_id=2; measured=2026-04-21T00:00:00.000Z"
+
+
+def _launch_labels(pp: float = 1.0, mode: str = "agg") -> pd.DataFrame:
+    """SGLang ``--tp 4 --ep 2`` labelled (8, 4, 2); vLLM "TP 2, EP 2, attention DP" labelled TP 2 x DP 2 x EP 4,
+    measured before and after `SILICON_VLLM_DP_SINCE`."""
+    d = pd.DataFrame({"engine": ["sglang", "vllm", "vllm"], "mode": mode, "tp": [8.0, 2.0, 2.0],
+                      "moe_tp": [4.0, 1.0, 1.0], "moe_ep": [2.0, 4.0, 4.0], "attn_dp": [1.0, 2.0, 2.0], "pp": pp,
+                      "batch_size": [64.0, 32.0, 32.0], "concurrency": 64.0, "note": [_EARLY, _EARLY, _LATE]})
+    return d.assign(n_gpus=d["tp"] * d["attn_dp"] * d["pp"])
+
+
+#: (case, frame, expected columns after `launched_tp`; a column None: absent from the result)
+_LAUNCH_CASES = [
+    ("pp 2: n_gpus = T x pp on both branches", _launch_labels(pp=2.0),
+     {"tp": [4.0, 2.0, 1.0], "moe_tp": [2.0, 1.0, 1.0], "moe_ep": [2.0, 2.0, 2.0], "attn_dp": [1.0, 1.0, 2.0],
+      "batch_size": [64.0, 64.0, 32.0], "n_gpus": [8.0, 4.0, 4.0]}),
+    ("no attn_dp column: no vLLM label counts T^2 GPUs", _launch_labels().drop(columns="attn_dp"),
+     {"tp": [4.0, 2.0, 2.0], "moe_ep": [2.0, 4.0, 4.0], "attn_dp": None, "n_gpus": [4.0, 4.0, 4.0]}),
+    ("no batch_size column", _launch_labels().drop(columns="batch_size"),
+     {"tp": [4.0, 2.0, 1.0], "attn_dp": [1.0, 1.0, 2.0], "batch_size": None, "n_gpus": [4.0, 2.0, 2.0]}),
+    ("no n_gpus column", _launch_labels().drop(columns="n_gpus"),
+     {"tp": [4.0, 2.0, 1.0], "attn_dp": [1.0, 1.0, 2.0], "batch_size": [64.0, 64.0, 32.0], "n_gpus": None}),
+    ("no note column: every vLLM run read as measured late", _launch_labels().drop(columns="note"),
+     {"tp": [4.0, 1.0, 1.0], "attn_dp": [1.0, 2.0, 2.0], "batch_size": [64.0, 32.0, 32.0], "n_gpus": [4.0, 2.0, 2.0]}),
+    ("disaggregated rows keep their labels", _launch_labels(mode="disagg"),
+     {"tp": [8.0, 2.0, 2.0], "moe_tp": [4.0, 1.0, 1.0], "moe_ep": [2.0, 4.0, 4.0], "attn_dp": [1.0, 2.0, 2.0],
+      "batch_size": [64.0, 32.0, 32.0], "n_gpus": [8.0, 4.0, 4.0]}),
+]
+
+
+@pytest.mark.parametrize(("case", "rows", "want"), _LAUNCH_CASES, ids=[c[0] for c in _LAUNCH_CASES])
+def test_launched_tp_branches(case, rows, want):
+    """`launched_tp` on hand-built frames: pipeline stages multiply the launched GPUs, a missing optional column
+    is left missing (and a missing date reads as late), disaggregated pools are never relabelled."""
+    got = M.launched_tp(rows)
+    for col, v in want.items():
+        if v is None:
+            assert col not in got.columns, case
+        else:
+            assert got[col].tolist() == v, (case, col)
+
+
+@needs_shared
+def test_every_reader_of_a_silicon_file_sees_the_launched_layout():
+    """`launched_tp` runs in `read_silicon`, so `dse calibrate`'s reader (`calibrate.read_results`) and
+    `silicon.load_rows` see one layout: the file's T^2-GPU vLLM labels and SGLang tp = T x E labels are gone from
+    both, and every row `load_rows` keeps carries the same layout in `read_results`."""
+    from objectives.calibration import silicon as S
+    from objectives.calibration.calibrate import read_results
+
+    raw = pd.read_csv(SILICON, dtype=str, keep_default_na=False)
+    num = {c: pd.to_numeric(raw[c], errors="coerce") for c in ("tp_size", "attention_dp_size", "moe_ep_size")}
+    labelled = ((raw["backend"].str.lower() == "vllm") & (raw["mode"] == "agg") & (num["tp_size"] > 1)
+                & (num["attention_dp_size"] == num["tp_size"]) & (num["moe_ep_size"] == num["tp_size"] ** 2))
+    assert labelled.sum() > 0            # the file holds such labels, so the assertions below can fail
+    rows = read_results([SILICON])
+    v = rows[(rows["engine"] == "vllm") & (rows["mode"] == "agg")]
+    assert not ((v["tp"] > 1) & (v["attn_dp"] == v["tp"]) & (v["moe_ep"] == v["tp"] ** 2)).any()
+    assert (rows.loc[labelled.to_numpy(), "n_gpus"].to_numpy() == num["tp_size"][labelled].to_numpy()).all()
+    sg = rows[(rows["engine"] == "sglang") & (rows["mode"] == "agg")]
+    assert not ((sg["moe_tp"] > 1) & (sg["moe_ep"] > 1) & (sg["tp"] == sg["moe_tp"] * sg["moe_ep"])).any()
+    loaded, _ = S.load_rows()
+    layout = ["tp", "pp", "attn_dp", "moe_tp", "moe_ep", "n_gpus", "batch_size"]
+    same = rows.set_index("source_row").loc[loaded["source_row"], layout].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same, loaded[layout].reset_index(drop=True))
 
 
 @needs_shared

@@ -129,6 +129,19 @@ def test_slot_wait_drains_at_the_full_batchs_pace():
     assert float(w2) > 2 * float(w0)
 
 
+def test_slot_wait_broadcasts_over_windows():
+    """`slot_wait` takes one rank count per row against (rows, windows) occupancies (a trace's windows, the shape
+    `window_slot_wait` passes it), with or without a full batch's residency per row."""
+    args = (np.array([[8.0], [8.0]]), np.array([[6.0, 7.0], [6.0, 7.0]]), np.array([[100.0], [100.0]]),
+            np.array([[1.0], [4.0]]))
+    c, w = slot_wait(*args)
+    assert c.shape == w.shape == (2, 2)
+    assert np.all(c[1] < c[0]) and np.all(c[0, 1] > c[0, 0])
+    cf, wf = slot_wait(*args, resid_full=np.array([[110.0], [110.0]]))
+    assert cf.shape == wf.shape == (2, 2)
+    assert np.array_equal(cf, c) and np.all(wf > w)     # the chance to wait is the same, the full batch drains slower
+
+
 def test_riding_prompts_are_those_of_one_iteration():
     """`_riding_prompts`: one prompt an iteration at a trickle, more as the rate grows (x + e^-x over the iteration
     they ride on), never fewer than a cycle's N prompts over its iterations nor more than N."""
