@@ -275,8 +275,12 @@ def runs_prefill_alone(engine: Any) -> bool:
 
 
 def prefill_alone_mask(engines: Any) -> np.ndarray:
-    """1.0 for each engine name that runs prefill batches alone (`runs_prefill_alone`), else 0.0."""
-    return np.array([1.0 if runs_prefill_alone(e) else 0.0 for e in engines], dtype=float)
+    """1.0 for each engine name that runs prefill batches alone (`runs_prefill_alone`), else 0.0; each distinct
+    name looked up once (None reads as no engine: not alone)."""
+    e = np.asarray(engines, dtype=object)
+    names, inverse = np.unique(e.ravel().astype(str), return_inverse=True)
+    vals = np.array([1.0 if runs_prefill_alone(n) else 0.0 for n in names], dtype=float)
+    return vals[np.ravel(inverse)].reshape(e.shape)
 
 
 def resolve_engine(engine: Any) -> tuple[str, str | None]:

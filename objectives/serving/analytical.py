@@ -710,21 +710,22 @@ def _burst_opens(lam_ms: np.ndarray, round_ms: np.ndarray, prefill_ms: np.ndarra
                                                     >= 1.0)
 
 
-def _pipe_start(lam_ms: np.ndarray, n_req: np.ndarray, N: np.ndarray, round_ms: np.ndarray,
+def _pipe_start(lam_ms: np.ndarray, n_req: np.ndarray, N: np.ndarray, step_ms: np.ndarray,
                 hazard_ms: np.ndarray, steps: float, t_max: np.ndarray) -> dict[str, np.ndarray]:
     """A pipeline's start on one batch until a schedule first overflows a budget and opens a second (`_lanes`),
     one row per replica offered `lam_ms` requests per ms over a run of `n_req`. The run starts empty and its
     occupancy builds at the arrival rate (the first sequences leave only a residency later, and the residency
     lengthens as the batch grows) until the one-batch state's, N's last column; each round's prompts overflow at
-    rate `hazard_ms` (per ms: lam x `_burst_tail`), which grows with the occupancy as the rounds lengthen
-    (`round_ms`, ms). The first overflow comes at T with P(T > t) = exp(-H(t)), H the hazard's integral, and at
+    rate `hazard_ms` (per ms: lam x `_burst_tail` of the rounds there), which grows with the occupancy as the
+    rounds lengthen. The first overflow comes at T with P(T > t) = exp(-H(t)), H the hazard's integral, and at
     the latest at `t_max` (ms; one per row: where the one batch serves less than the arrivals, its prompt queue
     grows linearly until it holds more than a budget's prompts, inf elsewhere); over
     t < min(T, run): "share", the expected share of the run's requests that arrive before it (lam E[min(T, run)] /
     n_req); "N", their mean occupancy at arrival; "tokens", the share of the run's decode steps (`steps` a
-    request) taken before it (each sequence steps once a round); "round", the rounds' mean time per decode step
-    there (ms). `N`, `round_ms`, `hazard_ms`: (rows, k), k increasing occupancies from 0 to the one-batch state's,
-    each reached at N / lam (its last point's values hold beyond it)."""
+    request) taken before it (each sequence steps once a decode step, `step_ms` apart); "round", the mean time per
+    decode step there (ms). `N`, `step_ms`, `hazard_ms`: (rows, k), k increasing occupancies from 0 to the
+    one-batch state's, each reached at N / lam (its last point's values hold beyond it). Between points the hazard
+    is constant (the survival exponential, H's increments exact) and g linear, each piece integrated exactly."""
     lam = np.maximum(np.asarray(lam_ms, dtype=float), 1e-300)
     n_req = np.asarray(n_req, dtype=float)
     run = np.minimum(n_req / lam, np.asarray(t_max, dtype=float))
@@ -738,16 +739,23 @@ def _pipe_start(lam_ms: np.ndarray, n_req: np.ndarray, N: np.ndarray, round_ms: 
     x = hazard_ms[:, -1] * rest
     tail = surv[:, -1] * rest * np.where(x > 1e-12, -np.expm1(-x) / np.maximum(x, 1e-300), 1.0)
 
-    def integral(g: np.ndarray) -> np.ndarray:                           # E[int_0^min(T, run) g dt]
-        f = g * surv
-        return (0.5 * (f[:, :-1] + f[:, 1:]) * dt).sum(axis=1) + g[:, -1] * tail
+    # over a piece of length dt where H rises by x: int exp(-h s) ds = dt phi(x), int (s / dt) exp(-h s) ds = dt psi(x)
+    x = np.diff(H, axis=1)
+    small = x < 1e-4
+    xs = np.where(small, 1.0, x)
+    phi = np.where(small, 1.0 - x * (0.5 - x / 6.0), -np.expm1(-xs) / xs)
+    psi = np.where(small, 0.5 - x * (1.0 / 3.0 - x / 8.0), (-np.expm1(-xs) - xs * np.exp(-xs)) / (xs * xs))
 
-    per_step = N / np.maximum(round_ms, 1e-12)                           # decode steps per ms
+    def integral(g: np.ndarray) -> np.ndarray:                           # E[int_0^min(T, run) g dt]
+        piece = surv[:, :-1] * dt * (g[:, :-1] * phi + (g[:, 1:] - g[:, :-1]) * psi)
+        return piece.sum(axis=1) + g[:, -1] * tail
+
+    per_step = N / np.maximum(step_ms, 1e-12)                            # decode steps per ms
     t1, occ, tok = integral(np.ones_like(N)), integral(N), integral(per_step)
     return {"share": np.clip(lam * t1 / np.maximum(n_req, 1e-300), 0.0, 1.0),
             "N": occ / np.maximum(t1, 1e-300),
             "tokens": np.clip(tok / np.maximum(n_req * max(steps, 1.0), 1e-300), 0.0, 1.0),
-            "round": np.where(tok > 0, occ / np.maximum(tok, 1e-300), round_ms[:, 0])}
+            "round": np.where(tok > 0, occ / np.maximum(tok, 1e-300), step_ms[:, 0])}
 
 
 def _pool_pipe_service(pp: np.ndarray, lam_ms: np.ndarray, pass_ms: np.ndarray, batched_ms: np.ndarray,
@@ -1192,9 +1200,8 @@ class ServingModel:
                     # the least-loaded decode rank, so it waits only when every rank of the pool is full, then as one
                     # pooled queue (`slot_wait`, as the aggregated replicas', but M/M/c: the prefill pool hands its
                     # batches of prompts over together, arrivals burstier than Poisson, which Allen-Cunneen's
-                    # (ca^2 + cs^2) / 2 keeps near 1 with fixed outputs; halving it put 1 / 2 / 4 decode workers of
-                    # 8 slots at 1.14-1.17x the simulated capacity). A rank's own Erlang C (each rank fed
-                    # its share at random) put 2 decode workers of 8 slots 30 % below the simulator's capacity. The
+                    # (ca^2 + cs^2) / 2 keeps near 1 with fixed outputs; halving it overshot the simulated capacity,
+                    # docs/profiles.md). A rank's own Erlang C (each rank fed its share at random) undershot it. The
                     # wait delays the first token, the decode worker's (bounded by what the run builds at the decode
                     # pool's capacity, its backlog when the prefill pool hands it more than that)
                     c_wait, drain = slot_wait(slots, N[i], steps * t_d, n_d)
@@ -1220,8 +1227,10 @@ class ServingModel:
                     # aggregated replicas (`_lanes`): its queue passes a prompt per batch in flight, each prompt's
                     # pass through every stage (`t_one`), and where one batch falls behind the arrivals the queue
                     # holds up to a budget's prompts before another opens, spread about evenly between none and
-                    # that many (its mean wait at most half of them over the worker's rate); never below the
-                    # saturated pipeline's queue (`t_rate`, the budget's batches in flight)
+                    # that many: its mean wait at most half of them over the arrival rate (Little's law: the
+                    # queue bounded, as another batch opens at a budget's prompts, the worker clears the prompts
+                    # as fast as they arrive, not at one batch's 1 / S1); never below the saturated pipeline's
+                    # queue (`t_rate`, the budget's batches in flight)
                     S1, rho1, most = S, rho, np.full(len(i), np.inf)
                     if len(pipe):
                         S1, rho1 = S.copy(), rho.copy()
@@ -1613,7 +1622,8 @@ class ServingModel:
         # closed loop's budget-sized groups (whose prefill iterations hold no decodes); a prompt beside the
         # decodes overlaps their memory traffic, so the steady state priced with the groups ran each step too long
         # (`_riding_prompts`)
-        riding = np.flatnonzero((np.asarray(d.pp) == 1) & (_prefill_alone(d) == 0))
+        alone_rows = _prefill_alone(d) > 0               # the engine runs its prefill batches alone (SGLang)
+        riding = np.flatnonzero((np.asarray(d.pp) == 1) & ~alone_rows)
         prep_r = _prepared(self._kw(d.take(riding))) if len(riding) else None
 
         # pp > 1: the batches in flight the load keeps open (`_lanes_opened`; 1 elsewhere), each request riding
@@ -1729,8 +1739,7 @@ class ServingModel:
             rnd = tp * osl / np.maximum(osl, Ng * (col(isl_new) + osl) / col(d.max_num_tokens))
             # an engine that runs its prefill batches alone (SGLang) forms one from the prompts that arrived
             # during the iteration before, its prompts beside no decodes; the others' batches return once a round
-            assert prep is not None
-            alone_pf = np.broadcast_to(np.asarray(prep.coeffs.prefill_alone, dtype=bool), (len(piped),))[:, None]
+            alone_pf = alone_rows[piped, None]
             hazard = col(lam_row) * _burst_tail(col(lam_row), np.where(alone_pf, col(one), rnd), col(one),
                                                 np.where(alone_pf, 0.0, Ng), 1.0, col(isl_new), col(d.max_num_tokens))
             # past the one batch's rate its prompt queue grows linearly and overflows once it holds more than
@@ -1738,7 +1747,8 @@ class ServingModel:
             room = np.maximum(np.ceil(d.max_num_tokens[piped] / isl_row[piped] - 1e-9), 1.0)
             over = lam_row[piped] - x_max[piped] / 1e3
             t_q = np.where(over > 0, room / np.maximum(over, 1e-300), np.inf)
-            st = _pipe_start(lam_row[piped], n_run[piped], Ng, rnd, hazard, osl - 1.0, t_q)
+            # the rounds (one iteration's time) set the hazard only; a sequence steps once per decode step (tp)
+            st = _pipe_start(lam_row[piped], n_run[piped], Ng, tp, hazard, osl - 1.0, t_q)
             for k in begin:
                 begin[k][piped] = st[k]
             N = N.copy()
@@ -1817,7 +1827,7 @@ class ServingModel:
                 # sequences held (elasticity e = d ln R / d ln N, read off the step at N and Nq), so a surplus
                 # holds itself longer, and the occupancy's diffusion dN = (rate - N / R(N)) dt + noise (2 rate)
                 # has variance N / (1 - e) (Ornstein-Uhlenbeck about N, relaxing in R / (1 - e); the simulator's
-                # TPOT varies 15-25 ms over the deciles of a run at 1,024 slots, 0.8x capacity, for a mean of 18);
+                # spread in docs/profiles.md);
                 # a request's TPOT averages it over its life R, which keeps 2 (u - 1 + e^-u) / u^2 of it, u = 1 - e
                 e = np.zeros(n)
                 e[riding] = np.clip(np.log(np.maximum(raw_q, 1e-12) / np.maximum(at["tpot_ms"], 1e-12))[riding]
@@ -1884,9 +1894,8 @@ class ServingModel:
         (1 - rho_s^2) (an iteration's prompts are Poisson, g = `burst` times, over the one before: T' = d + s K,
         K ~ Poisson(rate T), Var T = g s^2 rate E[T] / (1 - rho_s^2)). Together rho_s E_lb for (2) and half the
         bias, (E_lb - t_it) / 2, in the residual iteration, less the M/D/1 queue's mean already counted,
-        g rho S / (2 (1 - rho)) (rho = rate x ``S``, one prompt's prefill alone, ms). The simulator's iterations
-        (1,024 slots, 0.95x capacity): the arrival waits 34 ms for the iteration in progress and its own lasts
-        76 ms with 2.7 prompts, where half a mean iteration and a lone prompt read 25 and 16."""
+        g rho S / (2 (1 - rho)) (rho = rate x ``S``, one prompt's prefill alone, ms). The simulator's figures:
+        docs/profiles.md, thirty-second round."""
         out = np.zeros(len(N))
         r = np.minimum(np.asarray(rho, dtype=float)[riding], 0.999)
         Nr = np.asarray(N, dtype=float)[riding]
@@ -2312,7 +2321,7 @@ class ServingModel:
             decode = {"steps": steps, "admitted": adm_d, "dlt": dlt}
             # the wait for a slot at the sequences the decodes hold, each for its decode at its window's step (the
             # queue side's full-batch residency held a 256-slot replica near full through the Azure conversation
-            # storm, whose simulated run never holds 256: TTFT 1.32x there, 0.82x at 1,024 slots)
+            # storm, whose simulated run never holds 256: docs/profiles.md)
             held, resid = held_d, mean_out * steps
         lam_k = (lam[:, None] * prof[None, :]).ravel()
         served_k = np.minimum(lam_k, c.ravel())
@@ -2934,9 +2943,8 @@ def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any
     then, and the slots free at that pace, not the mean occupancy's: where a full batch steps slower (its decode
     step grows with the sequences) the queue drains at slots / resid_full against the arrivals, occupancy / resid
     per ms, so a waiting request waits resid_full / (ranks (slots - occupancy x resid_full / resid)) (the state's
-    own service rate in the M/M/c wait; 32 slots of an 8B H100 replica at 0.95x capacity: 1,280 ms full for 1,140
-    at the mean, the simulator's wait for a slot 2.4x the mean's M/D/c). Returns (the chance to wait, the mean wait
-    of a request that waits, ms)."""
+    own service rate in the M/M/c wait; figures in docs/profiles.md, thirty-second round). Returns (the chance to
+    wait, the mean wait of a request that waits, ms)."""
     c = np.maximum(np.floor(np.asarray(slots, dtype=float)), 1.0)
     a = np.minimum(np.asarray(occupancy, dtype=float), c * 0.999)
     r = np.asarray(ranks, dtype=float)
@@ -2945,7 +2953,9 @@ def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any
         return _erlang_c(c * r, a * r), spread * np.asarray(resid, dtype=float) / np.maximum(r * (c - a), 1e-9)
     full = np.maximum(np.asarray(resid_full, dtype=float), np.asarray(resid, dtype=float))
     load = a * full / np.maximum(np.asarray(resid, dtype=float), 1e-300)    # arrivals over a full residency
-    return _erlang_c(c * r, a * r), spread * full / np.maximum(r * (c - load), 1e-9)
+    # a queue the full state cannot drain (load >= slots) keeps the M/M/c floor of 0.999 x slots (`a` above), not a
+    # ~1e12 ms wait: the backlog past capacity is `run_wait`'s
+    return _erlang_c(c * r, a * r), spread * full / np.maximum(r * (c - load), 1e-3 * r * c)
 
 
 def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:

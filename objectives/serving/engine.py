@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -29,6 +29,7 @@ from typing import cast
 import numpy as np
 
 from ..inference.admission import SGLANG
+from ..profiles import runs_prefill_alone
 from .scheduler import IterationCost, Scheduler
 
 RTOL = 1e-3
@@ -85,6 +86,9 @@ class _Replica:
                  host_link_gbs: float) -> None:
         self.eng, self.idx, self.role = eng, idx, role
         self.cost = cost
+        # the engine pauses only the decodes of the micro-batch a prefill batch run alone takes (SGLang's
+        # ``event_loop_pp``: `_pipe_lanes`); keyed on the engine, whatever the scheduling policy
+        self.slot_pause = runs_prefill_alone(getattr(cost, "engine", None))
         sched = sched.for_cost(cost)    # budgets left to the engine: its own (`Scheduler.resolved`)
         assert sched.max_batch_size is not None and sched.max_num_tokens is not None
         self.tm = cost.time_ms
@@ -179,7 +183,10 @@ class _Replica:
         self.kv_area = 0.0
         self.kv_max = 0.0
         self.npre = 0
-        self.stall = 0.0
+        self.stall = 0.0    # ms the decoders have gone without a token: prefill-only iterations since the last decode
+        # rid -> ms its next gap differs from stall + the next iteration's (`_first_gaps`): minus the stall at its
+        # join for a decoder that joined during one, plus the iteration for one a partial pause held back
+        self.owe: dict[int, float] = {}
         self.fresh: list[int] = []   # handed-off requests admitted to decode, their first token not yet out
         self.loading: list[int] = []  # handed-off requests holding blocks here while their KV is read
         # a handed-off request's first token leaves as it is admitted with its KV, not after an iteration
@@ -243,6 +250,8 @@ class _Replica:
             self.fin[rid] = self.G + r.out - r.gen
         if r.first != r.first:          # NaN: a disaggregated handoff; its first token is this worker's
             self.fresh.append(rid)
+        if self.stall:                  # it did not wait through the stall so far (`_first_gaps`)
+            self.owe[rid] = -self.stall
 
     def _add_handed_off(self, rid: int, r: _Req, t: float) -> None:
         """A handed-off request with its KV in place starts decoding at `t`: its first token with this worker's first
@@ -257,6 +266,8 @@ class _Replica:
     def _remove_dec(self, rid: int, r: _Req) -> None:
         if self.ntr is not None:
             del self.fin[rid]
+        if self.owe:
+            self.owe.pop(rid, None)
         q, m = divmod(r.base, self.B)
         self.n -= 1
         self.S -= r.base
@@ -622,7 +633,7 @@ class _Replica:
             self.paused = []
             S = self.S
             if self.pp > 1 and self.group is None:
-                alone = bool(chunks) and not ndec
+                alone = bool(chunks) and not ndec and self.slot_pause
                 k, self.lanes, paused = self._pipe_lanes(chunks, ndec, alone)
                 if alone and len(paused) < self.n:      # some batches decode beside the prompts' (`_pause_dec`)
                     self.paused = paused
@@ -998,9 +1009,8 @@ class _Replica:
             K = 0
             for p in self.seg:
                 k, a, b = p
-                if self.stall:       # decoders waited through prefill-only iterations before this one
-                    eng.iters.append((self.stall + a, self.n))
-                    self.stall = 0.0
+                if self.stall or self.owe:   # decoders waited through prefill-only iterations before this one
+                    self._first_gaps(a, self.n)
                     if k > 1:
                         eng.segs.append((self.n, k - 1, a + (b - a) / (k - 1), b))
                 else:
@@ -1009,12 +1019,15 @@ class _Replica:
             self.G += K
             self.seg = None
         elif self.ndec:
-            for rid in self.paused:    # their batch ran a prefill alone: no token this step
+            paused = self.paused
+            for rid in paused:         # their batch ran a prefill alone: no token this step
                 self._pause_dec(rid, reqs[rid])
             self.paused = []
             self.G += 1
-            eng.iters.append((self.dt + self.stall, self.ndec))
-            self.stall = 0.0
+            if self.stall or self.owe or paused:
+                self._first_gaps(self.dt, self.ndec, paused)
+            else:
+                eng.iters.append((self.dt, self.ndec))
         elif self.n:
             self.stall += self.dt
         G = self.G
@@ -1045,6 +1058,30 @@ class _Replica:
         self.state = "pending"
         if self.group is None:      # a rank in lockstep starts with its group (`_Group.commit`)
             eng.push(t, _START, self)
+
+    def _first_gaps(self, a: float, n: int, paused: list[int] | None = None) -> None:
+        """Record the inter-token gaps (ms) of the `n` decoders that emit a token in this unit's first iteration
+        (`a` ms): each waited the stall before it (prefill-only iterations) plus `a`, offset by its `owe` (a
+        decoder that joined during the stall waited only since; one a partial pause held back waited that
+        iteration too). The `paused` (this iteration's partial pause, `_pipe_lanes`) emit nothing now and carry the
+        wait into their next gap."""
+        iters = self.eng.iters
+        base = self.stall + a
+        self.stall = 0.0
+        owe = self.owe
+        if paused:
+            get = owe.get
+            self.owe = {rid: get(rid, 0.0) + base for rid in paused}
+            for rid in paused:
+                owe.pop(rid, None)
+        else:
+            self.owe = {}
+        if owe:                  # the owed decoders that emit, one record per distinct wait
+            n -= len(owe)
+            for w, k in Counter(owe.values()).items():
+                iters.append((base + w, k))
+        if n > 0:
+            iters.append((base, n))
 
     def _chunk_done(self, rid: int, c: int, t: float, adv: float = 0.0) -> None:
         """Request rid's chunk of `c` tokens has run (at `t`); a prompt it finishes emits its first token `adv` ms
@@ -1131,6 +1168,12 @@ class _Group:
         # decodes (the ranks' state after their batches were formed, the same at each of its iterations)
         self.seg_rule = (False, False)
 
+    def _rule(self) -> tuple[bool, bool]:
+        """The balance's branch at a step (`_release`, `_count`): (every rank holds a prompt to schedule, queued or
+        prefilling, with room for it; every rank decodes)."""
+        rs = self.ranks
+        return all((r.prefilling or r.waiting) and r.n < r.maxb for r in rs), all(r.n > 0 for r in rs)
+
     def _release(self) -> bool:
         """TensorRT-LLM's attention-DP balance at this step (tensorrt_llm/_torch/pyexecutor/py_executor.py,
         ``PyExecutor._balance_adp_requests``): whether the ranks' prompts run now (True) or are held back. When
@@ -1140,9 +1183,8 @@ class _Group:
         decodes."""
         b = self.balance
         assert b is not None
-        ranks = self.ranks
-        all_gen = all(r.n > 0 for r in ranks)
-        if all((r.prefilling or r.waiting) and r.n < r.maxb for r in ranks):
+        held, all_gen = self._rule()
+        if held:
             self.bal_wait = 0
             if all_gen:
                 if self.bal_batch < b.batching_wait_iters:
@@ -1223,8 +1265,7 @@ class _Group:
             seg = self.seg = _integrate(lambda k: max(r.tm_in_step(0, 0, n, kv + k * n, x) for r, n, kv, x in pr),
                                         1 if waiting else min(ks))
             if self.balance is not None:
-                rs = self.ranks
-                self.seg_rule = (all((r.prefilling or r.waiting) and r.n < r.maxb for r in rs), all(r.n > 0 for r in rs))
+                self.seg_rule = self._rule()
             for r in busy:
                 r._set_segment(t, list(seg))
             dt = busy[0].dt

@@ -244,3 +244,31 @@ def test_the_closed_forms_balance_hold_follows_the_simulators_from_light_to_drai
     sim = serving.simulate(**kw, workload=w, scheduler=Scheduler(adp_balance=True))
     cf = inference.max_throughput(**kw, input_len=isl, output_len=1024, concurrency=C, adp_balance=True)
     assert float(cf["ttft_ms"].iloc[0]) == pytest.approx(sim["ttft_ms_mean"], rel=0.15)
+
+
+@pytest.mark.parametrize("held,all_gen", [(True, True), (True, False), (False, True), (False, False)])
+def test_a_segments_closed_form_count_equals_stepping_the_balance(held: bool, all_gen: bool) -> None:
+    """`_Group._count(k)` leaves the balance's counters where k calls of `_release` at the segment's state leave
+    them, for each branch of `_Group._rule` (every rank holds a prompt with room; every rank decodes)."""
+    from types import SimpleNamespace
+
+    from objectives.serving.engine import _Group
+
+    def group() -> _Group:
+        ranks = [SimpleNamespace(prefilling=[1] if held else [], waiting=[], n=3 if all_gen else 0, maxb=8,
+                                 adp_balance=AdpBalance(batching_wait_iters=3, timeout_iters=5), idx=i)
+                 for i in range(2)]
+        ranks[1].n = 2 if all_gen else ranks[1].n
+        return _Group(None, ranks)  # type: ignore[arg-type]
+
+    for start in range(6):
+        for k in range(12):
+            stepped, counted = group(), group()
+            for g in (stepped, counted):
+                g.bal_wait, g.bal_batch = start % 5, start % 4
+            for _ in range(k):
+                stepped._release()
+            counted.seg_rule = counted._rule()
+            assert counted.seg_rule == (held, all_gen)
+            counted._count(k)
+            assert (counted.bal_wait, counted.bal_batch) == (stepped.bal_wait, stepped.bal_batch), (start, k)

@@ -142,6 +142,38 @@ def test_slot_wait_broadcasts_over_windows():
     assert np.array_equal(cf, c) and np.all(wf > w)     # the chance to wait is the same, the full batch drains slower
 
 
+def test_slot_wait_keeps_a_floor_where_the_full_batch_cannot_drain():
+    """Past what a full batch serves (27.5 of 32 slots held 1.2x longer full: 33 Erlangs of full residencies) the
+    wait keeps M/M/c's 0.999 x slots floor, full / (1e-3 slots) (the backlog past capacity is `run_wait`'s), not
+    a ~1e11 ms drain; a stable queue is unchanged."""
+    c, w = slot_wait(32, 27.5, 1000.0, 1.0, 0.0, 1200.0)
+    assert float(c) > 0.0
+    assert float(w) == pytest.approx(0.5 * 1200.0 / (1e-3 * 32), rel=1e-12)
+    _, w_ok = slot_wait(32, 25.0, 1000.0, 1.0, 0.0, 1200.0)
+    assert float(w_ok) == pytest.approx(0.5 * 1200.0 / (32 - 25.0 * 1.2), rel=1e-12)
+
+
+def test_a_pipelined_prefill_pool_at_a_trickle_passes_one_prompt_at_a_time():
+    """`_pool_pipe_service` at a trickle: one batch in flight, so the service is a prompt's pass (not the saturated
+    pipeline's `batched_ms`), the utilisation rate x pass, the queue bounded by a budget's prompts."""
+    from objectives.serving.analytical import _pool_pipe_service
+    S, rho, room = _pool_pipe_service(np.array([4.0]), np.array([1e-6]), np.array([100.0]), np.array([30.0]),
+                                      np.array([1024.0]), np.array([8192.0]))
+    assert float(S[0]) == 100.0 and float(rho[0]) == pytest.approx(1e-4) and float(room[0]) == 8.0
+
+
+def test_mix_quantile_of_equal_parts_is_either():
+    """`_mix_quantile` of two equal distributions is that distribution at any share; share 0 / 1 gives each part."""
+    from objectives.serving.analytical import _mix_quantile
+    one = {"p50": np.array([100.0, 10.0]), "p90": np.array([200.0, 30.0]), "p99": np.array([400.0, 90.0])}
+    two = {k: 3.0 * v for k, v in one.items()}
+    for p in one:
+        for share in (0.0, 0.3, 1.0):
+            np.testing.assert_allclose(_mix_quantile(np.full(2, share), one, one, p), one[p], rtol=1e-6)
+        np.testing.assert_allclose(_mix_quantile(np.zeros(2), one, two, p), two[p], rtol=1e-6)
+        np.testing.assert_allclose(_mix_quantile(np.ones(2), one, two, p), one[p], rtol=1e-6)
+
+
 def test_riding_prompts_are_those_of_one_iteration():
     """`_riding_prompts`: one prompt an iteration at a trickle, more as the rate grows (x + e^-x over the iteration
     they ride on), never fewer than a cycle's N prompts over its iterations nor more than N."""

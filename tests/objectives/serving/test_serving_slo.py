@@ -231,6 +231,43 @@ def test_sglangs_pipeline_pauses_only_the_decodes_of_the_batch_its_prompt_goes_i
     assert a["tpot_ms"] == pytest.approx(sim["tpot_ms_mean"], rel=0.1), (a["tpot_ms"], sim["tpot_ms_mean"])
 
 
+def test_paused_and_stalled_decoders_keep_their_wait_in_the_itl_record():
+    """The ITL record holds every decoder's gaps, so on any trace they sum to sum(finish - first token). SGLang
+    PP 2 (the trace above): a decoder a partial pause held back (`_pipe_lanes`) had its next gap logged as the next
+    iteration alone (2.7 s of decoder time missing), and a prefill-only iteration's stall was charged to the
+    prompts whose first token ended it (2.2 s too many): recorded 95,964 ms against 93,771."""
+    from objectives.serving import simulator
+    from objectives.serving.traces import Trace
+
+    arr = np.r_[np.zeros(12), 1.0 + np.arange(6) * 0.5]
+    w = serving.Workload(trace=Trace(arr, np.r_[np.full(12, 1024), np.full(6, 2048)],
+                                     np.r_[np.full(12, 400), np.full(6, 2)]))
+    for pp in (1, 2):
+        eng, reps = simulator._build("Llama-3.1-70B", "H100-SXM-80GB", 2, pp, "fp8", None, "fp8", w, None, "agg",
+                                     1, None, None, None, "least_loaded", "sglang", 1, 1)
+        df = simulator._frame(eng, reps)
+        it, sg = np.asarray(eng.iters).reshape(-1, 2), np.asarray(eng.segs).reshape(-1, 4)
+        rec = (it[:, 0] * it[:, 1]).sum() + (sg[:, 0] * sg[:, 1] * (sg[:, 2] + sg[:, 3]) * 0.5).sum() + sum(eng.gaps)
+        n = it[:, 1].sum() + (sg[:, 0] * sg[:, 1]).sum() + len(eng.gaps)
+        assert n == (df["output_tokens"] - 1).sum()
+        assert rec == pytest.approx(((df["finish_s"] - df["first_token_s"]) * 1e3).sum(), rel=1e-9), pp
+
+
+def test_only_an_engine_that_runs_prefill_alone_pauses_a_pipeline_slot_at_a_time():
+    """The per-slot pause is SGLang's ``event_loop_pp``, not the policy's: vLLM with ``prefill_first`` and PP 2
+    pauses all its decodes for a prefill-only iteration (the twelve finish together), where it had SGLang's split."""
+    from objectives.serving.traces import Trace
+
+    arr = np.r_[np.zeros(12), 1.0 + np.arange(6) * 0.5]
+    w = serving.Workload(trace=Trace(arr, np.r_[np.full(12, 1024), np.full(6, 2048)],
+                                     np.r_[np.full(12, 400), np.full(6, 2)]))
+    fin = {e: serving.simulate_requests("Llama-3.1-70B", "H100-SXM-80GB", 2, 2, weight_dtype="fp8", kv_dtype="fp8",
+                                        workload=w, engine=e, scheduler=serving.Scheduler(policy="prefill_first")
+                                        )["finish_s"].to_numpy()[:12] for e in ("vllm", "sglang")}
+    assert np.ptp(fin["vllm"]) < 1e-3, fin
+    assert np.ptp(fin["sglang"]) > 0.05, fin
+
+
 def test_sglang_pipelines_run_the_pp_loop_not_the_overlap_scheduler():
     """SGLang dispatches pp_size > 1 to ``event_loop_pp`` before its overlap loop (scheduler.py's dispatch), whose
     slots take the requests received at their turn: a new request goes into the batch formed at the next return,
@@ -265,6 +302,32 @@ def test_a_pipelined_prefill_worker_hands_a_prompt_off_when_its_own_pass_ends():
     first = r["first_token_s"].to_numpy() * 1e3
     assert first[9] < first[8] + 5.0, first
     assert first[0] < first[8] - 50.0, first
+
+
+def test_pipe_start_integrates_the_survival_exactly_between_its_points():
+    """`_pipe_start` on a ramp from 0 to 100 sequences over 10 s of a 100 s run (0.01 req/ms, 1,000 requests): no
+    hazard keeps the whole run on one batch (mean occupancy (50 x 1e4 + 100 x 9e4) / 1e5, each sequence stepping
+    once per `step_ms`); a hazard of 1e3 per ms overflows at once, E[T] = 1 / h, where the trapezoid gave the
+    first interval half its length (share 0.0125 for the exact 1e-8)."""
+    from objectives.serving.analytical import _pipe_start
+
+    N = np.linspace(0.0, 100.0, 5)[None, :]
+    args = (np.array([0.01]), np.array([1000.0]), N, np.full((1, 5), 50.0))
+    st = _pipe_start(*args, np.zeros((1, 5)), 255.0, np.array([np.inf]))
+    assert st["share"][0] == pytest.approx(1.0, rel=1e-12) and st["N"][0] == pytest.approx(95.0, rel=1e-12)
+    assert st["tokens"][0] == pytest.approx((1e4 * 50.0 + 9e4 * 100.0) / 50.0 / (1000.0 * 255.0), rel=1e-12)
+    assert st["round"][0] == pytest.approx(50.0, rel=1e-12)
+    st = _pipe_start(*args, np.full((1, 5), 1e3), 255.0, np.array([np.inf]))
+    assert st["share"][0] == pytest.approx(0.01 * 1e-3 / 1000.0, rel=1e-6)
+    # a hazard that rises between points: each piece's exponential (H's increments by trapezoid) integrated
+    # exactly matches a fine quadrature of exp(-H) with H linear between the points
+    h = np.array([[0.0, 1e-4, 4e-4, 9e-4, 1.6e-3]])
+    st = _pipe_start(*args, h, 255.0, np.array([np.inf]))
+    t = np.linspace(0.0, 1e4, 4001)
+    hseg = np.diff(np.r_[0.0, np.cumsum(0.5 * (h[0, :-1] + h[0, 1:]) * 2500.0)]) / 2500.0
+    H = np.interp(t, np.linspace(0.0, 1e4, 5), np.r_[0.0, np.cumsum(hseg * 2500.0)])
+    ref = np.trapezoid(np.exp(-H), t) + np.exp(-H[-1]) * (-np.expm1(-h[0, -1] * 9e4)) / h[0, -1]
+    assert st["share"][0] == pytest.approx(0.01 * ref / 1000.0, rel=1e-5)
 
 
 def test_a_pipelines_run_starts_on_one_batch_until_a_schedule_first_overflows():
