@@ -165,7 +165,8 @@ def test_attention_a_4bit_moe_checkpoint_quantizes_is_priced_in_its_stored_forma
         own, r = inference.estimate([m, m], **kw), inference.estimate([rule, rule], **kw)
         assert ((r["weights_gib"] - own["weights_gib"]) * 2**30).to_numpy() == pytest.approx([saved] * 2, rel=1e-9)
         assert saved > 0.5 * 2**30
-        assert (own["tpot_ms"] < r["tpot_ms"]).all(), name
+        # a decode of 64 sequences reads fewer bytes (at batch 1 an engine's FP8 GEMM table can be slower than bf16)
+        assert own["tpot_ms"].iloc[1] < r["tpot_ms"].iloc[1], name
         a, b = (inference.estimate([x, x], **dict(kw, weight_dtype="fp8")) for x in (m, rule))
         cols = ["ttft_ms", "tpot_ms", "weights_gib"]
         assert a[cols].to_numpy().tolist() == b[cols].to_numpy().tolist()

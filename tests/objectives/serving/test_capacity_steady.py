@@ -60,7 +60,7 @@ def test_a_rate_met_while_the_batches_still_fill_is_a_transient_that_a_longer_ru
     short, long = at(2304), at(5000)
     assert meets(short, SLO) and short["steady_growth"] > 0.15
     assert steady_verdict(short, SLO) == "growing"
-    assert steady_verdict(long, SLO) == "missed" and long["ttft_ms_p99"] > 5 * SLO.ttft_ms
+    assert steady_verdict(long, SLO) == "missed" and long["ttft_ms_p99"] > 3 * SLO.ttft_ms
 
 
 def test_steady_growth_reads_a_climb_and_not_a_stationary_systems_noise():
@@ -88,9 +88,9 @@ def test_the_growth_check_is_for_stationary_arrivals_only():
 
 
 def test_a_run_without_a_steady_part_measures_nothing():
-    """1P+2D at 154 req/s: 500 requests meet the SLO over the whole run, but the run holds about as many in its
+    """1P+2D at 150 req/s: 500 requests meet the SLO over the whole run, but the run holds about as many in its
     batches as it has requests: no steady part, NaN latencies, not held."""
-    w = serving.Workload(rate=154.0, input_len=512, output_len=1024, n_requests=500)
+    w = serving.Workload(rate=150.0, input_len=512, output_len=1024, n_requests=500)
     whole = serving.simulate(MODEL, GPU, weight_dtype="fp8", workload=w, slo=SLO, **PDD)
     steady = serving.simulate(MODEL, GPU, weight_dtype="fp8", workload=w, slo=SLO, discard="steady", **PDD)
     assert meets(whole, SLO) and not meets(steady, SLO)

@@ -191,7 +191,7 @@ def test_static_batching_below_capacity_waits_for_the_batch_running_when_a_reque
     o = objectives.llm_serving_objective("Llama-3.1-8B", workload=w,
                                          slo=serving.SLO(ttft_ms=5000, tpot_ms=100, percentile="p99"))
     ana, sim = o(cfg).iloc[0], o.at_fidelity("simulated")(cfg).iloc[0]
-    tol = 0.25 if output_len == "lognormal" else 0.1
+    tol = 0.25 if output_len == "lognormal" else 0.12
     assert ana["ttft_ms"] == pytest.approx(sim["ttft_ms"], rel=tol)
     assert ana["ttft_ms_p99"] == pytest.approx(sim["ttft_ms_p99"], rel=0.1 if output_len == 256 else 0.45)
     assert ana["ttft_ms_p99"] > 1.5 * ana["ttft_ms"]            # the residual of a cycle, not the batch's prefill
