@@ -6,10 +6,11 @@ the readmitted requests to finish. Checked against the serving simulator, which 
 new-token ratio and its retraction (`serving.Scheduler`'s ``admission="new_token_ratio"``)."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from objectives import inference, serving
 from objectives.inference.admission import (
     RETRACT_WAIT_CYCLES,
     SGLANG,
@@ -17,21 +18,11 @@ from objectives.inference.admission import (
     wave_overflow,
     wave_retraction,
 )
-from objectives.serving import Scheduler, Workload
+from tests.helpers.waves import closed, simulated
+from tests.helpers.waves import wave_cap as _cap
 
-M, G = "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM-80GB"
+_closed, _simulated = partial(closed, engine="sglang"), partial(simulated, engine="sglang")
 
-
-def _cap(isl: int, osl: int, conc: int, u: float) -> int:
-    """The KV capacity (tokens) at which the wave's peak overflows by u of the half output the average leaves
-    room for: C x (isl + osl) - u x C x osl / 2."""
-    return int(conc * (isl + osl) - u * conc * osl / 2)
-
-
-def _closed(isl: int, osl: int, conc: int, cap: int) -> dict[str, float]:
-    r = inference.max_throughput(M, G, tp=1, engine="sglang", input_len=isl, output_len=osl, concurrency=conc,
-                                 kv_capacity_tokens=cap)
-    return {k: float(r[k].iloc[0]) for k in ("batch_size", "ttft_ms", "tpot_ms", "e2e_ms")}
 
 
 def test_each_victim_leaves_its_wave_once():
@@ -69,11 +60,6 @@ def test_nothing_moves_where_the_waves_peak_fits():
     assert over["batch_size"] == conc and over["ttft_ms"] > 10 * fits["ttft_ms"]
     assert over["tpot_ms"] > fits["tpot_ms"]          # the victims' prompts and outputs so far prefilled again
     assert over["e2e_ms"] == pytest.approx(over["ttft_ms"] + (osl - 1) * over["tpot_ms"], rel=1e-12)
-
-
-def _simulated(isl: int, osl: int, conc: int, cap: int) -> dict[str, float]:
-    return serving.simulate(M, G, tp=1, engine="sglang", scheduler=Scheduler(kv_capacity_tokens=cap),
-                            workload=Workload(concurrency=conc, input_len=isl, output_len=osl, n_requests=10 * conc))
 
 
 @pytest.mark.parametrize("isl, osl, conc, u", [(1024, 8192, 32, 0.54), (1024, 8192, 64, 0.9), (2048, 4096, 32, 0.56),

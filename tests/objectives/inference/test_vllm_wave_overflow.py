@@ -5,26 +5,17 @@ preempted; the preempted one, at the front of the queue, holds every prompt behi
 simulator, which runs vLLM V1's admission chunk by chunk and its preemption."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from objectives import inference, serving
 from objectives.inference.admission import OVERFLOW_WAIT, overflow_wait, wave_overflow
-from objectives.serving import Scheduler, Workload
+from tests.helpers.waves import closed, simulated
+from tests.helpers.waves import wave_cap as _cap
 
-M, G = "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM-80GB"
+_closed, _simulated = partial(closed, engine="vllm"), partial(simulated, engine="vllm")
 
-
-def _cap(isl: int, osl: int, conc: int, u: float) -> int:
-    """The KV capacity (tokens) at which the wave's peak overflows by u of the half output the average leaves
-    room for: C x (isl + osl) - u x C x osl / 2."""
-    return int(conc * (isl + osl) - u * conc * osl / 2)
-
-
-def _closed(isl: int, osl: int, conc: int, cap: int, engine: str = "vllm") -> dict[str, float]:
-    r = inference.max_throughput(M, G, tp=1, engine=engine, input_len=isl, output_len=osl, concurrency=conc,
-                                 kv_capacity_tokens=cap)
-    return {k: float(r[k].iloc[0]) for k in ("batch_size", "ttft_ms", "tpot_ms", "e2e_ms")}
 
 
 def test_a_wave_sheds_its_overflow_one_victim_at_a_time():
@@ -47,11 +38,6 @@ def test_nothing_moves_where_the_waves_peak_fits():
     over = _closed(isl, osl, conc, _cap(isl, osl, conc, 0.75))
     assert over["batch_size"] == conc and over["ttft_ms"] > 2 * fits["ttft_ms"]
     assert over["e2e_ms"] == pytest.approx(over["ttft_ms"] + (osl - 1) * over["tpot_ms"], rel=1e-12)
-
-
-def _simulated(isl: int, osl: int, conc: int, cap: int) -> dict[str, float]:
-    return serving.simulate(M, G, tp=1, engine="vllm", scheduler=Scheduler(kv_capacity_tokens=cap),
-                            workload=Workload(concurrency=conc, input_len=isl, output_len=osl, n_requests=10 * conc))
 
 
 @pytest.mark.parametrize("isl, osl, conc, u", [(1024, 1024, 64, 1.0), (1024, 4096, 64, 0.5), (4096, 4096, 64, 0.75),
