@@ -703,6 +703,37 @@ def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.round(1)
 
 
+def signed_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Median log(predicted / measured) of TTFT and TPOT per group of `scored` rows (> 0: the model reads high),
+    beside the rows and rows predicted: `mdape_by`'s sign, to tell a group's offset from its scatter."""
+    t = np.log(d["ttft_pred"].to_numpy(float) / d["ttft_ms"].to_numpy(float))
+    p = np.log(d["tpot_pred"].to_numpy(float) / d["tpot_ms"].to_numpy(float))
+    g = pd.DataFrame({"t": t, "p": p}, index=d.index).join(d[by]).groupby(by, observed=True)
+    return pd.DataFrame({"rows": g.size(), "predicted": g["p"].count(), "ttft_log_ratio": g["t"].median(),
+                         "tpot_log_ratio": g["p"].median()}).round(3)
+
+
+def load_slopes(d: pd.DataFrame, sweep: list[str], min_concurrency: float = 16.0) -> pd.DataFrame:
+    """How TTFT grows with load in each sweep of `scored` rows (a deployment and lengths over its client counts,
+    the columns `sweep`), measured and predicted: the least-squares line TTFT = intercept + slope x TPOT (ms) over
+    its rows of at least `min_concurrency` clients, one row per concurrency (at least three). A closed loop's TTFT
+    counts the iterations a prompt waits and the TPOT the iteration's length, so the slope is about the iterations
+    a prompt waits per output token's time; a sweep whose measured slope is a multiple of the predicted one grows
+    with load in a way no constant before the first token makes up."""
+    out = []
+    for key, g in d[d["concurrency"] >= min_concurrency].groupby(sweep, observed=True, dropna=False):
+        g = g.drop_duplicates("concurrency")
+        ok = np.isfinite(g["ttft_pred"].to_numpy(float)) & np.isfinite(g["tpot_pred"].to_numpy(float))
+        g = g[ok]
+        if len(g) < 3:
+            continue
+        km, am = np.polyfit(g["tpot_ms"].to_numpy(float), g["ttft_ms"].to_numpy(float), 1)
+        kp, ap = np.polyfit(g["tpot_pred"].to_numpy(float), g["ttft_pred"].to_numpy(float), 1)
+        out.append((*(key if isinstance(key, tuple) else (key,)), len(g), km, am, kp, ap))
+    return pd.DataFrame(out, columns=[*sweep, "rows", "slope_measured", "intercept_measured_ms",
+                                      "slope_predicted", "intercept_predicted_ms"]).round(2)
+
+
 SILICON_FILE = "serving_silicon.csv"
 
 #: what identifies one measurement: the deployment, lengths and load, with its TTFT and TPOT (`distinct_measurements`).

@@ -237,3 +237,34 @@ def test_factor_shifts_lists_the_factors_a_fold_moves_past_the_threshold_either_
     assert list(silicon.factor_shifts(folds, fitted, threshold=0.04).index) == ["a.vllm", "b"]
     # a factor one fold did not fit reads NaN in that column, not a shift
     assert np.isnan(silicon.factor_shifts({**folds, "gb200": {"c": 10.0}}, fitted).loc["b", "gb200"])
+
+
+def _sweep(ttft_meas, tpot_meas, ttft_pred, tpot_pred, concurrency=(4, 16, 32, 64, 128)):
+    return pd.DataFrame({"gpu": "b300_sxm", "isl": 1024, "concurrency": list(concurrency),
+                         "ttft_ms": ttft_meas, "tpot_ms": tpot_meas, "ttft_pred": ttft_pred, "tpot_pred": tpot_pred})
+
+
+def test_signed_by_gives_each_groups_median_log_ratio_with_its_sign():
+    d = pd.concat([_sweep([100.0] * 5, [10.0] * 5, [200.0] * 5, [10.0] * 5).assign(gpu="a"),
+                   _sweep([100.0] * 5, [10.0] * 5, [50.0] * 5, [5.0] * 5).assign(gpu="b")], ignore_index=True)
+    d.loc[0, "ttft_pred"] = np.nan                              # one unpredicted row in group a
+    s = silicon.signed_by(d, ["gpu"])
+    assert s.loc["a", "ttft_log_ratio"] == pytest.approx(np.log(2.0), abs=1e-3)     # reads high
+    assert s.loc["b", "ttft_log_ratio"] == pytest.approx(np.log(0.5), abs=1e-3)     # reads low
+    assert s.loc["b", "tpot_log_ratio"] == pytest.approx(np.log(0.5), abs=1e-3)
+    assert list(s["rows"]) == [5, 5]
+
+
+def test_load_slopes_fits_ttft_against_tpot_over_the_loaded_rows_of_each_sweep():
+    tpot = np.array([5.0, 10.0, 15.0, 20.0, 30.0])
+    # measured: 50 iterations of TPOT per TTFT past 16 clients; predicted: 10 plus a 250 ms constant. The C = 4 row
+    # (off both lines) is left out of the fit
+    d = _sweep(np.r_[999.0, 50.0 * tpot[1:]], tpot, np.r_[1.0, 250.0 + 10.0 * tpot[1:]], tpot)
+    s = silicon.load_slopes(d, ["gpu", "isl"])
+    assert len(s) == 1 and s.loc[0, "rows"] == 4
+    assert s.loc[0, "slope_measured"] == pytest.approx(50.0)
+    assert s.loc[0, "intercept_measured_ms"] == pytest.approx(0.0, abs=1e-6)
+    assert s.loc[0, "slope_predicted"] == pytest.approx(10.0)
+    assert s.loc[0, "intercept_predicted_ms"] == pytest.approx(250.0)
+    # a sweep of fewer than three loaded client counts has no line
+    assert silicon.load_slopes(d[d["concurrency"] <= 32], ["gpu", "isl"]).empty
