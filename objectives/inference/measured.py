@@ -1583,9 +1583,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     if v4.any() and ctx is not None and gen is not None:
         ctx, gen, ok, (c_hi, g_hi) = _v4_attention(prof, m, v4, heads, ctx, gen, hide, a_scale, (c_hi, g_hi))
         inside = np.where(v4, inside_mlp & ok, inside)
-    # Gated DeltaNet layers' recurrence (conv + gated delta rule): a prompt chunk of b x s tokens runs the
-    # chunked kernels, a decode step the packed recurrent update of b sequences whatever their length; the table
-    # replaces the closed-form recurrence on these rows (`core`), which would count it twice
+    # Gated DeltaNet layers' recurrence (conv + gated delta rule): a batch of b prompts of s tokens runs the chunked
+    # kernels at its measured batch (sequences side by side, each one's chunks in turn: not b x s tokens as one
+    # sequence, `profiles.build.gdn_tables`), a decode step the packed recurrent update of b sequences whatever
+    # their length; the table replaces the closed-form recurrence on these rows (`core`), which would count it twice
     g_ctx, g_gen = prof.table("linear_attention.gdn_context"), prof.table("linear_attention.gdn_generation")
     vh = np.maximum(m.get("lin_v_heads", np.zeros(k)) / tp, 1.0)[:, None, None]
     kda = (n_lin > 0) & (m.get("lin_kda", np.zeros(k)) > 0)
@@ -1604,11 +1605,11 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         return np.log(np.exp(c) + lc), np.log(np.exp(g) + lg)
 
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
-        inside &= ~lin | g_ctx.inside(1.0, vh[:, 0, 0])
-        # the prompt's tokens b x s, the decoding sequences b
-        c_hi = np.where(col(lin), np.minimum(c_hi, col(g_ctx.reach(0, vh[:, 0, 0])) / B_GRID[None, :]), c_hi)
+        inside &= ~lin | (g_ctx.inside(1.0, 1024.0, vh[:, 0, 0]) & g_gen.inside(1.0, vh[:, 0, 0]))
+        # the prompts' length per batch, the decoding sequences b
+        c_hi = np.where(col(lin), np.minimum(c_hi, _len_reach(g_ctx, vh[:, 0, 0])), c_hi)
         g_hi = np.where(col(lin), np.minimum(g_hi, _batch_reach(g_gen.reach(0, vh[:, 0, 0]))), g_hi)
-        ctx, gen = add_layers(ctx, gen, lin, g_ctx(b3 * s3, vh), g_gen(b3 * np.ones_like(s3), vh))
+        ctx, gen = add_layers(ctx, gen, lin, g_ctx(b3, s3, vh), g_gen(b3 * np.ones_like(s3), vh))
         lin_tab |= lin
     # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
     # length (the chunked scan runs prompts side by side, one long prompt serially), a decode step by its sequences;

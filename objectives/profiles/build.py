@@ -440,22 +440,57 @@ def mhc_tables(path: Path) -> dict[str, Table]:
 
 
 def gdn_tables(path: Path) -> dict[str, Table]:
-    """Gated DeltaNet (linear attention) layer time: the kernels of one phase summed, by (tokens, value heads per
-    GPU): `gdn_context` (batch 1, tokens = prompt length), `gdn_generation` (tokens = decoding sequences)."""
+    """Gated DeltaNet (linear attention) layer time (ms, one layer's kernels of a phase summed per measured model
+    shape, then the median over the shapes at the same value heads per GPU): `gdn_context` by (batch, prompt length,
+    value heads per GPU), cells beyond a (length, heads) line's largest measured batch in proportion to the prompts;
+    `gdn_generation` by (decoding sequences, value heads per GPU).
+
+    A prompt batch is not one sequence of its tokens: the chunked delta rule (`chunk_gated_delta_rule`, 64-token
+    chunks) carries a state from chunk to chunk within a sequence and runs sequences side by side (its grid is
+    value heads x sequences), the conv keeps a state per sequence. aiconfigurator-core's collectors time b prompts
+    of s tokens (`num_tokens` = b x s) at b = 1-64 on every system and engine (a collection of one prompt per
+    call: `_gdn_one_prompt_table`)."""
     df = _read(path, ("phase", "kernel_source", "batch_size", "num_tokens", "num_v_heads", "latency"))
+    if "seq_len" not in df:
+        df = df.assign(seq_len=df["num_tokens"] // df["batch_size"].clip(lower=1))
+    model = "model_name" if "model_name" in df else "phase"
     out = {}
     for phase, d in df.groupby("phase"):
-        if phase == "context":
-            d = d[d["batch_size"] == 1]
-        model = "model_name" if "model_name" in d else "phase"
-        per = d.groupby(["num_tokens", "num_v_heads", model, "kernel_source"], as_index=False)["latency"].median()
+        cell = ["batch_size", "seq_len", "num_v_heads"] if phase == "context" else ["num_tokens", "num_v_heads"]
+        per = d.groupby([*cell, model, "kernel_source"], as_index=False)["latency"].median()
         # one layer = its kernels summed (per model shape), then the median over the measured model shapes
-        layer = per.groupby(["num_tokens", "num_v_heads", model], as_index=False)["latency"].sum()
-        tot = layer.groupby(["num_tokens", "num_v_heads"], as_index=False)["latency"].median()
-        t = _table(tot, ["num_tokens", "num_v_heads"], [0, 1])
+        layer = per.groupby([*cell, model], as_index=False)["latency"].sum()
+        tot = layer.groupby(cell, as_index=False)["latency"].median()
+        if phase == "context":
+            t = _gdn_one_prompt_table(tot) if tot["batch_size"].nunique() == 1 else _table(
+                tot, cell, [1, 0, 2], per_prompt=True)
+        else:
+            t = _table(tot, cell, [0, 1])
         if t is not None:
             out[f"gdn_{phase}"] = t
     return out
+
+
+#: prompts per call of the batches a one-prompt Gated DeltaNet collection stands in for (aiconfigurator-core's
+#: collectors' batch grid, `gdn_tables`)
+GDN_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _gdn_one_prompt_table(tot: pd.DataFrame) -> Table | None:
+    """A `gdn_context` table from layer times (`batch_size`, `seq_len`, `num_v_heads`, `latency`) measured at one
+    prompt per call only: b prompts of s tokens as one sequence of b x s tokens where that length was measured
+    (the chunked kernels' serial case: their chunks in turn, no prompt beside another; `per_prompt` beyond). No
+    cell beyond one prompt counts as measured: those lookups say "extrapolated"."""
+    one = tot.assign(tokens=tot["batch_size"] * tot["seq_len"])
+    lens = set(one["seq_len"])
+    parts = [one.assign(batch_size=b, seq_len=one["tokens"] // b) for b in GDN_BATCHES]
+    rows = pd.concat([d[(d["tokens"] % d["batch_size"] == 0) & d["seq_len"].isin(lens)] for d in parts])
+    t = _table(rows.drop(columns="tokens"), ["batch_size", "seq_len", "num_v_heads"], [1, 0, 2], per_prompt=True)
+    if t is None:
+        return None
+    covered = np.zeros_like(t.log_ms, dtype=bool) if t.covered is None else t.covered.copy()
+    covered[1:] = False
+    return Table(t.names, t.axes, t.log_ms, covered)
 
 
 #: Kimi Delta Attention kernels (aiconfigurator-core `kda/<engine>/<version>/kda_perf.parquet`, Kimi-K3's shape:

@@ -651,6 +651,75 @@ def test_gdn_table_is_one_layer_of_one_model_not_a_sum_over_models(tmp_path):
     assert float(t(8, 4)) == pytest.approx(2.0 * 0.006 * (1 + 8 / 64), rel=1e-6)
 
 
+def _gdn_context_rows(batches: tuple[int, ...] = (1, 2, 4)) -> pd.DataFrame:
+    """gdn_perf context rows in aiconfigurator-core's layout, two model shapes (the second 3x slower): the chunked
+    rule serial over a sequence's 64-token chunks and parallel over its sequences (time ~ chunks per sequence,
+    not the batch's tokens), the conv in proportion to the tokens; the largest batch of the longest prompts
+    unmeasured."""
+    rows = []
+    for model, scale in (("a", 1.0), ("b", 3.0)):
+        for vh in (4, 8):
+            for b in batches:
+                for s in (64, 256, 1024, 4096):
+                    if b == 4 and s == 4096:
+                        continue  # the collectors' token cap
+                    for k, t in (("causal_conv1d_fn", 1e-6 * b * s), ("chunk_gated_delta_rule", 0.01 * s / 64)):
+                        rows.append(dict(phase="context", kernel_source=k, batch_size=b, seq_len=s,
+                                         num_tokens=b * s, num_v_heads=vh, model_name=model,
+                                         latency=scale * t * vh / 4))
+    return pd.DataFrame(rows)
+
+
+def test_gdn_context_table_prices_a_batch_of_prompts_at_its_batch(tmp_path):
+    from objectives.profiles.build import gdn_tables
+    f = tmp_path / "gdn_perf.parquet"
+    _gdn_context_rows().to_parquet(f)
+    t = gdn_tables(f)["gdn_context"]
+    assert t.names == ("batch_size", "seq_len", "num_v_heads")
+    # 4 prompts of 256 tokens: the measured cell (the median of the two shapes' conv + rule), not one 1,024-token
+    # sequence (4x the chunks in turn)
+    layer = 2.0 * (1e-6 * 1024 + 0.01 * 256 / 64) * 8 / 4
+    assert float(t(4, 256, 8)) == pytest.approx(layer, rel=1e-6)
+    assert float(t(1, 1024, 8)) > 3.5 * float(t(4, 256, 8))
+    # beyond a length's largest measured batch in proportion to the prompts, and not covered there
+    assert float(t(4, 4096, 8)) == pytest.approx(2 * float(t(2, 4096, 8)), rel=1e-6)
+    assert t.reach(1, 2.0, 8.0) == pytest.approx(4096) and t.reach(1, 4.0, 8.0) == pytest.approx(1024)
+    # a collection of one prompt per call: b prompts of s tokens as one sequence of b x s tokens (its serial case),
+    # every lookup beyond one prompt "extrapolated"
+    g = tmp_path / "one.parquet"
+    _gdn_context_rows(batches=(1,)).to_parquet(g)
+    one = gdn_tables(g)["gdn_context"]
+    assert one.names == t.names and (one.axes[0][0], one.axes[0][-1]) == (1, 64)
+    assert float(one(4, 256, 8)) == pytest.approx(float(one(1, 1024, 8)), rel=1e-6)
+    assert float(one(1, 1024, 8)) == pytest.approx(float(t(1, 1024, 8)), rel=1e-6)
+    assert one.reach(1, 1.0, 8.0) == pytest.approx(4096) and one.reach(1, 2.0, 8.0) == 0
+
+
+def test_qwen35_prompt_batch_reads_the_gdn_table_at_its_batch(monkeypatch):
+    """Qwen3.5-397B under vLLM on B200, TP 8 (8 value heads per GPU, measured): doubling the Gated DeltaNet tables
+    adds one more table time per GDN layer (45) to the prompt at its batch of prompts and their length (8 prompts
+    of 1,024 tokens: FlashInfer's chunked rule runs them side by side), not at one sequence of their 8,192 tokens,
+    which the table times ~3x longer."""
+    from objectives.inference.core import default_eff
+    kw = dict(model="Qwen/Qwen3.5-397B-A17B", gpu="B200", tp=8, weight_dtype="fp8", batch_size=[1, 8],
+              input_len=1024, output_len=256, engine="vllm")
+    base = inference.estimate(**kw)
+    assert set(base["source"]) == {"interpolated"}
+    gc = profiles.load("B200", "vllm").table("linear_attention.gdn_context")
+    shipped = profiles.load("B200", "vllm", full=False)  # the compact copy carries the same table
+    assert np.allclose(shipped.table("linear_attention.gdn_context").log_ms, gc.log_ms, atol=1e-6)
+    monkeypatch.setattr(profiles, "load", _scaled(profiles.load, "gdn", 2.0))
+    dbl = inference.estimate(**kw)
+    floor = float(default_eff()["profile_launch_us"]["vllm"]) * 1e-3
+
+    def hide(t):
+        return np.maximum(t - floor, 0.25 * t)
+    b = np.array([1.0, 8.0])
+    t_c = gc(b, 1024.0, 8.0)
+    assert np.allclose(dbl["ttft_ms"] - base["ttft_ms"], 45 * (hide(2 * t_c) - hide(t_c)), rtol=2e-3)
+    assert float(gc(1.0, 8192.0, 8.0)) > 2.5 * float(t_c[1])
+
+
 def _kda_rows(conv: float = 0.01, scan: float = 0.1, fused_heads: tuple[int, ...] = (12,)) -> pd.DataFrame:
     """A small kda_perf table in aiconfigurator-core's layout: context conv + scan at (batch, length, heads), the
     largest batch of the longest length unmeasured; decode by the fused kernel on `fused_heads`, else the pair;
