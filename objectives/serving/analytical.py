@@ -98,7 +98,8 @@ Workloads and what the model does with them:
   request decodes at the prefill chunks' pace while the batch's later prompts prefill (`ServingModel._static_tpot`:
   the mean over output lengths, a request of few tokens finishing there).
 - disaggregated, closed loop: `disagg_closed_loop` (C clients coupling the pools: X = C / (TTFT + (O - 1) TPOT),
-  the decode pool's occupancy from Little's law, the prefill pool's queue at its capacity; its docstring).
+  the decode pool's occupancy from Little's law, the prefill pool's queue as the aggregated closed form's later
+  rounds, `lockstep.round_queue`, at least M/D/1; its docstring).
 - disaggregated (``prefill_replicas`` of ``dp`` replicas prefill, the rest decode; the prefill pool may have its
   own GPU type, TP, EP and attention DP, ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp``,
   xPyD; each attention-DP rank of a worker schedules its own batch): prefill capacity
@@ -148,6 +149,7 @@ from scipy.stats import nbinom, poisson
 
 from .. import inference
 from ..catalog import gpu_table
+from ..inference import lockstep
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
@@ -2766,8 +2768,12 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     The pools couple through the clients: a client's cycle is TTFT + (O - 1) TPOT, so the deployment completes
     X = C / (TTFT + (O - 1) TPOT) requests per ms. With n_d sequences in flight per decode rank, TPOT is the pure
     decode step t_d(n_d) (a decode pool runs no prompts) and X = decode_ranks n_d / ((O - 1) t_d(n_d)) (Little's
-    law on the decode pool); the prefill pool, offered X, queues at utilisation rho = X / its capacity (M/D/1 on
-    the pool's work, as the open loop); the run's start-up wave (the C clients' first prompts arriving together,
+    law on the decode pool); the prefill pool, offered X, queues as the aggregated closed form's later rounds
+    (`lockstep.round_queue`: the clients keep the start-up wave's prefill order, each round's prompts reaching a
+    worker in a window widened by the outputs' drift, counted in decode steps; a prompt waits for the full steps
+    queued ahead of it and, at a random phase, for half the step in progress, a lockstep attention-DP worker's
+    whichever rank runs it), never less than M/D/1 on the pool's work at utilisation rho = X / its capacity (the
+    clients' order dissolved, as the open loop); the run's start-up wave (the C clients' first prompts arriving together,
     each waiting for half the wave's prefill rounds beyond its own, rounds of prefill_ranks x prefill_batch
     prompts) is `wave`'s share of the mean wait, as in the aggregated closed form (`inference.estimate.
     _run_ttft_s`: (1 - wave) steady + wave max(start-up, steady)); TTFT = host + queue + the
@@ -2779,8 +2785,8 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     `forwards`). `host_ms` is the caller's per-request host time (`serving.handoff.front_end`: the engine's fitted
     per-request host time once per pass of its P/D front end). The occupancy n_d solving X (TTFT + (O - 1) TPOT) = C
     is found by bisection; at the decode pool's max batch the remaining clients wait for a slot (their wait is
-    counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes the queue absorb
-    the clients instead (rho -> 1).
+    counted in TTFT, as in the aggregated closed loop). The prefill pool at its capacity makes its queue absorb
+    the clients instead (rho -> 1; what C / X leaves beyond the cycle at the root counted in TTFT).
 
     `prefill_est`: the pool's `prefill_estimates(prefill_kw, input_len, prefill_batch)` where the caller already
     has them (else computed here). `forwards`: the decode iterations from the request's admission with its KV to
@@ -2788,7 +2794,9 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     prefill's token at admission).
 
     Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
-    decode_req_per_ms (each pool's capacity), prefill_fits, prefill_reason, decode_fits, decode_reason}."""
+    decode_req_per_ms (each pool's capacity), TTFT's parts in ms (host_ms, prefill_wait_ms: the prefill pool's
+    queue with the start-up wave's share, prefill_ms: the lone prompt's prefill, handoff_ms, queue_ms: the clients
+    beyond what the pools serve), prefill_fits, prefill_reason, decode_fits, decode_reason}."""
     isl = np.asarray(input_len, dtype=float)
     osl = np.asarray(output_len, dtype=float)
     conc = np.asarray(concurrency, dtype=float)
@@ -2825,10 +2833,23 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     log_t = np.log(np.maximum(t_step.reshape(n, DECODE_GRID), 1e-12))
     log_b = np.log(grid)
     rows = np.arange(n)
+    # a prefill worker's attention-DP ranks take the prompts it is sent as one scheduler (each new request to the
+    # rank with the fewest, TensorRT-LLM's attention-DP request balancing and vLLM's DP coordinator alike) in
+    # steps of at most g = adp x k_p prompts, t_k ms a full one; a step of fewer prompts is priced between a lone
+    # prompt's and a full step's linearly in the prompts (the simulator's lockstep pricing, `_couple_ranks`)
+    adp_p = np.broadcast_to(np.asarray(prefill_kw.get("attn_dp", 1), dtype=float), (n,))
+    g = adp_p * k_p
+    n_w = conc / np.maximum(n_p / adp_p, 1.0)                      # clients per prefill worker
+
+    def pf_step(others: np.ndarray) -> np.ndarray:
+        """ms of a prefill step holding a prompt and `others` more (at most g - 1)."""
+        return t_one + np.minimum(others, g - 1.0) / np.maximum(g - 1.0, 1.0) * np.maximum(t_k - t_one, 0.0)
     # the start-up wave: the C clients' first prompts arrive together and are prefilled first come, first served
-    # in rounds of n_p x k_p prompts, each waiting for half the wave's rounds beyond its own; `wave` is that wave's
-    # share of the run's mean TTFT, as in the aggregated closed form (`inference.estimate._run_ttft_s`)
-    start_wave = np.maximum(conc / (n_p * k_p) - 1.0, 0.0) * 0.5 * t_k
+    # in rounds of n_p x k_p prompts, each waiting for half the wave's rounds beyond its own, its own a step of
+    # min(clients a worker, g) prompts (the TTFT counts a lone prompt's); `wave` is that wave's share of the run's
+    # mean TTFT, as in the aggregated closed form (`inference.estimate._run_ttft_s`)
+    start_wave = (np.maximum(conc / (n_p * k_p) - 1.0, 0.0) * 0.5 * t_k
+                  + pf_step(np.maximum(np.minimum(n_w, g) - 1.0, 0.0)) - t_one)
 
     def grid_pos(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The decode grid's point at or below `occ` per deployment, and the next one's weight."""
@@ -2841,16 +2862,40 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         j, f = grid_pos(occ)
         return np.exp(log_t[rows, j] * (1.0 - f) + log_t[rows, j + 1] * f)
 
-    def cycle(occ: np.ndarray) -> tuple[np.ndarray, ...]:
+    def parts(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(prefill-pool wait, handoff, decode step, X) at `occ` sequences per decode rank."""
         step = t_dec(occ)
-        tpot = step
-        x = n_d * occ / (steps * tpot)                              # requests per ms through the decode pool
+        x = n_d * occ / (steps * step)                              # requests per ms through the decode pool
         rho = x / np.maximum(r_pre, 1e-300)
+        # the clients keep the start-up wave's prefill order, so each later round's prompts reach a worker
+        # clumped in a window, widened round by round by the outputs' drift: the aggregated closed form's later
+        # rounds (`lockstep.round_queue`, as `estimate.round_prompt_work` calls it) on the clients' clock, the
+        # decode step (a cycle C / X of them, the drift in them), the worker passing g prompts a full prefill step
+        # (t_k / step decode steps: the budget g x isl x step / t_k prompt tokens a decode step). A prompt waits for
+        # the full steps queued ahead of it and, where it finds the worker in a step (`busy`; attention-DP ranks
+        # step in lockstep, so any rank's prompt holds it), for half that step, which holds the prompts that came
+        # with it: a step of 1 + lam t_k prompts (lam a decode step's arrivals, at most g; `pf_step`)
+        per = step / np.maximum(t_k, 1e-12)                          # full prefill steps a decode step
+        budget, n_it = g * isl * per, conc / np.maximum(x * step, 1e-300)
+        _, queued, busy = lockstep.round_queue(n_w, isl, osl, budget, n_it)
+        lam = lockstep.arrival_rates(n_w, isl, osl, budget, n_it)    # a decode step's arrivals, round by round
+        t_in = pf_step(np.mean(lam / per[:, None], axis=-1))            # that step: the others that came with it
+        # ... where it arrives at a random phase of that step. The wave prefilled the prompts g a step, and they
+        # come back in its order: one of each step's g as the worker's step ends, only the drift's share of the
+        # window at random (`round_queue`'s ca^2, 1 - (the first round's window / round k's)^2); the other g - 1
+        # beside it, at a random phase of the step it started (any rank's prompt starts the lockstep step)
+        n_pf, _ = lockstep._first_window(n_w, isl, osl, budget, n_it, lockstep.BENCHMARK_OUTPUT_SPREAD, 1.0)
+        ca2 = np.mean(np.clip(1.0 - (n_pf[:, None] * lam / np.maximum(n_w, 1e-300)[:, None]) ** 2, 0.0, 1.0), axis=-1)
+        random = 1.0 - (1.0 - ca2) / g
         with np.errstate(divide="ignore", invalid="ignore"):
-            steady = rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p
+            steady = np.maximum(0.5 * random * busy * t_in + queued * step,
+                                rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p)
             wait = np.where(rho < 1.0, (1.0 - wv) * steady + wv * np.maximum(start_wave, steady), np.inf)
-        ttft = host + wait + t_one + handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0), fwd)
-        return ttft, tpot, x
+        return wait, handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0), fwd), step, x
+
+    def cycle(occ: np.ndarray) -> tuple[np.ndarray, ...]:
+        wait, hand, tpot, x = parts(occ)
+        return host + wait + t_one + hand, tpot, x
 
     lo, hi = np.full(n, 1e-3), cap.copy()
     ttft_hi, tpot_hi, x_hi = cycle(hi)
@@ -2861,11 +2906,17 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         over = x * (ttft + steps * tpot) > conc
         hi = np.where(over, mid, hi)
         lo = np.where(over, lo, mid)
-    occ = np.where(full, cap, np.sqrt(lo * hi))
-    ttft, tpot, x = cycle(occ)
-    # clients beyond the decode pool's slots wait for one (closed loop: what a cycle C / X leaves beyond service)
-    ttft = ttft + np.where(full, np.maximum(conc / np.maximum(x, 1e-300) - ttft - steps * tpot, 0.0), 0.0)
+    # the bracket's low end: X (TTFT + (O - 1) TPOT) <= C there and the cycle finite (its midpoint may land past
+    # the prefill pool's capacity, where the wait is infinite)
+    occ = np.where(full, cap, lo)
+    wait, hand, tpot, x = parts(occ)
+    ttft = host + wait + t_one + hand
+    # clients beyond what the pools serve wait, for a decode slot or in the prefill pool's queue (closed loop:
+    # what a cycle C / X leaves beyond service; ~0 at an interior root)
+    slot = np.maximum(conc / np.maximum(x, 1e-300) - ttft - steps * tpot, 0.0)
+    ttft = ttft + slot
     return {"ttft_ms": ttft, "tpot_ms": tpot, "req_per_ms": x, "occupancy": occ, "prefill_req_per_ms": r_pre,
+            "host_ms": host, "prefill_wait_ms": wait, "prefill_ms": t_one, "handoff_ms": hand, "queue_ms": slot,
             "decode_req_per_ms": n_d * cap / (steps * tpot_hi),
             "prefill_fits": pf["fits"].to_numpy(bool).reshape(n, 2).all(axis=1),
             "prefill_reason": pf["reason"].astype(str).to_numpy(object).reshape(n, 2)[:, 1],

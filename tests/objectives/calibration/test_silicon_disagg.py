@@ -296,8 +296,24 @@ def test_the_disaggregated_rows_replay_in_the_simulator_as_the_closed_form_price
     added = sim[100.0]["ttft_pred"].to_numpy() - sim[0.0]["ttft_pred"].to_numpy()
     assert added == pytest.approx([100.0, 100.0], rel=1e-3)
     closed = silicon.predict(rows.iloc[:2], at[0.0])
-    assert sim[0.0]["ttft_pred"].to_numpy() == pytest.approx(closed["ttft_pred"].to_numpy(), rel=0.05)
+    # 6 %: the closed form's prefill part now prices the start-up wave's step of four prompts and the later rounds
+    # as the replay runs them (vLLM: 51.4 against 50.3 ms a request), which no longer offsets its handoff's busy
+    # chance at these idle decode workers (108 against 100 ms host and handoff; the replay routes to an idle one)
+    assert sim[0.0]["ttft_pred"].to_numpy() == pytest.approx(closed["ttft_pred"].to_numpy(), rel=0.06)
     assert sim[0.0]["tpot_pred"].to_numpy() == pytest.approx(closed["tpot_pred"].to_numpy(), rel=0.05)
     assert np.isfinite(sim[0.0]["ttft_ape"]).all()
     with pytest.raises(ValueError, match="output_spread"):
         silicon.simulated_disagg(rows, output_spread=-0.1)
+
+
+@pytest.mark.parametrize("over", [dict(engine="trtllm", concurrency=30.0, prefill_tp=1.0, prefill_attn_dp=4.0,
+                                       decode_workers=5.0, decode_tp=4.0, decode_batch_size=6.0),
+                                  dict(engine="vllm", concurrency=128.0)])
+def test_the_closed_form_prices_the_prefill_pools_later_rounds_as_the_simulator_runs_them(over):
+    """The closed loop's later rounds at the prefill pool (the clients in the wave's order, a lockstep attention-DP
+    worker's step in progress) against the simulator's iterations on the same pools (`simulated_disagg`, 10 requests
+    a client): the mean TTFT within 7 % (the pooled M/D/1 the form had before read 0.89 / 0.88 of the simulator's)."""
+    rows = _rows(**over)
+    cf = silicon.predict(rows)["ttft_pred"].to_numpy(float)[0]
+    sim = silicon.simulated_disagg(rows)["ttft_pred"].to_numpy(float)[0]
+    assert cf == pytest.approx(sim, rel=0.07)
