@@ -99,7 +99,8 @@ naming it.
 A config that lacks a field the architecture needs raises `CatalogError` naming the field and the architecture.
 Extra keys (the catalog's "name", "hf_id", "aliases", "source") fill the matching `Model` fields; "copied_from"
 records where a shipped copy was taken from. Multi-token-prediction heads (`num_nextn_predict_layers`,
-`mtp_num_hidden_layers`, `use_mtp`) and vision/audio towers are not part of the costed model.
+`mtp_num_hidden_layers`, `use_mtp`) and vision/audio towers are not part of the costed model; the MTP modules' count
+is kept (`Model.n_mtp_layers`) for the speculative-decoding knob (`inference.speculative`).
 """
 from __future__ import annotations
 
@@ -1198,6 +1199,16 @@ def _text_part(d: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return t, _TYPE_ALIASES.get(model_type, model_type)
 
 
+def c_mtp(t: Mapping[str, Any]) -> int:
+    """Multi-token-prediction modules a (text) config declares: `num_nextn_predict_layers` (DeepSeek, GLM, Kimi,
+    MiMo), else `mtp_num_hidden_layers` (Qwen3.5 / Qwen3-Next); 0 where neither is set."""
+    for key in ("num_nextn_predict_layers", "mtp_num_hidden_layers"):
+        v = t.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return 0
+
+
 def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str | None = None,
                          hf_quant_config: Mapping[str, Any] | str | PathLike[str] | None = None) -> Model:
     """A `Model` from a Hugging Face config.json (mapping, local path, or a checkpoint folder; nothing is downloaded).
@@ -1244,6 +1255,7 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
         _kept_modules(t, hfq_map, model_type, fields)
     _v4_expert_quant(t, fields)
     _msa_dense_quant(t, hfq_map, fields)
+    fields["n_mtp_layers"] = max(c_mtp(t), 0)
     fields["multimodal"] = any(isinstance(d.get(k), Mapping) for k in ("vision_config", "audio_config"))
     model_name = name or d.get("name") or d.get("_name_or_path") or d.get("hf_id") or label
     return validate_model(Model(

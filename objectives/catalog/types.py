@@ -174,6 +174,10 @@ class Model:
     # normed and rotated, the values only normed), and vLLM / SGLang load k_proj into the value slot of their fused
     # QKV projection, so the serving cost (weights held, QKV GEMM) keeps a value projection
     k_eq_v: bool = False
+    # Multi-token-prediction modules the checkpoint ships (config.json `num_nextn_predict_layers`, Qwen3.5 / Qwen3-Next
+    # `mtp_num_hidden_layers`): one decoder layer each plus the shared LM head, not part of the costed forward; the
+    # speculative-decoding knob (`inference.speculative`, method "mtp") drafts with them
+    n_mtp_layers: int = 0
     # The checkpoint's quantization config keeps every layer's attention projections (self_attn) out of its 4-bit
     # format (Gemma-4-31B-IT-NVFP4): they are costed at 16 bits, as 4-bit MoE checkpoints always are
     # (`inference.resolve.ATTN_16BIT_WEIGHTS`); this carries it to dense checkpoints

@@ -14,6 +14,7 @@ Modules: ops (per-layer FLOPs/bytes, the one step-time formula), efficiency (nam
 from .breakdown import breakdown, served_breakdown
 from .efficiency import Efficiency, default_efficiency, load_efficiency
 from .estimate import estimate, max_throughput
+from .speculative import Speculative
 from .step import StepModel
 
-__all__ = ["estimate", "max_throughput", "breakdown", "served_breakdown", "StepModel", "Efficiency", "load_efficiency", "default_efficiency"]
+__all__ = ["estimate", "max_throughput", "breakdown", "served_breakdown", "StepModel", "Speculative", "Efficiency", "load_efficiency", "default_efficiency"]

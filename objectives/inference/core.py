@@ -133,6 +133,9 @@ class Prepared:
     #: own tokens at the routed experts (`prepare`'s moe_dp=1), the iteration in which that rank alone carries a
     #: prompt chunk; None: not prepared (the steady state then prices the ranks' prompt chunks together)
     solo: StepCoeffs | None = None
+    #: speculative decoding (`speculative.Speculative`; None: off): `estimate.replica_time_s` then prices the
+    #: decodes in token time (`speculative.with_speculative`)
+    spec: Any = None
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "moe_a2a", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",

@@ -18,6 +18,7 @@ from objectives.profiles import engine_key
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, lockstep, memory, power
+from . import speculative as speculative_mod
 from .admission import (
     SGLANG,
     churn,
@@ -52,6 +53,7 @@ from .resolve import (
     positive,
     serves_past_context,
 )
+from .speculative import as_speculative, check_model
 
 Num = Any
 
@@ -65,8 +67,41 @@ def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: 
 
     With pp stages the work is split into m = min(pp, n_seqs) micro-batches. Decode/iteration (steady-state
     rotation): time = forward(x / m). Prefill of a static batch (pipeline fill and drain):
-    (m + pp - 1) / pp x forward(x / m). For pp == 1 both are forward(x).
+    (m + pp - 1) / pp x forward(x / m). For pp == 1 both are forward(x). With speculative decoding (``p.spec``)
+    the D decodes in token time (`speculative_time_s`).
     """
+    if p.spec is not None and not (isinstance(D, (int, float)) and D == 0):
+        return speculative_time_s(p, T, A, D, K, S, n_seqs, prefill)
+    return _replica_time_s(p, T, A, D, K, S, n_seqs, prefill)
+
+
+def speculative_full_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num,
+                       prefill: bool = False) -> Num:
+    """`replica_time_s` of ONE speculative iteration (``p.spec``, `inference.speculative`): the prompt work (T, A)
+    beside a verify of k + 1 tokens and logit rows for each of the D decodes (the host time `forward_s` charges per
+    extra token taken back), and k draft forwards at D rows."""
+    spec, c = p.spec, p.coeffs
+    k = spec.draft_tokens
+    V = speculative_mod.verify_rows(spec, D)
+    m = 1.0 if np.all(np.asarray(p.pp) == 1) else np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+    return (_replica_time_s(p, T, A, V, K, S + V - D, n_seqs, prefill) - speculative_mod.host_excess_s(c, spec, D) / m
+            + k * speculative_mod.draft_s(c, p.shape.n_layers, D, K))
+
+
+def speculative_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num,
+                       prefill: bool = False) -> Num:
+    """`replica_time_s` with speculative decoding (``p.spec``) in token time, a deterministic expectation: an
+    iteration that advances each of its D decodes by one token is charged its prompt work (T, A) in full and the
+    speculative iteration's decode work over it (`speculative_full_s`) / E, each verify emitting E =
+    `Speculative.expected_tokens` tokens a sequence (`StepModel.time_ms` does the same per iteration)."""
+    full = speculative_full_s(p, T, A, D, K, S, n_seqs, prefill)
+    pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, n_seqs, prefill)
+    pre = np.where(np.asarray(T) > 0, pre, 0.0)
+    return np.where(np.asarray(D) > 0, pre + (full - pre) / p.spec.expected_tokens, pre)
+
+
+def _replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False) -> Num:
+    """`replica_time_s` with one token a decode."""
     c = p.coeffs
     if np.all(np.asarray(p.pp) == 1):
         return forward_s(c, T, A, D, K, S)
@@ -234,7 +269,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              max_num_tokens: Any = None, engine_profile: Any = "standard",
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None, moe_dp: float | None = None,
-             eplb: Any = False, moe_act_dtype: Any = None, moe_a2a: Any = None) -> pd.DataFrame:
+             eplb: Any = False, moe_act_dtype: Any = None, moe_a2a: Any = None,
+             speculative: Any = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -289,6 +325,11 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     model, without an EP group across attention-DP ranks, or on an engine that does not run it is fits=False
     with a `reason` (`resolve.moe_a2a_invalid`). `profile`: a calibrated profile file written by
     `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
+    `speculative` (one for every row; None, the default: off): speculative decoding, an `inference.Speculative` or
+    a mapping of its fields (method "mtp" | "eagle", draft_tokens k, acceptance per position): each decode
+    iteration is k draft forwards and one verify forward of k + 1 tokens per sequence emitting
+    `Speculative.expected_tokens` each, so `tpot_ms` is that iteration / the expected tokens; memory holds the
+    draft layer's weights and KV and k more tokens per sequence (`inference.speculative`). A what-if, not fitted.
     `interval`: a band level strictly between 0 and 1 (e.g. 0.8): adds `<col>_lo` / `<col>_hi` (same units) for
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
     split-conformal prediction interval of each row from the calibration residuals of its source, engine and GPU
@@ -306,6 +347,9 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     if interval is not None:
         check_level(interval)
     efficiency = _with_profile(efficiency, profile)
+    spec = as_speculative(speculative)
+    if spec is not None:
+        check_model(spec, model)
     B = positive("batch_size", batch_size)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
@@ -320,6 +364,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     if mnt is None:
         mnt = _engine_budgets(p, 1.0, None)[1]
+    p = speculative_mod.with_speculative(p, spec)
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
     return _banded(_frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl}), interval)
 
@@ -332,7 +377,16 @@ def _banded(df: pd.DataFrame, interval: float | None) -> pd.DataFrame:
 def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
                    factors: power.PowerFactors | None = None) -> dict[str, Num]:
     """The formulas of `estimate` on rows that broadcast together (a whole small sweep or one block).
-    `factors`: the power model's factors (default: the shipped fit)."""
+    `factors`: the power model's factors (default: the shipped fit). With speculative decoding (``p.spec``) the
+    times in token time and `_speculative_rows`' memory and energy."""
+    if p.spec is not None:
+        return _speculative_rows(p, B, isl, osl, mnt, factors)
+    return _static_rows(p, B, isl, osl, mnt, factors)
+
+
+def _static_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
+                 factors: power.PowerFactors | None = None) -> dict[str, Num]:
+    """`_estimate_rows`' formulas (times through `replica_time_s`: in token time where ``p.spec`` is set)."""
     c = p.coeffs
     # prefill: the whole batch at once
     Tp = B * isl
@@ -372,6 +426,54 @@ def _estimate_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     }
 
 
+def speculative_step_s(p: Prepared, D: Num, K: Num) -> tuple[Num, Num, Num]:
+    """One speculative decode iteration of D sequences reading K cached tokens in all (`inference.speculative`):
+    (its seconds, the seconds of its forwards the GPU is busy, the seconds its tensor cores are saturated). The
+    verify forward at D (k + 1) tokens and logit rows with `replica_time_s`' pipeline split over the D sequences,
+    less the host time per extra token `forward_s` charges; k draft forwards at D rows beside it."""
+    spec, c = p.spec, p.coeffs
+    k = spec.draft_tokens
+    V = speculative_mod.verify_rows(spec, D)
+    t = speculative_full_s(p, 0.0, 0.0, D, K, D, D)
+    busy = t - idle_s(c, D, D) - k * c.comm_fixed_s / p.shape.n_layers
+    comp = replica_compute_s(p, 0.0, 0.0, V, K, V, D) + k * power.compute_s(c, 0.0, 0.0, D, K, D) / p.shape.n_layers
+    return t, busy, comp
+
+
+def _speculative_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
+                      factors: power.PowerFactors | None = None) -> dict[str, Num]:
+    """`_estimate_rows` with speculative decoding (``p.spec``): the same prefill, (osl - 1) / E speculative iterations
+    at the mean context (E = `Speculative.expected_tokens`: `replica_time_s` in token time), their energy, the
+    draft layer's weights and KV and k more tokens of KV per sequence in memory."""
+    base = _static_rows(p, B, isl, osl, mnt, factors)   # times, throughput and cost in token time
+    spec = p.spec
+    E, k = spec.expected_tokens, spec.draft_tokens
+    ttft = base["ttft_ms"] * 1e-3
+    Kd = B * (isl + 0.5 * osl)
+    step, busy, comp = speculative_step_s(p, B, Kd)
+    w, kv_tok = speculative_mod.memory_terms(p)
+    kv = kv_tok * B * p.seq_tokens(isl + osl + k)
+    act = p.act_tok_gpu * np.minimum(B * isl, mnt) + memory.logits_bytes(B * (k + 1.0), p.shape.vocab, p.tp)
+    mem = w + kv + act + p.reserve_gpu
+    held = mem - (1.0 - p.act_pooled) * act
+    ok = base["reason"]
+    reason = np.where((ok != R_OK) & (ok != R_MEM), ok,
+                      np.where((held > p.pool_gpu) | (mem > p.mem_gpu), R_MEM, R_OK))
+    Tp, Ap = B * isl, B * isl * (isl + 1.0) * 0.5
+    busy_p = ttft - idle_s(p.coeffs, 0.0, B)
+    e_gpu = (power.phase_energy_j(p.idle_w, p.tdp_w, ttft, busy_p, replica_compute_s(p, Tp, Ap, 0.0, 0.0, B, B),
+                                  factors)
+             + (osl - 1.0) / E * power.phase_energy_j(p.idle_w, p.tdp_w, step, busy, comp, factors))
+    V = speculative_mod.verify_rows(spec, B)
+    return {
+        **base, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,
+        "joules_per_tok": e_gpu * p.n_gpus / np.maximum(p.dp * p.attn_dp * B * osl, 1e-12),
+        "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason,
+        # the prompt's forward and the verify forward (D (k + 1) tokens), as priced above
+        "source": replica_source(p, np.maximum(Tp, V), V, (Tp, Ap), ((V, Kd),), B),
+    }
+
+
 def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS,
                        memory_setting: float | None = None) -> Num:
     """KV-cache tokens that fit per model replica, sized the way the row's engine sizes its pool (`kv_pool`):
@@ -381,14 +483,17 @@ def kv_capacity_tokens(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS
     memory less its own reservation for activations and CUDA graphs, less the rest.
     `memory_setting`: the engine's memory flag instead of its default, in its own meaning: vLLM's
     gpu_memory_utilization and SGLang's mem_fraction_static are the pool memory's share of the device,
-    TensorRT-LLM's kv_cache_free_gpu_memory_fraction (and the roofline's) the share of the memory left."""
+    TensorRT-LLM's kv_cache_free_gpu_memory_fraction (and the roofline's) the share of the memory left.
+    With speculative decoding (``p.spec``) the draft layer's weights and KV per token come out of the same memory
+    (`speculative.weight_factor`, `speculative.kv_factor`)."""
     pool, share = p.pool_gpu, p.kv_share
     if memory_setting is not None:
         whole = kv_pool.share_of_device(p.engine_names)[np.asarray(p.engine_code)]
         pool = np.where(whole, memory_setting * p.mem_gpu, p.pool_gpu)
         share = np.where(whole, 1.0, memory_setting)
-    free = pool - p.weights_gpu - p.reserve_gpu - p.act_pooled * p.act_tok_gpu * max_num_tokens
-    return np.maximum(np.floor(share * free / p.kv_tok_gpu), 0.0)
+    w, kv_tok = speculative_mod.memory_terms(p)
+    free = pool - w - p.reserve_gpu - p.act_pooled * p.act_tok_gpu * max_num_tokens
+    return np.maximum(np.floor(share * free / kv_tok), 0.0)
 
 
 def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOKENS) -> Num:
@@ -783,7 +888,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
                    gpu_memory_utilization: float | None = None,
                    kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
                    moe_a2a: Any = None, adp_balance: Any = None,
-                   prefix_caching: Any = True) -> pd.DataFrame:
+                   prefix_caching: Any = True, speculative: Any = None) -> pd.DataFrame:
     """Best throughput under in-flight (continuous) batching, the way max-throughput benchmarks run engines.
 
     The batch in flight is the largest the KV cache admits: N = min(max_batch_size, KV capacity tokens /
@@ -839,6 +944,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     `prefix_caching` (bool, or one per row; default True, the engines' default): whether a vLLM request preempted
     where the cache binds finds what of its prompt and output so far its prefix cache kept (`admission.
     preemption_churn`); off, it prefills them all again.
+    `speculative`: speculative decoding, as in `estimate` (None: off): the steady state's decodes in token time
+    (`speculative_time_s`), the KV capacity less the draft layer's weights and KV, SGLang's overlap scheduler off
+    and its max sequences 48 where `max_batch_size` is not given (`speculative.SGLANG_MAX_RUNNING`). The memory
+    columns do not count the draft layer.
     """
     if interval is not None:
         check_level(interval)
@@ -848,7 +957,7 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
         engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, efficiency=efficiency, profile=profile,
         gpu_memory_utilization=gpu_memory_utilization, kv_capacity_tokens=kv_capacity_tokens, eplb=eplb,
         moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, adp_balance=adp_balance,
-        prefix_caching=prefix_caching)
+        prefix_caching=prefix_caching, speculative=speculative)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
@@ -874,7 +983,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                          kv_capacity_tokens: Any = None, eplb: Any = False, moe_act_dtype: Any = None,
                          moe_a2a: Any = None, prompts_at_once: Any = None, lanes_at_least: Any = None,
                          adp_balance: Any = None,
-                          prefix_caching: Any = True
+                          prefix_caching: Any = True, speculative: Any = None
                          ) -> tuple[Prepared | None, dict[str, np.ndarray], Num, Num]:
     """`max_throughput` up to its table: (the prepared configurations, the metric columns, input and output
     lengths as validated); (None, {}, ...) for zero configurations. `prompts_at_once` (per row, >= 1; None: as
@@ -887,6 +996,9 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
                          "for the engine's default")
     efficiency = _with_profile(efficiency, profile)
+    spec = as_speculative(speculative)
+    if spec is not None:
+        check_model(spec, model)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
     mbs = None if max_batch_size is None else positive("max_batch_size", max_batch_size)
@@ -926,6 +1038,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         assert one is not None  # the same arguments as `p`
         solo = one.coeffs
         p = replace(p, solo=solo)
+    p = speculative_mod.with_speculative(p, spec)
     ms = None if gpu_memory_utilization is None else float(gpu_memory_utilization)
     args = dict(isl=isl, osl=osl, mbs=mbs, mnt=mnt, conc=conc, ms=ms, kv=kv, prompts=prompts,
                 balance=balance, cached=cached, balance_on=balance_on, lanes=lanes)
@@ -941,7 +1054,8 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
                             rows=rows, engine_profile=engine_profile, engine=engine, attn_dp=attn_dp, eplb=eplb,
                             moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, moe_dp=float(v))
                 assert q is not None  # the same arguments as `p`
-                sub = _evaluate(replace(q, solo=solo), args, _max_throughput_rows)
+                sub = _evaluate(speculative_mod.with_speculative(replace(q, solo=solo), spec), args,
+                                _max_throughput_rows)
                 sel = flat_busy == v
                 res = {k: np.where(sel, sub[k], col) if np.shape(col) == sel.shape else col
                        for k, col in res.items()}
@@ -1028,7 +1142,8 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
     cap = kv_capacity_tokens(p, mnt, memory_setting=ms) if kv is None else kv
     mbs = np.asarray(mbs, dtype=float)
     if np.any(np.isnan(mbs)):     # the engine's own max sequences by its KV pool (`_engine_budgets`: SGLang's)
-        mbs = np.where(np.isnan(mbs), pool_batch(cap, p.shape.context, mnt), mbs)
+        own = pool_batch(cap, p.shape.context, mnt) if p.spec is None else speculative_mod.SGLANG_MAX_RUNNING
+        mbs = np.where(np.isnan(mbs), own, mbs)
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
     # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`); SGLang's rows by
     # its new-token ratio on a loaded server, the last request admitted finding its prompt and clipped output free
@@ -1164,8 +1279,8 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # pace, and `conc` clients spread over more slots than they fill keep only `conc` in flight
     tput = in_flight * osl / cycle
     e2e = ttft + (osl - 1.0) * tpot
-    w = p.weights_gpu
-    kv = p.kv_tok_gpu * N * per_seq
+    w, kv_tok = speculative_mod.memory_terms(p)   # with the draft layer's where speculative decoding is on
+    kv = kv_tok * N * per_seq
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu
     reason = np.where(p.reason != R_OK, p.reason, np.where(context_invalid(p.shape.context, isl + osl,
                                                                            _past_context(p)), R_CONTEXT,

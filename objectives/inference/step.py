@@ -9,6 +9,7 @@ import numpy as np
 
 from ..catalog.types import DTYPES
 from . import kv_pool, memory, power
+from . import speculative as speculative_mod
 from .core import prepare
 from .efficiency import Efficiency
 from .estimate import (
@@ -22,6 +23,7 @@ from .estimate import (
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s
 from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
+from .speculative import Speculative, as_speculative, check_model
 
 
 def _float_coeffs(p: Any) -> StepCoeffs:
@@ -70,6 +72,9 @@ class StepModel:
     ``memory_setting``: the engine's memory flag in its own meaning, in (0, 1] (`kv_capacity_at`: vLLM's
     gpu_memory_utilization, SGLang's mem_fraction_static, TensorRT-LLM's kv_cache_free_gpu_memory_fraction; None:
     the engine's default): ``kv_capacity_tokens`` and the check that a KV cache fits at all are taken at it.
+    ``speculative``: speculative decoding (an `inference.Speculative` or a mapping of its fields; None: off):
+    `time_ms` prices decodes in token time, the draft layer's weights and KV shrink the cache, and an engine's
+    overlap scheduler is off (`speculative.with_speculative`); ValueError where the model cannot run it.
     """
 
     def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
@@ -77,7 +82,10 @@ class StepModel:
                  max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine_profile: str = "standard",
                  engine: Any = None, attn_dp: int = 1, efficiency: Efficiency | None = None,
                  eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
-                 memory_setting: float | None = None) -> None:
+                 memory_setting: float | None = None, speculative: Any = None) -> None:
+        spec = as_speculative(speculative)
+        if spec is not None:
+            check_model(spec, model)
         if memory_setting is not None and (isinstance(memory_setting, bool) or not isinstance(
                 memory_setting, (int, float, np.floating, np.integer)) or not 0.0 < float(memory_setting) <= 1.0):
             raise ValueError(f"StepModel memory_setting={memory_setting!r}: the engine's memory flag, a share in "
@@ -104,6 +112,7 @@ class StepModel:
                              f"moe_a2a={moe_a2a!r} not valid here; {REASONS[code]}")
         if code != R_OK:
             raise ValueError(f"StepModel({desc}): {REASONS[code]}")
+        p = speculative_mod.with_speculative(p, spec)   # its engine switches (the overlap scheduler off)
         self._p = p
         self.attn_dp: int = int(attn_dp)
         """Attention data-parallel ranks of the replica; each schedules its own batch (the simulator runs one
@@ -123,11 +132,14 @@ class StepModel:
         self.n_gpus: int = self.tp * self.pp
         self._c = _float_coeffs(p)
         self.engine: str = str(p.engine_names[int(np.asarray(p.engine_code))])
+        self.speculative: Speculative | None = spec
+        """Speculative decoding (`inference.Speculative`; None: off): `time_ms` prices a decode in token time."""
+        self._L = float(np.max(p.shape.n_layers))
         self.source: str = SOURCES[int(np.asarray(p.source_code))]
         """Where the iteration costs come from: roofline | interpolated | extrapolated (see inference.estimate)."""
         self.kv_dtype: str = DTYPES[int(np.asarray(p.kv_code))]
         """The KV cache's dtype as resolved (the one given, else `inference.resolve`'s rule on the GPU and format)."""
-        self.kv_bytes_per_token: float = float(p.kv_tok_gpu) * self.n_gpus
+        self.kv_bytes_per_token: float = float(speculative_mod.memory_terms(p)[1]) * self.n_gpus
         """KV-cache bytes per token of context for the whole replica (all its GPUs)."""
         ms = None if memory_setting is None else float(memory_setting)
         cap = float(kv_capacity_tokens(p, float(max_num_tokens), memory_setting=ms))
@@ -139,7 +151,7 @@ class StepModel:
         self.kv_slope: float = float(kv_pool.seq_slope(p.sgl_pool > 0, p.kv_win_share, p.window))
         """Capacity (in kv_capacity_tokens' unit) each further token of a long context takes: 1 for a plain
         transformer, less where window-bounded layers stop growing (`kv_pool.seq_slope`)."""
-        self.weights_gib_per_gpu: float = float(p.weights_gpu) / memory.GIB
+        self.weights_gib_per_gpu: float = float(speculative_mod.memory_terms(p)[0]) / memory.GIB
         self._mnt = float(max_num_tokens)
         self._idle, self._tdp = float(p.idle_w), float(p.tdp_w)
         self.price_usd_per_hour: float = float(p.price) * self.n_gpus
@@ -167,6 +179,7 @@ class StepModel:
         if sm is None:
             q = prepare(**self._args, moe_dp=float(b))
             assert q is not None  # the arguments this model was built from
+            q = speculative_mod.with_speculative(q, self.speculative)
             sm = copy.copy(self)
             sm._p, sm._busy = q, {}
             sm._args = {**self._args, "moe_dp": float(b)}   # `breakdown` prepares the same
@@ -178,7 +191,7 @@ class StepModel:
     def overlap_scheduler(self) -> bool:
         """Whether the engine forms its next batch while the current one runs, for this model (``Coeffs.overlap``:
         SGLang's overlap scheduler, off for the hybrid models its radix cache keeps the state of,
-        `profiles.NO_OVERLAP_LINEAR_KINDS`)."""
+        `profiles.NO_OVERLAP_LINEAR_KINDS`, and with speculative decoding, `speculative.with_speculative`)."""
         return bool(self._c.overlap > 0)
 
     @property
@@ -207,7 +220,38 @@ class StepModel:
         `n_decode_seqs` sequences decoding one token each, reading `decode_kv_tokens` cached tokens in total.
         `n_prefill_seqs`: prefill chunks that finish their prompt and sample a token (LM head rows); default 1
         when there are prefill tokens. `lanes` (pp > 1): the batches in flight the work is split over
-        (`estimate.pipeline_lanes`; None: min(pp, sequences)). Scalars -> float; arrays broadcast -> ndarray."""
+        (`estimate.pipeline_lanes`; None: min(pp, sequences)). Scalars -> float; arrays broadcast -> ndarray.
+        With `speculative` the D decodes are priced in token time, as a deterministic expectation: each decode
+        iteration (k drafts and a verify of k + 1 tokens a sequence, `inference.speculative`) emits E =
+        `Speculative.expected_tokens` tokens a sequence, so an iteration that emits one token per decode (the
+        simulator's) is charged the prompt work in full and the decodes' extra over it / E."""
+        spec = self.speculative
+        if spec is None:
+            return self._time_ms(n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens,
+                                 n_prefill_seqs, lanes)
+        D, K, k = n_decode_seqs, decode_kv_tokens, spec.draft_tokens
+        T = n_prefill_tokens
+        scalar = isinstance(D, (int, float)) and isinstance(K, (int, float)) and isinstance(T, (int, float))
+        if n_prefill_seqs is None:
+            n_prefill_seqs = (T > 0) * 1.0 if scalar else (np.asarray(T) > 0).astype(float)
+        V = D * (k + 1.0)
+        m = 1.0 if self.pp == 1 else (min(self.pp, max(D, 1.0)) if scalar else np.minimum(self.pp, np.maximum(D, 1.0)))
+        full = (self._time_ms(T, prefill_attn_pairs, V, K, n_prefill_seqs, lanes)   # V + prompts' logit rows
+                - 1e3 * speculative_mod.host_excess_s(self._c, spec, D) / m
+                + 1e3 * k * speculative_mod.draft_s(self._c, self._L, D, K, scalar))
+        # the prompt work alone (no forward where there is none): charged in full
+        pre = self._time_ms(T, prefill_attn_pairs, 0.0 * D, 0.0 * K, n_prefill_seqs, lanes)
+        if scalar:
+            if D <= 0:
+                return pre
+            pre = pre if T > 0 else 0.0
+            return pre + (full - pre) / spec.expected_tokens
+        pre0 = np.where(np.asarray(T) > 0, pre, 0.0)
+        return np.where(np.asarray(D) > 0, pre0 + (full - pre0) / spec.expected_tokens, pre)
+
+    def _time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
+                 n_prefill_seqs: Any = None, lanes: Any = None) -> Any:
+        """`time_ms` without speculative decoding: one token a decode (n_prefill_seqs: the logit rows beside)."""
         T, A, D, K = n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens
         if n_prefill_seqs is None:
             n_prefill_seqs = (T > 0) * 1.0 if not isinstance(T, np.ndarray) else (T > 0).astype(float)

@@ -226,6 +226,11 @@ class Scheduler:
         # the pool only sizes a max_batch_size left to the engine
         kv = (self.kv_tokens(cost) if self.max_batch_size is None and hasattr(cost, "kv_capacity_tokens")  # type: ignore[arg-type]
               else None)
+        if (self.max_batch_size is None and getattr(cost, "speculative", None) is not None
+                and engine_key(getattr(cost, "engine", None)) == "sglang"):
+            from ..inference.speculative import SGLANG_MAX_RUNNING
+            return dataclasses.replace(self, max_batch_size=SGLANG_MAX_RUNNING).resolved(
+                getattr(cost, "engine", None), getattr(cost, "gpu_name", None), None, int(getattr(cost, "context_len", 0)))
         return self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None), kv,
                              int(getattr(cost, "context_len", 0)))
 

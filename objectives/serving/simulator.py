@@ -404,14 +404,14 @@ def _host_link(sched: Scheduler, gpu_name: str) -> float:
 def _step_model(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act_dtype: str | None,
                 kv_dtype: str | None, sched: Scheduler, engine: Any = None, ep: int = 1,
                 attn_dp: int = 1, efficiency: Any = None, eplb: bool = False,
-                moe_act_dtype: str | None = None, moe_a2a: str | None = None) -> StepModel:
+                moe_act_dtype: str | None = None, moe_a2a: str | None = None, speculative: Any = None) -> StepModel:
     from objectives.inference import StepModel
     # the scheduler's memory setting decides whether the replica fits, as it sizes its cache (`Scheduler.kv_tokens`)
     assert sched.max_num_tokens is not None, "_step_model takes a scheduler resolved for its engine"
     return StepModel(model, gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                      max_num_tokens=sched.max_num_tokens, engine=engine, ep=ep, attn_dp=attn_dp,
                      efficiency=efficiency, eplb=eplb, moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a,
-                     memory_setting=sched.gpu_memory_utilization)
+                     memory_setting=sched.gpu_memory_utilization, speculative=speculative)
 
 
 def check_context(model: Any, workload: Workload, engine: Any = None) -> None:
@@ -450,7 +450,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            decode: Pool | None, kv_link_gbs: float | None, routing: str, engine: Any = None,
            ep: int = 1, attn_dp: int = 1, profile: Any = None,
            eplb: bool = False, moe_act_dtype: str | None = None,
-           moe_a2a: str | None = None) -> tuple[_Engine, list[_Replica]]:
+           moe_a2a: str | None = None, speculative: Any = None) -> tuple[_Engine, list[_Replica]]:
     _check_mode(mode, dp, prefill, decode)
     check_context(model, workload, engine)
     eff = None
@@ -466,7 +466,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         check_replicas(dp, attn_dp)
         _check_balance([(sched, attn_dp)])
         sm = _step_model(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, sched.resolved(engine, gpu), engine,
-                         ep, attn_dp, eff, eplb, moe_act_dtype, moe_a2a)
+                         ep, attn_dp, eff, eplb, moe_act_dtype, moe_a2a, speculative)
         sched = sched.for_cost(sm)   # budgets left to the engine: its own (SGLang's max sequences by its KV pool)
         # each attention-DP rank schedules its own batch (its StepModel prices the shared experts with the ranks
         # that hold work: `_couple_ranks`)
@@ -491,7 +491,8 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
             p_kv = built["decode"][1].kv_dtype
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, p_tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, p_kv,
-                         ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype, moe_a2a)
+                         ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype, moe_a2a,
+                         speculative if role == "decode" else None)   # the drafts run where the decodes do
         ps = own.for_cost(sm)   # budgets left to the engine: its own (SGLang's max sequences by its KV pool)
         if role == "prefill" and sm.kv_dtype != built["decode"][1].kv_dtype:
             from .analytical import kv_dtype_mismatch
@@ -533,7 +534,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              routing: str = "least_loaded", engine: Any = None, ep: int = 1,
              attn_dp: int = 1, interval: float | None = None, profile: Any = None,
              eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
-             discard: int | str = 0) -> dict[str, Any]:
+             discard: int | str = 0, speculative: Any = None) -> dict[str, Any]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics (`METRIC_KEYS`, numbers) and of where
     they come from (`LABEL_KEYS`: ``source`` and ``engine``, text).
 
@@ -581,6 +582,13 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     when it is empty); throughput, ITL percentiles and the counts stay the whole run's; ``steady_requests``,
     ``in_flight`` and ``steady_growth`` (the requests in the system's growth over the steady part, a fraction of its
     arrivals: ~0 where the deployment keeps up, `steady_growth`) are added. `serving.capacity` measures every rate so.
+    ``speculative``: speculative decoding on the agg replicas and the decode pool (an `inference.Speculative` or a
+    mapping of its fields; None: off), a what-if: every decode is priced in token time as the deterministic
+    expectation of its drafts and verify (`StepModel.time_ms`): each simulated iteration emits one token a decode
+    and costs 1 / E of a speculative iteration's decode work (E = `Speculative.expected_tokens`), so TPOT,
+    throughput and the ITL mean follow; the ITL percentiles are those of the smoothed stream, not the engines'
+    bursts of accepted tokens. The draft layer's KV and weights shrink the cache (`StepModel.kv_capacity_tokens`);
+    SGLang's overlap scheduler is off and its max running requests default to 48 (`Scheduler.for_cost`).
     """
     if interval is not None:
         from objectives.uncertainty import check_level
@@ -588,7 +596,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     slo = _as_slo(slo)      # a bad one before the run
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, profile, eplb, moe_act_dtype,
-                       moe_a2a)
+                       moe_a2a, speculative)
     m: dict[str, Any] = dict(_metrics(eng, reps, slo, discard))
 
     def key(role: str) -> tuple[str, str, str]:
@@ -613,13 +621,13 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
                       decode: Pool | None = None, kv_link_gbs: float | None = None,
                       routing: str = "least_loaded", engine: Any = None, ep: int = 1,
                       attn_dp: int = 1, eplb: bool = False, moe_act_dtype: str | None = None,
-                      moe_a2a: str | None = None) -> pd.DataFrame:
+                      moe_a2a: str | None = None, speculative: Any = None) -> pd.DataFrame:
     """Per-request records of `simulate`: arrival_s, first_token_s, finish_s, ttft_ms, tpot_ms, e2e_ms,
     input_tokens, output_tokens, tokens_emitted (counted by the engine), preemptions, replica (the one that finished it), prefill_replica (disagg, else
     -1), kv_transfer_ms. One row per request, in workload order."""
     eng, reps = _build(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, workload, scheduler, mode, dp,
                        prefill, decode, kv_link_gbs, routing, engine, ep, attn_dp, eplb=eplb,
-                       moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a)
+                       moe_act_dtype=moe_act_dtype, moe_a2a=moe_a2a, speculative=speculative)
     return _frame(eng, reps)
 
 

@@ -1101,11 +1101,13 @@ def test_minimax_m3_reads_its_sparse_attention_and_counts_by_hand():
     assert lc8.attn_flops_decode == L * 2 * 8 * 256 + n_sp * 2 * 1 * 128
     assert lc8.sparse_attn_flops_pair == n_sp * 2 * 8 * 256
     assert lc8.attn_params == pytest.approx(L * (attn / 8 + h * 1 * 256 - h * nkv * 256 / 8) + n_sp * h * 2 * 128)
-    # NVIDIA's NVFP4 release: the same language model, NVFP4 experts beside MXFP8 attention and shared experts
+    # NVIDIA's NVFP4 release: the same language model, NVFP4 experts beside MXFP8 attention and shared experts; its
+    # config declares no MTP module (the base checkpoint's one is not shipped there)
     q = catalog.model("nvidia/MiniMax-M3-NVFP4")
+    assert (m.n_mtp_layers, q.n_mtp_layers) == (1, 0)
     assert dataclasses.replace(q, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
                                architecture=m.architecture, quant_weight_dtype="", quant_scheme="",
-                               dense_weight_dtype="", multimodal=False, attn_quant_shares=()) == m
+                               dense_weight_dtype="", multimodal=False, attn_quant_shares=(), n_mtp_layers=1) == m
     assert (q.quant_weight_dtype, q.quant_scheme, q.dense_weight_dtype, q.multimodal) == ("fp4", "nvfp4", "fp8", True)
 
 

@@ -1,0 +1,200 @@
+"""Speculative decoding (MTP / EAGLE drafts, chain verification) as a what-if knob: `Speculative` and its pricing.
+
+A speculative decode iteration, as the engines run it with one draft chain (top-k 1):
+- k draft forwards at batch D x 1 token each: SGLang `speculative/eagle_worker.py` `EAGLEWorker.draft_forward`
+  (`--speculative-num-steps` k, the NEXTN / MTP module of DeepSeek, GLM, Qwen3.5 loaded as the draft model,
+  `server_args._handle_speculative_decoding`), vLLM `v1/spec_decode/eagle.py` `EagleProposer.propose` (method "mtp"
+  and "eagle3" alike, `num_speculative_tokens` k), TensorRT-LLM `_torch/speculative/mtp.py` `MTPWorker` (MTP with
+  `num_nextn_predict_layers`, its "Eagle" mode reusing one MTP layer). A draft forward is one decoder layer plus the
+  LM head: priced here as the target decode forward's per-layer share at the same batch and context plus one LM
+  head at D rows, plus the layer's share of the collective latencies; its launches run in one CUDA graph (SGLang
+  `EAGLEDraftCudaGraphRunner`, vLLM's and TensorRT-LLM's drafter graphs), so no host overhead is charged again.
+  EAGLE-3's draft layer is priced the same (one decoder layer at the target's hidden size).
+- one verify forward of the target over k + 1 tokens per sequence: the GEMMs, MoE routing and logits see D (k + 1)
+  tokens (SGLang `EagleVerifyInput` / `ForwardMode.TARGET_VERIFY`, vLLM's rejection sampler over the k + 1 logits,
+  TensorRT-LLM `MTPWorker` verification); its attention reads each sequence's KV cache once with k + 1 queries
+  (FlashInfer / FA3 target_verify, vLLM FlashAttention varlen and FlashMLA q_len k + 1, TensorRT-LLM XQA
+  spec-dec mode), priced as the decode step's KV read of the same context (the k extra queries' math is not
+  priced apart: it under-counts attention where a decode is already compute-bound, MLA's 128 heads). The engine's
+  host time per sequence stays per sequence, not per verified token.
+- each sequence emits 1 + a1 + a1 a2 + ... + a1 ... ak tokens per iteration in expectation (chain acceptance with
+  per-position conditional rates ai; the bonus token always), `expected_tokens`.
+Memory: the draft layer's KV cache (one more attention layer per token) and weights (one more layer), and the k
+draft tokens' slots each sequence holds during the verify (`kv_factor`, `weight_factor`, `draft_tokens`).
+
+Measured profiles read the verify's GEMM / attention tables at D (k + 1) tokens: interpolated like any other
+lookup, not measured as a verify. Nothing here is fitted; the acceptance rates are the user's.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .ops import StepCoeffs, forward_s
+
+Num = Any
+
+#: the draft kinds priced: the model's own MTP module ("mtp": SGLang NEXTN / EAGLE on an MTP checkpoint, vLLM
+#: method "mtp", TensorRT-LLM MTP) and an EAGLE / EAGLE-3 head ("eagle": one decoder layer trained on the target's
+#: hidden states)
+METHODS = ("mtp", "eagle")
+
+#: SGLang's max running requests with speculative decoding where --max-running-requests is not given (the max
+#: sequences it otherwise sizes by its KV pool): `server_args.py` `_handle_speculative_decoding` (EAGLE, EAGLE3,
+#: NEXTN, STANDALONE), "Max running requests is reset to 48 for speculative decoding"
+SGLANG_MAX_RUNNING = 48
+
+
+@dataclass(frozen=True)
+class Speculative:
+    """Speculative decoding with a chain of `draft_tokens` (k) drafted tokens per decode iteration.
+
+    ``method``: "mtp" (the model's own multi-token-prediction module: needs a config with `num_nextn_predict_layers`
+    or `mtp_num_hidden_layers`) or "eagle" (an EAGLE / EAGLE-3 draft head, any model). ``draft_tokens``: k >= 1
+    (SGLang `--speculative-num-steps`, with `--speculative-eagle-topk 1` and `--speculative-num-draft-tokens` k + 1;
+    vLLM `num_speculative_tokens`; TensorRT-LLM `num_nextn_predict_layers`). ``acceptance``: the per-position
+    conditional acceptance rates (a1, ..., ak) in [0, 1] (the chance the i-th draft is accepted given the ones
+    before it were); one value is used at every position."""
+
+    method: str = "mtp"
+    draft_tokens: int = 1
+    acceptance: tuple[float, ...] = (0.8,)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Speculative method={self.method!r}: one of {METHODS} (a separate draft model is not "
+                             f"priced)")
+        k = self.draft_tokens
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"Speculative draft_tokens={k!r}: an integer >= 1 (tokens drafted per iteration)")
+        acc = self.acceptance
+        if isinstance(acc, (int, float, np.floating)) and not isinstance(acc, bool):
+            acc = (float(acc),)
+        if not isinstance(acc, (tuple, list)) or len(acc) not in (1, int(k)):
+            raise ValueError(f"Speculative acceptance={self.acceptance!r}: one rate or {k} (one per draft position)")
+        vals = tuple(float(a) for a in acc)
+        if not all(0.0 <= a <= 1.0 for a in vals):
+            raise ValueError(f"Speculative acceptance={self.acceptance!r}: each rate in [0, 1]")
+        object.__setattr__(self, "acceptance", vals * int(k) if len(vals) == 1 else vals)
+        object.__setattr__(self, "draft_tokens", int(k))
+
+    @property
+    def expected_tokens(self) -> float:
+        """Tokens each sequence emits per decode iteration in expectation: 1 + a1 + a1 a2 + ... + a1 ... ak."""
+        total, run = 1.0, 1.0
+        for a in self.acceptance:
+            run *= a
+            total += run
+        return total
+
+
+def as_speculative(spec: Any) -> Speculative | None:
+    """`spec` as a `Speculative`: None (off), a `Speculative`, or a mapping of its fields (e.g. {"method": "mtp",
+    "draft_tokens": 3, "acceptance": [0.8, 0.6, 0.4]}). TypeError for anything else."""
+    if spec is None or isinstance(spec, Speculative):
+        return spec
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"method", "draft_tokens", "acceptance"}
+        if unknown:
+            raise ValueError(f"speculative: unknown keys {sorted(unknown)}; method, draft_tokens, acceptance")
+        d = dict(spec)
+        if "acceptance" in d and isinstance(d["acceptance"], list):
+            d["acceptance"] = tuple(d["acceptance"])
+        return Speculative(**d)
+    raise TypeError(f"speculative={spec!r:.80}: None, an inference.Speculative or a mapping of its fields")
+
+
+def check_model(spec: Speculative, model: Any) -> None:
+    """ValueError where `spec` asks for a draft `model` (the `estimate` / `StepModel` argument: names, records or an
+    array of them) cannot run: "mtp" on a model whose config declares no MTP module names the fields read."""
+    if spec.method != "mtp":
+        return
+    from .resolve import resolve_records
+    for m in resolve_records("model", model)[0]:
+        if int(getattr(m, "n_mtp_layers", 0)) < 1:
+            raise ValueError(f"speculative method='mtp' on {m.name}: its config.json declares no multi-token-"
+                             f"prediction module (num_nextn_predict_layers / mtp_num_hidden_layers is 0 or "
+                             f"absent); use method='eagle' with an EAGLE draft head")
+
+
+def kv_factor(n_layers: Num, n_lin: Num = 0.0) -> Num:
+    """KV bytes per token with the draft layer's own cache, over those without: one more softmax-attention layer
+    beside the model's n_layers - n_lin (SGLang's draft worker and vLLM's drafter keep the draft layer's KV in the
+    same paged pool, per token of context)."""
+    return 1.0 + 1.0 / np.maximum(np.asarray(n_layers, dtype=float) - n_lin, 1.0)
+
+
+def weight_factor(n_layers: Num) -> Num:
+    """Weights held with the draft layer, over those without: one more decoder layer's share (the LM head and
+    embeddings are shared with the target, DeepSeek's MTP `shared_head`, EAGLE's reused embedding)."""
+    return 1.0 + 1.0 / np.maximum(np.asarray(n_layers, dtype=float), 1.0)
+
+
+def memory_terms(p: Any) -> tuple[Num, Num]:
+    """(weights bytes per GPU, KV bytes per token of context per GPU) of the `core.Prepared` `p`, with the draft
+    layer's where speculative decoding is attached (``p.spec``: `weight_factor`, `kv_factor`), else its own."""
+    if p.spec is None:
+        return p.weights_gpu, p.kv_tok_gpu
+    return (p.weights_gpu * weight_factor(p.shape.n_layers),
+            p.kv_tok_gpu * kv_factor(p.shape.n_layers, p.shape.n_lin))
+
+
+def _head_s(c: StepCoeffs, S: Num, scalar: bool) -> Num:
+    """Seconds of the LM head at S logit rows (`forward_s`' head term: closed form or measured curve)."""
+    cv = c.curves
+    if cv is None:
+        if scalar:
+            return max(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+        return np.maximum(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+    from .measured import curve_at, curve_at1
+    if scalar:
+        return curve_at1(cv.head, S)
+    t = curve_at(cv.head, S, cv.rows)
+    closed = cv.closed_rows()
+    if closed is not None:
+        t = np.where(closed, np.maximum(c.head_s_row * S + c.head_s_half, c.head_mem_s), t)
+    return t
+
+
+def draft_s(c: StepCoeffs, n_layers: Num, D: Num, K: Num, scalar: bool = False) -> Num:
+    """Seconds of ONE draft forward for D sequences reading K cached tokens in all: the decode forward's per-layer
+    share (layers, collective latencies) plus an LM head at D rows (module docstring)."""
+    if scalar:
+        full = forward_s(c, 0.0, 0.0, D, K, D, max, pow)
+    else:
+        full = forward_s(c, 0.0, 0.0, D, K, D)
+    head = _head_s(c, D, scalar)
+    layers = full - head - c.fixed_s - 2.0 * D * c.ovh_seq_s
+    return (layers + c.comm_fixed_s) / n_layers + head
+
+
+def verify_rows(spec: Speculative, D: Num) -> Num:
+    """Tokens (and logit rows) the verify forward carries for D sequences: D (k + 1)."""
+    return D * (spec.draft_tokens + 1.0)
+
+
+def host_excess_s(c: StepCoeffs, spec: Speculative, D: Num) -> Num:
+    """The host time per sequence `forward_s` would charge the verify's extra k tokens and k logit rows per
+    sequence (it charges per decode row and per logit row): taken back, the engine's scheduler works per request."""
+    return 2.0 * spec.draft_tokens * D * c.ovh_seq_s
+
+
+def with_speculative(p: Any, spec: Speculative | None) -> Any:
+    """The `core.Prepared` `p` with speculative decoding `spec` attached (itself where None), so that every forward
+    priced through `estimate.replica_time_s` takes its decodes in token time. The engine's overlap scheduler is
+    off (``Coeffs.overlap``: SGLang `server_args._handle_speculative_decoding` disables it, "Overlap scheduler is
+    disabled because of using eagle3 or standalone speculative decoding", unless SGLANG_ENABLE_SPEC_V2, which is
+    not modelled); its prefill batches already run alone (``prefill_alone``: the same function turns
+    ``enable_mixed_chunk`` off, SGLang's default)."""
+    if spec is None:
+        return p
+    c = dataclasses.replace(p.coeffs, overlap=0.0 * np.asarray(p.coeffs.overlap))
+    return dataclasses.replace(p, spec=spec, coeffs=c)
+
+
+__all__ = ["Speculative", "METHODS", "as_speculative", "check_model", "kv_factor", "weight_factor", "draft_s",
+           "verify_rows", "host_excess_s"]

@@ -1,0 +1,161 @@
+"""Speculative decoding as a what-if knob (objectives.inference.speculative): the argument's rules, the pricing's
+invariants in `estimate`, `max_throughput`, `StepModel` and the simulator, and the engine switches it makes."""
+import numpy as np
+import pytest
+
+from objectives import catalog, inference, serving
+from objectives.inference import speculative
+from objectives.inference.speculative import Speculative
+from objectives.serving.scheduler import Scheduler
+
+K = 3
+ARGS = dict(input_len=1000, output_len=400)
+
+
+def _tpot(model: str, gpu: str, spec, batch: int = 8, engine: str = "roofline", tp: int = 1) -> float:
+    return float(inference.estimate(model, gpu, tp, batch_size=batch, engine=engine, speculative=spec,
+                                    **ARGS).tpot_ms[0])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(acceptance=(1.2,)), "in \\[0, 1\\]"),
+    (dict(acceptance=(-0.1,)), "in \\[0, 1\\]"),
+    (dict(draft_tokens=0), "integer >= 1"),
+    (dict(draft_tokens=2.0), "integer >= 1"),
+    (dict(draft_tokens=3, acceptance=(0.5, 0.5)), "one rate or 3"),
+    (dict(method="draft"), "one of"),
+])
+def test_bad_arguments_are_refused_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Speculative(**kwargs)
+
+
+def test_expected_tokens_is_the_chain_sum_and_one_rate_fills_every_position():
+    s = Speculative("eagle", 3, (0.8, 0.5, 0.25))
+    assert s.expected_tokens == pytest.approx(1 + 0.8 + 0.4 + 0.1)
+    assert Speculative("eagle", 3, (0.5,)).acceptance == (0.5, 0.5, 0.5)
+    assert Speculative("eagle", 4, (1.0,)).expected_tokens == 5.0
+    assert Speculative("eagle", 4, (0.0,)).expected_tokens == 1.0
+    # a mapping of the fields (a study's JSON) reads the same
+    assert speculative.as_speculative({"method": "eagle", "draft_tokens": 3, "acceptance": [0.8, 0.5, 0.25]}) == s
+    with pytest.raises(ValueError, match="unknown keys"):
+        speculative.as_speculative({"method": "eagle", "k": 3})
+    with pytest.raises(TypeError):
+        speculative.as_speculative(3)
+
+
+def test_mtp_needs_the_config_s_mtp_module():
+    """The MTP module count comes from config.json (`num_nextn_predict_layers`, Qwen3.5's `mtp_num_hidden_layers`);
+    method "mtp" on a model without one is refused naming the fields, wherever the knob is taken."""
+    assert catalog.model("DeepSeek-V3").n_mtp_layers == 1
+    assert catalog.model("Qwen3.5-35B-A3B").n_mtp_layers == 1
+    assert catalog.model("Llama-3.1-8B").n_mtp_layers == 0
+    mtp = Speculative("mtp", 2, (0.7,))
+    for call in (lambda: inference.estimate("Llama-3.1-8B", "H100", speculative=mtp),
+                 lambda: inference.max_throughput("Llama-3.1-8B", "H100", speculative=mtp),
+                 lambda: inference.StepModel("Llama-3.1-8B", "H100", speculative=mtp)):
+        with pytest.raises(ValueError, match="num_nextn_predict_layers"):
+            call()
+    assert inference.estimate("DeepSeek-V3", "H200", 8, speculative=mtp).fits[0]
+    # an EAGLE head runs on any model
+    assert inference.estimate("Llama-3.1-8B", "H100", speculative=Speculative("eagle", 2, (0.7,))).fits[0]
+
+
+@pytest.mark.parametrize("model, gpu, tp", [("Llama-3.1-8B", "H100", 1), ("DeepSeek-V3", "H200", 8)])
+def test_no_acceptance_costs_the_drafts_and_full_acceptance_divides_the_step(model, gpu, tp):
+    off = _tpot(model, gpu, None, tp=tp)
+    none = _tpot(model, gpu, Speculative("eagle", K, (0.0,)), tp=tp)
+    every = _tpot(model, gpu, Speculative("eagle", K, (1.0,)), tp=tp)
+    # acceptance 0: one token per iteration, which now also verifies k + 1 tokens and runs k drafts
+    sm = inference.StepModel(model, gpu, tp, engine="roofline")
+    D, ctx = 8.0, ARGS["input_len"] + ARGS["output_len"] / 2
+    drafts = K * speculative.draft_s(sm._c, sm._L, D, D * ctx, scalar=True) * 1e3
+    assert drafts > 0
+    assert none > off + drafts * 0.999
+    # all accepted: the same iteration emits k + 1 tokens a sequence
+    assert every == pytest.approx(none / (K + 1), rel=1e-9)
+    assert every < off   # decode is memory-bound at batch 8: verifying 4 tokens costs far less than 4 steps
+
+
+def test_memory_holds_the_draft_layer_and_the_cache_shrinks():
+    spec = Speculative("mtp", K, (0.7,))
+    off = inference.estimate("DeepSeek-V3", "H200", 8, batch_size=32, **ARGS)
+    on = inference.estimate("DeepSeek-V3", "H200", 8, batch_size=32, speculative=spec, **ARGS)
+    assert on.weights_gib[0] > off.weights_gib[0]
+    assert on.kv_cache_gib[0] > off.kv_cache_gib[0]
+    assert on.mem_per_gpu_gib[0] > off.mem_per_gpu_gib[0]
+    assert on.ttft_ms[0] == off.ttft_ms[0]          # the prompt's forward is the same
+    a = inference.StepModel("DeepSeek-V3", "H200", 8)
+    b = inference.StepModel("DeepSeek-V3", "H200", 8, speculative=spec)
+    assert b.kv_capacity_tokens < a.kv_capacity_tokens
+    assert b.kv_bytes_per_token > a.kv_bytes_per_token
+
+
+def test_measured_rows_stay_labelled_from_their_tables():
+    """The verify reads the measured GEMM / attention tables at D (k + 1) tokens: a lookup like any other."""
+    df = inference.estimate("Llama-3.1-8B", "H100", batch_size=[1, 8], engine="vllm",
+                            speculative=Speculative("eagle", K, (0.7,)), **ARGS)
+    assert set(df.source.astype(str)) <= {"interpolated", "extrapolated"}
+
+
+def test_step_model_and_estimate_price_the_same_decode():
+    """A pure decode iteration: the simulator's `StepModel.time_ms` (token time) equals `estimate`'s tpot at the
+    same batch and mean context."""
+    spec = Speculative("eagle", K, (0.8, 0.6, 0.4))
+    for engine in ("roofline", "vllm"):
+        sm = inference.StepModel("Llama-3.1-8B", "H100", engine=engine, speculative=spec)
+        ctx = ARGS["input_len"] + ARGS["output_len"] / 2
+        assert sm.time_ms(0, 0, 8, 8 * ctx) == pytest.approx(_tpot("Llama-3.1-8B", "H100", spec, 8, engine),
+                                                             rel=1e-9)
+        # scalar and array paths agree; a prefill-only iteration is unchanged
+        assert float(sm.time_ms(np.array([0.0]), np.array([0.0]), np.array([8.0]), np.array([8 * ctx]))[0]) == \
+            pytest.approx(sm.time_ms(0, 0, 8, 8 * ctx), rel=1e-12)
+        plain = inference.StepModel("Llama-3.1-8B", "H100", engine=engine)
+        assert sm.time_ms(2048, 2048 * 1024.5, 0, 0) == plain.time_ms(2048, 2048 * 1024.5, 0, 0)
+
+
+def test_simulator_follows_the_closed_form_on_a_steady_decode():
+    spec = Speculative("eagle", K, (0.8, 0.6, 0.4))
+    w = serving.Workload(concurrency=8, n_requests=64, input_len=1000, output_len=400, output_spread=0)
+    off = serving.simulate("Llama-3.1-8B", "H100", workload=w, engine="vllm")
+    on = serving.simulate("Llama-3.1-8B", "H100", workload=w, engine="vllm", speculative=spec)
+    est = _tpot("Llama-3.1-8B", "H100", spec, 8, "vllm")
+    assert on["tpot_ms_mean"] == pytest.approx(est, rel=0.15)
+    assert on["tpot_ms_mean"] < off["tpot_ms_mean"]
+    assert on["throughput_tok_s"] > off["throughput_tok_s"]
+
+
+def test_sglang_turns_its_overlap_scheduler_off_and_runs_48_requests():
+    """SGLang `server_args._handle_speculative_decoding`: overlap scheduler off, max running requests 48 where
+    none is given; other engines keep their batch."""
+    spec = Speculative("mtp", K, (0.7,))
+    plain = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang")
+    sm = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang", speculative=spec)
+    assert plain.overlap_scheduler and not sm.overlap_scheduler
+    assert Scheduler().for_cost(sm).max_batch_size == speculative.SGLANG_MAX_RUNNING
+    assert Scheduler().for_cost(plain).max_batch_size != speculative.SGLANG_MAX_RUNNING
+    assert Scheduler(max_batch_size=64).for_cost(sm).max_batch_size == 64
+    df = inference.max_throughput("DeepSeek-V3", "H200", 8, engine="sglang", concurrency=256, speculative=spec,
+                                  **ARGS)
+    assert df.batch_size[0] == speculative.SGLANG_MAX_RUNNING
+    vllm = inference.max_throughput("DeepSeek-V3", "H200", 8, engine="vllm", concurrency=256, speculative=spec,
+                                    **ARGS)
+    assert vllm.batch_size[0] > speculative.SGLANG_MAX_RUNNING
+
+
+def test_max_throughput_scales_with_the_accepted_tokens():
+    off = inference.max_throughput("Llama-3.1-8B", "H100", concurrency=16, engine="vllm", **ARGS)
+    on = [inference.max_throughput("Llama-3.1-8B", "H100", concurrency=16, engine="vllm",
+                                   speculative=Speculative("eagle", K, (a,)), **ARGS) for a in (0.0, 0.5, 1.0)]
+    tput = [float(d.throughput_tok_s[0]) for d in on]
+    assert tput[0] < float(off.throughput_tok_s[0]) < tput[2]
+    assert tput[0] < tput[1] < tput[2]
+
+
+def test_max_throughput_memory_columns_hold_the_draft_layer():
+    spec = Speculative("mtp", K, (0.7,))
+    off = inference.max_throughput("DeepSeek-V3", "H200", 8, engine="vllm", concurrency=32, **ARGS)
+    on = inference.max_throughput("DeepSeek-V3", "H200", 8, engine="vllm", concurrency=32, speculative=spec, **ARGS)
+    assert on.batch_size[0] == off.batch_size[0] == 32
+    assert on.weights_gib[0] > off.weights_gib[0]
+    assert on.kv_cache_gib[0] > off.kv_cache_gib[0]
