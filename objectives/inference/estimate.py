@@ -508,8 +508,8 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
 
 
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
-                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None
-                 ) -> tuple[Num, Num, Num, Num]:
+                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None,
+                 work: tuple | None = None) -> tuple[Num, Num, Num, Num]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -523,9 +523,10 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     (`split_work`). `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
     lines the attention-DP ranks' prompts up (`rank_overlap`), on the rows `balance_on` holds true (per row, or
     True: every row). `lanes` (per row; None: none): the batches in flight a pipeline keeps at least
-    (`steady_lanes`' floor), where an open loop's load has opened them."""
+    (`steady_lanes`' floor), where an open loop's load has opened them. `work`: `steady_work`'s result for these
+    arguments where the caller has it (None: derived here)."""
     alone = p.coeffs.prefill_alone
-    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone, prompts)
+    n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone, prompts) if work is None else work
     split = split_rows(p)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
@@ -724,7 +725,7 @@ def steady_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0,
 
 
 def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None,
-                   cycle_s: Num = None) -> Num:
+                   cycle_s: Num = None, n_it: Num = None) -> Num:
     """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
     next request when the previous one finishes).
 
@@ -742,14 +743,16 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     residency time (Little's law: conc - N waiting, N / residency requests/s served). `cycle_s`: the steady
     state's iteration time x iterations per request cycle, when the caller has it. An engine that runs prefill
     batches alone (``Coeffs.prefill_alone``: SGLang) prefills a prompt with the whole budget and no decodes beside
-    it (`run_prompt_work`, `group_prompt_work`)."""
+    it (`run_prompt_work`, `group_prompt_work`). `n_it`: `steady_work`'s iterations per cycle of these arguments
+    where the caller has them (None: derived here)."""
     measured = np.asarray(p.source_code) > 0
     alone = p.coeffs.prefill_alone
     if cycle_s is None and (conc is not None or np.any(measured)):
         t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
         cycle_s = t * n_it
-    ttft = (_run_ttft_s(p, N, isl, osl, mnt, cycle_s / steady_work(N, isl, osl, mnt, alone)[0])
-            if np.any(measured) else 0.0)
+    if np.any(measured) and n_it is None:
+        n_it = steady_work(N, isl, osl, mnt, alone)[0]
+    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
     ttft = ttft + p.coeffs.ttft_s + p.coeffs.ttft_model_s
@@ -815,7 +818,7 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
             (ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl))
 
 
-def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
+def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None
                       ) -> tuple[Work, Num, Num, list[tuple[Work, Num]]]:
     """`_run_ttft_s`'s steady state, a closed loop's rounds after its start-up wave: (the work of a prompt's own
     iteration(s) (T, A, D, K, S as `replica_time_s` takes them), how many of them, how many more of that kind it
@@ -826,13 +829,16 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
     carrying one (`busy` of them) or a decode step of the N sequences; and a prompt longer than the budget ends in a
     partial chunk that the next queued prompt (`busy`) fills to a full iteration. `alone` (per row,
     `Coeffs.prefill_alone`): 1 where the engine runs prefill batches alone: no decodes beside the prompts, the whole
-    budget theirs."""
+    budget theirs. `n_it`: `steady_work`'s iterations per cycle of these arguments where the caller has them (None:
+    derived here)."""
     keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
     budget = np.maximum(mnt - keep * (N - 1.0), 1.0)
     T = np.minimum(budget, isl)
     D = keep * np.maximum(N - T / isl, 0.0)
     k0 = np.maximum(isl / budget, 1.0)
-    others, queued, busy = lockstep.round_queue(N, isl, osl, budget, steady_work(N, isl, osl, mnt, alone)[0], alone)
+    if n_it is None:
+        n_it = steady_work(N, isl, osl, mnt, alone)[0]
+    others, queued, busy = lockstep.round_queue(N, isl, osl, budget, n_it, alone)
 
     def beside(T: Num) -> Work:     # T prompt tokens beside the D decodes
         return (T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl)
@@ -850,7 +856,7 @@ def arrival_wait_iters(p: Prepared) -> Num:
     return 0.5 + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1)
 
 
-def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) -> Num:
+def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None) -> Num:
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
     all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
     together and are prefilled first come, first served in full iterations beside the decodes of the prompts
@@ -864,10 +870,11 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num) 
     (`lockstep.round_queue`: M/D/1 in full-budget iterations), and runs in an iteration that also holds the
     prompts that arrived with it, beside the N - 1 other sequences decoding; a prompt longer than the budget
     ends in a partial chunk that the next prompt fills. `ttft_wave` is the share of the run's requests in the
-    wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`."""
+    wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`. `n_it`: as
+    `round_prompt_work`'s."""
     _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
-    own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
+    own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it)
     t_s = replica_time_s(p, *own, L)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L) for w, k in waits) + (arrival_wait_iters(p) - 0.5) * iter_s)
@@ -1263,12 +1270,16 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # flight, each with its own budget of mnt tokens (vLLM's batch queue, SGLang's micro-batches), the prompts
     # queued beyond one budget going into the next batches (`pipeline_budget`)
     mnt_it = pipeline_budget(p, mnt)
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on, lanes)
+    # one iteration's work (`steady_work`), and the closed loop's iterations a cycle that the TTFT and the source
+    # read (the same where no `prompts` bound): each formed once
+    work = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone, prompts)
+    closed = work[0] if prompts is None else steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)[0]
+    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on, lanes, work)
     # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
-    ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle)    # before any wait for a slot
+    ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle, closed)    # before any wait for a slot
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
         ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - p.coeffs.ttft_s - p.coeffs.ttft_model_s,
                                        prompts, balance, balance_on)
@@ -1286,7 +1297,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
                                                                            _past_context(p)), R_CONTEXT,
                                                            np.where(ok_mem, R_OK, R_MEM)))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
-    _, T, A, D, K, S = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone, prompts)
+    _, T, A, D, K, S = work
     pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
@@ -1294,7 +1305,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         "usd_per_mtok": power.usd_per_mtok(p.price, p.n_gpus, tput),
         "joules_per_tok": power.joules_per_token(pw, p.n_gpus, 1.0, tput),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason, "batch_size": N,
-        "source": _steady_source(p, N, isl, osl, mnt_it),
+        "source": _steady_source(p, N, isl, osl, mnt_it, closed),
     }
 
 
@@ -1348,13 +1359,15 @@ def pipeline_budget(p: Prepared, mnt: Num) -> Num:
     return np.where(pp > 1, mnt * pp, mnt)
 
 
-def _steady_source(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> np.ndarray:
+def _steady_source(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num = None) -> np.ndarray:
     """`replica_source` over the steady state's prefill-carrying iteration and its pure decode step
-    (`split_work`)."""
+    (`split_work`). `n_it`: `steady_work`'s iterations per cycle of these arguments where the caller has them (None:
+    derived here)."""
     cv = p.coeffs.curves
     if cv is None or cv.reach is None:   # nothing bounds the rows: their source as prepared
         return np.asarray(p.source_code).astype(np.int8)
     alone = p.coeffs.prefill_alone
-    (T, A, D_pf, K_pf, S_pf), (_, _, D, K, S), _, _ = split_work(N, isl, osl, mnt,
-                                                                 steady_work(N, isl, osl, mnt, alone)[0], alone)
+    if n_it is None:
+        n_it = steady_work(N, isl, osl, mnt, alone)[0]
+    (T, A, D_pf, K_pf, S_pf), (_, _, D, K, S), _, _ = split_work(N, isl, osl, mnt, n_it, alone)
     return replica_source(p, np.maximum(T + D_pf, D), np.maximum(S_pf, S), (T, A), ((D_pf, K_pf), (D, K)), N)

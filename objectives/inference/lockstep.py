@@ -90,10 +90,54 @@ def arrival_rates(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool 
     n_it = np.maximum(n_it, 1.0)
     if apart:
         return (N / n_it)[..., None]
+    lam = _later_rounds(N, isl, osl, T_pf, n_it, spread, rounds, chunk_steps)[0]
+    return np.ascontiguousarray(np.moveaxis(lam, 0, -1))
+
+
+def _later_rounds(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,
+                  spread: float, rounds: int, chunk_steps: float) -> tuple[np.ndarray, np.ndarray]:
+    """`arrival_rates`' closed loop (`n_it` >= 1, arrays of floats): (lam, one per round after the first on the
+    FIRST axis, and `_first_window`'s n_pf). The rounds lead so that each round's rows lie together: the per-row
+    terms broadcast along them (the hot path, `round_queue`, runs on every measured-profile row of
+    `estimate.max_throughput`)."""
     n_pf, h = _first_window(N, isl, osl, T_pf, n_it, spread, chunk_steps)
     k = np.arange(2.0, rounds + 1.0)                                 # rounds after the first, all-at-once one
-    window = np.minimum(np.sqrt(n_pf[..., None] ** 2 + (2.0 * h[..., None]) ** 2 * (k - 1.0)), n_it[..., None])
-    return N[..., None] / window
+    shape = np.broadcast_shapes(N.shape, n_pf.shape, h.shape, n_it.shape)
+    # window = min(sqrt(n_pf^2 + (2 h)^2 (k - 1)), n_it); lam = N / window
+    lam = np.multiply((k - 1.0).reshape(k.shape + (1,) * len(shape)), (2.0 * h) ** 2, out=np.empty(k.shape + shape))
+    lam += n_pf ** 2
+    np.sqrt(lam, out=lam)
+    np.minimum(lam, n_it, out=lam)
+    np.divide(N, lam, out=lam)
+    return lam, n_pf
+
+
+def _round_mean(x: np.ndarray) -> np.ndarray:
+    """The mean over the rounds on `x`'s first axis, the same bits as np.mean over a contiguous last axis: numpy's
+    pairwise summation order (``pairwise_sum``, numpy/_core/src/umath/loops_utils.h.src: below 8 terms one by one
+    from 0, up to 128 eight partial sums combined pairwise and the rest added one by one, beyond that two halves),
+    then / the count. `round_queue` keeps the rounds leading (`_later_rounds`) without changing its numbers."""
+    def total(lo: int, n: int) -> np.ndarray:
+        if n < 8:
+            res = np.zeros(x.shape[1:])
+            for i in range(lo, lo + n):
+                res += x[i]
+            return res
+        if n <= 128:
+            r = [x[lo + j] for j in range(8)]
+            i = 8
+            while i < n - n % 8:
+                for j in range(8):
+                    r[j] = r[j] + x[lo + i + j]
+                i += 8
+            res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+            for rest in range(i, n):
+                res += x[lo + rest]
+            return res
+        half = n // 2
+        half -= half % 8
+        return total(lo, half) + total(lo + half, n - half)
+    return total(0, len(x)) / len(x)
 
 
 def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0.0,
@@ -123,21 +167,44 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     if rounds < 2:
         z = np.zeros(np.broadcast_shapes(N.shape, isl.shape, T_pf.shape, np.shape(osl), np.shape(n_it)))
         return z, z, z
-    lam = arrival_rates(N, isl, osl, T_pf, n_it, spread=spread, rounds=rounds)
-    g = (T_pf / np.maximum(isl, 1e-300))[..., None]
-    others = np.minimum(lam, np.maximum(g - 1.0, 0.0))
-    rho = np.minimum(lam / np.maximum(g, 1e-300), np.maximum(1.0 - 1.0 / np.sqrt(np.maximum(N, 1.0)), 0.0)[..., None])
-    # the arrivals' variability: the drift's share of the window (the first round's order itself is regular)
-    n_pf, _ = _first_window(N, isl, np.asarray(osl, dtype=float), T_pf, np.asarray(n_it, dtype=float), spread, 1.0)
-    ca2 = np.clip(1.0 - (n_pf[..., None] * lam / N[..., None]) ** 2, 0.0, 1.0)     # 1 - (n_pf / window)^2
-    wait = ca2 * rho / (2.0 * (1.0 - rho)) / np.maximum(g, 1e-300)
-    # prefill batches alone: the decodes pause while prompts wait, so no request finishes and no prompt arrives
-    # meanwhile; a prompt waits only for those that arrived in its own decode step beyond its own batch's g,
-    # half of them, at g a batch
-    wait = np.where(np.asarray(alone, dtype=float)[..., None] > 0,
-                    0.5 * np.maximum(lam + 1.0 - g, 0.0) / np.maximum(g, 1e-300), wait)
-    busy = -np.expm1(-lam / np.minimum(g, 1.0))
-    return np.mean(others, axis=-1), np.mean(wait, axis=-1), np.mean(busy, axis=-1)
+    lam, n_pf = _later_rounds(N, isl, np.asarray(osl, dtype=float), T_pf,
+                              np.maximum(np.asarray(n_it, dtype=float), 1.0), spread, rounds, 1.0)
+    g = T_pf / np.maximum(isl, 1e-300)
+    gm = np.maximum(g, 1e-300)
+    # the docstring's formulas on the (round, row) array, in place (the hot path)
+    buf = np.minimum(lam, np.maximum(g - 1.0, 0.0))
+    others = _round_mean(buf)
+    alone = np.asarray(alone, dtype=float) > 0
+    queue = alone.size == 0 or not np.all(alone)
+    if queue:
+        rho = np.divide(lam, gm, out=buf)
+        np.minimum(rho, np.maximum(1.0 - 1.0 / np.sqrt(np.maximum(N, 1.0)), 0.0), out=rho)
+        # the arrivals' variability: the drift's share of the window (the first round's order itself is regular)
+        ca2 = np.multiply(n_pf, lam)
+        ca2 /= N
+        np.square(ca2, out=ca2)
+        np.subtract(1.0, ca2, out=ca2)
+        np.clip(ca2, 0.0, 1.0, out=ca2)                                 # 1 - (n_pf / window)^2
+        wait = np.multiply(ca2, rho, out=ca2)                           # ca2 rho / (2 (1 - rho)) / g
+        np.subtract(1.0, rho, out=rho)
+        rho *= 2.0
+        wait /= rho
+        wait /= gm
+    # a per-row `alone` of more dimensions than the rows: the rounds stay in front of them
+    rows = np.broadcast_shapes(alone.shape, lam.shape[1:])
+    wide = lam.shape[:1] + (1,) * (len(rows) + 1 - lam.ndim) + lam.shape[1:]
+    if np.any(alone):
+        # prefill batches alone: the decodes pause while prompts wait, so no request finishes and no prompt
+        # arrives meanwhile; a prompt waits only for those that arrived in its own decode step beyond its own
+        # batch's g, half of them, at g a batch
+        own = (0.5 * np.maximum(lam + 1.0 - g, 0.0) / gm).reshape(wide)
+        wait = np.where(alone, own, wait.reshape(wide)) if queue else own
+    queued = _round_mean(np.broadcast_to(wait.reshape(wide) if wait.ndim < len(wide) else wait,
+                                         lam.shape[:1] + rows))
+    # busy = -expm1(-lam / min(g, 1)): the signs moved onto the per-row divisor and the mean (exact)
+    busy = np.divide(lam, -np.minimum(g, 1.0), out=lam)
+    np.expm1(busy, out=busy)
+    return others, queued, -_round_mean(busy)
 
 
 def _first_window(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,

@@ -77,45 +77,50 @@ class Curves:
 
 def _pos(x: Num, lo: float, steps: float, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Grid cell and fraction (unclipped: extrapolates) of x on a log2 grid starting at 2**lo."""
-    g = (np.log2(np.maximum(x, 1.0)) - lo) * steps
+    g = np.log2(np.maximum(x, 1.0))
+    if lo != 0:     # (log2 x - lo) x steps; a zero lo and a unit step leave g as it is (the hot path skips them)
+        g -= lo
+    if steps != 1:
+        g *= steps
     j = np.clip(g.astype(np.intp), 0, n - 2)
     return j, g - j
 
 
-def _gather(curve: np.ndarray, shape: tuple, *idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """curve[..., i0, i1] for per-row indices, with the curve's leading dims broadcast to `shape` (or, with
-    `rows`, curve row rows[i] for result row i)."""
+def _cell(curve: np.ndarray, shape: tuple, *idx: np.ndarray, rows: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(the curve flattened, the flat position of curve[..., i0, i1] for per-row indices, the flat step of each
+    index): the curve's leading dims broadcast to `shape` (or, with `rows`, curve row rows[i] for result row i).
+    A neighbouring cell is the position plus its steps, so a lookup forms one index array for all its corners."""
     lead = curve.ndim - len(idx)
+    tail = curve.shape[lead:]
+    steps = tuple(math.prod(tail[k + 1:]) for k in range(len(idx)))
+    at: Any = idx[-1] if steps[-1] == 1 else idx[-1] * steps[-1]
+    for i, step in zip(idx[-2::-1], steps[-2::-1]):
+        at = i * step + at
+    if rows is None and lead:   # each result row's curve: the leading dims' flat index, broadcast to `shape`
+        rows = np.broadcast_to(np.arange(math.prod(curve.shape[:lead])).reshape(curve.shape[:lead]), shape)
     if rows is not None:
-        tail = curve.shape[lead:]
-        flat = rows * int(np.prod(tail))
-        for k, i in enumerate(idx):
-            flat = flat + i * int(np.prod(tail[k + 1:]))
-        return np.take(curve.reshape(-1), flat)
-    if curve.shape[:lead] == shape:
-        at = np.arange(int(np.prod(shape))).reshape(shape) if shape else 0
-        flat = curve.reshape((-1,) + curve.shape[lead:])
-        return flat[(at,) + idx] if shape else curve[idx]
-    c = np.broadcast_to(curve, shape + curve.shape[lead:])
-    return _gather(np.ascontiguousarray(c), shape, *idx)
+        at = rows * math.prod(tail) + at
+    return curve.reshape(-1), at, steps
 
 
 def _linear(curve: Any, M: Num, rows: np.ndarray | None, held: bool) -> np.ndarray:
     """A (..., len(M_GRID)) curve at M, linear in the grid index between its two neighbouring cells (`rows`: see
-    `_gather`); beyond the grid extrapolated from the edge cells, or, ``held``, the edge cell's value."""
+    `_cell`); beyond the grid extrapolated from the edge cells, or, ``held``, the edge cell's value."""
     curve = np.asarray(curve)
     M = np.asarray(M, dtype=float)
     shape = np.broadcast_shapes(M.shape, curve.shape[:-1] if rows is None else rows.shape)
     j, f = _pos(np.broadcast_to(M, shape), 0.0, M_STEPS, len(M_GRID))
     if held:
         f = np.clip(f, 0.0, 1.0)
-    lo = _gather(curve, shape, j, rows=rows)
-    return lo + f * (_gather(curve, shape, j + 1, rows=rows) - lo)
+    flat, at, _ = _cell(curve, shape, j, rows=rows)
+    lo = flat.take(at)
+    return lo + f * (flat.take(at + 1) - lo)
 
 
 def _bilinear(grid: Any, b: Num, s: Num, rows: np.ndarray | None, held: bool) -> np.ndarray:
     """A (..., len(B_GRID), len(S_GRID)) grid at (batch b, length s), bilinear in the grid indices (`rows`: see
-    `_gather`); beyond the grid extrapolated from the edge cells, or, ``held``, the edge cells' values."""
+    `_cell`); beyond the grid extrapolated from the edge cells, or, ``held``, the edge cells' values."""
     grid = np.asarray(grid)
     b = np.asarray(b, dtype=float)
     s = np.asarray(s, dtype=float)
@@ -124,8 +129,10 @@ def _bilinear(grid: Any, b: Num, s: Num, rows: np.ndarray | None, held: bool) ->
     j, fs = _pos(np.broadcast_to(s, shape), S_LO, 1.0, len(S_GRID))
     if held:
         fb, fs = np.clip(fb, 0.0, 1.0), np.clip(fs, 0.0, 1.0)
-    v00, v01 = _gather(grid, shape, i, j, rows=rows), _gather(grid, shape, i, j + 1, rows=rows)
-    v10, v11 = _gather(grid, shape, i + 1, j, rows=rows), _gather(grid, shape, i + 1, j + 1, rows=rows)
+    flat, at, (di, _) = _cell(grid, shape, i, j, rows=rows)
+    v00, v01 = flat.take(at), flat.take(at + 1)
+    at += di
+    v10, v11 = flat.take(at), flat.take(at + 1)
     lo = v00 + fs * (v01 - v00)
     return lo + fb * (v10 + fs * (v11 - v10) - lo)
 

@@ -8,6 +8,7 @@ import pytest
 
 from objectives import inference, serving
 from objectives.calibration import silicon
+from objectives.inference import lockstep
 from objectives.inference.core import default_eff
 from objectives.inference.efficiency import Efficiency, default_efficiency
 from objectives.inference.lockstep import BENCHMARK_ROUNDS, arrival_rates, round_queue
@@ -46,6 +47,28 @@ def test_more_clients_queue_longer_and_a_single_round_has_no_later_rounds():
     q = [round_queue(n, 8192.0, 1024.0, 8192.0, 1024.0 + n)[1] for n in (4.0, 16.0, 64.0)]
     assert q[0] < q[1] < q[2]
     assert all(float(x) == 0.0 for x in round_queue(64.0, 8192.0, 1024.0, 8192.0, 1087.0, rounds=1))
+
+
+def test_the_rounds_kept_in_front_give_the_docstrings_numbers_to_the_bit():
+    """`round_queue` evaluates its rounds on the leading axis, in place, and sums them in numpy's own order
+    (`lockstep._round_mean`): the same bits as its docstring's formulas on a trailing rounds axis averaged by np.mean
+    (a numpy that sums in another order fails here instead of moving `max_throughput`'s numbers)."""
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 8, 9, 17, 200):       # every branch of numpy's pairwise sum
+        x = rng.standard_normal((n, 64)) * 10.0 ** rng.uniform(-8.0, 8.0, (n, 64))
+        assert np.array_equal(lockstep._round_mean(x), np.mean(np.ascontiguousarray(x.T), axis=-1))
+    N, isl, osl = rng.integers(1, 1024, 500) * 1.0, rng.integers(16, 16384, 500) * 1.0, rng.integers(1, 4096, 500) * 1.0
+    T_pf, alone = np.maximum(8192.0 - N, 1.0), (rng.random(500) < 0.5) * 1.0
+    n_it = np.maximum(osl, N * (isl + osl) / 8192.0)
+    lam = arrival_rates(N, isl, osl, T_pf, n_it)
+    g = (T_pf / isl)[:, None]
+    rho = np.minimum(lam / g, np.maximum(1.0 - 1.0 / np.sqrt(N), 0.0)[:, None])
+    n_pf = np.minimum(N * isl / T_pf, n_it)[:, None]
+    wait = np.clip(1.0 - (n_pf * lam / N[:, None]) ** 2, 0.0, 1.0) * rho / (2.0 * (1.0 - rho)) / g
+    wait = np.where(alone[:, None] > 0, 0.5 * np.maximum(lam + 1.0 - g, 0.0) / g, wait)
+    want = (np.mean(np.minimum(lam, np.maximum(g - 1.0, 0.0)), axis=-1), np.mean(wait, axis=-1),
+            np.mean(-np.expm1(-lam / np.minimum(g, 1.0)), axis=-1))
+    assert all(np.array_equal(a, b) for a, b in zip(round_queue(N, isl, osl, T_pf, n_it, alone), want))
 
 
 def test_the_wave_share_is_what_a_benchmark_run_holds_and_is_not_fitted():
