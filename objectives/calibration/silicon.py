@@ -705,12 +705,12 @@ def mdape_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def signed_by(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Median log(predicted / measured) of TTFT and TPOT per group of `scored` rows (> 0: the model reads high),
-    beside the rows and rows predicted: `mdape_by`'s sign, to tell a group's offset from its scatter."""
+    beside the rows and the rows each median is over (`ttft_predicted`, `tpot_predicted`): `mdape_by`'s sign, to tell a group's offset from its scatter."""
     t = np.log(d["ttft_pred"].to_numpy(float) / d["ttft_ms"].to_numpy(float))
     p = np.log(d["tpot_pred"].to_numpy(float) / d["tpot_ms"].to_numpy(float))
     g = pd.DataFrame({"t": t, "p": p}, index=d.index).join(d[by]).groupby(by, observed=True)
-    return pd.DataFrame({"rows": g.size(), "predicted": g["p"].count(), "ttft_log_ratio": g["t"].median(),
-                         "tpot_log_ratio": g["p"].median()}).round(3)
+    return pd.DataFrame({"rows": g.size(), "ttft_predicted": g["t"].count(), "tpot_predicted": g["p"].count(),
+                         "ttft_log_ratio": g["t"].median(), "tpot_log_ratio": g["p"].median()}).round(3)
 
 
 def load_slopes(d: pd.DataFrame, sweep: list[str], min_concurrency: float = 16.0) -> pd.DataFrame:
@@ -722,9 +722,9 @@ def load_slopes(d: pd.DataFrame, sweep: list[str], min_concurrency: float = 16.0
     with load in a way no constant before the first token makes up."""
     out = []
     for key, g in d[d["concurrency"] >= min_concurrency].groupby(sweep, observed=True, dropna=False):
-        g = g.drop_duplicates("concurrency")
+        # the predicted rows first: a client count's unpredicted copy must not hide its predicted one
         ok = np.isfinite(g["ttft_pred"].to_numpy(float)) & np.isfinite(g["tpot_pred"].to_numpy(float))
-        g = g[ok]
+        g = g[ok].drop_duplicates("concurrency")
         if len(g) < 3:
             continue
         km, am = np.polyfit(g["tpot_ms"].to_numpy(float), g["ttft_ms"].to_numpy(float), 1)

@@ -253,6 +253,7 @@ def test_signed_by_gives_each_groups_median_log_ratio_with_its_sign():
     assert s.loc["b", "ttft_log_ratio"] == pytest.approx(np.log(0.5), abs=1e-3)     # reads low
     assert s.loc["b", "tpot_log_ratio"] == pytest.approx(np.log(0.5), abs=1e-3)
     assert list(s["rows"]) == [5, 5]
+    assert list(s["ttft_predicted"]) == [4, 5] and list(s["tpot_predicted"]) == [5, 5]
 
 
 def test_load_slopes_fits_ttft_against_tpot_over_the_loaded_rows_of_each_sweep():
@@ -266,5 +267,8 @@ def test_load_slopes_fits_ttft_against_tpot_over_the_loaded_rows_of_each_sweep()
     assert s.loc[0, "intercept_measured_ms"] == pytest.approx(0.0, abs=1e-6)
     assert s.loc[0, "slope_predicted"] == pytest.approx(10.0)
     assert s.loc[0, "intercept_predicted_ms"] == pytest.approx(250.0)
+    # an unpredicted copy of a client count (listed first) does not hide its predicted one
+    dup = pd.concat([d.iloc[[2]].assign(ttft_pred=np.nan), d], ignore_index=True)
+    assert silicon.load_slopes(dup, ["gpu", "isl"]).loc[0, "rows"] == 4
     # a sweep of fewer than three loaded client counts has no line
     assert silicon.load_slopes(d[d["concurrency"] <= 32], ["gpu", "isl"]).empty

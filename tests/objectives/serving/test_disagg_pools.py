@@ -359,13 +359,10 @@ def test_closed_loop_lockstep_prefill_worker_holds_a_prompt_for_the_step_in_prog
     assert np.all(one["prefill_wait_ms"] < conc / 4.0 * one["prefill_ms"] * 2.0)
 
 
-def test_closed_loop_prefill_bound_root_keeps_the_clients_and_its_parts_add_up():
+def test_closed_loop_prefill_bound_root_keeps_the_clients():
     """Light and prefill-bound loads alike (one one-prompt prefill rank, 16 and 512 clients): the root is finite and
-    the cycle C / X holds (the clients beyond what the pools serve wait in TTFT, `queue_ms`, ~0 at an interior root),
-    and TTFT is the sum of its parts."""
+    the cycle C / X holds (the clients beyond what the pools serve wait in TTFT, `queue_ms`, ~0 at an interior root)."""
     r = _closed_loop(np.array([16.0, 512.0]), decode_batch=1024, decode_ranks=4, host=10.0, xfer=3.0)
-    parts = r["host_ms"] + r["prefill_wait_ms"] + r["prefill_ms"] + r["handoff_ms"] + r["queue_ms"]
-    assert np.allclose(parts, r["ttft_ms"], rtol=1e-12)
     assert np.all(np.isfinite(r["ttft_ms"]))
     assert np.allclose(r["req_per_ms"] * (r["ttft_ms"] + 255.0 * r["tpot_ms"]), [16.0, 512.0], rtol=1e-3)
     assert r["queue_ms"][0] < 1e-6 * r["ttft_ms"][0]
