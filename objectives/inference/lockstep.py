@@ -94,6 +94,19 @@ def arrival_rates(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, apart: bool 
     return np.ascontiguousarray(np.moveaxis(lam, 0, -1))
 
 
+
+def arrival_variability(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, spread: float = BENCHMARK_OUTPUT_SPREAD,
+                        rounds: int = BENCHMARK_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+    """`arrival_rates`' closed loop with its arrivals' variability, each round after the first on the last axis:
+    (lam, prompts reaching one rank a step; ca^2 = 1 - (n_pf / window)^2, clipped to [0, 1]: the drift's share of
+    the round's window, the first round's prefill order itself being regular). `round_queue` forms the same ca^2
+    in place on its hot path; callers outside it (the disaggregated closed loop's prefill pool) take it here."""
+    N, isl, osl, T_pf, n_it = (np.asarray(x, dtype=float) for x in (N, isl, osl, T_pf, n_it))
+    lam, n_pf = _later_rounds(N, isl, osl, T_pf, np.maximum(n_it, 1.0), spread, rounds, 1.0)
+    lam = np.ascontiguousarray(np.moveaxis(lam, 0, -1))
+    ca2 = np.clip(1.0 - (n_pf[..., None] * lam / np.maximum(N, 1e-300)[..., None]) ** 2, 0.0, 1.0)
+    return lam, ca2
+
 def _later_rounds(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,
                   spread: float, rounds: int, chunk_steps: float) -> tuple[np.ndarray, np.ndarray]:
     """`arrival_rates`' closed loop (`n_it` >= 1, arrays of floats): (lam, one per round after the first on the
@@ -179,7 +192,7 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     if queue:
         rho = np.divide(lam, gm, out=buf)
         np.minimum(rho, np.maximum(1.0 - 1.0 / np.sqrt(np.maximum(N, 1.0)), 0.0), out=rho)
-        # the arrivals' variability: the drift's share of the window (the first round's order itself is regular)
+        # the arrivals' variability: the drift's share of the window (`arrival_variability`'s ca^2, in place)
         ca2 = np.multiply(n_pf, lam)
         ca2 /= N
         np.square(ca2, out=ca2)

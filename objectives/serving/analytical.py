@@ -2878,15 +2878,13 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         per = step / np.maximum(t_k, 1e-12)                          # full prefill steps a decode step
         budget, n_it = g * isl * per, conc / np.maximum(x * step, 1e-300)
         _, queued, busy = lockstep.round_queue(n_w, isl, osl, budget, n_it)
-        lam = lockstep.arrival_rates(n_w, isl, osl, budget, n_it)    # a decode step's arrivals, round by round
+        lam, ca2 = lockstep.arrival_variability(n_w, isl, osl, budget, n_it)   # a decode step's arrivals, by round
         t_in = pf_step(np.mean(lam / per[:, None], axis=-1))            # that step: the others that came with it
         # ... where it arrives at a random phase of that step. The wave prefilled the prompts g a step, and they
         # come back in its order: one of each step's g as the worker's step ends, only the drift's share of the
         # window at random (`round_queue`'s ca^2, 1 - (the first round's window / round k's)^2); the other g - 1
         # beside it, at a random phase of the step it started (any rank's prompt starts the lockstep step)
-        n_pf, _ = lockstep._first_window(n_w, isl, osl, budget, n_it, lockstep.BENCHMARK_OUTPUT_SPREAD, 1.0)
-        ca2 = np.mean(np.clip(1.0 - (n_pf[:, None] * lam / np.maximum(n_w, 1e-300)[:, None]) ** 2, 0.0, 1.0), axis=-1)
-        random = 1.0 - (1.0 - ca2) / g
+        random = 1.0 - (1.0 - np.mean(ca2, axis=-1)) / g
         with np.errstate(divide="ignore", invalid="ignore"):
             steady = np.maximum(0.5 * random * busy * t_in + queued * step,
                                 rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p)
