@@ -1163,8 +1163,14 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
         full = np.where(past_clip(osl) & (gate > 0), np.floor(cap / p.seq_tokens(held(isl, osl))), 0.0)
         fit = np.where(sgl, np.maximum(gate, full), fit)
     N = np.minimum(mbs, fit)
-    kv_bound = (fit <= mbs) & (N >= 1)   # the cache, not max_batch_size, bounds the batch (and it fits)
-    return np.maximum(N, 1.0), kv_bound, N >= 1, per_seq, cap
+    # an engine that admits on the prompt's blocks and preempts (vLLM) still refuses at start-up a cache that cannot
+    # hold one request of its max_model_len, here at least the row's prompt + output (vllm/v1/core/
+    # kv_cache_utils.py ``check_enough_kv_cache_memory``); the others reserve the whole request (TensorRT-LLM) or
+    # clip it to the pool (SGLang)
+    whole = (np.asarray(p.coeffs.kv_preempt) <= 0) | (cap >= p.seq_tokens(isl + np.asarray(osl, dtype=float)))
+    ok = (N >= 1) & whole
+    kv_bound = (fit <= mbs) & ok   # the cache, not max_batch_size, bounds the batch (and it fits)
+    return np.maximum(N, 1.0), kv_bound, ok, per_seq, cap
 
 
 def retraction_churn(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num, kv_bound: Num,

@@ -168,9 +168,9 @@ def test_quantized_release_ids_with_compound_format_tags(hub_id, base, dtype, sc
     assert (m.n_layers, m.hidden, m.n_kv_heads) == (ref.n_layers, ref.hidden, ref.n_kv_heads)
 
 
-@pytest.mark.parametrize("name", ["Qwen/Qwen3-14B", "microsoft/phi-4", "acme/NoSuchModel-FP8"])
+@pytest.mark.parametrize("name", ["Qwen/Qwen3-4B", "microsoft/phi-4", "acme/NoSuchModel-FP8"])
 def test_an_unknown_model_says_a_config_json_path_names_it(name, tmp_path):
-    """A model the catalog does not ship (Qwen3-14B, phi-4, ...) is costed from its config.json: the error says so,
+    """A model the catalog does not ship (Qwen3-4B, phi-4, ...) is costed from its config.json: the error says so,
     and the path it suggests works."""
     with pytest.raises(catalog.CatalogError, match=r"unknown model .*config\.json"):
         catalog.Catalog.from_data().model(name)
