@@ -90,3 +90,51 @@ def test_a_closed_loop_request_waits_for_the_iteration_its_predecessor_ended_bef
     extra = held["ttft_ms"][later].mean() - none["ttft_ms"][later].mean()
     assert extra > 0.5 * FRONT.fixed                                # about one iteration, not the 2 ms hold
     assert held["tpot_ms"].mean() == pytest.approx(none["tpot_ms"].mean(), rel=0.05)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamCost(AffineCost):
+    """The affine cost with an API server that streams each output token in `stream_ms` (`StepModel.stream_ms`)."""
+
+    stream_ms: float = 0.5
+
+
+def test_a_token_leaves_after_its_iterations_tokens_are_streamed():
+    # one request at a time: its first and last tokens each wait for its own token's streaming, so TTFT and the
+    # end-to-end latency gain stream_ms and TPOT is unchanged
+    w = Workload(rate=0.01, input_len=300, output_len=20, n_requests=4, seed=0)
+    s = StreamCost()
+    plain = simulate_costs(COST, workload=w, per_request=True)
+    streamed = simulate_costs(s, workload=w, per_request=True)
+    np.testing.assert_allclose(streamed["ttft_ms"] - plain["ttft_ms"], s.stream_ms, rtol=1e-9)
+    np.testing.assert_allclose(streamed["e2e_ms"] - plain["e2e_ms"], s.stream_ms, rtol=1e-9)
+    np.testing.assert_allclose(streamed["tpot_ms"], plain["tpot_ms"], rtol=1e-9)
+
+
+def test_a_loaded_servers_first_token_waits_for_the_batchs_tokens():
+    # 32 clients: a first token leaves after about 32 sequences' tokens are streamed (stream_ms each), so the mean
+    # TTFT grows by about 32 x stream_ms, and by at most one iteration more: a client's next request, sent once its
+    # last token is streamed, reaches the scheduler inside the iteration after and waits for it (`COST.fixed` ms
+    # and a little per token). The rate of tokens (TPOT) stays the engine's
+    w = Workload(concurrency=32, input_len=200, output_len=Dist("uniform", low=40, high=60), n_requests=640, seed=2)
+    s = StreamCost(stream_ms=0.2)
+    plain = simulate_costs(COST, workload=w, per_request=True)
+    streamed = simulate_costs(s, workload=w, per_request=True)
+    extra = streamed["ttft_ms"].mean() - plain["ttft_ms"].mean()
+    assert 0.6 * 32 * s.stream_ms < extra < 32 * s.stream_ms + 2 * COST.fixed
+    assert streamed["tpot_ms"].mean() == pytest.approx(plain["tpot_ms"].mean(), rel=0.05)
+
+
+def test_an_api_server_slower_than_the_engine_sets_the_pace_of_the_clients():
+    # 16 clients, 2 ms a token: the API server needs 32 ms for a step's tokens, the engine ~9 ms for the step. Its
+    # backlog grows until the clients, who send their next requests once their last tokens arrive, pace the engine
+    # to it: the run's tokens come at 1 / stream_ms, the wait behind the backlog in each first token's (the engine,
+    # running fewer sequences, keeps its own pace: TPOT stays near it)
+    w = Workload(concurrency=16, input_len=100, output_len=Dist("uniform", low=80, high=120), n_requests=320, seed=4)
+    s = StreamCost(stream_ms=2.0)
+    plain = simulate_costs(COST, workload=w)
+    slow = simulate_costs(s, workload=w)
+    assert plain["throughput_tok_s"] > 2 * 1e3 / s.stream_ms
+    assert slow["throughput_tok_s"] == pytest.approx(1e3 / s.stream_ms, rel=0.05)
+    assert slow["ttft_ms_mean"] > 20 * plain["ttft_ms_mean"]
+    assert slow["tpot_ms_mean"] < 2 * plain["tpot_ms_mean"]
