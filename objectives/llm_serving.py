@@ -509,6 +509,12 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
         self.objective = objective
         self.model, self.workload, self.slo = objective.model, objective.workload, objective.slo
 
+    @reusing_prepared()
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        """`dse.fidelity.Confirming`'s call in one `reusing_prepared` block: the check's analytical pass over
+        the front's configurations gathers the coefficients the screen prepared for them."""
+        return super().__call__(df)
+
     def report_sections(self, study: Any) -> list[tuple[str, str]]:
         """The objective's report sections (`LLMServingObjective.report_sections`)."""
         return self.objective.report_sections(study)

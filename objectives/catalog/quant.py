@@ -255,18 +255,20 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     hundred globs (ModelOpt names every layer's modules) is matched in one pass per name."""
     regexes = [re.compile(p[3:]) for p in patterns if p.startswith("re:")]
     globs = [p for p in patterns if not p.startswith("re:") and any(ch in p for ch in "*?[")]
-    plain = [p for p in patterns if not p.startswith("re:") and not any(ch in p for ch in "*?[")]
+    plain = frozenset(p for p in patterns if not p.startswith("re:") and not any(ch in p for ch in "*?["))
     glob = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
 
     def excluded(name: str) -> bool:
         if any(r.match(name) for r in regexes):
             return True
+        parts = name.split(".")
         if glob is not None:
-            parts = name.split(".")
             if any(glob.match(".".join(parts[:i])) for i in range(len(parts), 0, -1)):  # the module, its holders
                 return True
-        wrapped = f".{name}."
-        return any(f".{p}." in wrapped for p in plain)
+        # a plain name matches a run of whole dotted segments (".p." inside ".name."): each run looked up once
+        # in the set, not each of the (hundreds of) names searched in the module's path
+        return bool(plain) and any(".".join(parts[i:j]) in plain for i in range(len(parts))
+                                   for j in range(i + 1, len(parts) + 1))
 
     return excluded
 

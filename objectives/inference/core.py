@@ -262,12 +262,16 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
         hit = memo.get(key)
         if hit is not None:
             return hit
+    # the block's tables of configurations (`_PreparedMemo.gather`) and what else `_prepare` read: eff, prices, moe_dp
+    tables = None if memo is None or key is None else (memo, (key[2], key[3], key[5]))
     if shape and n_rows >= _FACTORIZE_MIN:
-        p = _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp)
+        p = _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names, moe_dp, tables)
         size = (0 if p.inv is None else int(np.max(p.inv)) + 1) + n_rows // 256  # distinct configs, row index
     else:
-        p = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
-                     engine_names, moe_dp)
+        args = (mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
+                engine_names, moe_dp)
+        got = None if tables is None else tables[0].gather(tables[1], args)
+        p = _prepare(*args) if got is None else got
         p.row_shape = row_shape
         size = n_rows
     if memo is not None and key is not None:
@@ -278,12 +282,83 @@ def prepare(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = 
 class _PreparedMemo:
     """Configurations `prepare` computed inside one `reusing_prepared` block (at most `max_rows` configurations
     in all, the least recently used dropped first), by their resolved arguments. A Prepared is never modified after `prepare`
-    returns it, so sharing one is safe; `keep` holds the records and factors whose ids are in the key alive."""
+    returns it, so sharing one is safe; `keep` holds the records and factors whose ids are in the key alive.
+
+    Besides whole calls (`get` / `put`: the same rows asked again), it keeps the distinct configurations of each
+    factorized call (`_ConfigTable`, `register`), so that a later call on some of them (the serving model's
+    searches ask for shrinking subsets of a sweep's deployments) gathers their coefficients (`gather`) instead of
+    computing them again: `_prepare` is elementwise over configurations, so the gathered rows are the numbers it
+    would compute."""
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
         self._items: OrderedDict[tuple, tuple[Prepared, int, Any]] = OrderedDict()
         self._rows = 0
+        self._tables: OrderedDict[int, _ConfigTable] = OrderedDict()
+        self._table_rows = 0
+        self._ids: dict[tuple, int] = {}    # (kind, id or name) -> small id, for `config_keys`
+        self._alive: list[Any] = []          # the records whose ids are in `_ids`
+
+    def _id(self, kind: str, x: Any) -> int:
+        k = (kind, id(x)) if kind == "rec" else (kind, x)
+        got = self._ids.get(k)
+        if got is None:
+            got = self._ids[k] = len(self._ids)
+            if kind == "rec":
+                self._alive.append(x)
+        return got
+
+    def config_keys(self, args: tuple) -> tuple[np.ndarray, tuple]:
+        """(one key per configuration of `_prepare`'s arguments `args` as they broadcast, that shape): the
+        records' identities, the engine each row named and the other resolved arguments, as bytes."""
+        mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, _, _, engine_names, _ = args
+        m_ids = np.array([self._id("rec", r) for r in mrecs], dtype=float)[0 if midx is None else midx]
+        g_ids = np.array([self._id("rec", r) for r in grecs], dtype=float)[0 if gidx is None else gidx]
+        e_ids = np.array([self._id("engine", e) for e in engine_names], dtype=float)[eng]
+        parts = [m_ids, g_ids, tp, pp, dp, ep, w, a, k, prof, e_ids, adp, lb, mact, xa]
+        shape = np.broadcast_shapes(*(np.shape(x) for x in parts))
+        mat = np.empty((int(np.prod(shape)) if shape else 1, len(parts)))
+        for j, x in enumerate(parts):
+            mat[:, j] = np.broadcast_to(np.asarray(x, dtype=float), shape).ravel()
+        return mat.view(np.dtype((np.void, mat.itemsize * len(parts)))).ravel(), shape
+
+    def register(self, ctx: tuple, args: tuple, p: Prepared) -> None:
+        """Keep `p` (one configuration per entry of `_prepare`'s 1-D arguments `args`, no `inv`) for `gather`."""
+        keys, shape = self.config_keys(args)
+        if len(shape) != 1 or len(keys) > self.max_rows:
+            return
+        n = len(keys)
+        per_config: list[bool] = []   # every array field one entry per configuration (`_ConfigTable.rows`)
+        p.map_rows(lambda v: per_config.append(not isinstance(v, np.ndarray) or v.ndim == 0 or v.shape[0] == n))
+        cv = p.coeffs.curves
+        if not all(per_config) or (cv is not None and (cv.rows is not None or cv.tok.ndim > 2
+                                                       or (cv.tok.ndim == 2 and len(cv.tok) != n))):
+            return
+        order = np.argsort(keys, kind="stable")
+        self._tables[id(p)] = _ConfigTable(ctx, keys[order], order, p)
+        self._table_rows += len(keys)
+        while self._table_rows > self.max_rows:
+            _, old = self._tables.popitem(last=False)
+            self._table_rows -= len(old.keys)
+
+    def gather(self, ctx: tuple, args: tuple) -> Prepared | None:
+        """What `_prepare(*args)` returns, gathered from a kept table holding every configuration of `args`;
+        None where none does."""
+        if not self._tables:
+            return None
+        mrecs, midx, grecs, gidx, *_, eng, _adp, _lb, _mact, _xa, _eff, _prices, engine_names, _moe_dp = args
+        engines = resolve_auto_engine(tuple(engine_names), eng, grecs, gidx)
+        if all(e == "roofline" for e in engines[0]):
+            return None   # `_prepare` attaches no curves there (a table's roofline rows have them: `_ConfigTable`)
+        keys, shape = self.config_keys(args)
+        for tid, t in reversed(self._tables.items()):
+            if t.ctx != ctx:
+                continue
+            pos = np.minimum(np.searchsorted(t.keys, keys), len(t.keys) - 1)
+            if (t.keys[pos] == keys).all():
+                self._tables.move_to_end(tid)
+                return t.rows(t.order[pos].reshape(shape), args, engines)
+        return None
 
     def get(self, key: tuple) -> Prepared | None:
         item = self._items.get(key)
@@ -300,6 +375,40 @@ class _PreparedMemo:
         while self._rows > self.max_rows:
             _, (_, n, _) = self._items.popitem(last=False)
             self._rows -= n
+
+
+@dataclass
+class _ConfigTable:
+    """A factorized call's distinct configurations (`_PreparedMemo.register`): their `config_keys` sorted
+    (`keys`, `order` the positions in `p`) and the Prepared with one entry per configuration (fields constant
+    over them as scalars); `ctx`: what else `_prepare` depended on (the factors' id, the prices, moe_dp)."""
+
+    ctx: tuple
+    keys: np.ndarray
+    order: np.ndarray
+    p: Prepared
+
+    def rows(self, idx: np.ndarray, args: tuple, engines: tuple) -> Prepared:
+        """`_prepare(*args)`'s result for the configurations `idx` (positions in `p`, shaped as `args`
+        broadcast) where some row's engine has a profile (`engines`: `resolve_auto_engine`'s of `args`): every
+        per-configuration field gathered, the curves too (`closed` / `reach` None where no row has one, as
+        `measured.build_curves` gives them); the names and the indices into them are `args`' own, as `_prepare`
+        sets them. (Where every row is the closed form's, `_prepare` attaches no curves at all, and
+        `step.StepModel` would read the table's sampled roofline curves: `_PreparedMemo.gather` computes those.)"""
+        mrecs, midx, grecs, gidx = args[:4]
+        names, codes = engines
+        fields = self.p.map_rows(lambda v: v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 else v)
+        cv = self.p.coeffs.curves
+        if cv is not None and cv.tok.ndim == 2:    # one curve per configuration (else one for all of them)
+            closed = None if cv.closed is None else np.asarray(cv.closed[idx])
+            reach = None if cv.reach is None else cv.reach[idx]
+            fields["coeffs"].curves = Curves(cv.tok[idx], cv.head[idx], cv.ctx[idx], cv.gen[idx],
+                                             closed=closed if closed is not None and closed.any() else None,
+                                             reach=reach if reach is not None and np.isfinite(reach).any() else None)
+        fields.update(lc=None, inv=None, row_shape=(), solo=None, model_names=[r.name for r in mrecs],
+                      gpu_names=[r.name for r in grecs], model_index=0 if midx is None else midx,
+                      gpu_index=0 if gidx is None else gidx, engine_names=tuple(names), engine_code=codes)
+        return Prepared(**fields)
 
 
 _MEMO: ContextVar[_PreparedMemo | None] = ContextVar("objectives_inference_prepared", default=None)
@@ -387,9 +496,11 @@ def _codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names,
-                        moe_dp: float | None = None) -> Prepared:
+                        moe_dp: float | None = None, memo: tuple[_PreparedMemo, tuple] | None = None) -> Prepared:
     """prepare() once per distinct configuration; `inv` maps every row of `row_shape` to its configuration.
-    Fields constant across the distinct configurations become scalars."""
+    Fields constant across the distinct configurations become scalars. `memo` (the block's memo and the
+    context of its tables, `_PreparedMemo.gather`): the configurations gathered from an earlier call's where it
+    holds them all, and this call's kept for later ones."""
     key = None
     radix = 1
     uniq_vals: list = []
@@ -422,8 +533,12 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
     midx = args[0] if cols[0] is not None else None
     gidx = args[1] if cols[1] is not None else None
     tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa = args[2:]
-    sub = _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
-                   engine_names, moe_dp)
+    call = (mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, lb, mact, xa, eff, prices,
+            engine_names, moe_dp)
+    sub = None if memo is None else memo[0].gather(memo[1], call)
+    fresh = sub is None
+    if sub is None:
+        sub = _prepare(*call)
 
     def collapse(v):
         if np.ndim(v) == 0 or isinstance(v, Curves):
@@ -432,6 +547,8 @@ def _prepare_factorized(mrecs, grecs, cols, row_shape, eff, prices, engine_names
         return v.flat[0] if (v == v.flat[0]).all() else np.ascontiguousarray(v)
 
     fields = sub.map_rows(collapse)
+    if memo is not None and fresh:
+        memo[0].register(memo[1], call, Prepared(**fields))
     fields["inv"] = inv
     fields["row_shape"] = tuple(row_shape)
     return Prepared(**fields)

@@ -363,7 +363,12 @@ class Deployments:
         return self.adp_balance if self.adp_balance.any() else None
 
     def take(self, idx: np.ndarray) -> Deployments:
-        return Deployments(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        """The deployments `idx`: every field gathered, not validated again (`__post_init__` normalized them
+        already, and the serving model's searches take subsets many times)."""
+        out = object.__new__(Deployments)
+        for f in fields(self):
+            object.__setattr__(out, f.name, getattr(self, f.name)[idx])
+        return out
 
     def row(self, i: int) -> dict[str, Any]:
         return {f.name: getattr(self, f.name)[i] for f in fields(self)}

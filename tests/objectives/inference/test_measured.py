@@ -155,6 +155,44 @@ def test_a_reuse_block_shares_prepared_configurations_and_nothing_else(monkeypat
     assert inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0] > 1.5 * before
 
 
+def test_a_reuse_block_gathers_a_sweeps_configurations_for_later_calls_on_some_of_them(monkeypatch):
+    """Inside a reuse block, a call on configurations an earlier factorized sweep prepared (the serving model's
+    searches ask for shrinking subsets of a study's grid) gathers their coefficients instead of computing them:
+    the numbers of the subset computed alone, bit for bit. A configuration the sweep lacks is computed, and so is a
+    call costed by the closed form alone (the sweep's roofline rows carry sampled curves that such a call has
+    not: the simulator's step model reads curves where they exist)."""
+    import pandas as pd
+
+    from objectives.inference import core
+    from objectives.inference.step import StepModel
+
+    rng = np.random.default_rng(0)
+    n = core._FACTORIZE_MIN
+    gpu = np.array(["H100-SXM-80GB", "B200", "MI300X", "L40S"])[rng.integers(0, 4, n)]
+    tp, w = rng.choice([1, 2, 4, 8], n), rng.choice(["bf16", "fp8"], n)
+    mbs = rng.integers(1, 512, n)
+
+    def mt(i: np.ndarray) -> pd.DataFrame:
+        return inference.max_throughput("Llama-3.1-70B", gpu[i], tp[i], weight_dtype=w[i], input_len=2048,
+                                        output_len=256, max_batch_size=mbs[i])
+    sub = rng.choice(n, 300, replace=False)
+    alone, step_alone = mt(sub), StepModel("Llama-3.1-70B", "MI300X", 2, weight_dtype="fp8")
+    computed = []
+    real = core._prepare
+    monkeypatch.setattr(core, "_prepare", lambda *a, **k: computed.append(len(computed)) or real(*a, **k))
+    with core.reusing_prepared():
+        mt(np.arange(n))
+        assert len(computed) == 1                        # the sweep: one call on its distinct configurations
+        inside = mt(sub)
+        assert len(computed) == 1                        # gathered
+        pd.testing.assert_frame_equal(inside, alone, check_exact=True)
+        inference.max_throughput("Llama-3.1-70B", "H200-SXM-141GB", 8, input_len=2048, output_len=256)
+        assert len(computed) == 2                        # a GPU the sweep lacks
+        step = StepModel("Llama-3.1-70B", "MI300X", 2, weight_dtype="fp8")
+        assert len(computed) == 3 and step._c.curves is None is step_alone._c.curves   # the closed form alone
+        assert step.time_ms(512, 512 * 256.5, 64, 64 * 2048.0) == step_alone.time_ms(512, 512 * 256.5, 64, 64 * 2048.0)
+
+
 def test_profiled_configurations_broadcast_over_a_grid_like_the_roofline():
     """Column and row vectors of configuration arguments (tp down, pp across) broadcast on the profile path too;
     each cell is the configuration estimated alone."""
