@@ -37,7 +37,13 @@ only workloads whose requests carry prompt hash blocks, a Mooncake trace: the an
 (True or False: TensorRT-LLM's attention-DP balance, ``attention_dp_config.enable_balance`` at its default
 iterations: it holds the attention-DP ranks' prompts back until they run together, `inference.max_throughput`'s
 ``adp_balance`` and the simulator's ``Scheduler(adp_balance=)``; it changes only aggregated MoE deployments with
-attn_dp > 1; TensorRT-LLM alone has it, other engines' rows read it as a what-if and `dse deploy` refuses it there).
+attn_dp > 1; TensorRT-LLM alone has it, other engines' rows read it as a what-if and `dse deploy` refuses it there),
+speculative [None: off] (speculative decoding on the aggregated replicas and the decode pool, a what-if of
+acceptance rates the user gives: an `inference.Speculative`, its label "method:draft_tokens:acceptance" such as
+"mtp:3:0.8,0.6,0.4" or "eagle:2:0.7", a mapping of its fields, or None / "off"; `spaces.llm_serving`'s
+``speculative`` knob holds the labels; "mtp" on a model whose config declares no MTP module is refused; priced by
+`inference.speculative`: k drafts and a verify of k + 1 tokens per decode iteration, 1 + a1 + a1 a2 + ... tokens
+emitted, the draft layer's weights and KV; `inference.max_throughput` and `serving.simulate` take it).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -101,14 +107,15 @@ DEFAULTS: dict[str, Any] = {
     "batching": "continuous", "engine": None, "prefill_gpu": None, "prefill_tp": None,
     "attn_dp": 1, "prefill_ep": None, "prefill_attn_dp": None, "eplb": False, "moe_act_dtype": None,
     "prefix_caching": True, "moe_a2a": None, "prefill_pp": None, "prefill_weight_dtype": None,
-    "prefill_act_dtype": None, "prefill_kv_dtype": None, "adp_balance": False,
+    "prefill_act_dtype": None, "prefill_kv_dtype": None, "adp_balance": False, "speculative": None,
 }
 
 #: Metrics every fidelity returns.
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_per_gpu", "tok_s_per_user", "throughput_tok_s", "usd_per_mtok",
            "joules_per_tok", "mem_per_gpu_gib", "batch_size", "quality", "fits", "n_gpus", "prefix_hit_rate")
 _OPTIONAL = ("weight_dtype", "act_dtype", "kv_dtype", "moe_act_dtype", "moe_a2a", "prefill_replicas", "engine", "prefill_gpu", "prefill_tp", "prefill_ep",
-             "prefill_attn_dp", "prefill_pp", "prefill_weight_dtype", "prefill_act_dtype", "prefill_kv_dtype")
+             "prefill_attn_dp", "prefill_pp", "prefill_weight_dtype", "prefill_act_dtype", "prefill_kv_dtype",
+             "speculative")
 #: Metrics that get ``_lo`` / ``_hi`` bands with ``interval=``: metric -> (band metric, sign; -1 = inverse)
 BANDED: dict[str, tuple[str, int]] = {
     "ttft_ms": ("ttft", 1), "tpot_ms": ("tpot", 1), "e2e_ms": ("e2e", 1), "tok_s_per_gpu": ("throughput", 1),
@@ -184,6 +191,7 @@ def deployments(df: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> 
             **{k: np.asarray(c[k], dtype=object) for k in ("prefill_pp", "prefill_weight_dtype", "prefill_act_dtype",
                                                            "prefill_kv_dtype")},
             adp_balance=np.asarray(c["adp_balance"], dtype=object),
+            speculative=c["speculative"],
         )
     except ValueError as exc:
         raise ObjectiveError(str(exc)) from None
@@ -290,6 +298,7 @@ class LLMServingObjective(CarriesModel):
             bands = [m + e for m in BANDED for e in ("_lo", "_hi")] if self.interval is not None else []
             return pd.DataFrame({m: np.zeros(0) for m in (*METRICS, *bands)})
         d = deployments(df.reset_index(drop=True), self.defaults)
+        _check_speculative(d, self.model)
         if self.fidelity == "analytical":
             return self.analytical(d)
         return self.simulated(d)
@@ -413,7 +422,7 @@ class LLMServingObjective(CarriesModel):
             return serving.simulate(self.model, cfg["gpu"], int(cfg["tp"]), int(cfg["pp"]), engine=cfg["engine"],
                                     ep=int(cfg["ep"]), attn_dp=adp, profile=self.profile, eplb=bool(cfg["eplb"]),
                                     moe_act_dtype=str(cfg["moe_act_dtype"]), moe_a2a=str(cfg["moe_a2a"]),
-                                    workload=wl if n == wl.size else dataclasses.replace(wl, n_requests=n),
+                                    speculative=cfg["speculative"], workload=wl if n == wl.size else dataclasses.replace(wl, n_requests=n),
                                     discard=discard, **kw)
         try:
             if steady_judged(wl):
@@ -450,7 +459,8 @@ class LLMServingObjective(CarriesModel):
     def report_sections(self, study: Any) -> list[tuple[str, str]]:
         """The study report's section (`dse.report.objective_sections`): where the served latency of the front's
         knee and of its cheapest point (least usd_per_mtok) goes, by component (`inference.served_breakdown` at
-        the point's batch in flight and the workload's mean lengths). Aggregated deployments only."""
+        the point's batch in flight and the workload's mean lengths). Aggregated deployments without speculative
+        decoding only."""
         from .inference.breakdown import served_breakdown, served_html
         front = study.pareto()
         if front.empty:
@@ -465,7 +475,7 @@ class LLMServingObjective(CarriesModel):
         points, sm = [], self.serving_model
         for label, row in picks:
             d = deployments(pd.DataFrame([row[study.space.names]]).reset_index(drop=True), self.defaults)
-            if d.mode[0] == "disagg":
+            if d.mode[0] == "disagg" or d.speculative[0] is not None:   # the breakdown prices plain decodes
                 continue
             N = float(row["batch_size"]) if "batch_size" in row and np.isfinite(float(row["batch_size"])) else None
             bd = served_breakdown(**sm._kw(d), input_len=self.input_len, output_len=self.output_len,
@@ -601,6 +611,10 @@ def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, 
     if unknown:
         raise ObjectiveError(f"defaults name unknown knobs {unknown}; valid: {['gpu', *DEFAULTS]}")
     _check_defaults(defaults)
+    if defaults.get("speculative") is not None:
+        from .inference.speculative import as_speculative, model_refusal
+        if (why := model_refusal(as_speculative(defaults["speculative"]), record)) is not None:
+            raise ObjectiveError(f"defaults speculative={defaults['speculative']!r}: {why}")
     # judged on the defaults' engine (None: the GPU's vLLM); dse deploy and simulate refuse it too, on their own engine
     if (refusal := workload.exceeds_context(record, defaults.get("engine"))) is not None:
         raise ObjectiveError(f"workload: {refusal}")
@@ -660,6 +674,7 @@ def _check_defaults(defaults: Mapping[str, Any]) -> None:
     from .inference.core import engine_codes
     from .inference.measured import MOE_A2A, MOE_ACT_DTYPES
     from .inference.resolve import DTYPES, choice_codes, flag
+    from .inference.speculative import as_speculative
     for k, v in defaults.items():
         try:
             if k in _STRICT_BOOL_KNOBS and not isinstance(v, (bool, np.bool_)):
@@ -682,9 +697,24 @@ def _check_defaults(defaults: Mapping[str, Any]) -> None:
                 flag(k, v)
             elif k in _CHOICE_KNOBS and v not in _CHOICE_KNOBS[k]:
                 raise ValueError(f"valid: {', '.join(_CHOICE_KNOBS[k])}")
+            elif k == "speculative":
+                as_speculative(v)
         except (CatalogError, ValueError, TypeError) as exc:
             msg = str(exc).removeprefix(f"column {k!r}: ")
             raise ObjectiveError(f"defaults {k}={v!r}: {msg}") from None
+
+
+def _check_speculative(d: Deployments, model: str) -> None:
+    """ObjectiveError where a configuration asks for speculative decoding the model cannot run (`speculative.
+    model_refusal`: "mtp" without an MTP module), naming the field and the model."""
+    from .catalog import model as model_record
+    from .inference.speculative import model_refusal
+    specs = [s for s in pd.unique(d.speculative) if s is not None]
+    if specs:
+        record = model_record(model)
+        for s in specs:
+            if (why := model_refusal(s, record)) is not None:
+                raise ObjectiveError(f"column 'speculative' {s.label!r}: {why}")
 
 
 def _constraint_confidence(constraints: Mapping[str, Any], confidence: Any) -> tuple[dict[str, tuple], Any]:

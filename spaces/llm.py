@@ -3,7 +3,8 @@
 Parameters, in grid order: gpu, n_gpus | tp, pp, [dp], [ep], [attn_dp] | weight_dtype, act_dtype, kv_dtype |
 [mode, prefill_replicas, [prefill_gpu, prefill_tp, [prefill_attn_dp], [prefill_ep]]] | [eplb] | [moe_act_dtype] |
 [moe_a2a] |
-[prefix_caching] | max_batch_size, max_num_tokens, chunked_prefill | [batching] | [engine] | [adp_balance].
+[prefix_caching] | max_batch_size, max_num_tokens, chunked_prefill | [batching] | [engine] | [adp_balance] |
+[speculative].
 
 Cross-part constraints added here: TP x PP x DP == n_gpus; in aggregated mode DP == 1 unless ``replicas=True``
 (identical replicas have the same per-GPU and per-user metrics in the analytical model, so by default the
@@ -60,7 +61,7 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
                 moe_act_dtypes: Sequence[str] | None = None,
                 prefix_caching: Sequence[bool] | None = None, moe_a2a: Sequence[str] | None = None,
                 prefill_pp: Sequence[int] | None = None, prefill_formats: Sequence[str] | None = None,
-                adp_balance: Sequence[bool] | None = None) -> dse.Space:
+                adp_balance: Sequence[bool] | None = None, speculative: Sequence[Any] | None = None) -> dse.Space:
     """The deployment space of ``model`` on ``gpus`` with at most ``max_gpus`` GPUs.
 
     Arguments restrict the knobs of the builders (see :func:`spaces.hardware`, :func:`spaces.parallelism`,
@@ -117,13 +118,20 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
     engine is TensorRT-LLM, attn_dp > 1 and the mode aggregated, the only trials it changes (the other engines
     have no such balance and `dse deploy` refuses it there; without attention DP, or on a dense model, no ranks
     step in lockstep; a disaggregated prefill pool has no decodes to hold its prompts for, a decode pool no
-    prompts).
+    prompts). ``speculative``: speculative decoding as a knob, its values each None (off), an
+    `objectives.inference.Speculative`, its label or a mapping of its fields, e.g. ``[None, Speculative("mtp", 3,
+    (0.8, 0.6, 0.4)), "eagle:2:0.7"]``; the parameter holds their labels ("off", "mtp:3:0.8,0.6,0.4",
+    "eagle:2:0.7": `Speculative.label`, which the objective's knob ``speculative`` reads back), active in every
+    configuration (the aggregated replicas and the decode pool run the drafts); the acceptance rates are the
+    user's what-if, not fitted.
     Values every trial would fail on
     are refused here: ``adp_balance`` on a dense model, without an attn_dp value above 1, without TensorRT-LLM among
     the ``engines``, without aggregated mode, or with values other than True / False; EP on a dense model, EP
     above the experts, a prefill EP that no prefill TP x attention DP is
     a multiple of; ``eplb`` on a dense model or with values other than True / False; ``moe_act_dtypes`` on a model
-    without MXFP4 experts, in a space without fp4 weights, with an unknown value, or "mxfp8" where no GPU of the
+    without MXFP4 experts, in a space without fp4 weights, ``speculative`` with a value
+    `objectives.inference.Speculative` refuses or "mtp" on a model without an MTP module (``Model.n_mtp_layers``
+    0), with an unknown value, or "mxfp8" where no GPU of the
     space has the kernel; ``moe_a2a`` on a dense model, in a space without EP above 1, with an unknown value, or
     with a value none of the ``engines`` runs; with ``engines``,
     TensorRT-LLM's attention DP over tensor-parallel attention (it runs attention unsplit on each rank:
@@ -253,6 +261,8 @@ def llm_serving(model: str | Model, gpus: Sequence[str | GPU] | str, max_gpus: i
         part, cond = _adp_balance(model, adp_balance, engines, par, modes)
         parts.append(part)
         when["adp_balance"] = cond
+    if speculative is not None:
+        parts.append(dse.Space(speculative=dse.Categorical(_speculative_labels(model, speculative))))
     # a model the space's GPUs hold in none of its layouts and formats: every trial would fail (out of memory)
     _check_memory(model, parts[0], par, parts[2], adp)
     # a block-FP8 checkpoint's weight blocks must tile every TP shard (in each pool, under each engine)
@@ -678,6 +688,27 @@ def _eplb(model: str | Model, values: Sequence[bool], prefill_ep: str | None) ->
     e = m.n_experts
     cond = " or ".join(f"({p} > 1 and {e} % {p} == 0)" for p in ("ep", *([prefill_ep] if prefill_ep else [])))
     return dse.Space(eplb=dse.Categorical(vals)), cond
+
+
+def _speculative_labels(model: str | Model, values: Sequence[Any]) -> list[str]:
+    """The ``speculative`` knob's values as their labels ("off", `Speculative.label`), each once; SpaceError (a
+    ValueError) for a scalar, an empty sequence, a value `Speculative` refuses, or "mtp" on a model whose config
+    declares no MTP module (every trial with it would fail), naming the field and the model."""
+    from objectives.inference.speculative import OFF, Speculative, as_speculative, model_refusal
+    if isinstance(values, (str, bytes, Speculative, dict)) or not hasattr(values, "__iter__") or not list(values):
+        raise SpaceError(f"speculative={values!r}: give a sequence of None / inference.Speculative / labels, e.g. "
+                         f"[None, Speculative('mtp', 3, (0.8,))]")
+    m = model_record(model)
+    labels = []
+    for v in values:
+        try:
+            spec = as_speculative(v)
+        except (TypeError, ValueError) as exc:
+            raise SpaceError(f"speculative: {exc}") from None
+        if (why := model_refusal(spec, m)) is not None:
+            raise SpaceError(f"speculative={spec.label if spec else v!r}: {why}")
+        labels.append(OFF if spec is None else spec.label)
+    return list(dict.fromkeys(labels))
 
 
 def _adp_balance(model: str | Model, values: Sequence[bool], engines: Sequence[str] | None, par: dse.Space,

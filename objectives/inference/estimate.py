@@ -501,9 +501,11 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
     `kv_capacity_tokens` holds one token: for the engines whose setting is the pool's share of the device (vLLM,
     SGLang) (weights + runtime reserve + the activations the pool holds + one token's KV) / device memory, above 1
     where no setting fits; NaN for the others (TensorRT-LLM, the roofline), whose setting shares out the memory
-    the weights leave, so that none makes room where they leave none."""
+    the weights leave, so that none makes room where they leave none. With speculative decoding (``p.spec``) the
+    draft layer's weights and KV per token count too (`speculative.memory_terms`, as `kv_capacity_tokens`)."""
     whole = kv_pool.share_of_device(p.engine_names)[np.asarray(p.engine_code)]
-    held = p.weights_gpu + p.reserve_gpu + p.act_pooled * p.act_tok_gpu * max_num_tokens + p.kv_tok_gpu
+    w, kv_tok = speculative_mod.memory_terms(p)
+    held = w + p.reserve_gpu + p.act_pooled * p.act_tok_gpu * max_num_tokens + kv_tok
     return np.where(whole, held / p.mem_gpu, np.nan)
 
 

@@ -91,12 +91,45 @@ class Speculative:
             total += run
         return total
 
+    @property
+    def label(self) -> str:
+        """The knob's value in words, as a study's ``speculative`` column holds it and `as_speculative` reads it
+        back: "method:k:a1,...,ak" ("mtp:3:0.8,0.6,0.4"; one rate where every position has it, "eagle:2:0.7")."""
+        acc = self.acceptance
+        rates = acc[:1] if len(set(acc)) == 1 else acc
+        return f"{self.method}:{self.draft_tokens}:{','.join(f'{a:g}' for a in rates)}"
+
+
+#: the label of speculative decoding off (`as_speculative` reads it, and None, as off)
+OFF = "off"
+
+
+def _parse(text: str) -> Speculative | None:
+    """A `Speculative.label` ("mtp:3:0.8,0.6,0.4") or `OFF` as the knob; ValueError naming the form."""
+    t = text.strip()
+    if t.lower() in (OFF, "none", ""):
+        return None
+    parts = t.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        k, rates = int(parts[1]), tuple(float(a) for a in parts[2].split(","))
+    except ValueError:
+        raise ValueError(f"speculative={text!r}: 'off' or 'method:draft_tokens:acceptance', e.g. 'mtp:3:0.8,0.6,0.4' "
+                         f"or 'eagle:2:0.7' (one rate at every position)") from None
+    return Speculative(parts[0].strip(), k, rates)
+
 
 def as_speculative(spec: Any) -> Speculative | None:
-    """`spec` as a `Speculative`: None (off), a `Speculative`, or a mapping of its fields (e.g. {"method": "mtp",
-    "draft_tokens": 3, "acceptance": [0.8, 0.6, 0.4]}). TypeError for anything else."""
+    """`spec` as a `Speculative`: None or "off" (off), a `Speculative`, its `Speculative.label` ("mtp:3:0.8,0.6,
+    0.4": a study's column), or a mapping of its fields (e.g. {"method": "mtp", "draft_tokens": 3, "acceptance":
+    [0.8, 0.6, 0.4]}). TypeError for anything else, ValueError for a bad value."""
     if spec is None or isinstance(spec, Speculative):
         return spec
+    if isinstance(spec, float) and spec != spec:   # a missing entry of a column (NaN): off
+        return None
+    if isinstance(spec, str):
+        return _parse(spec)
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"method", "draft_tokens", "acceptance"}
         if unknown:
@@ -105,20 +138,29 @@ def as_speculative(spec: Any) -> Speculative | None:
         if "acceptance" in d and isinstance(d["acceptance"], list):
             d["acceptance"] = tuple(d["acceptance"])
         return Speculative(**d)
-    raise TypeError(f"speculative={spec!r:.80}: None, an inference.Speculative or a mapping of its fields")
+    raise TypeError(f"speculative={spec!r:.80}: None, an inference.Speculative, its label ('mtp:3:0.8') or a "
+                    f"mapping of its fields")
+
+
+def model_refusal(spec: Speculative | None, record: Any) -> str | None:
+    """Why the catalog model `record` cannot run `spec` (None where it can): "mtp" on a model whose config declares
+    no MTP module (``Model.n_mtp_layers`` 0), naming the fields read."""
+    if spec is None or spec.method != "mtp" or int(getattr(record, "n_mtp_layers", 0)) >= 1:
+        return None
+    return (f"speculative method='mtp' on {record.name}: its config.json declares no multi-token-prediction module "
+            f"(Model.n_mtp_layers 0: num_nextn_predict_layers / mtp_num_hidden_layers is 0 or absent); use "
+            f"method='eagle' with an EAGLE draft head")
 
 
 def check_model(spec: Speculative, model: Any) -> None:
     """ValueError where `spec` asks for a draft `model` (the `estimate` / `StepModel` argument: names, records or an
-    array of them) cannot run: "mtp" on a model whose config declares no MTP module names the fields read."""
+    array of them) cannot run (`model_refusal`)."""
     if spec.method != "mtp":
         return
     from .resolve import resolve_records
     for m in resolve_records("model", model)[0]:
-        if int(getattr(m, "n_mtp_layers", 0)) < 1:
-            raise ValueError(f"speculative method='mtp' on {m.name}: its config.json declares no multi-token-"
-                             f"prediction module (num_nextn_predict_layers / mtp_num_hidden_layers is 0 or "
-                             f"absent); use method='eagle' with an EAGLE draft head")
+        if (why := model_refusal(spec, m)) is not None:
+            raise ValueError(why)
 
 
 def kv_factor(n_layers: Num, n_lin: Num = 0.0) -> Num:
@@ -196,5 +238,5 @@ def with_speculative(p: Any, spec: Speculative | None) -> Any:
     return dataclasses.replace(p, spec=spec, coeffs=c)
 
 
-__all__ = ["Speculative", "METHODS", "as_speculative", "check_model", "kv_factor", "weight_factor", "draft_s",
+__all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "model_refusal", "check_model", "kv_factor", "weight_factor", "draft_s",
            "verify_rows", "host_excess_s"]

@@ -21,7 +21,7 @@ from .estimate import (
     steps_in_lockstep,
 )
 from .measured import SOURCES, Curves
-from .ops import StepCoeffs, busy_s, forward_s
+from .ops import StepCoeffs, busy_s, forward_s, idle_s
 from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
 from .speculative import Speculative, as_speculative, check_model
 
@@ -50,7 +50,8 @@ def _no_kv_room(p: Any, max_num_tokens: float, setting: float | None) -> str:
                else f"{engine}'s default {flag}")
     else:
         now = f"{flag}={setting:g}"
-    why = (f"no room left for the KV cache: {float(np.asarray(p.weights_gpu)) / memory.GIB:.1f} GiB of weights per "
+    weights = float(np.asarray(speculative_mod.memory_terms(p)[0]))   # with the draft layer's, where speculative
+    why = (f"no room left for the KV cache: {weights / memory.GIB:.1f} GiB of weights per "
            f"GPU of {float(np.asarray(p.mem_gpu)) / memory.GIB:.1f} GiB at {now}")
     need = float(np.asarray(memory_setting_needed(p, max_num_tokens)))
     if whole and need <= 1.0:
@@ -286,14 +287,37 @@ class StepModel:
         """`time_ms` of ONE iteration (same arguments, scalars) split by component (`breakdown.COMPONENTS`), ms
         each; the values sum to `time_ms` of the same work. With pp > 1 the iteration's micro-batch split, or the
         prompt chunk's own pass through every stage where that takes longer, as `time_ms` prices it. Builds the
-        parts on each call (milliseconds): meant to explain an iteration, not for the simulator's loop."""
-        from .breakdown import COMPONENTS, forward_parts
-
+        parts on each call (milliseconds): meant to explain an iteration, not for the simulator's loop. With
+        `speculative`, in token time as `time_ms`: the verify forward's components (less the host time per extra
+        token), the k drafts' LM heads in ``lm_head`` and their layer spread over the other kernel components as a
+        decode forward's are, the decode work over E."""
         args = (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens, n_prefill_seqs)
         if any(isinstance(x, (list, tuple, np.ndarray)) for x in args):
             raise TypeError(f"StepModel.breakdown takes scalars (one iteration), got {args!r:.120}")
         T, A, D, K = (float(x) for x in args[:4])
         n_pf = (1.0 if T > 0 else 0.0) if n_prefill_seqs is None else float(n_prefill_seqs)
+        spec = self.speculative
+        if spec is None or D <= 0:
+            return self._breakdown(T, A, D, K, n_pf)
+        k = spec.draft_tokens
+        m = 1.0 if self.pp == 1 else min(self.pp, max(D, 1.0))
+        full = self._breakdown(T, A, D * (k + 1.0), K, n_pf)
+        full["host_seq"] -= 1e3 * float(speculative_mod.host_excess_s(self._c, spec, D)) / m
+        draft = 1e3 * k * float(speculative_mod.draft_s(self._c, self._L, D, K, scalar=True))
+        head = 1e3 * k * float(speculative_mod._head_s(self._c, D, True))
+        layer = {n: v for n, v in self._breakdown(0.0, 0.0, D, K, 0.0).items()
+                 if n not in ("lm_head", "host_step", "host_seq")}
+        total = sum(layer.values())
+        for n, v in layer.items():
+            full[n] += (draft - head) * (v / total if total > 0 else 1.0 / len(layer))
+        full["lm_head"] += head
+        pre = self._breakdown(T, A, 0.0, 0.0, n_pf) if T > 0 else dict.fromkeys(full, 0.0)
+        return {n: pre[n] + (full[n] - pre[n]) / spec.expected_tokens for n in full}
+
+    def _breakdown(self, T: float, A: float, D: float, K: float, n_pf: float) -> dict[str, float]:
+        """`breakdown` with one token a decode."""
+        from .breakdown import COMPONENTS, forward_parts
+
         collect: dict[str, Any] = {}
         p = prepare(**self._args, collect=collect)
         assert p is not None
@@ -311,12 +335,42 @@ class StepModel:
 
     def utilization(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
                     decode_kv_tokens: Any) -> Any:
-        """Fraction of an iteration the GPUs spend in kernels (for the power model)."""
+        """Fraction of an iteration the GPUs spend in kernels (for the power model); with `speculative`, of the
+        iteration in token time (`_speculative_terms`)."""
         T, A, D, K = (np.asarray(x, dtype=float) for x in (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs,
                                                              decode_kv_tokens))
         S = D + (T > 0)
-        u = busy_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S)
+        if self.speculative is not None:
+            t, idle, _ = self._speculative_terms(T, A, D, K)
+            u = (t - idle) / t
+        else:
+            u = busy_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S)
         return float(u) if u.ndim == 0 else u
+
+    def _speculative_terms(self, T: np.ndarray, A: np.ndarray, D: np.ndarray, K: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(seconds, seconds the GPU waits, seconds its tensor cores are saturated) of one iteration with
+        speculative decoding in token time (one forward, no pipeline split, as `utilization` prices it): the
+        prompt work in full, the speculative iteration's decode work (verify of k + 1 tokens a sequence, k drafts,
+        `estimate.speculative_step_s`' parts) over E."""
+        spec, c = self.speculative, self._c
+        assert spec is not None
+        k, L = spec.draft_tokens, self._L
+        n_pf = (T > 0).astype(float)
+        V = D * (k + 1.0)
+        full = (forward_s(c, T, A, V, K, V + n_pf) - speculative_mod.host_excess_s(c, spec, D)
+                + k * speculative_mod.draft_s(c, L, D, K))
+        idle_full = idle_s(c, D, D + n_pf) + k * c.comm_fixed_s / L
+        comp_full = power.compute_s(c, T, A, V, K, V + n_pf) + k * power.compute_s(c, 0.0, 0.0, D, K, D) / L
+        has = T > 0
+        pre = np.where(has, forward_s(c, T, A, 0.0, 0.0, n_pf), 0.0)
+        idle_pre = np.where(has, idle_s(c, 0.0, n_pf), 0.0)
+        comp_pre = np.where(has, power.compute_s(c, T, A, 0.0, 0.0, n_pf), 0.0)
+        E, on = spec.expected_tokens, D > 0
+
+        def tok(p: Any, f: Any) -> np.ndarray:
+            return np.asarray(np.where(on, p + (f - p) / E, p), dtype=float)
+        return tok(pre, full), tok(idle_pre, idle_full), tok(comp_pre, comp_full)
 
     def compute_fraction(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any,
                          decode_kv_tokens: Any) -> Any:
@@ -325,6 +379,10 @@ class StepModel:
         T, A, D, K = (np.asarray(x, dtype=float) for x in (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs,
                                                              decode_kv_tokens))
         S = D + (T > 0)
+        if self.speculative is not None:
+            t, _, comp = self._speculative_terms(T, A, D, K)
+            c = np.clip(comp / t, 0.0, 1.0)
+            return float(c) if c.ndim == 0 else c
         # a measured profile's forward can beat the closed-form GEMM rate that compute_s counts at
         c = np.clip(power.compute_s(self._c, T, A, D, K, S) / forward_s(self._c, T, A, D, K, S), 0.0, 1.0)
         return float(c) if c.ndim == 0 else c

@@ -211,7 +211,11 @@ class Deployments:
     default; it changes only workloads whose requests carry prompt hash blocks, `serving.prefix`), adp_balance
     (bool: TensorRT-LLM's attention-DP balance, ``attention_dp_config.enable_balance`` at its default iterations,
     `inference.max_throughput`'s ``adp_balance``; it changes aggregated MoE deployments whose attention-DP ranks
-    step in lockstep, attn_dp > 1; default and missing entries False, the engine's default).
+    step in lockstep, attn_dp > 1; default and missing entries False, the engine's default), speculative
+    (`inference.Speculative` or None: speculative decoding on the aggregated replicas and the decode pool, each
+    entry None, a `Speculative`, its label "mtp:3:0.8" or a mapping of its fields, `inference.speculative.
+    as_speculative`; default and missing entries None, off; `ServingModel.evaluate` prices the deployments
+    sharing a value together).
     """
 
     gpu: np.ndarray
@@ -247,9 +251,11 @@ class Deployments:
     # disagg: the prefill pool's max_batch_size and max_num_tokens (None: the deployment's)
     prefill_max_batch_size: np.ndarray = None  # type: ignore[assignment]
     prefill_max_num_tokens: np.ndarray = None  # type: ignore[assignment]
+    speculative: np.ndarray = None  # type: ignore[assignment]      # speculative decoding (None: off)
 
     def __post_init__(self) -> None:
         n0 = len(self.gpu)
+        object.__setattr__(self, "speculative", _speculative(self.speculative, n0))
         object.__setattr__(self, "adp_balance", np.zeros(n0, dtype=bool) if self.adp_balance is None else
                            _bools("adp_balance", self.adp_balance))
         object.__setattr__(self, "eplb", np.zeros(n0, dtype=bool) if self.eplb is None else
@@ -317,7 +323,7 @@ class Deployments:
            prefix_caching: Any = True, moe_a2a: Any = None, prefill_pp: Any = None,
            prefill_weight_dtype: Any = None, prefill_act_dtype: Any = None,
            prefill_kv_dtype: Any = None, adp_balance: Any = False, prefill_max_batch_size: Any = None,
-           prefill_max_num_tokens: Any = None) -> Deployments:
+           prefill_max_num_tokens: Any = None, speculative: Any = None) -> Deployments:
         """Deployments from scalars or arrays that broadcast together."""
         cols = dict(gpu=gpu, tp=tp, pp=pp, dp=dp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, mode=mode, prefill_replicas=prefill_replicas, max_batch_size=max_batch_size,
@@ -327,7 +333,8 @@ class Deployments:
                     prefix_caching=prefix_caching, moe_a2a=moe_a2a, prefill_pp=prefill_pp,
                     prefill_weight_dtype=prefill_weight_dtype, prefill_act_dtype=prefill_act_dtype,
                     prefill_kv_dtype=prefill_kv_dtype, adp_balance=adp_balance,
-                    prefill_max_batch_size=prefill_max_batch_size, prefill_max_num_tokens=prefill_max_num_tokens)
+                    prefill_max_batch_size=prefill_max_batch_size, prefill_max_num_tokens=prefill_max_num_tokens,
+                    speculative=speculative)
         n = max(np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else 1 for v in cols.values())
         out: dict[str, np.ndarray] = {}
         for k, v in cols.items():
@@ -372,6 +379,48 @@ class Deployments:
 
     def row(self, i: int) -> dict[str, Any]:
         return {f.name: getattr(self, f.name)[i] for f in fields(self)}
+
+
+def _speculative(values: Any, n: int) -> np.ndarray:
+    """The ``speculative`` knob per deployment: an object array of `inference.Speculative` or None (off), from None
+    (all off), one value, or one per deployment (`speculative.as_speculative`'s forms); ValueError naming a bad
+    one."""
+    from ..inference.speculative import Speculative, as_speculative
+    out = np.empty(n, dtype=object)
+    if values is None:
+        return out
+    if isinstance(values, (Speculative, str, Mapping)):
+        values = [values] * n
+    vals = np.empty(len(values), dtype=object)
+    vals[:] = list(values)
+    if len(vals) != n:
+        return vals   # `__post_init__` names the lengths
+    try:
+        try:   # one conversion per distinct value (None / NaN: code -1, off), not one per deployment
+            codes, uniq = pd.factorize(vals)
+            on = codes >= 0
+            if on.any():
+                conv = np.empty(len(uniq), dtype=object)
+                conv[:] = [as_speculative(u) for u in uniq]
+                out[on] = conv[codes[on]]
+        except TypeError:   # unhashable entries (mappings): one at a time
+            out[:] = [as_speculative(v) for v in vals]
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    return out
+
+
+def speculative_groups(d: Deployments) -> list[np.ndarray] | None:
+    """The deployments of `d` by their ``speculative`` value (indices, one array per distinct value, off first),
+    each priced in one call (`inference.max_throughput` takes one value); None where every one is off (today's
+    path, one call)."""
+    codes, uniq = pd.factorize(d.speculative)   # None: -1
+    if not (codes >= 0).any():
+        return None
+    order = sorted(range(len(uniq)), key=lambda j: uniq[j].label)
+    groups = [np.flatnonzero(codes == j) for j in order]
+    off = np.flatnonzero(codes < 0)
+    return [off, *groups] if len(off) else groups
 
 
 def _bools(name: str, values: Any, missing: int = 0) -> np.ndarray:
@@ -514,10 +563,12 @@ def _prepared(kw: Mapping[str, Any], moe_dp: float | None = None) -> Any:
     """`inference.core.prepare` of the `ServingModel._kw`-style arguments ``kw`` (one replica each), one entry per
     deployment (a factorized preparation expanded to its rows)."""
     from ..inference.core import prepare
+    from ..inference.speculative import with_speculative
     p = prepare(kw["model"], kw["gpu"], kw["tp"], kw["pp"], kw["weight_dtype"], kw["act_dtype"], kw["kv_dtype"], 1,
                 kw["ep"], kw["efficiency"], kw["prices"], engine=kw["engine"], attn_dp=kw["attn_dp"], moe_dp=moe_dp,
                 eplb=kw["eplb"], moe_act_dtype=kw["moe_act_dtype"], moe_a2a=kw.get("moe_a2a"))
-    return p.take(p.inv) if p is not None and p.inv is not None else p
+    p = p.take(p.inv) if p is not None and p.inv is not None else p
+    return p if p is None else with_speculative(p, kw.get("speculative"))
 
 
 def cached_prefill_ms(kw: Mapping[str, Any], batch: Any, input_len: float, hit: Any,
@@ -905,15 +956,27 @@ class ServingModel:
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _kw(self, d: Deployments) -> dict[str, Any]:
-        return dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
-                    act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, attn_dp=d.attn_dp, prices=self.prices,
-                    engine=d.engine, efficiency=self.efficiency, eplb=d.eplb, moe_act_dtype=d.moe_act_dtype,
-                    moe_a2a=d.moe_a2a)
+        """The `inference.estimate` / `max_throughput` arguments of the deployments (of the aggregated replicas and
+        the decode pool), with ``speculative`` where they run speculative decoding (one value: `evaluate` prices
+        each value's deployments apart, `speculative_groups`)."""
+        kw = dict(model=self.model, gpu=d.gpu, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype,
+                  act_dtype=d.act_dtype, kv_dtype=d.kv_dtype, ep=d.ep, attn_dp=d.attn_dp, prices=self.prices,
+                  engine=d.engine, efficiency=self.efficiency, eplb=d.eplb, moe_act_dtype=d.moe_act_dtype,
+                  moe_a2a=d.moe_a2a)
+        spec = pd.unique(d.speculative)
+        if len(spec) > 1 or (len(spec) == 1 and spec[0] is not None):
+            if len(spec) > 1:
+                raise ValueError(f"deployments with speculative {sorted(str(s) for s in spec)} priced in one call; "
+                                 f"ServingModel.evaluate prices each value apart (speculative_groups)")
+            kw["speculative"] = spec[0]
+        return kw
 
     def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
         """`_kw` of the prefill pool: its own GPU type, TP, PP, EP, attention DP and dtypes (the deployment's own
-        in agg)."""
-        return {**self._kw(d), "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
+        in agg), without speculative decoding (the drafts run where the decodes do, as `serving.simulate`)."""
+        kw = self._kw(d)
+        kw.pop("speculative", None)
+        return {**kw, "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
                 "attn_dp": d.prefill_attn_dp, "pp": d.prefill_pp, "weight_dtype": d.prefill_weight_dtype,
                 "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}
 
@@ -1021,6 +1084,29 @@ class ServingModel:
     # -- the model ---------------------------------------------------------------------------------------------
     @reusing_prepared()
     def evaluate(self, d: Deployments, slo: SLO | None = None, rate: float | np.ndarray | None = None) -> pd.DataFrame:
+        """`_evaluate` of every deployment, those with one ``speculative`` value priced together
+        (`speculative_groups`), their rows back in `d`'s order."""
+        groups = speculative_groups(d)
+        if groups is None:
+            return self._evaluate(d, slo, rate)
+        parts = [self._evaluate(d.take(i), slo, rate if rate is None or np.ndim(rate) == 0
+                                else np.asarray(rate)[i]) for i in groups]
+        attrs = [p.attrs for p in parts]
+
+        def stitched(frames: list[pd.DataFrame]) -> pd.DataFrame:
+            frames = [f.set_axis(i) for f, i in zip(frames, groups)]
+            for f in frames:
+                f.attrs = {}
+            return pd.concat(frames).sort_index().reset_index(drop=True)
+
+        frame = stitched(parts)
+        for key in attrs[0]:
+            got = [a.get(key) for a in attrs]
+            frame.attrs[key] = None if any(g is None for g in got) else stitched(got)
+        return frame
+
+    def _evaluate(self, d: Deployments, slo: SLO | None = None, rate: float | np.ndarray | None = None
+                  ) -> pd.DataFrame:
         """Metrics of every deployment (one row each): ttft_ms, tpot_ms, e2e_ms (means), their p50/p90/p99
         (``ttft_ms_p99``, ...), throughput_tok_s, tok_s_per_gpu, tok_s_per_user, requests_per_s, usd_per_mtok,
         joules_per_tok, mem_per_gpu_gib, batch_size (sequences in flight per decode replica), fits, n_gpus,

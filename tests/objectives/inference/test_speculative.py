@@ -159,3 +159,43 @@ def test_max_throughput_memory_columns_hold_the_draft_layer():
     assert on.batch_size[0] == off.batch_size[0] == 32
     assert on.weights_gib[0] > off.weights_gib[0]
     assert on.kv_cache_gib[0] > off.kv_cache_gib[0]
+
+
+@pytest.mark.parametrize("engine, pp", [("roofline", 1), ("vllm", 1), ("roofline", 2)])
+def test_breakdown_and_utilization_follow_the_knob(engine, pp):
+    """`StepModel.breakdown` splits the token-time iteration `time_ms` prices (its components sum to it);
+    `utilization` / `compute_fraction` of a pure decode are the speculative iteration's (`speculative_step_s`)."""
+    from objectives.inference.estimate import speculative_step_s
+    spec = Speculative("eagle", K, (0.8, 0.6, 0.4))
+    sm = inference.StepModel("Llama-3.1-8B", "H100", 1, pp, engine=engine, speculative=spec)
+    plain = inference.StepModel("Llama-3.1-8B", "H100", 1, pp, engine=engine)
+    for w in [(0, 0, 8, 8 * 1200), (512, 512 * 800, 8, 8 * 1200), (2048, 2048 * 1024.5, 0, 0)]:
+        bd = sm.breakdown(*w)
+        assert sum(bd.values()) == pytest.approx(sm.time_ms(*w), rel=1e-9)
+        if w[2] == 0:   # no decodes: the plain iteration
+            assert bd == pytest.approx(plain.breakdown(*w), rel=1e-12)
+        else:
+            assert bd != pytest.approx(plain.breakdown(*w), rel=1e-6)
+    if pp == 1:
+        D, Kt = 8.0, 8.0 * 1200
+        t, busy, comp = speculative_step_s(sm._p, D, Kt)
+        assert sm.utilization(0, 0, D, Kt) == pytest.approx(float(busy / t), rel=1e-9)
+        assert sm.compute_fraction(0, 0, D, Kt) == pytest.approx(float(comp / t), rel=1e-9)
+        assert sm.compute_fraction(0, 0, D, Kt) > plain.compute_fraction(0, 0, D, Kt)  # k + 1 tokens a GEMM row
+
+
+def test_the_memory_setting_hint_counts_the_draft_layer():
+    """A replica with no room for its KV cache names the memory setting it fits from, the draft layer's weights
+    and KV included: at that setting it runs."""
+    import re
+    spec = Speculative("mtp", K, (0.7,))
+    needed = {}
+    for s in (None, spec):
+        with pytest.raises(ValueError, match="fits from mem_fraction_static") as e:
+            inference.StepModel("Qwen3.5-35B-A3B", "H100", engine="sglang", speculative=s,
+                                memory_setting=0.80)
+        needed[s] = float(re.search(r"fits from mem_fraction_static ([0-9.]+)", str(e.value)).group(1))
+    assert needed[spec] > needed[None]
+    sm = inference.StepModel("Qwen3.5-35B-A3B", "H100", engine="sglang", speculative=spec,
+                             memory_setting=needed[spec] + 0.001)
+    assert sm.kv_capacity_tokens > 0
