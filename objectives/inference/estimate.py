@@ -62,42 +62,70 @@ Num = Any
 DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS = ROOFLINE_BUDGETS
 
 
-def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False) -> Num:
+def micro_batches(pp: Num, n: Num) -> Num:
+    """The micro-batches a pipeline of `pp` stages splits the work of `n` sequences into: m = min(pp, max(n, 1)).
+    Scalars (Python numbers) -> a Python number; else an ndarray."""
+    if isinstance(pp, (int, float)) and isinstance(n, (int, float)):
+        return min(pp, max(n, 1.0))
+    return np.minimum(pp, np.maximum(n, 1.0))
+
+
+def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False,
+                   whole: bool = False) -> Num:
     """Time (s) for one model replica to advance all its work once, with pipeline micro-batching.
 
-    With pp stages the work is split into m = min(pp, n_seqs) micro-batches. Decode/iteration (steady-state
-    rotation): time = forward(x / m). Prefill of a static batch (pipeline fill and drain):
+    With pp stages the work is split into m = min(pp, n_seqs) micro-batches (`micro_batches`). Decode/iteration
+    (steady-state rotation): time = forward(x / m). Prefill of a static batch (pipeline fill and drain):
     (m + pp - 1) / pp x forward(x / m). For pp == 1 both are forward(x). With speculative decoding (``p.spec``)
-    the D decodes in token time (`speculative_time_s`).
+    the D decodes in token time (`speculative_time_s`; `whole`: the work is one iteration, not a mean one).
     """
-    if p.spec is not None and not (isinstance(D, (int, float)) and D == 0):
-        return speculative_time_s(p, T, A, D, K, S, n_seqs, prefill)
+    if p.spec is not None:
+        return speculative_time_s(p, T, A, D, K, S, n_seqs, prefill, whole)
     return _replica_time_s(p, T, A, D, K, S, n_seqs, prefill)
+
+
+def _draft_extend_s(p: Prepared, T: Num, A: Num, n_pf: Num, n_seqs: Num) -> Num:
+    """`speculative.draft_extend_s` of the prompt work (T, A; `n_pf` finishing prompts) split as `replica_time_s`
+    splits it over the micro-batches of `n_seqs` sequences."""
+    m = 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
+    return speculative_mod.draft_extend_s(p.coeffs, p.shape.n_layers, T / m, A / m, n_pf / m)
 
 
 def speculative_full_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num,
                        prefill: bool = False) -> Num:
     """`replica_time_s` of ONE speculative iteration (``p.spec``, `inference.speculative`): the prompt work (T, A)
-    beside a verify of k + 1 tokens and logit rows for each of the D decodes (the host time `forward_s` charges per
-    extra token taken back), and k draft forwards at D rows."""
+    and the draft layer's prefill of it (`speculative.draft_extend_s`) beside a verify of k + 1 tokens and logit
+    rows for each of the D decodes (the host time `forward_s` charges per extra token taken back), and k draft
+    forwards at D rows."""
     spec, c = p.spec, p.coeffs
     k = spec.draft_tokens
     V = speculative_mod.verify_rows(spec, D)
-    m = 1.0 if np.all(np.asarray(p.pp) == 1) else np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+    # the verify and the drafts split alike into the micro-batches of the n_seqs sequences (pp > 1): each
+    # micro-batch's k drafts at its D / m rows
+    m = 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
     return (_replica_time_s(p, T, A, V, K, S + V - D, n_seqs, prefill) - speculative_mod.host_excess_s(c, spec, D) / m
-            + k * speculative_mod.draft_s(c, p.shape.n_layers, D, K))
+            + k * speculative_mod.draft_s(c, p.shape.n_layers, D / m, K / m)
+            + _draft_extend_s(p, T, A, S - D, n_seqs))
 
 
 def speculative_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num,
-                       prefill: bool = False) -> Num:
+                       prefill: bool = False, whole: bool = False) -> Num:
     """`replica_time_s` with speculative decoding (``p.spec``) in token time, a deterministic expectation: an
-    iteration that advances each of its D decodes by one token is charged its prompt work (T, A) in full and the
-    speculative iteration's decode work over it (`speculative_full_s`) / E, each verify emitting E =
-    `Speculative.expected_tokens` tokens a sequence (`StepModel.time_ms` does the same per iteration)."""
+    iteration that advances each of its D decodes by one token is charged its prompt work (T, A) and the draft
+    layer's prefill of it (`speculative.draft_extend_s`) in full and the speculative iteration's decode work over
+    it (`speculative_full_s`) / E, each verify emitting E = `Speculative.expected_tokens` tokens a sequence: the
+    mean over iterations where (T, A, D, K, S) is a mean iteration's work. `whole`: the work is ONE iteration
+    (`StepModel.time_ms`, the TTFT's own iterations, `split_steps`' prefill iteration): one that carries prompt
+    tokens beside decodes lasts a full speculative iteration (its prompts' first tokens wait for all of it; its
+    decodes are credited one token, not E, so a mixed batch's throughput is understated by up to E - 1 tokens a
+    decode); a decode-only one is 1 / E of it either way."""
     full = speculative_full_s(p, T, A, D, K, S, n_seqs, prefill)
-    pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, n_seqs, prefill)
+    pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D, prefill) + _draft_extend_s(p, T, A, S - D, S - D)
     pre = np.where(np.asarray(T) > 0, pre, 0.0)
-    return np.where(np.asarray(D) > 0, pre + (full - pre) / p.spec.expected_tokens, pre)
+    tok = pre + (full - pre) / p.spec.expected_tokens
+    if whole:
+        tok = np.where(np.asarray(T) > 0, full, tok)
+    return np.where(np.asarray(D) > 0, tok, pre)
 
 
 def _replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False) -> Num:
@@ -105,7 +133,7 @@ def _replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs:
     c = p.coeffs
     if np.all(np.asarray(p.pp) == 1):
         return forward_s(c, T, A, D, K, S)
-    m = np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+    m = micro_batches(p.pp, n_seqs)
     t = forward_s(c, T / m, A / m, D / m, K / m, S / m)
     if prefill:
         t = t * (m + p.pp - 1.0) / p.pp
@@ -125,7 +153,7 @@ def replica_source(p: Prepared, M: Num, S: Num, prompts: tuple[Num, Num] | None,
     if cv is None or cv.reach is None or not np.any(src == S_INTERP):
         return src.astype(np.int8)
     if not np.all(np.asarray(p.pp) == 1):
-        m = np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+        m = micro_batches(p.pp, n_seqs)
         M, S = M / m, S / m
         prompts = None if prompts is None else (prompts[0] / m, prompts[1] / m)
         decodes = tuple((D / m, K / m) for D, K in decodes)
@@ -138,7 +166,7 @@ def replica_compute_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seq
     same micro-batch split (the pipeline bubble of a prefill is not compute); the power model's compute share."""
     if np.all(np.asarray(p.pp) == 1):
         return power.compute_s(p.coeffs, T, A, D, K, S)
-    m = np.minimum(p.pp, np.maximum(n_seqs, 1.0))
+    m = micro_batches(p.pp, n_seqs)
     return power.compute_s(p.coeffs, T / m, A / m, D / m, K / m, S / m)
 
 
@@ -151,7 +179,7 @@ def chunk_pass_s(p: Prepared, t: Num, T: Num, A: Num, D: Num, K: Num, N: Num) ->
     piped = np.asarray(p.pp) > 1
     if not np.any(piped):
         return t
-    m = np.minimum(p.pp, np.maximum(N, 1.0))
+    m = micro_batches(p.pp, N)
     lone = forward_s(p.coeffs, T, A, D / m, K / m, D / m + 1.0)
     return np.where(piped, np.maximum(t, lone), t)
 
@@ -426,18 +454,42 @@ def _static_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     }
 
 
-def speculative_step_s(p: Prepared, D: Num, K: Num) -> tuple[Num, Num, Num]:
-    """One speculative decode iteration of D sequences reading K cached tokens in all (`inference.speculative`):
-    (its seconds, the seconds of its forwards the GPU is busy, the seconds its tensor cores are saturated). The
-    verify forward at D (k + 1) tokens and logit rows with `replica_time_s`' pipeline split over the D sequences,
-    less the host time per extra token `forward_s` charges; k draft forwards at D rows beside it."""
+def speculative_step_s(p: Prepared, D: Num, K: Num, T: Num = 0.0, A: Num = 0.0, S: Num = None,
+                       n_seqs: Num = None) -> tuple[Num, Num, Num]:
+    """One speculative decode iteration of D sequences reading K cached tokens in all (`inference.speculative`),
+    beside the prompt work (T tokens, A query-key pairs; S logit rows in all, None: D; `n_seqs` sequences split into
+    pipeline micro-batches, None: D): (its seconds, the seconds of its forwards the GPU is busy, the seconds its
+    tensor cores are saturated). The verify forward at D (k + 1) tokens and logit rows with `replica_time_s`'
+    pipeline split, less the host time per extra token `forward_s` charges; k draft forwards at D / m rows beside."""
     spec, c = p.spec, p.coeffs
     k = spec.draft_tokens
+    S = D if S is None else S
+    n_seqs = D if n_seqs is None else n_seqs
     V = speculative_mod.verify_rows(spec, D)
-    t = speculative_full_s(p, 0.0, 0.0, D, K, D, D)
-    busy = t - idle_s(c, D, D) - k * c.comm_fixed_s / p.shape.n_layers
-    comp = replica_compute_s(p, 0.0, 0.0, V, K, V, D) + k * power.compute_s(c, 0.0, 0.0, D, K, D) / p.shape.n_layers
+    m = 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
+    t = speculative_full_s(p, T, A, D, K, S, n_seqs)
+    busy = t - idle_s(c, D, S) - k * c.comm_fixed_s / p.shape.n_layers
+    comp = (replica_compute_s(p, T, A, V, K, S + V - D, n_seqs)
+            + k * power.compute_s(c, 0.0, 0.0, D / m, K / m, D / m) / p.shape.n_layers)
     return t, busy, comp
+
+
+def speculative_busy_s(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num, whole: bool = False
+                       ) -> tuple[Num, Num]:
+    """The busy and tensor-core-saturated seconds (`speculative_step_s`) of an iteration of work w = (T, A, D, K, S)
+    over N sequences with speculative decoding (``p.spec``), in token time as `speculative_time_s` prices its time
+    (`whole` as there)."""
+    T, A, D, K, S = w
+    _, busy_f, comp_f = speculative_step_s(p, D, K, T, A, S, N)
+    has_t = np.asarray(T) > 0
+    pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D) + _draft_extend_s(p, T, A, S - D, S - D)
+    busy_p = np.where(has_t, pre - idle_s(p.coeffs, 0.0, S - D), 0.0)
+    comp_p = np.where(has_t, replica_compute_s(p, T, A, 0.0, 0.0, S - D, S - D), 0.0)
+    E, dec = p.spec.expected_tokens, np.asarray(D) > 0
+    busy, comp = busy_p + (busy_f - busy_p) / E, comp_p + (comp_f - comp_p) / E
+    if whole:
+        busy, comp = np.where(has_t, busy_f, busy), np.where(has_t, comp_f, comp)
+    return np.where(dec, busy, busy_p), np.where(dec, comp, comp_p)
 
 
 def _speculative_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
@@ -452,7 +504,7 @@ def _speculative_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     Kd = B * (isl + 0.5 * osl)
     step, busy, comp = speculative_step_s(p, B, Kd)
     w, kv_tok = speculative_mod.memory_terms(p)
-    kv = kv_tok * B * p.seq_tokens(isl + osl + k)
+    kv = kv_tok * B * p.seq_tokens(isl + osl + k)   # the k draft tokens' slots beside the context
     act = p.act_tok_gpu * np.minimum(B * isl, mnt) + memory.logits_bytes(B * (k + 1.0), p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
     held = mem - (1.0 - p.act_pooled) * act
@@ -557,7 +609,7 @@ def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, pr
     another's). Arguments as `steady_state`'s."""
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt, n_it, p.coeffs.prefill_alone, prompts)
     L = steady_lanes(p, N, isl, osl, mnt, prompts, lanes, w_pf)   # pp > 1: the batches the work is split over
-    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, L), _time_busy(p, w_dec, L)
+    (t_p, b_p), (t_d, b_d) = _time_busy(p, w_pf, L, True), _time_busy(p, w_dec, L)
     t_p = chunk_pass_s(p, t_p, *prefill_chunk(w_pf, isl, osl), L)
     if wait and p.solo is not None:  # attention-DP ranks in lockstep: the other ranks' chunks a rank waits for
         t_p = t_p + lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, n_it, prompts, balance, balance_on)
@@ -698,10 +750,12 @@ def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0
     return w_pf, w_dec, n_pf, n_dec
 
 
-def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num) -> tuple[Num, Num]:
+def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num, whole: bool = False) -> tuple[Num, Num]:
     """Replica time (s) of an iteration of work w = (T, A, D, K, S) and its busy part (one forward pass when
     pp == 1, the busy time read off it rather than a second pass)."""
-    t = replica_time_s(p, *w, N)
+    t = replica_time_s(p, *w, N, whole=whole)
+    if p.spec is not None:
+        return t, speculative_busy_s(p, w, N, whole)[0]
     if np.all(np.asarray(p.pp) == 1):
         return t, t - idle_s(p.coeffs, w[2], w[4])
     return t, busy_s(p.coeffs, *w)
@@ -899,10 +953,11 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
     own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it)
-    t_s = replica_time_s(p, *own, L)
+    t_s = replica_time_s(p, *own, L, whole=True)   # the prompt's own iteration (one, not a mean)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
-              + sum(k * replica_time_s(p, *w, L) for w, k in waits) + (arrival_wait_iters(p, N) - 0.5) * iter_s)
-    t_w = replica_time_s(p, *wave_work, L)
+              + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
+              + (arrival_wait_iters(p, N) - 0.5) * iter_s)
+    t_w = replica_time_s(p, *wave_work, L, whole=True)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)
     w = p.coeffs.wave
@@ -976,9 +1031,9 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     where the cache binds finds what of its prompt and output so far its prefix cache kept (`admission.
     preemption_churn`); off, it prefills them all again.
     `speculative`: speculative decoding, as in `estimate` (None: off): the steady state's decodes in token time
-    (`speculative_time_s`), the KV capacity less the draft layer's weights and KV, SGLang's overlap scheduler off
-    and its max sequences 48 where `max_batch_size` is not given (`speculative.SGLANG_MAX_RUNNING`). The memory
-    columns do not count the draft layer.
+    (`speculative_time_s`), the KV capacity and the memory columns with the draft layer's weights and KV and k
+    more tokens a sequence, SGLang's overlap scheduler off and its max sequences 48 a server where `max_batch_size`
+    is not given (`speculative.sglang_max_running`: 48 // attn_dp a rank).
     """
     if interval is not None:
         check_level(interval)
@@ -1148,7 +1203,7 @@ def recompute_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, redo: Num) ->
     T = redo / n_ch
     A = redo * (redo + 1.0) * 0.5 / n_ch
     K = N * (isl + 0.5 * np.asarray(osl, dtype=float))
-    t_mix, _ = _time_busy(p, (T, A, N, K, N + 1.0), N)
+    t_mix, _ = _time_busy(p, (T, A, N, K, N + 1.0), N, True)
     t_dec, _ = _time_busy(p, (0.0, 0.0, N, K, N), N)
     t_own, _ = _time_busy(p, (T, A, 0.0, 0.0, 1.0), N)
     return n_ch * np.where(np.asarray(p.coeffs.prefill_alone) > 0, t_own, np.maximum(t_mix - t_dec, 0.0))
@@ -1173,13 +1228,18 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
     cap = kv_capacity_tokens(p, mnt, memory_setting=ms) if kv is None else kv
     mbs = np.asarray(mbs, dtype=float)
     if np.any(np.isnan(mbs)):     # the engine's own max sequences by its KV pool (`_engine_budgets`: SGLang's)
-        own = pool_batch(cap, p.shape.context, mnt) if p.spec is None else speculative_mod.SGLANG_MAX_RUNNING
+        own = pool_batch(cap, p.shape.context, mnt)
+        if p.spec is not None:
+            own = np.minimum(own, speculative_mod.sglang_max_running(p.attn_dp))
         mbs = np.where(np.isnan(mbs), own, mbs)
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
     # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`); SGLang's rows by
     # its new-token ratio on a loaded server, the last request admitted finding its prompt and clipped output free
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
-    per_seq = p.seq_tokens(np.where(sgl, SGLANG.steady_context(isl, osl), isl + p.coeffs.kv_reserve * osl))
+    ctx = np.where(sgl, SGLANG.steady_context(isl, osl), isl + p.coeffs.kv_reserve * osl)
+    if p.spec is not None:    # the k draft tokens' slots each sequence holds, as `_speculative_rows`
+        ctx = ctx + p.spec.draft_tokens
+    per_seq = p.seq_tokens(ctx)
     fit = np.floor(cap / per_seq)
     if np.any(sgl):
         gate = SGLANG.steady_batch(cap, per_seq, p.seq_tokens(SGLANG.candidate(isl, osl)))
@@ -1335,7 +1395,8 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
                                                            np.where(ok_mem, R_OK, R_MEM)))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
     _, T, A, D, K, S = work
-    pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, power.compute_s(p.coeffs, T, A, D, K, S), factors) / t
+    comp = power.compute_s(p.coeffs, T, A, D, K, S) if p.spec is None else speculative_busy_s(p, work[1:], N)[1]
+    pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, comp, factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,
         "throughput_tok_s_per_gpu": tput / p.n_gpus, "mem_per_gpu_gib": mem / memory.GIB, "fits": reason == R_OK,

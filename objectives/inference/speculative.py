@@ -20,7 +20,11 @@ A speculative decode iteration, as the engines run it with one draft chain (top-
 - each sequence emits 1 + a1 + a1 a2 + ... + a1 ... ak tokens per iteration in expectation (chain acceptance with
   per-position conditional rates ai; the bonus token always), `expected_tokens`.
 Memory: the draft layer's KV cache (one more attention layer per token) and weights (one more layer), and the k
-draft tokens' slots each sequence holds during the verify (`kv_factor`, `weight_factor`, `draft_tokens`).
+draft tokens' slots each sequence holds during the verify (`kv_factor`, `weight_factor`, `draft_tokens`). Not
+counted: on hybrid (linear-attention) models SGLang also reserves the linear layers' state once per draft token of
+every running request for the verify (`model_executor/model_runner_kv_cache_mixin.py` `handle_max_mamba_cache`:
+mamba_cache_per_req x max_running_requests x speculative_num_draft_tokens, taken from the memory before the pools
+are sized), so the KV capacity of Qwen3.5 / Qwen3-Next under SGLang with speculative decoding is overstated.
 
 Measured profiles read the verify's GEMM / attention tables at D (k + 1) tokens: interpolated like any other
 lookup, not measured as a verify. Nothing here is fitted; the acceptance rates are the user's.
@@ -49,6 +53,13 @@ METHODS = ("mtp", "eagle")
 SGLANG_MAX_RUNNING = 48
 
 
+def sglang_max_running(attn_dp: Num) -> Num:
+    """SGLang's max running requests with speculative decoding a scheduler (one attention-DP rank):
+    `SGLANG_MAX_RUNNING` is the server's, and the model runner gives each DP-attention rank
+    max_running_requests // dp_size (`model_executor/model_runner.py`, `init_memory_pool`), at least 1."""
+    return np.maximum(SGLANG_MAX_RUNNING // np.asarray(attn_dp, dtype=int), 1)
+
+
 @dataclass(frozen=True)
 class Speculative:
     """Speculative decoding with a chain of `draft_tokens` (k) drafted tokens per decode iteration.
@@ -74,8 +85,14 @@ class Speculative:
         acc = self.acceptance
         if isinstance(acc, (int, float, np.floating)) and not isinstance(acc, bool):
             acc = (float(acc),)
-        if not isinstance(acc, (tuple, list)) or len(acc) not in (1, int(k)):
-            raise ValueError(f"Speculative acceptance={self.acceptance!r}: one rate or {k} (one per draft position)")
+        if isinstance(acc, np.ndarray) and acc.ndim == 1:
+            acc = tuple(acc.tolist())
+        if not isinstance(acc, (tuple, list)):
+            raise ValueError(f"Speculative acceptance={self.acceptance!r}: a number, a tuple, list or 1-D array of "
+                             f"rates, not {type(self.acceptance).__name__}")
+        if len(acc) not in (1, int(k)):
+            raise ValueError(f"Speculative acceptance={self.acceptance!r}: {len(acc)} rates; one rate or {k} (one per "
+                             f"draft position)")
         vals = tuple(float(a) for a in acc)
         if not all(0.0 <= a <= 1.0 for a in vals):
             raise ValueError(f"Speculative acceptance={self.acceptance!r}: each rate in [0, 1]")
@@ -214,6 +231,23 @@ def draft_s(c: StepCoeffs, n_layers: Num, D: Num, K: Num, scalar: bool = False) 
     return (layers + c.comm_fixed_s) / n_layers + head
 
 
+def draft_extend_s(c: StepCoeffs, n_layers: Num, T: Num, A: Num, n_pf: Num, scalar: bool = False) -> Num:
+    """Seconds of the draft layer's prefill of the prompt tokens an iteration carries (the "draft extend": SGLang
+    `EAGLEWorker.forward_draft_extend`, vLLM's `EagleProposer.propose` over the prompt's positions, TensorRT-LLM's
+    MTP layer over the context tokens): one decoder layer's share of the prompt forward (T tokens, A query-key
+    pairs) plus the LM head at its `n_pf` finishing prompts' rows; 0 where T is 0. Its launches run in the
+    iteration's graph or eagerly beside the target's, so no host overhead is charged again."""
+    if scalar:
+        if T <= 0:
+            return 0.0
+        full = forward_s(c, T, A, 0.0, 0.0, n_pf, max, pow)
+    else:
+        full = forward_s(c, T, A, 0.0, 0.0, n_pf)
+    head = _head_s(c, n_pf, scalar)
+    t = (full - head - c.fixed_s - n_pf * c.ovh_seq_s + c.comm_fixed_s) / n_layers + head
+    return t if scalar else np.where(np.asarray(T) > 0, t, 0.0)
+
+
 def verify_rows(spec: Speculative, D: Num) -> Num:
     """Tokens (and logit rows) the verify forward carries for D sequences: D (k + 1)."""
     return D * (spec.draft_tokens + 1.0)
@@ -238,5 +272,5 @@ def with_speculative(p: Any, spec: Speculative | None) -> Any:
     return dataclasses.replace(p, spec=spec, coeffs=c)
 
 
-__all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "model_refusal", "check_model", "kv_factor", "weight_factor", "draft_s",
-           "verify_rows", "host_excess_s"]
+__all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "model_refusal", "check_model", "kv_factor",
+           "weight_factor", "draft_s", "draft_extend_s", "verify_rows", "host_excess_s", "sglang_max_running"]

@@ -14,10 +14,11 @@ from .core import prepare
 from .efficiency import Efficiency
 from .estimate import (
     DEFAULT_MAX_NUM_TOKENS,
+    _replica_time_s,
     chunk_pass_s,
     kv_capacity_tokens,
     memory_setting_needed,
-    replica_time_s,
+    micro_batches,
     steps_in_lockstep,
 )
 from .measured import SOURCES, Curves
@@ -227,31 +228,46 @@ class StepModel:
         (`estimate.pipeline_lanes`; None: min(pp, sequences)). Scalars -> float; arrays broadcast -> ndarray.
         With `speculative` the D decodes are priced in token time, as a deterministic expectation: each decode
         iteration (k drafts and a verify of k + 1 tokens a sequence, `inference.speculative`) emits E =
-        `Speculative.expected_tokens` tokens a sequence, so an iteration that emits one token per decode (the
-        simulator's) is charged the prompt work in full and the decodes' extra over it / E."""
+        `Speculative.expected_tokens` tokens a sequence, so a decode-only iteration that emits one token per decode
+        (the simulator's) is charged 1 / E of it; one that carries prompt tokens lasts a full speculative iteration
+        (with the draft layer's prefill of the prompt, `speculative.draft_extend_s`), as
+        `estimate.speculative_time_s` with ``whole``."""
         spec = self.speculative
         if spec is None:
             return self._time_ms(n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens,
                                  n_prefill_seqs, lanes)
+        # (specfix) the speculative path of time_ms
         D, K, k = n_decode_seqs, decode_kv_tokens, spec.draft_tokens
-        T = n_prefill_tokens
+        T, A = n_prefill_tokens, prefill_attn_pairs
         scalar = isinstance(D, (int, float)) and isinstance(K, (int, float)) and isinstance(T, (int, float))
         if n_prefill_seqs is None:
             n_prefill_seqs = (T > 0) * 1.0 if scalar else (np.asarray(T) > 0).astype(float)
-        V = D * (k + 1.0)
-        m = 1.0 if self.pp == 1 else (min(self.pp, max(D, 1.0)) if scalar else np.minimum(self.pp, np.maximum(D, 1.0)))
-        full = (self._time_ms(T, prefill_attn_pairs, V, K, n_prefill_seqs, lanes)   # V + prompts' logit rows
-                - 1e3 * speculative_mod.host_excess_s(self._c, spec, D) / m
-                + 1e3 * k * speculative_mod.draft_s(self._c, self._L, D, K, scalar))
-        # the prompt work alone (no forward where there is none): charged in full
-        pre = self._time_ms(T, prefill_attn_pairs, 0.0 * D, 0.0 * K, n_prefill_seqs, lanes)
+        n_pf = n_prefill_seqs
+
+        def split(n: Any) -> Any:   # the micro-batches (pp > 1) of n sequences, at most `lanes`
+            if self.pp == 1:
+                return 1.0
+            m = micro_batches(self.pp, n)
+            if lanes is None:
+                return m
+            return min(m, max(lanes, 1.0)) if scalar else np.minimum(m, np.maximum(lanes, 1.0))
+
+        # the verify's k + 1 tokens a sequence stay in that sequence's micro-batch: the split is over the D +
+        # prompts sequences, as `estimate.speculative_full_s`, and each micro-batch drafts its D / m
+        m, m_pf = split(D + n_pf), split(n_pf)
+        c, L = self._c, self._L
+        full = (self._time_ms(T, A, D * (k + 1.0), K, n_pf, m)   # V + prompts' logit rows
+                + 1e3 * (k * speculative_mod.draft_s(c, L, D / m, K / m, scalar)
+                         - speculative_mod.host_excess_s(c, spec, D) / m
+                         + speculative_mod.draft_extend_s(c, L, T / m, A / m, n_pf / m, scalar)))
+        if scalar and D > 0:
+            return full if T > 0 else full / spec.expected_tokens
+        # the prompt work alone (no decodes) and its draft extend
+        pre = (self._time_ms(T, A, 0.0 * D, 0.0 * K, n_pf, lanes)
+               + 1e3 * speculative_mod.draft_extend_s(c, L, T / m_pf, A / m_pf, n_pf / m_pf, scalar))
         if scalar:
-            if D <= 0:
-                return pre
-            pre = pre if T > 0 else 0.0
-            return pre + (full - pre) / spec.expected_tokens
-        pre0 = np.where(np.asarray(T) > 0, pre, 0.0)
-        return np.where(np.asarray(D) > 0, pre0 + (full - pre0) / spec.expected_tokens, pre)
+            return pre
+        return np.where(np.asarray(D) > 0, np.where(np.asarray(T) > 0, full, full / spec.expected_tokens), pre)
 
     def _time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
                  n_prefill_seqs: Any = None, lanes: Any = None) -> Any:
@@ -278,7 +294,7 @@ class StepModel:
         if self.pp == 1:
             return 1e3 * forward_s(self._c, T, A, D, K, S)
         m = S if lanes is None else np.minimum(S, np.maximum(np.asarray(lanes, dtype=float), 1.0))
-        t_pp: np.ndarray = replica_time_s(self._p, T, A, D, K, S, m)
+        t_pp: np.ndarray = _replica_time_s(self._p, T, A, D, K, S, m)   # one token a decode (specfix: no spec twice)
         n_pf = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
         return 1e3 * np.where(T > 0, chunk_pass_s(self._p, t_pp, T / n_pf, A / n_pf, D, K, m), t_pp)
 
@@ -297,25 +313,48 @@ class StepModel:
         T, A, D, K = (float(x) for x in args[:4])
         n_pf = (1.0 if T > 0 else 0.0) if n_prefill_seqs is None else float(n_prefill_seqs)
         spec = self.speculative
-        if spec is None or D <= 0:
+        if spec is None or (D <= 0 and T <= 0):
             return self._breakdown(T, A, D, K, n_pf)
-        k = spec.draft_tokens
-        m = 1.0 if self.pp == 1 else min(self.pp, max(D, 1.0))
-        full = self._breakdown(T, A, D * (k + 1.0), K, n_pf)
-        full["host_seq"] -= 1e3 * float(speculative_mod.host_excess_s(self._c, spec, D)) / m
-        draft = 1e3 * k * float(speculative_mod.draft_s(self._c, self._L, D, K, scalar=True))
-        head = 1e3 * k * float(speculative_mod._head_s(self._c, D, True))
-        layer = {n: v for n, v in self._breakdown(0.0, 0.0, D, K, 0.0).items()
-                 if n not in ("lm_head", "host_step", "host_seq")}
+        # as `time_ms` prices it: the split over the D + prompts sequences; a decode-only iteration 1 / E of a
+        # speculative one, one with prompt tokens all of it, the prompt's draft extend beside
+        c, L, k = self._c, self._L, spec.draft_tokens
+        m = 1.0 if self.pp == 1 else micro_batches(self.pp, D + n_pf)
+        if D <= 0:
+            m_pf = 1.0 if self.pp == 1 else micro_batches(self.pp, n_pf)
+            out = self._breakdown(T, A, 0.0, 0.0, n_pf)
+            self._spread(out, T, A, 1e3 * float(speculative_mod.draft_extend_s(c, L, T / m_pf, A / m_pf,
+                                                                               n_pf / m_pf, scalar=True)),
+                         1e3 * float(speculative_mod._head_s(c, n_pf / m_pf, True)), n_pf)
+            return out
+        full = self._breakdown(T, A, D * (k + 1.0), K, n_pf, m)
+        full["host_seq"] -= 1e3 * float(speculative_mod.host_excess_s(c, spec, D)) / m
+        self._spread(full, 0.0, 0.0, 1e3 * k * float(speculative_mod.draft_s(c, L, D / m, K / m, scalar=True)),
+                     1e3 * k * float(speculative_mod._head_s(c, D / m, True)), D, K)
+        if T > 0:
+            self._spread(full, T, A, 1e3 * float(speculative_mod.draft_extend_s(c, L, T / m, A / m, n_pf / m,
+                                                                                scalar=True)),
+                         1e3 * float(speculative_mod._head_s(c, n_pf / m, True)), n_pf)
+            return full
+        return {n: v / spec.expected_tokens for n, v in full.items()}
+
+    def _spread(self, out: dict[str, float], T: float, A: float, total_ms: float, head_ms: float, S: float,
+                K: float = 0.0) -> None:
+        """Add a draft-layer forward of `total_ms` (its LM head `head_ms`) to the components `out`: the head in
+        ``lm_head``, the rest over the kernel components in the shares one forward of that work (T prompt tokens,
+        A pairs, else S decodes reading K) has them."""
+        if T > 0:
+            like = self._breakdown(T, A, 0.0, 0.0, S)
+        else:
+            like = self._breakdown(0.0, 0.0, S, K, 0.0)
+        layer = {n: v for n, v in like.items() if n not in ("lm_head", "host_step", "host_seq")}
         total = sum(layer.values())
         for n, v in layer.items():
-            full[n] += (draft - head) * (v / total if total > 0 else 1.0 / len(layer))
-        full["lm_head"] += head
-        pre = self._breakdown(T, A, 0.0, 0.0, n_pf) if T > 0 else dict.fromkeys(full, 0.0)
-        return {n: pre[n] + (full[n] - pre[n]) / spec.expected_tokens for n in full}
+            out[n] += (total_ms - head_ms) * (v / total if total > 0 else 1.0 / len(layer))
+        out["lm_head"] += head_ms
 
-    def _breakdown(self, T: float, A: float, D: float, K: float, n_pf: float) -> dict[str, float]:
-        """`breakdown` with one token a decode."""
+    def _breakdown(self, T: float, A: float, D: float, K: float, n_pf: float, m: float | None = None
+                   ) -> dict[str, float]:
+        """`breakdown` with one token a decode (`m`: the pipeline's micro-batches, None: min(pp, sequences))."""
         from .breakdown import COMPONENTS, forward_parts
 
         collect: dict[str, Any] = {}
@@ -324,7 +363,8 @@ class StepModel:
         if p.coeffs.curves is not None:
             collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
         S = D + n_pf
-        m = 1.0 if self.pp == 1 else min(self.pp, max(S, 1.0))
+        if m is None:
+            m = 1.0 if self.pp == 1 else min(self.pp, max(S, 1.0))
         parts = forward_parts(p.coeffs, collect, T / m, A / m, D / m, K / m, S / m)
         if self.pp > 1 and T > 0:   # `time_ms`: the chunk's micro-batch passing every stage, where longer
             n = max(n_pf, 1.0)

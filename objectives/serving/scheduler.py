@@ -226,13 +226,15 @@ class Scheduler:
         # the pool only sizes a max_batch_size left to the engine
         kv = (self.kv_tokens(cost) if self.max_batch_size is None and hasattr(cost, "kv_capacity_tokens")  # type: ignore[arg-type]
               else None)
+        out = self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None), kv,
+                            int(getattr(cost, "context_len", 0)))
         if (self.max_batch_size is None and getattr(cost, "speculative", None) is not None
                 and engine_key(getattr(cost, "engine", None)) == "sglang"):
-            from ..inference.speculative import SGLANG_MAX_RUNNING
-            return dataclasses.replace(self, max_batch_size=SGLANG_MAX_RUNNING).resolved(
-                getattr(cost, "engine", None), getattr(cost, "gpu_name", None), None, int(getattr(cost, "context_len", 0)))
-        return self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None), kv,
-                             int(getattr(cost, "context_len", 0)))
+            # SGLang's 48 a server with speculative decoding, shared by its attention-DP ranks (each rank's own)
+            from ..inference.speculative import sglang_max_running
+            cap = int(sglang_max_running(int(getattr(cost, "attn_dp", 1))))
+            out = dataclasses.replace(out, max_batch_size=min(int(out.max_batch_size or cap), cap))
+        return out
 
     def frontend_for(self, cost: object) -> float:
         """ms the API server holds each new request in front of a replica priced by `cost` (``frontend_ms``; None:

@@ -1,5 +1,7 @@
 """Speculative decoding as a what-if knob (objectives.inference.speculative): the argument's rules, the pricing's
 invariants in `estimate`, `max_throughput`, `StepModel` and the simulator, and the engine switches it makes."""
+import importlib
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,8 @@ def _tpot(model: str, gpu: str, spec, batch: int = 8, engine: str = "roofline", 
     (dict(draft_tokens=2.0), "integer >= 1"),
     (dict(draft_tokens=3, acceptance=(0.5, 0.5)), "one rate or 3"),
     (dict(method="draft"), "one of"),
+    (dict(draft_tokens=2, acceptance={0.5, 0.6}), "not set"),
+    (dict(draft_tokens=2, acceptance=np.array([[0.5, 0.6]])), "not ndarray"),
 ])
 def test_bad_arguments_are_refused_by_name(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -42,6 +46,11 @@ def test_expected_tokens_is_the_chain_sum_and_one_rate_fills_every_position():
         speculative.as_speculative({"method": "eagle", "k": 3})
     with pytest.raises(TypeError):
         speculative.as_speculative(3)
+
+
+def test_acceptance_takes_a_one_dimensional_array():
+    assert Speculative("eagle", 2, np.array([0.8, 0.6])) == Speculative("eagle", 2, (0.8, 0.6))
+    assert Speculative("eagle", 2, np.array([0.8])).acceptance == (0.8, 0.8)
 
 
 def test_mtp_needs_the_config_s_mtp_module():
@@ -84,7 +93,10 @@ def test_memory_holds_the_draft_layer_and_the_cache_shrinks():
     assert on.weights_gib[0] > off.weights_gib[0]
     assert on.kv_cache_gib[0] > off.kv_cache_gib[0]
     assert on.mem_per_gpu_gib[0] > off.mem_per_gpu_gib[0]
-    assert on.ttft_ms[0] == off.ttft_ms[0]          # the prompt's forward is the same
+    # the prompt's forward is the same, plus the draft layer's prefill of it (one of the 61 layers' share)
+    extend = on.ttft_ms[0] - off.ttft_ms[0]
+    assert extend > 0
+    assert extend / off.ttft_ms[0] == pytest.approx(1 / 61, rel=0.2)
     a = inference.StepModel("DeepSeek-V3", "H200", 8)
     b = inference.StepModel("DeepSeek-V3", "H200", 8, speculative=spec)
     assert b.kv_capacity_tokens < a.kv_capacity_tokens
@@ -110,8 +122,12 @@ def test_step_model_and_estimate_price_the_same_decode():
         # scalar and array paths agree; a prefill-only iteration is unchanged
         assert float(sm.time_ms(np.array([0.0]), np.array([0.0]), np.array([8.0]), np.array([8 * ctx]))[0]) == \
             pytest.approx(sm.time_ms(0, 0, 8, 8 * ctx), rel=1e-12)
+        # a prefill-only iteration: the target's prefill and the draft layer's prefill of the prompt beside it
         plain = inference.StepModel("Llama-3.1-8B", "H100", engine=engine)
-        assert sm.time_ms(2048, 2048 * 1024.5, 0, 0) == plain.time_ms(2048, 2048 * 1024.5, 0, 0)
+        T, A = 2048, 2048 * 1024.5
+        extend = 1e3 * speculative.draft_extend_s(sm._c, sm._L, T, A, 1.0, scalar=True)
+        assert extend > 0
+        assert sm.time_ms(T, A, 0, 0) == pytest.approx(plain.time_ms(T, A, 0, 0) + extend, rel=1e-12)
 
 
 def test_simulator_follows_the_closed_form_on_a_steady_decode():
@@ -172,8 +188,10 @@ def test_breakdown_and_utilization_follow_the_knob(engine, pp):
     for w in [(0, 0, 8, 8 * 1200), (512, 512 * 800, 8, 8 * 1200), (2048, 2048 * 1024.5, 0, 0)]:
         bd = sm.breakdown(*w)
         assert sum(bd.values()) == pytest.approx(sm.time_ms(*w), rel=1e-9)
-        if w[2] == 0:   # no decodes: the plain iteration
-            assert bd == pytest.approx(plain.breakdown(*w), rel=1e-12)
+        if w[2] == 0:   # no decodes: the plain iteration and the draft layer's prefill of the prompt beside it
+            extend = 1e3 * speculative.draft_extend_s(sm._c, sm._L, w[0], w[1], 1.0,
+                                                      scalar=True)
+            assert sum(bd.values()) == pytest.approx(sum(plain.breakdown(*w).values()) + extend, rel=1e-9)
         else:
             assert bd != pytest.approx(plain.breakdown(*w), rel=1e-6)
     if pp == 1:
@@ -199,3 +217,92 @@ def test_the_memory_setting_hint_counts_the_draft_layer():
     sm = inference.StepModel("Qwen3.5-35B-A3B", "H100", engine="sglang", speculative=spec,
                              memory_setting=needed[spec] + 0.001)
     assert sm.kv_capacity_tokens > 0
+
+
+@pytest.mark.parametrize("pp", [1, 2, 4])
+@pytest.mark.parametrize("on", [False, True])
+def test_closed_form_and_step_model_split_a_pipeline_alike(pp, on):
+    """`estimate.replica_time_s` and `StepModel.time_ms` (scalar and array) price the same decode iteration at every
+    pp, speculative decoding on or off: the verify's k + 1 tokens a sequence stay in its micro-batch (the split is
+    over sequences) and each micro-batch drafts its own D / m rows, the token time applied once."""
+    est = importlib.import_module("objectives.inference.estimate")   # `inference.estimate` is the function
+    spec = Speculative("mtp", K, (0.8, 0.6, 0.4)) if on else None
+    sm = inference.StepModel("DeepSeek-V3", "H200", 8 // pp, pp=pp, engine="vllm", speculative=spec)
+    for D in (1.0, 3.0, 32.0):
+        Kd = D * 1500.0
+        closed = 1e3 * float(est.replica_time_s(sm._p, 0.0, 0.0, D, Kd, D, D))
+        assert sm.time_ms(0.0, 0.0, D, Kd) == pytest.approx(closed, rel=1e-9)
+        arr = sm.time_ms(np.array([0.0]), np.array([0.0]), np.array([D]), np.array([Kd]))
+        assert float(arr[0]) == pytest.approx(closed, rel=1e-9)
+    if on:   # the drafts at pp > 1 are charged per micro-batch: cheaper than one draft over every sequence
+        plain = inference.StepModel("DeepSeek-V3", "H200", 8 // pp, pp=pp, engine="vllm")
+        drafts = K * 1e3 * speculative.draft_s(sm._c, sm._L, 32.0, 32.0 * 1500.0, scalar=True)
+        full = sm.time_ms(0.0, 0.0, 32.0, 32.0 * 1500.0) * spec.expected_tokens
+        assert full < plain.time_ms(0.0, 0.0, 128.0, 32.0 * 1500.0) + drafts * (1.0 if pp == 1 else 0.999)
+
+
+def test_the_iteration_that_carries_a_prompt_lasts_a_full_speculative_step():
+    """Closed form and simulator: an iteration with prompt tokens beside the decodes is a whole speculative
+    iteration (its prompt's first token waits for all of it), a decode-only one 1 / E of it."""
+    est = importlib.import_module("objectives.inference.estimate")   # `inference.estimate` is the function
+    spec = Speculative("eagle", K, (0.8, 0.6, 0.4))
+    sm = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm", speculative=spec)
+    T, A, D, Kd = 512.0, 512.0 * 256.5, 16.0, 16.0 * 1200.0
+    full = 1e3 * float(est.speculative_full_s(sm._p, T, A, D, Kd, D + 1.0, D + 1.0))
+    assert sm.time_ms(T, A, D, Kd) == pytest.approx(full, rel=1e-12)
+    one = 1e3 * float(est.replica_time_s(sm._p, T, A, D, Kd, D + 1.0, D + 1.0, whole=True))
+    assert one == pytest.approx(full, rel=1e-12)
+    # a mean iteration's work (the prompts spread over every iteration) is the expectation: the prompt work and
+    # its draft extend in full, the rest / E
+    pre = 1e3 * float(est.replica_time_s(sm._p, T, A, 0.0, 0.0, 1.0, 1.0))   # with the draft extend
+    mean = 1e3 * float(est.replica_time_s(sm._p, T, A, D, Kd, D + 1.0, D + 1.0))
+    assert mean == pytest.approx(pre + (full - pre) / spec.expected_tokens, rel=1e-12)
+    dec = 1e3 * float(est.speculative_full_s(sm._p, 0.0, 0.0, D, Kd, D, D))
+    assert sm.time_ms(0.0, 0.0, D, Kd) == pytest.approx(dec / spec.expected_tokens, rel=1e-12)
+    # the simulator's TTFT of a lone prompt grows by the draft extend, as the closed form's
+    w = serving.Workload(concurrency=1, n_requests=4, input_len=1000, output_len=50, output_spread=0)
+    args = dict(input_len=1000, output_len=50, engine="vllm", batch_size=1)
+    sim = [serving.simulate("Llama-3.1-8B", "H100", workload=w, engine="vllm", speculative=s)["ttft_ms_mean"]
+           for s in (None, spec)]
+    closed_ttft = [float(inference.estimate("Llama-3.1-8B", "H100", speculative=s, **args).ttft_ms[0])
+                   for s in (None, spec)]
+    extend = 1e3 * speculative.draft_extend_s(sm._c, sm._L, 1000.0, 1000.0 * 500.5, 1.0, scalar=True)
+    assert sim[1] - sim[0] == pytest.approx(extend, rel=1e-6)
+    assert closed_ttft[1] - closed_ttft[0] == pytest.approx(extend, rel=1e-6)
+
+
+def test_sglang_s_48_requests_are_shared_by_the_attention_dp_ranks():
+    """SGLang's model runner gives each DP-attention rank max_running_requests // dp_size: 48 // 8 = 6."""
+    spec = Speculative("mtp", K, (0.7,))
+    kw = dict(engine="sglang", ep=8, input_len=1000, output_len=1000, concurrency=1024, speculative=spec)
+    tp8 = inference.max_throughput("DeepSeek-V3", "H200", 8, attn_dp=1, **kw)
+    adp = inference.max_throughput("DeepSeek-V3", "H200", 1, attn_dp=8, **kw)
+    assert tp8.batch_size[0] == 48
+    assert adp.batch_size[0] == 6
+    sm = inference.StepModel("DeepSeek-V3", "H200", 1, ep=8, attn_dp=8, engine="sglang", speculative=spec)
+    assert Scheduler().for_cost(sm).max_batch_size == 6
+
+
+def test_max_throughput_and_estimate_agree_on_the_energy_a_token():
+    """The same batch at the same throughput costs the same J / token: `max_throughput`'s busy and compute time
+    come from the speculative iteration, as `estimate`'s do."""
+    for a in (0.0, 0.9):
+        spec = Speculative("eagle", K, (a,))
+        kw = dict(engine="vllm", input_len=1000, output_len=500, speculative=spec)
+        mt = inference.max_throughput("Llama-3.1-8B", "H100", max_batch_size=2, **kw)
+        es = inference.estimate("Llama-3.1-8B", "H100", batch_size=2, **kw)
+        assert mt.throughput_tok_s[0] == pytest.approx(es.throughput_tok_s[0], rel=0.02)
+        assert mt.joules_per_tok[0] == pytest.approx(es.joules_per_tok[0], rel=0.02)
+
+
+def test_max_throughput_holds_the_draft_tokens_a_sequence():
+    """`max_throughput`'s KV a sequence counts the k draft tokens, as `estimate`'s `seq_tokens(isl + osl + k)`."""
+    kw = dict(engine="vllm", input_len=1000, output_len=400, concurrency=32)
+    off = inference.max_throughput("Llama-3.1-8B", "H100", **kw)
+    on = inference.max_throughput("Llama-3.1-8B", "H100", speculative=Speculative("eagle", K, (0.7,)), **kw)
+    sm = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm", speculative=Speculative("eagle", K, (0.7,)))
+    plain = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm")
+    per_tok = sm.kv_bytes_per_token / sm.n_gpus / 2**30
+    per_tok_off = plain.kv_bytes_per_token / plain.n_gpus / 2**30
+    seqs = on.batch_size[0]
+    assert on.kv_cache_gib[0] / (seqs * per_tok) == pytest.approx(off.kv_cache_gib[0] / (seqs * per_tok_off) + K)
