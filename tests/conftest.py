@@ -1,4 +1,6 @@
-"""Shared fixtures: a temporary SQLite storage URL, a small mixed space and objectives over it."""
+"""Shared fixtures: a temporary SQLite storage URL, a small mixed space and objectives over it; a fresh copy of the
+shipped catalog."""
+import functools
 import math
 import os
 
@@ -14,6 +16,21 @@ import dse
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@functools.cache
+def _shipped_catalog():
+    from objectives.catalog import Catalog
+
+    return Catalog.from_data()
+
+
+def fresh_catalog():
+    """What `Catalog.from_data()` returns (a catalog of the shipped GPU files and model configs, independent of the
+    default one), copied from one loaded once per session: reading every file took seconds per call, and dozens of
+    tests want a catalog of their own (lookups of derived checkpoints register variants in it). A copy shares only
+    the immutable records (`Catalog.copy`), so what one test registers no other test sees."""
+    return _shipped_catalog().copy()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """studies/*.py: every study file runs into a temporary database and yields a non-empty feasible front; the
-flagship also through the real CLI (`dse run` and `python studies/llm_serving.py`) in a subprocess."""
+flagship through the real CLI (`dse run` and `python studies/llm_serving.py`) in a subprocess, which is its run here:
+the same checks of its front as the other studies', on the study that run stored (one flagship run, not two)."""
 import os
 import shutil
 import subprocess
@@ -24,12 +25,9 @@ def _repo_studies_state() -> dict[str, tuple[int, int]]:
             for p in (ROOT / "studies").rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts}
 
 
-@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
-def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
-    spec = dse.load_study_file(path)
-    assert spec.space.size > 1000, "a study should explore a real space"
-    before = _repo_studies_state()
-    study = spec.run(f"sqlite:///{tmp_path / 'study.db'}", progress=False)
+def _check_front(spec: dse.StudySpec, study: dse.Study, out: str) -> None:
+    """A study's stored front: non-empty, feasible, within its constraints, its objective recorded; a study that
+    confirms its front in simulation (`out`: what its run printed) shows the simulated values."""
     front = study.pareto()
     assert len(front) >= 1
     assert front["feasible"].astype(bool).all()
@@ -41,19 +39,31 @@ def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
     assert study.meta["objective"]["name"] == objective_info(spec.evaluate)["name"] != ""
     if spec.show:
         assert set(spec.show) <= set(front.columns)
-    # the study lands in the temporary folder, and this run wrote nothing into the repository's studies/ (files a
-    # user's earlier `dse run` left there are no concern of this test, so compare before and after)
-    assert study.storage_url == f"sqlite:///{tmp_path / 'study.db'}"
     assert spec.name in set(dse.list_studies(study.storage_url)["name"])
-    assert _repo_studies_state() == before
     if spec.name in ("llm_serving", "moe_serving", "quantization_tradeoff"):   # fronts confirmed by simulation
         assert (front["fidelity"] == "simulated").all() and (front["confirm_reason"] == "").all()
         assert (spec.evaluate.objective.at_fidelity("simulated").slo.constraints.keys() <= set(front.columns))
         if spec.name != "quantization_tradeoff":
-            assert "front confirmed in simulation" in capsys.readouterr().out
+            assert "front confirmed in simulation" in out
     if spec.name == "gpu_mix":   # its after-step simulates the cheapest mix and the best single type
-        out = capsys.readouterr().out
         assert "simulated cost: mix" in out and "best single type" in out
+
+
+#: the flagship (studies/llm_serving.py) runs once, through the CLI (test_flagship_through_the_cli)
+IN_PROCESS = [p for p in STUDIES if p.stem != "llm_serving"]
+
+
+@pytest.mark.parametrize("path", IN_PROCESS, ids=[p.stem for p in IN_PROCESS])
+def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
+    spec = dse.load_study_file(path)
+    assert spec.space.size > 1000, "a study should explore a real space"
+    before = _repo_studies_state()
+    study = spec.run(f"sqlite:///{tmp_path / 'study.db'}", progress=False)
+    _check_front(spec, study, capsys.readouterr().out)
+    # the study lands in the temporary folder, and this run wrote nothing into the repository's studies/ (files a
+    # user's earlier `dse run` left there are no concern of this test, so compare before and after)
+    assert study.storage_url == f"sqlite:///{tmp_path / 'study.db'}"
+    assert _repo_studies_state() == before
 
 
 def _run(args, cwd):
@@ -67,8 +77,10 @@ def test_flagship_through_the_cli(tmp_path):
     shutil.copy(ROOT / "studies" / "llm_serving.py", study_file)
     db = tmp_path / "flagship.db"
     dse_bin = Path(sys.executable).parent / "dse"
+    before = _repo_studies_state()
     r = _run([str(dse_bin), "run", str(study_file), "--storage", f"sqlite:///{db}", "--no-progress"], tmp_path)
     assert r.returncode == 0, r.stderr
+    assert _repo_studies_state() == before
     out = r.stdout
     assert "study 'llm_serving'" in out and "feasible; front of" in out
     header = next(line for line in out.splitlines() if "tok_s_per_gpu" in line and "gpu" in line)
@@ -83,8 +95,12 @@ def test_flagship_through_the_cli(tmp_path):
     assert (tmp_path / "llm_serving.html").stat().st_size > 10_000
     assert db.exists()
     study = dse.load_study("llm_serving", storage=f"sqlite:///{db}")
+    assert study.storage_url == f"sqlite:///{db}"
     assert len(study.pareto()) >= 3
-    assert study.summary()["grid"]["n_points"] == dse.load_study_file(study_file).space.size
+    spec = dse.load_study_file(study_file)
+    assert spec.space.size > 1000, "a study should explore a real space"
+    assert study.summary()["grid"]["n_points"] == spec.space.size
+    _check_front(spec, study, out)   # what test_study_runs_and_has_a_feasible_front checks of the other studies
     # `python studies/llm_serving.py` does the same through dse.cli (the finished study is reopened, not redone)
     r2 = _run([sys.executable, str(study_file), "--storage", f"sqlite:///{db}", "--no-progress", "--no-report"],
               tmp_path)

@@ -17,6 +17,7 @@ from objectives.catalog.quant import checkpoint_quant, from_hf_quant_config, fro
 from objectives.inference import memory
 from objectives.inference.ops import ModelShape, layer_costs
 from objectives.inference.resolve import R_BLOCK, REASONS
+from tests.conftest import fresh_catalog
 from tests.helpers import SHARED
 
 
@@ -301,7 +302,7 @@ def test_latent_moe_experts_work_at_the_latent_width(engine):
     ("nvidia/Kimi-K2.5-NVFP4", "Kimi-K2.5-NVFP4", "fp4", "nvfp4"),
 ])
 def test_checkpoint_ids_resolve_to_their_architecture_and_format(hf_id, name, dtype, scheme):
-    cat = Catalog.from_data()  # derived variants register themselves: keep the default catalog untouched
+    cat = fresh_catalog()  # derived variants register themselves: keep the default catalog untouched
     m = cat.model(hf_id)
     assert (m.name, m.quant_weight_dtype, m.quant_scheme) == (name, dtype, scheme)
     base = cat.model(name.split("-FP8")[0].split("-NVFP4")[0].split("-FP4")[0].split("-AWQ")[0].split("-GPTQ")[0])
@@ -317,7 +318,7 @@ def test_two_publishers_fp8_releases_keep_their_own_formats_whichever_is_asked_f
     ids = {"nvidia/Llama-3.1-405B-Instruct-FP8": ("fp8", "fp8_per_tensor", "fp8"),
            "meta-llama/Llama-3.1-405B-Instruct-FP8": ("fp8", "fp8_per_channel", "")}
     order = list(ids)[first:] + list(ids)[:first]
-    cat = Catalog.from_data()
+    cat = fresh_catalog()
     got = {i: cat.model(i) for i in order}
     for i, fmt in ids.items():
         assert (got[i].quant_weight_dtype, got[i].quant_scheme, got[i].quant_kv_dtype) == fmt
@@ -343,7 +344,7 @@ def test_two_publishers_fp8_releases_keep_their_own_formats_whichever_is_asked_f
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-quantized.w8a16", ("int8", "int8_wo", "")),
 ])
 def test_a_publishers_release_takes_that_publishers_format(hf_id, fmt):
-    cat = Catalog.from_data()
+    cat = fresh_catalog()
     m = cat.model(hf_id)
     assert (m.quant_weight_dtype, m.quant_scheme, m.quant_kv_dtype) == fmt
     base = cat.model(hf_id.split("/")[1].replace("Meta-", "").split("-Instruct")[0])
@@ -353,7 +354,7 @@ def test_a_publishers_release_takes_that_publishers_format(hf_id, fmt):
 
 def test_the_shipped_checkpoints_keep_their_own_ids_and_fine_tunes():
     """The guard above leaves a shipped checkpoint its own publisher's ids and their fine-tunes."""
-    cat = Catalog.from_data()
+    cat = fresh_catalog()
     assert cat.model("nvidia/Llama-3.1-70B-Instruct-FP8").name == "Llama-3.1-70B-FP8"
     assert cat.model("Qwen/Qwen3-235B-A22B-Thinking-2507-FP8").name == "Qwen3-235B-A22B-FP8"
     assert cat.model("Llama-3.1-70B-Instruct-FP8").name == "Llama-3.1-70B-FP8"  # no publisher: the shipped one
@@ -363,7 +364,7 @@ def test_kimi_k2_thinking_is_its_int4_checkpoint_not_the_fp8_instruct_one():
     """moonshotai/Kimi-K2-Thinking ships INT4 routed experts (compressed-tensors, quantization-aware trained, the
     format Kimi-K2.5 adopted) on Kimi-K2's shapes: the "-Thinking" fine-tune rule had priced it as Kimi-K2-Instruct's
     block FP8, twice its experts' bytes."""
-    cat = Catalog.from_data()
+    cat = fresh_catalog()
     m, k2, k25 = cat.model("moonshotai/Kimi-K2-Thinking"), cat.model("Kimi-K2"), cat.model("Kimi-K2.5")
     assert (m.quant_weight_dtype, m.quant_scheme) == (k25.quant_weight_dtype, k25.quant_scheme) == ("int4",
                                                                                                     "int4_group")
@@ -379,7 +380,7 @@ def test_kimi_k2_thinking_is_its_int4_checkpoint_not_the_fp8_instruct_one():
 
 
 def test_a_revision_tag_of_an_unknown_architecture_is_still_refused_by_its_own_name():
-    cat = Catalog.from_data()
+    cat = fresh_catalog()
     with pytest.raises(CatalogError, match=r"unknown model 'nvidia/Llama-3_1-Nemotron-Ultra-253B-v1'"):
         cat.model("nvidia/Llama-3_1-Nemotron-Ultra-253B-v1")
     with pytest.raises(CatalogError, match=r"unknown model 'acme/NoSuchModel-FP8-v2'"):

@@ -10,6 +10,7 @@ import pytest
 
 from objectives import catalog, inference
 from objectives.catalog import CatalogError
+from tests.conftest import fresh_catalog
 
 #: a made-up dense GQA decoder (not in the catalog)
 DENSE = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 5120,
@@ -162,7 +163,7 @@ def test_a_local_folder_named_like_a_shipped_model_is_read_from_its_own_config(t
     ("someone/Qwen3-8B-bnb-8bit", "Qwen3-8B", "int8", "bnb_int8"),
 ])
 def test_quantized_release_ids_with_compound_format_tags(hub_id, base, dtype, scheme):
-    m = catalog.Catalog.from_data().model(hub_id)
+    m = fresh_catalog().model(hub_id)
     ref = catalog.model(base)
     assert (m.quant_weight_dtype, m.quant_scheme) == (dtype, scheme)
     assert (m.n_layers, m.hidden, m.n_kv_heads) == (ref.n_layers, ref.hidden, ref.n_kv_heads)
@@ -173,11 +174,11 @@ def test_an_unknown_model_says_a_config_json_path_names_it(name, tmp_path):
     """A model the catalog does not ship (Qwen3-4B, phi-4, ...) is costed from its config.json: the error says so,
     and the path it suggests works."""
     with pytest.raises(catalog.CatalogError, match=r"unknown model .*config\.json"):
-        catalog.Catalog.from_data().model(name)
+        fresh_catalog().model(name)
     d = tmp_path / name.split("/")[1]
     d.mkdir()
     (d / "config.json").write_text(json.dumps(DENSE))
-    assert catalog.Catalog.from_data().model(str(d)).n_layers == DENSE["num_hidden_layers"]
+    assert fresh_catalog().model(str(d)).n_layers == DENSE["num_hidden_layers"]
 
 
 def test_a_training_study_of_a_registered_model_runs_in_worker_processes(tmp_path):
