@@ -35,16 +35,16 @@ from .measurements import launched_tp as launched_tp
 GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
-ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "engine_stream_us", "attn_ttft_ms",
-                       "profile_gemm_scale", "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave",
-                       "profile_layer_us", "profile_moe_layer_us", "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
+ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "attn_ttft_ms", "profile_gemm_scale",
+                       "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
+                       "profile_moe_layer_us", "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
 def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True, moe: bool = True,
-                  agg: Sequence[str] | None = None, special_attn: bool = False, stream: Sequence[str] = ()
+                  agg: Sequence[str] | None = None, special_attn: bool = False
                   ) -> list[tuple[list[tuple[str, ...]], float, float]]:
     every = list(resolve.ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
@@ -61,10 +61,6 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
         if e not in tied:
             group: list[tuple[str, ...]] = [("engine_ttft_ms", e)]
             out.append((group + ([("engine_ttft_ms", t) for t in tied] if e == "vllm" else []), 0.1, 500.0))
-    # the API server's time per output token it streams (the first token leaves after its iteration's N tokens:
-    # `inference.estimate.front_end_s`), identified by an engine's aggregated rows' concurrency sweeps (`stream`:
-    # the engines with aggregated rows, of any model: unlike a time per request it is not the models' own)
-    out += [([("engine_stream_us", e)], 0.1, 200.0) for e in stream]
     # GEMMs keep their measured time (profile_gemm_scale is not fitted): these MoE-only rows would trade it
     # against the host times (it went to its bound, 0.7), and dense models, which no row here holds, are
     # dominated by their GEMMs (the published dense tables: throughput MdAPE 14 % at 1.0, 29 % at 0.7)
@@ -443,7 +439,7 @@ def fitted_paths() -> list[tuple[str, ...]]:
     anchors take part in fitting, which a published source holding them must not see in its held-out prediction
     (`report.fold_base`)."""
     every = sorted(resolve.ENGINE_BUDGETS)
-    specs = _factor_specs(every, every, dense=True, moe=True, agg=every, special_attn=True, stream=every)
+    specs = _factor_specs(every, every, dense=True, moe=True, agg=every, special_attn=True)
     return list(dict.fromkeys(p for s in specs for p in s[0]))
 
 
@@ -494,10 +490,9 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     has_anchors = anchors is not None and len(anchors) > 0
     special = _special_attn(rows["model"].to_numpy(object))
     std_agg = rows[(rows["mode"] == "agg").to_numpy() & ~special]
-    stream = sorted(set(_engine(rows[(rows["mode"] == "agg").to_numpy()])) & set(engines))
     specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
                           moe=bool(moe.any()), agg=sorted(set(_engine(std_agg)) & set(engines)),
-                          special_attn=bool(_compiles_prefill(rows).any()), stream=stream)
+                          special_attn=bool(_compiles_prefill(rows).any()))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])
@@ -532,7 +527,6 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     # either engine's handoff code does (the thirtieth round's reading: NixlConnector, TensorRT-LLM's executor loop
     # and NIXL agent connection, Dynamo's handlers)
     eff = borrow(eff, "engine_kv_ms", sorted(set(_engine(dis)) & set(engines)))
-    eff = borrow(eff, "engine_stream_us", stream)   # ... and the API server's streaming time of those with them
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}
@@ -973,15 +967,12 @@ def run(path: str | None = None, out: str | None = None, loso: bool = True, max_
     from objectives.serving.workload import DEFAULT_OUTPUT_SPREAD
 
     sim = simulated(rows)
-    stream = eff.params["engine_stream_us"]
     parts += [f"## The serving simulator on the aggregated rows (shipped factors, {BENCHMARK_ROUNDS} x C requests per row)",
               "",
               "Each row's C closed-loop clients with `serving.Workload`'s default output spread (each output drawn "
               f"within +-{DEFAULT_OUTPUT_SPREAD:.0%} of the row's length, `output_spread`), through the engine's API "
               f"server (each new request held {API_SERVER_MS:g} ms, one at a time, before the scheduler sees it: "
-              "`serving.Scheduler.frontend_ms`'s default; each token leaving once its iteration's tokens are "
-              "streamed, the engine's fitted `engine_stream_us` per token: "
-              + ", ".join(f"{e} {v:.3g} us" for e, v in sorted(stream.items()) if e in set(_engine(sim))) + ").", "",
+              "`serving.Scheduler.frontend_ms`'s default).", "",
               _md(mdape_by(sim, ["model", "engine"])), "",
               f"All aggregated rows: TTFT MdAPE {sim['ttft_ape'].median():.1f} %, TPOT MdAPE "
               f"{sim['tpot_ape'].median():.1f} %, {int(sim['tpot_pred'].notna().sum())} of {len(sim)} simulated.", ""]

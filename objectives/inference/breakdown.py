@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .core import prepare
-from .estimate import _knob_rows, _with_profile, busy_ranks, estimate, front_end_excess_s, front_end_s
+from .estimate import _knob_rows, _with_profile, busy_ranks, estimate
 from .lockstep import AdpBalance
 from .measured import (
     TOK_PARTS,
@@ -197,9 +197,7 @@ __all__ = ["breakdown", "forward_parts", "COMPONENTS", "PHASES"]
 SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: the TTFT's own terms beside the kernels': startup_wave: what the closed-loop run's start-up wave adds to the
 #: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
-#: engine's host time before it schedules a request (`engine_ttft_ms`), the model's own (`attn_ttft_ms`) and the API
-#: server's streaming of the first token's iteration (`engine_stream_us`; and the wait behind its backlog where it
-#: is slower than the engine's steps);
+#: engine's host time before it schedules a request (`engine_ttft_ms`) and the model's own (`attn_ttft_ms`);
 #: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
 #: first of its stints), and behind vLLM's preempted requests (SGLang's retracted ones) where a wave overflows the
 #: cache (`admission.overflow_wait`, `admission.retraction_wait`)
@@ -343,7 +341,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         t_s = replica_time_s(p, *ws, L)
         own_parts = _replica_parts(p, collect, ws, L)
         own = _chunk_parts(p, collect, t_s, own_parts, *ws[:4], L)
-        wait_it = arrival_wait_iters(p, N) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
+        wait_it = arrival_wait_iters(p) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
         steady = _scaled_sum((k0, own), (k_own, own_parts), *((k, _replica_parts(p, collect, w, L)) for w, k in waits),
                              (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
         steady["recompute"] = wait_it * redo_s / n_it
@@ -359,7 +357,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, L), _replica_parts(p, collect, wg, L), *chg, L)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
                 for name in (*COMPONENTS, "recompute", "rank_wait")}
-    front = front_end_s(p, N)
+    front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
     ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it,
@@ -370,9 +368,6 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
                                                  np.asarray(c.kv_preempt) > 0)
     ttft["queue"] = np.maximum(ttft["queue"], hold * cycle_s)     # behind a wave's overflow (`retraction_churn`)
-    # ... and where the API server streams slower than the engine, the wait behind its backlog
-    # (`estimate._max_throughput_rows`)
-    ttft["front_end"] = front + front_end_excess_s(p, N, osl, cycle_s)
     tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)

@@ -60,12 +60,7 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
-  offline static batch; ``engine_stream_us[engine]``: the API server's time per output token it streams, µs
-  (vLLM's AsyncLLM output handler detokenizes every request's new token of a step and each request's stream
-  formats and sends it, one event loop; SGLang's DetokenizerManager and TokenizerManager do it in two processes
-  in turn): a request's first token leaves after its iteration's N tokens are streamed, so a loaded server's TTFT
-  gains engine_stream_us x N (`estimate.front_end_s`; the simulator's `engine._Replica` per iteration's batch),
-  fitted on the aggregated rows' concurrency sweeps (0 unfitted); ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
+  offline static batch; ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
   layers adds before its first token on a profile row (ms; 0 for other models). The linear kind's is a Triton
   compile: SGLang's and TensorRT-LLM's Gated DeltaNet / KDA prefill specializes FLA's L2-norm kernel on the
   forward's token count, so a prompt forward of a count not met before compiles it inline
@@ -190,8 +185,6 @@ def _default_params() -> dict[str, Any]:
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
-        # 0: unfitted, the first token leaves as its iteration ends (see the module docstring)
-        "engine_stream_us": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         "attn_ttft_ms": {"linear": 0.0, "sparse": 0.0},
         # torch: the collected H200 reference steps' unfused PyTorch layer (RMSNorm, rotary, cache write, SiLU x
         # up and residual adds as separate kernels), not an engine's fused ones: the decode steps at KV 1k run

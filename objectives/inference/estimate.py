@@ -780,22 +780,6 @@ def steady_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0,
     return n_it, T, A, D, K, S
 
 
-def front_end_s(p: Prepared, N: Num) -> Num:
-    """A served request's time outside the engine's iterations (s): its host time before the engine schedules it
-    (``Coeffs.ttft_s``, ``ttft_model_s``) and the API server's streaming of the iteration that makes its first
-    token, N sequences' tokens (``Coeffs.stream_s`` per token) before its own leaves (where that outlasts the
-    engine's step, also its backlog: `front_end_excess_s`)."""
-    return p.coeffs.ttft_s + p.coeffs.ttft_model_s + p.coeffs.stream_s * N
-
-
-def front_end_excess_s(p: Prepared, N: Num, osl: Num, cycle_s: Num) -> Num:
-    """What a request cycle of `cycle_s` (s; N sequences of `osl` tokens on the engine) waits beyond it where the
-    API server streams the N tokens of a step (``Coeffs.stream_s`` each) slower than the engine makes them: the
-    clients, who send their next requests once their last tokens arrive, then cycle at its pace, osl x N x
-    stream_s, the difference spent behind its backlog before the first token leaves; 0 where it keeps up."""
-    return np.maximum(osl * p.coeffs.stream_s * N - cycle_s, 0.0)
-
-
 def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None,
                    cycle_s: Num = None, n_it: Num = None) -> Num:
     """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
@@ -827,7 +811,7 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
-    ttft = ttft + front_end_s(p, N)
+    ttft = ttft + p.coeffs.ttft_s + p.coeffs.ttft_model_s
     if conc is None:
         return ttft
     return ttft + slot_wait_s(N, conc, ttft + (osl - 1.0) * cycle_s / osl)
@@ -920,17 +904,12 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_
     return own, k0, 0.5 * busy, [(decode, 0.5 * (1.0 - busy)), (beside(np.minimum(budget, N * isl)), queued + tail)]
 
 
-def arrival_wait_iters(p: Prepared, N: Num = 2.0) -> Num:
+def arrival_wait_iters(p: Prepared) -> Num:
     """Mean iterations (per row) a new request of the steady state waits before the iteration that runs its
-    prompt: the whole one in progress when it arrives (a closed-loop client sends it when its previous request's
-    last token arrives, at the iteration boundary that request finished on, and it passes the engine's API server
-    before the scheduler sees it, `serving.scheduler.API_SERVER_MS`: it reaches the scheduler just after the
-    iteration that started there began, as in the simulator; with N <= 1 client a rank no other sequence keeps it
-    stepping, half as before), and where the engine forms its next batch while the current one runs
-    (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received; not with
-    pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``) instead of the overlap loop."""
-    return (0.5 + 0.5 * np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
-            + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1))
+    prompt: half the one in progress when it arrives, and where the engine forms its next batch while the current
+    one runs (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received;
+    not with pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``) instead of the overlap loop."""
+    return 0.5 + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1)
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None) -> Num:
@@ -941,11 +920,10 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     of that wave waits for half the wave's prefill iterations plus its own. Afterwards the clients keep the
     wave's order: a round's requests finish about as their prompts were prefilled, so the next round's prompts
     arrive in a window of about the wave's prefill iterations, widened round by round by the outputs' drift
-    (`lockstep.arrival_rates`). A prompt then waits for the iteration in progress when it arrives (half of one of
-    the window's: prompt-carrying or a decode step, and half a mean iteration, `iter_s`, more: its client sent it
-    as its previous request's iteration ended, so it arrives at the start of the next one; one mean iteration
-    more where the next one was formed before the request was received: `arrival_wait_iters`), for the prompts
-    ahead of it in the budget (`lockstep.round_queue`: M/D/1 in full-budget iterations), and runs in an iteration that also holds the
+    (`lockstep.arrival_rates`). A prompt then waits for half the iteration in progress when it arrives (one of
+    the window's: prompt-carrying or a decode step; one mean iteration, `iter_s`, more where the next one was
+    formed before the request was received: `arrival_wait_iters`), for the prompts ahead of it in the budget
+    (`lockstep.round_queue`: M/D/1 in full-budget iterations), and runs in an iteration that also holds the
     prompts that arrived with it, beside the N - 1 other sequences decoding; a prompt longer than the budget
     ends in a partial chunk that the next prompt fills. `ttft_wave` is the share of the run's requests in the
     wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`. `n_it`: as
@@ -956,7 +934,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     t_s = replica_time_s(p, *own, L, whole=True)   # the prompt's own iteration (one, not a mean)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
-              + (arrival_wait_iters(p, N) - 0.5) * iter_s)
+              + (arrival_wait_iters(p) - 0.5) * iter_s)
     t_w = replica_time_s(p, *wave_work, L, whole=True)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)
@@ -1371,21 +1349,14 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle, closed)    # before any wait for a slot
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
-        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - front_end_s(p, N),
+        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - p.coeffs.ttft_s - p.coeffs.ttft_model_s,
                                        prompts, balance, balance_on)
     queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
-    # the API server streams each step's N tokens (``Coeffs.stream_s`` each), first come first served: where it
-    # is slower than the engine a backlog builds until the clients, who send their next requests once their last
-    # tokens arrive, pace the engine to it: each request's tokens wait behind it (the TTFT), a cycle takes the API
-    # server's time for its tokens (`front_end_excess_s`)
-    behind = front_end_excess_s(p, N, osl, cycle)
-    seen = cycle + behind
-    ttft = ttft + behind
     tpot = cycle / osl + requeue
     # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
     # pace, and `conc` clients spread over more slots than they fill keep only `conc` in flight
-    tput = in_flight * osl / seen
+    tput = in_flight * osl / cycle
     e2e = ttft + (osl - 1.0) * tpot
     w, kv_tok = speculative_mod.memory_terms(p)   # with the draft layer's where speculative decoding is on
     kv = kv_tok * N * per_seq

@@ -482,9 +482,6 @@ class StepCoeffs:
     #: ... and the model's own time before its first token (`Efficiency` ``attn_ttft_ms``: linear / sparse
     #: attention layers), s; once per request, whatever the engine's front end
     ttft_model_s: Num = 0.0
-    #: the engine's API-server time per output token it streams, s (`Efficiency` ``engine_stream_us``): a
-    #: request's first token leaves after its iteration's tokens are streamed (`estimate.front_end_s`)
-    stream_s: Num = 0.0
     #: closed-loop synchronization of a profile row's engine (`Efficiency` ``ttft_wave``); 1 on the roofline
     wave: Num = 1.0
     #: the share of a request's output its engine holds KV blocks for while it runs, on average over a loaded

@@ -164,9 +164,6 @@ class StepModel:
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
         `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its
         TTFT and end-to-end latency."""
-        self.stream_ms: float = float(np.asarray(p.coeffs.stream_s)) * 1e3
-        """The engine's API-server time per output token it streams, ms (`engine_stream_us` of a profile row, 0 on
-        the roofline): a token leaves after its iteration's tokens are streamed (`inference.estimate.front_end_s`)."""
 
     def busy_ranks(self, busy: int) -> StepModel:
         """The step model of one rank when only `busy` of the replica's `attn_dp` attention-DP ranks hold work

@@ -161,12 +161,6 @@ class _Replica:
         self.load = 0         # requests assigned and not yet gone (routing)
         self.fe_ms = sched.frontend_for(cost) if role != "decode" else 0.0   # the API server (new requests only)
         self.fe_free = 0.0    # when it is free for the next request
-        # the API server's time per output token it streams (`StepModel.stream_ms`): a token leaves after its
-        # iteration's tokens, one per sequence in the batch, are streamed (`inference.estimate.front_end_s`), and
-        # after those of the iterations before where it falls behind the engine (`_stream`); an aggregated
-        # replica's (a disaggregated request's first token is the decode worker's: not priced there)
-        self.stream_ms = float(getattr(cost, "stream_ms", 0.0)) if role == "agg" else 0.0
-        self.sent = 0.0       # when it has streamed the tokens of the iterations ended so far
         # an overlapping scheduler (`Scheduler.overlaps`, SGLang): a new request that arrives during an iteration is
         # received at its end and joins the iteration after the next (`enqueue`); `seen` holds, for such a request
         # still waiting, the end of the iteration it arrived in. Ranks in lockstep (`_Group`) are not lagged, nor
@@ -999,19 +993,9 @@ class _Replica:
         self.version += 1
         self.eng.push(self.end, _END, self, self.version)
 
-    def _stream(self, t: float) -> None:
-        """The API server streams the tokens of the unit ending at `t` (``stream_ms`` each; one per running sequence
-        and iteration): its last iteration's leave c x n after it ends, or, where the server is behind the engine,
-        after every token before them (`sent`)."""
-        n = len(self.running)
-        k = sum(p[0] for p in self.seg) if self.seg is not None else 1
-        self.sent = max(max(self.sent, self.t0) + self.stream_ms * k * n, t + self.stream_ms * n)
-
     def commit(self, t: float) -> None:
         eng = self.eng
         reqs = eng.reqs
-        if self.stream_ms:
-            self._stream(t)
         self.busy_ms += self.dt
         G0 = self.G
         if self.fresh and (self.seg is not None or self.ndec):
@@ -1117,8 +1101,8 @@ class _Replica:
         w = self._whole_blocks(r)
         self.resv += w - r.whole
         r.whole = w
-        if r.first != r.first:      # NaN: first token, out once its iteration's tokens are streamed (`_stream`)
-            r.first = t - adv + (self.sent - t if self.stream_ms else 0.0)
+        if r.first != r.first:      # NaN: first token
+            r.first = t - adv
         elif r.resumed:
             eng.gaps.append(t - r.last)
         r.resumed = False
@@ -1145,8 +1129,6 @@ class _Replica:
                 return
 
     def _finish(self, rid: int, r: _Req, t: float) -> None:
-        if self.stream_ms:      # its last token leaves once its iteration's tokens are streamed (`_stream`): the
-            t = self.sent       # closed loop's client sends its next request then
         r.finish = t
         r.rep = self.idx
         self.load -= 1

@@ -125,46 +125,6 @@ def test_the_front_end_and_the_queue_are_the_ttfts_own_terms():
     assert t1[list(COMPONENTS)].to_numpy() == pytest.approx(t0[list(COMPONENTS)].to_numpy(), rel=1e-12)
 
 
-def test_the_api_servers_streaming_adds_its_time_per_sequence_in_the_batch_to_the_front_end():
-    # engine_stream_us: the first token leaves after the N tokens of its iteration are streamed, so the front end
-    # (and TTFT) gains N x that time; TPOT and the kernels do not move; the roofline has no API server
-    eff = core.default_eff()
-    table = dict(eff.params["engine_stream_us"])
-    streams = inference.efficiency.from_params({**eff.params, "engine_stream_us": {**table, "vllm": 100.0}})
-    args = dict(model="Llama-3.1-8B", gpu="H200", input_len=2000, output_len=200, engine=["vllm", "roofline"],
-                concurrency=48)
-    a, b = served_breakdown(**args), served_breakdown(**args, efficiency=streams)
-    n = _phase(a, "ttft")["batch_size"].to_numpy(float)
-    added = (_phase(b, "ttft")["front_end"] - _phase(a, "ttft")["front_end"]).to_numpy()
-    np.testing.assert_allclose(added, [(100.0 - table["vllm"]) * 1e-3 * n[0], 0.0], rtol=1e-9, atol=1e-12)
-    assert added[0] > 1.0                                       # ms: 100 us x the batch
-    mt = dict(model="Llama-3.1-8B", gpu="H200", input_len=2000, output_len=200, engine="vllm", concurrency=48)
-    ma, mb = inference.max_throughput(**mt), inference.max_throughput(**mt, efficiency=streams)
-    assert float(mb["ttft_ms"].iloc[0] - ma["ttft_ms"].iloc[0]) == pytest.approx(added[0], rel=1e-9)
-    assert float(mb["tpot_ms"].iloc[0]) == pytest.approx(float(ma["tpot_ms"].iloc[0]), rel=1e-12)
-
-
-def test_an_api_server_slower_than_the_engine_paces_the_clients_behind_its_backlog():
-    # 5 ms a token streamed, far slower than the engine's steps: the replica's tokens come at 1 / 5 ms, the clients
-    # wait for them before their first tokens (the front end), the engine's TPOT stays its own
-    eff = core.default_eff()
-    streams = inference.efficiency.from_params(
-        {**eff.params, "engine_stream_us": {**eff.params["engine_stream_us"], "vllm": 5000.0}})
-    mt = dict(model="Llama-3.1-8B", gpu="H200", input_len=2000, output_len=200, engine="vllm", concurrency=48)
-    ma, mb = inference.max_throughput(**mt), inference.max_throughput(**mt, efficiency=streams)
-    assert float(mb["throughput_tok_s"].iloc[0]) == pytest.approx(1e3 / 5.0, rel=1e-9)
-    assert float(ma["throughput_tok_s"].iloc[0]) > 10 * 1e3 / 5.0
-    assert float(mb["tpot_ms"].iloc[0]) == pytest.approx(float(ma["tpot_ms"].iloc[0]), rel=1e-12)
-    # the client's cycle: its first token after the backlog, then the engine's pace
-    n = float(mb["batch_size"].iloc[0])
-    cycle = float(mb["ttft_ms"].iloc[0]) + 199 * float(mb["tpot_ms"].iloc[0])
-    assert cycle == pytest.approx(n * 200 * 5.0, rel=0.05)
-    b = served_breakdown(**mt, efficiency=streams)
-    t = _phase(b, "ttft").iloc[0]
-    assert t["total_ms"] == pytest.approx(float(mb["ttft_ms"].iloc[0]), rel=1e-9)
-    assert t["front_end"] > 0.5 * t["total_ms"]
-
-
 @pytest.mark.parametrize("gpu", ["H100-SXM-80GB", "H100-PCIe-80GB"])   # SGLang's measured profile, the roofline
 def test_sglangs_retraction_churn_has_components_of_its_own(gpu):
     """Where SGLang's cache bounds the batch below the clients, `max_throughput` adds its retraction churn
