@@ -84,10 +84,15 @@ def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: 
     return _replica_time_s(p, T, A, D, K, S, n_seqs, prefill)
 
 
+def _split(p: Prepared, n_seqs: Num) -> Num:
+    """`micro_batches` of `p`'s rows for `n_seqs` sequences: 1.0 where every row has pp 1 (no array work)."""
+    return 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
+
+
 def _draft_extend_s(p: Prepared, T: Num, A: Num, n_pf: Num, n_seqs: Num) -> Num:
     """`speculative.draft_extend_s` of the prompt work (T, A; `n_pf` finishing prompts) split as `replica_time_s`
     splits it over the micro-batches of `n_seqs` sequences."""
-    m = 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
+    m = _split(p, n_seqs)
     return speculative_mod.draft_extend_s(p.coeffs, p.shape.n_layers, T / m, A / m, n_pf / m)
 
 
@@ -102,7 +107,7 @@ def speculative_full_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_se
     V = speculative_mod.verify_rows(spec, D)
     # the verify and the drafts split alike into the micro-batches of the n_seqs sequences (pp > 1): each
     # micro-batch's k drafts at its D / m rows
-    m = 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
+    m = _split(p, n_seqs)
     return (_replica_time_s(p, T, A, V, K, S + V - D, n_seqs, prefill) - speculative_mod.host_excess_s(c, spec, D) / m
             + k * speculative_mod.draft_s(c, p.shape.n_layers, D / m, K / m)
             + _draft_extend_s(p, T, A, S - D, n_seqs))
@@ -121,7 +126,13 @@ def speculative_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_se
     decode); a decode-only one is 1 / E of it either way."""
     full = speculative_full_s(p, T, A, D, K, S, n_seqs, prefill)
     pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D, prefill) + _draft_extend_s(p, T, A, S - D, S - D)
-    pre = np.where(np.asarray(T) > 0, pre, 0.0)
+    return _token_time(p, T, D, full, np.where(np.asarray(T) > 0, pre, 0.0), whole)
+
+
+def _token_time(p: Prepared, T: Num, D: Num, full: Num, pre: Num, whole: bool) -> Num:
+    """A quantity of a speculative iteration (its time, busy or compute seconds) in token time, as
+    `speculative_time_s` states it: `full` the whole iteration's, `pre` its prompt work's (0 without prompt
+    tokens); decodes over E, or (`whole`, with prompt tokens) the whole iteration; `pre` without decodes."""
     tok = pre + (full - pre) / p.spec.expected_tokens
     if whole:
         tok = np.where(np.asarray(T) > 0, full, tok)
@@ -466,7 +477,7 @@ def speculative_step_s(p: Prepared, D: Num, K: Num, T: Num = 0.0, A: Num = 0.0, 
     S = D if S is None else S
     n_seqs = D if n_seqs is None else n_seqs
     V = speculative_mod.verify_rows(spec, D)
-    m = 1.0 if np.all(np.asarray(p.pp) == 1) else micro_batches(p.pp, n_seqs)
+    m = _split(p, n_seqs)
     t = speculative_full_s(p, T, A, D, K, S, n_seqs)
     busy = t - idle_s(c, D, S) - k * c.comm_fixed_s / p.shape.n_layers
     comp = (replica_compute_s(p, T, A, V, K, S + V - D, n_seqs)
@@ -475,21 +486,19 @@ def speculative_step_s(p: Prepared, D: Num, K: Num, T: Num = 0.0, A: Num = 0.0, 
 
 
 def speculative_busy_s(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num, whole: bool = False
-                       ) -> tuple[Num, Num]:
-    """The busy and tensor-core-saturated seconds (`speculative_step_s`) of an iteration of work w = (T, A, D, K, S)
-    over N sequences with speculative decoding (``p.spec``), in token time as `speculative_time_s` prices its time
-    (`whole` as there)."""
+                       ) -> tuple[Num, Num, Num]:
+    """The seconds, busy seconds and tensor-core-saturated seconds (`speculative_step_s`) of an iteration of work
+    w = (T, A, D, K, S) over N sequences with speculative decoding (``p.spec``), in token time (`_token_time`:
+    the seconds are `replica_time_s`', `whole` as there), the iteration and its prompt work priced once."""
     T, A, D, K, S = w
-    _, busy_f, comp_f = speculative_step_s(p, D, K, T, A, S, N)
+    t_f, busy_f, comp_f = speculative_step_s(p, D, K, T, A, S, N)
     has_t = np.asarray(T) > 0
     pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D) + _draft_extend_s(p, T, A, S - D, S - D)
+    t_p = np.where(has_t, pre, 0.0)
     busy_p = np.where(has_t, pre - idle_s(p.coeffs, 0.0, S - D), 0.0)
     comp_p = np.where(has_t, replica_compute_s(p, T, A, 0.0, 0.0, S - D, S - D), 0.0)
-    E, dec = p.spec.expected_tokens, np.asarray(D) > 0
-    busy, comp = busy_p + (busy_f - busy_p) / E, comp_p + (comp_f - comp_p) / E
-    if whole:
-        busy, comp = np.where(has_t, busy_f, busy), np.where(has_t, comp_f, comp)
-    return np.where(dec, busy, busy_p), np.where(dec, comp, comp_p)
+    return (_token_time(p, T, D, t_f, t_p, whole), _token_time(p, T, D, busy_f, busy_p, whole),
+            _token_time(p, T, D, comp_f, comp_p, whole))
 
 
 def _speculative_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
@@ -753,9 +762,9 @@ def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0
 def _time_busy(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num, whole: bool = False) -> tuple[Num, Num]:
     """Replica time (s) of an iteration of work w = (T, A, D, K, S) and its busy part (one forward pass when
     pp == 1, the busy time read off it rather than a second pass)."""
+    if p.spec is not None:     # its time and busy time from one pricing of the iteration
+        return speculative_busy_s(p, w, N, whole)[:2]
     t = replica_time_s(p, *w, N, whole=whole)
-    if p.spec is not None:
-        return t, speculative_busy_s(p, w, N, whole)[0]
     if np.all(np.asarray(p.pp) == 1):
         return t, t - idle_s(p.coeffs, w[2], w[4])
     return t, busy_s(p.coeffs, *w)
@@ -1366,7 +1375,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
                                                            np.where(ok_mem, R_OK, R_MEM)))
     # mean power per GPU over one iteration (chunked prefill beside the decodes: power.phase_energy_j)
     _, T, A, D, K, S = work
-    comp = power.compute_s(p.coeffs, T, A, D, K, S) if p.spec is None else speculative_busy_s(p, work[1:], N)[1]
+    comp = power.compute_s(p.coeffs, T, A, D, K, S) if p.spec is None else speculative_busy_s(p, work[1:], N)[2]
     pw = power.phase_energy_j(p.idle_w, p.tdp_w, t, busy, comp, factors) / t
     return {
         "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3, "e2e_ms": e2e * 1e3, "throughput_tok_s": tput,

@@ -205,18 +205,23 @@ def memory_terms(p: Any) -> tuple[Num, Num]:
 def _head_s(c: StepCoeffs, S: Num, scalar: bool) -> Num:
     """Seconds of the LM head at S logit rows (`forward_s`' head term: closed form or measured curve)."""
     cv = c.curves
-    if cv is None:
-        if scalar:
-            return max(c.head_s_row * S + c.head_s_half, c.head_mem_s)
-        return np.maximum(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+    if cv is None or not scalar:
+        closed_s = (max if scalar else np.maximum)(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+        if cv is None:
+            return closed_s
     from .measured import curve_at, curve_at1
     if scalar:
         return curve_at1(cv.head, S)
     t = curve_at(cv.head, S, cv.rows)
     closed = cv.closed_rows()
-    if closed is not None:
-        t = np.where(closed, np.maximum(c.head_s_row * S + c.head_s_half, c.head_mem_s), t)
-    return t
+    return t if closed is None else np.where(closed, closed_s, t)
+
+
+def _layer_share(c: StepCoeffs, n_layers: Num, full: Num, head: Num, seq_rows: Num) -> Num:
+    """One decoder layer's share of a forward of `full` seconds whose LM head took `head`, plus that head: the
+    forward less its head, fixed cost and host time per sequence (`seq_rows` rows charged `ovh_seq_s`), with the
+    collective latencies' share, over `n_layers`."""
+    return (full - head - c.fixed_s - seq_rows * c.ovh_seq_s + c.comm_fixed_s) / n_layers + head
 
 
 def draft_s(c: StepCoeffs, n_layers: Num, D: Num, K: Num, scalar: bool = False) -> Num:
@@ -226,9 +231,7 @@ def draft_s(c: StepCoeffs, n_layers: Num, D: Num, K: Num, scalar: bool = False) 
         full = forward_s(c, 0.0, 0.0, D, K, D, max, pow)
     else:
         full = forward_s(c, 0.0, 0.0, D, K, D)
-    head = _head_s(c, D, scalar)
-    layers = full - head - c.fixed_s - 2.0 * D * c.ovh_seq_s
-    return (layers + c.comm_fixed_s) / n_layers + head
+    return _layer_share(c, n_layers, full, _head_s(c, D, scalar), 2.0 * D)
 
 
 def draft_extend_s(c: StepCoeffs, n_layers: Num, T: Num, A: Num, n_pf: Num, scalar: bool = False) -> Num:
@@ -243,8 +246,7 @@ def draft_extend_s(c: StepCoeffs, n_layers: Num, T: Num, A: Num, n_pf: Num, scal
         full = forward_s(c, T, A, 0.0, 0.0, n_pf, max, pow)
     else:
         full = forward_s(c, T, A, 0.0, 0.0, n_pf)
-    head = _head_s(c, n_pf, scalar)
-    t = (full - head - c.fixed_s - n_pf * c.ovh_seq_s + c.comm_fixed_s) / n_layers + head
+    t = _layer_share(c, n_layers, full, _head_s(c, n_pf, scalar), n_pf)
     return t if scalar else np.where(np.asarray(T) > 0, t, 0.0)
 
 

@@ -233,7 +233,6 @@ class StepModel:
         if spec is None:
             return self._time_ms(n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens,
                                  n_prefill_seqs, lanes)
-        # (specfix) the speculative path of time_ms
         D, K, k = n_decode_seqs, decode_kv_tokens, spec.draft_tokens
         T, A = n_prefill_tokens, prefill_attn_pairs
         scalar = isinstance(D, (int, float)) and isinstance(K, (int, float)) and isinstance(T, (int, float))
@@ -315,53 +314,60 @@ class StepModel:
         # as `time_ms` prices it: the split over the D + prompts sequences; a decode-only iteration 1 / E of a
         # speculative one, one with prompt tokens all of it, the prompt's draft extend beside
         c, L, k = self._c, self._L, spec.draft_tokens
-        m = 1.0 if self.pp == 1 else micro_batches(self.pp, D + n_pf)
+        prep = self._prepared_parts()      # one preparation for every forward split below
+        m = micro_batches(self.pp, D + n_pf)
         if D <= 0:
-            m_pf = 1.0 if self.pp == 1 else micro_batches(self.pp, n_pf)
-            out = self._breakdown(T, A, 0.0, 0.0, n_pf)
+            m_pf = micro_batches(self.pp, n_pf)
+            out = self._breakdown(T, A, 0.0, 0.0, n_pf, prep=prep)
             self._spread(out, T, A, 1e3 * float(speculative_mod.draft_extend_s(c, L, T / m_pf, A / m_pf,
                                                                                n_pf / m_pf, scalar=True)),
-                         1e3 * float(speculative_mod._head_s(c, n_pf / m_pf, True)), n_pf)
+                         1e3 * float(speculative_mod._head_s(c, n_pf / m_pf, True)), n_pf, prep=prep)
             return out
-        full = self._breakdown(T, A, D * (k + 1.0), K, n_pf, m)
+        full = self._breakdown(T, A, D * (k + 1.0), K, n_pf, m, prep)
         full["host_seq"] -= 1e3 * float(speculative_mod.host_excess_s(c, spec, D)) / m
         self._spread(full, 0.0, 0.0, 1e3 * k * float(speculative_mod.draft_s(c, L, D / m, K / m, scalar=True)),
-                     1e3 * k * float(speculative_mod._head_s(c, D / m, True)), D, K)
+                     1e3 * k * float(speculative_mod._head_s(c, D / m, True)), D, K, prep)
         if T > 0:
             self._spread(full, T, A, 1e3 * float(speculative_mod.draft_extend_s(c, L, T / m, A / m, n_pf / m,
                                                                                 scalar=True)),
-                         1e3 * float(speculative_mod._head_s(c, n_pf / m, True)), n_pf)
+                         1e3 * float(speculative_mod._head_s(c, n_pf / m, True)), n_pf, prep=prep)
             return full
         return {n: v / spec.expected_tokens for n, v in full.items()}
 
     def _spread(self, out: dict[str, float], T: float, A: float, total_ms: float, head_ms: float, S: float,
-                K: float = 0.0) -> None:
+                K: float = 0.0, prep: tuple[Any, dict[str, Any]] | None = None) -> None:
         """Add a draft-layer forward of `total_ms` (its LM head `head_ms`) to the components `out`: the head in
         ``lm_head``, the rest over the kernel components in the shares one forward of that work (T prompt tokens,
         A pairs, else S decodes reading K) has them."""
         if T > 0:
-            like = self._breakdown(T, A, 0.0, 0.0, S)
+            like = self._breakdown(T, A, 0.0, 0.0, S, prep=prep)
         else:
-            like = self._breakdown(0.0, 0.0, S, K, 0.0)
+            like = self._breakdown(0.0, 0.0, S, K, 0.0, prep=prep)
         layer = {n: v for n, v in like.items() if n not in ("lm_head", "host_step", "host_seq")}
         total = sum(layer.values())
         for n, v in layer.items():
             out[n] += (total_ms - head_ms) * (v / total if total > 0 else 1.0 / len(layer))
         out["lm_head"] += head_ms
 
-    def _breakdown(self, T: float, A: float, D: float, K: float, n_pf: float, m: float | None = None
-                   ) -> dict[str, float]:
-        """`breakdown` with one token a decode (`m`: the pipeline's micro-batches, None: min(pp, sequences))."""
-        from .breakdown import COMPONENTS, forward_parts
-
+    def _prepared_parts(self) -> tuple[Any, dict[str, Any]]:
+        """This model prepared again with the per-component terms `breakdown.forward_parts` reads (`collect`)."""
         collect: dict[str, Any] = {}
         p = prepare(**self._args, collect=collect)
         assert p is not None
         if p.coeffs.curves is not None:
             collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
+        return p, collect
+
+    def _breakdown(self, T: float, A: float, D: float, K: float, n_pf: float, m: float | None = None,
+                   prep: tuple[Any, dict[str, Any]] | None = None) -> dict[str, float]:
+        """`breakdown` with one token a decode (`m`: the pipeline's micro-batches, None: min(pp, sequences);
+        `prep`: `_prepared_parts`' result where the caller has it)."""
+        from .breakdown import COMPONENTS, forward_parts
+
+        p, collect = self._prepared_parts() if prep is None else prep
         S = D + n_pf
         if m is None:
-            m = 1.0 if self.pp == 1 else min(self.pp, max(S, 1.0))
+            m = micro_batches(self.pp, S)
         parts = forward_parts(p.coeffs, collect, T / m, A / m, D / m, K / m, S / m)
         if self.pp > 1 and T > 0:   # `time_ms`: the chunk's micro-batch passing every stage, where longer
             n = max(n_pf, 1.0)
