@@ -38,12 +38,14 @@ only workloads whose requests carry prompt hash blocks, a Mooncake trace: the an
 iterations: it holds the attention-DP ranks' prompts back until they run together, `inference.max_throughput`'s
 ``adp_balance`` and the simulator's ``Scheduler(adp_balance=)``; it changes only aggregated MoE deployments with
 attn_dp > 1; TensorRT-LLM alone has it, other engines' rows read it as a what-if and `dse deploy` refuses it there),
-speculative [None: off] (speculative decoding on the aggregated replicas and the decode pool, a what-if of
+speculative [None: off] (speculative decoding on the aggregated replicas and the decode pool, whose prefill
+pool runs the draft layer's prefill of each prompt, a what-if of
 acceptance rates the user gives: an `inference.Speculative`, its label "method:draft_tokens:acceptance" such as
 "mtp:3:0.8,0.6,0.4" or "eagle:2:0.7", a mapping of its fields, or None / "off"; `spaces.llm_serving`'s
 ``speculative`` knob holds the labels; "mtp" on a model whose config declares no MTP module is refused; priced by
 `inference.speculative`: k drafts and a verify of k + 1 tokens per decode iteration, 1 + a1 + a1 a2 + ... tokens
-emitted, the draft layer's weights and KV; `inference.max_throughput` and `serving.simulate` take it).
+emitted, the draft layer's weights and KV, k draft tokens' slots a decoding sequence; `inference.max_throughput`
+and `serving.simulate` take it; `dse deploy` launches each engine's speculative flags).
 
 Metrics (one row per configuration): ttft_ms, tpot_ms, e2e_ms (means, ms) and their p50/p90/p99
 (``ttft_ms_p99``, ...), tok_s_per_gpu (output tokens/s per GPU), tok_s_per_user (1000 / tpot_ms),
@@ -459,8 +461,8 @@ class LLMServingObjective(CarriesModel):
     def report_sections(self, study: Any) -> list[tuple[str, str]]:
         """The study report's section (`dse.report.objective_sections`): where the served latency of the front's
         knee and of its cheapest point (least usd_per_mtok) goes, by component (`inference.served_breakdown` at
-        the point's batch in flight and the workload's mean lengths). Aggregated deployments without speculative
-        decoding only."""
+        the point's batch in flight and the workload's mean lengths; with speculative decoding its draft / verify
+        split, `inference.breakdown.SPEC_TERMS`). Aggregated deployments only."""
         from .inference.breakdown import served_breakdown, served_html
         front = study.pareto()
         if front.empty:
@@ -475,7 +477,7 @@ class LLMServingObjective(CarriesModel):
         points, sm = [], self.serving_model
         for label, row in picks:
             d = deployments(pd.DataFrame([row[study.space.names]]).reset_index(drop=True), self.defaults)
-            if d.mode[0] == "disagg" or d.speculative[0] is not None:   # the breakdown prices plain decodes
+            if d.mode[0] == "disagg":   # the breakdown prices one aggregated replica
                 continue
             N = float(row["batch_size"]) if "batch_size" in row and np.isfinite(float(row["batch_size"])) else None
             bd = served_breakdown(**sm._kw(d), input_len=self.input_len, output_len=self.output_len,
@@ -483,14 +485,17 @@ class LLMServingObjective(CarriesModel):
                                   kv_capacity_tokens=sm.kv_capacity_tokens, prefix_caching=d.prefix_caching,
                                   adp_balance=d.adp_balance,
                                   **({} if N is None else {"max_batch_size": max(math.ceil(N - 1e-9), 1)}))
-            points.append((f"{label} (trial {int(row['number'])})", bd))
+            spec = d.speculative[0]
+            points.append((f"{label} (trial {int(row['number'])}"
+                           + ("" if spec is None else f", speculative {spec.label}") + ")", bd))
         if not points:
             return []
         note = ("<p class=\"sub\">The steady state <code>inference.max_throughput</code> prices at each point's "
                 "batch in flight (<code>inference.served_breakdown</code>, the workload's mean prompt and output): "
                 "a prefill-carrying iteration and a pure decode step by component, and the TTFT and TPOT they make "
-                "(the served metrics add queueing and percentiles). <code>dse breakdown --served</code> prints the "
-                "same.</p>")
+                "(the served metrics add queueing and percentiles); with speculative decoding the draft layer's "
+                "forwards (draft, draft_prefill) beside the verify's kernels, in token time. <code>dse breakdown "
+                "--served</code> prints the same.</p>")
         return [("Where the latency goes (served steady state)", note + served_html(points))]
 
     # -- multi-fidelity --------------------------------------------------------------------------------------

@@ -231,7 +231,10 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             --all2all-backend; refused where the worker cannot run it), prefix_caching (False: each engine's switch
             that turns its prefix cache off; True, every engine's default, adds nothing), adp_balance (True:
             TensorRT-LLM's attention_dp_config.enable_balance with its default iterations; refused for vLLM and
-            SGLang, which have none, and without attention DP);
+            SGLang, which have none, and without attention DP), speculative (None / "off", an
+            ``inference.Speculative``, its label "mtp:3:0.8" or a mapping of its fields: every worker launches its
+            engine's speculative decoding, vLLM --speculative-config, SGLang --speculative-algorithm and its steps,
+            TensorRT-LLM's speculative_config; "mtp" on a model without an MTP module refused);
             ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, agg,
             256, 8192, chunked, no eplb, auto, prefix caching on); a missing weight_dtype the checkpoint's format
             (fp8 for an FP8 checkpoint, bf16 for an unquantized one); a missing kv_dtype the KV cache the study's

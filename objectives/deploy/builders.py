@@ -3,7 +3,7 @@
 A configuration is what a study's trial holds (``gpu``, ``tp``, ``pp``, ``dp``, ``ep``, ``attn_dp``,
 ``weight_dtype``, ``act_dtype``, ``kv_dtype``, ``mode``, ``prefill_replicas``, ``max_batch_size``,
 ``max_num_tokens``, ``chunked_prefill``, ``eplb``, ``moe_act_dtype``, ``moe_a2a``, ``prefix_caching``,
-``adp_balance``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
+``adp_balance``, ``speculative``) plus the model. One replica runs on tp x pp x attn_dp GPUs;
 ``dp`` replicas in all (in disaggregated mode ``prefill_replicas`` of them prefill and the rest decode; the prefill
 workers take ``prefill_gpu`` / ``prefill_tp`` / ``prefill_ep`` / ``prefill_attn_dp`` / ``prefill_pp`` /
 ``prefill_weight_dtype`` / ``prefill_act_dtype`` where the trial has them, else the decode workers' gpu / tp / ep /
@@ -66,6 +66,12 @@ attn_dp > 1)                                                                    
                                                                                         .timeout_iters: 50
 prefix_caching     --no-enable-prefix-caching       --disable-radix-cache               YAML kv_cache_config
 (False only)                                                                            .enable_block_reuse: false
+speculative        --speculative-config             --speculative-algorithm NEXTN       YAML speculative_config
+(k draft tokens,   {"method": "mtp" | "eagle",      (mtp) | EAGLE (eagle) --speculative  .decoding_type: MTP | Eagle,
+every worker)      "num_speculative_tokens": k}     -num-steps k --speculative-eagle-   .max_draft_len: k (Eagle:
+                   (eagle: "model": the head)       topk 1 --speculative-num-draft-     .speculative_model: the head)
+                                                    tokens k+1 --speculative-draft-
+                                                    model-path (mtp: the checkpoint)
 max_batch_size     --max-num-seqs                   --max-running-requests (x attn_dp:  --max_batch_size
 (per attn rank)                                     SGLang divides it by --dp-size)
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked, x  --max_num_tokens
@@ -325,6 +331,7 @@ class Plan:
     moe_a2a: str = "auto"         # the EP token exchange across attention-DP ranks (inference.measured.MOE_A2A)
     prefix_caching: bool = True   # the engines' prefix cache (on: every engine's default)
     adp_balance: bool = False     # TensorRT-LLM's attention-DP balance (off: its default; inference.lockstep)
+    speculative: Any = None       # speculative decoding (`inference.Speculative`; None: off) in every worker
     kv_default: bool = False      # kv_dtype was not given: the study's own (`_study_kv`), launched where "auto" differs
 
     @property
@@ -347,6 +354,8 @@ class Plan:
                                            "mode", "max_batch_size", "max_num_tokens", "chunked_prefill", "eplb",
                                            "moe_act_dtype", "moe_a2a", "prefix_caching", "adp_balance")}
         d = {"gpu": self.gpu.name, "model": self.model.name, **d}
+        if self.speculative is not None:
+            d["speculative"] = self.speculative.label
         if self.mode == "disagg":
             d["prefill_replicas"] = self.prefill_replicas
             pre = self.pool("prefill")
@@ -496,7 +505,24 @@ def plan(config: Mapping[str, Any], model: str | None = None, engine: str = "roo
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
                 moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default,
                 moe_a2a=str(xa), prefill_weight_dtype=pw, prefill_act_dtype=pa,
-                adp_balance=_bool(cfg, "adp_balance"), **pre)
+                adp_balance=_bool(cfg, "adp_balance"), speculative=_speculative(cfg, m), **pre)
+
+
+def _speculative(cfg: Mapping[str, Any], m: catalog.Model) -> Any:
+    """The configuration's ``speculative`` as an `inference.Speculative` (None: off; `speculative.as_speculative`'s
+    forms); DeployError for a bad value and for "mtp" on a model without an MTP module (`speculative.model_refusal`,
+    the study's own rule)."""
+    from objectives.inference.speculative import as_speculative, model_refusal
+    v = cfg.get("speculative")
+    if _missing(v):
+        return None
+    try:
+        spec = as_speculative(v)
+    except (TypeError, ValueError) as exc:
+        raise DeployError(str(exc)) from None
+    if (why := model_refusal(spec, m)) is not None:
+        raise DeployError(why)
+    return spec
 
 
 def _prefill_format(cfg: Mapping[str, Any], pg: catalog.GPU, w: str, a: str) -> tuple[str, str]:
@@ -799,6 +825,83 @@ def _redundant(p: Any) -> int:
     return redundant_experts(p.model.n_experts, p.ep) if p.ep > 1 else 0
 
 
+#: what the launch commands hold where an EAGLE draft head goes (the catalog names none for a model): replace it by
+#: the path or Hugging Face id of an EAGLE head trained for the served model (`_speculative_args`' note)
+EAGLE_HEAD = "EAGLE_DRAFT_HEAD"
+
+
+def _speculative_note(c: _Ctx) -> None:
+    """The notes of the plan's ``speculative`` (once a deployment): the acceptance rates are the study's what-if,
+    and an EAGLE draft's head must be named."""
+    spec = c.p.speculative
+    notes = [f"speculative {spec.label}: the acceptance rates are the study's assumption (the engine logs the "
+             f"measured ones); every worker drafts {spec.draft_tokens} tokens an iteration"]
+    if spec.method == "eagle":
+        notes.append(f"speculative method 'eagle': replace {EAGLE_HEAD} by the path or Hugging Face id of an EAGLE "
+                     f"draft head trained for {c.p.model.hf_id} (an EAGLE-3 head: vLLM method eagle3, SGLang "
+                     f"EAGLE3, TensorRT-LLM Eagle3)")
+    for n in notes:
+        if n not in c.notes:
+            c.notes.append(n)
+
+
+def _speculative_args(c: _Ctx) -> list[Any]:
+    """vLLM's / SGLang's flags that run the plan's ``speculative`` (none where off; a chain of k drafted tokens,
+    as the cost model prices it), checked against the release's flag list:
+
+    - vLLM: --speculative-config, JSON of ``SpeculativeConfig`` fields (vllm/config/speculative.py @
+      002e77c1f0ef9b19cff8b9e21cfbd6feb3d6b443): ``method`` "mtp" (the generic of its MTPModelTypes: the model's own
+      module, from the served checkpoint) or "eagle" (EagleModelTypes) with ``model`` the draft head, and
+      ``num_speculative_tokens`` k.
+    - SGLang: --speculative-algorithm NEXTN (the model's MTP module; ``ServerArgs`` turns it into EAGLE, "NEXTN shares
+      the same implementation of EAGLE") or EAGLE, --speculative-num-steps k, --speculative-eagle-topk 1 (a chain),
+      --speculative-num-draft-tokens k + 1 (what it sets itself at top-k 1, "adjusted to speculative_num_steps + 1
+      when speculative_eagle_topk == 1") and --speculative-draft-model-path: the served checkpoint for NEXTN (which
+      ``ServerArgs`` fills itself only for the DeepSeek / GLM-4 MoE / Bailing architectures), the head for EAGLE
+      (python/sglang/srt/server_args.py ``_handle_speculative_decoding``)."""
+    spec = c.p.speculative
+    if spec is None:
+        return []
+    _speculative_note(c)
+    k, mtp = spec.draft_tokens, spec.method == "mtp"
+    what = f"speculative={spec.label!r}"
+    if c.engine == "vllm":
+        c.need("serve", "--speculative-config", what)
+        cfg: dict[str, Any] = {"method": "mtp" if mtp else "eagle", "num_speculative_tokens": k}
+        if not mtp:
+            cfg["model"] = EAGLE_HEAD
+        return ["--speculative-config", json.dumps(cfg, separators=(",", ":"))]
+    for flag in ("--speculative-algorithm", "--speculative-num-steps", "--speculative-eagle-topk",
+                 "--speculative-num-draft-tokens", "--speculative-draft-model-path"):
+        c.need("serve", flag, what)
+    algo = c.choice("serve", "--speculative-algorithm", "NEXTN" if mtp else "EAGLE", what)
+    return ["--speculative-algorithm", algo, "--speculative-num-steps", k, "--speculative-eagle-topk", 1,
+            "--speculative-num-draft-tokens", k + 1, "--speculative-draft-model-path",
+            c.p.model.hf_id if mtp else EAGLE_HEAD]
+
+
+def _trtllm_speculative(c: _Ctx) -> dict[str, Any] | None:
+    """TensorRT-LLM's ``speculative_config`` of the plan's ``speculative`` in the LLM API options (None where off):
+    ``decoding_type`` MTP (``MTPDecodingConfig``, the model's own module; its ``num_nextn_predict_layers`` is
+    deprecated there for ``max_draft_len``) or Eagle (``EagleDecodingConfig``, which needs ``speculative_model``,
+    the head), ``max_draft_len`` k (``DecodingBaseConfig``; tensorrt_llm/llmapi/llm_args.py @
+    0004396720054fd8e205cbf616f21f0b57c6b412, the shipped list's)."""
+    spec = c.p.speculative
+    if spec is None:
+        return None
+    _speculative_note(c)
+    y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
+    kind = "MTP" if spec.method == "mtp" else "Eagle"
+    out: dict[str, Any] = {"decoding_type": kind, "max_draft_len": spec.draft_tokens}
+    if kind == "Eagle":
+        out["speculative_model"] = EAGLE_HEAD
+    if ("speculative_config" not in y.get("keys", []) or kind not in y.get("speculative_config.decoding_type", [])
+            or any(k not in y.get("speculative_config", []) for k in out)):
+        raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run speculative={spec.label!r}: its recorded "
+                          f"LLM API options have no speculative_config {sorted(out)} of decoding_type {kind}")
+    return out
+
+
 def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     p = c.p
     argv: list[Any] = ["vllm", "serve", p.model.hf_id, "--host", "0.0.0.0", "--port", port,
@@ -834,6 +937,7 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     argv += ["--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill"]
     argv += _prefix_cache_args(c)
     argv += _kv_quant_args(c, replica)
+    argv += _speculative_args(c)
     nixl: dict[str, str] = {}
     if role in ("prefill", "decode"):
         argv += ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
@@ -903,6 +1007,7 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
         argv += ["--chunked-prefill-size", -1, "--max-prefill-tokens", p.max_num_tokens]
     argv += _prefix_cache_args(c)
     argv += _kv_quant_args(c, replica)
+    argv += _speculative_args(c)
     if role in ("prefill", "decode"):
         c.choice("serve", "--disaggregation-mode", role, "disaggregated serving")
         argv += ["--disaggregation-mode", role, "--disaggregation-transfer-backend",
@@ -959,6 +1064,8 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
         if "layer_updates_per_iter" in y.get("moe_config.load_balancer", []):
             lb["layer_updates_per_iter"] = 1
         opts["moe_config"] = {"load_balancer": lb}
+    if (sp := _trtllm_speculative(c)) is not None:
+        opts["speculative_config"] = sp
     if role in ("prefill", "decode"):
         opts["cache_transceiver_config"] = {"backend": "DEFAULT"}
         if role == "prefill":

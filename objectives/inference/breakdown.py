@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import speculative as spec_mod
 from .core import prepare
-from .estimate import _knob_rows, _with_profile, busy_ranks, estimate
+from .estimate import _knob_rows, _with_profile, busy_ranks, estimate, micro_batches
 from .lockstep import AdpBalance
 from .measured import (
     TOK_PARTS,
@@ -214,15 +215,64 @@ CHURN_TERMS = ("recompute", "requeue")
 #: the balance adds to a prompt's wait: its hold and release less the prompt wait priced without it (ttft only,
 #: `estimate.balance_hold_s`)
 LOCKSTEP_TERMS = ("rank_wait", "balance_hold")
-SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS
+#: speculative decoding (`max_throughput`'s ``speculative``, `inference.speculative`): draft: the k draft forwards
+#: of a decode iteration (`speculative.draft_s`); draft_prefill: the draft layer's prefill of the prompts an
+#: iteration carries (`speculative.draft_extend_s`). On those rows the kernel components (`COMPONENTS`) are the
+#: verify's: the target's forward over k + 1 tokens a decode; every iteration in token time, as `max_throughput`
+#: prices it (`estimate.speculative_time_s`); zero elsewhere
+SPEC_TERMS = ("draft", "draft_prefill")
+SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS + SPEC_TERMS
+#: the components a forward's parts hold in the served breakdown: the kernels' and the draft layer's
+_FORWARD = COMPONENTS + SPEC_TERMS
 
 
-def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num
-                   ) -> dict[str, np.ndarray]:
+def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num,
+                   whole: bool = False) -> dict[str, np.ndarray]:
     """`estimate.replica_time_s` (s) of work w = (T, A, D, K, S) over `n` sequences, without the prefill's fill
-    factor (the steady state rotates its micro-batches), by component."""
+    factor (the steady state rotates its micro-batches), by component (`_FORWARD`); with speculative decoding
+    (``p.spec``) as `estimate.speculative_time_s` prices it, `whole` as there (`_speculative_parts`)."""
+    if p.spec is not None:
+        return _speculative_parts(p, collect, w, n, whole)
     m = np.minimum(p.pp, np.maximum(n, 1.0))
-    return forward_parts(p.coeffs, collect, *(np.asarray(x, dtype=float) / m for x in w))
+    parts = forward_parts(p.coeffs, collect, *(np.asarray(x, dtype=float) / m for x in w))
+    zero = np.zeros(())
+    return {**parts, **{k: zero for k in SPEC_TERMS}}
+
+
+def _speculative_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num, whole: bool
+                       ) -> dict[str, np.ndarray]:
+    """`estimate.speculative_time_s` (s) of work w = (T, A, D, K, S) over `n` sequences by component (keep in step
+    with it and `estimate.speculative_full_s`): the verify forward (the D decodes at k + 1 tokens and logit rows
+    each, less the host time per extra token, `speculative.host_excess_s`) in the kernel components, the k draft
+    forwards in ``draft``, the draft layer's prefill of the prompts in ``draft_prefill``; the prompt work in full
+    and the rest over E = `Speculative.expected_tokens` (`whole`: an iteration carrying prompt tokens counts
+    whole), the prompt work alone where there are no decodes."""
+    spec, c = p.spec, p.coeffs
+    T, A, D, K, S = (np.asarray(x, dtype=float) for x in w)
+    k, L = spec.draft_tokens, p.shape.n_layers
+    one = np.all(np.asarray(p.pp) == 1)
+
+    def split(x: Num) -> Num:       # `estimate._split`
+        return 1.0 if one else micro_batches(p.pp, x)
+    V = spec_mod.verify_rows(spec, D)
+    m, m_pf = split(n), split(S - D)
+    full = forward_parts(c, collect, T / m, A / m, V / m, K / m, (S + V - D) / m)
+    full["host_seq"] = full["host_seq"] - spec_mod.host_excess_s(c, spec, D) / m
+    full["draft"] = k * spec_mod.draft_s(c, L, D / m, K / m)
+    full["draft_prefill"] = spec_mod.draft_extend_s(c, L, T / m, A / m, (S - D) / m)
+    has_t = T > 0
+    pre = forward_parts(c, collect, T / m_pf, A / m_pf, 0.0 * D, 0.0 * K, (S - D) / m_pf)
+    pre["draft"] = np.zeros(())
+    pre["draft_prefill"] = spec_mod.draft_extend_s(c, L, T / m_pf, A / m_pf, (S - D) / m_pf)
+    E = spec.expected_tokens
+    out = {}
+    for name in _FORWARD:
+        f, q = full[name], np.where(has_t, pre[name], 0.0)
+        tok = q + (f - q) / E
+        if whole:
+            tok = np.where(has_t, f, tok)
+        out[name] = np.where(D > 0, tok, q)
+    return out
 
 
 def _chunk_parts(p: Any, collect: dict[str, Any], t: Num, parts: dict[str, np.ndarray], T: Num, A: Num, D: Num,
@@ -235,18 +285,18 @@ def _chunk_parts(p: Any, collect: dict[str, Any], t: Num, parts: dict[str, np.nd
     m = np.minimum(p.pp, np.maximum(N, 1.0))
     lone_w = (T, A, D / m, K / m, D / m + 1.0)
     take = piped & (forward_s(p.coeffs, *lone_w) > t)
-    lone = forward_parts(p.coeffs, collect, *lone_w)
-    return {k: np.where(take, lone[k], v) for k, v in parts.items()}
+    lone = forward_parts(p.coeffs, collect, *lone_w)     # one token a decode, as `chunk_pass_s`: no draft
+    return {k: np.where(take, lone.get(k, 0.0), v) for k, v in parts.items()}
 
 
 def _scaled_sum(*terms: tuple[Num, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """sum of factor x parts, component by component."""
-    return {k: sum(f * parts[k] for f, parts in terms) for k in COMPONENTS}
+    """sum of factor x parts, component by component (`_FORWARD`)."""
+    return {k: sum(f * parts[k] for f, parts in terms) for k in _FORWARD}
 
 
 def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, isl: Num, osl: Num, mnt: Num,
                     conc: Num, ms: float | None, balance: AdpBalance | None = None, cached: Num = True,
-                    solo: StepCoeffs | None = None, balance_on: Num = True
+                    solo: StepCoeffs | None = None, balance_on: Num = True, spec: Any = None
                     ) -> tuple[dict[str, np.ndarray], tuple[int, ...], StepCoeffs | None]:
     """`served_breakdown`'s columns (iterations, prompt_tokens, decode_seqs, `SERVED_COMPONENTS` in ms), flat in
     its row order (configuration-major, `SERVED_PHASES` within), of the configurations `prepare(**args, moe_dp=)`
@@ -256,7 +306,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     `balance`: TensorRT-LLM's attention-DP balance (None: off) on the rows `balance_on` holds true (per row; True:
     every row); `cached` (per row): vLLM's prefix cache on (`estimate.retraction_churn`); `solo`: the lone rank's
     coefficients an earlier call prepared (prepared here where None and the ranks step in lockstep: `max_throughput`
-    prepares them once for every busy-rank count)."""
+    prepares them once for every busy-rank count); `spec`: speculative decoding (an `inference.Speculative`; None:
+    off), attached as `max_throughput` attaches it (`speculative.with_speculative`)."""
     from .estimate import (
         _engine_budgets,
         arrival_wait_iters,
@@ -291,6 +342,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         solo = one.coeffs
     if solo is not None:
         p = replace(p, solo=solo)
+    p = spec_mod.with_speculative(p, spec)
     if p.coeffs.curves is not None:
         collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
     shape = p.row_shape
@@ -303,13 +355,15 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     mean = _replica_parts(p, collect, (T, A, D, K, S), N)
     w_pf, w_dec, n_pf, n_dec = split_work(N, isl, osl, mnt_it, n_it, c.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt_it, w_pf=w_pf)   # pp > 1: the batches in flight (`estimate.steady_state`)
-    t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], L)
-    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, L), *prefill_chunk(w_pf, isl, osl), L)
+    # `estimate.split_steps`: the prefill iteration is one iteration (`whole`), not a mean one
+    t_pf = replica_time_s(p, w_pf[0], w_pf[1], w_pf[2], w_pf[3], w_pf[4], L, whole=True)
+    pf = _chunk_parts(p, collect, t_pf, _replica_parts(p, collect, w_pf, L, True), *prefill_chunk(w_pf, isl, osl),
+                      L)
     dec = _replica_parts(p, collect, w_dec, L)
     zero = np.zeros(())
     it_pf, it_dec = np.where(split, n_pf, n_it), np.where(split, n_dec, 0.0)
-    pre = {k: np.where(split, pf[k], mean[k]) for k in COMPONENTS}
-    step = {k: np.where(split, dec[k], zero) for k in COMPONENTS}
+    pre = {k: np.where(split, pf[k], mean[k]) for k in _FORWARD}
+    step = {k: np.where(split, dec[k], zero) for k in _FORWARD}
     tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
@@ -333,22 +387,24 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
     # `estimate.prefill_wait_s` (keep in step): measured rows, a run's steady wait and its start-up wave
     measured = np.asarray(p.source_code) > 0
-    wait: dict[str, Any] = {k: zero for k in COMPONENTS}
+    wait: dict[str, Any] = {k: zero for k in _FORWARD}
     wave_s: Any = zero
     if np.any(measured):
         _, _, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
         ws, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
-        t_s = replica_time_s(p, *ws, L)
-        own_parts = _replica_parts(p, collect, ws, L)
+        # `estimate._run_ttft_s`: each of the prompt's iterations is one iteration (`whole`)
+        t_s = replica_time_s(p, *ws, L, whole=True)
+        own_parts = _replica_parts(p, collect, ws, L, True)
         own = _chunk_parts(p, collect, t_s, own_parts, *ws[:4], L)
         wait_it = arrival_wait_iters(p) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
-        steady = _scaled_sum((k0, own), (k_own, own_parts), *((k, _replica_parts(p, collect, w, L)) for w, k in waits),
+        steady = _scaled_sum((k0, own), (k_own, own_parts),
+                             *((k, _replica_parts(p, collect, w, L, True)) for w, k in waits),
                              (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
         steady["recompute"] = wait_it * redo_s / n_it
         steady["rank_wait"] = wait_it * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
         steady_s = (k0 * chunk_pass_s(p, t_s, *ws[:4], L) + k_own * t_s
-                    + sum(k * replica_time_s(p, *w, L) for w, k in waits) + wait_it * iter_s)
-        t_w = replica_time_s(p, *ww, L)
+                    + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits) + wait_it * iter_s)
+        t_w = replica_time_s(p, *ww, L, whole=True)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, L) - t_w)
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}
         wave_s = np.where(measured, c.wave * np.maximum(wave - steady_s, 0.0), 0.0)
@@ -356,7 +412,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         wg, chg, k = group_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, L), _replica_parts(p, collect, wg, L), *chg, L)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
-                for name in (*COMPONENTS, "recompute", "rank_wait")}
+                for name in (*_FORWARD, "recompute", "rank_wait")}
     front = c.ttft_s + c.ttft_model_s
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
@@ -413,6 +469,10 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
       for the other ranks' prompt chunks, `estimate.lockstep_wait_s`, and its share of the tpot and ttft) and, with
       `adp_balance` (as `max_throughput`'s, one value or one per row), balance_hold (ttft: the prompt's wait for
       the balance's release, `estimate.balance_hold_s`).
+    - speculative decoding (`speculative`, as `max_throughput`'s; `SPEC_TERMS`): the draft / verify split of each
+      iteration, in token time as `max_throughput` prices it: draft (the k draft forwards of a decode iteration),
+      draft_prefill (the draft layer's prefill of the prompts it carries), the kernel components then the verify
+      forward's (the target's over k + 1 tokens a decode).
 
     Meant to explain configurations (built as they broadcast, not factorized), not to sweep millions."""
     from .estimate import max_throughput
@@ -453,19 +513,20 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
     dp, attn_dp = kw.pop("dp", 1), kw.pop("attn_dp", 1)
     # `estimate._max_throughput_eval`'s attention-DP balance and prefix cache, one value or one per row
     balance, on, cached = _knob_rows(rows, kw.pop("adp_balance", None), kw.pop("prefix_caching", True))
+    spec = spec_mod.as_speculative(kw.pop("speculative", None))   # checked by max_throughput above
     args = dict(model=model, gpu=gpu, tp=tp, pp=pp, weight_dtype=weight_dtype, act_dtype=act_dtype,
                 kv_dtype=kv_dtype, dp=dp, ep=kw.pop("ep", 1), eff=efficiency, prices=kw.pop("prices", None), rows=rows,
                 engine_profile=kw.pop("engine_profile", "standard"), engine=kw.pop("engine", None), attn_dp=attn_dp,
                 eplb=kw.pop("eplb", False), moe_act_dtype=kw.pop("moe_act_dtype", None),
                 moe_a2a=kw.pop("moe_a2a", None))
     N = df["batch_size"].to_numpy(float)
-    cols, shape, solo = _served_columns(args, None, N, isl, osl, mnt, conc, ms, balance, cached, None, on)
+    cols, shape, solo = _served_columns(args, None, N, isl, osl, mnt, conc, ms, balance, cached, None, on, spec)
     if conc is not None:
         # `estimate._max_throughput_eval` (keep in step): fewer clients than a replica's attention-DP ranks, only
         # the busy ranks' tokens reach the routed experts (`prepare`'s moe_dp), one preparation per busy count
         flat_busy = busy_ranks(conc, dp, attn_dp, shape)
         for v in np.unique(flat_busy[flat_busy > 0]):
-            sub, _, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc, ms, balance, cached, solo, on)
+            sub, _, _ = _served_columns(args, float(v), N, isl, osl, mnt, conc, ms, balance, cached, solo, on, spec)
             sel = np.repeat(flat_busy == v, nph)
             cols = {k: np.where(sel, sub[k], col) for k, col in cols.items()}
     n = len(df)
@@ -481,7 +542,7 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
 _COLOURS = dict(zip(SERVED_COMPONENTS, (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
     "#bab0ac", "#6b4c9a", "#d37295", "#8cd17d", "#499894", "#fabfd2", "#79706e", "#b6992d", "#f1ce63", "#86bcb6",
-    "#d4a6c8")))
+    "#d4a6c8", "#a0cbe8", "#ffbe7d")))
 
 
 def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:
@@ -530,4 +591,5 @@ def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:
     return "".join(out)
 
 
-__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS", "CHURN_TERMS"]
+__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS", "CHURN_TERMS",
+            "SPEC_TERMS"]

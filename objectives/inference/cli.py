@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "preempted sequence recomputes its whole context; every engine's default is on)")
     p.add_argument("--adp-balance", action="store_true", help="--served: TensorRT-LLM's attention-DP balance "
                    "(attention_dp_config.enable_balance; attn-dp > 1 only)")
+    p.add_argument("--speculative", default=None, help="--served: speculative decoding, its label "
+                   "method:draft_tokens:acceptance (e.g. mtp:3:0.8,0.6,0.4 or eagle:2:0.7): the draft / verify split")
     p.add_argument("--input-len", type=int, default=1024, help="prompt tokens")
     p.add_argument("--output-len", type=int, default=128, help="output tokens (the decode step is their mean)")
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, name==version, or "
@@ -149,12 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       if v is not None}
             if args.adp_balance:
                 _check_balance(args)
-            served.update(prefix_caching=not args.no_prefix_caching, adp_balance=args.adp_balance)
+            served.update(prefix_caching=not args.no_prefix_caching, adp_balance=args.adp_balance,
+                          speculative=args.speculative)
             bd = served_breakdown(args.model, args.gpu, **common, **served)
         else:
             for flag, v in (("--max-batch-size", args.max_batch_size), ("--concurrency", args.concurrency),
                             ("--no-prefix-caching", args.no_prefix_caching or None),
-                            ("--adp-balance", args.adp_balance or None)):
+                            ("--adp-balance", args.adp_balance or None), ("--speculative", args.speculative)):
                 if v is not None:
                     given = flag if v is True else f"{flag} {v}"
                     raise ValueError(f"{given} applies to the served steady state: add --served")

@@ -513,7 +513,7 @@ def _speculative_rows(p: Prepared, B: Num, isl: Num, osl: Num, mnt: Num,
     Kd = B * (isl + 0.5 * osl)
     step, busy, comp = speculative_step_s(p, B, Kd)
     w, kv_tok = speculative_mod.memory_terms(p)
-    kv = kv_tok * B * p.seq_tokens(isl + osl + k)   # the k draft tokens' slots beside the context
+    kv = kv_tok * B * p.seq_tokens(isl + osl + speculative_mod.draft_slots(spec, osl))   # the drafts' slots too
     act = p.act_tok_gpu * np.minimum(B * isl, mnt) + memory.logits_bytes(B * (k + 1.0), p.shape.vocab, p.tp)
     mem = w + kv + act + p.reserve_gpu
     held = mem - (1.0 - p.act_pooled) * act
@@ -1224,8 +1224,8 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
     # its new-token ratio on a loaded server, the last request admitted finding its prompt and clipped output free
     sgl = np.asarray(p.coeffs.kv_ratio) > 0
     ctx = np.where(sgl, SGLANG.steady_context(isl, osl), isl + p.coeffs.kv_reserve * osl)
-    if p.spec is not None:    # the k draft tokens' slots each sequence holds, as `_speculative_rows`
-        ctx = ctx + p.spec.draft_tokens
+    if p.spec is not None:    # the k draft tokens' slots each decoding sequence holds, as `_speculative_rows`
+        ctx = ctx + speculative_mod.draft_slots(p.spec, osl)
     per_seq = p.seq_tokens(ctx)
     fit = np.floor(cap / per_seq)
     if np.any(sgl):

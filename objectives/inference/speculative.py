@@ -20,7 +20,7 @@ A speculative decode iteration, as the engines run it with one draft chain (top-
 - each sequence emits 1 + a1 + a1 a2 + ... + a1 ... ak tokens per iteration in expectation (chain acceptance with
   per-position conditional rates ai; the bonus token always), `expected_tokens`.
 Memory: the draft layer's KV cache (one more attention layer per token) and weights (one more layer), and the k
-draft tokens' slots each sequence holds during the verify (`kv_factor`, `weight_factor`, `draft_tokens`). Not
+draft tokens' slots each decoding sequence holds for the verify (`kv_factor`, `weight_factor`, `draft_slots`). Not
 counted: on hybrid (linear-attention) models SGLang also reserves the linear layers' state once per draft token of
 every running request for the verify (`model_executor/model_runner_kv_cache_mixin.py` `handle_max_mamba_cache`:
 mamba_cache_per_req x max_running_requests x speculative_num_draft_tokens, taken from the memory before the pools
@@ -250,6 +250,21 @@ def draft_extend_s(c: StepCoeffs, n_layers: Num, T: Num, A: Num, n_pf: Num, scal
     return t if scalar else np.where(np.asarray(T) > 0, t, 0.0)
 
 
+def draft_slots(spec: Speculative | None, output_len: Num) -> Num:
+    """KV-cache tokens a sequence holds beyond its context for the verify's k draft tokens (``Speculative.
+    draft_tokens``), from its admission: k where it decodes (`output_len` > 1: more tokens than its prompt's
+    first), 0 where it does not (a disaggregated prefill worker's request, a prompt alone) and where `spec` is
+    None. vLLM allocates ``num_lookahead_tokens`` = num_speculative_tokens slots beside each running request's
+    tokens, none at its first (prompt) schedule (vllm/v1/core/sched/scheduler.py ``schedule``,
+    ``effective_lookahead_tokens``; kv_cache_manager.py ``allocate_slots``); SGLang allocates
+    speculative_num_steps x topk slots a running request for the drafts the verify reads
+    (`speculative/eagle_worker.py` ``EAGLEWorker._draft_preprocess_decode``). The one rule of the closed form
+    (`estimate.served_batch`, `estimate`'s memory) and the simulator (`serving.Scheduler.kv_extra_blocks`)."""
+    if spec is None:
+        return 0.0 * np.asarray(output_len, dtype=float)
+    return np.where(np.asarray(output_len, dtype=float) > 1.0, float(spec.draft_tokens), 0.0)
+
+
 def verify_rows(spec: Speculative, D: Num) -> Num:
     """Tokens (and logit rows) the verify forward carries for D sequences: D (k + 1)."""
     return D * (spec.draft_tokens + 1.0)
@@ -275,4 +290,5 @@ def with_speculative(p: Any, spec: Speculative | None) -> Any:
 
 
 __all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "model_refusal", "check_model", "kv_factor",
-           "weight_factor", "draft_s", "draft_extend_s", "verify_rows", "host_excess_s", "sglang_max_running"]
+           "weight_factor", "draft_s", "draft_extend_s", "draft_slots", "verify_rows", "host_excess_s",
+           "sglang_max_running"]

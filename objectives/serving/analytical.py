@@ -212,10 +212,10 @@ class Deployments:
     (bool: TensorRT-LLM's attention-DP balance, ``attention_dp_config.enable_balance`` at its default iterations,
     `inference.max_throughput`'s ``adp_balance``; it changes aggregated MoE deployments whose attention-DP ranks
     step in lockstep, attn_dp > 1; default and missing entries False, the engine's default), speculative
-    (`inference.Speculative` or None: speculative decoding on the aggregated replicas and the decode pool, each
-    entry None, a `Speculative`, its label "mtp:3:0.8" or a mapping of its fields, `inference.speculative.
-    as_speculative`; default and missing entries None, off; `ServingModel.evaluate` prices the deployments
-    sharing a value together).
+    (`inference.Speculative` or None: speculative decoding on the aggregated replicas and the decode pool, the
+    prefill pool running the draft layer's prefill of each prompt, each entry None, a `Speculative`, its label
+    "mtp:3:0.8" or a mapping of its fields, `inference.speculative.as_speculative`; default and missing entries
+    None, off; `ServingModel.evaluate` prices the deployments sharing a value together).
     """
 
     gpu: np.ndarray
@@ -973,9 +973,10 @@ class ServingModel:
 
     def _prefill_kw(self, d: Deployments) -> dict[str, Any]:
         """`_kw` of the prefill pool: its own GPU type, TP, PP, EP, attention DP and dtypes (the deployment's own
-        in agg), without speculative decoding (the drafts run where the decodes do, as `serving.simulate`)."""
+        in agg), with the deployments' ``speculative``: a prefill worker runs the draft layer over each prompt it
+        prefills (`speculative.draft_extend_s`; its weights and its KV beside the target's, the KV handed off
+        with it), as an aggregated replica does and as `serving.simulate`'s prefill pool does."""
         kw = self._kw(d)
-        kw.pop("speculative", None)
         return {**kw, "gpu": d.prefill_gpu, "tp": d.prefill_tp, "ep": d.prefill_ep,
                 "attn_dp": d.prefill_attn_dp, "pp": d.prefill_pp, "weight_dtype": d.prefill_weight_dtype,
                 "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}

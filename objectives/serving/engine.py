@@ -95,8 +95,9 @@ class _Replica:
         self.n_gpus = int(cost.n_gpus)
         self.B = sched.kv_block_size
         self.cap = sched.kv_blocks(cost)
-        # blocks each request holds beyond its context's (window-bounded layers, linear-layer state), set on delivery
-        self.xb: list[int] | None = eng.extra_blocks(sched, cost)
+        # blocks each request holds beyond its context's (window-bounded layers, linear-layer state, the draft
+        # tokens' slots of speculative decoding where it decodes here), set on delivery
+        self.xb: list[int] | None = eng.extra_blocks(sched, cost, role != "prefill")
         self.wm = int(sched.watermark(cost) * self.cap)
         self.maxb = sched.max_batch_size
         self.maxt = sched.max_num_tokens
@@ -1395,8 +1396,9 @@ class _Engine:
         nan = float("nan")
         self.reqs = [_Req(int(i), int(o), int(i), 0, 0, 0, 0, nan, nan, nan, 0.0, 0, 0, False, 0, -1, -1, 0.0, 0, nan, 0,
                           0, nan) for i, o in zip(inp.tolist(), out.tolist())]
-        self.context = np.asarray(inp, dtype=np.int64) + np.asarray(out, dtype=np.int64)
-        self._xb: dict[tuple[int, int], list[int] | None] = {}   # extra blocks per (scheduler, cost)
+        self.output = np.asarray(out, dtype=np.int64)
+        self.context = np.asarray(inp, dtype=np.int64) + self.output
+        self._xb: dict[tuple[int, int, bool], list[int] | None] = {}   # extra blocks per (scheduler, cost, role)
         self.n = n
         self.arrival_ms = arrival_ms
         self.concurrency = concurrency
@@ -1420,11 +1422,12 @@ class _Engine:
         self.block_tokens = 0
         self.blk: dict[int, list[int]] = {}     # request -> its hash blocks as a list, filled on first use
 
-    def extra_blocks(self, sched: Scheduler, cost: IterationCost) -> list[int] | None:
-        """Per request: `Scheduler.kv_extra_blocks` on its whole context (computed once per scheduler and cost)."""
-        key = (id(sched), id(cost))
+    def extra_blocks(self, sched: Scheduler, cost: IterationCost, decodes: bool = True) -> list[int] | None:
+        """Per request: `Scheduler.kv_extra_blocks` on its whole context, with its output where it `decodes` on the
+        replica (computed once per scheduler, cost and role)."""
+        key = (id(sched), id(cost), decodes)
         if key not in self._xb:
-            xb = sched.kv_extra_blocks(cost, self.context)
+            xb = sched.kv_extra_blocks(cost, self.context, self.output if decodes else None)
             self._xb[key] = None if xb is None else xb.tolist()
         return self._xb[key]
 

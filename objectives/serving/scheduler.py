@@ -339,16 +339,25 @@ class Scheduler:
             return int(cost.kv_capacity_at(self.gpu_memory_utilization))
         return int(cost.kv_capacity_tokens * self.gpu_memory_utilization / 0.9)
 
-    def kv_extra_blocks(self, cost: IterationCost, context: np.ndarray) -> np.ndarray | None:
+    def kv_extra_blocks(self, cost: IterationCost, context: np.ndarray, output: np.ndarray | None = None
+                        ) -> np.ndarray | None:
         """Per request (whole context `context`, tokens): the blocks its engine's KV layout holds beyond
         kv_slope x its context (``cost.kv_seq_tokens``), held from its admission to its end; None when no request
-        holds any (a plain transformer, or a cost without ``kv_seq_tokens``)."""
+        holds any (a plain transformer, or a cost without ``kv_seq_tokens``). `output` (tokens, per request): where
+        given, the requests decode here, and with the cost's speculative decoding (``cost.speculative``) each that
+        decodes also holds its k draft tokens' slots (`inference.speculative.draft_slots`, the closed form's rule);
+        None: none (a disaggregated prefill worker's requests)."""
         seq = getattr(cost, "kv_seq_tokens", None)
         if seq is None:
             return None
         ctx = np.asarray(context, dtype=np.float64)
         a = kv_slope(cost)
-        held = np.broadcast_to(np.asarray(seq(ctx), dtype=np.float64), ctx.shape)
+        spec = getattr(cost, "speculative", None) if output is not None else None
+        if spec is not None:
+            from ..inference.speculative import draft_slots
+            held = np.broadcast_to(np.asarray(seq(ctx + draft_slots(spec, output)), dtype=np.float64), ctx.shape)
+        else:
+            held = np.broadcast_to(np.asarray(seq(ctx), dtype=np.float64), ctx.shape)
         bad = np.flatnonzero(~np.isfinite(held) | (held < 0))
         if len(bad):
             i = int(bad[0])

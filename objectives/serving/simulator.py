@@ -492,7 +492,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
         sm = _step_model(model, pool.gpu if pool.gpu is not None else gpu, p_tp, pool.pp or pp,
                          pool.weight_dtype or weight_dtype, pool.act_dtype or act_dtype, p_kv,
                          ps, engine, p_ep, p_adp, eff, eplb, moe_act_dtype, moe_a2a,
-                         speculative if role == "decode" else None)   # the drafts run where the decodes do
+                         speculative)   # the drafts where the decodes run; the draft layer's prefill of the prompts
         ps = own.for_cost(sm)   # budgets left to the engine: its own (SGLang's max sequences by its KV pool)
         if role == "prefill" and sm.kv_dtype != built["decode"][1].kv_dtype:
             from .analytical import kv_dtype_mismatch
@@ -582,13 +582,15 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     when it is empty); throughput, ITL percentiles and the counts stay the whole run's; ``steady_requests``,
     ``in_flight`` and ``steady_growth`` (the requests in the system's growth over the steady part, a fraction of its
     arrivals: ~0 where the deployment keeps up, `steady_growth`) are added. `serving.capacity` measures every rate so.
-    ``speculative``: speculative decoding on the agg replicas and the decode pool (an `inference.Speculative` or a
-    mapping of its fields; None: off), a what-if: every decode is priced in token time as the deterministic
-    expectation of its drafts and verify (`StepModel.time_ms`): each simulated iteration emits one token a decode
+    ``speculative``: speculative decoding on the agg replicas and the decode pool, the prefill pool running the
+    draft layer's prefill of each prompt (an `inference.Speculative` or a mapping of its fields; None: off), a
+    what-if: every decode is priced in token time as the deterministic expectation of its drafts and verify (`StepModel.time_ms`): each simulated iteration emits one token a decode
     and costs 1 / E of a speculative iteration's decode work (E = `Speculative.expected_tokens`), so TPOT,
     throughput and the ITL mean follow; the ITL percentiles are those of the smoothed stream, not the engines'
-    bursts of accepted tokens. The draft layer's KV and weights shrink the cache (`StepModel.kv_capacity_tokens`);
-    SGLang's overlap scheduler is off and its max running requests default to 48 (`Scheduler.for_cost`).
+    bursts of accepted tokens. The draft layer's KV and weights shrink the cache (`StepModel.kv_capacity_tokens`),
+    and each request that decodes holds its k draft tokens' slots from its admission (`Scheduler.kv_extra_blocks`,
+    `inference.speculative.draft_slots`, the closed form's rule; in whole blocks beside its context's); SGLang's
+    overlap scheduler is off and its max running requests default to 48 (`Scheduler.for_cost`).
     """
     if interval is not None:
         from objectives.uncertainty import check_level

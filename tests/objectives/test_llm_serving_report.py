@@ -73,3 +73,27 @@ def test_the_report_opens_with_the_section_drawn(study_and_objective, chromium, 
     assert section.count('class="dse-bar"') == 2 * section.count('class="dse-served"') >= 2
     assert 'data-component="gemm"' in section and 'data-component="attention_decode"' in section
     assert section.count("<table") == section.count('class="dse-served"')
+
+
+def test_a_speculative_point_shows_its_draft_and_verify():
+    """A front point with speculative decoding on gets its section (skipped before: the breakdown priced plain
+    decodes): its label names the knob and its table the draft layer's forwards, at `served_breakdown`'s numbers."""
+    space = spaces.llm_serving(MODEL, ["H100"], 1, formats=["bf16"], max_batch_sizes=(16,), max_num_tokens=(8192,),
+                               chunked_prefill=(True,), speculative=["eagle:3:0.8"])
+    obj = objectives.llm_serving_objective(MODEL, n_requests=100)
+    study = dse.create_study("spec", space, {"tok_s_per_user": "max"}, constraints=obj.constraints,
+                             storage=":memory:")
+    study.optimize(obj, optimizer="grid", progress=False)
+    (_, body), = report.objective_sections(obj, study)
+    knee = int(study.knee()["number"])
+    assert re.findall(r'<div class="dse-served" data-label="([^"]+)">', body) == [
+        f"knee and cheapest (trial {knee}, speculative eagle:3:0.8)"]
+    row = study.trials.set_index("number").loc[knee]
+    bd = served_breakdown(MODEL, "H100", tp=1, weight_dtype="bf16", input_len=obj.input_len,
+                          output_len=obj.output_len, max_batch_size=int(np.ceil(row["batch_size"])),
+                          max_num_tokens=8192, speculative="eagle:3:0.8", kv_dtype=row["kv_dtype"])
+    tpot = float(bd.loc[bd["phase"] == "tpot", "total_ms"].iloc[0])
+    assert tpot == pytest.approx(row["tpot_ms"], rel=2e-3)
+    draft = float(bd.loc[bd["phase"] == "tpot", "draft"].iloc[0])
+    assert draft > 0 and re.search(rf"draft</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>{draft:.4g}</td>",
+                                   body)

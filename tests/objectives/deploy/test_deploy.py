@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 import dse
-from objectives import deploy
-from objectives.deploy import extract_flags
+from objectives import catalog, deploy
+from objectives.deploy import builders, extract_flags
 from objectives.deploy.flags import DATA_DIR, DeployError, flag_list, unknown_flags
 from tests.helpers import ROOT
 
@@ -923,3 +923,48 @@ def test_a_worker_that_does_not_fill_whole_hosts_is_refused():
     with pytest.raises(DeployError, match=r"6 GPUs .* 4-GPU hosts"):
         deploy.commands({"gpu": "GB200", "tp": 2, "pp": 3, "weight_dtype": "fp8"}, engine="vllm", model=LLAMA,
                         workload=WORKLOAD)
+
+
+@pytest.mark.parametrize("mode", ["agg", "disagg"])
+def test_speculative_decoding_launches_each_engines_own_flags(mode):
+    """A trial's ``speculative`` (its label, as a study's column holds it) launches each engine's speculative
+    decoding in every worker (a disaggregated prefill worker runs the draft layer over its prompts too), spelled
+    as each engine's parser reads it: vLLM's --speculative-config JSON, SGLang's algorithm and steps (a chain:
+    top-k 1, k + 1 draft tokens), TensorRT-LLM's speculative_config; every flag in the release's list."""
+    extra = {"dp": 2, "prefill_replicas": 1} if mode == "disagg" else {}
+    ds = catalog.model("DeepSeek-V3").hf_id
+    for engine in deploy.ENGINES:
+        d = deploy.commands({"gpu": "H200", "tp": 8, "mode": mode, "speculative": "mtp:3:0.8,0.6,0.4", **extra},
+                            engine=engine, model="DeepSeek-V3")
+        assert d.check() == {} and d.config["speculative"] == "mtp:3:0.8,0.6,0.4"
+        assert any("acceptance rates are the study's assumption" in n for n in d.notes)
+        for s in d.servers:
+            argv = list(s.argv)
+            if engine == "vllm":
+                cfg = json.loads(argv[argv.index("--speculative-config") + 1])
+                assert cfg == {"method": "mtp", "num_speculative_tokens": 3}
+            elif engine == "sglang":
+                i = argv.index("--speculative-algorithm")
+                assert argv[i:i + 10] == ["--speculative-algorithm", "NEXTN", "--speculative-num-steps", "3",
+                                          "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "4",
+                                          "--speculative-draft-model-path", ds]
+        if engine == "trtllm":
+            names = [n for n in d.files if n.endswith("_options.yaml")]
+            assert len(names) == (2 if mode == "disagg" else 1)
+            for n in names:
+                assert yaml.safe_load(d.files[n])["speculative_config"] == {"decoding_type": "MTP", "max_draft_len": 3}
+    # an EAGLE head is a checkpoint of its own: a placeholder the note names
+    d = deploy.commands({"gpu": "H100", "tp": 1, "speculative": "eagle:2:0.7"}, engine="vllm", model=LLAMA)
+    argv = list(d.servers[0].argv)
+    assert json.loads(argv[argv.index("--speculative-config") + 1]) == {
+        "method": "eagle", "num_speculative_tokens": 2, "model": builders.EAGLE_HEAD}
+    assert any(builders.EAGLE_HEAD in n for n in d.notes)
+    t = deploy.commands({"gpu": "H100", "tp": 1, "speculative": "eagle:2:0.7"}, engine="trtllm", model=LLAMA)
+    assert yaml.safe_load(t.files["serve_options.yaml"])["speculative_config"] == {
+        "decoding_type": "Eagle", "max_draft_len": 2, "speculative_model": builders.EAGLE_HEAD}
+    off = deploy.commands({"gpu": "H100", "tp": 1, "speculative": "off"}, engine="sglang", model=LLAMA)
+    assert not any(a.startswith("--speculative") for a in off.servers[0].argv)
+    with pytest.raises(DeployError, match="num_nextn_predict_layers"):
+        deploy.commands({"gpu": "H100", "tp": 1, "speculative": "mtp:2:0.7"}, engine="vllm", model=LLAMA)
+    with pytest.raises(DeployError, match="method:draft_tokens:acceptance"):
+        deploy.commands({"gpu": "H100", "tp": 1, "speculative": "fast"}, engine="vllm", model=LLAMA)

@@ -90,7 +90,8 @@ def _parse(cmd: deploy.Command) -> argparse.Namespace:
 
 def _configs() -> list[tuple[dict, str]]:
     """Dense and MoE, TP / PP / attention DP / EP, EPLB with and without redundant experts, every weight format,
-    the EP token exchange (moe_a2a), KV dtypes, chunked prefill and prefix caching off, disaggregated, multi-host workers, on each profiled GPU
+    the EP token exchange (moe_a2a), KV dtypes, chunked prefill and prefix caching off, speculative decoding,
+    disaggregated, multi-host workers, on each profiled GPU
     generation (its own releases: A100 the 0.14.0 / 0.5.10 lists, the Arc Pro B60 vLLM 0.26.0, the others 0.24.0 /
     0.5.14) and an AMD GPU."""
     out: list[tuple[dict, str]] = []
@@ -108,7 +109,8 @@ def _configs() -> list[tuple[dict, str]]:
                                   {"weight_dtype": "fp4", "act_dtype": "fp4"},
                                   {"weight_dtype": "int8", "act_dtype": "int8"},
                                   {"weight_dtype": "int8", "act_dtype": "bf16"},
-                                  {"moe_a2a": "allgather"}, {"moe_a2a": "deepep"}, {"adp_balance": True}):
+                                  {"moe_a2a": "allgather"}, {"moe_a2a": "deepep"}, {"adp_balance": True},
+                                  {"speculative": "eagle:2:0.7"}):
                         if extra.get("adp_balance") and attn == 1:
                             continue          # a balance of attention-DP ranks: refused without them
                         c = {"gpu": gpu, "tp": tp, "pp": pp, "attn_dp": attn, "ep": ep, "mode": mode, **extra}
@@ -190,8 +192,12 @@ def test_the_yaml_files_hold_only_keys_of_the_release():
             if "cache_transceiver_config" in doc:
                 assert doc["cache_transceiver_config"]["backend"] in api["cache_transceiver_config"]["backend"]
                 seen.add("cache_transceiver_config")
+            if "speculative_config" in doc:
+                assert set(doc["speculative_config"]) <= set(api["speculative_config"]), doc
+                assert doc["speculative_config"]["decoding_type"] in api["speculative_config.decoding_type"]
+                seen.add("speculative_config")
     assert seen == {"disagg_config.yaml", "extra_llm_api_options", "moe_config", "cache_transceiver_config",
-                    "attention_dp_config"}, seen
+                    "attention_dp_config", "speculative_config"}, seen
 
 
 # ------------------------------------------------------------------------------------------------ KV cache dtype

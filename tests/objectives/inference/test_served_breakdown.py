@@ -377,3 +377,32 @@ def test_dse_breakdown_served_knobs_reach_max_throughput(capsys):
     assert "--attn-dp 1" in capsys.readouterr().err
     assert cli_main(base[:3] + ["--adp-balance"]) == 2
     assert "--served" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model, gpu, kw", [
+    ("Llama-3.1-8B", "H100", dict(engine="vllm")), ("Llama-3.1-8B", "H100", dict(engine="roofline")),
+    ("Llama-3.1-8B", "H100", dict(engine="vllm", pp=2)),
+    ("DeepSeek-V3", "H200", dict(tp=8, engine="sglang")),
+    ("DeepSeek-V3", "H200", dict(tp=1, attn_dp=8, ep=8, engine="trtllm", concurrency=[4, 64])),
+    ("Qwen3-30B-A3B", "H100", dict(tp=2, engine="roofline"))])
+def test_speculative_points_show_their_draft_and_verify(model, gpu, kw):
+    """With speculative decoding the parts still sum to `max_throughput`'s TTFT and TPOT (every iteration in token
+    time, as it prices it): the k draft forwards in ``draft``, the draft layer's prefill of the prompts in
+    ``draft_prefill``, the kernels the verify's; both zero with it off."""
+    from objectives.inference.breakdown import SPEC_TERMS
+    spec = inference.Speculative("mtp" if model == "DeepSeek-V3" else "eagle", 3, (0.8, 0.6, 0.4))
+    a = dict(input_len=2000, output_len=300, **kw)
+    a.setdefault("concurrency", 32)
+    for s in (None, spec):
+        mt = inference.max_throughput(model, gpu, speculative=s, **a)
+        bd = served_breakdown(model, gpu, speculative=s, **a)
+        parts = bd[list(SERVED_COMPONENTS)].to_numpy()
+        assert np.all(parts >= 0.0)
+        for phase, col in (("ttft", "ttft_ms"), ("tpot", "tpot_ms")):
+            np.testing.assert_allclose(_phase(bd, phase)["total_ms"], mt[col], rtol=1e-9, atol=0)
+        tpot = _phase(bd, "tpot")
+        if s is None:
+            assert (bd[list(SPEC_TERMS)] == 0).all().all()
+        else:
+            assert (tpot["draft"] > 0).all() and (tpot["draft_prefill"] > 0).all()
+            assert (_phase(bd, "decode_step")["draft_prefill"] == 0).all()   # a decode step carries no prompt

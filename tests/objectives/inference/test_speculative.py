@@ -306,3 +306,64 @@ def test_max_throughput_holds_the_draft_tokens_a_sequence():
     per_tok_off = plain.kv_bytes_per_token / plain.n_gpus / 2**30
     seqs = on.batch_size[0]
     assert on.kv_cache_gib[0] / (seqs * per_tok) == pytest.approx(off.kv_cache_gib[0] / (seqs * per_tok_off) + K)
+
+
+def test_the_simulator_reserves_the_draft_slots_a_decoding_sequence_holds():
+    """Each sequence that decodes holds its k draft tokens' slots beside its context, from its admission, in the
+    simulator as in the closed form (`speculative.draft_slots`, one rule): a cache that holds four whole requests
+    of 1000 + 24 tokens without them preempts with speculative decoding on, not with it off, and one that also
+    holds their draft slots (a block each) does not."""
+    spec = Speculative("eagle", K, (0.7,))
+    w = serving.Workload(input_len=1000, output_len=24, n_requests=16, concurrency=4, output_spread=0)
+
+    def preemptions(cap: int, s: Speculative | None) -> float:
+        return serving.simulate("Llama-3.1-8B", "H100", workload=w, engine="vllm", speculative=s,
+                                scheduler=Scheduler(kv_capacity_tokens=cap))["preemptions"]
+    assert preemptions(4 * 1024, None) == 0
+    assert preemptions(4 * 1024, spec) > 0
+    assert preemptions(4 * (1024 + 16), spec) == 0
+    # the rule: k slots a request that decodes (none for one that only prefills, none off), in whole blocks beside
+    # its context's, as the closed form's memory counts them
+    sm = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm", speculative=spec)
+    plain = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm")
+    ctx, out = np.array([1024, 2000, 1001]), np.array([24, 1000, 1])
+    assert list(Scheduler().kv_extra_blocks(sm, ctx, out)) == [1, 1, 0]
+    assert Scheduler().kv_extra_blocks(sm, ctx) is None            # a prefill worker's requests
+    assert Scheduler().kv_extra_blocks(plain, ctx, out) is None
+    assert list(speculative.draft_slots(spec, out)) == [K, K, 0]
+    p = speculative.with_speculative(inference.core.prepare("Llama-3.1-8B", "H100", engine="vllm"), spec)
+    est = importlib.import_module("objectives.inference.estimate")
+    per_seq = est.served_batch(p, 1000.0, 24.0, 256.0, 8192.0, kv=10_000.0)[3]
+    assert float(per_seq) == pytest.approx(1000.0 + float(p.coeffs.kv_reserve) * 24.0 + K)
+
+
+def test_the_disaggregated_prefill_pool_runs_the_draft_layer_over_each_prompt():
+    """A disaggregated prefill worker runs the draft layer's prefill of each prompt (the drafts' hidden states and
+    its KV for the decode worker), as an aggregated replica does: the closed form's prefill pool (`ServingModel.
+    _prefill_kw`, `disagg_closed_loop`'s estimates) and the simulator's prefill pool price it, and the KV handed
+    off a token is what the decode worker holds (with the draft layer's)."""
+    from objectives.serving.analytical import Deployments, ServingModel, prefill_estimates
+    from objectives.serving.simulator import _build
+    spec = Speculative("eagle", K, (0.7,))
+    w = serving.Workload(input_len=2000, output_len=100, n_requests=8, concurrency=2, output_spread=0)
+    d = Deployments.of(gpu="H100_SXM", tp=1, dp=2, mode="disagg", prefill_replicas=1, engine="vllm",
+                       speculative=spec)
+    pkw = ServingModel("Llama-3.1-8B", w)._prefill_kw(d)
+    assert pkw["speculative"] == spec
+    on = float(prefill_estimates(pkw, 2000.0, 1.0)["ttft_ms"].iloc[0])
+    off = float(prefill_estimates({**pkw, "speculative": None}, 2000.0, 1.0)["ttft_ms"].iloc[0])
+    agg = [float(inference.estimate("Llama-3.1-8B", "H100", engine="vllm", batch_size=1, input_len=2000,
+                                    output_len=1, speculative=s).ttft_ms[0]) for s in (None, spec)]
+    assert on - off == pytest.approx(agg[1] - agg[0], rel=1e-9) and on > off
+    eng, reps = _build("Llama-3.1-8B", "H100", 1, 1, None, None, None, w, None, "disagg", 1,
+                       serving.Pool(n_workers=1), serving.Pool(n_workers=1), None, "least_loaded", engine="vllm",
+                       speculative=spec)
+    pre = next(r for r in reps if r.role == "prefill")
+    dec = next(r for r in reps if r.role == "decode")
+    sm = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm", speculative=spec)
+    extend = 1e3 * speculative.draft_extend_s(sm._c, sm._L, 2000.0, 2000.0 * 1000.5, 1.0, scalar=True)
+    plain = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm")
+    assert pre.cost.time_ms(2000.0, 2000.0 * 1000.5, 0, 0) == pytest.approx(
+        plain.time_ms(2000.0, 2000.0 * 1000.5, 0, 0) + extend, rel=1e-12)
+    assert pre.cost.kv_bytes_per_token == dec.cost.kv_bytes_per_token > plain.kv_bytes_per_token
+    assert pre.xb is None and dec.xb is not None     # the draft slots where the decodes run only
