@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import speculative as spec_mod
 from .core import prepare
-from .estimate import _knob_rows, _with_profile, busy_ranks, estimate, micro_batches
+from .estimate import _knob_rows, _with_profile, busy_ranks, chunk_work, estimate, micro_batches
 from .lockstep import AdpBalance
 from .measured import (
     TOK_PARTS,
@@ -36,7 +36,7 @@ from .measured import (
     share_at,
     share_grid_at,
 )
-from .ops import StepCoeffs, forward_s, sparse_prefill_pairs
+from .ops import StepCoeffs, experts_s, forward_s, linears_s, lm_head_s, sparse_prefill_pairs
 from .resolve import positive
 
 Num = Any
@@ -110,17 +110,14 @@ def _closed_parts(c: StepCoeffs, parts: dict[str, Any], T: np.ndarray, A: np.nda
     """The closed form's terms of `ops.forward_s` (s) that a measured profile replaces: GEMMs, experts,
     attention (DeepSeek-V4's bounded spans per token included), the LM head."""
     M = T + D
-    ne = np.asarray(c.n_experts, dtype=float)
-    Mx = M * c.moe_ranks  # the tokens at the experts (`ops.forward_s`)
-    E = ne * (1.0 - np.power(1.0 - c.top_k / np.maximum(ne, 1.0), Mx))
     v4 = parts["tok_s"]["attention"]
     span = c.sparse_span
     return {
-        "gemm": np.maximum(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s),
-        "moe": np.where(ne > 0, np.maximum(c.exp_s_tok * Mx * c.top_k + c.exp_s_half * E, c.exp_mem_s * E), 0.0),
+        "gemm": linears_s(c, M),
+        "moe": np.where(np.asarray(c.n_experts) > 0, experts_s(c, M), 0.0),
         "attention_prefill": (A * c.attn_s_pair + sparse_prefill_pairs(c, T, A) * c.sparse_s_pair + T * v4),
         "attention_decode": K * c.dec_kv_s + np.minimum(K, D * span) * c.sparse_dec_s + D * v4,
-        "lm_head": np.maximum(c.head_s_row * S + c.head_s_half, c.head_mem_s),
+        "lm_head": lm_head_s(c, S),
     }
 
 
@@ -170,7 +167,7 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
     shape = p.row_shape
     # estimate's two forwards (`_estimate_rows`), each split into pipeline micro-batches as `replica_time_s` does
     pp_ = np.asarray(p.pp, dtype=float)
-    m = np.minimum(pp_, np.maximum(B, 1.0))
+    m = micro_batches(pp_, B)
     fill = (m + pp_ - 1.0) / pp_
     prompt = forward_parts(p.coeffs, collect, B * isl / m, B * isl * (isl + 1.0) * 0.5 / m, 0.0, 0.0, B / m)
     decode = forward_parts(p.coeffs, collect, 0.0, 0.0, B / m, B * (isl + 0.5 * osl) / m, B / m)
@@ -233,7 +230,7 @@ def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num,
     (``p.spec``) as `estimate.speculative_time_s` prices it, `whole` as there (`_speculative_parts`)."""
     if p.spec is not None:
         return _speculative_parts(p, collect, w, n, whole)
-    m = np.minimum(p.pp, np.maximum(n, 1.0))
+    m = micro_batches(p.pp, n)
     parts = forward_parts(p.coeffs, collect, *(np.asarray(x, dtype=float) / m for x in w))
     zero = np.zeros(())
     return {**parts, **{k: zero for k in SPEC_TERMS}}
@@ -282,8 +279,7 @@ def _chunk_parts(p: Any, collect: dict[str, Any], t: Num, parts: dict[str, np.nd
     piped = np.asarray(p.pp) > 1
     if not np.any(piped):
         return parts
-    m = np.minimum(p.pp, np.maximum(N, 1.0))
-    lone_w = (T, A, D / m, K / m, D / m + 1.0)
+    lone_w = chunk_work(p, T, A, D, K, N)
     take = piped & (forward_s(p.coeffs, *lone_w) > t)
     lone = forward_parts(p.coeffs, collect, *lone_w)     # one token a decode, as `chunk_pass_s`: no draft
     return {k: np.where(take, lone.get(k, 0.0), v) for k, v in parts.items()}

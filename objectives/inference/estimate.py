@@ -53,7 +53,7 @@ from .resolve import (
     positive,
     serves_past_context,
 )
-from .speculative import as_speculative, check_model
+from .speculative import resolve_speculative
 
 Num = Any
 
@@ -190,9 +190,16 @@ def chunk_pass_s(p: Prepared, t: Num, T: Num, A: Num, D: Num, K: Num, N: Num) ->
     piped = np.asarray(p.pp) > 1
     if not np.any(piped):
         return t
-    m = micro_batches(p.pp, N)
-    lone = forward_s(p.coeffs, T, A, D / m, K / m, D / m + 1.0)
+    lone = forward_s(p.coeffs, *chunk_work(p, T, A, D, K, N))
     return np.where(piped, np.maximum(t, lone), t)
+
+
+def chunk_work(p: Prepared, T: Num, A: Num, D: Num, K: Num, N: Num) -> tuple[Num, Num, Num, Num, Num]:
+    """The work (T, A, D, K, S: `forward_s`' arguments) of a prompt chunk's own micro-batch (`chunk_pass_s`): the
+    chunk (T tokens, A query-key pairs) beside its micro-batch's share of the D decodes reading K cached tokens
+    (`micro_batches` of N sequences), their logit rows and the chunk's own."""
+    m = micro_batches(p.pp, N)
+    return T, A, D / m, K / m, D / m + 1.0
 
 
 #: rows evaluated per block in large sweeps: the temporaries of one block stay in cache and are recycled by the
@@ -386,9 +393,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     if interval is not None:
         check_level(interval)
     efficiency = _with_profile(efficiency, profile)
-    spec = as_speculative(speculative)
-    if spec is not None:
-        check_model(spec, model)
+    spec = resolve_speculative(speculative, model)
     B = positive("batch_size", batch_size)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
@@ -728,8 +733,7 @@ def prefill_chunk(w_pf: tuple, isl: Num, osl: Num) -> tuple[Num, Num, Num, Num]:
     """One prompt chunk of `split_work`'s prefill iteration `w_pf` and its decodes, (T, A, D, K) as `chunk_pass_s`
     takes them (the decodes at a mean context of isl + osl / 2)."""
     T_pf, D_pf = w_pf[0], w_pf[2]
-    ch = T_pf / np.maximum(T_pf / isl, 1.0)
-    return ch, ch * (isl + 1.0) * 0.5, D_pf, D_pf * (isl + 0.5 * osl)
+    return beside_decodes(T_pf / np.maximum(T_pf / isl, 1.0), D_pf, isl, osl)[:4]
 
 
 def chunk_tokens(N: Num, isl: Num, mnt: Num, prompts: Num = None) -> Num:
@@ -753,9 +757,8 @@ def split_work(N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, alone: Num = 0.0
     D_pf = np.where(np.asarray(alone) > 0, 0.0, np.clip(N - T_pf / isl, 0.0, N))
     n_dec = np.maximum(n_it - n_pf, 0.0)
     D_dec = np.clip((N * (osl - 1.0) - n_pf * D_pf) / np.maximum(n_dec, 1e-9), 0.0, N)
-    ctx = isl + 0.5 * osl
-    w_pf = (T_pf, T_pf * (isl + 1.0) * 0.5, D_pf, D_pf * ctx, D_pf + T_pf / isl)
-    w_dec = (0.0, 0.0, D_dec, D_dec * ctx, D_dec)
+    w_pf = beside_decodes(T_pf, D_pf, isl, osl)
+    w_dec = (0.0, 0.0, D_dec, D_dec * (isl + 0.5 * osl), D_dec)
     return w_pf, w_dec, n_pf, n_dec
 
 
@@ -837,6 +840,26 @@ Work = tuple[Num, Num, Num, Num, Num]
 ChunkWork = tuple[Num, Num, Num, Num]
 
 
+def beside_decodes(T: Num, D: Num, isl: Num, osl: Num) -> Work:
+    """The work of an iteration that carries T prompt tokens of `isl`-token prompts (their causal pairs: T (isl +
+    1) / 2) beside D decodes at the steady state's mean context isl + osl / 2: (T, A, D, K, S), a logit row for
+    each decode and each prompt it finishes (T / isl). Its first four: the prompt chunk's, as `chunk_pass_s`
+    takes them."""
+    return T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl
+
+
+def own_iteration(N: Num, isl: Num, mnt: Num, alone: Num = 0.0) -> tuple[Num, Num, Num, Num, Num]:
+    """A steady-state prompt's own iteration(s) under the budget of `mnt` tokens (`run_prompt_work`,
+    `round_prompt_work`): (keep, 0 where the engine runs prefill batches alone (`alone` > 0, per row: no decodes
+    beside a prompt) else 1; the budget left beside the N - 1 other sequences' decodes; T, the prompt tokens of
+    one of its iterations, at most the prompt; D, the decodes beside them; k0, the iterations the prompt takes)."""
+    keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
+    budget = np.maximum(mnt - keep * (N - 1.0), 1.0)
+    T = np.minimum(budget, isl)
+    D = keep * np.maximum(N - T / isl, 0.0)
+    return keep, budget, T, D, np.maximum(isl / budget, 1.0)
+
+
 def group_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> tuple[Work, ChunkWork, Num]:
     """The closed form's prefill-heavy iteration (`_group_ttft_s`): its work (T, A, D, K, S as `replica_time_s`
     takes them), its prompt chunk's (T, A, D, K) and the factor on its time (the iterations a prompt takes).
@@ -849,8 +872,7 @@ def group_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) ->
     D = keep * np.maximum(N - T / isl, 0.0)
     ch = np.minimum(T, isl)
     k = np.where(N * isl <= budget, 1.0, 1.0 + (isl - 1.0) / budget)
-    return ((T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl),
-            (ch, ch * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl)), k)
+    return beside_decodes(T, D, isl, osl), beside_decodes(ch, D, isl, osl)[:4], k
 
 
 def _group_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num) -> Num:
@@ -867,12 +889,8 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
     iterations a prompt's own chunks take; the start-up wave's work, its iterations before and with a prompt's
     own, and that prompt chunk's (T, A, D, K). `alone` (per row, `Coeffs.prefill_alone`): 1 where the engine runs
     prefill batches alone: the running decodes neither take budget from a prompt nor run beside it."""
-    keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
-    budget = np.maximum(mnt - keep * (N - 1.0), 1.0)
-    T = np.minimum(budget, isl)
-    D = keep * np.maximum(N - T / isl, 0.0)
-    k0 = np.maximum(isl / budget, 1.0)
-    steady: Work = (T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl)
+    keep, _, T, D, k0 = own_iteration(N, isl, mnt, alone)
+    steady = beside_decodes(T, D, isl, osl)
     # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
     T_w = np.minimum(mnt, N * isl)
     D_w = keep * 0.5 * np.maximum(N - T_w / isl, 0.0)
@@ -896,21 +914,15 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_
     `Coeffs.prefill_alone`): 1 where the engine runs prefill batches alone: no decodes beside the prompts, the whole
     budget theirs. `n_it`: `steady_work`'s iterations per cycle of these arguments where the caller has them (None:
     derived here)."""
-    keep = np.where(np.asarray(alone) > 0, 0.0, 1.0)        # 0: no decodes in a prefill batch
-    budget = np.maximum(mnt - keep * (N - 1.0), 1.0)
-    T = np.minimum(budget, isl)
-    D = keep * np.maximum(N - T / isl, 0.0)
-    k0 = np.maximum(isl / budget, 1.0)
+    _, budget, T, D, k0 = own_iteration(N, isl, mnt, alone)
     if n_it is None:
         n_it = steady_work(N, isl, osl, mnt, alone)[0]
     others, queued, busy = lockstep.round_queue(N, isl, osl, budget, n_it, alone)
-
-    def beside(T: Num) -> Work:     # T prompt tokens beside the D decodes
-        return (T, T * (isl + 1.0) * 0.5, D, D * (isl + 0.5 * osl), D + T / isl)
-    own = beside(np.minimum(budget, T * (1.0 + others)))
+    own = beside_decodes(np.minimum(budget, T * (1.0 + others)), D, isl, osl)
     decode: Work = (0.0, 0.0, N, N * (isl + 0.5 * osl), N)
     tail = (np.ceil(k0 - 1e-9) - k0) * busy         # the partial last chunk's iteration, filled
-    return own, k0, 0.5 * busy, [(decode, 0.5 * (1.0 - busy)), (beside(np.minimum(budget, N * isl)), queued + tail)]
+    return own, k0, 0.5 * busy, [(decode, 0.5 * (1.0 - busy)),
+                                 (beside_decodes(np.minimum(budget, N * isl), D, isl, osl), queued + tail)]
 
 
 def arrival_wait_iters(p: Prepared) -> Num:
@@ -1069,9 +1081,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
         raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
                          "for the engine's default")
     efficiency = _with_profile(efficiency, profile)
-    spec = as_speculative(speculative)
-    if spec is not None:
-        check_model(spec, model)
+    spec = resolve_speculative(speculative, model)
     isl = positive("input_len", input_len)
     osl = positive("output_len", output_len)
     mbs = None if max_batch_size is None else positive("max_batch_size", max_batch_size)

@@ -29,7 +29,7 @@ from objectives.catalog.types import DTYPE_BYTES
 from objectives.profiles import engine_key
 from objectives.profiles.grid import monotone
 
-from .ops import moe_ranks
+from .ops import experts_s, linears_s, lm_head_s, moe_ranks
 
 Num = Any
 
@@ -506,26 +506,22 @@ def moe_formats(weight: str, act: str, mxfp4: bool = False) -> tuple[str, ...]:
     return order
 
 
-def _roofline_curves(c: Any, n: int) -> Curves:
-    """Curves sampled from the closed-form coefficients (flattened to n rows)."""
-    def col(x: Num) -> np.ndarray:
-        return np.broadcast_to(np.asarray(x, dtype=float), (n,))[:, None]
+def _roofline_curves(c: Any) -> Curves:
+    """Curves sampled from the closed-form coefficients `c` (`_FlatCoeffs`: one row each, a column) with `ops`'
+    closed-form terms."""
     Mg = M_GRID[None, :]
-    tok = np.maximum(col(c.lin_s_tok) * Mg + col(c.lin_s_half), col(c.lin_mem_s))
-    ne = col(c.n_experts)
-    if np.any(ne > 0):
-        Mx = Mg * col(c.moe_ranks)  # the tokens at the experts (`ops.forward_s`)
-        E = ne * (1.0 - np.power(1.0 - col(c.top_k) / np.maximum(ne, 1.0), Mx))
-        tok = tok + np.maximum(col(c.exp_s_tok) * Mx * col(c.top_k) + col(c.exp_s_half) * E, col(c.exp_mem_s) * E)
-    head = np.maximum(col(c.head_s_row) * Mg + col(c.head_s_half), col(c.head_mem_s))
+    tok = linears_s(c, Mg)
+    if np.any(c.n_experts > 0):
+        tok = tok + experts_s(c, Mg)
+    head = lm_head_s(c, Mg)
     b = B_GRID[None, :, None]
     s = S_GRID[None, None, :]
-    ctx = b * s * (s + 1.0) * 0.5 * col(c.attn_s_pair)[:, :, None]
-    gen = b * s * col(c.dec_kv_s)[:, :, None]
-    span = col(c.sparse_span)[:, :, None]
+    ctx = b * s * (s + 1.0) * 0.5 * c.attn_s_pair[:, :, None]
+    gen = b * s * c.dec_kv_s[:, :, None]
+    span = c.sparse_span[:, :, None]
     if np.any(span > 0):  # MiniMax sparse attention's bounded part (`ops.sparse_s`)
-        ctx = ctx + b * np.minimum(s * (s + 1.0) * 0.5, s * span) * col(c.sparse_s_pair)[:, :, None]
-        gen = gen + b * np.minimum(s, span) * col(c.sparse_dec_s)[:, :, None]
+        ctx = ctx + b * np.minimum(s * (s + 1.0) * 0.5, s * span) * c.sparse_s_pair[:, :, None]
+        gen = gen + b * np.minimum(s, span) * c.sparse_dec_s[:, :, None]
     return Curves(np.log(np.maximum(tok, 1e-12)), np.log(np.maximum(head, 1e-12)),
                   np.log(np.maximum(ctx, 1e-12)), np.log(np.maximum(gen, 1e-12)))
 
@@ -564,7 +560,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
                                  np.shape(act_names), np.shape(kv_names), np.shape(gpu_names), np.shape(engines),
                                  np.shape(attn_dp), *(np.shape(getattr(coeffs, a)) for a in _CURVE_COEFFS))
     n = int(np.prod(bshape)) if bshape else 1
-    cv = _roofline_curves(_FlatCoeffs(coeffs, bshape), n)
+    cv = _roofline_curves(_FlatCoeffs(coeffs, bshape))
     src = np.zeros(n, dtype=np.int8)
     lin_tab = np.zeros(n, dtype=bool)
     reach = np.full((n, 2 + 4 * _NB), np.inf)
@@ -721,13 +717,14 @@ def _group_codes(*arrays: np.ndarray) -> np.ndarray:
 
 
 class _FlatCoeffs:
-    """StepCoeffs fields flattened from `shape` (read-only view for `_roofline_curves`)."""
+    """StepCoeffs fields flattened from `shape`, each a column (one row a configuration, to broadcast against a
+    grid on the last axis): a read-only view for `_roofline_curves`."""
 
     def __init__(self, c: Any, shape: tuple) -> None:
         self._c, self._shape = c, shape
 
     def __getattr__(self, name: str) -> np.ndarray:
-        return _flat(getattr(self._c, name), self._shape)
+        return _flat(getattr(self._c, name), self._shape)[:, None]
 
 
 #: A per-tensor FP8 checkpoint (ModelOpt's FP8, nvidia/*-FP8; an engine's own FP8 quantization of a 16-bit one)
@@ -1601,22 +1598,26 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     lin = (n_lin > 0) & ~kda & ~mamba
     lin_tab = np.zeros(k, dtype=bool)
 
-    def add_layers(c: np.ndarray, g: np.ndarray, rows: np.ndarray, t_ctx: np.ndarray,
-                   t_gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The log-time curves `c` (context) and `g` (generation) plus each of the rows' `n_lin` linear layers at
-        their measured kernel times `t_ctx` / `t_gen` (ms, isolated: `hide`)."""
+    def add_layers(rows: np.ndarray, t_ctx: Any, t_gen: Any, width: np.ndarray, width3: np.ndarray) -> None:
+        """Each of the `rows`' `n_lin` linear layers at its kernel tables' times (`t_ctx` a prompt batch's by
+        (batch, length, width), `t_gen` a decode step's by (batch, width); ms, isolated: `hide`) added to the
+        `ctx` / `gen` log-time curves, at `width` per row (`width3` where looked up on the grid), and the tables'
+        reach (the prompts' length per batch, the decoding sequences b) and measured ranges to `c_hi`, `g_hi`,
+        `inside`."""
+        nonlocal inside, c_hi, g_hi, ctx, gen
+        assert ctx is not None and gen is not None
+        inside &= ~rows | (t_ctx.inside(1.0, 1024.0, width) & t_gen.inside(1.0, width))
+        c_hi = np.where(col(rows), np.minimum(c_hi, _len_reach(t_ctx, width)), c_hi)
+        g_hi = np.where(col(rows), np.minimum(g_hi, _batch_reach(t_gen.reach(0, width))), g_hi)
         nl = np.where(rows, n_lin, 0.0)[:, None, None]
-        lc, lg = nl * hide(t_ctx) * 1e-3, nl * hide(t_gen) * 1e-3
+        lc = nl * hide(t_ctx(b3, s3, width3)) * 1e-3
+        lg = nl * hide(t_gen(b3 * np.ones_like(s3), width3)) * 1e-3
         if parts is not None:
             lin_parts[0], lin_parts[1] = lin_parts[0] + lc, lin_parts[1] + lg
-        return np.log(np.exp(c) + lc), np.log(np.exp(g) + lg)
+        ctx, gen = np.log(np.exp(ctx) + lc), np.log(np.exp(gen) + lg)
 
     if lin.any() and g_ctx is not None and g_gen is not None and ctx is not None and gen is not None:
-        inside &= ~lin | (g_ctx.inside(1.0, 1024.0, vh[:, 0, 0]) & g_gen.inside(1.0, vh[:, 0, 0]))
-        # the prompts' length per batch, the decoding sequences b
-        c_hi = np.where(col(lin), np.minimum(c_hi, _len_reach(g_ctx, vh[:, 0, 0])), c_hi)
-        g_hi = np.where(col(lin), np.minimum(g_hi, _batch_reach(g_gen.reach(0, vh[:, 0, 0]))), g_hi)
-        ctx, gen = add_layers(ctx, gen, lin, g_ctx(b3, s3, vh), g_gen(b3 * np.ones_like(s3), vh))
+        add_layers(lin, g_ctx, g_gen, vh[:, 0, 0], vh)
         lin_tab |= lin
     # Kimi Delta Attention: its own kernels (`profiles.build.kda_tables`), a prompt batch by its prompts and their
     # length (the chunked scan runs prompts side by side, one long prompt serially), a decode step by its sequences;
@@ -1625,10 +1626,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     # "extrapolated"
     k_ctx, k_gen = prof.table("linear_attention.kda_context"), prof.table("linear_attention.kda_generation")
     if kda.any() and k_ctx is not None and k_gen is not None and ctx is not None and gen is not None:
-        inside &= ~kda | (k_ctx.inside(1.0, 1024.0, vh[:, 0, 0]) & k_gen.inside(1.0, vh[:, 0, 0]))
-        c_hi = np.where(col(kda), np.minimum(c_hi, _len_reach(k_ctx, vh[:, 0, 0])), c_hi)
-        g_hi = np.where(col(kda), np.minimum(g_hi, _batch_reach(k_gen.reach(0, vh[:, 0, 0]))), g_hi)
-        ctx, gen = add_layers(ctx, gen, kda, k_ctx(b3, s3, vh), k_gen(b3 * np.ones_like(s3), vh))
+        add_layers(kda, k_ctx, k_gen, vh[:, 0, 0], vh)
         lin_tab |= kda
     else:
         inside &= ~kda
@@ -1641,11 +1639,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     c_ctx, c_gen = prof.table("linear_attention.mamba2_context"), prof.table("linear_attention.mamba2_generation")
     if mamba.any() and c_ctx is not None and c_gen is not None and ctx is not None and gen is not None:
         ch = (m["mamba_inner"] / tp + 2.0 * np.maximum(m["mamba_groups"] / tp, 1.0) * m["mamba_state"])
-        inside &= ~mamba | (c_ctx.inside(1.0, 1024.0, ch) & c_gen.inside(1.0, ch))
-        c_hi = np.where(col(mamba), np.minimum(c_hi, _len_reach(c_ctx, ch)), c_hi)
-        g_hi = np.where(col(mamba), np.minimum(g_hi, _batch_reach(c_gen.reach(0, ch))), g_hi)
-        ch3 = np.maximum(ch, 1.0)[:, None, None]
-        ctx, gen = add_layers(ctx, gen, mamba, c_ctx(b3, s3, ch3), c_gen(b3 * np.ones_like(s3), ch3))
+        add_layers(mamba, c_ctx, c_gen, ch, np.maximum(ch, 1.0)[:, None, None])
     else:
         inside &= ~mamba
     # the step's token curves as the tables' size axes (`grid.monotone`, the one home of the rule): an engine can

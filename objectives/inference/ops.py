@@ -524,10 +524,11 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
     M = D if _zero(T) else (T if _zero(D) else T + D)
     if c.curves is not None:
         return _forward_measured(c, T, A, D, K, S, M, mx is max)
+    # `linears_s`, `experts_s` and `lm_head_s` written out (the same operations in the same order, the same bits;
+    # test_closed_terms): the simulator's scalar closed-form iterations would pay three more calls a forward
+    # (docs/profiles.md, thirty-fourth round)
     t = mx(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s)
     if not _zero(c.n_experts) and not (isinstance(c.n_experts, np.ndarray) and not c.n_experts.any()):
-        # MoE: expected number of distinct experts touched by the Mx tokens at the experts (every busy
-        # attention-DP rank's M) choosing top_k of n_experts
         Mx = M * c.moe_ranks
         E = c.n_experts * (1.0 - pw(1.0 - c.top_k / mx(c.n_experts, 1.0), Mx))
         t = t + mx(c.exp_s_tok * Mx * c.top_k + c.exp_s_half * E, c.exp_mem_s * E)
@@ -539,6 +540,32 @@ def forward_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, mx: Callabl
         t = t + sparse_s(c, T, A, D, K, mx)
     t = t + M * c.tok_s + mx(c.head_s_row * S + c.head_s_half, c.head_mem_s) + D * c.state_seq_s
     return t + c.fixed_s + (D + S) * c.ovh_seq_s
+
+
+# The closed form's terms that a measured profile replaces, one home each (`forward_s` writes them out on its hot
+# path): `breakdown.forward_parts` (by component), `measured`'s roofline curves (on its token grid) and
+# `speculative`'s draft heads read them.
+
+def linears_s(c: StepCoeffs, M: Num, mx: Callable = np.maximum) -> Num:
+    """Seconds of the dense linears (`StepCoeffs.lin_*`) at M tokens: max(compute with its M-saturation, weight
+    streaming)."""
+    return mx(c.lin_s_tok * M + c.lin_s_half, c.lin_mem_s)
+
+
+def experts_s(c: StepCoeffs, M: Num, mx: Callable = np.maximum, pw: Callable = np.power) -> Num:
+    """Seconds of the routed experts (`StepCoeffs.exp_*`) at M tokens a rank: the Mx = M x `moe_ranks` tokens at
+    the experts (every busy attention-DP rank's M) choosing top_k of n_experts touch E = n (1 - (1 - top_k / n)^Mx)
+    distinct experts in expectation; max(compute per (token, choice) and per touched expert, streaming the touched
+    experts' weights). Only for MoE rows (n_experts > 0)."""
+    Mx = M * c.moe_ranks
+    E = c.n_experts * (1.0 - pw(1.0 - c.top_k / mx(c.n_experts, 1.0), Mx))
+    return mx(c.exp_s_tok * Mx * c.top_k + c.exp_s_half * E, c.exp_mem_s * E)
+
+
+def lm_head_s(c: StepCoeffs, S: Num, mx: Callable = np.maximum) -> Num:
+    """Seconds of the LM head GEMM (`StepCoeffs.head_*`) at S logit rows: max(compute with its M-saturation,
+    streaming the vocabulary's weights)."""
+    return mx(c.head_s_row * S + c.head_s_half, c.head_mem_s)
 
 
 def moe_ranks(attn_dp: Num, moe_dp: Num | None = None) -> Num:
@@ -592,4 +619,4 @@ def busy_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num) -> Num:
 
 
 __all__ = ["ModelShape", "LayerCosts", "layer_costs", "StepCoeffs", "forward_s", "moe_ranks", "busy_s", "idle_s",
-           "sparse_s", "sparse_prefill_pairs"]
+           "sparse_s", "sparse_prefill_pairs", "linears_s", "experts_s", "lm_head_s"]

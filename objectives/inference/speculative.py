@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .ops import StepCoeffs, forward_s
+from .ops import StepCoeffs, forward_s, lm_head_s
 
 Num = Any
 
@@ -180,6 +180,15 @@ def check_model(spec: Speculative, model: Any) -> None:
             raise ValueError(why)
 
 
+def resolve_speculative(value: Any, model: Any) -> Speculative | None:
+    """`value` as a `Speculative` (`as_speculative`), ValueError where `model` cannot run it (`check_model`): the
+    `speculative` argument of `estimate`, `max_throughput` and `StepModel`."""
+    spec = as_speculative(value)
+    if spec is not None:
+        check_model(spec, model)
+    return spec
+
+
 def kv_factor(n_layers: Num, n_lin: Num = 0.0) -> Num:
     """KV bytes per token with the draft layer's own cache, over those without: one more softmax-attention layer
     beside the model's n_layers - n_lin (SGLang's draft worker and vLLM's drafter keep the draft layer's KV in the
@@ -206,7 +215,7 @@ def _head_s(c: StepCoeffs, S: Num, scalar: bool) -> Num:
     """Seconds of the LM head at S logit rows (`forward_s`' head term: closed form or measured curve)."""
     cv = c.curves
     if cv is None or not scalar:
-        closed_s = (max if scalar else np.maximum)(c.head_s_row * S + c.head_s_half, c.head_mem_s)
+        closed_s = lm_head_s(c, S, max if scalar else np.maximum)
         if cv is None:
             return closed_s
     from .measured import curve_at, curve_at1

@@ -24,7 +24,7 @@ from .estimate import (
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s, idle_s
 from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
-from .speculative import Speculative, as_speculative, check_model
+from .speculative import Speculative, resolve_speculative
 
 
 def _float_coeffs(p: Any) -> StepCoeffs:
@@ -85,9 +85,7 @@ class StepModel:
                  engine: Any = None, attn_dp: int = 1, efficiency: Efficiency | None = None,
                  eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
                  memory_setting: float | None = None, speculative: Any = None) -> None:
-        spec = as_speculative(speculative)
-        if spec is not None:
-            check_model(spec, model)
+        spec = resolve_speculative(speculative, model)
         if memory_setting is not None and (isinstance(memory_setting, bool) or not isinstance(
                 memory_setting, (int, float, np.floating, np.integer)) or not 0.0 < float(memory_setting) <= 1.0):
             raise ValueError(f"StepModel memory_setting={memory_setting!r}: the engine's memory flag, a share in "
