@@ -392,7 +392,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         t_s = replica_time_s(p, *ws, L, whole=True)
         own_parts = _replica_parts(p, collect, ws, L, True)
         own = _chunk_parts(p, collect, t_s, own_parts, *ws[:4], L)
-        wait_it = arrival_wait_iters(p) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
+        wait_it = arrival_wait_iters(p, N) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
         steady = _scaled_sum((k0, own), (k_own, own_parts),
                              *((k, _replica_parts(p, collect, w, L, True)) for w, k in waits),
                              (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))

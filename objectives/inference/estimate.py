@@ -925,12 +925,17 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_
                                  (beside_decodes(np.minimum(budget, N * isl), D, isl, osl), queued + tail)]
 
 
-def arrival_wait_iters(p: Prepared) -> Num:
-    """Mean iterations (per row) a new request of the steady state waits before the iteration that runs its
-    prompt: half the one in progress when it arrives, and where the engine forms its next batch while the current
-    one runs (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received;
-    not with pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``) instead of the overlap loop."""
-    return 0.5 + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1)
+def arrival_wait_iters(p: Prepared, N: Num) -> Num:
+    """Mean iterations (per row) a new request of the steady state of N clients a replica waits before the
+    iteration that runs its prompt: the whole one in progress when it arrives (its client sent it as its previous
+    request's last iteration ended, and through the engine's API server, `serving.scheduler.API_SERVER_MS`, it
+    reaches the scheduler just after the next iteration began: the simulator's `Scheduler.frontend_ms`; with one
+    client, N <= 1, no other sequence keeps the engine stepping and it waits half of one, as at a random phase;
+    between, in proportion), and where the engine forms its next batch while the current one runs
+    (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received; not with
+    pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``) instead of the overlap loop."""
+    return (0.5 + 0.5 * np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
+            + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1))
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None) -> Num:
@@ -941,9 +946,10 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     of that wave waits for half the wave's prefill iterations plus its own. Afterwards the clients keep the
     wave's order: a round's requests finish about as their prompts were prefilled, so the next round's prompts
     arrive in a window of about the wave's prefill iterations, widened round by round by the outputs' drift
-    (`lockstep.arrival_rates`). A prompt then waits for half the iteration in progress when it arrives (one of
-    the window's: prompt-carrying or a decode step; one mean iteration, `iter_s`, more where the next one was
-    formed before the request was received: `arrival_wait_iters`), for the prompts ahead of it in the budget
+    (`lockstep.arrival_rates`). A prompt then waits for the iteration in progress when it arrives (half of one of
+    the window's, prompt-carrying or a decode step, and half a mean iteration, `iter_s`, more: its client sent it
+    as its previous request's iteration ended, so it arrives as the next one begins; one mean iteration more where
+    the next one was formed before the request was received: `arrival_wait_iters`), for the prompts ahead of it in the budget
     (`lockstep.round_queue`: M/D/1 in full-budget iterations), and runs in an iteration that also holds the
     prompts that arrived with it, beside the N - 1 other sequences decoding; a prompt longer than the budget
     ends in a partial chunk that the next prompt fills. `ttft_wave` is the share of the run's requests in the
@@ -955,7 +961,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     t_s = replica_time_s(p, *own, L, whole=True)   # the prompt's own iteration (one, not a mean)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
-              + (arrival_wait_iters(p) - 0.5) * iter_s)
+              + (arrival_wait_iters(p, N) - 0.5) * iter_s)
     t_w = replica_time_s(p, *wave_work, L, whole=True)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)

@@ -41,8 +41,9 @@ NEW_TOKEN_RATIO_ENGINES = ("sglang",)
 #: end (`Scheduler.frontend_ms` None; a profile row's ``front_end_ms`` > 0): vLLM's OpenAI server and SGLang's
 #: tokenizer manager parse, tokenize and hand each request to the scheduler process in one Python process. Its
 #: physical effect in a closed loop: a client's next request reaches the scheduler after the iteration that
-#: finished its previous one has ended and the next has begun, and waits for it (with no front end it would arrive
-#: exactly on the boundary and never wait). Any hold shorter than an iteration has that effect: the silicon replay
+#: finished its previous one has ended and the next has begun, and waits for all of it (with no front end it would
+#: arrive exactly on the boundary and never wait); the closed form prices the same wait
+#: (`inference.estimate.arrival_wait_iters`). Any hold shorter than an iteration has that effect: the silicon replay
 #: scores 1, 2 and 5 ms alike (docs/profiles.md, twenty-ninth round)
 API_SERVER_MS = 2.0
 #: the simulator's (max_batch_size, max_num_tokens) where a replica has no engine (the roofline): its former defaults

@@ -281,7 +281,7 @@ def test_sglang_pipelines_run_the_pp_loop_not_the_overlap_scheduler():
 
     kw = dict(weight_dtype="fp8", kv_dtype="fp8", engine="sglang")
     one, two = (core.prepare("Llama-3.1-70B", "H100-SXM-80GB", 2, pp, **kw) for pp in (1, 2))
-    assert float(np.max(arrival_wait_iters(one))) == 1.5 and float(np.max(arrival_wait_iters(two))) == 0.5
+    assert float(np.max(arrival_wait_iters(one, 1.0))) == 1.5 and float(np.max(arrival_wait_iters(two, 1.0))) == 0.5
     w = serving.Workload(rate=1.84, input_len=1024, output_len=256, n_requests=1200)
     a = ServingModel("Llama-3.1-70B", w).evaluate(Deployments.of(gpu="H100-SXM-80GB", tp=2, pp=2, **kw)).iloc[0]
     sim = serving.simulate("Llama-3.1-70B", "H100-SXM-80GB", 2, 2, workload=w, discard="steady", **kw)

@@ -59,7 +59,11 @@ def test_sglang_serves_the_hybrid_models_its_radix_cache_holds_without_the_overl
     for model, wd, on in (("Qwen/Qwen3.5-397B-A17B", "fp8", False), ("Nemotron-3-Super-120B-A12B-FP8", "fp8", False),
                           ("Kimi-K3", "fp4", True), ("Qwen3-235B-A22B", "fp8", True)):
         p = core.prepare(model, "B300", tp=8, weight_dtype=wd, engine="sglang")
-        assert arrival_wait_iters(p) == pytest.approx(1.5 if on else 0.5), model
+        # one client a replica: half the iteration in progress (random phase); two or more: the whole one, their
+        # requests sent as an iteration ends reaching the scheduler after the next began; the overlap's one more
+        assert arrival_wait_iters(p, 1.0) == pytest.approx(1.5 if on else 0.5), model
+        assert arrival_wait_iters(p, 64.0) == pytest.approx(2.0 if on else 1.0), model
+        np.testing.assert_allclose(arrival_wait_iters(p, np.array([0.5, 1.5, 3.0])), np.array([0.5, 0.75, 1.0]) + on)
         cost = StepModel(model, "B300", tp=8, weight_dtype=wd, engine="sglang")
         assert cost.overlap_scheduler is on and Scheduler().overlaps(cost) is on, model
 
@@ -89,13 +93,13 @@ def test_a_request_reaching_an_idle_replica_is_not_lagged():
 
 
 def test_closed_form_waits_one_more_iteration_on_sglang():
-    """The steady state's new request waits half the iteration in progress, and on SGLang the next one too: the
+    """The steady state's new request waits the iteration in progress, and on SGLang the next one too: the
     mean TTFT of an SGLang row grows by (1 - ttft_wave) x the mean iteration over the same row without the engine
     fact."""
     p = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="sglang")
     v = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="vllm")
     assert p is not None and v is not None
-    assert float(np.max(arrival_wait_iters(p))) == 1.5 and float(np.max(arrival_wait_iters(v))) == 0.5
+    assert float(np.max(arrival_wait_iters(p, 64.0))) == 2.0 and float(np.max(arrival_wait_iters(v, 64.0))) == 1.0
     off = dataclasses.replace(p, coeffs=dataclasses.replace(p.coeffs, overlap=0.0))
     n, isl, osl, mnt = 64.0, 1024.0, 1024.0, 8192.0
     t, n_it, _, _ = steady_state(p, n, isl, osl, mnt)
