@@ -67,7 +67,7 @@ from packaging.version import InvalidVersion, Version
 from objectives import catalog
 
 from .grid import Table, covered_cells, extend_proportional, extend_trend, fill_gaps, monotone, pivot
-from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, save
+from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, LazyTables, TableGroups, save
 
 log = logging.getLogger(__name__)
 
@@ -1361,8 +1361,13 @@ def fused_fp4_gemm(fp4: Table, path: Path, fp4_tflops: float, mem_tbs: float) ->
     return less_quantize(fp4, path, fp4_tflops, mem_tbs, NVFP4_BYTES)
 
 
+#: one group of a profile's tables and the shape rows of its keyed ones (`build_one`, `profile.TableGroups`)
+_Group = tuple[dict[str, Table], dict[str, np.ndarray]]
+
+
 def build_one(root: Path, system: str, engine: str, version: str, source: str) -> KernelProfile | None:
-    """The compact profile of one (system, engine, version), or None without GEMM tables."""
+    """The compact profile of one (system, engine, version), or None without GEMM tables. Its GEMM tables are built
+    here, the others group by group on their first lookup (`profile.TableGroups`)."""
     base = root / system
     f = base / "gemm" / engine / version / "gemm_perf.parquet"
     if not f.exists():
@@ -1384,104 +1389,152 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
             and gpu.supports("fp4"):
         if (fp4_f := fused_fp4_gemm(tables["gemm.fp4"], f_q4, gpu.peak_tflops["fp4"], gpu.mem_bw_tbs)) is not None:
             tables["gemm.fp4_fused"] = fp4_f
-    avs = versions(root, system, "attention", engine)
-    av = [v for v in avs if _vkey(v) <= _vkey(version)] or avs
-    if av:
-        d = base / "attention" / engine / av[-1]
-        for kind, fname in (("context", "context_attention_perf.parquet"),
-                            ("generation", "generation_attention_perf.parquet")):
-            if (d / fname).exists():
-                for k, t in attention_tables(d / fname, kind).items():
-                    tables[f"{kind}_attention.{k}"] = t
-    for eng in (engine, *(e for e in ("sglang", "trtllm") if e != engine)):  # own MLA kernels first
-        mvs_ = versions(root, system, "mla", eng)
-        mv_ = [v for v in mvs_ if _vkey(v) <= _vkey(version)] or mvs_ if eng == engine else mvs_
-        d_mla = base / "mla" / eng / mv_[-1] if mv_ else None
-        if (d_mla is not None and (d_mla / "generation_mla_perf.parquet").exists()
-                and (d_mla / "context_mla_perf.parquet").exists()):
-            for kind in ("context", "generation"):
-                lane = _trtllm_mla_lane(root, system, kind) if eng != "trtllm" else None
-                if lane is not None and kind == "context":   # prefill: TensorRT-LLM's lane for every KV dtype
-                    tabs = mla_tables(lane, kind)
-                else:
-                    tabs = mla_tables(d_mla / f"{kind}_mla_perf.parquet", kind)
-                    if lane is not None and "fp8" in (trt := mla_tables(lane, kind)):   # decode: its fp8 only
-                        tabs["fp8"] = trt["fp8"]
-                for k, t in tabs.items():
-                    tables[f"mla_{kind}.{k}"] = t
-            break
+    # the other tables by group, each built on the first lookup of a name it owns (`TableGroups`: a dense model's
+    # study never builds the MoE, sparse-attention, DeepSeek-V4 or mHC ones)
+
+    def attention() -> _Group:
+        out: dict[str, Table] = {}
+        avs = versions(root, system, "attention", engine)
+        av = [v for v in avs if _vkey(v) <= _vkey(version)] or avs
+        if av:
+            d = base / "attention" / engine / av[-1]
+            for kind, fname in (("context", "context_attention_perf.parquet"),
+                                ("generation", "generation_attention_perf.parquet")):
+                if (d / fname).exists():
+                    for k, t in attention_tables(d / fname, kind).items():
+                        out[f"{kind}_attention.{k}"] = t
+        return out, {}
+
+    def mla() -> _Group:
+        out: dict[str, Table] = {}
+        for eng in (engine, *(e for e in ("sglang", "trtllm") if e != engine)):  # own MLA kernels first
+            mvs_ = versions(root, system, "mla", eng)
+            mv_ = [v for v in mvs_ if _vkey(v) <= _vkey(version)] or mvs_ if eng == engine else mvs_
+            d_mla = base / "mla" / eng / mv_[-1] if mv_ else None
+            if (d_mla is not None and (d_mla / "generation_mla_perf.parquet").exists()
+                    and (d_mla / "context_mla_perf.parquet").exists()):
+                for kind in ("context", "generation"):
+                    lane = _trtllm_mla_lane(root, system, kind) if eng != "trtllm" else None
+                    if lane is not None and kind == "context":   # prefill: TensorRT-LLM's lane for every KV dtype
+                        tabs = mla_tables(lane, kind)
+                    else:
+                        tabs = mla_tables(d_mla / f"{kind}_mla_perf.parquet", kind)
+                        if lane is not None and "fp8" in (trt := mla_tables(lane, kind)):   # decode: its fp8 only
+                            tabs["fp8"] = trt["fp8"]
+                    for k, t in tabs.items():
+                        out[f"mla_{kind}.{k}"] = t
+                break
+        return out, {}
+
     svs = versions(root, system, "sparse_attention", engine)
     sv = [v for v in svs if _vkey(v) <= _vkey(version)] or svs
-    for v in reversed(sv):  # the newest version holding the module tables
-        d = base / "sparse_attention" / engine / v
-        if (d / "dsa_generation_module_perf.parquet").exists() and (d / "dsa_context_module_perf.parquet").exists():
-            for kind in ("context", "generation"):
-                for k, t in dsa_tables(d / f"dsa_{kind}_module_perf.parquet", kind).items():
-                    tables[f"dsa_{kind}.{k}"] = t
-            break
-    # MiniMax sparse attention modules: the engine's newest version up to the profile's holding them, else the
-    # oldest later one (SGLang 0.5.16 beside the 0.5.14 profile, vLLM 0.24.0); `MSA_ENGINES` only
-    qvs = versions(root, system, "msa", engine) if engine in MSA_ENGINES else []
-    qv = [v for v in qvs if _vkey(v) <= _vkey(version)]
-    for v in [*reversed(qv), *(v for v in qvs if v not in qv)]:
-        d = base / "msa" / engine / v
-        if any((d / f"msa_{kind}_module_perf.parquet").exists() for kind in ("context", "generation")):
-            for kind in ("context", "generation"):
-                if (d / f"msa_{kind}_module_perf.parquet").exists():
-                    for k, t in msa_tables(d / f"msa_{kind}_module_perf.parquet", kind).items():
-                        tables[f"msa_{kind}.{k}"] = t
-            break
-    # DeepSeek-V4's attention modules: the newest version up to the profile's holding them all, else the oldest
-    # later one (TensorRT-LLM measured them in 1.3.0rc23 only, beside the 1.3.0rc20 profile)
-    for v in [*reversed(sv), *(v for v in svs if v not in sv)]:
-        d = base / "sparse_attention" / engine / v
-        files = {(k, st): d / f"dsv4_{k}_{st}_module_perf.parquet" for k in DSV4_KINDS
-                 for st in ("context", "generation")}
-        if all(f.exists() for f in files.values()):
-            for (k, st), f in files.items():
-                for key, t in dsv4_tables(f, k).items():
-                    tables[f"dsv4_{st}.{key}"] = t
-            break
-    if (f_mhc := _table_upto(root, system, "mhc", engine, version, "mhc_module_perf.parquet")) is not None:
-        for k, t in mhc_tables(f_mhc).items():
-            tables[f"mhc.{k}"] = t
-    if (f_gdn := _table_upto(root, system, "linear_attention", engine, version, "gdn_perf.parquet")) is not None:
-        for k, t in gdn_tables(f_gdn).items():
-            tables[f"linear_attention.{k}"] = t
-    f_kda, f_conv = kda_paths(root, system, engine, version)
-    if f_kda is not None:
-        for k, t in kda_tables(f_kda, f_conv).items():
-            tables[f"linear_attention.{k}"] = t
-    f_m2 = _own_or_lane(root, system, "linear_attention", engine, version, "mamba2_perf.parquet", MAMBA2_LANES)
-    if f_m2 is not None:
-        for k, t in mamba2_tables(f_m2).items():
-            tables[f"linear_attention.{k}"] = t
-    for k, t in comm_tables(root, system, engine, version).items():
-        tables[f"comm.{k}"] = t
-    keys: dict[str, np.ndarray] = {}
-    for k, (t, shp) in deepep_tables(root, system, engine, version).items():
-        tables[f"comm.{k}"] = t
-        keys[f"comm.{k}"] = shp
-    mvs = versions(root, system, "moe", engine)
-    mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
-    paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
-    moe_src: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine), *(p for p in paths if p.exists()),
-                                          *borrowed_moe_rows(root, system, engine, "fill")]
-    twin = {p: tp for p in paths if p.exists() and (tp := _twin_of(root, system, p)) is not None}
-    rows = moe_rows(moe_src, engine, twin, pooled=borrowed_moe_rows(root, system, engine, "pool"))
-    for k, (t, shp) in moe_tables_of(rows).items():
-        tables[f"moe.{k}"] = t
-        keys[f"moe.{k}"] = shp
-    # the balancer the engine runs, where its own table timed it: the newest up to the profile's version
-    wv = [v for v in mvs if _vkey(v) <= _vkey(version) and (base / "moe" / engine / v / WIDEEP_FILE).exists()]
-    gain = balancer_gain(base / "moe" / engine / wv[-1] / WIDEEP_FILE) if wv else None
-    for k, (t, shp) in moe_tables_of(rows, balanced=True, gain=gain).items():
-        tables[f"moe_bal.{k}"] = t
-        keys[f"moe_bal.{k}"] = shp
-    for k, (t, shp) in deepep_moe_tables(deepep_moe_rows(root, system, engine, version), rows).items():
-        tables[k] = t
-        keys[k] = shp
-    return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables, keys=keys)
+
+    def dsa() -> _Group:
+        out: dict[str, Table] = {}
+        for v in reversed(sv):  # the newest version holding the module tables
+            d = base / "sparse_attention" / engine / v
+            if (d / "dsa_generation_module_perf.parquet").exists() and (d / "dsa_context_module_perf.parquet").exists():
+                for kind in ("context", "generation"):
+                    for k, t in dsa_tables(d / f"dsa_{kind}_module_perf.parquet", kind).items():
+                        out[f"dsa_{kind}.{k}"] = t
+                break
+        return out, {}
+
+    def msa() -> _Group:
+        # MiniMax sparse attention modules: the engine's newest version up to the profile's holding them, else the
+        # oldest later one (SGLang 0.5.16 beside the 0.5.14 profile, vLLM 0.24.0); `MSA_ENGINES` only
+        out: dict[str, Table] = {}
+        qvs = versions(root, system, "msa", engine) if engine in MSA_ENGINES else []
+        qv = [v for v in qvs if _vkey(v) <= _vkey(version)]
+        for v in [*reversed(qv), *(v for v in qvs if v not in qv)]:
+            d = base / "msa" / engine / v
+            if any((d / f"msa_{kind}_module_perf.parquet").exists() for kind in ("context", "generation")):
+                for kind in ("context", "generation"):
+                    if (d / f"msa_{kind}_module_perf.parquet").exists():
+                        for k, t in msa_tables(d / f"msa_{kind}_module_perf.parquet", kind).items():
+                            out[f"msa_{kind}.{k}"] = t
+                break
+        return out, {}
+
+    def dsv4() -> _Group:
+        # DeepSeek-V4's attention modules: the newest version up to the profile's holding them all, else the oldest
+        # later one (TensorRT-LLM measured them in 1.3.0rc23 only, beside the 1.3.0rc20 profile)
+        out: dict[str, Table] = {}
+        for v in [*reversed(sv), *(v for v in svs if v not in sv)]:
+            d = base / "sparse_attention" / engine / v
+            files = {(k, st): d / f"dsv4_{k}_{st}_module_perf.parquet" for k in DSV4_KINDS
+                     for st in ("context", "generation")}
+            if all(f.exists() for f in files.values()):
+                for (k, st), f in files.items():
+                    for key, t in dsv4_tables(f, k).items():
+                        out[f"dsv4_{st}.{key}"] = t
+                break
+        return out, {}
+
+    def mhc() -> _Group:
+        out: dict[str, Table] = {}
+        if (f_mhc := _table_upto(root, system, "mhc", engine, version, "mhc_module_perf.parquet")) is not None:
+            for k, t in mhc_tables(f_mhc).items():
+                out[f"mhc.{k}"] = t
+        return out, {}
+
+    def linear() -> _Group:
+        out: dict[str, Table] = {}
+        if (f_gdn := _table_upto(root, system, "linear_attention", engine, version, "gdn_perf.parquet")) is not None:
+            for k, t in gdn_tables(f_gdn).items():
+                out[f"linear_attention.{k}"] = t
+        f_kda, f_conv = kda_paths(root, system, engine, version)
+        if f_kda is not None:
+            for k, t in kda_tables(f_kda, f_conv).items():
+                out[f"linear_attention.{k}"] = t
+        f_m2 = _own_or_lane(root, system, "linear_attention", engine, version, "mamba2_perf.parquet", MAMBA2_LANES)
+        if f_m2 is not None:
+            for k, t in mamba2_tables(f_m2).items():
+                out[f"linear_attention.{k}"] = t
+        return out, {}
+
+    def comm() -> _Group:
+        out: dict[str, Table] = {}
+        keys: dict[str, np.ndarray] = {}
+        for k, t in comm_tables(root, system, engine, version).items():
+            out[f"comm.{k}"] = t
+        for k, (t, shp) in deepep_tables(root, system, engine, version).items():
+            out[f"comm.{k}"] = t
+            keys[f"comm.{k}"] = shp
+        return out, keys
+
+    def moe() -> _Group:
+        out: dict[str, Table] = {}
+        keys: dict[str, np.ndarray] = {}
+        mvs = versions(root, system, "moe", engine)
+        mv = [v for v in mvs if _vkey(v) <= _vkey(version)] or mvs[:1]
+        paths = [base / "moe" / engine / v / "moe_perf.parquet" for v in reversed(mv)]
+        moe_src: list[Path | pd.DataFrame] = [*borrowed_moe_rows(root, system, engine),
+                                              *(p for p in paths if p.exists()),
+                                              *borrowed_moe_rows(root, system, engine, "fill")]
+        twin = {p: tp for p in paths if p.exists() and (tp := _twin_of(root, system, p)) is not None}
+        rows = moe_rows(moe_src, engine, twin, pooled=borrowed_moe_rows(root, system, engine, "pool"))
+        for k, (t, shp) in moe_tables_of(rows).items():
+            out[f"moe.{k}"] = t
+            keys[f"moe.{k}"] = shp
+        # the balancer the engine runs, where its own table timed it: the newest up to the profile's version
+        wv = [v for v in mvs if _vkey(v) <= _vkey(version) and (base / "moe" / engine / v / WIDEEP_FILE).exists()]
+        gain = balancer_gain(base / "moe" / engine / wv[-1] / WIDEEP_FILE) if wv else None
+        for k, (t, shp) in moe_tables_of(rows, balanced=True, gain=gain).items():
+            out[f"moe_bal.{k}"] = t
+            keys[f"moe_bal.{k}"] = shp
+        for k, (t, shp) in deepep_moe_tables(deepep_moe_rows(root, system, engine, version), rows).items():
+            out[k] = t
+            keys[k] = shp
+        return out, keys
+
+    groups = TableGroups(tables, {}, [
+        (("context_attention", "generation_attention"), attention), (("mla_context", "mla_generation"), mla),
+        (("dsa_context", "dsa_generation"), dsa), (("msa_context", "msa_generation"), msa),
+        (("dsv4_context", "dsv4_generation"), dsv4), (("mhc",), mhc), (("linear_attention",), linear),
+        (("comm",), comm), (("moe", "moe_bal", "moe_deepep_"), moe)])
+    return KernelProfile(system=system, engine=engine, version=version, source=source,
+                         tables=LazyTables(groups, "tables"), keys=LazyTables(groups, "keys"))
 
 
 #: systems whose MLA prefill kernel (every KV dtype) and fp8-KV decode kernel are read from TensorRT-LLM's lane for

@@ -11,7 +11,8 @@ import functools
 import hashlib
 import io
 import json
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,106 @@ def runs_on(engine: Any, vendor: str) -> bool:
 
 ENGINE_ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm",
                   "tensorrt_llm": "trtllm", "trt-llm": "trtllm", "torch": "torch", "pytorch": "torch"}
+
+
+#: a builder of one group of a profile's tables: () -> ({table name: Table}, {keyed table name: shape rows})
+GroupBuilder = Callable[[], tuple[dict[str, Table], dict[str, np.ndarray]]]
+
+
+class TableGroups:
+    """A profile's tables built one group at a time, on the first lookup of a name the group owns (`family`: a
+    name's part before its first dot; a group owns the families it lists, and those starting with a listed prefix
+    that ends in "_"). `build.build_one` hands every group but the GEMM tables here, so a study of a dense model
+    never builds the MoE or sparse-attention groups, the slowest to build. Building a group
+    is deterministic (the same raw files, the same code), so a lazy table is the table an eager build gives;
+    iterating, sizing or pickling builds every group, in the order given. Scoped to its profile: no state
+    outside it."""
+
+    def __init__(self, tables: Mapping[str, Table], keys: Mapping[str, np.ndarray],
+                 groups: list[tuple[tuple[str, ...], GroupBuilder]]) -> None:
+        self.tables: dict[str, Table] = dict(tables)
+        self.keys: dict[str, np.ndarray] = dict(keys)
+        self._pending = list(groups)
+        # one builder at a time: threads sharing a profile (a threaded Dask worker, a thread pool of trials) would
+        # otherwise build a group twice and could drop another thread's pending group from the list
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def family(name: str) -> str:
+        return name.split(".", 1)[0]
+
+    @staticmethod
+    def _owns(families: tuple[str, ...], family: str) -> bool:
+        return any(family == f or (f.endswith("_") and family.startswith(f)) for f in families)
+
+    def _build(self, name: str | None) -> None:
+        """Build the pending groups that own `name` (None: all of them)."""
+        fam = None if name is None else self.family(name)
+        with self._lock:
+            keep = []
+            for families, builder in self._pending:
+                if fam is None or self._owns(families, fam):
+                    t, k = builder()
+                    self.tables.update(t)
+                    self.keys.update(k)
+                else:
+                    keep.append((families, builder))
+            self._pending = keep
+
+    def lookup(self, which: str, name: str) -> Any:
+        """``which`` ("tables" / "keys") entry `name`, or None."""
+        got = getattr(self, which)
+        if name not in got and self._pending:
+            self._build(name)
+        return got.get(name)
+
+    def complete(self, which: str) -> dict[str, Any]:
+        """Every entry of ``which``, all groups built."""
+        if self._pending:
+            self._build(None)
+        return getattr(self, which)
+
+
+class LazyTables(MutableMapping[str, Any]):
+    """`KernelProfile.tables` / `.keys` over a `TableGroups`: lookups build only the owning group; iteration and
+    len build every group. Setting or deleting an entry builds its group first (a later build never overwrites
+    it), as a dict of the eager build would hold it. Pickles as the plain dict of every entry."""
+
+    def __init__(self, groups: TableGroups, which: str) -> None:
+        self._groups, self._which = groups, which
+
+    def __getitem__(self, name: str) -> Any:
+        got = self._groups.lookup(self._which, name)
+        if got is None:
+            raise KeyError(name)
+        return got
+
+    def get(self, name: str, default: Any = None) -> Any:
+        got = self._groups.lookup(self._which, name)
+        return default if got is None else got
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._groups.lookup(self._which, name) is not None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._groups.lookup(self._which, name)
+        getattr(self._groups, self._which)[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        self._groups.lookup(self._which, name)
+        del getattr(self._groups, self._which)[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._groups.complete(self._which)))
+
+    def __len__(self) -> int:
+        return len(self._groups.complete(self._which))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return dict, (dict(self._groups.complete(self._which)),)
+
+    def __repr__(self) -> str:
+        return f"LazyTables({self._which}, {len(self._groups._pending)} groups not built yet)"
 
 
 @dataclass(frozen=True)

@@ -1725,24 +1725,26 @@ class ServingModel:
         opened = np.ones(n)
 
         def grouping(occ: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-            """occupancy (n,) or (n, k) -> prompts an iteration carries; `rows`: occ's deployments (None: all)
-            where they are some of the piped ones (`piped`)"""
+            """occupancy (n,) or (n, k) -> prompts an iteration carries; `rows`: occ's deployments (None: all;
+            else sorted row numbers), each priced as among all (the terms are elementwise over deployments)"""
             occ = np.asarray(occ, dtype=float)
-            if rows is not None:
-                assert prep is not None       # rows are piped ones
-                two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
-                return _prompts_at_once(two(lam_row[rows]) * ride_ms(prep.take(np.searchsorted(piped, rows)), occ,
-                                                                     isl_row[rows], osl, d.max_num_tokens[rows],
-                                                                     two(opened[rows])), two(d.pp[rows]))
-            g = np.array(np.broadcast_to(alone[:, None] if occ.ndim == 2 else alone, occ.shape))
             two = (lambda v: v[:, None]) if occ.ndim == 2 else (lambda v: v)
-            if len(riding):
-                g[riding] = _riding_prompts(prep_r, occ[riding], lam_row[riding], isl_row[riding], osl,
-                                            np.asarray(d.max_num_tokens, dtype=float)[riding])
-            if len(piped):
-                g[piped] = _prompts_at_once(two(lam_row[piped]) * ride_ms(prep, occ[piped], isl_row[piped], osl,
-                                                                          d.max_num_tokens[piped],
-                                                                          two(opened[piped])), two(d.pp[piped]))
+            at = np.arange(n) if rows is None else rows
+            g = np.array(np.broadcast_to(two(alone[at]), occ.shape))
+            if rows is None:                          # positions in `at` are the rows
+                ri, pi, pr_r, pr_p = riding, piped, prep_r, prep
+            else:
+                ri, pi = np.flatnonzero(np.isin(at, riding)), np.flatnonzero(np.isin(at, piped))
+                pr_r = prep_r.take(np.searchsorted(riding, at[ri])) if len(ri) and prep_r is not None else None
+                pr_p = prep.take(np.searchsorted(piped, at[pi])) if len(pi) and prep is not None else None
+            if len(ri):
+                r = at[ri]
+                g[ri] = _riding_prompts(pr_r, occ[ri], lam_row[r], isl_row[r], osl,
+                                        np.asarray(d.max_num_tokens, dtype=float)[r])
+            if len(pi):
+                r = at[pi]
+                g[pi] = _prompts_at_once(two(lam_row[r]) * ride_ms(pr_p, occ[pi], isl_row[r], osl,
+                                                                   d.max_num_tokens[r], two(opened[r])), two(d.pp[r]))
             return g
 
         if len(piped):
@@ -1778,7 +1780,15 @@ class ServingModel:
 
         def occupancy(rows: np.ndarray | None = None) -> np.ndarray:
             """The occupancy (sequences in flight) each deployment's replicas hold at lam: N / R(N) = lam,
-            bisected on log N; `rows`: only those deployments, some of the piped ones (None: all)."""
+            bisected on log N; `rows`: only those deployments (None: all; else sorted row numbers). A deployment
+            that cannot keep up (not ``stable``) holds n_max: only the others are bisected."""
+            every = np.arange(n) if rows is None else np.asarray(rows)
+            if not np.all(stable[every]):
+                out = np.array(n_max[every], dtype=float)
+                live = np.flatnonzero(stable[every])
+                if len(live):
+                    out[live] = occupancy(every[live])
+                return out
             dr = d if rows is None else d.take(rows)
             at = slice(None) if rows is None else rows
             nr = len(dr)

@@ -17,9 +17,11 @@ import numpy as np
 
 #: most halvings tested per call (2**4 - 1 = 15 points per row)
 MAX_LEVELS = 4
-#: rows per call below which more points are added per row (`python benchmarks/objective.py`: on the flagship a call
-#: of a few hundred rows costs little more than a call of one)
-TARGET_ROWS = 256
+#: rows per call below which more points are added per row: a test's fixed cost (the cost model's numpy calls, the
+#: same for one row or many) matches the per-row cost of about this many rows, so fewer halvings over more points
+#: cost less up to here (`python benchmarks/flagship.py`: the burst loop's re-solved occupancies of a few hundred
+#: rows and the front's capacity searches; docs/profiles.md)
+TARGET_ROWS = 2048
 
 
 def levels_for(n: int, remaining: int, max_rows: int | None = None) -> int:
