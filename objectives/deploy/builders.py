@@ -510,19 +510,16 @@ def plan(config: Mapping[str, Any], model: str | None = None, engine: str = "roo
 
 def _speculative(cfg: Mapping[str, Any], m: catalog.Model) -> Any:
     """The configuration's ``speculative`` as an `inference.Speculative` (None: off; `speculative.as_speculative`'s
-    forms); DeployError for a bad value and for "mtp" on a model without an MTP module (`speculative.model_refusal`,
-    the study's own rule)."""
-    from objectives.inference.speculative import as_speculative, model_refusal
+    forms); DeployError for a bad value and for "mtp" on a model without an MTP module
+    (`speculative.resolve_speculative`, the cost model's own rule)."""
+    from objectives.inference.speculative import resolve_speculative
     v = cfg.get("speculative")
     if _missing(v):
         return None
     try:
-        spec = as_speculative(v)
+        return resolve_speculative(v, m)
     except (TypeError, ValueError) as exc:
         raise DeployError(str(exc)) from None
-    if (why := model_refusal(spec, m)) is not None:
-        raise DeployError(why)
-    return spec
 
 
 def _prefill_format(cfg: Mapping[str, Any], pg: catalog.GPU, w: str, a: str) -> tuple[str, str]:
@@ -838,8 +835,9 @@ def _speculative_note(c: _Ctx) -> None:
              f"measured ones); every worker drafts {spec.draft_tokens} tokens an iteration"]
     if spec.method == "eagle":
         notes.append(f"speculative method 'eagle': replace {EAGLE_HEAD} by the path or Hugging Face id of an EAGLE "
-                     f"draft head trained for {c.p.model.hf_id} (an EAGLE-3 head: vLLM method eagle3, SGLang "
-                     f"EAGLE3, TensorRT-LLM Eagle3)")
+                     f"draft head trained for {c.p.model.hf_id} (vLLM and SGLang take an EAGLE head here, or an "
+                     f"EAGLE-3 head with method eagle3 / EAGLE3; TensorRT-LLM's decoding_type Eagle runs an "
+                     f"EAGLE-3 head whichever type is named, so give it one)")
     for n in notes:
         if n not in c.notes:
             c.notes.append(n)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import speculative as spec_mod
 from .core import prepare
-from .estimate import _knob_rows, _with_profile, busy_ranks, chunk_work, estimate, micro_batches
+from .estimate import _knob_rows, _split, _token_time, _with_profile, busy_ranks, chunk_work, estimate, micro_batches
 from .lockstep import AdpBalance
 from .measured import (
     TOK_PARTS,
@@ -247,12 +247,8 @@ def _speculative_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, 
     spec, c = p.spec, p.coeffs
     T, A, D, K, S = (np.asarray(x, dtype=float) for x in w)
     k, L = spec.draft_tokens, p.shape.n_layers
-    one = np.all(np.asarray(p.pp) == 1)
-
-    def split(x: Num) -> Num:       # `estimate._split`
-        return 1.0 if one else micro_batches(p.pp, x)
     V = spec_mod.verify_rows(spec, D)
-    m, m_pf = split(n), split(S - D)
+    m, m_pf = _split(p, n), _split(p, S - D)
     full = forward_parts(c, collect, T / m, A / m, V / m, K / m, (S + V - D) / m)
     full["host_seq"] = full["host_seq"] - spec_mod.host_excess_s(c, spec, D) / m
     full["draft"] = k * spec_mod.draft_s(c, L, D / m, K / m)
@@ -261,15 +257,7 @@ def _speculative_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, 
     pre = forward_parts(c, collect, T / m_pf, A / m_pf, 0.0 * D, 0.0 * K, (S - D) / m_pf)
     pre["draft"] = np.zeros(())
     pre["draft_prefill"] = spec_mod.draft_extend_s(c, L, T / m_pf, A / m_pf, (S - D) / m_pf)
-    E = spec.expected_tokens
-    out = {}
-    for name in _FORWARD:
-        f, q = full[name], np.where(has_t, pre[name], 0.0)
-        tok = q + (f - q) / E
-        if whole:
-            tok = np.where(has_t, f, tok)
-        out[name] = np.where(D > 0, tok, q)
-    return out
+    return {name: _token_time(p, T, D, full[name], np.where(has_t, pre[name], 0.0), whole) for name in _FORWARD}
 
 
 def _chunk_parts(p: Any, collect: dict[str, Any], t: Num, parts: dict[str, np.ndarray], T: Num, A: Num, D: Num,

@@ -926,16 +926,19 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_
 
 
 def arrival_wait_iters(p: Prepared, N: Num) -> Num:
-    """Mean iterations (per row) a new request of the steady state of N clients a replica waits before the
+    """Mean iterations (per row) a new request of the steady state of N clients a scheduler (a replica's, or an
+    attention-DP rank's share) waits before the
     iteration that runs its prompt: the whole one in progress when it arrives (its client sent it as its previous
     request's last iteration ended, and through the engine's API server, `serving.scheduler.API_SERVER_MS`, it
     reaches the scheduler just after the next iteration began: the simulator's `Scheduler.frontend_ms`; with one
     client, N <= 1, no other sequence keeps the engine stepping and it waits half of one, as at a random phase;
     between, in proportion), and where the engine forms its next batch while the current one runs
-    (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received; not with
-    pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``) instead of the overlap loop."""
-    return (0.5 + 0.5 * np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
-            + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1))
+    (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received (in the
+    same proportion: one client finds the engine idle, nothing in flight, and is scheduled at once, as the
+    simulator's idle replica is); not with pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``)
+    instead of the overlap loop."""
+    busy = np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
+    return 0.5 + 0.5 * busy + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1) * busy
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None) -> Num:

@@ -346,28 +346,32 @@ class Scheduler:
         kv_slope x its context (``cost.kv_seq_tokens``), held from its admission to its end; None when no request
         holds any (a plain transformer, or a cost without ``kv_seq_tokens``). `output` (tokens, per request): where
         given, the requests decode here, and with the cost's speculative decoding (``cost.speculative``) each that
-        decodes also holds its k draft tokens' slots (`inference.speculative.draft_slots`, the closed form's rule);
-        None: none (a disaggregated prefill worker's requests)."""
+        decodes also holds its k draft tokens' slots (`inference.speculative.draft_slots`, the closed form's k
+        tokens) in its own blocks, ceil((context + k) / block) of them as the engines allocate; None: none (a
+        disaggregated prefill worker's requests)."""
         seq = getattr(cost, "kv_seq_tokens", None)
         if seq is None:
             return None
         ctx = np.asarray(context, dtype=np.float64)
         a = kv_slope(cost)
-        spec = getattr(cost, "speculative", None) if output is not None else None
-        if spec is not None:
-            from ..inference.speculative import draft_slots
-            held = np.broadcast_to(np.asarray(seq(ctx + draft_slots(spec, output)), dtype=np.float64), ctx.shape)
-        else:
-            held = np.broadcast_to(np.asarray(seq(ctx), dtype=np.float64), ctx.shape)
+        held = np.broadcast_to(np.asarray(seq(ctx), dtype=np.float64), ctx.shape)
         bad = np.flatnonzero(~np.isfinite(held) | (held < 0))
         if len(bad):
             i = int(bad[0])
             raise ValueError(f"{type(cost).__name__}.kv_seq_tokens({int(ctx[i])}) = {float(held[i])!r}: the KV a sequence "
                              "holds must be a finite number of tokens >= 0")
-        extra = np.maximum(held - a * ctx, 0.0) / a
-        if not np.any(extra > 1e-9):
+        B = self.kv_block_size
+        blocks = np.ceil(np.maximum(held - a * ctx, 0.0) / a / B - 1e-9)
+        spec = getattr(cost, "speculative", None) if output is not None else None
+        if spec is not None:
+            # the k draft tokens' slots sit in the request's own blocks, as the engines allocate them
+            # (ceil((context + k) / block) blocks): a block more only where they cross a block boundary
+            from ..inference.speculative import draft_slots
+            k = np.asarray(draft_slots(spec, output), dtype=np.float64)
+            blocks = blocks + np.ceil((ctx + k) / B - 1e-9) - np.ceil(ctx / B - 1e-9)
+        if not np.any(blocks > 0):
             return None
-        return np.ceil(extra / self.kv_block_size - 1e-9).astype(np.int64)
+        return blocks.astype(np.int64)
 
 
 #: smallest kv_slope the block count divides by (a model whose every layer is window-bounded holds a constant per

@@ -322,15 +322,16 @@ def test_the_simulator_reserves_the_draft_slots_a_decoding_sequence_holds():
     assert preemptions(4 * 1024, None) == 0
     assert preemptions(4 * 1024, spec) > 0
     assert preemptions(4 * (1024 + 16), spec) == 0
-    # the rule: k slots a request that decodes (none for one that only prefills, none off), in whole blocks beside
-    # its context's, as the closed form's memory counts them
+    # the rule: k slots a request that decodes (none for one that only prefills, none off), in its own blocks as
+    # the engines allocate them, ceil((context + k) / 16): a block more where they cross a block boundary (1024,
+    # 2000), none where the context's last block has room (1000 + 3 within 63 blocks)
     sm = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm", speculative=spec)
     plain = inference.StepModel("Llama-3.1-8B", "H100", engine="vllm")
-    ctx, out = np.array([1024, 2000, 1001]), np.array([24, 1000, 1])
-    assert list(Scheduler().kv_extra_blocks(sm, ctx, out)) == [1, 1, 0]
+    ctx, out = np.array([1024, 2000, 1001, 1000]), np.array([24, 1000, 1, 24])
+    assert list(Scheduler().kv_extra_blocks(sm, ctx, out)) == [1, 1, 0, 0]
     assert Scheduler().kv_extra_blocks(sm, ctx) is None            # a prefill worker's requests
     assert Scheduler().kv_extra_blocks(plain, ctx, out) is None
-    assert list(speculative.draft_slots(spec, out)) == [K, K, 0]
+    assert list(speculative.draft_slots(spec, out)) == [K, K, 0, K]
     p = speculative.with_speculative(inference.core.prepare("Llama-3.1-8B", "H100", engine="vllm"), spec)
     est = importlib.import_module("objectives.inference.estimate")
     per_seq = est.served_batch(p, 1000.0, 24.0, 256.0, 8192.0, kv=10_000.0)[3]
@@ -345,7 +346,8 @@ def test_the_disaggregated_prefill_pool_runs_the_draft_layer_over_each_prompt():
     from objectives.serving.analytical import Deployments, ServingModel, prefill_estimates
     from objectives.serving.simulator import _build
     spec = Speculative("eagle", K, (0.7,))
-    w = serving.Workload(input_len=2000, output_len=100, n_requests=8, concurrency=2, output_spread=0)
+    # a whole context of 2,112 tokens fills 132 blocks: its 3 draft slots take a block more where it decodes
+    w = serving.Workload(input_len=2000, output_len=112, n_requests=8, concurrency=2, output_spread=0)
     d = Deployments.of(gpu="H100_SXM", tp=1, dp=2, mode="disagg", prefill_replicas=1, engine="vllm",
                        speculative=spec)
     pkw = ServingModel("Llama-3.1-8B", w)._prefill_kw(d)
