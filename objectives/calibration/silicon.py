@@ -76,7 +76,9 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     # ttft_wave is not fitted: the share of a run's requests in its start-up wave, 1 / BENCHMARK_ROUNDS (its
     # default); the later rounds' queue is priced (`lockstep.round_queue`) instead of made up for by a larger share
     # the linear-attention models' own time before the first token (a Triton compile for the prompt forward's new
-    # token count, `profiles.JIT_PREFILL_KINDS`), fitted where rows pay it (`special_attn`: `_compiles_prefill`).
+    # token count, `profiles.JIT_PREFILL_KINDS`), fitted where rows pay it (`special_attn`: `_compiles_prefill`),
+    # with its default (the engine sources' compile time, `efficiency`) as the log-prior's centre; a fit without such
+    # rows keeps that default, not 0.
     # The sparse kind's is not fitted (its default, 0): the DSA models' prompts run SGLang's measured prefill module
     # (`measured.build_curves`, `dsa_context`), whose length-dependent time the one constant per request had stood
     # in for (203 ms shared with the linear kind, which under-priced GLM-5's 8k prompts and over-priced its 1k

@@ -359,7 +359,9 @@ def _engine_kind_rows(engines: Any, kinds: Any, rule: Callable[[str, str], bool]
 #: #30403 describe the compile on the serving path); TensorRT-LLM's copy of SGLang's
 #: (tensorrt_llm/_torch/modules/fla/l2norm.py). vLLM's default L2 norm (``l2norm_fwd_kernel2``) takes the count at
 #: run time. Mamba-2 layers run no such norm. A served request whose prompt forward meets a new count pays one
-#: compile before its first token (`Efficiency` ``attn_ttft_ms["linear"]``, a host's compile time, fitted); the
+#: compile before its first token (`Efficiency` ``attn_ttft_ms["linear"]``, a host's compile time, fitted; its
+#: default the sources' ~100 ms). Once a request, not once a prompt-carrying forward: a compile in every prefill
+#: forward would pause the decodes, which the rows' TPOT does not show (docs/profiles.md, thirty-fourth round). The
 #: silicon slice's SGLang releases (0.5.9, 0.5.10.post1, nightlies of February and April 2026) predate the fix
 JIT_PREFILL_KINDS = {"sglang": ("gdn", "kda"), "trtllm": ("gdn", "kda")}
 
