@@ -1,5 +1,5 @@
 """Shared fixtures: a temporary SQLite storage URL, a small mixed space and objectives over it; a fresh copy of the
-shipped catalog."""
+shipped catalog; the flagship study's one run through the CLI."""
 import functools
 import math
 import os
@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 import dse
+from tests.helpers import FlagshipRun, run_flagship
 
 # CI runs the property tests derandomized (same examples every run: a submission's CI cannot fail by chance);
 # local runs keep exploring new examples, which is how new bugs are found.
@@ -31,6 +32,25 @@ def fresh_catalog():
     tests want a catalog of their own (lookups of derived checkpoints register variants in it). A copy shares only
     the immutable records (`Catalog.copy`), so what one test registers no other test sees."""
     return _shipped_catalog().copy()
+
+
+def full_profile(gpu: str, engine: str):
+    """`profiles.load(gpu, engine)` (the cost model's own call, `measured.build_curves`), checked to be the build
+    from aiconfigurator-core's full tables, the default where it is installed: the process's cached profile, where
+    ``full=True`` (another cache key) built the same profile a second time, seconds each."""
+    from objectives import profiles
+
+    p = profiles.load(gpu, engine)
+    assert p is not None and "full tables" in p.source, (gpu, engine, None if p is None else p.source)
+    return p
+
+
+@pytest.fixture(scope="session")
+def flagship_run(tmp_path_factory) -> FlagshipRun:
+    """The flagship study run once per session through the CLI (`tests.helpers.run_flagship`): the suite's most
+    expensive run (its whole grid, then its front simulated). tests/studies checks the run and the study it stored;
+    notebook 02 opens a copy of that study, as it opens one a user ran before, instead of running it again."""
+    return run_flagship(tmp_path_factory.mktemp("flagship"))
 
 
 @pytest.fixture

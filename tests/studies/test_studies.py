@@ -1,28 +1,18 @@
 """studies/*.py: every study file runs into a temporary database and yields a non-empty feasible front; the
 flagship through the real CLI (`dse run` and `python studies/llm_serving.py`) in a subprocess, which is its run here:
 the same checks of its front as the other studies', on the study that run stored (one flagship run, not two)."""
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import dse
-from tests.helpers import ROOT
+from tests.helpers import ROOT, FlagshipRun, run_command, studies_state
 
 STUDIES = sorted((ROOT / "studies").glob("*.py"))
 
 
 def test_the_four_studies_exist():
     assert {p.stem for p in STUDIES} >= {"llm_serving", "moe_serving", "gpu_mix", "quantization_tradeoff"}
-
-
-def _repo_studies_state() -> dict[str, tuple[int, int]]:
-    """Every file under the repository's studies/ (but the study definitions) -> (size, mtime in ns)."""
-    return {str(p.relative_to(ROOT)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in (ROOT / "studies").rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts}
 
 
 def _check_front(spec: dse.StudySpec, study: dse.Study, out: str) -> None:
@@ -57,30 +47,21 @@ IN_PROCESS = [p for p in STUDIES if p.stem != "llm_serving"]
 def test_study_runs_and_has_a_feasible_front(path, tmp_path, capsys):
     spec = dse.load_study_file(path)
     assert spec.space.size > 1000, "a study should explore a real space"
-    before = _repo_studies_state()
+    before = studies_state()
     study = spec.run(f"sqlite:///{tmp_path / 'study.db'}", progress=False)
     _check_front(spec, study, capsys.readouterr().out)
     # the study lands in the temporary folder, and this run wrote nothing into the repository's studies/ (files a
     # user's earlier `dse run` left there are no concern of this test, so compare before and after)
     assert study.storage_url == f"sqlite:///{tmp_path / 'study.db'}"
-    assert _repo_studies_state() == before
+    assert studies_state() == before
 
 
-def _run(args, cwd):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_flagship_through_the_cli(tmp_path):
-    # a copy of the study file, so that the report the CLI writes beside it lands in the temporary folder
-    study_file = tmp_path / "llm_serving.py"
-    shutil.copy(ROOT / "studies" / "llm_serving.py", study_file)
-    db = tmp_path / "flagship.db"
-    dse_bin = Path(sys.executable).parent / "dse"
-    before = _repo_studies_state()
-    r = _run([str(dse_bin), "run", str(study_file), "--storage", f"sqlite:///{db}", "--no-progress"], tmp_path)
+def test_flagship_through_the_cli(flagship_run: FlagshipRun):
+    # `dse run` on a copy of the study file (the session's one flagship run: tests.conftest.flagship_run), so that
+    # the report the CLI writes beside it lands in a temporary folder
+    study_file, db, r = flagship_run.study_file, flagship_run.db, flagship_run.result
     assert r.returncode == 0, r.stderr
-    assert _repo_studies_state() == before
+    assert flagship_run.studies_after == flagship_run.studies_before
     out = r.stdout
     assert "study 'llm_serving'" in out and "feasible; front of" in out
     header = next(line for line in out.splitlines() if "tok_s_per_gpu" in line and "gpu" in line)
@@ -92,7 +73,7 @@ def test_flagship_through_the_cli(tmp_path):
     assert ("front checked at fidelity 'simulated': tok_s_per_gpu, tok_s_per_user, usd_per_mtok: screening values "
             "(the simulated ones in tok_s_per_gpu_simulated, tok_s_per_user_simulated, usd_per_mtok_simulated); "
             "ttft_ms_p99, tpot_ms_p99: simulated values") in out
-    assert (tmp_path / "llm_serving.html").stat().st_size > 10_000
+    assert (flagship_run.folder / "llm_serving.html").stat().st_size > 10_000
     assert db.exists()
     study = dse.load_study("llm_serving", storage=f"sqlite:///{db}")
     assert study.storage_url == f"sqlite:///{db}"
@@ -102,8 +83,8 @@ def test_flagship_through_the_cli(tmp_path):
     assert study.summary()["grid"]["n_points"] == spec.space.size
     _check_front(spec, study, out)   # what test_study_runs_and_has_a_feasible_front checks of the other studies
     # `python studies/llm_serving.py` does the same through dse.cli (the finished study is reopened, not redone)
-    r2 = _run([sys.executable, str(study_file), "--storage", f"sqlite:///{db}", "--no-progress", "--no-report"],
-              tmp_path)
+    r2 = run_command([sys.executable, str(study_file), "--storage", f"sqlite:///{db}", "--no-progress",
+                      "--no-report"], flagship_run.folder)
     assert r2.returncode == 0, r2.stderr
     assert header in r2.stdout
 

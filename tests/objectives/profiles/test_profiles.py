@@ -15,6 +15,7 @@ from objectives import inference, profiles, serving
 from objectives.inference import StepModel
 from objectives.profiles.grid import Table, extend_proportional, fill_gaps, monotone, pivot
 from objectives.profiles.profile import read, save
+from tests.conftest import full_profile
 
 
 def _table() -> Table:
@@ -298,7 +299,7 @@ def test_shipped_profiles_cover_the_main_gpus_and_engines():
 
 def test_full_tables_and_the_shipped_copy_agree():
     pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
-    full = profiles.load("B200", "sglang", full=True)
+    full = full_profile("B200", "sglang")
     small = profiles.load("B200", "sglang", full=False)
     m = np.array([1, 8, 64, 512, 4096])
     assert np.allclose(full.table("gemm.bf16")(m, 4096, 4096), small.table("gemm.bf16")(m, 4096, 4096), rtol=1e-4)
@@ -332,7 +333,7 @@ def test_sglang_on_hopper_times_mxfp4_experts_with_the_triton_kernels_it_runs(gp
 def test_the_borrowed_moe_lane_is_built_from_the_full_tables_as_shipped():
     pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
     tokens = np.array([1.0, 64.0, 1024.0])
-    full = profiles.load("H100-SXM-80GB", "sglang", full=True)
+    full = full_profile("H100-SXM-80GB", "sglang")
     small = profiles.load("H100-SXM-80GB", "sglang", full=False)
     for shape in ((2880, 2880, 4, 128, 1, 1), (2880, 2880, 4, 32, 2, 1), (2880, 2880, 4, 128, 1, 4)):
         assert np.allclose(_moe_ms(full, "w4a16_mxfp4", shape, tokens), _moe_ms(small, "w4a16_mxfp4", shape, tokens),
