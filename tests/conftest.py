@@ -36,8 +36,8 @@ def fresh_catalog():
 
 def full_profile(gpu: str, engine: str):
     """`profiles.load(gpu, engine)` (the cost model's own call, `measured.build_curves`), checked to be the build
-    from aiconfigurator-core's full tables, the default where it is installed: the process's cached profile, where
-    ``full=True`` (another cache key) built the same profile a second time, seconds each."""
+    from aiconfigurator-core's full tables, the default where it is installed: the process's cached profile (a
+    build takes seconds)."""
     from objectives import profiles
 
     p = profiles.load(gpu, engine)

@@ -411,7 +411,6 @@ def _newest(vs: list[str]) -> str:
     return sorted(vs, key=_vkey)[-1]
 
 
-@functools.lru_cache(maxsize=64)
 def load(gpu: str, engine: str, version: str | None = None, full: bool | None = None) -> KernelProfile | None:
     """The kernel profile of catalog GPU `gpu` under `engine` (newest version when None), or None when that GPU
     has no measured profile (the model then uses the roofline). An engine or version that does not exist for a
@@ -435,13 +434,23 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
         ver = _newest(have[eng])
     elif ver not in have[eng]:
         raise ValueError(f"no {eng} {ver} kernel profile for {gpu}; versions available: {', '.join(have[eng])}")
-    from .build import aiconfigurator_root, build_one
+    from .build import aiconfigurator_root
     root = aiconfigurator_root() if full is None or full else None
     if full and root is None:
         raise ValueError("full=True needs the aiconfigurator-core package (pip install -e '.[profiles]')")
-    if root is not None:
-        p = build_one(root, system, eng, ver, "aiconfigurator-core (installed, full tables)")
-        if p is not None:
+    return _load(system, eng, ver, root is not None)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(system: str, engine: str, version: str, full: bool) -> KernelProfile:
+    """`load`'s profile, cached on what it resolved to (the kernel-table system, engine, version and which tables),
+    not on how it was asked for: an alias of the GPU or the engine, the newest version named or left out, and full
+    None or True where the package is installed are one build a process, not one each."""
+    if full:
+        from .build import aiconfigurator_root, build_one
+        root = aiconfigurator_root()
+        if root is not None and (p := build_one(root, system, engine, version,
+                                                "aiconfigurator-core (installed, full tables)")) is not None:
             return p
-    fname = next(f for s, e, v, f in _shipped_index() if (s, e, v) == (system, eng, ver))
+    fname = next(f for s, e, v, f in _shipped_index() if (s, e, v) == (system, engine, version))
     return read(DATA_DIR / fname)

@@ -1234,3 +1234,16 @@ def test_spaces_keep_the_b60_on_its_one_profiled_engine():
         spaces.llm_serving("Llama-3.1-8B", ["B60"], max_gpus=1, engines=["sglang"])
     with pytest.raises(SpaceError, match=r"'trtllm' runs on nvidia GPUs only.*Arc-Pro-B60"):
         spaces.llm_serving("Llama-3.1-8B", ["B60"], max_gpus=1, engines=["trtllm"])
+
+
+def test_one_build_a_process_however_the_profile_is_asked_for():
+    """`profiles.load` caches on what a call resolves to: the engine's spelling, the newest version named or left
+    out, and full=None / True where the package is installed give the one profile object, built once (a build of
+    the full tables takes seconds); the shipped copy (full=False) is another profile."""
+    pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
+    a = profiles.load("H200-SXM-141GB", "vllm")
+    assert profiles.load("H200-SXM-141GB", "vllm", full=True) is a
+    assert profiles.load("H200-SXM-141GB", " VLLM ", version=a.version) is a
+    assert profiles.load("H200-SXM-141GB", f"vllm=={a.version}") is a
+    shipped = profiles.load("H200-SXM-141GB", "vllm", full=False)
+    assert shipped is not a and "full tables" not in shipped.source and "full tables" in a.source
