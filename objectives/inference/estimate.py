@@ -62,12 +62,16 @@ Num = Any
 DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS = ROOFLINE_BUDGETS
 
 
-def micro_batches(pp: Num, n: Num) -> Num:
-    """The micro-batches a pipeline of `pp` stages splits the work of `n` sequences into: m = min(pp, max(n, 1)).
-    Scalars (Python numbers) -> a Python number; else an ndarray."""
-    if isinstance(pp, (int, float)) and isinstance(n, (int, float)):
-        return min(pp, max(n, 1.0))
-    return np.minimum(pp, np.maximum(n, 1.0))
+def micro_batches(pp: Num, n: Num, lanes: Num = None) -> Num:
+    """The micro-batches a pipeline of `pp` stages splits the work of `n` sequences into: m = min(pp, max(n, 1)),
+    at most `lanes` where given (the batches in flight, `pipeline_lanes`: min(m, max(lanes, 1))). Scalars (Python
+    numbers) -> a Python number; else an ndarray."""
+    num = (int, float)
+    if isinstance(pp, num) and isinstance(n, num) and (lanes is None or isinstance(lanes, num)):
+        m = min(pp, max(n, 1.0))
+        return m if lanes is None else min(m, max(lanes, 1.0))
+    m = np.minimum(pp, np.maximum(n, 1.0))
+    return m if lanes is None else np.minimum(m, np.maximum(lanes, 1.0))
 
 
 def replica_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_seqs: Num, prefill: bool = False,

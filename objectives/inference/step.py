@@ -16,6 +16,7 @@ from .estimate import (
     DEFAULT_MAX_NUM_TOKENS,
     _replica_time_s,
     chunk_pass_s,
+    chunk_work,
     kv_capacity_tokens,
     memory_setting_needed,
     micro_batches,
@@ -238,17 +239,9 @@ class StepModel:
             n_prefill_seqs = (T > 0) * 1.0 if scalar else (np.asarray(T) > 0).astype(float)
         n_pf = n_prefill_seqs
 
-        def split(n: Any) -> Any:   # the micro-batches (pp > 1) of n sequences, at most `lanes`
-            if self.pp == 1:
-                return 1.0
-            m = micro_batches(self.pp, n)
-            if lanes is None:
-                return m
-            return min(m, max(lanes, 1.0)) if scalar else np.minimum(m, np.maximum(lanes, 1.0))
-
         # the verify's k + 1 tokens a sequence stay in that sequence's micro-batch: the split is over the D +
         # prompts sequences, as `estimate.speculative_full_s`, and each micro-batch drafts its D / m
-        m, m_pf = split(D + n_pf), split(n_pf)
+        m, m_pf = self._split(D + n_pf, lanes), self._split(n_pf, lanes)
         c, L = self._c, self._L
         full = (self._time_ms(T, A, D * (k + 1.0), K, n_pf, m)   # V + prompts' logit rows
                 + 1e3 * (k * speculative_mod.draft_s(c, L, D / m, K / m, scalar)
@@ -262,6 +255,11 @@ class StepModel:
         if scalar:
             return pre
         return np.where(np.asarray(D) > 0, np.where(np.asarray(T) > 0, full, full / spec.expected_tokens), pre)
+
+    def _split(self, n: Any, lanes: Any = None) -> Any:
+        """`estimate.micro_batches` of this pipeline for `n` sequences, at most `lanes` batches in flight (None: no
+        cap); 1.0 where pp == 1, as `estimate._split`."""
+        return 1.0 if self.pp == 1 else micro_batches(self.pp, n, lanes)
 
     def _time_ms(self, n_prefill_tokens: Any, prefill_attn_pairs: Any, n_decode_seqs: Any, decode_kv_tokens: Any,
                  n_prefill_seqs: Any = None, lanes: Any = None) -> Any:
@@ -278,16 +276,18 @@ class StepModel:
         if scalar:
             if self.pp == 1:
                 return 1e3 * forward_s(self._c, T, A, D, K, S, max, pow)
-            m = min(self.pp, max(D + n_prefill_seqs, 1.0), self.pp if lanes is None else max(lanes, 1.0))
+            m = micro_batches(self.pp, S, lanes)
             t = forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow)
-            if T > 0:  # `estimate.chunk_pass_s`, scalar: the chunk's micro-batch with its share of the decodes
+            # `estimate.chunk_pass_s`, scalar: the chunk's micro-batch with its share of the decodes, `chunk_work`
+            # written out (calling it cost this call ~8 %; test_closed_terms pins the copy)
+            if T > 0:
                 n = max(n_prefill_seqs, 1.0)
                 t = max(t, forward_s(self._c, T / n, A / n, D / m, K / m, D / m + 1.0, max, pow))
             return 1e3 * t
         T, A, D, K, S = (np.asarray(x, dtype=float) for x in (T, A, D, K, S))
         if self.pp == 1:
             return 1e3 * forward_s(self._c, T, A, D, K, S)
-        m = S if lanes is None else np.minimum(S, np.maximum(np.asarray(lanes, dtype=float), 1.0))
+        m = micro_batches(self.pp, S, lanes)
         t_pp: np.ndarray = _replica_time_s(self._p, T, A, D, K, S, m)   # one token a decode (specfix: no spec twice)
         n_pf = np.maximum(np.asarray(n_prefill_seqs, dtype=float), 1.0)
         return 1e3 * np.where(T > 0, chunk_pass_s(self._p, t_pp, T / n_pf, A / n_pf, D, K, m), t_pp)
@@ -369,7 +369,7 @@ class StepModel:
         parts = forward_parts(p.coeffs, collect, T / m, A / m, D / m, K / m, S / m)
         if self.pp > 1 and T > 0:   # `time_ms`: the chunk's micro-batch passing every stage, where longer
             n = max(n_pf, 1.0)
-            lone = (T / n, A / n, D / m, K / m, D / m + 1.0)
+            lone = chunk_work(p, T / n, A / n, D, K, m)
             if forward_s(self._c, *lone, max, pow) > forward_s(self._c, T / m, A / m, D / m, K / m, S / m, max, pow):
                 parts = forward_parts(p.coeffs, collect, *lone)
         return {name: 1e3 * float(parts[name]) for name in COMPONENTS}

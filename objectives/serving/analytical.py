@@ -3117,13 +3117,10 @@ def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
-    """Estimated fraction of requests meeting the per-request bounds of ``slo``: TTFT from the queue's exponential
-    tail fitted through the mean and p99, TPOT and E2E from a normal through the mean and p90."""
+    """Estimated fraction of requests meeting the per-request bounds of ``slo`` (`SLO.bounds`): for each bounded
+    metric (TTFT, TPOT, E2E) a normal through its mean and p90, the metrics taken as independent (the product)."""
     ok = np.ones(len(m))
-    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
-        bound = getattr(slo, metric)
-        if bound is None:
-            continue
+    for metric, bound in slo.bounds.items():
         mean = m[metric].to_numpy(float)
         p90 = m[f"{metric}_p90"].to_numpy(float)
         sigma = np.maximum((p90 - mean) / Z["p90"], 1e-9 * np.maximum(mean, 1.0))

@@ -84,10 +84,7 @@ SETTLE_RUNS = 8
 
 def meets(metrics: Mapping[str, float], slo: SLO) -> bool:
     """Whether simulated ``metrics`` (the keys of `simulate`) meet every bound of ``slo`` on its statistic."""
-    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
-        bound = getattr(slo, metric)
-        if bound is None:
-            continue
+    for metric, bound in slo.bounds.items():
         v = float(metrics[f"{metric}_{_STAT_KEY[slo.percentile]}"])
         if not v <= bound:          # NaN fails
             return False

@@ -460,10 +460,15 @@ class SLO:
         return metric if percentile == "mean" else f"{metric}_{percentile}"
 
     @property
+    def bounds(self) -> dict[str, float]:
+        """{per-request metric (`SLO_METRICS`, in its order): bound ms, as given} for each bound set, e.g.
+        {"ttft_ms": 2000, "tpot_ms": 200.0}; unbounded metrics (None) are left out."""
+        return {m: getattr(self, m) for m in SLO_METRICS if getattr(self, m) is not None}
+
+    @property
     def constraints(self) -> dict[str, tuple[str, float]]:
         """{study metric: ("<=", bound ms)} for each bound set, e.g. {"ttft_ms_p99": ("<=", 2000.0)}."""
-        return {self.metric_name(m, self.percentile): ("<=", float(getattr(self, m)))
-                for m in SLO_METRICS if getattr(self, m) is not None}
+        return {self.metric_name(m, self.percentile): ("<=", float(bound)) for m, bound in self.bounds.items()}
 
     @classmethod
     def parse(cls, spec: Any) -> SLO:
