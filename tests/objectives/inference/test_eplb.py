@@ -256,16 +256,16 @@ def test_a_tensorrt_llm_balanced_deployment_is_slower_with_its_balancers_gain_th
     pytest.importorskip("aiconfigurator_core", reason="the profiles extra (aiconfigurator-core) is not installed")
     import functools
 
-    from objectives import profiles
     from objectives.profiles import build
+    from objectives.profiles import profile as profile_mod
     kw = dict(tp=1, attn_dp=32, ep=32, input_len=8192, output_len=1024, concurrency=64 * 32, engine="trtllm",
               eplb=[False, True])
     real = inference.max_throughput(DSR1, "GB200", **kw)
-    # the even split's profile is built afresh in a cache of its own (`profiles.load`: what the cost model calls,
-    # `measured.build_curves`), so the process-wide cache never holds it and is not cleared (clearing it made every
-    # later test of the session build its profiles again)
+    # the even split's profile is built afresh in a cache of its own (`profiles.load`'s cache of resolved profiles,
+    # `profile._load`: what the cost model calls, `measured.build_curves`), so the process-wide cache never holds
+    # it and is not cleared (clearing it made every later test of the session build its profiles again)
     monkeypatch.setattr(build, "balancer_gain", lambda path: pd.DataFrame())   # today's even split
-    monkeypatch.setattr(profiles, "load", functools.lru_cache(maxsize=None)(profiles.load.__wrapped__))
+    monkeypatch.setattr(profile_mod, "_load", functools.lru_cache(maxsize=None)(profile_mod._load.__wrapped__))
     even = inference.max_throughput(DSR1, "GB200", **kw)
     # (the TPOT also holds the 32 ranks' lockstep waits for each other's prompt chunks, `estimate.rank_wait_s`,
     # which the balancer hardly shortens: a smaller share of it is the experts')
