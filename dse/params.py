@@ -477,6 +477,10 @@ class Float(Param):
                 )
         self.low, self.high, self.log, self.step = low, high, bool(log), step
         self._n = None if n is None else n + 1
+        # how far off the grid, in steps, a grid value may read: 1e-6, or the float error of low + k * step
+        # rounded to 15 decimals (`_at`) where steps are tiny against the values (step 1e-12 over [0, 3]: 5e-4)
+        self._grid_tol = 1e-6 if step is None else 1e-6 + (1e-15 + 8 * np.finfo(float).eps
+                                                            * max(abs(low), abs(high))) / step
         self._set_when(when)
         self._frozen = True
 
@@ -551,7 +555,7 @@ class Float(Param):
             ok = (x >= self.low) & (x <= self.high)
             if self.step is not None:
                 k = (x - self.low) / self.step
-                ok &= np.abs(k - np.round(k)) <= 1e-6
+                ok &= np.abs(k - np.round(k)) <= self._grid_tol
         return ok
 
     def _normalize(self, name: str, value: object) -> object:
@@ -563,7 +567,7 @@ class Float(Param):
             raise SpaceError(f"parameter {name!r}: {x!r} is out of range [{self.low!r}, {self.high!r}]")
         if self.step is not None:
             k = (x - self.low) / self.step
-            if abs(k - round(k)) > 1e-6:
+            if abs(k - round(k)) > self._grid_tol:
                 raise SpaceError(
                     f"parameter {name!r}: {x!r} is not on the step grid {self.low!r} + k*{self.step!r} "
                     f"(nearest: {self.low + round(k) * self.step!r})"

@@ -552,3 +552,17 @@ def test_an_empty_space_names_the_constraint_that_alone_excludes_everything():
     both = Space(a=Int(1, 3), b=Int(1, 3), constraints=["a > b", "b > a"])     # only together
     with pytest.raises(SpaceError, match=r"the space has no feasible point: constraints \['a > b', 'b > a'\] exclude"):
         both.sample(3, seed=0)
+
+
+def test_a_tiny_step_keeps_its_own_grid_values_feasible_and_a_huge_constrained_grid_says_it_cannot_be_counted():
+    # step 1e-12 over [0, 3]: k = x / step reads ~1e-4 off an integer in float64, where the grid check allowed 1e-6
+    # and refused the space's own samples; the tolerance now follows the float error of low + k * step
+    space = Space({"a": Float(0.0, 3.0, step=1e-12)})
+    df = space.sample(50, seed=0)
+    assert space.feasible(df).all()
+    assert space.validate({"a": float(df["a"].iloc[0])})["a"] == float(df["a"].iloc[0])
+    assert not space.feasible(pd.DataFrame({"a": [0.5e-12 + 1.0]})).all()   # half a step off is still off
+    # counting a constrained grid enumerates it: 1e12 points are refused with the reason, not hours of work
+    with pytest.raises(SpaceError, match="cannot be counted.*1e\\+12 points"):
+        _ = Space({"b": Float(0.0, 1.0, step=1e-12)}, constraints=["b > 0.5"]).size
+    assert Space({"b": Float(0.0, 1.0, step=0.1)}, constraints=["b > 0.5"]).size == 5
