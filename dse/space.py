@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from dse.errors import SpaceError
-from dse.params import Categorical, Float, Int, Param
+from dse.params import MAX_VALUES, Categorical, Float, Int, Param
 from dse.space_points import DEFAULT_MAX_POINTS as DEFAULT_MAX_POINTS
 from dse.space_points import SpacePoints
 
@@ -54,20 +54,18 @@ class Space(SpacePoints):
     @property
     def size(self) -> int | float:
         """Number of feasible points of a discrete space (conditions and constraints applied); ``math.inf`` for
-        a space with a continuous parameter. SpaceError where conditions or constraints apply to a grid of more
-        than 1e8 points (they are counted by enumerating it)."""
+        a space with a continuous parameter. SpaceError where conditions or constraints apply to a parameter of
+        more values than can be listed (they are counted by enumerating the grid)."""
         if not self.is_discrete:
             return math.inf
         if self._count is None:
             if not self._conds and not self._exprs and not self._callables:
                 self._count = math.prod(int(p.n_values) for p in self._params.values())
-            elif not self._enumerable():
-                # conditions and constraints are counted by enumerating the grid: past 1e8 points that would
-                # take hours, or fail listing a parameter's values; say so instead
-                raise SpaceError(f"the space's feasible points cannot be counted: its grid has "
-                                 f"{math.prod(int(p.n_values) for p in self._params.values()):.3g} points before "
-                                 f"its conditions and constraints, too many to enumerate (at most 1e8); give its "
-                                 f"parameters fewer values (a larger step) to count them")
+            elif big := [n for n, p in self._params.items() if p.n_values > MAX_VALUES]:
+                # conditions and constraints are counted by enumerating the grid, which lists every value
+                raise SpaceError(f"the space's feasible points cannot be counted: {big} have more than "
+                                 f"{MAX_VALUES:,} values each, too many to list for its conditions and "
+                                 f"constraints; give them a larger step")
             else:
                 self._count = sum(len(next(iter(c.values()))) for c in self._enumerate())
         return self._count

@@ -562,7 +562,7 @@ def test_a_tiny_step_keeps_its_own_grid_values_feasible_and_a_huge_constrained_g
     assert space.feasible(df).all()
     assert space.validate({"a": float(df["a"].iloc[0])})["a"] == float(df["a"].iloc[0])
     assert not space.feasible(pd.DataFrame({"a": [0.5e-12 + 1.0]})).all()   # half a step off is still off
-    # counting a constrained grid enumerates it: 1e12 points are refused with the reason, not hours of work
-    with pytest.raises(SpaceError, match="cannot be counted.*1e\\+12 points"):
+    # counting a constrained grid enumerates it, listing every value: 1e12 values are refused with the reason
+    with pytest.raises(SpaceError, match="cannot be counted: \\['b'\\] have more than"):
         _ = Space({"b": Float(0.0, 1.0, step=1e-12)}, constraints=["b > 0.5"]).size
     assert Space({"b": Float(0.0, 1.0, step=0.1)}, constraints=["b > 0.5"]).size == 5
