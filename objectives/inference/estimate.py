@@ -129,8 +129,15 @@ def speculative_time_s(p: Prepared, T: Num, A: Num, D: Num, K: Num, S: Num, n_se
     decodes are credited one token, not E, so a mixed batch's throughput is understated by up to E - 1 tokens a
     decode); a decode-only one is 1 / E of it either way."""
     full = speculative_full_s(p, T, A, D, K, S, n_seqs, prefill)
-    pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D, prefill) + _draft_extend_s(p, T, A, S - D, S - D)
-    return _token_time(p, T, D, full, np.where(np.asarray(T) > 0, pre, 0.0), whole)
+    return _token_time(p, T, D, full, np.where(np.asarray(T) > 0, _prompt_alone_s(p, T, A, D, S, prefill), 0.0),
+                       whole)
+
+
+def _prompt_alone_s(p: Prepared, T: Num, A: Num, D: Num, S: Num, prefill: bool = False) -> Num:
+    """The prompt work of a speculative iteration alone (s): its T tokens and A query-key pairs with their S - D
+    logit rows, split over those S - D finishing prompts' micro-batches, and the draft layer's prefill of it
+    (`_token_time`'s `pre`)."""
+    return _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D, prefill) + _draft_extend_s(p, T, A, S - D, S - D)
 
 
 def _token_time(p: Prepared, T: Num, D: Num, full: Num, pre: Num, whole: bool) -> Num:
@@ -502,7 +509,7 @@ def speculative_busy_s(p: Prepared, w: tuple[Num, Num, Num, Num, Num], N: Num, w
     T, A, D, K, S = w
     t_f, busy_f, comp_f = speculative_step_s(p, D, K, T, A, S, N)
     has_t = np.asarray(T) > 0
-    pre = _replica_time_s(p, T, A, 0.0, 0.0, S - D, S - D) + _draft_extend_s(p, T, A, S - D, S - D)
+    pre = _prompt_alone_s(p, T, A, D, S)
     t_p = np.where(has_t, pre, 0.0)
     busy_p = np.where(has_t, pre - idle_s(p.coeffs, 0.0, S - D), 0.0)
     comp_p = np.where(has_t, replica_compute_s(p, T, A, 0.0, 0.0, S - D, S - D), 0.0)

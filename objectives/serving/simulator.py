@@ -584,13 +584,14 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     arrivals: ~0 where the deployment keeps up, `steady_growth`) are added. `serving.capacity` measures every rate so.
     ``speculative``: speculative decoding on the agg replicas and the decode pool, the prefill pool running the
     draft layer's prefill of each prompt (an `inference.Speculative` or a mapping of its fields; None: off), a
-    what-if: every decode is priced in token time as the deterministic expectation of its drafts and verify (`StepModel.time_ms`): each simulated iteration emits one token a decode
-    and costs 1 / E of a speculative iteration's decode work (E = `Speculative.expected_tokens`), so TPOT,
-    throughput and the ITL mean follow; the ITL percentiles are those of the smoothed stream, not the engines'
-    bursts of accepted tokens. The draft layer's KV and weights shrink the cache (`StepModel.kv_capacity_tokens`),
-    and each request that decodes holds its k draft tokens' slots from its admission (`Scheduler.kv_extra_blocks`,
-    `inference.speculative.draft_slots`, the closed form's rule; in whole blocks beside its context's); SGLang's
-    overlap scheduler is off and its max running requests default to 48 (`Scheduler.for_cost`).
+    what-if: every decode is priced in token time as the deterministic expectation of its drafts and verify
+    (`StepModel.time_ms`): each simulated iteration emits one token a decode and costs 1 / E of a speculative
+    iteration's decode work (E = `Speculative.expected_tokens`), so TPOT, throughput and the ITL mean follow; the
+    ITL percentiles are those of the smoothed stream, not the engines' bursts of accepted tokens. The draft layer's
+    KV and weights shrink the cache (`StepModel.kv_capacity_tokens`), and each request that decodes holds its k
+    draft tokens' slots from its admission (`Scheduler.kv_extra_blocks`, `inference.speculative.draft_slots`, the
+    closed form's k tokens, in its own blocks: ceil((context + k) / block)); SGLang's overlap scheduler is off and
+    its max running requests default to 48 (`Scheduler.for_cost`).
     """
     if interval is not None:
         from objectives.uncertainty import check_level
