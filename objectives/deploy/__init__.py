@@ -234,7 +234,9 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
             SGLang, which have none, and without attention DP), speculative (None / "off", an
             ``inference.Speculative``, its label "mtp:3:0.8" or a mapping of its fields: every worker launches its
             engine's speculative decoding, vLLM --speculative-config, SGLang --speculative-algorithm and its steps,
-            TensorRT-LLM's speculative_config; "mtp" on a model without an MTP module refused);
+            TensorRT-LLM's speculative_config; "mtp" on a model without an MTP module refused; "eagle" launches
+            the EAGLE-3 head the catalog names for the model, `builders.EAGLE3_HEADS`, else a placeholder head the
+            notes say how to replace);
             ``model`` when not given separately. Missing knobs take the study defaults (tp=pp=dp=ep=1, agg,
             256, 8192, chunked, no eplb, auto, prefix caching on); a missing weight_dtype the checkpoint's format
             (fp8 for an FP8 checkpoint, bf16 for an unquantized one); a missing kv_dtype the KV cache the study's

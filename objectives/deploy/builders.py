@@ -67,11 +67,12 @@ attn_dp > 1)                                                                    
 prefix_caching     --no-enable-prefix-caching       --disable-radix-cache               YAML kv_cache_config
 (False only)                                                                            .enable_block_reuse: false
 speculative        --speculative-config             --speculative-algorithm NEXTN       YAML speculative_config
-(k draft tokens,   {"method": "mtp" | "eagle",      (mtp) | EAGLE (eagle) --speculative  .decoding_type: MTP | Eagle,
-every worker)      "num_speculative_tokens": k}     -num-steps k --speculative-eagle-   .max_draft_len: k (Eagle:
-                   (eagle: "model": the head)       topk 1 --speculative-num-draft-     .speculative_model: the head)
-                                                    tokens k+1 --speculative-draft-
-                                                    model-path (mtp: the checkpoint)
+(k draft tokens,   {"method": "mtp" | "eagle3" |    (mtp) | EAGLE3 | EAGLE (eagle)      .decoding_type: MTP | Eagle3
+every worker;      "eagle", "num_speculative_       --speculative-num-steps k           | Eagle, .max_draft_len: k
+eagle: EAGLE3 with tokens": k} (eagle3 / eagle:     --speculative-eagle-topk 1          (Eagle3 / Eagle:
+a catalogued head, "model": the head)               --speculative-num-draft-tokens k+1  .speculative_model: the head)
+else a placeholder)                                 --speculative-draft-model-path
+                                                    (mtp: the checkpoint)
 max_batch_size     --max-num-seqs                   --max-running-requests (x attn_dp:  --max_batch_size
 (per attn rank)                                     SGLang divides it by --dp-size)
 max_num_tokens     --max-num-batched-tokens         --chunked-prefill-size (chunked, x  --max_num_tokens
@@ -822,22 +823,62 @@ def _redundant(p: Any) -> int:
     return redundant_experts(p.model.n_experts, p.ep) if p.ep > 1 else 0
 
 
-#: what the launch commands hold where an EAGLE draft head goes (the catalog names none for a model): replace it by
-#: the path or Hugging Face id of an EAGLE head trained for the served model (`_speculative_args`' note)
+#: what the launch commands hold where an EAGLE draft head goes and the catalog names none for the served model
+#: (`EAGLE3_HEADS`): the user replaces it by the path or Hugging Face id of an EAGLE head trained for that model
+#: (`_speculative_note` says where and with which method name)
 EAGLE_HEAD = "EAGLE_DRAFT_HEAD"
+
+#: EAGLE-3 draft heads published for catalog models, by the served checkpoint's Hugging Face id: each the head's
+#: Hugging Face model card id, the first one the EAGLE authors list for that base model (SafeAILab/EAGLE README.md
+#: @ cb7e0841fe0c206c6ed74a197ad5e2a1f13f5a2b, table "EAGLE-3 Models on Hugging Face"; the row named beside each).
+#: Only exact base checkpoints: a quantized or base (non-instruct) variant of a listed model is not listed there.
+EAGLE3_HEADS: dict[str, str] = {
+    "meta-llama/Llama-3.3-70B-Instruct": "yuhuili/EAGLE3-LLaMA3.3-Instruct-70B",    # row LLaMA-3.3-70B-Instruct
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct":
+        "lmsys/sglang-EAGLE3-Llama-4-Scout-17B-16E-Instruct-v1",                    # row LLaMA-4-Scout-17B-16E-Instruct
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct":
+        "lmsys/sglang-EAGLE3-Llama-4-Maverick-17B-128E-Instruct-v1",  # row LLaMA-4-Maverick-17B-128E-Instruct
+    "Qwen/Qwen3-1.7B": "AngelSlim/Qwen3-1.7B_eagle3",                               # row Qwen3-1.7B
+    "Qwen/Qwen3-8B": "Tengyunw/qwen3_8b_eagle3",                                    # row Qwen3-8B
+    "Qwen/Qwen3-14B": "AngelSlim/Qwen3-14B_eagle3",                                 # row Qwen3-14B
+    "Qwen/Qwen3-30B-A3B": "Tengyunw/qwen3_30b_moe_eagle3",                          # row Qwen3-30B-A3B
+    "Qwen/Qwen3-32B": "AngelSlim/Qwen3-32B_eagle3",                                 # row Qwen3-32B
+    "Qwen/Qwen3-235B-A22B": "nvidia/Qwen3-235B-A22B-Eagle3",                        # row Qwen3-235B-A22B
+    "openai/gpt-oss-120b": "lmsys/EAGLE3-gpt-oss-120b-bf16",                        # row GPT-OSS-120B
+}
+
+
+def eagle3_head(hf_id: str) -> str | None:
+    """The EAGLE-3 head `EAGLE3_HEADS` names for the checkpoint `hf_id` (a catalog model's ``hf_id``), else None."""
+    return EAGLE3_HEADS.get(hf_id)
 
 
 def _speculative_note(c: _Ctx) -> None:
     """The notes of the plan's ``speculative`` (once a deployment): the acceptance rates are the study's what-if,
-    and an EAGLE draft's head must be named."""
+    and an EAGLE draft's head: the catalogued EAGLE-3 head it launches (`EAGLE3_HEADS`), else exactly what replaces
+    `EAGLE_HEAD` in this engine's command and under which method name."""
     spec = c.p.speculative
     notes = [f"speculative {spec.label}: the acceptance rates are the study's assumption (the engine logs the "
              f"measured ones); every worker drafts {spec.draft_tokens} tokens an iteration"]
-    if spec.method == "eagle":
-        notes.append(f"speculative method 'eagle': replace {EAGLE_HEAD} by the path or Hugging Face id of an EAGLE "
-                     f"draft head trained for {c.p.model.hf_id} (vLLM and SGLang take an EAGLE head here, or an "
-                     f"EAGLE-3 head with method eagle3 / EAGLE3; TensorRT-LLM's decoding_type Eagle runs an "
-                     f"EAGLE-3 head whichever type is named, so give it one)")
+    hf_id = c.p.model.hf_id
+    if spec.method == "eagle" and (head := eagle3_head(hf_id)) is not None:
+        notes.append(f"speculative method 'eagle': the EAGLE-3 head {head} (huggingface.co/{head}, listed for "
+                     f"{hf_id} by the EAGLE authors) drafts; the study's acceptance rates are not that head's "
+                     f"measured ones")
+    elif spec.method == "eagle":
+        head = (f"the local path or Hugging Face id of an EAGLE draft head trained on {hf_id}'s hidden states")
+        what = {
+            "vllm": f'the "model" of --speculative-config) by {head}: an EAGLE-1 head with "method": "eagle" as '
+                    f'launched, an EAGLE-3 head with "method": "eagle3"',
+            "sglang": f"--speculative-draft-model-path) by {head}: an EAGLE-1 head with --speculative-algorithm "
+                      f"EAGLE as launched, an EAGLE-3 head with --speculative-algorithm EAGLE3",
+            # EagleDecodingConfig.spec_dec_mode: EAGLE3 (or EAGLE3_ONE_MODEL) on the PyTorch backend
+            "trtllm": f"speculative_config.speculative_model of the LLM API options YAML) by {head} of the "
+                      f"EAGLE-3 kind (decoding_type Eagle runs it as EAGLE-3, as Eagle3 does; an EAGLE-1 head does "
+                      f"not load)",
+        }[c.engine]
+        notes.append(f"speculative method 'eagle': the catalog names no EAGLE head for {hf_id}; replace {EAGLE_HEAD} "
+                     f"({what}")
     for n in notes:
         if n not in c.notes:
             c.notes.append(n)
@@ -849,50 +890,57 @@ def _speculative_args(c: _Ctx) -> list[Any]:
 
     - vLLM: --speculative-config, JSON of ``SpeculativeConfig`` fields (vllm/config/speculative.py @
       002e77c1f0ef9b19cff8b9e21cfbd6feb3d6b443): ``method`` "mtp" (the generic of its MTPModelTypes: the model's own
-      module, from the served checkpoint) or "eagle" (EagleModelTypes) with ``model`` the draft head, and
-      ``num_speculative_tokens`` k.
+      module, from the served checkpoint), "eagle3" with ``model`` the catalogued EAGLE-3 head (`EAGLE3_HEADS`) or
+      "eagle" with ``model`` `EAGLE_HEAD` (EagleModelTypes: "eagle", "eagle3"), and ``num_speculative_tokens`` k.
     - SGLang: --speculative-algorithm NEXTN (the model's MTP module; ``ServerArgs`` turns it into EAGLE, "NEXTN shares
-      the same implementation of EAGLE") or EAGLE, --speculative-num-steps k, --speculative-eagle-topk 1 (a chain),
-      --speculative-num-draft-tokens k + 1 (what it sets itself at top-k 1, "adjusted to speculative_num_steps + 1
-      when speculative_eagle_topk == 1") and --speculative-draft-model-path: the served checkpoint for NEXTN (which
-      ``ServerArgs`` fills itself only for the DeepSeek / GLM-4 MoE / Bailing architectures), the head for EAGLE
-      (python/sglang/srt/server_args.py ``_handle_speculative_decoding``)."""
+      the same implementation of EAGLE"), EAGLE3 (a catalogued head) or EAGLE, --speculative-num-steps k,
+      --speculative-eagle-topk 1 (a chain), --speculative-num-draft-tokens k + 1 (what it sets itself at top-k 1,
+      "adjusted to speculative_num_steps + 1 when speculative_eagle_topk == 1") and --speculative-draft-model-path:
+      the served checkpoint for NEXTN (which ``ServerArgs`` fills itself only for the DeepSeek / GLM-4 MoE / Bailing
+      architectures), the head for EAGLE3 / EAGLE (python/sglang/srt/server_args.py
+      ``_handle_speculative_decoding``, where EAGLE3 runs the EAGLE worker as EAGLE does)."""
     spec = c.p.speculative
     if spec is None:
         return []
     _speculative_note(c)
     k, mtp = spec.draft_tokens, spec.method == "mtp"
+    head = None if mtp else eagle3_head(c.p.model.hf_id)
     what = f"speculative={spec.label!r}"
     if c.engine == "vllm":
         c.need("serve", "--speculative-config", what)
-        cfg: dict[str, Any] = {"method": "mtp" if mtp else "eagle", "num_speculative_tokens": k}
+        cfg: dict[str, Any] = {"method": "mtp" if mtp else "eagle" if head is None else "eagle3",
+                               "num_speculative_tokens": k}
         if not mtp:
-            cfg["model"] = EAGLE_HEAD
+            cfg["model"] = EAGLE_HEAD if head is None else head
         return ["--speculative-config", json.dumps(cfg, separators=(",", ":"))]
     for flag in ("--speculative-algorithm", "--speculative-num-steps", "--speculative-eagle-topk",
                  "--speculative-num-draft-tokens", "--speculative-draft-model-path"):
         c.need("serve", flag, what)
-    algo = c.choice("serve", "--speculative-algorithm", "NEXTN" if mtp else "EAGLE", what)
+    algo = c.choice("serve", "--speculative-algorithm", "NEXTN" if mtp else "EAGLE" if head is None else "EAGLE3",
+                    what)
     return ["--speculative-algorithm", algo, "--speculative-num-steps", k, "--speculative-eagle-topk", 1,
             "--speculative-num-draft-tokens", k + 1, "--speculative-draft-model-path",
-            c.p.model.hf_id if mtp else EAGLE_HEAD]
+            c.p.model.hf_id if mtp else EAGLE_HEAD if head is None else head]
 
 
 def _trtllm_speculative(c: _Ctx) -> dict[str, Any] | None:
     """TensorRT-LLM's ``speculative_config`` of the plan's ``speculative`` in the LLM API options (None where off):
     ``decoding_type`` MTP (``MTPDecodingConfig``, the model's own module; its ``num_nextn_predict_layers`` is
-    deprecated there for ``max_draft_len``) or Eagle (``EagleDecodingConfig``, which needs ``speculative_model``,
-    the head), ``max_draft_len`` k (``DecodingBaseConfig``; tensorrt_llm/llmapi/llm_args.py @
-    0004396720054fd8e205cbf616f21f0b57c6b412, the shipped list's)."""
+    deprecated there for ``max_draft_len``), Eagle3 (``Eagle3DecodingConfig``, an ``EagleDecodingConfig`` of that
+    name) with ``speculative_model`` the catalogued EAGLE-3 head (`EAGLE3_HEADS`), or Eagle with `EAGLE_HEAD`
+    (``EagleDecodingConfig``, which needs ``speculative_model``, the head), ``max_draft_len`` k
+    (``DecodingBaseConfig``; tensorrt_llm/llmapi/llm_args.py @ 0004396720054fd8e205cbf616f21f0b57c6b412, the
+    shipped list's)."""
     spec = c.p.speculative
     if spec is None:
         return None
     _speculative_note(c)
     y = c.lists["trtllm"].yaml.get("extra_llm_api_options", {})
-    kind = "MTP" if spec.method == "mtp" else "Eagle"
+    head = None if spec.method == "mtp" else eagle3_head(c.p.model.hf_id)
+    kind = "MTP" if spec.method == "mtp" else "Eagle" if head is None else "Eagle3"
     out: dict[str, Any] = {"decoding_type": kind, "max_draft_len": spec.draft_tokens}
-    if kind == "Eagle":
-        out["speculative_model"] = EAGLE_HEAD
+    if kind != "MTP":
+        out["speculative_model"] = EAGLE_HEAD if head is None else head
     if ("speculative_config" not in y.get("keys", []) or kind not in y.get("speculative_config.decoding_type", [])
             or any(k not in y.get("speculative_config", []) for k in out)):
         raise DeployError(f"trtllm {c.lists['trtllm'].version} cannot run speculative={spec.label!r}: its recorded "

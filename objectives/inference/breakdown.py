@@ -54,6 +54,15 @@ Num = Any
 COMPONENTS = ("gemm", "moe", "attention_prefill", "attention_decode", "linear_attention", "comm_tp", "comm_ep",
               "comm_pp", "lm_head", "elementwise", "per_layer", "host_step", "host_seq")
 PHASES = ("prefill", "decode")
+#: speculative decoding (`estimate`'s and `max_throughput`'s ``speculative``, `inference.speculative`): draft: the k
+#: draft forwards of a decode iteration (`speculative.draft_s`); draft_prefill: the draft layer's prefill of the
+#: prompts an iteration carries (`speculative.draft_extend_s`). On those rows the kernel components (`COMPONENTS`)
+#: are the verify's: the target's forward over k + 1 tokens a decode; every iteration in token time, as `estimate`
+#: and `max_throughput` price it (`estimate.speculative_time_s`); zero elsewhere. `breakdown`, `served_breakdown`
+#: and `StepModel.breakdown` hold them beside the components
+SPEC_TERMS = ("draft", "draft_prefill")
+#: the components a forward's parts hold in the breakdowns: the kernels' and the draft layer's
+_FORWARD = COMPONENTS + SPEC_TERMS
 
 #: the per-token, fixed and per-sequence coefficients' parts that are not attention
 _TOK_S = ("elementwise", "linear_attention", "comm_tp", "comm_ep", "comm_pp")
@@ -129,10 +138,14 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
     Arguments: `estimate`'s (every one of them, broadcast the same way; `interval` is not taken), and the same
     errors for bad ones. Returns one row per configuration and phase, configuration-major in `estimate`'s row
     order: ``row`` (`estimate`'s row number), ``phase`` ("prefill", "decode"), one column per `COMPONENTS` entry
-    (ms per forward), ``total_ms`` (their sum: `estimate`'s ttft_ms for prefill, tpot_ms for decode), then
-    `estimate`'s configuration columns (model, gpu, tp, ..., engine, source, fits, reason, batch_size, input_len,
-    output_len). The prefill forward runs every prompt of the batch at once; with pp > 1 a phase's components are
-    one micro-batch's forward through every stage times the pipeline's fill factor, as `estimate` prices it.
+    then per `SPEC_TERMS` entry (ms per forward), ``total_ms`` (their sum: `estimate`'s ttft_ms for prefill,
+    tpot_ms for decode), then `estimate`'s configuration columns (model, gpu, tp, ..., engine, source, fits,
+    reason, batch_size, input_len, output_len). The prefill forward runs every prompt of the batch at once; with
+    pp > 1 a phase's components are one micro-batch's forward through every stage times the pipeline's fill
+    factor, as `estimate` prices it. With ``speculative`` (as `estimate`'s), as `estimate` prices it: the prefill
+    forward beside the draft layer's prefill of the prompts (``draft_prefill``), the decode step in token time
+    (the verify's forward over k + 1 tokens a sequence in the kernel components, the k draft forwards in
+    ``draft``, over E = `Speculative.expected_tokens`); `SPEC_TERMS` are 0 without it.
     The parts are built per configuration as they broadcast (not factorized): meant to explain configurations,
     not to sweep millions (use `estimate` for that)."""
     if "interval" in kwargs:
@@ -143,7 +156,7 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
                                                   "joules_per_tok", "weights_gib", "kv_cache_gib")]
     if not len(df):
         cols: dict[str, Any] = {"row": np.empty(0, dtype=np.int64), "phase": pd.Categorical([], categories=PHASES)}
-        cols.update({name: np.empty(0) for name in COMPONENTS})
+        cols.update({name: np.empty(0) for name in _FORWARD})
         cols["total_ms"] = np.empty(0)
         return pd.concat([pd.DataFrame(cols), df[config].iloc[:0].reset_index(drop=True)], axis=1)
     kw = dict(kwargs)
@@ -155,6 +168,7 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
     mnt = kw.pop("max_num_tokens", None)
     if mnt is not None:
         rows["max_num_tokens"] = positive("max_num_tokens", mnt)
+    spec = spec_mod.as_speculative(kw.pop("speculative", None))   # checked by estimate above
     collect: dict[str, Any] = {}
     p = prepare(model, gpu, tp, pp, weight_dtype, act_dtype, kv_dtype, kw.pop("dp", 1), kw.pop("ep", 1), efficiency,
                 kw.pop("prices", None), rows=rows,
@@ -164,26 +178,37 @@ def breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any 
     assert p is not None  # estimate returned rows
     if p.coeffs.curves is not None:
         collect["curves"] = {k: collect[k] for k in ("tok", "ctx_lin", "gen_lin")}
+    p = spec_mod.with_speculative(p, spec)
     shape = p.row_shape
-    # estimate's two forwards (`_estimate_rows`), each split into pipeline micro-batches as `replica_time_s` does
+    # estimate's two forwards (`_estimate_rows`), each split into pipeline micro-batches as `replica_time_s` does;
+    # with speculative decoding as `_speculative_rows` prices them (the prompt's draft extend outside the fill)
     pp_ = np.asarray(p.pp, dtype=float)
     m = micro_batches(pp_, B)
     fill = (m + pp_ - 1.0) / pp_
-    prompt = forward_parts(p.coeffs, collect, B * isl / m, B * isl * (isl + 1.0) * 0.5 / m, 0.0, 0.0, B / m)
-    decode = forward_parts(p.coeffs, collect, 0.0, 0.0, B / m, B * (isl + 0.5 * osl) / m, B / m)
+    Tp, Ap, Kd = B * isl, B * isl * (isl + 1.0) * 0.5, B * (isl + 0.5 * osl)
+    if spec is None:
+        zero = np.zeros(())
+        prompt = {**forward_parts(p.coeffs, collect, Tp / m, Ap / m, 0.0, 0.0, B / m), "draft_prefill": zero}
+        decode = {**forward_parts(p.coeffs, collect, 0.0, 0.0, B / m, Kd / m, B / m), "draft_prefill": zero}
+        prompt["draft"] = decode["draft"] = zero
+    else:
+        prompt = _speculative_parts(p, collect, (Tp, Ap, 0.0, 0.0, B), B, False)
+        decode = _speculative_parts(p, collect, (0.0, 0.0, B, Kd, B), B, False)
     n = len(df)
     out: dict[str, Any] = {"row": np.repeat(np.arange(n, dtype=np.int64), 2),
                            "phase": pd.Categorical.from_codes(np.tile([0, 1], n), categories=PHASES)}
-    for name in COMPONENTS:
-        pre = np.broadcast_to(prompt[name] * fill * 1e3, shape).ravel() if shape else np.ravel(prompt[name] * fill * 1e3)
-        dec = np.broadcast_to(decode[name] * 1e3, shape).ravel() if shape else np.ravel(decode[name] * 1e3)
-        out[name] = np.column_stack([pre, dec]).ravel()
-    out["total_ms"] = np.sum([out[name] for name in COMPONENTS], axis=0)
+
+    def rows_of(x: Any) -> np.ndarray:
+        return np.broadcast_to(x, shape).ravel() if shape else np.ravel(x)
+    for name in _FORWARD:
+        f = fill if name in COMPONENTS else 1.0
+        out[name] = np.column_stack([rows_of(prompt[name] * f * 1e3), rows_of(decode[name] * 1e3)]).ravel()
+    out["total_ms"] = np.sum([out[name] for name in _FORWARD], axis=0)
     cfg = df[config].iloc[np.repeat(np.arange(n), 2)].reset_index(drop=True)
     return pd.concat([pd.DataFrame(out), cfg], axis=1)
 
 
-__all__ = ["breakdown", "forward_parts", "COMPONENTS", "PHASES"]
+__all__ = ["breakdown", "forward_parts", "COMPONENTS", "PHASES", "SPEC_TERMS"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,15 +237,7 @@ CHURN_TERMS = ("recompute", "requeue")
 #: the balance adds to a prompt's wait: its hold and release less the prompt wait priced without it (ttft only,
 #: `estimate.balance_hold_s`)
 LOCKSTEP_TERMS = ("rank_wait", "balance_hold")
-#: speculative decoding (`max_throughput`'s ``speculative``, `inference.speculative`): draft: the k draft forwards
-#: of a decode iteration (`speculative.draft_s`); draft_prefill: the draft layer's prefill of the prompts an
-#: iteration carries (`speculative.draft_extend_s`). On those rows the kernel components (`COMPONENTS`) are the
-#: verify's: the target's forward over k + 1 tokens a decode; every iteration in token time, as `max_throughput`
-#: prices it (`estimate.speculative_time_s`); zero elsewhere
-SPEC_TERMS = ("draft", "draft_prefill")
 SERVED_COMPONENTS = COMPONENTS + TTFT_TERMS + CHURN_TERMS + LOCKSTEP_TERMS + SPEC_TERMS
-#: the components a forward's parts hold in the served breakdown: the kernels' and the draft layer's
-_FORWARD = COMPONENTS + SPEC_TERMS
 
 
 def _replica_parts(p: Any, collect: dict[str, Any], w: tuple[Num, Num, Num, Num, Num], n: Num,
@@ -575,5 +592,4 @@ def served_html(points: list[tuple[str, pd.DataFrame]]) -> str:
     return "".join(out)
 
 
-__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS", "CHURN_TERMS",
-            "SPEC_TERMS"]
+__all__ += ["served_breakdown", "served_html", "SERVED_PHASES", "SERVED_COMPONENTS", "TTFT_TERMS", "CHURN_TERMS"]

@@ -5,6 +5,7 @@ A plugin command (entry-point group ``dse.commands``):
     dse breakdown Llama-3.1-70B --gpu H200 --tp 4 --batch-size 64 --input-len 2048 --output-len 256
     dse breakdown Llama-3.1-70B --gpu H200 --tp 4 --served --input-len 2048 --output-len 256   # max_throughput's
     dse breakdown DeepSeek-V3 --gpu H200 --tp 8 --engine sglang --batch-size 32
+    dse breakdown DeepSeek-V3 --gpu H200 --tp 8 --batch-size 32 --speculative mtp:3:0.8,0.6,0.4   # draft / verify
     dse breakdown Qwen3-30B-A3B --gpu H100 --engine roofline          # the closed form
 """
 from __future__ import annotations
@@ -47,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "preempted sequence recomputes its whole context; every engine's default is on)")
     p.add_argument("--adp-balance", action="store_true", help="--served: TensorRT-LLM's attention-DP balance "
                    "(attention_dp_config.enable_balance; attn-dp > 1 only)")
-    p.add_argument("--speculative", default=None, help="--served: speculative decoding, its label "
-                   "method:draft_tokens:acceptance (e.g. mtp:3:0.8,0.6,0.4 or eagle:2:0.7): the draft / verify split")
+    p.add_argument("--speculative", default=None, help="speculative decoding, its label "
+                   "method:draft_tokens:acceptance (e.g. mtp:3:0.8,0.6,0.4 or eagle:2:0.7): the draft / verify split "
+                   "of the static batch, or with --served of the steady state")
     p.add_argument("--input-len", type=int, default=1024, help="prompt tokens")
     p.add_argument("--output-len", type=int, default=128, help="output tokens (the decode step is their mean)")
     p.add_argument("--engine", default=None, help="measured kernel profile (vllm, sglang, trtllm, name==version, or "
@@ -62,12 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def format_table(bd: pd.DataFrame) -> str:
     """`inference.breakdown`'s two rows of one configuration as a table: per component (those not zero in both
-    phases), ms and % of the step, prefill and decode side by side, then the totals."""
-    from .breakdown import COMPONENTS
+    phases; the draft layer's `SPEC_TERMS` after the kernels'), ms and % of the step, prefill and decode side by
+    side, then the totals."""
+    from .breakdown import COMPONENTS, SPEC_TERMS
 
     pre, dec = (bd[bd["phase"] == ph].iloc[0] for ph in ("prefill", "decode"))
     lines = [f"{'component':<18} {'prefill ms':>12} {'%':>6} {'decode ms':>12} {'%':>6}"]
-    for name in COMPONENTS:
+    for name in COMPONENTS + SPEC_TERMS:
         a, b = float(pre[name]), float(dec[name])
         if a == 0.0 and b == 0.0:
             continue
@@ -157,12 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for flag, v in (("--max-batch-size", args.max_batch_size), ("--concurrency", args.concurrency),
                             ("--no-prefix-caching", args.no_prefix_caching or None),
-                            ("--adp-balance", args.adp_balance or None), ("--speculative", args.speculative)):
+                            ("--adp-balance", args.adp_balance or None)):
                 if v is not None:
                     given = flag if v is True else f"{flag} {v}"
                     raise ValueError(f"{given} applies to the served steady state: add --served")
             bd = breakdown(args.model, args.gpu, batch_size=1 if args.batch_size is None else args.batch_size,
-                           **common)
+                           speculative=args.speculative, **common)
     except (ValueError, TypeError, KeyError, LookupError) as exc:
         if args.debug:
             raise
@@ -172,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = bd.iloc[0]
     layout = f"tp={r['tp']} pp={r['pp']}" + (f" attn_dp={r['attn_dp']}" if r["attn_dp"] != 1 else "") + \
         (f" ep={r['ep']}" if r["ep"] != 1 else "")
-    what = "served" if args.served else f"batch {r['batch_size']}"
+    what = ("served" if args.served else f"batch {r['batch_size']}") + \
+        (f", speculative {args.speculative} (in token time)" if args.speculative is not None else "")
     print(f"{r['model']} on {r['gpu']} {layout} {r['weight_dtype']} weights, engine {r['engine']} "
           f"({r['source']}): {what}, {r['input_len']} prompt + {r['output_len']} output tokens"
           + (f"; engine factors of the calibrated profile {args.profile}" if args.profile is not None else ""))

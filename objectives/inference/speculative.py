@@ -56,7 +56,10 @@ SGLANG_MAX_RUNNING = 48
 def sglang_max_running(attn_dp: Num) -> Num:
     """SGLang's max running requests with speculative decoding a scheduler (one attention-DP rank):
     `SGLANG_MAX_RUNNING` is the server's, and the model runner gives each DP-attention rank
-    max_running_requests // dp_size (`model_executor/model_runner.py`, `init_memory_pool`), at least 1."""
+    max_running_requests // dp_size (`model_executor/model_runner.py`, `init_memory_pool`), at least 1. Applied
+    where the max sequences are left to the engine: `estimate.served_batch` (`max_throughput`), the simulator's
+    replicas and pools (`serving.Scheduler.for_cost`) and the analytical serving model's defaults
+    (`serving.Deployments.of`, the prefill pool at its own attention DP)."""
     return np.maximum(SGLANG_MAX_RUNNING // np.asarray(attn_dp, dtype=int), 1)
 
 

@@ -243,10 +243,8 @@ class StepModel:
         # prompts sequences, as `estimate.speculative_full_s`, and each micro-batch drafts its D / m
         m, m_pf = self._split(D + n_pf, lanes), self._split(n_pf, lanes)
         c, L = self._c, self._L
-        full = (self._time_ms(T, A, D * (k + 1.0), K, n_pf, m)   # V + prompts' logit rows
-                + 1e3 * (k * speculative_mod.draft_s(c, L, D / m, K / m, scalar)
-                         - speculative_mod.host_excess_s(c, spec, D) / m
-                         + speculative_mod.draft_extend_s(c, L, T / m, A / m, n_pf / m, scalar)))
+        draft, excess, extend = self._draft_terms(T, A, D, K, n_pf, m, scalar)
+        full = self._time_ms(T, A, D * (k + 1.0), K, n_pf, m) + 1e3 * (draft - excess + extend)  # V + prompts' rows
         if scalar and D > 0:
             return full if T > 0 else full / spec.expected_tokens
         # the prompt work alone (no decodes) and its draft extend
@@ -255,6 +253,18 @@ class StepModel:
         if scalar:
             return pre
         return np.where(np.asarray(D) > 0, np.where(np.asarray(T) > 0, full, full / spec.expected_tokens), pre)
+
+    def _draft_terms(self, T: Any, A: Any, D: Any, K: Any, n_pf: Any, m: Any, scalar: bool) -> tuple[Any, Any, Any]:
+        """The draft layer's terms of ONE speculative iteration (T prompt tokens, A pairs, `n_pf` finishing prompts,
+        D decodes reading K) split over `m` micro-batches, seconds each: (the k draft forwards,
+        `speculative.draft_s`; the host time per extra verify token taken back, `speculative.host_excess_s`; the
+        draft layer's prefill of the prompts, `speculative.draft_extend_s`, 0 without prompt tokens). `time_ms` and
+        `breakdown` price them here, once."""
+        spec, c, L = self.speculative, self._c, self._L
+        assert spec is not None
+        return (spec.draft_tokens * speculative_mod.draft_s(c, L, D / m, K / m, scalar),
+                speculative_mod.host_excess_s(c, spec, D) / m,
+                speculative_mod.draft_extend_s(c, L, T / m, A / m, n_pf / m, scalar))
 
     def _split(self, n: Any, lanes: Any = None) -> Any:
         """`estimate.micro_batches` of this pipeline for `n` sequences, at most `lanes` batches in flight (None: no
@@ -294,13 +304,14 @@ class StepModel:
 
     def breakdown(self, n_prefill_tokens: float, prefill_attn_pairs: float, n_decode_seqs: float,
                   decode_kv_tokens: float, n_prefill_seqs: float | None = None) -> dict[str, float]:
-        """`time_ms` of ONE iteration (same arguments, scalars) split by component (`breakdown.COMPONENTS`), ms
-        each; the values sum to `time_ms` of the same work. With pp > 1 the iteration's micro-batch split, or the
-        prompt chunk's own pass through every stage where that takes longer, as `time_ms` prices it. Builds the
-        parts on each call (milliseconds): meant to explain an iteration, not for the simulator's loop. With
-        `speculative`, in token time as `time_ms`: the verify forward's components (less the host time per extra
-        token), the k drafts' LM heads in ``lm_head`` and their layer spread over the other kernel components as a
-        decode forward's are, the decode work over E."""
+        """`time_ms` of ONE iteration (same arguments, scalars) split by component (`breakdown.COMPONENTS`, then
+        `breakdown.SPEC_TERMS`), ms each; the values sum to `time_ms` of the same work. With pp > 1 the iteration's
+        micro-batch split, or the prompt chunk's own pass through every stage where that takes longer, as
+        `time_ms` prices it. Builds the parts on each call (milliseconds): meant to explain an iteration, not for
+        the simulator's loop. With `speculative`, in token time as `time_ms`: the verify forward in the kernel
+        components (less the host time per extra token), the k draft forwards in ``draft`` and the draft layer's
+        prefill of the prompt tokens in ``draft_prefill`` (`_draft_terms`, as `served_breakdown` splits them), the
+        decode work over E; both 0 without it."""
         args = (n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens, n_prefill_seqs)
         if any(isinstance(x, (list, tuple, np.ndarray)) for x in args):
             raise TypeError(f"StepModel.breakdown takes scalars (one iteration), got {args!r:.120}")
@@ -308,44 +319,23 @@ class StepModel:
         n_pf = (1.0 if T > 0 else 0.0) if n_prefill_seqs is None else float(n_prefill_seqs)
         spec = self.speculative
         if spec is None or (D <= 0 and T <= 0):
-            return self._breakdown(T, A, D, K, n_pf)
+            return {**self._breakdown(T, A, D, K, n_pf), "draft": 0.0, "draft_prefill": 0.0}
         # as `time_ms` prices it: the split over the D + prompts sequences; a decode-only iteration 1 / E of a
         # speculative one, one with prompt tokens all of it, the prompt's draft extend beside
-        c, L, k = self._c, self._L, spec.draft_tokens
         prep = self._prepared_parts()      # one preparation for every forward split below
-        m = micro_batches(self.pp, D + n_pf)
         if D <= 0:
             m_pf = micro_batches(self.pp, n_pf)
             out = self._breakdown(T, A, 0.0, 0.0, n_pf, prep=prep)
-            self._spread(out, T, A, 1e3 * float(speculative_mod.draft_extend_s(c, L, T / m_pf, A / m_pf,
-                                                                               n_pf / m_pf, scalar=True)),
-                         1e3 * float(speculative_mod._head_s(c, n_pf / m_pf, True)), n_pf, prep=prep)
-            return out
-        full = self._breakdown(T, A, D * (k + 1.0), K, n_pf, m, prep)
-        full["host_seq"] -= 1e3 * float(speculative_mod.host_excess_s(c, spec, D)) / m
-        self._spread(full, 0.0, 0.0, 1e3 * k * float(speculative_mod.draft_s(c, L, D / m, K / m, scalar=True)),
-                     1e3 * k * float(speculative_mod._head_s(c, D / m, True)), D, K, prep)
+            extend = self._draft_terms(T, A, 0.0, 0.0, n_pf, m_pf, True)[2]
+            return {**out, "draft": 0.0, "draft_prefill": 1e3 * float(extend)}
+        m = micro_batches(self.pp, D + n_pf)
+        draft, excess, extend = self._draft_terms(T, A, D, K, n_pf, m, True)
+        full = self._breakdown(T, A, D * (spec.draft_tokens + 1.0), K, n_pf, m, prep)
+        full["host_seq"] -= 1e3 * float(excess)
+        full.update(draft=1e3 * float(draft), draft_prefill=1e3 * float(extend))
         if T > 0:
-            self._spread(full, T, A, 1e3 * float(speculative_mod.draft_extend_s(c, L, T / m, A / m, n_pf / m,
-                                                                                scalar=True)),
-                         1e3 * float(speculative_mod._head_s(c, n_pf / m, True)), n_pf, prep=prep)
             return full
         return {n: v / spec.expected_tokens for n, v in full.items()}
-
-    def _spread(self, out: dict[str, float], T: float, A: float, total_ms: float, head_ms: float, S: float,
-                K: float = 0.0, prep: tuple[Any, dict[str, Any]] | None = None) -> None:
-        """Add a draft-layer forward of `total_ms` (its LM head `head_ms`) to the components `out`: the head in
-        ``lm_head``, the rest over the kernel components in the shares one forward of that work (T prompt tokens,
-        A pairs, else S decodes reading K) has them."""
-        if T > 0:
-            like = self._breakdown(T, A, 0.0, 0.0, S, prep=prep)
-        else:
-            like = self._breakdown(0.0, 0.0, S, K, 0.0, prep=prep)
-        layer = {n: v for n, v in like.items() if n not in ("lm_head", "host_step", "host_seq")}
-        total = sum(layer.values())
-        for n, v in layer.items():
-            out[n] += (total_ms - head_ms) * (v / total if total > 0 else 1.0 / len(layer))
-        out["lm_head"] += head_ms
 
     def _prepared_parts(self) -> tuple[Any, dict[str, Any]]:
         """This model prepared again with the per-component terms `breakdown.forward_parts` reads (`collect`)."""

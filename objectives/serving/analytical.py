@@ -195,10 +195,11 @@ class Deployments:
     tp x pp x attn_dp GPUs,
     max_batch_size (sequences), max_num_tokens (tokens per iteration; `of`'s None, the default, and None
     entries: the deployment's engine's own on its GPU, `Scheduler.resolved`'s, `inference.resolve.engine_budgets`;
-    SGLang's max sequences, which follow its KV pool, there its table's stand-in as no model is named; the
-    roofline's 256 / 8,192, `scheduler.SIMULATOR_BUDGETS`), prefill_max_batch_size / prefill_max_num_tokens
-    (disagg: the prefill pool's own; default and missing entries the deployment's, which then are the decode
-    pool's), chunked_prefill (bool),
+    SGLang's max sequences, which follow its KV pool, there its table's stand-in as no model is named, and with
+    speculative decoding at most 48 a server, 48 // attn_dp a rank, as the simulator's; the roofline's 256 /
+    8,192, `scheduler.SIMULATOR_BUDGETS`), prefill_max_batch_size / prefill_max_num_tokens (disagg: the prefill
+    pool's own; default and missing entries the deployment's, which then are the decode pool's; SGLang's 48 with
+    speculative decoding a prefill rank's at its prefill_attn_dp, `_speculative_running`), chunked_prefill (bool),
     batching ("continuous" | "static"), engine (measured kernel profile; None: roofline), eplb (bool: an
     expert-parallel load balancer in every pool, vLLM / SGLang ``--enable-eplb``, TensorRT-LLM's MoE load
     balancer; matters where a pool's ep > 1, `inference.estimate`; default False, a missing entry False too),
@@ -349,12 +350,15 @@ class Deployments:
             out[k] = a
         # budgets left to the engine (None entries): its own on the deployment's GPU, as `Scheduler.resolved`
         own = None
+        left = _unset(out["max_batch_size"])     # max sequences left to the engine (`_speculative_running`)
         for j, k in enumerate(("max_batch_size", "max_num_tokens")):
             miss = _unset(out[k])
             if miss.any():
                 if own is None:
                     own = engine_budgets(out["engine"], out["gpu"], fallback=SIMULATOR_BUDGETS)
                 out[k] = np.where(miss, own[:, j], out[k])
+        if left.any():
+            _speculative_running(out, left)
         for k in ("tp", "pp", "dp", "ep", "attn_dp", "prefill_replicas", "max_batch_size", "max_num_tokens"):
             out[k] = out[k].astype(np.int64)
         out["chunked_prefill"] = out["chunked_prefill"].astype(bool)
@@ -379,6 +383,43 @@ class Deployments:
 
     def row(self, i: int) -> dict[str, Any]:
         return {f.name: getattr(self, f.name)[i] for f in fields(self)}
+
+
+def _speculative_running(out: dict[str, np.ndarray], left: np.ndarray) -> None:
+    """`Deployments.of`'s columns `out` (one object array per field, budgets filled) with SGLang's max running
+    requests under speculative decoding where the max sequences are left to the engine (`left`), as the
+    simulator's `Scheduler.for_cost` caps each replica and pool: SGLang resets an unset max_running_requests to 48
+    with speculative decoding (`inference.speculative.SGLANG_MAX_RUNNING`), shared by a server's attention-DP
+    ranks (`speculative.sglang_max_running`: 48 // attn_dp a rank). The aggregated replicas and the decode pool
+    take it at ``attn_dp``; the prefill pool, whose own max sequences are left too (a prefill server with the same
+    speculative flags resets alike), at ``prefill_attn_dp`` (missing: ``attn_dp``)."""
+    from ..inference.resolve import default_engine
+    from ..inference.speculative import sglang_max_running
+    from ..profiles import engine_key
+
+    spec = _speculative(out["speculative"], len(left))
+    rows = np.flatnonzero(left & np.array([v is not None for v in spec], dtype=bool))
+    if not len(rows):
+        return
+    kinds: dict[tuple[Any, Any], bool] = {}
+    for i in rows:
+        pair = (out["engine"][i], out["gpu"][i])
+        if pair not in kinds:
+            kinds[pair] = engine_key(default_engine(*pair)) == "sglang"
+    rows = rows[[kinds[(out["engine"][i], out["gpu"][i])] for i in rows]]
+    if not len(rows):
+        return
+    adp = pd.to_numeric(pd.Series(out["attn_dp"], dtype=object), errors="coerce").fillna(1).to_numpy(float)
+    padp = pd.to_numeric(pd.Series(out["prefill_attn_dp"], dtype=object), errors="coerce").to_numpy(float)
+    padp = np.where(np.isnan(padp), adp, padp)
+    pmiss = _unset(out["prefill_max_batch_size"])
+    mbs, pmbs = out["max_batch_size"].copy(), out["prefill_max_batch_size"].copy()
+    for i in rows:
+        own = int(mbs[i])
+        mbs[i] = min(own, int(sglang_max_running(int(adp[i]))))
+        if pmiss[i]:
+            pmbs[i] = min(own, int(sglang_max_running(int(padp[i]))))
+    out["max_batch_size"], out["prefill_max_batch_size"] = mbs, pmbs
 
 
 def _speculative(values: Any, n: int) -> np.ndarray:

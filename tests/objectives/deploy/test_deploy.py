@@ -953,18 +953,52 @@ def test_speculative_decoding_launches_each_engines_own_flags(mode):
             assert len(names) == (2 if mode == "disagg" else 1)
             for n in names:
                 assert yaml.safe_load(d.files[n])["speculative_config"] == {"decoding_type": "MTP", "max_draft_len": 3}
-    # an EAGLE head is a checkpoint of its own: a placeholder the note names
+    # an EAGLE head is a checkpoint of its own: where the catalog names none, a placeholder the note says exactly
+    # how to replace in this engine's command
+    assert builders.eagle3_head(catalog.model(LLAMA).hf_id) is None
     d = deploy.commands({"gpu": "H100", "tp": 1, "speculative": "eagle:2:0.7"}, engine="vllm", model=LLAMA)
     argv = list(d.servers[0].argv)
     assert json.loads(argv[argv.index("--speculative-config") + 1]) == {
         "method": "eagle", "num_speculative_tokens": 2, "model": builders.EAGLE_HEAD}
-    assert any(builders.EAGLE_HEAD in n for n in d.notes)
+    assert any(builders.EAGLE_HEAD in n and '"method": "eagle3"' in n and catalog.model(LLAMA).hf_id in n
+               for n in d.notes)
     t = deploy.commands({"gpu": "H100", "tp": 1, "speculative": "eagle:2:0.7"}, engine="trtllm", model=LLAMA)
     assert yaml.safe_load(t.files["serve_options.yaml"])["speculative_config"] == {
         "decoding_type": "Eagle", "max_draft_len": 2, "speculative_model": builders.EAGLE_HEAD}
+    assert any("speculative_config.speculative_model" in n and "EAGLE-3 kind" in n for n in t.notes)
     off = deploy.commands({"gpu": "H100", "tp": 1, "speculative": "off"}, engine="sglang", model=LLAMA)
     assert not any(a.startswith("--speculative") for a in off.servers[0].argv)
     with pytest.raises(DeployError, match="num_nextn_predict_layers"):
         deploy.commands({"gpu": "H100", "tp": 1, "speculative": "mtp:2:0.7"}, engine="vllm", model=LLAMA)
     with pytest.raises(DeployError, match="method:draft_tokens:acceptance"):
         deploy.commands({"gpu": "H100", "tp": 1, "speculative": "fast"}, engine="vllm", model=LLAMA)
+
+
+def test_an_eagle_draft_launches_the_eagle3_head_the_catalog_names():
+    """Where the EAGLE authors list an EAGLE-3 head for the served checkpoint (`builders.EAGLE3_HEADS`), "eagle"
+    launches it under each engine's EAGLE-3 name: vLLM method "eagle3" with the head as its model, SGLang
+    --speculative-algorithm EAGLE3 with the head as the draft model path, TensorRT-LLM decoding_type Eagle3 with the
+    head as speculative_model; the note names the head, no placeholder is left."""
+    model = "Llama-3.3-70B"
+    head = builders.eagle3_head(catalog.model(model).hf_id)
+    assert head == "yuhuili/EAGLE3-LLaMA3.3-Instruct-70B"
+    for engine in deploy.ENGINES:
+        d = deploy.commands({"gpu": "H200", "tp": 4, "speculative": "eagle:3:0.7"}, engine=engine, model=model)
+        assert d.check() == {}
+        assert any(head in n for n in d.notes) and not any(builders.EAGLE_HEAD in n for n in d.notes)
+        argv = list(d.servers[0].argv)
+        assert builders.EAGLE_HEAD not in argv
+        if engine == "vllm":
+            assert json.loads(argv[argv.index("--speculative-config") + 1]) == {
+                "method": "eagle3", "num_speculative_tokens": 3, "model": head}
+        elif engine == "sglang":
+            i = argv.index("--speculative-algorithm")
+            assert argv[i:i + 10] == ["--speculative-algorithm", "EAGLE3", "--speculative-num-steps", "3",
+                                      "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "4",
+                                      "--speculative-draft-model-path", head]
+        else:
+            assert yaml.safe_load(d.files["serve_options.yaml"])["speculative_config"] == {
+                "decoding_type": "Eagle3", "max_draft_len": 3, "speculative_model": head}
+    # every listed base is a catalog checkpoint (a renamed or removed model would leave a dead entry)
+    ids = {catalog.model(m).hf_id for m in catalog.models()}
+    assert set(builders.EAGLE3_HEADS) <= ids

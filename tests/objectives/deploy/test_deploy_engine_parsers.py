@@ -150,6 +150,28 @@ def test_every_command_parses_with_its_releases_flag_list(engine):
     assert len(versions) >= 2, versions   # the A100 profile's release and the newer GPUs' one (vLLM: and 0.26.0)
 
 
+def test_eagle_drafts_parse_as_each_release_reads_them():
+    """An EAGLE draft on a model the catalog lists an EAGLE-3 head for (QWEN, GPT) and on one it does not (LLAMA):
+    each server command parses with its release's parser (A100: the older lists, whose SGLang records the algorithm
+    choices), and reads back the method and the head meant: vLLM's JSON "eagle3" + head or "eagle" + placeholder,
+    SGLang's EAGLE3 / EAGLE and its draft model path."""
+    from objectives.deploy.builders import EAGLE_HEAD, eagle3_head
+    for gpu in ("A100-SXM-80GB", "H200-SXM-141GB"):
+        for model in (LLAMA, QWEN, GPT):
+            head = eagle3_head(catalog.model(model).hf_id)
+            assert (head is None) == (model == LLAMA)
+            for engine in ("vllm", "sglang"):
+                d = deploy.commands({"gpu": gpu, "tp": 8, "speculative": "eagle:2:0.7"}, engine=engine, model=model,
+                                    workload=WORKLOAD)
+                ns = _parse(d.servers[0])
+                if engine == "vllm":
+                    assert ns.f_speculative_config == {"method": "eagle" if head is None else "eagle3",
+                                                       "num_speculative_tokens": 2, "model": head or EAGLE_HEAD}
+                else:
+                    assert ns.f_speculative_algorithm == ("EAGLE" if head is None else "EAGLE3")
+                    assert ns.f_speculative_draft_model_path == (head or EAGLE_HEAD)
+
+
 def test_the_parser_refuses_what_an_engine_would():
     """The check itself: an unknown flag, a value outside the choices, a value after a switch and a missing value
     are each refused."""
@@ -195,9 +217,10 @@ def test_the_yaml_files_hold_only_keys_of_the_release():
             if "speculative_config" in doc:
                 assert set(doc["speculative_config"]) <= set(api["speculative_config"]), doc
                 assert doc["speculative_config"]["decoding_type"] in api["speculative_config.decoding_type"]
-                seen.add("speculative_config")
+                seen.add("speculative_config " + doc["speculative_config"]["decoding_type"])
+    # the placeholder head (LLAMA: decoding_type Eagle) and a catalogued EAGLE-3 head (QWEN, GPT: Eagle3)
     assert seen == {"disagg_config.yaml", "extra_llm_api_options", "moe_config", "cache_transceiver_config",
-                    "attention_dp_config", "speculative_config"}, seen
+                    "attention_dp_config", "speculative_config Eagle", "speculative_config Eagle3"}, seen
 
 
 # ------------------------------------------------------------------------------------------------ KV cache dtype

@@ -139,11 +139,45 @@ def test_bad_input_raises_as_estimate_does(bad):
     assert str(got.value) == str(want.value)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "roofline"])
+def test_speculative_rows_split_the_draft_from_the_verify(engine):
+    """With ``speculative`` the parts sum to `estimate`'s token-time TTFT / TPOT (pp 2 and attention DP too): the
+    prompt's kernels as without it and the draft layer's prefill in ``draft_prefill``; the decode step's verify in
+    the kernel columns and the k draft forwards in ``draft`` (`speculative.draft_s`, over E); without the knob both
+    columns are 0."""
+    from objectives.inference import Speculative, speculative
+    from objectives.inference.breakdown import SPEC_TERMS
+    spec = Speculative("mtp", 3, (0.8, 0.6, 0.4))
+    cols = list(COMPONENTS + SPEC_TERMS)
+    for kw in (dict(tp=8), dict(tp=4, pp=2), dict(tp=2, attn_dp=4, ep=8)):
+        a = dict(batch_size=[1, 32], input_len=2000, output_len=300, engine=engine, **kw)
+        est = inference.estimate("DeepSeek-V3", "H200", speculative=spec, **a)
+        bd = inference.breakdown("DeepSeek-V3", "H200", speculative=spec, **a)
+        np.testing.assert_allclose(bd[cols].to_numpy().sum(axis=1), _totals(est), rtol=1e-9, atol=0)
+        np.testing.assert_allclose(bd["total_ms"], _totals(est), rtol=1e-9, atol=0)
+        assert np.all(bd[cols].to_numpy() >= 0.0)
+        pre, dec = bd[bd.phase == "prefill"], bd[bd.phase == "decode"]
+        assert (pre["draft"] == 0).all() and (pre["draft_prefill"] > 0).all()
+        assert (dec["draft"] > 0).all() and (dec["draft_prefill"] == 0).all()
+        off = inference.breakdown("DeepSeek-V3", "H200", **a)
+        assert (off[list(SPEC_TERMS)].to_numpy() == 0).all()
+        off_pre = off[off.phase == "prefill"]
+        np.testing.assert_allclose(pre[list(COMPONENTS)].to_numpy(), off_pre[list(COMPONENTS)].to_numpy(), rtol=1e-12)
+    # the draft column is k draft forwards at the batch's rows (pp 1), over the expected tokens
+    p = inference.StepModel("DeepSeek-V3", "H200", 8, engine=engine, speculative=spec)
+    B, Kd = 32.0, 32.0 * (2000 + 150)
+    draft = 1e3 * 3 * speculative.draft_s(p._c, p._L, B, Kd, scalar=True) / spec.expected_tokens
+    one = inference.breakdown("DeepSeek-V3", "H200", tp=8, batch_size=32, input_len=2000, output_len=300,
+                              engine=engine, speculative=spec)
+    assert float(one["draft"].iloc[1]) == pytest.approx(draft, rel=1e-9)
+
+
 def test_no_band_and_no_configuration():
     with pytest.raises(TypeError, match="interval"):
         inference.breakdown("Llama-3.1-8B", "H200", interval=0.8)
     empty = inference.breakdown("Llama-3.1-8B", "H200", batch_size=np.array([], dtype=int))
-    assert len(empty) == 0 and {"row", "phase", "total_ms", *COMPONENTS, "model", "source"} <= set(empty.columns)
+    assert len(empty) == 0 and {"row", "phase", "total_ms", *COMPONENTS, "draft", "draft_prefill", "model",
+                                "source"} <= set(empty.columns)
 
 
 def test_dse_breakdown_prints_each_phase_in_ms_and_percent(capsys):
@@ -159,6 +193,26 @@ def test_dse_breakdown_prints_each_phase_in_ms_and_percent(capsys):
     assert float(lines["total"][3]) == pytest.approx(bd["total_ms"].iloc[0], rel=1e-3)
     assert cli_main(["Llama-3.1-8B", "--gpu", "H999"]) == 2
     assert "unknown GPU 'H999'" in capsys.readouterr().err
+
+
+def test_dse_breakdown_speculative_shows_the_draft_rows_without_served(capsys):
+    """`dse breakdown --speculative LABEL` on a static batch: the draft layer's rows after the kernels', each the
+    breakdown's, the totals estimate's token-time TTFT and TPOT; a model without an MTP module refused by name."""
+    from objectives.inference import Speculative
+    argv = ["DeepSeek-V3", "--gpu", "H200", "--tp", "8", "--batch-size", "32", "--speculative", "mtp:3:0.8,0.6,0.4"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "speculative mtp:3:0.8,0.6,0.4" in out.splitlines()[0]
+    lines = {ln.split()[0]: ln.replace(",", "").split() for ln in out.splitlines()[2:]}
+    assert list(lines)[-3:] == ["draft", "draft_prefill", "total"]
+    bd = inference.breakdown("DeepSeek-V3", "H200", tp=8, batch_size=32, speculative=Speculative("mtp", 3, (0.8, 0.6, 0.4)))
+    assert float(lines["draft"][3]) == pytest.approx(bd["draft"].iloc[1], rel=1e-3) and bd["draft"].iloc[1] > 0
+    assert float(lines["draft_prefill"][1]) == pytest.approx(bd["draft_prefill"].iloc[0], rel=1e-3)
+    est = inference.estimate("DeepSeek-V3", "H200", tp=8, batch_size=32, speculative="mtp:3:0.8,0.6,0.4")
+    assert float(lines["total"][3]) == pytest.approx(est["ttft_ms"][0], rel=1e-3)
+    assert float(lines["total"][5]) == pytest.approx(est["tpot_ms"][0], rel=1e-3)
+    assert cli_main(["Llama-3.1-8B", "--gpu", "H200", "--speculative", "mtp:2:0.7"]) == 2
+    assert "n_mtp_layers" in capsys.readouterr().err
 
 
 def test_dse_breakdown_is_registered_as_a_domain_command(capsys):

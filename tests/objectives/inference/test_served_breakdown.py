@@ -13,6 +13,7 @@ from objectives.inference.breakdown import (
     COMPONENTS,
     SERVED_COMPONENTS,
     SERVED_PHASES,
+    SPEC_TERMS,
     served_breakdown,
     served_html,
 )
@@ -315,7 +316,9 @@ def test_step_model_breakdown_sums_to_time_ms(model, tp, pp, engine):
              (512, 512 * 513 / 2, 0, 0), (1, 1, 1, 100)]
     for w in works:
         parts = sm.breakdown(*w)
-        assert set(parts) == set(COMPONENTS) and all(v >= 0 for v in parts.values())
+        # the kernels' components, then the draft layer's columns (`SPEC_TERMS`), 0 without speculative decoding
+        assert list(parts) == list(COMPONENTS + SPEC_TERMS) and all(v >= 0 for v in parts.values())
+        assert parts["draft"] == parts["draft_prefill"] == 0.0
         assert sum(parts.values()) == pytest.approx(sm.time_ms(*w), rel=1e-9), w
     pure = sm.breakdown(0, 0, 64, 64 * 2000)
     assert pure["attention_prefill"] == 0 and pure["attention_decode"] > 0
@@ -389,7 +392,6 @@ def test_speculative_points_show_their_draft_and_verify(model, gpu, kw):
     """With speculative decoding the parts still sum to `max_throughput`'s TTFT and TPOT (every iteration in token
     time, as it prices it): the k draft forwards in ``draft``, the draft layer's prefill of the prompts in
     ``draft_prefill``, the kernels the verify's; both zero with it off."""
-    from objectives.inference.breakdown import SPEC_TERMS
     spec = inference.Speculative("mtp" if model == "DeepSeek-V3" else "eagle", 3, (0.8, 0.6, 0.4))
     a = dict(input_len=2000, output_len=300, **kw)
     a.setdefault("concurrency", 32)

@@ -159,6 +159,50 @@ def test_sglang_turns_its_overlap_scheduler_off_and_runs_48_requests():
     assert vllm.batch_size[0] > speculative.SGLANG_MAX_RUNNING
 
 
+@pytest.mark.parametrize("mode", ["agg", "disagg"])
+def test_the_analytical_models_defaults_take_sglangs_48_as_the_simulator_does(mode):
+    """`serving.Deployments.of` with the max sequences left to the engine: SGLang with speculative decoding runs at
+    most 48 a server, 48 // attention-DP ranks a rank, in the replicas, the decode pool and the prefill pool at its
+    own prefill_attn_dp, as `Scheduler.for_cost` gives the simulator's; a max_batch_size given, another engine or
+    the knob off keep their budgets."""
+    from objectives.serving.analytical import Deployments
+    spec = Speculative("mtp", 2, (0.7,))
+    dis = dict(mode="disagg", dp=2, prefill_replicas=1) if mode == "disagg" else {}
+    d = Deployments.of(gpu="H200", tp=8, engine="sglang", attn_dp=[1, 4], prefill_attn_dp=[2, 8],
+                       speculative=spec, **dis)
+    assert list(d.max_batch_size) == [48, 12]
+    assert list(d.prefill_max_batch_size) == [24, 6]
+    for adp, pre_adp, mbs, pre in zip((1, 4), (2, 8), d.max_batch_size, d.prefill_max_batch_size):
+        for a, want in ((adp, mbs), (pre_adp, pre)):
+            sm = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang", attn_dp=a, ep=8 * a,
+                                     speculative=spec)
+            assert Scheduler().for_cost(sm).max_batch_size == want     # the simulator's cap, rank by rank
+    own = Deployments.of(gpu="H200", tp=8, engine="sglang", attn_dp=4, **dis)
+    assert own.max_batch_size[0] == own.prefill_max_batch_size[0] > 48
+    for kw in (dict(engine="vllm", speculative=spec), dict(engine="sglang", speculative=spec, max_batch_size=64),
+               dict(engine="sglang", speculative=spec, max_batch_size=64, prefill_max_batch_size=96)):
+        d = Deployments.of(gpu="H200", tp=8, attn_dp=4, **kw, **dis)
+        assert d.max_batch_size[0] == kw.get("max_batch_size", own.max_batch_size[0] if kw["engine"] == "sglang"
+                                             else Deployments.of(gpu="H200", engine="vllm").max_batch_size[0])
+        assert d.prefill_max_batch_size[0] == kw.get("prefill_max_batch_size", d.max_batch_size[0])
+    # only the max sequences left to the engine move: the same row with it given as 2048 keeps 2048
+    given = Deployments.of(gpu="H200", tp=8, engine="sglang", speculative=spec, max_batch_size=2048, **dis)
+    assert given.max_batch_size[0] == 2048
+
+
+def test_the_analytical_closed_loop_follows_the_simulators_48_requests():
+    """Closed loop beyond SGLang's 48 with speculative decoding: the analytical model's replica holds 48 (not the
+    128 clients), and its TTFT carries the queue the simulator's 48 running requests build."""
+    from objectives.serving.analytical import Deployments, ServingModel
+    spec = Speculative("eagle", 2, (0.7,))
+    w = serving.Workload(concurrency=128, input_len=1000, output_len=200, n_requests=400)
+    ana = ServingModel("Llama-3.1-8B", w).evaluate(Deployments.of(gpu="H100", engine="sglang", speculative=spec))
+    sim = serving.simulate("Llama-3.1-8B", "H100", workload=w, engine="sglang", speculative=spec)
+    assert ana["batch_size"][0] == speculative.SGLANG_MAX_RUNNING
+    assert float(ana["ttft_ms"][0]) == pytest.approx(sim["ttft_ms_mean"], rel=0.25)
+    assert float(ana["tpot_ms"][0]) == pytest.approx(sim["tpot_ms_mean"], rel=0.25)
+
+
 def test_max_throughput_scales_with_the_accepted_tokens():
     off = inference.max_throughput("Llama-3.1-8B", "H100", concurrency=16, engine="vllm", **ARGS)
     on = [inference.max_throughput("Llama-3.1-8B", "H100", concurrency=16, engine="vllm",
@@ -185,15 +229,27 @@ def test_breakdown_and_utilization_follow_the_knob(engine, pp):
     spec = Speculative("eagle", K, (0.8, 0.6, 0.4))
     sm = inference.StepModel("Llama-3.1-8B", "H100", 1, pp, engine=engine, speculative=spec)
     plain = inference.StepModel("Llama-3.1-8B", "H100", 1, pp, engine=engine)
+    from objectives.inference.breakdown import COMPONENTS, SPEC_TERMS
     for w in [(0, 0, 8, 8 * 1200), (512, 512 * 800, 8, 8 * 1200), (2048, 2048 * 1024.5, 0, 0)]:
         bd = sm.breakdown(*w)
+        assert list(bd) == list(COMPONENTS + SPEC_TERMS) == list(plain.breakdown(*w))
         assert sum(bd.values()) == pytest.approx(sm.time_ms(*w), rel=1e-9)
+        assert plain.breakdown(*w)["draft"] == plain.breakdown(*w)["draft_prefill"] == 0.0
+        # the draft layer's prompt prefill in its own column: the plain prompt's kernels unchanged beside it
+        m = 1.0 if pp == 1 else float(np.minimum(pp, w[2] + (w[0] > 0)))
+        extend = 1e3 * speculative.draft_extend_s(sm._c, sm._L, w[0] / m, w[1] / m, (w[0] > 0) / m, scalar=True)
         if w[2] == 0:   # no decodes: the plain iteration and the draft layer's prefill of the prompt beside it
-            extend = 1e3 * speculative.draft_extend_s(sm._c, sm._L, w[0], w[1], 1.0,
-                                                      scalar=True)
-            assert sum(bd.values()) == pytest.approx(sum(plain.breakdown(*w).values()) + extend, rel=1e-9)
+            assert bd["draft"] == 0.0 and extend > 0 and bd["draft_prefill"] == pytest.approx(extend, rel=1e-12)
+            assert {n: bd[n] for n in COMPONENTS} == pytest.approx(
+                {n: plain.breakdown(*w)[n] for n in COMPONENTS}, rel=1e-12)
         else:
             assert bd != pytest.approx(plain.breakdown(*w), rel=1e-6)
+            # the k draft forwards in `draft`, each `speculative.draft_s` at the micro-batch's rows, in token time
+            draft = 1e3 * K * speculative.draft_s(sm._c, sm._L, w[2] / m, w[3] / m, scalar=True)
+            E = 1.0 if w[0] > 0 else spec.expected_tokens       # a prompt-carrying iteration counts whole
+            assert draft > 0 and bd["draft"] == pytest.approx(draft / E, rel=1e-12)
+            assert bd["draft_prefill"] == pytest.approx(extend / E, rel=1e-12)
+            assert (bd["draft_prefill"] > 0) == (w[0] > 0)
     if pp == 1:
         D, Kt = 8.0, 8.0 * 1200
         t, busy, comp = speculative_step_s(sm._p, D, Kt)
