@@ -2619,26 +2619,41 @@ class ServingModel:
             raise ValueError(f"capacity needs a serving.SLO, got {slo!r:.80}")
         sat = self.evaluate(d, slo, rate=np.full(len(d), 1e9))
         hi = sat["requests_per_s"].to_numpy(float)
-        hi = np.where(np.isfinite(hi) & (hi > 0), hi, 1e-6)
+        hi = np.where(np.isfinite(hi) & (hi > 0), hi, MIN_CAPACITY_RATE)
         lo = np.zeros(len(d))
         cons = slo.constraints
 
-        def meets(rate: np.ndarray) -> np.ndarray:                    # rate: (deployments, points per deployment)
-            k = rate.shape[1]
-            dk = d if k == 1 else d.take(np.repeat(np.arange(len(d)), k))
-            m = self.evaluate(dk, slo, rate=np.maximum(rate.ravel(), 1e-9))
-            ok = m["fits"].to_numpy(float) == 1.0
-            for metric, (_, bound) in cons.items():
-                ok &= m[metric].to_numpy(float) <= bound
-            return ok.reshape(len(d), k)
+        def meets_on(dd: Deployments) -> Callable[[np.ndarray], np.ndarray]:
+            def meets(rate: np.ndarray) -> np.ndarray:                # rate: (deployments, points per deployment)
+                k = rate.shape[1]
+                dk = dd if k == 1 else dd.take(np.repeat(np.arange(len(dd)), k))
+                m = self.evaluate(dk, slo, rate=np.maximum(rate.ravel(), 1e-9))
+                ok = m["fits"].to_numpy(float) == 1.0
+                for metric, (_, bound) in cons.items():
+                    ok &= m[metric].to_numpy(float) <= bound
+                return ok.reshape(len(dd), k)
+            return meets
 
-        ok_lo = meets(np.full((len(d), 1), 1e-6))[:, 0]
+        ok_lo = meets_on(d)(np.full((len(d), 1), MIN_CAPACITY_RATE))[:, 0]
         steps = max(1, int(math.ceil(math.log2(1.0 / tol))))
-        lo, _ = bisect(lo, hi, meets, steps)
+        lo, up = bisect(lo, hi, meets_on(d), steps)
+        # those halvings leave a bracket of hi / 2**steps, `tol` of the saturated rate: where an SLO holds the
+        # answer far below it (a tight TTFT bound), the rows whose bracket is wider than `tol` of its lower end go
+        # on halving it geometrically (from the trickle `ok_lo` met where the bracket starts at 0)
+        wide = np.flatnonzero(ok_lo & (up - lo > tol * lo))
+        if len(wide):
+            a = np.maximum(lo[wide], MIN_CAPACITY_RATE)
+            more = int(np.ceil(np.log2(np.max(np.log(up[wide] / a)) / math.log1p(tol))))
+            if more > 0:
+                lo[wide], _ = bisect(a, up[wide], meets_on(d.take(wide)), more, geometric=True)
         return np.where(ok_lo, lo, 0.0)
 
 
 Z_Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+#: the trickle (requests/s) `ServingModel.capacity` checks first: a deployment that misses its SLO even there
+#: holds no rate (0), and one that meets it holds at least this
+MIN_CAPACITY_RATE = 1e-6
 
 #: probability bins (edges) of the length nodes of a mixture (`length_nodes`): finer in the upper tail, where
 #: prefill times grow superlinearly with the prompt and the rare long prompts set the percentiles

@@ -504,6 +504,23 @@ def test_capacity_is_the_edge_of_the_slo():
     assert not meets(above, P99)
 
 
+def test_analytical_capacity_is_within_tol_of_the_edge_far_below_saturation():
+    """A tight p99 TTFT bound holds a disaggregated deployment at ~1/20 of its saturated rate: the capacity is the
+    edge within `tol` of itself there, not within `tol` of the saturated rate (six halvings of [0, saturated] left
+    a bracket of 0.11 req/s around an answer of 0.34 req/s)."""
+    sm = serving.ServingModel(MODEL, serving.Workload(rate=1.0, input_len=2048, output_len=256, n_requests=2000))
+    d = serving.Deployments.of(gpu="H200", tp=4, weight_dtype="fp8", kv_dtype="fp8", mode="disagg", dp=[2, 3],
+                               prefill_replicas=[1, 1], prefill_gpu="H200", prefill_tp=2)
+    slo = serving.SLO(ttft_ms=500.0, tpot_ms=100, percentile="p99")
+    saturated = sm.evaluate(d, slo, rate=np.full(2, 1e9))["requests_per_s"].to_numpy(float)
+    cap = sm.capacity(d, slo, tol=0.02)
+    assert (cap < saturated / 10).all(), (cap, saturated)
+
+    def ttft(rate: np.ndarray) -> np.ndarray:
+        return sm.evaluate(d, slo, rate=rate)["ttft_ms_p99"].to_numpy(float)
+    assert (ttft(cap) <= 500.0).all() and (ttft(cap * 1.02) > 500.0).all(), (cap, ttft(cap), ttft(cap * 1.02))
+
+
 def test_capacity_metric_and_analytical_capacity_are_monotone():
     o = objectives.llm_serving_objective(MODEL, workload=RATE4, slo=P99, capacity=True)
     out = o(pd.DataFrame([cfg(tp=2), cfg(tp=4), cfg(tp=8), cfg(gpu="L40S", tp=1, weight_dtype="bf16",
