@@ -35,9 +35,9 @@ from .measurements import launched_tp as launched_tp
 GPU_OF_SYSTEM = profiles.GPU_OF_SYSTEM
 
 #: the factors the silicon fit owns (top-level names in Efficiency.params)
-ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "attn_ttft_ms", "profile_gemm_scale",
-                       "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave", "profile_layer_us",
-                       "profile_moe_layer_us", "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
+ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "engine_stream_us", "attn_ttft_ms",
+                       "profile_gemm_scale", "profile_launch_us", "profile_attn_scale", "profile_moe_eff", "ttft_wave",
+                       "profile_layer_us", "profile_moe_layer_us", "engine_kv_gbs", "engine_kv_ms", "profile_moe_scale")
 
 #: fitted factors: (paths in Efficiency.params that share one value, lower, upper bound). The host times per
 #: forward and per sequence per iteration are shared by the engines: with one or two models per engine in the
@@ -61,6 +61,13 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
         if e not in tied:
             group: list[tuple[str, ...]] = [("engine_ttft_ms", e)]
             out.append((group + ([("engine_ttft_ms", t) for t in tied] if e == "vllm" else []), 0.1, 500.0))
+    # the API server's time per running stream that a new request's first token waits behind (`engine_stream_us`,
+    # `estimate.host_ttft_s`): one value for every engine (vLLM's and SGLang's API servers do the same per-token
+    # Python work: an iteration's outputs detokenized, each stream's SSE chunk formatted and written on the loop
+    # that takes new requests in), identified by the aggregated rows' TTFT rising with the running sequences at
+    # any prompt length. Its unfitted default (0) is no prior: it starts mid-range, ~45 us, the order of one
+    # stream's per-token work; the bounds run from a few us to a ms
+    out += [([("engine_stream_us", e) for e in every], 1.0, 2000.0)] if agg else []
     # GEMMs keep their measured time (profile_gemm_scale is not fitted): these MoE-only rows would trade it
     # against the host times (it went to its bound, 0.7), and dense models, which no row here holds, are
     # dominated by their GEMMs (the published dense tables: throughput MdAPE 14 % at 1.0, 29 % at 0.7)

@@ -220,7 +220,8 @@ __all__ = ["breakdown", "forward_parts", "COMPONENTS", "PHASES", "SPEC_TERMS"]
 SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: the TTFT's own terms beside the kernels': startup_wave: what the closed-loop run's start-up wave adds to the
 #: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
-#: engine's host time before it schedules a request (`engine_ttft_ms`) and the model's own (`attn_ttft_ms`);
+#: engine's host time before it schedules a request (`engine_ttft_ms`), the model's own (`attn_ttft_ms`) and the
+#: running streams' that its first token waits behind (`engine_stream_us`: `estimate.host_ttft_s`);
 #: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
 #: first of its stints), and behind vLLM's preempted requests (SGLang's retracted ones) where a wave overflows the
 #: cache (`admission.overflow_wait`, `admission.retraction_wait`)
@@ -315,6 +316,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         balance_hold_s,
         chunk_pass_s,
         group_prompt_work,
+        host_ttft_s,
         lockstep_wait_s,
         pipeline_budget,
         prefill_chunk,
@@ -414,7 +416,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, L), _replica_parts(p, collect, wg, L), *chg, L)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
                 for name in (*_FORWARD, "recompute", "rank_wait")}
-    front = c.ttft_s + c.ttft_model_s
+    front = host_ttft_s(p, N)
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
     ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it,

@@ -895,6 +895,7 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
     step_ms = eff.engine_table("engine_step_ms", engines, 1.0)
     seq_us = eff.engine_table("engine_seq_us", engines, 2.0)
     c.ttft_s = np.where(has, eff.engine_table("engine_ttft_ms", engines, 0.0) * 1e-3, 0.0)
+    c.stream_s = np.where(has, eff.engine_table("engine_stream_us", engines, 0.0) * 1e-6, 0.0)
     attn = eff["attn_ttft_ms"]
     # the linear kind's: a Triton compile for the prompt forward's new token count, on the engines whose Gated
     # DeltaNet / KDA prefill specializes a kernel on it (`profiles.JIT_PREFILL_KINDS`)

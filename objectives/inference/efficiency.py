@@ -60,7 +60,13 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
   tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
-  offline static batch; ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
+  offline static batch; ``engine_stream_us[engine]``: the API server's host time per running stream that a new
+  request's first token waits behind, µs per sequence its API server streams (vLLM's ``AsyncLLM.output_handler``
+  processes an iteration's outputs, detokenization included, and each stream's SSE chunk is formatted and written on
+  the same asyncio loop that takes in new requests; SGLang's TokenizerManager likewise): TTFT grows by it times the
+  sequences running at the request's scheduler (`inference.estimate.prefill_wait_s`, the simulator's `_frame`),
+  whatever the prompt's length; fitted on the silicon slice (one value shared by the engines), 0 unfitted;
+  ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
   layers adds before its first token on a profile row (ms; 0 for other models). The linear kind's is a Triton
   compile: SGLang's and TensorRT-LLM's Gated DeltaNet / KDA prefill specializes FLA's L2-norm kernel on the
   forward's token count, so a prompt forward of a count not met before compiles it inline
@@ -187,6 +193,8 @@ def _default_params() -> dict[str, Any]:
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
+        # 0: no claim until fitted (`calibration.silicon._factor_specs`: bounds from the per-token Python work)
+        "engine_stream_us": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         # linear: a Triton compile of FLA's L2-norm kernel, "~90 ms each on L20Y" (https://github.com/sgl-project/
         # sglang/pull/23448), the longest of the compile bursts under steady mixed load ~110 ms
         # (https://github.com/sgl-project/sglang/pull/30403): 100 ms, what a fit without linear-attention rows keeps

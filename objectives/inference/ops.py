@@ -479,6 +479,10 @@ class StepCoeffs:
     moe_ranks: Num = 1.0
     #: a served request's host time before the engine schedules it (API server, tokenization), s
     ttft_s: Num = 0.0
+    #: the API server's host time per sequence running at the request's scheduler that its first token waits
+    #: behind (`Efficiency` ``engine_stream_us``: each stream's output processed and sent on the loop that takes in
+    #: new requests), s per sequence (`estimate.host_ttft_s`)
+    stream_s: Num = 0.0
     #: ... and the model's own time before its first token (`Efficiency` ``attn_ttft_ms``: linear / sparse
     #: attention layers), s; once per request, whatever the engine's front end
     ttft_model_s: Num = 0.0

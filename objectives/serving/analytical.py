@@ -1941,8 +1941,10 @@ class ServingModel:
         if one_batch:
             n_req = np.maximum(n_req * begin["share"], 1.0)    # the requests before the first overflow
         cap_ms = x_max / 1e3
-        # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term)
-        host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())[0]
+        # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term), and the
+        # N streams' output it handles beside the first token (`inference.estimate.host_ttft_s`)
+        host, _, stream = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())
+        host = host + stream * N
         base = base + host
         g = self.burst                                                # Kingman: bursts and mixed lengths
         # past capacity, the run's backlog from an empty start (`_start_backlog`; fixed prompt lengths: the length

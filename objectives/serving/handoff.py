@@ -44,17 +44,18 @@ def front_end_passes(engines: Any) -> np.ndarray:
 
 
 def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(host ms of one API-server pass, the model's own ms before its first token (``attn_ttft_ms``), ``ttft_wave``,
-    resolved engine name) of each of `n` deployments, from one `prepare` of their `inference.estimate` arguments
-    `pool_kw` (roofline rows: no host time, wave 1)."""
+    resolved engine name, the API server's ms per running sequence (``engine_stream_us``)) of each of `n`
+    deployments, from one `prepare` of their `inference.estimate` arguments `pool_kw` (roofline rows: no host
+    time, wave 1)."""
     kw = pool_kw
     prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
                    kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=kw.get("engine"),
                    attn_dp=kw.get("attn_dp", 1), eplb=kw.get("eplb", False),
                    moe_act_dtype=kw.get("moe_act_dtype"), moe_a2a=kw.get("moe_a2a"))
     if prep is None:
-        return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object)
+        return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object), np.zeros(n)
 
     def per_row(x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -64,16 +65,17 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
     # Prepared.column gathers a factorized preparation's rows itself
     engines = np.asarray(prep.engine_names, dtype=object)[prep.column("engine_code", np.int64)]
     return (per_row(prep.coeffs.ttft_s) * 1e3, per_row(prep.coeffs.ttft_model_s) * 1e3, per_row(prep.coeffs.wave),
-            np.broadcast_to(engines, (n,)).copy())
+            np.broadcast_to(engines, (n,)).copy(), per_row(prep.coeffs.stream_s) * 1e3)
 
 
-def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
+def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a request's host time in ms before its first token, one API-server pass plus the model's own
-    ``attn_ttft_ms``; the start-up wave's share of the mean ``ttft_wave``) of `n` deployments (`pool_kw`: their
-    `inference.estimate` arguments; `eff` an Efficiency), as the closed form reads them (`prepare`'s step
-    coefficients; roofline rows: no host time, wave 1)."""
-    host, model, wave, _ = _engine_terms(pool_kw, n, eff)
-    return host + model, wave
+    ``attn_ttft_ms``; the start-up wave's share of the mean ``ttft_wave``; the API server's ms per sequence running
+    at the request's scheduler, ``engine_stream_us``: `inference.estimate.host_ttft_s`) of `n` deployments
+    (`pool_kw`: their `inference.estimate` arguments; `eff` an Efficiency), as the closed form reads them
+    (`prepare`'s step coefficients; roofline rows: no host time, wave 1)."""
+    host, model, wave, _, stream = _engine_terms(pool_kw, n, eff)
+    return host + model, wave, stream
 
 
 def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,7 +85,7 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray,
     ``ttft_wave``, and the engine that costs each deployment (the `engine` argument with the default, None /
     "auto", resolved per GPU as `prepare` resolves it), so that engine-level behaviour (KV connector) follows the
     engine the step times come from. One `prepare` for all three."""
-    host, model, wave, engines = _engine_terms(pool_kw, n, eff)
+    host, model, wave, engines, _ = _engine_terms(pool_kw, n, eff)
     return host * front_end_passes(engines) + model, wave, engines
 
 

@@ -198,8 +198,15 @@ def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
     if reps:
         host_s = max(host_s - reps[0].fe_ms / 1e3, 0.0)
     arrival = np.array([x.arrival for x in r]) / 1e3
-    first = np.array([x.first for x in r]) / 1e3 + host_s
-    finish = np.array([x.finish for x in r]) / 1e3 + host_s
+    first = np.array([x.first for x in r]) / 1e3
+    finish = np.array([x.finish for x in r]) / 1e3
+    rep = np.array([x.rep for x in r], dtype=np.int64)
+    # ... and the streams its API server handles as the first token goes out (`inference.estimate.host_ttft_s`;
+    # aggregated only, as the closed form prices it), delaying the request's tokens alike
+    stream_ms = float(getattr(reps[0].cost, "stream_ms", 0.0)) if reps and not eng.back else 0.0
+    late = host_s + (stream_ms / 1e3 * streams_at_first(first, finish, rep) if stream_ms > 0.0 else 0.0)
+    first = first + late
+    finish = finish + late
     inp = np.array([x.inp for x in r], dtype=np.int64)
     out = np.array([x.out for x in r], dtype=np.int64)
     ttft = (first - arrival) * 1e3
@@ -212,10 +219,23 @@ def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
         "input_tokens": inp, "output_tokens": out,
         "tokens_emitted": np.array([x.gen for x in r], dtype=np.int64),
         "preemptions": np.array([x.npre for x in r], dtype=np.int64),
-        "replica": np.array([x.rep for x in r], dtype=np.int64),
+        "replica": rep,
         "prefill_replica": np.array([x.prep for x in r], dtype=np.int64),
         "kv_transfer_ms": np.array([x.xfer_ms for x in r]),
     })
+
+
+def streams_at_first(first: np.ndarray, finish: np.ndarray, replica: np.ndarray) -> np.ndarray:
+    """For each request, the requests of its replica streaming (first token out, not finished) as its first token
+    goes out, itself included (times in any one unit; a request without a first token, NaN, counts 0)."""
+    out = np.zeros(len(first))
+    ok = np.isfinite(first)
+    for rep in np.unique(replica[ok]):
+        sel = ok & (replica == rep)
+        f, e = first[sel], finish[sel]
+        out[sel] = (np.searchsorted(np.sort(f), f, side="right")
+                    - np.searchsorted(np.sort(e[np.isfinite(e)]), f, side="right"))
+    return out
 
 
 #: a run's steady part, in requests in its batches (`in_flight`): the first and the last that many to arrive are its

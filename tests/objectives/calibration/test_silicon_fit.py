@@ -243,11 +243,13 @@ def test_leave_one_gpu_out_predicts_each_gpu_with_a_fit_that_never_saw_it():
     rows = pd.concat([vllm[vllm["gpu"] == g].head(2) for g in ("b200_sxm", "h200_sxm")]).iloc[::-1]
     base = Efficiency(copy.deepcopy(dict(default_efficiency().params)), default_efficiency().meta)
     factors: dict = {}
-    lo = silicon.leave_one_gpu_out(rows, base, max_nfev=2, factors=factors)
+    # 3 evaluations: with the API server's time per stream fitted too (engine_stream_us), both folds' first trial
+    # step is rejected, so 2 would leave both at the starting point
+    lo = silicon.leave_one_gpu_out(rows, base, max_nfev=3, factors=factors)
     assert list(lo.index) == list(rows.index) and lo["tpot_pred"].notna().all()
     assert set(factors) == {"b200_sxm", "h200_sxm"}
     # the H200 rows are those of a fit on the B200 rows alone, and that fold's factors are what it reports
-    eff, info = silicon.fit_engine_factors(rows[rows["gpu"] == "b200_sxm"], base, max_nfev=2)
+    eff, info = silicon.fit_engine_factors(rows[rows["gpu"] == "b200_sxm"], base, max_nfev=3)
     h200 = rows["gpu"] == "h200_sxm"
     np.testing.assert_allclose(lo.loc[h200, "tpot_pred"], silicon.scored(rows[h200], eff)["tpot_pred"], rtol=1e-9)
     assert factors["h200_sxm"] == pytest.approx(dict(zip(info["names"], info["x"])))
@@ -300,3 +302,15 @@ def test_load_slopes_fits_ttft_against_tpot_over_the_loaded_rows_of_each_sweep()
     assert silicon.load_slopes(dup, ["gpu", "isl"]).loc[0, "rows"] == 4
     # a sweep of fewer than three loaded client counts has no line
     assert silicon.load_slopes(d[d["concurrency"] <= 32], ["gpu", "isl"]).empty
+
+
+def test_the_api_servers_time_per_stream_is_one_factor_fitted_where_aggregated_rows_identify_it():
+    """``engine_stream_us`` (`inference.estimate.host_ttft_s`): one value for every engine, fitted from the
+    aggregated rows (their TTFT rising with the running sequences); disaggregated rows alone do not price it."""
+    def groups(**kw):
+        return [paths for paths, _, _ in silicon._factor_specs(**kw) if paths[0][0] == "engine_stream_us"]
+    agg = groups(engines=["sglang", "vllm"], agg=["vllm"], special_attn=True)
+    assert len(agg) == 1 and {p[1] for p in agg[0]} == {"vllm", "sglang", "trtllm"}
+    assert groups(engines=["trtllm"], disagg=["trtllm"], agg=[]) == []
+    assert "engine_stream_us" in silicon.ENGINE_FACTOR_NAMES
+    assert default_efficiency().params["engine_stream_us"]["vllm"] == 0.0     # no claim until fitted
