@@ -60,6 +60,8 @@ from .resolve import (
     positive,
     resolve_dtypes,
     resolve_records,
+    reused,
+    reusing_factorized,
     tp_invalid,
     vendor_invalid,
 )
@@ -426,7 +428,8 @@ def reusing_prepared(max_rows: int = 16384) -> Iterator[None]:
         return
     token = _MEMO.set(_PreparedMemo(max_rows))
     try:
-        yield
+        with reusing_factorized():   # the same deployments' columns of names, factorized once
+            yield
     finally:
         _MEMO.reset(token)
 
@@ -808,12 +811,16 @@ def engine_codes(engine: Any) -> tuple[tuple[str, ...], Any]:
             raise
     if isinstance(engine, (list, tuple, np.ndarray, pd.Series)):
         arr = np.asarray(engine, dtype=object)
-        # each distinct spelling normalized once (a column of a million rows holds a handful of engines)
-        codes, uniq = pd.factorize(arr.ravel(), use_na_sentinel=False)
-        vals = [norm(u) for u in uniq]
-        names = tuple(dict.fromkeys(vals))
-        remap = np.array([names.index(v) for v in vals], dtype=np.int64)
-        return names, remap[codes].reshape(arr.shape) if len(vals) else np.zeros(arr.shape, dtype=np.int64)
+
+        def resolve() -> tuple[tuple[str, ...], np.ndarray]:
+            # each distinct spelling normalized once (a column of a million rows holds a handful of engines)
+            codes, uniq = pd.factorize(arr.ravel(), use_na_sentinel=False)
+            vals = [norm(u) for u in uniq]
+            names = tuple(dict.fromkeys(vals))
+            remap = np.array([names.index(v) for v in vals], dtype=np.int64)
+            return names, remap[codes].reshape(arr.shape) if len(vals) else np.zeros(arr.shape, dtype=np.int64)
+        # the same deployments' column again (`reusing_prepared`): equal elements normalize alike
+        return reused("engine", engine if isinstance(engine, np.ndarray) else arr, resolve, lambda got: True)
     return (norm(engine),), 0
 
 

@@ -34,6 +34,10 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -475,9 +479,73 @@ def _scalar(x: Any) -> bool:
     return np.ndim(x) == 0 if isinstance(x, np.ndarray) else not hasattr(x, "__len__") or isinstance(x, (str, bytes))
 
 
+#: arrays of names resolved inside a `reusing_factorized` block, by argument name: (a copy of the array, its
+#: resolution: `_factorize`'s, `core.engine_codes`'), newest first
+_FACTORIZED: ContextVar[dict[str, list[tuple[np.ndarray, Any]]] | None] = ContextVar(
+    "objectives_inference_factorized", default=None)
+#: arrays kept per argument name in a block, and the largest array kept
+_FACTORIZED_KEEP, _FACTORIZED_MAX = 8, 1 << 16
+
+
+@contextmanager
+def reusing_factorized() -> Iterator[None]:
+    """Within the block, `_factorize` hands back its result for an array of names (model, GPU, dtype, engine
+    options) equal element by element to one it factorized there before under the same argument name, instead of
+    hashing it again: the serving model's searches pass the same deployments' columns to every cost-model call
+    (`core.reusing_prepared` enters it). Only arrays whose values are all strings (or None / NaN, coded -1) are
+    kept, whose factorization equal elements fix; a copy is kept, so an array changed in place meets its new
+    values. Nested blocks share the outermost one's."""
+    if _FACTORIZED.get() is not None:
+        yield
+        return
+    token = _FACTORIZED.set({})
+    try:
+        yield
+    finally:
+        _FACTORIZED.reset(token)
+
+
 def _factorize(name: str, x: Any) -> tuple[np.ndarray, np.ndarray]:
     """(unique values as an object array, codes shaped like x); None/NaN get code -1. Hash-based (pandas), so
-    a million strings take milliseconds and the per-value work below runs on the distinct values only."""
+    a million strings take milliseconds and the per-value work below runs on the distinct values only. Inside a
+    `reusing_factorized` block an array equal to one met there before reuses its result (read-only arrays)."""
+    return reused(name, x, lambda: _factorize_now(name, x), lambda got: all(isinstance(u, str) for u in got[0]))
+
+
+def reused(name: str, x: Any, compute: Callable[[], Any], keep: Callable[[Any], bool]) -> Any:
+    """``compute()``, the resolution of argument `name`'s array of names `x`, or inside a `reusing_factorized`
+    block the result kept for an array equal to `x` element by element (its arrays read-only); a result is kept
+    where ``keep(result)`` (values whose resolution equal elements fix). Errors are raised, never kept."""
+    kept = _FACTORIZED.get()
+    if kept is None or not isinstance(x, np.ndarray) or x.dtype.kind not in "OU" or not 0 < x.size <= _FACTORIZED_MAX:
+        return compute()
+    seen = kept.setdefault(name, [])
+    for i, (old, got) in enumerate(seen):
+        if old.shape == x.shape and old.dtype == x.dtype and _same_names(old, x):
+            if i:
+                seen.insert(0, seen.pop(i))
+            return got
+    got = compute()
+    if keep(got):
+        for a in got:
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        seen.insert(0, (x.copy(), got))
+        del seen[_FACTORIZED_KEEP:]
+    return got
+
+
+def _same_names(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether arrays `a` and `b` (of one shape) hold equal elements everywhere (an element that does not compare
+    to a bool, pd.NA, reads as different; NaN differs from NaN)."""
+    try:
+        return bool(np.all(a == b))
+    except (TypeError, ValueError):
+        return False
+
+
+def _factorize_now(name: str, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`_factorize`, computed."""
     if isinstance(x, np.ndarray) and x.dtype.kind in "US":
         arr = x
     else:
@@ -518,13 +586,25 @@ def _missing(v: Any) -> bool:
     return v is pd.NA or (isinstance(v, (float, np.floating)) and bool(np.isnan(v)))
 
 
+@functools.lru_cache(maxsize=64)
+def _choice_table(choices: tuple[str, ...]) -> dict[str, int]:
+    """{name: index} of `choices` (built once per tuple: `choice_codes` runs several times a cost-model call)."""
+    return {c: i for i, c in enumerate(choices)}
+
+
+@functools.lru_cache(maxsize=128)
+def _choice_words(choices: tuple[str, ...], allow_none: bool) -> str:
+    """The valid values of a categorical argument as `choice_codes`' messages name them."""
+    return f"one of {', '.join(choices)}" + (" or None (default rule)" if allow_none else "")
+
+
 def choice_codes(name: str, x: Any, choices: tuple[str, ...], allow_none: bool) -> Num:
     """A categorical argument (a name from `choices`, None where allowed, or an array/list of those) -> index
     into `choices` (int or int array); -1 for None (and for NaN / pd.NA, a scalar or inside an array, where None is
     allowed). Anything else (numbers, bools, nested lists) raises
     TypeError naming the argument and the value; unknown names raise ValueError listing the valid ones."""
-    table_of = {c: i for i, c in enumerate(choices)}
-    valid = f"one of {', '.join(choices)}" + (" or None (default rule)" if allow_none else "")
+    table_of = _choice_table(choices)
+    valid = _choice_words(choices, allow_none)
     if x is None:
         if allow_none:
             return -1

@@ -6,7 +6,8 @@
     p.table("gemm.fp8")(m, n, k)                    # latency (ms), vectorized, log-log interpolation
 
 Modules: grid (the `Table` interpolator), profile (`KernelProfile`, files, lookup), build (raw tables ->
-compact profile), collect (the PyTorch collector writing raw tables from the user's own GPU).
+compact profile), cache (the built table groups on disk, ``$DSE_CACHE_DIR`` or the user's cache folder), collect
+(the PyTorch collector writing raw tables from the user's own GPU).
 """
 from .grid import Table
 from .profile import (

@@ -54,10 +54,11 @@ overwrite the shipped one) unless `--force`; the same --source (or, without one,
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,10 @@ M_KEEP = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 512, 768, 1024, 1536, 2
 MAX_MISSING = 0.35
 
 
+@functools.lru_cache(maxsize=1)
 def aiconfigurator_root() -> Path | None:
-    """The kernel-table folder of an installed aiconfigurator-core (None when not installed)."""
+    """The kernel-table folder of an installed aiconfigurator-core (None when not installed); looked up once a
+    process (`importlib.util.find_spec` walks sys.path, and `profiles.load` asks on every cost-model call)."""
     try:
         import importlib.util
         spec = importlib.util.find_spec("aiconfigurator_core")
@@ -1365,30 +1368,51 @@ def fused_fp4_gemm(fp4: Table, path: Path, fp4_tflops: float, mem_tbs: float) ->
 _Group = tuple[dict[str, Table], dict[str, np.ndarray]]
 
 
-def build_one(root: Path, system: str, engine: str, version: str, source: str) -> KernelProfile | None:
+def build_one(root: Path, system: str, engine: str, version: str, source: str,
+              cache: bool = False) -> KernelProfile | None:
     """The compact profile of one (system, engine, version), or None without GEMM tables. Its GEMM tables are built
-    here, the others group by group on their first lookup (`profile.TableGroups`)."""
+    here, the others group by group on their first lookup (`profile.TableGroups`). `cache`: read and write each
+    group through the on-disk cache (`profiles.cache`; `profile._load` asks for it): the same arrays."""
     base = root / system
     f = base / "gemm" / engine / version / "gemm_perf.parquet"
     if not f.exists():
         return None
-    peers = [q for e in ENGINES if e != engine and (q := _newest_table(root, system, "gemm", e, "gemm_perf.parquet"))]
-    tables: dict[str, Table] = {f"gemm.{k}": t for k, t in gemm_tables(f, _twin_of(root, system, f), peers).items()}
+    gpu = catalog.gpu(GPU_OF_SYSTEM[system]) if system in GPU_OF_SYSTEM else None
+
+    def gemm() -> _Group:
+        peers = [q for e in ENGINES if e != engine and (q := _newest_table(root, system, "gemm", e,
+                                                                             "gemm_perf.parquet"))]
+        tables = {f"gemm.{k}": t for k, t in gemm_tables(f, _twin_of(root, system, f), peers).items()}
+        if not tables:
+            return tables, {}
+        if system in WEIGHT_ONLY_FP8_SYSTEMS and "gemm.fp8" in tables:
+            tables["gemm.fp8_wo"] = tables.pop("gemm.fp8")
+        f_cs = _table_upto(root, system, "quantize", engine, version, COMPUTE_SCALE_FILE)
+        if engine in DYNAMIC_FP8_GEMM_ENGINES and "gemm.fp8" in tables and f_cs is not None and gpu is not None \
+                and gpu.supports("fp8"):
+            if (fp8_st := static_fp8_gemm(tables["gemm.fp8"], f_cs, gpu.peak_tflops["fp8"],
+                                          gpu.mem_bw_tbs)) is not None:
+                tables["gemm.fp8_static"] = fp8_st
+        f_q4 = _table_upto(root, system, "quantize", engine, version, FP4_QUANTIZE_PROXY_FILE)
+        if engine in FUSED_FP4_GEMM_ENGINES and "gemm.fp4" in tables and f_q4 is not None and gpu is not None \
+                and gpu.supports("fp4"):
+            if (fp4_f := fused_fp4_gemm(tables["gemm.fp4"], f_q4, gpu.peak_tflops["fp4"],
+                                        gpu.mem_bw_tbs)) is not None:
+                tables["gemm.fp4_fused"] = fp4_f
+        return tables, {}
+
+    from .cache import GroupCache
+    store = GroupCache.for_build(root, tuple(s for s in (system, TWIN_SYSTEMS.get(system)) if s), system, engine,
+                                 version) if cache else None
+
+    def cached(name: str, builder: Callable[[], _Group], extra: str = "") -> Callable[[], _Group]:
+        return builder if store is None else (lambda: store.get(name, builder, extra))
+
+    # the GEMM group also reads the GPU's datasheet numbers (static FP8 / fused FP4 rooflines)
+    datasheet = "" if gpu is None else json.dumps([sorted(gpu.peak_tflops.items()), gpu.mem_bw_tbs])
+    tables: dict[str, Table] = cached("gemm", gemm, datasheet)()[0]
     if not tables:
         return None
-    if system in WEIGHT_ONLY_FP8_SYSTEMS and "gemm.fp8" in tables:
-        tables["gemm.fp8_wo"] = tables.pop("gemm.fp8")
-    f_cs = _table_upto(root, system, "quantize", engine, version, COMPUTE_SCALE_FILE)
-    gpu = catalog.gpu(GPU_OF_SYSTEM[system]) if system in GPU_OF_SYSTEM else None
-    if engine in DYNAMIC_FP8_GEMM_ENGINES and "gemm.fp8" in tables and f_cs is not None and gpu is not None \
-            and gpu.supports("fp8"):
-        if (fp8_st := static_fp8_gemm(tables["gemm.fp8"], f_cs, gpu.peak_tflops["fp8"], gpu.mem_bw_tbs)) is not None:
-            tables["gemm.fp8_static"] = fp8_st
-    f_q4 = _table_upto(root, system, "quantize", engine, version, FP4_QUANTIZE_PROXY_FILE)
-    if engine in FUSED_FP4_GEMM_ENGINES and "gemm.fp4" in tables and f_q4 is not None and gpu is not None \
-            and gpu.supports("fp4"):
-        if (fp4_f := fused_fp4_gemm(tables["gemm.fp4"], f_q4, gpu.peak_tflops["fp4"], gpu.mem_bw_tbs)) is not None:
-            tables["gemm.fp4_fused"] = fp4_f
     # the other tables by group, each built on the first lookup of a name it owns (`TableGroups`: a dense model's
     # study never builds the MoE, sparse-attention, DeepSeek-V4 or mHC ones)
 
@@ -1529,10 +1553,13 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str) -
         return out, keys
 
     groups = TableGroups(tables, {}, [
-        (("context_attention", "generation_attention"), attention), (("mla_context", "mla_generation"), mla),
-        (("dsa_context", "dsa_generation"), dsa), (("msa_context", "msa_generation"), msa),
-        (("dsv4_context", "dsv4_generation"), dsv4), (("mhc",), mhc), (("linear_attention",), linear),
-        (("comm",), comm), (("moe", "moe_bal", "moe_deepep_"), moe)])
+        (("context_attention", "generation_attention"), cached("attention", attention)),
+        (("mla_context", "mla_generation"), cached("mla", mla)),
+        (("dsa_context", "dsa_generation"), cached("dsa", dsa)),
+        (("msa_context", "msa_generation"), cached("msa", msa)),
+        (("dsv4_context", "dsv4_generation"), cached("dsv4", dsv4)),
+        (("mhc",), cached("mhc", mhc)), (("linear_attention",), cached("linear", linear)),
+        (("comm",), cached("comm", comm)), (("moe", "moe_bal", "moe_deepep_"), cached("moe", moe))])
     return KernelProfile(system=system, engine=engine, version=version, source=source,
                          tables=LazyTables(groups, "tables"), keys=LazyTables(groups, "keys"))
 

@@ -445,12 +445,13 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
 def _load(system: str, engine: str, version: str, full: bool) -> KernelProfile:
     """`load`'s profile, cached on what it resolved to (the kernel-table system, engine, version and which tables),
     not on how it was asked for: an alias of the GPU or the engine, the newest version named or left out, and full
-    None or True where the package is installed are one build a process, not one each."""
+    None or True where the package is installed are one build a process, not one each; the build's groups come
+    from the on-disk cache where it holds them (`profiles.cache`)."""
     if full:
         from .build import aiconfigurator_root, build_one
         root = aiconfigurator_root()
         if root is not None and (p := build_one(root, system, engine, version,
-                                                "aiconfigurator-core (installed, full tables)")) is not None:
+                                                "aiconfigurator-core (installed, full tables)", cache=True)) is not None:
             return p
     fname = next(f for s, e, v, f in _shipped_index() if (s, e, v) == (system, engine, version))
     return read(DATA_DIR / fname)

@@ -1853,10 +1853,26 @@ class ServingModel:
         N = occupancy()
         n_run = np.broadcast_to(np.asarray(n_req, dtype=float), (n,))
         at = None       # `_at` at the final N (the burst loop's last, where it ends without opening a batch)
+        fresh = None    # the rows whose N and batches opened changed since `at` was priced (None: every row)
+
+        def reprice(at: dict[str, Any] | None, fresh: np.ndarray | None) -> dict[str, Any]:
+            """`at` with the rows `fresh` priced again: `_at` is elementwise over deployments, so the other rows
+            keep the numbers a call over every row gives (None: every row priced)."""
+            if at is None or fresh is None:
+                return self._at(d, N, isl_new if cached else None, grouping(N), opened)
+            if not len(fresh):
+                return at
+            sub = self._at(d.take(fresh), N[fresh], isl_new[fresh] if cached else None, grouping(N[fresh], fresh),
+                           opened[fresh])
+            out = {k: np.array(v, copy=True) for k, v in at.items()}
+            for k, v in sub.items():
+                out[k][fresh] = v
+            return out
+
         for _ in range(int(np.max(d.pp)) - 1 if len(piped) and not one_batch else 0):
             # pp > 1: a burst of prompts arriving over the run overflows a budget and opens another batch, which
             # lives on (`_burst_opens`); the occupancy again over the batches then in flight
-            at = self._at(d, N, isl_new if cached else None, grouping(N), opened)
+            at, fresh = reprice(at, fresh), np.empty(0, dtype=np.intp)
             t_round = at["tpot_ms"] * osl / np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
             more = np.zeros(n, dtype=bool)
             more[piped] = (opened[piped] < d.pp[piped]) & _burst_opens(
@@ -1869,8 +1885,10 @@ class ServingModel:
             x_max[piped] = np.maximum(x_max[piped], held(opened[piped]))
             stable = lam < x_max * 0.999
             N = N.copy()
-            N[more] = occupancy(np.flatnonzero(more))                 # only the rows that opened a batch
-            at = None
+            fresh = np.flatnonzero(more)
+            N[more] = occupancy(fresh)                                # only the rows that opened a batch
+        if at is not None and fresh is not None and len(fresh):
+            at = reprice(at, fresh)     # the loop ran out of passes after some rows opened a batch
         begin = {"share": np.ones(n), "tokens": np.ones(n), "round": np.zeros(n)}
         if one_batch and len(piped):
             # the requests before the first overflow (`_pipe_start`): the occupancy builds from an empty start

@@ -265,6 +265,8 @@ def test_a_tensorrt_llm_balanced_deployment_is_slower_with_its_balancers_gain_th
     # `profile._load`: what the cost model calls, `measured.build_curves`), so the process-wide cache never holds
     # it and is not cleared (clearing it made every later test of the session build its profiles again)
     monkeypatch.setattr(build, "balancer_gain", lambda path: pd.DataFrame())   # today's even split
+    # the on-disk cache of built groups (`profiles.cache`) is keyed on the builder's code, not on a patched function
+    monkeypatch.setenv("DSE_CACHE_DIR", "off")
     monkeypatch.setattr(profile_mod, "_load", functools.lru_cache(maxsize=None)(profile_mod._load.__wrapped__))
     even = inference.max_throughput(DSR1, "GB200", **kw)
     # (the TPOT also holds the 32 ranks' lockstep waits for each other's prompt chunks, `estimate.rank_wait_s`,

@@ -55,3 +55,34 @@ def test_capacity_of_a_mixed_batch_is_each_rows_own(model_and_deployments) -> No
     assert (cap > 0).all()
     for i in range(len(d)):
         assert sm.capacity(d.take(np.array([i])), SLO, tol=0.05)[0] == cap[i]
+
+
+def test_the_burst_loop_reprices_only_the_rows_that_opened_a_batch_and_prices_each_row_as_alone(monkeypatch):
+    """pp > 1: each pass of `ServingModel._open_loop`'s burst loop prices again only the deployments whose
+    occupancy moved (those that opened a batch), the others keeping the numbers of their last pass: every row as
+    it is priced alone (`_at` is elementwise over deployments)."""
+    from objectives.serving import analytical
+    from objectives.serving.analytical import Deployments, ServingModel
+
+    w = serving.Workload(rate=12.0, input_len=2048, output_len=256, n_requests=1200)
+    d = Deployments.of(gpu=["H100-SXM-80GB"] * 4 + ["H200-SXM-141GB"] * 2, tp=[2, 2, 4, 2, 2, 4],
+                       pp=[4, 2, 2, 1, 4, 2], weight_dtype="fp8", kv_dtype="fp8",
+                       engine=["vllm", "sglang", "vllm", "vllm", "trtllm", "vllm"])
+    sizes: list[tuple[int, int]] = []
+    real = analytical.ServingModel._at
+
+    def counted(self, dd, N, *a, **k):
+        sizes.append((len(dd), np.ndim(N)))
+        return real(self, dd, N, *a, **k)
+
+    monkeypatch.setattr(analytical.ServingModel, "_at", counted)
+    sm = ServingModel("Llama-3.1-70B", w)
+    together = sm.evaluate(d)
+    # the burst loop's passes are the one-dimensional calls below the 5 pipelined rows (`held` prices those 5, the
+    # final and decode passes all 6; the occupancy searches are two-dimensional): at this load 3, then 1 and 1
+    # row(s) opened a batch
+    assert sorted(s for s, nd in sizes if nd == 1 and s < 5) == [1, 1, 3]
+    cols = ["ttft_ms", "tpot_ms", "ttft_ms_p99", "tpot_ms_p99", "requests_per_s", "batch_size"]
+    for i in range(len(d)):
+        alone = ServingModel("Llama-3.1-70B", w).evaluate(d.take(np.array([i])))
+        assert alone[cols].iloc[0].tolist() == together[cols].iloc[i].tolist(), i
