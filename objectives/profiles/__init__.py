@@ -17,7 +17,9 @@ from .profile import (
                       GPU_OF_SYSTEM,
                       JIT_PREFILL_KINDS,
                       NO_OVERLAP_LINEAR_KINDS,
+                      NO_OVERLAP_ROLES,
                       OVERLAP_ENGINES,
+                      OVERLAP_SINCE,
                       PREFILL_ALONE_ENGINES,
                       SYSTEMS,
                       KernelProfile,
@@ -29,6 +31,7 @@ from .profile import (
                       overlap_mask,
                       overlap_rows,
                       overlaps,
+                      overlaps_in_role,
                       prefill_alone_mask,
                       read,
                       resolve_engine,
@@ -39,5 +42,6 @@ from .profile import (
 
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
-           "runs_prefill_alone", "OVERLAP_ENGINES", "overlap_mask", "overlaps",
+           "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
+           "overlaps_in_role",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows"]

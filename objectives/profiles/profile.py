@@ -298,20 +298,57 @@ def engine_key(engine: Any) -> str:
 PREFILL_ALONE_ENGINES = ("sglang",)
 
 
-#: engines whose scheduler forms and launches the next batch while the current one runs on the GPU: SGLang's
-#: ``event_loop_overlap`` (python/sglang/srt/managers/scheduler.py; the default unless ``--disable-overlap-schedule``,
-#: which speculative decoding's first version sets), whose loop receives new requests, forms batch N+1 and launches it
-#: right after launching batch N, then waits for N's results. A request that reaches the scheduler while N runs is
-#: received when N's results are in, after N+1 was formed: it joins N+2, one iteration later than where each batch is
-#: formed when the previous one ends. The closed form (``Coeffs.overlap``: `inference.estimate.arrival_wait_iters`)
-#: and the simulator (`serving.Scheduler.overlaps`) read it here
-OVERLAP_ENGINES = ("sglang",)
+#: engines whose scheduler forms and launches the next batch while the current one runs, by default, and the first
+#: release of each where it does (None: every release the model knows). A request that reaches the scheduler while
+#: batch N runs is received when N's results are in, after N+1 was formed: it joins N+2, one iteration later than
+#: where each batch is formed when the previous one ends.
+#: - SGLang's ``event_loop_overlap`` (python/sglang/srt/managers/scheduler.py; the default since 0.4.0,
+#:   sgl-project/sglang#2067, unless ``--disable-overlap-schedule``, which speculative decoding's first version sets):
+#:   its loop receives new requests, forms batch N+1 and launches it right after launching batch N, then waits for
+#:   N's results.
+#: - vLLM's async scheduling (``SchedulerConfig.async_scheduling`` in vllm/config/scheduler.py, None resolved to on
+#:   where the executor supports it in vllm/config/vllm.py; ``AsyncScheduler`` and ``EngineCore.step_with_batch_queue``
+#:   in vllm/v1/engine/core.py, a queue of two batches: the engine core reads its input queue, schedules N+1 and
+#:   submits it, then blocks on N): the default from v0.14.0 (vllm-project/vllm#27614; the release notes' "Async
+#:   scheduling is now enabled by default"), not with pipeline parallelism in that release.
+#: - TensorRT-LLM's PyTorch executor (``PyExecutor._executor_loop_overlap`` in
+#:   tensorrt_llm/_torch/pyexecutor/py_executor.py; ``disable_overlap_scheduler`` False by default in
+#:   tensorrt_llm/llmapi/llm_args.py since NVIDIA/TensorRT-LLM#4174, 0.20), the backend trtllm-serve runs by default
+#:   from 1.0, hence 1.0.0 here. Its TensorRT-engine backend (the published tables before 0.20) has no such loop; a
+#:   disaggregated context server runs without it (`NO_OVERLAP_ROLES`).
+#: The closed form (``Coeffs.overlap``: `inference.estimate.arrival_wait_iters`) and the simulator
+#: (`serving.Scheduler.overlaps`) read it through `overlaps`
+OVERLAP_SINCE: Mapping[str, str | None] = {"sglang": None, "vllm": "0.14.0", "trtllm": "1.0.0"}
+#: the engines that overlap in some release (`OVERLAP_SINCE`)
+OVERLAP_ENGINES = tuple(OVERLAP_SINCE)
+#: serving roles (`serving` disaggregated pools) in which an engine of `OVERLAP_SINCE` runs without its overlap
+#: loop: TensorRT-LLM's context servers, whose context-only requests its PyTorch worker refused with the overlap
+#: scheduler on ("Context only requests are not supported in pytorch backend when overlap is enabled",
+#: tensorrt_llm/executor/base_worker.py, until NVIDIA/TensorRT-LLM#10755), so its disaggregated recipes and
+#: `dse deploy` (`deploy.builders`, role "prefill") set ``disable_overlap_scheduler: true`` there
+NO_OVERLAP_ROLES: Mapping[str, tuple[str, ...]] = {"trtllm": ("prefill",)}
 
 
 def overlaps(engine: Any) -> bool:
-    """Whether `engine` (any spelling `engine_key` takes) forms its next batch while the current one runs
-    (`OVERLAP_ENGINES`)."""
-    return engine_key(engine) in OVERLAP_ENGINES
+    """Whether `engine` (any spelling `engine_key` takes, optionally with its version: 'vllm==0.13.0') forms its next
+    batch while the current one runs by default (`OVERLAP_SINCE`): a bare name means the newest release (the profile
+    `load` picks), and a version that is no release number (a nightly's label) is taken as newer than the first
+    release that overlaps."""
+    key = engine_key(engine)
+    if key not in OVERLAP_SINCE:
+        return False
+    first, ver = OVERLAP_SINCE[key], _split_engine("" if engine is None else engine)[1]
+    if first is None or ver is None or not str(ver).strip():
+        return True
+    from .build import _vkey
+    got = _vkey(str(ver).strip())
+    return bool(got[0] == 0 or got >= _vkey(first))
+
+
+def overlaps_in_role(engine: Any, role: str | None) -> bool:
+    """Whether a pool of `role` ("agg", "prefill", "decode"; None: an aggregated replica) keeps `engine`'s overlap
+    loop where it has one (`overlaps`): not in the roles `NO_OVERLAP_ROLES` names for it."""
+    return role is None or role not in NO_OVERLAP_ROLES.get(engine_key(engine), ())
 
 
 def overlap_mask(engines: Any) -> np.ndarray:

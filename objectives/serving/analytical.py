@@ -700,6 +700,24 @@ def _riding_prompts(p: Any, N: np.ndarray, lam_ms: np.ndarray, input_len: np.nda
     return k
 
 
+def _overlap(model: Any, d: Any) -> np.ndarray:
+    """1.0 for each deployment of ``d`` whose aggregated replicas form their next batch while the current one runs
+    (`profiles.overlap_rows` of its engine, None / "auto" resolved on its GPU as `inference.resolve.default_engine`
+    does, for ``model``'s linear-attention kind), else 0.0: not with pp > 1 (the pipeline loops) nor speculative
+    decoding (`inference.speculative.with_speculative` turns the loop off), as ``Coeffs.overlap`` and the
+    simulator's replicas (`Scheduler.overlaps`) have it. One look-up per distinct (engine, GPU) pair."""
+    from ..inference.resolve import _lookup, default_engine
+    from ..profiles import overlap_rows
+    kind = str(getattr(_lookup("model", model), "linear_attn_kind", "") or "")
+    e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
+    ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
+    _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
+    named = np.array([default_engine(e[i], g[i]) for i in first], dtype=object)   # per distinct pair
+    on = overlap_rows(named, kind)[np.ravel(inverse)]
+    spec = np.asarray(d.speculative, dtype=object) == None  # noqa: E711 (elementwise: None where off)
+    return np.where((np.asarray(d.pp) <= 1) & spec, on, 0.0)
+
+
 def _prefill_alone(d: Any) -> np.ndarray:
     """1.0 for each deployment of ``d`` whose engine runs prefill batches alone (`profiles.prefill_alone_mask`)."""
     from ..profiles import prefill_alone_mask
@@ -1758,6 +1776,7 @@ class ServingModel:
         # decodes overlaps their memory traffic, so the steady state priced with the groups ran each step too long
         # (`_riding_prompts`)
         alone_rows = _prefill_alone(d) > 0               # the engine runs its prefill batches alone (SGLang)
+        lag = _overlap(self.model, d)                    # ... and forms its next batch ahead (`_overlap`)
         riding = np.flatnonzero((np.asarray(d.pp) == 1) & ~alone_rows)
         prep_r = _prepared(self._kw(d.take(riding))) if len(riding) else None
 
@@ -1940,6 +1959,11 @@ class ServingModel:
         # (the decodes riding on it add memory traffic that overlaps its compute); every further chunk waits a
         # whole iteration
         board = 0.5 * t_it / lanes
+        # ... and on an engine that forms its next batch while the current one runs (`_overlap`: SGLang, vLLM from
+        # 0.14, TensorRT-LLM's PyTorch executor), the whole next one too, formed before the prompt was received,
+        # when an iteration is in progress: at least one other sequence in flight, 1 - exp(-N) for the Poisson
+        # arrivals (the closed form's `inference.estimate.arrival_wait_iters`, the simulator's `_Replica.enqueue`)
+        board = board + lag * (1.0 - np.exp(-N)) * t_it
         base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
         if len(riding):
             base = base + self._shared_iteration(prep_r, riding, N, lam_ms * S, S, t_it, isl_row, d.max_num_tokens)

@@ -162,12 +162,13 @@ class _Replica:
         self.load = 0         # requests assigned and not yet gone (routing)
         self.fe_ms = sched.frontend_for(cost) if role != "decode" else 0.0   # the API server (new requests only)
         self.fe_free = 0.0    # when it is free for the next request
-        # an overlapping scheduler (`Scheduler.overlaps`, SGLang): a new request that arrives during an iteration is
-        # received at its end and joins the iteration after the next (`enqueue`); `seen` holds, for such a request
-        # still waiting, the end of the iteration it arrived in. Ranks in lockstep (`_Group`) are not lagged, nor
-        # pipelines: SGLang runs ``event_loop_pp`` where pp > 1 (scheduler.py's dispatch checks pp_size before the
-        # overlap loop), whose slots take the requests received at their turn (`_next_return`)
-        self.lag = sched.overlaps(cost) and role != "decode" and self.pp <= 1
+        # an overlapping scheduler (`Scheduler.overlaps`: SGLang, vLLM, TensorRT-LLM but on its context servers): a
+        # new request that arrives during an iteration is received at its end and joins the iteration after the next
+        # (`enqueue`); `seen` holds, for such a request still waiting, the end of the iteration it arrived in. Ranks
+        # in lockstep (`_Group`) are not lagged, nor pipelines: SGLang runs ``event_loop_pp`` where pp > 1
+        # (scheduler.py's dispatch checks pp_size before the overlap loop), vLLM 0.14 no async scheduling with pp,
+        # and their slots take the requests received at their turn (`_next_return`)
+        self.lag = sched.overlaps(cost, role) and role != "decode" and self.pp <= 1
         self.seen: dict[int, float] = {}
         self.state = "idle"
         self.version = 0

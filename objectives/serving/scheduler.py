@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..inference.lockstep import AdpBalance, as_balance
-from ..profiles import engine_key, overlaps, runs_prefill_alone
+from ..profiles import engine_key, overlaps, overlaps_in_role, runs_prefill_alone
 from .workload import check_bool, check_choice, check_int, check_real
 
 _POLICIES = ("auto", "decode_priority", "prefill_first")
@@ -275,15 +275,18 @@ class Scheduler:
                 and self.admission_rule(cost) == "on_demand" and self.preemption == "recompute"
                 and self.batching == "continuous")
 
-    def overlaps(self, cost: IterationCost) -> bool:
-        """Whether a replica costed by `cost` forms its next batch while the current one runs (SGLang's overlap
-        scheduler, `profiles.OVERLAP_ENGINES`): a request arriving during an iteration then waits for the iteration
-        after the next one. Continuous batching only (a static batch admits nobody while it runs). A cost that says
-        for its model (`inference.StepModel.overlap_scheduler`: SGLang serves hybrid models whose state its radix
-        cache keeps without it, `profiles.NO_OVERLAP_LINEAR_KINDS`) decides; else its engine does."""
+    def overlaps(self, cost: IterationCost, role: str | None = None) -> bool:
+        """Whether a replica costed by `cost` forms its next batch while the current one runs (the engines' overlap
+        loops, `profiles.OVERLAP_SINCE`: SGLang, vLLM from 0.14, TensorRT-LLM's PyTorch backend): a request arriving
+        during an iteration then waits for the iteration after the next one. Continuous batching only (a static
+        batch admits nobody while it runs). A cost that says for its model (`inference.StepModel.overlap_scheduler`:
+        SGLang serves hybrid models whose state its radix cache keeps without it, `profiles.NO_OVERLAP_LINEAR_KINDS`)
+        decides; else its engine does. `role`: a disaggregated pool's ("prefill", "decode"), whose engine may run
+        without the loop there (`profiles.overlaps_in_role`: TensorRT-LLM's context servers)."""
         own = getattr(cost, "overlap_scheduler", None)
-        on = bool(own) if own is not None else overlaps(getattr(cost, "engine", None))
-        return on and self.batching == "continuous"
+        engine = getattr(cost, "engine", None)
+        on = bool(own) if own is not None else overlaps(engine)
+        return on and overlaps_in_role(engine, role) and self.batching == "continuous"
 
     def watermark(self, cost: IterationCost) -> float:
         """The share of the KV blocks a replica costed by `cost` keeps free when it admits a prompt beside running

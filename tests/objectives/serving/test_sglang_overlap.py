@@ -1,7 +1,9 @@
-"""SGLang's overlap scheduler (`profiles.OVERLAP_ENGINES`): its loop forms and launches batch N+1 right after launching
-batch N and receives new requests only when N's results are in, so a request arriving while N runs joins N+2. The
-simulator (`serving.Scheduler.overlaps`, `engine._Replica.enqueue`) on hand-computed cases with a cost of one
-millisecond per iteration, and the closed form (`inference.estimate.arrival_wait_iters`)."""
+"""The engines' overlap loops (`profiles.OVERLAP_SINCE`: SGLang's overlap scheduler, vLLM's async scheduling from
+0.14, TensorRT-LLM's PyTorch executor from 1.0): the loop forms and launches batch N+1 right after launching batch N
+and receives new requests only when N's results are in, so a request arriving while N runs joins N+2. The simulator
+(`serving.Scheduler.overlaps`, `engine._Replica.enqueue`) on hand-computed cases with a cost of one millisecond per
+iteration, and the closed form (`inference.estimate.arrival_wait_iters`). vLLM before 0.14 (its synchronous
+scheduler) is the engine that forms each batch when the previous one ends."""
 from __future__ import annotations
 
 import dataclasses
@@ -40,11 +42,35 @@ def _ttft(engine: str, arrival_s: list[float], outputs: list[int]) -> np.ndarray
 
 
 def test_the_engine_fact_lives_in_one_place():
-    assert profiles.OVERLAP_ENGINES == ("sglang",)
-    np.testing.assert_array_equal(profiles.overlap_mask(("vllm", "sglang==0.5.10", "trtllm", "roofline", None)),
-                                  [0.0, 1.0, 0.0, 0.0, 0.0])
-    assert Scheduler().overlaps(FlatCost("sglang")) and not Scheduler().overlaps(FlatCost("vllm"))
+    assert profiles.OVERLAP_ENGINES == ("sglang", "vllm", "trtllm")
+    np.testing.assert_array_equal(profiles.overlap_mask(("vllm", "sglang==0.5.10", "trtllm", "roofline", None, "torch")),
+                                  [1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    assert Scheduler().overlaps(FlatCost("sglang")) and Scheduler().overlaps(FlatCost("vllm"))
+    assert not Scheduler().overlaps(FlatCost("vllm==0.13.0"))
     assert not Scheduler(batching="static").overlaps(FlatCost("sglang"))
+
+
+def test_each_engine_overlaps_from_the_release_that_made_it_its_default():
+    """vLLM's async scheduling is on by default from v0.14.0 (vllm-project/vllm#27614), TensorRT-LLM's PyTorch
+    executor (its overlap scheduler on since 0.20) is trtllm-serve's default backend from 1.0; a bare name is the
+    newest release, a nightly's label newer than the first release that overlaps."""
+    on = ["vllm==0.14.0", "vllm@0.19.0", ("vllm", "0.26.0"), "vllm==nightly-5b8c30d62b754b57", "trtllm==1.0.0",
+          "TensorRT-LLM==1.1.0-dev.2", "trtllm@1.3.0rc20", "sglang==0.4.0", "sglang"]
+    off = ["vllm==0.13.0", "vllm==0.11.2", "trtllm==0.20.0", "trtllm==1.0.0rc4", "roofline", "torch", None, ""]
+    assert [profiles.overlaps(e) for e in on] == [True] * len(on)
+    assert [profiles.overlaps(e) for e in off] == [False] * len(off)
+    np.testing.assert_array_equal(profiles.overlap_rows(["vllm==0.13.0", "vllm==0.14.0", "vllm"], ["", "", "gdn"]),
+                                  [0.0, 1.0, 1.0])
+
+
+def test_tensorrt_llm_context_servers_run_without_the_overlap_loop():
+    """A TensorRT-LLM disaggregated context server runs with ``disable_overlap_scheduler`` (its PyTorch worker
+    refused context-only requests with the loop on; `dse deploy` sets it on the prefill role): the simulator's
+    prefill pool receives a request at once, its decode pool and the other engines' prefill pools as before."""
+    assert not Scheduler().overlaps(FlatCost("trtllm"), "prefill")
+    assert Scheduler().overlaps(FlatCost("trtllm"), "agg") and Scheduler().overlaps(FlatCost("trtllm"))
+    assert Scheduler().overlaps(FlatCost("sglang"), "prefill") and Scheduler().overlaps(FlatCost("vllm"), "prefill")
+    assert not profiles.overlaps_in_role("trtllm", "prefill") and profiles.overlaps_in_role("trtllm", "decode")
 
 
 def test_sglang_serves_the_hybrid_models_its_radix_cache_holds_without_the_overlap_scheduler():
@@ -54,7 +80,8 @@ def test_sglang_serves_the_hybrid_models_its_radix_cache_holds_without_the_overl
     from objectives.inference import StepModel
 
     np.testing.assert_array_equal(
-        profiles.overlap_rows(["sglang", "sglang", "sglang", "sglang==0.5.9", "vllm"], ["", "gdn", "kda", "mamba2", ""]),
+        profiles.overlap_rows(["sglang", "sglang", "sglang", "sglang==0.5.9", "vllm==0.13.0"],
+                              ["", "gdn", "kda", "mamba2", ""]),
         [1.0, 0.0, 1.0, 0.0, 0.0])
     for model, wd, on in (("Qwen/Qwen3.5-397B-A17B", "fp8", False), ("Nemotron-3-Super-120B-A12B-FP8", "fp8", False),
                           ("Kimi-K3", "fp4", True), ("Qwen3-235B-A22B", "fp8", True)):
@@ -74,11 +101,11 @@ def test_sglang_serves_the_hybrid_models_its_radix_cache_holds_without_the_overl
 def test_a_request_arriving_mid_iteration_joins_the_one_after_the_next():
     """A decodes from t = 1 ms (its prefill alone on an idle replica: TTFT 1 ms, no lag). B arrives at 10.5 ms,
     inside the iteration [10, 11): SGLang formed [11, 12) when it launched [10, 11), so B's prefill runs in
-    [12, 13): TTFT 2.5 ms. vLLM forms each iteration when the previous one ends: B runs in [11, 12), 1.5 ms."""
-    sgl = _ttft("sglang", [0.0, 0.0105], [100, 5])
-    vll = _ttft("vllm", [0.0, 0.0105], [100, 5])
-    assert list(sgl) == pytest.approx([1.0, 2.5])
-    assert list(vll) == pytest.approx([1.0, 1.5])
+    [12, 13): TTFT 2.5 ms, and so do vLLM's async scheduling and TensorRT-LLM's overlap loop. vLLM 0.13's synchronous
+    scheduler forms each iteration when the previous one ends: B runs in [11, 12), 1.5 ms."""
+    for engine in ("sglang", "vllm", "vllm==0.14.0", "trtllm"):
+        assert list(_ttft(engine, [0.0, 0.0105], [100, 5])) == pytest.approx([1.0, 2.5]), engine
+    assert list(_ttft("vllm==0.13.0", [0.0, 0.0105], [100, 5])) == pytest.approx([1.0, 1.5])
 
 
 def test_arrivals_during_one_iteration_share_the_lagged_batch():
@@ -95,19 +122,37 @@ def test_a_request_reaching_an_idle_replica_is_not_lagged():
     assert list(ttft) == pytest.approx([1.0, 1.0])
 
 
-def test_closed_form_waits_one_more_iteration_on_sglang():
-    """The steady state's new request waits the iteration in progress, and on SGLang the next one too: the
-    mean TTFT of an SGLang row grows by (1 - ttft_wave) x the mean iteration over the same row without the engine
-    fact."""
+def test_closed_form_waits_one_more_iteration_on_an_overlapping_engine():
+    """The steady state's new request waits the iteration in progress, and on an engine that overlaps (SGLang, vLLM
+    from 0.14) the next one too: the mean TTFT of such a row grows by (1 - ttft_wave) x the mean iteration over the
+    same row without the engine fact (the roofline, no engine, waits the one in progress only)."""
     p = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="sglang")
     v = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="vllm")
-    assert p is not None and v is not None
-    assert float(np.max(arrival_wait_iters(p, 64.0))) == 2.0 and float(np.max(arrival_wait_iters(v, 64.0))) == 1.0
-    off = dataclasses.replace(p, coeffs=dataclasses.replace(p.coeffs, overlap=0.0))
+    r = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="roofline")
+    assert p is not None and v is not None and r is not None
+    assert float(np.max(arrival_wait_iters(p, 64.0))) == 2.0 and float(np.max(arrival_wait_iters(v, 64.0))) == 2.0
+    assert float(np.max(arrival_wait_iters(r, 64.0))) == 1.0
     n, isl, osl, mnt = 64.0, 1024.0, 1024.0, 8192.0
-    t, n_it, _, _ = steady_state(p, n, isl, osl, mnt)
-    iter_s = float(t * n_it / steady_work(n, isl, osl, mnt, p.coeffs.prefill_alone)[0])
-    w = float(np.max(p.coeffs.wave))
-    diff = float(prefill_wait_s(p, n, isl, osl, mnt)) - float(prefill_wait_s(off, n, isl, osl, mnt))
-    assert diff == pytest.approx((1.0 - w) * iter_s, rel=1e-9)
-    assert diff > 0.0
+    for q in (p, v):
+        off = dataclasses.replace(q, coeffs=dataclasses.replace(q.coeffs, overlap=0.0))
+        t, n_it, _, _ = steady_state(q, n, isl, osl, mnt)
+        iter_s = float(t * n_it / steady_work(n, isl, osl, mnt, q.coeffs.prefill_alone)[0])
+        w = float(np.max(q.coeffs.wave))
+        diff = float(prefill_wait_s(q, n, isl, osl, mnt)) - float(prefill_wait_s(off, n, isl, osl, mnt))
+        assert diff == pytest.approx((1.0 - w) * iter_s, rel=1e-9)
+        assert diff > 0.0
+
+
+def test_the_open_loop_waits_the_overlaps_iteration_where_the_simulator_does():
+    """The analytical open loop (`serving.analytical._overlap`) lags the same deployments as the simulator: the
+    GPU's default engine resolved (vLLM on an H100: async scheduling), SGLang but for the hybrid models its radix
+    cache keeps, not with pp > 1 (pipeline loops) or speculative decoding (the loop off)."""
+    from objectives.serving.analytical import Deployments, _overlap
+
+    d = Deployments.of(gpu="H100-SXM-80GB", tp=[1, 1, 1, 2, 1], pp=[1, 1, 1, 1, 2],
+                       engine=[None, "sglang", "roofline", "vllm", "vllm"])
+    np.testing.assert_array_equal(_overlap("Llama-3.1-8B", d), [1.0, 1.0, 0.0, 1.0, 0.0])
+    spec = Deployments.of(gpu="H100-SXM-80GB", engine="vllm", speculative="mtp:1:0.8")
+    np.testing.assert_array_equal(_overlap("deepseek-ai/DeepSeek-V3", spec), [0.0])
+    hybrid = Deployments.of(gpu="B200", tp=8, weight_dtype="fp8", engine=["sglang", "vllm"])
+    np.testing.assert_array_equal(_overlap("Qwen/Qwen3.5-397B-A17B", hybrid), [0.0, 1.0])
