@@ -10,6 +10,10 @@ front's analytical pass again, then one simulation per front configuration, in s
 file and its report to a temporary folder (the study's own files in studies/ are left alone). The machines are
 shared: compare CPU seconds, and runs of one session only.
 
+Then the fidelity of the screen (issue 14's front gap): per metric the SLO bounds (p99 TTFT and TPOT for the
+flagship), then the mean TTFT and TPOT, the median and max |analytical - simulated| / simulated over the front's
+simulated points, from the values the study stores (`gap_table`, `ConfirmedLLMServing.gaps`).
+
     .venv/bin/python benchmarks/flagship.py
 """
 from __future__ import annotations
@@ -75,6 +79,13 @@ class Parts:
         return lambda: setattr(owner, name, fn)
 
 
+def gap_table(gaps: Any) -> list[str]:
+    """`ConfirmedLLMServing.gaps`' table (metric index; n, median, max as fractions) as Markdown lines."""
+    lines = ["| metric | front points | median gap % | max gap % |", "|---|---|---|---|"]
+    lines += [f"| {m} | {int(g['n'])} | {100 * g['median']:.1f} | {100 * g['max']:.1f} |" for m, g in gaps.iterrows()]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default=str(ROOT / "studies/llm_serving.py"), help="study file (default: the flagship)")
@@ -99,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 dse.report.write(study.view(), Path(tmp) / f"{spec.name}.html",
                                  sections=dse.report.objective_sections(spec.evaluate, study))
             s = study.summary()
+            gaps = spec.evaluate.gaps(study.pareto()) if hasattr(spec.evaluate, "gaps") else None
     finally:
         for u in undo:
             u()
@@ -125,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     for label, (ws, cs) in rows:
         print(f"| {label} | {ws:.2f} | {cs:.2f} |")
+    if gaps is not None:
+        print("analytical vs simulated on the front (|analytical - simulated| / simulated):")
+        print("\n".join(gap_table(gaps)))
 
 
 if __name__ == "__main__":

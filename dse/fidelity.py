@@ -12,8 +12,9 @@ configuration on it has been checked. A checked configuration that violates a co
 reason in its metric ``confirm_reason`` (``"latency_p99 = 3.1 > 2"``); the objectives keep their screening values
 (the checked values go to ``<objective>_<label>``) unless ``replace_objectives``, and each constrained metric's
 screening value is kept as ``<metric>_screen`` (an objective that is also a constrained metric takes its checked
-value, as every constrained metric does: the constraint is judged on it). Metric ``fidelity`` says which rows were checked (``label``) and
-which were only screened (``"screen"``). ``failure``: a text metric of the check that says why it refused a
+value, as every constrained metric does: the constraint is judged on it); ``keep`` names further metrics whose
+screening value is kept so (to compare the fidelities on them, `screening_gaps`). Metric ``fidelity`` says which rows
+were checked (``label``) and which were only screened (``"screen"``). ``failure``: a text metric of the check that says why it refused a
 configuration (empty where it did not); the reason then carries it after the constraint the refusal violates
 (``"fits = 0 != 1: no room for the KV cache"``).
 
@@ -66,10 +67,8 @@ class Confirmation:
         """Median |checked - screening| / checked of ``metric`` over the checked rows (NaN if none)."""
         if self.screen.empty or metric not in self.screen:
             return float("nan")
-        a = pd.to_numeric(self.screen[f"{metric}_screen"], errors="coerce").to_numpy(float)
-        s = pd.to_numeric(self.screen[metric], errors="coerce").to_numpy(float)
-        ok = np.isfinite(a) & np.isfinite(s) & (s != 0)
-        return float(np.median(np.abs(s[ok] - a[ok]) / np.abs(s[ok]))) if ok.any() else float("nan")
+        r = relative_gaps(self.screen[f"{metric}_screen"], self.screen[metric])
+        return float(np.median(r)) if len(r) else float("nan")
 
     def summary(self) -> str:
         """One line: how many front points were checked, how many failed and why."""
@@ -95,6 +94,43 @@ def stored_confirmation(trials: pd.DataFrame, label: str) -> tuple[pd.DataFrame,
     checked = trials[trials["fidelity"] == label]
     left = checked[checked["confirm_reason"].astype(str) != ""]
     return checked, left, violated(left["confirm_reason"])
+
+
+def relative_gaps(screened: Sequence | pd.Series, checked: Sequence | pd.Series) -> np.ndarray:
+    """|checked - screened| / |checked| of each pair (row-aligned), the pairs where both are finite and the checked
+    value is not 0 only."""
+    a = pd.to_numeric(pd.Series(np.asarray(screened, dtype=object)), errors="coerce").to_numpy(float)
+    s = pd.to_numeric(pd.Series(np.asarray(checked, dtype=object)), errors="coerce").to_numpy(float)
+    ok = np.isfinite(a) & np.isfinite(s) & (s != 0)
+    return np.abs(s[ok] - a[ok]) / np.abs(s[ok])
+
+
+def screening_gaps(rows: pd.DataFrame, metrics: Sequence[str], label: str) -> pd.DataFrame:
+    """How far the screen was from the check on the rows of ``rows`` checked at fidelity ``label`` (stored trials,
+    e.g. a confirmed study's front): per metric (index) ``n`` (rows with both values), ``median`` and ``max`` of
+    |checked - screening| / checked (fractions; NaN where n is 0). A metric's screening value is read from
+    ``<metric>_screen`` (a constrained or kept metric, the column holding the checked one), else, for an objective
+    that kept its screening value, from the column itself with the checked one in ``<metric>_<label>``; a metric
+    with neither pair has n = 0."""
+    checked = rows[rows["fidelity"] == label] if "fidelity" in rows else rows.iloc[:0]
+    out = []
+    for m in metrics:
+        if f"{m}_screen" in checked and m in checked:
+            r = relative_gaps(checked[f"{m}_screen"], checked[m])
+        elif f"{m}_{label}" in checked and m in checked:
+            r = relative_gaps(checked[m], checked[f"{m}_{label}"])
+        else:
+            r = np.array([])
+        out.append({"metric": m, "n": len(r), "median": float(np.median(r)) if len(r) else float("nan"),
+                    "max": float(np.max(r)) if len(r) else float("nan")})
+    return pd.DataFrame(out, columns=["metric", "n", "median", "max"]).set_index("metric")
+
+
+def gaps_text(gaps: pd.DataFrame) -> str:
+    """`screening_gaps`' table in one line: "ttft_ms_p99 7.5 % (max 65 %), tpot_ms_p99 ..." (metrics with no pair
+    left out; "" if none)."""
+    return ", ".join(f"{m} {100 * g['median']:.1f} % (max {100 * g['max']:.0f} %)"
+                     for m, g in gaps.iterrows() if g["n"] > 0)
 
 
 def screening_values(trials: pd.DataFrame) -> pd.DataFrame:
@@ -164,10 +200,11 @@ def _run(fn: Callable, configs: pd.DataFrame) -> pd.DataFrame:
 def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objectives: Mapping[str, str],
             constraints: Mapping[str, Sequence] | None = None, *, label: str = "confirmed",
             max_rounds: int = 50, replace_objectives: bool = False,
-            failure: str | None = None) -> tuple[pd.DataFrame, Confirmation]:
+            failure: str | None = None, keep: Sequence[str] = ()) -> tuple[pd.DataFrame, Confirmation]:
     """Confirm the front of one batch (see the module docstring): returns the batch's metrics with the checked
     rows updated, and a :class:`Confirmation`. ``configs`` and ``metrics`` are row-aligned. ``failure``: the check's
-    text metric naming why it refused a configuration (`refusals`)."""
+    text metric naming why it refused a configuration (`refusals`). ``keep``: metrics whose screening value a
+    checked row keeps as ``<metric>_screen`` (the constrained ones always do)."""
     cons = _check_args(objectives, constraints or {}, label, max_rounds, failure)
     names, dirs = list(objectives), [objectives[k] for k in objectives]
     configs = configs.reset_index(drop=True)
@@ -178,7 +215,8 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
     m["fidelity"] = "screen"
     m["confirm_reason"] = ""
     checked_on = [band_column(k, c) for k, c in cons.items()]   # each constraint's metric, or its band end
-    tracked = list(dict.fromkeys([*names, *cons, *checked_on]))
+    kept_screen = list(dict.fromkeys([*cons, *checked_on, *keep]))     # screening values kept as <metric>_screen
+    tracked = list(dict.fromkeys([*names, *kept_screen]))
     res = Confirmation(label)
     rows: list[pd.DataFrame] = []
     checked = np.zeros(len(m), dtype=bool)
@@ -206,7 +244,7 @@ def confirm(configs: pd.DataFrame, metrics: pd.DataFrame, check: Callable, objec
                 else np.nan
             screen[k] = pd.to_numeric(new[k], errors="coerce").to_numpy(float) if k in new else np.nan
         rows.append(screen)
-        for k in dict.fromkeys([*cons, *checked_on]):
+        for k in kept_screen:
             if k in m:
                 if f"{k}_screen" not in m:
                     m[f"{k}_screen"] = np.nan
@@ -280,14 +318,18 @@ class Confirming:
     holds only checked configurations that meet ``constraints`` (see the module docstring).
 
     Attributes: screen, check, objectives, constraints, label, max_rounds, replace_objectives, failure (the
-    check's text metric naming why it refused a configuration, None: none; see `confirm`); history (the
+    check's text metric naming why it refused a configuration, None: none; see `confirm`), keep (metrics whose
+    screening values the checked rows keep, `confirm`); history (the
     :class:`Confirmation` of every batch evaluated so far, in this process).
     """
 
     def __init__(self, screen: Callable, check: Callable, objectives: Mapping[str, str],
                  constraints: Mapping[str, Sequence] | None = None, *, label: str = "confirmed",
-                 max_rounds: int = 50, replace_objectives: bool = False, failure: str | None = None) -> None:
+                 max_rounds: int = 50, replace_objectives: bool = False, failure: str | None = None,
+                 keep: Sequence[str] = ()) -> None:
         cons = _check_args(objectives, constraints or {}, label, max_rounds, failure)
+        if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
+            raise ObjectiveError(f"keep={keep!r}: give a sequence of metric names")
         if not is_vectorized(screen):
             raise ObjectiveError("Confirming needs a vectorized screen objective (@dse.vectorized: DataFrame -> "
                                  "DataFrame)")
@@ -296,6 +338,7 @@ class Confirming:
         self.constraints = cons
         self.label, self.max_rounds, self.replace_objectives = label, max_rounds, replace_objectives
         self.failure = failure
+        self.keep = tuple(keep)
         self.history: list[Confirmation] = []
         info = objective_info(screen)
         vectorized(self, name=f"{info.get('name') or 'objective'}+confirmed/{label}", version=info.get("version"),
@@ -307,7 +350,7 @@ class Confirming:
         metrics = self.screen(df)
         out, res = confirm(df, metrics, self.check, self.objectives, self.constraints, label=self.label,
                            max_rounds=self.max_rounds, replace_objectives=self.replace_objectives,
-                           failure=self.failure)
+                           failure=self.failure, keep=self.keep)
         self.history.append(res)
         log.info("%s", res.summary())
         return out
@@ -324,4 +367,5 @@ class Confirming:
                 f"batch(es), {len(rejected)} left the front{why}")
 
 
-__all__ = ["Confirmation", "Confirming", "column_fidelity", "screening_values", "confirm", "violations", "violated", "refusals", "stored_confirmation"]
+__all__ = ["Confirmation", "Confirming", "column_fidelity", "screening_values", "screening_gaps", "gaps_text",
+           "relative_gaps", "confirm", "violations", "violated", "refusals", "stored_confirmation"]

@@ -75,6 +75,7 @@ the band level 2 x 0.9 - 1 = 0.8. The engine's spelling does the same: ``constra
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -509,7 +510,9 @@ class LLMServingObjective(CarriesModel):
         ``<objective>_simulated``), so that a systematic few-percent difference between the fidelities does not
         reorder the whole front; an objective that the SLO also bounds (e.g. minimizing ``ttft_ms_p99`` under a p99
         TTFT bound) takes its simulated value, on which the bound is judged (its analytical one in
-        ``<objective>_screen``). Give the study the whole grid in one batch for the fewest simulations."""
+        ``<objective>_screen``). The SLO's metrics and the mean TTFT and TPOT keep their analytical values as
+        ``<metric>_screen`` too (`ConfirmedLLMServing.gaps`). Give the study the whole grid in one batch for the
+        fewest simulations."""
         return ConfirmedLLMServing(self, objectives, max_rounds)
 
 
@@ -518,11 +521,19 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
     `dse.fidelity.Confirming`, plus ``objective`` and its model, workload and slo."""
 
     def __init__(self, objective: LLMServingObjective, objectives: Mapping[str, str], max_rounds: int = 50) -> None:
+        #: the metrics `gaps` compares: the SLO's, then the mean TTFT and TPOT
+        self.gap_metrics = tuple(dict.fromkeys([*objective.slo.constraints, "ttft_ms", "tpot_ms"]))
         # a configuration the simulator refuses gets fits = 0 and the simulator's own words in metric "reason"
         super().__init__(objective, objective.at_fidelity("simulated"), objectives, objective.constraints,
-                         label="simulated", max_rounds=max_rounds, failure="reason")
+                         label="simulated", max_rounds=max_rounds, failure="reason", keep=self.gap_metrics)
         self.objective = objective
         self.model, self.workload, self.slo = objective.model, objective.workload, objective.slo
+
+    def gaps(self, front: pd.DataFrame) -> pd.DataFrame:
+        """How far the analytical model was from the simulator on the simulated rows of ``front`` (a study's
+        stored front, `study.pareto()`): per metric of ``gap_metrics`` (the SLO's percentiles, then the mean TTFT
+        and TPOT), n, median and max of |analytical - simulated| / simulated (`dse.fidelity.screening_gaps`)."""
+        return dse.fidelity.screening_gaps(front, self.gap_metrics, "simulated")
 
     @reusing_prepared()
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -531,8 +542,18 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
         return super().__call__(df)
 
     def report_sections(self, study: Any) -> list[tuple[str, str]]:
-        """The objective's report sections (`LLMServingObjective.report_sections`)."""
-        return self.objective.report_sections(study)
+        """The objective's report sections (`LLMServingObjective.report_sections`), after one on how far the
+        analytical model was from the simulator on the front (`gaps`)."""
+        gaps = self.gaps(study.pareto())
+        gaps = gaps[gaps["n"] > 0]
+        if gaps.empty:
+            return self.objective.report_sections(study)
+        rows = "".join(f"<tr><td>{html.escape(str(m))}</td><td>{int(g['n'])}</td><td>{100 * g['median']:.1f}</td>"
+                       f"<td>{100 * g['max']:.1f}</td></tr>" for m, g in gaps.iterrows())
+        table = ("<p class=\"sub\">|analytical - simulated| / simulated over the front's simulated points (the "
+                 "screen's values kept as <code>&lt;metric&gt;_screen</code>).</p><table><thead><tr><th>metric</th>"
+                 f"<th>points</th><th>median %</th><th>max %</th></tr></thead><tbody>{rows}</tbody></table>")
+        return [("Analytical vs simulated on the front", table), *self.objective.report_sections(study)]
 
     def report(self, study: Any, detail: Callable[[pd.DataFrame], str] | None = None) -> str | None:
         """How the simulation changed `study`'s front, read from its stored trials (a resumed study says it too):
@@ -545,6 +566,16 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
         more = f" ({detail(sim)})" if detail is not None else ""
         return (f"front confirmed in simulation: {len(sim)} configurations simulated{more}, {len(left)} missed the "
                 f"SLO and left the front{' (' + ', '.join(why) + ')' if why else ''}")
+
+    def gap_report(self, study: Any) -> str | None:
+        """`gaps` of `study`'s front in one line: "analytical vs simulated on the front's N simulated points,
+        median |a - s| / s: ttft_ms_p99 x % (max y %), ..."; None where no front point was simulated."""
+        front = study.pareto()
+        text = dse.fidelity.gaps_text(self.gaps(front))
+        if not text:
+            return None
+        n = int((front["fidelity"] == "simulated").sum()) if "fidelity" in front else 0
+        return f"analytical vs simulated on the front's {n} simulated points, median |a - s| / s: {text}"
 
 
 def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, Any] | None = None,

@@ -43,6 +43,8 @@ def confirmed(study) -> None:
     if (text := evaluate.report(study)) is not None:
         print(text + "; every front point meets it when simulated (screening values and capacity_req_s are the "
                      "analytical model's)")
+    if (gaps := evaluate.gap_report(study)) is not None:
+        print(gaps)
 
 
 study = dse.StudySpec(

@@ -35,6 +35,8 @@ def confirmed(study) -> None:
     text = evaluate.report(study, detail=lambda sim: f"{(sim['mode'] == 'disagg').sum()} disaggregated")
     if text is not None:
         print(text)
+    if (gaps := evaluate.gap_report(study)) is not None:
+        print(gaps)
 
 
 study = dse.StudySpec(

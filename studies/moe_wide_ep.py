@@ -43,6 +43,8 @@ def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
     if (text := evaluate.report(study)) is not None:
         print(text)
+    if (gaps := evaluate.gap_report(study)) is not None:
+        print(gaps)
 
 
 study = dse.StudySpec(

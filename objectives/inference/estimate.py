@@ -599,14 +599,19 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     decode steps. An engine that runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) always splits: its
     prefill batches carry no decodes and pause them (`split_work`). `prompts` (per row; None: no bound): the most
     prompts one prefill iteration carries, where requests arrive apart rather than in the closed loop's groups
-    (`split_work`). `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
+    (`split_work`); every row then splits (the closed loop's mean iteration stays where `prompts` is None).
+    `balance`: TensorRT-LLM's attention-DP balance (`lockstep.AdpBalance`; None: off), which
     lines the attention-DP ranks' prompts up (`rank_overlap`), on the rows `balance_on` holds true (per row, or
     True: every row). `lanes` (per row; None: none): the batches in flight a pipeline keeps at least
     (`steady_lanes`' floor), where an open loop's load has opened them. `work`: `steady_work`'s result for these
     arguments where the caller has it (None: derived here)."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone, prompts) if work is None else work
-    split = split_rows(p)
+    # requests arriving apart (`prompts` given: an open loop): a prompt goes whole (up to the budget) into the
+    # iteration after it arrives and the other iterations only decode, as the engines and the simulator schedule
+    # them; the mean iteration's thin slice of prompt beside every decode step, its compute hidden under their
+    # memory traffic, never runs there
+    split = split_rows(p) | (prompts is not None)
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(split):   # no MoE row, so none in lockstep (`Prepared.solo` None)

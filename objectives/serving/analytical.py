@@ -22,7 +22,10 @@ Workloads and what the model does with them:
   r / replicas. Aggregated continuous batching: the occupancy N solves r_rep = N / R(N) (Little's law, R the
   residency from admission, the prompt's prefill + (O - 1) TPOT, found by bisection over N). With pp = 1 and the
   decodes riding beside the prompts (not SGLang's prefill batches) an iteration carries the prompts that arrived
-  during the one before (`_riding_prompts`), not the closed loop's budget-sized groups.
+  during the one before (`_riding_prompts`), not the closed loop's budget-sized groups; every row's steady state
+  then mixes those prefill iterations with pure decode steps (`inference.estimate.steady_state` with `prompts`),
+  never the closed form's mean iteration, whose thin prompt slices hid their compute under each decode step's
+  memory traffic.
   TTFT = half an iteration (the one in progress) + the prompt's prefill (alone) + a whole iteration per further
   chunk + the wait for earlier prompts, an M/D/1 queue on the prefill work (utilisation
   rho = r_rep x prefill time; mean wait rho S / (2 (1 - rho)); tail P(W > w) = rho exp(-2 (1 - rho) w / (rho S))
@@ -33,7 +36,8 @@ Workloads and what the model does with them:
   pooled M/M/c wait, halved for fixed output lengths (Allen-Cunneen), drained at the full batch's pace, `slot_wait`;
   its exponential tail for the percentiles). TPOT at percentile q: the steady state at occupancy N + z_q sqrt(N)
   (the number of requests in flight is Poisson around N, M/G/inf; with decodes riding wider where the residency
-  grows with N, an Ornstein-Uhlenbeck occupancy averaged over a request's life). With pp > 1 the steady state's prefill iterations hold the
+  grows with N: the prompts arriving during a request's own life stall it, each stretching the life more arrive
+  in, and the decode step grows with an Ornstein-Uhlenbeck occupancy averaged over that life). With pp > 1 the steady state's prefill iterations hold the
   prompts that arrive together (`_prompts_at_once`, over the iteration a prompt rides on beside the decodes,
   `ride_ms`), not the closed loop's budget-sized groups: a prompt that arrives alone holds every decode for its
   whole pass through the stages, as the simulator and the engines run it; prompts that arrive apart go into the
@@ -1997,6 +2001,16 @@ class ServingModel:
                                backlog=start["mean"])
         qs = {}
         pure = t_dec                                                  # a decode step without prompts (plain rows)
+        stall = np.zeros(n)
+        if len(riding) and self._len_nodes is None:
+            # what one more prompt in a riding row's life adds to it (ms): its iteration beside the N - 1 others'
+            # decodes less a decode step of the N (`_open_loop`'s TPOT percentiles below)
+            Nr = np.maximum(N[riding], 1.0)
+            step = inference.estimate(**self._kw(d.take(riding)), batch_size=np.ceil(Nr - 1e-9), input_len=isl,
+                                      output_len=osl, max_num_tokens=d.max_num_tokens[riding])["tpot_ms"]
+            stall[riding] = np.maximum(ride_ms(prep_r, Nr, isl_row[riding], osl,
+                                               np.asarray(d.max_num_tokens, dtype=float)[riding])
+                                       - step.to_numpy(float), 0.0)
         if plain.any():
             # whole prompts: decodes stall while a prompt prefills (its iteration lasts about its prefill), a
             # fraction rho of the time; between them a step decodes the N sequences alone
@@ -2012,17 +2026,27 @@ class ServingModel:
                              self._at(d, Nq, isl_new if cached else None, grouping(Nq), opened)["tpot_ms"],
                              at["tpot_ms"])
             if len(riding) and Z[p] > 0 and self._len_nodes is None:   # (length mixtures: their own spread)
-                # the riding rows' occupancy spreads wider than Poisson: a sequence's residency grows with the
+                # the riding rows' TPOT spreads wider than Poisson: a sequence's residency grows with the
                 # sequences held (elasticity e = d ln R / d ln N, read off the step at N and Nq), so a surplus
-                # holds itself longer, and the occupancy's diffusion dN = (rate - N / R(N)) dt + noise (2 rate)
-                # has variance N / (1 - e) (Ornstein-Uhlenbeck about N, relaxing in R / (1 - e); the simulator's
-                # spread in docs/profiles.md);
-                # a request's TPOT averages it over its life R, which keeps 2 (u - 1 + e^-u) / u^2 of it, u = 1 - e
+                # holds itself longer. Two parts of that growth (slope (raw_q - TPOT) / (Nq - N) per sequence):
+                # (1) the prompts that arrive during a request's own decode life, each stalling it `stall`, a
+                # share w = stall / (O - 1) of the slope: their count is Poisson about N (sd sqrt(N); a rank's
+                # share of the deployment's arrivals under least-loaded routing over R ranks, sd sqrt(N / R)), and
+                # each stall stretches the life that more arrive in, a branching count with offspring mean e:
+                # sd / (1 - e); (2) the rest, the decode step's growth with the sequences in flight: the
+                # occupancy's diffusion dN = (rate - N / R(N)) dt + noise (2 rate) has variance N / (1 - e)
+                # (Ornstein-Uhlenbeck about N, relaxing in R / (1 - e)), which a request's TPOT averages over its
+                # life R, keeping 2 (u - 1 + e^-u) / u^2 of it, u = 1 - e; the two taken as independent (the
+                # simulator's spread in docs/profiles.md)
                 e = np.zeros(n)
                 e[riding] = np.clip(np.log(np.maximum(raw_q, 1e-12) / np.maximum(at["tpot_ms"], 1e-12))[riding]
                                     / np.log(np.maximum(Nq / np.maximum(N, 1e-12), 1.0 + 1e-9))[riding], 0.0, 0.9)
                 u = 1.0 - e
-                Nw = np.minimum(N + Z[p] * np.sqrt(N / u * 2.0 * (u - 1.0 + np.exp(-u)) / (u * u)), n_max)
+                slope = (raw_q - at["tpot_ms"]) / np.maximum(Nq - N, 1e-9)
+                w = np.clip(stall / max(osl - 1.0, 1.0) / np.maximum(slope, 1e-12), 0.0, 1.0)
+                own = w / u / np.sqrt(np.maximum(ranks, 1.0))
+                occ = (1.0 - w) * np.sqrt(2.0 * (u - 1.0 + np.exp(-u)) / (u * u * u))
+                Nw = np.minimum(N + Z[p] * np.sqrt(N * (own * own + occ * occ)), n_max)
                 wide = (e > 0) & (np.abs(Nw - Nq) > 1e-9 * Nq)
                 if wide.any():
                     raw_q = np.where(wide, self._at(d, Nw, isl_new if cached else None, grouping(Nw), opened)["tpot_ms"],

@@ -35,6 +35,8 @@ def _check_front(spec: dse.StudySpec, study: dse.Study, out: str) -> None:
         assert (spec.evaluate.objective.at_fidelity("simulated").slo.constraints.keys() <= set(front.columns))
         if spec.name != "quantization_tradeoff":
             assert "front confirmed in simulation" in out
+            # and how far the analytical screen was from the simulator on that front (issue 14's front gap)
+            assert f"analytical vs simulated on the front's {len(front)} simulated points" in out
     if spec.name == "gpu_mix":   # its after-step simulates the cheapest mix and the best single type
         assert "simulated cost: mix" in out and "best single type" in out
 

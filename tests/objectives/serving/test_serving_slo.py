@@ -142,7 +142,9 @@ def test_a_prompt_bound_per_deployment_holds_at_one_occupancy_column():
     flat = m._at(d, occ, prompts=one)
     free = m._at(d, occ)
     assert flat["tpot_ms"][1] > 1.2 * free["tpot_ms"][1]     # the bound matters where pp > 1 ...
-    assert flat["tpot_ms"][0] == free["tpot_ms"][0]           # ... and not at pp 1
+    # ... and at pp 1 only as any bound does (`inference.estimate.steady_state`: requests arriving apart run whole
+    # prompts beside pure decode steps, not the closed loop's mean iteration): 13.88 against 13.78 ms here
+    assert free["tpot_ms"][0] < flat["tpot_ms"][0] < 1.02 * free["tpot_ms"][0]
     for n_col, bound in ((occ[:, None], one), (occ[:, None], one[:, None]), (np.c_[occ, occ], one)):
         got = m._at(d, n_col, prompts=bound)
         for key in ("ttft_ms", "tpot_ms"):
@@ -712,6 +714,25 @@ def test_the_confirmed_objective_reports_the_stored_confirmation_in_one_sentence
     assert ev.report(study, detail=lambda sim: f"{(sim['mode'] == 'disagg').sum()} disaggregated") == (
         "front confirmed in simulation: 2 configurations simulated (1 disaggregated), 1 missed the SLO and left "
         "the front (ttft_ms_p99)")
+
+
+def test_the_confirmed_objective_keeps_the_analytical_slo_and_mean_latencies_and_reports_their_gap():
+    # issue 14's front gap: the SLO's metrics (constrained: kept as <metric>_screen anyway) and the mean TTFT and
+    # TPOT (kept so on purpose) compared on the front's simulated rows; screened-only rows do not count
+    from types import SimpleNamespace
+    ev = objectives.llm_serving_objective("Llama-3.1-8B", slo=P99).confirming({"usd_per_mtok": "min"})
+    assert ev.gap_metrics == ("ttft_ms_p99", "tpot_ms_p99", "ttft_ms", "tpot_ms") == ev.keep
+    front = pd.DataFrame({"fidelity": ["simulated", "simulated", "screen"],
+                          "ttft_ms_p99": [1000.0, 500.0, 1.0], "ttft_ms_p99_screen": [900.0, 600.0, np.nan],
+                          "tpot_ms_p99": [50.0, 40.0, 1.0], "tpot_ms_p99_screen": [50.0, 30.0, np.nan],
+                          "ttft_ms": [200.0, 100.0, 1.0], "ttft_ms_screen": [220.0, 100.0, np.nan]})
+    g = ev.gaps(front)
+    assert g.loc["ttft_ms_p99", "median"] == pytest.approx(0.15) and g.loc["ttft_ms_p99", "max"] == pytest.approx(0.2)
+    assert g.loc["tpot_ms_p99", "max"] == pytest.approx(0.25) and g.loc["tpot_ms", "n"] == 0
+    assert ev.gap_report(SimpleNamespace(pareto=lambda: front)) == (
+        "analytical vs simulated on the front's 2 simulated points, median |a - s| / s: ttft_ms_p99 15.0 % (max 20 %), "
+        "tpot_ms_p99 12.5 % (max 25 %), ttft_ms 5.0 % (max 10 %)")
+    assert ev.gap_report(SimpleNamespace(pareto=lambda: front.iloc[2:])) is None
 
 
 # -- the one scheduler mapping -----------------------------------------------------------------------------------
