@@ -424,7 +424,9 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
                                           balance_on, steps)
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
-    ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(ttft.values()), cycle_s, rho,
+    # (the front end's host time holds no slot: `estimate.host_ttft_s`)
+    ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(v for k, v in ttft.items() if k != "front_end"),
+                                                 cycle_s, rho,
                                                  np.asarray(c.kv_preempt) > 0)
     ttft["queue"] = np.maximum(ttft["queue"], hold * cycle_s)     # behind a wave's overflow (`retraction_churn`)
     tpot["recompute"] = redo_s / osl

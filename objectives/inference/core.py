@@ -14,7 +14,7 @@ import pandas as pd
 from objectives.catalog.model_math import expert_width
 from objectives.catalog.quant import WEIGHT_ONLY_INT8_SCHEMES
 from objectives.catalog.types import DTYPES
-from objectives.profiles import jit_prefill_rows, overlap_rows, prefill_alone_mask
+from objectives.profiles import api_server_ranks, jit_prefill_rows, overlap_rows, prefill_alone_mask
 
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
@@ -737,6 +737,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # ... and whether it forms its next batch while the current one runs (`profiles.OVERLAP_ENGINES`; not for the
     # hybrid models whose recurrent state its radix cache keeps: `profiles.NO_OVERLAP_LINEAR_KINDS`)
     c.overlap = overlap_rows(np.asarray(engine_names, dtype=object)[eng], linear_kind(m))
+    # ... and the attention-DP ranks whose sequences one of its API servers streams (`profiles.RANK_API_ENGINES`)
+    c.stream_ranks = api_server_ranks(np.asarray(engine_names, dtype=object)[eng], adp)
     pool, share, pooled = kv_pool.pool_terms(engines, g.mem_bytes, tp, pp, adp, float(eff["kv_mem_fraction"]),
                                              float(eff["device_mem_usable"]))
     # --- measured kernel profiles (engine != roofline): GEMMs, experts, all-reduces, attention from the tables

@@ -59,13 +59,19 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
 - ``engine_step_ms[engine]``, ``engine_seq_us[engine]``: host time per forward pass (scheduling, sampling, launch
   gaps between CUDA graphs) and per sequence per iteration, for rows costed from a profile;
   ``engine_ttft_ms[engine]``: host time of a served request before the engine schedules it (API server,
-  tokenization), added to TTFT and end-to-end latency in `max_throughput` and the simulator, not to `estimate`'s
-  offline static batch; ``engine_stream_us[engine]``: the API server's host time per running stream that a new
-  request's first token waits behind, µs per sequence its API server streams (vLLM's ``AsyncLLM.output_handler``
-  processes an iteration's outputs, detokenization included, and each stream's SSE chunk is formatted and written on
-  the same asyncio loop that takes in new requests; SGLang's TokenizerManager likewise): TTFT grows by it times the
-  sequences running at the request's scheduler (`inference.estimate.prefill_wait_s`, the simulator's `_frame`),
-  whatever the prompt's length; fitted on the silicon slice (one value shared by the engines), 0 unfitted;
+  tokenization), added to TTFT and end-to-end latency in `max_throughput`, the serving model (static batching
+  too) and the simulator, not to `estimate`'s offline static batch; it holds no GPU slot (a closed loop's wait for
+  one leaves it out); ``engine_stream_us[engine]``: the API server's host time per sequence it streams that a new
+  request's first token waits behind, µs a sequence (vLLM's ``AsyncLLM.output_handler`` processes an iteration's
+  outputs, detokenization included, and each stream's SSE chunk is formatted and written on the same asyncio loop
+  that takes in new requests; SGLang's TokenizerManager, one a server, likewise): TTFT grows by it times the
+  sequences the request's API server fronts, whatever the prompt's length. vLLM runs an API server a data-parallel
+  rank, SGLang and TensorRT-LLM one a replica (`profiles.api_server_ranks`). The closed form and the serving model
+  count every running sequence, prefilling ones too (`inference.estimate.host_ttft_s`); the simulator the streams,
+  first token out and not finished, as the first token goes out (`serving.simulator.streams_at_first`): they
+  agree within tests/objectives/serving/test_api_server_streams.py's tolerances (10 % in a closed loop with more
+  clients than slots, 30 % in the open loop); fitted on the silicon slice (one
+  value shared by the engines), 0 unfitted;
   ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
   layers adds before its first token on a profile row (ms; 0 for other models). The linear kind's is a Triton
   compile: SGLang's and TensorRT-LLM's Gated DeltaNet / KDA prefill specializes FLA's L2-norm kernel on the

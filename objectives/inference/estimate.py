@@ -839,22 +839,27 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
-    ttft = ttft + host_ttft_s(p, N)
     if conc is None:
-        return ttft
-    return ttft + slot_wait_s(N, conc, ttft + (osl - 1.0) * cycle_s / osl)
+        return ttft + host_ttft_s(p, N)
+    # the API server's host time holds no slot: the residency is the GPU's (`queue_waits`)
+    return ttft + host_ttft_s(p, N) + slot_wait_s(N, conc, ttft + (osl - 1.0) * cycle_s / osl)
 
 
 def host_ttft_s(p: Prepared, N: Num) -> Num:
-    """Host time (s) of a request before its first token beyond its scheduler's wait, with N sequences running at
-    its scheduler (a replica's, or an attention-DP rank's: vLLM starts an API server per data-parallel rank,
-    vllm/entrypoints/cli/serve.py ``ServeSubcommand.cmd``'s ``api_server_count`` default): the engine's API
-    server's pass (``Coeffs.ttft_s``), the model's own (``ttft_model_s``), and the N streams' output the API server
-    handles on the loop that takes the request in and sends its first token (``stream_s`` per sequence: vLLM's
-    ``AsyncLLM.output_handler`` runs ``OutputProcessor.process_outputs``, detokenization included, over an
+    """Host time (s) of a request before its first token beyond its scheduler's wait, with N sequences running on
+    each of its scheduler's attention-DP ranks (a replica's when attn_dp = 1): the engine's API server's pass
+    (``Coeffs.ttft_s``), the model's own (``ttft_model_s``), and the output of the sequences its API server streams,
+    which it handles on the loop that takes the request in and sends its first token (``stream_s`` per sequence:
+    vLLM's ``AsyncLLM.output_handler`` runs ``OutputProcessor.process_outputs``, detokenization included, over an
     iteration's outputs, ``VLLM_V1_OUTPUT_PROC_CHUNK_SIZE`` at a time, and each stream's SSE chunk is formatted and
-    written on the same asyncio loop)."""
-    return p.coeffs.ttft_s + p.coeffs.ttft_model_s + p.coeffs.stream_s * N
+    written on the same asyncio loop). Its API server streams N x ``Coeffs.stream_ranks`` sequences: vLLM starts one
+    API server a rank, SGLang and TensorRT-LLM one a replica (`profiles.api_server_ranks`). N counts every running
+    sequence, prefilling ones included; the simulator counts the streams (first token out, not finished) as the
+    first token goes out (`serving.simulator.streams_at_first`): the two agree within the prefilling share (10 % in
+    a closed loop with more clients than slots, 30 % in the open loop: tests/objectives/serving/
+    test_api_server_streams.py). None of this holds a GPU slot: a closed loop's wait for
+    a slot leaves it out of the residency (`queue_waits`)."""
+    return p.coeffs.ttft_s + p.coeffs.ttft_model_s + p.coeffs.stream_s * p.coeffs.stream_ranks * N
 
 
 def slot_wait_s(N: Num, conc: Num, residency: Num) -> Num:
@@ -1404,10 +1409,13 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
     ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle, closed)    # before any wait for a slot
+    host = host_ttft_s(p, N)
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
-        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - host_ttft_s(p, N),
-                                       prompts, balance, balance_on)
-    queue, requeue = queue_waits(N, conc, osl, ttft0, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
+        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - host, prompts, balance, balance_on)
+    # the wait for a slot: the host time before the first token holds none (`host_ttft_s`), and a client sends its
+    # next request when the GPU finishes its last (the simulator's clients; `serving.simulator._frame` shifts the
+    # tokens a client sees by the host time after the schedule)
+    queue, requeue = queue_waits(N, conc, osl, ttft0 - host, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
     ttft = ttft0 + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
     tpot = cycle / osl + requeue
     # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the

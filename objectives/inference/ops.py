@@ -483,6 +483,9 @@ class StepCoeffs:
     #: behind (`Efficiency` ``engine_stream_us``: each stream's output processed and sent on the loop that takes in
     #: new requests), s per sequence (`estimate.host_ttft_s`)
     stream_s: Num = 0.0
+    #: the attention-DP ranks whose running sequences one API server streams (`profiles.api_server_ranks`: 1 where
+    #: the engine starts one a rank, vLLM; the replica's attn_dp where it starts one a replica, SGLang, TensorRT-LLM)
+    stream_ranks: Num = 1.0
     #: ... and the model's own time before its first token (`Efficiency` ``attn_ttft_ms``: linear / sparse
     #: attention layers), s; once per request, whatever the engine's front end
     ttft_model_s: Num = 0.0

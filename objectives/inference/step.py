@@ -162,6 +162,8 @@ class StepModel:
         self.stream_ms: float = float(np.asarray(p.coeffs.stream_s)) * 1e3
         """The API server's time per sequence running at a request's scheduler that its first token waits behind
         (`engine_stream_us` of a profile row, 0 on the roofline; `inference.estimate.host_ttft_s`), ms."""
+        self.stream_ranks: int = int(round(float(np.max(np.asarray(p.coeffs.stream_ranks)))))
+        """The attention-DP ranks whose sequences one API server streams (`profiles.api_server_ranks`)."""
         self.ttft_host_ms: float = float(np.asarray(p.coeffs.ttft_s) + np.asarray(p.coeffs.ttft_model_s)) * 1e3
         """Host time of a request before the engine schedules it (API server, tokenization; the engine factor
         `engine_ttft_ms` of a profile row, 0 on the roofline) and the model's own (`attn_ttft_ms`): added to its

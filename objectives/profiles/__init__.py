@@ -21,8 +21,10 @@ from .profile import (
                       OVERLAP_ENGINES,
                       OVERLAP_SINCE,
                       PREFILL_ALONE_ENGINES,
+                      RANK_API_ENGINES,
                       SYSTEMS,
                       KernelProfile,
+                      api_server_ranks,
                       available,
                       engine_key,
                       engine_label,
@@ -43,5 +45,5 @@ from .profile import (
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
            "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
-           "overlaps_in_role",
+           "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows"]

@@ -329,6 +329,26 @@ OVERLAP_ENGINES = tuple(OVERLAP_SINCE)
 NO_OVERLAP_ROLES: Mapping[str, tuple[str, ...]] = {"trtllm": ("prefill",)}
 
 
+#: engines that start one API server per attention-DP (data-parallel) rank: vLLM, whose ``api_server_count``
+#: defaults to ``data_parallel_size`` under its internal load balancer (vllm/entrypoints/cli/serve.py
+#: ``ServeSubcommand.cmd``), each API server's client spreading its requests over the ranks. SGLang starts one
+#: TokenizerManager and one detokenizer per server (python/sglang/srt/entrypoints/engine.py ``_launch_subprocesses``)
+#: and trtllm-serve is one process: their one API server streams every rank's sequences. The closed form
+#: (``Coeffs.stream_ranks``: `inference.estimate.host_ttft_s`), the open loop (`serving.handoff.host_ms`) and the
+#: simulator (`serving.simulator.streams_at_first`'s grouping) read it through `api_server_ranks`
+RANK_API_ENGINES = ("vllm",)
+
+
+def api_server_ranks(engines: Any, attn_dp: Any) -> np.ndarray:
+    """The attention-DP ranks whose running sequences one API server streams, for each engine name of `engines`
+    (any spelling `engine_key` takes) with `attn_dp` ranks a replica (broadcast against it): 1 for the engines of
+    `RANK_API_ENGINES` (an API server a rank), else all `attn_dp` (one API server a replica)."""
+    e = np.asarray(engines, dtype=object)
+    names, inverse = np.unique(e.ravel().astype(str), return_inverse=True)
+    per_rank = np.array([engine_key(n) in RANK_API_ENGINES for n in names], dtype=bool)[np.ravel(inverse)]
+    return np.where(per_rank.reshape(e.shape), 1.0, np.asarray(attn_dp, dtype=float))
+
+
 def overlaps(engine: Any) -> bool:
     """Whether `engine` (any spelling `engine_key` takes, optionally with its version: 'vllm==0.13.0') forms its next
     batch while the current one runs by default (`OVERLAP_SINCE`): a bare name means the newest release (the profile

@@ -159,7 +159,16 @@ from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import busy_ranks, max_throughput_times
 from ..inference.resolve import engine_budgets
 from .bisection import bisect
-from .handoff import connector_engines, first_token_forwards, front_end, handoff_ms, host_ms, kv_read_ms
+from .handoff import (
+    HostTime,
+    connector_engines,
+    first_token_forwards,
+    front_end,
+    handoff_ms,
+    host_ms,
+    host_time,
+    kv_read_ms,
+)
 from .prefix import PrefixTable, prefix_table
 from .scheduler import MIN_KV_SLOPE, SIMULATOR_BUDGETS, SLO, Scheduler
 from .workload import Dist, Workload
@@ -1468,6 +1477,14 @@ class ServingModel:
                 pre_reason[i] = np.where(pf_ok, link_reason,
                                          "prefill pool: " + pf["reason"].astype(str).to_numpy(object)[d_mask])
         stat = (d.batching == "static") & ~dis
+        host_memo: list[HostTime] = []
+
+        def host_at(N: Any, rows: np.ndarray) -> np.ndarray:
+            """The aggregated `rows`' host time before the first token (ms, `handoff.HostTime`; one `prepare`)."""
+            if not host_memo:
+                host_memo.append(host_time(self._kw(d), n, self.efficiency if self.efficiency is not None
+                                      else default_eff())[0])
+            return host_memo[0].at(N, rows)
         if stat.any():
             i = np.flatnonzero(stat)
             sb = d.take(i)
@@ -1489,7 +1506,9 @@ class ServingModel:
             cycle = n_pf * t_pf + t_decode + N[i] * excess
             tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
             tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
-            ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i]
+            # ... and its host time before the first token, the API server's and the N streams' it sends
+            # (`handoff.host_ms`), as the simulator prices every aggregated run's (`_frame`)
+            ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i] + host_at(N[i], i)
             if self._len_nodes is not None:
                 tpot[i] = self._static_tpot(sb, N[i], ks, t_pf, excess, t_1 + (N[i] - 1.0) * self._alive * slope)
         if conc is not None and (~dis).any():
@@ -1511,9 +1530,16 @@ class ServingModel:
             q[p][0][keep] = ttft[keep]
             q[p][1][keep] = tpot[keep]
         if conc is not None:
-            # closed loop (Little's law): a user's cycle lasts conc / X; what the service time leaves is the wait
+            # closed loop (Little's law): a user's cycle lasts conc / X; what the service time leaves is the wait.
+            # An aggregated request's host time before its first token (`handoff.host_ms`) is no part of the cycle:
+            # the client sends its next request when the GPU finishes (`inference.estimate.host_ttft_s`, the
+            # simulator's `_frame`), so the host time stays in the TTFT whatever the wait
             x_req = tput / osl
             e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
+            if (~dis).any():
+                j = np.flatnonzero(~dis)
+                e2e_ms = e2e_ms.copy()
+                e2e_ms[j] -= host_at(N[j], j)
             extra = np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
             ttft = ttft + extra
             for p in PERCENTILES:
@@ -1551,9 +1577,12 @@ class ServingModel:
                 held = st["stable"]
                 N[j] = np.where(held, st["N"], N[j])
                 tpot[j] = np.where(held, st["tpot"], tpot[j])
-                ttft[j] = np.where(held, st["ttft"], ttft[j]) + run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms)
+                # (with the host time before the first token of a batch of N, as the saturated rows above)
+                sh = host_at(N[j], j)
+                ttft[j] = np.where(held, st["ttft"] + sh, ttft[j]) + run_wait(np.zeros(len(j)), n_req, lam_ms,
+                                                                             cap_ms)
                 for p in PERCENTILES:
-                    q[p][0][j] = np.where(held, st[f"ttft_{p}"], q[p][0][j]) + \
+                    q[p][0][j] = np.where(held, st[f"ttft_{p}"] + sh, q[p][0][j]) + \
                         run_wait(np.zeros(len(j)), n_req, lam_ms, cap_ms, p)
                     q[p][1][j] = tpot[j]
             served_req[i] = np.minimum(served_req[i], lam[i])
@@ -1988,9 +2017,8 @@ class ServingModel:
             n_req = np.maximum(n_req * begin["share"], 1.0)    # the requests before the first overflow
         cap_ms = x_max / 1e3
         # the engine's API server before the prompt reaches the scheduler (not GPU work: no queueing term), and the
-        # N streams' output it handles beside the first token (`inference.estimate.host_ttft_s`)
-        host, _, stream = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff())
-        host = host + stream * N
+        # output of the sequences it streams, N a rank (`handoff.host_ms`: `inference.estimate.host_ttft_s`)
+        host = host_ms(self._kw(d), n, self.efficiency if self.efficiency is not None else default_eff(), N)[0]
         base = base + host
         g = self.burst                                                # Kingman: bursts and mixed lengths
         # past capacity, the run's backlog from an empty start (`_start_backlog`; fixed prompt lengths: the length

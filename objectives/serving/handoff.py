@@ -14,7 +14,7 @@ its first token, in one place for the simulator (`simulate`), the analytical ser
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,7 +46,8 @@ def front_end_passes(engines: Any) -> np.ndarray:
 def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(host ms of one API-server pass, the model's own ms before its first token (``attn_ttft_ms``), ``ttft_wave``,
-    resolved engine name, the API server's ms per running sequence (``engine_stream_us``)) of each of `n`
+    resolved engine name, the API server's ms per sequence running on a rank of its scheduler (``engine_stream_us``
+    x the ranks whose sequences it streams, ``Coeffs.stream_ranks``)) of each of `n`
     deployments, from one `prepare` of their `inference.estimate` arguments `pool_kw` (roofline rows: no host
     time, wave 1)."""
     kw = pool_kw
@@ -65,17 +66,37 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
     # Prepared.column gathers a factorized preparation's rows itself
     engines = np.asarray(prep.engine_names, dtype=object)[prep.column("engine_code", np.int64)]
     return (per_row(prep.coeffs.ttft_s) * 1e3, per_row(prep.coeffs.ttft_model_s) * 1e3, per_row(prep.coeffs.wave),
-            np.broadcast_to(engines, (n,)).copy(), per_row(prep.coeffs.stream_s) * 1e3)
+            np.broadcast_to(engines, (n,)).copy(), per_row(prep.coeffs.stream_s * prep.coeffs.stream_ranks) * 1e3)
 
 
-def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a request's host time in ms before its first token, one API-server pass plus the model's own
-    ``attn_ttft_ms``; the start-up wave's share of the mean ``ttft_wave``; the API server's ms per sequence running
-    at the request's scheduler, ``engine_stream_us``: `inference.estimate.host_ttft_s`) of `n` deployments
-    (`pool_kw`: their `inference.estimate` arguments; `eff` an Efficiency), as the closed form reads them
-    (`prepare`'s step coefficients; roofline rows: no host time, wave 1)."""
+class HostTime(NamedTuple):
+    """A request's host time before its first token (`inference.estimate.host_ttft_s`), per deployment: ``fixed_ms``
+    one API-server pass plus the model's own ``attn_ttft_ms``; ``stream_ms`` per sequence running on a rank of its
+    scheduler (``engine_stream_us`` x the ranks its API server fronts)."""
+    fixed_ms: np.ndarray
+    stream_ms: np.ndarray
+
+    def at(self, N: Any, rows: Any = slice(None)) -> np.ndarray:
+        """The host time (ms) of the deployments `rows` with `N` sequences running on each rank (per row)."""
+        return self.fixed_ms[rows] + self.stream_ms[rows] * np.asarray(N, dtype=float)
+
+
+def host_time(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[HostTime, np.ndarray]:
+    """(`HostTime` of `n` deployments, the start-up wave's share of the mean ``ttft_wave``), one `prepare` of their
+    `inference.estimate` arguments `pool_kw` (`eff` an Efficiency), as the closed form reads them (roofline rows: no
+    host time, wave 1): for a caller that prices several occupancies of the same deployments."""
     host, model, wave, _, stream = _engine_terms(pool_kw, n, eff)
-    return host + model, wave, stream
+    return HostTime(host + model, stream), wave
+
+
+def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any, N: Any = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(a request's host time in ms before its first token, `inference.estimate.host_ttft_s`: one API-server pass,
+    the model's own ``attn_ttft_ms`` and the output of the sequences its API server streams, `N` running on each
+    rank of its scheduler (per row; 0: none counted); the start-up wave's share of the mean ``ttft_wave``) of `n`
+    deployments (`pool_kw`: their `inference.estimate` arguments; `eff` an Efficiency), as the closed form reads
+    them (`prepare`'s step coefficients; roofline rows: no host time, wave 1)."""
+    t, wave = host_time(pool_kw, n, eff)
+    return t.at(N), wave
 
 
 def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -204,7 +204,11 @@ def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
     # ... and the streams its API server handles as the first token goes out (`inference.estimate.host_ttft_s`;
     # aggregated only, as the closed form prices it), delaying the request's tokens alike
     stream_ms = float(getattr(reps[0].cost, "stream_ms", 0.0)) if reps and not eng.back else 0.0
-    late = host_s + (stream_ms / 1e3 * streams_at_first(first, finish, rep) if stream_ms > 0.0 else 0.0)
+    # (one API server a rank, vLLM, or a replica of attn_dp consecutive ranks: `profiles.api_server_ranks`)
+    late: float | np.ndarray = host_s
+    if reps and stream_ms > 0.0:
+        fronted = int(getattr(reps[0].cost, "stream_ranks", 1))
+        late = host_s + stream_ms / 1e3 * streams_at_first(first, finish, rep // fronted)
     first = first + late
     finish = finish + late
     inp = np.array([x.inp for x in r], dtype=np.int64)
@@ -226,8 +230,10 @@ def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
 
 
 def streams_at_first(first: np.ndarray, finish: np.ndarray, replica: np.ndarray) -> np.ndarray:
-    """For each request, the requests of its replica streaming (first token out, not finished) as its first token
-    goes out, itself included (times in any one unit; a request without a first token, NaN, counts 0)."""
+    """For each request, the requests of its group (`replica`: the API server's, `_frame`) streaming (first token
+    out, not finished) as its first token goes out, itself included (times in any one unit; a request without a
+    first token, NaN, counts 0). The closed form counts every running sequence, prefilling ones too
+    (`inference.estimate.host_ttft_s`)."""
     out = np.zeros(len(first))
     ok = np.isfinite(first)
     for rep in np.unique(replica[ok]):

@@ -479,7 +479,7 @@ def test_engine_terms_of_a_factorized_batch_follow_each_rows_gpu():
     front, _, engines = front_end(kw, len(gpus), eff)
     assert engines[:4].tolist() == ["vllm", "roofline", "vllm", "vllm"]
     assert (engines.reshape(-1, 4) == engines[:4]).all()
-    host, _, _ = host_ms(kw, len(gpus), eff)
+    host, _ = host_ms(kw, len(gpus), eff)
     vllm_ms = eff.params["engine_ttft_ms"]["vllm"]
     np.testing.assert_allclose(host.reshape(-1, 4), [[vllm_ms, 0.0, vllm_ms, vllm_ms]] * 1100)
     np.testing.assert_allclose(front, host * np.where(engines == "vllm", 2.0, 1.0))
