@@ -108,17 +108,18 @@ def relative_gaps(screened: Sequence | pd.Series, checked: Sequence | pd.Series)
 def screening_gaps(rows: pd.DataFrame, metrics: Sequence[str], label: str) -> pd.DataFrame:
     """How far the screen was from the check on the rows of ``rows`` checked at fidelity ``label`` (stored trials,
     e.g. a confirmed study's front): per metric (index) ``n`` (rows with both values), ``median`` and ``max`` of
-    |checked - screening| / checked (fractions; NaN where n is 0). A metric's screening value is read from
-    ``<metric>_screen`` (a constrained or kept metric, the column holding the checked one), else, for an objective
-    that kept its screening value, from the column itself with the checked one in ``<metric>_<label>``; a metric
+    |checked - screening| / checked (fractions; NaN where n is 0). The checked value is read from ``<metric>_<label>``
+    (an objective that kept its screening value) else from the column itself; the screening value from
+    ``<metric>_screen`` (a constrained or kept metric) else, for such an objective, from the column itself; a metric
     with neither pair has n = 0."""
     checked = rows[rows["fidelity"] == label] if "fidelity" in rows else rows.iloc[:0]
     out = []
     for m in metrics:
-        if f"{m}_screen" in checked and m in checked:
+        if f"{m}_{label}" in checked and m in checked:     # an objective that kept its screening value
+            r = relative_gaps(checked[f"{m}_screen"] if f"{m}_screen" in checked else checked[m],
+                              checked[f"{m}_{label}"])
+        elif f"{m}_screen" in checked and m in checked:
             r = relative_gaps(checked[f"{m}_screen"], checked[m])
-        elif f"{m}_{label}" in checked and m in checked:
-            r = relative_gaps(checked[m], checked[f"{m}_{label}"])
         else:
             r = np.array([])
         out.append({"metric": m, "n": len(r), "median": float(np.median(r)) if len(r) else float("nan"),

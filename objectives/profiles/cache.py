@@ -65,7 +65,13 @@ def cache_dir() -> Path | None:
         base = Path(os.environ["LOCALAPPDATA"]) / "dse" / "cache"
     else:
         xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-        base = (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache") / "dse"
+        if xdg and Path(xdg).is_absolute():
+            base = Path(xdg) / "dse"
+        else:
+            try:    # no HOME and no passwd entry (a container's arbitrary uid): no cache, the build stays in use
+                base = Path.home() / ".cache" / "dse"
+            except (RuntimeError, KeyError, OSError):
+                return None
     return base / "profiles"
 
 

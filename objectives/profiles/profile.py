@@ -353,7 +353,8 @@ def overlaps(engine: Any) -> bool:
     """Whether `engine` (any spelling `engine_key` takes, optionally with its version: 'vllm==0.13.0') forms its next
     batch while the current one runs by default (`OVERLAP_SINCE`): a bare name means the newest release (the profile
     `load` picks), and a version that is no release number (a nightly's label) is taken as newer than the first
-    release that overlaps."""
+    release that overlaps, and a pre-release of that release (0.14.0rc1) as older: whether its branch already had the
+    change is not recorded."""
     key = engine_key(engine)
     if key not in OVERLAP_SINCE:
         return False

@@ -31,7 +31,7 @@ def _check(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_the_front_gap_table_reads_a_stored_confirmed_front(tmp_path):
     storage = f"sqlite:///{tmp_path / 'gaps.db'}"
-    ev = Confirming(_screen, _check, {"y": "max", "z": "min"}, {"lat": ("<=", 7)}, label="slow", keep=("mean",))
+    ev = Confirming(_screen, _check, {"y": "max", "z": "min"}, {"lat": ("<=", 7)}, label="slow", keep=("mean", "y"))
     s = dse.create_study("gaps", dse.Space(x=dse.Float(0, 1, step=0.1)), {"y": "max", "z": "min"},
                          constraints={"lat": ("<=", 7)}, storage=storage)
     s.optimize(ev, optimizer="grid", batch_size=11, progress=False)
@@ -41,7 +41,7 @@ def test_the_front_gap_table_reads_a_stored_confirmed_front(tmp_path):
     g = screening_gaps(front, ["lat", "mean", "y", "absent"], "slow")
     # x = 0 checks to 0 and has no relative gap: 5 points. lat: |12 x - 10 x| / 12 x; mean (kept as mean_screen):
     # |5 x (1 + x) - 5 x| / 5 x (1 + x) = x / (1 + x); y, an objective that keeps its screening value (the checked
-    # one in y_slow): |0.5 x - x| / 0.5 x
+    # one in y_slow; kept too, so y_screen holds it again): |0.5 x - x| / 0.5 x
     assert g.loc["lat", "n"] == 5 and g.loc["lat", "median"] == pytest.approx(1 / 6)
     assert g.loc["mean", "median"] == pytest.approx(0.3 / 1.3) and g.loc["mean", "max"] == pytest.approx(0.5 / 1.5)
     assert g.loc["y", "median"] == pytest.approx(1.0) and g.loc["y", "max"] == pytest.approx(1.0)

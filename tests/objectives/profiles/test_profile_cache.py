@@ -138,6 +138,11 @@ def test_where_the_cache_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")          # the XDG spec: relative paths are ignored
     assert cache.cache_dir() == Path.home() / ".cache" / "dse" / "profiles"
 
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.setattr(cache.Path, "home", staticmethod(no_home))     # no HOME, no passwd entry: no cache
+    assert cache.cache_dir() is None
+
 
 def test_a_cached_build_of_the_installed_tables_is_the_fresh_build(monkeypatch: pytest.MonkeyPatch,
                                                                     tmp_path: Path) -> None:
