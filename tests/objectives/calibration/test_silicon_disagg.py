@@ -298,8 +298,10 @@ def test_the_disaggregated_rows_replay_in_the_simulator_as_the_closed_form_price
     closed = silicon.predict(rows.iloc[:2], at[0.0])
     # 6 %: the closed form's prefill part now prices the start-up wave's step of four prompts and the later rounds
     # as the replay runs them (vLLM: 51.4 against 50.3 ms a request), which no longer offsets its handoff's busy
-    # chance at these idle decode workers (108 against 100 ms host and handoff; the replay routes to an idle one)
-    assert sim[0.0]["ttft_pred"].to_numpy() == pytest.approx(closed["ttft_pred"].to_numpy(), rel=0.06)
+    # chance at these idle decode workers (108 against 100 ms host and handoff; the replay routes to an idle one).
+    # 7 %: the thirty-fifth round's refit left that ~7 ms and shrank the front end both sides share (two
+    # passes of engine_ttft_ms, 41.9 -> 30.2 ms), so the same gap reads 6.4 % of a smaller TTFT (115.9 / 123.3 ms)
+    assert sim[0.0]["ttft_pred"].to_numpy() == pytest.approx(closed["ttft_pred"].to_numpy(), rel=0.07)
     assert sim[0.0]["tpot_pred"].to_numpy() == pytest.approx(closed["tpot_pred"].to_numpy(), rel=0.05)
     assert np.isfinite(sim[0.0]["ttft_ape"]).all()
     with pytest.raises(ValueError, match="output_spread"):
