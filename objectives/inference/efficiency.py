@@ -70,8 +70,8 @@ precisions: bf16, fp8, fp4, int8, tf32; links: nvlink, xgmi, pcie, roce):
   count every running sequence, prefilling ones too (`inference.estimate.host_ttft_s`); the simulator the streams,
   first token out and not finished, as the first token goes out (`serving.simulator.streams_at_first`): they
   agree within tests/objectives/serving/test_api_server_streams.py's tolerances (10 % in a closed loop with more
-  clients than slots, 30 % in the open loop); fitted on the silicon slice (one
-  value shared by the engines), 0 unfitted;
+  clients than slots, 30 % in the open loop); 0, not fitted: fitted on the silicon slice it did not carry from
+  one model to another (`calibration.silicon._factor_specs` says why);
   ``attn_ttft_ms[kind]``: what a request of a model with linear or sparse (DSA) attention
   layers adds before its first token on a profile row (ms; 0 for other models). The linear kind's is a Triton
   compile: SGLang's and TensorRT-LLM's Gated DeltaNet / KDA prefill specializes FLA's L2-norm kernel on the
@@ -199,7 +199,7 @@ def _default_params() -> dict[str, Any]:
         "engine_step_ms": {"vllm": 1.0, "sglang": 1.0, "trtllm": 1.0, "torch": 0.0},
         "engine_seq_us": {"vllm": 2.0, "sglang": 2.0, "trtllm": 2.0, "torch": 0.0},
         "engine_ttft_ms": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
-        # 0: no claim until fitted (`calibration.silicon._factor_specs`: bounds from the per-token Python work)
+        # 0: no claim (not fitted: `calibration.silicon._factor_specs` says why)
         "engine_stream_us": {"vllm": 0.0, "sglang": 0.0, "trtllm": 0.0, "torch": 0.0},
         # linear: a Triton compile of FLA's L2-norm kernel, "~90 ms each on L20Y" (https://github.com/sgl-project/
         # sglang/pull/23448), the longest of the compile bursts under steady mixed load ~110 ms

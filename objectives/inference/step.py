@@ -329,11 +329,10 @@ class StepModel:
         # speculative one, one with prompt tokens all of it, the prompt's draft extend beside
         prep = self._prepared_parts()      # one preparation for every forward split below
         if D <= 0:
-            m_pf = micro_batches(self.pp, n_pf)
             out = self._breakdown(T, A, 0.0, 0.0, n_pf, prep=prep)
-            extend = self._draft_terms(T, A, 0.0, 0.0, n_pf, m_pf, True)[2]
+            extend = self._draft_terms(T, A, 0.0, 0.0, n_pf, self._split(n_pf), True)[2]
             return {**out, "draft": 0.0, "draft_prefill": 1e3 * float(extend)}
-        m = micro_batches(self.pp, D + n_pf)
+        m = self._split(D + n_pf)
         draft, excess, extend = self._draft_terms(T, A, D, K, n_pf, m, True)
         full = self._breakdown(T, A, D * (spec.draft_tokens + 1.0), K, n_pf, m, prep)
         full["host_seq"] -= 1e3 * float(excess)

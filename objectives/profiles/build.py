@@ -1387,18 +1387,16 @@ def build_one(root: Path, system: str, engine: str, version: str, source: str,
             return tables, {}
         if system in WEIGHT_ONLY_FP8_SYSTEMS and "gemm.fp8" in tables:
             tables["gemm.fp8_wo"] = tables.pop("gemm.fp8")
-        f_cs = _table_upto(root, system, "quantize", engine, version, COMPUTE_SCALE_FILE)
-        if engine in DYNAMIC_FP8_GEMM_ENGINES and "gemm.fp8" in tables and f_cs is not None and gpu is not None \
-                and gpu.supports("fp8"):
-            if (fp8_st := static_fp8_gemm(tables["gemm.fp8"], f_cs, gpu.peak_tflops["fp8"],
-                                          gpu.mem_bw_tbs)) is not None:
-                tables["gemm.fp8_static"] = fp8_st
-        f_q4 = _table_upto(root, system, "quantize", engine, version, FP4_QUANTIZE_PROXY_FILE)
-        if engine in FUSED_FP4_GEMM_ENGINES and "gemm.fp4" in tables and f_q4 is not None and gpu is not None \
-                and gpu.supports("fp4"):
-            if (fp4_f := fused_fp4_gemm(tables["gemm.fp4"], f_q4, gpu.peak_tflops["fp4"],
-                                        gpu.mem_bw_tbs)) is not None:
-                tables["gemm.fp4_fused"] = fp4_f
+        # the GEMMs an engine runs around its quantize kernels (static FP8 scales, FP4 quantization fused in),
+        # each derived from the dtype's table, the engine's quantize table and the GPU's roofline
+        for engines, dtype, fname, derive, name in (
+                (DYNAMIC_FP8_GEMM_ENGINES, "fp8", COMPUTE_SCALE_FILE, static_fp8_gemm, "gemm.fp8_static"),
+                (FUSED_FP4_GEMM_ENGINES, "fp4", FP4_QUANTIZE_PROXY_FILE, fused_fp4_gemm, "gemm.fp4_fused")):
+            q = _table_upto(root, system, "quantize", engine, version, fname)
+            if engine in engines and f"gemm.{dtype}" in tables and q is not None and gpu is not None \
+                    and gpu.supports(dtype):
+                if (t := derive(tables[f"gemm.{dtype}"], q, gpu.peak_tflops[dtype], gpu.mem_bw_tbs)) is not None:
+                    tables[name] = t
         return tables, {}
 
     from .cache import GroupCache
