@@ -401,11 +401,12 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     # ... through the engine's KV connector: its latency per request, its rate where slower than the link's
     xfer = np.where(np.isfinite(link), kv_read_ms(kv * 2.0**30, link, eng, factors), 0.0)
     # the engine's host time before it schedules a request, once per pass of its P/D front end (vLLM's proxy: the
-    # prefill and the decode server), and how synchronized the clients stay, as the aggregated closed form reads them
-    host, wave, _ = front_end(pk, len(dis), factors)
+    # prefill and the decode server), how synchronized the clients stay, as the aggregated closed form reads them, and
+    # the step a busy prefill worker formed ahead (vLLM: async scheduling; TensorRT-LLM's context servers: none)
+    host, wave, _, ahead = front_end(pk, len(dis), factors)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
-                           prefill_est=pf, forwards=first_token_forwards(eng))
+                           prefill_est=pf, forwards=first_token_forwards(eng), lag=ahead)
     # the decode rank holds the batch its admission policy lets into the KV cache (`held`, prompt plus the
     # engine's reserved share of the output per sequence); `decode_fits` prices every sequence at its full length
     # at once, which on-demand admission never holds

@@ -1343,7 +1343,7 @@ class ServingModel:
                 eff = self.efficiency if self.efficiency is not None else default_eff()
                 sd = d.take(i)
                 pkw = self._prefill_kw(sd)
-                host, _, engines = front_end(pkw, len(i), eff)
+                host, _, engines, ahead = front_end(pkw, len(i), eff)
                 kv_engines = connector_engines(engines, mt["engine"].to_numpy(object)[i])   # decode pool's, resolved
                 xfer_ms = kv_read_ms(kv_bytes, link, kv_engines, eff)
                 tput[i] = r * osl * 1e3
@@ -1356,7 +1356,7 @@ class ServingModel:
                     # the silicon slice's disaggregated measurements are predicted with); the first token from the
                     # decode worker and independent clients, as the simulator counts them
                     cl = disagg_closed_loop(pkw, self._kw(sd), isl, osl, float(conc), n_p, n_d,
-                                            ks[d_mask], slots, xfer_ms, host_ms=host, forwards=fwd)
+                                            ks[d_mask], slots, xfer_ms, host_ms=host, forwards=fwd, lag=ahead)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
@@ -3008,7 +3008,8 @@ def prefill_estimates(prefill_kw: Mapping[str, Any], input_len: Any, prefill_bat
 def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, Any], input_len: Any, output_len: Any,
                        concurrency: Any, prefill_ranks: Any, decode_ranks: Any, prefill_batch: Any,
                        decode_batch: Any, xfer_ms: Any, host_ms: Any = 0.0, wave: Any = 0.0,
-                       prefill_est: pd.DataFrame | None = None, forwards: Any = 1.0) -> dict[str, np.ndarray]:
+                       prefill_est: pd.DataFrame | None = None, forwards: Any = 1.0,
+                       lag: Any = 0.0) -> dict[str, np.ndarray]:
     """C closed-loop clients on disaggregated deployments (one entry per deployment, arrays broadcast).
 
     `prefill_kw` / `decode_kw`: the pools' `inference.estimate` arguments per worker (model, GPU, TP, EP, attention
@@ -3026,7 +3027,8 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     (`lockstep.round_queue`: the clients keep the start-up wave's prefill order, each round's prompts reaching a
     worker in a window widened by the outputs' drift, counted in decode steps; a prompt waits for the full steps
     queued ahead of it and, at a random phase, for half the step in progress, a lockstep attention-DP worker's
-    whichever rank runs it), never less than M/D/1 on the pool's work at utilisation rho = X / its capacity (the
+    whichever rank runs it, and on a worker that forms its next step while the current one runs, `lag`, for the
+    step formed ahead), never less than M/D/1 on the pool's work at utilisation rho = X / its capacity (the
     clients' order dissolved, as the open loop); the run's start-up wave (the C clients' first prompts arriving together,
     each waiting for half the wave's prefill rounds beyond its own, rounds of prefill_ranks x prefill_batch
     prompts) is `wave`'s share of the mean wait, as in the aggregated closed form (`inference.estimate.
@@ -3045,7 +3047,10 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     `prefill_est`: the pool's `prefill_estimates(prefill_kw, input_len, prefill_batch)` where the caller already
     has them (else computed here). `forwards`: the decode iterations from the request's admission with its KV to
     its first token (`serving.handoff.first_token_forwards` of the engine: 1, or 0 where the engine sends the
-    prefill's token at admission).
+    prefill's token at admission). `lag`: the steps formed ahead that a prompt reaching a busy prefill worker waits
+    for beyond the one in progress (`serving.handoff.front_end`'s: 1 where the engine's prefill servers form their
+    next step while the current one runs, the aggregated closed form's `inference.estimate.arrival_wait_iters`;
+    0: none).
 
     Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
     decode_req_per_ms (each pool's capacity), TTFT's parts in ms (host_ms, prefill_wait_ms: the prefill pool's
@@ -3057,9 +3062,9 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     n = int(np.broadcast(isl, osl, conc, np.asarray(prefill_ranks), np.asarray(decode_ranks),
                          np.asarray(prefill_batch), np.asarray(decode_batch)).size)
     isl, osl, conc = (np.broadcast_to(x, (n,)).astype(float) for x in (isl, osl, conc))
-    n_p, n_d, k_p, b_d, xfer, host, wv, fwd = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
-                                               for x in (prefill_ranks, decode_ranks, prefill_batch, decode_batch,
-                                                         xfer_ms, host_ms, wave, forwards))
+    n_p, n_d, k_p, b_d, xfer, host, wv, fwd, ahead = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
+                                                      for x in (prefill_ranks, decode_ranks, prefill_batch,
+                                                                decode_batch, xfer_ms, host_ms, wave, forwards, lag))
     k_p = np.maximum(np.floor(k_p), 1.0)
     steps = np.maximum(osl - 1.0, 1.0)
     # prefill: a lone prompt (what a request arriving at an idle rank costs) and a full batch (the pool's capacity)
@@ -3139,8 +3144,16 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         # window at random (`round_queue`'s ca^2, 1 - (the first round's window / round k's)^2); the other g - 1
         # beside it, at a random phase of the step it started (any rank's prompt starts the lockstep step)
         random = 1.0 - (1.0 - np.mean(ca2, axis=-1)) / g
+        # ... and where the worker forms its next step while the current one runs (`lag`: vLLM's async scheduling,
+        # `EngineCore.step_with_batch_queue`, SGLang's overlap loop), the step formed ahead: a prompt received during
+        # a step joins the one after the next. The step ahead holds what waited as the step in progress began (the
+        # prompts of the one before it, which carried prompts with the same chance `busy`), a step like the
+        # prompt's own (t_in); a prompt back in the wave's order reaches the worker as its step ends, when nothing
+        # waited to be formed ahead (vLLM then blocks on the step in flight and schedules what arrived), so only
+        # the random share waits for it; and a step of one prompt (g = 1) left no room the prompt would have taken
+        ahead_ms = ahead * random * busy * busy * t_in * np.minimum(g - 1.0, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            steady = np.maximum(0.5 * random * busy * t_in + queued * step,
+            steady = np.maximum(0.5 * random * busy * t_in + ahead_ms + queued * step,
                                 rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p)
             wait = np.where(rho < 1.0, (1.0 - wv) * steady + wv * np.maximum(start_wave, steady), np.inf)
         return wait, handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0), fwd), step, x

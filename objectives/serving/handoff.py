@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..inference.core import prepare
-from ..profiles import engine_key
+from ..inference.estimate import arrival_wait_iters
+from ..profiles import engine_key, overlaps_in_role
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission, the response
 #: path back) a disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host
@@ -44,19 +45,21 @@ def front_end_passes(engines: Any) -> np.ndarray:
 
 
 def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(host ms of one API-server pass, the model's own ms before its first token (``attn_ttft_ms``), ``ttft_wave``,
     resolved engine name, the API server's ms per sequence running on a rank of its scheduler (``engine_stream_us``
-    x the ranks whose sequences it streams, ``Coeffs.stream_ranks``)) of each of `n`
+    x the ranks whose sequences it streams, ``Coeffs.stream_ranks``), the iterations a request arriving at a busy
+    scheduler waits beyond the one in progress (`inference.estimate.arrival_wait_iters`: the one formed ahead where
+    the engine overlaps, ``Coeffs.overlap``, not with pp > 1; else 0)) of each of `n`
     deployments, from one `prepare` of their `inference.estimate` arguments `pool_kw` (roofline rows: no host
-    time, wave 1)."""
+    time, wave 1, no lag)."""
     kw = pool_kw
     prep = prepare(kw["model"], kw["gpu"], kw.get("tp", 1), kw.get("pp", 1), kw.get("weight_dtype"),
                    kw.get("act_dtype"), kw.get("kv_dtype"), ep=kw.get("ep", 1), eff=eff, engine=kw.get("engine"),
                    attn_dp=kw.get("attn_dp", 1), eplb=kw.get("eplb", False),
                    moe_act_dtype=kw.get("moe_act_dtype"), moe_a2a=kw.get("moe_a2a"))
     if prep is None:
-        return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object), np.zeros(n)
+        return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object), np.zeros(n), np.zeros(n)
 
     def per_row(x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -65,8 +68,12 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
         return np.broadcast_to(x, (n,)).copy()
     # Prepared.column gathers a factorized preparation's rows itself
     engines = np.asarray(prep.engine_names, dtype=object)[prep.column("engine_code", np.int64)]
+    # a request finding the scheduler busy (two clients a scheduler: `arrival_wait_iters`' busy share 1) waits
+    # for the iteration in progress and, where the engine overlaps, the one formed ahead of it
+    ahead = np.asarray(arrival_wait_iters(prep, 2.0), dtype=float) - 1.0
     return (per_row(prep.coeffs.ttft_s) * 1e3, per_row(prep.coeffs.ttft_model_s) * 1e3, per_row(prep.coeffs.wave),
-            np.broadcast_to(engines, (n,)).copy(), per_row(prep.coeffs.stream_s * prep.coeffs.stream_ranks) * 1e3)
+            np.broadcast_to(engines, (n,)).copy(), per_row(prep.coeffs.stream_s * prep.coeffs.stream_ranks) * 1e3,
+            per_row(ahead))
 
 
 class HostTime(NamedTuple):
@@ -85,7 +92,7 @@ def host_time(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[HostTime, n
     """(`HostTime` of `n` deployments, the start-up wave's share of the mean ``ttft_wave``), one `prepare` of their
     `inference.estimate` arguments `pool_kw` (`eff` an Efficiency), as the closed form reads them (roofline rows: no
     host time, wave 1): for a caller that prices several occupancies of the same deployments."""
-    host, model, wave, _, stream = _engine_terms(pool_kw, n, eff)
+    host, model, wave, _, stream, _ = _engine_terms(pool_kw, n, eff)
     return HostTime(host + model, stream), wave
 
 
@@ -99,15 +106,23 @@ def host_ms(pool_kw: Mapping[str, Any], n: int, eff: Any, N: Any = 0.0) -> tuple
     return t.at(N), wave
 
 
-def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(host ms, the start-up wave's share, engine) of `n` disaggregated deployments' requests at their prefill
-    pools (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's per-request
-    host time once per pass of its P/D front end (`front_end_passes`) plus the model's own once (`host_ms`),
-    ``ttft_wave``, and the engine that costs each deployment (the `engine` argument with the default, None /
+def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(host ms, the start-up wave's share, engine, overlap lag) of `n` disaggregated deployments' requests at their
+    prefill pools (`pool_kw`: the pools' `inference.estimate` arguments; `eff` an Efficiency): the engine's
+    per-request host time once per pass of its P/D front end (`front_end_passes`) plus the model's own once
+    (`host_ms`), ``ttft_wave``, the engine that costs each deployment (the `engine` argument with the default, None /
     "auto", resolved per GPU as `prepare` resolves it), so that engine-level behaviour (KV connector) follows the
-    engine the step times come from. One `prepare` for all three."""
-    host, model, wave, engines, _ = _engine_terms(pool_kw, n, eff)
-    return host * front_end_passes(engines) + model, wave, engines
+    engine the step times come from, and the steps formed ahead that a prompt reaching a busy prefill worker waits
+    for beyond the one in progress (the aggregated closed form's `inference.estimate.arrival_wait_iters`: 1 where
+    the engine forms its next batch while the current one runs, ``Coeffs.overlap``, and keeps that loop on its
+    prefill servers, `profiles.overlaps_in_role`; 0 on TensorRT-LLM's context servers, with pp > 1, or where no
+    engine prices the pool), as the simulator's prefill replicas lag (`Scheduler.overlaps(cost, "prefill")`). One `prepare` for
+    all four."""
+    host, model, wave, engines, _, ahead = _engine_terms(pool_kw, n, eff)
+    names, inverse = np.unique(engines.astype(str), return_inverse=True)      # one look-up per engine
+    keeps = np.array([overlaps_in_role(e, "prefill") for e in names], dtype=float)[np.ravel(inverse)]
+    return host * front_end_passes(engines) + model, wave, engines, ahead * keeps
 
 
 def connector_engines(prefill_engines: Any, decode_engines: Any) -> np.ndarray:

@@ -1135,7 +1135,7 @@ def test_a_linear_attention_models_compile_is_paid_where_its_engine_specializes_
     assert added("Kimi-K3", "sglang", "fp4", "B300") == pytest.approx(50.0, rel=1e-6)
     assert added("Nemotron-3-Super-120B-A12B-FP8", "sglang") == pytest.approx(0.0, abs=1e-9)
     kw = dict(model="Qwen/Qwen3.5-397B-A17B", gpu="B200", tp=8, weight_dtype="fp8", engine="sglang")
-    (h0, _, _), (h1, _, _) = (front_end(kw, 1, effs(ms)) for ms in (0.0, 50.0))
+    (h0, *_), (h1, *_) = (front_end(kw, 1, effs(ms)) for ms in (0.0, 50.0))
     assert h1[0] - h0[0] == pytest.approx(50.0, rel=1e-6)
 
 

@@ -476,7 +476,7 @@ def test_engine_terms_of_a_factorized_batch_follow_each_rows_gpu():
     gpus = np.array(["H100-SXM-80GB", "MI300X", "B200", "L40S"] * 1100, dtype=object)
     kw = dict(model="Llama-3.1-8B", gpu=gpus, tp=np.ones(len(gpus), dtype=int), engine=None)
     eff = default_eff()
-    front, _, engines = front_end(kw, len(gpus), eff)
+    front, _, engines, _ = front_end(kw, len(gpus), eff)
     assert engines[:4].tolist() == ["vllm", "roofline", "vllm", "vllm"]
     assert (engines.reshape(-1, 4) == engines[:4]).all()
     host, _ = host_ms(kw, len(gpus), eff)
