@@ -920,18 +920,26 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
                     ) -> tuple[Work, Num, Work, Num, ChunkWork]:
     """`_run_ttft_s`'s iterations: the steady state's work (T, A, D, K, S as `replica_time_s` takes them) and the
     iterations a prompt's own chunks take; the start-up wave's work, its iterations before and with a prompt's
-    own, and that prompt chunk's (T, A, D, K). `alone` (per row, `Coeffs.prefill_alone`): 1 where the engine runs
+    own (the waits' iterations at a third of the other prompts' decodes, the own chunk at half of them), and that
+    prompt chunk's (T, A, D, K). `alone` (per row, `Coeffs.prefill_alone`): 1 where the engine runs
     prefill batches alone: the running decodes neither take budget from a prompt nor run beside it."""
     keep, _, T, D, k0 = own_iteration(N, isl, mnt, alone)
     steady = beside_decodes(T, D, isl, osl)
-    # start-up wave: iterations of a full budget of prompt tokens beside D_w decodes at about isl of context
+    # start-up wave: the N prompts run first come, first served in iterations of a full budget of prompt tokens,
+    # g = T_w / isl prompts an iteration, and iteration i also carries the decodes of the g (i - 1) prompts done
+    # before it (at about isl of context; none where prefill batches run alone). The prompt done in iteration m
+    # waits through m of them, g m (m - 1) / 2 decodes in all; over the wave (m = 1 .. n_w = N / g) that is
+    # g (n_w^2 - 1) / 6 = k_w (N - g) / 3 with k_w = (n_w + 1) / 2 iterations: a wait's iterations carry a third of
+    # the other prompts' decodes, not the half that the wave's middle iteration (a prompt's own last one) carries,
+    # and they take that much of the budget
     T_w = np.minimum(mnt, N * isl)
-    D_w = keep * 0.5 * np.maximum(N - T_w / isl, 0.0)
+    others = keep * np.maximum(N - T_w / isl, 0.0)
+    D_w = others / 3.0
     T_w = np.minimum(np.maximum(mnt - D_w, 1.0), N * isl)
     k_w = 0.5 * (1.0 + N * isl / T_w)
-    ch = np.minimum(T_w, isl)
+    ch, D_own = np.minimum(T_w, isl), 0.5 * others
     return (steady, k0, (T_w, T_w * (isl + 1.0) * 0.5, D_w, D_w * isl, D_w + T_w / isl), k_w,
-            (ch, ch * (isl + 1.0) * 0.5, D_w, D_w * isl))
+            (ch, ch * (isl + 1.0) * 0.5, D_own, D_own * isl))
 
 
 def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None
@@ -978,9 +986,9 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
     all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
     together and are prefilled first come, first served in full iterations beside the decodes of the prompts
-    already done (on average half of those before it, at about the prompt's length of context), so a request
-    of that wave waits for half the wave's prefill iterations plus its own. Afterwards the clients keep the
-    wave's order: a round's requests finish about as their prompts were prefilled, so the next round's prompts
+    already done (at about the prompt's length of context: a third of the others on average over a request's
+    waits, `run_prompt_work`), so a request of that wave waits for half the wave's prefill iterations plus its
+    own. Afterwards the clients keep the wave's order: a round's requests finish about as their prompts were prefilled, so the next round's prompts
     arrive in a window of about the wave's prefill iterations, widened round by round by the outputs' drift
     (`lockstep.arrival_rates`). A prompt then waits for the iteration in progress when it arrives (half of one of
     the window's, prompt-carrying or a decode step, and half a mean iteration, `iter_s`, more: its client sent it
