@@ -5,7 +5,12 @@
 RESULTS are files in the layouts `measurements.read_measurements` reads (the aiconfigurator silicon CSV, vLLM
 `bench serve --save-result` JSON, a file or a folder of them, with the deployment in --metadata or given here, the
 published-measurements CSV, whose rows are static batches and offered rates this fit cannot use: `python -m
-objectives.calibration fit` fits them), in one call whatever their layouts (`read_results`). The output is a calibrated
+objectives.calibration fit` fits them), in one call whatever their layouts (`read_results`). Each row is priced as
+its engine release ran it (`measurements.engine_releases`: vLLM's async scheduling from 0.14.0, TensorRT-LLM's
+overlap scheduler from 1.0, `profiles.OVERLAP_SINCE`), with the GPU's newest kernel tables: the silicon CSV's
+``backend_version``, the published table's engine label ("TensorRT-LLM 0.13.0"), a vLLM result's ``engine_version``
+--metadata key or a version in its engine name ("vllm@0.11.0"); a vLLM result that records none takes
+``--engine-version``, else the newest release the model knows (the bare engine name). The output is a calibrated
 profile: the fitted factors and their hash, every file read with the sha256 of its bytes, the rows fitted and those
 left out by reason; accepted as `profile=` by `inference.estimate`, `inference.max_throughput`,
 `serving.simulate` and `llm_serving_objective`, whose studies record the file and its hashes in their provenance
@@ -328,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--layout", choices=list(LAYOUTS), default=None,
                     help="the files' layout (default: detected from each file)")
     for k in ("gpu", "engine", "engine_version", "model", "weight_dtype"):
-        ap.add_argument(f"--{k.replace('_', '-')}", dest=k, default=None, help=f"{k} for files that do not say")
+        ap.add_argument(f"--{k.replace('_', '-')}", dest=k, default=None,
+                        help=f"{k} for files that do not say" + (" (default: the newest release the model knows)"
+                                                                  if k == "engine_version" else ""))
     ap.add_argument("--tp", type=int, default=None)
     ap.add_argument("--max-nfev", type=int, default=30)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")

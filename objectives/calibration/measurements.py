@@ -39,7 +39,8 @@ layout                 "silicon" | "vllm_json" | "published"
 model                  model id as given (Hugging Face id, or the published table's model name)
 gpu                    the file's GPU/system name as given ("h200_sxm", "H100-SXM-80GB", ...)
 engine                 "vllm" | "sglang" | "trtllm" (published NIM rows: "nim")
-engine_version         engine version string as given (NaN where unknown)
+engine_version         engine version string as given (NaN where unknown); the cost model prices each row's
+                       release (`engine_releases`)
 mode                   "agg" (one pool) | "disagg" (prefill and decode pools)
 tp, pp, attn_dp        agg pool: tensor, pipeline and attention-data parallel sizes (GPUs = tp * pp * attn_dp)
 moe_tp, moe_ep         agg pool: expert tensor- and expert-parallel sizes (moe_tp * moe_ep = tp * attn_dp)
@@ -279,6 +280,22 @@ def _column(rows: pd.DataFrame, name: str) -> pd.Series:
 
 def _engine(rows: pd.DataFrame) -> np.ndarray:
     return rows["engine"].astype(str).str.lower().to_numpy(object)
+
+
+def engine_releases(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's engine with its release, as the cost model takes it (`inference.estimate`'s ``engine=``): the
+    release named alone, 'vllm~=0.13.0' (`profiles.RELEASE_SEP`: what the engine does follows the release,
+    `profiles.overlaps`, `inference.resolve.engine_behaviour`; the kernel tables are the GPU's newest, the bare
+    name's), so a row of a release that predates a behaviour (vLLM's async scheduling before 0.14.0, TensorRT-LLM's
+    overlap scheduler before 1.0) is priced without it. The bare name where ``engine_version`` is missing (a vLLM
+    JSON result that records none and no ``--engine-version``: the newest release the model knows) or the engine
+    is none `profiles.ENGINE_NAMES` holds (a published NIM row)."""
+    from objectives.profiles import ENGINE_NAMES, RELEASE_SEP
+    eng = _engine(rows)
+    ver = (rows["engine_version"] if "engine_version" in rows.columns else pd.Series(np.nan, index=rows.index))
+    text = ver.astype(object).where(ver.notna(), "").astype(str).str.strip().to_numpy(object)
+    named = (text != "") & np.isin(eng, list(ENGINE_NAMES))
+    return np.where(named, eng + RELEASE_SEP + text, eng).astype(object)
 
 
 def catalog_gpus(names: Any) -> np.ndarray:

@@ -28,7 +28,7 @@ from objectives.inference.lockstep import BENCHMARK_ROUNDS
 
 # the silicon reader's helpers live in measurements (one reader: `read_silicon`); re-exported here
 from .measurements import SILICON_VLLM_DP_SINCE as SILICON_VLLM_DP_SINCE
-from .measurements import _column, _engine, catalog_gpus, checkpoints, collected, model_dtypes
+from .measurements import _column, _engine, catalog_gpus, checkpoints, collected, engine_releases, model_dtypes
 from .measurements import launched_tp as launched_tp
 
 #: catalog GPU of each kernel-table system name
@@ -305,7 +305,7 @@ def predict(rows: pd.DataFrame, eff: Efficiency | None = None) -> pd.DataFrame:
         agg = rows[part]
         if not len(agg):
             continue
-        eng = _engine(agg)
+        eng = engine_releases(agg)   # each row's release: its overlap loop, as the engine it ran had it
         wd, ad = model_dtypes(agg, moe[part])
         gpus = catalog_gpus(agg["gpu"].to_numpy(object))
         tp, pp = agg["tp"].to_numpy(float), agg["pp"].fillna(1).to_numpy(float)
@@ -379,7 +379,8 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
                     pp=dis[f"{prefix}_pp"].fillna(1).to_numpy(float), weight_dtype=wd, act_dtype=ad,
                     kv_dtype=_kv_dtypes(dis),
                     ep=dis[f"{prefix}_moe_ep"].fillna(1).to_numpy(float),
-                    attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=eng, efficiency=eff)
+                    attn_dp=dis[f"{prefix}_attn_dp"].fillna(1).to_numpy(float), engine=engine_releases(dis),
+                    efficiency=eff)
     pk, dk = pool("prefill"), pool("decode")
     ranks = {x: dis[f"{x}_workers"].to_numpy(float) * dis[f"{x}_attn_dp"].fillna(1).to_numpy(float)
              for x in ("prefill", "decode")}
@@ -567,6 +568,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     # its measured KV dtype
     models, gpus, kvd = checkpoints(agg), catalog_gpus(agg["gpu"].to_numpy(object)), _kv_dtypes(agg)
     eps = launched_ep(agg, models, gpus, wd)
+    rel = engine_releases(agg)
 
     def prompt(isl: int) -> Any:
         return isl if not input_spread else serving.Dist(
@@ -575,7 +577,7 @@ def simulated(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_ROUNDS, o
     def one(j: int, r: pd.Series, wl: Any) -> Any:
         return serving.simulate(models[j], gpus[j], tp=int(r["tp"]), pp=int(r["pp"]) if r["pp"] == r["pp"] else 1,
                                 weight_dtype=wd[j], act_dtype=ad[j], kv_dtype=kvd[j], workload=wl,
-                                engine=str(r["engine"]).lower(), ep=int(eps[j]),
+                                engine=str(rel[j]), ep=int(eps[j]),
                                 attn_dp=int(r["attn_dp"]) if r["attn_dp"] == r["attn_dp"] else 1,
                                 scheduler=serving.Scheduler(frontend_ms=frontend_ms))   # the engine's budgets
     return _replay(rows, "agg", agg, one, requests_per_client, output_spread, prompt)
@@ -602,6 +604,7 @@ def simulated_disagg(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_RO
     wd, ad = model_dtypes(dis, moe[is_dis])
     models, kvd = checkpoints(dis), _kv_dtypes(dis)
     bp, bd = _pool_batches(dis, eng, gpus)
+    rel = engine_releases(dis)
 
     def pool(r: pd.Series, prefix: str, batch: float, j: int) -> Any:
         def knob(name: str) -> int:
@@ -612,7 +615,7 @@ def simulated_disagg(rows: pd.DataFrame, requests_per_client: int = BENCHMARK_RO
 
     def one(j: int, r: pd.Series, wl: Any) -> Any:
         return serving.simulate(models[j], gpus[j], weight_dtype=wd[j], act_dtype=ad[j], kv_dtype=kvd[j],
-                                workload=wl, engine=str(eng[j]), mode="disagg", prefill=pool(r, "prefill", bp[j], j),
+                                workload=wl, engine=str(rel[j]), mode="disagg", prefill=pool(r, "prefill", bp[j], j),
                                 decode=pool(r, "decode", bd[j], j), profile=eff)
     return _replay(rows, "disagg", dis, one, requests_per_client, output_spread)
 

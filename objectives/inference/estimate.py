@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from objectives.catalog.types import DTYPES
-from objectives.profiles import engine_key
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, lockstep, memory, power
@@ -39,7 +38,6 @@ from .efficiency import Efficiency
 from .measured import MOE_A2A, MOE_ACT_DTYPES, S_EXTRAP, S_INTERP, SOURCES, beyond_reach
 from .ops import busy_s, forward_s, idle_s
 from .resolve import (
-    POOL_BATCH_ENGINES,
     PROFILES,
     R_CONTEXT,
     R_MEM,
@@ -47,7 +45,8 @@ from .resolve import (
     REASONS,
     ROOFLINE_BUDGETS,
     context_invalid,
-    engine_budgets,
+    engine_behaviour,
+    engine_behaviours,
     flag,
     pool_batch,
     positive,
@@ -1081,8 +1080,9 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     preemption_churn`); off, it prefills them all again.
     `speculative`: speculative decoding, as in `estimate` (None: off): the steady state's decodes in token time
     (`speculative_time_s`), the KV capacity and the memory columns with the draft layer's weights and KV and k
-    more tokens a sequence, SGLang's overlap scheduler off and its max sequences 48 a server where `max_batch_size`
-    is not given (`speculative.sglang_max_running`: 48 // attn_dp a rank).
+    more tokens a sequence, the overlap loop where the engine release keeps it (`speculative.with_speculative`) and
+    SGLang's max sequences 48 a server where `max_batch_size` is not given (`speculative.sglang_max_running`:
+    48 // attn_dp a rank).
     """
     if interval is not None:
         check_level(interval)
@@ -1203,17 +1203,18 @@ def _past_context(p: Prepared) -> np.ndarray:
 
 def _engine_budgets(p: Prepared, mbs: Num, mnt: Num) -> tuple[Num, Num]:
     """`mbs` / `mnt` (max sequences, max tokens per iteration), each None replaced by its row's engine's default on
-    its GPU (`resolve.engine_budgets`; rows on the roofline: `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`): a
+    its GPU (`resolve.EngineBehaviour.budgets`; rows on the roofline: `DEFAULT_MAX_BATCH_SIZE` / `DEFAULT_MAX_NUM_TOKENS`): a
     float where every row takes the same, else an array of p.row_shape. The max sequences of an engine whose own
-    follow its KV pool (`resolve.POOL_BATCH_ENGINES`: SGLang) are NaN, which `served_batch` resolves on the pool."""
+    follow its KV pool (``EngineBehaviour.pool_batch``: SGLang) are NaN, which `served_batch` resolves on the pool."""
     # one look-up per distinct (engine, GPU) pair of the configurations (a sweep of millions holds a handful)
     e, g, m = np.broadcast_arrays(np.asarray(p.engine_code), np.asarray(p.gpu_index), np.asarray(p.mem_gpu, float))
     pairs, first, inv = np.unique(np.stack([e.ravel(), g.ravel()], axis=1).astype(np.int64), axis=0,
                                   return_index=True, return_inverse=True)
     names = [p.engine_names[ei] for ei, _ in pairs]
-    table = engine_budgets(names, [(mi / memory.GIB, str(p.gpu_names[gi]))
-                                   for (_, gi), mi in zip(pairs, m.ravel()[first])])
-    table[[engine_key(n) in POOL_BATCH_ENGINES for n in names], 0] = np.nan
+    own = engine_behaviours(names, [(mi / memory.GIB, str(p.gpu_names[gi]))
+                                    for (_, gi), mi in zip(pairs, m.ravel()[first])])
+    table = np.array([b.budgets for b in own], dtype=float).reshape(-1, 2)
+    table[[b.pool_batch for b in own], 0] = np.nan
 
     def rows(col: np.ndarray) -> Num:
         v = col[np.ravel(inv)].reshape(e.shape)
@@ -1276,8 +1277,11 @@ def served_batch(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, ms: float 
     mbs = np.asarray(mbs, dtype=float)
     if np.any(np.isnan(mbs)):     # the engine's own max sequences by its KV pool (`_engine_budgets`: SGLang's)
         own = pool_batch(cap, p.shape.context, mnt)
-        if p.spec is not None:
-            own = np.minimum(own, speculative_mod.sglang_max_running(p.attn_dp))
+        if p.spec is not None:   # the engine's server-wide max sequences with speculative decoding (SGLang's 48)
+            server = np.array([engine_behaviour(n).spec_max_running or 0 for n in p.engine_names],
+                              dtype=np.int64)[np.asarray(p.engine_code)]
+            own = np.where(server > 0, np.minimum(own, speculative_mod.rank_running(np.maximum(server, 1),
+                                                                                     p.attn_dp)), own)
         mbs = np.where(np.isnan(mbs), own, mbs)
     # what one request holds at admission (prompt + the reserved share of its output) by its engine's layout:
     # window-bounded layers at most their window, linear layers' state (`kv_pool.seq_tokens`); SGLang's rows by

@@ -593,7 +593,7 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         rate = 1.0  # the compute part of a borrowed GEMM over the table's (`borrowed_gemm`)
         if gt is None and a == "int8":
             gt, rate = borrowed_gemm(prof, catalog.gpu(g).peak_tflops)
-        if a == "fp8" and blk[rows[0]] and e in BLOCK_FP8_GEMM_ENGINES:
+        if a == "fp8" and blk[rows[0]] and engine_key(e) in BLOCK_FP8_GEMM_ENGINES:   # any release spelling
             gt = prof.table("gemm.fp8_block") or gt
         elif a == "fp8" and not blk[rows[0]] and not ptok[rows[0]]:  # per-tensor FP8: the static activation scale
             gt = _static_fp8_table(prof) or gt

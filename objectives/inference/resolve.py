@@ -431,20 +431,70 @@ def default_engine(engine: Any, gpu: Any) -> Any:
     return auto_engine(_lookup("gpu", gpu).name)
 
 
-def engine_budgets(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> np.ndarray:
-    """`engine_budget` of each row (engine: None or "auto" is the GPU's default engine, `core.auto_engine`; GPU: a
-    catalog name or `GPU` record, None for the data-center GPU `ENGINE_BUDGETS` holds for, or its (memory in GiB,
-    name) as a prepared configuration holds it), (n, 2) floats; each distinct pair worked out once."""
-    seen: dict[tuple[Any, Any], tuple[float, float]] = {}
-    out = np.empty((len(engines), 2), dtype=float)
-    for i, (e, g) in enumerate(zip(engines, gpus)):
+#: the server-wide max running requests an engine resets an unset max sequences to with speculative decoding, shared
+#: by its attention-DP ranks (`speculative.rank_running`): SGLang's (`speculative.SGLANG_MAX_RUNNING`); the others
+#: keep their own
+SPEC_MAX_RUNNING = {"sglang": 48}
+
+
+@dataclass(frozen=True)
+class EngineBehaviour:
+    """What an engine release does by default on a GPU, as the cost model reads it (`engine_behaviour`).
+
+    ``engine``: its canonical name (`profiles.engine_key`; "roofline" or "" for none); ``release``: the release
+    named (`profiles.engine_release`; None: the newest); ``overlap``: it forms its next batch while the current one
+    runs (`profiles.overlaps`), ``spec_overlap``: and still with speculative decoding on (``overlaps(...,
+    speculative=True)``: `profiles.SPEC_OVERLAP_SINCE`); ``budgets``: (max sequences, max tokens per iteration)
+    it runs with where its launch sets none (`engine_budget`); ``pool_batch``: its max sequences follow its KV
+    pool instead (`POOL_BATCH_ENGINES`, `pool_batch`); ``spec_max_running``: the server-wide max sequences it
+    resets an unset max sequences to with speculative decoding (`SPEC_MAX_RUNNING`; None: its own). Model-dependent
+    rules stay with the model (`profiles.overlap_rows`' linear-attention kinds) and the serving role with the role
+    (`profiles.overlaps_in_role`)."""
+
+    engine: str
+    release: str | None
+    overlap: bool
+    spec_overlap: bool
+    budgets: tuple[float, float]
+    pool_batch: bool
+    spec_max_running: int | None
+
+
+def engine_behaviour(engine: Any, gpu: Any = None, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> EngineBehaviour:
+    """The `EngineBehaviour` of `engine` (any spelling `profiles.engine_key` takes, with its release: 'vllm==0.13.0',
+    'vllm~=0.13.0'; None or "auto": `gpu`'s default engine, `core.auto_engine`) on `gpu` (a catalog name or `GPU`
+    record; its (memory in GiB, name) as a prepared configuration holds it; None: the data-center GPU
+    `ENGINE_BUDGETS` holds for). `fallback`: the budgets of a name that is no engine (the roofline). The one
+    resolver of an engine release's behaviour: the closed form's budgets (`engine_budgets`), overlap with
+    speculative decoding (`speculative.with_speculative`), the serving model's and the simulator's
+    (`serving.analytical`, `serving.Scheduler.for_cost`)."""
+    from ..profiles import engine_release, overlaps
+    rec = None if gpu is None or isinstance(gpu, tuple) else _lookup("gpu", gpu)
+    mem, name = gpu if isinstance(gpu, tuple) else (None, "") if rec is None else (rec.mem_gib, rec.name)
+    named = default_engine(engine, rec)
+    key = engine_key(named)
+    return EngineBehaviour(engine=key, release=engine_release(named), overlap=overlaps(named),
+                           spec_overlap=overlaps(named, speculative=True),
+                           budgets=engine_budget(named, mem, name, fallback), pool_batch=key in POOL_BATCH_ENGINES,
+                           spec_max_running=SPEC_MAX_RUNNING.get(key))
+
+
+def engine_behaviours(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> list[EngineBehaviour]:
+    """`engine_behaviour` of each row (`engines` and `gpus` of one length, as `engine_behaviour` takes them), each
+    distinct pair worked out once (a sweep of millions holds a handful)."""
+    seen: dict[tuple[Any, Any], EngineBehaviour] = {}
+    out = []
+    for e, g in zip(engines, gpus):
         pair = (e, g if g is None or isinstance(g, (str, tuple)) else id(g))
         if pair not in seen:
-            rec = None if g is None or isinstance(g, tuple) else _lookup("gpu", g)
-            mem, name = g if isinstance(g, tuple) else (None, "") if rec is None else (rec.mem_gib, rec.name)
-            seen[pair] = engine_budget(default_engine(e, rec), mem, name, fallback)
-        out[i] = seen[pair]
+            seen[pair] = engine_behaviour(e, g, fallback)
+        out.append(seen[pair])
     return out
+
+
+def engine_budgets(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> np.ndarray:
+    """``EngineBehaviour.budgets`` of each row (`engine_behaviours`), (n, 2) floats."""
+    return np.array([b.budgets for b in engine_behaviours(engines, gpus, fallback)], dtype=float).reshape(-1, 2)
 
 
 #: largest accepted parallel degree (tp, pp, dp, ep) and token/sequence count (batch, lengths, budgets): far

@@ -49,18 +49,25 @@ METHODS = ("mtp", "eagle")
 
 #: SGLang's max running requests with speculative decoding where --max-running-requests is not given (the max
 #: sequences it otherwise sizes by its KV pool): `server_args.py` `_handle_speculative_decoding` (EAGLE, EAGLE3,
-#: NEXTN, STANDALONE), "Max running requests is reset to 48 for speculative decoding"
+#: NEXTN, STANDALONE), "Max running requests is reset to 48 for speculative decoding"; the engine behaviour
+#: (`resolve.EngineBehaviour.spec_max_running`) reads it
 SGLANG_MAX_RUNNING = 48
 
 
-def sglang_max_running(attn_dp: Num) -> Num:
-    """SGLang's max running requests with speculative decoding a scheduler (one attention-DP rank):
-    `SGLANG_MAX_RUNNING` is the server's, and the model runner gives each DP-attention rank
+def rank_running(server: Num, attn_dp: Num) -> Num:
+    """The max running requests of a scheduler (one attention-DP rank) of a server that runs `server` at most with
+    speculative decoding (``EngineBehaviour.spec_max_running``): SGLang's model runner gives each DP-attention rank
     max_running_requests // dp_size (`model_executor/model_runner.py`, `init_memory_pool`), at least 1. Applied
     where the max sequences are left to the engine: `estimate.served_batch` (`max_throughput`), the simulator's
     replicas and pools (`serving.Scheduler.for_cost`) and the analytical serving model's defaults
     (`serving.Deployments.of`, the prefill pool at its own attention DP)."""
-    return np.maximum(SGLANG_MAX_RUNNING // np.asarray(attn_dp, dtype=int), 1)
+    return np.maximum(np.asarray(server, dtype=int) // np.asarray(attn_dp, dtype=int), 1)
+
+
+def sglang_max_running(attn_dp: Num) -> Num:
+    """SGLang's max running requests with speculative decoding a scheduler: `rank_running` of
+    `SGLANG_MAX_RUNNING`."""
+    return rank_running(SGLANG_MAX_RUNNING, attn_dp)
 
 
 @dataclass(frozen=True)
@@ -290,17 +297,21 @@ def host_excess_s(c: StepCoeffs, spec: Speculative, D: Num) -> Num:
 
 def with_speculative(p: Any, spec: Speculative | None) -> Any:
     """The `core.Prepared` `p` with speculative decoding `spec` attached (itself where None), so that every forward
-    priced through `estimate.replica_time_s` takes its decodes in token time. The engine's overlap scheduler is
-    off (``Coeffs.overlap``: SGLang `server_args._handle_speculative_decoding` disables it, "Overlap scheduler is
-    disabled because of using eagle3 or standalone speculative decoding", unless SGLANG_ENABLE_SPEC_V2, which is
-    not modelled); its prefill batches already run alone (``prefill_alone``: the same function turns
-    ``enable_mixed_chunk`` off, SGLang's default)."""
+    priced through `estimate.replica_time_s` takes its decodes in token time. Each row's overlap loop
+    (``Coeffs.overlap``) stays where its engine release keeps it with speculative decoding
+    (`resolve.EngineBehaviour.spec_overlap`: vLLM's async scheduling with EAGLE / MTP, TensorRT-LLM's overlap
+    scheduler with MTP / EAGLE-3, SGLang's from its V2 workers, `profiles.SPEC_OVERLAP_SINCE`) and is off elsewhere
+    (SGLang's first speculative worker: `server_args._handle_speculative_decoding`, "Overlap scheduler is disabled
+    because of using eagle3 or standalone speculative decoding"); its prefill batches already run alone
+    (``prefill_alone``: the same function turns ``enable_mixed_chunk`` off, SGLang's default)."""
     if spec is None:
         return p
-    c = dataclasses.replace(p.coeffs, overlap=0.0 * np.asarray(p.coeffs.overlap))
+    from .resolve import engine_behaviour
+    keeps = np.array([engine_behaviour(n).spec_overlap for n in p.engine_names], dtype=float)
+    c = dataclasses.replace(p.coeffs, overlap=np.asarray(p.coeffs.overlap) * keeps[np.asarray(p.engine_code)])
     return dataclasses.replace(p, spec=spec, coeffs=c)
 
 
 __all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "model_refusal", "check_model", "kv_factor",
            "weight_factor", "draft_s", "draft_extend_s", "draft_slots", "verify_rows", "host_excess_s",
-           "sglang_max_running"]
+           "sglang_max_running", "rank_running"]

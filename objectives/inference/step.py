@@ -77,7 +77,8 @@ class StepModel:
     the engine's default): ``kv_capacity_tokens`` and the check that a KV cache fits at all are taken at it.
     ``speculative``: speculative decoding (an `inference.Speculative` or a mapping of its fields; None: off):
     `time_ms` prices decodes in token time, the draft layer's weights and KV shrink the cache, and an engine's
-    overlap scheduler is off (`speculative.with_speculative`); ValueError where the model cannot run it.
+    overlap loop stays where its release keeps it (`speculative.with_speculative`); ValueError where the model
+    cannot run it.
     """
 
     def __init__(self, model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
@@ -113,7 +114,7 @@ class StepModel:
                              f"moe_a2a={moe_a2a!r} not valid here; {REASONS[code]}")
         if code != R_OK:
             raise ValueError(f"StepModel({desc}): {REASONS[code]}")
-        p = speculative_mod.with_speculative(p, spec)   # its engine switches (the overlap scheduler off)
+        p = speculative_mod.with_speculative(p, spec)   # its engine switches (the overlap loop by release)
         self._p = p
         self.attn_dp: int = int(attn_dp)
         """Attention data-parallel ranks of the replica; each schedules its own batch (the simulator runs one

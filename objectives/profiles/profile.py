@@ -269,12 +269,20 @@ def system_of(gpu: str) -> str | None:
     return SYSTEMS.get(gpu)
 
 
+#: the separator of an engine's release named without kernel tables of its own ('vllm~=0.13.0'): the release decides
+#: what the engine does (`overlaps`, `inference.resolve.engine_behaviour`), the kernel tables are the GPU's newest
+#: (`load`), as for the bare name. The spelling of a measured row whose release has no shipped tables
+#: (`calibration.measurements.engine_releases`); 'name==version' names tables that must exist
+RELEASE_SEP = "~="
+
+
 def _split_engine(engine: Any) -> tuple[str, Any]:
-    """'sglang==0.5.14', 'trtllm@1.3.0rc20', 'vllm:0.24.0', ('vllm', '0.24.0') -> (name as given, version or None)."""
+    """'sglang==0.5.14', 'trtllm@1.3.0rc20', 'vllm:0.24.0', 'vllm~=0.13.0' (`RELEASE_SEP`), ('vllm', '0.24.0') ->
+    (name as given, version or None)."""
     if isinstance(engine, tuple) and len(engine) == 2:
         return str(engine[0]), engine[1]
     s = str(engine).strip()
-    for sep in ("==", "@", ":"):
+    for sep in (RELEASE_SEP, "==", "@", ":"):
         if sep in s:
             name, ver = s.split(sep, 1)
             return name, ver
@@ -319,6 +327,21 @@ PREFILL_ALONE_ENGINES = ("sglang",)
 #: The closed form (``Coeffs.overlap``: `inference.estimate.arrival_wait_iters`) and the simulator
 #: (`serving.Scheduler.overlaps`) read it through `overlaps`
 OVERLAP_SINCE: Mapping[str, str | None] = {"sglang": None, "vllm": "0.14.0", "trtllm": "1.0.0"}
+#: the first release of each engine of `OVERLAP_SINCE` whose overlap loop stays on with speculative decoding of one
+#: draft chain (`inference.Speculative`: MTP, EAGLE / EAGLE-3), by default; an engine not listed turns it off.
+#: - vLLM: ``VllmConfig.__post_init__`` (vllm/config/vllm.py) resolves ``async_scheduling`` None to on unless the
+#:   speculative method is none of ``EagleModelTypes`` (eagle, eagle3, the MTP types), ngram_gpu, draft_model,
+#:   dspark, or ``disable_padded_drafter_batch`` is set: since vllm-project/vllm#31998 (0.14.0, the release that
+#:   made async scheduling the default), so from the first release that overlaps.
+#: - SGLang: its first speculative worker turned the overlap schedule off (``ServerArgs._handle_speculative_decoding``
+#:   in python/sglang/srt/server_args.py, "Overlap scheduler is disabled because of using eagle3 or standalone
+#:   speculative decoding") unless ``SGLANG_ENABLE_SPEC_V2`` was set; 0.5.13 made the V2 workers, which run under
+#:   ``event_loop_overlap``, the default (``SGLANG_ENABLE_SPEC_V2 = EnvBool(True)`` in python/sglang/srt/environ.py;
+#:   sgl-project/sglang#27964 then removed the flag with the V1 workers).
+#: - TensorRT-LLM's PyTorch executor keeps ``_executor_loop_overlap`` for the modes whose
+#:   ``SpeculativeDecodingMode.support_overlap_scheduler`` holds (tensorrt_llm/_torch/speculative/interface.py: MTP,
+#:   EAGLE-3 one-model, the default EAGLE-3 mode), in every release with that loop on by default.
+SPEC_OVERLAP_SINCE: Mapping[str, str | None] = {"vllm": "0.14.0", "sglang": "0.5.13", "trtllm": "1.0.0"}
 #: the engines that overlap in some release (`OVERLAP_SINCE`)
 OVERLAP_ENGINES = tuple(OVERLAP_SINCE)
 #: serving roles (`serving` disaggregated pools) in which an engine of `OVERLAP_SINCE` runs without its overlap
@@ -349,21 +372,34 @@ def api_server_ranks(engines: Any, attn_dp: Any) -> np.ndarray:
     return np.where(per_rank.reshape(e.shape), 1.0, np.asarray(attn_dp, dtype=float))
 
 
-def overlaps(engine: Any) -> bool:
-    """Whether `engine` (any spelling `engine_key` takes, optionally with its version: 'vllm==0.13.0') forms its next
-    batch while the current one runs by default (`OVERLAP_SINCE`): a bare name means the newest release (the profile
-    `load` picks), and a version that is no release number (a nightly's label) is taken as newer than the first
-    release that overlaps, and a pre-release of that release (0.14.0rc1) as older: whether its branch already had the
-    change is not recorded."""
-    key = engine_key(engine)
-    if key not in OVERLAP_SINCE:
-        return False
-    first, ver = OVERLAP_SINCE[key], _split_engine("" if engine is None else engine)[1]
-    if first is None or ver is None or not str(ver).strip():
+def engine_release(engine: Any) -> str | None:
+    """The release `engine` names ('vllm==0.13.0', 'vllm~=0.13.0': '0.13.0'; None for a bare name, which means the
+    newest release, the profile `load` picks)."""
+    ver = _split_engine("" if engine is None else engine)[1]
+    return None if ver is None or not str(ver).strip() else str(ver).strip()
+
+
+def release_since(engine: Any, first: str | None) -> bool:
+    """Whether `engine`'s release (`engine_release`) is `first` or later: always where `first` is None or the name
+    is bare (the newest release); a version that is no release number (a nightly's label) is taken as newer than
+    `first`, and a pre-release of `first` (0.14.0rc1) as older: whether its branch already had the change is not
+    recorded."""
+    ver = engine_release(engine)
+    if first is None or ver is None:
         return True
     from .build import _vkey
-    got = _vkey(str(ver).strip())
+    got = _vkey(ver)
     return bool(got[0] == 0 or got >= _vkey(first))
+
+
+def overlaps(engine: Any, speculative: bool = False) -> bool:
+    """Whether `engine` (any spelling `engine_key` takes, optionally with its release: 'vllm==0.13.0', 'vllm~=0.13.0')
+    forms its next batch while the current one runs by default (`OVERLAP_SINCE`, `release_since`: a bare name means
+    the newest release); with `speculative` decoding on, only from its release in `SPEC_OVERLAP_SINCE`."""
+    key = engine_key(engine)
+    if key not in OVERLAP_SINCE or not release_since(engine, OVERLAP_SINCE[key]):
+        return False
+    return not speculative or (key in SPEC_OVERLAP_SINCE and release_since(engine, SPEC_OVERLAP_SINCE[key]))
 
 
 def overlaps_in_role(engine: Any, role: str | None) -> bool:
@@ -445,8 +481,10 @@ def prefill_alone_mask(engines: Any) -> np.ndarray:
 
 
 def resolve_engine(engine: Any) -> tuple[str, str | None]:
-    """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version or None). A separator
-    with no version after it ('sglang==') is refused: it names no version, and the newest would be a guess."""
+    """'vllm', 'sglang==0.5.14', 'trtllm@1.3.0rc20', ('vllm', '0.24.0') -> (engine, version of its kernel tables or
+    None: the newest). A release named alone ('vllm~=0.13.0', `RELEASE_SEP`) reads the newest tables (None). A
+    separator with no version after it ('sglang==') is refused: it names no version, and the newest would be a
+    guess."""
     name, ver = _split_engine(engine)
     key = ENGINE_ALIASES.get(name.strip().lower())
     if key is None:
@@ -454,13 +492,23 @@ def resolve_engine(engine: Any) -> tuple[str, str | None]:
     if isinstance(ver, str) and not ver.strip():
         raise ValueError(f"engine {engine!r}: empty version after the name; give one ('{key}==<version>', the "
                          f"versions of a GPU: objectives.profiles.available(gpu)) or the name alone for the newest")
+    if _release_only(engine):
+        return key, None
     return key, (str(ver).strip() if ver else None)
+
+
+def _release_only(engine: Any) -> bool:
+    """Whether `engine` names a release without kernel tables of its own (`RELEASE_SEP`)."""
+    return isinstance(engine, str) and RELEASE_SEP in engine
 
 
 def engine_label(engine: Any) -> str:
     """The canonical spelling of an engine (`resolve_engine`): 'vllm' for ' VLLM ', 'vllm==0.24.0' for
-    'vllm@0.24.0', the name result rows carry in their ``engine`` column. Unknown names raise as there."""
+    'vllm@0.24.0', 'vllm~=0.13.0' for a release named alone (`RELEASE_SEP`), the name result rows carry in their
+    ``engine`` column. Unknown names raise as there."""
     name, ver = resolve_engine(engine)
+    if _release_only(engine):
+        return f"{name}{RELEASE_SEP}{engine_release(engine)}"
     return name if ver is None else f"{name}=={ver}"
 
 

@@ -399,27 +399,23 @@ class Deployments:
 
 
 def _speculative_running(out: dict[str, np.ndarray], left: np.ndarray) -> None:
-    """`Deployments.of`'s columns `out` (one object array per field, budgets filled) with SGLang's max running
+    """`Deployments.of`'s columns `out` (one object array per field, budgets filled) with the engine's max running
     requests under speculative decoding where the max sequences are left to the engine (`left`), as the
     simulator's `Scheduler.for_cost` caps each replica and pool: SGLang resets an unset max_running_requests to 48
-    with speculative decoding (`inference.speculative.SGLANG_MAX_RUNNING`), shared by a server's attention-DP
-    ranks (`speculative.sglang_max_running`: 48 // attn_dp a rank). The aggregated replicas and the decode pool
+    with speculative decoding (`inference.resolve.EngineBehaviour.spec_max_running`), shared by a server's
+    attention-DP ranks (`speculative.rank_running`: 48 // attn_dp a rank). The aggregated replicas and the decode pool
     take it at ``attn_dp``; the prefill pool, whose own max sequences are left too (a prefill server with the same
     speculative flags resets alike), at ``prefill_attn_dp`` (missing: ``attn_dp``)."""
-    from ..inference.resolve import default_engine
-    from ..inference.speculative import sglang_max_running
-    from ..profiles import engine_key
+    from ..inference.resolve import engine_behaviours
+    from ..inference.speculative import rank_running
 
     spec = _speculative(out["speculative"], len(left))
     rows = np.flatnonzero(left & np.array([v is not None for v in spec], dtype=bool))
     if not len(rows):
         return
-    kinds: dict[tuple[Any, Any], bool] = {}
-    for i in rows:
-        pair = (out["engine"][i], out["gpu"][i])
-        if pair not in kinds:
-            kinds[pair] = engine_key(default_engine(*pair)) == "sglang"
-    rows = rows[[kinds[(out["engine"][i], out["gpu"][i])] for i in rows]]
+    caps = np.array([b.spec_max_running or 0 for b in engine_behaviours(out["engine"][rows], out["gpu"][rows])],
+                    dtype=np.int64)
+    rows, caps = rows[caps > 0], caps[caps > 0]
     if not len(rows):
         return
     adp = pd.to_numeric(pd.Series(out["attn_dp"], dtype=object), errors="coerce").fillna(1).to_numpy(float)
@@ -427,11 +423,11 @@ def _speculative_running(out: dict[str, np.ndarray], left: np.ndarray) -> None:
     padp = np.where(np.isnan(padp), adp, padp)
     pmiss = _unset(out["prefill_max_batch_size"])
     mbs, pmbs = out["max_batch_size"].copy(), out["prefill_max_batch_size"].copy()
-    for i in rows:
+    for i, cap in zip(rows, caps):
         own = int(mbs[i])
-        mbs[i] = min(own, int(sglang_max_running(int(adp[i]))))
+        mbs[i] = min(own, int(rank_running(cap, int(adp[i]))))
         if pmiss[i]:
-            pmbs[i] = min(own, int(sglang_max_running(int(padp[i]))))
+            pmbs[i] = min(own, int(rank_running(cap, int(padp[i]))))
     out["max_batch_size"], out["prefill_max_batch_size"] = mbs, pmbs
 
 
@@ -716,19 +712,22 @@ def _riding_prompts(p: Any, N: np.ndarray, lam_ms: np.ndarray, input_len: np.nda
 def _overlap(model: Any, d: Any) -> np.ndarray:
     """1.0 for each deployment of ``d`` whose aggregated replicas form their next batch while the current one runs
     (`profiles.overlap_rows` of its engine, None / "auto" resolved on its GPU as `inference.resolve.default_engine`
-    does, for ``model``'s linear-attention kind), else 0.0: not with pp > 1 (the pipeline loops) nor speculative
-    decoding (`inference.speculative.with_speculative` turns the loop off), as ``Coeffs.overlap`` and the
-    simulator's replicas (`Scheduler.overlaps`) have it. One look-up per distinct (engine, GPU) pair."""
-    from ..inference.resolve import _lookup, default_engine
+    does, for ``model``'s linear-attention kind), else 0.0: not with pp > 1 (the pipeline loops), and with
+    speculative decoding only where the engine release keeps the loop (`inference.resolve.EngineBehaviour.
+    spec_overlap`, as `inference.speculative.with_speculative` has it), as ``Coeffs.overlap`` and the simulator's
+    replicas (`Scheduler.overlaps`) have it. One look-up per distinct (engine, GPU) pair."""
+    from ..inference.resolve import _lookup, default_engine, engine_behaviours
     from ..profiles import overlap_rows
     kind = str(getattr(_lookup("model", model), "linear_attn_kind", "") or "")
     e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
     ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
     _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
     named = np.array([default_engine(e[i], g[i]) for i in first], dtype=object)   # per distinct pair
-    on = overlap_rows(named, kind)[np.ravel(inverse)]
+    on = overlap_rows(named, kind)
+    keeps = np.array([b.spec_overlap for b in engine_behaviours(e[first], g[first])], dtype=float)
     spec = np.asarray(d.speculative, dtype=object) == None  # noqa: E711 (elementwise: None where off)
-    return np.where((np.asarray(d.pp) <= 1) & spec, on, 0.0)
+    on = np.where(spec, on[np.ravel(inverse)], (on * keeps)[np.ravel(inverse)])
+    return np.where(np.asarray(d.pp) <= 1, on, 0.0)
 
 
 def _prefill_alone(d: Any) -> np.ndarray:

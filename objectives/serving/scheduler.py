@@ -211,12 +211,12 @@ class Scheduler:
         ValueError as the constructor's where a set max_batch_size exceeds the engine's token budget."""
         if self.max_batch_size is not None and self.max_num_tokens is not None:
             return self
-        from objectives.inference.resolve import POOL_BATCH_ENGINES, default_engine, engine_budgets, pool_batch
-        engine = default_engine(engine, gpu)
-        mbs, mnt = (int(x) for x in engine_budgets([engine], [gpu], fallback=SIMULATOR_BUDGETS)[0])
+        from objectives.inference.resolve import engine_behaviour, pool_batch
+        own = engine_behaviour(engine, gpu, fallback=SIMULATOR_BUDGETS)
+        mbs, mnt = (int(x) for x in own.budgets)
         if self.max_num_tokens is not None:
             mnt = self.max_num_tokens
-        if kv_tokens is not None and engine_key(engine) in POOL_BATCH_ENGINES:
+        if kv_tokens is not None and own.pool_batch:
             mbs = int(pool_batch(kv_tokens, context_len, mnt))
         return dataclasses.replace(self, max_batch_size=mbs if self.max_batch_size is None else self.max_batch_size,
                                    max_num_tokens=mnt)
@@ -229,12 +229,16 @@ class Scheduler:
               else None)
         out = self.resolved(getattr(cost, "engine", None), getattr(cost, "gpu_name", None), kv,
                             int(getattr(cost, "context_len", 0)))
-        if (self.max_batch_size is None and getattr(cost, "speculative", None) is not None
-                and engine_key(getattr(cost, "engine", None)) == "sglang"):
-            # SGLang's 48 a server with speculative decoding, shared by its attention-DP ranks (each rank's own)
-            from ..inference.speculative import sglang_max_running
-            cap = int(sglang_max_running(int(getattr(cost, "attn_dp", 1))))
-            out = dataclasses.replace(out, max_batch_size=min(int(out.max_batch_size or cap), cap))
+        if self.max_batch_size is None and getattr(cost, "speculative", None) is not None:
+            # the engine's max sequences with speculative decoding (SGLang's 48 a server), shared by its
+            # attention-DP ranks (each rank's own): `inference.resolve.EngineBehaviour.spec_max_running`
+            from ..inference.resolve import engine_behaviour
+            from ..inference.speculative import rank_running
+            server = engine_behaviour(getattr(cost, "engine", None), getattr(cost, "gpu_name", None),
+                                      fallback=SIMULATOR_BUDGETS).spec_max_running
+            if server is not None:
+                cap = int(rank_running(server, int(getattr(cost, "attn_dp", 1))))
+                out = dataclasses.replace(out, max_batch_size=min(int(out.max_batch_size or cap), cap))
         return out
 
     def frontend_for(self, cost: object) -> float:

@@ -616,8 +616,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     ITL percentiles are those of the smoothed stream, not the engines' bursts of accepted tokens. The draft layer's
     KV and weights shrink the cache (`StepModel.kv_capacity_tokens`), and each request that decodes holds its k
     draft tokens' slots from its admission (`Scheduler.kv_extra_blocks`, `inference.speculative.draft_slots`, the
-    closed form's k tokens, in its own blocks: ceil((context + k) / block)); SGLang's overlap scheduler is off and
-    its max running requests default to 48 (`Scheduler.for_cost`).
+    closed form's k tokens, in its own blocks: ceil((context + k) / block)); the overlap loop stays where the engine
+    release keeps it (`inference.speculative.with_speculative`) and SGLang's max running requests default to 48
+    (`Scheduler.for_cost`).
     """
     if interval is not None:
         from objectives.uncertainty import check_level

@@ -142,12 +142,14 @@ def test_simulator_follows_the_closed_form_on_a_steady_decode():
 
 
 def test_sglang_turns_its_overlap_scheduler_off_and_runs_48_requests():
-    """SGLang `server_args._handle_speculative_decoding`: overlap scheduler off, max running requests 48 where
-    none is given; other engines keep their batch."""
+    """SGLang `server_args._handle_speculative_decoding`: its first speculative worker turns the overlap scheduler
+    off (the releases before 0.5.13, `profiles.SPEC_OVERLAP_SINCE`; the V2 workers, the default since, keep it),
+    max running requests 48 where none is given; other engines keep their batch."""
     spec = Speculative("mtp", K, (0.7,))
-    plain = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang")
-    sm = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang", speculative=spec)
+    plain = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang~=0.5.10")
+    sm = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang~=0.5.10", speculative=spec)
     assert plain.overlap_scheduler and not sm.overlap_scheduler
+    assert inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang", speculative=spec).overlap_scheduler
     assert Scheduler().for_cost(sm).max_batch_size == speculative.SGLANG_MAX_RUNNING
     assert Scheduler().for_cost(plain).max_batch_size != speculative.SGLANG_MAX_RUNNING
     assert Scheduler(max_batch_size=64).for_cost(sm).max_batch_size == 64

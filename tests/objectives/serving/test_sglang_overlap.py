@@ -146,13 +146,15 @@ def test_closed_form_waits_one_more_iteration_on_an_overlapping_engine():
 def test_the_open_loop_waits_the_overlaps_iteration_where_the_simulator_does():
     """The analytical open loop (`serving.analytical._overlap`) lags the same deployments as the simulator: the
     GPU's default engine resolved (vLLM on an H100: async scheduling), SGLang but for the hybrid models its radix
-    cache keeps, not with pp > 1 (pipeline loops) or speculative decoding (the loop off)."""
+    cache keeps, not with pp > 1 (pipeline loops), and with speculative decoding only where the engine release keeps
+    the loop (vLLM's async scheduling with MTP; SGLang's first speculative worker, before 0.5.13, turns it off)."""
     from objectives.serving.analytical import Deployments, _overlap
 
     d = Deployments.of(gpu="H100-SXM-80GB", tp=[1, 1, 1, 2, 1], pp=[1, 1, 1, 1, 2],
                        engine=[None, "sglang", "roofline", "vllm", "vllm"])
     np.testing.assert_array_equal(_overlap("Llama-3.1-8B", d), [1.0, 1.0, 0.0, 1.0, 0.0])
-    spec = Deployments.of(gpu="H100-SXM-80GB", engine="vllm", speculative="mtp:1:0.8")
-    np.testing.assert_array_equal(_overlap("deepseek-ai/DeepSeek-V3", spec), [0.0])
+    spec = Deployments.of(gpu="H100-SXM-80GB", engine=["vllm", "vllm~=0.13.0", "sglang~=0.5.10", "sglang", "vllm"],
+                          pp=[1, 1, 1, 1, 2], speculative="mtp:1:0.8")
+    np.testing.assert_array_equal(_overlap("deepseek-ai/DeepSeek-V3", spec), [1.0, 0.0, 0.0, 1.0, 0.0])
     hybrid = Deployments.of(gpu="B200", tp=8, weight_dtype="fp8", engine=["sglang", "vllm"])
     np.testing.assert_array_equal(_overlap("Qwen/Qwen3.5-397B-A17B", hybrid), [0.0, 1.0])

@@ -1,0 +1,115 @@
+"""What an engine does follows its release (`inference.resolve.engine_behaviour`, the one resolver of an engine
+release on a GPU): the overlap loop with and without speculative decoding (`profiles.OVERLAP_SINCE`,
+`profiles.SPEC_OVERLAP_SINCE`), the budgets, SGLang's 48 running requests with speculative decoding; a release
+named alone ('vllm~=0.13.0', `profiles.RELEASE_SEP`) reads the newest kernel tables, so a measured row of a release
+without tables of its own (`dse calibrate`, `calibration.measurements.engine_releases`) is priced as its engine
+behaved."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives import inference, profiles
+from objectives.calibration.calibrate import check
+from objectives.calibration.measurements import engine_releases
+from objectives.inference import Speculative
+from objectives.inference.resolve import (
+    ENGINE_BUDGETS,
+    VLLM_SMALL_BUDGETS,
+    engine_behaviour,
+    engine_behaviours,
+    engine_budget,
+    engine_budgets,
+)
+from objectives.serving import Scheduler
+from tests.helpers import DATA
+
+SPEC = Speculative("eagle", 2, (0.7,))
+VLLM_A = DATA / "vllm_bench_serve" / "openai-infqps-concurrency4-Llama-3.1-8B-Instruct-20261203-120000.json"
+
+
+def test_a_release_named_alone_reads_the_newest_tables_and_keeps_its_name():
+    assert profiles.resolve_engine("vllm~=0.13.0") == ("vllm", None)
+    assert profiles.resolve_engine("vllm==0.14.0") == ("vllm", "0.14.0")
+    assert profiles.engine_label("VLLM~=0.13.0") == "vllm~=0.13.0"
+    assert profiles.engine_release("vllm~=0.13.0") == profiles.engine_release("vllm==0.13.0") == "0.13.0"
+    assert profiles.engine_release("vllm") is None
+    assert profiles.load("H200-SXM-141GB", "vllm~=0.13.0") is profiles.load("H200-SXM-141GB", "vllm")
+    with pytest.raises(ValueError, match="empty version"):
+        profiles.resolve_engine("vllm~=")
+    with pytest.raises(ValueError, match="versions available"):   # tables named by version must exist
+        profiles.load("H200-SXM-141GB", "vllm==0.13.0")
+
+
+@pytest.mark.parametrize("engine, plain, spec", [
+    ("vllm~=0.13.0", False, False), ("vllm~=0.14.0", True, True), ("vllm", True, True),
+    ("sglang~=0.5.9", True, False), ("sglang~=0.5.10.post1", True, False), ("sglang~=0.5.13", True, True),
+    ("sglang", True, True), ("trtllm~=0.21.0", False, False), ("trtllm~=1.1.0-dev.2", True, True),
+    ("vllm~=nightly-5b8c30d62b754b57", True, True), ("roofline", False, False)])
+def test_the_overlap_loop_follows_the_release_with_and_without_speculative_decoding(engine, plain, spec):
+    b = engine_behaviour(engine, "H200-SXM-141GB")
+    assert (b.overlap, b.spec_overlap) == (plain, spec)
+    assert (profiles.overlaps(engine), profiles.overlaps(engine, speculative=True)) == (plain, spec)
+
+
+def test_one_behaviour_per_engine_release_and_gpu():
+    sgl = engine_behaviour("sglang~=0.5.9", "H200-SXM-141GB")
+    assert (sgl.engine, sgl.release, sgl.pool_batch, sgl.spec_max_running) == ("sglang", "0.5.9", True, 48)
+    assert sgl.budgets == engine_budget("sglang", 141.0, "H200-SXM-141GB")
+    assert engine_behaviour("vllm", "A100-SXM-80GB").budgets == tuple(map(float, VLLM_SMALL_BUDGETS))
+    assert engine_behaviour("vllm", None).budgets == tuple(map(float, ENGINE_BUDGETS["vllm"]))
+    vll = engine_behaviour(None, "H100-SXM-80GB")   # the GPU's default engine
+    assert (vll.engine, vll.pool_batch, vll.spec_max_running) == ("vllm", False, None)
+    engines, gpus = ["vllm~=0.13.0", "sglang", "vllm~=0.13.0", "trtllm"], ["H200-SXM-141GB", "B200", None, "H200"]
+    rows = engine_behaviours(engines, gpus)
+    assert [b.engine for b in rows] == ["vllm", "sglang", "vllm", "trtllm"]
+    assert [b.overlap for b in rows] == [False, True, False, True]
+    np.testing.assert_array_equal(engine_budgets(engines, gpus), [b.budgets for b in rows])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rows[0].overlap = True   # type: ignore[misc]
+
+
+def test_speculative_decoding_keeps_the_loop_where_the_release_does_in_the_closed_form_and_the_simulator():
+    """vLLM keeps async scheduling with EAGLE / MTP (vllm/config/vllm.py `VllmConfig.__post_init__`), TensorRT-LLM
+    its overlap scheduler with MTP; SGLang's first speculative worker turns it off. One prepared batch of mixed
+    engines: the rows whose loop stays wait one more iteration for the first token, their decodes are the same."""
+    on = {e: inference.StepModel("Llama-3.1-8B", "H200", 1, engine=e, speculative=SPEC).overlap_scheduler
+          for e in ("vllm", "vllm~=0.13.0", "sglang", "sglang~=0.5.10", "trtllm", "trtllm~=0.21.0")}
+    assert on == {"vllm": True, "vllm~=0.13.0": False, "sglang": True, "sglang~=0.5.10": False, "trtllm": True,
+                  "trtllm~=0.21.0": False}
+    sm = inference.StepModel("Llama-3.1-8B", "H200", 1, engine="sglang~=0.5.10", speculative=SPEC)
+    assert not Scheduler().overlaps(sm) and Scheduler().for_cost(sm).max_batch_size == 48
+    df = inference.max_throughput("Llama-3.1-8B", "H200", 1, input_len=1024, output_len=256, concurrency=32,
+                                  engine=["vllm", "vllm~=0.13.0"], speculative=SPEC)
+    assert df.ttft_ms[0] > df.ttft_ms[1]
+    np.testing.assert_allclose(df.tpot_ms[0], df.tpot_ms[1], rtol=1e-12)
+
+
+def test_measured_rows_carry_their_release_to_the_cost_model():
+    rows = pd.DataFrame({"engine": ["vllm", "vllm", "sglang", "nim", "trtllm"],
+                         "engine_version": ["0.13.0", np.nan, " 0.5.9 ", "1.8.0", "1.1.0-dev.2"]})
+    assert list(engine_releases(rows)) == ["vllm~=0.13.0", "vllm", "sglang~=0.5.9", "nim", "trtllm~=1.1.0-dev.2"]
+
+
+def test_dse_check_prices_a_vllm_result_as_its_release_ran_it(tmp_path):
+    """A `vllm bench serve` result names its engine's release in its --metadata (``engine_version``, or
+    "vllm@0.11.0" as its engine), else ``--engine-version`` (here the keyword) does, else it is the newest release
+    the model knows. vLLM before 0.14 had no async scheduling: its first token waits one iteration less at the same
+    decode speed; 0.19 prices as the newest."""
+    rec = json.loads(VLLM_A.read_text())
+    assert rec["engine_version"] == "0.11.0"
+    rec.pop("engine_version")
+    bare = tmp_path / "no_version.json"
+    bare.write_text(json.dumps(rec))
+    newest = check([bare])[1]
+    old, new = check([bare], engine_version="0.13.0")[1], check([bare], engine_version="0.19.0")[1]
+    recorded = check([VLLM_A])[1]
+    assert newest.engine_version.isna().all() and list(old.engine_version) == ["0.13.0"]
+    assert old.ttft_pred[0] < newest.ttft_pred[0]
+    assert old.tpot_pred[0] == pytest.approx(newest.tpot_pred[0], rel=1e-12)
+    assert new.ttft_pred[0] == newest.ttft_pred[0] and new.tpot_pred[0] == newest.tpot_pred[0]
+    assert recorded.ttft_pred[0] == old.ttft_pred[0]   # 0.11.0, recorded in the file: no async scheduling either
