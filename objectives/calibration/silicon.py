@@ -365,7 +365,7 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     from objectives.inference.comm import kv_transfer_gbs
     from objectives.inference.core import default_eff
     from objectives.serving.analytical import disagg_closed_loop, prefill_estimates
-    from objectives.serving.handoff import first_token_forwards, front_end, kv_read_ms
+    from objectives.serving.handoff import decode_overlap, first_token_forwards, front_end, kv_notice_steps, kv_read_ms
 
     eng = _engine(dis)
     gpu = catalog_gpus(dis["gpu"].to_numpy(object))
@@ -407,7 +407,8 @@ def _predict_disagg(dis: pd.DataFrame, eff: Efficiency | None, moe: Any = True) 
     host, wave, _, ahead = front_end(pk, len(dis), factors)
     r = disagg_closed_loop(pk, dk, isl, dis["osl"].to_numpy(float), dis["concurrency"].to_numpy(float),
                            ranks["prefill"], ranks["decode"], bp, bd, xfer, host_ms=host, wave=wave,
-                           prefill_est=pf, forwards=first_token_forwards(eng), lag=ahead)
+                           prefill_est=pf, forwards=first_token_forwards(eng), lag=ahead,
+                           notice=kv_notice_steps(eng, decode_overlap(dk, len(dis), factors)[1]))
     # the decode rank holds the batch its admission policy lets into the KV cache (`held`, prompt plus the
     # engine's reserved share of the output per sequence); `decode_fits` prices every sequence at its full length
     # at once, which on-demand admission never holds

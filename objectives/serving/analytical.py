@@ -162,11 +162,13 @@ from .bisection import bisect
 from .handoff import (
     HostTime,
     connector_engines,
+    decode_overlap,
     first_token_forwards,
     front_end,
     handoff_ms,
     host_ms,
     host_time,
+    kv_notice_steps,
     kv_read_ms,
 )
 from .prefix import PrefixTable, prefix_table
@@ -1347,7 +1349,11 @@ class ServingModel:
                 xfer_ms = kv_read_ms(kv_bytes, link, kv_engines, eff)
                 tput[i] = r * osl * 1e3
                 fwd = first_token_forwards(kv_engines)
-                hand = handoff_ms(t_d, xfer_ms, N[i], fwd)
+                # a busy decode worker's scheduler learns of a finished read a step or more after it is seen done
+                # (vLLM: the poll's result comes with the output of the step that polled, its async scheduling's
+                # steps formed ahead)
+                notice = kv_notice_steps(kv_engines, decode_overlap(self._kw(sd), len(i), eff)[1])
+                hand = handoff_ms(t_d, xfer_ms, N[i], fwd, notice)
                 ttft[i] = host + t_p + hand
                 tpot[i] = t_d
                 if conc is not None:
@@ -1355,7 +1361,8 @@ class ServingModel:
                     # the silicon slice's disaggregated measurements are predicted with); the first token from the
                     # decode worker and independent clients, as the simulator counts them
                     cl = disagg_closed_loop(pkw, self._kw(sd), isl, osl, float(conc), n_p, n_d,
-                                            ks[d_mask], slots, xfer_ms, host_ms=host, forwards=fwd, lag=ahead)
+                                            ks[d_mask], slots, xfer_ms, host_ms=host, forwards=fwd, lag=ahead,
+                                            notice=notice)
                     ttft[i], tpot[i], N[i] = cl["ttft_ms"], cl["tpot_ms"], cl["occupancy"]
                     tput[i] = cl["req_per_ms"] * osl * 1e3
                 slot_q = {p: np.zeros(len(i)) for p in PERCENTILES}
@@ -3008,7 +3015,7 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
                        concurrency: Any, prefill_ranks: Any, decode_ranks: Any, prefill_batch: Any,
                        decode_batch: Any, xfer_ms: Any, host_ms: Any = 0.0, wave: Any = 0.0,
                        prefill_est: pd.DataFrame | None = None, forwards: Any = 1.0,
-                       lag: Any = 0.0) -> dict[str, np.ndarray]:
+                       lag: Any = 0.0, notice: Any = 0.0) -> dict[str, np.ndarray]:
     """C closed-loop clients on disaggregated deployments (one entry per deployment, arrays broadcast).
 
     `prefill_kw` / `decode_kw`: the pools' `inference.estimate` arguments per worker (model, GPU, TP, EP, attention
@@ -3049,7 +3056,8 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     prefill's token at admission). `lag`: the steps formed ahead that a prompt reaching a busy prefill worker waits
     for beyond the one in progress (`serving.handoff.front_end`'s: 1 where the engine's prefill servers form their
     next step while the current one runs, the aggregated closed form's `inference.estimate.arrival_wait_iters`;
-    0: none).
+    0: none). `notice`: the decode steps a busy decode worker's scheduler takes to learn that a read is done
+    (`serving.handoff.kv_notice_steps`; 0: none).
 
     Returns {ttft_ms, tpot_ms, req_per_ms (X), occupancy (sequences per decode rank), prefill_req_per_ms and
     decode_req_per_ms (each pool's capacity), TTFT's parts in ms (host_ms, prefill_wait_ms: the prefill pool's
@@ -3061,9 +3069,10 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
     n = int(np.broadcast(isl, osl, conc, np.asarray(prefill_ranks), np.asarray(decode_ranks),
                          np.asarray(prefill_batch), np.asarray(decode_batch)).size)
     isl, osl, conc = (np.broadcast_to(x, (n,)).astype(float) for x in (isl, osl, conc))
-    n_p, n_d, k_p, b_d, xfer, host, wv, fwd, ahead = (np.broadcast_to(np.asarray(x, dtype=float), (n,))
-                                                      for x in (prefill_ranks, decode_ranks, prefill_batch,
-                                                                decode_batch, xfer_ms, host_ms, wave, forwards, lag))
+    n_p, n_d, k_p, b_d, xfer, host, wv, fwd, ahead, late = (
+        np.broadcast_to(np.asarray(x, dtype=float), (n,))
+        for x in (prefill_ranks, decode_ranks, prefill_batch, decode_batch, xfer_ms, host_ms, wave, forwards, lag,
+                  notice))
     k_p = np.maximum(np.floor(k_p), 1.0)
     steps = np.maximum(osl - 1.0, 1.0)
     # prefill: a lone prompt (what a request arriving at an idle rank costs) and a full batch (the pool's capacity)
@@ -3155,7 +3164,10 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
             steady = np.maximum(0.5 * random * busy * t_in + ahead_ms + queued * step,
                                 rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p)
             wait = np.where(rho < 1.0, (1.0 - wv) * steady + wv * np.maximum(start_wave, steady), np.inf)
-        return wait, handoff_ms(step, xfer, occ * (conc - 1.0) / np.maximum(conc, 1.0), fwd), step, x
+        # the decode worker that takes the request has a slot free for it: besides it, the others' sequences, at
+        # most its slots less one (a one-slot worker takes it idle, as the simulator's router finds it)
+        others = np.minimum(occ * (conc - 1.0) / np.maximum(conc, 1.0), cap - 1.0)
+        return wait, handoff_ms(step, xfer, others, fwd, late), step, x
 
     def cycle(occ: np.ndarray) -> tuple[np.ndarray, ...]:
         wait, hand, tpot, x = parts(occ)

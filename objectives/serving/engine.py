@@ -194,6 +194,11 @@ class _Replica:
         # a handed-off request's first token leaves as it is admitted with its KV, not after an iteration
         # (`serving.handoff.FIRST_TOKEN_AT_ADMISSION`; set by `simulator._run` for a decode pool)
         self.first_at_admit = False
+        # decode steps a busy worker's scheduler takes to learn that a handed-off request's read is done, from the
+        # boundary that sees it (`serving.handoff.kv_notice_steps`; set by `simulator._run` for a decode pool), and
+        # each such request's decode step count (`G`) at that boundary
+        self.notice = 0
+        self.noticed: dict[int, int] = {}
         self.group: _Group | None = None   # the attention-DP ranks it steps in lockstep with (`_Group`), if any
         # in lockstep: time_ms(T, A, D, K, X) of its iteration when the group's other ranks put X tokens through the
         # shared experts in the same step (set by `simulator._couple_ranks`; None: `tm`, whatever the others run)
@@ -301,6 +306,7 @@ class _Replica:
     def _end_load(self, rid: int, r: _Req) -> None:
         """A request stops loading its KV (read done, or evicted): its reserved blocks leave the prefill count."""
         self.loading.remove(rid)
+        self.noticed.pop(rid, None)
         self.pref_blocks -= r.pblocks
         r.pblocks = 0
         r.kv_ready = float("nan")
@@ -588,7 +594,10 @@ class _Replica:
         B = self.B
         npre = self.npre
         if self.loading:                            # KV read done: decode from this iteration on
+            busy = self.notice and self.n           # a busy worker learns of it `notice` steps after it sees it
             for rid in [x for x in self.loading if eng.reqs[x].kv_ready <= t + 1e-9]:
+                if busy and self.G < self.noticed.setdefault(rid, self.G) + self.notice:
+                    continue
                 r = eng.reqs[rid]
                 self._end_load(rid, r)
                 self._add_handed_off(rid, r, t)
@@ -657,7 +666,10 @@ class _Replica:
             self.lanes = self._pipe_lanes([], self.n)[1]
         if self.npre != npre and (self.waiting or self.bq):
             return 1      # a preemption kept the queue out of this iteration only: the next one may admit its head
-        return self._segment_len()
+        K = self._segment_len()
+        if self.noticed:                # a segment stops where a finished read's request joins the batch
+            K = max(min(K, min(self.noticed.values()) + self.notice - self.G), 1)
+        return K
 
     def _pipe_lanes(self, chunks: list[tuple[int, int]], ndec: int,
                     alone: bool = False) -> tuple[int, int, list[int]]:

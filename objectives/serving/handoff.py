@@ -8,8 +8,9 @@ its first token, in one place for the simulator (`simulate`), the analytical ser
   the bytes at the link's rate between the pools' GPUs (`inference.comm.kv_transfer_gbs`), or the connector's
   where it is slower (the fitted ``engine_kv_gbs``; 0: not known), of the deployment's engine whichever pool's GPU
   has no profile (`connector_engines`);
-- the decode worker's iteration boundaries and the iteration that emits the first token, or none where the engine
-  sends the prefill's token at admission (`handoff_ms`, `first_token_forwards`).
+- the decode worker's iteration boundaries, the iterations its scheduler takes to learn that a read is done
+  (`kv_notice_steps`) and the iteration that emits the first token, or none where the engine sends the prefill's
+  token at admission (`handoff_ms`, `first_token_forwards`).
 """
 from __future__ import annotations
 
@@ -187,26 +188,67 @@ def first_token_forwards(engines: Any) -> np.ndarray:
     return np.array([0.0 if engine_key(e) in FIRST_TOKEN_AT_ADMISSION else 1.0 for e in np.ravel(engines)])
 
 
-def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any, forwards: Any = 1.0) -> Any:
+#: engines whose decode worker's scheduler learns that a handed-off request's KV read is done from the output of a
+#: step that polled it, one step after the poll, not at the boundary where the read is seen done. vLLM: the worker
+#: polls its NIXL reads in each step's `execute_model`, right after launching the step's forward
+#: (`KVConnectorModelRunnerMixin._get_kv_connector_output` -> ``get_transfer_results`` / NixlConnectorWorker
+#: `get_finished`; vllm/v1/worker/kv_connector_model_runner_mixin.py), and returns them with that step's
+#: ModelRunnerOutput (``kv_connector_output.finished_recving``); the scheduler reads them in `update_from_output`
+#: (`Scheduler._update_from_kv_xfer_finished`) and moves the request from WAITING_FOR_REMOTE_KVS to the batch at
+#: its next `schedule` (`_update_waiting_for_remote_kv`; vllm/v1/core/sched/scheduler.py). Under async scheduling
+#: (`EngineCore.step_with_batch_queue`, a queue of two) the worker prepares and launches step K while K - 1 runs,
+#: so K's poll waits for K - 1 and K before the scheduler sees it, and the scheduler has then already formed K + 1:
+#: two steps more (`kv_notice_steps`). An idle worker's engine core keeps stepping empty batches while a read is in
+#: flight (`has_requests`; `kv_connector_no_forward` polls at once): nothing to wait for. Engines not listed: the
+#: request joins the step formed at the boundary where its read is seen done (TensorRT-LLM checks its transfers,
+#: `_check_disagg_gen_transfer_status`, as its executor loop forms the next batch)
+KV_NOTICE_ENGINES = ("vllm",)
+
+
+def kv_notice_steps(engines: Any, overlap: Any) -> np.ndarray:
+    """Decode steps between the boundary where a busy decode worker's poll sees a handed-off request's KV read done
+    and the step that schedules the request, per entry of `engines` (engine names; None / roofline: 0) whose decode
+    pool forms its next step while the current one runs where `overlap` (per entry, 0 / 1, or the pool's
+    `inference.estimate.arrival_wait_iters` share): 1 + 2 x overlap for the engines of `KV_NOTICE_ENGINES`, else 0."""
+    e = np.ravel(np.asarray(engines, dtype=object))
+    names, inverse = np.unique(e.astype(str), return_inverse=True)          # one look-up per engine
+    polled = np.array([engine_key(n) in KV_NOTICE_ENGINES for n in names], dtype=float)[np.ravel(inverse)]
+    return polled * (1.0 + 2.0 * np.broadcast_to(np.asarray(overlap, dtype=float), e.shape))
+
+
+def decode_overlap(decode_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(engine, steps formed ahead: 1 where the pool forms its next step while the current one runs, ``Coeffs.
+    overlap`` as `inference.estimate.arrival_wait_iters` reads it, not with pp > 1, and keeps that loop on its decode
+    servers, `profiles.overlaps_in_role`; else 0) of `n` disaggregated deployments' decode pools (`decode_kw`: their
+    `inference.estimate` arguments; `eff` an Efficiency), one `prepare`."""
+    _, _, _, engines, _, ahead = _engine_terms(decode_kw, n, eff)
+    names, inverse = np.unique(engines.astype(str), return_inverse=True)
+    keeps = np.array([overlaps_in_role(e, "decode") for e in names], dtype=float)[np.ravel(inverse)]
+    return engines, ahead * keeps
+
+
+def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any, forwards: Any = 1.0, notice: Any = 0.0) -> Any:
     """Time (ms) from a prompt's prefill to its first token at the decode worker, which decodes iterations of
     `step_ms` at a mean `occupancy` of sequences per rank; `xfer_ms`: the KV read on the link; `forwards`: the
     iterations from the admission after the read to the first token (`first_token_forwards`: 1, the forward that
-    samples it; 0, the prefill's token sent at admission).
+    samples it; 0, the prefill's token sent at admission); `notice`: the iterations a busy worker's scheduler
+    takes to learn of the finished read (`kv_notice_steps`; 0: at the boundary that sees it).
 
     A busy worker (decoding anything: chance 1 - exp(-occupancy), occupancies Poisson) admits the request at its
     next iteration boundary (half an iteration on average), allocates its blocks and starts the read there (vLLM's
     NIXL connector: start_load_kv in the step that schedules it), sees the read done at the first boundary after
     it (one iteration when the read is shorter than half of one, else the read plus half an iteration: a
-    continuous form of the boundary's ceiling) and sends the first token `forwards` iterations later. An idle
-    worker starts at once and wakes when the KV is in: the read and `forwards` iterations. The simulator runs the
-    same steps."""
+    continuous form of the boundary's ceiling), schedules the request `notice` iterations later and sends the first
+    token `forwards` iterations after that. An idle worker starts at once and wakes when the KV is in: the read and
+    `forwards` iterations. The simulator runs the same steps."""
     step = np.asarray(step_ms, dtype=float)
     xfer = np.asarray(xfer_ms, dtype=float)
     fwd = np.asarray(forwards, dtype=float) * step
+    late = np.asarray(notice, dtype=float) * step
     busy = -np.expm1(-np.asarray(occupancy, dtype=float))
-    return busy * (0.5 * step + np.maximum(step, xfer + 0.5 * step) + fwd) + (1.0 - busy) * (xfer + fwd)
+    return busy * (0.5 * step + np.maximum(step, xfer + 0.5 * step) + late + fwd) + (1.0 - busy) * (xfer + fwd)
 
 
-__all__ = ["DISAGG_FRONT_END_PASSES", "FIRST_TOKEN_AT_ADMISSION", "connector_engines", "connector_gbs",
-           "connector_ms", "first_token_forwards", "front_end", "front_end_passes", "handoff_ms", "host_ms",
-           "kv_read_ms"]
+__all__ = ["DISAGG_FRONT_END_PASSES", "FIRST_TOKEN_AT_ADMISSION", "KV_NOTICE_ENGINES", "connector_engines",
+           "connector_gbs", "connector_ms", "decode_overlap", "first_token_forwards", "front_end", "front_end_passes",
+           "handoff_ms", "host_ms", "kv_notice_steps", "kv_read_ms"]

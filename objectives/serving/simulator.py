@@ -18,7 +18,14 @@ import pandas as pd
 from objectives.inference.efficiency import Efficiency
 
 from .engine import _Engine, _Group, _Replica
-from .handoff import connector_engines, connector_gbs, connector_ms, first_token_forwards, front_end_passes
+from .handoff import (
+    connector_engines,
+    connector_gbs,
+    connector_ms,
+    first_token_forwards,
+    front_end_passes,
+    kv_notice_steps,
+)
 from .metrics import QUANTILES, itl_quantiles, summarize
 from .scheduler import SLO, IterationCost, Pool, Scheduler
 from .workload import Workload
@@ -173,10 +180,15 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
         eng.front, eng.back = front, back
         # the deployment's engine (the decode pool's, else the prefill pool's: `connector_engines`) sends the
         # prefill's token as its decode worker admits the request, or after the iteration that samples it
-        at_admit = first_token_forwards(connector_engines([getattr(prefill.cost, "engine", None)],
-                                                          [getattr(decode.cost, "engine", None)]))[0] == 0.0
+        kv_engine = connector_engines([getattr(prefill.cost, "engine", None)], [getattr(decode.cost, "engine", None)])
+        at_admit = first_token_forwards(kv_engine)[0] == 0.0
+        # ... and a busy decode worker's scheduler learns of a finished KV read some steps after the boundary that
+        # sees it (`kv_notice_steps`: vLLM, two more where its decode pool forms the next step ahead)
+        ahead = float(ds.overlaps(decode.cost, "decode") and back[0].pp <= 1)
+        notice = int(kv_notice_steps(kv_engine, ahead)[0])
         for rep in back:
             rep.first_at_admit = bool(at_admit)
+            rep.notice = notice
         eng.kv_ms_per_tok = kv_ms_per_token
         eng.kv_fixed_ms = kv_fixed_ms
         reps = front + back
