@@ -222,7 +222,8 @@ SERVED_PHASES = ("prefill_iteration", "decode_step", "ttft", "tpot")
 #: mean TTFT beyond the steady state's prompt wait (measured-profile rows, `estimate._run_ttft_s`); front_end: the
 #: engine's host time before it schedules a request (`engine_ttft_ms`), the model's own (`attn_ttft_ms`) and the
 #: running streams' that its first token waits behind (`engine_stream_us`: `estimate.host_ttft_s`);
-#: queue: the wait for a free slot when more clients than slots (`concurrency`; with SGLang's retraction churn the
+#: queue: the wait for a free slot when more clients than slots (`concurrency`; less the front end's host time, which
+#: a client spends outside the queue: `estimate.queue_waits`; with SGLang's retraction churn the
 #: first of its stints), and behind vLLM's preempted requests (SGLang's retracted ones) where a wave overflows the
 #: cache (`admission.overflow_wait`, `admission.retraction_wait`)
 TTFT_TERMS = ("startup_wave", "front_end", "queue")
@@ -388,7 +389,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, per, kv_bound, np.asarray(cached) > 0, cap=cap)
     cycle_s = sum(tpot.values()) * osl + redo_s
     iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
-    # `estimate.prefill_wait_s` (keep in step): measured rows, a run's steady wait and its start-up wave
+    # `estimate.gpu_ttft_s` (keep in step): measured rows, a run's steady wait and its start-up wave
     measured = np.asarray(p.source_code) > 0
     wait: dict[str, Any] = {k: zero for k in _FORWARD}
     wave_s: Any = zero
@@ -424,10 +425,9 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
                                           balance_on, steps)
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
-    # (the front end's host time holds no slot: `estimate.host_ttft_s`)
+    # (the front end's host time holds no slot and is spent outside the queue: `estimate.queue_waits`)
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(v for k, v in ttft.items() if k != "front_end"),
-                                                 cycle_s, rho,
-                                                 np.asarray(c.kv_preempt) > 0)
+                                                 cycle_s, rho, np.asarray(c.kv_preempt) > 0, front)
     ttft["queue"] = np.maximum(ttft["queue"], hold * cycle_s)     # behind a wave's overflow (`retraction_churn`)
     tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)

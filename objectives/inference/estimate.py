@@ -810,7 +810,24 @@ def steady_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0,
 def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num = None,
                    cycle_s: Num = None, n_it: Num = None) -> Num:
     """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
-    next request when the previous one finishes).
+    next request when it has read the previous one's last token): the GPU's (`gpu_ttft_s`) plus the host time
+    before the first token (`host_ttft_s`), plus, with `conc` clients per replica above the N slots, the wait for a
+    slot (`queue_waits`: the host time spent outside the queue taken off it). `cycle_s`: the steady state's
+    iteration time x iterations per request cycle, when the caller has it. `n_it`: `steady_work`'s iterations per
+    cycle of these arguments where the caller has them (None: derived here)."""
+    if cycle_s is None and conc is not None:
+        t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
+        cycle_s = t * n_it
+    gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it)
+    host = host_ttft_s(p, N)
+    if conc is None:
+        return gpu + host
+    return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, 0.0, host=host)[0]
+
+
+def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num = None, n_it: Num = None) -> Num:
+    """The GPU's part (s) of a request's TTFT in the saturated steady state of `max_throughput`, from its schedule
+    to its first token (no host time, `host_ttft_s`, and no wait for a slot, `queue_waits`).
 
     Measured-profile rows: the mean over a run, its start-up wave and its steady state (`_run_ttft_s`). Roofline
     rows keep the closed form they were fitted with (`_group_ttft_s`): with fixed lengths the engine settles into
@@ -822,15 +839,13 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     also counts the pure decode steps). The serving simulator (objectives/serving) shows the same groups; the
     comparison is in objectives/data/fidelity/report.md.
 
-    With `conc` clients per replica above the N slots, a request also waits for a slot: (conc - N) / N x its
-    residency time (Little's law: conc - N waiting, N / residency requests/s served). `cycle_s`: the steady
-    state's iteration time x iterations per request cycle, when the caller has it. An engine that runs prefill
-    batches alone (``Coeffs.prefill_alone``: SGLang) prefills a prompt with the whole budget and no decodes beside
-    it (`run_prompt_work`, `group_prompt_work`). `n_it`: `steady_work`'s iterations per cycle of these arguments
-    where the caller has them (None: derived here)."""
+    `cycle_s`: the steady state's iteration time x iterations per request cycle, when the caller has it. An engine
+    that runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) prefills a prompt with the whole budget and
+    no decodes beside it (`run_prompt_work`, `group_prompt_work`). `n_it`: `steady_work`'s iterations per cycle of
+    these arguments where the caller has them (None: derived here)."""
     measured = np.asarray(p.source_code) > 0
     alone = p.coeffs.prefill_alone
-    if cycle_s is None and (conc is not None or np.any(measured)):
+    if cycle_s is None and np.any(measured):
         t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
         cycle_s = t * n_it
     if np.any(measured) and n_it is None:
@@ -838,10 +853,7 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
-    if conc is None:
-        return ttft + host_ttft_s(p, N)
-    # the API server's host time holds no slot: the residency is the GPU's (`queue_waits`)
-    return ttft + host_ttft_s(p, N) + slot_wait_s(N, conc, ttft + (osl - 1.0) * cycle_s / osl)
+    return ttft
 
 
 def host_ttft_s(p: Prepared, N: Num) -> Num:
@@ -856,8 +868,8 @@ def host_ttft_s(p: Prepared, N: Num) -> Num:
     sequence, prefilling ones included; the simulator counts the streams (first token out, not finished) as the
     first token goes out (`serving.simulator.streams_at_first`): the two agree within the prefilling share (10 % in
     a closed loop with more clients than slots, 30 % in the open loop: tests/objectives/serving/
-    test_api_server_streams.py). None of this holds a GPU slot: a closed loop's wait for
-    a slot leaves it out of the residency (`queue_waits`)."""
+    test_api_server_streams.py). None of this holds a GPU slot, but all of it is in a closed-loop client's cycle:
+    the wait for a slot leaves it out of the residency and spends it outside the queue (`queue_waits`)."""
     return p.coeffs.ttft_s + p.coeffs.ttft_model_s + p.coeffs.stream_s * p.coeffs.stream_ranks * N
 
 
@@ -1055,8 +1067,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
     of the prefill-heavy iteration(s) that carry the request's prompt beside the running decodes (see
     `prefill_wait_s`), plus the wait for a free slot when `concurrency` (closed-loop clients of the whole
-    deployment, spread over the dp replicas) exceeds the sequences in flight. With `concurrency`, N is also at
-    most ceil(concurrency / dp). Default (None): as many clients as slots, no queue (a max-throughput benchmark
+    deployment, spread over the dp replicas) exceeds the sequences in flight, less the host time (`host_ttft_s`)
+    each client spends outside the queue (`queue_waits`). With `concurrency`, N is also at most ceil(concurrency /
+    dp), and the throughput is the clients': each sends its next request once it has read the last token of its
+    previous one, so concurrency = requests/s x e2e_ms (Little's law, the host time in the cycle). Default (None): as many clients as slots, no queue (a max-throughput benchmark
     that issues all requests at once also reports the time its queue takes, which depends on the request count
     and is not modelled). `interval`: band columns `<col>_lo` / `<col>_hi`, as in `estimate`.
     `gpu_memory_utilization`: the engine's memory setting instead of its default, in (0, 1], in the engine's own
@@ -1366,21 +1380,26 @@ def blend_churn(w: Num, wave: tuple[Num, Num], queue: tuple[Num, Num], on: Num) 
             np.where(mixed, redo, np.where(waves, wave[1], queue[1])))
 
 
-def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False
-                ) -> tuple[Num, Num]:
+def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False,
+                host: Num = 0.0) -> tuple[Num, Num]:
     """A request's waits for one of N slots with `conc` closed-loop clients per replica (None: none): (s before
-    its first token, s per output token after it). `ttft0`: its TTFT before any wait (s); `cycle_s`: the request
-    cycle (s, the churn's prefills again in); `rho`: its retractions or preemptions (`retraction_churn`); `front`
-    (per row): where a preempted request waits at the front of the queue (vLLM, `admission.front_stints`), else at
-    its back (SGLang). Without churn the whole wait (`slot_wait_s`) comes first; with it 1 + rho stints: of the same
-    length at the back (`admission.stints`), at the front the others `front_stints`'; the first before the first
-    token, the others and their prefill again between two output tokens."""
+    its first token, s per output token after it). `ttft0`: its TTFT before any wait, the GPU's (s, no host time);
+    `cycle_s`: the request cycle (s, the churn's prefills again in); `rho`: its retractions or preemptions
+    (`retraction_churn`); `front` (per row): where a preempted request waits at the front of the queue (vLLM,
+    `admission.front_stints`), else at its back (SGLang); `host`: the host time of a request before its first
+    token (s, `host_ttft_s`). A client sends its next request once it has read the last token, so of its cycle
+    conc / X (Little's law, X = N / residency requests/s) the `host` s are spent outside the queue: the wait is
+    the slot wait (`slot_wait_s`) less them, at least 0 (where the host time covers it, fewer than N requests are in
+    the GPU's slots on average: the clients, not the GPU, set the rate). Without churn the whole wait comes first;
+    with it 1 + rho stints: of the same length at the back (`admission.stints`), at the front the others
+    `front_stints`'; the first before the first token, the others and their prefill again between two output
+    tokens."""
     if conc is None:
         return 0.0, 0.0
-    first = slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle_s / osl)
+    first = np.maximum(slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle_s / osl) - host, 0.0)
     if not np.any(rho > 0):
         return first, 0.0
-    total = slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * (cycle_s / osl))
+    total = np.maximum(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * (cycle_s / osl)) - host, 0.0)
     back = stints(total, rho)
     head, after = front_stints(total, rho, cycle_s)
     wait, after = np.where(front, head, back), np.where(front, after, back)
@@ -1402,9 +1421,8 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     (`steady_lanes`; None: none)."""
     N, kv_bound, ok_mem, per_seq, cap = served_batch(p, isl, osl, mbs, mnt, ms, kv)
     ranks = p.dp * p.attn_dp     # replicas x attention-DP ranks, each running its own batch of N
-    in_flight = ranks * N
+    clients = conc        # the whole deployment's
     if conc is not None:  # clients per replica: never more sequences in flight than clients
-        in_flight = np.minimum(ranks * np.minimum(N, np.ceil(conc / ranks)), conc)  # fewer clients than slots
         conc = conc / ranks
         N = np.minimum(N, np.ceil(conc))
     # the tokens one iteration of the steady state carries: with pp > 1 stages the engine keeps up to pp batches in
@@ -1420,20 +1438,25 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
-    ttft0 = prefill_wait_s(p, N, isl, osl, mnt_it, None, cycle, closed)    # before any wait for a slot
-    host = host_ttft_s(p, N)
+    gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed)    # the GPU's, before any wait for a slot
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
-        ttft0 = ttft0 + balance_hold_s(p, N, isl, osl, mnt_it, n_it, ttft0 - host, prompts, balance, balance_on)
+        gpu = gpu + balance_hold_s(p, N, isl, osl, mnt_it, n_it, gpu, prompts, balance, balance_on)
     # the wait for a slot: the host time before the first token holds none (`host_ttft_s`), and a client sends its
-    # next request when the GPU finishes its last (the simulator's clients; `serving.simulator._frame` shifts the
-    # tokens a client sees by the host time after the schedule)
-    queue, requeue = queue_waits(N, conc, osl, ttft0 - host, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0)
-    ttft = ttft0 + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
+    # next request once it has read its last (the simulator's clients, `serving.simulator._frame`'s host delay),
+    # so the host time is spent outside the queue (`queue_waits`)
+    host = host_ttft_s(p, N)
+    queue, requeue = queue_waits(N, conc, osl, gpu, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0, host)
+    ttft = gpu + host + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
     tpot = cycle / osl + requeue
-    # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
-    # pace, and `conc` clients spread over more slots than they fill keep only `conc` in flight
-    tput = in_flight * osl / cycle
     e2e = ttft + (osl - 1.0) * tpot
+    if clients is None:
+        # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
+        # pace
+        tput = ranks * N * osl / cycle
+    else:
+        # a closed loop of clients without think time: each sends its next request as it reads the last token of
+        # its previous one, so its requests/s are 1 / e2e (Little's law: clients = X x e2e), the host time in
+        tput = clients * osl / e2e
     w, kv_tok = speculative_mod.memory_terms(p)   # with the draft layer's where speculative decoding is on
     kv = kv_tok * N * per_seq
     mem = w + kv + p.act_tok_gpu * mnt + p.reserve_gpu

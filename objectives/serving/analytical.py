@@ -1537,19 +1537,20 @@ class ServingModel:
             q[p][1][keep] = tpot[keep]
         if conc is not None:
             # closed loop (Little's law): a user's cycle lasts conc / X; what the service time leaves is the wait.
-            # An aggregated request's host time before its first token (`handoff.host_ms`) is no part of the cycle:
-            # the client sends its next request when the GPU finishes (`inference.estimate.host_ttft_s`, the
-            # simulator's `_frame`), so the host time stays in the TTFT whatever the wait
+            # A request's host time before its first token (`handoff.host_ms`) is in the cycle: the client sends
+            # its next request once it has read the last token (`inference.estimate.queue_waits`, the simulator's
+            # `_frame`), so it is spent outside the queue; where it leaves no wait, the clients set the rate of an
+            # aggregated deployment of continuous batching, conc / its e2e (`max_throughput`'s; a static batch's
+            # clients wait for their batch whatever the host time)
             x_req = tput / osl
             e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
-            if (~dis).any():
-                j = np.flatnonzero(~dis)
-                e2e_ms = e2e_ms.copy()
-                e2e_ms[j] -= host_at(N[j], j)
             extra = np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
             ttft = ttft + extra
             for p in PERCENTILES:
                 q[p][0][:] = q[p][0] + extra
+            if (~dis & ~stat).any():
+                j = np.flatnonzero(~dis & ~stat)
+                tput[j] = np.minimum(tput[j], conc * osl / (e2e_ms[j] + extra[j]) * 1e3)
         served_req = tput / osl                                   # requests/s the deployment completes
         open_agg = (~dis) & (d.batching == "continuous")
         if lam_total is not None and open_agg.any():

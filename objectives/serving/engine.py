@@ -1429,6 +1429,9 @@ class _Engine:
         self.segs: list[tuple[int, int, float, float]] = []
         self.gaps: list[float] = []
         self.n_finished = 0
+        # closed loop: the client's host delay (ms) after a request's GPU finish before it sends its next, given the
+        # request's id and the finish (ms); None: none (`simulator._client_reads`)
+        self.reads: Callable[[int, float], float] | None = None
         # prompt hash blocks (CSR: request i's are hash_ids[hash_off[i]:hash_off[i+1]]) for prefix caching
         self.hash_ids: np.ndarray | None = None
         self.hash_off: np.ndarray | None = None
@@ -1463,12 +1466,15 @@ class _Engine:
         r = self.reqs[rid]
         r.arrival = t
         r.last = t
-        self._route(self.front).arrive(rid, t)
+        rep = self._route(self.front)
+        r.rep = rep.idx         # the replica it runs on (a disaggregated request's decode worker at its finish)
+        rep.arrive(rid, t)
 
     def on_finish(self, rid: int, t: float) -> None:
         self.n_finished += 1
         if self.concurrency is not None and self.next_req < self.n:
-            self.push(t, _ARRIVE, None, self.next_req)
+            # a client sends its next request once it has read this one's last token
+            self.push(t if self.reads is None else t + self.reads(rid, t), _ARRIVE, None, self.next_req)
             self.next_req += 1
 
     def handoff(self, rid: int, t: float) -> None:

@@ -6,6 +6,7 @@ same engine on any object with the `IterationCost` members (used for tests and w
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -194,32 +195,74 @@ def _run(workload: Workload, agg: PoolCosts | None, prefill: PoolCosts | None, d
         reps = front + back
         _check_fits(req.input_tokens, req.input_tokens, front[0], "prefill")
         _check_fits(req.input_tokens, total, back[0], "decode")
+    if eng.concurrency is not None:   # a closed loop's client sends its next request once it has read the last
+        eng.reads = _ClientReads(eng, *_host_delay(eng, reps))
     eng.run()
     return eng, reps
 
 
-def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
-    r = eng.reqs
+def _host_delay(eng: _Engine, reps: list[_Replica] | None) -> tuple[float, float, int]:
+    """The host time that delays a request's tokens after the engine's schedule (`_frame`): (s of every request,
+    ms per stream its API server handles as its first token goes out, the ranks an API server fronts)."""
     # the front-end's host time before the engine schedules a request (API server, tokenization): it delays the
     # request's first token and its end, not the GPUs; a disaggregated request pays it once per pass of the
     # engine's P/D front end (`serving.handoff`). The API server's hold in front of the scheduler
     # (`Scheduler.frontend_for`) is a part of it, already in the engine's times
-    host_s = float(getattr(reps[0].cost, "ttft_host_ms", 0.0)) / 1e3 if reps else 0.0
-    if reps and eng.back:
+    if not reps:
+        return 0.0, 0.0, 1
+    host_s = float(getattr(reps[0].cost, "ttft_host_ms", 0.0)) / 1e3
+    if eng.back:
         host_s *= float(front_end_passes([getattr(reps[0].cost, "engine", None)])[0])
-    if reps:
-        host_s = max(host_s - reps[0].fe_ms / 1e3, 0.0)
+    host_s = max(host_s - reps[0].fe_ms / 1e3, 0.0)
+    # ... and the streams its API server handles as the first token goes out (`inference.estimate.host_ttft_s`;
+    # aggregated only, as the closed form prices it), delaying the request's tokens alike
+    stream_ms = float(getattr(reps[0].cost, "stream_ms", 0.0)) if not eng.back else 0.0
+    # (one API server a rank, vLLM, or a replica of attn_dp consecutive ranks: `profiles.api_server_ranks`)
+    return host_s, stream_ms, int(getattr(reps[0].cost, "stream_ranks", 1))
+
+
+class _ClientReads:
+    """A closed-loop client's wait (ms) after its request's GPU finish before it has read the last token and sends
+    its next request (`_Engine.reads`): the host delay `_frame` gives the request's tokens, the streams at its
+    first token (`streams_at_first`) counted as the run goes (the requests of its API server finished, kept
+    sorted, and those still running)."""
+
+    def __init__(self, eng: _Engine, host_s: float, stream_ms: float, fronted: int) -> None:
+        self.eng, self.host_ms, self.stream_ms, self.fronted = eng, host_s * 1e3, stream_ms, fronted
+        self.firsts: dict[int, list[float]] = {}    # per API server, its finished requests' first tokens (s)
+        self.ends: dict[int, list[float]] = {}      # ... and their finishes (s)
+        self.running: set[int] = set()              # requests sent and not finished
+        self.sent = 0
+
+    def __call__(self, rid: int, t: float) -> float:
+        if not self.stream_ms > 0.0:
+            return self.host_ms
+        reqs, k = self.eng.reqs, self.fronted
+        self.running.update(range(self.sent, self.eng.next_req))
+        self.sent = self.eng.next_req
+        self.running.discard(rid)
+        r = reqs[rid]
+        g, f = r.rep // k, r.first / 1e3        # in `_frame`'s units, so the counts agree to the last bit
+        firsts, ends = self.firsts.setdefault(g, []), self.ends.setdefault(g, [])
+        bisect.insort(firsts, f)
+        bisect.insort(ends, t / 1e3)
+        n = bisect.bisect_right(firsts, f) - bisect.bisect_right(ends, f)
+        for j in self.running:    # a request not yet at its replica has rep -1, one before its first token NaN
+            x = reqs[j]
+            if x.rep >= 0 and x.rep // k == g and x.first / 1e3 <= f:
+                n += 1
+        return self.host_ms + self.stream_ms * n
+
+
+def _frame(eng: _Engine, reps: list[_Replica] | None = None) -> pd.DataFrame:
+    r = eng.reqs
+    host_s, stream_ms, fronted = _host_delay(eng, reps)
     arrival = np.array([x.arrival for x in r]) / 1e3
     first = np.array([x.first for x in r]) / 1e3
     finish = np.array([x.finish for x in r]) / 1e3
     rep = np.array([x.rep for x in r], dtype=np.int64)
-    # ... and the streams its API server handles as the first token goes out (`inference.estimate.host_ttft_s`;
-    # aggregated only, as the closed form prices it), delaying the request's tokens alike
-    stream_ms = float(getattr(reps[0].cost, "stream_ms", 0.0)) if reps and not eng.back else 0.0
-    # (one API server a rank, vLLM, or a replica of attn_dp consecutive ranks: `profiles.api_server_ranks`)
     late: float | np.ndarray = host_s
-    if reps and stream_ms > 0.0:
-        fronted = int(getattr(reps[0].cost, "stream_ranks", 1))
+    if stream_ms > 0.0:
         late = host_s + stream_ms / 1e3 * streams_at_first(first, finish, rep // fronted)
     first = first + late
     finish = finish + late

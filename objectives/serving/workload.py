@@ -159,7 +159,8 @@ class Workload:
     """What clients send.
 
     - ``concurrency=N``: closed loop, as benchmark clients measure (N users; each sends its next request the
-      moment its previous one finishes; all N start at t=0; an ``arrival`` process beside it is refused).
+      moment it has its previous one's last token, the host time after the GPU's finish included; all N start at
+      t=0; an ``arrival`` process beside it is refused).
     - ``rate=r`` (requests/s): open loop. ``arrival="poisson"`` (exponential gaps) or ``"gamma"`` with
       coefficient of variation ``cv`` (cv > 1: bursty; a cv other than 1 without ``arrival="gamma"`` is refused).
       ``rate=math.inf`` sends every request at t=0.

@@ -47,5 +47,7 @@ def test_throughput_counts_the_clients_in_flight_not_a_full_rank_each(dp, attn_d
     assert r["fits"]
     n = int(r["batch_size"])
     assert n == int(np.ceil(conc / (dp * attn_dp)))
-    # every client in flight emits one token per tpot (its cycle / output_len); there are `conc` of them
-    assert r["throughput_tok_s"] == pytest.approx(conc * 1e3 / r["tpot_ms"], rel=1e-9)
+    # every client in flight emits its output_len tokens per e2e it sees (Little's law: it sends its next request
+    # once it has read the last token), a little below one token per tpot: there are `conc` of them
+    assert r["throughput_tok_s"] == pytest.approx(conc * r["output_len"] * 1e3 / r["e2e_ms"], rel=1e-9)
+    assert 0.9 * conc * 1e3 / r["tpot_ms"] < r["throughput_tok_s"] < conc * 1e3 / r["tpot_ms"]

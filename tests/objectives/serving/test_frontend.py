@@ -80,13 +80,49 @@ def test_a_request_alone_keeps_its_ttft_the_hold_is_part_of_the_host_time():
 
 def test_a_closed_loop_request_waits_for_the_iteration_its_predecessor_ended_before():
     # 8 clients with outputs of different lengths: a finishing request's client sends its next one at the end of an
-    # iteration, where the engine starts the next one at once. Without a front end that request reaches the
-    # scheduler exactly on the boundary and joins the iteration that starts there; through the API server it comes
-    # API_SERVER_MS later and waits for that iteration (>= COST.fixed ms) to end
+    # iteration (no host time after the schedule: a client sends once it has read the last token, `_ClientReads`),
+    # where the engine starts the next one at once. Without a front end that request reaches the scheduler exactly
+    # on the boundary and joins the iteration that starts there; through the API server it comes API_SERVER_MS
+    # later and waits for that iteration (>= COST.fixed ms) to end
     w = Workload(concurrency=8, input_len=200, output_len=Dist("uniform", low=20, high=60), n_requests=400, seed=3)
-    held = simulate_costs(FRONT, workload=w, scheduler=Scheduler(), per_request=True)
-    none = simulate_costs(FRONT, workload=w, scheduler=Scheduler(frontend_ms=0.0), per_request=True)
+    cost = dataclasses.replace(FRONT, ttft_host_ms=0.0)
+    held = simulate_costs(cost, workload=w, scheduler=Scheduler(), per_request=True)
+    none = simulate_costs(cost, workload=w, scheduler=Scheduler(frontend_ms=0.0), per_request=True)
     later = held["arrival_s"] > 0                                   # after the start-up wave
     extra = held["ttft_ms"][later].mean() - none["ttft_ms"][later].mean()
     assert extra > 0.5 * FRONT.fixed                                # about one iteration, not the 2 ms hold
     assert held["tpot_ms"].mean() == pytest.approx(none["tpot_ms"].mean(), rel=0.05)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamCost(FrontCost):
+    """`FrontCost` whose API server also spends `stream_ms` per stream it handles as a first token goes out, one
+    API server for every two replicas (`simulator._frame`)."""
+
+    stream_ms: float = 1.5
+    stream_ranks: int = 2
+
+
+@pytest.mark.parametrize("cost,workers", [(FRONT, 1), (StreamCost(), 4)])
+def test_a_closed_loop_client_sends_its_next_request_once_it_has_read_the_last_token(cost, workers):
+    # the host time delays a request's tokens after the GPU's schedule (`_frame`): its client has its last token
+    # at finish_s, and sends the next one then, not at the GPU's finish (here 28 ms earlier: 30 ms of host time,
+    # 2 of it the API server's hold inside the engine; plus 1.5 ms per stream at its first token)
+    c, n = 12, 300
+    w = Workload(concurrency=c, input_len=Dist("uniform", low=100, high=400), output_len=Dist("uniform", low=5, high=40),
+                 n_requests=n, seed=2)
+    d = simulate_costs(cost, dp=workers, workload=w, scheduler=Scheduler(), per_request=True)
+    sent = np.sort(d["arrival_s"].to_numpy())
+    read = np.sort(d["finish_s"].to_numpy())
+    np.testing.assert_array_equal(sent[:c], 0.0)
+    np.testing.assert_allclose(sent[c:], read[:n - c], rtol=0, atol=1e-9)
+
+
+def test_fewer_clients_than_slots_obey_littles_law_with_the_host_time_in_their_cycle():
+    # 4 clients, a slot each: their requests/s are 4 / the e2e they see, 300 ms of which is host time the GPU idles
+    # through (the clients, not the GPU, set the rate); it had been 4 / (e2e - 300 ms)
+    cost = dataclasses.replace(FRONT, ttft_host_ms=300.0)
+    w = Workload(concurrency=4, input_len=200, output_len=50, n_requests=400, seed=0)
+    d = simulate_costs(cost, workload=w, scheduler=Scheduler(), per_request=True)
+    m = simulate_costs(cost, workload=w, scheduler=Scheduler())
+    assert m["requests_per_s"] * d["e2e_ms"].mean() / 1e3 == pytest.approx(4.0, rel=0.02)
