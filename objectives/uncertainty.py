@@ -171,7 +171,11 @@ class Bands:
     def lookup(self, kind: str, source: str, engine: str, family: str, metric: str,
                level: float) -> tuple[float, float, str]:
         """(q_lo, q_hi, group used) of log(measured / predicted) for one prediction; see the module docstring for
-        the pooling order. ValueError when even the pool of every row of the kind is too small for `level`."""
+        the pooling order. `engine` in any spelling a prediction's ``engine`` column holds: the bands are keyed by
+        the engine's name alone (`profiles.engine_key`: 'vllm==0.24.0', 'vllm~=0.13.0' -> 'vllm'), their residuals
+        pooling its releases. ValueError when even the pool of every row of the kind is too small for `level`."""
+        from objectives.profiles import engine_key
+        engine = engine_key(engine)
         need = min_residuals(level)
         if source not in ("roofline", "analytical"):
             keys = ((kind, source, engine, family), (kind, source, engine, "*"), (kind, "profile", "*", "*"),

@@ -289,12 +289,14 @@ def engine_releases(rows: pd.DataFrame) -> np.ndarray:
     name's), so a row of a release that predates a behaviour (vLLM's async scheduling before 0.14.0, TensorRT-LLM's
     overlap scheduler before 1.0) is priced without it. The bare name where ``engine_version`` is missing (a vLLM
     JSON result that records none and no ``--engine-version``: the newest release the model knows) or the engine
-    is none `profiles.ENGINE_NAMES` holds (a published NIM row)."""
-    from objectives.profiles import ENGINE_NAMES, RELEASE_SEP
+    is none `profiles.ENGINE_NAMES` holds (a published NIM row), or the version is no release (`profiles.is_release`:
+    a published table's "1.1/1.2", a commit hash: the newest, as such a label always read)."""
+    from objectives.profiles import ENGINE_NAMES, RELEASE_SEP, is_release
     eng = _engine(rows)
     ver = (rows["engine_version"] if "engine_version" in rows.columns else pd.Series(np.nan, index=rows.index))
     text = ver.astype(object).where(ver.notna(), "").astype(str).str.strip().to_numpy(object)
-    named = (text != "") & np.isin(eng, list(ENGINE_NAMES))
+    ok = {t: is_release(t) for t in set(text)}
+    named = np.array([ok[t] for t in text], dtype=bool) & np.isin(eng, list(ENGINE_NAMES))
     return np.where(named, eng + RELEASE_SEP + text, eng).astype(object)
 
 
@@ -614,17 +616,20 @@ def _checkpoint_format(model: str) -> str | None:
 
 
 def _engine_of(engine: Any, path: Path, n: int) -> tuple[str, str | None]:
-    """(engine, version or None) of a result's engine ("vllm", "TensorRT-LLM", "vllm@0.11.0", "sglang==0.5.14": the
-    forms `inference.estimate`'s engine= takes); anything else raises naming the file, the record and the valid
+    """(engine, version or None) of a result's engine ("vllm", "TensorRT-LLM", "vllm@0.11.0", "sglang==0.5.14",
+    "vllm~=0.13.0": the forms `inference.estimate`'s engine= takes); anything else raises naming the file, the record and the valid
     names."""
-    from objectives.profiles import resolve_engine
+    from objectives.profiles import engine_key, engine_release, resolve_engine
     try:
-        key, version = resolve_engine(engine)
-    except ValueError:
+        key, _ = resolve_engine(engine)
+        version = engine_release(engine)     # 'vllm~=0.13.0' names its release too (no tables of its own)
+    except ValueError as exc:
+        if engine_key(engine) in ENGINES.values():   # a known engine with a release that is none ('vllm~=abc')
+            raise _fail(path, n, "engine", str(exc)) from None
         key, version = "", None
     if key not in ENGINES.values():
         raise _fail(path, n, "engine", f"unknown engine {engine!r}; valid: {sorted(ENGINES)} (optionally with a "
-                    "version: 'vllm==0.11.0' or 'vllm@0.11.0')")
+                    "version: 'vllm==0.11.0', 'vllm@0.11.0' or 'vllm~=0.11.0')")
     return key, version
 
 

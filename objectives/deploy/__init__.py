@@ -48,14 +48,19 @@ PREDICTED = ("ttft_ms", "tpot_ms", "ttft_ms_p99", "tpot_ms_p99", "throughput_tok
 
 
 def check_engine(engine: Any) -> str:
-    """The canonical engine name; DeployError listing the valid ones."""
-    from objectives.profiles import resolve_engine
+    """The canonical engine name; DeployError listing the valid ones. A version or release in the name ('vllm==0.13.0',
+    'vllm@0.13.0', 'vllm:0.13.0', 'vllm~=0.13.0') is refused: a launch runs the release of the GPU's kernel profile
+    (`engine_version`), so a named one would be dropped, not deployed."""
+    from objectives.profiles import RELEASE_SEP, resolve_engine
 
     try:
         name, _ = resolve_engine(engine)
     except ValueError:
         name = None
-    if name not in ENGINES or (isinstance(engine, str) and any(s in engine for s in ("==", "@"))):
+    if isinstance(engine, str) and any(s in engine for s in (RELEASE_SEP, "==", "@", ":")):
+        raise DeployError(f"engine={engine!r} not allowed: dse deploy launches the release of the GPU's kernel "
+                          f"profile and cannot pin another; give the name alone, one of {', '.join(ENGINES)}")
+    if name not in ENGINES:
         raise DeployError(f"engine={engine!r} not allowed; valid engines: {', '.join(ENGINES)}")
     return name
 

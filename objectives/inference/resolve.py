@@ -441,19 +441,17 @@ SPEC_MAX_RUNNING = {"sglang": 48}
 class EngineBehaviour:
     """What an engine release does by default on a GPU, as the cost model reads it (`engine_behaviour`).
 
-    ``engine``: its canonical name (`profiles.engine_key`; "roofline" or "" for none); ``release``: the release
-    named (`profiles.engine_release`; None: the newest); ``overlap``: it forms its next batch while the current one
-    runs (`profiles.overlaps`), ``spec_overlap``: and still with speculative decoding on (``overlaps(...,
-    speculative=True)``: `profiles.SPEC_OVERLAP_SINCE`); ``budgets``: (max sequences, max tokens per iteration)
-    it runs with where its launch sets none (`engine_budget`); ``pool_batch``: its max sequences follow its KV
-    pool instead (`POOL_BATCH_ENGINES`, `pool_batch`); ``spec_max_running``: the server-wide max sequences it
-    resets an unset max sequences to with speculative decoding (`SPEC_MAX_RUNNING`; None: its own). Model-dependent
-    rules stay with the model (`profiles.overlap_rows`' linear-attention kinds) and the serving role with the role
-    (`profiles.overlaps_in_role`)."""
+    ``engine``: its canonical name (`profiles.engine_key`; "roofline" or "" for none); ``spec_overlap``: it keeps
+    its overlap loop with speculative decoding on (``profiles.overlaps(..., speculative=True)``:
+    `profiles.SPEC_OVERLAP_SINCE`); ``budgets``: (max sequences, max tokens per iteration) it runs with where its
+    launch sets none (`engine_budget`); ``pool_batch``: its max sequences follow its KV pool instead
+    (`POOL_BATCH_ENGINES`, `pool_batch`); ``spec_max_running``: the server-wide max sequences it resets an unset max
+    sequences to with speculative decoding (`SPEC_MAX_RUNNING`; None: its own). The overlap loop itself depends on
+    the model and the serving role as much as on the release: `profiles.overlap_rows` (its linear-attention kinds),
+    read once into ``Coeffs.overlap`` (the closed form, `serving.handoff.front_end`, `serving.analytical._overlap`)
+    and by the simulator's `Scheduler.overlaps`, and `profiles.overlaps_in_role`."""
 
     engine: str
-    release: str | None
-    overlap: bool
     spec_overlap: bool
     budgets: tuple[float, float]
     pool_batch: bool
@@ -468,13 +466,12 @@ def engine_behaviour(engine: Any, gpu: Any = None, fallback: tuple[int, int] = R
     resolver of an engine release's behaviour: the closed form's budgets (`engine_budgets`), overlap with
     speculative decoding (`speculative.with_speculative`), the serving model's and the simulator's
     (`serving.analytical`, `serving.Scheduler.for_cost`)."""
-    from ..profiles import engine_release, overlaps
+    from ..profiles import overlaps
     rec = None if gpu is None or isinstance(gpu, tuple) else _lookup("gpu", gpu)
     mem, name = gpu if isinstance(gpu, tuple) else (None, "") if rec is None else (rec.mem_gib, rec.name)
     named = default_engine(engine, rec)
     key = engine_key(named)
-    return EngineBehaviour(engine=key, release=engine_release(named), overlap=overlaps(named),
-                           spec_overlap=overlaps(named, speculative=True),
+    return EngineBehaviour(engine=key, spec_overlap=overlaps(named, speculative=True),
                            budgets=engine_budget(named, mem, name, fallback), pool_batch=key in POOL_BATCH_ENGINES,
                            spec_max_running=SPEC_MAX_RUNNING.get(key))
 

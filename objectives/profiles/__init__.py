@@ -31,6 +31,7 @@ from .profile import (
                       engine_key,
                       engine_label,
                       engine_release,
+                      is_release,
                       jit_prefill_rows,
                       load,
                       overlap_mask,
@@ -51,4 +52,4 @@ __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", 
            "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
            "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows", "SPEC_OVERLAP_SINCE",
-           "RELEASE_SEP", "engine_release", "release_since"]
+           "RELEASE_SEP", "engine_release", "release_since", "is_release"]

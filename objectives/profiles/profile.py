@@ -11,6 +11,7 @@ import functools
 import hashlib
 import io
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -341,6 +342,8 @@ OVERLAP_SINCE: Mapping[str, str | None] = {"sglang": None, "vllm": "0.14.0", "tr
 #: - TensorRT-LLM's PyTorch executor keeps ``_executor_loop_overlap`` for the modes whose
 #:   ``SpeculativeDecodingMode.support_overlap_scheduler`` holds (tensorrt_llm/_torch/speculative/interface.py: MTP,
 #:   EAGLE-3 one-model, the default EAGLE-3 mode), in every release with that loop on by default.
+#: A dated build label counts as the newest release (`release_since`): 'sglang~=nightly-dev-20260216-d3bae71e'
+#: keeps the loop with speculative decoding though it predates 0.5.13 (the silicon slice holds no such row with it).
 SPEC_OVERLAP_SINCE: Mapping[str, str | None] = {"vllm": "0.14.0", "sglang": "0.5.13", "trtllm": "1.0.0"}
 #: the engines that overlap in some release (`OVERLAP_SINCE`)
 OVERLAP_ENGINES = tuple(OVERLAP_SINCE)
@@ -372,24 +375,62 @@ def api_server_ranks(engines: Any, attn_dp: Any) -> np.ndarray:
     return np.where(per_rank.reshape(e.shape), 1.0, np.asarray(attn_dp, dtype=float))
 
 
+#: the spellings of an engine an argument takes, for error messages
+ENGINE_SPELLINGS = "'name', 'name==version' (its kernel tables) or 'name~=release' (the release's behaviour)"
+
+
+def is_release(ver: Any) -> bool:
+    """Whether `ver` names an engine release: a PEP 440 version ('0.13.0', '0.14.0rc1', 'v0.15.1', '1.1.0-dev.2'),
+    or a build label led by a letter and holding a '-' (the silicon rows' 'nightly-dev-20260216-d3bae71e',
+    'glm5-hopper': the newest, `release_since`); not an empty string, one holding a separator, one led by a digit
+    (or 'v' and a digit) that is no version ('0.13,0', '1.1/1.2'), nor a bare word ('abc', 'O.14.0')."""
+    from packaging.version import InvalidVersion, Version
+    ver = "" if ver is None else str(ver).strip()
+    if not ver or any(sep in ver for sep in (RELEASE_SEP, "==", "@", ":")):
+        return False
+    if re.match(r"v?\d", ver):
+        try:
+            Version(ver)
+        except InvalidVersion:
+            return False
+        return True
+    return re.fullmatch(r"[A-Za-z][A-Za-z0-9._+]*-[A-Za-z0-9._+-]+", ver) is not None
+
+
+def _check_release(engine: Any, ver: str) -> None:
+    """ValueError naming `ver` and the valid spellings where `engine`'s release named alone (`RELEASE_SEP`) is
+    none (`is_release`)."""
+    if not is_release(ver):
+        raise ValueError(f"engine {engine!r}: {ver!r} is no release (a version such as 0.13.0 or 0.14.0rc1, or a "
+                         f"build label such as nightly-dev); valid spellings: {ENGINE_SPELLINGS}")
+
+
 def engine_release(engine: Any) -> str | None:
     """The release `engine` names ('vllm==0.13.0', 'vllm~=0.13.0': '0.13.0'; None for a bare name, which means the
-    newest release, the profile `load` picks)."""
+    newest release, the profile `load` picks). A release named alone that is none (`_check_release`: 'vllm~=abc',
+    'vllm~=0.13,0', 'vllm~=') raises ValueError naming it."""
     ver = _split_engine("" if engine is None else engine)[1]
+    if isinstance(engine, str) and RELEASE_SEP in engine:
+        _check_release(engine, str(ver).strip())
     return None if ver is None or not str(ver).strip() else str(ver).strip()
 
 
 def release_since(engine: Any, first: str | None) -> bool:
     """Whether `engine`'s release (`engine_release`) is `first` or later: always where `first` is None or the name
-    is bare (the newest release); a version that is no release number (a nightly's label) is taken as newer than
-    `first`, and a pre-release of `first` (0.14.0rc1) as older: whether its branch already had the change is not
-    recorded."""
+    is bare (the newest release); a build label that is no version (a nightly's, 'nightly-dev-20260216-d3bae71e')
+    is taken as newer than `first`, whatever its date. Compared on the releases' base versions (packaging's
+    ``Version.base_version``): a pre-release, development or post-release of `first` (0.14.0rc1, 0.14.0.dev3,
+    0.14.0.post1) counts as `first`, since a release candidate is cut from the release's branch (vLLM's 0.14.0rc1
+    already has vllm-project/vllm#31998)."""
     ver = engine_release(engine)
     if first is None or ver is None:
         return True
-    from .build import _vkey
-    got = _vkey(ver)
-    return bool(got[0] == 0 or got >= _vkey(first))
+    from packaging.version import InvalidVersion, Version
+    try:
+        got = Version(Version(ver).base_version)
+    except InvalidVersion:
+        return True
+    return bool(got >= Version(Version(first).base_version))
 
 
 def overlaps(engine: Any, speculative: bool = False) -> bool:
@@ -488,12 +529,15 @@ def resolve_engine(engine: Any) -> tuple[str, str | None]:
     name, ver = _split_engine(engine)
     key = ENGINE_ALIASES.get(name.strip().lower())
     if key is None:
-        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINE_NAMES)} (optionally 'name==version')")
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINE_NAMES)}; spellings: "
+                         f"{ENGINE_SPELLINGS}")
+    if _release_only(engine):
+        engine_release(engine)   # a release that is none raises there, naming it
+        return key, None
     if isinstance(ver, str) and not ver.strip():
         raise ValueError(f"engine {engine!r}: empty version after the name; give one ('{key}==<version>', the "
-                         f"versions of a GPU: objectives.profiles.available(gpu)) or the name alone for the newest")
-    if _release_only(engine):
-        return key, None
+                         f"versions of a GPU: objectives.profiles.available(gpu); or '{key}~=<release>', any "
+                         f"release, on the newest tables) or the name alone for the newest")
     return key, (str(ver).strip() if ver else None)
 
 

@@ -1395,6 +1395,11 @@ class ServingModel:
                         t_one = np.where(cached[i], cached_prefill_ms(pkw, 1.0, isl, hit[i]), t_one)
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_rate / ks[d_mask]
+                    # ... and where the worker forms its next step while the current one runs (`front_end`'s lag),
+                    # the step formed ahead, a step like the prompt's own: where the prompt finds the worker busy and
+                    # that step holds what waited as the one in progress began, busy^2 (as `disagg_closed_loop`);
+                    # charged beside the front end's time, which every TTFT below adds
+                    host = host + ahead * rho * rho * t_one
                     # pp > 1: a worker keeps one batch in flight until a schedule overflows a budget, as the
                     # aggregated replicas (`_lanes`): its queue passes a prompt per batch in flight, each prompt's
                     # pass through every stage (`t_one`), and where one batch falls behind the arrivals the queue

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..inference.core import prepare
 from ..inference.estimate import arrival_wait_iters
+from ..inference.speculative import as_speculative, with_speculative
 from ..profiles import engine_key, overlaps_in_role
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission, the response
@@ -51,7 +52,8 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
     resolved engine name, the API server's ms per sequence running on a rank of its scheduler (``engine_stream_us``
     x the ranks whose sequences it streams, ``Coeffs.stream_ranks``), the iterations a request arriving at a busy
     scheduler waits beyond the one in progress (`inference.estimate.arrival_wait_iters`: the one formed ahead where
-    the engine overlaps, ``Coeffs.overlap``, not with pp > 1; else 0)) of each of `n`
+    the engine overlaps, ``Coeffs.overlap``, with `pool_kw`'s ``speculative`` where the release keeps the loop with
+    it, `inference.speculative.with_speculative`; not with pp > 1; else 0)) of each of `n`
     deployments, from one `prepare` of their `inference.estimate` arguments `pool_kw` (roofline rows: no host
     time, wave 1, no lag)."""
     kw = pool_kw
@@ -61,6 +63,9 @@ def _engine_terms(pool_kw: Mapping[str, Any], n: int, eff: Any
                    moe_act_dtype=kw.get("moe_act_dtype"), moe_a2a=kw.get("moe_a2a"))
     if prep is None:
         return np.zeros(n), np.zeros(n), np.ones(n), np.full(n, "roofline", dtype=object), np.zeros(n), np.zeros(n)
+    # speculative decoding keeps the overlap loop only where the release does (``Coeffs.overlap``, as the closed form
+    # and the simulator's `StepModel.overlap_scheduler` have it)
+    prep = with_speculative(prep, as_speculative(kw.get("speculative")))
 
     def per_row(x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -118,8 +123,9 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any
     for beyond the one in progress (the aggregated closed form's `inference.estimate.arrival_wait_iters`: 1 where
     the engine forms its next batch while the current one runs, ``Coeffs.overlap``, and keeps that loop on its
     prefill servers, `profiles.overlaps_in_role`; 0 on TensorRT-LLM's context servers, with pp > 1, or where no
-    engine prices the pool), as the simulator's prefill replicas lag (`Scheduler.overlaps(cost, "prefill")`). One `prepare` for
-    all four."""
+    engine prices the pool), as the simulator's prefill replicas lag (`Scheduler.overlaps(cost, "prefill")`), but
+    for its attention-DP ranks stepping in lockstep (`serving.engine._Group`, attn_dp > 1), which the simulator does
+    not lag and this does (vLLM and SGLang schedule each rank with its own loop). One `prepare` for all four."""
     host, model, wave, engines, _, ahead = _engine_terms(pool_kw, n, eff)
     names, inverse = np.unique(engines.astype(str), return_inverse=True)      # one look-up per engine
     keeps = np.array([overlaps_in_role(e, "prefill") for e in names], dtype=float)[np.ravel(inverse)]

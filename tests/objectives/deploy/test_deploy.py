@@ -321,6 +321,13 @@ def test_unknown_engine_lists_the_valid_ones():
         deploy.commands(TRIALS["dense_tp_pp"][0], engine="tgi", model=LLAMA)
 
 
+@pytest.mark.parametrize("engine", ["vllm~=0.13.0", "vllm==0.24.0", "vllm@0.24.0", "vllm:0.24.0"])
+def test_a_named_release_is_refused_not_dropped(engine):
+    """A launch runs the release of the GPU's kernel profile: a row priced as vLLM 0.13 must not deploy the newest."""
+    with pytest.raises(DeployError, match=rf"engine='{engine}' not allowed: dse deploy launches.*name alone"):
+        deploy.commands(TRIALS["dense_tp_pp"][0], engine=engine, model=LLAMA)
+
+
 def test_fp4_on_hopper_is_refused_naming_the_value():
     cfg = {**TRIALS["dense_tp_pp"][0], "weight_dtype": "fp4", "act_dtype": "fp4"}
     with pytest.raises(DeployError, match=r"act_dtype='fp4'.*H100-SXM-80GB \(hopper\)"):

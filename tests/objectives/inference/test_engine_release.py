@@ -39,8 +39,10 @@ def test_a_release_named_alone_reads_the_newest_tables_and_keeps_its_name():
     assert profiles.engine_release("vllm~=0.13.0") == profiles.engine_release("vllm==0.13.0") == "0.13.0"
     assert profiles.engine_release("vllm") is None
     assert profiles.load("H200-SXM-141GB", "vllm~=0.13.0") is profiles.load("H200-SXM-141GB", "vllm")
-    with pytest.raises(ValueError, match="empty version"):
+    with pytest.raises(ValueError, match="'' is no release"):
         profiles.resolve_engine("vllm~=")
+    with pytest.raises(ValueError, match="empty version.*'vllm~=<release>'"):   # tables named by no version
+        profiles.resolve_engine("vllm==")
     with pytest.raises(ValueError, match="versions available"):   # tables named by version must exist
         profiles.load("H200-SXM-141GB", "vllm==0.13.0")
 
@@ -51,14 +53,13 @@ def test_a_release_named_alone_reads_the_newest_tables_and_keeps_its_name():
     ("sglang", True, True), ("trtllm~=0.21.0", False, False), ("trtllm~=1.1.0-dev.2", True, True),
     ("vllm~=nightly-5b8c30d62b754b57", True, True), ("roofline", False, False)])
 def test_the_overlap_loop_follows_the_release_with_and_without_speculative_decoding(engine, plain, spec):
-    b = engine_behaviour(engine, "H200-SXM-141GB")
-    assert (b.overlap, b.spec_overlap) == (plain, spec)
+    assert engine_behaviour(engine, "H200-SXM-141GB").spec_overlap == spec
     assert (profiles.overlaps(engine), profiles.overlaps(engine, speculative=True)) == (plain, spec)
 
 
 def test_one_behaviour_per_engine_release_and_gpu():
     sgl = engine_behaviour("sglang~=0.5.9", "H200-SXM-141GB")
-    assert (sgl.engine, sgl.release, sgl.pool_batch, sgl.spec_max_running) == ("sglang", "0.5.9", True, 48)
+    assert (sgl.engine, sgl.pool_batch, sgl.spec_max_running) == ("sglang", True, 48)
     assert sgl.budgets == engine_budget("sglang", 141.0, "H200-SXM-141GB")
     assert engine_behaviour("vllm", "A100-SXM-80GB").budgets == tuple(map(float, VLLM_SMALL_BUDGETS))
     assert engine_behaviour("vllm", None).budgets == tuple(map(float, ENGINE_BUDGETS["vllm"]))
@@ -67,10 +68,10 @@ def test_one_behaviour_per_engine_release_and_gpu():
     engines, gpus = ["vllm~=0.13.0", "sglang", "vllm~=0.13.0", "trtllm"], ["H200-SXM-141GB", "B200", None, "H200"]
     rows = engine_behaviours(engines, gpus)
     assert [b.engine for b in rows] == ["vllm", "sglang", "vllm", "trtllm"]
-    assert [b.overlap for b in rows] == [False, True, False, True]
+    assert [b.spec_overlap for b in rows] == [False, True, False, True]
     np.testing.assert_array_equal(engine_budgets(engines, gpus), [b.budgets for b in rows])
     with pytest.raises(dataclasses.FrozenInstanceError):
-        rows[0].overlap = True   # type: ignore[misc]
+        rows[0].spec_overlap = True   # type: ignore[misc]
 
 
 def test_speculative_decoding_keeps_the_loop_where_the_release_does_in_the_closed_form_and_the_simulator():
@@ -90,9 +91,12 @@ def test_speculative_decoding_keeps_the_loop_where_the_release_does_in_the_close
 
 
 def test_measured_rows_carry_their_release_to_the_cost_model():
-    rows = pd.DataFrame({"engine": ["vllm", "vllm", "sglang", "nim", "trtllm"],
-                         "engine_version": ["0.13.0", np.nan, " 0.5.9 ", "1.8.0", "1.1.0-dev.2"]})
-    assert list(engine_releases(rows)) == ["vllm~=0.13.0", "vllm", "sglang~=0.5.9", "nim", "trtllm~=1.1.0-dev.2"]
+    rows = pd.DataFrame({"engine": ["vllm", "vllm", "sglang", "nim", "trtllm", "trtllm", "sglang"],
+                         "engine_version": ["0.13.0", np.nan, " 0.5.9 ", "1.8.0", "1.1.0-dev.2", "1.1/1.2",
+                                            "glm5-hopper"]})
+    # a version that is no release (a published table's "1.1/1.2") reads as the newest, as a label always did
+    assert list(engine_releases(rows)) == ["vllm~=0.13.0", "vllm", "sglang~=0.5.9", "nim", "trtllm~=1.1.0-dev.2",
+                                           "trtllm", "sglang~=glm5-hopper"]
 
 
 def test_dse_check_prices_a_vllm_result_as_its_release_ran_it(tmp_path):
@@ -113,3 +117,66 @@ def test_dse_check_prices_a_vllm_result_as_its_release_ran_it(tmp_path):
     assert old.tpot_pred[0] == pytest.approx(newest.tpot_pred[0], rel=1e-12)
     assert new.ttft_pred[0] == newest.ttft_pred[0] and new.tpot_pred[0] == newest.tpot_pred[0]
     assert recorded.ttft_pred[0] == old.ttft_pred[0]   # 0.11.0, recorded in the file: no async scheduling either
+    for engine in ("vllm~=0.13.0", "vllm@0.13.0"):     # the release in the engine's name, alone or with tables
+        named = check([bare], engine=engine)[1]
+        assert list(named.engine_version) == ["0.13.0"] and named.ttft_pred[0] == old.ttft_pred[0]
+    with pytest.raises(ValueError, match="'abc' is no release"):
+        check([bare], engine="vllm~=abc")
+
+
+@pytest.mark.parametrize("engine", ["vllm~=0.13,0", "vllm~=O.14.0", "vllm~=abc", "vllm~=", "vllm~=0.13~=1"])
+def test_a_malformed_release_is_refused_naming_it_and_the_spellings(engine):
+    """A typo in a release named alone would otherwise price the newest release (async scheduling on)."""
+    bad = engine.split("~=", 1)[1]
+    for call in (profiles.overlaps, profiles.engine_label, profiles.resolve_engine, profiles.engine_release):
+        with pytest.raises(ValueError, match=f"{bad!r} is no release") as err:
+            call(engine)
+        assert "'name~=release'" in str(err.value) and "'name==version'" in str(err.value)
+
+
+def test_build_labels_and_an_unknown_engine():
+    """The silicon rows' build labels are releases (the newest); an unknown name lists the engines and the
+    spellings, the release spelling included."""
+    for label in ("nightly-dev", "nightly-dev-20260216-d3bae71e", "glm5-hopper", "nightly-5b8c30d62b754b57"):
+        assert profiles.overlaps(f"sglang~={label}") and profiles.engine_release(f"sglang~={label}") == label
+    with pytest.raises(ValueError, match="unknown engine 'foo~=1.0'; valid: vllm, sglang.*'name~=release'"):
+        profiles.resolve_engine("foo~=1.0")
+
+
+@pytest.mark.parametrize("engine, first", [("vllm~=0.14.0rc1", "0.14.0"), ("vllm~=0.14.0.dev3", "0.14.0"),
+                                           ("trtllm~=1.0.0rc4", "1.0.0"), ("sglang~=0.5.13rc0", "0.5.13")])
+def test_a_pre_release_counts_as_its_release(engine, first):
+    """Release candidates are cut from the release's branch: vLLM's 0.14.0rc1 has #31998 (async scheduling with
+    EAGLE) and the async default; compared on the base version."""
+    assert profiles.release_since(engine, first)
+    assert not profiles.release_since(engine.replace(first, "0.0.1"), first)
+    assert profiles.overlaps(engine, speculative=True)
+
+
+def test_the_disaggregated_lag_follows_speculative_decoding_as_the_simulator_does():
+    """SGLang before 0.5.13 turns its overlap loop off with speculative decoding: its prefill servers lag no step
+    (`serving.handoff.front_end`), as the simulator's `StepModel.overlap_scheduler`; the newest keeps it."""
+    from objectives.inference.core import default_eff
+    from objectives.serving.handoff import front_end
+    eff = default_eff()
+    for engine in ("sglang~=0.5.10", "sglang", "vllm~=0.13.0", "vllm"):
+        for spec in (None, "eagle:3:0.7"):
+            kw = dict(model="Llama-3.1-8B", gpu="H100-SXM-80GB", tp=1, engine=engine, speculative=spec)
+            lag = front_end(kw, 1, eff)[3][0]
+            loop = inference.StepModel("Llama-3.1-8B", "H100-SXM-80GB", engine=engine, speculative=spec)
+            assert lag == float(loop.overlap_scheduler), (engine, spec)
+    assert front_end(dict(model="Llama-3.1-8B", gpu="H100-SXM-80GB", tp=1, engine="sglang~=0.5.10",
+                          speculative="eagle:3:0.7"), 1, eff)[3][0] == 0.0
+
+
+def test_bands_are_looked_up_by_the_engine_whatever_its_release():
+    """The bands are keyed by the engine's name (`calibration.bands`): a versioned spelling takes its engine's."""
+    assert "0.24.0" in profiles.available("H100-SXM-80GB")["vllm"]
+    df = inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine=["vllm", "vllm==0.24.0", "vllm~=0.19.0"],
+                                  input_len=1024, output_len=128, interval=0.8)
+    ratio = df.ttft_ms_hi / df.ttft_ms
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)
+    from objectives.uncertainty import load_bands
+    b = load_bands()
+    assert b.lookup("inference", "extrapolated", "vllm~=0.13.0", "hopper", "ttft", 0.8) == \
+        b.lookup("inference", "extrapolated", "vllm", "hopper", "ttft", 0.8)

@@ -48,24 +48,34 @@ def _closed_wave_s(p, n: int, isl: float, share: float | None = None) -> float:
     return float(np.ravel(k_w * replica_time_s(p, *wave, 1.0, whole=True))[0])
 
 
-def test_a_waits_iterations_carry_a_third_of_the_other_prompts_decodes():
+def test_prefill_batches_alone_carry_no_decodes_in_the_wave():
+    """SGLang runs its prefill batches alone: the running decodes neither take budget from the wave's prompts nor
+    run beside them, in the waits' iterations or the prompt's own; with chunked prefill (vLLM) they do."""
     n, isl = 512.0, 8192.0
-    _, _, wave, _, chunk = run_prompt_work(n, isl, OSL, MNT)
-    g = MNT / isl
-    assert wave[2] == pytest.approx((n - g) / 3.0)
-    assert chunk[2] == pytest.approx((n - g) / 2.0)      # the prompt's own last iteration: the wave's middle one
-    assert wave[0] == pytest.approx(MNT - wave[2])         # the decodes take their tokens of the budget
-    # prefill batches run alone (SGLang): no decodes beside the prompts, the whole budget theirs
+    _, _, mixed, _, mixed_chunk = run_prompt_work(n, isl, OSL, MNT)
     _, _, alone, _, alone_chunk = run_prompt_work(n, isl, OSL, MNT, alone=1.0)
     assert alone[2] == 0.0 and alone_chunk[2] == 0.0 and alone[0] == MNT
+    assert mixed[2] > 0.0 and mixed_chunk[2] > mixed[2] and mixed[0] < MNT
 
 
 @pytest.mark.parametrize("n,isl", [(256, 8192.0), (512, 8192.0), (512, 1024.0), (128, 8192.0)])
 def test_the_closed_form_wave_is_the_scheduled_one(n, isl):
-    """Within 1 % of the wave scheduled iteration by iteration; pricing every wait at the wave's mean decodes (half
-    of the others') read 2-5 % high on 8k prompts at 256-512 clients, the share that grows with the clients."""
+    """Within 1 % of the wave scheduled iteration by iteration from 128 clients; pricing every wait at the wave's
+    mean decodes (half of the others') read 7-12 % high on 8k prompts at 256-512 clients (3 % at 128), the share
+    that grows with the clients."""
     p = _prepared()
     exact = _scheduled_wave_s(p, n, isl)
     assert _closed_wave_s(p, n, isl) == pytest.approx(exact, rel=0.01)
     if isl == 8192.0 and n >= 256:
-        assert _closed_wave_s(p, n, isl, share=0.5) > 1.02 * exact
+        assert _closed_wave_s(p, n, isl, share=0.5) > 1.05 * exact
+
+
+@pytest.mark.parametrize("n,isl,low", [(16, 8192.0, 0.88), (32, 8192.0, 0.92), (64, 8192.0, 0.95),
+                                       (64, 1024.0, 0.95)])
+def test_below_128_clients_the_closed_form_wave_reads_a_little_low(n, isl, low):
+    """At 16-64 clients the closed form reads 0.91-0.98 of the scheduled wave (Qwen3-30B-A3B H100): a prompt
+    longer than the budget left spills its tail into the next iteration, which the closed form's whole-budget
+    iterations leave unpriced, a larger share of a shorter wave. Pinned so that a change that moves it is seen."""
+    p = _prepared()
+    ratio = _closed_wave_s(p, n, isl) / _scheduled_wave_s(p, n, isl)
+    assert low < ratio < 0.99

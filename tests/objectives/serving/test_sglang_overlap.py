@@ -54,9 +54,12 @@ def test_each_engine_overlaps_from_the_release_that_made_it_its_default():
     """vLLM's async scheduling is on by default from v0.14.0 (vllm-project/vllm#27614), TensorRT-LLM's PyTorch
     executor (its overlap scheduler on since 0.20) is trtllm-serve's default backend from 1.0; a bare name is the
     newest release, a nightly's label newer than the first release that overlaps."""
+    # a pre-release counts as its release (`profiles.release_since` compares base versions: a release candidate is
+    # cut from the release's branch), so 1.0.0rc4 and 0.14.0rc1 overlap (re-pinned: they read off before)
     on = ["vllm==0.14.0", "vllm@0.19.0", ("vllm", "0.26.0"), "vllm==nightly-5b8c30d62b754b57", "trtllm==1.0.0",
-          "TensorRT-LLM==1.1.0-dev.2", "trtllm@1.3.0rc20", "sglang==0.4.0", "sglang"]
-    off = ["vllm==0.13.0", "vllm==0.11.2", "trtllm==0.20.0", "trtllm==1.0.0rc4", "roofline", "torch", None, ""]
+          "TensorRT-LLM==1.1.0-dev.2", "trtllm@1.3.0rc20", "sglang==0.4.0", "sglang", "trtllm==1.0.0rc4",
+          "vllm==0.14.0rc1"]
+    off = ["vllm==0.13.0", "vllm==0.11.2", "trtllm==0.20.0", "vllm==0.13.1rc1", "roofline", "torch", None, ""]
     assert [profiles.overlaps(e) for e in on] == [True] * len(on)
     assert [profiles.overlaps(e) for e in off] == [False] * len(off)
     np.testing.assert_array_equal(profiles.overlap_rows(["vllm==0.13.0", "vllm==0.14.0", "vllm"], ["", "", "gdn"]),
