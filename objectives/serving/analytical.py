@@ -66,9 +66,12 @@ Workloads and what the model does with them:
   a stationary queue at the window's rate elsewhere; the replica starts empty and admits while it holds a free
   slot, so a storm first fills the slots its quieter past left free (`_slot_fluid`: each slot frees one
   residency after its admission), and the wait for a slot is each window's (Erlang C at the window's
-  occupancy). There a window's decode step is t_dec(its sequences) / (1 - rho_k), rho_k the share of its time its
-  prompts' prefills hold the iterations (`_window_steps`), and a request's TPOT the mean step over its decode
-  from its admission on (`_window_tpot`): a storm slows every decode that runs beside it. The disaggregated prefill
+  occupancy, the sequences held from a window's decode step t_dec(its sequences) / (1 - rho_k), rho_k the share
+  of its time its prompts' prefills hold the iterations, `_window_steps`). A request's TPOT replays the trace's
+  own requests (`_trace_tpot`): the prompts' prefill work as a fluid FCFS queue in arrival order, each request
+  decoding a step of every idle ms and a token on every prompt iteration from its prefill's end, so a burst of
+  long prompts slows the requests that decode beside it (the mean and percentiles over its requests). The
+  disaggregated prefill
   pool under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched
   rate, and under a trace's own arrivals the same windows (no slots: a prompt leaves the pool when prefilled),
   each decode rank's slots filling over them (`_slot_fluid`).
@@ -144,7 +147,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -976,6 +979,9 @@ class ServingModel:
         self._profile = workload.arrival_profile(MODULATION_WINDOWS)
         self._tokens = workload.prompt_profile(MODULATION_WINDOWS)    # each window's mean prompt over the run's
         self._idc_within = workload.arrival_dispersion(self._windows_ms / 1e3, demodulate=MODULATION_WINDOWS)
+        # a trace replayed with its own arrivals: its requests in arrival order, for the decodes' stalls behind the
+        # prompts that really arrive during each request's decode (`trace_lives`, `ServingModel._trace_tpot`)
+        self._lives = trace_lives(workload, self._len_nodes[0]) if self._len_nodes is not None else None
         # requests sharing an arrival time: E[X] of their number X (1: no ties)
         self._batch = (workload.arrival_batches() or (1.0, 1.0))[0]
         # the prompt a decoding sequence holds in the KV cache on average: its prompt weighted by its decode steps,
@@ -2051,9 +2057,20 @@ class ServingModel:
             stall[riding] = np.maximum(ride_ms(prep_r, Nr, isl_row[riding], osl,
                                                np.asarray(d.max_num_tokens, dtype=float)[riding])
                                        - step.to_numpy(float), 0.0)
-        if plain.any():
+        ride_extra = None
+        if self._len_nodes is not None and self._lives is not None:
+            # a trace's requests (`_trace_tpot`): the decodes' own time in an iteration that carries a prompt, its
+            # length beyond the prompt's alone (`ride_ms`, the mean prompt beside the N - 1 others' decodes)
+            ride_extra = np.zeros(n)
+            if len(riding):
+                Nr = np.maximum(N[riding], 1.0)
+                ride_extra[riding] = np.maximum(ride_ms(prep_r, Nr, np.minimum(isl_row[riding], d.max_num_tokens[riding]),
+                                                        osl, np.asarray(d.max_num_tokens, dtype=float)[riding])
+                                                - one[riding], 0.0)
+        if plain.any() or ride_extra is not None:
             # whole prompts: decodes stall while a prompt prefills (its iteration lasts about its prefill), a
-            # fraction rho of the time; between them a step decodes the N sequences alone
+            # fraction rho of the time; between them a step decodes the N sequences alone (a trace's requests:
+            # the step between the prompts that stall them, `_trace_tpot`)
             pure = inference.estimate(**self._kw(d), batch_size=np.maximum(np.ceil(N - 1e-9), 1.0), input_len=isl,
                                       output_len=osl, max_num_tokens=d.max_num_tokens)["tpot_ms"].to_numpy(float)
             tpot = np.where(plain, np.where(stable, pure / (1.0 - rho), tpot_sat), tpot)
@@ -2097,18 +2114,22 @@ class ServingModel:
         if self._len_nodes is not None:
             mix = self._mixture(d, lam_ms, one / np.maximum(one_full, 1e-12), budget, t_it, t_dec, plain,
                                 host, erlang_c * drain, erlang_c, drain, n_req, cap_ms, stable, n_max, resid,
-                                np.where(plain, pure, t_dec), one, board=board, lanes=lanes)
+                                np.where(plain, pure, t_dec), one, board=board, lanes=lanes,
+                                decode_only=pure if self._lives is not None else None, ride_extra=ride_extra)
             ttft = mix["ttft"]
             # whole prompts: the mixture's stalls (only the prompts that fit beside the decodes) replace the mean
             # prompt's; every row: no decode step outlasts the longest iteration (`_mixture`'s "step_max")
             tpot_fixed = tpot
             tpot = np.minimum(np.where(plain, mix["tpot"], tpot), mix["step_max"])
-            if "tpot_window" in mix:                                  # a trace's windows (`_window_tpot`)
-                tpot = mix["tpot_window"]
+            if "tpot_trace" in mix:                  # a trace's own requests (`_trace_tpot`)
+                tpot = np.where(np.isfinite(mix["tpot_trace"]), mix["tpot_trace"], tpot)
             for p in PERCENTILES:
                 qs[f"ttft_{p}"] = mix[f"ttft_{p}"]
                 floor = np.where(plain, qs[f"tpot_{p}"] * mix["tpot"] / np.maximum(tpot_fixed, 1e-12), qs[f"tpot_{p}"])
                 qs[f"tpot_{p}"] = np.minimum(np.maximum(floor, mix[f"tpot_{p}"]), mix["step_max"])
+                if f"tpot_trace_{p}" in mix:         # a trace's own requests (`_trace_tpot`): their spread as it is
+                    qs[f"tpot_{p}"] = np.where(np.isfinite(mix[f"tpot_trace_{p}"]), mix[f"tpot_trace_{p}"],
+                                               qs[f"tpot_{p}"])
         out = {"N": N, "ttft": ttft, "tpot": tpot, "x_max": x_max, **qs}
         if one_batch:
             return {**out, **{f"start_{k}": v for k, v in begin.items()}}
@@ -2259,7 +2280,9 @@ class ServingModel:
                  budget: np.ndarray, t_it: np.ndarray, t_dec: np.ndarray, plain: np.ndarray, host: np.ndarray,
                  slot_mean: np.ndarray, erlang_c: np.ndarray, drain: np.ndarray, n_req: np.ndarray, cap_ms: np.ndarray,
                  stable: np.ndarray, slots: np.ndarray, resid: np.ndarray, step: np.ndarray | None = None,
-                 s_mean: np.ndarray | None = None, *, board: np.ndarray, lanes: np.ndarray) -> dict[str, np.ndarray]:
+                 s_mean: np.ndarray | None = None, *, board: np.ndarray, lanes: np.ndarray,
+                 decode_only: np.ndarray | None = None, ride_extra: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
         """TTFT (mean, percentiles) and TPOT percentiles (ms) of aggregated continuous-batching replicas at
         ``lam_ms`` requests per ms each under the workload's prompt-length mixture (`length_nodes`: K lengths
         L_j of weight w_j):
@@ -2307,6 +2330,11 @@ class ServingModel:
         - a trace's own arrivals (`Workload.arrival_profile`): the queue as a modulated arrival process over
           `MODULATION_WINDOWS` windows (`_modulated`), each request waiting max(its window's fluid backlog, its
           window's stationary queue).
+        - a trace replayed with its own arrivals and lengths (`trace_lives`): the TPOT's mean and percentiles from
+          its own requests (`_trace_tpot`, "tpot_trace" and "tpot_trace_<p>": NaN on rows whose whole prompts over
+          the budget drain the decodes, which keep the stall model above), given ``decode_only`` (a decode-only
+          step at the occupancy, ms) and ``ride_extra`` (the decodes' own time in an iteration carrying a prompt,
+          ms; None: 0).
 
         ``cache_share``: the prefill work a request does against its whole prompt's (prefix caching; 1 without);
         ``slot_mean``, ``erlang_c``, ``drain``: the slot wait's mean, probability and drain time (`_open_loop`);
@@ -2451,12 +2479,56 @@ class ServingModel:
             top = step + np.maximum(stall.max(axis=(1, 2)), c_full) + 1.0
             _, hi = bisect(step.copy(), top, tpot_tail, TTFT_BISECTION_STEPS)
             out[f"tpot_{p}"] = hi
-        if mod is not None:
-            # a trace's windows: a storm's prompts fill the iterations its decodes run in (`_window_tpot`)
-            wt = self._window_tpot(mod)
-            out["tpot_window"] = wt["mean"]
-            for p in PERCENTILES:
-                out[f"tpot_{p}"] = np.maximum(out[f"tpot_{p}"], wt[p])
+        fits = np.flatnonzero(~drains)
+        if self._lives is not None and decode_only is not None and len(fits):
+            # a trace replayed with its own arrivals: each request's decode beside the prompts that arrive during it
+            # (`_trace_tpot`), the mean and percentiles over its requests (NaN: the stall model's, above, where whole
+            # prompts over the budget hold the queue while the decodes drain, which that fluid does not have)
+            col = (lambda v: np.broadcast_to(np.asarray(v, dtype=float), (n,))[fits])
+            tr = self._trace_tpot((S_ride / lanes[:, None])[fits], col(lam_ms), col(decode_only), col(board),
+                                  col(step_max), col(budget), np.asarray(plain, dtype=bool)[fits],
+                                  None if ride_extra is None else col(ride_extra))
+            for key, name in (("mean", "tpot_trace"), *((p, f"tpot_trace_{p}") for p in PERCENTILES)):
+                out[name] = np.full(n, np.nan)
+                out[name][fits] = tr[key]
+        return out
+
+    def _trace_tpot(self, work: np.ndarray, lam_ms: np.ndarray, step: np.ndarray, board: np.ndarray,
+                    step_max: np.ndarray, budget: np.ndarray, plain: np.ndarray,
+                    extra: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """TPOT (ms; the mean and `PERCENTILES` over the requests that decode) of replicas replaying a trace's own
+        requests (`TraceLives`: their arrivals, at ``lam_ms`` requests per ms, and their lengths): the prompts
+        stall the decodes by the prefill work that really runs during each request's decode, so a burst of long
+        prompts slows the few requests decoding beside it, which is what sets the tail (`trace_decode_tpot`; a count
+        of independent arrivals in a life, `_mixture`'s stall model, missed the trace's bursts of long prompts).
+        ``work`` (n, K): each length node's prefill work on the iterations (ms; 0 for a prompt that runs alone),
+        interpolated between nodes (`trace_lives`); ``step``: a decode-only step at the occupancy (ms); ``board``:
+        the wait for the iteration a prefilled prompt's first decode goes into (ms); ``step_max``: the longest
+        iteration (ms), the most a TPOT can be; ``budget``: the prompt tokens an iteration beside the decodes holds;
+        ``plain``: whole prompts (no chunked prefill); ``extra``: the decodes' own time in an iteration that
+        carries a prompt (ms; None: 0). Vectorized over deployments x requests, `TRACE_BLOCK` elements at a
+        time."""
+        lv = self._lives
+        assert lv is not None
+        n, K = work.shape
+        R = len(lv.t)
+        dec = np.flatnonzero(lv.decodes)
+        out = {"mean": np.full(n, np.nan), **{p: np.full(n, np.nan) for p in PERCENTILES}}
+        if not len(dec):
+            return out
+        nxt = np.minimum(lv.node + 1, K - 1)
+        block = max(1, TRACE_BLOCK // R)
+        for lo in range(0, n, block):
+            r = slice(lo, min(lo + block, n))
+            S = work[r][:, lv.node] * (1.0 - lv.frac) + work[r][:, nxt] * lv.frac         # (b, R) ms
+            tpot = trace_decode_tpot(lv, np.maximum(np.asarray(lam_ms, dtype=float)[r], 1e-300), S, step[r],
+                                     np.asarray(board, dtype=float)[r], budget[r], np.asarray(plain, dtype=bool)[r],
+                                     None if extra is None else extra[r])
+            tpot = np.minimum(tpot, step_max[r, None])
+            out["mean"][r] = tpot.mean(axis=1)
+            qs = np.quantile(tpot, [Z_Q[p] for p in PERCENTILES], axis=1)
+            for p, v in zip(PERCENTILES, qs):
+                out[p][r] = v
         return out
 
     def _window_steps(self, d: Deployments, held: np.ndarray, adm: np.ndarray, es_ride: np.ndarray,
@@ -2475,40 +2547,6 @@ class ServingModel:
         busy_long = np.minimum(adm * es_long[:, None], 0.999)
         rho = np.minimum(adm * es_ride[:, None] / (1.0 - busy_long), 0.999)
         return np.minimum(pure.reshape(n, W) / (1.0 - rho), step_max[:, None])
-
-    def _window_tpot(self, mod: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """TPOT (ms; the mean and `PERCENTILES` over requests) of a replica under a trace's windows (`_modulated`'s
-        ``mod``: each window's mean decode step, `_window_steps`, the prompts it admits per ms, a window's length):
-        a request's TPOT is the mean step over its O - 1 decode steps from its admission on (`SLOT_FLUID_STEPS`
-        admission points in each window, the output-length nodes), so a storm's prompts slow every request that
-        decodes through it; requests weigh by their window's admissions."""
-        tp, adm, dlt = mod["steps"], mod["admitted"], mod["dlt"]
-        n, W = tp.shape
-        # tokens decoded by the end of each window (window units of time: x in [0, W])
-        C = np.concatenate([np.zeros((n, 1)), np.cumsum(dlt[:, None] / tp, axis=1)], axis=1)       # (n, W + 1)
-        J = SLOT_FLUID_STEPS
-        x0 = (np.arange(W * J) + 0.5) / J                                                 # admission points
-        k0 = (x0 // 1).astype(np.int64)
-        c0 = C[:, k0] + (x0 - k0)[None, :] * (C[:, k0 + 1] - C[:, k0])                    # (n, P) tokens so far
-        outs, v = self._out_nodes
-        steps = np.maximum(outs - 1.0, 1.0)
-        target = c0[:, :, None] + steps[None, None, :]                                   # (n, P, O)
-        k1 = (C[:, None, None, :] <= target[..., None]).sum(axis=3) - 1                   # window it ends in
-        k1c = np.minimum(k1, W - 1)
-        rows = np.arange(n)[:, None, None]
-        x1 = k1c + (target - C[rows, k1c]) * tp[rows, k1c] / dlt[:, None, None]           # past the end: last step
-        tpot = (x1 - x0[None, :, None]) * dlt[:, None, None] / steps[None, None, :]
-        wts = (adm[:, k0][:, :, None] * v[None, None, :]).reshape(n, -1)
-        tpot = tpot.reshape(n, -1)
-        tot = np.maximum(wts.sum(axis=1), 1e-300)
-        out = {"mean": (tpot * wts).sum(axis=1) / tot}
-        order = np.argsort(tpot, axis=1)
-        ts = np.take_along_axis(tpot, order, axis=1)
-        cw = np.cumsum(np.take_along_axis(wts, order, axis=1), axis=1) / tot[:, None]
-        for p in PERCENTILES:
-            j = np.minimum((cw < Z_Q[p]).sum(axis=1), ts.shape[1] - 1)
-            out[p] = ts[np.arange(n), j]
-        return out
 
     def _modulated(self, work: np.ndarray, lam_ms: np.ndarray, cap_ms: np.ndarray, n_req: np.ndarray,
                    spread: np.ndarray, slots: np.ndarray, resid: np.ndarray,
@@ -2536,7 +2574,7 @@ class ServingModel:
         fluid (its mean fluid backlog, ms), p0, m, c2 (the local queue's chance to wait, mean wait given a wait
         and its squared CV, `mixture_quantile`'s), and weights (W,): each window's share of the requests; with
         ``window_steps`` also steps (each window's mean decode step, ms), admitted (prompts per ms) and dlt (a
-        window's length, ms, (n,)), the decodes' side as `_window_tpot` takes it."""
+        window's length, ms, (n,)), the decodes' side."""
         prof = self._profile
         assert prof is not None and self._len_nodes is not None
         w = self._len_nodes[1]
@@ -2556,7 +2594,7 @@ class ServingModel:
                                                  *self._out_nodes)
         decode: dict[str, np.ndarray] = {}
         if window_steps is not None:
-            # the decodes' side (`_window_tpot`): a sequence holds its slot for its decode at its window's own step
+            # the decodes' side: a sequence holds its slot for its decode at its window's own step
             # (`_window_steps`; O x E[step]), not the full batch's residency slots / cap (the queue's side keeps
             # that: these steps at a full batch sustain less than the steady state's capacity ``cap`` that the
             # fluid queues at, so that fluid's slots fill too soon near capacity; docs/serving_slo.md). The held
@@ -2797,6 +2835,123 @@ PIPE_START_POINTS = 24
 START_STEPS = 4
 #: integration steps per window of `ServingModel._slot_fluid`
 SLOT_FLUID_STEPS = 8
+
+
+#: most elements (deployments x requests) of one block of `ServingModel._trace_tpot`'s arrays (memory bound: a
+#: long trace over a whole grid is priced a block of deployments at a time)
+TRACE_BLOCK = 1 << 21
+
+
+@dataclass(frozen=True)
+class TraceLives:
+    """A trace's requests in arrival order, as `ServingModel._trace_tpot` replays them (`trace_lives`): ``t``
+    arrival times in mean gaps of the run (request k arrives at about k: times in ms at a rate of r requests per ms
+    are t / r), ``node``, ``frac``: each prompt's place between the length nodes (`length_nodes`: its prefill time
+    interpolated linearly between nodes node and node + 1 by frac), ``steps``: each request's decode steps
+    (output tokens - 1), ``decodes``: the requests with at least one (those a TPOT is measured on), ``prompts``:
+    their prompt tokens."""
+    t: np.ndarray
+    node: np.ndarray
+    frac: np.ndarray
+    steps: np.ndarray
+    decodes: np.ndarray
+    prompts: np.ndarray
+
+
+def trace_lives(workload: Workload, lengths: np.ndarray) -> TraceLives | None:
+    """`TraceLives` of a trace ``workload`` replayed with its own arrival times (its first ``size`` requests), its
+    prompts placed on the length nodes ``lengths`` (ascending; prompts beyond the end nodes take the end node's
+    prefill); None for every other workload or a trace without a span."""
+    own = workload._own_arrivals()
+    if own is None:
+        return None
+    order = np.argsort(own, kind="stable")
+    a = own[order]
+    span = float(a[-1] - a[0])
+    if not span > 0:
+        return None
+    reqs = workload.requests()
+    L = np.asarray(reqs.input_tokens, dtype=float)[order]
+    steps = np.maximum(np.asarray(reqs.output_tokens, dtype=float)[order] - 1.0, 0.0)
+    lengths = np.asarray(lengths, dtype=float)
+    node = np.clip(np.searchsorted(lengths, L, side="right") - 1, 0, max(len(lengths) - 2, 0))
+    nxt = np.minimum(node + 1, len(lengths) - 1)
+    gap = lengths[nxt] - lengths[node]
+    frac = np.where(gap > 0, np.clip((L - lengths[node]) / np.where(gap > 0, gap, 1.0), 0.0, 1.0), 0.0)
+    return TraceLives((a - a[0]) * (len(a) - 1) / span, node, frac, steps, steps >= 1, L)
+
+
+def trace_decode_tpot(lv: TraceLives, lam: np.ndarray, S: np.ndarray, step: np.ndarray, board: np.ndarray,
+                      budget: np.ndarray, plain: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+    """TPOT (ms, (b, decoding requests)) of each decoding request of a trace (`TraceLives` ``lv``) at b replicas:
+    ``lam`` (b,) requests per ms, ``S`` (b, R) each request's prefill work on the iterations (ms, 0 for a prompt
+    that runs alone), ``step`` (b,) a decode-only step (ms), ``board`` (b,) the wait for the iteration a request's
+    first decode goes into (ms), ``budget`` (b,) the prompt tokens an iteration beside the decodes holds, ``plain``
+    (b,) whole prompts, ``extra`` (b,) the decodes' own time in an iteration carrying a prompt (ms; None: 0).
+
+    The prefill work is a fluid queue in arrival order (FCFS, one server: an engine runs its iterations back to back
+    while prompts wait): the backlog after arrival k, V_k = max over j <= k of (work of j..k - (a_k - a_j)), is the
+    reflection of the cumulative work less time. Each prompt's iterations beside the decodes: its chunks
+    (ceil(L / budget), a whole prompt one) when it finds no queue, else its share L / budget of the budget-sized
+    iterations the waiting prompts share, spread evenly over its work; each also carries the decodes in flight
+    (``extra``). A decoding sequence takes a token on every prompt iteration and a decode step of every ``step`` ms
+    the prefill server is idle: its clock G(t) = idle time by t + step x prompt iterations run by t is
+    nondecreasing. Request i decodes from s_i = a_i + V_i + ``board`` (its own prefill done); its O_i - 1 steps end
+    at the first e_i with G(e_i) = G(s_i) + (O_i - 1) step: found per row by one search over the arrivals (G at each
+    arrival and at the end of the busy stretch after it) and, inside a busy stretch, one over the prompt
+    iterations. TPOT_i = (e_i - s_i) / (O_i - 1)."""
+    b, R = S.shape
+    rows = np.arange(b)[:, None]
+    lam = lam[:, None]
+    a = lv.t[None, :] / lam                                                              # arrivals (ms)
+
+    def queue(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """cumulative work A, backlog after (V) and before (W) each arrival, idle time F by each arrival"""
+        A = np.cumsum(S, axis=1)
+        V = A - a - np.minimum.accumulate(A - S - a, axis=1)
+        W = np.concatenate([np.zeros((b, 1)), np.maximum(V[:, :-1] - np.diff(a, axis=1), 0.0)], axis=1)
+        return A, V, W, a - (A - S) + W
+
+    A, V, W, F = queue(S)
+    share = lv.prompts[None, :] / budget[:, None]
+    alone = np.where(plain[:, None], 1.0, np.maximum(np.ceil(share - 1e-9), 1.0))
+    chunks = np.where(S > 0, np.where(W > 0, share, alone), 0.0)
+    if extra is not None:
+        S = S + chunks * extra[:, None]
+        A, V, W, F = queue(S)
+    C = np.cumsum(chunks, axis=1)
+
+    def search(x: np.ndarray, q: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
+        """each row's searchsorted of q (b, m) in x (b, R), nondecreasing along rows: one search, rows offset"""
+        big = 2.0 * (max(float(np.abs(x).max()), float(np.abs(q).max())) + 1.0)
+        j = np.searchsorted((x + rows * big).ravel(), (q + rows * big).ravel(), side=side).reshape(q.shape)
+        return j - rows * R
+
+    def iterations(done: np.ndarray) -> np.ndarray:
+        """prompt iterations run by the time ``done`` ms of work is done, (b, m)"""
+        m = np.clip(search(A, done, "left"), 0, R - 1)
+        part = np.clip(1.0 - (A[rows, m] - done) / np.maximum(S[rows, m], 1e-300), 0.0, 1.0)
+        return C[rows, m] - chunks[rows, m] * (1.0 - part)
+
+    st = step[:, None]
+    # G at each arrival (before its work) and at the end of the busy stretch after it (before the next arrival)
+    g_start = F + st * iterations(A - V)
+    after = np.concatenate([W[:, 1:], np.zeros((b, 1))], axis=1)       # backlog left at the next arrival
+    g_end = F + st * iterations(A - after)
+    dec = np.flatnonzero(lv.decodes)
+    s = (a + V)[:, dec] + board[:, None]
+    k = np.maximum(np.searchsorted(lv.t, s * lam, side="right") - 1, 0)               # last arrival <= s
+    idle = F[rows, k] + np.maximum(s - a[rows, k] - V[rows, k], 0.0)
+    y = idle + st * iterations(s - idle) + lv.steps[dec][None, :] * st
+    j = np.clip(search(g_start, y, "right") - 1, 0, R - 1)                            # last arrival with G <= y
+    # inside the busy stretch after arrival j: the work done when the iterations reach (y - F_j) / step
+    it = (y - F[rows, j]) / st
+    m = np.clip(search(C, it, "left"), 0, R - 1)
+    done = A[rows, m] - S[rows, m] * np.clip((C[rows, m] - it) / np.maximum(chunks[rows, m], 1e-300), 0.0, 1.0)
+    busy = a[rows, j] + done - (A[rows, j] - V[rows, j])
+    # ... or past it, idle: the stretch's end plus the rest
+    e = np.where(y <= g_end[rows, j], busy, a[rows, j] + V[rows, j] - after[rows, j] + (y - g_end[rows, j]))
+    return (e - s) / lv.steps[dec][None, :]
 
 
 def quantile_nodes(values: np.ndarray, edges: tuple[float, ...] = LENGTH_BINS) -> tuple[np.ndarray, np.ndarray]:

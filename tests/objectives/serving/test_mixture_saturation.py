@@ -210,8 +210,8 @@ def test_disaggregated_decode_slots_fill_over_the_trace_windows():
 def test_a_storm_slows_the_decodes_it_runs_beside(trace, rate, chunked, before):
     """Llama-3.1-8B H100 fp8 at about half (Azure code) and 0.8x (Azure conversation) its capacity with the traces'
     own arrivals: where a window's prompts come fast, most iterations carry prompts and a decode step lasts
-    t_dec / (1 - rho), at most the longest iteration (`_window_steps`); a request's TPOT is the mean step over its
-    decode from its admission on (`_window_tpot`). Azure code's storms (requests sharing timestamps) hold every
+    t_dec / (1 - rho), at most the longest iteration; a request's TPOT is its decode beside the prompts that
+    arrive during it (`_trace_tpot`, which replaced the windows' mean step, `_window_tpot`). Azure code's storms (requests sharing timestamps) hold every
     iteration at the full budget for the few decode steps of its short outputs. Before: TPOT from the run's mean
     rate, ``before`` the simulator's."""
     r = _ratios(trace, rate, chunked)
