@@ -248,6 +248,10 @@ def module_excluded(name: str, patterns: list[str]) -> bool:
     return _matcher(tuple(patterns))(name)
 
 
+#: module paths a matcher keeps its glob's verdicts for (`_matcher`) before it starts over
+_GLOBBED_PATHS = 1 << 16
+
+
 @functools.lru_cache(maxsize=256)
 def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     """`module_excluded` for one pattern list, compiled once: its regexes, its globs as one alternation of their
@@ -257,18 +261,28 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     globs = [p for p in patterns if not p.startswith("re:") and any(ch in p for ch in "*?[")]
     plain = frozenset(p for p in patterns if not p.startswith("re:") and not any(ch in p for ch in "*?["))
     glob = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
+    # a run of k dotted segments can only be a plain name of k segments: only runs of those lengths are looked up
+    spans = sorted({p.count(".") + 1 for p in plain})
+    globbed: dict[str, bool] = {}   # the glob's verdict by path: a layer's holders recur for each of its modules
 
     def excluded(name: str) -> bool:
         if any(r.match(name) for r in regexes):
             return True
         parts = name.split(".")
         if glob is not None:
-            if any(glob.match(".".join(parts[:i])) for i in range(len(parts), 0, -1)):  # the module, its holders
-                return True
+            for i in range(len(parts), 0, -1):      # the module, its holders
+                path = ".".join(parts[:i])
+                hit = globbed.get(path)
+                if hit is None:
+                    if len(globbed) >= _GLOBBED_PATHS:
+                        globbed.clear()
+                    hit = globbed[path] = glob.match(path) is not None
+                if hit:
+                    return True
         # a plain name matches a run of whole dotted segments (".p." inside ".name."): each run looked up once
         # in the set, not each of the (hundreds of) names searched in the module's path
-        return bool(plain) and any(".".join(parts[i:j]) in plain for i in range(len(parts))
-                                   for j in range(i + 1, len(parts) + 1))
+        n = len(parts)
+        return bool(plain) and any(".".join(parts[i:i + k]) in plain for i in range(n) for k in spans if i + k <= n)
 
     return excluded
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln
 
 from .resolve import Num
 
@@ -58,6 +57,13 @@ ADP_BALANCE_ENGINES = ("trtllm",)
 _MAX_TERMS = 512
 
 
+def _log_factorial(m: np.ndarray) -> np.ndarray:
+    """ln(m!) elementwise (scipy.special.gammaln(m + 1), imported on first use: scipy.special and what it loads
+    cost a fresh process ~0.1 s, and only attention-DP rows reach this)."""
+    from scipy.special import gammaln
+    return gammaln(m + 1.0)
+
+
 def slowest_rank_excess(lam: Num, g: Num, R: Num) -> np.ndarray:
     """E[min(max of R iid n, g)] / E[min(n, g)] - 1 with n ~ Poisson(`lam`) prompts a step and rank: how many more
     prompt tokens the slowest of R ranks holds in a step than one rank's own, per own token (>= 0). `g` (> 0): the
@@ -70,7 +76,7 @@ def slowest_rank_excess(lam: Num, g: Num, R: Num) -> np.ndarray:
     top = float(np.max(np.minimum(np.ceil(g), np.ceil(lam + 10.0 * np.sqrt(lam) + 12.0)), initial=1.0))
     m = np.arange(min(int(top), _MAX_TERMS), dtype=float)           # P(n <= m), m = 0 .. terms - 1
     lm, gm = lam[..., None], g[..., None]
-    cdf = np.minimum(np.cumsum(np.exp(m * np.log(lm) - lm - gammaln(m + 1.0)), axis=-1), 1.0)
+    cdf = np.minimum(np.cumsum(np.exp(m * np.log(lm) - lm - _log_factorial(m)), axis=-1), 1.0)
     w = np.clip(gm - m, 0.0, 1.0)                                   # the share of the (m + 1)-th prompt a chunk holds
     own = np.sum(w * (1.0 - cdf), axis=-1)
     slowest = np.sum(w * (1.0 - cdf ** R[..., None]), axis=-1)
@@ -286,7 +292,7 @@ def _overflow(mu: np.ndarray, g: np.ndarray) -> np.ndarray:
     top = float(np.max(np.ceil(mu + 10.0 * np.sqrt(mu) + 12.0), initial=1.0))
     m = np.arange(min(int(top), _MAX_TERMS), dtype=float)           # n = 0 .. terms - 1
     lm, gm = mu[..., None], g[..., None]
-    pmf = np.exp(m * np.log(lm) - lm - gammaln(m + 1.0))
+    pmf = np.exp(m * np.log(lm) - lm - _log_factorial(m))
     waits = np.cumsum(np.floor(m / gm), axis=-1) - np.floor(m / gm)    # sum over i < n of floor(i / g)
     return np.sum(pmf * waits, axis=-1) / mu
 

@@ -596,11 +596,19 @@ def sparse_s(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, mx: Callable = np.ma
             + (-mx(-K, -D * c.sparse_span)) * c.sparse_dec_s)
 
 
+#: `measured`'s lookups `_forward_measured` reads, bound at its first call (`measured` imports this module; an
+#: import statement in the function cost the simulator's scalar iteration ~1 µs of its ~5)
+_LOOKUPS: tuple[Callable, Callable, Callable] | None = None
+
+
 def _forward_measured(c: StepCoeffs, T: Num, A: Num, D: Num, K: Num, S: Num, M: Num, scalar: bool) -> Num:
     """`forward_s` from measured-profile curves: GEMMs, experts and all-reduces at M tokens, the LM head at S rows,
     attention at the prompts' and decodes' shapes; plus elementwise/pipeline terms and the fixed costs."""
-    from .measured import attention_terms, curve_at, curve_at1
-
+    global _LOOKUPS
+    if _LOOKUPS is None:
+        from .measured import attention_terms, curve_at, curve_at1
+        _LOOKUPS = (attention_terms, curve_at, curve_at1)
+    attention_terms, curve_at, curve_at1 = _LOOKUPS
     cv = c.curves
     if scalar:  # curve_at1 clamps below one token itself
         t = curve_at1(cv.tok, M) + curve_at1(cv.head, S)

@@ -151,8 +151,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
-from scipy.stats import nbinom, poisson
 
 from .. import inference
 from ..catalog import gpu_table
@@ -830,6 +828,8 @@ def _burst_tail(lam_ms: np.ndarray, round_ms: np.ndarray, prefill_ms: np.ndarray
     q = np.clip(1.0 - a, 1e-9, 1.0)                          # the negative binomial's p = mean / variance
     size = mu * q / np.maximum(1.0 - q, 1e-12)
     room = np.maximum(np.ceil((mnt - N / lanes) / isl - 1e-9), 1.0)
+    # imported on first use: scipy.stats costs a fresh process ~0.5 s of CPU (`import objectives.serving`)
+    from scipy.stats import nbinom, poisson
     tail = np.where(q >= 1.0, poisson.sf(room - 1.0, mu), nbinom.sf(room - 1.0, np.maximum(size, 1e-12), q))
     return np.where(a >= 1.0, 1.0, tail)
 
@@ -3449,6 +3449,7 @@ def slot_wait(slots: Any, occupancy: Any, resid: Any, ranks: Any = 1.0, cs2: Any
 def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
     """Erlang C: probability that an arrival waits in an M/M/c queue with ``c`` servers and offered load ``a``
     (Erlangs, a < c), from Erlang B = Poisson pmf(c; a) / cdf(c; a)."""
+    from scipy.stats import poisson  # imported on first use (`_burst_tail`)
     b = poisson.pmf(c, a) / np.maximum(poisson.cdf(c, a), 1e-300)
     return np.clip(c * b / np.maximum(c - a * (1 - b), 1e-12), 0.0, 1.0)
 
@@ -3456,6 +3457,7 @@ def _erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
 def _attainment(m: pd.DataFrame, slo: SLO) -> np.ndarray:
     """Estimated fraction of requests meeting the per-request bounds of ``slo`` (`SLO.bounds`): for each bounded
     metric (TTFT, TPOT, E2E) a normal through its mean and p90, the metrics taken as independent (the product)."""
+    from scipy.special import ndtr  # imported on first use (`_burst_tail`)
     ok = np.ones(len(m))
     for metric, bound in slo.bounds.items():
         mean = m[metric].to_numpy(float)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -200,9 +200,6 @@ class _Replica:
         self.notice = 0
         self.noticed: dict[int, int] = {}
         self.group: _Group | None = None   # the attention-DP ranks it steps in lockstep with (`_Group`), if any
-        # in lockstep: time_ms(T, A, D, K, X) of its iteration when the group's other ranks put X tokens through the
-        # shared experts in the same step (set by `simulator._couple_ranks`; None: `tm`, whatever the others run)
-        self.tm_with: Callable[[float, float, float, float, float], float] | None = None
         self.work = (0.0, 0.0, 0, 0, 0.0)   # the current iteration's (prefill tokens, pairs, decodes, KV, extra ms)
         self.adp_balance = sched.adp_balance   # TensorRT-LLM's attention-DP balance (`_Group._release`), or None
         self.hold = False     # in lockstep under adp_balance: its prompts are held back this step
@@ -580,11 +577,6 @@ class _Replica:
                 self.seg, self.dt = _cut_pieces(self.seg, LAG_EPS_MS)
                 self.end = t + self.dt
         self.eng.push(self.end, _END, self, self.version)
-
-    def tm_in_step(self, T: float, A: float, D: float, K: float, X: float) -> float:
-        """ms of its iteration (T prompt tokens, A query-key pairs, D decodes, K KV tokens read) in a lockstep step
-        whose other ranks put X tokens through the shared experts (`tm_with`; without it, `tm`, X unused)."""
-        return self.tm_with(T, A, D, K, X) if self.tm_with is not None else self.tm(T, A, D, K)
 
     def _begin(self, t: float) -> int:
         """Schedule the unit starting at `t`: -1 when there is nothing to run (the replica goes idle), 0 for one
@@ -1149,13 +1141,17 @@ class _Replica:
         self.eng.on_finish(rid, t)
 
 
+#: a rank's iteration in a step of its group (`_Group.step_ms`): (rank, T, A, D, K, X)
+_PriceRow = tuple[_Replica, float, float, float, float, float]
+
+
 class _Group:
     """The attention-DP ranks of one replica stepping in lockstep (vLLM syncs its DP ranks' batches every step and
     runs dummy batches on the idle ones; SGLang's DP attention gathers every rank's batch each step; TensorRT-LLM's
     attention DP likewise): every rank's MoE layers meet at collectives over the group, so a step of the group
     starts on all ranks together and lasts as long as its slowest rank's. Each rank forms its own batch with its
     own scheduler (`_Replica._begin`), its iteration priced with the tokens the other ranks run in the same step
-    (`_Replica.tm_with`, else `_Replica.tm`); a rank with nothing to run
+    (`step_ms`, else `_Replica.tm`); a rank with nothing to run
     waits for the group (its dummy batch is not priced), and a rank that gets work mid-step joins at the group's
     next step. The group runs a decode segment (`_integrate`, each iteration the slowest rank's) only when every
     busy rank decodes alone, up to the first rank's change (a finish, the KV cache running out, SGLang's admission
@@ -1181,6 +1177,16 @@ class _Group:
         # the running segment's rule for the balance (`_count`): every rank holds a prompt with room, every rank
         # decodes (the ranks' state after their batches were formed, the same at each of its iterations)
         self.seg_rule = (False, False)
+        # ms of the iterations of rows (rank, T prompt tokens, A query-key pairs, D decodes, K KV tokens read, X
+        # tokens the group's other ranks put through the shared experts in the same step), one list for the step
+        # (set by `simulator._couple_ranks`; None: each rank's `tm`, whatever the others run)
+        self.step_ms: Callable[[Sequence[_PriceRow]], list[float]] | None = None
+
+    def _prices(self, rows: Sequence[_PriceRow]) -> list[float]:
+        """ms of each row's iteration in one step of the group (`step_ms`'s rows)."""
+        if self.step_ms is not None:
+            return self.step_ms(rows)
+        return [r.tm(T, A, D, K) for r, T, A, D, K, _ in rows]
 
     def _rule(self) -> tuple[bool, bool]:
         """The balance's branch at a step (`_release`, `_count`): (every rank holds a prompt to schedule, queued or
@@ -1276,7 +1282,8 @@ class _Group:
         if min(ks) > 0:      # every busy rank decodes alone: one segment, to the first rank's change
             N = sum(r.n for r in busy)
             pr = [(r, r.n, r.S + r.n * (r.G + 1), N - r.n) for r in busy]
-            seg = self.seg = _integrate(lambda k: max(r.tm_in_step(0, 0, n, kv + k * n, x) for r, n, kv, x in pr),
+            price = self._prices
+            seg = self.seg = _integrate(lambda k: max(price([(r, 0, 0, n, kv + k * n, x) for r, n, kv, x in pr])),
                                         1 if waiting else min(ks))
             if self.balance is not None:
                 self.seg_rule = self._rule()
@@ -1290,11 +1297,13 @@ class _Group:
                     r.seg, r.chunks, r.ndec = None, [], r.n
                     r.work = (0, 0, r.n, r.S + r.n * (r.G + 1), 0.0)
             X = sum(r.work[0] + r.work[2] for r in busy)
-            dt = 0.0
+            rows = []
             for r in busy:
-                p, pairs, nd, kv, extra = r.work
-                d = r.tm_in_step(p, pairs, nd, kv, X - p - nd) + extra
-                dt = max(dt, d)
+                p, pairs, nd, kv, _ = r.work
+                rows.append((r, p, pairs, nd, kv, X - p - nd))
+            dt = 0.0
+            for r, d in zip(busy, self._prices(rows)):
+                dt = max(dt, d + r.work[4])
             for r in busy:
                 r.dt = dt
                 r.end = t + dt

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,7 +18,7 @@ import pandas as pd
 
 from objectives.inference.efficiency import Efficiency
 
-from .engine import _Engine, _Group, _Replica
+from .engine import _Engine, _Group, _PriceRow, _Replica
 from .handoff import (
     connector_engines,
     connector_gbs,
@@ -67,6 +67,10 @@ class PoolCosts:
                              f"{self.n_workers} (the scheduling ranks of each replica)")
 
 
+#: iteration prices a pool keeps (`_couple_ranks`: ~200 bytes each) before it starts over
+PRICE_MEMO_ENTRIES = 1 << 16
+
+
 def _couple_ranks(reps: list[_Replica], pool: PoolCosts) -> None:
     """The attention-DP ranks of each replica of `pool` (consecutive runs of ``pool.attn_dp`` in `reps`) share the
     routed experts: an iteration of a rank is priced with the ranks that hold work when it starts (requests
@@ -77,61 +81,76 @@ def _couple_ranks(reps: list[_Replica], pool: PoolCosts) -> None:
     lockstep (`engine._Group`: a step lasts as long as the slowest rank's) unless the cost says its ranks do not
     meet at MoE layers (``steps_in_lockstep`` False: `StepModel` of a dense model; a cost without the attribute
     steps in lockstep). In lockstep a rank's iteration is priced with the tokens the group's other ranks put
-    through the experts in the same step, X (`_Replica.tm_with`): between its price alone (one busy rank) at X = 0
+    through the experts in the same step, X (`_Group.step_ms`): between its price alone (one busy rank) at X = 0
     and its price with b busy neighbours at X = b x its own tokens (the aligned price above), linearly in X, and
     never above the latter; the step lasts the slowest rank's. Costs without ``busy_ranks`` keep their own price;
-    pools without attention DP are left as they are."""
+    pools without attention DP are left as they are.
+
+    The pool's prices are kept by (busy count, iteration) (``time_ms`` is a function of its arguments): a group
+    reprices its ranks at every step, and the segment it plans ends at the iteration its last one ended at, so
+    most prices recur (the same floats, not recomputed)."""
     adp = int(pool.attn_dp)
     if adp == 1:
         return
+    groups = []
     if getattr(pool.cost, "steps_in_lockstep", True):
-        for g in range(0, len(reps), adp):
-            _Group(reps[0].eng, reps[g:g + adp])
+        groups = [_Group(reps[0].eng, reps[g:g + adp]) for g in range(0, len(reps), adp)]
     busy_ranks = getattr(pool.cost, "busy_ranks", None)
     if busy_ranks is None:
         return
     # index: busy ranks - 1; a count is prepared when first met (`busy_ranks`), all ranks busy is the cost itself
     by_busy: list[Any] = [None] * (adp - 1) + [pool.cost.time_ms]
+    memo: dict[tuple[int, float, float, float, float], float] = {}
 
-    def at(b: int) -> Any:
-        """time_ms of a rank when it and b others hold work."""
-        f = by_busy[b]
-        if f is None:
-            f = by_busy[b] = busy_ranks(b + 1).time_ms
-        return f
-
-    def others_busy(others: list[_Replica]) -> int:
-        b = 0
-        for r in others:
-            if r.load > 0:
-                b += 1
-        return b
+    def at(b: int, T: float, A: float, D: float, K: float) -> float:
+        """time_ms of a rank when it and b others hold work (T, A, D, K: `IterationCost.time_ms`)."""
+        key = (b, T, A, D, K)
+        t = memo.get(key)
+        if t is None:
+            f = by_busy[b]
+            if f is None:
+                f = by_busy[b] = busy_ranks(b + 1).time_ms
+            if len(memo) >= PRICE_MEMO_ENTRIES:
+                memo.clear()
+            t = memo[key] = f(T, A, D, K)
+        return t
 
     def priced(others: list[_Replica]) -> Any:
         def tm(T: float, A: float, D: float, K: float) -> float:
-            return at(others_busy(others))(T, A, D, K)
+            b = 0
+            for r in others:
+                if r.load > 0:
+                    b += 1
+            return at(b, T, A, D, K)
         return tm
 
-    def in_step(others: list[_Replica]) -> Any:
-        # the rank's price with its b busy neighbours' tokens at the experts (`priced`) presumes each of them sends
+    def in_step(ranks: list[_Replica]) -> Any:
+        # a rank's price with its b busy neighbours' tokens at the experts (`priced`) presumes each of them sends
         # as many as it does; when they send X in all, fewer, it moves towards its price alone, linearly in X
-        def tm(T: float, A: float, D: float, K: float, X: float) -> float:
-            b = others_busy(others)
-            t_b = at(b)(T, A, D, K)
-            x = T + D
-            if b == 0 or not x > 0 or X >= b * x:
-                return t_b
-            t_1 = at(0)(T, A, D, K)
-            return t_1 + (t_b - t_1) * (X / (b * x))
-        return tm
+        def step_ms(rows: Sequence[_PriceRow]) -> list[float]:
+            busy = 0                   # the group's ranks that hold work (their loads stay put while it prices)
+            for r in ranks:
+                if r.load > 0:
+                    busy += 1
+            out = []
+            for r, T, A, D, K, X in rows:
+                b = busy - 1 if r.load > 0 else busy
+                t_b = at(b, T, A, D, K)
+                x = T + D
+                if b == 0 or not x > 0 or X >= b * x:
+                    out.append(t_b)
+                    continue
+                t_1 = at(0, T, A, D, K)
+                out.append(t_1 + (t_b - t_1) * (X / (b * x)))
+            return out
+        return step_ms
 
     for g in range(0, len(reps), adp):
         group = reps[g:g + adp]
         for rep in group:
-            others = [r for r in group if r is not rep]
-            rep.tm = priced(others)
-            if rep.group is not None:
-                rep.tm_with = in_step(others)
+            rep.tm = priced([r for r in group if r is not rep])
+    for grp in groups:
+        grp.step_ms = in_step(grp.ranks)
 
 
 def _check_fits(inp: np.ndarray, need: np.ndarray, rep: _Replica, what: str) -> None:

@@ -33,6 +33,34 @@ def test_patterns_match_as_the_engines_match_them():
     assert module_excluded("model.layers.3.mlp.shared_experts.up_proj", ["model.layers.3.mlp.shared_experts"])
 
 
+def test_matcher_agrees_with_the_rule_it_speeds_up():
+    """`module_excluded` looks up only the dotted runs as long as some plain name and keeps its glob's verdict per
+    module path: the same answers as the rule written out (a plain name equal to any run of whole segments, a glob
+    matching the module or a module holding it), on names asked twice and in any order."""
+    import fnmatch
+    import re
+
+    pats = ["lm_head", "mlp.gate", "model.layers.2.self_attn.q_proj", "layers.5", "model.layers.1*",
+            "*.shared_experts.*", "model.layers.?.mlp", r"re:.*indexer.*"]
+
+    def rule(name: str) -> bool:
+        if any(re.match(p[3:], name) for p in pats if p.startswith("re:")):
+            return True
+        parts = name.split(".")
+        holders = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatchcase(h, p) for p in pats if "*" in p or "?" in p for h in holders):
+            return True
+        runs = {".".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
+        return any(p in runs for p in pats if not p.startswith("re:") and "*" not in p and "?" not in p)
+
+    names = [f"{pre}.{i}.{n}" for pre in ("model.layers", "language_model.model.layers") for i in range(12)
+             for n in ("self_attn.q_proj", "self_attn.indexer.wk", "mlp.gate", "mlp.gate_proj", "mlp.down_proj",
+                       "mlp.shared_experts.up_proj")] + ["lm_head", "model.lm_head.weight", "layers.5"]
+    verdicts = [module_excluded(n, pats) for n in names + names[::-1]]
+    assert verdicts == [rule(n) for n in names + names[::-1]]
+    assert 0 < sum(verdicts) < len(verdicts)      # both answers occur
+
+
 def test_kept_16bit_shares_per_layer_and_without_a_list():
     cfg = {"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": [
         "model.layers.0*", "model.layers.2.mlp.shared_experts*", "model.layers.3.mlp.shared_experts*"]}}

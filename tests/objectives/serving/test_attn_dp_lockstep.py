@@ -91,7 +91,7 @@ def test_one_rank_per_replica_forms_no_group():
     w = Workload(concurrency=3, n_requests=12, input_len=300, output_len=40)
     s = Scheduler()
     eng, reps = _run(w, PoolCosts(LOCK, 2, s), None, None, s, 0.0, "least_loaded")
-    assert all(r.group is None and r.tm_with is None for r in reps)
+    assert all(r.group is None and r.tm == r.cost.time_ms for r in reps)    # no coupling: the cost's own price
     eng2, reps2 = _run(w, PoolCosts(LOCK, 2, s, attn_dp=2), None, None, s, 0.0, "least_loaded")
     assert reps2[0].group is reps2[1].group is not None
 
@@ -118,3 +118,31 @@ def test_a_prompt_beside_decoding_ranks_is_priced_with_the_tokens_at_the_experts
     stall = lock["e2e_ms"].iloc[0] - solo["e2e_ms"].iloc[0]      # the long step less the decode step it replaced
     dec = sm.busy_ranks(2).time_ms(0, 0, 1, 16 + 100)
     assert 0.95 * one - dec < stall < 0.5 * (one + two) - dec, (one, two, stall)
+
+
+def test_a_pool_keeps_its_prices_bit_for_bit(monkeypatch):
+    """`_couple_ranks` keeps each pool's prices by (busy ranks, iteration): a group reprices every rank at each step
+    and its segments end where the last one did, so most prices recur. Kept or computed afresh (a memo of one entry,
+    `PRICE_MEMO_ENTRIES`), the per-request times are the same floats, and the kept prices spare most of the step
+    model's calls."""
+    from objectives.serving import simulator
+
+    calls = [0]
+    time_ms = StepModel.time_ms
+
+    def counted(self, *a, **k):
+        calls[0] += 1
+        return time_ms(self, *a, **k)
+
+    monkeypatch.setattr(StepModel, "time_ms", counted)
+    w = Workload(concurrency=16, input_len=512, output_len=512, n_requests=64)
+
+    def run() -> tuple[pd.DataFrame, int]:
+        calls[0] = 0
+        return serving.simulate_requests(**KW, attn_dp=8, workload=w), calls[0]
+
+    kept, n_kept = run()
+    monkeypatch.setattr(simulator, "PRICE_MEMO_ENTRIES", 1)
+    fresh, n_fresh = run()
+    pd.testing.assert_frame_equal(kept, fresh, check_exact=True)
+    assert n_kept < 0.5 * n_fresh, (n_kept, n_fresh)
