@@ -706,7 +706,8 @@ def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num,
     runs in it beside the other prompts released with it: `lockstep.balance_ttft` with `split_steps`' decode step
     and full prefill iteration (every rank's full chunk in it, none waiting for another's), its iterations counted
     from the prompt's arrival; less `base_s` (per row), the wait `prefill_wait_s` prices without the balance before
-    the front end's time. `steps`: those two (full prefill iteration s, decode step s) where the caller has them
+    the front end's time; one decode step more where the engine forms its next batch ahead (`formed_ahead_iters`).
+    `steps`: those two (full prefill iteration s, decode step s) where the caller has them
     priced (`breakdown`); None: priced here."""
     R = np.asarray(p.coeffs.moe_ranks, dtype=float)
     if balance is None or p.solo is None or not np.any(R > 1.0):
@@ -718,6 +719,11 @@ def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num,
         t_full, t_dec = steps
     wait = lockstep.balance_ttft(np.maximum(R, 2.0), N, isl, osl, T_pf, n_it, t_full, t_dec,
                                  apart=prompts is not None, balance=balance)
+    # the balance counts the requests its rank's loop has received (``_balance_adp_requests`` runs on the
+    # scheduled requests): under the overlap executor (``PyExecutor._executor_loop_overlap`` fetches new requests
+    # as it forms the batch after the one in flight) a prompt arriving during an iteration is first counted one
+    # iteration later, a decode step while the balance holds the prompts back (`formed_ahead_iters`)
+    wait = wait + formed_ahead_iters(p, N) * t_dec
     return np.where((R > 1.0) & (np.asarray(balance_on) > 0), wait - base_s, 0.0)
 
 
@@ -990,7 +996,16 @@ def arrival_wait_iters(p: Prepared, N: Num) -> Num:
     simulator's idle replica is); not with pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``)
     instead of the overlap loop."""
     busy = np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
-    return 0.5 + 0.5 * busy + np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1) * busy
+    return 0.5 + 0.5 * busy + formed_ahead_iters(p, N)
+
+
+def formed_ahead_iters(p: Prepared, N: Num) -> Num:
+    """`arrival_wait_iters`' share for the iteration formed ahead (per row): where the engine forms its next batch
+    while the current one runs (``Coeffs.overlap``), not with pp > 1 stages, a request arriving during an iteration
+    is received at its end, after the next one was formed, so it waits one iteration more, in proportion to the N
+    clients' busy share (N <= 1: the engine idle, nothing formed ahead)."""
+    busy = np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
+    return np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1) * busy
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None) -> Num:

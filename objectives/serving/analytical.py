@@ -3314,13 +3314,19 @@ def disagg_closed_loop(prefill_kw: Mapping[str, Any], decode_kw: Mapping[str, An
         # beside it, at a random phase of the step it started (any rank's prompt starts the lockstep step)
         random = 1.0 - (1.0 - np.mean(ca2, axis=-1)) / g
         # ... and where the worker forms its next step while the current one runs (`lag`: vLLM's async scheduling,
-        # `EngineCore.step_with_batch_queue`, SGLang's overlap loop), the step formed ahead: a prompt received during
-        # a step joins the one after the next. The step ahead holds what waited as the step in progress began (the
-        # prompts of the one before it, which carried prompts with the same chance `busy`), a step like the
-        # prompt's own (t_in); a prompt back in the wave's order reaches the worker as its step ends, when nothing
-        # waited to be formed ahead (vLLM then blocks on the step in flight and schedules what arrived), so only
-        # the random share waits for it; and a step of one prompt (g = 1) left no room the prompt would have taken
-        ahead_ms = ahead * random * busy * busy * t_in * np.minimum(g - 1.0, 1.0)
+        # `EngineCore.step_with_batch_queue`, SGLang's overlap loop), the step formed ahead, if any: a prompt
+        # received during a step joins the one after the next. A prefill server's prompts end in their step
+        # (max_tokens=1: vLLM's async scheduler schedules no step beyond a request's max_tokens), so the step formed
+        # ahead holds only the prompts the step in progress had no room for; with none the loop formed an empty
+        # one, blocks on the step in flight and schedules what arrived at its end (the simulator's
+        # `engine._Replica._schedule_prefill`: nothing else to run, every prompt received joins). The step in
+        # progress left some where more than g prompts arrived during the one before it, a step like the prompt's
+        # own (t_in, lam / step of them a ms: Poisson, the drift's arrivals); a prompt back in the wave's order
+        # reaches the worker as its step ends, when nothing waited to be formed ahead, so only the random share
+        # waits for it; and a step of one prompt (g = 1) left no room the prompt would have taken
+        from scipy.stats import poisson  # imported on first use (`_burst_tail`)
+        over = poisson.sf(g, np.mean(lam, axis=-1) * t_in / np.maximum(step, 1e-12))
+        ahead_ms = ahead * random * busy * over * t_in * np.minimum(g - 1.0, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             steady = np.maximum(0.5 * random * busy * t_in + ahead_ms + queued * step,
                                 rho * (t_k / k_p) / (2.0 * (1.0 - rho)) / n_p)

@@ -163,13 +163,15 @@ class _Replica:
         self.fe_ms = sched.frontend_for(cost) if role != "decode" else 0.0   # the API server (new requests only)
         self.fe_free = 0.0    # when it is free for the next request
         # an overlapping scheduler (`Scheduler.overlaps`: SGLang, vLLM, TensorRT-LLM but on its context servers): a
-        # new request that arrives during an iteration is received at its end and joins the iteration after the next
-        # (`enqueue`); `seen` holds, for such a request still waiting, the end of the iteration it arrived in. Ranks
-        # in lockstep (`_Group`) are not lagged, nor pipelines: SGLang runs ``event_loop_pp`` where pp > 1
+        # new request that arrives during an iteration is received at its end and joins the iteration after the next,
+        # one on a boundary the iteration after the one starting there (`enqueue`); `seen` holds, for such a request
+        # still waiting, the end of the iteration it arrived in, or the boundary. Ranks in lockstep (`_Group`) are
+        # lagged alike, at their group's boundaries; pipelines are not: SGLang runs ``event_loop_pp`` where pp > 1
         # (scheduler.py's dispatch checks pp_size before the overlap loop), vLLM 0.14 no async scheduling with pp,
         # and their slots take the requests received at their turn (`_next_return`)
         self.lag = sched.overlaps(cost, role) and role != "decode" and self.pp <= 1
         self.seen: dict[int, float] = {}
+        self.ahead = False    # lag: the unit about to start was formed during the one that just ended (`commit`)
         self.state = "idle"
         self.version = 0
         # current unit
@@ -515,12 +517,19 @@ class _Replica:
         r = self.eng.reqs[rid]
         r.x = 0 if self.xb is None else self.xb[rid]
         self.waiting.append(rid)
-        if self.lag and self.group is None and self.state == "busy":
+        if self.lag and self.state == "busy":
             # the next iteration was formed when the one in progress began: received at that one's end (b1), the
-            # request can join the iteration after it, so a decode segment stops at the boundary after b1
+            # request can join the iteration after it, so a decode segment stops at the boundary after b1 (a rank in
+            # lockstep: its group's segment, which its own mirrors)
             b1 = self.end if self.seg is None else self.t0 + _cut_pieces(self.seg, t - self.t0)[1]
             self.seen[rid] = b1
             self.wake(b1 + LAG_EPS_MS)
+            return
+        if self.ahead:
+            # on the boundary `end` where the unit formed during the one that just ended is about to start: the loop
+            # receives it with that one's results, as it forms the iteration after the one starting now (as a loop
+            # that does not overlap forms the one starting now: at equal times commits, then arrivals, then starts)
+            self.seen[rid] = self.end
             return
         self.wake(t)
         if self.pp > 1 and self.group is None and self.role != "decode":
@@ -585,6 +594,7 @@ class _Replica:
         eng = self.eng
         B = self.B
         npre = self.npre
+        self.ahead = False    # from here on an arrival is in this unit, or finds the replica idle (`enqueue`)
         if self.loading:                            # KV read done: decode from this iteration on
             busy = self.notice and self.n           # a busy worker learns of it `notice` steps after it sees it
             for rid in [x for x in self.loading if eng.reqs[x].kv_ready <= t + 1e-9]:
@@ -796,11 +806,14 @@ class _Replica:
         # SGLang: the free tokens less what the running requests count on (`inference.admission`); no watermark
         room = free * B - self._counted_on() if ntr is not None else 0.0
         pc = self.pc
+        # an overlapping scheduler formed this iteration before it received the requests `_unseen` marks
+        # (`enqueue`); with nothing else to run it formed none (its loop was idle, or went idle after the iteration
+        # that just ended) and takes every one of them now
+        ahead = bool(self.seen) and bool(self.n or chunks or self.prefilling)
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
-            if self.seen and self._unseen(rid, t) and (self.n or chunks or self.prefilling):
-                break                        # formed before rid was received (`enqueue`); with nothing else to
-                                             # run the loop would have received it while idle
+            if ahead and self._unseen(rid, t):
+                break
             self.seen.pop(rid, None)
             r = reqs[rid]
             floor = 0 if not self.running or ntr is not None else self.wm
@@ -1062,6 +1075,7 @@ class _Replica:
         if self.u0 > self.kv_max:
             self.kv_max = self.u0
         self.state = "pending"
+        self.ahead = self.lag       # an overlapping scheduler formed the next unit during this one (`enqueue`)
         if self.group is None:      # a rank in lockstep starts with its group (`_Group.commit`)
             eng.push(t, _START, self)
 
@@ -1153,7 +1167,12 @@ class _Group:
     own scheduler (`_Replica._begin`), its iteration priced with the tokens the other ranks run in the same step
     (`step_ms`, else `_Replica.tm`); a rank with nothing to run
     waits for the group (its dummy batch is not priced), and a rank that gets work mid-step joins at the group's
-    next step. The group runs a decode segment (`_integrate`, each iteration the slowest rank's) only when every
+    next step, a busy rank whose engine overlaps at the step after it (each rank's loop formed its next batch as
+    the step began: SGLang's ``event_loop_overlap`` with DP attention, vLLM's DP engine cores with async
+    scheduling, TensorRT-LLM's overlap executor with attention DP; `_Replica.enqueue`), as a replica alone. vLLM's
+    rank with nothing to run steps its dummy batch synchronously (vllm/v1/engine/core.py
+    ``DPEngineCoreProc.run_busy_loop``) and takes a request at the next step; SGLang's forms an idle batch ahead,
+    which this does not lag. The group runs a decode segment (`_integrate`, each iteration the slowest rank's) only when every
     busy rank decodes alone, up to the first rank's change (a finish, the KV cache running out, SGLang's admission
     opening); an arrival or a KV read done at any rank cuts it at the next step boundary. The event loop drives a
     group as it drives a replica (`idx`, `state`, `version`, `start`, `commit`). Under TensorRT-LLM's attention-DP
@@ -1188,13 +1207,17 @@ class _Group:
             return self.step_ms(rows)
         return [r.tm(T, A, D, K) for r, T, A, D, K, _ in rows]
 
-    def _rule(self) -> tuple[bool, bool]:
-        """The balance's branch at a step (`_release`, `_count`): (every rank holds a prompt to schedule, queued or
-        prefilling, with room for it; every rank decodes)."""
+    def _rule(self, t: float) -> tuple[bool, bool]:
+        """The balance's branch at the step starting at `t` (`_release`, `_count`): (every rank holds a prompt to
+        schedule, queued or prefilling, with room for it; every rank decodes). A queued prompt its rank's overlapping
+        loop has not received for that step (`_Replica._unseen`: the queue's head, the others arrived after it) is
+        not among the requests it balances."""
         rs = self.ranks
-        return all((r.prefilling or r.waiting) and r.n < r.maxb for r in rs), all(r.n > 0 for r in rs)
+        return (all((r.prefilling or (r.waiting and not (r.seen and r._unseen(r.waiting[0], t)))) and r.n < r.maxb
+                    for r in rs),
+                all(r.n > 0 for r in rs))
 
-    def _release(self) -> bool:
+    def _release(self, t: float) -> bool:
         """TensorRT-LLM's attention-DP balance at this step (tensorrt_llm/_torch/pyexecutor/py_executor.py,
         ``PyExecutor._balance_adp_requests``): whether the ranks' prompts run now (True) or are held back. When
         every rank has a prompt to schedule and room for it, the counter of waits resets and, while every rank
@@ -1203,7 +1226,7 @@ class _Group:
         decodes."""
         b = self.balance
         assert b is not None
-        held, all_gen = self._rule()
+        held, all_gen = self._rule(t)
         if held:
             self.bal_wait = 0
             if all_gen:
@@ -1222,8 +1245,9 @@ class _Group:
         """The balance's counters after a decode segment's `steps` iterations beyond its first, each counted as
         `_release` counts a step, in closed form: at their starts no rank's queue, prompts or decoders differ from
         the segment's start once its batches were formed (`seg_rule`; no prompt is admitted, released or not,
-        nothing finishes before its end, and an arrival cuts it at the end of the iteration it comes in), so every
-        step takes the same branch. Where every rank holds a prompt with room for it (queued, the cache or SGLang's
+        nothing finishes before its end, and an arrival cuts it at the end of the iteration it comes in, or where
+        the rank's loop overlaps at the end of the next, unseen by the steps before: `_rule`), so every step takes
+        the same branch. Where every rank holds a prompt with room for it (queued, the cache or SGLang's
         admission keeping it out) the wait for a full batch cycles over ``batching_wait_iters`` + 1 steps while
         every rank decodes; otherwise the timeout counter runs, reset at each step where a rank has no decodes."""
         b = self.balance
@@ -1261,7 +1285,7 @@ class _Group:
         ks: list[int] = []
         waiting = False       # a prompt held back by the balance: step one iteration at a time
         if self.balance is not None:
-            hold = not self._release()
+            hold = not self._release(t)
             waiting = hold and any(r.prefilling or r.waiting or r.bq for r in self.ranks)
             for r in self.ranks:
                 r.hold = hold
@@ -1283,10 +1307,12 @@ class _Group:
             N = sum(r.n for r in busy)
             pr = [(r, r.n, r.S + r.n * (r.G + 1), N - r.n) for r in busy]
             price = self._prices
+            # a request a rank's overlapping scheduler receives at this step's end joins the next one (`enqueue`)
+            unseen = any(r.seen and r.waiting and r._unseen(r.waiting[-1], t) for r in busy)
             seg = self.seg = _integrate(lambda k: max(price([(r, 0, 0, n, kv + k * n, x) for r, n, kv, x in pr])),
-                                        1 if waiting else min(ks))
+                                        1 if waiting or unseen else min(ks))
             if self.balance is not None:
-                self.seg_rule = self._rule()
+                self.seg_rule = self._rule(t)
             for r in busy:
                 r._set_segment(t, list(seg))
             dt = busy[0].dt

@@ -305,6 +305,9 @@ def test_the_disaggregated_rows_replay_in_the_simulator_as_the_closed_form_price
     # prefill worker busy with a step formed ahead (+0.9 ms: 115.9 / 124.2 ms, 6.7 %). The gap was the handoff's
     # busy chance: a one-slot decode worker takes a handed-off request only idle (`disagg_closed_loop` caps the
     # others' sequences at its slots less one, thirty-sixth round): 115.9 / 119.2 ms vLLM, 107.1 / 108.3 TensorRT-LLM
+    # 8 %: the vLLM prefill worker's async scheduling forms no batch ahead when it has nothing else to run, so the
+    # prompts its loop receives together at an iteration's end all join the next one (`engine._Replica
+    # ._schedule_prefill`; the first of them alone did before): 7.6 % (114.6 / 123.3 ms)
     assert sim[0.0]["ttft_pred"].to_numpy() == pytest.approx(closed["ttft_pred"].to_numpy(), rel=0.035)
     assert sim[0.0]["tpot_pred"].to_numpy() == pytest.approx(closed["tpot_pred"].to_numpy(), rel=0.05)
     assert np.isfinite(sim[0.0]["ttft_ape"]).all()
@@ -314,7 +317,7 @@ def test_the_disaggregated_rows_replay_in_the_simulator_as_the_closed_form_price
 
 @pytest.mark.parametrize("over,rel", [(dict(engine="trtllm", concurrency=30.0, prefill_tp=1.0, prefill_attn_dp=4.0,
                                             decode_workers=5.0, decode_tp=4.0, decode_batch_size=6.0), 0.07),
-                                      (dict(engine="vllm", concurrency=128.0), 0.02)])
+                                      (dict(engine="vllm", concurrency=128.0), 0.03)])
 def test_the_closed_form_prices_the_prefill_pools_later_rounds_as_the_simulator_runs_them(over, rel):
     """The closed loop's later rounds at the prefill pool (the clients in the wave's order, a lockstep attention-DP
     worker's step in progress) against the simulator's iterations on the same pools (`simulated_disagg`, 10 requests
@@ -323,7 +326,13 @@ def test_the_closed_form_prices_the_prefill_pools_later_rounds_as_the_simulator_
     step waits for the one formed ahead, in the simulator (472 -> 507 ms) as in the closed form since the thirty-
     sixth round (`disagg_closed_loop`'s `lag`: 469 -> 508 ms, 0.93 -> 1.00 of the simulator's; 10 % before, 5 %
     now); TensorRT-LLM's context servers run without the loop. Its busy decode workers learn of a finished KV read
-    three steps late in both (`handoff.kv_notice_steps`: 508 -> 557 ms closed, 507 -> 551 simulated, 1.011)."""
+    three steps late in both (`handoff.kv_notice_steps`: 508 -> 557 ms closed, 507 -> 551 simulated, 1.011).
+    3 % (was 2 %, pinned on the simulator's lag of a burst's later prompts, which its prefill worker no longer
+    has: with nothing else to run it forms no step ahead and takes them all, `engine._Replica._schedule_prefill`):
+    the step formed ahead now holds only the prompts the step in progress had no room for, in both (`lag` x the
+    chance more than g prompts arrived in a step): 534 closed (518 without the lag) against 519 simulated; the
+    closed form's window arrivals (6.7 a prefill step, Poisson) overflow more often than the simulator's (2.8
+    waiting at a step's start, 2 % of its steps beyond 8)."""
     rows = _rows(**over)
     cf = silicon.predict(rows)["ttft_pred"].to_numpy(float)[0]
     sim = silicon.simulated_disagg(rows)["ttft_pred"].to_numpy(float)[0]
@@ -334,8 +343,9 @@ def test_a_prefill_worker_that_forms_its_next_step_ahead_delays_the_prompts_that
     """vLLM's and SGLang's prefill servers form their next step while the current one runs (`profiles.overlaps`),
     TensorRT-LLM's context servers do not (`NO_OVERLAP_ROLES`): `handoff.front_end` says so per deployment, and the
     closed loop's prefill wait counts the step formed ahead where the prompts reach a busy worker (vLLM, 128 clients:
-    ~39 ms more TTFT), not where a step holds one prompt (SGLang with one prompt a step: the step ahead left it no
-    room) nor on TensorRT-LLM."""
+    ~16 ms more TTFT: the step ahead holds the prompts the step in progress had no room for, formed where more than
+    g = 8 arrived during one, ~24 % of its steps), not where a step holds one prompt (SGLang with one prompt a step:
+    the step ahead left it no room) nor on TensorRT-LLM."""
     import objectives.serving.handoff as handoff
     from objectives.inference.core import default_eff
 
@@ -350,7 +360,7 @@ def test_a_prefill_worker_that_forms_its_next_step_ahead_delays_the_prompts_that
     monkeypatch.setattr(handoff, "overlaps_in_role", lambda engine, role: role != "prefill" and keeps(engine, role))
     assert handoff.front_end(kw, 3, default_eff())[3].tolist() == [0.0, 0.0, 0.0]
     without = silicon.predict(rows)["ttft_pred"].to_numpy(float)
-    assert with_lag[0] - without[0] > 20.0
+    assert with_lag[0] - without[0] > 10.0
     assert with_lag[1:] == pytest.approx(without[1:], rel=1e-12)
 
 

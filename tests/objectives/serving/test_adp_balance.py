@@ -267,8 +267,8 @@ def test_a_segments_closed_form_count_equals_stepping_the_balance(held: bool, al
             for g in (stepped, counted):
                 g.bal_wait, g.bal_batch = start % 5, start % 4
             for _ in range(k):
-                stepped._release()
-            counted.seg_rule = counted._rule()
+                stepped._release(0.0)
+            counted.seg_rule = counted._rule(0.0)
             assert counted.seg_rule == (held, all_gen)
             counted._count(k)
             assert (counted.bal_wait, counted.bal_batch) == (stepped.bal_wait, stepped.bal_batch), (start, k)

@@ -32,11 +32,20 @@ class FlatCost:
         return 1.0
 
 
-def _ttft(engine: str, arrival_s: list[float], outputs: list[int]) -> np.ndarray:
-    """TTFT (ms) of requests of 10 prompt tokens arriving at `arrival_s` (s) with `outputs` tokens, in order."""
+@dataclass(frozen=True)
+class FlatRanks(FlatCost):
+    """`FlatCost` whose attention-DP ranks step in lockstep (`engine._Group`)."""
+
+    steps_in_lockstep: bool = True
+
+
+def _ttft(engine: str, arrival_s: list[float], outputs: list[int], attn_dp: int = 1) -> np.ndarray:
+    """TTFT (ms) of requests of 10 prompt tokens arriving at `arrival_s` (s) with `outputs` tokens, in order, on one
+    replica of `attn_dp` ranks in lockstep (each request to the rank with the fewest, the first of a tie)."""
     trace = pd.DataFrame({"arrival_s": arrival_s, "input_tokens": [10] * len(arrival_s), "output_tokens": outputs})
-    d = simulate_costs(FlatCost(engine), workload=Workload(trace=trace),
-                       scheduler=Scheduler(max_batch_size=64, max_num_tokens=4096), per_request=True)
+    d = simulate_costs(FlatRanks(engine) if attn_dp > 1 else FlatCost(engine), workload=Workload(trace=trace),
+                       scheduler=Scheduler(max_batch_size=64, max_num_tokens=4096), per_request=True,
+                       attn_dp=attn_dp)
     assert list(d["arrival_s"]) == pytest.approx(arrival_s)
     return d["ttft_ms"].to_numpy()
 
@@ -109,6 +118,53 @@ def test_a_request_arriving_mid_iteration_joins_the_one_after_the_next():
     for engine in ("sglang", "vllm", "vllm==0.14.0", "trtllm"):
         assert list(_ttft(engine, [0.0, 0.0105], [100, 5])) == pytest.approx([1.0, 2.5]), engine
     assert list(_ttft("vllm==0.13.0", [0.0, 0.0105], [100, 5])) == pytest.approx([1.0, 1.5])
+
+
+def test_a_request_arriving_on_an_iteration_boundary_waits_one_iteration_more_than_without_the_overlap():
+    """A and C are prefilled together in [0, 1); A's tenth token ends the decode steps' run at 10 ms, C decodes on.
+    B arrives at exactly 10 ms, after that boundary's commit: the loop receives it with [9, 10)'s results as it forms
+    [11, 12) ([10, 11) was formed before), so B's prefill runs in [11, 12), TTFT 2 ms; a loop that forms each
+    iteration when the previous one ends takes it into [10, 11), 1 ms. On a boundary inside the run of decode steps
+    (5 ms) the same: [6, 7), one iteration more than vLLM 0.13's [5, 6). (The boundary of a commit was not lagged
+    at all before, 1 ms, where the one inside a run was: the simulator stepping each iteration, `skip` False,
+    disagreed with its event skipping.)"""
+    for engine in ("sglang", "vllm", "trtllm"):
+        assert list(_ttft(engine, [0.0, 0.0, 0.010], [10, 100, 5])) == pytest.approx([1.0, 1.0, 2.0]), engine
+        assert list(_ttft(engine, [0.0, 0.0, 0.005], [10, 100, 5])) == pytest.approx([1.0, 1.0, 2.0]), engine
+    assert list(_ttft("vllm==0.13.0", [0.0, 0.0, 0.010], [10, 100, 5])) == pytest.approx([1.0, 1.0, 1.0])
+    assert list(_ttft("vllm==0.13.0", [0.0, 0.0, 0.005], [10, 100, 5])) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_event_skipping_equals_stepping_with_requests_arriving_on_iteration_boundaries():
+    """Requests arriving on iteration boundaries (whole milliseconds): at a commit where the simulator steps each
+    iteration (`skip` False), at a commit or inside a run of decode steps where it skips to the next event; each is
+    lagged one iteration, TTFT 2 ms (before, one on a commit's boundary was not: 1 ms)."""
+    from objectives.serving.simulator import PoolCosts, _frame, _run
+
+    arrival = [0.0, 0.0, 0.003, 0.005, 0.007, 0.012, 0.020, 0.021]
+    trace = pd.DataFrame({"arrival_s": arrival, "input_tokens": 10, "output_tokens": [30, 9, 14, 6, 25, 8, 3, 12]})
+    sched = Scheduler(max_batch_size=64, max_num_tokens=4096)
+    frames = [_frame(_run(Workload(trace=trace), PoolCosts(FlatCost("vllm"), 1, sched), None, None, sched, 0.0,
+                          "least_loaded", skip=skip)[0]) for skip in (True, False)]
+    ttft = (frames[0]["first_token_s"] - frames[0]["arrival_s"]).to_numpy() * 1e3
+    assert list(ttft) == pytest.approx([1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    for c in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(frames[0][c], frames[1][c], rtol=1e-12)
+
+
+def test_attention_dp_ranks_in_lockstep_are_lagged_at_their_groups_boundaries():
+    """Each attention-DP rank's scheduler runs the overlap loop (SGLang: ``event_loop_overlap`` with DP attention,
+    its ranks agreeing on the overlap through the gathered batch, sgl-project/sglang#20853; vLLM's DP engine cores'
+    ``step_with_batch_queue``, async scheduling on with DP in vllm/config/vllm.py; TensorRT-LLM's overlap executor
+    with attention DP): A and C run on the two ranks from 0 ms; B arrives at 10.5 ms on rank 0 (a tie: the first)
+    and is prefilled in the group's step [12, 13), TTFT 2.5 ms, at exactly 11 ms in [12, 13) too; vLLM 0.13 takes
+    it into [11, 12). A rank with nothing to run (B' at 10.5 ms to the idle rank 1 beside A) takes it at the
+    group's next step: vLLM's idle DP rank runs its dummy batch synchronously (``DPEngineCoreProc.run_busy_loop``)."""
+    for engine in ("sglang", "vllm"):
+        assert list(_ttft(engine, [0.0, 0.0, 0.0105], [100, 100, 5], 2)) == pytest.approx([1.0, 1.0, 2.5]), engine
+        assert list(_ttft(engine, [0.0, 0.0, 0.011], [100, 100, 5], 2)) == pytest.approx([1.0, 1.0, 2.0]), engine
+        assert list(_ttft(engine, [0.0, 0.0105], [100, 5], 2)) == pytest.approx([1.0, 1.5]), engine
+    assert list(_ttft("vllm==0.13.0", [0.0, 0.0, 0.0105], [100, 100, 5], 2)) == pytest.approx([1.0, 1.0, 1.5])
 
 
 def test_arrivals_during_one_iteration_share_the_lagged_batch():
