@@ -24,10 +24,11 @@ class DeployError(DSEError, ValueError):
 
 
 def _vkey(v: str) -> tuple:
-    """Sort key of a release string: numeric parts first, so 0.5.14 > 0.5.9 and 1.3.0rc20 > 1.3.0rc3."""
-    import re
+    """Sort key of a release string (`profiles.release_key`: 0.5.14 > 0.5.9, 1.3.0rc20 > 1.3.0rc3, a build label
+    such as 'main-00209af1' after every version)."""
+    from objectives.profiles import release_key
 
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.findall(r"\d+|[a-z]+", v.lower()))
+    return release_key(v)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from .profile import (
                       overlaps_in_role,
                       prefill_alone_mask,
                       read,
+                      release_key,
                       release_since,
                       resolve_engine,
                       runs_on,
@@ -52,4 +53,4 @@ __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", 
            "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
            "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows", "SPEC_OVERLAP_SINCE",
-           "RELEASE_SEP", "engine_release", "release_since", "is_release"]
+           "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release"]

@@ -63,12 +63,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from packaging.version import InvalidVersion, Version
 
 from objectives import catalog
 
 from .grid import Table, covered_cells, extend_proportional, extend_trend, fill_gaps, monotone, pivot
-from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, LazyTables, TableGroups, save
+from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, LazyTables, TableGroups, release_key, save
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +108,8 @@ def aiconfigurator_root() -> Path | None:
     return root if root.is_dir() else None
 
 
-def _vkey(v: str) -> tuple:
-    try:
-        return (1, Version(v))
-    except InvalidVersion:
-        return (0, v)
+#: the kernel tables' versions sort as releases do (`profile.release_key`)
+_vkey = release_key
 
 
 def versions(root: Path, system: str, op: str, engine: str) -> list[str]:

@@ -380,7 +380,8 @@ ENGINE_SPELLINGS = "'name', 'name==version' (its kernel tables) or 'name~=releas
 
 
 def is_release(ver: Any) -> bool:
-    """Whether `ver` names an engine release: a PEP 440 version ('0.13.0', '0.14.0rc1', 'v0.15.1', '1.1.0-dev.2'),
+    """Whether `ver` names an engine release: a PEP 440 version ('0.13.0', '0.14.0rc1', 'v0.15.1', 'V0.15.1',
+    '1.1.0-dev.2'),
     or a build label led by a letter and holding a '-' (the silicon rows' 'nightly-dev-20260216-d3bae71e',
     'glm5-hopper': the newest, `release_since`); not an empty string, one holding a separator, one led by a digit
     (or 'v' and a digit) that is no version ('0.13,0', '1.1/1.2'), nor a bare word ('abc', 'O.14.0')."""
@@ -388,7 +389,7 @@ def is_release(ver: Any) -> bool:
     ver = "" if ver is None else str(ver).strip()
     if not ver or any(sep in ver for sep in (RELEASE_SEP, "==", "@", ":")):
         return False
-    if re.match(r"v?\d", ver):
+    if re.match(r"v?\d", ver, re.I):
         try:
             Version(ver)
         except InvalidVersion:
@@ -415,22 +416,39 @@ def engine_release(engine: Any) -> str | None:
     return None if ver is None or not str(ver).strip() else str(ver).strip()
 
 
+def release_key(ver: Any) -> tuple:
+    """Sort key of an engine release (`is_release`'s spellings; any string): PEP 440 versions in packaging's order
+    (0.14.0.dev3 < 0.14.0rc1 < 0.14.0 < 0.14.0.post1 < 0.14.1; a leading 'v' or 'V' ignored), after them a build
+    label that is no version ('nightly-dev-20260216-d3bae71e', 'main-00209af1': the newest, whatever its date),
+    labels among themselves by name. The one order of releases: `release_since`, the flag lists
+    (`deploy.flags.flag_list`) and the kernel tables' versions (`profiles.build.versions`) sort by it."""
+    from packaging.version import InvalidVersion, Version
+    v = "" if ver is None else str(ver).strip()
+    try:
+        return (0, Version(v), "")
+    except InvalidVersion:
+        return (1, Version("0"), v)
+
+
 def release_since(engine: Any, first: str | None) -> bool:
-    """Whether `engine`'s release (`engine_release`) is `first` or later: always where `first` is None or the name
-    is bare (the newest release); a build label that is no version (a nightly's, 'nightly-dev-20260216-d3bae71e')
-    is taken as newer than `first`, whatever its date. Compared on the releases' base versions (packaging's
-    ``Version.base_version``): a pre-release, development or post-release of `first` (0.14.0rc1, 0.14.0.dev3,
-    0.14.0.post1) counts as `first`, since a release candidate is cut from the release's branch (vLLM's 0.14.0rc1
-    already has vllm-project/vllm#31998)."""
+    """Whether `engine`'s release (`engine_release`) is `first` or later (`release_key`): always where `first` is None
+    or the name is bare (the newest release); a build label that is no version (a nightly's,
+    'nightly-dev-20260216-d3bae71e') is taken as newer than `first`, whatever its date. A release candidate or
+    post-release of `first` (0.14.0rc1, 0.14.0.post1) counts as `first`, since a release candidate is cut from the
+    release's branch (vLLM's 0.14.0rc1 already has vllm-project/vllm#31998); a development build (0.14.0.dev3,
+    0.14.0rc1.dev2) precedes it as packaging orders it: it is built from main before the branch is cut, so it may
+    lack what the release brings."""
     ver = engine_release(engine)
     if first is None or ver is None:
         return True
     from packaging.version import InvalidVersion, Version
     try:
-        got = Version(Version(ver).base_version)
+        got = Version(ver)
     except InvalidVersion:
         return True
-    return bool(got >= Version(Version(first).base_version))
+    if not got.is_devrelease:
+        got = Version(got.base_version)
+    return bool(release_key(str(got)) >= release_key(Version(first).base_version))
 
 
 def overlaps(engine: Any, speculative: bool = False) -> bool:

@@ -1402,10 +1402,15 @@ class ServingModel:
                     rho = np.minimum(r / np.maximum(r_pre, 1e-300), 0.999)
                     S = t_rate / ks[d_mask]
                     # ... and where the worker forms its next step while the current one runs (`front_end`'s lag),
-                    # the step formed ahead, a step like the prompt's own: where the prompt finds the worker busy and
-                    # that step holds what waited as the one in progress began, busy^2 (as `disagg_closed_loop`);
-                    # charged beside the front end's time, which every TTFT below adds
-                    host = host + ahead * rho * rho * t_one
+                    # a Poisson prompt that finds it busy (rho) waits for the step formed ahead where that step
+                    # holds what waited as the one in progress began (rho again, as `disagg_closed_loop`; an empty
+                    # one leaves the scheduler blocked on the step in flight, which then takes the prompt, as the
+                    # aggregated open loop's idle replica, `_open_loop`'s lag). Those prompts came before it: the
+                    # M/D/1 wait below already holds their work (S each); what the overlap adds is that the prompt
+                    # runs in a step of its own instead of sharing theirs, its prefill alone less its batched share
+                    # (a prefill step is compute-bound: unlike a decode iteration, a prompt riding on it is not
+                    # free). Charged beside the front end's time, which every TTFT below adds
+                    host = host + ahead * rho * rho * np.maximum(t_one - S, 0.0)
                     # pp > 1: a worker keeps one batch in flight until a schedule overflows a budget, as the
                     # aggregated replicas (`_lanes`): its queue passes a prompt per batch in flight, each prompt's
                     # pass through every stage (`t_one`), and where one batch falls behind the arrivals the queue
@@ -1502,27 +1507,50 @@ class ServingModel:
                 host_memo.append(host_time(self._kw(d), n, self.efficiency if self.efficiency is not None
                                       else default_eff())[0])
             return host_memo[0].at(N, rows)
+        static_cycle: np.ndarray | None = None      # a static closed loop's client cycle (ms), `static_groups`
         if stat.any():
             i = np.flatnonzero(stat)
             sb = d.take(i)
-            ks = np.minimum(k[i], np.maximum(N[i], 1.0))
-            t_pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
-                                      max_num_tokens=sb.max_num_tokens)["ttft_ms"].to_numpy(float)
-            if cached[i].any():
-                t_pf = np.where(cached[i], cached_prefill_ms(self._kw(sb), ks, isl, hit[i]), t_pf)
-            t_n, t_1 = (inference.estimate(**self._kw(sb), batch_size=bs, input_len=isl, output_len=osl,
-                                           max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
-                        for bs in (N[i], np.ones(len(i))))
-            slope = np.where(N[i] > 1, (t_n - t_1) / np.maximum(N[i] - 1.0, 1.0), 0.0)
-            batch_steps = np.maximum(expected_max(self.outputs, N[i]) - 1.0, max(osl - 1.0, 0.0))
-            seq_steps = N[i] * max(osl - 1.0, 0.0)
-            t_decode = batch_steps * (t_1 - slope) + seq_steps * slope
-            n_pf = np.ceil(N[i] / ks)
             # (a length mixture's prompts cost their extra prefill work over the mean prompt's each, `_excess`)
             excess = self._excess(sb) if self._len_nodes is not None else np.zeros(len(i))
-            cycle = n_pf * t_pf + t_decode + N[i] * excess
+            t_1 = inference.estimate(**self._kw(sb), batch_size=np.ones(len(i)), input_len=isl, output_len=osl,
+                                     max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
+
+            def batch_of(nb: np.ndarray) -> tuple[np.ndarray, ...]:
+                """A static batch of `nb` requests on each row of `sb`: (its cycle ms, prefill chunk ms, chunks,
+                TPOT slope ms a sequence)."""
+                ks = np.minimum(k[i], np.maximum(nb, 1.0))
+                t_pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
+                                          max_num_tokens=sb.max_num_tokens)["ttft_ms"].to_numpy(float)
+                if cached[i].any():
+                    t_pf = np.where(cached[i], cached_prefill_ms(self._kw(sb), ks, isl, hit[i]), t_pf)
+                t_n = inference.estimate(**self._kw(sb), batch_size=nb, input_len=isl, output_len=osl,
+                                         max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
+                slope = np.where(nb > 1, (t_n - t_1) / np.maximum(nb - 1.0, 1.0), 0.0)
+                batch_steps = np.maximum(expected_max(self.outputs, nb) - 1.0, max(osl - 1.0, 0.0))
+                t_decode = batch_steps * (t_1 - slope) + nb * max(osl - 1.0, 0.0) * slope
+                n_pf = np.ceil(nb / ks)
+                return n_pf * t_pf + t_decode + nb * excess, t_pf, n_pf, slope, ks
+
+            cycle, t_pf, n_pf, slope, ks = batch_of(N[i])
             tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
             tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
+            if conc is not None:
+                static_cycle = np.full(n, np.nan)
+                # a closed loop whose clients all fit one batch (`Scheduler`'s static policy: an idle replica
+                # takes the requests waiting, the API server passing them one by one, `Scheduler.frontend_for`, of
+                # an engine's front end: a row with host time): the first request of the run starts a batch alone,
+                # the other clients' form the next, and the two groups alternate, each returning (host time) while
+                # the other's batch runs: a client's cycle is both batches (a host time longer than the other's
+                # batch splits the groups further: left); without a front end the clients' requests arrive
+                # together and stay one batch (Little's law below). Outputs of one length only: a batch's requests
+                # then all end at its end; of varying lengths, only its longest misses the next batch (left to
+                # Little's law below)
+                c = conc / replicas[i]
+                two = (c > 1.0) & (c <= N[i]) & (host_at(np.ones(len(i)), i) > 0.0) & (np.ptp(self.outputs) == 0)
+                if two.any():
+                    rest = np.where(two, np.maximum(c - 1.0, 1.0), 1.0)
+                    static_cycle[i] = np.where(two, batch_of(np.ones(len(i)))[0] + batch_of(rest)[0], np.nan)
             # ... and its host time before the first token, the API server's and the N streams' it sends
             # (`handoff.host_ms`), as the simulator prices every aggregated run's (`_frame`)
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i] + host_at(N[i], i)
@@ -1533,6 +1561,9 @@ class ServingModel:
             # busiest rank's ceil(conc / ranks), fewer clients leave the other slots empty (`max_throughput` so)
             j = np.flatnonzero(~dis)
             tput[j] = tput[j] * np.minimum(1.0, conc / np.maximum(replicas[j] * N[j], 1.0))
+            if static_cycle is not None:
+                two = np.isfinite(static_cycle)
+                tput[two] = conc * osl / static_cycle[two] * 1e3
         if conc is not None and self._len_nodes is not None and (~dis & ~stat).any():
             # closed loop under a length mixture: each replica's cycle also holds its requests' extra prefill work
             # over the mean prompt's (`_attention_excess`, ms per request), spread over its iterations as the
@@ -1551,16 +1582,21 @@ class ServingModel:
             # A request's host time before its first token (`handoff.host_ms`) is in the cycle: the client sends
             # its next request once it has read the last token (`inference.estimate.queue_waits`, the simulator's
             # `_frame`), so it is spent outside the queue; where it leaves no wait, the clients set the rate of an
-            # aggregated deployment of continuous batching, conc / its e2e (`max_throughput`'s; a static batch's
-            # clients wait for their batch whatever the host time)
+            # aggregated deployment, conc / its e2e (`max_throughput`'s)
             x_req = tput / osl
             e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
             extra = np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
             ttft = ttft + extra
             for p in PERCENTILES:
                 q[p][0][:] = q[p][0] + extra
-            if (~dis & ~stat).any():
-                j = np.flatnonzero(~dis & ~stat)
+            # ... and of static batches whose requests all end at the batch's end (outputs of one length: each
+            # client's cycle its e2e, host time included; of varying lengths a client that returns before its
+            # batch ends waits for the next, which the mean output's e2e does not hold: left)
+            capped = ~dis & (~stat | (np.ptp(self.outputs) == 0))
+            if capped.any():
+                # the clients set the rate where the service time leaves no wait (Little's law: conc = X x the
+                # client's cycle, which holds the host time)
+                j = np.flatnonzero(capped)
                 tput[j] = np.minimum(tput[j], conc * osl / (e2e_ms[j] + extra[j]) * 1e3)
         served_req = tput / osl                                   # requests/s the deployment completes
         open_agg = (~dis) & (d.batching == "continuous")

@@ -143,7 +143,7 @@ def test_build_labels_and_an_unknown_engine():
         profiles.resolve_engine("foo~=1.0")
 
 
-@pytest.mark.parametrize("engine, first", [("vllm~=0.14.0rc1", "0.14.0"), ("vllm~=0.14.0.dev3", "0.14.0"),
+@pytest.mark.parametrize("engine, first", [("vllm~=0.14.0rc1", "0.14.0"), ("vllm~=0.14.0.post1", "0.14.0"),
                                            ("trtllm~=1.0.0rc4", "1.0.0"), ("sglang~=0.5.13rc0", "0.5.13")])
 def test_a_pre_release_counts_as_its_release(engine, first):
     """Release candidates are cut from the release's branch: vLLM's 0.14.0rc1 has #31998 (async scheduling with
@@ -180,3 +180,25 @@ def test_bands_are_looked_up_by_the_engine_whatever_its_release():
     b = load_bands()
     assert b.lookup("inference", "extrapolated", "vllm~=0.13.0", "hopper", "ttft", 0.8) == \
         b.lookup("inference", "extrapolated", "vllm", "hopper", "ttft", 0.8)
+
+
+@pytest.mark.parametrize("engine", ["vllm~=0.14.0.dev3", "vllm~=0.14.0rc1.dev2", "trtllm~=1.0.0.dev0"])
+def test_a_development_build_precedes_its_release(engine):
+    """A .devN build is cut from main before the release's branch, so packaging orders it before the release (and
+    before its release candidates): it lacks what the release brings (vLLM's async default)."""
+    assert not profiles.release_since(engine, engine.split("~=")[1].split(".dev")[0].split("rc")[0])
+    assert not profiles.overlaps(engine)
+
+
+def test_one_order_of_releases_and_either_case_of_the_v():
+    """The flag lists, the kernel tables' versions and `release_since` sort releases by one key."""
+    from objectives.deploy.flags import _vkey as flags_key
+    from objectives.profiles.build import _vkey as build_key
+
+    got = ["nightly-dev", "0.14.0", "0.14.0.post1", "0.14.0rc1", "0.9.0", "0.14.0.dev3", "main-00209af1", "0.14.1"]
+    want = ["0.9.0", "0.14.0.dev3", "0.14.0rc1", "0.14.0", "0.14.0.post1", "0.14.1", "main-00209af1", "nightly-dev"]
+    for key in (profiles.release_key, flags_key, build_key):
+        assert sorted(got, key=key) == want
+    for spelled in ("v0.14.0", "V0.14.0"):
+        assert profiles.is_release(spelled) and profiles.release_since(f"vllm~={spelled}", "0.14.0")
+        assert profiles.overlaps(f"vllm~={spelled}")
