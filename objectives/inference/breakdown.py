@@ -316,9 +316,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         arrival_wait_iters,
         balance_hold_s,
         chunk_pass_s,
+        decode_window,
         group_prompt_work,
         host_ttft_s,
         lockstep_wait_s,
+        per_window_token,
         pipeline_budget,
         prefill_chunk,
         queue_waits,
@@ -368,7 +370,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     it_pf, it_dec = np.where(split, n_pf, n_it), np.where(split, n_dec, 0.0)
     pre = {k: np.where(split, pf[k], mean[k]) for k in _FORWARD}
     step = {k: np.where(split, dec[k], zero) for k in _FORWARD}
-    tpot: dict[str, Any] = _scaled_sum((it_pf / osl, pre), (it_dec / osl, step))
+    # `estimate.steady_cycle` (keep in step): the cycle's iterations, and TPOT's decode window of them per output
+    # token after the first: the cycle less the request's own prompt iterations (`estimate.decode_window`)
+    cyc: dict[str, Any] = _scaled_sum((it_pf, pre), (it_dec, step))
+    a_pf, a_dec, a_own = decode_window(c.prefill_alone, isl, osl, n_it, it_pf, w_pf[0])
+    tpot: dict[str, Any] = _scaled_sum((a_pf, pre), (a_dec, step))
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
     steps = None      # `estimate.split_steps`' full prefill iteration and decode step without the ranks' wait
@@ -378,7 +384,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         steps = (t_chunk, t_dec)
         rank_wait = lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, n_it, balance=balance, balance_on=balance_on)
         pre["rank_wait"] = np.where(split, rank_wait, 0.0)
-    tpot["rank_wait"] = it_pf / osl * pre["rank_wait"]
+    tpot["rank_wait"] = (a_pf + a_own) * pre["rank_wait"]     # the own iterations' waits stall its decodes
+    cyc["rank_wait"] = it_pf * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
     # prefills again to the cycle
     rows = args["rows"]
@@ -387,7 +394,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
                                           None if kv is None else np.asarray(kv, dtype=float))
     per = None if conc is None else conc / (p.dp * p.attn_dp)      # clients per replica
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, per, kv_bound, np.asarray(cached) > 0, cap=cap)
-    cycle_s = sum(tpot.values()) * osl + redo_s
+    cycle_s = sum(cyc.values()) + redo_s
+    per_tok = per_window_token(osl, n_it)
     iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
     # `estimate.gpu_ttft_s` (keep in step): measured rows, a run's steady wait and its start-up wave
     measured = np.asarray(p.source_code) > 0
@@ -403,9 +411,9 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         wait_it = arrival_wait_iters(p, N) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
         steady = _scaled_sum((k0, own), (k_own, own_parts),
                              *((k, _replica_parts(p, collect, w, L, True)) for w, k in waits),
-                             (wait_it, {k: v / np.maximum(n_it, 1e-300) * osl for k, v in tpot.items()}))
+                             (wait_it, {k: v / np.maximum(n_it, 1e-300) for k, v in cyc.items()}))
         steady["recompute"] = wait_it * redo_s / n_it
-        steady["rank_wait"] = wait_it * tpot["rank_wait"] * osl / np.maximum(n_it, 1e-300)
+        steady["rank_wait"] = wait_it * cyc["rank_wait"] / np.maximum(n_it, 1e-300)
         steady_s = (k0 * chunk_pass_s(p, t_s, *ws[:4], L) + k_own * t_s
                     + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits) + wait_it * iter_s)
         t_w = replica_time_s(p, *ww, L, whole=True)
@@ -426,10 +434,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     # (the front end's host time holds no slot and is spent outside the queue: `estimate.queue_waits`)
+    tpot["recompute"] = redo_s * per_tok
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(v for k, v in ttft.items() if k != "front_end"),
-                                                 cycle_s, rho, np.asarray(c.kv_preempt) > 0, front)
+                                                 cycle_s, (osl - 1.0) * sum(tpot.values()), rho,
+                                                 np.asarray(c.kv_preempt) > 0, front)
     ttft["queue"] = np.maximum(ttft["queue"], hold * cycle_s)     # behind a wave's overflow (`retraction_churn`)
-    tpot["recompute"] = redo_s / osl
     phases = (pre, step, ttft, tpot)
     nan = np.full(N.size, np.nan)
     flat = (lambda x: np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() if shape
@@ -461,7 +470,9 @@ def served_breakdown(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtyp
       at least the chunk's own pass through every stage). Rows whose closed form prices one mean iteration
       (roofline, dense, pp = 1) show that mean iteration here, every iteration carrying a share of the prompts.
     - decode_step (ms per iteration): the pure decode step (zero, with 0 iterations, on the mean-iteration rows).
-    - tpot (ms per output token): iterations x each kind's parts / output_len, `max_throughput`'s tpot_ms.
+    - tpot (ms per output token after the first): the iterations of each kind in the request's decode window
+      (its cycle less its own prompt's iterations, `estimate.decode_window`) x their parts / (output_len - 1),
+      `max_throughput`'s tpot_ms.
     - ttft (ms per request): the prompt's wait in the steady state by component (`estimate.prefill_wait_s`), then
       its own terms (`TTFT_TERMS`): startup_wave, front_end, queue. Sums to `max_throughput`'s ttft_ms.
     - SGLang's retraction churn where its cache bounds the batch below the clients (`CHURN_TERMS`, zero

@@ -588,6 +588,41 @@ def memory_setting_needed(p: Prepared, max_num_tokens: Num = DEFAULT_MAX_NUM_TOK
 def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
                  balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None,
                  work: tuple | None = None) -> tuple[Num, Num, Num, Num]:
+    """`steady_cycle`'s (iteration time s, iterations per request cycle, decode seqs per iteration, busy s), its
+    decode window left out. Arguments as `steady_cycle`'s."""
+    return steady_cycle(p, N, isl, osl, mnt, prompts, balance, balance_on, lanes, work)[:4]
+
+
+def per_window_token(osl: Num, n_it: Num) -> Num:
+    """What a request's TPOT divides its decode window by: its output tokens after the first (the engines' TPOT,
+    (e2e - TTFT) / (output_len - 1): vLLM's ``benchmarks/serve.py`` `calculate_metrics`, the simulator's
+    `serving.simulator` records). With output_len == 1 there is no window (vLLM reports 0, the simulator NaN);
+    there the TPOT reads as the mean iteration, `estimate`'s decode step at output_len == 1 and the limit of the
+    cycle's window per token: 1 / the cycle's `n_it` iterations."""
+    return np.where(np.asarray(osl) > 1, 1.0 / np.maximum(np.asarray(osl, dtype=float) - 1.0, 1.0), 1.0 / n_it)
+
+
+def decode_window(alone: Num, isl: Num, osl: Num, n_it: Num, n_pf: Num, T_pf: Num) -> tuple[Num, Num, Num]:
+    """A request's decode window (after its first token) in `steady_cycle`'s cycle of `n_it` iterations, per
+    output token after the first (`per_window_token`): (prefill iterations, pure decode steps) of `split_work`'s
+    `n_pf` and n_it - n_pf (on rows that do not split, n_pf = n_it mean iterations), and the request's own
+    prefill iterations left out (0 where the window is none): their waits for other attention-DP ranks' chunks
+    (`lockstep_wait_s`) stall its decodes, so they stay in the window. The cycle less the iterations
+    that carry the request's own prompt: where decodes ride beside prompts, a running request decodes in every
+    iteration, so n_it - (osl - 1) of them are its own; where the engine runs prefill batches alone (`alone` > 0,
+    per row: SGLang), the others' prefill batches pause its decodes inside its window and its own prompt takes
+    isl / T_pf (at least 1) of the batches of `T_pf` prompt tokens."""
+    own = np.where(np.asarray(alone) > 0, np.clip(isl / T_pf, 1.0, n_pf), n_it - (osl - 1.0))
+    own_pf = np.minimum(own, n_pf)
+    per = per_window_token(osl, n_it)
+    one = np.asarray(osl) > 1
+    return (np.where(one, n_pf - own_pf, n_pf) * per,
+            np.where(one, n_it - n_pf - (own - own_pf), n_it - n_pf) * per, np.where(one, own_pf, 0.0) * per)
+
+
+def steady_cycle(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
+                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None,
+                 work: tuple | None = None) -> tuple[Num, Num, Num, Num, tuple[Num, Num]]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -603,7 +638,9 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     lines the attention-DP ranks' prompts up (`rank_overlap`), on the rows `balance_on` holds true (per row, or
     True: every row). `lanes` (per row; None: none): the batches in flight a pipeline keeps at least
     (`steady_lanes`' floor), where an open loop's load has opened them. `work`: `steady_work`'s result for these
-    arguments where the caller has it (None: derived here)."""
+    arguments where the caller has it (None: derived here). The last: the request's decode window per output
+    token after its first (`decode_window`): (s, iterations), its TPOT without the churn or a wait; the cycle less
+    the own prompt's iterations, which its TTFT holds."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone, prompts) if work is None else work
     # requests arriving apart (`prompts` given: an open loop): a prompt goes whole (up to the budget) into the
@@ -614,17 +651,25 @@ def steady_state(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(split):   # no MoE row, so none in lockstep (`Prepared.solo` None)
-            return t, n_it, D, busy
+            return t, n_it, D, busy, (t, np.ones(np.shape(t)))   # every iteration the mean one: TPOT is it
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
-    (t_p, b_p), (t_d, b_d), n_pf, n_dec = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance,
+    (t_p, b_p), (t_d, b_d), n_pf, n_dec = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance, wait=False,
                                                       balance_on=balance_on, lanes=lanes)
+    wait = 0.0
+    if p.solo is not None:  # `split_steps`' wait for the other attention-DP ranks' chunks, kept apart
+        w_pf = split_work(N, isl, osl, mnt, n_it, alone, prompts)[0]
+        wait = lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, n_it, prompts, balance, balance_on)
+        t_p = t_p + wait
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
+    a_pf, a_dec, a_own = decode_window(alone, isl, osl, n_it, n_pf, chunk_tokens(N, isl, mnt, prompts))
+    win = (a_pf * t_p + a_dec * t_d + a_own * wait, a_pf + a_dec)
     if np.all(split):
-        return t_split, n_it, D, b_split
-    return np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy)
+        return t_split, n_it, D, b_split, win
+    return (np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy),
+            (np.where(split, win[0], t), np.where(split, win[1], 1.0)))
 
 
 def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, prompts: Num = None,
@@ -821,14 +866,16 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     slot (`queue_waits`: the host time spent outside the queue taken off it). `cycle_s`: the steady state's
     iteration time x iterations per request cycle, when the caller has it. `n_it`: `steady_work`'s iterations per
     cycle of these arguments where the caller has them (None: derived here)."""
-    if cycle_s is None and conc is not None:
-        t, n_it, _, _ = steady_state(p, N, isl, osl, mnt)
-        cycle_s = t * n_it
+    window = None
+    if conc is not None:
+        t, n_all, _, _, (tok, _) = steady_cycle(p, N, isl, osl, mnt)
+        cycle_s = t * n_all if cycle_s is None else cycle_s
+        window = (osl - 1.0) * tok
     gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it)
     host = host_ttft_s(p, N)
     if conc is None:
         return gpu + host
-    return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, 0.0, host=host)[0]
+    return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, window, 0.0, host=host)[0]
 
 
 def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num = None, n_it: Num = None) -> Num:
@@ -1079,7 +1126,10 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     `serving.Scheduler()` resolves them per engine too). Iterations carry at most `max_num_tokens` tokens (chunked
     prefill mixes prompt chunks with decode tokens; SGLang runs its prefill batches alone and pauses the decodes meanwhile,
     ``Coeffs.prefill_alone``: `steady_work`). Columns as `estimate` plus `batch_size` (N); ttft_ms/tpot_ms are those of a
-    request in that steady state: tpot is the time per output token (cycle time / output_len); ttft is the time
+    request in that steady state: tpot is the time per output token after the first, as the engines' benchmarks
+    time it ((e2e - ttft) / (output_len - 1): the cycle less the iterations of the request's own prompt, over
+    output_len - 1; with output_len == 1 the mean iteration, `per_window_token`), so the GPU holds a request's
+    slot ttft + (output_len - 1) x tpot, the host time aside; ttft is the time
     of the prefill-heavy iteration(s) that carry the request's prompt beside the running decodes (see
     `prefill_wait_s`), plus the wait for a free slot when `concurrency` (closed-loop clients of the whole
     deployment, spread over the dp replicas) exceeds the sequences in flight, less the host time (`host_ttft_s`)
@@ -1127,14 +1177,22 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
 
 
+#: `max_throughput_times`' keys
+TIMES = ("ttft_ms", "tpot_ms", "cycle_ms", "window_iters")
+
+
 def max_throughput_times(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
     """`max_throughput`'s ``ttft_ms`` and ``tpot_ms`` (flat arrays, its rows in its order; same arguments, no
     ``interval``) without its result table: for callers that price many occupancies of the same deployments (the
-    serving model's searches), where building the table costs about as much as the model."""
+    serving model's searches), where building the table costs about as much as the model. Also the steady state's
+    request cycle, ``cycle_ms`` (ms; TTFT's own prompt iterations and the decode window, `steady_cycle`), and the
+    iterations of its decode window per output token after the first, ``window_iters`` (1 where decodes ride
+    beside prompts; more where prefill batches pause them, SGLang): what the callers read the mean iteration and
+    a per-iteration cost from, rather than inverting TPOT."""
     p, res, _, _ = _max_throughput_eval(*args, **kwargs)
     if p is None:
-        return {"ttft_ms": np.empty(0), "tpot_ms": np.empty(0)}
-    return {"ttft_ms": res["ttft_ms"], "tpot_ms": res["tpot_ms"]}
+        return {k: np.empty(0) for k in TIMES}
+    return {k: res[k] for k in TIMES}
 
 
 def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None,
@@ -1395,11 +1453,13 @@ def blend_churn(w: Num, wave: tuple[Num, Num], queue: tuple[Num, Num], on: Num) 
             np.where(mixed, redo, np.where(waves, wave[1], queue[1])))
 
 
-def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num, front: Num = False,
+def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, window_s: Num, rho: Num, front: Num = False,
                 host: Num = 0.0) -> tuple[Num, Num]:
     """A request's waits for one of N slots with `conc` closed-loop clients per replica (None: none): (s before
     its first token, s per output token after it). `ttft0`: its TTFT before any wait, the GPU's (s, no host time);
-    `cycle_s`: the request cycle (s, the churn's prefills again in); `rho`: its retractions or preemptions
+    `cycle_s`: the request cycle (s, the churn's prefills again in); `window_s`: its decode window, from its first
+    token to its last (s: (osl - 1) x its TPOT before any wait, `steady_cycle`; the churn's prefills again in), so
+    that it holds its slot ttft0 + window_s; `rho`: its retractions or preemptions
     (`retraction_churn`); `front` (per row): where a preempted request waits at the front of the queue (vLLM,
     `admission.front_stints`), else at its back (SGLang); `host`: the host time of a request before its first
     token (s, `host_ttft_s`). A client sends its next request once it has read the last token, so of its cycle
@@ -1411,10 +1471,10 @@ def queue_waits(N: Num, conc: Num, osl: Num, ttft0: Num, cycle_s: Num, rho: Num,
     tokens."""
     if conc is None:
         return 0.0, 0.0
-    first = np.maximum(slot_wait_s(N, conc, ttft0 + (osl - 1.0) * cycle_s / osl) - host, 0.0)
+    first = np.maximum(slot_wait_s(N, conc, ttft0 + window_s) - host, 0.0)
     if not np.any(rho > 0):
         return first, 0.0
-    total = np.maximum(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + (osl - 1.0) * (cycle_s / osl)) - host, 0.0)
+    total = np.maximum(slot_wait_s(N, conc, (1.0 + rho) * ttft0 + window_s) - host, 0.0)
     back = stints(total, rho)
     head, after = front_stints(total, rho, cycle_s)
     wait, after = np.where(front, head, back), np.where(front, after, back)
@@ -1448,11 +1508,16 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # read (the same where no `prompts` bound): each formed once
     work = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone, prompts)
     closed = work[0] if prompts is None else steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)[0]
-    t, n_it, D, busy = steady_state(p, N, isl, osl, mnt_it, prompts, balance, balance_on, lanes, work)
+    t, n_it, D, busy, (tok, its) = steady_cycle(p, N, isl, osl, mnt_it, prompts, balance, balance_on, lanes, work)
     # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
     cycle = np.where(rho > 0, cycle + redo_s, cycle)
+    # TPOT times the decode window after the first token, as the engines' benchmarks do (`per_window_token`): the
+    # cycle less the request's own prompt iterations, which its TTFT holds (`steady_cycle`); the churn's prefills
+    # again fall inside it. So the GPU holds a request's slot TTFT + (osl - 1) TPOT
+    tok = np.where(rho > 0, tok + redo_s * per_window_token(osl, n_it), tok)
+    window = (osl - 1.0) * tok
     gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed)    # the GPU's, before any wait for a slot
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
         gpu = gpu + balance_hold_s(p, N, isl, osl, mnt_it, n_it, gpu, prompts, balance, balance_on)
@@ -1460,9 +1525,9 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # next request once it has read its last (the simulator's clients, `serving.simulator._frame`'s host delay),
     # so the host time is spent outside the queue (`queue_waits`)
     host = host_ttft_s(p, N)
-    queue, requeue = queue_waits(N, conc, osl, gpu, cycle, rho, np.asarray(p.coeffs.kv_preempt) > 0, host)
+    queue, requeue = queue_waits(N, conc, osl, gpu, cycle, window, rho, np.asarray(p.coeffs.kv_preempt) > 0, host)
     ttft = gpu + host + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
-    tpot = cycle / osl + requeue
+    tpot = tok + requeue
     e2e = ttft + (osl - 1.0) * tpot
     if clients is None:
         # the sequences in flight over the whole deployment, each through its cycle: the busiest rank's N sets the
@@ -1489,6 +1554,9 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         "joules_per_tok": power.joules_per_token(pw, p.n_gpus, 1.0, tput),
         "weights_gib": w / memory.GIB, "kv_cache_gib": kv / memory.GIB, "reason": reason, "batch_size": N,
         "source": _steady_source(p, N, isl, osl, mnt_it, closed),
+        # for `max_throughput_times`' callers: the cycle (ms, the churn's prefills again in) and its decode window's
+        # iterations per output token after the first (`steady_cycle`)
+        "cycle_ms": cycle * 1e3, "window_iters": its,
     }
 
 

@@ -157,7 +157,7 @@ from ..catalog import gpu_table
 from ..inference import lockstep
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
-from ..inference.estimate import busy_ranks, max_throughput_times
+from ..inference.estimate import TIMES, busy_ranks, max_throughput_times
 from ..inference.resolve import engine_budgets
 from .bisection import bisect
 from .handoff import (
@@ -1104,11 +1104,13 @@ class ServingModel:
             # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
             osl = self.output_len
             extra = cached_context_ms(per_deployment, nb, self.input_len, osl, self.input_len - isl, mnt)
-            tpot, ttft = (np.asarray(out[k], dtype=float).reshape(np.shape(nb)) for k in ("tpot_ms", "ttft_ms"))
+            ttft, tpot, cycle, its = (np.asarray(out[k], dtype=float).reshape(np.shape(nb)) for k in TIMES)
             n_it = np.maximum(osl, nb * (isl + osl) / mnt)
-            t_it = tpot * osl / n_it
-            out = {"tpot_ms": (tpot + extra * n_it / osl).reshape(np.shape(out["tpot_ms"])),
-                   "ttft_ms": (ttft * (1.0 + extra / np.maximum(t_it, 1e-12))).reshape(np.shape(out["ttft_ms"]))}
+            t_it = cycle / n_it
+            # TPOT's decode window holds `window_iters` iterations per output token (`estimate.steady_cycle`)
+            out = {k: v.reshape(np.shape(out["tpot_ms"])) for k, v in
+                   (("tpot_ms", tpot + extra * its), ("ttft_ms", ttft * (1.0 + extra / np.maximum(t_it, 1e-12))),
+                    ("cycle_ms", cycle + extra * n_it), ("window_iters", its))}
         return out
 
     def _quantile_output(self, q: float) -> float:
@@ -1231,7 +1233,7 @@ class ServingModel:
             c = np.flatnonzero(cached)
             st = self._at(d.take(c), N[c], isl_new[c])     # the cached context priced too (`cached_context_ms`)
             ttft[c], tpot[c] = st["ttft_ms"], st["tpot_ms"]
-            tput[c] = d.dp[c] * adp[c] * N[c] * osl / np.maximum(tpot[c] * osl, 1e-12) * 1e3
+            tput[c] = d.dp[c] * adp[c] * N[c] * osl / np.maximum(st["cycle_ms"], 1e-12) * 1e3
         q = {p: (ttft.copy(), tpot.copy()) for p in PERCENTILES}      # percentiles = means unless estimated below
         plain = ~d.chunked_prefill & ~dis
         k = np.maximum(1.0, np.floor(d.max_num_tokens / isl_new))
@@ -1979,7 +1981,7 @@ class ServingModel:
             # pp > 1: a burst of prompts arriving over the run overflows a budget and opens another batch, which
             # lives on (`_burst_opens`); the occupancy again over the batches then in flight
             at, fresh = reprice(at, fresh), np.empty(0, dtype=np.intp)
-            t_round = at["tpot_ms"] * osl / np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
+            t_round = at["cycle_ms"] / np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
             more = np.zeros(n, dtype=bool)
             more[piped] = (opened[piped] < d.pp[piped]) & _burst_opens(
                 lam_row[piped], t_round[piped], one[piped], N[piped], opened[piped], isl_row[piped],
@@ -2002,10 +2004,11 @@ class ServingModel:
             # they meet its mean occupancy over that stretch
             Ng = N[piped, None] * np.linspace(0.0, 1.0, PIPE_START_POINTS)[None, :]
             occ = np.maximum(Ng, 0.5)
-            tp = self._at(d.take(piped), occ, isl_new[piped] if cached else None, grouping(occ, piped),
-                          opened[piped])["tpot_ms"].reshape(Ng.shape)
+            at_g = self._at(d.take(piped), occ, isl_new[piped] if cached else None, grouping(occ, piped),
+                            opened[piped])
+            tp = at_g["tpot_ms"].reshape(Ng.shape)
             col = (lambda v: np.broadcast_to(np.asarray(v, dtype=float), (n,))[piped, None])
-            rnd = tp * osl / np.maximum(osl, Ng * (col(isl_new) + osl) / col(d.max_num_tokens))
+            rnd = at_g["cycle_ms"].reshape(Ng.shape) / np.maximum(osl, Ng * (col(isl_new) + osl) / col(d.max_num_tokens))
             # an engine that runs its prefill batches alone (SGLang) forms one from the prompts that arrived
             # during the iteration before, its prompts beside no decodes; the others' batches return once a round
             alone_pf = alone_rows[piped, None]
@@ -2027,13 +2030,13 @@ class ServingModel:
             at = self._at(d, N, isl_new if cached else None, grouped, opened)
         tpot = at["tpot_ms"]
         n_it = np.maximum(osl, N * (isl_new + osl) / d.max_num_tokens)
-        t_it = tpot * osl / n_it                                      # mean iteration (ms)
+        t_it = at["cycle_ms"] / n_it                                  # mean iteration (ms)
         D = N * (osl - 1.0) / n_it
         budget = np.maximum(d.max_num_tokens - D, 1.0)
         chunks = np.where(plain, 1.0, np.ceil(isl_new / budget))
         dec_step = self._at(d, np.maximum(D, 1e-3), isl_new if cached else None, grouped,  # D decodes (+ prompts)
                             opened)
-        t_dec = dec_step["tpot_ms"] * osl / np.maximum(osl, D * (isl_new + osl) / d.max_num_tokens)
+        t_dec = dec_step["cycle_ms"] / np.maximum(osl, D * (isl_new + osl) / d.max_num_tokens)
         S = one                                                       # prefill work of one prompt (ms)
         rho = np.minimum(lam_ms * S, 0.999)
         # the prompt queue: with pp > 1 its server passes a prompt per batch in flight (`_lanes`): M/D/1 on

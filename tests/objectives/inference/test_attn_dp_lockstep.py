@@ -13,7 +13,7 @@ import pytest
 
 from objectives import inference, profiles
 from objectives.inference.core import prepare
-from objectives.inference.estimate import rank_wait_s, split_work, steady_state, steady_work
+from objectives.inference.estimate import rank_wait_s, split_work, steady_cycle, steady_state, steady_work
 from objectives.inference.lockstep import (
     AdpBalance,
     _balance_rounds,
@@ -201,11 +201,16 @@ def test_max_throughput_adds_the_wait_to_the_attention_dp_rows_and_leaves_the_ot
     _, _, n_pf, _ = split_work(N, isl, osl, mnt, steady_work(N, isl, osl, mnt)[0])
     assert t1 > t0 * 1.02                      # the other rank's 8k-token chunks stall this one's decodes
     assert n_pf / n_it == pytest.approx(N * isl / mnt / n_it)
-    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(t1 * n_it / osl * 1e3, rel=1e-9)
+    # TPOT times the decode window (`estimate.steady_cycle`): the lockstep cycle less the request's own prefill
+    # iteration (one: n_it = osl), whose wait is in its TTFT; the other prefill iterations' waits are in it
+    win0, win1 = (steady_cycle(q, N, isl, osl, mnt)[4][0] for q in (p, replace(p, solo=solo)))
+    assert n_it == osl and win1 > win0 * 1.02
+    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(win1 * 1e3, rel=1e-9)
+    assert win1 < t1 * n_it / osl                   # the own prompt iteration (above the mean) left out
     a = inference.max_throughput(MODEL, "H200-SXM-141GB", tp=2, engine="vllm", input_len=isl, output_len=osl,
                                  concurrency=N, max_num_tokens=mnt)
-    assert float(a["tpot_ms"].iloc[0]) == pytest.approx(steady_state(_prepared(1, 1, tp=2), N, isl, osl, mnt)[0]
-                                                        * n_it / osl * 1e3, rel=1e-12)
+    assert float(a["tpot_ms"].iloc[0]) == pytest.approx(steady_cycle(_prepared(1, 1, tp=2), N, isl, osl, mnt)[4][0]
+                                                        * 1e3, rel=1e-12)
 
 
 def test_more_ranks_wait_more():

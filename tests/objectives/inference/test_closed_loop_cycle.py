@@ -80,3 +80,41 @@ def test_a_longer_host_time_slows_the_clients_below_the_slots_and_not_above():
     assert e2e_b[1] == pytest.approx(e2e_a[1], rel=1e-9)
     assert thr_b[1] == pytest.approx(thr_a[1], rel=1e-9)
     assert b["ttft_ms"].iloc[1] == pytest.approx(a["ttft_ms"].iloc[1], rel=1e-9)
+
+
+def _cycle_parts(bd):
+    """(the request cycle's ms, its prefill iterations' ms each, the tpot row) of a one-configuration breakdown."""
+    pf, dec, tpot = (bd[bd["phase"] == ph].iloc[0] for ph in ("prefill_iteration", "decode_step", "tpot"))
+    return pf["iterations"] * pf["total_ms"] + dec["iterations"] * dec["total_ms"], pf["total_ms"], tpot
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_tpot_times_the_decode_window_the_cycle_less_the_own_prompt(engine):
+    # TPOT as the engines' benchmarks time it, (e2e - TTFT) / (osl - 1) (vLLM's benchmarks/serve.py): of the cycle of
+    # the sequences in flight (an MoE model: prefill iterations and pure decode steps), the request's own prefill
+    # iteration is in its TTFT (64 x 2k prompts: one iteration each, beside decodes or alone as SGLang runs them); the
+    # others' prefill iterations and the decode steps are in its window. It read cycle / osl before, the own
+    # iteration counted twice
+    kw = dict(tp=2, ep=2, engine=engine, input_len=2048, output_len=256, concurrency=64)
+    r = _rows("Qwen3-30B-A3B", "H200-SXM-141GB", 2, 2, 1, engine, 1, 2048, 256, 64.0, None)
+    bd = served_breakdown("Qwen3-30B-A3B", "H200-SXM-141GB", **kw)
+    cycle, own, tpot = _cycle_parts(bd)
+    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(tpot["total_ms"], rel=1e-9)
+    assert 255.0 * tpot["total_ms"] + own == pytest.approx(cycle, rel=1e-9)
+    assert own > 2.0 * cycle / 256.0 and tpot["total_ms"] < cycle / 256.0
+    e2e, ttft = float(r["e2e_ms"].iloc[0]), float(r["ttft_ms"].iloc[0])
+    assert e2e - ttft == pytest.approx(255.0 * tpot["total_ms"], rel=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_one_output_token_reads_the_mean_iteration(engine):
+    # output_len == 1: no decode window (vLLM's benchmark reports 0, the simulator NaN); the TPOT reads the cycle's
+    # mean iteration, as `estimate` reads its decode step there, and the e2e is the TTFT
+    kw = dict(tp=2, ep=2, engine=engine, input_len=2048, output_len=1, concurrency=64)
+    r = _rows("Qwen3-30B-A3B", "H200-SXM-141GB", 2, 2, 1, engine, 1, 2048, 1, 64.0, None)
+    bd = served_breakdown("Qwen3-30B-A3B", "H200-SXM-141GB", **kw)
+    cycle, _, tpot = _cycle_parts(bd)
+    its = bd.loc[bd["phase"].isin(["prefill_iteration", "decode_step"]), "iterations"].sum()
+    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(cycle / its, rel=1e-9)
+    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(tpot["total_ms"], rel=1e-9)
+    assert float(r["e2e_ms"].iloc[0]) == float(r["ttft_ms"].iloc[0])

@@ -417,9 +417,11 @@ def test_max_throughput_times_are_max_throughputs_columns():
               max_batch_size=np.array([[1.0, 8.0, 64.0, 300.0]] * 3), concurrency=64)
     full = inference.max_throughput(**kw)
     times = max_throughput_times(**kw)
-    assert set(times) == {"ttft_ms", "tpot_ms"} and len(times["tpot_ms"]) == len(full) == 12
+    assert set(times) == {"ttft_ms", "tpot_ms", "cycle_ms", "window_iters"} and len(times["tpot_ms"]) == len(full) == 12
     np.testing.assert_array_equal(times["ttft_ms"], full["ttft_ms"].to_numpy())
     np.testing.assert_array_equal(times["tpot_ms"], full["tpot_ms"].to_numpy())
+    # the cycle: the decode window of osl - 1 TPOTs (no churn here) and the own prompt's iteration(s) before it
+    assert np.all(times["cycle_ms"] > 255.0 * times["tpot_ms"]) and np.all(times["window_iters"] >= 1.0)
     with pytest.raises(ValueError, match="gpu_memory_utilization"):
         max_throughput_times(**kw, gpu_memory_utilization=1.5)
 

@@ -143,8 +143,11 @@ def test_a_prompt_bound_per_deployment_holds_at_one_occupancy_column():
     free = m._at(d, occ)
     assert flat["tpot_ms"][1] > 1.2 * free["tpot_ms"][1]     # the bound matters where pp > 1 ...
     # ... and at pp 1 only as any bound does (`inference.estimate.steady_state`: requests arriving apart run whole
-    # prompts beside pure decode steps, not the closed loop's mean iteration): 13.88 against 13.78 ms here
-    assert free["tpot_ms"][0] < flat["tpot_ms"][0] < 1.02 * free["tpot_ms"][0]
+    # prompts beside pure decode steps, not the closed loop's mean iteration; TPOT's decode window then leaves the
+    # request's own whole prompt iteration out, `estimate.decode_window`, which the mean iteration spreads over
+    # every iteration): 13.72 against 13.78 ms here (13.88 when TPOT was the cycle / osl)
+    assert 0.98 * free["tpot_ms"][0] < flat["tpot_ms"][0] < 1.02 * free["tpot_ms"][0]
+    assert flat["tpot_ms"][0] != free["tpot_ms"][0]
     for n_col, bound in ((occ[:, None], one), (occ[:, None], one[:, None]), (np.c_[occ, occ], one)):
         got = m._at(d, n_col, prompts=bound)
         for key in ("ttft_ms", "tpot_ms"):
@@ -370,7 +373,9 @@ def test_a_pipelines_run_starts_on_one_batch_until_a_schedule_first_overflows():
                            engine="vllm", discard=0)
     assert a["ttft_ms_p99"] == pytest.approx(sim["ttft_ms_p99"], rel=0.15), (a["ttft_ms_p99"], sim["ttft_ms_p99"])
     assert a["ttft_ms"] == pytest.approx(sim["ttft_ms_mean"], rel=0.15), (a["ttft_ms"], sim["ttft_ms_mean"])
-    assert a["tpot_ms"] == pytest.approx(sim["tpot_ms_mean"], rel=0.05), (a["tpot_ms"], sim["tpot_ms_mean"])
+    # TPOT times the decode window (`inference.estimate.decode_window`), as the simulator does: 0.945 of its mean
+    # (0.954 when it was the cycle / osl, the own prompt's pass through both stages in it)
+    assert a["tpot_ms"] == pytest.approx(sim["tpot_ms_mean"], rel=0.06), (a["tpot_ms"], sim["tpot_ms_mean"])
     # each row priced as alone, whatever the other rows (pp 1, SGLang's prefill alone, PP 4)
     mixed = Deployments.of(gpu="H100-SXM-80GB", tp=2, pp=[1, 2, 2, 4], weight_dtype="fp8", kv_dtype="fp8",
                            engine=["vllm", "sglang", "vllm", "trtllm"])
