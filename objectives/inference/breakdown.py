@@ -324,10 +324,13 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         pipeline_budget,
         prefill_chunk,
         queue_waits,
+        released_prompt_s,
+        released_prompt_work,
         replica_time_s,
         retraction_churn,
         round_prompt_work,
         run_prompt_work,
+        saturated_share,
         served_batch,
         split_rows,
         split_work,
@@ -397,7 +400,13 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     cycle_s = sum(cyc.values()) + redo_s
     per_tok = per_window_token(osl, n_it)
     iter_s = cycle_s / n_it           # the mean iteration (s): cycle time / n_it
-    # `estimate.gpu_ttft_s` (keep in step): measured rows, a run's steady wait and its start-up wave
+    # `estimate.gpu_ttft_s` (keep in step): measured rows, a run's steady wait and its start-up wave; with more
+    # clients than slots the share `sat` of the prompts admitted as a slot frees (`estimate._max_throughput_rows`)
+    front = host_ttft_s(p, N)
+    sat: Any = zero
+    if per is not None:
+        window_s = (osl - 1.0) * (sum(tpot.values()) + redo_s * per_tok)
+        sat = saturated_share(N, per, front, released_prompt_s(p, N, isl, osl, mnt_it) + window_s)
     measured = np.asarray(p.source_code) > 0
     wait: dict[str, Any] = {k: zero for k in _FORWARD}
     wave_s: Any = zero
@@ -418,6 +427,12 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
                     + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits) + wait_it * iter_s)
         t_w = replica_time_s(p, *ww, L, whole=True)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, L) - t_w)
+        if np.any(sat > 0):     # `estimate._run_ttft_s`: the released prompt's own iteration(s) in their share
+            wr, k_r = released_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
+            t_r = replica_time_s(p, *wr, L, whole=True)
+            rel = _chunk_parts(p, collect, t_r, _replica_parts(p, collect, wr, L, True), *wr[:4], L)
+            steady = {k: v + sat * ((k_r * rel[k] if k in rel else 0.0) - v) for k, v in steady.items()}
+            steady_s = steady_s + sat * (k_r * chunk_pass_s(p, t_r, *wr[:4], L) - steady_s)
         wait = {k: np.where(measured, v, 0.0) for k, v in steady.items()}
         wave_s = np.where(measured, c.wave * np.maximum(wave - steady_s, 0.0), 0.0)
     if not np.all(measured):   # `estimate._group_ttft_s`: the closed form's group of prompts
@@ -425,7 +440,6 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         own = _chunk_parts(p, collect, replica_time_s(p, *wg, L), _replica_parts(p, collect, wg, L), *chg, L)
         wait = {name: np.where(measured, wait.get(name, zero), k * own.get(name, zero))
                 for name in (*_FORWARD, "recompute", "rank_wait")}
-    front = host_ttft_s(p, N)
     ttft: dict[str, Any] = {**wait, "startup_wave": wave_s, "front_end": front}
     # `estimate._max_throughput_rows`: TensorRT-LLM's attention-DP balance holds the prompt back until its release
     ttft["balance_hold"] = balance_hold_s(p, N, isl, osl, mnt_it, n_it,

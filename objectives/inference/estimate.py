@@ -863,7 +863,8 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     """TTFT (s) of a request in the saturated steady state of `max_throughput` (closed loop: a client sends its
     next request when it has read the previous one's last token): the GPU's (`gpu_ttft_s`) plus the host time
     before the first token (`host_ttft_s`), plus, with `conc` clients per replica above the N slots, the wait for a
-    slot (`queue_waits`: the host time spent outside the queue taken off it). `cycle_s`: the steady state's
+    slot (`queue_waits`: the host time spent outside the queue taken off it; the prompts that waited for one
+    admitted as it frees: `saturated_share`). `cycle_s`: the steady state's
     iteration time x iterations per request cycle, when the caller has it. `n_it`: `steady_work`'s iterations per
     cycle of these arguments where the caller has them (None: derived here)."""
     window = None
@@ -871,14 +872,16 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
         t, n_all, _, _, (tok, _) = steady_cycle(p, N, isl, osl, mnt)
         cycle_s = t * n_all if cycle_s is None else cycle_s
         window = (osl - 1.0) * tok
-    gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it)
     host = host_ttft_s(p, N)
     if conc is None:
-        return gpu + host
+        return gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it) + host
+    sat = saturated_share(N, conc, host, released_prompt_s(p, N, isl, osl, mnt, n_it) + window)
+    gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat)
     return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, window, 0.0, host=host)[0]
 
 
-def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num = None, n_it: Num = None) -> Num:
+def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num = None, n_it: Num = None,
+               sat: Num = 0.0) -> Num:
     """The GPU's part (s) of a request's TTFT in the saturated steady state of `max_throughput`, from its schedule
     to its first token (no host time, `host_ttft_s`, and no wait for a slot, `queue_waits`).
 
@@ -895,7 +898,9 @@ def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num =
     `cycle_s`: the steady state's iteration time x iterations per request cycle, when the caller has it. An engine
     that runs prefill batches alone (``Coeffs.prefill_alone``: SGLang) prefills a prompt with the whole budget and
     no decodes beside it (`run_prompt_work`, `group_prompt_work`). `n_it`: `steady_work`'s iterations per cycle of
-    these arguments where the caller has them (None: derived here)."""
+    these arguments where the caller has them (None: derived here). `sat` (per row): with more closed-loop clients
+    than slots, the share of the prompts admitted as a slot frees (`saturated_share`; measured-profile rows:
+    `_run_ttft_s`)."""
     measured = np.asarray(p.source_code) > 0
     alone = p.coeffs.prefill_alone
     if cycle_s is None and np.any(measured):
@@ -903,7 +908,7 @@ def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num =
         cycle_s = t * n_it
     if np.any(measured) and n_it is None:
         n_it = steady_work(N, isl, osl, mnt, alone)[0]
-    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it) if np.any(measured) else 0.0
+    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it, sat) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
     return ttft
@@ -1030,6 +1035,44 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_
                                  (beside_decodes(np.minimum(budget, N * isl), D, isl, osl), queued + tail)]
 
 
+def released_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None
+                         ) -> tuple[Work, Num]:
+    """The own iteration(s) of a prompt that waited for a slot in a saturated closed loop (more clients than slots,
+    `queue_waits`): (their work, T, A, D, K, S as `replica_time_s` takes them; how many). Queued long before, the
+    prompt is admitted as a running request finishes, into the iteration that starts there: received already, it
+    waits for no iteration in progress or formed ahead (the simulator's `serving.engine._Replica._begin` takes the
+    queue at the boundary where a slot frees). The N slots do not free together: the outputs' spread drifts the
+    residencies apart, so each of the N - 1 other sequences finishes in any of the cycle's `n_it` iterations and
+    (N - 1) / n_it of them free a slot at the same boundary, their queued prompts in the same iteration (within the
+    budget); the prompt runs beside the other sequences' decodes (`own_iteration`: its chunks at the budget; an
+    engine that runs prefill batches alone, `alone` > 0 per row, none beside it), not with a round's clump of
+    prompts and their queue (`round_prompt_work`). `n_it`: `steady_work`'s iterations per cycle of these arguments
+    where the caller has them (None: derived here)."""
+    _, budget, T, D, k0 = own_iteration(N, isl, mnt, alone)
+    if n_it is None:
+        n_it = steady_work(N, isl, osl, mnt, alone)[0]
+    others = np.minimum((N - 1.0) / np.maximum(n_it, 1.0), np.maximum(budget / isl - 1.0, 0.0))
+    return beside_decodes(np.minimum(budget, T * (1.0 + others)), D, isl, osl), k0
+
+
+def released_prompt_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num = None) -> Num:
+    """Seconds from a released slot to the first token of the queued prompt it admits (`released_prompt_work`),
+    before the host time; `n_it` as `released_prompt_work`'s."""
+    own, k0 = released_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it)
+    L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
+    return k0 * chunk_pass_s(p, replica_time_s(p, *own, L, whole=True), *own[:4], L)
+
+
+def saturated_share(N: Num, conc: Num, host: Num, residency: Num) -> Num:
+    """The share (per row, 0 to 1) of a closed loop's prompts that wait for a slot, so are admitted as one frees
+    (`released_prompt_work`) rather than on arrival (`round_prompt_work`): the mean queue, min(1, its length).
+    `conc` clients per replica on N slots, each request holding its slot `residency` s: of the conc - N clients
+    not in a slot, host x N / residency are in their host time (`host_ttft_s`, s; Little's law at N / residency
+    requests/s), the others queued (`queue_waits`' wait x N / residency). 0 where conc <= N, so the closed loop's
+    TTFT is continuous as the clients pass the slots."""
+    return np.clip(conc - N - host * N / np.maximum(residency, 1e-300), 0.0, 1.0)
+
+
 def arrival_wait_iters(p: Prepared, N: Num) -> Num:
     """Mean iterations (per row) a new request of the steady state of N clients a scheduler (a replica's, or an
     attention-DP rank's share) waits before the
@@ -1055,7 +1098,8 @@ def formed_ahead_iters(p: Prepared, N: Num) -> Num:
     return np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1) * busy
 
 
-def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None) -> Num:
+def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None,
+                sat: Num = 0.0) -> Num:
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
     all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
     together and are prefilled first come, first served in full iterations beside the decodes of the prompts
@@ -1071,7 +1115,8 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     prompts that arrived with it, beside the N - 1 other sequences decoding; a prompt longer than the budget
     ends in a partial chunk that the next prompt fills. `ttft_wave` is the share of the run's requests in the
     wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`. `n_it`: as
-    `round_prompt_work`'s."""
+    `round_prompt_work`'s. `sat` (per row, `saturated_share`): the share of the steady state's prompts that waited
+    for a slot, admitted as one frees (`released_prompt_s`) instead."""
     _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
     own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it)
@@ -1079,6 +1124,8 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
               + (arrival_wait_iters(p, N) - 0.5) * iter_s)
+    if np.any(np.asarray(sat) > 0):
+        steady = steady + sat * (released_prompt_s(p, N, isl, osl, mnt, n_it) - steady)
     t_w = replica_time_s(p, *wave_work, L, whole=True)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)
@@ -1518,13 +1565,17 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # again fall inside it. So the GPU holds a request's slot TTFT + (osl - 1) TPOT
     tok = np.where(rho > 0, tok + redo_s * per_window_token(osl, n_it), tok)
     window = (osl - 1.0) * tok
-    gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed)    # the GPU's, before any wait for a slot
+    host = host_ttft_s(p, N)
+    # the GPU's, before any wait for a slot; the prompts that wait for one are admitted as it frees
+    # (`saturated_share`: its residency from the released prompt's iterations, the start-up wave left out)
+    sat = 0.0 if conc is None else saturated_share(N, conc, host,
+                                                   released_prompt_s(p, N, isl, osl, mnt_it, closed) + window)
+    gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed, sat)
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
         gpu = gpu + balance_hold_s(p, N, isl, osl, mnt_it, n_it, gpu, prompts, balance, balance_on)
     # the wait for a slot: the host time before the first token holds none (`host_ttft_s`), and a client sends its
     # next request once it has read its last (the simulator's clients, `serving.simulator._frame`'s host delay),
     # so the host time is spent outside the queue (`queue_waits`)
-    host = host_ttft_s(p, N)
     queue, requeue = queue_waits(N, conc, osl, gpu, cycle, window, rho, np.asarray(p.coeffs.kv_preempt) > 0, host)
     ttft = gpu + host + np.maximum(queue, hold * cycle)     # behind a wave's overflow (`retraction_churn`)
     tpot = tok + requeue
