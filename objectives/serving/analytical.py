@@ -158,7 +158,7 @@ from ..inference import lockstep
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import TIMES, busy_ranks, max_throughput_times
-from ..inference.resolve import engine_budgets
+from ..inference.resolve import engine_budgets, resolve_records
 from .bisection import bisect
 from .handoff import (
     HostTime,
@@ -1588,9 +1588,24 @@ class ServingModel:
             x_req = tput / osl
             e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
             extra = np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
+            # ... of which the GPU's own cycle (its busy slots' residency, the clients' cycle less the wait for a
+            # slot) beyond the request's TTFT and decode window is no wait: on attention-DP ranks in lockstep the
+            # cycle prices the request's own prompt in a full-budget prefill iteration of every rank's chunks
+            # (`estimate.split_steps`), its TTFT only with the prompts that arrived with it
+            # (`estimate.round_prompt_work`); the rest of that iteration is the other prompts' prefill, which stalls
+            # its decodes in lockstep, so it falls in the decode window, not before the first token
+            gap = np.zeros(n)
+            if osl > 1:
+                moe = resolve_records("model", self.model)[0][0].n_experts > 0   # ranks meet at the experts
+                lock = ~dis & ~stat & (adp > 1.0) & moe
+                busy_ms = np.minimum(replicas * N, conc) / np.maximum(x_req, 1e-12) * 1e3
+                gap = np.where(lock, np.clip(busy_ms - e2e_ms, 0.0, extra), 0.0)
+            extra, e2e_ms = extra - gap, e2e_ms + gap
             ttft = ttft + extra
+            tpot = tpot + gap / max(osl - 1.0, 1.0)
             for p in PERCENTILES:
                 q[p][0][:] = q[p][0] + extra
+                q[p][1][:] = q[p][1] + gap / max(osl - 1.0, 1.0)
             # ... and of static batches whose requests all end at the batch's end (outputs of one length: each
             # client's cycle its e2e, host time included; of varying lengths a client that returns before its
             # batch ends waits for the next, which the mean output's e2e does not hold: left)
