@@ -406,8 +406,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     sat: Any = zero
     if per is not None:
         window_s = (osl - 1.0) * (sum(tpot.values()) + redo_s * per_tok)
-        sat = saturated_share(N, per, front, released_prompt_s(p, N, isl, osl, mnt_it) + window_s)
-        sat = sat * (np.asarray(p.pp) <= 1)     # `estimate._run_ttft_s`: pipelines keep the round's pricing
+        sat = saturated_share(N, per, front, released_prompt_s(p, N, isl, osl, mnt_it) + window_s, p.pp)
     measured = np.asarray(p.source_code) > 0
     wait: dict[str, Any] = {k: zero for k in _FORWARD}
     wave_s: Any = zero

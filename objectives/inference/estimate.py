@@ -875,13 +875,14 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     host = host_ttft_s(p, N)
     if conc is None:
         return gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it) + host
-    sat = saturated_share(N, conc, host, released_prompt_s(p, N, isl, osl, mnt, n_it) + window)
-    gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat)
+    released = released_prompt_s(p, N, isl, osl, mnt, n_it)
+    sat = saturated_share(N, conc, host, released + window, p.pp)
+    gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat, released)
     return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, window, 0.0, host=host)[0]
 
 
 def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num = None, n_it: Num = None,
-               sat: Num = 0.0) -> Num:
+               sat: Num = 0.0, released: Num = None) -> Num:
     """The GPU's part (s) of a request's TTFT in the saturated steady state of `max_throughput`, from its schedule
     to its first token (no host time, `host_ttft_s`, and no wait for a slot, `queue_waits`).
 
@@ -900,7 +901,7 @@ def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num =
     no decodes beside it (`run_prompt_work`, `group_prompt_work`). `n_it`: `steady_work`'s iterations per cycle of
     these arguments where the caller has them (None: derived here). `sat` (per row): with more closed-loop clients
     than slots, the share of the prompts admitted as a slot frees (`saturated_share`; measured-profile rows:
-    `_run_ttft_s`)."""
+    `_run_ttft_s`); `released`: their `released_prompt_s` where the caller has it (None: derived where needed)."""
     measured = np.asarray(p.source_code) > 0
     alone = p.coeffs.prefill_alone
     if cycle_s is None and np.any(measured):
@@ -908,7 +909,7 @@ def gpu_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, cycle_s: Num =
         cycle_s = t * n_it
     if np.any(measured) and n_it is None:
         n_it = steady_work(N, isl, osl, mnt, alone)[0]
-    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it, sat) if np.any(measured) else 0.0
+    ttft = _run_ttft_s(p, N, isl, osl, mnt, cycle_s / n_it, n_it, sat, released) if np.any(measured) else 0.0
     if not np.all(measured):
         ttft = np.where(measured, ttft, _group_ttft_s(p, N, isl, osl, mnt))
     return ttft
@@ -1063,14 +1064,16 @@ def released_prompt_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: N
     return k0 * chunk_pass_s(p, replica_time_s(p, *own, L, whole=True), *own[:4], L)
 
 
-def saturated_share(N: Num, conc: Num, host: Num, residency: Num) -> Num:
+def saturated_share(N: Num, conc: Num, host: Num, residency: Num, pp: Num = 1) -> Num:
     """The share (per row, 0 to 1) of a closed loop's prompts that wait for a slot, so are admitted as one frees
     (`released_prompt_work`) rather than on arrival (`round_prompt_work`): the mean queue, min(1, its length).
     `conc` clients per replica on N slots, each request holding its slot `residency` s: of the conc - N clients
     not in a slot, host x N / residency are in their host time (`host_ttft_s`, s; Little's law at N / residency
     requests/s), the others queued (`queue_waits`' wait x N / residency). 0 where conc <= N, so the closed loop's
-    TTFT is continuous as the clients pass the slots."""
-    return np.clip(conc - N - host * N / np.maximum(residency, 1e-300), 0.0, 1.0)
+    TTFT is continuous as the clients pass the slots. 0 too with `pp` > 1 stages: a pipeline's admitted prompt
+    still waits for its batch's turn (`serving.engine._Replica._next_return`), which the released prompt's pricing
+    leaves out, so pipelines keep the round's (the third review: 1.19x the simulator's throughput with it at pp 2)."""
+    return np.clip(conc - N - host * N / np.maximum(residency, 1e-300), 0.0, 1.0) * (np.asarray(pp) <= 1)
 
 
 def arrival_wait_iters(p: Prepared, N: Num) -> Num:
@@ -1099,7 +1102,7 @@ def formed_ahead_iters(p: Prepared, N: Num) -> Num:
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None,
-                sat: Num = 0.0) -> Num:
+                sat: Num = 0.0, released: Num = None) -> Num:
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
     all start at once, on measured-profile rows. The run begins with a start-up wave: the N prompts arrive
     together and are prefilled first come, first served in full iterations beside the decodes of the prompts
@@ -1116,7 +1119,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     ends in a partial chunk that the next prompt fills. `ttft_wave` is the share of the run's requests in the
     wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`. `n_it`: as
     `round_prompt_work`'s. `sat` (per row, `saturated_share`): the share of the steady state's prompts that waited
-    for a slot, admitted as one frees (`released_prompt_s`) instead."""
+    for a slot, admitted as one frees (`released_prompt_s`, or `released` where the caller has it) instead."""
     _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
     own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it)
@@ -1124,11 +1127,10 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
               + (arrival_wait_iters(p, N) - 0.5) * iter_s)
-    # a pipeline's admitted prompt still waits for its batch's turn (`_next_return`): not priced here, so pp > 1
-    # keeps the round's pricing (the third review: 1.19x the simulator's throughput with it at pp 2)
-    sat = np.asarray(sat) * (np.asarray(p.pp) <= 1)
-    if np.any(sat > 0):
-        steady = steady + sat * (released_prompt_s(p, N, isl, osl, mnt, n_it) - steady)
+    if np.any(np.asarray(sat) > 0):
+        if released is None:
+            released = released_prompt_s(p, N, isl, osl, mnt, n_it)
+        steady = steady + sat * (released - steady)
     t_w = replica_time_s(p, *wave_work, L, whole=True)
     # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
     wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)
@@ -1571,9 +1573,11 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     host = host_ttft_s(p, N)
     # the GPU's, before any wait for a slot; the prompts that wait for one are admitted as it frees
     # (`saturated_share`: its residency from the released prompt's iterations, the start-up wave left out)
-    sat = 0.0 if conc is None else saturated_share(N, conc, host,
-                                                   released_prompt_s(p, N, isl, osl, mnt_it, closed) + window)
-    gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed, sat)
+    sat, released = 0.0, None
+    if conc is not None:
+        released = released_prompt_s(p, N, isl, osl, mnt_it, closed)
+        sat = saturated_share(N, conc, host, released + window, p.pp)
+    gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed, sat, released)
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
         gpu = gpu + balance_hold_s(p, N, isl, osl, mnt_it, n_it, gpu, prompts, balance, balance_on)
     # the wait for a slot: the host time before the first token holds none (`host_ttft_s`), and a client sends its

@@ -411,7 +411,7 @@ def engine_release(engine: Any) -> str | None:
     newest release, the profile `load` picks). A release named alone that is none (`_check_release`: 'vllm~=abc',
     'vllm~=0.13,0', 'vllm~=') raises ValueError naming it."""
     ver = _split_engine("" if engine is None else engine)[1]
-    if isinstance(engine, str) and RELEASE_SEP in engine:
+    if _release_only(engine):
         _check_release(engine, str(ver).strip())
     return None if ver is None or not str(ver).strip() else str(ver).strip()
 
