@@ -38,6 +38,7 @@ from .profile import (
                       overlap_rows,
                       overlaps,
                       overlaps_in_role,
+                      per_engine,
                       prefill_alone_mask,
                       read,
                       release_key,
@@ -51,6 +52,6 @@ from .profile import (
 __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", "load", "read", "resolve_engine", "runs_on", "system_of", "SYSTEMS",
            "ENGINE_NAMES", "ENGINE_VENDORS", "GPU_OF_SYSTEM", "DATA_DIR", "PREFILL_ALONE_ENGINES", "prefill_alone_mask",
            "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
-           "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks",
+           "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks", "per_engine",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows", "SPEC_OVERLAP_SINCE",
            "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release"]

@@ -365,14 +365,20 @@ NO_OVERLAP_ROLES: Mapping[str, tuple[str, ...]] = {"trtllm": ("prefill",)}
 RANK_API_ENGINES = ("vllm",)
 
 
+def per_engine(engines: Any, value: Callable[[str], float]) -> np.ndarray:
+    """`value(name)` (a number or bool) for each engine name of `engines` (any shape; None reads as 'None'), each
+    distinct name once (a sweep of millions holds a handful), as floats of `engines`' shape."""
+    e = np.asarray(engines, dtype=object)
+    names, inverse = np.unique(e.ravel().astype(str), return_inverse=True)
+    return np.array([value(n) for n in names], dtype=float)[np.ravel(inverse)].reshape(e.shape)
+
+
 def api_server_ranks(engines: Any, attn_dp: Any) -> np.ndarray:
     """The attention-DP ranks whose running sequences one API server streams, for each engine name of `engines`
     (any spelling `engine_key` takes) with `attn_dp` ranks a replica (broadcast against it): 1 for the engines of
     `RANK_API_ENGINES` (an API server a rank), else all `attn_dp` (one API server a replica)."""
-    e = np.asarray(engines, dtype=object)
-    names, inverse = np.unique(e.ravel().astype(str), return_inverse=True)
-    per_rank = np.array([engine_key(n) in RANK_API_ENGINES for n in names], dtype=bool)[np.ravel(inverse)]
-    return np.where(per_rank.reshape(e.shape), 1.0, np.asarray(attn_dp, dtype=float))
+    per_rank = per_engine(engines, lambda n: engine_key(n) in RANK_API_ENGINES) > 0
+    return np.where(per_rank, 1.0, np.asarray(attn_dp, dtype=float))
 
 
 #: the spellings of an engine an argument takes, for error messages
@@ -533,10 +539,7 @@ def runs_prefill_alone(engine: Any) -> bool:
 def prefill_alone_mask(engines: Any) -> np.ndarray:
     """1.0 for each engine name that runs prefill batches alone (`runs_prefill_alone`), else 0.0; each distinct
     name looked up once (None reads as no engine: not alone)."""
-    e = np.asarray(engines, dtype=object)
-    names, inverse = np.unique(e.ravel().astype(str), return_inverse=True)
-    vals = np.array([1.0 if runs_prefill_alone(n) else 0.0 for n in names], dtype=float)
-    return vals[np.ravel(inverse)].reshape(e.shape)
+    return per_engine(engines, runs_prefill_alone)
 
 
 def resolve_engine(engine: Any) -> tuple[str, str | None]:

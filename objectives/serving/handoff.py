@@ -22,7 +22,7 @@ import numpy as np
 from ..inference.core import prepare
 from ..inference.estimate import arrival_wait_iters
 from ..inference.speculative import as_speculative, with_speculative
-from ..profiles import engine_key, overlaps_in_role
+from ..profiles import engine_key, overlaps_in_role, per_engine
 
 #: API-server passes (request parsing, tokenization / the multimodal processor, scheduling admission, the response
 #: path back) a disaggregated request makes, per engine's P/D front end, in units of the engine's per-request host
@@ -127,8 +127,7 @@ def front_end(pool_kw: Mapping[str, Any], n: int, eff: Any
     for its attention-DP ranks stepping in lockstep (`serving.engine._Group`, attn_dp > 1), which the simulator does
     not lag and this does (vLLM and SGLang schedule each rank with its own loop). One `prepare` for all four."""
     host, model, wave, engines, _, ahead = _engine_terms(pool_kw, n, eff)
-    names, inverse = np.unique(engines.astype(str), return_inverse=True)      # one look-up per engine
-    keeps = np.array([overlaps_in_role(e, "prefill") for e in names], dtype=float)[np.ravel(inverse)]
+    keeps = per_engine(engines, lambda e: overlaps_in_role(e, "prefill"))
     return host * front_end_passes(engines) + model, wave, engines, ahead * keeps
 
 
@@ -216,10 +215,8 @@ def kv_notice_steps(engines: Any, overlap: Any) -> np.ndarray:
     and the step that schedules the request, per entry of `engines` (engine names; None / roofline: 0) whose decode
     pool forms its next step while the current one runs where `overlap` (per entry, 0 / 1, or the pool's
     `inference.estimate.arrival_wait_iters` share): 1 + 2 x overlap for the engines of `KV_NOTICE_ENGINES`, else 0."""
-    e = np.ravel(np.asarray(engines, dtype=object))
-    names, inverse = np.unique(e.astype(str), return_inverse=True)          # one look-up per engine
-    polled = np.array([engine_key(n) in KV_NOTICE_ENGINES for n in names], dtype=float)[np.ravel(inverse)]
-    return polled * (1.0 + 2.0 * np.broadcast_to(np.asarray(overlap, dtype=float), e.shape))
+    polled = per_engine(np.ravel(np.asarray(engines, dtype=object)), lambda n: engine_key(n) in KV_NOTICE_ENGINES)
+    return polled * (1.0 + 2.0 * np.broadcast_to(np.asarray(overlap, dtype=float), polled.shape))
 
 
 def decode_overlap(decode_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -228,9 +225,7 @@ def decode_overlap(decode_kw: Mapping[str, Any], n: int, eff: Any) -> tuple[np.n
     servers, `profiles.overlaps_in_role`; else 0) of `n` disaggregated deployments' decode pools (`decode_kw`: their
     `inference.estimate` arguments; `eff` an Efficiency), one `prepare`."""
     _, _, _, engines, _, ahead = _engine_terms(decode_kw, n, eff)
-    names, inverse = np.unique(engines.astype(str), return_inverse=True)
-    keeps = np.array([overlaps_in_role(e, "decode") for e in names], dtype=float)[np.ravel(inverse)]
-    return engines, ahead * keeps
+    return engines, ahead * per_engine(engines, lambda e: overlaps_in_role(e, "decode"))
 
 
 def handoff_ms(step_ms: Any, xfer_ms: Any, occupancy: Any, forwards: Any = 1.0, notice: Any = 0.0) -> Any:
