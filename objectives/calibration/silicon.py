@@ -746,6 +746,31 @@ def load_slopes(d: pd.DataFrame, sweep: list[str], min_concurrency: float = 16.0
                                       "slope_predicted", "intercept_predicted_ms"]).round(2)
 
 
+def length_pairs(d: pd.DataFrame, vary: str = "osl", short: float = 1024.0, long: float = 8192.0) -> pd.DataFrame:
+    """What one length does to TPOT at everything else equal: the aggregated `scored` rows paired by their
+    measurement key (`_MEASUREMENT_KEY`: deployment, dtypes, the other length and the clients) and release label
+    less `vary` ("osl" or "isl"), one pair where both `short` and `long` were measured and predicted (a run is
+    compared with itself: its copies under another label pair among themselves). Per pair the median TPOT
+    (ms) of each side's predicted rows, measured (``tpot_short``, ``tpot_long``) and predicted (``pred_short``,
+    ``pred_long``), and the short side's relative excess over the long one, ``measured`` and ``predicted``
+    (short / long - 1). With `vary` "osl" at a fixed prompt, the excess is the prompts' share of the decode
+    window (a request every `short` outputs instead of every `long`) less what the longer outputs' mean context
+    (isl + osl / 2) adds to each decode step."""
+    if vary not in ("osl", "isl"):
+        raise ValueError(f"vary={vary!r}: 'osl' or 'isl'")
+    ok = (d["mode"] == "agg").to_numpy() & np.isfinite(d["tpot_pred"].to_numpy(float))
+    x = d[ok & d[vary].isin([short, long]).to_numpy()]
+    key = [c for c in (*_MEASUREMENT_KEY, "engine_version") if c in x.columns and c not in (vary, "mode")]
+    med = x.groupby(key + [vary], dropna=False, observed=True)[["tpot_ms", "tpot_pred"]].median().reset_index()
+    s, lg = med[med[vary] == short].drop(columns=vary), med[med[vary] == long].drop(columns=vary)
+    out = s.merge(lg, on=key, suffixes=("_s", "_l"))
+    out = out.rename(columns={"tpot_ms_s": "tpot_short", "tpot_ms_l": "tpot_long", "tpot_pred_s": "pred_short",
+                              "tpot_pred_l": "pred_long"})
+    out["measured"] = out["tpot_short"] / out["tpot_long"] - 1.0
+    out["predicted"] = out["pred_short"] / out["pred_long"] - 1.0
+    return out
+
+
 SILICON_FILE = "serving_silicon.csv"
 
 #: what identifies one measurement: the deployment, lengths and load, with its TTFT and TPOT (`distinct_measurements`).

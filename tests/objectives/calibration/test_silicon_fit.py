@@ -303,6 +303,33 @@ def test_load_slopes_fits_ttft_against_tpot_over_the_loaded_rows_of_each_sweep()
     assert silicon.load_slopes(d[d["concurrency"] <= 32], ["gpu", "isl"]).empty
 
 
+def test_length_pairs_compares_one_deployments_short_and_long_outputs_at_the_same_clients():
+    base = dict(model="m", engine="vllm", engine_version="0.17.0", gpu="b200_sxm", mode="agg", tp=4, isl=1024)
+    d = pd.DataFrame([
+        {**base, "osl": 1024, "concurrency": 16, "tpot_ms": 11.0, "tpot_pred": 9.0},
+        {**base, "osl": 8192, "concurrency": 16, "tpot_ms": 10.0, "tpot_pred": 10.0},
+        # a copy of the short run that measured 13: the side's median, 12
+        {**base, "osl": 1024, "concurrency": 16, "tpot_ms": 13.0, "tpot_pred": 9.0},
+        # an unpredicted row does not count
+        {**base, "osl": 8192, "concurrency": 16, "tpot_ms": 99.0, "tpot_pred": np.nan},
+        # other clients, another release label or another TP: no partner, no pair
+        {**base, "osl": 1024, "concurrency": 32, "tpot_ms": 14.0, "tpot_pred": 14.0},
+        {**base, "osl": 8192, "concurrency": 16, "tpot_ms": 20.0, "tpot_pred": 20.0, "engine_version": "0.18.0"},
+        {**base, "osl": 8192, "concurrency": 16, "tpot_ms": 10.0, "tpot_pred": 10.0, "tp": 8},
+        # a disaggregated row is not a pair's side
+        {**base, "osl": 1024, "concurrency": 16, "tpot_ms": 50.0, "tpot_pred": 50.0, "mode": "disagg"},
+    ])
+    p = silicon.length_pairs(d, "osl")
+    assert len(p) == 1
+    assert p.loc[0, "tpot_short"] == pytest.approx(12.0) and p.loc[0, "tpot_long"] == pytest.approx(10.0)
+    assert p.loc[0, "measured"] == pytest.approx(0.2)      # the short outputs' TPOT 20 % above the long ones'
+    assert p.loc[0, "predicted"] == pytest.approx(-0.1)    # the model reads it 10 % below
+    # the prompt lengths' pairs: none here (every row has the same prompt)
+    assert silicon.length_pairs(d, "isl").empty
+    with pytest.raises(ValueError, match="vary"):
+        silicon.length_pairs(d, "concurrency")
+
+
 def test_the_api_servers_time_per_stream_is_not_fitted():
     """``engine_stream_us`` (`inference.estimate.host_ttft_s`) stays at its default 0: fitted, it did not carry
     from one model to another (leave-one-model-out TTFT 18.7 -> 30.3 %), so no factor group holds it."""
