@@ -446,16 +446,21 @@ class EngineBehaviour:
     `profiles.SPEC_OVERLAP_SINCE`); ``budgets``: (max sequences, max tokens per iteration) it runs with where its
     launch sets none (`engine_budget`); ``pool_batch``: its max sequences follow its KV pool instead
     (`POOL_BATCH_ENGINES`, `pool_batch`); ``spec_max_running``: the server-wide max sequences it resets an unset max
-    sequences to with speculative decoding (`SPEC_MAX_RUNNING`; None: its own). The overlap loop itself depends on
-    the model and the serving role as much as on the release: `profiles.overlap_rows` (its linear-attention kinds),
-    read once into ``Coeffs.overlap`` (the closed form, `serving.handoff.front_end`, `serving.analytical._overlap`)
-    and by the simulator's `Scheduler.overlaps`, and `profiles.overlaps_in_role`."""
+    sequences to with speculative decoding (`SPEC_MAX_RUNNING`; None: its own); ``named``: the engine as the
+    behaviour was resolved for, with its release ('sglang~=0.5.13', `default_engine` where it was None or "auto"),
+    the spelling the per-model rules take (`profiles.overlap_rows`). Without speculative decoding the overlap loop
+    depends on the model and the serving role as much as on the release: `profiles.overlap_rows` (its
+    linear-attention kinds), read once into ``Coeffs.overlap`` (the closed form, `serving.handoff.front_end`,
+    `serving.analytical._overlap`) and by the simulator's `Scheduler.overlaps`, and `profiles.overlaps_in_role`;
+    with it, ``spec_overlap`` whatever the model (`profiles.NO_OVERLAP_LINEAR_KINDS`: SGLang's hybrid models leave
+    the loop to the speculative worker)."""
 
     engine: str
     spec_overlap: bool
     budgets: tuple[float, float]
     pool_batch: bool
     spec_max_running: int | None
+    named: Any = None
 
 
 def engine_behaviour(engine: Any, gpu: Any = None, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> EngineBehaviour:
@@ -473,7 +478,7 @@ def engine_behaviour(engine: Any, gpu: Any = None, fallback: tuple[int, int] = R
     key = engine_key(named)
     return EngineBehaviour(engine=key, spec_overlap=overlaps(named, speculative=True),
                            budgets=engine_budget(named, mem, name, fallback), pool_batch=key in POOL_BATCH_ENGINES,
-                           spec_max_running=SPEC_MAX_RUNNING.get(key))
+                           spec_max_running=SPEC_MAX_RUNNING.get(key), named=named)
 
 
 def engine_behaviours(engines: Any, gpus: Any, fallback: tuple[int, int] = ROOFLINE_BUDGETS) -> list[EngineBehaviour]:

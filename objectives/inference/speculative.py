@@ -302,13 +302,16 @@ def with_speculative(p: Any, spec: Speculative | None) -> Any:
     (`resolve.EngineBehaviour.spec_overlap`: vLLM's async scheduling with EAGLE / MTP, TensorRT-LLM's overlap
     scheduler with MTP / EAGLE-3, SGLang's from its V2 workers, `profiles.SPEC_OVERLAP_SINCE`) and is off elsewhere
     (SGLang's first speculative worker: `server_args._handle_speculative_decoding`, "Overlap scheduler is disabled
-    because of using eagle3 or standalone speculative decoding"); its prefill batches already run alone
-    (``prefill_alone``: the same function turns ``enable_mixed_chunk`` off, SGLang's default)."""
+    because of using eagle3 or standalone speculative decoding"), whatever the model: SGLang's hybrid models, which
+    it serves without the loop otherwise, leave it to the speculative worker (`profiles.NO_OVERLAP_LINEAR_KINDS`);
+    its prefill batches already run alone (``prefill_alone``: the same function turns ``enable_mixed_chunk`` off,
+    SGLang's default)."""
     if spec is None:
         return p
     from .resolve import engine_behaviour
     keeps = np.array([engine_behaviour(n).spec_overlap for n in p.engine_names], dtype=float)
-    c = dataclasses.replace(p.coeffs, overlap=np.asarray(p.coeffs.overlap) * keeps[np.asarray(p.engine_code)])
+    overlap = np.broadcast_arrays(keeps[np.asarray(p.engine_code)], np.asarray(p.coeffs.overlap))[0].copy()
+    c = dataclasses.replace(p.coeffs, overlap=overlap)
     return dataclasses.replace(p, spec=spec, coeffs=c)
 
 

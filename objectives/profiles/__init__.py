@@ -12,6 +12,7 @@ compact profile), cache (the built table groups on disk, ``$DSE_CACHE_DIR`` or t
 from .grid import Table
 from .profile import (
                       DATA_DIR,
+                      ENGINE_IMAGES,
                       ENGINE_NAMES,
                       ENGINE_VENDORS,
                       GPU_OF_SYSTEM,
@@ -54,4 +55,4 @@ __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", 
            "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
            "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks", "per_engine",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows", "SPEC_OVERLAP_SINCE",
-           "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release"]
+           "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release", "ENGINE_IMAGES"]

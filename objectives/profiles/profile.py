@@ -277,17 +277,54 @@ def system_of(gpu: str) -> str | None:
 RELEASE_SEP = "~="
 
 
-def _split_engine(engine: Any) -> tuple[str, Any]:
-    """'sglang==0.5.14', 'trtllm@1.3.0rc20', 'vllm:0.24.0', 'vllm~=0.13.0' (`RELEASE_SEP`), ('vllm', '0.24.0') ->
-    (name as given, version or None)."""
+#: the container images each engine ships as, by repository (the registry host given or not): the spelling a user
+#: pastes from a launch script, as each engine's docs give it: 'vllm/vllm-openai:v0.11.0' (vLLM, "Using Docker"),
+#: 'lmsysorg/sglang:v0.5.6.post2-cu129' (SGLang, installation with Docker), 'nvcr.io/nvidia/tensorrt-llm/release:
+#: 1.0.0rc4' (TensorRT-LLM, its NGC container). Its tag names a release (as `RELEASE_SEP` does, the kernel tables
+#: the newest), 'latest' or none the newest (the bare name); a digest ('@sha256:...') names none
+ENGINE_IMAGES: Mapping[str, str] = {"vllm/vllm-openai": "vllm", "lmsysorg/sglang": "sglang",
+                                    "nvcr.io/nvidia/tensorrt-llm/release": "trtllm"}
+#: registry hosts an image reference may name before its repository without changing which image it is
+_DEFAULT_REGISTRIES = ("docker.io/", "registry-1.docker.io/", "index.docker.io/")
+
+
+def _parse_engine(engine: Any) -> tuple[str, Any, bool]:
+    """'sglang==0.5.14', 'trtllm@1.3.0rc20', 'vllm:0.24.0', 'vllm~=0.13.0' (`RELEASE_SEP`), ('vllm', '0.24.0'), an
+    image reference ('vllm/vllm-openai:v0.11.0', `ENGINE_IMAGES`) -> (name as given, or the image's engine; version
+    or None; whether the version names a release alone: `RELEASE_SEP` or an image's tag). An image of no engine
+    comes back as its repository (an unknown name); its digest raises ValueError."""
     if isinstance(engine, tuple) and len(engine) == 2:
-        return str(engine[0]), engine[1]
+        return str(engine[0]), engine[1], False
     s = str(engine).strip()
+    if "/" in s and RELEASE_SEP not in s and "==" not in s:
+        return _parse_image(s)
     for sep in (RELEASE_SEP, "==", "@", ":"):
         if sep in s:
             name, ver = s.split(sep, 1)
-            return name, ver
-    return s, None
+            return name, ver, sep == RELEASE_SEP
+    return s, None, False
+
+
+def _parse_image(ref: str) -> tuple[str, Any, bool]:
+    """`_parse_engine` of an image reference: repository[:tag] (`ENGINE_IMAGES`)."""
+    if "@" in ref:
+        raise ValueError(f"engine {ref!r}: an image digest names no release; give its tag "
+                         f"('{ref.split('@', 1)[0]}:<release>') or a spelling of {ENGINE_SPELLINGS}")
+    repo, tag = ref, None
+    if ":" in ref.rsplit("/", 1)[-1]:       # a ':' before the last '/' is a registry host's port
+        repo, tag = ref.rsplit(":", 1)
+    key = repo.lower()
+    for host in _DEFAULT_REGISTRIES:
+        key = key.removeprefix(host)
+    name = ENGINE_IMAGES.get(key, repo)
+    if tag is None or tag.strip().lower() == "latest":
+        return name, None, False
+    return name, tag, True
+
+
+def _split_engine(engine: Any) -> tuple[str, Any]:
+    """(name as given, version or None) of `engine` (`_parse_engine`)."""
+    return _parse_engine(engine)[:2]
 
 
 def engine_key(engine: Any) -> str:
@@ -336,15 +373,18 @@ OVERLAP_SINCE: Mapping[str, str | None] = {"sglang": None, "vllm": "0.14.0", "tr
 #:   made async scheduling the default), so from the first release that overlaps.
 #: - SGLang: its first speculative worker turned the overlap schedule off (``ServerArgs._handle_speculative_decoding``
 #:   in python/sglang/srt/server_args.py, "Overlap scheduler is disabled because of using eagle3 or standalone
-#:   speculative decoding") unless ``SGLANG_ENABLE_SPEC_V2`` was set; 0.5.13 made the V2 workers, which run under
-#:   ``event_loop_overlap``, the default (``SGLANG_ENABLE_SPEC_V2 = EnvBool(True)`` in python/sglang/srt/environ.py;
-#:   sgl-project/sglang#27964 then removed the flag with the V1 workers).
+#:   speculative decoding") unless ``SGLANG_ENABLE_SPEC_V2`` was set; 0.5.11 made the V2 workers, which run under
+#:   ``event_loop_overlap``, the default (the released wheels' python/sglang/srt/environ.py: ``SGLANG_ENABLE_SPEC_V2
+#:   = EnvBool(False)`` in 0.5.10 and 0.5.10.post1, ``EnvBool(True)`` in 0.5.11; its ``_handle_speculative_decoding``
+#:   keeps the overlap schedule with one draft chain, "Spec v2 is enabled by default for eagle/eagle3/standalone
+#:   speculative decoding"; 0.5.13 moved it to python/sglang/srt/arg_groups/speculative_hook.py
+#:   ``_handle_eagle_family``, and sgl-project/sglang#27964 then removed the flag with the V1 workers, 0.5.14).
 #: - TensorRT-LLM's PyTorch executor keeps ``_executor_loop_overlap`` for the modes whose
 #:   ``SpeculativeDecodingMode.support_overlap_scheduler`` holds (tensorrt_llm/_torch/speculative/interface.py: MTP,
 #:   EAGLE-3 one-model, the default EAGLE-3 mode), in every release with that loop on by default.
 #: A dated build label counts as the newest release (`release_since`): 'sglang~=nightly-dev-20260216-d3bae71e'
-#: keeps the loop with speculative decoding though it predates 0.5.13 (the silicon slice holds no such row with it).
-SPEC_OVERLAP_SINCE: Mapping[str, str | None] = {"vllm": "0.14.0", "sglang": "0.5.13", "trtllm": "1.0.0"}
+#: keeps the loop with speculative decoding though it predates 0.5.11 (the silicon slice holds no such row with it).
+SPEC_OVERLAP_SINCE: Mapping[str, str | None] = {"vllm": "0.14.0", "sglang": "0.5.11", "trtllm": "1.0.0"}
 #: the engines that overlap in some release (`OVERLAP_SINCE`)
 OVERLAP_ENGINES = tuple(OVERLAP_SINCE)
 #: serving roles (`serving` disaggregated pools) in which an engine of `OVERLAP_SINCE` runs without its overlap
@@ -382,40 +422,57 @@ def api_server_ranks(engines: Any, attn_dp: Any) -> np.ndarray:
 
 
 #: the spellings of an engine an argument takes, for error messages
-ENGINE_SPELLINGS = "'name', 'name==version' (its kernel tables) or 'name~=release' (the release's behaviour)"
+ENGINE_SPELLINGS = ("'name', 'name==version' (its kernel tables), 'name~=release' (the release's behaviour) or an "
+                    "image reference 'repository:release' (" + ", ".join(ENGINE_IMAGES) + ")")
+
+
+def _parse_release(ver: Any) -> Any:
+    """The release `ver` names, the one parser of release spellings (`is_release`, `release_key`, `release_since`):
+    a `packaging.version.Version` for a PEP 440 version, its local part ('0.13.0+cu128') or a build suffix led by a
+    letter after a '-' (the container tags' '0.5.6.post2-cu129', 'v0.5.0rc2-rocm630-mi30x') dropped, since the
+    build (the CUDA or ROCm it was compiled against) does not change what the scheduler does; the string itself for
+    a build label led by a letter and holding a '-' ('nightly-dev-20260216-d3bae71e', 'glm5-hopper'); None for
+    anything else."""
+    from packaging.version import InvalidVersion, Version
+    v = "" if ver is None else str(ver).strip()
+    if not v or any(sep in v for sep in (RELEASE_SEP, "==", "@", ":", "/")):
+        return None
+    if not re.match(r"v?\d", v, re.I):
+        return v if re.fullmatch(r"[A-Za-z][A-Za-z0-9._+]*-[A-Za-z0-9._+-]+", v) else None
+    heads = [v] + [v[:m.start()] for m in reversed(list(re.finditer(r"-(?=[A-Za-z])", v)))
+                   if re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", v[m.start() + 1:])]
+    for head in heads:          # the whole, else the longest version before a build suffix
+        try:
+            return Version(Version(head).public)
+        except InvalidVersion:
+            continue
+    return None
 
 
 def is_release(ver: Any) -> bool:
-    """Whether `ver` names an engine release: a PEP 440 version ('0.13.0', '0.14.0rc1', 'v0.15.1', 'V0.15.1',
-    '1.1.0-dev.2'),
-    or a build label led by a letter and holding a '-' (the silicon rows' 'nightly-dev-20260216-d3bae71e',
+    """Whether `ver` names an engine release (`_parse_release`): a PEP 440 version ('0.13.0', '0.14.0rc1',
+    'v0.15.1', 'V0.15.1', '1.1.0-dev.2'), with a build suffix or not ('0.13.0+cu128', '0.5.6.post2-cu129'), or a
+    build label led by a letter and holding a '-' (the silicon rows' 'nightly-dev-20260216-d3bae71e',
     'glm5-hopper': the newest, `release_since`); not an empty string, one holding a separator, one led by a digit
-    (or 'v' and a digit) that is no version ('0.13,0', '1.1/1.2'), nor a bare word ('abc', 'O.14.0')."""
-    from packaging.version import InvalidVersion, Version
-    ver = "" if ver is None else str(ver).strip()
-    if not ver or any(sep in ver for sep in (RELEASE_SEP, "==", "@", ":")):
-        return False
-    if re.match(r"v?\d", ver, re.I):
-        try:
-            Version(ver)
-        except InvalidVersion:
-            return False
-        return True
-    return re.fullmatch(r"[A-Za-z][A-Za-z0-9._+]*-[A-Za-z0-9._+-]+", ver) is not None
+    (or 'v' and a digit) that is no version ('0.13,0', '1.1/1.2', '0.13.0-1.2'), nor a bare word ('abc', 'O.14.0',
+    'latest')."""
+    return _parse_release(ver) is not None
 
 
 def _check_release(engine: Any, ver: str) -> None:
     """ValueError naming `ver` and the valid spellings where `engine`'s release named alone (`RELEASE_SEP`) is
     none (`is_release`)."""
     if not is_release(ver):
-        raise ValueError(f"engine {engine!r}: {ver!r} is no release (a version such as 0.13.0 or 0.14.0rc1, or a "
-                         f"build label such as nightly-dev); valid spellings: {ENGINE_SPELLINGS}")
+        raise ValueError(f"engine {engine!r}: {ver!r} is no release (a version such as 0.13.0, 0.14.0rc1 or "
+                         f"0.5.6.post2-cu129, or a build label such as nightly-dev); valid spellings: "
+                         f"{ENGINE_SPELLINGS}")
 
 
 def engine_release(engine: Any) -> str | None:
-    """The release `engine` names ('vllm==0.13.0', 'vllm~=0.13.0': '0.13.0'; None for a bare name, which means the
-    newest release, the profile `load` picks). A release named alone that is none (`_check_release`: 'vllm~=abc',
-    'vllm~=0.13,0', 'vllm~=') raises ValueError naming it."""
+    """The release `engine` names, as spelled ('vllm==0.13.0', 'vllm~=0.13.0': '0.13.0'; 'vllm/vllm-openai:v0.11.0':
+    'v0.11.0'; None for a bare name or an image's 'latest', which mean the newest release, the profile `load`
+    picks). A release named alone that is none (`_check_release`: 'vllm~=abc', 'vllm~=0.13,0', 'vllm~=',
+    'lmsysorg/sglang:dev') raises ValueError naming it."""
     ver = _split_engine("" if engine is None else engine)[1]
     if _release_only(engine):
         _check_release(engine, str(ver).strip())
@@ -424,16 +481,15 @@ def engine_release(engine: Any) -> str | None:
 
 def release_key(ver: Any) -> tuple:
     """Sort key of an engine release (`is_release`'s spellings; any string): PEP 440 versions in packaging's order
-    (0.14.0.dev3 < 0.14.0rc1 < 0.14.0 < 0.14.0.post1 < 0.14.1; a leading 'v' or 'V' ignored), after them a build
-    label that is no version ('nightly-dev-20260216-d3bae71e', 'main-00209af1': the newest, whatever its date),
-    labels among themselves by name. The one order of releases: `release_since`, the flag lists
-    (`deploy.flags.flag_list`) and the kernel tables' versions (`profiles.build.versions`) sort by it."""
-    from packaging.version import InvalidVersion, Version
+    (0.14.0.dev3 < 0.14.0rc1 < 0.14.0 < 0.14.0.post1 < 0.14.1; a leading 'v' or 'V' and a build suffix ignored,
+    `_parse_release`: '0.14.0+cu128' and '0.14.0-cu129' are 0.14.0), after them a build label that is no version
+    ('nightly-dev-20260216-d3bae71e', 'main-00209af1': the newest, whatever its date), labels among themselves by
+    name. The one order of releases: `release_since`, the flag lists (`deploy.flags.flag_list`) and the kernel
+    tables' versions (`profiles.build.versions`) sort by it."""
+    from packaging.version import Version
     v = "" if ver is None else str(ver).strip()
-    try:
-        return (0, Version(v), "")
-    except InvalidVersion:
-        return (1, Version("0"), v)
+    got = _parse_release(v)
+    return (0, got, "") if isinstance(got, Version) else (1, Version("0"), v)
 
 
 def release_since(engine: Any, first: str | None) -> bool:
@@ -443,14 +499,13 @@ def release_since(engine: Any, first: str | None) -> bool:
     post-release of `first` (0.14.0rc1, 0.14.0.post1) counts as `first`, since a release candidate is cut from the
     release's branch (vLLM's 0.14.0rc1 already has vllm-project/vllm#31998); a development build (0.14.0.dev3,
     0.14.0rc1.dev2) precedes it as packaging orders it: it is built from main before the branch is cut, so it may
-    lack what the release brings."""
+    lack what the release brings. A build suffix ('0.14.0-cu129', '0.14.0+cu128') is no part of the release."""
     ver = engine_release(engine)
     if first is None or ver is None:
         return True
-    from packaging.version import InvalidVersion, Version
-    try:
-        got = Version(ver)
-    except InvalidVersion:
+    from packaging.version import Version
+    got = _parse_release(ver)
+    if not isinstance(got, Version):
         return True
     if not got.is_devrelease:
         got = Version(got.base_version)
@@ -484,10 +539,17 @@ def overlap_mask(engines: Any) -> np.ndarray:
 #: the default ``--mamba-scheduler-strategy no_buffer`` without speculative decoding, turns the overlap schedule
 #: off ("mamba no_buffer is not compatible with overlap schedule": ``ServerArgs._handle_mamba_radix_cache`` in
 #: python/sglang/srt/server_args.py, called for Qwen3-Next / Qwen3.5 by ``_handle_qwen_family``, which on Blackwell
-#: also picks the triton attention backend there, and for Nemotron-H's Mamba-2). Speculative decoding's first
-#: version turns it off too. Kimi's KDA models pass ``support_mamba_cache=False``: the radix cache goes, the overlap
-#: schedule stays. The closed form (``Coeffs.overlap``) and the simulator (`inference.StepModel.overlap_scheduler`)
-#: read it here
+#: also picks the triton attention backend there, and for Nemotron-H's Mamba-2). Kimi's KDA models pass
+#: ``support_mamba_cache=False``: the radix cache goes, the overlap schedule stays. Not with speculative decoding:
+#: the same function turns the overlap schedule off only ``if self.speculative_algorithm is None``; with a draft it
+#: drops the radix cache instead (0.5.9: "Disabling radix cache since speculative decoding for {model_arch} is not
+#: supported with radix cache yet"), or on CUDA from 0.5.10 refuses no_buffer with the radix cache on (a ValueError
+#: asking for extra_buffer; --disable-radix-cache serves too), either way leaving the loop to the speculative
+#: worker as for any model (`SPEC_OVERLAP_SINCE`, `inference.resolve.EngineBehaviour.spec_overlap`). Not modelled:
+#: 0.5.14 resolves ``--mamba-radix-cache-strategy auto`` to extra_buffer where the overlap schedule is on and the
+#: model supports it (``_support_mamba_cache_extra_buffer``: these models with the default triton linear-attention
+#: backend), keeping the loop; the silicon rows' nightly labels, the newest to `release_since`, predate it. The
+#: closed form (``Coeffs.overlap``) and the simulator (`inference.StepModel.overlap_scheduler`) read it here
 NO_OVERLAP_LINEAR_KINDS = {"sglang": ("gdn", "mamba2")}
 
 
@@ -563,8 +625,8 @@ def resolve_engine(engine: Any) -> tuple[str, str | None]:
 
 
 def _release_only(engine: Any) -> bool:
-    """Whether `engine` names a release without kernel tables of its own (`RELEASE_SEP`)."""
-    return isinstance(engine, str) and RELEASE_SEP in engine
+    """Whether `engine` names a release without kernel tables of its own (`RELEASE_SEP`, an image's tag)."""
+    return isinstance(engine, str) and _parse_engine(engine)[2]
 
 
 def engine_label(engine: Any) -> str:
@@ -604,7 +666,11 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
     if ver is None:
         ver = _newest(have[eng])
     elif ver not in have[eng]:
-        raise ValueError(f"no {eng} {ver} kernel profile for {gpu}; versions available: {', '.join(have[eng])}")
+        # the tables of the release named, whatever build suffix either spelling carries ('0.24.0-cu129')
+        same = [v for v in have[eng] if is_release(v) and release_key(v) == release_key(ver)]
+        if not same:
+            raise ValueError(f"no {eng} {ver} kernel profile for {gpu}; versions available: {', '.join(have[eng])}")
+        ver = same[-1]
     from .build import aiconfigurator_root
     root = aiconfigurator_root() if full is None or full else None
     if full and root is None:

@@ -713,23 +713,26 @@ def _riding_prompts(p: Any, N: np.ndarray, lam_ms: np.ndarray, input_len: np.nda
 
 
 def _overlap(model: Any, d: Any) -> np.ndarray:
-    """1.0 for each deployment of ``d`` whose aggregated replicas form their next batch while the current one runs
-    (`profiles.overlap_rows` of its engine, None / "auto" resolved on its GPU as `inference.resolve.default_engine`
-    does, for ``model``'s linear-attention kind), else 0.0: not with pp > 1 (the pipeline loops), and with
-    speculative decoding only where the engine release keeps the loop (`inference.resolve.EngineBehaviour.
-    spec_overlap`, as `inference.speculative.with_speculative` has it), as ``Coeffs.overlap`` and the simulator's
-    replicas (`Scheduler.overlaps`) have it. One look-up per distinct (engine, GPU) pair."""
-    from ..inference.resolve import _lookup, default_engine, engine_behaviours
+    """1.0 for each deployment of ``d`` whose aggregated replicas form their next batch while the current one runs,
+    else 0.0, from its engine release on its GPU (`inference.resolve.engine_behaviours`, None / "auto" resolved as
+    `inference.resolve.default_engine` does): without speculative decoding `profiles.overlap_rows` of the release
+    for ``model``'s linear-attention kind, with it where the release keeps the loop (`inference.resolve.
+    EngineBehaviour.spec_overlap`, as `inference.speculative.with_speculative` has it); not with pp > 1 (the
+    pipeline loops), as ``Coeffs.overlap`` and the simulator's replicas (`Scheduler.overlaps`) have it. One
+    resolution per distinct (engine, GPU) pair."""
+    from ..inference.resolve import _lookup, engine_behaviours
     from ..profiles import overlap_rows
     kind = str(getattr(_lookup("model", model), "linear_attn_kind", "") or "")
     e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
     ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
     _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
-    named = np.array([default_engine(e[i], g[i]) for i in first], dtype=object)   # per distinct pair
-    on = overlap_rows(named, kind)
-    keeps = np.array([b.spec_overlap for b in engine_behaviours(e[first], g[first])], dtype=float)
-    spec = np.asarray(d.speculative, dtype=object) == None  # noqa: E711 (elementwise: None where off)
-    on = np.where(spec, on[np.ravel(inverse)], (on * keeps)[np.ravel(inverse)])
+    own = engine_behaviours(e[first], g[first])                                      # per distinct pair
+    named = np.empty(len(own), dtype=object)
+    named[:] = [b.named for b in own]
+    plain = overlap_rows(named, kind)
+    keeps = np.array([b.spec_overlap for b in own], dtype=float)
+    no_draft = np.asarray(d.speculative, dtype=object) == None  # noqa: E711 (elementwise: None where off)
+    on = np.where(no_draft, plain[np.ravel(inverse)], keeps[np.ravel(inverse)])
     return np.where(np.asarray(d.pp) <= 1, on, 0.0)
 
 

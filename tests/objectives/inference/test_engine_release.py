@@ -12,6 +12,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from objectives import inference, profiles
 from objectives.calibration.calibrate import check
@@ -49,7 +51,8 @@ def test_a_release_named_alone_reads_the_newest_tables_and_keeps_its_name():
 
 @pytest.mark.parametrize("engine, plain, spec", [
     ("vllm~=0.13.0", False, False), ("vllm~=0.14.0", True, True), ("vllm", True, True),
-    ("sglang~=0.5.9", True, False), ("sglang~=0.5.10.post1", True, False), ("sglang~=0.5.13", True, True),
+    ("sglang~=0.5.9", True, False), ("sglang~=0.5.10.post1", True, False), ("sglang~=0.5.11", True, True),
+    ("sglang~=0.5.13", True, True),
     ("sglang", True, True), ("trtllm~=0.21.0", False, False), ("trtllm~=1.1.0-dev.2", True, True),
     ("vllm~=nightly-5b8c30d62b754b57", True, True), ("roofline", False, False)])
 def test_the_overlap_loop_follows_the_release_with_and_without_speculative_decoding(engine, plain, spec):
@@ -154,7 +157,7 @@ def test_a_pre_release_counts_as_its_release(engine, first):
 
 
 def test_the_disaggregated_lag_follows_speculative_decoding_as_the_simulator_does():
-    """SGLang before 0.5.13 turns its overlap loop off with speculative decoding: its prefill servers lag no step
+    """SGLang before 0.5.11 turns its overlap loop off with speculative decoding: its prefill servers lag no step
     (`serving.handoff.front_end`), as the simulator's `StepModel.overlap_scheduler`; the newest keeps it."""
     from objectives.inference.core import default_eff
     from objectives.serving.handoff import front_end
@@ -202,3 +205,106 @@ def test_one_order_of_releases_and_either_case_of_the_v():
     for spelled in ("v0.14.0", "V0.14.0"):
         assert profiles.is_release(spelled) and profiles.release_since(f"vllm~={spelled}", "0.14.0")
         assert profiles.overlaps(f"vllm~={spelled}")
+
+
+# --- release labels as users paste them: build suffixes and container images (`profiles._parse_release`) ---------
+
+_VERSIONS = st.builds(lambda nums, pre, post: ".".join(map(str, nums)) + pre + post,
+                      st.lists(st.integers(0, 30), min_size=2, max_size=4),
+                      st.sampled_from(["", "rc1", "rc20", "a0"]), st.sampled_from(["", ".post1", ".post2"]))
+_SUFFIXES = st.sampled_from(["-cu129", "-cu129-amd64", "+cu128", "-rocm630-mi30x", "-cu126-b200", "+cu130"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(ver=_VERSIONS, suffix=_SUFFIXES, v=st.sampled_from(["", "v", "V"]),
+       first=st.sampled_from(["0.5.11", "0.14.0", "1.0.0", "3.0"]))
+def test_a_build_suffix_names_the_release_it_was_built_from(ver, suffix, v, first):
+    """'0.5.6.post2-cu129', '0.13.0+cu128': the CUDA (or ROCm) a build was compiled against does not change what
+    its scheduler does, so the release is the version before the suffix: one order, one behaviour, the spelling
+    kept in the engine's label."""
+    built = f"{v}{ver}{suffix}"
+    assert profiles.is_release(built)
+    assert profiles.release_key(built) == profiles.release_key(ver)
+    assert profiles.release_since(f"sglang~={built}", first) == profiles.release_since(f"sglang~={ver}", first)
+    for engine in ("sglang", "vllm", "trtllm"):
+        assert profiles.overlaps(f"{engine}~={built}", speculative=True) == \
+            profiles.overlaps(f"{engine}~={ver}", speculative=True)
+    assert profiles.engine_release(f"vllm~={built}") == built
+    assert profiles.engine_label(f"VLLM~={built}") == f"vllm~={built}"
+
+
+@pytest.mark.parametrize("image, same", [
+    ("vllm/vllm-openai:v0.11.0", "vllm~=v0.11.0"), ("docker.io/vllm/vllm-openai:v0.14.0", "vllm~=v0.14.0"),
+    ("lmsysorg/sglang:v0.5.6.post2-cu129", "sglang~=v0.5.6.post2-cu129"),
+    ("lmsysorg/sglang:v0.5.13-cu129-amd64", "sglang~=v0.5.13-cu129-amd64"),
+    ("nvcr.io/nvidia/tensorrt-llm/release:1.0.0rc4", "trtllm~=1.0.0rc4"),
+    ("vllm/vllm-openai:latest", "vllm"), ("lmsysorg/sglang", "sglang")])
+def test_an_image_reference_names_its_engine_and_release(image, same):
+    """The image a launch script runs names the engine and, by its tag, the release (the newest kernel tables, as
+    'name~=release'); 'latest' or no tag is the bare name, the newest."""
+    assert profiles.engine_label(image) == same
+    assert profiles.resolve_engine(image) == (profiles.engine_key(same), None)
+    assert engine_behaviour(image, "H200-SXM-141GB") == dataclasses.replace(
+        engine_behaviour(same, "H200-SXM-141GB"), named=image)
+    for spec in (False, True):
+        assert profiles.overlaps(image, speculative=spec) == profiles.overlaps(same, speculative=spec)
+
+
+def test_pasted_labels_price_the_release_they_name():
+    """A CUDA-suffixed release before vLLM's async default prices as that release, not as the newest."""
+    assert not profiles.overlaps("vllm~=0.13.0+cu128") and not profiles.overlaps("vllm/vllm-openai:v0.11.0")
+    assert not profiles.overlaps("sglang~=0.5.6.post2-cu129", speculative=True)
+    assert not profiles.overlaps("lmsysorg/sglang:v0.5.10.post1-cu129", speculative=True)
+    assert profiles.overlaps("lmsysorg/sglang:v0.5.11-cu129", speculative=True)
+    kw = dict(input_len=1024, output_len=128, concurrency=16)
+    pasted = inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine="vllm/vllm-openai:v0.13.0", **kw)
+    named = inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine="vllm~=0.13.0", **kw)
+    newest = inference.max_throughput("Llama-3.1-8B", "H100-SXM-80GB", engine="vllm", **kw)
+    assert pasted.ttft_ms[0] == named.ttft_ms[0] != newest.ttft_ms[0]
+
+
+def test_tables_named_with_a_build_suffix_are_the_releases():
+    """'name==version' names kernel tables that must exist; a build suffix on either side does not hide them
+    (the shipped torch tables are '2.11.0+cu130')."""
+    assert profiles.load("H100-SXM-80GB", "vllm==0.24.0-cu129") is profiles.load("H100-SXM-80GB", "vllm==0.24.0")
+    assert profiles.load("H200-SXM-141GB", "torch==2.11.0") is profiles.load("H200-SXM-141GB", "torch")
+    with pytest.raises(ValueError, match="no sglang 0.5.6.post2-cu129 kernel profile.*versions available: 0.5.14"):
+        profiles.load("H100-SXM-80GB", "sglang==0.5.6.post2-cu129")
+
+
+@pytest.mark.parametrize("engine, bad", [
+    ("vllm~=latest", "'latest'"), ("vllm~=0.13.0-1.2", "'0.13.0-1.2'"), ("vllm~=0.13.0-", "'0.13.0-'"),
+    ("vllm~=0.13.0-cu/129", "'0.13.0-cu/129'"), ("lmsysorg/sglang:dev", "'dev'"),
+    ("vllm/vllm-openai:0.13,0", "'0.13,0'"), ("sglang~=-cu129", "'-cu129'")])
+def test_what_names_no_release_is_refused_naming_it_and_the_spellings(engine, bad):
+    for call in (profiles.overlaps, profiles.engine_label, profiles.resolve_engine, engine_behaviour):
+        with pytest.raises(ValueError, match=f"{bad} is no release") as err:
+            call(engine)
+        assert "'name~=release'" in str(err.value) and "vllm/vllm-openai" in str(err.value)
+
+
+def test_an_image_digest_or_an_unknown_image_is_refused():
+    with pytest.raises(ValueError, match="'vllm/vllm-openai@sha256:0a1b': an image digest names no release.*"
+                                         "'vllm/vllm-openai:<release>'"):
+        profiles.engine_label("vllm/vllm-openai@sha256:0a1b")
+    with pytest.raises(ValueError, match="unknown engine 'foo/llm-server:1.0'; valid: vllm.*lmsysorg/sglang"):
+        profiles.resolve_engine("foo/llm-server:1.0")
+
+
+# --- SGLang's hybrid models with speculative decoding ----------------------------------------------------------
+
+@pytest.mark.parametrize("engine, plain, spec", [
+    ("sglang", False, True), ("sglang~=0.5.11", False, True), ("sglang~=0.5.9", False, False),
+    ("lmsysorg/sglang:v0.5.10.post1-cu129", False, False), ("vllm~=0.13.0", False, False), ("vllm", True, True)])
+def test_sglang_leaves_a_hybrid_models_loop_to_its_speculative_worker(engine, plain, spec):
+    """SGLang serves Qwen3.5 (Gated DeltaNet) without its overlap schedule (mamba no_buffer), but only without a
+    draft: `ServerArgs._handle_mamba_radix_cache` turns it off ``if self.speculative_algorithm is None``, and with
+    one the speculative worker decides, as for any model (off before 0.5.11's V2 workers, on since). The closed
+    form, the simulator and the serving model read one answer."""
+    from objectives.serving.analytical import Deployments, _overlap
+    model = "Qwen/Qwen3.5-397B-A17B"
+    for draft, want in ((None, plain), ("mtp:2:0.7", spec)):
+        loop = inference.StepModel(model, "B300", tp=8, weight_dtype="fp8", engine=engine, speculative=draft)
+        assert loop.overlap_scheduler is want and Scheduler().overlaps(loop) is want, (engine, draft)
+        d = Deployments.of(gpu="B300", tp=8, engine=engine, speculative=draft)
+        assert _overlap(model, d)[0] == float(want), (engine, draft)

@@ -143,7 +143,7 @@ def test_simulator_follows_the_closed_form_on_a_steady_decode():
 
 def test_sglang_turns_its_overlap_scheduler_off_and_runs_48_requests():
     """SGLang `server_args._handle_speculative_decoding`: its first speculative worker turns the overlap scheduler
-    off (the releases before 0.5.13, `profiles.SPEC_OVERLAP_SINCE`; the V2 workers, the default since, keep it),
+    off (the releases before 0.5.11, `profiles.SPEC_OVERLAP_SINCE`; the V2 workers, the default since, keep it),
     max running requests 48 where none is given; other engines keep their batch."""
     spec = Speculative("mtp", K, (0.7,))
     plain = inference.StepModel("DeepSeek-V3", "H200", 8, engine="sglang~=0.5.10")

@@ -206,7 +206,7 @@ def test_the_open_loop_waits_the_overlaps_iteration_where_the_simulator_does():
     """The analytical open loop (`serving.analytical._overlap`) lags the same deployments as the simulator: the
     GPU's default engine resolved (vLLM on an H100: async scheduling), SGLang but for the hybrid models its radix
     cache keeps, not with pp > 1 (pipeline loops), and with speculative decoding only where the engine release keeps
-    the loop (vLLM's async scheduling with MTP; SGLang's first speculative worker, before 0.5.13, turns it off)."""
+    the loop (vLLM's async scheduling with MTP; SGLang's first speculative worker, before 0.5.11, turns it off)."""
     from objectives.serving.analytical import Deployments, _overlap
 
     d = Deployments.of(gpu="H100-SXM-80GB", tp=[1, 1, 1, 2, 1], pp=[1, 1, 1, 1, 2],
