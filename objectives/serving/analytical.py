@@ -101,6 +101,10 @@ Workloads and what the model does with them:
   output is done (E[max of N output lengths] from the workload's lengths); a decode step costs
   t(1) + (n - 1) x slope at n running sequences, the batch shrinking as requests finish. Under an open-loop rate
   it serves at most that rate and, offered more than its batches hold, adds the run's backlog (`run_wait`) to TTFT.
+  Under a closed loop of an engine's front end (host time h) the batches run back to back and a client rejoins
+  the first to start h after its own ends: a rotation of batches whose later ones cover h, the run's first request
+  keeping a batch alone, full batches past the slots; outputs of varying lengths: a batch's requests done more
+  than h before its end are back for the next, the batches settling below the clients.
   Under a prompt-length mixture the batch's prefill is longer by its requests' excess (`_attention_excess`), and a
   request decodes at the prefill chunks' pace while the batch's later prompts prefill (`ServingModel._static_tpot`:
   the mean over output lengths, a request of few tokens finishing there).
@@ -1537,30 +1541,103 @@ class ServingModel:
                 n_pf = np.ceil(nb / ks)
                 return n_pf * t_pf + t_decode + nb * excess, t_pf, n_pf, slope, ks
 
+            def batch_tpot(nb: np.ndarray, t_pf: np.ndarray, n_pf: np.ndarray, slope: np.ndarray) -> np.ndarray:
+                """The mean TPOT (ms) of a static batch of `nb` requests (`batch_of`'s parts)."""
+                return t_1 + (nb - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
+
             cycle, t_pf, n_pf, slope, ks = batch_of(N[i])
             tput[i] = d.dp[i] * adp[i] * N[i] * osl / cycle * 1e3
-            tpot[i] = t_1 + (N[i] - 1.0) * self._alive * slope + (n_pf - 1.0) * 0.5 * t_pf / max(osl - 1.0, 1.0)
+            tpot[i] = batch_tpot(N[i], t_pf, n_pf, slope)
+            rotation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   # (rows, TTFT, TPOT) below
             if conc is not None:
                 static_cycle = np.full(n, np.nan)
-                # a closed loop whose clients all fit one batch (`Scheduler`'s static policy: an idle replica
-                # takes the requests waiting, the API server passing them one by one, `Scheduler.frontend_for`, of
-                # an engine's front end: a row with host time): the first request of the run starts a batch alone,
-                # the other clients' form the next, and the two groups alternate, each returning (host time) while
-                # the other's batch runs: a client's cycle is both batches (a host time longer than the other's
-                # batch splits the groups further: left); without a front end the clients' requests arrive
-                # together and stay one batch (Little's law below). Outputs of one length only: a batch's requests
-                # then all end at its end; of varying lengths, only its longest misses the next batch (left to
+                # a closed loop of c clients a replica (`Scheduler`'s static policy: an idle replica takes the
+                # requests waiting, at most N, and runs them to the batch's end; the API server of an engine's front
+                # end, a row with host time, passes them one by one, `Scheduler.frontend_for`, so the run's first
+                # request starts a batch alone). A client is back h after its batch ends (its host time: the
+                # simulator's `_ClientReads` and API-server hold) and goes into the first batch to start after
+                # that, so the batches run back to back in a rotation of n_rot, where the n_rot - 1 batches after a
+                # client's own cover h: two when h is shorter than a batch (two groups alternating, each returning
+                # while the other's batch runs), more where it is longer. The single split off at the start keeps
+                # its batch; the other c - 1 clients fill the n_rot - 1 others evenly, at most N each (a batch's
+                # cost is about affine in its requests, so any split of them costs about the same), the single's
+                # batch taking what full ones leave: the clients' cycle is the rotation's batches, and past n_rot N
+                # clients the batches are full and the rest queue (N / b(N), the rate above). A rotation longer
+                # than the clients (n_rot > c) leaves the replica idle: a client's cycle is then its host time and
+                # its own batch alone. Without a front end the clients' requests arrive together and stay one
+                # batch (Little's law below). Outputs of one length only: a batch's requests then all end at its
+                # end; of varying lengths, those done more than h before it are back for the next batch (left to
                 # Little's law below)
                 c = conc / replicas[i]
-                two = (c > 1.0) & (c <= N[i]) & (host_at(np.ones(len(i)), i) > 0.0) & (np.ptp(self.outputs) == 0)
-                if two.any():
-                    rest = np.where(two, np.maximum(c - 1.0, 1.0), 1.0)
-                    static_cycle[i] = np.where(two, batch_of(np.ones(len(i)))[0] + batch_of(rest)[0], np.nan)
+                h = host_at(np.ones(len(i)), i)
+                rot = (c > 1.0) & (h > 0.0) & (np.ptp(self.outputs) == 0)
+                vary = (c > 1.0) & (h > 0.0) & (np.ptp(self.outputs) > 0)
+
+                def batches(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    """Batches of x requests each on average: whole batches of floor(x) and floor(x) + 1 requests
+                    in the shares that make x (their mean cycle ms, their requests' mean TPOT ms)."""
+                    lo = np.floor(x)
+                    hi = np.where(x > lo, lo + 1.0, lo)
+                    b_lo, b_hi = batch_of(lo), batch_of(hi)
+                    t_lo, t_hi = batch_tpot(lo, *b_lo[1:4]), batch_tpot(hi, *b_hi[1:4])
+                    w_hi = (x - lo) * hi / x          # the requests' share in the larger batches
+                    return b_lo[0] + (x - lo) * (b_hi[0] - b_lo[0]), t_lo + w_hi * (t_hi - t_lo)
+
+                own_ttft, own_tpot = np.full(len(i), np.nan), np.full(len(i), np.nan)
+                if rot.any():
+                    b1 = batch_of(np.ones(len(i)))[0]
+                    b_bar = b1
+                    for _ in range(2):       # n_rot from the rotation's mean batch, which it sets: two passes
+                        n_rot = np.clip(1.0 + np.ceil(h / np.maximum(b_bar, 1e-9)), 2.0, np.maximum(c, 2.0))
+                        m = np.where(rot, np.clip((c - 1.0) / (n_rot - 1.0), 1.0, N[i]), 1.0)
+                        # the single's batch, with what n_rot - 1 full batches leave of the others
+                        first = np.clip(c - (n_rot - 1.0) * m, 1.0, N[i])
+                        (b_f, tp_f), (b_m, tp_m) = batches(first), batches(m)
+                        period = b_f + (n_rot - 1.0) * b_m
+                        b_bar = period / n_rot
+                    full = c - (n_rot - 1.0) * m > N[i]
+                    static_cycle[i] = np.where(rot, np.where(full, c / N[i] * cycle, np.maximum(period, h + b1)),
+                                               np.nan)
+                    # a request's own batch and host time (the rest of the cycle is its wait, Little's law below),
+                    # the clients' mean over the single's batch and the others'; full batches: as priced above
+                    w = np.clip(first / c, 0.0, 1.0)
+                    tp_r = w * tp_f + (1.0 - w) * tp_m
+                    own = (w * (b_f + host_at(first, i)) + (1.0 - w) * (b_m + host_at(m, i))
+                           - max(osl - 1.0, 0.0) * tp_r)
+                    own_ttft, own_tpot = np.where(rot & ~full, own, own_ttft), np.where(rot & ~full, tp_r, own_tpot)
+                if vary.any():
+                    # outputs of varying lengths (leftover 10): a batch's requests done more than h before its end
+                    # are back for the next batch; those within h of it, its longest at least, miss that one and
+                    # join the batch after. Of a batch of n, r(n) = n E[F(O + s)^(n - 1)] miss it (a request
+                    # whose output O is within s = h / t(1) decode steps of the other n - 1's longest; F the
+                    # outputs' CDF); the batches settle at n = c - r(n) (outputs of one length, r = n: c / 2, the
+                    # two groups' mean above), at most N (past it the batches are full: the rate above). A host
+                    # time longer than a batch (the rotation above) with varying outputs: left
+                    u, cnt = np.unique(self.outputs, return_counts=True)
+                    w_u = cnt / cnt.sum()
+                    cdf = np.concatenate([[0.0], np.cumsum(w_u)])
+                    f_near = cdf[np.searchsorted(u, u[None, :] + (h / np.maximum(t_1, 1e-9))[:, None],
+                                                 side="right")]
+                    n_b = np.clip(c / 2.0, 1.0, N[i])
+                    for _ in range(6):       # a damped fixed point: n -> c - n oscillates where r(n) = n
+                        n_free = c - n_b * ((f_near ** (n_b - 1.0)[:, None]) @ w_u)
+                        n_b = np.where(vary, np.clip(0.5 * (n_b + n_free), 1.0, N[i]), 1.0)
+                    b_n, tp_n = batches(n_b)
+                    sel = vary & (n_free <= N[i])
+                    static_cycle[i] = np.where(sel, c * b_n / n_b, static_cycle[i])
+                    own_ttft = np.where(sel, b_n + host_at(n_b, i) - max(osl - 1.0, 0.0) * tp_n, own_ttft)
+                    own_tpot = np.where(sel, tp_n, own_tpot)
+                rotation = (np.isfinite(own_ttft), own_ttft, own_tpot)
             # ... and its host time before the first token, the API server's and the N streams' it sends
             # (`handoff.host_ms`), as the simulator prices every aggregated run's (`_frame`)
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i] + host_at(N[i], i)
             if self._len_nodes is not None:
                 tpot[i] = self._static_tpot(sb, N[i], ks, t_pf, excess, t_1 + (N[i] - 1.0) * self._alive * slope)
+            elif rotation is not None:
+                # (a prompt-length mixture's rows keep the full batch's: its TPOT is `_static_tpot`'s)
+                sel = rotation[0]
+                ttft[i] = np.where(sel, rotation[1], ttft[i])
+                tpot[i] = np.where(sel, rotation[2], tpot[i])
         if conc is not None and (~dis).any():
             # a closed loop holds at most its clients in flight: N on each of a replica's dp x attn_dp ranks is the
             # busiest rank's ceil(conc / ranks), fewer clients leave the other slots empty (`max_throughput` so)
@@ -1611,7 +1688,8 @@ class ServingModel:
                 q[p][1][:] = q[p][1] + gap / max(osl - 1.0, 1.0)
             # ... and of static batches whose requests all end at the batch's end (outputs of one length: each
             # client's cycle its e2e, host time included; of varying lengths a client that returns before its
-            # batch ends waits for the next, which the mean output's e2e does not hold: left)
+            # batch ends waits for the next, which the mean output's e2e does not hold: the static block's cycle
+            # above prices it)
             capped = ~dis & (~stat | (np.ptp(self.outputs) == 0))
             if capped.any():
                 # the clients set the rate where the service time leaves no wait (Little's law: conc = X x the
