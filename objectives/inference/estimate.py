@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from objectives.catalog.types import DTYPES
+from objectives.profiles import forms_idle_ahead, per_engine
 from objectives.uncertainty import check_level, inference_intervals
 
 from . import kv_pool, lockstep, memory, power
@@ -1087,8 +1088,9 @@ def arrival_wait_iters(p: Prepared, N: Num) -> Num:
     (``Coeffs.overlap``: SGLang's overlap scheduler) the whole next one, formed before it was received (in the
     same proportion: one client finds the engine idle, nothing in flight, and is scheduled at once, as the
     simulator's idle replica is); not with pp > 1 stages, where SGLang runs its pipeline loop (``event_loop_pp``)
-    instead of the overlap loop."""
-    busy = np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
+    instead of the overlap loop. Attention-DP ranks in lockstep (`group_clients`) step while any of them holds a
+    request, so the iteration in progress is their group's, counted over the group's clients."""
+    busy = np.clip(group_clients(p, N) - 1.0, 0.0, 1.0)
     return 0.5 + 0.5 * busy + formed_ahead_iters(p, N)
 
 
@@ -1096,9 +1098,31 @@ def formed_ahead_iters(p: Prepared, N: Num) -> Num:
     """`arrival_wait_iters`' share for the iteration formed ahead (per row): where the engine forms its next batch
     while the current one runs (``Coeffs.overlap``), not with pp > 1 stages, a request arriving during an iteration
     is received at its end, after the next one was formed, so it waits one iteration more, in proportion to the N
-    clients' busy share (N <= 1: the engine idle, nothing formed ahead)."""
-    busy = np.clip(np.asarray(N, dtype=float) - 1.0, 0.0, 1.0)
+    clients' busy share (N <= 1: the engine idle, nothing formed ahead). An attention-DP rank in lockstep with
+    nothing to run forms its step ahead too where it runs an idle batch through the overlap loop
+    (`profiles.forms_idle_ahead`: SGLang, TensorRT-LLM; vLLM's runs its dummy batch synchronously): there the busy
+    share is its group's (`group_clients`), as the simulator's `serving.engine._Group` lags it."""
+    N = np.asarray(N, dtype=float)
+    busy = np.clip(N - 1.0, 0.0, 1.0)
+    group = np.clip(group_clients(p, N) - 1.0, 0.0, 1.0)
+    busy = busy + _idle_ahead(p) * (group - busy)
     return np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1) * busy
+
+
+def group_clients(p: Prepared, N: Num) -> Num:
+    """The clients (per row) of the attention-DP group a rank with N of them steps in: N x the busy ranks
+    (``Coeffs.moe_ranks``: every rank, or those that hold a request where the clients are fewer than the ranks,
+    `busy_ranks`) where the ranks step together through MoE layers (attn_dp > 1 on an MoE model,
+    `steps_in_lockstep`), else N."""
+    N = np.asarray(N, dtype=float)
+    lock = (np.asarray(p.attn_dp) > 1) & (np.asarray(p.coeffs.n_experts) > 0)
+    return np.where(lock, N * np.asarray(p.coeffs.moe_ranks, dtype=float), N)
+
+
+def _idle_ahead(p: Prepared) -> np.ndarray:
+    """1.0 per row whose engine forms an idle attention-DP rank's step ahead (`profiles.forms_idle_ahead`), else
+    0.0; one look-up per engine name."""
+    return per_engine(np.asarray(p.engine_names, dtype=object), forms_idle_ahead)[np.asarray(p.engine_code, dtype=int)]
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None,

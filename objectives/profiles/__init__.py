@@ -16,6 +16,7 @@ from .profile import (
                       ENGINE_NAMES,
                       ENGINE_VENDORS,
                       GPU_OF_SYSTEM,
+                      IDLE_AHEAD_ENGINES,
                       JIT_PREFILL_KINDS,
                       NO_OVERLAP_LINEAR_KINDS,
                       NO_OVERLAP_ROLES,
@@ -32,6 +33,7 @@ from .profile import (
                       engine_key,
                       engine_label,
                       engine_release,
+                      forms_idle_ahead,
                       is_release,
                       jit_prefill_rows,
                       load,
@@ -55,4 +57,5 @@ __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", 
            "runs_prefill_alone", "OVERLAP_ENGINES", "OVERLAP_SINCE", "NO_OVERLAP_ROLES", "overlap_mask", "overlaps",
            "overlaps_in_role", "RANK_API_ENGINES", "api_server_ranks", "per_engine",
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows", "SPEC_OVERLAP_SINCE",
-           "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release", "ENGINE_IMAGES"]
+           "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release", "ENGINE_IMAGES",
+           "IDLE_AHEAD_ENGINES", "forms_idle_ahead"]

@@ -394,6 +394,20 @@ OVERLAP_ENGINES = tuple(OVERLAP_SINCE)
 #: `dse deploy` (`deploy.builders`, role "prefill") set ``disable_overlap_scheduler: true`` there
 NO_OVERLAP_ROLES: Mapping[str, tuple[str, ...]] = {"trtllm": ("prefill",)}
 
+#: engines of `OVERLAP_SINCE` whose attention-DP rank with no request runs its overlap loop through an idle batch
+#: while another rank of its group has work, so it forms its next step while the current one runs, as a busy rank
+#: does: a request that reaches it during a step of its group joins the step after the next.
+#: - SGLang (python/sglang/srt/managers/scheduler.py): ``prepare_mlp_sync_batch`` gives a rank without a batch an
+#:   idle one (``get_idle_batch``) when any rank of the DP group has tokens; ``event_loop_overlap`` launches it and
+#:   then processes the previous batch's result, ``process_batch_result_idle`` waiting on its ``copy_done``.
+#: - TensorRT-LLM (tensorrt_llm/_torch/pyexecutor/py_executor.py): ``_pad_attention_dp_dummy_request`` adds a dummy
+#:   generation request to a rank with no active request while another rank has some; ``_executor_loop_overlap``
+#:   forwards that batch, then updates the previous one (``_update_requests`` on its sample state).
+#: Not vLLM: ``DPEngineCoreProc.run_busy_loop`` (vllm/v1/engine/core.py) runs an idle rank's
+#: ``execute_dummy_batch`` synchronously and reads its input queue before the next step. The simulator
+#: (`serving.engine._Group`) reads it through `forms_idle_ahead`
+IDLE_AHEAD_ENGINES = ("sglang", "trtllm")
+
 
 #: engines that start one API server per attention-DP (data-parallel) rank: vLLM, whose ``api_server_count``
 #: defaults to ``data_parallel_size`` under its internal load balancer (vllm/entrypoints/cli/serve.py
@@ -591,6 +605,12 @@ def jit_prefill_rows(engines: Any, kinds: Any) -> np.ndarray:
     """True for each (engine name, linear-attention kind) pair whose prompt forward compiles a kernel for a new
     token count (`JIT_PREFILL_KINDS`); arrays of one shape (or broadcasting)."""
     return _engine_kind_rows(engines, kinds, lambda en, kd: kd in JIT_PREFILL_KINDS.get(engine_key(en), ()))
+
+
+def forms_idle_ahead(engine: Any) -> bool:
+    """Whether `engine` (any spelling `engine_key` takes) forms an idle attention-DP rank's next step ahead while its
+    group is busy (`IDLE_AHEAD_ENGINES`; where its overlap loop is on at all: `serving.Scheduler.overlaps`)."""
+    return engine_key(engine) in IDLE_AHEAD_ENGINES
 
 
 def runs_prefill_alone(engine: Any) -> bool:

@@ -29,7 +29,7 @@ from typing import cast
 import numpy as np
 
 from ..inference.admission import SGLANG
-from ..profiles import runs_prefill_alone
+from ..profiles import forms_idle_ahead, runs_prefill_alone
 from .scheduler import IterationCost, Scheduler
 
 RTOL = 1e-3
@@ -1171,10 +1171,11 @@ class _Group:
     the step began: SGLang's ``event_loop_overlap`` with DP attention, vLLM's DP engine cores with async
     scheduling, TensorRT-LLM's overlap executor with attention DP; `_Replica.enqueue`), as a replica alone. vLLM's
     rank with nothing to run steps its dummy batch synchronously (vllm/v1/engine/core.py
-    ``DPEngineCoreProc.run_busy_loop``) and takes a request at the next step; SGLang's forms an idle batch ahead,
-    which this does not lag. The group runs a decode segment (`_integrate`, each iteration the slowest rank's) only when every
-    busy rank decodes alone, up to the first rank's change (a finish, the KV cache running out, SGLang's admission
-    opening); an arrival or a KV read done at any rank cuts it at the next step boundary. The event loop drives a
+    ``DPEngineCoreProc.run_busy_loop``) and takes a request at the next step; SGLang's and TensorRT-LLM's run an
+    idle batch through their overlap loop (`profiles.forms_idle_ahead`), so while its group steps such a rank is
+    lagged as a busy one (`wake`, `start`). The group runs a decode segment (`_integrate`, each iteration the
+    slowest rank's) only when every busy rank decodes alone, up to the first rank's change (a finish, the KV cache
+    running out, SGLang's admission opening); an arrival or a KV read done at any rank cuts it at the next step boundary. The event loop drives a
     group as it drives a replica (`idx`, `state`, `version`, `start`, `commit`). Under TensorRT-LLM's attention-DP
     balance (`Scheduler.adp_balance`) each step first decides whether the ranks' prompts run or wait (`_release`);
     while one waits the group steps one iteration at a time."""
@@ -1200,6 +1201,10 @@ class _Group:
         # tokens the group's other ranks put through the shared experts in the same step), one list for the step
         # (set by `simulator._couple_ranks`; None: each rank's `tm`, whatever the others run)
         self.step_ms: Callable[[Sequence[_PriceRow]], list[float]] | None = None
+        # a rank with nothing to run forms its next step ahead, an idle batch, while the group steps
+        # (`profiles.forms_idle_ahead`, where its loop overlaps at all: `_Replica.lag`)
+        self.idle_ahead = ranks[0].lag and forms_idle_ahead(getattr(ranks[0].cost, "engine", None))
+        self.formed = False          # idle_ahead: the step about to start was formed during the one that ended
 
     def _prices(self, rows: Sequence[_PriceRow]) -> list[float]:
         """ms of each row's iteration in one step of the group (`step_ms`'s rows)."""
@@ -1267,10 +1272,20 @@ class _Group:
     def wake(self, rank: _Replica, t: float) -> None:
         """Something to schedule at rank `rank` at `t`: it takes part in the group's next step, which starts now
         when the group is idle; a running decode segment stops at its next step boundary (not for a busy rank of a
-        static batch, which admits nobody until it is done, unless the balance counts its queue: `_count`)."""
+        static batch, which admits nobody until it is done, unless the balance counts its queue: `_count`). Where
+        an idle rank forms its step ahead (`idle_ahead`), a request reaching a rank not in the step in progress is
+        received at that step's end, as a busy rank's (`_Replica.enqueue`), and joins the step after the next
+        (`start`); one on the boundary where the group's next step is about to start, the step after that one."""
         joins = rank.state == "idle"
         if joins:
             rank.state = "pending"
+        if self.idle_ahead and rank.state != "busy" and rank.waiting:
+            if self.state == "busy" and t < self.end:
+                b1 = self.end if self.seg is None else self.t0 + _cut_pieces(self.seg, t - self.t0)[1]
+                self._receive(rank, b1)
+                t = b1 + LAG_EPS_MS
+            elif self.state == "pending" and self.formed:
+                self._receive(rank, t)
         if self.state == "idle":
             self.state = "pending"
             self.eng.push(t, _START, self)
@@ -1278,24 +1293,77 @@ class _Group:
               and (joins or not rank.static or self.balance is not None)):
             self._cut(t)
 
+    @staticmethod
+    def _receive(rank: _Replica, b: float) -> None:
+        """The requests waiting at `rank` that its loop has not received yet (the queue's tail not in ``seen``) are
+        received at `b` (`_Replica._unseen`)."""
+        seen = rank.seen
+        for rid in reversed(rank.waiting):
+            if rid in seen:
+                break
+            seen[rid] = b
+
+    def _unseen_tail(self, r: _Replica, t: float) -> list[int]:
+        """`idle_ahead`: the requests waiting at rank `r`, which has nothing running (no decoder, no prompt under
+        way: its loop ran an idle batch, or a batch whose requests finished, in the step that just ended), that its
+        loop received after it formed the step starting at `t` (`_Replica._unseen`), last first; empty otherwise."""
+        if (not self.idle_ahead or not r.seen or r.n or r.prefilling or r.loading or r.swapped or r.bq
+                or not r.waiting):
+            return []
+        tail = []
+        for rid in reversed(r.waiting):
+            if not r._unseen(rid, t):
+                break
+            tail.append(rid)
+        return tail
+
     def start(self, t: float) -> None:
         """The group's next step (or decode segment) from `t`: each waiting rank schedules its own batch; the step
-        lasts as long as the slowest rank's."""
+        lasts as long as the slowest rank's. Where an idle rank forms its step ahead (`idle_ahead`), a rank with
+        nothing running schedules only the requests its loop received before the step was formed, when another rank
+        runs it (its idle batch then runs; with no other rank stepping it formed none and takes them all, as a
+        replica alone: `_Replica._schedule_prefill`); the others join the step after this one."""
         busy: list[_Replica] = []
         ks: list[int] = []
+        self.formed = False
         waiting = False       # a prompt held back by the balance: step one iteration at a time
         if self.balance is not None:
             hold = not self._release(t)
             waiting = hold and any(r.prefilling or r.waiting or r.bq for r in self.ranks)
             for r in self.ranks:
                 r.hold = hold
+        late: list[tuple[_Replica, list[int]]] = []   # idle_ahead: ranks with requests received too late
         for r in self.ranks:
             if r.state != "pending":
+                continue
+            tail = self._unseen_tail(r, t)
+            if tail:
+                late.append((r, tail))
                 continue
             k = r._begin(t)
             if k >= 0:
                 busy.append(r)
                 ks.append(k)
+        held = bool(late) and bool(busy)
+        for r, tail in late:
+            if held:          # its idle batch runs this step: the requests wait for the next (`_schedule_prefill`
+                q = r.waiting     # admits a rank's queue only from its head)
+                for _ in tail:
+                    q.pop()
+                if not q:     # nothing else queued: it sits this step out and stays pending, its arrivals in
+                    q.extend(reversed(tail))     # this step (`_Replica.enqueue`)
+                    r.ahead = False
+                    continue
+            k = r._begin(t)
+            if held:
+                r.waiting.extend(reversed(tail))
+            if k >= 0:
+                busy.append(r)
+                ks.append(k)
+        if late and len(busy) > 1:     # the ranks' order, as without late ones
+            pos = {id(r): i for i, r in enumerate(self.ranks)}
+            order = sorted(range(len(busy)), key=lambda i: pos[id(busy[i])])
+            busy, ks = [busy[i] for i in order], [ks[i] for i in order]
         self.busy = busy
         if not busy:
             self.state = "idle"
@@ -1308,7 +1376,7 @@ class _Group:
             pr = [(r, r.n, r.S + r.n * (r.G + 1), N - r.n) for r in busy]
             price = self._prices
             # a request a rank's overlapping scheduler receives at this step's end joins the next one (`enqueue`)
-            unseen = any(r.seen and r.waiting and r._unseen(r.waiting[-1], t) for r in busy)
+            unseen = held or any(r.seen and r.waiting and r._unseen(r.waiting[-1], t) for r in busy)
             seg = self.seg = _integrate(lambda k: max(price([(r, 0, 0, n, kv + k * n, x) for r, n, kv, x in pr])),
                                         1 if waiting or unseen else min(ks))
             if self.balance is not None:
@@ -1350,6 +1418,7 @@ class _Group:
         """The step ends at `t` on every busy rank (`_Replica.commit`); the next one starts at `t`, after the
         arrivals at `t`."""
         self.state = "pending"
+        self.formed = self.idle_ahead
         if self.balance is not None and self.seg is not None:
             self._count(sum(K for K, _, _ in self.seg) - 1)
         for r in self.busy:

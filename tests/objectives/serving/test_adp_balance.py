@@ -256,7 +256,8 @@ def test_a_segments_closed_form_count_equals_stepping_the_balance(held: bool, al
 
     def group() -> _Group:
         ranks = [SimpleNamespace(prefilling=[1] if held else [], waiting=[], n=3 if all_gen else 0, maxb=8,
-                                 adp_balance=AdpBalance(batching_wait_iters=3, timeout_iters=5), idx=i)
+                                 adp_balance=AdpBalance(batching_wait_iters=3, timeout_iters=5), idx=i,
+                                 lag=False)
                  for i in range(2)]
         ranks[1].n = 2 if all_gen else ranks[1].n
         return _Group(None, ranks)  # type: ignore[arg-type]

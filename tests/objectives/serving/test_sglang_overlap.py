@@ -159,12 +159,48 @@ def test_attention_dp_ranks_in_lockstep_are_lagged_at_their_groups_boundaries():
     with attention DP): A and C run on the two ranks from 0 ms; B arrives at 10.5 ms on rank 0 (a tie: the first)
     and is prefilled in the group's step [12, 13), TTFT 2.5 ms, at exactly 11 ms in [12, 13) too; vLLM 0.13 takes
     it into [11, 12). A rank with nothing to run (B' at 10.5 ms to the idle rank 1 beside A) takes it at the
-    group's next step: vLLM's idle DP rank runs its dummy batch synchronously (``DPEngineCoreProc.run_busy_loop``)."""
-    for engine in ("sglang", "vllm"):
+    group's next step on vLLM, whose idle DP rank runs its dummy batch synchronously
+    (``DPEngineCoreProc.run_busy_loop``): [11, 12), 1.5 ms; SGLang's and TensorRT-LLM's run an idle batch through
+    their overlap loop (`profiles.forms_idle_ahead`), so their idle rank is lagged as a busy one: [12, 13), 2.5 ms
+    (1.5 before: the simulator did not lag an idle rank), and B' at exactly 11 ms, after the boundary's commit,
+    in [12, 13) too (2 ms, against vLLM's 1 ms)."""
+    for engine in ("sglang", "vllm", "trtllm"):
         assert list(_ttft(engine, [0.0, 0.0, 0.0105], [100, 100, 5], 2)) == pytest.approx([1.0, 1.0, 2.5]), engine
         assert list(_ttft(engine, [0.0, 0.0, 0.011], [100, 100, 5], 2)) == pytest.approx([1.0, 1.0, 2.0]), engine
-        assert list(_ttft(engine, [0.0, 0.0105], [100, 5], 2)) == pytest.approx([1.0, 1.5]), engine
+    for engine, mid, edge in (("sglang", 2.5, 2.0), ("trtllm", 2.5, 2.0), ("vllm", 1.5, 1.0)):
+        assert list(_ttft(engine, [0.0, 0.0105], [100, 5], 2)) == pytest.approx([1.0, mid]), engine
+        assert list(_ttft(engine, [0.0, 0.011], [100, 5], 2)) == pytest.approx([1.0, edge]), engine
     assert list(_ttft("vllm==0.13.0", [0.0, 0.0, 0.0105], [100, 100, 5], 2)) == pytest.approx([1.0, 1.0, 1.5])
+
+
+def test_an_idle_rank_forms_its_step_ahead_only_while_its_group_steps():
+    """SGLang's and TensorRT-LLM's rank with nothing to run forms an idle batch only when another rank of its group
+    has work (SGLang's ``prepare_mlp_sync_batch``, TensorRT-LLM's ``_pad_attention_dp_dummy_request``). A (one
+    output token) is done at 1 ms, B reaches the idle group at 5 ms: prefilled at once. A
+    (ten tokens) decodes to 10 ms on rank 0; B at 8.5 ms reaches idle rank 1 during [8, 9), is received at 9 ms as
+    [9, 10) (an idle batch) was formed, and runs in [10, 11): 2.5 ms. B at 9.5 ms, received at 10 ms where A is done
+    and no rank steps on: nothing was formed ahead, prefilled in [10, 11), 1.5 ms, as a replica alone."""
+    for engine in ("sglang", "trtllm", "vllm"):
+        assert list(_ttft(engine, [0.0, 0.005], [1, 1], 2)) == pytest.approx([1.0, 1.0]), engine
+        assert list(_ttft(engine, [0.0, 0.0095], [10, 5], 2)) == pytest.approx([1.0, 1.5]), engine
+    for engine, ttft in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 1.5)):
+        assert list(_ttft(engine, [0.0, 0.0085], [10, 5], 2)) == pytest.approx([1.0, ttft]), engine
+
+
+def test_a_rank_whose_requests_finished_takes_no_late_request_while_its_group_steps():
+    """A (ten tokens) on rank 0 and D on rank 1 from 0 ms; A's last step is [9, 10). B at 9.5 ms and C at exactly
+    10 ms reach rank 0 (fewest requests, the first of a tie), received at 10 ms, after SGLang's and TensorRT-LLM's
+    rank 0 formed [10, 11) with A (its loop does not know A is done) while D keeps the group stepping: they run in
+    [11, 12), 2.5 and 2 ms (1.5 and 1 before). vLLM's rank 0 has nothing formed at 10 ms and takes both then.
+    With E (two tokens) done at 2 ms, B at 8.5 ms and C at 9.5 ms both reach rank 0: B, received at 9 ms, runs in
+    [10, 11), 2.5 ms; C, received at 10 ms, waits for [11, 12) where the rank's loop formed [10, 11) with B only:
+    2.5 ms (1.5 before; vLLM's takes C into [10, 11))."""
+    for engine, b, c in (("sglang", 2.5, 2.0), ("trtllm", 2.5, 2.0), ("vllm", 1.5, 1.0)):
+        ttft = _ttft(engine, [0.0, 0.0, 0.0095, 0.010], [10, 100, 5, 5], 2)
+        assert list(ttft) == pytest.approx([1.0, 1.0, b, c]), engine
+    for engine, c in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 1.5)):
+        ttft = _ttft(engine, [0.0, 0.0, 0.0, 0.0, 0.0085, 0.0095], [10, 100, 2, 100, 5, 5], 2)
+        assert list(ttft) == pytest.approx([1.0, 1.0, 1.0, 1.0, 2.5, c]), engine
 
 
 def test_arrivals_during_one_iteration_share_the_lagged_batch():
@@ -200,6 +236,24 @@ def test_closed_form_waits_one_more_iteration_on_an_overlapping_engine():
         diff = float(prefill_wait_s(q, n, isl, osl, mnt)) - float(prefill_wait_s(off, n, isl, osl, mnt))
         assert diff == pytest.approx((1.0 - w) * iter_s, rel=1e-9)
         assert diff > 0.0
+
+
+def test_closed_form_counts_an_idle_ranks_wait_over_its_group():
+    """One client per attention-DP rank (N = 1): the rank's group steps while its other ranks hold requests, so a new
+    request waits the group's iteration in progress (1 against 0.5 for a replica alone), and where an idle rank forms
+    its step ahead (SGLang, TensorRT-LLM: `profiles.forms_idle_ahead`) the next one too, as the simulator's
+    `engine._Group` lags it; vLLM's idle rank runs its dummy batch synchronously. With one busy rank (the clients
+    fewer than the ranks, `moe_dp` = 1) the group is as idle as a replica alone; with N = 2 every rank is busy."""
+    assert profiles.IDLE_AHEAD_ENGINES == ("sglang", "trtllm")
+    for engine, ahead in (("sglang", 1.0), ("trtllm", 1.0), ("vllm", 0.0), ("vllm~=0.13.0", 0.0)):
+        overlap = 1.0 if profiles.overlaps(engine) else 0.0
+        for moe_dp, want in ((None, 1.0 + ahead), (4.0, 1.0 + ahead), (1.0, 0.5)):
+            q = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine=engine, attn_dp=8, ep=8, moe_dp=moe_dp)
+            assert q is not None
+            assert float(np.max(arrival_wait_iters(q, 1.0))) == pytest.approx(want), (engine, moe_dp)
+            assert float(np.max(arrival_wait_iters(q, 2.0))) == pytest.approx(1.0 + overlap), (engine, moe_dp)
+        one = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine=engine)
+        assert one is not None and float(np.max(arrival_wait_iters(one, 1.0))) == 0.5
 
 
 def test_the_open_loop_waits_the_overlaps_iteration_where_the_simulator_does():
