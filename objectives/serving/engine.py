@@ -172,6 +172,10 @@ class _Replica:
         self.lag = sched.overlaps(cost, role) and role != "decode" and self.pp <= 1
         self.seen: dict[int, float] = {}
         self.ahead = False    # lag: the unit about to start was formed during the one that just ended (`commit`)
+        # lag: the unit starting now was formed, during the one before, with that one's requests still holding their
+        # slots and blocks: whether a received prompt could go into it (neither max_num_seqs nor the KV cache left
+        # the queue's head waiting then: `_schedule_prefill`, `_begin`)
+        self.room = True
         self.state = "idle"
         self.version = 0
         # current unit
@@ -619,6 +623,7 @@ class _Replica:
             r.swap_kv = 0
         # no new admissions while requests are swapped out or right after a preemption (as vLLM)
         chunks = [] if self.hold else self._schedule_prefill(t, admit=not self.swapped and self.npre == npre)
+        self.room = self.room and len(self.running) < self.maxb
         if not chunks and self.n == 0:
             if not self.loading and (self.running or self.waiting or self.swapped or self.bq):
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
@@ -777,6 +782,7 @@ class _Replica:
         full = budget == top
         chunks: list[tuple[int, int]] = []
         npre = self.npre
+        formed, self.room = self.room, True   # the step formed ahead's `room` (`ahead` below); this one's: KV not short
         for rid in list(self.prefilling) if self.by_chunk else self.prefilling:
             if budget <= 0:
                 break
@@ -808,8 +814,14 @@ class _Replica:
         pc = self.pc
         # an overlapping scheduler formed this iteration before it received the requests `_unseen` marks
         # (`enqueue`); with nothing else to run it formed none (its loop was idle, or went idle after the iteration
-        # that just ended) and takes every one of them now
-        ahead = bool(self.seen) and bool(self.n or chunks or self.prefilling)
+        # that just ended) and takes every one of them now. A received prompt at the queue's head is something to
+        # run: the token budget left it out of the iteration before, and the loop formed this one with it (vLLM's
+        # ``step_with_batch_queue`` schedules batch N+1 before it blocks on N; SGLang's ``event_loop_overlap`` runs
+        # ``get_next_batch_to_run`` before it processes N's result), unless max_num_seqs left it, the requests of
+        # the iteration before still holding their slots when this one was formed (`room`; the KV cache alike): then
+        # the step formed ahead is empty and the loop takes the head and the unseen alike once the one before returns
+        ahead = bool(self.seen) and bool(self.n or chunks or self.prefilling
+                                         or (formed and not self._unseen(src[0], t)))
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
             if ahead and self._unseen(rid, t):
@@ -820,12 +832,14 @@ class _Replica:
             if ntr is not None:
                 tot = self._candidate_tokens(r)
                 if tot >= room:
+                    self.room = False
                     break
             # under no-evict a request also reserves the blocks of its remaining output
             rest = self._whole_blocks(r) - -(-r.prompt // B) - r.x if self.no_evict else 0
             if r.prefilled >= r.prompt:      # KV computed (disaggregated handoff): read it, then decode
                 need = -(-(r.prompt + 1) // B) + r.x
                 if free - need - rest < floor:
+                    self.room = False
                     break
                 src.popleft()
                 self._run(rid, r)
@@ -847,6 +861,7 @@ class _Replica:
                 continue
             need = -(-r.prompt // B) + r.x
             if free - need - rest < floor:
+                self.room = False
                 break
             hit = self._pc_peek(rid, r) if pc is not None else 0
             kept = self._kept_hit(rid, r) if rid in self.kept else 0

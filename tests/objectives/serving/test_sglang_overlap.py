@@ -39,13 +39,16 @@ class FlatRanks(FlatCost):
     steps_in_lockstep: bool = True
 
 
-def _ttft(engine: str, arrival_s: list[float], outputs: list[int], attn_dp: int = 1) -> np.ndarray:
-    """TTFT (ms) of requests of 10 prompt tokens arriving at `arrival_s` (s) with `outputs` tokens, in order, on one
-    replica of `attn_dp` ranks in lockstep (each request to the rank with the fewest, the first of a tie)."""
-    trace = pd.DataFrame({"arrival_s": arrival_s, "input_tokens": [10] * len(arrival_s), "output_tokens": outputs})
+def _ttft(engine: str, arrival_s: list[float], outputs: list[int], attn_dp: int = 1, prompt: int = 10,
+          sched: Scheduler | None = None) -> np.ndarray:
+    """TTFT (ms) of requests of `prompt` tokens arriving at `arrival_s` (s) with `outputs` tokens, in order, on one
+    replica of `attn_dp` ranks in lockstep (each request to the rank with the fewest, the first of a tie), under
+    `sched` (None: 64 sequences, 4096 tokens a step)."""
+    trace = pd.DataFrame({"arrival_s": arrival_s, "input_tokens": [prompt] * len(arrival_s), "output_tokens": outputs})
     d = simulate_costs(FlatRanks(engine) if attn_dp > 1 else FlatCost(engine), workload=Workload(trace=trace),
-                       scheduler=Scheduler(max_batch_size=64, max_num_tokens=4096), per_request=True,
+                       scheduler=sched or Scheduler(max_batch_size=64, max_num_tokens=4096), per_request=True,
                        attn_dp=attn_dp)
+    assert isinstance(d, pd.DataFrame)        # per_request: one row per request
     assert list(d["arrival_s"]) == pytest.approx(arrival_s)
     return d["ttft_ms"].to_numpy()
 
@@ -194,11 +197,12 @@ def test_a_rank_whose_requests_finished_takes_no_late_request_while_its_group_st
     [11, 12), 2.5 and 2 ms (1.5 and 1 before). vLLM's rank 0 has nothing formed at 10 ms and takes both then.
     With E (two tokens) done at 2 ms, B at 8.5 ms and C at 9.5 ms both reach rank 0: B, received at 9 ms, runs in
     [10, 11), 2.5 ms; C, received at 10 ms, waits for [11, 12) where the rank's loop formed [10, 11) with B only:
-    2.5 ms (1.5 before; vLLM's takes C into [10, 11))."""
+    2.5 ms (1.5 before). vLLM's too: its rank holds B, a received prompt, so its async scheduler formed [10, 11) at
+    9 ms as the others did (`_Replica.room`: the step formed ahead holds the prompts received)."""
     for engine, b, c in (("sglang", 2.5, 2.0), ("trtllm", 2.5, 2.0), ("vllm", 1.5, 1.0)):
         ttft = _ttft(engine, [0.0, 0.0, 0.0095, 0.010], [10, 100, 5, 5], 2)
         assert list(ttft) == pytest.approx([1.0, 1.0, b, c]), engine
-    for engine, c in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 1.5)):
+    for engine, c in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 2.5)):
         ttft = _ttft(engine, [0.0, 0.0, 0.0, 0.0, 0.0085, 0.0095], [10, 100, 2, 100, 5, 5], 2)
         assert list(ttft) == pytest.approx([1.0, 1.0, 1.0, 1.0, 2.5, c]), engine
 
@@ -215,6 +219,45 @@ def test_a_request_reaching_an_idle_replica_is_not_lagged():
     B arrives at 5 ms to an idle replica and is prefilled at once."""
     ttft = _ttft("sglang", [0.0, 0.005], [1, 1])
     assert list(ttft) == pytest.approx([1.0, 1.0])
+
+
+def test_prompts_the_token_budget_left_waiting_are_the_step_formed_ahead():
+    """A, B and C (100 prompt tokens, one output token: nothing decodes) reach an idle replica at 0 ms; the 200-token
+    budget takes A and B into [0, 1) and leaves C waiting. The overlapping loop formed [1, 2) with C before it blocked
+    on [0, 1) (vLLM's ``step_with_batch_queue`` schedules batch N+1, then waits for N; SGLang's
+    ``event_loop_overlap`` runs ``get_next_batch_to_run`` before it processes N's result; TensorRT-LLM's overlap
+    executor schedules before it updates the previous batch's requests), so D, arriving at 0.5 ms and
+    received at 1 ms, is prefilled in [2, 3): TTFT 2.5 ms (it joined C in [1, 2), 1.5 ms, before: with no decodes and
+    no prompt part-way the replica counted as having nothing else to run). vLLM 0.13 forms [1, 2) at 1 ms, with D.
+    Where max_num_seqs (2) left C, the step formed ahead had no slot for it (A and B still held theirs): that step is
+    empty, and C and D go together into [1, 2); so where the KV cache (240 tokens: two prompts' blocks) left it."""
+    budget = Scheduler(max_batch_size=4, max_num_tokens=200)
+    seqs = Scheduler(max_batch_size=2, max_num_tokens=4096)
+    kv = Scheduler(max_batch_size=4, max_num_tokens=4096, kv_capacity_tokens=240)
+    at, outs = [0.0, 0.0, 0.0, 0.0005], [1, 1, 1, 1]
+    for engine in ("sglang", "vllm", "trtllm"):
+        assert list(_ttft(engine, at, outs, prompt=100, sched=budget)) == pytest.approx([1.0, 1.0, 2.0, 2.5]), engine
+        assert list(_ttft(engine, at, outs, prompt=100, sched=seqs)) == pytest.approx([1.0, 1.0, 2.0, 1.5]), engine
+        assert list(_ttft(engine, at, outs, prompt=100, sched=kv)) == pytest.approx([1.0, 1.0, 2.0, 1.5]), engine
+    assert list(_ttft("vllm==0.13.0", at, outs, prompt=100, sched=budget)) == pytest.approx([1.0, 1.0, 2.0, 1.5])
+    # with decodes running (two output tokens) the replica had something to run before as after: D in [2, 3)
+    assert list(_ttft("vllm", at, [2] * 4, prompt=100, sched=budget)) == pytest.approx([1.0, 1.0, 2.0, 2.5])
+
+
+def test_a_disaggregated_prefill_worker_forms_its_next_step_with_the_prompts_its_budget_left():
+    """A prefill worker's prompts end in their step, so it never decodes: the same as above on a vLLM prefill pool
+    (its requests handed off to a decode worker), stepping each iteration or skipping to the next event alike."""
+    from objectives.serving.simulator import PoolCosts, _frame, _run
+
+    trace = pd.DataFrame({"arrival_s": [0.0, 0.0, 0.0, 0.0005], "input_tokens": 100, "output_tokens": 5})
+    sched = Scheduler(max_batch_size=4, max_num_tokens=200)
+    frames = [_frame(_run(Workload(trace=trace), None, PoolCosts(FlatCost("vllm"), 1, sched),
+                          PoolCosts(FlatCost("vllm"), 1, sched), sched, 0.0, "least_loaded", skip=skip)[0])
+              for skip in (True, False)]
+    ttft = (frames[0]["first_token_s"] - frames[0]["arrival_s"]).to_numpy() * 1e3
+    assert ttft[3] - ttft[2] == pytest.approx(0.5)     # D one step behind C (it rode C's step before: -0.5 ms)
+    for c in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(frames[0][c], frames[1][c], rtol=1e-12)
 
 
 def test_closed_form_waits_one_more_iteration_on_an_overlapping_engine():
