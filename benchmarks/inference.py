@@ -10,12 +10,10 @@ of `--repeat` further calls (steady state, what a sweep calling `estimate` batch
 """
 from __future__ import annotations
 
-import argparse
-import os
 import time
 
 import numpy as np
-from _timing import machine_line, rates
+from _timing import machine_line, peer_rate, rates, sweep_args
 
 from objectives import inference
 
@@ -65,24 +63,15 @@ def bench_ours_on_peer_configs(n: int, repeat: int) -> float:
 
 
 def bench_peer(calls: int = 200) -> float | None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # its bundled model config; never the network
-    try:
-        from llm_analysis.analysis import infer
-    except Exception:  # noqa: BLE001 - not installed
-        return None
-    t = time.perf_counter()
-    for i in range(calls):
+    def call(infer, i: int) -> None:
         infer(model_name="upstage_Llama-2-70b-instruct-v2", gpu_name="a100-sxm-80gb", dtype_name="w16a16e16",
               batch_size_per_gpu=int(PEER_BATCHES[i % len(PEER_BATCHES)]), seq_len=1024,
               num_tokens_to_generate=128, tp_size=4, log_level="ERROR")
-    return calls / (time.perf_counter() - t)
+    return peer_rate("infer", call, calls)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    args = sweep_args()
     print(machine_line())
     first, med = bench_estimate(args.n, args.repeat, "roofline")
     med_est = med

@@ -11,13 +11,10 @@ llm-analysis is not a dependency of the project: install it anywhere on PYTHONPA
 """
 from __future__ import annotations
 
-import argparse
-import os
-import time
 from typing import Any
 
 import numpy as np
-from _timing import machine_line, rates
+from _timing import machine_line, peer_rate, rates, sweep_args
 
 from objectives import training
 
@@ -49,26 +46,17 @@ def peer_args(n: int) -> dict[str, Any]:
 
 
 def bench_peer(calls: int = 100) -> float | None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # its bundled model configs; never the network
-    try:
-        from llm_analysis.analysis import train
-    except Exception:  # noqa: BLE001 - not installed
-        return None
-    t = time.perf_counter()
-    for i in range(calls):
+    def call(train, i: int) -> None:
         tp = int(PEER_TP[i % len(PEER_TP)])
         train(model_name="NousResearch_Llama-2-7b-hf", gpu_name="a100-sxm-80gb", dtype_name="w16a16e16",
               batch_size_per_gpu=4, gradient_accumulation_steps=8, seq_len=2048, activation_recomputation=2,
               ds_zero=1, tp_size=tp, total_num_gpus=8 * tp, flops_efficiency=0.5, hbm_memory_efficiency=0.9,
               log_level="ERROR")
-    return calls / (time.perf_counter() - t)
+    return peer_rate("train", call, calls)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    args = sweep_args()
     print(machine_line())
     kw = sweep(args.n)
     first, med = rates(lambda: training.estimate(**kw), args.n, args.repeat)

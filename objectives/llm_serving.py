@@ -577,6 +577,15 @@ class ConfirmedLLMServing(dse.fidelity.Confirming):
         n = int((front["fidelity"] == "simulated").sum()) if "fidelity" in front else 0
         return f"analytical vs simulated on the front's {n} simulated points, median |a - s| / s: {text}"
 
+    def after_text(self, study: Any, detail: Callable[[pd.DataFrame], str] | None = None, note: str = "") -> str:
+        """What a confirmed study's ``after`` step prints: `report` (its ``detail``, then ``note`` appended) and
+        `gap_report`, one a line, those that say something ("" where neither does); both read the stored trials, so
+        a resumed study says them too."""
+        lines = [] if (text := self.report(study, detail)) is None else [text + note]
+        if (gaps := self.gap_report(study)) is not None:
+            lines.append(gaps)
+        return "\n".join(lines)
+
 
 def llm_serving_objective(model: str, workload: serving.Workload | Mapping[str, Any] | None = None,
                           slo: serving.SLO | Mapping[str, Any] | None = None, fidelity: str = "analytical",

@@ -40,11 +40,9 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO, capacity=Tru
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    if (text := evaluate.report(study)) is not None:
-        print(text + "; every front point meets it when simulated (screening values and capacity_req_s are the "
-                     "analytical model's)")
-    if (gaps := evaluate.gap_report(study)) is not None:
-        print(gaps)
+    if text := evaluate.after_text(study, note="; every front point meets it when simulated (screening values "
+                                              "and capacity_req_s are the analytical model's)"):
+        print(text)
 
 
 study = dse.StudySpec(

@@ -32,11 +32,8 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO).confirming(O
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    text = evaluate.report(study, detail=lambda sim: f"{(sim['mode'] == 'disagg').sum()} disaggregated")
-    if text is not None:
+    if text := evaluate.after_text(study, detail=lambda sim: f"{(sim['mode'] == 'disagg').sum()} disaggregated"):
         print(text)
-    if (gaps := evaluate.gap_report(study)) is not None:
-        print(gaps)
 
 
 study = dse.StudySpec(

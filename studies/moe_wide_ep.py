@@ -41,10 +41,8 @@ evaluate = llm_serving_objective(MODEL, workload=WORKLOAD, slo=SLO, capacity=Tru
 
 def confirmed(study) -> None:
     """Say how the simulation changed the front (from the stored trials, so a resumed study says it too)."""
-    if (text := evaluate.report(study)) is not None:
+    if text := evaluate.after_text(study):
         print(text)
-    if (gaps := evaluate.gap_report(study)) is not None:
-        print(gaps)
 
 
 study = dse.StudySpec(

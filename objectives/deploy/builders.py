@@ -100,7 +100,7 @@ import dataclasses
 import json
 import math
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,6 +381,16 @@ def _int(cfg: Mapping[str, Any], key: str) -> int:
     return int(f)
 
 
+def _auto_choice(cfg: Mapping[str, Any], key: str, valid: Sequence[str], what: str) -> str:
+    """A knob each engine sets itself unless told: one of ``valid``; missing (None or NaN): "auto". DeployError
+    naming the knob, the valid values and ``what`` the knob picks otherwise."""
+    v = cfg.get(key)
+    v = "auto" if _missing(v) else v
+    if v not in valid:
+        raise DeployError(f"{key}={v!r} not allowed; valid: {', '.join(valid)} or None ({what})")
+    return str(v)
+
+
 def _bool(cfg: Mapping[str, Any], key: str) -> bool:
     """A yes / no knob: True / False (numpy's too), 0 / 1, or the strings true / false / yes / no / 1 / 0; missing:
     the default. DeployError naming the knob and the value otherwise."""
@@ -484,28 +494,22 @@ def plan(config: Mapping[str, Any], model: str | None = None, engine: str = "roo
             able = [n for n in catalog.gpus() if catalog.gpu(n).supports(at)]
             raise DeployError(f"{key}act_dtype={at!r} ({key}weight_dtype={wt!r}) needs {at} tensor cores; "
                               f"{gpu.name} ({gpu.family}) has none. GPUs that compute in {at}: {able}")
-    mad = cfg.get("moe_act_dtype")
-    mad = "auto" if _missing(mad) else mad
-    if mad not in MOE_ACT_DTYPES:
-        raise DeployError(f"moe_act_dtype={mad!r} not allowed; valid: {', '.join(MOE_ACT_DTYPES)} or None (the "
-                          f"activations MXFP4 experts compute with; None / 'auto': each engine's default)")
+    mad = _auto_choice(cfg, "moe_act_dtype", MOE_ACT_DTYPES,
+                       "the activations MXFP4 experts compute with; None / 'auto': each engine's default")
     if mad == "mxfp8" and _mxfp4_experts(m, w):
         for gpu in ([g] if pg is g or pg.name == g.name else [g, pg]):
             if gpu.family not in MXFP8_MOE_FAMILIES:
                 able = [n for n in catalog.gpus() if catalog.gpu(n).family in MXFP8_MOE_FAMILIES]
                 raise DeployError(f"moe_act_dtype='mxfp8': no engine runs MXFP4 experts with MXFP8 activations on "
                                   f"{gpu.name} ({gpu.family}); GPUs with that kernel: {able}")
-    xa = cfg.get("moe_a2a")
-    xa = "auto" if _missing(xa) else xa
-    if xa not in MOE_A2A:
-        raise DeployError(f"moe_a2a={xa!r} not allowed; valid: {', '.join(MOE_A2A)} or None (how an EP group across "
-                          f"attention-DP ranks exchanges its tokens; None / 'auto': each engine's rule)")
+    xa = _auto_choice(cfg, "moe_a2a", MOE_A2A, "how an EP group across attention-DP ranks exchanges its tokens; "
+                                              "None / 'auto': each engine's rule")
     return Plan(gpu=g, model=m, tp=ints["tp"], pp=ints["pp"], dp=ints["dp"], ep=ints["ep"], attn_dp=ints["attn_dp"],
                 weight_dtype=w, act_dtype=a, kv_dtype=kv, mode=mode, prefill_replicas=pr,
                 max_batch_size=ints["max_batch_size"], max_num_tokens=ints["max_num_tokens"],
                 chunked_prefill=_bool(cfg, "chunked_prefill"), prefill_gpu=pg, eplb=_bool(cfg, "eplb"),
-                moe_act_dtype=str(mad), prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default,
-                moe_a2a=str(xa), prefill_weight_dtype=pw, prefill_act_dtype=pa,
+                moe_act_dtype=mad, prefix_caching=_bool(cfg, "prefix_caching"), kv_default=kv_default,
+                moe_a2a=xa, prefill_weight_dtype=pw, prefill_act_dtype=pa,
                 adp_balance=_bool(cfg, "adp_balance"), speculative=_speculative(cfg, m), **pre)
 
 

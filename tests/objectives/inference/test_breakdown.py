@@ -1,17 +1,15 @@
 """`inference.breakdown`: estimate's prefill forward and mean decode step split by component, and `dse breakdown`."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from objectives import inference, profiles
+from objectives import inference
 from objectives.inference import core
 from objectives.inference.breakdown import COMPONENTS
 from objectives.inference.cli import main as cli_main
-from objectives.profiles.grid import Table
+from tests.helpers.profiles import slow_table
 
 #: a dense GQA model, MoE (GQA, MLA, DeepSeek sparse attention, MXFP4 with windows, latent-free), hybrids (Gated
 #: DeltaNet, Mamba-2, Kimi Delta Attention), DeepSeek-V4's compressed attention, MiniMax sparse attention
@@ -82,20 +80,6 @@ def test_hybrid_expert_parallel_and_pipelined_layouts_show_their_own_components(
     assert (piped["comm_pp"] > 0).all()
 
 
-def _scaled(monkeypatch: pytest.MonkeyPatch, name: str, factor: float) -> None:
-    """Every profile's `name` table `factor` x slower."""
-    load = profiles.load
-
-    def slow(*a, **kw):
-        p = load(*a, **kw)
-        if p is None or p.table(name) is None:
-            return p
-        t = p.table(name)
-        return dataclasses.replace(p, tables={**p.tables, name: Table(t.names, t.axes, t.log_ms + np.log(factor),
-                                                                      t.covered)})
-    monkeypatch.setattr(profiles, "load", slow)
-
-
 @pytest.mark.parametrize("model, kw, table, component", [
     ("Llama-3.1-70B", dict(tp=4, weight_dtype="fp8"), "gemm.fp8", "gemm"),
     ("Llama-3.1-70B", dict(tp=4), "comm.custom_allreduce", "comm_tp"),
@@ -107,7 +91,7 @@ def test_a_slower_kernel_table_moves_its_own_component_only(monkeypatch, model, 
     args = dict(gpu="H200", batch_size=64, input_len=2048, output_len=257, engine="vllm", **kw)
     before = inference.breakdown(model, **args)
     assert set(before["source"]) == {"interpolated"}
-    _scaled(monkeypatch, table, 2.0)
+    slow_table(monkeypatch, table, 2.0)
     after = inference.breakdown(model, **args)
     moved = after[component] > 1.3 * before[component]
     # the phase that reads the table moves (attention tables: their own phase only)

@@ -7,24 +7,10 @@ import numpy as np
 import pytest
 
 from objectives import inference, profiles
-from objectives.profiles.grid import Table
+from tests.helpers.profiles import slow_table
 
 KIMI = dict(model="moonshotai/Kimi-K2.5", gpu="B200", tp=8, batch_size=8, input_len=1024, output_len=256,
             engine="vllm")
-
-
-def _slow_bf16_gemms(monkeypatch: pytest.MonkeyPatch, factor: float, name: str = "gemm.bf16") -> None:
-    """Every profile's table `name` (gemm.bf16) `factor` x slower."""
-    load = profiles.load
-
-    def slow(*a, **kw):
-        p = load(*a, **kw)
-        if p is None or p.table(name) is None:
-            return p
-        t = p.table(name)
-        tables = {**p.tables, name: Table(t.names, t.axes, t.log_ms + np.log(factor))}
-        return dataclasses.replace(p, tables=tables)
-    monkeypatch.setattr(profiles, "load", slow)
 
 
 @pytest.mark.parametrize("weight_dtype", ["fp4", "int4"])
@@ -34,7 +20,7 @@ def test_four_bit_moe_checkpoints_run_their_attention_projections_in_16_bits(mon
     # the LM head
     p = profiles.load("B200", "vllm")
     base = inference.estimate(**KIMI, weight_dtype=weight_dtype)["tpot_ms"].iloc[0]
-    _slow_bf16_gemms(monkeypatch, 3.0)
+    slow_table(monkeypatch, "gemm.bf16", 3.0)
     slow = inference.estimate(**KIMI, weight_dtype=weight_dtype)["tpot_ms"].iloc[0]
     bf16 = p.table("gemm.bf16")
     h, nh, tp, m = 7168.0, 64.0, 8.0, 8.0
@@ -50,7 +36,7 @@ def test_dense_four_bit_models_keep_their_attention_in_the_weight_format(monkeyp
     # table moves only its LM head
     kw = dict(KIMI, model="Llama-3.1-70B", weight_dtype="fp4")
     base = inference.estimate(**kw)["tpot_ms"].iloc[0]
-    _slow_bf16_gemms(monkeypatch, 3.0)
+    slow_table(monkeypatch, "gemm.bf16", 3.0)
     slow = inference.estimate(**kw)["tpot_ms"].iloc[0]
     assert slow - base < 0.1 * base
 
@@ -151,7 +137,7 @@ def test_a_reuse_block_shares_prepared_configurations_and_nothing_else(monkeypat
         assert t_slow > t_fast + 80 * 0.1  # 80 layers x ~190 us more
     assert core.prepare(*args, engine="vllm", eff=fast) is not first          # the block's memo is gone
     before = inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0]
-    _slow_bf16_gemms(monkeypatch, 3.0)                                          # tables changed between calls
+    slow_table(monkeypatch, "gemm.bf16", 3.0)   # tables changed between calls
     assert inference.estimate(*args, batch_size=8, engine="vllm")["tpot_ms"].iloc[0] > 1.5 * before
 
 
@@ -292,15 +278,7 @@ def test_a_block_fp8_checkpoint_reads_the_block_scaled_gemm_table_where_the_engi
     assert abs(base["trtllm"][0] / base["trtllm"][1] - 1.0) < 0.05
     assert base["sglang"][0] != base["sglang"][1]
     # the block table is what moved: doubling it moves the block checkpoint alone
-    load = profiles.load
-
-    def slow(*a, **k):
-        p = load(*a, **k)
-        t = None if p is None else p.table("gemm.fp8_block")
-        if t is None:
-            return p
-        return dataclasses.replace(p, tables={**p.tables, "gemm.fp8_block": Table(t.names, t.axes, t.log_ms + np.log(2))})
-    monkeypatch.setattr(profiles, "load", slow)
+    slow_table(monkeypatch, "gemm.fp8_block", 2.0)
     for e in ("sglang", "trtllm"):
         now = tpot(e)
         assert now[0] > base[e][0] * 1.1 and now[1] == base[e][1], e
@@ -319,16 +297,7 @@ def test_mxfp4_experts_run_the_kernel_each_engine_defaults_to_on_blackwell(monke
 
     cases = [("B200", "trtllm"), ("B200", "sglang"), ("B200", "vllm"), ("H200", "trtllm"), ("H200", "vllm")]
     base = {c: tpot(*c) for c in cases}
-    load = profiles.load
-
-    def slow(*a, **k):   # the bf16-activation MXFP4 table 3x slower
-        p = load(*a, **k)
-        t = None if p is None else p.table("moe.w4a16_mxfp4")
-        if t is None:
-            return p
-        return dataclasses.replace(p, tables={**p.tables, "moe.w4a16_mxfp4": Table(t.names, t.axes,
-                                                                                   t.log_ms + np.log(3))})
-    monkeypatch.setattr(profiles, "load", slow)
+    slow_table(monkeypatch, "moe.w4a16_mxfp4", 3.0)   # the bf16-activation MXFP4 table 3x slower
     for c in cases:
         now = tpot(*c)
         if c in (("B200", "trtllm"), ("B200", "sglang")):
@@ -350,7 +319,7 @@ def test_a_per_tensor_fp8_checkpoint_reads_tensorrt_llms_static_scale_gemm_and_a
 
     base = {e: tpot(e) for e in ("vllm", "trtllm")}
     assert base["trtllm"][0] == base["trtllm"][1] and base["trtllm"][0] < 0.9 * base["trtllm"][2]
-    _slow_bf16_gemms(monkeypatch, 2.0, "gemm.fp8_static")   # only TensorRT-LLM's per-tensor rows move
+    slow_table(monkeypatch, "gemm.fp8_static", 2.0)   # only TensorRT-LLM's per-tensor rows move
     now = tpot("trtllm")
     assert np.all(now[:2] > 1.1 * base["trtllm"][:2]) and now[2] == base["trtllm"][2]
     assert np.array_equal(tpot("vllm"), base["vllm"])
@@ -370,10 +339,10 @@ def test_tensorrt_llm_nvfp4_gemms_fed_a_quantized_input_read_the_fused_table(mon
     16-bit output) is quantized apart. So at TP 8 three of a layer's four GEMMs read `gemm.fp4_fused`, at TP 1 one."""
     base = {tp: _decode_gemm_ms(tp) for tp in (1, 8)}
     with monkeypatch.context() as mp:
-        _slow_bf16_gemms(mp, 3.0, "gemm.fp4_fused")
+        slow_table(mp, "gemm.fp4_fused", 3.0)
         fused = {tp: _decode_gemm_ms(tp) - base[tp] for tp in (1, 8)}
     with monkeypatch.context() as mp:
-        _slow_bf16_gemms(mp, 3.0, "gemm.fp4")
+        slow_table(mp, "gemm.fp4", 3.0)
         apart = {tp: _decode_gemm_ms(tp) - base[tp] for tp in (1, 8)}
     assert all(v > 0 for v in (*fused.values(), *apart.values())), (fused, apart)
     # TP 8: QKV, O and gate / up (the widest) on the fused table against down alone on the other

@@ -738,6 +738,13 @@ def test_the_confirmed_objective_keeps_the_analytical_slo_and_mean_latencies_and
         "analytical vs simulated on the front's 2 simulated points, median |a - s| / s: ttft_ms_p99 15.0 % (max 20 %), "
         "tpot_ms_p99 12.5 % (max 25 %), ttft_ms 5.0 % (max 10 %)")
     assert ev.gap_report(SimpleNamespace(pareto=lambda: front.iloc[2:])) is None
+    # what the studies' `after` step prints: both lines, the sentence with the study's note; neither where None
+    assert ev.after_text(SimpleNamespace(trials=front.assign(confirm_reason=""), pareto=lambda: front),
+                         note="; met") == (
+        "front confirmed in simulation: 2 configurations simulated, 0 missed the SLO and left the front; met\n"
+        f"{ev.gap_report(SimpleNamespace(pareto=lambda: front))}")
+    assert ev.after_text(SimpleNamespace(trials=pd.DataFrame({"x": [1]}), pareto=lambda: front.iloc[2:]),
+                         note="; met") == ""
 
 
 # -- the one scheduler mapping -----------------------------------------------------------------------------------
