@@ -67,7 +67,7 @@ import pandas as pd
 from objectives import catalog
 
 from .grid import Table, covered_cells, extend_proportional, extend_trend, fill_gaps, monotone, pivot
-from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, LazyTables, TableGroups, release_key, save
+from .profile import DATA_DIR, GPU_OF_SYSTEM, KernelProfile, LazyTables, TableGroups, build_order, release_key, save
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ _vkey = release_key
 def versions(root: Path, system: str, op: str, engine: str) -> list[str]:
     """Versions with tables for (system, op, engine), oldest first."""
     d = root / system / op / engine
-    return sorted((p.name for p in d.iterdir() if p.is_dir()), key=_vkey) if d.is_dir() else []
+    return build_order(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
 
 def _newest_table(root: Path, system: str, op: str, engine: str, fname: str) -> Path | None:

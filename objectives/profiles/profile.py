@@ -286,6 +286,11 @@ ENGINE_IMAGES: Mapping[str, str] = {"vllm/vllm-openai": "vllm", "lmsysorg/sglang
                                     "nvcr.io/nvidia/tensorrt-llm/release": "trtllm"}
 #: registry hosts an image reference may name before its repository without changing which image it is
 _DEFAULT_REGISTRIES = ("docker.io/", "registry-1.docker.io/", "index.docker.io/")
+#: an image's rolling tags, each the newest build of its branch as `load`'s newest release is (the bare name), with a
+#: build suffix or not ('latest-cu130', 'nightly-dev'): 'latest' (every engine's), vLLM's 'nightly' (docs
+#: "Using Docker": vllm/vllm-openai:nightly), SGLang's 'dev' (docs installation: lmsysorg/sglang:dev) and 'main'.
+#: A dated build's tag ('nightly-dev-20260216-d3bae71e') is a build label (`_parse_release`), not a rolling tag
+ROLLING_TAGS = r"(?:latest|nightly|dev|main)(?:-[A-Za-z][A-Za-z0-9._]*)?"
 
 
 def _parse_engine(engine: Any) -> tuple[str, Any, bool]:
@@ -306,7 +311,8 @@ def _parse_engine(engine: Any) -> tuple[str, Any, bool]:
 
 
 def _parse_image(ref: str) -> tuple[str, Any, bool]:
-    """`_parse_engine` of an image reference: repository[:tag] (`ENGINE_IMAGES`)."""
+    """`_parse_engine` of an image reference: repository[:tag] (`ENGINE_IMAGES`; no tag or a rolling one,
+    `ROLLING_TAGS`: the newest)."""
     if "@" in ref:
         raise ValueError(f"engine {ref!r}: an image digest names no release; give its tag "
                          f"('{ref.split('@', 1)[0]}:<release>') or a spelling of {ENGINE_SPELLINGS}")
@@ -317,7 +323,7 @@ def _parse_image(ref: str) -> tuple[str, Any, bool]:
     for host in _DEFAULT_REGISTRIES:
         key = key.removeprefix(host)
     name = ENGINE_IMAGES.get(key, repo)
-    if tag is None or tag.strip().lower() == "latest":
+    if tag is None or re.fullmatch(ROLLING_TAGS, tag.strip(), re.I):
         return name, None, False
     return name, tag, True
 
@@ -436,31 +442,39 @@ def api_server_ranks(engines: Any, attn_dp: Any) -> np.ndarray:
 
 
 #: the spellings of an engine an argument takes, for error messages
-ENGINE_SPELLINGS = ("'name', 'name==version' (its kernel tables), 'name~=release' (the release's behaviour) or an "
-                    "image reference 'repository:release' (" + ", ".join(ENGINE_IMAGES) + ")")
+ENGINE_SPELLINGS = ("'name', 'name==version' (its kernel tables, or another build's of that release), 'name~=release' "
+                    "(the release's behaviour) or an image reference 'repository:release' or 'repository:latest' ("
+                    + ", ".join(ENGINE_IMAGES) + "; 'nightly', 'dev' and 'main' read as 'latest')")
 
 
 def _parse_release(ver: Any) -> Any:
     """The release `ver` names, the one parser of release spellings (`is_release`, `release_key`, `release_since`):
-    a `packaging.version.Version` for a PEP 440 version, its local part ('0.13.0+cu128') or a build suffix led by a
-    letter after a '-' (the container tags' '0.5.6.post2-cu129', 'v0.5.0rc2-rocm630-mi30x') dropped, since the
-    build (the CUDA or ROCm it was compiled against) does not change what the scheduler does; the string itself for
-    a build label led by a letter and holding a '-' ('nightly-dev-20260216-d3bae71e', 'glm5-hopper'); None for
-    anything else."""
+    a `packaging.version.Version` for a PEP 440 version, its local part ('0.13.0+cu128') dropped; the release is
+    what precedes the first '-' that is followed by a letter after a complete version, the tail a build or platform
+    suffix ('0.5.6.post2-cu129', 'v0.5.0rc2-rocm630-mi30x', '0.5.14-b200', '0.5.14-dev', '0.5.14-gb200'), since the
+    build (the CUDA or ROCm or GPU it was compiled for) does not change what the scheduler does; except a tail that
+    is a PEP 440 part written out with its number, rc / post / dev ('0.14.0-rc1', '1.1.0-dev.2': release candidate,
+    development build), which stays the version's. The string itself for a build label led by a letter and
+    holding a '-' ('nightly-dev-20260216-d3bae71e', 'glm5-hopper'); None for anything else."""
     from packaging.version import InvalidVersion, Version
     v = "" if ver is None else str(ver).strip()
     if not v or any(sep in v for sep in (RELEASE_SEP, "==", "@", ":", "/")):
         return None
     if not re.match(r"v?\d", v, re.I):
         return v if re.fullmatch(r"[A-Za-z][A-Za-z0-9._+]*-[A-Za-z0-9._+-]+", v) else None
-    heads = [v] + [v[:m.start()] for m in reversed(list(re.finditer(r"-(?=[A-Za-z])", v)))
-                   if re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", v[m.start() + 1:])]
-    for head in heads:          # the whole, else the longest version before a build suffix
-        try:
-            return Version(Version(head).public)
-        except InvalidVersion:
-            continue
-    return None
+    head = v
+    for m in re.finditer(r"-(?=[A-Za-z])", v):
+        tail = v[m.start() + 1:]
+        if re.match(r"(?:rc|post|dev)\.?\d+(?:-|$)", tail, re.I):
+            continue            # a PEP 440 part ('-rc1', '-dev.2'), the version's own
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", tail):
+            return None
+        head = v[:m.start()]
+        break
+    try:
+        return Version(Version(head).public)
+    except InvalidVersion:
+        return None
 
 
 def is_release(ver: Any) -> bool:
@@ -476,17 +490,22 @@ def is_release(ver: Any) -> bool:
 def _check_release(engine: Any, ver: str) -> None:
     """ValueError naming `ver` and the valid spellings where `engine`'s release named alone (`RELEASE_SEP`) is
     none (`is_release`)."""
-    if not is_release(ver):
-        raise ValueError(f"engine {engine!r}: {ver!r} is no release (a version such as 0.13.0, 0.14.0rc1 or "
-                         f"0.5.6.post2-cu129, or a build label such as nightly-dev); valid spellings: "
+    if is_release(ver):
+        return
+    if isinstance(engine, str) and "/" in engine and RELEASE_SEP not in engine:
+        raise ValueError(f"engine {engine!r}: tag {ver!r} is no release (a version such as v0.11.0 or "
+                         f"v0.5.6.post2-cu129, or a rolling tag: latest, nightly, dev, main); valid spellings: "
                          f"{ENGINE_SPELLINGS}")
+    raise ValueError(f"engine {engine!r}: {ver!r} is no release (a version such as 0.13.0, 0.14.0rc1 or "
+                     f"0.5.6.post2-cu129, or a build label such as nightly-dev); valid spellings: "
+                     f"{ENGINE_SPELLINGS}")
 
 
 def engine_release(engine: Any) -> str | None:
     """The release `engine` names, as spelled ('vllm==0.13.0', 'vllm~=0.13.0': '0.13.0'; 'vllm/vllm-openai:v0.11.0':
     'v0.11.0'; None for a bare name or an image's 'latest', which mean the newest release, the profile `load`
     picks). A release named alone that is none (`_check_release`: 'vllm~=abc', 'vllm~=0.13,0', 'vllm~=',
-    'lmsysorg/sglang:dev') raises ValueError naming it."""
+    'vllm/vllm-openai:foo') raises ValueError naming it; an image's rolling tag (`ROLLING_TAGS`) is the newest."""
     ver = _split_engine("" if engine is None else engine)[1]
     if _release_only(engine):
         _check_release(engine, str(ver).strip())
@@ -659,9 +678,14 @@ def engine_label(engine: Any) -> str:
     return name if ver is None else f"{name}=={ver}"
 
 
+def build_order(vs: Any) -> list[str]:
+    """Versions of kernel tables oldest first (`release_key`), two builds of one release ('2.11.0+cu129',
+    '2.11.0+cu130') in the order of their spellings, so that a pick among them does not hang on a listing's order."""
+    return sorted(vs, key=lambda v: (release_key(v), str(v)))
+
+
 def _newest(vs: list[str]) -> str:
-    from .build import _vkey
-    return sorted(vs, key=_vkey)[-1]
+    return build_order(vs)[-1]
 
 
 def load(gpu: str, engine: str, version: str | None = None, full: bool | None = None) -> KernelProfile | None:
@@ -686,8 +710,9 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
     if ver is None:
         ver = _newest(have[eng])
     elif ver not in have[eng]:
-        # the tables of the release named, whatever build suffix either spelling carries ('0.24.0-cu129')
-        same = [v for v in have[eng] if is_release(v) and release_key(v) == release_key(ver)]
+        # the tables of the release named, whatever build suffix either spelling carries ('0.24.0-cu129'); the
+        # exact build where it ships (above), else the last of its builds (`build_order`)
+        same = build_order(v for v in have[eng] if is_release(v) and release_key(v) == release_key(ver))
         if not same:
             raise ValueError(f"no {eng} {ver} kernel profile for {gpu}; versions available: {', '.join(have[eng])}")
         ver = same[-1]

@@ -104,7 +104,9 @@ Workloads and what the model does with them:
   Under a closed loop of an engine's front end (host time h) the batches run back to back and a client rejoins
   the first to start h after its own ends: a rotation of batches whose later ones cover h, the run's first request
   keeping a batch alone, full batches past the slots; outputs of varying lengths: a batch's requests done more
-  than h before its end are back for the next, the batches settling below the clients.
+  than h before its end are back for the next, the batches settling below the clients (an h longer than a batch:
+  the rotation, each batch its longest output). Clients that do not divide over the replicas: each replica's
+  loop of its whole number of clients, their rates added.
   Under a prompt-length mixture the batch's prefill is longer by its requests' excess (`_attention_excess`), and a
   request decodes at the prefill chunks' pace while the batch's later prompts prefill (`ServingModel._static_tpot`:
   the mean over output lengths, a request of few tokens finishing there).
@@ -1525,9 +1527,19 @@ class ServingModel:
             t_1 = inference.estimate(**self._kw(sb), batch_size=np.ones(len(i)), input_len=isl, output_len=osl,
                                      max_num_tokens=sb.max_num_tokens)["tpot_ms"].to_numpy(float)
 
+            batch_memo: dict[bytes, tuple[np.ndarray, ...]] = {}
+
             def batch_of(nb: np.ndarray) -> tuple[np.ndarray, ...]:
                 """A static batch of `nb` requests on each row of `sb`: (its cycle ms, prefill chunk ms, chunks,
-                TPOT slope ms a sequence)."""
+                TPOT slope ms a sequence, prompts an iteration); one pricing a batch-size vector."""
+                nb = np.asarray(nb, dtype=float)
+                key = nb.tobytes()
+                if key not in batch_memo:
+                    batch_memo[key] = price_batch(nb)
+                return batch_memo[key]
+
+            def price_batch(nb: np.ndarray) -> tuple[np.ndarray, ...]:
+                """`batch_of`'s pricing."""
                 ks = np.minimum(k[i], np.maximum(nb, 1.0))
                 t_pf = inference.estimate(**self._kw(sb), batch_size=ks, input_len=isl, output_len=1,
                                           max_num_tokens=sb.max_num_tokens)["ttft_ms"].to_numpy(float)
@@ -1565,76 +1577,122 @@ class ServingModel:
                 # clients the batches are full and the rest queue (N / b(N), the rate above). A rotation longer
                 # than the clients (n_rot > c) leaves the replica idle: a client's cycle is then its host time and
                 # its own batch alone. Without a front end the clients' requests arrive together and stay one
-                # batch (Little's law below). Outputs of one length only: a batch's requests then all end at its
-                # end; of varying lengths, those done more than h before it are back for the next batch (left to
-                # Little's law below)
-                c = conc / replicas[i]
+                # batch (Little's law below). Outputs of varying lengths: see `loop`. Clients that do not divide
+                # over the replicas (least-loaded routing, the simulator's `_route`): conc mod R replicas hold
+                # ceil(c), the others floor(c), each priced as its own closed loop and their rates added
+                c_all = conc / replicas[i]
                 h = host_at(np.ones(len(i)), i)
-                rot = (c > 1.0) & (h > 0.0) & (np.ptp(self.outputs) == 0)
-                vary = (c > 1.0) & (h > 0.0) & (np.ptp(self.outputs) > 0)
+                vary_out = bool(np.ptp(self.outputs) > 0)
+                b_one = batch_of(np.ones(len(i)))[0]
 
-                def batches(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                def batches(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     """Batches of x requests each on average: whole batches of floor(x) and floor(x) + 1 requests
-                    in the shares that make x (their mean cycle ms, their requests' mean TPOT ms)."""
+                    in the shares that make x (their mean cycle ms, their requests' mean TPOT ms, and that TPOT
+                    under a prompt-length mixture, `_static_tpot`'s, else the same)."""
                     lo = np.floor(x)
                     hi = np.where(x > lo, lo + 1.0, lo)
                     b_lo, b_hi = batch_of(lo), batch_of(hi)
                     t_lo, t_hi = batch_tpot(lo, *b_lo[1:4]), batch_tpot(hi, *b_hi[1:4])
+                    if self._len_nodes is not None:
+                        m_lo, m_hi = (self._static_tpot(sb, nb, bb[4], bb[1], excess,
+                                                        t_1 + (nb - 1.0) * self._alive * bb[3])
+                                      for nb, bb in ((lo, b_lo), (hi, b_hi)))
+                    else:
+                        m_lo, m_hi = t_lo, t_hi
                     w_hi = (x - lo) * hi / x          # the requests' share in the larger batches
-                    return b_lo[0] + (x - lo) * (b_hi[0] - b_lo[0]), t_lo + w_hi * (t_hi - t_lo)
+                    return (b_lo[0] + (x - lo) * (b_hi[0] - b_lo[0]), t_lo + w_hi * (t_hi - t_lo),
+                            m_lo + w_hi * (m_hi - m_lo))
 
-                own_ttft, own_tpot = np.full(len(i), np.nan), np.full(len(i), np.nan)
-                if rot.any():
-                    b1 = batch_of(np.ones(len(i)))[0]
-                    b_bar = b1
+                def loop(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    """A replica's closed loop of `c` clients (whole): a client's cycle (ms), its request's own
+                    TTFT (its batch and host time; ms) and TPOT (ms); NaN where Little's law below prices the row
+                    (one client, no front end, full batches of varying outputs)."""
+                    cyc, o_ttft, o_tpot = (np.full(len(i), np.nan) for _ in range(3))
+                    act = (c > 1.0) & (h > 0.0)
+                    if not act.any():
+                        return cyc, o_ttft, o_tpot
+                    b_bar = b_one
                     for _ in range(2):       # n_rot from the rotation's mean batch, which it sets: two passes
                         n_rot = np.clip(1.0 + np.ceil(h / np.maximum(b_bar, 1e-9)), 2.0, np.maximum(c, 2.0))
-                        m = np.where(rot, np.clip((c - 1.0) / (n_rot - 1.0), 1.0, N[i]), 1.0)
+                        m = np.where(act, np.clip((c - 1.0) / (n_rot - 1.0), 1.0, N[i]), 1.0)
                         # the single's batch, with what n_rot - 1 full batches leave of the others
                         first = np.clip(c - (n_rot - 1.0) * m, 1.0, N[i])
-                        (b_f, tp_f), (b_m, tp_m) = batches(first), batches(m)
+                        (b_f, tp_f, tm_f), (b_m, tp_m, tm_m) = batches(first), batches(m)
                         period = b_f + (n_rot - 1.0) * b_m
                         b_bar = period / n_rot
+                    # outputs of varying lengths whose host time is longer than a batch (n_rot > 2): a request's
+                    # output moves its return by less than a batch, so it rides the same rotation, each batch
+                    # lasting its longest output (`batch_of`'s E[max]); shorter host times: below
+                    rot = act & (~vary_out | (n_rot > 2.0))
                     full = c - (n_rot - 1.0) * m > N[i]
-                    static_cycle[i] = np.where(rot, np.where(full, c / N[i] * cycle, np.maximum(period, h + b1)),
-                                               np.nan)
+                    cyc = np.where(rot, np.where(full, c / N[i] * cycle, np.maximum(period, h + b_one)), np.nan)
                     # a request's own batch and host time (the rest of the cycle is its wait, Little's law below),
                     # the clients' mean over the single's batch and the others'; full batches: as priced above
                     w = np.clip(first / c, 0.0, 1.0)
-                    tp_r = w * tp_f + (1.0 - w) * tp_m
                     own = (w * (b_f + host_at(first, i)) + (1.0 - w) * (b_m + host_at(m, i))
-                           - max(osl - 1.0, 0.0) * tp_r)
-                    own_ttft, own_tpot = np.where(rot & ~full, own, own_ttft), np.where(rot & ~full, tp_r, own_tpot)
-                if vary.any():
-                    # outputs of varying lengths (leftover 10): a batch's requests done more than h before its end
-                    # are back for the next batch; those within h of it, its longest at least, miss that one and
-                    # join the batch after. Of a batch of n, r(n) = n E[F(O + s)^(n - 1)] miss it (a request
-                    # whose output O is within s = h / t(1) decode steps of the other n - 1's longest; F the
-                    # outputs' CDF); the batches settle at n = c - r(n) (outputs of one length, r = n: c / 2, the
-                    # two groups' mean above), at most N (past it the batches are full: the rate above). A host
-                    # time longer than a batch (the rotation above) with varying outputs: left
-                    u, cnt = np.unique(self.outputs, return_counts=True)
-                    w_u = cnt / cnt.sum()
-                    cdf = np.concatenate([[0.0], np.cumsum(w_u)])
-                    f_near = cdf[np.searchsorted(u, u[None, :] + (h / np.maximum(t_1, 1e-9))[:, None],
-                                                 side="right")]
-                    n_b = np.clip(c / 2.0, 1.0, N[i])
-                    for _ in range(6):       # a damped fixed point: n -> c - n oscillates where r(n) = n
-                        n_free = c - n_b * ((f_near ** (n_b - 1.0)[:, None]) @ w_u)
-                        n_b = np.where(vary, np.clip(0.5 * (n_b + n_free), 1.0, N[i]), 1.0)
-                    b_n, tp_n = batches(n_b)
-                    sel = vary & (n_free <= N[i])
-                    static_cycle[i] = np.where(sel, c * b_n / n_b, static_cycle[i])
-                    own_ttft = np.where(sel, b_n + host_at(n_b, i) - max(osl - 1.0, 0.0) * tp_n, own_ttft)
-                    own_tpot = np.where(sel, tp_n, own_tpot)
+                           - max(osl - 1.0, 0.0) * (w * tp_f + (1.0 - w) * tp_m))
+                    o_ttft = np.where(rot & ~full, own, o_ttft)
+                    o_tpot = np.where(rot & ~full, w * tm_f + (1.0 - w) * tm_m, o_tpot)
+                    vary = act & ~rot
+                    if vary.any():
+                        # a host time shorter than a batch with outputs of varying lengths (leftover 10): a batch's
+                        # requests done more than h before its end are back for the next batch; those within h of
+                        # it, its longest at least, miss that one and join the batch after. Of a batch of n,
+                        # r(n) = n E[F(O + s)^(n - 1)] miss it (a request whose output O is within s = h / t(1)
+                        # decode steps of the other n - 1's longest; F the outputs' CDF); the batches settle at
+                        # n = c - r(n) (outputs of one length, r = n: c / 2, the two groups' mean above), at most
+                        # N (past it the batches are full: the rate above); a client's cycle is at least its own
+                        # batch and host time
+                        u, cnt = np.unique(self.outputs, return_counts=True)
+                        w_u = cnt / cnt.sum()
+                        cdf = np.concatenate([[0.0], np.cumsum(w_u)])
+                        f_near = cdf[np.searchsorted(u, u[None, :] + (h / np.maximum(t_1, 1e-9))[:, None],
+                                                     side="right")]
+                        n_b = np.clip(c / 2.0, 1.0, N[i])
+                        for _ in range(6):       # a damped fixed point: n -> c - n oscillates where r(n) = n
+                            n_free = c - n_b * ((f_near ** (n_b - 1.0)[:, None]) @ w_u)
+                            n_b = np.where(vary, np.clip(0.5 * (n_b + n_free), 1.0, N[i]), 1.0)
+                        b_n, tp_n, tm_n = batches(n_b)
+                        sel = vary & (n_free <= N[i])
+                        cyc = np.where(sel, np.maximum(c * b_n / n_b, h + b_n), cyc)
+                        o_ttft = np.where(sel, b_n + host_at(n_b, i) - max(osl - 1.0, 0.0) * tp_n, o_ttft)
+                        o_tpot = np.where(sel, tm_n, o_tpot)
+                    return cyc, o_ttft, o_tpot
+
+                lo_c = np.floor(c_all + 1e-9)
+                f = np.where(c_all - lo_c > 1e-9, c_all - lo_c, 0.0)   # the replicas' share holding ceil(c)
+                own_cycle, own_ttft, own_tpot = loop(np.where(f > 0.0, lo_c + 1.0, c_all))
+                if (f > 0.0).any():
+                    # each group's own loop, and where Little's law would price it, its cycle made explicit: one
+                    # client (its batch and host time), else batches of min(c, N) (no front end: one batch; full
+                    # batches: the rest queue)
+                    groups = []
+                    for cg, (cy, ot, op) in ((lo_c, loop(lo_c)), (lo_c + 1.0, (own_cycle, own_ttft, own_tpot))):
+                        nb = np.clip(cg, 1.0, N[i])
+                        b_n, tp_n, tm_n = batches(nb)
+                        fb = np.isnan(cy)
+                        cy = np.where(fb, np.where(cg <= 1.0, b_one + h, cg * b_n / nb), cy)
+                        ot = np.where(fb, b_n + host_at(nb, i) - max(osl - 1.0, 0.0) * tp_n, ot)
+                        op = np.where(fb, tm_n, op)
+                        groups.append((cg / cy, cy, ot, op))      # (requests per ms a client group completes, ...)
+                    (x_lo, _, ot_lo, op_lo), (x_hi, cy_hi, ot_hi, op_hi) = groups
+                    x_lo = (1.0 - f) * np.where(lo_c > 0.0, x_lo, 0.0)
+                    x_hi = f * x_hi
+                    s_hi = x_hi / (x_lo + x_hi)                        # the requests' share from ceil(c) replicas
+                    mix = lambda a, b: np.where(s_hi < 1.0, (1.0 - s_hi) * a, 0.0) + s_hi * b  # noqa: E731
+                    frac = f > 0.0
+                    own_cycle = np.where(frac, c_all / (x_lo + x_hi), own_cycle)   # conc / X, Little's law
+                    own_ttft = np.where(frac, mix(ot_lo, ot_hi), own_ttft)
+                    own_tpot = np.where(frac, mix(op_lo, op_hi), own_tpot)
+                static_cycle[i] = own_cycle
                 rotation = (np.isfinite(own_ttft), own_ttft, own_tpot)
             # ... and its host time before the first token, the API server's and the N streams' it sends
             # (`handoff.host_ms`), as the simulator prices every aggregated run's (`_frame`)
             ttft[i] = cycle - max(osl - 1.0, 0.0) * tpot[i] + host_at(N[i], i)
             if self._len_nodes is not None:
                 tpot[i] = self._static_tpot(sb, N[i], ks, t_pf, excess, t_1 + (N[i] - 1.0) * self._alive * slope)
-            elif rotation is not None:
-                # (a prompt-length mixture's rows keep the full batch's: its TPOT is `_static_tpot`'s)
+            if rotation is not None:
+                # (a prompt-length mixture's TPOT: `_static_tpot`'s at the rotation's batches)
                 sel = rotation[0]
                 ttft[i] = np.where(sel, rotation[1], ttft[i])
                 tpot[i] = np.where(sel, rotation[2], tpot[i])

@@ -274,13 +274,74 @@ def test_tables_named_with_a_build_suffix_are_the_releases():
 
 @pytest.mark.parametrize("engine, bad", [
     ("vllm~=latest", "'latest'"), ("vllm~=0.13.0-1.2", "'0.13.0-1.2'"), ("vllm~=0.13.0-", "'0.13.0-'"),
-    ("vllm~=0.13.0-cu/129", "'0.13.0-cu/129'"), ("lmsysorg/sglang:dev", "'dev'"),
+    ("vllm~=0.13.0-cu/129", "'0.13.0-cu/129'"), ("lmsysorg/sglang:foo", "'foo'"),
     ("vllm/vllm-openai:0.13,0", "'0.13,0'"), ("sglang~=-cu129", "'-cu129'")])
 def test_what_names_no_release_is_refused_naming_it_and_the_spellings(engine, bad):
     for call in (profiles.overlaps, profiles.engine_label, profiles.resolve_engine, engine_behaviour):
         with pytest.raises(ValueError, match=f"{bad} is no release") as err:
             call(engine)
         assert "'name~=release'" in str(err.value) and "vllm/vllm-openai" in str(err.value)
+
+
+@pytest.mark.parametrize("image, same", [
+    ("vllm/vllm-openai:nightly", "vllm"), ("lmsysorg/sglang:dev", "sglang"), ("lmsysorg/sglang:latest-cu130", "sglang"),
+    ("lmsysorg/sglang:nightly-dev", "sglang"), ("vllm/vllm-openai:main", "vllm"),
+    ("nvcr.io/nvidia/tensorrt-llm/release:latest", "trtllm"),
+    ("lmsysorg/sglang:nightly-dev-20260216-d3bae71e", "sglang~=nightly-dev-20260216-d3bae71e")])
+def test_an_images_rolling_tag_is_the_newest_as_latest_is(image, same):
+    """The engines' rolling tags (vLLM's 'nightly', SGLang's 'dev', with a build suffix or not) name the newest
+    build as 'latest' does, the bare name; a dated build's tag stays a build label (first review, finding 4)."""
+    assert profiles.engine_label(image) == same
+    assert profiles.resolve_engine(image) == (profiles.engine_key(same), None)
+    assert profiles.overlaps(image, speculative=True) == profiles.overlaps(same, speculative=True)
+
+
+def test_an_images_tag_that_names_no_release_is_refused_with_the_spellings_a_tag_takes():
+    """The refusal of an image's tag suggests what a tag can be (a version, a rolling tag), not the 'name~=' build
+    labels an image cannot take."""
+    with pytest.raises(ValueError, match="tag 'foo' is no release.*rolling tag: latest, nightly, dev, main") as err:
+        profiles.engine_label("lmsysorg/sglang:foo")
+    assert "nightly-dev" not in str(err.value).split("valid spellings")[0]
+
+
+@pytest.mark.parametrize("tail", ["b200", "a100", "c1", "dev", "gb200", "h100", "dev-cu130", "post-cu129"])
+def test_a_build_or_platform_tail_after_a_dash_is_no_pre_or_dev_release(tail):
+    """The release is what precedes the first '-' followed by a letter after a complete version: '0.5.14-b200' is
+    0.5.14 (not the beta 0.5.14b200), '-c1' not rc1, '-dev' not .dev0 (first review, finding 5), as '-gb200'."""
+    spelled = f"0.5.14-{tail}"
+    assert profiles.is_release(spelled)
+    assert profiles.release_key(spelled) == profiles.release_key("0.5.14")
+    assert profiles.release_since(f"sglang~={spelled}", "0.5.14")
+    assert profiles.load("B200", f"sglang=={spelled}") is profiles.load("B200", "sglang==0.5.14")
+
+
+@pytest.mark.parametrize("spelled, same", [("0.14.0-rc1", "0.14.0rc1"), ("1.1.0-dev.2", "1.1.0.dev2"),
+                                           ("0.14.0-rc1-cu129", "0.14.0rc1"), ("0.14.0-post1", "0.14.0.post1"),
+                                           ("0.14.0-dev3-cu129", "0.14.0.dev3")])
+def test_a_pep440_part_written_after_a_dash_with_its_number_stays_the_versions(spelled, same):
+    """'-rcN', '-postN', '-devN' / '-dev.N' (PEP 440's own spellings) are the release's, not a build's."""
+    assert profiles.release_key(spelled) == profiles.release_key(same)
+    assert profiles.release_since(f"vllm~={spelled}", "0.14.0") == profiles.release_since(f"vllm~={same}", "0.14.0")
+
+
+def test_two_builds_of_one_release_load_the_exact_one_else_a_fixed_one(monkeypatch, tmp_path):
+    """'==' with a build that does not ship loads another build of that release (first review, finding 6): the
+    exact spelling where it ships, else the last in `build_order`, whatever order the listing gives."""
+    from objectives.profiles import build, profile
+
+    builds = ["2.11.0+cu130", "2.11.0+cu129", "2.11.0-cu128"]
+    assert profile.build_order(builds) == profile.build_order(builds[::-1]) == \
+        ["2.11.0+cu129", "2.11.0+cu130", "2.11.0-cu128"]
+    monkeypatch.setattr(profile, "_load", lambda system, engine, version, full: version)
+    for listing in (builds, builds[::-1]):
+        monkeypatch.setattr(profile, "available", lambda gpu, listing=listing: {"torch": list(listing)})
+        assert profile.load("H200-SXM-141GB", "torch==2.11.0+cu129") == "2.11.0+cu129"
+        assert profile.load("H200-SXM-141GB", "torch==2.11.0") == "2.11.0-cu128"
+        assert profile.load("H200-SXM-141GB", "torch==2.11.0+cu126") == "2.11.0-cu128"
+        assert profile.load("H200-SXM-141GB", "torch") == "2.11.0-cu128"
+    for b in builds:
+        (tmp_path / "sys" / "op" / "torch" / b).mkdir(parents=True)
+    assert build.versions(tmp_path, "sys", "op", "torch") == profile.build_order(builds)
 
 
 def test_an_image_digest_or_an_unknown_image_is_refused():
