@@ -7,8 +7,7 @@ import pytest
 
 from objectives import catalog, inference, profiles
 from objectives.inference import measured
-
-from .test_measured import _slow_bf16_gemms
+from tests.helpers.profiles import slow_table
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 #: the profiled GPUs whose int8 tensor rate equals their fp8 rate, and A100 (int8, no fp8)
@@ -77,10 +76,10 @@ def test_int8_rows_move_with_their_lanes_table(monkeypatch):
     gpus = ["H200-SXM-141GB", "A100-SXM-80GB"]
     base = _tpot(gpus, "vllm", "int8", tp=1)["tpot_ms"].to_numpy()
     with monkeypatch.context() as mp:
-        _slow_bf16_gemms(mp, 2.0, "gemm.fp8")
+        slow_table(mp, "gemm.fp8", 2.0)
         fp8_slow = _tpot(gpus, "vllm", "int8", tp=1)["tpot_ms"].to_numpy()
     with monkeypatch.context() as mp:
-        _slow_bf16_gemms(mp, 2.0, "gemm.bf16")
+        slow_table(mp, "gemm.bf16", 2.0)
         bf16_slow = _tpot(gpus, "vllm", "int8", tp=1)["tpot_ms"].to_numpy()
     assert fp8_slow[0] > 1.2 * base[0] and fp8_slow[1] == base[1]
     assert bf16_slow[1] > 1.2 * base[1] and bf16_slow[0] < 1.1 * base[0]  # H200: only its 16-bit LM head moves

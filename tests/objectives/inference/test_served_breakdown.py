@@ -27,7 +27,8 @@ from objectives.inference.estimate import (
     steady_state,
     steady_work,
 )
-from tests.objectives.inference.test_breakdown import MODELS, _scaled
+from tests.helpers.profiles import slow_table
+from tests.objectives.inference.test_breakdown import MODELS
 
 LAYOUTS = (("H200", dict(tp=[[1], [8]])), ("B200", dict(tp=2)), ("H200", dict(tp=4, pp=2)),
            ("H200", dict(tp=2, attn_dp=4, ep=8)), ("H200", dict(tp=8, concurrency=[64, 5000])),
@@ -286,7 +287,7 @@ def test_the_lone_rank_is_prepared_once_for_every_busy_rank_count(monkeypatch):
 def test_a_slower_kernel_table_moves_its_own_component_only(monkeypatch):
     args = dict(model="Llama-3.1-70B", gpu="H200", tp=4, input_len=2048, output_len=257, engine="vllm")
     before = served_breakdown(**args)
-    _scaled(monkeypatch, "context_attention.bf16", 2.0)
+    slow_table(monkeypatch, "context_attention.bf16", 2.0)
     after = served_breakdown(**args)
     it = before["phase"].isin(["prefill_iteration", "decode_step", "tpot"]).to_numpy()
     others = [c for c in COMPONENTS if c != "attention_prefill"]
