@@ -316,6 +316,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         arrival_wait_iters,
         balance_hold_s,
         chunk_pass_s,
+        cycle_split,
         decode_window,
         group_prompt_work,
         host_ttft_s,
@@ -403,10 +404,24 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # `estimate.gpu_ttft_s` (keep in step): measured rows, a run's steady wait and its start-up wave; with more
     # clients than slots the share `sat` of the prompts admitted as a slot frees (`estimate._max_throughput_rows`)
     front = host_ttft_s(p, N)
+    tpot["recompute"] = redo_s * per_tok
+    # `estimate.steady_split` (keep in step): the decode window's least (pure decode steps) and most (full prefill
+    # iterations; where prefill batches run alone, the window above; the mean iteration on rows that do not split)
+    # per output token after the first, by component
+    windowed = np.asarray(osl) > 1
+    alone = np.asarray(c.prefill_alone) > 0
+    piped = np.asarray(p.pp) > 1
+    lo_c = {k: np.where(piped, tpot[k], np.where(split, step[k], pre[k])) for k in _FORWARD}
+    lo_c["rank_wait"] = np.where(piped, tpot["rank_wait"], a_own * pre["rank_wait"])
+    mates = np.maximum(a_own - np.minimum(isl / w_pf[0], it_pf) * per_tok, 0.0)   # the own batch's other prompts
+    hi_c = {k: np.where(alone, tpot[k] + mates * pre[k], pre[k]) for k in _FORWARD}
+    hi_c["rank_wait"] = np.where(alone, tpot["rank_wait"] + mates * pre["rank_wait"], (1.0 + a_own) * pre["rank_wait"])
+    lo_c["recompute"] = hi_c["recompute"] = tpot["recompute"]
+    bounds = (np.where(windowed, sum(lo_c.values()), 0.0), np.where(windowed, sum(hi_c.values()), 0.0))
     sat: Any = zero
     if per is not None:
-        window_s = (osl - 1.0) * (sum(tpot.values()) + redo_s * per_tok)
-        sat = saturated_share(N, per, front, released_prompt_s(p, N, isl, osl, mnt_it) + window_s, p.pp)
+        sat = saturated_share(N, per, front, sum(cycle_split(cycle_s, released_prompt_s(p, N, isl, osl, mnt_it),
+                                                             osl, bounds)), p.pp)
     measured = np.asarray(p.source_code) > 0
     wait: dict[str, Any] = {k: zero for k in _FORWARD}
     wave_s: Any = zero
@@ -448,7 +463,19 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # `estimate._max_throughput_rows`: clients per replica beyond the N slots wait, with churn in 1 + rho stints
     # (vLLM's preempted requests at the front of the queue: `admission.front_stints`)
     # (the front end's host time holds no slot and is spent outside the queue: `estimate.queue_waits`)
-    tpot["recompute"] = redo_s * per_tok
+    # `estimate.cycle_split` (keep in step): the TTFT and the window split the cycle; the cycle's work the window
+    # cannot hold queues before the first token (by the cycle's components), the window between its bounds
+    # (a closed loop of clients alone, the attention-DP balance's hold apart: `estimate._max_throughput_rows`)
+    if per is not None:
+        gpu_s = sum(v for k, v in ttft.items() if k not in ("front_end", "balance_hold"))
+        gpu_new, window = cycle_split(cycle_s, gpu_s, osl, bounds)
+        share = (gpu_new - gpu_s) / np.maximum(cycle_s, 1e-300)
+        for k, v in cyc.items():
+            ttft[k] = ttft[k] + share * v
+        ttft["recompute"] = ttft["recompute"] + share * redo_s
+        span = (bounds[1] - bounds[0]) * np.maximum(osl - 1.0, 0.0)
+        mu = np.clip((window - bounds[0] * np.maximum(osl - 1.0, 0.0)) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+        tpot = {k: np.where(windowed, lo_c[k] + mu * (hi_c[k] - lo_c[k]), v) for k, v in tpot.items()}
     ttft["queue"], tpot["requeue"] = queue_waits(N, per, osl, sum(v for k, v in ttft.items() if k != "front_end"),
                                                  cycle_s, (osl - 1.0) * sum(tpot.values()), rho,
                                                  np.asarray(c.kv_preempt) > 0, front)

@@ -624,6 +624,15 @@ def decode_window(alone: Num, isl: Num, osl: Num, n_it: Num, n_pf: Num, T_pf: Nu
 def steady_cycle(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
                  balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None,
                  work: tuple | None = None) -> tuple[Num, Num, Num, Num, tuple[Num, Num]]:
+    """`steady_split`'s first five: (iteration time s, iterations per request cycle, decode seqs per iteration, busy
+    s, the decode window per output token after the first: (s, iterations)). Arguments as `steady_split`'s."""
+    return steady_split(p, N, isl, osl, mnt, prompts, balance, balance_on, lanes, work)[:5]
+
+
+def steady_split(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num = None,
+                 balance: lockstep.AdpBalance | None = None, balance_on: Num = True, lanes: Num = None,
+                 work: tuple | None = None
+                 ) -> tuple[Num, Num, Num, Num, tuple[Num, Num], tuple[Num, Num]]:
     """In-flight batching with N requests in flight: (iteration time s, iterations per request cycle,
     decode seqs per iteration, busy s). Each request needs isl prefill tokens and osl - 1 decode steps; per
     cycle of n_it = max(osl, N (isl + osl) / max_num_tokens) iterations every request advances through its whole
@@ -639,9 +648,17 @@ def steady_cycle(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     lines the attention-DP ranks' prompts up (`rank_overlap`), on the rows `balance_on` holds true (per row, or
     True: every row). `lanes` (per row; None: none): the batches in flight a pipeline keeps at least
     (`steady_lanes`' floor), where an open loop's load has opened them. `work`: `steady_work`'s result for these
-    arguments where the caller has it (None: derived here). The last: the request's decode window per output
+    arguments where the caller has it (None: derived here). The fifth: the request's decode window per output
     token after its first (`decode_window`): (s, iterations), its TPOT without the churn or a wait; the cycle less
-    the own prompt's iterations, which its TTFT holds."""
+    the own prompt's iterations, which its TTFT holds. Then the window's bounds per output token after the first
+    (s; `cycle_split` takes them): (the least, its iterations pure decode steps: none of the other requests'
+    prompts in it; the most, every one of its iterations a full prefill iteration, the budget of the others'
+    prompt chunks beside the decodes, or where the engine runs prefill batches alone (`alone` > 0, per row:
+    SGLang, whose ``Scheduler.get_next_batch_to_run`` runs a waiting prompt's prefill batch before the next
+    decode batch) every prefill batch of the cycle but the own prompt's share of one: the window above and its
+    own batch's other prompts); both the window itself on rows
+    that do not split (the mean iteration, no full one priced), the least the window above on pipelines (pp > 1),
+    and 0 at output_len == 1 (no window)."""
     alone = p.coeffs.prefill_alone
     n_it, T, A, D, K, S = steady_work(N, isl, osl, mnt, alone, prompts) if work is None else work
     # requests arriving apart (`prompts` given: an open loop): a prompt goes whole (up to the budget) into the
@@ -652,7 +669,10 @@ def steady_cycle(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     if not np.all(split):  # the closed form was fitted on this mean iteration (published tables)
         t, busy = _time_busy(p, (T, A, D, K, S), N)
         if not np.any(split):   # no MoE row, so none in lockstep (`Prepared.solo` None)
-            return t, n_it, D, busy, (t, np.ones(np.shape(t)))   # every iteration the mean one: TPOT is it
+            one = np.asarray(osl) > 1
+            bound = np.where(one, t, 0.0)
+            # every iteration the mean one: TPOT is it
+            return t, n_it, D, busy, (t, np.ones(np.shape(t))), (bound, bound)
     # the prompts do not spread thinly over every iteration: chunked prefill packs them into full iterations of
     # up to max_num_tokens tokens (beside D_pf decodes) and the other iterations only decode. Averaging them
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
@@ -667,10 +687,40 @@ def steady_cycle(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
     a_pf, a_dec, a_own = decode_window(alone, isl, osl, n_it, n_pf, chunk_tokens(N, isl, mnt, prompts))
     win = (a_pf * t_p + a_dec * t_d + a_own * wait, a_pf + a_dec)
+    one = np.asarray(osl) > 1
+    # a pipeline's sequence advances once its batch returns through every stage, a turn the cycle's lanes do not
+    # price (`saturated_share` keeps the round's pricing there for the same turn): its window stays at least the
+    # cycle less the own prompt's iterations
+    lo = np.where(one, np.where(np.asarray(p.pp) > 1, win[0], t_d + a_own * wait), 0.0)
+    # prefill batches alone: the window can hold every prefill batch but the own prompt's share of one (its
+    # own batch's other prompts too, which `decode_window` leaves with the own prompt)
+    T_pf = chunk_tokens(N, isl, mnt, prompts)
+    mates = (a_own - np.minimum(isl / T_pf, n_pf) * per_window_token(osl, n_it)) * t_p
+    hi = np.where(one, np.where(np.asarray(alone) > 0, win[0] + np.maximum(mates, 0.0), t_p + a_own * wait), 0.0)
     if np.all(split):
-        return t_split, n_it, D, b_split, win
+        return t_split, n_it, D, b_split, win, (lo, hi)
+    mean = np.where(one, t, 0.0)
     return (np.where(split, t_split, t), n_it, D, np.where(split, b_split, busy),
-            (np.where(split, win[0], t), np.where(split, win[1], 1.0)))
+            (np.where(split, win[0], t), np.where(split, win[1], 1.0)),
+            (np.where(split, lo, mean), np.where(split, hi, mean)))
+
+
+def cycle_split(cycle_s: Num, gpu_s: Num, osl: Num, bounds: tuple[Num, Num]) -> tuple[Num, Num]:
+    """A closed-loop request's residency on the GPU split at its first token: (the GPU's TTFT s, its decode window
+    s), adding up to the request cycle `cycle_s` (s: the GPU's time for the N sequences in flight to run their
+    prompts and decodes once, `steady_cycle`'s t x n_it, the churn's prefills again in). Each of the N requests
+    lives through one whole cycle: its prompt, the other N - 1 prompts and every decode in it. `gpu_s`: its GPU
+    TTFT as the prompts that arrive with it and the queue ahead of it price it (`gpu_ttft_s`, s: a run's mean, its
+    start-up wave in, whose requests wait for the others' prompts before their first token and so hold fewer of
+    them in their windows); `bounds` (s per
+    output token after the first, `steady_split`'s): the window's least and most. The window holds the cycle's
+    work beyond that TTFT, its osl - 1 iterations carrying at most their budget of the others' prompt chunks
+    (vLLM and TensorRT-LLM mix chunks into the decode iterations); the others' prompt work beyond that queues
+    before the first token: TTFT = max(`gpu_s`, cycle - the most window). Where the TTFT already holds more than
+    the cycle leaves beyond the least window, both stay (the residency then exceeds the cycle). Continuous in
+    every argument; at output_len == 1 the TTFT holds the cycle."""
+    lo, hi = (np.maximum(np.asarray(osl, dtype=float) - 1.0, 0.0) * b for b in bounds)
+    return np.maximum(gpu_s, cycle_s - hi), np.clip(cycle_s - gpu_s, lo, np.maximum(hi, lo))
 
 
 def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, prompts: Num = None,
@@ -865,20 +915,19 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     next request when it has read the previous one's last token): the GPU's (`gpu_ttft_s`) plus the host time
     before the first token (`host_ttft_s`), plus, with `conc` clients per replica above the N slots, the wait for a
     slot (`queue_waits`: the host time spent outside the queue taken off it; the prompts that waited for one
-    admitted as it frees: `saturated_share`). `cycle_s`: the steady state's
+    admitted as it frees: `saturated_share`; with `conc` the GPU's TTFT and the decode window split the cycle,
+    `cycle_split`). `cycle_s`: the steady state's
     iteration time x iterations per request cycle, when the caller has it. `n_it`: `steady_work`'s iterations per
     cycle of these arguments where the caller has them (None: derived here)."""
-    window = None
-    if conc is not None:
-        t, n_all, _, _, (tok, _) = steady_cycle(p, N, isl, osl, mnt)
-        cycle_s = t * n_all if cycle_s is None else cycle_s
-        window = (osl - 1.0) * tok
     host = host_ttft_s(p, N)
     if conc is None:
         return gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it) + host
+    # the clients' closed loop: the TTFT and window split the cycle (`cycle_split`)
+    t, n_all, _, _, _, bounds = steady_split(p, N, isl, osl, mnt)
+    cycle_s = t * n_all if cycle_s is None else cycle_s
     released = released_prompt_s(p, N, isl, osl, mnt, n_it)
-    sat = saturated_share(N, conc, host, released + window, p.pp)
-    gpu = gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat, released)
+    sat = saturated_share(N, conc, host, sum(cycle_split(cycle_s, released, osl, bounds)), p.pp)
+    gpu, window = cycle_split(cycle_s, gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat, released), osl, bounds)
     return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, window, 0.0, host=host)[0]
 
 
@@ -1584,7 +1633,8 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # read (the same where no `prompts` bound): each formed once
     work = steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone, prompts)
     closed = work[0] if prompts is None else steady_work(N, isl, osl, mnt_it, p.coeffs.prefill_alone)[0]
-    t, n_it, D, busy, (tok, its) = steady_cycle(p, N, isl, osl, mnt_it, prompts, balance, balance_on, lanes, work)
+    t, n_it, D, busy, (tok, its), (lo, hi) = steady_split(p, N, isl, osl, mnt_it, prompts, balance, balance_on,
+                                                          lanes, work)
     # SGLang's retraction churn, vLLM's preemptions (`retraction_churn`): the cycle grows by the prefills again
     rho, redo_s, hold = retraction_churn(p, N, isl, osl, mnt, conc, kv_bound, np.asarray(cached) > 0, cap)
     cycle = t * n_it
@@ -1592,18 +1642,35 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # TPOT times the decode window after the first token, as the engines' benchmarks do (`per_window_token`): the
     # cycle less the request's own prompt iterations, which its TTFT holds (`steady_cycle`); the churn's prefills
     # again fall inside it. So the GPU holds a request's slot TTFT + (osl - 1) TPOT
-    tok = np.where(rho > 0, tok + redo_s * per_window_token(osl, n_it), tok)
-    window = (osl - 1.0) * tok
+    redo_tok = np.where(rho > 0, redo_s * per_window_token(osl, n_it), 0.0)
+    bounds = (np.where(np.asarray(osl) > 1, lo + redo_tok, lo), np.where(np.asarray(osl) > 1, hi + redo_tok, hi))
     host = host_ttft_s(p, N)
     # the GPU's, before any wait for a slot; the prompts that wait for one are admitted as it frees
     # (`saturated_share`: its residency from the released prompt's iterations, the start-up wave left out)
     sat, released = 0.0, None
-    if conc is not None:
+    if conc is not None:    # (its residency split as the closed loop's below, `cycle_split`)
         released = released_prompt_s(p, N, isl, osl, mnt_it, closed)
-        sat = saturated_share(N, conc, host, released + window, p.pp)
+        sat = saturated_share(N, conc, host, sum(cycle_split(cycle, released, osl, bounds)), p.pp)
     gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed, sat, released)
+    balance_s = 0.0
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
-        gpu = gpu + balance_hold_s(p, N, isl, osl, mnt_it, n_it, gpu, prompts, balance, balance_on)
+        balance_s = balance_hold_s(p, N, isl, osl, mnt_it, n_it, gpu, prompts, balance, balance_on)
+    tok = tok + redo_tok
+    window = (osl - 1.0) * tok
+    if conc is not None:
+        # a closed loop of clients, whose rate Little's law reads off TTFT + window: the two split the cycle, the
+        # window holding the cycle's work beyond the TTFT and the others' prompts beyond its iterations' budget
+        # queuing before the first token (`cycle_split`). Without clients the cycle itself sets the rate, and an
+        # open loop (`serving.analytical`, `prompts`) prices its own waits: the window stays the cycle less the own
+        # prompt's iterations. The attention-DP balance's hold is a wait beyond the cycle's work, kept apart
+        gpu, window = cycle_split(cycle, gpu, osl, bounds)
+        tok = np.where(np.asarray(osl) > 1, window * per_window_token(osl, n_it), tok)
+        # where prefill batches pause the decodes (SGLang) the window's iterations per token: its decode step and
+        # the share of the cycle's other prefill batches the window holds (none at its least, all at its most)
+        span = (hi - lo) * np.maximum(osl - 1.0, 0.0)
+        its = 1.0 + (its - 1.0) * np.clip((window - lo * np.maximum(osl - 1.0, 0.0))
+                                          / np.where(span > 0, span, 1.0), 0.0, 1.0)
+    gpu = gpu + balance_s
     # the wait for a slot: the host time before the first token holds none (`host_ttft_s`), and a client sends its
     # next request once it has read its last (the simulator's clients, `serving.simulator._frame`'s host delay),
     # so the host time is spent outside the queue (`queue_waits`)

@@ -205,12 +205,15 @@ def test_max_throughput_adds_the_wait_to_the_attention_dp_rows_and_leaves_the_ot
     # iteration (one: n_it = osl), whose wait is in its TTFT; the other prefill iterations' waits are in it
     win0, win1 = (steady_cycle(q, N, isl, osl, mnt)[4][0] for q in (p, replace(p, solo=solo)))
     assert n_it == osl and win1 > win0 * 1.02
-    assert float(r["tpot_ms"].iloc[0]) == pytest.approx(win1 * 1e3, rel=1e-9)
     assert win1 < t1 * n_it / osl                   # the own prompt iteration (above the mean) left out
+    # the closed loop's window is the cycle less the GPU TTFT (`estimate.cycle_split`): here (clients twice the
+    # slots) a released prompt's TTFT and the run's start-up wave (2.5 % of the cycle), so within 3 % of win1
+    tpot = float(r["tpot_ms"].iloc[0]) * 1e-3
+    assert 0.97 * win1 < tpot < 1.03 * win1 and (osl - 1) * tpot < t1 * n_it
     a = inference.max_throughput(MODEL, "H200-SXM-141GB", tp=2, engine="vllm", input_len=isl, output_len=osl,
                                  concurrency=N, max_num_tokens=mnt)
-    assert float(a["tpot_ms"].iloc[0]) == pytest.approx(steady_cycle(_prepared(1, 1, tp=2), N, isl, osl, mnt)[4][0]
-                                                        * 1e3, rel=1e-12)
+    win = float(steady_cycle(_prepared(1, 1, tp=2), N, isl, osl, mnt)[4][0])
+    assert 0.97 * win < float(a["tpot_ms"].iloc[0]) * 1e-3 < 1.03 * win
 
 
 def test_more_ranks_wait_more():

@@ -59,14 +59,17 @@ def test_more_clients_than_slots_spend_the_host_time_outside_the_queue():
         host = float(bd.loc[bd["phase"] == "ttft", "front_end"].iloc[0])
         assert host > 5.0                                        # an engine's API server: tens of ms
         e2e, ttft, tpot = (r[k].to_numpy(float) for k in ("e2e_ms", "ttft_ms", "tpot_ms"))
-        assert tpot[1] == pytest.approx(tpot[0], rel=1e-12)          # the same decode window
-        window = 255.0 * tpot[0]
-        gpu0 = e2e[0] - host - window
+        window0, window1 = 255.0 * tpot[0], 255.0 * tpot[1]
+        gpu0 = e2e[0] - host - window0
         # at 64 the cycle is 64 / 16 residencies, each the GPU's TTFT of a prompt admitted as a slot frees
         # (`estimate.released_prompt_work`: no round of prompts queued ahead) and the window
         residency = e2e[1] / 4.0
-        gpu1 = residency - window
+        gpu1 = residency - window1
         assert 0.0 < gpu1 < gpu0
+        # either way the residency is the GPU's request cycle (`estimate.cycle_split`): the released prompt's
+        # shorter TTFT leaves more of the others' prompts to its window
+        assert residency == pytest.approx(gpu0 + window0, rel=1e-9)
+        assert tpot[1] > tpot[0]
         # the queue is the slot wait less the host time: TTFT = host + GPU + 3 residencies - host
         assert ttft[1] == pytest.approx(gpu1 + 3.0 * residency, rel=1e-9)
 
@@ -96,17 +99,21 @@ def _cycle_parts(bd):
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
 def test_tpot_times_the_decode_window_the_cycle_less_the_own_prompt(engine):
     # TPOT as the engines' benchmarks time it, (e2e - TTFT) / (osl - 1) (vLLM's benchmarks/serve.py): of the cycle of
-    # the sequences in flight (an MoE model: prefill iterations and pure decode steps), the request's own prefill
-    # iteration is in its TTFT (64 x 2k prompts: one iteration each, beside decodes or alone as SGLang runs them); the
-    # others' prefill iterations and the decode steps are in its window. It read cycle / osl before, the own
-    # iteration counted twice
+    # the sequences in flight (an MoE model: prefill iterations and pure decode steps), the request's GPU TTFT (its
+    # own prompt, those that arrived with it and the queue ahead: 64 x 2k prompts, beside decodes or alone as SGLang
+    # runs them) and its window (the decodes and the others' prompts) add up to the cycle (`estimate.cycle_split`).
+    # It read cycle / osl before, the own iteration counted twice; then the window was the cycle less a full prefill
+    # iteration, whatever the TTFT held
     kw = dict(tp=2, ep=2, engine=engine, input_len=2048, output_len=256, concurrency=64)
     r = _rows("Qwen3-30B-A3B", "H200-SXM-141GB", 2, 2, 1, engine, 1, 2048, 256, 64.0, None)
     bd = served_breakdown("Qwen3-30B-A3B", "H200-SXM-141GB", **kw)
     cycle, own, tpot = _cycle_parts(bd)
+    ttft = bd[bd["phase"] == "ttft"].iloc[0]
     assert float(r["tpot_ms"].iloc[0]) == pytest.approx(tpot["total_ms"], rel=1e-9)
-    assert 255.0 * tpot["total_ms"] + own == pytest.approx(cycle, rel=1e-9)
-    assert own > 2.0 * cycle / 256.0 and tpot["total_ms"] < cycle / 256.0
+    assert ttft["queue"] == 0.0      # 64 clients, as many slots
+    assert 255.0 * tpot["total_ms"] + ttft["total_ms"] - ttft["front_end"] == pytest.approx(cycle, rel=1e-9)
+    # a full prefill iteration exceeds two mean ones; the window's iterations carry less than a full one each
+    assert own > 2.0 * cycle / 256.0 and tpot["total_ms"] < own
     e2e, ttft = float(r["e2e_ms"].iloc[0]), float(r["ttft_ms"].iloc[0])
     assert e2e - ttft == pytest.approx(255.0 * tpot["total_ms"], rel=1e-9)
 

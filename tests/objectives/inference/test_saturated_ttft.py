@@ -81,8 +81,7 @@ def test_the_ttft_is_continuous_as_the_clients_pass_the_slots(engine, isl, osl):
     share = saturated_share(N, conc, host, 1.0)
     assert share[0] == 0.0 and share[1] < 1e-5 and np.all(np.diff(share) >= 0) and share[-1] == 1.0
     # at 64: the GPU's part is the released prompt's iteration(s) and the start-up wave's share, under the round's
-    t, n_all, _, _, (tok, _) = steady_cycle(p, N, isl, osl, mnt)
-    window = (osl - 1.0) * tok
-    # TTFT = gpu + host + (64 - 16) / 16 x (gpu + window) - host => gpu = (TTFT - 3 window) / 4
-    gpu = (ttft[-1] - 3.0 * window) / 4.0
+    t, n_all, _, _, _ = steady_cycle(p, N, isl, osl, mnt)
+    # TTFT = gpu + host + (64 - 16) / 16 x (gpu + window) - host, gpu + window the cycle (`estimate.cycle_split`)
+    gpu = ttft[-1] - 3.0 * t * n_all
     assert float(released_prompt_s(p, N, isl, osl, mnt)) <= gpu + 1e-12 < float(alone) - host

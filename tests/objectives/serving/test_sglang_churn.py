@@ -47,10 +47,12 @@ def test_no_churn_where_the_cache_does_not_bind():
     (vLLM's preemption churn: test_vllm_preemption_churn; TensorRT-LLM admits whole sequences, never preempts.)"""
     for conc, engine, mbs in ((8, "sglang", 4096), (64, "trtllm", 4096), (64, "sglang", 8)):
         r = _closed(1024, 8192, conc, engine, mbs)
-        # the cycle's TPOT: its steady state's, no requeue; the clients' requests/s conc / e2e (Little's law)
+        # the cycle's TPOT: its steady state's, no requeue; the clients' requests/s conc / e2e (Little's law). Beyond
+        # the slots a prompt admitted as one frees has a shorter GPU TTFT, which leaves the window of 8,191 tokens
+        # that much more of the cycle (`estimate.cycle_split`: 2e-4 here)
         ss = inference.max_throughput(M, G, tp=1, engine=engine, input_len=1024, output_len=8192,
                                       max_batch_size=mbs, concurrency=r["batch_size"]).iloc[0]
-        assert r["tpot_ms"] == pytest.approx(ss["tpot_ms"], rel=1e-9)
+        assert r["tpot_ms"] == pytest.approx(ss["tpot_ms"], rel=1e-9 if conc <= r["batch_size"] else 1e-3)
         assert r["e2e_ms"] == pytest.approx(conc * 8192 * 1e3 / r["throughput_tok_s"], rel=1e-9)
     r = _closed(1024, 8192, 64)
     assert r["e2e_ms"] == pytest.approx(r["ttft_ms"] + 8191 * r["tpot_ms"], rel=1e-12)
