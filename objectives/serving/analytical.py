@@ -70,7 +70,9 @@ Workloads and what the model does with them:
   of its time its prompts' prefills hold the iterations, `_window_steps`). A request's TPOT replays the trace's
   own requests (`_trace_tpot`): the prompts' prefill work as a fluid FCFS queue in arrival order, each request
   decoding a step of every idle ms and a token on every prompt iteration from its prefill's end, so a burst of
-  long prompts slows the requests that decode beside it (the mean and percentiles over its requests). The
+  long prompts slows the requests that decode beside it (the mean and percentiles over its requests); over dp x
+  attention-DP ranks each rank replays its share, the router spreading the requests in arrival order
+  (`split_lives`), so a burst is split between the ranks. The
   disaggregated prefill
   pool under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched
   rate, and under a trace's own arrivals the same windows (no slots: a prompt leaves the pool when prefilled),
@@ -991,6 +993,7 @@ class ServingModel:
         # a trace replayed with its own arrivals: its requests in arrival order, for the decodes' stalls behind the
         # prompts that really arrive during each request's decode (`trace_lives`, `ServingModel._trace_tpot`)
         self._lives = trace_lives(workload, self._len_nodes[0]) if self._len_nodes is not None else None
+        self._splits: dict[int, tuple[TraceLives, np.ndarray]] = {}    # its shares over ranks (`split_lives`)
         # requests sharing an arrival time: E[X] of their number X (1: no ties)
         self._batch = (workload.arrival_batches() or (1.0, 1.0))[0]
         # the prompt a decoding sequence holds in the KV cache on average: its prompt weighted by its decode steps,
@@ -2680,7 +2683,8 @@ class ServingModel:
             col = (lambda v: np.broadcast_to(np.asarray(v, dtype=float), (n,))[fits])
             tr = self._trace_tpot((S_ride / lanes[:, None])[fits], col(lam_ms), col(decode_only), col(board),
                                   col(step_max), col(budget), np.asarray(plain, dtype=bool)[fits],
-                                  None if ride_extra is None else col(ride_extra))
+                                  None if ride_extra is None else col(ride_extra), col(d.dp * d.attn_dp),
+                                  col(slots))
             for key, name in (("mean", "tpot_trace"), *((p, f"tpot_trace_{p}") for p in PERCENTILES)):
                 out[name] = np.full(n, np.nan)
                 out[name][fits] = tr[key]
@@ -2688,7 +2692,8 @@ class ServingModel:
 
     def _trace_tpot(self, work: np.ndarray, lam_ms: np.ndarray, step: np.ndarray, board: np.ndarray,
                     step_max: np.ndarray, budget: np.ndarray, plain: np.ndarray,
-                    extra: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    extra: np.ndarray | None = None, ranks: np.ndarray | None = None,
+                    slots: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """TPOT (ms; the mean and `PERCENTILES` over the requests that decode) of replicas replaying a trace's own
         requests (`TraceLives`: their arrivals, at ``lam_ms`` requests per ms, and their lengths): the prompts
         stall the decodes by the prefill work that really runs during each request's decode, so a burst of long
@@ -2699,30 +2704,54 @@ class ServingModel:
         the wait for the iteration a prefilled prompt's first decode goes into (ms); ``step_max``: the longest
         iteration (ms), the most a TPOT can be; ``budget``: the prompt tokens an iteration beside the decodes holds;
         ``plain``: whole prompts (no chunked prefill); ``extra``: the decodes' own time in an iteration that
-        carries a prompt (ms; None: 0). Vectorized over deployments x requests, `TRACE_BLOCK` elements at a
-        time."""
-        lv = self._lives
-        assert lv is not None
+        carries a prompt (ms; None: 0); ``ranks``: the scheduling ranks of each deployment (dp x attention DP; None:
+        1), over which the router splits the trace (`split_lives`: each rank replays its share at ``lam_ms``);
+        ``slots``: the sequences a rank holds at once (None: no limit; `slot_admissions`).
+        Vectorized over deployments x requests, `TRACE_BLOCK` elements at a time."""
+        full = self._lives
+        assert full is not None
         n, K = work.shape
-        R = len(lv.t)
-        dec = np.flatnonzero(lv.decodes)
         out = {"mean": np.full(n, np.nan), **{p: np.full(n, np.nan) for p in PERCENTILES}}
-        if not len(dec):
+        if not full.decodes.any():
             return out
-        nxt = np.minimum(lv.node + 1, K - 1)
-        block = max(1, TRACE_BLOCK // R)
-        for lo in range(0, n, block):
-            r = slice(lo, min(lo + block, n))
-            S = work[r][:, lv.node] * (1.0 - lv.frac) + work[r][:, nxt] * lv.frac         # (b, R) ms
-            tpot = trace_decode_tpot(lv, np.maximum(np.asarray(lam_ms, dtype=float)[r], 1e-300), S, step[r],
-                                     np.asarray(board, dtype=float)[r], budget[r], np.asarray(plain, dtype=bool)[r],
-                                     None if extra is None else extra[r])
-            tpot = np.minimum(tpot, step_max[r, None])
-            out["mean"][r] = tpot.mean(axis=1)
-            qs = np.quantile(tpot, [Z_Q[p] for p in PERCENTILES], axis=1)
-            for p, v in zip(PERCENTILES, qs):
-                out[p][r] = v
+        lam_ms, board = np.asarray(lam_ms, dtype=float), np.asarray(board, dtype=float)
+        plain = np.asarray(plain, dtype=bool)
+        ranks = np.ones(n, dtype=np.int64) if ranks is None else np.maximum(np.round(ranks), 1).astype(np.int64)
+        for D in np.unique(ranks):
+            # each of a deployment's D ranks replays its own share of the trace (`split_lives`), one row each
+            lv, cols = (full, None) if D == 1 else self._split_lives(int(D))
+            rows_d = np.flatnonzero(ranks == D)
+            nxt = np.minimum(lv.node + 1, K - 1)
+            block = max(1, TRACE_BLOCK // lv.t.size)
+            for lo in range(0, len(rows_d), block):
+                r = rows_d[lo:lo + block]
+                rr = np.repeat(r, D)                                                    # (deployment, rank) rows
+                if D == 1:
+                    sub, wk = lv, work[r]
+                    S = wk[:, lv.node] * (1.0 - lv.frac) + wk[:, nxt] * lv.frac        # (b, R) ms
+                else:
+                    sub = TraceLives(*(np.tile(getattr(lv, f.name), (len(r), 1)) for f in fields(lv)))
+                    wk, i = work[rr], np.arange(len(rr))[:, None]
+                    S = wk[i, sub.node] * (1.0 - sub.frac) + wk[i, np.tile(nxt, (len(r), 1))] * sub.frac
+                    S = np.where(sub.prompts > 0, S, 0.0)                               # the padding: no work
+                tpot = trace_decode_tpot(sub, np.maximum(lam_ms[rr], 1e-300), S, step[rr], board[rr], budget[rr],
+                                         plain[rr], None if extra is None else extra[rr],
+                                         None if slots is None else slots[rr])
+                if cols is not None:                  # the deployment's decoding requests over its ranks
+                    tpot = tpot.reshape(len(r), -1)[:, cols]
+                tpot = np.minimum(tpot, step_max[r, None])
+                out["mean"][r] = tpot.mean(axis=1)
+                qs = np.quantile(tpot, [Z_Q[p] for p in PERCENTILES], axis=1)
+                for p, v in zip(PERCENTILES, qs):
+                    out[p][r] = v
         return out
+
+    def _split_lives(self, ranks: int) -> tuple[TraceLives, np.ndarray]:
+        """`split_lives` of the workload's trace over ``ranks`` ranks, kept per count."""
+        if ranks not in self._splits:
+            assert self._lives is not None
+            self._splits[ranks] = split_lives(self._lives, ranks)
+        return self._splits[ranks]
 
     def _window_steps(self, d: Deployments, held: np.ndarray, adm: np.ndarray, es_ride: np.ndarray,
                       es_long: np.ndarray, step_max: np.ndarray) -> np.ndarray:
@@ -3033,6 +3062,9 @@ SLOT_FLUID_STEPS = 8
 #: most elements (deployments x requests) of one block of `ServingModel._trace_tpot`'s arrays (memory bound: a
 #: long trace over a whole grid is priced a block of deployments at a time)
 TRACE_BLOCK = 1 << 21
+#: passes of `trace_decode_tpot`'s slot limit: each admits the requests the slots hold back on the departures of
+#: the pass before (the first on those of the trace without the limit)
+SLOT_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -3074,13 +3106,41 @@ def trace_lives(workload: Workload, lengths: np.ndarray) -> TraceLives | None:
     return TraceLives((a - a[0]) * (len(a) - 1) / span, node, frac, steps, steps >= 1, L)
 
 
+def split_lives(lv: TraceLives, ranks: int) -> tuple[TraceLives, np.ndarray]:
+    """The sub-traces of ``lv`` that ``ranks`` scheduling ranks replay when a router spreads the trace's requests
+    over them in arrival order, request k to rank k mod ranks: the simulator's least-loaded router
+    (`serving.engine._Engine._route`, the fewest requests assigned and not gone) sends each request of a burst to
+    another rank, so a burst of long prompts is split between the ranks instead of each rank replaying it whole.
+    Returns a `TraceLives` whose fields are (ranks, ceil(R / ranks)), one sub-trace a row, times in the rank's own
+    mean gaps (t / ranks: a rank offered 1 / ranks of the requests sees its k-th at about k), padded at the end
+    with requests of no prompt and no decode at the row's last arrival (``prompts`` 0: the caller gives them no
+    work); and the positions, in that layout flattened, of the trace's decoding requests (`TraceLives.decodes`,
+    each once)."""
+    R = len(lv.t)
+    m = -(-R // ranks)
+    idx = np.arange(m * ranks).reshape(m, ranks).T                    # (ranks, m): rank j holds j, j + ranks, ...
+    real = idx < R
+    last = np.where(real, idx, 0).max(axis=1, keepdims=True)          # each row's last real request (ascending)
+    k = np.where(real, idx, last)
+
+    def take(v: np.ndarray, pad: Any) -> np.ndarray:
+        return np.where(real, v[k], pad)
+
+    sub = TraceLives(lv.t[k] / ranks, take(lv.node, 0), take(lv.frac, 0.0), take(lv.steps, 0.0),
+                     take(lv.decodes, False), take(lv.prompts, 0.0))
+    return sub, np.flatnonzero(sub.decodes.ravel())
+
+
 def trace_decode_tpot(lv: TraceLives, lam: np.ndarray, S: np.ndarray, step: np.ndarray, board: np.ndarray,
-                      budget: np.ndarray, plain: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+                      budget: np.ndarray, plain: np.ndarray, extra: np.ndarray | None,
+                      slots: np.ndarray | None = None) -> np.ndarray:
     """TPOT (ms, (b, decoding requests)) of each decoding request of a trace (`TraceLives` ``lv``) at b replicas:
     ``lam`` (b,) requests per ms, ``S`` (b, R) each request's prefill work on the iterations (ms, 0 for a prompt
     that runs alone), ``step`` (b,) a decode-only step (ms), ``board`` (b,) the wait for the iteration a request's
     first decode goes into (ms), ``budget`` (b,) the prompt tokens an iteration beside the decodes holds, ``plain``
     (b,) whole prompts, ``extra`` (b,) the decodes' own time in an iteration carrying a prompt (ms; None: 0).
+    ``lv``'s fields are (R,), one trace every row replays, or (b, R), a trace a row (`split_lives`' sub-traces, each
+    row's times nondecreasing): then the result is (b, R), NaN where a request does not decode.
 
     The prefill work is a fluid queue in arrival order (FCFS, one server: an engine runs its iterations back to back
     while prompts wait): the backlog after arrival k, V_k = max over j <= k of (work of j..k - (a_k - a_j)), is the
@@ -3092,59 +3152,117 @@ def trace_decode_tpot(lv: TraceLives, lam: np.ndarray, S: np.ndarray, step: np.n
     nondecreasing. Request i decodes from s_i = a_i + V_i + ``board`` (its own prefill done); its O_i - 1 steps end
     at the first e_i with G(e_i) = G(s_i) + (O_i - 1) step: found per row by one search over the arrivals (G at each
     arrival and at the end of the busy stretch after it) and, inside a busy stretch, one over the prompt
-    iterations. TPOT_i = (e_i - s_i) / (O_i - 1)."""
+    iterations. TPOT_i = (e_i - s_i) / (O_i - 1). ``slots`` (b,): at most that many requests in flight (None: no
+    limit), a request's prompt entering the fluid when it takes a slot (`slot_admissions`), not at its arrival:
+    the slots spread a burst's prompts over the departures that free them."""
     b, R = S.shape
-    rows = np.arange(b)[:, None]
     lam = lam[:, None]
-    a = lv.t[None, :] / lam                                                              # arrivals (ms)
-
-    def queue(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """cumulative work A, backlog after (V) and before (W) each arrival, idle time F by each arrival"""
-        A = np.cumsum(S, axis=1)
-        V = A - a - np.minimum.accumulate(A - S - a, axis=1)
-        W = np.concatenate([np.zeros((b, 1)), np.maximum(V[:, :-1] - np.diff(a, axis=1), 0.0)], axis=1)
-        return A, V, W, a - (A - S) + W
-
-    A, V, W, F = queue(S)
-    share = lv.prompts[None, :] / budget[:, None]
+    per_row = np.ndim(lv.t) == 2
+    dec = np.arange(R) if per_row else np.flatnonzero(lv.decodes)
+    t, decodes = np.atleast_2d(lv.t), np.atleast_2d(lv.decodes)
+    # every request's decode steps, those that do not decode as if one (per row: dropped at the end)
+    n_steps = np.maximum(np.atleast_2d(lv.steps), 1.0) if per_row else lv.steps[dec][None, :]
+    share = np.atleast_2d(lv.prompts) / budget[:, None]
     alone = np.where(plain[:, None], 1.0, np.maximum(np.ceil(share - 1e-9), 1.0))
-    chunks = np.where(S > 0, np.where(W > 0, share, alone), 0.0)
-    if extra is not None:
-        S = S + chunks * extra[:, None]
-        A, V, W, F = queue(S)
-    C = np.cumsum(chunks, axis=1)
+    a0 = t / lam                                                                         # arrivals (ms)
 
     def search(x: np.ndarray, q: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
-        """each row's searchsorted of q (b, m) in x (b, R), nondecreasing along rows: one search, rows offset"""
+        """each row's searchsorted of q (rows, m) in x (rows, R), nondecreasing along rows: one search, rows
+        offset"""
+        rows = np.arange(len(x))[:, None]
         big = 2.0 * (max(float(np.abs(x).max()), float(np.abs(q).max())) + 1.0)
         j = np.searchsorted((x + rows * big).ravel(), (q + rows * big).ravel(), side=side).reshape(q.shape)
         return j - rows * R
 
-    def iterations(done: np.ndarray) -> np.ndarray:
-        """prompt iterations run by the time ``done`` ms of work is done, (b, m)"""
-        m = np.clip(search(A, done, "left"), 0, R - 1)
-        part = np.clip(1.0 - (A[rows, m] - done) / np.maximum(S[rows, m], 1e-300), 0.0, 1.0)
-        return C[rows, m] - chunks[rows, m] * (1.0 - part)
+    def replay(h: np.ndarray | slice, a: np.ndarray,
+               own: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """rows ``h``' decoding requests' starts s and ends e (ms), every request's departure (its prefill's end
+        where it does not decode) and the time from its prompt's start to it (ms), prompts entering the fluid at
+        ``a`` (ms, those rows'); ``own``: a is the trace's own times / lam"""
+        def pick(x: np.ndarray) -> np.ndarray:
+            return x[h] if len(x) == b else x
 
-    st = step[:, None]
-    # G at each arrival (before its work) and at the end of the busy stretch after it (before the next arrival)
-    g_start = F + st * iterations(A - V)
-    after = np.concatenate([W[:, 1:], np.zeros((b, 1))], axis=1)       # backlog left at the next arrival
-    g_end = F + st * iterations(A - after)
-    dec = np.flatnonzero(lv.decodes)
-    s = (a + V)[:, dec] + board[:, None]
-    k = np.maximum(np.searchsorted(lv.t, s * lam, side="right") - 1, 0)               # last arrival <= s
-    idle = F[rows, k] + np.maximum(s - a[rows, k] - V[rows, k], 0.0)
-    y = idle + st * iterations(s - idle) + lv.steps[dec][None, :] * st
-    j = np.clip(search(g_start, y, "right") - 1, 0, R - 1)                            # last arrival with G <= y
-    # inside the busy stretch after arrival j: the work done when the iterations reach (y - F_j) / step
-    it = (y - F[rows, j]) / st
-    m = np.clip(search(C, it, "left"), 0, R - 1)
-    done = A[rows, m] - S[rows, m] * np.clip((C[rows, m] - it) / np.maximum(chunks[rows, m], 1e-300), 0.0, 1.0)
-    busy = a[rows, j] + done - (A[rows, j] - V[rows, j])
-    # ... or past it, idle: the stretch's end plus the rest
-    e = np.where(y <= g_end[rows, j], busy, a[rows, j] + V[rows, j] - after[rows, j] + (y - g_end[rows, j]))
-    return (e - s) / lv.steps[dec][None, :]
+        bh = len(a)
+        rows = np.arange(bh)[:, None]
+        st, S = step[h][:, None], S0[h]
+
+        def queue(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            """cumulative work A, backlog after (V) and before (W) each arrival, idle time F by each arrival"""
+            A = np.cumsum(S, axis=1)
+            V = A - a - np.minimum.accumulate(A - S - a, axis=1)
+            W = np.concatenate([np.zeros((bh, 1)), np.maximum(V[:, :-1] - np.diff(a, axis=1), 0.0)], axis=1)
+            return A, V, W, a - (A - S) + W
+
+        A, V, W, F = queue(S)
+        chunks = np.where(S > 0, np.where(W > 0, pick(share), alone[h]), 0.0)
+        if extra is not None:
+            S = S + chunks * extra[h][:, None]
+            A, V, W, F = queue(S)
+        C = np.cumsum(chunks, axis=1)
+
+        def iterations(done: np.ndarray) -> np.ndarray:
+            """prompt iterations run by the time ``done`` ms of work is done, (bh, m)"""
+            m = np.clip(search(A, done, "left"), 0, R - 1)
+            part = np.clip(1.0 - (A[rows, m] - done) / np.maximum(S[rows, m], 1e-300), 0.0, 1.0)
+            return C[rows, m] - chunks[rows, m] * (1.0 - part)
+
+        # G at each arrival (before its work) and at the end of the busy stretch after it (before the next arrival)
+        g_start = F + st * iterations(A - V)
+        after = np.concatenate([W[:, 1:], np.zeros((bh, 1))], axis=1)       # backlog left at the next arrival
+        g_end = F + st * iterations(A - after)
+        s = (a + V)[:, dec] + board[h][:, None]
+        if own and not per_row:
+            k = np.maximum(np.searchsorted(lv.t, s * lam[h], side="right") - 1, 0)    # last arrival <= s
+        else:
+            k = np.maximum(search(a, s, "right") - 1, 0)
+        idle = F[rows, k] + np.maximum(s - a[rows, k] - V[rows, k], 0.0)
+        y = idle + st * iterations(s - idle) + pick(n_steps) * st
+        j = np.clip(search(g_start, y, "right") - 1, 0, R - 1)                        # last arrival with G <= y
+        # inside the busy stretch after arrival j: the work done when the iterations reach (y - F_j) / step
+        it = (y - F[rows, j]) / st
+        m = np.clip(search(C, it, "left"), 0, R - 1)
+        done = A[rows, m] - S[rows, m] * np.clip((C[rows, m] - it) / np.maximum(chunks[rows, m], 1e-300), 0.0, 1.0)
+        busy = a[rows, j] + done - (A[rows, j] - V[rows, j])
+        # ... or past it, idle: the stretch's end plus the rest
+        e = np.where(y <= g_end[rows, j], busy, a[rows, j] + V[rows, j] - after[rows, j] + (y - g_end[rows, j]))
+        gone = a + V
+        gone[:, dec] = np.where(pick(decodes)[:, dec], e, gone[:, dec])
+        return s, e, gone, gone - (a + W)
+
+    S0 = S
+    s, e, gone, hold = replay(slice(None), a0, True)
+    if slots is not None:
+        # at most ``slots`` requests in flight, admitted in arrival order: a request the slots hold back enters
+        # the fluid when one frees (`slot_admissions`), where the requests in flight at an arrival (those before
+        # it not yet gone) reach the slots
+        n_in = np.arange(R)[None, :] - search(np.sort(gone, axis=1), a0, "right")
+        h = np.flatnonzero((n_in >= slots[:, None]).any(axis=1))
+        for _ in range(SLOT_PASSES if len(h) else 0):
+            adm = slot_admissions(a0[h], hold[h], slots[h])
+            s[h], e[h], _, again = replay(h, adm, False)
+            # ... each holding its slot from its prompt's start as long as the pass before found, half-way to
+            # this pass's (a damped fixed point: the lives the slots shorten free them sooner)
+            hold[h] = 0.5 * (hold[h] + again)
+    tpot = (e - s) / n_steps
+    return np.where(decodes, tpot, np.nan) if per_row else tpot
+
+
+def slot_admissions(arrive: np.ndarray, hold: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """When each request (ms, (b, R): rows of requests in arrival order ``arrive``) takes one of ``slots`` (b,)
+    slots admitted in arrival order (vLLM's ``max_num_seqs``: the scheduler admits a waiting request while fewer
+    run), holding it ``hold`` ms: the first slot to free, not before its arrival nor the request before it
+    (Kiefer-Wolfowitz's recursion on the slots' free times, one step a request over all rows at once)."""
+    b, R = arrive.shape
+    n = np.minimum(np.maximum(np.asarray(slots, dtype=float), 1.0), R).astype(np.int64)
+    free = np.where(np.arange(int(n.max()))[None, :] < n[:, None], -np.inf, np.inf)
+    adm = np.empty_like(arrive)
+    rows, last = np.arange(b), np.full(b, -np.inf)
+    for k in range(R):
+        j = np.argmin(free, axis=1)
+        last = np.maximum(np.maximum(arrive[:, k], free[rows, j]), last)
+        adm[:, k] = last
+        free[rows, j] = last + hold[:, k]
+    return adm
 
 
 def quantile_nodes(values: np.ndarray, edges: tuple[float, ...] = LENGTH_BINS) -> tuple[np.ndarray, np.ndarray]:
