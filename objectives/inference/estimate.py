@@ -1151,11 +1151,17 @@ def formed_ahead_iters(p: Prepared, N: Num) -> Num:
     nothing to run forms its step ahead too where it runs an idle batch through the overlap loop
     (`profiles.forms_idle_ahead`: SGLang, TensorRT-LLM; vLLM's runs its dummy batch synchronously): there the busy
     share is its group's (`group_clients`), as the simulator's `serving.engine._Group` lags it."""
-    N = np.asarray(N, dtype=float)
-    busy = np.clip(N - 1.0, 0.0, 1.0)
-    group = np.clip(group_clients(p, N) - 1.0, 0.0, 1.0)
-    busy = busy + _idle_ahead(p) * (group - busy)
+    busy = np.clip(ahead_clients(N, group_clients(p, N), _idle_ahead(p)) - 1.0, 0.0, 1.0)
     return np.asarray(p.coeffs.overlap, dtype=float) * (np.asarray(p.pp) <= 1) * busy
+
+
+def ahead_clients(N: Num, group: Num, idle_ahead: Num) -> Num:
+    """The clients (per row) whose steps keep a scheduler with N of its own forming its next step ahead: its own N,
+    or where an idle attention-DP rank forms its step ahead (`idle_ahead` 1.0 per row: `profiles.forms_idle_ahead`)
+    its group's `group` (`group_clients`; the open loop's analogue: `serving.analytical`'s). The closed form's
+    `formed_ahead_iters` and the open loop's overlap wait read it."""
+    N = np.asarray(N, dtype=float)
+    return N + np.asarray(idle_ahead, dtype=float) * (np.asarray(group, dtype=float) - N)
 
 
 def group_clients(p: Prepared, N: Num) -> Num:

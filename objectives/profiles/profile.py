@@ -411,7 +411,10 @@ NO_OVERLAP_ROLES: Mapping[str, tuple[str, ...]] = {"trtllm": ("prefill",)}
 #:   forwards that batch, then updates the previous one (``_update_requests`` on its sample state).
 #: Not vLLM: ``DPEngineCoreProc.run_busy_loop`` (vllm/v1/engine/core.py) runs an idle rank's
 #: ``execute_dummy_batch`` synchronously and reads its input queue before the next step. The simulator
-#: (`serving.engine._Group`) reads it through `forms_idle_ahead`
+#: (`serving.engine._Group`) reads it through `forms_idle_ahead`. The same loop order (step N + 1 formed before step
+#: N's stop criteria are checked) runs a finished request's extra decode step (SGLang's
+#: ``process_batch_result_decode`` skips its token; TensorRT-LLM's overlap "introduces one extra decoding step"), where
+#: vLLM's async scheduler skips a request at max_tokens: `serving.engine._Replica.extra`
 IDLE_AHEAD_ENGINES = ("sglang", "trtllm")
 
 

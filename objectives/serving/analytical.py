@@ -165,7 +165,7 @@ from ..catalog import gpu_table
 from ..inference import lockstep
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
-from ..inference.estimate import TIMES, busy_ranks, max_throughput_times
+from ..inference.estimate import TIMES, ahead_clients, busy_ranks, max_throughput_times
 from ..inference.resolve import engine_budgets, resolve_records
 from .bisection import bisect
 from .handoff import (
@@ -742,6 +742,23 @@ def _overlap(model: Any, d: Any) -> np.ndarray:
     no_draft = np.asarray(d.speculative, dtype=object) == None  # noqa: E711 (elementwise: None where off)
     on = np.where(no_draft, plain[np.ravel(inverse)], keeps[np.ravel(inverse)])
     return np.where(np.asarray(d.pp) <= 1, on, 0.0)
+
+
+def _idle_ahead(model: Any, d: Any) -> np.ndarray:
+    """1.0 for each deployment of ``d`` whose ranks step in lockstep (attn_dp > 1 on an MoE model) and whose idle
+    attention-DP rank forms its step ahead while its group steps (`profiles.forms_idle_ahead` of the engine resolved
+    as `_overlap` resolves it), else 0.0 (`inference.estimate.ahead_clients`' ``idle_ahead``). One resolution per
+    distinct (engine, GPU) pair."""
+    from ..inference.resolve import _lookup, engine_behaviours
+    from ..profiles import forms_idle_ahead
+    adp = np.asarray(d.attn_dp, dtype=float)
+    if not np.any(adp > 1.0) or not getattr(_lookup("model", model), "n_experts", 0):
+        return np.zeros(len(d))
+    e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
+    ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
+    _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
+    idle = np.array([forms_idle_ahead(b.engine) for b in engine_behaviours(e[first], g[first])], dtype=float)
+    return np.where(adp > 1.0, idle[np.ravel(inverse)], 0.0)
 
 
 def _prefill_alone(d: Any) -> np.ndarray:
@@ -2209,8 +2226,11 @@ class ServingModel:
         # ... and on an engine that forms its next batch while the current one runs (`_overlap`: SGLang, vLLM from
         # 0.14, TensorRT-LLM's PyTorch executor), the whole next one too, formed before the prompt was received,
         # when an iteration is in progress: at least one other sequence in flight, 1 - exp(-N) for the Poisson
-        # arrivals (the closed form's `inference.estimate.arrival_wait_iters`, the simulator's `_Replica.enqueue`)
-        board = board + lag * (1.0 - np.exp(-N)) * t_it
+        # arrivals (the closed form's `inference.estimate.arrival_wait_iters`, the simulator's `_Replica.enqueue`);
+        # where an idle attention-DP rank forms its step ahead while its group steps, any sequence of its group
+        # (`_idle_ahead`, `inference.estimate.ahead_clients`; the simulator's `_Group`)
+        ahead = ahead_clients(N, N * np.asarray(d.attn_dp, dtype=float), _idle_ahead(self.model, d))
+        board = board + lag * (1.0 - np.exp(-ahead)) * t_it
         base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
         if len(riding):
             base = base + self._shared_iteration(prep_r, riding, N, lam_ms * S, S, t_it, isl_row, d.max_num_tokens)

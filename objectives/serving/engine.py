@@ -176,6 +176,15 @@ class _Replica:
         # slots and blocks: whether a received prompt could go into it (neither max_num_seqs nor the KV cache left
         # the queue's head waiting then: `_schedule_prefill`, `_begin`)
         self.room = True
+        # lag, SGLang and TensorRT-LLM (`profiles.forms_idle_ahead`: their loop forms step N + 1 before it checks
+        # step N's stop criteria): the unit about to start was formed with the requests that finished in the one that
+        # just ended, one extra decode step of theirs (SGLang's ``process_batch_result_decode`` skips the token of a
+        # request already finished, "should only happen when overlap scheduling is enabled"; TensorRT-LLM's
+        # docs/source/features/overlap-scheduler.md: the overlap "introduces one extra decoding step"). vLLM's async
+        # scheduler skips a request that has reached max_tokens (vllm/v1/core/sched/scheduler.py ``schedule``: "Avoid
+        # scheduling an extra step"): its step formed ahead is empty. `spent`: those requests' count and KV tokens
+        self.extra = self.lag and role == "agg" and not self.static and forms_idle_ahead(getattr(cost, "engine", None))
+        self.spent = (0, 0)
         self.state = "idle"
         self.version = 0
         # current unit
@@ -575,8 +584,10 @@ class _Replica:
         if self.state == "idle":
             self.state = "pending"
             self.eng.push(t, _START, self)
-        elif self.state == "busy" and self.seg is not None and t < self.end and not self.static:
-            self._cut(t)       # (a static batch admits nobody until it is done: no need to stop the segment)
+        elif self.state == "busy" and self.seg is not None and t < self.end and (not self.static or self.loading):
+            # (a static batch admits nobody until it is done: no need to stop the segment, unless a member's KV
+            # read is done, which decodes from the next boundary: `_begin`)
+            self._cut(t)
 
     def start(self, t: float) -> None:
         """Begin this replica's next unit at `t` (`_begin`), a decode segment planned in closed form."""
@@ -598,6 +609,8 @@ class _Replica:
         eng = self.eng
         B = self.B
         npre = self.npre
+        spent = self.spent if self.ahead else (0, 0)   # the unit formed ahead holds their extra decode (`extra`)
+        self.spent = (0, 0)
         self.ahead = False    # from here on an arrival is in this unit, or finds the replica idle (`enqueue`)
         if self.loading:                            # KV read done: decode from this iteration on
             busy = self.notice and self.n           # a busy worker learns of it `notice` steps after it sees it
@@ -622,8 +635,21 @@ class _Replica:
             self._add_dec(rid, r)
             r.swap_kv = 0
         # no new admissions while requests are swapped out or right after a preemption (as vLLM)
-        chunks = [] if self.hold else self._schedule_prefill(t, admit=not self.swapped and self.npre == npre)
+        chunks = [] if self.hold else self._schedule_prefill(t, admit=not self.swapped and self.npre == npre,
+                                                             spent=spent[0] > 0)
         self.room = self.room and len(self.running) < self.maxb
+        if not chunks and self.n == 0 and spent[0] and not self.prefilling:
+            # the extra decode step of the requests that just finished (`extra`), which its loop formed before it
+            # received the queue: the queue waits for its end; a rank in lockstep is priced in its group's step
+            self.t_prev, self.t0, self.state = self.t0, t, "busy"
+            self.version += 1
+            self.u0 = (self.pref_blocks + self.dec_blocks(self.G)) / self.cap
+            self.work = (0.0, 0.0, spent[0], spent[1], 0.0)
+            self.chunks, self.ndec, self.seg = [], 0, None
+            if self.group is None:
+                self.dt = self.tm(0.0, 0.0, spent[0], spent[1])
+                self.end = t + self.dt
+            return 0
         if not chunks and self.n == 0:
             if not self.loading and (self.running or self.waiting or self.swapped or self.bq):
                 raise RuntimeError("serving engine stalled: work queued but nothing schedulable (bug)")
@@ -766,12 +792,13 @@ class _Replica:
                 now += 1
         self.pgate = max(gate, t) + min(now, self.k) * step if now else gate
 
-    def _schedule_prefill(self, t: float, admit: bool) -> list[tuple[int, int]]:
+    def _schedule_prefill(self, t: float, admit: bool, spent: bool = False) -> list[tuple[int, int]]:
         """Prefill chunks of this iteration: continuing prompts first, then new admissions. A request's whole
         prompt is reserved in the KV cache when it is admitted, so later chunks never wait for blocks; where the
         replica allocates by chunk (`by_chunk`, vLLM V1) admission still asks the whole prompt's blocks free, each
         chunk takes its own blocks when it runs (`_grow`), and no new request is admitted in an iteration whose
-        chunks preempted."""
+        chunks preempted. `spent`: the iteration was formed ahead with the requests that finished in the one before
+        (`extra`)."""
         reqs = self.eng.reqs
         B = self.B
         # with pp > 1 stages the engine keeps up to pp batches in flight, each with its own token budget (vLLM v1's
@@ -820,7 +847,12 @@ class _Replica:
         # ``get_next_batch_to_run`` before it processes N's result), unless max_num_seqs left it, the requests of
         # the iteration before still holding their slots when this one was formed (`room`; the KV cache alike): then
         # the step formed ahead is empty and the loop takes the head and the unseen alike once the one before returns
-        ahead = bool(self.seen) and bool(self.n or chunks or self.prefilling
+        # Where the loop formed it with the extra decode of the requests that just finished (`spent`, `extra`) it
+        # holds only the received head it had room for (SGLang's ``get_new_batch_prefill`` before the running
+        # batch's decode), none where the slots or the cache were short
+        if spent and not formed and not (self.n or chunks or self.prefilling):
+            return chunks
+        ahead = bool(self.seen) and bool(self.n or chunks or self.prefilling or spent
                                          or (formed and not self._unseen(src[0], t)))
         while src and budget > 0 and len(self.running) < self.maxb:
             rid = src[0]
@@ -1031,6 +1063,7 @@ class _Replica:
         eng = self.eng
         reqs = eng.reqs
         self.busy_ms += self.dt
+        self.spent = (0, 0)
         G0 = self.G
         if self.fresh and (self.seg is not None or self.ndec):
             # the unit's first iteration decoded the handed-off requests admitted at its start: their first token
@@ -1164,6 +1197,8 @@ class _Replica:
                 return
 
     def _finish(self, rid: int, r: _Req, t: float) -> None:
+        if self.extra:
+            self.spent = (self.spent[0] + 1, self.spent[1] + r.inp + r.gen)
         r.finish = t
         r.rep = self.idx
         self.load -= 1
@@ -1305,7 +1340,7 @@ class _Group:
             self.state = "pending"
             self.eng.push(t, _START, self)
         elif (self.state == "busy" and self.seg is not None and t < self.end
-              and (joins or not rank.static or self.balance is not None)):
+              and (joins or not rank.static or self.balance is not None or rank.loading)):
             self._cut(t)
 
     @staticmethod
@@ -1322,7 +1357,7 @@ class _Group:
         """`idle_ahead`: the requests waiting at rank `r`, which has nothing running (no decoder, no prompt under
         way: its loop ran an idle batch, or a batch whose requests finished, in the step that just ended), that its
         loop received after it formed the step starting at `t` (`_Replica._unseen`), last first; empty otherwise."""
-        if (not self.idle_ahead or not r.seen or r.n or r.prefilling or r.loading or r.swapped or r.bq
+        if (not (self.idle_ahead or r.ahead) or not r.seen or r.n or r.prefilling or r.loading or r.swapped or r.bq
                 or not r.waiting):
             return []
         tail = []

@@ -79,14 +79,16 @@ def test_the_simulator_retracts_as_sglang_does():
     stops, A and B having room for 20 more steps; after 5,900 it retracts B (a tie with A: the latest admitted),
     never the last one. Both wait at the back of the queue, C first, each re-admitted only when its prompt, the
     tokens it had produced and its clipped remaining output fit beside what the running count on: C (4,000 + 4,096)
-    when A finishes at 8,000 ms, B (6,001 + 2,099) when C does. C recomputes in iteration 8,001 and decodes its
-    4,099 tokens left: 12,100 ms; B recomputes in 12,101 and decodes 2,098: 14,199 ms. vLLM admits all three at
-    once, evicts the latest admitted first and re-admits at the front of its queue."""
+    when A finishes at 8,000 ms, B (6,001 + 2,099) when C does. Each time the last running request finishes, the
+    overlap loop has formed the next step with its extra decode (it had no room for the queue's head then:
+    `engine._Replica.extra`), so C recomputes in iteration 8,002 and decodes its 4,099 tokens left: 12,101 ms (12,100
+    before); B recomputes after C's extra step and decodes 2,098: 14,201 ms (14,199 before). vLLM admits all three
+    at once, evicts the latest admitted first and re-admits at the front of its queue."""
     w = Workload(concurrency=3, input_len=100, output_len=8000, n_requests=3, output_spread=0)
     d = simulate_costs(FlatCost(kv_capacity_tokens=12_000), workload=w, scheduler=SCHED, per_request=True)
     assert list(d["ttft_ms"]) == pytest.approx([1.0, 1.0, 2.0])
     assert list(d["preemptions"]) == [0, 1, 1]
-    assert list(d["finish_s"] * 1e3) == pytest.approx([8000.0, 14_199.0, 12_100.0])
+    assert list(d["finish_s"] * 1e3) == pytest.approx([8000.0, 14_201.0, 12_101.0])
     vllm = simulate_costs(FlatCost(kv_capacity_tokens=12_000, engine="vllm"), workload=w, scheduler=SCHED,
                           per_request=True)
     assert list(vllm["preemptions"]) == [0, 1, 2] and list(vllm["ttft_ms"]) == pytest.approx([1.0] * 3)

@@ -181,11 +181,15 @@ def test_an_idle_rank_forms_its_step_ahead_only_while_its_group_steps():
     has work (SGLang's ``prepare_mlp_sync_batch``, TensorRT-LLM's ``_pad_attention_dp_dummy_request``). A (one
     output token) is done at 1 ms, B reaches the idle group at 5 ms: prefilled at once. A
     (ten tokens) decodes to 10 ms on rank 0; B at 8.5 ms reaches idle rank 1 during [8, 9), is received at 9 ms as
-    [9, 10) (an idle batch) was formed, and runs in [10, 11): 2.5 ms. B at 9.5 ms, received at 10 ms where A is done
-    and no rank steps on: nothing was formed ahead, prefilled in [10, 11), 1.5 ms, as a replica alone."""
+    [9, 10) (an idle batch) was formed, and runs in [10, 11): 2.5 ms. B at 9.5 ms, received at 10 ms where A is done:
+    rank 0's loop formed [10, 11) with A, its extra decode step (`_Replica.extra`), so the group steps on and rank 1's
+    idle batch was formed ahead: B runs in [11, 12), 2.5 ms (1.5 before, as if nothing stepped on). vLLM's async
+    scheduler formed rank 0's [10, 11) empty (A at max_tokens), and its rank 1 runs its dummy batch synchronously:
+    B in [10, 11), 1.5 ms."""
     for engine in ("sglang", "trtllm", "vllm"):
         assert list(_ttft(engine, [0.0, 0.005], [1, 1], 2)) == pytest.approx([1.0, 1.0]), engine
-        assert list(_ttft(engine, [0.0, 0.0095], [10, 5], 2)) == pytest.approx([1.0, 1.5]), engine
+    for engine, ttft in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 1.5)):
+        assert list(_ttft(engine, [0.0, 0.0095], [10, 5], 2)) == pytest.approx([1.0, ttft]), engine
     for engine, ttft in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 1.5)):
         assert list(_ttft(engine, [0.0, 0.0085], [10, 5], 2)) == pytest.approx([1.0, ttft]), engine
 
@@ -194,12 +198,15 @@ def test_a_rank_whose_requests_finished_takes_no_late_request_while_its_group_st
     """A (ten tokens) on rank 0 and D on rank 1 from 0 ms; A's last step is [9, 10). B at 9.5 ms and C at exactly
     10 ms reach rank 0 (fewest requests, the first of a tie), received at 10 ms, after SGLang's and TensorRT-LLM's
     rank 0 formed [10, 11) with A (its loop does not know A is done) while D keeps the group stepping: they run in
-    [11, 12), 2.5 and 2 ms (1.5 and 1 before). vLLM's rank 0 has nothing formed at 10 ms and takes both then.
+    [11, 12), 2.5 and 2 ms (1.5 and 1 before). So on vLLM: its async scheduler formed rank 0's [10, 11) empty (A at
+    max_tokens, vllm/v1/core/sched/scheduler.py ``schedule``), so ``step_with_batch_queue`` returns nothing executed
+    at 10 ms and ``DPEngineCoreProc.run_busy_loop`` runs ``execute_dummy_batch`` with D's step before it reads its
+    input queue (vllm/v1/engine/core.py): B and C in [11, 12) too (1.5 and 1 before).
     With E (two tokens) done at 2 ms, B at 8.5 ms and C at 9.5 ms both reach rank 0: B, received at 9 ms, runs in
     [10, 11), 2.5 ms; C, received at 10 ms, waits for [11, 12) where the rank's loop formed [10, 11) with B only:
     2.5 ms (1.5 before). vLLM's too: its rank holds B, a received prompt, so its async scheduler formed [10, 11) at
     9 ms as the others did (`_Replica.room`: the step formed ahead holds the prompts received)."""
-    for engine, b, c in (("sglang", 2.5, 2.0), ("trtllm", 2.5, 2.0), ("vllm", 1.5, 1.0)):
+    for engine, b, c in (("sglang", 2.5, 2.0), ("trtllm", 2.5, 2.0), ("vllm", 2.5, 2.0), ("vllm==0.13.0", 1.5, 1.0)):
         ttft = _ttft(engine, [0.0, 0.0, 0.0095, 0.010], [10, 100, 5, 5], 2)
         assert list(ttft) == pytest.approx([1.0, 1.0, b, c]), engine
     for engine, c in (("sglang", 2.5), ("trtllm", 2.5), ("vllm", 2.5)):
@@ -221,6 +228,31 @@ def test_a_request_reaching_an_idle_replica_is_not_lagged():
     assert list(ttft) == pytest.approx([1.0, 1.0])
 
 
+def test_a_replica_whose_requests_finished_runs_their_extra_decode_step_first():
+    """A (ten tokens) alone: its last token comes out of [9, 10). SGLang's and TensorRT-LLM's loop formed [10, 11)
+    with A before it checked A's stop criteria (SGLang's ``process_batch_result_decode`` skips the token of a request
+    already finished, "should only happen when overlap scheduling is enabled"; TensorRT-LLM's overlap scheduler
+    "introduces one extra decoding step"): B at 9.5 ms and C at 10 ms, received at 10 ms, run in [11, 12), 2.5 and
+    2 ms (1.5 and 1 before); B' alone at 10.5 ms, during that extra step, is received at 11 ms and runs at once:
+    1.5 ms (1 before); after B, formed at 10 ms, it waits for [12, 13): 2.5 ms. vLLM's async scheduler formed [10, 11)
+    empty (A at max_tokens: "Avoid scheduling an extra step") and its loop reads its queue before the next step, as
+    vLLM 0.13's: 1.5 and 1 ms; B' alone on the idle replica at once. Stepping each iteration agrees."""
+    from objectives.serving.simulator import PoolCosts, _frame, _run
+
+    for engine, b, c, alone in (("sglang", 2.5, 2.0, 1.5), ("trtllm", 2.5, 2.0, 1.5), ("vllm", 1.5, 1.0, 1.0),
+                                ("vllm==0.13.0", 1.5, 1.0, 1.0)):
+        assert list(_ttft(engine, [0.0, 0.0095, 0.010], [10, 5, 5])) == pytest.approx([1.0, b, c]), engine
+        assert list(_ttft(engine, [0.0, 0.0105], [10, 5])) == pytest.approx([1.0, alone]), engine
+    assert list(_ttft("sglang", [0.0, 0.0095, 0.0105], [10, 5, 5])) == pytest.approx([1.0, 2.5, 2.5])
+    trace = pd.DataFrame({"arrival_s": [0.0, 0.0095, 0.0105, 0.030, 0.0305], "input_tokens": 10,
+                          "output_tokens": [10, 3, 7, 1, 4]})
+    sched = Scheduler(max_batch_size=64, max_num_tokens=4096)
+    frames = [_frame(_run(Workload(trace=trace), PoolCosts(FlatCost("sglang"), 1, sched), None, None, sched, 0.0,
+                          "least_loaded", skip=skip)[0]) for skip in (True, False)]
+    for col in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(frames[0][col], frames[1][col], rtol=1e-12)
+
+
 def test_prompts_the_token_budget_left_waiting_are_the_step_formed_ahead():
     """A, B and C (100 prompt tokens, one output token: nothing decodes) reach an idle replica at 0 ms; the 200-token
     budget takes A and B into [0, 1) and leaves C waiting. The overlapping loop formed [1, 2) with C before it blocked
@@ -229,16 +261,18 @@ def test_prompts_the_token_budget_left_waiting_are_the_step_formed_ahead():
     executor schedules before it updates the previous batch's requests), so D, arriving at 0.5 ms and
     received at 1 ms, is prefilled in [2, 3): TTFT 2.5 ms (it joined C in [1, 2), 1.5 ms, before: with no decodes and
     no prompt part-way the replica counted as having nothing else to run). vLLM 0.13 forms [1, 2) at 1 ms, with D.
-    Where max_num_seqs (2) left C, the step formed ahead had no slot for it (A and B still held theirs): that step is
-    empty, and C and D go together into [1, 2); so where the KV cache (240 tokens: two prompts' blocks) left it."""
+    Where max_num_seqs (2) left C, the step formed ahead had no slot for it (A and B still held theirs): on vLLM that
+    step is empty (A and B at max_tokens), and C and D go together into [1, 2); so where the KV cache (240 tokens: two
+    prompts' blocks) left it. SGLang and TensorRT-LLM formed it with A's and B's extra decode (`_Replica.extra`):
+    C and D go together into [2, 3), 3 and 2.5 ms."""
     budget = Scheduler(max_batch_size=4, max_num_tokens=200)
     seqs = Scheduler(max_batch_size=2, max_num_tokens=4096)
     kv = Scheduler(max_batch_size=4, max_num_tokens=4096, kv_capacity_tokens=240)
     at, outs = [0.0, 0.0, 0.0, 0.0005], [1, 1, 1, 1]
-    for engine in ("sglang", "vllm", "trtllm"):
+    for engine, short in (("sglang", [3.0, 2.5]), ("vllm", [2.0, 1.5]), ("trtllm", [3.0, 2.5])):
         assert list(_ttft(engine, at, outs, prompt=100, sched=budget)) == pytest.approx([1.0, 1.0, 2.0, 2.5]), engine
-        assert list(_ttft(engine, at, outs, prompt=100, sched=seqs)) == pytest.approx([1.0, 1.0, 2.0, 1.5]), engine
-        assert list(_ttft(engine, at, outs, prompt=100, sched=kv)) == pytest.approx([1.0, 1.0, 2.0, 1.5]), engine
+        assert list(_ttft(engine, at, outs, prompt=100, sched=seqs)) == pytest.approx([1.0, 1.0] + short), engine
+        assert list(_ttft(engine, at, outs, prompt=100, sched=kv)) == pytest.approx([1.0, 1.0] + short), engine
     assert list(_ttft("vllm==0.13.0", at, outs, prompt=100, sched=budget)) == pytest.approx([1.0, 1.0, 2.0, 1.5])
     # with decodes running (two output tokens) the replica had something to run before as after: D in [2, 3)
     assert list(_ttft("vllm", at, [2] * 4, prompt=100, sched=budget)) == pytest.approx([1.0, 1.0, 2.0, 2.5])
@@ -314,3 +348,50 @@ def test_the_open_loop_waits_the_overlaps_iteration_where_the_simulator_does():
     np.testing.assert_array_equal(_overlap("deepseek-ai/DeepSeek-V3", spec), [1.0, 0.0, 0.0, 1.0, 0.0])
     hybrid = Deployments.of(gpu="B200", tp=8, weight_dtype="fp8", engine=["sglang", "vllm"])
     np.testing.assert_array_equal(_overlap("Qwen/Qwen3.5-397B-A17B", hybrid), [0.0, 1.0])
+
+
+def test_the_open_loop_counts_an_idle_ranks_formed_step_over_its_group(monkeypatch):
+    """The analytical open loop waits the step formed ahead in proportion to the chance that another sequence is in
+    flight: where an idle attention-DP rank forms its step ahead while its group steps (SGLang, TensorRT-LLM on an MoE
+    model with attn_dp > 1: `_idle_ahead`) any sequence of its group's, 1 - exp(-N x attn_dp), as the closed form's
+    `formed_ahead_iters` (one helper: `estimate.ahead_clients`) and the simulator's `_Group` have it; the rank's own
+    N elsewhere (before: its own N everywhere)."""
+    from objectives.inference.estimate import ahead_clients
+    from objectives.serving import analytical
+    from objectives.serving.analytical import Deployments, ServingModel
+
+    moe = "Qwen/Qwen3-30B-A3B"
+    d = Deployments.of(gpu="H200", tp=1, ep=[8, 8, 8, 1], attn_dp=[8, 8, 8, 1],
+                       engine=["sglang", "trtllm", "vllm", "sglang"])
+    np.testing.assert_array_equal(analytical._idle_ahead(moe, d), [1.0, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(analytical._idle_ahead("Llama-3.1-8B", Deployments.of(gpu="H200", attn_dp=2,
+                                                                                          engine="sglang")), [0.0])
+    np.testing.assert_allclose(ahead_clients(np.array([0.5, 0.5]), np.array([4.0, 4.0]), np.array([1.0, 0.0])),
+                               [4.0, 0.5])
+    one = Deployments.of(gpu="H200", tp=1, ep=8, attn_dp=8, engine=["sglang", "vllm"])
+    wl = Workload(rate=1.0, input_len=1024, output_len=256, n_requests=200)
+    ttft = ServingModel(moe, wl).evaluate(one)["ttft_ms"].to_numpy(float)
+    monkeypatch.setattr(analytical, "_idle_ahead", lambda model, d: np.zeros(len(d)))
+    own = ServingModel(moe, wl).evaluate(one)["ttft_ms"].to_numpy(float)
+    assert ttft[0] > own[0] + 1.0 and ttft[1] == pytest.approx(own[1], rel=1e-12)
+
+
+def test_a_static_decode_batch_decodes_a_member_once_its_kv_is_read_skipping_as_stepping():
+    """Static batching on disaggregated pools: a decode worker's static batch admits its members together, each
+    decoding from the first boundary after its KV read is done (`_Replica._begin`). Skipping to the next event ran
+    the batch's decode segment on to its first finish, as if the batch admitted nobody (`_Replica.wake`): members
+    whose read ended mid-segment joined late (first tokens up to 171 ms later than stepping each iteration, the
+    second review). Now the segment stops where a read is done: skipping equals stepping."""
+    from objectives.serving.simulator import PoolCosts, _frame, _run
+
+    rng = np.random.default_rng(1)
+    n = 30
+    trace = pd.DataFrame({"arrival_s": np.sort(rng.uniform(0, 0.1, n)), "input_tokens": rng.integers(10, 600, n),
+                          "output_tokens": rng.integers(1, 30, n)})
+    sched = Scheduler(max_batch_size=4, max_num_tokens=2048, batching="static")
+    for engine in ("vllm", "sglang"):
+        frames = [_frame(_run(Workload(trace=trace), None, PoolCosts(FlatCost(engine), 1, sched),
+                              PoolCosts(FlatCost(engine), 1, sched), sched, 1e-4, "least_loaded", skip=skip)[0])
+                  for skip in (True, False)]
+        for col in ("first_token_s", "finish_s"):
+            np.testing.assert_allclose(frames[0][col], frames[1][col], rtol=1e-12, err_msg=engine)
