@@ -323,7 +323,15 @@ def profile_provenance(path: str | Path, eff: Efficiency) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dse calibrate", description=__doc__.split("\n")[0])
+    from .measurements import _META_ALIASES, VLLM_OPTIONAL, VLLM_REQUIRED
+    meta = "; ".join(f"{k} ({', '.join(a for a in al if a != k)})" if len(al) > 1 else k
+                     for k, al in _META_ALIASES.items() if not k.startswith(("prefill_", "decode_")))
+    ap = argparse.ArgumentParser(
+        prog="dse calibrate", description=__doc__.split("\n")[0],
+        epilog=f"vLLM results (vllm bench serve --save-result JSON) are read from these keys: {', '.join(VLLM_REQUIRED)} "
+               f"(required), {', '.join(VLLM_OPTIONAL)} (where present), and model_id; the deployment from the "
+               f"--metadata KEY=VALUE entries recorded with the result, else the flags (--gpu, --tp, ...): {meta} "
+               f"(aliases in parentheses; prefill_* / decode_* for a disaggregated run).")
     ap.add_argument("results", nargs="+", help="measurement files (silicon CSV, vLLM bench JSON, or a folder of them)")
     ap.add_argument("-o", "--out", default=None, help="calibrated profile JSON to write (required unless --check)")
     ap.add_argument("--check", action="store_true",

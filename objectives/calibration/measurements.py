@@ -124,6 +124,11 @@ QUANT_ACT: Mapping[str, str] = {
     "w4afp8": "fp8", "w4a8_mxfp4_fp8": "fp8", "w4a8_mxfp4_mxfp8": "fp8", "w4a8_mxfp4_mxfp8_trtllm": "fp8",
     "sq": "int8", "int8_sq": "int8", "w8a8": "int8",
 }
+#: MXFP4 expert schemes with 8-bit activations (gpt-oss on Blackwell): the activations they name are the experts'
+#: (the `moe_act_dtype` knob's, each engine's MoE kernel by default), not the act_dtype of the checkpoint's
+#: unquantized layers, which compute in 16 bits (`inference.resolve.R_MX_ACT`): `model_dtypes` leaves their act_dtype
+#: to the cost model's default (the w4a16 ones name 16 bits, that default)
+MXFP4_EXPERT_SCHEMES = ("w4a8_mxfp4_fp8", "w4a8_mxfp4_mxfp8", "w4a8_mxfp4_mxfp8_trtllm")
 #: a scheme not listed above, by the formats its name spells (checked in order): "fp8_pertensor_dynamic" -> fp8
 _QUANT_TOKENS = (("fp4", "fp4"), ("fp8", "fp8"), ("int4", "int4"), ("w4a", "int4"), ("int8", "int8"),
                  ("w8a", "int8"), ("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "fp16"), ("fp16", "fp16"))
@@ -166,6 +171,9 @@ PUBLISHED_REQUIRED = ("source_url", "source_note", "model", "gpu", "n_gpus", "tp
                       "value", "unit")
 #: keys a vllm bench serve result must carry (numbers)
 VLLM_REQUIRED = ("completed", "total_input_tokens", "total_output_tokens", "mean_ttft_ms", "mean_tpot_ms")
+#: keys read where a vllm bench serve result has them (numbers; the load and the further metrics)
+VLLM_OPTIONAL = ("mean_itl_ms", "mean_e2el_ms", "output_throughput", "request_throughput", "request_rate",
+                 "max_concurrency", "num_prompts")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -228,7 +236,7 @@ def model_dtypes(rows: pd.DataFrame, moe: Any = True) -> tuple[np.ndarray, np.nd
     (`moe`, a mask), the expert weights' dtype where it is narrower than the dense weights' (gpt-oss: bf16
     attention, MXFP4 experts; the model keeps the attention projections of 4-bit MoE checkpoints in 16 bits,
     `inference.resolve.ATTN_16BIT_WEIGHTS`), and the compute dtype that scheme fixes (`QUANT_ACT`; None: the
-    model's default for the weights)."""
+    model's default for the weights; an MXFP4 expert scheme's 8-bit one is its experts', `MXFP4_EXPERT_SCHEMES`: None)."""
     from objectives.catalog.types import DTYPE_BYTES
     w = rows["weight_dtype"].to_numpy(object)
     mo = rows["moe_dtype"].to_numpy(object) if "moe_dtype" in rows else w
@@ -240,8 +248,9 @@ def model_dtypes(rows: pd.DataFrame, moe: Any = True) -> tuple[np.ndarray, np.nd
     use_moe = np.array([nbytes(b) < nbytes(a) for a, b in zip(w, mo)], dtype=bool) & np.asarray(moe, dtype=bool)
     weight = np.where(use_moe, mo, w).astype(object)
     scheme = np.where(use_moe, mq, wq)
-    act = np.array([QUANT_ACT.get(str(q).strip().lower()) if isinstance(q, str) else None for q in scheme],
-                   dtype=object)
+    act = np.array([QUANT_ACT.get(str(q).strip().lower())
+                    if isinstance(q, str) and str(q).strip().lower() not in MXFP4_EXPERT_SCHEMES else None
+                    for q in scheme], dtype=object)
     return weight, act
 
 
@@ -722,9 +731,15 @@ def _vllm_row(rec: Mapping[str, Any], path: Path, n: int, defaults: Mapping[str,
     missing = [k for k in ("gpu", "tp", "weight_dtype") if meta[k] is None] + ([] if model else ["model"])
     if missing:
         raise _fail(path, n, missing[0],
-                    f"the result does not say {missing}: pass them to read_measurements ("
-                    + ", ".join(f"{k}=..." for k in missing) + ") or record them with vllm bench serve "
+                    f"the result does not say {missing}: give them to dse calibrate ("
+                    + " ".join(f"--{k.replace('_', '-')} ..." for k in missing) + "), or to read_measurements ("
+                    + ", ".join(f"{k}=..." for k in missing) + "), or record them with vllm bench serve "
                     + " ".join(f"--metadata {k}=..." for k in missing))
+    from objectives import catalog
+    try:    # a GPU the catalog lacks: its error, with the close matches, not rows left out unpredicted
+        catalog.gpu(str(meta["gpu"]))
+    except catalog.CatalogError as exc:
+        raise _fail(path, n, "gpu", str(exc)) from None
     for k in _META_INT:
         v = meta[k]
         if v is None:

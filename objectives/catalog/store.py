@@ -85,6 +85,7 @@ class Catalog:
         self._models: dict[str, Model] = {}
         self._model_keys: dict[str, str] = {}
         self._derived: set[str] = set()            # quantized variants derived from an id (`_quantized_variant`)
+        self._looked_up: set[str] = set()          # registered by a lookup (variants, local checkpoints): not listed
         self._gpu_cols: dict[str, np.ndarray] | None = None
         self._model_cols: dict[str, np.ndarray] | None = None
 
@@ -114,6 +115,7 @@ class Catalog:
             new._models = dict(self._models)
             new._model_keys = dict(self._model_keys)
             new._derived = set(self._derived)
+            new._looked_up = set(self._looked_up)
             return new
 
     # ---------------------------------------------------------------- GPUs
@@ -230,6 +232,7 @@ class Catalog:
             self._models[model.name] = model
             self._model_keys = names
             self._model_cols = None
+            self._looked_up.discard(model.name)   # registered by the user: listed
         return model
 
     def load_model_file(self, path: str | PathLike[str], *, name: str | None = None,
@@ -269,17 +272,31 @@ class Catalog:
                     return canon
                 if quant is not None and self._find_model(quant[0]) is not None:
                     return self._quantized_variant(name, *quant)
-        raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), _MODELS_HINT))
+            # a plain name that is no catalog name: a checkpoint folder of that name here ("ck" for "./ck")
+            local = self._local_checkpoint(name, plain=True)
+            if local is not None:
+                return local
+        raise CatalogError(self._unknown_model(name))
 
-    def _local_checkpoint(self, name: str) -> str | None:
+    def _unknown_model(self, name: object) -> str:
+        """The unknown-model message: close matches among the listed names (`models`: not the records lookups
+        derived), their count, and for a plain name the checkpoint folder that was looked for too."""
+        keys = {k: v for k, v in self._model_keys.items() if v not in self._looked_up}
+        msg = unknown_name_message("model", name, keys, self.models(), _MODELS_HINT)
+        if isinstance(name, str) and "/" not in name and "\\" not in name and not name.endswith(".json"):
+            msg += f"; nor a checkpoint folder: no {Path(name) / 'config.json'} in {Path.cwd()}"
+        return msg
+
+    def _local_checkpoint(self, name: str, plain: bool = False) -> str | None:
         """Register (once) the model of a local config.json or checkpoint folder named by its path, under that path
         as given (its Hub id and aliases left out: "_name_or_path" may name a shipped model); None where `name` is no
-        such path (a folder without config.json included: the name is then looked up as usual). A config that
+        such path (a folder without config.json included: the name is then looked up as usual). A name without a
+        path separator is read only with `plain` (`_model_name`: after the catalog's names missed it). A config that
         cannot be costed raises `CatalogError` naming the field."""
         if name in self._models:
             return None  # a catalog name (or a path registered before): the lookup by key finds it
-        if "/" not in name and "\\" not in name and not name.endswith(".json"):
-            return None  # not a path (no file system access for plain names)
+        if not plain and "/" not in name and "\\" not in name and not name.endswith(".json"):
+            return None  # not a path (no file system access for plain names before the catalog's)
         p = Path(name).expanduser()
         if not ((p.is_dir() and (p / "config.json").is_file()) or (p.is_file() and p.suffix == ".json")):
             return None
@@ -287,6 +304,7 @@ class Catalog:
         with self._lock:
             if name not in self._models:
                 self.register_model(rec)
+                self._looked_up.add(name)
         return name
 
     def _quantized_variant(self, name: str, base_id: str, tag: str, dtype: str, scheme: str, kv: str) -> str:
@@ -295,7 +313,7 @@ class Catalog:
         unknown-model error with close matches."""
         base = self._find_model(base_id)
         if base is None:
-            raise CatalogError(unknown_name_message("model", name, self._model_keys, self.models(), _MODELS_HINT))
+            raise CatalogError(self._unknown_model(name))
         variant = f"{base}-{tag}"
         with self._lock:
             have = self._models.get(variant)
@@ -311,6 +329,7 @@ class Catalog:
                                           quant_kv_dtype=kv)
                 self.register_model(rec)
                 self._derived.add(variant)
+                self._looked_up.add(variant)
                 if "/" in name and not own:
                     self._model_keys.setdefault(normalize(name), variant)
             elif "/" in name:
@@ -329,8 +348,10 @@ class Catalog:
         return self._models[self._model_name(name)]
 
     def models(self) -> list[str]:
-        """Catalog model names."""
-        return list(self._models)
+        """Catalog model names: the shipped ones and those registered (`register_model`); not the records a lookup
+        made (a quantized release's "<base>-<tag>" variant, a local checkpoint's path), which `model` still finds,
+        so the list does not grow with the lookups a process ran."""
+        return [n for n in self._models if n not in self._looked_up]
 
     # ---------------------------------------------------------------- vectorized tables
     def _gpu_columns(self) -> dict[str, np.ndarray]:

@@ -29,8 +29,10 @@ from .resolve import (
     R_LAYOUT,
     R_MOE_A2A,
     R_MOE_ACT,
+    R_MX_ACT,
     R_NET,
     R_OK,
+    R_PP,
     R_TP,
     R_VENDOR,
     act_peak,
@@ -58,6 +60,7 @@ from .resolve import (
     moe_a2a_invalid,
     moe_act_codes,
     positive,
+    pp_invalid,
     resolve_dtypes,
     resolve_records,
     reused,
@@ -138,6 +141,9 @@ class Prepared:
     #: speculative decoding (`speculative.Speculative`; None: off): `estimate.replica_time_s` then prices the
     #: decodes in token time (`speculative.with_speculative`)
     spec: Any = None
+    #: the model records `model_index` points into (as `model_names`): the reason texts' heads, layers and experts
+    #: (`resolve.reason_text`); () where not kept
+    model_records: tuple = ()
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "moe_a2a", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
@@ -408,6 +414,7 @@ class _ConfigTable:
                                              closed=closed if closed is not None and closed.any() else None,
                                              reach=reach if reach is not None and np.isfinite(reach).any() else None)
         fields.update(lc=None, inv=None, row_shape=(), solo=None, model_names=[r.name for r in mrecs],
+                      model_records=tuple(mrecs),
                       gpu_names=[r.name for r in grecs], model_index=0 if midx is None else midx,
                       gpu_index=0 if gidx is None else gidx, engine_names=tuple(names), engine_code=codes)
         return Prepared(**fields)
@@ -581,9 +588,20 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     # bits), an engine's own rule (SGLang's DeepSeek sparse attention), DeepSeek-V4's fp8 layout
     engines = np.asarray(engine_names, dtype=object)[eng]  # each row's engine name
     kv_eng8, kv_eng16 = engine_kv_rule(engines, g.family, m.dsa > 0)
-    act, kvc, prec, reason = resolve_dtypes(g, w, a, k, (m.v4 > 0) | kv_eng8, m.ckpt_w - 1.0, m.kv8 > 0, kv_eng16)
-    # the MoE activation knob matters for MXFP4 experts only (elsewhere "auto", so equal rows stay equal)
     mx_experts = (m.mx4 > 0) & (np.asarray(w) == DTYPES.index("fp4")) & (m.n_experts > 0)
+    # an MXFP4 checkpoint that quantizes its experts only (gpt-oss; not one whose other layers are FP8, ``dense8``:
+    # DeepSeek-V4): the engines run its other layers unquantized, in 16 bits (vLLM `Mxfp4Config.get_quant_method`,
+    # vllm/model_executor/layers/quantization/mxfp4.py: LinearBase -> UnquantizedLinearMethod), and its experts with
+    # the activations `moe_act_dtype` names (each engine's MoE method: `measured.moe_act`); an act_dtype asked for
+    # beyond 16 bits is no layout they run (R_MX_ACT)
+    mx16 = mx_experts & (np.asarray(m.dense8) <= 0)
+    a_asked = np.asarray(a)
+    a = np.where(mx16 & (a_asked < 0), DTYPES.index("bf16"), a_asked)
+    a = a if a.ndim else int(a)
+    act, kvc, prec, reason = resolve_dtypes(g, w, a, k, (m.v4 > 0) | kv_eng8, m.ckpt_w - 1.0, m.kv8 > 0, kv_eng16)
+    reason = np.where((reason == R_OK) & mx16 & (a_asked >= 0)
+                      & ~np.isin(a_asked, [DTYPES.index("bf16"), DTYPES.index("fp16")]), R_MX_ACT, reason)
+    # the MoE activation knob matters for MXFP4 experts only (elsewhere "auto", so equal rows stay equal)
     mact = np.where(mx_experts, mact, 0)
     mact = mact if np.ndim(mact) else int(mact)
     # the EP token exchange matters for MoE models only (a dense row's "auto", so equal rows stay equal; a choice
@@ -765,6 +783,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     reason = np.where(reason != R_OK, reason, np.where(heads_bad, R_TP, np.where(ep_bad, R_EP, np.where(
         no_net, R_NET, np.where(lay_bad, R_LAYOUT, np.where(ven_bad, R_VENDOR, np.where(mact_bad, R_MOE_ACT,
                                                                                           R_OK)))))))
+    reason = np.where((reason == R_OK) & pp_invalid(m.n_layers, pp), R_PP, reason)
     reason = np.where((reason == R_OK) & xa_bad, R_MOE_A2A, reason)
     reason = np.where((reason == R_OK) & blk_bad, R_BLOCK, reason)
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
@@ -784,7 +803,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,
         model_names=[r.name for r in mrecs], gpu_names=[r.name for r in grecs],
         model_index=0 if midx is None else midx, gpu_index=0 if gidx is None else gidx,
-        engine_names=tuple(engine_names),
+        engine_names=tuple(engine_names), model_records=tuple(mrecs),
     )
 
 

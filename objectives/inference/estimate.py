@@ -41,8 +41,12 @@ from .ops import busy_s, forward_s, idle_s
 from .resolve import (
     PROFILES,
     R_CONTEXT,
+    R_EP,
+    R_LAYOUT,
     R_MEM,
     R_OK,
+    R_PP,
+    R_TP,
     REASONS,
     ROOFLINE_BUDGETS,
     context_invalid,
@@ -51,6 +55,7 @@ from .resolve import (
     flag,
     pool_batch,
     positive,
+    reason_text,
     serves_past_context,
 )
 from .speculative import resolve_speculative
@@ -256,13 +261,36 @@ def _categorical(names: list[str] | tuple[str, ...], codes: np.ndarray) -> pd.Ca
     return pd.Categorical.from_codes(codes, dtype=_dtype(cats), validate=False)
 
 
+#: reason codes whose text names the configuration's value and the valid ones (`resolve.reason_text`)
+_NAMED_REASONS = (R_TP, R_EP, R_LAYOUT, R_PP)
+
+
+def _reasons(p: Prepared, codes: np.ndarray) -> pd.Categorical:
+    """The reason column: `REASONS` by code, and for a degree the rule refuses (`_NAMED_REASONS`) the text of its
+    distinct (code, model, engine, tp, pp, ep, attn_dp), which names the value and the valid ones
+    (`resolve.reason_text`; one text per distinct refusal, not per row)."""
+    sel = np.flatnonzero(np.isin(codes, _NAMED_REASONS)) if p.model_records else np.empty(0, dtype=np.intp)
+    if not len(sel):
+        return _categorical(REASONS, codes)
+    keys = np.stack([codes[sel].astype(np.int64)] + [p.column(k, np.int64)[sel] for k in (
+        "model_index", "engine_code", "tp", "pp", "ep", "attn_dp")], axis=1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    texts = [reason_text(int(c), p.model_records[mi], str(p.engine_names[e]), int(t), int(pp), int(ep), int(a))
+             for c, mi, e, t, pp, ep, a in uniq]
+    cats = tuple(dict.fromkeys((*REASONS, *texts)))
+    at = {t: i for i, t in enumerate(cats)}
+    out = codes.astype(np.int32)
+    out[sel] = np.array([at[t] for t in texts], dtype=np.int32)[np.asarray(inv).ravel()]
+    return pd.Categorical.from_codes(out, dtype=_dtype(cats), validate=False)
+
+
 def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]) -> pd.DataFrame:
     """The result table: metric columns from `res`, then reason, the configuration (as resolved) and `inputs`
     (per-row arguments echoed as int64 columns unless `res` computed them, like max_throughput's batch_size)."""
     shape = p.row_shape
     n = len(res["fits"])
     out: dict[str, Any] = {k: res[k] for k in METRIC_COLUMNS}
-    out["reason"] = _categorical(REASONS, res["reason"].astype(np.int8, copy=False))
+    out["reason"] = _reasons(p, res["reason"].astype(np.int8, copy=False))
     small = np.int8 if max(len(p.model_names), len(p.gpu_names)) < 127 else np.int32
     out["model"] = _categorical(p.model_names, p.column("model_index", small))
     out["gpu"] = _categorical(p.gpu_names, p.column("gpu_index", small))

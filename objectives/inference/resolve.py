@@ -7,7 +7,9 @@ Rules (documented for `estimate`, `max_throughput`, `StepModel`):
   FP8-block checkpoint fp8, NVFP4 / MXFP4 fp4, int4-group int4), bf16 for an unquantized one.
 - act_dtype None -> the weight dtype when the GPU computes in it (fp8 on Ada/Hopper+, fp4 on Blackwell, int8,
   bf16/fp16), else bf16 (int4 weight-only, fp8 weight-only on Ampere, ...); a weight-only int8 checkpoint (W8A16,
-  GPTQ 8-bit: `core.checkpoint_act_codes`) bf16. fp32 weights compute in tf32.
+  GPTQ 8-bit: `core.checkpoint_act_codes`) bf16. fp32 weights compute in tf32. An MXFP4 checkpoint in its own
+  format whose other layers are unquantized (gpt-oss) bf16, its experts' activations by `moe_act_dtype`; another
+  act_dtype there is refused (R_MX_ACT).
 - kv_dtype None -> what the engines' "auto" stores for the checkpoint where the weights are the checkpoint's own
   quantized format (`Model.quant_weight_dtype`): fp8 where it ships FP8 KV scales (`Model.quant_kv_dtype`: a
   ModelOpt kv_cache_quant_algo / compressed-tensors kv_cache_scheme) and the GPU has fp8, else the model's 16-bit
@@ -93,9 +95,13 @@ REASONS = (
     "the request (input_len + output_len) is longer than the model's context (max_position_embeddings): the "
     "engines refuse it (vLLM's --max-model-len, SGLang's --context-length; TensorRT-LLM builds the max_seq_len "
     "asked for, resolve.CONTEXT_PAST_ENGINES; resolve.context_invalid); shorten the request",
+    "pp exceeds the model's layers (every pipeline stage holds at least one layer)",
+    "act_dtype on an MXFP4 checkpoint (gpt-oss): the engines run its unquantized layers in 16 bits and its MXFP4 "
+    "experts with the activations moe_act_dtype names ('bf16', or 'mxfp8' on Blackwell; 'auto': the engine's "
+    "default); leave act_dtype None (or 'bf16') and set moe_act_dtype",
 )
 (R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A,
- R_BLOCK, R_CONTEXT) = range(13)
+ R_BLOCK, R_CONTEXT, R_PP, R_MX_ACT) = range(15)
 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
@@ -183,6 +189,14 @@ def tp_invalid(n_heads: Num, n_kv_heads: Num, tp: Num, o_groups: Num = 0, swa_n_
     return ((np.mod(n_heads, tp) != 0) | ((tp < n_kv_heads) & (np.mod(n_kv_heads, tp) != 0))
             | ((o_groups > 0) & (np.mod(o_groups, tp) != 0))
             | ((swa > 0) & (tp < swa) & (np.mod(swa, np.maximum(tp, 1)) != 0)))
+
+
+def pp_invalid(n_layers: Num, pp: Num) -> Num:
+    """The pipeline rule (R_PP), vectorized: True where ``pp`` exceeds the model's ``n_layers`` (a stage without a
+    layer: vLLM's `get_pp_indices` and TensorRT-LLM's layer split give every stage at least one; an uneven split
+    below that runs, so it is not refused here). `prepare` (R_PP) uses it; the spaces offer only the pp that divide
+    the layers (`spaces.parallelism.pp_choices`)."""
+    return np.asarray(pp) > np.asarray(n_layers)
 
 
 def ep_invalid(n_experts: Num, ep: Num, tp: Num, attn_dp: Num = 1) -> Num:
@@ -342,22 +356,66 @@ def valid_ep_sizes(n_experts: int, gpus: int, *, dividing_experts: bool = False)
             if gpus % e == 0 and e <= n_experts and (not dividing_experts or n_experts % e == 0)]
 
 
+def ep_problem(m: Model, ep: int, tp: int = 1, attn_dp: int = 1) -> str:
+    """Why ``ep`` cannot spread the experts of ``m`` (`ep_invalid`), naming it and the valid ones; "" where it can."""
+    if ep == 1 or not ep_invalid(m.n_experts, ep, tp, attn_dp):
+        return ""
+    if not m.is_moe:
+        return f"ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense (valid: ep=1)"
+    gpus = tp * attn_dp
+    valid = valid_ep_sizes(m.n_experts, gpus)
+    return (f"ep={ep} must divide the tp x attn_dp = {tp} x {attn_dp} = {gpus} GPUs it spreads the {m.n_experts} "
+            f"experts of {m.name} over, and be at most {m.n_experts}; valid ep: {', '.join(map(str, valid))}")
+
+
 def check_ep(model: Any, ep: int, tp: int = 1, attn_dp: int = 1, *, who: str = "") -> None:
     """`ep_invalid` for one replica, as a ValueError that names the bad ``ep`` and the valid ones (``who``
     prefixes the message, e.g. "decode pool ")."""
     if ep == 1:
         return
-    m = _lookup("model", model)
-    if not ep_invalid(m.n_experts, ep, tp, attn_dp):
-        return
-    if not m.is_moe:
-        raise ValueError(f"{who}ep={ep}: expert parallelism needs a mixture-of-experts model; {m.name} is dense "
-                         f"(valid: ep=1)")
+    if why := ep_problem(_lookup("model", model), ep, tp, attn_dp):
+        raise ValueError(f"{who}{why}")
+
+
+def valid_tp_sizes(m: Model) -> list[int]:
+    """Every tp that `tp_invalid` accepts for ``m`` (its heads, KV heads, DeepSeek-V4's output groups, the
+    sliding-window layers' KV heads): divisors of the attention heads, so none above them."""
+    t = np.arange(1, max(int(m.n_heads), 1) + 1)
+    bad = tp_invalid(m.n_heads, m.n_kv_heads, t, m.o_groups if m.is_compressed_attention else 0, m.swa_n_kv_heads)
+    return [int(x) for x in t[~np.asarray(bad)]]
+
+
+def layout_problem(engine: str, tp: int, attn_dp: int, ep: int) -> str:
+    """Why ``engine`` (a name or kind) cannot run this layout (`layout_invalid`), by its own rule, naming the
+    values and a layout it runs; "" where it runs."""
+    if not layout_invalid(engine, tp, attn_dp, ep):
+        return ""
     gpus = tp * attn_dp
-    valid = valid_ep_sizes(m.n_experts, gpus)
-    raise ValueError(f"{who}ep={ep} must divide the tp x attn_dp = {tp} x {attn_dp} = {gpus} GPUs it spreads the "
-                     f"{m.n_experts} experts of {m.name} over, and be at most {m.n_experts}; valid ep: "
-                     f"{', '.join(map(str, valid))}")
+    if engine_key(engine) == "trtllm":
+        return (f"TensorRT-LLM's attention DP runs attention unsplit on every rank: tp must be 1 when attn_dp > 1, "
+                f"got tp={tp} attn_dp={attn_dp} (valid on these {gpus} GPUs: tp=1 attn_dp={gpus}, or tp={gpus} "
+                f"attn_dp=1)")
+    return (f"vLLM's expert parallelism spans all tp x attn_dp ranks: ep is 1 or tp x attn_dp = {tp} x {attn_dp} = "
+            f"{gpus}, got ep={ep} (valid: ep=1 or ep={gpus})")
+
+
+def reason_text(code: int, m: Model, engine: str, tp: int, pp: int, ep: int, attn_dp: int) -> str:
+    """The `REASONS` text of ``code`` for one configuration, with what it refuses and the valid values where the
+    rule is about a degree (R_TP, R_EP, R_LAYOUT, R_PP: `tp_invalid`, `ep_problem`, `layout_problem`,
+    `pp_invalid`); the static text for the other codes. `estimate`'s reason column and `StepModel` use it."""
+    base = REASONS[code]
+    if code == R_TP:
+        valid = valid_tp_sizes(m)
+        kv = f", {m.n_kv_heads} KV heads" if m.n_kv_heads != m.n_heads else ""
+        return (f"{base}: tp={tp} on {m.name} ({m.n_heads} attention heads{kv}); valid tp: "
+                f"{', '.join(map(str, valid))}")
+    if code == R_EP and (why := ep_problem(m, ep, tp, attn_dp)):
+        return f"ep must divide tp x attn_dp and be at most the number of experts: {why}"
+    if code == R_LAYOUT and (why := layout_problem(engine, tp, attn_dp, ep)):
+        return f"the engine cannot run this layout: {why}"
+    if code == R_PP:
+        return f"{base}: pp={pp} on {m.name} with {m.n_layers} layers; valid pp: 1 to {m.n_layers}"
+    return base
 
 
 def _catalog():

@@ -24,7 +24,7 @@ from .estimate import (
 )
 from .measured import SOURCES, Curves
 from .ops import StepCoeffs, busy_s, forward_s, idle_s
-from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive
+from .resolve import R_EP, R_MOE_A2A, R_OK, REASONS, check_ep, positive, reason_text
 from .speculative import Speculative, resolve_speculative
 
 
@@ -112,8 +112,10 @@ class StepModel:
         if code == R_MOE_A2A:  # name the value asked for and the layout it was asked on
             raise ValueError(f"StepModel({desc} ep={ep} attn_dp={attn_dp} engine={engine}): "
                              f"moe_a2a={moe_a2a!r} not valid here; {REASONS[code]}")
-        if code != R_OK:
-            raise ValueError(f"StepModel({desc}): {REASONS[code]}")
+        if code != R_OK:   # naming the value and the valid ones where the rule is a degree's
+            named = str(p.engine_names[int(np.asarray(p.engine_code))])
+            why = reason_text(code, p.model_records[0], named, int(tp), int(pp), int(ep), int(attn_dp))
+            raise ValueError(f"StepModel({desc}): {why}")
         p = speculative_mod.with_speculative(p, spec)   # its engine switches (the overlap loop by release)
         self._p = p
         self.attn_dp: int = int(attn_dp)

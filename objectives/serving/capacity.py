@@ -426,19 +426,22 @@ def steady_slots(sm: ServingModel, d: Deployments, rate: float = _SATURATING_RAT
 
 def deployment_words(gpu: Any, tp: int, pp: int, dp: int = 1, ep: int = 1, attn_dp: int = 1,
                      prefill: Pool | None = None, decode: Pool | None = None) -> str:
-    """A deployment in words: "2 x H200 tp=4 pp=1" (``dp`` aggregated replicas), or, given its pools (None fields
-    taking ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp``, as in `simulate`; a pool's own dtypes shown), "1 x H100
-    tp=4 pp=1 prefill + 2 x H200 tp=4 pp=1 decode"."""
-    def one(g: Any, t: int, e: int, a: int, depth: int = pp) -> str:
-        return f"{_name(g, gpu=True)} tp={t} pp={depth}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
+    """A deployment in words, its GPUs counted first: "8 x H200 (2 replicas of tp=4 pp=1)" (``dp`` aggregated
+    replicas of tp x pp x attn_dp GPUs), or, given its pools (None fields taking ``gpu``, ``tp``, ``pp``, ``ep``,
+    ``attn_dp``, as in `simulate`; a pool's own dtypes shown), "4 x H100 (1 worker of tp=4 pp=1) prefill + 8 x H200
+    (2 workers of tp=4 pp=1) decode"."""
+    def one(g: Any, t: int, e: int, a: int, depth: int, n: int, unit: str) -> str:
+        knobs = f"tp={t} pp={depth}" + (f" attn_dp={a}" if a != 1 else "") + (f" ep={e}" if e != 1 else "")
+        return f"{n * t * depth * a} x {_name(g, gpu=True)} ({n} {unit}{'s' if n != 1 else ''} of {knobs})"
     if prefill is None or decode is None:
-        return f"{dp} x {one(gpu, tp, ep, attn_dp)}"
+        return one(gpu, tp, ep, attn_dp, pp, dp, "replica")
 
     def pool(p: Pool, role: str) -> str:
-        shown = one(p.gpu if p.gpu is not None else gpu, p.tp or tp, p.ep or ep, p.attn_dp or attn_dp, p.pp or pp)
+        shown = one(p.gpu if p.gpu is not None else gpu, p.tp or tp, p.ep or ep, p.attn_dp or attn_dp, p.pp or pp,
+                    p.n_workers, "worker")
         dtypes = "".join(f" {k}={getattr(p, k)}" for k in ("weight_dtype", "act_dtype", "kv_dtype")
                          if getattr(p, k) is not None)
-        return f"{p.n_workers} x {shown}{dtypes} {role}"
+        return f"{shown}{dtypes} {role}"
     return f"{pool(prefill, 'prefill')} + {pool(decode, 'decode')}"
 
 

@@ -636,7 +636,9 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
              eplb: bool = False, moe_act_dtype: str | None = None, moe_a2a: str | None = None,
              discard: int | str = 0, speculative: Any = None) -> dict[str, Any]:
     """Simulate serving `workload` on a deployment; returns a dict of metrics (`METRIC_KEYS`, numbers) and of where
-    they come from (`LABEL_KEYS`: ``source`` and ``engine``, text).
+    they come from (`LABEL_KEYS`: ``source`` and ``engine``, text). ``source``: roofline | interpolated |
+    extrapolated, the least certain of the pools', each by `estimate`'s check on the iterations of the run
+    ("extrapolated" where one reads a kernel table past its measured cells: `_run_source`).
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
     mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, EP, attention DP and
@@ -671,7 +673,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     (None / "auto", "allgather", "deepep"; `inference.estimate`: a pool it cannot run raises ValueError naming it).
     ``interval``: a band level strictly between 0 and 1 (e.g. 0.8): adds ``<key>_lo`` / ``<key>_hi`` for the
     latency (ttft, tpot, itl, e2e: mean and percentiles), throughput and tok_s_per_user keys: the inference
-    model's split-conformal band for the step model's source, engine and GPU family (the prefill pool's for TTFT
+    model's split-conformal band for the run's source, engine and GPU family (the prefill pool's for TTFT
     in disagg), applied to the simulated value (`objectives.uncertainty.serving_intervals`).
     ``profile``: a calibrated profile file (`dse calibrate`) whose engine factors cost the iterations, as in
     `inference.estimate(..., profile=)`, or an `Efficiency` whose factors cost them in place of the shipped fit.
@@ -706,7 +708,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     def key(role: str) -> tuple[str, str, str]:
         # _build prices every replica with a StepModel (IterationCost does not promise source/engine/gpu_name)
         c = cast("StepModel", next(r.cost for r in reps if r.role == role))
-        return str(c.source), str(c.engine), str(c.gpu_name)
+        return _run_source(eng, c, role), str(c.engine), str(c.gpu_name)
     main = key("agg" if mode == "agg" else "decode")
     from objectives.inference.measured import BY_CERTAINTY
     pools = [main] if mode == "agg" else [main, key("prefill")]
@@ -717,6 +719,30 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     from objectives.uncertainty import serving_intervals
     return {**m, **serving_intervals(m, interval, source=main[0], engine=main[1], gpu=main[2],
                                      prefill=None if mode == "agg" else key("prefill"))}
+
+
+def _run_source(eng: _Engine, sm: StepModel, role: str) -> str:
+    """The `source` of a pool's iterations in a finished run, by `estimate`'s own check (`estimate._steady_source`:
+    "extrapolated" where a forward reads a kernel table past its measured cells): its steady-state iterations at
+    each (prompt, output) length pair the run served, with the most sequences that streamed at once on one of the
+    pool's ranks (decode and agg pools; `streams_at_first`), and one prompt at a time with no decode on a prefill
+    pool. The step model's prepared label where its tables carry no bounds."""
+    from objectives.inference.estimate import _steady_source
+    from objectives.inference.measured import BY_CERTAINTY, SOURCES
+    r = eng.reqs
+    pairs = np.unique(np.array([(x.inp, x.out) for x in r], dtype=float).reshape(-1, 2), axis=0)
+    if not len(pairs):
+        return str(sm.source)
+    if role == "prefill":
+        n, isl, osl = 1.0, pairs[:, 0], np.ones(len(pairs))
+    else:
+        first = np.array([x.first for x in r], dtype=float)
+        finish = np.array([x.finish for x in r], dtype=float)
+        rep = np.array([x.rep for x in r], dtype=np.int64)
+        n = max(1.0, float(np.max(streams_at_first(first, finish, rep), initial=1.0)))
+        isl, osl = pairs[:, 0], pairs[:, 1]
+    codes = _steady_source(sm._p, n, isl, osl, sm._mnt)   # noqa: SLF001 (the model the run priced)
+    return str(max((SOURCES[int(k)] for k in np.atleast_1d(codes)), key=BY_CERTAINTY.index))
 
 
 def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,

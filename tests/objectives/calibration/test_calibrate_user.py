@@ -217,3 +217,24 @@ def test_outputs_never_replace_a_file_they_did_not_write(tmp_path, capsys):
     check_output(prof, "-o")                          # a calibrated profile: a refit may replace it
     with pytest.raises(ValueError, match="already exists and is not a calibrated profile"):
         check_output(preds, "-o")
+
+
+def test_cli_messages_name_its_flags_a_bad_gpu_the_catalogs_way_and_its_help_the_json_keys(tmp_path, capsys):
+    # a result that does not say its GPU and TP: the flags that give them (the API's keywords too); a GPU the
+    # catalog lacks: the catalog's error with its names, not rows left out unpredicted; --help lists the keys read
+    from dse.cli import main
+    from objectives.calibration.measurements import VLLM_OPTIONAL, VLLM_REQUIRED
+
+    rec = {k: v for k, v in json.loads(VLLM_A.read_text()).items() if k not in ("gpu", "tp")}
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(rec))
+    assert main(["calibrate", str(bare), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "give them to dse calibrate (--gpu ... --tp ...)" in err and "read_measurements (gpu=..., tp=...)" in err
+    assert main(["calibrate", str(bare), "--check", "--gpu", "H999", "--tp", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown GPU 'H999'" in err and "H200-SXM-141GB" in err and "without a catalog GPU" not in err
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(k in out for k in (*VLLM_REQUIRED, *VLLM_OPTIONAL, "model_id", "--metadata", "tensor_parallel_size"))

@@ -20,7 +20,9 @@ AIC_SCHEMES = {
     "bfloat16": ("bf16", None), "int8_wo": ("int8", "bf16"), "int4_wo": ("int4", "bf16"), "fp8": ("fp8", None),
     "fp8_static": ("fp8", None), "sq": ("int8", "int8"), "fp8_block": ("fp8", None), "fp8_ootb": ("fp8", None),
     "nvfp4": ("fp4", None), "nvfp4_wo": ("fp4", "bf16"), "w4a16_nvfp4": ("fp4", "bf16"), "w4afp8": ("int4", "fp8"),
-    "w4a16_mxfp4": ("fp4", "bf16"), "w4a8_mxfp4_mxfp8": ("fp4", "fp8"), "w4a8_mxfp4_mxfp8_trtllm": ("fp4", "fp8"),
+    # the MXFP8 activations of gpt-oss's w4a8 schemes are its experts' (moe_act_dtype), not the act_dtype of its
+    # 16-bit layers, which the cost model refuses beyond 16 bits there (R_MX_ACT): None, the model's default
+    "w4a16_mxfp4": ("fp4", "bf16"), "w4a8_mxfp4_mxfp8": ("fp4", None), "w4a8_mxfp4_mxfp8_trtllm": ("fp4", None),
     "w4a16_mxfp4_cutlass": ("fp4", "bf16"),
 }
 

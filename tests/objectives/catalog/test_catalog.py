@@ -453,3 +453,35 @@ def test_default_catalog_is_created_once_across_threads():
         assert len({id(c) for c in got}) == 1
     finally:
         store._default = saved
+
+
+def test_the_listed_models_do_not_grow_with_lookups_and_errors_offer_listed_names():
+    # a quantized release's derived "<base>-<tag>" record (and a local checkpoint's path) is found by `model` but
+    # not listed: `models()` and the unknown-model count stay the shipped catalog's whatever a process looked up
+    # before (the count read 97, 101, 104, ... in one process), and close matches are listed names
+    cat = Catalog.from_data()
+    n = len(cat.models())
+    v = cat.model("RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic")
+    assert v.name not in cat.models() and cat.model(v.name) is v and len(cat.models()) == n
+    with pytest.raises(CatalogError, match=rf"\. {n} known") as e:
+        cat.model("Llama-3.3-70B-Instruct-FP9")
+    assert v.name not in str(e.value)
+    mine = dataclasses.replace(v, name="My-70B", hf_id="", aliases=())
+    cat.register_model(mine)      # what the user registers is listed
+    assert "My-70B" in cat.models() and len(cat.models()) == n + 1
+
+
+def test_a_checkpoint_folder_named_without_a_slash_is_read_after_the_catalog_names(tmp_path, monkeypatch):
+    # model="ck" with ./ck/config.json: the folder's config (it was an unknown catalog name); a catalog name wins
+    # over a folder of that name, and an unknown plain name says which folder it looked for too
+    cat = Catalog.from_data()
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text((DATA_DIR / "models" / "Llama-3.1-8B.json").read_text())
+    (tmp_path / "Qwen3-8B").mkdir()
+    (tmp_path / "Qwen3-8B" / "config.json").write_text((DATA_DIR / "models" / "Llama-3.1-8B.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    ck = cat.model("ck")
+    assert ck.name == "ck" and ck.n_layers == cat.model("Llama-3.1-8B").n_layers and "ck" not in cat.models()
+    assert cat.model("Qwen3-8B").n_layers == catalog.model("Qwen3-8B").n_layers != ck.n_layers
+    with pytest.raises(CatalogError, match=r"unknown model 'nope'.*nor a checkpoint folder: no nope/config\.json"):
+        cat.model("nope")

@@ -8,7 +8,7 @@ import pytest
 
 from objectives import inference, profiles, serving
 from objectives.inference.measured import MOE_ACT_DTYPES, moe_act
-from objectives.inference.resolve import R_MOE_ACT, REASONS, moe_act_codes
+from objectives.inference.resolve import R_MOE_ACT, R_MX_ACT, REASONS, moe_act_codes
 from objectives.serving.analytical import Deployments
 
 GPT = "gpt-oss-120b"      # MXFP4 experts (128 of them, top-4), hidden 2880
@@ -123,3 +123,20 @@ def test_max_throughput_step_model_and_serving_models_carry_it():
     assert e["tpot_ms"].iloc[1] > 2.0 * e["tpot_ms"].iloc[0] and e["tpot_ms"].iloc[2] == e["tpot_ms"].iloc[0]
     with pytest.raises(ValueError, match=r"moe_act_dtype='fp8' not allowed; valid: auto, bf16, mxfp8"):
         Deployments.of(gpu="B200", moe_act_dtype="fp8")
+
+
+@pytest.mark.parametrize("engine", ENGINES + ("roofline",))
+def test_an_mxfp4_checkpoint_computes_its_other_layers_in_16_bit_and_refuses_another_act_dtype(engine):
+    # gpt-oss quantizes only its experts: the engines run its attention, router and head unquantized (vLLM
+    # Mxfp4Config: LinearBase -> UnquantizedLinearMethod) and its experts by moe_act_dtype. The row's act_dtype
+    # says bf16 (it said fp4 on Blackwell), prices as an explicit bf16, and an fp8 / fp4 asked for is refused
+    # (it was priced as the default, the choice silently ignored)
+    r = inference.estimate(GPT, "B200", tp=1, batch_size=32, input_len=1024, output_len=1024, engine=engine,
+                           act_dtype=[None, "bf16", "fp8", "fp4"])
+    assert r["act_dtype"].tolist()[:2] == ["bf16", "bf16"] and r["fits"].tolist() == [True, True, False, False]
+    assert r["ttft_ms"].iloc[0] == r["ttft_ms"].iloc[1] and r["tpot_ms"].iloc[0] == r["tpot_ms"].iloc[1]
+    assert (r["reason"].iloc[2:] == REASONS[R_MX_ACT]).all() and "moe_act_dtype" in REASONS[R_MX_ACT]
+    # the same checkpoint at 16-bit weights (no MXFP4 experts) and an NVFP4 checkpoint keep their act_dtype rule
+    assert inference.estimate(GPT, "B200", tp=4, weight_dtype="bf16", act_dtype="fp8", engine=engine)["fits"].all()
+    nv = inference.estimate("nvidia/DeepSeek-R1-0528-FP4", "B200", tp=8, engine=engine)
+    assert nv["act_dtype"].iloc[0] == "fp4"

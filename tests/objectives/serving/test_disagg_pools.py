@@ -536,7 +536,7 @@ def test_capacity_of_an_attention_dp_deployment_and_its_command(capsys):
                  "--kv-dtype", "fp8", "--engine", "vllm", "--tpot-ms", "100", "--ttft-ms", "2000", "--input-len",
                  "1024", "--output-len", "128", "--analytical"]) == 0
     out = capsys.readouterr().out
-    assert "attn_dp=8" in out and f"holds {got['capacity_req_s']:.3g} requests/s" in out
+    assert "8 x H200-SXM-141GB (1 replica of tp=1 pp=1 attn_dp=8 ep=8)" in out and f"holds {got['capacity_req_s']:.3g} requests/s" in out
 
 
 # -- capacity of a disaggregated deployment (serving.capacity / dse capacity) ------------------------------------
@@ -616,7 +616,7 @@ def test_disaggregated_capacity_refuses_bad_pools_naming_them():
         serving.capacity(DENSE, H100, slo=TIGHT, mode="disagg", prefill=serving.Pool(ep=2), decode=serving.Pool())
     with pytest.raises(ValueError, match=r"decode pool ep=3 .*valid ep: "):
         serving.capacity(MOE, H200, tp=4, slo=TIGHT, mode="disagg", prefill=serving.Pool(), decode=serving.Pool(ep=3))
-    with pytest.raises(ValueError, match=r"Llama-3.1-70B on 1 x L40S tp=1 pp=1 prefill \+ 1 x L40S tp=1 pp=1 "
+    with pytest.raises(ValueError, match=r"Llama-3.1-70B on 1 x L40S \(1 worker of tp=1 pp=1\) prefill \+ 1 x L40S \(1 worker of tp=1 pp=1\) "
                                          r"decode does not run: does not fit"):
         serving.capacity("Llama-3.1-70B", "L40S", weight_dtype="bf16", slo=TIGHT, mode="disagg",
                          prefill=serving.Pool(), decode=serving.Pool(), fidelity="analytical")
@@ -651,7 +651,7 @@ def test_capacity_command_takes_disaggregated_pools(capsys):
     assert main([*base, "--mode", "disagg", "--decode-workers", "2"]) == 0
     out = capsys.readouterr().out
     cap = _disagg_capacity(2, fidelity="analytical", scheduler=serving.Scheduler())   # the engine's budgets
-    assert f"1 x {H100} tp=1 pp=1 prefill + 2 x {H100} tp=1 pp=1 decode fp8: holds " \
+    assert f"1 x {H100} (1 worker of tp=1 pp=1) prefill + 2 x {H100} (2 workers of tp=1 pp=1) decode fp8: holds " \
            f"{cap['capacity_req_s']:.3g} requests/s" in out
     assert f"analytical pools: prefill {cap['prefill_pool_req_s']:.3g}, decode {cap['decode_pool_req_s']:.3g}" in out
     assert main([*base, "--prefill-tp", "2"]) == 2
@@ -662,7 +662,7 @@ def test_capacity_command_takes_disaggregated_pools(capsys):
     own = serving.capacity(DENSE, H100, weight_dtype="fp8", kv_dtype="fp8", slo=TIGHT, workload=DECODE_HEAVY,
                            mode="disagg", prefill=serving.Pool(pp=2, weight_dtype="bf16", kv_dtype="fp8"),
                            decode=serving.Pool(n_workers=2), fidelity="analytical")
-    assert f"1 x {H100} tp=1 pp=2 weight_dtype=bf16 kv_dtype=fp8 prefill + 2 x {H100} tp=1 pp=1 decode" in \
+    assert f"2 x {H100} (1 worker of tp=1 pp=2) weight_dtype=bf16 kv_dtype=fp8 prefill + 2 x {H100} (2 workers of tp=1 pp=1) decode" in \
         (out := capsys.readouterr().out)
     assert f"analytical pools: prefill {own['prefill_pool_req_s']:.3g}" in out
     assert own["prefill_pool_req_s"] != cap["prefill_pool_req_s"]
@@ -938,7 +938,10 @@ def test_target_rate_over_disaggregated_modes_lets_each_pool_choose_its_gpu_and_
     assert "prefill_gpu" in capsys.readouterr().out
     from objectives.serving.capacity import deployment_words
     assert deployment_words("H200", 1, 1, prefill=serving.Pool(gpu="H100"), decode=serving.Pool()) == \
-        f"1 x {H100} tp=1 pp=1 prefill + 1 x H200-SXM-141GB tp=1 pp=1 decode"
+        f"1 x {H100} (1 worker of tp=1 pp=1) prefill + 1 x H200-SXM-141GB (1 worker of tp=1 pp=1) decode"
+    # the GPUs counted first, the replicas apart: a wide-EP replica is 8 GPUs, not "1 x H200" (it read as one)
+    assert deployment_words("H200", 1, 1, dp=2, ep=8, attn_dp=8) == \
+        "16 x H200-SXM-141GB (2 replicas of tp=1 pp=1 attn_dp=8 ep=8)"
 
 
 def test_quality_of_a_disaggregated_deployment_is_its_lower_precision_pools():

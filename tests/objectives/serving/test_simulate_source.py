@@ -30,3 +30,15 @@ def test_disaggregated_pools_report_the_least_certain_source():
     m = serving.simulate("Llama-3.1-8B", "H100", tp=1, workload=W, mode="disagg",
                          prefill=serving.Pool(gpu="MI300X", tp=1), decode=serving.Pool(tp=1))
     assert m["source"] == "roofline"
+
+
+def test_a_simulation_past_the_measured_cells_says_extrapolated_as_estimate_does():
+    # a 120k-token prompt reads the attention tables past the collector's longest prompt: `estimate` says
+    # "extrapolated" for it, and so does the simulation of the same request (it used to report the step model's
+    # prepared "interpolated"); a short prompt stays "interpolated" on both
+    for isl, want in ((120_000, "extrapolated"), (512, "interpolated")):
+        m = serving.simulate("Llama-3.1-8B", "H100", tp=1, workload=serving.Workload(
+            concurrency=1, input_len=isl, output_len=16, n_requests=2))
+        row = inference.estimate(model="Llama-3.1-8B", gpu="H100", tp=1, batch_size=1, input_len=isl,
+                                 output_len=16).iloc[0]
+        assert m["source"] == row["source"] == want
