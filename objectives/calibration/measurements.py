@@ -291,6 +291,26 @@ def _engine(rows: pd.DataFrame) -> np.ndarray:
     return rows["engine"].astype(str).str.lower().to_numpy(object)
 
 
+def dated_labels(labels: np.ndarray, notes: np.ndarray) -> np.ndarray:
+    """Each engine build label (`profiles.is_release`'s labels that are no version) that carries no date
+    (`profiles.build_date`), dated from its row's note: the image tag the row ran where it extends the label with a
+    date ('nightly-dev' run as lmsysorg/sglang:nightly-dev-cu13-20260317-1eea7448: that tag), else the label with
+    the measurement's day ('glm5-hopper', measured=2026-03-19: 'glm5-hopper-measured-20260319', a bound the build
+    is no newer than); a version, a dated label or a row noting neither as it is."""
+    from objectives.profiles import build_date, is_build_label
+    out = np.asarray(labels, dtype=object).copy()
+    for i, (lab, note) in enumerate(zip(out, notes)):
+        if not lab or not is_build_label(lab) or build_date(lab) is not None:
+            continue
+        tag = re.search(r"image=\S+:(\S+)", note)
+        day = re.search(r"measured=(\d{4})-(\d{2})-(\d{2})", note)
+        if tag and tag.group(1).startswith(lab) and build_date(tag.group(1)) is not None:
+            out[i] = tag.group(1)
+        elif day:
+            out[i] = f"{lab}-measured-{''.join(day.groups())}"
+    return out
+
+
 def engine_releases(rows: pd.DataFrame) -> np.ndarray:
     """Each row's engine with its release, as the cost model takes it (`inference.estimate`'s ``engine=``): the
     release named alone, 'vllm~=0.13.0' (`profiles.RELEASE_SEP`: what the engine does follows the release,
@@ -299,11 +319,15 @@ def engine_releases(rows: pd.DataFrame) -> np.ndarray:
     overlap scheduler before 1.0) is priced without it. The bare name where ``engine_version`` is missing (a vLLM
     JSON result that records none and no ``--engine-version``: the newest release the model knows) or the engine
     is none `profiles.ENGINE_NAMES` holds (a published NIM row), or the version is no release (`profiles.is_release`:
-    a published table's "1.1/1.2", a commit hash: the newest, as such a label always read)."""
+    a published table's "1.1/1.2", a commit hash: the newest, as such a label always read). A build label without a
+    date is dated from the row's note (`dated_labels`), so its kernel tables are the build's nearest
+    (`profiles.dated_tables`)."""
     from objectives.profiles import ENGINE_NAMES, RELEASE_SEP, is_release
     eng = _engine(rows)
     ver = (rows["engine_version"] if "engine_version" in rows.columns else pd.Series(np.nan, index=rows.index))
     text = ver.astype(object).where(ver.notna(), "").astype(str).str.strip().to_numpy(object)
+    if "note" in rows.columns:
+        text = dated_labels(text, rows["note"].astype(object).where(rows["note"].notna(), "").astype(str).to_numpy())
     ok = {t: is_release(t) for t in set(text)}
     named = np.array([ok[t] for t in text], dtype=bool) & np.isin(eng, list(ENGINE_NAMES))
     return np.where(named, eng + RELEASE_SEP + text, eng).astype(object)

@@ -44,6 +44,13 @@ and edge fills are extrapolations, and a result row whose lookups reach them say
 beyond_reach`). Profile files written before it have none and count every cell as measured.
 
     python -m objectives.profiles.build [--root DIR [--force]] [--out DIR]   # default: the installed aiconfigurator-core
+    python -m objectives.profiles.build --dated-root DIR [--out DIR]         # the `DATED_TABLES` builds' profiles
+
+A `DATED_TABLES` build (an engine's main between releases whose tables the wheel lacks: SGLang's 2026-04-16 DSA
+modules) ships as a profile of its own version, its release's profile with those tables replaced; its files come from
+the repository commit recorded there: `git -C aiconfigurator archive <commit> aic-core/src/aiconfigurator_core/
+systems/data/{b200_sxm,h200_sxm}/sparse_attention/sglang/0.5.10 | tar -x -C DIR`, then --dated-root
+DIR/aic-core/src/aiconfigurator_core/systems/data. A dated build label resolves to it (`profile.dated_tables`).
 
 With `--root` (e.g. the collector's output) every engine folder found is built; the output folder's index keeps
 the profiles it already lists (the shipped H200 `torch` profile was built from
@@ -326,7 +333,7 @@ def mla_tables(path: Path, kind: str) -> dict[str, Table]:
 DSA_ARCHS = {"DeepseekV32ForCausalLM": "deepseek_v32", "GlmMoeDsaForCausalLM": "glm5"}
 
 
-def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
+def dsa_tables(path: Path, kind: str, build: str | None = None) -> dict[str, Table]:
     """DeepSeek sparse attention modules (projections, lightning indexer, top-k, sparse MLA) per architecture and
     KV-cache dtype: context by (batch, input length, heads per GPU) without a cached prefix (step 0), generation
     by (batch, KV length, heads per GPU); FP8 block-scaled projections where measured (`_module_tables`).
@@ -334,15 +341,51 @@ def dsa_tables(path: Path, kind: str) -> dict[str, Table]:
     The context tables time each (batch, length) after cached prefixes too; a prefix changes the path (SGLang runs
     a prompt whose keys, prefix + prompt, fit the indexer's top-k as dense MHA and a longer one through the
     indexer and sparse MLA), so the rows kept are those without a cached prefix (step 0), not a median over the
-    prefixes (docs/profiles.md, thirty-second round, has the figures)."""
+    prefixes (docs/profiles.md, thirty-second round, has the figures). `build`: only the rows whose ``version``
+    column names that engine build (a folder that mixes builds: `DATED_TABLES`)."""
     df = _read(path, ("op_name", "architecture", "batch_size", "isl", "num_heads", "kv_cache_dtype", "step",
                       "latency"))
     df = df[df["op_name"] == f"dsa_{kind}_module"]
+    if build is not None:
+        df = df[df["version"].astype(str) == build]
     if "gemm_type" in df.columns and (df["gemm_type"] == "fp8_block").any():
         df = df[df["gemm_type"] == "fp8_block"]
     if kind == "context":
         df = df[df["step"] == 0]
     return _module_tables(df, kind, DSA_ARCHS)
+
+
+#: kernel tables of an engine build between releases that timed some modules only, each shipped as a profile of its
+#: own version (`profile.TABLE_BUILDS` dates it; `profile.dated_tables` picks it for a dated build label): its file
+#: holds those modules' tables (`DATED_FAMILIES`), `profile.load` reads the rest from the base release's profile. (engine, version) -> (base release,
+#: the tables' folder under a `<system>/sparse_attention/<engine>/` of the source, its systems, the source).
+#: SGLang main of 2026-04-16 (0.0.0.dev1+ga4cf2ea12): DeepSeek sparse attention modules (DeepSeek-V3.2 and GLM-5,
+#: FP8 / bf16 KV) on B200 and H200, filed under 0.5.10 in ai-dynamo/aiconfigurator (Apache-2.0, NVIDIA) at the
+#: commit below; not in the aiconfigurator-core 0.12.0 wheel. B300's 0.5.10 folder holds 64-head bf16 rows of
+#: release 0.5.10 only, no 8-head FP8 cell: B300 keeps 0.5.14's. The folder's DeepSeek-V4 tables are not read
+DATED_TABLES: Mapping[tuple[str, str], tuple[str, str, tuple[str, ...], str]] = {
+    ("sglang", "0.0.0.dev1+ga4cf2ea12"): (
+        "0.5.14", "0.5.10", ("b200_sxm", "h200_sxm"),
+        "ai-dynamo/aiconfigurator@095f58a51c4ca8e61b66ec108d86f223f8d559ce (Apache-2.0, NVIDIA): "
+        "aic-core/src/aiconfigurator_core/systems/data/<system>/sparse_attention/sglang/0.5.10/"
+        "dsa_{context,generation}_module_perf.parquet, rows of version 0.0.0.dev1+ga4cf2ea12")}
+
+
+#: the table families a `DATED_TABLES` build's profile holds of its own (the rest are its base release's)
+DATED_FAMILIES = ("dsa_context", "dsa_generation")
+
+
+def dated_profile(system: str, root: Path, engine: str, version: str) -> KernelProfile | None:
+    """The tables of a `DATED_TABLES` build on `system` (its `DATED_FAMILIES` only, from `root`: a
+    `<system>/sparse_attention/<engine>/<folder>/` tree of the source named there), the file `profile.load` lays over
+    its base release's profile; None where `root` lacks them for that system."""
+    _, folder, systems, source = DATED_TABLES[(engine, version)]
+    d = root / system / "sparse_attention" / engine / folder
+    files = {kind: d / f"dsa_{kind}_module_perf.parquet" for kind in ("context", "generation")}
+    if system not in systems or not all(f.exists() for f in files.values()):
+        return None
+    tables = {f"dsa_{kind}.{k}": t for kind, f in files.items() for k, t in dsa_tables(f, kind, build=version).items()}
+    return KernelProfile(system=system, engine=engine, version=version, source=source, tables=tables)
 
 
 def _module_tables(df: pd.DataFrame, kind: str, archs: Mapping[str, str]) -> dict[str, Table]:
@@ -1636,6 +1679,26 @@ def build_all(root: Path, out: Path, source: str, newest_only: bool = True,
     return done
 
 
+def build_dated(root: Path, out: Path) -> list[KernelProfile]:
+    """Build and save the `DATED_TABLES` profiles whose tables `root` holds into `out` and its index (which must
+    list each one's base release on its system: `load` lays the file over it); returns the profiles written."""
+    index = {(e["system"], e["engine"], e["version"]): e for e in _index_entries(out / "index.json")}
+    done = []
+    for (engine, version), (base_v, _, systems, _) in DATED_TABLES.items():
+        for system in systems:
+            prof = dated_profile(system, root, engine, version) if (system, engine, base_v) in index else None
+            if prof is None:
+                log.warning("%s %s %s: no base profile in %s or no tables under %s", system, engine, version, out, root)
+                continue
+            save(prof, out / prof.filename)
+            done.append(prof)
+            index[(system, engine, version)] = {"system": system, "engine": engine, "version": version,
+                                                "file": prof.filename, "source": prof.source,
+                                                "tables": sorted(prof.tables)}
+    (out / "index.json").write_text(json.dumps({"profiles": [index[k] for k in sorted(index)]}, indent=1) + "\n")
+    return done
+
+
 def _index_entries(path: Path) -> list[dict]:
     """The entries of an existing index.json (each with its `source`; older files held one for all)."""
     if not path.exists():
@@ -1653,8 +1716,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="with --root: replace profiles of --out that were built "
                     "from another source (refused without it: e.g. a user's H200 torch collection would overwrite "
                     "the shipped H200 torch profile)")
+    ap.add_argument("--dated-root", help="only the `DATED_TABLES` builds' profiles, from this folder "
+                    "(<system>/sparse_attention/<engine>/<folder>/, the source's systems/data at the commit "
+                    "recorded there), on their base releases' profiles in --out")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if a.dated_root:
+        done = build_dated(Path(a.dated_root), Path(a.out))
+        print(f"{len(done)} dated-build profiles written to {a.out}")
+        return 0
     root = Path(a.root) if a.root else aiconfigurator_root()
     if a.root and (root is None or not root.is_dir()):
         raise SystemExit(f"--root {a.root!r} is not a folder: give the folder a collector wrote "

@@ -687,6 +687,49 @@ def build_order(vs: Any) -> list[str]:
     return sorted(vs, key=lambda v: (release_key(v), str(v)))
 
 
+#: when each kernel-table version's engine was built (engine, version) -> ISO date: what a dated build label resolves
+#: by (`dated_tables`). A version without a date here is read by release spellings and the bare name only.
+#: - SGLang 0.5.14: 2026-06-25, the ``node_date`` of its wheel's sglang-0.5.14.dist-info/scm_version.json (PyPI).
+#: - SGLang 0.0.0.dev1+ga4cf2ea12 (DSA module tables only, `build.DATED_TABLES`): SGLang main of 2026-04-16, the head
+#:   of that day's scheduled nightly CI run 24486059047, between 0.5.10.post1 and 0.5.11 (docs/profiles.md, glm5fold)
+TABLE_BUILDS: Mapping[tuple[str, str], str] = {("sglang", "0.5.14"): "2026-06-25",
+                                               ("sglang", "0.0.0.dev1+ga4cf2ea12"): "2026-04-16"}
+
+
+def is_build_label(ver: Any) -> bool:
+    """Whether `ver` is a build label that is no version (`_parse_release`: 'nightly-dev', 'glm5-hopper')."""
+    return isinstance(_parse_release(ver), str)
+
+
+def build_date(label: Any) -> str | None:
+    """The ISO date a build label that is no version carries ('nightly-dev-cu13-20260317-1eea7448',
+    'nightly-dev-20260216-d3bae71e': its 8-digit YYYYMMDD part), else None (a version, an undated label)."""
+    import datetime
+    v = "" if label is None else str(label).strip()
+    if not is_build_label(v):
+        return None
+    for m in re.finditer(r"(?<![0-9A-Za-z])(20\d{2})(\d{2})(\d{2})(?![0-9A-Za-z])", v):
+        try:
+            return datetime.date(*map(int, m.groups())).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def dated_tables(engine: str, label: Any, versions: list[str]) -> str | None:
+    """The kernel-table version of `versions` (one GPU's, of canonical `engine`) that a dated build label reads: of
+    those with a build date (`TABLE_BUILDS`), the newest built on or before the label's date (`build_date`), else
+    the oldest built after it (the nearest); None where the label has no date or no version a known one (the
+    newest then, as for any label: `release_key`). One rule for every engine and GPU: SGLang's 2026-03 / 04
+    nightlies read the 2026-04-16 build's DSA tables where a GPU has them (B200, H200), 0.5.14's elsewhere."""
+    day = build_date(label)
+    dated = sorted((d, v) for v in versions if (d := TABLE_BUILDS.get((engine, v))) is not None)
+    if day is None or not dated:
+        return None
+    before = [v for d, v in dated if d <= day]
+    return before[-1] if before else dated[0][1]
+
+
 def _newest(vs: list[str]) -> str:
     return build_order(vs)[-1]
 
@@ -695,7 +738,9 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
     """The kernel profile of catalog GPU `gpu` under `engine` (newest version when None), or None when that GPU
     has no measured profile (the model then uses the roofline). An engine or version that does not exist for a
     profiled GPU raises ValueError naming what exists. `full`: build from the installed aiconfigurator-core's
-    full tables (default: when installed) instead of the shipped compact copy."""
+    full tables (default: when installed) instead of the shipped compact copy. A release named alone that is a
+    dated build label ('sglang~=nightly-dev-cu13-20260317-1eea7448') reads the tables of the build nearest its date
+    (`dated_tables`), any other the newest."""
     eng, ver = resolve_engine(engine if version is None else (engine, version))
     system = SYSTEMS.get(gpu)
     if system is None:
@@ -711,7 +756,8 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
         raise ValueError(f"no {eng} kernel profile for {gpu}{why}; available: "
                          f"{', '.join(f'{e} {vs}' for e, vs in have.items()) or 'none'}")
     if ver is None:
-        ver = _newest(have[eng])
+        label = engine_release(engine) if version is None and _release_only(engine) else None
+        ver = dated_tables(eng, label, have[eng]) or _newest(have[eng])
     elif ver not in have[eng]:
         # the tables of the release named, whatever build suffix either spelling carries ('0.24.0-cu129'); the
         # exact build where it ships (above), else the last of its builds (`build_order`)
@@ -739,4 +785,38 @@ def _load(system: str, engine: str, version: str, full: bool) -> KernelProfile:
                                                 "aiconfigurator-core (installed, full tables)", cache=True)) is not None:
             return p
     fname = next(f for s, e, v, f in _shipped_index() if (s, e, v) == (system, engine, version))
-    return read(DATA_DIR / fname)
+    shipped = read(DATA_DIR / fname)
+    from .build import DATED_FAMILIES, DATED_TABLES
+    if (engine, version) in DATED_TABLES:
+        # a dated build's file holds its own tables (`build.DATED_TABLES`); the others are its base release's
+        base = _load(system, engine, DATED_TABLES[(engine, version)][0], full)
+        return KernelProfile(system, engine, version, f"{shipped.source}; other tables: {base.source} {base.version}",
+                             _Overlay(shipped.tables, base.tables, DATED_FAMILIES),
+                             _Overlay(shipped.keys, base.keys, DATED_FAMILIES))
+    return shipped
+
+
+class _Overlay(Mapping[str, Any]):
+    """`top`'s entries of the table families `own`, `rest`'s of the others (looked up lazily, as `LazyTables`)."""
+
+    def __init__(self, top: Mapping[str, Any], rest: Mapping[str, Any], own: tuple[str, ...]) -> None:
+        self._top, self._rest, self._own = top, rest, own
+
+    def _src(self, name: str) -> Mapping[str, Any]:
+        return self._top if TableGroups.family(name) in self._own else self._rest
+
+    def __getitem__(self, name: str) -> Any:
+        return self._src(name)[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._src(name).get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._src(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*(k for k in self._top if TableGroups.family(k) in self._own),
+                     *(k for k in self._rest if TableGroups.family(k) not in self._own)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
