@@ -166,7 +166,7 @@ from ..inference import lockstep
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
 from ..inference.estimate import TIMES, ahead_clients, busy_ranks, max_throughput_times
-from ..inference.resolve import engine_budgets, resolve_records
+from ..inference.resolve import engine_budgets
 from .bisection import bisect
 from .handoff import (
     HostTime,
@@ -1090,7 +1090,7 @@ class ServingModel:
                 "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}
 
     def _at(self, d: Deployments, N: np.ndarray, isl: Any = None, prompts: Any = None,
-            lanes: Any = None) -> dict[str, np.ndarray]:
+            lanes: Any = None, clients: Any = None) -> dict[str, np.ndarray]:
         """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
         flight, rounded up to whole sequences: the engine runs whole batches; a lone request decodes at batch 1).
         N of shape (n,), or (n, k): k occupancies per deployment, rows in that order (k > 1: the deployments
@@ -1100,11 +1100,16 @@ class ServingModel:
         the workload's mean prompt. ``prompts``: the most prompts one prefill iteration carries, one per deployment
         (or one per occupancy, N's shape)
         (`inference.estimate.split_work`; None: as many as the budget holds, the closed loop's groups). ``lanes``:
-        the batches in flight a pipeline keeps at least, one per deployment (`_lanes_opened`; None: none)."""
+        the batches in flight a pipeline keeps at least, one per deployment (`_lanes_opened`; None: none).
+        ``clients``: a closed loop's clients over the deployment's dp replicas (whole; N's shape (n,) only; None:
+        the steady state without clients): `max_throughput`'s ``concurrency``, whose clients split the cycle at the
+        first token (`inference.estimate.cycle_split`) and wait for a slot beyond N."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
         per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
         kw = {**kw, "adp_balance": d.balance}
+        if clients is not None:   # vLLM's preemption churn re-prefills from the prefix cache (`retraction_churn`)
+            kw["prefix_caching"] = d.prefix_caching
         cached = isl is not None
         isl = self.input_len if isl is None else isl
         if prompts is not None:
@@ -1123,11 +1128,12 @@ class ServingModel:
             if lanes is not None:
                 lanes = np.asarray(lanes, dtype=float)[:, None]
         nb = np.maximum(np.ceil(N - 1e-9), 1.0)
-        out = max_throughput_times(**kw, dp=1, input_len=isl, output_len=self.output_len,
-                                   max_batch_size=nb, max_num_tokens=mnt,
+        # (with clients, the deployment's dp replicas share them: `max_throughput`'s clients per rank)
+        out = max_throughput_times(**kw, dp=1 if clients is None else d.dp, input_len=isl,
+                                   output_len=self.output_len, max_batch_size=nb, max_num_tokens=mnt,
                                    gpu_memory_utilization=self.gpu_memory_utilization,
                                    kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts,
-                                   lanes_at_least=lanes)
+                                   lanes_at_least=lanes, concurrency=clients)
         if cached:
             # prompts of isl tokens, the rest of the workload's mean prompt in the prefix cache: every iteration
             # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
@@ -1258,8 +1264,20 @@ class ServingModel:
         hit = np.minimum(np.round(hit_rate * isl), isl - 1.0)         # whole tokens (the model counts tokens)
         cached = hit > 0
         isl_new: Any = isl - hit if cached.any() else isl
-        if cached.any():
-            c = np.flatnonzero(cached)
+        # a closed loop on aggregated chunked-prefill replicas: its clients' `max_throughput` (`_at(clients=)`), whose
+        # GPU TTFT and decode window split the request cycle (`inference.estimate.cycle_split`), lockstep
+        # attention-DP ranks' own full-budget prefill iteration included, and whose rate is Little's law's, the
+        # wait for a slot in the TTFT: as `inference.max_throughput(concurrency=)` prices the same clients
+        by_clients = np.zeros(n, dtype=bool)
+        if conc is not None:
+            by_clients = ~dis & (d.batching == "continuous") & d.chunked_prefill.astype(bool)
+        if conc is not None and by_clients.any():
+            c = np.flatnonzero(by_clients)
+            st = self._at(d.take(c), N[c], isl_new[c] if cached.any() else None, clients=conc)
+            ttft[c], tpot[c] = st["ttft_ms"], st["tpot_ms"]
+            tput[c] = conc * osl / np.maximum(ttft[c] + max(osl - 1.0, 0.0) * tpot[c], 1e-12) * 1e3
+        if (cached & ~by_clients).any():
+            c = np.flatnonzero(cached & ~by_clients)
             st = self._at(d.take(c), N[c], isl_new[c])     # the cached context priced too (`cached_context_ms`)
             ttft[c], tpot[c] = st["ttft_ms"], st["tpot_ms"]
             tput[c] = d.dp[c] * adp[c] * N[c] * osl / np.maximum(st["cycle_ms"], 1e-12) * 1e3
@@ -1719,7 +1737,8 @@ class ServingModel:
         if conc is not None and (~dis).any():
             # a closed loop holds at most its clients in flight: N on each of a replica's dp x attn_dp ranks is the
             # busiest rank's ceil(conc / ranks), fewer clients leave the other slots empty (`max_throughput` so)
-            j = np.flatnonzero(~dis)
+            # (the clients' own rows above already so)
+            j = np.flatnonzero(~dis & ~by_clients)
             tput[j] = tput[j] * np.minimum(1.0, conc / np.maximum(replicas[j] * N[j], 1.0))
             if static_cycle is not None:
                 two = np.isfinite(static_cycle)
@@ -1746,24 +1765,12 @@ class ServingModel:
             x_req = tput / osl
             e2e_ms = ttft + max(osl - 1.0, 0.0) * tpot
             extra = np.maximum(0.0, conc / np.maximum(x_req, 1e-12) * 1e3 - e2e_ms)
-            # ... of which the GPU's own cycle (its busy slots' residency, the clients' cycle less the wait for a
-            # slot) beyond the request's TTFT and decode window is no wait: on attention-DP ranks in lockstep the
-            # cycle prices the request's own prompt in a full-budget prefill iteration of every rank's chunks
-            # (`estimate.split_steps`), its TTFT only with the prompts that arrived with it
-            # (`estimate.round_prompt_work`); the rest of that iteration is the other prompts' prefill, which stalls
-            # its decodes in lockstep, so it falls in the decode window, not before the first token
-            gap = np.zeros(n)
-            if osl > 1:
-                moe = resolve_records("model", self.model)[0][0].n_experts > 0   # ranks meet at the experts
-                lock = ~dis & ~stat & (adp > 1.0) & moe
-                busy_ms = np.minimum(replicas * N, conc) / np.maximum(x_req, 1e-12) * 1e3
-                gap = np.where(lock, np.clip(busy_ms - e2e_ms, 0.0, extra), 0.0)
-            extra, e2e_ms = extra - gap, e2e_ms + gap
+            # (on attention-DP ranks in lockstep the cycle's own full-budget prefill iteration of every rank's
+            # chunks, `estimate.split_steps`, is the clients' split's, `cycle_split`: the rows priced by clients
+            # above hold it in TTFT + window, leaving no wait here)
             ttft = ttft + extra
-            tpot = tpot + gap / max(osl - 1.0, 1.0)
             for p in PERCENTILES:
                 q[p][0][:] = q[p][0] + extra
-                q[p][1][:] = q[p][1] + gap / max(osl - 1.0, 1.0)
             # ... and of static batches whose requests all end at the batch's end (outputs of one length: each
             # client's cycle its e2e, host time included; of varying lengths a client that returns before its
             # batch ends waits for the next, which the mean output's e2e does not hold: the static block's cycle

@@ -244,11 +244,15 @@ def test_eplb_prices_the_experts_balanced_where_ep_is_above_one():
                                        kv_dtype="fp8", engine="vllm", input_len=1024, output_len=128,
                                        max_batch_size=32, max_num_tokens=8192, eplb=lb).iloc[0]
         assert bool(ref["eplb"]) is lb
-        # the ranks step in lockstep: the closed loop's TPOT is the GPU's cycle (8 ranks x 32 sequences through it)
-        # less the request's TTFT over its 127 tokens after the first, where that exceeds the decode window (the
-        # cycle's own prompt iteration is a full-budget one, the TTFT's holds only the prompts that came with it)
-        cycle = 8 * 32 * 128 / ref["throughput_tok_s"] * 1e3
-        assert out["tpot_ms"].iloc[i] == pytest.approx(max(ref["tpot_ms"], (cycle - ref["ttft_ms"]) / 127))
+        # the ranks step in lockstep: the closed loop's TPOT holds the GPU's cycle (8 ranks x 32 sequences through
+        # it) beyond the request's TTFT (the cycle's own prompt iteration is a full-budget one, the TTFT's holds
+        # only the prompts that came with it): the clients' split, `max_throughput(concurrency=)`'s
+        # (`estimate.cycle_split`), above the window without clients
+        clients = inference.max_throughput(MOE, "H200-SXM-141GB", tp=1, attn_dp=8, ep=8, weight_dtype="fp8",
+                                           kv_dtype="fp8", engine="vllm", input_len=1024, output_len=128,
+                                           max_batch_size=32, max_num_tokens=8192, eplb=lb, concurrency=256).iloc[0]
+        for key in ("ttft_ms", "tpot_ms"):
+            assert out[key].iloc[i] == pytest.approx(clients[key], rel=1e-9), key
         assert out["tpot_ms"].iloc[i] > ref["tpot_ms"]
     # a missing knob (a space without it, or inactive) is the default: off, unless defaults= say otherwise
     plain = o(rows.drop(columns="eplb").iloc[:2])

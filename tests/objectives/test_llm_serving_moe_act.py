@@ -24,8 +24,10 @@ def test_the_knob_reaches_the_analytical_model_and_the_simulator():
     assert (out["fits"] == 1).all()
     assert out["tpot_ms"].iloc[1] > 2.0 * out["tpot_ms"].iloc[0]
     pd.testing.assert_series_equal(out.iloc[2], out.iloc[0], check_names=False)   # missing: the default
+    # (at the workload's 32 clients: the closed loop splits the cycle as they do, `estimate.cycle_split`)
     ref = inference.max_throughput(GPT, "B200", weight_dtype="fp4", kv_dtype="fp8", engine="trtllm",
-                                   input_len=1024, output_len=128, max_batch_size=32, moe_act_dtype="bf16").iloc[0]
+                                   input_len=1024, output_len=128, max_batch_size=32, moe_act_dtype="bf16",
+                                   concurrency=32).iloc[0]
     assert ref["moe_act_dtype"] == "bf16" and out["tpot_ms"].iloc[1] == pytest.approx(ref["tpot_ms"])
     # a space without the knob takes defaults=
     d = objectives.llm_serving_objective(GPT, workload=W, defaults={"moe_act_dtype": "bf16"})

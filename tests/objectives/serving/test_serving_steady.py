@@ -84,11 +84,8 @@ def test_steady_state_is_the_inference_closed_form():
                               scheduler=serving.Scheduler(max_batch_size=64, max_num_tokens=4096))
     mt = inference.max_throughput("Llama-3.1-8B", "H100", weight_dtype="fp8", input_len=1024, output_len=256, dp=2,
                                   concurrency=48, max_batch_size=64, max_num_tokens=4096).iloc[0]
-    # within 1 %: max_throughput's clients split the cycle at the first token (`estimate.cycle_split`), the view's
-    # closed loop (`ServingModel`, `max_throughput_times` without clients) keeps the window the cycle less the own
-    # prompt's iteration (0.8 % apart here)
-    assert ss["throughput_tok_s"] == pytest.approx(mt["throughput_tok_s"], rel=1e-2)
-    assert ss["tpot_ms_mean"] == pytest.approx(mt["tpot_ms"], rel=1e-2)
+    assert ss["throughput_tok_s"] == pytest.approx(mt["throughput_tok_s"], rel=1e-9)
+    assert ss["tpot_ms_mean"] == pytest.approx(mt["tpot_ms"], rel=1e-9)
 
 
 @pytest.mark.parametrize(("dp", "conc"), [(2, 1), (4, 6), (3, 4)])
@@ -104,8 +101,7 @@ def test_fewer_clients_than_replica_slots_keep_only_the_clients_in_flight(dp, co
     mt = inference.max_throughput("Llama-3.1-8B", "H100", input_len=1024, output_len=256, concurrency=conc,
                                   **kw).iloc[0]
     assert ss["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.05)
-    # (0.2 % apart: the view keeps the window without clients, `test_steady_state_is_the_inference_closed_form`)
-    assert ss["throughput_tok_s"] == pytest.approx(mt["throughput_tok_s"], rel=1e-2)
+    assert ss["throughput_tok_s"] == pytest.approx(mt["throughput_tok_s"], rel=1e-9)
 
 
 def test_steady_state_refuses_open_loop_and_drawn_lengths():
