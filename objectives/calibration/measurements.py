@@ -296,7 +296,8 @@ def dated_labels(labels: np.ndarray, notes: np.ndarray) -> np.ndarray:
     (`profiles.build_date`), dated from its row's note: the image tag the row ran where it extends the label with a
     date ('nightly-dev' run as lmsysorg/sglang:nightly-dev-cu13-20260317-1eea7448: that tag), else the label with
     the measurement's day ('glm5-hopper', measured=2026-03-19: 'glm5-hopper-measured-20260319', a bound the build
-    is no newer than); a version, a dated label or a row noting neither as it is."""
+    is no newer than); a version, a dated label or a row noting neither as it is (`engine_releases` reads the
+    last as the bare engine)."""
     from objectives.profiles import build_date, is_build_label
     out = np.asarray(labels, dtype=object).copy()
     for i, (lab, note) in enumerate(zip(out, notes)):
@@ -321,14 +322,16 @@ def engine_releases(rows: pd.DataFrame) -> np.ndarray:
     is none `profiles.ENGINE_NAMES` holds (a published NIM row), or the version is no release (`profiles.is_release`:
     a published table's "1.1/1.2", a commit hash: the newest, as such a label always read). A build label without a
     date is dated from the row's note (`dated_labels`), so its kernel tables are the build's nearest
-    (`profiles.dated_tables`)."""
-    from objectives.profiles import ENGINE_NAMES, RELEASE_SEP, is_release
+    (`profiles.dated_tables`); one its note cannot date (a Qwen3.5 B200 'nightly-dev' row noting no day) is the bare
+    name: the newest tables and behaviour, what such a label read before `profiles.load` refused undated labels
+    where a GPU's tables differ by build date, said here rather than left to the label."""
+    from objectives.profiles import ENGINE_NAMES, RELEASE_SEP, build_date, is_build_label, is_release
     eng = _engine(rows)
     ver = (rows["engine_version"] if "engine_version" in rows.columns else pd.Series(np.nan, index=rows.index))
     text = ver.astype(object).where(ver.notna(), "").astype(str).str.strip().to_numpy(object)
     if "note" in rows.columns:
         text = dated_labels(text, rows["note"].astype(object).where(rows["note"].notna(), "").astype(str).to_numpy())
-    ok = {t: is_release(t) for t in set(text)}
+    ok = {t: is_release(t) and not (is_build_label(t) and build_date(t) is None) for t in set(text)}
     named = np.array([ok[t] for t in text], dtype=bool) & np.isin(eng, list(ENGINE_NAMES))
     return np.where(named, eng + RELEASE_SEP + text, eng).astype(object)
 

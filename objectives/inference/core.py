@@ -19,7 +19,7 @@ from objectives.profiles import api_server_ranks, jit_prefill_rows, overlap_rows
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import FAMILIES, LINKS, Efficiency, load_efficiency
-from .measured import Curves, build_curves, moe_act_unsupported
+from .measured import Curves, build_curves, moe_act_rows, moe_act_unsupported
 from .ops import LINEAR_KINDS, LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_ranks
 from .resolve import (
     MAX_DEGREE,
@@ -36,6 +36,7 @@ from .resolve import (
     R_TP,
     R_VENDOR,
     act_peak,
+    act_prec,
     attn_16bit,
     attn_said,
     attn_weight_params,
@@ -618,6 +619,17 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     ge = ge * np.where(weight_only, eff["int4_dequant_eff"], 1.0)
     tp_loss = 1.0 + eff["tp_eff_loss"] * np.log2(tp)
     gemm_tput = act_peak(g, act) * ge / tp_loss
+    # MXFP4 experts compute with the activations each row's engine runs them with (`measured.moe_act`: its MoE
+    # method's default or `moe_act_dtype`; the roofline's "auto": what most engines run on the GPU): its peak, and
+    # the dequantization only where they are 16-bit (MXFP8 x MXFP4 is one mixed-input MMA); other experts: `act`
+    fam_names = np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)]
+    e_act = (np.where(mx_experts, moe_act_rows(mact, mx_experts, fam_names, engines, act), act)
+             if np.any(mx_experts) else act)
+    e_ab = dtype_bytes(e_act)
+    e_wo = np.where(mx_experts, (e_ab >= 2.0) & (wb < e_ab), weight_only)
+    e_ge = gemm_eff(eff, fam, act_prec(e_act)) * np.where(e_wo, eff["int4_dequant_eff"], 1.0)
+    # ... and an experts-only MXFP4 checkpoint's other layers are unquantized (measured.py, above `expert_gemm`)
+    dense_tput = np.where(mx16, act_peak(g, act) * gemm_eff(eff, fam, prec) / tp_loss, gemm_tput)
     pk16 = bf16_peak(g)
     head_tput = pk16 * gemm_eff(eff, fam, 0) / tp_loss
     w_bw = g.bw * eff_lookup(eff, "mem_eff", fam) / tp_loss
@@ -687,8 +699,9 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     sh16, mlp16 = kept_mlp_16bit(m, w)
     a16 = a16 + sh16 * lc.shared_params + mlp16 * lc.dense_mlp_params
     # ... unless the checkpoint keeps every non-expert weight in FP8 (DeepSeek-V4)
-    dense_wb = np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb)
-    lin_s_tok = 2.0 * (lc.dense_params - a16 - a8) / gemm_tput + 2.0 * a16 / head_tput
+    # ... or keeps them 16-bit (an experts-only MXFP4 checkpoint: its routers, latent MoE projections)
+    dense_wb = np.where(mx16, 2.0, np.where(m.dense8 > 0, np.maximum(wb, 1.0), wb))
+    lin_s_tok = 2.0 * (lc.dense_params - a16 - a8) / dense_tput + 2.0 * a16 / head_tput
     if np.any(a8 > 0):    # FP8 GEMMs (precision group 1) where the GPU computes FP8, else weight-only at bf16
         f8 = int_code("fp8")
         fp8_tput = np.where(g.peaks[g.index, f8] > 0, act_peak(g, f8) * gemm_eff(eff, fam, 1),
@@ -696,7 +709,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         lin_s_tok = lin_s_tok + 2.0 * a8 / fp8_tput
     # per routed expert and token the GPU's 1 / attn_dp share of the expert (`expert_params`); the tokens that
     # meet at the experts are those of every busy attention-DP rank (`StepCoeffs.moe_ranks`)
-    moe_tput = gemm_tput * eff["moe_gemm_eff"]
+    moe_tput = act_peak(g, e_act) * e_ge / tp_loss * eff["moe_gemm_eff"]
     exp_s_tok = 2.0 * lc.expert_params / moe_tput
     head_s_row = 2.0 * lc.head_params / head_tput
     comm_fixed = ar_n * ar_lat + a2a_n * a2a_lat + gat_n * gat_lat + pp_lat
@@ -773,7 +786,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     lay_bad = layout_invalid(named, tp, adp, ep)
     vendors = np.array([r.vendor for r in grecs], dtype=object)
     ven_bad = vendor_invalid(named, vendors[gidx] if gidx is not None else vendors[0])
-    mact_bad = moe_act_unsupported(mact, mx_experts, np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)],
+    mact_bad = moe_act_unsupported(mact, mx_experts, fam_names,
                                    engines)
     xa_bad = moe_a2a_invalid(xa, engines, m.n_experts, tp, adp, ep)
     # a block-FP8 checkpoint served in its own format: its 128-wide weight blocks must tile every TP shard
@@ -908,7 +921,8 @@ def _attach_curves(c: StepCoeffs, m: ModelShape, lc: LayerCosts, tp, pp, ep, act
         fields["moe_a2a"] = np.asarray(moe_a2a, dtype=float)
     # hybrid, windowed, sparse and DeepSeek-V4 attention, pruned blocks, the 4-bit format (0: none)
     for f in ("n_lin", "lin_params", "attn_gate", "n_win", "window", "lin_v_heads", "idx_topk", "v4", "n_csa",
-              "n_hca", "hc_mult", "mx4", "fp8blk", "fp8tok", "n_ffn_only", "gqa_v_head", "swa_kv_heads", "swa_head"):
+              "n_hca", "hc_mult", "mx4", "dense8", "fp8blk", "fp8tok", "n_ffn_only", "gqa_v_head", "swa_kv_heads",
+              "swa_head"):
         fields[f] = getattr(m, f)
     fields["lin_kda"] = m.lin_kda  # Kimi Delta Attention rows: the profile's KDA tables price their recurrence
     if np.any(m.idx_block > 0):  # MiniMax sparse attention: its span, indexer and layers (absent: none)

@@ -456,9 +456,11 @@ def moe_act(engine: str, family: str, weight: str, act: str, mxfp4: bool, choice
     4-bit `weight`): "fp8" (MXFP8) or "bf16" as `choice` (`MOE_ACT_DTYPES`) asks; with "auto", the engine's
     default kernel on a GPU with an MXFP4 x MXFP8 kernel (`MXFP8_MOE`): MXFP8 where it is that engine's default
     there (TensorRT-LLM and SGLang on SM100, TensorRT-LLM on the RTX PRO 6000), 16-bit for the other serving
-    engines (and `act` for any other engine); `act` on other GPUs (16-bit: none computes in fp4 or fp8 there).
-    Other experts: `act`. The MoE table order (`moe_formats`) still falls back to the other activation's table
-    where the engine's table of this one lacks the model's shape."""
+    engines; the engine-neutral closed form ("roofline") runs what most of the serving engines default to there
+    (`_roofline_moe_act`: MXFP8 on SM100 / SM103, 16-bit on the RTX PRO 6000); `act` for any other engine, and
+    on other GPUs (16-bit: none computes in fp4 or fp8 there). Other experts: `act`. The MoE table order
+    (`moe_formats`) still falls back to the other activation's table where the engine's table of this one lacks
+    the model's shape."""
     if not (mxfp4 and weight == "fp4"):
         return act
     if choice != "auto":
@@ -469,7 +471,38 @@ def moe_act(engine: str, family: str, weight: str, act: str, mxfp4: bool, choice
             return "fp8"
         if kind in _MXFP8_RULED:
             return "bf16"
+        if kind == "roofline":
+            return _roofline_moe_act(family)
     return act
+
+
+def _roofline_moe_act(family: str) -> str:
+    """What the closed form ("roofline", no engine) computes MXFP4 experts with under "auto" on a GPU of `family`
+    with an MXFP4 x MXFP8 kernel (`MXFP8_MOE`): "fp8" (MXFP8) where it is the default of most of the serving
+    engines the rules name (`_MXFP8_RULED`; SM100 / SM103: TensorRT-LLM and SGLang of the three, vLLM's default
+    being MXFP4 x BF16), else "bf16" (RTX PRO 6000: TensorRT-LLM alone; SGLang and vLLM run Marlin there)."""
+    return "fp8" if 2 * len(MXFP8_MOE[family][0]) > len(_MXFP8_RULED) else "bf16"
+
+
+def moe_act_rows(choice: Any, mxfp4_experts: Any, family: Any, engine: Any, act: Any) -> np.ndarray:
+    """`moe_act` per configuration, vectorized: the `DTYPES` code of the activations each row's experts compute
+    with. `choice`: `MOE_ACT_DTYPES` codes; `mxfp4_experts`: rows whose experts are MXFP4 (4-bit weights, the
+    checkpoint's MXFP4 scheme); `family` / `engine`: names; `act`: the rows' activation `DTYPES` codes (all
+    broadcast). One `moe_act` call per distinct (choice, MXFP4, family, engine, act)."""
+    from objectives.catalog.types import DTYPES
+    arrs = np.broadcast_arrays(np.asarray(choice, dtype=int), np.asarray(mxfp4_experts, dtype=bool),
+                               np.asarray(family, dtype=object), np.asarray(engine, dtype=object),
+                               np.asarray(act, dtype=int))
+    flat = [x.ravel() for x in arrs]
+    code = _group_codes(*flat)
+    out = np.empty(len(code), dtype=int)
+    for c in np.unique(code):
+        at = np.flatnonzero(code == c)
+        i = at[0]
+        ch, mx, fam, eng, a = (x[i] for x in flat)
+        got = moe_act(str(eng), str(fam), "fp4" if mx else "", DTYPES[int(a)], bool(mx), MOE_ACT_DTYPES[int(ch)])
+        out[at] = DTYPES.index(got)
+    return out.reshape(arrs[0].shape)
 
 
 def mxfp8_moe_able(family: str, engine: Any = None) -> bool:
@@ -579,7 +612,9 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
     ptok = (f["fp8tok"] > 0 if "fp8tok" in f else np.zeros(n, dtype=bool)).astype(int)
     # the MoE activation knob (`MOE_ACT_DTYPES` code; absent: "auto" on every row)
     mact = f["moe_act"].astype(int) if "moe_act" in f else np.zeros(n, dtype=int)
-    codes = _group_codes(gpus, engs, act, kvn, wts, mx, blk, ptok, mact)
+    # checkpoints that keep every non-expert weight in FP8 (DeepSeek-V4; absent: none)
+    d8 = (f["dense8"] > 0 if "dense8" in f else np.zeros(n, dtype=bool)).astype(int)
+    codes = _group_codes(gpus, engs, act, kvn, wts, mx, blk, ptok, mact, d8)
     mdp = adp if moe_dp is None else np.minimum(adp, moe_dp)
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
@@ -589,6 +624,10 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         prof = profiles.load(g, e)
         if prof is None:
             continue
+        mxr = bool(mx[rows[0]])
+        # an MXFP4 checkpoint that quantizes its routed experts only (gpt-oss, Kimi-K3; not DeepSeek-V4, whose
+        # other layers are FP8): its other GEMMs run unquantized at the activation dtype (see above `expert_gemm`)
+        w_exp, w = w, (a if mxr and w == "fp4" and not d8[rows[0]] else w)
         gt = prof.table(_GEMM_TABLE.get(a, ""))
         rate = 1.0  # the compute part of a borrowed GEMM over the table's (`borrowed_gemm`)
         if gt is None and a == "int8":
@@ -638,13 +677,13 @@ def build_curves(shape_fields: dict[str, Num], coeffs: Any, tp: Num, ep: Num, ac
         attn16 = sub["attn16"] > 0
         kept16 = attn16 | (sub.get("sh16", 0.0) > 0) | (sub.get("mlp16", 0.0) > 0)
         at = prof.table("gemm.bf16") if np.any(kept16) else None
-        mxr = bool(mx[rows[0]])
-        ma = moe_act(e, catalog.gpu(g).family, w, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
+        ma = moe_act(e, catalog.gpu(g).family, w_exp, a, mxr, MOE_ACT_DTYPES[int(mact[rows[0]])])
         parts: dict[str, Any] | None = None if collect is None else {}
         (tok, head, ctx, gen), inside, lin_u, reach_u = _profile_rows(
-            prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w, ma, mxr), at, attn16,
+            prof, gt, k, sub, tp_[u], ep_[u], adp[u], eff, wo, moe_formats(w_exp, ma, mxr), at, attn16,
             None if moe_dp is None else mdp[u], dram=(catalog.gpu(g).mem_bw_tbs * 1e12, w_bytes, gt_bytes),
-            parts=parts, fused_gt=fgt, rate=rate, cap=cap)
+            parts=parts, fused_gt=fgt, rate=rate, cap=cap,
+            experts=expert_gemm(prof, w_exp, ma) if (w_exp != w or ma != a) else None)
         back = back.ravel()
         if parts is not None:
             for name in TOK_PARTS:
@@ -692,6 +731,37 @@ def has_v4_tables(prof: Any, hidden: float) -> bool:
     mHC tables."""
     names = [f"dsv4_{st}.{kd}_h{int(hidden)}" for kd in V4_MODULES for st in ("context", "generation")]
     return all(prof.table(n) is not None for n in [*names, "mhc.pre", "mhc.post"])
+
+
+# MXFP4 checkpoints that quantize their routed experts only (`Model.has_mxfp4_experts` without
+# `Model.dense_weight_dtype`: gpt-oss, Kimi-K3; core's ``mx16``) keep every other weight 16-bit: gpt-oss's
+# quantization_config lists the attention, router, embeddings and LM head in `modules_to_not_convert`; Kimi-K3's
+# compressed-tensors `ignore` lists its attention, shared experts and dense MLP, and its routers and latent MoE
+# projections ship BF16 too (vllm-project/vllm-ascend vllm_ascend/models/kimi_k3.py: `gate` a ReplicatedLinear with
+# quant_config None, `_routed_latent_quant_config` None for a compressed-tensors checkpoint). The engines run those
+# layers unquantized (vLLM `Mxfp4Config.get_quant_method`: LinearBase -> UnquantizedLinearMethod): their GEMMs read
+# the activation dtype's table at its bytes (`build_curves`), their weights count 16-bit bytes (core), and only the
+# routed experts stream MXFP4 bytes (`expert_gemm`).
+
+
+def expert_gemm(prof: Any, weight: str, act: str) -> tuple[Any, float, float, float] | None:
+    """The GEMM table a routed expert's grouped GEMM reads where no fused-MoE table prices its layer, for experts
+    in `weight` computing with `act` (`moe_act`), and its format: (table, weight-streaming scale, compute scale,
+    bytes per weight; `_profile_rows`' ``experts``). `act`'s table (`_GEMM_TABLE`; the 16-bit one where the profile
+    lacks it) at the packed weight bytes: 16-bit activations convert the weights in the GEMM's main loop
+    (`weight_only_rate`, W4A16), 8- and 4-bit ones feed them to the tensor cores' mixed-input MMA as they are
+    (Blackwell's MXF8F6F4 kind: MXFP4 x MXFP8 at the FP8 rate, TensorRT-LLM's W4A8_MXFP4_MXFP8), no conversion
+    work. FP8 activations read the static-scale FP8 table where measured (`_static_fp8_table`): the MoE layer
+    quantizes its input once (TensorRT-LLM / SGLang `mxfp8_quantize`), not per GEMM as the dynamic table times it.
+    None where the profile has neither table."""
+    t = _static_fp8_table(prof) if act == "fp8" else prof.table(_GEMM_TABLE.get(act, ""))
+    if t is None:
+        act, t = "bf16", prof.table("gemm.bf16")
+    if t is None:
+        return None
+    t_bytes, w_bytes = DTYPE_BYTES.get(act, 2.0), DTYPE_BYTES.get(weight, 2.0)
+    rate = weight_only_rate(weight) if t_bytes >= 2.0 else 1.0
+    return t, min(w_bytes / t_bytes, 1.0), rate, w_bytes
 
 
 def borrowed_gemm(prof: Any, peaks: Any) -> tuple[Any, float]:
@@ -957,7 +1027,9 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
                   moe_dp: np.ndarray | None = None,
                   dram: tuple[float, float, float] = (np.inf, 2.0, 2.0), parts: dict[str, Any] | None = None,
                   fused_gt: Any = None, rate: float = 1.0,
-                  cap: tuple[Any, float, float] | None = None) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
+                  cap: tuple[Any, float, float] | None = None,
+                  experts: tuple[Any, float, float, float] | None = None
+                  ) -> tuple[_RowCurves, np.ndarray, np.ndarray, np.ndarray]:
     """Measured curves (tok, head, ctx, gen) for rows sharing one profile and GEMM table (ctx / gen None where the
     profile has no attention table); whether every lookup was inside the measured ranges of the shape axes (GEMM
     N and K, heads, ranks, measured expert shapes); the rows whose linear-attention recurrence a kernel table priced
@@ -976,7 +1048,10 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     format (beyond the GEMM at M = 1) over the table's (`borrowed_gemm`: int8 on the bf16 table; a weight-only
     format on its activation's table: `weight_only_rate`). `cap`: (table, weight-streaming scale, compute scale),
     the bound `gt`'s GEMMs in the checkpoint's format may not exceed where `gt` is a quantized kernel's own table
-    (`QUANT_TABLE_CAP`): that table's GEMM at M = 1 times the scale plus the compute beyond it times the other."""
+    (`QUANT_TABLE_CAP`): that table's GEMM at M = 1 times the scale plus the compute beyond it times the other.
+    `experts`: (table, weight-streaming scale, compute scale, bytes per weight) of the routed experts' grouped
+    GEMMs where they differ from the other GEMMs' format (`expert_gemm`: MXFP4 experts beside unquantized layers,
+    or computing with other activations, `moe_act`); None: `gt` in the checkpoint's format, as the others."""
     k = len(tp)
     Mg = M_GRID[None, :]
     col = (lambda x: x[:, None])
@@ -1009,10 +1084,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
     bw, w_bytes, gt_bytes = dram
 
     def gemm(M: np.ndarray, nn: np.ndarray, kk: np.ndarray, table: Any = gt, check: Any = True,
-             quant: bool = True, into: str | None = "tok", rows: Any = None) -> np.ndarray:
+             quant: bool = True, into: str | None = "tok", rows: Any = None,
+             fmt: tuple[Any, float, float, float] | None = None) -> np.ndarray:
         """GEMM time (s); `check`: the rows whose result is used (a placeholder shape of a layer a model does not
         have must not mark the row extrapolated); `quant`: the weights are in the checkpoint's format; `into`: the
-        reach (`acc`) the lookup's M bounds for rows `rows` (None: `check`'s), None: none."""
+        reach (`acc`) the lookup's M bounds for rows `rows` (None: `check`'s), None: none; `fmt`: the weights'
+        format on `table` (`experts`' tuple; None: the checkpoint's, on `gt`)."""
         nonlocal inside
         nn = np.maximum(nn, 1.0)
         kk = np.maximum(kk, 1.0)
@@ -1022,6 +1099,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         if into is not None and np.any(use):
             bound(into, use, _m_reach(M, table.reach(0, nn, kk)))
         t = table(M, nn, kk)
+        if fmt is not None:  # the routed experts' own format (`experts`)
+            _, f_wo, f_rate, f_bytes = fmt
+            if f_wo < 1.0 or f_rate != 1.0:
+                t1 = table(1.0, nn, kk)
+                t = f_wo * t1 + f_rate * np.maximum(t - t1, 0.0)
+            return np.maximum(hide(t) * g_scale, nn * kk * (f_bytes / bw * 1e3)) * 1e-3
         own = table is gt or (fused_gt is not None and table is fused_gt)  # the checkpoint's format
         if (wo < 1.0 or rate != 1.0) and own and quant:  # fewer weight bytes: the weight-streaming time (GEMM
             t1 = table(1.0, nn, kk)  # at M = 1) shrinks; the compute beyond it at `rate`
@@ -1036,12 +1119,13 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         return np.maximum(hide(t) * g_scale, nn * kk * (b / bw * 1e3)) * 1e-3
 
     def grouped(M: np.ndarray, n_total: np.ndarray, kk: np.ndarray, table: Any = gt,
-                quant: bool = True, rows: Any = True, into: str = "tok") -> np.ndarray:
+                quant: bool = True, rows: Any = True, into: str = "tok",
+                fmt: tuple[Any, float, float, float] | None = None) -> np.ndarray:
         """A GEMM whose N exceeds the measured range, as whole chunks of N_CHUNK columns (proportional); its M
-        bounds the `into` reach of `rows`."""
+        bounds the `into` reach of `rows`; `fmt`: as `gemm`'s."""
         top = float(table.axes[1][-1])
         nc = np.clip(n_total, 1.0, top)
-        return n_total / nc * gemm(M, nc, kk, table, check=False, quant=quant, into=into, rows=rows)
+        return n_total / nc * gemm(M, nc, kk, table, check=False, quant=quant, into=into, rows=rows, fmt=fmt)
 
     # the GEMM input the engine quantizes in the kernel before (`FUSED_FP4_GEMM`): in the fused all-reduce + norm
     # where the layer has a TP group (tp > 1) and a hidden size above 4,096 (TensorRT-LLM's LlamaDecoderLayer turns
@@ -1219,8 +1303,12 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         moe_ffn = np.maximum(m["moe_ffn"], 1.0)
         # one grouped GEMM over E_gpu experts moves the bytes and does the FLOPs of one GEMM whose N is the
         # experts' N side by side, at the tokens-per-expert M (one launch, not E_gpu)
-        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(hx), rows=n_moe > 0, into="routed")
-                  + grouped(m_e, E_gpu * col(hx), col(moe_ffn / etp), rows=n_moe > 0, into="routed"))
+        # (on the experts' own table and format where they differ from the other GEMMs', `experts`)
+        et = gt if experts is None else experts[0]
+        routed = (grouped(m_e, E_gpu * col(n_mat * moe_ffn / etp), col(hx), et, rows=n_moe > 0, into="routed",
+                          fmt=experts)
+                  + grouped(m_e, E_gpu * col(hx), col(moe_ffn / etp), et, rows=n_moe > 0, into="routed",
+                            fmt=experts))
         routed = routed / float(eff["profile_moe_eff"])
         # the engine's fused MoE layer measured at this exact shape (routing skew, permutation, per-expert tiles)
         # per format in order (the checkpoint's format decides the kernel): the exact split, else the same GPUs
@@ -1278,7 +1366,7 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
 
         # the experts' weights the batch routes to stream from device memory (the weight-streaming floor; the
         # experts touched under balanced routing), whichever table prices the layer
-        t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * (w_bytes / bw))
+        t_mem = E_gpu * col((n_mat + 1.0) * moe_ffn / etp * hx * ((w_bytes if experts is None else experts[3]) / bw))
 
         def read(fams: tuple[str, ...], rows: np.ndarray, out: np.ndarray, cands: list | None = None,
                  used: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

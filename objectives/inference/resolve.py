@@ -941,7 +941,7 @@ def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num, kv_fp8: Num = False, c
     w_fp32 = (w == _D["fp32"]) | (w == _D["tf32"])
     default_a = np.where(w_fp32, _D["tf32"], np.where(w_supported & (w != _D["int4"]), w, _D["bf16"]))
     act = np.where(a < 0, default_a, a)
-    prec = np.array([_PREC_OF[d] for d in DTYPES])[act]
+    prec = act_prec(act)
     fp8_ok = supp[..., _D["fp8"]]
     kv_for = np.where(np.isin(act, [_D["bf16"], _D["fp16"], _D["fp8"]]), act,
                       np.where(act == _D["fp4"], np.where(fp8_ok, _D["fp8"], _D["bf16"]),
@@ -953,6 +953,11 @@ def resolve_dtypes(g: GPUArrays, w: Num, a: Num, kv: Num, kv_fp8: Num = False, c
     kvc = np.where(kv < 0, kv_for, kv)
     reason = np.where(act == _D["int4"], R_INT4, np.where(_pick(supp, act), R_OK, R_PREC))
     return act, kvc, prec, reason
+
+
+def act_prec(act: Num) -> Num:
+    """The compute precision group (index into efficiency.PRECS; -1: none) of each activation dtype code."""
+    return np.array([_PREC_OF[d] for d in DTYPES])[act]
 
 
 def dtype_bytes(code: Num) -> Num:

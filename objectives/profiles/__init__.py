@@ -24,6 +24,7 @@ from .profile import (
                       OVERLAP_SINCE,
                       PREFILL_ALONE_ENGINES,
                       RANK_API_ENGINES,
+                      RELEASE_DATES,
                       RELEASE_SEP,
                       SPEC_OVERLAP_SINCE,
                       SYSTEMS,
@@ -48,6 +49,7 @@ from .profile import (
                       per_engine,
                       prefill_alone_mask,
                       read,
+                      release_date,
                       release_key,
                       release_since,
                       resolve_engine,
@@ -63,4 +65,4 @@ __all__ = ["Table", "KernelProfile", "available", "engine_key", "engine_label", 
            "NO_OVERLAP_LINEAR_KINDS", "overlap_rows", "JIT_PREFILL_KINDS", "jit_prefill_rows", "SPEC_OVERLAP_SINCE",
            "RELEASE_SEP", "engine_release", "release_since", "release_key", "is_release", "ENGINE_IMAGES",
            "IDLE_AHEAD_ENGINES", "forms_idle_ahead",
-           "TABLE_BUILDS", "build_date", "dated_tables", "is_build_label"]
+           "TABLE_BUILDS", "build_date", "dated_tables", "is_build_label", "RELEASE_DATES", "release_date"]

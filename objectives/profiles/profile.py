@@ -696,6 +696,19 @@ TABLE_BUILDS: Mapping[tuple[str, str], str] = {("sglang", "0.5.14"): "2026-06-25
                                                ("sglang", "0.0.0.dev1+ga4cf2ea12"): "2026-04-16"}
 
 
+#: when each engine release named alone (`RELEASE_SEP`, an image's tag) was built (engine, release) -> ISO date: the
+#: timestamp of the dist-info/METADATA entry in the release's wheel on PyPI (`pip download --no-deps sglang==X`,
+#: `unzip -l`; 0.5.14's wheel: 2026-06-26 04:23, the day after its scm_version.json node_date, `TABLE_BUILDS`). Such
+#: a release reads the kernel tables built nearest it by the dated builds' rule (`dated_tables`); a release not
+#: listed takes the date of the first listed one after it (it came out no later), else the newest listed one's (no
+#: earlier); an engine without dated tables, none (the newest tables, as before).
+RELEASE_DATES: Mapping[tuple[str, str], str] = {
+    ("sglang", "0.5.9"): "2026-02-23", ("sglang", "0.5.10"): "2026-04-05", ("sglang", "0.5.10.post1"): "2026-04-08",
+    ("sglang", "0.5.11"): "2026-05-07", ("sglang", "0.5.12"): "2026-05-16", ("sglang", "0.5.12.post1"): "2026-05-23",
+    ("sglang", "0.5.13"): "2026-06-11", ("sglang", "0.5.13.post1"): "2026-06-15", ("sglang", "0.5.14"): "2026-06-26",
+    ("sglang", "0.5.15"): "2026-07-10"}
+
+
 def is_build_label(ver: Any) -> bool:
     """Whether `ver` is a build label that is no version (`_parse_release`: 'nightly-dev', 'glm5-hopper')."""
     return isinstance(_parse_release(ver), str)
@@ -716,13 +729,28 @@ def build_date(label: Any) -> str | None:
     return None
 
 
+def release_date(engine: str, label: Any) -> str | None:
+    """The ISO date a release named alone (a version: '0.5.10', 'v0.5.10-cu129', of canonical `engine`) was built
+    (`RELEASE_DATES`; an unlisted release, its nearest listed neighbour's after it, else the newest listed one's);
+    None for a build label that is no version or an engine with no listed release."""
+    v = "" if label is None else str(label).strip()
+    if not v or is_build_label(v):
+        return None
+    listed = sorted((release_key(r), d) for (e, r), d in RELEASE_DATES.items() if e == engine)
+    if not listed:
+        return None
+    key = release_key(v)
+    return next((d for k, d in listed if k >= key), listed[-1][1])
+
+
 def dated_tables(engine: str, label: Any, versions: list[str]) -> str | None:
-    """The kernel-table version of `versions` (one GPU's, of canonical `engine`) that a dated build label reads: of
-    those with a build date (`TABLE_BUILDS`), the newest built on or before the label's date (`build_date`), else
-    the oldest built after it (the nearest); None where the label has no date or no version a known one (the
-    newest then, as for any label: `release_key`). One rule for every engine and GPU: SGLang's 2026-03 / 04
-    nightlies read the 2026-04-16 build's DSA tables where a GPU has them (B200, H200), 0.5.14's elsewhere."""
-    day = build_date(label)
+    """The kernel-table version of `versions` (one GPU's, of canonical `engine`) that a dated label reads: of those
+    with a build date (`TABLE_BUILDS`), the newest built on or before the label's date, else the oldest built after
+    it (the nearest). The label's date: a build label's own (`build_date`), a release's build (`release_date`).
+    None where the label has no date or no version a known one (the newest then, as for any label:
+    `release_key`). One rule for every engine and GPU: SGLang's 2026-03 / 04 nightlies and its releases 0.5.9 to
+    0.5.13.post1 read the 2026-04-16 build's DSA tables where a GPU has them (B200, H200), 0.5.14's elsewhere."""
+    day = build_date(label) or release_date(engine, label)
     dated = sorted((d, v) for v in versions if (d := TABLE_BUILDS.get((engine, v))) is not None)
     if day is None or not dated:
         return None
@@ -738,9 +766,11 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
     """The kernel profile of catalog GPU `gpu` under `engine` (newest version when None), or None when that GPU
     has no measured profile (the model then uses the roofline). An engine or version that does not exist for a
     profiled GPU raises ValueError naming what exists. `full`: build from the installed aiconfigurator-core's
-    full tables (default: when installed) instead of the shipped compact copy. A release named alone that is a
-    dated build label ('sglang~=nightly-dev-cu13-20260317-1eea7448') reads the tables of the build nearest its date
-    (`dated_tables`), any other the newest."""
+    full tables (default: when installed) instead of the shipped compact copy. A release named alone
+    ('sglang~=0.5.10', an image's tag) or a dated build label ('sglang~=nightly-dev-cu13-20260317-1eea7448') reads
+    the tables of the build nearest its date (`dated_tables`), any other the newest; an undated build label
+    ('sglang~=nightly-dev') on a GPU whose tables of the engine differ by build date is refused (ValueError): which
+    tables it ran is unknown."""
     eng, ver = resolve_engine(engine if version is None else (engine, version))
     system = SYSTEMS.get(gpu)
     if system is None:
@@ -757,6 +787,12 @@ def load(gpu: str, engine: str, version: str | None = None, full: bool | None = 
                          f"{', '.join(f'{e} {vs}' for e, vs in have.items()) or 'none'}")
     if ver is None:
         label = engine_release(engine) if version is None and _release_only(engine) else None
+        builds = [v for v in have[eng] if (eng, v) in TABLE_BUILDS]
+        if label is not None and is_build_label(label) and build_date(label) is None and len(builds) > 1:
+            raise ValueError(f"engine {engine!r}: the build label {label!r} carries no date, and {gpu}'s {eng} "
+                             f"kernel tables differ by build ({', '.join(f'{v} built {TABLE_BUILDS[(eng, v)]}' for v in build_order(builds))}): "
+                             f"name the build's dated tag ('{eng}~=nightly-dev-YYYYMMDD-<commit>'), a release "
+                             f"('{eng}~=0.5.10'), or '{eng}' alone for the newest")
         ver = dated_tables(eng, label, have[eng]) or _newest(have[eng])
     elif ver not in have[eng]:
         # the tables of the release named, whatever build suffix either spelling carries ('0.24.0-cu129'); the

@@ -103,6 +103,13 @@ def test_the_default_rule_per_engine_and_gpu_family():
     assert moe_act("trtllm", "blackwell", "fp4", "fp4", True, "bf16") == "bf16"
     assert moe_act("trtllm", "blackwell", "fp4", "fp4", False, "bf16") == "fp4"     # NVFP4 experts: ignored
     assert MOE_ACT_DTYPES == ("auto", "bf16", "mxfp8")
+    # the closed form's "auto": what most serving engines run (SM100 / SM103: TensorRT-LLM and SGLang's MXFP8; the
+    # RTX PRO 6000: Marlin bf16 under SGLang and vLLM); no MXFP8 kernel on Hopper
+    assert moe_act("roofline", "blackwell", "fp4", "bf16", True) == "fp8"
+    assert moe_act("roofline", "blackwell-ultra", "fp4", "bf16", True) == "fp8"
+    assert moe_act("roofline", "blackwell-rtx", "fp4", "bf16", True) == "bf16"
+    assert moe_act("roofline", "hopper", "fp4", "bf16", True) == "bf16"
+    assert moe_act("roofline", "blackwell", "fp4", "bf16", True, "bf16") == "bf16"
 
 
 def test_max_throughput_step_model_and_serving_models_carry_it():
@@ -140,3 +147,48 @@ def test_an_mxfp4_checkpoint_computes_its_other_layers_in_16_bit_and_refuses_ano
     assert inference.estimate(GPT, "B200", tp=4, weight_dtype="bf16", act_dtype="fp8", engine=engine)["fits"].all()
     nv = inference.estimate("nvidia/DeepSeek-R1-0528-FP4", "B200", tp=8, engine=engine)
     assert nv["act_dtype"].iloc[0] == "fp4"
+
+
+K3 = "Kimi-K3"  # MXFP4 routed experts only; attention, shared experts, dense MLP, routers, latent projections BF16
+K3_RUN = dict(tp=8, input_len=8000, output_len=1000, batch_size=64)
+
+
+def _moe_ms(model: str, engine: str, **kw) -> dict[str, float]:
+    r = inference.breakdown(model, "B200", engine=engine, **K3_RUN, **kw)
+    return dict(zip(r["phase"], r["moe"].astype(float), strict=True))
+
+
+def test_mxfp4_experts_without_a_fused_moe_table_read_the_moe_activations_gemm_table():
+    # TensorRT-LLM's B200 profile has no fused-MoE table at Kimi-K3's shape: the routed experts fall back to grouped
+    # GEMMs, which read the GEMM table of the MoE activations (MXFP8: gemm.fp8 at MXFP4 bytes; bf16: gemm.bf16 with
+    # the in-loop conversion), not the other layers' (all three read gemm.bf16 before, identical)
+    r = inference.breakdown(K3, "B200", engine="trtllm", **K3_RUN)
+    assert (r["source"] == "extrapolated").all()
+    auto, bf16, mxfp8 = (_moe_ms(K3, "trtllm", moe_act_dtype=v) for v in ("auto", "bf16", "mxfp8"))
+    assert auto == mxfp8                                       # TensorRT-LLM's Blackwell default: W4A8_MXFP4_MXFP8
+    assert mxfp8["prefill"] < 0.7 * bf16["prefill"]
+    assert mxfp8["decode"] <= bf16["decode"] * (1 + 1e-9)    # decode streams the same MXFP4 bytes
+
+
+def test_an_experts_only_mxfp4_checkpoints_other_layers_stream_16_bit_bytes():
+    from objectives import catalog
+    from objectives.inference import core, memory
+    from objectives.inference.resolve import expert_slots
+    p = core.prepare(K3, "B200", tp=8, engine="trtllm")
+    lc = p.lc
+    # memory: every non-expert weight (latent projections and routers too) at 2 bytes, the experts at MXFP4's 0.5
+    want = memory.weights_bytes_gpu(lc, expert_slots(p.shape.n_experts, p.ep), 0.5, 1.0, lc.dense_params, 2.0)
+    np.testing.assert_allclose(p.weights_gpu, want, rtol=1e-12)
+    # decode GEMMs: no faster than their 16-bit weights stream (the shared experts overlap the routed ones there)
+    bw = catalog.gpu("B200").mem_bw_tbs * 1e12
+    floor_ms = float(np.ravel((lc.dense_params - lc.shared_params) * 2.0 / bw * 1e3)[0])
+    r = inference.breakdown(K3, "B200", engine="trtllm", **K3_RUN)
+    assert float(r.loc[r["phase"] == "decode", "gemm"].iloc[0]) >= 0.95 * floor_ms
+
+
+def test_the_closed_form_prices_mxfp4_experts_at_the_moe_activations_peak():
+    # the roofline never saw moe_act_dtype: with the rows' act bf16 its experts sat at the bf16 peak whatever asked
+    auto, bf16, mxfp8 = (_moe_ms(GPT, "roofline", moe_act_dtype=v) for v in ("auto", "bf16", "mxfp8"))
+    assert auto == mxfp8 and mxfp8["prefill"] < 0.7 * bf16["prefill"]
+    r = inference.estimate(GPT, "H100", tp=8, engine="roofline", moe_act_dtype=["auto", "bf16"])
+    assert r["ttft_ms"].iloc[0] == r["ttft_ms"].iloc[1]      # Hopper (no MXFP8 MoE kernel): "auto" is bf16

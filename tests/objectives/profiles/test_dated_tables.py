@@ -35,14 +35,14 @@ def test_a_dated_nightly_reads_the_nearest_build_tables():
     assert profiles.dated_tables("sglang", "nightly-dev-20260416-abcdef12", vs) == BUILD   # built that day
     # a GPU without the build's tables, an undated label, a release, an engine without dated tables: none
     assert profiles.dated_tables("sglang", "nightly-dev-20260317-1eea7448", ["0.5.14"]) == "0.5.14"
-    for label in ("glm5-hopper", "0.5.9", None):
+    for label in ("glm5-hopper", None):
         assert profiles.dated_tables("sglang", label, vs) is None
     assert profiles.dated_tables("vllm", "nightly-dev-20260317-1eea7448", ["0.24.0"]) is None
     # through `load`: the GPU's versions decide; a bare name, a release or a named version as before
     assert profiles.load("B200", MARCH, full=False).version == BUILD
     assert profiles.load("H200-SXM-141GB", "sglang~=nightly-dev-20260402-d7256eb6", full=False).version == BUILD
     assert profiles.load("B300", "sglang~=nightly-dev-cu13-20260401-b6fe0cca", full=False).version == "0.5.14"
-    for e in ("sglang", "sglang~=0.5.9", "sglang~=glm5-hopper", "lmsysorg/sglang:v0.5.10"):
+    for e in ("sglang", "sglang==0.5.14", "sglang~=0.5.14", "lmsysorg/sglang:v0.5.14"):
         assert profiles.load("B200", e, full=False).version == "0.5.14", e
     assert profiles.load("B200", f"sglang=={BUILD}", full=False).version == BUILD
 
@@ -84,7 +84,7 @@ def test_glm5_dsa_reads_the_build_tables_on_b200_and_the_release_ones_on_b300(fu
     # through the cost model: GLM-5's decode on B200 under the March nightly, dearer than under 0.5.14
     kw = dict(tp=8, weight_dtype="fp8", kv_dtype="fp8", batch_size=16, input_len=1024, output_len=256)
     tpot = [inference.estimate("zhipuai/GLM-5", "B200", engine=e, **kw)["tpot_ms"].iloc[0]
-            for e in (MARCH, "sglang~=0.5.9")]
+            for e in (MARCH, "sglang")]
     assert tpot[0] > 1.02 * tpot[1]
 
 
@@ -122,7 +122,60 @@ def test_rows_date_their_build_labels_from_the_note():
     rows = pd.DataFrame({"engine": ["sglang", "sglang"], "engine_version": ["glm5-hopper", "nightly-dev"],
                          "note": [notes[1], np.nan]})
     rel = list(engine_releases(rows))
-    assert rel == ["sglang~=glm5-hopper-measured-20260319", "sglang~=nightly-dev"]
+    # (a label its note cannot date: the bare name, the newest tables it read, not a label `load` refuses)
+    assert rel == ["sglang~=glm5-hopper-measured-20260319", "sglang"]
     # the H200 build measured 2026-03-19 reads the 2026-04-16 tables; its behaviour stays the newest release's
     assert profiles.load("H200-SXM-141GB", rel[0], full=False).version == BUILD
     assert profiles.release_since(rel[0], "0.5.11")
+
+
+def test_a_release_named_alone_reads_the_tables_built_nearest_its_release():
+    # fifth review, finding 4: a release read 0.5.14's DSA tables whatever its date, while the 2026-04-16 build lies
+    # between 0.5.10.post1 (2026-04-08) and 0.5.11 (2026-05-07)
+    assert profiles.release_date("sglang", "0.5.10") == "2026-04-05"
+    assert profiles.release_date("sglang", "v0.5.10-cu129-20260410") == "2026-04-05"       # the release's build
+    assert profiles.release_date("sglang", "0.5.11rc1") == "2026-05-07"     # unlisted: the next listed, no later
+    assert profiles.release_date("sglang", "0.5.6") == "2026-02-23"
+    assert profiles.release_date("sglang", "0.5.23") == "2026-07-10"        # after every listed one: the newest's
+    assert profiles.release_date("vllm", "0.24.0") is None and profiles.release_date("sglang", "nightly-dev") is None
+    assert profiles.TABLE_BUILDS[("sglang", "0.5.14")] <= profiles.RELEASE_DATES[("sglang", "0.5.14")]
+    vs = ["0.5.14", BUILD]
+    for label in ("0.5.9", "0.5.10", "0.5.10.post1", "0.5.11", "0.5.13.post1"):
+        assert profiles.dated_tables("sglang", label, vs) == BUILD, label
+    for label in ("0.5.14", "0.5.15", "0.5.23"):
+        assert profiles.dated_tables("sglang", label, vs) == "0.5.14", label
+    for e in ("sglang~=0.5.10", "sglang~=0.5.10.post1", "sglang~=0.5.11", "sglang~=v0.5.10-cu129-20260410",
+              "lmsysorg/sglang:v0.5.10"):
+        assert profiles.load("B200", e, full=False).version == BUILD, e
+        assert profiles.load("H200-SXM-141GB", e, full=False).version == BUILD, e
+        assert profiles.load("B300", e, full=False).version == "0.5.14", e
+    # the bare name and 0.5.14 keep 0.5.14's tables, the very objects
+    base = profiles.load("B200", "sglang", full=False)
+    for e in ("sglang==0.5.14", "sglang~=0.5.14"):
+        assert profiles.load("B200", e, full=False) is base, e
+    # vLLM and TensorRT-LLM releases: no dated tables, the newest as before
+    assert profiles.load("B200", "vllm~=0.14.0", full=False) is profiles.load("B200", "vllm", full=False)
+    # through the cost model: GLM-5's decode under 0.5.10 on B200 prices the April build's DSA kernels
+    kw = dict(tp=8, weight_dtype="fp8", kv_dtype="fp8", batch_size=16, input_len=1024, output_len=256)
+    tpot = [inference.estimate("zhipuai/GLM-5", "B200", engine=e, **kw)["tpot_ms"].iloc[0]
+            for e in ("sglang~=0.5.10", f"sglang=={BUILD}", "sglang")]
+    assert tpot[0] == tpot[1] and tpot[0] > 1.02 * tpot[2]
+
+
+def test_an_undated_build_label_is_refused_where_the_tables_differ_by_build_date():
+    # fifth review, finding 5: 'sglang~=nightly-dev' read 0.5.14's tables on B200 whatever build it ran
+    for gpu in ("B200", "H200-SXM-141GB"):
+        for e in ("sglang~=nightly-dev", "sglang~=glm5-hopper"):
+            with pytest.raises(ValueError, match=r"carries no date.*0\.5\.14 built 2026-06-25.*'sglang' alone"):
+                profiles.load(gpu, e, full=False)
+    # one dated version on the GPU (B300), an engine without dated tables, a rolling image tag: the newest
+    assert profiles.load("B300", "sglang~=nightly-dev", full=False).version == "0.5.14"
+    assert profiles.load("B200", "vllm~=nightly-5b8c30d62b754b57", full=False) is profiles.load("B200", "vllm",
+                                                                                               full=False)
+    assert profiles.load("B200", "lmsysorg/sglang:nightly-dev", full=False).version == "0.5.14"
+    # and no calibration row hands the model an undated build label
+    from objectives.calibration import silicon
+    rows, _ = silicon.load_rows()
+    rel = engine_releases(rows)
+    labels = [r.split(profiles.RELEASE_SEP, 1)[1] for r in rel if profiles.RELEASE_SEP in r]
+    assert labels and not [v for v in labels if profiles.is_build_label(v) and profiles.build_date(v) is None]
