@@ -329,6 +329,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         released_prompt_work,
         replica_time_s,
         retraction_churn,
+        round_lag,
         round_prompt_work,
         run_prompt_work,
         saturated_share,
@@ -427,7 +428,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     wave_s: Any = zero
     if np.any(measured):
         _, _, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
-        ws, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
+        ws, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt_it, c.prefill_alone, None,
+                                                 *round_lag(p, N, isl, osl, mnt_it, L))
         # `estimate._run_ttft_s`: each of the prompt's iterations is one iteration (`whole`)
         t_s = replica_time_s(p, *ws, L, whole=True)
         own_parts = _replica_parts(p, collect, ws, L, True)
@@ -469,6 +471,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     if per is not None:
         gpu_s = sum(v for k, v in ttft.items() if k not in ("front_end", "balance_hold"))
         gpu_new, window = cycle_split(cycle_s, gpu_s, osl, bounds)
+        # the balance's hold beyond the split's queue, both from the prompt's arrival (`estimate`'s max)
+        ttft["balance_hold"] = np.maximum(gpu_s + ttft["balance_hold"] - np.maximum(gpu_new, gpu_s), 0.0)
         share = (gpu_new - gpu_s) / np.maximum(cycle_s, 1e-300)
         for k, v in cyc.items():
             ttft[k] = ttft[k] + share * v

@@ -1090,8 +1090,33 @@ def run_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0
             (ch, ch * (isl + 1.0) * 0.5, D_own, D_own * isl))
 
 
-def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None
-                      ) -> tuple[Work, Num, Num, list[tuple[Work, Num]]]:
+def decode_step_work(N: Num, isl: Num, osl: Num) -> Work:
+    """A pure decode step of the steady state's N sequences (T, A, D, K, S as `replica_time_s` takes them): no
+    prompt tokens, each sequence at the mean context isl + osl / 2."""
+    return (0.0, 0.0, N, N * (isl + 0.5 * osl), N)
+
+
+def full_budget_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> Work:
+    """The iteration a queued prompt waits through in `round_prompt_work` (T, A, D, K, S as `replica_time_s` takes
+    them): a full budget of prompt tokens (at most the N prompts) beside the decodes `own_iteration` keeps."""
+    _, budget, _, D, _ = own_iteration(N, isl, mnt, alone)
+    return beside_decodes(np.minimum(budget, N * isl), D, isl, osl)
+
+
+def round_lag(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, L: Num) -> tuple[Num, Num]:
+    """`round_prompt_work`'s (lag, span), per row in decode steps of the N sequences (`decode_step_work`): the
+    client's host time between a request's last token and its next prompt at the scheduler (`host_ttft_s`), during
+    which the engine keeps stepping, and the full-budget prefill iteration (`full_budget_work`); `L`: a pipeline's
+    batches in flight (`steady_lanes`). No lag with pp > 1 stages: the batches in flight take the arriving prompts
+    at each batch's return, a turn the round's pricing keeps (`saturated_share`; a pp 2 loop read 0.83x the
+    simulator's throughput with it, tests/objectives/inference/test_saturated_ttft.py)."""
+    t_dec = np.maximum(replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True), 1e-300)
+    full = replica_time_s(p, *full_budget_work(N, isl, osl, mnt, p.coeffs.prefill_alone), L, whole=True)
+    return host_ttft_s(p, N) / t_dec * (np.asarray(p.pp) <= 1), full / t_dec
+
+
+def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None, lag: Num = 0.0,
+                      span: Num = None) -> tuple[Work, Num, Num, list[tuple[Work, Num]]]:
     """`_run_ttft_s`'s steady state, a closed loop's rounds after its start-up wave: (the work of a prompt's own
     iteration(s) (T, A, D, K, S as `replica_time_s` takes them), how many of them, how many more of that kind it
     waits for (the one in progress), and the other iterations it waits for: (work, how many) each). The prompts of a
@@ -1102,16 +1127,18 @@ def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_
     partial chunk that the next queued prompt (`busy`) fills to a full iteration. `alone` (per row,
     `Coeffs.prefill_alone`): 1 where the engine runs prefill batches alone: no decodes beside the prompts, the whole
     budget theirs. `n_it`: `steady_work`'s iterations per cycle of these arguments where the caller has them (None:
-    derived here)."""
+    derived here). `lag` (per row, decode steps): how long a finished request's next prompt takes to reach the
+    scheduler, `span` (per row, decode steps; None: not priced) the full-budget iteration (`lockstep.round_queue`'s;
+    lag 0: at once)."""
     _, budget, T, D, k0 = own_iteration(N, isl, mnt, alone)
     if n_it is None:
         n_it = steady_work(N, isl, osl, mnt, alone)[0]
-    others, queued, busy = lockstep.round_queue(N, isl, osl, budget, n_it, alone)
+    others, queued, busy = lockstep.round_queue(N, isl, osl, budget, n_it, alone, lag=lag, span=span)
     own = beside_decodes(np.minimum(budget, T * (1.0 + others)), D, isl, osl)
-    decode: Work = (0.0, 0.0, N, N * (isl + 0.5 * osl), N)
+    decode = decode_step_work(N, isl, osl)
     tail = (np.ceil(k0 - 1e-9) - k0) * busy         # the partial last chunk's iteration, filled
     return own, k0, 0.5 * busy, [(decode, 0.5 * (1.0 - busy)),
-                                 (beside_decodes(np.minimum(budget, N * isl), D, isl, osl), queued + tail)]
+                                 (full_budget_work(N, isl, osl, mnt, alone), queued + tail)]
 
 
 def released_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None
@@ -1229,7 +1256,8 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     for a slot, admitted as one frees (`released_prompt_s`, or `released` where the caller has it) instead."""
     _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
-    own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it)
+    own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it,
+                                              *round_lag(p, N, isl, osl, mnt, L))
     t_s = replica_time_s(p, *own, L, whole=True)   # the prompt's own iteration (one, not a mean)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
@@ -1697,14 +1725,20 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         # queuing before the first token (`cycle_split`). Without clients the cycle itself sets the rate, and an
         # open loop (`serving.analytical`, `prompts`) prices its own waits: the window stays the cycle less the own
         # prompt's iterations. The attention-DP balance's hold is a wait beyond the cycle's work, kept apart
+        gpu_pre = gpu
         gpu, window = cycle_split(cycle, gpu, osl, bounds)
         tok = np.where(np.asarray(osl) > 1, window * per_window_token(osl, n_it), tok)
         # where prefill batches pause the decodes (SGLang) the window's iterations per token: its decode step and
         # the share of the cycle's other prefill batches the window holds (none at its least, all at its most)
-        span = (hi - lo) * np.maximum(osl - 1.0, 0.0)
-        its = 1.0 + (its - 1.0) * np.clip((window - lo * np.maximum(osl - 1.0, 0.0))
+        # (the bounds with the churn's prefills in, as the window's: the third review)
+        span = (bounds[1] - bounds[0]) * np.maximum(osl - 1.0, 0.0)
+        its = 1.0 + (its - 1.0) * np.clip((window - bounds[0] * np.maximum(osl - 1.0, 0.0))
                                           / np.where(span > 0, span, 1.0), 0.0, 1.0)
-    gpu = gpu + balance_s
+        # the balance's hold runs from the prompt's arrival, as the split's queue does: it adds what it holds
+        # beyond that queue (the third review: Qwen3-30B-A3B attn_dp 4 8192/4 read the two one after the other)
+        gpu = gpu + np.maximum(gpu_pre + balance_s - np.maximum(gpu, gpu_pre), 0.0)
+    else:
+        gpu = gpu + balance_s
     # the wait for a slot: the host time before the first token holds none (`host_ttft_s`), and a client sends its
     # next request once it has read its last (the simulator's clients, `serving.simulator._frame`'s host delay),
     # so the host time is spent outside the queue (`queue_waits`)

@@ -160,8 +160,8 @@ def _round_mean(x: np.ndarray) -> np.ndarray:
 
 
 def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0.0,
-                spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS, lag: Num = 0.0,
+                span: Num = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A closed loop's prompts after its first round, queued in one replica's prompt budget: (the other prompts that
     share a prompt's own iteration, the full-budget iterations it waits for, and the share of the window's
     iterations that carry prompt tokens, each its mean over the `rounds` - 1 rounds after the first). Round k's
@@ -178,16 +178,45 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     ``Scheduler.get_next_batch_to_run``, python/sglang/srt/managers/scheduler.py, returns a waiting prompt's prefill
     batch in place of the decode batch) pauses the decodes while prompts wait, so no request finishes and no prompt
     arrives during a prefill: a prompt waits for half the others of its own decode step beyond its batch (half of
-    lam + 1 - g, at g a batch), not for a queue carried over. An iteration of the window carries prompt tokens with
-    probability 1 - exp(-lam / min(g, 1)) (a prompt longer than the budget keeps 1 / g of them busy). `N`, `isl`,
-    `osl`, `T_pf` (prompt tokens an iteration holds), `n_it` (iterations a cycle), `alone`: per row; arrays
+    lam + 1 - g, at g a batch), not for a queue carried over; and since the round's requests then decode in the same
+    steps, the round arrives in one decode step (not over the first round's prefill), the drift widening it over at
+    most the cycle's osl - 1 decode steps, lam counting prompts a decode step. An iteration of the window carries prompt tokens with
+    probability 1 - exp(-lam / min(g, 1)) (a prompt longer than the budget keeps 1 / g of them busy).
+
+    `lag` (per row, decode steps; 0: none): how long a finished request's next prompt takes to reach the
+    scheduler (its client's host time, `estimate.host_ttft_s`, over the pure decode step). A round's requests
+    finish in decode steps wherever the round's prefill is over before they finish (osl - 1 beyond the window's
+    iterations; always where prefill batches run alone), and the engine keeps stepping decodes while their prompts
+    travel: the prompts of the first m = min(1 + lag, window) steps of the window reach the scheduler within
+    lag decode steps, lam (m - 1) prompts beyond the own step's, while the engine prefills a step's lam of them in
+    r = 1 + (`span` - 1) min(lam / g, 1) decode steps' time (`span`, per row: the full-budget prefill iteration in
+    decode steps; None: far longer than the lag), so (m - 1) (1 - 1 / r) steps' prompts are left queued (none
+    where a step's prompts prefill in a decode step's time). Where decodes ride beside prompts these queue ahead
+    of the rest of the window (a fluid queue: Q0 of them at once, then lam a step against g served, drained
+    after Q0 / (g - lam) steps or the window's end; each prompt waits the queue it finds over g), on top of the
+    drift's. Not priced where prefill batches run alone (there the decodes would pause until they are all
+    prefilled, lam m prompts the own step's: on the silicon slice's SGLang rows, outputs of 512 tokens and more,
+    that moved TTFTs by up to 1.9x and their MdAPE from 27 to 31 %, docs/profiles.md, thirty-seventh round). `N`,
+    `isl`, `osl`, `T_pf` (prompt tokens an iteration holds), `n_it` (iterations a cycle), `alone`: per row; arrays
     broadcast."""
     N, isl, T_pf = (np.asarray(x, dtype=float) for x in (N, isl, T_pf))
     if rounds < 2:
         z = np.zeros(np.broadcast_shapes(N.shape, isl.shape, T_pf.shape, np.shape(osl), np.shape(n_it)))
         return z, z, z
-    lam, n_pf = _later_rounds(N, isl, np.asarray(osl, dtype=float), T_pf,
-                              np.maximum(np.asarray(n_it, dtype=float), 1.0), spread, rounds, 1.0)
+    osl, n_it = np.asarray(osl, dtype=float), np.maximum(np.asarray(n_it, dtype=float), 1.0)
+    lagged = bool(np.any(np.asarray(lag) > 0))
+    if lagged:          # per-row lag and span of more rows than the rest (attention-DP ranks): the rounds' rows
+        N = N * np.ones(np.broadcast_shapes(np.shape(lag), np.shape(span) if span is not None else ()))
+    T_arr = T_pf
+    if np.any(np.asarray(alone) > 0):
+        # prefill batches alone: the round's prompts are all prefilled before the next decode step, so its requests
+        # decode in the same steps and finish together but for the drift: the round arrives in one decode step
+        # (the first round's spread, n_pf = 1: a window of N x isl tokens), widened by the drift over at most the
+        # cycle's osl - 1 decode steps, the only iterations in which a request finishes
+        on = np.asarray(alone) > 0
+        T_arr = np.where(on, N * isl, T_pf)
+        n_it = np.where(on, np.maximum(osl - 1.0, 1.0), n_it)
+    lam, n_pf = _later_rounds(N, isl, osl, T_arr, n_it, spread, rounds, 1.0)
     g = T_pf / np.maximum(isl, 1e-300)
     gm = np.maximum(g, 1e-300)
     # the docstring's formulas on the (round, row) array, in place (the hot path)
@@ -209,6 +238,8 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
         rho *= 2.0
         wait /= rho
         wait /= gm
+        if lagged:
+            wait = wait + _lag_queue(lam, N, g, np.asarray(lag, dtype=float), osl, span)
     # a per-row `alone` of more dimensions than the rows: the rounds stay in front of them
     rows = np.broadcast_shapes(alone.shape, lam.shape[1:])
     wide = lam.shape[:1] + (1,) * (len(rows) + 1 - lam.ndim) + lam.shape[1:]
@@ -224,6 +255,36 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     busy = np.divide(lam, -np.minimum(g, 1.0), out=lam)
     np.expm1(busy, out=busy)
     return others, queued, -_round_mean(busy)
+
+
+def _received(lam: np.ndarray, N: np.ndarray, lag: Num) -> np.ndarray:
+    """`round_queue`'s m: the steps of a round's window (N / `lam` steps, at least 1) whose prompts reach the
+    scheduler within `lag` decode steps after their requests finished: min(1 + lag, window)."""
+    return np.minimum(1.0 + np.asarray(lag, dtype=float), np.maximum(N / np.maximum(lam, 1e-300), 1.0))
+
+
+def _lag_queue(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, osl: np.ndarray,
+               span: Num = None) -> np.ndarray:
+    """`round_queue`'s queue (full-budget iterations a prompt waits, per round and row: the mean over the round's
+    N prompts) of the prompts received together `lag` decode steps after their requests finished, where decodes
+    ride beside prompts (its docstring): Q0 = lam (m - 1) (1 - 1 / r) at once (m: `_received`; r: a step's
+    prompts' prefill in decode steps, from `span`), in steps where the round's
+    requests finish in decode steps (osl beyond the window W = N / lam, a ramp of one step), then lam a step
+    against g served until the queue drains (Q0 / (g - lam) steps) or the window ends (W - m). The queue's
+    prompt-steps: Q0^2 / (2 g) for the batch, lam (Q0 t - (g - lam) t^2 / 2) / g for those arriving while it
+    drains for t steps."""
+    W = np.maximum(N / np.maximum(lam, 1e-300), 1.0)
+    m = _received(lam, N, lag)
+    gm = np.maximum(g, 1e-300)
+    left = 1.0
+    if span is not None:
+        r = 1.0 + (np.asarray(span, dtype=float) - 1.0) * np.minimum(lam / gm, 1.0)
+        left = np.maximum(1.0 - 1.0 / np.maximum(r, 1e-300), 0.0)
+    q0 = lam * (m - 1.0) * left * np.clip(osl - W, 0.0, 1.0)
+    drain = np.maximum(g - lam, 0.0)
+    t = np.minimum(q0 / np.maximum(drain, 1e-300), np.maximum(W - m, 0.0))
+    total = 0.5 * q0 * q0 / gm + lam * (q0 * t - 0.5 * drain * t * t) / gm
+    return total / np.maximum(N, 1.0)
 
 
 def _first_window(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,

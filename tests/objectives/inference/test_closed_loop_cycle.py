@@ -80,7 +80,12 @@ def test_a_longer_host_time_slows_the_clients_below_the_slots_and_not_above():
     kw = dict(isl=1024, osl=256, mbs=16, conc=np.array([8.0, 256.0]))
     a = _rows("Llama-3.1-8B", "H100-SXM-80GB", 1, 1, 1, "vllm", 1, efficiency=_with_ttft(40.0), **kw)
     b = _rows("Llama-3.1-8B", "H100-SXM-80GB", 1, 1, 1, "vllm", 1, efficiency=_with_ttft(1040.0), **kw)
-    np.testing.assert_allclose(b["tpot_ms"], a["tpot_ms"], rtol=1e-12)            # the GPU's steady state
+    # the GPU's steady state: above the slots unchanged; below them the longer host time lets more of a round's
+    # prompts reach the scheduler together (`lockstep.round_queue`'s lag, the thirty-seventh round), so its TTFT
+    # holds more of the same cycle and its window less (re-pinned from equal)
+    tp_a, tp_b = a["tpot_ms"].to_numpy(float), b["tpot_ms"].to_numpy(float)
+    assert tp_b[1] == pytest.approx(tp_a[1], rel=1e-12)
+    assert tp_a[0] * 0.9 < tp_b[0] < tp_a[0]
     e2e_a, e2e_b = a["e2e_ms"].to_numpy(float), b["e2e_ms"].to_numpy(float)
     assert e2e_b[0] == pytest.approx(e2e_a[0] + 1000.0, rel=1e-9)
     thr_a, thr_b = a["throughput_tok_s"].to_numpy(float), b["throughput_tok_s"].to_numpy(float)

@@ -46,6 +46,26 @@ def test_short_outputs_behind_long_prompts_run_at_the_simulators_rate(engine, is
         assert a["tpot_ms"] == pytest.approx(s["tpot_ms_mean"], rel=0.08)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+def test_mid_outputs_queue_the_prompts_received_together(engine):
+    # 2048/64, 32 clients: the round's requests finish in pure decode steps and the client's host time lets the
+    # engine run ~6 of them before their next prompts arrive, so these arrive together and queue through the
+    # round's prefill (`lockstep.round_queue`'s lag). Before: 0.53x (vLLM) and 0.52x (TensorRT-LLM) the
+    # simulator's TTFT, its TPOT 1.30x (the window held the prompts the TTFT waits for); the throughput was right
+    a, s = _closed_and_simulated(engine, 2048, 64)
+    assert a["throughput_tok_s"] == pytest.approx(s["throughput_tok_s"], rel=0.03)
+    assert a["ttft_ms"] == pytest.approx(s["ttft_ms_mean"], rel=0.15)
+    assert a["tpot_ms"] == pytest.approx(s["tpot_ms_mean"], rel=0.08)
+
+
+def test_sglang_short_outputs_wait_for_the_rounds_prefill_batches_ahead():
+    # SGLang 8192/2: the round's prompts arrive in one decode step and are all prefilled before the next, so a
+    # request waits about half the round's prefill batches (before: 0.30x the simulator's TTFT, whose prompts
+    # the closed form spread over the first round's prefill)
+    a, s = _closed_and_simulated("sglang", 8192, 2)
+    assert a["ttft_ms"] == pytest.approx(s["ttft_ms_mean"], rel=0.25)
+
+
 @pytest.mark.parametrize("osl", [128, 1024])
 def test_long_outputs_keep_the_ttft_of_the_prompts_that_arrive_with_it(osl):
     # Llama-3.1-70B on four H200s, vLLM, 1k prompts: the cycle's full prefill iteration (16 x 1k fill the 8k budget,
@@ -59,7 +79,9 @@ def test_long_outputs_keep_the_ttft_of_the_prompts_that_arrive_with_it(osl):
     cycle = pf["iterations"] * pf["total_ms"] + dec["iterations"] * dec["total_ms"]
     gpu = ttft["total_ms"] - ttft["front_end"] - ttft["queue"]
     assert ttft["queue"] == 0.0
-    assert gpu < 0.6 * pf["total_ms"]
+    # (re-pinned from 0.6 x in the thirty-seventh round: the prompts received together after the host time queue,
+    # 1024/128: TTFT 333 -> 355 ms, the simulator's 527)
+    assert gpu < 0.7 * pf["total_ms"]
     assert gpu + (osl - 1) * tpot["total_ms"] == pytest.approx(cycle, rel=1e-9)
     assert pf["total_ms"] > tpot["total_ms"] > dec["total_ms"]
 

@@ -118,7 +118,18 @@ def test_the_front_end_and_the_queue_are_the_ttfts_own_terms():
     # the engine's host time (Llama has no model term of its own), none on the roofline
     assert fb[0] == pytest.approx(40.0) and fa[0] != pytest.approx(40.0) and fb[1] == fa[1] == 0.0
     kernels = [c for c in SERVED_COMPONENTS if c != "front_end"]
-    np.testing.assert_allclose(b[kernels].to_numpy(), a[kernels].to_numpy(), rtol=1e-12, atol=0)
+    # the GPU's iterations are the same; the longer host time lets more of a closed-loop round's prompts reach the
+    # scheduler together (`lockstep.round_queue`'s lag, the thirty-seventh round): on the vLLM row the TTFT's
+    # kernels hold more of the same cycle, the window less (re-pinned from every row equal); the roofline row,
+    # priced without rounds, stays
+    for ph in ("prefill_iteration", "decode_step"):
+        np.testing.assert_allclose(_phase(b, ph)[kernels].to_numpy(), _phase(a, ph)[kernels].to_numpy(),
+                                   rtol=1e-12, atol=0)
+    ka, kb = (_phase(x, "ttft")[kernels].sum(axis=1).to_numpy() for x in (a, b))
+    assert kb[0] > ka[0] and kb[1] == pytest.approx(ka[1], rel=1e-12)
+    # without clients the window stays the cycle less the own prompt's iterations
+    np.testing.assert_allclose(_phase(b, "tpot")[kernels].to_numpy(), _phase(a, "tpot")[kernels].to_numpy(),
+                               rtol=1e-12, atol=0)
     # more closed-loop clients than slots: they queue for one, and the queued prompt is admitted as a slot frees,
     # into the iteration that starts there, alone or nearly (`estimate.released_prompt_work`): the GPU's part
     # shrinks from the round's queued prompts to that prompt's own iteration; the host time is the same

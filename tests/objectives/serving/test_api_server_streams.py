@@ -24,11 +24,15 @@ def test_the_closed_loop_ttft_grows_by_the_streams_at_the_scheduler_and_nothing_
     a = inference.max_throughput(MODEL, GPU, **args, engine="vllm", efficiency=_with_stream(0.0))
     b = inference.max_throughput(MODEL, GPU, **args, engine="vllm", efficiency=_with_stream(500.0))
     # 0.5 ms per sequence the scheduler runs (its batch, at most the clients): more for more clients
+    # (re-pinned in thirty-seventh round: a longer host time lets more of a closed-loop round's prompts reach the scheduler together (`lockstep.round_queue`'s lag), so the TTFT holds more of the same cycle: the TTFT grows by at least the stream time, the e2e by exactly it, the TPOT
+    # does not grow)
     extra = (b["ttft_ms"] - a["ttft_ms"]).to_numpy(float)
-    np.testing.assert_allclose(extra, 0.5 * a["batch_size"].to_numpy(float), rtol=1e-9)
+    stream = 0.5 * a["batch_size"].to_numpy(float)
+    assert np.all(extra >= stream * (1.0 - 1e-9))
+    np.testing.assert_allclose((b["e2e_ms"] - a["e2e_ms"]).to_numpy(float), stream, rtol=1e-9)
     assert np.all(np.diff(extra) > 0)
-    for col in ("tpot_ms", "batch_size"):
-        np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float), rtol=1e-12, err_msg=col)
+    np.testing.assert_allclose(b["batch_size"].to_numpy(float), a["batch_size"].to_numpy(float), rtol=1e-12)
+    assert np.all(b["tpot_ms"].to_numpy(float) <= a["tpot_ms"].to_numpy(float) * (1.0 + 1e-12))
     # ... and, the clients fewer than the slots, their cycle: they send their next requests that much later
     # (Little's law: conc = requests/s x e2e, `estimate.queue_waits`)
     np.testing.assert_allclose(b["throughput_tok_s"].to_numpy(float),
@@ -44,7 +48,7 @@ def test_the_closed_loop_ttft_grows_by_the_streams_at_the_scheduler_and_nothing_
     ttft, ttft0 = bd[bd["phase"] == "ttft"], bd0[bd0["phase"] == "ttft"]
     np.testing.assert_allclose(ttft["total_ms"].to_numpy(float), b["ttft_ms"].to_numpy(float), rtol=1e-9)
     front = ttft["front_end"].to_numpy(float) - ttft0["front_end"].to_numpy(float)
-    np.testing.assert_allclose(front, extra, rtol=1e-9)
+    np.testing.assert_allclose(front, stream, rtol=1e-9)
 
 
 def test_streams_at_first_counts_a_replicas_streams_as_a_first_token_goes_out():
@@ -95,8 +99,9 @@ def test_one_sglang_api_server_streams_every_attention_dp_ranks_sequences():
     for engine, ranks in (("sglang", 2), ("vllm", 1)):
         a, b = (inference.max_throughput("Qwen3-30B-A3B", "H200", **moe, **args, engine=engine,
                                          efficiency=_with_stream(us)) for us in (0.0, 500.0))
-        np.testing.assert_allclose((b["ttft_ms"] - a["ttft_ms"]).to_numpy(float),
-                                   0.5 * ranks * a["batch_size"].to_numpy(float), rtol=1e-9, err_msg=engine)
+        # (at least: re-pinned in thirty-seventh round: a longer host time lets more of a closed-loop round's prompts reach the scheduler together (`lockstep.round_queue`'s lag), so the TTFT holds more of the same cycle)
+        assert np.all((b["ttft_ms"] - a["ttft_ms"]).to_numpy(float)
+                      >= 0.5 * ranks * a["batch_size"].to_numpy(float) * (1.0 - 1e-9)), engine
     # the simulator: one group of streams a replica (two ranks' requests), the open loop its rank's N twice
     w = serving.Workload(rate=16.0, input_len=512, output_len=128, n_requests=200)
 
