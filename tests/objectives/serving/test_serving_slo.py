@@ -936,11 +936,11 @@ def test_dse_capacity_costs_a_quantized_checkpoint_in_its_own_format_by_default(
     bf16 = serving.capacity("nvidia/Llama-3.1-70B-Instruct-FP8", "H200", 4, weight_dtype="bf16", slo=slo,
                             fidelity="analytical")["capacity_req_s"]
     assert f"{fp8:.3g}" != f"{bf16:.3g}"
-    assert f"tp=4 pp=1 fp8: holds {fp8:.3g} requests/s" in out
+    assert f"tp=4 pp=1) fp8: holds {fp8:.3g} requests/s" in out
     assert main([*args, "--weight-dtype", "bf16"]) == 0           # the flag still overrides it
-    assert f"tp=4 pp=1 bf16: holds {bf16:.3g} requests/s" in capsys.readouterr().out
+    assert f"tp=4 pp=1) bf16: holds {bf16:.3g} requests/s" in capsys.readouterr().out
     assert main(["Llama-3.1-8B", "--gpu", "H100", "--tpot-ms", "100", "--analytical"]) == 0   # unquantized: bf16
-    assert "tp=1 pp=1 bf16: holds" in capsys.readouterr().out
+    assert "tp=1 pp=1) bf16: holds" in capsys.readouterr().out
 
 
 def test_a_configuration_the_check_refuses_leaves_the_front_with_the_checks_own_reason():
