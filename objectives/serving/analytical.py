@@ -72,7 +72,8 @@ Workloads and what the model does with them:
   decoding a step of every idle ms and a token on every prompt iteration from its prefill's end, so a burst of
   long prompts slows the requests that decode beside it (the mean and percentiles over its requests); over dp x
   attention-DP ranks each rank replays its share, the router spreading the requests in arrival order
-  (`split_lives`), so a burst is split between the ranks. The
+  (`split_lives`), so a burst is split between the ranks (attention-DP ranks in lockstep: between the replicas
+  only, a prompt on any rank holding every rank's step). The
   disaggregated prefill
   pool under a length mixture uses the same queue (`_length_queue`) on each length's work at the pool's batched
   rate, and under a trace's own arrivals the same windows (no slots: a prompt leaves the pool when prefilled),
@@ -744,21 +745,29 @@ def _overlap(model: Any, d: Any) -> np.ndarray:
     return np.where(np.asarray(d.pp) <= 1, on, 0.0)
 
 
+def _in_lockstep(model: Any, d: Any) -> np.ndarray:
+    """Per deployment of ``d``: whether its attention-DP ranks step together through MoE layers (attn_dp > 1 on an
+    MoE model; `inference.estimate.steps_in_lockstep`), so a prompt on any rank holds every rank's step."""
+    from ..inference.resolve import _lookup
+    adp = np.asarray(d.attn_dp, dtype=float)
+    return (adp > 1.0) & bool(getattr(_lookup("model", model), "n_experts", 0))
+
+
 def _idle_ahead(model: Any, d: Any) -> np.ndarray:
     """1.0 for each deployment of ``d`` whose ranks step in lockstep (attn_dp > 1 on an MoE model) and whose idle
     attention-DP rank forms its step ahead while its group steps (`profiles.forms_idle_ahead` of the engine resolved
     as `_overlap` resolves it), else 0.0 (`inference.estimate.ahead_clients`' ``idle_ahead``). One resolution per
     distinct (engine, GPU) pair."""
-    from ..inference.resolve import _lookup, engine_behaviours
+    from ..inference.resolve import engine_behaviours
     from ..profiles import forms_idle_ahead
-    adp = np.asarray(d.attn_dp, dtype=float)
-    if not np.any(adp > 1.0) or not getattr(_lookup("model", model), "n_experts", 0):
+    lock = _in_lockstep(model, d)
+    if not lock.any():
         return np.zeros(len(d))
     e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
     ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
     _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
     idle = np.array([forms_idle_ahead(b.engine) for b in engine_behaviours(e[first], g[first])], dtype=float)
-    return np.where(adp > 1.0, idle[np.ravel(inverse)], 0.0)
+    return np.where(lock, idle[np.ravel(inverse)], 0.0)
 
 
 def _prefill_alone(d: Any) -> np.ndarray:
@@ -2235,8 +2244,11 @@ class ServingModel:
         # when an iteration is in progress: at least one other sequence in flight, 1 - exp(-N) for the Poisson
         # arrivals (the closed form's `inference.estimate.arrival_wait_iters`, the simulator's `_Replica.enqueue`);
         # where an idle attention-DP rank forms its step ahead while its group steps, any sequence of its group
-        # (`_idle_ahead`, `inference.estimate.ahead_clients`; the simulator's `_Group`)
-        ahead = ahead_clients(N, N * np.asarray(d.attn_dp, dtype=float), _idle_ahead(self.model, d))
+        # (`_idle_ahead`, `inference.estimate.ahead_clients`; the simulator's `_Group`). The sequences in flight
+        # here are Little's law's at the rate (a sequence resides for its prefill and its decode steps), not N,
+        # which the bisection floors at half a sequence: an almost idle group finds almost no iteration running
+        occ = np.minimum(lam_ms * (one + max(osl - 1.0, 0.0) * tpot), N)
+        ahead = ahead_clients(occ, occ * np.asarray(d.attn_dp, dtype=float), _idle_ahead(self.model, d))
         board = board + lag * (1.0 - np.exp(-ahead)) * t_it
         base = board + S + np.where(plain, 0.0, (chunks - 1.0) * np.maximum(t_dec, t_it))
         if len(riding):
@@ -2706,11 +2718,16 @@ class ServingModel:
         if self._lives is not None and decode_only is not None and len(fits):
             # a trace replayed with its own arrivals: each request's decode beside the prompts that arrive during it
             # (`_trace_tpot`), the mean and percentiles over its requests (NaN: the stall model's, above, where whole
-            # prompts over the budget hold the queue while the decodes drain, which that fluid does not have)
+            # prompts over the budget hold the queue while the decodes drain, which that fluid does not have). The
+            # trace is split over the scheduling ranks, but attention-DP ranks in lockstep (`_in_lockstep`) are
+            # one: a prompt on any of them holds every rank's step, so each replays its replica's whole share (a
+            # burst's prompts together) at a rank's rate, its group prefilling attn_dp prompts side by side
             col = (lambda v: np.broadcast_to(np.asarray(v, dtype=float), (n,))[fits])
+            lock = np.broadcast_to(_in_lockstep(self.model, d), (n,))
+            sched_ranks = np.where(lock, d.dp, d.dp * d.attn_dp)
             tr = self._trace_tpot((S_ride / lanes[:, None])[fits], col(lam_ms), col(decode_only), col(board),
                                   col(step_max), col(budget), np.asarray(plain, dtype=bool)[fits],
-                                  None if ride_extra is None else col(ride_extra), col(d.dp * d.attn_dp),
+                                  None if ride_extra is None else col(ride_extra), col(sched_ranks),
                                   col(slots))
             for key, name in (("mean", "tpot_trace"), *((p, f"tpot_trace_{p}") for p in PERCENTILES)):
                 out[name] = np.full(n, np.nan)
@@ -2731,8 +2748,9 @@ class ServingModel:
         the wait for the iteration a prefilled prompt's first decode goes into (ms); ``step_max``: the longest
         iteration (ms), the most a TPOT can be; ``budget``: the prompt tokens an iteration beside the decodes holds;
         ``plain``: whole prompts (no chunked prefill); ``extra``: the decodes' own time in an iteration that
-        carries a prompt (ms; None: 0); ``ranks``: the scheduling ranks of each deployment (dp x attention DP; None:
-        1), over which the router splits the trace (`split_lives`: each rank replays its share at ``lam_ms``);
+        carries a prompt (ms; None: 0); ``ranks``: the ranks of each deployment the router splits the trace over (dp
+        x attention DP, dp where attention-DP ranks step in lockstep; None: 1; `split_lives`: each replays its share
+        at ``lam_ms``);
         ``slots``: the sequences a rank holds at once (None: no limit; `slot_admissions`).
         Vectorized over deployments x requests, `TRACE_BLOCK` elements at a time."""
         full = self._lives
@@ -3089,9 +3107,10 @@ SLOT_FLUID_STEPS = 8
 #: most elements (deployments x requests) of one block of `ServingModel._trace_tpot`'s arrays (memory bound: a
 #: long trace over a whole grid is priced a block of deployments at a time)
 TRACE_BLOCK = 1 << 21
-#: passes of `trace_decode_tpot`'s slot limit: each admits the requests the slots hold back on the departures of
-#: the pass before (the first on those of the trace without the limit)
-SLOT_PASSES = 2
+#: most passes of `trace_decode_tpot`'s slot limit: each admits the requests the slots hold back on the mean of the
+#: holds the replays before found (the first on those of the trace without the limit); a deployment stops earlier
+#: once its admissions move less than a decode step on average
+SLOT_PASSES = 6
 
 
 @dataclass(frozen=True)
@@ -3254,7 +3273,10 @@ def trace_decode_tpot(lv: TraceLives, lam: np.ndarray, S: np.ndarray, step: np.n
         e = np.where(y <= g_end[rows, j], busy, a[rows, j] + V[rows, j] - after[rows, j] + (y - g_end[rows, j]))
         gone = a + V
         gone[:, dec] = np.where(pick(decodes)[:, dec], e, gone[:, dec])
-        return s, e, gone, gone - (a + W)
+        # the time a request holds its slot: from its admission (a, where the slots admit it), or in the first
+        # replay, which has no slots, from its prompt's start (its wait behind prompts the slots would hold back
+        # is not its own)
+        return s, e, gone, gone - (a + W) if own else gone - a
 
     S0 = S
     s, e, gone, hold = replay(slice(None), a0, True)
@@ -3264,12 +3286,21 @@ def trace_decode_tpot(lv: TraceLives, lam: np.ndarray, S: np.ndarray, step: np.n
         # it not yet gone) reach the slots
         n_in = np.arange(R)[None, :] - search(np.sort(gone, axis=1), a0, "right")
         h = np.flatnonzero((n_in >= slots[:, None]).any(axis=1))
-        for _ in range(SLOT_PASSES if len(h) else 0):
+        # ... each holding its slot as long as the replays so far found on average (the first, unlimited one's from
+        # its prompt's start, then from its admission). The lives the slots shorten free them sooner, which admits
+        # more at once and lengthens them again: replaying on the last replay's holds alone oscillates, their
+        # running mean settles. A row stops once its admissions move less than a decode step on average (the
+        # scheduler admits at iteration boundaries) or after `SLOT_PASSES`
+        total, prev = hold[h].copy(), np.full(a0[h].shape, np.inf)
+        for k in range(SLOT_PASSES):
+            if not len(h):
+                break
             adm = slot_admissions(a0[h], hold[h], slots[h])
             s[h], e[h], _, again = replay(h, adm, False)
-            # ... each holding its slot from its prompt's start as long as the pass before found, half-way to
-            # this pass's (a damped fixed point: the lives the slots shorten free them sooner)
-            hold[h] = 0.5 * (hold[h] + again)
+            total += again
+            hold[h] = total / (k + 2)
+            moving = np.abs(adm - prev).mean(axis=1) > step[h]
+            h, total, prev = h[moving], total[moving], adm[moving]
     tpot = (e - s) / n_steps
     return np.where(decodes, tpot, np.nan) if per_row else tpot
 

@@ -661,7 +661,7 @@ class _Replica:
         self.state = "busy"
         self.version += 1
         self.u0 = (self.pref_blocks + self.dec_blocks(self.G)) / self.cap
-        if chunks or extra > 0.0:
+        if chunks or extra > 0.0 or (spent[0] and self.n):
             ndec = self.n if (self.dprio or not chunks) else 0
             p = pairs = 0.0
             for rid, c in chunks:
@@ -684,10 +684,13 @@ class _Replica:
                     ndec = self.n - len(paused)
                     S -= sum(eng.reqs[rid].base for rid in paused)
             kv = S + ndec * (self.G + 1) if ndec else 0
-            self.work = (p, pairs, ndec, kv, extra)
+            # a decode step formed ahead also carries the extra decode of the requests that just finished (`extra`:
+            # their loop formed it with them before it checked their stop), priced, not counted as decoders
+            xn, xkv = spent if ndec else (0, 0)
+            self.work = (p, pairs, ndec + xn, kv + xkv, extra)
             self.chunks, self.ndec, self.seg = chunks, ndec, None
             if self.group is None:
-                self.dt = (self.tm(p, pairs, ndec, kv) if self.pp <= 1 else
+                self.dt = (self.tm(p, pairs, ndec + xn, kv + xkv) if self.pp <= 1 else
                            self.cost.time_ms(p, pairs, ndec, kv, k, lanes=self.lanes)) + extra  # type: ignore[call-arg]
                 self.end = t + self.dt
                 if self.pp > 1:

@@ -253,6 +253,31 @@ def test_a_replica_whose_requests_finished_runs_their_extra_decode_step_first():
         np.testing.assert_allclose(frames[0][col], frames[1][col], rtol=1e-12)
 
 
+@dataclass(frozen=True)
+class SeqCost(FlatCost):
+    """1 ms a step plus 0.5 ms a decoding sequence (the extra decode step of a finished request shows in the price)."""
+
+    def time_ms(self, n_prefill_tokens, prefill_attn_pairs, n_decode_seqs, decode_kv_tokens):
+        return 1.0 + 0.01 * n_prefill_tokens + 0.5 * n_decode_seqs
+
+
+def test_the_extra_decode_step_of_finished_requests_rides_the_next_step_beside_other_decodes():
+    """A (3 tokens) and B (10) arrive together (100-token prompts: 3 ms prefill, then 2 ms steps of both, 1.5 ms of
+    one). SGLang's and TensorRT-LLM's loop forms the step after A's last token with A before it checks A's stop
+    criteria, so that step prices two sequences (2 ms), B's other steps after it one each: B finishes at 18.0 ms
+    (17.5 before, where the extra step was charged only when nothing else decoded). vLLM skips A at max_tokens:
+    17.5 ms. Skipping to the next event agrees with stepping each iteration."""
+    from objectives.serving.simulator import PoolCosts, _frame, _run
+
+    trace = pd.DataFrame({"arrival_s": [0.0, 0.0], "input_tokens": [100, 100], "output_tokens": [3, 10]})
+    sched = Scheduler(max_batch_size=8, max_num_tokens=4096)
+    for engine, b_done in (("sglang", 18.0), ("trtllm", 18.0), ("vllm", 17.5)):
+        frames = [_frame(*_run(Workload(trace=trace), PoolCosts(SeqCost(engine), 1, sched), None, None, sched, 0.0,
+                               "least_loaded", skip=skip)) for skip in (True, False)]
+        for f in frames:
+            assert list(f["finish_s"].to_numpy() * 1e3) == pytest.approx([7.0, b_done]), engine
+
+
 def test_prompts_the_token_budget_left_waiting_are_the_step_formed_ahead():
     """A, B and C (100 prompt tokens, one output token: nothing decodes) reach an idle replica at 0 ms; the 200-token
     budget takes A and B into [0, 1) and leaves C waiting. The overlapping loop formed [1, 2) with C before it blocked
@@ -374,6 +399,33 @@ def test_the_open_loop_counts_an_idle_ranks_formed_step_over_its_group(monkeypat
     monkeypatch.setattr(analytical, "_idle_ahead", lambda model, d: np.zeros(len(d)))
     own = ServingModel(moe, wl).evaluate(one)["ttft_ms"].to_numpy(float)
     assert ttft[0] > own[0] + 1.0 and ttft[1] == pytest.approx(own[1], rel=1e-12)
+
+
+def test_an_almost_idle_group_finds_almost_no_step_formed_ahead(monkeypatch):
+    """The chance that an arrival finds an iteration in progress counts the sequences in flight at the rate (Little's
+    law: rate x a sequence's residency), not the bisected occupancy, which is floored at half a sequence: at 0.02
+    req/s on eight attention-DP ranks (SGLang, Qwen3-30B-A3B) the group's sequences are ~0.04, so the formed-ahead
+    wait is ~4 % of an iteration, and the TTFT grows with the rate (before: 0.5 x 8 = 4 sequences, 98 % of an
+    iteration at every rate, TTFT flat at 99.0 / 99.1 ms at 0.02 / 0.25 req/s)."""
+    from objectives.serving import analytical
+    from objectives.serving.analytical import Deployments, ServingModel
+
+    seen, orig = [], analytical.ahead_clients
+
+    def spy(N, group, idle):
+        seen.append(np.asarray(group, dtype=float).copy())
+        return orig(N, group, idle)
+
+    monkeypatch.setattr(analytical, "ahead_clients", spy)
+    d = Deployments.of(gpu="H200", tp=1, ep=8, attn_dp=8, engine="sglang")
+    ttft = []
+    for rate in (0.02, 0.25):
+        seen.clear()
+        wl = Workload(rate=rate, input_len=1024, output_len=256, n_requests=200)
+        ttft.append(float(ServingModel("Qwen/Qwen3-30B-A3B", wl).evaluate(d)["ttft_ms"].iloc[0]))
+        if rate == 0.02:
+            assert 1.0 - np.exp(-seen[-1][0]) < 0.1, seen[-1]
+    assert ttft[1] > ttft[0] + 1.0, ttft
 
 
 def test_a_static_decode_batch_decodes_a_member_once_its_kv_is_read_skipping_as_stepping():
