@@ -81,7 +81,8 @@ def test_the_burst_loop_reprices_only_the_rows_that_opened_a_batch_and_prices_ea
     # the burst loop's passes are the one-dimensional calls below the 5 pipelined rows (`held` prices those 5, the
     # final and decode passes all 6; the occupancy searches are two-dimensional): at this load 3, then 1 and 1
     # row(s) opened a batch
-    assert sorted(s for s, nd in sizes if nd == 1 and s < 5) == [1, 1, 3]
+    # (3, 1, 1 before the thirty-seventh refit's factors: which rows open a batch is the load's)
+    assert sorted(s for s, nd in sizes if nd == 1 and s < 5) == [1, 1, 2]
     cols = ["ttft_ms", "tpot_ms", "ttft_ms_p99", "tpot_ms_p99", "requests_per_s", "batch_size"]
     for i in range(len(d)):
         alone = ServingModel("Llama-3.1-70B", w).evaluate(d.take(np.array([i])))
