@@ -854,7 +854,13 @@ def balance_hold_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num,
 def steps_in_lockstep(p: Prepared) -> bool:
     """Whether any row of `p` has attention-DP ranks that step together through MoE layers (attn_dp > 1 on an MoE
     model): then `max_throughput` prepares `Prepared.solo` for `rank_wait_s`."""
-    return bool(np.any((np.asarray(p.attn_dp) > 1) & (np.asarray(p.coeffs.n_experts) > 0)))
+    return bool(np.any(lockstep_rows(p)))
+
+
+def lockstep_rows(p: Prepared) -> np.ndarray:
+    """Per row of `p`: whether its attention-DP ranks step together through MoE layers (attn_dp > 1 on an MoE
+    model)."""
+    return (np.asarray(p.attn_dp) > 1) & (np.asarray(p.coeffs.n_experts) > 0)
 
 
 def solo_chunk_s(p: Prepared, w_pf: tuple, isl: Num, osl: Num, N: Num) -> Num:
@@ -1223,10 +1229,9 @@ def group_clients(p: Prepared, N: Num) -> Num:
     """The clients (per row) of the attention-DP group a rank with N of them steps in: N x the busy ranks
     (``Coeffs.moe_ranks``: every rank, or those that hold a request where the clients are fewer than the ranks,
     `busy_ranks`) where the ranks step together through MoE layers (attn_dp > 1 on an MoE model,
-    `steps_in_lockstep`), else N."""
+    `lockstep_rows`), else N."""
     N = np.asarray(N, dtype=float)
-    lock = (np.asarray(p.attn_dp) > 1) & (np.asarray(p.coeffs.n_experts) > 0)
-    return np.where(lock, N * np.asarray(p.coeffs.moe_ranks, dtype=float), N)
+    return np.where(lockstep_rows(p), N * np.asarray(p.coeffs.moe_ranks, dtype=float), N)
 
 
 def _idle_ahead(p: Prepared) -> np.ndarray:

@@ -721,6 +721,16 @@ def _riding_prompts(p: Any, N: np.ndarray, lam_ms: np.ndarray, input_len: np.nda
     return k
 
 
+def _pair_behaviours(d: Any) -> tuple[list[Any], np.ndarray]:
+    """The engine behaviour of each distinct (engine, GPU) pair of ``d``'s deployments (`inference.resolve.
+    engine_behaviours`, one resolution a pair) and, per deployment, the index of its pair in that list."""
+    from ..inference.resolve import engine_behaviours
+    e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
+    ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
+    _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
+    return list(engine_behaviours(e[first], g[first])), np.ravel(inverse)
+
+
 def _overlap(model: Any, d: Any) -> np.ndarray:
     """1.0 for each deployment of ``d`` whose aggregated replicas form their next batch while the current one runs,
     else 0.0, from its engine release on its GPU (`inference.resolve.engine_behaviours`, None / "auto" resolved as
@@ -729,19 +739,16 @@ def _overlap(model: Any, d: Any) -> np.ndarray:
     EngineBehaviour.spec_overlap`, as `inference.speculative.with_speculative` has it); not with pp > 1 (the
     pipeline loops), as ``Coeffs.overlap`` and the simulator's replicas (`Scheduler.overlaps`) have it. One
     resolution per distinct (engine, GPU) pair."""
-    from ..inference.resolve import _lookup, engine_behaviours
+    from ..inference.resolve import _lookup
     from ..profiles import overlap_rows
     kind = str(getattr(_lookup("model", model), "linear_attn_kind", "") or "")
-    e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
-    ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
-    _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
-    own = engine_behaviours(e[first], g[first])                                      # per distinct pair
+    own, inverse = _pair_behaviours(d)
     named = np.empty(len(own), dtype=object)
     named[:] = [b.named for b in own]
     plain = overlap_rows(named, kind)
     keeps = np.array([b.spec_overlap for b in own], dtype=float)
     no_draft = np.asarray(d.speculative, dtype=object) == None  # noqa: E711 (elementwise: None where off)
-    on = np.where(no_draft, plain[np.ravel(inverse)], keeps[np.ravel(inverse)])
+    on = np.where(no_draft, plain[inverse], keeps[inverse])
     return np.where(np.asarray(d.pp) <= 1, on, 0.0)
 
 
@@ -758,16 +765,13 @@ def _idle_ahead(model: Any, d: Any) -> np.ndarray:
     attention-DP rank forms its step ahead while its group steps (`profiles.forms_idle_ahead` of the engine resolved
     as `_overlap` resolves it), else 0.0 (`inference.estimate.ahead_clients`' ``idle_ahead``). One resolution per
     distinct (engine, GPU) pair."""
-    from ..inference.resolve import engine_behaviours
     from ..profiles import forms_idle_ahead
     lock = _in_lockstep(model, d)
     if not lock.any():
         return np.zeros(len(d))
-    e, g = np.asarray(d.engine, dtype=object), np.asarray(d.gpu, dtype=object)
-    ce, cg = pd.factorize(e, use_na_sentinel=False)[0], pd.factorize(g, use_na_sentinel=False)[0]
-    _, first, inverse = np.unique(ce * (int(cg.max(initial=0)) + 1) + cg, return_index=True, return_inverse=True)
-    idle = np.array([forms_idle_ahead(b.engine) for b in engine_behaviours(e[first], g[first])], dtype=float)
-    return np.where(lock, idle[np.ravel(inverse)], 0.0)
+    own, inverse = _pair_behaviours(d)
+    idle = np.array([forms_idle_ahead(b.engine) for b in own], dtype=float)
+    return np.where(lock, idle[inverse], 0.0)
 
 
 def _prefill_alone(d: Any) -> np.ndarray:
