@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..serving.workload import context_refusal
-from .builders import ENGINES, PROGRAMS, Command, Deployment, Plan, build, plan
+from .builders import ENGINES, PROGRAMS, Command, Deployment, Plan, build, plan, served_checkpoint
 from .flags import DeployError, FlagList, flag_list, shipped, unknown_flags
 
 __all__ = ["commands", "for_trial", "main", "Deployment", "Command", "DeployError", "FlagList", "ENGINES",
@@ -179,7 +179,7 @@ def _benchmark(p: Plan, engine: str, lists: dict[str, FlagList], workload: Any, 
     url = f"http://localhost:{base_port}"
     key, program = PROGRAMS[engine]["bench"]
     fl = lists[key]
-    hf = p.model.hf_id
+    hf = served_checkpoint(p, engine)[0]     # the served model's name in the API, and its tokenizer
     shared = int(w.get("shared_prefix") or 0)      # tokens every prompt starts with (`Workload.shared_prefix`)
     if program == "vllm bench serve":
         # vLLM's random dataset prepends one random prefix of --random-prefix-len tokens to every prompt, which
@@ -294,7 +294,7 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
                    servers=servers, router=router, benchmark=bench, files=files,
                    predicted={k: pred[k] for k in ("ttft_ms", "tpot_ms", "ttft_ms_p99", "tpot_ms_p99",
                                                    "throughput_tok_s") if k in pred},
-                   notes=list(dict.fromkeys(notes)), flag_lists=labels)
+                   notes=list(dict.fromkeys(notes)), flag_lists=labels, checkpoint=served_checkpoint(p, engine)[0])
     bad = d.check()
     if bad:   # a builder emitted a flag its engine's list does not have: a defect here, never the user's input
         raise DeployError(f"internal: flags not in the {engine} {version} flag list: {bad}")

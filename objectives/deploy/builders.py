@@ -93,6 +93,12 @@ than a host's,     --master-addr --master-port,                                 
                    local/-address/-rpc-port,
                    --data-parallel-start-rank
 =================  ===============================  ==================================  ===================================
+
+The model path every command names is the served checkpoint (`served_checkpoint`): the model's own where it runs the
+trial's format (16-bit, a format the engine quantizes online, the checkpoint's own format), else a quantized
+checkpoint of the model the catalog ships in that format (an NVFP4 / FP8 release), else `QUANTIZED_CHECKPOINT`, a
+placeholder the notes say to replace by such a checkpoint (an int4 AWQ release of a 16-bit model): never the 16-bit
+checkpoint with a --quantization that cannot load it.
 """
 from __future__ import annotations
 
@@ -158,6 +164,21 @@ CHECKPOINT: dict[tuple[str, str], str] = {
     ("fp4", "fp4"): "an NVFP4 (ModelOpt) checkpoint of the model",
     ("fp4", "bf16"): "an NVFP4 (ModelOpt) or MXFP4 checkpoint of the model",
 }
+
+#: The checkpoint schemes (`catalog.Model.quant_scheme`) vLLM / SGLang serve with a format's `QUANT` flag (or none)
+#: that `CHECKPOINT` asks for: what `served_checkpoint` takes a catalog checkpoint of the model in. TensorRT-LLM
+#: reads any of the weight dtype's schemes from the checkpoint.
+CHECKPOINT_SCHEMES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("int8", "int8"): ("int8_sq",),
+    ("int8", "bf16"): ("int8_wo", "int8_gptq"),
+    ("int4", "bf16"): ("int4_awq",),            # --quantization awq_marlin
+    ("fp4", "fp4"): ("nvfp4",),                 # --quantization modelopt_fp4
+    ("fp4", "bf16"): ("nvfp4", "nvfp4_w4a16"),
+}
+
+#: The model path a plan serves where its format needs a checkpoint the catalog knows none of (`served_checkpoint`):
+#: the commands name it, so that they cannot run the 16-bit checkpoint in its place; the notes say what replaces it
+QUANTIZED_CHECKPOINT = "QUANTIZED_CHECKPOINT"
 
 #: kv_dtype -> the engine's KV-cache dtype value (None: not expressible, "": leave the engine's default)
 KV: dict[str, dict[str, str | None]] = {
@@ -226,6 +247,9 @@ class Deployment:
     predicted: dict[str, float]
     notes: list[str]
     flag_lists: dict[str, str]
+    #: the model path the commands serve (`served_checkpoint`: ``hf_id``, a quantized checkpoint of the model in the
+    #: trial's format, or the `QUANTIZED_CHECKPOINT` placeholder); "": ``hf_id``
+    checkpoint: str = ""
 
     @property
     def commands(self) -> list[Command]:
@@ -244,7 +268,9 @@ class Deployment:
     def script(self) -> str:
         """A bash script: header, the files to write, each server in the background, router, benchmark."""
         cfg = ", ".join(f"{k}={v}" for k, v in self.config.items() if v is not None)
-        lines = ["#!/usr/bin/env bash", f"# {self.engine} {self.version}: {self.model} ({self.hf_id})", f"# {cfg}"]
+        served = f", served from {self.checkpoint}" if self.checkpoint not in ("", self.hf_id) else ""
+        lines = ["#!/usr/bin/env bash", f"# {self.engine} {self.version}: {self.model} ({self.hf_id}){served}",
+                 f"# {cfg}"]
         lines += [f"# flags checked against: {v}" for v in dict.fromkeys(self.flag_lists.values())]
         lines += [f"# note: {n}" for n in self.notes]
         lines.append("set -euo pipefail")
@@ -282,7 +308,7 @@ class Deployment:
         meta = d / "deployment.json"
         meta.write_text(json.dumps({
             "engine": self.engine, "version": self.version, "model": self.model, "hf_id": self.hf_id,
-            "config": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.config.items()},
+            "checkpoint": self.checkpoint or self.hf_id, "config": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.config.items()},
             "commands": [{"role": c.role, "argv": list(c.argv), "env": dict(c.env), "checked_against": c.checked_against,
                           **({"launcher": list(c.launcher)} if c.launcher else {}), **({"node": c.node} if c.node else {})}
                          for c in self.commands],
@@ -736,15 +762,65 @@ def _kv_value(c: _Ctx) -> str | None:
     return v
 
 
+def _needs_checkpoint(p: Plan, engine: str) -> str | None:
+    """What checkpoint the plan's format needs that the model's own is not (`CHECKPOINT`; TensorRT-LLM, which
+    quantizes nothing online, an FP8 one for fp8 weights too), else None (the model's own checkpoint serves it)."""
+    fmt = (p.weight_dtype, p.act_dtype)
+    if p.model.quant_weight_dtype == p.weight_dtype or _mxfp4_checkpoint(p.model, p.weight_dtype):
+        return None
+    if engine == "trtllm" and p.weight_dtype == "fp8":
+        return "an FP8 (ModelOpt) checkpoint of the model"
+    return CHECKPOINT.get(fmt)
+
+
+def _checkpoint_fits(r: catalog.Model, p: Plan, engine: str) -> bool:
+    """Whether catalog checkpoint ``r`` runs the plan's format on ``engine`` with nothing else of the plan changed:
+    its weight dtype, a scheme the engine's flag reads (`CHECKPOINT_SCHEMES`), no KV-cache scales that would make
+    the engine's "auto" store another KV dtype, 128 x 128 FP8 blocks that tile the plan's shards."""
+    if r.quant_weight_dtype != p.weight_dtype or r.quant_kv_dtype not in ("", p.kv_dtype):
+        return False
+    if engine != "trtllm" and r.quant_scheme not in CHECKPOINT_SCHEMES.get((p.weight_dtype, p.act_dtype), ()):
+        return False
+    return not (r.quant_scheme == "fp8_block"
+                and block_fp8_problem(r, engine, p.gpu.family, p.tp, p.attn_dp, p.ep))
+
+
+def served_checkpoint(p: Plan, engine: str) -> tuple[str, str | None]:
+    """(the model path ``engine``'s serve and benchmark commands name, a note or None). The model's own Hugging
+    Face id where its checkpoint runs the plan's (weight, activation) format (16-bit, the formats the engines
+    quantize online: vLLM's / SGLang's fp8, or the checkpoint's own format); else a quantized checkpoint of the
+    same model the catalog ships in that format (its id: "nvidia/Llama-3.1-70B-Instruct-FP8" for Llama-3.1-70B
+    fp8 on TensorRT-LLM, `_checkpoint_fits`), else `QUANTIZED_CHECKPOINT`, which the note says to replace: the
+    commands never launch the 16-bit checkpoint with a flag that cannot load it (vLLM / SGLang ``--quantization
+    awq_marlin`` on a bf16 checkpoint fails at load; TensorRT-LLM would serve it in 16 bits)."""
+    m = p.model
+    need = _needs_checkpoint(p, engine)
+    if need is None:
+        return m.hf_id, None
+    from objectives.catalog.names import quant_from_suffix
+    what = f"weight_dtype={p.weight_dtype!r} act_dtype={p.act_dtype!r}"
+    for name in catalog.models():
+        r = catalog.model(name)
+        q = quant_from_suffix(r.hf_id) or quant_from_suffix(r.name)
+        if r.name == m.name or not r.hf_id or q is None or not _checkpoint_fits(r, p, engine):
+            continue
+        try:
+            if catalog.model(q[0]).name != m.name:
+                continue
+        except catalog.CatalogError:
+            continue
+        return r.hf_id, (f"{what}: serving {r.hf_id}, the catalog's {r.quant_scheme} checkpoint of {m.name}, in "
+                         f"place of {m.hf_id} (which {engine} does not quantize to this format online)")
+    return QUANTIZED_CHECKPOINT, (f"{what}: {engine} does not quantize {m.hf_id} to this format online and the "
+                                  f"catalog ships no such checkpoint of it: replace {QUANTIZED_CHECKPOINT} in the "
+                                  f"serve and benchmark commands by the local path or Hugging Face id of {need}")
+
+
 def _quant_value(c: _Ctx) -> str | None:
     fmt = (c.p.weight_dtype, c.p.act_dtype)
-    if fmt in CHECKPOINT and c.p.model.quant_weight_dtype != c.p.weight_dtype:
-        c.notes.append(f"weight_dtype={c.p.weight_dtype!r}: serve {CHECKPOINT[fmt]} in place of {c.p.model.hf_id} "
-                       "(the engines do not quantize this format online)")
+    if (note := served_checkpoint(c.p, c.engine)[1]) is not None:
+        c.notes.append(note)
     if c.engine == "trtllm":
-        if fmt in (("fp8", "fp8"), ("fp8", "bf16")) and c.p.model.quant_weight_dtype != "fp8":
-            c.notes.append("TensorRT-LLM reads the quantization from the checkpoint: serve an FP8 (ModelOpt) "
-                           f"checkpoint of {c.p.model.name}")
         if fmt == ("fp4", "bf16") and not _mxfp4_checkpoint(c.p.model, c.p.weight_dtype):
             raise DeployError(f"trtllm cannot run {c.p.model.name} from an NVFP4 checkpoint with 16-bit compute "
                               "(weight_dtype='fp4', act_dtype='bf16'): its FP4 GEMMs need Blackwell; an MXFP4 "
@@ -766,10 +842,19 @@ def _mxfp4_checkpoint(m: catalog.Model, weight_dtype: str) -> bool:
 
 def _quant_flag(c: _Ctx) -> str | None:
     """vLLM's / SGLang's ``--quantization`` value for the plan's format (`QUANT`): none for an MXFP4 checkpoint,
-    whose own quantization_config both engines detect (``--quantization modelopt_fp4`` would load it as NVFP4)."""
-    if _mxfp4_checkpoint(c.p.model, c.p.weight_dtype):
+    whose own quantization_config both engines detect (``--quantization modelopt_fp4`` would load it as NVFP4), nor
+    for the model's own checkpoint of the format in a scheme the flag does not read (`CHECKPOINT_SCHEMES`)."""
+    m, fmt = c.p.model, (c.p.weight_dtype, c.p.act_dtype)
+    if _mxfp4_checkpoint(m, c.p.weight_dtype):
         return None
-    return QUANT[(c.p.weight_dtype, c.p.act_dtype)][c.engine]
+    if m.quant_weight_dtype == c.p.weight_dtype and m.quant_scheme not in CHECKPOINT_SCHEMES.get(fmt, (m.quant_scheme,)):
+        # the model's own checkpoint in another method than the flag's (Kimi-K2.5's compressed-tensors W4A16, a
+        # GPTQ release): the engine reads its quantization_config, and refuses a --quantization naming another
+        # method at start-up (vLLM vllm/config/model.py ModelConfig._verify_quantization, "Quantization method
+        # specified in the model config (...) does not match ..."; awq_marlin overrides "awq" checkpoints only,
+        # AWQMarlinConfig.override_quantization_method)
+        return None
+    return QUANT[fmt][c.engine]
 
 
 def _check_parallel(c: _Ctx) -> None:
@@ -924,7 +1009,7 @@ def _speculative_args(c: _Ctx) -> list[Any]:
                     what)
     return ["--speculative-algorithm", algo, "--speculative-num-steps", k, "--speculative-eagle-topk", 1,
             "--speculative-num-draft-tokens", k + 1, "--speculative-draft-model-path",
-            c.p.model.hf_id if mtp else EAGLE_HEAD if head is None else head]
+            served_checkpoint(c.p, c.engine)[0] if mtp else EAGLE_HEAD if head is None else head]
 
 
 def _trtllm_speculative(c: _Ctx) -> dict[str, Any] | None:
@@ -954,7 +1039,7 @@ def _trtllm_speculative(c: _Ctx) -> dict[str, Any] | None:
 
 def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     p = c.p
-    argv: list[Any] = ["vllm", "serve", p.model.hf_id, "--host", "0.0.0.0", "--port", port,
+    argv: list[Any] = ["vllm", "serve", served_checkpoint(p, c.engine)[0], "--host", "0.0.0.0", "--port", port,
                        "--tensor-parallel-size", p.tp, "--pipeline-parallel-size", p.pp]
     if p.attn_dp > 1:
         argv += ["--data-parallel-size", p.attn_dp]
@@ -1034,7 +1119,8 @@ def _kv_quant_args(c: _Ctx, replica: int) -> list[Any]:
 
 def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     p = c.p
-    argv: list[Any] = ["python", "-m", "sglang.launch_server", "--model-path", p.model.hf_id, "--host", "0.0.0.0",
+    argv: list[Any] = ["python", "-m", "sglang.launch_server", "--model-path", served_checkpoint(p, c.engine)[0],
+                       "--host", "0.0.0.0",
                        "--port", port, "--tp-size", p.tp * p.attn_dp, "--pp-size", p.pp]
     if p.attn_dp > 1:
         argv += ["--enable-dp-attention", "--dp-size", p.attn_dp]
@@ -1131,7 +1217,7 @@ def _trtllm_options(c: _Ctx, role: str) -> dict[str, Any]:
 
 def _trtllm_serve(c: _Ctx, port: int, role: str, replica: int, yaml_name: str) -> Command:
     p = c.p
-    argv: list[Any] = ["trtllm-serve", p.model.hf_id, "--host", "0.0.0.0", "--port", port, "--backend", "pytorch",
+    argv: list[Any] = ["trtllm-serve", served_checkpoint(p, c.engine)[0], "--host", "0.0.0.0", "--port", port, "--backend", "pytorch",
                        "--tp_size", p.tp * p.attn_dp, "--pp_size", p.pp]
     if p.ep > 1:
         argv += ["--ep_size", p.ep]

@@ -348,6 +348,7 @@ def _with_profile(efficiency: Efficiency | None, profile: Any) -> Efficiency | N
     return load_profile(profile, efficiency)
 
 
+@speculative_mod.per_row_spec
 def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
              kv_dtype: Any = None, batch_size: Any = 1, input_len: Any = 1024, output_len: Any = 128, *,
              dp: Any = 1, ep: Any = 1, prices: Mapping[str, float] | None = None,
@@ -410,8 +411,10 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     model, without an EP group across attention-DP ranks, or on an engine that does not run it is fits=False
     with a `reason` (`resolve.moe_a2a_invalid`). `profile`: a calibrated profile file written by
     `dse calibrate` (the user's own measurements), overriding the fitted engine factors.
-    `speculative` (one for every row; None, the default: off): speculative decoding, an `inference.Speculative` or
-    a mapping of its fields (method "mtp" | "eagle", draft_tokens k, acceptance per position): each decode
+    `speculative` (None, the default: off): speculative decoding, an `inference.Speculative`, its label
+    ("mtp:3:0.8,0.6,0.4") or a mapping of its fields (method "mtp" | "eagle", draft_tokens k, acceptance per
+    position), or a list / array of them (None or "off" for off) broadcast with the other arguments, one per row
+    (the rows of each distinct value priced together, `speculative.per_row_spec`): each decode
     iteration is k draft forwards and one verify forward of k + 1 tokens per sequence emitting
     `Speculative.expected_tokens` each, so `tpot_ms` is that iteration / the expected tokens; memory holds the
     draft layer's weights and KV and k more tokens per sequence (`inference.speculative`). A what-if, not fitted.
@@ -1278,6 +1281,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
 
 
+@speculative_mod.per_row_spec
 def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None, act_dtype: Any = None,
                    kv_dtype: Any = None, input_len: Any = 1024, output_len: Any = 128, *, dp: Any = 1, ep: Any = 1,
                    max_batch_size: Any = None, max_num_tokens: Any = None,
@@ -1349,7 +1353,8 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
     `prefix_caching` (bool, or one per row; default True, the engines' default): whether a vLLM request preempted
     where the cache binds finds what of its prompt and output so far its prefix cache kept (`admission.
     preemption_churn`); off, it prefills them all again.
-    `speculative`: speculative decoding, as in `estimate` (None: off): the steady state's decodes in token time
+    `speculative`: speculative decoding, as in `estimate` (None: off; may be one per row): the steady state's
+    decodes in token time
     (`speculative_time_s`), the KV capacity and the memory columns with the draft layer's weights and KV and k
     more tokens a sequence, the overlap loop where the engine release keeps it (`speculative.with_speculative`) and
     SGLang's max sequences 48 a server where `max_batch_size` is not given (`speculative.sglang_max_running`:

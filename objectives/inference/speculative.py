@@ -32,11 +32,14 @@ lookup, not measured as a verify. Nothing here is fitted; the acceptance rates a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 import numpy as np
+import pandas as pd
 
 from .ops import StepCoeffs, forward_s, lm_head_s
 
@@ -166,7 +169,102 @@ def as_speculative(spec: Any) -> Speculative | None:
             d["acceptance"] = tuple(d["acceptance"])
         return Speculative(**d)
     raise TypeError(f"speculative={spec!r:.80}: None, an inference.Speculative, its label ('mtp:3:0.8') or a "
-                    f"mapping of its fields")
+                    f"mapping of its fields (`estimate` and `max_throughput` also take a list or array of them, one "
+                    f"per row)")
+
+
+def is_per_row(value: Any) -> bool:
+    """Whether a ``speculative`` argument is one value per row (a list, tuple, array or Series of
+    `as_speculative`'s forms) rather than one value for every row (None, a `Speculative`, a label, a mapping)."""
+    return isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index))
+
+
+def as_speculatives(values: Any) -> np.ndarray:
+    """`as_speculative` of each entry of `values` (a sequence or array, any shape) as an object array of the same
+    shape holding `Speculative` or None (off), one conversion per distinct entry; ValueError naming a bad one
+    (TypeError for an entry of no valid form)."""
+    vals = np.empty(np.shape(values) if isinstance(values, np.ndarray) else len(values), dtype=object)
+    vals[...] = values if isinstance(values, np.ndarray) else list(values)
+    flat = vals.ravel()
+    out = np.empty(flat.shape, dtype=object)
+    try:
+        codes, uniq = pd.factorize(flat)   # None / NaN: code -1, off
+    except TypeError:   # unhashable entries (mappings): one at a time
+        out[:] = [as_speculative(v) for v in flat]
+        return out.reshape(vals.shape)
+    on = codes >= 0
+    if on.any():
+        conv = np.empty(len(uniq), dtype=object)
+        conv[:] = [as_speculative(u) for u in uniq]
+        out[on] = conv[codes[on]]
+    return out.reshape(vals.shape)
+
+
+#: the arguments of `estimate` / `max_throughput` that are not one per row (`per_row_spec`)
+_NOT_ROWS = frozenset({"speculative", "prices", "efficiency", "profile", "interval", "moe_dp",
+                       "gpu_memory_utilization"})
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def per_row_spec(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`fn` (`estimate`, `max_throughput`: one ``speculative`` value for every row) taking
+    ``speculative`` as one value per row too (`is_per_row`), broadcast with its other per-row arguments: the rows
+    grouped by their distinct value, each group priced in one call of `fn` on its rows (the pricing attaches one
+    `Speculative` to a whole preparation, `with_speculative`), their frames' rows put back in the rows' order.
+    One value for every row calls `fn` as it is."""
+    sig = inspect.signature(fn)
+    call_fn: Callable[..., Any] = fn    # called by keyword with the bound arguments
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        spec = kwargs.get("speculative")
+        if not is_per_row(spec):
+            return fn(*args, **kwargs)
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        call = dict(bound.arguments)
+        specs = as_speculatives(spec)
+        rows = {k: v for k, v in call.items() if k not in _NOT_ROWS and v is not None and np.ndim(v) > 0}
+        from .resolve import broadcast_shape
+        shape = broadcast_shape(speculative=specs, **rows)
+        flat = np.broadcast_to(specs, shape).ravel()
+        codes, uniq = pd.factorize(flat)    # off: -1
+        keys = [-1] if (codes < 0).any() else []
+        keys += sorted(range(len(uniq)), key=lambda j: uniq[j].label)
+        rows.setdefault("input_len", call["input_len"])   # every group's call one row per row of the group
+        parts = []
+        for j in keys:
+            idx = np.flatnonzero(codes == j)
+            sub = {k: np.broadcast_to(np.asarray(v), shape).ravel()[idx] for k, v in rows.items()}
+            parts.append((idx, call_fn(**{**call, **sub, "speculative": None if j < 0 else uniq[j]})))
+        if not parts:   # zero rows
+            return cast(_R, call_fn(**{**call, "speculative": None}))
+        return cast(_R, _stitched(parts))
+
+    return wrapper
+
+
+def _stitched(parts: list[tuple[np.ndarray, pd.DataFrame]]) -> pd.DataFrame:
+    """The frames of `per_row_spec`'s groups (row indices, a frame each) as one, their rows at their indices: one
+    gather per column (categorical columns over the union of the groups' categories, other columns in the first
+    group's dtype)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    order = np.argsort(np.concatenate([idx for idx, _ in parts]), kind="stable")
+    first = parts[0][1]
+    cols: dict[str, Any] = {}
+    for c in first.columns:
+        col = [f[c] for _, f in parts]
+        if isinstance(col[0].dtype, pd.CategoricalDtype):
+            u = pd.api.types.union_categoricals([x.array for x in col])
+            cols[c] = pd.Categorical.from_codes(u.codes[order], dtype=u.dtype)
+        else:
+            cols[c] = pd.array(np.concatenate([x.to_numpy() for x in col])[order], dtype=col[0].dtype)
+    frame = pd.DataFrame(cols, copy=False)
+    frame.attrs = dict(first.attrs)
+    return frame
 
 
 def model_refusal(spec: Speculative | None, record: Any) -> str | None:
@@ -315,6 +413,6 @@ def with_speculative(p: Any, spec: Speculative | None) -> Any:
     return dataclasses.replace(p, spec=spec, coeffs=c)
 
 
-__all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "model_refusal", "check_model", "kv_factor",
+__all__ = ["Speculative", "METHODS", "OFF", "as_speculative", "as_speculatives", "is_per_row", "per_row_spec", "model_refusal", "check_model", "kv_factor",
            "weight_factor", "draft_s", "draft_extend_s", "draft_slots", "verify_rows", "host_excess_s",
            "sglang_max_running", "rank_running"]

@@ -447,7 +447,7 @@ def _speculative(values: Any, n: int) -> np.ndarray:
     """The ``speculative`` knob per deployment: an object array of `inference.Speculative` or None (off), from None
     (all off), one value, or one per deployment (`speculative.as_speculative`'s forms); ValueError naming a bad
     one."""
-    from ..inference.speculative import Speculative, as_speculative
+    from ..inference.speculative import Speculative, as_speculatives
     out = np.empty(n, dtype=object)
     if values is None:
         return out
@@ -457,19 +457,10 @@ def _speculative(values: Any, n: int) -> np.ndarray:
     vals[:] = list(values)
     if len(vals) != n:
         return vals   # `__post_init__` names the lengths
-    try:
-        try:   # one conversion per distinct value (None / NaN: code -1, off), not one per deployment
-            codes, uniq = pd.factorize(vals)
-            on = codes >= 0
-            if on.any():
-                conv = np.empty(len(uniq), dtype=object)
-                conv[:] = [as_speculative(u) for u in uniq]
-                out[on] = conv[codes[on]]
-        except TypeError:   # unhashable entries (mappings): one at a time
-            out[:] = [as_speculative(v) for v in vals]
+    try:   # one conversion per distinct value
+        return as_speculatives(vals)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
-    return out
 
 
 def speculative_groups(d: Deployments) -> list[np.ndarray] | None:

@@ -51,7 +51,7 @@ from ..inference.lockstep import AdpBalance, as_balance
 from ..inference.measured import BY_CERTAINTY
 from .analytical import Deployments, ServingModel
 from .scheduler import MODELLED_POLICY, SLO, Pool, Scheduler
-from .simulator import STEADY_RUNS, _check_mode, _check_pool_parallel, _check_pools, check_context, simulate
+from .simulator import STEADY_RUNS, _check_mode, _check_pool_parallel, _check_pools, check_context, pools_gpu, simulate
 from .traces import Trace
 from .workload import Workload
 
@@ -178,7 +178,7 @@ def replays(workload: Workload) -> bool:
 
 
 @reusing_prepared()
-def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
+def capacity(model: Any, gpu: Any = None, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, slo: SLO | Mapping[str, Any], workload: Workload | None = None,
              scheduler: Scheduler | None = None, dp: int = 1, engine: Any = None, ep: int = 1,
              n_requests: int | None = None, tol: float = DEFAULT_TOL, fidelity: str = "simulated",
@@ -205,7 +205,8 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     calibrated profile's file, file hash and factors' hash, `calibration.calibrate.profile_provenance`; None
     without one).
     ``mode="disagg"``: a ``prefill`` and a ``decode`` `Pool` (as in `simulate`; ``dp`` stays 1, the workers are
-    the pools' ``n_workers``; the pools' None fields take ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp`` and the
+    the pools' ``n_workers``; ``gpu`` may be left out where both pools name theirs, `simulator.pools_gpu`; the
+    pools' None fields take ``gpu``, ``tp``, ``pp``, ``ep``, ``attn_dp`` and the
     dtypes: each pool may have its own pipeline depth and weight / activation / KV dtypes, an unknown dtype
     refused naming the known ones). Each pool may have its own scheduler (``Pool(scheduler=)``, else
     ``scheduler``), which the simulations run; the analytical model prices each pool's max_batch_size and
@@ -248,6 +249,7 @@ def capacity(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
     # the simulations take the scheduler as given, as `simulate` does, so budgets left to the engine are its own on
     # the replica (SGLang's max sequences by its KV pool, `Scheduler.for_cost`); the analytical screen and the checks
     # below its budgets on `gpu`
+    gpu = pools_gpu(gpu, mode, prefill, decode)   # None where both pools name theirs: the decode pool's
     run, s = s, s.resolved(engine, gpu)
     pool_scheds = [p.scheduler for p in (prefill, decode) if isinstance(p, Pool) and p.scheduler is not None]
     balances = {x.adp_balance for x in (s, *pool_scheds)} - {None}

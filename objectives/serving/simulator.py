@@ -478,6 +478,25 @@ def _check_mode(mode: str, dp: Any, prefill: Any, decode: Any) -> None:
                          f"prefill=serving.Pool(n_workers=...) and decode=serving.Pool(n_workers=...) and leave dp=1")
 
 
+def pools_gpu(gpu: Any, mode: str, prefill: Any, decode: Any) -> Any:
+    """The deployment's GPU type, where ``gpu`` is None and a disaggregated deployment's pools name their own
+    (`Pool.gpu`, each pool's): the decode pool's (what a pool naming none would inherit, and the deployment's
+    label); ``gpu`` itself where given. ValueError where a pool, or the aggregated deployment, is left without
+    one."""
+    if gpu is not None:
+        return gpu
+    if mode != "disagg":
+        raise ValueError("gpu=None: give the deployment's GPU type (gpu='H100', ...); only a disaggregated "
+                         "deployment's pools may name theirs instead (mode='disagg', serving.Pool(gpu=...))")
+    bare = [role for role, pool in (("prefill", prefill), ("decode", decode))
+            if isinstance(pool, Pool) and pool.gpu is None]
+    if bare:
+        raise ValueError(f"gpu=None: the {' and '.join(bare)} pool{'s name' if len(bare) > 1 else ' names'} no GPU "
+                         f"type; give gpu= (the pools' default) or serving.Pool(gpu=...) for "
+                         f"{'each' if len(bare) > 1 else 'it'}")
+    return decode.gpu if isinstance(decode, Pool) else gpu
+
+
 def _check_pools(prefill: Any, decode: Any) -> None:
     if decode is None or getattr(decode, "n_workers", 0) < 1:
         raise ValueError(f"mode='disagg' needs decode workers: decode={decode!r}; pass decode=serving.Pool("
@@ -552,6 +571,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
            eplb: bool = False, moe_act_dtype: str | None = None,
            moe_a2a: str | None = None, speculative: Any = None) -> tuple[_Engine, list[_Replica]]:
     _check_mode(mode, dp, prefill, decode)
+    gpu = pools_gpu(gpu, mode, prefill, decode)
     check_context(model, workload, engine)
     eff = None
     if isinstance(profile, Efficiency):   # factors in hand (a calibration's candidate fit)
@@ -627,7 +647,7 @@ def _build(model: Any, gpu: Any, tp: int, pp: int, weight_dtype: str | None, act
     return _run(workload, None, pc, dc, sched, kv_ms, routing, kv_fixed_ms=kv_fixed_ms)
 
 
-def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
+def simulate(model: Any, gpu: Any = None, tp: int = 1, pp: int = 1, weight_dtype: str | None = None, act_dtype: str | None = None,
              kv_dtype: str | None = None, *, workload: Workload, scheduler: Scheduler | None = None,
              mode: str = "agg", dp: int = 1, prefill: Pool | None = None, decode: Pool | None = None,
              slo: SLO | Mapping[str, Any] | None = None, kv_link_gbs: float | None = None,
@@ -642,7 +662,7 @@ def simulate(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str |
 
     mode="agg": ``dp`` replicas of ``tp`` x ``pp`` GPUs, requests routed least-loaded (or round-robin).
     mode="disagg": a ``prefill`` pool and a ``decode`` pool (`Pool`: own GPU type, TP, EP, attention DP and
-    worker count; a pool with EP on a dense model, EP not dividing its tp x attn_dp GPUs or above the experts is
+    worker count; ``gpu`` may be left out where both pools name theirs, `pools_gpu`; a pool with EP on a dense model, EP not dividing its tp x attn_dp GPUs or above the experts is
     refused; an EP that does not divide the experts holds redundant copies, `inference.resolve.expert_slots`); the KV
     cache of each prompt moves over ``kv_link_gbs`` GB/s (default: `inference.comm.kv_transfer_gbs`: the slower
     GPU's scale-up link when both pools fit one scale-up domain, else the scale-out network per GPU, x the smaller
@@ -745,7 +765,7 @@ def _run_source(eng: _Engine, sm: StepModel, role: str) -> str:
     return str(max((SOURCES[int(k)] for k in np.atleast_1d(codes)), key=BY_CERTAINTY.index))
 
 
-def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
+def simulate_requests(model: Any, gpu: Any = None, tp: int = 1, pp: int = 1, weight_dtype: str | None = None,
                       act_dtype: str | None = None, kv_dtype: str | None = None, *, workload: Workload,
                       scheduler: Scheduler | None = None, mode: str = "agg", dp: int = 1, prefill: Pool | None = None,
                       decode: Pool | None = None, kv_link_gbs: float | None = None,
@@ -761,5 +781,5 @@ def simulate_requests(model: Any, gpu: Any, tp: int = 1, pp: int = 1, weight_dty
     return _frame(eng, reps)
 
 
-__all__ = ["simulate", "simulate_requests", "simulate_costs", "steady_mask", "steady_growth", "in_flight", "STEADY_RUNS", "PoolCosts", "HOST_LINK_GBS"]
+__all__ = ["simulate", "simulate_requests", "simulate_costs", "pools_gpu", "steady_mask", "steady_growth", "in_flight", "STEADY_RUNS", "PoolCosts", "HOST_LINK_GBS"]
 

@@ -249,6 +249,55 @@ def test_replicas_get_a_router_and_weight_only_int4_names_its_checkpoint():
     assert v.version == "0.14.0" and v.servers[0].checked_against == "vllm 0.14.0"   # the A100 profile's vLLM
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_an_int4_trial_of_a_16_bit_model_never_launches_the_16_bit_checkpoint(engine):
+    """The new user's `dse deploy` of a weight_dtype int4 trial: the engines do not quantize AWQ online, and the catalog
+    ships no int4 checkpoint of Qwen3-30B-A3B, so every command (serve and benchmark) names the placeholder the notes
+    say to replace, never Qwen/Qwen3-30B-A3B with --quantization awq_marlin (which fails on a bf16 checkpoint)."""
+    d = deploy.commands({"gpu": "H100-SXM-80GB", "tp": 2, "weight_dtype": "int4", "max_batch_size": 128},
+                        model="Qwen/Qwen3-30B-A3B", engine=engine, workload=WORKLOAD)
+    assert d.checkpoint == builders.QUANTIZED_CHECKPOINT and d.hf_id == "Qwen/Qwen3-30B-A3B"
+    assert builders.QUANTIZED_CHECKPOINT in d.servers[0].argv and "--quantization awq_marlin" in _words(d.servers[0])
+    assert builders.QUANTIZED_CHECKPOINT in d.benchmark.argv
+    assert not any("Qwen/Qwen3-30B-A3B" in c.argv for c in d.commands)
+    assert any(builders.QUANTIZED_CHECKPOINT in n and "AWQ int4 checkpoint" in n for n in d.notes)
+    assert f"served from {builders.QUANTIZED_CHECKPOINT}" in d.script()
+
+
+def test_a_quantized_checkpoint_the_catalog_ships_is_served_in_its_format():
+    """TensorRT-LLM quantizes nothing online: an fp8 trial of Llama-3.1-70B serves NVIDIA's FP8 checkpoint the catalog
+    ships (its FP8 KV scales match the trial's fp8 KV), where vLLM quantizes the 16-bit one online; with a bf16 KV
+    cache that checkpoint's scales would store FP8, so the placeholder stands; an NVFP4 trial of GLM-5.1 serves
+    NVIDIA's NVFP4 release."""
+    cfg, model = TRIALS["dense_tp_pp"]
+    t = deploy.commands(cfg, engine="trtllm", model=model, workload=WORKLOAD)
+    assert t.checkpoint == "nvidia/Llama-3.1-70B-Instruct-FP8" == t.servers[0].argv[1]
+    assert "nvidia/Llama-3.1-70B-Instruct-FP8" in t.benchmark.argv
+    assert any("serving nvidia/Llama-3.1-70B-Instruct-FP8" in n for n in t.notes)
+    v = deploy.commands(cfg, engine="vllm", model=model, workload=WORKLOAD)
+    assert v.checkpoint == catalog.model(model).hf_id in v.servers[0].argv and "--quantization fp8" in _words(v.servers[0])
+    bf = deploy.commands({**cfg, "kv_dtype": "bf16"}, engine="trtllm", model=model, workload=WORKLOAD)
+    assert bf.checkpoint == builders.QUANTIZED_CHECKPOINT
+    assert any("an FP8 (ModelOpt) checkpoint" in n for n in bf.notes)
+    g = deploy.commands({"gpu": "B200", "tp": 8, "weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8"},
+                        engine="vllm", model="GLM-5.1", workload=WORKLOAD)
+    assert g.checkpoint == "nvidia/GLM-5.1-NVFP4" and "--quantization modelopt_fp4" in _words(g.servers[0])
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_a_models_own_int4_checkpoint_is_served_with_its_own_quantization_config(engine):
+    """Kimi-K2.5 ships compressed-tensors W4A16 experts: served as it is, without a --quantization naming another
+    method (vLLM's ModelConfig._verify_quantization refuses awq_marlin on it at start-up); an AWQ release keeps
+    awq_marlin (AWQMarlinConfig.override_quantization_method converts "awq" checkpoints)."""
+    k = deploy.commands({"gpu": "H200", "tp": 8, "weight_dtype": "int4"}, engine=engine, model="Kimi-K2.5",
+                        workload=WORKLOAD)
+    assert k.checkpoint == "moonshotai/Kimi-K2.5" and "--quantization" not in _words(k.servers[0])
+    assert not any("checkpoint" in n for n in k.notes)
+    a = deploy.commands({"gpu": "H100", "tp": 1, "weight_dtype": "int4"}, engine=engine, model="Qwen/Qwen3-32B-AWQ",
+                        workload=WORKLOAD)
+    assert a.checkpoint == "Qwen/Qwen3-32B-AWQ" and "--quantization awq_marlin" in _words(a.servers[0])
+
+
 def test_benchmark_matches_the_workload():
     cfg, model = TRIALS["dense_tp_pp"]
     b = deploy.commands(cfg, engine="vllm", model=model, workload=WORKLOAD).benchmark

@@ -141,11 +141,12 @@ def test_every_command_parses_with_its_releases_flag_list(engine):
                 pytest.fail(f"{cmd.checked_against} refuses {cmd.shell()}: {e}")
             parsed += 1
             if cmd.program == "vllm serve":
-                assert ns.positional0 == d.hf_id and ns.f_tensor_parallel_size == cfg["tp"]
+                # the served checkpoint: the model's own, the catalog's in the trial's format, or the placeholder
+                assert ns.positional0 == d.checkpoint and ns.f_tensor_parallel_size == cfg["tp"]
             if cmd.program == "trtllm-serve":
-                assert ns.positional0 == d.hf_id
+                assert ns.positional0 == d.checkpoint
             if cmd.program == "python -m sglang.launch_server":
-                assert ns.f_model_path == d.hf_id
+                assert ns.f_model_path == d.checkpoint
     assert parsed > 1000 and refused < parsed / 2, (parsed, refused)
     assert len(versions) >= 2, versions   # the A100 profile's release and the newer GPUs' one (vLLM: and 0.26.0)
 

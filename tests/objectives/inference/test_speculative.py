@@ -70,6 +70,59 @@ def test_mtp_needs_the_config_s_mtp_module():
     assert inference.estimate("Llama-3.1-8B", "H100", speculative=Speculative("eagle", 2, (0.7,))).fits[0]
 
 
+def _row(frame, i):
+    return frame.iloc[[i]].reset_index(drop=True)
+
+
+def test_estimate_takes_one_speculative_value_per_row():
+    """`speculative=` broadcasts like every other argument (ARCHITECTURE: "every argument may be an array"): each
+    row of a mixed call is the call with that row's value alone, off (None, "off", NaN) and on, in every form."""
+    import pandas as pd
+    specs = [None, "mtp:3:0.8,0.6,0.4", Speculative("mtp", 1, (0.7,)), "off", "mtp:3:0.8,0.6,0.4",
+             {"method": "eagle", "draft_tokens": 2, "acceptance": [0.7]}, float("nan")]
+    batch = [8, 16, 32, 8, 64, 16, 4]
+    mixed = inference.estimate("DeepSeek-V3", "H200", 8, batch_size=batch, engine="vllm", speculative=specs, **ARGS)
+    assert len(mixed) == len(specs)
+    for i, (s, b) in enumerate(zip(specs, batch)):
+        one = inference.estimate("DeepSeek-V3", "H200", 8, batch_size=b, engine="vllm", speculative=s, **ARGS)
+        pd.testing.assert_frame_equal(_row(mixed, i), one)
+    # speculative decoding moved the rows it is on (the mixed call did not price every row alike)
+    assert mixed.tpot_ms[3] != mixed.tpot_ms[1]
+    # the only array: one row per value; a numpy array and a Series read the same
+    two = inference.estimate("Llama-3.1-8B", "H100", speculative=[None, "eagle:2:0.7"], **ARGS)
+    assert len(two) == 2 and two.tpot_ms[0] != two.tpot_ms[1]
+    pd.testing.assert_frame_equal(_row(two, 1), inference.estimate("Llama-3.1-8B", "H100", speculative="eagle:2:0.7",
+                                                                   **ARGS))
+    for arr in (np.array([None, "eagle:2:0.7"], dtype=object), pd.Series([None, "eagle:2:0.7"])):
+        pd.testing.assert_frame_equal(inference.estimate("Llama-3.1-8B", "H100", speculative=arr, **ARGS), two)
+
+
+def test_max_throughput_takes_one_speculative_value_per_row_in_two_dimensions():
+    """A column of values against a row of concurrencies: the rows in C order, each the scalar call's."""
+    import pandas as pd
+    specs = np.array([["mtp:2:0.8"], [None]], dtype=object)
+    conc = [16, 64, 256]
+    mixed = inference.max_throughput("DeepSeek-V3", "H200", 8, engine="sglang", concurrency=conc, speculative=specs,
+                                     **ARGS)
+    assert len(mixed) == 6
+    for i, (s, c) in enumerate((s, c) for s in specs[:, 0] for c in conc):
+        one = inference.max_throughput("DeepSeek-V3", "H200", 8, engine="sglang", concurrency=c, speculative=s,
+                                       **ARGS)
+        pd.testing.assert_frame_equal(_row(mixed, i), one)
+    assert mixed.batch_size[2] == 48 < mixed.batch_size[5]   # SGLang's 48 only where speculative decoding is on
+
+
+def test_per_row_speculative_values_are_refused_by_name():
+    with pytest.raises(ValueError, match="'mtp:x'"):
+        inference.estimate("DeepSeek-V3", "H200", 8, speculative=[None, "mtp:x"])
+    with pytest.raises(ValueError, match="num_nextn_predict_layers"):   # a model that cannot run one of them
+        inference.estimate(["DeepSeek-V3", "Llama-3.1-8B"], "H200", 8, speculative=["mtp:1:0.7", "mtp:1:0.7"])
+    with pytest.raises(ValueError, match="speculative \\(3,\\)"):
+        inference.max_throughput("Llama-3.1-8B", "H100", concurrency=[1, 2], speculative=[None, None, None])
+    with pytest.raises(TypeError, match="one per row"):
+        inference.estimate("Llama-3.1-8B", "H100", speculative=[3])
+
+
 @pytest.mark.parametrize("model, gpu, tp", [("Llama-3.1-8B", "H100", 1), ("DeepSeek-V3", "H200", 8)])
 def test_no_acceptance_costs_the_drafts_and_full_acceptance_divides_the_step(model, gpu, tp):
     off = _tpot(model, gpu, None, tp=tp)

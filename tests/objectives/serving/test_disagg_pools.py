@@ -92,6 +92,34 @@ def test_simulate_pools_take_their_own_ep_and_attn_dp():
     assert inherit["tpot_ms_mean"] == pytest.approx(m["tpot_ms_mean"])
 
 
+def test_pools_that_name_their_gpus_need_no_gpu_argument():
+    """`simulate` / `simulate_requests` / `capacity` of a disaggregated deployment whose pools both name their GPU
+    take no ``gpu`` (the new user's call): the same run as any ``gpu`` the pools override; a pool left without one,
+    or an aggregated deployment without one, is refused naming what to give."""
+    import math
+    w = serving.Workload(rate=8.0, input_len=1024, output_len=128, n_requests=120)
+    pools = dict(mode="disagg", prefill=serving.Pool("H200", tp=2), decode=serving.Pool(gpu="H100", tp=1))
+    bare = serving.simulate("Llama-3.1-8B", workload=w, **pools)
+    named = serving.simulate("Llama-3.1-8B", "A100", workload=w, **pools)    # overridden by both pools
+    assert bare.keys() == named.keys() and bare["n_gpus"] == 3
+    assert all(bare[k] == named[k] or (isinstance(bare[k], float) and math.isnan(bare[k]) and math.isnan(named[k]))
+               for k in bare)
+    pd.testing.assert_frame_equal(serving.simulate_requests("Llama-3.1-8B", workload=w, **pools),
+                                  serving.simulate_requests("Llama-3.1-8B", "A100", workload=w, **pools))
+    slo = serving.SLO(ttft_ms=2000, tpot_ms=100, percentile="p99")
+    cap = serving.capacity("Llama-3.1-8B", slo=slo, workload=w, fidelity="analytical", **pools)
+    assert cap["capacity_req_s"] == serving.capacity("Llama-3.1-8B", "H100", slo=slo, workload=w,
+                                                     fidelity="analytical", **pools)["capacity_req_s"] > 0
+    with pytest.raises(ValueError, match="the prefill pool names no GPU type"):
+        serving.simulate("Llama-3.1-8B", workload=w, mode="disagg", prefill=serving.Pool(tp=1),
+                         decode=serving.Pool(gpu="H100"))
+    with pytest.raises(ValueError, match="the prefill and decode pools name no GPU type"):
+        serving.capacity("Llama-3.1-8B", slo=slo, workload=w, mode="disagg", prefill=serving.Pool(),
+                         decode=serving.Pool())
+    with pytest.raises(ValueError, match="give the deployment's GPU type"):
+        serving.simulate("Llama-3.1-8B", workload=w)
+
+
 def test_a_pool_with_ep_on_a_dense_model_is_refused():
     w = serving.Workload(rate=2.0, input_len=512, output_len=64, n_requests=50)
     # one rule and one message (inference.resolve.check_ep), the pool named in front of it
