@@ -1511,10 +1511,17 @@ def _profile_rows(prof: Any, gt: Any, kv: str, m: dict[str, np.ndarray], tp: np.
         inside &= ~big | (tp <= 1)
         bound("tok", tp > 1, np.where(own_ar, r_own, r_nccl))
         tok = tok + put("comm_tp", np.where(col(tp > 1), col(nar) * t_ar * 1e-3, 0.0))
-    # LM head (bf16 GEMM over the vocabulary shard)
+    # LM head: a 16-bit GEMM over the vocabulary shard whatever the checkpoint's format (quant=False: 2-byte
+    # weights, no weight-only discount where `hb` is the rows' own table): the engines leave the head unquantized.
+    # vLLM's ParallelLMHead is a VocabParallelEmbedding, not a LinearBase: AWQMarlinConfig.get_quant_method
+    # (model_executor/layers/quantization/awq_marlin.py) quantizes it only with the checkpoint's "lm_head" key
+    # (default False; AutoAWQ never sets it), CompressedTensorsConfig.get_quant_method (compressed_tensors/
+    # compressed_tensors.py: W4A16 / W8A8, Kimi-K2.5's int4) quantizes LinearBase layers only, so the head keeps
+    # UnquantizedEmbeddingMethod's 16-bit matmul; SGLang's AWQMarlinConfig.get_quant_method
+    # (python/sglang/srt/layers/quantization/awq.py) has the same "lm_head" rule. (TensorRT-LLM's not read here.)
     hb = prof.table("gemm.bf16") or gt
     nc = np.clip(m["vocab"] / tp, 1.0, float(hb.axes[1][-1]))
-    head = col(m["vocab"] / tp / nc) * gemm(Mg, col(nc), col(h), hb, into=None)
+    head = col(m["vocab"] / tp / nc) * gemm(Mg, col(nc), col(h), hb, quant=False, into=None)
     head_hi = _m_reach(Mg, hb.reach(0, nc, h))
     # attention kernels
     inside_mlp = inside.copy()  # DeepSeek-V4 rows: what the attention tables below say does not bound them
