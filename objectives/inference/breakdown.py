@@ -317,9 +317,12 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         balance_hold_s,
         chunk_pass_s,
         cycle_split,
+        decode_step_work,
         decode_window,
         group_prompt_work,
         host_ttft_s,
+        lockstep_round_s,
+        lockstep_spill_s,
         lockstep_wait_s,
         per_window_token,
         pipeline_budget,
@@ -383,12 +386,14 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # `estimate.steady_state`: attention-DP ranks in lockstep wait for each other's prompt chunks
     pre["rank_wait"] = zero
     steps = None      # `estimate.split_steps`' full prefill iteration and decode step without the ranks' wait
+    spill: Any = zero
     if p.solo is not None:
         t_chunk = chunk_pass_s(p, t_pf, *prefill_chunk(w_pf, isl, osl), L)
         t_dec = replica_time_s(p, w_dec[0], w_dec[1], w_dec[2], w_dec[3], w_dec[4], L)
         steps = (t_chunk, t_dec)
         rank_wait = lockstep_wait_s(p, t_chunk, t_dec, w_pf, isl, osl, N, n_it, balance=balance, balance_on=balance_on)
         pre["rank_wait"] = np.where(split, rank_wait, 0.0)
+        spill = lockstep_spill_s(p, t_chunk, w_pf, isl, osl, N, balance, balance_on)
     tpot["rank_wait"] = (a_pf + a_own) * pre["rank_wait"]     # the own iterations' waits stall its decodes
     cyc["rank_wait"] = it_pf * pre["rank_wait"]
     # `estimate._max_throughput_rows` (keep in step): SGLang's retraction (vLLM's preemption) churn adds its
@@ -417,6 +422,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     mates = np.maximum(a_own - np.minimum(isl / w_pf[0], it_pf) * per_tok, 0.0)   # the own batch's other prompts
     hi_c = {k: np.where(alone, tpot[k] + mates * pre[k], pre[k]) for k in _FORWARD}
     hi_c["rank_wait"] = np.where(alone, tpot["rank_wait"] + mates * pre["rank_wait"], (1.0 + a_own) * pre["rank_wait"])
+    hi_c["rank_wait"] = hi_c["rank_wait"] + a_own * spill     # `estimate.lockstep_spill_s`: the other ranks' chunks
     lo_c["recompute"] = hi_c["recompute"] = tpot["recompute"]
     bounds = (np.where(windowed, sum(lo_c.values()), 0.0), np.where(windowed, sum(hi_c.values()), 0.0))
     sat: Any = zero
@@ -442,6 +448,19 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         steady["rank_wait"] = wait_it * cyc["rank_wait"] / np.maximum(n_it, 1e-300)
         steady_s = (k0 * chunk_pass_s(p, t_s, *ws[:4], L) + k_own * t_s
                     + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits) + wait_it * iter_s)
+        if p.solo is not None:  # `estimate._run_ttft_s` (keep in step): the lockstep round's own and window steps
+            t_ls, t_win, on = lockstep_round_s(p, N, isl, osl, mnt_it, ws, t_s, L)
+            if np.any(on):
+                arrive = wait_it + 0.5
+                queued = [(k, _replica_parts(p, collect, w, L, True)) for w, k in waits[1:]]
+                dec_parts = _replica_parts(p, collect, decode_step_work(N, isl, osl), L, True)
+                ls = _scaled_sum((k0 * t_ls / np.maximum(t_s, 1e-300), own), *queued, (arrive, dec_parts))
+                ls["recompute"] = zero
+                ls["rank_wait"] = arrive * np.maximum(t_win - sum(dec_parts.values()), 0.0)
+                steady = {k: np.where(on, ls[k], v) for k, v in steady.items()}
+                steady_s = np.where(on, k0 * chunk_pass_s(p, t_s, *ws[:4], L) * t_ls / np.maximum(t_s, 1e-300)
+                                    + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits[1:])
+                                    + arrive * t_win, steady_s)
         t_w = replica_time_s(p, *ww, L, whole=True)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, L) - t_w)
         if np.any(sat > 0):     # `estimate._run_ttft_s`: the released prompt's own iteration(s) in their share

@@ -709,10 +709,11 @@ def steady_split(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     # would misprice every concave per-token cost (MoE experts touched, weights read once per iteration)
     (t_p, b_p), (t_d, b_d), n_pf, n_dec = split_steps(p, N, isl, osl, mnt, n_it, prompts, balance, wait=False,
                                                       balance_on=balance_on, lanes=lanes)
-    wait = 0.0
+    wait, spill = 0.0, 0.0
     if p.solo is not None:  # `split_steps`' wait for the other attention-DP ranks' chunks, kept apart
         w_pf = split_work(N, isl, osl, mnt, n_it, alone, prompts)[0]
         wait = lockstep_wait_s(p, t_p, t_d, w_pf, isl, osl, N, n_it, prompts, balance, balance_on)
+        spill = lockstep_spill_s(p, t_p, w_pf, isl, osl, N, balance, balance_on)
         t_p = t_p + wait
     t_split = (n_pf * t_p + n_dec * t_d) / n_it
     b_split = (n_pf * b_p + n_dec * b_d) / n_it
@@ -727,7 +728,10 @@ def steady_split(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
     # own batch's other prompts too, which `decode_window` leaves with the own prompt)
     T_pf = chunk_tokens(N, isl, mnt, prompts)
     mates = (a_own - np.minimum(isl / T_pf, n_pf) * per_window_token(osl, n_it)) * t_p
-    hi = np.where(one, np.where(np.asarray(alone) > 0, win[0] + np.maximum(mates, 0.0), t_p + a_own * wait), 0.0)
+    # attention-DP ranks in lockstep: the other ranks' chunks that the own prefill iterations price at the experts
+    # can fall in the window's steps instead (`lockstep_spill_s`)
+    hi = np.where(one, np.where(np.asarray(alone) > 0, win[0] + np.maximum(mates, 0.0), t_p + a_own * wait)
+                  + a_own * spill, 0.0)
     if np.all(split):
         return t_split, n_it, D, b_split, win, (lo, hi)
     mean = np.where(one, t, 0.0)
@@ -784,6 +788,24 @@ def lockstep_wait_s(p: Prepared, t_chunk: Num, t_dec: Num, w_pf: tuple, isl: Num
         return np.zeros(np.shape(t_chunk))
     overlap = rank_overlap(p, N, isl, osl, w_pf[0], n_it, prompts, balance, balance_on)
     return rank_wait_s(p, t_chunk, solo_chunk_s(p, w_pf, isl, osl, N), t_dec, overlap)
+
+
+def lockstep_spill_s(p: Prepared, t_chunk: Num, w_pf: tuple, isl: Num, osl: Num, N: Num,
+                     balance: lockstep.AdpBalance | None = None, balance_on: Num = True) -> Num:
+    """The other attention-DP ranks' prompt chunks at the experts (s) in `steady_split`'s prefill iteration
+    `t_chunk` (every rank's chunk there, `split_steps` without the wait): `t_chunk` less this rank's chunk alone
+    (`solo_chunk_s`), 0 where `p.solo` is None and on the rows under TensorRT-LLM's attention-DP balance (`balance`
+    on the rows `balance_on` holds true), which runs the ranks' prompts together. Without the balance each rank's
+    clients and scheduler run apart from the others' (`lockstep.round_ranks`), so in a closed loop that work falls
+    in whichever of this rank's steps the other ranks' prompts run: the decode window can hold it
+    (`steady_split`'s most window, `cycle_split`), where the TTFT's own iteration holds only their mean share
+    (`lockstep_round_s`)."""
+    if p.solo is None:
+        return np.zeros(np.shape(t_chunk))
+    spill = np.maximum(t_chunk - solo_chunk_s(p, w_pf, isl, osl, N), 0.0)
+    if balance is not None:
+        spill = np.where(np.asarray(balance_on) > 0, 0.0, spill)
+    return spill
 
 
 def rank_wait_s(p: Prepared, t_all: Num, t_one: Num, t_dec: Num, overlap: Num) -> Num:
@@ -1243,6 +1265,45 @@ def _idle_ahead(p: Prepared) -> np.ndarray:
     return per_engine(np.asarray(p.engine_names, dtype=object), forms_idle_ahead)[np.asarray(p.engine_code, dtype=int)]
 
 
+def lockstep_round_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, own: Work, t_own: Num, L: Num,
+                     n_it: Num = None) -> tuple[Num, Num, np.ndarray]:
+    """`_run_ttft_s`'s steady state where attention-DP ranks step in lockstep (`Prepared.solo` set; R =
+    ``moe_ranks`` > 1 busy ranks of an MoE model): (the prompt's own iteration s, a step of the round's window s,
+    the rows this prices). `own`: `round_prompt_work`'s own iteration, `t_own` its time with every rank's own
+    tokens at the experts (`replica_time_s` on `p`); `L`, `n_it` as `_run_ttft_s`'s.
+
+    Each rank's scheduler forms its own batch and the other ranks' prompts reach them independently of this
+    one's (`lockstep.round_ranks`), so the iteration that runs this rank's prompt (and those that arrived with
+    it) holds the other ranks' mean prompt tokens of a step, not a clump of their own each: its time is this
+    rank's iteration with its tokens alone at the experts (`Prepared.solo`) plus, per other rank, the experts'
+    share of that rank's mean tokens, plus what the slowest other rank's prompt tokens exceed this rank's at the
+    lone chunk's rate beyond the experts (`rank_wait_s`' split of a chunk: d at the experts per rank, the rest
+    the rank's own, linear in the tokens). The steps the prompt waits through before it (`arrival_wait_iters`:
+    the one in progress and, where the engine forms its next batch ahead, that one) are the round window's, in
+    which the ranks' prompts arrive: a decode step plus the most prompt tokens any of the R ranks holds, beyond
+    the experts, and every rank's at the experts; not the cycle's mean iteration, which the window's prompt-free
+    steps thin out. NaN-free on every row; `on` False where the ranks do not step in lockstep."""
+    assert p.solo is not None   # the lone rank's coefficients (`_max_throughput_eval` prepares them)
+    R = np.asarray(p.coeffs.moe_ranks, dtype=float)
+    on = lockstep_rows(p) & (R > 1.0) & (np.asarray(p.source_code) > 0)
+    alone = p.coeffs.prefill_alone
+    _, budget, _, _, _ = own_iteration(N, isl, mnt, alone)
+    if n_it is None:
+        n_it = steady_work(N, isl, osl, mnt, alone)[0]
+    Rs = np.where(on, R, 2.0)
+    one, most, others = lockstep.round_ranks(N, isl, osl, budget, n_it, Rs, alone)
+    q = replace(p, coeffs=p.solo, solo=None)
+    t_one = replica_time_s(q, *own, L, whole=True)     # this rank's tokens alone at the experts
+    t_dec = replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True)
+    per = 1.0 / np.maximum(np.asarray(own[0], dtype=float), 1e-300)    # per own prompt token
+    experts = np.maximum(t_own - t_one, 0.0) / (Rs - 1.0) * per      # s per token of another rank at the experts
+    lone = rank_wait_s(p, t_own, t_one, t_dec, 1.0) * per            # s per own token beyond experts and decodes
+    slow = np.maximum(others - np.asarray(own[0], dtype=float), 0.0)
+    t_ls = t_one + (Rs - 1.0) * one * experts + lone * slow
+    t_win = t_dec + lone * most + Rs * one * experts
+    return np.where(on, t_ls, t_own), np.where(on, t_win, t_dec), on
+
+
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None,
                 sat: Num = 0.0, released: Num = None) -> Num:
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
@@ -1267,9 +1328,16 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it,
                                               *round_lag(p, N, isl, osl, mnt, L))
     t_s = replica_time_s(p, *own, L, whole=True)   # the prompt's own iteration (one, not a mean)
+    arrival = arrival_wait_iters(p, N)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
-              + (arrival_wait_iters(p, N) - 0.5) * iter_s)
+              + (arrival - 0.5) * iter_s)
+    if p.solo is not None:     # attention-DP ranks in lockstep: the round's steps as the other ranks fill them
+        t_own, t_win, on = lockstep_round_s(p, N, isl, osl, mnt, own, t_s, L, n_it)
+        if np.any(on):
+            queued = sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits[1:])
+            steady = np.where(on, k0 * chunk_pass_s(p, t_s, *own[:4], L) * t_own / np.maximum(t_s, 1e-300)
+                              + queued + arrival * t_win, steady)
     if np.any(np.asarray(sat) > 0):
         if released is None:
             released = released_prompt_s(p, N, isl, osl, mnt, n_it)

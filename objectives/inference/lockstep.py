@@ -64,12 +64,12 @@ def _log_factorial(m: np.ndarray) -> np.ndarray:
     return gammaln(m + 1.0)
 
 
-def slowest_rank_excess(lam: Num, g: Num, R: Num) -> np.ndarray:
-    """E[min(max of R iid n, g)] / E[min(n, g)] - 1 with n ~ Poisson(`lam`) prompts a step and rank: how many more
-    prompt tokens the slowest of R ranks holds in a step than one rank's own, per own token (>= 0). `g` (> 0): the
-    prompts a full chunk holds (below 1: a prompt spans 1 / g full chunks, counted in chunks, lam / g of them a
-    step). Arrays broadcast."""
-    lam, g, R = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lam, g, R)))
+def rank_moments(lam: Num, g: Num, *R: Num) -> tuple[np.ndarray, ...]:
+    """(E[min(n, g)], then E[min(max of r iid n, g)] for each r of `R`) with n ~ Poisson(`lam`) prompts a step and
+    rank: the prompts one rank holds in a step, and the slowest of r ranks. `g` (> 0): the prompts a full chunk
+    holds (below 1: a prompt spans 1 / g full chunks, and all count in full chunks, lam / g of them a step). Arrays
+    broadcast; one Poisson table for every r."""
+    lam, g, *Rs = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lam, g, *R)))
     long = g < 1.0
     lam = np.maximum(np.where(long, lam / np.maximum(g, 1e-300), lam), 1e-300)
     g = np.where(long, 1.0, g)
@@ -78,8 +78,14 @@ def slowest_rank_excess(lam: Num, g: Num, R: Num) -> np.ndarray:
     lm, gm = lam[..., None], g[..., None]
     cdf = np.minimum(np.cumsum(np.exp(m * np.log(lm) - lm - _log_factorial(m)), axis=-1), 1.0)
     w = np.clip(gm - m, 0.0, 1.0)                                   # the share of the (m + 1)-th prompt a chunk holds
-    own = np.sum(w * (1.0 - cdf), axis=-1)
-    slowest = np.sum(w * (1.0 - cdf ** R[..., None]), axis=-1)
+    return (np.sum(w * (1.0 - cdf), axis=-1), *(np.sum(w * (1.0 - cdf ** r[..., None]), axis=-1) for r in Rs))
+
+
+def slowest_rank_excess(lam: Num, g: Num, R: Num) -> np.ndarray:
+    """E[min(max of R iid n, g)] / E[min(n, g)] - 1 with n ~ Poisson(`lam`) prompts a step and rank: how many more
+    prompt tokens the slowest of R ranks holds in a step than one rank's own, per own token (>= 0); arguments as
+    `rank_moments`'."""
+    own, slowest = rank_moments(lam, g, R)
     return np.maximum(slowest / np.maximum(own, 1e-300) - 1.0, 0.0)
 
 
@@ -207,16 +213,7 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     lagged = bool(np.any(np.asarray(lag) > 0))
     if lagged:          # per-row lag and span of more rows than the rest (attention-DP ranks): the rounds' rows
         N = N * np.ones(np.broadcast_shapes(np.shape(lag), np.shape(span) if span is not None else ()))
-    T_arr = T_pf
-    if np.any(np.asarray(alone) > 0):
-        # prefill batches alone: the round's prompts are all prefilled before the next decode step, so its requests
-        # decode in the same steps and finish together but for the drift: the round arrives in one decode step
-        # (the first round's spread, n_pf = 1: a window of N x isl tokens), widened by the drift over at most the
-        # cycle's osl - 1 decode steps, the only iterations in which a request finishes
-        on = np.asarray(alone) > 0
-        T_arr = np.where(on, N * isl, T_pf)
-        n_it = np.where(on, np.maximum(osl - 1.0, 1.0), n_it)
-    lam, n_pf = _later_rounds(N, isl, osl, T_arr, n_it, spread, rounds, 1.0)
+    lam, n_pf = _round_rates(N, isl, osl, T_pf, n_it, alone, spread, rounds)
     g = T_pf / np.maximum(isl, 1e-300)
     gm = np.maximum(g, 1e-300)
     # the docstring's formulas on the (round, row) array, in place (the hot path)
@@ -255,6 +252,53 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     busy = np.divide(lam, -np.minimum(g, 1.0), out=lam)
     np.expm1(busy, out=busy)
     return others, queued, -_round_mean(busy)
+
+
+def _round_rates(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray, alone: Num,
+                 spread: float, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """`round_queue`'s rounds after the first (arrays of floats, `n_it` >= 1): `_later_rounds`' (lam, one per round
+    on the FIRST axis, prompts reaching one rank a step of the round's window; n_pf), where the engine runs prefill
+    batches alone (`alone` > 0, per row) in decode steps (`round_queue`'s docstring)."""
+    T_arr = T_pf
+    if np.any(np.asarray(alone) > 0):
+        # prefill batches alone: the round's prompts are all prefilled before the next decode step, so its requests
+        # decode in the same steps and finish together but for the drift: the round arrives in one decode step
+        # (the first round's spread, n_pf = 1: a window of N x isl tokens), widened by the drift over at most the
+        # cycle's osl - 1 decode steps, the only iterations in which a request finishes
+        on = np.asarray(alone) > 0
+        T_arr = np.where(on, N * isl, T_pf)
+        n_it = np.where(on, np.maximum(osl - 1.0, 1.0), n_it)
+    return _later_rounds(N, isl, osl, T_arr, n_it, spread, rounds, 1.0)
+
+
+def round_ranks(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, R: Num, alone: Num = 0.0,
+                spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The other attention-DP ranks' prompts in a step of a closed loop's round, R ranks in lockstep each with its
+    own clients and scheduler: (the prompt tokens one rank holds in a step of the round's window, the most any of
+    R ranks holds, the most any of R - 1 holds; each its mean over the `rounds` - 1 rounds after the first). Every
+    rank's round arrives in the same window (`round_queue`'s, `_round_rates`: the ranks' clients started together
+    and the ranks step together), each rank's prompts at lam a step independently of the others': a rank's
+    scheduler forms its own batch (vLLM: one ``EngineCore`` a DP rank, ``DPEngineCoreProc``, the coordinator
+    routing each request to one rank by the request counts the ranks publish, ``_maybe_publish_request_counts``;
+    SGLang: each DP-attention rank's ``Scheduler``, whose ``prepare_mlp_sync_batch`` only gathers the ranks'
+    token counts, an idle rank running ``get_idle_batch``; TensorRT-LLM: each rank's ``PyExecutor`` without the
+    attention-DP balance, `AdpBalance`), so a rank whose prompt runs in a step meets the other ranks' unconditioned
+    lam a step (min(n, g) of n ~ Poisson(lam) at most a chunk: `rank_moments`), not a prompt of their own each.
+    Tokens in units of min(`isl`, `T_pf`) (a prompt, or a full chunk of a longer one); the rest as `round_queue`'s."""
+    N, isl, T_pf = (np.asarray(x, dtype=float) for x in (N, isl, T_pf))
+    osl, n_it = np.asarray(osl, dtype=float), np.maximum(np.asarray(n_it, dtype=float), 1.0)
+    shape = np.broadcast_shapes(N.shape, isl.shape, T_pf.shape, osl.shape, n_it.shape, np.shape(R), np.shape(alone))
+    if rounds < 2:
+        z = np.zeros(shape)
+        return z, z, z
+    N = N * np.ones(shape)      # the rows of every argument, so that the rounds lead them (`_later_rounds`)
+    lam, _ = _round_rates(N, isl, osl, T_pf, n_it, alone, spread, rounds)
+    g = T_pf / np.maximum(isl, 1e-300)
+    R = np.asarray(R, dtype=float)
+    own, most, others = rank_moments(lam, g, R, np.maximum(R - 1.0, 1.0))
+    unit = np.minimum(isl, T_pf)
+    return tuple(np.broadcast_to(np.mean(x, axis=0) * unit, shape) for x in (own, most, others))  # type: ignore[return-value]
 
 
 def _received(lam: np.ndarray, N: np.ndarray, lag: Num) -> np.ndarray:

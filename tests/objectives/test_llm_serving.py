@@ -245,15 +245,16 @@ def test_eplb_prices_the_experts_balanced_where_ep_is_above_one():
                                        max_batch_size=32, max_num_tokens=8192, eplb=lb).iloc[0]
         assert bool(ref["eplb"]) is lb
         # the ranks step in lockstep: the closed loop's TPOT holds the GPU's cycle (8 ranks x 32 sequences through
-        # it) beyond the request's TTFT (the cycle's own prompt iteration is a full-budget one, the TTFT's holds
-        # only the prompts that came with it): the clients' split, `max_throughput(concurrency=)`'s
-        # (`estimate.cycle_split`), above the window without clients
+        # it) beyond the request's TTFT: the clients' split, `max_throughput(concurrency=)`'s
+        # (`estimate.cycle_split`); the TTFT holds the round window's steps, which the other ranks' prompts fill
+        # (`estimate.lockstep_round_s`), so the TPOT reads a little under the window without clients (58.4 against
+        # 61.6 ms; the simulator's 61.2 ms, its TTFT 1533 ms against the model's 1772 ms)
         clients = inference.max_throughput(MOE, "H200-SXM-141GB", tp=1, attn_dp=8, ep=8, weight_dtype="fp8",
                                            kv_dtype="fp8", engine="vllm", input_len=1024, output_len=128,
                                            max_batch_size=32, max_num_tokens=8192, eplb=lb, concurrency=256).iloc[0]
         for key in ("ttft_ms", "tpot_ms"):
             assert out[key].iloc[i] == pytest.approx(clients[key], rel=1e-9), key
-        assert out["tpot_ms"].iloc[i] > ref["tpot_ms"]
+        assert 0.9 * ref["tpot_ms"] < out["tpot_ms"].iloc[i] < ref["tpot_ms"]
     # a missing knob (a space without it, or inactive) is the default: off, unless defaults= say otherwise
     plain = o(rows.drop(columns="eplb").iloc[:2])
     pd.testing.assert_frame_equal(plain, out.iloc[[0, 0]].reset_index(drop=True))

@@ -23,7 +23,9 @@ def test_the_knob_reaches_the_analytical_model_and_the_simulator():
     o = objectives.llm_serving_objective(DSV3, workload=W)
     out = o(pd.DataFrame([cfg(moe_a2a="auto"), cfg(moe_a2a="deepep"), cfg(moe_a2a=None)]))
     assert (out["fits"] == 1).all()
-    assert out["ttft_ms"].iloc[1] < 0.8 * out["ttft_ms"].iloc[0]
+    # DeepEP's cheaper dispatch (0.80x the TTFT; 0.62x when the own iteration held every rank's prompt chunk at
+    # the experts, before `estimate.lockstep_round_s`)
+    assert out["ttft_ms"].iloc[1] < 0.85 * out["ttft_ms"].iloc[0]
     pd.testing.assert_series_equal(out.iloc[2], out.iloc[0], check_names=False)   # missing: the default
     ref = inference.max_throughput(DSV3, "H200-SXM-141GB", tp=1, attn_dp=8, ep=8, weight_dtype="fp8",
                                    kv_dtype="fp8", engine="sglang", input_len=2048, output_len=128,

@@ -17,9 +17,12 @@ KW = dict(model="deepseek-ai/DeepSeek-R1", gpu="B200", tp=1, attn_dp=8, ep=8, we
 def test_a_lone_client_loads_the_experts_with_its_own_prompt_only(engine):
     r = inference.max_throughput(**KW, concurrency=[1, 8], engine=engine)
     one, full = r["ttft_ms"].to_numpy()
-    # one prompt's tokens at the experts against eight ranks' (the same per-rank batch of one)
+    # one prompt's tokens at the experts against eight ranks' (the same per-rank batch of one); with a client a
+    # rank the ranks' prompts drift apart round by round, so the own iteration holds the other ranks' mean share
+    # of a step, not a prompt each (`estimate.lockstep_round_s`; simulator, ten requests a client: 618 / 590 /
+    # 543 ms TTFT at eight clients, the model 621 / 622 / 521 ms, 1366 / 1303 / 834 ms before it)
     assert list(r["batch_size"]) == [1, 1]
-    assert one < 0.6 * full
+    assert one < 0.85 * full
     assert r["tpot_ms"].iloc[0] < r["tpot_ms"].iloc[1]
 
 

@@ -431,8 +431,11 @@ def test_speculative_points_show_their_draft_and_verify(model, gpu, kw):
             assert (bd[list(SPEC_TERMS)] == 0).all().all()
         else:
             # TPOT's decode window holds the other sequences' prompts, not the request's own (its TTFT's): one
-            # sequence a rank (4 clients on 8 attention-DP ranks) leaves none in it
+            # sequence a rank (4 clients on 8 attention-DP ranks) leaves almost none in it; what it holds there is
+            # the share of the cycle that the lockstep round's TTFT leaves to the window (`estimate.cycle_split`:
+            # the other ranks' prompts at the experts fall in its decode steps, `estimate.lockstep_round_s`)
             alone = (mt["batch_size"] == 1).to_numpy()
             assert (tpot["draft"] > 0).all() and (_phase(bd, "ttft")["draft_prefill"] > 0).all()
-            assert (tpot["draft_prefill"].to_numpy()[~alone] > 0).all() and (tpot["draft_prefill"][alone] == 0).all()
+            assert (tpot["draft_prefill"].to_numpy()[~alone] > 0).all()
+            assert (tpot["draft_prefill"][alone] < 1e-3 * tpot["total_ms"][alone]).all()
             assert (_phase(bd, "decode_step")["draft_prefill"] == 0).all()   # a decode step carries no prompt
