@@ -313,9 +313,11 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     off), attached as `max_throughput` attaches it (`speculative.with_speculative`)."""
     from .estimate import (
         _engine_budgets,
+        arrival_iter_s,
         arrival_wait_iters,
         balance_hold_s,
         chunk_pass_s,
+        cycle_held,
         cycle_split,
         decode_step_work,
         decode_window,
@@ -428,7 +430,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     sat: Any = zero
     if per is not None:
         sat = saturated_share(N, per, front, sum(cycle_split(cycle_s, released_prompt_s(p, N, isl, osl, mnt_it),
-                                                             osl, bounds)), p.pp)
+                                                             osl, bounds, cycle_held(p))), p.pp)
     measured = np.asarray(p.source_code) > 0
     wait: dict[str, Any] = {k: zero for k in _FORWARD}
     wave_s: Any = zero
@@ -441,13 +443,18 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         own_parts = _replica_parts(p, collect, ws, L, True)
         own = _chunk_parts(p, collect, t_s, own_parts, *ws[:4], L)
         wait_it = arrival_wait_iters(p, N) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
+        # `estimate.arrival_iter_s`: the mean iteration, or where prefill batches run alone a decode step
+        mean_it = {k: v / np.maximum(n_it, 1e-300) for k, v in cyc.items()}
+        if np.any(alone):
+            step_it = _replica_parts(p, collect, decode_step_work(N, isl, osl), L, True)
+            mean_it = {k: np.where(alone, step_it.get(k, zero), v) for k, v in mean_it.items()}
         steady = _scaled_sum((k0, own), (k_own, own_parts),
-                             *((k, _replica_parts(p, collect, w, L, True)) for w, k in waits),
-                             (wait_it, {k: v / np.maximum(n_it, 1e-300) for k, v in cyc.items()}))
-        steady["recompute"] = wait_it * redo_s / n_it
-        steady["rank_wait"] = wait_it * cyc["rank_wait"] / np.maximum(n_it, 1e-300)
+                             *((k, _replica_parts(p, collect, w, L, True)) for w, k in waits), (wait_it, mean_it))
+        steady["recompute"] = np.where(alone, 0.0, wait_it * redo_s / n_it)
+        steady["rank_wait"] = wait_it * mean_it["rank_wait"]
         steady_s = (k0 * chunk_pass_s(p, t_s, *ws[:4], L) + k_own * t_s
-                    + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits) + wait_it * iter_s)
+                    + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
+                    + wait_it * arrival_iter_s(p, N, isl, osl, iter_s, L))
         if p.solo is not None:  # `estimate._run_ttft_s` (keep in step): the lockstep round's own and window steps
             t_ls, t_win, on = lockstep_round_s(p, N, isl, osl, mnt_it, ws, t_s, L)
             if np.any(on):
@@ -489,10 +496,16 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     # (a closed loop of clients alone, the attention-DP balance's hold apart: `estimate._max_throughput_rows`)
     if per is not None:
         gpu_s = sum(v for k, v in ttft.items() if k not in ("front_end", "balance_hold"))
-        gpu_new, window = cycle_split(cycle_s, gpu_s, osl, bounds)
+        gpu_new, window = cycle_split(cycle_s, gpu_s, osl, bounds, cycle_held(p))
         # the balance's hold beyond the split's queue, both from the prompt's arrival (`estimate`'s max)
         ttft["balance_hold"] = np.maximum(gpu_s + ttft["balance_hold"] - np.maximum(gpu_new, gpu_s), 0.0)
-        share = (gpu_new - gpu_s) / np.maximum(cycle_s, 1e-300)
+        # a TTFT held to the cycle less the least window keeps its own components, scaled; one that grows takes
+        # the queued share of the cycle's
+        keep = np.where(gpu_new < gpu_s, gpu_new / np.maximum(gpu_s, 1e-300), 1.0)
+        share = np.maximum(gpu_new - gpu_s, 0.0) / np.maximum(cycle_s, 1e-300)
+        for k in ttft:
+            if k not in ("front_end", "balance_hold"):
+                ttft[k] = keep * ttft[k]
         for k, v in cyc.items():
             ttft[k] = ttft[k] + share * v
         ttft["recompute"] = ttft["recompute"] + share * redo_s

@@ -740,7 +740,7 @@ def steady_split(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, prompts: Num
             (np.where(split, lo, mean), np.where(split, hi, mean)))
 
 
-def cycle_split(cycle_s: Num, gpu_s: Num, osl: Num, bounds: tuple[Num, Num]) -> tuple[Num, Num]:
+def cycle_split(cycle_s: Num, gpu_s: Num, osl: Num, bounds: tuple[Num, Num], held: Num = None) -> tuple[Num, Num]:
     """A closed-loop request's residency on the GPU split at its first token: (the GPU's TTFT s, its decode window
     s), adding up to the request cycle `cycle_s` (s: the GPU's time for the N sequences in flight to run their
     prompts and decodes once, `steady_cycle`'s t x n_it, the churn's prefills again in). Each of the N requests
@@ -751,11 +751,26 @@ def cycle_split(cycle_s: Num, gpu_s: Num, osl: Num, bounds: tuple[Num, Num]) -> 
     output token after the first, `steady_split`'s): the window's least and most. The window holds the cycle's
     work beyond that TTFT, its osl - 1 iterations carrying at most their budget of the others' prompt chunks
     (vLLM and TensorRT-LLM mix chunks into the decode iterations); the others' prompt work beyond that queues
-    before the first token: TTFT = max(`gpu_s`, cycle - the most window). Where the TTFT already holds more than
-    the cycle leaves beyond the least window, both stay (the residency then exceeds the cycle). Continuous in
-    every argument; at output_len == 1 the TTFT holds the cycle."""
+    before the first token: TTFT = max(`gpu_s`, cycle - the most window). Where the TTFT holds more than the cycle
+    leaves beyond the least window: on the rows `held` (per row; `cycle_held`) the TTFT is the cycle less the least
+    window, as every iteration a request waits through is one of the cycle's (with one or two clients the waits
+    `gpu_s` prices for an iteration in progress or formed ahead find the engine idle or running the request's own
+    iterations, which the cycle holds once); elsewhere (or `held` None) both stay, the residency then exceeding the
+    cycle. Continuous in every argument; at output_len == 1 the TTFT holds the cycle."""
     lo, hi = (np.maximum(np.asarray(osl, dtype=float) - 1.0, 0.0) * b for b in bounds)
-    return np.maximum(gpu_s, cycle_s - hi), np.clip(cycle_s - gpu_s, lo, np.maximum(hi, lo))
+    ttft = np.maximum(gpu_s, cycle_s - hi)
+    if held is not None:
+        ttft = np.where(held, np.minimum(ttft, np.maximum(cycle_s - lo, 0.0)), ttft)
+    return ttft, np.clip(cycle_s - ttft, lo, np.maximum(hi, lo))
+
+
+def cycle_held(p: Prepared) -> np.ndarray:
+    """`cycle_split`'s ``held`` (per row of `p`): one stage (a pipeline's batch waits for its turn, which the
+    cycle's lanes do not price: `saturated_share`) on rows that split the iteration (`split_rows`), whose least
+    window is pure decode steps, so the cycle less it still holds the request's own prompt iterations (a mean
+    iteration's row spreads every prompt over every iteration: the cycle less its window would be one mean
+    iteration, shorter than the prompt's own)."""
+    return (np.asarray(p.pp) <= 1) & split_rows(p)
 
 
 def split_steps(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, n_it: Num, prompts: Num = None,
@@ -985,8 +1000,9 @@ def prefill_wait_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, conc: Num 
     t, n_all, _, _, _, bounds = steady_split(p, N, isl, osl, mnt)
     cycle_s = t * n_all if cycle_s is None else cycle_s
     released = released_prompt_s(p, N, isl, osl, mnt, n_it)
-    sat = saturated_share(N, conc, host, sum(cycle_split(cycle_s, released, osl, bounds)), p.pp)
-    gpu, window = cycle_split(cycle_s, gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat, released), osl, bounds)
+    sat = saturated_share(N, conc, host, sum(cycle_split(cycle_s, released, osl, bounds, cycle_held(p))), p.pp)
+    gpu, window = cycle_split(cycle_s, gpu_ttft_s(p, N, isl, osl, mnt, cycle_s, n_it, sat, released), osl, bounds,
+                              cycle_held(p))
     return gpu + host + queue_waits(N, conc, osl, gpu, cycle_s, window, 0.0, host=host)[0]
 
 
@@ -1304,6 +1320,21 @@ def lockstep_round_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, own: Wor
     return np.where(on, t_ls, t_own), np.where(on, t_win, t_dec), on
 
 
+def arrival_iter_s(p: Prepared, N: Num, isl: Num, osl: Num, iter_s: Num, L: Num) -> Num:
+    """The iteration (s, per row) that `arrival_wait_iters` counts beyond the half in progress that
+    `round_prompt_work` prices: the mean one, `iter_s`; where the engine runs prefill batches alone
+    (``Coeffs.prefill_alone``: SGLang) a decode step of the N sequences (`decode_step_work`; `L`: a pipeline's
+    batches in flight). There a request finishes only in a decode step, and the prompts that reach the scheduler
+    while a prefill batch runs queue for it (`lockstep.round_queue`'s burst): the iteration a prompt finds in
+    progress, and the one the overlap scheduler formed before receiving it (``Scheduler.event_loop_overlap``), are
+    the decode steps that run while it travels, not the cycle's mean (the round's prefill batches in it: at
+    2048/2, 32 clients, 112 against 8 ms)."""
+    alone = np.asarray(p.coeffs.prefill_alone) > 0
+    if not np.any(alone):
+        return iter_s
+    return np.where(alone, replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True), iter_s)
+
+
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None,
                 sat: Num = 0.0, released: Num = None) -> Num:
     """Mean TTFT (s, before the engine's front-end time) over a closed-loop run of N clients per replica that
@@ -1331,7 +1362,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     arrival = arrival_wait_iters(p, N)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
-              + (arrival - 0.5) * iter_s)
+              + (arrival - 0.5) * arrival_iter_s(p, N, isl, osl, iter_s, L))
     if p.solo is not None:     # attention-DP ranks in lockstep: the round's steps as the other ranks fill them
         t_own, t_win, on = lockstep_round_s(p, N, isl, osl, mnt, own, t_s, L, n_it)
         if np.any(on):
@@ -1788,9 +1819,10 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
     # the GPU's, before any wait for a slot; the prompts that wait for one are admitted as it frees
     # (`saturated_share`: its residency from the released prompt's iterations, the start-up wave left out)
     sat, released = 0.0, None
+    held = cycle_held(p)
     if conc is not None:    # (its residency split as the closed loop's below, `cycle_split`)
         released = released_prompt_s(p, N, isl, osl, mnt_it, closed)
-        sat = saturated_share(N, conc, host, sum(cycle_split(cycle, released, osl, bounds)), p.pp)
+        sat = saturated_share(N, conc, host, sum(cycle_split(cycle, released, osl, bounds, held)), p.pp)
     gpu = gpu_ttft_s(p, N, isl, osl, mnt_it, cycle, closed, sat, released)
     balance_s = 0.0
     if balance is not None:    # TensorRT-LLM's attention-DP balance holds the prompt back until its release
@@ -1804,7 +1836,7 @@ def _max_throughput_rows(p: Prepared, isl: Num, osl: Num, mbs: Num, mnt: Num, co
         # open loop (`serving.analytical`, `prompts`) prices its own waits: the window stays the cycle less the own
         # prompt's iterations. The attention-DP balance's hold is a wait beyond the cycle's work, kept apart
         gpu_pre = gpu
-        gpu, window = cycle_split(cycle, gpu, osl, bounds)
+        gpu, window = cycle_split(cycle, gpu, osl, bounds, held)
         tok = np.where(np.asarray(osl) > 1, window * per_window_token(osl, n_it), tok)
         # where prefill batches pause the decodes (SGLang) the window's iterations per token: its decode step and
         # the share of the cycle's other prefill batches the window holds (none at its least, all at its most)

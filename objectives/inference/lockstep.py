@@ -200,9 +200,10 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     where a step's prompts prefill in a decode step's time). Where decodes ride beside prompts these queue ahead
     of the rest of the window (a fluid queue: Q0 of them at once, then lam a step against g served, drained
     after Q0 / (g - lam) steps or the window's end; each prompt waits the queue it finds over g), on top of the
-    drift's. Not priced where prefill batches run alone (there the decodes would pause until they are all
-    prefilled, lam m prompts the own step's: on the silicon slice's SGLang rows, outputs of 512 tokens and more,
-    that moved TTFTs by up to 1.9x and their MdAPE from 27 to 31 %, docs/profiles.md, thirty-seventh round). `N`,
+    drift's. Where prefill batches run alone the decodes pause while any prompt waits (SGLang's
+    ``get_next_batch_to_run`` runs ``get_new_batch_prefill``'s batch whenever the waiting queue gives one), so no
+    request finishes until the prompts received are all prefilled: those held, lam (m - 1) (1 - 1 / r) beyond the
+    own step's lam, join one burst of prefill batches, of which a prompt waits half beyond its own batch. `N`,
     `isl`, `osl`, `T_pf` (prompt tokens an iteration holds), `n_it` (iterations a cycle), `alone`: per row; arrays
     broadcast."""
     N, isl, T_pf = (np.asarray(x, dtype=float) for x in (N, isl, T_pf))
@@ -241,10 +242,11 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     rows = np.broadcast_shapes(alone.shape, lam.shape[1:])
     wide = lam.shape[:1] + (1,) * (len(rows) + 1 - lam.ndim) + lam.shape[1:]
     if np.any(alone):
-        # prefill batches alone: the decodes pause while prompts wait, so no request finishes and no prompt
-        # arrives meanwhile; a prompt waits only for those that arrived in its own decode step beyond its own
-        # batch's g, half of them, at g a batch
-        own = (0.5 * np.maximum(lam + 1.0 - g, 0.0) / gm).reshape(wide)
+        # prefill batches alone: the decodes pause while prompts wait, so no request finishes meanwhile; a prompt
+        # waits only for those that arrived in its own decode step and those held with them over the lag
+        # (`_held`) beyond its own batch's g, half of them, at g a batch
+        burst = lam + _held(lam, N, g, np.asarray(lag, dtype=float), span) if lagged else lam
+        own = (0.5 * np.maximum(burst + 1.0 - g, 0.0) / gm).reshape(wide)
         wait = np.where(alone, own, wait.reshape(wide)) if queue else own
     queued = _round_mean(np.broadcast_to(wait.reshape(wide) if wait.ndim < len(wide) else wait,
                                          lam.shape[:1] + rows))
@@ -307,6 +309,18 @@ def _received(lam: np.ndarray, N: np.ndarray, lag: Num) -> np.ndarray:
     return np.minimum(1.0 + np.asarray(lag, dtype=float), np.maximum(N / np.maximum(lam, 1e-300), 1.0))
 
 
+def _held(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, span: Num = None) -> np.ndarray:
+    """`round_queue`'s prompts received together beyond the own step's (per round and row): lam (m - 1) (1 - 1 / r),
+    the prompts of the m (`_received`) steps that reach the scheduler within `lag` decode steps, less those that a
+    step's prefill, r = 1 + (`span` - 1) min(lam / g, 1) decode steps long, serves before they arrive (none left
+    where a step's prompts prefill in a decode step's time; `span` None: all)."""
+    m = _received(lam, N, lag)
+    if span is None:
+        return lam * (m - 1.0)
+    r = 1.0 + (np.asarray(span, dtype=float) - 1.0) * np.minimum(lam / np.maximum(g, 1e-300), 1.0)
+    return lam * (m - 1.0) * np.maximum(1.0 - 1.0 / np.maximum(r, 1e-300), 0.0)
+
+
 def _lag_queue(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, osl: np.ndarray,
                span: Num = None) -> np.ndarray:
     """`round_queue`'s queue (full-budget iterations a prompt waits, per round and row: the mean over the round's
@@ -320,11 +334,7 @@ def _lag_queue(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, o
     W = np.maximum(N / np.maximum(lam, 1e-300), 1.0)
     m = _received(lam, N, lag)
     gm = np.maximum(g, 1e-300)
-    left = 1.0
-    if span is not None:
-        r = 1.0 + (np.asarray(span, dtype=float) - 1.0) * np.minimum(lam / gm, 1.0)
-        left = np.maximum(1.0 - 1.0 / np.maximum(r, 1e-300), 0.0)
-    q0 = lam * (m - 1.0) * left * np.clip(osl - W, 0.0, 1.0)
+    q0 = _held(lam, N, g, lag, span) * np.clip(osl - W, 0.0, 1.0)
     drain = np.maximum(g - lam, 0.0)
     t = np.minimum(q0 / np.maximum(drain, 1e-300), np.maximum(W - m, 0.0))
     total = 0.5 * q0 * q0 / gm + lam * (q0 * t - 0.5 * drain * t * t) / gm

@@ -75,7 +75,8 @@ def test_sglang_rows_pause_decodes_and_prefill_sooner():
     (TPOT) and a prefill batch without decodes gives the first token sooner (TTFT) where the round's prompts
     reach it apart; a round the paused decodes keep in step arrives in one decode step and queues (the
     thirty-seventh round, `lockstep.round_queue`), which at 64 clients of 4k prompts takes that back (within 2 %,
-    re-pinned from shorter)."""
+    re-pinned from shorter), and the prompts received while its prefill batches run join them (the host time's
+    lag, the thirty-eighth round: 1.10x the mixed engine's wait, re-pinned from within 2 %)."""
     p = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="sglang")
     assert p is not None
     mixed = dataclasses.replace(p, coeffs=dataclasses.replace(p.coeffs, prefill_alone=0.0))
@@ -87,7 +88,7 @@ def test_sglang_rows_pause_decodes_and_prefill_sooner():
     own_m = run_prompt_work(n, isl, osl, mnt)[0]
     assert own_a[2] == 0.0 < own_m[2]              # no decodes beside the own prompt
     wait_a, wait_m = float(prefill_wait_s(p, n, isl, osl, mnt)), float(prefill_wait_s(mixed, n, isl, osl, mnt))
-    assert wait_a == pytest.approx(wait_m, rel=0.02)
+    assert wait_m < wait_a < 1.15 * wait_m
     # one client: no round to queue, the prompt alone in its batch gives its first token sooner
     assert float(prefill_wait_s(p, 1.0, isl, osl, mnt)) < float(prefill_wait_s(mixed, 1.0, isl, osl, mnt))
 

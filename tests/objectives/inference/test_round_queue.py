@@ -140,6 +140,14 @@ def test_prompts_received_together_after_the_host_lag_queue_where_decodes_ride_b
     # outputs shorter than the window: the round's requests finish during its prefill, whose iterations outlast the
     # lag, so none are received together
     assert round_queue(32.0, 2048.0, 8.0, 8192.0, 16.0, spread=0.0, lag=6.0)[1] == 0.0
-    # prefill batches alone: not priced there (the silicon slice's SGLang rows did not follow it)
-    alone = [round_queue(32.0, 2048.0, 64.0, 8192.0, 72.0, alone=1.0, lag=x)[1] for x in (0.0, 6.0)]
-    assert alone[0] == alone[1] > 0.0
+    # prefill batches alone (SGLang): the decodes pause while any prompt waits, so every prompt received during the
+    # lag joins one burst of prefill batches (re-pinned in the thirty-eighth round: before, the lag was not priced
+    # there). The round's window (2.2 to 6.1 decode steps over rounds 2-10 at +-2 % of 64 tokens) lies within
+    # 1 + 6 steps: the whole round, 32 prompts at g = 4 a batch, waits half the others: (32 + 1 - 4) / 2 / 4
+    # (span None: the prefill batch far longer than the lag, none of the burst served before it is all in)
+    alone = [round_queue(32.0, 2048.0, 64.0, 8192.0, 72.0, alone=1.0, lag=x)[1] for x in (0.0, 1.0, 6.0)]
+    assert 0.0 < alone[0] < alone[1] < alone[2] == pytest.approx(3.625)
+    # a prefill batch of 16 decode steps serves a 16th of the burst before the rest arrive: fewer held
+    assert alone[0] < round_queue(32.0, 2048.0, 64.0, 8192.0, 72.0, alone=1.0, lag=6.0, span=16.0)[1] < alone[2]
+    # a prefill batch no longer than a decode step serves a step's prompts before the next arrive: no burst
+    assert round_queue(32.0, 2048.0, 64.0, 8192.0, 72.0, alone=1.0, lag=6.0, span=1.0)[1] == alone[0]
