@@ -204,6 +204,10 @@ STATIC_RANK_NODES = 16
 RIDING_STEPS = 2
 #: fixed-point steps of a disaggregated decode rank's occupancy below its full batch (Little's law)
 DECODE_FIXED_POINT_STEPS = 3
+#: most fixed-point rounds of a trace window's held sequences and decode step (`ServingModel._modulated`), which
+#: stop once no window's held sequences move by `WINDOW_SETTLED` (sequences) or more
+WINDOW_FIXED_POINT_STEPS = 8
+WINDOW_SETTLED = 0.5
 
 
 @dataclass(frozen=True)
@@ -2660,8 +2664,21 @@ class ServingModel:
         def window_steps(held: np.ndarray, adm: np.ndarray) -> np.ndarray:
             return self._window_steps(d, held, adm, es_ride, es_long, step_max)
 
+        window_ride = None
+        if ride_extra is not None:
+            prep, isl = _prepared(self._kw(d)), np.minimum(float(self.input_len), d.max_num_tokens.astype(float))
+            # (the rows whose prompts ride beside the decodes, as ``ride_extra``'s: pp 1, prefill not run alone)
+            rides = (np.asarray(d.pp) == 1) & (_prefill_alone(d) == 0)
+
+            def window_ride(held: np.ndarray) -> np.ndarray:
+                # the decodes' own time in an iteration carrying the mean prompt's first chunk beside ``held``
+                # sequences (n, W), beyond the prompt's alone (`ride_ms`, as ``ride_extra`` at the occupancy)
+                alone = ride_ms(prep, np.ones(n), isl, self.output_len, d.max_num_tokens.astype(float))
+                extra = ride_ms(prep, np.maximum(held, 1.0), isl, self.output_len, d.max_num_tokens.astype(float))
+                return np.where(rides[:, None], np.maximum(extra - alone[:, None], 0.0), 0.0)
+
         mod = (self._modulated(work, lam_ms, cap_ms, n_req, qu["c2"], slots, resid, window_steps,
-                               ranks=(d.dp * d.attn_dp).astype(float))
+                               ranks=(d.dp * d.attn_dp).astype(float), window_ride=window_ride)
                if self._profile is not None else None)
         if mod is not None:
             # (the fluid carries the run's backlog; the slot wait is each window's, at the slots the fluid holds)
@@ -2813,7 +2830,8 @@ class ServingModel:
     def _modulated(self, work: np.ndarray, lam_ms: np.ndarray, cap_ms: np.ndarray, n_req: np.ndarray,
                    spread: np.ndarray, slots: np.ndarray, resid: np.ndarray,
                    window_steps: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, *,
-                   ranks: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   ranks: np.ndarray | None = None,
+                   window_ride: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The prompt queue under a trace's own arrivals as a modulated arrival process (pointwise stationary
         fluid approximation): the run split into `MODULATION_WINDOWS` windows of equal length, window k bringing
         a share r_k / W of the requests (`Workload.arrival_profile`, r_k: its rate over the mean) whose prompts
@@ -2855,6 +2873,7 @@ class ServingModel:
         fluid, held, admitted = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots,
                                                  *self._out_nodes)
         decode: dict[str, np.ndarray] = {}
+        ride = np.zeros((n, W))                             # the decodes' share of a prompt's iteration (ms)
         if window_steps is not None:
             # the decodes' side: a sequence holds its slot for its decode at its window's own step
             # (`_window_steps`; O x E[step]), not the full batch's residency slots / cap (the queue's side keeps
@@ -2865,22 +2884,40 @@ class ServingModel:
             # fixed point a run that starts empty reaches (seeded with the queue side's held sequences instead, a
             # deep batch's storm windows were charged the steps of sequences held for the full batch's residency)
             # (the prompts' prefill work per window in units of the run's mean prompt: admissions x ``tok``)
+            # (until the held sequences settle: near capacity a storm's windows fill the slots only a few rounds
+            # up, and the backlog for a slot is the last rounds'). A full batch frees its slots at the replica's
+            # capacity ``c`` at least (a residency of at most slots / c): the window step's stretch by the prompts
+            # it carries, t_dec / (1 - rho), counts at a full batch prompts that its free slots do not admit
             steps = window_steps(np.ones_like(held), admitted * tok)
             mean_out = self._out_nodes[0] @ self._out_nodes[1]
-            for _ in range(DECODE_FIXED_POINT_STEPS):
-                _, held_d, adm_d = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots,
-                                                    *self._out_nodes, resid=mean_out * steps)
-                steps = window_steps(held_d, adm_d * tok)
+            full = slots[:, None] / c                                  # the full batch's residency (ms, (n, W))
+            held_d = np.zeros_like(held)
+            for _ in range(WINDOW_FIXED_POINT_STEPS):
+                fluid_d, again, adm_d = self._slot_fluid(lam[:, None] * prof[None, :], dlt, mu, c, slots,
+                                                         *self._out_nodes, resid=np.minimum(mean_out * steps, full))
+                steps = window_steps(again, adm_d * tok)
+                settled = np.abs(again - held_d).max(initial=0.0) < WINDOW_SETTLED
+                held_d = again
+                if settled:
+                    break
             decode = {"steps": steps, "admitted": adm_d, "dlt": dlt}
-            # the wait for a slot at the sequences the decodes hold, each for its decode at its window's step (the
-            # queue side's full-batch residency held a 256-slot replica near full through the Azure conversation
-            # storm, whose simulated run never holds 256: docs/profiles.md)
-            held, resid = held_d, mean_out * steps
+            # the wait for a slot, and the backlog for one, at the sequences the decodes hold, each for its decode
+            # at its window's step (the queue side's full-batch residency held a 256-slot replica near full through
+            # the Azure conversation storm, whose simulated run never holds 256, and queued the storm's prompts for
+            # slots that the run has free: docs/profiles.md)
+            held, resid, fluid = held_d, np.minimum(mean_out * steps, full), fluid_d
+            if window_ride is not None:
+                # a prompt's iteration also carries the decodes in flight (their own time in it, ``window_ride``
+                # at the sequences the window holds), shared by the prompts that go into the same iteration: the
+                # prompt itself and those arriving during the iteration before it (Poisson, lam_k x the window's
+                # step), so the decodes slow the prompts' queue as the window's batch deepens
+                ride = window_ride(held_d) / (1.0 + lam[:, None] * prof[None, :] * steps)
         lam_k = (lam[:, None] * prof[None, :]).ravel()
         served_k = np.minimum(lam_k, c.ravel())
         own = self.rate
         tau = (1e3 * self.workload.size / own / W) if own else math.inf   # a window in the trace's own time (ms)
-        qu = self._length_queue(np.repeat(work, W, axis=0) * np.tile(tok, n)[:, None], served_k, tau, within=True)
+        qu = self._length_queue(np.repeat(work, W, axis=0) * np.tile(tok, n)[:, None] + ride.reshape(-1, 1), served_k,
+                                tau, within=True)
         cap_k = cap_w.ravel()
         n_k = np.repeat(np.maximum(n_run / W, 1.0), W)
         local = run_wait(qu["stationary"], n_k, served_k, cap_k, burst=qu["g"]).reshape(n, W)
