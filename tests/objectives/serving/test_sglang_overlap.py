@@ -15,7 +15,13 @@ import pytest
 
 from objectives import profiles
 from objectives.inference import core
-from objectives.inference.estimate import arrival_wait_iters, prefill_wait_s, steady_state, steady_work
+from objectives.inference.estimate import (
+    arrival_iter_s,
+    arrival_wait_iters,
+    prefill_wait_s,
+    steady_state,
+    steady_work,
+)
 from objectives.serving import Scheduler, Workload, simulate_costs
 
 
@@ -322,7 +328,8 @@ def test_a_disaggregated_prefill_worker_forms_its_next_step_with_the_prompts_its
 def test_closed_form_waits_one_more_iteration_on_an_overlapping_engine():
     """The steady state's new request waits the iteration in progress, and on an engine that overlaps (SGLang, vLLM
     from 0.14) the next one too: the mean TTFT of such a row grows by (1 - ttft_wave) x the mean iteration over the
-    same row without the engine fact (the roofline, no engine, waits the one in progress only)."""
+    same row without the engine fact (the roofline, no engine, waits the one in progress only); where prefill
+    batches run alone (SGLang) that iteration is a decode step, not the mean one."""
     p = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="sglang")
     v = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="vllm")
     r = core.prepare("Qwen/Qwen3-30B-A3B", "H100-SXM-80GB", engine="roofline")
@@ -336,8 +343,12 @@ def test_closed_form_waits_one_more_iteration_on_an_overlapping_engine():
         iter_s = float(t * n_it / steady_work(n, isl, osl, mnt, q.coeffs.prefill_alone)[0])
         w = float(np.max(q.coeffs.wave))
         diff = float(prefill_wait_s(q, n, isl, osl, mnt)) - float(prefill_wait_s(off, n, isl, osl, mnt))
-        assert diff == pytest.approx((1.0 - w) * iter_s, rel=1e-9)
+        # the iteration waited: the mean one, or where prefill batches run alone (SGLang) a decode step
+        # (`estimate.arrival_iter_s`, the thirty-eighth round's sglsplit)
+        it = float(np.max(arrival_iter_s(q, n, isl, osl, iter_s, 1.0)))
+        assert diff == pytest.approx((1.0 - w) * it, rel=1e-9)
         assert diff > 0.0
+    assert float(np.max(arrival_iter_s(v, n, isl, osl, 1.0, 1.0))) == 1.0     # vLLM: the mean iteration
 
 
 def test_closed_form_counts_an_idle_ranks_wait_over_its_group():
