@@ -120,6 +120,20 @@ def _configs() -> list[tuple[dict, str]]:
     return out
 
 
+@functools.cache
+def _deployments(engine: str) -> tuple[tuple[dict, deploy.Deployment | None], ...]:
+    """`deploy.commands` of each `_configs()` configuration on ``engine`` (None where it raises DeployError), built
+    once per process: the parse test and the YAML test read the same TensorRT-LLM matrix (~3,000 deployments, most
+    of either test's time), and neither changes what it reads."""
+    out: list[tuple[dict, deploy.Deployment | None]] = []
+    for cfg, model in _configs():
+        try:
+            out.append((cfg, deploy.commands(cfg, engine=engine, model=model, workload=WORKLOAD)))
+        except DeployError:
+            out.append((cfg, None))
+    return tuple(out)
+
+
 @pytest.mark.parametrize("engine", deploy.ENGINES)
 def test_every_command_parses_with_its_releases_flag_list(engine):
     """Hundreds of deployments per engine: each server, router and benchmark command parses with the parser of
@@ -127,10 +141,8 @@ def test_every_command_parses_with_its_releases_flag_list(engine):
     model is the one positional, and what the parser reads back is what the builder meant."""
     parsed = refused = 0
     versions = set()
-    for cfg, model in _configs():
-        try:
-            d = deploy.commands(cfg, engine=engine, model=model, workload=WORKLOAD)
-        except DeployError:
+    for cfg, d in _deployments(engine):
+        if d is None:
             refused += 1
             continue
         versions.add(d.version)
@@ -192,10 +204,8 @@ def test_the_yaml_files_hold_only_keys_of_the_release():
     fl, _ = flag_list("trtllm")
     api = fl.yaml["extra_llm_api_options"]
     seen: set[str] = set()     # what the configurations exercised: each branch below is checked at least once
-    for cfg, model in _configs():
-        try:
-            d = deploy.commands(cfg, engine="trtllm", model=model, workload=WORKLOAD)
-        except DeployError:
+    for _, d in _deployments("trtllm"):
+        if d is None:
             continue
         for name, text in d.files.items():
             doc = yaml.safe_load(text)
