@@ -1150,16 +1150,28 @@ def full_budget_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> 
     return beside_decodes(np.minimum(budget, N * isl), D, isl, osl)
 
 
-def round_lag(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, L: Num) -> tuple[Num, Num]:
+def round_lag(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, L: Num,
+              steps: tuple[Num, Num] | None = None) -> tuple[Num, Num]:
     """`round_prompt_work`'s (lag, span), per row in decode steps of the N sequences (`decode_step_work`): the
     client's host time between a request's last token and its next prompt at the scheduler (`host_ttft_s`), during
     which the engine keeps stepping, and the full-budget prefill iteration (`full_budget_work`); `L`: a pipeline's
     batches in flight (`steady_lanes`). No lag with pp > 1 stages: the batches in flight take the arriving prompts
     at each batch's return, a turn the round's pricing keeps (`saturated_share`; a pp 2 loop read 0.83x the
-    simulator's throughput with it, tests/objectives/inference/test_saturated_ttft.py)."""
-    t_dec = np.maximum(replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True), 1e-300)
-    full = replica_time_s(p, *full_budget_work(N, isl, osl, mnt, p.coeffs.prefill_alone), L, whole=True)
+    simulator's throughput with it, tests/objectives/inference/test_saturated_ttft.py). `steps`: the seconds of
+    `lag_step_works`' two iterations (each one iteration, `whole`) where the caller has them (None: priced here)."""
+    if steps is None:
+        dec, full = (replica_time_s(p, *w, L, whole=True)
+                     for w in lag_step_works(N, isl, osl, mnt, p.coeffs.prefill_alone))
+    else:
+        dec, full = steps
+    t_dec = np.maximum(dec, 1e-300)
     return host_ttft_s(p, N) / t_dec * (np.asarray(p.pp) <= 1), full / t_dec
+
+
+def lag_step_works(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0) -> tuple[Work, Work]:
+    """The iterations `round_lag` counts in (T, A, D, K, S as `replica_time_s` takes them): a pure decode step of
+    the N sequences (`decode_step_work`) and the full-budget prefill iteration (`full_budget_work`)."""
+    return decode_step_work(N, isl, osl), full_budget_work(N, isl, osl, mnt, alone)
 
 
 def round_prompt_work(N: Num, isl: Num, osl: Num, mnt: Num, alone: Num = 0.0, n_it: Num = None, lag: Num = 0.0,
@@ -1356,17 +1368,26 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     for a slot, admitted as one frees (`released_prompt_s`, or `released` where the caller has it) instead."""
     _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
+    # `round_lag`'s decode step and full-budget iteration, priced once: the prompt's waits hold the same ones
+    lag_works = lag_step_works(N, isl, osl, mnt, p.coeffs.prefill_alone)
+    dec_s, full_s = (replica_time_s(p, *w, L, whole=True) for w in lag_works)
     own, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone, n_it,
-                                              *round_lag(p, N, isl, osl, mnt, L))
+                                              *round_lag(p, N, isl, osl, mnt, L, (dec_s, full_s)))
+
+    def wait_s(w: Work) -> Num:     # a wait's iteration: `round_lag`'s where its work is the same
+        for known, known_s in zip(lag_works, (dec_s, full_s)):
+            if all(a is b or np.array_equal(a, b) for a, b in zip(w, known)):
+                return known_s
+        return replica_time_s(p, *w, L, whole=True)
     t_s = replica_time_s(p, *own, L, whole=True)   # the prompt's own iteration (one, not a mean)
     arrival = arrival_wait_iters(p, N)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
-              + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
+              + sum(k * wait_s(w) for w, k in waits)
               + (arrival - 0.5) * arrival_iter_s(p, N, isl, osl, iter_s, L))
     if p.solo is not None:     # attention-DP ranks in lockstep: the round's steps as the other ranks fill them
         t_own, t_win, on = lockstep_round_s(p, N, isl, osl, mnt, own, t_s, L, n_it)
         if np.any(on):
-            queued = sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits[1:])
+            queued = sum(k * wait_s(w) for w, k in waits[1:])
             steady = np.where(on, k0 * chunk_pass_s(p, t_s, *own[:4], L) * t_own / np.maximum(t_s, 1e-300)
                               + queued + arrival * t_win, steady)
     if np.any(np.asarray(sat) > 0):

@@ -165,6 +165,25 @@ def _round_mean(x: np.ndarray) -> np.ndarray:
     return total(0, len(x)) / len(x)
 
 
+#: rows `round_queue` prices at a time in a large sweep: its (round, row) arrays of that many rows (9 rounds x
+#: 4,096 rows x 8 bytes) stay in a core's L2 cache and the allocator's free memory, where an `estimate.BLOCK_ROWS`
+#: block's spill to L3 and fault fresh pages in (docs/profiles.md, thirty-eighth round)
+QUEUE_BLOCK_ROWS = 4096
+
+
+def _row_blocks(rows: tuple[Num, ...], more: tuple[Num, ...]) -> tuple[int, list[slice]] | None:
+    """Where `round_queue`'s per-row arguments `rows` (those that shape its results) broadcast to more than 2 x
+    `QUEUE_BLOCK_ROWS` rows on one axis and the others, `more` (None: absent), to no more: (those rows, slices of at
+    most `QUEUE_BLOCK_ROWS` of them); else None."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in rows))
+    if len(shape) != 1 or shape[0] <= 2 * QUEUE_BLOCK_ROWS:
+        return None
+    if np.broadcast_shapes(shape, *(np.shape(x) for x in more if x is not None)) != shape:
+        return None
+    n = shape[0]
+    return n, [slice(i, min(i + QUEUE_BLOCK_ROWS, n)) for i in range(0, n, QUEUE_BLOCK_ROWS)]
+
+
 def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0.0,
                 spread: float = BENCHMARK_OUTPUT_SPREAD, rounds: int = BENCHMARK_ROUNDS, lag: Num = 0.0,
                 span: Num = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,6 +225,18 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
     own step's lam, join one burst of prefill batches, of which a prompt waits half beyond its own batch. `N`,
     `isl`, `osl`, `T_pf` (prompt tokens an iteration holds), `n_it` (iterations a cycle), `alone`: per row; arrays
     broadcast."""
+    blocks = _row_blocks((N, isl, osl, T_pf, n_it), (alone, lag, span)) if rounds >= 2 else None
+    if blocks is not None:      # a large sweep's rows a block at a time (`QUEUE_BLOCK_ROWS`): the same numbers
+        n, slices = blocks
+        out = np.empty((3, n))
+        for sl in slices:
+            def cut(x: Num, sl: slice = sl) -> Num:
+                return x[sl] if np.ndim(x) else x
+            part = round_queue(cut(N), cut(isl), cut(osl), cut(T_pf), cut(n_it), cut(alone), spread, rounds,
+                               cut(lag), cut(span))
+            for i, x in enumerate(part):
+                out[i, sl] = x
+        return out[0], out[1], out[2]
     N, isl, T_pf = (np.asarray(x, dtype=float) for x in (N, isl, T_pf))
     if rounds < 2:
         z = np.zeros(np.broadcast_shapes(N.shape, isl.shape, T_pf.shape, np.shape(osl), np.shape(n_it)))
@@ -237,7 +268,7 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
         wait /= rho
         wait /= gm
         if lagged:
-            wait = wait + _lag_queue(lam, N, g, np.asarray(lag, dtype=float), osl, span)
+            wait += _lag_queue(lam, N, g, np.asarray(lag, dtype=float), osl, span, scratch=rho)
     # a per-row `alone` of more dimensions than the rows: the rounds stay in front of them
     rows = np.broadcast_shapes(alone.shape, lam.shape[1:])
     wide = lam.shape[:1] + (1,) * (len(rows) + 1 - lam.ndim) + lam.shape[1:]
@@ -303,10 +334,13 @@ def round_ranks(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, R: Num, alone:
     return tuple(np.broadcast_to(np.mean(x, axis=0) * unit, shape) for x in (own, most, others))  # type: ignore[return-value]
 
 
-def _received(lam: np.ndarray, N: np.ndarray, lag: Num) -> np.ndarray:
+def _received(lam: np.ndarray, N: np.ndarray, lag: Num, W: np.ndarray | None = None) -> np.ndarray:
     """`round_queue`'s m: the steps of a round's window (N / `lam` steps, at least 1) whose prompts reach the
-    scheduler within `lag` decode steps after their requests finished: min(1 + lag, window)."""
-    return np.minimum(1.0 + np.asarray(lag, dtype=float), np.maximum(N / np.maximum(lam, 1e-300), 1.0))
+    scheduler within `lag` decode steps after their requests finished: min(1 + lag, window). `W`: that window
+    where the caller has it (None: formed here)."""
+    if W is None:
+        W = np.maximum(N / np.maximum(lam, 1e-300), 1.0)
+    return np.minimum(1.0 + np.asarray(lag, dtype=float), W)
 
 
 def _held(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, span: Num = None) -> np.ndarray:
@@ -322,7 +356,7 @@ def _held(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, span: 
 
 
 def _lag_queue(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, osl: np.ndarray,
-               span: Num = None) -> np.ndarray:
+               span: Num = None, scratch: np.ndarray | None = None) -> np.ndarray:
     """`round_queue`'s queue (full-budget iterations a prompt waits, per round and row: the mean over the round's
     N prompts) of the prompts received together `lag` decode steps after their requests finished, where decodes
     ride beside prompts (its docstring): Q0 = lam (m - 1) (1 - 1 / r) at once (m: `_received`; r: a step's
@@ -330,15 +364,49 @@ def _lag_queue(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, o
     requests finish in decode steps (osl beyond the window W = N / lam, a ramp of one step), then lam a step
     against g served until the queue drains (Q0 / (g - lam) steps) or the window ends (W - m). The queue's
     prompt-steps: Q0^2 / (2 g) for the batch, lam (Q0 t - (g - lam) t^2 / 2) / g for those arriving while it
-    drains for t steps."""
-    W = np.maximum(N / np.maximum(lam, 1e-300), 1.0)
-    m = _received(lam, N, lag)
+    drains for t steps. `scratch`: an array of lam's shape the caller no longer needs (None: one allocated)."""
+    # the formulas above on the (round, row) arrays, in place in four buffers of lam's shape (the hot path: every
+    # measured-profile row of `estimate.max_throughput`); each operation as written, so the same bits
+    q0 = np.empty_like(lam) if scratch is None else scratch
+    W = np.maximum(lam, 1e-300)
+    np.divide(N, W, out=W)
+    np.maximum(W, 1.0, out=W)                                       # W = max(N / lam, 1)
+    m = _received(lam, N, lag, W)
+    np.subtract(m, 1.0, out=q0)
+    q0 *= lam                                                       # lam (m - 1)
+    rest = np.subtract(W, m, out=m)
+    np.maximum(rest, 0.0, out=rest)                                 # W - m, at least 0
     gm = np.maximum(g, 1e-300)
-    q0 = _held(lam, N, g, lag, span) * np.clip(osl - W, 0.0, 1.0)
-    drain = np.maximum(g - lam, 0.0)
-    t = np.minimum(q0 / np.maximum(drain, 1e-300), np.maximum(W - m, 0.0))
-    total = 0.5 * q0 * q0 / gm + lam * (q0 * t - 0.5 * drain * t * t) / gm
-    return total / np.maximum(N, 1.0)
+    c = np.empty_like(q0)
+    if span is not None:
+        r = np.divide(lam, gm, out=c)
+        np.minimum(r, 1.0, out=r)
+        r *= np.asarray(span, dtype=float) - 1.0
+        r += 1.0                                                    # r = 1 + (span - 1) min(lam / g, 1)
+        np.maximum(r, 1e-300, out=r)
+        np.divide(1.0, r, out=r)
+        np.subtract(1.0, r, out=r)
+        q0 *= np.maximum(r, 0.0, out=r)                             # left = max(1 - 1 / r, 0)
+    ramp = np.subtract(osl, W, out=c)
+    q0 *= np.clip(ramp, 0.0, 1.0, out=ramp)                         # Q0
+    drain = np.subtract(g, lam, out=W)
+    np.maximum(drain, 0.0, out=drain)                               # g - lam, at least 0
+    t = np.maximum(drain, 1e-300, out=c)
+    np.divide(q0, t, out=t)
+    np.minimum(t, rest, out=t)                                      # t = min(Q0 / (g - lam), W - m)
+    drain *= 0.5
+    drain *= t
+    drain *= t                                                      # (g - lam) t^2 / 2
+    inner = np.multiply(q0, t, out=rest)
+    inner -= drain
+    inner *= lam
+    inner /= gm                                                     # lam (Q0 t - (g - lam) t^2 / 2) / g
+    total = np.multiply(q0, 0.5, out=c)
+    total *= q0
+    total /= gm                                                     # Q0^2 / (2 g)
+    total += inner
+    total /= np.maximum(N, 1.0)
+    return total
 
 
 def _first_window(N: np.ndarray, isl: np.ndarray, osl: np.ndarray, T_pf: np.ndarray, n_it: np.ndarray,
