@@ -80,9 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", default=None, help="output .html or .png (default: <name>-<kind>.html)")
 
     rep = sub.add_parser("report", help="write a self-contained offline HTML report")
-    rep.add_argument("name", help="the study's name, or its study file (.py): then the report also holds the "
-                                  "sections its objective provides (report_sections)")
+    rep.add_argument("name", help="the study's name, or its study file (.py); the report holds the sections its "
+                                  "objective provides (report_sections) where the study file is found: the one "
+                                  "`dse run` ran, or --study-file")
     _storage_arg(rep)
+    rep.add_argument("--study-file", default=None, help="the study file whose objective gives the report's own "
+                     "sections (default: the file `dse run` ran, else <NAME>.py beside the database, here or under "
+                     "studies/)")
     rep.add_argument("-o", "--output", default=None, help="output .html (default: <name>-report.html)")
 
     dash = sub.add_parser("dashboard", help="open the study in optuna-dashboard (copied into an Optuna storage)")
@@ -110,9 +114,11 @@ def cmd_run(args, worker: bool = False) -> int:
 
         seed = (spec.seed or 0) * 1_000_003 + os.getpid()
     t0 = time.perf_counter()
+    again = f"dse {'worker' if worker else 'run'} {args.file}" + (f" --storage {args.storage}" if args.storage else "")
     study = spec.run(
         args.storage, n_trials=args.n_trials, progress=False if args.no_progress else None,
         n_jobs=args.n_jobs, optimizer=getattr(args, "optimizer", None), seed=seed, timeout=args.timeout, worker=worker,
+        resume=f"run `{again}`",
     )
     elapsed = time.perf_counter() - t0
     s = study.summary()
@@ -136,13 +142,19 @@ def cmd_list(args) -> int:
     from .study import list_studies
 
     df = list_studies(args.storage, root=args.root)
+    here = sorted(p.name for p in Path.cwd().glob("*.db")) if args.storage is None and \
+        Path(args.root).resolve() != Path.cwd().resolve() else []
+    also = f"; database files in this folder (where `dse run` writes them): {', '.join(here)} (dse list --root .)" \
+        if here else ""
     if df.empty:
-        print("no studies" + ("" if args.storage else f" under {args.root}/"))
+        print("no studies" + ("" if args.storage else f" under {args.root}/") + also)
         return 0
     for c in ("created_at", "updated_at"):
         if c in df.columns:
             df[c] = pd.to_datetime(df[c], unit="s", errors="coerce").dt.strftime("%Y-%m-%d %H:%M")
     print(df.to_string(index=False))
+    if also:
+        print(also.removeprefix("; "))
     return 0
 
 
@@ -196,19 +208,47 @@ def cmd_plot(args) -> int:
 
 def cmd_report(args) -> int:
     from . import report
+    from .spec import StudySpec, load_study_file, study_file_of
+    from .study import load_study
 
+    spec: StudySpec | None
     if args.name.endswith(".py"):   # a study file: its study, and its objective's own sections
-        from .spec import load_study_file
-        from .study import load_study
-
         spec = load_study_file(args.name)
         study = load_study(spec.name, storage=args.storage or spec.default_storage())
-        sections = report.objective_sections(spec.evaluate, study)
     else:
-        study, sections = _load(args), []
+        study = _load(args)
+        # the objective's own sections come from the study file that ran it (the engine knows no domain)
+        f = Path(args.study_file) if args.study_file else study_file_of(study)
+        spec = None if f is None else load_study_file(f)
+        if spec is not None and spec.name != study.name:
+            if args.study_file:
+                raise ValueError(f"study file {str(f)!r} defines study {spec.name!r}, not {study.name!r}")
+            spec = None
+        if spec is not None and (changed := _objective_changed(study, spec)):
+            print(f"note: study file {str(f)!r} evaluates otherwise than study {study.name!r} was run ({changed}): "
+                  f"the report has no sections of its objective", file=sys.stderr)
+            return _write_report(report, study, args, [])
+        if spec is None:
+            print(f"note: no study file of {study.name!r} found (the one `dse run` ran, or {study.name}.py beside "
+                  f"the database): the report has no sections of its objective; pass --study-file", file=sys.stderr)
+    return _write_report(report, study, args, [] if spec is None else report.objective_sections(spec.evaluate, study))
+
+
+def _write_report(report: Any, study: Any, args: argparse.Namespace, sections: list) -> int:
     out = report.write(study.view(), Path(args.output or f"{study.name}-report.html"), sections=sections)
     print(out)
     return 0
+
+
+def _objective_changed(study: Any, spec: Any) -> str:
+    """How the study file's objective differs in its arguments (the ``setup`` part of its version and inputs, as
+    `dse.evaluation.objective_differences` words them) from the one the study's trials were evaluated with; "" where
+    it does not (a newer release of the objective's code or data is no reason to drop its sections)."""
+    from .evaluation import objective_differences, objective_info
+
+    stored = study.meta.get("objective") or {}
+    diffs = objective_differences(stored, objective_info(spec.evaluate)) if stored else []
+    return "; ".join(d for d in diffs if d.startswith(("name ", "inputs.setup.", "version part setup.")))
 
 
 def cmd_dashboard(args) -> int:

@@ -131,8 +131,10 @@ class Loop:
     workers', earlier runs') are told the same way, as a ``Batch`` built once from the table.
     """
 
-    def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None) -> None:
+    def __init__(self, study: Study, opt, runner: Runner, batch_size: int | None, progress: bool | None,
+                 resume: str | None = None) -> None:
         self.study, self.opt, self.runner = study, opt, runner
+        self.resume = resume or "run optimize() again"   # how to continue after Ctrl-C (`Study.optimize` resume=)
         if batch_size is None and is_vectorized(runner.fn) and not runner.parallel:
             batch_size = opt.vectorized_batch_size()
         self.batch_size = batch_size or opt.default_batch_size()
@@ -291,7 +293,7 @@ class Loop:
             if numbers:
                 st.fail_running(sid, numbers=numbers, reason=ABORTED + "interrupted by the user (Ctrl-C); configuration retried")
             self._release_claims()
-            logger.warning("interrupted: %r keeps every finished trial; run optimize() again to continue", study.name)
+            logger.warning("interrupted: %r keeps every finished trial; %s to continue", study.name, self.resume)
         except BaseException:
             self._release_claims()
             raise

@@ -33,10 +33,38 @@ def to_minimization(F: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return F * sign
 
 
+#: values of one objective this close, relative to their size, are one value to the front (`tied`): the same
+#: quantity summed in another order differs in its last bits (a few ulps, ~1e-16 relative), and a point must not
+#: stay on (or leave) the front by that alone
+TIE_RTOL = 1e-12
+
+
+def tied(F: np.ndarray, rtol: float = TIE_RTOL) -> np.ndarray:
+    """A float copy of ``F`` where, column by column, values equal up to floating-point rounding read as one: the
+    column's sorted values are cut into runs whose neighbours differ by at most ``rtol`` x their magnitude, and
+    each value becomes its run's least. Independent of the rows' order; non-finite values are left as they are."""
+    F = np.array(F, dtype=float, copy=True, ndmin=2)
+    for j in range(F.shape[1]):
+        col = F[:, j]
+        ok = np.flatnonzero(np.isfinite(col))
+        if len(ok) < 2:
+            continue
+        order = ok[np.argsort(col[ok], kind="stable")]
+        v = col[order]
+        new_run = np.diff(v) > rtol * np.maximum(np.abs(v[1:]), np.abs(v[:-1]))
+        start = np.flatnonzero(np.concatenate(([True], new_run)))
+        run = np.cumsum(np.concatenate(([True], new_run))) - 1
+        col[order] = v[start][run]
+    return F
+
+
 def nondominated_mask(F: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """Boolean mask of the non-dominated rows of F (rows with any non-finite value are never on the front).
 
-    Duplicated non-dominated points are all kept (they are distinct trials with equal objectives).
+    Duplicated non-dominated points are all kept (they are distinct trials with equal objectives). Values of an
+    objective equal up to floating-point rounding (relative difference <= `TIE_RTOL`, `tied`) are equal here: a
+    point 1 ulp cheaper but worse in another objective is dominated, as it would be if the cost had been summed in
+    the other order.
     """
     F = np.asarray(F, dtype=float)
     n = F.shape[0]
@@ -44,14 +72,18 @@ def nondominated_mask(F: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     finite = np.isfinite(F).all(axis=1) if n else np.zeros(0, dtype=bool)
     if not finite.any():
         return mask
-    Fm = to_minimization(F[finite], directions)
+    Fm = tied(to_minimization(F[finite], directions))
     mask[np.flatnonzero(finite)] = moocore.is_nondominated(Fm, keep_weakly=True)
     return mask
 
 
 def brute_force_nondominated(F: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """O(n^2) reference implementation of :func:`nondominated_mask`, for tests."""
+    """O(n^2) reference implementation of :func:`nondominated_mask` (values tied as it ties them), for tests."""
+    F = np.asarray(F, dtype=float)
+    finite = np.isfinite(F).all(axis=1)
     Fm = to_minimization(F, directions)
+    if finite.any():
+        Fm[finite] = tied(Fm[finite])
     n = Fm.shape[0]
     out = np.zeros(n, dtype=bool)
     for i in range(n):

@@ -21,13 +21,15 @@ def _encode_axis(s: pd.Series) -> tuple[np.ndarray, list[float] | None, list[str
     """Numeric values for one parallel-coordinates axis, and tick values/labels for categorical ones.
 
     Categorical (non-numeric or boolean) columns become codes 0..k-1 labelled with their values; missing values
-    (inactive conditional parameters) get their own "n/a" position below the others.
+    (inactive conditional parameters) get their own "n/a" position below the others. A numeric column of one value
+    is labelled with that value alone (an axis range around it would show values no trial has).
     """
     missing = s.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         v = s.to_numpy(dtype=float)
         if not missing.any():
-            return v, None, None
+            one = np.unique(v)
+            return (v, [float(one[0])], [f"{one[0]:.4g}"]) if len(one) == 1 else (v, None, None)
         lo, hi = (np.nanmin(v), np.nanmax(v)) if (~missing).any() else (0.0, 1.0)
         na = lo - 0.2 * (hi - lo) if hi > lo else lo - 1.0
         present = np.unique(v[~missing])
@@ -90,6 +92,8 @@ def parallel(
         dim: dict[str, Any] = dict(label=d, values=np.asarray(v, dtype=float))  # numpy: stored base64-packed, compact
         if tv is not None:
             dim.update(tickvals=tv, ticktext=tt)
+            if len(tv) == 1:   # one value: the axis spans that value alone, labelled at its middle
+                dim.update(range=[tv[0] - 1.0, tv[0] + 1.0])
         dimensions.append(dim)
     fig = go.Figure(
         go.Parcoords(

@@ -134,6 +134,34 @@ def _existing_storage(storage: str | BaseStorage | None, name: str | None = None
     return open_storage(storage, name)
 
 
+def locate_study(name: str, storage: str | BaseStorage | None = None) -> tuple[str, str | BaseStorage]:
+    """(study name, storage) of ``name`` as `load_study` opens it: ``storage`` as given; without one, a ``name``
+    ending .db / .sqlite / .sqlite3 is that file (the study named by its stem, or the one study it holds), and a
+    study name is looked up where `dse run` writes it (``<name>.db`` beside the study file: the current folder
+    first), then ``studies/<name>.db`` (`create_study`'s default). StudyError naming the places looked in when
+    none exists (nothing is created)."""
+    if storage is not None:
+        return name, storage
+    if isinstance(name, str) and (sqlite_file(name) is not None or "/" in name or os.sep in name):
+        f = sqlite_file(name) or Path(name)
+        if not f.is_file():
+            raise StudyError(f"no study database {name!r} (nothing was created)")
+        st = open_storage(str(f))
+        names = list(st.list_studies()["name"])
+        st.close()
+        return (f.stem if f.stem in names or len(names) != 1 else str(names[0])), str(f)
+    _check_name(name)
+    places = [Path(f"{name}.db"), Path(default_url(name).removeprefix("sqlite:///"))]
+    for f in places:
+        if f.is_file():
+            return name, f"sqlite:///{f.as_posix()}"
+    looked = " or ".join(repr(f"./{f.as_posix()}" if f.parent == Path(".") else f.as_posix()) for f in places)
+    there = sorted({p.stem for f in places if f.parent.is_dir() for p in f.parent.glob("*.db")})
+    raise StudyError(f"no study named {name!r}: no study database {looked} (nothing was created; `dse run FILE.py` "
+                     f"writes <name>.db beside its study file); study databases there: {there} (`dse list`; "
+                     f"--storage names another)")
+
+
 def load_study(
     name: str,
     *,
@@ -142,8 +170,11 @@ def load_study(
 ) -> Study:
     """Open a stored study to inspect it or add trials; the space is rebuilt from what was stored.
 
+    ``storage`` None: where `locate_study` finds ``name`` (./<name>.db, where `dse run` writes it beside a study
+    file run from this folder, then studies/<name>.db; a ``name`` ending .db is that file).
     Constraints given as callables cannot be stored: pass them back in `callables` (function name -> function).
     """
+    name, storage = locate_study(name, storage)
     _check_name(name)
     st = _existing_storage(storage, name)
     rec = st.get_study(name)
@@ -178,6 +209,7 @@ def list_studies(storage: str | BaseStorage | None = None, root: str | os.PathLi
 
 def delete_study(name: str, *, storage: str | BaseStorage | None = None) -> None:
     """Delete a study and its trials."""
+    name, storage = locate_study(name, storage)
     _check_name(name)
     st = _existing_storage(storage, name)
     if st.get_study(name) is None:

@@ -68,13 +68,19 @@ class StudySpec:
 
     def run(self, storage: str | None = None, *, n_trials: int | None = None, progress: bool | None = None,
             n_jobs: int | None = None, optimizer: str | None = None, seed: int | None = None,
-            timeout: float | None = None, worker: bool = False):
+            timeout: float | None = None, worker: bool = False, resume: str | None = None):
         """Create/resume the study and optimize until it holds ``n_trials`` finished trials; returns the Study.
 
         As a worker (``worker=True``, one of several processes sharing a storage), an explicit ``n_trials`` is the
         number of trials THIS process runs; without it, workers stop together when the study holds the file's total.
+        ``resume``: how to continue after Ctrl-C, said in the interrupted message (`Study.optimize`; default: the
+        ``dse run <file>`` command for a study file, "run optimize() again" otherwise).
         """
+        if resume is None and self.path is not None:
+            resume = f"run `dse {'worker' if worker else 'run'} {self.path}`"
         study = self.create(storage)
+        if self.path is not None:   # where `dse report NAME` finds the objective's own sections (`study_file_of`)
+            study._storage.set_attrs(study._id, {STUDY_FILE_ATTR: str(self.path.resolve())})
         per_worker = n_trials if worker else None
         total = None if per_worker is not None else (n_trials if n_trials is not None else self.n_trials)
         study.optimize(
@@ -87,11 +93,29 @@ class StudySpec:
             seed=self.seed if seed is None else seed,
             batch_size=self.batch_size,
             progress=progress,
+            resume=resume,
             **self.optimizer_settings,
         )
         if self.after is not None and not worker:
             self.after(study)
         return study
+
+
+#: the study attribute `StudySpec.run` records the study file's absolute path in
+STUDY_FILE_ATTR = "study_file"
+
+
+def study_file_of(study: Any) -> Path | None:
+    """The study file that defines ``study``: the one `StudySpec.run` recorded (``dse run FILE.py``), else
+    ``<name>.py`` beside its SQLite database, in the current folder or under studies/; None where none exists (the
+    caller loads it and checks that it defines a study of that name)."""
+    rec = study._storage.get_attrs(study._id).get(STUDY_FILE_ATTR)
+    found = [Path(rec)] if rec else []
+    url = str(study.storage_url)
+    if url.startswith("sqlite:///"):
+        found.append(Path(url[len("sqlite:///"):]).with_name(f"{study.name}.py"))
+    found += [Path(f"{study.name}.py"), Path("studies") / f"{study.name}.py"]
+    return next((p for p in dict.fromkeys(found) if p.is_file()), None)
 
 
 def load_study_file(path: str | os.PathLike) -> StudySpec:

@@ -257,6 +257,7 @@ class Study:
         address: str | None = None,
         trial_timeout: float | None = None,
         progress: bool | None = None,
+        resume: str | None = None,
         **optimizer_settings: Any,
     ) -> Study:
         """Run the search: ask a batch, evaluate it in parallel, store it in one transaction, tell the optimizer.
@@ -273,6 +274,8 @@ class Study:
             seed: makes the optimizer reproducible.
             trial_timeout: a trial running longer than this (s) fails (serial and process backends).
             progress: show a progress bar (default: when attached to a terminal or notebook).
+            resume: how to continue after Ctrl-C, said in the interrupted message (the ``dse run`` command passes
+                its own command line; default: "run optimize() again").
             optimizer_settings: passed to the optimizer (e.g. ``pop_size=200``).
 
         Ctrl-C stops cleanly: every finished trial is kept; the interrupted batch is marked aborted and retried
@@ -326,7 +329,7 @@ class Study:
         )
         runner = Runner(evaluate, self.spec.required, n_jobs=n_jobs, backend=backend, address=address, timeout=trial_timeout)
         try:
-            loop = Loop(self, opt, runner, batch_size, progress)
+            loop = Loop(self, opt, runner, batch_size, progress, resume=resume)
             loop.run(n_trials, max_trials, timeout)
             known = (loop.n_seen, loop.front_numbers.tolist())
         finally:

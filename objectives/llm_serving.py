@@ -463,11 +463,46 @@ class LLMServingObjective(CarriesModel):
         """The study report's section (`dse.report.objective_sections`): where the served latency of the front's
         knee and of its cheapest point (least usd_per_mtok) goes, by component (`inference.served_breakdown` at
         the point's batch in flight and the workload's mean lengths; with speculative decoding its draft / verify
-        split, `inference.breakdown.SPEC_TERMS`). Aggregated deployments only."""
-        from .inference.breakdown import served_breakdown, served_html
+        split, `inference.breakdown.SPEC_TERMS`; under a closed-loop workload its clients, ``concurrency``, as the
+        objective prices them: the same TTFT and TPOT as the front's). Aggregated deployments only. Then the GPU
+        prices behind usd_per_mtok (`price_section`)."""
         front = study.pareto()
         if front.empty:
             return []
+        return [*self._latency_section(study, front), *self.price_section(study)]
+
+    def price_section(self, study: Any) -> list[tuple[str, str]]:
+        """The report's table of the USD per GPU-hour behind usd_per_mtok: each GPU type the study's trials ran
+        on (decode and prefill pools), its price and where it comes from (``prices=`` given to the objective, or
+        the catalog's quote with its month and source)."""
+        from .catalog import gpu as catalog_gpu
+        trials = study.trials
+        names = [str(v) for c in ("gpu", "prefill_gpu") if c in trials.columns
+                 for v in pd.unique(trials[c].dropna()) if str(v)]
+        recs = {r.name: r for r in (catalog_gpu(n) for n in dict.fromkeys(names))}
+        if not recs:
+            return []
+        rows = []
+        for name, rec in recs.items():
+            if self.prices and name in self.prices:
+                usd, where = float(self.prices[name]), "prices= given to llm_serving_objective"
+            else:
+                usd = float(rec.price_usd_per_hour)
+                src = rec.sources.get("price_usd_per_hour", "")
+                where = "catalog" + (f", {rec.price_date}" if rec.price_date else "") + (f": {src}" if src else "")
+            shown = "no public price (cost metrics NaN)" if usd != usd else f"{usd:.2f}"
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(shown)}</td>"
+                        f"<td>{html.escape(where)}</td></tr>")
+        note = ("<p class=\"sub\">usd_per_mtok = USD per GPU-hour x GPUs / output tokens per hour (in millions), "
+                "at these on-demand prices; <code>llm_serving_objective(prices={gpu: usd_per_hour})</code> sets "
+                "others.</p>")
+        table = ("<table><thead><tr><th>GPU</th><th>USD per GPU-hour</th><th>source</th></tr></thead><tbody>"
+                 + "".join(rows) + "</tbody></table>")
+        return [("GPU prices behind usd_per_mtok", note + table)]
+
+    def _latency_section(self, study: Any, front: pd.DataFrame) -> list[tuple[str, str]]:
+        """`report_sections`' "Where the latency goes" section ([] where no front point is aggregated)."""
+        from .inference.breakdown import served_breakdown, served_html
         picks = [("knee", study.knee())]
         if "usd_per_mtok" in front.columns:
             cheap = front.loc[front["usd_per_mtok"].astype(float).idxmin()]
@@ -481,7 +516,13 @@ class LLMServingObjective(CarriesModel):
             if d.mode[0] == "disagg":   # the breakdown prices one aggregated replica
                 continue
             N = float(row["batch_size"]) if "batch_size" in row and np.isfinite(float(row["batch_size"])) else None
-            bd = served_breakdown(**sm._kw(d), input_len=self.input_len, output_len=self.output_len,
+            # a closed loop's clients split the request cycle at the first token as `ServingModel.evaluate` prices
+            # them (`_at(clients=)`: max_throughput's concurrency over the deployment's dp replicas); without them
+            # max_throughput's open-loop steady state gave another TPOT than the front's
+            conc = self.workload.concurrency
+            clients = {} if conc is None or not (d.batching[0] == "continuous" and bool(d.chunked_prefill[0])) \
+                else {"concurrency": conc, "dp": int(d.dp[0])}
+            bd = served_breakdown(**sm._kw(d), **clients, input_len=self.input_len, output_len=self.output_len,
                                   max_num_tokens=d.max_num_tokens, gpu_memory_utilization=sm.gpu_memory_utilization,
                                   kv_capacity_tokens=sm.kv_capacity_tokens, prefix_caching=d.prefix_caching,
                                   adp_balance=d.adp_balance,
@@ -493,8 +534,9 @@ class LLMServingObjective(CarriesModel):
             return []
         note = ("<p class=\"sub\">The steady state <code>inference.max_throughput</code> prices at each point's "
                 "batch in flight (<code>inference.served_breakdown</code>, the workload's mean prompt and output): "
-                "a prefill-carrying iteration and a pure decode step by component, and the TTFT and TPOT they make "
-                "(the served metrics add queueing and percentiles); with speculative decoding the draft layer's "
+                "a prefill-carrying iteration and a pure decode step by component, and the mean TTFT and TPOT they "
+                "make (a closed loop's clients as the study prices them; the front's percentiles and an open loop's "
+                "queueing come on top); with speculative decoding the draft layer's "
                 "forwards (draft, draft_prefill) beside the verify's kernels, in token time. <code>dse breakdown "
                 "--served</code> prints the same.</p>")
         return [("Where the latency goes (served steady state)", note + served_html(points))]

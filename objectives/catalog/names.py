@@ -44,10 +44,44 @@ def model_name_candidates(name: str) -> list[str]:
                 break
         if stripped != n:
             out.append(stripped)
+    base = distill_base(name)
+    if base is not None:   # a distilled model has its student's shapes: the base it was distilled into
+        out.append(base)
     seen: dict[str, None] = {}
     for n in out:
         seen.setdefault(normalize(n), None)
     return list(seen)
+
+
+#: "<teacher>-Distill-<student>" checkpoints whose student base the publisher names: the distill is a fine-tune of
+#: that base (its config.json is the base's architecture), so it has the base's shapes. Source: the
+#: deepseek-ai/DeepSeek-R1 model card, "DeepSeek-R1-Distill Models" table (Base Model column).
+DISTILL_BASES = {
+    "deepseekr1distillqwen15b": "Qwen2.5-Math-1.5B",
+    "deepseekr1distillqwen7b": "Qwen2.5-Math-7B",
+    "deepseekr1distillllama8b": "Llama-3.1-8B",
+    "deepseekr1distillqwen14b": "Qwen2.5-14B",
+    "deepseekr1distillqwen32b": "Qwen2.5-32B",
+    "deepseekr1distillllama70b": "Llama-3.3-70B-Instruct",
+}
+_DISTILL = re.compile(r"[-_]Distill[-_](.+)$", re.IGNORECASE)
+
+
+def distill_base(name: str) -> str | None:
+    """The base model a distilled checkpoint was trained from (`DISTILL_BASES`, by its repository name less any
+    suffix `model_name_candidates` strips), None where `name` is no distill it knows."""
+    repo = str(name).strip().rsplit("/", 1)[-1]
+    if not _DISTILL.search(repo):
+        return None
+    key = normalize(repo)
+    return next((b for k, b in DISTILL_BASES.items() if key == k or key.startswith(k)), None)
+
+
+def distill_student(name: str) -> str | None:
+    """What follows "-Distill-" in a distilled checkpoint's name (the student: "Llama-70B", "Qwen-32B"), its
+    architecture rather than the teacher's before it; None where the name has no "-Distill-"."""
+    m = _DISTILL.search(str(name).strip().rsplit("/", 1)[-1])
+    return m.group(1) if m else None
 
 
 #: Checkpoint-id suffixes that name a weight format (quantized releases of a known architecture), matched at the
@@ -164,12 +198,20 @@ def device_name_candidates(name: str) -> list[tuple[str, float | None, bool]]:
 
 
 def unknown_name_message(kind: str, name: object, keys: Mapping[str, str], known: Iterable[str], hint: str) -> str:
-    """The message of an unknown-name error: the bad value, close matches, and where to find all names."""
-    matches = close_matches(str(name), keys)
+    """The message of an unknown-name error: the bad value, close matches, and where to find all names. A
+    distilled model ("DeepSeek-R1-Distill-Qwen-32B") is matched by its student's name, whose architecture it has
+    (the teacher's, "DeepSeek-R1", would mislead), and its base named where `DISTILL_BASES` knows it."""
+    student = distill_student(str(name)) if kind == "model" else None
+    matches = close_matches(student or str(name), keys)
     known = list(known)
     msg = f"unknown {kind} {name!r}"
+    if student is not None:
+        base = distill_base(str(name))
+        msg += (f" (a distill into {base}, which the catalog lacks: its shapes are {base}'s, not the teacher's; give "
+                f"the path of its config.json)" if base else f" (a distill: its shapes are its student's, "
+                f"{student!r}, not the teacher's; give the path of its config.json)")
     if matches:
-        msg += f"; close matches: {', '.join(matches)}"
+        msg += f"; close matches{' by its student' if student else ''}: {', '.join(matches)}"
     msg += f". {len(known)} known (see {hint})"
     if len(known) <= 40:
         msg += f": {', '.join(known)}"

@@ -19,7 +19,7 @@ from objectives.profiles import api_server_ranks, jit_prefill_rows, overlap_rows
 from . import kv_pool, memory
 from .comm import Links, allreduce_latency_s, gpu_topology
 from .efficiency import FAMILIES, LINKS, Efficiency, load_efficiency
-from .measured import Curves, build_curves, moe_act_rows, moe_act_unsupported
+from .measured import MOE_ACT_DTYPES, Curves, build_curves, moe_act_rows, moe_act_unsupported
 from .ops import LINEAR_KINDS, LayerCosts, ModelShape, StepCoeffs, layer_costs, moe_ranks
 from .resolve import (
     MAX_DEGREE,
@@ -100,7 +100,7 @@ class Prepared:
     ep: Num
     attn_dp: Num                # attention data-parallel ranks inside one deployment (share the experts)
     eplb: Num                   # 1: an expert-parallel load balancer keeps the experts' load balanced (0 / 1)
-    moe_act: Num                # MXFP4 experts' activations asked for (measured.MOE_ACT_DTYPES code; 0: auto)
+    moe_act: Num                # MXFP4 experts' activations run (measured.MOE_ACT_DTYPES code: "auto" resolved; 0: not MXFP4)
     moe_a2a: Num                # the EP token exchange asked for (measured.MOE_A2A code; 0: auto)
     n_gpus: Num                 # tp x pp x attn_dp x dp
     weight_code: Num
@@ -625,6 +625,13 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     fam_names = np.asarray(FAMILIES, dtype=object)[np.asarray(fam, dtype=int)]
     e_act = (np.where(mx_experts, moe_act_rows(mact, mx_experts, fam_names, engines, act), act)
              if np.any(mx_experts) else act)
+    mact_run = mact   # the result's moe_act_dtype: what MXFP4 experts run ("auto" resolved), not the knob
+    if np.any(mx_experts):
+        run = np.where(np.asarray(e_act) == DTYPES.index("fp8"), MOE_ACT_DTYPES.index("mxfp8"),
+                       np.where(np.isin(e_act, [DTYPES.index("bf16"), DTYPES.index("fp16")]),
+                                MOE_ACT_DTYPES.index("bf16"), mact))
+        mact_run = np.where(mx_experts, run, mact)
+        mact_run = mact_run if np.ndim(mact_run) else int(mact_run)
     e_ab = dtype_bytes(e_act)
     e_wo = np.where(mx_experts, (e_ab >= 2.0) & (wb < e_ab), weight_only)
     e_ge = gemm_eff(eff, fam, act_prec(e_act)) * np.where(e_wo, eff["int4_dequant_eff"], 1.0)
@@ -801,7 +808,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     reason = np.where((reason == R_OK) & blk_bad, R_BLOCK, reason)
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
-        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact, moe_a2a=xa, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
+        shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact_run, moe_a2a=xa, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
         kv_code=kvc, profile_code=prof, engine_code=eng, source_code=src, weights_gpu=memory.weights_bytes_gpu(lc, slots, wb, pp, a16, dense_wb, a8),
         kv_tok_gpu=kv_tok,
         # SGLang pools window layers apart only for some architectures; its others hold every layer in full, except

@@ -397,7 +397,8 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     (MXFP8 under TensorRT-LLM and SGLang on Blackwell, 16-bit under vLLM and on every GPU before Blackwell),
     "bf16" (TensorRT-LLM OVERRIDE_QUANT_ALGO=W4A16_MXFP4, SGLang --flashinfer-mxfp4-moe-precision bf16), "mxfp8"
     (vLLM VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1); measured profiles read that activation's fused-MoE table (the
-    closed form ignores it). Experts that are not MXFP4 ignore it (the column then says "auto"); "mxfp8" on MXFP4
+    closed form ignores it); the result's column names what MXFP4 experts run ("bf16" or "mxfp8", "auto" resolved).
+    Experts that are not MXFP4 ignore it (the column then says "auto"); "mxfp8" on MXFP4
     experts before Blackwell is fits=False with a `reason`. `moe_a2a` (may be an array): how an MoE layer whose EP
     group spans attention-DP ranks exchanges its tokens, `measured.MOE_A2A`: None / "auto" (default) what each
     engine launches without a flag (`measured.MOE_A2A_AUTO`: vLLM and SGLang all-gather + reduce-scatter;

@@ -531,9 +531,12 @@ def _name(x: Any, gpu: bool = False) -> Any:
     return getattr(x, "name", x)
 
 
-def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: int = 20) -> pd.Series:
+def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: int = 20,
+                        fidelity: str = "simulated") -> pd.Series:
     """The smallest deployment of ``space`` (fewest GPUs, then cheapest per token) that serves ``rate`` requests/s
-    within the objective's SLO, confirmed in the simulator.
+    within the objective's SLO, confirmed in the simulator (``fidelity="simulated"``) or as the analytical model
+    ranks it (``fidelity="analytical"``: the first configuration of that order, with its analytical metrics; no
+    simulation).
 
     ``objective``: an ``objectives.llm_serving_objective`` (its model, SLO, lengths and arrival process; its rate
     is replaced by ``rate``). Every configuration of the (discrete) space is screened analytically at ``rate``;
@@ -550,6 +553,8 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 < rate < math.inf):
         raise ValueError(f"rate={rate!r}: give a positive finite number of requests/s")
     _bounded(objective.slo, "smallest_deployment")
+    if fidelity not in ("simulated", "analytical"):
+        raise ValueError(f"fidelity={fidelity!r}: give 'simulated' or 'analytical'")
     w = objective.workload
     at = llm_serving_objective(objective.model, workload=_at_rate(w, float(rate), w.n_requests or objective.n_requests),
                                slo=objective.slo, prices=objective.prices, defaults=objective.defaults,
@@ -572,6 +577,9 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
     usd = np.round(np.log(np.maximum(ana["usd_per_mtok"].to_numpy(float), 1e-300)), 9)
     keys = (load, quality, src, usd, ana["n_gpus"].to_numpy(float))
     order = ranked[np.lexsort(tuple(k[ranked] for k in keys))]
+    if fidelity == "analytical":
+        row, m = grid.iloc[order[0]], ana.iloc[order[0]]
+        return pd.concat([row, m.drop(labels=[c for c in m.index if c in grid.columns])])
     sim = at.at_fidelity("simulated")
     for i in order[:candidates]:
         row = grid.iloc[[i]].reset_index(drop=True)

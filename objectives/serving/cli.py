@@ -99,11 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "false); on by default, as every engine defaults it (serving.Scheduler prefix_caching)")
     p.add_argument("--n-requests", type=int, default=None, help="requests per simulated rate (default 1000; "
                    "capacity raises it where the runs would end in their warm-up, and refuses one given too few)")
-    p.add_argument("--analytical", action="store_true", help="the analytical estimate only (no simulation)")
+    p.add_argument("--analytical", action="store_true", help="the analytical estimate only (no simulation; with "
+                   "--target-rate: the smallest deployment as the analytical model ranks it, unconfirmed)")
     p.add_argument("--target-rate", type=float, default=None,
                    help="requests/s: find the smallest deployment (over --gpus, --max-gpus) that holds it")
     p.add_argument("--gpus", default=None, help="comma-separated GPU types for --target-rate")
     p.add_argument("--max-gpus", type=int, default=8, help="largest deployment for --target-rate")
+    p.add_argument("--formats", default=None, help="comma-separated weight formats --target-rate searches "
+                   "(spaces.quantization.FORMATS: bf16, fp8, int8, w8a16, w4a16, fp4, w4a16_fp4; spaces.llm_serving "
+                   "formats=); default: the checkpoint's own (bf16 for an unquantized one; fp8 and w8a16 for an FP8 "
+                   "one: the formats of its weight dtype), as --weight-dtype's default for one deployment")
     p.add_argument("--modes", default="agg", help="comma-separated deployment modes --target-rate searches: agg, "
                    "disagg (spaces.llm_serving modes=; disagg: prefill and decode pools, each its GPU type and TP)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -274,6 +279,29 @@ def _checkpoint_dtype(model: str) -> str:
     return model_record(model).quant_weight_dtype or "bf16"
 
 
+def _formats(args: argparse.Namespace, gpus: Sequence[str]) -> list[str]:
+    """The weight formats --target-rate searches: --formats (comma-separated names of `spaces.quantization.FORMATS`),
+    default the checkpoint's own: the formats of its weight dtype (`_checkpoint_dtype`) that one of ``gpus`` runs
+    (fp8 on Hopper, w8a16 where a GPU has no fp8 tensor cores), so a bf16 checkpoint is not quantized unasked."""
+    from spaces.quantization import FORMATS, computes
+
+    from ..catalog import gpu as gpu_record
+
+    if args.formats is not None:
+        vals = list(dict.fromkeys(v.strip() for v in args.formats.split(",") if v.strip()))
+        bad = [v for v in vals if v not in FORMATS]
+        if bad or not vals:
+            raise ValueError(f"--formats {args.formats}: valid formats are {', '.join(FORMATS)}")
+        return vals
+    w = _checkpoint_dtype(args.model)
+    recs = [gpu_record(g) for g in gpus]
+    own = [f for f, (fw, fa) in FORMATS.items() if fw == w and any(computes(g, fa) for g in recs)]
+    if not own:
+        raise ValueError(f"no GPU of --gpus {','.join(gpus)} runs the checkpoint's {w} weights in a format of "
+                         f"spaces.quantization.FORMATS; give --formats")
+    return own
+
+
 #: deployment flags of one configuration and their defaults: --target-rate searches these over the space
 _ONE_DEPLOYMENT = {"gpu": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "eplb": False, "adp_balance": False,
                    "moe_act_dtype": None, "moe_a2a": None,
@@ -287,9 +315,11 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
 
     given = ["--" + k.replace("_", "-") for k, v in _ONE_DEPLOYMENT.items() if getattr(args, k) != v]
     if given:
-        raise ValueError(f"{', '.join(given)}: --target-rate searches GPUs (--gpus), parallelism, precision and "
-                         f"batching over spaces.llm_serving's space (up to --max-gpus) and would ignore them; drop "
-                         f"them, or drop --target-rate for the capacity of that one deployment")
+        dtypes = " (the weight formats searched: --formats)" if {"--weight-dtype", "--act-dtype"} & set(given) else ""
+        raise ValueError(f"{', '.join(given)}: --target-rate searches GPUs (--gpus), parallelism, precision "
+                         f"(--formats) and batching over spaces.llm_serving's space (up to --max-gpus) and would "
+                         f"ignore them{dtypes}; drop them, or drop --target-rate for the capacity of that one "
+                         f"deployment")
 
     from ..llm_serving import llm_serving_objective
     from .capacity import DEFAULT_N_REQUESTS, smallest_deployment
@@ -301,7 +331,8 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     n = args.n_requests if args.n_requests is not None else DEFAULT_N_REQUESTS
     # a disaggregated deployment's pools each choose their GPU type and TP (the space's default TP values)
-    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, modes=modes,
+    formats = _formats(args, gpus)
+    space = spaces.llm_serving(args.model, gpus, max_gpus=args.max_gpus, modes=modes, formats=formats,
                                input_len=args.input_len if args.trace is None else None, batching=_batching(args),
                                prefill_gpus=gpus if "disagg" in modes else None)
     if args.trace is not None:        # replayed at the target rate (serving.capacity.smallest_deployment)
@@ -313,15 +344,17 @@ def _smallest(args: argparse.Namespace, slo: SLO) -> int:
     defaults = {"prefix_caching": False} if args.no_prefix_caching else {}
     obj = llm_serving_objective(args.model, workload=w, slo=slo, n_requests=n, defaults=defaults,
                                 profile=args.profile)
-    row = smallest_deployment(space, obj, float(args.target_rate))
+    fidelity = "analytical" if args.analytical else "simulated"
+    row = smallest_deployment(space, obj, float(args.target_rate), fidelity=fidelity)
     keys = [k for k in ("mode", "gpu", "n_gpus", "tp", "pp", "ep", "dp", "prefill_replicas", "prefill_gpu",
                         "prefill_tp", "prefill_ep", "prefill_attn_dp", "prefill_pp", "prefill_weight_dtype",
                         "prefill_act_dtype", "engine", "weight_dtype", "act_dtype", "kv_dtype",
                         "max_batch_size", "max_num_tokens", "chunked_prefill", "batching", *slo.constraints, "usd_per_mtok",
                         "slo_attainment", "source")
             if k in row.index and k != "fits"]
-    print(f"smallest deployment holding {args.target_rate:g} requests/s{_prefix_words(args)} (simulated"
-          f"{_profile_words(args)}):")
+    how = "analytical, not confirmed in simulation" if args.analytical else "simulated"
+    print(f"smallest deployment holding {args.target_rate:g} requests/s{_prefix_words(args)} ({how}, formats "
+          f"{', '.join(formats)}{_profile_words(args)}):")
     print(row[keys].to_string())
     return 0
 

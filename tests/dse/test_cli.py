@@ -74,7 +74,95 @@ def test_report(shared, tmp_path):
     out = tmp_path / "r.html"
     assert cli.main(["report", "shared", "--storage", shared, "-o", str(out)]) == 0
     assert out.stat().st_size > 100_000  # plotly.js is inlined: the file works offline
-    assert "objective-section" not in out.read_text(encoding="utf-8")   # a name: no objective at hand
+    # the study file `dse run` ran is found (worker_study.py: its objective provides no sections)
+    assert "objective-section" not in out.read_text(encoding="utf-8")
+
+
+def test_report_by_name_holds_the_sections_of_the_study_file_that_ran_it(tmp_path, monkeypatch, capsys):
+    """`dse report NAME --storage ...` (the README's form) left out the sections the objective provides, which
+    `dse run` and `dse report FILE.py` include: the study file `dse run` ran is recorded with the study and read
+    back (the engine knows no domain: the sections still come from the objective's ``report_sections``); a file
+    edited to evaluate otherwise gives none, said on stderr; without a file found, a note says how to give one."""
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "sections.py"
+    text = STUDY_FILE.read_text().replace('name="shared"', 'name="sect"') + (
+        "\nevaluate.report_sections = lambda s: [('From the objective', "
+        "f'<p id=\"n\">{len(s.pareto())} on the front</p>')]\n")
+    f.write_text(text)
+    db = tmp_path / "elsewhere.db"
+    assert cli.main(["run", str(f), "--storage", str(db), "--n-trials", "40", "--no-progress", "--no-report"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "sect", "--storage", str(db), "-o", str(out)]) == 0
+    assert "<h2>From the objective</h2>" in out.read_text(encoding="utf-8")
+    # the file moved: no sections, and a note naming --study-file, which gives them back
+    moved = tmp_path / "moved.py"
+    f.rename(moved)
+    assert cli.main(["report", "sect", "--storage", str(db), "-o", str(out)]) == 0
+    assert "--study-file" in capsys.readouterr().err and "From the objective" not in out.read_text(encoding="utf-8")
+    assert cli.main(["report", "sect", "--storage", str(db), "--study-file", str(moved), "-o", str(out)]) == 0
+    assert "<h2>From the objective</h2>" in out.read_text(encoding="utf-8")
+    # a study file of another study is refused by name
+    assert cli.main(["report", "sect", "--storage", str(db), "--study-file", str(STUDY_FILE), "-o", str(out)]) == 2
+    assert "defines study 'shared', not 'sect'" in capsys.readouterr().err
+
+
+def test_a_study_is_found_where_dse_run_wrote_it(tmp_path, monkeypatch, capsys):
+    """`dse run mystudy.py` writes ./mystudy.db, but `dse show mystudy` looked in studies/mystudy.db and `dse show
+    mystudy.db` in studies/mystudy.db.db: a name is looked up in the current folder first, then studies/; a .db
+    path is that file; not found, the error names the places looked in."""
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "mine.py"
+    f.write_text(STUDY_FILE.read_text().replace('name="shared"', 'name="mine"'))
+    assert cli.main(["run", str(f), "--n-trials", "20", "--no-progress", "--no-report"]) == 0
+    assert (tmp_path / "mine.db").is_file() and not (tmp_path / "studies").exists()
+    capsys.readouterr()
+    for name in ("mine", "mine.db", "./mine.db", str(tmp_path / "mine.db")):
+        assert cli.main(["show", name]) == 0, name
+        assert "study 'mine'" in capsys.readouterr().out
+    assert cli.main(["export", "mine", "-o", str(tmp_path / "m.csv")]) == 0 and (tmp_path / "m.csv").is_file()
+    assert cli.main(["list"]) == 0
+    assert "mine.db (dse list --root .)" in capsys.readouterr().out
+    import dse
+
+    assert len(dse.load_study("mine").trials) == 20 and len(dse.load_study("mine.db").trials) == 20
+    assert cli.main(["show", "other"]) == 2
+    err = capsys.readouterr().err
+    assert "no study database './other.db' or 'studies/other.db'" in err and "['mine']" in err
+    assert cli.main(["show", "other.db"]) == 2
+    assert "no study database 'other.db'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == \
+        ["m.csv", "mine.db", "mine.py"]   # nothing created
+
+
+def test_ctrl_c_in_dse_run_says_the_command_that_resumes(tmp_path, caplog, capsys):
+    """Ctrl-C in `dse run` logged "run optimize() again to continue", the API's words: the command line says its
+    own command; the API keeps its wording."""
+    import logging
+
+    import dse
+
+    f = tmp_path / "stop.py"
+    f.write_text(STUDY_FILE.read_text().replace('name="shared"', 'name="stop"') + (
+        "\n_calls = []\n_plain = evaluate\n\n\ndef evaluate(config):\n    _calls.append(1)\n"
+        "    if len(_calls) > 5:\n        raise KeyboardInterrupt\n    return _plain(config)\n\n\n"
+        "study.evaluate = evaluate\n"))
+    db = tmp_path / "stop.db"
+    with caplog.at_level(logging.WARNING, logger="dse"):
+        assert cli.main(["run", str(f), "--storage", str(db), "--n-trials", "40", "--no-progress",
+                         "--no-report"]) == 0
+    said = [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()]
+    assert said == [f"interrupted: 'stop' keeps every finished trial; run `dse run {f} --storage {db}` to continue"]
+    caplog.clear()
+    study = dse.load_study("stop", storage=str(db))
+
+    def stop(config):
+        raise KeyboardInterrupt
+
+    with caplog.at_level(logging.WARNING, logger="dse"):
+        study.optimize(stop, optimizer="random", n_trials=5, progress=False)
+    assert [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()] == [
+        "interrupted: 'stop' keeps every finished trial; run optimize() again to continue"]
 
 
 def test_report_of_a_study_file_holds_its_objectives_sections(shared, tmp_path):
@@ -273,8 +361,10 @@ def test_a_misspelt_study_leaves_no_database_behind(argv, tmp_path, monkeypatch,
     assert cli.main(argv) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     name = argv[1]
-    path = "studies/nosuch.db" if "--storage" not in argv else argv[-1].removeprefix("sqlite:///")
-    assert err.startswith(f"dse: error: no study named {name!r}: no study database {path!r} (nothing was created)")
+    # without --storage, both places a name is looked up in (`dse.registry.locate_study`)
+    path = "'./nosuch.db' or 'studies/nosuch.db'" if "--storage" not in argv else \
+        repr(argv[-1].removeprefix("sqlite:///"))
+    assert err.startswith(f"dse: error: no study named {name!r}: no study database {path} (nothing was created")
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["sub"]
 
 
@@ -284,7 +374,8 @@ def test_delete_and_list_leave_no_database_behind(tmp_path, monkeypatch):
     import dse
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(dse.StudyError, match=r"no study named 'nosuch': no study database 'studies/nosuch.db'"):
+    with pytest.raises(dse.StudyError, match=r"no study named 'nosuch': no study database './nosuch.db' or "
+                                             r"'studies/nosuch.db'"):
         dse.delete_study("nosuch")
     with pytest.raises(dse.StudyError, match=r"^no study database 'typo.db' \(nothing was created\)"):
         dse.list_studies(storage="typo.db")

@@ -21,6 +21,64 @@ def test_nondominated_equals_brute_force(data, dirs):
     assert fast.tolist() == slow.tolist()
 
 
+def test_a_point_one_ulp_cheaper_but_slower_is_dominated():
+    """The trace study's trials 77 and 69: the same GPUs and tokens, usd_per_mtok summed in another order
+    (2.299313215951638 vs 2.2993132159516385, 1 ulp), 77's p99 TTFT 3 ms worse: 77 stayed on the front by that
+    ulp alone. Values equal up to rounding (`pareto.TIE_RTOL`) tie, so 69 dominates it; a real difference (1e-9
+    relative) still counts."""
+    F = np.array([[2.299313215951638, 124.66], [2.2993132159516385, 121.67]])
+    assert np.nextafter(F[0, 0], 3.0) == F[1, 0]
+    assert pareto.nondominated_mask(F, ["min", "min"]).tolist() == [False, True]
+    apart = F.copy()
+    apart[0, 0] *= 1 - 1e-9
+    assert pareto.nondominated_mask(apart, ["min", "min"]).tolist() == [True, True]
+    # both ways of a maximized objective, and the brute-force reference, agree
+    assert pareto.nondominated_mask(-F, ["max", "max"]).tolist() == [False, True]
+    assert pareto.brute_force_nondominated(F, ["min", "min"]).tolist() == [False, True]
+
+
+terms_st = st.lists(st.floats(1e-3, 1e3, allow_nan=False), min_size=2, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_front_does_not_depend_on_the_order_an_objective_sums_its_terms(data):
+    """Property: each point's first objective a sum of positive terms, the second a value of its own; summing the
+    terms in another order (a permutation, or another association: pairwise vs left to right) moves the sums by a
+    few ulps, and the front stays the same set of points."""
+    n = data.draw(st.integers(2, 12))
+    shared = data.draw(terms_st)                       # several points cost the same terms (equal by design)
+    rows = [data.draw(st.one_of(st.just(shared), terms_st)) for _ in range(n)]
+    second = data.draw(arrays(float, (n,), elements=st.sampled_from([1.0, 2.0, 3.0, 4.0])))
+
+    def left(terms):
+        total = 0.0
+        for t in terms:
+            total += t
+        return total
+
+    def pairwise(terms):
+        return terms[0] if len(terms) == 1 else pairwise(terms[: len(terms) // 2]) + pairwise(terms[len(terms) // 2:])
+
+    base = np.column_stack([[left(r) for r in rows], second])
+    perms = [data.draw(st.permutations(r)) for r in rows]
+    for summed in ([left(p) for p in perms], [pairwise(p) for p in perms], [float(np.sum(p)) for p in perms]):
+        other = np.column_stack([summed, second])
+        assert np.allclose(other[:, 0], base[:, 0], rtol=1e-14, atol=0)
+        for dirs in (["min", "min"], ["max", "min"]):
+            assert pareto.nondominated_mask(other, dirs).tolist() == pareto.nondominated_mask(base, dirs).tolist()
+
+
+def test_tied_is_independent_of_the_row_order():
+    rng = np.random.default_rng(0)
+    v = np.array([1.0, np.nextafter(1.0, 2.0), 1.0 + 1e-6, np.nan, np.inf, 2.0])
+    F = v[:, None]
+    for _ in range(10):
+        order = rng.permutation(len(v))
+        assert np.array_equal(pareto.tied(F[order])[np.argsort(order)], pareto.tied(F), equal_nan=True)
+    assert pareto.tied(F)[:, 0][:3].tolist() == [1.0, 1.0, 1.0 + 1e-6]
+
+
 def test_nondominated_respects_directions():
     F = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 5.0]])
     assert pareto.nondominated_mask(F, ["min", "max"]).tolist() == [True, True, False]

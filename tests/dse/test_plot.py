@@ -409,6 +409,21 @@ def test_parallel_axis_encoding_of_categoricals_with_missing(dtype):
     assert bt == ["False", "True"] and list(b) == [1.0, 0.0, 1.0]
 
 
+def test_a_single_valued_numeric_axis_shows_its_one_value():
+    """A knob the space holds at one value (max_num_tokens=(8192,)) drew a parallel-coordinates axis of plotly's
+    made-up range 7372.8-9011.2: the axis is labelled with the one value alone, in both backends."""
+    v, tickvals, ticktext = plot._encode_axis(pd.Series([8192, 8192, 8192]))
+    assert list(v) == [8192.0] * 3 and tickvals == [8192.0] and ticktext == ["8192"]
+    assert plot._encode_axis(pd.Series([1.0, 2.0]))[1:] == (None, None)      # several values: the default axis
+    df = pd.DataFrame(dict(number=range(4), state="complete", feasible=True, mnt=[8192] * 4, b=[1, 2, 3, 4],
+                           m=[4.0, 3.0, 2.0, 1.0]))
+    fig = plot.parallel(StudyView("one", df, ["mnt", "b"], {"m": "min"}))
+    dim = fig.data[0].dimensions[0]
+    assert dim.label == "mnt" and list(dim.ticktext) == ["8192"] and list(dim.range) == [8191.0, 8193.0]
+    assert fig.data[0].dimensions[1].ticktext is None
+    plot.parallel(StudyView("one", df, ["mnt", "b"], {"m": "min"}), backend="matplotlib")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=4, max_size=30),

@@ -30,9 +30,10 @@ def study_and_objective():
 
 def test_the_section_shows_the_knee_and_the_cheapest_point(study_and_objective):
     study, obj = study_and_objective
-    (title, body), = report.objective_sections(obj, study)
-    # the shipped studies evaluate with the objective confirmed in the simulator: the same section
-    assert report.objective_sections(obj.confirming({"tok_s_per_user": "max"}), study) == [(title, body)]
+    sections = report.objective_sections(obj, study)
+    (title, body), prices = sections                    # then the GPU prices (`test_the_gpu_prices_are_shown`)
+    # the shipped studies evaluate with the objective confirmed in the simulator: the same sections
+    assert report.objective_sections(obj.confirming({"tok_s_per_user": "max"}), study) == sections
     assert "served steady state" in title
     knee, cheap = int(study.knee()["number"]), int(study.pareto().sort_values("usd_per_mtok").iloc[0]["number"])
     labels = re.findall(r'<div class="dse-served" data-label="([^"]+)">', body)
@@ -84,7 +85,7 @@ def test_a_speculative_point_shows_its_draft_and_verify():
     study = dse.create_study("spec", space, {"tok_s_per_user": "max"}, constraints=obj.constraints,
                              storage=":memory:")
     study.optimize(obj, optimizer="grid", progress=False)
-    (_, body), = report.objective_sections(obj, study)
+    (_, body), _ = report.objective_sections(obj, study)
     knee = int(study.knee()["number"])
     assert re.findall(r'<div class="dse-served" data-label="([^"]+)">', body) == [
         f"knee and cheapest (trial {knee}, speculative eagle:3:0.8)"]
@@ -97,3 +98,50 @@ def test_a_speculative_point_shows_its_draft_and_verify():
     draft = float(bd.loc[bd["phase"] == "tpot", "draft"].iloc[0])
     assert draft > 0 and re.search(rf"draft</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>{draft:.4g}</td>",
                                    body)
+
+
+def test_a_closed_loop_front_point_has_its_own_tpot_in_the_section():
+    """Under a closed-loop workload (``concurrency``) the section priced `max_throughput`'s open-loop steady state:
+    TPOT 13.69 ms for a trial the front table gives 13.29 (its TTFT + (output - 1) x TPOT past the cycle the
+    study's own throughput implies). The study's number is the consistent one (mean e2e = TTFT + (output - 1) x
+    TPOT = the clients' cycle): the section now prices the clients as the objective does
+    (`served_breakdown(concurrency=...)`), so its TTFT and TPOT are the front's."""
+    w = objectives.serving.Workload(concurrency=24, input_len=2048, output_len=256)
+    space = spaces.llm_serving(MODEL, ["H100"], 2, formats=["fp8"], kv_dtypes=["fp8"], max_batch_sizes=(16, 64),
+                               max_num_tokens=(8192,), chunked_prefill=(True,))
+    obj = objectives.llm_serving_objective(MODEL, workload=w, n_requests=100)
+    study = dse.create_study("closed", space, {"tok_s_per_user": "max", "usd_per_mtok": "min"},
+                             constraints=obj.constraints, storage=":memory:")
+    study.optimize(obj, optimizer="grid", progress=False)
+    (_, body), _ = report.objective_sections(obj, study)
+    trials = study.trials.set_index("number")
+    shown = re.findall(r'data-label="[^"]*trial (\d+)[^"]*">.*?TTFT ([0-9.]+) ms, TPOT ([0-9.]+) ms', body, re.S)
+    assert shown
+    for number, ttft, tpot in shown:
+        row = trials.loc[int(number)]
+        assert float(tpot) == pytest.approx(row["tpot_ms"], rel=2e-3), number
+        assert float(ttft) == pytest.approx(row["ttft_ms"], rel=2e-3), number
+    # the open-loop steady state at the same batch prices another TPOT: the clients make the difference here
+    row = trials.loc[int(shown[0][0])]
+    bd = served_breakdown(MODEL, row["gpu"], tp=int(row["tp"]), weight_dtype="fp8", kv_dtype="fp8",
+                          input_len=2048, output_len=256, max_batch_size=int(np.ceil(row["batch_size"])),
+                          max_num_tokens=8192)
+    assert float(bd.loc[bd["phase"] == "tpot", "total_ms"].iloc[0]) != pytest.approx(row["tpot_ms"], rel=1e-3)
+
+
+def test_the_gpu_prices_are_shown(study_and_objective):
+    """usd_per_mtok came with no word of the USD per GPU-hour behind it: a section lists each GPU type of the
+    study's trials with its price and source (the catalog's quote and month, or the ``prices=`` given)."""
+    from objectives import catalog
+
+    study, obj = study_and_objective
+    (title, body), = obj.price_section(study)
+    assert title == "GPU prices behind usd_per_mtok"
+    for name in ("H100-SXM-80GB", "H200-SXM-141GB"):
+        g = catalog.gpu(name)
+        row = re.search(rf"<tr><td>{name}</td><td>([^<]*)</td><td>([^<]*)</td></tr>", body)
+        assert row and row.group(1) == f"{g.price_usd_per_hour:.2f}"
+        assert g.price_date in row.group(2) and g.sources["price_usd_per_hour"] in row.group(2)
+    given = objectives.llm_serving_objective(MODEL, n_requests=100, prices={"H100": 1.25})
+    (_, body), = given.price_section(study)
+    assert "<tr><td>H100-SXM-80GB</td><td>1.25</td><td>prices= given to llm_serving_objective</td></tr>" in body

@@ -332,6 +332,25 @@ def test_gpu_table_over_1e5_mixed_names_equals_lookups():
         catalog.gpu_table(["H100", "H2000"])
 
 
+def test_a_distilled_model_is_its_student_not_its_teacher():
+    """'deepseek-ai/DeepSeek-R1-Distill-Llama-70B' (a dense 70B Llama) was unknown with "close matches:
+    DeepSeek-R1, DeepSeek-V3" (the 671B MoE teacher): a distill the publisher names the base of resolves to that
+    base where the catalog has it (DeepSeek-R1 model card: Llama-3.3-70B-Instruct, Llama-3.1-8B), its quantized
+    releases too; where it lacks the base (the Qwen2.5 distills) the error names the base and matches the student."""
+    assert catalog.model("deepseek-ai/DeepSeek-R1-Distill-Llama-70B").name == "Llama-3.3-70B"
+    assert catalog.model("deepseek-ai/DeepSeek-R1-Distill-Llama-8B").name == "Llama-3.1-8B"
+    q = catalog.model("RedHatAI/DeepSeek-R1-Distill-Llama-70B-FP8-dynamic")
+    assert q.quant_weight_dtype == "fp8" and q.n_layers == catalog.model("Llama-3.3-70B").n_layers
+    with pytest.raises(CatalogError) as e:
+        catalog.model("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
+    msg = str(e.value)
+    assert "a distill into Qwen2.5-32B, which the catalog lacks" in msg and "config.json" in msg
+    assert "close matches by its student: Qwen3-32B" in msg and "DeepSeek" not in msg.split("close matches")[1]
+    with pytest.raises(CatalogError, match=r"its student's, 'Mistral-7B'.*close matches by its student: Mistral-7B"):
+        catalog.model("someone/Big-Distill-Mistral-7B")
+    assert catalog.model("DeepSeek-R1").name == "DeepSeek-R1"    # the teacher is still itself
+
+
 def test_model_table_columns():
     t = catalog.model_table(["Llama-3.1-70B", "meta-llama/Meta-Llama-3.1-70B", "DeepSeek-V3"])
     assert list(t["name"]) == ["Llama-3.1-70B", "Llama-3.1-70B", "DeepSeek-V3"]

@@ -37,7 +37,21 @@ def test_none_and_auto_are_the_default_bit_for_bit(engine):
     base = _est(engine=engine)
     for v in (None, "auto"):
         pd.testing.assert_frame_equal(_est(engine=engine, moe_act_dtype=v), base, check_exact=True)
-    assert (base["moe_act_dtype"] == "auto").all()
+    # the result names what the experts run ("auto" resolved by `moe_act`: MXFP8 where it is the engine's B200
+    # default, TensorRT-LLM's and SGLang's; vLLM's MXFP4 x BF16), not the knob ("auto" told nothing)
+    assert (base["moe_act_dtype"] == {"vllm": "bf16", "sglang": "mxfp8", "trtllm": "mxfp8"}[engine]).all()
+
+
+def test_the_result_names_the_activations_the_experts_run():
+    """estimate's moe_act_dtype column said "auto" for gpt-oss wherever the knob was left alone, though the rule
+    (`measured.moe_act`) knows what each engine runs: the column shows it, on Hopper 16-bit for every engine;
+    experts that are not MXFP4 keep "auto" (the knob is inert there)."""
+    h = inference.estimate(GPT, [["H100"], ["B200"]], engine=["vllm", "trtllm", "roofline"], batch_size=8)
+    want = {("H100-SXM-80GB", "vllm"): "bf16", ("H100-SXM-80GB", "trtllm"): "bf16",
+            ("H100-SXM-80GB", "roofline"): "bf16", ("B200", "vllm"): "bf16", ("B200", "trtllm"): "mxfp8",
+            ("B200", "roofline"): "mxfp8"}
+    assert {(g, e): a for g, e, a in zip(h["gpu"], h["engine"], h["moe_act_dtype"])} == want
+    assert inference.estimate("Llama-3.1-8B", "B200", batch_size=8)["moe_act_dtype"].tolist() == ["auto"]
 
 
 def test_tensorrt_llm_with_16_bit_activations_reads_its_slower_w4a16_kernel():

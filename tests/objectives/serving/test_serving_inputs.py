@@ -126,6 +126,66 @@ def test_dse_capacity_target_rate_refuses_the_deployment_flags_it_would_ignore(c
     assert extra[0] in err and "--target-rate" in err
 
 
+def test_dse_capacity_target_rate_searches_the_checkpoints_format_unless_told(monkeypatch, capsys):
+    """`dse capacity --target-rate` searched every format (a bf16 checkpoint came back "weight_dtype fp4") and
+    refused --weight-dtype, so the checkpoint's precision could not be kept: it searches the checkpoint's own
+    formats by default (bf16 for an unquantized one, fp8 and w8a16 for an FP8 one), --formats names others, and
+    --weight-dtype says to use --formats."""
+    import importlib
+
+    import pandas as pd
+
+    cap_mod = importlib.import_module("objectives.serving.capacity")
+    seen: dict = {}
+
+    def fake(space, objective, rate, **kw):
+        seen.update(space=space, **kw)
+        return pd.Series({"gpu": "B200", "n_gpus": 2, "weight_dtype": "bf16", "fits": 1.0})
+    monkeypatch.setattr(cap_mod, "smallest_deployment", fake)
+    base = ["--ttft-ms", "2000", "--tpot-ms", "50", "--target-rate", "6", "--gpus", "H200,B200", "--max-gpus", "8"]
+    for model, formats, want, said in (("meta-llama/Llama-3.3-70B-Instruct", [], {"bf16"}, "bf16"),
+                                       ("Qwen/Qwen3-235B-A22B-FP8", [], {"fp8"}, "fp8, w8a16"),
+                                       ("meta-llama/Llama-3.3-70B-Instruct", ["--formats", "fp8,bf16"],
+                                        {"fp8", "bf16"}, "fp8, bf16")):
+        assert capacity_main([model, *base, *formats]) == 0
+        assert set(seen["space"].params["weight_dtype"].choices) == want, model
+        assert seen["fidelity"] == "simulated"
+        assert f"(simulated, formats {said}):" in capsys.readouterr().out
+    # an FP8 checkpoint on a GPU without fp8 tensor cores runs it weight-only (w8a16)
+    assert capacity_main(["Qwen/Qwen3-235B-A22B-FP8", *base[:-4], "--gpus", "A100,H200", "--max-gpus", "8"]) == 0
+    assert "formats fp8, w8a16" in capsys.readouterr().out
+    assert capacity_main(["Llama-3.1-8B", *base, "--formats", "fp9"]) == 2
+    assert "--formats fp9: valid formats are bf16, fp8" in capsys.readouterr().err
+    assert capacity_main(["Llama-3.1-8B", *base, "--weight-dtype", "bf16"]) == 2
+    assert "(the weight formats searched: --formats)" in capsys.readouterr().err
+
+
+def test_dse_capacity_target_rate_honours_analytical(monkeypatch, capsys):
+    """--analytical beside --target-rate still simulated (and printed "(simulated)"): it takes the analytical
+    model's smallest deployment (`smallest_deployment(fidelity="analytical")`), nothing simulated, and says so."""
+    import spaces
+    from objectives.llm_serving import LLMServingObjective
+
+    real = LLMServingObjective.at_fidelity
+
+    def no_simulation(self, fidelity, *a, **kw):
+        assert fidelity != "simulated", "--analytical simulated"
+        return real(self, fidelity, *a, **kw)
+    monkeypatch.setattr(LLMServingObjective, "at_fidelity", no_simulation)
+    assert capacity_main(["Llama-3.1-8B", "--ttft-ms", "2000", "--tpot-ms", "50", "--target-rate", "2", "--gpus",
+                          "H100", "--max-gpus", "1", "--input-len", "512", "--output-len", "128",
+                          "--analytical"]) == 0
+    out = capsys.readouterr().out
+    assert "(analytical, not confirmed in simulation, formats bf16)" in out and "weight_dtype" in out
+    w = Workload(rate=2.0, input_len=512, output_len=128)
+    obj = llm_serving_objective("Llama-3.1-8B", workload=w, slo=SLO(ttft_ms=2000, tpot_ms=50, percentile="p99"))
+    space = spaces.llm_serving("Llama-3.1-8B", ["H100"], max_gpus=1, formats=["bf16"], input_len=512)
+    row = objectives.smallest_deployment(space, obj, 2.0, fidelity="analytical")
+    assert row["n_gpus"] == 1 and row["ttft_ms_p99"] <= 2000 and row["weight_dtype"] == "bf16"
+    with pytest.raises(ValueError, match="fidelity='exact'"):
+        objectives.smallest_deployment(space, obj, 2.0, fidelity="exact")
+
+
 # ---- helper u14d's pass ------------------------------------------------------------------------------------------
 
 AZURE_SAMPLE = serving.traces.sample_path("azure_conv_2023")
