@@ -9,6 +9,7 @@ A plugin command (entry-point group ``dse.commands``):
     dse capacity Llama-3.1-70B --mode disagg --prefill-gpu H100 --prefill-tp 4 --prefill-workers 1 \
         --gpu H200 --tp 4 --decode-workers 2 --weight-dtype fp8 --ttft-ms 2000 --tpot-ms 200   # xPyD pools
     dse capacity Llama-3.1-70B --target-rate 20 --gpus H100,H200 --modes agg,disagg --ttft-ms 2000 --tpot-ms 200
+    dse capacity Llama-3.1-70B --target-rate 20 --gpus H200,B200 --formats bf16,fp8 --ttft-ms 2000 --analytical
 """
 from __future__ import annotations
 
