@@ -127,19 +127,63 @@ def fit(paths: Sequence[str | Path], out: str | Path, *, layout: str | None = No
         raise ValueError(f"no predictable rows in {', '.join(map(str, paths))}: {_first_rows(rows, why)}")
     skipped = {str(k): int(v) for k, v in pd.Series(why[~ok]).value_counts().items()}
     rows = rows[ok]
-    eff, info = fit_engine_factors(rows, max_nfev=max_nfev)
+    eff, info = fit_engine_factors(rows, max_nfev=max_nfev, scoped=True)
     d = scored(rows, eff)
     factors = {n: _get(eff.params, n) for n in info["names"]}
+    scope = fit_scope(rows, factors)
     doc = {"format": FORMAT, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
            "inputs": [{"file": f, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()} for f in read],
            "rows": int(len(rows)), "skipped": skipped, "factors": factors,
            "mdape_in_sample": {"ttft": float(d["ttft_ape"].median()), "tpot": float(d["tpot_ape"].median()),
                                "throughput": float(d["thr_ape"].median())},
-           "by_engine": mdape_by(d, ["engine"]).reset_index().to_dict(orient="records")}
+           "by_engine": mdape_by(d, ["engine"]).reset_index().to_dict(orient="records"), "scope": scope}
     doc["sha256"] = factors_sha256(factors)
     doc = _strict(doc)  # a metric no row measures (NaN) is null: the file is JSON any tool reads
     Path(out).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     return doc
+
+
+def fit_scope(rows: pd.DataFrame, factors: dict[str, float]) -> dict[str, Any]:
+    """What a calibrated profile of ``factors`` fitted on ``rows`` changes (`fit`'s scoped fit,
+    `silicon.fit_engine_factors(scoped=True)`): the engines its factors name (each on every GPU: the engine factors
+    have no GPU of their own), the GPUs and models the rows measured, the factors it writes that every engine and GPU
+    shares, and those it keeps at the shipped values because the rows do not identify them
+    (`silicon.shared_identified`)."""
+    from objectives import catalog, profiles
+
+    from .silicon import SHARED_MIN_ENGINES, SHARED_MIN_LENGTHS, _engine, _is_moe
+    engines = sorted({n.split(".")[1] for n in factors if n.count(".") == 1
+                      and n.split(".")[1] in profiles.ENGINE_NAMES})
+    shared = sorted(n for n in factors if n.count(".") == 0)
+    could = {"profile_attn_scale"} | ({"profile_moe_layer_us"} if _is_moe(pd.unique(rows["model"])).any() else set())
+    kept = sorted(could - set(shared))
+
+    def gpu_name(g: Any) -> str:
+        try:
+            return str(catalog.gpu(g).name)
+        except (KeyError, ValueError):
+            return str(g)
+    return {"engines": engines, "gpus_measured": sorted({gpu_name(g) for g in pd.unique(rows["gpu"])}),
+            "engines_measured": sorted(set(_engine(rows))), "models_measured": sorted(map(str, pd.unique(rows["model"]))),
+            "shared_factors": shared, "kept_shipped": kept,
+            "kept_why": (f"the factors every engine shares are fitted from rows of {SHARED_MIN_ENGINES}+ engines and "
+                         f"{SHARED_MIN_LENGTHS}+ request lengths (silicon.shared_identified)" if kept else "")}
+
+
+def scope_lines(doc: dict[str, Any]) -> list[str]:
+    """`dse calibrate`'s summary of what the written profile changes (`fit_scope`; a file written before the scope
+    was recorded says nothing)."""
+    sc = doc.get("scope")
+    if not sc:
+        return []
+    lines = [f"  changes engines: {', '.join(sc['engines']) or 'none'} (on every GPU: an engine's factors have no "
+             f"GPU of their own; the rows measured {', '.join(sc['gpus_measured'])}); other engines keep the shipped "
+             "factors"]
+    if sc["shared_factors"]:
+        lines.append(f"  changes factors every engine and GPU shares: {', '.join(sc['shared_factors'])}")
+    if sc["kept_shipped"]:
+        lines.append(f"  keeps the shipped {', '.join(sc['kept_shipped'])}: {sc['kept_why']}")
+    return lines
 
 
 #: what each output option of `dse calibrate` may replace: a file of the kind it writes (a refit replaces its own
@@ -382,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     none = "".join(f"; {name}: no row measures one" for k, name in (("ttft", "TTFT"), ("tpot", "TPOT"))
                    if mdape[k] is None)
     print(f"{doc['rows']} rows; {scores} (in sample){none}; wrote {a.out} (sha256 {doc['sha256'][:12]})")
+    for line in scope_lines(doc):
+        print(line)
     for reason, n in doc["skipped"].items():
         print(f"  left out, {reason}: {n} row(s)")
     return 0

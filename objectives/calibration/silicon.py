@@ -44,9 +44,14 @@ ENGINE_FACTOR_NAMES = ("engine_step_ms", "engine_seq_us", "engine_ttft_ms", "eng
 #: data, per-engine values follow the models, not the engines (leave-one-model-out TPOT of Qwen3.5, sglang's main
 #: model: 61 % with per-engine host times, 13 % shared); the time before a request's first token is per engine
 def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: bool = True, moe: bool = True,
-                  agg: Sequence[str] | None = None, special_attn: bool = False
-                  ) -> list[tuple[list[tuple[str, ...]], float, float]]:
-    every = list(resolve.ENGINE_BUDGETS)
+                  agg: Sequence[str] | None = None, special_attn: bool = False, scoped: bool = False,
+                  shared: bool = True) -> list[tuple[list[tuple[str, ...]], float, float]]:
+    """The fitted factors, each a group of dotted paths tied to one value, with its bounds. ``scoped``: the factors
+    one value ties over every engine (engine_step_ms, engine_seq_us, profile_layer_us) only over `engines`, the ones
+    the rows measured (`calibrate.fit`: a user's rows say nothing of the other engines); ``shared``: fit the
+    factors no engine owns (profile_attn_scale, profile_moe_layer_us: every engine's and GPU's), else keep the
+    base's (`shared_identified`)."""
+    every = list(engines) if scoped else list(resolve.ENGINE_BUDGETS)
     out: list[tuple[list[tuple[str, ...]], float, float]] = [
         ([("engine_step_ms", e) for e in every], 0.05, 20.0), ([("engine_seq_us", e) for e in every], 0.1, 200.0)]
     # an engine whose rows are all disaggregated (`agg`: the engines with aggregated rows of models without linear or
@@ -73,11 +78,11 @@ def _factor_specs(engines: Sequence[str], disagg: Sequence[str] = (), dense: boo
     # timed in isolation by its own harness), so the part of an isolated time the engine's CUDA graphs hide is a
     # property of that table set (an engine without rows gets the others' geometric mean: `fit_engine_factors`)
     out += [([("profile_launch_us", e)], 0.1, 6.0) for e in engines]
-    out += [([("profile_attn_scale",)], 0.5, 2.0)]
+    out += [([("profile_attn_scale",)], 0.5, 2.0)] if shared else []
     # the small kernels per layer: every layer's, identified by dense models (`dense`: rows or anchors hold one;
     # an MoE model's rows see only the sum), and an MoE layer's own, identified by MoE models
     out += [([("profile_layer_us", e) for e in every], 1.0, 100.0)] if dense else []
-    out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe else []
+    out += [([("profile_moe_layer_us",)], 0.1, 150.0)] if moe and shared else []
     # ttft_wave is not fitted: the share of a run's requests in its start-up wave, 1 / BENCHMARK_ROUNDS (its
     # default); the later rounds' queue is priced (`lockstep.round_queue`) instead of made up for by a larger share
     # the linear-attention models' own time before the first token (a Triton compile for the prompt forward's new
@@ -485,12 +490,33 @@ def _resid(rows: pd.DataFrame, eff: Efficiency, anchors: pd.DataFrame | None = N
     return np.where(np.isfinite(r), r, 3.0)
 
 
+#: what a scoped fit (`fit_engine_factors(scoped=True)`, `dse calibrate`) needs of its rows to fit the factors no
+#: engine owns (`_factor_specs`' ``shared``): rows of this many engines (one engine's rows cannot tell a scale every
+#: engine's kernels share from that engine's own host times) and this many request lengths (input + output tokens:
+#: at one length the attention's share of a step does not move, and its scale trades against the per-sequence time)
+SHARED_MIN_ENGINES = 2
+SHARED_MIN_LENGTHS = 2
+
+
+def shared_identified(rows: pd.DataFrame) -> bool:
+    """Whether `rows` identify the factors every engine and GPU shares (`SHARED_MIN_ENGINES`,
+    `SHARED_MIN_LENGTHS`)."""
+    engines = set(_engine(rows)) & set(profiles.ENGINE_NAMES)
+    lengths = (rows["isl"].astype(float) + rows["osl"].astype(float)).nunique()
+    return len(engines) >= SHARED_MIN_ENGINES and lengths >= SHARED_MIN_LENGTHS
+
+
 def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_nfev: int = 60,
-                       reg: float = 0.01, anchors: pd.DataFrame | None = None) -> tuple[Efficiency, dict]:
+                       reg: float = 0.01, anchors: pd.DataFrame | None = None, scoped: bool = False
+                       ) -> tuple[Efficiency, dict]:
     """Least-squares fit (soft-L1 on log(pred / measured) of TTFT and TPOT) of the engine-level factors of the
     engines present in `rows`; light log-prior towards the starting values. `anchors`: dense decode steps
     (`dense_anchors`) fitted beside the rows. A layer's small-kernel time is fitted only where dense models
-    (rows or anchors) identify it, an MoE layer's own only where MoE rows do; otherwise they keep `base`'s."""
+    (rows or anchors) identify it, an MoE layer's own only where MoE rows do; otherwise they keep `base`'s.
+    ``scoped`` (a user's calibration, `calibrate.fit`): what the fit changes is what its rows measured: the factors
+    tied over every engine are fitted for the rows' engines only, the other engines keep `base`'s (no borrowing of
+    the fitted engines' values), and the factors no engine owns only where the rows identify them
+    (`shared_identified`). The shipped fit (False) ties and borrows across every engine."""
     if base is None:  # the shipped fit, the base `calibrate.load_profile` lays a fitted profile over
         from objectives.inference.core import default_eff
         base = default_eff()
@@ -502,7 +528,8 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     std_agg = rows[(rows["mode"] == "agg").to_numpy() & ~special]
     specs = _factor_specs(engines, sorted(set(_engine(dis)) & set(engines)), dense=has_anchors or not moe.all(),
                           moe=bool(moe.any()), agg=sorted(set(_engine(std_agg)) & set(engines)),
-                          special_attn=bool(_compiles_prefill(rows).any()))
+                          special_attn=bool(_compiles_prefill(rows).any()), scoped=scoped,
+                          shared=not scoped or shared_identified(rows))
     x0 = np.array([_get(base.params, s[0][0]) for s in specs])
     lo = np.array([s[1] for s in specs])
     hi = np.array([s[2] for s in specs])
@@ -527,7 +554,7 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
             return eff
         mean = float(np.exp(np.mean([np.log(eff.params[name][e]) for e in fitted])))
         return _with(eff, [([(name, e) for e in absent], 0.0, 0.0)], np.array([mean]))
-    for name in PER_ENGINE_FACTORS:  # engines without rows
+    for name in PER_ENGINE_FACTORS if not scoped else ():  # engines without rows
         eff = borrow(eff, name, engines)
     # ... and an engine without disaggregated rows the KV connector latency of those with them: its unfitted 0 ms
     # would claim a connector without setup cost (SGLang's P/D deployments had been predicted so). Rows without any
@@ -536,7 +563,8 @@ def fit_engine_factors(rows: pd.DataFrame, base: Efficiency | None = None, max_n
     # puts on orchestration rather than the transfer (docs/profiles.md twenty-sixth round), and no fixed wait in
     # either engine's handoff code does (the thirtieth round's reading: NixlConnector, TensorRT-LLM's executor loop
     # and NIXL agent connection, Dynamo's handlers)
-    eff = borrow(eff, "engine_kv_ms", sorted(set(_engine(dis)) & set(engines)))
+    if not scoped:
+        eff = borrow(eff, "engine_kv_ms", sorted(set(_engine(dis)) & set(engines)))
     names = [".".join(p) for s in specs for p in s[0]]
     x = [v for s, v in zip(specs, res.x) for _ in s[0]]
     return eff, {"names": names, "x": x, "nfev": int(res.nfev)}

@@ -26,6 +26,7 @@ from .resolve import (
     PROFILES,
     R_BLOCK,
     R_EP,
+    R_KV,
     R_LAYOUT,
     R_MOE_A2A,
     R_MOE_ACT,
@@ -55,6 +56,7 @@ from .resolve import (
     gpu_arrays,
     int_code,
     kept_mlp_16bit,
+    kv_format_invalid,
     layout_invalid,
     link_lookup,
     moe_a2a_codes,
@@ -145,6 +147,8 @@ class Prepared:
     #: the model records `model_index` points into (as `model_names`): the reason texts' heads, layers and experts
     #: (`resolve.reason_text`); () where not kept
     model_records: tuple = ()
+    #: the GPU records `gpu_index` points into (as `gpu_names`): the KV-format reason text's GPU; () where not kept
+    gpu_records: tuple = ()
 
     # per-row fields (`map_rows`, `take`); LayerCosts (`lc`) is not needed per row and is dropped there
     _ROW_FIELDS = ("tp", "pp", "dp", "ep", "attn_dp", "eplb", "moe_act", "moe_a2a", "n_gpus", "weight_code", "act_code", "kv_code", "profile_code",
@@ -415,7 +419,7 @@ class _ConfigTable:
                                              closed=closed if closed is not None and closed.any() else None,
                                              reach=reach if reach is not None and np.isfinite(reach).any() else None)
         fields.update(lc=None, inv=None, row_shape=(), solo=None, model_names=[r.name for r in mrecs],
-                      model_records=tuple(mrecs),
+                      model_records=tuple(mrecs), gpu_records=tuple(grecs),
                       gpu_names=[r.name for r in grecs], model_index=0 if midx is None else midx,
                       gpu_index=0 if gidx is None else gidx, engine_names=tuple(names), engine_code=codes)
         return Prepared(**fields)
@@ -806,6 +810,8 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
     reason = np.where((reason == R_OK) & pp_invalid(m.n_layers, pp), R_PP, reason)
     reason = np.where((reason == R_OK) & xa_bad, R_MOE_A2A, reason)
     reason = np.where((reason == R_OK) & blk_bad, R_BLOCK, reason)
+    # a KV format no engine stores on this GPU (an FP4 KV cache before datacenter Blackwell)
+    reason = np.where((reason == R_OK) & kv_format_invalid(kvc, g.family), R_KV, reason)
     kv_tok = memory.kv_bytes_per_token_gpu(lc, kvb, pp)
     return Prepared(
         shape=m, lc=lc, coeffs=c, tp=tp, pp=pp, dp=dp, ep=ep, attn_dp=adp, eplb=lb, moe_act=mact_run, moe_a2a=xa, n_gpus=tp * pp * adp * dp, weight_code=w, act_code=act,
@@ -823,7 +829,7 @@ def _prepare(mrecs, midx, grecs, gidx, tp, pp, dp, ep, w, a, k, prof, eng, adp, 
         idle_w=g.idle_w, tdp_w=g.tdp_w, price=g.price, eff=eff,
         model_names=[r.name for r in mrecs], gpu_names=[r.name for r in grecs],
         model_index=0 if midx is None else midx, gpu_index=0 if gidx is None else gidx,
-        engine_names=tuple(engine_names), model_records=tuple(mrecs),
+        engine_names=tuple(engine_names), model_records=tuple(mrecs), gpu_records=tuple(grecs),
     )
 
 

@@ -42,6 +42,7 @@ from .resolve import (
     PROFILES,
     R_CONTEXT,
     R_EP,
+    R_KV,
     R_LAYOUT,
     R_MEM,
     R_OK,
@@ -262,35 +263,93 @@ def _categorical(names: list[str] | tuple[str, ...], codes: np.ndarray) -> pd.Ca
 
 
 #: reason codes whose text names the configuration's value and the valid ones (`resolve.reason_text`)
-_NAMED_REASONS = (R_TP, R_EP, R_LAYOUT, R_PP)
+_NAMED_REASONS = (R_TP, R_EP, R_LAYOUT, R_PP, R_KV)
 
 
-def _reasons(p: Prepared, codes: np.ndarray) -> pd.Categorical:
+def _reasons(p: Prepared, codes: np.ndarray, res: Mapping[str, np.ndarray] | None = None,
+             memory_setting: float | None = None) -> pd.Categorical:
     """The reason column: `REASONS` by code, and for a degree the rule refuses (`_NAMED_REASONS`) the text of its
-    distinct (code, model, engine, tp, pp, ep, attn_dp), which names the value and the valid ones
-    (`resolve.reason_text`; one text per distinct refusal, not per row)."""
+    distinct (code, model, engine, tp, pp, ep, attn_dp, gpu), which names the value and the valid ones
+    (`resolve.reason_text`; one text per distinct refusal, not per row); a refusal for want of memory on an engine
+    whose setting is a share of the device, the setting in force and the one it fits from (`_memory_reasons`,
+    from the memory columns of `res`; `memory_setting`: the one given, None: the engine's default)."""
     sel = np.flatnonzero(np.isin(codes, _NAMED_REASONS)) if p.model_records else np.empty(0, dtype=np.intp)
-    if not len(sel):
+    mem_sel, mem_texts = (_memory_reasons(p, codes, res, memory_setting) if res is not None
+                          else (np.empty(0, dtype=np.intp), []))
+    if not len(sel) and not len(mem_sel):
         return _categorical(REASONS, codes)
-    keys = np.stack([codes[sel].astype(np.int64)] + [p.column(k, np.int64)[sel] for k in (
-        "model_index", "engine_code", "tp", "pp", "ep", "attn_dp")], axis=1)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    texts = [reason_text(int(c), p.model_records[mi], str(p.engine_names[e]), int(t), int(pp), int(ep), int(a))
-             for c, mi, e, t, pp, ep, a in uniq]
-    cats = tuple(dict.fromkeys((*REASONS, *texts)))
+    texts: list[str] = []
+    inv = np.empty(0, dtype=np.intp)
+    if len(sel):
+        keys = np.stack([codes[sel].astype(np.int64)] + [p.column(k, np.int64)[sel] for k in (
+            "model_index", "engine_code", "tp", "pp", "ep", "attn_dp", "gpu_index")], axis=1)
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        texts = [reason_text(int(c), p.model_records[mi], str(p.engine_names[e]), int(t), int(pp), int(ep), int(a),
+                             p.gpu_records[gi] if p.gpu_records else None)
+                 for c, mi, e, t, pp, ep, a, gi in uniq]
+    cats = tuple(dict.fromkeys((*REASONS, *texts, *mem_texts)))
     at = {t: i for i, t in enumerate(cats)}
     out = codes.astype(np.int32)
-    out[sel] = np.array([at[t] for t in texts], dtype=np.int32)[np.asarray(inv).ravel()]
+    if len(sel):
+        out[sel] = np.array([at[t] for t in texts], dtype=np.int32)[np.asarray(inv).ravel()]
+    if len(mem_sel):
+        out[mem_sel] = np.array([at[t] for t in mem_texts], dtype=np.int32)
     return pd.Categorical.from_codes(out, dtype=_dtype(cats), validate=False)
 
 
-def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num]) -> pd.DataFrame:
+def _memory_reasons(p: Prepared, codes: np.ndarray, res: Mapping[str, np.ndarray],
+                    memory_setting: float | None) -> tuple[np.ndarray, list[str]]:
+    """(rows, texts) of the R_MEM refusals on an engine whose memory setting is a share of the device (vLLM,
+    SGLang: `kv_pool.SHARE_OF_DEVICE`): `REASONS`' text, the setting in force (the engine's default as the share
+    of the device its pool takes, `kv_pool`, else the one given) and the smallest one the row fits from
+    (`kv_pool.fits_from`): what the engine's pool must hold over the device's memory, from the row's memory columns
+    (the weights, its KV cache and the runtime reserve, and the activations where the pool holds them; SGLang keeps
+    them in its own reservation). One text per distinct (engine, GPU, setting, setting needed to 3 decimals)."""
+    sel = np.flatnonzero(codes == R_MEM)
+    if not len(sel):
+        return sel, []
+    eng = p.column("engine_code", np.int64)[sel]
+    whole = kv_pool.share_of_device(p.engine_names)[eng]
+    sel, eng = sel[whole], eng[whole]
+    if not len(sel):
+        return sel, []
+    gib = memory.GIB
+
+    mem_gpu, pool, pooled, reserve = (p.rows_of(x, float)[sel] for x in (p.mem_gpu, p.pool_gpu, p.act_pooled,
+                                                                          p.reserve_gpu))
+    total = res["mem_per_gpu_gib"][sel] * gib
+    held_out = res["weights_gib"][sel] * gib + res["kv_cache_gib"][sel] * gib + reserve
+    need = np.where(pooled > 0, total, held_out) / mem_gpu
+    gidx = p.column("gpu_index", np.int64)[sel]
+    keys = np.stack([eng, gidx, np.round(pool / mem_gpu * 1e3), np.round(need * 1e3)], axis=1)
+    uniq, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    texts = []
+    for (e, g, _, _), i in zip(uniq, first):
+        name = str(p.engine_names[int(e)])
+        flag = kv_pool.memory_flag(name)
+        share = pool[i] / mem_gpu[i]
+        now = (f"{name}'s default {flag} gives its pool {share:.3f} of {p.gpu_names[int(g)]}'s "
+               f"{mem_gpu[i] / gib:.1f} GiB" + (" (SGLang reserves the rest for activations and CUDA graphs, more with "
+                                                "each attention-DP rank: kv_pool.sglang_reserved_bytes)"
+                                                if kv_pool.is_sglang([name])[0] else "")
+               if memory_setting is None else f"{flag}={memory_setting:g} gives its pool {share:.3f} of "
+               f"{p.gpu_names[int(g)]}'s {mem_gpu[i] / gib:.1f} GiB")
+        why = f"{REASONS[R_MEM]}: {now}, {need[i] * mem_gpu[i] / gib:.1f} GiB per GPU needed there"
+        why += (f"; {kv_pool.fits_from(name, float(need[i]))}" if need[i] <= 1.0
+                else "; no setting makes room: more GPUs (tp, pp, ep) or a smaller batch")
+        texts.append(why)
+    return sel, [texts[j] for j in np.asarray(inv).ravel()]
+
+
+def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num],
+           memory_setting: float | None = None) -> pd.DataFrame:
     """The result table: metric columns from `res`, then reason, the configuration (as resolved) and `inputs`
-    (per-row arguments echoed as int64 columns unless `res` computed them, like max_throughput's batch_size)."""
+    (per-row arguments echoed as int64 columns unless `res` computed them, like max_throughput's batch_size).
+    `memory_setting`: the engines' memory setting the rows ran at (None: each one's default), for the reason."""
     shape = p.row_shape
     n = len(res["fits"])
     out: dict[str, Any] = {k: res[k] for k in METRIC_COLUMNS}
-    out["reason"] = _reasons(p, res["reason"].astype(np.int8, copy=False))
+    out["reason"] = _reasons(p, res["reason"].astype(np.int8, copy=False), res, memory_setting)
     small = np.int8 if max(len(p.model_names), len(p.gpu_names)) < 127 else np.int32
     out["model"] = _categorical(p.model_names, p.column("model_index", small))
     out["gpu"] = _categorical(p.gpu_names, p.column("gpu_index", small))
@@ -356,7 +415,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
              engine: Any = None, attn_dp: Any = 1, efficiency: Efficiency | None = None,
              profile: Any = None, interval: float | None = None, moe_dp: float | None = None,
              eplb: Any = False, moe_act_dtype: Any = None, moe_a2a: Any = None,
-             speculative: Any = None) -> pd.DataFrame:
+             speculative: Any = None, gpu_memory_utilization: float | None = None) -> pd.DataFrame:
     """Latency, throughput, memory, cost and energy of one static batch, one row per configuration.
 
     `batch_size` identical requests per model replica: a prefill of `input_len` tokens each (the whole batch
@@ -423,6 +482,13 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     ttft_ms, tpot_ms, e2e_ms, throughput_tok_s, throughput_tok_s_per_gpu, usd_per_mtok and joules_per_tok, the
     split-conformal prediction interval of each row from the calibration residuals of its source, engine and GPU
     family (`objectives.uncertainty`; None: no band columns).
+    `gpu_memory_utilization` (a scalar in (0, 1]; None, the default: each engine's own): the memory setting of the
+    engines whose setting is a share of the device, vLLM's gpu_memory_utilization and SGLang's
+    mem_fraction_static, as in `max_throughput`: the weights, the batch's KV cache and what the engine's pool holds
+    besides must fit that share of the GPU's memory (SGLang's default leaves out a reservation for activations
+    and CUDA graphs that grows with the attention-DP ranks, `kv_pool.sglang_reserved_bytes`; a refusal for want
+    of memory names the setting it fits from). The other rows (TensorRT-LLM, the roofline: a share of the memory
+    left, which bounds an in-flight batch's pool) are checked against the GPU's memory, with or without it.
 
     Columns: ttft_ms, tpot_ms, e2e_ms (ms), throughput_tok_s (output tokens/s, all replicas),
     throughput_tok_s_per_gpu, mem_per_gpu_gib, weights_gib, kv_cache_gib (per GPU, GiB), fits (bool),
@@ -435,6 +501,7 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     """
     if interval is not None:
         check_level(interval)
+    ms = _memory_setting(gpu_memory_utilization)
     efficiency = _with_profile(efficiency, profile)
     spec = resolve_speculative(speculative, model)
     B = positive("batch_size", batch_size)
@@ -452,8 +519,19 @@ def estimate(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any =
     if mnt is None:
         mnt = _engine_budgets(p, 1.0, None)[1]
     p = speculative_mod.with_speculative(p, spec)
+    if ms is not None:   # the share-of-device engines' pool at that setting (`kv_capacity_tokens`' rule)
+        whole = kv_pool.share_of_device(p.engine_names)[np.asarray(p.engine_code)]
+        p = replace(p, pool_gpu=np.where(whole, ms * p.mem_gpu, p.pool_gpu))
     res = _evaluate(p, dict(B=B, isl=isl, osl=osl, mnt=mnt), _estimate_rows)
-    return _banded(_frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl}), interval)
+    return _banded(_frame(p, res, {"batch_size": B, "input_len": isl, "output_len": osl}, ms), interval)
+
+
+def _memory_setting(x: Any) -> float | None:
+    """`gpu_memory_utilization` as validated: a share of memory in (0, 1], or None (the engine's default)."""
+    if x is not None and (isinstance(x, bool) or not (isinstance(x, (int, float)) and 0.0 < float(x) <= 1.0)):
+        raise ValueError(f"gpu_memory_utilization={x!r}: a share of memory in (0, 1], or None for the engine's "
+                         "default")
+    return None if x is None else float(x)
 
 
 def _banded(df: pd.DataFrame, interval: float | None) -> pd.DataFrame:
@@ -1367,7 +1445,6 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     wave (1 / the requests each client sends: `Efficiency`). The iterations: `run_prompt_work`. `n_it`: as
     `round_prompt_work`'s. `sat` (per row, `saturated_share`): the share of the steady state's prompts that waited
     for a slot, admitted as one frees (`released_prompt_s`, or `released` where the caller has it) instead."""
-    _, _, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
     L = steady_lanes(p, N, isl, osl, mnt)           # pp > 1: the batches in flight
     # `round_lag`'s decode step and full-budget iteration, priced once: the prompt's waits hold the same ones
     lag_works = lag_step_works(N, isl, osl, mnt, p.coeffs.prefill_alone)
@@ -1395,11 +1472,30 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
         if released is None:
             released = released_prompt_s(p, N, isl, osl, mnt, n_it)
         steady = steady + sat * (released - steady)
-    t_w = replica_time_s(p, *wave_work, L, whole=True)
-    # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
-    wave = k_w * t_w + (chunk_pass_s(p, t_w, *chunk, L) - t_w)
+    t_w, k_w, own_pass, _ = startup_wave(p, N, isl, osl, mnt, L)
+    wave = k_w * t_w + own_pass
     w = p.coeffs.wave
     return (1.0 - w) * steady + w * np.maximum(wave, steady)
+
+
+def startup_wave(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, L: Num = None, floor: bool = False
+                 ) -> tuple[Num, Num, Num, Num]:
+    """A closed loop's start-up wave as `_run_ttft_s` prices it, on each of N clients' ranks (`run_prompt_work`):
+    (t_w, s: one of its iterations, a full budget of prompt tokens beside the decodes of the prompts done; k_w: the
+    iterations a wave prompt's mean TTFT holds, (1 + n_w) / 2 of the wave's n_w = N x isl / its prompt tokens per
+    iteration, the k-th prompt's first token coming after ceil(k / (N / n_w)) of them; own_pass, s: what the
+    prompt's own chunk takes beyond one iteration, its pass through a pipeline's every stage (0 where pp = 1);
+    floor, s: a steady-state prompt's own iteration(s) alone, no wait before them (`own_iteration`'s k0 x its
+    iteration), the least TTFT beside the engine's host time; 0.0 unless ``floor``). `L`: the pipeline's batches in
+    flight (`steady_lanes`; None: derived). The closed loop's mean (`_run_ttft_s`) and its percentiles
+    (`serving.analytical`) read it."""
+    steady_work, k0, wave_work, k_w, chunk = run_prompt_work(N, isl, osl, mnt, p.coeffs.prefill_alone)
+    if L is None:
+        L = steady_lanes(p, N, isl, osl, mnt)
+    t_w = replica_time_s(p, *wave_work, L, whole=True)
+    # the iterations before a prompt's own run at the pipeline's rate; its own one passes every stage
+    own_pass = chunk_pass_s(p, t_w, *chunk, L) - t_w
+    return t_w, k_w, own_pass, (k0 * replica_time_s(p, *steady_work, L, whole=True) if floor else 0.0)
 
 
 @speculative_mod.per_row_spec
@@ -1492,25 +1588,52 @@ def max_throughput(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype:
         prefix_caching=prefix_caching, speculative=speculative)
     if p is None:
         return _banded(_empty_frame(("batch_size", "input_len", "output_len")), interval)
-    return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl}), interval)
+    return _banded(_frame(p, res, {"batch_size": None, "input_len": isl, "output_len": osl},
+                          gpu_memory_utilization), interval)
 
 
 #: `max_throughput_times`' keys
 TIMES = ("ttft_ms", "tpot_ms", "cycle_ms", "window_iters")
 
 
-def max_throughput_times(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+def max_throughput_times(*args: Any, startup: bool = False, **kwargs: Any) -> dict[str, np.ndarray]:
     """`max_throughput`'s ``ttft_ms`` and ``tpot_ms`` (flat arrays, its rows in its order; same arguments, no
     ``interval``) without its result table: for callers that price many occupancies of the same deployments (the
     serving model's searches), where building the table costs about as much as the model. Also the steady state's
     request cycle, ``cycle_ms`` (ms; TTFT's own prompt iterations and the decode window, `steady_cycle`), and the
     iterations of its decode window per output token after the first, ``window_iters`` (1 where decodes ride
     beside prompts; more where prefill batches pause them, SGLang): what the callers read the mean iteration and
-    a per-iteration cost from, rather than inverting TPOT."""
-    p, res, _, _ = _max_throughput_eval(*args, **kwargs)
+    a per-iteration cost from, rather than inverting TPOT. With ``startup``, also the closed loop's start-up wave
+    on each row's batch in flight (`STARTUP` keys, `startup_wave`): ``wave_iter_ms`` (one of its iterations),
+    ``wave_iters`` (its iterations), ``wave_base_ms`` (the engine's host time before the first token,
+    `host_ttft_s`, and the own chunk's pass beyond one iteration), ``floor_ms`` (the host time and a steady-state
+    prompt's own iteration(s) alone) and ``wave_mean_share`` (the wave's fitted share in the mean TTFT,
+    `_run_ttft_s`'s ``ttft_wave``; 1 on the closed form's rows, whose mean holds none), what
+    `serving.analytical`'s closed-loop percentiles read."""
+    p, res, isl, osl = _max_throughput_eval(*args, **kwargs)
     if p is None:
-        return {k: np.empty(0) for k in TIMES}
-    return {k: res[k] for k in TIMES}
+        return {k: np.empty(0) for k in (*TIMES, *(STARTUP if startup else ()))}
+    out = {k: res[k] for k in TIMES}
+    if startup:
+        q = p.take(p.inv) if p.inv is not None else p      # one entry per row
+        shape = q.row_shape
+        N = res["batch_size"].reshape(shape) if shape else res["batch_size"][0]
+        mnt = kwargs.get("max_num_tokens")
+        mnt = _engine_budgets(q, 1.0, None)[1] if mnt is None else np.asarray(mnt, dtype=float)
+        t_w, k_w, own_pass, floor = startup_wave(q, N, isl, osl, mnt, floor=True)
+        front = host_ttft_s(q, N)
+        # the wave's share of the mean TTFT (`_run_ttft_s` on measured-profile rows; none in the closed form's)
+        share = np.where(np.asarray(q.source_code) > 0, np.asarray(q.coeffs.wave, dtype=float), 1.0)
+        for k, v in (("wave_iter_ms", 1e3 * t_w), ("wave_iters", 2.0 * k_w - 1.0),
+                     ("wave_base_ms", 1e3 * (front + own_pass)), ("floor_ms", 1e3 * (front + floor)),
+                     ("wave_mean_share", share)):
+            out[k] = np.broadcast_to(np.asarray(v, dtype=float), shape).ravel() if shape else np.asarray(
+                v, dtype=float).reshape(1)
+    return out
+
+
+#: `max_throughput_times`' keys with ``startup``
+STARTUP = ("wave_iter_ms", "wave_iters", "wave_base_ms", "floor_ms", "wave_mean_share")
 
 
 def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_dtype: Any = None,
@@ -1531,10 +1654,7 @@ def _max_throughput_eval(model: Any, gpu: Any, tp: Any = 1, pp: Any = 1, weight_
     state carries (`split_work`), for callers whose requests arrive apart; `lanes_at_least` (per row, >= 1; None:
     none): the batches in flight a pipeline keeps at least (`steady_lanes`), where such a caller's load opened
     them. `adp_balance`: as `max_throughput`'s."""
-    if gpu_memory_utilization is not None and (isinstance(gpu_memory_utilization, bool) or not (
-            isinstance(gpu_memory_utilization, (int, float)) and 0.0 < float(gpu_memory_utilization) <= 1.0)):
-        raise ValueError(f"gpu_memory_utilization={gpu_memory_utilization!r}: a share of memory in (0, 1], or None "
-                         "for the engine's default")
+    _memory_setting(gpu_memory_utilization)
     efficiency = _with_profile(efficiency, profile)
     spec = resolve_speculative(speculative, model)
     isl = positive("input_len", input_len)

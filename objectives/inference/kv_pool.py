@@ -75,6 +75,16 @@ def memory_flag(engine: str) -> str:
     key = engine_key(engine)
     return MEMORY_FLAGS.get(key, MEMORY_FLAGS["roofline"])
 
+def fits_from(engine: str, need: float) -> str:
+    """The advice of a refusal for want of memory on an engine whose setting is a share of the device (vLLM,
+    SGLang: `SHARE_OF_DEVICE`): the smallest setting ``need`` (in (0, 1]) in the engine's own spelling
+    (`memory_flag`) and how to pass it (the value rounded up to 2 decimals). One text for `StepModel`'s
+    (simulate's) refusal and `estimate`'s / `max_throughput`'s reason column."""
+    up = np.ceil(need * 100.0) / 100.0
+    return (f"it fits from {memory_flag(engine)} {need:.3f}: pass gpu_memory_utilization={up:.2f} "
+            f"(estimate, max_throughput, serving.Scheduler)")
+
+
 #: SGLang's defaults by the GPU's memory (sglang/srt/server_args.py `_handle_gpu_memory_settings`): (below this
 #: many GiB, chunked_prefill_size, cuda_graph_max_bs at tp_size < 4, at tp_size >= 4)
 SGLANG_BY_MEM_GIB = ((20.0, 2048, 8, 8), (35.0, 2048, 24, 80), (60.0, 4096, 32, 160), (90.0, 8192, 256, 512),

@@ -99,9 +99,22 @@ REASONS = (
     "act_dtype on an MXFP4 checkpoint (gpt-oss): the engines run its unquantized layers in 16 bits and its MXFP4 "
     "experts with the activations moe_act_dtype names ('bf16', or 'mxfp8' on Blackwell; 'auto': the engine's "
     "default); leave act_dtype None (or 'bf16') and set moe_act_dtype",
+    "kv_dtype='fp4': the engines store an FP4 (NVFP4) KV cache on datacenter Blackwell only (vLLM's and "
+    "TensorRT-LLM's 'nvfp4', SGLang's 'fp4_e2m1'; resolve.FP4_KV_FAMILIES); valid kv_dtype here: bf16, fp16, fp8",
 )
 (R_OK, R_PREC, R_INT4, R_TP, R_EP, R_MEM, R_NET, R_LAYOUT, R_VENDOR, R_MOE_ACT, R_MOE_A2A,
- R_BLOCK, R_CONTEXT, R_PP, R_MX_ACT) = range(15)
+ R_BLOCK, R_CONTEXT, R_PP, R_MX_ACT, R_KV) = range(16)
+
+#: GPU families whose engines store an FP4 KV cache (R_KV): datacenter Blackwell, SM100 / SM103. vLLM's "nvfp4"
+#: `CacheDType` (vllm/config/cache.py) is read only by FlashInfer's trtllm-gen kernels, which
+#: `FlashInferBackend.supports_kv_cache_dtype` (vllm/v1/attention/backends/flashinfer.py) admits on capability family
+#: 100 alone (`FlashInferMetadataBuilder` refuses "--kv-cache-dtype nvfp4 requires the SM100 trtllm-gen FlashInfer
+#: path" elsewhere: not Hopper, Ada, Ampere, nor the SM120 RTX PRO 6000); TensorRT-LLM's `KvCacheConfig.dtype`
+#: ("auto", "fp8", "nvfp4": tensorrt_llm/llmapi/llm_args.py, `trtllm-serve --kv_cache_dtype`) runs its NVFP4 KV
+#: cache through the same trtllm-gen attention (FP4 tensor cores); SGLang's `--kv-cache-dtype` "fp4_e2m1"
+#: (python/sglang/srt/server_args.py; `MHATokenToKVPoolFP4`, torch.float4_e2m1fn_x2) likewise. No engine stores
+#: one on AMD or Intel GPUs, and the closed form (roofline) follows the engines.
+FP4_KV_FAMILIES = ("blackwell", "blackwell-ultra")
 
 
 def vendor_invalid(engine: Any, vendor: Any) -> Num:
@@ -246,6 +259,12 @@ SGLANG_PADDED_MOE_ARCHS = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "Q
 #: KV cache by default ("auto" -> fp8_e4m3 where the compute capability's major is >= 10, else bfloat16, whatever
 #: the checkpoint: `ServerArgs._set_default_nsa_kv_cache_dtype`, python/sglang/srt/server_args.py)
 SGLANG_DSA_FP8_KV_FAMILIES = ("blackwell", "blackwell-ultra", "blackwell-rtx")
+
+
+def kv_format_invalid(kv: Num, family: Num) -> Num:
+    """True where the KV-cache dtype code ``kv`` (index into `DTYPES`, as resolved) is one no engine stores on the
+    GPU family code ``family`` (R_KV): an FP4 KV cache outside `FP4_KV_FAMILIES`. Vectorized; `prepare`'s rule."""
+    return (np.asarray(kv) == _D["fp4"]) & ~_family_in(family, FP4_KV_FAMILIES)
 
 
 def _family_in(family: Num, names: tuple[str, ...]) -> Num:
@@ -399,11 +418,15 @@ def layout_problem(engine: str, tp: int, attn_dp: int, ep: int) -> str:
             f"{gpus}, got ep={ep} (valid: ep=1 or ep={gpus})")
 
 
-def reason_text(code: int, m: Model, engine: str, tp: int, pp: int, ep: int, attn_dp: int) -> str:
+def reason_text(code: int, m: Model, engine: str, tp: int, pp: int, ep: int, attn_dp: int,
+                gpu: GPU | None = None) -> str:
     """The `REASONS` text of ``code`` for one configuration, with what it refuses and the valid values where the
     rule is about a degree (R_TP, R_EP, R_LAYOUT, R_PP: `tp_invalid`, `ep_problem`, `layout_problem`,
-    `pp_invalid`); the static text for the other codes. `estimate`'s reason column and `StepModel` use it."""
+    `pp_invalid`) or the KV format (R_KV, on ``gpu``: `kv_format_invalid`); the static text for the other codes.
+    `estimate`'s reason column and `StepModel` use it."""
     base = REASONS[code]
+    if code == R_KV and gpu is not None:
+        return kv_format_problem(engine, gpu)
     if code == R_TP:
         valid = valid_tp_sizes(m)
         kv = f", {m.n_kv_heads} KV heads" if m.n_kv_heads != m.n_heads else ""
@@ -416,6 +439,16 @@ def reason_text(code: int, m: Model, engine: str, tp: int, pp: int, ep: int, att
     if code == R_PP:
         return f"{base}: pp={pp} on {m.name} with {m.n_layers} layers; valid pp: 1 to {m.n_layers}"
     return base
+
+
+def kv_format_problem(engine: str, gpu: GPU) -> str:
+    """R_KV's text for an FP4 KV cache asked of ``engine`` on ``gpu``: the value refused, the engine's own name for
+    it and the kv_dtype values that run there (`kv_format_invalid`)."""
+    kind = engine_key(engine)
+    own = {"vllm": "vLLM's --kv-cache-dtype nvfp4", "trtllm": "TensorRT-LLM's KvCacheConfig(dtype='nvfp4')",
+           "sglang": "SGLang's --kv-cache-dtype fp4_e2m1"}.get(kind, "an FP4 KV cache")
+    return (f"kv_dtype='fp4' on {gpu.name} ({gpu.family}) with {engine}: {own} runs on datacenter Blackwell only "
+            f"({', '.join(FP4_KV_FAMILIES)}: resolve.FP4_KV_FAMILIES); valid kv_dtype here: bf16, fp16, fp8")
 
 
 def _catalog():

@@ -57,9 +57,7 @@ def _no_kv_room(p: Any, max_num_tokens: float, setting: float | None) -> str:
            f"GPU of {float(np.asarray(p.mem_gpu)) / memory.GIB:.1f} GiB at {now}")
     need = float(np.asarray(memory_setting_needed(p, max_num_tokens)))
     if whole and need <= 1.0:
-        up = np.ceil(need * 100.0) / 100.0
-        why += (f"; it fits from {flag} {need:.3f} (serving.Scheduler(gpu_memory_utilization={up:.2f}), "
-                f"max_throughput(gpu_memory_utilization=...)), or on more GPUs")
+        why += f"; {kv_pool.fits_from(engine, need)}, or on more GPUs"
     else:
         why += "; more GPUs (tp, pp, ep) or smaller weights"
     return why
@@ -114,7 +112,8 @@ class StepModel:
                              f"moe_a2a={moe_a2a!r} not valid here; {REASONS[code]}")
         if code != R_OK:   # naming the value and the valid ones where the rule is a degree's
             named = str(p.engine_names[int(np.asarray(p.engine_code))])
-            why = reason_text(code, p.model_records[0], named, int(tp), int(pp), int(ep), int(attn_dp))
+            why = reason_text(code, p.model_records[0], named, int(tp), int(pp), int(ep), int(attn_dp),
+                              p.gpu_records[0] if p.gpu_records else None)
             raise ValueError(f"StepModel({desc}): {why}")
         p = speculative_mod.with_speculative(p, spec)   # its engine switches (the overlap loop by release)
         self._p = p

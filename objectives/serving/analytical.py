@@ -166,7 +166,7 @@ from ..catalog import gpu_table
 from ..inference import lockstep
 from ..inference.comm import kv_link_missing, kv_transfer_gbs
 from ..inference.core import default_eff, reusing_prepared
-from ..inference.estimate import TIMES, ahead_clients, busy_ranks, max_throughput_times
+from ..inference.estimate import STARTUP, TIMES, ahead_clients, busy_ranks, max_throughput_times
 from ..inference.resolve import engine_budgets
 from .bisection import bisect
 from .handoff import (
@@ -977,6 +977,58 @@ def _mix_quantile(share: np.ndarray, first: Mapping[str, np.ndarray], second: Ma
     return 0.5 * (lo + hi)
 
 
+def closed_loop_ttft_quantiles(mean_ms: Any, mean_share: Any, share: float, wave_iter_ms: Any, wave_iters: Any,
+                                wave_base_ms: Any, floor_ms: Any) -> dict[str, np.ndarray]:
+    """The TTFT percentiles (`PERCENTILES`, ms per row) of a closed loop of clients that all send their first
+    request at once, as a benchmark at a fixed max-concurrency (and the simulator's clients) runs: a mixture of
+
+    - the start-up wave, ``share`` of the requests (every client's first: clients / requests sent): its prompts
+      are prefilled first come, first served in iterations of ``wave_iter_ms`` each carrying a full budget of
+      prompt tokens, ``wave_iters`` of them for the wave (`inference.estimate.startup_wave`), so the k-th of a
+      rank's N prompts has its first token after ceil(k wave_iters / N) iterations, ``wave_base_ms`` more (the
+      engine's host time, the own chunk's pass through a pipeline): uniform over the wave's iterations;
+    - the steady state, the rest: at least ``floor_ms`` (the host time and a prompt's own iteration(s) alone), the
+      wait beyond it Erlang-2: the sum of the two waits `inference.estimate.round_prompt_work` prices, for the
+      iteration in progress when the prompt arrives and for the prompts queued ahead of it in its round
+      (`lockstep.round_queue`), each taken as exponential with half the mean wait; that mean what the model's
+      mean TTFT ``mean_ms`` leaves after the wave's fitted share of it (``mean_share``, `Efficiency` ``ttft_wave``:
+      mean = (1 - s) steady + s max(wave, steady), `_run_ttft_s`; 1 where the mean holds no wave: the steady state
+      is then the mean).
+
+    A percentile that falls in the wave (share above 1 - level) reads the wave's iterations. Where the wave's mean
+    is below the steady state's (few clients) it adds no tail: every percentile is the steady state's. The mean
+    stays the model's (its wave share is fitted, ``share`` is the workload's)."""
+    mean = np.asarray(mean_ms, dtype=float)
+    ws = np.asarray(mean_share, dtype=float)
+    t_w = np.maximum(np.asarray(wave_iter_ms, dtype=float), 1e-12)
+    n_w = np.maximum(np.asarray(wave_iters, dtype=float), 1.0)
+    base = np.asarray(wave_base_ms, dtype=float)
+    wave_mean = base + 0.5 * (1.0 + n_w) * t_w
+    steady = np.where((ws < 1.0) & (wave_mean > mean), (mean - ws * wave_mean) / np.maximum(1.0 - ws, 1e-12), mean)
+    steady = np.clip(steady, 0.0, mean)
+    f0 = np.minimum(np.asarray(floor_ms, dtype=float), steady)
+    spread = np.maximum(steady - f0, 1e-9)
+    w = np.where(wave_mean > steady, share, 0.0)
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        y = 2.0 * np.maximum(x - f0, 0.0) / spread                 # Erlang-2 of mean `spread`
+        f_s = 1.0 - np.exp(-y) * (1.0 + y)
+        f_w = np.clip(np.floor((x - base) / t_w + 1e-9) / n_w, 0.0, 1.0)
+        return (1.0 - w) * f_s + w * f_w
+
+    out = {}
+    for p in PERCENTILES:
+        z = Z_Q[p]
+        lo = np.minimum(f0, base)
+        hi = np.maximum(f0 + spread * (1.0 - math.log(1.0 - z)), base + np.ceil(n_w) * t_w) + 1e-6
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            below = cdf(mid) < z
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        out[p] = hi
+    return out
+
+
 class ServingModel:
     """The analytical serving model of one LLM under one workload (see the module docstring).
 
@@ -1098,7 +1150,7 @@ class ServingModel:
                 "act_dtype": d.prefill_act_dtype, "kv_dtype": d.prefill_kv_dtype}
 
     def _at(self, d: Deployments, N: np.ndarray, isl: Any = None, prompts: Any = None,
-            lanes: Any = None, clients: Any = None) -> dict[str, np.ndarray]:
+            lanes: Any = None, clients: Any = None, startup: bool = False) -> dict[str, np.ndarray]:
         """``inference.max_throughput``'s ttft_ms and tpot_ms (arrays) of each replica at occupancy N (sequences in
         flight, rounded up to whole sequences: the engine runs whole batches; a lone request decodes at batch 1).
         N of shape (n,), or (n, k): k occupancies per deployment, rows in that order (k > 1: the deployments
@@ -1111,7 +1163,8 @@ class ServingModel:
         the batches in flight a pipeline keeps at least, one per deployment (`_lanes_opened`; None: none).
         ``clients``: a closed loop's clients over the deployment's dp replicas (whole; N's shape (n,) only; None:
         the steady state without clients): `max_throughput`'s ``concurrency``, whose clients split the cycle at the
-        first token (`inference.estimate.cycle_split`) and wait for a slot beyond N."""
+        first token (`inference.estimate.cycle_split`) and wait for a slot beyond N. ``startup``: also the closed
+        loop's start-up wave (`inference.estimate.max_throughput_times`' `STARTUP` keys)."""
         n = len(d)
         kw, mnt = self._kw(d), d.max_num_tokens
         per_deployment = kw   # one entry per deployment, as `cached_context_ms` takes them (kw may gain a column)
@@ -1141,7 +1194,7 @@ class ServingModel:
                                    output_len=self.output_len, max_batch_size=nb, max_num_tokens=mnt,
                                    gpu_memory_utilization=self.gpu_memory_utilization,
                                    kv_capacity_tokens=self.kv_capacity_tokens, prompts_at_once=prompts,
-                                   lanes_at_least=lanes, concurrency=clients)
+                                   lanes_at_least=lanes, concurrency=clients, startup=startup)
         if cached:
             # prompts of isl tokens, the rest of the workload's mean prompt in the prefix cache: every iteration
             # also carries the attention over the cached context (`cached_context_ms`); TTFT is iterations too
@@ -1151,9 +1204,10 @@ class ServingModel:
             n_it = np.maximum(osl, nb * (isl + osl) / mnt)
             t_it = cycle / n_it
             # TPOT's decode window holds `window_iters` iterations per output token (`estimate.steady_cycle`)
-            out = {k: v.reshape(np.shape(out["tpot_ms"])) for k, v in
-                   (("tpot_ms", tpot + extra * its), ("ttft_ms", ttft * (1.0 + extra / np.maximum(t_it, 1e-12))),
-                    ("cycle_ms", cycle + extra * n_it), ("window_iters", its))}
+            out = {**out, **{k: v.reshape(np.shape(out["tpot_ms"])) for k, v in
+                             (("tpot_ms", tpot + extra * its),
+                              ("ttft_ms", ttft * (1.0 + extra / np.maximum(t_it, 1e-12))),
+                              ("cycle_ms", cycle + extra * n_it), ("window_iters", its))}}
         return out
 
     def _quantile_output(self, q: float) -> float:
@@ -1281,8 +1335,9 @@ class ServingModel:
             by_clients = ~dis & (d.batching == "continuous") & d.chunked_prefill.astype(bool)
         if conc is not None and by_clients.any():
             c = np.flatnonzero(by_clients)
-            st = self._at(d.take(c), N[c], isl_new[c] if cached.any() else None, clients=conc)
+            st = self._at(d.take(c), N[c], isl_new[c] if cached.any() else None, clients=conc, startup=True)
             ttft[c], tpot[c] = st["ttft_ms"], st["tpot_ms"]
+            wave = {k: st[k] for k in STARTUP}
             tput[c] = conc * osl / np.maximum(ttft[c] + max(osl - 1.0, 0.0) * tpot[c], 1e-12) * 1e3
         if (cached & ~by_clients).any():
             c = np.flatnonzero(cached & ~by_clients)
@@ -1764,6 +1819,17 @@ class ServingModel:
             keep = ~(dis & (lam_total is not None))
             q[p][0][keep] = ttft[keep]
             q[p][1][keep] = tpot[keep]
+        if conc is not None and by_clients.any():
+            # the clients' TTFT percentiles: the start-up wave (every client's first request) beside the steady
+            # state's spread (`closed_loop_ttft_quantiles`)
+            c = np.flatnonzero(by_clients)
+            # (the wave's share of the requests: every client's first of those the workload sends, `Workload.size`:
+            # its n_requests, else the DEFAULT_N_REQUESTS the simulator sends too)
+            tq = closed_loop_ttft_quantiles(ttft[c], wave["wave_mean_share"], min(1.0, conc / self.workload.size),
+                                            wave["wave_iter_ms"], wave["wave_iters"], wave["wave_base_ms"],
+                                            wave["floor_ms"])
+            for p in PERCENTILES:
+                q[p][0][c] = tq[p]
         if conc is not None:
             # closed loop (Little's law): a user's cycle lasts conc / X; what the service time leaves is the wait.
             # A request's host time before its first token (`handoff.host_ms`) is in the cycle: the client sends
