@@ -6,7 +6,7 @@ configuration, and no Python loop runs per configuration.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -274,8 +274,8 @@ def _reasons(p: Prepared, codes: np.ndarray, res: Mapping[str, np.ndarray] | Non
     whose setting is a share of the device, the setting in force and the one it fits from (`_memory_reasons`,
     from the memory columns of `res`; `memory_setting`: the one given, None: the engine's default)."""
     sel = np.flatnonzero(np.isin(codes, _NAMED_REASONS)) if p.model_records else np.empty(0, dtype=np.intp)
-    mem_sel, mem_texts = (_memory_reasons(p, codes, res, memory_setting) if res is not None
-                          else (np.empty(0, dtype=np.intp), []))
+    mem_sel, mem_inv, mem_texts = (_memory_reasons(p, codes, res, memory_setting) if res is not None
+                                   else (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), []))
     if not len(sel) and not len(mem_sel):
         return _categorical(REASONS, codes)
     texts: list[str] = []
@@ -293,52 +293,71 @@ def _reasons(p: Prepared, codes: np.ndarray, res: Mapping[str, np.ndarray] | Non
     if len(sel):
         out[sel] = np.array([at[t] for t in texts], dtype=np.int32)[np.asarray(inv).ravel()]
     if len(mem_sel):
-        out[mem_sel] = np.array([at[t] for t in mem_texts], dtype=np.int32)
+        out[mem_sel] = np.array([at[t] for t in mem_texts], dtype=np.int32)[mem_inv]
     return pd.Categorical.from_codes(out, dtype=_dtype(cats), validate=False)
 
 
+def _rows_at(p: Prepared) -> Callable[[Any, np.ndarray], np.ndarray]:
+    """A config-level value of `p` at some of its result's rows (flat indices), as `Prepared.rows_of(v)[rows]`
+    without building the whole column."""
+    shape = p.row_shape
+
+    def at(v: Any, rows: np.ndarray) -> np.ndarray:
+        if np.ndim(v) == 0:
+            return np.full(len(rows), v)
+        if p.inv is not None:
+            return np.asarray(v)[p.inv[rows]]
+        return np.broadcast_to(np.asarray(v), shape)[np.unravel_index(rows, shape)] if shape else \
+            np.asarray(v).reshape(-1)[np.zeros(len(rows), dtype=np.intp)]
+    return at
+
+
 def _memory_reasons(p: Prepared, codes: np.ndarray, res: Mapping[str, np.ndarray],
-                    memory_setting: float | None) -> tuple[np.ndarray, list[str]]:
-    """(rows, texts) of the R_MEM refusals on an engine whose memory setting is a share of the device (vLLM,
+                    memory_setting: float | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(rows, each row's text's index into the texts, texts) of the R_MEM refusals on an engine whose memory setting is a share of the device (vLLM,
     SGLang: `kv_pool.SHARE_OF_DEVICE`): `REASONS`' text, the setting in force (the engine's default as the share
-    of the device its pool takes, `kv_pool`, else the one given) and the smallest one the row fits from
-    (`kv_pool.fits_from`): what the engine's pool must hold over the device's memory, from the row's memory columns
-    (the weights, its KV cache and the runtime reserve, and the activations where the pool holds them; SGLang keeps
-    them in its own reservation). One text per distinct (engine, GPU, setting, setting needed to 3 decimals)."""
+    of the device its pool takes, `kv_pool`, else the one given) and the smallest one, in hundredths, the row fits
+    from (`kv_pool.fits_from`): what the engine's pool must hold over the device's memory, from the row's memory
+    columns (the weights, its KV cache and the runtime reserve, and the activations where the pool holds them;
+    SGLang keeps them in its own reservation). One text per distinct (engine, GPU, setting in force, setting
+    needed), at most a hundred settings each: a sweep's refusals share a few texts."""
     sel = np.flatnonzero(codes == R_MEM)
     if not len(sel):
-        return sel, []
-    eng = p.column("engine_code", np.int64)[sel]
+        return sel, sel, []
+    at = _rows_at(p)
+    eng = at(p.engine_code, sel).astype(np.int64)
     whole = kv_pool.share_of_device(p.engine_names)[eng]
     sel, eng = sel[whole], eng[whole]
     if not len(sel):
-        return sel, []
+        return sel, sel, []
+    mem_gpu, pool, pooled, reserve = (at(x, sel).astype(float) for x in (p.mem_gpu, p.pool_gpu, p.act_pooled,
+                                                                           p.reserve_gpu))
     gib = memory.GIB
-
-    mem_gpu, pool, pooled, reserve = (p.rows_of(x, float)[sel] for x in (p.mem_gpu, p.pool_gpu, p.act_pooled,
-                                                                          p.reserve_gpu))
-    total = res["mem_per_gpu_gib"][sel] * gib
-    held_out = res["weights_gib"][sel] * gib + res["kv_cache_gib"][sel] * gib + reserve
-    need = np.where(pooled > 0, total, held_out) / mem_gpu
-    gidx = p.column("gpu_index", np.int64)[sel]
-    keys = np.stack([eng, gidx, np.round(pool / mem_gpu * 1e3), np.round(need * 1e3)], axis=1)
-    uniq, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    held_out = (res["weights_gib"][sel] + res["kv_cache_gib"][sel]) * gib + reserve
+    need = np.where(pooled > 0, res["mem_per_gpu_gib"][sel] * gib, held_out) / mem_gpu
+    up = np.where(need <= 1.0, np.ceil(need * 100.0) / 100.0, 2.0)     # 2: no setting makes room
+    gpu_of = at(p.gpu_index, sel).astype(np.int64)
+    # one int key per (engine, GPU, pool share in thousandths, setting needed in hundredths), hashed (a sweep's
+    # half million refusals: a sort of tuples took longer than the model)
+    key = ((eng * (len(p.gpu_names) + 1) + gpu_of) * 1001 + np.round(pool / mem_gpu * 1e3).astype(np.int64)) * 201 \
+        + np.round(up * 100.0).astype(np.int64)
+    inv, uniq = pd.factorize(key)
+    first = np.zeros(len(uniq), dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(inv))[::-1]       # the first row of each key
     texts = []
-    for (e, g, _, _), i in zip(uniq, first):
-        name = str(p.engine_names[int(e)])
+    for i in first:
+        name, gpu = str(p.engine_names[int(eng[i])]), p.gpu_names[int(gpu_of[i])]
         flag = kv_pool.memory_flag(name)
-        share = pool[i] / mem_gpu[i]
-        now = (f"{name}'s default {flag} gives its pool {share:.3f} of {p.gpu_names[int(g)]}'s "
-               f"{mem_gpu[i] / gib:.1f} GiB" + (" (SGLang reserves the rest for activations and CUDA graphs, more with "
-                                                "each attention-DP rank: kv_pool.sglang_reserved_bytes)"
-                                                if kv_pool.is_sglang([name])[0] else "")
-               if memory_setting is None else f"{flag}={memory_setting:g} gives its pool {share:.3f} of "
-               f"{p.gpu_names[int(g)]}'s {mem_gpu[i] / gib:.1f} GiB")
-        why = f"{REASONS[R_MEM]}: {now}, {need[i] * mem_gpu[i] / gib:.1f} GiB per GPU needed there"
-        why += (f"; {kv_pool.fits_from(name, float(need[i]))}" if need[i] <= 1.0
+        pool_of = f"gives its pool {pool[i] / mem_gpu[i]:.3f} of {gpu}'s {mem_gpu[i] / gib:.1f} GiB"
+        now = (f"{name}'s default {flag} {pool_of}" + (
+            " (SGLang reserves the rest for activations and CUDA graphs, more with each attention-DP rank: "
+            "kv_pool.sglang_reserved_bytes)" if kv_pool.is_sglang([name])[0] else "")
+            if memory_setting is None else f"{flag}={memory_setting:g} {pool_of}")
+        why = f"{REASONS[R_MEM]}: {now}"
+        why += (f"; {kv_pool.fits_from(name, float(up[i]))}" if up[i] <= 1.0
                 else "; no setting makes room: more GPUs (tp, pp, ep) or a smaller batch")
         texts.append(why)
-    return sel, [texts[j] for j in np.asarray(inv).ravel()]
+    return sel, np.asarray(inv), texts
 
 
 def _frame(p: Prepared, res: Mapping[str, np.ndarray], inputs: Mapping[str, Num],

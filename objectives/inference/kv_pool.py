@@ -81,7 +81,7 @@ def fits_from(engine: str, need: float) -> str:
     (`memory_flag`) and how to pass it (the value rounded up to 2 decimals). One text for `StepModel`'s
     (simulate's) refusal and `estimate`'s / `max_throughput`'s reason column."""
     up = np.ceil(need * 100.0) / 100.0
-    return (f"it fits from {memory_flag(engine)} {need:.3f}: pass gpu_memory_utilization={up:.2f} "
+    return (f"it fits from {memory_flag(engine)} {need:.3g}: pass gpu_memory_utilization={up:.2f} "
             f"(estimate, max_throughput, serving.Scheduler)")
 
 
