@@ -1017,15 +1017,17 @@ def closed_loop_ttft_quantiles(mean_ms: Any, mean_share: Any, share: float, wave
         return (1.0 - w) * f_s + w * f_w
 
     out = {}
-    for p in PERCENTILES:
-        z = Z_Q[p]
-        lo = np.minimum(f0, base)
-        hi = np.maximum(f0 + spread * (1.0 - math.log(1.0 - z)), base + np.ceil(n_w) * t_w) + 1e-6
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            below = cdf(mid) < z
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-        out[p] = hi
+    with np.errstate(invalid="ignore", over="ignore"):
+        for p in PERCENTILES:
+            z = Z_Q[p]
+            lo = np.minimum(f0, base)
+            hi = np.maximum(f0 + spread * (1.0 - math.log(1.0 - z)), base + np.ceil(n_w) * t_w) + 1e-6
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                below = cdf(mid) < z
+                lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            # (a row whose wave is not priced, NaN, keeps its mean; one whose mean is not finite, its mean)
+            out[p] = np.where(np.isfinite(hi) & np.isfinite(mean), hi, mean)
     return out
 
 

@@ -67,3 +67,9 @@ def test_the_mixture_reads_the_wave_where_a_percentile_falls_in_it():
     qs = closed_loop_ttft_quantiles(share=0.5, **short)
     qn = closed_loop_ttft_quantiles(share=0.0, **short)
     assert all(qs[k][0] == pytest.approx(qn[k][0]) for k in qs)
+
+
+def test_a_row_without_a_priced_wave_keeps_its_mean():
+    q = closed_loop_ttft_quantiles(np.array([100.0, np.nan]), np.array([0.1, 0.1]), 0.05, np.array([np.nan, 60.0]),
+                                   np.array([16.0, 16.0]), np.array([20.0, 20.0]), np.array([60.0, 60.0]))
+    assert all(q[k][0] == 100.0 and np.isnan(q[k][1]) for k in q)
