@@ -296,15 +296,15 @@ def test_dse_capacity_takes_a_shared_prefix_and_turns_prefix_caching_off(capsys,
 
     seen = {}
 
-    def fake_smallest(space, obj, rate):
-        seen.update(defaults=dict(obj.defaults), shared=obj.workload.shared_prefix)
+    def fake_smallest(space, obj, rate, fidelity="simulated"):
+        seen.update(defaults=dict(obj.defaults), shared=obj.workload.shared_prefix, fidelity=fidelity)
         import pandas as pd
         return pd.Series({"gpu": "H100", "n_gpus": 1})
 
     monkeypatch.setattr(capacity_module, "smallest_deployment", fake_smallest)
     assert main(["Llama-3.1-8B", "--target-rate", "4", "--gpus", "H100", "--max-gpus", "1", "--ttft-ms", "500",
                  "--shared-prefix", "1024", "--no-prefix-caching"]) == 0
-    assert seen == {"defaults": {"prefix_caching": False}, "shared": 1024}
+    assert seen == {"defaults": {"prefix_caching": False}, "shared": 1024, "fidelity": "simulated"}
 
 
 # ---- the steady state of cached prompts: the new tokens attend to the whole prompt, the decodes read it all -----
