@@ -176,15 +176,20 @@ def as_speculative(spec: Any) -> Speculative | None:
 def is_per_row(value: Any) -> bool:
     """Whether a ``speculative`` argument is one value per row (a list, tuple, array or Series of
     `as_speculative`'s forms) rather than one value for every row (None, a `Speculative`, a label, a mapping)."""
-    return isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index))
+    return isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index, pd.api.extensions.ExtensionArray))
 
 
 def as_speculatives(values: Any) -> np.ndarray:
     """`as_speculative` of each entry of `values` (a sequence or array, any shape) as an object array of the same
     shape holding `Speculative` or None (off), one conversion per distinct entry; ValueError naming a bad one
     (TypeError for an entry of no valid form)."""
-    vals = np.empty(np.shape(values) if isinstance(values, np.ndarray) else len(values), dtype=object)
-    vals[...] = values if isinstance(values, np.ndarray) else list(values)
+    nested = isinstance(values, (list, tuple))
+    try:    # nested lists: their shape (np.shape reads it); a ragged one is refused below as a bad entry
+        shape = np.shape(values) if nested or isinstance(values, np.ndarray) else (len(values),)
+    except ValueError:
+        shape = (len(values),)
+    vals = np.empty(shape, dtype=object)
+    vals[...] = values if nested or isinstance(values, np.ndarray) else list(values)
     flat = vals.ravel()
     out = np.empty(flat.shape, dtype=object)
     try:

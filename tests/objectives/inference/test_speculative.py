@@ -112,6 +112,22 @@ def test_max_throughput_takes_one_speculative_value_per_row_in_two_dimensions():
     assert mixed.batch_size[2] == 48 < mixed.batch_size[5]   # SGLang's 48 only where speculative decoding is on
 
 
+def test_nested_lists_and_categoricals_are_per_row_values_too():
+    """A list of lists reads as the same 2-D array (not one entry a row of it), and a bare `pd.Categorical` as one
+    value a row, as a Series of it does."""
+    import pandas as pd
+    conc = [16, 64, 256]
+    kw = dict(engine="sglang", concurrency=conc, **ARGS)
+    arr = inference.max_throughput("DeepSeek-V3", "H200", 8, speculative=np.array([["mtp:2:0.8"], [None]],
+                                                                                   dtype=object), **kw)
+    lst = inference.max_throughput("DeepSeek-V3", "H200", 8, speculative=[["mtp:2:0.8"], [None]], **kw)
+    pd.testing.assert_frame_equal(lst, arr)
+    cat = pd.Categorical(["mtp:2:0.8", "mtp:1:0.7"])
+    by_cat = inference.estimate("DeepSeek-V3", "H200", 8, speculative=cat, **ARGS)
+    by_series = inference.estimate("DeepSeek-V3", "H200", 8, speculative=pd.Series(cat), **ARGS)
+    pd.testing.assert_frame_equal(by_cat, by_series)
+
+
 def test_per_row_speculative_values_are_refused_by_name():
     with pytest.raises(ValueError, match="'mtp:x'"):
         inference.estimate("DeepSeek-V3", "H200", 8, speculative=[None, "mtp:x"])
