@@ -41,8 +41,10 @@ TIE_RTOL = 1e-12
 
 def tied(F: np.ndarray, rtol: float = TIE_RTOL) -> np.ndarray:
     """A float copy of ``F`` where, column by column, values equal up to floating-point rounding read as one: the
-    column's sorted values are cut into runs whose neighbours differ by at most ``rtol`` x their magnitude, and
-    each value becomes its run's least. Independent of the rows' order; non-finite values are left as they are."""
+    column's sorted values are cut into runs, each anchored at its least value and holding the values within
+    ``rtol`` x their magnitude of that anchor (so a run spans at most ``rtol``: values 1e-9 apart never chain into
+    one), and each value becomes its run's least. Independent of the rows' order; non-finite values are left as
+    they are."""
     F = np.array(F, dtype=float, copy=True, ndmin=2)
     for j in range(F.shape[1]):
         col = F[:, j]
@@ -53,8 +55,16 @@ def tied(F: np.ndarray, rtol: float = TIE_RTOL) -> np.ndarray:
         v = col[order]
         new_run = np.diff(v) > rtol * np.maximum(np.abs(v[1:]), np.abs(v[:-1]))
         start = np.flatnonzero(np.concatenate(([True], new_run)))
-        run = np.cumsum(np.concatenate(([True], new_run))) - 1
-        col[order] = v[start][run]
+        end = np.append(start[1:], len(v)) - 1
+        wide = np.flatnonzero(v[end] - v[start] > rtol * np.maximum(np.abs(v[end]), np.abs(v[start])))
+        out = np.repeat(v[start], end - start + 1)
+        for r in wide:     # a chain of near neighbours wider than rtol (rare): anchored run by run along it
+            anchor = v[start[r]]
+            for i in range(start[r], end[r] + 1):
+                if v[i] - anchor > rtol * max(abs(v[i]), abs(anchor)):
+                    anchor = v[i]
+                out[i] = anchor
+        col[order] = out
     return F
 
 

@@ -230,8 +230,8 @@ def round_queue(N: Num, isl: Num, osl: Num, T_pf: Num, n_it: Num, alone: Num = 0
         n, slices = blocks
         out = np.empty((3, n))
         for sl in slices:
-            def cut(x: Num, sl: slice = sl) -> Num:
-                return x[sl] if np.ndim(x) else x
+            def cut(x: Num, sl: slice = sl) -> Num:     # a row argument's block; one of length 1 broadcasts whole
+                return x[sl] if np.ndim(x) and np.shape(x)[0] == n else x
             part = round_queue(cut(N), cut(isl), cut(osl), cut(T_pf), cut(n_it), cut(alone), spread, rounds,
                                cut(lag), cut(span))
             for i, x in enumerate(part):
@@ -364,7 +364,8 @@ def _lag_queue(lam: np.ndarray, N: np.ndarray, g: np.ndarray, lag: np.ndarray, o
     requests finish in decode steps (osl beyond the window W = N / lam, a ramp of one step), then lam a step
     against g served until the queue drains (Q0 / (g - lam) steps) or the window ends (W - m). The queue's
     prompt-steps: Q0^2 / (2 g) for the batch, lam (Q0 t - (g - lam) t^2 / 2) / g for those arriving while it
-    drains for t steps. `scratch`: an array of lam's shape the caller no longer needs (None: one allocated)."""
+    drains for t steps. `scratch`: an array of lam's shape the caller no longer needs (None: one allocated). The
+    buffers take lam's shape: `N`, `g`, `lag`, `osl` and `span` broadcast to it, none wider (`round_queue` widens N)."""
     # the formulas above on the (round, row) arrays, in place in four buffers of lam's shape (the hot path: every
     # measured-profile row of `estimate.max_throughput`); each operation as written, so the same bits
     q0 = np.empty_like(lam) if scratch is None else scratch

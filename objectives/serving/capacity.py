@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dse.pareto import tied
+
 from ..inference.core import reusing_prepared
 from ..inference.lockstep import AdpBalance, as_balance
 from ..inference.measured import BY_CERTAINTY
@@ -573,8 +575,9 @@ def smallest_deployment(space: Any, objective: Any, rate: float, *, candidates: 
         if "source" in ana else np.zeros(len(ana))
     quality = -ana["quality"].to_numpy(float) if "quality" in ana else np.zeros(len(ana))
     load = np.max([ana[m].to_numpy(float) / b for m, (_, b) in objective.slo.constraints.items()], axis=0)
-    # equal costs differ in their last bits (the same GPU-hours over the same tokens, summed in another order)
-    usd = np.round(np.log(np.maximum(ana["usd_per_mtok"].to_numpy(float), 1e-300)), 9)
+    # equal costs differ in their last bits (the same GPU-hours over the same tokens, summed in another order):
+    # tied as the front ties them (`dse.pareto.tied`)
+    usd = tied(ana["usd_per_mtok"].to_numpy(float)[:, None])[:, 0]
     keys = (load, quality, src, usd, ana["n_gpus"].to_numpy(float))
     order = ranked[np.lexsort(tuple(k[ranked] for k in keys))]
     if fidelity == "analytical":

@@ -79,6 +79,17 @@ def test_tied_is_independent_of_the_row_order():
     assert pareto.tied(F)[:, 0][:3].tolist() == [1.0, 1.0, 1.0 + 1e-6]
 
 
+def test_ties_never_chain_beyond_the_tolerance():
+    """A run of ties is anchored at its least value: values 0.9e-12 apart do not chain across 1.8e-9 into one, and a
+    dominated point within the tolerance of two front points cannot knock one of them off (the third review)."""
+    v = 1.0 + 0.9e-12 * np.arange(2000)
+    t = pareto.tied(v[:, None])[:, 0]
+    assert np.all(t <= v) and np.all(v - t <= pareto.TIE_RTOL * v) and len(np.unique(t)) > 900
+    A, B, C = (1.0, 5.0), (1.0 - 1.5e-12, 6.0), (1.0 - 0.75e-12, 100.0)
+    assert pareto.nondominated_mask(np.array([A, B]), ["min", "min"]).tolist() == [True, True]
+    assert pareto.nondominated_mask(np.array([A, B, C]), ["min", "min"])[:2].tolist() == [True, True]
+
+
 def test_nondominated_respects_directions():
     F = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 5.0]])
     assert pareto.nondominated_mask(F, ["min", "max"]).tolist() == [True, True, False]

@@ -151,3 +151,16 @@ def test_prompts_received_together_after_the_host_lag_queue_where_decodes_ride_b
     assert alone[0] < round_queue(32.0, 2048.0, 64.0, 8192.0, 72.0, alone=1.0, lag=6.0, span=16.0)[1] < alone[2]
     # a prefill batch no longer than a decode step serves a step's prompts before the next arrive: no burst
     assert round_queue(32.0, 2048.0, 64.0, 8192.0, 72.0, alone=1.0, lag=6.0, span=1.0)[1] == alone[0]
+
+
+def test_a_large_sweep_in_blocks_broadcasts_length_one_arguments_whole():
+    """`round_queue` prices a sweep beyond 2 x `QUEUE_BLOCK_ROWS` rows a block at a time: an argument of length 1
+    broadcasts over every block (the third review: it was cut to nothing from the second block on, dropping the
+    host-lag queue of the rows after it)."""
+    n = 2 * lockstep.QUEUE_BLOCK_ROWS + 808
+    isl = np.linspace(512.0, 4096.0, n)
+    whole = round_queue(32.0, isl, 64.0, 8192.0, 80.0, lag=3.0)
+    ones = round_queue(np.array([32.0]), isl, 64.0, 8192.0, 80.0, alone=np.array([0.0]), lag=np.array([3.0]))
+    for a, b in zip(whole, ones):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(whole[1][-100:] > 0.0)
