@@ -313,6 +313,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     off), attached as `max_throughput` attaches it (`speculative.with_speculative`)."""
     from .estimate import (
         _engine_budgets,
+        arrival_decode_rows,
         arrival_iter_s,
         arrival_wait_iters,
         balance_hold_s,
@@ -323,8 +324,8 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         decode_window,
         group_prompt_work,
         host_ttft_s,
-        lockstep_round_s,
         lockstep_spill_s,
+        lockstep_steady_terms,
         lockstep_wait_s,
         per_window_token,
         pipeline_budget,
@@ -436,7 +437,7 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
     wave_s: Any = zero
     if np.any(measured):
         _, _, ww, k_w, chw = run_prompt_work(N, isl, osl, mnt_it, c.prefill_alone)
-        ws, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt_it, c.prefill_alone, None,
+        ws, k0, k_own, waits = round_prompt_work(N, isl, osl, mnt_it, c.prefill_alone, n_it,
                                                  *round_lag(p, N, isl, osl, mnt_it, L))
         # `estimate._run_ttft_s`: each of the prompt's iterations is one iteration (`whole`)
         t_s = replica_time_s(p, *ws, L, whole=True)
@@ -445,29 +446,29 @@ def _served_columns(args: dict[str, Any], moe_dp: float | None, N: np.ndarray, i
         wait_it = arrival_wait_iters(p, N) - 0.5         # mean iterations beyond the window's (`round_prompt_work`)
         # `estimate.arrival_iter_s`: the mean iteration, or where prefill batches run alone a decode step
         mean_it = {k: v / np.maximum(n_it, 1e-300) for k, v in cyc.items()}
-        if np.any(alone):
+        at_dec = arrival_decode_rows(p)
+        if np.any(at_dec):
             step_it = _replica_parts(p, collect, decode_step_work(N, isl, osl), L, True)
-            mean_it = {k: np.where(alone, step_it.get(k, zero), v) for k, v in mean_it.items()}
+            mean_it = {k: np.where(at_dec, step_it.get(k, zero), v) for k, v in mean_it.items()}
         steady = _scaled_sum((k0, own), (k_own, own_parts),
                              *((k, _replica_parts(p, collect, w, L, True)) for w, k in waits), (wait_it, mean_it))
-        steady["recompute"] = np.where(alone, 0.0, wait_it * redo_s / n_it)
+        steady["recompute"] = np.where(at_dec, 0.0, wait_it * redo_s / n_it)
         steady["rank_wait"] = wait_it * mean_it["rank_wait"]
         steady_s = (k0 * chunk_pass_s(p, t_s, *ws[:4], L) + k_own * t_s
                     + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits)
                     + wait_it * arrival_iter_s(p, N, isl, osl, iter_s, L))
-        if p.solo is not None:  # `estimate._run_ttft_s` (keep in step): the lockstep round's own and window steps
-            t_ls, t_win, on = lockstep_round_s(p, N, isl, osl, mnt_it, ws, t_s, L)
+        if p.solo is not None:  # `estimate._run_ttft_s`: the lockstep round's own and window steps, split
+            scale, k_dec, k_win, t_dec, excess, on = lockstep_steady_terms(p, N, isl, osl, mnt_it, ws, t_s, L, n_it)
             if np.any(on):
-                arrive = wait_it + 0.5
                 queued = [(k, _replica_parts(p, collect, w, L, True)) for w, k in waits[1:]]
                 dec_parts = _replica_parts(p, collect, decode_step_work(N, isl, osl), L, True)
-                ls = _scaled_sum((k0 * t_ls / np.maximum(t_s, 1e-300), own), *queued, (arrive, dec_parts))
+                ls = _scaled_sum((k0 * scale, own), *queued, (k_dec, dec_parts))
                 ls["recompute"] = zero
-                ls["rank_wait"] = arrive * np.maximum(t_win - sum(dec_parts.values()), 0.0)
+                ls["rank_wait"] = k_win * excess
                 steady = {k: np.where(on, ls[k], v) for k, v in steady.items()}
-                steady_s = np.where(on, k0 * chunk_pass_s(p, t_s, *ws[:4], L) * t_ls / np.maximum(t_s, 1e-300)
+                steady_s = np.where(on, k0 * chunk_pass_s(p, t_s, *ws[:4], L) * scale
                                     + sum(k * replica_time_s(p, *w, L, whole=True) for w, k in waits[1:])
-                                    + arrive * t_win, steady_s)
+                                    + k_dec * t_dec + k_win * excess, steady_s)
         t_w = replica_time_s(p, *ww, L, whole=True)
         wave = k_w * t_w + (chunk_pass_s(p, t_w, *chw, L) - t_w)
         if np.any(sat > 0):     # `estimate._run_ttft_s`: the released prompt's own iteration(s) in their share

@@ -1392,11 +1392,11 @@ def _idle_ahead(p: Prepared) -> np.ndarray:
 
 
 def lockstep_round_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, own: Work, t_own: Num, L: Num,
-                     n_it: Num = None) -> tuple[Num, Num, np.ndarray]:
+                     n_it: Num = None) -> tuple[Num, Num, Num, np.ndarray]:
     """`_run_ttft_s`'s steady state where attention-DP ranks step in lockstep (`Prepared.solo` set; R =
-    ``moe_ranks`` > 1 busy ranks of an MoE model): (the prompt's own iteration s, a step of the round's window s,
-    the rows this prices). `own`: `round_prompt_work`'s own iteration, `t_own` its time with every rank's own
-    tokens at the experts (`replica_time_s` on `p`); `L`, `n_it` as `_run_ttft_s`'s.
+    ``moe_ranks`` > 1 busy ranks of an MoE model): (the prompt's own iteration s, a decode step of the N sequences
+    s, what a step of the round's window takes beyond that decode step s, the rows this prices). `own`:
+    `round_prompt_work`'s own iteration, `t_own` its time with every rank's own tokens at the experts (`replica_time_s` on `p`); `L`, `n_it` as `_run_ttft_s`'s.
 
     Each rank's scheduler forms its own batch and the other ranks' prompts reach them independently of this
     one's (`lockstep.round_ranks`), so the iteration that runs this rank's prompt (and those that arrived with
@@ -1426,8 +1426,35 @@ def lockstep_round_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, own: Wor
     lone = rank_wait_s(p, t_own, t_one, t_dec, 1.0) * per            # s per own token beyond experts and decodes
     slow = np.maximum(others - np.asarray(own[0], dtype=float), 0.0)
     t_ls = t_one + (Rs - 1.0) * one * experts + lone * slow
-    t_win = t_dec + lone * most + Rs * one * experts
-    return np.where(on, t_ls, t_own), np.where(on, t_win, t_dec), on
+    return np.where(on, t_ls, t_own), t_dec, np.where(on, lone * most + Rs * one * experts, 0.0), on
+
+
+def lockstep_steady_terms(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, own: Work, t_own: Num, L: Num,
+                          n_it: Num) -> tuple[Num, Num, Num, Num, Num, np.ndarray]:
+    """The weights and step times of `_run_ttft_s`'s steady wait where attention-DP ranks step in lockstep
+    (`lockstep_round_s`; `served_breakdown` splits the same sum): (scale of the prompt's own iteration(s), the
+    lockstep round's own over `t_own`; decode steps waited; window excesses waited; a decode step s; a window
+    step's excess over it s; the rows this prices). The steady wait there is k0 x the own iteration's chunk pass x
+    scale + the queued full-budget iterations (`round_prompt_work`'s waits after the first) + decode steps x the
+    decode step + window excesses x the excess. The prompt waits `arrival_wait_iters` steps of the round's window:
+    a decode step plus the most prompt tokens any rank holds (the ranks' prompts arrive in it); where the engine
+    runs prefill batches alone (`arrival_decode_rows`: SGLang) the one its overlap scheduler formed before
+    receiving the prompt (`formed_ahead_iters`, ``Scheduler.event_loop_overlap``) is a decode step, as
+    `arrival_iter_s` prices it: the prompts received with it queue in `lockstep.round_queue`'s prefill burst,
+    not in that step; the slowest rank's excess stays in the prompt's own iteration and the step in progress.
+    `n_it`: `steady_work`'s iterations per cycle (as `_run_ttft_s`'s)."""
+    t_ls, t_dec, excess, on = lockstep_round_s(p, N, isl, osl, mnt, own, t_own, L, n_it)
+    arrival = arrival_wait_iters(p, N)
+    return (t_ls / np.maximum(t_own, 1e-300), arrival,
+            np.where(arrival_decode_rows(p), arrival - formed_ahead_iters(p, N), arrival),
+            t_dec, excess, on)
+
+
+def arrival_decode_rows(p: Prepared) -> np.ndarray:
+    """Rows (bool) whose iteration a new prompt finds in progress, or formed ahead, is a decode step of the N
+    sequences, not the cycle's mean: the engine runs prefill batches alone (``Coeffs.prefill_alone``: SGLang),
+    so a request finishes only in a decode step (`arrival_iter_s`)."""
+    return np.asarray(p.coeffs.prefill_alone) > 0
 
 
 def arrival_iter_s(p: Prepared, N: Num, isl: Num, osl: Num, iter_s: Num, L: Num) -> Num:
@@ -1439,7 +1466,7 @@ def arrival_iter_s(p: Prepared, N: Num, isl: Num, osl: Num, iter_s: Num, L: Num)
     progress, and the one the overlap scheduler formed before receiving it (``Scheduler.event_loop_overlap``), are
     the decode steps that run while it travels, not the cycle's mean (the round's prefill batches in it: at
     2048/2, 32 clients, 112 against 8 ms)."""
-    alone = np.asarray(p.coeffs.prefill_alone) > 0
+    alone = arrival_decode_rows(p)
     if not np.any(alone):
         return iter_s
     return np.where(alone, replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True), iter_s)
@@ -1482,11 +1509,11 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
               + sum(k * wait_s(w) for w, k in waits)
               + (arrival - 0.5) * arrival_iter_s(p, N, isl, osl, iter_s, L))
     if p.solo is not None:     # attention-DP ranks in lockstep: the round's steps as the other ranks fill them
-        t_own, t_win, on = lockstep_round_s(p, N, isl, osl, mnt, own, t_s, L, n_it)
+        scale, k_dec, k_win, t_dec, excess, on = lockstep_steady_terms(p, N, isl, osl, mnt, own, t_s, L, n_it)
         if np.any(on):
             queued = sum(k * wait_s(w) for w, k in waits[1:])
-            steady = np.where(on, k0 * chunk_pass_s(p, t_s, *own[:4], L) * t_own / np.maximum(t_s, 1e-300)
-                              + queued + arrival * t_win, steady)
+            steady = np.where(on, k0 * chunk_pass_s(p, t_s, *own[:4], L) * scale
+                              + queued + k_dec * t_dec + k_win * excess, steady)
     if np.any(np.asarray(sat) > 0):
         if released is None:
             released = released_prompt_s(p, N, isl, osl, mnt, n_it)

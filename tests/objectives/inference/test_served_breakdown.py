@@ -2,6 +2,8 @@
 iteration) and `dse breakdown --served`."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -439,3 +441,28 @@ def test_speculative_points_show_their_draft_and_verify(model, gpu, kw):
             assert (tpot["draft_prefill"].to_numpy()[~alone] > 0).all()
             assert (tpot["draft_prefill"][alone] < 1e-3 * tpot["total_ms"][alone]).all()
             assert (_phase(bd, "decode_step")["draft_prefill"] == 0).all()   # a decode step carries no prompt
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_lockstep_round_prices_the_cycles_iterations_in_both(engine, monkeypatch):
+    """`served_breakdown` prices the lockstep round (`estimate.lockstep_steady_terms`, one home for
+    `estimate._run_ttft_s` and it) with the cycle's iterations `n_it`, as `_run_ttft_s` does: before, it passed
+    none and `lockstep_round_s` derived its own (the same today, so only a caller's adjusted `n_it` would have
+    split the two apart silently). Both still add to `max_throughput`'s TTFT."""
+    estimate = importlib.import_module("objectives.inference.estimate")   # the package's `estimate` is the function
+    seen: list[object] = []
+    inner = estimate.lockstep_round_s
+
+    def spy(*a, **k):
+        seen.append(a[8] if len(a) > 8 else k.get("n_it"))
+        return inner(*a, **k)
+
+    monkeypatch.setattr(estimate, "lockstep_round_s", spy)
+    a = dict(tp=1, attn_dp=8, ep=8, input_len=2048, output_len=128, concurrency=64, engine=engine)
+    bd = served_breakdown("DeepSeek-V3", "H200", **a)
+    mt = inference.max_throughput("DeepSeek-V3", "H200", **a)
+    assert len(seen) >= 2 and all(n is not None for n in seen)
+    np.testing.assert_allclose(_phase(bd, "ttft")["total_ms"], mt["ttft_ms"], rtol=1e-9, atol=0)
+    ttft = _phase(bd, "ttft")
+    assert (ttft[list(SERVED_COMPONENTS)].to_numpy() >= 0.0).all()
+    assert float(ttft["rank_wait"].iloc[0]) > 0.0    # the step in progress holds the slowest rank's prompt tokens
