@@ -80,21 +80,39 @@ def itl_quantiles(iters: list[tuple[float, int]], segs: list[tuple[int, int, flo
                 top = max(top, float(val[cnt > 0].max()))
         return w, top
 
+    def weights(x: np.ndarray) -> np.ndarray:
+        """`below`'s weight at each of the points `x`, the same sums in the same order, all in one pass."""
+        w = np.zeros(len(x))
+        if len(v):
+            i = np.searchsorted(v, x, side="right")
+            w = np.where(i > 0, cw[i - 1], 0.0)
+        if len(sg):
+            xc = x[:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = (xc - a) / step
+                cnt = np.where(up, np.floor(r) + 1.0, np.where(down, K - np.ceil(r), np.where(a <= xc, K, 0.0)))
+            w = w + (n * np.clip(cnt, 0.0, K)).sum(axis=1)
+        return w
+
     lo0 = min(v[0] if len(v) else np.inf, float(np.minimum(a, b).min()) if len(sg) else np.inf)
     hi0 = max(v[-1] if len(v) else -np.inf, float(np.maximum(a, b).max()) if len(sg) else -np.inf)
+    # every quantile's bisection at once (each stops where its own would)
+    target = np.asarray(qs, dtype=np.float64) * total
+    lo = np.full(len(qs), lo0 - 1.0)         # weight below lo: none < target; below hi: all >= target
+    hi = np.full(len(qs), hi0, dtype=np.float64)
+    on = np.ones(len(qs), dtype=bool)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        on &= (lo < mid) & (mid < hi)
+        at = np.flatnonzero(on)
+        if not len(at):
+            break
+        ok = weights(mid[at]) >= target[at]
+        hi[at[ok]] = mid[at[ok]]
+        lo[at[~ok]] = mid[at[~ok]]
     out = np.empty(len(qs))
-    for j, q in enumerate(qs):
-        target = q * total
-        lo, hi = lo0 - 1.0, hi0              # weight below lo: none < target; below hi: all >= target
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            if not lo < mid < hi:
-                break
-            if below(mid)[0] >= target:
-                hi = mid
-            else:
-                lo = mid
-        out[j] = below(hi)[1]                # the gap the bisection closed on
+    for j in range(len(qs)):
+        out[j] = below(float(hi[j]))[1]      # the gap the bisection closed on
     return out
 
 

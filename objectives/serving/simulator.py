@@ -750,9 +750,14 @@ def _run_source(eng: _Engine, sm: StepModel, role: str) -> str:
     from objectives.inference.estimate import _steady_source
     from objectives.inference.measured import BY_CERTAINTY, SOURCES
     r = eng.reqs
-    pairs = np.unique(np.array([(x.inp, x.out) for x in r], dtype=float).reshape(-1, 2), axis=0)
-    if not len(pairs):
+    if not r:
         return str(sm.source)
+    # the (prompt, output) length pairs served, in lexicographic order: one whole-number key per pair
+    out = eng.output
+    inp = eng.context - out
+    span = int(out.max()) + 1
+    key = np.unique(inp * span + out)
+    pairs = np.stack((key // span, key % span), axis=1).astype(float)
     if role == "prefill":
         n, isl, osl = 1.0, pairs[:, 0], np.ones(len(pairs))
     else:
