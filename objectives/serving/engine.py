@@ -594,6 +594,15 @@ class _Replica:
         K = self._begin(t)
         if K < 0:
             return
+        if K > 1 and self.waiting and self._unseen(self.waiting[-1], t):
+            # a request received at this iteration's end joins the next one (`enqueue`): one decode step, the
+            # segment's first iteration (what `_cut_pieces` leaves of it where it lasts more than the cut's
+            # LAG_EPS_MS), without pricing the rest
+            a = self._decode_ms(0)
+            if 1e-3 <= a < math.inf:
+                self._set_segment(t, [(1, a, a)])
+                self.eng.push(self.end, _END, self, self.version)
+                return
         if K:
             self._plan_segment(t, K)
             if self.seg is not None and self.waiting and self._unseen(self.waiting[-1], t):
