@@ -2103,9 +2103,11 @@ class ServingModel:
         # occupancy N in (0.5, n_max]: lam = N / R(N), R = TTFT0 + (O - 1) TPOT(N); bisection on log N (below one
         # sequence the batch costs as one)
         lam_row = np.broadcast_to(np.asarray(lam_ms, dtype=float), (n,))
-        # prefill service: the prompt alone, plus the decode steps its chunks ride on
+        # prefill service: the prompt alone, plus the decode steps its chunks ride on. Alone it runs on one
+        # attention-DP rank while the group's others idle (dummy forwards): only its tokens reach the experts
+        # (moe_dp=1, as the disaggregated pool's lone prompt, `prefill_estimates`; the simulator's `_Group`)
         one = inference.estimate(**self._kw(d), batch_size=1, input_len=isl, output_len=1,
-                                 max_num_tokens=d.max_num_tokens)["ttft_ms"].to_numpy(float)
+                                 max_num_tokens=d.max_num_tokens, moe_dp=1.0)["ttft_ms"].to_numpy(float)
         one_full = one
         if cached:
             one = np.where(hit > 0, cached_prefill_ms(self._kw(d), 1.0, isl, hit), one)
