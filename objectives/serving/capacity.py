@@ -271,7 +271,9 @@ def capacity(model: Any, gpu: Any = None, tp: int = 1, pp: int = 1, weight_dtype
         if mode == "disagg" else {}
     # the batch knobs the analytical model holds (once for both pools: the decode pool's, but each pool's
     # max_batch_size and max_num_tokens; the simulations run each pool's own, else `s`)
-    ks, differ, prefill_knobs = _pool_scheduler(s, prefill, decode, engine, fidelity, gpu) \
+    # (each pool's budgets resolved on its own GPU, as the simulations resolve them: `run`, not `s`, which the
+    # deployment's GPU resolved)
+    ks, differ, prefill_knobs = _pool_scheduler(run, prefill, decode, engine, fidelity, gpu) \
         if pools and prefill and decode else (s, [], {})
     if not pools:
         from ..inference.resolve import check_ep
