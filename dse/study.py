@@ -274,8 +274,7 @@ class Study:
             seed: makes the optimizer reproducible.
             trial_timeout: a trial running longer than this (s) fails (serial and process backends).
             progress: show a progress bar (default: when attached to a terminal or notebook).
-            resume: how to continue after Ctrl-C, said in the interrupted message (the ``dse run`` command passes
-                its own command line; default: "run optimize() again").
+            resume: how to continue after Ctrl-C, said when interrupted (default: "run optimize() again").
             optimizer_settings: passed to the optimizer (e.g. ``pop_size=200``).
 
         Ctrl-C stops cleanly: every finished trial is kept; the interrupted batch is marked aborted and retried
