@@ -116,6 +116,7 @@ from .quant import (
     LINEAR_ATTN_NAMES,
     MODELOPT_ALGOS,
     MODULE_NAMES,
+    checkpoint_method,
     checkpoint_quant,
     json_mapping,
     kept_16bit,
@@ -1250,7 +1251,8 @@ def model_from_hf_config(cfg: Mapping[str, Any] | str | PathLike[str], name: str
         hfq = beside
     hfq_map = None if hfq is None else load_quant_config(hfq)
     w, scheme, kv = checkpoint_quant(t, hfq_map)
-    fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv)
+    fields.update(quant_weight_dtype=w, quant_scheme=scheme, quant_kv_dtype=kv,
+                  quant_method=checkpoint_method(t, hfq_map) if w else "")
     if w:  # the modules a quantized checkpoint leaves in 16 bits
         _kept_modules(t, hfq_map, model_type, fields)
     _v4_expert_quant(t, fields)

@@ -192,6 +192,21 @@ def checkpoint_quant(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] 
     return from_quantization_config(q)
 
 
+def checkpoint_method(cfg: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None = None) -> str:
+    """The checkpoint's quantization method as the serving engines read it: "modelopt" for an hf_quant_config, else
+    `quantization_config`'s lower-cased ``quant_method`` ("compressed-tensors", "awq", "fp8", ...), else "". vLLM
+    refuses a ``--quantization`` naming another method at start-up (vllm/config/model.py
+    ``ModelConfig._verify_quantization``), so the deploy flags key on it (`deploy.builders._quant_flag`)."""
+    if hf_quant_config is not None:
+        return "modelopt"
+    q = cfg.get("quantization_config")
+    if q is None and isinstance(cfg.get("text_config"), Mapping):
+        q = cfg["text_config"].get("quantization_config")
+    if not isinstance(q, Mapping):
+        return ""
+    return str(q.get("quant_method", "")).lower() or ("modelopt" if "quant_algo" in q else "")
+
+
 #: module-name prefixes of a decoder layer in the checkpoints' quantization exclude lists (plain decoders,
 #: multimodal wrappers' language models, Nemotron-H's backbone)
 _LAYER_PREFIXES = ("model.layers", "model.language_model.layers", "language_model.model.layers", "layers",

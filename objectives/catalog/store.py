@@ -326,7 +326,7 @@ class Catalog:
                 own = "/" in name and normalize(name.rsplit("/", 1)[-1]) not in self._model_keys
                 rec = dataclasses.replace(self._models[base], name=variant, hf_id=name if own else "",
                                           aliases=(), quant_weight_dtype=dtype, quant_scheme=scheme,
-                                          quant_kv_dtype=kv)
+                                          quant_kv_dtype=kv, quant_method="")
                 self.register_model(rec)
                 self._derived.add(variant)
                 self._looked_up.add(variant)

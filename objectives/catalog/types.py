@@ -113,6 +113,9 @@ class Model:
     quant_scheme: str = ""            # granularity: "fp8_block" | "fp8_per_tensor" | "fp8_per_channel" | "nvfp4" |
                                       # "mxfp4" | "int4_awq" | "int4_gptq" | "int4_group" | "int8_gptq" | ...
     quant_kv_dtype: str = ""          # KV-cache format the checkpoint ships scales for ("fp8"), "" = none
+    # the quantization method the engines read ("modelopt", "compressed-tensors", "awq", "fp8", ...; "" = none or
+    # unknown): `catalog.quant.checkpoint_method`
+    quant_method: str = ""
     # Linear-attention / state-space token mixers (Qwen3.5 Gated DeltaNet, Nemotron-H Mamba-2): these layers keep a
     # constant per-sequence state instead of a growing KV cache. n_linear_attn_layers of the n_layers are of this kind;
     # the others are softmax attention (full, or sliding per `sliding_window` / `n_sliding_layers`).

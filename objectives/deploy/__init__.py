@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..serving.workload import context_refusal
-from .builders import ENGINES, PROGRAMS, Command, Deployment, Plan, build, plan, served_checkpoint
+from .builders import ENGINES, PROGRAMS, Command, Deployment, Plan, build, plan, served_checkpoint, served_name
 from .flags import DeployError, FlagList, flag_list, shipped, unknown_flags
 
 __all__ = ["commands", "for_trial", "main", "Deployment", "Command", "DeployError", "FlagList", "ENGINES",
@@ -179,7 +179,7 @@ def _benchmark(p: Plan, engine: str, lists: dict[str, FlagList], workload: Any, 
     url = f"http://localhost:{base_port}"
     key, program = PROGRAMS[engine]["bench"]
     fl = lists[key]
-    hf = served_checkpoint(p, engine)[0]     # the served model's name in the API, and its tokenizer
+    hf = served_name(p, engine)     # the served model's name in the API (every worker's), and its tokenizer
     shared = int(w.get("shared_prefix") or 0)      # tokens every prompt starts with (`Workload.shared_prefix`)
     if program == "vllm bench serve":
         # vLLM's random dataset prepends one random prefix of --random-prefix-len tokens to every prompt, which

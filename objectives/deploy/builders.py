@@ -688,6 +688,7 @@ class _Ctx:
     offsets: list[int] | None = None  # first GPU (counted over the whole deployment) of each server
     node_prefix: str = "node-"        # the placeholder names of the hosts a worker spanning hosts runs on
     dp_stride: int = 1                # the largest attention-DP size of the deployment's pools
+    served_name: str = ""             # every worker's --served-model-name (`served_name`); "": none given
 
     @property
     def gpus_per_node(self) -> int:
@@ -785,18 +786,21 @@ def _checkpoint_fits(r: catalog.Model, p: Plan, engine: str) -> bool:
                 and block_fp8_problem(r, engine, p.gpu.family, p.tp, p.attn_dp, p.ep))
 
 
-def served_checkpoint(p: Plan, engine: str) -> tuple[str, str | None]:
-    """(the model path ``engine``'s serve and benchmark commands name, a note or None). The model's own Hugging
-    Face id where its checkpoint runs the plan's (weight, activation) format (16-bit, the formats the engines
-    quantize online: vLLM's / SGLang's fp8, or the checkpoint's own format); else a quantized checkpoint of the
-    same model the catalog ships in that format (its id: "nvidia/Llama-3.1-70B-Instruct-FP8" for Llama-3.1-70B
-    fp8 on TensorRT-LLM, `_checkpoint_fits`), else `QUANTIZED_CHECKPOINT`, which the note says to replace: the
-    commands never launch the 16-bit checkpoint with a flag that cannot load it (vLLM / SGLang ``--quantization
-    awq_marlin`` on a bf16 checkpoint fails at load; TensorRT-LLM would serve it in 16 bits)."""
+def _own_path(m: catalog.Model) -> str:
+    """The model path of ``m``'s own checkpoint: its Hugging Face id, else (a model read from a local config.json,
+    registered under its path with hf_id "") that folder's path (the config file's folder for a *.json path)."""
+    if m.hf_id:
+        return m.hf_id
+    return str(Path(m.name).expanduser().parent) if m.name.endswith(".json") else m.name
+
+
+def _served(p: Plan, engine: str) -> tuple[str, str | None, catalog.Model | None]:
+    """`served_checkpoint`, plus the served checkpoint's catalog record (None: the `QUANTIZED_CHECKPOINT`
+    placeholder)."""
     m = p.model
     need = _needs_checkpoint(p, engine)
     if need is None:
-        return m.hf_id, None
+        return _own_path(m), None, m
     from objectives.catalog.names import quant_from_suffix
     what = f"weight_dtype={p.weight_dtype!r} act_dtype={p.act_dtype!r}"
     for name in catalog.models():
@@ -810,24 +814,76 @@ def served_checkpoint(p: Plan, engine: str) -> tuple[str, str | None]:
         except catalog.CatalogError:
             continue
         return r.hf_id, (f"{what}: serving {r.hf_id}, the catalog's {r.quant_scheme} checkpoint of {m.name}, in "
-                         f"place of {m.hf_id} (which {engine} does not quantize to this format online)")
-    return QUANTIZED_CHECKPOINT, (f"{what}: {engine} does not quantize {m.hf_id} to this format online and the "
+                         f"place of {_own_path(m)} (which {engine} does not quantize to this format online)"), r
+    return QUANTIZED_CHECKPOINT, (f"{what}: {engine} does not quantize {_own_path(m)} to this format online and the "
                                   f"catalog ships no such checkpoint of it: replace {QUANTIZED_CHECKPOINT} in the "
-                                  f"serve and benchmark commands by the local path or Hugging Face id of {need}")
+                                  f"serve and benchmark commands by the local path or Hugging Face id of {need}"), None
+
+
+def served_checkpoint(p: Plan, engine: str) -> tuple[str, str | None]:
+    """(the model path ``engine``'s serve and benchmark commands name, a note or None). The model's own Hugging
+    Face id (a model read from a local config.json: its folder's path) where its checkpoint runs the plan's (weight,
+    activation) format (16-bit, the formats the engines
+    quantize online: vLLM's / SGLang's fp8, or the checkpoint's own format); else a quantized checkpoint of the
+    same model the catalog ships in that format (its id: "nvidia/Llama-3.1-70B-Instruct-FP8" for Llama-3.1-70B
+    fp8 on TensorRT-LLM, `_checkpoint_fits`), else `QUANTIZED_CHECKPOINT`, which the note says to replace: the
+    commands never launch the 16-bit checkpoint with a flag that cannot load it (vLLM / SGLang ``--quantization
+    awq_marlin`` on a bf16 checkpoint fails at load; TensorRT-LLM would serve it in 16 bits)."""
+    path, note, _ = _served(p, engine)
+    return path, note
+
+
+def served_name(p: Plan, engine: str) -> str:
+    """The one model name the deployment's API answers to and the benchmark sends: the (decode) plan's served
+    checkpoint. A disaggregated deployment's prefill pool may serve another checkpoint (its own format): every
+    vLLM / SGLang worker then gets ``--served-model-name`` this name (`_served_name_args`), since vLLM answers a
+    request naming a model it does not serve with 404 (vllm/entrypoints/openai/serving_engine.py,
+    ``OpenAIServing._check_model``) and the PD router forwards the request body to the prefill worker first."""
+    return served_checkpoint(p, engine)[0]
+
+
+#: The activation dtype a checkpoint scheme's GEMMs compute in where the engine runs it from that checkpoint (None:
+#: the plan's own, as vLLM / SGLang choose it by flag): ModelOpt FP8 (W8A8, TensorRT-LLM's FP8 GEMMs), NVFP4 (W4A4),
+#: W4A16_NVFP4, INT8_SQ (W8A8) and the weight-only schemes (`catalog.quant.MODELOPT_ALGOS`,
+#: `WEIGHT_ONLY_INT8_SCHEMES`)
+SCHEME_ACT: dict[str, str] = {"fp8_per_tensor": "fp8", "fp8_per_channel": "fp8", "fp8_block": "fp8",
+                              "nvfp4": "fp4", "nvfp4_w4a16": "bf16", "int8_sq": "int8", "int8_wo": "bf16",
+                              "int8_gptq": "bf16", "int4_awq": "bf16", "int4_gptq": "bf16", "int4_wo": "bf16"}
+
+
+def _act_note(p: Plan, engine: str, r: catalog.Model | None) -> str | None:
+    """A note where the served checkpoint ``r`` computes in another activation dtype than the plan's, which the
+    study's prediction assumed (TensorRT-LLM reads the format from the checkpoint, with no flag; vLLM / SGLang read
+    the model's own checkpoint's quantization_config where `_quant_flag` gives none)."""
+    if r is None or r.quant_weight_dtype != p.weight_dtype:
+        return None
+    act = SCHEME_ACT.get(r.quant_scheme)
+    mine = p.act_dtype if p.act_dtype not in (None, "fp16") else "bf16"
+    if act is None or act == mine:
+        return None
+    if engine != "trtllm" and r is not p.model:
+        return None  # a catalog release for the flag's format (`_checkpoint_fits` keeps its scheme)
+    return (f"{engine} runs {_own_path(r)} ({r.quant_scheme}) with {act} activations: the study's "
+            f"weight_dtype={p.weight_dtype!r} act_dtype={p.act_dtype!r} prediction assumed {mine} activations")
 
 
 def _quant_value(c: _Ctx) -> str | None:
     fmt = (c.p.weight_dtype, c.p.act_dtype)
-    if (note := served_checkpoint(c.p, c.engine)[1]) is not None:
+    _, note, r = _served(c.p, c.engine)
+    if note is not None:
         c.notes.append(note)
     if c.engine == "trtllm":
         if fmt == ("fp4", "bf16") and not _mxfp4_checkpoint(c.p.model, c.p.weight_dtype):
             raise DeployError(f"trtllm cannot run {c.p.model.name} from an NVFP4 checkpoint with 16-bit compute "
                               "(weight_dtype='fp4', act_dtype='bf16'): its FP4 GEMMs need Blackwell; an MXFP4 "
                               "checkpoint (W4A16_MXFP4) or vLLM / SGLang (FP4 Marlin) can")
+        if (act := _act_note(c.p, c.engine, r)) is not None:
+            c.notes.append(act)
         return None
-    q = _quant_flag(c)
-    if fmt == ("fp8", "bf16") and c.p.gpu.supports("fp8"):
+    q = _quant_flag(c, r)
+    if q is None and r is c.p.model and (act := _act_note(c.p, c.engine, r)) is not None:
+        c.notes.append(act)     # the model's own checkpoint, read without a flag: its scheme sets the activations
+    if q is not None and fmt == ("fp8", "bf16") and c.p.gpu.supports("fp8"):
         c.notes.append(f"{c.engine} --quantization fp8 computes in fp8 on {c.p.gpu.name} (fp8 tensor cores); the "
                        "study's w8a16 (weight-only) prediction is then pessimistic")
     if q is not None:
@@ -840,21 +896,36 @@ def _mxfp4_checkpoint(m: catalog.Model, weight_dtype: str) -> bool:
     return m.quant_scheme == "mxfp4" and m.quant_weight_dtype == weight_dtype
 
 
-def _quant_flag(c: _Ctx) -> str | None:
+#: The checkpoint quantization method (`catalog.Model.quant_method`) each ``--quantization`` value loads: vLLM
+#: refuses a flag naming another method than the checkpoint config's at start-up (vllm/config/model.py
+#: ``ModelConfig._verify_quantization``) unless the flag's config overrides it (``awq_marlin`` overrides "awq"
+#: checkpoints, AWQMarlinConfig.override_quantization_method; ``modelopt_fp4`` ModelOpt ones,
+#: ModelOptNvFp4Config.override_quantization_method)
+FLAG_METHOD: dict[str, str] = {"awq_marlin": "awq", "modelopt_fp4": "modelopt", "fp8": "fp8",
+                               "w8a8_int8": "w8a8_int8"}
+
+
+def _quant_flag(c: _Ctx, served: catalog.Model | None = None) -> str | None:
     """vLLM's / SGLang's ``--quantization`` value for the plan's format (`QUANT`): none for an MXFP4 checkpoint,
     whose own quantization_config both engines detect (``--quantization modelopt_fp4`` would load it as NVFP4), nor
-    for the model's own checkpoint of the format in a scheme the flag does not read (`CHECKPOINT_SCHEMES`)."""
+    for a served checkpoint (``served``: `_served`'s record; default the model's own) of the format in a scheme
+    the flag does not read (`CHECKPOINT_SCHEMES`) or another quantization method than the flag's (`FLAG_METHOD`:
+    a compressed-tensors NVFP4 checkpoint, read from its own quantization_config)."""
     m, fmt = c.p.model, (c.p.weight_dtype, c.p.act_dtype)
+    r = m if served is None else served
     if _mxfp4_checkpoint(m, c.p.weight_dtype):
         return None
-    if m.quant_weight_dtype == c.p.weight_dtype and m.quant_scheme not in CHECKPOINT_SCHEMES.get(fmt, (m.quant_scheme,)):
-        # the model's own checkpoint in another method than the flag's (Kimi-K2.5's compressed-tensors W4A16, a
-        # GPTQ release): the engine reads its quantization_config, and refuses a --quantization naming another
-        # method at start-up (vLLM vllm/config/model.py ModelConfig._verify_quantization, "Quantization method
-        # specified in the model config (...) does not match ..."; awq_marlin overrides "awq" checkpoints only,
-        # AWQMarlinConfig.override_quantization_method)
+    q = QUANT[fmt][c.engine]
+    if r.quant_weight_dtype == c.p.weight_dtype and (
+            r.quant_scheme not in CHECKPOINT_SCHEMES.get(fmt, (r.quant_scheme,))
+            or (q is not None and r.quant_method not in ("", FLAG_METHOD.get(q, q)))):
+        # the checkpoint in another method than the flag's (Kimi-K2.5's compressed-tensors W4A16, a GPTQ
+        # release, a compressed-tensors NVFP4 one): the engine reads its quantization_config, and refuses a
+        # --quantization naming another method at start-up (vLLM vllm/config/model.py
+        # ModelConfig._verify_quantization, "Quantization method specified in the model config (...) does not
+        # match ..."; awq_marlin overrides "awq" checkpoints only, AWQMarlinConfig.override_quantization_method)
         return None
-    return QUANT[fmt][c.engine]
+    return q
 
 
 def _check_parallel(c: _Ctx) -> None:
@@ -1041,6 +1112,8 @@ def _vllm_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     p = c.p
     argv: list[Any] = ["vllm", "serve", served_checkpoint(p, c.engine)[0], "--host", "0.0.0.0", "--port", port,
                        "--tensor-parallel-size", p.tp, "--pipeline-parallel-size", p.pp]
+    if c.served_name:
+        argv += ["--served-model-name", c.served_name]
     if p.attn_dp > 1:
         argv += ["--data-parallel-size", p.attn_dp]
     if p.ep > 1:
@@ -1111,7 +1184,7 @@ def _kv_quant_args(c: _Ctx, replica: int) -> list[Any]:
     kv = _kv_value(c)
     if kv and kv != "auto":
         argv += ["--kv-cache-dtype", c.choice("serve", "--kv-cache-dtype", kv, f"kv_dtype={c.p.kv_dtype!r}")]
-    q = _quant_value(c) if replica == 0 else _quant_flag(c)
+    q = _quant_value(c) if replica == 0 else _quant_flag(c, _served(c.p, c.engine)[2])
     if q:
         argv += ["--quantization", q]
     return argv
@@ -1122,6 +1195,8 @@ def _sglang_serve(c: _Ctx, port: int, role: str, replica: int) -> Command:
     argv: list[Any] = ["python", "-m", "sglang.launch_server", "--model-path", served_checkpoint(p, c.engine)[0],
                        "--host", "0.0.0.0",
                        "--port", port, "--tp-size", p.tp * p.attn_dp, "--pp-size", p.pp]
+    if c.served_name:
+        argv += ["--served-model-name", c.served_name]
     if p.attn_dp > 1:
         argv += ["--enable-dp-attention", "--dp-size", p.attn_dp]
     if p.ep > 1:
@@ -1353,6 +1428,18 @@ def build(p: Plan, engine: str, version: str, lists: dict[str, FlagList], notes:
     engine)`): a missing ``kv_dtype`` is the KV cache the study priced on that engine (`_study_kv`)."""
     c = _Ctx(p, engine, version, lists, notes, host=host, base_port=base_port, max_len=max_len,
              dp_stride=max(p.attn_dp, p.pool("prefill").attn_dp))
+    if p.mode == "disagg" and served_checkpoint(p.pool("prefill"), engine)[0] != served_checkpoint(p, engine)[0]:
+        # the pools serve different checkpoints (the prefill pool's own format): one API name for both, the one
+        # the benchmark sends (`served_name`)
+        if engine == "trtllm":
+            # trtllm-serve has no served-model-name option (its recorded flags,
+            # objectives/data/engine_flags/trtllm-main-*.json): each worker answers to its checkpoint's path
+            notes.append(f"the prefill pool serves {served_checkpoint(p.pool('prefill'), engine)[0]} and the "
+                         f"decode pool {served_checkpoint(p, engine)[0]}: trtllm-serve has no served-model-name "
+                         "option, so requests naming the decode pool's model may be refused by the prefill "
+                         "workers; serve both pools from one checkpoint path")
+        else:
+            c.served_name = served_name(p, engine)
     files: dict[str, str] = {}
     servers: list[Command] = []
     roles = (["prefill"] * p.prefill_replicas + ["decode"] * (p.dp - p.prefill_replicas)) if p.mode == "disagg" \

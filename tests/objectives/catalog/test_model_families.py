@@ -371,10 +371,10 @@ def test_kimi_k2_thinking_is_its_int4_checkpoint_not_the_fp8_instruct_one():
     # its ignore list keeps attention, shared experts and the dense first layer's MLP in 16 bits (Kimi-K2.5's)
     kept = (m.attn_16bit_weights, m.shared_16bit_share, m.dense_mlp_16bit_share)
     assert kept == (k25.attn_16bit_weights, k25.shared_16bit_share, k25.dense_mlp_16bit_share) == (True, 1.0, 1.0)
-    assert dataclasses.replace(m, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
+    assert dataclasses.replace(m, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="", quant_method="",
                                max_position=0, attn_16bit_weights=False, shared_16bit_share=0.0,
                                dense_mlp_16bit_share=0.0, attn_quant_shares=()) == \
-        dataclasses.replace(k2, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="",
+        dataclasses.replace(k2, name="", hf_id="", aliases=(), source="", quant_weight_dtype="", quant_scheme="", quant_method="",
                             max_position=0)
     assert cat.model("moonshotai/Kimi-K2-Instruct-0905").name == "Kimi-K2"
 
@@ -689,7 +689,7 @@ def test_step_3_7_flash_dense_leading_layers_shared_expert_and_window():
     fp8 = catalog.model("stepfun-ai/Step-3.7-Flash-FP8")
     assert (fp8.quant_weight_dtype, fp8.quant_scheme) == ("fp8", "fp8_block")
     assert dataclasses.replace(fp8, name=m.name, hf_id=m.hf_id, source=m.source, quant_weight_dtype="",
-                               quant_scheme="") == m
+                               quant_scheme="", quant_method="") == m
     # Step-3.5-Flash's spellings read the same: KV groups, expert counts, the MoE layers listed, and layer_types
     # covering the three multi-token-prediction layers too
     cfg = _cfg("Step-3.7-Flash")
@@ -814,7 +814,7 @@ def test_gemma_4_full_and_window_layers_have_their_own_kv_heads_and_head_widths(
     fp4 = catalog.model("nvidia/Gemma-4-26B-A4B-NVFP4")
     assert (fp4.quant_weight_dtype, fp4.quant_scheme, fp4.quant_kv_dtype) == ("fp4", "nvfp4", "fp8")
     assert dataclasses.replace(fp4, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
-                               quant_weight_dtype="", quant_scheme="", quant_kv_dtype="",
+                               quant_weight_dtype="", quant_scheme="", quant_method="", quant_kv_dtype="",
                                attn_16bit_weights=False, shared_16bit_share=0.0, attn_quant_shares=()) == m
 
 
@@ -838,7 +838,7 @@ def test_gemma_4_31b_reads_the_dense_shape_and_keeps_the_nvfp4_attention_in_16_b
     assert "quantization_config" not in _raw("gemma-4-31B-it") and "derived from" in _raw("gemma-4-31B-it")[
         "copied_from"]
     assert dataclasses.replace(fp4, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
-                               quant_weight_dtype="", quant_scheme="", quant_kv_dtype="",
+                               quant_weight_dtype="", quant_scheme="", quant_method="", quant_kv_dtype="",
                                attn_16bit_weights=False) == m
     assert (fp4.quant_weight_dtype, fp4.quant_kv_dtype, fp4.attn_16bit_weights) == ("fp4", "fp8", True)
     # read off the exclude list, not assumed: a dense NVFP4 checkpoint that quantizes its attention has no flag
@@ -1107,7 +1107,7 @@ def test_minimax_m3_reads_its_sparse_attention_and_counts_by_hand():
     q = catalog.model("nvidia/MiniMax-M3-NVFP4")
     assert (m.n_mtp_layers, q.n_mtp_layers) == (1, 0)
     assert dataclasses.replace(q, name=m.name, hf_id=m.hf_id, aliases=m.aliases, source=m.source,
-                               architecture=m.architecture, quant_weight_dtype="", quant_scheme="",
+                               architecture=m.architecture, quant_weight_dtype="", quant_scheme="", quant_method="",
                                dense_weight_dtype="", multimodal=False, attn_quant_shares=(), n_mtp_layers=1) == m
     assert (q.quant_weight_dtype, q.quant_scheme, q.dense_weight_dtype, q.multimodal) == ("fp4", "nvfp4", "fp8", True)
 

@@ -1058,3 +1058,79 @@ def test_an_eagle_draft_launches_the_eagle3_head_the_catalog_names():
     # every listed base is a catalog checkpoint (a renamed or removed model would leave a dead entry)
     ids = {catalog.model(m).hf_id for m in catalog.models()}
     assert set(builders.EAGLE3_HEADS) <= ids
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_disaggregated_pools_serving_different_checkpoints_answer_to_one_name(engine):
+    """A prefill pool in fp8 (GLM-5.1's own checkpoint, online fp8) beside an NVFP4 decode pool (nvidia/GLM-5.1-NVFP4):
+    the benchmark's requests name one model, which vLLM checks (`OpenAIServing._check_model`: 404 for another) on
+    the prefill worker the PD router sends them to first, so every worker serves under that one name."""
+    cfg = {"gpu": "B200", "tp": 8, "dp": 2, "mode": "disagg", "prefill_replicas": 1, "weight_dtype": "fp4",
+           "act_dtype": "fp4", "kv_dtype": "fp8", "prefill_weight_dtype": "fp8", "prefill_act_dtype": "fp8"}
+    d = deploy.commands(cfg, engine=engine, model="GLM-5.1", workload=WORKLOAD)
+    pre, dec = d.servers[0], d.servers[-1]
+    assert "zai-org/GLM-5.1" in pre.argv and "nvidia/GLM-5.1-NVFP4" in dec.argv
+    for s in d.servers:
+        assert "--served-model-name nvidia/GLM-5.1-NVFP4" in _words(s)
+    assert "--model nvidia/GLM-5.1-NVFP4" in _words(d.benchmark)
+    assert not d.check()
+    agg = deploy.commands({k: v for k, v in cfg.items() if k not in ("prefill_weight_dtype", "prefill_act_dtype")},
+                          engine=engine, model="GLM-5.1", workload=WORKLOAD)
+    assert not any("--served-model-name" in s.argv for s in agg.servers)   # one checkpoint: its own name
+
+
+def _ct_nvfp4_config(tmp_path) -> str:
+    """Qwen3-32B's config.json with a compressed-tensors NVFP4 quantization_config, in a folder of its own."""
+    src = json.loads((ROOT / "objectives" / "data" / "models" / "Qwen3-32B.json").read_text())
+    cfg = {k: v for k, v in src.items() if k not in ("name", "hf_id", "aliases", "source", "copied_from")}
+    cfg["quantization_config"] = {"quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized",
+                                  "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "float",
+                                                                            "group_size": 16},
+                                                                "input_activations": {"num_bits": 4,
+                                                                                      "type": "float"}}}}
+    folder = tmp_path / "qwen3-32b-nvfp4-ct"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return str(folder)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_a_compressed_tensors_nvfp4_checkpoint_gets_no_modelopt_flag_and_is_served_from_its_folder(engine, tmp_path):
+    """vLLM's ModelConfig._verify_quantization refuses --quantization modelopt_fp4 on a compressed-tensors config (only
+    ModelOpt configs are overridden): the checkpoint's own quantization_config is read. A model read from a local
+    config.json (hf_id "") is served, and benchmarked, from that folder's path, never ``vllm serve ''``."""
+    folder = _ct_nvfp4_config(tmp_path)
+    d = deploy.commands({"gpu": "B200", "tp": 1, "weight_dtype": "fp4", "act_dtype": "fp4"}, engine=engine,
+                        model=folder, workload=WORKLOAD)
+    assert "--quantization" not in _words(d.servers[0])
+    assert d.checkpoint == folder and folder in d.servers[0].argv and folder in d.benchmark.argv
+    assert "" not in d.servers[0].argv and "" not in d.benchmark.argv
+    assert catalog.model(folder).quant_method == "compressed-tensors"
+    # a ModelOpt NVFP4 release keeps the flag (ModelOptNvFp4Config overrides its own method)
+    nv = deploy.commands({"gpu": "B200", "tp": 8, "weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8"},
+                         engine=engine, model="GLM-5.1", workload=WORKLOAD)
+    assert "--quantization modelopt_fp4" in _words(nv.servers[0])
+
+
+def test_trtllm_notes_an_fp8_checkpoint_computing_in_fp8_for_a_weight_only_trial():
+    """TensorRT-LLM serves Llama-3.1-70B's fp8-weight / bf16-activation trial from NVIDIA's ModelOpt FP8 (W8A8)
+    checkpoint: the run computes in fp8, which the plan's notes say (the study priced W8A16)."""
+    cfg, model = TRIALS["dense_tp_pp"]
+    w8a16 = deploy.commands({**cfg, "act_dtype": "bf16"}, engine="trtllm", model=model, workload=WORKLOAD)
+    assert w8a16.checkpoint == "nvidia/Llama-3.1-70B-Instruct-FP8"
+    assert any("fp8 activations" in n and "assumed bf16" in n for n in w8a16.notes)
+    w8a8 = deploy.commands({**cfg, "act_dtype": "fp8"}, engine="trtllm", model=model, workload=WORKLOAD)
+    assert not any("activations: the study" in n for n in w8a8.notes)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_a_models_own_w4a16_nvfp4_checkpoint_notes_its_16_bit_activations_for_an_fp4_trial(engine):
+    """Qwen3.6-27B-NVFP4 is a ModelOpt W4A16_NVFP4 checkpoint: served as it is (no flag) for an fp4 / fp4 trial, the
+    engine computes with 16-bit activations, which the notes say."""
+    d = deploy.commands({"gpu": "B200", "tp": 1, "weight_dtype": "fp4", "act_dtype": "fp4"}, engine=engine,
+                        model="Qwen3.6-27B-NVFP4", workload=WORKLOAD)
+    assert "--quantization" not in _words(d.servers[0])
+    assert any("bf16 activations" in n and "assumed fp4" in n for n in d.notes)
+    w4a16 = deploy.commands({"gpu": "B200", "tp": 1, "weight_dtype": "fp4", "act_dtype": "bf16"}, engine=engine,
+                            model="Qwen3.6-27B-NVFP4", workload=WORKLOAD)
+    assert not any("activations: the study" in n for n in w4a16.notes)
