@@ -294,7 +294,9 @@ def commands(config: Mapping[str, Any], *, engine: str, version: str | None = No
                    servers=servers, router=router, benchmark=bench, files=files,
                    predicted={k: pred[k] for k in ("ttft_ms", "tpot_ms", "ttft_ms_p99", "tpot_ms_p99",
                                                    "throughput_tok_s") if k in pred},
-                   notes=list(dict.fromkeys(notes)), flag_lists=labels, checkpoint=served_checkpoint(p, engine)[0])
+                   notes=list(dict.fromkeys(notes)), flag_lists=labels, checkpoint=served_checkpoint(p, engine)[0],
+                   pool_checkpoints={r: served_checkpoint(p.pool(r), engine)[0] for r in ("prefill", "decode")}
+                   if p.mode == "disagg" else {})
     bad = d.check()
     if bad:   # a builder emitted a flag its engine's list does not have: a defect here, never the user's input
         raise DeployError(f"internal: flags not in the {engine} {version} flag list: {bad}")

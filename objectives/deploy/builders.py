@@ -250,6 +250,8 @@ class Deployment:
     #: the model path the commands serve (`served_checkpoint`: ``hf_id``, a quantized checkpoint of the model in the
     #: trial's format, or the `QUANTIZED_CHECKPOINT` placeholder); "": ``hf_id``
     checkpoint: str = ""
+    #: a disaggregated deployment's served checkpoint per pool ({"prefill": ..., "decode": ...}); empty: one, `checkpoint`
+    pool_checkpoints: dict[str, str] = field(default_factory=dict)
 
     @property
     def commands(self) -> list[Command]:
@@ -308,7 +310,8 @@ class Deployment:
         meta = d / "deployment.json"
         meta.write_text(json.dumps({
             "engine": self.engine, "version": self.version, "model": self.model, "hf_id": self.hf_id,
-            "checkpoint": self.checkpoint or self.hf_id, "config": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.config.items()},
+            "checkpoint": self.checkpoint or self.hf_id,
+            **({"pool_checkpoints": dict(self.pool_checkpoints)} if self.pool_checkpoints else {}), "config": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.config.items()},
             "commands": [{"role": c.role, "argv": list(c.argv), "env": dict(c.env), "checked_against": c.checked_against,
                           **({"launcher": list(c.launcher)} if c.launcher else {}), **({"node": c.node} if c.node else {})}
                          for c in self.commands],

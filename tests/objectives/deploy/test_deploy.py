@@ -1061,7 +1061,7 @@ def test_an_eagle_draft_launches_the_eagle3_head_the_catalog_names():
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
-def test_disaggregated_pools_serving_different_checkpoints_answer_to_one_name(engine):
+def test_disaggregated_pools_serving_different_checkpoints_answer_to_one_name(engine, tmp_path):
     """A prefill pool in fp8 (GLM-5.1's own checkpoint, online fp8) beside an NVFP4 decode pool (nvidia/GLM-5.1-NVFP4):
     the benchmark's requests name one model, which vLLM checks (`OpenAIServing._check_model`: 404 for another) on
     the prefill worker the PD router sends them to first, so every worker serves under that one name."""
@@ -1074,6 +1074,9 @@ def test_disaggregated_pools_serving_different_checkpoints_answer_to_one_name(en
         assert "--served-model-name nvidia/GLM-5.1-NVFP4" in _words(s)
     assert "--model nvidia/GLM-5.1-NVFP4" in _words(d.benchmark)
     assert not d.check()
+    d.write(tmp_path)
+    meta = json.loads((tmp_path / "deployment.json").read_text())
+    assert meta["pool_checkpoints"] == {"prefill": "zai-org/GLM-5.1", "decode": "nvidia/GLM-5.1-NVFP4"}
     agg = deploy.commands({k: v for k, v in cfg.items() if k not in ("prefill_weight_dtype", "prefill_act_dtype")},
                           engine=engine, model="GLM-5.1", workload=WORKLOAD)
     assert not any("--served-model-name" in s.argv for s in agg.servers)   # one checkpoint: its own name
