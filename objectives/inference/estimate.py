@@ -1457,7 +1457,7 @@ def arrival_decode_rows(p: Prepared) -> np.ndarray:
     return np.asarray(p.coeffs.prefill_alone) > 0
 
 
-def arrival_iter_s(p: Prepared, N: Num, isl: Num, osl: Num, iter_s: Num, L: Num) -> Num:
+def arrival_iter_s(p: Prepared, N: Num, isl: Num, osl: Num, iter_s: Num, L: Num, dec_s: Num = None) -> Num:
     """The iteration (s, per row) that `arrival_wait_iters` counts beyond the half in progress that
     `round_prompt_work` prices: the mean one, `iter_s`; where the engine runs prefill batches alone
     (``Coeffs.prefill_alone``: SGLang) a decode step of the N sequences (`decode_step_work`; `L`: a pipeline's
@@ -1465,11 +1465,14 @@ def arrival_iter_s(p: Prepared, N: Num, isl: Num, osl: Num, iter_s: Num, L: Num)
     while a prefill batch runs queue for it (`lockstep.round_queue`'s burst): the iteration a prompt finds in
     progress, and the one the overlap scheduler formed before receiving it (``Scheduler.event_loop_overlap``), are
     the decode steps that run while it travels, not the cycle's mean (the round's prefill batches in it: at
-    2048/2, 32 clients, 112 against 8 ms)."""
+    2048/2, 32 clients, 112 against 8 ms). `dec_s`: that decode step's time where the caller priced it (None:
+    priced here)."""
     alone = arrival_decode_rows(p)
     if not np.any(alone):
         return iter_s
-    return np.where(alone, replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True), iter_s)
+    if dec_s is None:
+        dec_s = replica_time_s(p, *decode_step_work(N, isl, osl), L, whole=True)
+    return np.where(alone, dec_s, iter_s)
 
 
 def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, n_it: Num = None,
@@ -1507,7 +1510,7 @@ def _run_ttft_s(p: Prepared, N: Num, isl: Num, osl: Num, mnt: Num, iter_s: Num, 
     arrival = arrival_wait_iters(p, N)
     steady = (k0 * chunk_pass_s(p, t_s, *own[:4], L) + k_own * t_s
               + sum(k * wait_s(w) for w, k in waits)
-              + (arrival - 0.5) * arrival_iter_s(p, N, isl, osl, iter_s, L))
+              + (arrival - 0.5) * arrival_iter_s(p, N, isl, osl, iter_s, L, dec_s))
     if p.solo is not None:     # attention-DP ranks in lockstep: the round's steps as the other ranks fill them
         scale, k_dec, k_win, t_dec, excess, on = lockstep_steady_terms(p, N, isl, osl, mnt, own, t_s, L, n_it)
         if np.any(on):
